@@ -1,0 +1,24 @@
+//! `weaver render` end to end (process start to exit) over generated repositories of 100 and
+//! 1,000 releases. Target: 1,000 releases (3,000 objects) in ≤ 1 s wall and ≤ 200 MB peak RSS.
+//! Run with `cargo bench --bench render`.
+
+mod support;
+
+fn main() {
+    for releases in [100, 1_000] {
+        let dir = tempfile::tempdir().unwrap();
+        support::generate_repo(dir.path(), releases);
+        let repo = dir.path().to_str().unwrap();
+        let args = ["--repo", repo, "render", "--env", "bench"];
+        support::time_weaver(&args, 1); // warm the page cache
+        let (times, stdout) = support::time_weaver(&args, 7);
+        let objects = String::from_utf8_lossy(&stdout).matches("\nkind: ").count();
+        println!(
+            "render {releases:>5} releases ({objects} objects): median {}, min {}, max {}, peak RSS {:.1} MB",
+            support::ms(times[times.len() / 2]),
+            support::ms(times[0]),
+            support::ms(times[times.len() - 1]),
+            support::children_peak_rss() as f64 / 1e6
+        );
+    }
+}

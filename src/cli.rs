@@ -1,0 +1,92 @@
+//! Command-line definitions (clap only; behaviour lives in `commands`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weaver",
+    version,
+    about = "Render, diff and apply Kubernetes releases from a git repository",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The weaver repository to read
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+    /// When to colour output
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// Say more about what weaver does (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an environment's Kubernetes objects
+    Render(RenderArgs),
+    /// List environments with their releases, charts and namespaces
+    Envs(EnvsArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+/// Which releases of which environment a command works on.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// The environment (a file environments/<ENV>.yaml)
+    #[arg(short, long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Only this release (repeatable)
+    #[arg(short = 'r', long = "release", value_name = "NAME")]
+    pub releases: Vec<String>,
+    /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Write one file per object, DIR/<release>/<kind>-<name>.yaml, instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvsArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate completions for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

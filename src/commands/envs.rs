@@ -1,0 +1,64 @@
+//! `weaver envs`: environments, their releases, charts and namespaces.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::{Style, Ui, open_project};
+use crate::cli::{EnvsArgs, GlobalArgs, ListFormat};
+use crate::error::Result;
+
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
+    let project = open_project(global);
+    let mut environments = Vec::new();
+    for name in project.environment_names()? {
+        environments.push(project.environment(&name)?);
+    }
+    let output = match args.output {
+        ListFormat::Json => {
+            let list: Vec<_> = environments
+                .iter()
+                .map(|e| {
+                    json!({
+                        "name": e.name,
+                        "abstract": e.is_abstract,
+                        "extends": e.files.get(1).and_then(|f| f.file_stem()).map(|s| s.to_string_lossy()),
+                        "context": e.context,
+                        "namespace": e.namespace,
+                        "releases": e.releases.iter().map(|r| json!({
+                            "name": r.name, "chart": r.chart, "namespace": r.namespace,
+                            "needs": r.needs, "labels": r.labels, "installed": r.installed,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            serde_json::to_string_pretty(&json!({ "environments": list })).expect("JSON values serialize") + "\n"
+        }
+        ListFormat::Text => {
+            let mut rows = vec![["ENVIRONMENT", "RELEASE", "CHART", "NAMESPACE", "NEEDS"].map(String::from).to_vec()];
+            for env in &environments {
+                let env_label = if env.is_abstract { format!("{} (abstract)", env.name) } else { env.name.clone() };
+                if env.releases.is_empty() {
+                    rows.push(vec![env_label.clone(), "-".into(), "-".into(), env.namespace.clone(), "-".into()]);
+                }
+                for r in &env.releases {
+                    let name = if r.installed { r.name.clone() } else { format!("{} (not installed)", r.name) };
+                    let needs = if r.needs.is_empty() { "-".to_string() } else { r.needs.join(",") };
+                    rows.push(vec![env_label.clone(), name, r.chart.clone(), r.namespace.clone(), needs]);
+                }
+            }
+            let widths: Vec<usize> =
+                (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+            let mut text = String::new();
+            for (i, row) in rows.iter().enumerate() {
+                let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+                let line = line.join("  ").trim_end().to_string();
+                text.push_str(&if i == 0 { ui.paint(ui.color_stdout, Style::Bold, &line) } else { line });
+                text.push('\n');
+            }
+            text
+        }
+    };
+    super::write_stdout(output.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,127 @@
+//! One file per subcommand. Commands parse nothing and compute little: they call domain
+//! modules and format what those return. This is the only layer that prints.
+
+pub mod completions;
+pub mod envs;
+pub mod render;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::cli::{Cli, ColorChoice, Command, GlobalArgs};
+use crate::error::Error;
+use crate::project::{FsSource, Project};
+
+/// How output should look, decided once per run.
+#[derive(Debug, Clone)]
+pub struct Ui {
+    pub color_stdout: bool,
+    pub color_stderr: bool,
+    pub verbose: u8,
+}
+
+impl Ui {
+    pub fn new(global: &GlobalArgs) -> Self {
+        // NO_COLOR (https://no-color.org): any non-empty value disables automatic colour.
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |tty: bool| match global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        Ui {
+            color_stdout: decide(std::io::stdout().is_terminal()),
+            color_stderr: decide(std::io::stderr().is_terminal()),
+            verbose: global.verbose,
+        }
+    }
+
+    pub fn paint(&self, on: bool, style: Style, text: &str) -> String {
+        if on { format!("\x1b[{}m{text}\x1b[0m", style.code()) } else { text.to_string() }
+    }
+
+    /// A progress or diagnostic line on stderr, shown with `-v`.
+    pub fn info(&self, message: &str) {
+        if self.verbose > 0 {
+            eprintln!("{} {message}", self.paint(self.color_stderr, Style::Dim, "weaver:"));
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        eprintln!("{} {message}", self.paint(self.color_stderr, Style::Yellow, "warning:"));
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Style {
+    Bold,
+    Dim,
+    Red,
+    Green,
+    Yellow,
+    Cyan,
+}
+
+impl Style {
+    fn code(self) -> &'static str {
+        match self {
+            Style::Bold => "1",
+            Style::Dim => "2",
+            Style::Red => "31",
+            Style::Green => "32",
+            Style::Yellow => "33",
+            Style::Cyan => "36",
+        }
+    }
+}
+
+pub fn open_project(global: &GlobalArgs) -> Project {
+    Project::new(Arc::new(FsSource::new(&global.repo)))
+}
+
+/// Runs a parsed command line; returns the process exit code (0 ok, 2 changes found, 1 error).
+pub fn run(cli: Cli) -> ExitCode {
+    let ui = Ui::new(&cli.global);
+    let result = match &cli.command {
+        Command::Render(args) => render::run(&cli.global, &ui, args),
+        Command::Envs(args) => envs::run(&cli.global, &ui, args),
+        Command::Completions(args) => completions::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            report_error(&ui, &err);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The one place errors are printed: the message with its location, the help, then causes.
+pub fn report_error(ui: &Ui, err: &Error) {
+    let mut text = format!("{} {err}\n", ui.paint(ui.color_stderr, Style::Red, "error:"));
+    if let Some(help) = &err.help {
+        text.push_str(&format!(
+            "  {} {}\n",
+            ui.paint(ui.color_stderr, Style::Cyan, "help:"),
+            help.replace('\n', "\n        ")
+        ));
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!("  caused by: {cause}\n"));
+        source = cause.source();
+    }
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.
+pub fn write_stdout(bytes: &[u8]) -> crate::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::new(format!("cannot write to standard output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,99 @@
+//! `weaver render`: print (or write) an environment's objects.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::Map;
+
+use super::{Ui, open_project};
+use crate::cli::{GlobalArgs, RenderArgs, SelectArgs};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::project::{Environment, Project, Selector, select_releases};
+use crate::render::Rendered;
+
+/// Loads the environment, selects releases and renders them: the desired state every command
+/// starts from.
+pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Result<(Project, Environment, Rendered)> {
+    let project = open_project(global);
+    let env = project.environment(&select.env)?;
+    if env.is_abstract {
+        let concrete: Vec<String> = project
+            .environment_names()?
+            .into_iter()
+            .filter(|name| {
+                project.environment(name).is_ok_and(|e| !e.is_abstract && e.files.iter().any(|f| f == &env.files[0]))
+            })
+            .collect();
+        return Err(Error::new(format!(
+            "environment `{}` is abstract (a base for others) and is never deployed itself",
+            env.name
+        ))
+        .with_help(if concrete.is_empty() {
+            "pick a concrete environment (`weaver envs` lists them)".to_string()
+        } else {
+            format!("environments extending it: {}", concrete.join(", "))
+        }));
+    }
+    let selector = Selector::parse_all(&select.selectors)?;
+    let releases = select_releases(&env, &select.releases, &selector)?;
+    if releases.is_empty() {
+        ui.warn(&format!("no release of environment `{}` matches the selection", env.name));
+    }
+    let started = std::time::Instant::now();
+    let rendered = crate::render::render(&project, &env, &releases, &Map::new())?;
+    ui.info(&format!(
+        "rendered {} objects of {} releases in {:.0?}",
+        rendered.manifests().count(),
+        releases.len(),
+        started.elapsed()
+    ));
+    Ok((project, env, rendered))
+}
+
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
+    let (_, _, rendered) = desired_state(global, ui, &args.select)?;
+    match &args.output_dir {
+        Some(dir) => write_files(dir, &rendered)?,
+        None => super::write_stdout(to_stream(&rendered).as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A multi-document YAML stream; each document says which file and release it came from.
+pub fn to_stream(rendered: &Rendered) -> String {
+    let mut out = String::with_capacity(rendered.manifests().count() * 1024);
+    for m in rendered.manifests() {
+        out.push_str("---\n");
+        push_source_comment(&mut out, m);
+        crate::yaml::write_yaml(&mut out, &m.object);
+    }
+    out
+}
+
+fn push_source_comment(out: &mut String, m: &Manifest) {
+    out.push_str(&format!("# Source: {} (release {})\n", m.source.display(), m.release));
+}
+
+/// `DIR/<release>/<kind>-<name>.yaml`; two objects that would share a file are an error rather
+/// than one silently overwriting the other.
+fn write_files(dir: &Path, rendered: &Rendered) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for m in rendered.manifests() {
+        let relative = Path::new(&m.release).join(format!("{}-{}.yaml", m.kind().to_lowercase(), m.name()));
+        if !seen.insert(relative.clone()) {
+            return Err(Error::new(format!("two objects of release `{}` would both be written to {}", m.release, relative.display()))
+                .with_help("objects of one kind and name in different namespaces cannot be written with --output-dir; print them instead"));
+        }
+        let path = dir.join(&relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+        }
+        let mut text = String::new();
+        push_source_comment(&mut text, m);
+        crate::yaml::write_yaml(&mut text, &m.object);
+        std::fs::write(&path, text).map_err(|e| Error::io("write file", &path, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! The one error type that domain modules return. It carries *where* (file and line, or the
+//! object) and *how to fix it*; `crate::commands::report_error` is the one place that prints it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A position in a file of the repository, shown as `path:line:column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+}
+
+impl Location {
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Location { path: path.into(), line: None, column: None }
+    }
+
+    pub fn at(path: impl Into<PathBuf>, line: u64, column: u64) -> Self {
+        let known = |n: u64| (n > 0).then_some(n);
+        Location { path: path.into(), line: known(line), column: known(column) }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What went wrong, where, and (optionally) how to fix it.
+#[derive(Debug)]
+pub struct Error {
+    pub location: Option<Location>,
+    pub message: String,
+    pub help: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Error { location: None, message: message.into(), help: None, source: None }
+    }
+
+    pub fn at(location: Location, message: impl Into<String>) -> Self {
+        Error::new(message).with_location(location)
+    }
+
+    pub fn with_location(mut self, location: Location) -> Self {
+        self.location = Some(location);
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Wraps an I/O error on `path` with a message that says what was being done.
+    pub fn io(action: &str, path: &Path, err: std::io::Error) -> Self {
+        Error::at(Location::file(path), format!("cannot {action}: {}", io_reason(&err)))
+    }
+}
+
+/// The part of an I/O error worth showing, without Rust's "(os error 2)" suffix.
+fn io_reason(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => {
+            let text = err.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(location) => write!(f, "{location}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

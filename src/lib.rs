@@ -1,0 +1,13 @@
+//! weaver: environments, charts and age-encrypted secrets in a git repository, turned into
+//! Kubernetes objects. See README.md for the tour and DESIGN notes.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod manifest;
+pub mod patch;
+pub mod project;
+pub mod render;
+pub mod yaml;
+
+pub use error::{Error, Result};

@@ -1,0 +1,259 @@
+//! Kubernetes objects as weaver handles them: identity, scope and apply order.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_RELEASE: &str = "weaver.example.com/release";
+pub const LABEL_ENVIRONMENT: &str = "weaver.example.com/environment";
+pub const MANAGER: &str = "weaver";
+
+/// The API group of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
+pub fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+/// What identifies an object in a cluster: group, kind, namespace and name (not the version).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectKey {
+    /// `Deployment shop/web`, `ClusterRole reader`, with the group when not core (`Deployment.apps`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.kind)?;
+        if !self.group.is_empty() {
+            write!(f, ".{}", self.group)?;
+        }
+        match &self.namespace {
+            Some(ns) => write!(f, " {ns}/{}", self.name),
+            None => write!(f, " {}", self.name),
+        }
+    }
+}
+
+/// One rendered object, with the release and file it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub release: String,
+    /// The template (or CRD file) that produced it.
+    pub source: PathBuf,
+    pub object: Value,
+}
+
+fn str_at<'a>(object: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(object, |v, key| v.get(key))?.as_str()
+}
+
+impl Manifest {
+    pub fn api_version(&self) -> &str {
+        str_at(&self.object, &["apiVersion"]).unwrap_or_default()
+    }
+    pub fn kind(&self) -> &str {
+        str_at(&self.object, &["kind"]).unwrap_or_default()
+    }
+    pub fn name(&self) -> &str {
+        str_at(&self.object, &["metadata", "name"]).unwrap_or_default()
+    }
+    pub fn namespace(&self) -> Option<&str> {
+        str_at(&self.object, &["metadata", "namespace"])
+    }
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey {
+            group: api_group(self.api_version()).to_string(),
+            kind: self.kind().to_string(),
+            namespace: self.namespace().map(str::to_string),
+            name: self.name().to_string(),
+        }
+    }
+}
+
+/// Built-in kinds and whether they are namespaced, for offline use.
+/// Source: `kubectl api-resources` of Kubernetes 1.34.
+const BUILTIN_SCOPES: &[(&str, &str, bool)] = &[
+    ("", "Binding", true),
+    ("", "ComponentStatus", false),
+    ("", "ConfigMap", true),
+    ("", "Endpoints", true),
+    ("", "Event", true),
+    ("", "LimitRange", true),
+    ("", "Namespace", false),
+    ("", "Node", false),
+    ("", "PersistentVolume", false),
+    ("", "PersistentVolumeClaim", true),
+    ("", "Pod", true),
+    ("", "PodTemplate", true),
+    ("", "ReplicationController", true),
+    ("", "ResourceQuota", true),
+    ("", "Secret", true),
+    ("", "Service", true),
+    ("", "ServiceAccount", true),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", false),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy", false),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding", false),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", false),
+    ("apiextensions.k8s.io", "CustomResourceDefinition", false),
+    ("apiregistration.k8s.io", "APIService", false),
+    ("apps", "ControllerRevision", true),
+    ("apps", "DaemonSet", true),
+    ("apps", "Deployment", true),
+    ("apps", "ReplicaSet", true),
+    ("apps", "StatefulSet", true),
+    ("autoscaling", "HorizontalPodAutoscaler", true),
+    ("batch", "CronJob", true),
+    ("batch", "Job", true),
+    ("certificates.k8s.io", "CertificateSigningRequest", false),
+    ("certificates.k8s.io", "ClusterTrustBundle", false),
+    ("coordination.k8s.io", "Lease", true),
+    ("discovery.k8s.io", "EndpointSlice", true),
+    ("events.k8s.io", "Event", true),
+    ("flowcontrol.apiserver.k8s.io", "FlowSchema", false),
+    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration", false),
+    ("networking.k8s.io", "IngressClass", false),
+    ("networking.k8s.io", "Ingress", true),
+    ("networking.k8s.io", "IPAddress", false),
+    ("networking.k8s.io", "NetworkPolicy", true),
+    ("networking.k8s.io", "ServiceCIDR", false),
+    ("node.k8s.io", "RuntimeClass", false),
+    ("policy", "PodDisruptionBudget", true),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", false),
+    ("rbac.authorization.k8s.io", "ClusterRole", false),
+    ("rbac.authorization.k8s.io", "RoleBinding", true),
+    ("rbac.authorization.k8s.io", "Role", true),
+    ("scheduling.k8s.io", "PriorityClass", false),
+    ("storage.k8s.io", "CSIDriver", false),
+    ("storage.k8s.io", "CSINode", false),
+    ("storage.k8s.io", "CSIStorageCapacity", true),
+    ("storage.k8s.io", "StorageClass", false),
+    ("storage.k8s.io", "VolumeAttachment", false),
+];
+
+fn builtin_scope(group: &str, kind: &str) -> Option<bool> {
+    BUILTIN_SCOPES.iter().find(|(g, k, _)| *g == group && *k == kind).map(|(_, _, namespaced)| *namespaced)
+}
+
+/// Decides whether a kind is namespaced: CRDs known to this run (rendered or discovered) first,
+/// then the built-in table; unknown kinds are taken as namespaced, as most custom resources are.
+#[derive(Debug, Clone, Default)]
+pub struct Scopes {
+    custom: HashMap<(String, String), bool>,
+}
+
+impl Scopes {
+    /// Learns the scope of the kind a CustomResourceDefinition object defines.
+    pub fn learn_crd(&mut self, crd: &Value) {
+        let group = str_at(crd, &["spec", "group"]);
+        let kind = str_at(crd, &["spec", "names", "kind"]);
+        if let (Some(group), Some(kind)) = (group, kind) {
+            let namespaced = str_at(crd, &["spec", "scope"]) != Some("Cluster");
+            self.custom.insert((group.to_string(), kind.to_string()), namespaced);
+        }
+    }
+
+    pub fn is_namespaced(&self, api_version: &str, kind: &str) -> bool {
+        let group = api_group(api_version);
+        self.custom
+            .get(&(group.to_string(), kind.to_string()))
+            .copied()
+            .or_else(|| builtin_scope(group, kind))
+            .unwrap_or(true)
+    }
+}
+
+/// Whether `kind` in `group` is one of Kubernetes' own kinds (not a custom resource).
+pub fn is_builtin(group: &str, kind: &str) -> bool {
+    builtin_scope(group, kind).is_some()
+}
+
+/// Apply phases, in order (DESIGN.md "Desired set and order").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    CustomResourceDefinitions,
+    Namespaces,
+    ClusterConfig,
+    AccessControl,
+    /// ConfigMaps and Secrets, plus the storage and quota objects workloads need first.
+    Config,
+    Services,
+    Workloads,
+    Other,
+    CustomResources,
+}
+
+pub fn phase(api_version: &str, kind: &str) -> Phase {
+    let group = api_group(api_version);
+    match (group, kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => Phase::CustomResourceDefinitions,
+        ("", "Namespace") => Phase::Namespaces,
+        ("", "ServiceAccount") | ("rbac.authorization.k8s.io", "Role" | "RoleBinding") => Phase::AccessControl,
+        ("", "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "LimitRange" | "ResourceQuota") => Phase::Config,
+        ("", "Service") => Phase::Services,
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("batch", "Job" | "CronJob")
+        | ("", "Pod" | "ReplicationController") => Phase::Workloads,
+        _ => match builtin_scope(group, kind) {
+            Some(false) => Phase::ClusterConfig,
+            Some(true) => Phase::Other,
+            None => Phase::CustomResources,
+        },
+    }
+}
+
+/// Sorts one release's objects into apply order: by phase, then kind, namespace and name, so
+/// that output is the same whatever order templates produced them in.
+pub fn sort_for_apply(manifests: &mut [Manifest]) {
+    manifests.sort_by_cached_key(|m| (phase(m.api_version(), m.kind()), m.key()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn phases_follow_design_order() {
+        let order = [
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+            ("v1", "Namespace"),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+            ("v1", "ServiceAccount"),
+            ("v1", "Secret"),
+            ("v1", "Service"),
+            ("apps/v1", "Deployment"),
+            ("autoscaling/v2", "HorizontalPodAutoscaler"),
+            ("example.com/v1", "Widget"),
+        ];
+        let phases: Vec<Phase> = order.iter().map(|(a, k)| phase(a, k)).collect();
+        let mut sorted = phases.clone();
+        sorted.sort();
+        assert_eq!(phases, sorted);
+        assert_eq!(phases.len(), phases.iter().collect::<std::collections::HashSet<_>>().len());
+    }
+
+    #[test]
+    fn scopes_use_crds_before_builtin_table() {
+        let mut scopes = Scopes::default();
+        assert!(!scopes.is_namespaced("v1", "Namespace"));
+        assert!(scopes.is_namespaced("apps/v1", "Deployment"));
+        assert!(scopes.is_namespaced("example.com/v1", "Widget"));
+        scopes.learn_crd(&json!({"spec": {"group": "example.com", "scope": "Cluster", "names": {"kind": "Widget"}}}));
+        assert!(!scopes.is_namespaced("example.com/v1", "Widget"));
+    }
+
+    #[test]
+    fn key_display_names_group_and_namespace() {
+        let m = Manifest {
+            release: "web".into(),
+            source: "x".into(),
+            object: json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}),
+        };
+        assert_eq!(m.key().to_string(), "Deployment.apps shop/web");
+    }
+}

@@ -1,0 +1,754 @@
+//! Kubernetes strategic merge patch, as `kubectl patch --type strategic` and
+//! kustomize's strategic merge patches apply it.
+//!
+//! Where the two disagree this follows the Kubernetes implementation
+//! (`k8s.io/apimachinery/pkg/util/strategicpatch`), except:
+//! - lists are matched by all of their list-map keys (see [`merge_keys`]);
+//! - `$patch: delete` on a map removes the field, as kustomize does, instead of
+//!   leaving `{}` behind;
+//! - a list element with a merge key and `$patch: replace` replaces just that
+//!   element (only `{$patch: replace}` on its own replaces the whole list);
+//! - `null`s and directives are dropped from newly added fields too, so no
+//!   directive key ever reaches the result.
+
+use serde_json::{Map, Value};
+
+use super::merge_keys::{self, ListStrategy, MergeKey};
+use super::{PatchError, display_pointer, push_token, type_name};
+
+const PATCH: &str = "$patch";
+const RETAIN_KEYS: &str = "$retainKeys";
+const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
+const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
+
+/// Applies the strategic merge `patch` to `target`, an object of the given
+/// `apiVersion` and `kind` (which select the list merge keys).
+///
+/// # Errors
+/// When the patch is malformed: a list element without its merge key, an
+/// unknown or misused directive, or a patch that deletes the whole object.
+/// `target` is then left unchanged.
+pub fn merge(target: &mut Value, patch: &Value, api_version: &str, kind: &str) -> Result<(), PatchError> {
+    let Value::Object(patch) = patch else {
+        return Err(PatchError::NotAnObject { what: "patch", found: type_name(patch) });
+    };
+    let Value::Object(object) = target else {
+        return Err(PatchError::NotAnObject { what: "patched document", found: type_name(target) });
+    };
+    let mut merged = object.clone();
+    let ctx = Ctx { api_version, kind };
+    match ctx.merge_map(&mut merged, patch, &Loc::default())? {
+        Outcome::Keep => {
+            *object = merged;
+            Ok(())
+        }
+        Outcome::Delete => Err(PatchError::DeletesObject),
+    }
+}
+
+/// Where the merge is: the schema path (list indices left out) that selects the
+/// list strategy, and the JSON pointer into the patch that errors name.
+#[derive(Clone, Default)]
+struct Loc<'p> {
+    fields: Vec<&'p str>,
+    pointer: String,
+}
+
+impl<'p> Loc<'p> {
+    fn field(&self, name: &'p str) -> Self {
+        let mut loc = self.clone();
+        loc.fields.push(name);
+        push_token(&mut loc.pointer, name);
+        loc
+    }
+
+    fn index(&self, index: usize) -> Self {
+        let mut loc = self.clone();
+        push_token(&mut loc.pointer, &index.to_string());
+        loc
+    }
+
+    fn path(&self) -> String {
+        display_pointer(&self.pointer)
+    }
+
+    /// The field this location is in, for messages.
+    fn name(&self) -> String {
+        self.fields.last().copied().unwrap_or_default().to_owned()
+    }
+}
+
+enum Outcome {
+    Keep,
+    /// The patched map carried `$patch: delete`.
+    Delete,
+}
+
+/// What a list element is matched by: its merge key values, or for lists of
+/// scalars the scalar itself. `None` for elements that lack their key.
+type Id = Option<Vec<Value>>;
+
+struct Item {
+    id: Id,
+    value: Value,
+}
+
+fn identify(keys: Option<&[MergeKey]>, value: &Value) -> Id {
+    match keys {
+        Some(keys) => merge_keys::element_key(keys, value).ok(),
+        None => Some(vec![value.clone()]),
+    }
+}
+
+fn is_directive(key: &str) -> bool {
+    key == PATCH
+        || key == RETAIN_KEYS
+        || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)
+        || key.starts_with(SET_ELEMENT_ORDER)
+}
+
+/// `{$patch: replace}` as a list element: the other elements replace the list.
+fn is_list_replace(element: &Value) -> bool {
+    element.as_object().is_some_and(|m| m.len() == 1 && m.get(PATCH).is_some_and(|d| d == "replace"))
+}
+
+/// `value` as an object, replacing it with `{}` if it is anything else.
+fn make_object(value: &mut Value) -> &mut Map<String, Value> {
+    if !value.is_object() {
+        *value = Value::Object(Map::new());
+    }
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("the value was just made an object"),
+    }
+}
+
+struct Ctx<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+}
+
+impl Ctx<'_> {
+    fn strategy(&self, loc: &Loc) -> ListStrategy {
+        merge_keys::list_strategy(self.api_version, self.kind, &loc.fields)
+    }
+
+    fn merge_map<'p>(
+        &self,
+        target: &mut Map<String, Value>,
+        patch: &'p Map<String, Value>,
+        loc: &Loc<'p>,
+    ) -> Result<Outcome, PatchError> {
+        match patch.get(PATCH).map(Value::as_str) {
+            None | Some(Some("merge")) => {}
+            Some(Some("delete")) => return Ok(Outcome::Delete),
+            Some(Some("replace")) => target.clear(),
+            Some(_) => {
+                return Err(PatchError::UnknownDirective { path: loc.field(PATCH).path() });
+            }
+        }
+
+        if let Some(retain) = patch.get(RETAIN_KEYS) {
+            let Some(retain) = retain.as_array().filter(|keys| keys.iter().all(Value::is_string)) else {
+                return Err(PatchError::MalformedDirective {
+                    path: loc.path(),
+                    directive: RETAIN_KEYS.to_owned(),
+                    expected: "a list of field names",
+                });
+            };
+            let retained = |key: &str| retain.iter().any(|r| r == key);
+            // A patch that sets a field it does not retain contradicts itself.
+            if let Some(key) =
+                patch.iter().find_map(|(k, v)| (!is_directive(k) && !v.is_null() && !retained(k)).then_some(k))
+            {
+                return Err(PatchError::NotRetained { path: loc.field(key).path(), key: key.clone() });
+            }
+            target.retain(|key, _| retained(key));
+        }
+
+        // Deletions go first, so a patch that also lists the field adds after removing.
+        for (key, remove) in patch {
+            let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) else {
+                continue;
+            };
+            let Some(remove) = remove.as_array() else {
+                return Err(PatchError::MalformedDirective {
+                    path: loc.path(),
+                    directive: key.clone(),
+                    expected: "a list",
+                });
+            };
+            if let Some(Value::Array(list)) = target.get_mut(field) {
+                list.retain(|value| !remove.contains(value));
+            }
+        }
+
+        for (key, value) in patch {
+            if is_directive(key) {
+                continue;
+            }
+            let field_loc = loc.field(key);
+            match value {
+                Value::Null => {
+                    target.shift_remove(key);
+                }
+                Value::Object(nested) => {
+                    let slot = make_object(target.entry(key).or_insert(Value::Null));
+                    if let Outcome::Delete = self.merge_map(slot, nested, &field_loc)? {
+                        target.shift_remove(key);
+                    }
+                }
+                Value::Array(patch_list) => {
+                    let current = match target.get_mut(key) {
+                        Some(Value::Array(list)) => std::mem::take(list),
+                        _ => Vec::new(),
+                    };
+                    let order_key = format!("{SET_ELEMENT_ORDER}{key}");
+                    let order = patch.get(&order_key).map(|order| (order_key.as_str(), order));
+                    let merged = self.merge_list(current, patch_list, order, loc, &field_loc)?;
+                    target.insert(key.clone(), Value::Array(merged));
+                }
+                scalar => {
+                    target.insert(key.clone(), scalar.clone());
+                }
+            }
+        }
+
+        // `$setElementOrder` for lists the patch does not otherwise change.
+        for (key, order) in patch {
+            let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else {
+                continue;
+            };
+            if patch.get(field).is_some_and(Value::is_array) {
+                continue;
+            }
+            let field_loc = loc.field(field);
+            let keys = match self.strategy(&field_loc) {
+                ListStrategy::Atomic => continue,
+                ListStrategy::MergePrimitives => None,
+                ListStrategy::Merge { keys } => Some(keys),
+            };
+            if let Some(Value::Array(list)) = target.get_mut(field) {
+                let original: Vec<Id> = list.iter().map(|v| identify(keys, v)).collect();
+                let current = std::mem::take(list);
+                *list = apply_order(current, &original, &[], (key, order), keys, loc, &field_loc)?;
+            }
+        }
+        Ok(Outcome::Keep)
+    }
+
+    /// Merges `patch` into the list `target` at `loc`; `order` is the
+    /// `$setElementOrder` directive for it, with its key, if the patch has one.
+    fn merge_list<'p>(
+        &self,
+        target: Vec<Value>,
+        patch: &'p [Value],
+        order: Option<(&str, &Value)>,
+        parent: &Loc<'p>,
+        loc: &Loc<'p>,
+    ) -> Result<Vec<Value>, PatchError> {
+        let replace = patch.iter().any(is_list_replace);
+        let elements: Vec<(usize, &Value)> = patch.iter().enumerate().filter(|(_, e)| !is_list_replace(e)).collect();
+        let keys = match self.strategy(loc) {
+            ListStrategy::Atomic => {
+                return elements
+                    .into_iter()
+                    .map(|(i, element)| {
+                        reject_directives(element, &loc.index(i).pointer, &loc.name())?;
+                        Ok(element.clone())
+                    })
+                    .collect();
+            }
+            ListStrategy::MergePrimitives => None,
+            ListStrategy::Merge { keys } => Some(keys),
+        };
+        let original: Vec<Id> = target.iter().map(|v| identify(keys, v)).collect();
+        let target = if replace { Vec::new() } else { target };
+        let (merged, patched) = match keys {
+            Some(keys) => self.merge_keyed(target, &elements, keys, loc)?,
+            None => merge_primitives(target, &elements),
+        };
+        match order {
+            Some(order) => apply_order(merged, &original, &patched, order, keys, parent, loc),
+            None => Ok(merged),
+        }
+    }
+
+    /// Merges a list whose elements are matched by `keys`. Also returns the ids of
+    /// the plain (directive-free) patch elements, in patch order.
+    fn merge_keyed<'p>(
+        &self,
+        mut target: Vec<Value>,
+        elements: &[(usize, &'p Value)],
+        keys: &'static [MergeKey],
+        loc: &Loc<'p>,
+    ) -> Result<(Vec<Value>, Vec<Id>), PatchError> {
+        let mut merges = Vec::new();
+        for &(i, element) in elements {
+            let Value::Object(map) = element else {
+                return Err(PatchError::ElementNotAnObject {
+                    path: loc.index(i).path(),
+                    field: loc.name(),
+                    keys: merge_keys::describe_keys(keys),
+                });
+            };
+            let id = merge_keys::element_key(keys, element).map_err(|missing| PatchError::MissingMergeKey {
+                path: loc.index(i).path(),
+                field: loc.name(),
+                missing,
+                keys: merge_keys::describe_keys(keys),
+            })?;
+            // Deletions apply before merges, so a patch can delete an element and add it back fresh.
+            if map.get(PATCH).is_some_and(|d| d == "delete") {
+                target.retain(|t| merge_keys::element_key(keys, t).as_ref() != Ok(&id));
+            } else {
+                merges.push((i, Some(id), map));
+            }
+        }
+
+        let server_order: Vec<Id> = target.iter().map(|v| identify(Some(keys), v)).collect();
+        let mut items: Vec<Item> =
+            target.into_iter().zip(server_order.iter().cloned()).map(|(value, id)| Item { id, value }).collect();
+        for (i, id, patch) in &merges {
+            // Like Kubernetes, merge into the first match should the target repeat a key.
+            let at = match items.iter().position(|item| item.id == *id) {
+                Some(at) => at,
+                None => {
+                    items.push(Item { id: id.clone(), value: Value::Object(Map::new()) });
+                    items.len() - 1
+                }
+            };
+            // `$patch: delete` elements were taken out above, so this never deletes.
+            self.merge_map(make_object(&mut items[at].value), patch, &loc.index(*i))?;
+        }
+
+        let patch_order: Vec<Id> = merges.iter().map(|(_, id, _)| id.clone()).collect();
+        let plain = merges.iter().filter(|(_, _, m)| !m.contains_key(PATCH)).map(|(_, id, _)| id.clone()).collect();
+        Ok((arrange(items, &patch_order, &server_order), plain))
+    }
+}
+
+/// Set union of a list of scalars, e.g. finalizers.
+fn merge_primitives(target: Vec<Value>, elements: &[(usize, &Value)]) -> (Vec<Value>, Vec<Id>) {
+    let server_order: Vec<Id> = target.iter().map(|v| identify(None, v)).collect();
+    let patch_order: Vec<Id> = elements.iter().map(|(_, v)| identify(None, v)).collect();
+    let mut items: Vec<Item> = Vec::new();
+    for value in target.into_iter().chain(elements.iter().map(|(_, v)| (*v).clone())) {
+        if !items.iter().any(|item| item.value == value) {
+            items.push(Item { id: identify(None, &value), value });
+        }
+    }
+    (arrange(items, &patch_order, &server_order), patch_order)
+}
+
+/// Orders a merged list like Kubernetes does: elements named in `patch_order`
+/// keep the patch's relative order, the others keep the target's, and the two
+/// runs are interleaved by their positions in the target (`server_order`).
+fn arrange(items: Vec<Item>, patch_order: &[Id], server_order: &[Id]) -> Vec<Value> {
+    let position = |order: &[Id], id: &Id| id.as_ref().and_then(|_| order.iter().position(|o| o == id));
+    let (mut from_patch, mut server_only): (Vec<Item>, Vec<Item>) =
+        items.into_iter().partition(|item| position(patch_order, &item.id).is_some());
+    from_patch.sort_by_cached_key(|item| position(patch_order, &item.id));
+    server_only.sort_by_cached_key(|item| position(server_order, &item.id).unwrap_or(usize::MAX));
+
+    // A server-only element goes first only if it preceded the patch element in the target.
+    let mut result = Vec::with_capacity(from_patch.len() + server_only.len());
+    let mut server_only = server_only.into_iter().peekable();
+    for item in from_patch {
+        let patch_at = position(server_order, &item.id);
+        while let Some(next) = server_only.peek() {
+            match (position(server_order, &next.id), patch_at) {
+                (Some(s), Some(p)) if s < p => result.extend(server_only.next().map(|i| i.value)),
+                _ => break,
+            }
+        }
+        result.push(item.value);
+    }
+    result.extend(server_only.map(|item| item.value));
+    result
+}
+
+/// Applies `$setElementOrder/<field>`: the listed elements take its order, the
+/// rest keep the target's. `patched` are the ids of the patch's plain elements,
+/// which the directive must list in the same order.
+fn apply_order(
+    merged: Vec<Value>,
+    original: &[Id],
+    patched: &[Id],
+    (directive, order): (&str, &Value),
+    keys: Option<&'static [MergeKey]>,
+    parent: &Loc,
+    loc: &Loc,
+) -> Result<Vec<Value>, PatchError> {
+    let Some(order) = order.as_array() else {
+        return Err(PatchError::MalformedDirective {
+            path: parent.path(),
+            directive: directive.to_owned(),
+            expected: "a list",
+        });
+    };
+    let mut order_ids = Vec::with_capacity(order.len());
+    for (j, element) in order.iter().enumerate() {
+        let id = match keys {
+            None => identify(None, element),
+            Some(keys) => {
+                let mut path = parent.pointer.clone();
+                push_token(&mut path, directive);
+                push_token(&mut path, &j.to_string());
+                let path = display_pointer(&path);
+                if !element.is_object() {
+                    let keys = merge_keys::describe_keys(keys);
+                    return Err(PatchError::ElementNotAnObject { path, field: loc.name(), keys });
+                }
+                let id = merge_keys::element_key(keys, element).map_err(|missing| {
+                    let keys = merge_keys::describe_keys(keys);
+                    PatchError::MissingMergeKey { path, field: loc.name(), missing, keys }
+                })?;
+                Some(id)
+            }
+        };
+        order_ids.push(id);
+    }
+
+    let mut next = 0;
+    for id in &order_ids {
+        if patched.get(next) == Some(id) {
+            next += 1;
+        }
+    }
+    if next < patched.len() {
+        return Err(PatchError::ElementOrderMismatch { path: parent.path(), field: loc.name() });
+    }
+
+    let items = merged.into_iter().map(|value| Item { id: identify(keys, &value), value }).collect();
+    Ok(arrange(items, &order_ids, original))
+}
+
+/// Atomic lists are copied as they are, so a directive in them would leak into
+/// the result; it is almost certainly a patch written for a merge list.
+fn reject_directives(value: &Value, pointer: &str, field: &str) -> Result<(), PatchError> {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let mut pointer = pointer.to_owned();
+                push_token(&mut pointer, key);
+                if is_directive(key) {
+                    return Err(PatchError::DirectiveInAtomicList {
+                        path: pointer,
+                        field: field.to_owned(),
+                        directive: key.clone(),
+                    });
+                }
+                reject_directives(value, &pointer, field)?;
+            }
+        }
+        Value::Array(list) => {
+            for (i, value) in list.iter().enumerate() {
+                let mut pointer = pointer.to_owned();
+                push_token(&mut pointer, &i.to_string());
+                reject_directives(value, &pointer, field)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(containers: Value) -> Value {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": containers}}}
+        })
+    }
+
+    fn patched(mut target: Value, patch: Value) -> Value {
+        let api_version = target["apiVersion"].as_str().unwrap().to_owned();
+        let kind = target["kind"].as_str().unwrap().to_owned();
+        merge(&mut target, &patch, &api_version, &kind).unwrap();
+        target
+    }
+
+    fn containers(patch: Value) -> Value {
+        let base = deployment(json!([
+            {"name": "app", "image": "app:1", "args": ["--a", "--b"],
+             "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+             "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}]},
+            {"name": "sidecar", "image": "side:1"}
+        ]));
+        let out = patched(base, deployment(patch));
+        out["spec"]["template"]["spec"]["containers"].clone()
+    }
+
+    fn error(target: Value, patch: Value) -> String {
+        let mut out = target.clone();
+        let api_version = target["apiVersion"].as_str().unwrap_or("v1").to_owned();
+        let kind = target["kind"].as_str().unwrap_or("ConfigMap").to_owned();
+        let err = merge(&mut out, &patch, &api_version, &kind).unwrap_err().to_string();
+        assert_eq!(out, target, "a failed patch must leave the document alone");
+        err
+    }
+
+    fn names(list: &Value) -> Vec<&str> {
+        list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn maps_merge_recursively_and_null_deletes() {
+        let out = patched(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1", "b": "2"}}}),
+            json!({"metadata": {"labels": {"a": null, "c": "3", "absent": null}, "annotations": {"x": "y"}}}),
+        );
+        assert_eq!(out["metadata"], json!({"name": "c", "labels": {"b": "2", "c": "3"}, "annotations": {"x": "y"}}));
+    }
+
+    #[test]
+    fn container_merges_by_name_leaving_the_other_alone() {
+        let out = containers(json!([{"name": "sidecar", "image": "side:2"}]));
+        assert_eq!(out[1], json!({"name": "sidecar", "image": "side:2"}));
+        assert_eq!(out[0]["image"], "app:1");
+    }
+
+    #[test]
+    fn env_merges_by_name() {
+        let out =
+            containers(json!([{"name": "app", "env": [{"name": "B", "value": "22"}, {"name": "C", "value": "3"}]}]));
+        assert_eq!(
+            out[0]["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "22"}, {"name": "C", "value": "3"}])
+        );
+    }
+
+    #[test]
+    fn adding_a_container_keeps_nulls_and_directives_out() {
+        let out = containers(json!([{"name": "app", "image": "app:2"}, {"name": "new", "image": "n", "command": null,
+                                      "resources": {"$patch": "replace", "limits": {"cpu": "1"}}}]));
+        assert_eq!(names(&out), ["app", "new", "sidecar"]);
+        assert_eq!(out[1], json!({"name": "new", "image": "n", "resources": {"limits": {"cpu": "1"}}}));
+    }
+
+    #[test]
+    fn new_elements_are_placed_like_kubernetes_places_them() {
+        // Expected orders recorded from `kubectl patch --local` (apimachinery).
+        let base = || deployment(json!([{"name": "a"}, {"name": "b"}, {"name": "c"}]));
+        let order = |patch: Value| {
+            let out = patched(base(), deployment(patch));
+            names(&out["spec"]["template"]["spec"]["containers"]).join(",")
+        };
+        assert_eq!(order(json!([{"name": "d"}])), "d,a,b,c");
+        assert_eq!(order(json!([{"name": "b", "image": "x"}, {"name": "d"}])), "a,b,d,c");
+        assert_eq!(order(json!([{"name": "c", "image": "x"}, {"name": "a", "image": "x"}])), "b,c,a");
+        assert_eq!(order(json!([{"name": "c"}, {"name": "d"}, {"name": "a"}])), "b,c,d,a");
+        assert_eq!(order(json!([{"name": "b"}, {"name": "e"}, {"name": "d"}])), "a,b,e,d,c");
+    }
+
+    #[test]
+    fn patch_delete_removes_the_element() {
+        let out = containers(json!([{"name": "sidecar", "$patch": "delete"}, {"name": "gone", "$patch": "delete"}]));
+        assert_eq!(names(&out), ["app"]);
+    }
+
+    #[test]
+    fn delete_then_add_back_in_one_patch() {
+        let out = containers(json!([{"name": "app", "$patch": "delete"}, {"name": "app", "image": "fresh"}]));
+        assert_eq!(out[0], json!({"name": "app", "image": "fresh"}));
+    }
+
+    #[test]
+    fn patch_replace_on_a_list_replaces_it() {
+        let out = containers(json!([{"$patch": "replace"}, {"name": "only", "image": "o"}]));
+        assert_eq!(out, json!([{"name": "only", "image": "o"}]));
+    }
+
+    #[test]
+    fn patch_replace_on_an_element_replaces_only_that_element() {
+        let out = containers(json!([{"name": "app", "image": "app:9", "$patch": "replace"}]));
+        assert_eq!(out[0], json!({"name": "app", "image": "app:9"}));
+        assert_eq!(out[1]["name"], "sidecar");
+    }
+
+    #[test]
+    fn patch_replace_and_delete_on_maps() {
+        let base = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1"}},
+                          "data": {"k": "v", "q": "w"}});
+        let out = patched(
+            base.clone(),
+            json!({"data": {"$patch": "replace", "new": "n"}, "metadata": {"labels": {"$patch": "delete"}}}),
+        );
+        assert_eq!(out["data"], json!({"new": "n"}));
+        assert_eq!(out["metadata"], json!({"name": "c"}));
+        let out = patched(base, json!({"metadata": {"annotations": {"$patch": "delete"}}}));
+        assert!(out["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
+    fn atomic_lists_are_replaced() {
+        let out = containers(json!([{"name": "app", "args": ["--c"]}]));
+        assert_eq!(out[0]["args"], json!(["--c"]));
+        let custom =
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"items": [{"name": "a", "x": 1}]}});
+        let out = patched(custom, json!({"spec": {"items": [{"name": "a", "y": 2}]}}));
+        assert_eq!(out["spec"]["items"], json!([{"name": "a", "y": 2}]));
+    }
+
+    #[test]
+    fn ports_merge_by_container_port_and_protocol() {
+        let out = containers(json!([{"name": "app", "ports": [
+            {"containerPort": 80, "protocol": "UDP", "name": "dns"},
+            {"containerPort": 80, "name": "http"},
+            {"containerPort": 443}
+        ]}]));
+        // Patched elements take the patch's order.
+        assert_eq!(
+            out[0]["ports"],
+            json!([{"containerPort": 80, "protocol": "UDP", "name": "dns"}, {"containerPort": 80, "name": "http"},
+                   {"containerPort": 443}])
+        );
+        let out = containers(
+            json!([{"name": "app", "ports": [{"containerPort": 80, "protocol": "TCP", "$patch": "delete"}]}]),
+        );
+        assert_eq!(out[0]["ports"], json!([{"containerPort": 80, "protocol": "UDP"}]));
+    }
+
+    #[test]
+    fn volumes_merge_by_name() {
+        let base = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"volumes": [
+            {"name": "data", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "c"}}]}});
+        let out = patched(
+            base,
+            json!({"spec": {"volumes": [{"name": "conf", "configMap": {"name": "c2"}},
+                                                             {"name": "tmp", "emptyDir": {}}]}}),
+        );
+        assert_eq!(
+            out["spec"]["volumes"],
+            json!([{"name": "data", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "c2"}},
+                   {"name": "tmp", "emptyDir": {}}])
+        );
+    }
+
+    #[test]
+    fn service_ports_merge_by_port() {
+        let base = json!({"apiVersion": "v1", "kind": "Service", "spec": {"ports": [
+            {"port": 80, "targetPort": 8080}, {"port": 443, "targetPort": 8443}]}});
+        let out = patched(base, json!({"spec": {"ports": [{"port": 443, "targetPort": 9443}]}}));
+        assert_eq!(out["spec"]["ports"], json!([{"port": 80, "targetPort": 8080}, {"port": 443, "targetPort": 9443}]));
+    }
+
+    #[test]
+    fn finalizers_are_a_set() {
+        let base = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"finalizers": ["x", "w"]}});
+        let out = patched(base.clone(), json!({"metadata": {"finalizers": ["z", "x"]}}));
+        assert_eq!(out["metadata"]["finalizers"], json!(["z", "x", "w"]));
+        let out =
+            patched(base, json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"], "finalizers": ["q"]}}));
+        assert_eq!(out["metadata"], json!({"finalizers": ["q", "w"]}));
+    }
+
+    #[test]
+    fn retain_keys_clears_unlisted_fields() {
+        let base = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"strategy": {
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}});
+        let out = patched(base.clone(), json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}));
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+        assert_eq!(
+            error(base, json!({"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {"maxSurge": 2}}}})),
+            "the patch sets /spec/strategy/rollingUpdate, but `$retainKeys` next to it does not list `rollingUpdate`"
+        );
+    }
+
+    #[test]
+    fn set_element_order_orders_the_result() {
+        let out = containers(json!([]));
+        assert_eq!(names(&out), ["app", "sidecar"]);
+        let base = deployment(json!([{"name": "a"}, {"name": "b"}, {"name": "c"}]));
+        let mut patch = deployment(json!([{"name": "d"}]));
+        patch["spec"]["template"]["spec"]["$setElementOrder/containers"] =
+            json!([{"name": "c"}, {"name": "d"}, {"name": "a"}, {"name": "b"}]);
+        let out = patched(base.clone(), patch);
+        assert_eq!(names(&out["spec"]["template"]["spec"]["containers"]), ["c", "d", "a", "b"]);
+        assert!(out["spec"]["template"]["spec"].get("$setElementOrder/containers").is_none());
+
+        // Order alone, without touching the list.
+        let patch =
+            json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}}});
+        let out = patched(base.clone(), patch);
+        assert_eq!(names(&out["spec"]["template"]["spec"]["containers"]), ["b", "a", "c"]);
+
+        let base = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"finalizers": ["x", "w"]}});
+        let out =
+            patched(base, json!({"metadata": {"$setElementOrder/finalizers": ["w", "z", "x"], "finalizers": ["z"]}}));
+        assert_eq!(out["metadata"]["finalizers"], json!(["w", "z", "x"]));
+    }
+
+    #[test]
+    fn set_element_order_must_agree_with_the_patch() {
+        let mut patch = deployment(json!([{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]));
+        patch["spec"]["template"]["spec"]["$setElementOrder/containers"] = json!([{"name": "b"}, {"name": "a"}]);
+        assert_eq!(
+            error(deployment(json!([{"name": "a"}])), patch),
+            "`$setElementOrder/containers` at /spec/template/spec does not list every patched element of containers, in patch order"
+        );
+    }
+
+    #[test]
+    fn missing_merge_key_names_the_path() {
+        assert_eq!(
+            error(deployment(json!([{"name": "a"}])), deployment(json!([{"image": "x"}]))),
+            "list element at /spec/template/spec/containers/0 has no `name`; elements of containers are matched by name"
+        );
+        assert_eq!(
+            error(
+                json!({"apiVersion": "v1", "kind": "Service", "spec": {"ports": []}}),
+                json!({"spec": {"ports": [{"port": 1}, {"protocol": "UDP", "$patch": "delete"}]}})
+            ),
+            "list element at /spec/ports/1 has no `port`; elements of ports are matched by port+protocol"
+        );
+        assert_eq!(
+            error(deployment(json!([])), deployment(json!(["app"]))),
+            "list element at /spec/template/spec/containers/0 must be an object; elements of containers are matched by name"
+        );
+    }
+
+    #[test]
+    fn directive_errors_name_the_path() {
+        assert_eq!(
+            error(deployment(json!([])), json!({"metadata": {"labels": {"$patch": "merg"}}})),
+            "unknown `$patch` directive at /metadata/labels/$patch: expected `replace`, `delete` or `merge`"
+        );
+        assert_eq!(
+            error(deployment(json!([])), deployment(json!([{"name": "a", "args": [{"$patch": "delete"}]}]))),
+            "directive at /spec/template/spec/containers/0/args/0/$patch: args is replaced as a whole \
+             (it has no merge key), so its elements cannot carry `$patch`"
+        );
+        assert_eq!(
+            error(deployment(json!([])), json!({"metadata": {"$deleteFromPrimitiveList/finalizers": "x"}})),
+            "`$deleteFromPrimitiveList/finalizers` at /metadata must be a list"
+        );
+        assert_eq!(
+            error(deployment(json!([])), json!({"$patch": "delete"})),
+            "`$patch: delete` at the root of the patch would delete the whole object; drop the resource instead of patching it"
+        );
+        assert_eq!(error(deployment(json!([])), json!(["x"])), "the patch must be an object, not a list");
+    }
+
+    #[test]
+    fn errors_never_show_values() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                            "stringData": {"password": "hunter2"}});
+        let patches = [
+            json!({"stringData": {"$retainKeys": ["other"], "password": "hunter3"}}),
+            json!({"stringData": {"$patch": "hunter3"}}),
+            json!({"metadata": {"finalizers": [{"$patch": "hunter3"}], "ownerReferences": [{"name": "hunter3"}]}}),
+        ];
+        for patch in patches {
+            let err = error(secret.clone(), patch);
+            assert!(!err.contains("hunter"), "{err}");
+        }
+    }
+}

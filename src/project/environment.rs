@@ -1,0 +1,421 @@
+//! `environments/<env>.yaml`: the file format, `extends` resolution and validation.
+//!
+//! Merge rules for `extends` (documented in the README): scalars of the child win; `values`,
+//! `labels` and `cluster` merge deeply; lists (`secrets`, `needs`, `valuesFiles`, `patches`)
+//! replace the base's list; releases merge by `name`, base releases first in their order, then
+//! the child's new ones. `abstract` is never inherited.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use serde_saphyr::Spanned;
+
+use crate::error::{Error, Location, Result};
+use crate::project::source::Source;
+use crate::project::values::deep_merge;
+
+pub const ENVIRONMENTS_DIR: &str = "environments";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct EnvironmentFile {
+    extends: Option<Spanned<String>>,
+    #[serde(rename = "abstract")]
+    is_abstract: Option<bool>,
+    cluster: Option<ClusterFile>,
+    namespace: Option<String>,
+    values: Option<Map<String, Value>>,
+    secrets: Option<Vec<Spanned<String>>>,
+    identity_file: Option<Spanned<String>>,
+    releases: Option<Vec<Spanned<ReleaseFile>>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ClusterFile {
+    context: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReleaseFile {
+    name: String,
+    chart: Option<Spanned<String>>,
+    namespace: Option<String>,
+    create_namespace: Option<bool>,
+    needs: Option<Vec<Spanned<String>>>,
+    labels: Option<BTreeMap<String, String>>,
+    values: Option<Map<String, Value>>,
+    values_files: Option<Vec<Spanned<String>>>,
+    installed: Option<bool>,
+    patches: Option<Vec<Spanned<PatchFile>>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PatchFile {
+    target: PatchTarget,
+    patch: Option<Value>,
+    ops: Option<Vec<Value>>,
+}
+
+/// Which rendered objects a patch applies to; every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchTarget {
+    /// `apps/v1`, or just the group (`apps`); empty string for the core group.
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// A repository path as written in a file, with where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathRef {
+    pub path: PathBuf,
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchBody {
+    /// A strategic merge patch.
+    Strategic(Value),
+    /// RFC 6902 operations.
+    Json6902(Value),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    pub target: PatchTarget,
+    pub body: PatchBody,
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    pub name: String,
+    pub chart: String,
+    pub namespace: String,
+    pub create_namespace: bool,
+    pub needs: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub values: Map<String, Value>,
+    pub values_files: Vec<PathRef>,
+    pub installed: bool,
+    pub patches: Vec<Patch>,
+    /// Where the release is (last) defined: the most derived file that mentions it.
+    pub at: Location,
+    /// Where its `chart` is set, for "chart not found" errors.
+    pub chart_at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    pub name: String,
+    /// The environment's own file and the files it extends, most derived first.
+    pub files: Vec<PathBuf>,
+    pub is_abstract: bool,
+    pub context: Option<String>,
+    pub namespace: String,
+    pub values: Map<String, Value>,
+    pub secrets: Vec<PathRef>,
+    pub identity_file: Option<PathRef>,
+    /// In `needs` order: every release comes after the releases it needs.
+    pub releases: Vec<Release>,
+}
+
+impl Environment {
+    pub fn release(&self, name: &str) -> Option<&Release> {
+        self.releases.iter().find(|r| r.name == name)
+    }
+}
+
+pub fn environment_path(name: &str) -> PathBuf {
+    Path::new(ENVIRONMENTS_DIR).join(format!("{name}.yaml"))
+}
+
+/// The names of all environments (abstract ones included), sorted.
+pub fn list_environments(source: &dyn Source) -> Result<Vec<String>> {
+    let dir = Path::new(ENVIRONMENTS_DIR);
+    let entries = source.list(dir).map_err(|err| Error::io("list directory", dir, err))?.ok_or_else(|| {
+        Error::new(format!("no `{ENVIRONMENTS_DIR}/` directory in {}", source.describe()))
+            .with_help("run weaver in a weaver repository, or point --repo at one")
+    })?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| !e.is_dir)
+        .filter_map(|e| e.name.strip_suffix(".yaml").map(str::to_string))
+        .collect())
+}
+
+fn location(path: &Path, span: &serde_saphyr::Location) -> Location {
+    Location::at(path, span.line(), span.column())
+}
+
+/// A release while `extends` is being resolved: one file's fields, already located.
+#[derive(Debug, Clone)]
+struct PartialRelease {
+    name: String,
+    at: Location,
+    chart: Option<(String, Location)>,
+    namespace: Option<String>,
+    create_namespace: Option<bool>,
+    needs: Option<Vec<String>>,
+    labels: Option<BTreeMap<String, String>>,
+    values: Option<Map<String, Value>>,
+    values_files: Option<Vec<PathRef>>,
+    installed: Option<bool>,
+    patches: Option<Vec<Patch>>,
+}
+
+impl PartialRelease {
+    fn parse(file: &Path, spanned: Spanned<ReleaseFile>) -> Result<Self> {
+        let at = location(file, &spanned.referenced);
+        let fields = spanned.value;
+        let patches = match fields.patches {
+            None => None,
+            Some(list) => Some(list.into_iter().map(|p| parse_patch(file, p)).collect::<Result<Vec<_>>>()?),
+        };
+        Ok(PartialRelease {
+            name: fields.name,
+            chart: fields.chart.map(|c| (c.value, location(file, &c.referenced))),
+            namespace: fields.namespace,
+            create_namespace: fields.create_namespace,
+            needs: fields.needs.map(|n| n.into_iter().map(|s| s.value).collect()),
+            labels: fields.labels,
+            values: fields.values,
+            values_files: fields.values_files.map(|v| v.into_iter().map(|s| path_ref(file, s)).collect()),
+            installed: fields.installed,
+            patches,
+            at,
+        })
+    }
+
+    /// Applies a more derived file's fields for the same release.
+    fn merge(&mut self, child: PartialRelease) {
+        self.chart = child.chart.or(self.chart.take());
+        self.namespace = child.namespace.or(self.namespace.take());
+        self.create_namespace = child.create_namespace.or(self.create_namespace);
+        self.needs = child.needs.or(self.needs.take());
+        if let Some(labels) = child.labels {
+            self.labels.get_or_insert_with(BTreeMap::new).extend(labels);
+        }
+        if let Some(values) = child.values {
+            deep_merge(self.values.get_or_insert_with(Map::new), values);
+        }
+        self.values_files = child.values_files.or(self.values_files.take());
+        self.installed = child.installed.or(self.installed);
+        self.patches = child.patches.or(self.patches.take());
+        self.at = child.at;
+    }
+
+    fn finish(self, default_namespace: &str) -> Result<Release> {
+        validate_name(&self.name, "release", &self.at)?;
+        let Some((chart, chart_at)) = self.chart else {
+            return Err(Error::at(self.at, format!("release `{}` has no `chart`", self.name))
+                .with_help("add `chart: <name>` naming a directory under charts/"));
+        };
+        Ok(Release {
+            namespace: self.namespace.unwrap_or_else(|| default_namespace.to_string()),
+            create_namespace: self.create_namespace.unwrap_or(true),
+            needs: self.needs.unwrap_or_default(),
+            labels: self.labels.unwrap_or_default(),
+            values: self.values.unwrap_or_default(),
+            values_files: self.values_files.unwrap_or_default(),
+            installed: self.installed.unwrap_or(true),
+            patches: self.patches.unwrap_or_default(),
+            name: self.name,
+            chart,
+            chart_at,
+            at: self.at,
+        })
+    }
+}
+
+fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {
+    let at = location(file, &spanned.referenced);
+    let body = match (spanned.value.patch, spanned.value.ops) {
+        (Some(patch), None) => PatchBody::Strategic(patch),
+        (None, Some(ops)) => PatchBody::Json6902(Value::Array(ops)),
+        _ => {
+            return Err(Error::at(at, "a patch needs exactly one of `patch` (strategic merge) or `ops` (RFC 6902)"));
+        }
+    };
+    Ok(Patch { target: spanned.value.target, body, at })
+}
+
+/// Loads `environments/<name>.yaml`, resolves `extends`, and validates the result.
+pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> {
+    let path = environment_path(name);
+    if !source.exists(&path) {
+        let known = list_environments(source)?;
+        return Err(Error::new(format!("unknown environment `{name}`: {} does not exist", path.display()))
+            .with_help(format!("known environments: {}", known.join(", "))));
+    }
+
+    // Walk the chain leaf → root, catching cycles and missing bases.
+    let mut chain: Vec<(PathBuf, EnvironmentFile)> = Vec::new();
+    let mut current = path.clone();
+    loop {
+        let text = source.read_text(&current)?;
+        let file: EnvironmentFile = crate::yaml::from_str_as(&current, &text, "invalid environment file")?;
+        let next = file.extends.as_ref().map(|e| (e.value.clone(), location(&current, &e.referenced)));
+        chain.push((current.clone(), file));
+        let Some((base, at)) = next else { break };
+        let base_path = environment_path(&base);
+        if chain.iter().any(|(p, _)| *p == base_path) {
+            let cycle: Vec<String> =
+                chain.iter().map(|(p, _)| p.display().to_string()).chain([base_path.display().to_string()]).collect();
+            return Err(Error::at(at, format!("`extends` cycle: {}", cycle.join(" → "))));
+        }
+        if !source.exists(&base_path) {
+            return Err(Error::at(at, format!("`extends: {base}`: {} does not exist", base_path.display())));
+        }
+        current = base_path;
+    }
+
+    let files: Vec<PathBuf> = chain.iter().map(|(p, _)| p.clone()).collect();
+    let is_abstract = chain[0].1.is_abstract.unwrap_or(false);
+
+    let mut context = None;
+    let mut namespace = None;
+    let mut values = Map::new();
+    let mut secrets = Vec::new();
+    let mut identity_file = None;
+    let mut releases: Vec<PartialRelease> = Vec::new();
+
+    // Root first, so that each more derived file overrides what it inherits.
+    for (file_path, file) in chain.into_iter().rev() {
+        if let Some(cluster) = file.cluster {
+            context = cluster.context.or(context);
+        }
+        namespace = file.namespace.or(namespace);
+        if let Some(v) = file.values {
+            deep_merge(&mut values, v);
+        }
+        if let Some(list) = file.secrets {
+            secrets = list.into_iter().map(|s| path_ref(&file_path, s)).collect();
+        }
+        if let Some(id) = file.identity_file {
+            identity_file = Some(path_ref(&file_path, id));
+        }
+        let mut seen_here: HashMap<String, Location> = HashMap::new();
+        for spanned in file.releases.unwrap_or_default() {
+            let release = PartialRelease::parse(&file_path, spanned)?;
+            if let Some(first) = seen_here.insert(release.name.clone(), release.at.clone()) {
+                return Err(Error::at(
+                    release.at,
+                    format!(
+                        "release `{}` is defined twice in this file (first at line {})",
+                        release.name,
+                        first.line.unwrap_or(0)
+                    ),
+                ));
+            }
+            match releases.iter_mut().find(|r| r.name == release.name) {
+                Some(base) => base.merge(release),
+                None => releases.push(release),
+            }
+        }
+    }
+
+    let namespace = namespace.unwrap_or_else(|| "default".to_string());
+    let releases = releases.into_iter().map(|r| r.finish(&namespace)).collect::<Result<Vec<_>>>()?;
+    let releases = order_by_needs(releases)?;
+
+    Ok(Environment {
+        name: name.to_string(),
+        files,
+        is_abstract,
+        context,
+        namespace,
+        values,
+        secrets,
+        identity_file,
+        releases,
+    })
+}
+
+fn path_ref(file: &Path, spanned: Spanned<String>) -> PathRef {
+    PathRef { path: PathBuf::from(&spanned.value), at: location(file, &spanned.referenced) }
+}
+
+/// Release names become parts of object names (`weaver.<release>.v<N>`) and label values.
+fn validate_name(name: &str, what: &str, at: &Location) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 53
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::at(at.clone(), format!("invalid {what} name `{name}`"))
+            .with_help("use at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit"))
+    }
+}
+
+/// Sorts releases so that each comes after the ones it `needs` (declaration order otherwise),
+/// rejecting unknown names and cycles.
+fn order_by_needs(releases: Vec<Release>) -> Result<Vec<Release>> {
+    let index: HashMap<&str, usize> = releases.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
+    for release in &releases {
+        for need in &release.needs {
+            if !index.contains_key(need.as_str()) {
+                return Err(Error::at(
+                    release.at.clone(),
+                    format!("release `{}` needs `{need}`, which is not a release of this environment", release.name),
+                )
+                .with_help(format!(
+                    "releases here: {}",
+                    releases.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+    }
+    // Depth-first, in declaration order, so the result is deterministic.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        releases: &[Release],
+        index: &HashMap<&str, usize>,
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+        out: &mut Vec<usize>,
+    ) -> Result<()> {
+        match marks[i] {
+            Mark::Done => return Ok(()),
+            Mark::Active => {
+                let start = stack.iter().position(|&s| s == i).unwrap_or(0);
+                let cycle: Vec<&str> = stack[start..].iter().chain([&i]).map(|&s| releases[s].name.as_str()).collect();
+                return Err(Error::at(releases[i].at.clone(), format!("cycle in `needs`: {}", cycle.join(" → ")))
+                    .with_help("remove one of these `needs` entries"));
+            }
+            Mark::New => {}
+        }
+        marks[i] = Mark::Active;
+        stack.push(i);
+        for need in &releases[i].needs {
+            visit(index[need.as_str()], releases, index, marks, stack, out)?;
+        }
+        stack.pop();
+        marks[i] = Mark::Done;
+        out.push(i);
+        Ok(())
+    }
+    let mut marks = vec![Mark::New; releases.len()];
+    let mut order = Vec::with_capacity(releases.len());
+    for i in 0..releases.len() {
+        visit(i, &releases, &index, &mut marks, &mut Vec::new(), &mut order)?;
+    }
+    let mut slots: Vec<Option<Release>> = releases.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+}

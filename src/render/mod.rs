@@ -1,0 +1,193 @@
+//! Rendering: environment + charts + decrypted secrets → ordered, labelled objects.
+//! A plain function of its inputs: no cluster, no printing.
+
+pub mod engine;
+pub mod filters;
+pub mod schema;
+pub mod transforms;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Location, Result};
+use crate::manifest::{Manifest, Scopes};
+use crate::project::values::deep_merge;
+use crate::project::{Chart, Environment, Project, Release};
+use engine::Engine;
+use schema::ValuesSchema;
+
+/// One release's objects, in apply order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedRelease {
+    pub name: String,
+    pub namespace: String,
+    pub chart: String,
+    pub installed: bool,
+    pub manifests: Vec<Manifest>,
+}
+
+/// The releases of one environment, in `needs` order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub environment: String,
+    pub releases: Vec<RenderedRelease>,
+}
+
+impl Rendered {
+    pub fn manifests(&self) -> impl Iterator<Item = &Manifest> {
+        self.releases.iter().flat_map(|r| r.manifests.iter())
+    }
+}
+
+struct ChartContext {
+    chart: Arc<Chart>,
+    schema: Option<ValuesSchema>,
+    meta: minijinja::Value,
+    files: minijinja::Value,
+}
+
+/// Renders the given releases of `env`. `secrets` is the merged, decrypted secrets tree.
+pub fn render(
+    project: &Project,
+    env: &Environment,
+    releases: &[&Release],
+    secrets: &Map<String, Value>,
+) -> Result<Rendered> {
+    let installed: Vec<&Release> = releases.iter().copied().filter(|r| r.installed).collect();
+    let charts = project.charts_for(installed.iter().copied())?;
+    let engine = Engine::new(charts.values())?;
+    let chart_contexts: BTreeMap<&str, ChartContext> = charts
+        .iter()
+        .map(|(name, chart)| {
+            let schema = chart.schema.as_ref().map(|(path, s)| ValuesSchema::compile(path, s)).transpose()?;
+            let meta = minijinja::context! { name => &chart.name, version => &chart.version, description => &chart.description, appVersion => &chart.app_version };
+            let files = minijinja::Value::from_object(filters::ChartFiles { chart: chart.name.clone(), files: chart.files.clone() });
+            Ok((name.as_str(), ChartContext { chart: chart.clone(), schema, meta, files }))
+        })
+        .collect::<Result<_>>()?;
+
+    let env_value = minijinja::context! { name => &env.name, values => serde_value(&env.values) };
+    let secrets_value = serde_value(secrets);
+
+    // Templates render in parallel; errors are reported for the first failing release in order.
+    let rendered: Vec<Result<RenderedRelease>> = releases
+        .par_iter()
+        .map(|release| {
+            if !release.installed {
+                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: false, manifests: Vec::new() });
+            }
+            let chart = &chart_contexts[release.chart.as_str()];
+            let values = release_values(project, release, &chart.chart)?;
+            if let Some(schema) = &chart.schema {
+                schema.validate(&values, &release.name, &release.at)?;
+            }
+            let context = minijinja::context! {
+                values => serde_value(&values),
+                release => minijinja::context! { name => &release.name, namespace => &release.namespace, environment => &env.name, chart => &release.chart },
+                env => env_value.clone(),
+                secrets => secrets_value.clone(),
+                chart => chart.meta.clone(),
+                files => chart.files.clone(),
+            };
+            let manifests = render_chart(&engine, &chart.chart, release, &context)?;
+            Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests })
+        })
+        .collect();
+    let mut releases_out = rendered.into_iter().collect::<Result<Vec<_>>>()?;
+
+    // Scope decisions need every CRD of the run, whichever release carries it.
+    let mut scopes = Scopes::default();
+    for manifest in releases_out.iter().flat_map(|r| &r.manifests) {
+        if manifest.kind() == "CustomResourceDefinition" {
+            scopes.learn_crd(&manifest.object);
+        }
+    }
+    releases_out
+        .par_iter_mut()
+        .zip(releases.par_iter())
+        .map(|(out, release)| transforms::apply(&mut out.manifests, release, &env.name, &scopes))
+        .collect::<Result<Vec<()>>>()?;
+
+    Ok(Rendered { environment: env.name.clone(), releases: releases_out })
+}
+
+/// Chart defaults < `valuesFiles` in order < the release's `values`.
+fn release_values(project: &Project, release: &Release, chart: &Chart) -> Result<Value> {
+    let mut values = chart.values.clone();
+    for file in &release.values_files {
+        if !project.source.exists(&file.path) {
+            return Err(Error::at(file.at.clone(), format!("values file {} does not exist", file.path.display())));
+        }
+        let text = project.source.read_text(&file.path)?;
+        match crate::yaml::from_str::<Option<Value>>(&file.path, &text)? {
+            None => {}
+            Some(Value::Object(map)) => deep_merge(&mut values, map),
+            Some(_) => {
+                return Err(Error::at(Location::file(&file.path), "must be a mapping of values at the top level"));
+            }
+        }
+    }
+    deep_merge(&mut values, release.values.clone());
+    Ok(Value::Object(values))
+}
+
+fn render_chart(
+    engine: &Engine,
+    chart: &Chart,
+    release: &Release,
+    context: &minijinja::Value,
+) -> Result<Vec<Manifest>> {
+    let mut manifests = Vec::new();
+    for crd in &chart.crds {
+        parse_objects(&crd.path, &crd.source, release, "file", &mut manifests)?;
+    }
+    for template in chart.templates.iter().filter(|t| !t.is_partial()) {
+        let text = engine.render(&template.path, context)?;
+        parse_objects(&template.path, &text, release, "rendered output", &mut manifests)?;
+    }
+    Ok(manifests)
+}
+
+/// Parses a stream of objects; `what` says whether line numbers refer to the file itself or to
+/// the template's rendered output.
+fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &mut Vec<Manifest>) -> Result<()> {
+    let documents = crate::yaml::documents(path, text).map_err(|mut e| {
+        e.message = format!(
+            "the {what} is not valid YAML{}: {}",
+            e.location.as_ref().and_then(|l| l.line).map(|l| format!(" (line {l} of the {what})")).unwrap_or_default(),
+            e.message.trim_start_matches("invalid YAML: ")
+        );
+        e.location = Some(Location::file(path));
+        e.with_help(format!("release `{}`", release.name))
+    })?;
+    for (index, object) in documents.into_iter().enumerate() {
+        let problem = match &object {
+            Value::Object(map) => {
+                if !map.get("apiVersion").is_some_and(Value::is_string) {
+                    Some("has no `apiVersion`")
+                } else if !map.get("kind").is_some_and(Value::is_string) {
+                    Some("has no `kind`")
+                } else if !object.pointer("/metadata/name").is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty())) {
+                    Some("has no `metadata.name`")
+                } else {
+                    None
+                }
+            }
+            _ => Some("is not a mapping (a Kubernetes object)"),
+        };
+        if let Some(problem) = problem {
+            return Err(Error::at(Location::file(path), format!("document {} of the {what} {problem}", index + 1))
+                .with_help(format!("release `{}`; every YAML document must be a Kubernetes object", release.name)));
+        }
+        out.push(Manifest { release: release.name.clone(), source: path.to_path_buf(), object });
+    }
+    Ok(())
+}
+
+fn serde_value<T: serde::Serialize>(value: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(value))
+}

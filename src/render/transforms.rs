@@ -1,0 +1,106 @@
+//! After templates: namespaces by scope, the release's patches, weaver's labels, apply order.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::manifest::{self, LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER, Manifest, Scopes};
+use crate::project::Release;
+use crate::project::environment::{PatchBody, PatchTarget};
+
+pub fn apply(manifests: &mut Vec<Manifest>, release: &Release, environment: &str, scopes: &Scopes) -> Result<()> {
+    for m in manifests.iter_mut() {
+        set_namespace(m, &release.namespace, scopes);
+    }
+    for patch in &release.patches {
+        let mut matched = 0;
+        for m in manifests.iter_mut().filter(|m| target_matches(&patch.target, m)) {
+            matched += 1;
+            let key = m.key();
+            let (api_version, kind) = (m.api_version().to_string(), m.kind().to_string());
+            let result = match &patch.body {
+                PatchBody::Strategic(body) => crate::patch::strategic::merge(&mut m.object, body, &api_version, &kind),
+                PatchBody::Json6902(ops) => crate::patch::json6902::apply(&mut m.object, ops),
+            };
+            result.map_err(|e| Error::at(patch.at.clone(), format!("patch failed on {key}: {e}")))?;
+            // A patch may not move an object out of its scope's rules.
+            set_namespace(m, &release.namespace, scopes);
+        }
+        if matched == 0 {
+            let objects: Vec<String> = manifests.iter().map(|m| m.key().to_string()).collect();
+            return Err(Error::at(
+                patch.at.clone(),
+                format!("patch target {} matches no object of release `{}`", describe(&patch.target), release.name),
+            )
+            .with_help(format!(
+                "the release renders: {}",
+                if objects.is_empty() { "nothing".to_string() } else { objects.join(", ") }
+            )));
+        }
+    }
+    for m in manifests.iter_mut() {
+        set_labels(&mut m.object, &release.name, environment);
+    }
+    manifest::sort_for_apply(manifests);
+    Ok(())
+}
+
+fn metadata(object: &mut Value) -> &mut Map<String, Value> {
+    let meta = object
+        .as_object_mut()
+        .expect("objects are mappings")
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    meta.as_object_mut().expect("just made a mapping")
+}
+
+/// Namespaced kinds get the release namespace when they have none; cluster-scoped kinds never
+/// carry one (the API server would ignore it, and object identity must not depend on it).
+fn set_namespace(m: &mut Manifest, namespace: &str, scopes: &Scopes) {
+    let namespaced = scopes.is_namespaced(m.api_version(), m.kind());
+    let meta = metadata(&mut m.object);
+    if !namespaced {
+        meta.remove("namespace");
+    } else if !meta.get("namespace").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+        // Right after `name`, where kubectl users look for it.
+        let at = meta.keys().position(|k| k == "name").map_or(0, |i| i + 1);
+        meta.shift_insert(at, "namespace".into(), Value::String(namespace.to_string()));
+    }
+}
+
+fn set_labels(object: &mut Value, release: &str, environment: &str) {
+    let meta = metadata(object);
+    let labels = meta.entry("labels").or_insert_with(|| Value::Object(Map::new()));
+    if !labels.is_object() {
+        *labels = Value::Object(Map::new());
+    }
+    let labels = labels.as_object_mut().expect("just made a mapping");
+    labels.insert(LABEL_MANAGED_BY.into(), MANAGER.into());
+    labels.insert(LABEL_RELEASE.into(), release.into());
+    labels.insert(LABEL_ENVIRONMENT.into(), environment.into());
+}
+
+fn target_matches(target: &PatchTarget, m: &Manifest) -> bool {
+    let api_version_matches = target.api_version.as_deref().is_none_or(|wanted| {
+        wanted == m.api_version() || (!wanted.contains('/') && wanted == manifest::api_group(m.api_version()))
+    });
+    api_version_matches
+        && target.kind.as_deref().is_none_or(|k| k == m.kind())
+        && target.name.as_deref().is_none_or(|n| n == m.name())
+        && target.namespace.as_deref().is_none_or(|ns| Some(ns) == m.namespace())
+}
+
+fn describe(target: &PatchTarget) -> String {
+    let fields: Vec<String> = [
+        ("apiVersion", &target.api_version),
+        ("kind", &target.kind),
+        ("name", &target.name),
+        ("namespace", &target.namespace),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+    .collect();
+    format!("{{{}}}", fields.join(", "))
+}

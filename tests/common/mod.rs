@@ -1,0 +1,142 @@
+//! Shared helpers for the end-to-end tests: temporary repositories and running the binary.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
+
+/// The project's own checkout, which doubles as the demo repository.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The result of one weaver run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(&self) -> &str {
+        assert_eq!(self.code, 0, "weaver failed:\n{}", self.stderr);
+        &self.stdout
+    }
+
+    /// Asserts exit code 1 and returns stderr.
+    #[track_caller]
+    pub fn failure(&self) -> &str {
+        assert_eq!(self.code, 1, "expected exit code 1; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(self.stdout.is_empty(), "a failed run printed to stdout:\n{}", self.stdout);
+        &self.stderr
+    }
+}
+
+pub fn weaver_in(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(WEAVER);
+    cmd.arg("--repo").arg(dir).args(args).env("NO_COLOR", "1");
+    // Tests must not pick up the developer's keys or kube config.
+    for var in ["WEAVER_AGE_KEY_FILE", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY", "KUBECONFIG"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", dir.join(".no-config")).env("HOME", dir.join(".no-home"));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run weaver");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// A throwaway repository.
+pub struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    pub fn empty() -> Repo {
+        Repo { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// A minimal valid repository: chart `app` (one ConfigMap) and environment `dev`.
+    pub fn minimal() -> Repo {
+        let repo = Repo::empty();
+        repo.write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n")
+            .write("charts/app/values.yaml", "greeting: hello\n")
+            .write(
+                "charts/app/templates/configmap.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n  greeting: {{ values.greeting }}\n",
+            )
+            .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n");
+        repo
+    }
+
+    /// A copy of the demo repository (environments, charts, secrets) of this checkout.
+    pub fn demo() -> Repo {
+        let repo = Repo::empty();
+        for dir in ["environments", "charts", "secrets"] {
+            copy_dir(&project_root().join(dir), &repo.path().join(dir));
+        }
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, path: &str, content: &str) -> &Repo {
+        let full = self.dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+        self
+    }
+
+    pub fn remove(&self, path: &str) -> &Repo {
+        std::fs::remove_file(self.dir.path().join(path)).unwrap();
+        self
+    }
+
+    pub fn weaver(&self, args: &[&str]) -> Run {
+        weaver_in(self.path(), args, &[])
+    }
+
+    pub fn weaver_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        weaver_in(self.path(), args, envs)
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    if !from.exists() {
+        return;
+    }
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Interop tests skip when a tool is missing, unless CI demands them with
+/// WEAVER_REQUIRE_INTEROP=1, where a missing tool fails the test.
+#[track_caller]
+pub fn interop_available(tool: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var("WEAVER_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
+        panic!("{tool} is required (WEAVER_REQUIRE_INTEROP=1) but not available");
+    }
+    eprintln!("skipped: {tool} is not available (set WEAVER_REQUIRE_INTEROP=1 to make this a failure)");
+    false
+}

@@ -1,0 +1,277 @@
+//! `weaver render` on the demo repository: golden output, determinism, YAML 1.1 safety, and the
+//! other read-only commands.
+
+mod common;
+use common::{Repo, interop_available, project_root, weaver_in};
+
+use std::path::Path;
+
+fn render_demo(env: &str) -> String {
+    weaver_in(&project_root(), &["render", "--env", env], &[]).success().to_string()
+}
+
+/// Golden files live in tests/golden/<env>.yaml; WEAVER_UPDATE_GOLDEN=1 rewrites them (review
+/// the diff before committing).
+#[test]
+fn golden_renders_of_every_demo_environment() {
+    for env in ["dev", "staging", "prod"] {
+        let output = render_demo(env);
+        let golden = project_root().join("tests/golden").join(format!("{env}.yaml"));
+        if std::env::var("WEAVER_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+            std::fs::write(&golden, &output).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        assert!(
+            output == expected,
+            "render --env {env} differs from {}; rerun with WEAVER_UPDATE_GOLDEN=1 and review:\n{output}",
+            golden.display()
+        );
+    }
+}
+
+#[test]
+fn rendering_is_byte_identical_across_runs_and_thread_counts() {
+    let first = render_demo("prod");
+    for threads in ["1", "2", "7"] {
+        let again = weaver_in(&project_root(), &["render", "--env", "prod"], &[("RAYON_NUM_THREADS", threads)]);
+        assert_eq!(again.success(), first, "output changed with RAYON_NUM_THREADS={threads}");
+    }
+}
+
+#[test]
+fn demo_objects_are_ordered_labelled_and_namespaced() {
+    let output = render_demo("prod");
+    let kinds: Vec<&str> = output.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
+    // redis first (web needs it); inside a release: config, services, workloads, then the rest.
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Service",
+            "StatefulSet",
+            "ConfigMap",
+            "Service",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "Ingress"
+        ]
+    );
+    assert_eq!(output.matches("app.kubernetes.io/managed-by: weaver").count(), kinds.len());
+    assert_eq!(output.matches("weaver.example.com/environment: prod").count(), kinds.len());
+    assert_eq!(output.matches("  namespace: shop\n").count(), kinds.len());
+    // The prod patches: strategic merge into the container list, and an RFC 6902 replace.
+    assert!(output.contains("priorityClassName: high"));
+    assert!(output.contains("- name: GOMAXPROCS\n          value: '2'"), "{output}");
+    assert!(output.contains("type: LoadBalancer"));
+}
+
+#[test]
+fn selection_by_release_and_label() {
+    let web = weaver_in(&project_root(), &["render", "--env", "dev", "-r", "web"], &[]);
+    assert!(web.success().contains("release web") && !web.stdout.contains("release redis"));
+    let data = weaver_in(&project_root(), &["render", "--env", "dev", "-l", "tier=data"], &[]);
+    assert!(data.success().contains("release redis") && !data.stdout.contains("release web"));
+    let none = weaver_in(&project_root(), &["render", "--env", "dev", "-l", "tier=nothing"], &[]);
+    assert_eq!(none.success(), "");
+    assert!(none.stderr.contains("warning: no release of environment `dev` matches the selection"));
+}
+
+#[test]
+fn installed_false_renders_nothing_for_that_release() {
+    let repo = Repo::demo();
+    repo.write(
+        "environments/dev.yaml",
+        "extends: base\nnamespace: shop-dev\nreleases:\n  - name: redis\n    installed: false\n",
+    );
+    let out = repo.weaver(&["render", "--env", "dev"]);
+    assert!(!out.success().contains("release redis"));
+    assert!(out.stdout.contains("release web"));
+}
+
+#[test]
+fn output_dir_writes_one_file_per_object() {
+    let out = tempfile::tempdir().unwrap();
+    let run =
+        weaver_in(&project_root(), &["render", "--env", "staging", "--output-dir", out.path().to_str().unwrap()], &[]);
+    assert_eq!(run.success(), "");
+    let mut files: Vec<String> =
+        walk(out.path()).into_iter().map(|p| p.strip_prefix(out.path()).unwrap().display().to_string()).collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "redis/configmap-redis-config.yaml",
+            "redis/service-redis.yaml",
+            "redis/statefulset-redis.yaml",
+            "web/configmap-web-config.yaml",
+            "web/deployment-web.yaml",
+            "web/ingress-web.yaml",
+            "web/service-web.yaml",
+        ]
+    );
+    // Together the files hold exactly what the stream holds.
+    let stream = render_demo("staging");
+    let deployment = std::fs::read_to_string(out.path().join("web/deployment-web.yaml")).unwrap();
+    assert!(stream.contains(&deployment));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+/// Whatever weaver prints must mean the same to a YAML 1.1 reader (kubectl, helm): PyYAML's
+/// safe_load must give back exactly weaver's own model of the objects.
+#[test]
+fn rendered_yaml_reads_the_same_in_yaml_1_1() {
+    let has_pyyaml =
+        std::process::Command::new("python3").args(["-c", "import yaml"]).output().is_ok_and(|o| o.status.success());
+    if !interop_available("python3 with PyYAML", has_pyyaml) {
+        return;
+    }
+    let repo = Repo::minimal();
+    let tricky = [
+        "yes",
+        "no",
+        "on",
+        "off",
+        "y",
+        "n",
+        "Y",
+        "N",
+        "1_000",
+        "2024-01-01",
+        "0755",
+        "0x1F",
+        "1:20",
+        "~",
+        "null",
+        "true",
+        ".inf",
+        "-.5",
+        "1e3",
+        "=",
+        "<<",
+        "",
+        " lead",
+        "trail ",
+        "a: b",
+        "a #b",
+        "- x",
+        "multi\nline\n",
+        "tab\there",
+        "ünïcødé ✓",
+    ];
+    let mut template = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tricky\ndata:\n");
+    for (i, _) in tricky.iter().enumerate() {
+        template.push_str(&format!("  k{i}: {{{{ values.s{i} | tojson }}}}\n"));
+    }
+    template.push_str("  {{ 'yes' | tojson }}: keyed\n");
+    let values: Vec<String> =
+        tricky.iter().enumerate().map(|(i, s)| format!("s{i}: {}", serde_json::to_string(s).unwrap())).collect();
+    repo.write("charts/app/templates/configmap.yaml", &template)
+        .write("charts/app/values.yaml", &(values.join("\n") + "\n"));
+    let rendered = repo.weaver(&["render", "--env", "dev"]).success().to_string();
+
+    let script =
+        "import sys, yaml, json\nprint(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d is not None]))";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), rendered.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "PyYAML could not read weaver's output:\n{rendered}");
+    let from_yaml11: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let data = &from_yaml11[0]["data"];
+    for (i, s) in tricky.iter().enumerate() {
+        assert_eq!(
+            data[format!("k{i}")],
+            serde_json::Value::String(s.to_string()),
+            "value {s:?} changed meaning for YAML 1.1:\n{rendered}"
+        );
+    }
+    assert_eq!(data["yes"], "keyed");
+
+    // And the demo, whole: the YAML 1.1 reading equals weaver's own.
+    for env in ["dev", "staging", "prod"] {
+        let rendered = render_demo(env);
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), rendered.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let yaml11: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ours: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&rendered).unwrap();
+        assert_eq!(yaml11, serde_json::Value::Array(ours.into_iter().filter(|d| !d.is_null()).collect()), "env {env}");
+    }
+}
+
+#[test]
+fn envs_lists_environments_releases_charts_and_namespaces() {
+    let run = weaver_in(&project_root(), &["envs"], &[]);
+    let out = run.success();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ENVIRONMENT", "RELEASE", "CHART", "NAMESPACE", "NEEDS"]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["base", "(abstract)", "web", "web-app", "shop", "redis"]),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["prod", "redis", "redis", "shop", "-"]),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["dev", "web", "web-app", "shop-dev", "redis"]),
+        "{out}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(weaver_in(&project_root(), &["envs", "-o", "json"], &[]).success()).unwrap();
+    let prod = json["environments"].as_array().unwrap().iter().find(|e| e["name"] == "prod").unwrap();
+    assert_eq!(prod["context"], "prod-eu");
+    assert_eq!(prod["extends"], "base");
+    assert_eq!(prod["releases"][1]["needs"], serde_json::json!(["redis"]));
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = weaver_in(&project_root(), &["completions", shell], &[]);
+        let script = run.success();
+        assert!(script.contains("render") && script.contains("env") && script.contains("selector"), "{shell}");
+    }
+    let run = weaver_in(&project_root(), &["completions", "tcsh"], &[]);
+    assert_eq!(run.code, 1, "usage errors exit 1 (2 means changes found)");
+    assert!(run.stderr.contains("invalid value 'tcsh'"), "{}", run.stderr);
+}
+
+#[test]
+fn no_color_and_color_flags() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "releases: [\n");
+    let plain = repo.weaver(&["render", "--env", "dev", "--color", "always"]);
+    assert!(plain.stderr.starts_with("\x1b[31merror:\x1b[0m "), "{:?}", plain.stderr);
+    let never = repo.weaver(&["render", "--env", "dev", "--color", "never"]);
+    assert!(never.stderr.starts_with("error: "));
+    // Not a terminal and NO_COLOR set (the test harness sets it): plain.
+    assert!(repo.weaver(&["render", "--env", "dev"]).stderr.starts_with("error: "));
+}

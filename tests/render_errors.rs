@@ -1,0 +1,367 @@
+//! Every user error of `weaver render`: exact message, with the file and line, and exit code 1.
+
+mod common;
+use common::Repo;
+
+/// The first line of stderr, which must say what failed and where.
+#[track_caller]
+fn first_line(repo: &Repo, args: &[&str]) -> String {
+    let run = repo.weaver(args);
+    run.failure().lines().next().unwrap_or_default().to_string()
+}
+
+#[track_caller]
+fn render_error(repo: &Repo) -> String {
+    first_line(repo, &["render", "--env", "dev"])
+}
+
+#[test]
+fn unknown_key_in_environment_names_file_and_line() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    replicaz: 3\n");
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:5:5: invalid environment file: unknown field `replicaz`, expected one of name, chart, namespace, createNamespace, needs, labels, values, valuesFiles, installed, patches"
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "namespace: apps\nrelease: []\n");
+    assert!(render_error(&repo).starts_with("error: environments/dev.yaml:2:1: invalid environment file: unknown field `release`, expected one of extends, abstract,"));
+}
+
+#[test]
+fn wrong_type_names_file_and_line() {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    needs: redis\n",
+    );
+    assert_eq!(render_error(&repo), "error: environments/dev.yaml:5:12: invalid environment file: expected a list");
+}
+
+#[test]
+fn missing_chart_names_the_release_line_and_lists_charts() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: ap\n");
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: environments/dev.yaml:4:12: chart `ap` not found: charts/ap/chart.yaml does not exist\n  help: charts in this repository: app\n"
+    );
+}
+
+#[test]
+fn release_without_chart() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "releases:\n  - name: app\n");
+    assert_eq!(render_error(&repo), "error: environments/dev.yaml:2:5: release `app` has no `chart`");
+}
+
+#[test]
+fn cycle_in_needs_names_the_cycle() {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        "releases:\n  - name: a\n    chart: app\n    needs: [b]\n  - name: b\n    chart: app\n    needs: [c]\n  - name: c\n    chart: app\n    needs: [a]\n",
+    );
+    assert_eq!(render_error(&repo), "error: environments/dev.yaml:2:5: cycle in `needs`: a → b → c → a");
+}
+
+#[test]
+fn needs_unknown_release() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "releases:\n  - name: a\n    chart: app\n    needs: [db]\n");
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: environments/dev.yaml:2:5: release `a` needs `db`, which is not a release of this environment\n  help: releases here: a\n"
+    );
+}
+
+#[test]
+fn extends_cycle_names_the_chain() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "extends: base\n")
+        .write("environments/base.yaml", "extends: dev\nabstract: true\n");
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/base.yaml:1:10: `extends` cycle: environments/dev.yaml → environments/base.yaml → environments/dev.yaml"
+    );
+}
+
+#[test]
+fn extends_missing_base() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "# comment\nextends: bsae\n");
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:2:10: `extends: bsae`: environments/bsae.yaml does not exist"
+    );
+}
+
+#[test]
+fn duplicate_release_in_one_file() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "releases:\n  - name: app\n    chart: app\n  - name: app\n    chart: app\n");
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:4:5: release `app` is defined twice in this file (first at line 2)"
+    );
+}
+
+#[test]
+fn invalid_yaml_syntax() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "releases: [\n");
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:1:11: invalid environment file: unclosed bracket '['"
+    );
+}
+
+#[test]
+fn unknown_environment_lists_known_ones() {
+    let repo = Repo::minimal();
+    let run = repo.weaver(&["render", "--env", "prod"]);
+    assert_eq!(
+        run.failure(),
+        "error: unknown environment `prod`: environments/prod.yaml does not exist\n  help: known environments: dev\n"
+    );
+}
+
+#[test]
+fn abstract_environment_is_not_rendered() {
+    let repo = Repo::minimal();
+    repo.write("environments/base.yaml", "abstract: true\nreleases:\n  - name: app\n    chart: app\n")
+        .write("environments/dev.yaml", "extends: base\n");
+    let run = repo.weaver(&["render", "--env", "base"]);
+    assert_eq!(
+        run.failure(),
+        "error: environment `base` is abstract (a base for others) and is never deployed itself\n  help: environments extending it: dev\n"
+    );
+}
+
+#[test]
+fn unknown_release_flag() {
+    let repo = Repo::minimal();
+    let run = repo.weaver(&["render", "--env", "dev", "-r", "ap"]);
+    assert_eq!(
+        run.failure(),
+        "error: environment `dev` has no release `ap` (-r/--release)\n  help: its releases: app\n"
+    );
+}
+
+#[test]
+fn invalid_selector_flag() {
+    let repo = Repo::minimal();
+    assert_eq!(
+        first_line(&repo, &["render", "--env", "dev", "-l", "tier=a b"]),
+        "error: invalid label selector `tier=a b` in -l/--selector"
+    );
+}
+
+#[test]
+fn schema_violation_names_the_value_path() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/values.schema.json",
+        r#"{"type": "object", "properties": {"replicas": {"type": "integer"}, "greeting": {"type": "string"}}}"#,
+    )
+    .write("environments/dev.yaml", "releases:\n  - name: app\n    chart: app\n    values:\n      replicas: three\n");
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: environments/dev.yaml:2:5: values of release `app` do not match charts/app/values.schema.json:\n  at `/replicas`: value is not of type \"integer\"\n  help: fix the values in the environment, its valuesFiles or the chart's values.yaml\n"
+    );
+}
+
+#[test]
+fn undefined_variable_names_template_line_and_variable() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ values.greting }}\n",
+    );
+    assert_eq!(
+        render_error(&repo),
+        "error: charts/app/templates/configmap.yaml:6: template error: undefined value: `values.greting` is undefined"
+    );
+}
+
+#[test]
+fn error_inside_import_names_the_partial_and_the_includer() {
+    let repo = Repo::minimal();
+    repo.write("charts/app/templates/_helpers.j2", "{% macro name(r) %}\n{{ r.nmae }}\n{% endmacro %}\n").write(
+        "charts/app/templates/configmap.yaml",
+        "{% import '_helpers.j2' as h %}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ h.name(release) }}\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: charts/app/templates/_helpers.j2:2: template error: undefined value: `r.nmae` is undefined\n  help: while rendering charts/app/templates/configmap.yaml\n"
+    );
+}
+
+#[test]
+fn error_inside_include_names_the_partial() {
+    let repo = Repo::minimal();
+    repo.write("charts/app/templates/_labels.j2", "labels:\n  a: {{ values.nope }}\n").write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  {% include '_labels.j2' %}\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: charts/app/templates/_labels.j2:2: template error: undefined value: `values.nope` is undefined\n  help: included from charts/app/templates/configmap.yaml:5\n"
+    );
+}
+
+#[test]
+fn template_syntax_error() {
+    let repo = Repo::minimal();
+    repo.write("charts/app/templates/configmap.yaml", "a: 1\nb: {{ values.greeting \n");
+    assert_eq!(
+        render_error(&repo),
+        "error: charts/app/templates/configmap.yaml:2: template error: syntax error: unexpected end of input, expected end of variable block"
+    );
+}
+
+#[test]
+fn required_and_fail_show_the_authors_message() {
+    let repo = Repo::minimal();
+    repo.write("charts/app/templates/configmap.yaml", "a: {{ values.host | required('host is required') }}\n");
+    assert_eq!(
+        render_error(&repo),
+        "error: charts/app/templates/configmap.yaml:1: template error: invalid operation: host is required"
+    );
+    repo.write("charts/app/templates/configmap.yaml", "\n{{ fail('this chart needs values.mode') }}\n");
+    assert_eq!(
+        render_error(&repo),
+        "error: charts/app/templates/configmap.yaml:2: template error: invalid operation: this chart needs values.mode"
+    );
+}
+
+#[test]
+fn rendered_output_that_is_not_yaml() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata: {{ '[' }}\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: charts/app/templates/configmap.yaml: the rendered output is not valid YAML (line 5 of the rendered output): unclosed bracket '['\n  help: release `app`\n"
+    );
+}
+
+#[test]
+fn rendered_document_without_name() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    );
+    assert_eq!(
+        render_error(&repo),
+        "error: charts/app/templates/configmap.yaml: document 2 of the rendered output has no `metadata.name`"
+    );
+}
+
+#[test]
+fn patch_target_matching_nothing() {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        "releases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: Deployment, name: app }\n        patch: { spec: { replicas: 2 } }\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: environments/dev.yaml:5:9: patch target {kind: Deployment, name: app} matches no object of release `app`\n  help: the release renders: ConfigMap default/app\n"
+    );
+}
+
+#[test]
+fn json_patch_on_a_missing_path() {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        "releases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: ConfigMap }\n        ops: [{ op: remove, path: /data/missing }]\n",
+    );
+    let line = render_error(&repo);
+    assert!(line.starts_with("error: environments/dev.yaml:5:9: patch failed on ConfigMap default/app: "), "{line}");
+    assert!(line.contains("/data/missing"), "{line}");
+}
+
+#[test]
+fn patch_with_both_bodies() {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        "releases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: ConfigMap }\n",
+    );
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:5:9: a patch needs exactly one of `patch` (strategic merge) or `ops` (RFC 6902)"
+    );
+}
+
+#[test]
+fn missing_values_file() {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        "releases:\n  - name: app\n    chart: app\n    valuesFiles:\n      - environments/values/app.yaml\n",
+    );
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:5:9: values file environments/values/app.yaml does not exist"
+    );
+}
+
+#[test]
+fn invalid_release_name() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "releases:\n  - name: My_App\n    chart: app\n");
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: environments/dev.yaml:2:5: invalid release name `My_App`\n  help: use at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit\n"
+    );
+}
+
+/// Template errors must never print the values of the variables involved (later these include
+/// decrypted secrets); a distinctive value in context must not appear in any error output.
+#[test]
+fn template_errors_never_print_variable_values() {
+    const VALUE: &str = "Zq9-distinctive-value-7Kp";
+    let templates = [
+        "a: {{ values.token + 1 }}\n",
+        "a: {{ values.token.missing }}\n",
+        "a: {{ values.token | int + values.nope }}\n",
+        "a: {{ values.token | b64decode }}\n",
+        "a: {{ values.nested.deeper.nope }}\n",
+        "{% for x in values.token %}{{ x.y }}{% endfor %}\n",
+        "a: {{ values.token[5:] | required('need it') }}{{ values.list[7] }}\n",
+        "a: {{ values.token is undefined_test }}\n",
+        "{% if values.token > 3 %}x{% endif %}\n",
+        "a: {{ values.token() }}\n",
+        "a: {{ values.token | indent('x') }}\n",
+    ];
+    for template in templates {
+        let repo = Repo::minimal();
+        repo.write("charts/app/templates/configmap.yaml", template).write(
+            "environments/dev.yaml",
+            &format!("releases:\n  - name: app\n    chart: app\n    values:\n      token: {VALUE}\n      nested: {{ deeper: {{ k: {VALUE} }} }}\n      list: [{VALUE}]\n"),
+        );
+        let run = repo.weaver(&["render", "--env", "dev", "-v"]);
+        assert_eq!(run.code, 1, "template {template:?} should fail");
+        assert!(run.stderr.contains("charts/app/templates/configmap.yaml"), "{template:?}: {}", run.stderr);
+        assert!(!run.stderr.contains(VALUE), "template {template:?} leaked the value:\n{}", run.stderr);
+        assert!(!run.stdout.contains(VALUE));
+    }
+}

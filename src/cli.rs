@@ -26,6 +26,9 @@ pub struct GlobalArgs {
     /// When to colour output
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+    /// An age identity (private key) file for decrypting secrets; tried before any other
+    #[arg(long, global = true, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     /// Say more about what weaver does (repeat for more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -44,8 +47,43 @@ pub enum Command {
     Render(RenderArgs),
     /// List environments with their releases, charts and namespaces
     Envs(EnvsArgs),
+    /// Encrypt, decrypt, edit and re-key SOPS files (age recipients)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Encrypt a plaintext YAML or JSON file in place, to the recipients of secrets/.sops.yaml or --age
+    Encrypt(SecretsFileArgs),
+    /// Print the decrypted file (or write it back with --in-place)
+    Decrypt(DecryptArgs),
+    /// Decrypt into a private temporary file, open $EDITOR, re-encrypt
+    Edit(SecretsFileArgs),
+    /// Re-encrypt every value with a new data key
+    Rotate(SecretsFileArgs),
+    /// Re-wrap the data key for the recipients the rules (or --age) now give
+    Updatekeys(SecretsFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsFileArgs {
+    /// The file, relative to the current directory
+    pub file: PathBuf,
+    /// Encrypt to this age recipient instead of the creation rules (repeatable)
+    #[arg(long = "age", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The file, relative to the current directory
+    pub file: PathBuf,
+    /// Replace the file with its plaintext instead of printing it
+    #[arg(long)]
+    pub in_place: bool,
 }
 
 /// Which releases of which environment a command works on.
@@ -69,6 +107,9 @@ pub struct RenderArgs {
     /// Write one file per object, DIR/<release>/<kind>-<name>.yaml, instead of printing
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// Print Secret values and other decrypted values as they are (redacted by default)
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

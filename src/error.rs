@@ -106,3 +106,22 @@ impl std::error::Error for Error {
         self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
+
+impl From<crate::secrets::SecretsError> for Error {
+    /// Secrets errors already name their file and never contain plaintext.
+    fn from(err: crate::secrets::SecretsError) -> Self {
+        use crate::secrets::SecretsError as S;
+        let help = match &err {
+            S::NoIdentity { .. } | S::WrongIdentity { .. } => Some(
+                "give weaver the age key with --identity FILE, WEAVER_AGE_KEY_FILE, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, \
+                 the environment's identityFile, or ~/.config/sops/age/keys.txt",
+            ),
+            _ => None,
+        };
+        let error = Error::new(err.to_string());
+        match help {
+            Some(help) => error.with_help(help),
+            None => error,
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod patch;
 pub mod project;
 pub mod render;
+pub mod secrets;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@
 pub mod completions;
 pub mod envs;
 pub mod render;
+pub mod secrets;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -14,11 +15,13 @@ use crate::error::Error;
 use crate::project::{FsSource, Project};
 
 /// How output should look, decided once per run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Ui {
     pub color_stdout: bool,
     pub color_stderr: bool,
     pub verbose: u8,
+    /// Every decrypted value is registered here; all human-facing text passes through it.
+    pub redactor: crate::secrets::Redactor,
 }
 
 impl Ui {
@@ -34,6 +37,7 @@ impl Ui {
             color_stdout: decide(std::io::stdout().is_terminal()),
             color_stderr: decide(std::io::stderr().is_terminal()),
             verbose: global.verbose,
+            redactor: crate::secrets::Redactor::new(),
         }
     }
 
@@ -44,12 +48,12 @@ impl Ui {
     /// A progress or diagnostic line on stderr, shown with `-v`.
     pub fn info(&self, message: &str) {
         if self.verbose > 0 {
-            eprintln!("{} {message}", self.paint(self.color_stderr, Style::Dim, "weaver:"));
+            eprintln!("{} {}", self.paint(self.color_stderr, Style::Dim, "weaver:"), self.redactor.redact(message));
         }
     }
 
     pub fn warn(&self, message: &str) {
-        eprintln!("{} {message}", self.paint(self.color_stderr, Style::Yellow, "warning:"));
+        eprintln!("{} {}", self.paint(self.color_stderr, Style::Yellow, "warning:"), self.redactor.redact(message));
     }
 }
 
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, &ui, args),
         Command::Envs(args) => envs::run(&cli.global, &ui, args),
+        Command::Secrets(command) => secrets::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
     };
     match result {
@@ -97,7 +102,8 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// The one place errors are printed: the message with its location, the help, then causes.
+/// The one place errors are printed: the message with its location, the help, then causes,
+/// with every registered secret value redacted.
 pub fn report_error(ui: &Ui, err: &Error) {
     let mut text = format!("{} {err}\n", ui.paint(ui.color_stderr, Style::Red, "error:"));
     if let Some(help) = &err.help {
@@ -112,7 +118,7 @@ pub fn report_error(ui: &Ui, err: &Error) {
         text.push_str(&format!("  caused by: {cause}\n"));
         source = cause.source();
     }
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    let _ = std::io::stderr().lock().write_all(ui.redactor.redact(&text).as_bytes());
 }
 
 /// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.

@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::project::{Environment, Project, Selector, select_releases};
 use crate::render::Rendered;
+use crate::secrets::IdentitySources;
+use crate::secrets::redact::redact_secret_object;
 
 /// Loads the environment, selects releases and renders them: the desired state every command
 /// starts from.
@@ -41,8 +43,9 @@ pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Resul
     if releases.is_empty() {
         ui.warn(&format!("no release of environment `{}` matches the selection", env.name));
     }
+    let secrets = decrypt_secrets(global, ui, &project, &env)?;
     let started = std::time::Instant::now();
-    let rendered = crate::render::render(&project, &env, &releases, &Map::new())?;
+    let rendered = crate::render::render(&project, &env, &releases, &secrets)?;
     ui.info(&format!(
         "rendered {} objects of {} releases in {:.0?}",
         rendered.manifests().count(),
@@ -52,11 +55,45 @@ pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Resul
     Ok((project, env, rendered))
 }
 
+/// Identities in the documented order: --identity, the environment variables, the
+/// environment's identityFile (relative to the repository), the default keys file.
+fn decrypt_secrets(
+    global: &GlobalArgs,
+    ui: &Ui,
+    project: &Project,
+    env: &Environment,
+) -> Result<Map<String, serde_json::Value>> {
+    if env.secrets.is_empty() {
+        return Ok(Map::new());
+    }
+    let env_identity = env.identity_file.as_ref().map(|file| {
+        if file.path.is_absolute() {
+            file.path.clone()
+        } else {
+            project.source.disk_path(&file.path).unwrap_or_else(|| file.path.clone())
+        }
+    });
+    let ids = IdentitySources::from_env(global.identity.clone(), env_identity, |k| std::env::var_os(k)).load()?;
+    let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, &ui.redactor)?;
+    ui.info(&format!("decrypted {} secrets file(s)", env.secrets.len()));
+    Ok(secrets)
+}
+
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
-    let (_, _, rendered) = desired_state(global, ui, &args.select)?;
+    let (_, _, mut rendered) = desired_state(global, ui, &args.select)?;
+    // Without --show-secrets, Secret values become markers and any other decrypted value a
+    // template copied elsewhere is redacted too.
+    let redact = |text: String| if args.show_secrets { text } else { ui.redactor.redact(&text).into_owned() };
+    if !args.show_secrets {
+        for release in &mut rendered.releases {
+            for manifest in &mut release.manifests {
+                redact_secret_object(&mut manifest.object);
+            }
+        }
+    }
     match &args.output_dir {
-        Some(dir) => write_files(dir, &rendered)?,
-        None => super::write_stdout(to_stream(&rendered).as_bytes())?,
+        Some(dir) => write_files(dir, &rendered, &redact)?,
+        None => super::write_stdout(redact(to_stream(&rendered)).as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -78,7 +115,7 @@ fn push_source_comment(out: &mut String, m: &Manifest) {
 
 /// `DIR/<release>/<kind>-<name>.yaml`; two objects that would share a file are an error rather
 /// than one silently overwriting the other.
-fn write_files(dir: &Path, rendered: &Rendered) -> Result<()> {
+fn write_files(dir: &Path, rendered: &Rendered, redact: &dyn Fn(String) -> String) -> Result<()> {
     let mut seen = BTreeSet::new();
     for m in rendered.manifests() {
         let relative = Path::new(&m.release).join(format!("{}-{}.yaml", m.kind().to_lowercase(), m.name()));
@@ -93,7 +130,7 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<()> {
         let mut text = String::new();
         push_source_comment(&mut text, m);
         crate::yaml::write_yaml(&mut text, &m.object);
-        std::fs::write(&path, text).map_err(|e| Error::io("write file", &path, e))?;
+        std::fs::write(&path, redact(text)).map_err(|e| Error::io("write file", &path, e))?;
     }
     Ok(())
 }

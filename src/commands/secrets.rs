@@ -1,0 +1,197 @@
+//! `weaver secrets encrypt|decrypt|edit|rotate|updatekeys FILE`: SOPS files with age
+//! recipients, written so that sops, Flux and helm-secrets read them too.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{Ui, open_project};
+use crate::cli::{DecryptArgs, GlobalArgs, SecretsCommand, SecretsFileArgs};
+use crate::error::{Error, Result};
+use crate::secrets::{self, CreationRules, EditOutcome, EditSession, Identities, IdentitySources, SopsFile};
+
+pub fn run(global: &GlobalArgs, ui: &Ui, command: &SecretsCommand) -> Result<ExitCode> {
+    match command {
+        SecretsCommand::Encrypt(args) => encrypt(global, ui, args),
+        SecretsCommand::Decrypt(args) => decrypt(global, ui, args),
+        SecretsCommand::Edit(args) => edit(global, ui, args),
+        SecretsCommand::Rotate(args) => rotate(global, ui, args),
+        SecretsCommand::Updatekeys(args) => update_keys(global, ui, args),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creation rules as sops finds them: the nearest `.sops.yaml` from the file's directory up,
+/// else the repository's `secrets/.sops.yaml`.
+fn creation_rules(global: &GlobalArgs, file: &Path) -> Result<Option<CreationRules>> {
+    let start = std::path::absolute(file).map_err(|e| Error::io("resolve path", file, e))?;
+    let repo_rules = global.repo.join("secrets/.sops.yaml");
+    let candidates = start.ancestors().skip(1).map(|dir| dir.join(".sops.yaml")).chain([repo_rules]);
+    for candidate in candidates {
+        if let Some(rules) = CreationRules::load(&candidate)? {
+            return Ok(Some(rules));
+        }
+    }
+    Ok(None)
+}
+
+/// The identityFile of the environment whose `secrets` list this file, so that editing the
+/// demo's secrets/dev.yaml needs no flag.
+fn environment_identity(global: &GlobalArgs, file: &Path) -> Option<PathBuf> {
+    let repo = std::path::absolute(&global.repo).ok()?;
+    let relative = std::path::absolute(file).ok()?.strip_prefix(&repo).ok()?.to_path_buf();
+    let project = open_project(global);
+    project.environment_names().ok()?.into_iter().find_map(|name| {
+        let env = project.environment(&name).ok()?;
+        env.secrets.iter().any(|s| s.path == relative).then_some(())?;
+        let identity = env.identity_file?;
+        Some(if identity.path.is_absolute() { identity.path } else { repo.join(identity.path) })
+    })
+}
+
+fn identities(global: &GlobalArgs, file: &Path) -> Result<Identities> {
+    let sources =
+        IdentitySources::from_env(global.identity.clone(), environment_identity(global, file), |k| std::env::var_os(k));
+    Ok(sources.load()?)
+}
+
+fn read_text(file: &Path) -> Result<String> {
+    std::fs::read_to_string(file).map_err(|e| Error::io("read file", file, e))
+}
+
+fn encrypt(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
+    let plain = secrets::Document::parse(&args.file, &read_text(&args.file)?)?;
+    let rules = creation_rules(global, &args.file)?;
+    let settings = secrets::encryption_settings(&args.file, rules.as_ref(), &args.recipients)?;
+    let encrypted = secrets::encrypt(&args.file, &plain, &settings)?;
+    secrets::write_atomically(&args.file, &encrypted)?;
+    ui.info(&format!("encrypted {} to {}", args.file.display(), settings.recipients.join(", ")));
+    Ok(())
+}
+
+fn decrypt(global: &GlobalArgs, ui: &Ui, args: &DecryptArgs) -> Result<()> {
+    let ids = identities(global, &args.file)?;
+    let plain = secrets::decrypt_file(&args.file, &ids)?.render();
+    if args.in_place {
+        std::fs::write(&args.file, plain).map_err(|e| Error::io("write file", &args.file, e))?;
+        ui.warn(&format!("{} now holds plaintext: do not commit it", args.file.display()));
+        Ok(())
+    } else {
+        super::write_stdout(plain.as_bytes())
+    }
+}
+
+fn rotate(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
+    let ids = identities(global, &args.file)?;
+    let opened = SopsFile::read(&args.file)?.decrypt(&ids)?;
+    let recipients = if args.recipients.is_empty() {
+        opened.recipients()
+    } else {
+        secrets::encryption_settings(&args.file, None, &args.recipients)?.recipients
+    };
+    secrets::write_atomically(&args.file, &opened.rotate(&recipients)?)?;
+    ui.info(&format!("{}: new data key, encrypted to {}", args.file.display(), recipients.join(", ")));
+    Ok(())
+}
+
+fn update_keys(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
+    let ids = identities(global, &args.file)?;
+    let opened = SopsFile::read(&args.file)?.decrypt(&ids)?;
+    let rules = creation_rules(global, &args.file)?;
+    let recipients = secrets::encryption_settings(&args.file, rules.as_ref(), &args.recipients)?.recipients;
+    let update = opened.update_keys(&recipients)?;
+    if update.added.is_empty() && update.removed.is_empty() {
+        eprintln!("{}: recipients already up to date", args.file.display());
+        return Ok(());
+    }
+    secrets::write_atomically(&args.file, &update.text)?;
+    for added in &update.added {
+        eprintln!("{}: added {added}", args.file.display());
+    }
+    for removed in &update.removed {
+        eprintln!("{}: removed {removed}", args.file.display());
+    }
+    ui.info("the data key is unchanged: run `weaver secrets rotate` if a removed key may have been compromised");
+    Ok(())
+}
+
+fn edit(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
+    let ids = identities(global, &args.file)?;
+    let temp_root = secrets::private_temp_root(|k| std::env::var_os(k));
+    // The session's guard removes the plaintext on every path out of this function.
+    let mut session = EditSession::open(&args.file, &ids, &temp_root)?;
+    loop {
+        match session.run(run_editor)? {
+            EditOutcome::Saved => {
+                ui.info(&format!("{}: re-encrypted; unchanged values kept their ciphertext", args.file.display()));
+                return Ok(());
+            }
+            EditOutcome::Unchanged => {
+                eprintln!("{}: no changes", args.file.display());
+                return Ok(());
+            }
+            EditOutcome::Invalid(problem) => {
+                let problem = Error::from(problem);
+                if !ask_to_edit_again(ui, &problem) {
+                    return Err(problem.with_help("the file was left unchanged and the edit discarded"));
+                }
+            }
+        }
+    }
+}
+
+/// Offers another round in the editor when someone is at the terminal to answer.
+fn ask_to_edit_again(ui: &Ui, problem: &Error) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{}\nEdit again? [Y/n] ", ui.redactor.redact(&problem.to_string()));
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    !matches!(answer.trim().to_lowercase().as_str(), "n" | "no")
+}
+
+/// Runs `$EDITOR` (then `$VISUAL`, then `vi`) on the plaintext file. Ctrl-C goes to the
+/// editor, whose terminal it is; SIGTERM or SIGHUP to weaver stops the editor, so the edit
+/// session is dropped and its plaintext removed before weaver exits.
+fn run_editor(path: &Path) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let editor = ["EDITOR", "VISUAL"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "vi".to_string());
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])?;
+    let handle = signals.handle();
+    let mut child =
+        std::process::Command::new("sh").arg("-c").arg(format!("exec {editor} \"$1\"")).arg("sh").arg(path).spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let watcher = std::thread::spawn(move || {
+        let mut stopped_by = None;
+        for signal in signals.forever() {
+            if signal == SIGTERM || signal == SIGHUP {
+                // SAFETY: signalling our own child process.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                stopped_by = Some(signal);
+            }
+        }
+        stopped_by
+    });
+    let status = child.wait();
+    handle.close();
+    let stopped_by = watcher.join().unwrap_or(None);
+    if let Some(signal) = stopped_by {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            format!("weaver received signal {signal} while the editor ran"),
+        ));
+    }
+    let status = status?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("the editor `{editor}` exited with {status}")))
+    }
+}

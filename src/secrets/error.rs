@@ -1,0 +1,122 @@
+//! The one error type of the secrets layer.
+//!
+//! Every message names the file (or identity source) it is about and none ever contains a
+//! plaintext value: values are referred to by their key path, identities by their public key.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A YAML/JSON syntax error, or a structure SOPS cannot represent (non-string key,
+    /// duplicate key, top level that is not a mapping).
+    #[error("{}: line {line}, column {column}: {message}", path.display())]
+    Parse { path: PathBuf, line: usize, column: usize, message: String },
+
+    #[error(
+        "{}: is not a SOPS file: it has no `sops` metadata block; encrypt it with `weaver secrets encrypt {}`",
+        path.display(), path.display()
+    )]
+    NotSops { path: PathBuf },
+
+    #[error("{}: is already encrypted: it has a top-level `sops` key, which is reserved for SOPS metadata", path.display())]
+    AlreadyEncrypted { path: PathBuf },
+
+    #[error("{}: invalid `sops` metadata: {message}", path.display())]
+    Metadata { path: PathBuf, message: String },
+
+    #[error("{}: {what} is not supported by weaver", path.display())]
+    Unsupported { path: PathBuf, what: String },
+
+    #[error(
+        "{}: no age identity available to decrypt it; it is encrypted to {}; tried: nothing found ({})",
+        path.display(), Recipients(recipients), searched.join(", ")
+    )]
+    NoIdentity { path: PathBuf, recipients: Vec<String>, searched: Vec<String> },
+
+    #[error(
+        "{}: none of the available age identities can decrypt it; it is encrypted to {}; tried {}",
+        path.display(), Recipients(recipients), tried.join(", ")
+    )]
+    WrongIdentity {
+        path: PathBuf,
+        recipients: Vec<String>,
+        /// "age1… (from SOURCE)" for each identity tried: public keys only.
+        tried: Vec<String>,
+    },
+
+    #[error(
+        "{}: sops.age[{index}].enc (for {recipient}) cannot be decrypted: {reason}; the encrypted data key is damaged or was tampered with",
+        path.display()
+    )]
+    DataKey { path: PathBuf, index: usize, recipient: String, reason: String },
+
+    #[error("{}: the encrypted value at `{key_path}` is malformed: {reason}", path.display())]
+    MalformedValue { path: PathBuf, key_path: String, reason: String },
+
+    #[error(
+        "{}: the encrypted value at `{key_path}` failed its integrity check: it was modified, moved to another key, or encrypted with another data key",
+        path.display()
+    )]
+    ValueIntegrity { path: PathBuf, key_path: String },
+
+    #[error("{}: MAC mismatch: the file was modified after encryption or is corrupt", path.display())]
+    MacMismatch { path: PathBuf },
+
+    #[error(
+        "{}: sops.mac cannot be decrypted: the MAC or sops.lastmodified was modified, or the file is corrupt",
+        path.display()
+    )]
+    MacUnreadable { path: PathBuf },
+
+    #[error("{}: cannot decrypt this age file: {reason}; it is damaged or not an age file", path.display())]
+    AgeFile { path: PathBuf, reason: String },
+
+    #[error("{origin}: {source}")]
+    IdentityFile {
+        origin: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Names the line only: the line itself may be a secret key.
+    #[error("{origin}: line {line}: {reason}")]
+    InvalidIdentity { origin: String, line: usize, reason: String },
+
+    #[error("invalid age recipient `{recipient}` (from {origin}): expected an age1… X25519 public key")]
+    InvalidRecipient { recipient: String, origin: String },
+
+    #[error("{}: {message}", path.display())]
+    Rules { path: PathBuf, message: String },
+
+    #[error("{}: no age recipients to encrypt to: {reason}", path.display())]
+    NoRecipients { path: PathBuf, reason: String },
+
+    #[error("{}: the editor failed: {source}", path.display())]
+    Editor {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Formats a recipient list for messages; whole-file age files don't record theirs.
+struct Recipients<'a>(&'a [String]);
+
+impl fmt::Display for Recipients<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("age recipients that the file does not name")
+        } else {
+            f.write_str(&self.0.join(", "))
+        }
+    }
+}

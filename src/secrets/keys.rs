@@ -1,0 +1,299 @@
+//! age identities (where they come from, loading them) and age encryption of data keys and
+//! whole files.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::armor::{ArmoredReader, ArmoredWriter, Format as ArmorFormat};
+use age::x25519;
+
+use super::SecretsError;
+use super::cipher::DataKey;
+
+/// Where identities may come from, in the order they are tried. All sources that exist are
+/// loaded and every key is tried, as sops does with its sources.
+#[derive(Clone, Default)]
+pub struct IdentitySources {
+    /// `--identity FILE`.
+    pub flag: Option<PathBuf>,
+    /// `WEAVER_AGE_KEY_FILE`.
+    pub weaver_key_file: Option<PathBuf>,
+    /// `SOPS_AGE_KEY_FILE`.
+    pub sops_key_file: Option<PathBuf>,
+    /// `SOPS_AGE_KEY`: the keys themselves, one per line.
+    pub sops_key: Option<String>,
+    /// The environment's `identityFile` (resolved by the caller, e.g. against the repo root).
+    pub environment_file: Option<PathBuf>,
+    /// `$XDG_CONFIG_HOME/sops/age/keys.txt`, else `$HOME/.config/sops/age/keys.txt`; a missing
+    /// file here is not an error, unlike every explicitly named file.
+    pub default_file: Option<PathBuf>,
+}
+
+// `sops_key` holds secret keys: never print it.
+impl fmt::Debug for IdentitySources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentitySources")
+            .field("flag", &self.flag)
+            .field("weaver_key_file", &self.weaver_key_file)
+            .field("sops_key_file", &self.sops_key_file)
+            .field("sops_key", &self.sops_key.as_ref().map(|_| "<set>"))
+            .field("environment_file", &self.environment_file)
+            .field("default_file", &self.default_file)
+            .finish()
+    }
+}
+
+impl IdentitySources {
+    /// Reads the environment through `env` (pass `|k| std::env::var_os(k)`; tests pass a map).
+    /// Empty variables count as unset.
+    pub fn from_env(
+        flag: Option<PathBuf>,
+        environment_file: Option<PathBuf>,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> IdentitySources {
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        // Go's os.UserConfigDir (what sops uses) ignores a relative XDG_CONFIG_HOME.
+        let config_dir = var("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".config")));
+        IdentitySources {
+            flag,
+            weaver_key_file: var("WEAVER_AGE_KEY_FILE").map(PathBuf::from),
+            sops_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
+            sops_key: var("SOPS_AGE_KEY").map(|v| v.to_string_lossy().into_owned()),
+            environment_file,
+            default_file: config_dir.map(|dir| dir.join("sops/age/keys.txt")),
+        }
+    }
+
+    /// Loads every available source. A named file that cannot be read, or a line that is not a
+    /// key, is an error; finding no keys at all is not (decrypting then says what was searched).
+    pub fn load(&self) -> Result<Identities, SecretsError> {
+        let mut ids = Identities::default();
+        let files = [
+            (&self.flag, IdentityOrigin::Flag as fn(PathBuf) -> IdentityOrigin, "--identity not given"),
+            (&self.weaver_key_file, IdentityOrigin::WeaverKeyFile, "WEAVER_AGE_KEY_FILE unset"),
+            (&self.sops_key_file, IdentityOrigin::SopsKeyFile, "SOPS_AGE_KEY_FILE unset"),
+        ];
+        for (path, origin, unset) in files {
+            match path {
+                Some(path) => ids.load_file(origin(path.clone()), path)?,
+                None => ids.searched.push(unset.into()),
+            }
+        }
+        match &self.sops_key {
+            Some(text) => ids.load_text(IdentityOrigin::SopsKey, text)?,
+            None => ids.searched.push("SOPS_AGE_KEY unset".into()),
+        }
+        match &self.environment_file {
+            Some(path) => ids.load_file(IdentityOrigin::EnvironmentFile(path.clone()), path)?,
+            None => ids.searched.push("no identityFile in the environment".into()),
+        }
+        match &self.default_file {
+            Some(path) if path.exists() => ids.load_file(IdentityOrigin::DefaultFile(path.clone()), path)?,
+            Some(path) => ids.searched.push(format!("{} missing", path.display())),
+            None => ids.searched.push("no default key file (HOME unset)".into()),
+        }
+        Ok(ids)
+    }
+}
+
+/// Where an identity was found; shown next to its public key in errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityOrigin {
+    Flag(PathBuf),
+    WeaverKeyFile(PathBuf),
+    SopsKeyFile(PathBuf),
+    SopsKey,
+    EnvironmentFile(PathBuf),
+    DefaultFile(PathBuf),
+}
+
+impl fmt::Display for IdentityOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityOrigin::Flag(p) => write!(f, "--identity {}", p.display()),
+            IdentityOrigin::WeaverKeyFile(p) => write!(f, "WEAVER_AGE_KEY_FILE={}", p.display()),
+            IdentityOrigin::SopsKeyFile(p) => write!(f, "SOPS_AGE_KEY_FILE={}", p.display()),
+            IdentityOrigin::SopsKey => f.write_str("SOPS_AGE_KEY"),
+            IdentityOrigin::EnvironmentFile(p) => write!(f, "identityFile {}", p.display()),
+            IdentityOrigin::DefaultFile(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Loaded age identities. Only public keys and origins are ever shown.
+#[derive(Default)]
+pub struct Identities {
+    keys: Vec<Loaded>,
+    /// What was looked at without finding keys, for the "no identity" message.
+    searched: Vec<String>,
+}
+
+struct Loaded {
+    identity: x25519::Identity,
+    public: String,
+    origin: IdentityOrigin,
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.public_keys().map(|(key, origin)| format!("{key} (from {origin})"))).finish()
+    }
+}
+
+impl Identities {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The public key of each identity and where it came from.
+    pub fn public_keys(&self) -> impl Iterator<Item = (&str, &IdentityOrigin)> {
+        self.keys.iter().map(|k| (k.public.as_str(), &k.origin))
+    }
+
+    fn load_file(&mut self, origin: IdentityOrigin, path: &Path) -> Result<(), SecretsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SecretsError::IdentityFile { origin: origin.to_string(), source })?;
+        self.load_text(origin, &text)
+    }
+
+    fn load_text(&mut self, origin: IdentityOrigin, text: &str) -> Result<(), SecretsError> {
+        let before = self.keys.len();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let invalid = |reason: &str| SecretsError::InvalidIdentity {
+                origin: origin.to_string(),
+                line: index + 1,
+                reason: reason.into(),
+            };
+            if line.starts_with("AGE-PLUGIN-") {
+                return Err(invalid("age plugin identities are not supported"));
+            }
+            let identity = x25519::Identity::from_str(line)
+                .map_err(|_| invalid("not an age identity (expected AGE-SECRET-KEY-1…)"))?;
+            let public = identity.to_public().to_string();
+            // The same key in several sources is tried (and reported) once.
+            if !self.keys.iter().any(|k| k.public == public) {
+                self.keys.push(Loaded { identity, public, origin: origin.clone() });
+            }
+        }
+        if self.keys.len() == before {
+            self.searched.push(format!("{origin}: no keys in it"));
+        }
+        Ok(())
+    }
+
+    fn has_public(&self, recipient: &str) -> bool {
+        self.keys.iter().any(|k| k.public == recipient)
+    }
+
+    fn as_dyn(&self) -> Vec<&dyn age::Identity> {
+        self.keys.iter().map(|k| &k.identity as &dyn age::Identity).collect()
+    }
+
+    fn tried(&self) -> Vec<String> {
+        self.public_keys().map(|(key, origin)| format!("{key} (from {origin})")).collect()
+    }
+
+    fn no_identity(&self, path: &Path, recipients: Vec<String>) -> SecretsError {
+        SecretsError::NoIdentity { path: path.to_owned(), recipients, searched: self.searched.clone() }
+    }
+}
+
+/// Parses an age recipient; `origin` says where it was written, for the message.
+pub(crate) fn parse_recipient(recipient: &str, origin: &str) -> Result<x25519::Recipient, SecretsError> {
+    x25519::Recipient::from_str(recipient)
+        .map_err(|_| SecretsError::InvalidRecipient { recipient: recipient.to_owned(), origin: origin.to_owned() })
+}
+
+/// The data key as an armored age file for one recipient (what `sops.age[].enc` holds).
+pub(crate) fn wrap_data_key(key: &DataKey, recipient: &x25519::Recipient) -> String {
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+        .expect("one X25519 recipient is always a valid recipient set");
+    // Everything here writes to memory, which cannot fail.
+    let armored = ArmoredWriter::wrap_output(Vec::new(), ArmorFormat::AsciiArmor).expect("in-memory write");
+    let mut writer = encryptor.wrap_output(armored).expect("in-memory write");
+    writer.write_all(&key.0).expect("in-memory write");
+    let armored = writer.finish().and_then(ArmoredWriter::finish).expect("in-memory write");
+    String::from_utf8(armored).expect("armor is ASCII")
+}
+
+/// One `sops.age[]` entry.
+#[derive(Clone)]
+pub(crate) struct AgeStanza {
+    pub(crate) recipient: String,
+    pub(crate) enc: String,
+}
+
+enum Unwrap {
+    NotForUs,
+    Damaged(String),
+}
+
+/// Recovers the data key: every identity is tried against every stanza.
+pub(crate) fn unwrap_data_key(path: &Path, stanzas: &[AgeStanza], ids: &Identities) -> Result<DataKey, SecretsError> {
+    let recipients = || stanzas.iter().map(|s| s.recipient.clone()).collect();
+    if ids.is_empty() {
+        return Err(ids.no_identity(path, recipients()));
+    }
+    let identities = ids.as_dyn();
+    let mut damaged = None;
+    for (index, stanza) in stanzas.iter().enumerate() {
+        let outcome = decrypt_age(stanza.enc.as_bytes(), &identities).and_then(|plain| {
+            <[u8; 32]>::try_from(plain)
+                .map_err(|p| Unwrap::Damaged(format!("it holds {} bytes instead of a 32-byte data key", p.len())))
+        });
+        match outcome {
+            Ok(key) => return Ok(DataKey(key)),
+            // A stanza for a recipient we hold the identity of should open: if it does not, the
+            // file was damaged, which matters more than any other stanza being foreign.
+            Err(failure) if damaged.is_none() && ids.has_public(&stanza.recipient) => {
+                let reason = match failure {
+                    Unwrap::NotForUs => "the identity for this recipient does not open it".to_owned(),
+                    Unwrap::Damaged(reason) => reason,
+                };
+                damaged = Some((index, stanza.recipient.clone(), reason));
+            }
+            Err(_) => {}
+        }
+    }
+    Err(match damaged {
+        Some((index, recipient, reason)) => SecretsError::DataKey { path: path.to_owned(), index, recipient, reason },
+        None => SecretsError::WrongIdentity { path: path.to_owned(), recipients: recipients(), tried: ids.tried() },
+    })
+}
+
+/// Decrypts a whole-file age payload, binary or armored.
+pub(crate) fn decrypt_age_file(path: &Path, bytes: &[u8], ids: &Identities) -> Result<Vec<u8>, SecretsError> {
+    // X25519 stanzas do not name their recipients.
+    if ids.is_empty() {
+        return Err(ids.no_identity(path, Vec::new()));
+    }
+    decrypt_age(bytes, &ids.as_dyn()).map_err(|failure| match failure {
+        Unwrap::NotForUs => {
+            SecretsError::WrongIdentity { path: path.to_owned(), recipients: Vec::new(), tried: ids.tried() }
+        }
+        Unwrap::Damaged(reason) => SecretsError::AgeFile { path: path.to_owned(), reason },
+    })
+}
+
+fn decrypt_age(input: &[u8], identities: &[&dyn age::Identity]) -> Result<Vec<u8>, Unwrap> {
+    let damaged = |e: &dyn fmt::Display| Unwrap::Damaged(e.to_string());
+    // ArmoredReader passes binary input through unchanged.
+    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(BufReader::new(input))).map_err(|e| damaged(&e))?;
+    let mut reader = decryptor.decrypt(identities.iter().copied()).map_err(|e| match e {
+        age::DecryptError::NoMatchingKeys => Unwrap::NotForUs,
+        e => damaged(&e),
+    })?;
+    let mut plain = Vec::new();
+    reader.read_to_end(&mut plain).map_err(|e: io::Error| damaged(&e))?;
+    Ok(plain)
+}

@@ -1,0 +1,102 @@
+//! Secrets: SOPS files encrypted to age recipients (the format sops, Flux and helm-secrets
+//! read and write) and whole-file age encryption.
+//!
+//! - Reading: [`decrypt_file`] / [`decrypt_bytes`] give the plaintext [`Document`] of a SOPS
+//!   file (MAC verified) or of a `*.age` file; [`Document::to_json`] feeds templates.
+//! - Writing: [`encrypt`] for new files; [`SopsFile::decrypt`] then [`Decrypted::reencrypt`],
+//!   [`Decrypted::rotate`] or [`Decrypted::update_keys`]; [`EditSession`] for `edit`.
+//! - Keys: [`IdentitySources`] → [`Identities`]; recipients and selectors from
+//!   [`CreationRules`] (`secrets/.sops.yaml`) via [`encryption_settings`].
+//! - Output safety: [`Redactor`] and [`marker`].
+//!
+//! Paths passed in label every error, so pass them as users should see them (repo-relative).
+
+mod cipher;
+mod edit;
+mod error;
+mod json;
+mod keys;
+pub mod redact;
+mod rules;
+mod sops;
+mod tree;
+mod yaml;
+
+use std::io::Write;
+use std::path::Path;
+
+pub use edit::{EditOutcome, EditSession, private_temp_root, purge_plaintext};
+pub use error::SecretsError;
+pub use keys::{Identities, IdentityOrigin, IdentitySources};
+pub use redact::{Redactor, marker};
+pub use rules::{CreationRules, EncryptionSettings, Selector, encryption_settings};
+pub use sops::{Decrypted, KeyUpdate, SOPS_VERSION, SopsFile, encrypt};
+pub use tree::{Document, Format, Item, Mapping, Sequence, Value};
+
+/// Decrypts a secrets file: a SOPS file (`.yaml`, `.yml`, `.json`) or a whole-file age file
+/// (`.age`, binary or armored, holding YAML).
+pub fn decrypt_file(path: &Path, ids: &Identities) -> Result<Document, SecretsError> {
+    let bytes = std::fs::read(path).map_err(|source| SecretsError::Io { path: path.to_owned(), source })?;
+    decrypt_bytes(path, &bytes, ids)
+}
+
+/// [`decrypt_file`] for contents already read (e.g. from a git tree); `path` picks the format.
+pub fn decrypt_bytes(path: &Path, bytes: &[u8], ids: &Identities) -> Result<Document, SecretsError> {
+    let not_text = |what: &str| SecretsError::Parse {
+        path: path.to_owned(),
+        line: 1,
+        column: 1,
+        message: format!("{what} is not UTF-8 text"),
+    };
+    if path.extension().is_some_and(|e| e == "age") {
+        let plain = keys::decrypt_age_file(path, bytes, ids)?;
+        let text = String::from_utf8(plain).map_err(|_| not_text("the decrypted content"))?;
+        return Document::parse_as(path, &text, Format::Yaml);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| not_text("the file"))?;
+    Ok(SopsFile::parse(path, text)?.decrypt(ids)?.into_plaintext())
+}
+
+/// Replaces `path` with `contents` atomically (temporary file in the same directory, then
+/// rename), keeping the old file's permissions. For encrypted output only.
+pub fn write_atomically(path: &Path, contents: &str) -> Result<(), SecretsError> {
+    let io_error = |source| SecretsError::Io { path: path.to_owned(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new().prefix(".weaver-").tempfile_in(dir).map_err(io_error)?;
+    file.write_all(contents.as_bytes()).and_then(|()| file.as_file().sync_all()).map_err(io_error)?;
+    if let Ok(old) = std::fs::metadata(path) {
+        std::fs::set_permissions(file.path(), old.permissions()).map_err(io_error)?;
+    }
+    file.persist(path).map_err(|e| io_error(e.error))?;
+    Ok(())
+}
+
+/// Decrypts an environment's `secrets` files (read through `source`), registers every value
+/// with `redactor`, and merges them in order: later files override earlier ones key by key.
+/// Nothing is returned unless every file decrypts.
+pub fn load_environment_secrets(
+    source: &dyn crate::project::Source,
+    env: &crate::project::Environment,
+    ids: &Identities,
+    redactor: &Redactor,
+) -> crate::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut merged = serde_json::Map::new();
+    for file in &env.secrets {
+        let bytes =
+            source.read(&file.path).map_err(|e| crate::Error::io("read secrets file", &file.path, e))?.ok_or_else(
+                || crate::Error::at(file.at.clone(), format!("secrets file {} does not exist", file.path.display())),
+            )?;
+        let tree = decrypt_bytes(&file.path, &bytes, ids)?.to_json();
+        redactor.register_tree(&tree);
+        match tree {
+            serde_json::Value::Object(map) => crate::project::values::deep_merge(&mut merged, map),
+            _ => {
+                return Err(crate::Error::at(
+                    crate::error::Location::file(&file.path),
+                    "a secrets file must hold one mapping at the top level",
+                ));
+            }
+        }
+    }
+    Ok(merged)
+}

@@ -1,0 +1,717 @@
+//! YAML reading and writing for secrets files, with comments.
+//!
+//! Reading uses granit-parser's event stream (re-exported by serde-saphyr), which reports
+//! comments with their position. Scalars resolve the way sops' YAML library (go-yaml v3)
+//! resolves them, so a value hashes into the MAC exactly as sops hashes it. Writing follows
+//! go-yaml v3 with sops' indent of 4, quoting any string another parser could read as
+//! something else.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use base64::Engine;
+use serde_saphyr::granit_parser::{Event, Parser, Placement, ScalarStyle, Span, StructureStyle, Tag};
+
+use super::SecretsError;
+use super::tree::{Item, Mapping, Sequence, Value};
+
+const CORE_TAG_PREFIX: &str = "tag:yaml.org,2002:";
+
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<Mapping>, SecretsError> {
+    let mut builder = Builder {
+        path,
+        lines: text.lines().collect(),
+        stack: Vec::new(),
+        docs: Vec::new(),
+        loose: Vec::new(),
+        anchors: HashMap::new(),
+    };
+    for next in Parser::new_from_str(text) {
+        let (event, span) = next.map_err(|e| SecretsError::Parse {
+            path: path.to_owned(),
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+            message: e.info(),
+        })?;
+        builder.event(event, span)?;
+    }
+    Ok(builder.finish())
+}
+
+struct Builder<'t> {
+    path: &'t Path,
+    lines: Vec<&'t str>,
+    stack: Vec<Frame>,
+    docs: Vec<Mapping>,
+    /// Own-line comments outside any root mapping (before a document's content).
+    loose: Vec<String>,
+    anchors: HashMap<usize, Value>,
+}
+
+struct Frame {
+    container: Container,
+    /// Column of a block collection's keys or dashes; `None` for flow collections.
+    indent: Option<usize>,
+    anchor: usize,
+    /// Comments that belong to this collection but sit after the child still being read
+    /// (a comment at this frame's indentation that arrives before the child's end event).
+    after: Vec<String>,
+}
+
+enum Container {
+    Map { items: Mapping, keys: HashSet<String>, pending: Option<PendingKey> },
+    Seq(Sequence),
+}
+
+/// A mapping key whose value has not been read yet.
+struct PendingKey {
+    key: String,
+    comment: Option<String>,
+    /// Own-line comments between the key and its value.
+    between: Vec<LooseComment>,
+}
+
+struct LooseComment {
+    text: String,
+    line: usize,
+    col: usize,
+}
+
+impl Container {
+    fn push_comment(&mut self, text: String) {
+        match self {
+            Container::Map { items, .. } => items.push(Item::Comment(text)),
+            Container::Seq(items) => items.push(Item::Comment(text)),
+        }
+    }
+
+    /// The line-comment slot of the last entry, if the last item is an entry without one.
+    fn last_entry_comment(&mut self) -> Option<&mut Option<String>> {
+        let slot = match self {
+            Container::Map { items, .. } => match items.last_mut() {
+                Some(Item::Entry { comment, .. }) => comment,
+                _ => return None,
+            },
+            Container::Seq(items) => match items.last_mut() {
+                Some(Item::Entry { comment, .. }) => comment,
+                _ => return None,
+            },
+        };
+        slot.is_none().then_some(slot)
+    }
+}
+
+impl Builder<'_> {
+    fn error(&self, span: &Span, message: String) -> SecretsError {
+        SecretsError::Parse {
+            path: self.path.to_owned(),
+            line: span.start.line(),
+            column: span.start.col() + 1,
+            message,
+        }
+    }
+
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), SecretsError> {
+        match event {
+            Event::Comment(text, placement) => self.comment(text.into_owned(), placement, &span),
+            Event::Scalar(value, style, anchor, tag) => {
+                self.scalar(value.into_owned(), style, anchor, tag.as_deref(), &span)?
+            }
+            Event::Alias(id) => {
+                let value = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| self.error(&span, "alias to an unknown anchor".into()))?;
+                self.node(value, 0, &span)?
+            }
+            Event::MappingStart(style, anchor, _) => self.open(true, style, anchor, &span)?,
+            Event::SequenceStart(style, anchor, _) => self.open(false, style, anchor, &span)?,
+            Event::MappingEnd | Event::SequenceEnd => self.close(&span)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn scalar(
+        &mut self,
+        raw: String,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<&Tag>,
+        span: &Span,
+    ) -> Result<(), SecretsError> {
+        let value = resolve(raw, style, tag).map_err(|m| self.error(span, m))?;
+        if let Some(Frame { container: Container::Map { keys, pending: pending @ None, .. }, .. }) =
+            self.stack.last_mut()
+        {
+            // sops (like go-yaml) only supports string keys; the key text is not secret.
+            let Value::Str(key) = value else {
+                return Err(self.error(span, format!("this key is a {}, not a string; quote it", value.type_name())));
+            };
+            if !keys.insert(key.clone()) {
+                return Err(self.error(span, format!("duplicate key `{key}`")));
+            }
+            *pending = Some(PendingKey { key, comment: None, between: Vec::new() });
+            return Ok(());
+        }
+        self.node(value, anchor, span)
+    }
+
+    /// A complete value: the root of an empty document, or the next child of the top frame.
+    fn node(&mut self, value: Value, anchor: usize, span: &Span) -> Result<(), SecretsError> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        if self.stack.is_empty() {
+            return match value {
+                // An empty document (`---` alone, or only comments).
+                Value::Null => {
+                    self.docs.push(self.loose.drain(..).map(Item::Comment).collect());
+                    Ok(())
+                }
+                _ => Err(self.error(span, "the top level must be a mapping".into())),
+            };
+        }
+        let line = span.start.line();
+        let frame = self.stack.last_mut().expect("checked above");
+        match &mut frame.container {
+            Container::Map { items, pending, .. } => {
+                let Some(p) = pending.take() else {
+                    return Err(self.error(span, "complex mapping keys are not supported".into()));
+                };
+                let (before, after): (Vec<_>, Vec<_>) = p.between.into_iter().partition(|c| c.line < line);
+                items.extend(before.into_iter().map(|c| Item::Comment(c.text)));
+                items.push(Item::Entry { key: p.key, value, comment: p.comment });
+                items.extend(after.into_iter().map(|c| Item::Comment(c.text)));
+            }
+            Container::Seq(items) => items.push(Item::Entry { key: (), value, comment: None }),
+        }
+        for text in std::mem::take(&mut frame.after) {
+            frame.container.push_comment(text);
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, is_map: bool, style: StructureStyle, anchor: usize, span: &Span) -> Result<(), SecretsError> {
+        let indent = match style {
+            StructureStyle::Flow => None,
+            StructureStyle::Block if is_map => Some(span.start.col()),
+            // The event points after `- `; the dash starts the line.
+            StructureStyle::Block => Some(self.first_column(span.start.line())),
+        };
+        let mut container = if is_map {
+            Container::Map { items: Vec::new(), keys: HashSet::new(), pending: None }
+        } else {
+            Container::Seq(Vec::new())
+        };
+        match self.stack.last_mut() {
+            None if !is_map => {
+                return Err(self.error(span, "the top level must be a mapping".into()));
+            }
+            None => {
+                for text in self.loose.drain(..) {
+                    container.push_comment(text);
+                }
+            }
+            Some(Frame { container: Container::Map { items, pending, .. }, .. }) => {
+                let Some(p) = pending else {
+                    return Err(self.error(span, "complex mapping keys are not supported".into()));
+                };
+                // Comments between `key:` and an indented collection belong to the collection.
+                for c in p.between.drain(..) {
+                    if indent.is_some_and(|i| c.col >= i) {
+                        container.push_comment(c.text);
+                    } else {
+                        items.push(Item::Comment(c.text));
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+        self.stack.push(Frame { container, indent, anchor, after: Vec::new() });
+        Ok(())
+    }
+
+    fn close(&mut self, span: &Span) -> Result<(), SecretsError> {
+        let frame = self.stack.pop().expect("the parser balances start and end events");
+        let value = match frame.container {
+            Container::Map { items, .. } => Value::Map(items),
+            Container::Seq(items) => Value::Seq(items),
+        };
+        if self.stack.is_empty() {
+            let Value::Map(items) = value else { unreachable!("open() rejects root sequences") };
+            self.docs.push(items);
+            return Ok(());
+        }
+        self.node(value, frame.anchor, span)
+    }
+
+    fn comment(&mut self, text: String, placement: Placement, span: &Span) {
+        if placement == Placement::Right {
+            // A same-line comment belongs to the key just read, or to the last entry.
+            if let Some(frame) = self.stack.last_mut() {
+                let slot = match &mut frame.container {
+                    Container::Map { pending: Some(p), .. } => {
+                        (p.comment.is_none() && p.between.is_empty()).then_some(&mut p.comment)
+                    }
+                    container => container.last_entry_comment(),
+                };
+                if let Some(slot) = slot {
+                    *slot = Some(text);
+                    return;
+                }
+            }
+        }
+        let (line, col) = (span.start.line(), span.start.col());
+        let Some(top) = self.stack.len().checked_sub(1) else {
+            self.loose.push(text);
+            return;
+        };
+        // An own-line comment belongs to the innermost block collection whose indentation is
+        // not deeper than the comment's column: that decides its encryption path.
+        let target = if self.stack[top].indent.is_none() {
+            top
+        } else {
+            (0..=top)
+                .rev()
+                .find(|&i| {
+                    self.stack[i].indent.is_some_and(|ind| ind <= col) && !self.leaves_indentless_sequence(i, line, col)
+                })
+                .unwrap_or(0)
+        };
+        if target != top {
+            self.stack[target].after.push(text);
+            return;
+        }
+        match &mut self.stack[top].container {
+            Container::Map { pending: Some(p), .. } => p.between.push(LooseComment { text, line, col }),
+            container => container.push_comment(text),
+        }
+    }
+
+    /// For a sequence written at its parent key's indentation (`key:\n- a`), a comment at that
+    /// column belongs to the sequence only if the next content line is another `- ` item.
+    fn leaves_indentless_sequence(&self, frame: usize, line: usize, col: usize) -> bool {
+        let is_indentless = matches!(self.stack[frame].container, Container::Seq(_))
+            && frame > 0
+            && self.stack[frame - 1].indent == self.stack[frame].indent;
+        if !is_indentless {
+            return false;
+        }
+        let next_is_item = self
+            .lines
+            .iter()
+            .skip(line)
+            .find(|l| {
+                let t = l.trim_start();
+                !t.is_empty() && !t.starts_with('#')
+            })
+            .is_some_and(|l| {
+                let t = l.trim_start();
+                first_column_of(l) == col && (t == "-" || t.starts_with("- "))
+            });
+        !next_is_item
+    }
+
+    fn first_column(&self, line: usize) -> usize {
+        self.lines.get(line - 1).map_or(0, |l| first_column_of(l))
+    }
+
+    fn finish(mut self) -> Vec<Mapping> {
+        // Comments after the last document stay with it.
+        match self.docs.last_mut() {
+            Some(last) => last.extend(self.loose.drain(..).map(Item::Comment)),
+            None => self.docs.push(self.loose.drain(..).map(Item::Comment).collect()),
+        }
+        self.docs
+    }
+}
+
+fn first_column_of(line: &str) -> usize {
+    line.chars().take_while(|&c| c == ' ').count()
+}
+
+/// Resolves a scalar as go-yaml v3 decodes it into an `interface{}` (what sops does).
+fn resolve(raw: String, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
+    let Some(tag) = tag else {
+        return Ok(if style == ScalarStyle::Plain { resolve_plain(&raw) } else { Value::Str(raw) });
+    };
+    if tag.handle() != CORE_TAG_PREFIX {
+        // go-yaml leaves scalars with unknown tags as strings.
+        return Ok(Value::Str(raw));
+    }
+    let resolved = resolve_plain(&raw);
+    match (tag.suffix(), resolved) {
+        ("str", _) => Ok(Value::Str(raw)),
+        ("null", v @ Value::Null) | ("bool", v @ Value::Bool(_)) | ("int", v @ Value::Int(_)) => Ok(v),
+        ("float", v @ Value::Float(_)) => Ok(v),
+        ("float", Value::Int(i)) => Ok(Value::Float(i as f64)),
+        ("binary", _) => {
+            let compact: String = raw.split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .map(Value::Str)
+                .ok_or_else(|| "!!binary value is not base64-encoded UTF-8 text".into())
+        }
+        (suffix @ ("null" | "bool" | "int" | "float"), v) => {
+            Err(format!("a {} cannot be tagged !!{suffix}", v.type_name()))
+        }
+        (suffix, _) => Err(format!("tag !!{suffix} is not supported on a scalar")),
+    }
+}
+
+/// go-yaml v3's resolution of an untagged plain scalar.
+pub(crate) fn resolve_plain(s: &str) -> Value {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    if first == b'.' {
+        if let Some(f) = yaml_style_float(s) {
+            return Value::Float(f);
+        }
+    } else if first.is_ascii_digit() || first == b'+' || first == b'-' {
+        // Timestamps (YYYY-…) stay strings when decoded into interface{}; they never parse
+        // as numbers below anyway.
+        let plain = s.replace('_', "");
+        if let Some(i) = go_parse_int(&plain) {
+            return Value::Int(i);
+        }
+        if let Some(f) = yaml_style_float(&plain) {
+            return Value::Float(f);
+        }
+    }
+    Value::Str(s.to_owned())
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`, go-yaml's float syntax.
+fn yaml_style_float(s: &str) -> Option<f64> {
+    let b = s.strip_prefix(['-', '+']).unwrap_or(s).as_bytes();
+    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(b);
+    let mut i = int;
+    if b.get(i) == Some(&b'.') {
+        let frac = digits(&b[i + 1..]);
+        if int == 0 && frac == 0 {
+            return None;
+        }
+        i += 1 + frac;
+    } else if int == 0 {
+        return None;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        let exp = digits(&b[i..]);
+        if exp == 0 {
+            return None;
+        }
+        i += exp;
+    }
+    (i == b.len()).then(|| s.parse().ok()).flatten()
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: sign, then `0x`/`0o`/`0b` prefixes or a leading `0`
+/// for octal.
+fn go_parse_int(s: &str) -> Option<i64> {
+    let (negative, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) = match rest.get(..2) {
+        Some("0x" | "0X") => (16, &rest[2..]),
+        Some("0o" | "0O") => (8, &rest[2..]),
+        Some("0b" | "0B") => (2, &rest[2..]),
+        _ if rest.len() > 1 && rest.starts_with('0') => (8, &rest[1..]),
+        _ => (10, rest),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
+    if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
+}
+
+pub(crate) fn emit(docs: &[Mapping]) -> String {
+    let mut out = String::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        if has_entries(doc) {
+            emit_map(&mut out, doc, 0, 4, None);
+        } else {
+            for item in doc {
+                if let Item::Comment(text) = item {
+                    line(&mut out, 0, &format!("#{text}"));
+                }
+            }
+            out.push_str("{}\n");
+        }
+    }
+    out
+}
+
+fn has_entries<K>(items: &[Item<K>]) -> bool {
+    items.iter().any(|i| matches!(i, Item::Entry { .. }))
+}
+
+fn line(out: &mut String, col: usize, text: &str) {
+    indent(out, col);
+    out.push_str(text);
+    out.push('\n');
+}
+
+fn indent(out: &mut String, col: usize) {
+    out.extend(std::iter::repeat_n(' ', col));
+}
+
+/// Keys at `key_col`, nested content at `child_col`. In a sequence item (`dash` is the dash's
+/// column) the first entry shares the `- ` line and comments before it go above that line.
+fn emit_map(out: &mut String, items: &Mapping, key_col: usize, child_col: usize, mut dash: Option<usize>) {
+    for item in items {
+        match item {
+            Item::Comment(text) => line(out, dash.unwrap_or(key_col), &format!("#{text}")),
+            Item::Entry { key, value, comment } => {
+                match dash.take() {
+                    Some(col) => {
+                        indent(out, col);
+                        out.push_str("- ");
+                    }
+                    None => indent(out, key_col),
+                }
+                out.push_str(&inline_string(key));
+                out.push(':');
+                emit_value(out, value, comment.as_deref(), child_col, child_col + 4);
+            }
+        }
+    }
+}
+
+fn emit_seq(out: &mut String, items: &Sequence, dash_col: usize) {
+    for item in items {
+        match item {
+            Item::Comment(text) => line(out, dash_col, &format!("#{text}")),
+            Item::Entry { value: Value::Map(map), comment, .. } if has_entries(map) => {
+                // A collection item has no line of its own to carry a comment: put it above.
+                if let Some(text) = comment {
+                    line(out, dash_col, &format!("#{text}"));
+                }
+                emit_map(out, map, dash_col + 2, dash_col + 4, Some(dash_col));
+            }
+            Item::Entry { value: value @ Value::Seq(seq), comment, .. } if has_entries(seq) => {
+                if let Some(text) = comment {
+                    line(out, dash_col, &format!("#{text}"));
+                }
+                indent(out, dash_col);
+                out.push('-');
+                emit_value(out, value, None, dash_col + 4, dash_col + 4);
+            }
+            Item::Entry { value, comment, .. } => {
+                indent(out, dash_col);
+                out.push('-');
+                emit_value(out, value, comment.as_deref(), dash_col + 4, dash_col + 4);
+            }
+        }
+    }
+}
+
+/// Writes what follows `key:` or `-`: an inline scalar (or block scalar), or a newline and an
+/// indented collection at `child_col` (mapping children at `grandchild_col`).
+fn emit_value(out: &mut String, value: &Value, comment: Option<&str>, child_col: usize, grandchild_col: usize) {
+    let suffix = comment.map(|c| format!(" #{c}")).unwrap_or_default();
+    match value {
+        Value::Map(items) if has_entries(items) => {
+            out.push_str(&suffix);
+            out.push('\n');
+            emit_map(out, items, child_col, grandchild_col, None);
+        }
+        Value::Seq(items) if has_entries(items) => {
+            out.push_str(&suffix);
+            out.push('\n');
+            emit_seq(out, items, child_col);
+        }
+        // Empty collections have no block form; comments inside them go after the line.
+        Value::Map(items) => {
+            out.push_str(&format!(" {{}}{suffix}\n"));
+            emit_comments(out, items, child_col);
+        }
+        Value::Seq(items) => {
+            out.push_str(&format!(" []{suffix}\n"));
+            emit_comments(out, items, child_col);
+        }
+        Value::Str(s) if literal_ok(s) => {
+            let body = s.trim_end_matches('\n');
+            let trailing = s.len() - body.len();
+            out.push_str(match trailing {
+                0 => " |-",
+                1 => " |",
+                _ => " |+",
+            });
+            out.push_str(&suffix);
+            out.push('\n');
+            for text in body.split('\n') {
+                if text.is_empty() {
+                    out.push('\n');
+                } else {
+                    line(out, child_col, text);
+                }
+            }
+            for _ in 1..trailing {
+                out.push('\n');
+            }
+        }
+        scalar => {
+            out.push(' ');
+            out.push_str(&inline_scalar(scalar));
+            out.push_str(&suffix);
+            out.push('\n');
+        }
+    }
+}
+
+fn emit_comments<K>(out: &mut String, items: &[Item<K>], col: usize) {
+    for item in items {
+        if let Item::Comment(text) = item {
+            line(out, col, &format!("#{text}"));
+        }
+    }
+}
+
+fn inline_scalar(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) if f.is_nan() => ".nan".into(),
+        Value::Float(f) if f.is_infinite() => if *f > 0.0 { ".inf" } else { "-.inf" }.into(),
+        // Debug keeps a `.0` or an exponent, so the value reads back as a float.
+        Value::Float(f) => format!("{f:?}"),
+        Value::Str(s) => inline_string(s),
+        Value::Map(_) | Value::Seq(_) => unreachable!("collections are not inline scalars"),
+    }
+}
+
+/// A string on one line, quoted like go-yaml v3 does: double quotes when another reader
+/// could take it for a different type, plain when safe, else single quotes when possible.
+pub(crate) fn inline_string(s: &str) -> String {
+    if reads_as_other_type(s) {
+        double_quoted(s)
+    } else if plain_ok(s) {
+        s.to_owned()
+    } else if s.chars().all(|c| printable(c) && !matches!(c, '\t' | '\n' | '\r')) {
+        format!("'{}'", s.replace('\'', "''"))
+    } else {
+        double_quoted(s)
+    }
+}
+
+/// Empty, null/bool/number-like (also YAML 1.1 booleans), timestamp-like, or the merge key.
+fn reads_as_other_type(s: &str) -> bool {
+    const YAML11_BOOLS: &[&str] =
+        &["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"];
+    !matches!(resolve_plain(s), Value::Str(_)) || YAML11_BOOLS.contains(&s) || s == "<<" || looks_like_timestamp(s)
+}
+
+/// YAML's printable set, minus characters some readers treat as line breaks or a BOM.
+fn printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+        && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+}
+
+fn plain_ok(s: &str) -> bool {
+    let (Some(first), Some(last)) = (s.chars().next(), s.chars().last()) else {
+        return false;
+    };
+    !"-?:,[]{}#&*!|>'\"%@` \t".contains(first)
+        && !matches!(last, ' ' | '\t' | ':')
+        && s.chars().all(|c| printable(c) && !matches!(c, '\t' | '\n' | '\r'))
+        && !s.contains(": ")
+        && !s.contains(" #")
+        && !s.starts_with("...")
+}
+
+/// go-yaml quotes anything starting `YYYY-` so other readers don't see a timestamp.
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
+}
+
+/// A literal block (`|`) keeps multi-line text readable; it cannot carry a first line that
+/// starts with white space (it would set the indentation) or non-printable characters.
+fn literal_ok(s: &str) -> bool {
+    let body = s.trim_end_matches('\n');
+    s.contains('\n')
+        && !body.is_empty()
+        && s.chars().all(|c| printable(c) && c != '\r')
+        && body.split('\n').find(|l| !l.is_empty()).is_some_and(|l| !l.starts_with([' ', '\t']))
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if printable(c) => out.push(c),
+            c if (c as u32) <= 0xFF => out.push_str(&format!("\\x{:02X}", c as u32)),
+            c if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push_str(&format!("\\U{:08X}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// go-yaml v3's resolution, which decides what sops hashes and encrypts.
+    #[test]
+    fn plain_scalars_resolve_like_go_yaml() {
+        let cases: &[(&str, Value)] = &[
+            ("42", Value::Int(42)),
+            ("+12", Value::Int(12)),
+            ("-0x1F", Value::Int(-31)),
+            ("0o17", Value::Int(15)),
+            ("012", Value::Int(10)),
+            ("0b101", Value::Int(5)),
+            ("1_000", Value::Int(1000)),
+            ("08", Value::Float(8.0)),
+            ("1e3", Value::Float(1000.0)),
+            (".5", Value::Float(0.5)),
+            ("1.", Value::Float(1.0)),
+            ("-.inf", Value::Float(f64::NEG_INFINITY)),
+            ("99999999999999999999", Value::Float(1e20)),
+            ("True", Value::Bool(true)),
+            ("~", Value::Null),
+            ("", Value::Null),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(&resolve_plain(text), expected, "{text}");
+        }
+        for text in ["yes", "off", "0x", "1.2.3", "2021-01-01", "12:30", "+", "-", ".", "e3", "1e", "0b2", "TRue"] {
+            assert_eq!(resolve_plain(text), Value::Str(text.to_owned()), "{text}");
+        }
+    }
+}

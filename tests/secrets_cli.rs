@@ -1,0 +1,338 @@
+//! Secrets end to end: decryption in rendering, redaction on every output path, the
+//! `weaver secrets` commands (edit on every exit path), tampering, and age CLI interop.
+
+mod common;
+use common::{Repo, Run, interop_available, project_root};
+
+use std::path::{Path, PathBuf};
+
+/// The plaintext values of the demo's secrets/dev.yaml: none may ever leak.
+const DEV_SECRETS: [&str; 4] = [
+    "postgres://shop:dev-db-Vq7x2@db.shop-dev.svc:5432/shop",
+    "dev-api-key-4f1c9a7e",
+    "dev-session-Pz81kQ",
+    "dev-redis-Jm3s9",
+];
+
+#[track_caller]
+fn assert_no_leak(run: &Run, context: &str) {
+    for secret in DEV_SECRETS {
+        assert!(!run.stdout.contains(secret), "{context}: stdout leaked {secret:?}:\n{}", run.stdout);
+        assert!(!run.stderr.contains(secret), "{context}: stderr leaked {secret:?}:\n{}", run.stderr);
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    project_root().join("tests/fixtures").join(name)
+}
+
+#[test]
+fn dev_secrets_render_redacted_by_default_and_real_with_show_secrets() {
+    let repo = Repo::demo();
+    let run = repo.weaver(&["render", "--env", "dev", "-v"]);
+    assert!(run.success().contains("kind: Secret"));
+    assert!(run.stdout.contains(&format!("API_KEY: {}", weaver::secrets::marker(DEV_SECRETS[1]))), "{}", run.stdout);
+    assert_no_leak(&run, "render");
+    let shown = repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
+    assert!(shown.success().contains(&format!("API_KEY: {}", DEV_SECRETS[1])));
+}
+
+#[test]
+fn prod_without_its_key_fails_naming_file_and_recipient() {
+    let repo = Repo::demo();
+    let run = repo.weaver(&["render", "--env", "prod"]);
+    let stderr = run.failure();
+    let recipient = std::fs::read_to_string(repo.path().join("secrets/.sops.yaml"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("age: "))
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(
+        stderr.starts_with(&format!("error: secrets/prod.yaml: no age identity available to decrypt it; it is encrypted to {recipient}; tried: nothing found (--identity not given, WEAVER_AGE_KEY_FILE unset, SOPS_AGE_KEY_FILE unset, SOPS_AGE_KEY unset, no identityFile in the environment, ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: give weaver the age key with --identity FILE"), "{stderr}");
+}
+
+#[test]
+fn prod_with_a_wrong_key_lists_the_public_keys_tried() {
+    let repo = Repo::demo();
+    let dev_key = repo.path().join("secrets/dev.agekey");
+    let run = repo.weaver(&["render", "--env", "prod", "--identity", dev_key.to_str().unwrap()]);
+    let stderr = run.failure();
+    let dev_public = std::fs::read_to_string(&dev_key)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    assert!(stderr.contains("secrets/prod.yaml: none of the available age identities can decrypt it"), "{stderr}");
+    assert!(stderr.contains(&format!("{dev_public} (from --identity")), "{stderr}");
+    assert!(!stderr.contains("AGE-SECRET-KEY"), "{stderr}");
+}
+
+#[test]
+fn identity_order_flag_then_environment_variables_then_identity_file() {
+    let repo = Repo::demo();
+    // A wrong key given first is tried, but the environment's identityFile still decrypts.
+    let wrong = fixture("prod-test.agekey");
+    let run = repo.weaver_env(&["render", "--env", "dev"], &[("SOPS_AGE_KEY_FILE", wrong.to_str().unwrap())]);
+    run.success();
+    // A missing file named by a variable is an error, not silently skipped.
+    let run = repo.weaver_env(&["render", "--env", "dev"], &[("WEAVER_AGE_KEY_FILE", "/nonexistent/key.txt")]);
+    assert!(run.failure().contains("/nonexistent/key.txt"), "{}", run.stderr);
+    // SOPS_AGE_KEY holds the key text itself.
+    let key_text = std::fs::read_to_string(fixture("prod-test.agekey")).unwrap();
+    repo.write("secrets/prod.yaml", &std::fs::read_to_string(fixture("prod-secrets.yaml")).unwrap());
+    repo.weaver_env(&["render", "--env", "prod"], &[("SOPS_AGE_KEY", key_text.as_str())]).success();
+}
+
+/// A template error, a schema error and a YAML error, each while secrets are in context: no
+/// output may contain a secret value, even where the template put one into the message.
+#[test]
+fn errors_with_secrets_in_context_never_print_them() {
+    let template_errors = [
+        "a: {{ secrets.web.apiKey + 1 }}\n",
+        "a: {{ secrets.web.apiKey.nope }}\n",
+        "a: {{ fail('bad key ' ~ secrets.web.apiKey) }}\n",
+        "a: {{ secrets.redis.password | required('x') | int + secrets.nope }}\n",
+        "a: {{ secrets.web.databaseUrl | b64decode }}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata: [{{ secrets.web.apiKey }}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  k: {{ secrets.web.sessionSecret }}\n  k: {{ secrets.redis.password }}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ secrets.web.apiKey }}\n---\n{{ secrets.redis.password }}\n",
+    ];
+    for template in template_errors {
+        let repo = Repo::demo();
+        repo.write("charts/web-app/templates/leak.yaml", template);
+        let run = repo.weaver(&["render", "--env", "dev", "-v"]);
+        assert_eq!(run.code, 1, "{template:?} should fail:\n{}", run.stderr);
+        assert_no_leak(&run, template);
+    }
+    // Schema error while secrets are loaded.
+    let repo = Repo::demo();
+    repo.write("environments/values/web-dev.yaml", "port: lots\n");
+    let run = repo.weaver(&["render", "--env", "dev", "-v"]);
+    assert!(run.failure().contains("values.schema.json"));
+    assert_no_leak(&run, "schema error");
+}
+
+#[test]
+fn a_secret_copied_outside_a_secret_object_is_redacted_too() {
+    let repo = Repo::demo();
+    repo.write(
+        "charts/web-app/templates/leak.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: copied\ndata:\n  url: {{ secrets.web.databaseUrl | quote }}\n  b64: {{ secrets.web.apiKey | b64encode }}\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert!(run.success().contains(&format!("url: {}", weaver::secrets::marker(DEV_SECRETS[0]))), "{}", run.stdout);
+    assert_no_leak(&run, "copied secret");
+}
+
+fn secrets_file(repo: &Repo, name: &str) -> String {
+    repo.path().join("secrets").join(name).to_str().unwrap().to_string()
+}
+
+#[test]
+fn encrypt_decrypt_rotate_and_updatekeys_through_the_cli() {
+    let repo = Repo::demo();
+    let plain = "# a comment\nname: team\nport: 8080\nenabled: true\nratio: 0.5\nlist:\n  - one\n  - two\nnested:\n  key: ünïcødé\n  multi: |\n    line one\n    line two\n";
+    repo.write("secrets/dev.yaml", plain);
+    let file = secrets_file(&repo, "dev.yaml");
+    repo.weaver(&["secrets", "encrypt", &file]).success();
+    let encrypted = std::fs::read_to_string(&file).unwrap();
+    assert!(!encrypted.contains("team") && !encrypted.contains("line one") && encrypted.contains("sops:"));
+    // Decrypts with the environment's identityFile, found from the file's path.
+    let decrypted = repo.weaver(&["secrets", "decrypt", &file]).success().to_string();
+    let as_json = |text: &str| serde_saphyr::from_str::<serde_json::Value>(text).unwrap();
+    assert_eq!(as_json(&decrypted), as_json(plain));
+    assert!(decrypted.contains("# a comment"));
+
+    repo.weaver(&["secrets", "rotate", &file]).success();
+    let rotated = std::fs::read_to_string(&file).unwrap();
+    assert_ne!(ciphertexts(&rotated), ciphertexts(&encrypted), "rotate must re-encrypt every value");
+    assert_eq!(as_json(repo.weaver(&["secrets", "decrypt", &file]).success()), as_json(plain));
+
+    let extra = std::fs::read_to_string(fixture("prod-test.agekey")).unwrap();
+    let extra_public = extra.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_string();
+    let dev_public = std::fs::read_to_string(repo.path().join("secrets/dev.agekey"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    let run = repo.weaver(&["secrets", "updatekeys", &file, "--age", &format!("{dev_public},{extra_public}")]);
+    assert!(run.success().is_empty());
+    assert!(run.stderr.contains(&format!("added {extra_public}")), "{}", run.stderr);
+    assert_eq!(
+        ciphertexts(&std::fs::read_to_string(&file).unwrap()),
+        ciphertexts(&rotated),
+        "updatekeys keeps the values"
+    );
+    // The added recipient can now decrypt.
+    let run = repo.weaver(&["secrets", "decrypt", &file, "--identity", fixture("prod-test.agekey").to_str().unwrap()]);
+    assert_eq!(as_json(run.success()), as_json(plain));
+    // Applying the rules again removes it.
+    let run = repo.weaver(&["secrets", "updatekeys", &file]);
+    assert!(run.stderr.contains(&format!("removed {extra_public}")), "{}", run.stderr);
+}
+
+fn ciphertexts(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split_once("ENC[").map(|(_, rest)| rest.to_string()))
+        .filter(|l| !l.contains("type:comment"))
+        .collect()
+}
+
+fn editor_script(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("editor.sh");
+    std::fs::write(&path, format!("#!/bin/sh\necho \"$1\" > {}/plaintext-path\n{body}\n", dir.display())).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Where the editor saw the plaintext; asserts it was private while open and is gone now.
+fn recorded_plaintext(dir: &Path) -> PathBuf {
+    let path = PathBuf::from(std::fs::read_to_string(dir.join("plaintext-path")).unwrap().trim());
+    assert!(!path.exists(), "plaintext {} was left behind", path.display());
+    assert!(!path.parent().unwrap().exists(), "private directory {} was left behind", path.parent().unwrap().display());
+    path
+}
+
+#[test]
+fn edit_reencrypts_keeping_unchanged_ciphertext_and_removes_the_plaintext() {
+    let repo = Repo::demo();
+    let scratch = tempfile::tempdir().unwrap();
+    let editor = editor_script(
+        scratch.path(),
+        &format!(
+            "stat -c %a \"$1\" > {dir}/mode; stat -c %a \"$(dirname \"$1\")\" > {dir}/dirmode\nsed -i 's/dev-api-key-4f1c9a7e/dev-api-key-rotated-1/' \"$1\"",
+            dir = scratch.path().display()
+        ),
+    );
+    let file = secrets_file(&repo, "dev.yaml");
+    let before = std::fs::read_to_string(&file).unwrap();
+    let run = repo.weaver_env(&["secrets", "edit", &file], &[("EDITOR", editor.to_str().unwrap())]);
+    run.success();
+    recorded_plaintext(scratch.path());
+    assert_eq!(std::fs::read_to_string(scratch.path().join("mode")).unwrap().trim(), "600");
+    assert_eq!(std::fs::read_to_string(scratch.path().join("dirmode")).unwrap().trim(), "700");
+    let after = std::fs::read_to_string(&file).unwrap();
+    let (old, new) = (ciphertexts(&before), ciphertexts(&after));
+    let changed: Vec<_> = old.iter().zip(&new).filter(|(a, b)| a != b).collect();
+    // The apiKey value and the MAC change; every other value keeps its ciphertext.
+    assert_eq!(changed.len(), 2, "{changed:#?}");
+    let decrypted = repo.weaver(&["secrets", "decrypt", &file]).success().to_string();
+    assert!(decrypted.contains("apiKey: dev-api-key-rotated-1"));
+}
+
+#[test]
+fn edit_cleans_up_after_editor_failure_invalid_text_and_termination() {
+    let repo = Repo::demo();
+    let file = secrets_file(&repo, "dev.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+
+    let scratch = tempfile::tempdir().unwrap();
+    let failing = editor_script(scratch.path(), "exit 3");
+    let run = repo.weaver_env(&["secrets", "edit", &file], &[("EDITOR", failing.to_str().unwrap())]);
+    assert!(run.failure().contains("exited with exit status: 3"), "{}", run.stderr);
+    recorded_plaintext(scratch.path());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+
+    let scratch = tempfile::tempdir().unwrap();
+    let breaking = editor_script(scratch.path(), "printf 'web: [unclosed\\n' > \"$1\"");
+    let run = repo.weaver_env(&["secrets", "edit", &file], &[("EDITOR", breaking.to_str().unwrap())]);
+    assert!(run.failure().contains("the file was left unchanged and the edit discarded"), "{}", run.stderr);
+    recorded_plaintext(scratch.path());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+    assert_no_leak(&run, "invalid edit");
+
+    // SIGTERM to weaver while the editor runs: the editor is stopped and the plaintext removed.
+    let scratch = tempfile::tempdir().unwrap();
+    let slow = editor_script(scratch.path(), &format!("touch {}/started; exec sleep 30", scratch.path().display()));
+    let mut child = std::process::Command::new(common::WEAVER)
+        .args(["--repo", repo.path().to_str().unwrap(), "secrets", "edit", &file])
+        .env("EDITOR", &slow)
+        .env("HOME", repo.path().join(".no-home"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = scratch.path().join("started");
+    for _ in 0..200 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(started.exists(), "the editor never started");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("received signal 15"));
+    recorded_plaintext(scratch.path());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+}
+
+#[test]
+fn tampered_files_fail_with_distinct_clear_errors() {
+    let repo = Repo::demo();
+    let file = secrets_file(&repo, "dev.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let flip = |needle: &str| {
+        // Change one base64 character inside the first match of `needle`'s line.
+        let line = original.lines().find(|l| l.contains(needle)).unwrap();
+        let at = line.find("data:").map(|i| i + 8).unwrap_or_else(|| line.find(needle).unwrap() + needle.len() + 3);
+        let mut bytes = line.as_bytes().to_vec();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        original.replacen(line, std::str::from_utf8(&bytes).unwrap(), 1)
+    };
+    let cases = [
+        (flip("apiKey:"), "the encrypted value at `web.apiKey` failed its integrity check"),
+        (flip("mac:"), "sops.mac cannot be decrypted"),
+        (flip("YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0"), "cannot be decrypted"),
+        (original.replacen("tag:", "tag:!!", 1), "is malformed"),
+        ("plain: yaml\n".to_string(), "is not a SOPS file"),
+    ];
+    for (text, expected) in cases {
+        repo.write("secrets/dev.yaml", &text);
+        let run = repo.weaver(&["render", "--env", "dev"]);
+        let stderr = run.failure();
+        assert!(stderr.starts_with("error: secrets/dev.yaml: "), "{stderr}");
+        assert!(stderr.contains(expected), "expected {expected:?} in:\n{stderr}");
+        assert_no_leak(&run, expected);
+    }
+}
+
+#[test]
+fn whole_file_age_made_by_the_age_cli_renders() {
+    let has_age = std::process::Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !interop_available("the age CLI", has_age) {
+        return;
+    }
+    let repo = Repo::demo();
+    let key = fixture("prod-test.agekey");
+    let public = std::fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    let plain = repo.path().join("extra.yaml");
+    std::fs::write(&plain, "web:\n  apiKey: from-an-age-file-1234\n").unwrap();
+    for armor in [false, true] {
+        let target = repo.path().join("secrets/extra.age");
+        let mut cmd = std::process::Command::new("age");
+        cmd.args(["-r", &public, "-o", target.to_str().unwrap()]);
+        if armor {
+            cmd.arg("-a");
+        }
+        assert!(cmd.arg(&plain).status().unwrap().success());
+        repo.write(
+            "environments/dev.yaml",
+            "extends: base\nnamespace: shop-dev\nsecrets: [secrets/dev.yaml, secrets/extra.age]\nidentityFile: secrets/dev.agekey\n",
+        );
+        let run = repo
+            .weaver_env(&["render", "--env", "dev", "--show-secrets"], &[("SOPS_AGE_KEY_FILE", key.to_str().unwrap())]);
+        // Later files override earlier ones key by key.
+        assert!(run.success().contains("API_KEY: from-an-age-file-1234"), "armor={armor}: {}", run.stdout);
+        assert!(run.stdout.contains(&format!("SESSION_SECRET: {}", DEV_SECRETS[2])));
+    }
+}

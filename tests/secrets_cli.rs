@@ -46,7 +46,7 @@ fn prod_without_its_key_fails_naming_file_and_recipient() {
         .unwrap()
         .lines()
         .filter_map(|l| l.trim().strip_prefix("age: "))
-        .last()
+        .next_back()
         .unwrap()
         .to_string();
     assert!(
@@ -249,7 +249,7 @@ fn edit_cleans_up_after_editor_failure_invalid_text_and_termination() {
     // SIGTERM to weaver while the editor runs: the editor is stopped and the plaintext removed.
     let scratch = tempfile::tempdir().unwrap();
     let slow = editor_script(scratch.path(), &format!("touch {}/started; exec sleep 30", scratch.path().display()));
-    let mut child = std::process::Command::new(common::WEAVER)
+    let child = std::process::Command::new(common::WEAVER)
         .args(["--repo", repo.path().to_str().unwrap(), "secrets", "edit", &file])
         .env("EDITOR", &slow)
         .env("HOME", repo.path().join(".no-home"))

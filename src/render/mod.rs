@@ -171,7 +171,7 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
                     Some("has no `apiVersion`")
                 } else if !map.get("kind").is_some_and(Value::is_string) {
                     Some("has no `kind`")
-                } else if !object.pointer("/metadata/name").is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty())) {
+                } else if object.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
                     Some("has no `metadata.name`")
                 } else {
                     None

@@ -7,7 +7,7 @@ use crate::manifest::{self, LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, 
 use crate::project::Release;
 use crate::project::environment::{PatchBody, PatchTarget};
 
-pub fn apply(manifests: &mut Vec<Manifest>, release: &Release, environment: &str, scopes: &Scopes) -> Result<()> {
+pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, scopes: &Scopes) -> Result<()> {
     for m in manifests.iter_mut() {
         set_namespace(m, &release.namespace, scopes);
     }
@@ -63,7 +63,7 @@ fn set_namespace(m: &mut Manifest, namespace: &str, scopes: &Scopes) {
     let meta = metadata(&mut m.object);
     if !namespaced {
         meta.remove("namespace");
-    } else if !meta.get("namespace").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+    } else if meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
         // Right after `name`, where kubectl users look for it.
         let at = meta.keys().position(|k| k == "name").map_or(0, |i| i + 1);
         meta.shift_insert(at, "namespace".into(), Value::String(namespace.to_string()));

@@ -663,22 +663,7 @@ fn literal_ok(s: &str) -> bool {
 
 fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0' => out.push_str("\\0"),
-            c if printable(c) => out.push(c),
-            c if (c as u32) <= 0xFF => out.push_str(&format!("\\x{:02X}", c as u32)),
-            c if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push_str(&format!("\\U{:08X}", c as u32)),
-        }
-    }
-    out.push('"');
+    crate::yaml::emit::write_double_quoted(&mut out, s);
     out
 }
 

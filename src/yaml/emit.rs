@@ -225,7 +225,8 @@ fn write_quoted_or_plain(out: &mut String, s: &str, style: Style) {
     }
 }
 
-fn write_double_quoted(out: &mut String, s: &str) {
+/// A YAML double-quoted scalar; also used by the SOPS writer, since it is valid for any reader.
+pub(crate) fn write_double_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -1,0 +1,347 @@
+//! Infinitely fast stand-ins for the controllers a cluster runs: CRD
+//! establishment, namespace bootstrap and termination, garbage collection and
+//! (when auto-ready is on) workload status. They run synchronously after every
+//! write, until nothing changes.
+
+use crate::cluster::{Cluster, ObjKey, owner_uids};
+use crate::util;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+const CRD_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+const ROOT_CA: &str =
+    "-----BEGIN CERTIFICATE-----\nMIIBfakeweavertestapiservercertificate\n-----END CERTIFICATE-----\n";
+
+fn deleting(o: &Value) -> bool {
+    o["metadata"].get("deletionTimestamp").is_some()
+}
+
+fn has_finalizer(o: &Value, f: &str) -> bool {
+    o["metadata"]["finalizers"].as_array().is_some_and(|l| l.contains(&json!(f)))
+}
+
+fn drop_finalizer(o: &mut Value, f: &str) {
+    if let Some(l) = o["metadata"]["finalizers"].as_array_mut() {
+        l.retain(|x| x != f);
+        if l.is_empty()
+            && let Some(m) = o["metadata"].as_object_mut()
+        {
+            m.remove("finalizers");
+        }
+    }
+}
+
+/// Conditions with the timestamps of unchanged ones kept (controllers only
+/// bump lastTransitionTime when a condition changes).
+fn conditions(old: &Value, new: Vec<Value>, time_fields: &[&str]) -> Value {
+    let now = util::now();
+    let out: Vec<Value> = new
+        .into_iter()
+        .map(|mut c| {
+            let prev = old.as_array().into_iter().flatten().find(|p| {
+                p["type"] == c["type"]
+                    && p["status"] == c["status"]
+                    && p["reason"] == c["reason"]
+                    && p["message"] == c["message"]
+            });
+            for f in time_fields {
+                c[*f] = prev.map_or_else(|| json!(now), |p| p[*f].clone());
+            }
+            c
+        })
+        .collect();
+    Value::Array(out)
+}
+
+/// Status fields with Go's `omitempty` dropping zeros for the listed keys.
+fn counts(pairs: &[(&str, i64, bool)]) -> serde_json::Map<String, Value> {
+    pairs.iter().filter(|(_, v, always)| *always || *v != 0).map(|(k, v, _)| ((*k).to_string(), json!(v))).collect()
+}
+
+impl Cluster {
+    pub(crate) fn reconcile(&mut self) {
+        if self.reconciling {
+            return;
+        }
+        self.reconciling = true;
+        for _ in 0..50 {
+            let before = self.resource_version();
+            self.crd_controller();
+            self.namespace_controller();
+            self.garbage_collector();
+            if self.auto_ready {
+                self.workload_status();
+            }
+            if self.resource_version() == before {
+                break;
+            }
+        }
+        self.reconciling = false;
+    }
+
+    fn keys_of(&self, group: &str, resource: &str) -> Vec<(ObjKey, Value)> {
+        self.objects()
+            .iter()
+            .filter(|(k, _)| k.group == group && k.resource == resource)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn delete_background(&mut self, key: &ObjKey) {
+        let Some(live) = self.objects().get(key).cloned() else {
+            return;
+        };
+        if deleting(&live) {
+            return;
+        }
+        if let Some(res) = self.resource_for(key) {
+            self.delete_object(key, &res, live, "Background", false);
+        }
+    }
+
+    fn crd_controller(&mut self) {
+        for (key, crd) in self.keys_of("apiextensions.k8s.io", "customresourcedefinitions") {
+            let group = crd["spec"]["group"].as_str().unwrap_or_default().to_string();
+            let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
+            if deleting(&crd) {
+                let crs: Vec<ObjKey> = self.keys_of(&group, &plural).into_iter().map(|(k, _)| k).collect();
+                for k in &crs {
+                    self.delete_background(k);
+                }
+                if self.keys_of(&group, &plural).is_empty() && has_finalizer(&crd, CRD_FINALIZER) {
+                    self.system_update(&key, "kube-apiserver", "", |o| drop_finalizer(o, CRD_FINALIZER));
+                }
+                continue;
+            }
+            let established =
+                crd["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Established");
+            if established {
+                continue;
+            }
+            let names = crd["spec"]["names"].clone();
+            let storage: Vec<Value> = crd["spec"]["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| v["storage"] == json!(true))
+                .map(|v| v["name"].clone())
+                .collect();
+            let now = util::now();
+            self.system_update(&key, "kube-apiserver", "status", |o| {
+                o["status"] = json!({
+                    "acceptedNames": names,
+                    "conditions": [
+                        {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts", "message": "no conflicts found"},
+                        {"type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+                    ],
+                    "storedVersions": storage,
+                });
+            });
+            self.refresh_crds();
+        }
+    }
+
+    fn namespace_controller(&mut self) {
+        for (key, ns) in self.keys_of("", "namespaces") {
+            let name = key.name.clone();
+            let contents: Vec<ObjKey> = self.objects().keys().filter(|k| k.namespace == name).cloned().collect();
+            if deleting(&ns) {
+                for k in &contents {
+                    self.delete_background(k);
+                }
+                let left = self.objects().keys().any(|k| k.namespace == name);
+                if !left && ns["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty) {
+                    self.remove(&key);
+                }
+                continue;
+            }
+            let cm = ObjKey {
+                group: String::new(),
+                resource: "configmaps".into(),
+                namespace: name.clone(),
+                name: "kube-root-ca.crt".into(),
+            };
+            if !self.objects().contains_key(&cm) {
+                let res = self.builtin("", "configmaps");
+                let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "kube-root-ca.crt", "namespace": name, "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+                    "data": {"ca.crt": ROOT_CA}});
+                let _ = self.system_create(&res, obj, CONTROLLER_MANAGER);
+            }
+            let sa = ObjKey {
+                group: String::new(),
+                resource: "serviceaccounts".into(),
+                namespace: name.clone(),
+                name: "default".into(),
+            };
+            if !self.objects().contains_key(&sa) {
+                let res = self.builtin("", "serviceaccounts");
+                let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}});
+                let _ = self.system_create(&res, obj, CONTROLLER_MANAGER);
+            }
+        }
+    }
+
+    fn garbage_collector(&mut self) {
+        let uids: HashSet<String> =
+            self.objects().values().filter_map(|o| o["metadata"]["uid"].as_str().map(String::from)).collect();
+        let all: Vec<(ObjKey, Value)> = self.objects().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (key, obj) in &all {
+            let owners: Vec<&str> = owner_uids(obj).collect();
+            if !owners.is_empty() && owners.iter().all(|u| !uids.contains(*u)) {
+                self.delete_background(key);
+            }
+        }
+        for (key, obj) in all.iter().filter(|(_, o)| deleting(o)) {
+            let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            let dependents: Vec<ObjKey> = self
+                .objects()
+                .iter()
+                .filter(|(_, o)| owner_uids(o).any(|u| u == uid))
+                .map(|(k, _)| k.clone())
+                .collect();
+            if has_finalizer(obj, "foregroundDeletion") {
+                for d in &dependents {
+                    self.delete_background(d);
+                }
+                if dependents.iter().all(|d| !self.objects().contains_key(d)) {
+                    self.system_update(key, CONTROLLER_MANAGER, "", |o| drop_finalizer(o, "foregroundDeletion"));
+                }
+            }
+            if has_finalizer(obj, "orphan") {
+                for d in &dependents {
+                    self.system_update(d, CONTROLLER_MANAGER, "", |o| {
+                        if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+                            refs.retain(|r| r["uid"] != uid.as_str());
+                            if refs.is_empty()
+                                && let Some(m) = o["metadata"].as_object_mut()
+                            {
+                                m.remove("ownerReferences");
+                            }
+                        }
+                    });
+                }
+                self.system_update(key, CONTROLLER_MANAGER, "", |o| drop_finalizer(o, "orphan"));
+            }
+        }
+    }
+
+    fn workload_status(&mut self) {
+        for (group, resource) in [
+            ("apps", "deployments"),
+            ("apps", "statefulsets"),
+            ("apps", "daemonsets"),
+            ("apps", "replicasets"),
+            ("batch", "jobs"),
+        ] {
+            for (key, obj) in self.keys_of(group, resource) {
+                if deleting(&obj) {
+                    continue;
+                }
+                match resource {
+                    "deployments" => self.deployment_status(&key, &obj),
+                    "statefulsets" => self.statefulset_status(&key, &obj),
+                    "daemonsets" => self.daemonset_status(&key, &obj),
+                    "replicasets" => self.replicaset_status(&key, &obj),
+                    _ => self.job_status(&key, &obj),
+                }
+            }
+        }
+    }
+
+    fn deployment_status(&mut self, key: &ObjKey, obj: &Value) {
+        let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+        let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let revision = self.revision(&uid, &obj["spec"]["template"]);
+        let hash = util::template_hash(&obj["spec"]["template"].to_string());
+        let mut status = counts(&[
+            ("availableReplicas", replicas, false),
+            ("observedGeneration", obj["metadata"]["generation"].as_i64().unwrap_or(1), true),
+            ("readyReplicas", replicas, false),
+            ("replicas", replicas, false),
+            ("updatedReplicas", replicas, false),
+        ]);
+        status.insert(
+            "conditions".into(),
+            conditions(
+                &obj["status"]["conditions"],
+                vec![
+                    json!({"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability."}),
+                    json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+                        "message": format!("ReplicaSet \"{}-{hash}\" has successfully progressed.", key.name)}),
+                ],
+                &["lastTransitionTime", "lastUpdateTime"],
+            ),
+        );
+        self.system_update(key, CONTROLLER_MANAGER, "status", |o| {
+            o["status"] = Value::Object(status);
+            o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(revision.to_string());
+        });
+    }
+
+    fn statefulset_status(&mut self, key: &ObjKey, obj: &Value) {
+        let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+        let revision = format!("{}-{}", key.name, util::template_hash(&obj["spec"]["template"].to_string()));
+        let mut status = counts(&[
+            ("availableReplicas", replicas, true),
+            ("collisionCount", 0, true),
+            ("currentReplicas", replicas, false),
+            ("observedGeneration", obj["metadata"]["generation"].as_i64().unwrap_or(1), true),
+            ("readyReplicas", replicas, false),
+            ("replicas", replicas, true),
+            ("updatedReplicas", replicas, false),
+        ]);
+        status.insert("currentRevision".into(), json!(revision));
+        status.insert("updateRevision".into(), json!(revision));
+        self.system_update(key, CONTROLLER_MANAGER, "status", |o| o["status"] = Value::Object(status));
+    }
+
+    /// No nodes: a DaemonSet is trivially rolled out with nothing scheduled.
+    fn daemonset_status(&mut self, key: &ObjKey, obj: &Value) {
+        let status = counts(&[
+            ("currentNumberScheduled", 0, true),
+            ("desiredNumberScheduled", 0, true),
+            ("numberMisscheduled", 0, true),
+            ("numberReady", 0, true),
+            ("observedGeneration", obj["metadata"]["generation"].as_i64().unwrap_or(1), true),
+        ]);
+        self.system_update(key, CONTROLLER_MANAGER, "status", |o| o["status"] = Value::Object(status));
+    }
+
+    fn replicaset_status(&mut self, key: &ObjKey, obj: &Value) {
+        let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+        let status = counts(&[
+            ("availableReplicas", replicas, false),
+            ("fullyLabeledReplicas", replicas, false),
+            ("observedGeneration", obj["metadata"]["generation"].as_i64().unwrap_or(1), true),
+            ("readyReplicas", replicas, false),
+            ("replicas", replicas, true),
+        ]);
+        self.system_update(key, CONTROLLER_MANAGER, "status", |o| o["status"] = Value::Object(status));
+    }
+
+    /// Jobs succeed at once unless suspended.
+    fn job_status(&mut self, key: &ObjKey, obj: &Value) {
+        let done = obj["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Complete");
+        if done || obj["spec"]["suspend"] == json!(true) {
+            return;
+        }
+        let now = util::now();
+        let succeeded = obj["spec"]["completions"].as_i64().unwrap_or(1);
+        let condition = |t: &str| {
+            json!({"type": t, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+                "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"})
+        };
+        let status = json!({
+            "completionTime": now,
+            "conditions": [condition("SuccessCriteriaMet"), condition("Complete")],
+            "ready": 0,
+            "startTime": now,
+            "succeeded": succeeded,
+            "terminating": 0,
+            "uncountedTerminatedPods": {},
+        });
+        self.system_update(key, CONTROLLER_MANAGER, "status", |o| o["status"] = status);
+    }
+}

@@ -1,0 +1,194 @@
+//! An in-process fake kube-apiserver for weaver's cluster tests.
+//!
+//! It speaks kube-apiserver's wire protocol over plain HTTP on 127.0.0.1:
+//! discovery (legacy and aggregated), CRUD with label/field selectors,
+//! JSON/merge/strategic-merge patches, server-side apply with real
+//! structured-merge-diff ownership (managedFields, conflicts, pruning),
+//! defaulting of the common built-in kinds, CRDs, watches, and `Status`
+//! errors shaped like the real ones. See the README for what is simplified.
+//!
+//! ```no_run
+//! let server = weaver_test_apiserver::TestApiServer::start();
+//! let status = std::process::Command::new("weaver")
+//!     .env("KUBECONFIG", server.kubeconfig_path())
+//!     .arg("diff")
+//!     .status()
+//!     .unwrap();
+//! assert!(status.success());
+//! assert!(server.requests().iter().all(|r| r.user == "fake-user"));
+//! ```
+
+mod cluster;
+mod controllers;
+mod defaults;
+mod discovery;
+mod error;
+mod fieldpath;
+mod managed;
+mod normalize;
+mod patch;
+mod quantity;
+mod resources;
+mod schema;
+mod selector;
+mod server;
+mod smd;
+mod util;
+mod validate;
+
+pub use server::{Fault, FaultAction, RequestRecord};
+
+use cluster::{Cluster, ForbidRule};
+use server::{Shared, lock};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, oneshot};
+
+/// Bearer token of the kubeconfig's `fake` context (user `fake-user`).
+pub const TOKEN: &str = "fake-token";
+/// Bearer token of the kubeconfig's `other` context (user `other-user`).
+pub const OTHER_TOKEN: &str = "other-token";
+
+/// A running fake apiserver. It serves from its own thread with its own
+/// tokio runtime, so it works from sync tests, from inside `#[tokio::test]`
+/// and for CLI subprocesses. Dropping it stops the server.
+pub struct TestApiServer {
+    url: String,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApiServer {
+    /// Starts on 127.0.0.1 with a random port and writes a kubeconfig for it.
+    pub fn start() -> TestApiServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).expect("non-blocking listener");
+        let addr = listener.local_addr().expect("local address");
+        let tokens = HashMap::from([
+            (TOKEN.to_string(), "fake-user".to_string()),
+            (OTHER_TOKEN.to_string(), "other-user".to_string()),
+        ]);
+        let shared = Arc::new(Shared {
+            cluster: Mutex::new(Cluster::new()),
+            log: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
+            changed: Notify::new(),
+            tokens,
+        });
+        let (tx, rx) = oneshot::channel();
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("test-apiserver".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    server::serve(listener, serving, rx).await;
+                });
+            })
+            .expect("spawn server thread");
+        let url = format!("http://{addr}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_yaml(&url)).expect("write kubeconfig");
+        TestApiServer { url, shared, shutdown: Some(tx), thread: Some(thread), kubeconfig, _dir: dir }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// A kubeconfig with one cluster, users `fake-user` and `other-user`
+    /// (bearer tokens [`TOKEN`] and [`OTHER_TOKEN`]) and contexts `fake`
+    /// (current) and `other`, both pointing at this server.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Every request served so far, in order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.log).clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared.log).clear();
+    }
+
+    /// Queues a fault; faults are matched in the order they were injected.
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared.faults).push(fault);
+    }
+
+    /// Whether workload statuses become ready (Deployments, StatefulSets,
+    /// DaemonSets, ReplicaSets) and Jobs complete right after each write.
+    /// On by default; turn off to test rollout timeouts.
+    pub fn set_auto_ready(&self, on: bool) {
+        let mut c = lock(&self.shared.cluster);
+        c.auto_ready = on;
+        let before = c.resource_version();
+        c.reconcile();
+        let changed = c.resource_version() != before;
+        drop(c);
+        if changed {
+            self.shared.changed.notify_waiters();
+        }
+    }
+
+    /// Denies `verb` (`get`, `list`, `watch`, `create`, `update`, `patch`,
+    /// `delete`, `deletecollection` or `*`) on `resource` (plural, optionally
+    /// `plural/subresource`, or `*`) in `namespace` (`None`: everywhere) with
+    /// RBAC's 403.
+    pub fn forbid(&self, verb: &str, resource: &str, namespace: Option<&str>) {
+        lock(&self.shared.cluster).forbidden.push(ForbidRule {
+            verb: verb.into(),
+            resource: resource.into(),
+            namespace: namespace.map(String::from),
+        });
+    }
+}
+
+impl Drop for TestApiServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn kubeconfig_yaml(url: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster:
+    server: {url}
+users:
+- name: fake-user
+  user:
+    token: {TOKEN}
+- name: other-user
+  user:
+    token: {OTHER_TOKEN}
+contexts:
+- name: fake
+  context:
+    cluster: fake
+    user: fake-user
+- name: other
+  context:
+    cluster: fake
+    user: other-user
+current-context: fake
+preferences: {{}}
+"
+    )
+}

@@ -1,0 +1,270 @@
+//! The HTTP layer: hyper 1 over plain TCP, bearer-token users, the request
+//! log, fault injection and streaming watches.
+
+use crate::cluster::{ApiRequest, ApiResponse, Cluster, WatchSpec};
+use crate::error::ApiError;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// One request as the server saw it, in arrival order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    /// The raw query string (percent-encoded, without `?`).
+    pub query: String,
+    pub field_manager: Option<String>,
+    /// `dryRun=All` in the query or a DeleteOptions body.
+    pub dry_run: bool,
+    pub content_type: Option<String>,
+    /// The authenticated user (`fake-user`, `other-user`, or `system:anonymous`).
+    pub user: String,
+    /// The HTTP status the server answered with.
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    /// Answer with this status code and the matching `Status` body.
+    Status(u16),
+    /// Wait this long, then handle the request normally.
+    Delay(Duration),
+}
+
+/// A fault for the next `count` requests whose method matches (`*` for any)
+/// and whose path starts with `path_prefix` (query string excluded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    pub method: String,
+    pub path_prefix: String,
+    pub count: usize,
+    pub action: FaultAction,
+}
+
+impl Fault {
+    pub fn status(method: &str, path_prefix: &str, code: u16) -> Fault {
+        Fault { method: method.into(), path_prefix: path_prefix.into(), count: 1, action: FaultAction::Status(code) }
+    }
+
+    pub fn delay(method: &str, path_prefix: &str, delay: Duration) -> Fault {
+        Fault { method: method.into(), path_prefix: path_prefix.into(), count: 1, action: FaultAction::Delay(delay) }
+    }
+
+    /// Applies the fault to this many matching requests (default 1).
+    pub fn times(mut self, count: usize) -> Fault {
+        self.count = count;
+        self
+    }
+}
+
+pub(crate) struct Shared {
+    pub cluster: Mutex<Cluster>,
+    pub log: Mutex<Vec<RequestRecord>>,
+    pub faults: Mutex<Vec<Fault>>,
+    /// Wakes watches after writes.
+    pub changed: Notify,
+    pub tokens: HashMap<String, String>,
+}
+
+/// Locks ignoring poisoning: a panicking test must not take the server down.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A response body fed by a channel (watch streams).
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn full(bytes: Vec<u8>) -> Body {
+    http_body_util::Full::new(Bytes::from(bytes)).boxed()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+}
+
+fn respond(r: ApiResponse) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(r.status)
+        .header("Content-Type", &r.content_type)
+        .header("Cache-Control", "no-cache, private");
+    for w in &r.warnings {
+        builder = builder.header("Warning", format!("299 - {w:?}"));
+    }
+    if let Some(s) = r.retry_after() {
+        builder = builder.header("Retry-After", s.to_string());
+    }
+    builder.body(full(r.body)).expect("valid response")
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    let raw_query = parts.uri.query().unwrap_or_default().to_string();
+    let query: Vec<(String, String)> = raw_query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect();
+    let user = match header("authorization").as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
+        Some(token) => shared.tokens.get(token).cloned(),
+        None => Some("system:anonymous".to_string()),
+    };
+    let api = ApiRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query,
+        content_type: header("content-type"),
+        accept: header("accept"),
+        user_agent: header("user-agent").unwrap_or_default(),
+        user: user.clone().unwrap_or_default(),
+        body,
+    };
+    let delete_dry_run = api.method == "DELETE"
+        && serde_json::from_slice::<serde_json::Value>(&api.body)
+            .ok()
+            .and_then(|v| v["dryRun"].as_array().map(|d| d.iter().any(|x| x == "All")))
+            .unwrap_or(false);
+    let mut record = RequestRecord {
+        method: api.method.clone(),
+        path: api.path.clone(),
+        query: raw_query,
+        field_manager: api.param("fieldManager").map(String::from),
+        dry_run: api.param("dryRun") == Some("All") || delete_dry_run,
+        content_type: api.content_type.clone(),
+        user: api.user.clone(),
+        status: 0,
+    };
+    let fault = {
+        let mut faults = lock(&shared.faults);
+        let hit = faults.iter_mut().find(|f| {
+            f.count > 0 && (f.method == "*" || f.method == api.method) && api.path.starts_with(&f.path_prefix)
+        });
+        hit.map(|f| {
+            f.count -= 1;
+            f.action.clone()
+        })
+    };
+    let response = match (fault, user) {
+        (Some(FaultAction::Status(code)), _) => respond(ApiResponse::error(&ApiError::injected(code))),
+        (_, None) => respond(ApiResponse::error(&ApiError::unauthorized())),
+        (delay, Some(_)) => {
+            if let Some(FaultAction::Delay(d)) = delay {
+                tokio::time::sleep(d).await;
+            }
+            let watch = lock(&shared.cluster).watch_spec(&api);
+            match watch {
+                Ok(Some(spec)) => watch_response(shared.clone(), spec),
+                Err(e) => respond(ApiResponse::error(&e)),
+                Ok(None) => {
+                    let (result, changed) = {
+                        let mut cluster = lock(&shared.cluster);
+                        let before = cluster.resource_version();
+                        let result = cluster.handle(&api);
+                        (result, cluster.resource_version() != before)
+                    };
+                    if changed {
+                        shared.changed.notify_waiters();
+                    }
+                    respond(result.unwrap_or_else(|e| ApiResponse::error(&e)))
+                }
+            }
+        }
+    };
+    record.status = response.status().as_u16();
+    lock(&shared.log).push(record);
+    Ok(response)
+}
+
+/// A chunked stream of watch events (one JSON object per line) until the
+/// client goes away or `timeoutSeconds` passes.
+fn watch_response(shared: Arc<Shared>, spec: WatchSpec) -> Response<Body> {
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(spec.timeout_seconds);
+        let mut rv = spec.since;
+        loop {
+            let notified = shared.changed.notified();
+            let (events, newest) = lock(&shared.cluster).watch_events(&spec, rv);
+            rv = newest;
+            for e in events {
+                let mut line = e.to_string().into_bytes();
+                line.push(b'\n');
+                if tx.send(Bytes::from(line)).await.is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Response::builder()
+        .status(200)
+        .header("Content-Type", "application/json")
+        .body(BoxBody::new(ChannelBody(rx)))
+        .expect("valid response")
+}

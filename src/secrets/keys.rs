@@ -178,7 +178,7 @@ impl Identities {
                 return Err(invalid("age plugin identities are not supported"));
             }
             let identity = x25519::Identity::from_str(line)
-                .map_err(|_| invalid("not an age identity (expected AGE-SECRET-KEY-1…)"))?;
+                .map_err(|_| invalid("not an age identity (expected a line starting with AGE-SECRET-KEY-)"))?;
             let public = identity.to_public().to_string();
             // The same key in several sources is tried (and reported) once.
             if !self.keys.iter().any(|k| k.public == public) {

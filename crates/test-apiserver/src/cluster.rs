@@ -732,7 +732,7 @@ impl Cluster {
         name: &str,
         sub: Option<&str>,
     ) -> Result<ApiResponse, ApiError> {
-        let mut ctx = self.ctx(req, res, ns.clone())?;
+        let ctx = self.ctx(req, res, ns.clone())?;
         let key = Self::key(res, ns.as_deref().unwrap_or_default(), name);
         let live = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.gr(), name))?;
         let obj = Self::decode(req)?;

@@ -921,6 +921,19 @@ impl Cluster {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&res.kind, &res.group, meta_str(&obj, "name"), causes));
         }
+        self.store_with_managed(ctx.dry_run, key, live, obj, &managed)
+    }
+
+    /// The common end of every write: record the managed fields (or none), put keys in the
+    /// server's order, and commit.
+    fn store_with_managed(
+        &mut self,
+        dry_run: bool,
+        key: ObjKey,
+        live: Option<Value>,
+        mut obj: Value,
+        managed: &Managed,
+    ) -> Result<(Value, u16), ApiError> {
         match managed.encode() {
             Some(mf) => {
                 meta_mut(&mut obj).insert("managedFields".into(), mf);
@@ -930,7 +943,7 @@ impl Cluster {
             }
         }
         order_keys(&mut obj);
-        self.commit(ctx.dry_run, key, live, obj)
+        self.commit(dry_run, key, live, obj)
     }
 
     /// PUT/PATCH/apply on `/status`: only `.status` changes, recorded with `subresource: status`.
@@ -963,17 +976,7 @@ impl Cluster {
                 (status_only(&base, merged), managed)
             }
         };
-        let mut obj = obj;
-        match managed.encode() {
-            Some(mf) => {
-                meta_mut(&mut obj).insert("managedFields".into(), mf);
-            }
-            None => {
-                meta_mut(&mut obj).remove("managedFields");
-            }
-        }
-        order_keys(&mut obj);
-        self.commit(ctx.dry_run, key, Some(live), obj)
+        self.store_with_managed(ctx.dry_run, key, Some(live), obj, &managed)
     }
 
     /// Stores `obj` unless nothing changed or it is a dry run; removes it when

@@ -149,19 +149,7 @@ impl Schema {
                 }
                 if let Some(elem) = o.get("list") {
                     let elem = self.builtin_type(elem);
-                    let kind = match o["type"].as_str() {
-                        Some("set") => ListKind::Set,
-                        Some("map") => ListKind::Map(
-                            o["keys"]
-                                .as_array()
-                                .into_iter()
-                                .flatten()
-                                .filter_map(Value::as_str)
-                                .map(String::from)
-                                .collect(),
-                        ),
-                        _ => ListKind::Atomic,
-                    };
+                    let kind = list_kind(o.get("type").and_then(Value::as_str), o.get("keys"));
                     let smp_key = o.get("smp_key").and_then(Value::as_str).map(String::from);
                     return self.push(TypeDef::List { elem, kind, smp_key });
                 }
@@ -280,19 +268,7 @@ impl Schema {
                     Some(i) if i.is_object() => self.crd_type(i),
                     _ => ATOMIC,
                 };
-                let kind = match p["x-kubernetes-list-type"].as_str() {
-                    Some("set") => ListKind::Set,
-                    Some("map") => ListKind::Map(
-                        p["x-kubernetes-list-map-keys"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_str)
-                            .map(String::from)
-                            .collect(),
-                    ),
-                    _ => ListKind::Atomic,
-                };
+                let kind = list_kind(p["x-kubernetes-list-type"].as_str(), p.get("x-kubernetes-list-map-keys"));
                 self.push(TypeDef::List { elem, kind, smp_key: None })
             }
             Some("string") => STRING,
@@ -301,5 +277,16 @@ impl Schema {
             _ if preserve => DEDUCED,
             _ => ATOMIC,
         }
+    }
+}
+
+/// A list's merge type from its schema: `set`, `map` with its key fields, else atomic.
+fn list_kind(list_type: Option<&str>, keys: Option<&Value>) -> ListKind {
+    match list_type {
+        Some("set") => ListKind::Set,
+        Some("map") => ListKind::Map(
+            keys.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(String::from).collect(),
+        ),
+        _ => ListKind::Atomic,
     }
 }

@@ -272,6 +272,24 @@ fn rendered_document_without_name() {
 }
 
 #[test]
+fn rendered_names_that_are_not_path_segments() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ../../escape\n",
+    );
+    assert_eq!(
+        render_error(&repo),
+        "error: charts/app/templates/configmap.yaml: document 1 of the rendered output has an invalid `metadata.name`: names may not contain '/' or '%', or be '.' or '..'"
+    );
+    repo.write("charts/app/templates/configmap.yaml", "apiVersion: v1\nkind: ../Config\nmetadata:\n  name: x\n");
+    assert_eq!(
+        render_error(&repo),
+        "error: charts/app/templates/configmap.yaml: document 1 of the rendered output has a `kind` that is not a Kubernetes kind name (letters and digits)"
+    );
+}
+
+#[test]
 fn patch_target_matching_nothing() {
     let repo = Repo::minimal();
     repo.write(

@@ -26,6 +26,15 @@ fn fixture(name: &str) -> PathBuf {
     project_root().join("tests/fixtures").join(name)
 }
 
+/// The `# public key:` line of an age identity file.
+fn public_key(identity: &Path) -> String {
+    std::fs::read_to_string(identity)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("{} has no public key line", identity.display()))
+}
+
 #[test]
 fn dev_secrets_render_redacted_by_default_and_real_with_show_secrets() {
     let repo = Repo::demo();
@@ -62,11 +71,7 @@ fn prod_with_a_wrong_key_lists_the_public_keys_tried() {
     let dev_key = repo.path().join("secrets/dev.agekey");
     let run = repo.weaver(&["render", "--env", "prod", "--identity", dev_key.to_str().unwrap()]);
     let stderr = run.failure();
-    let dev_public = std::fs::read_to_string(&dev_key)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-        .unwrap();
+    let dev_public = public_key(&dev_key);
     assert!(stderr.contains("secrets/prod.yaml: none of the available age identities can decrypt it"), "{stderr}");
     assert!(stderr.contains(&format!("{dev_public} (from --identity")), "{stderr}");
     assert!(!stderr.contains("AGE-SECRET-KEY"), "{stderr}");
@@ -129,6 +134,38 @@ fn a_secret_copied_outside_a_secret_object_is_redacted_too() {
     assert_no_leak(&run, "copied secret");
 }
 
+/// Secrets that text matching alone would miss: one with a quote (YAML writes `'` as `''`) and
+/// one shorter than the text redactor's minimum.
+#[test]
+fn quoted_and_short_secrets_are_redacted_in_render_output() {
+    let repo = Repo::demo();
+    repo.write("secrets/extra.yaml", "quoted: it's-a-secret\nshort: q7z\nport: 6390\n");
+    let dev_public = public_key(&repo.path().join("secrets/dev.agekey"));
+    let file = repo.path().join("secrets/extra.yaml");
+    repo.weaver(&["secrets", "encrypt", "--age", &dev_public, file.to_str().unwrap()]).success();
+    repo.write(
+        "environments/dev.yaml",
+        "extends: base\nnamespace: shop-dev\nsecrets: [secrets/dev.yaml, secrets/extra.yaml]\nidentityFile: secrets/dev.agekey\n",
+    )
+    .write(
+        "charts/web-app/templates/leak.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: copied\ndata:\n  a: {{ secrets.quoted | quote }}\n  b: {{ secrets.short }}\n  c: {{ secrets | toyaml | tojson }}\n  d: 'x {{ secrets.short }} y'\nport: {{ secrets.port }}\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
+    let out = run.success();
+    for leaked in ["it's-a-secret", "it''s-a-secret", "q7z", "6390"] {
+        assert!(!out.contains(leaked), "render output leaked {leaked:?}:\n{out}");
+    }
+    use weaver::secrets::marker;
+    assert!(out.contains(&format!("a: {}", marker("it's-a-secret"))), "{out}");
+    assert!(out.contains(&format!("b: {}", marker("q7z"))), "{out}");
+    assert!(out.contains(&format!("port: {}", marker("6390"))), "{out}");
+    assert!(out.contains(&format!("d: x {} y", marker("q7z"))), "{out}");
+    assert_no_leak(&run, "quoted and short secrets");
+    let shown = repo.weaver(&["render", "--env", "dev", "-r", "web", "--show-secrets"]);
+    assert!(shown.success().contains("b: q7z"));
+}
+
 fn secrets_file(repo: &Repo, name: &str) -> String {
     repo.path().join("secrets").join(name).to_str().unwrap().to_string()
 }
@@ -153,13 +190,8 @@ fn encrypt_decrypt_rotate_and_updatekeys_through_the_cli() {
     assert_ne!(ciphertexts(&rotated), ciphertexts(&encrypted), "rotate must re-encrypt every value");
     assert_eq!(as_json(repo.weaver(&["secrets", "decrypt", &file]).success()), as_json(plain));
 
-    let extra = std::fs::read_to_string(fixture("prod-test.agekey")).unwrap();
-    let extra_public = extra.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_string();
-    let dev_public = std::fs::read_to_string(repo.path().join("secrets/dev.agekey"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-        .unwrap();
+    let extra_public = public_key(&fixture("prod-test.agekey"));
+    let dev_public = public_key(&repo.path().join("secrets/dev.agekey"));
     let run = repo.weaver(&["secrets", "updatekeys", &file, "--age", &format!("{dev_public},{extra_public}")]);
     assert!(run.success().is_empty());
     assert!(run.stderr.contains(&format!("added {extra_public}")), "{}", run.stderr);
@@ -310,11 +342,7 @@ fn whole_file_age_made_by_the_age_cli_renders() {
     }
     let repo = Repo::demo();
     let key = fixture("prod-test.agekey");
-    let public = std::fs::read_to_string(&key)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-        .unwrap();
+    let public = public_key(&key);
     let plain = repo.path().join("extra.yaml");
     std::fs::write(&plain, "web:\n  apiKey: from-an-age-file-1234\n").unwrap();
     for armor in [false, true] {

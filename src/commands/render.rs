@@ -81,19 +81,17 @@ fn decrypt_secrets(
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
     let (_, _, mut rendered) = desired_state(global, ui, &args.select)?;
-    // Without --show-secrets, Secret values become markers and any other decrypted value a
-    // template copied elsewhere is redacted too.
-    let redact = |text: String| if args.show_secrets { text } else { ui.redactor.redact(&text).into_owned() };
+    // Without --show-secrets, Secret values become markers and any decrypted value a template
+    // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
     if !args.show_secrets {
-        for release in &mut rendered.releases {
-            for manifest in &mut release.manifests {
-                redact_secret_object(&mut manifest.object);
-            }
+        for manifest in rendered.releases.iter_mut().flat_map(|r| r.manifests.iter_mut()) {
+            redact_secret_object(&mut manifest.object);
+            ui.redactor.redact_value(&mut manifest.object);
         }
     }
     match &args.output_dir {
-        Some(dir) => write_files(dir, &rendered, &redact)?,
-        None => super::write_stdout(redact(to_stream(&rendered)).as_bytes())?,
+        Some(dir) => write_files(dir, &rendered)?,
+        None => super::write_stdout(to_stream(&rendered).as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -115,7 +113,7 @@ fn push_source_comment(out: &mut String, m: &Manifest) {
 
 /// `DIR/<release>/<kind>-<name>.yaml`; two objects that would share a file are an error rather
 /// than one silently overwriting the other.
-fn write_files(dir: &Path, rendered: &Rendered, redact: &dyn Fn(String) -> String) -> Result<()> {
+fn write_files(dir: &Path, rendered: &Rendered) -> Result<()> {
     let mut seen = BTreeSet::new();
     for m in rendered.manifests() {
         let relative = Path::new(&m.release).join(format!("{}-{}.yaml", m.kind().to_lowercase(), m.name()));
@@ -130,7 +128,7 @@ fn write_files(dir: &Path, rendered: &Rendered, redact: &dyn Fn(String) -> Strin
         let mut text = String::new();
         push_source_comment(&mut text, m);
         crate::yaml::write_yaml(&mut text, &m.object);
-        std::fs::write(&path, redact(text)).map_err(|e| Error::io("write file", &path, e))?;
+        std::fs::write(&path, text).map_err(|e| Error::io("write file", &path, e))?;
     }
     Ok(())
 }

@@ -173,6 +173,12 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
                     Some("has no `kind`")
                 } else if object.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
                     Some("has no `metadata.name`")
+                } else if !map["kind"].as_str().is_some_and(|k| k.chars().all(|c| c.is_ascii_alphanumeric())) {
+                    Some("has a `kind` that is not a Kubernetes kind name (letters and digits)")
+                } else if !object.pointer("/metadata/name").and_then(Value::as_str).is_some_and(is_path_segment) {
+                    // The API server serves every object under /…/<name>, and weaver writes
+                    // `--output-dir` files from it.
+                    Some("has an invalid `metadata.name`: names may not contain '/' or '%', or be '.' or '..'")
                 } else {
                     None
                 }
@@ -186,6 +192,10 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
         out.push(Manifest { release: release.name.clone(), source: path.to_path_buf(), object });
     }
     Ok(())
+}
+
+fn is_path_segment(name: &str) -> bool {
+    !matches!(name, "." | "..") && !name.contains(['/', '%'])
 }
 
 fn serde_value<T: serde::Serialize>(value: &T) -> minijinja::Value {

@@ -5,13 +5,19 @@
 //! `<redacted:XXXXXXXX>` (the first 8 hex digits of the value's SHA-256, so equal values are
 //! recognisable and a changed value shows a different marker without revealing either).
 //!
-//! Rule for short values: values shorter than [`MIN_LEN`] characters are not registered.
-//! Replacing `1`, `true` or `yes` everywhere would make output unreadable and protects nothing:
-//! such values are guessable anyway. Secret `data`/`stringData` values are masked structurally
-//! by the diff layer regardless of length. Booleans and nulls are never registered.
+//! Two ways in: [`Redactor::redact`] for text (errors, logs), and [`Redactor::redact_value`] for
+//! object trees before they are serialised (render output), which cannot be fooled by how the
+//! serialiser quotes or escapes a string.
+//!
+//! Rule for short values: strings of 2 or 3 characters are matched only as whole words (not
+//! inside longer words); single characters and numbers of fewer than [`MIN_LEN`] digits are not
+//! matched in text, as replacing every `1` or `80` would make output unreadable. In trees, a
+//! string that *equals* a decrypted value is replaced whatever its length. Secret
+//! `data`/`stringData` values are masked structurally regardless of length. Booleans and nulls
+//! are never registered.
 //!
 //! Besides each value, its standard base64 encoding (templates often `b64encode`), its JSON
-//! string escaping (JSON output) and, for multi-line values, each trimmed line (templates
+//! and YAML single-quoted escapings and, for multi-line values, each trimmed line (templates
 //! re-indent them with `indent`/`nindent`) are registered; lines shorter than [`MIN_LEN`] are
 //! skipped like short values.
 
@@ -42,6 +48,10 @@ pub struct Redactor {
 struct Inner {
     patterns: Vec<String>,
     known: HashSet<String>,
+    /// Every registered value as it was decrypted, whatever its length.
+    exact: HashSet<String>,
+    /// Strings of 2 to MIN_LEN-1 characters, matched in text only as whole words.
+    short: Vec<String>,
     /// Built on first use after a registration.
     matcher: Option<Arc<Matcher>>,
 }
@@ -58,16 +68,25 @@ impl Redactor {
 
     /// Registers a value and the forms it commonly takes in output.
     pub fn register(&self, value: &str) {
-        if value.chars().count() < MIN_LEN {
+        if value.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        inner.exact.insert(value.to_owned());
+        let length = value.chars().count();
+        if length < MIN_LEN {
+            if length >= 2 && !inner.short.iter().any(|v| v == value) {
+                inner.short.push(value.to_owned());
+            }
             return;
         }
         let mut forms = vec![value.to_owned(), base64::engine::general_purpose::STANDARD.encode(value)];
         let json = serde_json::to_string(value).expect("strings always serialise");
         forms.push(json[1..json.len() - 1].to_owned());
+        forms.push(value.replace('\'', "''"));
         if value.contains('\n') {
             forms.extend(value.lines().map(|l| l.trim().to_owned()));
         }
-        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         for form in forms {
             if form.chars().count() >= MIN_LEN && inner.known.insert(form.clone()) {
                 inner.patterns.push(form);
@@ -76,11 +95,13 @@ impl Redactor {
         }
     }
 
-    /// Registers every string and number leaf of a tree (keys are not secret).
+    /// Registers every string and number leaf of a tree (keys are not secret). Numbers shorter
+    /// than MIN_LEN digits (ports, counts) are not secrets worth hiding every `1` or `80` for.
     pub fn register_tree(&self, tree: &serde_json::Value) {
         match tree {
             serde_json::Value::String(s) => self.register(s),
-            serde_json::Value::Number(n) => self.register(&n.to_string()),
+            serde_json::Value::Number(n) if n.to_string().len() >= MIN_LEN => self.register(&n.to_string()),
+            serde_json::Value::Number(_) => {}
             serde_json::Value::Array(items) => items.iter().for_each(|v| self.register_tree(v)),
             serde_json::Value::Object(map) => map.values().for_each(|v| self.register_tree(v)),
             serde_json::Value::Bool(_) | serde_json::Value::Null => {}
@@ -89,13 +110,43 @@ impl Redactor {
 
     /// `text` with every registered value replaced by its marker; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let Some(matcher) = self.matcher() else {
-            return Cow::Borrowed(text);
+        let mut out = match self.matcher() {
+            Some(matcher) if matcher.automaton.is_match(text) => {
+                Cow::Owned(matcher.automaton.replace_all(text, &matcher.markers))
+            }
+            _ => Cow::Borrowed(text),
         };
-        if matcher.automaton.is_match(text) {
-            Cow::Owned(matcher.automaton.replace_all(text, &matcher.markers))
-        } else {
-            Cow::Borrowed(text)
+        let short = self.inner.read().unwrap_or_else(PoisonError::into_inner).short.clone();
+        for value in &short {
+            if let Some(replaced) = replace_whole_words(&out, value) {
+                out = Cow::Owned(replaced);
+            }
+        }
+        out
+    }
+
+    /// Redacts a tree in place: a string or number leaf equal to a registered value becomes
+    /// its marker (any length); registered values inside longer strings are replaced as in
+    /// [`Redactor::redact`].
+    pub fn redact_value(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => {
+                let exact = self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(s.as_str());
+                if exact {
+                    *s = marker(s);
+                } else if let Cow::Owned(redacted) = self.redact(s) {
+                    *s = redacted;
+                }
+            }
+            serde_json::Value::Number(n) => {
+                let text = n.to_string();
+                if self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(&text) {
+                    *value = serde_json::Value::String(marker(&text));
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
+            serde_json::Value::Bool(_) | serde_json::Value::Null => {}
         }
     }
 
@@ -119,6 +170,24 @@ impl Redactor {
         }
         inner.matcher.clone()
     }
+}
+
+/// `text` with each occurrence of `word` that is not part of a longer word replaced by its
+/// marker, or `None` when there is none.
+fn replace_whole_words(text: &str, word: &str) -> Option<String> {
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::new();
+    let mut last = 0;
+    for (at, _) in text.match_indices(word) {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        if at >= last && !is_word(before) && !is_word(after) {
+            out.push_str(&text[last..at]);
+            out.push_str(&marker(word));
+            last = at + word.len();
+        }
+    }
+    (last > 0).then(|| out + &text[last..])
 }
 
 /// Replaces the values of a Secret's `data` (base64) and `stringData` with markers of the

@@ -25,10 +25,11 @@ fn unmatched_text_is_borrowed() {
 }
 
 #[test]
-fn short_values_bools_and_nulls_are_not_registered() {
+fn short_strings_match_as_whole_words_and_single_characters_bools_nulls_small_numbers_not_at_all() {
     let r = Redactor::new();
     r.register_tree(&serde_json::json!({"a": "1", "b": true, "c": null, "d": "abc", "e": 7, "port": 5432}));
-    assert_eq!(r.redact("1 true null abc 7 MQ=="), "1 true null abc 7 MQ==");
+    assert_eq!(r.redact("1 true null abc 7 MQ=="), format!("1 true null {} 7 MQ==", marker("abc")));
+    assert_eq!(r.redact("xabc abcx 'abc'"), format!("xabc abcx '{}'", marker("abc")));
     assert_eq!(r.redact("port 5432"), format!("port {}", marker("5432")));
 }
 

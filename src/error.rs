@@ -44,12 +44,11 @@ pub struct Error {
     pub location: Option<Location>,
     pub message: String,
     pub help: Option<String>,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
-        Error { location: None, message: message.into(), help: None, source: None }
+        Error { location: None, message: message.into(), help: None }
     }
 
     pub fn at(location: Location, message: impl Into<String>) -> Self {
@@ -63,11 +62,6 @@ impl Error {
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
-        self
-    }
-
-    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
         self
     }
 
@@ -101,11 +95,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
+impl std::error::Error for Error {}
 
 impl From<crate::secrets::SecretsError> for Error {
     /// Secrets errors already name their file and never contain plaintext.
@@ -118,7 +108,13 @@ impl From<crate::secrets::SecretsError> for Error {
             ),
             _ => None,
         };
-        let error = Error::new(err.to_string());
+        let error = match &err {
+            // One location format for every file weaver reads.
+            S::Parse { path, line, column, message } => {
+                Error::at(Location::at(path, *line as u64, *column as u64), message.clone())
+            }
+            _ => Error::new(err.to_string()),
+        };
         match help {
             Some(help) => error.with_help(help),
             None => error,

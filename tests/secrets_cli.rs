@@ -361,6 +361,13 @@ fn tampered_files_fail_with_distinct_clear_errors() {
 }
 
 #[test]
+fn a_secrets_file_that_is_not_yaml_names_line_and_column() {
+    let repo = Repo::demo();
+    repo.write("secrets/dev.yaml", "web:\n  key: [unclosed\n");
+    assert_eq!(repo.weaver(&["render", "--env", "dev"]).failure(), "error: secrets/dev.yaml:2:8: unclosed bracket '['\n");
+}
+
+#[test]
 fn whole_file_age_made_by_the_age_cli_renders() {
     let has_age = std::process::Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success());
     if !interop_available("the age CLI", has_age) {

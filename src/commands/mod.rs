@@ -52,6 +52,11 @@ impl Ui {
         }
     }
 
+    /// A result line on stderr that is always shown (stdout stays for data).
+    pub fn status(&self, message: &str) {
+        eprintln!("{}", self.redactor.redact(message));
+    }
+
     pub fn warn(&self, message: &str) {
         eprintln!("{} {}", self.paint(self.color_stderr, Style::Yellow, "warning:"), self.redactor.redact(message));
     }
@@ -84,6 +89,25 @@ pub fn open_project(global: &GlobalArgs) -> Project {
     Project::new(Arc::new(FsSource::new(&global.repo)))
 }
 
+/// Age identities in the documented order: --identity, the environment variables, the
+/// environment's `identityFile` (relative to the repository, or absolute), the default file.
+pub fn load_identities(
+    global: &GlobalArgs,
+    project: &Project,
+    identity_file: Option<&crate::project::environment::PathRef>,
+) -> crate::Result<crate::secrets::Identities> {
+    let env_identity = identity_file.map(|file| {
+        if file.path.is_absolute() {
+            file.path.clone()
+        } else {
+            project.source.disk_path(&file.path).unwrap_or_else(|| file.path.clone())
+        }
+    });
+    let sources =
+        crate::secrets::IdentitySources::from_env(global.identity.clone(), env_identity, |k| std::env::var_os(k));
+    Ok(sources.load()?)
+}
+
 /// Runs a parsed command line; returns the process exit code (0 ok, 2 changes found, 1 error).
 pub fn run(cli: Cli) -> ExitCode {
     let ui = Ui::new(&cli.global);
@@ -102,8 +126,8 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// The one place errors are printed: the message with its location, the help, then causes,
-/// with every registered secret value redacted.
+/// The one place errors are printed: the message with its location, then the help, with every
+/// registered secret value redacted.
 pub fn report_error(ui: &Ui, err: &Error) {
     let mut text = format!("{} {err}\n", ui.paint(ui.color_stderr, Style::Red, "error:"));
     if let Some(help) = &err.help {
@@ -112,11 +136,6 @@ pub fn report_error(ui: &Ui, err: &Error) {
             ui.paint(ui.color_stderr, Style::Cyan, "help:"),
             help.replace('\n', "\n        ")
         ));
-    }
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(&format!("  caused by: {cause}\n"));
-        source = cause.source();
     }
     let _ = std::io::stderr().lock().write_all(ui.redactor.redact(&text).as_bytes());
 }

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::project::{Environment, Project, Selector, select_releases};
 use crate::render::Rendered;
-use crate::secrets::IdentitySources;
 use crate::secrets::redact::redact_secret_object;
 
 /// Loads the environment, selects releases and renders them: the desired state every command
@@ -55,8 +54,7 @@ pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Resul
     Ok((project, env, rendered))
 }
 
-/// Identities in the documented order: --identity, the environment variables, the
-/// environment's identityFile (relative to the repository), the default keys file.
+/// Decrypts the environment's secrets files, registering every value with the redactor.
 fn decrypt_secrets(
     global: &GlobalArgs,
     ui: &Ui,
@@ -66,14 +64,7 @@ fn decrypt_secrets(
     if env.secrets.is_empty() {
         return Ok(Map::new());
     }
-    let env_identity = env.identity_file.as_ref().map(|file| {
-        if file.path.is_absolute() {
-            file.path.clone()
-        } else {
-            project.source.disk_path(&file.path).unwrap_or_else(|| file.path.clone())
-        }
-    });
-    let ids = IdentitySources::from_env(global.identity.clone(), env_identity, |k| std::env::var_os(k)).load()?;
+    let ids = super::load_identities(global, project, env.identity_file.as_ref())?;
     let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, &ui.redactor)?;
     ui.info(&format!("decrypted {} secrets file(s)", env.secrets.len()));
     Ok(secrets)

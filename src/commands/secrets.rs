@@ -2,13 +2,13 @@
 //! recipients, written so that sops, Flux and helm-secrets read them too.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::{Ui, open_project};
 use crate::cli::{DecryptArgs, GlobalArgs, SecretsCommand, SecretsFileArgs};
 use crate::error::{Error, Result};
-use crate::secrets::{self, CreationRules, EditOutcome, EditSession, Identities, IdentitySources, SopsFile};
+use crate::secrets::{self, CreationRules, EditOutcome, EditSession, Identities, SopsFile};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, command: &SecretsCommand) -> Result<ExitCode> {
     match command {
@@ -35,24 +35,20 @@ fn creation_rules(global: &GlobalArgs, file: &Path) -> Result<Option<CreationRul
     Ok(None)
 }
 
-/// The identityFile of the environment whose `secrets` list this file, so that editing the
-/// demo's secrets/dev.yaml needs no flag.
-fn environment_identity(global: &GlobalArgs, file: &Path) -> Option<PathBuf> {
-    let repo = std::path::absolute(&global.repo).ok()?;
-    let relative = std::path::absolute(file).ok()?.strip_prefix(&repo).ok()?.to_path_buf();
-    let project = open_project(global);
-    project.environment_names().ok()?.into_iter().find_map(|name| {
-        let env = project.environment(&name).ok()?;
-        env.secrets.iter().any(|s| s.path == relative).then_some(())?;
-        let identity = env.identity_file?;
-        Some(if identity.path.is_absolute() { identity.path } else { repo.join(identity.path) })
-    })
-}
-
+/// Identities for `file`, including the identityFile of the environment whose `secrets` list
+/// it, so that editing the demo's secrets/dev.yaml needs no flag.
 fn identities(global: &GlobalArgs, file: &Path) -> Result<Identities> {
-    let sources =
-        IdentitySources::from_env(global.identity.clone(), environment_identity(global, file), |k| std::env::var_os(k));
-    Ok(sources.load()?)
+    let project = open_project(global);
+    let identity_file = (|| {
+        let repo = std::path::absolute(&global.repo).ok()?;
+        let relative = std::path::absolute(file).ok()?.strip_prefix(&repo).ok()?.to_path_buf();
+        project.environment_names().ok()?.into_iter().find_map(|name| {
+            let env = project.environment(&name).ok()?;
+            env.secrets.iter().any(|s| s.path == relative).then_some(())?;
+            env.identity_file
+        })
+    })();
+    super::load_identities(global, &project, identity_file.as_ref())
 }
 
 fn read_text(file: &Path) -> Result<String> {
@@ -101,15 +97,15 @@ fn update_keys(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<(
     let recipients = secrets::encryption_settings(&args.file, rules.as_ref(), &args.recipients)?.recipients;
     let update = opened.update_keys(&recipients)?;
     if update.added.is_empty() && update.removed.is_empty() {
-        eprintln!("{}: recipients already up to date", args.file.display());
+        ui.status(&format!("{}: recipients already up to date", args.file.display()));
         return Ok(());
     }
     secrets::write_atomically(&args.file, &update.text)?;
     for added in &update.added {
-        eprintln!("{}: added {added}", args.file.display());
+        ui.status(&format!("{}: added {added}", args.file.display()));
     }
     for removed in &update.removed {
-        eprintln!("{}: removed {removed}", args.file.display());
+        ui.status(&format!("{}: removed {removed}", args.file.display()));
     }
     ui.info("the data key is unchanged: run `weaver secrets rotate` if a removed key may have been compromised");
     Ok(())
@@ -120,6 +116,7 @@ fn edit(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
     let temp_root = secrets::private_temp_root(|k| std::env::var_os(k));
     // The session's guard removes the plaintext on every path out of this function.
     let mut session = EditSession::open(&args.file, &ids, &temp_root)?;
+    ui.redactor.register_tree(&session.plaintext().to_json());
     loop {
         match session.run(run_editor)? {
             EditOutcome::Saved => {
@@ -127,7 +124,7 @@ fn edit(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
                 return Ok(());
             }
             EditOutcome::Unchanged => {
-                eprintln!("{}: no changes", args.file.display());
+                ui.status(&format!("{}: no changes", args.file.display()));
                 return Ok(());
             }
             EditOutcome::Invalid(problem) => {

@@ -8,38 +8,23 @@
 //! on errors, when an edit that no longer parses is abandoned, and while unwinding from a
 //! panic.
 //!
-//! Signals: a dropped session cannot help if the process is killed, so the command should,
-//! while the editor runs, ignore SIGINT and SIGQUIT in weaver itself (Ctrl-C in a terminal
-//! goes to the whole foreground process group and belongs to the editor; `git commit` and
-//! `crontab -e` do the same; with tokio, keeping a `signal(SignalKind::interrupt())` stream
-//! alive and ignoring it replaces the default "terminate"). For SIGTERM and SIGHUP the handler
-//! should call [`purge_plaintext`], which removes the directories of all live sessions, and
-//! then exit (or forward the signal to the editor and let the session drop normally).
+//! Signals: a dropped session cannot help if the process is killed, so while the editor runs
+//! the command ignores SIGINT and SIGQUIT in weaver itself (Ctrl-C in a terminal goes to the
+//! whole foreground process group and belongs to the editor, as in `git commit`), and on
+//! SIGTERM or SIGHUP stops the editor, so the session drops normally (see
+//! `commands::secrets::run_editor`).
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
 
 use tempfile::TempDir;
 
 use super::keys::Identities;
 use super::sops::{Decrypted, SopsFile};
 use super::{SecretsError, write_atomically};
-
-/// Directories of live sessions, for [`purge_plaintext`].
-static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Removes the plaintext of every live edit session. For signal handlers that are about to
-/// exit without unwinding (destructors do not run on `std::process::exit`).
-pub fn purge_plaintext() {
-    for dir in LIVE_DIRS.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-        // Already gone is fine; there is nobody to report other failures to.
-        let _ = fs::remove_dir_all(dir);
-    }
-}
 
 /// Where to create the private directory: `$XDG_RUNTIME_DIR` (per-user tmpfs), else
 /// `/dev/shm` (tmpfs), else the system temporary directory. `env` reads the environment.
@@ -62,15 +47,7 @@ impl PrivateDir {
             .prefix("weaver-edit-")
             .permissions(Permissions::from_mode(0o700))
             .tempdir_in(root)?;
-        LIVE_DIRS.lock().unwrap_or_else(PoisonError::into_inner).push(dir.path().to_owned());
         Ok(PrivateDir { dir })
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        // The TempDir field is dropped (and the directory removed) right after this.
-        LIVE_DIRS.lock().unwrap_or_else(PoisonError::into_inner).retain(|p| p != self.dir.path());
     }
 }
 
@@ -116,6 +93,11 @@ impl EditSession {
     }
 
     /// The plaintext file to open in the editor.
+    /// The decrypted document as it was opened.
+    pub fn plaintext(&self) -> &super::Document {
+        self.opened.plaintext()
+    }
+
     pub fn plaintext_path(&self) -> &Path {
         &self.file
     }

@@ -25,7 +25,7 @@ mod yaml;
 use std::io::Write;
 use std::path::Path;
 
-pub use edit::{EditOutcome, EditSession, private_temp_root, purge_plaintext};
+pub use edit::{EditOutcome, EditSession, private_temp_root};
 pub use error::SecretsError;
 pub use keys::{Identities, IdentityOrigin, IdentitySources};
 pub use redact::{Redactor, marker};

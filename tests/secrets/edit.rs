@@ -4,17 +4,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use weaver::secrets::{Document, EditOutcome, EditSession, SecretsError, Selector, encrypt, purge_plaintext};
+use weaver::secrets::{Document, EditOutcome, EditSession, SecretsError, Selector, encrypt};
 
 use crate::common::{identities, key_pair, settings};
 
 const PLAIN: &str = "# database\ndb:\n    user: app-user\n    password: old-password # rotate me\nkeep: unchanged-value\nlist:\n    - same-item\n    - same-item\n";
 
-/// `purge_plaintext` removes every live session's plaintext, so edit tests run one at a time.
-static SESSIONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 struct Fixture {
-    _serial: std::sync::MutexGuard<'static, ()>,
     _dir: tempfile::TempDir,
     file: PathBuf,
     temp_root: PathBuf,
@@ -22,7 +18,6 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let serial = SESSIONS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (secret, public) = key_pair();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("prod.yaml");
@@ -30,7 +25,7 @@ fn fixture() -> Fixture {
     std::fs::write(&file, encrypt(&file, &plain, &settings(&[&public], Selector::default())).unwrap()).unwrap();
     let temp_root = dir.path().join("tmp");
     std::fs::create_dir(&temp_root).unwrap();
-    Fixture { _serial: serial, _dir: dir, file, temp_root, secret }
+    Fixture { _dir: dir, file, temp_root, secret }
 }
 
 fn enc_line(text: &str, key: &str) -> String {
@@ -156,17 +151,6 @@ fn panic_in_the_editor_callback_removes_plaintext() {
     }));
     assert!(result.is_err());
     assert_gone(&plain_path);
-}
-
-#[test]
-fn purge_removes_live_sessions_for_signal_handlers() {
-    let f = fixture();
-    let session = EditSession::open(&f.file, &identities(&f.secret), &f.temp_root).unwrap();
-    let plain_path = session.plaintext_path().to_owned();
-    assert!(plain_path.exists());
-    purge_plaintext();
-    assert_gone(&plain_path);
-    drop(session);
 }
 
 #[test]

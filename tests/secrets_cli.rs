@@ -364,7 +364,10 @@ fn tampered_files_fail_with_distinct_clear_errors() {
 fn a_secrets_file_that_is_not_yaml_names_line_and_column() {
     let repo = Repo::demo();
     repo.write("secrets/dev.yaml", "web:\n  key: [unclosed\n");
-    assert_eq!(repo.weaver(&["render", "--env", "dev"]).failure(), "error: secrets/dev.yaml:2:8: unclosed bracket '['\n");
+    assert_eq!(
+        repo.weaver(&["render", "--env", "dev"]).failure(),
+        "error: secrets/dev.yaml:2:8: unclosed bracket '['\n"
+    );
 }
 
 #[test]

@@ -81,8 +81,9 @@ impl Engine {
 /// A template error as one weaver error: the innermost template file and line (inside
 /// `include`/`import` too), what went wrong, and the include chain.
 ///
-/// Never uses the alternate Display form of minijinja errors: that form prints the values of the variables
-/// the failing expression referenced, and those can be decrypted secrets.
+/// Never uses the alternate Display form or the Debug form of minijinja errors (so never
+/// `unwrap` them either): with debug mode on, both print the values of the variables the
+/// failing expression referenced, and those can be decrypted secrets.
 pub fn template_error(err: &minijinja::Error) -> Error {
     let mut frames: Vec<&minijinja::Error> = Vec::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);

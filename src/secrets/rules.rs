@@ -134,10 +134,7 @@ impl CreationRules {
         let raw = if text.trim().is_empty() {
             Vec::new()
         } else {
-            // The message carries the line and column; a source snippet would span lines.
-            let mut options = serde_saphyr::Options::default();
-            options.with_snippet = false;
-            serde_saphyr::from_str_with_options::<ConfigFile>(text, options)
+            serde_saphyr::from_str_with_options::<ConfigFile>(text, crate::yaml::options())
                 .map_err(|e| error(format!("invalid creation rules: {e}")))?
                 .creation_rules
                 .unwrap_or_default()

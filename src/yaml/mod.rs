@@ -13,7 +13,9 @@ use crate::error::{Error, Location, Result};
 
 pub use emit::{to_yaml_string, write_yaml};
 
-fn options() -> serde_saphyr::Options {
+/// weaver's parser settings: messages carry the line and column, never a source snippet
+/// (it would span lines, and could show a secret).
+pub(crate) fn options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     options

@@ -77,7 +77,9 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
     if !args.show_secrets {
         for manifest in rendered.releases.iter_mut().flat_map(|r| r.manifests.iter_mut()) {
             redact_secret_object(&mut manifest.object);
-            ui.redactor.redact_value(&mut manifest.object);
+            if !ui.redactor.is_empty() {
+                ui.redactor.redact_value(&mut manifest.object);
+            }
         }
     }
     match &args.output_dir {

@@ -95,6 +95,11 @@ impl Redactor {
         }
     }
 
+    /// Whether nothing was registered, so there is nothing to redact.
+    pub fn is_empty(&self) -> bool {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.is_empty()
+    }
+
     /// Registers every string and number leaf of a tree (keys are not secret). Numbers shorter
     /// than MIN_LEN digits (ports, counts) are not secrets worth hiding every `1` or `80` for.
     pub fn register_tree(&self, tree: &serde_json::Value) {
@@ -116,8 +121,8 @@ impl Redactor {
             }
             _ => Cow::Borrowed(text),
         };
-        let short = self.inner.read().unwrap_or_else(PoisonError::into_inner).short.clone();
-        for value in &short {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        for value in &inner.short {
             if let Some(replaced) = replace_whole_words(&out, value) {
                 out = Cow::Owned(replaced);
             }
@@ -151,8 +156,14 @@ impl Redactor {
     }
 
     fn matcher(&self) -> Option<Arc<Matcher>> {
-        if let Some(matcher) = &self.inner.read().unwrap_or_else(PoisonError::into_inner).matcher {
-            return Some(matcher.clone());
+        {
+            let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(matcher) = &inner.matcher {
+                return Some(matcher.clone());
+            }
+            if inner.patterns.is_empty() {
+                return None;
+            }
         }
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         if inner.patterns.is_empty() {

@@ -29,6 +29,15 @@ pub struct GlobalArgs {
     /// An age identity (private key) file for decrypting secrets; tried before any other
     #[arg(long, global = true, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the environment's cluster.context, then the current context)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// How long to wait for the cluster to connect and answer each request (e.g. 30s, 1m)
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
     /// Say more about what weaver does (repeat for more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -50,6 +59,8 @@ pub enum Command {
     /// Encrypt, decrypt, edit and re-key SOPS files (age recipients)
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Show what an apply would change in the cluster (a three-way diff)
+    Diff(DiffArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -110,6 +121,53 @@ pub struct RenderArgs {
     /// Print Secret values and other decrypted values as they are (redacted by default)
     #[arg(long)]
     pub show_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Ask the API server: a server-side apply dry run of every object that differs
+    #[arg(long, conflicts_with = "live_from")]
+    pub server_side: bool,
+    /// Diff against objects in a file (`kubectl get -o yaml` output or a YAML stream), offline
+    #[arg(long, value_name = "FILE")]
+    pub live_from: Option<PathBuf>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    /// Exit with 2 when an apply would change something (0 when not, 1 on error)
+    #[arg(long)]
+    pub exit_code: bool,
+    /// How many requests to keep in flight at once
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    pub concurrency: usize,
+}
+
+/// `30s`, `5m`, `1m30s`, `500ms`, `1h`: the durations kubectl's flags take.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms");
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => std::time::Duration::from_millis(number),
+            "s" => std::time::Duration::from_secs(number),
+            "m" => std::time::Duration::from_secs(number * 60),
+            "h" => std::time::Duration::from_secs(number * 3600),
+            _ => return Err(invalid()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    if total.is_zero() { Err(format!("`{text}` must be longer than zero")) } else { Ok(total) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -2,11 +2,14 @@
 //! Kubernetes objects. See README.md for the tour and DESIGN notes.
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
+pub mod diff;
 pub mod error;
 pub mod manifest;
 pub mod patch;
 pub mod project;
+pub mod release_record;
 pub mod render;
 pub mod secrets;
 pub mod yaml;

@@ -66,11 +66,18 @@ impl Manifest {
         str_at(&self.object, &["metadata", "namespace"])
     }
     pub fn key(&self) -> ObjectKey {
+        ObjectKey::of(&self.object)
+    }
+}
+
+impl ObjectKey {
+    /// The identity of any object given as JSON.
+    pub fn of(object: &Value) -> ObjectKey {
         ObjectKey {
-            group: api_group(self.api_version()).to_string(),
-            kind: self.kind().to_string(),
-            namespace: self.namespace().map(str::to_string),
-            name: self.name().to_string(),
+            group: api_group(str_at(object, &["apiVersion"]).unwrap_or_default()).to_string(),
+            kind: str_at(object, &["kind"]).unwrap_or_default().to_string(),
+            namespace: str_at(object, &["metadata", "namespace"]).map(str::to_string),
+            name: str_at(object, &["metadata", "name"]).unwrap_or_default().to_string(),
         }
     }
 }

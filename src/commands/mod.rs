@@ -2,6 +2,7 @@
 //! modules and format what those return. This is the only layer that prints.
 
 pub mod completions;
+pub mod diff;
 pub mod envs;
 pub mod render;
 pub mod secrets;
@@ -108,6 +109,32 @@ pub fn load_identities(
     Ok(sources.load()?)
 }
 
+/// How to reach the cluster: flags first, then the environment's `cluster.context`.
+pub fn connect_options(global: &GlobalArgs, env: &crate::project::Environment) -> crate::cluster::ConnectOptions {
+    let context = match (&global.context, &env.context) {
+        (Some(flag), _) => Some((flag.clone(), "--context".to_string())),
+        (None, Some(context)) => {
+            let file = env.files.first().map_or_else(String::new, |f| format!(" in {}", f.display()));
+            Some((context.clone(), format!("cluster.context{file}")))
+        }
+        (None, None) => None,
+    };
+    crate::cluster::ConnectOptions {
+        kubeconfig: global.kubeconfig.clone(),
+        context,
+        request_timeout: global.request_timeout,
+    }
+}
+
+/// Runs async cluster work from a synchronous command.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime can always be built")
+        .block_on(future)
+}
+
 /// Runs a parsed command line; returns the process exit code (0 ok, 2 changes found, 1 error).
 pub fn run(cli: Cli) -> ExitCode {
     let ui = Ui::new(&cli.global);
@@ -115,6 +142,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Render(args) => render::run(&cli.global, &ui, args),
         Command::Envs(args) => envs::run(&cli.global, &ui, args),
         Command::Secrets(command) => secrets::run(&cli.global, &ui, command),
+        Command::Diff(args) => diff::run(&cli.global, &ui, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

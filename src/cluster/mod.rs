@@ -1,0 +1,200 @@
+//! Talking to a Kubernetes cluster: configuration from a kubeconfig, discovery, listing the
+//! objects weaver manages, and server-side apply. Async (kube is); commands drive it from a
+//! small runtime. Nothing here prints.
+
+mod config;
+mod error;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::discovery::{Discovery, Scope};
+use serde_json::Value;
+
+pub use config::ConnectOptions;
+use error::request_error;
+
+use crate::error::{Error, Result};
+use crate::manifest::{MANAGER, api_group};
+
+/// How many requests weaver keeps in flight at once, by default.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Which cluster a client talks to, for messages.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub context: String,
+    pub server: String,
+    pub request_timeout: Duration,
+}
+
+/// A connected client plus what discovery learnt about the cluster's kinds (cached for the run).
+pub struct Cluster {
+    client: kube::Client,
+    pub info: ClusterInfo,
+    discovery: Discovery,
+}
+
+/// A kind as the cluster serves it.
+#[derive(Debug, Clone)]
+pub struct ServedKind {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+impl ServedKind {
+    /// `deployments.apps`, `configmaps`: how kubectl names a resource.
+    pub fn resource_name(&self) -> String {
+        if self.resource.group.is_empty() {
+            self.resource.plural.clone()
+        } else {
+            format!("{}.{}", self.resource.plural, self.resource.group)
+        }
+    }
+}
+
+/// Where one LIST goes: a resource, and a namespace unless it is cluster-scoped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListTarget {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+}
+
+/// Why a kind could not be resolved.
+pub enum Unserved {
+    /// The group is not served at all, or does not have this kind.
+    Kind,
+    /// The kind exists, but not at this version; these versions serve it.
+    Version(Vec<String>),
+}
+
+impl Cluster {
+    /// Connects and runs discovery (two requests with aggregated discovery, as kubectl does).
+    pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
+        let (client, info) = config::client(options).await?;
+        let discovery = match Discovery::new(client.clone()).run_aggregated().await {
+            Ok(discovery) => discovery,
+            // Servers before 1.26 have no aggregated discovery: one request per group instead.
+            Err(kube::Error::Api(status)) if matches!(status.code, 404 | 406) => Discovery::new(client.clone())
+                .run()
+                .await
+                .map_err(|err| request_error(err, "discovering API kinds", &info))?,
+            Err(err) => return Err(request_error(err, "discovering API kinds", &info)),
+        };
+        Ok(Cluster { client, info, discovery })
+    }
+
+    /// How the cluster serves `kind` at `api_version`.
+    pub fn resolve(&self, api_version: &str, kind: &str) -> std::result::Result<ServedKind, Unserved> {
+        let group = api_group(api_version);
+        let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
+        let served = self.discovery.get(group).ok_or(Unserved::Kind)?;
+        let found = served.versioned_resources(version).into_iter().find(|(resource, _)| resource.kind == kind);
+        match found {
+            Some((resource, caps)) => Ok(ServedKind { resource, namespaced: caps.scope == Scope::Namespaced }),
+            None => {
+                let versions: Vec<String> = served
+                    .versions()
+                    .filter(|v| served.versioned_resources(v).iter().any(|(r, _)| r.kind == kind))
+                    .map(|v| format!("{}/{v}", group).trim_start_matches('/').to_string())
+                    .collect();
+                Err(if versions.is_empty() { Unserved::Kind } else { Unserved::Version(versions) })
+            }
+        }
+    }
+
+    fn api(&self, kind: &ServedKind, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace.filter(|_| kind.namespaced) {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kind.resource),
+            None => Api::all_with(self.client.clone(), &kind.resource),
+        }
+    }
+
+    /// Every object matching `label_selector` in each target: one LIST per target, at most
+    /// `concurrency` at a time. Targets must resolve (see [`Cluster::resolve`]).
+    pub async fn list(
+        &self,
+        targets: &BTreeSet<ListTarget>,
+        label_selector: &str,
+        concurrency: usize,
+    ) -> Result<Vec<Value>> {
+        let params = ListParams::default().labels(label_selector);
+        let lists = futures::stream::iter(targets.iter().map(|target| {
+            let params = params.clone();
+            async move {
+                let served = self.resolve(&target.api_version, &target.kind).map_err(|_| {
+                    Error::new(format!("the cluster does not serve {} {}", target.api_version, target.kind))
+                })?;
+                let doing = match &target.namespace {
+                    Some(ns) => format!("listing {} in namespace {ns}", served.resource_name()),
+                    None => format!("listing {}", served.resource_name()),
+                };
+                let list = self
+                    .api(&served, target.namespace.as_deref())
+                    .list(&params)
+                    .await
+                    .map_err(|err| request_error(err, &doing, &self.info))?;
+                list.items.into_iter().map(|item| object_value(item, &served.resource)).collect::<Result<Vec<_>>>()
+            }
+        }))
+        .buffer_unordered(concurrency.max(1));
+        let lists: Vec<Vec<Value>> = lists.try_collect().await?;
+        Ok(lists.into_iter().flatten().collect())
+    }
+
+    /// Server-side apply of `object` as field manager `weaver`; with `dry_run` the server
+    /// computes the result without storing it. Returns the object as the server has (or would
+    /// have) it.
+    pub async fn apply(
+        &self,
+        object: &Value,
+        served: &ServedKind,
+        dry_run: bool,
+        force: bool,
+    ) -> std::result::Result<Value, ApplyError> {
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+        let mut params = PatchParams::apply(MANAGER);
+        if dry_run {
+            params = params.dry_run();
+        }
+        if force {
+            params = params.force();
+        }
+        let api = self.api(served, namespace);
+        match api.patch(name, &params, &Patch::Apply(object)).await {
+            Ok(result) => object_value(result, &served.resource).map_err(ApplyError::Other),
+            Err(kube::Error::Api(status)) if status.code == 409 => Err(ApplyError::Conflict(status.message.clone())),
+            Err(kube::Error::Api(status)) if status.code == 404 => Err(ApplyError::NotFound(status.message.clone())),
+            Err(err) => Err(ApplyError::Other(request_error(
+                err,
+                &format!("applying {}", crate::manifest::ObjectKey::of(object)),
+                &self.info,
+            ))),
+        }
+    }
+}
+
+/// How a server-side apply can fail, where callers act on the difference.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// Another field manager owns fields this apply sets (the server's message names them).
+    Conflict(String),
+    /// The namespace (or the kind) does not exist yet.
+    NotFound(String),
+    Other(Error),
+}
+
+/// A listed or returned object as JSON, with the `apiVersion` and `kind` that list items lack.
+fn object_value(object: DynamicObject, resource: &ApiResource) -> Result<Value> {
+    let mut value = serde_json::to_value(object)
+        .map_err(|err| Error::new(format!("cannot read an object the server sent: {err}")))?;
+    if let Value::Object(map) = &mut value {
+        map.insert("apiVersion".into(), Value::String(resource.api_version.clone()));
+        map.insert("kind".into(), Value::String(resource.kind.clone()));
+    }
+    Ok(value)
+}

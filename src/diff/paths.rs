@@ -1,0 +1,149 @@
+//! The field paths that differ between two versions of an object, for `-o json` and drift:
+//! `spec.replicas`, `spec.template.spec.containers[name=web].image`,
+//! `metadata.labels["app.kubernetes.io/name"]`. Lists with merge keys are compared element by
+//! element; other lists change as a whole.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Kind;
+use crate::patch::merge_keys::{self, ListStrategy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub path: String,
+    pub op: ChangeOp,
+}
+
+/// Every path where `after` differs from `before`, in document order.
+pub fn changes(before: &Value, after: &Value, kind: Kind) -> Vec<Change> {
+    let mut out = Vec::new();
+    walk(before, after, kind, &mut Vec::new(), String::new(), &mut out);
+    out
+}
+
+fn field_path(prefix: &str, name: &str) -> String {
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (plain, prefix.is_empty()) {
+        (true, true) => name.to_string(),
+        (true, false) => format!("{prefix}.{name}"),
+        (false, _) => format!("{prefix}[{}]", Value::String(name.to_string())),
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_string)
+}
+
+fn walk<'v>(
+    before: &'v Value,
+    after: &'v Value,
+    kind: Kind,
+    schema: &mut Vec<&'v str>,
+    path: String,
+    out: &mut Vec<Change>,
+) {
+    if before == after {
+        return;
+    }
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (name, old) in b {
+                let here = field_path(&path, name);
+                schema.push(name);
+                match a.get(name) {
+                    Some(new) => walk(old, new, kind, schema, here, out),
+                    None => out.push(Change { path: here, op: ChangeOp::Remove }),
+                }
+                schema.pop();
+            }
+            for name in a.keys().filter(|name| !b.contains_key(*name)) {
+                out.push(Change { path: field_path(&path, name), op: ChangeOp::Add });
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => match merge_keys::list_strategy(kind.api_version, kind.kind, schema) {
+            ListStrategy::Merge { keys } => {
+                let id = |item: &Value| merge_keys::element_key(keys, item).ok();
+                let label = |item: &Value| {
+                    let values = id(item).unwrap_or_default();
+                    let parts: Vec<String> =
+                        keys.iter().zip(&values).map(|(k, v)| format!("{}={}", k.field, scalar(v))).collect();
+                    format!("{path}[{}]", parts.join(","))
+                };
+                for old in b {
+                    match a.iter().find(|new| id(new).is_some() && id(new) == id(old)) {
+                        Some(new) => walk(old, new, kind, schema, label(old), out),
+                        None => out.push(Change { path: label(old), op: ChangeOp::Remove }),
+                    }
+                }
+                for new in a.iter().filter(|new| !b.iter().any(|old| id(old).is_some() && id(old) == id(new))) {
+                    out.push(Change { path: label(new), op: ChangeOp::Add });
+                }
+            }
+            ListStrategy::MergePrimitives => {
+                for old in b.iter().filter(|v| !a.contains(v)) {
+                    out.push(Change { path: format!("{path}[{}]", scalar(old)), op: ChangeOp::Remove });
+                }
+                for new in a.iter().filter(|v| !b.contains(v)) {
+                    out.push(Change { path: format!("{path}[{}]", scalar(new)), op: ChangeOp::Add });
+                }
+            }
+            ListStrategy::Atomic => out.push(Change { path, op: ChangeOp::Replace }),
+        },
+        _ => out.push(Change { path, op: ChangeOp::Replace }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DEPLOYMENT: Kind = Kind { api_version: "apps/v1", kind: "Deployment" };
+
+    fn paths(before: Value, after: Value) -> Vec<(String, ChangeOp)> {
+        changes(&before, &after, DEPLOYMENT).into_iter().map(|c| (c.path, c.op)).collect()
+    }
+
+    #[test]
+    fn names_keyed_elements_and_quotes_odd_keys() {
+        let before = json!({"metadata": {"labels": {"app.kubernetes.io/name": "a"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "a", "args": ["x"]}, {"name": "old"}]}}}});
+        let after = json!({"metadata": {"labels": {"app.kubernetes.io/name": "b"}},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "b", "args": ["y"]}, {"name": "new"}]}}}});
+        assert_eq!(
+            paths(before, after),
+            vec![
+                (r#"metadata.labels["app.kubernetes.io/name"]"#.to_string(), ChangeOp::Replace),
+                ("spec.template.spec.containers[name=web].image".to_string(), ChangeOp::Replace),
+                ("spec.template.spec.containers[name=web].args".to_string(), ChangeOp::Replace),
+                ("spec.template.spec.containers[name=old]".to_string(), ChangeOp::Remove),
+                ("spec.template.spec.containers[name=new]".to_string(), ChangeOp::Add),
+                ("spec.replicas".to_string(), ChangeOp::Add),
+            ]
+        );
+    }
+
+    #[test]
+    fn ports_are_keyed_by_number_and_protocol() {
+        let port = |n: u16, proto: &str| json!({"containerPort": n, "protocol": proto});
+        let before =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [port(53, "UDP")]}]}}}});
+        let after = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [port(53, "UDP"), port(53, "TCP")]}]}}}});
+        assert_eq!(
+            paths(before, after),
+            vec![(
+                "spec.template.spec.containers[name=c].ports[containerPort=53,protocol=TCP]".to_string(),
+                ChangeOp::Add
+            )]
+        );
+    }
+}

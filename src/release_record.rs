@@ -1,0 +1,232 @@
+//! Release records: what weaver applied for a release, kept in the cluster as Secrets of type
+//! `weaver.example.com/release.v1` named `weaver.<release>.v<revision>`, in the release
+//! namespace. A record powers prune, the three-way diff, history and rollback.
+//!
+//! The payload is gzip'd JSON under the key `record`. A payload over [`CHUNK_BYTES`] is split
+//! across `weaver.<release>.v<N>`, `weaver.<release>.v<N>.1`, `.2`, … so large releases never
+//! hit the 1 MiB object limit; a revision with a chunk missing (an interrupted write) is ignored
+//! rather than blocking anything.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER};
+
+pub const RECORD_TYPE: &str = "weaver.example.com/release.v1";
+pub const LABEL_REVISION: &str = "weaver.example.com/revision";
+pub const LABEL_STATUS: &str = "weaver.example.com/status";
+pub const LABEL_CHUNK: &str = "weaver.example.com/chunk";
+pub const LABEL_CHUNKS: &str = "weaver.example.com/chunks";
+const PAYLOAD_KEY: &str = "record";
+/// Payload bytes per Secret: well under the 1 MiB object limit once base64 (4/3) and metadata
+/// are added.
+pub const CHUNK_BYTES: usize = 700 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Deployed,
+    Failed,
+    Superseded,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Deployed => "deployed",
+            Status::Failed => "failed",
+            Status::Superseded => "superseded",
+        }
+    }
+}
+
+/// One object of a revision, and whether this apply got it into the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedObject {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    pub applied: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub release: String,
+    pub environment: String,
+    pub revision: u32,
+    pub status: Status,
+    /// RFC 3339, UTC.
+    pub time: String,
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub dirty: Option<bool>,
+    #[serde(default)]
+    pub rollback_of: Option<u32>,
+    pub objects: Vec<RecordedObject>,
+    /// The objects as applied (after weaver's transforms), in apply order.
+    pub manifests: Vec<Value>,
+}
+
+/// Whether a listed Secret is a release record rather than an object of the release.
+pub fn is_record(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Secret")
+        && object.get("type").and_then(Value::as_str) == Some(RECORD_TYPE)
+}
+
+pub fn secret_name(release: &str, revision: u32, chunk: usize) -> String {
+    if chunk == 0 { format!("weaver.{release}.v{revision}") } else { format!("weaver.{release}.v{revision}.{chunk}") }
+}
+
+/// The Secrets that store `record` in `namespace`.
+pub fn to_secrets(record: &Record, namespace: &str) -> Result<Vec<Value>> {
+    let json = serde_json::to_vec(record).map_err(|err| Error::new(format!("cannot encode release record: {err}")))?;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let compressed = gzip
+        .write_all(&json)
+        .and_then(|()| gzip.finish())
+        .map_err(|err| Error::new(format!("cannot compress release record: {err}")))?;
+    let chunks: Vec<&[u8]> = compressed.chunks(CHUNK_BYTES).collect();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(chunks
+        .iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": secret_name(&record.release, record.revision, index),
+                    "namespace": namespace,
+                    "labels": {
+                        LABEL_MANAGED_BY: MANAGER,
+                        LABEL_RELEASE: record.release,
+                        LABEL_ENVIRONMENT: record.environment,
+                        LABEL_REVISION: record.revision.to_string(),
+                        LABEL_STATUS: record.status.as_str(),
+                        LABEL_CHUNK: index.to_string(),
+                        LABEL_CHUNKS: chunks.len().to_string(),
+                    },
+                },
+                "type": RECORD_TYPE,
+                "data": { PAYLOAD_KEY: b64.encode(bytes) },
+            })
+        })
+        .collect())
+}
+
+fn label<'a>(secret: &'a Value, name: &str) -> Option<&'a str> {
+    secret.pointer("/metadata/labels")?.get(name)?.as_str()
+}
+
+/// Every complete record among `secrets` (others are ignored), oldest revision first.
+pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<Vec<Record>> {
+    // (release, revision) → (expected chunks, chunk index → payload)
+    type Chunks<'a> = (usize, BTreeMap<usize, &'a str>);
+    let mut parts: BTreeMap<(String, u32), Chunks> = BTreeMap::new();
+    for secret in secrets.into_iter().filter(|s| is_record(s)) {
+        let name = secret.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let parsed = (|| {
+            let release = label(secret, LABEL_RELEASE)?.to_string();
+            let revision = label(secret, LABEL_REVISION)?.parse().ok()?;
+            let chunk = label(secret, LABEL_CHUNK).unwrap_or("0").parse().ok()?;
+            let chunks = label(secret, LABEL_CHUNKS).unwrap_or("1").parse().ok()?;
+            let payload = secret.pointer("/data/record")?.as_str()?;
+            Some((release, revision, chunk, chunks, payload))
+        })();
+        let Some((release, revision, chunk, chunks, payload)) = parsed else {
+            return Err(Error::new(format!("release record Secret {name} is malformed (labels or payload missing)")));
+        };
+        let entry = parts.entry((release, revision)).or_insert((chunks, BTreeMap::new()));
+        entry.1.insert(chunk, payload);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut records = Vec::new();
+    for ((release, revision), (expected, chunks)) in parts {
+        if chunks.len() != expected || chunks.keys().copied().ne(0..expected) {
+            continue;
+        }
+        let decode = || -> std::result::Result<Record, String> {
+            let mut compressed = Vec::new();
+            for payload in chunks.values() {
+                compressed.extend(b64.decode(payload).map_err(|e| e.to_string())?);
+            }
+            let mut json = Vec::new();
+            flate2::read::GzDecoder::new(compressed.as_slice()).read_to_end(&mut json).map_err(|e| e.to_string())?;
+            serde_json::from_slice(&json).map_err(|e| e.to_string())
+        };
+        let record = decode().map_err(|err| {
+            Error::new(format!("release record {} cannot be read: {err}", secret_name(&release, revision, 0)))
+        })?;
+        records.push(record);
+    }
+    records.sort_by_key(|r| (r.release.clone(), r.revision));
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(manifests: Vec<Value>) -> Record {
+        Record {
+            release: "web".into(),
+            environment: "dev".into(),
+            revision: 4,
+            status: Status::Deployed,
+            time: "2026-11-21T10:00:00Z".into(),
+            commit: Some("abc".into()),
+            dirty: Some(false),
+            rollback_of: None,
+            objects: vec![RecordedObject {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("shop".into()),
+                name: "web".into(),
+                applied: true,
+            }],
+            manifests,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_one_secret() {
+        let original = record(vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}})]);
+        let secrets = to_secrets(&original, "shop").unwrap();
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(secrets[0]["metadata"]["name"], "weaver.web.v4");
+        assert_eq!(secrets[0]["type"], RECORD_TYPE);
+        assert_eq!(from_secrets(&secrets).unwrap(), vec![original]);
+    }
+
+    #[test]
+    fn large_records_split_and_reassemble_and_a_missing_chunk_drops_the_revision() {
+        // Incompressible content, so the gzip'd payload really exceeds one chunk.
+        let mut state = 0x2545_f491_u64;
+        let noise: String = (0..3 * CHUNK_BYTES)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b'a' + (state % 26) as u8)
+            })
+            .collect();
+        let original = record(vec![json!({"kind": "ConfigMap", "data": {"blob": noise}})]);
+        let secrets = to_secrets(&original, "shop").unwrap();
+        assert!(secrets.len() >= 2, "{} chunks", secrets.len());
+        assert_eq!(secrets[1]["metadata"]["name"], "weaver.web.v4.1");
+        let mut shuffled = secrets.clone();
+        shuffled.reverse();
+        assert_eq!(from_secrets(&shuffled).unwrap(), vec![original]);
+        assert!(from_secrets(&secrets[..secrets.len() - 1]).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,439 @@
+//! `weaver diff` against a cluster: the in-process fake, or a real cluster with
+//! WEAVER_TEST_KUBECONFIG. Every scenario runs in client and server mode, which must agree.
+
+mod common;
+
+use common::cluster::TestCluster;
+use common::{Repo, Run};
+use serde_json::{Value, json};
+
+/// The demo repository, deployed (or not yet) into a namespace of the test cluster.
+struct Demo {
+    cluster: TestCluster,
+    repo: Repo,
+    ns: String,
+}
+
+impl Demo {
+    fn new() -> Demo {
+        let cluster = TestCluster::start();
+        let ns = cluster.namespace("shop");
+        let repo = Repo::demo();
+        let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+        repo.write("environments/dev.yaml", &dev.replace("namespace: shop-dev", &format!("namespace: {ns}")));
+        Demo { cluster, repo, ns }
+    }
+
+    fn edit(&self, path: &str, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.repo.path().join(path)).unwrap();
+        assert!(text.contains(from), "{path} has no {from:?}");
+        self.repo.write(path, &text.replacen(from, to, 1));
+    }
+
+    fn append(&self, path: &str, text: &str) {
+        let old = std::fs::read_to_string(self.repo.path().join(path)).unwrap_or_default();
+        self.repo.write(path, &format!("{old}{text}"));
+    }
+
+    fn weaver(&self, args: &[&str]) -> Run {
+        let kubeconfig = self.cluster.kubeconfig().to_str().unwrap().to_string();
+        let mut all = vec!["--kubeconfig", &kubeconfig];
+        all.extend_from_slice(args);
+        self.repo.weaver(&all)
+    }
+
+    /// The rendered objects with real secret values, as an apply would send them.
+    fn rendered(&self) -> Vec<Value> {
+        let out = self.repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
+        weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap()
+    }
+
+    /// Applies the rendered objects as weaver would (field manager `weaver`).
+    fn apply_rendered(&self) {
+        self.cluster.apply(&self.rendered(), "weaver");
+    }
+
+    /// `weaver diff -o json` in both modes; asserts they agree on every object's action and
+    /// changed paths, and returns the client plan.
+    fn plan(&self) -> Value {
+        let client = self.json(&["diff", "--env", "dev", "-o", "json"]);
+        let server = self.json(&["diff", "--env", "dev", "-o", "json", "--server-side"]);
+        let essentials = |plan: &Value| -> Vec<Value> {
+            plan["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| json!([o["action"], o["kind"], o["namespace"], o["name"], o["changes"]]))
+                .collect()
+        };
+        assert_eq!(essentials(&client), essentials(&server), "client and server mode disagree");
+        assert_eq!(client["summary"], server["summary"]);
+        client
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(self.weaver(args).success()).expect("diff -o json prints JSON")
+    }
+
+    /// `weaver diff` text in client mode. Server mode must list the same objects with the same
+    /// headers and summary (its diff lines may add what the server defaults in new elements).
+    fn text(&self) -> String {
+        let client = self.weaver(&["diff", "--env", "dev"]).success().to_string();
+        let server = self.server_text();
+        let headers = |text: &str| -> Vec<String> { text.lines().filter(|l| is_header(l)).map(String::from).collect() };
+        assert_eq!(
+            headers(&client),
+            headers(&server),
+            "client and server mode list different objects:\n{client}\n---\n{server}"
+        );
+        client
+    }
+
+    fn server_text(&self) -> String {
+        self.weaver(&["diff", "--env", "dev", "--server-side"]).success().to_string()
+    }
+}
+
+fn changed_objects(plan: &Value) -> Vec<(String, String, String)> {
+    plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] != "unchanged")
+        .map(|o| {
+            (
+                o["action"].as_str().unwrap().into(),
+                o["kind"].as_str().unwrap().into(),
+                o["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// The `+`/`-` lines of a text diff, without the hunk and object headers.
+fn changed_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| (l.starts_with('+') || l.starts_with('-')) && !is_header(l)).collect()
+}
+
+/// `~ apps/v1 Deployment shop/web (release web)` and the summary line.
+fn is_header(line: &str) -> bool {
+    (line.ends_with(')') && line.contains(" (release ")) || line.contains(" to create, ")
+}
+
+#[test]
+fn nothing_to_do_right_after_an_apply_although_the_server_defaulted_fields() {
+    let demo = Demo::new();
+    demo.apply_rendered();
+    let plan = demo.plan();
+    assert_eq!(changed_objects(&plan), Vec::<(String, String, String)>::new(), "{plan:#}");
+    assert_eq!(plan["summary"], json!({"create": 0, "update": 0, "delete": 0, "unchanged": 7}));
+    let text = demo.text();
+    assert_eq!(text, "0 to create, 0 to update, 0 to delete, 7 unchanged\n");
+    assert_eq!(demo.server_text(), text);
+    assert_eq!(demo.weaver(&["diff", "--env", "dev", "--exit-code"]).code, 0);
+}
+
+#[test]
+fn a_changed_value_is_exactly_one_line_pair() {
+    let demo = Demo::new();
+    demo.apply_rendered();
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 3");
+    let text = demo.text();
+    assert!(text.contains(&format!("~ apps/v1 Deployment {}/web (release web)\n", demo.ns)), "{text}");
+    assert_eq!(changed_lines(&text), vec!["-  replicas: 1", "+  replicas: 3"], "{text}");
+    assert_eq!(changed_lines(&demo.server_text()), vec!["-  replicas: 1", "+  replicas: 3"]);
+    assert!(text.ends_with("0 to create, 1 to update, 0 to delete, 6 unchanged\n"), "{text}");
+    let plan = demo.plan();
+    let web = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(web["changes"], json!([{"path": "spec.replicas", "op": "replace"}]));
+    assert_eq!(demo.weaver(&["diff", "--env", "dev", "--exit-code"]).code, 2);
+}
+
+#[test]
+fn a_field_removed_from_the_chart_shows_as_a_removal() {
+    let demo = Demo::new();
+    demo.apply_rendered();
+    demo.edit("charts/web-app/templates/deployment.yaml", "            initialDelaySeconds: 10\n", "");
+    let text = demo.text();
+    assert_eq!(changed_lines(&text), vec!["-          initialDelaySeconds: 10"], "{text}");
+    assert_eq!(changed_lines(&demo.server_text()), vec!["-          initialDelaySeconds: 10"]);
+    let plan = demo.plan();
+    let web = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        web["changes"],
+        json!([{"path": "spec.template.spec.containers[name=web].livenessProbe.initialDelaySeconds", "op": "remove"}])
+    );
+}
+
+const SIDECAR_PATCH: &str = "    patches:
+      - target: { kind: Deployment, name: web }
+        patch:
+          spec:
+            template:
+              spec:
+                containers:
+                  - name: sidecar
+                    image: busybox:1.36
+                    args: [sleep, infinity]
+";
+
+#[test]
+fn a_container_added_or_removed_shows_just_that_container() {
+    let demo = Demo::new();
+    demo.apply_rendered();
+    demo.append("environments/dev.yaml", SIDECAR_PATCH);
+    let text = demo.text();
+    let added = changed_lines(&text);
+    assert!(added.iter().all(|l| l.starts_with('+')), "only additions: {text}");
+    assert!(added.contains(&"+      - args:"), "{text}");
+    assert!(added.contains(&"+        image: busybox:1.36"), "{text}");
+    assert!(added.contains(&"+        name: sidecar"), "{text}");
+    let plan = demo.plan();
+    let web = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(web["changes"], json!([{"path": "spec.template.spec.containers[name=sidecar]", "op": "add"}]));
+
+    // Deployed with the sidecar, then the patch goes: only the sidecar is removed.
+    demo.apply_rendered();
+    assert_eq!(changed_objects(&demo.plan()), Vec::<(String, String, String)>::new());
+    let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
+    demo.repo.write("environments/dev.yaml", &dev.replace(SIDECAR_PATCH, ""));
+    let plan = demo.plan();
+    let web = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(web["changes"], json!([{"path": "spec.template.spec.containers[name=sidecar]", "op": "remove"}]));
+    let text = demo.text();
+    assert!(changed_lines(&text).iter().all(|l| l.starts_with('-')), "{text}");
+    assert!(text.contains("-        name: sidecar"), "{text}");
+}
+
+#[test]
+fn secret_values_never_appear_and_changed_keys_are_listed() {
+    let demo = Demo::new();
+    demo.apply_rendered();
+    let secret = demo.rendered().into_iter().find(|o| o["kind"] == "Secret").unwrap();
+    let mut values: Vec<String> = Vec::new();
+    for (field, b64) in [("data", true), ("stringData", false)] {
+        for value in secret.get(field).and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
+            let text = value.as_str().unwrap().to_string();
+            if b64 {
+                use base64::Engine;
+                let plain = base64::engine::general_purpose::STANDARD.decode(&text).unwrap();
+                values.push(String::from_utf8(plain).unwrap());
+            } else {
+                use base64::Engine;
+                values.push(base64::engine::general_purpose::STANDARD.encode(&text));
+            }
+            values.push(text);
+        }
+    }
+    assert!(!values.is_empty());
+    demo.append(
+        "environments/dev.yaml",
+        "    patches:\n      - target: { kind: Secret, name: web-secrets }\n        patch: { stringData: { API_KEY: brand-new-api-key-value } }\n",
+    );
+    values.push("brand-new-api-key-value".into());
+    let text = demo.text();
+    let json = demo.weaver(&["diff", "--env", "dev", "-o", "json"]).success().to_string();
+    for value in &values {
+        assert!(!text.contains(value.as_str()), "a secret value leaked into the diff:\n{text}");
+        assert!(!json.contains(value.as_str()), "a secret value leaked into the JSON plan");
+    }
+    assert_eq!(changed_lines(&text), vec!["-  API_KEY: <redacted>", "+  API_KEY: <redacted, changed>"], "{text}");
+    assert_eq!(changed_lines(&demo.server_text()), changed_lines(&text));
+    let plan = demo.plan();
+    let secret = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Secret").unwrap();
+    assert_eq!(secret["changes"], json!([{"path": "data.API_KEY", "op": "replace"}]));
+}
+
+#[test]
+fn a_custom_resource_whose_crd_is_also_desired_shows_as_create() {
+    let demo = Demo::new();
+    let group = format!("{}.example.com", demo.cluster.prefix);
+    demo.repo
+        .write("charts/widgets/chart.yaml", "name: widgets\nversion: 0.1.0\n")
+        .write(
+            "charts/widgets/crds/widget.yaml",
+            &format!(
+                "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  names: {{ kind: Widget, plural: widgets, singular: widget, listKind: WidgetList }}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {{ type: object, x-kubernetes-preserve-unknown-fields: true }}
+"
+            ),
+        )
+        .write(
+            "charts/widgets/templates/widget.yaml",
+            &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: gear\nspec:\n  teeth: 12\n"),
+        );
+    demo.append("environments/dev.yaml", "  - name: widgets\n    chart: widgets\n");
+    demo.apply_rendered_except("widgets");
+    let plan = demo.plan();
+    assert_eq!(
+        changed_objects(&plan),
+        vec![
+            ("create".to_string(), "CustomResourceDefinition".to_string(), format!("widgets.{group}")),
+            ("create".to_string(), "Widget".to_string(), "gear".to_string()),
+        ]
+    );
+    let text = demo.text();
+    assert!(text.contains(&format!("+ {group}/v1 Widget {}/gear (release widgets)\n", demo.ns)), "{text}");
+    assert_eq!(demo.weaver(&["diff", "--env", "dev", "--exit-code"]).code, 2);
+}
+
+impl Demo {
+    fn apply_rendered_except(&self, release: &str) {
+        let objects: Vec<Value> = self
+            .rendered()
+            .into_iter()
+            .filter(|o| {
+                o.pointer("/metadata/labels/weaver.example.com~1release").and_then(Value::as_str) != Some(release)
+            })
+            .collect();
+        self.cluster.apply(&objects, "weaver");
+    }
+}
+
+#[test]
+fn a_cluster_scoped_kind_has_no_namespace() {
+    let demo = Demo::new();
+    let name = format!("{}-reader", demo.cluster.prefix);
+    demo.repo.write(
+        "charts/web-app/templates/clusterrole.yaml",
+        &format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules:\n  - apiGroups: [\"\"]\n    resources: [configmaps]\n    verbs: [get]\n"
+        ),
+    );
+    let plan = demo.plan();
+    let role = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "ClusterRole").unwrap();
+    assert_eq!(role["action"], "create");
+    assert_eq!(role["namespace"], Value::Null);
+    let text = demo.text();
+    assert!(text.contains(&format!("+ rbac.authorization.k8s.io/v1 ClusterRole {name} (release web)\n")), "{text}");
+    demo.apply_rendered();
+    let plan = demo.plan();
+    assert_eq!(changed_objects(&plan), Vec::<(String, String, String)>::new(), "{plan:#}");
+}
+
+#[test]
+fn an_object_deleted_by_hand_shows_as_create() {
+    let demo = Demo::new();
+    demo.apply_rendered();
+    let config = demo
+        .rendered()
+        .into_iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "web-config")
+        .unwrap();
+    demo.cluster.delete(&config);
+    let plan = demo.plan();
+    assert_eq!(changed_objects(&plan), vec![("create".to_string(), "ConfigMap".to_string(), "web-config".to_string())]);
+    let text = demo.text();
+    assert!(text.contains(&format!("+ v1 ConfigMap {}/web-config (release web)\n", demo.ns)), "{text}");
+    assert!(text.contains("+  DOMAIN: dev.shop.example.org"), "{text}");
+}
+
+#[test]
+fn exit_codes_say_nothing_changes_changes_or_error() {
+    let demo = Demo::new();
+    assert_eq!(demo.weaver(&["diff", "--env", "dev", "--exit-code"]).code, 2, "everything to create");
+    assert_eq!(demo.weaver(&["diff", "--env", "dev"]).code, 0, "without --exit-code, changes are not an error");
+    demo.apply_rendered();
+    assert_eq!(demo.weaver(&["diff", "--env", "dev", "--exit-code"]).code, 0);
+    assert_eq!(demo.weaver(&["diff", "--env", "dev", "--exit-code", "--server-side"]).code, 0);
+    let err = demo.weaver(&["diff", "--env", "dev", "--exit-code", "--context", "nope"]);
+    err.failure();
+}
+
+#[test]
+fn last_applied_from_the_release_record_drives_removals_and_deletions() {
+    let demo = Demo::new();
+    demo.apply_rendered();
+    // Revision 1 also had a ConfigMap that is gone from the chart, and a label on web-config
+    // that another manager now co-owns (so managedFields alone would not remove it).
+    let mut applied = demo.rendered();
+    let old = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "web-legacy", "namespace": demo.ns, "labels": {"app.kubernetes.io/managed-by": "weaver",
+            "weaver.example.com/release": "web", "weaver.example.com/environment": "dev"}},
+        "data": {"old": "yes"}});
+    applied.push(old.clone());
+    let config = applied.iter_mut().find(|o| o["metadata"]["name"] == "web-config").unwrap();
+    config["metadata"]["labels"]["legacy"] = json!("true");
+    demo.cluster.apply(&[old.clone(), config.clone()], "weaver");
+    demo.cluster.merge_patch(config, &json!({"metadata": {"labels": {"legacy": "true"}}}), "kubectl-edit");
+    let web: Vec<Value> = applied
+        .iter()
+        .filter(|o| o.pointer("/metadata/labels/weaver.example.com~1release").and_then(Value::as_str) == Some("web"))
+        .cloned()
+        .collect();
+    let record = weaver::release_record::Record {
+        release: "web".into(),
+        environment: "dev".into(),
+        revision: 1,
+        status: weaver::release_record::Status::Deployed,
+        time: "2026-11-21T10:00:00Z".into(),
+        commit: None,
+        dirty: None,
+        rollback_of: None,
+        objects: Vec::new(),
+        manifests: web,
+    };
+    demo.cluster.apply(&weaver::release_record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
+
+    let plan = demo.plan();
+    assert_eq!(
+        changed_objects(&plan),
+        vec![
+            ("update".to_string(), "ConfigMap".to_string(), "web-config".to_string()),
+            ("delete".to_string(), "ConfigMap".to_string(), "web-legacy".to_string()),
+        ],
+        "{plan:#}"
+    );
+    let config = plan["objects"].as_array().unwrap().iter().find(|o| o["name"] == "web-config").unwrap();
+    assert_eq!(config["changes"], json!([{"path": "metadata.labels.legacy", "op": "remove"}]));
+    let text = demo.text();
+    assert!(text.contains(&format!("- v1 ConfigMap {}/web-legacy (release web)\n", demo.ns)), "{text}");
+    assert!(text.ends_with("0 to create, 1 to update, 1 to delete, 6 unchanged\n"), "{text}");
+}
+
+#[test]
+fn one_discovery_pass_and_one_list_per_resource_and_namespace() {
+    let demo = Demo::new();
+    demo.apply_rendered();
+    let Some(fake) = demo.cluster.fake("counting requests") else { return };
+    fake.clear_requests();
+    demo.weaver(&["diff", "--env", "dev"]).success();
+    let requests = fake.requests();
+    let discovery: Vec<_> = requests.iter().filter(|r| r.path == "/api" || r.path == "/apis").collect();
+    assert_eq!(discovery.len(), 2, "aggregated discovery is /api and /apis: {requests:#?}");
+    let lists: Vec<&str> =
+        requests.iter().filter(|r| r.path != "/api" && r.path != "/apis").map(|r| r.path.as_str()).collect();
+    assert!(requests.iter().all(|r| r.method == "GET"), "diff only reads: {requests:#?}");
+    let mut unique = lists.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), lists.len(), "a resource was listed twice: {lists:#?}");
+    let ns = &demo.ns;
+    let mut expected = vec![
+        format!("/api/v1/namespaces/{ns}/configmaps"),
+        format!("/api/v1/namespaces/{ns}/secrets"),
+        format!("/api/v1/namespaces/{ns}/services"),
+        format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+        format!("/apis/apps/v1/namespaces/{ns}/statefulsets"),
+    ];
+    expected.sort();
+    assert_eq!(unique, expected);
+    for list in requests.iter().filter(|r| r.path.ends_with('s') && r.path != "/apis") {
+        assert!(list.query.contains("labelSelector=weaver.example.com%2Frelease"), "{list:?}");
+    }
+}

@@ -437,3 +437,77 @@ fn one_discovery_pass_and_one_list_per_resource_and_namespace() {
         assert!(list.query.contains("labelSelector=weaver.example.com%2Frelease"), "{list:?}");
     }
 }
+
+/// `--live-from` with the shipped example: a `kubectl get -o yaml` List of the demo's dev objects,
+/// in which someone scaled the web Deployment to 3 and set LOG_LEVEL to info. Regenerate with
+/// WEAVER_UPDATE_FIXTURES=1 (against the fake).
+#[test]
+fn diffs_offline_against_a_kubectl_list() {
+    let fixture = common::project_root().join("tests/fixtures/live-dev.yaml");
+    if std::env::var("WEAVER_UPDATE_FIXTURES").is_ok_and(|v| v == "1") {
+        write_live_fixture(&fixture);
+    }
+    let repo = Repo::demo();
+    let path = fixture.to_str().unwrap();
+    let run = repo.weaver(&["diff", "--env", "dev", "--live-from", path, "--exit-code"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let text = &run.stdout;
+    assert!(text.contains("~ apps/v1 Deployment shop-dev/web (release web)\n"), "{text}");
+    assert!(text.contains("~ v1 ConfigMap shop-dev/web-config (release web)\n"), "{text}");
+    assert_eq!(changed_lines(text), vec!["-  LOG_LEVEL: info", "+  LOG_LEVEL: debug", "-  replicas: 3", "+  replicas: 1"], "{text}");
+    assert!(text.ends_with("0 to create, 2 to update, 0 to delete, 5 unchanged\n"), "{text}");
+    // The fixture holds the demo Secret's data; the diff must not.
+    let live = std::fs::read_to_string(&fixture).unwrap();
+    let secret_data: Vec<&str> = live.lines().filter_map(|l| l.strip_prefix("    API_KEY: ")).collect();
+    assert_eq!(secret_data.len(), 1);
+    assert!(!text.contains(secret_data[0]));
+
+    let list = repo.weaver(&["diff", "--env", "dev", "--live-from", "/nonexistent.yaml"]).failure().to_string();
+    assert!(list.contains("/nonexistent.yaml: cannot read live objects: no such file or directory"), "{list}");
+    assert!(repo.weaver(&["diff", "--env", "dev", "--live-from", path, "--server-side"]).failure().contains("cannot be used with"));
+}
+
+fn write_live_fixture(path: &std::path::Path) {
+    let cluster = TestCluster::start();
+    assert!(cluster.is_fake(), "the fixture is generated against the fake API server");
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop-dev"}}));
+    let rendered = weaver::yaml::documents(
+        std::path::Path::new("render"),
+        common::weaver_in(&common::project_root(), &["render", "--env", "dev", "--show-secrets"], &[]).success(),
+    )
+    .unwrap();
+    cluster.apply(&rendered, "weaver");
+    let find = |kind: &str, name: &str| rendered.iter().find(|o| o["kind"] == kind && o["metadata"]["name"] == name).unwrap().clone();
+    cluster.merge_patch(&find("Deployment", "web"), &json!({"spec": {"replicas": 3}}), "kubectl-scale");
+    cluster.merge_patch(&find("ConfigMap", "web-config"), &json!({"data": {"LOG_LEVEL": "info"}}), "kubectl-edit");
+    let mut items = Vec::new();
+    for (api_version, kind, plural) in [
+        ("v1", "ConfigMap", "configmaps"),
+        ("v1", "Secret", "secrets"),
+        ("v1", "Service", "services"),
+        ("apps/v1", "Deployment", "deployments"),
+        ("apps/v1", "StatefulSet", "statefulsets"),
+    ] {
+        for mut item in cluster.list(api_version, kind, plural, "shop-dev") {
+            if item.pointer("/metadata/labels/weaver.example.com~1release").is_none() {
+                continue; // kube-root-ca.crt and the like
+            }
+            // As `kubectl get -o yaml` prints it: kind and apiVersion, no managedFields.
+            item["metadata"].as_object_mut().unwrap().shift_remove("managedFields");
+            let mut ordered = serde_json::Map::new();
+            ordered.insert("apiVersion".into(), json!(api_version));
+            ordered.insert("kind".into(), json!(kind));
+            for (key, value) in item.as_object().unwrap() {
+                if key != "apiVersion" && key != "kind" {
+                    ordered.insert(key.clone(), value.clone());
+                }
+            }
+            items.push(Value::Object(ordered));
+        }
+    }
+    let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items});
+    let header = "# `kubectl get deploy,sts,svc,cm,secret -n shop-dev -l weaver.example.com/release -o yaml` of the demo's\n\
+        # dev environment after someone scaled web to 3 and set LOG_LEVEL to info. The Secret holds the\n\
+        # DEMO ONLY values. Regenerate: WEAVER_UPDATE_FIXTURES=1 cargo test --test diff diffs_offline\n";
+    std::fs::write(path, format!("{header}{}", weaver::yaml::to_yaml_string(&list))).unwrap();
+}

@@ -13,7 +13,12 @@ pub(crate) fn innermost(err: &(dyn StdError + 'static)) -> String {
     while let Some(next) = current.source() {
         current = next;
     }
-    current.to_string()
+    let text = current.to_string();
+    // `Connection refused (os error 111)`: the number helps nobody.
+    match text.find(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_string(),
+        _ => text,
+    }
 }
 
 fn chain_mentions(err: &(dyn StdError + 'static), pred: impl Fn(&(dyn StdError + 'static)) -> bool) -> bool {

@@ -50,8 +50,17 @@ pub fn from_str_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> 
 }
 
 /// Parses a multi-document stream; empty documents are dropped, as kubectl and helm do.
+/// The parser's anti-abuse budget is scaled to the input, so that a `kubectl get -o yaml` of
+/// thousands of objects reads, while alias bombs stay bounded.
 pub fn documents(path: &Path, text: &str) -> Result<Vec<Value>> {
+    let mut options = options();
+    let mut budget = options.budget.clone().unwrap_or_default();
+    // Each node or event needs at least a byte or two of input; documents at least `---\n`.
+    budget.max_documents = budget.max_documents.max(text.len() / 4);
+    budget.max_nodes = budget.max_nodes.max(text.len());
+    budget.max_events = budget.max_events.max(text.len() * 2);
+    options.budget = Some(budget);
     let docs: Vec<Value> =
-        serde_saphyr::from_str_multiple_with_options(text, options()).map_err(|e| located(path, e, "invalid YAML"))?;
+        serde_saphyr::from_str_multiple_with_options(text, options).map_err(|e| located(path, e, "invalid YAML"))?;
     Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
 }

@@ -76,9 +76,10 @@ impl Cluster {
     pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
         let (client, info) = config::client(options).await?;
         let discovery = match Discovery::new(client.clone()).run_aggregated().await {
-            Ok(discovery) => discovery,
-            // Servers before 1.26 have no aggregated discovery: one request per group instead.
-            Err(kube::Error::Api(status)) if matches!(status.code, 404 | 406) => Discovery::new(client.clone())
+            // The core group always exists; servers before 1.26 answer the aggregated request
+            // with plain group lists, which read as nothing.
+            Ok(discovery) if discovery.has_group("") => discovery,
+            Ok(_) | Err(kube::Error::Api(_) | kube::Error::SerdeError(_)) => Discovery::new(client.clone())
                 .run()
                 .await
                 .map_err(|err| request_error(err, "discovering API kinds", &info))?,

@@ -85,15 +85,16 @@ pub fn client_merge(desired: &Value, live: &Value, last_applied: Option<&Value>)
         merged = desired.clone();
     }
     drop_empty_where_absent(&mut merged, live);
-    keep_defaulted_atomic_lists(&mut merged, live, last_applied, kind, &mut Vec::new());
+    align_with_live(&mut merged, live, last_applied, kind, &mut Vec::new());
     merged
 }
 
-/// An atomic list (say a StatefulSet's `volumeClaimTemplates`) is replaced whole by desired,
-/// which lacks what the server defaulted inside its elements. Where every desired element is
-/// contained in the live element at its position, the live list is what the apply leaves,
-/// unless the record shows the desired list itself changed since the last apply.
-fn keep_defaulted_atomic_lists<'v>(
+/// Lists as the server leaves them. Keyed lists keep the live order. An atomic list (say a
+/// StatefulSet's `volumeClaimTemplates`) is replaced whole by desired, which lacks what the
+/// server defaulted inside its elements: where every desired element is contained in the live
+/// element at its position, the live list is what the apply leaves, unless the record shows the
+/// desired list itself changed since the last apply.
+fn align_with_live<'v>(
     merged: &mut Value,
     live: &'v Value,
     last_applied: Option<&'v Value>,
@@ -105,7 +106,7 @@ fn keep_defaulted_atomic_lists<'v>(
             for (key, live_value) in live {
                 if let Some(value) = merged.get_mut(key) {
                     path.push(key);
-                    keep_defaulted_atomic_lists(value, live_value, last_applied.and_then(|l| l.get(key)), kind, path);
+                    align_with_live(value, live_value, last_applied.and_then(|l| l.get(key)), kind, path);
                     path.pop();
                 }
             }
@@ -114,6 +115,13 @@ fn keep_defaulted_atomic_lists<'v>(
             ListStrategy::Merge { keys } => {
                 let Value::Array(items) = merged else { return };
                 let id = |item: &Value| merge_keys::element_key(keys, item).ok();
+                // Server-side apply keeps the live order of existing elements and appends new
+                // ones; a strategic merge may not, and order alone must not read as a change.
+                let live_position = |item: &Value| {
+                    let item_id = id(item);
+                    live_items.iter().position(|l| item_id.is_some() && id(l) == item_id).unwrap_or(usize::MAX)
+                };
+                items.sort_by_key(|item| live_position(item));
                 for item in items {
                     let Some(item_id) = id(item) else { continue };
                     let Some(live_item) = live_items.iter().find(|l| id(l).as_ref() == Some(&item_id)) else {
@@ -122,7 +130,7 @@ fn keep_defaulted_atomic_lists<'v>(
                     let last = last_applied
                         .and_then(Value::as_array)
                         .and_then(|list| list.iter().find(|l| id(l).as_ref() == Some(&item_id)));
-                    keep_defaulted_atomic_lists(item, live_item, last, kind, path);
+                    align_with_live(item, live_item, last, kind, path);
                 }
             }
             ListStrategy::MergePrimitives => {}

@@ -90,7 +90,11 @@ impl TestCluster {
         let kind = object["kind"].as_str().expect("kind");
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let (ar, namespaced) = self.block_on(async {
-            let discovery = Discovery::new(self.client.clone()).run_aggregated().await.expect("discovery");
+            let discovery = match Discovery::new(self.client.clone()).run_aggregated().await {
+                Ok(discovery) if discovery.has_group("") => discovery,
+                // Before Kubernetes 1.26 there is no aggregated discovery.
+                _ => Discovery::new(self.client.clone()).run().await.expect("discovery"),
+            };
             let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
             let (ar, caps) =
                 discovery.resolve_gvk(&gvk).unwrap_or_else(|| panic!("the cluster does not serve {gvk:?}"));

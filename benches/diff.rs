@@ -65,8 +65,11 @@ fn apply_all(server: &TestApiServer, objects: &[Value]) {
         let config = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
         let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
         let client = kube::Client::try_from(config).unwrap();
-        let namespaces: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
-        let namespace = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})).unwrap();
+        let namespaces: Api<DynamicObject> =
+            Api::all_with(client.clone(), &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
+        let namespace =
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}))
+                .unwrap();
         namespaces.create(&PostParams::default(), &namespace).await.unwrap();
         let resource = |object: &Value| {
             let api_version = object["apiVersion"].as_str().unwrap();

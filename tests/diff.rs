@@ -94,6 +94,16 @@ impl Demo {
     }
 }
 
+/// The plan entry of the (only) object of `kind`.
+fn planned<'p>(plan: &'p Value, kind: &str) -> &'p Value {
+    plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {plan:#}"))
+}
+
 fn changed_objects(plan: &Value) -> Vec<(String, String, String)> {
     plan["objects"]
         .as_array()
@@ -144,7 +154,7 @@ fn a_changed_value_is_exactly_one_line_pair() {
     assert_eq!(changed_lines(&demo.server_text()), vec!["-  replicas: 1", "+  replicas: 3"]);
     assert!(text.ends_with("0 to create, 1 to update, 0 to delete, 6 unchanged\n"), "{text}");
     let plan = demo.plan();
-    let web = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let web = planned(&plan, "Deployment");
     assert_eq!(web["changes"], json!([{"path": "spec.replicas", "op": "replace"}]));
     assert_eq!(demo.weaver(&["diff", "--env", "dev", "--exit-code"]).code, 2);
 }
@@ -158,7 +168,7 @@ fn a_field_removed_from_the_chart_shows_as_a_removal() {
     assert_eq!(changed_lines(&text), vec!["-          initialDelaySeconds: 10"], "{text}");
     assert_eq!(changed_lines(&demo.server_text()), vec!["-          initialDelaySeconds: 10"]);
     let plan = demo.plan();
-    let web = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let web = planned(&plan, "Deployment");
     assert_eq!(
         web["changes"],
         json!([{"path": "spec.template.spec.containers[name=web].livenessProbe.initialDelaySeconds", "op": "remove"}])
@@ -189,7 +199,7 @@ fn a_container_added_or_removed_shows_just_that_container() {
     assert!(added.contains(&"+        image: busybox:1.36"), "{text}");
     assert!(added.contains(&"+        name: sidecar"), "{text}");
     let plan = demo.plan();
-    let web = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let web = planned(&plan, "Deployment");
     assert_eq!(web["changes"], json!([{"path": "spec.template.spec.containers[name=sidecar]", "op": "add"}]));
 
     // Deployed with the sidecar, then the patch goes: only the sidecar is removed.
@@ -198,7 +208,7 @@ fn a_container_added_or_removed_shows_just_that_container() {
     let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
     demo.repo.write("environments/dev.yaml", &dev.replace(SIDECAR_PATCH, ""));
     let plan = demo.plan();
-    let web = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let web = planned(&plan, "Deployment");
     assert_eq!(web["changes"], json!([{"path": "spec.template.spec.containers[name=sidecar]", "op": "remove"}]));
     let text = demo.text();
     assert!(changed_lines(&text).iter().all(|l| l.starts_with('-')), "{text}");
@@ -240,7 +250,7 @@ fn secret_values_never_appear_and_changed_keys_are_listed() {
     assert_eq!(changed_lines(&text), vec!["-  API_KEY: <redacted>", "+  API_KEY: <redacted, changed>"], "{text}");
     assert_eq!(changed_lines(&demo.server_text()), changed_lines(&text));
     let plan = demo.plan();
-    let secret = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Secret").unwrap();
+    let secret = planned(&plan, "Secret");
     assert_eq!(secret["changes"], json!([{"path": "data.API_KEY", "op": "replace"}]));
 }
 
@@ -316,7 +326,7 @@ fn a_cluster_scoped_kind_has_no_namespace() {
         ),
     );
     let plan = demo.plan();
-    let role = plan["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "ClusterRole").unwrap();
+    let role = planned(&plan, "ClusterRole");
     assert_eq!(role["action"], "create");
     assert_eq!(role["namespace"], Value::Null);
     let text = demo.text();
@@ -454,7 +464,11 @@ fn diffs_offline_against_a_kubectl_list() {
     let text = &run.stdout;
     assert!(text.contains("~ apps/v1 Deployment shop-dev/web (release web)\n"), "{text}");
     assert!(text.contains("~ v1 ConfigMap shop-dev/web-config (release web)\n"), "{text}");
-    assert_eq!(changed_lines(text), vec!["-  LOG_LEVEL: info", "+  LOG_LEVEL: debug", "-  replicas: 3", "+  replicas: 1"], "{text}");
+    assert_eq!(
+        changed_lines(text),
+        vec!["-  LOG_LEVEL: info", "+  LOG_LEVEL: debug", "-  replicas: 3", "+  replicas: 1"],
+        "{text}"
+    );
     assert!(text.ends_with("0 to create, 2 to update, 0 to delete, 5 unchanged\n"), "{text}");
     // The fixture holds the demo Secret's data; the diff must not.
     let live = std::fs::read_to_string(&fixture).unwrap();
@@ -464,7 +478,11 @@ fn diffs_offline_against_a_kubectl_list() {
 
     let list = repo.weaver(&["diff", "--env", "dev", "--live-from", "/nonexistent.yaml"]).failure().to_string();
     assert!(list.contains("/nonexistent.yaml: cannot read live objects: no such file or directory"), "{list}");
-    assert!(repo.weaver(&["diff", "--env", "dev", "--live-from", path, "--server-side"]).failure().contains("cannot be used with"));
+    assert!(
+        repo.weaver(&["diff", "--env", "dev", "--live-from", path, "--server-side"])
+            .failure()
+            .contains("cannot be used with")
+    );
 }
 
 fn write_live_fixture(path: &std::path::Path) {
@@ -477,7 +495,9 @@ fn write_live_fixture(path: &std::path::Path) {
     )
     .unwrap();
     cluster.apply(&rendered, "weaver");
-    let find = |kind: &str, name: &str| rendered.iter().find(|o| o["kind"] == kind && o["metadata"]["name"] == name).unwrap().clone();
+    let find = |kind: &str, name: &str| {
+        rendered.iter().find(|o| o["kind"] == kind && o["metadata"]["name"] == name).unwrap().clone()
+    };
     cluster.merge_patch(&find("Deployment", "web"), &json!({"spec": {"replicas": 3}}), "kubectl-scale");
     cluster.merge_patch(&find("ConfigMap", "web-config"), &json!({"data": {"LOG_LEVEL": "info"}}), "kubectl-edit");
     let mut items = Vec::new();

@@ -50,11 +50,15 @@ fn no_kubeconfig_at_all_says_how_to_name_one() {
 fn an_unknown_context_names_where_it_came_from_and_the_known_ones() {
     let repo = Repo::minimal();
     let kubeconfig = kubeconfig_for(&repo, "http://127.0.0.1:9");
-    let err = repo.weaver(&["diff", "--env", "dev", "--kubeconfig", &kubeconfig, "--context", "nope"]).failure().to_string();
+    let err =
+        repo.weaver(&["diff", "--env", "dev", "--kubeconfig", &kubeconfig, "--context", "nope"]).failure().to_string();
     assert!(err.contains("context `nope` (from --context) is not in kubeconfig"), "{err}");
     assert!(err.contains("help: contexts defined there: here"), "{err}");
 
-    repo.write("environments/dev.yaml", "namespace: apps\ncluster: { context: prod-eu }\nreleases:\n  - name: app\n    chart: app\n");
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\ncluster: { context: prod-eu }\nreleases:\n  - name: app\n    chart: app\n",
+    );
     let err = repo.weaver_env(&["diff", "--env", "dev"], &[("KUBECONFIG", &kubeconfig)]).failure().to_string();
     assert!(
         err.contains("context `prod-eu` (from cluster.context in environments/dev.yaml) is not in kubeconfig"),
@@ -71,7 +75,9 @@ fn an_unreachable_server_is_named() {
     let kubeconfig = kubeconfig_for(&repo, &format!("http://127.0.0.1:{port}"));
     let err = repo.weaver(&["diff", "--env", "dev", "--kubeconfig", &kubeconfig]).failure().to_string();
     assert!(
-        err.contains(&format!("discovering API kinds: cannot reach the cluster (context `here`, http://127.0.0.1:{port})")),
+        err.contains(&format!(
+            "discovering API kinds: cannot reach the cluster (context `here`, http://127.0.0.1:{port})"
+        )),
         "{err}"
     );
     assert!(err.to_lowercase().contains("connection refused"), "{err}");
@@ -110,7 +116,10 @@ fn a_kind_the_server_does_not_know_names_the_template() {
     let ns = cluster.namespace("apps");
     let repo = Repo::minimal();
     repo.write("environments/dev.yaml", &format!("namespace: {ns}\nreleases:\n  - name: app\n    chart: app\n"));
-    repo.write("charts/app/templates/gizmo.yaml", "apiVersion: nowhere.example.com/v1\nkind: Gizmo\nmetadata:\n  name: g\n");
+    repo.write(
+        "charts/app/templates/gizmo.yaml",
+        "apiVersion: nowhere.example.com/v1\nkind: Gizmo\nmetadata:\n  name: g\n",
+    );
     let kubeconfig = cluster.kubeconfig().to_str().unwrap();
     let err = repo.weaver(&["diff", "--env", "dev", "--kubeconfig", kubeconfig]).failure().to_string();
     assert!(
@@ -134,7 +143,10 @@ fn a_forbidden_list_names_the_resource_and_namespace() {
     fake.forbid("list", "configmaps", Some(&ns));
     let repo = Repo::minimal();
     repo.write("environments/dev.yaml", &format!("namespace: {ns}\nreleases:\n  - name: app\n    chart: app\n"));
-    let err = repo.weaver(&["diff", "--env", "dev", "--kubeconfig", cluster.kubeconfig().to_str().unwrap()]).failure().to_string();
+    let err = repo
+        .weaver(&["diff", "--env", "dev", "--kubeconfig", cluster.kubeconfig().to_str().unwrap()])
+        .failure()
+        .to_string();
     assert!(err.contains(&format!("error: listing configmaps in namespace {ns}: forbidden (context `fake`")), "{err}");
     assert!(err.contains("cannot list resource \"configmaps\""), "{err}");
 }

@@ -341,32 +341,31 @@ async fn refine_on_server(cluster: &Cluster, plan: &mut Plan, live: &[Value], co
         .filter(|(_, o)| matches!(o.action, Action::Create | Action::Update))
         .map(|(i, _)| i)
         .collect();
-    let results: Vec<(usize, Option<DryRun>)> =
-        futures::stream::iter(candidates.into_iter().map(|index| {
-            let object = &plan.objects[index];
-            async move {
-                let desired = object.desired.as_ref().expect("creates and updates are desired");
-                let Ok(served) = cluster.resolve(&object.api_version, &object.key.kind) else {
-                    return Ok((index, None)); // a kind whose CRD this run creates
-                };
-                match cluster.apply(desired, &served, true, false).await {
-                    Ok(result) => Ok((index, Some(DryRun { result, conflict: None }))),
-                    Err(ApplyError::Conflict(message)) => match cluster.apply(desired, &served, true, true).await {
-                        Ok(result) => Ok((index, Some(DryRun { result, conflict: Some(message) }))),
-                        Err(ApplyError::Other(err)) => Err(err),
-                        Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => Err(Error::new(m)),
-                    },
-                    // The namespace is created by the apply itself: the client's answer stands.
-                    Err(ApplyError::NotFound(_)) => Ok((index, None)),
+    let results: Vec<(usize, Option<DryRun>)> = futures::stream::iter(candidates.into_iter().map(|index| {
+        let object = &plan.objects[index];
+        async move {
+            let desired = object.desired.as_ref().expect("creates and updates are desired");
+            let Ok(served) = cluster.resolve(&object.api_version, &object.key.kind) else {
+                return Ok((index, None)); // a kind whose CRD this run creates
+            };
+            match cluster.apply(desired, &served, true, false).await {
+                Ok(result) => Ok((index, Some(DryRun { result, conflict: None }))),
+                Err(ApplyError::Conflict(message)) => match cluster.apply(desired, &served, true, true).await {
+                    Ok(result) => Ok((index, Some(DryRun { result, conflict: Some(message) }))),
                     Err(ApplyError::Other(err)) => Err(err),
-                }
+                    Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => Err(Error::new(m)),
+                },
+                // The namespace is created by the apply itself: the client's answer stands.
+                Err(ApplyError::NotFound(_)) => Ok((index, None)),
+                Err(ApplyError::Other(err)) => Err(err),
             }
-        }))
-        .buffer_unordered(concurrency.max(1))
-        .collect::<Vec<Result<_>>>()
-        .await
-        .into_iter()
-        .collect::<Result<_>>()?;
+        }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .collect::<Vec<Result<_>>>()
+    .await
+    .into_iter()
+    .collect::<Result<_>>()?;
     let live_by_key: HashMap<ObjectKey, &Value> = live.iter().map(|o| (ObjectKey::of(o), o)).collect();
     for (index, outcome) in results {
         let Some(DryRun { result, conflict }) = outcome else { continue };

@@ -96,15 +96,12 @@ fn a_server_that_does_not_answer_times_out_after_request_timeout() {
         }
     });
     let kubeconfig = kubeconfig_for(&repo, &format!("http://127.0.0.1:{port}"));
-    let started = std::time::Instant::now();
     let err = repo
         .weaver(&["diff", "--env", "dev", "--kubeconfig", &kubeconfig, "--request-timeout", "1s"])
         .failure()
         .to_string();
     assert!(err.contains("the cluster did not answer within 1s"), "{err}");
     assert!(err.contains("--request-timeout"), "{err}");
-    // Not a timing assertion on weaver's speed: only that the flag, not some default, applied.
-    assert!(started.elapsed() < std::time::Duration::from_secs(25), "took {:?}", started.elapsed());
 
     let err = repo.weaver(&["diff", "--env", "dev", "--request-timeout", "soon"]).failure().to_string();
     assert!(err.contains("`soon` is not a duration"), "{err}");

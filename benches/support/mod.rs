@@ -25,11 +25,11 @@ pub fn generate_repo(dir: &Path, releases: usize) {
     );
     write(
         "charts/svc/templates/deployment.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ release.name }}\nspec:\n  replicas: {{ values.replicas }}\n  selector:\n    matchLabels: {app: {{ release.name }}}\n  template:\n    metadata:\n      labels: {app: {{ release.name }}}\n      annotations:\n        checksum/config: {{ values.settings | tojson | sha256 }}\n    spec:\n      containers:\n        - name: app\n          image: \"{{ values.image }}:{{ values.tag }}\"\n          ports:\n            - containerPort: {{ values.port }}\n          envFrom:\n            - configMapRef: {name: {{ release.name }}}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ release.name }}\nspec:\n  replicas: {{ values.replicas }}\n  selector:\n    matchLabels: {app: {{ release.name }}}\n  template:\n    metadata:\n      labels: {app: {{ release.name }}}\n      annotations:\n        checksum/config: {{ values.settings | tojson | sha256 }}\n    spec:\n      containers:\n        - name: app\n          image: \"{{ values.image }}:{{ values.tag }}\"\n          ports:\n            - containerPort: {{ values.port }}\n              protocol: TCP\n          envFrom:\n            - configMapRef: {name: {{ release.name }}}\n",
     );
     write(
         "charts/svc/templates/service.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ release.name }}\nspec:\n  selector: {app: {{ release.name }}}\n  ports:\n    - port: 80\n      targetPort: {{ values.port }}\n",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ release.name }}\nspec:\n  clusterIP: None\n  selector: {app: {{ release.name }}}\n  ports:\n    - port: 80\n      protocol: TCP\n      targetPort: {{ values.port }}\n",
     );
     let mut env = String::from("namespace: bench\nreleases:\n");
     for i in 0..releases {

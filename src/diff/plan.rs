@@ -353,7 +353,9 @@ async fn refine_on_server(cluster: &Cluster, plan: &mut Plan, live: &[Value], co
                 Err(ApplyError::Conflict(message)) => match cluster.apply(desired, &served, true, true).await {
                     Ok(result) => Ok((index, Some(DryRun { result, conflict: Some(message) }))),
                     Err(ApplyError::Other(err)) => Err(err),
-                    Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => Err(Error::new(m)),
+                    Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => {
+                        Err(Error::new(format!("dry-run apply of {} (release {}): {m}", object.key, object.release)))
+                    }
                 },
                 // The namespace is created by the apply itself: the client's answer stands.
                 Err(ApplyError::NotFound(_)) => Ok((index, None)),

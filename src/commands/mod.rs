@@ -140,6 +140,21 @@ pub fn report_error(ui: &Ui, err: &Error) {
     let _ = std::io::stderr().lock().write_all(ui.redactor.redact(&text).as_bytes());
 }
 
+/// Rows as aligned columns, the first (the heading) in bold.
+pub fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> =
+        (0..columns).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut text = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line = line.join("  ").trim_end().to_string();
+        text.push_str(&if i == 0 { ui.paint(ui.color_stdout, Style::Bold, &line) } else { line });
+        text.push('\n');
+    }
+    text
+}
+
 /// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.
 pub fn write_stdout(bytes: &[u8]) -> crate::Result<()> {
     let mut out = std::io::stdout().lock();

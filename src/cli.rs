@@ -98,6 +98,16 @@ pub struct SelectArgs {
     /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Which version of the repository a command reads.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Read the repository as it is in this commit (branch, tag, SHA, HEAD~2), without checking it out
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +133,8 @@ pub struct EnvsArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Debug, Args)]

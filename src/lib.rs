@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod git;
 pub mod manifest;
 pub mod patch;
 pub mod project;

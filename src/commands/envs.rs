@@ -9,7 +9,7 @@ use crate::cli::{EnvsArgs, GlobalArgs, ListFormat};
 use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
-    let project = open_project(global);
+    let project = open_project(global, args.source.rev.as_deref())?;
     let mut environments = Vec::new();
     for name in project.environment_names()? {
         environments.push(project.environment(&name)?);

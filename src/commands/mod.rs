@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::cli::{Cli, ColorChoice, Command, GlobalArgs};
 use crate::error::Error;
+use crate::git::GitRepo;
 use crate::project::{FsSource, Project};
 
 /// How output should look, decided once per run.
@@ -85,24 +86,26 @@ impl Style {
     }
 }
 
-pub fn open_project(global: &GlobalArgs) -> Project {
-    Project::new(Arc::new(FsSource::new(&global.repo)))
+/// The repository as it is in the working tree, or as it was at commit `rev` (`--rev`).
+pub fn open_project(global: &GlobalArgs, rev: Option<&str>) -> crate::Result<Project> {
+    Ok(match rev {
+        None => Project::new(Arc::new(FsSource::new(&global.repo))),
+        Some(rev) => {
+            let git = GitRepo::open(&global.repo)?;
+            Project::new(Arc::new(git.tree_source(&git.resolve(rev, "--rev")?)?))
+        }
+    })
 }
 
 /// Age identities in the documented order: --identity, the environment variables, the
-/// environment's `identityFile` (relative to the repository, or absolute), the default file.
+/// environment's `identityFile`, the default file. A relative `identityFile` is a key on this
+/// machine, relative to --repo, even under --rev: private keys are not read from git history.
 pub fn load_identities(
     global: &GlobalArgs,
-    project: &Project,
     identity_file: Option<&crate::project::environment::PathRef>,
 ) -> crate::Result<crate::secrets::Identities> {
-    let env_identity = identity_file.map(|file| {
-        if file.path.is_absolute() {
-            file.path.clone()
-        } else {
-            project.source.disk_path(&file.path).unwrap_or_else(|| file.path.clone())
-        }
-    });
+    // `join` keeps an absolute identityFile as it is.
+    let env_identity = identity_file.map(|file| global.repo.join(&file.path));
     let sources =
         crate::secrets::IdentitySources::from_env(global.identity.clone(), env_identity, |k| std::env::var_os(k));
     Ok(sources.load()?)

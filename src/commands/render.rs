@@ -17,7 +17,7 @@ use crate::secrets::redact::redact_secret_object;
 /// Loads the environment, selects releases and renders them: the desired state every command
 /// starts from.
 pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Result<(Project, Environment, Rendered)> {
-    let project = open_project(global);
+    let project = open_project(global, select.source.rev.as_deref())?;
     let env = project.environment(&select.env)?;
     if env.is_abstract {
         let concrete: Vec<String> = project
@@ -64,7 +64,7 @@ fn decrypt_secrets(
     if env.secrets.is_empty() {
         return Ok(Map::new());
     }
-    let ids = super::load_identities(global, project, env.identity_file.as_ref())?;
+    let ids = super::load_identities(global, env.identity_file.as_ref())?;
     let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, &ui.redactor)?;
     ui.info(&format!("decrypted {} secrets file(s)", env.secrets.len()));
     Ok(secrets)

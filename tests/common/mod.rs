@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests: temporary repositories and running the binary.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod git;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

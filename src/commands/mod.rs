@@ -1,6 +1,7 @@
 //! One file per subcommand. Commands parse nothing and compute little: they call domain
 //! modules and format what those return. This is the only layer that prints.
 
+pub mod changed;
 pub mod completions;
 pub mod envs;
 pub mod render;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use crate::cli::{Cli, ColorChoice, Command, GlobalArgs};
 use crate::error::Error;
-use crate::git::GitRepo;
+use crate::git::{Comparison, GitRepo};
 use crate::project::{FsSource, Project};
 
 /// How output should look, decided once per run.
@@ -97,6 +98,19 @@ pub fn open_project(global: &GlobalArgs, rev: Option<&str>) -> crate::Result<Pro
     })
 }
 
+/// Compares commit `base` with `head` (the working tree when `None`); the flags name where the
+/// revisions were given, for errors.
+pub fn compare(
+    global: &GlobalArgs,
+    (base, base_flag): (&str, &str),
+    head: Option<(&str, &str)>,
+) -> crate::Result<Comparison> {
+    let git = GitRepo::open(&global.repo)?;
+    let base = git.resolve(base, base_flag)?;
+    let head = head.map(|(rev, flag)| git.resolve(rev, flag)).transpose()?;
+    Comparison::new(&git, base, head)
+}
+
 /// Age identities in the documented order: --identity, the environment variables, the
 /// environment's `identityFile`, the default file. A relative `identityFile` is a key on this
 /// machine, relative to --repo, even under --rev: private keys are not read from git history.
@@ -117,6 +131,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, &ui, args),
         Command::Envs(args) => envs::run(&cli.global, &ui, args),
+        Command::Changed(args) => changed::run(&cli.global, &ui, args),
         Command::Secrets(command) => secrets::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
     };

@@ -4,6 +4,7 @@
 //! The weaver repository (`--repo`) may be a subdirectory of a git repository; every path this
 //! module returns is relative to the weaver repository, and changes outside it are ignored.
 
+pub mod changes;
 pub mod tree_source;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use git2::{Delta, DiffOptions, ErrorCode, Oid, Repository, RepositoryOpenFlags};
 
 use crate::error::{Error, Result};
+pub use changes::{AffectedRelease, ChangeSet, Comparison, ReleaseStatus};
 pub use tree_source::TreeSource;
 
 /// A revision as the user wrote it, resolved to a commit.

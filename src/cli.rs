@@ -56,6 +56,8 @@ pub enum Command {
     Render(RenderArgs),
     /// List environments with their releases, charts and namespaces
     Envs(EnvsArgs),
+    /// List the releases a change affects, environment by environment (for pipelines)
+    Changed(ChangedArgs),
     /// Encrypt, decrypt, edit and re-key SOPS files (age recipients)
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -109,6 +111,19 @@ pub struct SelectArgs {
     /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selectors: Vec<String>,
+    /// Only the releases `weaver changed --base REV` reports for this environment
+    #[arg(long, value_name = "REV")]
+    pub changed_since: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Which version of the repository a command reads.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Read the repository as it is in this commit (branch, tag, SHA, HEAD~2), without checking it out
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +193,21 @@ pub enum ListFormat {
 
 #[derive(Debug, Args)]
 pub struct EnvsArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangedArgs {
+    /// The commit to compare with (branch, tag, SHA, HEAD~2), e.g. the target branch of a merge request
+    #[arg(long, value_name = "REV")]
+    pub base: String,
+    /// The version to compare [default: the working tree, uncommitted and untracked files included]
+    #[arg(long, visible_alias = "rev", value_name = "REV")]
+    pub head: Option<String>,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,

@@ -65,6 +65,13 @@ impl Error {
         self
     }
 
+    /// The same error, said to have happened in `context` (such as the commit a file was read
+    /// from), which is shown before the location.
+    pub fn context(self, context: impl fmt::Display) -> Self {
+        let message = format!("{context}: {self}");
+        Error { location: None, message, help: self.help }
+    }
+
     /// Wraps an I/O error on `path` with a message that says what was being done.
     pub fn io(action: &str, path: &Path, err: std::io::Error) -> Self {
         Error::at(Location::file(path), format!("cannot {action}: {}", io_reason(&err)))

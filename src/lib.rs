@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod commands;
 pub mod diff;
 pub mod error;
+pub mod git;
 pub mod manifest;
 pub mod patch;
 pub mod project;

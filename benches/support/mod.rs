@@ -6,6 +6,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/common/git.rs"]
+pub mod git;
+
 pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
 
 pub fn generate_repo(dir: &Path, releases: usize) {

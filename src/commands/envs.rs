@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Style, Ui, open_project};
+use super::{Ui, open_project};
 use crate::cli::{EnvsArgs, GlobalArgs, ListFormat};
 use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
-    let project = open_project(global);
+    let project = open_project(global, args.source.rev.as_deref())?;
     let mut environments = Vec::new();
     for name in project.environment_names()? {
         environments.push(project.environment(&name)?);
@@ -47,16 +47,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
                     rows.push(vec![env_label.clone(), name, r.chart.clone(), r.namespace.clone(), needs]);
                 }
             }
-            let widths: Vec<usize> =
-                (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-            let mut text = String::new();
-            for (i, row) in rows.iter().enumerate() {
-                let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-                let line = line.join("  ").trim_end().to_string();
-                text.push_str(&if i == 0 { ui.paint(ui.color_stdout, Style::Bold, &line) } else { line });
-                text.push('\n');
-            }
-            text
+            super::table(ui, &rows)
         }
     };
     super::write_stdout(output.as_bytes())?;

@@ -1,6 +1,7 @@
 //! One file per subcommand. Commands parse nothing and compute little: they call domain
 //! modules and format what those return. This is the only layer that prints.
 
+pub mod changed;
 pub mod completions;
 pub mod diff;
 pub mod envs;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use crate::cli::{Cli, ColorChoice, Command, GlobalArgs};
 use crate::error::Error;
+use crate::git::{Comparison, GitRepo};
 use crate::project::{FsSource, Project};
 
 /// How output should look, decided once per run.
@@ -86,24 +88,39 @@ impl Style {
     }
 }
 
-pub fn open_project(global: &GlobalArgs) -> Project {
-    Project::new(Arc::new(FsSource::new(&global.repo)))
+/// The repository as it is in the working tree, or as it was at commit `rev` (`--rev`).
+pub fn open_project(global: &GlobalArgs, rev: Option<&str>) -> crate::Result<Project> {
+    Ok(match rev {
+        None => Project::new(Arc::new(FsSource::new(&global.repo))),
+        Some(rev) => {
+            let git = GitRepo::open(&global.repo)?;
+            Project::new(Arc::new(git.tree_source(&git.resolve(rev, "--rev")?)?))
+        }
+    })
+}
+
+/// Compares commit `base` with `head` (the working tree when `None`); the flags name where the
+/// revisions were given, for errors.
+pub fn compare(
+    global: &GlobalArgs,
+    (base, base_flag): (&str, &str),
+    head: Option<(&str, &str)>,
+) -> crate::Result<Comparison> {
+    let git = GitRepo::open(&global.repo)?;
+    let base = git.resolve(base, base_flag)?;
+    let head = head.map(|(rev, flag)| git.resolve(rev, flag)).transpose()?;
+    Comparison::new(&git, base, head)
 }
 
 /// Age identities in the documented order: --identity, the environment variables, the
-/// environment's `identityFile` (relative to the repository, or absolute), the default file.
+/// environment's `identityFile`, the default file. A relative `identityFile` is a key on this
+/// machine, relative to --repo, even under --rev: private keys are not read from git history.
 pub fn load_identities(
     global: &GlobalArgs,
-    project: &Project,
     identity_file: Option<&crate::project::environment::PathRef>,
 ) -> crate::Result<crate::secrets::Identities> {
-    let env_identity = identity_file.map(|file| {
-        if file.path.is_absolute() {
-            file.path.clone()
-        } else {
-            project.source.disk_path(&file.path).unwrap_or_else(|| file.path.clone())
-        }
-    });
+    // `join` keeps an absolute identityFile as it is.
+    let env_identity = identity_file.map(|file| global.repo.join(&file.path));
     let sources =
         crate::secrets::IdentitySources::from_env(global.identity.clone(), env_identity, |k| std::env::var_os(k));
     Ok(sources.load()?)
@@ -141,6 +158,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, &ui, args),
         Command::Envs(args) => envs::run(&cli.global, &ui, args),
+        Command::Changed(args) => changed::run(&cli.global, &ui, args),
         Command::Secrets(command) => secrets::run(&cli.global, &ui, command),
         Command::Diff(args) => diff::run(&cli.global, &ui, args),
         Command::Completions(args) => completions::run(args),
@@ -166,6 +184,21 @@ pub fn report_error(ui: &Ui, err: &Error) {
         ));
     }
     let _ = std::io::stderr().lock().write_all(ui.redactor.redact(&text).as_bytes());
+}
+
+/// Rows as aligned columns, the first (the heading) in bold.
+pub fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> =
+        (0..columns).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut text = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line = line.join("  ").trim_end().to_string();
+        text.push_str(&if i == 0 { ui.paint(ui.color_stdout, Style::Bold, &line) } else { line });
+        text.push('\n');
+    }
+    text
 }
 
 /// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.

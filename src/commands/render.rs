@@ -9,6 +9,7 @@ use serde_json::Map;
 use super::{Ui, open_project};
 use crate::cli::{GlobalArgs, RenderArgs, SelectArgs};
 use crate::error::{Error, Result};
+use crate::git::ReleaseStatus;
 use crate::manifest::Manifest;
 use crate::project::{Environment, Project, Selector, select_releases};
 use crate::render::Rendered;
@@ -17,7 +18,7 @@ use crate::secrets::redact::redact_secret_object;
 /// Loads the environment, selects releases and renders them: the desired state every command
 /// starts from.
 pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Result<(Project, Environment, Rendered)> {
-    let project = open_project(global);
+    let project = open_project(global, select.source.rev.as_deref())?;
     let env = project.environment(&select.env)?;
     if env.is_abstract {
         let concrete: Vec<String> = project
@@ -38,7 +39,8 @@ pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Resul
         }));
     }
     let selector = Selector::parse_all(&select.selectors)?;
-    let releases = select_releases(&env, &select.releases, &selector)?;
+    let changed = changed_since(global, ui, select, &env.name)?;
+    let releases = select_releases(&env, &select.releases, &selector, changed.as_ref())?;
     if releases.is_empty() {
         ui.warn(&format!("no release of environment `{}` matches the selection", env.name));
     }
@@ -54,6 +56,26 @@ pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Resul
     Ok((project, env, rendered))
 }
 
+/// With --changed-since, the releases of `env` that `weaver changed --base REV` reports as
+/// changed or added, against --rev or the working tree. Removed releases have nothing to
+/// render: they are named on stderr and left out.
+fn changed_since(global: &GlobalArgs, ui: &Ui, select: &SelectArgs, env: &str) -> Result<Option<BTreeSet<String>>> {
+    let Some(base) = &select.changed_since else { return Ok(None) };
+    let head = select.source.rev.as_deref().map(|rev| (rev, "--rev"));
+    let mut selected = BTreeSet::new();
+    for affected in super::compare(global, (base, "--changed-since"), head)?.environment(env)? {
+        if affected.status == ReleaseStatus::Removed {
+            ui.status(&format!(
+                "release `{}` of environment `{env}` was removed since `{base}`: it has nothing to render",
+                affected.release
+            ));
+        } else {
+            selected.insert(affected.release);
+        }
+    }
+    Ok(Some(selected))
+}
+
 /// Decrypts the environment's secrets files, registering every value with the redactor.
 fn decrypt_secrets(
     global: &GlobalArgs,
@@ -64,7 +86,7 @@ fn decrypt_secrets(
     if env.secrets.is_empty() {
         return Ok(Map::new());
     }
-    let ids = super::load_identities(global, project, env.identity_file.as_ref())?;
+    let ids = super::load_identities(global, env.identity_file.as_ref())?;
     let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, &ui.redactor)?;
     ui.info(&format!("decrypted {} secrets file(s)", env.secrets.len()));
     Ok(secrets)

@@ -38,7 +38,7 @@ fn creation_rules(global: &GlobalArgs, file: &Path) -> Result<Option<CreationRul
 /// Identities for `file`, including the identityFile of the environment whose `secrets` list
 /// it, so that editing the demo's secrets/dev.yaml needs no flag.
 fn identities(global: &GlobalArgs, file: &Path) -> Result<Identities> {
-    let project = open_project(global);
+    let project = open_project(global, None)?;
     let identity_file = (|| {
         let repo = std::path::absolute(&global.repo).ok()?;
         let relative = std::path::absolute(file).ok()?.strip_prefix(&repo).ok()?.to_path_buf();
@@ -48,7 +48,7 @@ fn identities(global: &GlobalArgs, file: &Path) -> Result<Identities> {
             env.identity_file
         })
     })();
-    super::load_identities(global, &project, identity_file.as_ref())
+    super::load_identities(global, identity_file.as_ref())
 }
 
 fn read_text(file: &Path) -> Result<String> {

@@ -127,9 +127,49 @@ pub struct Environment {
     pub releases: Vec<Release>,
 }
 
+impl PathRef {
+    fn unlocated(&self) -> PathRef {
+        PathRef { path: self.path.clone(), at: Location::file("") }
+    }
+}
+
+impl Release {
+    /// Whether both deploy the same thing: every field but where it was written.
+    pub fn same_definition(&self, other: &Release) -> bool {
+        self.without_locations() == other.without_locations()
+    }
+
+    fn without_locations(&self) -> Release {
+        let nowhere = Location::file("");
+        Release {
+            values_files: self.values_files.iter().map(PathRef::unlocated).collect(),
+            patches: self.patches.iter().map(|p| Patch { at: nowhere.clone(), ..p.clone() }).collect(),
+            at: nowhere.clone(),
+            chart_at: nowhere,
+            ..self.clone()
+        }
+    }
+}
+
 impl Environment {
     pub fn release(&self, name: &str) -> Option<&Release> {
         self.releases.iter().find(|r| r.name == name)
+    }
+
+    /// Whether the environment-wide settings, which every release depends on, are the same:
+    /// every field but the releases, the files and where things were written.
+    pub fn same_settings(&self, other: &Environment) -> bool {
+        self.settings_only() == other.settings_only()
+    }
+
+    fn settings_only(&self) -> Environment {
+        Environment {
+            files: Vec::new(),
+            releases: Vec::new(),
+            secrets: self.secrets.iter().map(PathRef::unlocated).collect(),
+            identity_file: self.identity_file.as_ref().map(PathRef::unlocated),
+            ..self.clone()
+        }
     }
 }
 

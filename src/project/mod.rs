@@ -6,7 +6,7 @@ pub mod selector;
 pub mod source;
 pub mod values;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub use chart::Chart;
@@ -50,8 +50,14 @@ impl Project {
     }
 }
 
-/// The releases picked by `-r` and `-l`; naming an unknown release is an error.
-pub fn select_releases<'a>(env: &'a Environment, names: &[String], selector: &Selector) -> Result<Vec<&'a Release>> {
+/// The releases picked by `-r`, `-l` and, when given, `changed` (the names `--changed-since`
+/// reports), all of which must match; naming an unknown release is an error.
+pub fn select_releases<'a>(
+    env: &'a Environment,
+    names: &[String],
+    selector: &Selector,
+    changed: Option<&BTreeSet<String>>,
+) -> Result<Vec<&'a Release>> {
     for name in names {
         if env.release(name).is_none() {
             let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
@@ -64,5 +70,6 @@ pub fn select_releases<'a>(env: &'a Environment, names: &[String], selector: &Se
         .iter()
         .filter(|r| names.is_empty() || names.contains(&r.name))
         .filter(|r| selector.matches(&r.labels))
+        .filter(|r| changed.is_none_or(|changed| changed.contains(&r.name)))
         .collect())
 }

@@ -1,5 +1,6 @@
-//! Where the repository's files come from: the working tree now, a git tree later (`--rev`).
-//! Every path is relative to the repository root, so errors name files the way users see them.
+//! Where the repository's files come from: the working tree, or a commit's tree (`--rev`, see
+//! `crate::git::TreeSource`). Every path is relative to the repository root, so errors name
+//! files the way users see them.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,10 +20,8 @@ pub trait Source: Send + Sync {
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
     /// The directory's entries sorted by name, or `None` when there is no such directory.
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>>;
-    /// What to call this source in messages (`/path/to/repo`, later `commit abc123`).
+    /// What to call this source in messages (`/path/to/repo`, `commit 1a2b3c4d (main)`).
     fn describe(&self) -> String;
-    /// An absolute path to hand to programs outside weaver, where the file exists on disk.
-    fn disk_path(&self, path: &Path) -> Option<PathBuf>;
 
     /// The file as UTF-8 text; a missing file is an error naming it.
     fn read_text(&self, path: &Path) -> Result<String> {
@@ -103,9 +102,5 @@ impl Source for FsSource {
 
     fn describe(&self) -> String {
         self.root.display().to_string()
-    }
-
-    fn disk_path(&self, path: &Path) -> Option<PathBuf> {
-        Some(self.root.join(path))
     }
 }

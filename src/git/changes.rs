@@ -1,0 +1,274 @@
+//! What a change means for deployment: the (environment, release) pairs in which two versions
+//! of the repository differ, and the changed paths weaver cannot attribute to any.
+//!
+//! A changed path affects, on each side where it exists:
+//! - `charts/<chart>/…`: every release using that chart, in every environment;
+//! - an environment file (the environment's own or one it extends, directly or transitively):
+//!   every release of the environment when environment-wide settings differ (namespace,
+//!   values, secrets, cluster, identityFile, abstract), else the releases whose effective
+//!   definition differs, added and removed ones included; a comment-only edit affects none;
+//! - a values file: the releases listing it in `valuesFiles`;
+//! - a secrets file: every release of the environments listing it in `secrets`;
+//! - `.sops.yaml`, an `identityFile`, or a chart no release uses: nothing to deploy.
+//!
+//! Any other path is unattributed. Abstract environments are never deployed, so their releases
+//! only appear through the environments extending them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use super::{ChangedPath, GitRepo, Revision};
+use crate::error::{Error, Result};
+use crate::project::chart::{CHARTS_DIR, chart_dir};
+use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
+use crate::project::{Environment, FsSource, Project, Release};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReleaseStatus {
+    /// In both versions.
+    Changed,
+    /// Only in the head version.
+    Added,
+    /// Only in the base version: nothing to render, everything to prune.
+    Removed,
+}
+
+impl ReleaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Changed => "changed",
+            ReleaseStatus::Added => "added",
+            ReleaseStatus::Removed => "removed",
+        }
+    }
+}
+
+/// One release of one environment that the change affects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffectedRelease {
+    pub environment: String,
+    pub release: String,
+    pub status: ReleaseStatus,
+    /// The changed paths that affect it, sorted.
+    pub paths: Vec<PathBuf>,
+}
+
+/// Everything a change affects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Sorted by environment, then release.
+    pub releases: Vec<AffectedRelease>,
+    /// Changed paths no rule attributes, sorted: a pipeline may choose to deploy everything.
+    pub unattributed: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Base,
+    Head,
+}
+
+impl ChangedPath {
+    fn exists_in(&self, side: Side) -> bool {
+        match side {
+            Side::Base => self.in_base,
+            Side::Head => self.in_head,
+        }
+    }
+}
+
+/// Two versions of the repository and the paths in which they differ.
+pub struct Comparison {
+    pub base: Revision,
+    /// `None`: the working tree, uncommitted and untracked files included.
+    pub head: Option<Revision>,
+    /// The commit the working tree is on, when `head` is the working tree.
+    pub working_tree_commit: Option<Revision>,
+    base_project: Project,
+    head_project: Project,
+    paths: Vec<ChangedPath>,
+}
+
+impl Comparison {
+    /// Compares `base` with `head`, or with the working tree when `head` is `None`.
+    pub fn new(git: &GitRepo, base: Revision, head: Option<Revision>) -> Result<Comparison> {
+        let paths = git.changed_paths(&base, head.as_ref())?;
+        let base_project = Project::new(Arc::new(git.tree_source(&base)?));
+        let (head_project, working_tree_commit) = match &head {
+            Some(head) => (Project::new(Arc::new(git.tree_source(head)?)), None),
+            None => (Project::new(Arc::new(FsSource::new(git.root()))), git.head()?),
+        };
+        Ok(Comparison { base, head, working_tree_commit, base_project, head_project, paths })
+    }
+
+    /// The affected releases of environment `name`, sorted by release: exactly what
+    /// [`Comparison::change_set`] reports for it.
+    pub fn environment(&self, name: &str) -> Result<Vec<AffectedRelease>> {
+        let base = self.load(Side::Base, name)?;
+        let head = self.load(Side::Head, name)?;
+        Ok(affected_releases(name, base.as_ref(), head.as_ref(), &self.paths))
+    }
+
+    /// The affected releases of every environment, and the paths no rule attributes.
+    pub fn change_set(&self) -> Result<ChangeSet> {
+        let base = self.load_all(Side::Base)?;
+        let head = self.load_all(Side::Head)?;
+        let names: BTreeSet<&String> = base.keys().chain(head.keys()).collect();
+        let releases = names
+            .into_iter()
+            .flat_map(|name| affected_releases(name, base.get(name), head.get(name), &self.paths))
+            .collect();
+        let referenced = (referenced_paths(base.values()), referenced_paths(head.values()));
+        let unattributed = self
+            .paths
+            .iter()
+            .filter(|changed| !is_attributed(changed, &referenced))
+            .map(|changed| changed.path.clone())
+            .collect();
+        Ok(ChangeSet { releases, unattributed })
+    }
+
+    fn project(&self, side: Side) -> &Project {
+        match side {
+            Side::Base => &self.base_project,
+            Side::Head => &self.head_project,
+        }
+    }
+
+    /// Says which commit a file was read from; the working tree needs no saying.
+    fn in_side(&self, side: Side, err: Error) -> Error {
+        match (side, &self.head) {
+            (Side::Base, _) => err.context(format!("in {}", self.base)),
+            (Side::Head, Some(head)) => err.context(format!("in {head}")),
+            (Side::Head, None) => err,
+        }
+    }
+
+    /// The environment as it is on `side`; `None` when it does not exist there.
+    fn load(&self, side: Side, name: &str) -> Result<Option<Environment>> {
+        let project = self.project(side);
+        if !project.source.exists(&environment_path(name)) {
+            return Ok(None);
+        }
+        project.environment(name).map(Some).map_err(|e| self.in_side(side, e))
+    }
+
+    fn load_all(&self, side: Side) -> Result<BTreeMap<String, Environment>> {
+        let project = self.project(side);
+        let dir = Path::new(ENVIRONMENTS_DIR);
+        // A version without environments/ (from before the repository used weaver) has none.
+        let listing = project.source.list(dir).map_err(|e| self.in_side(side, Error::io("list directory", dir, e)))?;
+        if listing.is_none() {
+            return Ok(BTreeMap::new());
+        }
+        let mut environments = BTreeMap::new();
+        for name in project.environment_names().map_err(|e| self.in_side(side, e))? {
+            let env = project.environment(&name).map_err(|e| self.in_side(side, e))?;
+            environments.insert(name, env);
+        }
+        Ok(environments)
+    }
+}
+
+/// The rules of the module documentation, for one environment as it is in base and head.
+fn affected_releases(
+    name: &str,
+    base: Option<&Environment>,
+    head: Option<&Environment>,
+    paths: &[ChangedPath],
+) -> Vec<AffectedRelease> {
+    let base = base.filter(|env| !env.is_abstract);
+    let head = head.filter(|env| !env.is_abstract);
+    let (base_releases, head_releases) = (releases_by_name(base), releases_by_name(head));
+
+    let mut reasons: BTreeMap<&str, BTreeSet<&Path>> = BTreeMap::new();
+    let mut environment_files: BTreeSet<&Path> = BTreeSet::new();
+    for (side, env) in [(Side::Base, base), (Side::Head, head)] {
+        let Some(env) = env else { continue };
+        let touched = |matches: &dyn Fn(&Path) -> bool| -> Vec<&Path> {
+            paths.iter().filter(|p| p.exists_in(side) && matches(&p.path)).map(|p| p.path.as_path()).collect()
+        };
+        environment_files.extend(touched(&|path| env.files.iter().any(|file| file == path)));
+        let secrets = touched(&|path| refers_to(&env.secrets, path));
+        for release in &env.releases {
+            let chart = chart_dir(&release.chart);
+            let own = touched(&|path| path.starts_with(&chart) || refers_to(&release.values_files, path));
+            reasons.entry(&release.name).or_default().extend(own.into_iter().chain(secrets.iter().copied()));
+        }
+    }
+
+    if !environment_files.is_empty() {
+        let settings_same = matches!((base, head), (Some(b), Some(h)) if b.same_settings(h));
+        let differs = |release: &Release, other: &HashMap<&str, &Release>| {
+            !settings_same || !other.get(release.name.as_str()).is_some_and(|o| o.same_definition(release))
+        };
+        let redefined = base_releases
+            .values()
+            .filter(|r| differs(r, &head_releases))
+            .chain(head_releases.values().filter(|r| differs(r, &base_releases)));
+        for release in redefined {
+            reasons.entry(&release.name).or_default().extend(&environment_files);
+        }
+    }
+
+    reasons
+        .into_iter()
+        .filter(|(_, paths)| !paths.is_empty())
+        .map(|(release, paths)| AffectedRelease {
+            environment: name.to_string(),
+            release: release.to_string(),
+            status: match (base_releases.contains_key(release), head_releases.contains_key(release)) {
+                (true, true) => ReleaseStatus::Changed,
+                (false, _) => ReleaseStatus::Added,
+                (true, false) => ReleaseStatus::Removed,
+            },
+            paths: paths.into_iter().map(Path::to_path_buf).collect(),
+        })
+        .collect()
+}
+
+fn releases_by_name(env: Option<&Environment>) -> HashMap<&str, &Release> {
+    env.iter().flat_map(|e| &e.releases).map(|r| (r.name.as_str(), r)).collect()
+}
+
+/// Whether one of the paths written in an environment file is `path`.
+fn refers_to(refs: &[PathRef], path: &Path) -> bool {
+    refs.iter().any(|r| lexical(&r.path) == path)
+}
+
+/// Every values, secrets and identity file the environments name.
+fn referenced_paths<'a>(environments: impl Iterator<Item = &'a Environment>) -> HashSet<PathBuf> {
+    environments
+        .flat_map(|env| {
+            let values_files = env.releases.iter().flat_map(|r| &r.values_files);
+            env.secrets.iter().chain(&env.identity_file).chain(values_files).map(|r| lexical(&r.path))
+        })
+        .collect()
+}
+
+fn is_attributed(changed: &ChangedPath, (base, head): &(HashSet<PathBuf>, HashSet<PathBuf>)) -> bool {
+    let path = changed.path.as_path();
+    let chart_file = path.starts_with(CHARTS_DIR) && path.components().count() > 2;
+    let environment_file = path.parent() == Some(Path::new(ENVIRONMENTS_DIR))
+        && path.extension().is_some_and(|extension| extension == "yaml");
+    let sops_rules = path.file_name().is_some_and(|name| name == ".sops.yaml");
+    let referenced = (changed.in_base && base.contains(path)) || (changed.in_head && head.contains(path));
+    chart_file || environment_file || sops_rules || referenced
+}
+
+/// `path` without `.` components and with `dir/..` folded, so that paths written in
+/// environment files (`./environments/values/x.yaml`) compare equal to git's.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

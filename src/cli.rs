@@ -63,6 +63,12 @@ pub enum Command {
     Secrets(SecretsCommand),
     /// Show what an apply would change in the cluster (a three-way diff)
     Diff(DiffArgs),
+    /// Bring the cluster to what the repository says (server-side apply), and record it
+    Apply(ApplyArgs),
+    /// List a release's recorded revisions
+    History(HistoryArgs),
+    /// Re-apply a recorded revision of a release (by default the previous deployed one)
+    Rollback(RollbackArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -157,6 +163,71 @@ pub struct DiffArgs {
     /// How many requests to keep in flight at once
     #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
     pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub apply: ApplyFlags,
+    /// Refuse to apply from a working tree with uncommitted changes
+    #[arg(long)]
+    pub require_clean: bool,
+}
+
+/// What `apply` and `rollback` share.
+#[derive(Debug, Args)]
+pub struct ApplyFlags {
+    /// Ask the API server to validate everything without changing anything (no record either)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until what was applied is ready (rollouts, Jobs, CRDs, PVCs, Ready conditions)
+    #[arg(long)]
+    pub wait: bool,
+    /// How long each release may wait for readiness (and CRDs for Established)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Take fields that other field managers own instead of failing on the conflict
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Keep objects the previous revision had and this one no longer has
+    #[arg(long)]
+    pub no_prune: bool,
+    /// How many requests to keep in flight at once
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    pub concurrency: usize,
+    /// How long to wait for another apply of the environment to finish
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The environment (a file environments/<ENV>.yaml)
+    #[arg(short, long = "env", value_name = "ENV")]
+    pub env: String,
+    /// The release
+    pub release: String,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment (a file environments/<ENV>.yaml)
+    #[arg(short, long = "env", value_name = "ENV")]
+    pub env: String,
+    /// The release
+    pub release: String,
+    /// The revision to re-apply (default: the one deployed before the current one)
+    pub revision: Option<u32>,
+    #[command(flatten)]
+    pub apply: ApplyFlags,
 }
 
 /// `30s`, `5m`, `1m30s`, `500ms`, `1h`: the durations kubectl's flags take.

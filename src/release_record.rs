@@ -36,6 +36,10 @@ pub enum Status {
 }
 
 impl Status {
+    fn parse(text: &str) -> Option<Status> {
+        [Status::Deployed, Status::Failed, Status::Superseded].into_iter().find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Deployed => "deployed",
@@ -128,10 +132,25 @@ fn label<'a>(secret: &'a Value, name: &str) -> Option<&'a str> {
     secret.pointer("/metadata/labels")?.get(name)?.as_str()
 }
 
-/// Every complete record among `secrets` (others are ignored), oldest revision first.
+/// Every revision of `release` that has a Secret among `secrets`, complete or not, with the
+/// names of its Secrets. A new revision numbers past all of them, so an interrupted write
+/// never collides with the next one.
+pub fn revisions<'a>(secrets: impl IntoIterator<Item = &'a Value>, release: &str) -> BTreeMap<u32, Vec<String>> {
+    let mut revisions: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for secret in secrets.into_iter().filter(|s| is_record(s) && label(s, LABEL_RELEASE) == Some(release)) {
+        let name = secret.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        if let Some(revision) = label(secret, LABEL_REVISION).and_then(|r| r.parse().ok()) {
+            revisions.entry(revision).or_default().push(name.to_string());
+        }
+    }
+    revisions
+}
+
+/// Every complete record among `secrets` (others are ignored), oldest revision first. The
+/// status label is authoritative: superseding a revision only relabels its Secrets.
 pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<Vec<Record>> {
     // (release, revision) → (expected chunks, chunk index → payload)
-    type Chunks<'a> = (usize, BTreeMap<usize, &'a str>);
+    type Chunks<'a> = (usize, Option<Status>, BTreeMap<usize, &'a str>);
     let mut parts: BTreeMap<(String, u32), Chunks> = BTreeMap::new();
     for secret in secrets.into_iter().filter(|s| is_record(s)) {
         let name = secret.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
@@ -140,18 +159,22 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
             let revision = label(secret, LABEL_REVISION)?.parse().ok()?;
             let chunk = label(secret, LABEL_CHUNK).unwrap_or("0").parse().ok()?;
             let chunks = label(secret, LABEL_CHUNKS).unwrap_or("1").parse().ok()?;
+            let status = label(secret, LABEL_STATUS).and_then(Status::parse);
             let payload = secret.pointer("/data/record")?.as_str()?;
-            Some((release, revision, chunk, chunks, payload))
+            Some((release, revision, chunk, chunks, status, payload))
         })();
-        let Some((release, revision, chunk, chunks, payload)) = parsed else {
+        let Some((release, revision, chunk, chunks, status, payload)) = parsed else {
             return Err(Error::new(format!("release record Secret {name} is malformed (labels or payload missing)")));
         };
-        let entry = parts.entry((release, revision)).or_insert((chunks, BTreeMap::new()));
-        entry.1.insert(chunk, payload);
+        let entry = parts.entry((release, revision)).or_insert((chunks, None, BTreeMap::new()));
+        if chunk == 0 {
+            entry.1 = status;
+        }
+        entry.2.insert(chunk, payload);
     }
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut records = Vec::new();
-    for ((release, revision), (expected, chunks)) in parts {
+    for ((release, revision), (expected, status, chunks)) in parts {
         if chunks.len() != expected || chunks.keys().copied().ne(0..expected) {
             continue;
         }
@@ -164,9 +187,10 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
             flate2::read::GzDecoder::new(compressed.as_slice()).read_to_end(&mut json).map_err(|e| e.to_string())?;
             serde_json::from_slice(&json).map_err(|e| e.to_string())
         };
-        let record = decode().map_err(|err| {
+        let mut record = decode().map_err(|err| {
             Error::new(format!("release record {} cannot be read: {err}", secret_name(&release, revision, 0)))
         })?;
+        record.status = status.unwrap_or(record.status);
         records.push(record);
     }
     records.sort_by_key(|r| (r.release.clone(), r.revision));
@@ -228,5 +252,22 @@ mod tests {
         shuffled.reverse();
         assert_eq!(from_secrets(&shuffled).unwrap(), vec![original]);
         assert!(from_secrets(&secrets[..secrets.len() - 1]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_status_label_wins_and_revisions_include_incomplete_ones() {
+        let original = record(vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}})]);
+        let mut secrets = to_secrets(&original, "shop").unwrap();
+        secrets[0]["metadata"]["labels"][LABEL_STATUS] = json!("superseded");
+        assert_eq!(from_secrets(&secrets).unwrap()[0].status, Status::Superseded);
+
+        let mut incomplete = to_secrets(&Record { revision: 5, ..original.clone() }, "shop").unwrap();
+        incomplete[0]["metadata"]["labels"][LABEL_CHUNKS] = json!("2");
+        secrets.extend(incomplete);
+        assert_eq!(from_secrets(&secrets).unwrap().len(), 1);
+        let revisions = revisions(&secrets, "web");
+        assert_eq!(revisions.keys().copied().collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(revisions[&5], vec!["weaver.web.v5".to_string()]);
+        assert!(super::revisions(&secrets, "other").is_empty());
     }
 }

@@ -4,6 +4,7 @@
 
 mod config;
 mod error;
+mod objects;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 pub use config::ConnectOptions;
 use error::request_error;
+pub use objects::Deleted;
 
 use crate::error::{Error, Result};
 use crate::manifest::{MANAGER, api_group};
@@ -53,6 +55,31 @@ impl ServedKind {
             format!("{}.{}", self.resource.plural, self.resource.group)
         }
     }
+}
+
+/// The kinds a CustomResourceDefinition serves, keyed by `(apiVersion, kind)`, for use before
+/// discovery knows them.
+pub fn served_kinds_of_crd(crd: &Value) -> Vec<((String, String), ServedKind)> {
+    let text = |path: &str| crd.pointer(path).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (group, kind, plural) = (text("/spec/group"), text("/spec/names/kind"), text("/spec/names/plural"));
+    let namespaced = text("/spec/scope") != "Cluster";
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    versions
+        .iter()
+        .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .map(|version| {
+            let api_version = format!("{group}/{version}");
+            let resource = ApiResource {
+                group: group.clone(),
+                version: version.to_string(),
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+                plural: plural.clone(),
+            };
+            ((api_version, kind.clone()), ServedKind { resource, namespaced })
+        })
+        .collect()
 }
 
 /// Where one LIST goes: a resource, and a namespace unless it is cluster-scoped.

@@ -1,11 +1,14 @@
 //! One file per subcommand. Commands parse nothing and compute little: they call domain
 //! modules and format what those return. This is the only layer that prints.
 
+pub mod apply;
 pub mod changed;
 pub mod completions;
 pub mod diff;
 pub mod envs;
+pub mod history;
 pub mod render;
+pub mod rollback;
 pub mod secrets;
 
 use std::io::{IsTerminal, Write};
@@ -161,6 +164,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Changed(args) => changed::run(&cli.global, &ui, args),
         Command::Secrets(command) => secrets::run(&cli.global, &ui, command),
         Command::Diff(args) => diff::run(&cli.global, &ui, args),
+        Command::Apply(args) => apply::run(&cli.global, &ui, args),
+        Command::History(args) => history::run(&cli.global, &ui, args),
+        Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

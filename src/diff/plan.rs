@@ -214,15 +214,31 @@ pub struct ClusterPlanOptions {
     pub concurrency: usize,
 }
 
-/// Plans `releases` against the cluster: discovery decides scopes, live objects come from one
-/// LIST per (resource, namespace) with weaver's release label, and the last deployed records
-/// from the Secrets LIST of each release namespace.
+/// Plans `releases` against the cluster (see [`observe`]); server mode then asks the server.
 pub async fn plan_cluster(
     cluster: &Cluster,
     releases: &mut [RenderedRelease],
     environment: &str,
     options: ClusterPlanOptions,
 ) -> Result<Plan> {
+    let live = observe(cluster, releases, environment, options.concurrency).await?;
+    let mut plan = plan_against(releases, environment, &live)?;
+    if options.server_side {
+        refine_on_server(cluster, &mut plan, &live, options.concurrency).await?;
+    }
+    Ok(plan)
+}
+
+/// What the cluster holds of `releases`: their live objects and their release records.
+/// Discovery decides scopes (setting them on the manifests), live objects come from one LIST
+/// per (resource, namespace) with weaver's release label, and the records from the Secrets
+/// LIST of each release namespace.
+pub async fn observe(
+    cluster: &Cluster,
+    releases: &mut [RenderedRelease],
+    environment: &str,
+    concurrency: usize,
+) -> Result<Vec<Value>> {
     let pending_kinds = crds_in(releases);
     let mut targets = BTreeSet::new();
     for release in releases.iter_mut() {
@@ -238,8 +254,10 @@ pub async fn plan_cluster(
                     });
                 }
                 // Its CRD is applied first, in this same run: nothing of it can be live yet.
-                Err(_) if pending_kinds.contains(&(api_group(&api_version).to_string(), kind.clone())) => {}
-                Err(unserved) => return Err(unserved_error(cluster, manifest, unserved)),
+                Err(unserved) => match pending_kinds.get(&(api_group(&api_version).to_string(), kind.clone())) {
+                    Some(&namespaced) => set_scope(manifest, namespaced, &release.namespace),
+                    None => return Err(unserved_error(cluster, manifest, unserved)),
+                },
             }
         }
         // Records live in the release namespace; this LIST returns them with the live Secrets.
@@ -249,9 +267,12 @@ pub async fn plan_cluster(
             namespace: Some(release.namespace.clone()),
         });
     }
+    if releases.is_empty() {
+        return Ok(Vec::new());
+    }
     let names: Vec<&str> = releases.iter().map(|r| r.name.as_str()).collect();
     let selector = format!("{LABEL_RELEASE} in ({})", names.join(","));
-    let mut live = cluster.list(&targets, &selector, options.concurrency).await?;
+    let mut live = cluster.list(&targets, &selector, concurrency).await?;
 
     // Objects that only the records name (candidates for deletion) may need more LISTs.
     let records = last_deployed(&live, environment)?;
@@ -271,18 +292,14 @@ pub async fn plan_cluster(
         }
     }
     if !more.is_empty() {
-        live.extend(cluster.list(&more, &selector, options.concurrency).await?);
+        live.extend(cluster.list(&more, &selector, concurrency).await?);
     }
-
-    let mut plan = plan_against(releases, environment, &live)?;
-    if options.server_side {
-        refine_on_server(cluster, &mut plan, &live, options.concurrency).await?;
-    }
-    Ok(plan)
+    Ok(live)
 }
 
-/// `(group, kind)` of every CustomResourceDefinition in the desired set.
-fn crds_in(releases: &[RenderedRelease]) -> HashSet<(String, String)> {
+/// `(group, kind)` of every CustomResourceDefinition in the desired set, and whether its
+/// objects are namespaced.
+fn crds_in(releases: &[RenderedRelease]) -> HashMap<(String, String), bool> {
     releases
         .iter()
         .flat_map(|r| &r.manifests)
@@ -290,7 +307,8 @@ fn crds_in(releases: &[RenderedRelease]) -> HashSet<(String, String)> {
         .filter_map(|m| {
             let group = m.object.pointer("/spec/group")?.as_str()?;
             let kind = m.object.pointer("/spec/names/kind")?.as_str()?;
-            Some((group.to_string(), kind.to_string()))
+            let namespaced = m.object.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+            Some(((group.to_string(), kind.to_string()), namespaced))
         })
         .collect()
 }

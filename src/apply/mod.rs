@@ -1,0 +1,556 @@
+//! Applying a plan to the cluster. Releases go in `needs` order, independent ones in parallel;
+//! each release's objects go in apply phases (DESIGN.md), in parallel within a phase, with
+//! CRDs Established before any custom resource. Then readiness (`--wait`), prune, and the
+//! release record. Nothing here prints: the caller hears about progress through [`Event`]s and
+//! gets a [`Report`] that says, object by object, what was and was not done.
+
+mod records;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::cluster::{ApplyError, Cluster, ServedKind};
+use crate::diff::{Action, ObjectPlan, Plan};
+use crate::error::Error;
+use crate::manifest::{ObjectKey, Phase, phase};
+use crate::release_record::Status;
+use crate::render::RenderedRelease;
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub environment: String,
+    /// A server-side dry run: nothing is written, not even a record.
+    pub dry_run: bool,
+    pub force_conflicts: bool,
+    pub prune: bool,
+    pub concurrency: usize,
+    /// Wait for readiness of what was applied.
+    pub wait: bool,
+    /// Bounds each release's waiting (CRDs Established, readiness).
+    pub timeout: Duration,
+    /// Where the applied definition came from, for the record.
+    pub commit: Option<String>,
+    pub dirty: Option<bool>,
+    /// The revision a rollback re-applies.
+    pub rollback_of: Option<u32>,
+}
+
+/// One release to apply.
+#[derive(Debug, Clone)]
+pub struct ReleaseInput {
+    pub rendered: RenderedRelease,
+    /// Releases of this run that must be applied first.
+    pub needs: Vec<String>,
+    pub create_namespace: bool,
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Created,
+    Configured,
+    Unchanged,
+    Pruned,
+    /// No longer desired, but left in place (`--no-prune`).
+    Kept,
+    Failed,
+    NotApplied,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectResult {
+    pub release: String,
+    pub api_version: String,
+    pub key: ObjectKey,
+    pub outcome: Outcome,
+    /// Why it failed or was not applied, or a note on a success.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReleaseResult {
+    pub name: String,
+    pub namespace: String,
+    /// The revision recorded, if any (none on a dry run or when nothing changed).
+    pub revision: Option<u32>,
+    pub status: Option<Status>,
+    pub rollback_of: Option<u32>,
+    /// Why the release failed or was not applied.
+    pub error: Option<String>,
+    pub objects: Vec<ObjectResult>,
+}
+
+impl ReleaseResult {
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+/// Progress, as it happens.
+#[derive(Debug)]
+pub enum Event<'a> {
+    NamespaceCreated(&'a str),
+    Object(&'a ObjectResult),
+    /// Waiting for CRDs to be Established or objects to be ready.
+    Waiting {
+        release: &'a str,
+        what: String,
+    },
+    Release(&'a ReleaseResult),
+}
+
+/// Everything an apply did, release by release.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub releases: Vec<ReleaseResult>,
+    pub interrupted: bool,
+}
+
+/// The counts an apply ends with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub created: usize,
+    pub configured: usize,
+    pub unchanged: usize,
+    pub pruned: usize,
+    pub kept: usize,
+    pub failed: usize,
+    pub not_applied: usize,
+}
+
+impl Report {
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for object in self.releases.iter().flat_map(|r| &r.objects) {
+            let count = match object.outcome {
+                Outcome::Created => &mut totals.created,
+                Outcome::Configured => &mut totals.configured,
+                Outcome::Unchanged => &mut totals.unchanged,
+                Outcome::Pruned => &mut totals.pruned,
+                Outcome::Kept => &mut totals.kept,
+                Outcome::Failed => &mut totals.failed,
+                Outcome::NotApplied => &mut totals.not_applied,
+            };
+            *count += 1;
+        }
+        totals
+    }
+
+    pub fn failed(&self) -> bool {
+        self.interrupted || self.releases.iter().any(ReleaseResult::failed)
+    }
+}
+
+/// What one run shares between its releases.
+struct Run<'a> {
+    cluster: &'a Cluster,
+    options: &'a ApplyOptions,
+    /// Live objects and records, as observed before the apply.
+    live: &'a [Value],
+    permits: Semaphore,
+    interrupted: &'a AtomicBool,
+    on_event: &'a dyn Fn(Event<'_>),
+    /// Kinds of CRDs this run established, which discovery (run before) did not know.
+    new_kinds: RefCell<HashMap<(String, String), ServedKind>>,
+    /// Namespaces known to exist (or, on a dry run, that would be created).
+    namespaces: RefCell<HashMap<String, NamespaceState>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NamespaceState {
+    Exists,
+    /// Missing; a dry run would create it.
+    WouldCreate,
+    /// Missing, and the release does not create it.
+    Missing,
+}
+
+/// Applies `plan` (made from `releases` against `live`). Never fails as a whole once started:
+/// failures are in the report, object by object.
+pub async fn apply(
+    cluster: &Cluster,
+    releases: Vec<ReleaseInput>,
+    plan: &Plan,
+    live: &[Value],
+    options: &ApplyOptions,
+    interrupted: &AtomicBool,
+    on_event: &dyn Fn(Event<'_>),
+) -> Report {
+    let run = Run {
+        cluster,
+        options,
+        live,
+        permits: Semaphore::new(options.concurrency.max(1)),
+        interrupted,
+        on_event,
+        new_kinds: RefCell::new(HashMap::new()),
+        namespaces: RefCell::new(HashMap::new()),
+    };
+    let mut by_release: HashMap<&str, Vec<&ObjectPlan>> = HashMap::new();
+    for object in &plan.objects {
+        by_release.entry(object.release.as_str()).or_default().push(object);
+    }
+    let selected: HashSet<String> = releases.iter().map(|r| r.rendered.name.clone()).collect();
+    let mut waiting: Vec<ReleaseInput> = releases;
+    let mut finished: HashMap<String, bool> = HashMap::new();
+    let mut results: BTreeMap<String, ReleaseResult> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Start every release whose needs (among the selected ones) have all finished.
+        let mut index = 0;
+        while index < waiting.len() {
+            let needs: Vec<String> = waiting[index].needs.iter().filter(|n| selected.contains(*n)).cloned().collect();
+            if !needs.iter().all(|n| finished.contains_key(n)) {
+                index += 1;
+                continue;
+            }
+            let input = waiting.remove(index);
+            order.push(input.rendered.name.clone());
+            let failed_need = needs.into_iter().find(|n| !finished[n]);
+            let objects = by_release.remove(input.rendered.name.as_str()).unwrap_or_default();
+            let run = &run;
+            running.push(async move {
+                match failed_need {
+                    Some(need) => run.skip(&input, &objects, format!("it needs release `{need}`, which failed")),
+                    None if run.interrupted.load(Ordering::SeqCst) => {
+                        run.skip(&input, &objects, "the apply was interrupted before it started".to_string())
+                    }
+                    None => run.release(&input, &objects).await,
+                }
+            });
+        }
+        let Some(result) = running.next().await else { break };
+        (run.on_event)(Event::Release(&result));
+        finished.insert(result.name.clone(), !result.failed());
+        results.insert(result.name.clone(), result);
+    }
+    Report {
+        releases: order.iter().filter_map(|name| results.remove(name)).collect(),
+        interrupted: interrupted.load(Ordering::SeqCst),
+    }
+}
+
+fn result_of(object: &ObjectPlan, outcome: Outcome, message: Option<String>) -> ObjectResult {
+    ObjectResult {
+        release: object.release.clone(),
+        api_version: object.api_version.clone(),
+        key: object.key.clone(),
+        outcome,
+        message,
+    }
+}
+
+/// An error as one line: the message, then how to fix it.
+fn describe(err: &Error) -> String {
+    match &err.help {
+        Some(help) => format!("{err} ({help})"),
+        None => err.to_string(),
+    }
+}
+
+fn phase_of(object: &ObjectPlan) -> Phase {
+    phase(&object.api_version, &object.key.kind)
+}
+
+impl Run<'_> {
+    fn emit(&self, result: &ObjectResult) {
+        (self.on_event)(Event::Object(result));
+    }
+
+    /// A release that is not applied at all: every object says why.
+    fn skip(&self, input: &ReleaseInput, objects: &[&ObjectPlan], why: String) -> ReleaseResult {
+        let objects = objects.iter().map(|o| result_of(o, Outcome::NotApplied, Some(why.clone()))).collect();
+        ReleaseResult {
+            name: input.rendered.name.clone(),
+            namespace: input.rendered.namespace.clone(),
+            revision: None,
+            status: None,
+            rollback_of: self.options.rollback_of,
+            error: Some(format!("not applied: {why}")),
+            objects,
+        }
+    }
+
+    async fn release(&self, input: &ReleaseInput, objects: &[&ObjectPlan]) -> ReleaseResult {
+        let name = &input.rendered.name;
+        let mut changes: Vec<&ObjectPlan> =
+            objects.iter().copied().filter(|o| matches!(o.action, Action::Create | Action::Update)).collect();
+        changes.sort_by_key(|o| phase_of(o));
+        let mut removals: Vec<&ObjectPlan> = objects.iter().copied().filter(|o| o.action == Action::Delete).collect();
+        removals.sort_by_key(|o| std::cmp::Reverse(phase_of(o)));
+
+        let history = match records::History::of(self.live, input, &self.options.environment) {
+            Ok(history) => history,
+            Err(err) => return self.skip(input, objects, describe(&err)),
+        };
+        let mut results: Vec<ObjectResult> = objects
+            .iter()
+            .filter(|o| o.action == Action::Unchanged)
+            .map(|o| result_of(o, Outcome::Unchanged, None))
+            .collect();
+        let mut error = None;
+
+        let writes = !changes.is_empty() || !removals.is_empty() || history.needs_record(input, self.options);
+        if writes && let Err(err) = self.ensure_namespace(input).await {
+            error = Some(describe(&err));
+        }
+        // Apply phase by phase; a failure stops the release before its next phase.
+        let mut remaining = changes.as_slice();
+        while let Some(first) = remaining.first() {
+            let current = phase_of(first);
+            let count = remaining.iter().take_while(|o| phase_of(o) == current).count();
+            let (batch, rest) = remaining.split_at(count);
+            remaining = rest;
+            if let Some(why) = &error {
+                results.extend(batch.iter().map(|o| self.not_applied(o, why)));
+                continue;
+            }
+            let outcomes: Vec<ObjectResult> =
+                futures::future::join_all(batch.iter().map(|o| self.apply_object(o))).await;
+            let failures = outcomes.iter().filter(|r| r.outcome == Outcome::Failed).count();
+            let interrupted = outcomes.iter().any(|r| r.outcome == Outcome::NotApplied);
+            results.extend(outcomes);
+            if failures > 0 {
+                error = Some(format!("{failures} object(s) failed to apply"));
+            } else if interrupted {
+                error = Some("the apply was interrupted".to_string());
+            } else if current == Phase::CustomResourceDefinitions {
+                let crds: Vec<&ObjectPlan> = batch.to_vec();
+                if let Err(err) = self.establish(name, &crds).await {
+                    error = Some(describe(&err));
+                }
+            }
+        }
+
+        // Prune only after everything desired is in place.
+        let mut kept = Vec::new();
+        for object in &removals {
+            let result = if let Some(why) = &error {
+                self.not_applied(object, &format!("not pruned: {why}"))
+            } else if !self.options.prune {
+                kept.push(object.key.clone());
+                result_of(object, Outcome::Kept, Some("no longer desired; kept because of --no-prune".into()))
+            } else {
+                continue;
+            };
+            self.emit(&result);
+            results.push(result);
+        }
+        if error.is_none() && self.options.prune {
+            for batch in removals.chunk_by(|a, b| phase_of(a) == phase_of(b)) {
+                let outcomes: Vec<ObjectResult> =
+                    futures::future::join_all(batch.iter().map(|o| self.prune_object(o))).await;
+                if let Some(failed) = outcomes.iter().find(|r| r.outcome == Outcome::Failed) {
+                    error = Some(format!("pruning failed: {}", failed.message.clone().unwrap_or_default()));
+                    kept.extend(outcomes.iter().filter(|r| r.outcome != Outcome::Pruned).map(|r| r.key.clone()));
+                }
+                results.extend(outcomes);
+            }
+        }
+
+        let mut result = ReleaseResult {
+            name: name.clone(),
+            namespace: input.rendered.namespace.clone(),
+            revision: None,
+            status: None,
+            rollback_of: self.options.rollback_of,
+            error,
+            objects: results,
+        };
+        if !self.options.dry_run {
+            let record = history.next_record(input, &result, &kept, self.options);
+            if let Some(record) = record {
+                if let Err(err) = history.write(self.cluster, &record).await {
+                    let recorded = format!("revision {} could not be recorded: {}", record.revision, describe(&err));
+                    result.error = Some(match result.error.take() {
+                        Some(first) => format!("{first}; {recorded}"),
+                        None => recorded,
+                    });
+                } else {
+                    result.revision = Some(record.revision);
+                    result.status = Some(record.status);
+                }
+            }
+        }
+        result
+    }
+
+    fn not_applied(&self, object: &ObjectPlan, why: &str) -> ObjectResult {
+        let result = result_of(object, Outcome::NotApplied, Some(why.to_string()));
+        self.emit(&result);
+        result
+    }
+
+    /// How the cluster serves an object's kind, including kinds of CRDs established this run.
+    fn served(&self, api_version: &str, kind: &str) -> Option<ServedKind> {
+        self.cluster
+            .resolve(api_version, kind)
+            .ok()
+            .or_else(|| self.new_kinds.borrow().get(&(api_version.to_string(), kind.to_string())).cloned())
+    }
+
+    async fn apply_object(&self, object: &ObjectPlan) -> ObjectResult {
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        if self.interrupted.load(Ordering::SeqCst) {
+            return self.not_applied(object, "the apply was interrupted");
+        }
+        let desired = object.desired.as_ref().expect("creates and updates are desired");
+        let Some(served) = self.served(&object.api_version, &object.key.kind) else {
+            let why = format!("the cluster does not serve {} {}", object.api_version, object.key.kind);
+            let result = result_of(object, Outcome::Failed, Some(why));
+            self.emit(&result);
+            return result;
+        };
+        let applied = if object.action == Action::Create { Outcome::Created } else { Outcome::Configured };
+        let options = self.options;
+        let result = match self.cluster.apply(desired, &served, options.dry_run, options.force_conflicts).await {
+            Ok(_) => result_of(object, applied, None),
+            Err(ApplyError::Conflict(message)) => result_of(
+                object,
+                Outcome::Failed,
+                Some(format!(
+                    "{message} (another field manager owns these fields: rerun with --force-conflicts to take them)"
+                )),
+            ),
+            Err(ApplyError::NotFound(message)) => {
+                let namespace = object.key.namespace.as_deref().unwrap_or_default();
+                match self.namespaces.borrow().get(namespace) {
+                    Some(NamespaceState::WouldCreate) => result_of(
+                        object,
+                        applied,
+                        Some(format!("namespace {namespace} does not exist yet, so the dry run could not validate it")),
+                    ),
+                    Some(NamespaceState::Missing) => result_of(
+                        object,
+                        Outcome::Failed,
+                        Some(format!(
+                            "namespace {namespace} does not exist, and the release has createNamespace: false"
+                        )),
+                    ),
+                    _ => result_of(object, Outcome::Failed, Some(message)),
+                }
+            }
+            Err(ApplyError::Other(err)) => result_of(object, Outcome::Failed, Some(describe(&err))),
+        };
+        self.emit(&result);
+        result
+    }
+
+    async fn prune_object(&self, object: &ObjectPlan) -> ObjectResult {
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        if self.interrupted.load(Ordering::SeqCst) {
+            return self.not_applied(object, "not pruned: the apply was interrupted");
+        }
+        let result = match self.served(&object.api_version, &object.key.kind) {
+            // A kind the cluster no longer serves has no objects left to delete.
+            None => result_of(object, Outcome::Pruned, Some("its kind is no longer served".into())),
+            Some(served) => {
+                let namespace = object.key.namespace.as_deref();
+                match self.cluster.delete(&served, namespace, &object.key.name, self.options.dry_run).await {
+                    Ok(_) => result_of(object, Outcome::Pruned, None),
+                    Err(err) => result_of(object, Outcome::Failed, Some(describe(&err))),
+                }
+            }
+        };
+        self.emit(&result);
+        result
+    }
+
+    /// Makes sure the release namespace exists, creating it unless the release opted out.
+    async fn ensure_namespace(&self, input: &ReleaseInput) -> crate::Result<()> {
+        let namespace = &input.rendered.namespace;
+        if self.namespaces.borrow().contains_key(namespace) {
+            return Ok(());
+        }
+        let served = self
+            .cluster
+            .resolve("v1", "Namespace")
+            .map_err(|_| Error::new("the cluster does not serve v1 Namespace"))?;
+        let state = if self.cluster.get(&served, None, namespace).await?.is_some() {
+            NamespaceState::Exists
+        } else if !input.create_namespace {
+            NamespaceState::Missing
+        } else if self.options.dry_run {
+            NamespaceState::WouldCreate
+        } else {
+            let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+            match self.cluster.apply(&object, &served, false, false).await {
+                Ok(_) => (self.on_event)(Event::NamespaceCreated(namespace)),
+                Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => {
+                    return Err(Error::new(format!("creating namespace {namespace}: {m}")));
+                }
+                Err(ApplyError::Other(err)) => return Err(err),
+            }
+            NamespaceState::Exists
+        };
+        self.namespaces.borrow_mut().insert(namespace.clone(), state);
+        if state == NamespaceState::Missing {
+            return Err(Error::new(format!(
+                "namespace {namespace} does not exist, and release `{}` has createNamespace: false",
+                input.rendered.name
+            ))
+            .with_help("create the namespace, or let weaver create it (remove createNamespace: false)"));
+        }
+        Ok(())
+    }
+
+    /// Waits until the CRDs just applied are Established, then learns their kinds.
+    async fn establish(&self, release: &str, crds: &[&ObjectPlan]) -> crate::Result<()> {
+        if self.options.dry_run {
+            return Ok(());
+        }
+        let served = self
+            .cluster
+            .resolve("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            .map_err(|_| Error::new("the cluster does not serve apiextensions.k8s.io/v1 CustomResourceDefinition"))?;
+        let names: Vec<&str> = crds.iter().map(|c| c.key.name.as_str()).collect();
+        (self.on_event)(Event::Waiting { release, what: format!("CRDs to be Established: {}", names.join(", ")) });
+        let deadline = Instant::now() + self.options.timeout;
+        for crd in crds {
+            loop {
+                let live = self.cluster.get(&served, None, &crd.key.name).await?;
+                match live.as_ref().map(crd_established) {
+                    Some(Ok(())) => break,
+                    Some(Err(why)) if Instant::now() >= deadline || self.interrupted.load(Ordering::SeqCst) => {
+                        return Err(Error::new(format!("CRD {} is not Established: {why}", crd.key.name)));
+                    }
+                    None if Instant::now() >= deadline => {
+                        return Err(Error::new(format!("CRD {} is not Established: not found", crd.key.name)));
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                }
+            }
+            let desired = crd.desired.as_ref().expect("applied CRDs are desired");
+            self.new_kinds.borrow_mut().extend(crate::cluster::served_kinds_of_crd(desired));
+        }
+        Ok(())
+    }
+}
+
+/// Ok when the CRD's Established condition is True, else what its conditions say.
+fn crd_established(crd: &Value) -> Result<(), String> {
+    let conditions = crd.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let condition = |kind: &str| conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind));
+    if condition("Established").and_then(|c| c.get("status")).and_then(Value::as_str) == Some("True") {
+        return Ok(());
+    }
+    let why = condition("NamesAccepted")
+        .filter(|c| c.get("status").and_then(Value::as_str) == Some("False"))
+        .or_else(|| condition("Established"))
+        .and_then(|c| c.get("message").and_then(Value::as_str))
+        .unwrap_or("no Established condition yet");
+    Err(why.to_string())
+}

@@ -1,0 +1,157 @@
+//! The release record an apply writes: the next revision, what it says, superseding the
+//! previous deployed revision, and keeping only the last [`KEPT_REVISIONS`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use super::{ApplyOptions, Outcome, ReleaseInput, ReleaseResult};
+use crate::cluster::Cluster;
+use crate::diff::as_stored;
+use crate::error::{Error, Result};
+use crate::manifest::ObjectKey;
+use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
+
+/// How many revisions of a release are kept, as helm's default `--history-max`.
+pub const KEPT_REVISIONS: usize = 10;
+
+/// A release's records as the cluster had them before this apply.
+pub(super) struct History {
+    release: String,
+    namespace: String,
+    environment: String,
+    /// Every revision with a Secret, complete or not, and the Secrets' names.
+    revisions: BTreeMap<u32, Vec<String>>,
+    /// Complete records of this environment, oldest first.
+    records: Vec<Record>,
+}
+
+impl History {
+    pub(super) fn of(live: &[Value], input: &ReleaseInput, environment: &str) -> Result<History> {
+        let namespace = &input.rendered.namespace;
+        let in_namespace: Vec<&Value> = live
+            .iter()
+            .filter(|o| {
+                release_record::is_record(o)
+                    && o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace.as_str())
+            })
+            .collect();
+        let release = &input.rendered.name;
+        let records = release_record::from_secrets(in_namespace.iter().copied())?
+            .into_iter()
+            .filter(|r| &r.release == release && r.environment == environment)
+            .collect();
+        Ok(History {
+            release: release.clone(),
+            namespace: namespace.clone(),
+            environment: environment.to_string(),
+            revisions: release_record::revisions(in_namespace, release),
+            records,
+        })
+    }
+
+    pub(super) fn last_deployed(&self) -> Option<&Record> {
+        self.records.iter().rev().find(|r| r.status == Status::Deployed)
+    }
+
+    /// The manifests a new revision holds: the desired ones, plus those `--no-prune` (or a
+    /// failed prune) left in place, so a later apply still knows to prune them.
+    fn manifests(&self, input: &ReleaseInput, kept: &[ObjectKey]) -> Vec<Value> {
+        let mut manifests: Vec<Value> = input.rendered.manifests.iter().map(|m| as_stored(&m.object)).collect();
+        if let Some(last) = self.last_deployed() {
+            manifests.extend(last.manifests.iter().filter(|m| kept.contains(&ObjectKey::of(m))).cloned());
+        }
+        manifests
+    }
+
+    /// Whether applying `input` changes what the release's record says.
+    pub(super) fn needs_record(&self, input: &ReleaseInput, options: &ApplyOptions) -> bool {
+        options.rollback_of.is_some()
+            || self.last_deployed().is_none_or(|last| !same_objects(&last.manifests, &self.manifests(input, &[])))
+    }
+
+    /// The revision to record for `result`, or None when the apply changed nothing and the
+    /// last deployed revision already says what the release is.
+    pub(super) fn next_record(
+        &self,
+        input: &ReleaseInput,
+        result: &ReleaseResult,
+        kept: &[ObjectKey],
+        options: &ApplyOptions,
+    ) -> Option<Record> {
+        let manifests = self.manifests(input, kept);
+        let acted = result.objects.iter().any(|o| o.outcome != Outcome::Unchanged && o.outcome != Outcome::Kept);
+        let recorded = self.last_deployed().is_some_and(|last| same_objects(&last.manifests, &manifests));
+        if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
+            return None;
+        }
+        let outcomes: HashMap<&ObjectKey, Outcome> = result.objects.iter().map(|o| (&o.key, o.outcome)).collect();
+        let objects = manifests
+            .iter()
+            .map(|manifest| {
+                let key = ObjectKey::of(manifest);
+                let applied = matches!(
+                    outcomes.get(&key),
+                    Some(Outcome::Created | Outcome::Configured | Outcome::Unchanged | Outcome::Kept)
+                );
+                RecordedObject {
+                    api_version: manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    kind: key.kind,
+                    namespace: key.namespace,
+                    name: key.name,
+                    applied,
+                }
+            })
+            .collect();
+        Some(Record {
+            release: self.release.clone(),
+            environment: self.environment.clone(),
+            revision: self.revisions.keys().next_back().map_or(1, |last| last + 1),
+            status: if result.error.is_some() { Status::Failed } else { Status::Deployed },
+            time: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            commit: options.commit.clone(),
+            dirty: options.dirty,
+            rollback_of: options.rollback_of,
+            objects,
+            manifests,
+        })
+    }
+
+    /// Writes `record`; a deployed one supersedes the previous deployed revision. Revisions
+    /// beyond the last [`KEPT_REVISIONS`] are deleted.
+    pub(super) async fn write(&self, cluster: &Cluster, record: &Record) -> Result<()> {
+        let served = cluster.resolve("v1", "Secret").map_err(|_| Error::new("the cluster does not serve v1 Secret"))?;
+        for secret in release_record::to_secrets(record, &self.namespace)? {
+            // Server-side apply is idempotent, so a retried or leftover chunk is simply replaced.
+            cluster.apply(&secret, &served, false, true).await.map_err(|err| match err {
+                crate::cluster::ApplyError::Other(err) => err,
+                crate::cluster::ApplyError::Conflict(m) | crate::cluster::ApplyError::NotFound(m) => Error::new(
+                    format!("writing {}: {m}", release_record::secret_name(&record.release, record.revision, 0)),
+                ),
+            })?;
+        }
+        if record.status == Status::Deployed {
+            let superseded = Map::from_iter([(LABEL_STATUS.to_string(), Value::from(Status::Superseded.as_str()))]);
+            for previous in self.records.iter().filter(|r| r.status == Status::Deployed) {
+                for name in self.revisions.get(&previous.revision).into_iter().flatten() {
+                    cluster.set_labels(&served, Some(&self.namespace), name, &superseded).await?;
+                }
+            }
+        }
+        let keep_from = self.revisions.len().saturating_sub(KEPT_REVISIONS - 1);
+        for names in self.revisions.values().take(keep_from) {
+            for name in names {
+                cluster.delete(&served, Some(&self.namespace), name, false).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether two lists of manifests hold the same objects, in any order.
+fn same_objects(a: &[Value], b: &[Value]) -> bool {
+    let index = |list: &[Value]| -> HashMap<ObjectKey, Value> {
+        list.iter().map(|m| (ObjectKey::of(m), as_stored(m))).collect()
+    };
+    a.len() == b.len() && index(a) == index(b)
+}

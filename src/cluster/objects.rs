@@ -1,0 +1,80 @@
+//! Single-object requests apply needs besides server-side apply: reading one object,
+//! deleting, and relabelling.
+
+use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
+use serde_json::Value;
+
+use super::error::request_error;
+use super::{Cluster, ServedKind, object_value};
+use crate::error::Result;
+use crate::manifest::MANAGER;
+
+/// What a deletion found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// It was already gone: the goal of a delete is reached either way.
+    AlreadyGone,
+}
+
+impl Cluster {
+    /// The object, or None when it does not exist.
+    pub async fn get(&self, served: &ServedKind, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
+        let doing = format!("reading {} {}", served.resource_name(), place(namespace, name));
+        match self.api(served, namespace).get_opt(name).await {
+            Ok(found) => found.map(|object| object_value(object, &served.resource)).transpose(),
+            Err(err) => Err(request_error(err, &doing, &self.info)),
+        }
+    }
+
+    /// Deletes the object, letting the garbage collector remove its dependents in the
+    /// background (what `kubectl delete` and `kubectl apply --prune` do).
+    pub async fn delete(
+        &self,
+        served: &ServedKind,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<Deleted> {
+        let doing = format!("deleting {} {}", served.resource_name(), place(namespace, name));
+        let params = DeleteParams {
+            dry_run,
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
+        match self.api(served, namespace).delete(name, &params).await {
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deleted::AlreadyGone),
+            Err(err) => Err(request_error(err, &doing, &self.info)),
+        }
+    }
+
+    /// Sets labels on an object with a merge patch (the object must exist).
+    pub async fn set_labels(
+        &self,
+        served: &ServedKind,
+        namespace: Option<&str>,
+        name: &str,
+        labels: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        let doing = format!("labelling {} {}", served.resource_name(), place(namespace, name));
+        let patch = serde_json::json!({ "metadata": { "labels": labels } });
+        self.api(served, namespace)
+            .patch(
+                name,
+                &PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() },
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(drop)
+            .map_err(|err| request_error(err, &doing, &self.info))
+    }
+}
+
+/// `shop/web`, or `web` for a cluster-scoped object.
+fn place(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}

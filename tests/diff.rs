@@ -3,56 +3,12 @@
 
 mod common;
 
+use common::Repo;
 use common::cluster::TestCluster;
-use common::{Repo, Run};
+use common::demo::Demo;
 use serde_json::{Value, json};
 
-/// The demo repository, deployed (or not yet) into a namespace of the test cluster.
-struct Demo {
-    cluster: TestCluster,
-    repo: Repo,
-    ns: String,
-}
-
 impl Demo {
-    fn new() -> Demo {
-        let cluster = TestCluster::start();
-        let ns = cluster.namespace("shop");
-        let repo = Repo::demo();
-        let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
-        repo.write("environments/dev.yaml", &dev.replace("namespace: shop-dev", &format!("namespace: {ns}")));
-        Demo { cluster, repo, ns }
-    }
-
-    fn edit(&self, path: &str, from: &str, to: &str) {
-        let text = std::fs::read_to_string(self.repo.path().join(path)).unwrap();
-        assert!(text.contains(from), "{path} has no {from:?}");
-        self.repo.write(path, &text.replacen(from, to, 1));
-    }
-
-    fn append(&self, path: &str, text: &str) {
-        let old = std::fs::read_to_string(self.repo.path().join(path)).unwrap_or_default();
-        self.repo.write(path, &format!("{old}{text}"));
-    }
-
-    fn weaver(&self, args: &[&str]) -> Run {
-        let kubeconfig = self.cluster.kubeconfig().to_str().unwrap().to_string();
-        let mut all = vec!["--kubeconfig", &kubeconfig];
-        all.extend_from_slice(args);
-        self.repo.weaver(&all)
-    }
-
-    /// The rendered objects with real secret values, as an apply would send them.
-    fn rendered(&self) -> Vec<Value> {
-        let out = self.repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
-        weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap()
-    }
-
-    /// Applies the rendered objects as weaver would (field manager `weaver`).
-    fn apply_rendered(&self) {
-        self.cluster.apply(&self.rendered(), "weaver");
-    }
-
     /// `weaver diff -o json` in both modes; asserts they agree on every object's action and
     /// changed paths, and returns the client plan.
     fn plan(&self) -> Value {

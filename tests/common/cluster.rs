@@ -156,6 +156,21 @@ impl TestCluster {
         }
     }
 
+    /// Deletes `object` with the test (on a real cluster): for what weaver itself created
+    /// outside the test's namespaces, such as namespaces and CRDs.
+    pub fn delete_later(&self, object: &Value) {
+        let (_, ar, namespace) = self.api_for(object);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        self.remember(ar, namespace, name);
+    }
+
+    /// The object, if it exists.
+    pub fn get(&self, object: &Value) -> Option<Value> {
+        let (api, _, _) = self.api_for(object);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        self.block_on(api.get_opt(name)).unwrap().map(|o| serde_json::to_value(o).unwrap())
+    }
+
     /// A JSON merge patch by another field manager: a change made out of band.
     pub fn merge_patch(&self, object: &Value, patch: &Value, manager: &str) {
         let (api, _, _) = self.api_for(object);
@@ -181,7 +196,14 @@ impl TestCluster {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &resource(api_version, kind, plural));
         let list = self.block_on(api.list(&ListParams::default())).unwrap();
-        list.items.into_iter().map(|o| serde_json::to_value(o).unwrap()).collect()
+        // List items come without apiVersion and kind.
+        let typed = |object| {
+            let mut value = serde_json::to_value(object).unwrap();
+            value["apiVersion"] = json!(api_version);
+            value["kind"] = json!(kind);
+            value
+        };
+        list.items.into_iter().map(typed).collect()
     }
 }
 

@@ -1,0 +1,370 @@
+//! `weaver apply`, `history` and `rollback` against a cluster: the in-process fake, or a real
+//! cluster with WEAVER_TEST_KUBECONFIG. Request-count checks only run on the fake.
+
+mod common;
+
+use common::Repo;
+use common::cluster::TestCluster;
+use common::demo::Demo;
+use serde_json::{Value, json};
+
+impl Demo {
+    /// `weaver apply -o json` (plus `extra`), which must succeed.
+    fn apply(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["apply", "--env", "dev", "-o", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(self.weaver(&args).success()).expect("apply -o json prints JSON")
+    }
+
+    fn history(&self, release: &str) -> Value {
+        let out = self.weaver(&["history", "--env", "dev", release, "-o", "json"]);
+        serde_json::from_str(out.success()).expect("history -o json prints JSON")
+    }
+
+    fn live(&self, kind: &str, name: &str) -> Option<Value> {
+        let api_version = if matches!(kind, "Deployment" | "StatefulSet") { "apps/v1" } else { "v1" };
+        self.cluster
+            .get(&json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": self.ns}}))
+    }
+
+    /// The server-side apply requests the fake received for objects (not records), cleared.
+    fn object_applies(&self) -> Option<Vec<String>> {
+        let fake = self.cluster.fake("counting requests")?;
+        let applies = fake
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.method == "PATCH"
+                    && r.content_type.as_deref().is_some_and(|t| t.contains("apply-patch"))
+                    && !r.path.contains("/secrets/weaver.")
+            })
+            .map(|r| r.path)
+            .collect();
+        fake.clear_requests();
+        Some(applies)
+    }
+}
+
+/// `(result, kind, name)` of every object in an apply report that is not unchanged.
+fn acted(report: &Value) -> Vec<(String, String, String)> {
+    let mut acted: Vec<_> = report["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["objects"].as_array().unwrap())
+        .filter(|o| o["result"] != "unchanged")
+        .map(|o| {
+            (
+                o["result"].as_str().unwrap().into(),
+                o["kind"].as_str().unwrap().into(),
+                o["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    acted.sort();
+    acted
+}
+
+fn release<'r>(report: &'r Value, name: &str) -> &'r Value {
+    report["releases"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn revisions(history: &Value) -> Vec<(u64, String)> {
+    history["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["revision"].as_u64().unwrap(), r["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn triple(result: &str, kind: &str, name: &str) -> (String, String, String) {
+    (result.into(), kind.into(), name.into())
+}
+
+/// The record Secrets of a release revision, decoded.
+fn record(demo: &Demo, release: &str, revision: u64) -> weaver::release_record::Record {
+    let secrets = demo.cluster.list("v1", "Secret", "secrets", &demo.ns);
+    let records = weaver::release_record::from_secrets(&secrets).unwrap();
+    records
+        .into_iter()
+        .find(|r| r.release == release && u64::from(r.revision) == revision)
+        .unwrap_or_else(|| panic!("no record {release} v{revision}"))
+}
+
+#[test]
+fn demo_lifecycle_create_noop_change_prune_uninstall_and_rollback() {
+    let demo = Demo::with_new_namespace();
+
+    // 1. An empty cluster: the namespace and everything are created, and recorded.
+    let first = demo.apply(&[]);
+    assert_eq!(
+        first["summary"],
+        json!({"created": 7, "configured": 0, "unchanged": 0, "pruned": 0, "kept": 0, "failed": 0, "notApplied": 0})
+    );
+    assert_eq!(first["failed"], false);
+    for name in ["web", "redis"] {
+        assert_eq!(release(&first, name)["revision"], 1);
+        assert_eq!(release(&first, name)["status"], "deployed");
+        assert_eq!(revisions(&demo.history(name)), vec![(1, "deployed".to_string())]);
+    }
+    let recorded = record(&demo, "web", 1);
+    assert_eq!(recorded.objects.len(), 4);
+    assert!(recorded.objects.iter().all(|o| o.applied));
+    assert!(demo.live("Deployment", "web").is_some());
+    demo.object_applies();
+
+    // 2. Again: nothing is sent, and no revision is added.
+    let again = demo.apply(&[]);
+    assert_eq!(acted(&again), vec![]);
+    assert_eq!(again["summary"]["unchanged"], 7);
+    assert_eq!(release(&again, "web")["revision"], Value::Null);
+    if let Some(applies) = demo.object_applies() {
+        assert_eq!(applies, Vec::<String>::new(), "a no-op apply sent server-side applies");
+    }
+    assert_eq!(revisions(&demo.history("web")), vec![(1, "deployed".to_string())]);
+
+    // 3. One value changes: exactly that object is patched.
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
+    let changed = demo.apply(&[]);
+    assert_eq!(acted(&changed), vec![triple("configured", "Deployment", "web")]);
+    if let Some(applies) = demo.object_applies() {
+        assert_eq!(applies.len(), 1, "{applies:?}");
+        assert!(applies[0].ends_with("/deployments/web"), "{applies:?}");
+    }
+    assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 2);
+    assert_eq!(revisions(&demo.history("web")), vec![(1, "superseded".into()), (2, "deployed".into())]);
+
+    // 4. A template is removed: its object is pruned.
+    demo.repo.remove("charts/web-app/templates/service.yaml");
+    let pruned = demo.apply(&[]);
+    assert_eq!(acted(&pruned), vec![triple("pruned", "Service", "web")]);
+    assert!(demo.live("Service", "web").is_none());
+    assert_eq!(record(&demo, "web", 3).objects.len(), 3);
+
+    // 5. `installed: false`: everything the release had is pruned.
+    demo.edit("environments/dev.yaml", "releases:\n", "releases:\n  - name: redis\n    installed: false\n");
+    let uninstalled = demo.apply(&[]);
+    assert_eq!(
+        acted(&uninstalled),
+        vec![
+            triple("pruned", "ConfigMap", "redis-config"),
+            triple("pruned", "Service", "redis"),
+            triple("pruned", "StatefulSet", "redis")
+        ]
+    );
+    assert!(demo.live("StatefulSet", "redis").is_none());
+    assert_eq!(release(&uninstalled, "redis")["revision"], 2);
+    assert!(record(&demo, "redis", 2).objects.is_empty());
+
+    // 6. Roll web back to revision 1: its objects and its record are revision 1's again.
+    let out = demo.weaver(&["rollback", "--env", "dev", "web", "1", "-o", "json"]);
+    let rollback: Value = serde_json::from_str(out.success()).unwrap();
+    assert_eq!(acted(&rollback), vec![triple("configured", "Deployment", "web"), triple("created", "Service", "web")]);
+    assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 1);
+    assert!(demo.live("Service", "web").is_some());
+    let rolled = record(&demo, "web", 4);
+    assert_eq!(rolled.rollback_of, Some(1));
+    assert_eq!(rolled.manifests, record(&demo, "web", 1).manifests);
+    let history = demo.history("web");
+    assert_eq!(
+        revisions(&history),
+        vec![(1, "superseded".into()), (2, "superseded".into()), (3, "superseded".into()), (4, "deployed".into())]
+    );
+    assert_eq!(history["revisions"][3]["rollbackOf"], 1);
+    let text = demo.weaver(&["history", "--env", "dev", "web"]);
+    assert!(text.success().lines().last().unwrap().contains("rollback to 1"), "{}", text.stdout);
+
+    // The rendered state is what rollback left, apart from what was rolled back.
+    let diff = demo.weaver(&["diff", "--env", "dev", "-o", "json"]);
+    let plan: Value = serde_json::from_str(diff.success()).unwrap();
+    assert_eq!(plan["summary"], json!({"create": 0, "update": 1, "delete": 1, "unchanged": 2}), "{plan:#}");
+}
+
+#[test]
+fn dry_run_changes_nothing_and_records_nothing() {
+    let demo = Demo::with_new_namespace();
+    let report = demo.apply(&["--dry-run"]);
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["summary"]["created"], 7);
+    assert!(report["releases"].as_array().unwrap().iter().all(|r| r["revision"].is_null()));
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": demo.ns}});
+    assert!(demo.cluster.get(&namespace).is_none(), "a dry run created the namespace");
+    if let Some(fake) = demo.cluster.fake("checking that every write was a dry run") {
+        let writes: Vec<_> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET" && !r.dry_run)
+            .map(|r| (r.method, r.path))
+            .collect();
+        assert_eq!(writes, vec![], "a dry run wrote");
+    }
+    let text = demo.weaver(&["apply", "--env", "dev", "--dry-run"]);
+    assert!(text.success().contains("(server dry run)"), "{}", text.stdout);
+}
+
+#[test]
+fn a_conflict_names_the_other_manager_and_force_conflicts_takes_the_field() {
+    let demo = Demo::new();
+    demo.apply(&[]);
+    let deployment = demo.live("Deployment", "web").unwrap();
+    // Another manager takes replicas with an apply of its own; weaver then wants a new value.
+    demo.cluster.apply(
+        &[json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": demo.ns}, "spec": {"replicas": 5}})],
+        "autoscaler",
+    );
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
+    let out = demo.weaver(&["apply", "--env", "dev"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("failed apps/v1 Deployment"), "{}", out.stdout);
+    assert!(out.stdout.contains("autoscaler") && out.stdout.contains(".spec.replicas"), "{}", out.stdout);
+    assert!(out.stdout.contains("--force-conflicts"), "{}", out.stdout);
+    assert!(out.stderr.contains("failed revision 2"), "{}", out.stderr);
+    let failed = record(&demo, "web", 2);
+    assert_eq!(failed.status, weaver::release_record::Status::Failed);
+    let deployment_applied = failed.objects.iter().find(|o| o.kind == "Deployment").unwrap().applied;
+    assert!(!deployment_applied);
+    assert!(failed.objects.iter().filter(|o| o.kind != "Deployment").all(|o| o.applied));
+    assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 5);
+    drop(deployment);
+
+    let forced = demo.apply(&["--force-conflicts"]);
+    assert_eq!(acted(&forced), vec![triple("configured", "Deployment", "web")]);
+    assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 2);
+    assert_eq!(
+        revisions(&demo.history("web")),
+        vec![(1, "superseded".into()), (2, "failed".into()), (3, "deployed".into())]
+    );
+}
+
+#[test]
+fn a_missing_namespace_is_not_created_when_the_release_opts_out() {
+    let demo = Demo::with_new_namespace();
+    demo.edit("environments/dev.yaml", "releases:\n", "releases:\n  - name: redis\n    createNamespace: false\n");
+    let out = demo.weaver(&["apply", "--env", "dev", "-r", "redis"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains(&format!("namespace {} does not exist", demo.ns)), "{}", out.stdout);
+    assert!(out.stdout.contains("createNamespace: false"), "{}", out.stdout);
+    assert!(out.stderr.contains("redis"), "{}", out.stderr);
+}
+
+#[test]
+fn a_crd_and_its_custom_resource_apply_in_one_run() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("crd");
+    let group = format!("{}.example.com", cluster.prefix);
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        &format!("namespace: {ns}\nreleases:\n  - name: widgets\n    chart: widgets\n"),
+    );
+    repo.write("charts/widgets/chart.yaml", "name: widgets\nversion: 0.1.0\n");
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}
+            }}}]
+        }
+    });
+    repo.write("charts/widgets/crds/widget.yaml", &serde_json::to_string(&crd).unwrap());
+    repo.write(
+        "charts/widgets/templates/widget.yaml",
+        &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: small\nspec:\n  size: 3\n"),
+    );
+    cluster.delete_later(&crd);
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let out = repo.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev", "-o", "json"]);
+    let report: Value = serde_json::from_str(out.success()).unwrap();
+    assert_eq!(
+        acted(&report),
+        vec![
+            triple("created", "CustomResourceDefinition", &format!("widgets.{group}")),
+            triple("created", "Widget", "small")
+        ]
+    );
+    let widget = cluster.get(
+        &json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "small", "namespace": ns}}),
+    );
+    assert_eq!(widget.unwrap()["spec"]["size"], 3);
+    // The second run knows the kind from discovery and has nothing to do.
+    let again: Value = serde_json::from_str(
+        repo.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev", "-o", "json"]).success(),
+    )
+    .unwrap();
+    assert_eq!(acted(&again), vec![]);
+}
+
+#[test]
+fn a_large_release_is_recorded_across_chunks_and_reads_back_identically() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("big");
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", &format!("namespace: {ns}\nreleases:\n  - name: big\n    chart: big\n"));
+    repo.write("charts/big/chart.yaml", "name: big\nversion: 0.1.0\n");
+    // Four ConfigMaps of 800 KB of incompressible text: over 3 MiB, which gzip cannot shrink
+    // below one chunk.
+    let mut state = 0x9e37_79b9_u64;
+    for index in 0..4 {
+        let blob: String = (0..800_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b'a' + (state % 26) as u8)
+            })
+            .collect();
+        repo.write(
+            &format!("charts/big/templates/blob{index}.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: blob{index}\ndata:\n  blob: {blob}\n"),
+        );
+    }
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let out = repo.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev", "-o", "json"]);
+    let report: Value = serde_json::from_str(out.success()).unwrap();
+    assert_eq!(report["summary"]["created"], 4);
+    let secrets = cluster.list("v1", "Secret", "secrets", &ns);
+    let chunks: Vec<&str> = secrets
+        .iter()
+        .filter_map(|s| s["metadata"]["name"].as_str())
+        .filter(|n| n.starts_with("weaver.big.v1"))
+        .collect();
+    assert!(chunks.len() >= 3, "{chunks:?}");
+    let records = weaver::release_record::from_secrets(&secrets).unwrap();
+    assert_eq!(records.len(), 1);
+    let rendered = repo.weaver(&["render", "--env", "dev"]);
+    let rendered = weaver::yaml::documents(std::path::Path::new("render"), rendered.success()).unwrap();
+    let mut recorded = records[0].manifests.clone();
+    let mut expected: Vec<Value> = rendered
+        .into_iter()
+        .map(|mut o| {
+            o["metadata"]["namespace"] = json!(ns);
+            o
+        })
+        .collect();
+    let name = |o: &Value| o["metadata"]["name"].as_str().unwrap().to_string();
+    recorded.sort_by_key(name);
+    expected.sort_by_key(name);
+    assert_eq!(recorded, expected);
+}
+
+#[test]
+fn history_and_rollback_say_what_is_wrong() {
+    let demo = Demo::new();
+    let err = demo.weaver(&["history", "--env", "dev", "nope"]);
+    assert!(err.failure().contains("environment `dev` has no release `nope`"), "{}", err.stderr);
+    let empty = demo.weaver(&["history", "--env", "dev", "web"]);
+    assert!(empty.success().contains("has no recorded revision"), "{}", empty.stdout);
+    demo.apply(&[]);
+    let err = demo.weaver(&["rollback", "--env", "dev", "web"]);
+    assert!(err.failure().contains("no earlier deployed revision"), "{}", err.stderr);
+    let err = demo.weaver(&["rollback", "--env", "dev", "web", "7"]);
+    assert!(err.failure().contains("has no recorded revision 7"), "{}", err.stderr);
+    assert!(err.stderr.contains("its revisions: 1"), "{}", err.stderr);
+}

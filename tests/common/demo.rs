@@ -1,0 +1,65 @@
+//! The demo repository with its dev environment pointed at a namespace of the test cluster.
+
+use serde_json::Value;
+
+use super::cluster::TestCluster;
+use super::{Repo, Run};
+
+/// The demo repository, deployed (or not yet) into a namespace of the test cluster.
+pub struct Demo {
+    pub cluster: TestCluster,
+    pub repo: Repo,
+    pub ns: String,
+}
+
+impl Demo {
+    pub fn new() -> Demo {
+        let cluster = TestCluster::start();
+        let ns = cluster.namespace("shop");
+        Demo::in_namespace(cluster, ns)
+    }
+
+    /// The demo pointed at a namespace that does not exist yet (deleted with the test).
+    pub fn with_new_namespace() -> Demo {
+        let cluster = TestCluster::start();
+        let ns = format!("{}-shop", cluster.prefix);
+        cluster.delete_later(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        Demo::in_namespace(cluster, ns)
+    }
+
+    fn in_namespace(cluster: TestCluster, ns: String) -> Demo {
+        let repo = Repo::demo();
+        let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+        repo.write("environments/dev.yaml", &dev.replace("namespace: shop-dev", &format!("namespace: {ns}")));
+        Demo { cluster, repo, ns }
+    }
+
+    pub fn edit(&self, path: &str, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.repo.path().join(path)).unwrap();
+        assert!(text.contains(from), "{path} has no {from:?}");
+        self.repo.write(path, &text.replacen(from, to, 1));
+    }
+
+    pub fn append(&self, path: &str, text: &str) {
+        let old = std::fs::read_to_string(self.repo.path().join(path)).unwrap_or_default();
+        self.repo.write(path, &format!("{old}{text}"));
+    }
+
+    pub fn weaver(&self, args: &[&str]) -> Run {
+        let kubeconfig = self.cluster.kubeconfig().to_str().unwrap().to_string();
+        let mut all = vec!["--kubeconfig", &kubeconfig];
+        all.extend_from_slice(args);
+        self.repo.weaver(&all)
+    }
+
+    /// The rendered objects with real secret values, as an apply would send them.
+    pub fn rendered(&self) -> Vec<Value> {
+        let out = self.repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
+        weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap()
+    }
+
+    /// Applies the rendered objects as weaver would (field manager `weaver`).
+    pub fn apply_rendered(&self) {
+        self.cluster.apply(&self.rendered(), "weaver");
+    }
+}

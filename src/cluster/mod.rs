@@ -1,9 +1,10 @@
 //! Talking to a Kubernetes cluster: configuration from a kubeconfig, discovery, listing the
-//! objects weaver manages, and server-side apply. Async (kube is); commands drive it from a
-//! small runtime. Nothing here prints.
+//! objects weaver manages, server-side apply, retries, and the per-environment lock. Async
+//! (kube is); commands drive it from a small runtime. Nothing here prints.
 
 mod config;
 mod error;
+mod lock;
 mod retry;
 
 use std::collections::BTreeSet;
@@ -15,6 +16,7 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
 pub use config::ConnectOptions;
+pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions};
 use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
 
 use crate::error::{Error, Result};

@@ -82,7 +82,8 @@ impl GaveUp {
 
 /// Runs `attempt` until it succeeds, fails with an error that is not [`retryable`], or has
 /// been tried `policy.attempts` times. Only for requests that are safe to repeat: reads,
-/// server-side apply, and writes guarded by a resourceVersion.
+/// server-side apply, creates (a repeat of one that landed gets 409 AlreadyExists) and writes
+/// guarded by a resourceVersion (409 Conflict).
 pub(crate) async fn retrying<T, F, Fut>(policy: &RetryPolicy, attempt: F) -> Result<T, GaveUp>
 where
     F: FnMut() -> Fut,

@@ -58,6 +58,9 @@ pub(super) async fn client(options: &ConnectOptions) -> Result<(kube::Client, Cl
     config.connect_timeout = Some(options.request_timeout);
     config.read_timeout = Some(options.request_timeout);
     config.write_timeout = Some(options.request_timeout);
+    // weaver retries by itself (`super::retry`), boundedly; kube's layer on top would multiply
+    // the attempts and wait minutes on a server that keeps answering 503.
+    config.default_retry = false;
     let info = ClusterInfo { context, server, request_timeout: options.request_timeout };
     let client = kube::Client::try_from(config).map_err(|err| {
         Error::new(format!(

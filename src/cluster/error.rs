@@ -21,7 +21,7 @@ pub(crate) fn innermost(err: &(dyn StdError + 'static)) -> String {
     }
 }
 
-fn chain_mentions(err: &(dyn StdError + 'static), pred: impl Fn(&(dyn StdError + 'static)) -> bool) -> bool {
+pub(super) fn chain_mentions(err: &(dyn StdError + 'static), pred: impl Fn(&(dyn StdError + 'static)) -> bool) -> bool {
     let mut current = Some(err);
     while let Some(e) = current {
         if pred(e) {
@@ -30,6 +30,15 @@ fn chain_mentions(err: &(dyn StdError + 'static), pred: impl Fn(&(dyn StdError +
         current = e.source();
     }
     false
+}
+
+/// Whether a request failed because the cluster did not answer in time (connect, read or write).
+pub(super) fn timed_out(err: &(dyn StdError + 'static)) -> bool {
+    chain_mentions(err, |e| {
+        e.is::<tokio::time::error::Elapsed>()
+            || e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || e.to_string().contains("timed out")
+    })
 }
 
 /// `doing` is the request in words: `listing deployments.apps in namespace shop`.
@@ -54,16 +63,11 @@ pub(crate) fn request_error(err: kube::Error, doing: &str, cluster: &ClusterInfo
         }
         other => {
             let cause = innermost(&other);
-            let timed_out = chain_mentions(&other, |e| {
-                e.is::<tokio::time::error::Elapsed>()
-                    || e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-                    || e.to_string().contains("timed out")
-            });
             let tls = chain_mentions(&other, |e| {
                 let text = e.to_string();
                 text.contains("certificate") || text.contains("TLS") || text.contains("tls handshake")
             });
-            if timed_out {
+            if timed_out(&other) {
                 let timeout = cluster.request_timeout;
                 Error::new(format!("{doing}: the cluster did not answer within {} ({at})", humanize(timeout)))
                     .with_help("check that the server is reachable, or allow more time with --request-timeout")

@@ -1,10 +1,12 @@
 //! Talking to a Kubernetes cluster: configuration from a kubeconfig, discovery, listing the
-//! objects weaver manages, and server-side apply. Async (kube is); commands drive it from a
-//! small runtime. Nothing here prints.
+//! objects weaver manages, server-side apply, retries, and the per-environment lock. Async
+//! (kube is); commands drive it from a small runtime. Nothing here prints.
 
 mod config;
 mod error;
+mod lock;
 mod objects;
+mod retry;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,8 +17,9 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
 pub use config::ConnectOptions;
-use error::request_error;
+pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions};
 pub use objects::Deleted;
+use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
 
 use crate::error::{Error, Result};
 use crate::manifest::{MANAGER, api_group};
@@ -37,6 +40,8 @@ pub struct Cluster {
     client: kube::Client,
     pub info: ClusterInfo,
     discovery: Discovery,
+    /// For requests that are safe to repeat (see `retry`).
+    retry: RetryPolicy,
 }
 
 /// A kind as the cluster serves it.
@@ -100,19 +105,25 @@ pub enum Unserved {
 
 impl Cluster {
     /// Connects and runs discovery (two requests with aggregated discovery, as kubectl does).
+    /// Discovery is the first contact, so only the server's transient answers are retried: a
+    /// cluster that cannot be reached at all is reported after one request timeout.
     pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
         let (client, info) = config::client(options).await?;
-        let discovery = match Discovery::new(client.clone()).run_aggregated().await {
+        let retry = RetryPolicy::default();
+        let doing = "discovering API kinds";
+        let aggregated = retrying_when(&retry, transient_answer, || Discovery::new(client.clone()).run_aggregated());
+        let discovery = match aggregated.await {
             // The core group always exists; servers before 1.26 answer the aggregated request
             // with plain group lists, which read as nothing.
             Ok(discovery) if discovery.has_group("") => discovery,
-            Ok(_) | Err(kube::Error::Api(_) | kube::Error::SerdeError(_)) => Discovery::new(client.clone())
-                .run()
-                .await
-                .map_err(|err| request_error(err, "discovering API kinds", &info))?,
-            Err(err) => return Err(request_error(err, "discovering API kinds", &info)),
+            Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => {
+                retrying_when(&retry, transient_answer, || Discovery::new(client.clone()).run())
+                    .await
+                    .map_err(|gave_up| gave_up.into_error(doing, &info))?
+            }
+            Err(gave_up) => return Err(gave_up.into_error(doing, &info)),
         };
-        Ok(Cluster { client, info, discovery })
+        Ok(Cluster { client, info, discovery, retry })
     }
 
     /// How the cluster serves `kind` at `api_version`.
@@ -160,11 +171,10 @@ impl Cluster {
                     Some(ns) => format!("listing {} in namespace {ns}", served.resource_name()),
                     None => format!("listing {}", served.resource_name()),
                 };
-                let list = self
-                    .api(&served, target.namespace.as_deref())
-                    .list(&params)
+                let api = self.api(&served, target.namespace.as_deref());
+                let list = retrying(&self.retry, || api.list(&params))
                     .await
-                    .map_err(|err| request_error(err, &doing, &self.info))?;
+                    .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
                 list.items.into_iter().map(|item| object_value(item, &served.resource)).collect::<Result<Vec<_>>>()
             }
         }))
@@ -175,7 +185,7 @@ impl Cluster {
 
     /// Server-side apply of `object` as field manager `weaver`; with `dry_run` the server
     /// computes the result without storing it. Returns the object as the server has (or would
-    /// have) it.
+    /// have) it. Transient failures are retried: applying the same configuration twice is safe.
     pub async fn apply(
         &self,
         object: &Value,
@@ -193,15 +203,18 @@ impl Cluster {
             params = params.force();
         }
         let api = self.api(served, namespace);
-        match api.patch(name, &params, &Patch::Apply(object)).await {
+        let patch = Patch::Apply(object);
+        match retrying(&self.retry, || api.patch(name, &params, &patch)).await {
             Ok(result) => object_value(result, &served.resource).map_err(ApplyError::Other),
-            Err(kube::Error::Api(status)) if status.code == 409 => Err(ApplyError::Conflict(status.message.clone())),
-            Err(kube::Error::Api(status)) if status.code == 404 => Err(ApplyError::NotFound(status.message.clone())),
-            Err(err) => Err(ApplyError::Other(request_error(
-                err,
-                &format!("applying {}", crate::manifest::ObjectKey::of(object)),
-                &self.info,
-            ))),
+            Err(retry::GaveUp { error: kube::Error::Api(status), .. }) if status.code == 409 => {
+                Err(ApplyError::Conflict(status.message.clone()))
+            }
+            Err(retry::GaveUp { error: kube::Error::Api(status), .. }) if status.code == 404 => {
+                Err(ApplyError::NotFound(status.message.clone()))
+            }
+            Err(gave_up) => Err(ApplyError::Other(
+                gave_up.into_error(&format!("applying {}", crate::manifest::ObjectKey::of(object)), &self.info),
+            )),
         }
     }
 }

@@ -4,7 +4,7 @@
 use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
 use serde_json::Value;
 
-use super::error::request_error;
+use super::retry::{GaveUp, retrying};
 use super::{Cluster, ServedKind, object_value};
 use crate::error::Result;
 use crate::manifest::MANAGER;
@@ -21,9 +21,10 @@ impl Cluster {
     /// The object, or None when it does not exist.
     pub async fn get(&self, served: &ServedKind, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
         let doing = format!("reading {} {}", served.resource_name(), place(namespace, name));
-        match self.api(served, namespace).get_opt(name).await {
+        let api = self.api(served, namespace);
+        match retrying(&self.retry, || api.get_opt(name)).await {
             Ok(found) => found.map(|object| object_value(object, &served.resource)).transpose(),
-            Err(err) => Err(request_error(err, &doing, &self.info)),
+            Err(gave_up) => Err(gave_up.into_error(&doing, &self.info)),
         }
     }
 
@@ -42,10 +43,12 @@ impl Cluster {
             propagation_policy: Some(PropagationPolicy::Background),
             ..DeleteParams::default()
         };
-        match self.api(served, namespace).delete(name, &params).await {
+        let api = self.api(served, namespace);
+        // A retried delete whose first attempt landed answers 404: the object is gone either way.
+        match retrying(&self.retry, || api.delete(name, &params)).await {
             Ok(_) => Ok(Deleted::Deleted),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deleted::AlreadyGone),
-            Err(err) => Err(request_error(err, &doing, &self.info)),
+            Err(GaveUp { error: kube::Error::Api(status), .. }) if status.code == 404 => Ok(Deleted::AlreadyGone),
+            Err(gave_up) => Err(gave_up.into_error(&doing, &self.info)),
         }
     }
 
@@ -59,15 +62,13 @@ impl Cluster {
     ) -> Result<()> {
         let doing = format!("labelling {} {}", served.resource_name(), place(namespace, name));
         let patch = serde_json::json!({ "metadata": { "labels": labels } });
-        self.api(served, namespace)
-            .patch(
-                name,
-                &PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() },
-                &Patch::Merge(&patch),
-            )
+        let api = self.api(served, namespace);
+        let params = PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() };
+        let patch = Patch::Merge(&patch);
+        retrying(&self.retry, || api.patch(name, &params, &patch))
             .await
             .map(drop)
-            .map_err(|err| request_error(err, &doing, &self.info))
+            .map_err(|gave_up| gave_up.into_error(&doing, &self.info))
     }
 }
 

@@ -18,6 +18,11 @@ use crate::project::values::deep_merge;
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 
+/// Where `weaver apply` keeps an environment's lock (a Lease) unless `cluster.lockNamespace`
+/// says otherwise: it exists in every cluster, and kube-controller-manager and kube-scheduler
+/// keep their leader-election Leases there too.
+pub const DEFAULT_LOCK_NAMESPACE: &str = "kube-system";
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct EnvironmentFile {
@@ -36,6 +41,7 @@ struct EnvironmentFile {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ClusterFile {
     context: Option<String>,
+    lock_namespace: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +125,9 @@ pub struct Environment {
     pub files: Vec<PathBuf>,
     pub is_abstract: bool,
     pub context: Option<String>,
+    /// The namespace of the Lease that keeps two applies of this environment apart
+    /// (`cluster.lockNamespace`, default [`DEFAULT_LOCK_NAMESPACE`]).
+    pub lock_namespace: String,
     pub namespace: String,
     pub values: Map<String, Value>,
     pub secrets: Vec<PathRef>,
@@ -321,6 +330,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let is_abstract = chain[0].1.is_abstract.unwrap_or(false);
 
     let mut context = None;
+    let mut lock_namespace = None;
     let mut namespace = None;
     let mut values = Map::new();
     let mut secrets = Vec::new();
@@ -331,6 +341,10 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     for (file_path, file) in chain.into_iter().rev() {
         if let Some(cluster) = file.cluster {
             context = cluster.context.or(context);
+            if let Some(name) = cluster.lock_namespace {
+                validate_namespace(&name.value, &location(&file_path, &name.referenced))?;
+                lock_namespace = Some(name.value);
+            }
         }
         namespace = file.namespace.or(namespace);
         if let Some(v) = file.values {
@@ -371,6 +385,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         files,
         is_abstract,
         context,
+        lock_namespace: lock_namespace.unwrap_or_else(|| DEFAULT_LOCK_NAMESPACE.to_string()),
         namespace,
         values,
         secrets,
@@ -395,6 +410,21 @@ fn validate_name(name: &str, what: &str, at: &Location) -> Result<()> {
     } else {
         Err(Error::at(at.clone(), format!("invalid {what} name `{name}`"))
             .with_help("use at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit"))
+    }
+}
+
+/// A namespace name is a DNS label (RFC 1123).
+fn validate_namespace(name: &str, at: &Location) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::at(at.clone(), format!("invalid namespace name `{name}`"))
+            .with_help("use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"))
     }
 }
 
@@ -458,4 +488,46 @@ fn order_by_needs(releases: Vec<Release>) -> Result<Vec<Release>> {
     }
     let mut slots: Vec<Option<Release>> = releases.into_iter().map(Some).collect();
     Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::FsSource;
+
+    fn load(files: &[(&str, &str)], name: &str) -> Result<Environment> {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(ENVIRONMENTS_DIR).join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        load_environment(&FsSource::new(dir.path()), name)
+    }
+
+    #[test]
+    fn lock_namespace_defaults_to_kube_system_and_is_inherited_through_cluster() {
+        let files = [
+            ("base.yaml", "abstract: true\ncluster:\n  lockNamespace: weaver-locks\n"),
+            ("prod.yaml", "extends: base\ncluster:\n  context: prod-eu\n"),
+            ("staging.yaml", "extends: base\ncluster:\n  lockNamespace: staging-locks\n"),
+            ("dev.yaml", "cluster: { context: kind }\n"),
+        ];
+        let prod = load(&files, "prod").unwrap();
+        assert_eq!((prod.lock_namespace.as_str(), prod.context.as_deref()), ("weaver-locks", Some("prod-eu")));
+        assert_eq!(load(&files, "staging").unwrap().lock_namespace, "staging-locks");
+        assert_eq!(load(&files, "dev").unwrap().lock_namespace, DEFAULT_LOCK_NAMESPACE);
+    }
+
+    #[test]
+    fn lock_namespace_must_be_a_namespace_name() {
+        let err = load(&[("dev.yaml", "cluster:\n  lockNamespace: Weaver_Locks\n")], "dev").unwrap_err();
+        assert_eq!(err.to_string(), "environments/dev.yaml:2:18: invalid namespace name `Weaver_Locks`");
+        let err = load(&[("dev.yaml", "cluster:\n  lockNamespaces: locks\n")], "dev").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("environments/dev.yaml:2:3: invalid environment file: unknown field `lockNamespaces`"),
+            "{err}"
+        );
+    }
 }

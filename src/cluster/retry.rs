@@ -1,0 +1,352 @@
+//! Retrying requests that failed for a reason that may pass: the server was overloaded (429),
+//! failed or was briefly unavailable (5xx), the connection dropped, or the answer took longer
+//! than the request timeout. Anything else (validation, not found, conflicts, credentials,
+//! permissions) is returned at once.
+//!
+//! This is the only retry layer: `config` turns off kube's own (which retries 429/503/504 up to
+//! 15 times, waiting up to minutes in all), so a request is sent at most
+//! [`RetryPolicy::attempts`] times and waits at most `attempts - 1` times [`RetryPolicy::cap`]
+//! in between. Timeouts count as attempts too, so a cluster that never answers costs
+//! `attempts` request timeouts.
+
+use std::future::Future;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::ClusterInfo;
+use super::error::{chain_mentions, request_error, timed_out};
+use crate::error::Error;
+
+/// How many times, and how far apart, a request is tried.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub attempts: u32,
+    /// The longest wait before the second attempt; it doubles for each later one.
+    pub base: Duration,
+    /// No wait is longer, not even one a server asks for with `Retry-After`.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, 200 ms doubling to 5 s: at most 0.2 + 0.4 + 0.8 + 1.6 = 3 s of waiting.
+    fn default() -> Self {
+        RetryPolicy { attempts: 5, base: Duration::from_millis(200), cap: Duration::from_secs(5) }
+    }
+}
+
+impl RetryPolicy {
+    /// The longest wait after `failed` attempts (1 or more): `base`, doubled per attempt, capped.
+    fn backoff(&self, failed: u32) -> Duration {
+        let factor = 1u32.checked_shl(failed.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// The wait after `failed` attempts, the last of which failed with `err`: "equal jitter",
+    /// between half the backoff and all of it, so that concurrent clients spread out but every
+    /// one still backs off. A 429 asking for longer (`retryAfterSeconds`) gets what it asks,
+    /// up to the cap.
+    fn delay(&self, failed: u32, err: &kube::Error) -> Duration {
+        let backoff = self.backoff(failed);
+        let half = backoff / 2;
+        let jittered = half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0));
+        let asked = match err {
+            kube::Error::Api(status) if status.code == 429 => {
+                status.details.as_ref().map_or(0, |details| details.retry_after_seconds)
+            }
+            _ => 0,
+        };
+        jittered.max(Duration::from_secs(asked.into())).min(self.cap)
+    }
+}
+
+/// A request that failed for good, and how many times it was sent.
+#[derive(Debug)]
+pub(crate) struct GaveUp {
+    pub error: kube::Error,
+    pub attempts: u32,
+}
+
+impl GaveUp {
+    /// [`request_error`]'s message, saying how many attempts it took when more than one.
+    pub(crate) fn into_error(self, doing: &str, cluster: &ClusterInfo) -> Error {
+        let error = request_error(self.error, doing, cluster);
+        match self.attempts {
+            1 => error,
+            attempts => Error { message: format!("{} (tried {attempts} times)", error.message), ..error },
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with an error that is not [`retryable`], or has
+/// been tried `policy.attempts` times. Only for requests that are safe to repeat: reads,
+/// server-side apply, creates (a repeat of one that landed gets 409 AlreadyExists) and writes
+/// guarded by a resourceVersion (409 Conflict).
+pub(crate) async fn retrying<T, F, Fut>(policy: &RetryPolicy, attempt: F) -> Result<T, GaveUp>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    retrying_when(policy, retryable, attempt).await
+}
+
+/// [`retrying`], retrying only the errors `should_retry` accepts.
+pub(crate) async fn retrying_when<T, F, Fut>(
+    policy: &RetryPolicy,
+    should_retry: fn(&kube::Error) -> bool,
+    mut attempt: F,
+) -> Result<T, GaveUp>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if attempts < policy.attempts && should_retry(&error) => {
+                tokio::time::sleep(policy.delay(attempts, &error)).await;
+            }
+            Err(error) => return Err(GaveUp { error, attempts }),
+        }
+    }
+}
+
+/// Whether a request that failed this way may succeed if sent again: a [`transient_answer`],
+/// or a connection that was reset, refused or timed out. A refused connection counts because
+/// weaver has reached the cluster before (discovery, see [`super::Cluster::connect`]): the
+/// server is restarting or a load balancer is moving it.
+pub(crate) fn retryable(err: &kube::Error) -> bool {
+    transient_answer(err) || connection_lost(err)
+}
+
+/// The server answered, with an error that may pass: 429 Too Many Requests, or a 5xx other
+/// than 501 Not Implemented and the 500 server-side apply answers for fields the schema does
+/// not have (the same request always gets it).
+pub(crate) fn transient_answer(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => match status.code {
+            429 => true,
+            501 => false,
+            500 => !status.message.starts_with("failed to create typed patch object"),
+            code => (500..600).contains(&code),
+        },
+        _ => false,
+    }
+}
+
+fn connection_lost(err: &kube::Error) -> bool {
+    let transport = matches!(err, kube::Error::HyperError(_) | kube::Error::Service(_));
+    transport
+        && (timed_out(err)
+            || chain_mentions(err, |e| {
+                e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                    matches!(
+                        io.kind(),
+                        ErrorKind::ConnectionReset
+                            | ErrorKind::ConnectionAborted
+                            | ErrorKind::ConnectionRefused
+                            | ErrorKind::BrokenPipe
+                            | ErrorKind::UnexpectedEof
+                            | ErrorKind::NotConnected
+                    )
+                })
+                // hyper's words for a connection the server closed mid-answer; no io::Error says so.
+                || e.to_string().contains("connection closed before message completed")
+            }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(kube::core::Status::failure(message, "").with_code(code).boxed())
+    }
+
+    fn io_error(kind: ErrorKind) -> kube::Error {
+        kube::Error::Service(Box::new(std::io::Error::new(kind, "io")))
+    }
+
+    #[test]
+    fn transient_failures_are_retried_and_the_rest_are_not() {
+        for code in [429, 500, 502, 503, 504] {
+            assert!(retryable(&answer(code, "busy")), "{code}");
+        }
+        for code in [400, 401, 403, 404, 409, 410, 422, 501] {
+            assert!(!retryable(&answer(code, "no")), "{code}");
+        }
+        let unknown_field = answer(
+            500,
+            "failed to create typed patch object (/v1, Kind=ConfigMap) x: .y: field not declared in schema",
+        );
+        assert!(!retryable(&unknown_field));
+        for kind in
+            [ErrorKind::ConnectionReset, ErrorKind::ConnectionRefused, ErrorKind::BrokenPipe, ErrorKind::TimedOut]
+        {
+            assert!(retryable(&io_error(kind)), "{kind:?}");
+        }
+        assert!(!retryable(&io_error(ErrorKind::InvalidData)), "TLS and other protocol errors do not pass");
+        let serde = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        assert!(!retryable(&kube::Error::SerdeError(serde)));
+    }
+
+    #[test]
+    fn only_server_answers_are_transient_answers() {
+        assert!(transient_answer(&answer(503, "unavailable")));
+        assert!(!transient_answer(&io_error(ErrorKind::ConnectionRefused)));
+        assert!(!transient_answer(&io_error(ErrorKind::TimedOut)));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitter_stays_within_it() {
+        let policy = RetryPolicy::default();
+        let ceilings: Vec<u128> = (1..=8).map(|n| policy.backoff(n).as_millis()).collect();
+        assert_eq!(ceilings, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        assert_eq!(policy.backoff(u32::MAX), policy.cap, "no overflow");
+        let busy = answer(503, "unavailable");
+        for failed in 1..=8 {
+            let ceiling = policy.backoff(failed);
+            for _ in 0..200 {
+                let delay = policy.delay(failed, &busy);
+                assert!(delay >= ceiling / 2 && delay <= ceiling, "{delay:?} after {failed} failures");
+            }
+        }
+        let total: Duration = (1..policy.attempts).map(|n| policy.backoff(n)).sum();
+        assert_eq!(total, Duration::from_secs(3), "the documented worst case");
+    }
+
+    #[test]
+    fn a_429_waits_as_long_as_the_server_asks_up_to_the_cap() {
+        let policy = RetryPolicy::default();
+        // As the apiserver's flow control sends it.
+        let asking = |seconds: u32| {
+            let status = serde_json::json!({"kind": "Status", "status": "Failure", "code": 429,
+                "reason": "TooManyRequests", "details": {"retryAfterSeconds": seconds}});
+            kube::Error::Api(serde_json::from_value(status).unwrap())
+        };
+        assert_eq!(policy.delay(1, &asking(1)), Duration::from_secs(1));
+        assert_eq!(policy.delay(1, &asking(3600)), policy.cap);
+        assert!(policy.delay(1, &asking(0)) <= policy.backoff(1), "no Retry-After: plain backoff");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn gives_up_after_the_bound_and_stops_at_the_first_permanent_error() {
+        let policy =
+            RetryPolicy { base: Duration::from_millis(1), cap: Duration::from_millis(2), ..Default::default() };
+        let mut calls = 0;
+        let result: Result<(), GaveUp> = retrying(&policy, || {
+            calls += 1;
+            async { Err(answer(503, "unavailable")) }
+        })
+        .await;
+        assert_eq!((calls, result.unwrap_err().attempts), (5, 5));
+
+        let mut calls = 0;
+        let result: Result<(), GaveUp> = retrying(&policy, || {
+            calls += 1;
+            let code = if calls < 3 { 500 } else { 409 };
+            async move { Err(answer(code, "x")) }
+        })
+        .await;
+        assert_eq!((calls, result.unwrap_err().attempts), (3, 3));
+
+        let mut calls = 0;
+        let result = retrying(&policy, || {
+            calls += 1;
+            let outcome = if calls < 3 { Err(io_error(ErrorKind::ConnectionReset)) } else { Ok(calls) };
+            async move { outcome }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 3);
+    }
+
+    /// Requests through `Cluster`, against the fake API server and its injected faults.
+    mod against_the_fake {
+        use serde_json::json;
+        use weaver_test_apiserver::{Fault, TestApiServer};
+
+        use super::*;
+        use crate::cluster::{Cluster, ConnectOptions, ListTarget};
+
+        const PATH: &str = "/api/v1/namespaces/default/configmaps/retried";
+
+        async fn connect(server: &TestApiServer, request_timeout: Duration) -> Cluster {
+            let options = ConnectOptions {
+                kubeconfig: Some(server.kubeconfig_path().to_path_buf()),
+                context: None,
+                request_timeout,
+            };
+            let mut cluster = Cluster::connect(&options).await.unwrap_or_else(|e| panic!("{e}"));
+            cluster.retry.base = Duration::from_millis(10);
+            cluster.retry.cap = Duration::from_millis(50);
+            cluster
+        }
+
+        async fn apply(cluster: &Cluster) -> Result<serde_json::Value, crate::cluster::ApplyError> {
+            let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "retried", "namespace": "default"}, "data": {"k": "v"}});
+            let served = cluster.resolve("v1", "ConfigMap").ok().unwrap();
+            cluster.apply(&object, &served, false, false).await
+        }
+
+        fn patches(server: &TestApiServer) -> usize {
+            server.requests().iter().filter(|r| r.method == "PATCH" && r.path == PATH).count()
+        }
+
+        #[tokio::test(flavor = "current_thread")]
+        async fn an_apply_that_fails_twice_succeeds_on_the_third_attempt() {
+            let server = TestApiServer::start();
+            let cluster = connect(&server, Duration::from_secs(10)).await;
+            server.inject(Fault::status("PATCH", PATH, 500).times(2));
+            let applied = apply(&cluster).await.unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(applied["data"]["k"], "v");
+            assert_eq!(patches(&server), 3);
+        }
+
+        #[tokio::test(flavor = "current_thread")]
+        async fn an_apply_that_keeps_failing_gives_up_after_the_bound_naming_the_object() {
+            let server = TestApiServer::start();
+            let cluster = connect(&server, Duration::from_secs(10)).await;
+            // 503 is one kube's own retry layer would repeat: the count proves it is off.
+            server.inject(Fault::status("PATCH", PATH, 503).times(50));
+            let Err(crate::cluster::ApplyError::Other(err)) = apply(&cluster).await else { panic!("applied") };
+            let message = err.to_string();
+            assert!(message.starts_with("applying ConfigMap default/retried: the server answered 503"), "{message}");
+            assert!(message.ends_with("(tried 5 times)"), "{message}");
+            assert_eq!(patches(&server), 5);
+        }
+
+        #[tokio::test(flavor = "current_thread")]
+        async fn a_conflict_is_not_retried() {
+            let server = TestApiServer::start();
+            let cluster = connect(&server, Duration::from_secs(10)).await;
+            server.inject(Fault::status("PATCH", PATH, 409).times(50));
+            assert!(matches!(apply(&cluster).await, Err(crate::cluster::ApplyError::Conflict(_))));
+            assert_eq!(patches(&server), 1);
+        }
+
+        #[tokio::test(flavor = "current_thread")]
+        async fn an_answer_slower_than_the_request_timeout_is_retried() {
+            let server = TestApiServer::start();
+            let cluster = connect(&server, Duration::from_millis(500)).await;
+            server.inject(Fault::delay("PATCH", PATH, Duration::from_secs(2)));
+            let applied = apply(&cluster).await.unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(applied["data"]["k"], "v");
+        }
+
+        #[tokio::test(flavor = "current_thread")]
+        async fn a_throttled_list_is_retried() {
+            let server = TestApiServer::start();
+            let cluster = connect(&server, Duration::from_secs(10)).await;
+            server.inject(Fault::status("GET", "/api/v1/namespaces/default/configmaps", 429).times(2));
+            let target =
+                ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("default".into()) };
+            let listed = cluster.list(&[target].into(), "", 1).await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(listed.iter().any(|o| o["metadata"]["name"] == "kube-root-ca.crt"));
+        }
+    }
+}

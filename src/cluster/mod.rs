@@ -4,6 +4,7 @@
 
 mod config;
 mod error;
+mod wait;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 pub use config::ConnectOptions;
 use error::request_error;
+pub use wait::{ObjectRef, Readiness, readiness};
 
 use crate::error::{Error, Result};
 use crate::manifest::{MANAGER, api_group};

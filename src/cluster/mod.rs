@@ -16,7 +16,7 @@ use serde_json::Value;
 
 pub use config::ConnectOptions;
 use error::request_error;
-pub use wait::{ObjectRef, Readiness, readiness};
+pub use wait::{NotReady, ObjectRef, Readiness, WaitOutcome, WaitProgress, readiness};
 
 use crate::error::{Error, Result};
 use crate::manifest::{MANAGER, api_group};

@@ -17,10 +17,19 @@
 //!   latest generation. Objects without a readiness signal are ready at once.
 
 use std::fmt;
+use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
+use tokio::time::Instant;
 
+use super::error::{humanize, request_error};
+use super::{Cluster, ServedKind, object_value};
+use crate::error::{Error, Result};
 use crate::manifest::api_group;
+
+/// How long to wait between reads of the objects not ready yet.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An object waited on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,7 +109,7 @@ fn is(condition: Option<&Value>, status: &str) -> bool {
     condition.is_some_and(|c| c["status"] == status)
 }
 
-/// `Available=False MinimumReplicasAvailable: Deployment does not have minimum availability`.
+/// `Available=False MinimumReplicasUnavailable: Deployment does not have minimum availability`.
 fn describe(condition: &Value) -> String {
     let text = |key: &str| condition[key].as_str().unwrap_or_default().trim();
     let mut out = format!("{}={}", text("type"), text("status"));
@@ -282,6 +291,153 @@ fn ready_condition(object: &Value) -> Readiness {
     if ready["status"] == "True" { Readiness::Ready } else { Readiness::Pending(describe(ready)) }
 }
 
+/// An object that is not ready, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    pub object: ObjectRef,
+    pub reason: String,
+    /// It will not become ready without a change; waiting stopped because of it.
+    pub failed: bool,
+}
+
+impl fmt::Display for NotReady {
+    /// `apps/v1 Deployment shop/web: 1 of 3 updated replicas available (…)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let failed = if self.failed { "failed: " } else { "" };
+        write!(f, "{}: {failed}{}", self.object, self.reason)
+    }
+}
+
+/// Where a wait stands, reported after each round of reads.
+#[derive(Debug)]
+pub struct WaitProgress<'a> {
+    /// How many objects are waited on in all.
+    pub total: usize,
+    /// The objects found ready in this round; in the first, all those ready at once.
+    pub became_ready: &'a [ObjectRef],
+    /// The objects not ready, in the order given.
+    pub not_ready: &'a [NotReady],
+    /// Since the wait began.
+    pub elapsed: Duration,
+}
+
+/// How a wait ended.
+#[derive(Debug)]
+pub struct WaitOutcome {
+    /// In the order they became ready.
+    pub ready: Vec<ObjectRef>,
+    /// Empty when every object is ready; otherwise every object that is not, with why.
+    pub not_ready: Vec<NotReady>,
+    pub elapsed: Duration,
+}
+
+impl WaitOutcome {
+    pub fn all_ready(&self) -> bool {
+        self.not_ready.is_empty()
+    }
+
+    /// Why the wait did not succeed, listing every object not ready; `None` when all are.
+    pub fn error(&self) -> Option<Error> {
+        if self.all_ready() {
+            return None;
+        }
+        let total = self.ready.len() + self.not_ready.len();
+        let failed = self.not_ready.iter().filter(|n| n.failed).count();
+        let (headline, help) = if failed > 0 {
+            (
+                format!("{failed} of {total} objects will not become ready"),
+                "`kubectl describe` shows the object's events",
+            )
+        } else {
+            (
+                format!(
+                    "timed out after {} waiting for {} of {total} objects to become ready",
+                    humanize(self.elapsed),
+                    self.not_ready.len()
+                ),
+                "`kubectl describe` shows the object's events; --timeout allows more time",
+            )
+        };
+        let lines: Vec<String> = self.not_ready.iter().map(|n| format!("  {n}")).collect();
+        Some(Error::new(format!("{headline}:\n{}", lines.join("\n"))).with_help(help))
+    }
+}
+
+impl Cluster {
+    /// Reads `objects` until each is ready, until one fails for good, or until `deadline`,
+    /// with at most `concurrency` reads at once and a round of reads about every second.
+    /// `on_progress` hears after every round. An object not found is pending (a custom
+    /// resource may be created late by its operator); other request errors end the wait.
+    pub async fn wait_ready(
+        &self,
+        objects: &[(ObjectRef, ServedKind)],
+        deadline: Instant,
+        concurrency: usize,
+        mut on_progress: impl FnMut(&WaitProgress),
+    ) -> Result<WaitOutcome> {
+        let start = Instant::now();
+        let mut ready = Vec::new();
+        // Indices into `objects` of those not ready, and why, in step.
+        let mut pending: Vec<usize> = (0..objects.len()).collect();
+        let mut not_ready: Vec<NotReady> = objects
+            .iter()
+            .map(|(object, _)| NotReady {
+                object: object.clone(),
+                reason: "not read before the deadline".to_string(),
+                failed: false,
+            })
+            .collect();
+        loop {
+            let reads = futures::stream::iter(pending.iter().map(|&i| {
+                let (object, served) = &objects[i];
+                async move { Ok::<_, Error>((i, self.readiness_of(object, served).await?)) }
+            }))
+            .buffered(concurrency.max(1))
+            .try_collect::<Vec<_>>();
+            // A round cut short by the deadline leaves the reasons of the round before.
+            let Ok(states) = tokio::time::timeout_at(deadline, reads).await else { break };
+            let states = states?;
+            let mut became_ready = Vec::new();
+            pending.clear();
+            not_ready.clear();
+            for (i, state) in states {
+                let object = objects[i].0.clone();
+                let (reason, failed) = match state {
+                    Readiness::Ready => {
+                        became_ready.push(object);
+                        continue;
+                    }
+                    Readiness::Pending(reason) => (reason, false),
+                    Readiness::Failed(reason) => (reason, true),
+                };
+                pending.push(i);
+                not_ready.push(NotReady { object, reason, failed });
+            }
+            on_progress(&WaitProgress {
+                total: objects.len(),
+                became_ready: &became_ready,
+                not_ready: &not_ready,
+                elapsed: start.elapsed(),
+            });
+            ready.extend(became_ready);
+            // The apply has failed once one object has; waiting for the rest only delays saying so.
+            if pending.is_empty() || not_ready.iter().any(|n| n.failed) || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep_until((Instant::now() + POLL_INTERVAL).min(deadline)).await;
+        }
+        Ok(WaitOutcome { ready, not_ready, elapsed: start.elapsed() })
+    }
+
+    async fn readiness_of(&self, object: &ObjectRef, served: &ServedKind) -> Result<Readiness> {
+        match self.api(served, object.namespace.as_deref()).get_opt(&object.name).await {
+            Ok(Some(live)) => Ok(readiness(&object_value(live, &served.resource)?)),
+            Ok(None) => Ok(Readiness::Pending("not found yet".to_string())),
+            Err(err) => Err(request_error(err, &format!("reading {object} to see whether it is ready"), &self.info)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,7 +498,7 @@ mod tests {
     fn deployment_rolling_says_how_far_and_why() {
         let progressing = json!({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
             "message": "ReplicaSet \"web-abc\" is progressing."});
-        let unavailable = json!({"type": "Available", "status": "False", "reason": "MinimumReplicasAvailable",
+        let unavailable = json!({"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
             "message": "Deployment does not have minimum availability."});
         let status = json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 2, "availableReplicas": 3,
             "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}, progressing]});
@@ -356,7 +512,7 @@ mod tests {
             "conditions": [unavailable, progressing]});
         assert_eq!(
             pending(readiness(&deployment(3, 2, status))),
-            "1 of 3 updated replicas available (Available=False MinimumReplicasAvailable: Deployment does not have \
+            "1 of 3 updated replicas available (Available=False MinimumReplicasUnavailable: Deployment does not have \
              minimum availability; Progressing=True ReplicaSetUpdated: ReplicaSet \"web-abc\" is progressing)"
         );
     }

@@ -15,6 +15,7 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
 pub use config::ConnectOptions;
+pub(crate) use error::humanize;
 use error::request_error;
 pub use wait::{NotReady, ObjectRef, Readiness, WaitOutcome, WaitProgress, readiness};
 

@@ -5,6 +5,7 @@ pub mod changed;
 pub mod completions;
 pub mod diff;
 pub mod envs;
+pub mod progress;
 pub mod render;
 pub mod secrets;
 

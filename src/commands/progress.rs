@@ -136,7 +136,8 @@ impl WaitDisplay {
     pub fn finish(self, outcome: &WaitOutcome) {
         drop(self.progress); // the spinner goes before the last line
         if outcome.all_ready() && self.total > 0 {
-            self.ui.status(&format!("{} objects ready ({})", self.total, humanize(outcome.elapsed)));
+            let objects = if self.total == 1 { "object" } else { "objects" };
+            self.ui.status(&format!("{} {objects} ready ({})", self.total, humanize(outcome.elapsed)));
         }
     }
 }

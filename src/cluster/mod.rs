@@ -7,6 +7,7 @@ mod error;
 mod lock;
 mod objects;
 mod retry;
+mod wait;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub use config::ConnectOptions;
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions};
 pub use objects::Deleted;
 use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
+pub(crate) use error::humanize;
+pub use wait::{NotReady, ObjectRef, Readiness, WaitOutcome, WaitProgress, readiness};
 
 use crate::error::{Error, Result};
 use crate::manifest::{MANAGER, api_group};

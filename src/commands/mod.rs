@@ -7,6 +7,7 @@ pub mod completions;
 pub mod diff;
 pub mod envs;
 pub mod history;
+pub mod progress;
 pub mod render;
 pub mod rollback;
 pub mod secrets;

@@ -1,0 +1,268 @@
+//! Live progress on stderr while weaver waits: on a terminal a spinner line redrawn in place,
+//! elsewhere (CI logs) plain lines, with a changing message repeated at most every ten
+//! seconds. [`Progress`] shows any wait (a lock, say); [`WaitDisplay`] shows
+//! [`Cluster::wait_ready`](crate::cluster::Cluster::wait_ready).
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{Style, Ui};
+use crate::cluster::{WaitOutcome, WaitProgress, humanize};
+
+/// How often plain output repeats a message that keeps changing.
+const STILL_EVERY: Duration = Duration::from_secs(10);
+
+/// A wait being shown; the spinner goes away when this is dropped.
+pub struct Progress {
+    ui: Ui,
+    started: Instant,
+    output: Output,
+}
+
+enum Output {
+    Spinner(ProgressBar),
+    Lines { sink: Box<dyn Write + Send>, last: Instant, every: Duration },
+}
+
+impl Progress {
+    /// Starts showing `message`, which reads as what weaver is doing ("waiting for the lock of
+    /// prod"); on plain output later messages are printed as `still <message> (<elapsed>)`.
+    pub fn start(ui: &Ui, message: &str) -> Progress {
+        let output = if std::io::stderr().is_terminal() {
+            let spinner = ProgressBar::new_spinner();
+            // No colour in the template, so NO_COLOR and --color need no handling here.
+            spinner
+                .set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}").expect("a valid template"));
+            spinner.enable_steady_tick(Duration::from_millis(100));
+            Output::Spinner(spinner)
+        } else {
+            Output::Lines { sink: Box::new(std::io::stderr()), last: Instant::now(), every: STILL_EVERY }
+        };
+        Progress::with_output(ui, message, output)
+    }
+
+    fn with_output(ui: &Ui, message: &str, output: Output) -> Progress {
+        let mut progress = Progress { ui: ui.clone(), started: Instant::now(), output };
+        let message = progress.ui.redactor.redact(message);
+        match &mut progress.output {
+            Output::Spinner(spinner) => spinner.set_message(message.into_owned()),
+            Output::Lines { sink, .. } => {
+                let _ = writeln!(sink, "{message}");
+            }
+        }
+        progress
+    }
+
+    /// Replaces the message: redrawn at once on a terminal, printed at most every ten seconds
+    /// otherwise.
+    pub fn set_message(&mut self, message: &str) {
+        let message = self.ui.redactor.redact(message);
+        match &mut self.output {
+            Output::Spinner(spinner) => spinner.set_message(message.into_owned()),
+            Output::Lines { sink, last, every } => {
+                if last.elapsed() >= *every {
+                    *last = Instant::now();
+                    let _ = writeln!(sink, "still {message} ({})", humanize(self.started.elapsed()));
+                }
+            }
+        }
+    }
+
+    /// A line that stays (above the spinner on a terminal).
+    pub fn println(&mut self, line: &str) {
+        let line = self.ui.redactor.redact(line);
+        match &mut self.output {
+            Output::Spinner(spinner) => spinner.println(line),
+            Output::Lines { sink, .. } => {
+                let _ = writeln!(sink, "{line}");
+            }
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Output::Spinner(spinner) = &self.output {
+            spinner.finish_and_clear();
+        }
+    }
+}
+
+/// Shows a wait for readiness: feed it each [`WaitProgress`], then the outcome. Objects ready
+/// at the first read are only counted; each one that becomes ready later gets a line.
+pub struct WaitDisplay {
+    ui: Ui,
+    timeout: Duration,
+    progress: Option<Progress>,
+    total: usize,
+}
+
+impl WaitDisplay {
+    pub fn new(ui: &Ui, timeout: Duration) -> WaitDisplay {
+        WaitDisplay { ui: ui.clone(), timeout, progress: None, total: 0 }
+    }
+
+    pub fn update(&mut self, report: &WaitProgress) {
+        self.update_with(report, Progress::start);
+    }
+
+    fn update_with(&mut self, report: &WaitProgress, start: impl FnOnce(&Ui, &str) -> Progress) {
+        self.total = report.total;
+        // Objects ready at the first read are only counted.
+        if let Some(progress) = &mut self.progress {
+            for object in report.became_ready {
+                let ready = self.ui.paint(self.ui.color_stderr, Style::Green, "ready");
+                progress.println(&format!("{object} {ready} ({})", humanize(report.elapsed)));
+            }
+        }
+        let Some(first) = report.not_ready.first() else {
+            return; // all ready: `finish` says so
+        };
+        let waiting = format!("waiting for {} of {} objects", report.not_ready.len(), report.total);
+        let progress = self.progress.get_or_insert_with(|| {
+            start(&self.ui, &format!("{waiting} to become ready (timeout {})", humanize(self.timeout)))
+        });
+        let more = match report.not_ready.len() {
+            1 => String::new(),
+            n => format!("; and {} more", n - 1),
+        };
+        progress.set_message(&format!("{waiting}: {first}{more}"));
+    }
+
+    /// Ends the live display and, when every object is ready, says so. A wait that failed is
+    /// the caller's to report (see [`WaitOutcome::error`]).
+    pub fn finish(self, outcome: &WaitOutcome) {
+        drop(self.progress); // the spinner goes before the last line
+        if outcome.all_ready() && self.total > 0 {
+            let objects = if self.total == 1 { "object" } else { "objects" };
+            self.ui.status(&format!("{} {objects} ready ({})", self.total, humanize(outcome.elapsed)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::cluster::{NotReady, ObjectRef};
+    use crate::secrets::Redactor;
+
+    /// Plain output kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(bytes)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(String::from).collect()
+        }
+    }
+
+    fn ui() -> Ui {
+        Ui { color_stdout: false, color_stderr: false, verbose: 0, redactor: Redactor::new() }
+    }
+
+    fn plain(captured: &Captured, every: Duration) -> impl FnOnce(&Ui, &str) -> Progress {
+        let sink = Box::new(captured.clone());
+        move |ui, message| Progress::with_output(ui, message, Output::Lines { sink, last: Instant::now(), every })
+    }
+
+    fn object(api_version: &str, kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        }
+    }
+
+    fn not_ready(object: &ObjectRef, reason: &str) -> NotReady {
+        NotReady { object: object.clone(), reason: reason.into(), failed: false }
+    }
+
+    #[test]
+    fn plain_output_starts_with_one_line_then_one_per_object_that_becomes_ready() {
+        let (config, web, job) = (
+            object("v1", "ConfigMap", "settings"),
+            object("apps/v1", "Deployment", "web"),
+            object("batch/v1", "Job", "migrate"),
+        );
+        let captured = Captured::default();
+        let mut display = WaitDisplay::new(&ui(), Duration::from_secs(300));
+        let first = [not_ready(&web, "1 of 3 updated replicas available"), not_ready(&job, "not complete")];
+        let report = WaitProgress {
+            total: 3,
+            became_ready: std::slice::from_ref(&config),
+            not_ready: &first,
+            elapsed: Duration::from_millis(20),
+        };
+        display.update_with(&report, plain(&captured, Duration::from_secs(3600)));
+        let second = [not_ready(&job, "not complete")];
+        let report = WaitProgress {
+            total: 3,
+            became_ready: std::slice::from_ref(&web),
+            not_ready: &second,
+            elapsed: Duration::from_secs(12),
+        };
+        display.update_with(&report, |_, _| unreachable!("started once"));
+        let report = WaitProgress {
+            total: 3,
+            became_ready: std::slice::from_ref(&job),
+            not_ready: &[],
+            elapsed: Duration::from_secs(14),
+        };
+        display.update_with(&report, |_, _| unreachable!("started once"));
+        assert_eq!(
+            captured.lines(),
+            [
+                "waiting for 2 of 3 objects to become ready (timeout 5m)",
+                "apps/v1 Deployment shop/web ready (12s)",
+                "batch/v1 Job shop/migrate ready (14s)"
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_output_repeats_what_it_waits_for_now_and_then() {
+        let web = object("apps/v1", "Deployment", "web");
+        let captured = Captured::default();
+        let mut display = WaitDisplay::new(&ui(), Duration::from_secs(90));
+        let pending = [
+            not_ready(&web, "0 of 2 updated replicas available"),
+            not_ready(&object("batch/v1", "Job", "migrate"), "not complete"),
+        ];
+        let report = WaitProgress { total: 2, became_ready: &[], not_ready: &pending, elapsed: Duration::ZERO };
+        display.update_with(&report, plain(&captured, Duration::ZERO));
+        let lines = captured.lines();
+        assert_eq!(lines[0], "waiting for 2 of 2 objects to become ready (timeout 1m30s)");
+        assert!(
+            lines[1].starts_with(
+                "still waiting for 2 of 2 objects: apps/v1 Deployment shop/web: 0 of 2 updated replicas available; \
+                 and 1 more ("
+            ),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn shown_text_is_redacted() {
+        let ui = ui();
+        ui.redactor.register("hunter2-secret");
+        let captured = Captured::default();
+        let mut progress = plain(&captured, Duration::ZERO)(&ui, "waiting for hunter2-secret");
+        progress.println("ready: hunter2-secret");
+        progress.set_message("waiting for hunter2-secret");
+        assert!(captured.lines().iter().all(|l| !l.contains("hunter2")), "{:?}", captured.lines());
+    }
+}

@@ -1,0 +1,259 @@
+//! `Cluster::wait_ready` against the fake API server, or a real cluster with
+//! WEAVER_TEST_KUBECONFIG. A real test cluster may run no scheduler or kubelet (pods never
+//! start), so rollouts that must finish are checked on the fake only.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use common::cluster::TestCluster;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use weaver::cluster::{Cluster, ConnectOptions, ObjectRef, WaitOutcome};
+
+/// Held exclusively while a test creates and deletes a CRD: servers before 1.26 (no aggregated
+/// discovery) fail a discovery that runs while a CRD's group goes away, and every test here
+/// discovers.
+static CRD_CHANGES: RwLock<()> = RwLock::new(());
+
+fn no_crd_changes() -> RwLockReadGuard<'static, ()> {
+    CRD_CHANGES.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Connects as weaver does and waits for `objects`, in a runtime of its own so a test can run
+/// it on another thread while it changes the cluster. Returns the outcome and what progress
+/// said (`ready <object>`, `waiting <object>: <reason>`), in order.
+fn wait(kubeconfig: &Path, objects: &[Value], timeout: Duration) -> (WaitOutcome, Vec<String>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let options = ConnectOptions {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            context: None,
+            request_timeout: Duration::from_secs(10),
+        };
+        let weaver = Cluster::connect(&options).await.unwrap();
+        let targets: Vec<_> = objects
+            .iter()
+            .map(|object| {
+                let object = ObjectRef::of(object);
+                let served = weaver
+                    .resolve(&object.api_version, &object.kind)
+                    .unwrap_or_else(|_| panic!("the cluster does not serve {object}"));
+                (object, served)
+            })
+            .collect();
+        let mut log = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let outcome = weaver
+            .wait_ready(&targets, deadline, 4, |progress| {
+                log.extend(progress.became_ready.iter().map(|object| format!("ready {object}")));
+                log.extend(progress.not_ready.iter().map(|n| format!("waiting {n}")));
+            })
+            .await
+            .unwrap();
+        (outcome, log)
+    })
+}
+
+/// Waits on another thread while `meanwhile` changes the cluster.
+fn wait_while(
+    kubeconfig: &Path,
+    objects: &[Value],
+    timeout: Duration,
+    meanwhile: impl FnOnce(),
+) -> (WaitOutcome, Vec<String>) {
+    let kubeconfig: PathBuf = kubeconfig.to_path_buf();
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| wait(&kubeconfig, objects, timeout));
+        meanwhile();
+        waiting.join().unwrap()
+    })
+}
+
+fn deployment(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}})
+}
+
+fn job(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "migrate", "image": "busybox:1.36", "command": ["true"]}]}}}})
+}
+
+/// A plain kube client, for changes a test makes by hand.
+async fn kube_client(kubeconfig: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Turns the fake's instant workload controllers off; a real test cluster has no pods running.
+fn no_rollouts(cluster: &TestCluster) {
+    if cluster.is_fake() {
+        cluster.fake("auto-ready").unwrap().set_auto_ready(false);
+    }
+}
+
+#[test]
+fn crd_is_waited_for_until_established() {
+    let _changing_crds = CRD_CHANGES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cluster = TestCluster::start();
+    let group = format!("{}.example.com", cluster.prefix);
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    // Created, not applied: the harness's apply would wait for Established itself.
+    cluster.create(&crd);
+    let (outcome, _) = wait(cluster.kubeconfig(), std::slice::from_ref(&crd), Duration::from_secs(30));
+    assert!(outcome.all_ready(), "{:?}", outcome.error());
+    assert_eq!(outcome.ready, [ObjectRef::of(&crd)]);
+
+    // Gone from discovery before other tests discover again.
+    cluster.delete(&crd);
+    cluster.block_on(async {
+        let client = kube_client(cluster.kubeconfig()).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while client.list_api_groups().await.unwrap().groups.iter().any(|g| g.name == group) {
+            assert!(std::time::Instant::now() < deadline, "group {group} is still served");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+#[test]
+fn deployment_that_never_becomes_ready_times_out_naming_it_and_why() {
+    let _crds = no_crd_changes();
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("shop");
+    no_rollouts(&cluster);
+    let web = deployment(&ns, "web");
+    cluster.apply(std::slice::from_ref(&web), "weaver");
+
+    let (outcome, log) = wait(cluster.kubeconfig(), std::slice::from_ref(&web), Duration::from_secs(3));
+    assert!(outcome.ready.is_empty());
+    let [not_ready] = outcome.not_ready.as_slice() else { panic!("{outcome:?}") };
+    assert!(!not_ready.failed);
+    // The fake runs no Deployment controller now; a real cluster's makes pods that never start.
+    let expected = if cluster.is_fake() {
+        "waiting for the controller to observe generation 1 (no status yet)"
+    } else {
+        "0 of 2 updated replicas available (Available=False MinimumReplicasUnavailable: Deployment does not have \
+         minimum availability"
+    };
+    assert!(not_ready.reason.starts_with(expected), "{}", not_ready.reason);
+    let error = outcome.error().unwrap().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "timed out after 3s waiting for 1 of 1 objects to become ready:\n  apps/v1 Deployment {ns}/web: {expected}"
+        )),
+        "{error}"
+    );
+    assert!(log.len() >= 2, "waiting reads again: {log:?}");
+}
+
+#[test]
+fn workloads_that_roll_out_while_waiting_are_ready() {
+    let _crds = no_crd_changes();
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("rollouts that finish (pods must run)") else { return };
+    let ns = cluster.namespace("shop");
+    fake.set_auto_ready(false);
+    let labels = json!({"matchLabels": {"app": "db"}});
+    let template =
+        json!({"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "redis:7"}]}});
+    let objects = [
+        deployment(&ns, "web"),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": ns},
+            "spec": {"replicas": 3, "serviceName": "db", "selector": labels, "template": template}}),
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": ns},
+            "spec": {"selector": labels, "template": template}}),
+        job(&ns, "migrate"),
+    ];
+    cluster.apply(&objects, "weaver");
+
+    let (outcome, log) = wait_while(cluster.kubeconfig(), &objects, Duration::from_secs(20), || {
+        std::thread::sleep(Duration::from_millis(1500));
+        fake.set_auto_ready(true);
+    });
+    assert!(outcome.all_ready(), "{:?}", outcome.error());
+    for object in &objects {
+        let object = ObjectRef::of(object);
+        let waited = log.iter().position(|l| l.starts_with(&format!("waiting {object}: ")));
+        let ready = log.iter().position(|l| l == &format!("ready {object}"));
+        assert!(waited.is_some() && waited < ready, "{object} was pending, then ready: {log:?}");
+    }
+    let job = ObjectRef::of(&objects[3]);
+    assert!(log.contains(&format!("waiting {job}: not complete: 0 active, 0 of 1 succeeded, 0 failed")), "{log:?}");
+}
+
+#[test]
+fn object_created_late_is_waited_for_not_an_error() {
+    let _crds = no_crd_changes();
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("shop");
+    let late = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late", "namespace": ns},
+        "data": {"k": "v"}});
+    let (outcome, log) = wait_while(cluster.kubeconfig(), std::slice::from_ref(&late), Duration::from_secs(20), || {
+        std::thread::sleep(Duration::from_millis(1500));
+        cluster.create(&late);
+    });
+    assert!(outcome.all_ready(), "{:?}", outcome.error());
+    assert_eq!(log.first().unwrap(), &format!("waiting v1 ConfigMap {ns}/late: not found yet"));
+    assert_eq!(log.last().unwrap(), &format!("ready v1 ConfigMap {ns}/late"));
+}
+
+#[test]
+fn failed_job_ends_the_wait_and_every_object_not_ready_is_listed() {
+    let _crds = no_crd_changes();
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("shop");
+    no_rollouts(&cluster);
+    let mut migrate = job(&ns, "migrate");
+    // A real Job controller fails it a second after it starts (its pods never run).
+    migrate["spec"]["activeDeadlineSeconds"] = json!(1);
+    let objects = [deployment(&ns, "web"), migrate];
+    cluster.apply(&objects, "weaver");
+    // The fake has no Job controller: the test marks the Job failed as one would.
+    if cluster.is_fake() {
+        cluster.block_on(async {
+            let client = kube_client(cluster.kubeconfig()).await;
+            let jobs = ApiResource {
+                group: "batch".into(),
+                version: "v1".into(),
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                plural: "jobs".into(),
+            };
+            let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &jobs);
+            let now = "2025-06-01T12:00:00Z";
+            let failed = json!({"status": {"startTime": now, "conditions": [
+                {"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                 "message": "Job was active longer than specified deadline", "lastProbeTime": now,
+                 "lastTransitionTime": now}]}});
+            api.patch_status("migrate", &PatchParams::default(), &Patch::Merge(&failed)).await.unwrap();
+        });
+    }
+
+    let (outcome, _) = wait(cluster.kubeconfig(), &objects, Duration::from_secs(60));
+    assert!(outcome.elapsed < Duration::from_secs(30), "a failed object ends the wait: {:?}", outcome.elapsed);
+    let error = outcome.error().unwrap().to_string();
+    let lines: Vec<&str> = error.lines().collect();
+    assert_eq!(lines[0], "1 of 2 objects will not become ready:", "{error}");
+    assert!(lines[1].starts_with(&format!("  apps/v1 Deployment {ns}/web: ")), "{error}");
+    assert_eq!(
+        lines[2],
+        format!(
+            "  batch/v1 Job {ns}/migrate: failed: Failed=True DeadlineExceeded: Job was active longer than specified \
+             deadline"
+        ),
+        "{error}"
+    );
+}

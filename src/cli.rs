@@ -63,6 +63,8 @@ pub enum Command {
     Secrets(SecretsCommand),
     /// Show what an apply would change in the cluster (a three-way diff)
     Diff(DiffArgs),
+    /// Report what changed in the cluster since each release's last deployed revision (exit 2 on drift)
+    Drift(DriftArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -157,6 +159,32 @@ pub struct DiffArgs {
     /// How many requests to keep in flight at once
     #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
     pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The environment (a file environments/<ENV>.yaml)
+    #[arg(short, long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Only this release (repeatable)
+    #[arg(short = 'r', long = "release", value_name = "NAME")]
+    pub releases: Vec<String>,
+    /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+    /// Output format: text, JSON for pipelines, or JUnit XML for CI dashboards
+    #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
+    pub output: DriftFormat,
+    /// How many requests to keep in flight at once
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 /// `30s`, `5m`, `1m30s`, `500ms`, `1h`: the durations kubectl's flags take.

@@ -4,6 +4,7 @@
 pub mod changed;
 pub mod completions;
 pub mod diff;
+pub mod drift;
 pub mod envs;
 pub mod render;
 pub mod secrets;
@@ -161,6 +162,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Changed(args) => changed::run(&cli.global, &ui, args),
         Command::Secrets(command) => secrets::run(&cli.global, &ui, command),
         Command::Diff(args) => diff::run(&cli.global, &ui, args),
+        Command::Drift(args) => drift::run(&cli.global, &ui, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -650,6 +650,92 @@ fn drift_only_reads() {
     );
 }
 
+/// The README's CronJob example: its Role, bound to a plain user, is enough for `weaver drift`
+/// (a real cluster enforces RBAC; the fake does not), and its kubeconfig (a token file) and
+/// command line work. The example's objects are applied into the test namespace.
+#[test]
+fn the_documented_read_only_example_works() {
+    let deployed = Deployed::new();
+    let readme = std::fs::read_to_string(common::project_root().join("README.md")).unwrap();
+    let example = readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap())
+        .find(|block| block.contains("kind: CronJob") && block.contains("drift, --env"))
+        .expect("README has the drift CronJob example");
+    let mut documents = weaver::yaml::documents(std::path::Path::new("README.md"), example).unwrap();
+    for document in &mut documents {
+        assert_eq!(document["metadata"]["namespace"], "shop");
+        document["metadata"]["namespace"] = json!(deployed.ns);
+        if document["kind"] == "RoleBinding" {
+            document["subjects"][0]["namespace"] = json!(deployed.ns);
+        }
+    }
+    let kinds: Vec<&str> = documents.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "CronJob"]);
+    let find = |kind: &str| documents.iter().find(|d| d["kind"] == kind).unwrap().clone();
+    if deployed.cluster.is_fake() {
+        deployed.cluster.apply(&documents, "test");
+    } else {
+        // Kubernetes 1.20 serves CronJob as batch/v1beta1 only; the rest applies as written.
+        eprintln!("the CronJob (batch/v1) is applied on the fake only");
+        deployed.cluster.apply(&documents[..4], "test");
+    }
+    // The same Role, bound to the test clusters' plain user `fake-user`.
+    let role = find("Role");
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "weaver-drift-user", "namespace": deployed.ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "fake-user"}]});
+    deployed.cluster.apply(&[binding], "test");
+
+    // The example's kubeconfig, pointed at the test cluster, with fake-user's token in a file.
+    let kubeconfig = find("ConfigMap")["data"]["kubeconfig"].as_str().unwrap().to_string();
+    let mut kubeconfig = weaver::yaml::documents(std::path::Path::new("kubeconfig"), &kubeconfig).unwrap().remove(0);
+    let test_config = std::fs::read_to_string(deployed.cluster.kubeconfig()).unwrap();
+    let test_config = weaver::yaml::documents(std::path::Path::new("test kubeconfig"), &test_config).unwrap().remove(0);
+    kubeconfig["clusters"][0]["cluster"] = test_config["clusters"][0]["cluster"].clone();
+    // Like a ServiceAccount token file: no trailing newline (kube sends the file as it is).
+    deployed.repo.write("token", "fake-token");
+    kubeconfig["users"][0]["user"]["tokenFile"] = json!(deployed.repo.path().join("token"));
+    deployed.repo.write("kubeconfig", &serde_json::to_string(&kubeconfig).unwrap());
+
+    // The CronJob's command line, with this repository, kubeconfig and environment.
+    let container = &find("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> =
+        container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let at = args.iter().position(|a| a == "--repo").unwrap();
+    let mut args: Vec<String> = [&args[..at], &args[at + 2..]].concat();
+    for arg in &mut args {
+        match arg.as_str() {
+            "/etc/weaver/kubeconfig" => *arg = deployed.repo.path().join("kubeconfig").to_str().unwrap().into(),
+            "prod" => *arg = "dev".into(),
+            _ => {}
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    deployed.cluster.merge_patch(&deployed.object("Deployment", "web"), &json!({"spec": {"replicas": 2}}), "hpa");
+    // A real server's authorizer learns of the new binding within moments.
+    let mut run = deployed.repo.weaver(&args);
+    for _ in 0..20 {
+        if run.code != 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        run = deployed.repo.weaver(&args);
+    }
+    assert_eq!(run.code, 2, "{args:?}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("    spec.replicas: 1 → 2\n"), "{}", run.stdout);
+    if !deployed.cluster.is_fake() {
+        // The Role reads and nothing more: a server-side dry run (a PATCH) is refused.
+        let mut diff = args.clone();
+        let at = diff.iter().position(|a| *a == "drift").unwrap();
+        diff.splice(at.., ["diff", "--env", "dev", "--server-side"]);
+        let err = deployed.repo.weaver(&diff).failure().to_string();
+        assert!(err.contains("forbidden"), "{err}");
+    }
+}
+
 /// A parsed XML element (enough of XML for the JUnit report: elements, attributes, text).
 #[derive(Debug)]
 struct Element {

@@ -389,6 +389,24 @@ fn a_deleted_object_is_missing() {
         )
     );
     assert!(out.junit.contains("<failure type=\"missing\" message=\"missing from the cluster\"/>"), "{}", out.junit);
+
+    // A recorded object whose kind the cluster no longer serves (its CRD was deleted).
+    let group = format!("{}.example.com", deployed.cluster.prefix);
+    let mut manifests = deployed.manifests("web");
+    manifests.push(json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+        "metadata": {"name": "gear", "namespace": deployed.ns}, "spec": {"teeth": 12}}));
+    deployed.record("web", 2, Status::Deployed, manifests);
+    let out = deployed.drift(&[], 2);
+    let reason = format!("missing from the cluster: the cluster does not serve {group}/v1 Widget");
+    assert!(
+        out.text
+            .contains(&format!("- {group}/v1 Widget {}/gear (release web, revision 2)\n    {reason}\n", deployed.ns)),
+        "{}",
+        out.text
+    );
+    assert!(out.junit.contains(&format!("<failure type=\"missing\" message=\"{reason}\"/>")), "{}", out.junit);
+    let widget = out.json["releases"][1]["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Widget").unwrap();
+    assert_eq!(widget["reason"], format!("the cluster does not serve {group}/v1 Widget"));
 }
 
 #[test]

@@ -69,6 +69,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Re-apply a recorded revision of a release (by default the previous deployed one)
     Rollback(RollbackArgs),
+    /// Report what changed in the cluster since each release's last deployed revision (exit 2 on drift)
+    Drift(DriftArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -228,6 +230,32 @@ pub struct RollbackArgs {
     pub revision: Option<u32>,
     #[command(flatten)]
     pub apply: ApplyFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The environment (a file environments/<ENV>.yaml)
+    #[arg(short, long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Only this release (repeatable)
+    #[arg(short = 'r', long = "release", value_name = "NAME")]
+    pub releases: Vec<String>,
+    /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+    /// Output format: text, JSON for pipelines, or JUnit XML for CI dashboards
+    #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
+    pub output: DriftFormat,
+    /// How many requests to keep in flight at once
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 /// `30s`, `5m`, `1m30s`, `500ms`, `1h`: the durations kubectl's flags take.

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod diff;
+pub mod drift;
 pub mod error;
 pub mod git;
 pub mod manifest;

@@ -7,7 +7,7 @@
 //! hit the 1 MiB object limit; a revision with a chunk missing (an interrupted write) is ignored
 //! rather than blocking anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 
 use base64::Engine;
@@ -197,6 +197,19 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
     Ok(records)
 }
 
+/// The newest `deployed` record of each release among `listed` objects (anything that is not a
+/// record is ignored), for `environment` only.
+pub fn last_deployed(listed: &[Value], environment: &str) -> Result<HashMap<String, Record>> {
+    let mut newest: HashMap<String, Record> = HashMap::new();
+    // Oldest first, so the newest deployed revision of each release is inserted last.
+    for record in from_secrets(listed)? {
+        if record.environment == environment && record.status == Status::Deployed {
+            newest.insert(record.release.clone(), record);
+        }
+    }
+    Ok(newest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +243,30 @@ mod tests {
         assert_eq!(secrets[0]["metadata"]["name"], "weaver.web.v4");
         assert_eq!(secrets[0]["type"], RECORD_TYPE);
         assert_eq!(from_secrets(&secrets).unwrap(), vec![original]);
+    }
+
+    #[test]
+    fn last_deployed_is_the_newest_deployed_revision_of_the_environment() {
+        let at = |revision, status, environment: &str| Record {
+            revision,
+            status,
+            environment: environment.into(),
+            ..record(Vec::new())
+        };
+        let mut secrets = Vec::new();
+        for r in [
+            at(1, Status::Superseded, "dev"),
+            at(2, Status::Deployed, "dev"),
+            at(3, Status::Failed, "dev"),
+            at(4, Status::Deployed, "prod"),
+        ] {
+            secrets.extend(to_secrets(&r, "shop").unwrap());
+        }
+        secrets.push(json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": "other"}}));
+        let newest = last_deployed(&secrets, "dev").unwrap();
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest["web"].revision, 2);
+        assert!(last_deployed(&secrets, "staging").unwrap().is_empty());
     }
 
     #[test]

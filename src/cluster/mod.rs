@@ -18,10 +18,10 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
 pub use config::ConnectOptions;
+pub(crate) use error::humanize;
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions};
 pub use objects::Deleted;
 use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
-pub(crate) use error::humanize;
 pub use wait::{NotReady, ObjectRef, Readiness, WaitOutcome, WaitProgress, readiness};
 
 use crate::error::{Error, Result};

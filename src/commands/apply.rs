@@ -11,7 +11,7 @@ use super::{Style, Ui, block_on, connect_options, write_stdout};
 use crate::apply::{ApplyOptions, Event, ObjectResult, Outcome, ReleaseInput, Report};
 use crate::cli::{ApplyArgs, ApplyFlags, GlobalArgs, ListFormat};
 use crate::cluster::Cluster;
-use crate::diff::plan::{observe, plan_against};
+use crate::diff::plan::{observe, plan_with_records};
 use crate::error::{Error, Result};
 use crate::project::Environment;
 use crate::render::RenderedRelease;
@@ -89,7 +89,7 @@ pub(super) async fn execute(
 ) -> Result<Report> {
     let mut releases: Vec<RenderedRelease> = inputs.iter().map(|i| i.rendered.clone()).collect();
     let live = observe(cluster, &mut releases, &options.environment, options.concurrency).await?;
-    let plan = plan_against(&releases, &options.environment, &live)?;
+    let plan = plan_with_records(&releases, &live.records, &live.objects);
     for (input, scoped) in inputs.iter_mut().zip(releases) {
         input.rendered = scoped;
     }
@@ -113,7 +113,7 @@ pub(super) async fn execute(
             print_event(ui, options, &event);
         }
     };
-    Ok(crate::apply::apply(cluster, inputs, &plan, &live, options, &interrupted, &on_event).await)
+    Ok(crate::apply::apply(cluster, inputs, &plan, &live.objects, options, &interrupted, &on_event).await)
 }
 
 fn outcome_word(outcome: Outcome) -> &'static str {

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod changed;
 pub mod completions;
 pub mod diff;
+pub mod drift;
 pub mod envs;
 pub mod history;
 pub mod progress;
@@ -168,6 +169,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(args) => apply::run(&cli.global, &ui, args),
         Command::History(args) => history::run(&cli.global, &ui, args),
         Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
+        Command::Drift(args) => drift::run(&cli.global, &ui, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -19,7 +19,28 @@ use crate::secrets::redact::redact_secret_object;
 /// starts from.
 pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Result<(Project, Environment, Rendered)> {
     let project = open_project(global, select.source.rev.as_deref())?;
-    let env = project.environment(&select.env)?;
+    let env = deployable_environment(&project, &select.env)?;
+    let selector = Selector::parse_all(&select.selectors)?;
+    let changed = changed_since(global, ui, select, &env.name)?;
+    let releases = select_releases(&env, &select.releases, &selector, changed.as_ref())?;
+    if releases.is_empty() {
+        ui.warn(&format!("no release of environment `{}` matches the selection", env.name));
+    }
+    let secrets = decrypt_secrets(global, ui, &project, &env)?;
+    let started = std::time::Instant::now();
+    let rendered = crate::render::render(&project, &env, &releases, &secrets)?;
+    ui.info(&format!(
+        "rendered {} objects of {} releases in {:.0?}",
+        rendered.manifests().count(),
+        releases.len(),
+        started.elapsed()
+    ));
+    Ok((project, env, rendered))
+}
+
+/// Loads environment `name`, which must not be abstract (a base that is never deployed).
+pub fn deployable_environment(project: &Project, name: &str) -> Result<Environment> {
+    let env = project.environment(name)?;
     if env.is_abstract {
         let concrete: Vec<String> = project
             .environment_names()?
@@ -38,22 +59,7 @@ pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Resul
             format!("environments extending it: {}", concrete.join(", "))
         }));
     }
-    let selector = Selector::parse_all(&select.selectors)?;
-    let changed = changed_since(global, ui, select, &env.name)?;
-    let releases = select_releases(&env, &select.releases, &selector, changed.as_ref())?;
-    if releases.is_empty() {
-        ui.warn(&format!("no release of environment `{}` matches the selection", env.name));
-    }
-    let secrets = decrypt_secrets(global, ui, &project, &env)?;
-    let started = std::time::Instant::now();
-    let rendered = crate::render::render(&project, &env, &releases, &secrets)?;
-    ui.info(&format!(
-        "rendered {} objects of {} releases in {:.0?}",
-        rendered.manifests().count(),
-        releases.len(),
-        started.elapsed()
-    ));
-    Ok((project, env, rendered))
+    Ok(env)
 }
 
 /// With --changed-since, the releases of `env` that `weaver changed --base REV` reports as

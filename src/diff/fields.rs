@@ -75,6 +75,30 @@ impl FieldSet {
         Some(FieldSet::from_fields_v1(entry.get("fieldsV1")?))
     }
 
+    /// Whether nothing below this point is listed: a field owned whole (a scalar, or an
+    /// atomic map or list).
+    pub fn is_leaf(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// The owned part of map field `name`, when it is owned.
+    pub fn field(&self, name: &str) -> Option<&FieldSet> {
+        self.children.iter().find_map(|(step, child)| matches!(step, Step::Field(f) if f == name).then_some(child))
+    }
+
+    /// The owned part of `item`, an element of a list merged by `keys`, when it is owned.
+    pub fn element(&self, keys: &[MergeKey], item: &Value) -> Option<&FieldSet> {
+        self.children.iter().find_map(|(step, child)| match step {
+            Step::Key(key) if matches_key(item, key, keys) => Some(child),
+            _ => None,
+        })
+    }
+
+    /// Whether `value`, an element of a list of scalars kept as a set, is owned.
+    pub fn has_value(&self, value: &Value) -> bool {
+        self.children.iter().any(|(step, _)| matches!(step, Step::Value(v) if v == value))
+    }
+
     /// Every field an object sets, lists split by their merge keys as the API server would.
     pub fn of_object(object: &Value, kind: Kind) -> FieldSet {
         FieldSet::walk(object, kind, &mut Vec::new())
@@ -199,6 +223,24 @@ mod tests {
             FieldSet::of_object(&last_applied, DEPLOYMENT).canonical(),
             FieldSet::from_fields_v1(&fields_v1).canonical()
         );
+    }
+
+    #[test]
+    fn looks_up_owned_fields_elements_and_set_values() {
+        let set = FieldSet::from_fields_v1(&json!({"f:metadata": {"f:finalizers": {"v:\"f1\"": {}}},
+            "f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:stdin": {}}}}}}}));
+        let spec = set.field("spec").and_then(|s| s.field("template")).and_then(|t| t.field("spec")).unwrap();
+        let keys = match DEPLOYMENT.list(&["spec", "template", "spec", "containers"]) {
+            ListStrategy::Merge { keys } => keys,
+            other => panic!("{other:?}"),
+        };
+        let web = spec.field("containers").unwrap().element(keys, &json!({"name": "web", "image": "x"})).unwrap();
+        assert!(web.field("stdin").is_some());
+        assert!(web.field("image").is_none());
+        assert!(spec.field("containers").unwrap().element(keys, &json!({"name": "other"})).is_none());
+        let finalizers = set.field("metadata").unwrap().field("finalizers").unwrap();
+        assert!(finalizers.has_value(&json!("f1")));
+        assert!(!finalizers.has_value(&json!("f2")));
     }
 
     #[test]

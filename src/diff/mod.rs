@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 pub use fields::{FieldSet, Kind};
 pub use paths::{Change, ChangeOp, changes};
+pub(crate) use paths::{element_path, field_path, set_element_path};
 pub use plan::{Action, ObjectPlan, Plan, Summary};
 
 use crate::manifest::MANAGER;

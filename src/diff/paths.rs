@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Kind;
-use crate::patch::merge_keys::{self, ListStrategy};
+use crate::patch::merge_keys::{self, ListStrategy, MergeKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,7 +30,8 @@ pub fn changes(before: &Value, after: &Value, kind: Kind) -> Vec<Change> {
     out
 }
 
-fn field_path(prefix: &str, name: &str) -> String {
+/// `prefix.name`, or `prefix["name"]` for a key that is not a plain word.
+pub(crate) fn field_path(prefix: &str, name: &str) -> String {
     let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     match (plain, prefix.is_empty()) {
         (true, true) => name.to_string(),
@@ -41,6 +42,18 @@ fn field_path(prefix: &str, name: &str) -> String {
 
 fn scalar(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_string)
+}
+
+/// `path[name=web]`, `path[containerPort=80,protocol=TCP]`: an element of a list merged by `keys`.
+pub(crate) fn element_path(path: &str, keys: &[MergeKey], item: &Value) -> String {
+    let values = merge_keys::element_key(keys, item).unwrap_or_default();
+    let parts: Vec<String> = keys.iter().zip(&values).map(|(k, v)| format!("{}={}", k.field, scalar(v))).collect();
+    format!("{path}[{}]", parts.join(","))
+}
+
+/// `path[value]`: an element of a list of scalars kept as a set (`metadata.finalizers[x]`).
+pub(crate) fn set_element_path(path: &str, value: &Value) -> String {
+    format!("{path}[{}]", scalar(value))
 }
 
 fn walk<'v>(
@@ -72,12 +85,7 @@ fn walk<'v>(
         (Value::Array(b), Value::Array(a)) => match merge_keys::list_strategy(kind.api_version, kind.kind, schema) {
             ListStrategy::Merge { keys } => {
                 let id = |item: &Value| merge_keys::element_key(keys, item).ok();
-                let label = |item: &Value| {
-                    let values = id(item).unwrap_or_default();
-                    let parts: Vec<String> =
-                        keys.iter().zip(&values).map(|(k, v)| format!("{}={}", k.field, scalar(v))).collect();
-                    format!("{path}[{}]", parts.join(","))
-                };
+                let label = |item: &Value| element_path(&path, keys, item);
                 for old in b {
                     match a.iter().find(|new| id(new).is_some() && id(new) == id(old)) {
                         Some(new) => walk(old, new, kind, schema, label(old), out),
@@ -90,10 +98,10 @@ fn walk<'v>(
             }
             ListStrategy::MergePrimitives => {
                 for old in b.iter().filter(|v| !a.contains(v)) {
-                    out.push(Change { path: format!("{path}[{}]", scalar(old)), op: ChangeOp::Remove });
+                    out.push(Change { path: set_element_path(&path, old), op: ChangeOp::Remove });
                 }
                 for new in a.iter().filter(|v| !b.contains(v)) {
-                    out.push(Change { path: format!("{path}[{}]", scalar(new)), op: ChangeOp::Add });
+                    out.push(Change { path: set_element_path(&path, new), op: ChangeOp::Add });
                 }
             }
             ListStrategy::Atomic => out.push(Change { path, op: ChangeOp::Replace }),

@@ -12,7 +12,7 @@ use super::{Change, Kind, as_stored, changes, client_merge, normalize, redact_se
 use crate::cluster::{ApplyError, Cluster, ListTarget, Unserved};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{LABEL_RELEASE, Manifest, ObjectKey, api_group};
-use crate::release_record::{self, Record, Status};
+use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
 
 /// Objects carrying this annotation are never pruned, so never planned for deletion.
@@ -129,17 +129,6 @@ fn compare(release: &str, live: Option<&Value>, after: Option<&Value>, desired: 
     }
 }
 
-/// The newest deployed record of each release among listed Secrets, for this environment.
-fn last_deployed(listed: &[Value], environment: &str) -> Result<HashMap<String, Record>> {
-    let mut newest: HashMap<String, Record> = HashMap::new();
-    for record in release_record::from_secrets(listed)? {
-        if record.environment == environment && record.status == Status::Deployed {
-            newest.insert(record.release.clone(), record);
-        }
-    }
-    Ok(newest)
-}
-
 fn prune_disabled(object: &Value) -> bool {
     object.pointer("/metadata/annotations").and_then(|a| a.get(PRUNE_ANNOTATION)).and_then(Value::as_str)
         == Some("disabled")
@@ -148,7 +137,11 @@ fn prune_disabled(object: &Value) -> bool {
 /// Plans every object of `releases` against `live` objects (records among them are used, not
 /// planned). Deletions come from the releases' last deployed records.
 pub fn plan_against(releases: &[RenderedRelease], environment: &str, live: &[Value]) -> Result<Plan> {
-    let records = last_deployed(live, environment)?;
+    Ok(plan_with_records(releases, &release_record::last_deployed(live, environment)?, live))
+}
+
+/// Plans every object of `releases` against `live` objects, given their last deployed records.
+pub fn plan_with_records(releases: &[RenderedRelease], records: &HashMap<String, Record>, live: &[Value]) -> Plan {
     let live_by_key: HashMap<ObjectKey, &Value> =
         live.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
     let mut plan = Plan::default();
@@ -175,7 +168,7 @@ pub fn plan_against(releases: &[RenderedRelease], environment: &str, live: &[Val
             }
         }
     }
-    Ok(plan)
+    plan
 }
 
 /// Reads live objects from a file: a `kubectl get -o yaml` List, or a stream of documents.
@@ -222,9 +215,9 @@ pub async fn plan_cluster(
     options: ClusterPlanOptions,
 ) -> Result<Plan> {
     let live = observe(cluster, releases, environment, options.concurrency).await?;
-    let mut plan = plan_against(releases, environment, &live)?;
+    let mut plan = plan_with_records(releases, &live.records, &live.objects);
     if options.server_side {
-        refine_on_server(cluster, &mut plan, &live, options.concurrency).await?;
+        refine_on_server(cluster, &mut plan, &live.objects, options.concurrency).await?;
     }
     Ok(plan)
 }
@@ -238,7 +231,7 @@ pub async fn observe(
     releases: &mut [RenderedRelease],
     environment: &str,
     concurrency: usize,
-) -> Result<Vec<Value>> {
+) -> Result<Live> {
     let pending_kinds = crds_in(releases);
     let mut targets = BTreeSet::new();
     for release in releases.iter_mut() {
@@ -260,41 +253,77 @@ pub async fn observe(
                 },
             }
         }
+    }
+    let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
+    list_live(cluster, targets, &names, environment, concurrency).await
+}
+
+/// What the cluster has of some releases: the objects carrying their release label, and the
+/// last deployed record of each.
+pub struct Live {
+    /// Listed objects, the record Secrets among them.
+    pub objects: Vec<Value>,
+    /// The newest `deployed` record of each release, for the environment.
+    pub records: HashMap<String, Record>,
+}
+
+/// Lists `targets` plus the Secrets of every release namespace (where the release records
+/// are), then whatever else the last deployed records name, all with the release label of
+/// `releases` (`(name, namespace)`): one LIST per (resource, namespace). Recorded objects of
+/// kinds the cluster no longer serves are left out (they cannot be live).
+pub async fn list_live(
+    cluster: &Cluster,
+    mut targets: BTreeSet<ListTarget>,
+    releases: &[(&str, &str)],
+    environment: &str,
+    concurrency: usize,
+) -> Result<Live> {
+    for (_, namespace) in releases {
         // Records live in the release namespace; this LIST returns them with the live Secrets.
         targets.insert(ListTarget {
             api_version: "v1".into(),
             kind: "Secret".into(),
-            namespace: Some(release.namespace.clone()),
+            namespace: Some(namespace.to_string()),
         });
     }
     if releases.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Live { objects: Vec::new(), records: HashMap::new() });
     }
-    let names: Vec<&str> = releases.iter().map(|r| r.name.as_str()).collect();
-    let selector = format!("{LABEL_RELEASE} in ({})", names.join(","));
-    let mut live = cluster.list(&targets, &selector, concurrency).await?;
+    let names: Vec<&str> = releases.iter().map(|(name, _)| *name).collect();
+    let selector = release_selector(&names);
+    let mut objects = cluster.list(&targets, &selector, concurrency).await?;
 
-    // Objects that only the records name (candidates for deletion) may need more LISTs.
-    let records = last_deployed(&live, environment)?;
+    // Objects that only the records name may need more LISTs.
+    let records = release_record::last_deployed(&objects, environment)?;
     let mut more = BTreeSet::new();
-    for manifest in records.values().flat_map(|r| &r.manifests) {
-        let key = ObjectKey::of(manifest);
-        let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        if let Ok(served) = cluster.resolve(api_version, &key.kind) {
-            let target = ListTarget {
-                api_version: api_version.to_string(),
-                kind: key.kind.clone(),
-                namespace: key.namespace.filter(|_| served.namespaced),
-            };
-            if !targets.contains(&target) {
+    for (release, namespace) in releases {
+        for manifest in records.get(*release).into_iter().flat_map(|r| &r.manifests) {
+            if let Some(target) = recorded_target(cluster, manifest, namespace)
+                && !targets.contains(&target)
+            {
                 more.insert(target);
             }
         }
     }
     if !more.is_empty() {
-        live.extend(cluster.list(&more, &selector, concurrency).await?);
+        objects.extend(cluster.list(&more, &selector, concurrency).await?);
     }
-    Ok(live)
+    Ok(Live { objects, records })
+}
+
+/// `weaver.example.com/release in (a,b)`.
+fn release_selector(names: &[&str]) -> String {
+    format!("{LABEL_RELEASE} in ({})", names.join(","))
+}
+
+/// Where a recorded object would be listed, or None when the cluster does not serve its kind.
+/// A namespaced object the record names without a namespace is in the release namespace.
+pub fn recorded_target(cluster: &Cluster, manifest: &Value, release_namespace: &str) -> Option<ListTarget> {
+    let key = ObjectKey::of(manifest);
+    let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let served = cluster.resolve(api_version, &key.kind).ok()?;
+    let namespace = served.namespaced.then(|| key.namespace.unwrap_or_else(|| release_namespace.to_string()));
+    Some(ListTarget { api_version: api_version.to_string(), kind: key.kind, namespace })
 }
 
 /// `(group, kind)` of every CustomResourceDefinition in the desired set, and whether its

@@ -10,11 +10,12 @@ use crate::normalize::{Normalizer, order_keys, zero_object};
 use crate::patch;
 use crate::resources::{self, Generation, Resource};
 use crate::selector::{FieldSelector, LabelSelector, supported_fields};
+use crate::store::Store;
 use crate::util;
 use crate::validate;
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// A request as the HTTP layer hands it over.
 pub struct ApiRequest {
@@ -136,7 +137,7 @@ enum Change {
 
 pub struct Cluster {
     rv: u64,
-    objects: BTreeMap<ObjKey, Value>,
+    objects: Store,
     builtins: Vec<Resource>,
     crd_resources: Vec<Resource>,
     pub events: Vec<Event>,
@@ -171,7 +172,7 @@ impl Cluster {
     pub fn new() -> Cluster {
         let mut c = Cluster {
             rv: 100,
-            objects: BTreeMap::new(),
+            objects: Store::default(),
             builtins: resources::builtins(),
             crd_resources: Vec::new(),
             events: Vec::new(),
@@ -410,13 +411,9 @@ impl Cluster {
         labels: &'a LabelSelector,
         fields: &'a FieldSelector,
     ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> {
-        self.objects.iter().filter(move |(k, o)| {
-            k.group == res.group
-                && k.resource == res.plural
-                && ns.is_none_or(|ns| k.namespace == ns)
-                && labels.matches(&o["metadata"]["labels"])
-                && fields.matches(o)
-        })
+        self.objects
+            .of_resource(&res.group, &res.plural, ns)
+            .filter(move |(_, o)| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
     }
 
     fn list(&self, req: &ApiRequest, res: &Resource, ns: Option<&str>) -> Result<ApiResponse, ApiError> {
@@ -499,7 +496,8 @@ impl Cluster {
             }
             return (out, self.rv);
         }
-        for e in self.events.iter().filter(|e| e.rv > rv) {
+        let first = self.events.partition_point(|e| e.rv <= rv);
+        for e in &self.events[first..] {
             if e.key.group == spec.res.group
                 && e.key.resource == spec.res.plural
                 && spec.namespace.as_deref().is_none_or(|ns| e.key.namespace == ns)
@@ -1409,8 +1407,18 @@ impl Cluster {
         let _ = self.commit(false, key.clone(), Some(live), new);
     }
 
-    pub(crate) fn objects(&self) -> &BTreeMap<ObjKey, Value> {
+    pub(crate) fn objects(&self) -> &Store {
         &self.objects
+    }
+
+    /// The keys changed since the controllers last looked.
+    pub(crate) fn take_dirty(&mut self) -> BTreeSet<ObjKey> {
+        self.objects.take_dirty()
+    }
+
+    /// Makes the next reconcile look at every object.
+    pub(crate) fn mark_all_dirty(&mut self) {
+        self.objects.mark_dirty(None);
     }
 
     pub(crate) fn resource_for(&self, key: &ObjKey) -> Option<Resource> {
@@ -1422,11 +1430,14 @@ impl Cluster {
     }
 
     /// Serves the resources of every Established CRD.
+    /// Objects of a resource that becomes served again (its CRD was deleted
+    /// without them and re-created) get another look from the controllers.
     pub(crate) fn refresh_crds(&mut self) {
+        let before: Vec<(String, String)> =
+            self.crd_resources.iter().map(|r| (r.group.clone(), r.plural.clone())).collect();
         self.crd_resources = self
             .objects
-            .iter()
-            .filter(|(k, _)| k.group == "apiextensions.k8s.io" && k.resource == "customresourcedefinitions")
+            .of_resource("apiextensions.k8s.io", "customresourcedefinitions", None)
             .filter(|(_, o)| {
                 o["status"]["conditions"]
                     .as_array()
@@ -1436,6 +1447,15 @@ impl Cluster {
             })
             .flat_map(|(_, o)| resources::from_crd(o))
             .collect();
+        let added: Vec<(String, String)> = self
+            .crd_resources
+            .iter()
+            .map(|r| (r.group.clone(), r.plural.clone()))
+            .filter(|gr| !before.contains(gr))
+            .collect();
+        for (group, plural) in &added {
+            self.objects.mark_dirty(Some((group, plural)));
+        }
     }
 
     pub(crate) fn revision(&mut self, uid: &str, template: &Value) -> u64 {

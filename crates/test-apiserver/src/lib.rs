@@ -33,6 +33,7 @@ mod schema;
 mod selector;
 mod server;
 mod smd;
+mod store;
 mod util;
 mod validate;
 
@@ -130,6 +131,7 @@ impl TestApiServer {
     pub fn set_auto_ready(&self, on: bool) {
         let mut c = lock(&self.shared.cluster);
         c.auto_ready = on;
+        c.mark_all_dirty();
         let before = c.resource_version();
         c.reconcile();
         let changed = c.resource_version() != before;

@@ -963,6 +963,52 @@ async fn foreground_deletion_and_garbage_collection() {
 }
 
 #[tokio::test]
+async fn controllers_see_changes_anywhere_in_a_large_store() {
+    let server = TestApiServer::start();
+    let c = client(&server).await;
+    let api = configmaps(&c, "default");
+    let cm = |name: &str, owners: &[(&str, &str)]| {
+        let refs: Vec<Value> = owners
+            .iter()
+            .map(|(n, uid)| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": uid}))
+            .collect();
+        let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+        if !refs.is_empty() {
+            o["metadata"]["ownerReferences"] = json!(refs);
+        }
+        o
+    };
+    let uid = |o: &Value| o["metadata"]["uid"].as_str().unwrap().to_string();
+    // Unrelated objects around, so nothing relies on scanning a tiny store.
+    for i in 0..40 {
+        apply(&api, "weaver", &cm(&format!("filler-{i}"), &[])).await.unwrap();
+    }
+    // Background deletion cascades down an ownership chain; an object with
+    // another owner left survives.
+    let a = uid(&apply(&api, "weaver", &cm("a", &[])).await.unwrap());
+    let keep = uid(&apply(&api, "weaver", &cm("keep", &[])).await.unwrap());
+    let b = uid(&apply(&api, "weaver", &cm("b", &[("a", &a)])).await.unwrap());
+    apply(&api, "weaver", &cm("c", &[("b", &b)])).await.unwrap();
+    apply(&api, "weaver", &cm("shared", &[("a", &a), ("keep", &keep)])).await.unwrap();
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    for gone in ["a", "b", "c"] {
+        assert_eq!(api_error(api.get(gone).await.unwrap_err()).code, 404, "{gone}");
+    }
+    assert!(api.get("shared").await.is_ok(), "one owner is still there");
+    api.delete("keep", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_error(api.get("shared").await.unwrap_err()).code, 404);
+    // An owner that never existed: collected at once.
+    apply(&api, "weaver", &cm("stray", &[("ghost", "00000000-0000-4000-8000-000000000000")])).await.unwrap();
+    assert_eq!(api_error(api.get("stray").await.unwrap_err()).code, 404);
+    // The root CA ConfigMap comes back when deleted.
+    let before = uid(&serde_json::to_value(api.get("kube-root-ca.crt").await.unwrap()).unwrap());
+    api.delete("kube-root-ca.crt", &DeleteParams::default()).await.unwrap();
+    let after = uid(&serde_json::to_value(api.get("kube-root-ca.crt").await.unwrap()).unwrap());
+    assert_ne!(before, after);
+    assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 41);
+}
+
+#[tokio::test]
 async fn field_validation_yaml_bodies_and_status_subresource() {
     let server = TestApiServer::start();
     let c = client(&server).await;

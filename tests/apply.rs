@@ -112,6 +112,8 @@ fn demo_lifecycle_create_noop_change_prune_uninstall_and_rollback() {
     assert_eq!(recorded.objects.len(), 4);
     assert!(recorded.objects.iter().all(|o| o.applied));
     assert!(demo.live("Deployment", "web").is_some());
+    let drift = demo.weaver(&["drift", "--env", "dev"]);
+    assert_eq!(drift.code, 0, "drift right after an apply:\n{}{}", drift.stdout, drift.stderr);
     demo.object_applies();
 
     // 2. Again: nothing is sent, and no revision is added.
@@ -184,6 +186,9 @@ fn demo_lifecycle_create_noop_change_prune_uninstall_and_rollback() {
 #[test]
 fn dry_run_changes_nothing_and_records_nothing() {
     let demo = Demo::with_new_namespace();
+    if let Some(fake) = demo.cluster.fake("counting requests") {
+        fake.clear_requests();
+    }
     let report = demo.apply(&["--dry-run"]);
     assert_eq!(report["dryRun"], true);
     assert_eq!(report["summary"]["created"], 7);
@@ -256,7 +261,9 @@ fn a_crd_and_its_custom_resource_apply_in_one_run() {
     let repo = Repo::minimal();
     repo.write(
         "environments/dev.yaml",
-        &format!("namespace: {ns}\nreleases:\n  - name: widgets\n    chart: widgets\n"),
+        &format!(
+            "namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: widgets\n    chart: widgets\n"
+        ),
     );
     repo.write("charts/widgets/chart.yaml", "name: widgets\nversion: 0.1.0\n");
     let crd = json!({
@@ -306,7 +313,10 @@ fn a_large_release_is_recorded_across_chunks_and_reads_back_identically() {
     let cluster = TestCluster::start();
     let ns = cluster.namespace("big");
     let repo = Repo::minimal();
-    repo.write("environments/dev.yaml", &format!("namespace: {ns}\nreleases:\n  - name: big\n    chart: big\n"));
+    repo.write(
+        "environments/dev.yaml",
+        &format!("namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: big\n    chart: big\n"),
+    );
     repo.write("charts/big/chart.yaml", "name: big\nversion: 0.1.0\n");
     // Four ConfigMaps of 800 KB of incompressible text: over 3 MiB, which gzip cannot shrink
     // below one chunk.
@@ -367,4 +377,162 @@ fn history_and_rollback_say_what_is_wrong() {
     let err = demo.weaver(&["rollback", "--env", "dev", "web", "7"]);
     assert!(err.failure().contains("has no recorded revision 7"), "{}", err.stderr);
     assert!(err.stderr.contains("its revisions: 1"), "{}", err.stderr);
+}
+
+#[test]
+fn drift_found_out_of_band_is_gone_after_an_apply() {
+    let demo = Demo::new();
+    demo.apply(&[]);
+    let deployment =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": demo.ns}});
+    demo.cluster.merge_patch(&deployment, &json!({"spec": {"replicas": 4}}), "kubectl-edit");
+    let drift = demo.weaver(&["drift", "--env", "dev", "-o", "json"]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    let report: Value = serde_json::from_str(&drift.stdout).unwrap();
+    let paths: Vec<&str> = report["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["objects"].as_array().unwrap())
+        .flat_map(|o| o["changes"].as_array().into_iter().flatten())
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, vec!["spec.replicas"]);
+    // The edit took the field from weaver (an Update after an apply transfers ownership), so
+    // taking it back is a conflict to force, as with kubectl.
+    let repaired = demo.apply(&["--force-conflicts"]);
+    assert_eq!(acted(&repaired), vec![triple("configured", "Deployment", "web")]);
+    assert_eq!(demo.weaver(&["drift", "--env", "dev"]).code, 0);
+}
+
+#[test]
+fn server_errors_are_retried_and_a_failure_part_way_is_recorded_exactly() {
+    let demo = Demo::new();
+    let Some(fake) = demo.cluster.fake("injecting 500s and timeouts") else { return };
+    let deployments = format!("/apis/apps/v1/namespaces/{}/deployments", demo.ns);
+    let services = format!("/api/v1/namespaces/{}/services", demo.ns);
+    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &deployments, 500).times(2));
+    fake.inject(weaver_test_apiserver::Fault::delay("PATCH", &services, std::time::Duration::from_secs(3)));
+    let report = demo.apply(&["--request-timeout", "1s"]);
+    assert_eq!(report["summary"]["created"], 7);
+    let patches =
+        |path: &str| fake.requests().iter().filter(|r| r.method == "PATCH" && r.path.starts_with(path)).count();
+    assert_eq!(patches(&deployments), 3, "two 500s, then the apply that worked");
+    assert_eq!(patches(&services), 2, "the timed-out service apply was retried");
+
+    // More failures than the retries allow: the run stops with an exact failed record.
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
+    demo.edit("environments/values/web-dev.yaml", "LOG_LEVEL: debug", "LOG_LEVEL: info");
+    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &deployments, 503).times(5));
+    let out = demo.weaver(&["apply", "--env", "dev", "-o", "json"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let failed: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(failed["failed"], true);
+    assert_eq!(failed["summary"]["configured"], 1, "{failed:#}");
+    assert_eq!(failed["summary"]["failed"], 1, "{failed:#}");
+    let web = release(&failed, "web");
+    assert_eq!(web["status"], "failed");
+    let deployment = web["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert!(deployment["message"].as_str().unwrap().contains("tried 5 times"), "{deployment}");
+    assert!(out.stderr.contains("web (recorded as failed revision 2)"), "{}", out.stderr);
+    let record = record(&demo, "web", 2);
+    let applied: Vec<(String, bool)> = record.objects.iter().map(|o| (o.kind.clone(), o.applied)).collect();
+    assert_eq!(
+        applied,
+        vec![
+            ("ConfigMap".into(), true),
+            ("Secret".into(), true),
+            ("Service".into(), true),
+            ("Deployment".into(), false)
+        ]
+    );
+
+    // The rerun completes from where the cluster is.
+    let rerun = demo.apply(&[]);
+    assert_eq!(acted(&rerun), vec![triple("configured", "Deployment", "web")]);
+    assert_eq!(
+        revisions(&demo.history("web")),
+        vec![(1, "superseded".into()), (2, "failed".into()), (3, "deployed".into())]
+    );
+}
+
+/// The Lease of the dev environment, as the cluster has it.
+fn lease(demo: &Demo) -> Option<Value> {
+    let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
+    let namespace = dev.lines().find_map(|l| l.trim().strip_prefix("lockNamespace: ")).unwrap().to_string();
+    demo.cluster.get(&json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "weaver-lock-dev", "namespace": namespace}
+    }))
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_and_ctrl_c_releases_it_with_a_failed_record() {
+    let demo = Demo::new();
+    if let Some(fake) = demo.cluster.fake("holding rollouts back") {
+        fake.set_auto_ready(false);
+    }
+    // A waits for a rollout that never completes (no kubelet on the fake or in the test
+    // cluster... or a slow one), holding the lock.
+    let kubeconfig = demo.cluster.kubeconfig().to_str().unwrap().to_string();
+    let mut first = std::process::Command::new(common::WEAVER)
+        .args(["--repo", demo.repo.path().to_str().unwrap(), "--kubeconfig", &kubeconfig])
+        .args(["apply", "--env", "dev", "-r", "web", "--wait", "--timeout", "2m"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while demo.live("Deployment", "web").is_none() || lease(&demo).is_none_or(|l| l["spec"]["holderIdentity"].is_null())
+    {
+        assert!(std::time::Instant::now() < deadline, "the first apply never got going: lease {:?}", lease(&demo));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let holder = lease(&demo).unwrap()["spec"]["holderIdentity"].as_str().unwrap().to_string();
+    assert!(holder.contains(&format!("pid {}", first.id())), "{holder}");
+
+    // B gives up after its lock timeout, naming the holder and since when.
+    let second = demo.weaver(&["apply", "--env", "dev", "--lock-timeout", "1s"]);
+    let err = second.failure();
+    assert!(err.contains(&holder), "{err}");
+    assert!(err.contains("since"), "{err}");
+
+    // Ctrl-C: A stops waiting, records a failed revision and releases the lock.
+    let status = std::process::Command::new("kill").args(["-INT", &first.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = first.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stdout.contains("release web: revision 1 failed"), "{stdout}");
+    let record = record(&demo, "web", 1);
+    assert!(record.objects.iter().all(|o| o.applied), "everything was applied before the wait");
+    assert!(lease(&demo).unwrap()["spec"]["holderIdentity"].is_null(), "the lock was not released");
+
+    // The next apply proceeds at once and records the release as deployed.
+    if let Some(fake) = demo.cluster.fake("letting rollouts complete") {
+        fake.set_auto_ready(true);
+    }
+    let next = demo.apply(&["-r", "web", "--lock-timeout", "1s"]);
+    assert_eq!(acted(&next), vec![]);
+    assert_eq!(revisions(&demo.history("web")), vec![(1, "failed".into()), (2, "deployed".into())]);
+}
+
+#[test]
+fn wait_times_out_naming_what_is_not_ready() {
+    let demo = Demo::new();
+    if let Some(fake) = demo.cluster.fake("holding rollouts back") {
+        fake.set_auto_ready(false);
+    }
+    let out = demo.weaver(&["apply", "--env", "dev", "-r", "web", "--wait", "--timeout", "2s"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("release web: revision 1 failed"), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("apps/v1 Deployment {}/web", demo.ns)), "{}", out.stdout);
+    assert!(out.stdout.contains("timed out"), "{}", out.stdout);
+    if let Some(fake) = demo.cluster.fake("letting rollouts complete") {
+        fake.set_auto_ready(true);
+        let ready = demo.apply(&["-r", "web", "--wait", "--timeout", "30s"]);
+        assert_eq!(release(&ready, "web")["status"], "deployed");
+    }
 }

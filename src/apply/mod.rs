@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::cluster::{ApplyError, Cluster, ServedKind};
+use crate::cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, WaitProgress};
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
@@ -102,10 +102,18 @@ impl ReleaseResult {
 pub enum Event<'a> {
     NamespaceCreated(&'a str),
     Object(&'a ObjectResult),
-    /// Waiting for CRDs to be Established or objects to be ready.
-    Waiting {
+    /// Waiting for CRDs to be Established or objects to be ready: `total` objects.
+    WaitStarted {
         release: &'a str,
-        what: String,
+        total: usize,
+    },
+    WaitProgress {
+        release: &'a str,
+        progress: &'a WaitProgress<'a>,
+    },
+    WaitFinished {
+        release: &'a str,
+        outcome: &'a WaitOutcome,
     },
     Release(&'a ReleaseResult),
 }
@@ -335,7 +343,22 @@ impl Run<'_> {
             }
         }
 
-        // Prune only after everything desired is in place.
+        if error.is_none() && self.options.wait && !self.options.dry_run {
+            let applied: Vec<&ObjectPlan> = changes
+                .iter()
+                .copied()
+                .filter(|o| {
+                    results
+                        .iter()
+                        .any(|r| r.key == o.key && matches!(r.outcome, Outcome::Created | Outcome::Configured))
+                })
+                .collect();
+            if let Err(err) = self.wait_ready(name, &applied).await {
+                error = Some(describe(&err));
+            }
+        }
+
+        // Prune only after everything desired is in place (and ready, with --wait).
         let mut kept = Vec::new();
         for object in &removals {
             let result = if let Some(why) = &error {
@@ -512,45 +535,46 @@ impl Run<'_> {
         if self.options.dry_run {
             return Ok(());
         }
-        let served = self
-            .cluster
-            .resolve("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-            .map_err(|_| Error::new("the cluster does not serve apiextensions.k8s.io/v1 CustomResourceDefinition"))?;
-        let names: Vec<&str> = crds.iter().map(|c| c.key.name.as_str()).collect();
-        (self.on_event)(Event::Waiting { release, what: format!("CRDs to be Established: {}", names.join(", ")) });
-        let deadline = Instant::now() + self.options.timeout;
+        self.wait_ready(release, crds).await?;
         for crd in crds {
-            loop {
-                let live = self.cluster.get(&served, None, &crd.key.name).await?;
-                match live.as_ref().map(crd_established) {
-                    Some(Ok(())) => break,
-                    Some(Err(why)) if Instant::now() >= deadline || self.interrupted.load(Ordering::SeqCst) => {
-                        return Err(Error::new(format!("CRD {} is not Established: {why}", crd.key.name)));
-                    }
-                    None if Instant::now() >= deadline => {
-                        return Err(Error::new(format!("CRD {} is not Established: not found", crd.key.name)));
-                    }
-                    _ => tokio::time::sleep(Duration::from_millis(250)).await,
-                }
-            }
             let desired = crd.desired.as_ref().expect("applied CRDs are desired");
             self.new_kinds.borrow_mut().extend(crate::cluster::served_kinds_of_crd(desired));
         }
         Ok(())
     }
+
+    /// Waits until `objects` are ready (`--timeout`), or says which are not and why. Ctrl-C
+    /// ends the wait.
+    async fn wait_ready(&self, release: &str, objects: &[&ObjectPlan]) -> crate::Result<()> {
+        let targets: Vec<(ObjectRef, ServedKind)> = objects
+            .iter()
+            .filter_map(|o| {
+                let served = self.served(&o.api_version, &o.key.kind)?;
+                Some((ObjectRef::of(o.desired.as_ref()?), served))
+            })
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        (self.on_event)(Event::WaitStarted { release, total: targets.len() });
+        let deadline = Instant::now() + self.options.timeout;
+        let waiting = self.cluster.wait_ready(&targets, deadline, self.options.concurrency, |progress| {
+            (self.on_event)(Event::WaitProgress { release, progress })
+        });
+        let outcome = tokio::select! {
+            outcome = waiting => outcome?,
+            () = interruption(self.interrupted) => {
+                return Err(Error::new("the apply was interrupted while waiting for readiness"));
+            }
+        };
+        (self.on_event)(Event::WaitFinished { release, outcome: &outcome });
+        outcome.error().map_or(Ok(()), Err)
+    }
 }
 
-/// Ok when the CRD's Established condition is True, else what its conditions say.
-fn crd_established(crd: &Value) -> Result<(), String> {
-    let conditions = crd.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-    let condition = |kind: &str| conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind));
-    if condition("Established").and_then(|c| c.get("status")).and_then(Value::as_str) == Some("True") {
-        return Ok(());
+/// Resolves once Ctrl-C has been pressed.
+async fn interruption(interrupted: &AtomicBool) {
+    while !interrupted.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let why = condition("NamesAccepted")
-        .filter(|c| c.get("status").and_then(Value::as_str) == Some("False"))
-        .or_else(|| condition("Established"))
-        .and_then(|c| c.get("message").and_then(Value::as_str))
-        .unwrap_or("no Established condition yet");
-    Err(why.to_string())
 }

@@ -1,16 +1,19 @@
 //! `weaver apply`: server-side apply of an environment's releases, with records, prune and
 //! readiness. `rollback` runs the same machinery over a recorded revision.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
+use super::progress::WaitDisplay;
 use super::{Style, Ui, block_on, connect_options, write_stdout};
 use crate::apply::{ApplyOptions, Event, ObjectResult, Outcome, ReleaseInput, Report};
 use crate::cli::{ApplyArgs, ApplyFlags, GlobalArgs, ListFormat};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, HeldLock, LockEvent, LockOptions};
 use crate::diff::plan::{observe, plan_with_records};
 use crate::error::{Error, Result};
 use crate::project::Environment;
@@ -32,7 +35,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
     let options = options(&env, &args.apply, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
     let report = block_on(async {
         let cluster = connect(global, ui, &env).await?;
-        execute(&cluster, ui, inputs, &args.apply, &options).await
+        execute(&cluster, ui, &env, inputs, &args.apply, &options).await
     })?;
     finish(ui, &report, &args.apply, &options)
 }
@@ -83,9 +86,44 @@ pub(super) async fn connect(global: &GlobalArgs, ui: &Ui, env: &Environment) -> 
 pub(super) async fn execute(
     cluster: &Cluster,
     ui: &Ui,
+    env: &Environment,
+    inputs: Vec<ReleaseInput>,
+    flags: &ApplyFlags,
+    options: &ApplyOptions,
+) -> Result<Report> {
+    // One apply per environment at a time; a dry run writes nothing, the Lease included.
+    let lock = match options.dry_run {
+        true => None,
+        false => {
+            let lock_options = LockOptions::new(env, flags.lock_timeout);
+            let held = cluster
+                .acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
+                    ui.status(&format!(
+                        "waiting for the lock of environment `{}` (Lease {}/weaver-lock-{}), held by {holder} since {since}",
+                        env.name, lock_options.namespace, env.name
+                    ));
+                })
+                .await?;
+            Some(held)
+        }
+    };
+    let result = execute_locked(cluster, ui, inputs, flags, options, lock.as_ref()).await;
+    if let Some(lock) = lock {
+        let released = lock.release().await;
+        if let (Ok(_), Err(err)) = (&result, released) {
+            ui.warn(&format!("{err}; the lock expires by itself"));
+        }
+    }
+    result
+}
+
+async fn execute_locked(
+    cluster: &Cluster,
+    ui: &Ui,
     mut inputs: Vec<ReleaseInput>,
     flags: &ApplyFlags,
     options: &ApplyOptions,
+    lock: Option<&HeldLock>,
 ) -> Result<Report> {
     let mut releases: Vec<RenderedRelease> = inputs.iter().map(|i| i.rendered.clone()).collect();
     let live = observe(cluster, &mut releases, &options.environment, options.concurrency).await?;
@@ -108,12 +146,38 @@ pub(super) async fn execute(
         }
     });
     let text = flags.output == ListFormat::Text;
-    let on_event = |event: Event<'_>| {
-        if text {
-            print_event(ui, options, &event);
+    let waits: RefCell<HashMap<String, WaitDisplay>> = RefCell::new(HashMap::new());
+    let on_event = |event: Event<'_>| match event {
+        // Readiness goes to stderr, whatever the output format.
+        Event::WaitStarted { release, .. } => {
+            waits.borrow_mut().insert(release.to_string(), WaitDisplay::new(ui, options.timeout));
         }
+        Event::WaitProgress { release, progress } => {
+            if let Some(display) = waits.borrow_mut().get_mut(release) {
+                display.update(progress);
+            }
+        }
+        Event::WaitFinished { release, outcome } => {
+            if let Some(display) = waits.borrow_mut().remove(release) {
+                display.finish(outcome);
+            }
+        }
+        _ if text => print_event(ui, options, &event),
+        _ => {}
     };
-    Ok(crate::apply::apply(cluster, inputs, &plan, &live.objects, options, &interrupted, &on_event).await)
+    let applying = crate::apply::apply(cluster, inputs, &plan, &live.objects, options, &interrupted, &on_event);
+    let Some(lock) = lock else { return Ok(applying.await) };
+    tokio::pin!(applying);
+    // Another apply took the lock (this one stopped renewing it): stop starting new work.
+    tokio::select! {
+        report = &mut applying => Ok(report),
+        lost = lock.lost() => {
+            interrupted.store(true, Ordering::SeqCst);
+            let report = applying.await;
+            finish(ui, &report, flags, options).ok();
+            Err(lost.context("the apply stopped"))
+        }
+    }
 }
 
 fn outcome_word(outcome: Outcome) -> &'static str {
@@ -157,7 +221,7 @@ fn print_event(ui: &Ui, options: &ApplyOptions, event: &Event<'_>) {
             }
             line
         }
-        Event::Waiting { release, what } => format!("release {release}: waiting for {what}"),
+        Event::WaitStarted { .. } | Event::WaitProgress { .. } | Event::WaitFinished { .. } => return,
         Event::Release(release) => {
             let what = match (release.revision, release.status, &release.error) {
                 (Some(revision), Some(status), _) => format!("revision {revision} {}", status.as_str()),

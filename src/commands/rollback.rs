@@ -62,7 +62,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
         let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
         let options = super::apply::options(&env, &args.apply, provenance, Some(target.revision));
         let inputs = super::apply::inputs(&env, vec![rendered]);
-        let report = super::apply::execute(&cluster, ui, inputs, &args.apply, &options).await?;
+        let report = super::apply::execute(&cluster, ui, &env, inputs, &args.apply, &options).await?;
         Ok::<_, Error>((report, options))
     })?;
     super::apply::finish(ui, &report, &args.apply, &options)

@@ -30,7 +30,12 @@ impl Demo {
     fn in_namespace(cluster: TestCluster, ns: String) -> Demo {
         let repo = Repo::demo();
         let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
-        repo.write("environments/dev.yaml", &dev.replace("namespace: shop-dev", &format!("namespace: {ns}")));
+        // Each test locks in a namespace of its own, so tests running at once never wait on
+        // each other's applies.
+        let lock_namespace = cluster.namespace("lock");
+        let dev = dev
+            .replace("namespace: shop-dev", &format!("namespace: {ns}\ncluster:\n  lockNamespace: {lock_namespace}"));
+        repo.write("environments/dev.yaml", &dev);
         Demo { cluster, repo, ns }
     }
 

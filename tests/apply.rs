@@ -475,7 +475,7 @@ fn a_second_apply_waits_for_the_lock_and_ctrl_c_releases_it_with_a_failed_record
     // A waits for a rollout that never completes (no kubelet on the fake or in the test
     // cluster... or a slow one), holding the lock.
     let kubeconfig = demo.cluster.kubeconfig().to_str().unwrap().to_string();
-    let mut first = std::process::Command::new(common::WEAVER)
+    let first = std::process::Command::new(common::WEAVER)
         .args(["--repo", demo.repo.path().to_str().unwrap(), "--kubeconfig", &kubeconfig])
         .args(["apply", "--env", "dev", "-r", "web", "--wait", "--timeout", "2m"])
         .env("NO_COLOR", "1")

@@ -201,7 +201,12 @@ pub fn compare_release(
         commit: record.commit.clone(),
         dirty: record.dirty,
     });
-    for manifest in record.manifests.iter().filter(|m| was_applied(record, m)) {
+    for manifest in record.manifests.iter() {
+        let recorded = recorded_object(record, manifest);
+        if recorded.is_some_and(|o| !o.applied) {
+            continue;
+        }
+        let sensitive = recorded.is_some_and(|o| o.sensitive);
         let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
         let mut key = ObjectKey::of(manifest);
         let object = match place(manifest) {
@@ -217,7 +222,10 @@ pub fn compare_release(
                 match live.get(&key) {
                     None => ObjectDrift { api_version, key, state: State::Missing, changes: Vec::new(), reason: None },
                     Some(live) => {
-                        let changes = object_drift(manifest, live);
+                        let mut changes = object_drift(manifest, live);
+                        if sensitive {
+                            changes.iter_mut().for_each(withhold_value);
+                        }
                         let state = if changes.is_empty() { State::InSync } else { State::Drifted };
                         ObjectDrift { api_version, key, state, changes, reason: None }
                     }
@@ -229,20 +237,23 @@ pub fn compare_release(
     drift
 }
 
-/// Whether the record says this manifest reached the cluster (a record without an object list
-/// says nothing, and then it did).
-fn was_applied(record: &Record, manifest: &Value) -> bool {
+/// What the record's object list says about this manifest (whether it reached the cluster,
+/// whether it holds decrypted values); a record without an object list says nothing.
+fn recorded_object<'r>(record: &'r Record, manifest: &Value) -> Option<&'r release_record::RecordedObject> {
     let key = ObjectKey::of(manifest);
-    record
-        .objects
-        .iter()
-        .find(|o| {
-            o.kind == key.kind
-                && o.name == key.name
-                && o.namespace == key.namespace
-                && crate::manifest::api_group(&o.api_version) == key.group
-        })
-        .is_none_or(|o| o.applied)
+    record.objects.iter().find(|o| {
+        o.kind == key.kind
+            && o.name == key.name
+            && o.namespace == key.namespace
+            && crate::manifest::api_group(&o.api_version) == key.group
+    })
+}
+
+/// Keeps the path of a change but none of its values.
+fn withhold_value(change: &mut FieldDrift) {
+    change.recorded = None;
+    change.live = None;
+    change.redacted = true;
 }
 
 /// The recorded fields of `recorded` (an object as weaver applied it) whose value in `live`
@@ -262,11 +273,7 @@ pub fn object_drift(recorded: &Value, live: &Value) -> Vec<FieldDrift> {
     let mut out = Vec::new();
     walker.walk(&recorded, &live, owned, &mut Vec::new(), "", &mut out);
     if is_secret(&recorded) {
-        for change in out.iter_mut().filter(|c| is_secret_value(&c.path)) {
-            change.recorded = None;
-            change.live = None;
-            change.redacted = true;
-        }
+        out.iter_mut().filter(|c| is_secret_value(&c.path)).for_each(withhold_value);
     }
     out
 }
@@ -703,6 +710,7 @@ mod tests {
                 namespace: Some("shop".into()),
                 name: "never".into(),
                 applied: false,
+                sensitive: false,
             }],
             manifests: vec![config.clone(), gone, widget, never],
         };

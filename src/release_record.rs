@@ -59,6 +59,10 @@ pub struct RecordedObject {
     pub namespace: Option<String>,
     pub name: String,
     pub applied: bool,
+    /// It holds a value decrypted from the environment's secrets outside a Secret's data (a
+    /// template copied it): drift, which has no key to recognise it, shows its paths only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +234,7 @@ mod tests {
                 namespace: Some("shop".into()),
                 name: "web".into(),
                 applied: true,
+                sensitive: false,
             }],
             manifests,
         }

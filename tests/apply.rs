@@ -536,3 +536,33 @@ fn wait_times_out_naming_what_is_not_ready() {
         assert_eq!(release(&ready, "web")["status"], "deployed");
     }
 }
+
+#[test]
+fn drift_never_shows_a_decrypted_value_a_template_copied_outside_a_secret() {
+    let demo = Demo::new();
+    demo.edit(
+        "charts/web-app/templates/configmap.yaml",
+        "\ndata:\n",
+        "\ndata:\n  API_KEY_COPY: {{ secrets.web.apiKey | quote }}\n",
+    );
+    let rendered = demo.rendered();
+    let config = rendered.iter().find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "web-config").unwrap();
+    let api_key = config["data"]["API_KEY_COPY"].as_str().unwrap().to_string();
+    demo.apply(&[]);
+    let web = record(&demo, "web", 1);
+    let sensitive: Vec<&str> = web.objects.iter().filter(|o| o.sensitive).map(|o| o.kind.as_str()).collect();
+    assert_eq!(sensitive, vec!["ConfigMap", "Secret"]);
+
+    let configmap =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": demo.ns}});
+    demo.cluster.merge_patch(&configmap, &json!({"data": {"API_KEY_COPY": "changed-by-hand"}}), "kubectl-edit");
+    for format in ["text", "json", "junit"] {
+        let drift = demo.weaver(&["drift", "--env", "dev", "-o", format]);
+        assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+        assert!(drift.stdout.contains("API_KEY_COPY"), "{format}: the path is reported\n{}", drift.stdout);
+        for shown in [&drift.stdout, &drift.stderr] {
+            assert!(!shown.contains(&api_key), "{format} shows the decrypted value:\n{shown}");
+            assert!(!shown.contains("changed-by-hand"), "{format} shows the value of a sensitive field:\n{shown}");
+        }
+    }
+}

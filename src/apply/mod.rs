@@ -43,6 +43,8 @@ pub struct ApplyOptions {
     pub dirty: Option<bool>,
     /// The revision a rollback re-applies.
     pub rollback_of: Option<u32>,
+    /// Objects holding a decrypted value, recorded as `sensitive`.
+    pub sensitive: HashSet<ObjectKey>,
 }
 
 /// One release to apply.

@@ -94,10 +94,12 @@ impl History {
                     outcomes.get(&key),
                     Some(Outcome::Created | Outcome::Configured | Outcome::Unchanged | Outcome::Kept)
                 );
+                let sensitive = options.sensitive.contains(&key);
                 RecordedObject {
                     api_version: manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
                     kind: key.kind,
                     namespace: key.namespace,
+                    sensitive,
                     name: key.name,
                     applied,
                 }

@@ -31,8 +31,17 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         }
         ui.warn(&format!("{what}; the records will say `dirty`"));
     }
+    let mut options = options(&env, &args.apply, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
+    options.sensitive = rendered
+        .manifests()
+        .filter(|m| {
+            let mut redacted = m.object.clone();
+            ui.redactor.redact_value(&mut redacted);
+            redacted != m.object
+        })
+        .map(|m| m.key())
+        .collect();
     let inputs = inputs(&env, rendered.releases);
-    let options = options(&env, &args.apply, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
     let report = block_on(async {
         let cluster = connect(global, ui, &env).await?;
         execute(&cluster, ui, &env, inputs, &args.apply, &options).await
@@ -72,6 +81,7 @@ pub(super) fn options(
         commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
         dirty: provenance.map(|(_, dirty)| dirty),
         rollback_of,
+        sensitive: Default::default(),
     }
 }
 

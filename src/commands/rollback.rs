@@ -7,7 +7,7 @@ use super::history::{records_of, release};
 use super::{Ui, block_on, open_project};
 use crate::cli::{GlobalArgs, RollbackArgs};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ObjectKey, api_group};
 use crate::release_record::{Status, secret_name};
 use crate::render::RenderedRelease;
 
@@ -60,7 +60,18 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
                 .collect(),
         };
         let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
-        let options = super::apply::options(&env, &args.apply, provenance, Some(target.revision));
+        let mut options = super::apply::options(&env, &args.apply, provenance, Some(target.revision));
+        options.sensitive = target
+            .objects
+            .iter()
+            .filter(|o| o.sensitive)
+            .map(|o| ObjectKey {
+                group: api_group(&o.api_version).to_string(),
+                kind: o.kind.clone(),
+                namespace: o.namespace.clone(),
+                name: o.name.clone(),
+            })
+            .collect();
         let inputs = super::apply::inputs(&env, vec![rendered]);
         let report = super::apply::execute(&cluster, ui, &env, inputs, &args.apply, &options).await?;
         Ok::<_, Error>((report, options))

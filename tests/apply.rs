@@ -566,3 +566,39 @@ fn drift_never_shows_a_decrypted_value_a_template_copied_outside_a_secret() {
         }
     }
 }
+
+#[test]
+fn records_say_which_commit_was_applied_and_a_dirty_tree_is_flagged_or_refused() {
+    let demo = Demo::new();
+    let git = common::git::init(demo.repo.path());
+    let head = common::git::commit_all(&git, "the demo").to_string();
+
+    let clean = demo.weaver(&["apply", "--env", "dev", "-r", "web"]);
+    assert!(!clean.stderr.contains("uncommitted"), "{}", clean.stderr);
+    clean.success();
+    let first = record(&demo, "web", 1);
+    assert_eq!((first.commit.as_deref(), first.dirty), (Some(head.as_str()), Some(false)));
+    let history = demo.weaver(&["history", "--env", "dev", "web"]);
+    assert!(history.success().contains(&head[..12]), "{}", history.stdout);
+
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
+    let refused = demo.weaver(&["apply", "--env", "dev", "-r", "web", "--require-clean"]);
+    assert!(refused.failure().contains("uncommitted changes"), "{}", refused.stderr);
+    assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 1, "a refused apply changed the cluster");
+
+    let dirty = demo.weaver(&["apply", "--env", "dev", "-r", "web"]);
+    assert!(dirty.stderr.contains("warning: the working tree has uncommitted changes"), "{}", dirty.stderr);
+    dirty.success();
+    let second = record(&demo, "web", 2);
+    assert_eq!((second.commit.as_deref(), second.dirty), (Some(head.as_str()), Some(true)));
+    let history = demo.weaver(&["history", "--env", "dev", "web", "-o", "json"]);
+    let history: Value = serde_json::from_str(history.success()).unwrap();
+    assert_eq!(history["revisions"][1]["dirty"], true);
+
+    // --rev applies the commit itself, which is never dirty: back to one replica.
+    let from_rev = demo.weaver(&["apply", "--env", "dev", "-r", "web", "--rev", "HEAD"]);
+    from_rev.success();
+    let third = record(&demo, "web", 3);
+    assert_eq!((third.commit.as_deref(), third.dirty), (Some(head.as_str()), Some(false)));
+    assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 1);
+}

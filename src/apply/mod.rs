@@ -167,8 +167,8 @@ impl Report {
 struct Run<'a> {
     cluster: &'a Cluster,
     options: &'a ApplyOptions,
-    /// Live objects and records, as observed before the apply.
-    live: &'a [Value],
+    /// Each release's record Secrets, by (namespace, release), as observed before the apply.
+    records: HashMap<(&'a str, &'a str), Vec<&'a Value>>,
     permits: Semaphore,
     interrupted: &'a AtomicBool,
     on_event: &'a dyn Fn(Event<'_>),
@@ -201,7 +201,7 @@ pub async fn apply(
     let run = Run {
         cluster,
         options,
-        live,
+        records: records::by_release(live),
         permits: Semaphore::new(options.concurrency.max(1)),
         interrupted,
         on_event,
@@ -302,7 +302,9 @@ impl Run<'_> {
         let mut removals: Vec<&ObjectPlan> = objects.iter().copied().filter(|o| o.action == Action::Delete).collect();
         removals.sort_by_key(|o| std::cmp::Reverse(phase_of(o)));
 
-        let history = match records::History::of(self.live, input, &self.options.environment) {
+        let key = (input.rendered.namespace.as_str(), name.as_str());
+        let secrets = self.records.get(&key).map_or(&[][..], Vec::as_slice);
+        let history = match records::History::of(secrets, input, &self.options.environment) {
             Ok(history) => history,
             Err(err) => return self.skip(input, objects, describe(&err)),
         };

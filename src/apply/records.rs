@@ -9,7 +9,7 @@ use super::{ApplyOptions, Outcome, ReleaseInput, ReleaseResult};
 use crate::cluster::Cluster;
 use crate::diff::as_stored;
 use crate::error::{Error, Result};
-use crate::manifest::ObjectKey;
+use crate::manifest::{LABEL_RELEASE, ObjectKey};
 use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
 
 /// How many revisions of a release are kept, as helm's default `--history-max`.
@@ -27,17 +27,11 @@ pub(super) struct History {
 }
 
 impl History {
-    pub(super) fn of(live: &[Value], input: &ReleaseInput, environment: &str) -> Result<History> {
+    /// `secrets`: the release's record Secrets in its namespace (see [`by_release`]).
+    pub(super) fn of(secrets: &[&Value], input: &ReleaseInput, environment: &str) -> Result<History> {
         let namespace = &input.rendered.namespace;
-        let in_namespace: Vec<&Value> = live
-            .iter()
-            .filter(|o| {
-                release_record::is_record(o)
-                    && o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace.as_str())
-            })
-            .collect();
         let release = &input.rendered.name;
-        let records = release_record::from_secrets(in_namespace.iter().copied())?
+        let records = release_record::from_secrets(secrets.iter().copied())?
             .into_iter()
             .filter(|r| &r.release == release && r.environment == environment)
             .collect();
@@ -45,7 +39,7 @@ impl History {
             release: release.clone(),
             namespace: namespace.clone(),
             environment: environment.to_string(),
-            revisions: release_record::revisions(in_namespace, release),
+            revisions: release_record::revisions(secrets.iter().copied(), release),
             records,
         })
     }
@@ -148,6 +142,18 @@ impl History {
         }
         Ok(())
     }
+}
+
+/// The record Secrets among `live`, by (namespace, release): each release reads only its own,
+/// so a run over many releases decodes every record once.
+pub(super) fn by_release(live: &[Value]) -> HashMap<(&str, &str), Vec<&Value>> {
+    let mut grouped: HashMap<(&str, &str), Vec<&Value>> = HashMap::new();
+    for secret in live.iter().filter(|o| release_record::is_record(o)) {
+        let text = |pointer: &str| secret.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+        let release = text(&format!("/metadata/labels/{}", LABEL_RELEASE.replace('/', "~1")));
+        grouped.entry((text("/metadata/namespace"), release)).or_default().push(secret);
+    }
+    grouped
 }
 
 /// Whether two lists of manifests hold the same objects, in any order.

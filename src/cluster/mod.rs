@@ -120,7 +120,7 @@ impl Cluster {
             // with plain group lists, which read as nothing.
             Ok(discovery) if discovery.has_group("") => discovery,
             Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => {
-                retrying_when(&retry, transient_answer, || Discovery::new(client.clone()).run())
+                retrying_when(&retry, group_gone_or_transient, || Discovery::new(client.clone()).run())
                     .await
                     .map_err(|gave_up| gave_up.into_error(doing, &info))?
             }
@@ -220,6 +220,12 @@ impl Cluster {
             )),
         }
     }
+}
+
+/// Per-group discovery lists the groups, then reads each: a group whose CRD was deleted in
+/// between answers 404, and discovery starting again sees a consistent list.
+fn group_gone_or_transient(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 404) || transient_answer(err)
 }
 
 /// How a server-side apply can fail, where callers act on the difference.

@@ -348,5 +348,18 @@ mod tests {
             let listed = cluster.list(&[target].into(), "", 1).await.unwrap_or_else(|e| panic!("{e}"));
             assert!(listed.iter().any(|o| o["metadata"]["name"] == "kube-root-ca.crt"));
         }
+
+        #[tokio::test(flavor = "current_thread")]
+        async fn discovery_starts_again_when_a_group_vanishes_midway() {
+            let server = TestApiServer::start();
+            // No aggregated discovery (as before 1.26), then one group gone between the group
+            // list and its read, as when a CRD is deleted meanwhile.
+            server.inject(Fault::status("GET", "/apis", 404));
+            server.inject(Fault::status("GET", "/apis/apps/v1", 404));
+            let cluster = connect(&server, Duration::from_secs(10)).await;
+            assert!(cluster.resolve("apps/v1", "Deployment").is_ok());
+            let reads = server.requests().iter().filter(|r| r.path == "/apis/apps/v1").count();
+            assert!(reads >= 2, "the vanished group was read {reads} time(s)");
+        }
     }
 }

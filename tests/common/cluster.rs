@@ -92,8 +92,22 @@ impl TestCluster {
         let (ar, namespaced) = self.block_on(async {
             let discovery = match Discovery::new(self.client.clone()).run_aggregated().await {
                 Ok(discovery) if discovery.has_group("") => discovery,
-                // Before Kubernetes 1.26 there is no aggregated discovery.
-                _ => Discovery::new(self.client.clone()).run().await.expect("discovery"),
+                // Before Kubernetes 1.26 there is no aggregated discovery. Per-group discovery
+                // fails when another test deletes its CRD midway: start again.
+                _ => {
+                    let mut attempts = 0;
+                    loop {
+                        match Discovery::new(self.client.clone()).run().await {
+                            Ok(discovery) => break discovery,
+                            Err(err) if attempts < 5 => {
+                                attempts += 1;
+                                eprintln!("discovery failed ({err}), trying again");
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            Err(err) => panic!("discovery: {err}"),
+                        }
+                    }
+                }
             };
             let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
             let (ar, caps) =

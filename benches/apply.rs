@@ -10,19 +10,10 @@
 mod support;
 
 use serde_json::Value;
-use weaver_test_apiserver::TestApiServer;
 
 fn main() {
-    let releases: usize = std::env::var("WEAVER_BENCH_RELEASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000);
-    let dir = tempfile::tempdir().unwrap();
-    support::generate_repo(dir.path(), releases);
+    let (dir, fake, kubeconfig) = support::setup();
     let repo = dir.path().to_str().unwrap();
-    let fake = std::env::var_os("WEAVER_BENCH_KUBECONFIG").is_none().then(TestApiServer::start);
-    let kubeconfig = match &fake {
-        Some(server) => server.kubeconfig_path().to_str().unwrap().to_string(),
-        None => std::env::var("WEAVER_BENCH_KUBECONFIG").unwrap(),
-    };
-    println!("against {}", if fake.is_some() { "the in-process fake" } else { kubeconfig.as_str() });
     let args = ["--repo", repo, "--kubeconfig", &kubeconfig, "apply", "--env", "bench", "-o", "json"];
     for run in ["first apply", "no-op re-apply"] {
         if let Some(server) = &fake {

@@ -12,19 +12,10 @@ mod support;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use weaver_test_apiserver::TestApiServer;
 
 fn main() {
-    let releases: usize = std::env::var("WEAVER_BENCH_RELEASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000);
-    let dir = tempfile::tempdir().unwrap();
-    support::generate_repo(dir.path(), releases);
+    let (dir, fake, kubeconfig) = support::setup();
     let repo = dir.path().to_str().unwrap();
-    let fake = std::env::var_os("WEAVER_BENCH_KUBECONFIG").is_none().then(TestApiServer::start);
-    let kubeconfig = match &fake {
-        Some(server) => server.kubeconfig_path().to_str().unwrap().to_string(),
-        None => std::env::var("WEAVER_BENCH_KUBECONFIG").unwrap(),
-    };
-    println!("against {}", if fake.is_some() { "the in-process fake" } else { kubeconfig.as_str() });
 
     let (_, rendered) = support::time_weaver(&["--repo", repo, "render", "--env", "bench"], 1);
     let objects = weaver::yaml::documents(std::path::Path::new("render"), &String::from_utf8(rendered).unwrap())

@@ -73,3 +73,19 @@ pub fn time_weaver(args: &[&str], runs: usize) -> (Vec<Duration>, Vec<u8>) {
 pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// The generated repository of `WEAVER_BENCH_RELEASES` (default 1,000) releases, and the
+/// cluster to run against: the current context of `WEAVER_BENCH_KUBECONFIG`, or else the
+/// in-process fake (returned, so its request log can be read).
+pub fn setup() -> (tempfile::TempDir, Option<weaver_test_apiserver::TestApiServer>, String) {
+    let releases: usize = std::env::var("WEAVER_BENCH_RELEASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000);
+    let dir = tempfile::tempdir().unwrap();
+    generate_repo(dir.path(), releases);
+    let fake = std::env::var_os("WEAVER_BENCH_KUBECONFIG").is_none().then(weaver_test_apiserver::TestApiServer::start);
+    let kubeconfig = match &fake {
+        Some(server) => server.kubeconfig_path().to_str().unwrap().to_string(),
+        None => std::env::var("WEAVER_BENCH_KUBECONFIG").unwrap(),
+    };
+    println!("against {}", if fake.is_some() { "the in-process fake" } else { kubeconfig.as_str() });
+    (dir, fake, kubeconfig)
+}

@@ -204,11 +204,7 @@ fn outcome_word(outcome: Outcome) -> &'static str {
 
 /// `apps/v1 Deployment shop/web (release web)`
 fn object_name(object: &ObjectResult) -> String {
-    let place = match &object.key.namespace {
-        Some(ns) => format!("{ns}/{}", object.key.name),
-        None => object.key.name.clone(),
-    };
-    format!("{} {} {place} (release {})", object.api_version, object.key.kind, object.release)
+    format!("{} (release {})", super::object_name(&object.api_version, &object.key), object.release)
 }
 
 fn print_event(ui: &Ui, options: &ApplyOptions, event: &Event<'_>) {

@@ -47,11 +47,7 @@ fn header(object: &ObjectPlan) -> String {
         Action::Delete => "-",
         Action::Unchanged => "=",
     };
-    let place = match &object.key.namespace {
-        Some(ns) => format!("{ns}/{}", object.key.name),
-        None => object.key.name.clone(),
-    };
-    format!("{sign} {} {} {place} (release {})", object.api_version, object.key.kind, object.release)
+    format!("{sign} {} (release {})", super::object_name(&object.api_version, &object.key), object.release)
 }
 
 /// The object's YAML before and after the apply (empty where it does not exist).

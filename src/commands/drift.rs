@@ -64,11 +64,7 @@ fn no_record(release: &ReleaseDrift, environment: &str) -> String {
 
 /// `apps/v1 Deployment shop/web`
 fn object_name(object: &ObjectDrift) -> String {
-    let place = match &object.key.namespace {
-        Some(ns) => format!("{ns}/{}", object.key.name),
-        None => object.key.name.clone(),
-    };
-    format!("{} {} {place}", object.api_version, object.key.kind)
+    super::object_name(&object.api_version, &object.key)
 }
 
 /// `~ apps/v1 Deployment shop/web (release web, revision 3)`

@@ -195,6 +195,14 @@ pub fn report_error(ui: &Ui, err: &Error) {
     let _ = std::io::stderr().lock().write_all(ui.redactor.redact(&text).as_bytes());
 }
 
+/// `apps/v1 Deployment shop/web`, `v1 Namespace shop`: an object as every command names it.
+pub fn object_name(api_version: &str, key: &crate::manifest::ObjectKey) -> String {
+    match &key.namespace {
+        Some(ns) => format!("{api_version} {} {ns}/{}", key.kind, key.name),
+        None => format!("{api_version} {} {}", key.kind, key.name),
+    }
+}
+
 /// Rows as aligned columns, the first (the heading) in bold.
 pub fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);

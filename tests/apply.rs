@@ -287,6 +287,19 @@ fn a_crd_and_its_custom_resource_apply_in_one_run() {
     );
     cluster.delete_later(&crd);
     let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    // A dry run reports the custom resource of a CRD it does not create, without validating it.
+    let dry = repo.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev", "--dry-run", "-o", "json"]);
+    let dry: Value = serde_json::from_str(dry.success()).unwrap();
+    assert_eq!(dry["summary"]["created"], 2, "{dry:#}");
+    let widget = &release(&dry, "widgets")["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Widget")
+        .unwrap()
+        .clone();
+    assert!(widget["message"].as_str().unwrap().contains("its CRD is created by this apply"), "{widget}");
+    assert!(cluster.get(&crd).is_none(), "a dry run created the CRD");
     let out = repo.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev", "-o", "json"]);
     let report: Value = serde_json::from_str(out.success()).unwrap();
     assert_eq!(
@@ -466,14 +479,25 @@ fn lease(demo: &Demo) -> Option<Value> {
     }))
 }
 
-#[test]
-fn a_second_apply_waits_for_the_lock_and_ctrl_c_releases_it_with_a_failed_record() {
-    let demo = Demo::new();
+/// Makes web's rollout never complete: its pods ask for a node no cluster has (a real
+/// cluster cannot schedule them), and the fake stops making workloads ready.
+fn hold_rollouts(demo: &Demo) {
+    demo.edit(
+        "environments/dev.yaml",
+        "  - name: web\n",
+        "  - name: web\n    patches:\n      - target: { kind: Deployment, name: web }\n        \
+         patch: { spec: { template: { spec: { nodeSelector: { weaver.example.com/test: unschedulable } } } } }\n",
+    );
     if let Some(fake) = demo.cluster.fake("holding rollouts back") {
         fake.set_auto_ready(false);
     }
-    // A waits for a rollout that never completes (no kubelet on the fake or in the test
-    // cluster... or a slow one), holding the lock.
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_and_ctrl_c_releases_it_with_a_failed_record() {
+    let demo = Demo::new();
+    hold_rollouts(&demo);
+    // A waits for a rollout that never completes, holding the lock.
     let kubeconfig = demo.cluster.kubeconfig().to_str().unwrap().to_string();
     let first = std::process::Command::new(common::WEAVER)
         .args(["--repo", demo.repo.path().to_str().unwrap(), "--kubeconfig", &kubeconfig])
@@ -522,9 +546,7 @@ fn a_second_apply_waits_for_the_lock_and_ctrl_c_releases_it_with_a_failed_record
 #[test]
 fn wait_times_out_naming_what_is_not_ready() {
     let demo = Demo::new();
-    if let Some(fake) = demo.cluster.fake("holding rollouts back") {
-        fake.set_auto_ready(false);
-    }
+    hold_rollouts(&demo);
     let out = demo.weaver(&["apply", "--env", "dev", "-r", "web", "--wait", "--timeout", "2s"]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("release web: revision 1 failed"), "{}", out.stdout);

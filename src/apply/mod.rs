@@ -320,12 +320,7 @@ impl Run<'_> {
             error = Some(describe(&err));
         }
         // Apply phase by phase; a failure stops the release before its next phase.
-        let mut remaining = changes.as_slice();
-        while let Some(first) = remaining.first() {
-            let current = phase_of(first);
-            let count = remaining.iter().take_while(|o| phase_of(o) == current).count();
-            let (batch, rest) = remaining.split_at(count);
-            remaining = rest;
+        for batch in changes.chunk_by(|a, b| phase_of(a) == phase_of(b)) {
             if let Some(why) = &error {
                 results.extend(batch.iter().map(|o| self.not_applied(o, why)));
                 continue;
@@ -339,53 +334,47 @@ impl Run<'_> {
                 error = Some(format!("{failures} object(s) failed to apply"));
             } else if interrupted {
                 error = Some("the apply was interrupted".to_string());
-            } else if current == Phase::CustomResourceDefinitions {
-                let crds: Vec<&ObjectPlan> = batch.to_vec();
-                if let Err(err) = self.establish(name, &crds).await {
+            } else if phase_of(batch[0]) == Phase::CustomResourceDefinitions {
+                if let Err(err) = self.establish(name, batch).await {
                     error = Some(describe(&err));
                 }
             }
         }
 
         if error.is_none() && self.options.wait && !self.options.dry_run {
-            let applied: Vec<&ObjectPlan> = changes
-                .iter()
-                .copied()
-                .filter(|o| {
-                    results
-                        .iter()
-                        .any(|r| r.key == o.key && matches!(r.outcome, Outcome::Created | Outcome::Configured))
-                })
-                .collect();
-            if let Err(err) = self.wait_ready(name, &applied).await {
+            // Without an error, every change was created or configured.
+            if let Err(err) = self.wait_ready(name, &changes).await {
                 error = Some(describe(&err));
             }
         }
 
-        // Prune only after everything desired is in place (and ready, with --wait).
+        // Prune only after everything desired is in place (and ready, with --wait), in reverse
+        // phase order; what is not pruned stays in the record, so a later apply prunes it.
         let mut kept = Vec::new();
-        for object in &removals {
-            let result = if let Some(why) = &error {
-                self.not_applied(object, &format!("not pruned: {why}"))
-            } else if !self.options.prune {
-                kept.push(object.key.clone());
-                result_of(object, Outcome::Kept, Some("no longer desired; kept because of --no-prune".into()))
-            } else {
-                continue;
+        for batch in removals.chunk_by(|a, b| phase_of(a) == phase_of(b)) {
+            let outcomes: Vec<ObjectResult> = match &error {
+                Some(why) => batch.iter().map(|o| self.not_applied(o, &format!("not pruned: {why}"))).collect(),
+                None if !self.options.prune => batch
+                    .iter()
+                    .map(|o| {
+                        let why = "no longer desired; kept because of --no-prune";
+                        let result = result_of(o, Outcome::Kept, Some(why.into()));
+                        self.emit(&result);
+                        result
+                    })
+                    .collect(),
+                None => futures::future::join_all(batch.iter().map(|o| self.prune_object(o))).await,
             };
-            self.emit(&result);
-            results.push(result);
-        }
-        if error.is_none() && self.options.prune {
-            for batch in removals.chunk_by(|a, b| phase_of(a) == phase_of(b)) {
-                let outcomes: Vec<ObjectResult> =
-                    futures::future::join_all(batch.iter().map(|o| self.prune_object(o))).await;
-                if let Some(failed) = outcomes.iter().find(|r| r.outcome == Outcome::Failed) {
-                    error = Some(format!("pruning failed: {}", failed.message.clone().unwrap_or_default()));
-                    kept.extend(outcomes.iter().filter(|r| r.outcome != Outcome::Pruned).map(|r| r.key.clone()));
-                }
-                results.extend(outcomes);
+            if let Some(failed) = outcomes.iter().find(|r| r.outcome == Outcome::Failed) {
+                error = Some(format!("pruning failed: {}", failed.message.clone().unwrap_or_default()));
             }
+            kept.extend(
+                outcomes
+                    .iter()
+                    .filter(|r| r.outcome == Outcome::Kept || r.outcome == Outcome::Failed)
+                    .map(|r| r.key.clone()),
+            );
+            results.extend(outcomes);
         }
 
         let mut result = ReleaseResult {
@@ -443,6 +432,12 @@ impl Run<'_> {
         };
         let applied = if object.action == Action::Create { Outcome::Created } else { Outcome::Configured };
         let options = self.options;
+        if options.dry_run && self.cluster.resolve(&object.api_version, &object.key.kind).is_err() {
+            let why = "its CRD is created by this apply, so the dry run could not validate it";
+            let result = result_of(object, applied, Some(why.to_string()));
+            self.emit(&result);
+            return result;
+        }
         let result = match self.cluster.apply(desired, &served, options.dry_run, options.force_conflicts).await {
             Ok(_) => result_of(object, applied, None),
             Err(ApplyError::Conflict(message)) => result_of(
@@ -536,10 +531,11 @@ impl Run<'_> {
 
     /// Waits until the CRDs just applied are Established, then learns their kinds.
     async fn establish(&self, release: &str, crds: &[&ObjectPlan]) -> crate::Result<()> {
-        if self.options.dry_run {
-            return Ok(());
+        // A dry run creates no CRD, so there is nothing to wait for; its kinds are still
+        // learnt, so their resources are reported rather than taken for unknown kinds.
+        if !self.options.dry_run {
+            self.wait_ready(release, crds).await?;
         }
-        self.wait_ready(release, crds).await?;
         for crd in crds {
             let desired = crd.desired.as_ref().expect("applied CRDs are desired");
             self.new_kinds.borrow_mut().extend(crate::cluster::served_kinds_of_crd(desired));

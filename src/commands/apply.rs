@@ -34,6 +34,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
     let mut options = options(&env, &args.apply, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
     options.sensitive = rendered
         .manifests()
+        .filter(|_| !ui.redactor.is_empty())
         .filter(|m| {
             let mut redacted = m.object.clone();
             ui.redactor.redact_value(&mut redacted);

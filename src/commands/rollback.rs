@@ -43,6 +43,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
         if target.status == Status::Failed {
             ui.warn(&format!("revision {} failed when it was applied; re-applying all of it", target.revision));
         }
+        register_secret_values(ui, &target.manifests);
         let source = std::path::PathBuf::from(format!("record {}", secret_name(&release.name, target.revision, 0)));
         let rendered = RenderedRelease {
             name: release.name.clone(),
@@ -77,4 +78,17 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
         Ok::<_, Error>((report, options))
     })?;
     super::apply::finish(ui, &report, &args.apply, &options)
+}
+
+/// Rollback decrypts nothing, so the redactor learns the recorded Secrets' values instead:
+/// a server message quoting one must not print it.
+fn register_secret_values(ui: &Ui, manifests: &[serde_json::Value]) {
+    use base64::Engine;
+    let data = manifests.iter().filter(|m| crate::diff::is_secret(m)).filter_map(|m| m.get("data")?.as_object());
+    for value in data.flat_map(|d| d.values()).filter_map(serde_json::Value::as_str) {
+        match base64::engine::general_purpose::STANDARD.decode(value).ok().and_then(|b| String::from_utf8(b).ok()) {
+            Some(plain) => ui.redactor.register(&plain),
+            None => ui.redactor.register(value),
+        }
+    }
 }

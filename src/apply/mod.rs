@@ -334,10 +334,10 @@ impl Run<'_> {
                 error = Some(format!("{failures} object(s) failed to apply"));
             } else if interrupted {
                 error = Some("the apply was interrupted".to_string());
-            } else if phase_of(batch[0]) == Phase::CustomResourceDefinitions {
-                if let Err(err) = self.establish(name, batch).await {
-                    error = Some(describe(&err));
-                }
+            } else if phase_of(batch[0]) == Phase::CustomResourceDefinitions
+                && let Err(err) = self.establish(name, batch).await
+            {
+                error = Some(describe(&err));
             }
         }
 

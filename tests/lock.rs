@@ -271,3 +271,23 @@ fn a_forbidden_lock_says_which_permissions_on_leases_in_which_namespace() {
         help.contains(&format!("get, create and update on leases (coordination.k8s.io) in namespace `{namespace}`"))
     );
 }
+
+#[test]
+fn a_renewal_that_cannot_finish_before_the_lease_expires_loses_the_lock() {
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("delaying the renewal") else { return };
+    let namespace = cluster.namespace("locks");
+    let weaver = connect(&cluster);
+    let short = LockOptions { lease_duration: Duration::from_secs(3), ..options(&namespace, "alice", Duration::ZERO) };
+    let held = cluster.block_on(acquire(&weaver, &short));
+    // Every renewal hangs for longer than the request timeout (10 s), so retrying alone would
+    // take close to a minute while others may take the Lease after 3 s.
+    let leases = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases");
+    fake.inject(weaver_test_apiserver::Fault::delay("PUT", &leases, Duration::from_secs(60)).times(10));
+    let lost = cluster.block_on(async {
+        tokio::time::timeout(Duration::from_secs(6), held.lost())
+            .await
+            .expect("the loss is noticed once the Lease expires")
+    });
+    assert!(lost.to_string().contains("could not be renewed within 3s"), "{lost}");
+}

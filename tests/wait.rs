@@ -257,3 +257,19 @@ fn failed_job_ends_the_wait_and_every_object_not_ready_is_listed() {
         "{error}"
     );
 }
+
+#[test]
+fn a_transient_failure_while_waiting_is_retried_not_fatal() {
+    let _crds = no_crd_changes();
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("injecting 503s") else { return };
+    let ns = cluster.namespace("shop");
+    let objects = [deployment(&ns, "web")];
+    cluster.apply(&objects, "weaver");
+    let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/web");
+    fake.inject(weaver_test_apiserver::Fault::status("GET", &path, 503).times(2));
+    let (outcome, _) = wait(cluster.kubeconfig(), &objects, Duration::from_secs(20));
+    assert!(outcome.all_ready(), "{:?}", outcome.error());
+    let reads = fake.requests().iter().filter(|r| r.method == "GET" && r.path == path).count();
+    assert_eq!(reads, 3, "two 503s, then the read that worked");
+}

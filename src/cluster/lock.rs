@@ -362,15 +362,26 @@ impl Renewal {
             let mut next = lease.clone();
             next.spec.get_or_insert_with(LeaseSpec::default).renew_time = Some(renew_time.clone());
             let params = PostParams::default();
-            let failure = match retrying(&self.retry, || self.lease.api.replace(&self.lease.name, &params, &next)).await
-            {
+            // Others may take the Lease once it has gone a duration without renewal: a renewal
+            // (retries included) that cannot finish by then means the lock is lost, not late.
+            let expires = tokio::time::Instant::from_std(renewed_at + self.duration);
+            let expired = || format!("it could not be renewed within {}", humanize(self.duration));
+            let renewing = retrying(&self.retry, || self.lease.api.replace(&self.lease.name, &params, &next));
+            let Ok(renewal) = tokio::time::timeout_at(expires, renewing).await else {
+                return self.give_up(lease, expired());
+            };
+            let failure = match renewal {
                 Ok(renewed) => {
                     lease = renewed;
                     renewed_at = Instant::now();
                     continue;
                 }
                 Err(GaveUp { error: kube::Error::Api(status), .. }) if matches!(status.code, 404 | 409) => {
-                    match retrying(&self.retry, || self.lease.api.get_opt(&self.lease.name)).await {
+                    let reading = retrying(&self.retry, || self.lease.api.get_opt(&self.lease.name));
+                    let Ok(read) = tokio::time::timeout_at(expires, reading).await else {
+                        return self.give_up(lease, expired());
+                    };
+                    match read {
                         Ok(None) => return self.give_up(lease, "the Lease was deleted".into()),
                         Ok(Some(current)) => {
                             let spec = current.spec.clone().unwrap_or_default();

@@ -23,8 +23,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::error::{humanize, request_error};
-use super::{Cluster, ServedKind, object_value};
+use super::error::humanize;
+use super::{Cluster, ServedKind};
 use crate::error::{Error, Result};
 use crate::manifest::api_group;
 
@@ -430,11 +430,11 @@ impl Cluster {
     }
 
     async fn readiness_of(&self, object: &ObjectRef, served: &ServedKind) -> Result<Readiness> {
-        match self.api(served, object.namespace.as_deref()).get_opt(&object.name).await {
-            Ok(Some(live)) => Ok(readiness(&object_value(live, &served.resource)?)),
-            Ok(None) => Ok(Readiness::Pending("not found yet".to_string())),
-            Err(err) => Err(request_error(err, &format!("reading {object} to see whether it is ready"), &self.info)),
-        }
+        // Through `get`, so a transient failure during a long wait is retried, not fatal.
+        Ok(match self.get(served, object.namespace.as_deref(), &object.name).await? {
+            Some(live) => readiness(&live),
+            None => Readiness::Pending("not found yet".to_string()),
+        })
     }
 }
 

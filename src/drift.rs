@@ -201,14 +201,18 @@ pub fn compare_release(
         commit: record.commit.clone(),
         dirty: record.dirty,
     });
+    // What the object list says of each manifest: whether it reached the cluster, whether it
+    // holds decrypted values. A record without an object list says nothing.
+    let listed: HashMap<ObjectKey, &release_record::RecordedObject> =
+        record.objects.iter().map(|o| (o.key(), o)).collect();
     for manifest in record.manifests.iter() {
-        let recorded = recorded_object(record, manifest);
+        let mut key = ObjectKey::of(manifest);
+        let recorded = listed.get(&key);
         if recorded.is_some_and(|o| !o.applied) {
             continue;
         }
         let sensitive = recorded.is_some_and(|o| o.sensitive);
         let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-        let mut key = ObjectKey::of(manifest);
         let object = match place(manifest) {
             None => ObjectDrift {
                 reason: Some(format!("the cluster does not serve {api_version} {}", key.kind)),
@@ -235,18 +239,6 @@ pub fn compare_release(
         drift.objects.push(object);
     }
     drift
-}
-
-/// What the record's object list says about this manifest (whether it reached the cluster,
-/// whether it holds decrypted values); a record without an object list says nothing.
-fn recorded_object<'r>(record: &'r Record, manifest: &Value) -> Option<&'r release_record::RecordedObject> {
-    let key = ObjectKey::of(manifest);
-    record.objects.iter().find(|o| {
-        o.kind == key.kind
-            && o.name == key.name
-            && o.namespace == key.namespace
-            && crate::manifest::api_group(&o.api_version) == key.group
-    })
 }
 
 /// Keeps the path of a change but none of its values.

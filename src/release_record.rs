@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER, ObjectKey};
 
 pub const RECORD_TYPE: &str = "weaver.example.com/release.v1";
 pub const LABEL_REVISION: &str = "weaver.example.com/revision";
@@ -63,6 +63,17 @@ pub struct RecordedObject {
     /// template copied it): drift, which has no key to recognise it, shows its paths only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
+}
+
+impl RecordedObject {
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey {
+            group: crate::manifest::api_group(&self.api_version).to_string(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,14 +212,41 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
     Ok(records)
 }
 
+/// The Secrets of every revision whose labels say `deployed` in `environment`, by (release,
+/// revision): read from labels alone, nothing decoded.
+pub fn deployed_revisions<'a>(
+    secrets: impl IntoIterator<Item = &'a Value>,
+    environment: &str,
+) -> BTreeMap<(String, u32), Vec<&'a Value>> {
+    let mut deployed: BTreeMap<(String, u32), Vec<&'a Value>> = BTreeMap::new();
+    let labelled = |secret: &Value, name: &str, value: &str| label(secret, name) == Some(value);
+    for secret in secrets.into_iter().filter(|s| is_record(s)) {
+        if !labelled(secret, LABEL_ENVIRONMENT, environment)
+            || !labelled(secret, LABEL_STATUS, Status::Deployed.as_str())
+        {
+            continue;
+        }
+        let release = label(secret, LABEL_RELEASE);
+        if let (Some(release), Some(revision)) = (release, label(secret, LABEL_REVISION).and_then(|r| r.parse().ok())) {
+            deployed.entry((release.to_string(), revision)).or_default().push(secret);
+        }
+    }
+    deployed
+}
+
 /// The newest `deployed` record of each release among `listed` objects (anything that is not a
-/// record is ignored), for `environment` only.
-pub fn last_deployed(listed: &[Value], environment: &str) -> Result<HashMap<String, Record>> {
+/// record is ignored), for `environment` only. Only that record is decoded (or, when a chunk
+/// of it is missing, the deployed one before it).
+pub fn last_deployed<'a>(
+    listed: impl IntoIterator<Item = &'a Value>,
+    environment: &str,
+) -> Result<HashMap<String, Record>> {
     let mut newest: HashMap<String, Record> = HashMap::new();
-    // Oldest first, so the newest deployed revision of each release is inserted last.
-    for record in from_secrets(listed)? {
-        if record.environment == environment && record.status == Status::Deployed {
-            newest.insert(record.release.clone(), record);
+    for ((release, _), chunks) in deployed_revisions(listed, environment).into_iter().rev() {
+        if !newest.contains_key(&release)
+            && let Some(record) = from_secrets(chunks)?.pop()
+        {
+            newest.insert(release, record);
         }
     }
     Ok(newest)

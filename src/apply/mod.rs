@@ -19,10 +19,11 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, WaitProgress};
+use crate::diff::plan::Live;
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
-use crate::release_record::Status;
+use crate::release_record::{Record, Status};
 use crate::render::RenderedRelease;
 
 /// How to apply.
@@ -169,6 +170,8 @@ struct Run<'a> {
     options: &'a ApplyOptions,
     /// Each release's record Secrets, by (namespace, release), as observed before the apply.
     records: HashMap<(&'a str, &'a str), Vec<&'a Value>>,
+    /// Each release's newest deployed record, as observed before the apply.
+    last_deployed: &'a HashMap<String, Record>,
     permits: Semaphore,
     interrupted: &'a AtomicBool,
     on_event: &'a dyn Fn(Event<'_>),
@@ -193,7 +196,7 @@ pub async fn apply(
     cluster: &Cluster,
     releases: Vec<ReleaseInput>,
     plan: &Plan,
-    live: &[Value],
+    live: &Live,
     options: &ApplyOptions,
     interrupted: &AtomicBool,
     on_event: &dyn Fn(Event<'_>),
@@ -201,7 +204,8 @@ pub async fn apply(
     let run = Run {
         cluster,
         options,
-        records: records::by_release(live),
+        records: records::by_release(&live.objects),
+        last_deployed: &live.records,
         permits: Semaphore::new(options.concurrency.max(1)),
         interrupted,
         on_event,
@@ -304,10 +308,7 @@ impl Run<'_> {
 
         let key = (input.rendered.namespace.as_str(), name.as_str());
         let secrets = self.records.get(&key).map_or(&[][..], Vec::as_slice);
-        let history = match records::History::of(secrets, input, &self.options.environment) {
-            Ok(history) => history,
-            Err(err) => return self.skip(input, objects, describe(&err)),
-        };
+        let history = records::History::of(secrets, self.last_deployed.get(name), input, &self.options.environment);
         let mut results: Vec<ObjectResult> = objects
             .iter()
             .filter(|o| o.action == Action::Unchanged)

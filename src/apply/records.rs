@@ -15,37 +15,46 @@ use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
 /// How many revisions of a release are kept, as helm's default `--history-max`.
 pub const KEPT_REVISIONS: usize = 10;
 
-/// A release's records as the cluster had them before this apply.
-pub(super) struct History {
+/// A release's records as the cluster had them before this apply. Only labels are read here:
+/// the last deployed record was decoded once, when the cluster was observed.
+pub(super) struct History<'a> {
     release: String,
     namespace: String,
     environment: String,
     /// Every revision with a Secret, complete or not, and the Secrets' names.
     revisions: BTreeMap<u32, Vec<String>>,
-    /// Complete records of this environment, oldest first.
-    records: Vec<Record>,
+    /// Revisions of this environment labelled `deployed` (normally one).
+    deployed: Vec<u32>,
+    last_deployed: Option<&'a Record>,
 }
 
-impl History {
-    /// `secrets`: the release's record Secrets in its namespace (see [`by_release`]).
-    pub(super) fn of(secrets: &[&Value], input: &ReleaseInput, environment: &str) -> Result<History> {
-        let namespace = &input.rendered.namespace;
+impl<'a> History<'a> {
+    /// `secrets`: the release's record Secrets in its namespace (see [`by_release`]);
+    /// `last_deployed`: its newest deployed record.
+    pub(super) fn of(
+        secrets: &[&Value],
+        last_deployed: Option<&'a Record>,
+        input: &ReleaseInput,
+        environment: &str,
+    ) -> History<'a> {
         let release = &input.rendered.name;
-        let records = release_record::from_secrets(secrets.iter().copied())?
-            .into_iter()
-            .filter(|r| &r.release == release && r.environment == environment)
+        let deployed = release_record::deployed_revisions(secrets.iter().copied(), environment)
+            .into_keys()
+            .filter(|(name, _)| name == release)
+            .map(|(_, revision)| revision)
             .collect();
-        Ok(History {
+        History {
             release: release.clone(),
-            namespace: namespace.clone(),
+            namespace: input.rendered.namespace.clone(),
             environment: environment.to_string(),
             revisions: release_record::revisions(secrets.iter().copied(), release),
-            records,
-        })
+            deployed,
+            last_deployed,
+        }
     }
 
-    pub(super) fn last_deployed(&self) -> Option<&Record> {
-        self.records.iter().rev().find(|r| r.status == Status::Deployed)
+    pub(super) fn last_deployed(&self) -> Option<&'a Record> {
+        self.last_deployed
     }
 
     /// The manifests a new revision holds: the desired ones, plus those `--no-prune` (or a
@@ -128,8 +137,8 @@ impl History {
         }
         if record.status == Status::Deployed {
             let superseded = Map::from_iter([(LABEL_STATUS.to_string(), Value::from(Status::Superseded.as_str()))]);
-            for previous in self.records.iter().filter(|r| r.status == Status::Deployed) {
-                for name in self.revisions.get(&previous.revision).into_iter().flatten() {
+            for previous in &self.deployed {
+                for name in self.revisions.get(previous).into_iter().flatten() {
                     cluster.set_labels(&served, Some(&self.namespace), name, &superseded).await?;
                 }
             }

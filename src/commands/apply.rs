@@ -176,7 +176,7 @@ async fn execute_locked(
         _ if text => print_event(ui, options, &event),
         _ => {}
     };
-    let applying = crate::apply::apply(cluster, inputs, &plan, &live.objects, options, &interrupted, &on_event);
+    let applying = crate::apply::apply(cluster, inputs, &plan, &live, options, &interrupted, &on_event);
     let Some(lock) = lock else { return Ok(applying.await) };
     tokio::pin!(applying);
     // Another apply took the lock (this one stopped renewing it): stop starting new work.

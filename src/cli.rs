@@ -73,6 +73,15 @@ pub enum Command {
     Drift(DriftArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// The ConfigMapSync operator
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Print the ConfigMapSync CustomResourceDefinition (generated from the operator's types)
+    Crd,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod drift;
 pub mod error;
 pub mod git;
 pub mod manifest;
+pub mod operator;
 pub mod patch;
 pub mod project;
 pub mod release_record;

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod drift;
 pub mod envs;
 pub mod history;
+pub mod operator;
 pub mod progress;
 pub mod render;
 pub mod rollback;
@@ -171,6 +172,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
         Command::Completions(args) => completions::run(args),
+        Command::Operator(command) => operator::run(command),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,86 @@
+//! `weaver.example.com/v1alpha1` ConfigMapSync: the API types, with the schema validation a
+//! real API server enforces (names are DNS labels, a source and a ServiceAccount are required,
+//! at least one way of naming targets).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A DNS-1123 label, as Kubernetes validates namespace and ConfigMap-in-namespace names.
+const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// Copies the ConfigMap `source` into every target namespace, writing as `serviceAccountName`.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "weaver.example.com",
+    version = "v1alpha1",
+    kind = "ConfigMapSync",
+    plural = "configmapsyncs",
+    namespaced,
+    shortname = "cms",
+    shortname = "cmsync",
+    status = "ConfigMapSyncStatus",
+    doc = "Copies a ConfigMap into other namespaces, as a ServiceAccount whose RBAC bounds every write",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Targets In Sync", type_ = "string", json_path = ".status.targetsInSync"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("anyOf" = [{"required": ["targetNamespaces"]}, {"required": ["namespaceSelector"]}]))]
+pub struct ConfigMapSyncSpec {
+    /// The ConfigMap to copy, in the ConfigMapSync's own namespace.
+    pub source: SourceRef,
+    /// Namespaces to copy the ConfigMap into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1), inner(regex(pattern = DNS_LABEL), length(min = 1, max = 63)))]
+    pub target_namespaces: Vec<String>,
+    /// Namespaces whose labels match are targets too, including ones created later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// The ServiceAccount, in the ConfigMapSync's namespace, whose permissions bound every write.
+    #[schemars(regex(pattern = DNS_LABEL), length(min = 1, max = 63))]
+    pub service_account_name: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SourceRef {
+    /// The source ConfigMap's name.
+    #[schemars(
+        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        length(min = 1, max = 253)
+    )]
+    pub name: String,
+}
+
+/// What the operator last observed, following the API conventions: conditions (no phases),
+/// `observedGeneration`, and one line per target.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapSyncStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`: True when every target is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// One entry per target namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["namespace"]))]
+    pub targets: Vec<TargetStatus>,
+    /// `synced/total`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets_in_sync: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct TargetStatus {
+    pub namespace: String,
+    pub synced: bool,
+    /// CamelCase: Synced, Forbidden, Conflict, NamespaceNotFound, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

@@ -1,0 +1,17 @@
+//! The ConfigMapSync operator: copies a ConfigMap into other namespaces as a ServiceAccount the
+//! tenant names, so the tenant's own RBAC bounds every write (see README, "Operator").
+//!
+//! `api` holds the CustomResource types; the CRD that `weaver operator crd` prints, and that the
+//! chart `charts/configmapsync-operator` ships in `crds/`, is generated from them.
+
+pub mod api;
+
+pub use api::{ConfigMapSync, ConfigMapSyncSpec, ConfigMapSyncStatus, SourceRef, TargetStatus};
+
+use kube::CustomResourceExt;
+
+/// The ConfigMapSync CustomResourceDefinition, generated from the Rust types.
+pub fn crd() -> serde_json::Value {
+    // A CRD built by kube's derive always serializes.
+    serde_json::to_value(ConfigMapSync::crd()).expect("a generated CRD serializes to JSON")
+}

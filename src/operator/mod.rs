@@ -5,6 +5,8 @@
 //! chart `charts/configmapsync-operator` ships in `crds/`, is generated from them.
 
 pub mod api;
+pub mod plan;
+pub mod status;
 
 pub use api::{ConfigMapSync, ConfigMapSyncSpec, ConfigMapSyncStatus, SourceRef, TargetStatus};
 

@@ -1,0 +1,178 @@
+//! The ConfigMapSync status, per the API conventions: a `Ready` condition (Unknown on the first
+//! visit, then True or False with a CamelCase reason), `observedGeneration`, one line per target,
+//! and no phases. A condition keeps its `lastTransitionTime` while its status stays the same.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::api::{ConfigMapSyncStatus, TargetStatus};
+use super::plan::Settled;
+
+/// How one target ended in a reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Written this time, or already equal to the source.
+    Synced,
+    /// No write was needed or allowed, for this reason.
+    Settled(Settled),
+    /// The ServiceAccount may not write there (the API server's message).
+    Forbidden(String),
+    /// Any other failure (the API server's message).
+    Failed(String),
+}
+
+/// Why the whole ConfigMapSync cannot sync, before any target is looked at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Blocked {
+    ServiceAccountNotFound(String),
+}
+
+pub const READY: &str = "Ready";
+
+fn condition(status: &str, reason: &str, message: String, generation: Option<i64>, now: &Time) -> Condition {
+    Condition {
+        type_: READY.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time: now.clone(),
+    }
+}
+
+/// Keeps the previous transition time when the condition's status did not change.
+fn carry_transition(mut new: Condition, previous: Option<&ConfigMapSyncStatus>) -> Condition {
+    if let Some(old) = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == new.type_))
+        && old.status == new.status
+    {
+        new.last_transition_time = old.last_transition_time.clone();
+    }
+    new
+}
+
+/// The status of a ConfigMapSync seen for the first time: Ready is Unknown.
+pub fn first_visit(generation: Option<i64>, now: &Time) -> ConfigMapSyncStatus {
+    ConfigMapSyncStatus {
+        observed_generation: generation,
+        conditions: vec![condition(
+            "Unknown",
+            "Reconciling",
+            "the first sync has not finished".into(),
+            generation,
+            now,
+        )],
+        ..ConfigMapSyncStatus::default()
+    }
+}
+
+/// The status after a reconcile.
+pub fn after_reconcile(
+    generation: Option<i64>,
+    source_found: bool,
+    blocked: Option<&Blocked>,
+    outcomes: &BTreeMap<String, Outcome>,
+    previous: Option<&ConfigMapSyncStatus>,
+    now: &Time,
+) -> ConfigMapSyncStatus {
+    let targets: Vec<TargetStatus> = outcomes
+        .iter()
+        .map(|(namespace, outcome)| {
+            let (synced, reason, message) = match outcome {
+                Outcome::Synced | Outcome::Settled(Settled::InSync) => (true, "Synced", None),
+                Outcome::Settled(Settled::Conflict) => (
+                    false,
+                    "Conflict",
+                    Some("a ConfigMap of that name exists and is not managed by this ConfigMapSync".to_string()),
+                ),
+                Outcome::Settled(Settled::NamespaceNotFound) => (false, "NamespaceNotFound", None),
+                Outcome::Settled(Settled::SourceNotFound) => (false, "SourceNotFound", None),
+                Outcome::Forbidden(message) => (false, "Forbidden", Some(message.clone())),
+                Outcome::Failed(message) => (false, "Failed", Some(message.clone())),
+            };
+            TargetStatus { namespace: namespace.clone(), synced, reason: Some(reason.to_string()), message }
+        })
+        .collect();
+    let synced = targets.iter().filter(|t| t.synced).count();
+    let total = targets.len();
+    let ready = match blocked {
+        Some(Blocked::ServiceAccountNotFound(name)) => condition(
+            "False",
+            "ServiceAccountNotFound",
+            format!("ServiceAccount {name} does not exist in this namespace"),
+            generation,
+            now,
+        ),
+        None if !source_found => condition(
+            "False",
+            "SourceNotFound",
+            "the source ConfigMap does not exist; targets are left as they are".into(),
+            generation,
+            now,
+        ),
+        None if synced == total => {
+            condition("True", "Synced", format!("{synced}/{total} targets in sync"), generation, now)
+        }
+        None => condition("False", "TargetsNotSynced", format!("{synced}/{total} targets in sync"), generation, now),
+    };
+    ConfigMapSyncStatus {
+        observed_generation: generation,
+        conditions: vec![carry_transition(ready, previous)],
+        targets,
+        targets_in_sync: Some(format!("{synced}/{total}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(seconds).unwrap())
+    }
+
+    #[test]
+    fn ready_when_every_target_is_synced_and_reasons_per_target_otherwise() {
+        let outcomes = BTreeMap::from([
+            ("a".to_string(), Outcome::Synced),
+            ("b".to_string(), Outcome::Forbidden("configmaps is forbidden".into())),
+            ("c".to_string(), Outcome::Settled(Settled::Conflict)),
+        ]);
+        let status = after_reconcile(Some(3), true, None, &outcomes, None, &time(10));
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.targets_in_sync.as_deref(), Some("1/3"));
+        let ready = &status.conditions[0];
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "TargetsNotSynced"));
+        assert_eq!(status.targets[1].reason.as_deref(), Some("Forbidden"));
+        assert_eq!(status.targets[1].message.as_deref(), Some("configmaps is forbidden"));
+        assert_eq!(status.targets[2].reason.as_deref(), Some("Conflict"));
+
+        let all = BTreeMap::from([("a".to_string(), Outcome::Synced)]);
+        let status = after_reconcile(Some(3), true, None, &all, None, &time(10));
+        assert_eq!(
+            (status.conditions[0].status.as_str(), status.conditions[0].message.as_str()),
+            ("True", "1/1 targets in sync")
+        );
+    }
+
+    #[test]
+    fn the_transition_time_moves_only_when_the_status_changes() {
+        let synced = BTreeMap::from([("a".to_string(), Outcome::Synced)]);
+        let first = after_reconcile(Some(1), true, None, &synced, None, &time(10));
+        let again = after_reconcile(Some(1), true, None, &synced, Some(&first), &time(20));
+        assert_eq!(again, first, "an unchanged status is equal, so no status write is needed");
+        let failed = BTreeMap::from([("a".to_string(), Outcome::Failed("boom".into()))]);
+        let changed = after_reconcile(Some(1), true, None, &failed, Some(&first), &time(30));
+        assert_eq!(changed.conditions[0].last_transition_time, time(30));
+    }
+
+    #[test]
+    fn a_missing_service_account_or_source_is_not_ready_with_its_reason() {
+        let blocked = Blocked::ServiceAccountNotFound("syncer".into());
+        let status = after_reconcile(Some(1), true, Some(&blocked), &BTreeMap::new(), None, &time(1));
+        assert_eq!(status.conditions[0].reason, "ServiceAccountNotFound");
+        let status = after_reconcile(Some(1), false, None, &BTreeMap::new(), None, &time(1));
+        assert_eq!(status.conditions[0].reason, "SourceNotFound");
+        assert_eq!(first_visit(Some(1), &time(1)).conditions[0].status, "Unknown");
+    }
+}

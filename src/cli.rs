@@ -80,8 +80,26 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
+    /// Run the controller until SIGTERM or Ctrl-C (uses --kubeconfig and --context like other commands)
+    Run(OperatorRunArgs),
     /// Print the ConfigMapSync CustomResourceDefinition (generated from the operator's types)
     Crd,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorRunArgs {
+    /// Log format: human-readable text, or one JSON object per line
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Only reconcile ConfigMapSyncs whose labels match (to shard them between operators)
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,6 +23,20 @@ pub struct ConnectOptions {
 
 /// Reads the kubeconfig, selects the context and builds a client with the request timeout.
 pub(super) async fn client(options: &ConnectOptions) -> Result<(kube::Client, ClusterInfo)> {
+    let (config, info) = config(options).await?;
+    let client = kube::Client::try_from(config).map_err(|err| {
+        Error::new(format!(
+            "cannot set up a client for context `{}` ({}): {}",
+            info.context,
+            info.server,
+            super::error::innermost(&err)
+        ))
+    })?;
+    Ok((client, info))
+}
+
+/// The connection settings of the selected context, with the request timeout.
+pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
     let (kubeconfig, described) = read_kubeconfig(options)?;
     let context = match &options.context {
         Some((name, origin)) => {
@@ -61,16 +75,7 @@ pub(super) async fn client(options: &ConnectOptions) -> Result<(kube::Client, Cl
     // weaver retries by itself (`super::retry`), boundedly; kube's layer on top would multiply
     // the attempts and wait minutes on a server that keeps answering 503.
     config.default_retry = false;
-    let info = ClusterInfo { context, server, request_timeout: options.request_timeout };
-    let client = kube::Client::try_from(config).map_err(|err| {
-        Error::new(format!(
-            "cannot set up a client for context `{}` ({}): {}",
-            info.context,
-            info.server,
-            super::error::innermost(&err)
-        ))
-    })?;
-    Ok((client, info))
+    Ok((config, ClusterInfo { context, server, request_timeout: options.request_timeout }))
 }
 
 /// The merged kubeconfig and how to name it in messages.

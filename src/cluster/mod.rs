@@ -17,7 +17,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
-pub use config::ConnectOptions;
+pub use config::{ConnectOptions, config as kube_config};
 pub(crate) use error::humanize;
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions};
 pub use objects::Deleted;

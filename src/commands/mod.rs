@@ -172,7 +172,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
         Command::Completions(args) => completions::run(args),
-        Command::Operator(command) => operator::run(command),
+        Command::Operator(command) => operator::run(&cli.global, command),
     };
     match result {
         Ok(code) => code,

@@ -5,8 +5,10 @@
 //! chart `charts/configmapsync-operator` ships in `crds/`, is generated from them.
 
 pub mod api;
+pub mod controller;
 pub mod plan;
 pub mod status;
+pub mod tenant;
 
 pub use api::{ConfigMapSync, ConfigMapSyncSpec, ConfigMapSyncStatus, SourceRef, TargetStatus};
 

@@ -66,6 +66,17 @@ pub fn first_visit(generation: Option<i64>, now: &Time) -> ConfigMapSyncStatus {
     }
 }
 
+/// The condition while the finalizer cannot delete every target.
+pub fn cleanup_failed(generation: Option<i64>, why: &str, now: &Time) -> Condition {
+    condition(
+        "False",
+        "CleanupFailed",
+        format!("the ConfigMapSync is kept until its targets are deleted: {why}"),
+        generation,
+        now,
+    )
+}
+
 /// The status after a reconcile.
 pub fn after_reconcile(
     generation: Option<i64>,

@@ -154,6 +154,24 @@ impl TestCluster {
         }
     }
 
+    /// Server-side applies an object that tests share and that outlives them on a real cluster
+    /// (a CRD with a fixed name): it is never deleted, so tests running at the same time do not
+    /// lose it midway.
+    pub fn apply_shared(&self, object: &Value, manager: &str) {
+        let (api, _, _) = self.api_for(object);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let params = PatchParams::apply(manager).force();
+        self.block_on(api.patch(name, &params, &Patch::Apply(object))).unwrap_or_else(|e| panic!("apply {name}: {e}"));
+        if object["kind"] == "CustomResourceDefinition" {
+            self.wait_established(&api, name);
+        }
+    }
+
+    /// A client with the test kubeconfig's identity (an administrator).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     fn wait_established(&self, api: &Api<DynamicObject>, name: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

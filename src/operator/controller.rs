@@ -1,0 +1,369 @@
+//! The ConfigMapSync controller on `kube::runtime::Controller`, shaped like kube-rs's
+//! controller-rs: `reconcile` and `error_policy` with a shared [`Context`]. It reads with the
+//! operator's own identity (ConfigMapSyncs, Namespaces, the targets' current state) and writes
+//! every target as the tenant's ServiceAccount (see `tenant`). Decisions are made by
+//! `plan::plan` and `status::after_reconcile`; this file only observes and carries them out.
+//! It logs through `tracing`; the command that runs it decides where logs go.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizing, finalizer};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+
+use super::api::{ConfigMapSync, ConfigMapSyncStatus};
+use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
+use super::status::{self, Blocked, Outcome};
+use super::tenant::{TenantError, Tenants};
+
+/// Deletes every target before its ConfigMapSync goes.
+pub const FINALIZER: &str = "weaver.example.com/configmapsync";
+/// The field manager and event reporter.
+pub const CONTROLLER_NAME: &str = "configmapsync-operator";
+/// Even without events, every ConfigMapSync is looked at this often (missed events, expired
+/// tokens, RBAC granted later).
+const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a ConfigMapSync with a target out of sync is looked at again.
+const RETRY_UNFINISHED: Duration = Duration::from_secs(10);
+
+/// What a reconcile can fail with; `error_policy` retries all of them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Tenant(#[from] TenantError),
+    #[error("cannot delete every target: {0}")]
+    Cleanup(String),
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The operator's own identity: reads, status, finalizers, token requests and events.
+    pub client: kube::Client,
+    pub tenants: Tenants,
+    pub recorder: Recorder,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, base: kube::Config) -> Self {
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.to_string(),
+            instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
+        };
+        Context {
+            tenants: Tenants::new(client.clone(), base),
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+        }
+    }
+}
+
+/// Changes worth a reconcile of the ConfigMapSync itself: its spec (generation), its
+/// finalizers and its deletion. Status writes, the operator's own, are not.
+fn spec_or_lifecycle(sync: &ConfigMapSync) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (sync.meta().generation, sync.finalizers(), sync.meta().deletion_timestamp.is_some()).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// How a controller is run.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Only ConfigMapSyncs whose labels match (as `kubectl -l`), to shard them between
+    /// operators, as Flux's `--watch-label-selector` does.
+    pub label_selector: Option<String>,
+}
+
+/// Runs the controller until `shutdown` completes; in-flight reconciles finish first.
+pub async fn run(
+    client: kube::Client,
+    base: kube::Config,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let syncs: Api<ConfigMapSync> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let mut selected = watcher::Config::default();
+    if let Some(selector) = &settings.label_selector {
+        selected = selected.labels(selector);
+    }
+    let trigger = watcher(syncs, selected)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+    let controller = Controller::for_stream(trigger, reader);
+    let store = controller.store();
+    let sources_and_targets = store.clone();
+    let by_namespace = store;
+    controller
+        // Sources map back through (namespace, source name); targets through their owner labels.
+        .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |config_map| {
+            let namespace = config_map.namespace().unwrap_or_default();
+            let name = config_map.name_any();
+            let mut owners: Vec<ObjectRef<ConfigMapSync>> = sources_and_targets
+                .state()
+                .iter()
+                .filter(|sync| sync.namespace().as_deref() == Some(namespace.as_str()) && sync.spec.source.name == name)
+                .map(|sync| ObjectRef::from_obj(sync.as_ref()))
+                .collect();
+            let labels = config_map.labels();
+            if let (Some(ns), Some(owner)) = (labels.get(OWNER_NAMESPACE_LABEL), labels.get(OWNER_NAME_LABEL)) {
+                owners.push(ObjectRef::new(owner).within(ns));
+            }
+            owners
+        })
+        // A namespace created, deleted or relabelled can add or remove a target.
+        .watches(Api::<Namespace>::all(client.clone()), watcher::Config::default(), move |namespace| {
+            let name = namespace.name_any();
+            by_namespace
+                .state()
+                .iter()
+                .filter(|sync| sync.spec.namespace_selector.is_some() || sync.spec.target_namespaces.contains(&name))
+                .map(|sync| ObjectRef::from_obj(sync.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, Arc::new(Context::new(client, base)))
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(configmapsync = %object, "reconciled"),
+                Err(err) => tracing::warn!(error = %err, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+/// Brings one ConfigMapSync's targets to its source, or removes them all when it is deleted.
+pub async fn reconcile(sync: Arc<ConfigMapSync>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = sync.namespace().unwrap_or_default();
+    let syncs: Api<ConfigMapSync> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&syncs, FINALIZER, sync, |event| async {
+        match event {
+            Finalizing::Apply(sync) => sync_targets(&sync, &ctx).await,
+            Finalizing::Cleanup(sync) => remove_targets(&sync, &ctx).await,
+        }
+    })
+    .await;
+    match result {
+        // Two reconciles raced to remove the finalizer: the ConfigMapSync is gone, as wanted.
+        Err(FinalizerError::RemoveFinalizer(kube::Error::Api(status))) if status.code == 404 => {
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|err| Error::Finalizer(Box::new(err))),
+    }
+}
+
+/// Failed reconciles are tried again soon; the reason is already in the log and the status.
+pub fn error_policy(sync: Arc<ConfigMapSync>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(configmapsync = %ObjectRef::from_obj(sync.as_ref()), error = %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(15))
+}
+
+fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+async fn patch_status(sync: &ConfigMapSync, ctx: &Context, status: &ConfigMapSyncStatus) -> Result<(), Error> {
+    let syncs: Api<ConfigMapSync> = Api::namespaced(ctx.client.clone(), &sync.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"status": status});
+    syncs.patch_status(&sync.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+async fn event(ctx: &Context, sync: &ConfigMapSync, type_: EventType, reason: &str, note: String) {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Sync".into(), secondary: None };
+    if let Err(err) = ctx.recorder.publish(&event, &sync.object_ref(&())).await {
+        tracing::warn!(error = %err, reason, "cannot record an event");
+    }
+}
+
+/// The ConfigMaps that are or could be targets: those named like the source anywhere, and
+/// every one carrying this ConfigMapSync's owner labels.
+async fn candidates(sync: &ConfigMapSync, ctx: &Context) -> Result<Vec<ConfigMap>, Error> {
+    let all: Api<ConfigMap> = Api::all(ctx.client.clone());
+    let named = all.list(&ListParams::default().fields(&format!("metadata.name={}", sync.spec.source.name))).await?;
+    let owner = format!(
+        "{OWNER_NAMESPACE_LABEL}={},{OWNER_NAME_LABEL}={}",
+        sync.namespace().unwrap_or_default(),
+        sync.name_any()
+    );
+    let owned = all.list(&ListParams::default().labels(&owner)).await?;
+    let mut candidates = named.items;
+    for config_map in owned.items {
+        if !candidates.iter().any(|c| c.namespace() == config_map.namespace() && c.name_any() == config_map.name_any())
+        {
+            candidates.push(config_map);
+        }
+    }
+    Ok(candidates)
+}
+
+/// A failed write, as the target's status says it.
+fn outcome_of(err: kube::Error) -> Outcome {
+    match err {
+        kube::Error::Api(status) if status.code == 403 => Outcome::Forbidden(status.message),
+        kube::Error::Api(status) => Outcome::Failed(status.message),
+        other => Outcome::Failed(other.to_string()),
+    }
+}
+
+async fn execute(tenant: &kube::Client, step: &Step) -> Result<(), kube::Error> {
+    let params = PostParams { field_manager: Some(CONTROLLER_NAME.into()), ..PostParams::default() };
+    match step {
+        Step::Create(target) => {
+            let api: Api<ConfigMap> = Api::namespaced(tenant.clone(), &target.namespace().unwrap_or_default());
+            api.create(&params, target).await.map(drop)
+        }
+        Step::Update(target) => {
+            let api: Api<ConfigMap> = Api::namespaced(tenant.clone(), &target.namespace().unwrap_or_default());
+            api.replace(&target.name_any(), &params, target).await.map(drop)
+        }
+        Step::Delete { namespace, name } => {
+            let api: Api<ConfigMap> = Api::namespaced(tenant.clone(), namespace);
+            match api.delete(name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                other => other.map(drop),
+            }
+        }
+    }
+}
+
+async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Error> {
+    let namespace = sync.namespace().unwrap_or_default();
+    let account = &sync.spec.service_account_name;
+    let generation = sync.meta().generation;
+    let mut previous = sync.status.clone();
+    if previous.as_ref().is_none_or(|s| s.conditions.is_empty()) {
+        let first = status::first_visit(generation, &now());
+        patch_status(sync, ctx, &first).await?;
+        previous = Some(first);
+    }
+    let tenant = match ctx.tenants.client(&namespace, account).await {
+        Ok(tenant) => tenant,
+        Err(TenantError::ServiceAccountNotFound(_)) => {
+            let blocked = Blocked::ServiceAccountNotFound(account.clone());
+            let status =
+                status::after_reconcile(generation, true, Some(&blocked), &BTreeMap::new(), previous.as_ref(), &now());
+            if previous.as_ref() != Some(&status) {
+                patch_status(sync, ctx, &status).await?;
+                event(ctx, sync, EventType::Warning, "ServiceAccountNotFound", status.conditions[0].message.clone())
+                    .await;
+            }
+            return Ok(Action::requeue(RETRY_UNFINISHED));
+        }
+        Err(err) => return Err(err.into()),
+    };
+
+    // The source is read as the tenant too: a ConfigMapSync cannot copy what its
+    // ServiceAccount may not read.
+    let source = match Api::<ConfigMap>::namespaced(tenant.clone(), &namespace).get_opt(&sync.spec.source.name).await {
+        Err(kube::Error::Api(status)) if status.code == 401 => {
+            ctx.tenants.forget(&namespace, account).await;
+            return Err(Error::Kube(kube::Error::Api(status)));
+        }
+        other => other?,
+    };
+    let namespaces = Api::<Namespace>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
+    let candidates = candidates(sync, ctx).await?;
+    let plan =
+        plan::plan(&Observed { sync, source: source.as_ref(), namespaces: &namespaces, candidates: &candidates });
+
+    let mut outcomes = BTreeMap::new();
+    for (target, decision) in &plan.targets {
+        let outcome = match decision {
+            Err(settled) => Outcome::Settled(settled.clone()),
+            Ok(step) => match execute(&tenant, step).await {
+                Ok(()) => Outcome::Synced,
+                Err(err) => outcome_of(err),
+            },
+        };
+        outcomes.insert(target.clone(), outcome);
+    }
+    for step in &plan.removals {
+        if let (Err(err), Step::Delete { namespace, name }) = (execute(&tenant, step).await, step) {
+            let note = format!(
+                "cannot delete ConfigMap {namespace}/{name}, no longer a target: {}",
+                describe(&outcome_of(err))
+            );
+            event(ctx, sync, EventType::Warning, "DeleteFailed", note).await;
+        }
+    }
+
+    let status = status::after_reconcile(generation, plan.source_found, None, &outcomes, previous.as_ref(), &now());
+    let ready = status.conditions.iter().any(|c| c.status == "True");
+    if previous.as_ref() != Some(&status) {
+        for target in status.targets.iter().filter(|t| !t.synced) {
+            let was = previous.as_ref().and_then(|p| p.targets.iter().find(|p| p.namespace == target.namespace));
+            if was.is_none_or(|was| was.reason != target.reason) {
+                let reason = target.reason.clone().unwrap_or_default();
+                let note = format!(
+                    "target {}: {}",
+                    target.namespace,
+                    target.message.clone().unwrap_or_else(|| reason.clone())
+                );
+                event(ctx, sync, EventType::Warning, &reason, note).await;
+            }
+        }
+        patch_status(sync, ctx, &status).await?;
+    }
+    // Permissions granted later, a namespace that appears, a source created later: no watch
+    // event says so, so an unfinished sync is looked at again soon.
+    Ok(Action::requeue(if ready { RESYNC } else { RETRY_UNFINISHED }))
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Forbidden(message) | Outcome::Failed(message) => message.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The finalizer's work: every target goes, deleted as the tenant. If that is not allowed, the
+/// finalizer stays (the ConfigMapSync is not deleted), the condition says why and an event is
+/// recorded.
+async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Error> {
+    let namespace = sync.namespace().unwrap_or_default();
+    let candidates = candidates(sync, ctx).await?;
+    let owned: Vec<Step> = plan::owned_targets(sync, &candidates)
+        .map(|cm| Step::Delete { namespace: cm.namespace().unwrap_or_default(), name: cm.name_any() })
+        .collect();
+    if owned.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let failure = match ctx.tenants.client(&namespace, &sync.spec.service_account_name).await {
+        Err(err) => Some(err.to_string()),
+        Ok(tenant) => {
+            let mut failures = Vec::new();
+            for step in &owned {
+                if let (Err(err), Step::Delete { namespace, name }) = (execute(&tenant, step).await, step) {
+                    failures.push(format!("{namespace}/{name}: {}", describe(&outcome_of(err))));
+                }
+            }
+            (!failures.is_empty()).then(|| failures.join("; "))
+        }
+    };
+    match failure {
+        None => Ok(Action::await_change()),
+        Some(why) => {
+            let mut status = sync.status.clone().unwrap_or_default();
+            status.conditions = vec![status::cleanup_failed(sync.meta().generation, &why, &now())];
+            patch_status(sync, ctx, &status).await?;
+            event(ctx, sync, EventType::Warning, "CleanupFailed", why.clone()).await;
+            Err(Error::Cleanup(why))
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! `plan::plan` and `status::after_reconcile`; this file only observes and carries them out.
 //! It logs through `tracing`; the command that runs it decides where logs go.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,26 +100,24 @@ pub async fn run(
     if let Some(selector) = &settings.label_selector {
         selected = selected.labels(selector);
     }
+    let index = SourceIndex::default();
+    let indexer = index.clone();
     let trigger = watcher(syncs, selected)
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                indexer.observe(event);
+            }
+        })
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
     let controller = Controller::for_stream(trigger, reader);
-    let store = controller.store();
-    let sources_and_targets = store.clone();
-    let by_namespace = store;
+    let by_namespace = controller.store();
     controller
-        // Sources map back through (namespace, source name); targets through their owner labels.
+        // Sources map back through the index; targets through their owner labels.
         .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |config_map| {
-            let namespace = config_map.namespace().unwrap_or_default();
-            let name = config_map.name_any();
-            let mut owners: Vec<ObjectRef<ConfigMapSync>> = sources_and_targets
-                .state()
-                .iter()
-                .filter(|sync| sync.namespace().as_deref() == Some(namespace.as_str()) && sync.spec.source.name == name)
-                .map(|sync| ObjectRef::from_obj(sync.as_ref()))
-                .collect();
+            let mut owners = index.syncs_of(&config_map.namespace().unwrap_or_default(), &config_map.name_any());
             let labels = config_map.labels();
             if let (Some(ns), Some(owner)) = (labels.get(OWNER_NAMESPACE_LABEL), labels.get(OWNER_NAME_LABEL)) {
                 owners.push(ObjectRef::new(owner).within(ns));
@@ -145,6 +143,61 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// ConfigMapSyncs by the source they copy, (namespace, ConfigMap name), kept up to date from
+/// the ConfigMapSync watch, so a ConfigMap's events find their ConfigMapSyncs without a scan.
+#[derive(Clone, Default)]
+struct SourceIndex(Arc<std::sync::RwLock<SourceEntries>>);
+
+#[derive(Default)]
+struct SourceEntries {
+    /// (namespace, source name) → names of the ConfigMapSyncs copying it.
+    syncs: HashMap<(String, String), BTreeSet<String>>,
+    /// (namespace, ConfigMapSync name) → its source's name, to move an entry when it changes.
+    sources: HashMap<(String, String), String>,
+}
+
+impl SourceIndex {
+    fn observe(&self, event: &watcher::Event<ConfigMapSync>) {
+        let mut entries = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let forget = |entries: &mut SourceEntries, namespace: &str, name: &str| {
+            if let Some(source) = entries.sources.remove(&(namespace.to_string(), name.to_string()))
+                && let Some(names) = entries.syncs.get_mut(&(namespace.to_string(), source.clone()))
+            {
+                names.remove(name);
+                if names.is_empty() {
+                    entries.syncs.remove(&(namespace.to_string(), source));
+                }
+            }
+        };
+        match event {
+            // A relist follows: start afresh.
+            watcher::Event::Init => *entries = SourceEntries::default(),
+            watcher::Event::Apply(sync) | watcher::Event::InitApply(sync) => {
+                let (namespace, name) = (sync.namespace().unwrap_or_default(), sync.name_any());
+                forget(&mut entries, &namespace, &name);
+                let source = sync.spec.source.name.clone();
+                entries.syncs.entry((namespace.clone(), source.clone())).or_default().insert(name.clone());
+                entries.sources.insert((namespace, name), source);
+            }
+            watcher::Event::Delete(sync) => {
+                forget(&mut entries, &sync.namespace().unwrap_or_default(), &sync.name_any())
+            }
+            watcher::Event::InitDone => {}
+        }
+    }
+
+    fn syncs_of(&self, namespace: &str, config_map: &str) -> Vec<ObjectRef<ConfigMapSync>> {
+        let entries = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .syncs
+            .get(&(namespace.to_string(), config_map.to_string()))
+            .into_iter()
+            .flatten()
+            .map(|name| ObjectRef::new(name).within(namespace))
+            .collect()
+    }
 }
 
 /// Brings one ConfigMapSync's targets to its source, or removes them all when it is deleted.
@@ -365,5 +418,50 @@ async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, E
             event(ctx, sync, EventType::Warning, "CleanupFailed", why.clone()).await;
             Err(Error::Cleanup(why))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::api::{ConfigMapSyncSpec, SourceRef};
+
+    fn sync(name: &str, source: &str) -> ConfigMapSync {
+        let mut sync = ConfigMapSync::new(
+            name,
+            ConfigMapSyncSpec {
+                source: SourceRef { name: source.into() },
+                target_namespaces: vec!["dev".into()],
+                namespace_selector: None,
+                service_account_name: "syncer".into(),
+            },
+        );
+        sync.metadata.namespace = Some("team".into());
+        sync
+    }
+
+    fn names(refs: Vec<ObjectRef<ConfigMapSync>>) -> Vec<String> {
+        let mut names: Vec<String> = refs.into_iter().map(|r| r.name).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_source_index_follows_changes_deletions_and_relists() {
+        let index = SourceIndex::default();
+        index.observe(&watcher::Event::Apply(sync("a", "settings")));
+        index.observe(&watcher::Event::Apply(sync("b", "settings")));
+        assert_eq!(names(index.syncs_of("team", "settings")), ["a", "b"]);
+        assert!(index.syncs_of("other", "settings").is_empty(), "sources are per namespace");
+        index.observe(&watcher::Event::Apply(sync("a", "flags")));
+        assert_eq!(names(index.syncs_of("team", "settings")), ["b"]);
+        assert_eq!(names(index.syncs_of("team", "flags")), ["a"]);
+        index.observe(&watcher::Event::Delete(sync("b", "settings")));
+        assert!(index.syncs_of("team", "settings").is_empty());
+        index.observe(&watcher::Event::Init);
+        index.observe(&watcher::Event::InitApply(sync("c", "settings")));
+        index.observe(&watcher::Event::InitDone);
+        assert!(index.syncs_of("team", "flags").is_empty(), "a relist forgets what it no longer lists");
+        assert_eq!(names(index.syncs_of("team", "settings")), ["c"]);
     }
 }

@@ -4,8 +4,9 @@
 //! discovery (legacy and aggregated), CRUD with label/field selectors,
 //! JSON/merge/strategic-merge patches, server-side apply with real
 //! structured-merge-diff ownership (managedFields, conflicts, pruning),
-//! defaulting of the common built-in kinds, CRDs, watches, and `Status`
-//! errors shaped like the real ones. See the README for what is simplified.
+//! defaulting of the common built-in kinds, CRDs, watches, TokenRequest
+//! tokens, RBAC authorization, and `Status` errors shaped like the real ones.
+//! See the README for what is simplified.
 //!
 //! ```no_run
 //! let server = weaver_test_apiserver::TestApiServer::start();

@@ -1290,7 +1290,7 @@ impl Cluster {
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         order_keys(&mut obj);
         self.objects.insert(key.clone(), obj.clone());
-        self.record_event("MODIFIED", &key, &obj);
+        self.record_event("MODIFIED", key, &obj);
         self.reconcile();
         (Self::present(res, &obj), 200)
     }

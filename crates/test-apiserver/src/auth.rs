@@ -383,15 +383,17 @@ impl Cluster {
     }
 
     /// The rules `user` holds in `namespace` (cluster-wide ones only for ""),
-    /// and the errors met resolving its bindings (roles that do not exist).
-    fn rules_for(&self, user: &User, namespace: &str) -> (Vec<Rule>, Vec<String>) {
+    /// and the roles its bindings reference that do not exist (`role` or
+    /// `clusterrole`, and the name).
+    fn rules_for(&self, user: &User, namespace: &str) -> (Vec<Rule>, Vec<(&'static str, String)>) {
         let mut rules = bootstrap_rules(user);
-        let mut errors = Vec::new();
+        let mut missing = Vec::new();
         let mut role_rules = |kind: &str, role_ns: &str, name: &str| {
-            let (resource, ns) = if kind == "ClusterRole" { ("clusterroles", "") } else { ("roles", role_ns) };
+            let (resource, singular, ns) =
+                if kind == "ClusterRole" { ("clusterroles", "clusterrole", "") } else { ("roles", "role", role_ns) };
             match self.objects().get(&rbac_key(resource, ns, name)) {
                 Some(role) => rules.extend(Rule::of_role(role)),
-                None => errors.push(format!("{resource}.{RBAC} {name:?} not found")),
+                None => missing.push((singular, name.to_string())),
             }
         };
         for (_, b) in self.objects().of_resource(RBAC, "clusterrolebindings", None) {
@@ -407,7 +409,7 @@ impl Cluster {
                 }
             }
         }
-        (rules, errors)
+        (rules, missing)
     }
 
     /// Authorizes a request: `forbid` rules refuse anyone, `system:masters`
@@ -421,10 +423,13 @@ impl Cluster {
         if user.is_admin() {
             return Ok(());
         }
-        let (rules, errors) = self.rules_for(user, &a.namespace);
+        let (rules, missing) = self.rules_for(user, &a.namespace);
         if rules.iter().any(|r| r.allows(&a)) {
             return Ok(());
         }
+        // The authorizer's role lister names a missing role `role.rbac…` (`clusterrole.rbac…`).
+        let errors: Vec<String> =
+            missing.iter().map(|(kind, name)| format!("{kind}.{RBAC} {name:?} not found")).collect();
         let reason = match errors.as_slice() {
             [] => String::new(),
             [one] => format!("RBAC: {one}"),
@@ -480,7 +485,7 @@ impl Cluster {
             }
             _ => return Ok(()),
         };
-        let (held, errors) = self.rules_for(user, namespace);
+        let (held, missing_roles) = self.rules_for(user, namespace);
         let mut missing: Vec<Rule> = Vec::new();
         for r in granted.iter().flat_map(Rule::breakdown) {
             if held.iter().any(|h| h.covers(&r)) {
@@ -509,7 +514,10 @@ impl Cluster {
             groups.join(" "),
             lines.join("\n")
         );
-        if !errors.is_empty() {
+        if !missing_roles.is_empty() {
+            // Here a missing role is named after the resource being written, as a 1.32 server does.
+            let errors: Vec<String> =
+                missing_roles.iter().map(|(_, name)| format!("{gr} {name:?} not found")).collect();
             why.push_str(&format!("; resolution errors: [{}]", errors.join(" ")));
         }
         Err(ApiError::forbidden(&gr, name, &why))

@@ -157,3 +157,30 @@ async fn a_service_account_watches_one_object_by_name() {
         "list failed 403 configmaps is forbidden: User \"system:serviceaccount:default:operator\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\""
     );
 }
+
+/// The ERROR event a real server sends, byte for byte, in a 200 response that then ends.
+#[tokio::test]
+async fn a_watch_from_a_compacted_resource_version_gets_the_410_event() {
+    let server = TestApiServer::start();
+    let c = admin(&server).await;
+    Api::<ConfigMap>::namespaced(c.clone(), "default")
+        .create(&PostParams::default(), &configmap("x", "1"))
+        .await
+        .unwrap();
+    server.compact();
+    let path = "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=101&allowWatchBookmarks=true";
+    let request = http::Request::builder().uri(path).body(kube::client::Body::from(Vec::new())).unwrap();
+    let response = c.send(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let event: serde_json::Value = serde_json::from_str(body.trim_end()).unwrap();
+    let compacted = event["object"]["message"].as_str().unwrap().rsplit_once('(').unwrap().1.trim_end_matches(')');
+    assert!(compacted.parse::<u64>().unwrap() > 101, "{body}");
+    assert_eq!(
+        body,
+        format!(
+            "{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\"message\":\"too old resource version: 101 ({compacted})\",\"reason\":\"Expired\",\"code\":410}}}}\n"
+        )
+    );
+}

@@ -503,3 +503,28 @@ async fn granting_rbac_permissions_needs_holding_them() {
     .await
     .unwrap();
 }
+
+/// Checked on a 1.32 server: every missing role is in the reason, ClusterRoleBindings first, and
+/// a watch by `metadata.name` is refused for that name.
+#[tokio::test]
+async fn the_reason_lists_every_missing_role() {
+    let server = TestApiServer::start();
+    let admin = admin(&server).await;
+    let robot = robot(&server, &admin, "default", "robot").await;
+    apply(
+        &admin,
+        &[
+            binding("RoleBinding", Some("default"), "m", "ClusterRole", "nope-missing", sa_subject("default", "robot")),
+            binding("ClusterRoleBinding", None, "m2", "ClusterRole", "nope-missing2", sa_subject("default", "robot")),
+        ],
+    )
+    .await
+    .unwrap();
+    let (code, body) =
+        get(&robot, "/api/v1/namespaces/default/configmaps?watch=true&fieldSelector=metadata.name%3Dx").await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body["message"],
+        "configmaps \"x\" is forbidden: User \"system:serviceaccount:default:robot\" cannot watch resource \"configmaps\" in API group \"\" in the namespace \"default\": RBAC: [clusterrole.rbac.authorization.k8s.io \"nope-missing2\" not found, clusterrole.rbac.authorization.k8s.io \"nope-missing\" not found]"
+    );
+}

@@ -631,15 +631,39 @@ fn bad_input_exits_1_with_a_clear_message() {
 #[test]
 fn without_permission_to_list_the_records_the_error_names_the_namespace() {
     let deployed = Deployed::new();
-    // The fake: a rule refusing the LIST. A real cluster: user fake-user is bound to no role.
-    if deployed.cluster.is_fake() {
-        deployed.cluster.fake("forbid rules").unwrap().forbid("list", "secrets", Some(&deployed.ns));
-    }
-    let err = deployed.weaver(&["--context", "fake", "drift", "--env", "dev"]).failure().to_string();
-    assert!(
-        err.contains(&format!("error: listing secrets in namespace {}: forbidden (context `fake`, ", deployed.ns)),
-        "{err}"
+    // A ServiceAccount that may read the released kinds, but not list the records (Secrets).
+    let reader = deployed.cluster.service_account(&deployed.ns, "reader");
+    deployed.cluster.apply(
+        &[
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "no-records", "namespace": deployed.ns},
+                "rules": [{"apiGroups": ["", "apps"], "resources": ["configmaps", "services", "deployments", "statefulsets"], "verbs": ["get", "list"]}]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "no-records", "namespace": deployed.ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "no-records"},
+                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": deployed.ns}]}),
+        ],
+        "test",
     );
+    deployed.repo.write("reader-kubeconfig", &reader.kubeconfig);
+    let kubeconfig = deployed.repo.path().join("reader-kubeconfig");
+    let args = ["--kubeconfig", kubeconfig.to_str().unwrap(), "drift", "--env", "dev"];
+    let expected = format!("error: listing secrets in namespace {}: forbidden (context `reader`, ", deployed.ns);
+    // A real server's authorizer learns of the new binding within moments: until then another
+    // LIST may be the one refused.
+    let mut err = deployed.repo.weaver(&args).failure().to_string();
+    for _ in 0..20 {
+        if err.contains(&expected) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        err = deployed.repo.weaver(&args).failure().to_string();
+    }
+    assert!(err.contains(&expected), "{err}");
+    // The server's own words, naming the ServiceAccount.
+    let refused =
+        format!("User \"{}\" cannot list resource \"secrets\" in API group \"\" in the namespace", reader.user);
+    assert!(err.contains(&refused), "{err}");
     assert!(err.contains("help: weaver's user needs this permission"), "{err}");
 }
 
@@ -668,9 +692,10 @@ fn drift_only_reads() {
     );
 }
 
-/// The README's CronJob example: its Role, bound to a plain user, is enough for `weaver drift`
-/// (a real cluster enforces RBAC; the fake does not), and its kubeconfig (a token file) and
-/// command line work. The example's objects are applied into the test namespace.
+/// The README's CronJob example: its ServiceAccount, Role and RoleBinding are enough for
+/// `weaver drift`, and its kubeconfig (a token file) and command line work. The example's objects
+/// are applied into the test namespace, and the token file holds a TokenRequest token of the
+/// example's ServiceAccount.
 #[test]
 fn the_documented_read_only_example_works() {
     let deployed = Deployed::new();
@@ -699,22 +724,14 @@ fn the_documented_read_only_example_works() {
         eprintln!("the CronJob (batch/v1) is applied on the fake only");
         deployed.cluster.apply(&documents[..4], "test");
     }
-    // The same Role, bound to the test clusters' plain user `fake-user`.
-    let role = find("Role");
-    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "weaver-drift-user", "namespace": deployed.ns},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "fake-user"}]});
-    deployed.cluster.apply(&[binding], "test");
-
-    // The example's kubeconfig, pointed at the test cluster, with fake-user's token in a file.
+    // The example's kubeconfig, pointed at the test cluster, with a token of the example's
+    // ServiceAccount in a file.
+    let service_account = find("ServiceAccount")["metadata"]["name"].as_str().unwrap().to_string();
     let kubeconfig = find("ConfigMap")["data"]["kubeconfig"].as_str().unwrap().to_string();
     let mut kubeconfig = weaver::yaml::documents(std::path::Path::new("kubeconfig"), &kubeconfig).unwrap().remove(0);
-    let test_config = std::fs::read_to_string(deployed.cluster.kubeconfig()).unwrap();
-    let test_config = weaver::yaml::documents(std::path::Path::new("test kubeconfig"), &test_config).unwrap().remove(0);
-    kubeconfig["clusters"][0]["cluster"] = test_config["clusters"][0]["cluster"].clone();
+    kubeconfig["clusters"][0]["cluster"] = deployed.cluster.cluster_entry();
     // Like a ServiceAccount token file: no trailing newline (kube sends the file as it is).
-    deployed.repo.write("token", "fake-token");
+    deployed.repo.write("token", &deployed.cluster.token(&deployed.ns, &service_account));
     kubeconfig["users"][0]["user"]["tokenFile"] = json!(deployed.repo.path().join("token"));
     deployed.repo.write("kubeconfig", &serde_json::to_string(&kubeconfig).unwrap());
 
@@ -744,14 +761,12 @@ fn the_documented_read_only_example_works() {
     }
     assert_eq!(run.code, 2, "{args:?}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("    spec.replicas: 1 → 2\n"), "{}", run.stdout);
-    if !deployed.cluster.is_fake() {
-        // The Role reads and nothing more: a server-side dry run (a PATCH) is refused.
-        let mut diff = args.clone();
-        let at = diff.iter().position(|a| *a == "drift").unwrap();
-        diff.splice(at.., ["diff", "--env", "dev", "--server-side"]);
-        let err = deployed.repo.weaver(&diff).failure().to_string();
-        assert!(err.contains("forbidden"), "{err}");
-    }
+    // The Role reads and nothing more: a server-side dry run (a PATCH) is refused.
+    let mut diff = args.clone();
+    let at = diff.iter().position(|a| *a == "drift").unwrap();
+    diff.splice(at.., ["diff", "--env", "dev", "--server-side"]);
+    let err = deployed.repo.weaver(&diff).failure().to_string();
+    assert!(err.contains("forbidden"), "{err}");
 }
 
 /// A parsed XML element (enough of XML for the JUnit report: elements, attributes, text).

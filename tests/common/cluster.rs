@@ -9,6 +9,8 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::{Discovery, Scope};
 use serde_json::{Value, json};
@@ -22,6 +24,16 @@ pub struct TestCluster {
     /// `w<6 random hex>`: namespaces, cluster-scoped names and CRD groups start with it.
     pub prefix: String,
     cleanup: RefCell<Vec<(ApiResource, Option<String>, String)>>,
+}
+
+/// A less-privileged identity on the test cluster, made as on any cluster: a ServiceAccount and a
+/// TokenRequest token. It holds what the test binds to it, nothing more.
+pub struct Identity {
+    /// `system:serviceaccount:NS:NAME`, as RBAC subjects and 403 messages name it.
+    pub user: String,
+    /// A kubeconfig (YAML) with the test cluster and only this identity, in a context named
+    /// after the ServiceAccount.
+    pub kubeconfig: String,
 }
 
 fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
@@ -75,6 +87,49 @@ impl TestCluster {
 
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// The cluster entry (server, CA, TLS settings) of the test kubeconfig's current context, for
+    /// kubeconfigs of other identities on the same cluster.
+    pub fn cluster_entry(&self) -> Value {
+        let config = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read the test kubeconfig");
+        let current = config.current_context.as_deref().expect("the test kubeconfig has a current-context");
+        let context = config.contexts.iter().find(|c| c.name == current).and_then(|c| c.context.as_ref());
+        let cluster_name = &context.expect("the current context exists").cluster;
+        let cluster = config.clusters.iter().find(|c| c.name == *cluster_name).and_then(|c| c.cluster.as_ref());
+        serde_json::to_value(cluster.expect("the current context's cluster exists")).unwrap()
+    }
+
+    /// A TokenRequest token (default lifetime and audience) for an existing ServiceAccount.
+    pub fn token(&self, namespace: &str, name: &str) -> String {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let request: TokenRequest = serde_json::from_value(json!({"spec": {}})).unwrap();
+        let issued = self
+            .block_on(api.create_token_request(name, &PostParams::default(), &request))
+            .unwrap_or_else(|e| panic!("token for serviceaccount {namespace}/{name}: {e}"));
+        let issued = serde_json::to_value(issued).unwrap();
+        issued.pointer("/status/token").and_then(Value::as_str).expect("a token").to_string()
+    }
+
+    /// Creates ServiceAccount `name` in `namespace` and returns it as an [`Identity`] with a
+    /// kubeconfig for it: bind it to the Role under test, and run weaver as it. On a real
+    /// cluster a new binding takes a moment to apply: retry until the expected answer.
+    pub fn service_account(&self, namespace: &str, name: &str) -> Identity {
+        self.create(
+            &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}}),
+        );
+        let kubeconfig = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test", "cluster": self.cluster_entry()}],
+            "users": [{"name": name, "user": {"token": self.token(namespace, name)}}],
+            "contexts": [{"name": name, "context": {"cluster": "test", "user": name, "namespace": namespace}}],
+            "current-context": name,
+        });
+        Identity {
+            user: format!("system:serviceaccount:{namespace}:{name}"),
+            kubeconfig: serde_json::to_string_pretty(&kubeconfig).unwrap(),
+        }
     }
 
     /// Creates `<prefix>-<name>` and returns its name; it is deleted with the test.

@@ -3,6 +3,7 @@
 //! pipeline that mirrors kube-apiserver's (decode + default → field manager →
 //! strategy → validation → storage).
 
+use crate::auth::{self, IssuedToken, User};
 use crate::discovery;
 use crate::error::{ApiError, Cause, GroupResource};
 use crate::managed::{FieldManager, Managed, Op};
@@ -15,7 +16,11 @@ use crate::util;
 use crate::validate;
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// How many events watches can resume from, like the apiserver's watch cache
+/// window: a watch from an older resourceVersion gets 410 Gone.
+const WATCH_HISTORY: usize = 10_000;
 
 /// A request as the HTTP layer hands it over.
 pub struct ApiRequest {
@@ -25,7 +30,7 @@ pub struct ApiRequest {
     pub content_type: Option<String>,
     pub accept: Option<String>,
     pub user_agent: String,
-    pub user: String,
+    pub user: User,
     pub body: Vec<u8>,
 }
 
@@ -120,6 +125,8 @@ struct Ctx {
     validation: FieldValidation,
     now: String,
     warnings: Vec<String>,
+    /// Who writes: RBAC writes are checked for escalation. None for the server's own writes.
+    user: Option<User>,
 }
 
 impl Ctx {
@@ -140,7 +147,11 @@ pub struct Cluster {
     objects: Store,
     builtins: Vec<Resource>,
     crd_resources: Vec<Resource>,
-    pub events: Vec<Event>,
+    events: VecDeque<Event>,
+    /// The newest resourceVersion whose events are no longer kept (compacted).
+    compacted: u64,
+    /// Tokens issued by TokenRequest.
+    pub(crate) tokens: HashMap<String, IssuedToken>,
     pub auto_ready: bool,
     pub forbidden: Vec<ForbidRule>,
     next_ip: u32,
@@ -175,7 +186,9 @@ impl Cluster {
             objects: Store::default(),
             builtins: resources::builtins(),
             crd_resources: Vec::new(),
-            events: Vec::new(),
+            events: VecDeque::new(),
+            compacted: 0,
+            tokens: HashMap::new(),
             auto_ready: true,
             forbidden: Vec::new(),
             next_ip: 10,
@@ -316,54 +329,6 @@ impl Cluster {
         Ok(Target { res, ns, name, sub })
     }
 
-    fn verb(req: &ApiRequest, name: &Option<String>) -> &'static str {
-        let watch = matches!(req.param("watch"), Some("true" | "1"));
-        match (req.method.as_str(), name.is_some()) {
-            ("GET", true) => "get",
-            ("GET", false) if watch => "watch",
-            ("GET", false) => "list",
-            ("POST", _) => "create",
-            ("PUT", _) => "update",
-            ("PATCH", _) => "patch",
-            ("DELETE", true) => "delete",
-            ("DELETE", false) => "deletecollection",
-            _ => "unknown",
-        }
-    }
-
-    /// 403 for requests matching a `forbid` rule, with RBAC's message.
-    fn authorize(
-        &self,
-        req: &ApiRequest,
-        res: &Resource,
-        ns: &Option<String>,
-        name: &Option<String>,
-        sub: &Option<String>,
-    ) -> Result<(), ApiError> {
-        let verb = Self::verb(req, name);
-        let resource = match sub {
-            Some(s) => format!("{}/{s}", res.plural),
-            None => res.plural.clone(),
-        };
-        let denied = self.forbidden.iter().any(|r| {
-            (r.verb == verb || r.verb == "*")
-                && (r.resource == resource || r.resource == res.plural || r.resource == "*")
-                && (r.namespace.is_none() || r.namespace == *ns)
-        });
-        if !denied {
-            return Ok(());
-        }
-        let scope = match ns {
-            Some(ns) => format!("in the namespace \"{ns}\""),
-            None => "at the cluster scope".into(),
-        };
-        let why = format!(
-            "User \"{}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
-            req.user, res.group
-        );
-        Err(ApiError::forbidden(&res.gr(), name.as_deref().unwrap_or_default(), &why))
-    }
-
     fn resource_request(
         &mut self,
         req: &ApiRequest,
@@ -372,7 +337,6 @@ impl Cluster {
         rest: &[&str],
     ) -> Result<ApiResponse, ApiError> {
         let Target { res, ns, name, sub } = self.route(group, version, rest)?;
-        self.authorize(req, &res, &ns, &name, &sub)?;
         let ns_str = ns.clone().unwrap_or_default();
         match (req.method.as_str(), &name, sub.as_deref()) {
             ("GET", None, None) => self.list(req, &res, ns.as_deref()),
@@ -467,7 +431,6 @@ impl Cluster {
             _ => return Err(ApiError::no_route()),
         };
         let Target { res, ns, name, .. } = self.route(group, version, rest)?;
-        self.authorize(req, &res, &ns, &None, &None)?;
         if name.is_some() {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
@@ -487,17 +450,23 @@ impl Cluster {
         Ok(Some(WatchSpec { res, namespace: ns, labels, fields, since, timeout_seconds }))
     }
 
-    /// Watch events after `rv` (JSON lines), and the newest rv they cover.
-    pub fn watch_events(&self, spec: &WatchSpec, rv: u64) -> (Vec<Value>, u64) {
+    /// Watch events after `rv` (JSON lines), and the newest rv they cover; or,
+    /// when the events after `rv` are no longer kept, the ERROR event that ends
+    /// the watch (the watch cache's `410 Expired`, sent in the stream).
+    pub fn watch_events(&self, spec: &WatchSpec, rv: u64) -> Result<(Vec<Value>, u64), Value> {
         let mut out = Vec::new();
         if rv == 0 {
             for (_, o) in self.matching(&spec.res, spec.namespace.as_deref(), &spec.labels, &spec.fields) {
                 out.push(json!({"type": "ADDED", "object": Self::present(&spec.res, o)}));
             }
-            return (out, self.rv);
+            return Ok((out, self.rv));
+        }
+        if rv < self.compacted {
+            let gone = ApiError::expired(format!("too old resource version: {rv} ({})", self.compacted));
+            return Err(json!({"type": "ERROR", "object": gone.to_status()}));
         }
         let first = self.events.partition_point(|e| e.rv <= rv);
-        for e in &self.events[first..] {
+        for e in self.events.range(first..) {
             if e.key.group == spec.res.group
                 && e.key.resource == spec.res.plural
                 && spec.namespace.as_deref().is_none_or(|ns| e.key.namespace == ns)
@@ -507,7 +476,7 @@ impl Cluster {
                 out.push(json!({"type": e.kind, "object": Self::present(&spec.res, &e.object)}));
             }
         }
-        (out, self.rv)
+        Ok((out, self.rv))
     }
 
     // ---- writes -----------------------------------------------------------
@@ -536,7 +505,16 @@ impl Cluster {
             Some(m) => m.to_string(),
             None => manager_from_user_agent(&req.user_agent),
         };
-        Ok(Ctx { res: res.clone(), namespace, dry_run, manager, validation, now: util::now(), warnings: Vec::new() })
+        Ok(Ctx {
+            res: res.clone(),
+            namespace,
+            dry_run,
+            manager,
+            validation,
+            now: util::now(),
+            warnings: Vec::new(),
+            user: Some(req.user.clone()),
+        })
     }
 
     fn decode(req: &ApiRequest) -> Result<Value, ApiError> {
@@ -919,6 +897,9 @@ impl Cluster {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&res.kind, &res.group, meta_str(&obj, "name"), causes));
         }
+        if let Some(user) = &ctx.user {
+            self.confirm_no_escalation(user, &res.group, &res.plural, &obj)?;
+        }
         self.store_with_managed(ctx.dry_run, key, live, obj, &managed)
     }
 
@@ -1009,12 +990,7 @@ impl Cluster {
             return Ok((obj, 200));
         }
         self.objects.insert(key.clone(), obj.clone());
-        self.events.push(Event {
-            rv: self.rv,
-            kind: if created { "ADDED" } else { "MODIFIED" },
-            key: key.clone(),
-            object: obj.clone(),
-        });
+        self.record_event(if created { "ADDED" } else { "MODIFIED" }, &key, &obj);
         if key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions" {
             self.refresh_crds();
         }
@@ -1022,12 +998,29 @@ impl Cluster {
         Ok((obj, if created { 201 } else { 200 }))
     }
 
+    /// Keeps an event for watches, forgetting the oldest beyond [`WATCH_HISTORY`].
+    fn record_event(&mut self, kind: &'static str, key: &ObjKey, obj: &Value) {
+        self.events.push_back(Event { rv: self.rv, kind, key: key.clone(), object: obj.clone() });
+        while self.events.len() > WATCH_HISTORY {
+            if let Some(e) = self.events.pop_front() {
+                self.compacted = e.rv;
+            }
+        }
+    }
+
+    /// Forgets every event so far, as an etcd compaction does: watches from an
+    /// older resourceVersion get 410 Gone.
+    pub(crate) fn compact(&mut self) {
+        self.events.clear();
+        self.compacted = self.rv;
+    }
+
     /// Removes an object for good, with a DELETED event.
     pub(crate) fn remove(&mut self, key: &ObjKey) -> Option<Value> {
         let mut obj = self.objects.remove(key)?;
         self.rv += 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
-        self.events.push(Event { rv: self.rv, kind: "DELETED", key: key.clone(), object: obj.clone() });
+        self.record_event("DELETED", key, &obj);
         if key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions" {
             self.refresh_crds();
         }
@@ -1297,7 +1290,7 @@ impl Cluster {
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         order_keys(&mut obj);
         self.objects.insert(key.clone(), obj.clone());
-        self.events.push(Event { rv: self.rv, kind: "MODIFIED", key: key.clone(), object: obj.clone() });
+        self.record_event("MODIFIED", key, &obj);
         self.reconcile();
         (Self::present(res, &obj), 200)
     }
@@ -1335,7 +1328,8 @@ impl Cluster {
         Ok(ApiResponse::json(200, &list))
     }
 
-    /// `serviceaccounts/<name>/token`: a TokenRequest with a fake token.
+    /// `serviceaccounts/<name>/token`: TokenRequest. The token authenticates as
+    /// the ServiceAccount until it expires or the ServiceAccount (by uid) is gone.
     fn token_request(
         &mut self,
         req: &ApiRequest,
@@ -1343,21 +1337,43 @@ impl Cluster {
         ns: &str,
         name: &str,
     ) -> Result<ApiResponse, ApiError> {
-        if !self.objects.contains_key(&Self::key(res, ns, name)) {
-            return Err(ApiError::not_found(&res.gr(), name));
+        let body = Self::decode(req)?;
+        let expiration = match &body["spec"]["expirationSeconds"] {
+            Value::Null => 3600,
+            v => v.as_i64().ok_or_else(|| {
+                ApiError::bad_request(format!("spec.expirationSeconds: expected an integer, got {v}"))
+            })?,
+        };
+        // Validation comes before the ServiceAccount lookup, as in `TokenREST.Create`.
+        let detail = if expiration < 600 {
+            Some("may not specify a duration less than 10 minutes")
+        } else if expiration > 1 << 32 {
+            Some("may not specify a duration larger than 2^32 seconds")
+        } else {
+            None
+        };
+        if let Some(detail) = detail {
+            let cause = crate::error::field::invalid("spec.expirationSeconds", &json!(expiration), detail);
+            return Err(ApiError::invalid("TokenRequest", "authentication.k8s.io", "", vec![cause]));
         }
-        let body: Value = serde_json::from_slice(&req.body).unwrap_or(json!({}));
-        let expiration = body["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
-        let audiences = body["spec"]["audiences"]
-            .as_array()
-            .cloned()
-            .unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]);
-        let token = format!("fake-token.{ns}.{name}.{}", util::random_u64());
+        let sa = self.objects.get(&Self::key(res, ns, name)).ok_or_else(|| ApiError::not_found(&res.gr(), name))?;
+        let uid = meta_str(sa, "uid").to_string();
+        let audiences: Vec<String> = match body["spec"]["audiences"].as_array() {
+            Some(a) if !a.is_empty() => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+            _ => vec![auth::AUDIENCE.to_string()],
+        };
+        let token = auth::random_token();
+        let expires_at = util::in_seconds(expiration);
+        let expires = expires_at.parse().map_err(|e| ApiError::internal(format!("token expiry: {e}")))?;
+        self.tokens.insert(
+            token.clone(),
+            IssuedToken { namespace: ns.into(), name: name.into(), uid, expires, audiences: audiences.clone() },
+        );
         let out = json!({
             "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"name": name, "namespace": ns, "creationTimestamp": util::now()},
             "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": body["spec"]["boundObjectRef"].clone()},
-            "status": {"token": token, "expirationTimestamp": util::in_seconds(expiration)},
+            "status": {"token": token, "expirationTimestamp": expires_at},
         });
         Ok(ApiResponse::json(201, &out))
     }
@@ -1375,6 +1391,7 @@ impl Cluster {
             validation: FieldValidation::Ignore,
             now: util::now(),
             warnings: Vec::new(),
+            user: None,
         };
         let key = Self::key(res, meta_str(&obj, "namespace"), meta_str(&obj, "name"));
         Ok(self.write(&mut ctx, key, None, Change::Object(obj))?.0)

@@ -49,7 +49,9 @@ impl ApiError {
             if !gr.group.is_empty() {
                 d.insert("group".into(), gr.group.clone().into());
             }
-            d.insert("kind".into(), gr.resource.clone().into());
+            if !gr.resource.is_empty() {
+                d.insert("kind".into(), gr.resource.clone().into());
+            }
         }
         self.details = Some(d);
         self
@@ -112,12 +114,20 @@ impl ApiError {
         e
     }
 
+    /// 410 `errors.NewResourceExpired`, as a watch from a compacted resourceVersion gets.
+    pub fn expired(message: String) -> ApiError {
+        ApiError::new(410, "Expired", message)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message.into())
     }
 
     pub fn forbidden(gr: &GroupResource, name: &str, why: &str) -> ApiError {
-        let message = if name.is_empty() {
+        let message = if gr.resource.is_empty() {
+            // Non-resource requests (`/api`, `/version`).
+            format!("forbidden: {why}")
+        } else if name.is_empty() {
             format!("{gr} is forbidden: {why}")
         } else {
             format!("{gr} \"{name}\" is forbidden: {why}")

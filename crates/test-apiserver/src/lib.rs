@@ -4,8 +4,9 @@
 //! discovery (legacy and aggregated), CRUD with label/field selectors,
 //! JSON/merge/strategic-merge patches, server-side apply with real
 //! structured-merge-diff ownership (managedFields, conflicts, pruning),
-//! defaulting of the common built-in kinds, CRDs, watches, and `Status`
-//! errors shaped like the real ones. See the README for what is simplified.
+//! defaulting of the common built-in kinds, CRDs, watches, TokenRequest
+//! tokens, RBAC authorization, and `Status` errors shaped like the real ones.
+//! See the README for what is simplified.
 //!
 //! ```no_run
 //! let server = weaver_test_apiserver::TestApiServer::start();
@@ -18,6 +19,7 @@
 //! assert!(server.requests().iter().all(|r| r.user == "fake-user"));
 //! ```
 
+mod auth;
 mod cluster;
 mod controllers;
 mod defaults;
@@ -41,14 +43,15 @@ pub use server::{Fault, FaultAction, RequestRecord};
 
 use cluster::{Cluster, ForbidRule};
 use server::{Shared, lock};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot};
 
-/// Bearer token of the kubeconfig's `fake` context (user `fake-user`).
+/// Bearer token of the kubeconfig's `fake` context: user `fake-user`, the admin
+/// (group `system:masters`, which passes every authorization check).
 pub const TOKEN: &str = "fake-token";
-/// Bearer token of the kubeconfig's `other` context (user `other-user`).
+/// Bearer token of the kubeconfig's `other` context: user `other-user`, a plain
+/// authenticated user with only what RBAC objects grant it.
 pub const OTHER_TOKEN: &str = "other-token";
 
 /// A running fake apiserver. It serves from its own thread with its own
@@ -69,16 +72,12 @@ impl TestApiServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         listener.set_nonblocking(true).expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
-        let tokens = HashMap::from([
-            (TOKEN.to_string(), "fake-user".to_string()),
-            (OTHER_TOKEN.to_string(), "other-user".to_string()),
-        ]);
         let shared = Arc::new(Shared {
             cluster: Mutex::new(Cluster::new()),
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             changed: Notify::new(),
-            tokens,
+            tokens: auth::static_users(),
         });
         let (tx, rx) = oneshot::channel();
         let serving = shared.clone();
@@ -104,9 +103,10 @@ impl TestApiServer {
         self.url.clone()
     }
 
-    /// A kubeconfig with one cluster, users `fake-user` and `other-user`
-    /// (bearer tokens [`TOKEN`] and [`OTHER_TOKEN`]) and contexts `fake`
-    /// (current) and `other`, both pointing at this server.
+    /// A kubeconfig with one cluster, users `fake-user` (the admin) and
+    /// `other-user` (authorized by RBAC), bearer tokens [`TOKEN`] and
+    /// [`OTHER_TOKEN`], and contexts `fake` (current) and `other`, both
+    /// pointing at this server.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
@@ -144,13 +144,30 @@ impl TestApiServer {
     /// Denies `verb` (`get`, `list`, `watch`, `create`, `update`, `patch`,
     /// `delete`, `deletecollection` or `*`) on `resource` (plural, optionally
     /// `plural/subresource`, or `*`) in `namespace` (`None`: everywhere) with
-    /// RBAC's 403.
+    /// RBAC's 403, to every user, the admin included. Real RBAC has no deny
+    /// rules: on a real cluster, use an identity without the permission
+    /// (a ServiceAccount bound to a narrower Role).
     pub fn forbid(&self, verb: &str, resource: &str, namespace: Option<&str>) {
         lock(&self.shared.cluster).forbidden.push(ForbidRule {
             verb: verb.into(),
             resource: resource.into(),
             namespace: namespace.map(String::from),
         });
+    }
+
+    /// Forgets the watch history, as an etcd compaction does: a watch from a
+    /// resourceVersion older than the current one then gets `410 Gone`.
+    pub fn compact(&self) {
+        lock(&self.shared.cluster).compact();
+    }
+
+    /// Makes every token issued so far by TokenRequest expire now (tests cannot
+    /// wait the 10 minutes of the shortest token).
+    pub fn expire_tokens(&self) {
+        let now = jiff::Timestamp::now();
+        for t in lock(&self.shared.cluster).tokens.values_mut() {
+            t.expires = now;
+        }
     }
 }
 

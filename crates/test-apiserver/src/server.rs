@@ -1,6 +1,7 @@
-//! The HTTP layer: hyper 1 over plain TCP, bearer-token users, the request
-//! log, fault injection and streaming watches.
+//! The HTTP layer: hyper 1 over plain TCP, authentication and authorization,
+//! the request log, fault injection and streaming watches.
 
+use crate::auth::User;
 use crate::cluster::{ApiRequest, ApiResponse, Cluster, WatchSpec};
 use crate::error::ApiError;
 use bytes::Bytes;
@@ -30,7 +31,8 @@ pub struct RequestRecord {
     /// `dryRun=All` in the query or a DeleteOptions body.
     pub dry_run: bool,
     pub content_type: Option<String>,
-    /// The authenticated user (`fake-user`, `other-user`, or `system:anonymous`).
+    /// The authenticated user (`fake-user`, `other-user`, `system:serviceaccount:NS:NAME`
+    /// for a TokenRequest token, or `system:anonymous`; empty when the token was refused).
     pub user: String,
     /// The HTTP status the server answered with.
     pub status: u16,
@@ -76,7 +78,8 @@ pub(crate) struct Shared {
     pub faults: Mutex<Vec<Fault>>,
     /// Wakes watches after writes.
     pub changed: Notify,
-    pub tokens: HashMap<String, String>,
+    /// The static users, by bearer token.
+    pub tokens: HashMap<String, User>,
 }
 
 /// Locks ignoring poisoning: a panicking test must not take the server down.
@@ -168,8 +171,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         })
         .collect();
     let user = match header("authorization").as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
-        Some(token) => shared.tokens.get(token).cloned(),
-        None => Some("system:anonymous".to_string()),
+        Some(token) => shared.tokens.get(token).cloned().or_else(|| lock(&shared.cluster).authenticate(token)),
+        None => Some(User::anonymous()),
     };
     let api = ApiRequest {
         method: parts.method.as_str().to_string(),
@@ -178,7 +181,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         content_type: header("content-type"),
         accept: header("accept"),
         user_agent: header("user-agent").unwrap_or_default(),
-        user: user.clone().unwrap_or_default(),
+        user: user.clone().unwrap_or_else(|| User::new("", &[])),
         body,
     };
     let delete_dry_run = api.method == "DELETE"
@@ -193,7 +196,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         field_manager: api.param("fieldManager").map(String::from),
         dry_run: api.param("dryRun") == Some("All") || delete_dry_run,
         content_type: api.content_type.clone(),
-        user: api.user.clone(),
+        user: api.user.name.clone(),
         status: 0,
     };
     let fault = {
@@ -213,7 +216,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             if let Some(FaultAction::Delay(d)) = delay {
                 tokio::time::sleep(d).await;
             }
-            let watch = lock(&shared.cluster).watch_spec(&api);
+            let watch = {
+                let cluster = lock(&shared.cluster);
+                cluster.authorize(&api).and_then(|()| cluster.watch_spec(&api))
+            };
             match watch {
                 Ok(Some(spec)) => watch_response(shared.clone(), spec),
                 Err(e) => respond(ApiResponse::error(&e)),
@@ -246,14 +252,22 @@ fn watch_response(shared: Arc<Shared>, spec: WatchSpec) -> Response<Body> {
         let mut rv = spec.since;
         loop {
             let notified = shared.changed.notified();
-            let (events, newest) = lock(&shared.cluster).watch_events(&spec, rv);
-            rv = newest;
+            let (events, end) = match lock(&shared.cluster).watch_events(&spec, rv) {
+                Ok((events, newest)) => {
+                    rv = newest;
+                    (events, false)
+                }
+                Err(error) => (vec![error], true),
+            };
             for e in events {
                 let mut line = e.to_string().into_bytes();
                 line.push(b'\n');
                 if tx.send(Bytes::from(line)).await.is_err() {
                     return;
                 }
+            }
+            if end {
+                return;
             }
             tokio::select! {
                 _ = notified => {}

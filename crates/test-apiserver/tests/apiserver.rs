@@ -908,16 +908,26 @@ async fn watch_streams_changes() {
 #[tokio::test]
 async fn contexts_select_the_user() {
     let server = TestApiServer::start();
+    // `other-user` is a plain user: RBAC grants it nothing, unlike the admin `fake-user`.
     let other = client_for(&server, Some("other")).await;
-    Api::<Namespace>::all(other).list(&ListParams::default()).await.unwrap();
+    let e = api_error(Api::<Namespace>::all(other).list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(
+        e.message,
+        "namespaces is forbidden: User \"other-user\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+    );
     assert_eq!(server.requests().last().unwrap().user, "other-user");
     let c = client(&server).await;
     Api::<Namespace>::all(c).list(&ListParams::default()).await.unwrap();
     assert_eq!(server.requests().last().unwrap().user, "fake-user");
-    // No credentials at all is accepted as the anonymous user.
+    // No credentials at all is the anonymous user, who may only read health and version.
     let anonymous = Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
-    Api::<Namespace>::all(anonymous).list(&ListParams::default()).await.unwrap();
+    let e = api_error(Api::<Namespace>::all(anonymous.clone()).list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(
+        e.message,
+        "namespaces is forbidden: User \"system:anonymous\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+    );
     assert_eq!(server.requests().last().unwrap().user, "system:anonymous");
+    anonymous.apiserver_version().await.unwrap();
 }
 
 #[tokio::test]

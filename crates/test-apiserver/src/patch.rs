@@ -104,6 +104,15 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
     }
 }
 
+/// Whether the object `path` would be a member of exists.
+fn parent_is_object(doc: &Value, path: &str) -> bool {
+    match path.rfind('/') {
+        Some(0) => doc.is_object(),
+        Some(i) => get(doc, &path[..i]).is_ok_and(Value::is_object),
+        None => false,
+    }
+}
+
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
     let ops = patch.as_array().ok_or("json patch must be an array of operations")?;
     let mut doc = target.clone();
@@ -130,7 +139,15 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
                 add(&mut doc, path, v)?;
             }
             Some("test") => {
-                if get(&doc, path)? != &op["value"] {
+                // As evanphx/json-patch (which the apiserver uses): a key missing from an
+                // existing object reads as null, so `test` with null passes there. kube's
+                // finalizer helper relies on it to add the first finalizer.
+                let value = match get(&doc, path) {
+                    Ok(value) => value.clone(),
+                    Err(_) if parent_is_object(&doc, path) => Value::Null,
+                    Err(err) => return Err(err),
+                };
+                if value != op["value"] {
                     return Err(format!("testing value {path} failed: test failed"));
                 }
             }
@@ -304,6 +321,15 @@ fn reorder(s: &Schema, ty: TypeId, items: &mut Vec<Value>, order: &[Value]) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_patch_test_of_a_missing_member_is_null() {
+        let doc = json!({"metadata": {"name": "x"}});
+        let add_first = json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]);
+        assert_eq!(json_patch(&doc, &add_first).unwrap()["metadata"]["finalizers"], json!(["f"]));
+        assert!(json_patch(&doc, &json!([{"op": "test", "path": "/metadata/finalizers", "value": []}])).is_err());
+        assert!(json_patch(&doc, &json!([{"op": "test", "path": "/spec/x", "value": null}])).is_err(), "no parent");
+    }
 
     #[test]
     fn json_patch_ops() {

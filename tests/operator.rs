@@ -1,0 +1,375 @@
+//! The ConfigMapSync operator, run in-process (as with envtest) against the fake API server or,
+//! unchanged, the cluster of `WEAVER_TEST_KUBECONFIG`. The operator reads with the test
+//! kubeconfig's identity and must write every target as the tenant's ServiceAccount: what that
+//! account may not write stays unwritten, which the tests check with the administrator's client.
+//!
+//! Each test's ConfigMapSyncs carry a label with the test's prefix, and its operator only
+//! watches those, so tests running at the same time on one real cluster do not see each other.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::TestCluster;
+use serde_json::{Value, json};
+
+const MANAGER: &str = "operator-test";
+
+/// The operator running on its own runtime. Dropping it deletes the test's ConfigMapSyncs
+/// first (their finalizer needs the operator), then stops it.
+struct Operator {
+    runtime: Option<tokio::runtime::Runtime>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    client: kube::Client,
+    selector: String,
+}
+
+impl Operator {
+    fn start(cluster: &TestCluster) -> Operator {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let kubeconfig = cluster.kubeconfig().to_path_buf();
+        let config = runtime.block_on(async {
+            let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap()
+        });
+        let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
+        let selector = format!("weaver-test={}", cluster.prefix);
+        let settings = weaver::operator::controller::Settings { label_selector: Some(selector.clone()) };
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(weaver::operator::controller::run(client.clone(), config, settings, async {
+            let _ = stop.await;
+        }));
+        Operator { runtime: Some(runtime), shutdown: Some(shutdown), client, selector }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let runtime = self.runtime.take().unwrap();
+        let api: kube::Api<weaver::operator::ConfigMapSync> = kube::Api::all(self.client.clone());
+        let params = kube::api::ListParams::default().labels(&self.selector);
+        runtime.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while let Ok(list) = api.list(&params).await {
+                if list.items.is_empty() || Instant::now() > deadline {
+                    break;
+                }
+                for sync in list.items {
+                    let namespaced = kube::Api::<weaver::operator::ConfigMapSync>::namespaced(
+                        self.client.clone(),
+                        sync.metadata.namespace.as_deref().unwrap_or_default(),
+                    );
+                    let _ =
+                        namespaced.delete(sync.metadata.name.as_deref().unwrap_or_default(), &Default::default()).await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        let _ = self.shutdown.take().unwrap().send(());
+        runtime.shutdown_timeout(Duration::from_secs(10));
+    }
+}
+
+/// Polls until `check` returns Some, for up to a minute (RBAC and caches settle within seconds
+/// on a real cluster); the panic says what was awaited and what was last seen.
+#[track_caller]
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// A tenant: its namespace with the source ConfigMap and the ServiceAccount `syncer`, which may
+/// read ConfigMaps there and write them in `allowed`, but not in `denied`.
+struct Tenant {
+    team: String,
+    allowed: Vec<String>,
+    denied: String,
+    role: String,
+}
+
+const SOURCE_DATA: &str = r#"{"level": "debug", "color": "blue"}"#;
+
+fn tenant(cluster: &TestCluster) -> Tenant {
+    cluster.apply_shared(&weaver::operator::crd(), MANAGER);
+    let team = cluster.namespace("team");
+    let allowed = vec![cluster.namespace("dev"), cluster.namespace("qa")];
+    let denied = cluster.namespace("prod");
+    let role = format!("{}-configmap-writer", cluster.prefix);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update", "delete"]}]
+    }));
+    cluster.create(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "syncer", "namespace": team}}),
+    );
+    let tenant = Tenant { team, allowed, denied, role };
+    for namespace in [&tenant.team, &tenant.allowed[0], &tenant.allowed[1]] {
+        grant(cluster, &tenant, namespace);
+    }
+    let data: Value = serde_json::from_str(SOURCE_DATA).unwrap();
+    cluster.create(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": tenant.team}, "data": data}));
+    tenant
+}
+
+/// Lets the tenant's ServiceAccount write ConfigMaps in `namespace`.
+fn grant(cluster: &TestCluster, tenant: &Tenant, namespace: &str) {
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "syncer", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": tenant.role},
+        "subjects": [{"kind": "ServiceAccount", "name": "syncer", "namespace": tenant.team}]
+    }));
+}
+
+fn sync_object(cluster: &TestCluster, tenant: &Tenant, spec: Value) -> Value {
+    json!({
+        "apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
+        "metadata": {"name": "share", "namespace": tenant.team, "labels": {"weaver-test": cluster.prefix}},
+        "spec": spec
+    })
+}
+
+fn config_map(namespace: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace}})
+}
+
+/// The status line of `namespace`, once the operator wrote one.
+fn target_status(cluster: &TestCluster, sync: &Value, namespace: &str) -> Result<Value, String> {
+    let live = cluster.get(sync).ok_or("no ConfigMapSync")?;
+    let targets = live.pointer("/status/targets").and_then(Value::as_array).ok_or(format!("no targets: {live}"))?;
+    targets.iter().find(|t| t["namespace"] == namespace).cloned().ok_or(format!("{namespace} not in {targets:?}"))
+}
+
+fn ready(cluster: &TestCluster, sync: &Value) -> Result<Value, String> {
+    let live = cluster.get(sync).ok_or("no ConfigMapSync")?;
+    live.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+        .ok_or(format!("no Ready condition: {live}"))
+}
+
+/// The target's data once it equals `expected`.
+#[track_caller]
+fn wait_for_data(cluster: &TestCluster, namespace: &str, expected: &Value) {
+    eventually(&format!("the target in {namespace} to hold {expected}"), || {
+        let live = cluster.get(&config_map(namespace)).ok_or("no target")?;
+        if &live["data"] == expected { Ok(()) } else { Err(live["data"].to_string()) }
+    });
+}
+
+#[test]
+fn the_source_is_copied_where_the_service_account_may_write_and_nowhere_else() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let _operator = Operator::start(&cluster);
+    let targets = [&tenant.allowed[0], &tenant.allowed[1], &tenant.denied];
+    let sync = sync_object(
+        &cluster,
+        &tenant,
+        json!({"source": {"name": "settings"}, "targetNamespaces": targets, "serviceAccountName": "syncer"}),
+    );
+    cluster.create(&sync);
+
+    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
+    for namespace in &tenant.allowed {
+        wait_for_data(&cluster, namespace, &source);
+        let target = cluster.get(&config_map(namespace)).unwrap();
+        assert_eq!(target["metadata"]["labels"]["weaver.example.com/sync-namespace"], tenant.team.as_str());
+        assert_eq!(target["metadata"]["labels"]["weaver.example.com/sync-name"], "share");
+        let source_version = cluster.get(&config_map(&tenant.team)).unwrap()["metadata"]["resourceVersion"].clone();
+        assert_eq!(target["metadata"]["annotations"]["weaver.example.com/source-resource-version"], source_version);
+        // Written with the tenant's token: the manager of the write is the operator, the
+        // ownership of the token is what the API server checked.
+        assert_eq!(target_status(&cluster, &sync, namespace).unwrap()["reason"], "Synced");
+    }
+    let denied = eventually("the denied target's status", || target_status(&cluster, &sync, &tenant.denied));
+    assert_eq!(denied["synced"], false);
+    assert_eq!(denied["reason"], "Forbidden");
+    let message = denied["message"].as_str().unwrap();
+    assert!(message.contains("system:serviceaccount:") && message.contains(&tenant.denied), "{message}");
+    // Tenant isolation, checked as the administrator: nothing was written where the account may not.
+    assert!(cluster.get(&config_map(&tenant.denied)).is_none(), "a target was written in {}", tenant.denied);
+
+    let ready = eventually("Ready=False with 2/3", || {
+        let ready = ready(&cluster, &sync)?;
+        if ready["reason"] == "TargetsNotSynced" { Ok(ready) } else { Err(ready.to_string()) }
+    });
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["message"], "2/3 targets in sync");
+    let live = cluster.get(&sync).unwrap();
+    assert_eq!(live["status"]["observedGeneration"], live["metadata"]["generation"]);
+    assert_eq!(live["status"]["targetsInSync"], "2/3");
+    assert!(strings(&live["metadata"]["finalizers"]).contains(&"weaver.example.com/configmapsync".to_string()));
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+#[test]
+fn source_changes_propagate_and_targets_changed_by_hand_are_restored() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let _operator = Operator::start(&cluster);
+    let sync = sync_object(
+        &cluster,
+        &tenant,
+        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "syncer"}),
+    );
+    cluster.create(&sync);
+    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
+    wait_for_data(&cluster, &tenant.allowed[0], &source);
+    wait_for_data(&cluster, &tenant.allowed[1], &source);
+
+    cluster.merge_patch(&config_map(&tenant.team), &json!({"data": {"level": "info"}}), "someone");
+    let changed = json!({"level": "info", "color": "blue"});
+    wait_for_data(&cluster, &tenant.allowed[0], &changed);
+    wait_for_data(&cluster, &tenant.allowed[1], &changed);
+
+    cluster.merge_patch(&config_map(&tenant.allowed[0]), &json!({"data": {"color": "edited by hand"}}), "someone");
+    wait_for_data(&cluster, &tenant.allowed[0], &changed);
+    // Deleted by hand (without waiting: the operator may recreate it at once), then back
+    // as a new object.
+    let before = cluster.get(&config_map(&tenant.allowed[1])).unwrap()["metadata"]["uid"].clone();
+    let targets: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(cluster.client(), &tenant.allowed[1]);
+    cluster.block_on(targets.delete("settings", &Default::default())).unwrap();
+    eventually("the deleted target recreated", || match cluster.get(&config_map(&tenant.allowed[1])) {
+        Some(live) if live["metadata"]["uid"] != before && live["data"] == changed => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    eventually("Ready=True", || {
+        let ready = ready(&cluster, &sync)?;
+        if ready["status"] == "True" && ready["message"] == "2/2 targets in sync" {
+            Ok(())
+        } else {
+            Err(ready.to_string())
+        }
+    });
+}
+
+#[test]
+fn a_configmap_the_operator_does_not_own_is_a_conflict_and_untouched() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let foreign = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": tenant.allowed[0]}, "data": {"mine": "yes"}});
+    cluster.create(&foreign);
+    let _operator = Operator::start(&cluster);
+    let sync = sync_object(
+        &cluster,
+        &tenant,
+        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "syncer"}),
+    );
+    cluster.create(&sync);
+
+    let conflict = eventually("a Conflict status", || {
+        let target = target_status(&cluster, &sync, &tenant.allowed[0])?;
+        if target["reason"] == "Conflict" { Ok(target) } else { Err(target.to_string()) }
+    });
+    assert_eq!(conflict["synced"], false);
+    wait_for_data(&cluster, &tenant.allowed[1], &serde_json::from_str(SOURCE_DATA).unwrap());
+    let live = cluster.get(&foreign).unwrap();
+    assert_eq!(live["data"], json!({"mine": "yes"}), "the foreign ConfigMap was changed");
+    assert!(live["metadata"]["labels"].get("weaver.example.com/sync-name").is_none());
+}
+
+#[test]
+fn a_namespace_gets_its_target_once_the_service_account_may_write_there() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let _operator = Operator::start(&cluster);
+    let sync = sync_object(
+        &cluster,
+        &tenant,
+        json!({"source": {"name": "settings"}, "targetNamespaces": [tenant.denied], "serviceAccountName": "syncer"}),
+    );
+    cluster.create(&sync);
+    eventually("Forbidden", || {
+        let target = target_status(&cluster, &sync, &tenant.denied)?;
+        if target["reason"] == "Forbidden" { Ok(()) } else { Err(target.to_string()) }
+    });
+    grant(&cluster, &tenant, &tenant.denied);
+    wait_for_data(&cluster, &tenant.denied, &serde_json::from_str(SOURCE_DATA).unwrap());
+    eventually("Synced", || {
+        let target = target_status(&cluster, &sync, &tenant.denied)?;
+        if target["reason"] == "Synced" { Ok(()) } else { Err(target.to_string()) }
+    });
+}
+
+#[test]
+fn the_selector_takes_in_namespaces_created_later_and_dropped_targets_are_deleted() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let _operator = Operator::start(&cluster);
+    let label = json!({"matchLabels": {"weaver-test-team": cluster.prefix}});
+    let sync = sync_object(
+        &cluster,
+        &tenant,
+        json!({"source": {"name": "settings"}, "targetNamespaces": [tenant.allowed[0]], "namespaceSelector": label, "serviceAccountName": "syncer"}),
+    );
+    cluster.create(&sync);
+    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
+    wait_for_data(&cluster, &tenant.allowed[0], &source);
+
+    // A namespace created later, with the label, and the account allowed there.
+    let later = format!("{}-later", cluster.prefix);
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": later, "labels": {"weaver-test-team": cluster.prefix}}}));
+    grant(&cluster, &tenant, &later);
+    wait_for_data(&cluster, &later, &source);
+
+    // Dropping a namespace from the spec deletes its target.
+    cluster.merge_patch(&sync, &json!({"spec": {"targetNamespaces": [tenant.allowed[1]]}}), "someone");
+    wait_for_data(&cluster, &tenant.allowed[1], &source);
+    eventually("the dropped target deleted", || match cluster.get(&config_map(&tenant.allowed[0])) {
+        None => Ok(()),
+        Some(live) => Err(live.to_string()),
+    });
+    assert!(cluster.get(&config_map(&later)).is_some(), "the selected namespace keeps its target");
+}
+
+#[test]
+fn deleting_the_configmapsync_deletes_every_target_through_its_finalizer() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let _operator = Operator::start(&cluster);
+    let sync = sync_object(
+        &cluster,
+        &tenant,
+        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "syncer"}),
+    );
+    cluster.create(&sync);
+    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
+    wait_for_data(&cluster, &tenant.allowed[0], &source);
+    wait_for_data(&cluster, &tenant.allowed[1], &source);
+    cluster.delete(&sync);
+    for namespace in &tenant.allowed {
+        assert!(cluster.get(&config_map(namespace)).is_none(), "the target in {namespace} outlived its ConfigMapSync");
+    }
+    assert!(cluster.get(&config_map(&tenant.team)).is_some(), "the source stays");
+}
+
+#[test]
+fn a_missing_service_account_is_a_condition_not_a_crash_loop() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let _operator = Operator::start(&cluster);
+    let sync = sync_object(
+        &cluster,
+        &tenant,
+        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "nobody"}),
+    );
+    cluster.create(&sync);
+    let ready = eventually("ServiceAccountNotFound", || {
+        let ready = ready(&cluster, &sync)?;
+        if ready["reason"] == "ServiceAccountNotFound" { Ok(ready) } else { Err(ready.to_string()) }
+    });
+    assert_eq!(ready["status"], "False");
+    assert!(ready["message"].as_str().unwrap().contains("nobody"));
+    assert!(cluster.get(&config_map(&tenant.allowed[0])).is_none());
+}

@@ -393,6 +393,27 @@ fn history_and_rollback_say_what_is_wrong() {
 }
 
 #[test]
+fn a_reordered_env_is_sent_and_a_second_apply_sends_nothing() {
+    let demo = Demo::new();
+    demo.set_web_env(&["A", "B", "C"]);
+    demo.apply(&[]);
+    demo.set_web_env(&["C", "A", "B"]);
+    demo.object_applies();
+    let reordered = demo.apply(&[]);
+    assert_eq!(acted(&reordered), vec![triple("configured", "Deployment", "web")]);
+    if let Some(applies) = demo.object_applies() {
+        assert_eq!(applies.len(), 1, "{applies:?}");
+        assert!(applies[0].ends_with("/deployments/web"), "{applies:?}");
+    }
+    assert_eq!(demo.live_web_env(), ["C", "A", "B"]);
+    let again = demo.apply(&[]);
+    assert_eq!(acted(&again), vec![], "a perpetual diff");
+    if let Some(applies) = demo.object_applies() {
+        assert_eq!(applies, Vec::<String>::new(), "a no-op apply sent server-side applies");
+    }
+}
+
+#[test]
 fn drift_found_out_of_band_is_gone_after_an_apply() {
     let demo = Demo::new();
     demo.apply(&[]);

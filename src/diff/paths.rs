@@ -1,7 +1,7 @@
 //! The field paths that differ between two versions of an object, for `-o json` and drift:
 //! `spec.replicas`, `spec.template.spec.containers[name=web].image`,
 //! `metadata.labels["app.kubernetes.io/name"]`. Lists with merge keys are compared element by
-//! element; other lists change as a whole.
+//! element, and their order at the list's path; other lists change as a whole.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -85,6 +85,10 @@ fn walk<'v>(
         (Value::Array(b), Value::Array(a)) => match merge_keys::list_strategy(kind.api_version, kind.kind, schema) {
             ListStrategy::Merge { keys } => {
                 let id = |item: &Value| merge_keys::element_key(keys, item).ok();
+                let ids = |items: &[Value]| items.iter().map(id).collect::<Vec<_>>();
+                if merge_keys::reordered(&ids(b), &ids(a)) {
+                    out.push(Change { path: path.clone(), op: ChangeOp::Replace });
+                }
                 let label = |item: &Value| element_path(&path, keys, item);
                 for old in b {
                     match a.iter().find(|new| id(new).is_some() && id(new) == id(old)) {
@@ -97,6 +101,9 @@ fn walk<'v>(
                 }
             }
             ListStrategy::MergePrimitives => {
+                if merge_keys::reordered(b, a) {
+                    out.push(Change { path: path.clone(), op: ChangeOp::Replace });
+                }
                 for old in b.iter().filter(|v| !a.contains(v)) {
                     out.push(Change { path: set_element_path(&path, old), op: ChangeOp::Remove });
                 }
@@ -136,6 +143,29 @@ mod tests {
                 ("spec.template.spec.containers[name=old]".to_string(), ChangeOp::Remove),
                 ("spec.template.spec.containers[name=new]".to_string(), ChangeOp::Add),
                 ("spec.replicas".to_string(), ChangeOp::Add),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reordered_keyed_list_or_set_is_replaced_at_its_path() {
+        let env = |names: &[&str]| -> Value {
+            let env: Vec<Value> = names.iter().map(|n| json!({"name": n, "value": "v"})).collect();
+            json!({"metadata": {"finalizers": names},
+                "spec": {"template": {"spec": {"containers": [{"name": "web", "env": env}]}}}})
+        };
+        assert_eq!(
+            paths(env(&["A", "B", "C"]), env(&["C", "A", "B"])),
+            vec![
+                ("metadata.finalizers".to_string(), ChangeOp::Replace),
+                ("spec.template.spec.containers[name=web].env".to_string(), ChangeOp::Replace),
+            ]
+        );
+        assert_eq!(
+            paths(env(&["A", "B"]), env(&["A", "D", "B"])),
+            vec![
+                ("metadata.finalizers[D]".to_string(), ChangeOp::Add),
+                ("spec.template.spec.containers[name=web].env[name=D]".to_string(), ChangeOp::Add),
             ]
         );
     }

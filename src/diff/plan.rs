@@ -379,7 +379,8 @@ struct DryRun {
 }
 
 /// Server mode: a dry-run server-side apply of every object client mode found changed; the
-/// server's answer replaces the client's merge.
+/// server's answer replaces the client's merge. Client mode orders lists as the server does
+/// (`applied_order`), so an object whose only change is a list's order is among them.
 async fn refine_on_server(cluster: &Cluster, plan: &mut Plan, live: &[Value], concurrency: usize) -> Result<()> {
     let candidates: Vec<usize> = plan
         .objects

@@ -14,7 +14,7 @@ pub mod plan;
 use serde_json::{Map, Value};
 
 pub use fields::{FieldSet, Kind};
-pub use paths::{Change, ChangeOp, changes};
+pub use paths::{Change, ChangeOp, changes, key_problem};
 pub(crate) use paths::{element_path, field_path, set_element_path};
 pub use plan::{Action, ObjectPlan, Plan, Summary};
 

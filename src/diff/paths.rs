@@ -56,6 +56,62 @@ pub(crate) fn set_element_path(path: &str, value: &Value) -> String {
     format!("{path}[{}]", scalar(value))
 }
 
+/// The first element of a list merged by key (or of a set) that lacks a key field or repeats
+/// an earlier element, which server-side apply rejects, as (what is wrong, the list's keys).
+/// The three-way diff could not line such a list up with the live one either.
+pub fn key_problem(object: &Value, kind: Kind) -> Option<(String, String)> {
+    key_problem_at(object, kind, &mut Vec::new(), String::new())
+}
+
+fn key_problem_at<'v>(
+    value: &'v Value,
+    kind: Kind,
+    schema: &mut Vec<&'v str>,
+    path: String,
+) -> Option<(String, String)> {
+    match value {
+        Value::Object(map) => {
+            for (name, child) in map {
+                schema.push(name);
+                let problem = key_problem_at(child, kind, schema, field_path(&path, name));
+                schema.pop();
+                if problem.is_some() {
+                    return problem;
+                }
+            }
+            None
+        }
+        Value::Array(items) => match merge_keys::list_strategy(kind.api_version, kind.kind, schema) {
+            ListStrategy::Merge { keys } => {
+                let described = format!("`{}`", merge_keys::describe_keys(keys));
+                let mut seen = Vec::new();
+                for (index, item) in items.iter().enumerate() {
+                    match merge_keys::element_key(keys, item) {
+                        Err(field) => {
+                            return Some((format!("element {} of {path} has no `{field}`", index + 1), described));
+                        }
+                        Ok(id) if seen.contains(&id) => {
+                            return Some((format!("{} appears twice", element_path(&path, keys, item)), described));
+                        }
+                        Ok(id) => seen.push(id),
+                    }
+                    let problem = key_problem_at(item, kind, schema, element_path(&path, keys, item));
+                    if problem.is_some() {
+                        return problem;
+                    }
+                }
+                None
+            }
+            ListStrategy::MergePrimitives => {
+                let twice = items.iter().enumerate().find(|(i, item)| items[..*i].contains(item))?.1;
+                Some((format!("{} appears twice", set_element_path(&path, twice)), "value".to_string()))
+            }
+            ListStrategy::Atomic => None,
+        },
+        _ => None,
+    }
+}
+
 fn walk<'v>(
     before: &'v Value,
     after: &'v Value,
@@ -167,6 +223,25 @@ mod tests {
                 ("metadata.finalizers[D]".to_string(), ChangeOp::Add),
                 ("spec.template.spec.containers[name=web].env[name=D]".to_string(), ChangeOp::Add),
             ]
+        );
+    }
+
+    #[test]
+    fn a_keyed_element_without_its_key_or_repeated_is_a_problem() {
+        let env = |env: Value| json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "env": env}]}}}});
+        let problem = |object: Value| key_problem(&object, DEPLOYMENT).map(|(what, keys)| format!("{what}; {keys}"));
+        assert_eq!(problem(env(json!([{"name": "A"}, {"name": "B"}]))), None);
+        assert_eq!(
+            problem(env(json!([{"name": "A"}, {"value": "1"}]))).as_deref(),
+            Some("element 2 of spec.template.spec.containers[name=web].env has no `name`; `name`")
+        );
+        assert_eq!(
+            problem(env(json!([{"name": "A"}, {"name": "A"}]))).as_deref(),
+            Some("spec.template.spec.containers[name=web].env[name=A] appears twice; `name`")
+        );
+        assert_eq!(
+            problem(json!({"metadata": {"finalizers": ["a", "b", "a"]}})).as_deref(),
+            Some("metadata.finalizers[a] appears twice; value")
         );
     }
 

@@ -5,7 +5,9 @@
 //! - a recorded object that is not live is missing;
 //! - fields weaver never set (server defaults, other managers' additions, status) are not
 //!   looked at, and lists merged by key (containers by name, ports by containerPort+protocol…)
-//!   are compared element by element, for the recorded elements only.
+//!   are compared element by element, for the recorded elements only, and by order: recorded
+//!   elements that come in another order live are drift at the list's path (as in `diff`, since
+//!   an apply restores the order), elements others added in between are not.
 //!
 //! A recorded field absent from the live object is drift unless the `weaver` field manager
 //! still owns it: the API server stores some applied values as absent (Go's `omitempty` drops
@@ -349,6 +351,15 @@ impl Walker<'_> {
                 match merge_keys::list_strategy(self.api_version, self.kind, schema) {
                     ListStrategy::Merge { keys } if items.iter().all(|i| merge_keys::element_key(keys, i).is_ok()) => {
                         let id = |item: &Value| merge_keys::element_key(keys, item).ok();
+                        let ids = |items: &[Value]| items.iter().map(id).collect::<Vec<_>>();
+                        if merge_keys::reordered(&ids(items), &ids(live_items)) {
+                            // The keys only: the order is what drifted, and values are shown
+                            // where they differ.
+                            let keys_of = |items: &[Value]| -> Value {
+                                items.iter().map(|item| element_keys(keys, item)).collect()
+                            };
+                            out.push(replaced(path, &keys_of(items), &keys_of(live_items)));
+                        }
                         for item in items {
                             let here = element_path(path, keys, item);
                             match live_items.iter().find(|l| id(l) == id(item)) {
@@ -358,6 +369,9 @@ impl Walker<'_> {
                         }
                     }
                     ListStrategy::MergePrimitives => {
+                        if merge_keys::reordered(items, live_items) {
+                            out.push(replaced(path, recorded, live));
+                        }
                         for item in items.iter().filter(|i| !live_items.contains(i)) {
                             out.push(removed(set_element_path(path, item), item));
                         }
@@ -416,6 +430,12 @@ fn is_zero(value: &Value) -> bool {
         Value::Array(items) => items.is_empty(),
         Value::Object(map) => map.values().all(is_zero),
     }
+}
+
+/// `{"name": "A"}`, `{"containerPort": 80, "protocol": "TCP"}`: an element's key fields.
+fn element_keys(keys: &[merge_keys::MergeKey], item: &Value) -> Value {
+    let values = merge_keys::element_key(keys, item).unwrap_or_default();
+    keys.iter().map(|k| k.field.to_string()).zip(values).collect::<serde_json::Map<_, _>>().into()
 }
 
 fn removed(path: String, recorded: &Value) -> FieldDrift {
@@ -660,6 +680,27 @@ mod tests {
         let live =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": ["c", "a"]}});
         assert_eq!(paths(&object_drift(&recorded, &live)), vec![("metadata.finalizers[b]", ChangeOp::Remove)]);
+    }
+
+    #[test]
+    fn recorded_elements_in_another_order_are_drift_and_elements_added_between_them_are_not() {
+        let with_env = |names: &[&str]| {
+            let env: Vec<Value> = names.iter().map(|n| json!({"name": n, "value": "v"})).collect();
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "finalizers": names},
+                "spec": {"template": {"spec": {"containers": [{"name": "web", "env": env}]}}}})
+        };
+        let recorded = with_env(&["A", "B", "C"]);
+        assert_eq!(object_drift(&recorded, &with_env(&["A", "X", "B", "C"])), vec![]);
+        let changes = object_drift(&recorded, &with_env(&["C", "A", "B"]));
+        assert_eq!(
+            paths(&changes),
+            vec![
+                ("metadata.finalizers", ChangeOp::Replace),
+                ("spec.template.spec.containers[name=web].env", ChangeOp::Replace)
+            ]
+        );
+        assert_eq!(changes[1].recorded, Some(json!([{"name": "A"}, {"name": "B"}, {"name": "C"}])));
+        assert_eq!(changes[1].live, Some(json!([{"name": "C"}, {"name": "A"}, {"name": "B"}])));
     }
 
     fn release(name: &str) -> Release {

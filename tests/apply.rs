@@ -393,6 +393,65 @@ fn history_and_rollback_say_what_is_wrong() {
 }
 
 #[test]
+fn a_reordered_env_is_sent_and_a_second_apply_sends_nothing() {
+    let demo = Demo::new();
+    demo.set_web_env(&["A", "B", "C"]);
+    demo.apply(&[]);
+    demo.set_web_env(&["C", "A", "B"]);
+    demo.object_applies();
+    let reordered = demo.apply(&[]);
+    assert_eq!(acted(&reordered), vec![triple("configured", "Deployment", "web")]);
+    if let Some(applies) = demo.object_applies() {
+        assert_eq!(applies.len(), 1, "{applies:?}");
+        assert!(applies[0].ends_with("/deployments/web"), "{applies:?}");
+    }
+    assert_eq!(demo.live_web_env(), ["C", "A", "B"]);
+    let again = demo.apply(&[]);
+    assert_eq!(acted(&again), vec![], "a perpetual diff");
+    if let Some(applies) = demo.object_applies() {
+        assert_eq!(applies, Vec::<String>::new(), "a no-op apply sent server-side applies");
+    }
+}
+
+#[test]
+fn an_env_reordered_by_hand_is_drift_until_an_apply_restores_the_order() {
+    let demo = Demo::new();
+    demo.set_web_env(&["A", "B", "C"]);
+    demo.apply(&[]);
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": demo.ns}});
+    let mut containers = demo.cluster.get(&web).unwrap()["spec"]["template"]["spec"]["containers"].clone();
+    let env = containers[0]["env"].as_array_mut().unwrap();
+    env.rotate_right(1);
+    demo.cluster.merge_patch(
+        &web,
+        &json!({"spec": {"template": {"spec": {"containers": containers}}}}),
+        "kubectl-edit",
+    );
+    assert_eq!(demo.live_web_env(), ["C", "A", "B"]);
+
+    let drift = demo.weaver(&["drift", "--env", "dev", "-o", "json"]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    let report: Value = serde_json::from_str(&drift.stdout).unwrap();
+    let changes: Vec<&Value> = report["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["objects"].as_array().unwrap())
+        .flat_map(|o| o["changes"].as_array().into_iter().flatten())
+        .collect();
+    let names = |names: &[&str]| -> Value { names.iter().map(|n| json!({"name": n})).collect() };
+    assert_eq!(
+        changes,
+        vec![&json!({"path": "spec.template.spec.containers[name=web].env", "op": "replace",
+            "recorded": names(&["A", "B", "C"]), "live": names(&["C", "A", "B"]), "redacted": false})]
+    );
+    let repaired = demo.apply(&[]);
+    assert_eq!(acted(&repaired), vec![triple("configured", "Deployment", "web")]);
+    assert_eq!(demo.live_web_env(), ["A", "B", "C"]);
+    assert_eq!(demo.weaver(&["drift", "--env", "dev"]).code, 0);
+}
+
+#[test]
 fn drift_found_out_of_band_is_gone_after_an_apply() {
     let demo = Demo::new();
     demo.apply(&[]);

@@ -131,6 +131,31 @@ fn a_field_removed_from_the_chart_shows_as_a_removal() {
     );
 }
 
+#[test]
+fn a_reordered_env_is_a_change_in_both_modes() {
+    let demo = Demo::new();
+    demo.set_web_env(&["A", "B", "C"]);
+    demo.apply_rendered();
+    assert_eq!(changed_objects(&demo.plan()), Vec::<(String, String, String)>::new());
+
+    // Order matters in env ($(VAR) sees only earlier entries) and server-side apply follows the
+    // applied order (Kubernetes 1.24+).
+    demo.set_web_env(&["C", "A", "B"]);
+    let plan = demo.plan();
+    assert_eq!(changed_objects(&plan), vec![("update".into(), "Deployment".into(), "web".into())], "{plan:#}");
+    assert_eq!(
+        planned(&plan, "Deployment")["changes"],
+        json!([{"path": "spec.template.spec.containers[name=web].env", "op": "replace"}])
+    );
+    let text = demo.text();
+    assert!(text.contains(&format!("~ apps/v1 Deployment {}/web (release web)\n", demo.ns)), "{text}");
+    let moved = ["-        - name: C", "-          value: c", "+        - name: C", "+          value: c"];
+    let lines = changed_lines(&text);
+    assert!(moved.iter().all(|m| lines.contains(m)) && lines.len() == 4, "{text}");
+    assert_eq!(changed_lines(&demo.server_text()), lines);
+    assert_eq!(demo.weaver(&["diff", "--env", "dev", "--exit-code"]).code, 2);
+}
+
 const SIDECAR_PATCH: &str = "    patches:
       - target: { kind: Deployment, name: web }
         patch:

@@ -138,7 +138,7 @@ async fn execute_locked(
 ) -> Result<Report> {
     let mut releases: Vec<RenderedRelease> = inputs.iter().map(|i| i.rendered.clone()).collect();
     let live = observe(cluster, &mut releases, &options.environment, options.concurrency).await?;
-    let plan = plan_with_records(&releases, &live.records, &live.objects);
+    let plan = plan_with_records(&releases, &live.records, &live.objects)?;
     for (input, scoped) in inputs.iter_mut().zip(releases) {
         input.rendered = scoped;
     }

@@ -2,8 +2,8 @@
 //! whether an apply would create, update, delete or leave it, and which fields change.
 //!
 //! Client mode merges here: merged = live − (fields weaver set last time that desired no
-//! longer sets) + desired, lists merged by their merge keys; the object changes when
-//! normalize(live) ≠ normalize(merged). Server mode (`cluster` plans) asks the API server for
+//! longer sets) + desired, lists merged by their merge keys and ordered as server-side apply
+//! orders them; the object changes when normalize(live) ≠ normalize(merged). Server mode (`cluster` plans) asks the API server for
 //! a dry-run apply of every object that client mode finds changed. Secret values never leave
 //! this module: they are replaced by markers once the comparison is done.
 
@@ -14,7 +14,7 @@ pub mod plan;
 use serde_json::{Map, Value};
 
 pub use fields::{FieldSet, Kind};
-pub use paths::{Change, ChangeOp, changes};
+pub use paths::{Change, ChangeOp, changes, key_problem};
 pub(crate) use paths::{element_path, field_path, set_element_path};
 pub use plan::{Action, ObjectPlan, Plan, Summary};
 
@@ -86,64 +86,138 @@ pub fn client_merge(desired: &Value, live: &Value, last_applied: Option<&Value>)
         merged = desired.clone();
     }
     drop_empty_where_absent(&mut merged, live);
-    align_with_live(&mut merged, live, last_applied, kind, &mut Vec::new());
+    let sides = Sides { live, desired: Some(desired), last_applied };
+    align_with_live(&mut merged, sides, kind, &mut Vec::new());
     merged
 }
 
-/// Lists as the server leaves them. Keyed lists keep the live order. An atomic list (say a
-/// StatefulSet's `volumeClaimTemplates`) is replaced whole by desired, which lacks what the
-/// server defaulted inside its elements: where every desired element is contained in the live
-/// element at its position, the live list is what the apply leaves, unless the record shows the
-/// desired list itself changed since the last apply.
-fn align_with_live<'v>(
-    merged: &mut Value,
+/// The same field of the live, desired and last applied objects.
+#[derive(Clone, Copy)]
+struct Sides<'v> {
     live: &'v Value,
+    desired: Option<&'v Value>,
     last_applied: Option<&'v Value>,
-    kind: Kind,
-    path: &mut Vec<&'v str>,
-) {
-    match (merged, live) {
+}
+
+impl<'v> Sides<'v> {
+    /// The field `key` of each side, if live has it.
+    fn field(self, key: &str) -> Option<Sides<'v>> {
+        Some(Sides {
+            live: self.live.get(key)?,
+            desired: self.desired.and_then(|d| d.get(key)),
+            last_applied: self.last_applied.and_then(|l| l.get(key)),
+        })
+    }
+
+    /// The element of each side's list whose identity is `id`, if live has it.
+    fn element<K: PartialEq>(self, id: impl Fn(&Value) -> Option<K>, item_id: &K) -> Option<Sides<'v>> {
+        let find = |list: &'v Value| list.as_array()?.iter().find(|e| id(e).as_ref() == Some(item_id));
+        Some(Sides {
+            live: find(self.live)?,
+            desired: self.desired.and_then(find),
+            last_applied: self.last_applied.and_then(find),
+        })
+    }
+}
+
+/// Lists as the server leaves them. Keyed lists and sets come in the order server-side apply
+/// gives them ([`applied_order`]). An atomic list (say a StatefulSet's `volumeClaimTemplates`)
+/// is replaced whole by desired, which lacks what the server defaulted inside its elements:
+/// where every desired element is contained in the live element at its position, the live list
+/// is what the apply leaves, unless the record shows the desired list itself changed since the
+/// last apply.
+fn align_with_live<'v>(merged: &mut Value, sides: Sides<'v>, kind: Kind, path: &mut Vec<&'v str>) {
+    match (merged, sides.live) {
         (Value::Object(merged), Value::Object(live)) => {
-            for (key, live_value) in live {
-                if let Some(value) = merged.get_mut(key) {
+            for key in live.keys() {
+                if let (Some(value), Some(inner)) = (merged.get_mut(key), sides.field(key)) {
                     path.push(key);
-                    align_with_live(value, live_value, last_applied.and_then(|l| l.get(key)), kind, path);
+                    align_with_live(value, inner, kind, path);
                     path.pop();
                 }
             }
         }
-        (merged @ Value::Array(_), Value::Array(live_items)) => match kind.list(path) {
+        (merged @ Value::Array(_), Value::Array(_)) => match kind.list(path) {
             ListStrategy::Merge { keys } => {
                 let Value::Array(items) = merged else { return };
                 let id = |item: &Value| merge_keys::element_key(keys, item).ok();
-                // Server-side apply keeps the live order of existing elements and appends new
-                // ones; a strategic merge may not, and order alone must not read as a change.
-                let live_position = |item: &Value| {
-                    let item_id = id(item);
-                    live_items.iter().position(|l| item_id.is_some() && id(l) == item_id).unwrap_or(usize::MAX)
-                };
-                items.sort_by_key(|item| live_position(item));
+                sort_as_applied(items, sides, id);
                 for item in items {
-                    let Some(item_id) = id(item) else { continue };
-                    let Some(live_item) = live_items.iter().find(|l| id(l).as_ref() == Some(&item_id)) else {
-                        continue;
-                    };
-                    let last = last_applied
-                        .and_then(Value::as_array)
-                        .and_then(|list| list.iter().find(|l| id(l).as_ref() == Some(&item_id)));
-                    align_with_live(item, live_item, last, kind, path);
+                    if let Some(inner) = id(item).and_then(|item_id| sides.element(id, &item_id)) {
+                        align_with_live(item, inner, kind, path);
+                    }
                 }
             }
-            ListStrategy::MergePrimitives => {}
+            ListStrategy::MergePrimitives => {
+                let Value::Array(items) = merged else { return };
+                sort_as_applied(items, sides, |item: &Value| Some(item.clone()));
+            }
             ListStrategy::Atomic => {
-                let unchanged_since_last = last_applied.is_none_or(|last| last == &*merged);
-                if unchanged_since_last && contained(merged, live) {
-                    *merged = live.clone();
+                let unchanged_since_last = sides.last_applied.is_none_or(|last| last == &*merged);
+                if unchanged_since_last && contained(merged, sides.live) {
+                    *merged = sides.live.clone();
                 }
             }
         },
         _ => {}
     }
+}
+
+/// Sorts the elements of a merged list (each live or desired) in the order server-side apply
+/// leaves them, given each element's identity.
+fn sort_as_applied<K: PartialEq>(items: &mut [Value], sides: Sides, id: impl Fn(&Value) -> Option<K>) {
+    let ids = |list: Option<&Value>| -> Option<Vec<K>> {
+        list.and_then(Value::as_array).map_or(Some(Vec::new()), |items| items.iter().map(&id).collect())
+    };
+    // An element without its key fields is an error the server reports; leave such a list be.
+    let (Some(live), Some(desired)) = (ids(Some(sides.live)), ids(sides.desired)) else { return };
+    let order = applied_order(&live, &desired);
+    let position = |item: &Value| id(item).and_then(|item_id| order.iter().position(|o| **o == item_id));
+    items.sort_by_key(|item| position(item).unwrap_or(usize::MAX));
+}
+
+/// The order of the elements of a list merged by server-side apply, by identity, from the live
+/// list's and the applied list's: structured-merge-diff's `visitListItems` (v4.2+, Kubernetes
+/// 1.24+). Elements both hold come in the applied order; one only live has comes out where the
+/// walk over live reaches it, one only applied has right after its applied predecessor. (Up to
+/// 1.23 the live order was kept and new elements appended.)
+fn applied_order<'k, K: PartialEq>(live: &'k [K], applied: &'k [K]) -> Vec<&'k K> {
+    let mut shared = applied.iter().filter(|k| live.contains(k));
+    let mut next_shared = shared.next();
+    let mut out: Vec<&K> = Vec::with_capacity(live.len().max(applied.len()));
+    let (mut l, mut a) = (0, 0);
+    while l < live.len() || a < applied.len() {
+        if l < live.len() && a < applied.len() {
+            if live[l] == applied[a] {
+                out.push(&applied[a]);
+                l += 1;
+                a += 1;
+                next_shared = shared.next();
+                continue;
+            }
+            if applied.contains(&live[l]) && next_shared.is_some_and(|n| *n != live[l]) {
+                l += 1; // shared, but not its turn yet
+                continue;
+            }
+        }
+        if l < live.len() {
+            if !applied.contains(&live[l]) {
+                out.push(&live[l]);
+                l += 1;
+                continue;
+            } else if out.contains(&&live[l]) {
+                l += 1; // already merged; the next applied element still comes in this round
+            }
+        }
+        if a < applied.len() {
+            out.push(&applied[a]);
+            if next_shared.is_some_and(|n| *n == applied[a]) {
+                next_shared = shared.next();
+            }
+            a += 1;
+        }
+    }
+    out
 }
 
 /// Whether every field of `part` is in `whole` with the same value (lists element-wise).
@@ -274,6 +348,47 @@ mod tests {
         assert!(merged["spec"].get("replicas").is_none(), "replicas was weaver's and is gone");
         assert!(merged["spec"]["template"]["spec"]["containers"][0].get("env").is_none());
         assert_eq!(merged["spec"]["revisionHistoryLimit"], 10, "a server default stays");
+    }
+
+    fn with_env(names: &[&str]) -> Value {
+        let env: Vec<Value> = names.iter().map(|n| json!({"name": n, "value": n.to_lowercase()})).collect();
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1", "env": env}]}}}})
+    }
+
+    fn env_names(object: &Value) -> Vec<&str> {
+        let env = object["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+        env.iter().map(|e| e["name"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_keyed_list_takes_the_applied_order_as_server_side_apply_does_since_1_24() {
+        let abc = with_env(&["A", "B", "C"]);
+        let merged = client_merge(&with_env(&["C", "A", "B"]), &abc, Some(&abc));
+        assert_eq!(env_names(&merged), ["C", "A", "B"]);
+        assert_ne!(normalize(&merged), normalize(&abc), "a reorder is a change");
+        // Another manager's X, between A and B, goes first: the walk over live reaches it while
+        // A and B wait for their applied turn, after C.
+        let live = with_env(&["A", "X", "B", "C"]);
+        assert_eq!(env_names(&client_merge(&with_env(&["C", "A", "B"]), &live, Some(&abc))), ["X", "C", "A", "B"]);
+        // Where the applied order is the live one, other managers' elements stay where they are.
+        let ab = with_env(&["A", "B"]);
+        let live = with_env(&["A", "X", "B"]);
+        assert_eq!(normalize(&client_merge(&ab, &live, Some(&ab))), normalize(&live));
+    }
+
+    #[test]
+    fn applied_order_follows_structured_merge_diff() {
+        let order = |live: &[&'static str], applied: &[&'static str]| -> Vec<&'static str> {
+            applied_order(live, applied).into_iter().copied().collect()
+        };
+        assert_eq!(order(&["A", "B", "C"], &["C", "A", "B"]), ["C", "A", "B"]);
+        assert_eq!(order(&["A", "B", "C"], &["D", "A", "B", "C"]), ["D", "A", "B", "C"]);
+        assert_eq!(order(&["A", "B", "C"], &["A", "D", "B"]), ["A", "D", "B", "C"]);
+        assert_eq!(order(&["A", "X", "B", "C"], &["C", "A", "B"]), ["X", "C", "A", "B"]);
+        assert_eq!(order(&["A", "B", "X"], &["B", "A"]), ["B", "X", "A"]);
+        // A live duplicate already merged lets the next applied element through first.
+        assert_eq!(order(&["A", "A", "Y"], &["A", "Z"]), ["A", "Z", "Y"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The field paths that differ between two versions of an object, for `-o json` and drift:
 //! `spec.replicas`, `spec.template.spec.containers[name=web].image`,
 //! `metadata.labels["app.kubernetes.io/name"]`. Lists with merge keys are compared element by
-//! element; other lists change as a whole.
+//! element, and their order at the list's path; other lists change as a whole.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -56,6 +56,62 @@ pub(crate) fn set_element_path(path: &str, value: &Value) -> String {
     format!("{path}[{}]", scalar(value))
 }
 
+/// The first element of a list merged by key (or of a set) that lacks a key field or repeats
+/// an earlier element, which server-side apply rejects, as (what is wrong, the list's keys).
+/// The three-way diff could not line such a list up with the live one either.
+pub fn key_problem(object: &Value, kind: Kind) -> Option<(String, String)> {
+    key_problem_at(object, kind, &mut Vec::new(), String::new())
+}
+
+fn key_problem_at<'v>(
+    value: &'v Value,
+    kind: Kind,
+    schema: &mut Vec<&'v str>,
+    path: String,
+) -> Option<(String, String)> {
+    match value {
+        Value::Object(map) => {
+            for (name, child) in map {
+                schema.push(name);
+                let problem = key_problem_at(child, kind, schema, field_path(&path, name));
+                schema.pop();
+                if problem.is_some() {
+                    return problem;
+                }
+            }
+            None
+        }
+        Value::Array(items) => match merge_keys::list_strategy(kind.api_version, kind.kind, schema) {
+            ListStrategy::Merge { keys } => {
+                let described = format!("`{}`", merge_keys::describe_keys(keys));
+                let mut seen = Vec::new();
+                for (index, item) in items.iter().enumerate() {
+                    match merge_keys::element_key(keys, item) {
+                        Err(field) => {
+                            return Some((format!("element {} of {path} has no `{field}`", index + 1), described));
+                        }
+                        Ok(id) if seen.contains(&id) => {
+                            return Some((format!("{} appears twice", element_path(&path, keys, item)), described));
+                        }
+                        Ok(id) => seen.push(id),
+                    }
+                    let problem = key_problem_at(item, kind, schema, element_path(&path, keys, item));
+                    if problem.is_some() {
+                        return problem;
+                    }
+                }
+                None
+            }
+            ListStrategy::MergePrimitives => {
+                let twice = items.iter().enumerate().find(|(i, item)| items[..*i].contains(item))?.1;
+                Some((format!("{} appears twice", set_element_path(&path, twice)), "value".to_string()))
+            }
+            ListStrategy::Atomic => None,
+        },
+        _ => None,
+    }
+}
+
 fn walk<'v>(
     before: &'v Value,
     after: &'v Value,
@@ -85,6 +141,10 @@ fn walk<'v>(
         (Value::Array(b), Value::Array(a)) => match merge_keys::list_strategy(kind.api_version, kind.kind, schema) {
             ListStrategy::Merge { keys } => {
                 let id = |item: &Value| merge_keys::element_key(keys, item).ok();
+                let ids = |items: &[Value]| items.iter().map(id).collect::<Vec<_>>();
+                if merge_keys::reordered(&ids(b), &ids(a)) {
+                    out.push(Change { path: path.clone(), op: ChangeOp::Replace });
+                }
                 let label = |item: &Value| element_path(&path, keys, item);
                 for old in b {
                     match a.iter().find(|new| id(new).is_some() && id(new) == id(old)) {
@@ -97,6 +157,9 @@ fn walk<'v>(
                 }
             }
             ListStrategy::MergePrimitives => {
+                if merge_keys::reordered(b, a) {
+                    out.push(Change { path: path.clone(), op: ChangeOp::Replace });
+                }
                 for old in b.iter().filter(|v| !a.contains(v)) {
                     out.push(Change { path: set_element_path(&path, old), op: ChangeOp::Remove });
                 }
@@ -137,6 +200,48 @@ mod tests {
                 ("spec.template.spec.containers[name=new]".to_string(), ChangeOp::Add),
                 ("spec.replicas".to_string(), ChangeOp::Add),
             ]
+        );
+    }
+
+    #[test]
+    fn a_reordered_keyed_list_or_set_is_replaced_at_its_path() {
+        let env = |names: &[&str]| -> Value {
+            let env: Vec<Value> = names.iter().map(|n| json!({"name": n, "value": "v"})).collect();
+            json!({"metadata": {"finalizers": names},
+                "spec": {"template": {"spec": {"containers": [{"name": "web", "env": env}]}}}})
+        };
+        assert_eq!(
+            paths(env(&["A", "B", "C"]), env(&["C", "A", "B"])),
+            vec![
+                ("metadata.finalizers".to_string(), ChangeOp::Replace),
+                ("spec.template.spec.containers[name=web].env".to_string(), ChangeOp::Replace),
+            ]
+        );
+        assert_eq!(
+            paths(env(&["A", "B"]), env(&["A", "D", "B"])),
+            vec![
+                ("metadata.finalizers[D]".to_string(), ChangeOp::Add),
+                ("spec.template.spec.containers[name=web].env[name=D]".to_string(), ChangeOp::Add),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_keyed_element_without_its_key_or_repeated_is_a_problem() {
+        let env = |env: Value| json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "env": env}]}}}});
+        let problem = |object: Value| key_problem(&object, DEPLOYMENT).map(|(what, keys)| format!("{what}; {keys}"));
+        assert_eq!(problem(env(json!([{"name": "A"}, {"name": "B"}]))), None);
+        assert_eq!(
+            problem(env(json!([{"name": "A"}, {"value": "1"}]))).as_deref(),
+            Some("element 2 of spec.template.spec.containers[name=web].env has no `name`; `name`")
+        );
+        assert_eq!(
+            problem(env(json!([{"name": "A"}, {"name": "A"}]))).as_deref(),
+            Some("spec.template.spec.containers[name=web].env[name=A] appears twice; `name`")
+        );
+        assert_eq!(
+            problem(json!({"metadata": {"finalizers": ["a", "b", "a"]}})).as_deref(),
+            Some("metadata.finalizers[a] appears twice; value")
         );
     }
 

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Change, Kind, as_stored, changes, client_merge, normalize, redact_secret_values};
+use super::{Change, Kind, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values};
 use crate::cluster::{ApplyError, Cluster, ListTarget, Unserved};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{LABEL_RELEASE, Manifest, ObjectKey, api_group};
@@ -137,11 +137,19 @@ fn prune_disabled(object: &Value) -> bool {
 /// Plans every object of `releases` against `live` objects (records among them are used, not
 /// planned). Deletions come from the releases' last deployed records.
 pub fn plan_against(releases: &[RenderedRelease], environment: &str, live: &[Value]) -> Result<Plan> {
-    Ok(plan_with_records(releases, &release_record::last_deployed(live, environment)?, live))
+    plan_with_records(releases, &release_record::last_deployed(live, environment)?, live)
 }
 
 /// Plans every object of `releases` against `live` objects, given their last deployed records.
-pub fn plan_with_records(releases: &[RenderedRelease], records: &HashMap<String, Record>, live: &[Value]) -> Plan {
+///
+/// # Errors
+/// A desired object with a keyed list that server-side apply would reject (an element without
+/// its key, or one twice).
+pub fn plan_with_records(
+    releases: &[RenderedRelease],
+    records: &HashMap<String, Record>,
+    live: &[Value],
+) -> Result<Plan> {
     let live_by_key: HashMap<ObjectKey, &Value> =
         live.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
     let mut plan = Plan::default();
@@ -153,6 +161,13 @@ pub fn plan_with_records(releases: &[RenderedRelease], records: &HashMap<String,
         for manifest in &release.manifests {
             let desired = as_stored(&manifest.object);
             let key = manifest.key();
+            if let Some((what, keys)) = key_problem(&desired, kind_of(&desired)) {
+                let error =
+                    Error::at(Location::file(&manifest.source), format!("{key} (release {}): {what}", release.name));
+                return Err(error.with_help(format!(
+                    "server-side apply tells the elements of this list apart by {keys}: each needs one, and a different one"
+                )));
+            }
             let live = live_by_key.get(&key).copied();
             plan.objects.push(plan_object(&release.name, Some(&desired), live, last_applied.get(&key)));
             desired_keys.insert(key);
@@ -168,7 +183,7 @@ pub fn plan_with_records(releases: &[RenderedRelease], records: &HashMap<String,
             }
         }
     }
-    plan
+    Ok(plan)
 }
 
 /// Reads live objects from a file: a `kubectl get -o yaml` List, or a stream of documents.
@@ -215,7 +230,7 @@ pub async fn plan_cluster(
     options: ClusterPlanOptions,
 ) -> Result<Plan> {
     let live = observe(cluster, releases, environment, options.concurrency).await?;
-    let mut plan = plan_with_records(releases, &live.records, &live.objects);
+    let mut plan = plan_with_records(releases, &live.records, &live.objects)?;
     if options.server_side {
         refine_on_server(cluster, &mut plan, &live.objects, options.concurrency).await?;
     }
@@ -379,7 +394,8 @@ struct DryRun {
 }
 
 /// Server mode: a dry-run server-side apply of every object client mode found changed; the
-/// server's answer replaces the client's merge.
+/// server's answer replaces the client's merge. Client mode orders lists as the server does
+/// (`applied_order`), so an object whose only change is a list's order is among them.
 async fn refine_on_server(cluster: &Cluster, plan: &mut Plan, live: &[Value], concurrency: usize) -> Result<()> {
     let candidates: Vec<usize> = plan
         .objects

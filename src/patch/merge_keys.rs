@@ -131,6 +131,15 @@ pub fn element_key(keys: &[MergeKey], element: &Value) -> Result<Vec<Value>, &'s
         .collect()
 }
 
+/// Whether the elements two versions of a list both hold (by identity) come in another order.
+/// Order matters in keyed lists (an `env` entry's `$(VAR)` sees only the entries before it) and
+/// server-side apply follows the applied order, so a reorder is a change.
+pub fn reordered<K: PartialEq>(before: &[K], after: &[K]) -> bool {
+    let kept_before = before.iter().filter(|k| after.contains(k));
+    let kept_after = after.iter().filter(|k| before.contains(k));
+    !kept_before.eq(kept_after)
+}
+
 /// `keys` for messages, e.g. `containerPort+protocol`.
 #[must_use]
 pub fn describe_keys(keys: &[MergeKey]) -> String {
@@ -216,6 +225,15 @@ mod tests {
         );
         assert_eq!(list_strategy("v1", "Pod", &["spec", "ports"]), ListStrategy::Atomic);
         assert_eq!(list_strategy("v1", "Service", &["spec", "ipFamilies"]), ListStrategy::Atomic);
+    }
+
+    #[test]
+    fn reordered_looks_at_the_elements_both_lists_hold() {
+        assert!(reordered(&["A", "B", "C"], &["C", "A", "B"]));
+        assert!(!reordered(&["A", "B", "C"], &["A", "B", "C"]));
+        // Added, removed and interleaved elements are other changes, not a reorder.
+        assert!(!reordered(&["A", "X", "B"], &["D", "A", "B"]));
+        assert!(reordered(&["A", "X", "B"], &["B", "X", "A"]));
     }
 
     #[test]

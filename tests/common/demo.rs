@@ -50,6 +50,29 @@ impl Demo {
         self.repo.write(path, &format!("{old}{text}"));
     }
 
+    /// Gives the chart's web container an `env` of `names`, in that order (each value is the
+    /// lowercase name), replacing any set before.
+    pub fn set_web_env(&self, names: &[&str]) {
+        let path = "charts/web-app/templates/deployment.yaml";
+        let text = std::fs::read_to_string(self.repo.path().join(path)).unwrap();
+        let env_from = text.find("          envFrom:\n").expect("the web container has envFrom");
+        let start = text.find("          env:\n").unwrap_or(env_from);
+        let items: String = names
+            .iter()
+            .map(|n| format!("            - name: {n}\n              value: \"{}\"\n", n.to_lowercase()))
+            .collect();
+        self.repo.write(path, &format!("{}          env:\n{items}{}", &text[..start], &text[env_from..]));
+    }
+
+    /// The `env` names of the live web container, in order.
+    pub fn live_web_env(&self) -> Vec<String> {
+        let web = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": self.ns}});
+        let live = self.cluster.get(&web).expect("web is live");
+        let env = live["spec"]["template"]["spec"]["containers"][0]["env"].as_array().cloned().unwrap_or_default();
+        env.iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+    }
+
     pub fn weaver(&self, args: &[&str]) -> Run {
         let kubeconfig = self.cluster.kubeconfig().to_str().unwrap().to_string();
         let mut all = vec!["--kubeconfig", &kubeconfig];

@@ -165,12 +165,16 @@ fn merge_node(
     }
 }
 
-/// Port of `mergingWalker.visitListItems`: keeps lhs order, slots new rhs
-/// items after their predecessors, and follows rhs order for shared items.
+/// Port of `mergingWalker.visitListItems` as structured-merge-diff v4.2+ has it (Kubernetes
+/// 1.24+; 1.32 vendors v4.4): items both sides hold come in rhs (applied) order, lhs-only items
+/// keep their place among the lhs items around them, and new rhs items follow their rhs
+/// predecessor. An item the lhs holds twice is replaced by the rhs one, not merged with it.
 fn merge_list(s: &Schema, ty: TypeId, la: &[Value], ra: &[Value], path: &mut Path) -> Result<Vec<Value>, String> {
     let (elem, _) = list_def(s, ty).ok_or("not a list")?;
     let (rpes, observed_r) = index_items(s, ty, ra, path, false)?;
     let (lpes, observed_l) = index_items(s, ty, la, path, true)?;
+    let duplicated = |pe: &PathElement| lpes.iter().filter(|p| *p == pe).nth(1).is_some();
+    let lhs_of = |pe: &PathElement| if duplicated(pe) { None } else { observed_l.get(pe).copied() };
     let mut shared: VecDeque<&PathElement> = rpes.iter().filter(|pe| observed_l.contains_key(pe)).collect();
     let mut next_shared = shared.pop_front();
     let mut merged_r: BTreeSet<&PathElement> = BTreeSet::new();
@@ -188,7 +192,7 @@ fn merge_list(s: &Schema, ty: TypeId, la: &[Value], ra: &[Value], path: &mut Pat
             let pe = &lpes[li];
             if *pe == rpes[ri] {
                 merged_r.insert(pe);
-                item(pe, observed_l.get(pe).copied(), observed_r.get(pe).copied(), path)?;
+                item(pe, lhs_of(pe), observed_r.get(pe).copied(), path)?;
                 li += 1;
                 ri += 1;
                 next_shared = shared.pop_front();
@@ -202,18 +206,18 @@ fn merge_list(s: &Schema, ty: TypeId, la: &[Value], ra: &[Value], path: &mut Pat
         if li < lpes.len() {
             let pe = &lpes[li];
             if !observed_r.contains_key(pe) {
-                item(pe, observed_l.get(pe).copied(), None, path)?;
+                item(pe, Some(&la[li]), None, path)?;
                 li += 1;
                 continue;
             } else if merged_r.contains(pe) {
+                // Upstream then takes the next rhs item in the same round (no `continue`).
                 li += 1;
-                continue;
             }
         }
         if ri < rpes.len() {
             let pe = &rpes[ri];
             merged_r.insert(pe);
-            item(pe, observed_l.get(pe).copied(), observed_r.get(pe).copied(), path)?;
+            item(pe, lhs_of(pe), observed_r.get(pe).copied(), path)?;
             ri += 1;
             if next_shared.is_some_and(|n| n == pe) {
                 next_shared = shared.pop_front();
@@ -418,6 +422,47 @@ mod tests {
             .map(|c| c["image"].clone())
             .collect();
         assert_eq!(names, vec![json!("1"), json!("3"), json!("4")]);
+    }
+
+    /// `env` of the one container after merging `cfg`'s onto `live`'s, as `name=value`.
+    fn merged_env(live: &[(&str, &str)], cfg: &[(&str, &str)]) -> Vec<String> {
+        let (s, ty) = deployment();
+        let with_env = |env: &[(&str, &str)]| {
+            let env: Vec<Value> = env.iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "env": env}]}}}})
+        };
+        let m = merge(s, ty, &with_env(live), &with_env(cfg)).unwrap();
+        m["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}={}", e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn keyed_lists_follow_the_applied_order_as_since_kubernetes_1_24() {
+        let abc = [("A", "1"), ("B", "2"), ("C", "3")];
+        assert_eq!(merged_env(&abc, &[("C", "3"), ("A", "1"), ("B", "2")]), ["C=3", "A=1", "B=2"]);
+        // A new item goes where the applied list has it.
+        assert_eq!(merged_env(&abc, &[("D", "4"), ("A", "1"), ("B", "2"), ("C", "3")]), ["D=4", "A=1", "B=2", "C=3"]);
+        // An item only live has (another manager's) comes out when the walk over live reaches
+        // it, while shared items wait for their applied turn: X, between A and B, goes first.
+        assert_eq!(
+            merged_env(&[("A", "1"), ("X", "x"), ("B", "2"), ("C", "3")], &[("C", "3"), ("A", "1"), ("B", "2")]),
+            ["X=x", "C=3", "A=1", "B=2"]
+        );
+        assert_eq!(merged_env(&[("A", "1"), ("X", "x"), ("B", "2")], &[("A", "1"), ("B", "2")]), ["A=1", "X=x", "B=2"]);
+    }
+
+    #[test]
+    fn an_item_live_holds_twice_is_replaced_and_the_next_applied_item_follows_it() {
+        assert_eq!(merged_env(&[("A", "1"), ("A", "2"), ("Y", "y")], &[("A", "3"), ("Z", "z")]), ["A=3", "Z=z", "Y=y"]);
+        let (s, ty) = deployment();
+        let live = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "1", "tty": true}, {"name": "a", "image": "2"}]}}}});
+        let cfg = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "3"}]}}}});
+        let m = merge(s, ty, &live, &cfg).unwrap();
+        assert_eq!(m["spec"]["template"]["spec"]["containers"], json!([{"name": "a", "image": "3"}]));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
-use crate::project::source::Source;
+use crate::project::source::{Source, utf8};
 use crate::project::values::deep_merge;
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
@@ -299,30 +299,36 @@ fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {
 /// Loads `environments/<name>.yaml`, resolves `extends`, and validates the result.
 pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> {
     let path = environment_path(name);
-    if !source.exists(&path) {
+    let Some(bytes) = source.read(&path).map_err(|err| Error::io("read environment file", &path, err))? else {
         let known = list_environments(source)?;
         return Err(Error::new(format!("unknown environment `{name}`: {} does not exist", path.display()))
             .with_help(format!("known environments: {}", known.join(", "))));
-    }
+    };
 
     // Walk the chain leaf → root, catching cycles and missing bases.
     let mut chain: Vec<(PathBuf, EnvironmentFile)> = Vec::new();
     let mut current = path.clone();
+    let mut text = utf8(&path, bytes)?;
     loop {
-        let text = source.read_text(&current)?;
         let file: EnvironmentFile = crate::yaml::from_str_as(&current, &text, "invalid environment file")?;
         let next = file.extends.as_ref().map(|e| (e.value.clone(), location(&current, &e.referenced)));
         chain.push((current.clone(), file));
         let Some((base, at)) = next else { break };
+        // A name, not a path: `extends: ../x` would otherwise reach any YAML file of the repository.
+        if base.is_empty() || base.starts_with('.') || base.contains(['/', '\\']) {
+            return Err(Error::at(at, format!("`extends: {base}` is not an environment name"))
+                .with_help("name an environment: a file of environments/, without `.yaml`"));
+        }
         let base_path = environment_path(&base);
         if chain.iter().any(|(p, _)| *p == base_path) {
             let cycle: Vec<String> =
                 chain.iter().map(|(p, _)| p.display().to_string()).chain([base_path.display().to_string()]).collect();
             return Err(Error::at(at, format!("`extends` cycle: {}", cycle.join(" → "))));
         }
-        if !source.exists(&base_path) {
+        let Some(bytes) = source.read_named(&base_path, &at, "environment file")? else {
             return Err(Error::at(at, format!("`extends: {base}`: {} does not exist", base_path.display())));
-        }
+        };
+        text = utf8(&base_path, bytes)?;
         current = base_path;
     }
 

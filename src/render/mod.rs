@@ -119,10 +119,10 @@ pub fn render(
 fn release_values(project: &Project, release: &Release, chart: &Chart) -> Result<Value> {
     let mut values = chart.values.clone();
     for file in &release.values_files {
-        if !project.source.exists(&file.path) {
+        let Some(bytes) = project.source.read_named(&file.path, &file.at, "values file")? else {
             return Err(Error::at(file.at.clone(), format!("values file {} does not exist", file.path.display())));
-        }
-        let text = project.source.read_text(&file.path)?;
+        };
+        let text = crate::project::source::utf8(&file.path, bytes)?;
         match crate::yaml::from_str::<Option<Value>>(&file.path, &text)? {
             None => {}
             Some(Value::Object(map)) => deep_merge(&mut values, map),

@@ -306,3 +306,30 @@ fn links_that_stay_inside_the_repository_are_followed() {
         assert!(run.stdout.contains("greeting: from-a-link"), "{source}: {}", run.stdout);
     }
 }
+
+#[test]
+fn a_repository_inside_a_larger_git_repository_stays_in_its_own_directory() {
+    let top = Repo::empty();
+    // Another directory of the same git repository: inside the commit's tree, outside weaver's.
+    top.write("other/values.yaml", &format!("greeting: {SEED}\n"));
+    top.write("deploy/charts/app/chart.yaml", "name: app\nversion: 0.1.0\n");
+    top.write(
+        "deploy/charts/app/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  greeting: {{ values.greeting }}\n",
+    );
+    link(&top, "deploy/values/linked.yaml", "../../other/values.yaml");
+    let git = init(top.path());
+    let deploy = top.path().join("deploy");
+    for entry in ["values/linked.yaml", "../other/values.yaml"] {
+        top.write(
+            &format!("deploy/{DEV}"),
+            &format!("namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [{entry}]\n"),
+        );
+        commit_all(&git, entry);
+        for args in [&["render", "--env", "dev"][..], &["render", "--env", "dev", "--rev", "HEAD"]] {
+            let run = common::weaver_in(&deploy, args, &[]);
+            let expect = [format!("{DEV}:5:19"), format!("{entry} resolves to"), "outside the repository".to_string()];
+            check_refused(entry, &args.join(" "), &run, &expect).unwrap();
+        }
+    }
+}

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::project::source::Escape;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A position in a file of the repository, shown as `path:line:column`.
@@ -74,7 +76,24 @@ impl Error {
 
     /// Wraps an I/O error on `path` with a message that says what was being done.
     pub fn io(action: &str, path: &Path, err: std::io::Error) -> Self {
-        Error::at(Location::file(path), format!("cannot {action}: {}", io_reason(&err)))
+        match Escape::of(&err) {
+            Some(escape) => Error::escape(Location::file(path), escape),
+            None => Error::at(Location::file(path), format!("cannot {action}: {}", io_reason(&err))),
+        }
+    }
+
+    /// Wraps an I/O error on `path`, which the repository names at `at`.
+    pub fn io_at(at: Location, action: &str, path: &Path, err: std::io::Error) -> Self {
+        match Escape::of(&err) {
+            Some(escape) => Error::escape(at, escape),
+            None => Error::at(at, format!("cannot {action} {}: {}", path.display(), io_reason(&err))),
+        }
+    }
+
+    /// A path the repository names at `at` leads outside where it may read.
+    pub fn escape(at: Location, escape: &Escape) -> Self {
+        Error::at(at, escape.to_string())
+            .with_help("weaver reads only files inside the repository (a chart's files only inside the chart): use a relative path without `..` leaving it, and no symbolic link pointing out")
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Manifest {
     pub release: String,
     /// The template (or CRD file) that produced it.
     pub source: PathBuf,
+    /// Which YAML document of `source` it is, from 1 (0 when it did not come from a file).
+    pub document: usize,
     pub object: Value,
 }
 
@@ -179,6 +181,46 @@ pub fn is_builtin(group: &str, kind: &str) -> bool {
     builtin_scope(group, kind).is_some()
 }
 
+/// What an RFC 1123 label is, for messages.
+pub const DNS1123_LABEL: &str =
+    "an RFC 1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+
+/// An RFC 1123 label ([`DNS1123_LABEL`]). Namespaces are named so.
+pub fn is_dns1123_label(name: &str) -> bool {
+    name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// An RFC 1123 subdomain: at most 253 characters, labels joined by '.'.
+fn is_dns1123_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns1123_label)
+}
+
+/// What `metadata.name` must be for this kind, as the API server validates it, or `None` when
+/// `name` is valid. Source: `k8s.io/kubernetes/pkg/apis/*/validation` (1.34): Namespaces are
+/// labels, Services RFC 1035 labels (a letter first), RBAC objects any path segment, custom
+/// resources and every other kind subdomains.
+pub fn name_problem(api_version: &str, kind: &str, name: &str) -> Option<&'static str> {
+    let (valid, rule) = match (api_group(api_version), kind) {
+        ("", "Namespace") => (is_dns1123_label(name), DNS1123_LABEL),
+        ("", "Service") => (
+            is_dns1123_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
+            "an RFC 1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit",
+        ),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") => (
+            !matches!(name, "" | "." | "..") && !name.contains(['/', '%']),
+            "a path segment: not '.' or '..', without '/' or '%'",
+        ),
+        _ => (
+            is_dns1123_subdomain(name),
+            "an RFC 1123 subdomain: at most 253 lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit",
+        ),
+    };
+    (!valid).then_some(rule)
+}
+
 /// Apply phases, in order (DESIGN.md "Desired set and order").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Phase {
@@ -255,10 +297,24 @@ mod tests {
     }
 
     #[test]
+    fn names_are_validated_by_kind() {
+        assert_eq!(name_problem("v1", "ConfigMap", "web.config-1"), None);
+        assert!(name_problem("v1", "ConfigMap", "Web_Config").is_some());
+        assert!(name_problem("v1", "ConfigMap", "").is_some());
+        assert!(name_problem("v1", "Namespace", "a.b").is_some());
+        assert!(name_problem("v1", "Service", "1web").is_some());
+        assert_eq!(name_problem("apps/v1", "Deployment", "1web"), None);
+        assert_eq!(name_problem("rbac.authorization.k8s.io/v1", "ClusterRole", "system:reader"), None);
+        assert!(name_problem("example.com/v1", "Widget", "a..b").is_some());
+        assert!(name_problem("v1", "ConfigMap", &"a".repeat(254)).is_some());
+    }
+
+    #[test]
     fn key_display_names_group_and_namespace() {
         let m = Manifest {
             release: "web".into(),
             source: "x".into(),
+            document: 1,
             object: json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}),
         };
         assert_eq!(m.key().to_string(), "Deployment.apps shop/web");

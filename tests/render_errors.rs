@@ -272,7 +272,7 @@ fn rendered_document_without_name() {
 }
 
 #[test]
-fn rendered_names_that_are_not_path_segments() {
+fn rendered_names_that_the_api_server_refuses() {
     let repo = Repo::minimal();
     repo.write(
         "charts/app/templates/configmap.yaml",
@@ -280,7 +280,7 @@ fn rendered_names_that_are_not_path_segments() {
     );
     assert_eq!(
         render_error(&repo),
-        "error: charts/app/templates/configmap.yaml: document 1 of the rendered output has an invalid `metadata.name`: names may not contain '/' or '%', or be '.' or '..'"
+        "error: charts/app/templates/configmap.yaml: document 1 of the rendered output has an invalid `metadata.name` `../../escape`: a ConfigMap name must be an RFC 1123 subdomain: at most 253 lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit"
     );
     repo.write("charts/app/templates/configmap.yaml", "apiVersion: v1\nkind: ../Config\nmetadata:\n  name: x\n");
     assert_eq!(

@@ -58,6 +58,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
                 .map(|object| Manifest {
                     release: release.name.clone(),
                     source: source.clone(),
+                    document: 0,
                     object: object.clone(),
                 })
                 .collect(),

@@ -15,13 +15,14 @@
 //! only appear through the environments extending them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{ChangedPath, GitRepo, Revision};
 use crate::error::{Error, Result};
 use crate::project::chart::{CHARTS_DIR, chart_dir};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
+use crate::project::source::lexical;
 use crate::project::{Environment, FsSource, Project, Release};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -234,7 +235,7 @@ fn releases_by_name(env: Option<&Environment>) -> HashMap<&str, &Release> {
 
 /// Whether one of the paths written in an environment file is `path`.
 fn refers_to(refs: &[PathRef], path: &Path) -> bool {
-    refs.iter().any(|r| lexical(&r.path) == path)
+    refs.iter().any(|r| lexical(&r.path).is_some_and(|r| r == path))
 }
 
 /// Every values, secrets and identity file the environments name.
@@ -242,7 +243,8 @@ fn referenced_paths<'a>(environments: impl Iterator<Item = &'a Environment>) -> 
     environments
         .flat_map(|env| {
             let values_files = env.releases.iter().flat_map(|r| &r.values_files);
-            env.secrets.iter().chain(&env.identity_file).chain(values_files).map(|r| lexical(&r.path))
+            // Paths leading out of the repository (an absolute identityFile) are never changed paths.
+            env.secrets.iter().chain(&env.identity_file).chain(values_files).filter_map(|r| lexical(&r.path))
         })
         .collect()
 }
@@ -255,20 +257,4 @@ fn is_attributed(changed: &ChangedPath, (base, head): &(HashSet<PathBuf>, HashSe
     let sops_rules = path.file_name().is_some_and(|name| name == ".sops.yaml");
     let referenced = (changed.in_base && base.contains(path)) || (changed.in_head && head.contains(path));
     chart_file || environment_file || sops_rules || referenced
-}
-
-/// `path` without `.` components and with `dir/..` folded, so that paths written in
-/// environment files (`./environments/values/x.yaml`) compare equal to git's.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use git2::{ObjectType, Oid, Repository};
 
 use super::Revision;
-use crate::project::source::{Entry, Source};
+use crate::project::source::{Entry, Escape, Source, lexical};
 
 /// The file mode git records for a symbolic link; the blob holds the link's target.
 const SYMLINK_MODE: i32 = 0o120000;
@@ -31,52 +31,107 @@ enum Node {
     Tree(Oid),
 }
 
+/// Where a path leads in the tree.
+struct Lookup {
+    /// The resolved path, relative to the weaver repository's directory.
+    path: PathBuf,
+    /// `None` when nothing is there (or a link loops).
+    node: Option<Node>,
+}
+
 impl TreeSource {
     pub(super) fn new(repo: Arc<Mutex<Repository>>, tree: Oid, prefix: PathBuf, revision: Revision) -> Self {
         TreeSource { repo, tree, prefix, revision }
     }
 
     /// Resolves `path` (relative to the weaver repository) one component at a time, following
-    /// symbolic links inside the git tree as a checkout would; links leaving it resolve to
-    /// nothing.
-    fn lookup(&self, repo: &Repository, path: &Path) -> Result<Option<Node>, git2::Error> {
-        let Some(full) = self.prefix.join(path).to_str().map(str::to_string) else { return Ok(None) };
+    /// symbolic links inside the git tree as a checkout would, never on disk. A path or link
+    /// that leads outside the weaver repository's directory is an [`Escape`].
+    fn lookup(&self, repo: &Repository, path: &Path) -> io::Result<Lookup> {
+        let escape = |resolved: PathBuf| {
+            Escape { path: path.to_path_buf(), resolved, within: format!("the repository in {}", self.revision) }
+                .into_io()
+        };
+        let Some(relative) = path.to_str().filter(|_| path.is_relative()) else {
+            return Err(escape(path.to_path_buf()));
+        };
         // Components still to resolve, the next one last.
-        let mut pending: Vec<String> = full.split('/').rev().map(str::to_string).collect();
-        // The trees from the top to the current directory.
-        let mut trail = vec![self.tree];
+        let mut pending: Vec<String> = relative.split('/').rev().map(str::to_string).collect();
+        pending.extend(self.prefix.iter().rev().map(|c| c.to_string_lossy().into_owned()));
+        // The trees from the top to the current directory, with their names.
+        let mut trail: Vec<(String, Oid)> = vec![(String::new(), self.tree)];
         let mut links = 0;
+        // What the walk stopped at, when it stopped before the end of the path.
+        let mut stopped: Option<Option<Node>> = None;
         while let Some(name) = pending.pop() {
             match name.as_str() {
                 "" | "." => continue,
                 ".." => {
                     if trail.len() == 1 {
-                        return Ok(None);
+                        let rest: Vec<String> = pending.drain(..).rev().collect();
+                        return Err(escape(self.relative_to_repository(&[".."], &rest)));
                     }
                     trail.pop();
                     continue;
                 }
                 _ => {}
             }
-            let tree = repo.find_tree(*trail.last().expect("the top tree is never popped"))?;
-            let Some(entry) = tree.get_name(&name) else { return Ok(None) };
+            let tree =
+                repo.find_tree(trail.last().expect("the top tree is never popped").1).map_err(io::Error::other)?;
+            let Some(entry) = tree.get_name(&name) else {
+                // What does not exist is kept as written, to be checked lexically below.
+                pending.push(name);
+                stopped = Some(None);
+                break;
+            };
             match entry.kind() {
-                Some(ObjectType::Tree) => trail.push(entry.id()),
+                Some(ObjectType::Tree) => trail.push((name, entry.id())),
                 Some(ObjectType::Blob) if entry.filemode() == SYMLINK_MODE => {
                     links += 1;
-                    let blob = repo.find_blob(entry.id())?;
-                    let Ok(target) = std::str::from_utf8(blob.content()) else { return Ok(None) };
-                    if links > MAX_SYMLINKS || target.starts_with('/') {
-                        return Ok(None);
+                    let blob = repo.find_blob(entry.id()).map_err(io::Error::other)?;
+                    let Ok(target) = std::str::from_utf8(blob.content()) else { return Ok(self.missing(&trail)) };
+                    if target.starts_with('/') {
+                        return Err(escape(PathBuf::from(target)));
+                    }
+                    if links > MAX_SYMLINKS {
+                        return Ok(self.missing(&trail));
                     }
                     pending.extend(target.split('/').rev().map(str::to_string));
                 }
-                Some(ObjectType::Blob) => return Ok(pending.is_empty().then_some(Node::Blob(entry.id()))),
+                Some(ObjectType::Blob) => {
+                    trail.push((name, entry.id()));
+                    stopped = Some(pending.is_empty().then_some(Node::Blob(entry.id())));
+                    break;
+                }
                 // Submodules are not part of this repository's files.
-                _ => return Ok(None),
+                _ => {
+                    trail.push((name, entry.id()));
+                    stopped = Some(None);
+                    break;
+                }
             }
         }
-        Ok(Some(Node::Tree(*trail.last().expect("the top tree is never popped"))))
+        let names: Vec<&str> = trail[1..].iter().map(|(name, _)| name.as_str()).collect();
+        let rest: Vec<String> = pending.into_iter().rev().collect();
+        let full = lexical(&names.iter().copied().chain(rest.iter().map(String::as_str)).collect::<PathBuf>());
+        let inside = full.as_ref().and_then(|full| full.strip_prefix(&self.prefix).ok());
+        let Some(inside) = inside else {
+            return Err(escape(self.relative_to_repository(&names, &rest)));
+        };
+        let node = stopped.unwrap_or_else(|| Some(Node::Tree(trail.last().expect("the top tree is never popped").1)));
+        Ok(Lookup { path: inside.to_path_buf(), node })
+    }
+
+    /// A lookup that found nothing (a link that loops or is not UTF-8), at the trees walked.
+    fn missing(&self, trail: &[(String, Oid)]) -> Lookup {
+        let full: PathBuf = trail[1..].iter().map(|(name, _)| name.as_str()).collect();
+        Lookup { path: full.strip_prefix(&self.prefix).map(Path::to_path_buf).unwrap_or(full), node: None }
+    }
+
+    /// A path from the top of the git tree, as seen from the weaver repository's directory.
+    fn relative_to_repository(&self, names: &[impl AsRef<str>], rest: &[String]) -> PathBuf {
+        let up = self.prefix.iter().map(|_| "..");
+        up.chain(names.iter().map(AsRef::as_ref)).chain(rest.iter().map(String::as_str)).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Repository> {
@@ -87,7 +142,7 @@ impl TreeSource {
 impl Source for TreeSource {
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         let repo = self.lock();
-        match self.lookup(&repo, path).map_err(io::Error::other)? {
+        match self.lookup(&repo, path)?.node {
             Some(Node::Blob(id)) => Ok(Some(repo.find_blob(id).map_err(io::Error::other)?.content().to_vec())),
             _ => Ok(None),
         }
@@ -95,15 +150,16 @@ impl Source for TreeSource {
 
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
         let repo = self.lock();
-        let Some(Node::Tree(id)) = self.lookup(&repo, dir).map_err(io::Error::other)? else { return Ok(None) };
+        let Some(Node::Tree(id)) = self.lookup(&repo, dir)?.node else { return Ok(None) };
         let tree = repo.find_tree(id).map_err(io::Error::other)?;
         let mut entries = Vec::new();
         for entry in tree.iter() {
             let Ok(name) = entry.name() else { continue };
             let is_dir = match entry.kind() {
                 Some(ObjectType::Tree) => true,
+                // A link leading out is listed as a file, so that reading it reports the escape.
                 Some(ObjectType::Blob) if entry.filemode() == SYMLINK_MODE => {
-                    matches!(self.lookup(&repo, &dir.join(name)).map_err(io::Error::other)?, Some(Node::Tree(_)))
+                    matches!(self.lookup(&repo, &dir.join(name)), Ok(Lookup { node: Some(Node::Tree(_)), .. }))
                 }
                 Some(ObjectType::Blob) => false,
                 _ => continue,
@@ -113,6 +169,10 @@ impl Source for TreeSource {
         // Git orders a directory as if its name ended in '/'; listings are sorted by name.
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Some(entries))
+    }
+
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        Ok(self.lookup(&self.lock(), path)?.path)
     }
 
     fn describe(&self) -> String {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Location, Result};
-use crate::project::source::Source;
+use crate::project::source::{Escape, Source, utf8};
 
 pub const CHARTS_DIR: &str = "charts";
 
@@ -65,11 +65,13 @@ pub fn list_charts(source: &dyn Source) -> Result<Vec<String>> {
     Ok(entries.into_iter().filter(|e| e.is_dir).map(|e| e.name).collect())
 }
 
-/// Loads `charts/<name>`; `referenced_at` is where a release names the chart.
+/// Loads `charts/<name>`; `referenced_at` is where a release names the chart. Every file is
+/// read through [`ChartReader`], so none comes from outside the chart's directory.
 pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> Result<Chart> {
     let dir = chart_dir(name);
     let meta_path = dir.join("chart.yaml");
-    if !source.exists(&meta_path) {
+    let reader = ChartReader::new(source, name, &dir, referenced_at)?;
+    let Some(meta_text) = reader.read(&meta_path)? else {
         let known = list_charts(source)?;
         return Err(Error::at(
             referenced_at.clone(),
@@ -79,32 +81,30 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
             "charts in this repository: {}",
             if known.is_empty() { "none".to_string() } else { known.join(", ") }
         )));
-    }
-    let meta: ChartFile = crate::yaml::from_str_as(&meta_path, &source.read_text(&meta_path)?, "invalid chart.yaml")?;
+    };
+    let meta: ChartFile = crate::yaml::from_str_as(&meta_path, &utf8(&meta_path, meta_text)?, "invalid chart.yaml")?;
 
     let values_path = dir.join("values.yaml");
-    let values = if source.exists(&values_path) {
-        let text = source.read_text(&values_path)?;
-        match crate::yaml::from_str::<Option<Value>>(&values_path, &text)? {
+    let values = match reader.read(&values_path)? {
+        Some(bytes) => match crate::yaml::from_str::<Option<Value>>(&values_path, &utf8(&values_path, bytes)?)? {
             None => Map::new(),
             Some(Value::Object(map)) => map,
             Some(_) => {
                 return Err(Error::at(Location::file(&values_path), "must be a mapping of values at the top level"));
             }
-        }
-    } else {
-        Map::new()
+        },
+        None => Map::new(),
     };
 
     let schema_path = dir.join("values.schema.json");
-    let schema = if source.exists(&schema_path) {
-        let text = source.read_text(&schema_path)?;
-        let schema: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::at(Location::at(&schema_path, e.line() as u64, e.column() as u64), format!("invalid JSON: {e}"))
-        })?;
-        Some((schema_path, schema))
-    } else {
-        None
+    let schema = match reader.read(&schema_path)? {
+        Some(bytes) => {
+            let schema: Value = serde_json::from_str(&utf8(&schema_path, bytes)?).map_err(|e| {
+                Error::at(Location::at(&schema_path, e.line() as u64, e.column() as u64), format!("invalid JSON: {e}"))
+            })?;
+            Some((schema_path, schema))
+        }
+        None => None,
     };
 
     let mut crds = Vec::new();
@@ -115,14 +115,14 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
         let relative = path.strip_prefix(&dir).unwrap_or(&path);
         let relative_str = relative.to_string_lossy().replace('\\', "/");
         if relative.starts_with("templates") {
-            templates.push(Template { source: source.read_text(&path)?, path });
+            templates.push(Template { source: reader.read_text(&path)?, path });
         } else if relative.starts_with("crds") {
             if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-                crds.push(Template { source: source.read_text(&path)?, path });
+                crds.push(Template { source: reader.read_text(&path)?, path });
             }
         } else if !special.contains(&relative_str.as_str()) {
             // Binary files are not readable through `files.get`; skip them rather than fail.
-            if let Ok(text) = source.read_text(&path) {
+            if let Some(Ok(text)) = reader.read(&path)?.map(String::from_utf8) {
                 files.insert(relative_str, text);
             }
         }
@@ -140,4 +140,41 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
         templates,
         files: Arc::new(files),
     })
+}
+
+/// Reads a chart's files, refusing any that resolves outside the chart's directory (after
+/// following links that stay inside); errors point at where the release names the chart.
+struct ChartReader<'a> {
+    source: &'a dyn Source,
+    name: &'a str,
+    /// The chart's directory after links: a chart may itself be a link inside the repository.
+    resolved_dir: PathBuf,
+    referenced_at: &'a Location,
+}
+
+impl<'a> ChartReader<'a> {
+    fn new(source: &'a dyn Source, name: &'a str, dir: &Path, referenced_at: &'a Location) -> Result<Self> {
+        let resolved_dir =
+            source.resolve(dir).map_err(|err| Error::io_at(referenced_at.clone(), "read chart", dir, err))?;
+        Ok(ChartReader { source, name, resolved_dir, referenced_at })
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        let error = |err| Error::io_at(self.referenced_at.clone(), "read chart file", path, err);
+        let resolved = self.source.resolve(path).map_err(error)?;
+        if !resolved.starts_with(&self.resolved_dir) {
+            let within = format!("chart `{}` ({})", self.name, self.resolved_dir.display());
+            return Err(Error::escape(
+                self.referenced_at.clone(),
+                &Escape { path: path.to_path_buf(), resolved, within },
+            ));
+        }
+        self.source.read(path).map_err(error)
+    }
+
+    fn read_text(&self, path: &Path) -> Result<String> {
+        let bytes =
+            self.read(path)?.ok_or_else(|| Error::io("read file", path, std::io::ErrorKind::NotFound.into()))?;
+        utf8(path, bytes)
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
-use crate::project::source::Source;
+use crate::project::source::{Source, utf8};
 use crate::project::values::deep_merge;
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
@@ -30,7 +30,7 @@ struct EnvironmentFile {
     #[serde(rename = "abstract")]
     is_abstract: Option<bool>,
     cluster: Option<ClusterFile>,
-    namespace: Option<String>,
+    namespace: Option<Spanned<String>>,
     values: Option<Map<String, Value>>,
     secrets: Option<Vec<Spanned<String>>>,
     identity_file: Option<Spanned<String>>,
@@ -49,7 +49,7 @@ struct ClusterFile {
 struct ReleaseFile {
     name: String,
     chart: Option<Spanned<String>>,
-    namespace: Option<String>,
+    namespace: Option<Spanned<String>>,
     create_namespace: Option<bool>,
     needs: Option<Vec<Spanned<String>>>,
     labels: Option<BTreeMap<String, String>>,
@@ -228,10 +228,11 @@ impl PartialRelease {
             None => None,
             Some(list) => Some(list.into_iter().map(|p| parse_patch(file, p)).collect::<Result<Vec<_>>>()?),
         };
+        let namespace = fields.namespace.map(|ns| located_namespace(file, ns)).transpose()?;
         Ok(PartialRelease {
             name: fields.name,
             chart: fields.chart.map(|c| (c.value, location(file, &c.referenced))),
-            namespace: fields.namespace,
+            namespace,
             create_namespace: fields.create_namespace,
             needs: fields.needs.map(|n| n.into_iter().map(|s| s.value).collect()),
             labels: fields.labels,
@@ -299,30 +300,36 @@ fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {
 /// Loads `environments/<name>.yaml`, resolves `extends`, and validates the result.
 pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> {
     let path = environment_path(name);
-    if !source.exists(&path) {
+    let Some(bytes) = source.read(&path).map_err(|err| Error::io("read environment file", &path, err))? else {
         let known = list_environments(source)?;
         return Err(Error::new(format!("unknown environment `{name}`: {} does not exist", path.display()))
             .with_help(format!("known environments: {}", known.join(", "))));
-    }
+    };
 
     // Walk the chain leaf → root, catching cycles and missing bases.
     let mut chain: Vec<(PathBuf, EnvironmentFile)> = Vec::new();
     let mut current = path.clone();
+    let mut text = utf8(&path, bytes)?;
     loop {
-        let text = source.read_text(&current)?;
         let file: EnvironmentFile = crate::yaml::from_str_as(&current, &text, "invalid environment file")?;
         let next = file.extends.as_ref().map(|e| (e.value.clone(), location(&current, &e.referenced)));
         chain.push((current.clone(), file));
         let Some((base, at)) = next else { break };
+        // A name, not a path: `extends: ../x` would otherwise reach any YAML file of the repository.
+        if base.is_empty() || base.starts_with('.') || base.contains(['/', '\\']) {
+            return Err(Error::at(at, format!("`extends: {base}` is not an environment name"))
+                .with_help("name an environment: a file of environments/, without `.yaml`"));
+        }
         let base_path = environment_path(&base);
         if chain.iter().any(|(p, _)| *p == base_path) {
             let cycle: Vec<String> =
                 chain.iter().map(|(p, _)| p.display().to_string()).chain([base_path.display().to_string()]).collect();
             return Err(Error::at(at, format!("`extends` cycle: {}", cycle.join(" → "))));
         }
-        if !source.exists(&base_path) {
+        let Some(bytes) = source.read_named(&base_path, &at, "environment file")? else {
             return Err(Error::at(at, format!("`extends: {base}`: {} does not exist", base_path.display())));
-        }
+        };
+        text = utf8(&base_path, bytes)?;
         current = base_path;
     }
 
@@ -346,7 +353,9 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
                 lock_namespace = Some(name.value);
             }
         }
-        namespace = file.namespace.or(namespace);
+        if let Some(ns) = file.namespace {
+            namespace = Some(located_namespace(&file_path, ns)?);
+        }
         if let Some(v) = file.values {
             deep_merge(&mut values, v);
         }
@@ -415,17 +424,18 @@ fn validate_name(name: &str, what: &str, at: &Location) -> Result<()> {
 
 /// A namespace name is a DNS label (RFC 1123).
 fn validate_namespace(name: &str, at: &Location) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if valid {
+    if crate::manifest::is_dns1123_label(name) {
         Ok(())
     } else {
         Err(Error::at(at.clone(), format!("invalid namespace name `{name}`"))
-            .with_help("use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"))
+            .with_help(format!("a namespace name must be {}", crate::manifest::DNS1123_LABEL)))
     }
+}
+
+/// A `namespace:` field's value, once validated.
+fn located_namespace(file: &Path, spanned: Spanned<String>) -> Result<String> {
+    validate_namespace(&spanned.value, &location(file, &spanned.referenced))?;
+    Ok(spanned.value)
 }
 
 /// Sorts releases so that each comes after the ones it `needs` (declaration order otherwise),

@@ -1,11 +1,17 @@
 //! Where the repository's files come from: the working tree, or a commit's tree (`--rev`, see
 //! `crate::git::TreeSource`). Every path is relative to the repository root, so errors name
 //! files the way users see them.
+//!
+//! This is the one place that confines reads: a path the repository names is resolved
+//! lexically and through every symbolic link, and one that ends outside the repository is an
+//! [`Escape`], never read. Repository content comes from untrusted pull requests in CI, and
+//! whatever weaver reads can end up in rendered output (Argo CD's CVE-2022-24348).
 
+use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,23 +20,66 @@ pub struct Entry {
     pub is_dir: bool,
 }
 
-/// Read-only access to the repository's files.
+/// A path that leads outside the directory it must stay in: the repository, or for a chart's
+/// files, the chart. Carried inside the `io::Error` that [`Source`] methods return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escape {
+    /// The path as the repository names it.
+    pub path: PathBuf,
+    /// Where it leads: a path on disk, or in the commit's tree.
+    pub resolved: PathBuf,
+    /// What it had to stay in (`the repository /src/deploy`, `chart `web` (charts/web)`).
+    pub within: String,
+}
+
+impl Escape {
+    pub fn into_io(self) -> io::Error {
+        io::Error::other(self)
+    }
+
+    /// The escape an error from a [`Source`] reports, if that is what it is.
+    pub fn of(err: &io::Error) -> Option<&Escape> {
+        err.get_ref()?.downcast_ref()
+    }
+}
+
+impl fmt::Display for Escape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} resolves to {}, outside {}", self.path.display(), self.resolved.display(), self.within)
+    }
+}
+
+impl std::error::Error for Escape {}
+
+/// Read-only access to the repository's files. Implementations resolve every path with
+/// [`Source::resolve`] and refuse one that leads outside the repository with an [`Escape`].
 pub trait Source: Send + Sync {
     /// The file's bytes, or `None` when there is no such file.
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
-    /// The directory's entries sorted by name, or `None` when there is no such directory.
+    /// The directory's entries sorted by name, or `None` when there is no such directory. An
+    /// entry that is a link leading outside the repository is listed as a file, so that reading
+    /// it reports the escape.
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>>;
+    /// Where `path` leads, relative to the repository root, after `..` and every symbolic link;
+    /// a part that does not exist is kept as written. An [`Escape`] when it leaves the
+    /// repository.
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf>;
     /// What to call this source in messages (`/path/to/repo`, `commit 1a2b3c4d (main)`).
     fn describe(&self) -> String;
 
     /// The file as UTF-8 text; a missing file is an error naming it.
     fn read_text(&self, path: &Path) -> Result<String> {
         match self.read(path) {
-            Ok(Some(bytes)) => String::from_utf8(bytes)
-                .map_err(|_| Error::at(crate::error::Location::file(path), "is not valid UTF-8 text")),
+            Ok(Some(bytes)) => utf8(path, bytes),
             Ok(None) => Err(Error::io("read file", path, io::ErrorKind::NotFound.into())),
             Err(err) => Err(Error::io("read file", path, err)),
         }
+    }
+
+    /// A file that the repository names at `at` (`what` it is, for messages), or `None` when it
+    /// does not exist; errors, an escape among them, are reported at `at`.
+    fn read_named(&self, path: &Path, at: &Location, what: &str) -> Result<Option<Vec<u8>>> {
+        self.read(path).map_err(|err| Error::io_at(at.clone(), &format!("read {what}"), path, err))
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -54,6 +103,30 @@ pub trait Source: Send + Sync {
     }
 }
 
+/// A file's bytes as UTF-8 text.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::at(Location::file(path), "is not valid UTF-8 text"))
+}
+
+/// `path` with `.` and `..` applied lexically, or `None` when it is absolute or climbs above
+/// where it starts.
+pub fn lexical(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => out.push(name),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
 /// The working tree of a repository on disk.
 #[derive(Debug, Clone)]
 pub struct FsSource {
@@ -63,6 +136,39 @@ pub struct FsSource {
 impl FsSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         FsSource { root: root.into() }
+    }
+
+    /// The absolute, symlink-free path that `path` leads to, inside the repository.
+    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
+        let root = std::fs::canonicalize(&self.root)?;
+        let escape = |resolved: PathBuf| {
+            Escape { path: path.to_path_buf(), resolved, within: format!("the repository {}", root.display()) }
+                .into_io()
+        };
+        let Some(relative) = lexical(path) else {
+            let full = root.join(path);
+            return Err(escape(canonicalize_existing(&full).unwrap_or(full)));
+        };
+        let real = canonicalize_existing(&root.join(relative))?;
+        if real.starts_with(&root) { Ok(real) } else { Err(escape(real)) }
+    }
+}
+
+/// `path` with every symbolic link of its longest existing ancestor resolved, and the rest (what
+/// does not exist yet) appended as written.
+fn canonicalize_existing(path: &Path) -> io::Result<PathBuf> {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        match std::fs::canonicalize(existing) {
+            Ok(real) => return Ok(missing.iter().rev().fold(real, |real, name| real.join(name))),
+            Err(err) if matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else { return Err(err) };
+                missing.push(name);
+                existing = parent;
+            }
+            Err(err) => return Err(err),
+        }
     }
 }
 
@@ -77,7 +183,7 @@ fn missing_is_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
 
 impl Source for FsSource {
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        let full = self.root.join(path);
+        let Some(full) = missing_is_none(self.real_path(path))? else { return Ok(None) };
         if full.is_dir() {
             return Ok(None);
         }
@@ -85,22 +191,67 @@ impl Source for FsSource {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
-        let Some(reader) = missing_is_none(std::fs::read_dir(self.root.join(dir)))? else {
+        let Some(full) = missing_is_none(self.real_path(dir))? else { return Ok(None) };
+        let Some(reader) = missing_is_none(std::fs::read_dir(full))? else {
             return Ok(None);
         };
         let mut entries = Vec::new();
         for entry in reader {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            // Follow symlinks, as git checkouts and kustomize do.
-            let is_dir = std::fs::metadata(entry.path())?.is_dir();
+            // Follow symlinks that stay inside, as git checkouts and kustomize do.
+            let is_dir = match self.real_path(&dir.join(&name)) {
+                Ok(real) => real.is_dir(),
+                Err(err) if Escape::of(&err).is_some() => false,
+                Err(err) => return Err(err),
+            };
             entries.push(Entry { name, is_dir });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Some(entries))
     }
 
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        let root = std::fs::canonicalize(&self.root)?;
+        let real = self.real_path(path)?;
+        Ok(real.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default())
+    }
+
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_paths_stay_below_where_they_start() {
+        assert_eq!(lexical(Path::new("a/./b/../c")), Some(PathBuf::from("a/c")));
+        assert_eq!(lexical(Path::new("a/../../c")), None);
+        assert_eq!(lexical(Path::new("/etc/hostname")), None);
+    }
+
+    #[test]
+    fn the_working_tree_refuses_paths_and_links_that_leave_it() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("in")).unwrap();
+        std::fs::write(repo.path().join("in/file"), "ok").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), repo.path().join("in/out")).unwrap();
+        std::os::unix::fs::symlink("file", repo.path().join("in/inside")).unwrap();
+        let source = FsSource::new(repo.path());
+        let escape = |path: &str| source.read(Path::new(path)).map_err(|e| Escape::of(&e).cloned()).unwrap_err();
+        let secret = std::fs::canonicalize(outside.path().join("secret")).unwrap();
+        assert_eq!(escape("in/out").unwrap().resolved, secret);
+        assert!(escape("../x").is_some());
+        assert!(escape(&secret.display().to_string()).is_some());
+        assert_eq!(source.read(Path::new("in/inside")).unwrap(), Some(b"ok".to_vec()));
+        assert_eq!(source.resolve(Path::new("in/inside")).unwrap(), PathBuf::from("in/file"));
+        assert_eq!(source.read(Path::new("in/../in/missing")).unwrap(), None);
+        let listed = source.list(Path::new("in")).unwrap().unwrap();
+        assert!(listed.iter().all(|e| !e.is_dir), "{listed:?}");
     }
 }

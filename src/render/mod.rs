@@ -6,7 +6,7 @@ pub mod filters;
 pub mod schema;
 pub mod transforms;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Location, Result};
-use crate::manifest::{Manifest, Scopes};
+use crate::manifest::{self, Manifest, ObjectKey, Scopes};
 use crate::project::values::deep_merge;
 use crate::project::{Chart, Environment, Project, Release};
 use engine::Engine;
@@ -111,6 +111,7 @@ pub fn render(
         .zip(releases.par_iter())
         .map(|(out, release)| transforms::apply(&mut out.manifests, release, &env.name, &scopes))
         .collect::<Result<Vec<()>>>()?;
+    check_unique(&releases_out)?;
 
     Ok(Rendered { environment: env.name.clone(), releases: releases_out })
 }
@@ -119,10 +120,10 @@ pub fn render(
 fn release_values(project: &Project, release: &Release, chart: &Chart) -> Result<Value> {
     let mut values = chart.values.clone();
     for file in &release.values_files {
-        if !project.source.exists(&file.path) {
+        let Some(bytes) = project.source.read_named(&file.path, &file.at, "values file")? else {
             return Err(Error::at(file.at.clone(), format!("values file {} does not exist", file.path.display())));
-        }
-        let text = project.source.read_text(&file.path)?;
+        };
+        let text = crate::project::source::utf8(&file.path, bytes)?;
         match crate::yaml::from_str::<Option<Value>>(&file.path, &text)? {
             None => {}
             Some(Value::Object(map)) => deep_merge(&mut values, map),
@@ -165,37 +166,65 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
         e.with_help(format!("release `{}`", release.name))
     })?;
     for (index, object) in documents.into_iter().enumerate() {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
         let problem = match &object {
             Value::Object(map) => {
                 if !map.get("apiVersion").is_some_and(Value::is_string) {
-                    Some("has no `apiVersion`")
+                    Some("has no `apiVersion`".to_string())
                 } else if !map.get("kind").is_some_and(Value::is_string) {
-                    Some("has no `kind`")
-                } else if object.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    Some("has no `metadata.name`")
+                    Some("has no `kind`".to_string())
+                } else if text("/metadata/name").is_none_or(str::is_empty) {
+                    Some("has no `metadata.name`".to_string())
                 } else if !map["kind"].as_str().is_some_and(|k| k.chars().all(|c| c.is_ascii_alphanumeric())) {
-                    Some("has a `kind` that is not a Kubernetes kind name (letters and digits)")
-                } else if !object.pointer("/metadata/name").and_then(Value::as_str).is_some_and(is_path_segment) {
-                    // The API server serves every object under /…/<name>, and weaver writes
-                    // `--output-dir` files from it.
-                    Some("has an invalid `metadata.name`: names may not contain '/' or '%', or be '.' or '..'")
+                    Some("has a `kind` that is not a Kubernetes kind name (letters and digits)".to_string())
                 } else {
-                    None
+                    // Names are checked as the API server checks them, so that nothing it would
+                    // refuse is sent, and `--output-dir` file names are safe.
+                    let (api_version, kind, name) = (
+                        text("/apiVersion").unwrap_or_default(),
+                        text("/kind").unwrap_or_default(),
+                        text("/metadata/name").unwrap_or_default(),
+                    );
+                    let namespace = text("/metadata/namespace").filter(|ns| !ns.is_empty());
+                    if let Some(rule) = manifest::name_problem(api_version, kind, name) {
+                        Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"))
+                    } else {
+                        namespace.filter(|ns| !manifest::is_dns1123_label(ns)).map(|ns| {
+                            format!(
+                                "has an invalid `metadata.namespace` `{ns}`: a namespace name must be {}",
+                                manifest::DNS1123_LABEL
+                            )
+                        })
+                    }
                 }
             }
-            _ => Some("is not a mapping (a Kubernetes object)"),
+            _ => Some("is not a mapping (a Kubernetes object)".to_string()),
         };
         if let Some(problem) = problem {
             return Err(Error::at(Location::file(path), format!("document {} of the {what} {problem}", index + 1))
                 .with_help(format!("release `{}`; every YAML document must be a Kubernetes object", release.name)));
         }
-        out.push(Manifest { release: release.name.clone(), source: path.to_path_buf(), object });
+        out.push(Manifest { release: release.name.clone(), source: path.to_path_buf(), document: index + 1, object });
     }
     Ok(())
 }
 
-fn is_path_segment(name: &str) -> bool {
-    !matches!(name, "." | "..") && !name.contains(['/', '%'])
+/// Two objects with one identity in the environment are an error, as kustomize makes them:
+/// which one a cluster gets would depend on the order they are applied in.
+fn check_unique(releases: &[RenderedRelease]) -> Result<()> {
+    let mut seen: HashMap<ObjectKey, &Manifest> = HashMap::new();
+    for m in releases.iter().flat_map(|r| &r.manifests) {
+        if let Some(first) = seen.insert(m.key(), m) {
+            let origin =
+                |m: &Manifest| format!("release `{}`, {} document {}", m.release, m.source.display(), m.document);
+            return Err(Error::at(
+                Location::file(&m.source),
+                format!("{} is rendered twice: by {} and by {}", m.key(), origin(first), origin(m)),
+            )
+            .with_help("an object must come from one document of one release: rename or remove one of them"));
+        }
+    }
+    Ok(())
 }
 
 fn serde_value<T: serde::Serialize>(value: &T) -> minijinja::Value {

@@ -8,6 +8,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod confine;
 mod keyed_lists;
 
 use common::Repo;

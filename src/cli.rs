@@ -94,6 +94,12 @@ pub struct OperatorRunArgs {
     /// Only reconcile ConfigMapSyncs whose labels match (to shard them between operators)
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,
+    /// Reconcile only while holding the leader Lease, so replicas are safe
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Where the leader Lease lives [default: $POD_NAMESPACE]
+    #[arg(long, value_name = "NAMESPACE", requires = "leader_elect")]
+    pub leader_election_namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::Repo;
 use common::cluster::TestCluster;
 use serde_json::{Value, json};
-use weaver::cluster::{Cluster, ConnectOptions, HeldLock, LockEvent, LockOptions};
+use weaver::cluster::{Cluster, ConnectOptions, HeldLock, LockEvent, LockOptions, LockSubject};
 use weaver::project::{FsSource, Project};
 
 fn connect(cluster: &TestCluster) -> Cluster {
@@ -24,7 +24,7 @@ fn connect(cluster: &TestCluster) -> Cluster {
 fn options(namespace: &str, holder: &str, wait: Duration) -> LockOptions {
     LockOptions {
         namespace: namespace.to_string(),
-        environment: "dev".to_string(),
+        subject: LockSubject::Environment("dev".to_string()),
         holder: holder.to_string(),
         wait,
         lease_duration: Duration::from_secs(30),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::TestCluster;
 use serde_json::{Value, json};
+use weaver::operator::controller::Role;
 
 const MANAGER: &str = "operator-test";
 
@@ -26,6 +27,15 @@ struct Operator {
 
 impl Operator {
     fn start(cluster: &TestCluster) -> Operator {
+        Operator::start_with(cluster, None, |_| {})
+    }
+
+    /// An operator that reconciles only while it holds `lease`; `on_role` hears its role.
+    fn start_with(
+        cluster: &TestCluster,
+        lease: Option<weaver::cluster::LockOptions>,
+        on_role: impl FnMut(Role) + Send + 'static,
+    ) -> Operator {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let kubeconfig = cluster.kubeconfig().to_path_buf();
         let config = runtime.block_on(async {
@@ -36,16 +46,38 @@ impl Operator {
         let selector = format!("weaver-test={}", cluster.prefix);
         let settings = weaver::operator::controller::Settings { label_selector: Some(selector.clone()) };
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(weaver::operator::controller::run(client.clone(), config, settings, async {
-            let _ = stop.await;
-        }));
+        let connect = weaver::cluster::ConnectOptions {
+            kubeconfig: Some(kubeconfig),
+            context: None,
+            request_timeout: Duration::from_secs(30),
+        };
+        let operator = client.clone();
+        runtime.spawn(async move {
+            let election = match lease {
+                Some(lease) => Some((weaver::cluster::Cluster::connect(&connect).await.unwrap(), lease)),
+                None => None,
+            };
+            let stopped = async {
+                let _ = stop.await;
+            };
+            if let Err(err) =
+                weaver::operator::controller::run_elected(operator, config, settings, election, on_role, stopped).await
+            {
+                panic!("the operator stopped: {err}");
+            }
+        });
         Operator { runtime: Some(runtime), shutdown: Some(shutdown), client, selector }
+    }
+
+    /// Stops at once, as a killed pod: nothing is released or cleaned up.
+    fn crash(mut self) {
+        self.runtime.take().unwrap().shutdown_background();
     }
 }
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        let runtime = self.runtime.take().unwrap();
+        let Some(runtime) = self.runtime.take() else { return };
         let api: kube::Api<weaver::operator::ConfigMapSync> = kube::Api::all(self.client.clone());
         let params = kube::api::ListParams::default().labels(&self.selector);
         runtime.block_on(async {
@@ -372,4 +404,63 @@ fn a_missing_service_account_is_a_condition_not_a_crash_loop() {
     assert_eq!(ready["status"], "False");
     assert!(ready["message"].as_str().unwrap().contains("nobody"));
     assert!(cluster.get(&config_map(&tenant.allowed[0])).is_none());
+}
+
+#[test]
+fn only_the_leader_reconciles_and_another_replica_takes_over_when_it_stops() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let lease_duration = Duration::from_secs(4);
+    let lease = |holder: &str| weaver::cluster::LockOptions {
+        holder: holder.to_string(),
+        ..weaver::cluster::LockOptions::leadership(
+            &tenant.team,
+            &format!("{}-operator", cluster.prefix),
+            lease_duration,
+        )
+    };
+    let roles = |name: &'static str| {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Role>::new()));
+        let sink = log.clone();
+        (log, move |role: Role| {
+            eprintln!("{name}: {role:?}");
+            sink.lock().unwrap().push(role)
+        })
+    };
+    let (first_roles, first_sink) = roles("first");
+    let first = Operator::start_with(&cluster, Some(lease("first")), first_sink);
+    eventually("the first replica to lead", || {
+        let roles = first_roles.lock().unwrap().clone();
+        if roles.contains(&Role::Leading) { Ok(()) } else { Err(format!("{roles:?}")) }
+    });
+    let (second_roles, second_sink) = roles("second");
+    let second = Operator::start_with(&cluster, Some(lease("second")), second_sink);
+    eventually("the second replica to follow", || {
+        let roles = second_roles.lock().unwrap().clone();
+        if roles == [Role::Following { leader: "first".into() }] { Ok(()) } else { Err(format!("{roles:?}")) }
+    });
+
+    let sync = sync_object(
+        &cluster,
+        &tenant,
+        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "syncer"}),
+    );
+    cluster.create(&sync);
+    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
+    wait_for_data(&cluster, &tenant.allowed[0], &source);
+    assert_eq!(*second_roles.lock().unwrap(), [Role::Following { leader: "first".into() }], "the follower stays out");
+
+    // The leader dies without releasing its Lease: the follower takes over once it expires.
+    let crashed = Instant::now();
+    first.crash();
+    eventually("the second replica to lead", || {
+        let roles = second_roles.lock().unwrap().clone();
+        if roles.last() == Some(&Role::Leading) { Ok(()) } else { Err(format!("{roles:?}")) }
+    });
+    let took = crashed.elapsed();
+    // The Lease expires a lease duration after the last renewal, and a follower looks every second.
+    assert!(took < lease_duration + Duration::from_secs(3), "the takeover took {took:?}");
+    cluster.merge_patch(&config_map(&tenant.team), &json!({"data": {"level": "info"}}), "someone");
+    wait_for_data(&cluster, &tenant.allowed[0], &json!({"level": "info", "color": "blue"}));
+    drop(second);
 }

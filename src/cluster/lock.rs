@@ -1,5 +1,7 @@
 //! One apply per environment at a time: a `coordination.k8s.io/v1` Lease named
-//! `weaver-lock-<env>`, in the namespace the environment names (`cluster.lockNamespace`).
+//! `weaver-lock-<env>`, in the namespace the environment names (`cluster.lockNamespace`). The
+//! same Lease mechanism elects the operator's leader (`LockSubject::Leadership`): one
+//! implementation of taking, renewing, losing and releasing a Lease, two uses.
 //!
 //! The Lease is held while its holder renews it: a holder that stops (killed, disconnected)
 //! loses it `lease_duration` after its last renewal. As in client-go's leader election, a
@@ -38,7 +40,8 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub struct LockOptions {
     /// Where the Lease lives (`cluster.lockNamespace`).
     pub namespace: String,
-    pub environment: String,
+    /// What the Lease guards, which also names it.
+    pub subject: LockSubject,
     /// Who holds the lock, for the messages other appliers see: `alice@build-7 pid 4242`.
     pub holder: String,
     /// How long to wait for another holder to let go (`--lock-timeout`); zero fails at once.
@@ -52,10 +55,61 @@ impl LockOptions {
     pub fn new(environment: &Environment, wait: Duration) -> LockOptions {
         LockOptions {
             namespace: environment.lock_namespace.clone(),
-            environment: environment.name.clone(),
+            subject: LockSubject::Environment(environment.name.clone()),
             holder: this_process(),
             wait,
             lease_duration: DEFAULT_LEASE_DURATION,
+        }
+    }
+}
+
+impl LockOptions {
+    /// Leadership of controller `name`: a Lease of that name in `namespace`, held by this pod
+    /// (`POD_NAME`) or process, waited for as long as it takes.
+    pub fn leadership(namespace: &str, name: &str, lease_duration: Duration) -> LockOptions {
+        LockOptions {
+            namespace: namespace.to_string(),
+            subject: LockSubject::Leadership(name.to_string()),
+            holder: std::env::var("POD_NAME").ok().filter(|pod| !pod.is_empty()).unwrap_or_else(this_process),
+            // A century: a follower waits until the leader stops, however long that is.
+            wait: Duration::from_secs(100 * 365 * 24 * 3600),
+            lease_duration,
+        }
+    }
+}
+
+/// What a Lease guards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockSubject {
+    /// Applies of an environment: Lease `weaver-lock-<env>`.
+    Environment(String),
+    /// Leadership among the replicas of a controller: a Lease of that name.
+    Leadership(String),
+}
+
+impl LockSubject {
+    fn lease_name(&self) -> String {
+        match self {
+            LockSubject::Environment(env) => format!("weaver-lock-{env}"),
+            LockSubject::Leadership(name) => name.clone(),
+        }
+    }
+
+    /// `environment `dev``, `leadership of `configmapsync-operator``.
+    fn what(&self) -> String {
+        match self {
+            LockSubject::Environment(env) => format!("environment `{env}`"),
+            LockSubject::Leadership(name) => format!("leadership of `{name}`"),
+        }
+    }
+
+    /// Where the user can choose another namespace for the Lease.
+    fn namespace_setting(&self) -> String {
+        match self {
+            LockSubject::Environment(env) => {
+                format!("`cluster.lockNamespace` in {}", environment_path(env).display())
+            }
+            LockSubject::Leadership(_) => "--leader-election-namespace".to_string(),
         }
     }
 }
@@ -90,14 +144,14 @@ pub struct HeldLock {
 }
 
 impl Cluster {
-    /// Takes the lock of `options.environment`, waiting up to `options.wait` for another holder
+    /// Takes the lock of `options.subject`, waiting up to `options.wait` for another holder
     /// to release it or stop renewing it; `on_event` hears when the wait starts.
     pub async fn acquire_lock(&self, options: &LockOptions, mut on_event: impl FnMut(LockEvent)) -> Result<HeldLock> {
         let lease = LeaseRef {
             api: Api::namespaced(self.client.clone(), &options.namespace),
             namespace: options.namespace.clone(),
-            name: format!("weaver-lock-{}", options.environment),
-            environment: options.environment.clone(),
+            name: options.subject.lease_name(),
+            subject: options.subject.clone(),
             holder: options.holder.clone(),
         };
         let duration_seconds = i32::try_from(options.lease_duration.as_secs()).unwrap_or(i32::MAX).max(1);
@@ -219,6 +273,15 @@ impl HeldLock {
         }
     }
 
+    /// Completes when the lock is lost; unlike [`HeldLock::lost`] it borrows nothing, so it can
+    /// stop work running elsewhere.
+    pub fn on_loss(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut lost = self.lost.clone();
+        async move {
+            let _ = lost.wait_for(Option::is_some).await;
+        }
+    }
+
     /// Stops renewing (after a renewal in flight, if any) and lets the next holder in at once.
     /// Safe after the lock was lost (there is nothing to release then) and on Ctrl-C paths. If
     /// it fails, the lock still expires by itself after its duration.
@@ -270,23 +333,19 @@ impl Drop for HeldLock {
     }
 }
 
-/// The Lease of one environment's lock, and who is taking it.
+/// The Lease of one lock, and who is taking it.
 #[derive(Clone)]
 struct LeaseRef {
     api: Api<Lease>,
     namespace: String,
     name: String,
-    environment: String,
+    subject: LockSubject,
     holder: String,
 }
 
 impl LeaseRef {
     fn describe(&self) -> String {
         format!("Lease {}/{}", self.namespace, self.name)
-    }
-
-    fn env_file(&self) -> String {
-        environment_path(&self.environment).display().to_string()
     }
 
     /// A failed request, with what RBAC the lock needs when that is the problem.
@@ -297,25 +356,25 @@ impl LeaseRef {
             return error;
         }
         error.with_help(format!(
-            "locking environment `{}` needs get, create and update on leases (coordination.k8s.io) in namespace \
-             `{}`; `kubectl auth can-i update leases -n {}` checks it. Or set `cluster.lockNamespace` in {} to a \
-             namespace where weaver's user has them",
-            self.environment,
+            "locking {} needs get, create and update on leases (coordination.k8s.io) in namespace `{}`; \
+             `kubectl auth can-i update leases -n {}` checks it. Or set {} to a namespace where weaver's user has \
+             them",
+            self.subject.what(),
             self.namespace,
             self.namespace,
-            self.env_file()
+            self.subject.namespace_setting()
         ))
     }
 
     fn namespace_missing(&self, cluster: &ClusterInfo) -> Error {
         Error::new(format!(
-            "cannot lock environment `{}`: namespace `{}` does not exist (context `{}`, {})",
-            self.environment, self.namespace, cluster.context, cluster.server
+            "cannot lock {}: namespace `{}` does not exist (context `{}`, {})",
+            self.subject.what(),
+            self.namespace,
+            cluster.context,
+            cluster.server
         ))
-        .with_help(format!(
-            "create it, or set `cluster.lockNamespace` in {} to a namespace that exists",
-            self.env_file()
-        ))
+        .with_help(format!("create it, or set {} to a namespace that exists", self.subject.namespace_setting()))
     }
 
     fn held_by_another(&self, spec: &LeaseSpec, waited: Duration) -> Error {
@@ -323,8 +382,8 @@ impl LeaseRef {
         let waited = if waited.is_zero() { String::new() } else { format!(" (waited {})", humanize(waited)) };
         let duration = spec.lease_duration_seconds.unwrap_or_default();
         Error::new(format!(
-            "environment `{}` is locked: {} is held by {holder} since {}{waited}",
-            self.environment,
+            "{} is locked: {} is held by {holder} since {}{waited}",
+            self.subject.what(),
             self.describe(),
             since_text(spec),
         ))
@@ -335,8 +394,13 @@ impl LeaseRef {
     }
 
     fn lost(&self, why: &str) -> Error {
-        Error::new(format!("lost the lock of environment `{}` ({}): {why}", self.environment, self.describe()))
-            .with_help("another process may be applying this environment now; check, then apply again")
+        let error = Error::new(format!("lost the lock of {} ({}): {why}", self.subject.what(), self.describe()));
+        match self.subject {
+            LockSubject::Environment(_) => {
+                error.with_help("another process may be applying this environment now; check, then apply again")
+            }
+            LockSubject::Leadership(_) => error.with_help("another replica leads now; this one stops"),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 pub use config::{ConnectOptions, config as kube_config};
 pub(crate) use error::humanize;
-pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions};
+pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
 pub use objects::Deleted;
 use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
 pub use wait::{NotReady, ObjectRef, Readiness, WaitOutcome, WaitProgress, readiness};

@@ -3,7 +3,15 @@
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use crate::cli::{GlobalArgs, LogFormat, OperatorCommand, OperatorRunArgs};
+use crate::operator::controller::Role;
+
+/// The leader Lease, named after the controller.
+const LEASE_NAME: &str = crate::operator::controller::CONTROLLER_NAME;
+/// As client-go's leader election: a leader that stops renewing is replaced after 15 s.
+const LEASE_DURATION: Duration = Duration::from_secs(15);
 
 pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> crate::Result<ExitCode> {
     match command {
@@ -25,7 +33,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.with_ansi(super::Ui::new(global).color_stderr).init(),
     }
-    let options = crate::cluster::ConnectOptions {
+    let connect = crate::cluster::ConnectOptions {
         kubeconfig: global.kubeconfig.clone(),
         context: global.context.clone().map(|c| (c, "--context".to_string())),
         request_timeout: global.request_timeout,
@@ -33,13 +41,34 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;
     runtime.block_on(async {
-        let (config, info) = crate::cluster::kube_config(&options).await?;
+        let (config, info) = crate::cluster::kube_config(&connect).await?;
         let client = kube::Client::try_from(config.clone()).map_err(|err| {
             crate::Error::new(format!("cannot set up a client for context `{}`: {err}", info.context))
         })?;
         tracing::info!(context = %info.context, server = %info.server, "starting the ConfigMapSync controller");
         let settings = crate::operator::controller::Settings { label_selector: args.selector.clone() };
-        crate::operator::controller::run(client, config, settings, shutdown_signal()).await;
+        let election = match args.leader_elect {
+            false => None,
+            true => {
+                let namespace = args
+                    .leader_election_namespace
+                    .clone()
+                    .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
+                    .ok_or_else(|| {
+                        crate::Error::new("--leader-elect needs a namespace for its Lease").with_help(
+                            "give --leader-election-namespace NAMESPACE, or set POD_NAMESPACE (the chart does)",
+                        )
+                    })?;
+                let lease = crate::cluster::LockOptions::leadership(&namespace, LEASE_NAME, LEASE_DURATION);
+                Some((crate::cluster::Cluster::connect(&connect).await?, lease))
+            }
+        };
+        let on_role = |role: Role| match role {
+            Role::Leading => tracing::info!("leading: reconciling ConfigMapSyncs"),
+            Role::Following { leader } => tracing::info!(%leader, "following: another replica leads"),
+        };
+        crate::operator::controller::run_elected(client, config, settings, election, on_role, shutdown_signal())
+            .await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -145,6 +145,65 @@ pub async fn run(
         .await;
 }
 
+/// Where this replica stands in the leader election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Another replica holds the Lease; this one waits and does not reconcile.
+    Following { leader: String },
+    /// This replica holds the Lease and runs the controller.
+    Leading,
+}
+
+/// Runs the controller only while this replica holds the leader Lease (`election`), or at once
+/// without one. Returns when `shutdown` completes (releasing the Lease, so another replica
+/// takes over at once) or with an error when the Lease is lost: the process should then exit,
+/// as client-go's leader election does, and start campaigning again.
+pub async fn run_elected(
+    client: kube::Client,
+    base: kube::Config,
+    settings: Settings,
+    election: Option<(crate::cluster::Cluster, crate::cluster::LockOptions)>,
+    mut on_role: impl FnMut(Role),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> crate::Result<()> {
+    let Some((cluster, options)) = election else {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(());
+        });
+        run(client, base, settings, async {
+            let _ = stopped.await;
+        })
+        .await;
+        return Ok(());
+    };
+    let mut shutdown = Box::pin(shutdown);
+    let acquiring = cluster.acquire_lock(&options, |crate::cluster::LockEvent::Waiting { holder, .. }| {
+        on_role(Role::Following { leader: holder })
+    });
+    let lease = tokio::select! {
+        () = &mut shutdown => return Ok(()),
+        lease = acquiring => lease?,
+    };
+    on_role(Role::Leading);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let lost = lease.on_loss();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = lost => {}
+        }
+        let _ = stop.send(());
+    });
+    run(client, base, settings, async {
+        let _ = stopped.await;
+    })
+    .await;
+    lease.check()?;
+    lease.release().await
+}
+
 /// ConfigMapSyncs by the source they copy, (namespace, ConfigMap name), kept up to date from
 /// the ConfigMapSync watch, so a ConfigMap's events find their ConfigMapSyncs without a scan.
 #[derive(Clone, Default)]

@@ -258,30 +258,26 @@ pub enum DriftFormat {
     Junit,
 }
 
-/// `30s`, `5m`, `1m30s`, `500ms`, `1h`: the durations kubectl's flags take.
+/// The longest duration a flag takes: waits this long are mistakes, and a bound keeps
+/// `Instant::now() + duration` from overflowing.
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `30s`, `5m`, `1m30s`, `500ms`, `2h`: the durations kubectl's flags take, parsed by jiff's
+/// friendly format (which also takes `1h 30m`, `1.5h`, `90 seconds`). clap prefixes the flag.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let invalid = || format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms");
-    let mut total = std::time::Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(invalid());
+    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
+        format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms")
+    })?;
+    if parsed.is_negative() {
+        return Err(format!("`{text}` is negative: expected a duration longer than zero, like 30s"));
     }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
-        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => std::time::Duration::from_millis(number),
-            "s" => std::time::Duration::from_secs(number),
-            "m" => std::time::Duration::from_secs(number * 60),
-            "h" => std::time::Duration::from_secs(number * 3600),
-            _ => return Err(invalid()),
-        };
-        total += unit;
-        rest = &rest[unit_len..];
+    match std::time::Duration::try_from(parsed) {
+        Ok(duration) if duration.is_zero() => {
+            Err(format!("`{text}` is zero: expected a duration longer than zero, like 30s"))
+        }
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        _ => Err(format!("`{text}` is too long: expected at most 24h")),
     }
-    if total.is_zero() { Err(format!("`{text}` must be longer than zero")) } else { Ok(total) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -317,4 +313,51 @@ pub struct CompletionsArgs {
     /// The shell to generate completions for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn durations_kubectl_users_type() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("24h"), Ok(MAX_DURATION));
+    }
+
+    #[test]
+    fn out_of_range_zero_negative_and_malformed_durations_are_errors() {
+        // These overflowed (a panic) or wrapped silently in the hand-written parser.
+        assert!(parse_duration("18446744073709551615s1s").unwrap_err().contains("is not a duration"));
+        assert!(parse_duration("307445734561825861m").is_err());
+        assert!(parse_duration("5124095576030432h").is_err());
+        assert_eq!(parse_duration("25h").unwrap_err(), "`25h` is too long: expected at most 24h");
+        assert_eq!(parse_duration("0s").unwrap_err(), "`0s` is zero: expected a duration longer than zero, like 30s");
+        assert!(parse_duration("-5s").unwrap_err().contains("is negative"));
+        assert!(parse_duration("5s ago").unwrap_err().contains("is negative"));
+        for bad in ["", "30", "5x", "s", "1m30", "abc"] {
+            assert!(parse_duration(bad).unwrap_err().contains("is not a duration"), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_duration_or_an_error(text in any::<String>()) {
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn any_digits_and_units_are_a_duration_or_an_error(text in "[0-9]{1,25}(ms|s|m|h)([0-9]{1,25}(ms|s|m|h))?") {
+            let _ = parse_duration(&text);
+        }
+    }
 }

@@ -116,7 +116,7 @@ pub struct SelectArgs {
     /// Only this release (repeatable)
     #[arg(short = 'r', long = "release", value_name = "NAME")]
     pub releases: Vec<String>,
-    /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
+    /// Only releases whose labels match (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; repeatable)
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selectors: Vec<String>,
     /// Only the releases `weaver changed --base REV` reports for this environment
@@ -240,7 +240,7 @@ pub struct DriftArgs {
     /// Only this release (repeatable)
     #[arg(short = 'r', long = "release", value_name = "NAME")]
     pub releases: Vec<String>,
-    /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
+    /// Only releases whose labels match (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; repeatable)
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selectors: Vec<String>,
     /// Output format: text, JSON for pipelines, or JUnit XML for CI dashboards

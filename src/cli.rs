@@ -113,17 +113,24 @@ pub struct SelectArgs {
     /// The environment (a file environments/<ENV>.yaml)
     #[arg(short, long = "env", value_name = "ENV")]
     pub env: String,
+    #[command(flatten)]
+    pub filter: ReleaseFilter,
+    /// Only the releases `weaver changed --base REV` reports for this environment
+    #[arg(long, value_name = "REV")]
+    pub changed_since: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Which releases of the environment, by name and by labels.
+#[derive(Debug, Args)]
+pub struct ReleaseFilter {
     /// Only this release (repeatable)
     #[arg(short = 'r', long = "release", value_name = "NAME")]
     pub releases: Vec<String>,
     /// Only releases whose labels match (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; repeatable)
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selectors: Vec<String>,
-    /// Only the releases `weaver changed --base REV` reports for this environment
-    #[arg(long, value_name = "REV")]
-    pub changed_since: Option<String>,
-    #[command(flatten)]
-    pub source: SourceArgs,
 }
 
 /// Which version of the repository a command reads.
@@ -237,12 +244,8 @@ pub struct DriftArgs {
     /// The environment (a file environments/<ENV>.yaml)
     #[arg(short, long = "env", value_name = "ENV")]
     pub env: String,
-    /// Only this release (repeatable)
-    #[arg(short = 'r', long = "release", value_name = "NAME")]
-    pub releases: Vec<String>,
-    /// Only releases whose labels match (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; repeatable)
-    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
-    pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub filter: ReleaseFilter,
     /// Output format: text, JSON for pipelines, or JUnit XML for CI dashboards
     #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
     pub output: DriftFormat,

@@ -86,7 +86,16 @@ fn selection_by_release_and_label() {
     assert!(data.success().contains("release redis") && !data.stdout.contains("release web"));
     let none = weaver_in(&project_root(), &["render", "--env", "dev", "-l", "tier=nothing"], &[]);
     assert_eq!(none.success(), "");
-    assert!(none.stderr.contains("warning: no release of environment `dev` matches the selection"));
+    assert!(none.stderr.contains("warning: no release of environment `dev` matches the selection (-l 'tier=nothing')"));
+}
+
+#[test]
+fn an_environment_without_releases_is_said_to_have_none() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "namespace: apps\nreleases: []\n");
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(run.success(), "");
+    assert_eq!(run.stderr, "warning: environment `dev` has no releases (environments/dev.yaml)\n");
 }
 
 #[test]

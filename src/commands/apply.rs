@@ -20,7 +20,7 @@ use crate::project::Environment;
 use crate::render::RenderedRelease;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
-    let (_, env, rendered) = super::render::desired_state(global, ui, &args.select)?;
+    let (_, env, rendered) = super::render::desired_state(global, ui, &args.select, super::render::IfEmpty::Refuse)?;
     let provenance = crate::git::provenance(&global.repo, args.select.source.rev.as_deref())?;
     if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {
         let what =

@@ -13,7 +13,7 @@ use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
-    let (_, env, mut rendered) = super::render::desired_state(global, ui, &args.select)?;
+    let (_, env, mut rendered) = super::render::desired_state(global, ui, &args.select, super::render::IfEmpty::Warn)?;
     let plan = match &args.live_from {
         Some(path) => plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?,
         None => {

@@ -7,25 +7,27 @@ use std::process::ExitCode;
 use serde_json::Map;
 
 use super::{Ui, open_project};
-use crate::cli::{GlobalArgs, RenderArgs, SelectArgs};
+use crate::cli::{GlobalArgs, ReleaseFilter, RenderArgs, SelectArgs};
 use crate::error::{Error, Result};
 use crate::git::ReleaseStatus;
 use crate::manifest::Manifest;
-use crate::project::{Environment, Project, Selector, select_releases};
+use crate::project::{Environment, Project, Release, Selector, select_releases};
 use crate::render::Rendered;
 use crate::secrets::redact::redact_secret_object;
 
 /// Loads the environment, selects releases and renders them: the desired state every command
 /// starts from.
-pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Result<(Project, Environment, Rendered)> {
+pub fn desired_state(
+    global: &GlobalArgs,
+    ui: &Ui,
+    select: &SelectArgs,
+    empty: IfEmpty,
+) -> Result<(Project, Environment, Rendered)> {
     let project = open_project(global, select.source.rev.as_deref())?;
     let env = deployable_environment(&project, &select.env)?;
-    let selector = Selector::parse_all(&select.selectors)?;
     let changed = changed_since(global, ui, select, &env.name)?;
-    let releases = select_releases(&env, &select.releases, &selector, changed.as_ref())?;
-    if releases.is_empty() {
-        ui.warn(&format!("no release of environment `{}` matches the selection", env.name));
-    }
+    let changed = select.changed_since.as_deref().zip(changed.as_ref());
+    let releases = selected_releases(ui, &env, &select.filter, changed, empty)?;
     let secrets = decrypt_secrets(global, ui, &project, &env)?;
     let started = std::time::Instant::now();
     let rendered = crate::render::render(&project, &env, &releases, &secrets)?;
@@ -36,6 +38,57 @@ pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Resul
         started.elapsed()
     ));
     Ok((project, env, rendered))
+}
+
+/// What an empty selection of releases is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfEmpty {
+    /// A warning: nothing to show is a fine answer.
+    Warn,
+    /// An error (apply): applying no release is a mistake, not a request to change nothing.
+    Refuse,
+}
+
+/// The releases `-r` and `-l` pick (and `changed`: those `--changed-since REV` reports). When
+/// there are none, says what is true: the environment has none, nothing matched the selection,
+/// or nothing changed (never refused: a pipeline's usual case).
+pub fn selected_releases<'a>(
+    ui: &Ui,
+    env: &'a Environment,
+    filter: &ReleaseFilter,
+    changed: Option<(&str, &BTreeSet<String>)>,
+    empty: IfEmpty,
+) -> Result<Vec<&'a Release>> {
+    let selector = Selector::parse_all(&filter.selectors)?;
+    let releases = select_releases(env, &filter.releases, &selector, changed.map(|(_, names)| names))?;
+    if !releases.is_empty() {
+        return Ok(releases);
+    }
+    let name = &env.name;
+    let (message, help) = if env.releases.is_empty() {
+        let file = env.files.first().map_or_else(String::new, |f| format!(" ({})", f.display()));
+        (format!("environment `{name}` has no releases{file}"), "add releases to the environment".to_string())
+    } else if let Some((base, _)) = changed
+        && !select_releases(env, &filter.releases, &selector, None)?.is_empty()
+    {
+        ui.warn(&format!("no selected release of environment `{name}` changed since `{base}` (--changed-since)"));
+        return Ok(releases);
+    } else {
+        let mut flags: Vec<String> = filter.releases.iter().map(|r| format!("-r {r}")).collect();
+        flags.extend(filter.selectors.iter().map(|l| format!("-l '{l}'")));
+        let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
+        (
+            format!("no release of environment `{name}` matches the selection ({})", flags.join(" ")),
+            format!("its releases: {}", known.join(", ")),
+        )
+    };
+    match empty {
+        IfEmpty::Warn => {
+            ui.warn(&message);
+            Ok(releases)
+        }
+        IfEmpty::Refuse => Err(Error::new(format!("{message}: there is nothing to apply")).with_help(help)),
+    }
 }
 
 /// Loads environment `name`, which must not be abstract (a base that is never deployed).
@@ -99,7 +152,7 @@ fn decrypt_secrets(
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
-    let (_, _, mut rendered) = desired_state(global, ui, &args.select)?;
+    let (_, _, mut rendered) = desired_state(global, ui, &args.select, IfEmpty::Warn)?;
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
     if !args.show_secrets {

@@ -9,6 +9,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cli;
+
 use common::Repo;
 
 /// Distinctive values planted in inputs (tokens, keys, secret values). Seeing one in stdout or

@@ -151,6 +151,9 @@ pub struct RenderArgs {
     /// Print Secret values and other decrypted values as they are (redacted by default)
     #[arg(long)]
     pub show_secrets: bool,
+    /// Write `<redacted:…>` placeholders into --output-dir files (refused without this flag)
+    #[arg(long, conflicts_with = "show_secrets")]
+    pub redact: bool,
 }
 
 #[derive(Debug, Args)]

@@ -96,6 +96,23 @@ const CASES: &[Case] = &[
             "its releases: app",
         ],
     },
+    Case {
+        name: "--output-dir naming a file",
+        files: &[("out.yaml", "kind: List\n")],
+        args: &["render", "--env", "dev", "--output-dir", "{repo}/out.yaml"],
+        env: &[],
+        expect: &["{repo}/out.yaml: --output-dir is not a directory"],
+    },
+    Case {
+        name: "--output-dir with redacted values and neither --show-secrets nor --redact",
+        files: &[(
+            "charts/app/templates/secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\nstringData:\n  password: seed-password-8b2d\n",
+        )],
+        args: &["render", "--env", "dev", "--output-dir", "{repo}/out"],
+        env: &[],
+        expect: &["--output-dir {repo}/out would get 1 redacted value(s)", "add --show-secrets", "or --redact"],
+    },
 ];
 
 #[test]

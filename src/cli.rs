@@ -172,8 +172,8 @@ pub struct DiffArgs {
     /// Exit with 2 when an apply would change something (0 when not, 1 on error)
     #[arg(long)]
     pub exit_code: bool,
-    /// How many requests to keep in flight at once
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
 }
 
@@ -206,8 +206,8 @@ pub struct ApplyFlags {
     /// Keep objects the previous revision had and this one no longer has
     #[arg(long)]
     pub no_prune: bool,
-    /// How many requests to keep in flight at once
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
     /// How long to wait for another apply of the environment to finish
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
@@ -252,8 +252,8 @@ pub struct DriftArgs {
     /// Output format: text, JSON for pipelines, or JUnit XML for CI dashboards
     #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
     pub output: DriftFormat,
-    /// How many requests to keep in flight at once
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
 }
 
@@ -262,6 +262,11 @@ pub enum DriftFormat {
     Text,
     Json,
     Junit,
+}
+
+/// `--concurrency`: at least one request in flight (0 would wait forever), at most 1000.
+fn concurrency() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=1000)
 }
 
 /// The longest duration a flag takes: waits this long are mistakes, and a bound keeps

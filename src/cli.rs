@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
+
+use crate::commands::completions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,11 +17,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Cluster and secrets options belong to the commands that use them, and are also accepted
+    /// before the command, where they always were: `weaver --kubeconfig F apply …`.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// What every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The weaver repository to read
     #[arg(long, global = true, default_value = ".", value_name = "DIR")]
@@ -26,21 +37,33 @@ pub struct GlobalArgs {
     /// When to colour output
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
-    /// An age identity (private key) file for decrypting secrets; tried before any other
-    #[arg(long, global = true, value_name = "FILE")]
-    pub identity: Option<PathBuf>,
-    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
-    #[arg(long, global = true, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context (default: the environment's cluster.context, then the current context)
-    #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
-    /// How long to wait for the cluster to connect and answer each request (e.g. 30s, 1m)
-    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub request_timeout: std::time::Duration,
-    /// Say more about what weaver does (repeat for more)
+    /// Say more about what weaver does (-v); -vv adds how long each phase took
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// How to reach the cluster, for the commands that talk to one.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Cluster options")]
+pub struct ClusterArgs {
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the environment's cluster.context, then the current context)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// How long to wait for the cluster to connect and answer each request (e.g. 30s, 1m) [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<std::time::Duration>,
+}
+
+/// The age key, for the commands that decrypt.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Secrets options")]
+pub struct IdentityArgs {
+    /// An age identity (private key) file for decrypting secrets; tried before any other
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,11 +105,20 @@ pub enum SecretsCommand {
     /// Print the decrypted file (or write it back with --in-place)
     Decrypt(DecryptArgs),
     /// Decrypt into a private temporary file, open $EDITOR, re-encrypt
-    Edit(SecretsFileArgs),
+    Edit(ReencryptArgs),
     /// Re-encrypt every value with a new data key
-    Rotate(SecretsFileArgs),
+    Rotate(ReencryptArgs),
     /// Re-wrap the data key for the recipients the rules (or --age) now give
-    Updatekeys(SecretsFileArgs),
+    Updatekeys(ReencryptArgs),
+}
+
+/// A file to decrypt and encrypt again.
+#[derive(Debug, Args)]
+pub struct ReencryptArgs {
+    #[command(flatten)]
+    pub target: SecretsFileArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -105,13 +137,15 @@ pub struct DecryptArgs {
     /// Replace the file with its plaintext instead of printing it
     #[arg(long)]
     pub in_place: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 /// Which releases of which environment a command works on.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV")]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
     pub env: String,
     #[command(flatten)]
     pub filter: ReleaseFilter,
@@ -126,7 +160,7 @@ pub struct SelectArgs {
 #[derive(Debug, Args)]
 pub struct ReleaseFilter {
     /// Only this release (repeatable)
-    #[arg(short = 'r', long = "release", value_name = "NAME")]
+    #[arg(short = 'r', long = "release", value_name = "NAME", add = ArgValueCompleter::new(completions::releases))]
     pub releases: Vec<String>,
     /// Only releases whose labels match (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; repeatable)
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
@@ -154,6 +188,8 @@ pub struct RenderArgs {
     /// Write `<redacted:…>` placeholders into --output-dir files (refused without this flag)
     #[arg(long, conflicts_with = "show_secrets")]
     pub redact: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +211,10 @@ pub struct DiffArgs {
     /// How many requests to keep in flight at once (1 to 1000)
     #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +226,10 @@ pub struct ApplyArgs {
     /// Refuse to apply from a working tree with uncommitted changes
     #[arg(long)]
     pub require_clean: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// What `apply` and `rollback` share.
@@ -220,32 +264,38 @@ pub struct ApplyFlags {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV")]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
     pub env: String,
     /// The release
+    #[arg(add = ArgValueCompleter::new(completions::releases))]
     pub release: String,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV")]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
     pub env: String,
     /// The release
+    #[arg(add = ArgValueCompleter::new(completions::releases))]
     pub release: String,
     /// The revision to re-apply (default: the one deployed before the current one)
     pub revision: Option<u32>,
     #[command(flatten)]
     pub apply: ApplyFlags,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV")]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
     pub env: String,
     #[command(flatten)]
     pub filter: ReleaseFilter,
@@ -255,6 +305,8 @@ pub struct DriftArgs {
     /// How many requests to keep in flight at once (1 to 1000)
     #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

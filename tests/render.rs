@@ -198,6 +198,19 @@ fn render_says_when_it_redacted_values_and_output_dir_needs_a_choice() {
     assert!(!secret.contains("<redacted:"), "{secret}");
 }
 
+#[test]
+fn verbose_twice_adds_the_time_of_each_phase() {
+    let once = weaver_in(&project_root(), &["render", "--env", "dev", "-v"], &[]);
+    once.success();
+    assert!(once.stderr.contains("weaver: rendered 7 objects of 2 releases\n"), "{}", once.stderr);
+    assert!(!once.stderr.contains("took"), "{}", once.stderr);
+    let twice = weaver_in(&project_root(), &["render", "--env", "dev", "-vv"], &[]);
+    twice.success();
+    for phase in ["load", "decrypt", "render"] {
+        assert!(twice.stderr.contains(&format!("weaver: {phase} took ")), "{phase}: {}", twice.stderr);
+    }
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -337,14 +350,35 @@ fn envs_lists_environments_releases_charts_and_namespaces() {
 
 #[test]
 fn completions_for_each_shell() {
-    for shell in ["bash", "zsh", "fish"] {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let run = weaver_in(&project_root(), &["completions", shell], &[]);
         let script = run.success();
-        assert!(script.contains("render") && script.contains("env") && script.contains("selector"), "{shell}");
+        // The script asks this weaver for candidates.
+        assert!(script.contains("COMPLETE") && script.contains(common::WEAVER), "{shell}:\n{script}");
     }
     let run = weaver_in(&project_root(), &["completions", "tcsh"], &[]);
     assert_eq!(run.code, 1, "usage errors exit 1 (2 means changes found)");
     assert!(run.stderr.contains("invalid value 'tcsh'"), "{}", run.stderr);
+}
+
+/// What the shell gets for `weaver --repo DEMO <args>` with the cursor on the last word.
+fn complete(repo: &Path, args: &[&str]) -> Vec<String> {
+    let mut line = vec!["--", "weaver", "--repo", repo.to_str().unwrap()];
+    line.extend_from_slice(args);
+    let run = weaver_in(repo, &line, &[("COMPLETE", "fish")]);
+    run.success().lines().map(|l| l.split('\t').next().unwrap().to_string()).collect()
+}
+
+#[test]
+fn completion_offers_environments_releases_and_only_the_options_a_command_uses() {
+    let repo = Repo::demo();
+    assert_eq!(complete(repo.path(), &["render", "--env", ""]), ["dev", "prod", "staging"]);
+    assert_eq!(complete(repo.path(), &["diff", "--env", "st"]), ["staging"]);
+    assert_eq!(complete(repo.path(), &["render", "--env", "dev", "-r", ""]), ["redis", "web"]);
+    assert!(complete(repo.path(), &["history", "--env", "dev", ""]).contains(&"web".to_string()));
+    assert_eq!(complete(repo.path(), &["diff", "--env", "dev", "--kube"]), ["--kubeconfig"]);
+    assert!(complete(repo.path(), &["render", "--env", "dev", "--kube"]).is_empty());
+    assert!(complete(repo.path(), &["drift", "--env", "dev", "--ident"]).is_empty());
 }
 
 #[test]

@@ -18,11 +18,16 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     let project = open_project(global, None)?;
     let env = super::render::deployable_environment(&project, &args.env)?;
     let releases = super::render::selected_releases(ui, &env, &args.filter, None, IfEmpty::Warn)?;
-    let options = connect_options(global, &env);
+    let options = connect_options(&args.cluster, &env);
     let report = block_on(async {
+        let started = std::time::Instant::now();
         let cluster = Cluster::connect(&options).await?;
         ui.info(&format!("comparing with context `{}` ({})", cluster.info.context, cluster.info.server));
-        crate::drift::check(&cluster, &env.name, &releases, args.concurrency).await
+        ui.timing("connect", started);
+        let started = std::time::Instant::now();
+        let report = crate::drift::check(&cluster, &env.name, &releases, args.concurrency).await;
+        ui.timing("observe and compare", started);
+        report
     })?;
     for release in &report.releases {
         match &release.revision {

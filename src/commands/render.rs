@@ -3,11 +3,12 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
 use super::{Ui, open_project};
-use crate::cli::{GlobalArgs, ReleaseFilter, RenderArgs, SelectArgs};
+use crate::cli::{GlobalArgs, IdentityArgs, ReleaseFilter, RenderArgs, SelectArgs};
 use crate::error::{Error, Location, Result};
 use crate::git::ReleaseStatus;
 use crate::manifest::Manifest;
@@ -21,22 +22,23 @@ pub fn desired_state(
     global: &GlobalArgs,
     ui: &Ui,
     select: &SelectArgs,
+    identity: &IdentityArgs,
     empty: IfEmpty,
 ) -> Result<(Project, Environment, Rendered)> {
+    let started = Instant::now();
     let project = open_project(global, select.source.rev.as_deref())?;
     let env = deployable_environment(&project, &select.env)?;
     let changed = changed_since(global, ui, select, &env.name)?;
     let changed = select.changed_since.as_deref().zip(changed.as_ref());
     let releases = selected_releases(ui, &env, &select.filter, changed, empty)?;
-    let secrets = decrypt_secrets(global, ui, &project, &env)?;
-    let started = std::time::Instant::now();
+    ui.timing("load", started);
+    let started = Instant::now();
+    let secrets = decrypt_secrets(global, identity, ui, &project, &env)?;
+    ui.timing("decrypt", started);
+    let started = Instant::now();
     let rendered = crate::render::render(&project, &env, &releases, &secrets)?;
-    ui.info(&format!(
-        "rendered {} objects of {} releases in {:.0?}",
-        rendered.manifests().count(),
-        releases.len(),
-        started.elapsed()
-    ));
+    ui.timing("render", started);
+    ui.info(&format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len()));
     Ok((project, env, rendered))
 }
 
@@ -138,6 +140,7 @@ fn changed_since(global: &GlobalArgs, ui: &Ui, select: &SelectArgs, env: &str) -
 /// Decrypts the environment's secrets files, registering every value with the redactor.
 fn decrypt_secrets(
     global: &GlobalArgs,
+    identity: &IdentityArgs,
     ui: &Ui,
     project: &Project,
     env: &Environment,
@@ -145,14 +148,14 @@ fn decrypt_secrets(
     if env.secrets.is_empty() {
         return Ok(Map::new());
     }
-    let ids = super::load_identities(global, env.identity_file.as_ref())?;
+    let ids = super::load_identities(global, identity, env.identity_file.as_ref())?;
     let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, &ui.redactor)?;
     ui.info(&format!("decrypted {} secrets file(s)", env.secrets.len()));
     Ok(secrets)
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
-    let (_, _, mut rendered) = desired_state(global, ui, &args.select, IfEmpty::Warn)?;
+    let (_, _, mut rendered) = desired_state(global, ui, &args.select, &args.identity, IfEmpty::Warn)?;
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
     let mut redacted = 0;

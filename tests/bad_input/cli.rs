@@ -6,7 +6,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a duration that overflowed the old parser",
         files: &[],
-        args: &["render", "--env", "dev", "--request-timeout", "18446744073709551615s1s"],
+        args: &["diff", "--env", "dev", "--request-timeout", "18446744073709551615s1s"],
         env: &[],
         expect: &["'--request-timeout <DURATION>'", "is not a duration: expected a number with a unit, like 30s"],
     },
@@ -204,6 +204,27 @@ const CASES: &[Case] = &[
         args: &["render", "--env", "dev", "--rev", "nope"],
         env: &[],
         expect: &["unknown revision `nope` (--rev): no branch, tag or commit of {repo} is called that"],
+    },
+    Case {
+        name: "a cluster option on a command that talks to no cluster",
+        files: &[],
+        args: &["render", "--env", "dev", "--kubeconfig", "{repo}/kubeconfig"],
+        env: &[],
+        expect: &["unexpected argument '--kubeconfig' found", "Usage: weaver render"],
+    },
+    Case {
+        name: "a cluster option before a command that talks to no cluster",
+        files: &[],
+        args: &["--request-timeout", "10s", "envs"],
+        env: &[],
+        expect: &["--request-timeout does nothing for this command", "diff, apply, history, rollback and drift take"],
+    },
+    Case {
+        name: "--identity before a command that decrypts nothing",
+        files: &[],
+        args: &["--identity", "{repo}/key.txt", "drift", "--env", "dev"],
+        env: &[],
+        expect: &["--identity does nothing for this command: it decrypts nothing"],
     },
 ];
 

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
+
+use crate::commands::completions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,11 +17,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Cluster and secrets options belong to the commands that use them, and are also accepted
+    /// before the command, where they always were: `weaver --kubeconfig F apply …`.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// What every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The weaver repository to read
     #[arg(long, global = true, default_value = ".", value_name = "DIR")]
@@ -26,21 +37,33 @@ pub struct GlobalArgs {
     /// When to colour output
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
-    /// An age identity (private key) file for decrypting secrets; tried before any other
-    #[arg(long, global = true, value_name = "FILE")]
-    pub identity: Option<PathBuf>,
-    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
-    #[arg(long, global = true, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context (default: the environment's cluster.context, then the current context)
-    #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
-    /// How long to wait for the cluster to connect and answer each request (e.g. 30s, 1m)
-    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub request_timeout: std::time::Duration,
-    /// Say more about what weaver does (repeat for more)
+    /// Say more about what weaver does (-v); -vv adds how long each phase took
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// How to reach the cluster, for the commands that talk to one.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Cluster options")]
+pub struct ClusterArgs {
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the environment's cluster.context, then the current context)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// How long to wait for the cluster to connect and answer each request (e.g. 30s, 1m) [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<std::time::Duration>,
+}
+
+/// The age key, for the commands that decrypt.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Secrets options")]
+pub struct IdentityArgs {
+    /// An age identity (private key) file for decrypting secrets; tried before any other
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,6 +111,8 @@ pub enum OperatorCommand {
 
 #[derive(Debug, Args)]
 pub struct OperatorRunArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Log format: human-readable text, or one JSON object per line
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -115,11 +140,20 @@ pub enum SecretsCommand {
     /// Print the decrypted file (or write it back with --in-place)
     Decrypt(DecryptArgs),
     /// Decrypt into a private temporary file, open $EDITOR, re-encrypt
-    Edit(SecretsFileArgs),
+    Edit(ReencryptArgs),
     /// Re-encrypt every value with a new data key
-    Rotate(SecretsFileArgs),
+    Rotate(ReencryptArgs),
     /// Re-wrap the data key for the recipients the rules (or --age) now give
-    Updatekeys(SecretsFileArgs),
+    Updatekeys(ReencryptArgs),
+}
+
+/// A file to decrypt and encrypt again.
+#[derive(Debug, Args)]
+pub struct ReencryptArgs {
+    #[command(flatten)]
+    pub target: SecretsFileArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -138,25 +172,34 @@ pub struct DecryptArgs {
     /// Replace the file with its plaintext instead of printing it
     #[arg(long)]
     pub in_place: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 /// Which releases of which environment a command works on.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV")]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
     pub env: String,
-    /// Only this release (repeatable)
-    #[arg(short = 'r', long = "release", value_name = "NAME")]
-    pub releases: Vec<String>,
-    /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
-    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
-    pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub filter: ReleaseFilter,
     /// Only the releases `weaver changed --base REV` reports for this environment
     #[arg(long, value_name = "REV")]
     pub changed_since: Option<String>,
     #[command(flatten)]
     pub source: SourceArgs,
+}
+
+/// Which releases of the environment, by name and by labels.
+#[derive(Debug, Args)]
+pub struct ReleaseFilter {
+    /// Only this release (repeatable)
+    #[arg(short = 'r', long = "release", value_name = "NAME", add = ArgValueCompleter::new(completions::releases))]
+    pub releases: Vec<String>,
+    /// Only releases whose labels match (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; repeatable)
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
 }
 
 /// Which version of the repository a command reads.
@@ -177,6 +220,11 @@ pub struct RenderArgs {
     /// Print Secret values and other decrypted values as they are (redacted by default)
     #[arg(long)]
     pub show_secrets: bool,
+    /// Write `<redacted:…>` placeholders into --output-dir files (refused without this flag)
+    #[arg(long, conflicts_with = "show_secrets")]
+    pub redact: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -195,9 +243,13 @@ pub struct DiffArgs {
     /// Exit with 2 when an apply would change something (0 when not, 1 on error)
     #[arg(long)]
     pub exit_code: bool,
-    /// How many requests to keep in flight at once
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +261,10 @@ pub struct ApplyArgs {
     /// Refuse to apply from a working tree with uncommitted changes
     #[arg(long)]
     pub require_clean: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// What `apply` and `rollback` share.
@@ -229,8 +285,8 @@ pub struct ApplyFlags {
     /// Keep objects the previous revision had and this one no longer has
     #[arg(long)]
     pub no_prune: bool,
-    /// How many requests to keep in flight at once
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
     /// How long to wait for another apply of the environment to finish
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
@@ -243,45 +299,49 @@ pub struct ApplyFlags {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV")]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
     pub env: String,
     /// The release
+    #[arg(add = ArgValueCompleter::new(completions::releases))]
     pub release: String,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV")]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
     pub env: String,
     /// The release
+    #[arg(add = ArgValueCompleter::new(completions::releases))]
     pub release: String,
     /// The revision to re-apply (default: the one deployed before the current one)
     pub revision: Option<u32>,
     #[command(flatten)]
     pub apply: ApplyFlags,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV")]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
     pub env: String,
-    /// Only this release (repeatable)
-    #[arg(short = 'r', long = "release", value_name = "NAME")]
-    pub releases: Vec<String>,
-    /// Only releases whose labels match (key=value, key!=value, key, !key; repeatable)
-    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
-    pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub filter: ReleaseFilter,
     /// Output format: text, JSON for pipelines, or JUnit XML for CI dashboards
     #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
     pub output: DriftFormat,
-    /// How many requests to keep in flight at once
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -291,30 +351,31 @@ pub enum DriftFormat {
     Junit,
 }
 
-/// `30s`, `5m`, `1m30s`, `500ms`, `1h`: the durations kubectl's flags take.
+/// `--concurrency`: at least one request in flight (0 would wait forever), at most 1000.
+fn concurrency() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=1000)
+}
+
+/// The longest duration a flag takes: waits this long are mistakes, and a bound keeps
+/// `Instant::now() + duration` from overflowing.
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `30s`, `5m`, `1m30s`, `500ms`, `2h`: the durations kubectl's flags take, parsed by jiff's
+/// friendly format (which also takes `1h 30m`, `1.5h`, `90 seconds`). clap prefixes the flag.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let invalid = || format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms");
-    let mut total = std::time::Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(invalid());
+    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
+        format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms")
+    })?;
+    if parsed.is_negative() {
+        return Err(format!("`{text}` is negative: expected a duration longer than zero, like 30s"));
     }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
-        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => std::time::Duration::from_millis(number),
-            "s" => std::time::Duration::from_secs(number),
-            "m" => std::time::Duration::from_secs(number * 60),
-            "h" => std::time::Duration::from_secs(number * 3600),
-            _ => return Err(invalid()),
-        };
-        total += unit;
-        rest = &rest[unit_len..];
+    match std::time::Duration::try_from(parsed) {
+        Ok(duration) if duration.is_zero() => {
+            Err(format!("`{text}` is zero: expected a duration longer than zero, like 30s"))
+        }
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        _ => Err(format!("`{text}` is too long: expected at most 24h")),
     }
-    if total.is_zero() { Err(format!("`{text}` must be longer than zero")) } else { Ok(total) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -350,4 +411,51 @@ pub struct CompletionsArgs {
     /// The shell to generate completions for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn durations_kubectl_users_type() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("24h"), Ok(MAX_DURATION));
+    }
+
+    #[test]
+    fn out_of_range_zero_negative_and_malformed_durations_are_errors() {
+        // These overflowed (a panic) or wrapped silently in the hand-written parser.
+        assert!(parse_duration("18446744073709551615s1s").unwrap_err().contains("is not a duration"));
+        assert!(parse_duration("307445734561825861m").is_err());
+        assert!(parse_duration("5124095576030432h").is_err());
+        assert_eq!(parse_duration("25h").unwrap_err(), "`25h` is too long: expected at most 24h");
+        assert_eq!(parse_duration("0s").unwrap_err(), "`0s` is zero: expected a duration longer than zero, like 30s");
+        assert!(parse_duration("-5s").unwrap_err().contains("is negative"));
+        assert!(parse_duration("5s ago").unwrap_err().contains("is negative"));
+        for bad in ["", "30", "5x", "s", "1m30", "abc"] {
+            assert!(parse_duration(bad).unwrap_err().contains("is not a duration"), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_duration_or_an_error(text in any::<String>()) {
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn any_digits_and_units_are_a_duration_or_an_error(text in "[0-9]{1,25}(ms|s|m|h)([0-9]{1,25}(ms|s|m|h))?") {
+            let _ = parse_duration(&text);
+        }
+    }
 }

@@ -8,6 +8,9 @@
 //! places. Each case says which of them it is checked against, and why the
 //! other one is left out.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -367,11 +370,7 @@ struct Kubectl {
 /// The installed kubectl, or `None` when the test should be skipped.
 fn kubectl() -> Option<Kubectl> {
     let skip = |reason: String| {
-        assert!(
-            std::env::var("WEAVER_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "{reason}, and WEAVER_REQUIRE_INTEROP=1 requires the kubectl interop test"
-        );
-        eprintln!("skipping the kubectl interop test: {reason}");
+        skip::interop_or_skip(Some(&reason));
         None
     };
     let out = match run(Command::new("kubectl").args(["version", "--client", "-o", "json"])) {

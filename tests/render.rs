@@ -86,7 +86,16 @@ fn selection_by_release_and_label() {
     assert!(data.success().contains("release redis") && !data.stdout.contains("release web"));
     let none = weaver_in(&project_root(), &["render", "--env", "dev", "-l", "tier=nothing"], &[]);
     assert_eq!(none.success(), "");
-    assert!(none.stderr.contains("warning: no release of environment `dev` matches the selection"));
+    assert!(none.stderr.contains("warning: no release of environment `dev` matches the selection (-l 'tier=nothing')"));
+}
+
+#[test]
+fn an_environment_without_releases_is_said_to_have_none() {
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", "namespace: apps\nreleases: []\n");
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(run.success(), "");
+    assert_eq!(run.stderr, "warning: environment `dev` has no releases (environments/dev.yaml)\n");
 }
 
 #[test]
@@ -107,12 +116,14 @@ fn output_dir_writes_one_file_per_object() {
     let run =
         weaver_in(&project_root(), &["render", "--env", "staging", "--output-dir", out.path().to_str().unwrap()], &[]);
     assert_eq!(run.success(), "");
+    assert_eq!(run.stderr, format!("wrote 7 files, removed 0 stale files to {}\n", out.path().display()));
     let mut files: Vec<String> =
         walk(out.path()).into_iter().map(|p| p.strip_prefix(out.path()).unwrap().display().to_string()).collect();
     files.sort();
     assert_eq!(
         files,
         [
+            ".weaver-render",
             "redis/configmap-redis-config.yaml",
             "redis/service-redis.yaml",
             "redis/statefulset-redis.yaml",
@@ -126,6 +137,78 @@ fn output_dir_writes_one_file_per_object() {
     let stream = render_demo("staging");
     let deployment = std::fs::read_to_string(out.path().join("web/deployment-web.yaml")).unwrap();
     assert!(stream.contains(&deployment));
+}
+
+#[test]
+fn output_dir_removes_the_files_it_wrote_for_objects_no_longer_rendered_and_no_others() {
+    let repo = Repo::minimal();
+    repo.write("charts/app/templates/service.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: app\n");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    std::fs::create_dir_all(out.path().join("app")).unwrap();
+    std::fs::write(out.path().join("README"), "mine\n").unwrap();
+    std::fs::write(out.path().join("app/notes.yaml"), "mine: true\n").unwrap();
+    let first = repo.weaver(&["render", "--env", "dev", "--output-dir", dir]);
+    assert_eq!(first.success(), "");
+    assert_eq!(first.stderr, format!("wrote 2 files, removed 0 stale files to {dir}\n"));
+    assert!(out.path().join("app/service-app.yaml").exists());
+
+    repo.remove("charts/app/templates/service.yaml");
+    let second = repo.weaver(&["render", "--env", "dev", "--output-dir", dir]);
+    assert_eq!(second.success(), "");
+    assert_eq!(second.stderr, format!("wrote 1 files, removed 1 stale files to {dir}\n"));
+    assert!(!out.path().join("app/service-app.yaml").exists());
+    assert!(out.path().join("app/configmap-app.yaml").exists());
+    assert_eq!(std::fs::read_to_string(out.path().join("README")).unwrap(), "mine\n");
+    assert_eq!(std::fs::read_to_string(out.path().join("app/notes.yaml")).unwrap(), "mine: true\n");
+
+    // A release that is gone takes its files and, once empty, its directory with it.
+    repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: other\n    chart: app\n");
+    let third = repo.weaver(&["render", "--env", "dev", "--output-dir", dir]);
+    assert_eq!(third.stderr, format!("wrote 1 files, removed 1 stale files to {dir}\n"));
+    assert!(!out.path().join("app/configmap-app.yaml").exists());
+    assert!(out.path().join("app/notes.yaml").exists(), "a user's file keeps its directory");
+    assert!(out.path().join("other/configmap-other.yaml").exists());
+}
+
+#[test]
+fn render_says_when_it_redacted_values_and_output_dir_needs_a_choice() {
+    let printed = weaver_in(&project_root(), &["render", "--env", "dev"], &[]);
+    assert!(printed.success().contains("<redacted:"));
+    assert_eq!(
+        printed.stderr,
+        "warning: 3 Secret or decrypted value(s) are redacted as `<redacted:…>`, so this output cannot be applied as it is; --show-secrets prints them\n"
+    );
+    let shown = weaver_in(&project_root(), &["render", "--env", "dev", "--show-secrets"], &[]);
+    assert!(!shown.success().contains("<redacted:"));
+    assert_eq!(shown.stderr, "");
+
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let refused = weaver_in(&project_root(), &["render", "--env", "dev", "--output-dir", dir], &[]);
+    assert!(refused.failure().contains("--redact"), "{}", refused.stderr);
+    assert!(walk(out.path()).is_empty(), "nothing is written when refused");
+    let redacted = weaver_in(&project_root(), &["render", "--env", "dev", "--output-dir", dir, "--redact"], &[]);
+    assert_eq!(redacted.success(), "");
+    let secret = std::fs::read_to_string(out.path().join("web/secret-web-secrets.yaml")).unwrap();
+    assert!(secret.contains("<redacted:"), "{secret}");
+    let real = weaver_in(&project_root(), &["render", "--env", "dev", "--output-dir", dir, "--show-secrets"], &[]);
+    assert_eq!(real.success(), "");
+    let secret = std::fs::read_to_string(out.path().join("web/secret-web-secrets.yaml")).unwrap();
+    assert!(!secret.contains("<redacted:"), "{secret}");
+}
+
+#[test]
+fn verbose_twice_adds_the_time_of_each_phase() {
+    let once = weaver_in(&project_root(), &["render", "--env", "dev", "-v"], &[]);
+    once.success();
+    assert!(once.stderr.contains("weaver: rendered 7 objects of 2 releases\n"), "{}", once.stderr);
+    assert!(!once.stderr.contains("took"), "{}", once.stderr);
+    let twice = weaver_in(&project_root(), &["render", "--env", "dev", "-vv"], &[]);
+    twice.success();
+    for phase in ["load", "decrypt", "render"] {
+        assert!(twice.stderr.contains(&format!("weaver: {phase} took ")), "{phase}: {}", twice.stderr);
+    }
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -267,14 +350,35 @@ fn envs_lists_environments_releases_charts_and_namespaces() {
 
 #[test]
 fn completions_for_each_shell() {
-    for shell in ["bash", "zsh", "fish"] {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let run = weaver_in(&project_root(), &["completions", shell], &[]);
         let script = run.success();
-        assert!(script.contains("render") && script.contains("env") && script.contains("selector"), "{shell}");
+        // The script asks this weaver for candidates.
+        assert!(script.contains("COMPLETE") && script.contains(common::WEAVER), "{shell}:\n{script}");
     }
     let run = weaver_in(&project_root(), &["completions", "tcsh"], &[]);
     assert_eq!(run.code, 1, "usage errors exit 1 (2 means changes found)");
     assert!(run.stderr.contains("invalid value 'tcsh'"), "{}", run.stderr);
+}
+
+/// What the shell gets for `weaver --repo DEMO <args>` with the cursor on the last word.
+fn complete(repo: &Path, args: &[&str]) -> Vec<String> {
+    let mut line = vec!["--", "weaver", "--repo", repo.to_str().unwrap()];
+    line.extend_from_slice(args);
+    let run = weaver_in(repo, &line, &[("COMPLETE", "fish")]);
+    run.success().lines().map(|l| l.split('\t').next().unwrap().to_string()).collect()
+}
+
+#[test]
+fn completion_offers_environments_releases_and_only_the_options_a_command_uses() {
+    let repo = Repo::demo();
+    assert_eq!(complete(repo.path(), &["render", "--env", ""]), ["dev", "prod", "staging"]);
+    assert_eq!(complete(repo.path(), &["diff", "--env", "st"]), ["staging"]);
+    assert_eq!(complete(repo.path(), &["render", "--env", "dev", "-r", ""]), ["redis", "web"]);
+    assert!(complete(repo.path(), &["history", "--env", "dev", ""]).contains(&"web".to_string()));
+    assert_eq!(complete(repo.path(), &["diff", "--env", "dev", "--kube"]), ["--kubeconfig"]);
+    assert!(complete(repo.path(), &["render", "--env", "dev", "--kube"]).is_empty());
+    assert!(complete(repo.path(), &["drift", "--env", "dev", "--ident"]).is_empty());
 }
 
 #[test]

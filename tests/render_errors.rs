@@ -159,7 +159,7 @@ fn invalid_selector_flag() {
     let repo = Repo::minimal();
     assert_eq!(
         first_line(&repo, &["render", "--env", "dev", "-l", "tier=a b"]),
-        "error: invalid label selector `tier=a b` in -l/--selector"
+        "error: invalid label selector `tier=a b` (-l/--selector): `a b` is not a valid label value"
     );
 }
 

@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use super::progress::WaitDisplay;
 use super::{Style, Ui, block_on, connect_options, write_stdout};
 use crate::apply::{ApplyOptions, Event, ObjectResult, Outcome, ReleaseInput, Report};
-use crate::cli::{ApplyArgs, ApplyFlags, GlobalArgs, ListFormat};
+use crate::cli::{ApplyArgs, ApplyFlags, ClusterArgs, GlobalArgs, ListFormat};
 use crate::cluster::{Cluster, HeldLock, LockEvent, LockOptions};
 use crate::diff::plan::{observe, plan_with_records};
 use crate::error::{Error, Result};
@@ -20,7 +21,8 @@ use crate::project::Environment;
 use crate::render::RenderedRelease;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
-    let (_, env, rendered) = super::render::desired_state(global, ui, &args.select)?;
+    let (_, env, rendered) =
+        super::render::desired_state(global, ui, &args.select, &args.identity, super::render::IfEmpty::Refuse)?;
     let provenance = crate::git::provenance(&global.repo, args.select.source.rev.as_deref())?;
     if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {
         let what =
@@ -44,7 +46,9 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         .collect();
     let inputs = inputs(&env, rendered.releases);
     let report = block_on(async {
-        let cluster = connect(global, ui, &env).await?;
+        let started = Instant::now();
+        let cluster = connect(&args.cluster, ui, &env).await?;
+        ui.timing("connect", started);
         execute(&cluster, ui, &env, inputs, &args.apply, &options).await
     })?;
     finish(ui, &report, &args.apply, &options)
@@ -86,8 +90,8 @@ pub(super) fn options(
     }
 }
 
-pub(super) async fn connect(global: &GlobalArgs, ui: &Ui, env: &Environment) -> Result<Cluster> {
-    let cluster = Cluster::connect(&connect_options(global, env)).await?;
+pub(super) async fn connect(cluster: &ClusterArgs, ui: &Ui, env: &Environment) -> Result<Cluster> {
+    let cluster = Cluster::connect(&connect_options(cluster, env)).await?;
     ui.info(&format!("applying to context `{}` ({})", cluster.info.context, cluster.info.server));
     Ok(cluster)
 }
@@ -137,8 +141,12 @@ async fn execute_locked(
     lock: Option<&HeldLock>,
 ) -> Result<Report> {
     let mut releases: Vec<RenderedRelease> = inputs.iter().map(|i| i.rendered.clone()).collect();
+    let started = Instant::now();
     let live = observe(cluster, &mut releases, &options.environment, options.concurrency).await?;
+    ui.timing("observe", started);
+    let started = Instant::now();
     let plan = plan_with_records(&releases, &live.records, &live.objects)?;
+    ui.timing("plan", started);
     for (input, scoped) in inputs.iter_mut().zip(releases) {
         input.rendered = scoped;
     }
@@ -176,7 +184,12 @@ async fn execute_locked(
         _ if text => print_event(ui, options, &event),
         _ => {}
     };
-    let applying = crate::apply::apply(cluster, inputs, &plan, &live, options, &interrupted, &on_event);
+    let started = Instant::now();
+    let applying = async {
+        let report = crate::apply::apply(cluster, inputs, &plan, &live, options, &interrupted, &on_event).await;
+        ui.timing("apply", started);
+        report
+    };
     let Some(lock) = lock else { return Ok(applying.await) };
     tokio::pin!(applying);
     // Another apply took the lock (this one stopped renewing it): stop starting new work.

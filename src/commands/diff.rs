@@ -13,16 +13,22 @@ use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
-    let (_, env, mut rendered) = super::render::desired_state(global, ui, &args.select)?;
+    let (_, env, mut rendered) =
+        super::render::desired_state(global, ui, &args.select, &args.identity, super::render::IfEmpty::Warn)?;
     let plan = match &args.live_from {
         Some(path) => plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?,
         None => {
-            let options = connect_options(global, &env);
+            let options = connect_options(&args.cluster, &env);
             let plan_options = ClusterPlanOptions { server_side: args.server_side, concurrency: args.concurrency };
             block_on(async {
+                let started = std::time::Instant::now();
                 let cluster = Cluster::connect(&options).await?;
                 ui.info(&format!("comparing with context `{}` ({})", cluster.info.context, cluster.info.server));
-                plan_cluster(&cluster, &mut rendered.releases, &env.name, plan_options).await
+                ui.timing("connect", started);
+                let started = std::time::Instant::now();
+                let plan = plan_cluster(&cluster, &mut rendered.releases, &env.name, plan_options).await;
+                ui.timing("observe and plan", started);
+                plan
             })?
         }
     };

@@ -5,28 +5,29 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
+use super::render::IfEmpty;
 use super::{Style, Ui, block_on, connect_options, open_project, write_stdout};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
 use crate::cluster::Cluster;
 use crate::diff::{ChangeOp, SECRET_CHANGED_MARKER, SECRET_MARKER};
 use crate::drift::{FieldDrift, ObjectDrift, ReleaseDrift, ReleaseState, Report, State};
 use crate::error::Result;
-use crate::project::{Selector, select_releases};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     // The environment says which releases live where; nothing is rendered or decrypted.
     let project = open_project(global, None)?;
     let env = super::render::deployable_environment(&project, &args.env)?;
-    let selector = Selector::parse_all(&args.selectors)?;
-    let releases = select_releases(&env, &args.releases, &selector, None)?;
-    if releases.is_empty() {
-        ui.warn(&format!("no release of environment `{}` matches the selection", env.name));
-    }
-    let options = connect_options(global, &env);
+    let releases = super::render::selected_releases(ui, &env, &args.filter, None, IfEmpty::Warn)?;
+    let options = connect_options(&args.cluster, &env);
     let report = block_on(async {
+        let started = std::time::Instant::now();
         let cluster = Cluster::connect(&options).await?;
         ui.info(&format!("comparing with context `{}` ({})", cluster.info.context, cluster.info.server));
-        crate::drift::check(&cluster, &env.name, &releases, args.concurrency).await
+        ui.timing("connect", started);
+        let started = std::time::Instant::now();
+        let report = crate::drift::check(&cluster, &env.name, &releases, args.concurrency).await;
+        ui.timing("observe and compare", started);
+        report
     })?;
     for release in &report.releases {
         match &release.revision {

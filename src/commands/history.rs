@@ -17,7 +17,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HistoryArgs) -> Result<ExitCode>
     let env = open_project(global, None)?.environment(&args.env)?;
     let release = release(&env, &args.release)?;
     let records = block_on(async {
-        let cluster = super::apply::connect(global, ui, &env).await?;
+        let cluster = super::apply::connect(&args.cluster, ui, &env).await?;
         records_of(&cluster, release, &env).await
     })?;
     let text = match args.output {

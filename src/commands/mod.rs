@@ -18,7 +18,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::cli::{Cli, ColorChoice, Command, GlobalArgs};
+use crate::cli::{Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, SecretsCommand};
 use crate::error::Error;
 use crate::git::{Comparison, GitRepo};
 use crate::project::{FsSource, Project};
@@ -58,6 +58,13 @@ impl Ui {
     pub fn info(&self, message: &str) {
         if self.verbose > 0 {
             eprintln!("{} {}", self.paint(self.color_stderr, Style::Dim, "weaver:"), self.redactor.redact(message));
+        }
+    }
+
+    /// How long a phase of the command took, shown with `-vv`.
+    pub fn timing(&self, phase: &str, started: std::time::Instant) {
+        if self.verbose > 1 {
+            self.info(&format!("{phase} took {:.1?}", started.elapsed()));
         }
     }
 
@@ -123,18 +130,22 @@ pub fn compare(
 /// machine, relative to --repo, even under --rev: private keys are not read from git history.
 pub fn load_identities(
     global: &GlobalArgs,
+    identity: &IdentityArgs,
     identity_file: Option<&crate::project::environment::PathRef>,
 ) -> crate::Result<crate::secrets::Identities> {
     // `join` keeps an absolute identityFile as it is.
     let env_identity = identity_file.map(|file| global.repo.join(&file.path));
     let sources =
-        crate::secrets::IdentitySources::from_env(global.identity.clone(), env_identity, |k| std::env::var_os(k));
+        crate::secrets::IdentitySources::from_env(identity.identity.clone(), env_identity, |k| std::env::var_os(k));
     Ok(sources.load()?)
 }
 
+/// How long a request may take when --request-timeout is not given.
+const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How to reach the cluster: flags first, then the environment's `cluster.context`.
-pub fn connect_options(global: &GlobalArgs, env: &crate::project::Environment) -> crate::cluster::ConnectOptions {
-    let context = match (&global.context, &env.context) {
+pub fn connect_options(cluster: &ClusterArgs, env: &crate::project::Environment) -> crate::cluster::ConnectOptions {
+    let context = match (&cluster.context, &env.context) {
         (Some(flag), _) => Some((flag.clone(), "--context".to_string())),
         (None, Some(context)) => {
             let file = env.files.first().map_or_else(String::new, |f| format!(" in {}", f.display()));
@@ -143,10 +154,57 @@ pub fn connect_options(global: &GlobalArgs, env: &crate::project::Environment) -
         (None, None) => None,
     };
     crate::cluster::ConnectOptions {
-        kubeconfig: global.kubeconfig.clone(),
+        kubeconfig: cluster.kubeconfig.clone(),
         context,
-        request_timeout: global.request_timeout,
+        request_timeout: cluster.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
     }
+}
+
+/// Moves cluster and secrets options given before the command into the command's own (which
+/// win); given before a command that does not use them, they are an error, not ignored.
+fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
+    let (cluster, identity) = match &mut cli.command {
+        Command::Diff(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
+        Command::Apply(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
+        Command::History(args) => (Some(&mut args.cluster), None),
+        Command::Rollback(args) => (Some(&mut args.cluster), None),
+        Command::Drift(args) => (Some(&mut args.cluster), None),
+        Command::Render(args) => (None, Some(&mut args.identity)),
+        Command::Secrets(SecretsCommand::Decrypt(args)) => (None, Some(&mut args.identity)),
+        Command::Secrets(
+            SecretsCommand::Edit(args) | SecretsCommand::Rotate(args) | SecretsCommand::Updatekeys(args),
+        ) => (None, Some(&mut args.identity)),
+        Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
+        Command::Completions(_) => (None, None),
+        Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
+        Command::Operator(OperatorCommand::Crd) => (None, None),
+    };
+    let outer = std::mem::take(&mut cli.cluster);
+    let unused = |flag: &str| {
+        Error::new(format!("{flag} does nothing for this command: it is not one that talks to the cluster"))
+            .with_help("diff, apply, history, rollback, drift and operator run take the cluster options")
+    };
+    match cluster {
+        Some(inner) => {
+            inner.kubeconfig = inner.kubeconfig.take().or(outer.kubeconfig);
+            inner.context = inner.context.take().or(outer.context);
+            inner.request_timeout = inner.request_timeout.or(outer.request_timeout);
+        }
+        None if outer.kubeconfig.is_some() => return Err(unused("--kubeconfig")),
+        None if outer.context.is_some() => return Err(unused("--context")),
+        None if outer.request_timeout.is_some() => return Err(unused("--request-timeout")),
+        None => {}
+    }
+    let outer = std::mem::take(&mut cli.identity);
+    match identity {
+        Some(inner) => inner.identity = inner.identity.take().or(outer.identity),
+        None if outer.identity.is_some() => {
+            return Err(Error::new("--identity does nothing for this command: it decrypts nothing")
+                .with_help("render, diff, apply and secrets decrypt/edit/rotate/updatekeys decrypt"));
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// Runs async cluster work from a synchronous command.
@@ -159,8 +217,12 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// Runs a parsed command line; returns the process exit code (0 ok, 2 changes found, 1 error).
-pub fn run(cli: Cli) -> ExitCode {
+pub fn run(mut cli: Cli) -> ExitCode {
     let ui = Ui::new(&cli.global);
+    if let Err(err) = place_leading_options(&mut cli) {
+        report_error(&ui, &err);
+        return ExitCode::from(1);
+    }
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, &ui, args),
         Command::Envs(args) => envs::run(&cli.global, &ui, args),

@@ -34,9 +34,9 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         LogFormat::Text => logs.with_ansi(super::Ui::new(global).color_stderr).init(),
     }
     let connect = crate::cluster::ConnectOptions {
-        kubeconfig: global.kubeconfig.clone(),
-        context: global.context.clone().map(|c| (c, "--context".to_string())),
-        request_timeout: global.request_timeout,
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context: args.cluster.context.clone().map(|c| (c, "--context".to_string())),
+        request_timeout: args.cluster.request_timeout.unwrap_or(super::DEFAULT_REQUEST_TIMEOUT),
     };
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;

@@ -1,41 +1,96 @@
 //! `weaver render`: print (or write) an environment's objects.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use super::{Ui, open_project};
-use crate::cli::{GlobalArgs, RenderArgs, SelectArgs};
-use crate::error::{Error, Result};
+use crate::cli::{GlobalArgs, IdentityArgs, ReleaseFilter, RenderArgs, SelectArgs};
+use crate::error::{Error, Location, Result};
 use crate::git::ReleaseStatus;
 use crate::manifest::Manifest;
-use crate::project::{Environment, Project, Selector, select_releases};
+use crate::project::{Environment, Project, Release, Selector, select_releases};
 use crate::render::Rendered;
 use crate::secrets::redact::redact_secret_object;
 
 /// Loads the environment, selects releases and renders them: the desired state every command
 /// starts from.
-pub fn desired_state(global: &GlobalArgs, ui: &Ui, select: &SelectArgs) -> Result<(Project, Environment, Rendered)> {
+pub fn desired_state(
+    global: &GlobalArgs,
+    ui: &Ui,
+    select: &SelectArgs,
+    identity: &IdentityArgs,
+    empty: IfEmpty,
+) -> Result<(Project, Environment, Rendered)> {
+    let started = Instant::now();
     let project = open_project(global, select.source.rev.as_deref())?;
     let env = deployable_environment(&project, &select.env)?;
-    let selector = Selector::parse_all(&select.selectors)?;
     let changed = changed_since(global, ui, select, &env.name)?;
-    let releases = select_releases(&env, &select.releases, &selector, changed.as_ref())?;
-    if releases.is_empty() {
-        ui.warn(&format!("no release of environment `{}` matches the selection", env.name));
-    }
-    let secrets = decrypt_secrets(global, ui, &project, &env)?;
-    let started = std::time::Instant::now();
+    let changed = select.changed_since.as_deref().zip(changed.as_ref());
+    let releases = selected_releases(ui, &env, &select.filter, changed, empty)?;
+    ui.timing("load", started);
+    let started = Instant::now();
+    let secrets = decrypt_secrets(global, identity, ui, &project, &env)?;
+    ui.timing("decrypt", started);
+    let started = Instant::now();
     let rendered = crate::render::render(&project, &env, &releases, &secrets)?;
-    ui.info(&format!(
-        "rendered {} objects of {} releases in {:.0?}",
-        rendered.manifests().count(),
-        releases.len(),
-        started.elapsed()
-    ));
+    ui.timing("render", started);
+    ui.info(&format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len()));
     Ok((project, env, rendered))
+}
+
+/// What an empty selection of releases is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfEmpty {
+    /// A warning: nothing to show is a fine answer.
+    Warn,
+    /// An error (apply): applying no release is a mistake, not a request to change nothing.
+    Refuse,
+}
+
+/// The releases `-r` and `-l` pick (and `changed`: those `--changed-since REV` reports). When
+/// there are none, says what is true: the environment has none, nothing matched the selection,
+/// or nothing changed (never refused: a pipeline's usual case).
+pub fn selected_releases<'a>(
+    ui: &Ui,
+    env: &'a Environment,
+    filter: &ReleaseFilter,
+    changed: Option<(&str, &BTreeSet<String>)>,
+    empty: IfEmpty,
+) -> Result<Vec<&'a Release>> {
+    let selector = Selector::parse_all(&filter.selectors)?;
+    let releases = select_releases(env, &filter.releases, &selector, changed.map(|(_, names)| names))?;
+    if !releases.is_empty() {
+        return Ok(releases);
+    }
+    let name = &env.name;
+    let (message, help) = if env.releases.is_empty() {
+        let file = env.files.first().map_or_else(String::new, |f| format!(" ({})", f.display()));
+        (format!("environment `{name}` has no releases{file}"), "add releases to the environment".to_string())
+    } else if let Some((base, _)) = changed
+        && !select_releases(env, &filter.releases, &selector, None)?.is_empty()
+    {
+        ui.warn(&format!("no selected release of environment `{name}` changed since `{base}` (--changed-since)"));
+        return Ok(releases);
+    } else {
+        let mut flags: Vec<String> = filter.releases.iter().map(|r| format!("-r {r}")).collect();
+        flags.extend(filter.selectors.iter().map(|l| format!("-l '{l}'")));
+        let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
+        (
+            format!("no release of environment `{name}` matches the selection ({})", flags.join(" ")),
+            format!("its releases: {}", known.join(", ")),
+        )
+    };
+    match empty {
+        IfEmpty::Warn => {
+            ui.warn(&message);
+            Ok(releases)
+        }
+        IfEmpty::Refuse => Err(Error::new(format!("{message}: there is nothing to apply")).with_help(help)),
+    }
 }
 
 /// Loads environment `name`, which must not be abstract (a base that is never deployed).
@@ -85,6 +140,7 @@ fn changed_since(global: &GlobalArgs, ui: &Ui, select: &SelectArgs, env: &str) -
 /// Decrypts the environment's secrets files, registering every value with the redactor.
 fn decrypt_secrets(
     global: &GlobalArgs,
+    identity: &IdentityArgs,
     ui: &Ui,
     project: &Project,
     env: &Environment,
@@ -92,29 +148,59 @@ fn decrypt_secrets(
     if env.secrets.is_empty() {
         return Ok(Map::new());
     }
-    let ids = super::load_identities(global, env.identity_file.as_ref())?;
+    let ids = super::load_identities(global, identity, env.identity_file.as_ref())?;
     let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, &ui.redactor)?;
     ui.info(&format!("decrypted {} secrets file(s)", env.secrets.len()));
     Ok(secrets)
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
-    let (_, _, mut rendered) = desired_state(global, ui, &args.select)?;
+    let (_, _, mut rendered) = desired_state(global, ui, &args.select, &args.identity, IfEmpty::Warn)?;
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
+    let mut redacted = 0;
     if !args.show_secrets {
         for manifest in rendered.releases.iter_mut().flat_map(|r| r.manifests.iter_mut()) {
+            let before = manifest.object.clone();
             redact_secret_object(&mut manifest.object);
             if !ui.redactor.is_empty() {
                 ui.redactor.redact_value(&mut manifest.object);
             }
+            redacted += changed_values(&before, &manifest.object);
         }
     }
+    // Placeholders deployed by `weaver render | kubectl apply -f -` break things quietly.
+    if redacted > 0 {
+        if let Some(dir) = args.output_dir.as_ref().filter(|_| !args.redact) {
+            return Err(Error::new(format!(
+                "--output-dir {} would get {redacted} redacted value(s): files that look deployable but hold `<redacted:…>` placeholders",
+                dir.display()
+            ))
+            .with_help("add --show-secrets to write the real values, or --redact to write the placeholders"));
+        }
+        ui.warn(&format!(
+            "{redacted} Secret or decrypted value(s) are redacted as `<redacted:…>`, so this output cannot be applied as it is; --show-secrets prints them"
+        ));
+    }
     match &args.output_dir {
-        Some(dir) => write_files(dir, &rendered)?,
+        Some(dir) => {
+            let (written, removed) = write_files(dir, &rendered)?;
+            ui.status(&format!("wrote {written} files, removed {removed} stale files to {}", dir.display()));
+        }
         None => super::write_stdout(to_stream(&rendered).as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many values (leaves) of an object its redacted copy changed.
+fn changed_values(before: &Value, after: &Value) -> usize {
+    match (before, after) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.iter().map(|(k, v)| b.get(k).map_or(1, |w| changed_values(v, w))).sum()
+        }
+        (Value::Array(a), Value::Array(b)) => a.iter().zip(b).map(|(v, w)| changed_values(v, w)).sum(),
+        (a, b) => usize::from(a != b),
+    }
 }
 
 /// A multi-document YAML stream; each document says which file and release it came from.
@@ -132,9 +218,18 @@ fn push_source_comment(out: &mut String, m: &Manifest) {
     out.push_str(&format!("# Source: {} (release {})\n", m.source.display(), m.release));
 }
 
+/// The file in an --output-dir listing the files weaver wrote there, so the next render removes
+/// those it no longer writes and never a file of the user's.
+const WRITTEN_LIST: &str = ".weaver-render";
+
 /// `DIR/<release>/<kind>-<name>.yaml`; two objects that would share a file are an error rather
-/// than one silently overwriting the other.
-fn write_files(dir: &Path, rendered: &Rendered) -> Result<()> {
+/// than one silently overwriting the other. Files the previous render wrote and this one does
+/// not are removed. Returns how many files were written and removed.
+fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::at(Location::file(dir), "--output-dir is not a directory")
+            .with_help("name a directory (it is created if missing)"));
+    }
     let mut seen = BTreeSet::new();
     for m in rendered.manifests() {
         let relative = Path::new(&m.release).join(format!("{}-{}.yaml", m.kind().to_lowercase(), m.name()));
@@ -151,5 +246,40 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<()> {
         crate::yaml::write_yaml(&mut text, &m.object);
         std::fs::write(&path, text).map_err(|e| Error::io("write file", &path, e))?;
     }
-    Ok(())
+    let list_path = dir.join(WRITTEN_LIST);
+    let previous = match std::fs::read_to_string(&list_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("read", &list_path, e)),
+    };
+    let mut removed = 0;
+    let listed = previous.lines().filter(|l| !l.starts_with('#')).map(PathBuf::from);
+    for stale in listed.filter(|p| is_written_path(p) && !seen.contains(p)) {
+        let path = dir.join(&stale);
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove stale file", &path, e)),
+        }
+        // A release directory left empty goes too; one holding anything else stays.
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    let mut list = String::from(
+        "# Files `weaver render --output-dir` wrote; the next render removes those it no longer writes.\n",
+    );
+    for path in &seen {
+        list.push_str(&format!("{}\n", path.display()));
+    }
+    std::fs::write(&list_path, list).map_err(|e| Error::io("write file", &list_path, e))?;
+    Ok((seen.len(), removed))
+}
+
+/// `<release>/<file>.yaml` and nothing else: a hand-edited list cannot reach outside DIR.
+fn is_written_path(path: &Path) -> bool {
+    let parts: Vec<Component> = path.components().collect();
+    parts.len() == 2
+        && parts.iter().all(|c| matches!(c, Component::Normal(_)))
+        && path.extension().is_some_and(|e| e == "yaml")
 }

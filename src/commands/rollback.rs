@@ -17,7 +17,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
     let env = open_project(global, None)?.environment(&args.env)?;
     let release = release(&env, &args.release)?;
     let (report, options) = block_on(async {
-        let cluster = super::apply::connect(global, ui, &env).await?;
+        let cluster = super::apply::connect(&args.cluster, ui, &env).await?;
         let records = records_of(&cluster, release, &env).await?;
         let current = records.iter().rev().find(|r| r.status == Status::Deployed);
         let target = match args.revision {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{Ui, open_project};
-use crate::cli::{DecryptArgs, GlobalArgs, SecretsCommand, SecretsFileArgs};
+use crate::cli::{DecryptArgs, GlobalArgs, IdentityArgs, SecretsCommand, SecretsFileArgs};
 use crate::error::{Error, Result};
 use crate::secrets::{self, CreationRules, EditOutcome, EditSession, Identities, SopsFile};
 
@@ -14,9 +14,9 @@ pub fn run(global: &GlobalArgs, ui: &Ui, command: &SecretsCommand) -> Result<Exi
     match command {
         SecretsCommand::Encrypt(args) => encrypt(global, ui, args),
         SecretsCommand::Decrypt(args) => decrypt(global, ui, args),
-        SecretsCommand::Edit(args) => edit(global, ui, args),
-        SecretsCommand::Rotate(args) => rotate(global, ui, args),
-        SecretsCommand::Updatekeys(args) => update_keys(global, ui, args),
+        SecretsCommand::Edit(args) => edit(global, &args.identity, ui, &args.target),
+        SecretsCommand::Rotate(args) => rotate(global, &args.identity, ui, &args.target),
+        SecretsCommand::Updatekeys(args) => update_keys(global, &args.identity, ui, &args.target),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -37,7 +37,7 @@ fn creation_rules(global: &GlobalArgs, file: &Path) -> Result<Option<CreationRul
 
 /// Identities for `file`, including the identityFile of the environment whose `secrets` list
 /// it, so that editing the demo's secrets/dev.yaml needs no flag.
-fn identities(global: &GlobalArgs, file: &Path) -> Result<Identities> {
+fn identities(global: &GlobalArgs, identity: &IdentityArgs, file: &Path) -> Result<Identities> {
     let project = open_project(global, None)?;
     let identity_file = (|| {
         let repo = std::path::absolute(&global.repo).ok()?;
@@ -48,7 +48,7 @@ fn identities(global: &GlobalArgs, file: &Path) -> Result<Identities> {
             env.identity_file
         })
     })();
-    super::load_identities(global, identity_file.as_ref())
+    super::load_identities(global, identity, identity_file.as_ref())
 }
 
 fn read_text(file: &Path) -> Result<String> {
@@ -66,7 +66,7 @@ fn encrypt(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
 }
 
 fn decrypt(global: &GlobalArgs, ui: &Ui, args: &DecryptArgs) -> Result<()> {
-    let ids = identities(global, &args.file)?;
+    let ids = identities(global, &args.identity, &args.file)?;
     let plain = secrets::decrypt_file(&args.file, &ids)?.render();
     if args.in_place {
         std::fs::write(&args.file, plain).map_err(|e| Error::io("write file", &args.file, e))?;
@@ -77,8 +77,8 @@ fn decrypt(global: &GlobalArgs, ui: &Ui, args: &DecryptArgs) -> Result<()> {
     }
 }
 
-fn rotate(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
-    let ids = identities(global, &args.file)?;
+fn rotate(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
+    let ids = identities(global, identity, &args.file)?;
     let opened = SopsFile::read(&args.file)?.decrypt(&ids)?;
     let recipients = if args.recipients.is_empty() {
         opened.recipients()
@@ -90,8 +90,8 @@ fn rotate(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
     Ok(())
 }
 
-fn update_keys(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
-    let ids = identities(global, &args.file)?;
+fn update_keys(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
+    let ids = identities(global, identity, &args.file)?;
     let opened = SopsFile::read(&args.file)?.decrypt(&ids)?;
     let rules = creation_rules(global, &args.file)?;
     let recipients = secrets::encryption_settings(&args.file, rules.as_ref(), &args.recipients)?.recipients;
@@ -111,8 +111,8 @@ fn update_keys(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<(
     Ok(())
 }
 
-fn edit(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
-    let ids = identities(global, &args.file)?;
+fn edit(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
+    let ids = identities(global, identity, &args.file)?;
     let temp_root = secrets::private_temp_root(|k| std::env::var_os(k));
     // The session's guard removes the plaintext on every path out of this function.
     let mut session = EditSession::open(&args.file, &ids, &temp_root)?;

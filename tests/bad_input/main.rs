@@ -11,6 +11,8 @@ mod common;
 mod confine;
 mod keyed_lists;
 
+mod cli;
+
 use common::Repo;
 
 /// Distinctive values planted in inputs (tokens, keys, secret values). Seeing one in stdout or

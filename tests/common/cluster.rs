@@ -76,7 +76,9 @@ impl TestCluster {
     /// cluster this says the check is skipped there, and why, and returns None.
     pub fn fake(&self, what: &str) -> Option<&TestApiServer> {
         if self.fake.is_none() {
-            eprintln!("skipped on a real cluster (WEAVER_TEST_KUBECONFIG): {what} needs the fake API server");
+            super::skip::say_skipped(&format!(
+                "on a real cluster (WEAVER_TEST_KUBECONFIG), {what} needs the fake API server"
+            ));
         }
         self.fake.as_ref()
     }

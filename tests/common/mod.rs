@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod demo;
 pub mod git;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -131,16 +132,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Interop tests skip when a tool is missing, unless CI demands them with
-/// WEAVER_REQUIRE_INTEROP=1, where a missing tool fails the test.
+/// Whether `tool` can be used; when not, the test says it is skipped (or, under
+/// WEAVER_REQUIRE_INTEROP=1, fails).
 #[track_caller]
 pub fn interop_available(tool: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var("WEAVER_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
-        panic!("{tool} is required (WEAVER_REQUIRE_INTEROP=1) but not available");
-    }
-    eprintln!("skipped: {tool} is not available (set WEAVER_REQUIRE_INTEROP=1 to make this a failure)");
-    false
+    skip::interop_or_skip((!available).then(|| format!("{tool} is not available")).as_deref())
 }

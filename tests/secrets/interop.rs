@@ -14,16 +14,10 @@ use weaver::secrets::{Document, Item, Selector, Value, decrypt_file, encrypt};
 use crate::common::{identities, key_pair, settings};
 
 /// Whether the `age` CLI can be used; panics if it is required but missing.
+#[track_caller]
 fn age_cli() -> bool {
     let found = Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("WEAVER_REQUIRE_INTEROP").is_none_or(|v| v != "1"),
-            "WEAVER_REQUIRE_INTEROP=1 but the age CLI is not installed (apt-get install age)"
-        );
-        eprintln!("skipping age CLI interop: `age` is not installed (apt-get install age)");
-    }
-    found
+    crate::skip::interop_or_skip((!found).then_some("the age CLI is not installed (apt-get install age)"))
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {

@@ -9,4 +9,6 @@ mod interop;
 mod redact;
 mod roundtrip;
 mod rules;
+#[path = "../common/skip.rs"]
+mod skip;
 mod vectors;

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
 use crate::project::source::Source;
-use crate::project::values::deep_merge;
+use crate::project::values::{deep_merge, merge_overrides};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 
@@ -253,7 +253,8 @@ impl PartialRelease {
             self.labels.get_or_insert_with(BTreeMap::new).extend(labels);
         }
         if let Some(values) = child.values {
-            deep_merge(self.values.get_or_insert_with(Map::new), values);
+            // Nulls must survive to delete chart defaults and valuesFiles keys at render time.
+            merge_overrides(self.values.get_or_insert_with(Map::new), values);
         }
         self.values_files = child.values_files.or(self.values_files.take());
         self.installed = child.installed.or(self.installed);

@@ -46,7 +46,15 @@ pub fn check(case: &Case) -> Result<(), String> {
     let env: Vec<(String, String)> = case.env.iter().map(|(k, v)| (k.to_string(), expand(v))).collect();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let run = repo.weaver_env(&args, &env);
-    let fail = |why: String| Err(format!("case `{}` ({}): {why}\nstdout:\n{}\nstderr:\n{}", case.name, args.join(" "), run.stdout, run.stderr));
+    let fail = |why: String| {
+        Err(format!(
+            "case `{}` ({}): {why}\nstdout:\n{}\nstderr:\n{}",
+            case.name,
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        ))
+    };
     if run.code != 1 {
         return fail(format!("exit code {}, expected 1", run.code));
     }

@@ -383,3 +383,37 @@ fn template_errors_never_print_variable_values() {
         assert!(!run.stdout.contains(VALUE));
     }
 }
+
+/// The demo charts pass every value through `| quote`: an undefined variable there is named
+/// like one without a filter (minijinja reports it at the filter, unnamed), and a secret in
+/// the context does not leak.
+#[test]
+fn undefined_variable_behind_a_filter_is_named() {
+    const SECRET: &str = "seed-password-8b2d";
+    let repo = Repo::demo();
+    repo.write(
+        "secrets/dev.yaml",
+        &format!("web:\n  apiKey: {SECRET}\n  databaseUrl: {SECRET}\n  sessionSecret: {SECRET}\n"),
+    );
+    let plaintext = repo.path().join("secrets/dev.yaml");
+    repo.weaver(&["secrets", "encrypt", plaintext.to_str().unwrap()]).success();
+    let template = "charts/web-app/templates/secret.yaml";
+    let original = std::fs::read_to_string(repo.path().join(template)).unwrap();
+    for (from, to, expected) in [
+        (
+            "secrets.web.apiKey | quote",
+            "secrets.web.apikey | quote",
+            "error: charts/web-app/templates/secret.yaml:12: template error: undefined value: `secrets.web.apikey` is undefined (given to filter `quote`)",
+        ),
+        (
+            "secrets.web.apiKey | quote",
+            "env.values.domian | quote",
+            "error: charts/web-app/templates/secret.yaml:12: template error: undefined value: `env.values.domian` is undefined (given to filter `quote`)",
+        ),
+    ] {
+        repo.write(template, &original.replace(from, to));
+        let run = repo.weaver(&["render", "--env", "dev"]);
+        assert_eq!(run.failure().lines().next().unwrap(), expected);
+        assert!(!run.stderr.contains(SECRET) && !run.stdout.contains(SECRET), "{}", run.stderr);
+    }
+}

@@ -417,3 +417,27 @@ fn undefined_variable_behind_a_filter_is_named() {
         assert!(!run.stderr.contains(SECRET) && !run.stdout.contains(SECRET), "{}", run.stderr);
     }
 }
+
+/// A patch that leaves no Kubernetes object (RFC 6902 may replace the root; a strategic merge
+/// may delete `metadata.name`) is an error naming the patch, the release and the object.
+#[test]
+fn patch_that_leaves_no_object() {
+    for (patch, problem) in [
+        ("ops: [{ op: replace, path: '', value: 1 }]", "is not a mapping (a Kubernetes object)"),
+        ("ops: [{ op: remove, path: /kind }]", "has no `kind`"),
+        ("patch: { metadata: { name: null } }", "has no `metadata.name`"),
+    ] {
+        let repo = Repo::minimal();
+        repo.write(
+            "environments/dev.yaml",
+            &format!("releases:\n  - name: app\n    chart: app\n    patches:\n      - target: {{ kind: ConfigMap }}\n        patch: {{}}\n      - target: {{ kind: ConfigMap }}\n        {patch}\n"),
+        );
+        let run = repo.weaver(&["render", "--env", "dev"]);
+        assert_eq!(
+            run.failure().lines().next().unwrap(),
+            format!(
+                "error: environments/dev.yaml:7:9: patch 2 of release `app` on ConfigMap default/app: the patched object {problem}"
+            )
+        );
+    }
+}

@@ -165,26 +165,7 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
         e.with_help(format!("release `{}`", release.name))
     })?;
     for (index, object) in documents.into_iter().enumerate() {
-        let problem = match &object {
-            Value::Object(map) => {
-                if !map.get("apiVersion").is_some_and(Value::is_string) {
-                    Some("has no `apiVersion`")
-                } else if !map.get("kind").is_some_and(Value::is_string) {
-                    Some("has no `kind`")
-                } else if object.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    Some("has no `metadata.name`")
-                } else if !map["kind"].as_str().is_some_and(|k| k.chars().all(|c| c.is_ascii_alphanumeric())) {
-                    Some("has a `kind` that is not a Kubernetes kind name (letters and digits)")
-                } else if !object.pointer("/metadata/name").and_then(Value::as_str).is_some_and(is_path_segment) {
-                    // The API server serves every object under /…/<name>, and weaver writes
-                    // `--output-dir` files from it.
-                    Some("has an invalid `metadata.name`: names may not contain '/' or '%', or be '.' or '..'")
-                } else {
-                    None
-                }
-            }
-            _ => Some("is not a mapping (a Kubernetes object)"),
-        };
+        let problem = object_problem(&object);
         if let Some(problem) = problem {
             return Err(Error::at(Location::file(path), format!("document {} of the {what} {problem}", index + 1))
                 .with_help(format!("release `{}`; every YAML document must be a Kubernetes object", release.name)));
@@ -192,6 +173,31 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
         out.push(Manifest { release: release.name.clone(), source: path.to_path_buf(), object });
     }
     Ok(())
+}
+
+/// Why `object` is not a Kubernetes object weaver can handle, if it is not: rendered documents
+/// and patched objects alike must have apiVersion, kind and a usable metadata.name.
+pub(crate) fn object_problem(object: &Value) -> Option<&'static str> {
+    match object {
+        Value::Object(map) => {
+            if !map.get("apiVersion").is_some_and(Value::is_string) {
+                Some("has no `apiVersion`")
+            } else if !map.get("kind").is_some_and(Value::is_string) {
+                Some("has no `kind`")
+            } else if object.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
+                Some("has no `metadata.name`")
+            } else if !map["kind"].as_str().is_some_and(|k| k.chars().all(|c| c.is_ascii_alphanumeric())) {
+                Some("has a `kind` that is not a Kubernetes kind name (letters and digits)")
+            } else if !object.pointer("/metadata/name").and_then(Value::as_str).is_some_and(is_path_segment) {
+                // The API server serves every object under /…/<name>, and weaver writes
+                // `--output-dir` files from it.
+                Some("has an invalid `metadata.name`: names may not contain '/' or '%', or be '.' or '..'")
+            } else {
+                None
+            }
+        }
+        _ => Some("is not a mapping (a Kubernetes object)"),
+    }
 }
 
 fn is_path_segment(name: &str) -> bool {

@@ -79,7 +79,7 @@ impl Error {
 }
 
 /// The part of an I/O error worth showing, without Rust's "(os error 2)" suffix.
-fn io_reason(err: &std::io::Error) -> String {
+pub(crate) fn io_reason(err: &std::io::Error) -> String {
     match err.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),

@@ -177,8 +177,13 @@ impl Identities {
             if line.starts_with("AGE-PLUGIN-") {
                 return Err(invalid("age plugin identities are not supported"));
             }
-            let identity = x25519::Identity::from_str(line)
-                .map_err(|_| invalid("not an age identity (expected a line starting with AGE-SECRET-KEY-)"))?;
+            let identity = x25519::Identity::from_str(line).map_err(|_| {
+                invalid(if line.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+                    "the age secret key is malformed (wrong length or checksum; the key is not shown)"
+                } else {
+                    "not an age identity (expected a line starting with AGE-SECRET-KEY-1)"
+                })
+            })?;
             let public = identity.to_public().to_string();
             // The same key in several sources is tried (and reported) once.
             if !self.keys.iter().any(|k| k.public == public) {

@@ -39,6 +39,9 @@ fn located(path: &Path, text: &str, err: serde_saphyr::Error, what: &str) -> Err
             }
         }
         E::DuplicateMappingKey { key: None, .. } => "duplicate key".to_string(),
+        E::InvalidScalar { ty, .. } => format!("expected {}", expected_scalar(ty)),
+        E::InvalidBooleanStrict { .. } => "expected true or false".to_string(),
+        E::NullIntoString { .. } => "expected a string, found null".to_string(),
         E::SerdeInvalidType { unexpected, expected, .. } | E::SerdeInvalidValue { unexpected, expected, .. } => {
             format!("expected {expected}, found {}", kind_of(unexpected))
         }
@@ -52,9 +55,22 @@ fn located(path: &Path, text: &str, err: serde_saphyr::Error, what: &str) -> Err
             message
                 .replace("expected sequence start", "expected a list")
                 .replace("expected mapping start", "expected a mapping")
+                .replace("expected string scalar", "expected a string")
         }
     };
     Error::at(location, format!("{what}: {message}"))
+}
+
+/// A Rust scalar type in the words of the file's author.
+fn expected_scalar(ty: &str) -> String {
+    match ty {
+        "bool" => "true or false".to_string(),
+        "f32" | "f64" => "a number".to_string(),
+        "char" => "a single character".to_string(),
+        _ if ty.starts_with('u') && ty[1..].parse::<u8>().is_ok() => "a whole number, not negative".to_string(),
+        _ if ty.starts_with('i') && ty[1..].parse::<u8>().is_ok() => "a whole number".to_string(),
+        other => format!("a {other}"),
+    }
 }
 
 /// `string "hunter2"` → `a string`: what serde found, without the value itself.
@@ -151,6 +167,10 @@ mod tests {
         assert_eq!(kind_of("string \"SEEDTOKEN-4f1c9a7e\""), "a string");
         assert_eq!(kind_of("integer `5`"), "an integer");
         assert_eq!(kind_of("floating point `1.5`"), "a number");
-        assert_eq!(error::<Vec<u32>>("- SEEDTOKEN-4f1c9a7e\n"), "f.yaml:1:3: invalid YAML: invalid u32");
+        assert_eq!(
+            error::<Vec<u32>>("- SEEDTOKEN-4f1c9a7e\n"),
+            "f.yaml:1:3: invalid YAML: expected a whole number, not negative"
+        );
+        assert_eq!(error::<Vec<String>>("- [a]\n"), "f.yaml:1:3: invalid YAML: expected a string");
     }
 }

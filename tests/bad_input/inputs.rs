@@ -18,7 +18,10 @@ const CASES: &[Case] = &[
     // Environments.
     Case {
         name: "unknown key in a release",
-        files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuez: {}\n")],
+        files: &[(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuez: {}\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
         expect: &["environments/dev.yaml:5:5: invalid environment file: unknown field `valuez`, expected one of"],
@@ -28,7 +31,7 @@ const CASES: &[Case] = &[
         files: &[("environments/dev.yaml", "namespace: [apps]\nreleases: []\n")],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:1:12: invalid environment file: "],
+        expect: &["environments/dev.yaml:1:12: invalid environment file: expected a string"],
     },
     Case {
         name: "extends a missing environment",
@@ -39,7 +42,10 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "valuesFiles entry that does not exist",
-        files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/missing.yaml]\n")],
+        files: &[(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/missing.yaml]\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
         expect: &["environments/dev.yaml:5:19: values file values/missing.yaml does not exist"],
@@ -49,24 +55,35 @@ const CASES: &[Case] = &[
         files: &[("environments/dev.yaml", "namespace: apps\nreleases: []\nnamespace: other\n")],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:3:1: invalid environment file: duplicate key `namespace` (first defined at line 1)"],
+        expect: &[
+            "environments/dev.yaml:3:1: invalid environment file: duplicate key `namespace` (first defined at line 1)",
+        ],
     },
     // Values.
     Case {
         name: "values that do not match the chart's schema",
         files: &[
             ("charts/app/values.schema.json", r#"{"type": "object", "properties": {"greeting": {"type": "integer"}}}"#),
-            ("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    values: { greeting: seed-password-8b2d }\n"),
+            (
+                "environments/dev.yaml",
+                "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    values: { greeting: seed-password-8b2d }\n",
+            ),
         ],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:3:5: values of release `app` do not match charts/app/values.schema.json", "at `/greeting`"],
+        expect: &[
+            "environments/dev.yaml:3:5: values of release `app` do not match charts/app/values.schema.json",
+            "at `/greeting`",
+        ],
     },
     Case {
         name: "a values file that is not a mapping",
         files: &[
             ("values/app.yaml", "- seed-password-8b2d\n"),
-            ("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/app.yaml]\n"),
+            (
+                "environments/dev.yaml",
+                "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/app.yaml]\n",
+            ),
         ],
         args: &["render", "--env", "dev"],
         env: &[],
@@ -78,7 +95,7 @@ const CASES: &[Case] = &[
         files: &[("charts/app/chart.yaml", "name: app\nversion: [1]\n")],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["charts/app/chart.yaml:2:10: invalid chart.yaml: "],
+        expect: &["charts/app/chart.yaml:2:10: invalid chart.yaml: expected a string"],
     },
     Case {
         name: "a release naming a missing chart",
@@ -90,14 +107,22 @@ const CASES: &[Case] = &[
     // Templates.
     Case {
         name: "undefined value behind a filter",
-        files: &[("charts/app/templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ values.greting | quote }}\n")],
+        files: &[(
+            "charts/app/templates/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ values.greting | quote }}\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["charts/app/templates/configmap.yaml:6: template error: undefined value: `values.greting` is undefined (given to filter `quote`)"],
+        expect: &[
+            "charts/app/templates/configmap.yaml:6: template error: undefined value: `values.greting` is undefined (given to filter `quote`)",
+        ],
     },
     Case {
         name: "template syntax error",
-        files: &[("charts/app/templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }\n")],
+        files: &[(
+            "charts/app/templates/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
         expect: &["charts/app/templates/configmap.yaml:4: template error: syntax error"],
@@ -107,11 +132,16 @@ const CASES: &[Case] = &[
         files: &[("charts/app/templates/configmap.yaml", "\n{{ fail('this chart needs values.mode') }}\n")],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["charts/app/templates/configmap.yaml:2: template error: invalid operation: this chart needs values.mode"],
+        expect: &[
+            "charts/app/templates/configmap.yaml:2: template error: invalid operation: this chart needs values.mode",
+        ],
     },
     Case {
         name: "required value missing",
-        files: &[("charts/app/templates/configmap.yaml", "a: {{ values.host | required('values.host is required') }}\n")],
+        files: &[(
+            "charts/app/templates/configmap.yaml",
+            "a: {{ values.host | required('values.host is required') }}\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
         expect: &["charts/app/templates/configmap.yaml:1: template error: invalid operation: values.host is required"],
@@ -119,28 +149,46 @@ const CASES: &[Case] = &[
     // Patches.
     Case {
         name: "patch that replaces the whole object",
-        files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: ConfigMap }\n        ops: [{ op: replace, path: '', value: 1 }]\n")],
+        files: &[(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: ConfigMap }\n        ops: [{ op: replace, path: '', value: 1 }]\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:6:9: patch 1 of release `app` on ConfigMap apps/app: the patched object is not a mapping"],
+        expect: &[
+            "environments/dev.yaml:6:9: patch 1 of release `app` on ConfigMap apps/app: the patched object is not a mapping",
+        ],
     },
     Case {
         name: "patch with an unknown operation",
-        files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: ConfigMap }\n        ops: [{ op: frobnicate, path: /data }]\n")],
+        files: &[(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: ConfigMap }\n        ops: [{ op: frobnicate, path: /data }]\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:6:9: patch failed on ConfigMap apps/app: JSON patch operation 0 is invalid: `op` must be one of add, remove"],
+        expect: &[
+            "environments/dev.yaml:6:9: patch failed on ConfigMap apps/app: JSON patch operation 0 is invalid: `op` must be one of add, remove",
+        ],
     },
     Case {
         name: "patch on a missing path",
-        files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: ConfigMap }\n        ops: [{ op: test, path: /data/greeting, value: seed-password-8b2d }, { op: remove, path: /data/missing }]\n")],
+        files: &[(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: ConfigMap }\n        ops: [{ op: test, path: /data/greeting, value: seed-password-8b2d }, { op: remove, path: /data/missing }]\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:6:9: patch failed on ConfigMap apps/app: JSON patch operation 0 (`test` at /data/greeting) failed"],
+        expect: &[
+            "environments/dev.yaml:6:9: patch failed on ConfigMap apps/app: JSON patch operation 0 (`test` at /data/greeting) failed",
+        ],
     },
     Case {
         name: "patch target that matches nothing",
-        files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: Deployment }\n        patch: { spec: { replicas: 2 } }\n")],
+        files: &[(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    patches:\n      - target: { kind: Deployment }\n        patch: { spec: { replicas: 2 } }\n",
+        )],
         args: &["render", "--env", "dev"],
         env: &[],
         expect: &["environments/dev.yaml:6:9: patch target {kind: Deployment} matches no object of release `app`"],
@@ -155,14 +203,22 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "secrets file with a tampered MAC",
-        files: &[("environments/dev.yaml", WITH_SECRETS), ("secrets/dev.yaml", TAMPERED_SECRETS), ("dev.agekey", DEV_KEY)],
+        files: &[
+            ("environments/dev.yaml", WITH_SECRETS),
+            ("secrets/dev.yaml", TAMPERED_SECRETS),
+            ("dev.agekey", DEV_KEY),
+        ],
         args: &["render", "--env", "dev", "--identity", "{repo}/dev.agekey"],
         env: &[],
         expect: &["secrets/dev.yaml: MAC mismatch"],
     },
     Case {
         name: "secrets file and the wrong key",
-        files: &[("environments/dev.yaml", WITH_SECRETS), ("secrets/dev.yaml", DEV_SECRETS), ("other.agekey", OTHER_KEY)],
+        files: &[
+            ("environments/dev.yaml", WITH_SECRETS),
+            ("secrets/dev.yaml", DEV_SECRETS),
+            ("other.agekey", OTHER_KEY),
+        ],
         args: &["render", "--env", "dev", "--identity", "{repo}/other.agekey"],
         env: &[],
         expect: &["secrets/dev.yaml", "age1x3tz69kdh3y6tlqccymajnzrxfqnz352azev25z805fqv55qdu7sxhepq0"],
@@ -177,7 +233,11 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "malformed key in an identity file",
-        files: &[("environments/dev.yaml", WITH_SECRETS), ("secrets/dev.yaml", DEV_SECRETS), ("k.agekey", "# mine\nAGE-SECRET-KEY-1SEEDKEYQQQQ\n")],
+        files: &[
+            ("environments/dev.yaml", WITH_SECRETS),
+            ("secrets/dev.yaml", DEV_SECRETS),
+            ("k.agekey", "# mine\nAGE-SECRET-KEY-1SEEDKEYQQQQ\n"),
+        ],
         args: &["render", "--env", "dev", "--identity", "{repo}/k.agekey"],
         env: &[],
         expect: &["--identity {repo}/k.agekey: line 2: the age secret key is malformed"],
@@ -192,7 +252,10 @@ const CASES: &[Case] = &[
     // Kubeconfigs: they fail before any network; the valid one points at a closed port.
     Case {
         name: "kubeconfig syntax error right after a token",
-        files: &[("kc.yaml", "apiVersion: v1\nusers:\n- name: u\n  user:\n    token: SEEDTOKEN-4f1c9a7e\n      bad: x\n")],
+        files: &[(
+            "kc.yaml",
+            "apiVersion: v1\nusers:\n- name: u\n  user:\n    token: SEEDTOKEN-4f1c9a7e\n      bad: x\n",
+        )],
         args: KC_ARGS,
         env: &[],
         expect: &["{repo}/kc.yaml:6:10: invalid kubeconfig: "],
@@ -227,7 +290,10 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "KUBECONFIG skips a missing file and reports the broken one",
-        files: &[("b.yaml", "clusters:\n- name: c\n  cluster: { server: x }\nusers:\n- name: u\n  user: { token: SEEDTOKEN-4f1c9a7e }\n  user: {}\n")],
+        files: &[(
+            "b.yaml",
+            "clusters:\n- name: c\n  cluster: { server: x }\nusers:\n- name: u\n  user: { token: SEEDTOKEN-4f1c9a7e }\n  user: {}\n",
+        )],
         args: &["diff", "--env", "dev"],
         env: &[("KUBECONFIG", "{repo}/a.yaml:{repo}/b.yaml")],
         expect: &["{repo}/b.yaml:7:3: invalid kubeconfig: duplicate key `user` (first defined at line 6)"],
@@ -235,7 +301,10 @@ const CASES: &[Case] = &[
     // --live-from files may hold Secrets.
     Case {
         name: "live-from file with a syntax error after a secret value",
-        files: &[("live.yaml", "apiVersion: v1\nkind: Secret\nmetadata: { name: s }\nstringData:\n  password: seed-password-8b2d\n    bad: x\n")],
+        files: &[(
+            "live.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: { name: s }\nstringData:\n  password: seed-password-8b2d\n    bad: x\n",
+        )],
         args: &["diff", "--env", "dev", "--live-from", "{repo}/live.yaml"],
         env: &[],
         expect: &["{repo}/live.yaml:6:"],

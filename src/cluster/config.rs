@@ -147,7 +147,12 @@ fn read_file(path: &Path) -> Result<Option<Kubeconfig>> {
     };
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::at(Location::file(path), "invalid kubeconfig: the file is not UTF-8 text"))?;
-    let documents: Vec<Kubeconfig> = crate::yaml::documents_as(path, &text, "invalid kubeconfig")?;
+    parse(path, &text).map(Some)
+}
+
+/// The documents of one kubeconfig file, merged, with its relative paths resolved.
+fn parse(path: &Path, text: &str) -> Result<Kubeconfig> {
+    let documents: Vec<Kubeconfig> = crate::yaml::documents_as(path, text, "invalid kubeconfig")?;
     let mut config = Kubeconfig::default();
     for document in documents {
         for (what, names) in [
@@ -164,7 +169,7 @@ fn read_file(path: &Path) -> Result<Option<Kubeconfig>> {
         }
         config = merge(config, relative_to(document, path.parent().unwrap_or(Path::new(""))));
     }
-    Ok(Some(config))
+    Ok(config)
 }
 
 /// Files named in a kubeconfig are relative to the kubeconfig's directory (as in kubectl);
@@ -205,6 +210,18 @@ fn kubeconfig_error(err: &KubeconfigError, described: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any input is a kubeconfig or an error, never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), yaml in crate::yaml::arbitrary_yaml()) {
+            let _ = parse(Path::new("kc"), &String::from_utf8_lossy(&bytes));
+            let _ = parse(Path::new("kc"), &yaml);
+        }
+    }
 
     fn files(contents: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
         let dir = tempfile::tempdir().unwrap();

@@ -506,6 +506,22 @@ mod tests {
         load_environment(&FsSource::new(dir.path()), name)
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(100))]
+
+        /// Any environment file (and base) is an environment or an error, never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            child in crate::yaml::arbitrary_yaml(),
+            base in crate::yaml::arbitrary_yaml(),
+        ) {
+            let _ = load(&[("dev.yaml", &String::from_utf8_lossy(&bytes))], "dev");
+            let _ = load(&[("dev.yaml", &format!("extends: base\n{child}")), ("base.yaml", &base)], "dev");
+            let _ = load(&[("dev.yaml", &child)], "dev");
+        }
+    }
+
     #[test]
     fn lock_namespace_defaults_to_kube_system_and_is_inherited_through_cluster() {
         let files = [

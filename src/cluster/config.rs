@@ -43,6 +43,7 @@ pub(super) async fn client(options: &ConnectOptions) -> Result<(kube::Client, Cl
                 .with_help("pass --context NAME, or set `cluster.context` in the environment file")
         })?,
     };
+    check_references(&kubeconfig, &context, &described)?;
     let server = kubeconfig
         .contexts
         .iter()
@@ -71,6 +72,24 @@ pub(super) async fn client(options: &ConnectOptions) -> Result<(kube::Client, Cl
         ))
     })?;
     Ok((client, info))
+}
+
+/// The cluster and user a context names must be defined (kube says only "failed to load the
+/// cluster of context").
+fn check_references(kubeconfig: &Kubeconfig, context: &str, described: &str) -> Result<()> {
+    let missing = |what: &str, name: &str| {
+        Err(Error::new(format!("context `{context}` names {what} `{name}`, which {described} does not define")))
+    };
+    let Some(entry) = kubeconfig.contexts.iter().find(|c| c.name == context).and_then(|c| c.context.as_ref()) else {
+        return Err(Error::new(format!("context `{context}` in {described} has no `context` (cluster and user)")));
+    };
+    if !kubeconfig.clusters.iter().any(|c| c.name == entry.cluster) {
+        return missing("cluster", &entry.cluster);
+    }
+    match &entry.user {
+        Some(user) if !kubeconfig.auth_infos.iter().any(|u| &u.name == user) => missing("user", user),
+        _ => Ok(()),
+    }
 }
 
 /// The merged kubeconfig and how to name it in messages.

@@ -282,6 +282,30 @@ const CASES: &[Case] = &[
         expect: &["context `nope` (from --context) is not in kubeconfig {repo}/kc.yaml", "here"],
     },
     Case {
+        name: "context naming a cluster that is not defined",
+        files: &[(
+            "kc.yaml",
+            "current-context: here\nusers:\n- name: u\n  user: { token: SEEDTOKEN-4f1c9a7e }\ncontexts:\n- name: here\n  context: { cluster: nope, user: u }\n",
+        )],
+        args: KC_ARGS,
+        env: &[],
+        expect: &[
+            "context `here` names cluster `nope`, which kubeconfig {repo}/kc.yaml (from --kubeconfig) does not define",
+        ],
+    },
+    Case {
+        name: "context naming a user that is not defined",
+        files: &[(
+            "kc.yaml",
+            "clusters:\n- name: c\n  cluster: { server: 'https://127.0.0.1:1' }\ncontexts:\n- name: here\n  context: { cluster: c, user: nobody }\n",
+        )],
+        args: &["diff", "--env", "dev", "--kubeconfig", "{repo}/kc.yaml", "--context", "here"],
+        env: &[],
+        expect: &[
+            "context `here` names user `nobody`, which kubeconfig {repo}/kc.yaml (from --kubeconfig) does not define",
+        ],
+    },
+    Case {
         name: "KUBECONFIG whose files are all missing",
         files: &[],
         args: &["diff", "--env", "dev"],

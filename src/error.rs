@@ -85,10 +85,10 @@ pub(crate) fn io_reason(err: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => {
             let text = err.to_string();
-            match text.find(" (os error") {
-                Some(i) => text[..i].to_string(),
-                None => text,
-            }
+            let text = text.find(" (os error").map_or(text.as_str(), |i| &text[..i]);
+            // Lower case like every other reason ("No space left on device" reads as a sentence).
+            let mut chars = text.chars();
+            chars.next().map_or_else(String::new, |first| first.to_lowercase().chain(chars).collect())
         }
     }
 }

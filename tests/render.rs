@@ -316,3 +316,21 @@ fn null_deletes_lower_layers_with_and_without_extends() {
         assert_eq!(data["env"], r#"{"d":1,"e":{"h":1}}"#, "{}", run.stdout);
     }
 }
+
+/// An I/O error is said in weaver's one style, without Rust's "(os error 28)".
+#[test]
+fn a_full_standard_output_is_reported_without_os_error_numbers() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: this system has no /dev/full");
+        return;
+    };
+    let repo = Repo::minimal();
+    let out = std::process::Command::new(common::WEAVER)
+        .args(["--repo", repo.path().to_str().unwrap(), "render", "--env", "dev"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr, "error: cannot write to standard output: no space left on device\n");
+}

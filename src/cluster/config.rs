@@ -273,6 +273,13 @@ mod tests {
     }
 
     #[test]
+    fn a_name_defined_twice_in_one_file_is_an_error_as_in_kubectl() {
+        let text = "users:\n- name: u\n  user: { token: a }\n- name: u\n  user: { token: b }\n";
+        let err = parse(Path::new("kc"), text).unwrap_err().to_string();
+        assert_eq!(err, "kc: invalid kubeconfig: user `u` is defined twice");
+    }
+
+    #[test]
     fn merging_follows_kubectl() {
         let a = kubeconfig("a", "", "https://a");
         let b = kubeconfig("b", "b", "https://b").replace("apiVersion: v1", "apiVersion: v2");

@@ -93,6 +93,13 @@ pub(crate) fn io_reason(err: &std::io::Error) -> String {
     }
 }
 
+/// serde_json's message without its " at line L column C" suffix, for messages that put the
+/// location in front. (serde_json's syntax messages name the problem, never the input text.)
+pub(crate) fn json_reason(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    text.rsplit_once(" at line ").map_or(text.as_str(), |(reason, _)| reason).to_owned()
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {

@@ -100,7 +100,10 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
     let schema = if source.exists(&schema_path) {
         let text = source.read_text(&schema_path)?;
         let schema: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::at(Location::at(&schema_path, e.line() as u64, e.column() as u64), format!("invalid JSON: {e}"))
+            Error::at(
+                Location::at(&schema_path, e.line() as u64, e.column() as u64),
+                format!("invalid JSON: {}", crate::error::json_reason(&e)),
+            )
         })?;
         Some((schema_path, schema))
     } else {

@@ -98,6 +98,13 @@ const CASES: &[Case] = &[
         expect: &["charts/app/chart.yaml:2:10: invalid chart.yaml: expected a string"],
     },
     Case {
+        name: "values.schema.json that is not JSON",
+        files: &[("charts/app/values.schema.json", "{\"type\": \"object\",\n}\n")],
+        args: &["render", "--env", "dev"],
+        env: &[],
+        expect: &["charts/app/values.schema.json:2:1: invalid JSON: trailing comma\n"],
+    },
+    Case {
         name: "a release naming a missing chart",
         files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: nope\n")],
         args: &["render", "--env", "dev"],

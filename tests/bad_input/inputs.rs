@@ -144,6 +144,18 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "an indent too wide to allocate",
+        files: &[(
+            "charts/app/templates/configmap.yaml",
+            "a:\n{{ values.greeting | nindent(18446744073709551615) }}\n",
+        )],
+        args: &["render", "--env", "dev"],
+        env: &[],
+        expect: &[
+            "charts/app/templates/configmap.yaml:2: template error: invalid operation: indent: width 18446744073709551615 is too large (at most 1024)",
+        ],
+    },
+    Case {
         name: "required value missing",
         files: &[(
             "charts/app/templates/configmap.yaml",

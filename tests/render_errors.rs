@@ -441,3 +441,19 @@ fn patch_that_leaves_no_object() {
         );
     }
 }
+
+/// Arithmetic errors would quote the operands (minijinja: "unable to calculate 987654 // 0").
+#[test]
+fn arithmetic_errors_never_print_the_operands() {
+    for (template, op) in [("{{ values.pin // 0 }}", "//"), ("{{ values.pin ** 99999 }}", "**")] {
+        let repo = Repo::minimal();
+        repo.write("charts/app/templates/configmap.yaml", &format!("a: {template}\n"))
+            .write("environments/dev.yaml", "releases:\n  - name: app\n    chart: app\n    values: { pin: 987654 }\n");
+        assert_eq!(
+            render_error(&repo),
+            format!(
+                "error: charts/app/templates/configmap.yaml:1: template error: invalid operation: `{op}` cannot be calculated (division by zero, or a result too large)"
+            )
+        );
+    }
+}

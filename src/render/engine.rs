@@ -168,7 +168,7 @@ fn template_error(err: &minijinja::Error, undefined_name: impl Fn(&minijinja::Er
         current = e.source();
     }
     let innermost = frames.iter().rev().find(|f| f.name().is_some()).copied().unwrap_or(err);
-    let reason = match innermost.detail().map(str::to_string).or_else(|| undefined_name(innermost)) {
+    let reason = match innermost.detail().map(without_operands).or_else(|| undefined_name(innermost)) {
         Some(detail) => format!("{}: {detail}", innermost.kind()),
         None => innermost.kind().to_string(),
     };
@@ -187,6 +187,18 @@ fn template_error(err: &minijinja::Error, undefined_name: impl Fn(&minijinja::Er
         error = error.with_help(format!("included from {}", includers.join(", included from ")));
     }
     error
+}
+
+/// minijinja's arithmetic errors quote their operands ("unable to calculate 987654 // 0"),
+/// which can be values of secrets: keep the operator only.
+fn without_operands(detail: &str) -> String {
+    match detail.strip_prefix("unable to calculate ") {
+        Some(rest) => match rest.split(' ').nth(1) {
+            Some(op) => format!("`{op}` cannot be calculated (division by zero, or a result too large)"),
+            None => "a calculation failed (division by zero, or a result too large)".to_string(),
+        },
+        None => detail.to_string(),
+    }
 }
 
 #[cfg(test)]

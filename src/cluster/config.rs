@@ -164,9 +164,23 @@ fn read_file(path: &Path) -> Result<Option<Kubeconfig>> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io("read kubeconfig", path, err)),
     };
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::at(Location::file(path), "invalid kubeconfig: the file is not UTF-8 text"))?;
+    let text = decode(bytes)
+        .ok_or_else(|| Error::at(Location::file(path), "invalid kubeconfig: the file is not UTF-8 or UTF-16 text"))?;
     parse(path, &text).map(Some)
+}
+
+/// UTF-8, or UTF-16 with a byte-order mark (as Windows tools write kubeconfigs; kubectl and
+/// kube read those too).
+fn decode(bytes: Vec<u8>) -> Option<String> {
+    let utf16 = |rest: &[u8], from: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = rest.chunks(2).map(|c| from([c[0], *c.get(1).unwrap_or(&0)])).collect();
+        String::from_utf16(&units).ok()
+    };
+    match bytes.as_slice() {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        _ => String::from_utf8(bytes).ok(),
+    }
 }
 
 /// The documents of one kubeconfig file, merged, with its relative paths resolved.
@@ -270,6 +284,16 @@ mod tests {
         let err = read_file(&paths[0]).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{}:6:10: invalid kubeconfig: ", paths[0].display())), "{err}");
         assert!(!err.contains("SEEDTOKEN") && !err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn utf16_kubeconfigs_with_a_byte_order_mark_are_read() {
+        let text = "current-context: here\n";
+        let le: Vec<u8> = [0xFF, 0xFE].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let be: Vec<u8> = [0xFE, 0xFF].into_iter().chain(text.encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        assert_eq!(decode(le).as_deref(), Some(text));
+        assert_eq!(decode(be).as_deref(), Some(text));
+        assert_eq!(decode(vec![0xFF, 0xFE, 0x00, 0xD8]), None);
     }
 
     #[test]

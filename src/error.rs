@@ -98,18 +98,25 @@ impl Error {
 }
 
 /// The part of an I/O error worth showing, without Rust's "(os error 2)" suffix.
-fn io_reason(err: &std::io::Error) -> String {
+pub(crate) fn io_reason(err: &std::io::Error) -> String {
     match err.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => {
             let text = err.to_string();
-            match text.find(" (os error") {
-                Some(i) => text[..i].to_string(),
-                None => text,
-            }
+            let text = text.find(" (os error").map_or(text.as_str(), |i| &text[..i]);
+            // Lower case like every other reason ("No space left on device" reads as a sentence).
+            let mut chars = text.chars();
+            chars.next().map_or_else(String::new, |first| first.to_lowercase().chain(chars).collect())
         }
     }
+}
+
+/// serde_json's message without its " at line L column C" suffix, for messages that put the
+/// location in front. (serde_json's syntax messages name the problem, never the input text.)
+pub(crate) fn json_reason(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    text.rsplit_once(" at line ").map_or(text.as_str(), |(reason, _)| reason).to_owned()
 }
 
 impl fmt::Display for Error {

@@ -200,7 +200,10 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
             }
             let mut json = Vec::new();
             flate2::read::GzDecoder::new(compressed.as_slice()).read_to_end(&mut json).map_err(|e| e.to_string())?;
-            serde_json::from_slice(&json).map_err(|e| e.to_string())
+            // serde_json's message may quote a string of the record, which can be a recorded
+            // Secret's value: say where, not what.
+            serde_json::from_slice(&json)
+                .map_err(|e| format!("its content is not a release record (line {}, column {})", e.line(), e.column()))
         };
         let mut record = decode().map_err(|err| {
             Error::new(format!("release record {} cannot be read: {err}", secret_name(&release, revision, 0)))
@@ -276,6 +279,21 @@ mod tests {
             }],
             manifests,
         }
+    }
+
+    #[test]
+    fn a_corrupt_record_is_an_error_that_quotes_nothing_of_it() {
+        use std::io::Write;
+        let mut secrets = to_secrets(&record(Vec::new()), "shop").unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(br#"{"release": "web", "revision": "seed-password-8b2d"}"#).unwrap();
+        let payload = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        secrets[0]["data"]["record"] = Value::String(payload);
+        let err = from_secrets(&secrets).unwrap_err().to_string();
+        assert!(err.contains("cannot be read: its content is not a release record (line 1, column"), "{err}");
+        assert!(!err.contains("seed-password"), "{err}");
+        secrets[0]["data"]["record"] = Value::String("not base64!".into());
+        assert!(from_secrets(&secrets).unwrap_err().to_string().contains("cannot be read"));
     }
 
     #[test]

@@ -392,3 +392,49 @@ fn no_color_and_color_flags() {
     // Not a terminal and NO_COLOR set (the test harness sets it): plain.
     assert!(repo.weaver(&["render", "--env", "dev"]).stderr.starts_with("error: "));
 }
+
+/// helm's rule at every level: `null` deletes the key from every lower layer (chart values.yaml
+/// < valuesFiles < base environment < child environment), with or without `extends`.
+#[test]
+fn null_deletes_lower_layers_with_and_without_extends() {
+    let template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n  values: {{ values | tojson | quote }}\n  env: {{ env.values | tojson | quote }}\n";
+    let base_values = "    valuesFiles: [values/app.yaml]\n    values:\n      a: { x: 5 }\n";
+    let child_values = "    values:\n      a: { y: null }\n      b: null\n      f: null\n";
+    let extended = Repo::minimal();
+    extended
+        .write("environments/base.yaml", &format!("abstract: true\nnamespace: apps\nvalues: {{ d: 1, e: {{ g: 1, h: 1 }} }}\nreleases:\n  - name: app\n    chart: app\n{base_values}"))
+        .write("environments/dev.yaml", &format!("extends: base\nvalues: {{ e: {{ g: null }} }}\nreleases:\n  - name: app\n{child_values}"));
+    let single = Repo::minimal();
+    single.write(
+        "environments/dev.yaml",
+        "namespace: apps\nvalues: { d: 1, e: { h: 1, g: null } }\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/app.yaml]\n    values:\n      a: { x: 5, y: null }\n      b: null\n      f: null\n",
+    );
+    for repo in [&extended, &single] {
+        repo.write("charts/app/values.yaml", "a: { x: 1, y: 2 }\nb: 1\nc: 1\nf: 1\n")
+            .write("charts/app/templates/configmap.yaml", template)
+            .write("values/app.yaml", "c: null\nf: 2\n");
+        let run = repo.weaver(&["render", "--env", "dev"]);
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(run.success()).unwrap();
+        let data = &docs[0]["data"];
+        assert_eq!(data["values"], r#"{"a":{"x":5}}"#, "{}", run.stdout);
+        assert_eq!(data["env"], r#"{"d":1,"e":{"h":1}}"#, "{}", run.stdout);
+    }
+}
+
+/// An I/O error is said in weaver's one style, without Rust's "(os error 28)".
+#[test]
+fn a_full_standard_output_is_reported_without_os_error_numbers() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: this system has no /dev/full");
+        return;
+    };
+    let repo = Repo::minimal();
+    let out = std::process::Command::new(common::WEAVER)
+        .args(["--repo", repo.path().to_str().unwrap(), "render", "--env", "dev"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr, "error: cannot write to standard output: no space left on device\n");
+}

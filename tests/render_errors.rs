@@ -383,3 +383,77 @@ fn template_errors_never_print_variable_values() {
         assert!(!run.stdout.contains(VALUE));
     }
 }
+
+/// The demo charts pass every value through `| quote`: an undefined variable there is named
+/// like one without a filter (minijinja reports it at the filter, unnamed), and a secret in
+/// the context does not leak.
+#[test]
+fn undefined_variable_behind_a_filter_is_named() {
+    const SECRET: &str = "seed-password-8b2d";
+    let repo = Repo::demo();
+    repo.write(
+        "secrets/dev.yaml",
+        &format!("web:\n  apiKey: {SECRET}\n  databaseUrl: {SECRET}\n  sessionSecret: {SECRET}\n"),
+    );
+    let plaintext = repo.path().join("secrets/dev.yaml");
+    repo.weaver(&["secrets", "encrypt", plaintext.to_str().unwrap()]).success();
+    let template = "charts/web-app/templates/secret.yaml";
+    let original = std::fs::read_to_string(repo.path().join(template)).unwrap();
+    for (from, to, expected) in [
+        (
+            "secrets.web.apiKey | quote",
+            "secrets.web.apikey | quote",
+            "error: charts/web-app/templates/secret.yaml:12: template error: undefined value: `secrets.web.apikey` is undefined (given to filter `quote`)",
+        ),
+        (
+            "secrets.web.apiKey | quote",
+            "env.values.domian | quote",
+            "error: charts/web-app/templates/secret.yaml:12: template error: undefined value: `env.values.domian` is undefined (given to filter `quote`)",
+        ),
+    ] {
+        repo.write(template, &original.replace(from, to));
+        let run = repo.weaver(&["render", "--env", "dev"]);
+        assert_eq!(run.failure().lines().next().unwrap(), expected);
+        assert!(!run.stderr.contains(SECRET) && !run.stdout.contains(SECRET), "{}", run.stderr);
+    }
+}
+
+/// A patch that leaves no Kubernetes object (RFC 6902 may replace the root; a strategic merge
+/// may delete `metadata.name`) is an error naming the patch, the release and the object.
+#[test]
+fn patch_that_leaves_no_object() {
+    for (patch, problem) in [
+        ("ops: [{ op: replace, path: '', value: 1 }]", "is not a mapping (a Kubernetes object)"),
+        ("ops: [{ op: remove, path: /kind }]", "has no `kind`"),
+        ("patch: { metadata: { name: null } }", "has no `metadata.name`"),
+    ] {
+        let repo = Repo::minimal();
+        repo.write(
+            "environments/dev.yaml",
+            &format!("releases:\n  - name: app\n    chart: app\n    patches:\n      - target: {{ kind: ConfigMap }}\n        patch: {{}}\n      - target: {{ kind: ConfigMap }}\n        {patch}\n"),
+        );
+        let run = repo.weaver(&["render", "--env", "dev"]);
+        assert_eq!(
+            run.failure().lines().next().unwrap(),
+            format!(
+                "error: environments/dev.yaml:7:9: patch 2 of release `app` on ConfigMap default/app: the patched object {problem}"
+            )
+        );
+    }
+}
+
+/// Arithmetic errors would quote the operands (minijinja: "unable to calculate 987654 // 0").
+#[test]
+fn arithmetic_errors_never_print_the_operands() {
+    for (template, op) in [("{{ values.pin // 0 }}", "//"), ("{{ values.pin ** 99999 }}", "**")] {
+        let repo = Repo::minimal();
+        repo.write("charts/app/templates/configmap.yaml", &format!("a: {template}\n"))
+            .write("environments/dev.yaml", "releases:\n  - name: app\n    chart: app\n    values: { pin: 987654 }\n");
+        assert_eq!(
+            render_error(&repo),
+            format!(
+                "error: charts/app/templates/configmap.yaml:1: template error: invalid operation: `{op}` cannot be calculated (division by zero, or a result too large)"
+            )
+        );
+    }
+}

@@ -2,13 +2,13 @@
 //! `KUBECONFIG` (a list of files, merged), else `~/.kube/config`; `--context`, else the
 //! environment's `cluster.context`, else the kubeconfig's current context.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 use super::ClusterInfo;
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 
 /// What the command line and the environment file say about the cluster.
 #[derive(Debug, Clone)]
@@ -57,6 +57,7 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
                 .with_help("pass --context NAME, or set `cluster.context` in the environment file")
         })?,
     };
+    check_references(&kubeconfig, &context, &described)?;
     let server = kubeconfig
         .contexts
         .iter()
@@ -78,29 +79,159 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
     Ok((config, ClusterInfo { context, server, request_timeout: options.request_timeout }))
 }
 
+/// The cluster and user a context names must be defined (kube says only "failed to load the
+/// cluster of context").
+fn check_references(kubeconfig: &Kubeconfig, context: &str, described: &str) -> Result<()> {
+    let missing = |what: &str, name: &str| {
+        Err(Error::new(format!("context `{context}` names {what} `{name}`, which {described} does not define")))
+    };
+    let Some(entry) = kubeconfig.contexts.iter().find(|c| c.name == context).and_then(|c| c.context.as_ref()) else {
+        return Err(Error::new(format!("context `{context}` in {described} has no `context` (cluster and user)")));
+    };
+    if !kubeconfig.clusters.iter().any(|c| c.name == entry.cluster) {
+        return missing("cluster", &entry.cluster);
+    }
+    match &entry.user {
+        Some(user) if !kubeconfig.auth_infos.iter().any(|u| &u.name == user) => missing("user", user),
+        _ => Ok(()),
+    }
+}
+
 /// The merged kubeconfig and how to name it in messages.
 fn read_kubeconfig(options: &ConnectOptions) -> Result<(Kubeconfig, String)> {
     if let Some(path) = &options.kubeconfig {
         let described = format!("kubeconfig {} (from --kubeconfig)", path.display());
-        return Kubeconfig::read_from(path)
-            .map(|k| (k, described.clone()))
-            .map_err(|err| kubeconfig_error(&err, &described));
+        return match read_file(path)? {
+            Some(kubeconfig) => Ok((kubeconfig, described)),
+            None => Err(Error::io("read kubeconfig", path, std::io::ErrorKind::NotFound.into())
+                .with_help("--kubeconfig names a file that does not exist")),
+        };
     }
     if let Some(value) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
         let described = format!("kubeconfig {} (from KUBECONFIG)", value.to_string_lossy());
-        return match Kubeconfig::from_env() {
-            Ok(Some(k)) => Ok((k, described)),
-            Ok(None) => Err(Error::new("KUBECONFIG names no file")),
-            Err(err) => Err(kubeconfig_error(&err, &described)),
+        let paths: Vec<PathBuf> = std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect();
+        return match merge_files(&paths)? {
+            Some(kubeconfig) => Ok((kubeconfig, described)),
+            None => Err(Error::new(format!("none of the files in KUBECONFIG exists ({})", value.to_string_lossy()))
+                .with_help("set KUBECONFIG to existing kubeconfig files, or pass --kubeconfig FILE")),
         };
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     let path = home.join(".kube/config");
     let described = format!("kubeconfig {}", path.display());
-    Kubeconfig::read_from(&path).map(|k| (k, described.clone())).map_err(|err| {
-        kubeconfig_error(&err, &described)
-            .with_help("pass --kubeconfig FILE or set KUBECONFIG to say which cluster to use")
-    })
+    match read_file(&path)? {
+        Some(kubeconfig) => Ok((kubeconfig, described)),
+        None => Err(Error::io("read kubeconfig", &path, std::io::ErrorKind::NotFound.into())
+            .with_help("pass --kubeconfig FILE or set KUBECONFIG to say which cluster to use")),
+    }
+}
+
+/// Merges the files of a KUBECONFIG list as kubectl does: missing files are skipped; the first
+/// file to define a cluster, user or context (by name) wins, and so does the first to set
+/// `current-context`. None when no file exists. (kube's `Kubeconfig::from_env` fails on a
+/// missing file and on differing `kind`/`apiVersion`, and counts an empty `current-context`.)
+fn merge_files(paths: &[PathBuf]) -> Result<Option<Kubeconfig>> {
+    let mut merged: Option<Kubeconfig> = None;
+    for path in paths {
+        if let Some(next) = read_file(path)? {
+            merged = Some(match merged {
+                None => next,
+                Some(first) => merge(first, next),
+            });
+        }
+    }
+    Ok(merged)
+}
+
+fn merge(mut first: Kubeconfig, next: Kubeconfig) -> Kubeconfig {
+    fn add_new<T>(list: &mut Vec<T>, next: Vec<T>, name: impl Fn(&T) -> &str) {
+        for item in next {
+            if !list.iter().any(|known| name(known) == name(&item)) {
+                list.push(item);
+            }
+        }
+    }
+    add_new(&mut first.clusters, next.clusters, |c| &c.name);
+    add_new(&mut first.auth_infos, next.auth_infos, |u| &u.name);
+    add_new(&mut first.contexts, next.contexts, |c| &c.name);
+    first.current_context = first.current_context.filter(|c| !c.is_empty()).or(next.current_context);
+    first.preferences = first.preferences.or(next.preferences);
+    first.extensions = first.extensions.or(next.extensions);
+    first
+}
+
+/// One kubeconfig file, None if it does not exist. weaver parses it itself so that an error
+/// shows the file, line, column and reason only: kube's message quotes the lines around the
+/// error, which may hold a token.
+fn read_file(path: &Path) -> Result<Option<Kubeconfig>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io("read kubeconfig", path, err)),
+    };
+    let text = decode(bytes)
+        .ok_or_else(|| Error::at(Location::file(path), "invalid kubeconfig: the file is not UTF-8 or UTF-16 text"))?;
+    parse(path, &text).map(Some)
+}
+
+/// UTF-8, or UTF-16 with a byte-order mark (as Windows tools write kubeconfigs; kubectl and
+/// kube read those too).
+fn decode(bytes: Vec<u8>) -> Option<String> {
+    let utf16 = |rest: &[u8], from: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = rest.chunks(2).map(|c| from([c[0], *c.get(1).unwrap_or(&0)])).collect();
+        String::from_utf16(&units).ok()
+    };
+    match bytes.as_slice() {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        _ => String::from_utf8(bytes).ok(),
+    }
+}
+
+/// The documents of one kubeconfig file, merged, with its relative paths resolved.
+fn parse(path: &Path, text: &str) -> Result<Kubeconfig> {
+    let documents: Vec<Kubeconfig> = crate::yaml::documents_as(path, text, "invalid kubeconfig")?;
+    let mut config = Kubeconfig::default();
+    for document in documents {
+        for (what, names) in [
+            ("cluster", document.clusters.iter().map(|c| &c.name).collect::<Vec<_>>()),
+            ("user", document.auth_infos.iter().map(|u| &u.name).collect()),
+            ("context", document.contexts.iter().map(|c| &c.name).collect()),
+        ] {
+            if let Some(twice) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)).map(|(_, n)| n) {
+                return Err(Error::at(
+                    Location::file(path),
+                    format!("invalid kubeconfig: {what} `{twice}` is defined twice"),
+                ));
+            }
+        }
+        config = merge(config, relative_to(document, path.parent().unwrap_or(Path::new(""))));
+    }
+    Ok(config)
+}
+
+/// Files named in a kubeconfig are relative to the kubeconfig's directory (as in kubectl);
+/// an exec command only when it is a path, not a name looked up in PATH.
+fn relative_to(mut config: Kubeconfig, dir: &Path) -> Kubeconfig {
+    let resolve = |file: &mut Option<String>| {
+        if let Some(name) = file.as_mut().filter(|f| Path::new(f.as_str()).is_relative()) {
+            *name = dir.join(&*name).to_string_lossy().into_owned();
+        }
+    };
+    for cluster in config.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        resolve(&mut cluster.certificate_authority);
+    }
+    for user in config.auth_infos.iter_mut().filter_map(|u| u.auth_info.as_mut()) {
+        resolve(&mut user.client_certificate);
+        resolve(&mut user.client_key);
+        resolve(&mut user.token_file);
+        if let Some(exec) =
+            user.exec.as_mut().filter(|e| e.command.as_ref().is_some_and(|c| c.contains(std::path::MAIN_SEPARATOR)))
+        {
+            resolve(&mut exec.command);
+        }
+    }
+    config
 }
 
 fn kubeconfig_error(err: &KubeconfigError, described: &str) -> Error {
@@ -108,7 +239,107 @@ fn kubeconfig_error(err: &KubeconfigError, described: &str) -> Error {
         KubeconfigError::ReadConfig(io, path) => {
             Error::io("read kubeconfig", path, std::io::Error::new(io.kind(), io.to_string()))
         }
-        KubeconfigError::Parse(parse) => Error::new(format!("{described} is not a valid kubeconfig: {parse}")),
+        // Never kube's own rendering of a YAML error: it quotes the file.
+        KubeconfigError::Parse(_) => Error::new(format!("{described} is not a valid kubeconfig")),
         other => Error::new(format!("{described}: {}", super::error::innermost(other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any input is a kubeconfig or an error, never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), yaml in crate::yaml::arbitrary_yaml()) {
+            let _ = parse(Path::new("kc"), &String::from_utf8_lossy(&bytes));
+            let _ = parse(Path::new("kc"), &yaml);
+        }
+    }
+
+    fn files(contents: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = contents
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let path = dir.path().join(format!("kc{i}"));
+                std::fs::write(&path, text).unwrap();
+                path
+            })
+            .collect();
+        (dir, paths)
+    }
+
+    fn kubeconfig(context: &str, current: &str, server: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: '{current}'\nclusters:\n- name: c\n  cluster: {{ server: '{server}' }}\n\
+             users:\n- name: u\n  user: {{ token: t-{server} }}\ncontexts:\n- name: {context}\n  context: {{ cluster: c, user: u }}\n"
+        )
+    }
+
+    #[test]
+    fn a_syntax_error_shows_where_and_why_but_no_source_line() {
+        let text = "apiVersion: v1\nusers:\n- name: u\n  user:\n    token: SEEDTOKEN-4f1c9a7e\n      bad: x\n";
+        let (_dir, paths) = files(&[text]);
+        let err = read_file(&paths[0]).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}:6:10: invalid kubeconfig: ", paths[0].display())), "{err}");
+        assert!(!err.contains("SEEDTOKEN") && !err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn utf16_kubeconfigs_with_a_byte_order_mark_are_read() {
+        let text = "current-context: here\n";
+        let le: Vec<u8> = [0xFF, 0xFE].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let be: Vec<u8> = [0xFE, 0xFF].into_iter().chain(text.encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        assert_eq!(decode(le).as_deref(), Some(text));
+        assert_eq!(decode(be).as_deref(), Some(text));
+        assert_eq!(decode(vec![0xFF, 0xFE, 0x00, 0xD8]), None);
+    }
+
+    #[test]
+    fn a_name_defined_twice_in_one_file_is_an_error_as_in_kubectl() {
+        let text = "users:\n- name: u\n  user: { token: a }\n- name: u\n  user: { token: b }\n";
+        let err = parse(Path::new("kc"), text).unwrap_err().to_string();
+        assert_eq!(err, "kc: invalid kubeconfig: user `u` is defined twice");
+    }
+
+    #[test]
+    fn merging_follows_kubectl() {
+        let a = kubeconfig("a", "", "https://a");
+        let b = kubeconfig("b", "b", "https://b").replace("apiVersion: v1", "apiVersion: v2");
+        let c = kubeconfig("a", "a", "https://c");
+        let (dir, mut paths) = files(&[&a, &b, &c]);
+        paths.insert(1, dir.path().join("missing"));
+        let merged = merge_files(&paths).unwrap().unwrap();
+        // The first file to set a non-empty current-context wins.
+        assert_eq!(merged.current_context.as_deref(), Some("b"));
+        let names: Vec<&str> = merged.contexts.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        // The first definition of a name wins, whatever later files say.
+        assert_eq!(merged.clusters.len(), 1);
+        assert_eq!(merged.clusters[0].cluster.as_ref().unwrap().server.as_deref(), Some("https://a"));
+        assert_eq!(merged.auth_infos.len(), 1);
+        assert_eq!(merge_files(&[dir.path().join("missing")]).unwrap().map(|_| ()), None);
+    }
+
+    #[test]
+    fn files_named_in_a_kubeconfig_are_relative_to_it() {
+        let text = "clusters:\n- name: c\n  cluster: { server: 'https://a', certificate-authority: ca.crt }\n\
+                    users:\n- name: u\n  user: { client-key: /abs/key, exec: { command: ./bin/cred, apiVersion: v1 } }\n";
+        let (dir, paths) = files(&[text]);
+        let config = read_file(&paths[0]).unwrap().unwrap();
+        let ca = config.clusters[0].cluster.as_ref().unwrap().certificate_authority.clone();
+        assert_eq!(ca, Some(dir.path().join("ca.crt").to_string_lossy().into_owned()));
+        let user = config.auth_infos[0].auth_info.as_ref().unwrap();
+        assert_eq!(user.client_key.as_deref(), Some("/abs/key"));
+        assert_eq!(
+            user.exec.as_ref().unwrap().command,
+            Some(dir.path().join("./bin/cred").to_string_lossy().into_owned())
+        );
     }
 }

@@ -287,7 +287,7 @@ pub fn write_stdout(bytes: &[u8]) -> crate::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::new(format!("cannot write to standard output: {e}")))
+            Err(Error::new(format!("cannot write to standard output: {}", crate::error::io_reason(&e))))
         }
         _ => Ok(()),
     }

@@ -100,7 +100,10 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
     let schema = match reader.read(&schema_path)? {
         Some(bytes) => {
             let schema: Value = serde_json::from_str(&utf8(&schema_path, bytes)?).map_err(|e| {
-                Error::at(Location::at(&schema_path, e.line() as u64, e.column() as u64), format!("invalid JSON: {e}"))
+                Error::at(
+                    Location::at(&schema_path, e.line() as u64, e.column() as u64),
+                    format!("invalid JSON: {}", crate::error::json_reason(&e)),
+                )
             })?;
             Some((schema_path, schema))
         }

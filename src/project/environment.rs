@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
 use crate::project::source::{Source, utf8};
-use crate::project::values::deep_merge;
+use crate::project::values::{deep_merge, merge_overrides};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 
@@ -254,7 +254,8 @@ impl PartialRelease {
             self.labels.get_or_insert_with(BTreeMap::new).extend(labels);
         }
         if let Some(values) = child.values {
-            deep_merge(self.values.get_or_insert_with(Map::new), values);
+            // Nulls must survive to delete chart defaults and valuesFiles keys at render time.
+            merge_overrides(self.values.get_or_insert_with(Map::new), values);
         }
         self.values_files = child.values_files.or(self.values_files.take());
         self.installed = child.installed.or(self.installed);
@@ -513,6 +514,22 @@ mod tests {
             std::fs::write(path, text).unwrap();
         }
         load_environment(&FsSource::new(dir.path()), name)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(100))]
+
+        /// Any environment file (and base) is an environment or an error, never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            child in crate::yaml::arbitrary_yaml(),
+            base in crate::yaml::arbitrary_yaml(),
+        ) {
+            let _ = load(&[("dev.yaml", &String::from_utf8_lossy(&bytes))], "dev");
+            let _ = load(&[("dev.yaml", &format!("extends: base\n{child}")), ("base.yaml", &base)], "dev");
+            let _ = load(&[("dev.yaml", &child)], "dev");
+        }
     }
 
     #[test]

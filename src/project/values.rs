@@ -22,6 +22,20 @@ pub fn deep_merge(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     }
 }
 
+/// Combines two layers of overrides (a base environment's release `values`, then a child's) into
+/// one, keeping every `null`: the combined layer is merged over lower layers later (chart
+/// defaults, valuesFiles), whose keys those nulls must still delete.
+pub fn merge_overrides(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Object(base_map)), Value::Object(overlay_map)) => merge_overrides(base_map, overlay_map),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 /// A null inside a newly added map has nothing to delete; dropping it keeps "null removes" true
 /// at every depth.
 fn strip_nulls(map: Map<String, Value>) -> Map<String, Value> {
@@ -64,6 +78,16 @@ mod tests {
             json!({"a": {"x": null}, "b": null, "c": {"d": null, "e": 1}}),
         );
         assert_eq!(out, json!({"a": {"y": 2}, "c": {"e": 1}}));
+    }
+
+    #[test]
+    fn combined_overrides_keep_their_nulls_for_the_layers_below() {
+        let mut base = json!({"a": {"x": 1}, "b": 2, "c": 3}).as_object().unwrap().clone();
+        let child = json!({"a": {"y": null}, "b": null, "d": {"e": null}}).as_object().unwrap().clone();
+        merge_overrides(&mut base, child);
+        assert_eq!(Value::Object(base.clone()), json!({"a": {"x": 1, "y": null}, "b": null, "c": 3, "d": {"e": null}}));
+        let out = merged(json!({"a": {"y": 1, "z": 1}, "b": 1, "d": {"e": 1, "f": 1}}), Value::Object(base));
+        assert_eq!(out, json!({"a": {"x": 1, "z": 1}, "c": 3, "d": {"f": 1}}));
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Engine {
         for chart in charts {
             for template in &chart.templates {
                 env.add_template_owned(template_name(&template.path), template.source.clone())
-                    .map_err(|e| template_error(&e))?;
+                    .map_err(|e| template_error(&e, |_| None))?;
             }
         }
         Ok(Engine { env })
@@ -65,9 +65,9 @@ impl Engine {
 
     pub fn render(&self, template: &Path, context: &minijinja::Value) -> Result<String> {
         let name = template_name(template);
-        let compiled = self.env.get_template(&name).map_err(|e| template_error(&e))?;
+        let compiled = self.env.get_template(&name).map_err(|e| template_error(&e, |_| None))?;
         compiled.render(context).map_err(|e| {
-            let error = template_error(&e);
+            let error = template_error(&e, |frame| self.undefined_behind_filter(frame, context));
             // Macro calls into an imported file are not wrapped like includes are, so the
             // error only names the macro's file: say which template was being rendered.
             match (&error.help, &error.location) {
@@ -78,13 +78,87 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// What is undefined when minijinja does not say: a strict undefined handed to a filter
+    /// (`{{ env.values.domian | quote }}`) is reported at the filter, unnamed. The filter's
+    /// input is re-read from the template source (repository code) and each variable path in
+    /// it is looked up in the context, to name the first one that is undefined. Only names are
+    /// shown, never values.
+    fn undefined_behind_filter(&self, frame: &minijinja::Error, context: &minijinja::Value) -> Option<String> {
+        if frame.kind() != minijinja::ErrorKind::UndefinedError || frame.detail().is_some() {
+            return None;
+        }
+        let template = self.env.get_template(frame.name()?).ok()?;
+        let source = template.source();
+        let range = frame.range()?;
+        let filter = source.get(range.clone())?;
+        let before = source.get(..range.start)?;
+        let start = before.rfind("{{").max(before.rfind("{%"))? + 2;
+        let input = before[start..].trim_end().strip_suffix('|')?.trim();
+        let undefined = variable_paths(input).into_iter().find_map(|path| first_undefined(context, &path));
+        Some(match undefined {
+            Some(path) => format!("`{path}` is undefined (given to filter `{filter}`)"),
+            None => format!("an undefined value is given to filter `{filter}` in `{input}`"),
+        })
+    }
+}
+
+/// The dotted variable paths of an expression (`a.b.c`), outside string literals.
+fn variable_paths(expression: &str) -> Vec<Vec<&str>> {
+    let bytes = expression.as_bytes();
+    let ident = |i: usize| {
+        let end =
+            bytes[i..].iter().position(|b| !(b.is_ascii_alphanumeric() || *b == b'_')).map_or(bytes.len(), |n| i + n);
+        (end > i && !bytes[i].is_ascii_digit()).then_some(end)
+    };
+    let mut paths = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'"' | b'\'') => {
+                i = bytes[i + 1..].iter().position(|b| *b == quote).map_or(bytes.len(), |n| i + n + 2);
+            }
+            b'.' => i = ident(i + 1).unwrap_or(i + 1),
+            _ => match ident(i) {
+                Some(end) => {
+                    let mut path = vec![&expression[i..end]];
+                    i = end;
+                    while bytes.get(i) == Some(&b'.') {
+                        let Some(end) = ident(i + 1) else { break };
+                        path.push(&expression[i + 1..end]);
+                        i = end;
+                    }
+                    paths.push(path);
+                }
+                None => i += 1,
+            },
+        }
+    }
+    paths
+}
+
+/// The shortest prefix of `path` that is undefined in `context`; None if it is defined or its
+/// first name is not a context variable (a loop variable, a function or a filter's name).
+fn first_undefined(context: &minijinja::Value, path: &[&str]) -> Option<String> {
+    let mut value = context.get_attr(path.first()?).ok().filter(|v| !v.is_undefined())?;
+    for (i, name) in path.iter().enumerate().skip(1) {
+        value = value.get_attr(name).ok()?;
+        if value.is_undefined() {
+            return Some(path[..=i].join("."));
+        }
+    }
+    None
+}
+
 /// A template error as one weaver error: the innermost template file and line (inside
 /// `include`/`import` too), what went wrong, and the include chain.
 ///
 /// Never uses the alternate Display form or the Debug form of minijinja errors (so never
 /// `unwrap` them either): with debug mode on, both print the values of the variables the
 /// failing expression referenced, and those can be decrypted secrets.
-pub fn template_error(err: &minijinja::Error) -> Error {
+///
+/// `undefined_name` may name what is undefined where minijinja's error does not.
+fn template_error(err: &minijinja::Error, undefined_name: impl Fn(&minijinja::Error) -> Option<String>) -> Error {
     let mut frames: Vec<&minijinja::Error> = Vec::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
@@ -94,7 +168,7 @@ pub fn template_error(err: &minijinja::Error) -> Error {
         current = e.source();
     }
     let innermost = frames.iter().rev().find(|f| f.name().is_some()).copied().unwrap_or(err);
-    let reason = match innermost.detail() {
+    let reason = match innermost.detail().map(without_operands).or_else(|| undefined_name(innermost)) {
         Some(detail) => format!("{}: {detail}", innermost.kind()),
         None => innermost.kind().to_string(),
     };
@@ -115,9 +189,27 @@ pub fn template_error(err: &minijinja::Error) -> Error {
     error
 }
 
+/// minijinja's arithmetic errors quote their operands ("unable to calculate 987654 // 0"),
+/// which can be values of secrets: keep the operator only.
+fn without_operands(detail: &str) -> String {
+    match detail.strip_prefix("unable to calculate ") {
+        Some(rest) => match rest.split(' ').nth(1) {
+            Some(op) => format!("`{op}` cannot be calculated (division by zero, or a result too large)"),
+            None => "a calculation failed (division by zero, or a result too large)".to_string(),
+        },
+        None => detail.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variable_paths_skip_literals_and_attributes_of_calls() {
+        let paths = variable_paths(r#"env.values.domian | default("a.b") ~ x.y_1 ~ f(z).w"#);
+        assert_eq!(paths, [vec!["env", "values", "domian"], vec!["default"], vec!["x", "y_1"], vec!["f"], vec!["z"]]);
+    }
 
     #[test]
     fn include_paths_resolve_next_to_the_includer() {

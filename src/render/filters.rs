@@ -92,6 +92,11 @@ fn sha256(value: Value) -> Result<String, Error> {
 /// Indents every non-empty line by `width` spaces; empty lines stay empty so block scalars
 /// keep their content.
 fn indent(value: Value, width: usize) -> Result<String, Error> {
+    // A typo like `indent(40000000000)` would otherwise abort weaver allocating the padding.
+    const MAX_WIDTH: usize = 1024;
+    if width > MAX_WIDTH {
+        return Err(invalid(format!("indent: width {width} is too large (at most {MAX_WIDTH})")));
+    }
     let text = as_text(&value, "indent")?;
     let pad = " ".repeat(width);
     let mut out = String::with_capacity(text.len() + width * 4);

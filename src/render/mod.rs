@@ -166,40 +166,7 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
         e.with_help(format!("release `{}`", release.name))
     })?;
     for (index, object) in documents.into_iter().enumerate() {
-        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
-        let problem = match &object {
-            Value::Object(map) => {
-                if !map.get("apiVersion").is_some_and(Value::is_string) {
-                    Some("has no `apiVersion`".to_string())
-                } else if !map.get("kind").is_some_and(Value::is_string) {
-                    Some("has no `kind`".to_string())
-                } else if text("/metadata/name").is_none_or(str::is_empty) {
-                    Some("has no `metadata.name`".to_string())
-                } else if !map["kind"].as_str().is_some_and(|k| k.chars().all(|c| c.is_ascii_alphanumeric())) {
-                    Some("has a `kind` that is not a Kubernetes kind name (letters and digits)".to_string())
-                } else {
-                    // Names are checked as the API server checks them, so that nothing it would
-                    // refuse is sent, and `--output-dir` file names are safe.
-                    let (api_version, kind, name) = (
-                        text("/apiVersion").unwrap_or_default(),
-                        text("/kind").unwrap_or_default(),
-                        text("/metadata/name").unwrap_or_default(),
-                    );
-                    let namespace = text("/metadata/namespace").filter(|ns| !ns.is_empty());
-                    if let Some(rule) = manifest::name_problem(api_version, kind, name) {
-                        Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"))
-                    } else {
-                        namespace.filter(|ns| !manifest::is_dns1123_label(ns)).map(|ns| {
-                            format!(
-                                "has an invalid `metadata.namespace` `{ns}`: a namespace name must be {}",
-                                manifest::DNS1123_LABEL
-                            )
-                        })
-                    }
-                }
-            }
-            _ => Some("is not a mapping (a Kubernetes object)".to_string()),
-        };
+        let problem = object_problem(&object);
         if let Some(problem) = problem {
             return Err(Error::at(Location::file(path), format!("document {} of the {what} {problem}", index + 1))
                 .with_help(format!("release `{}`; every YAML document must be a Kubernetes object", release.name)));
@@ -225,6 +192,34 @@ fn check_unique(releases: &[RenderedRelease]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why `object` is not a Kubernetes object weaver can send, if it is not: rendered documents
+/// and patched objects alike need apiVersion, kind and a name (and namespace) the API server
+/// accepts, checked as it checks them, so that nothing it would refuse is sent and
+/// `--output-dir` file names are safe.
+pub(crate) fn object_problem(object: &Value) -> Option<String> {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
+    if !map.get("apiVersion").is_some_and(Value::is_string) {
+        return Some("has no `apiVersion`".to_string());
+    }
+    if !map.get("kind").is_some_and(Value::is_string) {
+        return Some("has no `kind`".to_string());
+    }
+    let (api_version, kind) = (text("/apiVersion").unwrap_or_default(), text("/kind").unwrap_or_default());
+    let Some(name) = text("/metadata/name").filter(|name| !name.is_empty()) else {
+        return Some("has no `metadata.name`".to_string());
+    };
+    if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Some("has a `kind` that is not a Kubernetes kind name (letters and digits)".to_string());
+    }
+    if let Some(rule) = manifest::name_problem(api_version, kind, name) {
+        return Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"));
+    }
+    text("/metadata/namespace").filter(|ns| !ns.is_empty() && !manifest::is_dns1123_label(ns)).map(|ns| {
+        format!("has an invalid `metadata.namespace` `{ns}`: a namespace name must be {}", manifest::DNS1123_LABEL)
+    })
 }
 
 fn serde_value<T: serde::Serialize>(value: &T) -> minijinja::Value {

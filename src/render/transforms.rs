@@ -11,7 +11,7 @@ pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, s
     for m in manifests.iter_mut() {
         set_namespace(m, &release.namespace, scopes);
     }
-    for patch in &release.patches {
+    for (index, patch) in release.patches.iter().enumerate() {
         let mut matched = 0;
         for m in manifests.iter_mut().filter(|m| target_matches(&patch.target, m)) {
             matched += 1;
@@ -22,6 +22,14 @@ pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, s
                 PatchBody::Json6902(ops) => crate::patch::json6902::apply(&mut m.object, ops),
             };
             result.map_err(|e| Error::at(patch.at.clone(), format!("patch failed on {key}: {e}")))?;
+            // RFC 6902 may replace the root (`path: ""`), and a strategic merge may drop fields.
+            if let Some(problem) = super::object_problem(&m.object) {
+                return Err(Error::at(
+                    patch.at.clone(),
+                    format!("patch {} of release `{}` on {key}: the patched object {problem}", index + 1, release.name),
+                )
+                .with_help("a patch must leave a Kubernetes object, with apiVersion, kind and metadata.name"));
+            }
             // A patch may not move an object out of its scope's rules.
             set_namespace(m, &release.namespace, scopes);
         }

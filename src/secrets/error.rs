@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", path.display(), crate::error::io_reason(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -80,7 +80,7 @@ pub enum SecretsError {
     #[error("{}: cannot decrypt this age file: {reason}; it is damaged or not an age file", path.display())]
     AgeFile { path: PathBuf, reason: String },
 
-    #[error("{origin}: {source}")]
+    #[error("{origin}: cannot read the identity file: {}", crate::error::io_reason(source))]
     IdentityFile {
         origin: String,
         #[source]
@@ -100,7 +100,7 @@ pub enum SecretsError {
     #[error("{}: no age recipients to encrypt to: {reason}", path.display())]
     NoRecipients { path: PathBuf, reason: String },
 
-    #[error("{}: the editor failed: {source}", path.display())]
+    #[error("{}: the editor failed: {}", path.display(), crate::error::io_reason(source))]
     Editor {
         path: PathBuf,
         #[source]

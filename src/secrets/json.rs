@@ -9,11 +9,8 @@ use super::tree::{Item, Mapping, Value};
 
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Mapping, SecretsError> {
     let parsed: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        // serde_json's messages name the problem, never the input text; drop the position
-        // suffix since it is reported separately.
-        let message = e.to_string();
-        let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
-        SecretsError::Parse { path: path.to_owned(), line: e.line(), column: e.column(), message: message.to_owned() }
+        let message = crate::error::json_reason(&e);
+        SecretsError::Parse { path: path.to_owned(), line: e.line(), column: e.column(), message }
     })?;
     match from_json(parsed) {
         Value::Map(items) => Ok(items),

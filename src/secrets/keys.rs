@@ -177,8 +177,13 @@ impl Identities {
             if line.starts_with("AGE-PLUGIN-") {
                 return Err(invalid("age plugin identities are not supported"));
             }
-            let identity = x25519::Identity::from_str(line)
-                .map_err(|_| invalid("not an age identity (expected a line starting with AGE-SECRET-KEY-)"))?;
+            let identity = x25519::Identity::from_str(line).map_err(|_| {
+                invalid(if line.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+                    "the age secret key is malformed (wrong length or checksum; the key is not shown)"
+                } else {
+                    "not an age identity (expected a line starting with AGE-SECRET-KEY-1)"
+                })
+            })?;
             let public = identity.to_public().to_string();
             // The same key in several sources is tried (and reported) once.
             if !self.keys.iter().any(|k| k.public == public) {
@@ -286,14 +291,34 @@ pub(crate) fn decrypt_age_file(path: &Path, bytes: &[u8], ids: &Identities) -> R
 }
 
 fn decrypt_age(input: &[u8], identities: &[&dyn age::Identity]) -> Result<Vec<u8>, Unwrap> {
-    let damaged = |e: &dyn fmt::Display| Unwrap::Damaged(e.to_string());
     // ArmoredReader passes binary input through unchanged.
-    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(BufReader::new(input))).map_err(|e| damaged(&e))?;
+    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(BufReader::new(input)))
+        .map_err(|e| Unwrap::Damaged(age_reason(&e)))?;
     let mut reader = decryptor.decrypt(identities.iter().copied()).map_err(|e| match e {
         age::DecryptError::NoMatchingKeys => Unwrap::NotForUs,
-        e => damaged(&e),
+        e => Unwrap::Damaged(age_reason(&e)),
     })?;
     let mut plain = Vec::new();
-    reader.read_to_end(&mut plain).map_err(|e: io::Error| damaged(&e))?;
+    reader.read_to_end(&mut plain).map_err(|e| Unwrap::Damaged(io_reason(&e)))?;
     Ok(plain)
+}
+
+/// age's errors in weaver's words ("Header is invalid", "failed to fill whole buffer").
+fn age_reason(err: &age::DecryptError) -> String {
+    use age::DecryptError as D;
+    match err {
+        D::InvalidHeader | D::UnknownFormat => "its header is not an age header".to_owned(),
+        D::InvalidMac => "its header MAC does not match".to_owned(),
+        D::DecryptionFailed => "its content does not decrypt (it was modified or truncated)".to_owned(),
+        D::KeyDecryptionFailed => "its file key does not decrypt".to_owned(),
+        D::Io(e) => io_reason(e),
+        other => other.to_string(),
+    }
+}
+
+fn io_reason(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::UnexpectedEof => "it ends too early (truncated)".to_owned(),
+        _ => crate::error::io_reason(err),
+    }
 }

@@ -134,8 +134,13 @@ impl CreationRules {
         let raw = if text.trim().is_empty() {
             Vec::new()
         } else {
-            serde_saphyr::from_str_with_options::<ConfigFile>(text, crate::yaml::options())
-                .map_err(|e| error(format!("invalid creation rules: {e}")))?
+            // weaver's YAML errors: located, in weaver's words, never quoting the file.
+            crate::yaml::from_str_as::<ConfigFile>(file, text, "invalid creation rules")
+                .map_err(|e| {
+                    let at = |n: Option<u64>| n.unwrap_or(0) as usize;
+                    let (line, column) = e.location.as_ref().map_or((0, 0), |l| (at(l.line), at(l.column)));
+                    SecretsError::Parse { path: file.to_owned(), line, column, message: e.message }
+                })?
                 .creation_rules
                 .unwrap_or_default()
         };

@@ -548,6 +548,38 @@ fn go_rfc3339(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const DEV: &str = include_str!("../../secrets/dev.yaml");
+
+    fn dev_key() -> Identities {
+        let key = include_str!("../../secrets/dev.agekey");
+        crate::secrets::IdentitySources { sops_key: Some(key.into()), ..Default::default() }.load().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+
+        /// Any input, and any damage to a real SOPS file, is a plaintext or an error, never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..400),
+            yaml in crate::yaml::arbitrary_yaml(),
+            at in 0..DEV.len(),
+            cut in 0..40usize,
+            insert in crate::yaml::arbitrary_yaml(),
+        ) {
+            let ids = dev_key();
+            for path in ["s.yaml", "s.json", "s.age"] {
+                let _ = crate::secrets::decrypt_bytes(Path::new(path), &bytes, &ids);
+                let _ = crate::secrets::decrypt_bytes(Path::new(path), yaml.as_bytes(), &ids);
+            }
+            let mut damaged = DEV.as_bytes()[..at].to_vec();
+            damaged.extend_from_slice(insert.as_bytes());
+            damaged.extend_from_slice(&DEV.as_bytes()[(at + cut).min(DEV.len())..]);
+            let _ = crate::secrets::decrypt_bytes(Path::new("s.yaml"), &damaged, &ids);
+        }
+    }
 
     #[test]
     fn lastmodified_is_normalised_like_go() {

@@ -21,32 +21,113 @@ pub(crate) fn options() -> serde_saphyr::Options {
     options
 }
 
-/// serde-saphyr appends " at line L, column C"; weaver puts the location in front instead.
-fn located(path: &Path, err: serde_saphyr::Error, what: &str) -> Error {
-    let text = err.to_string();
-    let message = match text.rfind(" at line ") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    // Parser jargon, in the words of the file's author.
-    let message = message
-        .replace("expected sequence start", "expected a list")
-        .replace("expected mapping start", "expected a mapping");
+/// serde-saphyr's error in weaver's words: the location in front (serde-saphyr appends
+/// " at line L, column C"), no library advice, and never a scalar of the file (serde's
+/// "invalid type: string \"…\"" would show a token of a kubeconfig or a value of a Secret).
+fn located(path: &Path, text: &str, err: serde_saphyr::Error, what: &str) -> Error {
+    use serde_saphyr::Error as E;
+    let err = err.without_snippet();
     let location = match err.location() {
         Some(loc) => Location::at(path, loc.line(), loc.column()),
         None => Location::file(path),
     };
+    let message = match err {
+        E::DuplicateMappingKey { key: Some(key), location } => {
+            match first_definition(text, key, location.line() as usize, location.column() as usize) {
+                Some(first) => format!("duplicate key `{key}` (first defined at line {first})"),
+                None => format!("duplicate key `{key}`"),
+            }
+        }
+        E::DuplicateMappingKey { key: None, .. } => "duplicate key".to_string(),
+        E::InvalidScalar { ty, .. } => format!("expected {}", expected_scalar(ty)),
+        E::InvalidBooleanStrict { .. } => "expected true or false".to_string(),
+        E::NullIntoString { .. } => "expected a string, found null".to_string(),
+        E::SerdeInvalidType { unexpected, expected, .. } | E::SerdeInvalidValue { unexpected, expected, .. } => {
+            format!("expected {expected}, found {}", kind_of(unexpected))
+        }
+        other => {
+            let text = other.to_string();
+            let message = match text.rfind(" at line ") {
+                Some(i) => &text[..i],
+                None => &text,
+            };
+            // Parser jargon, in the words of the file's author.
+            message
+                .replace("expected sequence start", "expected a list")
+                .replace("expected mapping start", "expected a mapping")
+                .replace("expected string scalar", "expected a string")
+        }
+    };
     Error::at(location, format!("{what}: {message}"))
+}
+
+/// A Rust scalar type in the words of the file's author.
+fn expected_scalar(ty: &str) -> String {
+    match ty {
+        "bool" => "true or false".to_string(),
+        "f32" | "f64" => "a number".to_string(),
+        "char" => "a single character".to_string(),
+        _ if ty.starts_with('u') && ty[1..].parse::<u8>().is_ok() => "a whole number, not negative".to_string(),
+        _ if ty.starts_with('i') && ty[1..].parse::<u8>().is_ok() => "a whole number".to_string(),
+        other => format!("a {other}"),
+    }
+}
+
+/// `string "hunter2"` → `a string`: what serde found, without the value itself.
+fn kind_of(unexpected: &str) -> String {
+    let kind = unexpected.split([' ', '"', '`', '\'']).next().unwrap_or(unexpected);
+    match kind {
+        "integer" | "enum" => format!("an {kind}"),
+        "floating" => "a number".to_string(),
+        "unit" => "null".to_string(),
+        "map" => "a mapping".to_string(),
+        "" | "Option" => "a value".to_string(),
+        _ => format!("a {kind}"),
+    }
+}
+
+/// The line where a block mapping first defines `key`, for a duplicate at `line`:`column`
+/// (serde-saphyr only reports the second one). Searches upwards for the same key at the same
+/// column, stopping at the enclosing mapping.
+fn first_definition(text: &str, key: &str, line: usize, column: usize) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    for n in (1..line.min(lines.len() + 1)).rev() {
+        let raw = lines[n - 1];
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut col = raw.len() - trimmed.len() + 1;
+        let mut content = trimmed;
+        while let Some(rest) = content.strip_prefix("- ") {
+            let rest_trimmed = rest.trim_start();
+            col += content.len() - rest_trimmed.len();
+            content = rest_trimmed;
+        }
+        if col < column {
+            return None;
+        }
+        let name = content.split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']);
+        if col == column && name == key && content.contains(':') {
+            return Some(n);
+        }
+    }
+    None
 }
 
 /// Deserializes one YAML document into `T`.
 pub fn from_str<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
-    serde_saphyr::from_str_with_options(text, options()).map_err(|e| located(path, e, "invalid YAML"))
+    serde_saphyr::from_str_with_options(text, options()).map_err(|e| located(path, text, e, "invalid YAML"))
 }
 
 /// Like `from_str`, for configuration files whose schema errors read better as "invalid <what>".
 pub fn from_str_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
-    serde_saphyr::from_str_with_options(text, options()).map_err(|e| located(path, e, what))
+    serde_saphyr::from_str_with_options(text, options()).map_err(|e| located(path, text, e, what))
+}
+
+/// Every document of a configuration file that may hold several (a kubeconfig), as `T`.
+pub fn documents_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<Vec<T>> {
+    serde_saphyr::from_str_multiple_with_options(text, options()).map_err(|e| located(path, text, e, what))
 }
 
 /// Parses a multi-document stream; empty documents are dropped, as kubectl and helm do.
@@ -60,7 +141,141 @@ pub fn documents(path: &Path, text: &str) -> Result<Vec<Value>> {
     budget.max_nodes = budget.max_nodes.max(text.len());
     budget.max_events = budget.max_events.max(text.len() * 2);
     options.budget = Some(budget);
-    let docs: Vec<Value> =
-        serde_saphyr::from_str_multiple_with_options(text, options).map_err(|e| located(path, e, "invalid YAML"))?;
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple_with_options(text, options)
+        .map_err(|e| located(path, text, e, "invalid YAML"))?;
     Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
+}
+
+/// YAML-ish text for property tests of readers: structured documents over the keys weaver's
+/// files use, and soups of YAML fragments at random indentation.
+#[cfg(test)]
+pub(crate) fn arbitrary_yaml() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    const KEYS: &[&str] = &[
+        "extends",
+        "namespace",
+        "values",
+        "releases",
+        "name",
+        "chart",
+        "patches",
+        "ops",
+        "op",
+        "path",
+        "value",
+        "target",
+        "kind",
+        "secrets",
+        "valuesFiles",
+        "needs",
+        "labels",
+        "cluster",
+        "context",
+        "apiVersion",
+        "clusters",
+        "users",
+        "contexts",
+        "user",
+        "token",
+        "current-context",
+        "server",
+        "sops",
+        "age",
+        "recipient",
+        "enc",
+        "mac",
+        "lastmodified",
+        "version",
+        "data",
+        "a",
+        "<<",
+    ];
+    const SCALARS: &[&str] = &[
+        "",
+        "~",
+        "null",
+        "true",
+        "1",
+        "-1",
+        "0x1f",
+        "1e400",
+        ".nan",
+        "x",
+        "base",
+        "'q'",
+        "\"d\"",
+        "ENC[AES256_GCM,data:,iv:,tag:,type:str]",
+        "ENC[AES256_GCM,data:QQ==,iv:QQ==,tag:QQ==,type:int]",
+        "age1x",
+        "-",
+        "[",
+        "{",
+        "]",
+        "}",
+        "&a",
+        "*a",
+        "!!binary QQ==",
+        "!!int x",
+        "|",
+        ">-",
+        "? x",
+        "%YAML 1.2",
+        "---",
+        "...",
+        "#c",
+        "\t",
+        "\u{feff}",
+        "é",
+    ];
+    let scalar = proptest::sample::select(SCALARS).prop_map(str::to_string);
+    let key = proptest::sample::select(KEYS);
+    let tree = scalar.clone().prop_recursive(4, 24, 4, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| {
+                items.iter().map(|i| format!("- {}", i.replace('\n', "\n  "))).collect::<Vec<_>>().join("\n")
+            }),
+            proptest::collection::vec((key.clone(), inner), 0..4).prop_map(|entries| {
+                entries
+                    .iter()
+                    .map(|(k, v)| format!("{k}:\n  {}", v.replace('\n', "\n  ")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+        ]
+    });
+    let line = (0..6usize, proptest::sample::select(KEYS), proptest::sample::select(SCALARS), any::<bool>()).prop_map(
+        |(indent, k, v, keyed)| {
+            if keyed { format!("{}{k}: {v}", " ".repeat(indent)) } else { format!("{}- {v}", " ".repeat(indent)) }
+        },
+    );
+    prop_oneof![tree, proptest::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error<T: DeserializeOwned + std::fmt::Debug>(text: &str) -> String {
+        from_str::<T>(Path::new("f.yaml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_duplicate_key_names_both_lines_in_weavers_words() {
+        let text = "a: 1\nb:\n  c: 1\n  # note\n  d: 2\n  c: 3\n";
+        assert_eq!(error::<Value>(text), "f.yaml:6:3: invalid YAML: duplicate key `c` (first defined at line 3)");
+        let text = "items:\n  - name: x\n    name: y\n";
+        assert_eq!(error::<Value>(text), "f.yaml:3:5: invalid YAML: duplicate key `name` (first defined at line 2)");
+    }
+
+    #[test]
+    fn a_type_error_says_what_was_found_but_not_the_value() {
+        assert_eq!(kind_of("string \"SEEDTOKEN-4f1c9a7e\""), "a string");
+        assert_eq!(kind_of("integer `5`"), "an integer");
+        assert_eq!(kind_of("floating point `1.5`"), "a number");
+        assert_eq!(
+            error::<Vec<u32>>("- SEEDTOKEN-4f1c9a7e\n"),
+            "f.yaml:1:3: invalid YAML: expected a whole number, not negative"
+        );
+        assert_eq!(error::<Vec<String>>("- [a]\n"), "f.yaml:1:3: invalid YAML: expected a string");
+    }
 }

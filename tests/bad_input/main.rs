@@ -15,6 +15,8 @@ mod cli;
 
 use common::Repo;
 
+mod inputs;
+
 /// Distinctive values planted in inputs (tokens, keys, secret values). Seeing one in stdout or
 /// stderr is a leak.
 pub const SEEDS: &[&str] = &["SEEDTOKEN-4f1c9a7e", "seed-password-8b2d", "AGE-SECRET-KEY-1SEEDKEYQQQQ"];

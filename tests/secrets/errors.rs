@@ -242,3 +242,22 @@ fn unsupported_metadata_is_named() {
     let file = SopsFile::parse(path(), &text).unwrap();
     assert_eq!(file.path(), path());
 }
+
+/// A damaged whole-file age file says what is wrong in weaver's words, not age's
+/// ("Header is invalid", "failed to fill whole buffer").
+#[test]
+fn damaged_age_files_are_explained_in_weavers_words() {
+    let (secret, _) = key_pair();
+    let ids = identities(&secret);
+    let path = Path::new("secrets/dev.age");
+    let err = decrypt_bytes(path, b"not an age file at all, but long enough to have a header\n", &ids).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "secrets/dev.age: cannot decrypt this age file: its header is not an age header; it is damaged or not an age file"
+    );
+    let err = decrypt_bytes(path, b"age", &ids).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "secrets/dev.age: cannot decrypt this age file: it ends too early (truncated); it is damaged or not an age file"
+    );
+}

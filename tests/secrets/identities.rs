@@ -77,7 +77,10 @@ fn default_path_falls_back_to_home_and_empty_vars_are_unset() {
 fn named_files_must_exist_but_the_default_may_not() {
     let missing = PathBuf::from("/nonexistent/key.txt");
     let err = IdentitySources { flag: Some(missing.clone()), ..Default::default() }.load().unwrap_err();
-    assert!(err.to_string().starts_with("--identity /nonexistent/key.txt: "), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "--identity /nonexistent/key.txt: cannot read the identity file: no such file or directory"
+    );
     let err = IdentitySources { sops_key_file: Some(missing.clone()), ..Default::default() }.load().unwrap_err();
     assert!(err.to_string().starts_with("SOPS_AGE_KEY_FILE=/nonexistent/key.txt: "), "{err}");
     let ids = IdentitySources { default_file: Some(missing), ..Default::default() }.load().unwrap();
@@ -93,7 +96,16 @@ fn invalid_lines_are_reported_by_number_only() {
     assert!(matches!(err, SecretsError::InvalidIdentity { line: 3, .. }));
     assert_eq!(
         err.to_string(),
-        "SOPS_AGE_KEY: line 3: not an age identity (expected a line starting with AGE-SECRET-KEY-)"
+        "SOPS_AGE_KEY: line 3: the age secret key is malformed (wrong length or checksum; the key is not shown)"
+    );
+    // A truncated key is a malformed key too, not "a line not starting with AGE-SECRET-KEY-".
+    let err =
+        IdentitySources { sops_key: Some("AGE-SECRET-KEY-1XYZ".into()), ..Default::default() }.load().unwrap_err();
+    assert!(err.to_string().starts_with("SOPS_AGE_KEY: line 1: the age secret key is malformed"), "{err}");
+    let err = IdentitySources { sops_key: Some("age1notasecret".into()), ..Default::default() }.load().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "SOPS_AGE_KEY: line 1: not an age identity (expected a line starting with AGE-SECRET-KEY-1)"
     );
     let err =
         IdentitySources { sops_key: Some("AGE-PLUGIN-YUBIKEY-1QQQ".into()), ..Default::default() }.load().unwrap_err();

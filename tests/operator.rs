@@ -167,6 +167,45 @@ fn sync_object(cluster: &TestCluster, tenant: &Tenant, spec: Value) -> Value {
     })
 }
 
+/// The tenant's ConfigMapSync of `settings` into `targets`, written as `account`.
+fn create_sync(cluster: &TestCluster, tenant: &Tenant, targets: &[&String], account: &str) -> Value {
+    let spec = json!({"source": {"name": "settings"}, "targetNamespaces": targets, "serviceAccountName": account});
+    let sync = sync_object(cluster, tenant, spec);
+    cluster.create(&sync);
+    sync
+}
+
+/// The usual ConfigMapSync (into both allowed namespaces, as `syncer`), once both hold the source.
+fn create_synced(cluster: &TestCluster, tenant: &Tenant) -> Value {
+    let sync = create_sync(cluster, tenant, &[&tenant.allowed[0], &tenant.allowed[1]], "syncer");
+    for namespace in &tenant.allowed {
+        wait_for_data(cluster, namespace, &source_data());
+    }
+    sync
+}
+
+fn source_data() -> Value {
+    serde_json::from_str(SOURCE_DATA).unwrap()
+}
+
+/// The status line of `namespace` once its reason is `reason`.
+#[track_caller]
+fn wait_for_target(cluster: &TestCluster, sync: &Value, namespace: &str, reason: &str) -> Value {
+    eventually(&format!("{reason} for {namespace}"), || {
+        let target = target_status(cluster, sync, namespace)?;
+        if target["reason"] == reason { Ok(target) } else { Err(target.to_string()) }
+    })
+}
+
+/// The Ready condition once its reason is `reason`.
+#[track_caller]
+fn wait_for_ready(cluster: &TestCluster, sync: &Value, reason: &str) -> Value {
+    eventually(&format!("Ready with reason {reason}"), || {
+        let ready = ready(cluster, sync)?;
+        if ready["reason"] == reason { Ok(ready) } else { Err(ready.to_string()) }
+    })
+}
+
 fn config_map(namespace: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace}})
 }
@@ -200,17 +239,9 @@ fn the_source_is_copied_where_the_service_account_may_write_and_nowhere_else() {
     let cluster = TestCluster::start();
     let tenant = tenant(&cluster);
     let _operator = Operator::start(&cluster);
-    let targets = [&tenant.allowed[0], &tenant.allowed[1], &tenant.denied];
-    let sync = sync_object(
-        &cluster,
-        &tenant,
-        json!({"source": {"name": "settings"}, "targetNamespaces": targets, "serviceAccountName": "syncer"}),
-    );
-    cluster.create(&sync);
-
-    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
+    let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0], &tenant.allowed[1], &tenant.denied], "syncer");
     for namespace in &tenant.allowed {
-        wait_for_data(&cluster, namespace, &source);
+        wait_for_data(&cluster, namespace, &source_data());
         let target = cluster.get(&config_map(namespace)).unwrap();
         assert_eq!(target["metadata"]["labels"]["weaver.example.com/sync-namespace"], tenant.team.as_str());
         assert_eq!(target["metadata"]["labels"]["weaver.example.com/sync-name"], "share");
@@ -220,18 +251,14 @@ fn the_source_is_copied_where_the_service_account_may_write_and_nowhere_else() {
         // ownership of the token is what the API server checked.
         assert_eq!(target_status(&cluster, &sync, namespace).unwrap()["reason"], "Synced");
     }
-    let denied = eventually("the denied target's status", || target_status(&cluster, &sync, &tenant.denied));
+    let denied = wait_for_target(&cluster, &sync, &tenant.denied, "Forbidden");
     assert_eq!(denied["synced"], false);
-    assert_eq!(denied["reason"], "Forbidden");
     let message = denied["message"].as_str().unwrap();
     assert!(message.contains("system:serviceaccount:") && message.contains(&tenant.denied), "{message}");
     // Tenant isolation, checked as the administrator: nothing was written where the account may not.
     assert!(cluster.get(&config_map(&tenant.denied)).is_none(), "a target was written in {}", tenant.denied);
 
-    let ready = eventually("Ready=False with 2/3", || {
-        let ready = ready(&cluster, &sync)?;
-        if ready["reason"] == "TargetsNotSynced" { Ok(ready) } else { Err(ready.to_string()) }
-    });
+    let ready = wait_for_ready(&cluster, &sync, "TargetsNotSynced");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["message"], "2/3 targets in sync");
     let live = cluster.get(&sync).unwrap();
@@ -249,15 +276,7 @@ fn source_changes_propagate_and_targets_changed_by_hand_are_restored() {
     let cluster = TestCluster::start();
     let tenant = tenant(&cluster);
     let _operator = Operator::start(&cluster);
-    let sync = sync_object(
-        &cluster,
-        &tenant,
-        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "syncer"}),
-    );
-    cluster.create(&sync);
-    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
-    wait_for_data(&cluster, &tenant.allowed[0], &source);
-    wait_for_data(&cluster, &tenant.allowed[1], &source);
+    let sync = create_synced(&cluster, &tenant);
 
     cluster.merge_patch(&config_map(&tenant.team), &json!({"data": {"level": "info"}}), "someone");
     let changed = json!({"level": "info", "color": "blue"});
@@ -276,14 +295,8 @@ fn source_changes_propagate_and_targets_changed_by_hand_are_restored() {
         Some(live) if live["metadata"]["uid"] != before && live["data"] == changed => Ok(()),
         other => Err(format!("{other:?}")),
     });
-    eventually("Ready=True", || {
-        let ready = ready(&cluster, &sync)?;
-        if ready["status"] == "True" && ready["message"] == "2/2 targets in sync" {
-            Ok(())
-        } else {
-            Err(ready.to_string())
-        }
-    });
+    let ready = wait_for_ready(&cluster, &sync, "Synced");
+    assert_eq!((&ready["status"], &ready["message"]), (&json!("True"), &json!("2/2 targets in sync")));
 }
 
 #[test]
@@ -293,19 +306,10 @@ fn a_configmap_the_operator_does_not_own_is_a_conflict_and_untouched() {
     let foreign = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": tenant.allowed[0]}, "data": {"mine": "yes"}});
     cluster.create(&foreign);
     let _operator = Operator::start(&cluster);
-    let sync = sync_object(
-        &cluster,
-        &tenant,
-        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "syncer"}),
-    );
-    cluster.create(&sync);
-
-    let conflict = eventually("a Conflict status", || {
-        let target = target_status(&cluster, &sync, &tenant.allowed[0])?;
-        if target["reason"] == "Conflict" { Ok(target) } else { Err(target.to_string()) }
-    });
+    let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0], &tenant.allowed[1]], "syncer");
+    let conflict = wait_for_target(&cluster, &sync, &tenant.allowed[0], "Conflict");
     assert_eq!(conflict["synced"], false);
-    wait_for_data(&cluster, &tenant.allowed[1], &serde_json::from_str(SOURCE_DATA).unwrap());
+    wait_for_data(&cluster, &tenant.allowed[1], &source_data());
     let live = cluster.get(&foreign).unwrap();
     assert_eq!(live["data"], json!({"mine": "yes"}), "the foreign ConfigMap was changed");
     assert!(live["metadata"]["labels"].get("weaver.example.com/sync-name").is_none());
@@ -316,22 +320,11 @@ fn a_namespace_gets_its_target_once_the_service_account_may_write_there() {
     let cluster = TestCluster::start();
     let tenant = tenant(&cluster);
     let _operator = Operator::start(&cluster);
-    let sync = sync_object(
-        &cluster,
-        &tenant,
-        json!({"source": {"name": "settings"}, "targetNamespaces": [tenant.denied], "serviceAccountName": "syncer"}),
-    );
-    cluster.create(&sync);
-    eventually("Forbidden", || {
-        let target = target_status(&cluster, &sync, &tenant.denied)?;
-        if target["reason"] == "Forbidden" { Ok(()) } else { Err(target.to_string()) }
-    });
+    let sync = create_sync(&cluster, &tenant, &[&tenant.denied], "syncer");
+    wait_for_target(&cluster, &sync, &tenant.denied, "Forbidden");
     grant(&cluster, &tenant, &tenant.denied);
-    wait_for_data(&cluster, &tenant.denied, &serde_json::from_str(SOURCE_DATA).unwrap());
-    eventually("Synced", || {
-        let target = target_status(&cluster, &sync, &tenant.denied)?;
-        if target["reason"] == "Synced" { Ok(()) } else { Err(target.to_string()) }
-    });
+    wait_for_data(&cluster, &tenant.denied, &source_data());
+    wait_for_target(&cluster, &sync, &tenant.denied, "Synced");
 }
 
 #[test]
@@ -346,7 +339,7 @@ fn the_selector_takes_in_namespaces_created_later_and_dropped_targets_are_delete
         json!({"source": {"name": "settings"}, "targetNamespaces": [tenant.allowed[0]], "namespaceSelector": label, "serviceAccountName": "syncer"}),
     );
     cluster.create(&sync);
-    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
+    let source = source_data();
     wait_for_data(&cluster, &tenant.allowed[0], &source);
 
     // A namespace created later, with the label, and the account allowed there.
@@ -370,15 +363,7 @@ fn deleting_the_configmapsync_deletes_every_target_through_its_finalizer() {
     let cluster = TestCluster::start();
     let tenant = tenant(&cluster);
     let _operator = Operator::start(&cluster);
-    let sync = sync_object(
-        &cluster,
-        &tenant,
-        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "syncer"}),
-    );
-    cluster.create(&sync);
-    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
-    wait_for_data(&cluster, &tenant.allowed[0], &source);
-    wait_for_data(&cluster, &tenant.allowed[1], &source);
+    let sync = create_synced(&cluster, &tenant);
     cluster.delete(&sync);
     for namespace in &tenant.allowed {
         assert!(cluster.get(&config_map(namespace)).is_none(), "the target in {namespace} outlived its ConfigMapSync");
@@ -391,16 +376,8 @@ fn a_missing_service_account_is_a_condition_not_a_crash_loop() {
     let cluster = TestCluster::start();
     let tenant = tenant(&cluster);
     let _operator = Operator::start(&cluster);
-    let sync = sync_object(
-        &cluster,
-        &tenant,
-        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "nobody"}),
-    );
-    cluster.create(&sync);
-    let ready = eventually("ServiceAccountNotFound", || {
-        let ready = ready(&cluster, &sync)?;
-        if ready["reason"] == "ServiceAccountNotFound" { Ok(ready) } else { Err(ready.to_string()) }
-    });
+    let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0], &tenant.allowed[1]], "nobody");
+    let ready = wait_for_ready(&cluster, &sync, "ServiceAccountNotFound");
     assert_eq!(ready["status"], "False");
     assert!(ready["message"].as_str().unwrap().contains("nobody"));
     assert!(cluster.get(&config_map(&tenant.allowed[0])).is_none());
@@ -440,14 +417,7 @@ fn only_the_leader_reconciles_and_another_replica_takes_over_when_it_stops() {
         if roles == [Role::Following { leader: "first".into() }] { Ok(()) } else { Err(format!("{roles:?}")) }
     });
 
-    let sync = sync_object(
-        &cluster,
-        &tenant,
-        json!({"source": {"name": "settings"}, "targetNamespaces": tenant.allowed, "serviceAccountName": "syncer"}),
-    );
-    cluster.create(&sync);
-    let source: Value = serde_json::from_str(SOURCE_DATA).unwrap();
-    wait_for_data(&cluster, &tenant.allowed[0], &source);
+    create_synced(&cluster, &tenant);
     assert_eq!(*second_roles.lock().unwrap(), [Role::Following { leader: "first".into() }], "the follower stays out");
 
     // The leader dies without releasing its Lease: the follower takes over once it expires.

@@ -125,6 +125,13 @@ pub struct OperatorRunArgs {
     /// Where the leader Lease lives [default: $POD_NAMESPACE]
     #[arg(long, value_name = "NAMESPACE", requires = "leader_elect")]
     pub leader_election_namespace: Option<String>,
+    /// Where to serve /healthz, /readyz and /metrics
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// How many ConfigMapSyncs to reconcile at once
+    #[arg(long, value_name = "N", default_value_t = crate::operator::controller::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_concurrent_reconciles: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

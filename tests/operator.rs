@@ -23,6 +23,8 @@ struct Operator {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     client: kube::Client,
     selector: String,
+    /// Where its /healthz, /readyz and /metrics are served.
+    endpoints: std::net::SocketAddr,
 }
 
 impl Operator {
@@ -44,7 +46,13 @@ impl Operator {
         });
         let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
         let selector = format!("weaver-test={}", cluster.prefix);
-        let settings = weaver::operator::controller::Settings { label_selector: Some(selector.clone()) };
+        let settings = weaver::operator::controller::Settings {
+            label_selector: Some(selector.clone()),
+            ..weaver::operator::controller::Settings::default()
+        };
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let endpoints = listener.local_addr().unwrap();
+        runtime.spawn(weaver::operator::endpoints::serve(listener, settings.telemetry.clone(), std::future::pending()));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let connect = weaver::cluster::ConnectOptions {
             kubeconfig: Some(kubeconfig),
@@ -66,7 +74,19 @@ impl Operator {
                 panic!("the operator stopped: {err}");
             }
         });
-        Operator { runtime: Some(runtime), shutdown: Some(shutdown), client, selector }
+        Operator { runtime: Some(runtime), shutdown: Some(shutdown), client, selector, endpoints }
+    }
+
+    /// The status code and body of a GET of `path` on the operator's endpoints.
+    fn get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.endpoints).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+        let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+        (status, body)
     }
 
     /// Stops at once, as a killed pod: nothing is released or cleaned up.
@@ -433,4 +453,39 @@ fn only_the_leader_reconciles_and_another_replica_takes_over_when_it_stops() {
     cluster.merge_patch(&config_map(&tenant.team), &json!({"data": {"level": "info"}}), "someone");
     wait_for_data(&cluster, &tenant.allowed[0], &json!({"level": "info", "color": "blue"}));
     drop(second);
+}
+
+#[test]
+fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_state() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    // Hold the operator's first list of ConfigMapSyncs back, to see it not ready meanwhile.
+    if let Some(fake) = cluster.fake("holding a list back to see /readyz fail") {
+        let path = "/apis/weaver.example.com/v1alpha1/configmapsyncs";
+        fake.inject(weaver_test_apiserver::Fault::delay("GET", path, Duration::from_secs(2)).times(1));
+    }
+    let operator = Operator::start(&cluster);
+    assert_eq!(operator.get("/healthz").0, 200);
+    if cluster.is_fake() {
+        let (status, body) = operator.get("/readyz");
+        assert_eq!((status, body.as_str()), (503, "the ConfigMapSync cache has not synced yet\n"));
+    }
+    eventually("/readyz to answer 200", || match operator.get("/readyz") {
+        (200, _) => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+
+    create_sync(&cluster, &tenant, &[&tenant.allowed[0], &tenant.allowed[1], &tenant.denied], "syncer");
+    let metrics = eventually("targets by state in /metrics", || {
+        let (_, body) = operator.get("/metrics");
+        let wanted = ["configmapsync_targets{state=\"Synced\"} 2", "configmapsync_targets{state=\"Forbidden\"} 1"];
+        if wanted.iter().all(|line| body.contains(line)) { Ok(body) } else { Err(body) }
+    });
+    let reconciles = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("configmapsync_reconciles_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(reconciles.is_some_and(|n| n >= 1), "{metrics}");
+    assert!(metrics.contains("configmapsync_reconcile_duration_seconds_bucket"), "{metrics}");
+    assert_eq!(operator.get("/nothing").0, 404);
 }

@@ -46,7 +46,21 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             crate::Error::new(format!("cannot set up a client for context `{}`: {err}", info.context))
         })?;
         tracing::info!(context = %info.context, server = %info.server, "starting the ConfigMapSync controller");
-        let settings = crate::operator::controller::Settings { label_selector: args.selector.clone() };
+        let telemetry = std::sync::Arc::new(crate::operator::telemetry::Telemetry::default());
+        let settings = crate::operator::controller::Settings {
+            label_selector: args.selector.clone(),
+            concurrency: args.max_concurrent_reconciles,
+            telemetry: telemetry.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(args.metrics_addr).await.map_err(|err| {
+            crate::Error::new(format!(
+                "--metrics-addr {}: cannot listen there: {}",
+                args.metrics_addr,
+                crate::error::io_reason(&err)
+            ))
+        })?;
+        tracing::info!(address = %args.metrics_addr, "serving /healthz, /readyz and /metrics");
+        tokio::spawn(crate::operator::endpoints::serve(listener, telemetry, std::future::pending()));
         let election = match args.leader_elect {
             false => None,
             true => {

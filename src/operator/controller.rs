@@ -24,6 +24,7 @@ use kube::{Resource, ResourceExt};
 use super::api::{ConfigMapSync, ConfigMapSyncStatus};
 use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
 use super::status::{self, Blocked, Outcome};
+use super::telemetry::Telemetry;
 use super::tenant::{TenantError, Tenants};
 
 /// Deletes every target before its ConfigMapSync goes.
@@ -55,10 +56,11 @@ pub struct Context {
     pub client: kube::Client,
     pub tenants: Tenants,
     pub recorder: Recorder,
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Context {
-    pub fn new(client: kube::Client, base: kube::Config) -> Self {
+    pub fn new(client: kube::Client, base: kube::Config, telemetry: Arc<Telemetry>) -> Self {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.to_string(),
             instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
@@ -67,6 +69,7 @@ impl Context {
             tenants: Tenants::new(client.clone(), base),
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            telemetry,
         }
     }
 }
@@ -80,12 +83,25 @@ fn spec_or_lifecycle(sync: &ConfigMapSync) -> Option<u64> {
 }
 
 /// How a controller is run.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct Settings {
     /// Only ConfigMapSyncs whose labels match (as `kubectl -l`), to shard them between
     /// operators, as Flux's `--watch-label-selector` does.
     pub label_selector: Option<String>,
+    /// How many ConfigMapSyncs are reconciled at once.
+    pub concurrency: u16,
+    /// Metrics and readiness, which the HTTP endpoints serve.
+    pub telemetry: Arc<Telemetry>,
 }
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { label_selector: None, concurrency: DEFAULT_CONCURRENCY, telemetry: Arc::default() }
+    }
+}
+
+/// Reconciles at once, by default.
+pub const DEFAULT_CONCURRENCY: u16 = 4;
 
 /// Runs the controller until `shutdown` completes; in-flight reconciles finish first.
 pub async fn run(
@@ -102,17 +118,25 @@ pub async fn run(
     }
     let index = SourceIndex::default();
     let indexer = index.clone();
+    // Ready once the first list of ConfigMapSyncs is in the cache. (Seen on the event stream:
+    // a second waiter on the store's readiness would steal the controller's wake-up.)
+    let telemetry = settings.telemetry.clone();
+    telemetry.set_ready(false);
     let trigger = watcher(syncs, selected)
         .default_backoff()
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(event) = event {
                 indexer.observe(event);
+                if matches!(event, watcher::Event::InitDone) {
+                    telemetry.set_ready(true);
+                }
             }
         })
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
-    let controller = Controller::for_stream(trigger, reader);
+    let controller = Controller::for_stream(trigger, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency));
     let by_namespace = controller.store();
     controller
         // Sources map back through the index; targets through their owner labels.
@@ -135,7 +159,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, Arc::new(Context::new(client, base)))
+        .run(reconcile, error_policy, Arc::new(Context::new(client, base, settings.telemetry)))
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(configmapsync = %object, "reconciled"),
@@ -179,7 +203,10 @@ pub async fn run_elected(
         return Ok(());
     };
     let mut shutdown = Box::pin(shutdown);
+    let telemetry = settings.telemetry.clone();
     let acquiring = cluster.acquire_lock(&options, |crate::cluster::LockEvent::Waiting { holder, .. }| {
+        // A follower is a healthy standby.
+        telemetry.set_ready(true);
         on_role(Role::Following { leader: holder })
     });
     let lease = tokio::select! {
@@ -263,6 +290,8 @@ impl SourceIndex {
 pub async fn reconcile(sync: Arc<ConfigMapSync>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = sync.namespace().unwrap_or_default();
     let syncs: Api<ConfigMapSync> = Api::namespaced(ctx.client.clone(), &namespace);
+    let started = tokio::time::Instant::now();
+    let telemetry = ctx.telemetry.clone();
     let result = finalizer(&syncs, FINALIZER, sync, |event| async {
         match event {
             Finalizing::Apply(sync) => sync_targets(&sync, &ctx).await,
@@ -270,13 +299,15 @@ pub async fn reconcile(sync: Arc<ConfigMapSync>, ctx: Arc<Context>) -> Result<Ac
         }
     })
     .await;
-    match result {
+    let result = match result {
         // Two reconciles raced to remove the finalizer: the ConfigMapSync is gone, as wanted.
         Err(FinalizerError::RemoveFinalizer(kube::Error::Api(status))) if status.code == 404 => {
             Ok(Action::await_change())
         }
         other => other.map_err(|err| Error::Finalizer(Box::new(err))),
-    }
+    };
+    telemetry.reconciled(started.elapsed(), result.is_err());
+    result
 }
 
 /// Failed reconciles are tried again soon; the reason is already in the log and the status.
@@ -370,6 +401,7 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
             let blocked = Blocked::ServiceAccountNotFound(account.clone());
             let status =
                 status::after_reconcile(generation, true, Some(&blocked), &BTreeMap::new(), previous.as_ref(), &now());
+            ctx.telemetry.set_targets(&metrics_key(sync), Some(&status));
             if previous.as_ref() != Some(&status) {
                 patch_status(sync, ctx, &status).await?;
                 event(ctx, sync, EventType::Warning, "ServiceAccountNotFound", status.conditions[0].message.clone())
@@ -416,6 +448,7 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
     }
 
     let status = status::after_reconcile(generation, plan.source_found, None, &outcomes, previous.as_ref(), &now());
+    ctx.telemetry.set_targets(&metrics_key(sync), Some(&status));
     let ready = status.conditions.iter().any(|c| c.status == "True");
     if previous.as_ref() != Some(&status) {
         for target in status.targets.iter().filter(|t| !t.synced) {
@@ -437,6 +470,11 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
     Ok(Action::requeue(if ready { RESYNC } else { RETRY_UNFINISHED }))
 }
 
+/// `namespace/name`: one ConfigMapSync in the metrics' bookkeeping.
+fn metrics_key(sync: &ConfigMapSync) -> String {
+    format!("{}/{}", sync.namespace().unwrap_or_default(), sync.name_any())
+}
+
 fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Forbidden(message) | Outcome::Failed(message) => message.clone(),
@@ -454,6 +492,7 @@ async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, E
         .map(|cm| Step::Delete { namespace: cm.namespace().unwrap_or_default(), name: cm.name_any() })
         .collect();
     if owned.is_empty() {
+        ctx.telemetry.set_targets(&metrics_key(sync), None);
         return Ok(Action::await_change());
     }
     let failure = match ctx.tenants.client(&namespace, &sync.spec.service_account_name).await {
@@ -469,7 +508,10 @@ async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, E
         }
     };
     match failure {
-        None => Ok(Action::await_change()),
+        None => {
+            ctx.telemetry.set_targets(&metrics_key(sync), None);
+            Ok(Action::await_change())
+        }
         Some(why) => {
             let mut status = sync.status.clone().unwrap_or_default();
             status.conditions = vec![status::cleanup_failed(sync.meta().generation, &why, &now())];

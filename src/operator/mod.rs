@@ -6,8 +6,10 @@
 
 pub mod api;
 pub mod controller;
+pub mod endpoints;
 pub mod plan;
 pub mod status;
+pub mod telemetry;
 pub mod tenant;
 
 pub use api::{ConfigMapSync, ConfigMapSyncSpec, ConfigMapSyncStatus, SourceRef, TargetStatus};

@@ -1,0 +1,56 @@
+//! The operator's HTTP endpoints for the kubelet's probes and for Prometheus: `/healthz`,
+//! `/readyz` and `/metrics` (see `telemetry`). Plain HTTP/1 on the metrics port; nothing else
+//! is served.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use super::telemetry::Telemetry;
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    telemetry: Arc<Telemetry>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let telemetry = telemetry.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| answer(telemetry.clone(), request));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+}
+
+async fn answer(telemetry: Arc<Telemetry>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => (StatusCode::OK, TEXT, "ok\n".to_string()),
+        (&Method::GET, "/readyz") if telemetry.is_ready() => (StatusCode::OK, TEXT, "ok\n".to_string()),
+        (&Method::GET, "/readyz") => {
+            (StatusCode::SERVICE_UNAVAILABLE, TEXT, "the ConfigMapSync cache has not synced yet\n".to_string())
+        }
+        (&Method::GET, "/metrics") => {
+            (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", telemetry.encode())
+        }
+        (&Method::GET, _) => (StatusCode::NOT_FOUND, TEXT, "not found: try /healthz, /readyz or /metrics\n".into()),
+        _ => (StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET is served\n".to_string()),
+    };
+    let response = Response::builder().status(status).header("Content-Type", content_type).body(Full::new(body.into()));
+    // A status and one static header always make a valid response.
+    Ok(response.expect("a valid response"))
+}

@@ -1,0 +1,151 @@
+//! What the operator tells its surroundings over HTTP: `/healthz` (the process answers),
+//! `/readyz` (ready once the ConfigMapSync cache has synced; a follower waiting for the leader
+//! Lease is ready too, as a healthy standby) and `/metrics` in Prometheus' text format:
+//! reconciles, failed reconciles, reconcile duration, and targets by state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::api::ConfigMapSyncStatus;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetState {
+    /// A target's reason: Synced, Forbidden, Conflict, NamespaceNotFound, …
+    state: String,
+}
+
+/// The operator's metrics and readiness, shared by the controller and the HTTP endpoints.
+pub struct Telemetry {
+    registry: Registry,
+    reconciles: Counter,
+    failures: Counter,
+    duration: Histogram,
+    targets: Family<TargetState, Gauge>,
+    /// Target states per ConfigMapSync (`namespace/name`), summed into `targets`.
+    states: Mutex<HashMap<String, BTreeMap<String, i64>>>,
+    ready: AtomicBool,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("configmapsync");
+        let reconciles = Counter::default();
+        let failures = Counter::default();
+        // 5 ms to about 10 s.
+        let duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        let targets = Family::<TargetState, Gauge>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register("reconcile_errors", "Reconciles that failed and are retried", failures.clone());
+        registry.register("reconcile_duration_seconds", "How long a reconcile took", duration.clone());
+        registry.register("targets", "Target namespaces by state, over every ConfigMapSync", targets.clone());
+        Telemetry {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            targets,
+            states: Mutex::new(HashMap::new()),
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Telemetry {
+    pub fn reconciled(&self, took: Duration, failed: bool) {
+        self.reconciles.inc();
+        if failed {
+            self.failures.inc();
+        }
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    /// The targets of one ConfigMapSync, as its status says them; `None` once it is gone.
+    pub fn set_targets(&self, sync: &str, status: Option<&ConfigMapSyncStatus>) {
+        let mut states = self.states.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match status {
+            Some(status) => {
+                let mut counts = BTreeMap::new();
+                for target in &status.targets {
+                    *counts.entry(target.reason.clone().unwrap_or_default()).or_insert(0) += 1;
+                }
+                states.insert(sync.to_string(), counts);
+            }
+            None => {
+                states.remove(sync);
+            }
+        }
+        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        for (state, count) in states.values().flatten() {
+            *totals.entry(state.clone()).or_insert(0) += count;
+        }
+        // A state no target is in any more reads 0, not its last value.
+        self.targets.clear();
+        for (state, count) in totals {
+            self.targets.get_or_create(&TargetState { state }).set(count);
+        }
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The metrics in Prometheus' text exposition format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::api::TargetStatus;
+
+    fn status(reasons: &[&str]) -> ConfigMapSyncStatus {
+        let targets = reasons
+            .iter()
+            .enumerate()
+            .map(|(i, reason)| TargetStatus {
+                namespace: format!("ns{i}"),
+                synced: *reason == "Synced",
+                reason: Some(reason.to_string()),
+                message: None,
+            })
+            .collect();
+        ConfigMapSyncStatus { targets, ..ConfigMapSyncStatus::default() }
+    }
+
+    #[test]
+    fn targets_are_summed_by_state_over_every_configmapsync() {
+        let telemetry = Telemetry::default();
+        telemetry.set_targets("a/one", Some(&status(&["Synced", "Forbidden"])));
+        telemetry.set_targets("b/two", Some(&status(&["Synced", "Synced"])));
+        telemetry.reconciled(Duration::from_millis(20), false);
+        telemetry.reconciled(Duration::from_millis(20), true);
+        let text = telemetry.encode();
+        assert!(text.contains("configmapsync_targets{state=\"Synced\"} 3"), "{text}");
+        assert!(text.contains("configmapsync_targets{state=\"Forbidden\"} 1"), "{text}");
+        assert!(text.contains("configmapsync_reconciles_total 2"), "{text}");
+        assert!(text.contains("configmapsync_reconcile_errors_total 1"), "{text}");
+        assert!(text.contains("configmapsync_reconcile_duration_seconds_count 2"), "{text}");
+        telemetry.set_targets("a/one", None);
+        let text = telemetry.encode();
+        assert!(!text.contains("state=\"Forbidden\""), "{text}");
+        assert!(text.contains("configmapsync_targets{state=\"Synced\"} 2"), "{text}");
+    }
+}

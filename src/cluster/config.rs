@@ -35,8 +35,19 @@ pub(super) async fn client(options: &ConnectOptions) -> Result<(kube::Client, Cl
     Ok((client, info))
 }
 
-/// The connection settings of the selected context, with the request timeout.
+/// The connection settings of the selected context, with the request timeout. In a pod with
+/// no kubeconfig at all (no --kubeconfig, KUBECONFIG, ~/.kube/config or context), the pod's
+/// ServiceAccount, as kubectl does.
 pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
+    if in_cluster_only(options) {
+        let config = kube::Config::incluster().map_err(|err| {
+            Error::new(format!("cannot use the pod's ServiceAccount to reach the cluster: {err}"))
+                .with_help("pass --kubeconfig FILE or set KUBECONFIG to say which cluster to use")
+        })?;
+        let server = config.cluster_url.to_string();
+        let info = ClusterInfo { context: "in-cluster".into(), server, request_timeout: options.request_timeout };
+        return Ok((with_timeouts(config, options.request_timeout), info));
+    }
     let (kubeconfig, described) = read_kubeconfig(options)?;
     let context = match &options.context {
         Some((name, origin)) => {
@@ -67,16 +78,31 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
         .and_then(|cl| cl.cluster.as_ref()?.server.clone())
         .unwrap_or_default();
     let kube_options = KubeConfigOptions { context: Some(context.clone()), cluster: None, user: None };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
         .await
         .map_err(|err| kubeconfig_error(&err, &described).with_help(format!("check context `{context}` there")))?;
-    config.connect_timeout = Some(options.request_timeout);
-    config.read_timeout = Some(options.request_timeout);
-    config.write_timeout = Some(options.request_timeout);
+    let info = ClusterInfo { context, server, request_timeout: options.request_timeout };
+    Ok((with_timeouts(config, options.request_timeout), info))
+}
+
+fn with_timeouts(mut config: kube::Config, timeout: Duration) -> kube::Config {
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
     // weaver retries by itself (`super::retry`), boundedly; kube's layer on top would multiply
     // the attempts and wait minutes on a server that keeps answering 503.
     config.default_retry = false;
-    Ok((config, ClusterInfo { context, server, request_timeout: options.request_timeout }))
+    config
+}
+
+/// Nothing names a kubeconfig and there is none to read, but this runs in a pod.
+fn in_cluster_only(options: &ConnectOptions) -> bool {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    options.kubeconfig.is_none()
+        && options.context.is_none()
+        && std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty())
+        && !home.join(".kube/config").exists()
+        && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty())
 }
 
 /// The cluster and user a context names must be defined (kube says only "failed to load the

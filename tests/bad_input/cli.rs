@@ -213,6 +213,13 @@ const CASES: &[Case] = &[
         expect: &["unexpected argument '--kubeconfig' found", "Usage: weaver render"],
     },
     Case {
+        name: "no kubeconfig at all, in what looks like a pod without a ServiceAccount token",
+        files: &[],
+        args: &["diff", "--env", "dev"],
+        env: &[("KUBERNETES_SERVICE_HOST", "127.0.0.1"), ("KUBERNETES_SERVICE_PORT", "1")],
+        expect: &["cannot use the pod's ServiceAccount to reach the cluster", "pass --kubeconfig FILE"],
+    },
+    Case {
         name: "a cluster option before a command that talks to no cluster",
         files: &[],
         args: &["--request-timeout", "10s", "envs"],

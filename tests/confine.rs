@@ -123,7 +123,7 @@ const CASES: &[Case] = &[
                 DEV,
                 &format!("namespace: apps\nreleases:\n  - name: app\n    chart: {}\n", outside.path("chart").display()),
             );
-            vec![format!("{DEV}:4:12"), "outside the repository".into()]
+            vec![format!("{DEV}:4:12"), "is not a chart name".into()]
         },
     },
     Case {
@@ -131,7 +131,7 @@ const CASES: &[Case] = &[
         setup: |repo, outside| {
             let chart = outside.relative(repo, "charts", "chart");
             repo.write(DEV, &format!("namespace: apps\nreleases:\n  - name: app\n    chart: {chart}\n"));
-            vec![format!("{DEV}:4:12"), "outside the repository".into()]
+            vec![format!("{DEV}:4:12"), "is not a chart name".into()]
         },
     },
     Case {
@@ -304,6 +304,17 @@ fn links_that_stay_inside_the_repository_are_followed() {
     for (source, run) in both_sources(&repo, &["render", "--env", "dev"]) {
         assert_eq!(run.code, 0, "{source}: {}", run.stderr);
         assert!(run.stdout.contains("greeting: from-a-link"), "{source}: {}", run.stdout);
+    }
+}
+
+#[test]
+fn links_that_loop_are_an_error_on_both_sources_not_an_endless_walk() {
+    let repo = Repo::minimal();
+    link(&repo, "charts/app/templates/a", ".");
+    link(&repo, "charts/app/templates/b", ".");
+    for (source, run) in both_sources(&repo, &["render", "--env", "dev"]) {
+        assert_eq!(run.code, 1, "{source}: {}", run.stderr);
+        assert!(run.stderr.contains("charts/app/templates/"), "{source}: {}", run.stderr);
     }
 }
 

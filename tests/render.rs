@@ -172,6 +172,22 @@ fn output_dir_removes_the_files_it_wrote_for_objects_no_longer_rendered_and_no_o
 }
 
 #[test]
+fn output_dir_never_writes_or_removes_through_a_symbolic_link() {
+    let repo = Repo::minimal();
+    let out = tempfile::tempdir().unwrap();
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::write(victim.path().join("important.yaml"), "precious\n").unwrap();
+    std::fs::write(victim.path().join("configmap-app.yaml"), "keep\n").unwrap();
+    std::os::unix::fs::symlink(victim.path(), out.path().join("app")).unwrap();
+    std::fs::write(out.path().join(".weaver-render"), "app/important.yaml\n").unwrap();
+    let run = repo.weaver(&["render", "--env", "dev", "--output-dir", out.path().to_str().unwrap()]);
+    let stderr = run.failure();
+    assert!(stderr.contains("app: is a symbolic link: --output-dir writes and removes only its own files"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(victim.path().join("important.yaml")).unwrap(), "precious\n");
+    assert_eq!(std::fs::read_to_string(victim.path().join("configmap-app.yaml")).unwrap(), "keep\n");
+}
+
+#[test]
 fn render_says_when_it_redacted_values_and_output_dir_needs_a_choice() {
     let printed = weaver_in(&project_root(), &["render", "--env", "dev"], &[]);
     assert!(printed.success().contains("<redacted:"));

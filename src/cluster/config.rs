@@ -81,6 +81,17 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
         .await
         .map_err(|err| kubeconfig_error(&err, &described).with_help(format!("check context `{context}` there")))?;
+    // The HTTP layer would panic on a token it cannot put in a header; the token is never shown.
+    if let Some(token) = &config.auth_info.token {
+        use secrecy::ExposeSecret;
+        if hyper::header::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).is_err() {
+            return Err(Error::new(format!(
+                "the user of context `{context}` in {described} has a token that cannot be sent: it holds a line \
+                 break or another character not allowed in an HTTP header"
+            ))
+            .with_help("check the token in the kubeconfig (its value is not shown)"));
+        }
+    }
     let info = ClusterInfo { context, server, request_timeout: options.request_timeout };
     Ok((with_timeouts(config, options.request_timeout), info))
 }

@@ -238,6 +238,7 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
                 .with_help("objects of one kind and name in different namespaces cannot be written with --output-dir; print them instead"));
         }
         let path = dir.join(&relative);
+        refuse_links(dir, &relative)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
         }
@@ -247,6 +248,7 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
         std::fs::write(&path, text).map_err(|e| Error::io("write file", &path, e))?;
     }
     let list_path = dir.join(WRITTEN_LIST);
+    refuse_links(dir, Path::new(WRITTEN_LIST))?;
     let previous = match std::fs::read_to_string(&list_path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -256,6 +258,7 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
     let listed = previous.lines().filter(|l| !l.starts_with('#')).map(PathBuf::from);
     for stale in listed.filter(|p| is_written_path(p) && !seen.contains(p)) {
         let path = dir.join(&stale);
+        refuse_links(dir, &stale)?;
         match std::fs::remove_file(&path) {
             Ok(()) => removed += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -274,6 +277,24 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
     }
     std::fs::write(&list_path, list).map_err(|e| Error::io("write file", &list_path, e))?;
     Ok((seen.len(), removed))
+}
+
+/// Every step of `relative` below `dir` that exists must be a plain file or directory: a link
+/// (say, committed in a checkout the directory comes from) would make weaver write or remove
+/// files elsewhere.
+fn refuse_links(dir: &Path, relative: &Path) -> Result<()> {
+    let mut path = dir.to_path_buf();
+    for part in relative.components() {
+        path.push(part);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::at(
+                Location::file(&path),
+                "is a symbolic link: --output-dir writes and removes only its own files, never through links",
+            )
+            .with_help("remove the link, or name another --output-dir"));
+        }
+    }
+    Ok(())
 }
 
 /// `<release>/<file>.yaml` and nothing else: a hand-edited list cannot reach outside DIR.

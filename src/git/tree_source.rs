@@ -35,7 +35,7 @@ enum Node {
 struct Lookup {
     /// The resolved path, relative to the weaver repository's directory.
     path: PathBuf,
-    /// `None` when nothing is there (or a link loops).
+    /// `None` when nothing is there.
     node: Option<Node>,
 }
 
@@ -94,7 +94,9 @@ impl TreeSource {
                         return Err(escape(PathBuf::from(target)));
                     }
                     if links > MAX_SYMLINKS {
-                        return Ok(self.missing(&trail));
+                        // As on disk (ELOOP): a loop is an error, not an empty place, or a
+                        // walk through two links to `.` would branch without end.
+                        return Err(io::Error::from_raw_os_error(libc::ELOOP));
                     }
                     pending.extend(target.split('/').rev().map(str::to_string));
                 }
@@ -122,7 +124,7 @@ impl TreeSource {
         Ok(Lookup { path: inside.to_path_buf(), node })
     }
 
-    /// A lookup that found nothing (a link that loops or is not UTF-8), at the trees walked.
+    /// A lookup that found nothing (a link that is not UTF-8), at the trees walked.
     fn missing(&self, trail: &[(String, Oid)]) -> Lookup {
         let full: PathBuf = trail[1..].iter().map(|(name, _)| name.as_str()).collect();
         Lookup { path: full.strip_prefix(&self.prefix).map(Path::to_path_buf).unwrap_or(full), node: None }

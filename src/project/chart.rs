@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Location, Result};
-use crate::project::source::{Escape, Source, utf8};
+use crate::project::source::{Escape, Source, is_plain_name, utf8};
 
 pub const CHARTS_DIR: &str = "charts";
 
@@ -68,6 +68,11 @@ pub fn list_charts(source: &dyn Source) -> Result<Vec<String>> {
 /// Loads `charts/<name>`; `referenced_at` is where a release names the chart. Every file is
 /// read through [`ChartReader`], so none comes from outside the chart's directory.
 pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> Result<Chart> {
+    // A name, not a path: `chart: ..` would make the whole repository, `.git` included, a chart.
+    if !is_plain_name(name) {
+        return Err(Error::at(referenced_at.clone(), format!("`chart: {name}` is not a chart name"))
+            .with_help("name a chart: a directory of charts/"));
+    }
     let dir = chart_dir(name);
     let meta_path = dir.join("chart.yaml");
     let reader = ChartReader::new(source, name, &dir, referenced_at)?;

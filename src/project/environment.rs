@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
-use crate::project::source::{Source, utf8};
+use crate::project::source::{Source, is_plain_name, utf8};
 use crate::project::values::{deep_merge, merge_overrides};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
@@ -300,6 +300,11 @@ fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {
 
 /// Loads `environments/<name>.yaml`, resolves `extends`, and validates the result.
 pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> {
+    // A name, not a path: `./dev` and `dev` would be one environment with two identities.
+    if !is_plain_name(name) {
+        return Err(Error::new(format!("`{name}` is not an environment name"))
+            .with_help("name an environment: a file of environments/, without `.yaml` (weaver envs lists them)"));
+    }
     let path = environment_path(name);
     let Some(bytes) = source.read(&path).map_err(|err| Error::io("read environment file", &path, err))? else {
         let known = list_environments(source)?;
@@ -317,7 +322,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         chain.push((current.clone(), file));
         let Some((base, at)) = next else { break };
         // A name, not a path: `extends: ../x` would otherwise reach any YAML file of the repository.
-        if base.is_empty() || base.starts_with('.') || base.contains(['/', '\\']) {
+        if !is_plain_name(&base) {
             return Err(Error::at(at, format!("`extends: {base}` is not an environment name"))
                 .with_help("name an environment: a file of environments/, without `.yaml`"));
         }

@@ -90,7 +90,18 @@ pub trait Source: Send + Sync {
     fn walk(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         let mut pending = vec![dir.to_path_buf()];
+        // Directories by where they lead: a link back to one already walked is a loop, which
+        // would otherwise branch without end (two links to `.` double the paths at each level).
+        let mut walked = std::collections::HashSet::new();
         while let Some(current) = pending.pop() {
+            let real = self.resolve(&current).map_err(|err| Error::io("list directory", &current, err))?;
+            if !walked.insert(real.clone()) {
+                return Err(Error::at(
+                    Location::file(&current),
+                    format!("leads back to {} through a symbolic link (a loop)", real.display()),
+                )
+                .with_help("remove the link"));
+            }
             let entries =
                 self.list(&current).map_err(|err| Error::io("list directory", &current, err))?.unwrap_or_default();
             for entry in entries {
@@ -101,6 +112,13 @@ pub trait Source: Send + Sync {
         out.sort();
         Ok(out)
     }
+}
+
+/// Whether `name` can name a file or directory in one directory of the repository (an
+/// environment, a chart): not empty, no `/` or `\`, and not starting with `.` (so neither
+/// `..` nor `.git`).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\'])
 }
 
 /// A file's bytes as UTF-8 text.
@@ -150,7 +168,9 @@ impl FsSource {
             return Err(escape(canonicalize_existing(&full).unwrap_or(full)));
         };
         let real = canonicalize_existing(&root.join(relative))?;
-        if real.starts_with(&root) { Ok(real) } else { Err(escape(real)) }
+        // `.git` holds the clone's credentials (CI checkouts keep tokens in .git/config): it is
+        // never repository content.
+        if real.starts_with(&root) && !real.starts_with(root.join(".git")) { Ok(real) } else { Err(escape(real)) }
     }
 }
 

@@ -6,6 +6,36 @@ use crate::{Case, run_cases};
 
 const CASES: &[Case] = &[
     Case {
+        name: "chart `..`: the repository itself, .git included, as a chart",
+        files: &[
+            ("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: \"..\"\n"),
+            (".git/config", "[http]\n\textraheader = AUTHORIZATION: basic SEEDTOKEN-4f1c9a7e\n"),
+        ],
+        args: &["render", "--env", "dev"],
+        env: &[],
+        expect: &["environments/dev.yaml:4:12", "`chart: ..` is not a chart name"],
+    },
+    Case {
+        name: "a valuesFiles entry inside .git",
+        files: &[
+            (
+                "environments/dev.yaml",
+                "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [.git/config]\n",
+            ),
+            (".git/config", "token: SEEDTOKEN-4f1c9a7e\n"),
+        ],
+        args: &["render", "--env", "dev"],
+        env: &[],
+        expect: &["environments/dev.yaml:5:19", ".git/config resolves to", "outside the repository"],
+    },
+    Case {
+        name: "an environment named as a path",
+        files: &[],
+        args: &["render", "--env", "./dev"],
+        env: &[],
+        expect: &["`./dev` is not an environment name", "weaver envs lists them"],
+    },
+    Case {
         name: "valuesFiles entry with `..` out of the repository",
         files: &[(
             "environments/dev.yaml",
@@ -30,7 +60,7 @@ const CASES: &[Case] = &[
         files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: /etc\n")],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:4:12", "/etc resolves to /etc, outside the repository"],
+        expect: &["environments/dev.yaml:4:12", "`chart: /etc` is not a chart name", "a directory of charts/"],
     },
     Case {
         name: "chart with `..` out of the repository",
@@ -40,7 +70,7 @@ const CASES: &[Case] = &[
         ],
         args: &["diff", "--env", "dev", "--live-from", "{repo}/live.yaml"],
         env: &[],
-        expect: &["environments/dev.yaml:4:12", "charts/../../app resolves to", "outside the repository"],
+        expect: &["environments/dev.yaml:4:12", "`chart: ../../app` is not a chart name"],
     },
     Case {
         name: "extends with a path instead of an environment name",

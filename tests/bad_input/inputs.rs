@@ -15,6 +15,16 @@ const KC_ARGS: &[&str] = &["diff", "--env", "dev", "--kubeconfig", "{repo}/kc.ya
 const KC_VALID: &str = "apiVersion: v1\nkind: Config\ncurrent-context: here\nclusters:\n- name: c\n  cluster: { server: 'https://127.0.0.1:1' }\nusers:\n- name: u\n  user:\n    token: SEEDTOKEN-4f1c9a7e\ncontexts:\n- name: here\n  context: { cluster: c, user: u }\n";
 
 const CASES: &[Case] = &[
+    Case {
+        name: "a kubeconfig token with a line break",
+        files: &[(
+            "kc.yaml",
+            "apiVersion: v1\nkind: Config\ncurrent-context: here\nclusters:\n- name: c\n  cluster: { server: 'https://127.0.0.1:1' }\nusers:\n- name: u\n  user:\n    token: \"SEEDTOKEN-4f1c9a7e\\nmore\"\ncontexts:\n- name: here\n  context: { cluster: c, user: u }\n",
+        )],
+        args: KC_ARGS,
+        env: &[],
+        expect: &["the user of context `here`", "has a token that cannot be sent", "its value is not shown"],
+    },
     // Environments.
     Case {
         name: "unknown key in a release",

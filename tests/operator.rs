@@ -366,7 +366,14 @@ fn the_selector_takes_in_namespaces_created_later_and_dropped_targets_are_delete
     let later = format!("{}-later", cluster.prefix);
     cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": later, "labels": {"weaver-test-team": cluster.prefix}}}));
     grant(&cluster, &tenant, &later);
+    // One the account may not read matches too: the status must not reveal it.
+    let hidden = format!("{}-hidden", cluster.prefix);
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": hidden, "labels": {"weaver-test-team": cluster.prefix}}}));
     wait_for_data(&cluster, &later, &source);
+    wait_for_target(&cluster, &sync, &later, "Synced");
+    let status = cluster.get(&sync).unwrap()["status"].clone();
+    assert!(!status.to_string().contains(&hidden), "a namespace the tenant cannot see is in the status: {status}");
+    assert!(cluster.get(&config_map(&hidden)).is_none());
 
     // Dropping a namespace from the spec deletes its target.
     cluster.merge_patch(&sync, &json!({"spec": {"targetNamespaces": [tenant.allowed[1]]}}), "someone");

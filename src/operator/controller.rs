@@ -423,8 +423,20 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
     };
     let namespaces = Api::<Namespace>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
     let candidates = candidates(sync, ctx).await?;
-    let plan =
-        plan::plan(&Observed { sync, source: source.as_ref(), namespaces: &namespaces, candidates: &candidates });
+    // The operator sees more than the tenant: what the status says of a target must be what the
+    // tenant's account could find out itself.
+    let mut access = BTreeMap::new();
+    for namespace in plan::target_namespaces(sync, &namespaces).into_keys() {
+        let targets: Api<ConfigMap> = Api::namespaced(tenant.clone(), &namespace);
+        let seen = match targets.get_opt(&sync.spec.source.name).await {
+            Err(kube::Error::Api(status)) if status.code == 403 => plan::Access::Forbidden(status.message),
+            _ => plan::Access::Readable,
+        };
+        access.insert(namespace, seen);
+    }
+    let observed =
+        Observed { sync, source: source.as_ref(), namespaces: &namespaces, candidates: &candidates, access: &access };
+    let plan = plan::plan(&observed);
 
     let mut outcomes = BTreeMap::new();
     for (target, decision) in &plan.targets {

@@ -28,6 +28,28 @@ pub struct Observed<'a> {
     /// ConfigMaps named like the source in other namespaces, and every ConfigMap carrying this
     /// CR's owner labels.
     pub candidates: &'a [ConfigMap],
+    /// What the tenant's ServiceAccount may read of each target (a namespace missing here is
+    /// taken as readable).
+    pub access: &'a BTreeMap<String, Access>,
+}
+
+/// Whether the tenant may read the target: what the operator sees with its own rights is told
+/// in the status only where the tenant could see it too.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    Readable,
+    /// The API server's answer.
+    Forbidden(String),
+}
+
+/// How a namespace became a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Listed in `targetNamespaces`: the tenant named it, so it is always reported.
+    Named,
+    /// Matched by `namespaceSelector` only: reported only where the tenant may read, so a
+    /// selector cannot list or probe namespaces the tenant cannot see.
+    Selected,
 }
 
 /// One step of a reconcile.
@@ -53,6 +75,8 @@ pub enum Settled {
     NamespaceNotFound,
     /// The source is gone: the target is left as it is.
     SourceNotFound,
+    /// The tenant may not read the target there (the API server's message).
+    Forbidden(String),
 }
 
 /// The plan for one ConfigMapSync.
@@ -68,15 +92,18 @@ pub struct Plan {
 
 /// The namespaces a ConfigMapSync targets: its list plus those its selector matches, never its
 /// own namespace (the source lives there).
-pub fn target_namespaces(sync: &ConfigMapSync, namespaces: &[Namespace]) -> BTreeSet<String> {
+pub fn target_namespaces(sync: &ConfigMapSync, namespaces: &[Namespace]) -> BTreeMap<String, Origin> {
     let own = sync.namespace().unwrap_or_default();
-    let mut targets: BTreeSet<String> = sync.spec.target_namespaces.iter().cloned().collect();
+    let mut targets = BTreeMap::new();
     if let Some(selector) = &sync.spec.namespace_selector {
         // An invalid selector (the schema cannot rule out every bad operator) selects nothing.
         if let Ok(selector) = Selector::try_from(selector.clone()) {
-            targets.extend(namespaces.iter().filter(|ns| selector.matches(ns.labels())).map(|ns| ns.name_any()));
+            for ns in namespaces.iter().filter(|ns| selector.matches(ns.labels())) {
+                targets.insert(ns.name_any(), Origin::Selected);
+            }
         }
     }
+    targets.extend(sync.spec.target_namespaces.iter().map(|ns| (ns.clone(), Origin::Named)));
     targets.remove(&own);
     targets
 }
@@ -134,7 +161,13 @@ pub fn plan(observed: &Observed) -> Plan {
     };
 
     let mut plan = Plan { source_found: observed.source.is_some(), ..Plan::default() };
-    for namespace in &targets {
+    for (namespace, origin) in &targets {
+        if let Some(Access::Forbidden(message)) = observed.access.get(namespace) {
+            if *origin == Origin::Named {
+                plan.targets.insert(namespace.clone(), Err(Settled::Forbidden(message.clone())));
+            }
+            continue;
+        }
         let decision = if !existing.contains(namespace) {
             Err(Settled::NamespaceNotFound)
         } else {
@@ -157,7 +190,7 @@ pub fn plan(observed: &Observed) -> Plan {
         plan.targets.insert(namespace.clone(), decision);
     }
     plan.removals = owned_targets(sync, observed.candidates)
-        .filter(|cm| !targets.contains(&cm.namespace().unwrap_or_default()))
+        .filter(|cm| !targets.contains_key(&cm.namespace().unwrap_or_default()))
         .map(|cm| Action::Delete { namespace: cm.namespace().unwrap_or_default(), name: cm.name_any() })
         .collect();
     plan
@@ -218,7 +251,13 @@ mod tests {
     fn missing_targets_are_created_with_the_source_content_and_owner_labels() {
         let sync = sync(&["dev", "qa"], None);
         let source = config_map("team", &[("level", "debug")], "7");
-        let plan = plan(&Observed { sync: &sync, source: Some(&source), namespaces: &namespaces(), candidates: &[] });
+        let plan = plan(&Observed {
+            sync: &sync,
+            source: Some(&source),
+            namespaces: &namespaces(),
+            candidates: &[],
+            access: &BTreeMap::new(),
+        });
         assert_eq!(plan.targets.len(), 2);
         let Ok(Action::Create(target)) = &plan.targets["dev"] else { panic!("{plan:?}") };
         assert_eq!(target.data, source.data);
@@ -236,8 +275,13 @@ mod tests {
         let mut qa = dev.clone();
         qa.metadata.namespace = Some("qa".into());
         qa.data = Some(BTreeMap::from([("level".into(), "edited by hand".into())]));
-        let plan =
-            plan(&Observed { sync: &sync, source: Some(&source), namespaces: &namespaces(), candidates: &[dev, qa] });
+        let plan = plan(&Observed {
+            sync: &sync,
+            source: Some(&source),
+            namespaces: &namespaces(),
+            candidates: &[dev, qa],
+            access: &BTreeMap::new(),
+        });
         assert_eq!(plan.targets["dev"], Err(Settled::InSync));
         let Ok(Action::Update(update)) = &plan.targets["qa"] else { panic!("{plan:?}") };
         assert_eq!(update.data, source.data);
@@ -249,8 +293,13 @@ mod tests {
         let sync = sync(&["dev"], None);
         let source = config_map("team", &[("level", "debug")], "7");
         let foreign = config_map("dev", &[("mine", "yes")], "3");
-        let plan =
-            plan(&Observed { sync: &sync, source: Some(&source), namespaces: &namespaces(), candidates: &[foreign] });
+        let plan = plan(&Observed {
+            sync: &sync,
+            source: Some(&source),
+            namespaces: &namespaces(),
+            candidates: &[foreign],
+            access: &BTreeMap::new(),
+        });
         assert_eq!(plan.targets["dev"], Err(Settled::Conflict));
         // Another ConfigMapSync's target is foreign too.
         let mut other = desired_target(&sync, &source, "dev");
@@ -261,7 +310,7 @@ mod tests {
     }
 
     fn plan_for(sync: &ConfigMapSync, source: Option<&ConfigMap>, candidates: &[ConfigMap]) -> Plan {
-        plan(&Observed { sync, source, namespaces: &namespaces(), candidates })
+        plan(&Observed { sync, source, namespaces: &namespaces(), candidates, access: &BTreeMap::new() })
     }
 
     #[test]
@@ -281,6 +330,28 @@ mod tests {
         let plan = plan_for(&sync, Some(&source), &[]);
         assert_eq!(plan.targets.keys().collect::<Vec<_>>(), ["later"]);
         assert_eq!(plan.targets["later"], Err(Settled::NamespaceNotFound));
+    }
+
+    #[test]
+    fn what_the_tenant_may_not_read_is_forbidden_if_named_and_unmentioned_if_only_selected() {
+        let sync = sync(&["dev"], Some(BTreeMap::from([("team".into(), "a".into())])));
+        let source = config_map("team", &[("level", "debug")], "7");
+        // The operator sees a foreign ConfigMap in qa and dev; the tenant may read neither.
+        let candidates = [config_map("dev", &[], "1"), config_map("qa", &[], "2")];
+        let access = BTreeMap::from([
+            ("dev".to_string(), Access::Forbidden("configmaps is forbidden".into())),
+            ("qa".to_string(), Access::Forbidden("configmaps is forbidden".into())),
+        ]);
+        let observed = Observed {
+            sync: &sync,
+            source: Some(&source),
+            namespaces: &namespaces(),
+            candidates: &candidates,
+            access: &access,
+        };
+        let plan = plan(&observed);
+        assert_eq!(plan.targets.keys().collect::<Vec<_>>(), ["dev"], "qa was only selected: not reported");
+        assert_eq!(plan.targets["dev"], Err(Settled::Forbidden("configmaps is forbidden".into())), "not Conflict");
     }
 
     #[test]

@@ -98,7 +98,9 @@ pub fn after_reconcile(
                 ),
                 Outcome::Settled(Settled::NamespaceNotFound) => (false, "NamespaceNotFound", None),
                 Outcome::Settled(Settled::SourceNotFound) => (false, "SourceNotFound", None),
-                Outcome::Forbidden(message) => (false, "Forbidden", Some(message.clone())),
+                Outcome::Forbidden(message) | Outcome::Settled(Settled::Forbidden(message)) => {
+                    (false, "Forbidden", Some(message.clone()))
+                }
                 Outcome::Failed(message) => (false, "Failed", Some(message.clone())),
             };
             TargetStatus { namespace: namespace.clone(), synced, reason: Some(reason.to_string()), message }

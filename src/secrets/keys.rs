@@ -157,8 +157,19 @@ impl Identities {
     }
 
     fn load_file(&mut self, origin: IdentityOrigin, path: &Path) -> Result<(), SecretsError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SecretsError::IdentityFile { origin: origin.to_string(), source })?;
+        use std::io::Read;
+        // Key files are a few hundred bytes; `identityFile: /dev/zero` must not eat the runner.
+        const MAX_IDENTITY_FILE: u64 = 1 << 20;
+        let failed = |source| SecretsError::IdentityFile { origin: origin.to_string(), source };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_IDENTITY_FILE + 1).read_to_end(&mut bytes))
+            .map_err(failed)?;
+        if bytes.len() as u64 > MAX_IDENTITY_FILE {
+            return Err(failed(std::io::Error::other("larger than 1 MiB, which no age identity file is")));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")))?;
         self.load_text(origin, &text)
     }
 

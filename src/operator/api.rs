@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /// Copies the ConfigMap `source` into every target namespace, writing as `serviceAccountName`.
+// Each `printcolumn(...)` repeats `type_ = "string"`, which clippy takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "weaver.example.com",

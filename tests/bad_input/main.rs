@@ -19,7 +19,11 @@ mod inputs;
 
 /// Distinctive values planted in inputs (tokens, keys, secret values). Seeing one in stdout or
 /// stderr is a leak.
-pub const SEEDS: &[&str] = &["SEEDTOKEN-4f1c9a7e", "seed-password-8b2d", "AGE-SECRET-KEY-1SEEDKEYQQQQ"];
+pub const SEEDS: &[&str] = &["SEEDTOKEN-4f1c9a7e", "seed-password-8b2d", FAKE_AGE_KEY];
+
+/// A malformed stand-in for an age private key (no key at all: wrong length and checksum),
+/// written in two parts so that no file of the repository looks like it holds a private key.
+pub const FAKE_AGE_KEY: &str = concat!("AGE-SECRET-KEY-", "1SEEDKEYQQQQ");
 
 /// One mistake a user can make, and what weaver must answer.
 pub struct Case {

@@ -334,25 +334,15 @@ async fn event(ctx: &Context, sync: &ConfigMapSync, type_: EventType, reason: &s
     }
 }
 
-/// The ConfigMaps that are or could be targets: those named like the source anywhere, and
-/// every one carrying this ConfigMapSync's owner labels.
-async fn candidates(sync: &ConfigMapSync, ctx: &Context) -> Result<Vec<ConfigMap>, Error> {
-    let all: Api<ConfigMap> = Api::all(ctx.client.clone());
-    let named = all.list(&ListParams::default().fields(&format!("metadata.name={}", sync.spec.source.name))).await?;
+/// Every ConfigMap carrying this ConfigMapSync's owner labels (read with the operator's
+/// rights; each is deleted as the tenant, so nothing the tenant may not touch is touched).
+async fn owned_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Vec<ConfigMap>, Error> {
     let owner = format!(
         "{OWNER_NAMESPACE_LABEL}={},{OWNER_NAME_LABEL}={}",
         sync.namespace().unwrap_or_default(),
         sync.name_any()
     );
-    let owned = all.list(&ListParams::default().labels(&owner)).await?;
-    let mut candidates = named.items;
-    for config_map in owned.items {
-        if !candidates.iter().any(|c| c.namespace() == config_map.namespace() && c.name_any() == config_map.name_any())
-        {
-            candidates.push(config_map);
-        }
-    }
-    Ok(candidates)
+    Ok(Api::<ConfigMap>::all(ctx.client.clone()).list(&ListParams::default().labels(&owner)).await?.items)
 }
 
 /// A failed write, as the target's status says it.
@@ -422,20 +412,20 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
         other => other?,
     };
     let namespaces = Api::<Namespace>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
-    let candidates = candidates(sync, ctx).await?;
-    // The operator sees more than the tenant: what the status says of a target must be what the
+    let owned = owned_targets(sync, ctx).await?;
+    // Each target is read as the tenant: the plan and the status then say only what the
     // tenant's account could find out itself.
-    let mut access = BTreeMap::new();
+    let mut targets = BTreeMap::new();
     for namespace in plan::target_namespaces(sync, &namespaces).into_keys() {
-        let targets: Api<ConfigMap> = Api::namespaced(tenant.clone(), &namespace);
-        let seen = match targets.get_opt(&sync.spec.source.name).await {
-            Err(kube::Error::Api(status)) if status.code == 403 => plan::Access::Forbidden(status.message),
-            _ => plan::Access::Readable,
+        let api: Api<ConfigMap> = Api::namespaced(tenant.clone(), &namespace);
+        let seen = match api.get_opt(&sync.spec.source.name).await {
+            Err(kube::Error::Api(status)) if status.code == 403 => plan::Seen::Forbidden(status.message),
+            other => plan::Seen::Readable(other?),
         };
-        access.insert(namespace, seen);
+        targets.insert(namespace, seen);
     }
     let observed =
-        Observed { sync, source: source.as_ref(), namespaces: &namespaces, candidates: &candidates, access: &access };
+        Observed { sync, source: source.as_ref(), namespaces: &namespaces, targets: &targets, owned: &owned };
     let plan = plan::plan(&observed);
 
     let mut outcomes = BTreeMap::new();
@@ -499,10 +489,7 @@ fn describe(outcome: &Outcome) -> String {
 /// recorded.
 async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Error> {
     let namespace = sync.namespace().unwrap_or_default();
-    let candidates = candidates(sync, ctx).await?;
-    let owned: Vec<Step> = plan::owned_targets(sync, &candidates)
-        .map(|cm| Step::Delete { namespace: cm.namespace().unwrap_or_default(), name: cm.name_any() })
-        .collect();
+    let owned: Vec<Step> = owned_targets(sync, ctx).await?.iter().map(plan::delete).collect();
     if owned.is_empty() {
         ctx.telemetry.set_targets(&metrics_key(sync), None);
         return Ok(Action::await_change());

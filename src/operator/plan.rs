@@ -25,19 +25,19 @@ pub struct Observed<'a> {
     pub source: Option<&'a ConfigMap>,
     /// Every namespace of the cluster (for the selector and to tell a missing one).
     pub namespaces: &'a [Namespace],
-    /// ConfigMaps named like the source in other namespaces, and every ConfigMap carrying this
-    /// CR's owner labels.
-    pub candidates: &'a [ConfigMap],
-    /// What the tenant's ServiceAccount may read of each target (a namespace missing here is
-    /// taken as readable).
-    pub access: &'a BTreeMap<String, Access>,
+    /// Each target namespace as the tenant's ServiceAccount read it (see [`target_namespaces`]);
+    /// one not read is taken as empty.
+    pub targets: &'a BTreeMap<String, Seen>,
+    /// Every ConfigMap carrying this CR's owner labels, wherever it is.
+    pub owned: &'a [ConfigMap],
 }
 
-/// Whether the tenant may read the target: what the operator sees with its own rights is told
-/// in the status only where the tenant could see it too.
+/// A target as the tenant read it: what the operator could see with its own rights is told in
+/// the status only where the tenant could see it too.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Access {
-    Readable,
+pub enum Seen {
+    /// The ConfigMap of the source's name there, if any.
+    Readable(Option<ConfigMap>),
     /// The API server's answer.
     Forbidden(String),
 }
@@ -152,17 +152,14 @@ pub fn plan(observed: &Observed) -> Plan {
     let sync = observed.sync;
     let existing: BTreeSet<String> = observed.namespaces.iter().map(|ns| ns.name_any()).collect();
     let targets = target_namespaces(sync, observed.namespaces);
-    let source_name = &sync.spec.source.name;
-    let live_in = |namespace: &str| {
-        observed
-            .candidates
-            .iter()
-            .find(|cm| cm.namespace().as_deref() == Some(namespace) && &cm.name_any() == source_name)
+    let live_in = |namespace: &str| match observed.targets.get(namespace) {
+        Some(Seen::Readable(live)) => live.as_ref(),
+        _ => None,
     };
 
     let mut plan = Plan { source_found: observed.source.is_some(), ..Plan::default() };
     for (namespace, origin) in &targets {
-        if let Some(Access::Forbidden(message)) = observed.access.get(namespace) {
+        if let Some(Seen::Forbidden(message)) = observed.targets.get(namespace) {
             if *origin == Origin::Named {
                 plan.targets.insert(namespace.clone(), Err(Settled::Forbidden(message.clone())));
             }
@@ -189,16 +186,18 @@ pub fn plan(observed: &Observed) -> Plan {
         };
         plan.targets.insert(namespace.clone(), decision);
     }
-    plan.removals = owned_targets(sync, observed.candidates)
-        .filter(|cm| !targets.contains_key(&cm.namespace().unwrap_or_default()))
-        .map(|cm| Action::Delete { namespace: cm.namespace().unwrap_or_default(), name: cm.name_any() })
+    plan.removals = observed
+        .owned
+        .iter()
+        .filter(|cm| is_owned_by(cm, sync) && !targets.contains_key(&cm.namespace().unwrap_or_default()))
+        .map(delete)
         .collect();
     plan
 }
 
-/// Every owned target, for the finalizer: all are deleted when the ConfigMapSync goes.
-pub fn owned_targets<'a>(sync: &'a ConfigMapSync, candidates: &'a [ConfigMap]) -> impl Iterator<Item = &'a ConfigMap> {
-    candidates.iter().filter(move |cm| is_owned_by(cm, sync))
+/// The deletion of a target.
+pub fn delete(target: &ConfigMap) -> Action {
+    Action::Delete { namespace: target.namespace().unwrap_or_default(), name: target.name_any() }
 }
 
 #[cfg(test)]
@@ -238,6 +237,30 @@ mod tests {
         cm
     }
 
+    /// Plans as the controller observes: each target read as the tenant (those in `forbidden`
+    /// refused), the owned ones found by their labels, among `existing` ConfigMaps.
+    fn plan_seeing(
+        sync: &ConfigMapSync,
+        source: Option<&ConfigMap>,
+        existing: &[ConfigMap],
+        forbidden: &[&str],
+    ) -> Plan {
+        let namespaces = namespaces();
+        let targets = target_namespaces(sync, &namespaces)
+            .into_keys()
+            .map(|ns| {
+                let seen = if forbidden.contains(&ns.as_str()) {
+                    Seen::Forbidden("configmaps is forbidden".into())
+                } else {
+                    Seen::Readable(existing.iter().find(|cm| cm.namespace().as_deref() == Some(ns.as_str())).cloned())
+                };
+                (ns, seen)
+            })
+            .collect();
+        let owned: Vec<ConfigMap> = existing.iter().filter(|cm| is_owned_by(cm, sync)).cloned().collect();
+        plan(&Observed { sync, source, namespaces: &namespaces, targets: &targets, owned: &owned })
+    }
+
     fn namespaces() -> Vec<Namespace> {
         vec![
             namespace("team", &[]),
@@ -251,13 +274,7 @@ mod tests {
     fn missing_targets_are_created_with_the_source_content_and_owner_labels() {
         let sync = sync(&["dev", "qa"], None);
         let source = config_map("team", &[("level", "debug")], "7");
-        let plan = plan(&Observed {
-            sync: &sync,
-            source: Some(&source),
-            namespaces: &namespaces(),
-            candidates: &[],
-            access: &BTreeMap::new(),
-        });
+        let plan = plan_seeing(&sync, Some(&source), &[], &[]);
         assert_eq!(plan.targets.len(), 2);
         let Ok(Action::Create(target)) = &plan.targets["dev"] else { panic!("{plan:?}") };
         assert_eq!(target.data, source.data);
@@ -275,13 +292,7 @@ mod tests {
         let mut qa = dev.clone();
         qa.metadata.namespace = Some("qa".into());
         qa.data = Some(BTreeMap::from([("level".into(), "edited by hand".into())]));
-        let plan = plan(&Observed {
-            sync: &sync,
-            source: Some(&source),
-            namespaces: &namespaces(),
-            candidates: &[dev, qa],
-            access: &BTreeMap::new(),
-        });
+        let plan = plan_seeing(&sync, Some(&source), &[dev, qa], &[]);
         assert_eq!(plan.targets["dev"], Err(Settled::InSync));
         let Ok(Action::Update(update)) = &plan.targets["qa"] else { panic!("{plan:?}") };
         assert_eq!(update.data, source.data);
@@ -293,13 +304,7 @@ mod tests {
         let sync = sync(&["dev"], None);
         let source = config_map("team", &[("level", "debug")], "7");
         let foreign = config_map("dev", &[("mine", "yes")], "3");
-        let plan = plan(&Observed {
-            sync: &sync,
-            source: Some(&source),
-            namespaces: &namespaces(),
-            candidates: &[foreign],
-            access: &BTreeMap::new(),
-        });
+        let plan = plan_seeing(&sync, Some(&source), &[foreign], &[]);
         assert_eq!(plan.targets["dev"], Err(Settled::Conflict));
         // Another ConfigMapSync's target is foreign too.
         let mut other = desired_target(&sync, &source, "dev");
@@ -309,8 +314,8 @@ mod tests {
         assert!(plan.removals.is_empty());
     }
 
-    fn plan_for(sync: &ConfigMapSync, source: Option<&ConfigMap>, candidates: &[ConfigMap]) -> Plan {
-        plan(&Observed { sync, source, namespaces: &namespaces(), candidates, access: &BTreeMap::new() })
+    fn plan_for(sync: &ConfigMapSync, source: Option<&ConfigMap>, existing: &[ConfigMap]) -> Plan {
+        plan_seeing(sync, source, existing, &[])
     }
 
     #[test]
@@ -337,19 +342,8 @@ mod tests {
         let sync = sync(&["dev"], Some(BTreeMap::from([("team".into(), "a".into())])));
         let source = config_map("team", &[("level", "debug")], "7");
         // The operator sees a foreign ConfigMap in qa and dev; the tenant may read neither.
-        let candidates = [config_map("dev", &[], "1"), config_map("qa", &[], "2")];
-        let access = BTreeMap::from([
-            ("dev".to_string(), Access::Forbidden("configmaps is forbidden".into())),
-            ("qa".to_string(), Access::Forbidden("configmaps is forbidden".into())),
-        ]);
-        let observed = Observed {
-            sync: &sync,
-            source: Some(&source),
-            namespaces: &namespaces(),
-            candidates: &candidates,
-            access: &access,
-        };
-        let plan = plan(&observed);
+        let existing = [config_map("dev", &[], "1"), config_map("qa", &[], "2")];
+        let plan = plan_seeing(&sync, Some(&source), &existing, &["dev", "qa"]);
         assert_eq!(plan.targets.keys().collect::<Vec<_>>(), ["dev"], "qa was only selected: not reported");
         assert_eq!(plan.targets["dev"], Err(Settled::Forbidden("configmaps is forbidden".into())), "not Conflict");
     }

@@ -456,13 +456,18 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_text_is_a_duration_or_an_error(text in any::<String>()) {
-            let _ = parse_duration(&text);
+        fn any_text_is_a_duration_in_range_or_an_error_naming_it(text in any::<String>()) {
+            match parse_duration(&text) {
+                Ok(duration) => prop_assert!(duration > std::time::Duration::ZERO && duration <= MAX_DURATION),
+                Err(message) => prop_assert!(message.starts_with(&format!("`{text}`")), "{}", message),
+            }
         }
 
         #[test]
-        fn any_digits_and_units_are_a_duration_or_an_error(text in "[0-9]{1,25}(ms|s|m|h)([0-9]{1,25}(ms|s|m|h))?") {
-            let _ = parse_duration(&text);
+        fn any_digits_and_units_are_a_duration_in_range_or_an_error(text in "[0-9]{1,25}(ms|s|m|h)([0-9]{1,25}(ms|s|m|h))?") {
+            if let Ok(duration) = parse_duration(&text) {
+                prop_assert!(duration > std::time::Duration::ZERO && duration <= MAX_DURATION);
+            }
         }
     }
 }

@@ -196,7 +196,7 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
         let decode = || -> std::result::Result<Record, String> {
             let mut compressed = Vec::new();
             for payload in chunks.values() {
-                compressed.extend(b64.decode(payload).map_err(|e| e.to_string())?);
+                compressed.extend(b64.decode(payload).map_err(|_| "its payload is not base64".to_string())?);
             }
             let mut json = Vec::new();
             flate2::read::GzDecoder::new(compressed.as_slice()).read_to_end(&mut json).map_err(|e| e.to_string())?;
@@ -293,7 +293,8 @@ mod tests {
         assert!(err.contains("cannot be read: its content is not a release record (line 1, column"), "{err}");
         assert!(!err.contains("seed-password"), "{err}");
         secrets[0]["data"]["record"] = Value::String("not base64!".into());
-        assert!(from_secrets(&secrets).unwrap_err().to_string().contains("cannot be read"));
+        let err = from_secrets(&secrets).unwrap_err().to_string();
+        assert!(err.contains("cannot be read: its payload is not base64"), "{err}");
     }
 
     #[test]

@@ -766,7 +766,7 @@ fn the_documented_read_only_example_works() {
     let at = diff.iter().position(|a| *a == "drift").unwrap();
     diff.splice(at.., ["diff", "--env", "dev", "--server-side"]);
     let err = deployed.repo.weaver(&diff).failure().to_string();
-    assert!(err.contains("forbidden"), "{err}");
+    assert!(err.contains("cannot patch resource"), "{err}");
 }
 
 /// A parsed XML element (enough of XML for the JUnit report: elements, attributes, text).

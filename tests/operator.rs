@@ -362,13 +362,14 @@ fn the_selector_takes_in_namespaces_created_later_and_dropped_targets_are_delete
     let source = source_data();
     wait_for_data(&cluster, &tenant.allowed[0], &source);
 
+    // One the account may not read matches too (created first, so any status that lists the
+    // next one was computed with it in view): the status must not reveal it.
+    let hidden = format!("{}-hidden", cluster.prefix);
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": hidden, "labels": {"weaver-test-team": cluster.prefix}}}));
     // A namespace created later, with the label, and the account allowed there.
     let later = format!("{}-later", cluster.prefix);
     cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": later, "labels": {"weaver-test-team": cluster.prefix}}}));
     grant(&cluster, &tenant, &later);
-    // One the account may not read matches too: the status must not reveal it.
-    let hidden = format!("{}-hidden", cluster.prefix);
-    cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": hidden, "labels": {"weaver-test-team": cluster.prefix}}}));
     wait_for_data(&cluster, &later, &source);
     wait_for_target(&cluster, &sync, &later, "Synced");
     let status = cluster.get(&sync).unwrap()["status"].clone();

@@ -441,7 +441,7 @@ fn null_deletes_lower_layers_with_and_without_extends() {
 #[test]
 fn a_full_standard_output_is_reported_without_os_error_numbers() {
     let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
-        eprintln!("skipped: this system has no /dev/full");
+        common::skip::say_skipped("this system has no /dev/full");
         return;
     };
     let repo = Repo::minimal();

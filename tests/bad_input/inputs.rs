@@ -119,7 +119,7 @@ const CASES: &[Case] = &[
         files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: nope\n")],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:4:12: ", "`nope`"],
+        expect: &["environments/dev.yaml:4:12: chart `nope` not found: charts/nope/chart.yaml does not exist"],
     },
     // Templates.
     Case {
@@ -228,7 +228,7 @@ const CASES: &[Case] = &[
         files: &[("environments/dev.yaml", WITH_SECRETS), ("secrets/dev.yaml", "password: seed-password-8b2d\n")],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["secrets/dev.yaml", "sops"],
+        expect: &["secrets/dev.yaml: is not a SOPS file: it has no `sops` metadata block"],
     },
     Case {
         name: "secrets file with a tampered MAC",

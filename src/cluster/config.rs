@@ -21,34 +21,16 @@ pub struct ConnectOptions {
     pub request_timeout: Duration,
 }
 
-/// Reads the kubeconfig, selects the context and builds a client with the request timeout.
-pub(super) async fn client(options: &ConnectOptions) -> Result<(kube::Client, ClusterInfo)> {
-    let (config, info) = config(options).await?;
-    let client = kube::Client::try_from(config).map_err(|err| {
-        Error::new(format!(
-            "cannot set up a client for context `{}` ({}): {}",
-            info.context,
-            info.server,
-            super::error::innermost(&err)
-        ))
-    })?;
-    Ok((client, info))
-}
-
 /// The connection settings of the selected context, with the request timeout. In a pod with
 /// no kubeconfig at all (no --kubeconfig, KUBECONFIG, ~/.kube/config or context), the pod's
 /// ServiceAccount, as kubectl does.
 pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
-    if in_cluster_only(options) {
-        let config = kube::Config::incluster().map_err(|err| {
-            Error::new(format!("cannot use the pod's ServiceAccount to reach the cluster: {err}"))
-                .with_help("pass --kubeconfig FILE or set KUBECONFIG to say which cluster to use")
-        })?;
-        let server = config.cluster_url.to_string();
-        let info = ClusterInfo { context: "in-cluster".into(), server, request_timeout: options.request_timeout };
-        return Ok((with_timeouts(config, options.request_timeout), info));
-    }
-    let (kubeconfig, described) = read_kubeconfig(options)?;
+    let in_a_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
+    let (kubeconfig, described) = match read_kubeconfig(options)? {
+        Some(found) => found,
+        None if in_a_pod && options.context.is_none() => return in_cluster(options),
+        None => return Err(no_kubeconfig()),
+    };
     let context = match &options.context {
         Some((name, origin)) => {
             if !kubeconfig.contexts.iter().any(|c| &c.name == name) {
@@ -82,18 +64,31 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
         .await
         .map_err(|err| kubeconfig_error(&err, &described).with_help(format!("check context `{context}` there")))?;
     // The HTTP layer would panic on a token it cannot put in a header; the token is never shown.
-    if let Some(token) = &config.auth_info.token {
-        use secrecy::ExposeSecret;
-        if hyper::header::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).is_err() {
-            return Err(Error::new(format!(
-                "the user of context `{context}` in {described} has a token that cannot be sent: it holds a line \
-                 break or another character not allowed in an HTTP header"
-            ))
-            .with_help("check the token in the kubeconfig (its value is not shown)"));
-        }
+    if static_bearer(&config.auth_info)
+        .is_some_and(|token| hyper::header::HeaderValue::from_str(&format!("Bearer {token}")).is_err())
+    {
+        return Err(Error::new(format!(
+            "the user of context `{context}` in {described} has a token that cannot be sent: it holds a line \
+             break or another character not allowed in an HTTP header"
+        ))
+        .with_help("check the token in the kubeconfig (its value is not shown)"));
     }
     let info = ClusterInfo { context, server, request_timeout: options.request_timeout };
     Ok((with_timeouts(config, options.request_timeout), info))
+}
+
+/// The bearer token kube sends as it is written in the kubeconfig, in kube's own order: an
+/// auth provider's token, else none when a username and password are set, else `token`.
+/// (Tokens read from files or commands are checked by kube when it reads them.)
+fn static_bearer(auth: &kube::config::AuthInfo) -> Option<String> {
+    use secrecy::ExposeSecret;
+    if let Some(provider) = &auth.auth_provider {
+        return ["id-token", "access-token"].iter().find_map(|key| provider.config.get(*key).cloned());
+    }
+    if auth.username.is_some() && auth.password.is_some() {
+        return None;
+    }
+    auth.token.as_ref().map(|token| token.expose_secret().to_string())
 }
 
 fn with_timeouts(mut config: kube::Config, timeout: Duration) -> kube::Config {
@@ -107,13 +102,23 @@ fn with_timeouts(mut config: kube::Config, timeout: Duration) -> kube::Config {
 }
 
 /// Nothing names a kubeconfig and there is none to read, but this runs in a pod.
-fn in_cluster_only(options: &ConnectOptions) -> bool {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    options.kubeconfig.is_none()
-        && options.context.is_none()
-        && std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty())
-        && !home.join(".kube/config").exists()
-        && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty())
+fn in_cluster(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
+    let config = kube::Config::incluster().map_err(|err| {
+        Error::new(format!("cannot use the pod's ServiceAccount to reach the cluster: {err}"))
+            .with_help("pass --kubeconfig FILE or set KUBECONFIG to say which cluster to use")
+    })?;
+    let server = config.cluster_url.to_string();
+    let info = ClusterInfo { context: "in-cluster".into(), server, request_timeout: options.request_timeout };
+    Ok((with_timeouts(config, options.request_timeout), info))
+}
+
+fn default_kubeconfig() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".kube/config")
+}
+
+fn no_kubeconfig() -> Error {
+    Error::io("read kubeconfig", &default_kubeconfig(), std::io::ErrorKind::NotFound.into())
+        .with_help("pass --kubeconfig FILE or set KUBECONFIG to say which cluster to use")
 }
 
 /// The cluster and user a context names must be defined (kube says only "failed to load the
@@ -134,12 +139,13 @@ fn check_references(kubeconfig: &Kubeconfig, context: &str, described: &str) -> 
     }
 }
 
-/// The merged kubeconfig and how to name it in messages.
-fn read_kubeconfig(options: &ConnectOptions) -> Result<(Kubeconfig, String)> {
+/// The merged kubeconfig and how to name it; `None` when nothing names one and the default
+/// file does not exist (in a pod, its ServiceAccount is used then).
+fn read_kubeconfig(options: &ConnectOptions) -> Result<Option<(Kubeconfig, String)>> {
     if let Some(path) = &options.kubeconfig {
         let described = format!("kubeconfig {} (from --kubeconfig)", path.display());
         return match read_file(path)? {
-            Some(kubeconfig) => Ok((kubeconfig, described)),
+            Some(kubeconfig) => Ok(Some((kubeconfig, described))),
             None => Err(Error::io("read kubeconfig", path, std::io::ErrorKind::NotFound.into())
                 .with_help("--kubeconfig names a file that does not exist")),
         };
@@ -148,19 +154,14 @@ fn read_kubeconfig(options: &ConnectOptions) -> Result<(Kubeconfig, String)> {
         let described = format!("kubeconfig {} (from KUBECONFIG)", value.to_string_lossy());
         let paths: Vec<PathBuf> = std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect();
         return match merge_files(&paths)? {
-            Some(kubeconfig) => Ok((kubeconfig, described)),
+            Some(kubeconfig) => Ok(Some((kubeconfig, described))),
             None => Err(Error::new(format!("none of the files in KUBECONFIG exists ({})", value.to_string_lossy()))
                 .with_help("set KUBECONFIG to existing kubeconfig files, or pass --kubeconfig FILE")),
         };
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    let path = home.join(".kube/config");
+    let path = default_kubeconfig();
     let described = format!("kubeconfig {}", path.display());
-    match read_file(&path)? {
-        Some(kubeconfig) => Ok((kubeconfig, described)),
-        None => Err(Error::io("read kubeconfig", &path, std::io::ErrorKind::NotFound.into())
-            .with_help("pass --kubeconfig FILE or set KUBECONFIG to say which cluster to use")),
-    }
+    Ok(read_file(&path)?.map(|kubeconfig| (kubeconfig, described)))
 }
 
 /// Merges the files of a KUBECONFIG list as kubectl does: missing files are skipped; the first

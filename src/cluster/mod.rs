@@ -111,7 +111,20 @@ impl Cluster {
     /// Discovery is the first contact, so only the server's transient answers are retried: a
     /// cluster that cannot be reached at all is reported after one request timeout.
     pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
-        let (client, info) = config::client(options).await?;
+        let (config, info) = config::config(options).await?;
+        Self::from_config(config, info).await
+    }
+
+    /// Connects with settings already read (see [`kube_config`]), as [`Cluster::connect`] does.
+    pub async fn from_config(config: kube::Config, info: ClusterInfo) -> Result<Cluster> {
+        let client = kube::Client::try_from(config).map_err(|err| {
+            Error::new(format!(
+                "cannot set up a client for context `{}` ({}): {}",
+                info.context,
+                info.server,
+                error::innermost(&err)
+            ))
+        })?;
         let retry = RetryPolicy::default();
         let doing = "discovering API kinds";
         let aggregated = retrying_when(&retry, transient_answer, || Discovery::new(client.clone()).run_aggregated());
@@ -127,6 +140,11 @@ impl Cluster {
             Err(gave_up) => return Err(gave_up.into_error(doing, &info)),
         };
         Ok(Cluster { client, info, discovery, retry })
+    }
+
+    /// The client, for work that drives kube itself (the operator's controller).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
     }
 
     /// How the cluster serves `kind` at `api_version`.

@@ -91,7 +91,7 @@ pub(super) fn options(
 }
 
 pub(super) async fn connect(cluster: &ClusterArgs, ui: &Ui, env: &Environment) -> Result<Cluster> {
-    let cluster = Cluster::connect(&connect_options(cluster, env)).await?;
+    let cluster = Cluster::connect(&connect_options(cluster, Some(env))).await?;
     ui.info(&format!("applying to context `{}` ({})", cluster.info.context, cluster.info.server));
     Ok(cluster)
 }

@@ -18,7 +18,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     let plan = match &args.live_from {
         Some(path) => plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?,
         None => {
-            let options = connect_options(&args.cluster, &env);
+            let options = connect_options(&args.cluster, Some(&env));
             let plan_options = ClusterPlanOptions { server_side: args.server_side, concurrency: args.concurrency };
             block_on(async {
                 let started = std::time::Instant::now();

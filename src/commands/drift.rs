@@ -18,7 +18,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     let project = open_project(global, None)?;
     let env = super::render::deployable_environment(&project, &args.env)?;
     let releases = super::render::selected_releases(ui, &env, &args.filter, None, IfEmpty::Warn)?;
-    let options = connect_options(&args.cluster, &env);
+    let options = connect_options(&args.cluster, Some(&env));
     let report = block_on(async {
         let started = std::time::Instant::now();
         let cluster = Cluster::connect(&options).await?;

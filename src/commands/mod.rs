@@ -144,10 +144,14 @@ pub fn load_identities(
 const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How to reach the cluster: flags first, then the environment's `cluster.context`.
-pub fn connect_options(cluster: &ClusterArgs, env: &crate::project::Environment) -> crate::cluster::ConnectOptions {
-    let context = match (&cluster.context, &env.context) {
+/// `env` is `None` for commands that work on no environment (`operator run`).
+pub fn connect_options(
+    cluster: &ClusterArgs,
+    env: Option<&crate::project::Environment>,
+) -> crate::cluster::ConnectOptions {
+    let context = match (&cluster.context, env.and_then(|env| env.context.as_ref().map(|c| (env, c)))) {
         (Some(flag), _) => Some((flag.clone(), "--context".to_string())),
-        (None, Some(context)) => {
+        (None, Some((env, context))) => {
             let file = env.files.first().map_or_else(String::new, |f| format!(" in {}", f.display()));
             Some((context.clone(), format!("cluster.context{file}")))
         }

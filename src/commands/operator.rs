@@ -33,19 +33,17 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.with_ansi(super::Ui::new(global).color_stderr).init(),
     }
-    let connect = crate::cluster::ConnectOptions {
-        kubeconfig: args.cluster.kubeconfig.clone(),
-        context: args.cluster.context.clone().map(|c| (c, "--context".to_string())),
-        request_timeout: args.cluster.request_timeout.unwrap_or(super::DEFAULT_REQUEST_TIMEOUT),
-    };
+    // Checked here, so a typo is an error naming the flag, not a watch the server keeps refusing.
+    crate::project::selector::Selector::parse_all(args.selector.as_slice())?;
+    let connect = super::connect_options(&args.cluster, None);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;
     runtime.block_on(async {
         let (config, info) = crate::cluster::kube_config(&connect).await?;
-        let client = kube::Client::try_from(config.clone()).map_err(|err| {
-            crate::Error::new(format!("cannot set up a client for context `{}`: {err}", info.context))
-        })?;
-        tracing::info!(context = %info.context, server = %info.server, "starting the ConfigMapSync controller");
+        // One connection: the controller drives its client, the leader election its Lease.
+        let cluster = crate::cluster::Cluster::from_config(config.clone(), info).await?;
+        let client = cluster.client();
+        tracing::info!(context = %cluster.info.context, server = %cluster.info.server, "starting the ConfigMapSync controller");
         let telemetry = std::sync::Arc::new(crate::operator::telemetry::Telemetry::default());
         let settings = crate::operator::controller::Settings {
             label_selector: args.selector.clone(),
@@ -74,7 +72,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
                         )
                     })?;
                 let lease = crate::cluster::LockOptions::leadership(&namespace, LEASE_NAME, LEASE_DURATION);
-                Some((crate::cluster::Cluster::connect(&connect).await?, lease))
+                Some((cluster, lease))
             }
         };
         let on_role = |role: Role| match role {

@@ -16,6 +16,16 @@ const KC_VALID: &str = "apiVersion: v1\nkind: Config\ncurrent-context: here\nclu
 
 const CASES: &[Case] = &[
     Case {
+        name: "an auth provider's id-token with a line break",
+        files: &[(
+            "kc.yaml",
+            "apiVersion: v1\nkind: Config\ncurrent-context: here\nclusters:\n- name: c\n  cluster: { server: 'https://127.0.0.1:1' }\nusers:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n      config: { id-token: \"SEEDTOKEN-4f1c9a7e\\nmore\", client-id: x, idp-issuer-url: 'https://127.0.0.1:1' }\ncontexts:\n- name: here\n  context: { cluster: c, user: u }\n",
+        )],
+        args: KC_ARGS,
+        env: &[],
+        expect: &["the user of context `here`", "has a token that cannot be sent"],
+    },
+    Case {
         name: "a kubeconfig token with a line break",
         files: &[(
             "kc.yaml",

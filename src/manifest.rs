@@ -194,7 +194,7 @@ pub fn is_dns1123_label(name: &str) -> bool {
 }
 
 /// An RFC 1123 subdomain: at most 253 characters, labels joined by '.'.
-fn is_dns1123_subdomain(name: &str) -> bool {
+pub fn is_dns1123_subdomain(name: &str) -> bool {
     name.len() <= 253 && name.split('.').all(is_dns1123_label)
 }
 

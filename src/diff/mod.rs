@@ -173,7 +173,7 @@ fn sort_as_applied<K: PartialEq>(items: &mut [Value], sides: Sides, id: impl Fn(
     let (Some(live), Some(desired)) = (ids(Some(sides.live)), ids(sides.desired)) else { return };
     let order = applied_order(&live, &desired);
     let position = |item: &Value| id(item).and_then(|item_id| order.iter().position(|o| **o == item_id));
-    items.sort_by_key(|item| position(item).unwrap_or(usize::MAX));
+    items.sort_by_cached_key(|item| position(item).unwrap_or(usize::MAX));
 }
 
 /// The order of the elements of a list merged by server-side apply, by identity, from the live

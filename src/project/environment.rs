@@ -415,12 +415,7 @@ fn path_ref(file: &Path, spanned: Spanned<String>) -> PathRef {
 
 /// Release names become parts of object names (`weaver.<release>.v<N>`) and label values.
 fn validate_name(name: &str, what: &str, at: &Location) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 53
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if valid {
+    if name.len() <= 53 && crate::manifest::is_dns1123_label(name) {
         Ok(())
     } else {
         Err(Error::at(at.clone(), format!("invalid {what} name `{name}`"))

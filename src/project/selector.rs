@@ -146,14 +146,7 @@ fn checked_key(key: &str) -> std::result::Result<String, String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    let prefix_ok = prefix.is_none_or(|p| {
-        p.len() <= 253
-            && p.split('.').all(|l| {
-                l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && l.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                    && l.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-            })
-    });
+    let prefix_ok = prefix.is_none_or(crate::manifest::is_dns1123_subdomain);
     if key.is_empty() {
         Err("a requirement has no key".to_string())
     } else if prefix_ok && !name.is_empty() && is_label_name(name) {

@@ -67,15 +67,6 @@ pub trait Source: Send + Sync {
     /// What to call this source in messages (`/path/to/repo`, `commit 1a2b3c4d (main)`).
     fn describe(&self) -> String;
 
-    /// The file as UTF-8 text; a missing file is an error naming it.
-    fn read_text(&self, path: &Path) -> Result<String> {
-        match self.read(path) {
-            Ok(Some(bytes)) => utf8(path, bytes),
-            Ok(None) => Err(Error::io("read file", path, io::ErrorKind::NotFound.into())),
-            Err(err) => Err(Error::io("read file", path, err)),
-        }
-    }
-
     /// A file that the repository names at `at` (`what` it is, for messages), or `None` when it
     /// does not exist; errors, an escape among them, are reported at `at`.
     fn read_named(&self, path: &Path, at: &Location, what: &str) -> Result<Option<Vec<u8>>> {
@@ -149,16 +140,26 @@ pub fn lexical(path: &Path) -> Option<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct FsSource {
     root: PathBuf,
+    /// `root` without symbolic links, found once (every read checks against it).
+    real_root: std::sync::OnceLock<PathBuf>,
 }
 
 impl FsSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsSource { root: root.into() }
+        FsSource { root: root.into(), real_root: std::sync::OnceLock::new() }
+    }
+
+    fn real_root(&self) -> io::Result<&PathBuf> {
+        if let Some(root) = self.real_root.get() {
+            return Ok(root);
+        }
+        let root = std::fs::canonicalize(&self.root)?;
+        Ok(self.real_root.get_or_init(|| root))
     }
 
     /// The absolute, symlink-free path that `path` leads to, inside the repository.
     fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
-        let root = std::fs::canonicalize(&self.root)?;
+        let root = self.real_root()?;
         let escape = |resolved: PathBuf| {
             Escape { path: path.to_path_buf(), resolved, within: format!("the repository {}", root.display()) }
                 .into_io()
@@ -232,7 +233,7 @@ impl Source for FsSource {
     }
 
     fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
-        let root = std::fs::canonicalize(&self.root)?;
+        let root = self.real_root()?;
         let real = self.real_path(path)?;
         Ok(real.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default())
     }

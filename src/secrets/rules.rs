@@ -136,10 +136,15 @@ impl CreationRules {
         } else {
             // weaver's YAML errors: located, in weaver's words, never quoting the file.
             crate::yaml::from_str_as::<ConfigFile>(file, text, "invalid creation rules")
-                .map_err(|e| {
-                    let at = |n: Option<u64>| n.unwrap_or(0) as usize;
-                    let (line, column) = e.location.as_ref().map_or((0, 0), |l| (at(l.line), at(l.column)));
-                    SecretsError::Parse { path: file.to_owned(), line, column, message: e.message }
+                .map_err(|e| match e.location.as_ref().and_then(|l| Some((l.line?, l.column.unwrap_or(0)))) {
+                    Some((line, column)) => SecretsError::Parse {
+                        path: file.to_owned(),
+                        line: line as usize,
+                        column: column as usize,
+                        message: e.message,
+                    },
+                    // No position: say what is wrong with the file, not "line 0".
+                    None => error(e.message),
                 })?
                 .creation_rules
                 .unwrap_or_default()

@@ -429,79 +429,34 @@ async fn granting_rbac_permissions_needs_holding_them() {
     // What it holds, it may grant.
     apply(
         &robot,
-        &[role(
-            "Role",
-            Some("default"),
-            "reader",
-            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]),
-        )],
+        &[default_role("reader", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]))],
     )
     .await
     .unwrap();
     // What it does not hold, it may neither put in a role nor bind. (A binding of it to a
     // missing role shows up in the messages as a 1.32 server words it.)
-    apply(
-        &admin,
-        &[binding("RoleBinding", Some("default"), "missing", "Role", "missing", sa_subject("default", "robot"))],
-    )
-    .await
-    .unwrap();
-    let e = api_error(
-        apply(
-            &robot,
-            &[role(
-                "Role",
-                Some("default"),
-                "more",
-                json!([{"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "delete"]}]),
-            )],
-        )
-        .await
-        .unwrap_err(),
+    apply(&admin, &[bind_robot("missing", "missing")]).await.unwrap();
+    let more = default_role(
+        "more",
+        json!([{"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "delete"]}]),
     );
-    assert_eq!(e.code, 403);
     assert_eq!(
-        e.message,
+        refused(&robot, &[more]).await,
         "roles.rbac.authorization.k8s.io \"more\" is forbidden: user \"system:serviceaccount:default:robot\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:default\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"configmaps\"], Verbs:[\"delete\"]}\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\" \"delete\"]}; resolution errors: [roles.rbac.authorization.k8s.io \"missing\" not found]"
     );
-    let e = api_error(
-        apply(
-            &robot,
-            &[binding("RoleBinding", Some("default"), "writer", "Role", "writer", sa_subject("default", "robot"))],
-        )
-        .await
-        .unwrap_err(),
-    );
-    assert_eq!(e.code, 403);
     assert_eq!(
-        e.message,
+        refused(&robot, &[bind_robot("writer", "writer")]).await,
         "rolebindings.rbac.authorization.k8s.io \"writer\" is forbidden: user \"system:serviceaccount:default:robot\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:default\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"configmaps\"], Verbs:[\"create\"]}; resolution errors: [rolebindings.rbac.authorization.k8s.io \"missing\" not found]"
     );
     // `escalate` and `bind` lift the check.
-    apply(&admin, &[
-        role("Role", Some("default"), "lift", json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate", "bind"]}])),
-        binding("RoleBinding", Some("default"), "lift", "Role", "lift", sa_subject("default", "robot")),
-    ])
-    .await
-    .unwrap();
-    apply(
-        &robot,
-        &[binding("RoleBinding", Some("default"), "writer", "Role", "writer", sa_subject("default", "robot"))],
-    )
-    .await
-    .unwrap();
+    let lift =
+        json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate", "bind"]}]);
+    apply(&admin, &[default_role("lift", lift), bind_robot("lift", "lift")]).await.unwrap();
+    apply(&robot, &[bind_robot("writer", "writer")]).await.unwrap();
     configmaps(&robot, "default").create(&PostParams::default(), &configmap("x")).await.unwrap();
-    apply(
-        &robot,
-        &[role(
-            "Role",
-            Some("default"),
-            "more",
-            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["delete"]}]),
-        )],
-    )
-    .await
-    .unwrap();
+    apply(&robot, &[default_role("more", json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["delete"]}]))])
+        .await
+        .unwrap();
 }
 
 /// Checked on a 1.32 server: every missing role is in the reason, ClusterRoleBindings first, and
@@ -527,4 +482,21 @@ async fn the_reason_lists_every_missing_role() {
         body["message"],
         "configmaps \"x\" is forbidden: User \"system:serviceaccount:default:robot\" cannot watch resource \"configmaps\" in API group \"\" in the namespace \"default\": RBAC: [clusterrole.rbac.authorization.k8s.io \"nope-missing2\" not found, clusterrole.rbac.authorization.k8s.io \"nope-missing\" not found]"
     );
+}
+
+/// A Role in `default`.
+fn default_role(name: &str, rules: Value) -> Value {
+    role("Role", Some("default"), name, rules)
+}
+
+/// A RoleBinding in `default` of Role `role` to the ServiceAccount `robot`.
+fn bind_robot(name: &str, role: &str) -> Value {
+    binding("RoleBinding", Some("default"), name, "Role", role, sa_subject("default", "robot"))
+}
+
+/// Applying `objects` as `client` is refused with 403; the server's message.
+async fn refused(client: &Client, objects: &[Value]) -> String {
+    let e = api_error(apply(client, objects).await.unwrap_err());
+    assert_eq!(e.code, 403, "{}", e.message);
+    e.message
 }

@@ -68,6 +68,22 @@ struct Case {
     setup: fn(&Repo, &Outside) -> Vec<String>,
 }
 
+/// Environment `dev` with `top` (whole lines) before one release of chart `chart`.
+fn env_with(repo: &Repo, top: &str, chart: &str) {
+    repo.write(DEV, &format!("namespace: apps\n{top}releases:\n  - name: app\n    chart: {chart}\n"));
+}
+
+/// The expected message: named at `{DEV}:{at}`, and where `path` led.
+fn led_out(at: &str, path: &str) -> Vec<String> {
+    vec![format!("{DEV}:{at}"), format!("{path} resolves to")]
+}
+
+/// A link at `at` to `target`, refused where the release names the chart.
+fn link_out(repo: &Repo, at: &str, target: impl AsRef<Path>) -> Vec<String> {
+    link(repo, at, target);
+    led_out("4:12", at)
+}
+
 fn with_release_field(repo: &Repo, field: &str) {
     repo.write(DEV, &format!("namespace: apps\nreleases:\n  - name: app\n    chart: app\n    {field}\n"));
 }
@@ -138,31 +154,26 @@ const CASES: &[Case] = &[
         name: "chart: a symbolic link under charts/ out",
         setup: |repo, outside| {
             link(repo, "charts/ext", outside.path("chart"));
-            repo.write(DEV, "namespace: apps\nreleases:\n  - name: app\n    chart: ext\n");
-            vec![format!("{DEV}:4:12"), "charts/ext resolves to".into()]
+            env_with(repo, "", "ext");
+            led_out("4:12", "charts/ext")
         },
     },
     Case {
         name: "a template that is a symbolic link out",
         setup: |repo, outside| {
-            link(repo, "charts/app/templates/leak.yaml", outside.path("chart/templates/cm.yaml"));
-            vec![format!("{DEV}:4:12"), "charts/app/templates/leak.yaml resolves to".into()]
+            link_out(repo, "charts/app/templates/leak.yaml", outside.path("chart/templates/cm.yaml"))
         },
     },
     Case {
         name: "a template that is a relative symbolic link out",
         setup: |repo, outside| {
             let target = outside.relative(repo, "charts/app/templates", "chart/templates/cm.yaml");
-            link(repo, "charts/app/templates/leak.yaml", target);
-            vec![format!("{DEV}:4:12"), "charts/app/templates/leak.yaml resolves to".into()]
+            link_out(repo, "charts/app/templates/leak.yaml", target)
         },
     },
     Case {
         name: "a templates directory that is a symbolic link out",
-        setup: |repo, outside| {
-            link(repo, "charts/app/templates/more", outside.path("chart/templates"));
-            vec![format!("{DEV}:4:12"), "charts/app/templates/more resolves to".into()]
-        },
+        setup: |repo, outside| link_out(repo, "charts/app/templates/more", outside.path("chart/templates")),
     },
     Case {
         name: "a chart file for files.get that is a symbolic link out",
@@ -172,7 +183,7 @@ const CASES: &[Case] = &[
                 "charts/app/templates/configmap.yaml",
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  host: {{ files.get('files/host') | tojson }}\n",
             );
-            vec![format!("{DEV}:4:12"), "charts/app/files/host resolves to".into()]
+            led_out("4:12", "charts/app/files/host")
         },
     },
     Case {
@@ -190,16 +201,12 @@ const CASES: &[Case] = &[
         name: "a chart's values.yaml that is a symbolic link out",
         setup: |repo, outside| {
             std::fs::remove_file(repo.path().join("charts/app/values.yaml")).unwrap();
-            link(repo, "charts/app/values.yaml", outside.path("values.yaml"));
-            vec![format!("{DEV}:4:12"), "charts/app/values.yaml resolves to".into()]
+            link_out(repo, "charts/app/values.yaml", outside.path("values.yaml"))
         },
     },
     Case {
         name: "a CRD that is a symbolic link out",
-        setup: |repo, outside| {
-            link(repo, "charts/app/crds/widget.yaml", outside.path("crd.yaml"));
-            vec![format!("{DEV}:4:12"), "charts/app/crds/widget.yaml resolves to".into()]
-        },
+        setup: |repo, outside| link_out(repo, "charts/app/crds/widget.yaml", outside.path("crd.yaml")),
     },
     Case {
         name: "an extended environment file that is a symbolic link out",

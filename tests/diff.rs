@@ -450,7 +450,7 @@ fn diffs_offline_against_a_kubectl_list() {
         vec!["-  LOG_LEVEL: info", "+  LOG_LEVEL: debug", "-  replicas: 3", "+  replicas: 1"],
         "{text}"
     );
-    assert!(text.ends_with("0 to create, 2 to update, 0 to delete, 5 unchanged\n"), "{text}");
+    assert!(text.ends_with("0 to create, 2 to update, 0 to delete, 24 unchanged\n"), "{text}");
     // The fixture holds the demo Secret's data; the diff must not.
     let live = std::fs::read_to_string(&fixture).unwrap();
     let secret_data: Vec<&str> = live.lines().filter_map(|l| l.strip_prefix("    API_KEY: ")).collect();
@@ -469,7 +469,9 @@ fn diffs_offline_against_a_kubectl_list() {
 fn write_live_fixture(path: &std::path::Path) {
     let cluster = TestCluster::start();
     assert!(cluster.is_fake(), "the fixture is generated against the fake API server");
-    cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop-dev"}}));
+    for namespace in ["shop-dev", "weaver-system"] {
+        cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
+    }
     let rendered = weaver::yaml::documents(
         std::path::Path::new("render"),
         common::weaver_in(&common::project_root(), &["render", "--env", "dev", "--show-secrets"], &[]).success(),
@@ -482,33 +484,23 @@ fn write_live_fixture(path: &std::path::Path) {
     cluster.merge_patch(&find("Deployment", "web"), &json!({"spec": {"replicas": 3}}), "kubectl-scale");
     cluster.merge_patch(&find("ConfigMap", "web-config"), &json!({"data": {"LOG_LEVEL": "info"}}), "kubectl-edit");
     let mut items = Vec::new();
-    for (api_version, kind, plural) in [
-        ("v1", "ConfigMap", "configmaps"),
-        ("v1", "Secret", "secrets"),
-        ("v1", "Service", "services"),
-        ("apps/v1", "Deployment", "deployments"),
-        ("apps/v1", "StatefulSet", "statefulsets"),
-    ] {
-        for mut item in cluster.list(api_version, kind, plural, "shop-dev") {
-            if item.pointer("/metadata/labels/weaver.example.com~1release").is_none() {
-                continue; // kube-root-ca.crt and the like
+    for object in &rendered {
+        let mut item = cluster.get(object).expect("applied");
+        // As `kubectl get -o yaml` prints it: kind and apiVersion first, no managedFields.
+        item["metadata"].as_object_mut().unwrap().shift_remove("managedFields");
+        let mut ordered = serde_json::Map::new();
+        ordered.insert("apiVersion".into(), object["apiVersion"].clone());
+        ordered.insert("kind".into(), object["kind"].clone());
+        for (key, value) in item.as_object().unwrap() {
+            if key != "apiVersion" && key != "kind" {
+                ordered.insert(key.clone(), value.clone());
             }
-            // As `kubectl get -o yaml` prints it: kind and apiVersion, no managedFields.
-            item["metadata"].as_object_mut().unwrap().shift_remove("managedFields");
-            let mut ordered = serde_json::Map::new();
-            ordered.insert("apiVersion".into(), json!(api_version));
-            ordered.insert("kind".into(), json!(kind));
-            for (key, value) in item.as_object().unwrap() {
-                if key != "apiVersion" && key != "kind" {
-                    ordered.insert(key.clone(), value.clone());
-                }
-            }
-            items.push(Value::Object(ordered));
         }
+        items.push(Value::Object(ordered));
     }
     let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items});
-    let header = "# `kubectl get deploy,sts,svc,cm,secret -n shop-dev -l weaver.example.com/release -o yaml` of the demo's\n\
-        # dev environment after someone scaled web to 3 and set LOG_LEVEL to info. The Secret holds the\n\
-        # DEMO ONLY values. Regenerate: WEAVER_UPDATE_FIXTURES=1 cargo test --test diff diffs_offline\n";
+    let header = "# `kubectl get -o yaml` of every object of the demo's dev environment (in apply order), after\n\
+        # someone scaled web to 3 and set LOG_LEVEL to info. The Secret holds the DEMO ONLY values.\n\
+        # Regenerate: WEAVER_UPDATE_FIXTURES=1 cargo test --test diff diffs_offline\n";
     std::fs::write(path, format!("{header}{}", weaver::yaml::to_yaml_string(&list))).unwrap();
 }

@@ -42,7 +42,7 @@ impl Deployed {
     fn unrecorded_after(edit: impl FnOnce(&Repo)) -> Deployed {
         let cluster = TestCluster::start();
         let ns = cluster.namespace("shop");
-        let repo = Repo::demo();
+        let repo = Repo::demo_without_operator();
         let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
         repo.write("environments/dev.yaml", &dev.replace("namespace: shop-dev", &format!("namespace: {ns}")));
         edit(&repo);

@@ -136,9 +136,15 @@ fn a_base_edit_affects_the_environments_extending_it_transitively() {
 
     replace(&repo, "environments/base.yaml", "team: shop", "team: shop-platform");
     let report = changed_json(&repo, &["--base", "HEAD"]);
-    let everything: Vec<String> = ["dev", "prod", "prod-eu2", "staging"]
-        .iter()
-        .flat_map(|env| ["redis", "web"].map(|r| format!("{env}/{r} changed")))
+    // dev also deploys the ConfigMapSync operator and its tenant.
+    let dev = ["configmapsync-operator", "redis", "settings-sync", "web"].map(|r| format!("dev/{r} changed"));
+    let everything: Vec<String> = dev
+        .into_iter()
+        .chain(
+            ["prod", "prod-eu2", "staging"]
+                .iter()
+                .flat_map(|env| ["redis", "web"].map(|r| format!("{env}/{r} changed"))),
+        )
         .collect();
     assert_eq!(affected(&report), everything);
 }
@@ -154,7 +160,10 @@ fn a_values_file_edit_affects_the_releases_listing_it() {
 #[test]
 fn a_secrets_edit_affects_its_environments_releases() {
     let report = changed_after(|repo| append(repo, "secrets/dev.yaml", "# re-encrypted\n"));
-    assert_eq!(affected(&report), ["dev/redis changed", "dev/web changed"]);
+    assert_eq!(
+        affected(&report),
+        ["dev/configmapsync-operator changed", "dev/redis changed", "dev/settings-sync changed", "dev/web changed"]
+    );
     assert_eq!(reasons(&report, "dev/redis"), ["secrets/dev.yaml"]);
 }
 
@@ -278,9 +287,11 @@ fn text_output_names_the_versions_releases_and_unattributed_paths() {
     let out = repo.weaver(&["changed", "--base", "HEAD"]).success().to_string();
     let expected = format!(
         "base: commit {short} (HEAD)\nhead: the working tree (on commit {short})\n\n\
-         ENVIRONMENT  RELEASE  STATUS   BECAUSE OF\n\
-         dev          redis    changed  secrets/dev.yaml\n\
-         dev          web      changed  secrets/dev.yaml\n\n\
+         ENVIRONMENT  RELEASE                 STATUS   BECAUSE OF\n\
+         dev          configmapsync-operator  changed  secrets/dev.yaml\n\
+         dev          redis                   changed  secrets/dev.yaml\n\
+         dev          settings-sync           changed  secrets/dev.yaml\n\
+         dev          web                     changed  secrets/dev.yaml\n\n\
          unattributed (weaver cannot tell which releases these affect):\n  README.md\n"
     );
     assert_eq!(out, expected);
@@ -343,7 +354,7 @@ fn changed_since_names_removed_releases_and_combines_with_other_selectors() {
     replace(&repo, "environments/dev.yaml", "extends: base\n", "extends: base\nabstract: true\n");
     repo.write("environments/dev-local.yaml", "extends: dev\n");
     let run = repo.weaver(&["render", "--env", "dev-local", "--changed-since", "HEAD"]);
-    assert_eq!(rendered_releases(run.success()), ["redis", "web"]);
+    assert_eq!(rendered_releases(run.success()), ["redis", "web", "configmapsync-operator", "settings-sync"]);
     let run = repo.weaver(&["render", "--env", "staging", "--changed-since", "HEAD", "-r", "web"]);
     assert_eq!(rendered_releases(run.success()), ["web"]);
 

@@ -208,6 +208,13 @@ fn render_says_when_it_redacted_values_and_output_dir_needs_a_choice() {
     assert_eq!(redacted.success(), "");
     let secret = std::fs::read_to_string(out.path().join("web/secret-web-secrets.yaml")).unwrap();
     assert!(secret.contains("<redacted:"), "{secret}");
+    // The tenant's Role of one name in each target namespace: a file each, one level down.
+    for namespace in ["shop-dev-jobs", "shop-dev-reports"] {
+        let role = std::fs::read_to_string(
+            out.path().join(format!("settings-sync/{namespace}/role-settings-sync-writer.yaml")),
+        );
+        assert!(role.unwrap().contains(&format!("namespace: {namespace}\n")), "{namespace}");
+    }
     let real = weaver_in(&project_root(), &["render", "--env", "dev", "--output-dir", dir, "--show-secrets"], &[]);
     assert_eq!(real.success(), "");
     let secret = std::fs::read_to_string(out.path().join("web/secret-web-secrets.yaml")).unwrap();
@@ -218,7 +225,7 @@ fn render_says_when_it_redacted_values_and_output_dir_needs_a_choice() {
 fn verbose_twice_adds_the_time_of_each_phase() {
     let once = weaver_in(&project_root(), &["render", "--env", "dev", "-v"], &[]);
     once.success();
-    assert!(once.stderr.contains("weaver: rendered 7 objects of 2 releases\n"), "{}", once.stderr);
+    assert!(once.stderr.contains("weaver: rendered 26 objects of 4 releases\n"), "{}", once.stderr);
     assert!(!once.stderr.contains("took"), "{}", once.stderr);
     let twice = weaver_in(&project_root(), &["render", "--env", "dev", "-vv"], &[]);
     twice.success();
@@ -390,7 +397,10 @@ fn completion_offers_environments_releases_and_only_the_options_a_command_uses()
     let repo = Repo::demo();
     assert_eq!(complete(repo.path(), &["render", "--env", ""]), ["dev", "prod", "staging"]);
     assert_eq!(complete(repo.path(), &["diff", "--env", "st"]), ["staging"]);
-    assert_eq!(complete(repo.path(), &["render", "--env", "dev", "-r", ""]), ["redis", "web"]);
+    assert_eq!(
+        complete(repo.path(), &["render", "--env", "dev", "-r", ""]),
+        ["redis", "web", "configmapsync-operator", "settings-sync"]
+    );
     assert!(complete(repo.path(), &["history", "--env", "dev", ""]).contains(&"web".to_string()));
     assert_eq!(complete(repo.path(), &["diff", "--env", "dev", "--kube"]), ["--kubeconfig"]);
     assert!(complete(repo.path(), &["render", "--env", "dev", "--kube"]).is_empty());

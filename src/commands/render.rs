@@ -1,6 +1,6 @@
 //! `weaver render`: print (or write) an environment's objects.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -222,20 +222,39 @@ fn push_source_comment(out: &mut String, m: &Manifest) {
 /// those it no longer writes and never a file of the user's.
 const WRITTEN_LIST: &str = ".weaver-render";
 
-/// `DIR/<release>/<kind>-<name>.yaml`; two objects that would share a file are an error rather
-/// than one silently overwriting the other. Files the previous render wrote and this one does
-/// not are removed. Returns how many files were written and removed.
+/// `DIR/<release>/<kind>-<name>.yaml`, or `DIR/<release>/<namespace>/<kind>-<name>.yaml` for
+/// objects of a release that share kind and name in several namespaces (a Role per target
+/// namespace). Two objects that would still share a file (kinds of one name in two API groups)
+/// are an error rather than one silently overwriting the other. Files the previous render wrote
+/// and this one does not are removed. Returns how many files were written and removed.
 fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
     if dir.exists() && !dir.is_dir() {
         return Err(Error::at(Location::file(dir), "--output-dir is not a directory")
             .with_help("name a directory (it is created if missing)"));
     }
+    let file_name = |m: &Manifest| format!("{}-{}.yaml", m.kind().to_lowercase(), m.name());
+    let mut per_file = BTreeMap::<(&str, String), usize>::new();
+    for m in rendered.manifests() {
+        *per_file.entry((m.release.as_str(), file_name(m))).or_default() += 1;
+    }
     let mut seen = BTreeSet::new();
     for m in rendered.manifests() {
-        let relative = Path::new(&m.release).join(format!("{}-{}.yaml", m.kind().to_lowercase(), m.name()));
+        let name = file_name(m);
+        let relative = match m.namespace() {
+            Some(namespace) if per_file[&(m.release.as_str(), name.clone())] > 1 => {
+                Path::new(&m.release).join(namespace).join(name)
+            }
+            _ => Path::new(&m.release).join(name),
+        };
         if !seen.insert(relative.clone()) {
-            return Err(Error::new(format!("two objects of release `{}` would both be written to {}", m.release, relative.display()))
-                .with_help("objects of one kind and name in different namespaces cannot be written with --output-dir; print them instead"));
+            return Err(Error::new(format!(
+                "two objects of release `{}` would both be written to {}",
+                m.release,
+                relative.display()
+            ))
+            .with_help(
+                "kinds of one name in different API groups cannot be written with --output-dir; print them instead",
+            ));
         }
         let path = dir.join(&relative);
         refuse_links(dir, &relative)?;

@@ -120,6 +120,11 @@ impl TestCluster {
         self.create(
             &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}}),
         );
+        self.identity(namespace, name)
+    }
+
+    /// An existing ServiceAccount as an [`Identity`], with a TokenRequest token.
+    pub fn identity(&self, namespace: &str, name: &str) -> Identity {
         let kubeconfig = json!({
             "apiVersion": "v1",
             "kind": "Config",
@@ -227,6 +232,15 @@ impl TestCluster {
     /// A client with the test kubeconfig's identity (an administrator).
     pub fn client(&self) -> kube::Client {
         self.client.clone()
+    }
+
+    /// A client acting as `identity`.
+    pub fn client_for(&self, identity: &Identity) -> kube::Client {
+        let config = kube::config::Kubeconfig::from_yaml(&identity.kubeconfig).expect("the identity's kubeconfig");
+        self.block_on(async {
+            let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.expect("kubeconfig");
+            kube::Client::try_from(config).expect("client")
+        })
     }
 
     fn wait_established(&self, api: &Api<DynamicObject>, name: &str) {

@@ -16,7 +16,7 @@ impl Demo {
     pub fn new() -> Demo {
         let cluster = TestCluster::start();
         let ns = cluster.namespace("shop");
-        Demo::in_namespace(cluster, ns)
+        Demo::with_releases(cluster, ns, false)
     }
 
     /// The demo pointed at a namespace that does not exist yet (deleted with the test).
@@ -24,11 +24,43 @@ impl Demo {
         let cluster = TestCluster::start();
         let ns = format!("{}-shop", cluster.prefix);
         cluster.delete_later(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
-        Demo::in_namespace(cluster, ns)
+        Demo::with_releases(cluster, ns, false)
     }
 
-    fn in_namespace(cluster: TestCluster, ns: String) -> Demo {
-        let repo = Repo::demo();
+    /// The whole demo, the ConfigMapSync operator and its tenant included, in namespaces of
+    /// this test (`<prefix>-shop`, `<prefix>-weaver-system`, and the tenant's targets
+    /// `<prefix>-shop-reports` and `<prefix>-shop-jobs`), all deleted with the test. The
+    /// ConfigMapSync carries the label `weaver-test=<prefix>`, so an operator of this test can
+    /// watch only it. The CRD is shared by every test on a real cluster and stays.
+    pub fn with_operator() -> Demo {
+        let cluster = TestCluster::start();
+        let ns = format!("{}-shop", cluster.prefix);
+        let operator_ns = format!("{}-weaver-system", cluster.prefix);
+        for name in [&ns, &operator_ns, &format!("{ns}-reports"), &format!("{ns}-jobs")] {
+            cluster.delete_later(
+                &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+            );
+        }
+        let role = format!("{operator_ns}-configmapsync-operator");
+        for kind in ["ClusterRole", "ClusterRoleBinding"] {
+            cluster.delete_later(&serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+                "metadata": {"name": role}}));
+        }
+        let demo = Demo::with_releases(cluster, ns, true);
+        demo.edit("environments/dev.yaml", "namespace: weaver-system", &format!("namespace: {operator_ns}"));
+        let prefix = demo.cluster.prefix.clone();
+        demo.edit(
+            "charts/settings-sync/templates/configmapsync.yaml",
+            "metadata:\n",
+            &format!("metadata:\n  labels:\n    weaver-test: {prefix}\n"),
+        );
+        demo
+    }
+
+    /// `operator: false` leaves out the operator's and its tenant's releases
+    /// ([`Repo::demo_without_operator`]).
+    fn with_releases(cluster: TestCluster, ns: String, operator: bool) -> Demo {
+        let repo = if operator { Repo::demo() } else { Repo::demo_without_operator() };
         let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
         // Each test locks in a namespace of its own, so tests running at once never wait on
         // each other's applies.

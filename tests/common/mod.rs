@@ -91,6 +91,18 @@ impl Repo {
         repo
     }
 
+    /// The demo without the ConfigMapSync operator's and its tenant's releases (the end of its
+    /// dev environment): their CRD is shared on a real cluster, and the tests of the shop's
+    /// releases don't need them.
+    pub fn demo_without_operator() -> Repo {
+        let repo = Repo::demo();
+        let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+        let start =
+            dev.find("  # The ConfigMapSync operator").expect("the demo's dev environment deploys the operator");
+        repo.write("environments/dev.yaml", &dev[..start]);
+        repo
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

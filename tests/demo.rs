@@ -1,0 +1,153 @@
+//! The demo repository end to end: `weaver apply --env dev` on an empty cluster installs the
+//! ConfigMapSync CRD, the operator's release and the tenant's ConfigMapSync in one run, `weaver
+//! diff` then has nothing to do, and the operator, run as the chart's own ServiceAccount, syncs
+//! the demo: its RBAC is enough for that and no more.
+//!
+//! On the fake API server, or unchanged on the cluster of `WEAVER_TEST_KUBECONFIG`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::demo::Demo;
+use serde_json::{Value, json};
+
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// `weaver operator run` as a separate process, killed when dropped.
+struct OperatorProcess(Child);
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn config_map(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}})
+}
+
+#[test]
+fn apply_installs_the_operator_and_its_tenant_in_one_run_and_the_operator_syncs_with_its_own_account() {
+    let demo = Demo::with_operator();
+    let operator_ns = format!("{}-weaver-system", demo.cluster.prefix);
+    let (reports, jobs) = (format!("{}-reports", demo.ns), format!("{}-jobs", demo.ns));
+
+    // One run: the CRD (a chart's crds/), the operator, then the tenant's ConfigMapSync.
+    let applied = demo.weaver(&["apply", "--env", "dev"]);
+    let out = applied.success();
+    let position = |line: &str| out.find(line).unwrap_or_else(|| panic!("no {line:?} in:\n{out}"));
+    let operator_deployed = position("release configmapsync-operator: revision 1 deployed");
+    let sync_created = position(&format!(
+        "created weaver.example.com/v1alpha1 ConfigMapSync {}/shop-settings (release settings-sync)",
+        demo.ns
+    ));
+    assert!(operator_deployed < sync_created, "the ConfigMapSync went before its CRD's release:\n{out}");
+    if demo.cluster.is_fake() {
+        let crd = position(
+            "created apiextensions.k8s.io/v1 CustomResourceDefinition configmapsyncs.weaver.example.com \
+             (release configmapsync-operator)",
+        );
+        assert!(crd < operator_deployed, "{out}");
+    } else {
+        // A real cluster is shared by every test: another may have installed the CRD already,
+        // and then it is unchanged. The record says this release deploys it either way.
+        let secrets = demo.cluster.list("v1", "Secret", "secrets", &operator_ns);
+        let records = weaver::release_record::from_secrets(&secrets).unwrap();
+        let record = records.iter().find(|r| r.release == "configmapsync-operator").expect("the operator's record");
+        let crd = record.objects.iter().find(|o| o.name == "configmapsyncs.weaver.example.com");
+        assert!(crd.is_some_and(|crd| crd.kind == "CustomResourceDefinition" && crd.applied), "{:?}", record.objects);
+    }
+    assert!(out.contains("release settings-sync: revision 1 deployed"), "{out}");
+    assert!(out.contains(", 0 failed"), "{out}");
+
+    // Right after, nothing to do.
+    let diff = demo.weaver(&["diff", "--env", "dev", "--exit-code"]);
+    assert_eq!(diff.code, 0, "diff after apply:\n{}\n{}", diff.stdout, diff.stderr);
+
+    // The operator as its Deployment runs it: the chart's ServiceAccount, leader election on a
+    // Lease in its namespace.
+    let identity = demo.cluster.identity(&operator_ns, "configmapsync-operator");
+    let kubeconfig = demo.repo.path().join("operator.kubeconfig");
+    std::fs::write(&kubeconfig, &identity.kubeconfig).unwrap();
+    let log = demo.repo.path().join("operator.log");
+    let process = OperatorProcess(
+        Command::new(env!("CARGO_BIN_EXE_weaver"))
+            .args(["operator", "run", "--leader-elect", "--leader-election-namespace", &operator_ns])
+            .args(["--metrics-addr", "127.0.0.1:0", "-l", &format!("weaver-test={}", demo.cluster.prefix)])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .env("POD_NAME", "demo-operator")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start weaver operator run"),
+    );
+    let operator_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
+        "metadata": {"name": "shop-settings", "namespace": demo.ns}});
+    let status = eventually("the demo's ConfigMapSync to settle at 2/3", || {
+        let live = demo.cluster.get(&sync).ok_or("no ConfigMapSync")?;
+        match live.pointer("/status/targetsInSync").and_then(Value::as_str) {
+            Some("2/3") => Ok(live["status"].clone()),
+            _ => Err(format!("{}\noperator log:\n{}", live["status"], operator_log())),
+        }
+    });
+    let targets = status["targets"].as_array().expect("per-target status");
+    let state = |namespace: &str| {
+        let target = targets.iter().find(|t| t["namespace"] == namespace).unwrap_or_else(|| panic!("{status}"));
+        (target["synced"].as_bool().unwrap(), target["reason"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(state(&reports), (true, "Synced".to_string()), "{status}");
+    assert_eq!(state(&jobs), (true, "Synced".to_string()), "{status}");
+    assert_eq!(state("default"), (false, "Forbidden".to_string()), "{status}");
+    let source = demo.cluster.get(&config_map(&demo.ns, "shop-settings")).expect("the source");
+    for namespace in [&reports, &jobs] {
+        let copy = demo.cluster.get(&config_map(namespace, "shop-settings")).expect("a copy");
+        assert_eq!(copy["data"], source["data"], "the copy in {namespace}");
+    }
+    assert!(demo.cluster.get(&config_map("default", "shop-settings")).is_none(), "written where it may not");
+
+    // No more than it needs: the operator's own account may not write ConfigMaps anywhere.
+    let client = demo.cluster.client_for(&identity);
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, &reports);
+    let refused = demo.cluster.block_on(api.create(
+        &Default::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "by-the-operator-itself"}})).unwrap(),
+    ));
+    match refused {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("the operator's account wrote a ConfigMap itself: {other:?}"),
+    }
+
+    // And weaver still sees nothing to do: the operator's finalizer and status are its own.
+    let diff = demo.weaver(&["diff", "--env", "dev", "--exit-code"]);
+    assert_eq!(diff.code, 0, "diff with the operator running:\n{}\n{}", diff.stdout, diff.stderr);
+
+    // Deleting the ConfigMapSync while the operator runs removes its copies (its finalizer).
+    demo.cluster.delete(&sync);
+    eventually("the ConfigMapSync and its copies to go", || {
+        let left: Vec<_> = [&reports, &jobs]
+            .into_iter()
+            .filter(|ns| demo.cluster.get(&config_map(ns, "shop-settings")).is_some())
+            .collect();
+        match (demo.cluster.get(&sync), left.is_empty()) {
+            (None, true) => Ok(()),
+            (sync, _) => Err(format!("sync present: {}, copies left in {left:?}\n{}", sync.is_some(), operator_log())),
+        }
+    });
+    drop(process);
+}

@@ -132,6 +132,19 @@ pub struct OperatorRunArgs {
     #[arg(long, value_name = "N", default_value_t = crate::operator::controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_concurrent_reconciles: u16,
+    /// Requests a second to the API server, on average (as client-go's QPS); tenants' writes count
+    #[arg(long, value_name = "QPS", default_value_t = 20.0, value_parser = positive_rate)]
+    pub kube_api_qps: f64,
+    /// Requests at once above that rate (as client-go's Burst)
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_burst: u32,
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(qps) if qps.is_finite() && qps >= 0.001 => Ok(qps),
+        _ => Err("expected a number of requests a second, at least 0.001 (such as 20 or 0.5)".into()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

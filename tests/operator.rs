@@ -497,3 +497,30 @@ fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_sta
     assert!(metrics.contains("configmapsync_reconcile_duration_seconds_bucket"), "{metrics}");
     assert_eq!(operator.get("/nothing").0, 404);
 }
+
+/// A quiet watch stays open past `--request-timeout`: the operator's reads may idle as long as
+/// a watch lasts. (With the request timeout as its read timeout, every quiet watch was cut after
+/// it, and the watcher said so and started again.)
+#[test]
+fn quiet_watches_outlast_the_request_timeout() {
+    let cluster = TestCluster::start();
+    cluster.apply_shared(&weaver::operator::crd(), MANAGER);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let selector = format!("weaver-test={}", cluster.prefix);
+    let mut operator = std::process::Command::new(common::WEAVER)
+        .args(["operator", "run", "--request-timeout", "1s", "--metrics-addr", "127.0.0.1:0", "-l", &selector])
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .env("RUST_LOG", "warn,weaver::commands=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(log.path()).unwrap();
+    eventually("the operator to start", || if read().contains("starting") { Ok(()) } else { Err(read()) });
+    // Four request timeouts with nothing to watch (this test's selector matches nothing).
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = operator.kill();
+    let _ = operator.wait();
+    assert!(!read().contains("watch stream failed"), "{}", read());
+}

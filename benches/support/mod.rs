@@ -81,11 +81,22 @@ pub fn setup() -> (tempfile::TempDir, Option<weaver_test_apiserver::TestApiServe
     let releases: usize = std::env::var("WEAVER_BENCH_RELEASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000);
     let dir = tempfile::tempdir().unwrap();
     generate_repo(dir.path(), releases);
+    let (fake, kubeconfig) = cluster();
+    println!("against {}", cluster_name(&fake, &kubeconfig));
+    (dir, fake, kubeconfig)
+}
+
+/// The current context of `WEAVER_BENCH_KUBECONFIG`, or else the in-process fake (returned, so
+/// its request log can be read), and the kubeconfig's path.
+pub fn cluster() -> (Option<weaver_test_apiserver::TestApiServer>, String) {
     let fake = std::env::var_os("WEAVER_BENCH_KUBECONFIG").is_none().then(weaver_test_apiserver::TestApiServer::start);
     let kubeconfig = match &fake {
         Some(server) => server.kubeconfig_path().to_str().unwrap().to_string(),
         None => std::env::var("WEAVER_BENCH_KUBECONFIG").unwrap(),
     };
-    println!("against {}", if fake.is_some() { "the in-process fake" } else { kubeconfig.as_str() });
-    (dir, fake, kubeconfig)
+    (fake, kubeconfig)
+}
+
+pub fn cluster_name<'a>(fake: &Option<weaver_test_apiserver::TestApiServer>, kubeconfig: &'a str) -> &'a str {
+    if fake.is_some() { "the in-process fake" } else { kubeconfig }
 }

@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod lock;
 mod objects;
+mod rate_limit;
 mod retry;
 mod wait;
 
@@ -17,10 +18,11 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
-pub use config::{ConnectOptions, config as kube_config};
+pub use config::{ConnectOptions, config as kube_config, for_watching};
 pub(crate) use error::humanize;
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
 pub use objects::Deleted;
+pub use rate_limit::RequestRate;
 use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
 pub use wait::{NotReady, ObjectRef, Readiness, WaitOutcome, WaitProgress, readiness};
 
@@ -112,12 +114,17 @@ impl Cluster {
     /// cluster that cannot be reached at all is reported after one request timeout.
     pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
         let (config, info) = config::config(options).await?;
-        Self::from_config(config, info).await
+        Self::from_config(config, info, None).await
     }
 
-    /// Connects with settings already read (see [`kube_config`]), as [`Cluster::connect`] does.
-    pub async fn from_config(config: kube::Config, info: ClusterInfo) -> Result<Cluster> {
-        let client = kube::Client::try_from(config).map_err(|err| {
+    /// Connects with settings already read (see [`kube_config`]), as [`Cluster::connect`] does,
+    /// every request within `rate` when one is given.
+    pub async fn from_config(config: kube::Config, info: ClusterInfo, rate: Option<&RequestRate>) -> Result<Cluster> {
+        let client = match rate {
+            Some(rate) => rate.client(config),
+            None => kube::Client::try_from(config),
+        };
+        let client = client.map_err(|err| {
             Error::new(format!(
                 "cannot set up a client for context `{}` ({}): {}",
                 info.context,

@@ -40,14 +40,18 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;
     runtime.block_on(async {
         let (config, info) = crate::cluster::kube_config(&connect).await?;
+        let config = crate::cluster::for_watching(config);
         // One connection: the controller drives its client, the leader election its Lease.
-        let cluster = crate::cluster::Cluster::from_config(config.clone(), info).await?;
+        let rate = crate::cluster::RequestRate::new(args.kube_api_qps, args.kube_api_burst)
+            .ok_or_else(|| crate::Error::new("--kube-api-qps and --kube-api-burst must be positive"))?;
+        let cluster = crate::cluster::Cluster::from_config(config.clone(), info, Some(&rate)).await?;
         let client = cluster.client();
         tracing::info!(context = %cluster.info.context, server = %cluster.info.server, "starting the ConfigMapSync controller");
         let telemetry = std::sync::Arc::new(crate::operator::telemetry::Telemetry::default());
         let settings = crate::operator::controller::Settings {
             label_selector: args.selector.clone(),
             concurrency: args.max_concurrent_reconciles,
+            rate: Some(rate),
             telemetry: telemetry.clone(),
         };
         let listener = tokio::net::TcpListener::bind(args.metrics_addr).await.map_err(|err| {

@@ -60,13 +60,18 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: kube::Client, base: kube::Config, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(
+        client: kube::Client,
+        base: kube::Config,
+        telemetry: Arc<Telemetry>,
+        rate: Option<crate::cluster::RequestRate>,
+    ) -> Self {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.to_string(),
             instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
         };
         Context {
-            tenants: Tenants::new(client.clone(), base),
+            tenants: Tenants::new(client.clone(), base, rate),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             telemetry,
@@ -92,11 +97,13 @@ pub struct Settings {
     pub concurrency: u16,
     /// Metrics and readiness, which the HTTP endpoints serve.
     pub telemetry: Arc<Telemetry>,
+    /// The request budget tenants' clients share with the operator's own (`--kube-api-qps`).
+    pub rate: Option<crate::cluster::RequestRate>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { label_selector: None, concurrency: DEFAULT_CONCURRENCY, telemetry: Arc::default() }
+        Settings { label_selector: None, concurrency: DEFAULT_CONCURRENCY, telemetry: Arc::default(), rate: None }
     }
 }
 
@@ -159,10 +166,14 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, Arc::new(Context::new(client, base, settings.telemetry)))
+        .run(reconcile, error_policy, Arc::new(Context::new(client, base, settings.telemetry, settings.rate)))
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(configmapsync = %object, "reconciled"),
+                // Deleted while queued (its finalizer already ran): nothing left to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(configmapsync = %object, "gone before its reconcile")
+                }
                 Err(err) => tracing::warn!(error = %err, "reconcile failed"),
             }
         })

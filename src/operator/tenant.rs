@@ -46,12 +46,14 @@ pub struct Tenants {
     /// The operator's own connection settings: the server and its CA are kept, the credentials
     /// are replaced by the tenant's token.
     base: kube::Config,
+    /// The operator's request budget, which tenants' requests spend too.
+    rate: Option<crate::cluster::RequestRate>,
     cache: Mutex<HashMap<(String, String), Cached>>,
 }
 
 impl Tenants {
-    pub fn new(operator: kube::Client, base: kube::Config) -> Self {
-        Tenants { operator, base, cache: Mutex::new(HashMap::new()) }
+    pub fn new(operator: kube::Client, base: kube::Config, rate: Option<crate::cluster::RequestRate>) -> Self {
+        Tenants { operator, base, rate, cache: Mutex::new(HashMap::new()) }
     }
 
     /// A client acting as ServiceAccount `name` of `namespace`.
@@ -84,8 +86,11 @@ impl Tenants {
         let token: String = answer.status.and_then(|s| s.token).unwrap_or_default();
         let mut config = self.base.clone();
         config.auth_info = AuthInfo { token: Some(token.into()), ..AuthInfo::default() };
-        let client = kube::Client::try_from(config)
-            .map_err(|source| TenantError::Client { account: account.clone(), source })?;
+        let client = match &self.rate {
+            Some(rate) => rate.client(config),
+            None => kube::Client::try_from(config),
+        };
+        let client = client.map_err(|source| TenantError::Client { account: account.clone(), source })?;
         self.cache.lock().await.insert(key, Cached { client: client.clone(), issued });
         Ok(client)
     }

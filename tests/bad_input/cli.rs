@@ -39,6 +39,27 @@ const CASES: &[Case] = &[
         expect: &["'--request-timeout <DURATION>'", "`25h` is too long: expected at most 24h"],
     },
     Case {
+        name: "an operator request rate of zero",
+        files: &[],
+        args: &["operator", "run", "--kube-api-qps", "0"],
+        env: &[],
+        expect: &["'--kube-api-qps <QPS>'", "expected a number of requests a second, at least 0.001"],
+    },
+    Case {
+        name: "an operator request rate that is not a number",
+        files: &[],
+        args: &["operator", "run", "--kube-api-qps", "fast"],
+        env: &[],
+        expect: &["invalid value 'fast' for '--kube-api-qps <QPS>'", "expected a number of requests a second"],
+    },
+    Case {
+        name: "an operator burst of zero",
+        files: &[],
+        args: &["operator", "run", "--kube-api-burst", "0"],
+        env: &[],
+        expect: &["'--kube-api-burst <N>'", "0 is not in 1.."],
+    },
+    Case {
         name: "a selector with an operator and no value",
         files: &[],
         args: &["render", "--env", "dev", "-l", "tier=="],

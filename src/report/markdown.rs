@@ -12,18 +12,30 @@ use crate::secrets::Redactor;
 /// GitHub refuses comments longer than this (in characters).
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
 
+/// What replaces a diff that was cut.
+const CUT: &str = "_Diff cut to fit the comment; `weaver diff` shows it._\n";
+
+/// How many cut objects the note names; the rest are counted.
+const NAMED: usize = 20;
+
 /// One changed object: its header, and its diff as a fenced block (which may be cut).
 struct Block {
     name: String,
     summary: String,
     diff: String,
-    cut: Option<String>,
+    cut: bool,
 }
 
 impl Block {
     fn text(&self) -> String {
-        let body = self.cut.as_deref().unwrap_or(&self.diff);
+        let body = if self.cut { CUT } else { &self.diff };
         format!("<details><summary>{}</summary>\n\n{body}\n</details>\n\n", self.summary)
+    }
+
+    /// The length of [`Block::text`] in characters, cut or not.
+    fn length(&self, cut: bool) -> usize {
+        let frame = "<details><summary></summary>\n\n\n</details>\n\n".len();
+        frame + self.summary.chars().count() + if cut { CUT.chars().count() } else { self.diff.chars().count() }
     }
 }
 
@@ -33,23 +45,22 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor, limit: usiz
     let summary = summary(plan, context);
     let mut blocks: Vec<Block> =
         plan.objects.iter().filter(|o| o.action != Action::Unchanged).map(|o| block(o, redactor)).collect();
-    let length = |blocks: &[Block], note: &str| -> usize {
-        summary.chars().count() + note.chars().count() + blocks.iter().map(|b| b.text().chars().count()).sum::<usize>()
-    };
     // Largest first; ties in plan order, so the cut is deterministic.
     let mut by_size: Vec<usize> = (0..blocks.len()).collect();
-    by_size.sort_by_key(|&i| (std::cmp::Reverse(blocks[i].diff.chars().count()), i));
-    let mut cut = 0;
-    let mut shown = blocks.len();
+    by_size.sort_by_key(|&i| (std::cmp::Reverse(blocks[i].diff.len()), i));
+    let mut length = summary.chars().count() + blocks.iter().map(|b| b.length(false)).sum::<usize>();
+    let (mut cut, mut shown) = (0, blocks.len());
     let mut note = String::new();
-    while length(&blocks[..shown], &note) > limit {
+    while length + note.chars().count() > limit {
         if cut < by_size.len() {
             let block = &mut blocks[by_size[cut]];
-            block.cut = Some("_Diff cut to fit the comment; `weaver diff` shows it._\n".to_string());
+            length -= block.length(false) - block.length(true);
+            block.cut = true;
             cut += 1;
         } else if shown > 0 {
             // Every diff is cut and it is still too long: leave out whole blocks, last first.
             shown -= 1;
+            length -= blocks[shown].length(true);
         } else {
             break;
         }
@@ -121,7 +132,7 @@ fn block(object: &ObjectPlan, redactor: &Redactor) -> Block {
         ));
     }
     let text = redactor.redact(&diff.text);
-    Block { name, summary, diff: fenced(&text), cut: None }
+    Block { name, summary, diff: fenced(&text), cut: false }
 }
 
 /// A fenced `diff` block whose fence is longer than any backtick run in the text.
@@ -131,11 +142,14 @@ fn fenced(text: &str) -> String {
     format!("{fence}diff\n{text}{fence}\n")
 }
 
-/// Says which diffs were cut (in plan order) and how many objects were left out entirely.
+/// Says which diffs were cut (the first [`NAMED`], largest first) and how many objects were
+/// left out entirely.
 fn cut_note(blocks: &[Block], cut: &[usize], left_out: usize, limit: usize) -> String {
-    let mut cut: Vec<usize> = cut.to_vec();
-    cut.sort_unstable();
-    let names: Vec<String> = cut.iter().map(|&i| format!("`{}`", blocks[i].name.replace('`', "'"))).collect();
+    let mut names: Vec<String> =
+        cut.iter().take(NAMED).map(|&i| format!("`{}`", blocks[i].name.replace('`', "'"))).collect();
+    if cut.len() > NAMED {
+        names.push(format!("and {} more", cut.len() - NAMED));
+    }
     let mut note = format!(
         "> **{} of {} diffs cut** (the largest) to keep this comment under {limit} characters: {}.",
         cut.len(),
@@ -211,6 +225,16 @@ mod tests {
         assert!(text.contains("| `app` | 3 | 0 | 0 | 0 |"), "{text}");
         assert!(text.contains("The last 3 changed objects are not listed."), "{text}");
         assert!(!text.contains("<details>"), "{text}");
+    }
+
+    #[test]
+    fn thousands_of_objects_fit_with_a_bounded_note() {
+        let objects: Vec<ObjectPlan> = (0..3000).map(|i| config_map(&format!("cm{i:04}"), 3)).collect();
+        let text = diff(&Plan { objects }, &context(), &Redactor::new(), GITHUB_COMMENT_LIMIT);
+        assert!(text.chars().count() <= GITHUB_COMMENT_LIMIT, "{}", text.chars().count());
+        assert!(text.contains("| `app` | 3000 | 0 | 0 | 0 |"));
+        assert!(text.contains("`v1 ConfigMap ns/cm0019`, and 2980 more."), "{}", &text[..2000]);
+        assert!(text.contains(" changed objects are not listed."));
     }
 
     #[test]

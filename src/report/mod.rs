@@ -73,7 +73,7 @@ fn show(value: &Value) -> String {
 }
 
 /// `(recorded, live)` as shown: Secret values as diff's markers, a removed field as `(removed)`.
-pub fn drift_sides(change: &FieldDrift) -> (String, String) {
+fn drift_sides(change: &FieldDrift) -> (String, String) {
     let removed = "(removed)".to_string();
     match (change.redacted, change.op) {
         (true, ChangeOp::Remove) => (SECRET_MARKER.to_string(), removed),
@@ -101,7 +101,7 @@ pub fn missing_message(object: &ObjectDrift) -> String {
 }
 
 /// Text for HTML content and double-quoted attributes.
-pub fn html_escape(text: &str) -> String {
+fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

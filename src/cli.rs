@@ -257,9 +257,9 @@ pub struct DiffArgs {
     /// Diff against objects in a file (`kubectl get -o yaml` output or a YAML stream), offline
     #[arg(long, value_name = "FILE")]
     pub live_from: Option<PathBuf>,
-    /// Output format
-    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
-    pub output: ListFormat,
+    /// Output format: text, JSON for pipelines, Markdown for a pull-request comment, or one HTML page
+    #[arg(short, long, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
     /// Exit with 2 when an apply would change something (0 when not, 1 on error)
     #[arg(long)]
     pub exit_code: bool,
@@ -354,7 +354,7 @@ pub struct DriftArgs {
     pub env: String,
     #[command(flatten)]
     pub filter: ReleaseFilter,
-    /// Output format: text, JSON for pipelines, or JUnit XML for CI dashboards
+    /// Output format: text, JSON for pipelines, JUnit XML for CI dashboards, or one HTML page
     #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
     pub output: DriftFormat,
     /// How many requests to keep in flight at once (1 to 1000)
@@ -369,6 +369,15 @@ pub enum DriftFormat {
     Text,
     Json,
     Junit,
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
 }
 
 /// `--concurrency`: at least one request in flight (0 would wait forever), at most 1000.

@@ -15,6 +15,7 @@ pub mod patch;
 pub mod project;
 pub mod release_record;
 pub mod render;
+pub mod report;
 pub mod secrets;
 pub mod yaml;
 

@@ -84,8 +84,8 @@ impl Deployed {
         self.repo.weaver(&all)
     }
 
-    /// `weaver drift --env dev ARGS` in text, JSON and JUnit; asserts they agree with each other
-    /// and with `code`, and returns them.
+    /// `weaver drift --env dev ARGS` in text, JSON, JUnit and HTML; asserts they agree with each
+    /// other and with `code`, and returns them.
     fn drift(&self, args: &[&str], code: i32) -> Outputs {
         let run = |format: &str| {
             let mut all = vec!["drift", "--env", "dev", "-o", format];
@@ -94,7 +94,7 @@ impl Deployed {
             assert_eq!(run.code, code, "drift -o {format}: stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
             run
         };
-        let (text, json, junit) = (run("text"), run("json"), run("junit"));
+        let (text, json, junit, html) = (run("text"), run("json"), run("junit"), run("html"));
         let parsed: Value = serde_json::from_str(&json.stdout).expect("drift -o json prints JSON");
         let xml = parse_xml(&junit.stdout);
         python_parses_xml(&junit.stdout);
@@ -107,7 +107,16 @@ impl Deployed {
         );
         assert_eq!(changed(json_facts(&parsed)), text_facts(&text.stdout), "JSON and text disagree:\n{}", text.stdout);
         assert_eq!(parsed["drifted"], json!(code == 2));
-        Outputs { text: text.stdout, stderr: text.stderr, json: parsed, junit: junit.stdout, xml }
+        for (id, field) in [("count-drifted", "drifted"), ("count-missing", "missing"), ("count-in-sync", "inSync")] {
+            let count = common::browser::text_of(&html.stdout, id);
+            assert_eq!(
+                count,
+                parsed["summary"][field].to_string(),
+                "HTML and JSON disagree on {field}:\n{}",
+                html.stdout
+            );
+        }
+        Outputs { text: text.stdout, stderr: text.stderr, json: parsed, junit: junit.stdout, xml, html: html.stdout }
     }
 }
 
@@ -117,6 +126,7 @@ struct Outputs {
     json: Value,
     junit: String,
     xml: Element,
+    html: String,
 }
 
 /// What a report says, comparable across formats: (release, object, state, drifted paths).
@@ -289,6 +299,35 @@ fn a_recorded_field_changed_out_of_band_is_drift_and_nothing_else_is() {
     );
     assert!(out.junit.contains("spec.replicas: 1 → 3</failure>"), "{}", out.junit);
     assert!(out.junit.contains("message=\"1 field drifted since revision 1\""), "{}", out.junit);
+    html_renders_in_a_browser(&out.html, ns);
+}
+
+/// The drift page as headless Chromium parses it: the counts, a block per drifted object with
+/// its recorded and live values; a screenshot under target/report-screenshots/.
+fn html_renders_in_a_browser(html: &str, ns: &str) {
+    use common::browser::{chromium, headless, text_of};
+    let browser = chromium();
+    if !common::interop_available("chromium (apt-get install chromium)", browser.is_some()) {
+        return;
+    }
+    let browser = browser.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let (page, profile) = (scratch.path().join("drift.html"), scratch.path().join("profile"));
+    std::fs::write(&page, html).unwrap();
+    let dom = headless(&browser, &profile, &page, &["--dump-dom"]);
+    assert_eq!(
+        [text_of(&dom, "count-drifted"), text_of(&dom, "count-missing"), text_of(&dom, "count-in-sync")],
+        ["2", "0", "5"]
+    );
+    assert_eq!(dom.matches("<details class=\"object\" data-state=\"drifted\">").count(), 2, "{dom}");
+    assert!(dom.contains(&format!("apps/v1 Deployment {ns}/web</summary>")), "{dom}");
+    assert!(dom.contains("<span class=\"del\">- 1</span><span class=\"add\">+ 3</span>"), "{dom}");
+    let shot = common::project_root().join("target/report-screenshots/drift-dev.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    headless(&browser, &profile, &page, &[&format!("--screenshot={}", shot.display()), "--window-size=1280,1200"]);
+    assert!(std::fs::read(&shot).expect("chromium wrote the screenshot").starts_with(b"\x89PNG"));
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "screenshot of the HTML drift report: {}", shot.display());
 }
 
 #[test]
@@ -446,6 +485,7 @@ fn secret_values_never_appear_in_any_format() {
         ("stderr", out.stderr.as_str()),
         ("json", &out.json.to_string()),
         ("junit", out.junit.as_str()),
+        ("html", out.html.as_str()),
         ("-v", &format!("{}{}", verbose.stdout, verbose.stderr)),
     ] {
         for value in &values {

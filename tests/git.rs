@@ -607,3 +607,55 @@ fn provenance_is_the_commit_and_whether_the_weaver_repository_has_uncommitted_ch
     init(unborn.path());
     assert_eq!(provenance(unborn.path(), None).unwrap(), None);
 }
+
+/// `weaver.yaml`'s `ignorePaths` (read from head) take paths out of the comparison: a chart's
+/// README no longer affects its releases, code and docs are not unattributed; other paths are.
+#[test]
+fn ignored_paths_affect_nothing_and_are_not_unattributed() {
+    let (repo, _git) = demo_history();
+    let report = changed_after(|repo| {
+        repo.write("src/main.rs", "fn main() {}\n").write("charts/web-app/README.md", "# web\n");
+    });
+    assert_eq!(unattributed(&report), ["src/main.rs"], "without settings, code is unattributed");
+    assert_eq!(affected(&report).len(), 3, "and a chart's README affects its releases: {report:#}");
+
+    repo.write("weaver.yaml", "ignorePaths:\n  - src/**\n  - \"*.md\"\n  - \"charts/*/README.md\"\n");
+    repo.write("src/main.rs", "fn main() {}\n")
+        .write("src/deep/er.rs", "\n")
+        .write("README.md", "# repo\n")
+        .write("charts/web-app/README.md", "# web\n")
+        .write("docs/guide.md", "# not matched: `*` stays in its directory\n")
+        .write("scripts/deploy.sh", "#!/bin/sh\n");
+    let report = changed_json(&repo, &["--base", "HEAD"]);
+    assert_eq!(affected(&report), Vec::<String>::new(), "{report:#}");
+    // weaver.yaml itself deploys nothing and is not unattributed.
+    assert_eq!(unattributed(&report), ["docs/guide.md", "scripts/deploy.sh"], "{report:#}");
+    let run = repo.weaver(&["render", "--env", "dev", "--changed-since", "HEAD"]);
+    assert_eq!(rendered_releases(run.success()), Vec::<String>::new(), "{}", run.stderr);
+}
+
+/// This checkout is the demo repository too: its weaver.yaml leaves out everything of the
+/// engine (every top-level entry other than the demo's own), so a commit touching only code
+/// reports nothing. A new top-level entry must be added to weaver.yaml (or to this list).
+#[test]
+fn the_demo_repository_ignores_its_own_engine_sources() {
+    let (repo, _git) = demo_history();
+    let root = common::project_root();
+    repo.write("weaver.yaml", &std::fs::read_to_string(root.join("weaver.yaml")).unwrap());
+    let demo = ["environments", "charts", "secrets", "weaver.yaml", "target", ".git"];
+    let mut touched = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if demo.contains(&name.as_str()) {
+            continue;
+        }
+        let path = if entry.file_type().unwrap().is_dir() { format!("{name}/some/file.rs") } else { name };
+        repo.write(&path, "changed\n");
+        touched.push(path);
+    }
+    assert!(touched.len() >= 8, "{touched:?}");
+    let report = changed_json(&repo, &["--base", "HEAD"]);
+    assert_eq!(affected(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(unattributed(&report), Vec::<&str>::new(), "touched {touched:?}: {report:#}");
+}

@@ -1,16 +1,17 @@
-//! `weaver diff`: what an apply would change, as a readable diff or a JSON plan.
+//! `weaver diff`: what an apply would change, as a readable diff, or a report (JSON, Markdown,
+//! HTML: `crate::report`).
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
 use similar::{ChangeTag, TextDiff};
 
 use super::{Style, Ui, block_on, connect_options, write_stdout};
-use crate::cli::{DiffArgs, GlobalArgs, ListFormat};
+use crate::cli::{DiffArgs, DiffFormat, GlobalArgs};
 use crate::cluster::Cluster;
 use crate::diff::plan::{ClusterPlanOptions, plan_against, plan_cluster, read_live_file};
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Result;
+use crate::report::{self, DiffContext};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     let (_, env, mut rendered) =
@@ -33,12 +34,18 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         }
     };
     let text = match args.output {
-        ListFormat::Text => text_plan(ui, &plan),
-        ListFormat::Json => {
+        DiffFormat::Text => text_plan(ui, &plan),
+        format => {
+            let provenance = crate::git::provenance(&global.repo, args.select.source.rev.as_deref())?;
             let mode = if args.server_side { "server" } else { "client" };
-            let mut text = serde_json::to_string_pretty(&json_plan(&plan, &env.name, mode)).expect("plans serialize");
-            text.push('\n');
-            text
+            let context = DiffContext { environment: &env.name, mode, provenance: provenance.as_ref() };
+            match format {
+                DiffFormat::Json => report::json::to_text(&report::json::DiffReport::new(&plan, &context)),
+                DiffFormat::Markdown => {
+                    report::markdown::diff(&plan, &context, &ui.redactor, report::markdown::GITHUB_COMMENT_LIMIT)
+                }
+                _ => report::html::diff(&plan, &context, &ui.redactor),
+            }
         }
     };
     write_stdout(ui.redactor.redact(&text).as_bytes())?;
@@ -47,25 +54,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
 
 /// `~ apps/v1 Deployment shop/web (release web)`
 fn header(object: &ObjectPlan) -> String {
-    let sign = match object.action {
-        Action::Create => "+",
-        Action::Update => "~",
-        Action::Delete => "-",
-        Action::Unchanged => "=",
-    };
-    format!("{sign} {} (release {})", super::object_name(&object.api_version, &object.key), object.release)
-}
-
-/// The object's YAML before and after the apply (empty where it does not exist).
-fn yaml_pair(object: &ObjectPlan) -> (String, String) {
-    let yaml = |v: &Option<Value>| v.as_ref().map(crate::yaml::to_yaml_string).unwrap_or_default();
-    (yaml(&object.before), yaml(&object.after))
-}
-
-/// The unified diff of one object's YAML, with three lines of context.
-fn unified(object: &ObjectPlan) -> String {
-    let (before, after) = yaml_pair(object);
-    TextDiff::from_lines(&before, &after).unified_diff().context_radius(3).to_string()
+    let name = report::object_name(&object.api_version, &object.key);
+    format!("{} {name} (release {})", report::action_sign(object.action), object.release)
 }
 
 fn text_plan(ui: &Ui, plan: &Plan) -> String {
@@ -87,7 +77,7 @@ fn text_plan(ui: &Ui, plan: &Plan) -> String {
             ));
             out.push('\n');
         }
-        let (before, after) = yaml_pair(object);
+        let (before, after) = report::yaml_pair(object);
         let diff = TextDiff::from_lines(&before, &after);
         for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
             out.push_str(&ui.paint(color, Style::Cyan, &hunk.header().to_string()));
@@ -113,32 +103,4 @@ fn text_plan(ui: &Ui, plan: &Plan) -> String {
         summary.create, summary.update, summary.delete, summary.unchanged
     ));
     out
-}
-
-/// The JSON plan; its schema is documented in the README ("Diff → JSON output").
-fn json_plan(plan: &Plan, environment: &str, mode: &str) -> Value {
-    let objects: Vec<Value> = plan
-        .objects
-        .iter()
-        .map(|object| {
-            json!({
-                "action": object.action,
-                "release": object.release,
-                "apiVersion": object.api_version,
-                "kind": object.key.kind,
-                "namespace": object.key.namespace,
-                "name": object.key.name,
-                "changes": object.changes,
-                "conflict": object.conflict,
-                "diff": (object.action != Action::Unchanged).then(|| unified(object)),
-            })
-        })
-        .collect();
-    json!({
-        "schemaVersion": 1,
-        "environment": environment,
-        "mode": mode,
-        "summary": plan.summary(),
-        "objects": objects,
-    })
 }

@@ -1,17 +1,15 @@
 //! `weaver drift`: what changed in the cluster since each release's last deployed revision, as
-//! text, JSON (schema in the README, "Drift") or JUnit XML.
+//! text, JUnit XML, or a report (JSON, schema in the README, "Drift"; HTML: `crate::report`).
 
 use std::process::ExitCode;
-
-use serde_json::{Value, json};
 
 use super::render::IfEmpty;
 use super::{Style, Ui, block_on, connect_options, open_project, write_stdout};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
 use crate::cluster::Cluster;
-use crate::diff::{ChangeOp, SECRET_CHANGED_MARKER, SECRET_MARKER};
-use crate::drift::{FieldDrift, ObjectDrift, ReleaseDrift, ReleaseState, Report, State};
+use crate::drift::{ObjectDrift, ReleaseDrift, ReleaseState, Report, State};
 use crate::error::Result;
+use crate::report::{self, drift_lines};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     // The environment says which releases live where; nothing is rendered or decrypted.
@@ -45,12 +43,9 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     }
     let text = match args.output {
         DriftFormat::Text => text_report(ui, &report),
-        DriftFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&json_report(&report)).expect("reports serialize");
-            text.push('\n');
-            text
-        }
+        DriftFormat::Json => report::json::to_text(&report::json::DriftReport::new(&report)),
         DriftFormat::Junit => junit_report(&report),
+        DriftFormat::Html => report::html::drift(&report, &ui.redactor),
     };
     write_stdout(ui.redactor.redact(&text).as_bytes())?;
     Ok(if report.has_drift() { ExitCode::from(2) } else { ExitCode::SUCCESS })
@@ -79,40 +74,6 @@ fn header(object: &ObjectDrift, release: &ReleaseDrift) -> String {
     format!("{sign} {} (release {}{revision})", object_name(object), release.name)
 }
 
-/// A value on one line: JSON, so `"1"` and `1` differ, shortened past 100 characters.
-fn show(value: &Value) -> String {
-    const MAX: usize = 100;
-    let text = value.to_string();
-    if text.chars().count() <= MAX { text } else { format!("{}…", text.chars().take(MAX).collect::<String>()) }
-}
-
-/// `(recorded, live)` as shown: Secret values as diff's markers, a removed field as `(removed)`.
-fn sides(change: &FieldDrift) -> (String, String) {
-    let removed = "(removed)".to_string();
-    match (change.redacted, change.op) {
-        (true, ChangeOp::Remove) => (SECRET_MARKER.to_string(), removed),
-        (true, _) => (SECRET_MARKER.to_string(), SECRET_CHANGED_MARKER.to_string()),
-        (false, _) => {
-            (change.recorded.as_ref().map_or_else(String::new, show), change.live.as_ref().map_or(removed, show))
-        }
-    }
-}
-
-/// The lines under an object's header: each drifted path, or why it is missing.
-fn detail_lines(object: &ObjectDrift) -> Vec<(String, Option<(String, String)>)> {
-    match object.state {
-        State::Missing => vec![(missing_message(object), None)],
-        _ => object.changes.iter().map(|c| (c.path.clone(), Some(sides(c)))).collect(),
-    }
-}
-
-fn missing_message(object: &ObjectDrift) -> String {
-    match &object.reason {
-        Some(reason) => format!("missing from the cluster: {reason}"),
-        None => "missing from the cluster".to_string(),
-    }
-}
-
 fn text_report(ui: &Ui, report: &Report) -> String {
     let color = ui.color_stdout;
     let mut out = String::new();
@@ -121,7 +82,7 @@ fn text_report(ui: &Ui, report: &Report) -> String {
             let style = if object.state == State::Missing { Style::Red } else { Style::Yellow };
             out.push_str(&ui.paint(color, style, &ui.paint(color, Style::Bold, &header(object, release))));
             out.push('\n');
-            for (what, values) in detail_lines(object) {
+            for (what, values) in drift_lines(object) {
                 match values {
                     None => out.push_str(&format!("    {what}\n")),
                     Some((recorded, live)) => out.push_str(&format!(
@@ -142,52 +103,6 @@ fn text_report(ui: &Ui, report: &Report) -> String {
     }
     out.push('\n');
     out
-}
-
-/// The JSON report; its schema is documented in the README ("Drift → JSON output").
-fn json_report(report: &Report) -> Value {
-    let releases: Vec<Value> = report
-        .releases
-        .iter()
-        .map(|release| {
-            let objects: Vec<Value> = release
-                .objects
-                .iter()
-                .map(|object| {
-                    json!({
-                        "state": object.state,
-                        "apiVersion": object.api_version,
-                        "kind": object.key.kind,
-                        "namespace": object.key.namespace,
-                        "name": object.key.name,
-                        "reason": object.reason,
-                        "changes": object.changes,
-                    })
-                })
-                .collect();
-            json!({
-                "release": release.name,
-                "namespace": release.namespace,
-                "installed": release.installed,
-                "state": release.state(),
-                "revision": release.revision.as_ref().map(|r| json!({
-                    "number": r.number,
-                    "time": r.time,
-                    "commit": r.commit,
-                    "dirty": r.dirty,
-                })),
-                "objects": objects,
-            })
-        })
-        .collect();
-    json!({
-        "schemaVersion": 1,
-        "environment": report.environment,
-        "cluster": { "context": report.context, "server": report.server },
-        "drifted": report.has_drift(),
-        "summary": report.summary(),
-        "releases": releases,
-    })
 }
 
 /// Text for XML content: markup characters escaped, and characters XML 1.0 cannot carry at
@@ -273,14 +188,14 @@ fn junit_report(report: &Report) -> String {
                 State::InSync => out.push_str("/>\n"),
                 State::Missing => out.push_str(&format!(
                     ">\n      <failure type=\"missing\" message=\"{}\"/>\n    </testcase>\n",
-                    xml_attr(&missing_message(object))
+                    xml_attr(&report::missing_message(object))
                 )),
                 State::Drifted => {
                     let revision = release.revision.as_ref().map_or(0, |r| r.number);
                     let count = object.changes.len();
                     let message =
                         format!("{count} field{} drifted since revision {revision}", if count == 1 { "" } else { "s" });
-                    let body: Vec<String> = detail_lines(object)
+                    let body: Vec<String> = drift_lines(object)
                         .into_iter()
                         .map(|(path, values)| match values {
                             Some((recorded, live)) => format!("{path}: {recorded} → {live}"),
@@ -304,8 +219,10 @@ fn junit_report(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drift::Revision;
+    use crate::diff::ChangeOp;
+    use crate::drift::{FieldDrift, Revision};
     use crate::manifest::ObjectKey;
+    use serde_json::json;
 
     #[test]
     fn xml_escapes_markup_quotes_whitespace_in_attributes_and_illegal_characters() {

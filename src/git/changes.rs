@@ -9,7 +9,9 @@
 //!   definition differs, added and removed ones included; a comment-only edit affects none;
 //! - a values file: the releases listing it in `valuesFiles`;
 //! - a secrets file: every release of the environments listing it in `secrets`;
-//! - `.sops.yaml`, an `identityFile`, or a chart no release uses: nothing to deploy.
+//! - `.sops.yaml`, `weaver.yaml`, an `identityFile`, or a chart no release uses: nothing to
+//!   deploy;
+//! - a path `weaver.yaml`'s `ignorePaths` (in head) matches: nothing at all, as if unchanged.
 //!
 //! Any other path is unattributed. Abstract environments are never deployed, so their releases
 //! only appear through the environments extending them.
@@ -22,6 +24,7 @@ use super::{ChangedPath, GitRepo, Revision};
 use crate::error::{Error, Result};
 use crate::project::chart::{CHARTS_DIR, chart_dir};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
+use crate::project::settings::{SETTINGS_FILE, Settings};
 use crate::project::source::lexical;
 use crate::project::{Environment, FsSource, Project, Release};
 
@@ -100,7 +103,12 @@ impl Comparison {
             Some(head) => (Project::new(Arc::new(git.tree_source(head)?)), None),
             None => (Project::new(Arc::new(FsSource::new(git.root()))), git.head()?),
         };
-        Ok(Comparison { base, head, working_tree_commit, base_project, head_project, paths })
+        let mut comparison = Comparison { base, head, working_tree_commit, base_project, head_project, paths };
+        // The head's settings: the version being deployed says what in it is not deployed.
+        let settings =
+            Settings::load(comparison.head_project.source.as_ref()).map_err(|e| comparison.in_side(Side::Head, e))?;
+        comparison.paths.retain(|changed| !settings.ignores(&changed.path));
+        Ok(comparison)
     }
 
     /// The affected releases of environment `name`, sorted by release: exactly what
@@ -255,6 +263,7 @@ fn is_attributed(changed: &ChangedPath, (base, head): &(HashSet<PathBuf>, HashSe
     let environment_file = path.parent() == Some(Path::new(ENVIRONMENTS_DIR))
         && path.extension().is_some_and(|extension| extension == "yaml");
     let sops_rules = path.file_name().is_some_and(|name| name == ".sops.yaml");
+    let settings = path == Path::new(SETTINGS_FILE);
     let referenced = (changed.in_base && base.contains(path)) || (changed.in_head && head.contains(path));
-    chart_file || environment_file || sops_rules || referenced
+    chart_file || environment_file || sops_rules || settings || referenced
 }

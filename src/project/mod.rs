@@ -3,6 +3,7 @@
 pub mod chart;
 pub mod environment;
 pub mod selector;
+pub mod settings;
 pub mod source;
 pub mod values;
 

@@ -153,7 +153,7 @@ const CASES: &[Case] = &[
         files: &[],
         args: &["diff", "--env", "dev", "-o", "yaml"],
         env: &[],
-        expect: &["invalid value 'yaml' for '--output <OUTPUT>'", "[possible values: text, json]"],
+        expect: &["invalid value 'yaml' for '--output <OUTPUT>'", "[possible values: text, json, markdown, html]"],
     },
     Case {
         name: "an unknown environment",

@@ -15,6 +15,7 @@ mod cli;
 
 use common::Repo;
 
+mod ci;
 mod inputs;
 
 /// Distinctive values planted in inputs (tokens, keys, secret values). Seeing one in stdout or
@@ -39,13 +40,19 @@ pub struct Case {
 /// Runs every case and reports all that fail at once, so one broken case hides no other.
 #[track_caller]
 pub fn run_cases(cases: &[Case]) {
-    let failures: Vec<String> = cases.iter().filter_map(|case| check(case).err()).collect();
+    run_cases_in(cases, Repo::minimal);
+}
+
+/// [`run_cases`] over repositories `base` makes instead of `Repo::minimal()` (say, one committed
+/// to git, for commands that compare versions).
+#[track_caller]
+pub fn run_cases_in(cases: &[Case], base: fn() -> Repo) {
+    let failures: Vec<String> = cases.iter().filter_map(|case| check(base(), case).err()).collect();
     assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
 }
 
 /// Runs one case; the error says which case failed and how.
-pub fn check(case: &Case) -> Result<(), String> {
-    let repo = Repo::minimal();
+pub fn check(repo: Repo, case: &Case) -> Result<(), String> {
     let root = repo.path().display().to_string();
     let expand = |s: &str| s.replace("{repo}", &root);
     for (path, content) in case.files {

@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: temporary repositories and running the binary.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod browser;
 pub mod cluster;
 pub mod demo;
 pub mod git;

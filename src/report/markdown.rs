@@ -1,0 +1,245 @@
+//! `weaver diff -o markdown`: a plan for a pull-request comment. A summary (totals and a table
+//! per release) always comes first and is never cut; then a collapsible block per changed
+//! object with its diff. Past the size limit the largest diffs are cut first, with a note that
+//! names them. The same plan always gives the same text, so a bot can update its comment.
+
+use std::collections::BTreeMap;
+
+use super::{DiffContext, action_sign, html_escape, object_diff, object_name};
+use crate::diff::{Action, ObjectPlan, Plan, Summary};
+use crate::secrets::Redactor;
+
+/// GitHub refuses comments longer than this (in characters).
+pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+
+/// What replaces a diff that was cut.
+const CUT: &str = "_Diff cut to fit the comment; `weaver diff` shows it._\n";
+
+/// How many cut objects the note names; the rest are counted.
+const NAMED: usize = 20;
+
+/// One changed object: its header, and its diff as a fenced block (which may be cut).
+struct Block {
+    name: String,
+    summary: String,
+    diff: String,
+    cut: bool,
+}
+
+impl Block {
+    fn text(&self) -> String {
+        let body = if self.cut { CUT } else { &self.diff };
+        format!("<details><summary>{}</summary>\n\n{body}\n</details>\n\n", self.summary)
+    }
+
+    /// The length of [`Block::text`] in characters, cut or not.
+    fn length(&self, cut: bool) -> usize {
+        let frame = "<details><summary></summary>\n\n\n</details>\n\n".len();
+        frame + self.summary.chars().count() + if cut { CUT.chars().count() } else { self.diff.chars().count() }
+    }
+}
+
+/// The plan as Markdown, at most `limit` characters unless the summary alone is longer.
+/// Every piece of text is redacted before it is measured and escaped.
+pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor, limit: usize) -> String {
+    let summary = summary(plan, context);
+    let mut blocks: Vec<Block> =
+        plan.objects.iter().filter(|o| o.action != Action::Unchanged).map(|o| block(o, redactor)).collect();
+    // Largest first; ties in plan order, so the cut is deterministic.
+    let mut by_size: Vec<usize> = (0..blocks.len()).collect();
+    by_size.sort_by_key(|&i| (std::cmp::Reverse(blocks[i].diff.len()), i));
+    let mut length = summary.chars().count() + blocks.iter().map(|b| b.length(false)).sum::<usize>();
+    let (mut cut, mut shown) = (0, blocks.len());
+    let mut note = String::new();
+    while length + note.chars().count() > limit {
+        if cut < by_size.len() {
+            let block = &mut blocks[by_size[cut]];
+            length -= block.length(false) - block.length(true);
+            block.cut = true;
+            cut += 1;
+        } else if shown > 0 {
+            // Every diff is cut and it is still too long: leave out whole blocks, last first.
+            shown -= 1;
+            length -= blocks[shown].length(true);
+        } else {
+            break;
+        }
+        note = cut_note(&blocks, &by_size[..cut], blocks.len() - shown, limit);
+    }
+    let mut out = summary;
+    out.push_str(&note);
+    for block in &blocks[..shown] {
+        out.push_str(&block.text());
+    }
+    out
+}
+
+/// Totals, then a table row per release (plan order).
+fn summary(plan: &Plan, context: &DiffContext) -> String {
+    let mut out = format!("### weaver diff: `{}`\n\n", context.environment);
+    if let Some(provenance) = context.provenance {
+        let dirty = if provenance.dirty { " with uncommitted changes" } else { "" };
+        out.push_str(&format!("Rendered from commit `{}`{dirty}, {} mode.\n\n", provenance.commit, context.mode));
+    }
+    let total = plan.summary();
+    out.push_str(&format!(
+        "**{} to create, {} to update, {} to delete, {} unchanged**\n\n",
+        total.create, total.update, total.delete, total.unchanged
+    ));
+    let mut order: Vec<&str> = Vec::new();
+    let mut releases: BTreeMap<&str, Summary> = BTreeMap::new();
+    for object in &plan.objects {
+        let counts = releases.entry(&object.release).or_insert_with(|| {
+            order.push(&object.release);
+            Summary::default()
+        });
+        match object.action {
+            Action::Create => counts.create += 1,
+            Action::Update => counts.update += 1,
+            Action::Delete => counts.delete += 1,
+            Action::Unchanged => counts.unchanged += 1,
+        }
+    }
+    if !order.is_empty() {
+        out.push_str("| Release | Create | Update | Delete | Unchanged |\n| :-- | --: | --: | --: | --: |\n");
+        for release in order {
+            let c = releases[release];
+            out.push_str(&format!("| `{release}` | {} | {} | {} | {} |\n", c.create, c.update, c.delete, c.unchanged));
+        }
+        out.push('\n');
+    }
+    if !plan.has_changes() {
+        out.push_str("No changes.\n");
+    }
+    out
+}
+
+fn block(object: &ObjectPlan, redactor: &Redactor) -> Block {
+    let name = redactor.redact(&object_name(&object.api_version, &object.key)).into_owned();
+    let diff = object_diff(object).expect("changed objects have a diff");
+    let mut summary = format!(
+        "<code>{} {}</code> (release <code>{}</code>) +{} −{}",
+        action_sign(object.action),
+        html_escape(&name),
+        html_escape(&object.release),
+        diff.added,
+        diff.removed
+    );
+    if let Some(conflict) = &object.conflict {
+        summary.push_str(&format!(
+            " ⚠ conflict (apply needs --force-conflicts): {}",
+            html_escape(&redactor.redact(conflict))
+        ));
+    }
+    let text = redactor.redact(&diff.text);
+    Block { name, summary, diff: fenced(&text), cut: false }
+}
+
+/// A fenced `diff` block whose fence is longer than any backtick run in the text.
+fn fenced(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}diff\n{text}{fence}\n")
+}
+
+/// Says which diffs were cut (the first [`NAMED`], largest first) and how many objects were
+/// left out entirely.
+fn cut_note(blocks: &[Block], cut: &[usize], left_out: usize, limit: usize) -> String {
+    let mut names: Vec<String> =
+        cut.iter().take(NAMED).map(|&i| format!("`{}`", blocks[i].name.replace('`', "'"))).collect();
+    if cut.len() > NAMED {
+        names.push(format!("and {} more", cut.len() - NAMED));
+    }
+    let mut note = format!(
+        "> **{} of {} diffs cut** (the largest) to keep this comment under {limit} characters: {}.",
+        cut.len(),
+        blocks.len(),
+        names.join(", ")
+    );
+    if left_out > 0 {
+        note.push_str(&format!(" The last {left_out} changed objects are not listed."));
+    }
+    note.push_str(" Run `weaver diff` to see everything.\n\n");
+    note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ObjectKey;
+    use serde_json::json;
+
+    fn config_map(name: &str, lines: usize) -> ObjectPlan {
+        let data: serde_json::Map<String, serde_json::Value> =
+            (0..lines).map(|i| (format!("key{i:05}"), json!("value"))).collect();
+        ObjectPlan {
+            release: "app".into(),
+            api_version: "v1".into(),
+            key: ObjectKey {
+                group: String::new(),
+                kind: "ConfigMap".into(),
+                namespace: Some("ns".into()),
+                name: name.into(),
+            },
+            action: Action::Create,
+            before: None,
+            after: Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": data})),
+            changes: Vec::new(),
+            conflict: None,
+            desired: None,
+        }
+    }
+
+    fn context() -> DiffContext<'static> {
+        DiffContext { environment: "dev", mode: "client", provenance: None }
+    }
+
+    #[test]
+    fn under_the_limit_nothing_is_cut() {
+        let plan = Plan { objects: vec![config_map("small", 3), config_map("<b>", 2)] };
+        let text = diff(&plan, &context(), &Redactor::new(), GITHUB_COMMENT_LIMIT);
+        assert!(text.contains("**2 to create, 0 to update, 0 to delete, 0 unchanged**"), "{text}");
+        assert!(text.contains("| `app` | 2 | 0 | 0 | 0 |"), "{text}");
+        assert!(text.contains("<code>+ v1 ConfigMap ns/&lt;b&gt;</code>"), "names are escaped: {text}");
+        assert!(
+            text.contains("```diff\n@@ -0,0 +1,6 @@\n+apiVersion: v1\n+kind: ConfigMap\n+data:\n+  key00000: value\n"),
+            "{text}"
+        );
+        assert!(!text.contains("cut"), "{text}");
+    }
+
+    #[test]
+    fn the_largest_diffs_are_cut_first_and_the_summary_stays() {
+        let plan = Plan { objects: vec![config_map("small", 3), config_map("big", 500), config_map("mid", 100)] };
+        let full = diff(&plan, &context(), &Redactor::new(), usize::MAX);
+        let limit = full.chars().count() - 100;
+        let text = diff(&plan, &context(), &Redactor::new(), limit);
+        assert!(text.chars().count() <= limit, "{} > {limit}", text.chars().count());
+        assert!(text.starts_with("### weaver diff: `dev`\n\n**3 to create"), "{text}");
+        assert!(text.contains("> **1 of 3 diffs cut** (the largest) to keep this comment under"), "{text}");
+        assert!(text.contains("`v1 ConfigMap ns/big`."), "{text}");
+        assert!(text.contains("_Diff cut to fit the comment; `weaver diff` shows it._"), "{text}");
+        assert!(text.contains("+  key00099: value"), "mid is kept: {text}");
+        // A limit below even the cut blocks leaves blocks out, never the summary.
+        let text = diff(&plan, &context(), &Redactor::new(), 100);
+        assert!(text.contains("| `app` | 3 | 0 | 0 | 0 |"), "{text}");
+        assert!(text.contains("The last 3 changed objects are not listed."), "{text}");
+        assert!(!text.contains("<details>"), "{text}");
+    }
+
+    #[test]
+    fn thousands_of_objects_fit_with_a_bounded_note() {
+        let objects: Vec<ObjectPlan> = (0..3000).map(|i| config_map(&format!("cm{i:04}"), 3)).collect();
+        let text = diff(&Plan { objects }, &context(), &Redactor::new(), GITHUB_COMMENT_LIMIT);
+        assert!(text.chars().count() <= GITHUB_COMMENT_LIMIT, "{}", text.chars().count());
+        assert!(text.contains("| `app` | 3000 | 0 | 0 | 0 |"));
+        assert!(text.contains("`v1 ConfigMap ns/cm0019`, and 2980 more."), "{}", &text[..2000]);
+        assert!(text.contains(" changed objects are not listed."));
+    }
+
+    #[test]
+    fn a_fence_outlasts_backticks_in_the_diff() {
+        assert_eq!(fenced("+a ```` b\n"), "`````diff\n+a ```` b\n`````\n");
+        assert_eq!(fenced("+a\n"), "```diff\n+a\n```\n");
+    }
+}

@@ -1,0 +1,117 @@
+//! Reports of plans (`weaver diff`) and drift (`weaver drift`) for machines and for people:
+//! JSON for pipelines, Markdown for pull-request comments, HTML for a browser. The commands
+//! choose the format; these modules only format what the plan and drift types hold.
+
+pub mod html;
+pub mod json;
+pub mod markdown;
+
+use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
+
+use crate::diff::{Action, ChangeOp, ObjectPlan, SECRET_CHANGED_MARKER, SECRET_MARKER};
+use crate::drift::{FieldDrift, ObjectDrift, State};
+use crate::git::Provenance;
+
+/// `apps/v1 Deployment shop/web`: objects are named as in the text output.
+pub use crate::commands::object_name;
+
+/// What a diff report says besides the plan itself.
+#[derive(Debug, Clone, Copy)]
+pub struct DiffContext<'a> {
+    pub environment: &'a str,
+    /// `client` or `server`.
+    pub mode: &'a str,
+    /// The commit the releases were rendered from; None outside git.
+    pub provenance: Option<&'a Provenance>,
+}
+
+/// `+`, `~`, `-` or `=`: the sign of an action in every format.
+pub fn action_sign(action: Action) -> &'static str {
+    match action {
+        Action::Create => "+",
+        Action::Update => "~",
+        Action::Delete => "-",
+        Action::Unchanged => "=",
+    }
+}
+
+/// The object's YAML before and after the apply (empty where it does not exist).
+pub fn yaml_pair(object: &ObjectPlan) -> (String, String) {
+    let yaml = |v: &Option<Value>| v.as_ref().map(crate::yaml::to_yaml_string).unwrap_or_default();
+    (yaml(&object.before), yaml(&object.after))
+}
+
+/// One object's unified diff (three lines of context) and how many lines it adds and removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectDiff {
+    pub text: String,
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// The diff of a changed object; None for an unchanged one (nothing to show).
+pub fn object_diff(object: &ObjectPlan) -> Option<ObjectDiff> {
+    if object.action == Action::Unchanged {
+        return None;
+    }
+    let (before, after) = yaml_pair(object);
+    let diff = TextDiff::from_lines(&before, &after);
+    let count = |tag| diff.iter_all_changes().filter(|c| c.tag() == tag).count();
+    Some(ObjectDiff {
+        text: diff.unified_diff().context_radius(3).to_string(),
+        added: count(ChangeTag::Insert),
+        removed: count(ChangeTag::Delete),
+    })
+}
+
+/// A value on one line: JSON, so `"1"` and `1` differ, shortened past 100 characters.
+fn show(value: &Value) -> String {
+    const MAX: usize = 100;
+    let text = value.to_string();
+    if text.chars().count() <= MAX { text } else { format!("{}…", text.chars().take(MAX).collect::<String>()) }
+}
+
+/// `(recorded, live)` as shown: Secret values as diff's markers, a removed field as `(removed)`.
+fn drift_sides(change: &FieldDrift) -> (String, String) {
+    let removed = "(removed)".to_string();
+    match (change.redacted, change.op) {
+        (true, ChangeOp::Remove) => (SECRET_MARKER.to_string(), removed),
+        (true, _) => (SECRET_MARKER.to_string(), SECRET_CHANGED_MARKER.to_string()),
+        (false, _) => {
+            (change.recorded.as_ref().map_or_else(String::new, show), change.live.as_ref().map_or(removed, show))
+        }
+    }
+}
+
+/// The lines under a drifted object's header: each drifted path with its `(recorded, live)`
+/// values, or why the object is missing.
+pub fn drift_lines(object: &ObjectDrift) -> Vec<(String, Option<(String, String)>)> {
+    match object.state {
+        State::Missing => vec![(missing_message(object), None)],
+        _ => object.changes.iter().map(|c| (c.path.clone(), Some(drift_sides(c)))).collect(),
+    }
+}
+
+pub fn missing_message(object: &ObjectDrift) -> String {
+    match &object.reason {
+        Some(reason) => format!("missing from the cluster: {reason}"),
+        None => "missing from the cluster".to_string(),
+    }
+}
+
+/// Text for HTML content and double-quoted attributes.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

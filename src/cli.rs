@@ -336,11 +336,8 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
-    /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completion::environments))]
-    pub env: String,
     #[command(flatten)]
-    pub filter: ReleaseFilter,
+    pub select: SelectArgs,
     /// Output format: text, JSON for pipelines, or JUnit XML for CI dashboards
     #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
     pub output: DriftFormat,

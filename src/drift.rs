@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::Cluster;
-use crate::diff::plan::{list_live, recorded_target};
+use crate::cluster::observe::{list_live, recorded_target};
 use crate::diff::{ChangeOp, FieldSet, as_stored, element_path, field_path, is_secret, normalize, set_element_path};
 use crate::error::Result;
 use crate::manifest::{MANAGER, ObjectKey};

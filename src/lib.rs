@@ -1,6 +1,7 @@
 //! weaver: environments, charts and age-encrypted secrets in a git repository, turned into
 //! Kubernetes objects. See README.md for the tour and DESIGN notes.
 
+pub mod action;
 pub mod apply;
 pub mod cli;
 pub mod cluster;

@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod lock;
 mod objects;
+pub mod observe;
 mod retry;
 mod wait;
 

@@ -1,5 +1,6 @@
-//! One file per subcommand. Commands parse nothing and compute little: they call domain
-//! modules and format what those return. This is the only layer that prints.
+//! One file per subcommand. Commands parse nothing and compute little: each turns its flags
+//! into an action's options, calls the action (`crate::action`) and formats what it returns.
+//! This is the only layer that prints.
 
 pub mod apply;
 pub mod changed;
@@ -16,12 +17,15 @@ pub mod secrets;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use crate::cli::{Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, SecretsCommand};
+use crate::action;
+use crate::action::apply::Settings;
+use crate::action::render::{IfEmpty, RenderOptions, Selection};
+use crate::cli::{
+    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, SecretsCommand,
+    SelectArgs,
+};
 use crate::error::Error;
-use crate::git::{Comparison, GitRepo};
-use crate::project::{FsSource, Project};
 
 /// How output should look, decided once per run.
 #[derive(Clone)]
@@ -61,10 +65,15 @@ impl Ui {
         }
     }
 
-    /// How long a phase of the command took, shown with `-vv`.
-    pub fn timing(&self, phase: &str, started: std::time::Instant) {
-        if self.verbose > 1 {
-            self.info(&format!("{phase} took {:.1?}", started.elapsed()));
+    /// What an action tells while it runs: phases' times with `-vv`, what it did with `-v`,
+    /// warnings and status lines always. The apply's own events are the command's to show.
+    pub fn progress(&self, progress: action::Progress<'_>) {
+        match progress {
+            action::Progress::Phase(phase, took) if self.verbose > 1 => self.info(&format!("{phase} took {took:.1?}")),
+            action::Progress::Phase(..) | action::Progress::Writing | action::Progress::Apply(_) => {}
+            action::Progress::Info(message) => self.info(&message),
+            action::Progress::Warning(message) => self.warn(&message),
+            action::Progress::Status(message) => self.status(&message),
         }
     }
 
@@ -101,66 +110,46 @@ impl Style {
     }
 }
 
-/// The repository as it is in the working tree, or as it was at commit `rev` (`--rev`).
-pub fn open_project(global: &GlobalArgs, rev: Option<&str>) -> crate::Result<Project> {
-    Ok(match rev {
-        None => Project::new(Arc::new(FsSource::new(&global.repo))),
-        Some(rev) => {
-            let git = GitRepo::open(&global.repo)?;
-            Project::new(Arc::new(git.tree_source(&git.resolve(rev, "--rev")?)?))
-        }
-    })
-}
-
-/// Compares commit `base` with `head` (the working tree when `None`); the flags name where the
-/// revisions were given, for errors.
-pub fn compare(
-    global: &GlobalArgs,
-    (base, base_flag): (&str, &str),
-    head: Option<(&str, &str)>,
-) -> crate::Result<Comparison> {
-    let git = GitRepo::open(&global.repo)?;
-    let base = git.resolve(base, base_flag)?;
-    let head = head.map(|(rev, flag)| git.resolve(rev, flag)).transpose()?;
-    Comparison::new(&git, base, head)
-}
-
-/// Age identities in the documented order: --identity, the environment variables, the
-/// environment's `identityFile`, the default file. A relative `identityFile` is a key on this
-/// machine, relative to --repo, even under --rev: private keys are not read from git history.
-pub fn load_identities(
-    global: &GlobalArgs,
-    identity: &IdentityArgs,
-    identity_file: Option<&crate::project::environment::PathRef>,
-) -> crate::Result<crate::secrets::Identities> {
-    // `join` keeps an absolute identityFile as it is.
-    let env_identity = identity_file.map(|file| global.repo.join(&file.path));
-    let sources =
-        crate::secrets::IdentitySources::from_env(identity.identity.clone(), env_identity, |k| std::env::var_os(k));
-    Ok(sources.load()?)
-}
-
 /// How long a request may take when --request-timeout is not given.
 const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// How to reach the cluster: flags first, then the environment's `cluster.context`.
-/// `env` is `None` for commands that work on no environment (`operator run`).
-pub fn connect_options(
-    cluster: &ClusterArgs,
-    env: Option<&crate::project::Environment>,
-) -> crate::cluster::ConnectOptions {
-    let context = match (&cluster.context, env.and_then(|env| env.context.as_ref().map(|c| (env, c)))) {
-        (Some(flag), _) => Some((flag.clone(), "--context".to_string())),
-        (None, Some((env, context))) => {
-            let file = env.files.first().map_or_else(String::new, |f| format!(" in {}", f.display()));
-            Some((context.clone(), format!("cluster.context{file}")))
-        }
-        (None, None) => None,
-    };
+/// How to reach the cluster, as the flags say; the action falls back on the environment's
+/// `cluster.context`.
+pub fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectOptions {
     crate::cluster::ConnectOptions {
         kubeconfig: cluster.kubeconfig.clone(),
-        context,
+        context: cluster.context.clone().map(|context| (context, "--context".to_string())),
         request_timeout: cluster.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+    }
+}
+
+/// Which releases of which environment the flags select.
+pub fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
+    Selection {
+        repo: global.repo.clone(),
+        rev: select.source.rev.clone(),
+        env: select.env.clone(),
+        releases: select.filter.releases.clone(),
+        selectors: select.filter.selectors.clone(),
+        changed_since: select.changed_since.clone(),
+    }
+}
+
+/// How to render, as the flags say.
+pub fn render_options(global: &GlobalArgs, select: &SelectArgs, identity: &IdentityArgs) -> RenderOptions {
+    RenderOptions { selection: selection(global, select), identity: identity.identity.clone(), if_empty: IfEmpty::Warn }
+}
+
+/// What `apply` and `rollback` share, as the flags say.
+pub fn apply_settings(flags: &ApplyFlags) -> Settings {
+    Settings {
+        dry_run: flags.dry_run,
+        wait: flags.wait,
+        timeout: flags.timeout,
+        force_conflicts: flags.force_conflicts,
+        prune: !flags.no_prune,
+        concurrency: flags.concurrency,
+        lock_timeout: flags.lock_timeout,
     }
 }
 

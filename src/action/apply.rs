@@ -61,7 +61,7 @@ pub async fn apply(
 ) -> Result<Applied> {
     let mut render_options = options.render.clone();
     render_options.if_empty = IfEmpty::Refuse;
-    let Desired { env, rendered, .. } = render(&render_options, redactor, on)?;
+    let Desired { env, rendered } = render(&render_options, redactor, on)?;
     let selection = &options.render.selection;
     let provenance = crate::git::provenance(&selection.repo, selection.rev.as_deref())?;
     if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {

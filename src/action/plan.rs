@@ -42,7 +42,7 @@ pub struct Planned {
 
 /// Renders, observes and plans.
 pub async fn plan(options: &PlanOptions, redactor: &Redactor, on: OnProgress<'_>) -> Result<Planned> {
-    let Desired { env, mut rendered, .. } = render(&options.render, redactor, on)?;
+    let Desired { env, mut rendered } = render(&options.render, redactor, on)?;
     let plan = match &options.against {
         Against::File(path) => plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?,
         Against::Cluster(connect_options) => {

@@ -65,7 +65,6 @@ impl Selected {
 
 /// The desired state.
 pub struct Desired {
-    pub project: Project,
     pub env: Environment,
     pub rendered: Rendered,
 }
@@ -92,8 +91,7 @@ pub fn render(options: &RenderOptions, redactor: &Redactor, on: OnProgress) -> R
     let rendered = crate::render::render(project, env, &releases, &secrets)?;
     phase(on, "render", started);
     on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
-    let Selected { project, env, .. } = selected;
-    Ok(Desired { project, env, rendered })
+    Ok(Desired { env: selected.env, rendered })
 }
 
 /// Loads the environment (which must be deployable) and selects its releases: those `-r` and

@@ -6,7 +6,7 @@ mod config;
 mod error;
 mod lock;
 mod objects;
-pub mod observe;
+pub(crate) mod observe;
 mod retry;
 mod wait;
 

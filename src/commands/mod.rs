@@ -2,18 +2,18 @@
 //! into an action's options, calls the action (`crate::action`) and formats what it returns.
 //! This is the only layer that prints.
 
-pub mod apply;
-pub mod changed;
+mod apply;
+mod changed;
 pub mod completions;
-pub mod diff;
-pub mod drift;
-pub mod envs;
-pub mod history;
-pub mod operator;
-pub mod progress;
-pub mod render;
-pub mod rollback;
-pub mod secrets;
+mod diff;
+mod drift;
+mod envs;
+mod history;
+mod operator;
+mod progress;
+mod render;
+mod rollback;
+mod secrets;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -29,7 +29,7 @@ use crate::error::Error;
 
 /// How output should look, decided once per run.
 #[derive(Clone)]
-pub struct Ui {
+pub(crate) struct Ui {
     pub color_stdout: bool,
     pub color_stderr: bool,
     pub verbose: u8,
@@ -88,7 +88,7 @@ impl Ui {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum Style {
+pub(crate) enum Style {
     Bold,
     Dim,
     Red,
@@ -115,7 +115,7 @@ const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 
 /// How to reach the cluster, as the flags say; the action falls back on the environment's
 /// `cluster.context`.
-pub fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectOptions {
+pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectOptions {
     crate::cluster::ConnectOptions {
         kubeconfig: cluster.kubeconfig.clone(),
         context: cluster.context.clone().map(|context| (context, "--context".to_string())),
@@ -124,7 +124,7 @@ pub fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectOptions 
 }
 
 /// Which releases of which environment the flags select.
-pub fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
+pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
     Selection {
         repo: global.repo.clone(),
         rev: select.source.rev.clone(),
@@ -136,12 +136,12 @@ pub fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
 }
 
 /// How to render, as the flags say.
-pub fn render_options(global: &GlobalArgs, select: &SelectArgs, identity: &IdentityArgs) -> RenderOptions {
+pub(crate) fn render_options(global: &GlobalArgs, select: &SelectArgs, identity: &IdentityArgs) -> RenderOptions {
     RenderOptions { selection: selection(global, select), identity: identity.identity.clone(), if_empty: IfEmpty::Warn }
 }
 
 /// What `apply` and `rollback` share, as the flags say.
-pub fn apply_settings(flags: &ApplyFlags) -> Settings {
+pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
     Settings {
         dry_run: flags.dry_run,
         wait: flags.wait,
@@ -201,7 +201,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
 }
 
 /// Runs async cluster work from a synchronous command.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -240,7 +240,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
 
 /// The one place errors are printed: the message with its location, then the help, with every
 /// registered secret value redacted.
-pub fn report_error(ui: &Ui, err: &Error) {
+pub(crate) fn report_error(ui: &Ui, err: &Error) {
     let mut text = format!("{} {err}\n", ui.paint(ui.color_stderr, Style::Red, "error:"));
     if let Some(help) = &err.help {
         text.push_str(&format!(
@@ -253,7 +253,7 @@ pub fn report_error(ui: &Ui, err: &Error) {
 }
 
 /// `apps/v1 Deployment shop/web`, `v1 Namespace shop`: an object as every command names it.
-pub fn object_name(api_version: &str, key: &crate::manifest::ObjectKey) -> String {
+pub(crate) fn object_name(api_version: &str, key: &crate::manifest::ObjectKey) -> String {
     match &key.namespace {
         Some(ns) => format!("{api_version} {} {ns}/{}", key.kind, key.name),
         None => format!("{api_version} {} {}", key.kind, key.name),
@@ -261,7 +261,7 @@ pub fn object_name(api_version: &str, key: &crate::manifest::ObjectKey) -> Strin
 }
 
 /// Rows as aligned columns, the first (the heading) in bold.
-pub fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
+pub(crate) fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> =
         (0..columns).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
@@ -276,7 +276,7 @@ pub fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
 }
 
 /// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.
-pub fn write_stdout(bytes: &[u8]) -> crate::Result<()> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> crate::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

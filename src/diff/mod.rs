@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 pub use fields::{FieldSet, Kind};
 pub use paths::{Change, ChangeOp, changes, key_problem};
 pub(crate) use paths::{element_path, field_path, set_element_path};
-pub use plan::{Action, ObjectPlan, Plan, Summary};
+pub use plan::{Action, ObjectPlan, Plan};
 
 use crate::manifest::MANAGER;
 use crate::patch::merge_keys::{self, ListStrategy};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::render::{Desired, IfEmpty, RenderOptions, render};
-use super::{OnProgress, Progress, connect, phase};
+use super::{Context, OnProgress, Progress, connect, phase};
 use crate::apply::{ApplyOptions, ReleaseInput, Report};
 use crate::cluster::observe::observe;
 use crate::cluster::{Cluster, ConnectOptions, HeldLock, LockEvent, LockOptions};
@@ -13,7 +13,6 @@ use crate::diff::plan::plan_with_records;
 use crate::error::{Error, Result};
 use crate::project::Environment;
 use crate::render::RenderedRelease;
-use crate::secrets::Redactor;
 
 /// What `apply` and `rollback` share.
 #[derive(Debug, Clone)]
@@ -53,15 +52,11 @@ pub struct Applied {
 
 /// Renders and applies. `interrupted` (Ctrl-C) stops starting new work; what was done is
 /// still recorded.
-pub async fn apply(
-    options: &ApplyActionOptions,
-    redactor: &Redactor,
-    interrupted: &AtomicBool,
-    on: OnProgress<'_>,
-) -> Result<Applied> {
+pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
+    let Context { redactor, on } = cx;
     let mut render_options = options.render.clone();
     render_options.if_empty = IfEmpty::Refuse;
-    let Desired { env, rendered } = render(&render_options, redactor, on)?;
+    let Desired { env, rendered } = render(&render_options, cx)?;
     let selection = &options.render.selection;
     let provenance = crate::git::provenance(&selection.repo, selection.rev.as_deref())?;
     if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::git::{Comparison, GitRepo};
 use crate::project::environment::PathRef;
 use crate::project::{Environment, FsSource, Project, Release};
-use crate::secrets::{Identities, IdentitySources};
+use crate::secrets::{Identities, IdentitySources, Redactor};
 
 /// What an action tells its caller while it runs.
 pub enum Progress<'a> {
@@ -41,6 +41,14 @@ pub enum Progress<'a> {
 
 /// Where an action's [`Progress`] goes.
 pub type OnProgress<'a> = &'a dyn Fn(Progress<'_>);
+
+/// What the actions that decrypt need from their caller besides their options.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// Every decrypted value is registered here, for the caller to redact what it shows.
+    pub redactor: &'a Redactor,
+    pub on: OnProgress<'a>,
+}
 
 /// Reports how long the phase begun at `started` took.
 fn phase(on: OnProgress, name: &'static str, started: Instant) {

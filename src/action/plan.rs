@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::render::{Desired, RenderOptions, render};
-use super::{OnProgress, connect, phase};
+use super::{Context, connect, phase};
 use crate::cluster::observe::{dry_run_apply, observe};
 use crate::cluster::{Cluster, ConnectOptions};
 use crate::diff::plan::{plan_against, plan_with_records};
@@ -14,7 +14,6 @@ use crate::diff::{Plan, as_stored};
 use crate::error::{Error, Location, Result};
 use crate::manifest::ObjectKey;
 use crate::project::Environment;
-use crate::secrets::Redactor;
 
 /// What the desired state is compared with.
 #[derive(Debug, Clone)]
@@ -41,19 +40,19 @@ pub struct Planned {
 }
 
 /// Renders, observes and plans.
-pub async fn plan(options: &PlanOptions, redactor: &Redactor, on: OnProgress<'_>) -> Result<Planned> {
-    let Desired { env, mut rendered } = render(&options.render, redactor, on)?;
+pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
+    let Desired { env, mut rendered } = render(&options.render, cx)?;
     let plan = match &options.against {
         Against::File(path) => plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?,
         Against::Cluster(connect_options) => {
-            let cluster = connect(connect_options.clone(), &env, "comparing with", on).await?;
+            let cluster = connect(connect_options.clone(), &env, "comparing with", cx.on).await?;
             let started = Instant::now();
             let live = observe(&cluster, &mut rendered.releases, &env.name, options.concurrency).await?;
             let mut plan = plan_with_records(&rendered.releases, &live.records, &live.objects)?;
             if options.server_side {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
             }
-            phase(on, "observe and plan", started);
+            phase(cx.on, "observe and plan", started);
             plan
         }
     };

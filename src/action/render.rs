@@ -7,20 +7,15 @@ use std::time::Instant;
 
 use serde_json::Map;
 
-use super::{OnProgress, Progress, compare, load_identities, open_project, phase};
+use super::{Context, OnProgress, Progress, compare, load_identities, open_project, phase};
 use crate::error::{Error, Result};
 use crate::git::ReleaseStatus;
 use crate::project::{Environment, Project, Release, Selector, select_releases};
 use crate::render::Rendered;
-use crate::secrets::Redactor;
 
 /// Which releases of which environment, read from where.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// The repository root.
-    pub repo: PathBuf,
-    /// The commit to read the repository at (`--rev`); the working tree when None.
-    pub rev: Option<String>,
     pub env: String,
     /// Release names (`-r`); all when empty.
     pub releases: Vec<String>,
@@ -28,6 +23,10 @@ pub struct Selection {
     pub selectors: Vec<String>,
     /// Only the releases changed since this commit (`--changed-since`).
     pub changed_since: Option<String>,
+    /// The repository root.
+    pub repo: PathBuf,
+    /// The commit to read the repository at (`--rev`); the working tree when None.
+    pub rev: Option<String>,
 }
 
 /// What an empty selection of releases is.
@@ -70,8 +69,9 @@ pub struct Desired {
 }
 
 /// Loads the environment, selects releases, decrypts (registering every decrypted value with
-/// `redactor`) and renders.
-pub fn render(options: &RenderOptions, redactor: &Redactor, on: OnProgress) -> Result<Desired> {
+/// the context's redactor) and renders.
+pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
+    let Context { redactor, on } = cx;
     let started = Instant::now();
     let selected = select(&options.selection, options.if_empty, on)?;
     let releases = selected.releases();

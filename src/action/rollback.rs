@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use super::apply::{Applied, Settings, apply_options, execute, inputs};
-use super::{OnProgress, Progress, connect, open_project, release};
+use super::{Context, Progress, connect, open_project, release};
 use crate::cluster::ConnectOptions;
 use crate::cluster::observe::release_records;
 use crate::error::{Error, Result};
@@ -27,12 +27,8 @@ pub struct RollbackOptions {
 }
 
 /// Re-applies the revision. `interrupted` (Ctrl-C) stops starting new work.
-pub async fn rollback(
-    options: &RollbackOptions,
-    redactor: &Redactor,
-    interrupted: &AtomicBool,
-    on: OnProgress<'_>,
-) -> Result<Applied> {
+pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
+    let Context { redactor, on } = cx;
     let env = open_project(&options.repo, None)?.environment(&options.env)?;
     let release = release(&env, &options.release)?;
     let cluster = connect(options.connect.clone(), &env, "applying to", on).await?;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::progress::{ApplyProgress, finish};
 use super::{Ui, apply_settings, block_on, connect_options};
+use crate::action::Context;
 use crate::action::apply::{ApplyActionOptions, apply};
 use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::error::Result;
@@ -17,6 +18,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         require_clean: args.require_clean,
     };
     let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
-    let applied = block_on(apply(&options, &ui.redactor, &progress.interrupted, &|p| progress.on(p)))?;
+    let applied =
+        block_on(apply(&options, Context { redactor: &ui.redactor, on: &|p| progress.on(p) }, &progress.interrupted))?;
     finish(ui, applied, args.apply.output)
 }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use similar::{ChangeTag, TextDiff};
 
 use super::{Style, Ui, block_on, connect_options, write_stdout};
+use crate::action::Context;
 use crate::action::plan::{Against, PlanOptions, Planned, plan};
 use crate::cli::{DiffArgs, GlobalArgs, ListFormat};
 use crate::diff::{Action, ObjectPlan, Plan};
@@ -21,7 +22,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         server_side: args.server_side,
         concurrency: args.concurrency,
     };
-    let Planned { env, plan } = block_on(plan(&options, &ui.redactor, &|p| ui.progress(p)))?;
+    let Planned { env, plan } = block_on(plan(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let text = match args.output {
         ListFormat::Text => text_plan(ui, &plan),
         ListFormat::Json => {

@@ -126,12 +126,12 @@ pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectO
 /// Which releases of which environment the flags select.
 pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
     Selection {
-        repo: global.repo.clone(),
-        rev: select.source.rev.clone(),
         env: select.env.clone(),
         releases: select.filter.releases.clone(),
         selectors: select.filter.selectors.clone(),
         changed_since: select.changed_since.clone(),
+        repo: global.repo.clone(),
+        rev: select.source.rev.clone(),
     }
 }
 

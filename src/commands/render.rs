@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::Ui;
+use crate::action::Context;
 use crate::action::render::render;
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::error::{Error, Location, Result};
@@ -16,7 +17,7 @@ use crate::secrets::redact::redact_secret_object;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
     let options = super::render_options(global, &args.select, &args.identity);
-    let mut rendered = render(&options, &ui.redactor, &|p| ui.progress(p))?.rendered;
+    let mut rendered = render(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) })?.rendered;
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
     let mut redacted = 0;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::progress::{ApplyProgress, finish};
 use super::{Ui, apply_settings, block_on, connect_options};
+use crate::action::Context;
 use crate::action::rollback::{RollbackOptions, rollback};
 use crate::cli::{GlobalArgs, RollbackArgs};
 use crate::error::Result;
@@ -19,6 +20,10 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
         settings: apply_settings(&args.apply),
     };
     let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
-    let applied = block_on(rollback(&options, &ui.redactor, &progress.interrupted, &|p| progress.on(p)))?;
+    let applied = block_on(rollback(
+        &options,
+        Context { redactor: &ui.redactor, on: &|p| progress.on(p) },
+        &progress.interrupted,
+    ))?;
     finish(ui, applied, args.apply.output)
 }

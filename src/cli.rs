@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCompleter;
 
-use crate::commands::completions;
+use crate::completion;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -200,7 +200,7 @@ pub struct DecryptArgs {
 #[derive(Debug, Args)]
 pub struct SelectArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completion::environments))]
     pub env: String,
     #[command(flatten)]
     pub filter: ReleaseFilter,
@@ -215,7 +215,7 @@ pub struct SelectArgs {
 #[derive(Debug, Args)]
 pub struct ReleaseFilter {
     /// Only this release (repeatable)
-    #[arg(short = 'r', long = "release", value_name = "NAME", add = ArgValueCompleter::new(completions::releases))]
+    #[arg(short = 'r', long = "release", value_name = "NAME", add = ArgValueCompleter::new(completion::releases))]
     pub releases: Vec<String>,
     /// Only releases whose labels match (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; repeatable)
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
@@ -319,10 +319,10 @@ pub struct ApplyFlags {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completion::environments))]
     pub env: String,
     /// The release
-    #[arg(add = ArgValueCompleter::new(completions::releases))]
+    #[arg(add = ArgValueCompleter::new(completion::releases))]
     pub release: String,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
@@ -334,10 +334,10 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
+    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completion::environments))]
     pub env: String,
     /// The release
-    #[arg(add = ArgValueCompleter::new(completions::releases))]
+    #[arg(add = ArgValueCompleter::new(completion::releases))]
     pub release: String,
     /// The revision to re-apply (default: the one deployed before the current one)
     pub revision: Option<u32>,
@@ -349,11 +349,8 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
-    /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completions::environments))]
-    pub env: String,
     #[command(flatten)]
-    pub filter: ReleaseFilter,
+    pub select: SelectArgs,
     /// Output format: text, JSON for pipelines, JUnit XML for CI dashboards, or one HTML page
     #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
     pub output: DriftFormat,

@@ -20,15 +20,12 @@
 //! with read-only credentials. Secret values never leave this module: a drifted path under a
 //! Secret's `data` carries no value, only `redacted: true`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::Cluster;
-use crate::diff::plan::{list_live, recorded_target};
 use crate::diff::{ChangeOp, FieldSet, as_stored, element_path, field_path, is_secret, normalize, set_element_path};
-use crate::error::Result;
 use crate::manifest::{MANAGER, ObjectKey};
 use crate::patch::merge_keys::{self, ListStrategy};
 use crate::project::Release;
@@ -153,31 +150,6 @@ impl Report {
     pub fn has_drift(&self) -> bool {
         self.releases.iter().any(|r| r.state() == ReleaseState::Drifted)
     }
-}
-
-/// Compares each release's last deployed revision with the cluster: one LIST of Secrets per
-/// release namespace (the records), then one LIST per (resource, namespace) the records name,
-/// all with weaver's release label. Only reads.
-pub async fn check(cluster: &Cluster, environment: &str, releases: &[&Release], concurrency: usize) -> Result<Report> {
-    let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    let live = list_live(cluster, BTreeSet::new(), &names, environment, concurrency).await?;
-    let by_key: HashMap<ObjectKey, &Value> =
-        live.objects.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
-    let releases = releases
-        .iter()
-        .map(|release| {
-            let record = live.records.get(&release.name);
-            compare_release(release, record, &by_key, |manifest| {
-                recorded_target(cluster, manifest, &release.namespace).map(|target| target.namespace)
-            })
-        })
-        .collect();
-    Ok(Report {
-        environment: environment.to_string(),
-        context: cluster.info.context.clone(),
-        server: cluster.info.server.clone(),
-        releases,
-    })
 }
 
 /// Compares one release's record with `live` objects. `place` says where the cluster keeps a

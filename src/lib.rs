@@ -1,21 +1,23 @@
 //! weaver: environments, charts and age-encrypted secrets in a git repository, turned into
 //! Kubernetes objects. See README.md for the tour and DESIGN notes.
 
-pub mod apply;
+pub(crate) mod action;
+pub(crate) mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod diff;
-pub mod drift;
+pub(crate) mod completion;
+pub(crate) mod diff;
+pub(crate) mod drift;
 pub mod error;
 pub mod git;
-pub mod manifest;
+pub(crate) mod manifest;
 pub mod operator;
 pub mod patch;
 pub mod project;
 pub mod release_record;
-pub mod render;
-pub mod report;
+pub(crate) mod render;
+pub(crate) mod report;
 pub mod secrets;
 pub mod yaml;
 

@@ -18,8 +18,8 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::cluster::observe::Live;
 use crate::cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, WaitProgress};
-use crate::diff::plan::Live;
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
@@ -105,10 +105,9 @@ impl ReleaseResult {
 pub enum Event<'a> {
     NamespaceCreated(&'a str),
     Object(&'a ObjectResult),
-    /// Waiting for CRDs to be Established or objects to be ready: `total` objects.
+    /// Waiting for CRDs to be Established or objects to be ready.
     WaitStarted {
         release: &'a str,
-        total: usize,
     },
     WaitProgress {
         release: &'a str,
@@ -557,7 +556,7 @@ impl Run<'_> {
         if targets.is_empty() {
             return Ok(());
         }
-        (self.on_event)(Event::WaitStarted { release, total: targets.len() });
+        (self.on_event)(Event::WaitStarted { release });
         let deadline = Instant::now() + self.options.timeout;
         let waiting = self.cluster.wait_ready(&targets, deadline, self.options.concurrency, |progress| {
             (self.on_event)(Event::WaitProgress { release, progress })

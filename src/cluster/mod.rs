@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod lock;
 mod objects;
+pub(crate) mod observe;
 mod rate_limit;
 mod retry;
 mod wait;

@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Ui, compare};
+use super::Ui;
+use crate::action::compare;
 use crate::cli::{ChangedArgs, GlobalArgs, ListFormat};
 use crate::error::Result;
 use crate::git::Revision;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ChangedArgs) -> Result<ExitCode> {
-    let comparison = compare(global, (&args.base, "--base"), args.head.as_deref().map(|rev| (rev, "--head")))?;
+    let comparison = compare(&global.repo, (&args.base, "--base"), args.head.as_deref().map(|rev| (rev, "--head")))?;
     let changes = comparison.change_set()?;
     let output = match args.output {
         ListFormat::Json => {

@@ -6,33 +6,24 @@ use std::process::ExitCode;
 use similar::{ChangeTag, TextDiff};
 
 use super::{Style, Ui, block_on, connect_options, write_stdout};
+use crate::action::Context;
+use crate::action::plan::{Against, PlanOptions, Planned, plan};
 use crate::cli::{DiffArgs, DiffFormat, GlobalArgs};
-use crate::cluster::Cluster;
-use crate::diff::plan::{ClusterPlanOptions, plan_against, plan_cluster, read_live_file};
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Result;
 use crate::report::{self, DiffContext};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
-    let (_, env, mut rendered) =
-        super::render::desired_state(global, ui, &args.select, &args.identity, super::render::IfEmpty::Warn)?;
-    let plan = match &args.live_from {
-        Some(path) => plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?,
-        None => {
-            let options = connect_options(&args.cluster, Some(&env));
-            let plan_options = ClusterPlanOptions { server_side: args.server_side, concurrency: args.concurrency };
-            block_on(async {
-                let started = std::time::Instant::now();
-                let cluster = Cluster::connect(&options).await?;
-                ui.info(&format!("comparing with context `{}` ({})", cluster.info.context, cluster.info.server));
-                ui.timing("connect", started);
-                let started = std::time::Instant::now();
-                let plan = plan_cluster(&cluster, &mut rendered.releases, &env.name, plan_options).await;
-                ui.timing("observe and plan", started);
-                plan
-            })?
-        }
+    let options = PlanOptions {
+        render: super::render_options(global, &args.select, &args.identity),
+        against: match &args.live_from {
+            Some(path) => Against::File(path.clone()),
+            None => Against::Cluster(connect_options(&args.cluster)),
+        },
+        server_side: args.server_side,
+        concurrency: args.concurrency,
     };
+    let Planned { env, plan } = block_on(plan(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let text = match args.output {
         DiffFormat::Text => text_plan(ui, &plan),
         format => {

@@ -3,30 +3,20 @@
 
 use std::process::ExitCode;
 
-use super::render::IfEmpty;
-use super::{Style, Ui, block_on, connect_options, open_project, write_stdout};
+use super::{Style, Ui, block_on, connect_options, write_stdout};
+use crate::action::drift::{DriftOptions, drift};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
-use crate::cluster::Cluster;
 use crate::drift::{ObjectDrift, ReleaseDrift, ReleaseState, Report, State};
 use crate::error::Result;
 use crate::report::{self, drift_lines};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
-    // The environment says which releases live where; nothing is rendered or decrypted.
-    let project = open_project(global, None)?;
-    let env = super::render::deployable_environment(&project, &args.env)?;
-    let releases = super::render::selected_releases(ui, &env, &args.filter, None, IfEmpty::Warn)?;
-    let options = connect_options(&args.cluster, Some(&env));
-    let report = block_on(async {
-        let started = std::time::Instant::now();
-        let cluster = Cluster::connect(&options).await?;
-        ui.info(&format!("comparing with context `{}` ({})", cluster.info.context, cluster.info.server));
-        ui.timing("connect", started);
-        let started = std::time::Instant::now();
-        let report = crate::drift::check(&cluster, &env.name, &releases, args.concurrency).await;
-        ui.timing("observe and compare", started);
-        report
-    })?;
+    let options = DriftOptions {
+        selection: super::selection(global, &args.select),
+        connect: connect_options(&args.cluster),
+        concurrency: args.concurrency,
+    };
+    let report = block_on(drift(&options, &|p| ui.progress(p)))?;
     for release in &report.releases {
         match &release.revision {
             Some(revision) => ui.info(&format!(
@@ -60,7 +50,7 @@ fn no_record(release: &ReleaseDrift, environment: &str) -> String {
 
 /// `apps/v1 Deployment shop/web`
 fn object_name(object: &ObjectDrift) -> String {
-    super::object_name(&object.api_version, &object.key)
+    crate::report::object_name(&object.api_version, &object.key)
 }
 
 /// `~ apps/v1 Deployment shop/web (release web, revision 3)`

@@ -4,12 +4,13 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Ui, open_project};
+use super::Ui;
+use crate::action::open_project;
 use crate::cli::{EnvsArgs, GlobalArgs, ListFormat};
 use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
-    let project = open_project(global, args.source.rev.as_deref())?;
+    let project = open_project(&global.repo, args.source.rev.as_deref())?;
     let mut environments = Vec::new();
     for name in project.environment_names()? {
         environments.push(project.environment(&name)?);

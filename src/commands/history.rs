@@ -1,25 +1,23 @@
 //! `weaver history`: a release's recorded revisions.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Ui, block_on, open_project, table, write_stdout};
+use super::{Ui, block_on, connect_options, table, write_stdout};
+use crate::action::history::{History, HistoryOptions, history};
 use crate::cli::{GlobalArgs, HistoryArgs, ListFormat};
-use crate::cluster::{Cluster, ListTarget};
-use crate::error::{Error, Result};
-use crate::manifest::LABEL_RELEASE;
-use crate::project::{Environment, Release};
-use crate::release_record::{self, Record, Status};
+use crate::error::Result;
+use crate::release_record::{Record, Status};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &HistoryArgs) -> Result<ExitCode> {
-    let env = open_project(global, None)?.environment(&args.env)?;
-    let release = release(&env, &args.release)?;
-    let records = block_on(async {
-        let cluster = super::apply::connect(&args.cluster, ui, &env).await?;
-        records_of(&cluster, release, &env).await
-    })?;
+    let options = HistoryOptions {
+        repo: global.repo.clone(),
+        env: args.env.clone(),
+        release: args.release.clone(),
+        connect: connect_options(&args.cluster),
+    };
+    let History { env, release, records } = block_on(history(&options, &|p| ui.progress(p)))?;
     let text = match args.output {
         ListFormat::Json => {
             let revisions: Vec<_> = records
@@ -92,22 +90,4 @@ fn description(record: &Record) -> String {
         (None, Status::Failed) => "apply failed".to_string(),
         (None, _) => "apply".to_string(),
     }
-}
-
-/// The release `name` of `env`, or an error listing the ones it has.
-pub(super) fn release<'a>(env: &'a Environment, name: &str) -> Result<&'a Release> {
-    env.release(name).ok_or_else(|| {
-        let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
-        Error::new(format!("environment `{}` has no release `{name}`", env.name))
-            .with_help(format!("its releases: {}", known.join(", ")))
-    })
-}
-
-/// The release's complete records for `env`, oldest first (one Secrets LIST).
-pub(super) async fn records_of(cluster: &Cluster, release: &Release, env: &Environment) -> Result<Vec<Record>> {
-    let target =
-        ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: Some(release.namespace.clone()) };
-    let selector = format!("{LABEL_RELEASE}={}", release.name);
-    let secrets = cluster.list(&BTreeSet::from([target]), &selector, 1).await?;
-    Ok(release_record::from_secrets(&secrets)?.into_iter().filter(|r| r.environment == env.name).collect())
 }

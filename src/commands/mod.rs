@@ -1,31 +1,35 @@
-//! One file per subcommand. Commands parse nothing and compute little: they call domain
-//! modules and format what those return. This is the only layer that prints.
+//! One file per subcommand. Commands parse nothing and compute little: each turns its flags
+//! into an action's options, calls the action (`crate::action`) and formats what it returns.
+//! This is the only layer that prints.
 
-pub mod apply;
-pub mod changed;
+mod apply;
+mod changed;
 pub mod completions;
-pub mod diff;
-pub mod drift;
-pub mod envs;
-pub mod history;
-pub mod operator;
-pub mod progress;
-pub mod render;
-pub mod rollback;
-pub mod secrets;
+mod diff;
+mod drift;
+mod envs;
+mod history;
+mod operator;
+mod progress;
+mod render;
+mod rollback;
+mod secrets;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use crate::cli::{Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, SecretsCommand};
+use crate::action;
+use crate::action::apply::Settings;
+use crate::action::render::{IfEmpty, RenderOptions, Selection};
+use crate::cli::{
+    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, SecretsCommand,
+    SelectArgs,
+};
 use crate::error::Error;
-use crate::git::{Comparison, GitRepo};
-use crate::project::{FsSource, Project};
 
 /// How output should look, decided once per run.
 #[derive(Clone)]
-pub struct Ui {
+pub(crate) struct Ui {
     pub color_stdout: bool,
     pub color_stderr: bool,
     pub verbose: u8,
@@ -61,10 +65,15 @@ impl Ui {
         }
     }
 
-    /// How long a phase of the command took, shown with `-vv`.
-    pub fn timing(&self, phase: &str, started: std::time::Instant) {
-        if self.verbose > 1 {
-            self.info(&format!("{phase} took {:.1?}", started.elapsed()));
+    /// What an action tells while it runs: phases' times with `-vv`, what it did with `-v`,
+    /// warnings and status lines always. The apply's own events are the command's to show.
+    pub fn progress(&self, progress: action::Progress<'_>) {
+        match progress {
+            action::Progress::Phase(phase, took) if self.verbose > 1 => self.info(&format!("{phase} took {took:.1?}")),
+            action::Progress::Phase(..) | action::Progress::Writing | action::Progress::Apply(_) => {}
+            action::Progress::Info(message) => self.info(&message),
+            action::Progress::Warning(message) => self.warn(&message),
+            action::Progress::Status(message) => self.status(&message),
         }
     }
 
@@ -79,7 +88,7 @@ impl Ui {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum Style {
+pub(crate) enum Style {
     Bold,
     Dim,
     Red,
@@ -101,66 +110,46 @@ impl Style {
     }
 }
 
-/// The repository as it is in the working tree, or as it was at commit `rev` (`--rev`).
-pub fn open_project(global: &GlobalArgs, rev: Option<&str>) -> crate::Result<Project> {
-    Ok(match rev {
-        None => Project::new(Arc::new(FsSource::new(&global.repo))),
-        Some(rev) => {
-            let git = GitRepo::open(&global.repo)?;
-            Project::new(Arc::new(git.tree_source(&git.resolve(rev, "--rev")?)?))
-        }
-    })
-}
-
-/// Compares commit `base` with `head` (the working tree when `None`); the flags name where the
-/// revisions were given, for errors.
-pub fn compare(
-    global: &GlobalArgs,
-    (base, base_flag): (&str, &str),
-    head: Option<(&str, &str)>,
-) -> crate::Result<Comparison> {
-    let git = GitRepo::open(&global.repo)?;
-    let base = git.resolve(base, base_flag)?;
-    let head = head.map(|(rev, flag)| git.resolve(rev, flag)).transpose()?;
-    Comparison::new(&git, base, head)
-}
-
-/// Age identities in the documented order: --identity, the environment variables, the
-/// environment's `identityFile`, the default file. A relative `identityFile` is a key on this
-/// machine, relative to --repo, even under --rev: private keys are not read from git history.
-pub fn load_identities(
-    global: &GlobalArgs,
-    identity: &IdentityArgs,
-    identity_file: Option<&crate::project::environment::PathRef>,
-) -> crate::Result<crate::secrets::Identities> {
-    // `join` keeps an absolute identityFile as it is.
-    let env_identity = identity_file.map(|file| global.repo.join(&file.path));
-    let sources =
-        crate::secrets::IdentitySources::from_env(identity.identity.clone(), env_identity, |k| std::env::var_os(k));
-    Ok(sources.load()?)
-}
-
 /// How long a request may take when --request-timeout is not given.
 const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// How to reach the cluster: flags first, then the environment's `cluster.context`.
-/// `env` is `None` for commands that work on no environment (`operator run`).
-pub fn connect_options(
-    cluster: &ClusterArgs,
-    env: Option<&crate::project::Environment>,
-) -> crate::cluster::ConnectOptions {
-    let context = match (&cluster.context, env.and_then(|env| env.context.as_ref().map(|c| (env, c)))) {
-        (Some(flag), _) => Some((flag.clone(), "--context".to_string())),
-        (None, Some((env, context))) => {
-            let file = env.files.first().map_or_else(String::new, |f| format!(" in {}", f.display()));
-            Some((context.clone(), format!("cluster.context{file}")))
-        }
-        (None, None) => None,
-    };
+/// How to reach the cluster, as the flags say; the action falls back on the environment's
+/// `cluster.context`.
+pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectOptions {
     crate::cluster::ConnectOptions {
         kubeconfig: cluster.kubeconfig.clone(),
-        context,
+        context: cluster.context.clone().map(|context| (context, "--context".to_string())),
         request_timeout: cluster.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+    }
+}
+
+/// Which releases of which environment the flags select.
+pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
+    Selection {
+        env: select.env.clone(),
+        releases: select.filter.releases.clone(),
+        selectors: select.filter.selectors.clone(),
+        changed_since: select.changed_since.clone(),
+        repo: global.repo.clone(),
+        rev: select.source.rev.clone(),
+    }
+}
+
+/// How to render, as the flags say.
+pub(crate) fn render_options(global: &GlobalArgs, select: &SelectArgs, identity: &IdentityArgs) -> RenderOptions {
+    RenderOptions { selection: selection(global, select), identity: identity.identity.clone(), if_empty: IfEmpty::Warn }
+}
+
+/// What `apply` and `rollback` share, as the flags say.
+pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
+    Settings {
+        dry_run: flags.dry_run,
+        wait: flags.wait,
+        timeout: flags.timeout,
+        force_conflicts: flags.force_conflicts,
+        prune: !flags.no_prune,
+        concurrency: flags.concurrency,
+        lock_timeout: flags.lock_timeout,
     }
 }
 
@@ -212,7 +201,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
 }
 
 /// Runs async cluster work from a synchronous command.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -251,7 +240,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
 
 /// The one place errors are printed: the message with its location, then the help, with every
 /// registered secret value redacted.
-pub fn report_error(ui: &Ui, err: &Error) {
+pub(crate) fn report_error(ui: &Ui, err: &Error) {
     let mut text = format!("{} {err}\n", ui.paint(ui.color_stderr, Style::Red, "error:"));
     if let Some(help) = &err.help {
         text.push_str(&format!(
@@ -263,16 +252,8 @@ pub fn report_error(ui: &Ui, err: &Error) {
     let _ = std::io::stderr().lock().write_all(ui.redactor.redact(&text).as_bytes());
 }
 
-/// `apps/v1 Deployment shop/web`, `v1 Namespace shop`: an object as every command names it.
-pub fn object_name(api_version: &str, key: &crate::manifest::ObjectKey) -> String {
-    match &key.namespace {
-        Some(ns) => format!("{api_version} {} {ns}/{}", key.kind, key.name),
-        None => format!("{api_version} {} {}", key.kind, key.name),
-    }
-}
-
 /// Rows as aligned columns, the first (the heading) in bold.
-pub fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
+pub(crate) fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> =
         (0..columns).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
@@ -287,7 +268,7 @@ pub fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
 }
 
 /// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.
-pub fn write_stdout(bytes: &[u8]) -> crate::Result<()> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> crate::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

@@ -35,7 +35,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
     }
     // Checked here, so a typo is an error naming the flag, not a watch the server keeps refusing.
     crate::project::selector::Selector::parse_all(args.selector.as_slice())?;
-    let connect = super::connect_options(&args.cluster, None);
+    let connect = super::connect_options(&args.cluster);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;
     runtime.block_on(async {

@@ -1,15 +1,29 @@
+//! What `apply` and `rollback` show: each object and release as it is applied, and the
+//! summary or JSON report after ([`ApplyProgress`], [`finish`]).
+//!
 //! Live progress on stderr while weaver waits: on a terminal a spinner line redrawn in place,
 //! elsewhere (CI logs) plain lines, with a changing message repeated at most every ten
 //! seconds. [`Progress`] shows any wait (a lock, say); [`WaitDisplay`] shows
 //! [`Cluster::wait_ready`](crate::cluster::Cluster::wait_ready).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
 
-use super::{Style, Ui};
+use super::{Style, Ui, write_stdout};
+use crate::action;
+use crate::action::apply::{Applied, Settings};
+use crate::apply::{ApplyOptions, Event, ObjectResult, Outcome, Report};
+use crate::cli::ListFormat;
 use crate::cluster::{WaitOutcome, WaitProgress, humanize};
+use crate::error::{Error, Result};
 
 /// How often plain output repeats a message that keeps changing.
 const STILL_EVERY: Duration = Duration::from_secs(10);
@@ -140,6 +154,224 @@ impl WaitDisplay {
             self.ui.status(&format!("{} {objects} ready ({})", self.total, humanize(outcome.elapsed)));
         }
     }
+}
+
+/// What an apply (or rollback) shows as it runs: readiness on stderr whatever the output
+/// format, and with text output a line per object and release. Ctrl-C once it writes stops
+/// starting new work (`interrupted`); a second one quits.
+pub struct ApplyProgress<'u> {
+    ui: &'u Ui,
+    settings: Settings,
+    text: bool,
+    waits: RefCell<HashMap<String, WaitDisplay>>,
+    pub interrupted: Arc<AtomicBool>,
+}
+
+impl<'u> ApplyProgress<'u> {
+    pub fn new(ui: &'u Ui, settings: &Settings, output: ListFormat) -> Self {
+        ApplyProgress {
+            ui,
+            settings: settings.clone(),
+            text: output == ListFormat::Text,
+            waits: RefCell::new(HashMap::new()),
+            interrupted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn on(&self, progress: action::Progress<'_>) {
+        let ui = self.ui;
+        let event = match progress {
+            action::Progress::Writing => return self.catch_interrupt(),
+            action::Progress::Apply(event) => event,
+            other => return ui.progress(other),
+        };
+        match event {
+            Event::WaitStarted { release, .. } => {
+                self.waits.borrow_mut().insert(release.to_string(), WaitDisplay::new(ui, self.settings.timeout));
+            }
+            Event::WaitProgress { release, progress } => {
+                if let Some(display) = self.waits.borrow_mut().get_mut(release) {
+                    display.update(progress);
+                }
+            }
+            Event::WaitFinished { release, outcome } => {
+                if let Some(display) = self.waits.borrow_mut().remove(release) {
+                    display.finish(outcome);
+                }
+            }
+            _ if self.text => print_event(ui, self.settings.dry_run, &event),
+            _ => {}
+        }
+    }
+
+    fn catch_interrupt(&self) {
+        let flag = self.interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "weaver: interrupted; finishing requests in flight and recording what was done (Ctrl-C again to quit at once)"
+                );
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
+}
+
+/// Prints the summary (text) or the whole report (JSON), and turns a failed apply, or one
+/// that lost its lock, into the error that exits 1.
+pub fn finish(ui: &Ui, applied: Applied, output: ListFormat) -> Result<ExitCode> {
+    let summarized = summarize(ui, &applied.report, output, &applied.options);
+    match applied.lock_lost {
+        Some(lost) => Err(lost),
+        None => summarized,
+    }
+}
+
+fn outcome_word(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Created => "created",
+        Outcome::Configured => "configured",
+        Outcome::Unchanged => "unchanged",
+        Outcome::Pruned => "pruned",
+        Outcome::Kept => "kept",
+        Outcome::Failed => "failed",
+        Outcome::NotApplied => "not applied",
+    }
+}
+
+/// `apps/v1 Deployment shop/web (release web)`
+fn object_name(object: &ObjectResult) -> String {
+    format!("{} (release {})", crate::report::object_name(&object.api_version, &object.key), object.release)
+}
+
+fn print_event(ui: &Ui, dry_run: bool, event: &Event<'_>) {
+    let dry = if dry_run { " (server dry run)" } else { "" };
+    let color = ui.color_stdout;
+    let line = match event {
+        Event::NamespaceCreated(ns) => format!("{} v1 Namespace {ns}", ui.paint(color, Style::Green, "created")),
+        Event::Object(object) => {
+            let style = match object.outcome {
+                Outcome::Created => Style::Green,
+                Outcome::Configured => Style::Yellow,
+                Outcome::Pruned => Style::Red,
+                Outcome::Failed | Outcome::NotApplied => Style::Red,
+                Outcome::Unchanged | Outcome::Kept => Style::Dim,
+            };
+            let mut line =
+                format!("{} {}{dry}", ui.paint(color, style, outcome_word(object.outcome)), object_name(object));
+            if let Some(message) = &object.message {
+                line.push_str(&format!(": {message}"));
+            }
+            line
+        }
+        Event::WaitStarted { .. } | Event::WaitProgress { .. } | Event::WaitFinished { .. } => return,
+        Event::Release(release) => {
+            let what = match (release.revision, release.status, &release.error) {
+                (Some(revision), Some(status), _) => format!("revision {revision} {}", status.as_str()),
+                (None, _, Some(_)) => "not recorded".to_string(),
+                _ if dry_run => "dry run, nothing recorded".to_string(),
+                _ => "unchanged".to_string(),
+            };
+            let mut line = format!("release {}: {what}", release.name);
+            if let Some(error) = &release.error {
+                line.push_str(&format!(" ({error})"));
+            }
+            ui.paint(color, Style::Bold, &line)
+        }
+    };
+    // Lines can carry server messages; a decrypted value must never reach the terminal.
+    println!("{}", ui.redactor.redact(&line));
+}
+
+/// Prints the summary (text) or the whole report (JSON), and turns a failed apply into the
+/// error that exits 1.
+fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOptions) -> Result<ExitCode> {
+    let totals = report.totals();
+    let mut summary = format!(
+        "{} created, {} configured, {} unchanged, {} pruned, {} failed",
+        totals.created, totals.configured, totals.unchanged, totals.pruned, totals.failed
+    );
+    if totals.not_applied > 0 {
+        summary.push_str(&format!(", {} not applied", totals.not_applied));
+    }
+    if totals.kept > 0 {
+        summary.push_str(&format!(", {} kept (--no-prune)", totals.kept));
+    }
+    let text = match output {
+        ListFormat::Text => {
+            let dry = if options.dry_run { " (server dry run: nothing was changed)" } else { "" };
+            format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("Apply summary: {summary}{dry}")))
+        }
+        ListFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&json_report(report, options)).expect("reports serialize");
+            text.push('\n');
+            text
+        }
+    };
+    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    if !report.failed() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let failed: Vec<String> = report
+        .releases
+        .iter()
+        .filter(|r| r.failed())
+        .map(|r| match r.revision {
+            Some(revision) => format!("{} (recorded as failed revision {revision})", r.name),
+            None => r.name.clone(),
+        })
+        .collect();
+    let cause = if report.interrupted { "interrupted" } else { "failed" };
+    Err(Error::new(format!("the apply of environment `{}` {cause}: {summary}", options.environment)).with_help(
+        format!("releases not fully applied: {}; the lines above say what was and was not applied", failed.join(", ")),
+    ))
+}
+
+/// The `-o json` document (schema in the README, "Apply").
+fn json_report(report: &Report, options: &ApplyOptions) -> Value {
+    let releases: Vec<Value> = report
+        .releases
+        .iter()
+        .map(|release| {
+            let objects: Vec<Value> = release
+                .objects
+                .iter()
+                .map(|o| {
+                    json!({
+                        "apiVersion": o.api_version,
+                        "kind": o.key.kind,
+                        "namespace": o.key.namespace,
+                        "name": o.key.name,
+                        "result": o.outcome,
+                        "message": o.message,
+                    })
+                })
+                .collect();
+            json!({
+                "name": release.name,
+                "namespace": release.namespace,
+                "revision": release.revision,
+                "status": release.status.map(|s| s.as_str()),
+                "rollbackOf": release.rollback_of,
+                "error": release.error,
+                "objects": objects,
+            })
+        })
+        .collect();
+    json!({
+        "schemaVersion": 1,
+        "environment": options.environment,
+        "dryRun": options.dry_run,
+        "commit": options.commit,
+        "dirty": options.dirty,
+        "interrupted": report.interrupted,
+        "failed": report.failed(),
+        "summary": report.totals(),
+        "releases": releases,
+    })
 }
 
 #[cfg(test)]

@@ -3,159 +3,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::{Ui, open_project};
-use crate::cli::{GlobalArgs, IdentityArgs, ReleaseFilter, RenderArgs, SelectArgs};
+use super::Ui;
+use crate::action::Context;
+use crate::action::render::render;
+use crate::cli::{GlobalArgs, RenderArgs};
 use crate::error::{Error, Location, Result};
-use crate::git::ReleaseStatus;
 use crate::manifest::Manifest;
-use crate::project::{Environment, Project, Release, Selector, select_releases};
 use crate::render::Rendered;
 use crate::secrets::redact::redact_secret_object;
 
-/// Loads the environment, selects releases and renders them: the desired state every command
-/// starts from.
-pub fn desired_state(
-    global: &GlobalArgs,
-    ui: &Ui,
-    select: &SelectArgs,
-    identity: &IdentityArgs,
-    empty: IfEmpty,
-) -> Result<(Project, Environment, Rendered)> {
-    let started = Instant::now();
-    let project = open_project(global, select.source.rev.as_deref())?;
-    let env = deployable_environment(&project, &select.env)?;
-    let changed = changed_since(global, ui, select, &env.name)?;
-    let changed = select.changed_since.as_deref().zip(changed.as_ref());
-    let releases = selected_releases(ui, &env, &select.filter, changed, empty)?;
-    ui.timing("load", started);
-    let started = Instant::now();
-    let secrets = decrypt_secrets(global, identity, ui, &project, &env)?;
-    ui.timing("decrypt", started);
-    let started = Instant::now();
-    let rendered = crate::render::render(&project, &env, &releases, &secrets)?;
-    ui.timing("render", started);
-    ui.info(&format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len()));
-    Ok((project, env, rendered))
-}
-
-/// What an empty selection of releases is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IfEmpty {
-    /// A warning: nothing to show is a fine answer.
-    Warn,
-    /// An error (apply): applying no release is a mistake, not a request to change nothing.
-    Refuse,
-}
-
-/// The releases `-r` and `-l` pick (and `changed`: those `--changed-since REV` reports). When
-/// there are none, says what is true: the environment has none, nothing matched the selection,
-/// or nothing changed (never refused: a pipeline's usual case).
-pub fn selected_releases<'a>(
-    ui: &Ui,
-    env: &'a Environment,
-    filter: &ReleaseFilter,
-    changed: Option<(&str, &BTreeSet<String>)>,
-    empty: IfEmpty,
-) -> Result<Vec<&'a Release>> {
-    let selector = Selector::parse_all(&filter.selectors)?;
-    let releases = select_releases(env, &filter.releases, &selector, changed.map(|(_, names)| names))?;
-    if !releases.is_empty() {
-        return Ok(releases);
-    }
-    let name = &env.name;
-    let (message, help) = if env.releases.is_empty() {
-        let file = env.files.first().map_or_else(String::new, |f| format!(" ({})", f.display()));
-        (format!("environment `{name}` has no releases{file}"), "add releases to the environment".to_string())
-    } else if let Some((base, _)) = changed
-        && !select_releases(env, &filter.releases, &selector, None)?.is_empty()
-    {
-        ui.warn(&format!("no selected release of environment `{name}` changed since `{base}` (--changed-since)"));
-        return Ok(releases);
-    } else {
-        let mut flags: Vec<String> = filter.releases.iter().map(|r| format!("-r {r}")).collect();
-        flags.extend(filter.selectors.iter().map(|l| format!("-l '{l}'")));
-        let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
-        (
-            format!("no release of environment `{name}` matches the selection ({})", flags.join(" ")),
-            format!("its releases: {}", known.join(", ")),
-        )
-    };
-    match empty {
-        IfEmpty::Warn => {
-            ui.warn(&message);
-            Ok(releases)
-        }
-        IfEmpty::Refuse => Err(Error::new(format!("{message}: there is nothing to apply")).with_help(help)),
-    }
-}
-
-/// Loads environment `name`, which must not be abstract (a base that is never deployed).
-pub fn deployable_environment(project: &Project, name: &str) -> Result<Environment> {
-    let env = project.environment(name)?;
-    if env.is_abstract {
-        let concrete: Vec<String> = project
-            .environment_names()?
-            .into_iter()
-            .filter(|name| {
-                project.environment(name).is_ok_and(|e| !e.is_abstract && e.files.iter().any(|f| f == &env.files[0]))
-            })
-            .collect();
-        return Err(Error::new(format!(
-            "environment `{}` is abstract (a base for others) and is never deployed itself",
-            env.name
-        ))
-        .with_help(if concrete.is_empty() {
-            "pick a concrete environment (`weaver envs` lists them)".to_string()
-        } else {
-            format!("environments extending it: {}", concrete.join(", "))
-        }));
-    }
-    Ok(env)
-}
-
-/// With --changed-since, the releases of `env` that `weaver changed --base REV` reports as
-/// changed or added, against --rev or the working tree. Removed releases have nothing to
-/// render: they are named on stderr and left out.
-fn changed_since(global: &GlobalArgs, ui: &Ui, select: &SelectArgs, env: &str) -> Result<Option<BTreeSet<String>>> {
-    let Some(base) = &select.changed_since else { return Ok(None) };
-    let head = select.source.rev.as_deref().map(|rev| (rev, "--rev"));
-    let mut selected = BTreeSet::new();
-    for affected in super::compare(global, (base, "--changed-since"), head)?.environment(env)? {
-        if affected.status == ReleaseStatus::Removed {
-            ui.status(&format!(
-                "release `{}` of environment `{env}` was removed since `{base}`: it has nothing to render",
-                affected.release
-            ));
-        } else {
-            selected.insert(affected.release);
-        }
-    }
-    Ok(Some(selected))
-}
-
-/// Decrypts the environment's secrets files, registering every value with the redactor.
-fn decrypt_secrets(
-    global: &GlobalArgs,
-    identity: &IdentityArgs,
-    ui: &Ui,
-    project: &Project,
-    env: &Environment,
-) -> Result<Map<String, serde_json::Value>> {
-    if env.secrets.is_empty() {
-        return Ok(Map::new());
-    }
-    let ids = super::load_identities(global, identity, env.identity_file.as_ref())?;
-    let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, &ui.redactor)?;
-    ui.info(&format!("decrypted {} secrets file(s)", env.secrets.len()));
-    Ok(secrets)
-}
-
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
-    let (_, _, mut rendered) = desired_state(global, ui, &args.select, &args.identity, IfEmpty::Warn)?;
+    let options = super::render_options(global, &args.select, &args.identity);
+    let mut rendered = render(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) })?.rendered;
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
     let mut redacted = 0;

@@ -5,7 +5,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{Ui, open_project};
+use super::Ui;
+use crate::action::open_project;
 use crate::cli::{DecryptArgs, GlobalArgs, IdentityArgs, SecretsCommand, SecretsFileArgs};
 use crate::error::{Error, Result};
 use crate::secrets::{self, CreationRules, EditOutcome, EditSession, Identities, SopsFile};
@@ -38,7 +39,7 @@ fn creation_rules(global: &GlobalArgs, file: &Path) -> Result<Option<CreationRul
 /// Identities for `file`, including the identityFile of the environment whose `secrets` list
 /// it, so that editing the demo's secrets/dev.yaml needs no flag.
 fn identities(global: &GlobalArgs, identity: &IdentityArgs, file: &Path) -> Result<Identities> {
-    let project = open_project(global, None)?;
+    let project = open_project(&global.repo, None)?;
     let identity_file = (|| {
         let repo = std::path::absolute(&global.repo).ok()?;
         let relative = std::path::absolute(file).ok()?.strip_prefix(&repo).ok()?.to_path_buf();
@@ -48,7 +49,7 @@ fn identities(global: &GlobalArgs, identity: &IdentityArgs, file: &Path) -> Resu
             env.identity_file
         })
     })();
-    super::load_identities(global, identity, identity_file.as_ref())
+    crate::action::load_identities(&global.repo, identity.identity.as_deref(), identity_file.as_ref())
 }
 
 fn read_text(file: &Path) -> Result<String> {

@@ -95,6 +95,7 @@ impl FieldSet {
     }
 
     /// Whether `value`, an element of a list of scalars kept as a set, is owned.
+    #[cfg(test)]
     pub fn has_value(&self, value: &Value) -> bool {
         self.children.iter().any(|(step, _)| matches!(step, Step::Value(v) if v == value))
     }

@@ -13,9 +13,6 @@ use crate::diff::{Action, ChangeOp, ObjectPlan, SECRET_CHANGED_MARKER, SECRET_MA
 use crate::drift::{FieldDrift, ObjectDrift, State};
 use crate::git::Provenance;
 
-/// `apps/v1 Deployment shop/web`: objects are named as in the text output.
-pub use crate::commands::object_name;
-
 /// What a diff report says besides the plan itself.
 #[derive(Debug, Clone, Copy)]
 pub struct DiffContext<'a> {
@@ -114,4 +111,12 @@ fn html_escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// `apps/v1 Deployment shop/web`, `v1 Namespace shop`: an object as every command names it.
+pub(crate) fn object_name(api_version: &str, key: &crate::manifest::ObjectKey) -> String {
+    match &key.namespace {
+        Some(ns) => format!("{api_version} {} {ns}/{}", key.kind, key.name),
+        None => format!("{api_version} {} {}", key.kind, key.name),
+    }
 }

@@ -6,6 +6,7 @@
 //! [`check`]. `{repo}` in arguments and environment values stands for the repository's path.
 //! Inputs may contain the seeded credentials in [`SEEDS`]; none may appear in any output.
 
+mod actions;
 #[path = "../common/mod.rs"]
 mod common;
 mod confine;

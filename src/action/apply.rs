@@ -1,0 +1,199 @@
+//! Apply: render, take the environment's lock, observe, plan, apply, record. `rollback` runs
+//! the same machinery over a recorded revision.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::render::{Desired, IfEmpty, RenderOptions, render};
+use super::{Context, OnProgress, Progress, connect, phase};
+use crate::apply::{ApplyOptions, ReleaseInput, Report};
+use crate::cluster::observe::observe;
+use crate::cluster::{Cluster, ConnectOptions, HeldLock, LockEvent, LockOptions};
+use crate::diff::plan::plan_with_records;
+use crate::error::{Error, Result};
+use crate::project::Environment;
+use crate::render::RenderedRelease;
+
+/// What `apply` and `rollback` share.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A server-side dry run: nothing is written, not even a record or the lock.
+    pub dry_run: bool,
+    /// Wait for readiness of what was applied.
+    pub wait: bool,
+    /// Bounds each release's waiting (CRDs Established, readiness).
+    pub timeout: Duration,
+    pub force_conflicts: bool,
+    pub prune: bool,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// How long to wait for another apply of the environment to finish.
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyActionOptions {
+    /// The releases to apply; an empty selection is refused.
+    pub render: RenderOptions,
+    pub connect: ConnectOptions,
+    pub settings: Settings,
+    /// Refuse to apply from a working tree with uncommitted changes.
+    pub require_clean: bool,
+}
+
+/// What an apply did.
+pub struct Applied {
+    pub report: Report,
+    pub options: ApplyOptions,
+    /// Another apply took the lock while this one ran: it stopped starting new work, and
+    /// `report` says what it did before.
+    pub lock_lost: Option<Error>,
+}
+
+/// Renders and applies. `interrupted` (Ctrl-C) stops starting new work; what was done is
+/// still recorded.
+pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
+    let Context { redactor, on } = cx;
+    let mut render_options = options.render.clone();
+    render_options.if_empty = IfEmpty::Refuse;
+    let Desired { env, rendered } = render(&render_options, cx)?;
+    let selection = &options.render.selection;
+    let provenance = crate::git::provenance(&selection.repo, selection.rev.as_deref())?;
+    if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {
+        let what =
+            format!("the working tree has uncommitted changes, so what is applied is not commit {}", &p.commit[..12]);
+        if options.require_clean {
+            return Err(Error::new(format!("{what} (--require-clean)"))
+                .with_help("commit or stash the changes, or apply a commit with --rev"));
+        }
+        on(Progress::Warning(format!("{what}; the records will say `dirty`")));
+    }
+    let mut apply_options =
+        apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
+    apply_options.sensitive = rendered
+        .manifests()
+        .filter(|_| !redactor.is_empty())
+        .filter(|m| {
+            let mut redacted = m.object.clone();
+            redactor.redact_value(&mut redacted);
+            redacted != m.object
+        })
+        .map(|m| m.key())
+        .collect();
+    let inputs = inputs(&env, rendered.releases);
+    let cluster = connect(options.connect.clone(), &env, "applying to", on).await?;
+    execute(&cluster, &env, inputs, options.settings.lock_timeout, apply_options, interrupted, on).await
+}
+
+/// Each rendered release with what apply needs to know from the environment.
+pub(super) fn inputs(env: &Environment, rendered: Vec<RenderedRelease>) -> Vec<ReleaseInput> {
+    rendered
+        .into_iter()
+        .map(|rendered| {
+            let release = env.releases.iter().find(|r| r.name == rendered.name);
+            ReleaseInput {
+                needs: release.map(|r| r.needs.clone()).unwrap_or_default(),
+                create_namespace: release.is_none_or(|r| r.create_namespace),
+                rendered,
+            }
+        })
+        .collect()
+}
+
+pub(super) fn apply_options(
+    env: &Environment,
+    settings: &Settings,
+    provenance: Option<(String, bool)>,
+    rollback_of: Option<u32>,
+) -> ApplyOptions {
+    ApplyOptions {
+        environment: env.name.clone(),
+        dry_run: settings.dry_run,
+        force_conflicts: settings.force_conflicts,
+        prune: settings.prune,
+        concurrency: settings.concurrency,
+        wait: settings.wait,
+        timeout: settings.timeout,
+        commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
+        dirty: provenance.map(|(_, dirty)| dirty),
+        rollback_of,
+        sensitive: Default::default(),
+    }
+}
+
+/// Takes the environment's lock, observes the cluster, plans, and applies.
+pub(super) async fn execute(
+    cluster: &Cluster,
+    env: &Environment,
+    inputs: Vec<ReleaseInput>,
+    lock_timeout: Duration,
+    options: ApplyOptions,
+    interrupted: &AtomicBool,
+    on: OnProgress<'_>,
+) -> Result<Applied> {
+    // One apply per environment at a time; a dry run writes nothing, the Lease included.
+    let lock = match options.dry_run {
+        true => None,
+        false => {
+            let lock_options = LockOptions::new(env, lock_timeout);
+            let held = cluster
+                .acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
+                    on(Progress::Status(format!(
+                        "waiting for the lock of environment `{}` (Lease {}/weaver-lock-{}), held by {holder} since {since}",
+                        env.name, lock_options.namespace, env.name
+                    )));
+                })
+                .await?;
+            Some(held)
+        }
+    };
+    let result = execute_locked(cluster, inputs, &options, lock.as_ref(), interrupted, on).await;
+    if let Some(lock) = lock {
+        let released = lock.release().await;
+        // A lock lost is the error to report, not that it could not be released.
+        if let (Ok((_, None)), Err(err)) = (&result, released) {
+            on(Progress::Warning(format!("{err}; the lock expires by itself")));
+        }
+    }
+    let (report, lock_lost) = result?;
+    Ok(Applied { report, options, lock_lost })
+}
+
+async fn execute_locked(
+    cluster: &Cluster,
+    mut inputs: Vec<ReleaseInput>,
+    options: &ApplyOptions,
+    lock: Option<&HeldLock>,
+    interrupted: &AtomicBool,
+    on: OnProgress<'_>,
+) -> Result<(Report, Option<Error>)> {
+    let mut releases: Vec<RenderedRelease> = inputs.iter().map(|i| i.rendered.clone()).collect();
+    let started = Instant::now();
+    let live = observe(cluster, &mut releases, &options.environment, options.concurrency).await?;
+    phase(on, "observe", started);
+    let started = Instant::now();
+    let plan = plan_with_records(&releases, &live.records, &live.objects)?;
+    phase(on, "plan", started);
+    for (input, scoped) in inputs.iter_mut().zip(releases) {
+        input.rendered = scoped;
+    }
+    let on_event = |event: crate::apply::Event<'_>| on(Progress::Apply(event));
+    on(Progress::Writing);
+    let started = Instant::now();
+    let applying = async {
+        let report = crate::apply::apply(cluster, inputs, &plan, &live, options, interrupted, &on_event).await;
+        phase(on, "apply", started);
+        report
+    };
+    let Some(lock) = lock else { return Ok((applying.await, None)) };
+    tokio::pin!(applying);
+    // Another apply took the lock (this one stopped renewing it): stop starting new work.
+    tokio::select! {
+        report = &mut applying => Ok((report, None)),
+        lost = lock.lost() => {
+            interrupted.store(true, Ordering::SeqCst);
+            let report = applying.await;
+            Ok((report, Some(lost.context("the apply stopped"))))
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The action layer: one use case a file (render, plan, apply, drift, history, rollback), each
+//! composing the pipeline (load, select, decrypt, render, observe, plan, apply, record) from
+//! the domain modules and `cluster/`. A front end (a command, a CI bot, an HTTP API) calls one
+//! action with typed options and formats its typed result. Actions never print: they tell
+//! their caller what happens through [`Progress`].
+
+pub mod apply;
+pub mod drift;
+pub mod history;
+pub mod plan;
+pub mod render;
+pub mod rollback;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, ConnectOptions};
+use crate::error::{Error, Result};
+use crate::git::{Comparison, GitRepo};
+use crate::project::environment::PathRef;
+use crate::project::{Environment, FsSource, Project, Release};
+use crate::secrets::{Identities, IdentitySources, Redactor};
+
+/// What an action tells its caller while it runs.
+pub enum Progress<'a> {
+    /// A phase (`load`, `decrypt`, `render`, `connect`, `observe`, `plan`, `apply`) took this long.
+    Phase(&'static str, Duration),
+    /// What was done, for a verbose run.
+    Info(String),
+    /// Something the user should know; the action goes on.
+    Warning(String),
+    /// A result the user always sees, such as a release left out or a lock being waited for.
+    Status(String),
+    /// The action starts changing the cluster: from here on an interruption (`interrupted`)
+    /// should stop it starting new work, so that what it did is recorded, rather than end it.
+    Writing,
+    /// The apply's own events: objects, releases, readiness.
+    Apply(crate::apply::Event<'a>),
+}
+
+/// Where an action's [`Progress`] goes.
+pub type OnProgress<'a> = &'a dyn Fn(Progress<'_>);
+
+/// What the actions that decrypt need from their caller besides their options.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// Every decrypted value is registered here, for the caller to redact what it shows.
+    pub redactor: &'a Redactor,
+    pub on: OnProgress<'a>,
+}
+
+/// Reports how long the phase begun at `started` took.
+fn phase(on: OnProgress, name: &'static str, started: Instant) {
+    on(Progress::Phase(name, started.elapsed()));
+}
+
+/// The repository at `repo` as it is in the working tree, or as it was at commit `rev` (`--rev`).
+pub fn open_project(repo: &Path, rev: Option<&str>) -> Result<Project> {
+    Ok(match rev {
+        None => Project::new(Arc::new(FsSource::new(repo))),
+        Some(rev) => {
+            let git = GitRepo::open(repo)?;
+            Project::new(Arc::new(git.tree_source(&git.resolve(rev, "--rev")?)?))
+        }
+    })
+}
+
+/// Compares commit `base` with `head` (the working tree when `None`); the flags name where the
+/// revisions were given, for errors.
+pub fn compare(repo: &Path, (base, base_flag): (&str, &str), head: Option<(&str, &str)>) -> Result<Comparison> {
+    let git = GitRepo::open(repo)?;
+    let base = git.resolve(base, base_flag)?;
+    let head = head.map(|(rev, flag)| git.resolve(rev, flag)).transpose()?;
+    Comparison::new(&git, base, head)
+}
+
+/// Age identities in the documented order: `flag` (--identity), the environment variables,
+/// the environment's `identityFile`, the default file. A relative `identityFile` is a key on
+/// this machine, relative to `repo`, even under --rev: private keys are not read from git
+/// history.
+pub fn load_identities(repo: &Path, flag: Option<&Path>, identity_file: Option<&PathRef>) -> Result<Identities> {
+    // `join` keeps an absolute identityFile as it is.
+    let env_identity = identity_file.map(|file| repo.join(&file.path));
+    let sources = IdentitySources::from_env(flag.map(Path::to_path_buf), env_identity, |k| std::env::var_os(k));
+    Ok(sources.load()?)
+}
+
+/// Connects to the cluster of `env`: `options`' context, else the environment's
+/// `cluster.context`, else the kubeconfig's current one. `doing` says what for (`applying
+/// to`), for the verbose line naming the context.
+pub async fn connect(
+    mut options: ConnectOptions,
+    env: &Environment,
+    doing: &str,
+    on: OnProgress<'_>,
+) -> Result<Cluster> {
+    if options.context.is_none()
+        && let Some(context) = &env.context
+    {
+        let file = env.files.first().map_or_else(String::new, |f| format!(" in {}", f.display()));
+        options.context = Some((context.clone(), format!("cluster.context{file}")));
+    }
+    let started = Instant::now();
+    let cluster = Cluster::connect(&options).await?;
+    on(Progress::Info(format!("{doing} context `{}` ({})", cluster.info.context, cluster.info.server)));
+    phase(on, "connect", started);
+    Ok(cluster)
+}
+
+/// The release `name` of `env`, or an error listing the ones it has.
+fn release<'a>(env: &'a Environment, name: &str) -> Result<&'a Release> {
+    env.release(name).ok_or_else(|| {
+        let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
+        Error::new(format!("environment `{}` has no release `{name}`", env.name))
+            .with_help(format!("its releases: {}", known.join(", ")))
+    })
+}

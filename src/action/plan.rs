@@ -1,0 +1,100 @@
+//! Plan: the desired state against what is live, as `weaver diff` shows it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::render::{Desired, RenderOptions, render};
+use super::{Context, connect, phase};
+use crate::cluster::observe::{dry_run_apply, observe};
+use crate::cluster::{Cluster, ConnectOptions};
+use crate::diff::plan::{plan_against, plan_with_records};
+use crate::diff::{Plan, as_stored};
+use crate::error::{Error, Location, Result};
+use crate::manifest::ObjectKey;
+use crate::project::Environment;
+
+/// What the desired state is compared with.
+#[derive(Debug, Clone)]
+pub enum Against {
+    /// The cluster: live objects and release records.
+    Cluster(ConnectOptions),
+    /// Objects read from a file (`--live-from`), offline.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub render: RenderOptions,
+    pub against: Against,
+    /// Ask the API server: a dry-run server-side apply of every object that differs.
+    pub server_side: bool,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+pub struct Planned {
+    pub env: Environment,
+    pub plan: Plan,
+}
+
+/// Renders, observes and plans.
+pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
+    let Desired { env, mut rendered } = render(&options.render, cx)?;
+    let plan = match &options.against {
+        Against::File(path) => plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?,
+        Against::Cluster(connect_options) => {
+            let cluster = connect(connect_options.clone(), &env, "comparing with", cx.on).await?;
+            let started = Instant::now();
+            let live = observe(&cluster, &mut rendered.releases, &env.name, options.concurrency).await?;
+            let mut plan = plan_with_records(&rendered.releases, &live.records, &live.objects)?;
+            if options.server_side {
+                refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
+            }
+            phase(cx.on, "observe and plan", started);
+            plan
+        }
+    };
+    Ok(Planned { env, plan })
+}
+
+/// Server mode: a dry-run server-side apply of every object client mode found changed; the
+/// server's answer replaces the client's merge.
+async fn refine_on_server(cluster: &Cluster, plan: &mut Plan, live: &[Value], concurrency: usize) -> Result<()> {
+    let (indices, objects): (Vec<usize>, Vec<(&Value, &str)>) = plan.server_candidates().into_iter().unzip();
+    let answers = dry_run_apply(cluster, &objects, concurrency).await?;
+    let answers: Vec<_> =
+        indices.into_iter().zip(answers).filter_map(|(i, a)| a.map(|a| (i, a.result, a.conflict))).collect();
+    plan.refine(live, answers);
+    Ok(())
+}
+
+/// Reads live objects from a file: a `kubectl get -o yaml` List, or a stream of documents.
+pub fn read_live_file(path: &Path) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).map_err(|err| Error::io("read live objects", path, err))?;
+    let mut objects = Vec::new();
+    for (index, document) in crate::yaml::documents(path, &text)?.into_iter().enumerate() {
+        let is_list = document.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
+            && document.get("items").is_some();
+        let items = if is_list {
+            match document.get("items") {
+                Some(Value::Array(items)) => items.clone(),
+                _ => Vec::new(),
+            }
+        } else {
+            vec![document]
+        };
+        for item in items {
+            let key = ObjectKey::of(&item);
+            if key.kind.is_empty() || key.name.is_empty() || item.get("apiVersion").and_then(Value::as_str).is_none() {
+                return Err(Error::at(
+                    Location::file(path),
+                    format!("document {} has an object without apiVersion, kind and metadata.name", index + 1),
+                ));
+            }
+            objects.push(as_stored(&item));
+        }
+    }
+    Ok(objects)
+}

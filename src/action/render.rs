@@ -1,0 +1,186 @@
+//! Render: load the environment, select releases, decrypt its secrets and render them. The
+//! desired state every other action that deploys starts from.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::Map;
+
+use super::{Context, OnProgress, Progress, compare, load_identities, open_project, phase};
+use crate::error::{Error, Result};
+use crate::git::ReleaseStatus;
+use crate::project::{Environment, Project, Release, Selector, select_releases};
+use crate::render::Rendered;
+
+/// Which releases of which environment, read from where.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub env: String,
+    /// Release names (`-r`); all when empty.
+    pub releases: Vec<String>,
+    /// Label selectors (`-l`).
+    pub selectors: Vec<String>,
+    /// Only the releases changed since this commit (`--changed-since`).
+    pub changed_since: Option<String>,
+    /// The repository root.
+    pub repo: PathBuf,
+    /// The commit to read the repository at (`--rev`); the working tree when None.
+    pub rev: Option<String>,
+}
+
+/// What an empty selection of releases is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfEmpty {
+    /// A warning: nothing to show is a fine answer.
+    Warn,
+    /// An error (apply): applying no release is a mistake, not a request to change nothing.
+    Refuse,
+}
+
+/// How to render.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub selection: Selection,
+    /// An age identity file tried before any other (`--identity`).
+    pub identity: Option<PathBuf>,
+    pub if_empty: IfEmpty,
+}
+
+/// The selected releases of an environment, not rendered.
+pub struct Selected {
+    pub project: Project,
+    pub env: Environment,
+    /// Names of the selected releases of `env`.
+    pub releases: Vec<String>,
+}
+
+impl Selected {
+    /// The selected releases, as `env` defines them.
+    pub fn releases(&self) -> Vec<&Release> {
+        self.env.releases.iter().filter(|r| self.releases.contains(&r.name)).collect()
+    }
+}
+
+/// The desired state.
+pub struct Desired {
+    pub env: Environment,
+    pub rendered: Rendered,
+}
+
+/// Loads the environment, selects releases, decrypts (registering every decrypted value with
+/// the context's redactor) and renders.
+pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
+    let Context { redactor, on } = cx;
+    let started = Instant::now();
+    let selected = select(&options.selection, options.if_empty, on)?;
+    let releases = selected.releases();
+    phase(on, "load", started);
+    let (project, env) = (&selected.project, &selected.env);
+    let started = Instant::now();
+    let secrets = if env.secrets.is_empty() {
+        Map::new()
+    } else {
+        let ids = load_identities(&options.selection.repo, options.identity.as_deref(), env.identity_file.as_ref())?;
+        let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, redactor)?;
+        on(Progress::Info(format!("decrypted {} secrets file(s)", env.secrets.len())));
+        secrets
+    };
+    phase(on, "decrypt", started);
+    let started = Instant::now();
+    let rendered = crate::render::render(project, env, &releases, &secrets)?;
+    phase(on, "render", started);
+    on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
+    Ok(Desired { env: selected.env, rendered })
+}
+
+/// Loads the environment (which must be deployable) and selects its releases: those `-r` and
+/// `-l` pick, and with `--changed-since` those `weaver changed` reports. When there are none,
+/// says what is true: the environment has none, nothing matched the selection, or nothing
+/// changed (never refused: a pipeline's usual case).
+pub fn select(selection: &Selection, if_empty: IfEmpty, on: OnProgress) -> Result<Selected> {
+    let project = open_project(&selection.repo, selection.rev.as_deref())?;
+    let env = deployable_environment(&project, &selection.env)?;
+    let changed = changed_since(selection, &env.name, on)?;
+    let changed = selection.changed_since.as_deref().zip(changed.as_ref());
+    let selector = Selector::parse_all(&selection.selectors)?;
+    let names = &selection.releases;
+    let releases: Vec<String> = select_releases(&env, names, &selector, changed.map(|(_, names)| names))?
+        .into_iter()
+        .map(|r| r.name.clone())
+        .collect();
+    if !releases.is_empty() {
+        return Ok(Selected { project, env, releases });
+    }
+    let name = &env.name;
+    let (message, help) = if env.releases.is_empty() {
+        let file = env.files.first().map_or_else(String::new, |f| format!(" ({})", f.display()));
+        (format!("environment `{name}` has no releases{file}"), "add releases to the environment".to_string())
+    } else if let Some((base, _)) = changed
+        && !select_releases(&env, names, &selector, None)?.is_empty()
+    {
+        on(Progress::Warning(format!(
+            "no selected release of environment `{name}` changed since `{base}` (--changed-since)"
+        )));
+        return Ok(Selected { project, env, releases });
+    } else {
+        let mut flags: Vec<String> = names.iter().map(|r| format!("-r {r}")).collect();
+        flags.extend(selection.selectors.iter().map(|l| format!("-l '{l}'")));
+        let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
+        (
+            format!("no release of environment `{name}` matches the selection ({})", flags.join(" ")),
+            format!("its releases: {}", known.join(", ")),
+        )
+    };
+    match if_empty {
+        IfEmpty::Warn => {
+            on(Progress::Warning(message));
+            Ok(Selected { project, env, releases })
+        }
+        IfEmpty::Refuse => Err(Error::new(format!("{message}: there is nothing to apply")).with_help(help)),
+    }
+}
+
+/// Loads environment `name`, which must not be abstract (a base that is never deployed).
+fn deployable_environment(project: &Project, name: &str) -> Result<Environment> {
+    let env = project.environment(name)?;
+    if env.is_abstract {
+        let concrete: Vec<String> = project
+            .environment_names()?
+            .into_iter()
+            .filter(|name| {
+                project.environment(name).is_ok_and(|e| !e.is_abstract && e.files.iter().any(|f| f == &env.files[0]))
+            })
+            .collect();
+        return Err(Error::new(format!(
+            "environment `{}` is abstract (a base for others) and is never deployed itself",
+            env.name
+        ))
+        .with_help(if concrete.is_empty() {
+            "pick a concrete environment (`weaver envs` lists them)".to_string()
+        } else {
+            format!("environments extending it: {}", concrete.join(", "))
+        }));
+    }
+    Ok(env)
+}
+
+/// With --changed-since, the releases of `env` that `weaver changed --base REV` reports as
+/// changed or added, against --rev or the working tree. Removed releases have nothing to
+/// render: they are named in a status line and left out.
+fn changed_since(selection: &Selection, env: &str, on: OnProgress) -> Result<Option<BTreeSet<String>>> {
+    let Some(base) = &selection.changed_since else { return Ok(None) };
+    let head = selection.rev.as_deref().map(|rev| (rev, "--rev"));
+    let mut selected = BTreeSet::new();
+    for affected in compare(&selection.repo, (base, "--changed-since"), head)?.environment(env)? {
+        if affected.status == ReleaseStatus::Removed {
+            on(Progress::Status(format!(
+                "release `{}` of environment `{env}` was removed since `{base}`: it has nothing to render",
+                affected.release
+            )));
+        } else {
+            selected.insert(affected.release);
+        }
+    }
+    Ok(Some(selected))
+}

@@ -1,0 +1,159 @@
+//! Rollback: re-apply a recorded revision of a release, pruning what it did not have, and
+//! record the result as a new revision that says it is a rollback.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use super::apply::{Applied, Settings, apply_options, execute, inputs};
+use super::{Context, Progress, connect, open_project, release};
+use crate::cluster::ConnectOptions;
+use crate::cluster::observe::release_records;
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, ObjectKey};
+use crate::release_record::{Record, RecordedObject, Status, secret_name};
+use crate::render::RenderedRelease;
+use crate::secrets::Redactor;
+
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    pub repo: PathBuf,
+    pub env: String,
+    pub release: String,
+    /// The revision to re-apply; the one deployed before the current one when None.
+    pub revision: Option<u32>,
+    pub connect: ConnectOptions,
+    pub settings: Settings,
+}
+
+/// Re-applies the revision. `interrupted` (Ctrl-C) stops starting new work.
+pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
+    let Context { redactor, on } = cx;
+    let env = open_project(&options.repo, None)?.environment(&options.env)?;
+    let release = release(&env, &options.release)?;
+    let cluster = connect(options.connect.clone(), &env, "applying to", on).await?;
+    let records = release_records(&cluster, release, &env.name).await?;
+    let current = records.iter().rev().find(|r| r.status == Status::Deployed);
+    let target = match options.revision {
+        Some(revision) => records.iter().find(|r| r.revision == revision).ok_or_else(|| {
+            let known: Vec<String> = records.iter().map(|r| r.revision.to_string()).collect();
+            Error::new(format!("release `{}` has no recorded revision {revision}", release.name)).with_help(
+                if known.is_empty() {
+                    "it has no records yet".to_string()
+                } else {
+                    format!("its revisions: {}", known.join(", "))
+                },
+            )
+        })?,
+        // The one deployed before the current one: failed revisions never were.
+        None => records
+            .iter()
+            .rev()
+            .filter(|r| current.is_none_or(|c| r.revision < c.revision))
+            .find(|r| r.status == Status::Superseded)
+            .ok_or_else(|| {
+                Error::new(format!("release `{}` has no earlier deployed revision to roll back to", release.name))
+                    .with_help("`weaver history` lists its revisions; name one to re-apply it")
+            })?,
+    };
+    if target.status == Status::Failed {
+        on(Progress::Warning(format!(
+            "revision {} failed when it was applied; re-applying all of it",
+            target.revision
+        )));
+    }
+    register_secret_values(redactor, target);
+    let source = PathBuf::from(format!("record {}", secret_name(&release.name, target.revision, 0)));
+    let rendered = RenderedRelease {
+        name: release.name.clone(),
+        namespace: release.namespace.clone(),
+        chart: release.chart.clone(),
+        installed: true,
+        manifests: target
+            .manifests
+            .iter()
+            .map(|object| Manifest {
+                release: release.name.clone(),
+                source: source.clone(),
+                document: 0,
+                object: object.clone(),
+            })
+            .collect(),
+    };
+    let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
+    let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));
+    apply_options.sensitive = target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
+    let inputs = inputs(&env, vec![rendered]);
+    execute(&cluster, &env, inputs, options.settings.lock_timeout, apply_options, interrupted, on).await
+}
+
+/// Rollback decrypts nothing, so the redactor learns the recorded values that came from the
+/// environment's secrets instead: the Secrets' data, and every string of objects the record
+/// marks `sensitive` (a template copied a secret into them; which string is unknown, so some
+/// harmless text in their spec or data is redacted too). A server message quoting one must not print it.
+fn register_secret_values(redactor: &Redactor, target: &Record) {
+    use base64::Engine;
+    let sensitive: HashSet<ObjectKey> =
+        target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
+    for manifest in &target.manifests {
+        if crate::diff::is_secret(manifest) {
+            let data = manifest.get("data").and_then(serde_json::Value::as_object);
+            for value in data.into_iter().flat_map(|d| d.values()).filter_map(serde_json::Value::as_str) {
+                let decoded = base64::engine::general_purpose::STANDARD.decode(value).ok();
+                match decoded.and_then(|bytes| String::from_utf8(bytes).ok()) {
+                    Some(plain) => redactor.register(&plain),
+                    None => redactor.register(value),
+                }
+            }
+        } else if sensitive.contains(&ObjectKey::of(manifest)) {
+            // Its identity (apiVersion, kind, metadata) names it in every message: not secret.
+            let fields = manifest.as_object().into_iter().flatten();
+            fields
+                .filter(|(key, _)| !matches!(key.as_str(), "apiVersion" | "kind" | "metadata"))
+                .for_each(|(_, value)| redactor.register_tree(value));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn recorded_secret_values_and_values_of_sensitive_objects_are_redacted_but_names_are_not() {
+        let redactor = Redactor::new();
+        let object = |kind: &str, name: &str, sensitive: bool| RecordedObject {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+            applied: true,
+            sensitive,
+        };
+        let record = Record {
+            release: "web".into(),
+            environment: "dev".into(),
+            revision: 1,
+            status: Status::Superseded,
+            time: "2026-11-21T10:00:00Z".into(),
+            commit: None,
+            dirty: None,
+            rollback_of: None,
+            objects: vec![object("Secret", "web-secrets", true), object("ConfigMap", "web-config", true)],
+            manifests: vec![
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": "shop"},
+                    "data": {"API_KEY": "ZGV2LWFwaS1rZXktNGYxYzlhN2U="}}),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": "shop"},
+                    "data": {"COPY": "copied-secret-value"}}),
+            ],
+        };
+        register_secret_values(&redactor, &record);
+        let message =
+            "Invalid value: \"dev-api-key-4f1c9a7e\" and \"copied-secret-value\" in ConfigMap shop/web-config";
+        let redacted = redactor.redact(message);
+        assert!(!redacted.contains("dev-api-key-4f1c9a7e") && !redacted.contains("copied-secret-value"), "{redacted}");
+        assert!(redacted.contains("ConfigMap shop/web-config"), "{redacted}");
+    }
+}

@@ -1,0 +1,221 @@
+//! What the cluster holds of some releases: discovery decides scopes, live objects come from
+//! LISTs with weaver's release label, release records from the Secrets of each release
+//! namespace, and server mode's dry-run applies. Only reads: nothing is stored.
+
+use std::collections::{BTreeSet, HashMap};
+
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::{ApplyError, Cluster, ListTarget, Unserved};
+use crate::error::{Error, Location, Result};
+use crate::manifest::{LABEL_RELEASE, Manifest, ObjectKey, api_group};
+use crate::project::Release;
+use crate::release_record::{self, Record};
+use crate::render::RenderedRelease;
+
+/// What the cluster has of some releases: the objects carrying their release label, and the
+/// last deployed record of each.
+pub struct Live {
+    /// Listed objects, the record Secrets among them.
+    pub objects: Vec<Value>,
+    /// The newest `deployed` record of each release, for the environment.
+    pub records: HashMap<String, Record>,
+}
+
+/// What the cluster holds of `releases`: their live objects and their release records.
+/// Discovery decides scopes (setting them on the manifests), live objects come from one LIST
+/// per (resource, namespace) with weaver's release label, and the records from the Secrets
+/// LIST of each release namespace.
+pub async fn observe(
+    cluster: &Cluster,
+    releases: &mut [RenderedRelease],
+    environment: &str,
+    concurrency: usize,
+) -> Result<Live> {
+    let pending_kinds = crds_in(releases);
+    let mut targets = BTreeSet::new();
+    for release in releases.iter_mut() {
+        for manifest in &mut release.manifests {
+            let (api_version, kind) = (manifest.api_version().to_string(), manifest.kind().to_string());
+            match cluster.resolve(&api_version, &kind) {
+                Ok(served) => {
+                    set_scope(manifest, served.namespaced, &release.namespace);
+                    targets.insert(ListTarget {
+                        api_version,
+                        kind,
+                        namespace: manifest.namespace().map(str::to_string),
+                    });
+                }
+                // Its CRD is applied first, in this same run: nothing of it can be live yet.
+                Err(unserved) => match pending_kinds.get(&(api_group(&api_version).to_string(), kind.clone())) {
+                    Some(&namespaced) => set_scope(manifest, namespaced, &release.namespace),
+                    None => return Err(unserved_error(cluster, manifest, unserved)),
+                },
+            }
+        }
+    }
+    let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
+    list_live(cluster, targets, &names, environment, concurrency).await
+}
+
+/// Lists `targets` plus the Secrets of every release namespace (where the release records
+/// are), then whatever else the last deployed records name, all with the release label of
+/// `releases` (`(name, namespace)`): one LIST per (resource, namespace). Recorded objects of
+/// kinds the cluster no longer serves are left out (they cannot be live).
+pub async fn list_live(
+    cluster: &Cluster,
+    mut targets: BTreeSet<ListTarget>,
+    releases: &[(&str, &str)],
+    environment: &str,
+    concurrency: usize,
+) -> Result<Live> {
+    for (_, namespace) in releases {
+        // Records live in the release namespace; this LIST returns them with the live Secrets.
+        targets.insert(ListTarget {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some(namespace.to_string()),
+        });
+    }
+    if releases.is_empty() {
+        return Ok(Live { objects: Vec::new(), records: HashMap::new() });
+    }
+    let names: Vec<&str> = releases.iter().map(|(name, _)| *name).collect();
+    let selector = release_selector(&names);
+    let mut objects = cluster.list(&targets, &selector, concurrency).await?;
+
+    // Objects that only the records name may need more LISTs.
+    let records = release_record::last_deployed(&objects, environment)?;
+    let mut more = BTreeSet::new();
+    for (release, namespace) in releases {
+        for manifest in records.get(*release).into_iter().flat_map(|r| &r.manifests) {
+            if let Some(target) = recorded_target(cluster, manifest, namespace)
+                && !targets.contains(&target)
+            {
+                more.insert(target);
+            }
+        }
+    }
+    if !more.is_empty() {
+        objects.extend(cluster.list(&more, &selector, concurrency).await?);
+    }
+    Ok(Live { objects, records })
+}
+
+/// `weaver.example.com/release in (a,b)`.
+fn release_selector(names: &[&str]) -> String {
+    format!("{LABEL_RELEASE} in ({})", names.join(","))
+}
+
+/// Where a recorded object would be listed, or None when the cluster does not serve its kind.
+/// A namespaced object the record names without a namespace is in the release namespace.
+pub fn recorded_target(cluster: &Cluster, manifest: &Value, release_namespace: &str) -> Option<ListTarget> {
+    let key = ObjectKey::of(manifest);
+    let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let served = cluster.resolve(api_version, &key.kind).ok()?;
+    let namespace = served.namespaced.then(|| key.namespace.unwrap_or_else(|| release_namespace.to_string()));
+    Some(ListTarget { api_version: api_version.to_string(), kind: key.kind, namespace })
+}
+
+/// `(group, kind)` of every CustomResourceDefinition in the desired set, and whether its
+/// objects are namespaced.
+fn crds_in(releases: &[RenderedRelease]) -> HashMap<(String, String), bool> {
+    releases
+        .iter()
+        .flat_map(|r| &r.manifests)
+        .filter(|m| m.kind() == "CustomResourceDefinition")
+        .filter_map(|m| {
+            let group = m.object.pointer("/spec/group")?.as_str()?;
+            let kind = m.object.pointer("/spec/names/kind")?.as_str()?;
+            let namespaced = m.object.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+            Some(((group.to_string(), kind.to_string()), namespaced))
+        })
+        .collect()
+}
+
+/// Discovery is the authority on scope: cluster-scoped objects lose any namespace, namespaced
+/// ones without one get the release namespace.
+fn set_scope(manifest: &mut Manifest, namespaced: bool, release_namespace: &str) {
+    let Some(Value::Object(meta)) = manifest.object.get_mut("metadata") else { return };
+    if !namespaced {
+        meta.shift_remove("namespace");
+    } else if !meta.contains_key("namespace") {
+        meta.insert("namespace".into(), Value::String(release_namespace.to_string()));
+    }
+}
+
+fn unserved_error(cluster: &Cluster, manifest: &Manifest, unserved: Unserved) -> Error {
+    let what = format!(
+        "{} (release {}) is a {} {}, which the cluster (context `{}`) does not serve",
+        manifest.key(),
+        manifest.release,
+        manifest.api_version(),
+        manifest.kind(),
+        cluster.info.context
+    );
+    let error = Error::at(Location::file(&manifest.source), what);
+    match unserved {
+        Unserved::Version(versions) => error.with_help(format!("the cluster serves this kind as {}", versions.join(", "))),
+        Unserved::Kind => error.with_help(
+            "install its CustomResourceDefinition first (or ship it in the chart's crds/), or check apiVersion and kind",
+        ),
+    }
+}
+
+/// What the server answered to a dry-run apply.
+pub struct DryRun {
+    pub result: Value,
+    /// The conflict the apply hit without force (the result is then that of a forced apply).
+    pub conflict: Option<String>,
+}
+
+/// A dry-run server-side apply of each of `objects` (`(object, release)`), at most
+/// `concurrency` at a time, answers in the same order: None where the server cannot answer
+/// yet, because this run creates the object's kind (its CRD) or namespace.
+pub async fn dry_run_apply(
+    cluster: &Cluster,
+    objects: &[(&Value, &str)],
+    concurrency: usize,
+) -> Result<Vec<Option<DryRun>>> {
+    let answers: Vec<(usize, Option<DryRun>)> =
+        futures::stream::iter(objects.iter().enumerate().map(|(index, &(object, release))| async move {
+            let key = ObjectKey::of(object);
+            let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            let Ok(served) = cluster.resolve(api_version, &key.kind) else {
+                return Ok((index, None)); // a kind whose CRD this run creates
+            };
+            match cluster.apply(object, &served, true, false).await {
+                Ok(result) => Ok((index, Some(DryRun { result, conflict: None }))),
+                Err(ApplyError::Conflict(message)) => match cluster.apply(object, &served, true, true).await {
+                    Ok(result) => Ok((index, Some(DryRun { result, conflict: Some(message) }))),
+                    Err(ApplyError::Other(err)) => Err(err),
+                    Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => {
+                        Err(Error::new(format!("dry-run apply of {key} (release {release}): {m}")))
+                    }
+                },
+                // The namespace is created by the apply itself: the client's answer stands.
+                Err(ApplyError::NotFound(_)) => Ok((index, None)),
+                Err(ApplyError::Other(err)) => Err(err),
+            }
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<Result<_>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    let mut ordered: Vec<Option<DryRun>> = objects.iter().map(|_| None).collect();
+    for (index, answer) in answers {
+        ordered[index] = answer;
+    }
+    Ok(ordered)
+}
+
+/// The complete records of `release` for `environment`, oldest first (one Secrets LIST).
+pub async fn release_records(cluster: &Cluster, release: &Release, environment: &str) -> Result<Vec<Record>> {
+    let target =
+        ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: Some(release.namespace.clone()) };
+    let selector = format!("{LABEL_RELEASE}={}", release.name);
+    let secrets = cluster.list(&BTreeSet::from([target]), &selector, 1).await?;
+    Ok(release_record::from_secrets(&secrets)?.into_iter().filter(|r| r.environment == environment).collect())
+}

@@ -176,11 +176,6 @@ impl Scopes {
     }
 }
 
-/// Whether `kind` in `group` is one of Kubernetes' own kinds (not a custom resource).
-pub fn is_builtin(group: &str, kind: &str) -> bool {
-    builtin_scope(group, kind).is_some()
-}
-
 /// What an RFC 1123 label is, for messages.
 pub const DNS1123_LABEL: &str =
     "an RFC 1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";

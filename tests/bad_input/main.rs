@@ -10,6 +10,7 @@
 mod common;
 mod confine;
 mod keyed_lists;
+mod names;
 
 mod cli;
 

@@ -174,6 +174,12 @@ fn choose_style(s: &str, allow_literal: bool) -> Style {
     if plain && !is_reserved_word(s) && !looks_numeric(s, numeric_chars) { Style::Plain } else { Style::Single }
 }
 
+/// Whether `s` may be written plain on one line: it reads back as exactly this string under
+/// YAML 1.1 and 1.2. The one plain-scalar rule, for the render emitter and the SOPS writer.
+pub(crate) fn is_plain_safe(s: &str) -> bool {
+    matches!(choose_style(s, false), Style::Plain)
+}
+
 fn is_reserved_word(s: &str) -> bool {
     s.len() <= 5 && RESERVED_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
 }
@@ -193,7 +199,7 @@ fn looks_numeric(s: &str, numeric_chars: bool) -> bool {
 
 /// Characters that must be escaped: C0/C1 controls other than tab and newline,
 /// YAML 1.1 line breaks (NEL is also C1, LS, PS), the BOM and non-characters.
-fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     matches!(
         c,
         '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}'

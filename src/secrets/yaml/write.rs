@@ -3,6 +3,7 @@
 
 use super::read::resolve_plain;
 use crate::secrets::tree::{Item, Mapping, Sequence, Value};
+use crate::yaml::emit::{is_plain_safe, needs_escape, write_double_quoted};
 
 pub(crate) fn emit(docs: &[Mapping]) -> String {
     let mut out = String::new();
@@ -166,12 +167,12 @@ fn inline_scalar(value: &Value) -> String {
 
 /// A string on one line, quoted like go-yaml v3 does: double quotes when another reader
 /// could take it for a different type, plain when safe, else single quotes when possible.
-pub(crate) fn inline_string(s: &str) -> String {
+fn inline_string(s: &str) -> String {
     if reads_as_other_type(s) {
         double_quoted(s)
-    } else if plain_ok(s) {
+    } else if is_plain_safe(s) {
         s.to_owned()
-    } else if s.chars().all(|c| printable(c) && !matches!(c, '\t' | '\n' | '\r')) {
+    } else if !s.chars().any(|c| needs_escape(c) || matches!(c, '\t' | '\n')) {
         format!("'{}'", s.replace('\'', "''"))
     } else {
         double_quoted(s)
@@ -185,24 +186,6 @@ fn reads_as_other_type(s: &str) -> bool {
     !matches!(resolve_plain(s), Value::Str(_)) || YAML11_BOOLS.contains(&s) || s == "<<" || looks_like_timestamp(s)
 }
 
-/// YAML's printable set, minus characters some readers treat as line breaks or a BOM.
-fn printable(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-        && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
-}
-
-fn plain_ok(s: &str) -> bool {
-    let (Some(first), Some(last)) = (s.chars().next(), s.chars().last()) else {
-        return false;
-    };
-    !"-?:,[]{}#&*!|>'\"%@` \t".contains(first)
-        && !matches!(last, ' ' | '\t' | ':')
-        && s.chars().all(|c| printable(c) && !matches!(c, '\t' | '\n' | '\r'))
-        && !s.contains(": ")
-        && !s.contains(" #")
-        && !s.starts_with("...")
-}
-
 /// go-yaml quotes anything starting `YYYY-` so other readers don't see a timestamp.
 fn looks_like_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
@@ -210,17 +193,47 @@ fn looks_like_timestamp(s: &str) -> bool {
 }
 
 /// A literal block (`|`) keeps multi-line text readable; it cannot carry a first line that
-/// starts with white space (it would set the indentation) or non-printable characters.
+/// starts with white space (it would set the indentation) or characters that need escapes.
 fn literal_ok(s: &str) -> bool {
     let body = s.trim_end_matches('\n');
     s.contains('\n')
         && !body.is_empty()
-        && s.chars().all(|c| printable(c) && c != '\r')
+        && !s.chars().any(needs_escape)
         && body.split('\n').find(|l| !l.is_empty()).is_some_and(|l| !l.starts_with([' ', '\t']))
 }
 
 fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    crate::yaml::emit::write_double_quoted(&mut out, s);
+    write_double_quoted(&mut out, s);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: &str) -> Item<String> {
+        Item::Entry { key: key.into(), value: Value::Str(value.into()), comment: None }
+    }
+
+    /// Strings the render emitter would not write plain are quoted here too: a plain `=` is
+    /// YAML 1.1's value key (PyYAML refuses the file), `1.2.3` a number to some YAML 1.1
+    /// readers, a no-break space easily trimmed. The rest keeps go-yaml's choices: double
+    /// quotes for what reads as another type.
+    #[test]
+    fn plain_only_where_the_shared_rule_allows() {
+        let doc = vec![
+            entry("version", "1.2.3"),
+            entry("eq", "="),
+            entry("nbsp", "a\u{a0}"),
+            entry("word", "yes"),
+            entry("port", "8080"),
+            entry("date", "2024-01-01x"),
+            entry("image", "nginx:1.25"),
+            entry("said", "it's"),
+        ];
+        let expected = "version: '1.2.3'\neq: '='\nnbsp: 'a\u{a0}'\nword: \"yes\"\nport: \"8080\"\n\
+                        date: \"2024-01-01x\"\nimage: nginx:1.25\nsaid: it's\n";
+        assert_eq!(emit(&[doc]), expected);
+    }
 }

@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod lock;
 mod objects;
+mod ready;
 mod retry;
 mod wait;
 
@@ -21,8 +22,9 @@ pub use config::{ConnectOptions, config as kube_config};
 pub(crate) use error::humanize;
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
 pub use objects::Deleted;
+pub use ready::{Readiness, readiness};
 use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
-pub use wait::{NotReady, ObjectRef, Readiness, WaitOutcome, WaitProgress, readiness};
+pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
 use crate::error::{Error, Result};
 use crate::manifest::{MANAGER, api_group};

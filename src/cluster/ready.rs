@@ -352,20 +352,23 @@ mod tests {
             "spec": {"replicas": 3, "updateStrategy": strategy}, "status": status})
     }
 
+    /// The status of `stateful_set` part way from revision db-1 to db-2.
+    fn rolling_status(ready: i64, updated: i64) -> Value {
+        json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": ready, "updatedReplicas": updated,
+            "currentRevision": "db-1", "updateRevision": "db-2"})
+    }
+
     #[test]
     fn stateful_set_rolling_update() {
         let rolling = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
         let done = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
             "currentRevision": "db-2", "updateRevision": "db-2"});
         assert_eq!(readiness(&stateful_set(rolling.clone(), done)), Readiness::Ready);
-        let not_ready = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 2, "updatedReplicas": 1,
-            "currentRevision": "db-1", "updateRevision": "db-2"});
+        let not_ready = rolling_status(2, 1);
         assert_eq!(pending(readiness(&stateful_set(rolling.clone(), not_ready))), "2 of 3 replicas ready");
-        let updating = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 2,
-            "currentRevision": "db-1", "updateRevision": "db-2"});
+        let updating = rolling_status(3, 2);
         assert_eq!(pending(readiness(&stateful_set(rolling.clone(), updating))), "2 of 3 replicas updated");
-        let finishing = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
-            "currentRevision": "db-1", "updateRevision": "db-2"});
+        let finishing = rolling_status(3, 3);
         assert_eq!(
             pending(readiness(&stateful_set(rolling, finishing))),
             "rolling update to revision db-2 not finished"
@@ -375,11 +378,9 @@ mod tests {
     #[test]
     fn stateful_set_partition_keeps_old_pods() {
         let partitioned = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 2}});
-        let one_updated = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 1,
-            "currentRevision": "db-1", "updateRevision": "db-2"});
+        let one_updated = rolling_status(3, 1);
         assert_eq!(readiness(&stateful_set(partitioned.clone(), one_updated)), Readiness::Ready);
-        let none_updated = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 0,
-            "currentRevision": "db-1", "updateRevision": "db-2"});
+        let none_updated = rolling_status(3, 0);
         assert_eq!(
             pending(readiness(&stateful_set(partitioned, none_updated))),
             "0 of 1 replicas updated (partition 2)"

@@ -303,6 +303,13 @@ mod tests {
         assert_eq!(to_yaml_string(&Value::Object(map)), format!("{expected}: v\n"), "key {s:?}");
     }
 
+    /// Checks each string renders as `expected` as the value of key `k`.
+    fn check_values(cases: &[(&str, &str)]) {
+        for (s, expected) in cases {
+            assert_eq!(to_yaml_string(&json!({ "k": s })), *expected, "{s:?}");
+        }
+    }
+
     fn single_quoted(s: &str) -> String {
         format!("'{}'", s.replace('\'', "''"))
     }
@@ -472,29 +479,35 @@ mod tests {
 
     #[test]
     fn multi_line_values_that_cannot_be_literal_are_double_quoted() {
-        assert_eq!(to_yaml_string(&json!({ "k": "\n" })), "k: \"\\n\"\n");
-        assert_eq!(to_yaml_string(&json!({ "k": " \n\t\n" })), "k: \" \\n\\t\\n\"\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\r\nb" })), "k: \"a\\r\\nb\"\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\nb\u{7}" })), "k: \"a\\nb\\x07\"\n");
+        check_values(&[
+            ("\n", "k: \"\\n\"\n"),
+            (" \n\t\n", "k: \" \\n\\t\\n\"\n"),
+            ("a\r\nb", "k: \"a\\r\\nb\"\n"),
+            ("a\nb\u{7}", "k: \"a\\nb\\x07\"\n"),
+        ]);
     }
 
     #[test]
     fn literal_block_chomping() {
-        assert_eq!(to_yaml_string(&json!({ "k": "a\nb" })), "k: |-\n  a\n  b\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\nb\n" })), "k: |\n  a\n  b\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\nb\n\n" })), "k: |+\n  a\n  b\n\n");
+        check_values(&[
+            ("a\nb", "k: |-\n  a\n  b\n"),
+            ("a\nb\n", "k: |\n  a\n  b\n"),
+            ("a\nb\n\n", "k: |+\n  a\n  b\n\n"),
+            ("a\n\nb", "k: |-\n  a\n\n  b\n"),
+        ]);
         assert_eq!(to_yaml_string(&json!({ "k": "a\n\n\n", "z": 1 })), "k: |+\n  a\n\n\nz: 1\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\n\nb" })), "k: |-\n  a\n\n  b\n");
     }
 
     #[test]
     fn literal_block_indentation_indicator() {
-        assert_eq!(to_yaml_string(&json!({ "k": " a\nb" })), "k: |2-\n   a\n  b\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "\n  a\n" })), "k: |2\n\n    a\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "\tx\ny\n\n" })), "k: |2+\n  \tx\n  y\n\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "  \nx" })), "k: |2-\n    \n  x\n");
-        // Later indented lines and trailing spaces need nothing special.
-        assert_eq!(to_yaml_string(&json!({ "k": "a \n  b\n" })), "k: |\n  a \n    b\n");
+        check_values(&[
+            (" a\nb", "k: |2-\n   a\n  b\n"),
+            ("\n  a\n", "k: |2\n\n    a\n"),
+            ("\tx\ny\n\n", "k: |2+\n  \tx\n  y\n\n"),
+            ("  \nx", "k: |2-\n    \n  x\n"),
+            // Later indented lines and trailing spaces need nothing special.
+            ("a \n  b\n", "k: |\n  a \n    b\n"),
+        ]);
     }
 
     #[test]

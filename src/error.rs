@@ -2,9 +2,8 @@
 //! object) and *how to fix it*; `crate::commands::report_error` is the one place that prints it.
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
-
-use crate::project::source::Escape;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -75,7 +74,7 @@ impl Error {
     }
 
     /// Wraps an I/O error on `path` with a message that says what was being done.
-    pub fn io(action: &str, path: &Path, err: std::io::Error) -> Self {
+    pub fn io(action: &str, path: &Path, err: io::Error) -> Self {
         match Escape::of(&err) {
             Some(escape) => Error::escape(Location::file(path), escape),
             None => Error::at(Location::file(path), format!("cannot {action}: {}", io_reason(&err))),
@@ -83,7 +82,7 @@ impl Error {
     }
 
     /// Wraps an I/O error on `path`, which the repository names at `at`.
-    pub fn io_at(at: Location, action: &str, path: &Path, err: std::io::Error) -> Self {
+    pub fn io_at(at: Location, action: &str, path: &Path, err: io::Error) -> Self {
         match Escape::of(&err) {
             Some(escape) => Error::escape(at, escape),
             None => Error::at(at, format!("cannot {action} {}: {}", path.display(), io_reason(&err))),
@@ -97,11 +96,42 @@ impl Error {
     }
 }
 
+/// A path that leads outside the directory it must stay in: the repository, or for a chart's
+/// files, the chart. Carried inside the `io::Error` that `Source` methods return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escape {
+    /// The path as the repository names it.
+    pub path: PathBuf,
+    /// Where it leads: a path on disk, or in the commit's tree.
+    pub resolved: PathBuf,
+    /// What it had to stay in (`the repository /src/deploy`, `chart `web` (charts/web)`).
+    pub within: String,
+}
+
+impl Escape {
+    pub fn into_io(self) -> io::Error {
+        io::Error::other(self)
+    }
+
+    /// The escape an error from a `Source` reports, if that is what it is.
+    pub fn of(err: &io::Error) -> Option<&Escape> {
+        err.get_ref()?.downcast_ref()
+    }
+}
+
+impl fmt::Display for Escape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} resolves to {}, outside {}", self.path.display(), self.resolved.display(), self.within)
+    }
+}
+
+impl std::error::Error for Escape {}
+
 /// The part of an I/O error worth showing, without Rust's "(os error 2)" suffix.
-pub(crate) fn io_reason(err: &std::io::Error) -> String {
+pub(crate) fn io_reason(err: &io::Error) -> String {
     match err.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => {
             let text = err.to_string();
             let text = text.find(" (os error").map_or(text.as_str(), |i| &text[..i]);
@@ -129,28 +159,3 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-impl From<crate::secrets::SecretsError> for Error {
-    /// Secrets errors already name their file and never contain plaintext.
-    fn from(err: crate::secrets::SecretsError) -> Self {
-        use crate::secrets::SecretsError as S;
-        let help = match &err {
-            S::NoIdentity { .. } | S::WrongIdentity { .. } => Some(
-                "give weaver the age key with --identity FILE, WEAVER_AGE_KEY_FILE, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, \
-                 the environment's identityFile, or ~/.config/sops/age/keys.txt",
-            ),
-            _ => None,
-        };
-        let error = match &err {
-            // One location format for every file weaver reads.
-            S::Parse { path, line, column, message } => {
-                Error::at(Location::at(path, *line as u64, *column as u64), message.clone())
-            }
-            _ => Error::new(err.to_string()),
-        };
-        match help {
-            Some(help) => error.with_help(help),
-            None => error,
-        }
-    }
-}

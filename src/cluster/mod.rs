@@ -8,6 +8,7 @@ mod lock;
 mod objects;
 pub(crate) mod observe;
 mod rate_limit;
+mod ready;
 mod retry;
 mod wait;
 
@@ -24,8 +25,9 @@ pub(crate) use error::humanize;
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
 pub use objects::Deleted;
 pub use rate_limit::RequestRate;
+pub use ready::{Readiness, readiness};
 use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
-pub use wait::{NotReady, ObjectRef, Readiness, WaitOutcome, WaitProgress, readiness};
+pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
 use crate::error::{Error, Result};
 use crate::manifest::{MANAGER, api_group};

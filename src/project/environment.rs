@@ -264,7 +264,7 @@ impl PartialRelease {
     }
 
     fn finish(self, default_namespace: &str) -> Result<Release> {
-        validate_name(&self.name, "release", &self.at)?;
+        RELEASE_NAME.check(&self.name, &self.at)?;
         let Some((chart, chart_at)) = self.chart else {
             return Err(Error::at(self.at, format!("release `{}` has no `chart`", self.name))
                 .with_help("add `chart: <name>` naming a directory under charts/"));
@@ -355,7 +355,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         if let Some(cluster) = file.cluster {
             context = cluster.context.or(context);
             if let Some(name) = cluster.lock_namespace {
-                validate_namespace(&name.value, &location(&file_path, &name.referenced))?;
+                NAMESPACE_NAME.check(&name.value, &location(&file_path, &name.referenced))?;
                 lock_namespace = Some(name.value);
             }
         }
@@ -413,29 +413,36 @@ fn path_ref(file: &Path, spanned: Spanned<String>) -> PathRef {
     PathRef { path: PathBuf::from(&spanned.value), at: location(file, &spanned.referenced) }
 }
 
-/// Release names become parts of object names (`weaver.<release>.v<N>`) and label values.
-fn validate_name(name: &str, what: &str, at: &Location) -> Result<()> {
-    if name.len() <= 53 && crate::manifest::is_dns1123_label(name) {
-        Ok(())
-    } else {
-        Err(Error::at(at.clone(), format!("invalid {what} name `{name}`"))
-            .with_help("use at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit"))
-    }
+/// A name that must be an RFC 1123 label: one check, with each kind's length and wording.
+struct LabelRule {
+    what: &'static str,
+    max: usize,
+    rule: &'static str,
 }
 
-/// A namespace name is a DNS label (RFC 1123).
-fn validate_namespace(name: &str, at: &Location) -> Result<()> {
-    if crate::manifest::is_dns1123_label(name) {
-        Ok(())
-    } else {
-        Err(Error::at(at.clone(), format!("invalid namespace name `{name}`"))
-            .with_help(format!("a namespace name must be {}", crate::manifest::DNS1123_LABEL)))
+/// Release names become parts of object names (`weaver.<release>.v<N>`) and label values.
+const RELEASE_NAME: LabelRule = LabelRule {
+    what: "release",
+    max: 53,
+    rule: "at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit",
+};
+
+const NAMESPACE_NAME: LabelRule = LabelRule { what: "namespace", max: 63, rule: crate::manifest::DNS1123_LABEL };
+
+impl LabelRule {
+    fn check(&self, name: &str, at: &Location) -> Result<()> {
+        if name.len() <= self.max && crate::manifest::is_dns1123_label(name) {
+            Ok(())
+        } else {
+            Err(Error::at(at.clone(), format!("invalid {} name `{name}`", self.what))
+                .with_help(format!("use {}", self.rule)))
+        }
     }
 }
 
 /// A `namespace:` field's value, once validated.
 fn located_namespace(file: &Path, spanned: Spanned<String>) -> Result<String> {
-    validate_namespace(&spanned.value, &location(file, &spanned.referenced))?;
+    NAMESPACE_NAME.check(&spanned.value, &location(file, &spanned.referenced))?;
     Ok(spanned.value)
 }
 

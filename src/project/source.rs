@@ -7,10 +7,10 @@
 //! [`Escape`], never read. Repository content comes from untrusted pull requests in CI, and
 //! whatever weaver reads can end up in rendered output (Argo CD's CVE-2022-24348).
 
-use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+pub use crate::error::Escape;
 use crate::error::{Error, Location, Result};
 
 /// One entry of a directory listing.
@@ -19,37 +19,6 @@ pub struct Entry {
     pub name: String,
     pub is_dir: bool,
 }
-
-/// A path that leads outside the directory it must stay in: the repository, or for a chart's
-/// files, the chart. Carried inside the `io::Error` that [`Source`] methods return.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Escape {
-    /// The path as the repository names it.
-    pub path: PathBuf,
-    /// Where it leads: a path on disk, or in the commit's tree.
-    pub resolved: PathBuf,
-    /// What it had to stay in (`the repository /src/deploy`, `chart `web` (charts/web)`).
-    pub within: String,
-}
-
-impl Escape {
-    pub fn into_io(self) -> io::Error {
-        io::Error::other(self)
-    }
-
-    /// The escape an error from a [`Source`] reports, if that is what it is.
-    pub fn of(err: &io::Error) -> Option<&Escape> {
-        err.get_ref()?.downcast_ref()
-    }
-}
-
-impl fmt::Display for Escape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} resolves to {}, outside {}", self.path.display(), self.resolved.display(), self.within)
-    }
-}
-
-impl std::error::Error for Escape {}
 
 /// Read-only access to the repository's files. Implementations resolve every path with
 /// [`Source::resolve`] and refuse one that leads outside the repository with an [`Escape`].

@@ -7,6 +7,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::error::Location;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("{}: {}", path.display(), crate::error::io_reason(source))]
@@ -117,6 +119,31 @@ impl fmt::Display for Recipients<'_> {
             f.write_str("age recipients that the file does not name")
         } else {
             f.write_str(&self.0.join(", "))
+        }
+    }
+}
+
+impl From<SecretsError> for crate::Error {
+    /// Secrets errors already name their file and never contain plaintext.
+    fn from(err: SecretsError) -> Self {
+        use SecretsError as S;
+        let help = match &err {
+            S::NoIdentity { .. } | S::WrongIdentity { .. } => Some(
+                "give weaver the age key with --identity FILE, WEAVER_AGE_KEY_FILE, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, \
+                 the environment's identityFile, or ~/.config/sops/age/keys.txt",
+            ),
+            _ => None,
+        };
+        let error = match &err {
+            // One location format for every file weaver reads.
+            S::Parse { path, line, column, message } => {
+                crate::Error::at(Location::at(path, *line as u64, *column as u64), message.clone())
+            }
+            _ => crate::Error::new(err.to_string()),
+        };
+        match help {
+            Some(help) => error.with_help(help),
+            None => error,
         }
     }
 }

@@ -174,6 +174,12 @@ fn choose_style(s: &str, allow_literal: bool) -> Style {
     if plain && !is_reserved_word(s) && !looks_numeric(s, numeric_chars) { Style::Plain } else { Style::Single }
 }
 
+/// Whether `s` may be written plain on one line: it reads back as exactly this string under
+/// YAML 1.1 and 1.2. The one plain-scalar rule, for the render emitter and the SOPS writer.
+pub(crate) fn is_plain_safe(s: &str) -> bool {
+    matches!(choose_style(s, false), Style::Plain)
+}
+
 fn is_reserved_word(s: &str) -> bool {
     s.len() <= 5 && RESERVED_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
 }
@@ -193,7 +199,7 @@ fn looks_numeric(s: &str, numeric_chars: bool) -> bool {
 
 /// Characters that must be escaped: C0/C1 controls other than tab and newline,
 /// YAML 1.1 line breaks (NEL is also C1, LS, PS), the BOM and non-characters.
-fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     matches!(
         c,
         '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}'
@@ -295,6 +301,13 @@ mod tests {
         let mut map = Map::new();
         map.insert(s.to_owned(), json!("v"));
         assert_eq!(to_yaml_string(&Value::Object(map)), format!("{expected}: v\n"), "key {s:?}");
+    }
+
+    /// Checks each string renders as `expected` as the value of key `k`.
+    fn check_values(cases: &[(&str, &str)]) {
+        for (s, expected) in cases {
+            assert_eq!(to_yaml_string(&json!({ "k": s })), *expected, "{s:?}");
+        }
     }
 
     fn single_quoted(s: &str) -> String {
@@ -466,29 +479,35 @@ mod tests {
 
     #[test]
     fn multi_line_values_that_cannot_be_literal_are_double_quoted() {
-        assert_eq!(to_yaml_string(&json!({ "k": "\n" })), "k: \"\\n\"\n");
-        assert_eq!(to_yaml_string(&json!({ "k": " \n\t\n" })), "k: \" \\n\\t\\n\"\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\r\nb" })), "k: \"a\\r\\nb\"\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\nb\u{7}" })), "k: \"a\\nb\\x07\"\n");
+        check_values(&[
+            ("\n", "k: \"\\n\"\n"),
+            (" \n\t\n", "k: \" \\n\\t\\n\"\n"),
+            ("a\r\nb", "k: \"a\\r\\nb\"\n"),
+            ("a\nb\u{7}", "k: \"a\\nb\\x07\"\n"),
+        ]);
     }
 
     #[test]
     fn literal_block_chomping() {
-        assert_eq!(to_yaml_string(&json!({ "k": "a\nb" })), "k: |-\n  a\n  b\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\nb\n" })), "k: |\n  a\n  b\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\nb\n\n" })), "k: |+\n  a\n  b\n\n");
+        check_values(&[
+            ("a\nb", "k: |-\n  a\n  b\n"),
+            ("a\nb\n", "k: |\n  a\n  b\n"),
+            ("a\nb\n\n", "k: |+\n  a\n  b\n\n"),
+            ("a\n\nb", "k: |-\n  a\n\n  b\n"),
+        ]);
         assert_eq!(to_yaml_string(&json!({ "k": "a\n\n\n", "z": 1 })), "k: |+\n  a\n\n\nz: 1\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "a\n\nb" })), "k: |-\n  a\n\n  b\n");
     }
 
     #[test]
     fn literal_block_indentation_indicator() {
-        assert_eq!(to_yaml_string(&json!({ "k": " a\nb" })), "k: |2-\n   a\n  b\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "\n  a\n" })), "k: |2\n\n    a\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "\tx\ny\n\n" })), "k: |2+\n  \tx\n  y\n\n");
-        assert_eq!(to_yaml_string(&json!({ "k": "  \nx" })), "k: |2-\n    \n  x\n");
-        // Later indented lines and trailing spaces need nothing special.
-        assert_eq!(to_yaml_string(&json!({ "k": "a \n  b\n" })), "k: |\n  a \n    b\n");
+        check_values(&[
+            (" a\nb", "k: |2-\n   a\n  b\n"),
+            ("\n  a\n", "k: |2\n\n    a\n"),
+            ("\tx\ny\n\n", "k: |2+\n  \tx\n  y\n\n"),
+            ("  \nx", "k: |2-\n    \n  x\n"),
+            // Later indented lines and trailing spaces need nothing special.
+            ("a \n  b\n", "k: |\n  a \n    b\n"),
+        ]);
     }
 
     #[test]

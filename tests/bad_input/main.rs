@@ -11,6 +11,7 @@ mod actions;
 mod common;
 mod confine;
 mod keyed_lists;
+mod names;
 
 mod cli;
 

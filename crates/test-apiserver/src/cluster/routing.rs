@@ -1,0 +1,177 @@
+//! Routing: a request's path to discovery, or to a resource, namespace, name and subresource,
+//! then to the verb's handler (kube-apiserver's `endpoints/installer.go`), and the
+//! ServiceAccount `token` subresource (TokenRequest). Authorization is `crate::auth`'s.
+
+use super::{ApiRequest, ApiResponse, Cluster, meta_str, metadata_only};
+use crate::auth::{self, IssuedToken};
+use crate::discovery;
+use crate::error::ApiError;
+use crate::resources::Resource;
+use crate::util;
+use serde_json::{Value, json};
+
+/// A routed resource request.
+pub(super) struct Target {
+    pub(super) res: Resource,
+    pub(super) ns: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) sub: Option<String>,
+}
+
+impl Cluster {
+    pub fn handle(&mut self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+        let get_only = |r: Result<ApiResponse, ApiError>| {
+            if req.method == "GET" {
+                r
+            } else {
+                Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"))
+            }
+        };
+        let aggregated = discovery::aggregated_version(req.accept.as_deref());
+        match segs.as_slice() {
+            ["version"] => get_only(Ok(ApiResponse::json(
+                200,
+                &json!({"major": "1", "minor": "35", "gitVersion": "v1.35.0-weaver-fake", "gitCommit": "", "gitTreeState": "clean",
+                    "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.25", "compiler": "gc", "platform": "linux/amd64"}),
+            ))),
+            ["healthz" | "livez" | "readyz"] => get_only(Ok(ApiResponse {
+                status: 200,
+                content_type: "text/plain; charset=utf-8".into(),
+                body: b"ok".to_vec(),
+                warnings: Vec::new(),
+            })),
+            ["api"] | ["apis"] => get_only(Ok(match aggregated {
+                Some(v) => {
+                    let mut r =
+                        ApiResponse::json(200, &discovery::aggregated(&self.all_resources(), segs[0] == "api", v));
+                    r.content_type = discovery::aggregated_content_type(v);
+                    r
+                }
+                None if segs[0] == "api" => ApiResponse::json(200, &discovery::api_versions()),
+                None => ApiResponse::json(200, &discovery::api_group_list(&self.all_resources())),
+            })),
+            ["api", "v1"] => get_only(
+                discovery::api_resource_list(&self.all_resources(), "", "v1")
+                    .map(|v| ApiResponse::json(200, &v))
+                    .ok_or_else(ApiError::no_route),
+            ),
+            ["apis", g] => get_only(
+                discovery::api_group(&self.all_resources(), g)
+                    .map(|v| ApiResponse::json(200, &v))
+                    .ok_or_else(ApiError::no_route),
+            ),
+            ["apis", g, v] => get_only(
+                discovery::api_resource_list(&self.all_resources(), g, v)
+                    .map(|v| ApiResponse::json(200, &v))
+                    .ok_or_else(ApiError::no_route),
+            ),
+            ["api", "v1", rest @ ..] => self.resource_request(req, "", "v1", rest),
+            ["apis", g, v, rest @ ..] => self.resource_request(req, g, v, rest),
+            _ => Err(ApiError::no_route()),
+        }
+    }
+
+    /// Resolves `…/[namespaces/<ns>/]<plural>[/<name>[/<sub>]]`.
+    pub(super) fn route(&self, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
+        let namespace_sub = rest.len() == 3 && rest[0] == "namespaces" && matches!(rest[2], "status" | "finalize");
+        let (ns, rest) = if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_sub {
+            (Some(rest[1].to_string()), &rest[2..])
+        } else {
+            (None, rest)
+        };
+        let (plural, name, sub) = match rest {
+            [p] => (*p, None, None),
+            [p, n] => (*p, Some(n.to_string()), None),
+            [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
+            _ => return Err(ApiError::no_route()),
+        };
+        let res = self.find(group, version, plural).ok_or_else(ApiError::no_route)?.clone();
+        if (!res.namespaced && ns.is_some()) || (res.namespaced && ns.is_none() && name.is_some()) {
+            return Err(ApiError::no_route());
+        }
+        if let Some(s) = &sub {
+            let ok = (s == "status" && res.status_subresource) || (s == "token" && res.is("", "ServiceAccount"));
+            if !ok {
+                return Err(ApiError::no_route());
+            }
+        }
+        Ok(Target { res, ns, name, sub })
+    }
+
+    fn resource_request(
+        &mut self,
+        req: &ApiRequest,
+        group: &str,
+        version: &str,
+        rest: &[&str],
+    ) -> Result<ApiResponse, ApiError> {
+        let Target { res, ns, name, sub } = self.route(group, version, rest)?;
+        let ns_str = ns.clone().unwrap_or_default();
+        match (req.method.as_str(), &name, sub.as_deref()) {
+            ("GET", None, None) => self.list(req, &res, ns.as_deref()),
+            ("GET", Some(n), None | Some("status")) => {
+                let obj =
+                    self.objects.get(&Self::key(&res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
+                Ok(ApiResponse::json(200, &metadata_only(req, Self::present(&res, obj))))
+            }
+            ("POST", None, None) => self.create(req, &res, ns),
+            ("POST", Some(n), Some("token")) => self.token_request(req, &res, &ns_str, n),
+            ("PUT", Some(n), s) => self.update(req, &res, ns, n, s),
+            ("PATCH", Some(n), s) => self.patch(req, &res, ns, n, s),
+            ("DELETE", Some(n), None) => self.delete(req, &res, &ns_str, n),
+            ("DELETE", None, None) => self.delete_collection(req, &res, ns.as_deref()),
+            _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        }
+    }
+
+    /// `serviceaccounts/<name>/token`: TokenRequest. The token authenticates as
+    /// the ServiceAccount until it expires or the ServiceAccount (by uid) is gone.
+    fn token_request(
+        &mut self,
+        req: &ApiRequest,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let body = Self::decode(req)?;
+        let expiration = match &body["spec"]["expirationSeconds"] {
+            Value::Null => 3600,
+            v => v.as_i64().ok_or_else(|| {
+                ApiError::bad_request(format!("spec.expirationSeconds: expected an integer, got {v}"))
+            })?,
+        };
+        // Validation comes before the ServiceAccount lookup, as in `TokenREST.Create`.
+        let detail = if expiration < 600 {
+            Some("may not specify a duration less than 10 minutes")
+        } else if expiration > 1 << 32 {
+            Some("may not specify a duration larger than 2^32 seconds")
+        } else {
+            None
+        };
+        if let Some(detail) = detail {
+            let cause = crate::error::field::invalid("spec.expirationSeconds", &json!(expiration), detail);
+            return Err(ApiError::invalid("TokenRequest", "authentication.k8s.io", "", vec![cause]));
+        }
+        let sa = self.objects.get(&Self::key(res, ns, name)).ok_or_else(|| ApiError::not_found(&res.gr(), name))?;
+        let uid = meta_str(sa, "uid").to_string();
+        let audiences: Vec<String> = match body["spec"]["audiences"].as_array() {
+            Some(a) if !a.is_empty() => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+            _ => vec![auth::AUDIENCE.to_string()],
+        };
+        let token = auth::random_token();
+        let expires_at = util::in_seconds(expiration);
+        let expires = expires_at.parse().map_err(|e| ApiError::internal(format!("token expiry: {e}")))?;
+        self.tokens.insert(
+            token.clone(),
+            IssuedToken { namespace: ns.into(), name: name.into(), uid, expires, audiences: audiences.clone() },
+        );
+        let out = json!({
+            "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": util::now()},
+            "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": body["spec"]["boundObjectRef"].clone()},
+            "status": {"token": token, "expirationTimestamp": expires_at},
+        });
+        Ok(ApiResponse::json(201, &out))
+    }
+}

@@ -1,0 +1,7 @@
+//! YAML reading and writing for secrets files, with comments.
+
+mod read;
+mod write;
+
+pub(crate) use read::parse;
+pub(crate) use write::emit;

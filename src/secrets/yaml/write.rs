@@ -1,0 +1,239 @@
+//! Writing secrets YAML with its comments: go-yaml v3's layout with sops' indent of 4, quoting
+//! any string another parser could read as something else.
+
+use super::read::resolve_plain;
+use crate::secrets::tree::{Item, Mapping, Sequence, Value};
+use crate::yaml::emit::{is_plain_safe, needs_escape, write_double_quoted};
+
+pub(crate) fn emit(docs: &[Mapping]) -> String {
+    let mut out = String::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        if has_entries(doc) {
+            emit_map(&mut out, doc, 0, 4, None);
+        } else {
+            for item in doc {
+                if let Item::Comment(text) = item {
+                    line(&mut out, 0, &format!("#{text}"));
+                }
+            }
+            out.push_str("{}\n");
+        }
+    }
+    out
+}
+
+fn has_entries<K>(items: &[Item<K>]) -> bool {
+    items.iter().any(|i| matches!(i, Item::Entry { .. }))
+}
+
+fn line(out: &mut String, col: usize, text: &str) {
+    indent(out, col);
+    out.push_str(text);
+    out.push('\n');
+}
+
+fn indent(out: &mut String, col: usize) {
+    out.extend(std::iter::repeat_n(' ', col));
+}
+
+/// Keys at `key_col`, nested content at `child_col`. In a sequence item (`dash` is the dash's
+/// column) the first entry shares the `- ` line and comments before it go above that line.
+fn emit_map(out: &mut String, items: &Mapping, key_col: usize, child_col: usize, mut dash: Option<usize>) {
+    for item in items {
+        match item {
+            Item::Comment(text) => line(out, dash.unwrap_or(key_col), &format!("#{text}")),
+            Item::Entry { key, value, comment } => {
+                match dash.take() {
+                    Some(col) => {
+                        indent(out, col);
+                        out.push_str("- ");
+                    }
+                    None => indent(out, key_col),
+                }
+                out.push_str(&inline_string(key));
+                out.push(':');
+                emit_value(out, value, comment.as_deref(), child_col, child_col + 4);
+            }
+        }
+    }
+}
+
+fn emit_seq(out: &mut String, items: &Sequence, dash_col: usize) {
+    for item in items {
+        match item {
+            Item::Comment(text) => line(out, dash_col, &format!("#{text}")),
+            Item::Entry { value: Value::Map(map), comment, .. } if has_entries(map) => {
+                // A collection item has no line of its own to carry a comment: put it above.
+                if let Some(text) = comment {
+                    line(out, dash_col, &format!("#{text}"));
+                }
+                emit_map(out, map, dash_col + 2, dash_col + 4, Some(dash_col));
+            }
+            Item::Entry { value: value @ Value::Seq(seq), comment, .. } if has_entries(seq) => {
+                if let Some(text) = comment {
+                    line(out, dash_col, &format!("#{text}"));
+                }
+                indent(out, dash_col);
+                out.push('-');
+                emit_value(out, value, None, dash_col + 4, dash_col + 4);
+            }
+            Item::Entry { value, comment, .. } => {
+                indent(out, dash_col);
+                out.push('-');
+                emit_value(out, value, comment.as_deref(), dash_col + 4, dash_col + 4);
+            }
+        }
+    }
+}
+
+/// Writes what follows `key:` or `-`: an inline scalar (or block scalar), or a newline and an
+/// indented collection at `child_col` (mapping children at `grandchild_col`).
+fn emit_value(out: &mut String, value: &Value, comment: Option<&str>, child_col: usize, grandchild_col: usize) {
+    let suffix = comment.map(|c| format!(" #{c}")).unwrap_or_default();
+    match value {
+        Value::Map(items) if has_entries(items) => {
+            out.push_str(&suffix);
+            out.push('\n');
+            emit_map(out, items, child_col, grandchild_col, None);
+        }
+        Value::Seq(items) if has_entries(items) => {
+            out.push_str(&suffix);
+            out.push('\n');
+            emit_seq(out, items, child_col);
+        }
+        // Empty collections have no block form; comments inside them go after the line.
+        Value::Map(items) => {
+            out.push_str(&format!(" {{}}{suffix}\n"));
+            emit_comments(out, items, child_col);
+        }
+        Value::Seq(items) => {
+            out.push_str(&format!(" []{suffix}\n"));
+            emit_comments(out, items, child_col);
+        }
+        Value::Str(s) if literal_ok(s) => {
+            let body = s.trim_end_matches('\n');
+            let trailing = s.len() - body.len();
+            out.push_str(match trailing {
+                0 => " |-",
+                1 => " |",
+                _ => " |+",
+            });
+            out.push_str(&suffix);
+            out.push('\n');
+            for text in body.split('\n') {
+                if text.is_empty() {
+                    out.push('\n');
+                } else {
+                    line(out, child_col, text);
+                }
+            }
+            for _ in 1..trailing {
+                out.push('\n');
+            }
+        }
+        scalar => {
+            out.push(' ');
+            out.push_str(&inline_scalar(scalar));
+            out.push_str(&suffix);
+            out.push('\n');
+        }
+    }
+}
+
+fn emit_comments<K>(out: &mut String, items: &[Item<K>], col: usize) {
+    for item in items {
+        if let Item::Comment(text) = item {
+            line(out, col, &format!("#{text}"));
+        }
+    }
+}
+
+fn inline_scalar(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) if f.is_nan() => ".nan".into(),
+        Value::Float(f) if f.is_infinite() => if *f > 0.0 { ".inf" } else { "-.inf" }.into(),
+        // Debug keeps a `.0` or an exponent, so the value reads back as a float.
+        Value::Float(f) => format!("{f:?}"),
+        Value::Str(s) => inline_string(s),
+        Value::Map(_) | Value::Seq(_) => unreachable!("collections are not inline scalars"),
+    }
+}
+
+/// A string on one line, quoted like go-yaml v3 does: double quotes when another reader
+/// could take it for a different type, plain when safe, else single quotes when possible.
+fn inline_string(s: &str) -> String {
+    if reads_as_other_type(s) {
+        double_quoted(s)
+    } else if is_plain_safe(s) {
+        s.to_owned()
+    } else if !s.chars().any(|c| needs_escape(c) || matches!(c, '\t' | '\n')) {
+        format!("'{}'", s.replace('\'', "''"))
+    } else {
+        double_quoted(s)
+    }
+}
+
+/// Empty, null/bool/number-like (also YAML 1.1 booleans), timestamp-like, or the merge key.
+fn reads_as_other_type(s: &str) -> bool {
+    const YAML11_BOOLS: &[&str] =
+        &["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"];
+    !matches!(resolve_plain(s), Value::Str(_)) || YAML11_BOOLS.contains(&s) || s == "<<" || looks_like_timestamp(s)
+}
+
+/// go-yaml quotes anything starting `YYYY-` so other readers don't see a timestamp.
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
+}
+
+/// A literal block (`|`) keeps multi-line text readable; it cannot carry a first line that
+/// starts with white space (it would set the indentation) or characters that need escapes.
+fn literal_ok(s: &str) -> bool {
+    let body = s.trim_end_matches('\n');
+    s.contains('\n')
+        && !body.is_empty()
+        && !s.chars().any(needs_escape)
+        && body.split('\n').find(|l| !l.is_empty()).is_some_and(|l| !l.starts_with([' ', '\t']))
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_double_quoted(&mut out, s);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: &str) -> Item<String> {
+        Item::Entry { key: key.into(), value: Value::Str(value.into()), comment: None }
+    }
+
+    /// Strings the render emitter would not write plain are quoted here too: a plain `=` is
+    /// YAML 1.1's value key (PyYAML refuses the file), `1.2.3` a number to some YAML 1.1
+    /// readers, a no-break space easily trimmed. The rest keeps go-yaml's choices: double
+    /// quotes for what reads as another type.
+    #[test]
+    fn plain_only_where_the_shared_rule_allows() {
+        let doc = vec![
+            entry("version", "1.2.3"),
+            entry("eq", "="),
+            entry("nbsp", "a\u{a0}"),
+            entry("word", "yes"),
+            entry("port", "8080"),
+            entry("date", "2024-01-01x"),
+            entry("image", "nginx:1.25"),
+            entry("said", "it's"),
+        ];
+        let expected = "version: '1.2.3'\neq: '='\nnbsp: 'a\u{a0}'\nword: \"yes\"\nport: \"8080\"\n\
+                        date: \"2024-01-01x\"\nimage: nginx:1.25\nsaid: it's\n";
+        assert_eq!(emit(&[doc]), expected);
+    }
+}

@@ -9,7 +9,7 @@
 //! or the current context of `WEAVER_BENCH_KUBECONFIG=FILE` (a scratch cluster: it creates
 //! namespaces `bench-cms*` and deletes them at the end). `WEAVER_BENCH_SYNCS` (200),
 //! `WEAVER_BENCH_TARGETS` (10), `WEAVER_BENCH_QPS` and `WEAVER_BENCH_BURST` (the operator's
-//! defaults, 20 and 30) and `WEAVER_BENCH_STEADY_SECS` (60) scale it.
+//! defaults, 50 and 300) and `WEAVER_BENCH_STEADY_SECS` (60) scale it.
 
 mod support;
 
@@ -124,8 +124,8 @@ fn free_port() -> u16 {
 fn main() {
     let syncs: usize = env_number("WEAVER_BENCH_SYNCS", 200);
     let targets: usize = env_number("WEAVER_BENCH_TARGETS", 10);
-    let qps: String = env_number("WEAVER_BENCH_QPS", "20".to_string());
-    let burst: String = env_number("WEAVER_BENCH_BURST", "30".to_string());
+    let qps: String = env_number("WEAVER_BENCH_QPS", "50".to_string());
+    let burst: String = env_number("WEAVER_BENCH_BURST", "300".to_string());
     let steady: u64 = env_number("WEAVER_BENCH_STEADY_SECS", 60);
     let (fake, kubeconfig) = support::cluster();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -133,10 +133,10 @@ pub struct OperatorRunArgs {
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_concurrent_reconciles: u16,
     /// Requests a second to the API server, on average (as client-go's QPS); tenants' writes count
-    #[arg(long, value_name = "QPS", default_value_t = 20.0, value_parser = positive_rate)]
+    #[arg(long, value_name = "QPS", default_value_t = 50.0, value_parser = positive_rate)]
     pub kube_api_qps: f64,
     /// Requests at once above that rate (as client-go's Burst)
-    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_burst: u32,
 }
 

@@ -4,6 +4,7 @@
 
 pub mod html;
 pub mod json;
+pub mod junit;
 pub mod markdown;
 
 use serde_json::Value;
@@ -99,18 +100,32 @@ pub fn missing_message(object: &ObjectDrift) -> String {
 
 /// Text for HTML content and double-quoted attributes.
 fn html_escape(text: &str) -> String {
+    escape_markup(text, Some("&#39;"))
+}
+
+/// `&`, `<` and `>` as entities, and with `apostrophe` (how to write `'`) both quotes too, for
+/// double- or single-quoted attributes: the one escaping of the HTML and XML reports.
+fn escape_markup(text: &str, apostrophe: Option<&str>) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+        match (c, apostrophe) {
+            ('&', _) => out.push_str("&amp;"),
+            ('<', _) => out.push_str("&lt;"),
+            ('>', _) => out.push_str("&gt;"),
+            ('"', Some(_)) => out.push_str("&quot;"),
+            ('\'', Some(apostrophe)) => out.push_str(apostrophe),
+            (c, _) => out.push(c),
         }
     }
     out
+}
+
+/// Why a release has nothing to compare.
+pub(crate) fn no_record(release: &crate::drift::ReleaseDrift, environment: &str) -> String {
+    format!(
+        "release `{}` has no deployed revision of environment `{environment}` in namespace {}: nothing to compare (never applied, or its release records were deleted)",
+        release.name, release.namespace
+    )
 }
 
 /// `apps/v1 Deployment shop/web`, `v1 Namespace shop`: an object as every command names it.

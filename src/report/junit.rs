@@ -1,0 +1,189 @@
+//! `weaver drift -o junit`: JUnit XML for CI dashboards (GitLab, Jenkins…).
+
+use super::{drift_lines, escape_markup, missing_message, no_record, object_name};
+use crate::drift::{ReleaseDrift, ReleaseState, Report, State};
+
+/// Text for XML content: markup characters escaped, and characters XML 1.0 cannot carry at
+/// all (most control characters) replaced.
+fn xml_text(text: &str) -> String {
+    escape_markup(&xml_chars(text), None)
+}
+
+/// `text` with the characters XML 1.0 cannot carry replaced by U+FFFD.
+fn xml_chars(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
+/// Text for a double-quoted XML attribute; whitespace escaped so parsers keep it.
+fn xml_attr(text: &str) -> String {
+    escape_markup(&xml_chars(text), Some("&apos;")).replace('\n', "&#10;").replace('\r', "&#13;").replace('\t', "&#9;")
+}
+
+/// JUnit XML: a testsuite per release, a testcase per object of its last deployed revision, a
+/// `<failure>` listing the drifted paths (or saying it is missing), and a skipped testcase for
+/// a release without a deployed revision.
+pub(crate) fn junit_report(report: &Report) -> String {
+    let summary = report.summary();
+    let skipped = |r: &ReleaseDrift| usize::from(r.state() == ReleaseState::NoRecord);
+    let total: usize = report.releases.iter().map(|r| r.objects.len() + skipped(r)).sum();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"{}\" tests=\"{total}\" failures=\"{}\" errors=\"0\" skipped=\"{}\">\n",
+        xml_attr(&format!("weaver drift {}", report.environment)),
+        summary.drifted + summary.missing,
+        summary.releases_without_record,
+    ));
+    for release in &report.releases {
+        let suite = format!("{}/{}", report.environment, release.name);
+        let failures = release.objects.iter().filter(|o| o.state != State::InSync).count();
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{}\">\n",
+            xml_attr(&suite),
+            release.objects.len() + skipped(release),
+            skipped(release),
+        ));
+        let mut properties = vec![
+            ("environment", report.environment.clone()),
+            ("release", release.name.clone()),
+            ("namespace", release.namespace.clone()),
+            ("context", report.context.clone()),
+        ];
+        if let Some(revision) = &release.revision {
+            properties.push(("revision", revision.number.to_string()));
+            properties.push(("revisionTime", revision.time.clone()));
+            if let Some(commit) = &revision.commit {
+                properties.push(("commit", commit.clone()));
+            }
+        }
+        out.push_str("    <properties>\n");
+        for (name, value) in properties {
+            out.push_str(&format!("      <property name=\"{name}\" value=\"{}\"/>\n", xml_attr(&value)));
+        }
+        out.push_str("    </properties>\n");
+        let testcase =
+            |name: &str| format!("    <testcase classname=\"{}\" name=\"{}\"", xml_attr(&suite), xml_attr(name));
+        if release.state() == ReleaseState::NoRecord {
+            out.push_str(&testcase("deployed revision"));
+            out.push_str(&format!(
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                xml_attr(&no_record(release, &report.environment))
+            ));
+        }
+        for object in &release.objects {
+            out.push_str(&testcase(&object_name(&object.api_version, &object.key)));
+            match object.state {
+                State::InSync => out.push_str("/>\n"),
+                State::Missing => out.push_str(&format!(
+                    ">\n      <failure type=\"missing\" message=\"{}\"/>\n    </testcase>\n",
+                    xml_attr(&missing_message(object))
+                )),
+                State::Drifted => {
+                    let revision = release.revision.as_ref().map_or(0, |r| r.number);
+                    let count = object.changes.len();
+                    let message =
+                        format!("{count} field{} drifted since revision {revision}", if count == 1 { "" } else { "s" });
+                    let body: Vec<String> = drift_lines(object)
+                        .into_iter()
+                        .map(|(path, values)| match values {
+                            Some((recorded, live)) => format!("{path}: {recorded} → {live}"),
+                            None => path,
+                        })
+                        .collect();
+                    out.push_str(&format!(
+                        ">\n      <failure type=\"drift\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                        xml_attr(&message),
+                        xml_text(&body.join("\n"))
+                    ));
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::ChangeOp;
+    use crate::drift::{FieldDrift, ObjectDrift, Revision};
+    use crate::manifest::ObjectKey;
+    use serde_json::json;
+
+    #[test]
+    fn xml_escapes_markup_quotes_whitespace_in_attributes_and_illegal_characters() {
+        assert_eq!(xml_text("a<b>&c \"d\" 'e'\n"), "a&lt;b&gt;&amp;c \"d\" 'e'\n");
+        assert_eq!(xml_attr("a<b>&c \"d\" 'e'\n\t"), "a&lt;b&gt;&amp;c &quot;d&quot; &apos;e&apos;&#10;&#9;");
+        assert_eq!(xml_text("bell\u{7}esc\u{1b}nul\u{0}"), "bell\u{FFFD}esc\u{FFFD}nul\u{FFFD}");
+    }
+
+    #[test]
+    fn junit_has_a_suite_per_release_and_a_case_per_object() {
+        let object = |name: &str, state, changes| ObjectDrift {
+            api_version: "v1".into(),
+            key: ObjectKey {
+                group: String::new(),
+                kind: "ConfigMap".into(),
+                namespace: Some("ns".into()),
+                name: name.into(),
+            },
+            state,
+            changes,
+            reason: None,
+        };
+        let change = FieldDrift {
+            path: "data[\"a<b\"]".into(),
+            op: ChangeOp::Replace,
+            recorded: Some(json!("x & y")),
+            live: Some(json!("</failure>")),
+            redacted: false,
+        };
+        let release = |name: &str, revision: Option<u32>, objects| ReleaseDrift {
+            name: name.into(),
+            namespace: "ns".into(),
+            installed: true,
+            revision: revision.map(|number| Revision { number, time: "t".into(), commit: None, dirty: None }),
+            objects,
+        };
+        let report = Report {
+            environment: "dev".into(),
+            context: "ctx\"1".into(),
+            server: "s".into(),
+            releases: vec![
+                release(
+                    "web",
+                    Some(4),
+                    vec![
+                        object("a", State::InSync, Vec::new()),
+                        object("b", State::Drifted, vec![change]),
+                        object("c", State::Missing, Vec::new()),
+                    ],
+                ),
+                release("redis", None, Vec::new()),
+            ],
+        };
+        let xml = junit_report(&report);
+        assert!(
+            xml.contains(
+                "<testsuites name=\"weaver drift dev\" tests=\"4\" failures=\"2\" errors=\"0\" skipped=\"1\">"
+            ),
+            "{xml}"
+        );
+        assert!(xml.contains("<testsuite name=\"dev/web\" tests=\"3\" failures=\"2\" errors=\"0\" skipped=\"0\">"));
+        assert!(xml.contains("<property name=\"context\" value=\"ctx&quot;1\"/>"));
+        assert!(xml.contains("<testcase classname=\"dev/web\" name=\"v1 ConfigMap ns/a\"/>"));
+        assert!(xml.contains(
+            "<failure type=\"drift\" message=\"1 field drifted since revision 4\">data[\"a&lt;b\"]: \"x &amp; y\" → \"&lt;/failure&gt;\"</failure>"
+        ), "{xml}");
+        assert!(xml.contains("<failure type=\"missing\" message=\"missing from the cluster\"/>"));
+        assert!(xml.contains("<testsuite name=\"dev/redis\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"1\">"));
+        assert!(xml.contains("<skipped message=\"release `redis` has no deployed revision"));
+    }
+}

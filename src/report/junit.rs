@@ -128,12 +128,7 @@ mod tests {
     fn junit_has_a_suite_per_release_and_a_case_per_object() {
         let object = |name: &str, state, changes| ObjectDrift {
             api_version: "v1".into(),
-            key: ObjectKey {
-                group: String::new(),
-                kind: "ConfigMap".into(),
-                namespace: Some("ns".into()),
-                name: name.into(),
-            },
+            key: ObjectKey::of(&json!({"kind": "ConfigMap", "metadata": {"namespace": "ns", "name": name}})),
             state,
             changes,
             reason: None,

@@ -3,41 +3,17 @@
 
 use std::process::ExitCode;
 
-use serde_json::json;
-
 use super::Ui;
 use crate::action::compare;
 use crate::cli::{ChangedArgs, GlobalArgs, ListFormat};
 use crate::error::Result;
-use crate::git::Revision;
+use crate::report::json::{ChangedReport, to_text};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ChangedArgs) -> Result<ExitCode> {
     let comparison = compare(&global.repo, (&args.base, "--base"), args.head.as_deref().map(|rev| (rev, "--head")))?;
     let changes = comparison.change_set()?;
     let output = match args.output {
-        ListFormat::Json => {
-            let revision = |r: Option<&Revision>| json!(r.map(|r| r.commit.to_string()));
-            let head = match &comparison.head {
-                Some(head) => json!({ "rev": head.spec, "commit": revision(Some(head)), "workingTree": false }),
-                None => {
-                    json!({ "rev": null, "commit": revision(comparison.working_tree_commit.as_ref()), "workingTree": true })
-                }
-            };
-            let releases: Vec<_> = changes
-                .releases
-                .iter()
-                .map(|r| {
-                    json!({ "environment": r.environment, "release": r.release, "status": r.status.as_str(), "paths": r.paths })
-                })
-                .collect();
-            let value = json!({
-                "base": { "rev": comparison.base.spec, "commit": revision(Some(&comparison.base)) },
-                "head": head,
-                "releases": releases,
-                "unattributed": changes.unattributed,
-            });
-            serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n"
-        }
+        ListFormat::Json => to_text(&ChangedReport::new(&comparison, &changes)),
         ListFormat::Text => {
             let head = match (&comparison.head, &comparison.working_tree_commit) {
                 (Some(head), _) => head.to_string(),

@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use serde_json::json;
-
 use super::Ui;
 use crate::action::open_project;
 use crate::cli::{EnvsArgs, GlobalArgs, ListFormat};
 use crate::error::Result;
+use crate::report::json::{EnvsReport, to_text};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
     let project = open_project(&global.repo, args.source.rev.as_deref())?;
@@ -16,25 +15,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
         environments.push(project.environment(&name)?);
     }
     let output = match args.output {
-        ListFormat::Json => {
-            let list: Vec<_> = environments
-                .iter()
-                .map(|e| {
-                    json!({
-                        "name": e.name,
-                        "abstract": e.is_abstract,
-                        "extends": e.files.get(1).and_then(|f| f.file_stem()).map(|s| s.to_string_lossy()),
-                        "context": e.context,
-                        "namespace": e.namespace,
-                        "releases": e.releases.iter().map(|r| json!({
-                            "name": r.name, "chart": r.chart, "namespace": r.namespace,
-                            "needs": r.needs, "labels": r.labels, "installed": r.installed,
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            serde_json::to_string_pretty(&json!({ "environments": list })).expect("JSON values serialize") + "\n"
-        }
+        ListFormat::Json => to_text(&EnvsReport::new(&environments)),
         ListFormat::Text => {
             let mut rows = vec![["ENVIRONMENT", "RELEASE", "CHART", "NAMESPACE", "NEEDS"].map(String::from).to_vec()];
             for env in &environments {

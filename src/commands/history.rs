@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use serde_json::json;
-
 use super::{Ui, block_on, connect_options, table, write_stdout};
 use crate::action::history::{History, HistoryOptions, history};
 use crate::cli::{GlobalArgs, HistoryArgs, ListFormat};
 use crate::error::Result;
 use crate::release_record::{Record, Status};
+use crate::report::json::{HistoryReport, to_text};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &HistoryArgs) -> Result<ExitCode> {
     let options = HistoryOptions {
@@ -19,31 +18,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HistoryArgs) -> Result<ExitCode>
     };
     let History { env, release, records } = block_on(history(&options, &|p| ui.progress(p)))?;
     let text = match args.output {
-        ListFormat::Json => {
-            let revisions: Vec<_> = records
-                .iter()
-                .map(|r| {
-                    json!({
-                        "revision": r.revision,
-                        "status": r.status.as_str(),
-                        "time": r.time,
-                        "commit": r.commit,
-                        "dirty": r.dirty,
-                        "rollbackOf": r.rollback_of,
-                        "objects": r.objects.len(),
-                        "applied": r.objects.iter().filter(|o| o.applied).count(),
-                    })
-                })
-                .collect();
-            let value = json!({
-                "schemaVersion": 1,
-                "environment": env.name,
-                "release": release.name,
-                "namespace": release.namespace,
-                "revisions": revisions,
-            });
-            serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n"
-        }
+        ListFormat::Json => to_text(&HistoryReport::new(&env, &release, &records)),
         ListFormat::Text if records.is_empty() => {
             format!("release `{}` has no recorded revision in namespace {}\n", release.name, release.namespace)
         }

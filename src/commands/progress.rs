@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Value, json};
 
 use super::{Style, Ui, write_stdout};
 use crate::action;
@@ -24,6 +23,7 @@ use crate::apply::{ApplyOptions, Event, ObjectResult, Outcome, Report};
 use crate::cli::ListFormat;
 use crate::cluster::{WaitOutcome, WaitProgress, humanize};
 use crate::error::{Error, Result};
+use crate::report::json::{ApplyReport, to_text};
 
 /// How often plain output repeats a message that keeps changing.
 const STILL_EVERY: Duration = Duration::from_secs(10);
@@ -305,11 +305,7 @@ fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOption
             let dry = if options.dry_run { " (server dry run: nothing was changed)" } else { "" };
             format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("Apply summary: {summary}{dry}")))
         }
-        ListFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&json_report(report, options)).expect("reports serialize");
-            text.push('\n');
-            text
-        }
+        ListFormat::Json => to_text(&ApplyReport::new(report, options)),
     };
     write_stdout(ui.redactor.redact(&text).as_bytes())?;
     if !report.failed() {
@@ -328,50 +324,6 @@ fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOption
     Err(Error::new(format!("the apply of environment `{}` {cause}: {summary}", options.environment)).with_help(
         format!("releases not fully applied: {}; the lines above say what was and was not applied", failed.join(", ")),
     ))
-}
-
-/// The `-o json` document (schema in the README, "Apply").
-fn json_report(report: &Report, options: &ApplyOptions) -> Value {
-    let releases: Vec<Value> = report
-        .releases
-        .iter()
-        .map(|release| {
-            let objects: Vec<Value> = release
-                .objects
-                .iter()
-                .map(|o| {
-                    json!({
-                        "apiVersion": o.api_version,
-                        "kind": o.key.kind,
-                        "namespace": o.key.namespace,
-                        "name": o.key.name,
-                        "result": o.outcome,
-                        "message": o.message,
-                    })
-                })
-                .collect();
-            json!({
-                "name": release.name,
-                "namespace": release.namespace,
-                "revision": release.revision,
-                "status": release.status.map(|s| s.as_str()),
-                "rollbackOf": release.rollback_of,
-                "error": release.error,
-                "objects": objects,
-            })
-        })
-        .collect();
-    json!({
-        "schemaVersion": 1,
-        "environment": options.environment,
-        "dryRun": options.dry_run,
-        "commit": options.commit,
-        "dirty": options.dirty,
-        "interrupted": report.interrupted,
-        "failed": report.failed(),
-        "summary": report.totals(),
-        "releases": releases,
-    })
 }
 
 #[cfg(test)]

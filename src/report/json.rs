@@ -1,12 +1,21 @@
-//! The JSON reports of `weaver diff` and `weaver drift`. Their schemas are documented in the
-//! README ("Diff → JSON output", "Drift → JSON output"): these types are that schema, so fields
-//! may be added within a schema version, never renamed or removed.
+//! The JSON reports (`-o json`) of `diff`, `drift`, `apply` and `rollback`, `history`, `changed`
+//! and `envs`. Their schemas are documented in the README ("Diff → JSON output", "Drift → JSON
+//! output", "`weaver apply -o json`", history, "Git"): these types are that schema, so fields may
+//! be added within a schema version, never renamed or removed.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::{DiffContext, object_diff};
+use crate::apply::{ApplyOptions, Outcome, Report as ApplyResults, Totals};
 use crate::diff::{Action, Change, Plan, Summary as PlanSummary};
 use crate::drift::{FieldDrift, ReleaseState, Report, State, Summary as DriftSummary};
+use crate::git::{ChangeSet, Comparison, Revision};
+use crate::project::{Environment, Release};
+use crate::release_record::{Record, Status};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,6 +174,251 @@ impl<'a> DriftReport<'a> {
             summary: report.summary(),
             releases,
         }
+    }
+}
+
+/// `weaver apply -o json` and `weaver rollback -o json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport<'a> {
+    pub schema_version: u32,
+    pub environment: &'a str,
+    pub dry_run: bool,
+    pub commit: Option<&'a str>,
+    pub dirty: Option<bool>,
+    pub interrupted: bool,
+    pub failed: bool,
+    pub summary: Totals,
+    pub releases: Vec<ApplyRelease<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyRelease<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub revision: Option<u32>,
+    pub status: Option<Status>,
+    pub rollback_of: Option<u32>,
+    pub error: Option<&'a str>,
+    pub objects: Vec<ApplyObject<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyObject<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub result: Outcome,
+    pub message: Option<&'a str>,
+}
+
+impl<'a> ApplyReport<'a> {
+    pub fn new(report: &'a ApplyResults, options: &'a ApplyOptions) -> ApplyReport<'a> {
+        let releases = report
+            .releases
+            .iter()
+            .map(|release| ApplyRelease {
+                name: &release.name,
+                namespace: &release.namespace,
+                revision: release.revision,
+                status: release.status,
+                rollback_of: release.rollback_of,
+                error: release.error.as_deref(),
+                objects: release
+                    .objects
+                    .iter()
+                    .map(|o| ApplyObject {
+                        api_version: &o.api_version,
+                        kind: &o.key.kind,
+                        namespace: o.key.namespace.as_deref(),
+                        name: &o.key.name,
+                        result: o.outcome,
+                        message: o.message.as_deref(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        ApplyReport {
+            schema_version: 1,
+            environment: &options.environment,
+            dry_run: options.dry_run,
+            commit: options.commit.as_deref(),
+            dirty: options.dirty,
+            interrupted: report.interrupted,
+            failed: report.failed(),
+            summary: report.totals(),
+            releases,
+        }
+    }
+}
+
+/// `weaver history -o json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryReport<'a> {
+    pub schema_version: u32,
+    pub environment: &'a str,
+    pub release: &'a str,
+    pub namespace: &'a str,
+    pub revisions: Vec<HistoryRevision<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRevision<'a> {
+    pub revision: u32,
+    pub status: Status,
+    pub time: &'a str,
+    pub commit: Option<&'a str>,
+    pub dirty: Option<bool>,
+    pub rollback_of: Option<u32>,
+    /// How many objects the revision has, and how many of them its apply got into the cluster.
+    pub objects: usize,
+    pub applied: usize,
+}
+
+impl<'a> HistoryReport<'a> {
+    pub fn new(env: &'a Environment, release: &'a Release, records: &'a [Record]) -> HistoryReport<'a> {
+        HistoryReport {
+            schema_version: 1,
+            environment: &env.name,
+            release: &release.name,
+            namespace: &release.namespace,
+            revisions: records
+                .iter()
+                .map(|r| HistoryRevision {
+                    revision: r.revision,
+                    status: r.status,
+                    time: &r.time,
+                    commit: r.commit.as_deref(),
+                    dirty: r.dirty,
+                    rollback_of: r.rollback_of,
+                    objects: r.objects.len(),
+                    applied: r.objects.iter().filter(|o| o.applied).count(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `weaver changed -o json`.
+#[derive(Debug, Serialize)]
+pub struct ChangedReport<'a> {
+    pub base: ChangedBase<'a>,
+    pub head: ChangedHead<'a>,
+    pub releases: Vec<ChangedRelease<'a>>,
+    pub unattributed: &'a [PathBuf],
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangedBase<'a> {
+    pub rev: &'a str,
+    pub commit: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangedHead<'a> {
+    /// Null for the working tree.
+    pub rev: Option<&'a str>,
+    /// Null for the working tree of a repository with no commit yet.
+    pub commit: Option<String>,
+    pub working_tree: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangedRelease<'a> {
+    pub environment: &'a str,
+    pub release: &'a str,
+    pub status: &'static str,
+    pub paths: &'a [PathBuf],
+}
+
+impl<'a> ChangedReport<'a> {
+    pub fn new(comparison: &'a Comparison, changes: &'a ChangeSet) -> ChangedReport<'a> {
+        let commit = |r: &Revision| r.commit.to_string();
+        let head = match &comparison.head {
+            Some(head) => ChangedHead { rev: Some(&head.spec), commit: Some(commit(head)), working_tree: false },
+            None => ChangedHead {
+                rev: None,
+                commit: comparison.working_tree_commit.as_ref().map(commit),
+                working_tree: true,
+            },
+        };
+        ChangedReport {
+            base: ChangedBase { rev: &comparison.base.spec, commit: commit(&comparison.base) },
+            head,
+            releases: changes
+                .releases
+                .iter()
+                .map(|r| ChangedRelease {
+                    environment: &r.environment,
+                    release: &r.release,
+                    status: r.status.as_str(),
+                    paths: &r.paths,
+                })
+                .collect(),
+            unattributed: &changes.unattributed,
+        }
+    }
+}
+
+/// `weaver envs -o json`.
+#[derive(Debug, Serialize)]
+pub struct EnvsReport<'a> {
+    pub environments: Vec<EnvsEnvironment<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvsEnvironment<'a> {
+    pub name: &'a str,
+    #[serde(rename = "abstract")]
+    pub is_abstract: bool,
+    /// The environment it extends directly (its file's stem), if any.
+    pub extends: Option<Cow<'a, str>>,
+    pub context: Option<&'a str>,
+    pub namespace: &'a str,
+    pub releases: Vec<EnvsRelease<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvsRelease<'a> {
+    pub name: &'a str,
+    pub chart: &'a str,
+    pub namespace: &'a str,
+    pub needs: &'a [String],
+    pub labels: &'a BTreeMap<String, String>,
+    pub installed: bool,
+}
+
+impl<'a> EnvsReport<'a> {
+    pub fn new(environments: &'a [Environment]) -> EnvsReport<'a> {
+        let environments = environments
+            .iter()
+            .map(|e| EnvsEnvironment {
+                name: &e.name,
+                is_abstract: e.is_abstract,
+                extends: e.files.get(1).and_then(|f| f.file_stem()).map(|s| s.to_string_lossy()),
+                context: e.context.as_deref(),
+                namespace: &e.namespace,
+                releases: e
+                    .releases
+                    .iter()
+                    .map(|r| EnvsRelease {
+                        name: &r.name,
+                        chart: &r.chart,
+                        namespace: &r.namespace,
+                        needs: &r.needs,
+                        labels: &r.labels,
+                        installed: r.installed,
+                    })
+                    .collect(),
+            })
+            .collect();
+        EnvsReport { environments }
     }
 }
 

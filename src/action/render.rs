@@ -58,7 +58,8 @@ pub struct Selected {
 impl Selected {
     /// The selected releases, as `env` defines them.
     pub fn releases(&self) -> Vec<&Release> {
-        self.env.releases.iter().filter(|r| self.releases.contains(&r.name)).collect()
+        let selected: BTreeSet<&str> = self.releases.iter().map(String::as_str).collect();
+        self.env.releases.iter().filter(|r| selected.contains(r.name.as_str())).collect()
     }
 }
 

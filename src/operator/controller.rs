@@ -431,7 +431,7 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
         let api: Api<ConfigMap> = Api::namespaced(tenant.clone(), &namespace);
         let seen = match api.get_opt(&sync.spec.source.name).await {
             Err(kube::Error::Api(status)) if status.code == 403 => plan::Seen::Forbidden(status.message),
-            other => plan::Seen::Readable(other?),
+            other => plan::Seen::Readable(other?.map(Box::new)),
         };
         targets.insert(namespace, seen);
     }

@@ -37,7 +37,7 @@ pub struct Observed<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
     /// The ConfigMap of the source's name there, if any.
-    Readable(Option<ConfigMap>),
+    Readable(Option<Box<ConfigMap>>),
     /// The API server's answer.
     Forbidden(String),
 }
@@ -153,7 +153,7 @@ pub fn plan(observed: &Observed) -> Plan {
     let existing: BTreeSet<String> = observed.namespaces.iter().map(|ns| ns.name_any()).collect();
     let targets = target_namespaces(sync, observed.namespaces);
     let live_in = |namespace: &str| match observed.targets.get(namespace) {
-        Some(Seen::Readable(live)) => live.as_ref(),
+        Some(Seen::Readable(live)) => live.as_deref(),
         _ => None,
     };
 
@@ -252,7 +252,13 @@ mod tests {
                 let seen = if forbidden.contains(&ns.as_str()) {
                     Seen::Forbidden("configmaps is forbidden".into())
                 } else {
-                    Seen::Readable(existing.iter().find(|cm| cm.namespace().as_deref() == Some(ns.as_str())).cloned())
+                    Seen::Readable(
+                        existing
+                            .iter()
+                            .find(|cm| cm.namespace().as_deref() == Some(ns.as_str()))
+                            .cloned()
+                            .map(Box::new),
+                    )
                 };
                 (ns, seen)
             })

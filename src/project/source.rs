@@ -140,7 +140,7 @@ impl FsSource {
         let real = canonicalize_existing(&root.join(relative))?;
         // `.git` holds the clone's credentials (CI checkouts keep tokens in .git/config): it is
         // never repository content.
-        if real.starts_with(&root) && !real.starts_with(root.join(".git")) { Ok(real) } else { Err(escape(real)) }
+        if real.starts_with(root) && !real.starts_with(root.join(".git")) { Ok(real) } else { Err(escape(real)) }
     }
 }
 
@@ -204,7 +204,7 @@ impl Source for FsSource {
     fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
         let root = self.real_root()?;
         let real = self.real_path(path)?;
-        Ok(real.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default())
+        Ok(real.strip_prefix(root).map(Path::to_path_buf).unwrap_or_default())
     }
 
     fn describe(&self) -> String {

@@ -8,21 +8,10 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::demo::Demo;
+use common::eventually;
 use serde_json::{Value, json};
-
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
 
 /// `weaver operator run` as a separate process, killed when dropped.
 struct OperatorProcess(Child);

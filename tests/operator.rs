@@ -11,6 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::TestCluster;
+use common::eventually;
 use serde_json::{Value, json};
 use weaver::operator::controller::Role;
 
@@ -119,20 +120,6 @@ impl Drop for Operator {
         });
         let _ = self.shutdown.take().unwrap().send(());
         runtime.shutdown_timeout(Duration::from_secs(10));
-    }
-}
-
-/// Polls until `check` returns Some, for up to a minute (RBAC and caches settle within seconds
-/// on a real cluster); the panic says what was awaited and what was last seen.
-#[track_caller]
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last seen: {last}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
     }
 }
 

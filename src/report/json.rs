@@ -17,6 +17,23 @@ use crate::git::{ChangeSet, Comparison, Revision};
 use crate::project::{Environment, Release};
 use crate::release_record::{Record, Status};
 
+/// An object as every report names it: `apiVersion`, `kind`, `namespace` (null for
+/// cluster-scoped kinds) and `name`, in that order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectIdentity<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+impl<'a> ObjectIdentity<'a> {
+    fn new(api_version: &'a str, key: &'a crate::manifest::ObjectKey) -> Self {
+        ObjectIdentity { api_version, kind: &key.kind, namespace: key.namespace.as_deref(), name: &key.name }
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffReport<'a> {
@@ -36,10 +53,8 @@ pub struct DiffReport<'a> {
 pub struct DiffObject<'a> {
     pub action: Action,
     pub release: &'a str,
-    pub api_version: &'a str,
-    pub kind: &'a str,
-    pub namespace: Option<&'a str>,
-    pub name: &'a str,
+    #[serde(flatten)]
+    pub object: ObjectIdentity<'a>,
     pub changes: &'a [Change],
     /// The lines `diff` adds and removes (both 0 when unchanged).
     pub lines: LineCounts,
@@ -63,10 +78,7 @@ impl<'a> DiffReport<'a> {
                 DiffObject {
                     action: object.action,
                     release: &object.release,
-                    api_version: &object.api_version,
-                    kind: &object.key.kind,
-                    namespace: object.key.namespace.as_deref(),
-                    name: &object.key.name,
+                    object: ObjectIdentity::new(&object.api_version, &object.key),
                     changes: &object.changes,
                     lines: diff
                         .as_ref()
@@ -127,10 +139,8 @@ pub struct DriftRevision<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct DriftObject<'a> {
     pub state: State,
-    pub api_version: &'a str,
-    pub kind: &'a str,
-    pub namespace: Option<&'a str>,
-    pub name: &'a str,
+    #[serde(flatten)]
+    pub object: ObjectIdentity<'a>,
     pub reason: Option<&'a str>,
     pub changes: &'a [FieldDrift],
 }
@@ -156,10 +166,7 @@ impl<'a> DriftReport<'a> {
                     .iter()
                     .map(|object| DriftObject {
                         state: object.state,
-                        api_version: &object.api_version,
-                        kind: &object.key.kind,
-                        namespace: object.key.namespace.as_deref(),
-                        name: &object.key.name,
+                        object: ObjectIdentity::new(&object.api_version, &object.key),
                         reason: object.reason.as_deref(),
                         changes: &object.changes,
                     })
@@ -207,10 +214,8 @@ pub struct ApplyRelease<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyObject<'a> {
-    pub api_version: &'a str,
-    pub kind: &'a str,
-    pub namespace: Option<&'a str>,
-    pub name: &'a str,
+    #[serde(flatten)]
+    pub object: ObjectIdentity<'a>,
     pub result: Outcome,
     pub message: Option<&'a str>,
 }
@@ -231,10 +236,7 @@ impl<'a> ApplyReport<'a> {
                     .objects
                     .iter()
                     .map(|o| ApplyObject {
-                        api_version: &o.api_version,
-                        kind: &o.key.kind,
-                        namespace: o.key.namespace.as_deref(),
-                        name: &o.key.name,
+                        object: ObjectIdentity::new(&o.api_version, &o.key),
                         result: o.outcome,
                         message: o.message.as_deref(),
                     })

@@ -151,3 +151,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn interop_available(tool: &str, available: bool) -> bool {
     skip::interop_or_skip((!available).then(|| format!("{tool} is not available")).as_deref())
 }
+
+/// Polls `check` every 200 ms until it answers Ok, for at most a minute (RBAC and caches settle
+/// within seconds on a real cluster); the panic says what was awaited and what was last seen.
+#[track_caller]
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if std::time::Instant::now() > deadline => {
+                panic!("timed out waiting for {what}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}

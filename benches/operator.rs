@@ -258,13 +258,13 @@ fn main() {
         all.len() == syncs
             && all.iter().all(|s| s.pointer("/status/targetsInSync").and_then(Value::as_str) == Some(&expected))
     };
+    // The operator's own account and the tenant's, whose token writes every target.
+    let operator_users = [format!("system:serviceaccount:{NS}:operator"), format!("system:serviceaccount:{NS}:syncer")];
     let limit = Duration::from_secs(1800);
     let cold = bench.wait_until("convergence from a cold start", limit, in_sync);
     let reconciles = operator.metric("configmapsync_reconciles_total");
     let requests = fake.as_ref().map(|server| {
         let log = server.requests();
-        let operator_users =
-            [format!("system:serviceaccount:{NS}:operator"), format!("system:serviceaccount:{NS}:syncer")];
         let ours: Vec<_> = log.iter().filter(|r| operator_users.contains(&r.user)).collect();
         let writes = ours.iter().filter(|r| r.method != "GET").count();
         format!("{} requests ({:.1} a reconcile), {writes} writes", ours.len(), ours.len() as f64 / reconciles)
@@ -313,7 +313,7 @@ fn main() {
     let after = versions(&bench);
     let changed = before.iter().filter(|(key, version)| after.get(*key) != Some(*version)).count();
     let steady_requests = fake.as_ref().map(|server| {
-        let writes = server.requests().iter().filter(|r| r.method != "GET" && r.user.contains(":operator")).count();
+        let writes = server.requests().iter().filter(|r| r.method != "GET" && operator_users.contains(&r.user)).count();
         format!(", {writes} write requests")
     });
     println!(

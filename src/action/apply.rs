@@ -139,8 +139,10 @@ pub(super) async fn execute(
             let held = cluster
                 .acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
                     on(Progress::Status(format!(
-                        "waiting for the lock of environment `{}` (Lease {}/weaver-lock-{}), held by {holder} since {since}",
-                        env.name, lock_options.namespace, env.name
+                        "waiting for the lock of environment `{}` (Lease {}/{}), held by {holder} since {since}",
+                        env.name,
+                        lock_options.namespace,
+                        lock_options.subject.lease_name()
                     )));
                 })
                 .await?;

@@ -88,7 +88,7 @@ pub enum LockSubject {
 }
 
 impl LockSubject {
-    fn lease_name(&self) -> String {
+    pub(crate) fn lease_name(&self) -> String {
         match self {
             LockSubject::Environment(env) => format!("weaver-lock-{env}"),
             LockSubject::Leadership(name) => name.clone(),

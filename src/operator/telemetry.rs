@@ -71,6 +71,7 @@ impl Telemetry {
     /// The targets of one ConfigMapSync, as its status says them; `None` once it is gone.
     pub fn set_targets(&self, sync: &str, status: Option<&ConfigMapSyncStatus>) {
         let mut states = self.states.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = totals(&states);
         match status {
             Some(status) => {
                 let mut counts = BTreeMap::new();
@@ -83,13 +84,13 @@ impl Telemetry {
                 states.remove(sync);
             }
         }
-        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-        for (state, count) in states.values().flatten() {
-            *totals.entry(state.clone()).or_insert(0) += count;
+        let after = totals(&states);
+        // A state no target is in any more goes, rather than keep its last value. Each series is
+        // set or removed in place (no clearing), so a scrape meanwhile never misses one.
+        for state in before.into_keys().filter(|state| !after.contains_key(state)) {
+            self.targets.remove(&TargetState { state });
         }
-        // A state no target is in any more reads 0, not its last value.
-        self.targets.clear();
-        for (state, count) in totals {
+        for (state, count) in after {
             self.targets.get_or_create(&TargetState { state }).set(count);
         }
     }
@@ -148,4 +149,13 @@ mod tests {
         assert!(!text.contains("state=\"Forbidden\""), "{text}");
         assert!(text.contains("configmapsync_targets{state=\"Synced\"} 2"), "{text}");
     }
+}
+
+/// Targets by state, over every ConfigMapSync.
+fn totals(states: &HashMap<String, BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
+    let mut totals = BTreeMap::new();
+    for (state, count) in states.values().flatten() {
+        *totals.entry(state.clone()).or_insert(0) += count;
+    }
+    totals
 }

@@ -81,6 +81,38 @@ fn no_secret_value_appears_in_any_report() {
     }
 }
 
+/// A decrypted value that YAML single-quotes (it starts with `!`) and that holds characters JSON
+/// escapes (a quote, a backslash) is redacted before the JSON report escapes the diff: escaped
+/// twice, it no longer reads as any form the redactor knows.
+#[test]
+fn a_secret_json_would_escape_is_redacted_in_every_report() {
+    let repo = Repo::demo();
+    let value = r#"!q"uo'te\back-7c1e"#;
+    let file = repo.path().join("secrets/extra.yaml");
+    std::fs::write(&file, format!("extra:\n  odd: '{}'\n", value.replace('\'', "''"))).unwrap();
+    let recipient = "age1x3tz69kdh3y6tlqccymajnzrxfqnz352azev25z805fqv55qdu7sxhepq0"; // the demo key's
+    repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    repo.write(
+        "environments/dev.yaml",
+        &dev.replace("secrets: [secrets/dev.yaml]", "secrets: [secrets/dev.yaml, secrets/extra.yaml]"),
+    );
+    let template = project_root().join("charts/web-app/templates/configmap.yaml");
+    let planted = std::fs::read_to_string(template)
+        .unwrap()
+        .replace("\ndata:\n", "\ndata:\n  PLANTED: {{ secrets.extra.odd | tojson }}\n");
+    repo.write("charts/web-app/templates/configmap.yaml", &planted);
+    let escaped = serde_json::to_string(value).unwrap();
+    for format in ["markdown", "html", "json", "text"] {
+        let output = demo_diff(&repo, format);
+        assert!(output.contains("PLANTED"), "the planted key is in the {format} plan:\n{output}");
+        // Its tail, which no escaping changes, stands for any form of it.
+        for leaked in [value, &escaped[1..escaped.len() - 1], "back-7c1e"] {
+            assert!(!output.contains(leaked), "the value leaked into -o {format} as {leaked}:\n{output}");
+        }
+    }
+}
+
 /// A ConfigMap of `keys` entries of 100 characters each, created (nothing is live).
 fn big_plan_repo(keys: usize) -> Repo {
     let repo = Repo::minimal();

@@ -31,7 +31,9 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
             let mode = if args.server_side { "server" } else { "client" };
             let context = DiffContext { environment: &env.name, mode, provenance: provenance.as_ref() };
             match format {
-                DiffFormat::Json => report::json::to_text(&report::json::DiffReport::new(&plan, &context)),
+                DiffFormat::Json => {
+                    report::json::to_text(&report::json::DiffReport::new(&plan, &context, &ui.redactor))
+                }
                 DiffFormat::Markdown => {
                     report::markdown::diff(&plan, &context, &ui.redactor, report::markdown::GITHUB_COMMENT_LIMIT)
                 }

@@ -305,7 +305,7 @@ fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOption
             let dry = if options.dry_run { " (server dry run: nothing was changed)" } else { "" };
             format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("Apply summary: {summary}{dry}")))
         }
-        ListFormat::Json => to_text(&ApplyReport::new(report, options)),
+        ListFormat::Json => to_text(&ApplyReport::new(report, options, &ui.redactor)),
     };
     write_stdout(ui.redactor.redact(&text).as_bytes())?;
     if !report.failed() {

@@ -16,6 +16,7 @@ use crate::drift::{FieldDrift, ReleaseState, Report, State, Summary as DriftSumm
 use crate::git::{ChangeSet, Comparison, Revision};
 use crate::project::{Environment, Release};
 use crate::release_record::{Record, Status};
+use crate::secrets::redact::Redactor;
 
 /// An object as every report names it: `apiVersion`, `kind`, `namespace` (null for
 /// cluster-scoped kinds) and `name`, in that order.
@@ -58,7 +59,7 @@ pub struct DiffObject<'a> {
     pub changes: &'a [Change],
     /// The lines `diff` adds and removes (both 0 when unchanged).
     pub lines: LineCounts,
-    pub conflict: Option<&'a str>,
+    pub conflict: Option<String>,
     pub diff: Option<String>,
 }
 
@@ -69,7 +70,9 @@ pub struct LineCounts {
 }
 
 impl<'a> DiffReport<'a> {
-    pub fn new(plan: &'a Plan, context: &DiffContext<'a>) -> DiffReport<'a> {
+    /// Texts are redacted here, before JSON escapes them: an escaped secret (a quote or a
+    /// backslash in it) no longer reads as the value the redactor knows.
+    pub fn new(plan: &'a Plan, context: &DiffContext<'a>, redactor: &Redactor) -> DiffReport<'a> {
         let objects = plan
             .objects
             .iter()
@@ -83,8 +86,8 @@ impl<'a> DiffReport<'a> {
                     lines: diff
                         .as_ref()
                         .map_or_else(LineCounts::default, |d| LineCounts { added: d.added, removed: d.removed }),
-                    conflict: object.conflict.as_deref(),
-                    diff: diff.map(|d| d.text),
+                    conflict: object.conflict.as_deref().map(|c| redactor.redact(c).into_owned()),
+                    diff: diff.map(|d| redactor.redact(&d.text).into_owned()),
                 }
             })
             .collect();
@@ -207,7 +210,7 @@ pub struct ApplyRelease<'a> {
     pub revision: Option<u32>,
     pub status: Option<Status>,
     pub rollback_of: Option<u32>,
-    pub error: Option<&'a str>,
+    pub error: Option<String>,
     pub objects: Vec<ApplyObject<'a>>,
 }
 
@@ -217,11 +220,12 @@ pub struct ApplyObject<'a> {
     #[serde(flatten)]
     pub object: ObjectIdentity<'a>,
     pub result: Outcome,
-    pub message: Option<&'a str>,
+    pub message: Option<String>,
 }
 
 impl<'a> ApplyReport<'a> {
-    pub fn new(report: &'a ApplyResults, options: &'a ApplyOptions) -> ApplyReport<'a> {
+    /// Server messages are redacted here, before JSON escapes them (see [`DiffReport::new`]).
+    pub fn new(report: &'a ApplyResults, options: &'a ApplyOptions, redactor: &Redactor) -> ApplyReport<'a> {
         let releases = report
             .releases
             .iter()
@@ -231,14 +235,14 @@ impl<'a> ApplyReport<'a> {
                 revision: release.revision,
                 status: release.status,
                 rollback_of: release.rollback_of,
-                error: release.error.as_deref(),
+                error: release.error.as_deref().map(|e| redactor.redact(e).into_owned()),
                 objects: release
                     .objects
                     .iter()
                     .map(|o| ApplyObject {
                         object: ObjectIdentity::new(&o.api_version, &o.key),
                         result: o.outcome,
-                        message: o.message.as_deref(),
+                        message: o.message.as_deref().map(|m| redactor.redact(m).into_owned()),
                     })
                     .collect(),
             })

@@ -171,6 +171,31 @@ fn output_dir_removes_the_files_it_wrote_for_objects_no_longer_rendered_and_no_o
     assert!(out.path().join("other/configmap-other.yaml").exists());
 }
 
+/// Objects of one release sharing kind and name in several namespaces are written one level
+/// down, and removed from there (their emptied directories too) once no longer rendered.
+#[test]
+fn output_dir_writes_same_named_objects_per_namespace_and_removes_them_when_stale() {
+    let repo = Repo::demo();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    repo.weaver(&["render", "--env", "dev", "-r", "settings-sync", "--output-dir", dir]).success();
+    let role = |namespace: &str| out.path().join(format!("settings-sync/{namespace}/role-settings-sync-writer.yaml"));
+    for namespace in ["shop-dev-jobs", "shop-dev-reports"] {
+        let text = std::fs::read_to_string(role(namespace)).unwrap();
+        assert!(text.contains(&format!("namespace: {namespace}\n")), "{namespace}");
+    }
+
+    // One target namespace left: its Role is the only one of that name, so it moves up.
+    let values = std::fs::read_to_string(repo.path().join("charts/settings-sync/values.yaml")).unwrap();
+    repo.write("charts/settings-sync/values.yaml", &values.replace("[reports, jobs]", "[reports]"));
+    let second = repo.weaver(&["render", "--env", "dev", "-r", "settings-sync", "--output-dir", dir]);
+    // Both Roles and both RoleBindings under their namespaces, and the jobs Namespace.
+    assert!(second.stderr.contains("removed 5 stale files"), "{}", second.stderr);
+    assert!(!role("shop-dev-jobs").exists() && !role("shop-dev-reports").exists());
+    assert!(!out.path().join("settings-sync/shop-dev-jobs").exists(), "the emptied namespace directory stays");
+    assert!(out.path().join("settings-sync/role-settings-sync-writer.yaml").exists());
+}
+
 #[test]
 fn output_dir_never_writes_or_removes_through_a_symbolic_link() {
     let repo = Repo::minimal();

@@ -145,9 +145,11 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove stale file", &path, e)),
         }
-        // A release directory left empty goes too; one holding anything else stays.
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::remove_dir(parent);
+        // Directories (namespace, release) left empty go too; one holding anything else stays.
+        for parent in stale.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()) {
+            if std::fs::remove_dir(dir.join(parent)).is_err() {
+                break;
+            }
         }
     }
     let mut list = String::from(
@@ -178,10 +180,11 @@ fn refuse_links(dir: &Path, relative: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `<release>/<file>.yaml` and nothing else: a hand-edited list cannot reach outside DIR.
+/// `<release>/<file>.yaml` or `<release>/<namespace>/<file>.yaml` and nothing else: a
+/// hand-edited list cannot reach outside DIR.
 fn is_written_path(path: &Path) -> bool {
     let parts: Vec<Component> = path.components().collect();
-    parts.len() == 2
+    (2..=3).contains(&parts.len())
         && parts.iter().all(|c| matches!(c, Component::Normal(_)))
         && path.extension().is_some_and(|e| e == "yaml")
 }

@@ -324,6 +324,18 @@ fn links_that_loop_are_an_error_on_both_sources_not_an_endless_walk() {
     for (source, run) in both_sources(&repo, &["render", "--env", "dev"]) {
         assert_eq!(run.code, 1, "{source}: {}", run.stderr);
         assert!(run.stderr.contains("charts/app/templates/"), "{source}: {}", run.stderr);
+        assert!(run.stderr.contains("through a symbolic link (a loop)"), "{source}: {}", run.stderr);
+    }
+}
+
+/// Two ways to one directory (a link beside it) are no loop: the chart renders on both sources.
+#[test]
+fn two_links_to_one_directory_are_not_a_loop() {
+    let repo = Repo::minimal();
+    repo.write("charts/app/files/shared/banner.txt", "hello\n");
+    link(&repo, "charts/app/files/alias", "shared");
+    for (source, run) in both_sources(&repo, &["render", "--env", "dev"]) {
+        assert_eq!(run.code, 0, "{source}: {}", run.stderr);
     }
 }
 

@@ -49,24 +49,25 @@ pub trait Source: Send + Sync {
     /// Every file below `dir`, recursively, as paths relative to the repository, sorted.
     fn walk(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        let mut pending = vec![dir.to_path_buf()];
-        // Directories by where they lead: a link back to one already walked is a loop, which
-        // would otherwise branch without end (two links to `.` double the paths at each level).
-        let mut walked = std::collections::HashSet::new();
-        while let Some(current) = pending.pop() {
+        // Each directory with where its ancestors lead: a link back to one of them is a loop,
+        // which would otherwise branch without end (two links to `.` double the paths at each
+        // level). Two links to one directory elsewhere are not: it is walked under both.
+        let mut pending = vec![(dir.to_path_buf(), Vec::<PathBuf>::new())];
+        while let Some((current, mut above)) = pending.pop() {
             let real = self.resolve(&current).map_err(|err| Error::io("list directory", &current, err))?;
-            if !walked.insert(real.clone()) {
+            if above.contains(&real) {
                 return Err(Error::at(
                     Location::file(&current),
                     format!("leads back to {} through a symbolic link (a loop)", real.display()),
                 )
                 .with_help("remove the link"));
             }
+            above.push(real);
             let entries =
                 self.list(&current).map_err(|err| Error::io("list directory", &current, err))?.unwrap_or_default();
             for entry in entries {
                 let path = current.join(&entry.name);
-                if entry.is_dir { pending.push(path) } else { out.push(path) }
+                if entry.is_dir { pending.push((path, above.clone())) } else { out.push(path) }
             }
         }
         out.sort();

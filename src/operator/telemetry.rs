@@ -112,6 +112,15 @@ impl Telemetry {
     }
 }
 
+/// Targets by state, over every ConfigMapSync.
+fn totals(states: &HashMap<String, BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
+    let mut totals = BTreeMap::new();
+    for (state, count) in states.values().flatten() {
+        *totals.entry(state.clone()).or_insert(0) += count;
+    }
+    totals
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,13 +158,4 @@ mod tests {
         assert!(!text.contains("state=\"Forbidden\""), "{text}");
         assert!(text.contains("configmapsync_targets{state=\"Synced\"} 2"), "{text}");
     }
-}
-
-/// Targets by state, over every ConfigMapSync.
-fn totals(states: &HashMap<String, BTreeMap<String, i64>>) -> BTreeMap<String, i64> {
-    let mut totals = BTreeMap::new();
-    for (state, count) in states.values().flatten() {
-        *totals.entry(state.clone()).or_insert(0) += count;
-    }
-    totals
 }

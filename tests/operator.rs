@@ -33,17 +33,41 @@ impl Operator {
         Operator::start_with(cluster, None, |_| {})
     }
 
+    /// An operator that acts as `identity` instead of the test's administrator.
+    fn start_as(cluster: &TestCluster, identity: &common::cluster::Identity) -> Operator {
+        Operator::start_full(cluster, Some(identity), None, |_| {})
+    }
+
     /// An operator that reconciles only while it holds `lease`; `on_role` hears its role.
     fn start_with(
         cluster: &TestCluster,
         lease: Option<weaver::cluster::LockOptions>,
         on_role: impl FnMut(Role) + Send + 'static,
     ) -> Operator {
+        Operator::start_full(cluster, None, lease, on_role)
+    }
+
+    fn start_full(
+        cluster: &TestCluster,
+        identity: Option<&common::cluster::Identity>,
+        lease: Option<weaver::cluster::LockOptions>,
+        on_role: impl FnMut(Role) + Send + 'static,
+    ) -> Operator {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let kubeconfig = cluster.kubeconfig().to_path_buf();
         let config = runtime.block_on(async {
-            let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+            let kubeconfig = match identity {
+                Some(identity) => kube::config::Kubeconfig::from_yaml(&identity.kubeconfig).unwrap(),
+                None => kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+            };
             kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap()
+        });
+        // The administrator deletes the test's ConfigMapSyncs when it ends (a client of this
+        // runtime: the test cluster's own runs only while the test waits on it).
+        let admin = runtime.block_on(async {
+            let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+            kube::Client::try_from(config).unwrap()
         });
         let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
         let selector = format!("weaver-test={}", cluster.prefix);
@@ -75,7 +99,14 @@ impl Operator {
                 panic!("the operator stopped: {err}");
             }
         });
-        Operator { runtime: Some(runtime), shutdown: Some(shutdown), client, selector, endpoints }
+        Operator { runtime: Some(runtime), shutdown: Some(shutdown), client: admin, selector, endpoints }
+    }
+
+    /// Failed reconciles so far: a failure the operator can report is a status, not a retry loop.
+    fn failed_reconciles(&self) -> u64 {
+        let (_, metrics) = self.get("/metrics");
+        let line = metrics.lines().find_map(|line| line.strip_prefix("configmapsync_reconcile_errors_total "));
+        line.and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("no error count in {metrics}"))
     }
 
     /// The status code and body of a GET of `path` on the operator's endpoints.
@@ -510,4 +541,206 @@ fn quiet_watches_outlast_the_request_timeout() {
     let _ = operator.kill();
     let _ = operator.wait();
     assert!(!read().contains("watch stream failed"), "{}", read());
+}
+
+/// The Warning event with `reason` recorded on `sync`, once there is one; its note.
+#[track_caller]
+fn wait_for_event(cluster: &TestCluster, sync: &Value, reason: &str) -> String {
+    let namespace = sync["metadata"]["namespace"].as_str().unwrap();
+    let name = sync["metadata"]["name"].as_str().unwrap();
+    eventually(&format!("a {reason} event on the ConfigMapSync"), || {
+        let events = cluster.list("events.k8s.io/v1", "Event", "events", namespace);
+        let found = events.iter().find(|e| e["regarding"]["name"] == name && e["reason"] == reason);
+        match found {
+            Some(event) => {
+                assert_eq!(event["type"], "Warning", "{event}");
+                assert_eq!(event["regarding"]["kind"], "ConfigMapSync", "{event}");
+                Ok(event["note"].as_str().unwrap_or_default().to_string())
+            }
+            None => Err(events.iter().map(|e| e["reason"].to_string()).collect::<Vec<_>>().join(", ")),
+        }
+    })
+}
+
+/// A ClusterRole granting `verbs` on ConfigMaps, named `<prefix>-<name>`; its name.
+fn configmap_role(cluster: &TestCluster, name: &str, verbs: &[&str]) -> String {
+    let role = format!("{}-{name}", cluster.prefix);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]
+    }));
+    role
+}
+
+fn bind(cluster: &TestCluster, namespace: &str, name: &str, cluster_role: &str, account: (&str, &str)) {
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"kind": "ServiceAccount", "name": account.1, "namespace": account.0}]
+    }));
+}
+
+/// The silent stall of old: an account that may write the targets but not read the source.
+#[test]
+fn a_source_the_account_may_not_read_is_source_forbidden_at_once_and_syncs_once_granted() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let operator = Operator::start(&cluster);
+    cluster.create(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "writer", "namespace": tenant.team}}));
+    bind(&cluster, &tenant.allowed[0], "writer", &tenant.role, (&tenant.team, "writer"));
+    let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0]], "writer");
+
+    let ready = wait_for_ready(&cluster, &sync, "SourceForbidden");
+    assert_eq!(ready["status"], "False");
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains(&format!("system:serviceaccount:{}:writer", tenant.team)), "{message}");
+    assert!(message.contains("cannot get resource \"configmaps\"") && message.contains("grant it get"), "{message}");
+    assert_eq!(wait_for_event(&cluster, &sync, "SourceForbidden"), message);
+    assert_eq!(operator.failed_reconciles(), 0, "reported by the first reconcile, not after failed ones");
+    assert!(cluster.get(&config_map(&tenant.allowed[0])).is_none(), "nothing copied");
+
+    // Reading only the source, by name, is enough; the RBAC change is noticed at once.
+    let reader = format!("{}-source-reader", cluster.prefix);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": reader},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["settings"]}]
+    }));
+    bind(&cluster, &tenant.team, "writer", &reader, (&tenant.team, "writer"));
+    wait_for_data(&cluster, &tenant.allowed[0], &source_data());
+    wait_for_ready(&cluster, &sync, "Synced");
+}
+
+#[test]
+fn a_missing_service_account_is_a_condition_and_an_event_at_once() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let operator = Operator::start(&cluster);
+    let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0]], "nobody");
+    let ready = wait_for_ready(&cluster, &sync, "ServiceAccountNotFound");
+    let note = wait_for_event(&cluster, &sync, "ServiceAccountNotFound");
+    assert!(note.contains("ServiceAccount nobody does not exist"), "{note}");
+    assert_eq!(note, ready["message"]);
+    assert_eq!(operator.failed_reconciles(), 0);
+}
+
+/// An operator whose own ClusterRole lacks `serviceaccounts/token` cannot act as any tenant.
+#[test]
+fn a_refused_token_request_is_token_request_failed_with_the_servers_answer() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let identity = cluster.service_account(&tenant.team, "operator-without-tokens");
+    let role = format!("{}-operator-without-tokens", cluster.prefix);
+    let rules = json!([
+        {"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["weaver.example.com"], "resources": ["configmapsyncs"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["weaver.example.com"], "resources": ["configmapsyncs/status", "configmapsyncs/finalizers"], "verbs": ["get", "patch", "update"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings", "clusterroles", "clusterrolebindings"], "verbs": ["list", "watch"]}
+    ]);
+    cluster.create(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role}, "rules": rules}));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": role},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": "operator-without-tokens", "namespace": tenant.team}]
+    }));
+    let operator = Operator::start_as(&cluster, &identity);
+    let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0]], "syncer");
+    let ready = wait_for_ready(&cluster, &sync, "TokenRequestFailed");
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains(&format!("ServiceAccount syncer")), "{message}");
+    assert!(message.contains("cannot create resource \"serviceaccounts/token\""), "the server's answer: {message}");
+    assert!(message.contains("needs create on serviceaccounts/token"), "what to do: {message}");
+    assert_eq!(wait_for_event(&cluster, &sync, "TokenRequestFailed"), message);
+    assert_eq!(operator.failed_reconciles(), 0);
+    assert!(cluster.get(&config_map(&tenant.allowed[0])).is_none());
+}
+
+/// Where the account may read, a missing namespace and one being deleted are told apart.
+#[test]
+fn missing_and_terminating_target_namespaces_are_reported_with_events() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    // The account may read ConfigMaps everywhere, so it may know which namespaces exist.
+    let reader = configmap_role(&cluster, "reader-everywhere", &["get"]);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": reader},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader},
+        "subjects": [{"kind": "ServiceAccount", "name": "syncer", "namespace": tenant.team}]
+    }));
+    // A namespace held in Terminating by an object with a finalizer.
+    let leaving = cluster.namespace("leaving");
+    let hold = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hold", "namespace": leaving, "finalizers": ["weaver.example.com/test-hold"]}});
+    cluster.create(&hold);
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(cluster.client());
+    cluster.block_on(namespaces.delete(&leaving, &Default::default())).unwrap();
+    let operator = Operator::start(&cluster);
+    let missing = format!("{}-missing", cluster.prefix);
+    let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0], &missing, &leaving], "syncer");
+
+    let target = wait_for_target(&cluster, &sync, &missing, "NamespaceNotFound");
+    assert_eq!(target["message"], format!("namespace {missing} does not exist"));
+    let target = wait_for_target(&cluster, &sync, &leaving, "NamespaceTerminating");
+    assert!(target["message"].as_str().unwrap().contains("is being deleted"), "{target}");
+    assert!(wait_for_event(&cluster, &sync, "NamespaceNotFound").contains(&missing));
+    assert!(wait_for_event(&cluster, &sync, "NamespaceTerminating").contains(&leaving));
+    wait_for_data(&cluster, &tenant.allowed[0], &source_data());
+    assert_eq!(wait_for_ready(&cluster, &sync, "TargetsNotSynced")["message"], "1/3 targets in sync");
+    assert_eq!(operator.failed_reconciles(), 0);
+    cluster.merge_patch(&hold, &json!({"metadata": {"finalizers": null}}), "test");
+}
+
+#[test]
+fn forbidden_and_conflicting_targets_are_recorded_as_events() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let foreign = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": tenant.allowed[1]}, "data": {"mine": "yes"}});
+    cluster.create(&foreign);
+    let operator = Operator::start(&cluster);
+    let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0], &tenant.allowed[1], &tenant.denied], "syncer");
+    wait_for_target(&cluster, &sync, &tenant.denied, "Forbidden");
+    wait_for_target(&cluster, &sync, &tenant.allowed[1], "Conflict");
+    let forbidden = wait_for_event(&cluster, &sync, "Forbidden");
+    assert!(forbidden.starts_with(&format!("target {}: ", tenant.denied)), "{forbidden}");
+    assert!(forbidden.contains("system:serviceaccount:"), "{forbidden}");
+    let conflict = wait_for_event(&cluster, &sync, "Conflict");
+    assert!(conflict.contains("is not managed by this ConfigMapSync"), "{conflict}");
+    assert_eq!(operator.failed_reconciles(), 0);
+}
+
+/// The finalizer never falls back to the operator's rights: a target the account may no longer
+/// delete keeps the ConfigMapSync, and the deletion finishes once the right is back.
+#[test]
+fn a_cleanup_the_account_may_not_do_keeps_the_finalizer_until_the_right_comes_back() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let _operator = Operator::start(&cluster);
+    let sync = create_synced(&cluster, &tenant);
+    // The account loses `delete` in the second target namespace.
+    let no_delete = configmap_role(&cluster, "no-delete", &["get", "create", "update"]);
+    bind(&cluster, &tenant.allowed[1], "syncer-no-delete", &no_delete, (&tenant.team, "syncer"));
+    let bindings: kube::Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        kube::Api::namespaced(cluster.client(), &tenant.allowed[1]);
+    cluster.block_on(bindings.delete("syncer", &Default::default())).unwrap();
+
+    let syncs: kube::Api<weaver::operator::ConfigMapSync> = kube::Api::namespaced(cluster.client(), &tenant.team);
+    cluster.block_on(syncs.delete("share", &Default::default())).unwrap();
+    let ready = wait_for_ready(&cluster, &sync, "CleanupFailed");
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains(&format!("ConfigMap settings in namespace {}", tenant.allowed[1])), "{message}");
+    assert!(message.contains("cannot delete resource \"configmaps\""), "{message}");
+    let note = wait_for_event(&cluster, &sync, "CleanupFailed");
+    assert!(note.contains(&tenant.allowed[1]), "{note}");
+    assert!(cluster.get(&config_map(&tenant.allowed[0])).is_none(), "what it may delete is deleted");
+    assert!(cluster.get(&config_map(&tenant.allowed[1])).is_some(), "nothing deleted with the operator's rights");
+    let live = cluster.get(&sync).expect("the ConfigMapSync stays while a target is left");
+    assert!(strings(&live["metadata"]["finalizers"]).contains(&"weaver.example.com/configmapsync".to_string()));
+
+    grant(&cluster, &tenant, &tenant.allowed[1]);
+    eventually("the ConfigMapSync to go once the right is back", || match cluster.get(&sync) {
+        None => Ok(()),
+        Some(live) => Err(live["status"].to_string()),
+    });
+    assert!(cluster.get(&config_map(&tenant.allowed[1])).is_none());
 }

@@ -91,10 +91,13 @@ fn the_operator_may_read_configmaps_but_never_write_them() {
     assert!(verbs_on(rules, "weaver.example.com", "configmapsyncs/status").contains(&"patch"), "status");
     assert!(verbs_on(rules, "weaver.example.com", "configmapsyncs/finalizers").contains(&"update"), "finalizers");
     assert!(verbs_on(rules, "events.k8s.io", "events").contains(&"create"), "events");
+    assert_eq!(verbs_on(rules, "authorization.k8s.io", "subjectaccessreviews"), ["create"], "reviews");
+    // RBAC objects are watched, never written: a change re-checks what tenants may see.
+    for resource in ["roles", "rolebindings", "clusterroles", "clusterrolebindings"] {
+        assert_eq!(verbs_on(rules, "rbac.authorization.k8s.io", resource), ["list", "watch"], "{resource}");
+    }
     // Nothing else: no secrets, no impersonation, no wildcard.
-    for (group, resource) in
-        [("", "secrets"), ("", "users"), ("", "serviceaccounts"), ("rbac.authorization.k8s.io", "roles")]
-    {
+    for (group, resource) in [("", "secrets"), ("", "users"), ("", "serviceaccounts"), ("", "groups")] {
         assert!(verbs_on(rules, group, resource).is_empty(), "the operator needs nothing on {resource}");
     }
 

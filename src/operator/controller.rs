@@ -1,26 +1,30 @@
 //! The ConfigMapSync controller on `kube::runtime::Controller`, shaped like kube-rs's
 //! controller-rs: `reconcile` and `error_policy` with a shared [`Context`]. It reads with the
-//! operator's own identity (ConfigMapSyncs, Namespaces, the targets' current state) and writes
-//! every target as the tenant's ServiceAccount (see `tenant`). Decisions are made by
-//! `plan::plan` and `status::after_reconcile`; this file only observes and carries them out.
-//! It logs through `tracing`; the command that runs it decides where logs go.
+//! operator's own identity, from watch caches (ConfigMapSyncs, ConfigMaps, Namespaces), asks
+//! what the tenant's ServiceAccount may see with remembered SubjectAccessReviews (`access`), and
+//! writes every target as that ServiceAccount (`tenant`). A reconcile that finds every target in
+//! sync makes no API request. Decisions are made by `plan::plan` and `status::after_reconcile`;
+//! this file only observes and carries them out. It logs through `tracing`, one line per event
+//! in its own words; the command that runs it decides where logs go.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizing, finalizer};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
+use super::access::{Access, Account, Verdict};
 use super::api::{ConfigMapSync, ConfigMapSyncStatus};
 use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
 use super::status::{self, Blocked, Outcome};
@@ -32,50 +36,118 @@ pub const FINALIZER: &str = "weaver.example.com/configmapsync";
 /// The field manager and event reporter.
 pub const CONTROLLER_NAME: &str = "configmapsync-operator";
 /// Even without events, every ConfigMapSync is looked at this often (missed events, expired
-/// tokens, RBAC granted later).
+/// tokens, authorizers other than RBAC).
 const RESYNC: Duration = Duration::from_secs(300);
-/// How soon a ConfigMapSync with a target out of sync is looked at again.
-const RETRY_UNFINISHED: Duration = Duration::from_secs(10);
+/// A ConfigMapSync that is not in sync, or whose reconcile failed, is looked at again after this,
+/// doubled for each further attempt up to [`RETRY_MAX`]. What usually unblocks it (a namespace,
+/// a source, an RBAC grant) is watched and reconciles it at once anyway.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = RESYNC;
+/// A write refused because the cache was behind (409): looked at again this soon.
+const RETRY_STALE: Duration = Duration::from_secs(1);
 
-/// What a reconcile can fail with; `error_policy` retries all of them.
+/// What a reconcile can fail with; `error_policy` retries all of them, backing off.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error("{}", api_message(.0))]
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Tenant(#[from] TenantError),
-    #[error("cannot delete every target: {0}")]
+    #[error("cannot delete every target, so the finalizer stays: {0}")]
     Cleanup(String),
-    #[error("{0}")]
+    #[error("{}", finalizer_message(.0))]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the operator's watch caches stopped")]
+    CacheGone,
+}
+
+/// An API error in one line: the server's message, its code and reason (kube's own Display
+/// carries a debug dump of the whole Status).
+pub fn api_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) if status.message.is_empty() => format!("{} ({})", status.reason, status.code),
+        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
+        other => other.to_string(),
+    }
+}
+
+fn finalizer_message(err: &kube::runtime::finalizer::Error<Error>) -> String {
+    match err {
+        FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => inner.to_string(),
+        FinalizerError::AddFinalizer(inner) => format!("cannot add the finalizer: {}", api_message(inner)),
+        FinalizerError::RemoveFinalizer(inner) => format!("cannot remove the finalizer: {}", api_message(inner)),
+        FinalizerError::UnnamedObject => "the ConfigMapSync has no name".into(),
+        FinalizerError::InvalidFinalizer => "the finalizer name is invalid".into(),
+    }
+}
+
+impl Error {
+    /// The CamelCase reason logged with the error.
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "ApiError",
+            Error::Tenant(_) => "TenantClientFailed",
+            Error::Cleanup(_) => "CleanupFailed",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => inner.reason(),
+                FinalizerError::AddFinalizer(_) | FinalizerError::RemoveFinalizer(_) => "FinalizerFailed",
+                _ => "InvalidObject",
+            },
+            Error::CacheGone => "CacheGone",
+        }
+    }
 }
 
 /// What every reconcile shares.
 pub struct Context {
-    /// The operator's own identity: reads, status, finalizers, token requests and events.
+    /// The operator's own identity: status, finalizers, token requests, reviews and events.
     pub client: kube::Client,
     pub tenants: Tenants,
+    pub access: Access,
     pub recorder: Recorder,
     pub telemetry: Arc<Telemetry>,
+    /// Every ConfigMap and Namespace, from the operator's watches.
+    config_maps: Store<ConfigMap>,
+    namespaces: Store<Namespace>,
+    /// Attempts since each ConfigMapSync was last in sync, for the back-off.
+    attempts: Mutex<HashMap<ObjectRef<ConfigMapSync>, u32>>,
 }
 
 impl Context {
-    pub fn new(
+    fn new(
         client: kube::Client,
         base: kube::Config,
-        telemetry: Arc<Telemetry>,
-        rate: Option<crate::cluster::RequestRate>,
+        settings: &Settings,
+        config_maps: Store<ConfigMap>,
+        namespaces: Store<Namespace>,
     ) -> Self {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.to_string(),
             instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
         };
         Context {
-            tenants: Tenants::new(client.clone(), base, rate),
+            tenants: Tenants::new(client.clone(), base, settings.rate.clone()),
+            access: Access::new(client.clone()),
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            telemetry,
+            telemetry: settings.telemetry.clone(),
+            config_maps,
+            namespaces,
+            attempts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long until `sync` is looked at again after an attempt that left it not in sync.
+    fn back_off(&self, sync: &ConfigMapSync) -> Duration {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let attempt = attempts.entry(ObjectRef::from_obj(sync)).or_insert(0);
+        *attempt = attempt.saturating_add(1);
+        RETRY_FIRST.saturating_mul(1 << (*attempt - 1).min(16)).min(RETRY_MAX)
+    }
+
+    /// `sync` is in sync (or gone): the next failure starts the back-off afresh.
+    fn settled(&self, sync: &ConfigMapSync) {
+        self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&ObjectRef::from_obj(sync));
     }
 }
 
@@ -145,9 +217,32 @@ pub async fn run(
     let controller = Controller::for_stream(trigger, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency));
     let by_namespace = controller.store();
+    // Reconciles read ConfigMaps and Namespaces from these caches, fed by the same watches that
+    // trigger them: a reconcile triggered by an event sees at least that event.
+    let (config_maps, config_map_cache) = reflector::store();
+    let config_map_events = watcher(Api::<ConfigMap>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(config_map_cache)
+        .touched_objects();
+    let (namespaces, namespace_cache) = reflector::store();
+    let namespace_events = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(namespace_cache)
+        .touched_objects();
+    let context = Arc::new(Context::new(client.clone(), base, &settings, config_maps, namespaces));
+    // Any RBAC change can grant or revoke what a tenant's account may do: remembered answers go,
+    // and every ConfigMapSync is looked at again (a reconcile in sync costs no request).
+    let access = context.clone();
+    let rbac_changes = futures::stream::select_all([
+        rbac_changes::<rbac::Role>(&client),
+        rbac_changes::<rbac::RoleBinding>(&client),
+        rbac_changes::<rbac::ClusterRole>(&client),
+        rbac_changes::<rbac::ClusterRoleBinding>(&client),
+    ])
+    .map(move |()| access.access.forget_all());
     controller
         // Sources map back through the index; targets through their owner labels.
-        .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |config_map| {
+        .watches_stream(config_map_events, move |config_map| {
             let mut owners = index.syncs_of(&config_map.namespace().unwrap_or_default(), &config_map.name_any());
             let labels = config_map.labels();
             if let (Some(ns), Some(owner)) = (labels.get(OWNER_NAMESPACE_LABEL), labels.get(OWNER_NAME_LABEL)) {
@@ -155,8 +250,8 @@ pub async fn run(
             }
             owners
         })
-        // A namespace created, deleted or relabelled can add or remove a target.
-        .watches(Api::<Namespace>::all(client.clone()), watcher::Config::default(), move |namespace| {
+        // A namespace created, deleted, relabelled or terminating can add or remove a target.
+        .watches_stream(namespace_events, move |namespace| {
             let name = namespace.name_any();
             by_namespace
                 .state()
@@ -165,8 +260,9 @@ pub async fn run(
                 .map(|sync| ObjectRef::from_obj(sync.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .reconcile_all_on(rbac_changes)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, Arc::new(Context::new(client, base, settings.telemetry, settings.rate)))
+        .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(configmapsync = %object, "reconciled"),
@@ -174,10 +270,35 @@ pub async fn run(
                 Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
                     tracing::debug!(configmapsync = %object, "gone before its reconcile")
                 }
-                Err(err) => tracing::warn!(error = %err, "reconcile failed"),
+                // `error_policy` has logged it, with the reason.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(_, object)) => {
+                    tracing::debug!(configmapsync = %object, "reconcile failed")
+                }
+                Err(err) => tracing::warn!("the controller's queue failed: {err}"),
             }
         })
         .await;
+}
+
+/// A `()` for every change to objects of kind `K` after the first list, and once a list is
+/// complete (a watch that was cut may have missed changes).
+fn rbac_changes<K>(client: &kube::Client) -> futures::stream::BoxStream<'static, ()>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .filter_map(|event| {
+            std::future::ready(match event {
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => Some(()),
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
+                Err(err) => {
+                    tracing::warn!("the RBAC watch failed, retrying: {err}");
+                    None
+                }
+            })
+        })
+        .boxed()
 }
 
 /// Where this replica stands in the leader election.
@@ -303,6 +424,14 @@ pub async fn reconcile(sync: Arc<ConfigMapSync>, ctx: Arc<Context>) -> Result<Ac
     let syncs: Api<ConfigMapSync> = Api::namespaced(ctx.client.clone(), &namespace);
     let started = tokio::time::Instant::now();
     let telemetry = ctx.telemetry.clone();
+    // Nothing is decided on a cache that has not listed yet.
+    let caches = async {
+        ctx.config_maps.wait_until_ready().await.ok()?;
+        ctx.namespaces.wait_until_ready().await.ok()
+    };
+    if caches.await.is_none() {
+        return Err(Error::CacheGone);
+    }
     let result = finalizer(&syncs, FINALIZER, sync, |event| async {
         match event {
             Finalizing::Apply(sync) => sync_targets(&sync, &ctx).await,
@@ -321,10 +450,16 @@ pub async fn reconcile(sync: Arc<ConfigMapSync>, ctx: Arc<Context>) -> Result<Ac
     result
 }
 
-/// Failed reconciles are tried again soon; the reason is already in the log and the status.
-pub fn error_policy(sync: Arc<ConfigMapSync>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(configmapsync = %ObjectRef::from_obj(sync.as_ref()), error = %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(15))
+/// A failed reconcile is tried again, backing off; the log says why in one line.
+pub fn error_policy(sync: Arc<ConfigMapSync>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.back_off(&sync);
+    tracing::warn!(
+        configmapsync = %ObjectRef::from_obj(sync.as_ref()),
+        reason = error.reason(),
+        "{error}; retrying in {}s",
+        delay.as_secs()
+    );
+    Action::requeue(delay)
 }
 
 fn now() -> Time {
@@ -341,12 +476,13 @@ async fn patch_status(sync: &ConfigMapSync, ctx: &Context, status: &ConfigMapSyn
 async fn event(ctx: &Context, sync: &ConfigMapSync, type_: EventType, reason: &str, note: String) {
     let event = Event { type_, reason: reason.into(), note: Some(note), action: "Sync".into(), secondary: None };
     if let Err(err) = ctx.recorder.publish(&event, &sync.object_ref(&())).await {
-        tracing::warn!(error = %err, reason, "cannot record an event");
+        tracing::warn!(reason, "cannot record an event: {}", api_message(&err));
     }
 }
 
-/// Every ConfigMap carrying this ConfigMapSync's owner labels (read with the operator's
-/// rights; each is deleted as the tenant, so nothing the tenant may not touch is touched).
+/// Every ConfigMap carrying this ConfigMapSync's owner labels, listed from the API server (not
+/// the cache, which may not have seen a target created a moment ago): the finalizer must not
+/// leave one behind. Each is deleted as the tenant, so nothing the tenant may not touch is.
 async fn owned_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Vec<ConfigMap>, Error> {
     let owner = format!(
         "{OWNER_NAMESPACE_LABEL}={},{OWNER_NAME_LABEL}={}",
@@ -388,55 +524,40 @@ async fn execute(tenant: &kube::Client, step: &Step) -> Result<(), kube::Error> 
 
 async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Error> {
     let namespace = sync.namespace().unwrap_or_default();
-    let account = &sync.spec.service_account_name;
-    let generation = sync.meta().generation;
-    let mut previous = sync.status.clone();
-    if previous.as_ref().is_none_or(|s| s.conditions.is_empty()) {
-        let first = status::first_visit(generation, &now());
-        patch_status(sync, ctx, &first).await?;
-        previous = Some(first);
-    }
-    let tenant = match ctx.tenants.client(&namespace, account).await {
+    let account = Account { namespace: namespace.clone(), name: sync.spec.service_account_name.clone() };
+    let tenant = match ctx.tenants.client(&namespace, &account.name).await {
         Ok(tenant) => tenant,
         Err(TenantError::ServiceAccountNotFound(_)) => {
-            let blocked = Blocked::ServiceAccountNotFound(account.clone());
-            let status =
-                status::after_reconcile(generation, true, Some(&blocked), &BTreeMap::new(), previous.as_ref(), &now());
-            ctx.telemetry.set_targets(&metrics_key(sync), Some(&status));
-            if previous.as_ref() != Some(&status) {
-                patch_status(sync, ctx, &status).await?;
-                event(ctx, sync, EventType::Warning, "ServiceAccountNotFound", status.conditions[0].message.clone())
-                    .await;
-            }
-            return Ok(Action::requeue(RETRY_UNFINISHED));
+            return blocked(sync, ctx, Blocked::ServiceAccountNotFound(account.name)).await;
+        }
+        Err(TenantError::TokenRequest { source, .. }) => {
+            let blocked_by =
+                Blocked::TokenRequestFailed { account: account.name.clone(), message: api_message(&source) };
+            return blocked(sync, ctx, blocked_by).await;
         }
         Err(err) => return Err(err.into()),
     };
-
-    // The source is read as the tenant too: a ConfigMapSync cannot copy what its
-    // ServiceAccount may not read.
-    let source = match Api::<ConfigMap>::namespaced(tenant.clone(), &namespace).get_opt(&sync.spec.source.name).await {
-        Err(kube::Error::Api(status)) if status.code == 401 => {
-            ctx.tenants.forget(&namespace, account).await;
-            return Err(Error::Kube(kube::Error::Api(status)));
-        }
-        other => other?,
-    };
-    let namespaces = Api::<Namespace>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
-    let owned = owned_targets(sync, ctx).await?;
-    // Each target is read as the tenant: the plan and the status then say only what the
-    // tenant's account could find out itself.
+    // The source is copied only if the account may read it itself.
+    if let Verdict::Denied(message) = ctx.access.may(&account, &namespace, "get", &sync.spec.source.name).await? {
+        return blocked(sync, ctx, Blocked::SourceForbidden(message)).await;
+    }
+    let cached = |namespace: &str| ctx.config_maps.get(&ObjectRef::new(&sync.spec.source.name).within(namespace));
+    let source = cached(&namespace);
+    let namespaces = ctx.namespaces.state();
+    let owned: Vec<Arc<ConfigMap>> =
+        ctx.config_maps.state().into_iter().filter(|cm| plan::is_owned_by(cm, sync)).collect();
+    // Each target as the account could read it: the plan and the status then say only what the
+    // tenant could find out itself.
     let mut targets = BTreeMap::new();
-    for namespace in plan::target_namespaces(sync, &namespaces).into_keys() {
-        let api: Api<ConfigMap> = Api::namespaced(tenant.clone(), &namespace);
-        let seen = match api.get_opt(&sync.spec.source.name).await {
-            Err(kube::Error::Api(status)) if status.code == 403 => plan::Seen::Forbidden(status.message),
-            other => plan::Seen::Readable(other?.map(Box::new)),
+    for target in plan::target_namespaces(sync, &namespaces).into_keys() {
+        let seen = match ctx.access.may(&account, &target, "get", &sync.spec.source.name).await? {
+            Verdict::Denied(message) => plan::Seen::Forbidden(message),
+            Verdict::Allowed => plan::Seen::Readable(cached(&target)),
         };
-        targets.insert(namespace, seen);
+        targets.insert(target, seen);
     }
     let observed =
-        Observed { sync, source: source.as_ref(), namespaces: &namespaces, targets: &targets, owned: &owned };
+        Observed { sync, source: source.as_deref(), namespaces: &namespaces, targets: &targets, owned: &owned };
     let plan = plan::plan(&observed);
 
     let mut outcomes = BTreeMap::new();
@@ -445,6 +566,13 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
             Err(settled) => Outcome::Settled(settled.clone()),
             Ok(step) => match execute(&tenant, step).await {
                 Ok(()) => Outcome::Synced,
+                // The cache was behind the server (a target created or changed a moment ago):
+                // decide again once it has caught up, rather than report a passing state.
+                Err(kube::Error::Api(status)) if status.code == 409 => return Ok(Action::requeue(RETRY_STALE)),
+                Err(kube::Error::Api(status)) if status.code == 401 => {
+                    ctx.tenants.forget(&namespace, &account.name).await;
+                    return Err(Error::Kube(kube::Error::Api(status)));
+                }
                 Err(err) => outcome_of(err),
             },
         };
@@ -459,13 +587,48 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
             event(ctx, sync, EventType::Warning, "DeleteFailed", note).await;
         }
     }
+    let status = status::after_reconcile(
+        sync.meta().generation,
+        plan.source_found,
+        None,
+        &outcomes,
+        sync.status.as_ref(),
+        &now(),
+    );
+    report(sync, ctx, status).await
+}
 
-    let status = status::after_reconcile(generation, plan.source_found, None, &outcomes, previous.as_ref(), &now());
+/// Nothing can be synced: Ready is False, with the reason, from the first attempt on.
+async fn blocked(sync: &ConfigMapSync, ctx: &Context, why: Blocked) -> Result<Action, Error> {
+    let status = status::after_reconcile(
+        sync.meta().generation,
+        true,
+        Some(&why),
+        &BTreeMap::new(),
+        sync.status.as_ref(),
+        &now(),
+    );
+    report(sync, ctx, status).await
+}
+
+/// Writes `status` if it changed, with a Warning event and a log line for each new failure
+/// (the whole ConfigMapSync's, or a target's), and says when to look again.
+async fn report(sync: &ConfigMapSync, ctx: &Context, status: ConfigMapSyncStatus) -> Result<Action, Error> {
     ctx.telemetry.set_targets(&metrics_key(sync), Some(&status));
-    let ready = status.conditions.iter().any(|c| c.status == "True");
-    if previous.as_ref() != Some(&status) {
+    let previous = sync.status.as_ref();
+    if previous != Some(&status) {
+        let ready = &status.conditions[0];
+        let was = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == ready.type_));
+        // TargetsNotSynced is told per target, below.
+        if ready.status == "False"
+            && ready.reason != "TargetsNotSynced"
+            && was.is_none_or(|was| was.reason != ready.reason)
+        {
+            tracing::warn!(configmapsync = %ObjectRef::from_obj(sync), reason = %ready.reason, "{}", ready.message);
+            event(ctx, sync, EventType::Warning, &ready.reason, ready.message.clone()).await;
+        }
         for target in status.targets.iter().filter(|t| !t.synced) {
-            let was = previous.as_ref().and_then(|p| p.targets.iter().find(|p| p.namespace == target.namespace));
+            let was = previous.and_then(|p| p.targets.iter().find(|p| p.namespace == target.namespace));
             if was.is_none_or(|was| was.reason != target.reason) {
                 let reason = target.reason.clone().unwrap_or_default();
                 let note = format!(
@@ -473,14 +636,18 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
                     target.namespace,
                     target.message.clone().unwrap_or_else(|| reason.clone())
                 );
+                tracing::info!(configmapsync = %ObjectRef::from_obj(sync), reason = %reason, "{note}");
                 event(ctx, sync, EventType::Warning, &reason, note).await;
             }
         }
         patch_status(sync, ctx, &status).await?;
     }
-    // Permissions granted later, a namespace that appears, a source created later: no watch
-    // event says so, so an unfinished sync is looked at again soon.
-    Ok(Action::requeue(if ready { RESYNC } else { RETRY_UNFINISHED }))
+    if status.conditions.iter().any(|c| c.status == "True") {
+        ctx.settled(sync);
+        Ok(Action::requeue(RESYNC))
+    } else {
+        Ok(Action::requeue(ctx.back_off(sync)))
+    }
 }
 
 /// `namespace/name`: one ConfigMapSync in the metrics' bookkeeping.
@@ -496,13 +663,14 @@ fn describe(outcome: &Outcome) -> String {
 }
 
 /// The finalizer's work: every target goes, deleted as the tenant. If that is not allowed, the
-/// finalizer stays (the ConfigMapSync is not deleted), the condition says why and an event is
-/// recorded.
+/// finalizer stays (the ConfigMapSync is not deleted), the condition says which targets and
+/// why, an event is recorded, and the deletion is tried again (at once when RBAC changes).
 async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Error> {
     let namespace = sync.namespace().unwrap_or_default();
     let owned: Vec<Step> = owned_targets(sync, ctx).await?.iter().map(plan::delete).collect();
     if owned.is_empty() {
         ctx.telemetry.set_targets(&metrics_key(sync), None);
+        ctx.settled(sync);
         return Ok(Action::await_change());
     }
     let failure = match ctx.tenants.client(&namespace, &sync.spec.service_account_name).await {
@@ -511,7 +679,7 @@ async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, E
             let mut failures = Vec::new();
             for step in &owned {
                 if let (Err(err), Step::Delete { namespace, name }) = (execute(&tenant, step).await, step) {
-                    failures.push(format!("{namespace}/{name}: {}", describe(&outcome_of(err))));
+                    failures.push(format!("ConfigMap {name} in namespace {namespace}: {}", describe(&outcome_of(err))));
                 }
             }
             (!failures.is_empty()).then(|| failures.join("; "))
@@ -520,13 +688,18 @@ async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, E
     match failure {
         None => {
             ctx.telemetry.set_targets(&metrics_key(sync), None);
+            ctx.settled(sync);
             Ok(Action::await_change())
         }
         Some(why) => {
             let mut status = sync.status.clone().unwrap_or_default();
-            status.conditions = vec![status::cleanup_failed(sync.meta().generation, &why, &now())];
-            patch_status(sync, ctx, &status).await?;
-            event(ctx, sync, EventType::Warning, "CleanupFailed", why.clone()).await;
+            let condition = status::cleanup_failed(sync.meta().generation, &why, &now());
+            let changed = status.conditions.first().is_none_or(|c| c.message != condition.message);
+            if changed {
+                status.conditions = vec![condition];
+                patch_status(sync, ctx, &status).await?;
+                event(ctx, sync, EventType::Warning, "CleanupFailed", why.clone()).await;
+            }
             Err(Error::Cleanup(why))
         }
     }

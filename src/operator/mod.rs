@@ -4,6 +4,7 @@
 //! `api` holds the CustomResource types; the CRD that `weaver operator crd` prints, and that the
 //! chart `charts/configmapsync-operator` ships in `crds/`, is generated from them.
 
+pub mod access;
 pub mod api;
 pub mod controller;
 pub mod endpoints;

@@ -3,7 +3,8 @@
 //! tested without a server. The controller carries the actions out as the tenant's
 //! ServiceAccount and reports each target's outcome in the status.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::ResourceExt;
@@ -24,12 +25,12 @@ pub struct Observed<'a> {
     /// The source ConfigMap, when it exists.
     pub source: Option<&'a ConfigMap>,
     /// Every namespace of the cluster (for the selector and to tell a missing one).
-    pub namespaces: &'a [Namespace],
+    pub namespaces: &'a [Arc<Namespace>],
     /// Each target namespace as the tenant's ServiceAccount read it (see [`target_namespaces`]);
     /// one not read is taken as empty.
     pub targets: &'a BTreeMap<String, Seen>,
     /// Every ConfigMap carrying this CR's owner labels, wherever it is.
-    pub owned: &'a [ConfigMap],
+    pub owned: &'a [Arc<ConfigMap>],
 }
 
 /// A target as the tenant read it: what the operator could see with its own rights is told in
@@ -37,7 +38,7 @@ pub struct Observed<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
     /// The ConfigMap of the source's name there, if any.
-    Readable(Option<Box<ConfigMap>>),
+    Readable(Option<Arc<ConfigMap>>),
     /// The API server's answer.
     Forbidden(String),
 }
@@ -73,6 +74,8 @@ pub enum Settled {
     Conflict,
     /// The namespace does not exist (yet).
     NamespaceNotFound,
+    /// The namespace is being deleted: a write there would be refused or deleted with it.
+    NamespaceTerminating,
     /// The source is gone: the target is left as it is.
     SourceNotFound,
     /// The tenant may not read the target there (the API server's message).
@@ -92,7 +95,7 @@ pub struct Plan {
 
 /// The namespaces a ConfigMapSync targets: its list plus those its selector matches, never its
 /// own namespace (the source lives there).
-pub fn target_namespaces(sync: &ConfigMapSync, namespaces: &[Namespace]) -> BTreeMap<String, Origin> {
+pub fn target_namespaces(sync: &ConfigMapSync, namespaces: &[Arc<Namespace>]) -> BTreeMap<String, Origin> {
     let own = sync.namespace().unwrap_or_default();
     let mut targets = BTreeMap::new();
     if let Some(selector) = &sync.spec.namespace_selector {
@@ -150,7 +153,16 @@ fn in_sync(live: &ConfigMap, desired: &ConfigMap) -> bool {
 /// Decides every write of one reconcile.
 pub fn plan(observed: &Observed) -> Plan {
     let sync = observed.sync;
-    let existing: BTreeSet<String> = observed.namespaces.iter().map(|ns| ns.name_any()).collect();
+    // Each existing namespace, and whether it is being deleted.
+    let existing: BTreeMap<String, bool> = observed
+        .namespaces
+        .iter()
+        .map(|ns| {
+            let terminating = ns.metadata.deletion_timestamp.is_some()
+                || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
+            (ns.name_any(), terminating)
+        })
+        .collect();
     let targets = target_namespaces(sync, observed.namespaces);
     let live_in = |namespace: &str| match observed.targets.get(namespace) {
         Some(Seen::Readable(live)) => live.as_deref(),
@@ -165,8 +177,10 @@ pub fn plan(observed: &Observed) -> Plan {
             }
             continue;
         }
-        let decision = if !existing.contains(namespace) {
+        let decision = if !existing.contains_key(namespace) {
             Err(Settled::NamespaceNotFound)
+        } else if existing[namespace] {
+            Err(Settled::NamespaceTerminating)
         } else {
             match (observed.source, live_in(namespace)) {
                 (_, Some(live)) if !is_owned_by(live, sync) => Err(Settled::Conflict),
@@ -190,7 +204,7 @@ pub fn plan(observed: &Observed) -> Plan {
         .owned
         .iter()
         .filter(|cm| is_owned_by(cm, sync) && !targets.contains_key(&cm.namespace().unwrap_or_default()))
-        .map(delete)
+        .map(|cm| delete(cm))
         .collect();
     plan
 }
@@ -257,23 +271,31 @@ mod tests {
                             .iter()
                             .find(|cm| cm.namespace().as_deref() == Some(ns.as_str()))
                             .cloned()
-                            .map(Box::new),
+                            .map(Arc::new),
                     )
                 };
                 (ns, seen)
             })
             .collect();
-        let owned: Vec<ConfigMap> = existing.iter().filter(|cm| is_owned_by(cm, sync)).cloned().collect();
+        let owned: Vec<Arc<ConfigMap>> =
+            existing.iter().filter(|cm| is_owned_by(cm, sync)).cloned().map(Arc::new).collect();
         plan(&Observed { sync, source, namespaces: &namespaces, targets: &targets, owned: &owned })
     }
 
-    fn namespaces() -> Vec<Namespace> {
-        vec![
+    fn namespaces() -> Vec<Arc<Namespace>> {
+        let mut leaving = namespace("leaving", &[]);
+        leaving.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH));
+        [
             namespace("team", &[]),
             namespace("dev", &[("team", "a")]),
             namespace("qa", &[("team", "a")]),
             namespace("other", &[]),
+            leaving,
         ]
+        .into_iter()
+        .map(Arc::new)
+        .collect()
     }
 
     #[test]
@@ -335,12 +357,13 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_namespace_is_reported_and_the_own_namespace_is_never_a_target() {
-        let sync = sync(&["team", "later"], None);
+    fn a_missing_or_terminating_namespace_is_reported_and_the_own_namespace_is_never_a_target() {
+        let sync = sync(&["team", "later", "leaving"], None);
         let source = config_map("team", &[], "7");
         let plan = plan_for(&sync, Some(&source), &[]);
-        assert_eq!(plan.targets.keys().collect::<Vec<_>>(), ["later"]);
+        assert_eq!(plan.targets.keys().collect::<Vec<_>>(), ["later", "leaving"]);
         assert_eq!(plan.targets["later"], Err(Settled::NamespaceNotFound));
+        assert_eq!(plan.targets["leaving"], Err(Settled::NamespaceTerminating));
     }
 
     #[test]

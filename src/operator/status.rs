@@ -1,6 +1,7 @@
-//! The ConfigMapSync status, per the API conventions: a `Ready` condition (Unknown on the first
-//! visit, then True or False with a CamelCase reason), `observedGeneration`, one line per target,
-//! and no phases. A condition keeps its `lastTransitionTime` while its status stays the same.
+//! The ConfigMapSync status, per the API conventions: a `Ready` condition (True, or False with a
+//! CamelCase reason and a message the tenant can act on, from the first reconcile on),
+//! `observedGeneration`, one line per target, and no phases. A condition keeps its
+//! `lastTransitionTime` while its status stays the same.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +26,40 @@ pub enum Outcome {
 /// Why the whole ConfigMapSync cannot sync, before any target is looked at.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Blocked {
+    /// The ServiceAccount (its name) does not exist.
     ServiceAccountNotFound(String),
+    /// The API server refused the operator a token for the account (its message).
+    TokenRequestFailed { account: String, message: String },
+    /// The account may not read the source (the message its own request would get).
+    SourceForbidden(String),
+}
+
+impl Blocked {
+    /// The Ready condition's reason and message.
+    fn reason_and_message(&self) -> (&'static str, String) {
+        match self {
+            Blocked::ServiceAccountNotFound(name) => (
+                "ServiceAccountNotFound",
+                format!(
+                    "ServiceAccount {name} does not exist in this namespace; create it or name another in spec.serviceAccountName"
+                ),
+            ),
+            Blocked::TokenRequestFailed { account, message } => (
+                "TokenRequestFailed",
+                format!(
+                    "the operator cannot get a token for ServiceAccount {account}, so nothing is written: {message}; \
+                     the operator's own ClusterRole needs create on serviceaccounts/token"
+                ),
+            ),
+            Blocked::SourceForbidden(message) => (
+                "SourceForbidden",
+                format!(
+                    "the ServiceAccount may not read the source, so nothing is copied: {message}; \
+                     grant it get on the source ConfigMap in this namespace"
+                ),
+            ),
+        }
+    }
 }
 
 pub const READY: &str = "Ready";
@@ -49,21 +83,6 @@ fn carry_transition(mut new: Condition, previous: Option<&ConfigMapSyncStatus>) 
         new.last_transition_time = old.last_transition_time.clone();
     }
     new
-}
-
-/// The status of a ConfigMapSync seen for the first time: Ready is Unknown.
-pub fn first_visit(generation: Option<i64>, now: &Time) -> ConfigMapSyncStatus {
-    ConfigMapSyncStatus {
-        observed_generation: generation,
-        conditions: vec![condition(
-            "Unknown",
-            "Reconciling",
-            "the first sync has not finished".into(),
-            generation,
-            now,
-        )],
-        ..ConfigMapSyncStatus::default()
-    }
 }
 
 /// The condition while the finalizer cannot delete every target.
@@ -96,7 +115,14 @@ pub fn after_reconcile(
                     "Conflict",
                     Some("a ConfigMap of that name exists and is not managed by this ConfigMapSync".to_string()),
                 ),
-                Outcome::Settled(Settled::NamespaceNotFound) => (false, "NamespaceNotFound", None),
+                Outcome::Settled(Settled::NamespaceNotFound) => {
+                    (false, "NamespaceNotFound", Some(format!("namespace {namespace} does not exist")))
+                }
+                Outcome::Settled(Settled::NamespaceTerminating) => (
+                    false,
+                    "NamespaceTerminating",
+                    Some(format!("namespace {namespace} is being deleted; nothing is written there")),
+                ),
                 Outcome::Settled(Settled::SourceNotFound) => (false, "SourceNotFound", None),
                 Outcome::Forbidden(message) | Outcome::Settled(Settled::Forbidden(message)) => {
                     (false, "Forbidden", Some(message.clone()))
@@ -109,13 +135,10 @@ pub fn after_reconcile(
     let synced = targets.iter().filter(|t| t.synced).count();
     let total = targets.len();
     let ready = match blocked {
-        Some(Blocked::ServiceAccountNotFound(name)) => condition(
-            "False",
-            "ServiceAccountNotFound",
-            format!("ServiceAccount {name} does not exist in this namespace"),
-            generation,
-            now,
-        ),
+        Some(blocked) => {
+            let (reason, message) = blocked.reason_and_message();
+            condition("False", reason, message, generation, now)
+        }
         None if !source_found => condition(
             "False",
             "SourceNotFound",
@@ -186,6 +209,12 @@ mod tests {
         assert_eq!(status.conditions[0].reason, "ServiceAccountNotFound");
         let status = after_reconcile(Some(1), false, None, &BTreeMap::new(), None, &time(1));
         assert_eq!(status.conditions[0].reason, "SourceNotFound");
-        assert_eq!(first_visit(Some(1), &time(1)).conditions[0].status, "Unknown");
+        let blocked = Blocked::SourceForbidden("configmaps \"settings\" is forbidden".into());
+        let status = after_reconcile(Some(1), true, Some(&blocked), &BTreeMap::new(), None, &time(1));
+        let ready = &status.conditions[0];
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SourceForbidden"));
+        assert!(
+            ready.message.contains("configmaps \"settings\" is forbidden") && ready.message.contains("grant it get")
+        );
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 /// How long a requested token lives: the shortest lifetime API servers accept.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
 /// A cached token is replaced once this much of its life has passed.
-const REFRESH_AFTER: Duration = Duration::from_secs(480);
+pub const REFRESH_AFTER: Duration = Duration::from_secs(480);
 
 /// Why no tenant client could be made.
 #[derive(Debug, thiserror::Error)]

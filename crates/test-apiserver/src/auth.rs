@@ -416,26 +416,33 @@ impl Cluster {
     /// may do anything else, everyone else gets what RBAC grants.
     pub fn authorize(&self, req: &ApiRequest) -> Result<(), ApiError> {
         let a = Attributes::of(req);
-        let user = &req.user;
-        if self.forbidden.iter().any(|r| forbids(r, &a)) {
-            return Err(a.forbidden(user, ""));
+        match self.decide(&req.user, &a) {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(a.forbidden(&req.user, &reason)),
+        }
+    }
+
+    /// What the authorizer chain decides for `user` doing `a`: allowed, or denied with the
+    /// authorizer's reason (empty when it has none). Requests and SubjectAccessReviews share it.
+    pub fn decide(&self, user: &User, a: &Attributes) -> Result<(), String> {
+        if self.forbidden.iter().any(|r| forbids(r, a)) {
+            return Err(String::new());
         }
         if user.is_admin() {
             return Ok(());
         }
         let (rules, missing) = self.rules_for(user, &a.namespace);
-        if rules.iter().any(|r| r.allows(&a)) {
+        if rules.iter().any(|r| r.allows(a)) {
             return Ok(());
         }
         // The authorizer's role lister names a missing role `role.rbac…` (`clusterrole.rbac…`).
         let errors: Vec<String> =
             missing.iter().map(|(kind, name)| format!("{kind}.{RBAC} {name:?} not found")).collect();
-        let reason = match errors.as_slice() {
+        Err(match errors.as_slice() {
             [] => String::new(),
             [one] => format!("RBAC: {one}"),
             many => format!("RBAC: [{}]", many.join(", ")),
-        };
-        Err(a.forbidden(user, &reason))
+        })
     }
 
     /// The RBAC escalation check on writing a Role, ClusterRole or binding

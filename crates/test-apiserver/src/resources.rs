@@ -336,6 +336,32 @@ pub fn builtins() -> Vec<Resource> {
             "io.k8s.api.coordination.v1.Lease",
         ),
         (
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            true,
+            &["ev"],
+            &[],
+            false,
+            Generation::None,
+            "io.k8s.api.events.v1.Event",
+        ),
+        (
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "subjectaccessreview",
+            "SubjectAccessReview",
+            false,
+            &[],
+            &[],
+            false,
+            Generation::None,
+            "io.k8s.api.authorization.v1.SubjectAccessReview",
+        ),
+        (
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",
@@ -358,10 +384,11 @@ pub fn builtins() -> Vec<Resource> {
             singular: singular.into(),
             kind: kind.into(),
             namespaced,
-            verbs: if plural == "namespaces" {
-                ALL_VERBS.iter().copied().filter(|v| *v != "deletecollection").collect()
-            } else {
-                ALL_VERBS.to_vec()
+            verbs: match plural {
+                "namespaces" => ALL_VERBS.iter().copied().filter(|v| *v != "deletecollection").collect(),
+                // A review is answered, never stored.
+                "subjectaccessreviews" => vec!["create"],
+                _ => ALL_VERBS.to_vec(),
             },
             short_names: short.iter().map(|s| s.to_string()).collect(),
             categories: cats.iter().map(|s| s.to_string()).collect(),

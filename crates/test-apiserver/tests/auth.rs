@@ -500,3 +500,102 @@ async fn refused(client: &Client, objects: &[Value]) -> String {
     assert_eq!(e.code, 403, "{}", e.message);
     e.message
 }
+
+/// A SubjectAccessReview as `c`: the review's status, or the API error.
+async fn review(c: &Client, spec: Value) -> Result<Value, Error> {
+    let ar = ApiResource {
+        group: "authorization.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "authorization.k8s.io/v1".into(),
+        kind: "SubjectAccessReview".into(),
+        plural: "subjectaccessreviews".into(),
+    };
+    let reviews: Api<DynamicObject> = Api::all_with(c.clone(), &ar);
+    let object: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "metadata": {}, "spec": spec}),
+    )
+    .unwrap();
+    let answer = reviews.create(&PostParams::default(), &object).await?;
+    Ok(serde_json::to_value(answer).unwrap()["status"].clone())
+}
+
+#[tokio::test]
+async fn subject_access_reviews_answer_what_rbac_would_decide() {
+    let server = TestApiServer::start();
+    let admin = admin(&server).await;
+    namespace(&admin, "team").await;
+    namespace(&admin, "other").await;
+    let robot = robot(&server, &admin, "team", "syncer").await;
+    apply(
+        &admin,
+        &[
+            role("Role", Some("team"), "reader", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["settings"]}])),
+            binding("RoleBinding", Some("team"), "reader", "Role", "reader", sa_subject("team", "syncer")),
+        ],
+    )
+    .await
+    .unwrap();
+    let user = "system:serviceaccount:team:syncer";
+    let groups = json!(["system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"]);
+    let ask = |namespace: &str, verb: &str, name: &str| json!({"user": user, "groups": groups, "resourceAttributes": {"namespace": namespace, "verb": verb, "resource": "configmaps", "name": name}});
+    // The ServiceAccount itself can tell: what the review says is what its request meets.
+    let (allowed, denied) = (ask("team", "get", "settings"), ask("other", "get", "settings"));
+    assert_eq!(review(&admin, allowed).await.unwrap()["allowed"], true);
+    configmaps(&admin, "team").create(&PostParams::default(), &configmap("settings")).await.unwrap();
+    configmaps(&robot, "team").get("settings").await.unwrap();
+    assert_eq!(review(&admin, denied).await.unwrap()["allowed"], false);
+    assert_eq!(api_error(configmaps(&robot, "other").get("settings").await.unwrap_err()).code, 403);
+    // The name matters (resourceNames), and so does the verb.
+    assert_eq!(review(&admin, ask("team", "get", "other")).await.unwrap()["allowed"], false);
+    assert_eq!(review(&admin, ask("team", "update", "settings")).await.unwrap()["allowed"], false);
+    // Groups are taken as given: without them, a group binding does not apply.
+    apply(
+        &admin,
+        &[
+            binding(
+                "RoleBinding",
+                Some("other"),
+                "all-sas",
+                "ClusterRole",
+                "view-cm",
+                json!([{"kind": "Group", "name": "system:serviceaccounts:team"}]),
+            ),
+            role(
+                "ClusterRole",
+                None,
+                "view-cm",
+                json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(review(&admin, ask("other", "get", "x")).await.unwrap()["allowed"], true);
+    let no_groups =
+        json!({"user": user, "resourceAttributes": {"namespace": "other", "verb": "get", "resource": "configmaps"}});
+    assert_eq!(review(&admin, no_groups).await.unwrap()["allowed"], false);
+
+    // Invalid reviews are refused as kube-apiserver's validation refuses them.
+    let err = api_error(review(&admin, json!({"user": user})).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.contains("exactly one of nonResourceAttributes or resourceAttributes must be specified"),
+        "{}",
+        err.message
+    );
+    let err = api_error(review(&admin, json!({"resourceAttributes": {"verb": "get"}})).await.unwrap_err());
+    assert!(err.message.contains("at least one of user or group must be specified"), "{}", err.message);
+    // Asking needs the right to ask.
+    let err = api_error(review(&robot, ask("team", "get", "settings")).await.unwrap_err());
+    assert_eq!(err.code, 403);
+    assert!(
+        err.message.contains(
+            "cannot create resource \"subjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope"
+        ),
+        "{}",
+        err.message
+    );
+    // Reviews are not stored: a GET is not allowed.
+    let (status, _) = get(&admin, "/apis/authorization.k8s.io/v1/subjectaccessreviews").await;
+    assert_eq!(status, 405);
+}

@@ -5,6 +5,7 @@
 
 mod delete;
 mod list_watch;
+mod review;
 mod routing;
 mod strategy;
 mod write;

@@ -108,6 +108,14 @@ impl Cluster {
     ) -> Result<ApiResponse, ApiError> {
         let Target { res, ns, name, sub } = self.route(group, version, rest)?;
         let ns_str = ns.clone().unwrap_or_default();
+        if res.is("authorization.k8s.io", "SubjectAccessReview") {
+            return match (req.method.as_str(), &name) {
+                ("POST", None) => self.subject_access_review(req),
+                _ => {
+                    Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"))
+                }
+            };
+        }
         match (req.method.as_str(), &name, sub.as_deref()) {
             ("GET", None, None) => self.list(req, &res, ns.as_deref()),
             ("GET", Some(n), None | Some("status")) => {

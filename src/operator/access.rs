@@ -1,0 +1,141 @@
+//! What a tenant's ServiceAccount may see, asked of the API server with SubjectAccessReviews and
+//! remembered, so that a reconcile reads targets from the operator's cache and still reports
+//! only what the account could have read itself.
+//!
+//! An answer is kept until the account's token is renewed (`tenant::REFRESH_AFTER`) or any
+//! RBAC object changes ([`Access::forget_all`], from the controller's RBAC watch), whichever
+//! comes first: a grant or a revocation is seen at once, and authorizers other than RBAC
+//! (webhooks) within one token lifetime.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use kube::api::{Api, PostParams};
+
+use super::tenant::REFRESH_AFTER;
+
+/// A ServiceAccount as the API server authenticates it: its user name and groups.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Account {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Account {
+    pub fn user(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+    }
+
+    fn groups(&self) -> Vec<String> {
+        vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{}", self.namespace),
+            "system:authenticated".into(),
+        ]
+    }
+}
+
+/// The answer to "may the account `get` this ConfigMap?".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Allowed,
+    /// Denied, with the message the API server would have answered the account's own request.
+    Denied(String),
+}
+
+/// (account, namespace, verb, ConfigMap name or "" for every name)
+type Question = (Account, String, &'static str, String);
+
+struct Answer {
+    allowed: bool,
+    asked: tokio::time::Instant,
+    /// The RBAC generation it was asked in.
+    epoch: u64,
+}
+
+/// Remembered SubjectAccessReviews, asked with the operator's own identity.
+pub struct Access {
+    client: kube::Client,
+    answers: Mutex<HashMap<Question, Answer>>,
+    /// Bumped by every RBAC change: older answers no longer count.
+    epoch: AtomicU64,
+}
+
+impl Access {
+    pub fn new(client: kube::Client) -> Self {
+        Access { client, answers: Mutex::new(HashMap::new()), epoch: AtomicU64::new(0) }
+    }
+
+    /// Forgets every answer: a Role, ClusterRole or binding changed.
+    pub fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+
+    /// Whether `account` may `verb` the ConfigMap `name` in `namespace`. RBAC can grant one name
+    /// or all of them: the question for every name is asked first, so one answer serves every
+    /// ConfigMap of a namespace, and the named question only when that one is denied.
+    pub async fn may(
+        &self,
+        account: &Account,
+        namespace: &str,
+        verb: &'static str,
+        name: &str,
+    ) -> Result<Verdict, kube::Error> {
+        if self.allowed(account, namespace, verb, "").await? || self.allowed(account, namespace, verb, name).await? {
+            return Ok(Verdict::Allowed);
+        }
+        // kube-apiserver's own wording for the request the account would have made.
+        Ok(Verdict::Denied(format!(
+            "configmaps {name:?} is forbidden: User {:?} cannot {verb} resource \"configmaps\" in API group \"\" in the namespace {namespace:?}",
+            account.user()
+        )))
+    }
+
+    async fn allowed(
+        &self,
+        account: &Account,
+        namespace: &str,
+        verb: &'static str,
+        name: &str,
+    ) -> Result<bool, kube::Error> {
+        let question: Question = (account.clone(), namespace.to_string(), verb, name.to_string());
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        if let Some(answer) = self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&question)
+            && answer.epoch == epoch
+            && answer.asked.elapsed() < REFRESH_AFTER
+        {
+            return Ok(answer.allowed);
+        }
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(account.user()),
+                groups: Some(account.groups()),
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_string()),
+                    verb: Some(verb.to_string()),
+                    group: Some(String::new()),
+                    resource: Some("configmaps".into()),
+                    name: (!name.is_empty()).then(|| name.to_string()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let asked = tokio::time::Instant::now();
+        let answer =
+            Api::<SubjectAccessReview>::all(self.client.clone()).create(&PostParams::default(), &review).await?;
+        let allowed = answer.status.is_some_and(|status| status.allowed);
+        // An answer asked before an RBAC change is not kept: it may describe the old rules.
+        if self.epoch.load(Ordering::SeqCst) == epoch {
+            self.answers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(question, Answer { allowed, asked, epoch });
+        }
+        Ok(allowed)
+    }
+}

@@ -649,7 +649,7 @@ fn a_refused_token_request_is_token_request_failed_with_the_servers_answer() {
     let sync = create_sync(&cluster, &tenant, &[&tenant.allowed[0]], "syncer");
     let ready = wait_for_ready(&cluster, &sync, "TokenRequestFailed");
     let message = ready["message"].as_str().unwrap();
-    assert!(message.contains(&format!("ServiceAccount syncer")), "{message}");
+    assert!(message.contains("ServiceAccount syncer"), "{message}");
     assert!(message.contains("cannot create resource \"serviceaccounts/token\""), "the server's answer: {message}");
     assert!(message.contains("needs create on serviceaccounts/token"), "what to do: {message}");
     assert_eq!(wait_for_event(&cluster, &sync, "TokenRequestFailed"), message);

@@ -1,8 +1,11 @@
 //! The ConfigMapSync operator at scale: 200 ConfigMapSyncs × 10 target namespaces (2,000
-//! targets) converging from a cold start, one source change reaching its targets, and a quiet
-//! minute in steady state. Reports the times, the reconciles, the API requests per reconcile
-//! (on the fake, from its request log), the writes in steady state (resourceVersions of every
-//! target and ConfigMapSync, compared before and after) and the operator's peak memory.
+//! targets) converging from a cold start, one source change reaching its targets, reconciles
+//! that find every target in sync (after the target namespaces are relabelled, and after the
+//! operator restarts), and a quiet minute in steady state. Reports the times, the reconciles,
+//! the operator's API requests per reconcile (the fake's request log; a real server's
+//! `apiserver_request_total`, lists and watches apart), the writes in steady state
+//! (resourceVersions of every target and ConfigMapSync, compared before and after) and the
+//! operator's peak memory.
 //!
 //! The operator is the release binary, `weaver operator run`, as a ServiceAccount of its own;
 //! every target is written as the tenant's ServiceAccount `syncer`. Against the in-process fake,
@@ -81,6 +84,83 @@ impl Bench {
         }
         started.elapsed()
     }
+}
+
+/// The operator's requests so far, lists and watches apart from the rest (reads of one object,
+/// writes, token requests, reviews): from the fake's log, by the operator's users, or from a real
+/// server's `apiserver_request_total` for the resources the operator uses (the bench itself only
+/// lists and watches while it measures, and patches namespaces, which are left out).
+#[derive(Clone, Copy, Default, Debug)]
+struct Requests {
+    lists_and_watches: u64,
+    others: u64,
+}
+
+impl std::ops::Sub for Requests {
+    type Output = Requests;
+    fn sub(self, before: Requests) -> Requests {
+        Requests {
+            lists_and_watches: self.lists_and_watches - before.lists_and_watches,
+            others: self.others - before.others,
+        }
+    }
+}
+
+const OPERATOR_RESOURCES: &[&str] = &[
+    "configmaps",
+    "configmapsyncs",
+    "serviceaccounts",
+    "subjectaccessreviews",
+    "events",
+    "roles",
+    "rolebindings",
+    "clusterroles",
+    "clusterrolebindings",
+];
+
+fn count_requests(bench: &Bench, fake: &Option<weaver_test_apiserver::TestApiServer>, users: &[String]) -> Requests {
+    let mut count = Requests::default();
+    match fake {
+        Some(server) => {
+            for request in server.requests().iter().filter(|r| users.contains(&r.user)) {
+                let last = request.path.rsplit('/').next().unwrap_or_default();
+                if request.method == "GET" && OPERATOR_RESOURCES.contains(&last) || last == "namespaces" {
+                    count.lists_and_watches += 1;
+                } else {
+                    count.others += 1;
+                }
+            }
+        }
+        None => {
+            let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+            let text = bench.runtime.block_on(bench.client.request_text(request)).expect("the server's /metrics");
+            for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+                let label = |name: &str| {
+                    let start = line.find(&format!("{name}=\"")).map(|i| i + name.len() + 2)?;
+                    line[start..].split('"').next()
+                };
+                let Some(resource) = label("resource") else { continue };
+                if !OPERATOR_RESOURCES.contains(&resource) {
+                    continue;
+                }
+                let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64;
+                match label("verb") {
+                    Some("LIST" | "WATCH" | "WATCHLIST") => count.lists_and_watches += value,
+                    _ => count.others += value,
+                }
+            }
+        }
+    }
+    count
+}
+
+fn per_reconcile(requests: Requests, reconciles: f64) -> String {
+    format!(
+        "{} requests ({:.2} a reconcile) besides {} lists and watches",
+        requests.others,
+        requests.others as f64 / reconciles.max(1.0),
+        requests.lists_and_watches
+    )
 }
 
 /// The operator process; killed when dropped.
@@ -234,46 +314,43 @@ fn main() {
     )
     .unwrap();
 
-    if let Some(server) = &fake {
-        server.clear_requests();
-    }
-    let metrics = format!("127.0.0.1:{}", free_port());
     let log = scratch.path().join("operator.log");
-    let mut operator = Operator {
-        child: Command::new(support::WEAVER)
-            .args(["operator", "run", "-l", SELECTOR, "--metrics-addr", &metrics])
-            .args(["--kube-api-qps", &qps, "--kube-api-burst", &burst])
-            .arg("--kubeconfig")
-            .arg(&operator_kubeconfig)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-        metrics,
+    let start_operator = || {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        Operator {
+            child: Command::new(support::WEAVER)
+                .args(["operator", "run", "-l", SELECTOR, "--metrics-addr", &metrics])
+                .args(["--kube-api-qps", &qps, "--kube-api-burst", &burst])
+                .arg("--kubeconfig")
+                .arg(&operator_kubeconfig)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+            metrics,
+        }
     };
+    // The operator's own account and the tenant's, whose token writes every target.
+    let operator_users = [format!("system:serviceaccount:{NS}:operator"), format!("system:serviceaccount:{NS}:syncer")];
+    let requests = |b: &Bench| count_requests(b, &fake, &operator_users);
+    let before_cold = requests(&bench);
+    let operator = start_operator();
     let expected = format!("{targets}/{targets}");
     let in_sync = |b: &Bench| {
         let all = b.syncs();
         all.len() == syncs
             && all.iter().all(|s| s.pointer("/status/targetsInSync").and_then(Value::as_str) == Some(&expected))
     };
-    // The operator's own account and the tenant's, whose token writes every target.
-    let operator_users = [format!("system:serviceaccount:{NS}:operator"), format!("system:serviceaccount:{NS}:syncer")];
     let limit = Duration::from_secs(1800);
     let cold = bench.wait_until("convergence from a cold start", limit, in_sync);
     let reconciles = operator.metric("configmapsync_reconciles_total");
-    let requests = fake.as_ref().map(|server| {
-        let log = server.requests();
-        let ours: Vec<_> = log.iter().filter(|r| operator_users.contains(&r.user)).collect();
-        let writes = ours.iter().filter(|r| r.method != "GET").count();
-        format!("{} requests ({:.1} a reconcile), {writes} writes", ours.len(), ours.len() as f64 / reconciles)
-    });
     println!(
         "cold start: all {} targets in sync after {}; {reconciles} reconciles; {}",
         syncs * targets,
         support::ms(cold),
-        requests.unwrap_or_else(|| "requests not counted on a real cluster".into())
+        per_reconcile(requests(&bench) - before_cold, reconciles)
     );
 
     // One source changes: its copies follow.
@@ -293,6 +370,44 @@ fn main() {
     println!("a source change reached its {targets} targets in {}", support::ms(change));
     // Let the change's own reconciles finish before the quiet period.
     bench.wait_until("convergence after the change", limit, in_sync);
+
+    // Reconciles that find every target in sync: each target namespace relabelled (the
+    // namespace watch reconciles every ConfigMapSync naming it), then the operator restarted
+    // (every ConfigMapSync reconciled once more, with a new token and new reviews).
+    let reconciled_since = |o: &Operator, before: f64, at_least: f64| {
+        let done = o.metric("configmapsync_reconciles_total") - before;
+        (done >= at_least).then_some(done)
+    };
+    let before = (requests(&bench), operator.metric("configmapsync_reconciles_total"));
+    for (i, ns) in target_names.iter().enumerate() {
+        let api = bench.api("v1", "Namespace", "namespaces", None);
+        let patch = json!({"metadata": {"labels": {"bench-touch": i.to_string()}}});
+        bench.runtime.block_on(api.patch(ns, &PatchParams::default(), &Patch::Merge(&patch))).unwrap();
+    }
+    bench.wait_until("reconciles after the relabel", limit, |_| {
+        reconciled_since(&operator, before.1, syncs as f64).is_some()
+    });
+    // Late reconciles of the same relabels.
+    std::thread::sleep(Duration::from_secs(2));
+    let relabelled = operator.metric("configmapsync_reconciles_total") - before.1;
+    println!(
+        "in sync, namespaces relabelled: {relabelled} reconciles; {}",
+        per_reconcile(requests(&bench) - before.0, relabelled)
+    );
+
+    drop(operator);
+    let before_restart = requests(&bench);
+    let operator = start_operator();
+    bench.wait_until("every ConfigMapSync reconciled after a restart", limit, |_| {
+        reconciled_since(&operator, 0.0, syncs as f64).is_some()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let restarted = operator.metric("configmapsync_reconciles_total");
+    println!(
+        "in sync, operator restarted: {restarted} reconciles; {}",
+        per_reconcile(requests(&bench) - before_restart, restarted)
+    );
+    let mut operator = operator;
 
     // Steady state: nothing to do, so nothing written.
     let versions = |b: &Bench| -> BTreeMap<String, String> {

@@ -748,7 +748,12 @@ fn parse_go_int(text: &str) -> Option<i64> {
     }
 }
 
+/// Go's `strconv.ParseFloat(text, 64)` for decimal syntax; out-of-range values are errors, as there.
 fn parse_go_float(text: &str) -> Option<f64> {
+    parse_decimal_float(text).filter(|f| f.is_finite())
+}
+
+fn parse_decimal_float(text: &str) -> Option<f64> {
     let body = text.trim_start_matches(['+', '-']);
     if body.starts_with("0x") || body.starts_with("0X") {
         return None; // hexadecimal floats are not supported

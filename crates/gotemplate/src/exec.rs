@@ -203,7 +203,7 @@ pub(crate) fn run(
 }
 
 fn on_big_enough_stack<T: Send>(nesting: usize, f: impl FnOnce() -> Result<T, Stop> + Send) -> Result<T, Stop> {
-    if nesting == 0 || nesting % LEVELS_PER_STACK != 0 {
+    if nesting == 0 || !nesting.is_multiple_of(LEVELS_PER_STACK) {
         return f();
     }
     std::thread::scope(|scope| {
@@ -710,7 +710,7 @@ impl<'a> Exec<'a, '_> {
         }
         if let Some(fin) = fin {
             let typ = match variadic {
-                Some(rest) if num_in - 1 >= num_fixed => rest,
+                Some(rest) if num_in > num_fixed => rest,
                 Some(_) => params[num_in - 1],
                 None => params[params.len() - 1],
             };

@@ -489,12 +489,13 @@ impl Printer {
                 self.f.zero = zero;
                 return;
             }
-        } else if self.f.zero && !self.f.minus {
-            if let Some(wid) = self.f.wid {
-                prec = wid;
-                if negative || self.f.plus || self.f.space {
-                    prec = prec.saturating_sub(1); // leave room for the sign
-                }
+        } else if self.f.zero
+            && !self.f.minus
+            && let Some(wid) = self.f.wid
+        {
+            prec = wid;
+            if negative || self.f.plus || self.f.space {
+                prec = prec.saturating_sub(1); // leave room for the sign
             }
         }
         // Digits are produced backwards.
@@ -764,7 +765,7 @@ pub fn format_float(v: f64, verb: char, prec: Option<usize>) -> String {
                     fmt_e(&mut out, &digs, p, upper);
                 }
                 'f' => {
-                    let p = prec.unwrap_or_else(|| digs.digits.len().saturating_sub_signed(digs.dp));
+                    let p = prec.unwrap_or_else(|| (digs.digits.len() as isize - digs.dp).max(0) as usize);
                     fmt_f(&mut out, &digs, p);
                 }
                 _ => {
@@ -1053,8 +1054,8 @@ mod tests {
             assert_eq!(sprint(&[Value::Float(v)]), want, "{v}");
         }
         assert_eq!(
-            f("%f|%.2f|%e|%g|%.3g|%8.3f|%-8.2f|%08.3f", &vec![Value::Float(3.14159); 8]),
-            "3.141590|3.14|3.141590e+00|3.14159|3.14|   3.142|3.14    |0003.142"
+            f("%f|%.2f|%e|%g|%.3g|%8.3f|%-8.2f|%08.3f", &vec![Value::Float(1.23456); 8]),
+            "1.234560|1.23|1.234560e+00|1.23456|1.23|   1.235|1.23    |0001.235"
         );
         assert_eq!(
             f("%x|%X|%b", &[Value::Float(3.0), Value::Float(1.0), Value::Float(1.0)]),
@@ -1062,6 +1063,12 @@ mod tests {
         );
         assert_eq!(f("%#g|%#.3x", &[Value::Float(1.0), Value::Float(1.0)]), "1.00000|0x1.000p+00");
         assert_eq!(f("%+.1e|% f", &[Value::Float(12345.0), Value::Float(1.0)]), "+1.2e+04| 1.000000");
+    }
+
+    #[test]
+    fn hex_floats_round_like_strconv() {
+        let args = [Value::Float(1.0 / 3.0), Value::Float(1.5), Value::Float(0.1), Value::Float(1e-320)];
+        assert_eq!(f("%.3x|%.0x|%x|%x", &args), "0x1.555p-02|0x1p+01|0x1.999999999999ap-04|0x1.fap-1064");
     }
 
     #[test]

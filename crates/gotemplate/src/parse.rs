@@ -671,7 +671,7 @@ fn parse_number(text: &str, typ: ItemType) -> std::result::Result<Number, String
             return Err(format!("integer overflow: {}", crate::gofmt::quote(text, false)));
         }
         n.float = Some(f);
-        if f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18 {
+        if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
             n.int = Some(f as i64);
         }
     }

@@ -52,7 +52,11 @@ struct Message {
 impl Message {
     fn write(&self, f: &mut fmt::Formatter<'_>, redact: bool) -> fmt::Result {
         match (&self.data, redact) {
-            (Some(span), true) if span.end <= self.text.len() => {
+            (Some(span), true)
+                if span.start <= span.end
+                    && self.text.is_char_boundary(span.start)
+                    && self.text.is_char_boundary(span.end) =>
+            {
                 let (before, rest) = self.text.split_at(span.start);
                 write!(f, "{before}[redacted]{}", &rest[span.end - span.start..])?;
             }

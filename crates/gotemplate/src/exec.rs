@@ -604,7 +604,7 @@ impl<'a> Exec<'a, '_> {
             return Err(self.error(format!("nil pointer evaluating interface {{}}.{field}")));
         }
         let has_args = args.len() > 1 || fin.is_some();
-        let type_name = receiver.type_name().to_string();
+        let cannot = |exec: &Self| exec.error(format!("can't evaluate field {field} in type {}", receiver.type_name()));
         let map = match &receiver.value {
             Value::Object(object) => {
                 if let Some(method) = object.method(field) {
@@ -619,11 +619,11 @@ impl<'a> Exec<'a, '_> {
                 }
                 match object.underlying() {
                     Some(Value::Map(map)) => map,
-                    _ => return Err(self.error(format!("can't evaluate field {field} in type {type_name}"))),
+                    _ => return Err(cannot(self)),
                 }
             }
             Value::Map(map) => map.clone(),
-            _ => return Err(self.error(format!("can't evaluate field {field} in type {type_name}"))),
+            _ => return Err(cannot(self)),
         };
         if has_args {
             return Err(self.error(format!("{field} is not a method but has arguments")));
@@ -830,7 +830,11 @@ impl<'a> Exec<'a, '_> {
                 // Values here are never functions: Go would call a func-typed value.
                 return Err(match &args[0].value {
                     Value::Nil => FuncError::new("call of nil"),
-                    other => FuncError::new(format!("non-function {} of type {}", arg_nodes[0], other.type_name())),
+                    // Go names the callee by its argument node; a piped-in callee has none (Go panics).
+                    other => {
+                        let callee = arg_nodes.first().map(ToString::to_string).unwrap_or_default();
+                        FuncError::new(format!("non-function {callee} of type {}", other.type_name()))
+                    }
                 });
             }
         })

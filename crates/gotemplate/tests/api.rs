@@ -209,3 +209,17 @@ fn maps_changed_by_functions_are_changed_for_later_executions() {
     assert_eq!(set.execute("t", &values).unwrap(), "1");
     assert_eq!(set.execute("t", &values).unwrap(), "2");
 }
+
+#[test]
+fn inputs_go_crashes_on_are_errors_here() {
+    let mut set = Templates::new("gotpl");
+    set.parse("t", r#"{{ "x" | call }}"#).unwrap();
+    assert_eq!(
+        set.execute("t", &Value::Nil).unwrap_err().to_string(),
+        r#"template: t:1:9: executing "t" at <call>: error calling call: non-function  of type string"#
+    );
+    // A function's redaction span that is not on character boundaries is ignored, not a panic.
+    set.add_function("f", Function::new(&[], |_, _| Err(gotemplate::FuncError::with_data("é", 1..2))));
+    set.parse("f", "{{ f }}").unwrap();
+    assert!(set.execute("f", &Value::Nil).unwrap_err().redacted().ends_with("error calling f: é"));
+}

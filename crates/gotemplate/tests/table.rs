@@ -15,3 +15,20 @@ fn table_cases_render_as_go_does() {
     }
     assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
+
+#[test]
+fn every_prefix_of_every_case_fails_cleanly_or_renders() {
+    // Truncated templates hit every lexer and parser error path; none may panic.
+    for case in common::cases() {
+        for (end, _) in case.template.char_indices().skip(1) {
+            let truncated = common::Case {
+                name: case.name.clone(),
+                mode: case.mode,
+                values: case.values.clone(),
+                template: case.template[..end].to_string(),
+                expected: Ok(String::new()),
+            };
+            let _ = common::render(&truncated);
+        }
+    }
+}

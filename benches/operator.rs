@@ -12,7 +12,8 @@
 //! or the current context of `WEAVER_BENCH_KUBECONFIG=FILE` (a scratch cluster: it creates
 //! namespaces `bench-cms*` and deletes them at the end). `WEAVER_BENCH_SYNCS` (200),
 //! `WEAVER_BENCH_TARGETS` (10), `WEAVER_BENCH_QPS` and `WEAVER_BENCH_BURST` (the operator's
-//! defaults, 50 and 300) and `WEAVER_BENCH_STEADY_SECS` (60) scale it.
+//! defaults, 50 and 300) and `WEAVER_BENCH_STEADY_SECS` (60) scale it; `WEAVER_BENCH_OPERATOR_LOG`
+//! is the operator's `RUST_LOG` (warn).
 
 mod support;
 
@@ -179,7 +180,15 @@ impl Operator {
 
     fn metric(&self, name: &str) -> f64 {
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&self.metrics).expect("the operator's metrics");
+        // A freshly started operator serves its metrics a moment later.
+        let started = Instant::now();
+        let mut stream = loop {
+            match std::net::TcpStream::connect(&self.metrics) {
+                Ok(stream) => break stream,
+                Err(err) if started.elapsed() > Duration::from_secs(10) => panic!("the operator's metrics: {err}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
         write!(stream, "GET /metrics HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n\r\n").unwrap();
         let mut text = String::new();
         stream.read_to_string(&mut text).unwrap();
@@ -324,7 +333,7 @@ fn main() {
                 .args(["--kube-api-qps", &qps, "--kube-api-burst", &burst])
                 .arg("--kubeconfig")
                 .arg(&operator_kubeconfig)
-                .env("RUST_LOG", "warn")
+                .env("RUST_LOG", std::env::var("WEAVER_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()))
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()

@@ -109,6 +109,9 @@ pub struct Context {
     /// Every ConfigMap and Namespace, from the operator's watches.
     config_maps: Store<ConfigMap>,
     namespaces: Store<Namespace>,
+    /// How many of those two caches have listed once. (kube's `Store::wait_until_ready` wakes
+    /// only one of several waiters, and reconciles run several at once.)
+    caches_listed: tokio::sync::watch::Receiver<u8>,
     /// Attempts since each ConfigMapSync was last in sync, for the back-off.
     attempts: Mutex<HashMap<ObjectRef<ConfigMapSync>, u32>>,
 }
@@ -120,6 +123,7 @@ impl Context {
         settings: &Settings,
         config_maps: Store<ConfigMap>,
         namespaces: Store<Namespace>,
+        caches_listed: tokio::sync::watch::Receiver<u8>,
     ) -> Self {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.to_string(),
@@ -133,6 +137,7 @@ impl Context {
             telemetry: settings.telemetry.clone(),
             config_maps,
             namespaces,
+            caches_listed,
             attempts: Mutex::new(HashMap::new()),
         }
     }
@@ -219,17 +224,21 @@ pub async fn run(
     let by_namespace = controller.store();
     // Reconciles read ConfigMaps and Namespaces from these caches, fed by the same watches that
     // trigger them: a reconcile triggered by an event sees at least that event.
+    let (listed, caches_listed) = tokio::sync::watch::channel(0u8);
+    let listed = Arc::new(listed);
     let (config_maps, config_map_cache) = reflector::store();
     let config_map_events = watcher(Api::<ConfigMap>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(config_map_cache)
+        .inspect(first_list_done(listed.clone()))
         .touched_objects();
     let (namespaces, namespace_cache) = reflector::store();
     let namespace_events = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(namespace_cache)
+        .inspect(first_list_done(listed))
         .touched_objects();
-    let context = Arc::new(Context::new(client.clone(), base, &settings, config_maps, namespaces));
+    let context = Arc::new(Context::new(client.clone(), base, &settings, config_maps, namespaces, caches_listed));
     // Any RBAC change can grant or revoke what a tenant's account may do: remembered answers go,
     // and every ConfigMapSync is looked at again (a reconcile in sync costs no request).
     let access = context.clone();
@@ -278,6 +287,19 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Counts a cache in `listed` when its first list is complete.
+fn first_list_done<K>(
+    listed: Arc<tokio::sync::watch::Sender<u8>>,
+) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    let mut done = false;
+    move |event| {
+        if !done && matches!(event, Ok(watcher::Event::InitDone)) {
+            done = true;
+            listed.send_modify(|listed| *listed += 1);
+        }
+    }
 }
 
 /// A `()` for every change to objects of kind `K` after the first list, and once a list is
@@ -425,11 +447,7 @@ pub async fn reconcile(sync: Arc<ConfigMapSync>, ctx: Arc<Context>) -> Result<Ac
     let started = tokio::time::Instant::now();
     let telemetry = ctx.telemetry.clone();
     // Nothing is decided on a cache that has not listed yet.
-    let caches = async {
-        ctx.config_maps.wait_until_ready().await.ok()?;
-        ctx.namespaces.wait_until_ready().await.ok()
-    };
-    if caches.await.is_none() {
+    if ctx.caches_listed.clone().wait_for(|listed| *listed == 2).await.is_err() {
         return Err(Error::CacheGone);
     }
     let result = finalizer(&syncs, FINALIZER, sync, |event| async {

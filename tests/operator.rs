@@ -744,3 +744,27 @@ fn a_cleanup_the_account_may_not_do_keeps_the_finalizer_until_the_right_comes_ba
     });
     assert!(cluster.get(&config_map(&tenant.allowed[1])).is_none());
 }
+
+/// ConfigMapSyncs that exist when the operator starts are all reconciled: the first reconciles
+/// run at once and wait together for the operator's caches (kube's own readiness wait wakes
+/// only one waiter; with it, all but one of them waited forever).
+#[test]
+fn configmapsyncs_that_exist_at_startup_are_all_synced() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let syncs: Vec<Value> = (0..6)
+        .map(|i| {
+            let source = format!("settings-{i}");
+            cluster.create(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": source, "namespace": tenant.team}}));
+            let spec = json!({"source": {"name": source}, "targetNamespaces": [tenant.allowed[0]], "serviceAccountName": "syncer"});
+            let mut sync = sync_object(&cluster, &tenant, spec);
+            sync["metadata"]["name"] = json!(format!("share-{i}"));
+            cluster.create(&sync);
+            sync
+        })
+        .collect();
+    let _operator = Operator::start(&cluster);
+    for sync in &syncs {
+        wait_for_ready(&cluster, sync, "Synced");
+    }
+}

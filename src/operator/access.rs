@@ -5,7 +5,9 @@
 //! An answer is kept until the account's token is renewed (`tenant::REFRESH_AFTER`) or any
 //! RBAC object changes ([`Access::forget_all`], from the controller's RBAC watch), whichever
 //! comes first: a grant or a revocation is seen at once, and authorizers other than RBAC
-//! (webhooks) within one token lifetime.
+//! (webhooks) within one token lifetime. The API server's authorizer learns of an RBAC change
+//! from its own watch, which may lag the operator's: answers given just after a change are kept
+//! only briefly ([`SETTLING`]), and a ConfigMapSync not in sync asks again on its next retry.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,6 +17,9 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessRevie
 use kube::api::{Api, PostParams};
 
 use super::tenant::REFRESH_AFTER;
+
+/// How long after an RBAC change answers may still describe the old rules.
+const SETTLING: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A ServiceAccount as the API server authenticates it: its user name and groups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,7 +55,8 @@ type Question = (Account, String, &'static str, String);
 
 struct Answer {
     allowed: bool,
-    asked: tokio::time::Instant,
+    /// Until when the answer holds.
+    until: tokio::time::Instant,
     /// The RBAC generation it was asked in.
     epoch: u64,
 }
@@ -61,16 +67,24 @@ pub struct Access {
     answers: Mutex<HashMap<Question, Answer>>,
     /// Bumped by every RBAC change: older answers no longer count.
     epoch: AtomicU64,
+    /// When RBAC last changed.
+    changed: Mutex<tokio::time::Instant>,
 }
 
 impl Access {
     pub fn new(client: kube::Client) -> Self {
-        Access { client, answers: Mutex::new(HashMap::new()), epoch: AtomicU64::new(0) }
+        Access {
+            client,
+            answers: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            changed: Mutex::new(tokio::time::Instant::now()),
+        }
     }
 
     /// Forgets every answer: a Role, ClusterRole or binding changed.
     pub fn forget_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        *self.changed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = tokio::time::Instant::now();
         self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }
 
@@ -105,7 +119,7 @@ impl Access {
         let epoch = self.epoch.load(Ordering::SeqCst);
         if let Some(answer) = self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&question)
             && answer.epoch == epoch
-            && answer.asked.elapsed() < REFRESH_AFTER
+            && tokio::time::Instant::now() < answer.until
         {
             return Ok(answer.allowed);
         }
@@ -131,10 +145,12 @@ impl Access {
         let allowed = answer.status.is_some_and(|status| status.allowed);
         // An answer asked before an RBAC change is not kept: it may describe the old rules.
         if self.epoch.load(Ordering::SeqCst) == epoch {
+            let changed = *self.changed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let until = if asked.duration_since(changed) < SETTLING { asked + SETTLING } else { asked + REFRESH_AFTER };
             self.answers
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(question, Answer { allowed, asked, epoch });
+                .insert(question, Answer { allowed, until, epoch });
         }
         Ok(allowed)
     }

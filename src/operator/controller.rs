@@ -462,6 +462,11 @@ pub async fn reconcile(sync: Arc<ConfigMapSync>, ctx: Arc<Context>) -> Result<Ac
         Err(FinalizerError::RemoveFinalizer(kube::Error::Api(status))) if status.code == 404 => {
             Ok(Action::await_change())
         }
+        // The finalizer patch tests that the list is as the cache saw it: the cache was behind
+        // (another reconcile has just added it). Look again once the cache has caught up.
+        Err(FinalizerError::AddFinalizer(kube::Error::Api(status))) if status.code == 422 => {
+            Ok(Action::requeue(RETRY_STALE))
+        }
         other => other.map_err(|err| Error::Finalizer(Box::new(err))),
     };
     telemetry.reconciled(started.elapsed(), result.is_err());

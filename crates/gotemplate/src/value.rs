@@ -2,6 +2,7 @@
 //! `float64`, `string`, `bool`, `nil`) plus `int`/`int64` for literals and function results, and
 //! [`Object`] for the Go structs and named types of the layers above (`.Chart`, `.Files`, `.Capabilities`).
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -35,7 +36,11 @@ pub enum Value {
 
 /// A Go value of a type this crate does not model: a struct (fields), a type with methods, or a
 /// named slice/map/string type (`underlying`). Methods are found before fields, as in Go.
-pub trait Object: Send + Sync + fmt::Debug {
+///
+/// `Any` lets the functions that made an object recognize it when a template hands it back
+/// (sprig's `date` takes the `time.Time` that `now` returned): upcast `&dyn Object` to `&dyn Any`
+/// and downcast.
+pub trait Object: Any + Send + Sync + fmt::Debug {
     /// Go's name of the type, as `%T` and error messages print it (`chart.Metadata`, `*chartutil.Capabilities`).
     fn type_name(&self) -> &str;
     /// A field (or map entry) by name; `None` makes "can't evaluate field NAME in type TYPE".

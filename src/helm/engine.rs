@@ -232,16 +232,21 @@ fn parsed_set(helm: &HelmChart, templates: &[TemplateFile]) -> Result<Arc<Templa
     Ok(set)
 }
 
+/// How many nested template calls an error shows in full.
+const MAX_SHOWN_CALLS: usize = 4;
+
 /// A template error in weaver's form: located at the innermost failing action's file, line and
 /// column; `required` and `fail` messages as helm shows them; other messages with the data
 /// values Go embeds replaced by `[redacted]`.
 fn exec_error(err: &gotemplate::Error, templates: &[TemplateFile], chart: &str) -> Error {
     let mut innermost = err;
+    let mut depth = 1;
     while let Some(inner) = innermost.source_error() {
         if inner.location().is_none() {
             break;
         }
         innermost = inner;
+        depth += 1;
     }
     let source_of = |name: &str| templates.iter().find(|t| t.name == name).map(|t| t.source.clone());
     let location = [innermost, err].into_iter().find_map(|e| {
@@ -255,6 +260,15 @@ fn exec_error(err: &gotemplate::Error, templates: &[TemplateFile], chart: &str) 
         (Some(start), Some(end)) if start + super::funcs::ERR_START.len() <= end => {
             format!("execution error at ({outer}): {}", &full[start + super::funcs::ERR_START.len()..end])
         }
+        // A deep chain (a recursive include) would repeat itself a thousand times: the first
+        // and last calls say where and why.
+        _ if depth > MAX_SHOWN_CALLS => format!(
+            "template: {outer}: executing {} at <{}>: … {} nested template calls … {}",
+            gotemplate::gofmt::quote(err.template(), false),
+            err.context().unwrap_or_default(),
+            depth - 2,
+            innermost.redacted()
+        ),
         _ => err.redacted(),
     };
     let mut error = Error::new(format!("chart `{chart}`: {message}"));

@@ -108,7 +108,7 @@ fn helm_charts_render_the_objects_helm_template_gives() {
     };
     let repo = helm_repo();
     let cases = [
-        ("web", "charts/shop", vec!["environments/web-values.yaml"], json!({"replicas": 3, "dropMe": null})),
+        ("web", "charts/shop", vec!["environments/values/web.yaml"], json!({"replicas": 3, "dropMe": null})),
         ("jobs", "vendor/queue-0.3.0.tgz", vec![], json!({"size": 2})),
     ];
     for (release, chart, files, values) in cases {
@@ -313,4 +313,35 @@ fn a_helm_chart_release_applies_and_then_diffs_clean() {
     assert_eq!(live.expect("the Deployment is live")["spec"]["replicas"], 3);
     let diff = run(&["diff", "--env", "dev", "--exit-code"]);
     assert_eq!(diff.code, 0, "diff after apply is not clean:\n{}\n{}", diff.stdout, diff.stderr);
+}
+
+#[test]
+fn changed_maps_subchart_and_archive_edits_to_their_releases_and_rev_renders_a_commit() {
+    let repo = helm_repo();
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "helm charts");
+    let text = std::fs::read_to_string(repo.path().join("charts/shop/charts/cache/values.yaml")).unwrap();
+    repo.write("charts/shop/charts/cache/values.yaml", &text.replace("port: 6379\nexported", "port: 6380\nexported"));
+    let changed = repo.weaver(&["changed", "--base", "HEAD", "-o", "json"]);
+    let report: Value = serde_json::from_str(changed.success()).unwrap();
+    let releases: Vec<&str> =
+        report["releases"].as_array().unwrap().iter().map(|r| r["release"].as_str().unwrap()).collect();
+    assert_eq!(releases, ["web"], "{report}");
+
+    let copy = repo.path().join("queue-copy");
+    copy_dir(&common::project_root().join(PACKAGED), &copy);
+    std::fs::write(copy.join("values.yaml"), "size: 5\n").unwrap();
+    pack(&copy, "queue", &repo.path().join("vendor/queue-0.3.0.tgz"));
+    std::fs::remove_dir_all(&copy).unwrap();
+    let changed = repo.weaver(&["changed", "--base", "HEAD", "-o", "json"]);
+    let report: Value = serde_json::from_str(changed.success()).unwrap();
+    let releases: Vec<&str> =
+        report["releases"].as_array().unwrap().iter().map(|r| r["release"].as_str().unwrap()).collect();
+    assert_eq!(releases, ["jobs", "web"], "{report}");
+    assert_eq!(report["unattributed"], json!([]), "{report}");
+
+    // The committed tree renders as committed, the working tree's edits aside.
+    let out = repo.weaver(&["render", "--env", "dev", "-r", "jobs", "--rev", "HEAD"]);
+    let objects = by_key(weaver::yaml::documents(Path::new("render"), out.success()).unwrap());
+    assert_eq!(objects["StatefulSet/jobs-queue"]["spec"]["replicas"], 2);
 }

@@ -43,7 +43,8 @@ pub fn from_str_as_written(text: &str) -> Result<Option<Json>, YamlError> {
 }
 
 fn load(text: &str, as_written: bool) -> Result<Option<Json>, YamlError> {
-    let mut loader = Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), as_written };
+    let mut loader =
+        Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), as_written, depth: 0, aliased: 0 };
     loop {
         match loader.next()? {
             None | Some((Event::StreamEnd, _)) => return Ok(None),
@@ -59,7 +60,8 @@ fn load(text: &str, as_written: bool) -> Result<Option<Json>, YamlError> {
 
 /// Every non-empty document of a stream (a CRD file may hold several).
 pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
-    let mut loader = Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), as_written: false };
+    let mut loader =
+        Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), as_written: false, depth: 0, aliased: 0 };
     let mut out = Vec::new();
     while let Some((event, _)) = loader.next()? {
         if !matches!(event, Event::DocumentStart(..)) {
@@ -83,7 +85,24 @@ struct Loader<'a> {
     parser: Parser<'a, granit_parser::StrInput<'a>>,
     anchors: HashMap<usize, Json>,
     as_written: bool,
+    depth: usize,
+    /// Nodes copied by aliases so far.
+    aliased: usize,
 }
+
+/// How many nodes aliases may copy in one stream.
+const MAX_ALIASED: usize = 1_000_000;
+
+fn size(value: &Json) -> usize {
+    match value {
+        Json::Array(items) => 1 + items.iter().map(size).sum::<usize>(),
+        Json::Object(map) => 1 + map.values().map(size).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// How deep collections may nest: a file of `[[[[…` must be an error, not a stack overflow.
+const MAX_DEPTH: usize = 500;
 
 impl<'a> Loader<'a> {
     fn next(&mut self) -> Result<Option<(Event<'a>, usize)>, YamlError> {
@@ -101,6 +120,16 @@ impl<'a> Loader<'a> {
     }
 
     fn node(&mut self, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(YamlError { message: format!("nested deeper than {MAX_DEPTH} levels"), line: Some(line) });
+        }
+        let result = self.node_at_depth(event, line);
+        self.depth -= 1;
+        result
+    }
+
+    fn node_at_depth(&mut self, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|t| t.suffix().to_string());
@@ -123,10 +152,17 @@ impl<'a> Loader<'a> {
             }
             Event::MappingStart(_, anchor, _) => (self.mapping(line)?, anchor),
             Event::Alias(id) => {
-                return self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
+                let value = self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
                     message: "unknown anchor referenced by an alias".into(),
                     line: Some(line),
-                });
+                })?;
+                // Aliases of aliases grow exponentially (a "billion laughs"): go-yaml refuses
+                // excessive aliasing, and so does this.
+                self.aliased += size(&value);
+                if self.aliased > MAX_ALIASED {
+                    return Err(YamlError { message: "document contains excessive aliasing".into(), line: Some(line) });
+                }
+                return Ok(value);
             }
             _ => return Err(YamlError { message: "unexpected YAML event".into(), line: Some(line) }),
         };
@@ -939,6 +975,25 @@ mod tests {
             values,
             json!({"a": true, "b": true, "c": 511, "d": 1000, "e": 8.0, "f": "2001-12-14", "g": null, "h": "1", "i": 31, "j": 1000.0})
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        let err =
+            std::thread::Builder::new().stack_size(2 << 20).spawn(move || from_str(&deep)).unwrap().join().unwrap();
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn a_billion_laughs_is_an_error() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, prev) in
+            ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            text.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{prev}"); 10].join(", ")));
+        }
+        assert_eq!(from_str(&text).unwrap_err().message, "document contains excessive aliasing");
     }
 
     #[test]

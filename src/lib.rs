@@ -11,6 +11,7 @@ pub(crate) mod diff;
 pub(crate) mod drift;
 pub mod error;
 pub mod git;
+pub(crate) mod helm;
 pub(crate) mod manifest;
 pub mod operator;
 pub mod patch;

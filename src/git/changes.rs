@@ -2,7 +2,8 @@
 //! of the repository differ, and the changed paths weaver cannot attribute to any.
 //!
 //! A changed path affects, on each side where it exists:
-//! - `charts/<chart>/…`: every release using that chart, in every environment;
+//! - `charts/<chart>/…` (a Helm chart's vendored subcharts included), or a packaged Helm chart
+//!   (`.tgz`) a release names: every release using that chart, in every environment;
 //! - an environment file (the environment's own or one it extends, directly or transitively):
 //!   every release of the environment when environment-wide settings differ (namespace,
 //!   values, secrets, cluster, identityFile, abstract), else the releases whose effective
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use super::{ChangedPath, GitRepo, Revision};
 use crate::error::{Error, Result};
-use crate::project::chart::{CHARTS_DIR, chart_dir};
+use crate::project::chart::{CHARTS_DIR, chart_path, is_archive};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
 use crate::project::settings::{SETTINGS_FILE, Settings};
 use crate::project::source::lexical;
@@ -201,7 +202,7 @@ fn affected_releases(
         environment_files.extend(touched(&|path| env.files.iter().any(|file| file == path)));
         let secrets = touched(&|path| refers_to(&env.secrets, path));
         for release in &env.releases {
-            let chart = chart_dir(&release.chart);
+            let chart = chart_path(&release.chart);
             let own = touched(&|path| path.starts_with(&chart) || refers_to(&release.values_files, path));
             reasons.entry(&release.name).or_default().extend(own.into_iter().chain(secrets.iter().copied()));
         }
@@ -246,13 +247,20 @@ fn refers_to(refs: &[PathRef], path: &Path) -> bool {
     refs.iter().any(|r| lexical(&r.path).is_some_and(|r| r == path))
 }
 
-/// Every values, secrets and identity file the environments name.
+/// Every values, secrets and identity file and packaged chart the environments name.
 fn referenced_paths<'a>(environments: impl Iterator<Item = &'a Environment>) -> HashSet<PathBuf> {
     environments
         .flat_map(|env| {
             let values_files = env.releases.iter().flat_map(|r| &r.values_files);
+            let archives =
+                env.releases.iter().filter(|r| is_archive(&r.chart)).filter_map(|r| lexical(&chart_path(&r.chart)));
             // Paths leading out of the repository (an absolute identityFile) are never changed paths.
-            env.secrets.iter().chain(&env.identity_file).chain(values_files).filter_map(|r| lexical(&r.path))
+            env.secrets
+                .iter()
+                .chain(&env.identity_file)
+                .chain(values_files)
+                .filter_map(|r| lexical(&r.path))
+                .chain(archives)
         })
         .collect()
 }

@@ -58,6 +58,17 @@ pub fn chart_dir(name: &str) -> PathBuf {
     Path::new(CHARTS_DIR).join(name)
 }
 
+/// Whether a release's `chart` names a packaged Helm chart (`vendor/x-1.2.3.tgz`), by its path.
+pub fn is_archive(chart: &str) -> bool {
+    chart.ends_with(".tgz")
+}
+
+/// The repository path a release's `chart` refers to: `charts/<name>`, or a packaged chart's
+/// path.
+pub fn chart_path(chart: &str) -> PathBuf {
+    if is_archive(chart) { PathBuf::from(chart) } else { chart_dir(chart) }
+}
+
 /// The names of the charts in the repository, sorted.
 pub fn list_charts(source: &dyn Source) -> Result<Vec<String>> {
     let dir = Path::new(CHARTS_DIR);
@@ -152,7 +163,7 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
 
 /// Reads a chart's files, refusing any that resolves outside the chart's directory (after
 /// following links that stay inside); errors point at where the release names the chart.
-struct ChartReader<'a> {
+pub(crate) struct ChartReader<'a> {
     source: &'a dyn Source,
     name: &'a str,
     /// The chart's directory after links: a chart may itself be a link inside the repository.
@@ -161,13 +172,13 @@ struct ChartReader<'a> {
 }
 
 impl<'a> ChartReader<'a> {
-    fn new(source: &'a dyn Source, name: &'a str, dir: &Path, referenced_at: &'a Location) -> Result<Self> {
+    pub(crate) fn new(source: &'a dyn Source, name: &'a str, dir: &Path, referenced_at: &'a Location) -> Result<Self> {
         let resolved_dir =
             source.resolve(dir).map_err(|err| Error::io_at(referenced_at.clone(), "read chart", dir, err))?;
         Ok(ChartReader { source, name, resolved_dir, referenced_at })
     }
 
-    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
         let error = |err| Error::io_at(self.referenced_at.clone(), "read chart file", path, err);
         let resolved = self.source.resolve(path).map_err(error)?;
         if !resolved.starts_with(&self.resolved_dir) {

@@ -34,6 +34,7 @@ struct EnvironmentFile {
     values: Option<Map<String, Value>>,
     secrets: Option<Vec<Spanned<String>>>,
     identity_file: Option<Spanned<String>>,
+    kube_version: Option<Spanned<String>>,
     releases: Option<Vec<Spanned<ReleaseFile>>>,
 }
 
@@ -132,6 +133,9 @@ pub struct Environment {
     pub values: Map<String, Value>,
     pub secrets: Vec<PathRef>,
     pub identity_file: Option<PathRef>,
+    /// The Kubernetes version Helm charts see as `.Capabilities.KubeVersion` (`kubeVersion`,
+    /// `v1.32.0` form); None for helm's default.
+    pub kube_version: Option<String>,
     /// In `needs` order: every release comes after the releases it needs.
     pub releases: Vec<Release>,
 }
@@ -348,6 +352,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut values = Map::new();
     let mut secrets = Vec::new();
     let mut identity_file = None;
+    let mut kube_version = None;
     let mut releases: Vec<PartialRelease> = Vec::new();
 
     // Root first, so that each more derived file overrides what it inherits.
@@ -370,6 +375,10 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         }
         if let Some(id) = file.identity_file {
             identity_file = Some(path_ref(&file_path, id));
+        }
+        if let Some(version) = file.kube_version {
+            check_kube_version(&version.value, &location(&file_path, &version.referenced))?;
+            kube_version = Some(version.value);
         }
         let mut seen_here: HashMap<String, Location> = HashMap::new();
         for spanned in file.releases.unwrap_or_default() {
@@ -405,8 +414,21 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         values,
         secrets,
         identity_file,
+        kube_version,
         releases,
     })
+}
+
+/// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it: `v1.32.0`,
+/// `1.32` or `1.32.0`.
+fn check_kube_version(version: &str, at: &Location) -> Result<()> {
+    let numbers = version.strip_prefix('v').unwrap_or(version);
+    let parts: Vec<&str> = numbers.split('.').collect();
+    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        return Ok(());
+    }
+    Err(Error::at(at.clone(), format!("`kubeVersion: {version}` is not a Kubernetes version"))
+        .with_help("write it as helm's --kube-version takes it, such as v1.32.0"))
 }
 
 fn path_ref(file: &Path, spanned: Spanned<String>) -> PathRef {

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Location, Result};
 use crate::manifest::{self, Manifest, ObjectKey, Scopes};
-use crate::project::values::deep_merge;
+use crate::project::values::{deep_merge, merge_overrides};
 use crate::project::{Chart, Environment, Project, Release};
 use engine::Engine;
 use schema::ValuesSchema;
@@ -58,7 +58,11 @@ pub fn render(
     secrets: &Map<String, Value>,
 ) -> Result<Rendered> {
     let installed: Vec<&Release> = releases.iter().copied().filter(|r| r.installed).collect();
-    let charts = project.charts_for(installed.iter().copied())?;
+    let source = project.source.as_ref();
+    let (helm_releases, weaver_releases): (Vec<&Release>, Vec<&Release>) =
+        installed.iter().partition(|r| crate::helm::is_helm_chart(source, &r.chart));
+    let charts = project.charts_for(weaver_releases)?;
+    let helm = HelmCharts::load(project, env, &helm_releases)?;
     let engine = Engine::new(charts.values())?;
     let chart_contexts: BTreeMap<&str, ChartContext> = charts
         .iter()
@@ -79,6 +83,10 @@ pub fn render(
         .map(|release| {
             if !release.installed {
                 return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: false, manifests: Vec::new() });
+            }
+            if let Some(chart) = helm.charts.get(&release.chart) {
+                let manifests = render_helm(project, release, chart, &helm.capabilities, secrets)?;
+                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests });
             }
             let chart = &chart_contexts[release.chart.as_str()];
             let values = release_values(project, release, &chart.chart)?;
@@ -119,21 +127,109 @@ pub fn render(
 /// Chart defaults < `valuesFiles` in order < the release's `values`.
 fn release_values(project: &Project, release: &Release, chart: &Chart) -> Result<Value> {
     let mut values = chart.values.clone();
+    for map in values_files(project, release, crate::yaml::from_str::<Option<Value>>)? {
+        deep_merge(&mut values, map);
+    }
+    deep_merge(&mut values, release.values.clone());
+    Ok(Value::Object(values))
+}
+
+/// The release's `valuesFiles`, in order, each read with `parse` (its chart's YAML dialect).
+fn values_files(
+    project: &Project,
+    release: &Release,
+    parse: impl Fn(&Path, &str) -> Result<Option<Value>>,
+) -> Result<Vec<Map<String, Value>>> {
+    let mut layers = Vec::new();
     for file in &release.values_files {
         let Some(bytes) = project.source.read_named(&file.path, &file.at, "values file")? else {
             return Err(Error::at(file.at.clone(), format!("values file {} does not exist", file.path.display())));
         };
         let text = crate::project::source::utf8(&file.path, bytes)?;
-        match crate::yaml::from_str::<Option<Value>>(&file.path, &text)? {
-            None => {}
-            Some(Value::Object(map)) => deep_merge(&mut values, map),
+        match parse(&file.path, &text)? {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => layers.push(map),
             Some(_) => {
                 return Err(Error::at(Location::file(&file.path), "must be a mapping of values at the top level"));
             }
         }
     }
-    deep_merge(&mut values, release.values.clone());
-    Ok(Value::Object(values))
+    Ok(layers)
+}
+
+/// The Helm charts the releases name, each loaded (and later parsed) once, and the
+/// capabilities their templates see.
+struct HelmCharts {
+    charts: BTreeMap<String, crate::helm::HelmChart>,
+    capabilities: Arc<crate::helm::Capabilities>,
+}
+
+impl HelmCharts {
+    fn load(project: &Project, env: &Environment, releases: &[&Release]) -> Result<HelmCharts> {
+        let mut charts = BTreeMap::new();
+        for release in releases {
+            if !charts.contains_key(&release.chart) {
+                let chart = crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at)?;
+                charts.insert(release.chart.clone(), chart);
+            }
+        }
+        let kube_version = env.kube_version.as_deref().unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
+        let api_versions = crate::helm::DEFAULT_API_VERSIONS.iter().map(|v| v.to_string()).collect();
+        let capabilities = crate::helm::Capabilities::new(kube_version, api_versions).ok_or_else(|| {
+            Error::new(format!("environment `{}`: `kubeVersion: {kube_version}` is not a Kubernetes version", env.name))
+        })?;
+        Ok(HelmCharts { charts, capabilities: Arc::new(capabilities) })
+    }
+}
+
+/// A release of a Helm chart: the user's values are `valuesFiles` (read as helm reads `-f`
+/// files) < the release's `values` < the decrypted secrets under the release's name, merged as
+/// helm merges `-f` and `--set` layers; the chart's own defaults go under them in helm.
+fn render_helm(
+    project: &Project,
+    release: &Release,
+    chart: &crate::helm::HelmChart,
+    capabilities: &Arc<crate::helm::Capabilities>,
+    secrets: &Map<String, Value>,
+) -> Result<Vec<Manifest>> {
+    let parse = |path: &Path, text: &str| {
+        crate::helm::chart::read_values(path, text.as_bytes()).map(|map| Some(Value::Object(map)))
+    };
+    let mut values = Map::new();
+    for layer in values_files(project, release, parse)? {
+        merge_overrides(&mut values, layer);
+    }
+    merge_overrides(&mut values, release.values.clone());
+    if let Some(Value::Object(own)) = secrets.get(&release.name) {
+        merge_overrides(&mut values, own.clone());
+    }
+    let input = crate::helm::ReleaseInput {
+        name: &release.name,
+        namespace: &release.namespace,
+        values,
+        capabilities: capabilities.clone(),
+    };
+    let documents = crate::helm::render(chart, &input).map_err(|e| match e.help {
+        None => e.with_help(format!("release `{}`", release.name)),
+        Some(_) => e,
+    })?;
+    let mut manifests = Vec::new();
+    for document in documents {
+        if let Some(problem) = object_problem(&document.object) {
+            return Err(Error::at(
+                Location::file(&document.source),
+                format!("document {} of the rendered output {problem}", document.document),
+            )
+            .with_help(format!("release `{}`; every YAML document must be a Kubernetes object", release.name)));
+        }
+        manifests.push(Manifest {
+            release: release.name.clone(),
+            source: document.source,
+            document: document.document,
+            object: document.object,
+        });
+    }
+    Ok(manifests)
 }
 
 fn render_chart(

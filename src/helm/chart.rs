@@ -1,0 +1,269 @@
+//! A Helm chart as helm's loader (pkg/chart/loader) builds it from its files: `Chart.yaml`
+//! (and a v1 chart's `requirements.yaml`), `values.yaml`, `values.schema.json`, `templates/`,
+//! subcharts in `charts/` (directories or `.tgz`), and every other file as `.Files`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use super::{at, at_line};
+use crate::error::Error as HelmError;
+
+/// A file of a chart, by its path relative to the chart (`/`-separated).
+#[derive(Debug, Clone)]
+pub struct File {
+    pub name: String,
+    pub data: Arc<[u8]>,
+}
+
+/// `Chart.yaml`, with helm's field names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub home: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub maintainers: Vec<Maintainer>,
+    #[serde(default)]
+    pub icon: Option<String>,
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub tags: Option<String>,
+    #[serde(default)]
+    pub app_version: Option<String>,
+    #[serde(default, deserialize_with = "yaml_bool")]
+    pub deprecated: bool,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub kube_version: Option<String>,
+    #[serde(default)]
+    pub dependencies: Vec<Dependency>,
+    #[serde(default, rename = "type")]
+    pub chart_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Maintainer {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// An entry of `dependencies`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Dependency {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub repository: String,
+    #[serde(default)]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, deserialize_with = "yaml_bool")]
+    pub enabled: bool,
+    /// Strings (`exports.NAME`) or `{child, parent}` maps.
+    #[serde(default)]
+    pub import_values: Vec<Json>,
+    #[serde(default)]
+    pub alias: Option<String>,
+}
+
+/// Chart.yaml is read with every scalar as written (sigs.k8s.io/yaml keeps `version: 1.10` as
+/// "1.10" for a string field); booleans are read back by YAML 1.1's rules.
+fn yaml_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text.is_some_and(|t| super::yaml::resolve(&t) == super::yaml::Resolved::Bool(true)))
+}
+
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub metadata: Metadata,
+    /// `values.yaml`.
+    pub values: Map<String, Json>,
+    /// `values.schema.json`, parsed.
+    pub schema: Option<Json>,
+    pub templates: Vec<File>,
+    /// What templates see as `.Files`: everything but Chart.yaml, values, templates and subcharts.
+    pub files: Vec<File>,
+    /// The subcharts found in `charts/`, by directory or archive name.
+    pub dependencies: Vec<Arc<Chart>>,
+    /// Where the chart is, for messages and the objects' sources: its directory or archive in the
+    /// repository, or its path inside a parent's archive (`charts/a/charts/b-1.0.0.tgz`).
+    pub origin: PathBuf,
+}
+
+impl Chart {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    pub fn is_library(&self) -> bool {
+        self.metadata.chart_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("library"))
+    }
+
+    /// Loads a chart from its files (paths relative to the chart), as helm's `LoadFiles`.
+    pub fn from_files(files: Vec<File>, origin: &Path) -> Result<Chart, HelmError> {
+        let path = |file: &str| origin.join(file);
+        let chart_yaml = files.iter().find(|f| f.name == "Chart.yaml").ok_or_else(|| {
+            at(origin, "Chart.yaml file is missing").with_help("a Helm chart needs Chart.yaml at its top")
+        })?;
+        let mut metadata: Metadata = read_metadata(&path("Chart.yaml"), &chart_yaml.data, "cannot load Chart.yaml")?;
+        if metadata.api_version.is_empty() {
+            metadata.api_version = "v1".into();
+        }
+        let mut chart = Chart {
+            metadata,
+            values: Map::new(),
+            schema: None,
+            templates: Vec::new(),
+            files: Vec::new(),
+            dependencies: Vec::new(),
+            origin: origin.to_path_buf(),
+        };
+        let mut subcharts: std::collections::BTreeMap<String, Vec<File>> = Default::default();
+        for file in files {
+            let name = file.name.as_str();
+            match name {
+                "Chart.yaml" | "Chart.lock" => {}
+                "values.yaml" => chart.values = read_values(&path(name), &file.data)?,
+                "values.schema.json" => {
+                    let text = text_of(&path(name), &file.data)?;
+                    let schema = serde_json::from_str(&text)
+                        .map_err(|e| at(path(name), format!("invalid JSON at line {}: {}", e.line(), e)))?;
+                    chart.schema = Some(schema);
+                }
+                "requirements.yaml" | "requirements.lock" => {
+                    if name == "requirements.yaml" {
+                        let requirements: Metadata =
+                            read_metadata(&path(name), &file.data, "cannot load requirements.yaml")?;
+                        chart.metadata.dependencies = requirements.dependencies;
+                    }
+                    if chart.metadata.api_version == "v1" {
+                        chart.files.push(file);
+                    }
+                }
+                _ if name.starts_with("templates/") => chart.templates.push(file),
+                _ if name.starts_with("charts/") && !name.ends_with(".prov") => {
+                    let rest = &name["charts/".len()..];
+                    let (sub, inner) = rest.split_once('/').unwrap_or((rest, ""));
+                    subcharts.entry(sub.to_string()).or_default().push(File { name: inner.to_string(), ..file });
+                }
+                _ => chart.files.push(file),
+            }
+        }
+        chart.validate(&path("Chart.yaml"))?;
+        // helm walks a map here (random order); sorted names make the order repeatable.
+        for (name, files) in subcharts {
+            if name.starts_with(['_', '.']) {
+                continue;
+            }
+            let sub_origin = origin.join("charts").join(&name);
+            let sub = if name.ends_with(".tgz") {
+                let archive = files
+                    .iter()
+                    .find(|f| f.name.is_empty())
+                    .ok_or_else(|| at(&sub_origin, format!("error unpacking subchart tar in {}", chart.name())))?;
+                super::archive::load(&archive.data, &sub_origin)?
+            } else {
+                Chart::from_files(files.into_iter().filter(|f| !f.name.is_empty()).collect(), &sub_origin)?
+            };
+            chart.dependencies.push(Arc::new(sub));
+        }
+        Ok(chart)
+    }
+
+    /// helm's `Metadata.Validate`.
+    fn validate(&self, chart_yaml: &Path) -> Result<(), HelmError> {
+        let md = &self.metadata;
+        let invalid = |message: String| Err(at(chart_yaml, format!("validation: {message}")));
+        if md.name.is_empty() {
+            return invalid("chart.metadata.name is required".into());
+        }
+        if md.name.contains(['/', '\\']) || md.name == ".." || md.name == "." {
+            return invalid(format!("chart.metadata.name {:?} is invalid", md.name));
+        }
+        if md.version.is_empty() {
+            return invalid("chart.metadata.version is required".into());
+        }
+        if super::semver::parse_version(&md.version).is_none() {
+            return invalid(format!("chart.metadata.version {:?} is invalid", md.version));
+        }
+        if !matches!(
+            md.chart_type.as_deref().map(str::to_ascii_lowercase).as_deref(),
+            None | Some("" | "application" | "library")
+        ) {
+            return invalid("chart.metadata.type must be application or library".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for dependency in &md.dependencies {
+            if dependency.name.is_empty() {
+                return invalid("dependencies must have a name".into());
+            }
+            let key = dependency.alias.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| dependency.name.clone());
+            if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return invalid(format!("dependency {:?} has disallowed characters in the alias", dependency.name));
+            }
+            if !seen.insert(key.clone()) {
+                return invalid(format!("more than one dependency with name or alias {key:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn text_of(path: &Path, data: &[u8]) -> Result<String, HelmError> {
+    String::from_utf8(data.to_vec()).map_err(|_| at(path, "is not valid UTF-8 text"))
+}
+
+fn read_metadata(path: &Path, data: &[u8], what: &str) -> Result<Metadata, HelmError> {
+    let text = text_of(path, data)?;
+    let json = super::yaml::from_str_as_written(&text)
+        .map_err(|e| at_line(path, e.line, format!("{what}: {}", e.message)))?
+        .unwrap_or(Json::Object(Map::new()));
+    serde_json::from_value(json).map_err(|e| at(path, format!("{what}: {}", without_value(&e.to_string()))))
+}
+
+/// serde's "invalid type: string \"x\", expected ..." without the value.
+fn without_value(message: &str) -> String {
+    match message.split_once(", expected ") {
+        Some((found, expected)) => {
+            let kind = found.trim_start_matches("invalid type: ").split([' ', '"']).next().unwrap_or("value");
+            format!("expected {expected}, found a {kind}")
+        }
+        None => message.to_string(),
+    }
+}
+
+/// A values file as helm reads one: the first document, YAML 1.1 scalars, a mapping or nothing.
+pub fn read_values(path: &Path, data: &[u8]) -> Result<Map<String, Json>, HelmError> {
+    let text = text_of(path, data)?;
+    match super::yaml::from_str(&text) {
+        Ok(None | Some(Json::Null)) => Ok(Map::new()),
+        Ok(Some(Json::Object(map))) => Ok(map),
+        Ok(Some(_)) => Err(at(path, "must be a mapping of values at the top level")),
+        Err(e) => Err(at_line(path, e.line, format!("invalid YAML: {}", e.message))),
+    }
+}

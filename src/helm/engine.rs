@@ -1,0 +1,294 @@
+//! helm's engine (pkg/engine) for one release: the built-in objects of every chart of the tree,
+//! every template parsed into one set (in helm's order, so that helm's `define` wins), each
+//! non-partial template executed, and the output assembled as `helm template --include-crds
+//! --skip-tests` prints it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use gotemplate::{Map, MissingKey, Numbers, Templates, Value};
+use serde_json::Value as Json;
+
+use super::builtins::{ChartMetadata, Files};
+use super::chart::Chart;
+use super::manifests::{self, Document, Kind};
+use super::values::Scoped;
+use super::{HelmChart, ReleaseInput, RenderedDocument};
+use crate::error::{Error, Location};
+
+/// A template of the tree: its name in the set and where its file is.
+struct TemplateFile {
+    name: String,
+    source: PathBuf,
+    text: Arc<[u8]>,
+    /// The built-in objects its chart's templates see (shared, as helm shares one map).
+    data: Map,
+    base_path: String,
+}
+
+/// The parsed template sets of a chart, one per tree shape (aliases and conditions change
+/// which templates there are, and their names).
+#[derive(Default)]
+pub struct ParsedSets(Mutex<BTreeMap<Vec<String>, Arc<Templates>>>);
+
+/// A set with helm's options and functions: sprig's first (when its crate registers them),
+/// then helm's own, which replace sprig's of the same name as in helm's FuncMap.
+fn new_set() -> Templates {
+    let mut set = Templates::new("gotpl");
+    set.set_missing_key(MissingKey::Zero);
+    super::funcs::register(&mut set);
+    set
+}
+
+pub fn render(
+    helm: &HelmChart,
+    root: &Scoped,
+    values: &Json,
+    input: &ReleaseInput<'_>,
+) -> Result<Vec<RenderedDocument>, Error> {
+    let chart = &helm.chart;
+    if let Some(range) = chart.metadata.kube_version.as_deref().filter(|r| !r.is_empty()) {
+        let kube = input.capabilities.kube_version();
+        let compatible =
+            super::semver::parse_version(&kube).is_some_and(|v| super::semver::matches(range, &v).unwrap_or(false));
+        if !compatible {
+            return Err(Error::at(
+                Location::file(chart.origin.join("Chart.yaml")),
+                format!("chart requires kubeVersion: {range} which is incompatible with Kubernetes {kube}"),
+            )
+            .with_help("set the environment's `kubeVersion` to the cluster's version"));
+        }
+    }
+    let release = Value::Map(Map::from_iter([
+        ("Name".to_string(), Value::from(input.name)),
+        ("Namespace".to_string(), Value::from(input.namespace)),
+        ("IsUpgrade".to_string(), Value::Bool(false)),
+        ("IsInstall".to_string(), Value::Bool(true)),
+        ("Revision".to_string(), Value::Int(1)),
+        ("Service".to_string(), Value::from("Helm")),
+    ]));
+    let capabilities = Value::Object(input.capabilities.clone() as Arc<dyn gotemplate::Object>);
+    let values = Value::from_json(values, Numbers::Float64);
+    let mut templates = Vec::new();
+    collect(root, None, &values, &release, &capabilities, &mut templates);
+    // sortTemplates: deeper paths first, then reverse lexical order; the last parsed `define` wins.
+    templates.sort_by(|a, b| {
+        let depth = |t: &TemplateFile| t.name.matches('/').count();
+        depth(b).cmp(&depth(a)).then_with(|| b.name.cmp(&a.name))
+    });
+    let set = parsed_set(helm, &templates)?;
+
+    let mut state = super::funcs::IncludeDepth::default();
+    let mut rendered: BTreeMap<&str, (String, &TemplateFile)> = BTreeMap::new();
+    for template in &templates {
+        if base_name(&template.name).starts_with('_') {
+            continue;
+        }
+        template.data.insert(
+            "Template",
+            Value::Map(Map::from_iter([
+                ("Name".to_string(), Value::from(template.name.as_str())),
+                ("BasePath".to_string(), Value::from(template.base_path.as_str())),
+            ])),
+        );
+        let out = set
+            .execute_with_state(&template.name, &Value::Map(template.data.clone()), &mut state)
+            .map_err(|e| exec_error(&e, &templates, &chart.metadata.name))?;
+        rendered.insert(&template.name, (out.replace("<no value>", ""), template));
+    }
+
+    let mut manifests = Vec::new();
+    let mut hooks = Vec::new();
+    for (name, (text, template)) in &rendered {
+        if name.ends_with("NOTES.txt") || text.trim().is_empty() {
+            continue;
+        }
+        for piece in manifests::split(text) {
+            let object = super::yaml::from_str(piece)
+                .map_err(|e| {
+                    Error::at(Location::file(&template.source), format!("YAML parse error on {name}: {e}"))
+                        .with_help("the template's output is not valid YAML")
+                })?
+                .unwrap_or(Json::Null);
+            let document = Document { template: name.to_string(), object };
+            match manifests::classify(&document.object) {
+                Kind::Manifest => manifests.push(document),
+                Kind::Hook => hooks.push(document),
+                Kind::Skipped => {}
+            }
+        }
+    }
+    manifests::sort_by_kind(&mut manifests);
+    manifests::sort_by_kind(&mut hooks);
+
+    let sources: BTreeMap<&str, &PathBuf> = templates.iter().map(|t| (t.name.as_str(), &t.source)).collect();
+    let mut out = Vec::new();
+    for (source, text) in crds(root) {
+        for (index, object) in super::yaml::documents(&text)
+            .map_err(|e| Error::at(Location::file(&source), format!("invalid YAML in a CRD file: {e}")))?
+            .into_iter()
+            .enumerate()
+        {
+            out.push(RenderedDocument { source: source.clone(), document: index + 1, object });
+        }
+    }
+    let mut counters: BTreeMap<String, usize> = BTreeMap::new();
+    for document in manifests.into_iter().chain(hooks) {
+        let count = counters.entry(document.template.clone()).or_default();
+        *count += 1;
+        if document.object.is_null() {
+            continue;
+        }
+        let source =
+            sources.get(document.template.as_str()).map_or_else(|| PathBuf::from(&document.template), |s| (*s).clone());
+        out.push(RenderedDocument { source, document: *count, object: document.object });
+    }
+    Ok(out)
+}
+
+fn base_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// recAllTpls: the objects each chart's templates see, and the templates, with their names.
+fn collect(
+    node: &Scoped,
+    parent: Option<(&str, &Map)>,
+    values: &Value,
+    release: &Value,
+    capabilities: &Value,
+    out: &mut Vec<TemplateFile>,
+) -> Map {
+    let chart: &Chart = &node.chart;
+    let full_path = match parent {
+        None => node.name.clone(),
+        Some((parent_path, _)) => format!("{parent_path}/charts/{}", node.name),
+    };
+    let scoped_values = match parent {
+        None => values.clone(),
+        Some((_, parent_data)) => match parent_data.get("Values") {
+            Some(Value::Map(parent_values)) => match parent_values.get(&node.name) {
+                Some(Value::Map(m)) => Value::Map(m),
+                _ => Value::Map(Map::new()),
+            },
+            _ => Value::Map(Map::new()),
+        },
+    };
+    let subcharts = Map::new();
+    let data = Map::from_iter([
+        (
+            "Chart".to_string(),
+            Value::Object(Arc::new(ChartMetadata::new(&chart.metadata, &node.name, parent.is_none()))),
+        ),
+        ("Files".to_string(), Value::Object(Arc::new(Files::new(&chart.files)))),
+        ("Release".to_string(), release.clone()),
+        ("Capabilities".to_string(), capabilities.clone()),
+        ("Values".to_string(), scoped_values),
+        ("Subcharts".to_string(), Value::Map(subcharts.clone())),
+    ]);
+    for dependency in &node.dependencies {
+        let child = collect(dependency, Some((&full_path, &data)), values, release, capabilities, out);
+        subcharts.insert(dependency.name.clone(), Value::Map(child));
+    }
+    for template in &chart.templates {
+        if chart.is_library() && !base_name(&template.name).starts_with('_') {
+            continue;
+        }
+        out.push(TemplateFile {
+            name: format!("{full_path}/{}", template.name),
+            source: chart.origin.join(&template.name),
+            text: template.data.clone(),
+            data: data.clone(),
+            base_path: format!("{full_path}/templates"),
+        });
+    }
+    data
+}
+
+/// The set for these templates, parsed once per tree shape and kept with the chart.
+fn parsed_set(helm: &HelmChart, templates: &[TemplateFile]) -> Result<Arc<Templates>, Error> {
+    let shape: Vec<String> = templates.iter().map(|t| t.name.clone()).collect();
+    let mut sets = helm.parsed.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(set) = sets.get(&shape) {
+        return Ok(set.clone());
+    }
+    let mut set = new_set();
+    for template in templates {
+        let text = String::from_utf8(template.text.to_vec())
+            .map_err(|_| Error::at(Location::file(&template.source), "is not valid UTF-8 text"))?;
+        set.parse(&template.name, &text).map_err(|e| {
+            let line = e.location().map_or(0, |l| l.line as u64);
+            let message = e.to_string();
+            let reason = message.rsplit(": ").next().unwrap_or(&message);
+            Error::at(
+                Location::at(&template.source, line, 0),
+                format!("chart `{}`: parse error at ({}:{line}): {reason}", helm.chart.metadata.name, template.name),
+            )
+        })?;
+    }
+    let set = Arc::new(set);
+    sets.insert(shape, set.clone());
+    Ok(set)
+}
+
+/// How many nested template calls an error shows in full.
+const MAX_SHOWN_CALLS: usize = 4;
+
+/// A template error in weaver's form: located at the innermost failing action's file, line and
+/// column; `required` and `fail` messages as helm shows them; other messages with the data
+/// values Go embeds replaced by `[redacted]`.
+fn exec_error(err: &gotemplate::Error, templates: &[TemplateFile], chart: &str) -> Error {
+    let mut innermost = err;
+    let mut depth = 1;
+    while let Some(inner) = innermost.source_error() {
+        if inner.location().is_none() {
+            break;
+        }
+        innermost = inner;
+        depth += 1;
+    }
+    let source_of = |name: &str| templates.iter().find(|t| t.name == name).map(|t| t.source.clone());
+    let location = [innermost, err].into_iter().find_map(|e| {
+        let at = e.location()?;
+        Some(Location::at(source_of(&at.parse_name)?, at.line as u64, at.column.map_or(0, |c| c as u64 + 1)))
+    });
+    let full = err.to_string();
+    let outer =
+        err.location().map(|l| format!("{}:{}:{}", l.parse_name, l.line, l.column.unwrap_or(0))).unwrap_or_default();
+    let message = match (full.find(super::funcs::ERR_START), full.rfind(super::funcs::ERR_END)) {
+        (Some(start), Some(end)) if start + super::funcs::ERR_START.len() <= end => {
+            format!("execution error at ({outer}): {}", &full[start + super::funcs::ERR_START.len()..end])
+        }
+        // A deep chain (a recursive include) would repeat itself a thousand times: the first
+        // and last calls say where and why.
+        _ if depth > MAX_SHOWN_CALLS => format!(
+            "template: {outer}: executing {} at <{}>: … {} nested template calls … {}",
+            gotemplate::gofmt::quote(err.template(), false),
+            err.context().unwrap_or_default(),
+            depth - 2,
+            innermost.redacted()
+        ),
+        _ => err.redacted(),
+    };
+    let mut error = Error::new(format!("chart `{chart}`: {message}"));
+    if let Some(location) = location {
+        error = error.with_location(location);
+    }
+    error
+}
+
+/// CRDObjects: `crds/*.yaml|yml|json` of the chart, then of its subcharts, as written.
+fn crds(node: &Scoped) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for file in &node.chart.files {
+        let is_manifest = [".yaml", ".yml", ".json"].iter().any(|e| file.name.ends_with(e));
+        if file.name.starts_with("crds/") && is_manifest {
+            out.push((node.chart.origin.join(&file.name), String::from_utf8_lossy(&file.data).into_owned()));
+        }
+    }
+    for dependency in &node.dependencies {
+        out.extend(crds(dependency));
+    }
+    out
+}

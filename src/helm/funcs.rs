@@ -1,0 +1,284 @@
+//! helm's own template functions (pkg/engine/funcs.go and engine.go): `include`, `tpl`,
+//! `required`, `fail`, `toYaml`, `fromYaml`, `fromYamlArray`, `toJson`, `fromJson`,
+//! `fromJsonArray`, `toToml`, `lookup`, and the `getHostByName` that helm disables.
+
+use std::collections::HashMap;
+
+use gotemplate::{Ctx, ErrorKind, FuncError, Function, Map, Numbers, Templates, Type, Value};
+
+/// Markers helm wraps `required` and `fail` messages in, to find them in a wrapped error.
+pub const ERR_START: &str = "HELM_ERR_START";
+pub const ERR_END: &str = "HELM_ERR_END";
+
+/// helm's limit on nested `include`s of one template.
+const RECURSION_MAX: usize = 1000;
+
+/// How many `include`s of each template are running: one per render, as helm keeps it.
+#[derive(Default)]
+pub struct IncludeDepth(HashMap<String, usize>);
+
+/// Adds helm's functions, replacing any of the same name (helm's map overrides sprig's).
+pub fn register(set: &mut Templates) {
+    set.add_function("include", Function::new(&[Type::String, Type::Any], include));
+    set.add_function("tpl", Function::new(&[Type::String, Type::Any], tpl));
+    set.add_function(
+        "required",
+        Function::new(&[Type::String, Type::Any], |_, args| match &args[1] {
+            Value::Nil => Err(wrapped(args[0].as_str().unwrap_or_default())),
+            Value::String(s) if s.is_empty() => Err(wrapped(args[0].as_str().unwrap_or_default())),
+            other => Ok(other.clone()),
+        }),
+    );
+    set.add_function(
+        "fail",
+        Function::new(&[Type::String], |_, args| Err(wrapped(args[0].as_str().unwrap_or_default()))),
+    );
+    set.add_function("toYaml", Function::new(&[Type::Any], |_, args| Ok(Value::from(to_yaml(&args[0])))));
+    set.add_function("fromYaml", Function::new(&[Type::String], |_, args| Ok(from_yaml(str_arg(args)))));
+    set.add_function("fromYamlArray", Function::new(&[Type::String], |_, args| Ok(from_yaml_array(str_arg(args)))));
+    set.add_function(
+        "toJson",
+        Function::new(&[Type::Any], |_, args| Ok(Value::from(to_json(&args[0]).unwrap_or_default()))),
+    );
+    set.add_function("fromJson", Function::new(&[Type::String], |_, args| Ok(from_json(str_arg(args)))));
+    set.add_function("fromJsonArray", Function::new(&[Type::String], |_, args| Ok(from_json_array(str_arg(args)))));
+    set.add_function("toToml", Function::new(&[Type::Any], |_, args| Ok(Value::from(super::toml::encode(&args[0])))));
+    // `helm template` has no cluster: lookup finds nothing.
+    set.add_function(
+        "lookup",
+        Function::new(&[Type::String, Type::String, Type::String, Type::String], |_, _| Ok(Value::Map(Map::new()))),
+    );
+    // helm renders without DNS lookups unless asked (`--enable-dns`).
+    set.add_function("getHostByName", Function::new(&[Type::String], |_, _| Ok(Value::from(""))));
+}
+
+fn str_arg(args: &[Value]) -> &str {
+    args[0].as_str().unwrap_or_default()
+}
+
+fn wrapped(message: &str) -> FuncError {
+    FuncError::new(format!("{ERR_START}{message}{ERR_END}"))
+}
+
+fn include(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
+    let name = str_arg(args).to_string();
+    if let Some(depth) = ctx.state::<IncludeDepth>() {
+        let count = depth.0.entry(name.clone()).or_insert(0);
+        if *count > RECURSION_MAX {
+            return Err(FuncError::new(format!(
+                "rendering template has a nested reference name: {name}: unable to execute template"
+            )));
+        }
+        *count += 1;
+    }
+    let result = ctx.execute_template(&name, args[1].clone());
+    if let Some(depth) = ctx.state::<IncludeDepth>()
+        && let Some(count) = depth.0.get_mut(&name)
+    {
+        *count -= 1;
+    }
+    Ok(Value::from(result?))
+}
+
+fn tpl(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
+    let text = str_arg(args).to_string();
+    let quoted = gotemplate::gofmt::quote(&text, false);
+    // helm names the text after the root template ("gotpl").
+    match ctx.execute_text("gotpl", &text, args[1].clone()) {
+        Ok(out) => Ok(Value::from(out.replace("<no value>", ""))),
+        Err(e) if e.kind() == ErrorKind::Parse => Err(FuncError::wrap(format!("cannot parse template {quoted}: "), e)),
+        Err(e) => Err(FuncError::wrap(format!("error during tpl function execution for {quoted}: "), e)),
+    }
+}
+
+/// helm's `toYaml`: sigs.k8s.io/yaml's output without its last newline; "" when the value
+/// cannot be marshalled.
+pub fn to_yaml(value: &Value) -> String {
+    match value.to_json() {
+        Ok(json) => {
+            let json = go_numbers(&json);
+            let text = super::yaml::to_string(&super::yaml::Node::from_json(&json));
+            text.strip_suffix('\n').unwrap_or(&text).to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// `Value::to_json` writes integral floats below 1e15 as integers; go-yaml reads every integral
+/// float that encoding/json writes without an exponent (below 1e21) as an integer.
+fn go_numbers(json: &serde_json::Value) -> serde_json::Value {
+    match json {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(0.0);
+            match super::yaml::Node::from_float(f) {
+                super::yaml::Node::Int(i) => serde_json::Value::from(i),
+                super::yaml::Node::Uint(u) => serde_json::Value::from(u),
+                _ => json.clone(),
+            }
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(go_numbers).collect()),
+        serde_json::Value::Object(map) => {
+            serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), go_numbers(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn from_yaml(text: &str) -> Value {
+    match super::yaml::from_str(text) {
+        Ok(None | Some(serde_json::Value::Null)) => Value::Map(Map::new()),
+        Ok(Some(json @ serde_json::Value::Object(_))) => Value::from_json(&json, Numbers::Float64),
+        Ok(Some(other)) => error_map(format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            json_type(&other)
+        )),
+        Err(e) => error_map(format!("error converting YAML to JSON: yaml: {e}")),
+    }
+}
+
+fn from_yaml_array(text: &str) -> Value {
+    match super::yaml::from_str(text) {
+        Ok(None | Some(serde_json::Value::Null)) => Value::from(Vec::new()),
+        Ok(Some(json @ serde_json::Value::Array(_))) => Value::from_json(&json, Numbers::Float64),
+        Ok(Some(other)) => Value::from(vec![Value::from(format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type []interface {{}}",
+            json_type(&other)
+        ))]),
+        Err(e) => Value::from(vec![Value::from(format!("error converting YAML to JSON: yaml: {e}"))]),
+    }
+}
+
+fn from_json(text: &str) -> Value {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Null) => Value::Map(Map::new()),
+        Ok(json @ serde_json::Value::Object(_)) => Value::from_json(&json, Numbers::Float64),
+        Ok(other) => error_map(format!(
+            "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            json_type(&other)
+        )),
+        Err(e) => error_map(crate::error::json_reason(&e)),
+    }
+}
+
+fn from_json_array(text: &str) -> Value {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Null) => Value::from(Vec::new()),
+        Ok(json @ serde_json::Value::Array(_)) => Value::from_json(&json, Numbers::Float64),
+        Ok(other) => Value::from(vec![Value::from(format!(
+            "json: cannot unmarshal {} into Go value of type []interface {{}}",
+            json_type(&other)
+        ))]),
+        Err(e) => Value::from(vec![Value::from(crate::error::json_reason(&e))]),
+    }
+}
+
+fn error_map(message: String) -> Value {
+    Value::Map(Map::from_iter([("Error".to_string(), Value::from(message))]))
+}
+
+fn json_type(json: &serde_json::Value) -> &'static str {
+    match json {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// encoding/json's `Marshal`: sorted keys, HTML characters escaped, floats in Go's format.
+pub fn to_json(value: &Value) -> Option<String> {
+    let mut out = String::new();
+    write_json(&value.to_json().ok()?, &mut out)?;
+    Some(out)
+}
+
+fn write_json(json: &serde_json::Value, out: &mut String) -> Option<()> {
+    match json {
+        serde_json::Value::Null => out.push_str("null"),
+        serde_json::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => out.push_str(&i.to_string()),
+            (None, Some(u)) => out.push_str(&u.to_string()),
+            _ => out.push_str(&go_json_float(n.as_f64()?)?),
+        },
+        serde_json::Value::String(s) => write_json_string(s, out),
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out)?;
+            }
+            out.push(']');
+        }
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(key, out);
+                out.push(':');
+                write_json(&map[key], out)?;
+            }
+            out.push('}');
+        }
+    }
+    Some(())
+}
+
+/// A float64 as encoding/json writes it: `%f`-like in [1e-6, 1e21), else an exponent without
+/// a leading zero (`1e-07` becomes `1e-7`).
+fn go_json_float(f: f64) -> Option<String> {
+    if !f.is_finite() {
+        return None;
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let text = gotemplate::gofmt::format_float(f, 'e', None);
+        return Some(match text.split_once("e-0") {
+            Some((m, e)) => format!("{m}e-{e}"),
+            None => text.replace("e+0", "e+"),
+        });
+    }
+    Some(gotemplate::gofmt::format_float(f, 'f', None))
+}
+
+fn write_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_like_go() {
+        let v = Value::from_json(&serde_json::json!({"b": [1, 1.5, 1e21, 1e-7, "<&>"], "a": null}), Numbers::Float64);
+        assert_eq!(to_json(&v).unwrap(), r#"{"a":null,"b":[1,1.5,1e+21,1e-7,"\u003c\u0026\u003e"]}"#);
+    }
+
+    #[test]
+    fn yaml_like_helm() {
+        let v = Value::from_json(&serde_json::json!({"big": 1e16, "f": 0.5, "s": "yes", "n": 1}), Numbers::Float64);
+        assert_eq!(to_yaml(&v), "big: 10000000000000000\nf: 0.5\n\"n\": 1\ns: \"yes\"");
+    }
+}

@@ -1,0 +1,230 @@
+//! Helm charts, rendered natively with helm 3.17's semantics: a release naming a Helm chart gets
+//! the objects `helm template NAME CHART -n NS --kube-version V --include-crds --skip-tests`
+//! prints. Pure: files in (through `Source`, so `--rev` and the repository's confinement apply),
+//! objects out.
+//!
+//! - [`chart`], [`archive`], [`ignore`]: loading a chart directory or `.tgz`, and its subcharts;
+//! - [`values`]: dependencies (conditions, tags, aliases, import-values) and value coalescing;
+//! - [`engine`], [`funcs`], [`builtins`]: templates, helm's functions and built-in objects;
+//! - [`manifests`]: splitting, hooks and ordering of the output;
+//! - [`yaml`], [`toml`], [`semver`]: the formats and version ranges helm's libraries implement.
+
+pub mod archive;
+pub mod builtins;
+pub mod chart;
+pub mod engine;
+pub mod funcs;
+pub mod ignore;
+pub mod manifests;
+pub mod semver;
+pub mod toml;
+pub mod values;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json};
+
+pub use builtins::{Capabilities, DEFAULT_API_VERSIONS, DEFAULT_KUBE_VERSION};
+use chart::{Chart, File};
+
+use crate::error::{Error, Location};
+use crate::project::chart::{CHARTS_DIR, ChartReader, chart_dir, is_archive};
+use crate::project::source::{Source, is_plain_name, lexical};
+
+fn at(path: impl AsRef<Path>, message: impl Into<String>) -> Error {
+    Error::at(Location::file(path.as_ref()), message)
+}
+
+fn at_line(path: impl AsRef<Path>, line: Option<usize>, message: impl Into<String>) -> Error {
+    Error::at(Location::at(path.as_ref(), line.unwrap_or(0) as u64, 0), message)
+}
+
+/// A loaded Helm chart, shared by every release naming it; its parsed templates are kept with it.
+pub struct HelmChart {
+    pub chart: Arc<Chart>,
+    parsed: engine::ParsedSets,
+}
+
+/// What one release is rendered with.
+pub struct ReleaseInput<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    /// The user-supplied values (helm's `-f`/`--set` layers, merged; nulls kept to delete defaults).
+    pub values: Map<String, Json>,
+    pub capabilities: Arc<Capabilities>,
+}
+
+/// One object of the output, with the file it came from (in the repository; inside an archive,
+/// the archive's path followed by the file's).
+#[derive(Debug, Clone)]
+pub struct RenderedDocument {
+    pub source: PathBuf,
+    /// Its 1-based position among the documents of its file.
+    pub document: usize,
+    pub object: Json,
+}
+
+/// Whether `chart` (as a release names it) is a Helm chart: a packaged `.tgz`, or a chart
+/// directory with helm's `Chart.yaml` (weaver's own charts have `chart.yaml`).
+pub fn is_helm_chart(source: &dyn Source, chart: &str) -> bool {
+    is_archive(chart) || (is_plain_name(chart) && source.exists(&chart_dir(chart).join("Chart.yaml")))
+}
+
+/// Loads the Helm chart `chart` names; `referenced_at` is where a release names it.
+pub fn load(source: &dyn Source, chart: &str, referenced_at: &Location) -> Result<HelmChart, Error> {
+    let loaded = if is_archive(chart) {
+        let path = lexical(Path::new(chart)).ok_or_else(|| {
+            Error::at(referenced_at.clone(), format!("`chart: {chart}` leads outside the repository"))
+                .with_help("name a packaged chart by its path in the repository")
+        })?;
+        let data = source.read_named(&path, referenced_at, "chart archive")?.ok_or_else(|| {
+            Error::at(referenced_at.clone(), format!("chart archive {} does not exist", path.display()))
+        })?;
+        archive::load(&data, &path)?
+    } else {
+        let dir = chart_dir(chart);
+        let reader = ChartReader::new(source, chart, &dir, referenced_at)?;
+        let ignore_path = dir.join(".helmignore");
+        let rules = match reader.read(&ignore_path)? {
+            Some(bytes) => ignore::Rules::parse(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| at(&ignore_path, format!("invalid .helmignore: {e}")))?,
+            None => ignore::Rules::defaults(),
+        };
+        let mut files = Vec::new();
+        for path in source.walk(&dir)? {
+            let relative = path.strip_prefix(&dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            if rules.ignores_file(&relative) {
+                continue;
+            }
+            let bytes = reader.read(&path)?.unwrap_or_default();
+            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").map(<[u8]>::to_vec).unwrap_or(bytes);
+            files.push(File { name: relative, data: Arc::from(bytes) });
+        }
+        Chart::from_files(files, &dir)?
+    };
+    check_dependencies(&loaded)?;
+    Ok(HelmChart { chart: Arc::new(loaded), parsed: engine::ParsedSets::default() })
+}
+
+/// Every `dependencies` entry has its chart vendored in `charts/`, at a version in its range
+/// (stricter than helm, which renders a subchart of another version under its own name).
+fn check_dependencies(chart: &Chart) -> Result<(), Error> {
+    let chart_yaml = chart.origin.join(
+        if chart.metadata.api_version == "v1" && chart.files.iter().any(|f| f.name == "requirements.yaml") {
+            "requirements.yaml"
+        } else {
+            "Chart.yaml"
+        },
+    );
+    for dependency in &chart.metadata.dependencies {
+        let vendored: Vec<&Arc<Chart>> = chart.dependencies.iter().filter(|d| d.name() == dependency.name).collect();
+        if vendored.is_empty() {
+            return Err(at(
+                &chart_yaml,
+                format!(
+                    "chart `{}` depends on `{}`, which is not in its {CHARTS_DIR}/ directory (found in Chart.yaml, but missing in charts/ directory: {})",
+                    chart.name(),
+                    dependency.name,
+                    dependency.name
+                ),
+            )
+            .with_help("vendor it: `helm dependency build` in the chart's directory, then commit charts/"));
+        }
+        if !dependency.version.is_empty()
+            && !vendored.iter().any(|d| values::compatible(&dependency.version, &d.metadata.version))
+        {
+            let found: Vec<String> =
+                vendored.iter().map(|d| format!("{} {}", d.origin.display(), d.metadata.version)).collect();
+            return Err(at(
+                &chart_yaml,
+                format!(
+                    "chart `{}` needs `{}` version {}, but charts/ has version {}",
+                    chart.name(),
+                    dependency.name,
+                    dependency.version,
+                    found.join(", ")
+                ),
+            )
+            .with_help("vendor a version in the range (`helm dependency update`), or change the range"));
+        }
+    }
+    chart.dependencies.iter().try_for_each(|d| check_dependencies(d))
+}
+
+/// Renders a release of `helm`: values coalesced and checked against the charts' schemas, then
+/// every template, as `helm template` does.
+pub fn render(helm: &HelmChart, input: &ReleaseInput<'_>) -> Result<Vec<RenderedDocument>, Error> {
+    let mut root = values::Scoped::new(&helm.chart);
+    values::process_dependencies(&mut root, &input.values)?;
+    let values = values::coalesce_values(&root, input.values.clone(), false)?;
+    let values = Json::Object(values);
+    schema::validate(&root, &values, input.name)?;
+    engine::render(helm, &root, &values, input)
+}
+
+mod schema {
+    //! `values.schema.json` of the chart and of each subchart, against its coalesced values,
+    //! as helm's `ValidateAgainstSchema`; messages name paths, never values.
+
+    use serde_json::Value as Json;
+
+    use super::values::Scoped;
+    use crate::error::{Error, Location};
+
+    pub fn validate(root: &Scoped, values: &Json, release: &str) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        let mut first_schema = None;
+        check(root, values, &mut problems, &mut first_schema)?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut error = Error::new(format!(
+            "values of release `{release}` don't meet the specifications of the schema(s) in the following chart(s):\n{}",
+            problems.join("\n")
+        ))
+        .with_help("fix the values in the environment, its valuesFiles or the chart's values.yaml");
+        if let Some(path) = first_schema {
+            error = error.with_location(Location::file(path));
+        }
+        Err(error)
+    }
+
+    fn check(
+        node: &Scoped,
+        values: &Json,
+        problems: &mut Vec<String>,
+        first_schema: &mut Option<std::path::PathBuf>,
+    ) -> Result<(), Error> {
+        if let Some(schema) = &node.chart.schema {
+            let path = node.chart.origin.join("values.schema.json");
+            let validator = jsonschema::validator_for(schema).map_err(|e| {
+                Error::at(
+                    Location::file(&path),
+                    format!("invalid JSON Schema at `{}`: {}", e.schema_path(), e.masked()),
+                )
+            })?;
+            let mut lines: Vec<String> = validator
+                .iter_errors(values)
+                .map(|e| {
+                    let at = e.instance_path().to_string();
+                    let at =
+                        if at.is_empty() { "(root)".to_string() } else { at.trim_start_matches('/').replace('/', ".") };
+                    format!("- {at}: {}", e.masked())
+                })
+                .collect();
+            if !lines.is_empty() {
+                lines.sort();
+                lines.dedup();
+                problems.push(format!("{}:\n{}", node.name, lines.join("\n")));
+                first_schema.get_or_insert(path);
+            }
+        }
+        for dependency in &node.dependencies {
+            let sub = values.get(&dependency.name).cloned().unwrap_or(Json::Object(Default::default()));
+            check(dependency, &sub, problems, first_schema)?;
+        }
+        Ok(())
+    }
+}

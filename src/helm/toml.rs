@@ -1,0 +1,183 @@
+//! helm's `toToml`: BurntSushi/toml's encoder (v1.4), whose layout the `toml` crate does not
+//! reproduce (it indents nested tables by two spaces per level and writes every float with a
+//! decimal point): written out here for the values templates hold.
+
+use gotemplate::Value;
+
+/// The TOML text, or the encoder's error message (helm prints that instead).
+pub fn encode(value: &Value) -> String {
+    let mut encoder = Encoder { out: String::new() };
+    let result = match resolve(value) {
+        Value::Map(_) => encoder.table_body(&[], &resolve(value)),
+        Value::Nil => Ok(()),
+        _ => Err("toml: top-level values must be Go maps or structs".to_string()),
+    };
+    match result {
+        Ok(()) => encoder.out,
+        Err(message) => message,
+    }
+}
+
+fn resolve(value: &Value) -> Value {
+    match value {
+        Value::Object(object) => object.underlying().unwrap_or(Value::Nil),
+        other => other.clone(),
+    }
+}
+
+fn is_table(value: &Value) -> bool {
+    matches!(resolve(value), Value::Map(_))
+}
+
+fn is_table_array(value: &Value) -> bool {
+    matches!(resolve(value), Value::List(items) if !items.is_empty() && items.iter().all(is_table))
+}
+
+struct Encoder {
+    out: String,
+}
+
+fn bare(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn quoted_key(key: &str) -> String {
+    if bare(key) { key.to_string() } else { quote(key) }
+}
+
+fn path(keys: &[String]) -> String {
+    keys.iter().map(|k| quoted_key(k)).collect::<Vec<_>>().join(".")
+}
+
+fn indent(keys: &[String]) -> String {
+    "  ".repeat(keys.len().saturating_sub(1))
+}
+
+fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl Encoder {
+    fn newline(&mut self) {
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+    }
+
+    /// A map's entries: plain values first, then tables and arrays of tables, each group sorted.
+    fn table_body(&mut self, key: &[String], map: &Value) -> Result<(), String> {
+        let Value::Map(map) = map else { return Ok(()) };
+        let (mut direct, mut sub): (Vec<_>, Vec<_>) =
+            map.entries().into_iter().partition(|(_, v)| !is_table(v) && !is_table_array(v));
+        direct.sort_by(|a, b| a.0.cmp(&b.0));
+        sub.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, value) in direct.into_iter().chain(sub) {
+            let value = resolve(&value);
+            if value.is_nil() {
+                continue;
+            }
+            let mut child = key.to_vec();
+            child.push(name);
+            if is_table_array(&value) {
+                let Value::List(items) = &value else { unreachable!() };
+                for item in items.iter() {
+                    self.newline();
+                    self.out.push_str(&format!("{}[[{}]]", indent(&child), path(&child)));
+                    self.newline();
+                    self.table_body(&child, &resolve(item))?;
+                }
+            } else if let Value::Map(_) = value {
+                if child.len() == 1 {
+                    self.newline();
+                }
+                self.out.push_str(&format!("{}[{}]", indent(&child), path(&child)));
+                self.newline();
+                self.table_body(&child, &value)?;
+            } else {
+                self.out.push_str(&format!("{}{} = ", indent(&child), quoted_key(child.last().unwrap())));
+                self.element(&value)?;
+                self.newline();
+            }
+        }
+        Ok(())
+    }
+
+    fn element(&mut self, value: &Value) -> Result<(), String> {
+        match resolve(value) {
+            Value::Nil => return Err("toml: cannot encode a nil value".into()),
+            Value::Bool(b) => self.out.push_str(if b { "true" } else { "false" }),
+            Value::Int(i) | Value::Int64(i) => self.out.push_str(&i.to_string()),
+            Value::Float(f) if f.is_nan() => self.out.push_str("nan"),
+            Value::Float(f) if f.is_infinite() => self.out.push_str(if f < 0.0 { "-inf" } else { "+inf" }),
+            Value::Float(f) => {
+                let text = gotemplate::gofmt::format_float(f, 'f', None);
+                self.out.push_str(&text);
+                if !text.contains('.') {
+                    self.out.push_str(".0");
+                }
+            }
+            Value::String(s) => self.out.push_str(&quote(&s)),
+            Value::List(items) => {
+                self.out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if resolve(item).is_nil() {
+                        return Err("toml: cannot encode array with nil element".into());
+                    }
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.element(item)?;
+                }
+                self.out.push(']');
+            }
+            Value::Map(map) => {
+                self.out.push('{');
+                let mut entries = map.entries();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                let entries: Vec<_> = entries.into_iter().filter(|(_, v)| !resolve(v).is_nil()).collect();
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.out.push_str(&format!("{} = ", quoted_key(k)));
+                    self.element(v)?;
+                }
+                self.out.push('}');
+            }
+            Value::Object(_) => return Err("toml: unsupported type".into()),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burntsushi_layout() {
+        let v = Value::from_json(
+            &serde_json::json!({"a": 1, "b": {"c": "x", "d": {"e": true}}, "l": [1, 2], "t": [{"n": "q"}]}),
+            gotemplate::Numbers::Float64,
+        );
+        assert_eq!(
+            encode(&v),
+            "a = 1.0\nl = [1.0, 2.0]\n\n[b]\n  c = \"x\"\n  [b.d]\n    e = true\n\n[[t]]\n  n = \"q\"\n"
+        );
+    }
+}

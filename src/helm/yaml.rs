@@ -1,0 +1,1030 @@
+//! YAML as helm reads and writes it: sigs.k8s.io/yaml over go-yaml v2. Reading resolves plain
+//! scalars by YAML 1.1's rules (`yes`/`on` are booleans, `0777` is octal, `1_000` an integer,
+//! timestamps stay strings) and converts the first document to JSON; writing (`toYaml`) reproduces
+//! go-yaml v2's emitter: sorted keys in its "natural" order, indentless lists under keys, its
+//! quoting rules, literal blocks for multi-line strings and plain scalars folded after column 80.
+//!
+//! No Rust crate reproduces go-yaml v2 (serde_yaml and serde-saphyr emit YAML 1.2 with other
+//! quoting and no folding), so both directions are written here on granit-parser's events (the
+//! parser serde-saphyr uses).
+
+use std::collections::HashMap;
+
+use granit_parser::{Event, Parser, ScalarStyle};
+use serde_json::{Map, Number, Value as Json};
+
+/// A YAML syntax or conversion error: the message and its 1-based line, when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YamlError {
+    pub message: String,
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Reads the first document of `text` as sigs.k8s.io/yaml's `Unmarshal` does into
+/// `interface{}`: `None` for an empty document. Integers stay integers here; helm's values turn
+/// every number into a float64 afterwards (JSON), which is the caller's choice.
+pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
+    load(text, false)
+}
+
+/// Like [`from_str`], with every plain scalar but null kept as the string written: what
+/// sigs.k8s.io/yaml gives a Go struct's string fields (Chart.yaml's `version: 1.10` is "1.10").
+pub fn from_str_as_written(text: &str) -> Result<Option<Json>, YamlError> {
+    load(text, true)
+}
+
+fn load(text: &str, as_written: bool) -> Result<Option<Json>, YamlError> {
+    let mut loader =
+        Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), as_written, depth: 0, aliased: 0 };
+    loop {
+        match loader.next()? {
+            None | Some((Event::StreamEnd, _)) => return Ok(None),
+            Some((Event::DocumentStart(..), _)) => break,
+            Some(_) => {}
+        }
+    }
+    match loader.next()? {
+        Some((Event::DocumentEnd, _)) | None => Ok(None),
+        Some((event, line)) => loader.node(event, line).map(Some),
+    }
+}
+
+/// Every non-empty document of a stream (a CRD file may hold several).
+pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
+    let mut loader =
+        Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), as_written: false, depth: 0, aliased: 0 };
+    let mut out = Vec::new();
+    while let Some((event, _)) = loader.next()? {
+        if !matches!(event, Event::DocumentStart(..)) {
+            continue;
+        }
+        match loader.expect_next()? {
+            (Event::DocumentEnd, _) => {}
+            (event, line) => {
+                let value = loader.node(event, line)?;
+                if !value.is_null() {
+                    out.push(value);
+                }
+            }
+        }
+        loader.anchors.clear();
+    }
+    Ok(out)
+}
+
+struct Loader<'a> {
+    parser: Parser<'a, granit_parser::StrInput<'a>>,
+    anchors: HashMap<usize, Json>,
+    as_written: bool,
+    depth: usize,
+    /// Nodes copied by aliases so far.
+    aliased: usize,
+}
+
+/// How many nodes aliases may copy in one stream.
+const MAX_ALIASED: usize = 1_000_000;
+
+fn size(value: &Json) -> usize {
+    match value {
+        Json::Array(items) => 1 + items.iter().map(size).sum::<usize>(),
+        Json::Object(map) => 1 + map.values().map(size).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// How deep collections may nest: a file of `[[[[…` must be an error, not a stack overflow.
+const MAX_DEPTH: usize = 500;
+
+impl<'a> Loader<'a> {
+    fn next(&mut self) -> Result<Option<(Event<'a>, usize)>, YamlError> {
+        match self.parser.next_event() {
+            None => Ok(None),
+            // Comments are presentation, not data.
+            Some(Ok((Event::Comment(..), _))) => self.next(),
+            Some(Ok((event, span))) => Ok(Some((event, span.start.line()))),
+            Some(Err(e)) => Err(YamlError { message: e.info(), line: Some(e.marker().line()) }),
+        }
+    }
+
+    fn expect_next(&mut self) -> Result<(Event<'a>, usize), YamlError> {
+        self.next()?.ok_or_else(|| YamlError { message: "unexpected end of the document".into(), line: None })
+    }
+
+    fn node(&mut self, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(YamlError { message: format!("nested deeper than {MAX_DEPTH} levels"), line: Some(line) });
+        }
+        let result = self.node_at_depth(event, line);
+        self.depth -= 1;
+        result
+    }
+
+    fn node_at_depth(&mut self, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
+        let (value, anchor) = match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag = tag.map(|t| t.suffix().to_string());
+                let value = match scalar(&text, style, tag.as_deref(), line)? {
+                    Json::Null => Json::Null,
+                    _ if self.as_written => Json::String(text.to_string()),
+                    value => value,
+                };
+                (value, anchor)
+            }
+            Event::SequenceStart(_, anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    match self.expect_next()? {
+                        (Event::SequenceEnd, _) => break,
+                        (event, line) => items.push(self.node(event, line)?),
+                    }
+                }
+                (Json::Array(items), anchor)
+            }
+            Event::MappingStart(_, anchor, _) => (self.mapping(line)?, anchor),
+            Event::Alias(id) => {
+                let value = self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
+                    message: "unknown anchor referenced by an alias".into(),
+                    line: Some(line),
+                })?;
+                // Aliases of aliases grow exponentially (a "billion laughs"): go-yaml refuses
+                // excessive aliasing, and so does this.
+                self.aliased += size(&value);
+                if self.aliased > MAX_ALIASED {
+                    return Err(YamlError { message: "document contains excessive aliasing".into(), line: Some(line) });
+                }
+                return Ok(value);
+            }
+            _ => return Err(YamlError { message: "unexpected YAML event".into(), line: Some(line) }),
+        };
+        if anchor != 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        Ok(value)
+    }
+
+    /// A mapping's entries; `<<` merges maps (or a list of maps) under the explicit keys, as
+    /// go-yaml v2 does, and a later duplicate key replaces an earlier one.
+    fn mapping(&mut self, line: usize) -> Result<Json, YamlError> {
+        let mut map = Map::new();
+        let mut merged = Map::new();
+        loop {
+            let (key_event, key_line) = self.expect_next()?;
+            if matches!(key_event, Event::MappingEnd) {
+                break;
+            }
+            let is_merge = matches!(&key_event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
+            let key = self.node(key_event, key_line)?;
+            let (value_event, value_line) = self.expect_next()?;
+            let value = self.node(value_event, value_line)?;
+            if is_merge {
+                let sources = match value {
+                    Json::Array(items) => items,
+                    other => vec![other],
+                };
+                for source in sources.into_iter().rev() {
+                    let Json::Object(source) = source else {
+                        return Err(YamlError {
+                            message: "map merge requires map or sequence of maps as the value".into(),
+                            line: Some(value_line),
+                        });
+                    };
+                    merged.extend(source);
+                }
+                continue;
+            }
+            map.insert(key_string(key, key_line)?, value);
+        }
+        for (key, value) in merged {
+            map.entry(key).or_insert(value);
+        }
+        let _ = line;
+        Ok(Json::Object(map))
+    }
+}
+
+/// sigs.k8s.io/yaml's conversion of a map key to a JSON object key.
+fn key_string(key: Json, line: usize) -> Result<String, YamlError> {
+    match key {
+        Json::String(s) => Ok(s),
+        Json::Bool(b) => Ok(b.to_string()),
+        Json::Number(n) if n.is_i64() => Ok(n.to_string()),
+        // go-yaml formats float keys at 32 bits.
+        Json::Number(n) => Ok(gotemplate::gofmt::format_float(n.as_f64().unwrap_or(0.0) as f32 as f64, 'g', None)),
+        _ => Err(YamlError { message: "unsupported map key (a null, list or map)".into(), line: Some(line) }),
+    }
+}
+
+/// A scalar as go-yaml v2 resolves it, converted to JSON.
+fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>, line: usize) -> Result<Json, YamlError> {
+    let plain = style == ScalarStyle::Plain;
+    let resolved = match tag {
+        Some("str") => Resolved::Str,
+        Some("binary") => Resolved::Str,
+        Some(_) | None if plain || tag.is_some() => resolve(text),
+        _ => Resolved::Str,
+    };
+    Ok(match resolved {
+        Resolved::Str => Json::String(text.to_string()),
+        Resolved::Null => Json::Null,
+        Resolved::Bool(b) => Json::Bool(b),
+        Resolved::Int(i) => Json::from(i),
+        Resolved::Uint(u) => Json::from(u),
+        Resolved::Float(f) => Json::Number(Number::from_f64(f).ok_or_else(|| YamlError {
+            message: format!("json: unsupported value: {}", gotemplate::gofmt::format_float(f, 'g', None)),
+            line: Some(line),
+        })?),
+    })
+}
+
+#[derive(Debug, PartialEq)]
+pub(crate) enum Resolved {
+    Str,
+    Null,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+}
+
+/// go-yaml v2's `resolve` for an untagged plain scalar.
+pub(crate) fn resolve(text: &str) -> Resolved {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Resolved::Bool(true);
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Resolved::Bool(false);
+        }
+        "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
+        ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Resolved::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    match text.as_bytes()[0] {
+        b'.' => text.parse::<f64>().ok().filter(|_| go_float_syntax(text)).map_or(Resolved::Str, Resolved::Float),
+        b'0'..=b'9' | b'+' | b'-' => {
+            let plain = text.replace('_', "");
+            if let Some(i) = go_parse_int(&plain) {
+                return Resolved::Int(i);
+            }
+            if let Some(u) = go_parse_uint(&plain) {
+                return Resolved::Uint(u);
+            }
+            if yaml_style_float(&plain)
+                && let Ok(f) = plain.parse::<f64>()
+            {
+                return Resolved::Float(f);
+            }
+            if let Some(bits) = plain.strip_prefix("0b") {
+                if let Ok(i) = i64::from_str_radix(bits, 2) {
+                    return Resolved::Int(i);
+                }
+                if let Ok(u) = u64::from_str_radix(bits, 2) {
+                    return Resolved::Uint(u);
+                }
+            } else if let Some(bits) = plain.strip_prefix("-0b")
+                && let Ok(i) = i64::from_str_radix(&format!("-{bits}"), 2)
+            {
+                return Resolved::Int(i);
+            }
+            Resolved::Str
+        }
+        _ => Resolved::Str,
+    }
+}
+
+/// Whether strconv.ParseFloat would read `text` (decimal digits, one dot, an exponent).
+fn go_float_syntax(text: &str) -> bool {
+    let t = text.strip_prefix(['+', '-']).unwrap_or(text);
+    !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
+fn yaml_style_float(text: &str) -> bool {
+    let t = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", frac)) => digits(frac),
+        Some((int, frac)) => digits(int) && (frac.is_empty() || digits(frac)),
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
+}
+
+/// strconv.ParseInt(s, 0, 64): a sign, then `0x`, `0o`, `0b` or a leading `0` (octal) prefix.
+fn go_parse_int(s: &str) -> Option<i64> {
+    let (negative, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let magnitude = go_parse_uint(body)?;
+    if negative {
+        if magnitude == 1 << 63 { Some(i64::MIN) } else { i64::try_from(magnitude).ok().map(|m| -m) }
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// strconv.ParseUint(s, 0, 64).
+fn go_parse_uint(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+/// A value as go-yaml v2 sees it after sigs.k8s.io/yaml's JSON round trip.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    /// Entries in go-yaml's key order.
+    Map(Vec<(String, Node)>),
+}
+
+impl Node {
+    /// The node JSON data becomes: objects' keys sorted as go-yaml sorts them.
+    pub fn from_json(json: &Json) -> Node {
+        match json {
+            Json::Null => Node::Null,
+            Json::Bool(b) => Node::Bool(*b),
+            Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Node::Int(i),
+                (None, Some(u)) => Node::Uint(u),
+                _ => Node::from_float(n.as_f64().unwrap_or(0.0)),
+            },
+            Json::String(s) => Node::Str(s.clone()),
+            Json::Array(items) => Node::Seq(items.iter().map(Node::from_json).collect()),
+            Json::Object(map) => {
+                let mut entries: Vec<(String, Node)> =
+                    map.iter().map(|(k, v)| (k.clone(), Node::from_json(v))).collect();
+                entries.sort_by(|a, b| natural_order(&a.0, &b.0));
+                Node::Map(entries)
+            }
+        }
+    }
+
+    /// A float64 after encoding/json wrote it and go-yaml read it back: integral values that
+    /// JSON writes without an exponent come back as integers.
+    pub fn from_float(f: f64) -> Node {
+        if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e21 {
+            if f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                return Node::Int(f as i64);
+            }
+            if f >= 0.0 && f < u64::MAX as f64 {
+                return Node::Uint(f as u64);
+            }
+        }
+        Node::Float(f)
+    }
+}
+
+/// go-yaml v2's key order (`keyList.Less`): runs of digits compare as numbers, and a letter
+/// sorts after anything that is not one.
+pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let less = |a: &str, b: &str| -> bool {
+        let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let digit = |c: char| c.is_ascii_digit();
+        for i in 0..ar.len().min(br.len()) {
+            if ar[i] == br[i] {
+                continue;
+            }
+            let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
+            if al && bl {
+                return ar[i] < br[i];
+            }
+            if al || bl {
+                return bl;
+            }
+            let (mut an, mut bn) = (0i64, 0i64);
+            if ar[i] == '0' || br[i] == '0' {
+                let mut j = i;
+                while j > 0 && digit(ar[j - 1]) {
+                    j -= 1;
+                    if ar[j] != '0' {
+                        an = 1;
+                        bn = 1;
+                        break;
+                    }
+                }
+            }
+            let mut ai = i;
+            while ai < ar.len() && digit(ar[ai]) {
+                an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+                ai += 1;
+            }
+            let mut bi = i;
+            while bi < br.len() && digit(br[bi]) {
+                bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+                bi += 1;
+            }
+            if an != bn {
+                return an < bn;
+            }
+            if ai != bi {
+                return ai < bi;
+            }
+            return ar[i] < br[i];
+        }
+        ar.len() < br.len()
+    };
+    if less(a, b) {
+        Ordering::Less
+    } else if less(b, a) {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    }
+}
+
+/// go-yaml v2's `Marshal` of `node`, ending in a newline.
+pub fn to_string(node: &Node) -> String {
+    let mut emitter = Emitter { out: String::new(), column: 0, indent: -1, whitespace: true, indention: true };
+    emitter.node(node, Context::Root);
+    if !emitter.out.ends_with('\n') {
+        emitter.out.push('\n');
+    }
+    emitter.out
+}
+
+const BEST_INDENT: i64 = 2;
+const BEST_WIDTH: usize = 80;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Context {
+    Root,
+    SequenceItem,
+    MappingKey,
+    MappingValue,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+}
+
+/// The state of libyaml's emitter that block-style output needs.
+struct Emitter {
+    out: String,
+    column: usize,
+    indent: i64,
+    whitespace: bool,
+    indention: bool,
+}
+
+impl Emitter {
+    fn put(&mut self, c: char) {
+        self.out.push(c);
+        self.column += 1;
+    }
+
+    fn put_break(&mut self) {
+        self.out.push('\n');
+        self.column = 0;
+    }
+
+    fn write_indent(&mut self) {
+        let indent = self.indent.max(0) as usize;
+        if !self.indention || self.column > indent || (self.column == indent && !self.whitespace) {
+            self.put_break();
+        }
+        while self.column < indent {
+            self.put(' ');
+        }
+        self.whitespace = true;
+        self.indention = true;
+    }
+
+    fn write_indicator(&mut self, indicator: &str, need_whitespace: bool, is_whitespace: bool, is_indention: bool) {
+        if need_whitespace && !self.whitespace {
+            self.put(' ');
+        }
+        for c in indicator.chars() {
+            self.put(c);
+        }
+        self.whitespace = is_whitespace;
+        self.indention = self.indention && is_indention;
+    }
+
+    fn increase_indent(&mut self, flow: bool, indentless: bool) -> i64 {
+        let saved = self.indent;
+        if self.indent < 0 {
+            self.indent = if flow { BEST_INDENT } else { 0 };
+        } else if !indentless {
+            self.indent += BEST_INDENT;
+        }
+        saved
+    }
+
+    fn node(&mut self, node: &Node, context: Context) {
+        match node {
+            Node::Seq(items) if items.is_empty() => self.flow_empty("[]"),
+            Node::Map(entries) if entries.is_empty() => self.flow_empty("{}"),
+            Node::Seq(items) => {
+                let indentless = context == Context::MappingValue && !self.indention;
+                let saved = self.increase_indent(false, indentless);
+                for item in items {
+                    self.write_indent();
+                    self.write_indicator("-", true, false, true);
+                    self.node(item, Context::SequenceItem);
+                }
+                self.indent = saved;
+            }
+            Node::Map(entries) => {
+                let saved = self.increase_indent(false, false);
+                for (key, value) in entries {
+                    self.write_indent();
+                    self.string(key, Context::MappingKey);
+                    self.write_indicator(":", false, false, false);
+                    self.node(value, Context::MappingValue);
+                }
+                self.indent = saved;
+            }
+            Node::Null => self.scalar("null", Style::Plain, context),
+            Node::Bool(b) => self.scalar(if *b { "true" } else { "false" }, Style::Plain, context),
+            Node::Int(i) => self.scalar(&i.to_string(), Style::Plain, context),
+            Node::Uint(u) => self.scalar(&u.to_string(), Style::Plain, context),
+            Node::Float(f) => {
+                let text = match gotemplate::gofmt::format_float(*f, 'g', None).as_str() {
+                    "+Inf" => ".inf".to_string(),
+                    "-Inf" => "-.inf".to_string(),
+                    "NaN" => ".nan".to_string(),
+                    other => other.to_string(),
+                };
+                self.scalar(&text, Style::Plain, context)
+            }
+            Node::Str(s) => self.string(s, context),
+        }
+    }
+
+    fn flow_empty(&mut self, text: &str) {
+        let saved = self.increase_indent(true, false);
+        self.write_indicator(&text[..1], true, true, false);
+        self.write_indicator(&text[1..], false, false, false);
+        self.indent = saved;
+    }
+
+    /// go-yaml's `stringv`: plain unless the text would read back as something else (or a
+    /// base 60 float), literal when it has a newline.
+    fn string(&mut self, s: &str, context: Context) {
+        let can_plain = !s.is_empty() && resolve(s) == Resolved::Str && !is_base60_float(s);
+        let style = if s.contains('\n') {
+            Style::Literal
+        } else if can_plain {
+            Style::Plain
+        } else {
+            Style::Double
+        };
+        self.scalar(s, style, context)
+    }
+
+    fn scalar(&mut self, value: &str, requested: Style, context: Context) {
+        let analysis = Analysis::of(value);
+        let simple_key = context == Context::MappingKey;
+        let mut style = requested;
+        if simple_key && analysis.multiline {
+            style = Style::Double;
+        }
+        if style == Style::Plain && (!analysis.block_plain_allowed || (value.is_empty() && simple_key)) {
+            style = Style::Single;
+        }
+        if style == Style::Single && !analysis.single_quoted_allowed {
+            style = Style::Double;
+        }
+        if style == Style::Literal && (!analysis.block_allowed || simple_key) {
+            style = Style::Double;
+        }
+        let saved = self.increase_indent(true, false);
+        let allow_breaks = !simple_key;
+        match style {
+            Style::Plain => self.write_plain(value, allow_breaks),
+            Style::Single => self.write_single(value, allow_breaks),
+            Style::Double => self.write_double(value, allow_breaks),
+            Style::Literal => self.write_literal(value),
+        }
+        self.indent = saved;
+    }
+
+    fn write_plain(&mut self, value: &str, allow_breaks: bool) {
+        if !self.whitespace {
+            self.put(' ');
+        }
+        let chars: Vec<char> = value.chars().collect();
+        let (mut spaces, mut breaks) = (false, false);
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == ' ' {
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && chars.get(i + 1) != Some(&' ') {
+                    self.write_indent();
+                } else {
+                    self.put(c);
+                }
+                spaces = true;
+            } else if is_break(c) {
+                if !breaks && c == '\n' {
+                    self.put_break();
+                }
+                self.write_break(c);
+                self.indention = true;
+                breaks = true;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                self.put(c);
+                self.indention = false;
+                spaces = false;
+                breaks = false;
+            }
+            i += 1;
+        }
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_break(&mut self, c: char) {
+        if c == '\n' {
+            self.put_break();
+        } else {
+            self.out.push(c);
+            self.column = 0;
+        }
+    }
+
+    fn write_single(&mut self, value: &str, allow_breaks: bool) {
+        self.write_indicator("'", true, false, false);
+        let chars: Vec<char> = value.chars().collect();
+        let (mut spaces, mut breaks) = (false, false);
+        for (i, &c) in chars.iter().enumerate() {
+            if c == ' ' {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i > 0
+                    && i < chars.len() - 1
+                    && chars.get(i + 1) != Some(&' ')
+                {
+                    self.write_indent();
+                } else {
+                    self.put(c);
+                }
+                spaces = true;
+            } else if is_break(c) {
+                if !breaks && c == '\n' {
+                    self.put_break();
+                }
+                self.write_break(c);
+                self.indention = true;
+                breaks = true;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                if c == '\'' {
+                    self.put('\'');
+                }
+                self.put(c);
+                self.indention = false;
+                spaces = false;
+                breaks = false;
+            }
+        }
+        self.write_indicator("'", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_double(&mut self, value: &str, allow_breaks: bool) {
+        self.write_indicator("\"", true, false, false);
+        let chars: Vec<char> = value.chars().collect();
+        let mut spaces = false;
+        for (i, &c) in chars.iter().enumerate() {
+            if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
+                self.put('\\');
+                match c {
+                    '\0' => self.put('0'),
+                    '\u{7}' => self.put('a'),
+                    '\u{8}' => self.put('b'),
+                    '\t' => self.put('t'),
+                    '\n' => self.put('n'),
+                    '\u{b}' => self.put('v'),
+                    '\u{c}' => self.put('f'),
+                    '\r' => self.put('r'),
+                    '\u{1b}' => self.put('e'),
+                    '"' => self.put('"'),
+                    '\\' => self.put('\\'),
+                    '\u{85}' => self.put('N'),
+                    '\u{a0}' => self.put('_'),
+                    '\u{2028}' => self.put('L'),
+                    '\u{2029}' => self.put('P'),
+                    other => {
+                        let v = other as u32;
+                        let (letter, width) = if v <= 0xFF {
+                            ('x', 2)
+                        } else if v <= 0xFFFF {
+                            ('u', 4)
+                        } else {
+                            ('U', 8)
+                        };
+                        self.put(letter);
+                        for ch in format!("{v:0width$X}").chars() {
+                            self.put(ch);
+                        }
+                    }
+                }
+                spaces = false;
+            } else if c == ' ' {
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && i > 0 && i < chars.len() - 1 {
+                    self.write_indent();
+                    if chars.get(i + 1) == Some(&' ') {
+                        self.put('\\');
+                    }
+                } else {
+                    self.put(c);
+                }
+                spaces = true;
+            } else {
+                self.put(c);
+                spaces = false;
+            }
+        }
+        self.write_indicator("\"", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_literal(&mut self, value: &str) {
+        self.write_indicator("|", true, false, false);
+        let chars: Vec<char> = value.chars().collect();
+        if chars.first().is_some_and(|&c| c == ' ' || is_break(c)) {
+            self.write_indicator(&BEST_INDENT.to_string(), false, false, false);
+        }
+        let chomp = match chars.len() {
+            0 => Some("-"),
+            n if !is_break(chars[n - 1]) => Some("-"),
+            1 => Some("+"),
+            n if is_break(chars[n - 2]) => Some("+"),
+            _ => None,
+        };
+        if let Some(chomp) = chomp {
+            self.write_indicator(chomp, false, false, false);
+        }
+        self.put_break();
+        self.indention = true;
+        self.whitespace = true;
+        let mut breaks = true;
+        for &c in &chars {
+            if is_break(c) {
+                self.write_break(c);
+                self.indention = true;
+                breaks = true;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                self.put(c);
+                self.indention = false;
+                breaks = false;
+            }
+        }
+    }
+}
+
+fn is_break(c: char) -> bool {
+    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+/// libyaml's `is_printable`: tab and carriage return are not, nor anything beyond the BMP.
+fn is_printable(c: char) -> bool {
+    matches!(c as u32, 0x0A | 0x20..=0x7E | 0x85 | 0xA0..=0xD7FF | 0xE000..=0xFFFD) && c != '\u{FEFF}'
+}
+
+/// What libyaml's `yaml_emitter_analyze_scalar` decides about a scalar (block context).
+struct Analysis {
+    multiline: bool,
+    block_plain_allowed: bool,
+    single_quoted_allowed: bool,
+    block_allowed: bool,
+}
+
+impl Analysis {
+    fn of(value: &str) -> Analysis {
+        if value.is_empty() {
+            return Analysis {
+                multiline: false,
+                block_plain_allowed: true,
+                single_quoted_allowed: true,
+                block_allowed: false,
+            };
+        }
+        let chars: Vec<char> = value.chars().collect();
+        let mut block_indicators = value.starts_with("---") || value.starts_with("...");
+        let (mut line_breaks, mut special) = (false, false);
+        let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
+            (false, false, false, false);
+        let (mut break_space, mut space_break) = (false, false);
+        let (mut previous_space, mut previous_break) = (false, false);
+        let mut preceded_by_whitespace = true;
+        let last = chars.len() - 1;
+        for (i, &c) in chars.iter().enumerate() {
+            let followed_by_whitespace = i == last || matches!(chars[i + 1], ' ' | '\t');
+            if i == 0 {
+                match c {
+                    '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
+                        block_indicators = true
+                    }
+                    '?' | ':' | '-' if followed_by_whitespace => block_indicators = true,
+                    _ => {}
+                }
+            } else {
+                match c {
+                    ':' if followed_by_whitespace => block_indicators = true,
+                    '#' if preceded_by_whitespace => block_indicators = true,
+                    _ => {}
+                }
+            }
+            if !is_printable(c) {
+                special = true;
+            }
+            if c == ' ' {
+                leading_space |= i == 0;
+                trailing_space |= i == last;
+                break_space |= previous_break;
+                previous_space = true;
+                previous_break = false;
+            } else if is_break(c) {
+                line_breaks = true;
+                leading_break |= i == 0;
+                trailing_break |= i == last;
+                space_break |= previous_space;
+                previous_space = false;
+                previous_break = true;
+            } else {
+                previous_space = false;
+                previous_break = false;
+            }
+            preceded_by_whitespace = matches!(c, ' ' | '\t') || is_break(c);
+        }
+        let mut analysis = Analysis {
+            multiline: line_breaks,
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: true,
+        };
+        if leading_space || leading_break || trailing_space || trailing_break {
+            analysis.block_plain_allowed = false;
+        }
+        if trailing_space {
+            analysis.block_allowed = false;
+        }
+        if break_space {
+            analysis.block_plain_allowed = false;
+            analysis.single_quoted_allowed = false;
+        }
+        if space_break || special {
+            analysis.block_plain_allowed = false;
+            analysis.single_quoted_allowed = false;
+            analysis.block_allowed = false;
+        }
+        if line_breaks || block_indicators {
+            analysis.block_plain_allowed = false;
+        }
+        analysis
+    }
+}
+
+/// go-yaml v2's `isBase60Float`: `1:20` reads as sexagesimal in YAML 1.1, so it is quoted.
+fn is_base60_float(s: &str) -> bool {
+    // ^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$
+    let t = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (body, _) = t.split_once('.').map_or((t, None), |(b, f)| (b, Some(f)));
+    if let Some((_, frac)) = t.split_once('.')
+        && !frac.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    {
+        return false;
+    }
+    let mut parts = body.split(':');
+    let Some(head) = parts.next() else { return false };
+    if !head.starts_with(|c: char| c.is_ascii_digit()) || !head.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return false;
+    }
+    let rest: Vec<&str> = parts.collect();
+    !rest.is_empty()
+        && rest.iter().all(|p| match p.as_bytes() {
+            [d] => d.is_ascii_digit(),
+            [a, b] => (b'0'..=b'5').contains(a) && b.is_ascii_digit(),
+            _ => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn yaml(json: Json) -> String {
+        to_string(&Node::from_json(&json))
+    }
+
+    #[test]
+    fn plain_scalars_resolve_as_yaml_1_1() {
+        let values =
+            from_str("a: yes\nb: on\nc: 0777\nd: 1_000\ne: 08\nf: 2001-12-14\ng: ~\nh: '1'\ni: 0x1F\nj: 1e3\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            values,
+            json!({"a": true, "b": true, "c": 511, "d": 1000, "e": 8.0, "f": "2001-12-14", "g": null, "h": "1", "i": 31, "j": 1000.0})
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        let err =
+            std::thread::Builder::new().stack_size(2 << 20).spawn(move || from_str(&deep)).unwrap().join().unwrap();
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn a_billion_laughs_is_an_error() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, prev) in
+            ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            text.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{prev}"); 10].join(", ")));
+        }
+        assert_eq!(from_str(&text).unwrap_err().message, "document contains excessive aliasing");
+    }
+
+    #[test]
+    fn anchors_and_merge_keys() {
+        let values = from_str("base: &b {x: 1, z: 2}\nderived:\n  <<: *b\n  z: 3\n").unwrap().unwrap();
+        assert_eq!(values["derived"], json!({"x": 1, "z": 3}));
+        // YAML 1.1: `y` and `n` are booleans, even as keys.
+        assert_eq!(from_str("y: 1\nn: 2\n").unwrap().unwrap(), json!({"true": 1, "false": 2}));
+    }
+
+    #[test]
+    fn emits_like_go_yaml_v2() {
+        assert_eq!(yaml(json!({"b": [1, "two", {"c": null}], "a": {}})), "a: {}\nb:\n- 1\n- two\n- c: null\n");
+        assert_eq!(
+            yaml(json!({"s": ["true", "", "1:20", "a: b", " x", "#c", "x #c", "é"]})),
+            "s:\n- \"true\"\n- \"\"\n- \"1:20\"\n- 'a: b'\n- ' x'\n- '#c'\n- 'x #c'\n- é\n"
+        );
+        assert_eq!(
+            yaml(json!({"m": "line1\nline2\n", "nn": "x\n\n", "o": "a\tb", "y": 1, "p": [[1, 2]]})),
+            "m: |\n  line1\n  line2\nnn: |+\n  x\n\no: \"a\\tb\"\np:\n- - 1\n  - 2\n\"y\": 1\n"
+        );
+        assert_eq!(yaml(json!({"a10": 1, "a9": 2, "a_": 3, "aB": 4})), "a_: 3\na9: 2\na10: 1\naB: 4\n");
+        assert_eq!(yaml(json!(1.5e20)), "1.5e+20\n");
+        assert_eq!(yaml(json!(3.0)), "3\n");
+    }
+
+    #[test]
+    fn long_plain_strings_fold_after_column_80() {
+        let words = "word ".repeat(20);
+        let out = yaml(json!({ "k": words.trim_end() }));
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(out.lines().nth(1).unwrap().starts_with("  word"), "{out}");
+    }
+}

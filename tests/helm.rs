@@ -1,0 +1,347 @@
+//! Helm charts as releases: weaver's render against `helm template` (helm v3.17.1 at
+//! $WEAVER_HELM or on PATH; skipped, saying so, without it unless WEAVER_REQUIRE_INTEROP=1), the
+//! errors bad charts give, and a Helm-chart release applied to the test cluster.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Repo;
+use common::cluster::TestCluster;
+use serde_json::{Value, json};
+
+const FIXTURE: &str = "tests/helm/repo";
+const PACKAGED: &str = "tests/helm/packaged/queue";
+const WEAVER_LABELS: [&str; 3] =
+    ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Packs a chart directory as `helm package` does: gzip'd tar, entries under the chart's name.
+fn pack(chart_dir: &Path, name: &str, archive: &Path) {
+    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(archive).unwrap();
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    tar.append_dir_all(name, chart_dir).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+/// The fixture repository with its packaged charts built.
+fn helm_repo() -> Repo {
+    let repo = Repo::empty();
+    let root = common::project_root();
+    copy_dir(&root.join(FIXTURE), repo.path());
+    let packaged = root.join(PACKAGED);
+    pack(&packaged, "queue", &repo.path().join("vendor/queue-0.3.0.tgz"));
+    pack(&packaged, "queue", &repo.path().join("charts/shop/charts/queue-0.3.0.tgz"));
+    repo
+}
+
+/// Objects by `kind/name`, weaver's labels and the namespace weaver defaults left out.
+fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .filter(|o| !o.is_null())
+        .map(|mut o| {
+            let meta = o["metadata"].as_object_mut().expect("metadata");
+            meta.remove("namespace");
+            if let Some(Value::Object(labels)) = meta.get_mut("labels") {
+                for label in WEAVER_LABELS {
+                    labels.remove(label);
+                }
+                if labels.is_empty() {
+                    meta.remove("labels");
+                }
+            }
+            (format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()), o)
+        })
+        .collect()
+}
+
+fn rendered(repo: &Repo, release: &str) -> BTreeMap<String, Value> {
+    let out = repo.weaver(&["render", "--env", "dev", "-r", release, "--show-secrets"]);
+    by_key(weaver::yaml::documents(Path::new("render"), out.success()).unwrap())
+}
+
+fn helm_binary() -> Option<PathBuf> {
+    let candidate = std::env::var_os("WEAVER_HELM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("helm"));
+    let ok = Command::new(&candidate).arg("version").arg("--short").output().is_ok_and(|o| o.status.success());
+    ok.then_some(candidate)
+}
+
+/// `helm template NAME CHART -n shop --kube-version v1.32.0 --include-crds --skip-tests` with
+/// the release's values files and values.
+fn helm_template(helm: &Path, repo: &Repo, release: &str, chart: &str, values_files: &[&str], values: Value) -> String {
+    let overrides = repo.path().join(format!(".values-{release}.json"));
+    std::fs::write(&overrides, values.to_string()).unwrap();
+    let mut cmd = Command::new(helm);
+    cmd.current_dir(repo.path()).args(["template", release, chart, "-n", "shop", "--kube-version", "v1.32.0"]);
+    cmd.args(["--include-crds", "--skip-tests"]);
+    for file in values_files {
+        cmd.args(["-f", file]);
+    }
+    cmd.arg("-f").arg(&overrides);
+    let out = cmd.output().expect("run helm");
+    assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn helm_charts_render_the_objects_helm_template_gives() {
+    let Some(helm) = helm_binary() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let repo = helm_repo();
+    let cases = [
+        ("web", "charts/shop", vec!["environments/values/web.yaml"], json!({"replicas": 3, "dropMe": null})),
+        ("jobs", "vendor/queue-0.3.0.tgz", vec![], json!({"size": 2})),
+    ];
+    for (release, chart, files, values) in cases {
+        let text = helm_template(&helm, &repo, release, chart, &files, values);
+        let expected = by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap());
+        let actual = rendered(&repo, release);
+        assert_eq!(actual.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "release {release}");
+        for (key, object) in &expected {
+            assert_eq!(&actual[key], object, "release {release}: {key} differs from helm template's");
+        }
+    }
+}
+
+#[test]
+fn a_helm_chart_release_renders_its_chart_subcharts_crds_and_hooks() {
+    let repo = helm_repo();
+    let objects = rendered(&repo, "web");
+    let keys: Vec<&str> = objects.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "ConfigMap/generated",
+            "ConfigMap/web-shop-config",
+            "CustomResourceDefinition/widgets.shop.example.org",
+            "Deployment/web-shop",
+            "Job/web-shop-migrate",
+            "Secret/web-shop-secret",
+            "Service/web-cache",
+            "Service/web-sessions",
+            "StatefulSet/web-queue",
+            "Widget/web-widget",
+        ],
+        "the test hook, the library's template, the disabled subchart and the comment-only document render nothing"
+    );
+    let deployment = &objects["Deployment/web-shop"];
+    let env: BTreeMap<&str, &str> = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(env["ENABLED"], "true", "YAML 1.1: `yes` is a boolean");
+    assert_eq!(env["TEMPLATE"], "shop/templates/deployment.yaml");
+    assert_eq!(env["IMPORTED"], "parent", "a parent's own value wins over an imported one");
+    assert_eq!(env["SESSIONS"], "6379", "import-values with child and parent");
+    assert_eq!(env["TPL"], "web-templated");
+    assert_eq!(env["KUBE"], "v1.32.0");
+    assert_eq!(deployment["spec"]["replicas"], 3, "the release's values win over the chart's");
+    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "example/shop:2.0");
+    let config = &objects["ConfigMap/web-shop-config"]["data"];
+    assert_eq!(config["helmignored"], "", ".helmignore'd files are not .Files");
+    assert_eq!(config["fromjson"], "1e+06", "numbers are float64, printed as Go prints them");
+    assert_eq!(config["lookup"], "0");
+    assert!(
+        !config["values"].as_str().unwrap().contains("dropMe"),
+        "a null in the release's values deletes the default"
+    );
+
+    let jobs = rendered(&repo, "jobs");
+    let queue = &jobs["StatefulSet/jobs-queue"];
+    assert_eq!(queue["spec"]["replicas"], 2);
+    assert_eq!(queue["metadata"]["annotations"]["yaml11-key"], "fire", "`on:` is the key \"true\" in helm");
+    assert_eq!(queue["metadata"]["annotations"]["chart-api"], "v1");
+}
+
+#[test]
+fn the_environment_sets_the_kubernetes_version_helm_charts_see() {
+    let repo = helm_repo();
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    repo.write("environments/dev.yaml", &dev.replace("namespace: shop\n", "namespace: shop\nkubeVersion: v1.29.3\n"));
+    let objects = rendered(&repo, "web");
+    let env = &objects["Deployment/web-shop"]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(env.as_array().unwrap().contains(&json!({"name": "KUBE", "value": "v1.29.3"})), "{env}");
+
+    repo.write("environments/dev.yaml", &dev.replace("namespace: shop\n", "namespace: shop\nkubeVersion: v1.19.0\n"));
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    let err = err.failure();
+    assert!(err.contains("charts/shop/Chart.yaml"), "{err}");
+    assert!(
+        err.contains("chart requires kubeVersion: >=1.20.0-0 which is incompatible with Kubernetes v1.19.0"),
+        "{err}"
+    );
+
+    repo.write("environments/dev.yaml", &dev.replace("namespace: shop\n", "namespace: shop\nkubeVersion: latest\n"));
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    assert!(err.failure().contains("environments/dev.yaml:4"), "{}", err.stderr);
+}
+
+/// A repository whose release `app` (namespace `apps`) uses the Helm chart `app` made of `files`.
+fn chart_repo(files: &[(&str, &str)]) -> Repo {
+    let repo = Repo::empty();
+    repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n");
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    for (path, text) in files {
+        repo.write(&format!("charts/app/{path}"), text);
+    }
+    repo
+}
+
+fn render_error(files: &[(&str, &str)]) -> String {
+    let repo = chart_repo(files);
+    repo.weaver(&["render", "--env", "dev"]).failure().to_string()
+}
+
+#[track_caller]
+fn assert_has(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "expected {part:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn bad_charts_are_errors_naming_the_file_line_and_action() {
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n";
+    assert_has(
+        &render_error(&[("templates/cm.yaml", &format!("{cm}  a: {{{{ if }}}}\n"))]),
+        &["charts/app/templates/cm.yaml:6", "parse error at (app/templates/cm.yaml:6): missing value for if"],
+    );
+    assert_has(
+        &render_error(&[("templates/cm.yaml", &format!("{cm}  a: {{{{ nosuch 1 }}}}\n"))]),
+        &["charts/app/templates/cm.yaml:6", r#"function "nosuch" not defined"#],
+    );
+    assert_has(
+        &render_error(&[("templates/cm.yaml", &format!("{cm}  a: {{{{ required \"set db.host\" .Values.db }}}}\n"))]),
+        &["charts/app/templates/cm.yaml:6:9", "execution error at (app/templates/cm.yaml:6:8): set db.host"],
+    );
+    assert_has(
+        &render_error(&[
+            ("templates/_h.tpl", "{{ define \"x\" }}{{ fail \"no way\" }}{{ end }}"),
+            ("templates/cm.yaml", &format!("{cm}  a: {{{{ include \"x\" . }}}}\n")),
+        ]),
+        &["charts/app/templates/_h.tpl:1:20", "execution error at (app/templates/cm.yaml:6:8): no way"],
+    );
+    assert_has(
+        &render_error(&[
+            ("templates/_h.tpl", "{{ define \"loop\" }}{{ include \"loop\" . }}{{ end }}"),
+            ("templates/cm.yaml", &format!("{cm}  a: {{{{ include \"loop\" . }}}}\n")),
+        ]),
+        &["rendering template has a nested reference name: loop: unable to execute template"],
+    );
+    assert_has(
+        &render_error(&[("templates/cm.yaml", &format!("{cm}  a: {{{{ .Values.a.b.c }}}}\n"))]),
+        &[
+            "charts/app/templates/cm.yaml:6:16",
+            r#"template: app/templates/cm.yaml:6:15: executing "app/templates/cm.yaml" at <.Values.a.b.c>: nil pointer evaluating interface {}.b"#,
+        ],
+    );
+}
+
+#[test]
+fn dependencies_must_be_vendored_at_a_version_in_range() {
+    let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: ~2.1.0\n";
+    let repo = chart_repo(&[]);
+    repo.write("charts/app/Chart.yaml", needs);
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    assert_has(err.failure(), &["charts/app/Chart.yaml", "depends on `db`", "missing in charts/ directory: db"]);
+
+    repo.write("charts/app/charts/db/Chart.yaml", "apiVersion: v2\nname: db\nversion: 2.2.0\n");
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    assert_has(err.failure(), &["charts/app/Chart.yaml", "`db` version ~2.1.0", "charts/app/charts/db 2.2.0"]);
+}
+
+#[test]
+fn values_that_break_the_schema_are_errors_that_never_show_the_value() {
+    let repo = chart_repo(&[
+        ("values.schema.json", r#"{"type": "object", "properties": {"port": {"type": "integer"}}}"#),
+        ("templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"),
+    ]);
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    values:\n      port: hunter2-secret\n",
+    );
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    let err = err.failure();
+    assert_has(err, &["charts/app/values.schema.json", "don't meet the specifications", "- port:"]);
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn a_helm_chart_release_applies_and_then_diffs_clean() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("shop");
+    let lock = cluster.namespace("lock");
+    let repo = helm_repo();
+    // The CRD and its Widget are left out: a real cluster would share the CRD between tests.
+    std::fs::remove_file(repo.path().join("charts/shop/crds/widgets.yaml")).unwrap();
+    std::fs::remove_file(repo.path().join("charts/shop/templates/widget.yaml")).unwrap();
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    repo.write(
+        "environments/dev.yaml",
+        &dev.replace("namespace: shop\n", &format!("namespace: {ns}\ncluster:\n  lockNamespace: {lock}\n")),
+    );
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", &kubeconfig];
+        all.extend_from_slice(args);
+        repo.weaver(&all)
+    };
+    run(&["apply", "--env", "dev"]).success();
+    let live = cluster.get(&json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web-shop", "namespace": ns}}));
+    assert_eq!(live.expect("the Deployment is live")["spec"]["replicas"], 3);
+    let diff = run(&["diff", "--env", "dev", "--exit-code"]);
+    assert_eq!(diff.code, 0, "diff after apply is not clean:\n{}\n{}", diff.stdout, diff.stderr);
+}
+
+#[test]
+fn changed_maps_subchart_and_archive_edits_to_their_releases_and_rev_renders_a_commit() {
+    let repo = helm_repo();
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "helm charts");
+    let text = std::fs::read_to_string(repo.path().join("charts/shop/charts/cache/values.yaml")).unwrap();
+    repo.write("charts/shop/charts/cache/values.yaml", &text.replace("port: 6379\nexported", "port: 6380\nexported"));
+    let changed = repo.weaver(&["changed", "--base", "HEAD", "-o", "json"]);
+    let report: Value = serde_json::from_str(changed.success()).unwrap();
+    let releases: Vec<&str> =
+        report["releases"].as_array().unwrap().iter().map(|r| r["release"].as_str().unwrap()).collect();
+    assert_eq!(releases, ["web"], "{report}");
+
+    let copy = repo.path().join("queue-copy");
+    copy_dir(&common::project_root().join(PACKAGED), &copy);
+    std::fs::write(copy.join("values.yaml"), "size: 5\n").unwrap();
+    pack(&copy, "queue", &repo.path().join("vendor/queue-0.3.0.tgz"));
+    std::fs::remove_dir_all(&copy).unwrap();
+    let changed = repo.weaver(&["changed", "--base", "HEAD", "-o", "json"]);
+    let report: Value = serde_json::from_str(changed.success()).unwrap();
+    let releases: Vec<&str> =
+        report["releases"].as_array().unwrap().iter().map(|r| r["release"].as_str().unwrap()).collect();
+    assert_eq!(releases, ["jobs", "web"], "{report}");
+    assert_eq!(report["unattributed"], json!([]), "{report}");
+
+    // The committed tree renders as committed, the working tree's edits aside.
+    let out = repo.weaver(&["render", "--env", "dev", "-r", "jobs", "--rev", "HEAD"]);
+    let objects = by_key(weaver::yaml::documents(Path::new("render"), out.success()).unwrap());
+    assert_eq!(objects["StatefulSet/jobs-queue"]["spec"]["replicas"], 2);
+}

@@ -32,11 +32,12 @@ struct TemplateFile {
 #[derive(Default)]
 pub struct ParsedSets(Mutex<BTreeMap<Vec<String>, Arc<Templates>>>);
 
-/// A set with helm's options and functions: sprig's first (when its crate registers them),
-/// then helm's own, which replace sprig's of the same name as in helm's FuncMap.
+/// A set with helm's options and functions: sprig's first, then helm's own, which replace
+/// sprig's of the same name as in helm's FuncMap.
 fn new_set() -> Templates {
     let mut set = Templates::new("gotpl");
     set.set_missing_key(MissingKey::Zero);
+    sprig::register(&mut set);
     super::funcs::register(&mut set);
     set
 }

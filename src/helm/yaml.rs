@@ -605,7 +605,7 @@ impl Emitter {
     /// go-yaml's `stringv`: plain unless the text would read back as something else (or a
     /// base 60 float), literal when it has a newline.
     fn string(&mut self, s: &str, context: Context) {
-        let can_plain = !s.is_empty() && resolve(s) == Resolved::Str && !is_base60_float(s);
+        let can_plain = !s.is_empty() && resolve(s) == Resolved::Str && !is_base60_float(s) && !is_timestamp(s);
         let style = if s.contains('\n') {
             Style::Literal
         } else if can_plain {
@@ -933,6 +933,35 @@ impl Analysis {
 }
 
 /// go-yaml v2's `isBase60Float`: `1:20` reads as sexagesimal in YAML 1.1, so it is quoted.
+/// go-yaml v2's `parseTimestamp`: whether `time.Parse` reads `s` with one of YAML's layouts
+/// (`2006-1-2T15:4:5.999999999Z07:00`, its lower-case `t` form, `2006-1-2 15:4:5.999999999`,
+/// `2006-1-2`), so a plain scalar of that text would be a timestamp, not a string.
+fn is_timestamp(s: &str) -> bool {
+    static LAYOUT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let layout = LAYOUT.get_or_init(|| {
+        regex::Regex::new(
+            r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))|(?: (\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?))?$",
+        )
+        .expect("a valid pattern")
+    });
+    let Some(parts) = layout.captures(s) else { return false };
+    let number = |i: usize| parts.get(i).map(|m| m.as_str().parse::<u32>().unwrap_or(u32::MAX));
+    let (Some(year), Some(month), Some(day)) = (number(1), number(2), number(3)) else { return false };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    let clock = [(4, 5, 6), (7, 8, 9)]
+        .iter()
+        .find_map(|&(h, m, sec)| Some((number(h)?, number(m)?, number(sec)?)))
+        .is_none_or(|(hour, minute, second)| hour < 24 && minute < 60 && second < 60);
+    (1..=days).contains(&day) && clock
+}
+
 fn is_base60_float(s: &str) -> bool {
     // ^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$
     let t = s.strip_prefix(['-', '+']).unwrap_or(s);
@@ -1017,6 +1046,21 @@ mod tests {
         );
         assert_eq!(yaml(json!({"a10": 1, "a9": 2, "a_": 3, "aB": 4})), "a_: 3\na9: 2\na10: 1\naB: 4\n");
         assert_eq!(yaml(json!(1.5e20)), "1.5e+20\n");
+        // Dates and times read back as timestamps, so they are quoted; what time.Parse refuses is not.
+        assert_eq!(
+            yaml(json!([
+                "2020-09-07",
+                "2020-9-7",
+                "2020-09-07T10:00:00Z",
+                "2020-09-07t10:00:00.5+02:00",
+                "2020-09-07 10:00:00"
+            ])),
+            "- \"2020-09-07\"\n- \"2020-9-7\"\n- \"2020-09-07T10:00:00Z\"\n- \"2020-09-07t10:00:00.5+02:00\"\n- \"2020-09-07 10:00:00\"\n"
+        );
+        assert_eq!(
+            yaml(json!(["2020-09", "2020-09-07x", "2020-13-45", "2021-02-29"])),
+            "- 2020-09\n- 2020-09-07x\n- 2020-13-45\n- 2021-02-29\n"
+        );
         assert_eq!(yaml(json!(3.0)), "3\n");
     }
 

@@ -31,8 +31,14 @@ pub(crate) fn register(t: &mut Templates) {
         t.add_function(name, Function::new(&[Type::String], |_, a| Ok(Value::Bool(str_arg(a, 0).starts_with('/')))));
     }
 
-    t.add_function("toPrettyJson", Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty).unwrap_or_default()))));
-    t.add_function("mustToPrettyJson", Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty)?))));
+    t.add_function(
+        "toPrettyJson",
+        Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty).unwrap_or_default()))),
+    );
+    t.add_function(
+        "mustToPrettyJson",
+        Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty)?))),
+    );
     t.add_function("mustToJson", Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Compact)?))));
     // toRawJson panics on errors, which text/template reports as mustToRawJson would.
     for name in ["toRawJson", "mustToRawJson"] {
@@ -351,8 +357,26 @@ fn should_escape(c: u8, mode: Mode) -> bool {
     if mode == Mode::Host {
         return !matches!(
             c,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'[' | b']' | b'<'
-                | b'>' | b'"' | b'-' | b'.' | b'_' | b'~'
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'['
+                | b']'
+                | b'<'
+                | b'>'
+                | b'"'
+                | b'-'
+                | b'.'
+                | b'_'
+                | b'~'
         );
     }
     match c {
@@ -388,14 +412,20 @@ fn unescape(s: &str) -> Result<String, String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()).filter(|_| hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))) {
+            match hex
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .filter(|_| hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())))
+            {
                 Some(b) => {
                     out.push(b);
                     i += 3;
                 }
                 None => {
                     let end = (i + 3).min(bytes.len());
-                    return Err(format!("invalid URL escape {}", gotemplate::gofmt::quote(&String::from_utf8_lossy(&bytes[i..end]), false)));
+                    return Err(format!(
+                        "invalid URL escape {}",
+                        gotemplate::gofmt::quote(&String::from_utf8_lossy(&bytes[i..end]), false)
+                    ));
                 }
             }
         } else {

@@ -64,7 +64,9 @@ pub(crate) fn register(t: &mut Templates) {
             Function::variadic(&[Type::Any], Type::Any, |_, a| {
                 let list = items(&a[0], "Cannot find without on type ")?;
                 let omit = &a[1..];
-                Ok(Value::List(list.iter().filter(|item| !omit.iter().any(|o| go::deep_equal(o, item))).cloned().collect()))
+                Ok(Value::List(
+                    list.iter().filter(|item| !omit.iter().any(|o| go::deep_equal(o, item))).cloned().collect(),
+                ))
             }),
         );
     }
@@ -105,10 +107,15 @@ pub(crate) fn register(t: &mut Templates) {
             Function::new(&[Type::Int, Type::Any], |_, a| chunk(int_arg(a, 0), items(&a[1], "Cannot chunk type ")?)),
         );
     }
-    t.add_function("until", Function::new(&[Type::Int], |_, a| until_step(0, int_arg(a, 0), step_for(0, int_arg(a, 0)))));
+    t.add_function(
+        "until",
+        Function::new(&[Type::Int], |_, a| until_step(0, int_arg(a, 0), step_for(0, int_arg(a, 0)))),
+    );
     t.add_function(
         "untilStep",
-        Function::new(&[Type::Int, Type::Int, Type::Int], |_, a| until_step(int_arg(a, 0), int_arg(a, 1), int_arg(a, 2))),
+        Function::new(&[Type::Int, Type::Int, Type::Int], |_, a| {
+            until_step(int_arg(a, 0), int_arg(a, 1), int_arg(a, 2))
+        }),
     );
     t.add_function("seq", Function::variadic(&[], Type::Int, |_, a| seq(a)));
 }
@@ -179,9 +186,10 @@ fn chunk(size: i64, list: Arc<[Value]>) -> Result<Value, FuncError> {
         let mut chunk = Vec::new();
         for j in 0..chunk_len {
             let index = i * size + j;
-            let item = usize::try_from(index).ok().and_then(|ix| list.get(ix)).ok_or_else(|| {
-                go::runtime_error(&format!("index out of range [{index}] with length {len}"))
-            })?;
+            let item = usize::try_from(index)
+                .ok()
+                .and_then(|ix| list.get(ix))
+                .ok_or_else(|| go::runtime_error(&format!("index out of range [{index}] with length {len}")))?;
             chunk.push(item.clone());
         }
         chunks.push(Value::from(chunk));

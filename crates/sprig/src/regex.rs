@@ -28,7 +28,11 @@ pub(crate) fn register(t: &mut Templates) {
             name,
             Function::new(&[Type::String, Type::String, Type::Int], move |_, a| {
                 let re = regex(str_arg(a, 0), must)?;
-                Ok(go::strings(find_all(&re, str_arg(a, 1), int_arg(a, 2)).into_iter().map(|(s, e)| str_arg(a, 1)[s..e].to_string())))
+                Ok(go::strings(
+                    find_all(&re, str_arg(a, 1), int_arg(a, 2))
+                        .into_iter()
+                        .map(|(s, e)| str_arg(a, 1)[s..e].to_string()),
+                ))
             }),
         );
     }
@@ -89,11 +93,8 @@ fn regex(pattern: &str, must: bool) -> Result<Regex, FuncError> {
         if must {
             FuncError::new(e)
         } else {
-            let quoted = if can_backquote(pattern) {
-                format!("`{pattern}`")
-            } else {
-                gotemplate::gofmt::quote(pattern, false)
-            };
+            let quoted =
+                if can_backquote(pattern) { format!("`{pattern}`") } else { gotemplate::gofmt::quote(pattern, false) };
             FuncError::new(format!("regexp: Compile({quoted}): {e}"))
         }
     })

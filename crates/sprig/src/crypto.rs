@@ -67,7 +67,13 @@ pub(crate) fn register(t: &mut Templates) {
     t.add_function(
         "derivePassword",
         Function::new(&[Type::Int, Type::String, Type::String, Type::String, Type::String], |_, a| {
-            Ok(Value::from(derive_password(int_arg(a, 0) as u32, str_arg(a, 1), str_arg(a, 2), str_arg(a, 3), str_arg(a, 4))))
+            Ok(Value::from(derive_password(
+                int_arg(a, 0) as u32,
+                str_arg(a, 1),
+                str_arg(a, 2),
+                str_arg(a, 3),
+                str_arg(a, 4),
+            )))
         }),
     );
     t.add_function(
@@ -76,7 +82,9 @@ pub(crate) fn register(t: &mut Templates) {
     );
     t.add_function(
         "decryptAES",
-        Function::new(&[Type::String, Type::String], |_, a| Ok(Value::from(decrypt_aes(str_arg(a, 0), str_arg(a, 1))?))),
+        Function::new(&[Type::String, Type::String], |_, a| {
+            Ok(Value::from(decrypt_aes(str_arg(a, 0), str_arg(a, 1))?))
+        }),
     );
     t.add_function(
         "genPrivateKey",
@@ -108,7 +116,8 @@ pub(crate) fn register(t: &mut Templates) {
     t.add_function(
         "genCAWithKey",
         Function::new(&[Type::String, Type::Int, Type::String], |_, a| {
-            let key = PrivateKey::from_pem(str_arg(a, 2)).map_err(|e| FuncError::new(format!("parsing private key: {e}")))?;
+            let key =
+                PrivateKey::from_pem(str_arg(a, 2)).map_err(|e| FuncError::new(format!("parsing private key: {e}")))?;
             generate_ca(str_arg(a, 0), int_arg(a, 1), key)
         }),
     );
@@ -122,7 +131,8 @@ pub(crate) fn register(t: &mut Templates) {
     t.add_function(
         "genSelfSignedCertWithKey",
         Function::new(&[Type::String, Type::List, Type::List, Type::Int, Type::String], |_, a| {
-            let key = PrivateKey::from_pem(str_arg(a, 4)).map_err(|e| FuncError::new(format!("parsing private key: {e}")))?;
+            let key =
+                PrivateKey::from_pem(str_arg(a, 4)).map_err(|e| FuncError::new(format!("parsing private key: {e}")))?;
             self_signed(a, key)
         }),
     );
@@ -138,7 +148,8 @@ pub(crate) fn register(t: &mut Templates) {
         "genSignedCertWithKey",
         Function::new(&[Type::String, Type::List, Type::List, Type::Int, Type::Any, Type::String], |_, a| {
             let ca = certificate_arg(&a[4])?;
-            let key = PrivateKey::from_pem(str_arg(a, 5)).map_err(|e| FuncError::new(format!("parsing private key: {e}")))?;
+            let key =
+                PrivateKey::from_pem(str_arg(a, 5)).map_err(|e| FuncError::new(format!("parsing private key: {e}")))?;
             signed(a, &ca, key)
         }),
     );
@@ -290,7 +301,7 @@ fn decrypt_aes(password: &str, encoded: &str) -> Result<String, FuncError> {
     let data = crate::encoding::base64_decode(encoded)
         .map_err(|at| FuncError::new(format!("illegal base64 data at input byte {at}")))?;
     if data.len() < 16 {
-        return Err(go::runtime_error(&format!("slice bounds out of range [:16] with length {}", data.len())));
+        return Err(go::runtime_error(&format!("slice bounds out of range [:16] with capacity {}", data.len())));
     }
     let (iv, ciphertext) = data.split_at(16);
     if ciphertext.len() % 16 != 0 {
@@ -321,14 +332,16 @@ enum PrivateKey {
 
 impl PrivateKey {
     fn rsa(bits: usize) -> Result<PrivateKey, String> {
-        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits).map(|k| PrivateKey::Rsa(Box::new(k))).map_err(|e| e.to_string())
+        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits)
+            .map(|k| PrivateKey::Rsa(Box::new(k)))
+            .map_err(|e| e.to_string())
     }
 
     /// sprig's pemBlockForKey: PKCS#1 for RSA, SEC 1 for ECDSA, PKCS#8 for Ed25519.
     fn to_pem(&self) -> Result<String, String> {
         let (kind, der) = match self {
             PrivateKey::Rsa(k) => ("RSA PRIVATE KEY", k.to_pkcs1_der().map_err(|e| e.to_string())?.as_bytes().to_vec()),
-            PrivateKey::Ecdsa(k) => ("EC PRIVATE KEY", k.to_sec1_der().map_err(|e| e.to_string())?.to_vec()),
+            PrivateKey::Ecdsa(k) => ("EC PRIVATE KEY", ec_private_key_der(k)?),
             PrivateKey::Ed25519(k) => ("PRIVATE KEY", k.to_pkcs8_der().map_err(|e| e.to_string())?.as_bytes().to_vec()),
         };
         Ok(pem_encode(kind, &der))
@@ -372,6 +385,18 @@ impl PrivateKey {
         .map_err(|e| e.to_string())?;
         SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).map_err(|e| e.to_string())
     }
+}
+
+/// x509.MarshalECPrivateKey: SEC 1 with the curve's OID and the public key.
+fn ec_private_key_der(key: &p256::SecretKey) -> Result<Vec<u8>, String> {
+    let private = key.to_bytes();
+    let public = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
+    let document = sec1::EcPrivateKey {
+        private_key: &private,
+        parameters: Some(sec1::EcParameters::NamedCurve(const_oid::db::rfc5912::SECP_256_R_1)),
+        public_key: Some(public.as_bytes()),
+    };
+    document.to_der().map_err(|e| e.to_string())
 }
 
 /// encoding/pem's EncodeToMemory.
@@ -444,8 +469,10 @@ fn certificate_arg(value: &Value) -> Result<Certificate, FuncError> {
 }
 
 fn build_custom_cert(b64_cert: &str, b64_key: &str) -> Result<Value, FuncError> {
-    let cert = crate::encoding::base64_decode(b64_cert).map_err(|_| FuncError::new("unable to decode base64 certificate"))?;
-    let key = crate::encoding::base64_decode(b64_key).map_err(|_| FuncError::new("unable to decode base64 private key"))?;
+    let cert =
+        crate::encoding::base64_decode(b64_cert).map_err(|_| FuncError::new("unable to decode base64 certificate"))?;
+    let key =
+        crate::encoding::base64_decode(b64_key).map_err(|_| FuncError::new("unable to decode base64 private key"))?;
     let (cert, key) = (String::from_utf8_lossy(&cert).into_owned(), String::from_utf8_lossy(&key).into_owned());
     let (_, der) = pem_decode(&cert).ok_or_else(|| FuncError::new("unable to decode certificate"))?;
     x509_cert::Certificate::from_der(&der)
@@ -527,7 +554,8 @@ fn signed(a: &[Value], ca: &Certificate, key: PrivateKey) -> Result<Value, FuncE
     let (_, der) = pem_decode(&ca.cert).ok_or_else(|| FuncError::new("unable to decode certificate"))?;
     let parent = x509_cert::Certificate::from_der(&der)
         .map_err(|e| FuncError::new(format!("error parsing certificate: decodedSignerCert.Bytes: {e}")))?;
-    let signer = PrivateKey::from_pem(&ca.key).map_err(|e| FuncError::new(format!("error parsing private key: {e}")))?;
+    let signer =
+        PrivateKey::from_pem(&ca.key).map_err(|e| FuncError::new(format!("error parsing private key: {e}")))?;
     let template = base_template(str_arg(a, 0), &a[1], &a[2], int_arg(a, 3))?;
     certificate(&template, &key, Some(&parent), &signer)
 }
@@ -572,7 +600,9 @@ fn certificate(
     signer: &PrivateKey,
 ) -> Result<Value, FuncError> {
     let creating = |e: &dyn std::fmt::Display| FuncError::new(format!("error creating certificate: {e}"));
-    let spki = key.public_key_info().map_err(|e| FuncError::new(format!("error retrieving public key from signee key: {e}")))?;
+    let spki = key
+        .public_key_info()
+        .map_err(|e| FuncError::new(format!("error retrieving public key from signee key: {e}")))?;
     if let Some(parent) = parent {
         let signer_spki = signer.public_key_info().map_err(|e| creating(&e))?;
         if signer_spki != parent.tbs_certificate.subject_public_key_info {
@@ -589,11 +619,10 @@ fn certificate(
     if template.is_ca {
         usages |= KeyUsages::KeyCertSign;
     }
-    let eku = ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_SERVER_AUTH, const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]);
+    let eku =
+        ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_SERVER_AUTH, const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]);
     let basic = BasicConstraints { ca: template.is_ca, path_len_constraint: None };
-    let subject_key_id = template
-        .is_ca
-        .then(|| sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec());
+    let subject_key_id = template.is_ca.then(|| sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec());
     let authority_key_id = match parent {
         Some(p) if !self_issued => p.tbs_certificate.extensions.iter().flatten().find_map(|e| {
             (e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
@@ -658,7 +687,8 @@ where
 {
     let err = |e: x509_cert::builder::Error| e.to_string();
     let mut builder =
-        CertificateBuilder::new(profile, serial, template.validity, template.subject.clone(), spki, signer).map_err(err)?;
+        CertificateBuilder::new(profile, serial, template.validity, template.subject.clone(), spki, signer)
+            .map_err(err)?;
     // Go's order: key usage, extended key usage, basic constraints, key ids, then the SANs.
     builder.add_extension(&ext.usages).map_err(err)?;
     builder.add_extension(&ext.eku).map_err(err)?;

@@ -22,8 +22,14 @@ pub(crate) fn register(t: &mut Templates) {
         "coalesce",
         Function::variadic(&[], Type::Any, |_, a| Ok(a.iter().find(|v| !go::is_empty(v)).cloned().unwrap_or_default())),
     );
-    t.add_function("all", Function::variadic(&[], Type::Any, |_, a| Ok(Value::Bool(a.iter().all(|v| !go::is_empty(v))))));
-    t.add_function("any", Function::variadic(&[], Type::Any, |_, a| Ok(Value::Bool(a.iter().any(|v| !go::is_empty(v))))));
+    t.add_function(
+        "all",
+        Function::variadic(&[], Type::Any, |_, a| Ok(Value::Bool(a.iter().all(|v| !go::is_empty(v))))),
+    );
+    t.add_function(
+        "any",
+        Function::variadic(&[], Type::Any, |_, a| Ok(Value::Bool(a.iter().any(|v| !go::is_empty(v))))),
+    );
     t.add_function(
         "ternary",
         Function::new(&[Type::Any, Type::Any, Type::Bool], |_, a| {

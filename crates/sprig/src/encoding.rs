@@ -31,8 +31,14 @@ pub(crate) fn register(t: &mut Templates) {
         t.add_function(name, Function::new(&[Type::String], |_, a| Ok(Value::Bool(str_arg(a, 0).starts_with('/')))));
     }
 
-    t.add_function("toPrettyJson", Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty).unwrap_or_default()))));
-    t.add_function("mustToPrettyJson", Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty)?))));
+    t.add_function(
+        "toPrettyJson",
+        Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty).unwrap_or_default()))),
+    );
+    t.add_function(
+        "mustToPrettyJson",
+        Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty)?))),
+    );
     t.add_function("mustToJson", Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Compact)?))));
     // toRawJson panics on errors, which text/template reports as mustToRawJson would.
     for name in ["toRawJson", "mustToRawJson"] {
@@ -351,8 +357,26 @@ fn should_escape(c: u8, mode: Mode) -> bool {
     if mode == Mode::Host {
         return !matches!(
             c,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'[' | b']' | b'<'
-                | b'>' | b'"' | b'-' | b'.' | b'_' | b'~'
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'['
+                | b']'
+                | b'<'
+                | b'>'
+                | b'"'
+                | b'-'
+                | b'.'
+                | b'_'
+                | b'~'
         );
     }
     match c {
@@ -388,14 +412,20 @@ fn unescape(s: &str) -> Result<String, String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()).filter(|_| hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))) {
+            match hex
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .filter(|_| hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())))
+            {
                 Some(b) => {
                     out.push(b);
                     i += 3;
                 }
                 None => {
                     let end = (i + 3).min(bytes.len());
-                    return Err(format!("invalid URL escape {}", gotemplate::gofmt::quote(&String::from_utf8_lossy(&bytes[i..end]), false)));
+                    return Err(format!(
+                        "invalid URL escape {}",
+                        gotemplate::gofmt::quote(&String::from_utf8_lossy(&bytes[i..end]), false)
+                    ));
                 }
             }
         } else {
@@ -504,7 +534,7 @@ fn parse_host(host: &str) -> Result<String, String> {
     if let Some(inner) = host.strip_prefix('[') {
         let Some(close) = inner.find(']') else { return Err("missing ']' in host".to_string()) };
         let after = &inner[close + 1..];
-        if !after.is_empty() && !(after.starts_with(':') && after[1..].bytes().all(|b| b.is_ascii_digit())) {
+        if !(after.is_empty() || after.starts_with(':') && after[1..].bytes().all(|b| b.is_ascii_digit())) {
             return Err(port_error(after));
         }
         return Ok(host.to_string());
@@ -552,9 +582,9 @@ impl Url {
         if !self.opaque.is_empty() {
             out.push_str(&self.opaque);
         } else {
-            if (!self.scheme.is_empty() || !self.host.is_empty() || self.user.is_some())
-                && !(self.omit_host && self.host.is_empty() && self.user.is_none())
-            {
+            let no_authority = self.host.is_empty() && self.user.is_none();
+            // The authority is written when there is one, or after a scheme unless the host was omitted.
+            if !no_authority || !self.scheme.is_empty() && !self.omit_host {
                 if !self.host.is_empty() || !self.path.is_empty() || self.user.is_some() {
                     out.push_str("//");
                 }

@@ -20,21 +20,24 @@ pub(crate) fn register(t: &mut Templates) {
     for name in ["append", "push", "mustAppend", "mustPush"] {
         t.add_function(
             name,
-            with_items("Cannot push on type ", |items, v| Value::from([&items[..], &[v.clone()]].concat())),
+            with_items("Cannot push on type ", |items, v| Value::from([&items[..], std::slice::from_ref(v)].concat())),
         );
     }
     for name in ["prepend", "mustPrepend"] {
         t.add_function(
             name,
-            with_items("Cannot prepend on type ", |items, v| Value::from([&[v.clone()], &items[..]].concat())),
+            with_items("Cannot prepend on type ", |items, v| {
+                Value::from([std::slice::from_ref(v), &items[..]].concat())
+            }),
         );
     }
 
     let unary = |what: &'static str, f: fn(Arc<[Value]>) -> Value| {
         Function::new(&[Type::Any], move |_, a| Ok(f(items(&a[0], what)?)))
     };
-    let compact: fn(Arc<[Value]>) -> Value = |l| Value::List(l.iter().filter(|v| !go::is_empty(v)).cloned().collect());
-    let functions: [(&str, &str, &str, fn(Arc<[Value]>) -> Value); 7] = [
+    let compact: ListFunction = |l| Value::List(l.iter().filter(|v| !go::is_empty(v)).cloned().collect());
+    type ListFunction = fn(Arc<[Value]>) -> Value;
+    let functions: [(&str, &str, &str, ListFunction); 7] = [
         ("first", "mustFirst", "Cannot find first on type ", |l| l.first().cloned().unwrap_or_default()),
         ("last", "mustLast", "Cannot find last on type ", |l| l.last().cloned().unwrap_or_default()),
         ("rest", "mustRest", "Cannot find rest on type ", |l| Value::List(l.get(1..).unwrap_or_default().into())),
@@ -64,7 +67,9 @@ pub(crate) fn register(t: &mut Templates) {
             Function::variadic(&[Type::Any], Type::Any, |_, a| {
                 let list = items(&a[0], "Cannot find without on type ")?;
                 let omit = &a[1..];
-                Ok(Value::List(list.iter().filter(|item| !omit.iter().any(|o| go::deep_equal(o, item))).cloned().collect()))
+                Ok(Value::List(
+                    list.iter().filter(|item| !omit.iter().any(|o| go::deep_equal(o, item))).cloned().collect(),
+                ))
             }),
         );
     }
@@ -105,10 +110,15 @@ pub(crate) fn register(t: &mut Templates) {
             Function::new(&[Type::Int, Type::Any], |_, a| chunk(int_arg(a, 0), items(&a[1], "Cannot chunk type ")?)),
         );
     }
-    t.add_function("until", Function::new(&[Type::Int], |_, a| until_step(0, int_arg(a, 0), step_for(0, int_arg(a, 0)))));
+    t.add_function(
+        "until",
+        Function::new(&[Type::Int], |_, a| until_step(0, int_arg(a, 0), step_for(0, int_arg(a, 0)))),
+    );
     t.add_function(
         "untilStep",
-        Function::new(&[Type::Int, Type::Int, Type::Int], |_, a| until_step(int_arg(a, 0), int_arg(a, 1), int_arg(a, 2))),
+        Function::new(&[Type::Int, Type::Int, Type::Int], |_, a| {
+            until_step(int_arg(a, 0), int_arg(a, 1), int_arg(a, 2))
+        }),
     );
     t.add_function("seq", Function::variadic(&[], Type::Int, |_, a| seq(a)));
 }
@@ -179,9 +189,10 @@ fn chunk(size: i64, list: Arc<[Value]>) -> Result<Value, FuncError> {
         let mut chunk = Vec::new();
         for j in 0..chunk_len {
             let index = i * size + j;
-            let item = usize::try_from(index).ok().and_then(|ix| list.get(ix)).ok_or_else(|| {
-                go::runtime_error(&format!("index out of range [{index}] with length {len}"))
-            })?;
+            let item = usize::try_from(index)
+                .ok()
+                .and_then(|ix| list.get(ix))
+                .ok_or_else(|| go::runtime_error(&format!("index out of range [{index}] with length {len}")))?;
             chunk.push(item.clone());
         }
         chunks.push(Value::from(chunk));

@@ -54,7 +54,9 @@ pub(crate) fn register(t: &mut Templates) {
     t.add_function(
         "mul",
         Function::variadic(&[Type::Any], Type::Any, |_, a| {
-            Ok(Value::Int64(a[1..].iter().fold(go::to_int64(&a[0]), |product, v| product.wrapping_mul(go::to_int64(v)))))
+            Ok(Value::Int64(
+                a[1..].iter().fold(go::to_int64(&a[0]), |product, v| product.wrapping_mul(go::to_int64(v))),
+            ))
         }),
     );
     let extreme = |pick: fn(i64, i64) -> i64| {

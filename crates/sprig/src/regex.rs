@@ -28,7 +28,11 @@ pub(crate) fn register(t: &mut Templates) {
             name,
             Function::new(&[Type::String, Type::String, Type::Int], move |_, a| {
                 let re = regex(str_arg(a, 0), must)?;
-                Ok(go::strings(find_all(&re, str_arg(a, 1), int_arg(a, 2)).into_iter().map(|(s, e)| str_arg(a, 1)[s..e].to_string())))
+                Ok(go::strings(
+                    find_all(&re, str_arg(a, 1), int_arg(a, 2))
+                        .into_iter()
+                        .map(|(s, e)| str_arg(a, 1)[s..e].to_string()),
+                ))
             }),
         );
     }
@@ -89,11 +93,8 @@ fn regex(pattern: &str, must: bool) -> Result<Regex, FuncError> {
         if must {
             FuncError::new(e)
         } else {
-            let quoted = if can_backquote(pattern) {
-                format!("`{pattern}`")
-            } else {
-                gotemplate::gofmt::quote(pattern, false)
-            };
+            let quoted =
+                if can_backquote(pattern) { format!("`{pattern}`") } else { gotemplate::gofmt::quote(pattern, false) };
             FuncError::new(format!("regexp: Compile({quoted}): {e}"))
         }
     })
@@ -229,11 +230,7 @@ fn translate(pattern: &str) -> Result<String, String> {
 
 /// Go's text for a pattern Rust rejected, from the parser's error kind.
 fn go_error(pattern: &str, error: &regex::Error) -> String {
-    let ast_error = match regex_syntax::ast::parse::Parser::new().parse(pattern) {
-        Ok(_) => None,
-        Err(e) => Some(e),
-    };
-    let Some(e) = ast_error else {
+    let Some(e) = regex_syntax::ast::parse::Parser::new().parse(pattern).err() else {
         return match error {
             regex::Error::CompiledTooBig(_) => syntax_error("expression too large", pattern),
             _ => syntax_error("invalid or unsupported Perl syntax", pattern),

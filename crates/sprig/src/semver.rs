@@ -29,7 +29,8 @@ pub(crate) fn register(t: &mut Templates) {
     );
 }
 
-const VERSION: &str = r"v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
+const VERSION: &str =
+    r"v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
 const CONSTRAINT_VERSION: &str = r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
 const OPS: &str = r"=||!=|>|<|>=|=>|<=|=<|~|~>|\^";
 
@@ -199,7 +200,10 @@ impl Object for Version {
                         _ => None,
                     };
                     let other = other.ok_or_else(|| {
-                        FuncError::new(format!("wrong type for value; expected *semver.Version; got {}", a[0].type_name()))
+                        FuncError::new(format!(
+                            "wrong type for value; expected *semver.Version; got {}",
+                            a[0].type_name()
+                        ))
                     })?;
                     let ordering = this.compare(&other);
                     Ok(match method.as_str() {

@@ -74,7 +74,9 @@ pub(crate) fn register(t: &mut Templates) {
 
     t.add_function(
         "wrap",
-        Function::new(&[Type::Int, Type::String], |_, a| Ok(Value::from(wrap(str_arg(a, 1), int_arg(a, 0), "", false)))),
+        Function::new(&[Type::Int, Type::String], |_, a| {
+            Ok(Value::from(wrap(str_arg(a, 1), int_arg(a, 0), "", false)))
+        }),
     );
     t.add_function(
         "wrapWith",
@@ -85,18 +87,16 @@ pub(crate) fn register(t: &mut Templates) {
     t.add_function(
         "quote",
         Function::variadic(&[], Type::Any, |_, a| {
-            let quoted: Vec<String> = a
-                .iter()
-                .filter(|v| !v.is_nil())
-                .map(|v| gotemplate::gofmt::quote(&go::strval(v), false))
-                .collect();
+            let quoted: Vec<String> =
+                a.iter().filter(|v| !v.is_nil()).map(|v| gotemplate::gofmt::quote(&go::strval(v), false)).collect();
             Ok(Value::from(quoted.join(" ")))
         }),
     );
     t.add_function(
         "squote",
         Function::variadic(&[], Type::Any, |_, a| {
-            let quoted: Vec<String> = a.iter().filter(|v| !v.is_nil()).map(|v| format!("'{}'", go::sprint(v))).collect();
+            let quoted: Vec<String> =
+                a.iter().filter(|v| !v.is_nil()).map(|v| format!("'{}'", go::sprint(v))).collect();
             Ok(Value::from(quoted.join(" ")))
         }),
     );
@@ -233,11 +233,12 @@ fn untitle(s: &str) -> String {
         .collect()
 }
 
-/// goutils.SwapCase.
+/// goutils.SwapCase: upper and title case to lower, lower to upper.
 fn swap_case(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_uppercase() {
+            let is_title = !c.is_uppercase() && !c.is_lowercase() && lower_rune(c) != c && upper_rune(c) != c;
+            if c.is_uppercase() || is_title {
                 lower_rune(c)
             } else if c.is_lowercase() {
                 upper_rune(c)
@@ -627,9 +628,7 @@ fn next_word(s: &str) -> (Word, &str, &str) {
         take_while(&mut offset, &mut rest, &char::is_numeric);
         Word::Number
     } else {
-        take_while(&mut offset, &mut rest, &|c| {
-            !(is_connector(c) || is_alphabet(c) || c.is_numeric() || is_punct(c))
-        });
+        take_while(&mut offset, &mut rest, &|c| !(is_connector(c) || is_alphabet(c) || c.is_numeric() || is_punct(c)));
         Word::Other
     };
     (kind, &s[..offset], &s[offset..])

@@ -148,7 +148,11 @@ fn out_of_range(e: jiff::Error) -> FuncError {
 impl GoTime {
     fn now() -> GoTime {
         let monotonic = PROCESS_START.elapsed().as_nanos().max(1) as i64;
-        GoTime { zoned: Zoned::now().with_time_zone(LOCAL.clone()), location: Location::Local, monotonic: Some(monotonic) }
+        GoTime {
+            zoned: Zoned::now().with_time_zone(LOCAL.clone()),
+            location: Location::Local,
+            monotonic: Some(monotonic),
+        }
     }
 
     /// time.Time{}: January 1, year 1, 00:00:00 UTC.
@@ -167,7 +171,11 @@ impl GoTime {
 
     fn add(&self, nanos: i64) -> Result<GoTime, FuncError> {
         let zoned = self.zoned.checked_add(jiff::SignedDuration::from_nanos(nanos)).map_err(out_of_range)?;
-        Ok(GoTime { zoned, location: self.location.clone(), monotonic: self.monotonic.map(|m| m.saturating_add(nanos)) })
+        Ok(GoTime {
+            zoned,
+            location: self.location.clone(),
+            monotonic: self.monotonic.map(|m| m.saturating_add(nanos)),
+        })
     }
 
     /// t.Sub(u) in nanoseconds, saturating as Go's does.
@@ -221,9 +229,8 @@ impl GoTime {
 
 /// A `time.Time` argument: the value itself, or a typed error for anything else.
 fn time_arg(value: &Value) -> Result<GoTime, FuncError> {
-    as_time(value).ok_or_else(|| {
-        FuncError::new(format!("wrong type for value; expected time.Time; got {}", value.type_name()))
-    })
+    as_time(value)
+        .ok_or_else(|| FuncError::new(format!("wrong type for value; expected time.Time; got {}", value.type_name())))
 }
 
 fn as_time(value: &Value) -> Option<GoTime> {
@@ -997,7 +1004,11 @@ fn parse_duration(text: &str) -> Result<i64, String> {
         let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
         let mut v: u64 = 0;
         for c in &b[..int_len] {
-            v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(c - b'0'))).filter(|v| *v <= 1 << 63).ok_or_else(invalid)?;
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(c - b'0')))
+                .filter(|v| *v <= 1 << 63)
+                .ok_or_else(invalid)?;
         }
         s = &s[int_len..];
         let (mut f, mut scale, mut post) = (0u64, 1f64, false);
@@ -1196,11 +1207,15 @@ impl Object for GoTime {
             "YearDay" => int(i64::from(dt.day_of_year())),
             "Month" => {
                 let m = dt.month();
-                Function::new(&[], move |_, _| Ok(named("time.Month", i64::from(m), LONG_MONTHS[m as usize - 1].to_string())))
+                Function::new(&[], move |_, _| {
+                    Ok(named("time.Month", i64::from(m), LONG_MONTHS[m as usize - 1].to_string()))
+                })
             }
             "Weekday" => {
                 let w = dt.weekday().to_sunday_zero_offset();
-                Function::new(&[], move |_, _| Ok(named("time.Weekday", i64::from(w), LONG_DAYS[w as usize].to_string())))
+                Function::new(&[], move |_, _| {
+                    Ok(named("time.Weekday", i64::from(w), LONG_DAYS[w as usize].to_string()))
+                })
             }
             "Unix" => Function::new(&[], move |_, _| Ok(Value::Int64(ts.as_second()))),
             "UnixMilli" => Function::new(&[], move |_, _| Ok(Value::Int64(ts.as_millisecond()))),
@@ -1244,9 +1259,8 @@ impl Object for GoTime {
                 let months = i64::from(dt.year()) * 12 + i64::from(dt.month()) - 1 + n(0) * 12 + n(1);
                 let first = Date::new(months.div_euclid(12) as i16, (months.rem_euclid(12) + 1) as i8, 1)
                     .map_err(out_of_range)?;
-                let date = first
-                    .checked_add(jiff::Span::new().days(i64::from(dt.day()) - 1 + n(2)))
-                    .map_err(out_of_range)?;
+                let date =
+                    first.checked_add(jiff::Span::new().days(i64::from(dt.day()) - 1 + n(2))).map_err(out_of_range)?;
                 let zoned = date.to_datetime(dt.time()).to_zoned(t.zoned.time_zone().clone()).map_err(out_of_range)?;
                 Ok(GoTime { zoned, location: t.location.clone(), monotonic: None }.into_value())
             }),

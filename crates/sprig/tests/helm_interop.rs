@@ -135,7 +135,10 @@ fn helm_renders_every_case_as_the_table_says() {
                     compared += 1;
                     let got = outputs.iter().find(|(n, _)| n == i).map(|(_, out)| out.clone());
                     if case.expected.as_deref().ok() != got.as_deref() {
-                        failures.push(format!("case {:?}: helm rendered {got:?}, table says {:?}", case.name, case.expected));
+                        failures.push(format!(
+                            "case {:?}: helm rendered {got:?}, table says {:?}",
+                            case.name, case.expected
+                        ));
                     }
                 }
             }
@@ -144,7 +147,8 @@ fn helm_renders_every_case_as_the_table_says() {
                 compared += 1;
                 match &case.expected {
                     Err(expected) if members.len() == 1 && stderr.contains(&helm_error(i, expected)) => {}
-                    _ => failures.push(format!("case {:?}: helm failed: {stderr}, table says {:?}", case.name, case.expected)),
+                    _ => failures
+                        .push(format!("case {:?}: helm failed: {stderr}, table says {:?}", case.name, case.expected)),
                 }
             }
         }

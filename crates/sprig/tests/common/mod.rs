@@ -27,22 +27,26 @@ pub fn cases() -> Vec<Case> {
     let mut template = String::new();
     let mut expected: Option<Result<String, String>> = None;
     let mut buf: Vec<&str> = Vec::new();
-    let flush = |section: &str, buf: &mut Vec<&str>, template: &mut String, expected: &mut Option<Result<String, String>>| {
-        let mut text = buf.join("\n");
-        buf.clear();
-        match section {
-            "template" => *template = text,
-            "output" | "error" => {
-                // The blank line separating cases ends each last section.
-                if text.ends_with('\n') {
-                    text.pop();
+    let flush =
+        |section: &str, buf: &mut Vec<&str>, template: &mut String, expected: &mut Option<Result<String, String>>| {
+            let mut text = buf.join("\n");
+            buf.clear();
+            match section {
+                "template" => *template = text,
+                "output" | "error" => {
+                    // The blank line separating cases ends each last section.
+                    if text.ends_with('\n') {
+                        text.pop();
+                    }
+                    *expected = Some(if section == "output" { Ok(text) } else { Err(text) });
                 }
-                *expected = Some(if section == "output" { Ok(text) } else { Err(text) });
+                _ => {}
             }
-            _ => {}
-        }
-    };
-    let mut finish = |name: &mut Option<String>, values: &mut String, template: &mut String, expected: &mut Option<Result<String, String>>| {
+        };
+    let mut finish = |name: &mut Option<String>,
+                      values: &mut String,
+                      template: &mut String,
+                      expected: &mut Option<Result<String, String>>| {
         if let Some(name) = name.take() {
             let parsed = serde_json::from_str(values).unwrap_or_else(|e| panic!("case {name}: values: {e}"));
             let expected = expected.take().unwrap_or_else(|| panic!("case {name}: no expectation"));

@@ -301,7 +301,7 @@ fn decrypt_aes(password: &str, encoded: &str) -> Result<String, FuncError> {
     let data = crate::encoding::base64_decode(encoded)
         .map_err(|at| FuncError::new(format!("illegal base64 data at input byte {at}")))?;
     if data.len() < 16 {
-        return Err(go::runtime_error(&format!("slice bounds out of range [:16] with length {}", data.len())));
+        return Err(go::runtime_error(&format!("slice bounds out of range [:16] with capacity {}", data.len())));
     }
     let (iv, ciphertext) = data.split_at(16);
     if ciphertext.len() % 16 != 0 {
@@ -341,7 +341,7 @@ impl PrivateKey {
     fn to_pem(&self) -> Result<String, String> {
         let (kind, der) = match self {
             PrivateKey::Rsa(k) => ("RSA PRIVATE KEY", k.to_pkcs1_der().map_err(|e| e.to_string())?.as_bytes().to_vec()),
-            PrivateKey::Ecdsa(k) => ("EC PRIVATE KEY", k.to_sec1_der().map_err(|e| e.to_string())?.to_vec()),
+            PrivateKey::Ecdsa(k) => ("EC PRIVATE KEY", ec_private_key_der(k)?),
             PrivateKey::Ed25519(k) => ("PRIVATE KEY", k.to_pkcs8_der().map_err(|e| e.to_string())?.as_bytes().to_vec()),
         };
         Ok(pem_encode(kind, &der))
@@ -385,6 +385,18 @@ impl PrivateKey {
         .map_err(|e| e.to_string())?;
         SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).map_err(|e| e.to_string())
     }
+}
+
+/// x509.MarshalECPrivateKey: SEC 1 with the curve's OID and the public key.
+fn ec_private_key_der(key: &p256::SecretKey) -> Result<Vec<u8>, String> {
+    let private = key.to_bytes();
+    let public = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
+    let document = sec1::EcPrivateKey {
+        private_key: &private,
+        parameters: Some(sec1::EcParameters::NamedCurve(const_oid::db::rfc5912::SECP_256_R_1)),
+        public_key: Some(public.as_bytes()),
+    };
+    document.to_der().map_err(|e| e.to_string())
 }
 
 /// encoding/pem's EncodeToMemory.

@@ -534,7 +534,7 @@ fn parse_host(host: &str) -> Result<String, String> {
     if let Some(inner) = host.strip_prefix('[') {
         let Some(close) = inner.find(']') else { return Err("missing ']' in host".to_string()) };
         let after = &inner[close + 1..];
-        if !after.is_empty() && !(after.starts_with(':') && after[1..].bytes().all(|b| b.is_ascii_digit())) {
+        if !(after.is_empty() || after.starts_with(':') && after[1..].bytes().all(|b| b.is_ascii_digit())) {
             return Err(port_error(after));
         }
         return Ok(host.to_string());
@@ -582,9 +582,9 @@ impl Url {
         if !self.opaque.is_empty() {
             out.push_str(&self.opaque);
         } else {
-            if (!self.scheme.is_empty() || !self.host.is_empty() || self.user.is_some())
-                && !(self.omit_host && self.host.is_empty() && self.user.is_none())
-            {
+            let no_authority = self.host.is_empty() && self.user.is_none();
+            // The authority is written when there is one, or after a scheme unless the host was omitted.
+            if !no_authority || !self.scheme.is_empty() && !self.omit_host {
                 if !self.host.is_empty() || !self.path.is_empty() || self.user.is_some() {
                     out.push_str("//");
                 }

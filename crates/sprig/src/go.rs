@@ -159,11 +159,9 @@ pub fn strval(value: &Value) -> String {
 
 /// A Go float64 → int64 conversion as amd64 does it: out of range and NaN give the minimum int64.
 pub fn float_to_int(f: f64) -> i64 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
-        i64::MIN
-    } else {
-        f as i64
-    }
+    // 2^63 as a float: the first value past int64's range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() || !(-LIMIT..LIMIT).contains(&f) { i64::MIN } else { f as i64 }
 }
 
 /// spf13/cast's `ToInt64` (and `ToInt`, the same on 64-bit machines): 0 for what it cannot convert.

@@ -20,21 +20,24 @@ pub(crate) fn register(t: &mut Templates) {
     for name in ["append", "push", "mustAppend", "mustPush"] {
         t.add_function(
             name,
-            with_items("Cannot push on type ", |items, v| Value::from([&items[..], &[v.clone()]].concat())),
+            with_items("Cannot push on type ", |items, v| Value::from([&items[..], std::slice::from_ref(v)].concat())),
         );
     }
     for name in ["prepend", "mustPrepend"] {
         t.add_function(
             name,
-            with_items("Cannot prepend on type ", |items, v| Value::from([&[v.clone()], &items[..]].concat())),
+            with_items("Cannot prepend on type ", |items, v| {
+                Value::from([std::slice::from_ref(v), &items[..]].concat())
+            }),
         );
     }
 
     let unary = |what: &'static str, f: fn(Arc<[Value]>) -> Value| {
         Function::new(&[Type::Any], move |_, a| Ok(f(items(&a[0], what)?)))
     };
-    let compact: fn(Arc<[Value]>) -> Value = |l| Value::List(l.iter().filter(|v| !go::is_empty(v)).cloned().collect());
-    let functions: [(&str, &str, &str, fn(Arc<[Value]>) -> Value); 7] = [
+    let compact: ListFunction = |l| Value::List(l.iter().filter(|v| !go::is_empty(v)).cloned().collect());
+    type ListFunction = fn(Arc<[Value]>) -> Value;
+    let functions: [(&str, &str, &str, ListFunction); 7] = [
         ("first", "mustFirst", "Cannot find first on type ", |l| l.first().cloned().unwrap_or_default()),
         ("last", "mustLast", "Cannot find last on type ", |l| l.last().cloned().unwrap_or_default()),
         ("rest", "mustRest", "Cannot find rest on type ", |l| Value::List(l.get(1..).unwrap_or_default().into())),

@@ -230,11 +230,7 @@ fn translate(pattern: &str) -> Result<String, String> {
 
 /// Go's text for a pattern Rust rejected, from the parser's error kind.
 fn go_error(pattern: &str, error: &regex::Error) -> String {
-    let ast_error = match regex_syntax::ast::parse::Parser::new().parse(pattern) {
-        Ok(_) => None,
-        Err(e) => Some(e),
-    };
-    let Some(e) = ast_error else {
+    let Some(e) = regex_syntax::ast::parse::Parser::new().parse(pattern).err() else {
         return match error {
             regex::Error::CompiledTooBig(_) => syntax_error("expression too large", pattern),
             _ => syntax_error("invalid or unsupported Perl syntax", pattern),

@@ -233,11 +233,12 @@ fn untitle(s: &str) -> String {
         .collect()
 }
 
-/// goutils.SwapCase.
+/// goutils.SwapCase: upper and title case to lower, lower to upper.
 fn swap_case(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_uppercase() {
+            let is_title = !c.is_uppercase() && !c.is_lowercase() && lower_rune(c) != c && upper_rune(c) != c;
+            if c.is_uppercase() || is_title {
                 lower_rune(c)
             } else if c.is_lowercase() {
                 upper_rune(c)

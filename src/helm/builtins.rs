@@ -236,8 +236,8 @@ pub struct Capabilities {
 impl Capabilities {
     /// `None` when `kube_version` is not a version helm would accept.
     pub fn new(kube_version: &str, api_versions: Vec<String>) -> Option<Capabilities> {
-        let v = super::semver::parse_version(kube_version)?;
-        let kube = KubeVersion { version: format!("v{v}"), major: v.major.to_string(), minor: v.minor.to_string() };
+        let v = sprig::semver::Version::parse(kube_version).ok()?;
+        let kube = KubeVersion { version: format!("v{v}"), major: v.major().to_string(), minor: v.minor().to_string() };
         let helm = string_map(&[
             ("version", Value::from(HELM_VERSION)),
             ("git_commit", Value::from(HELM_GIT_COMMIT)),

@@ -208,7 +208,7 @@ impl Chart {
         if md.version.is_empty() {
             return invalid("chart.metadata.version is required".into());
         }
-        if super::semver::parse_version(&md.version).is_none() {
+        if sprig::semver::Version::parse(&md.version).is_err() {
             return invalid(format!("chart.metadata.version {:?} is invalid", md.version));
         }
         if !matches!(

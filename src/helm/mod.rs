@@ -7,7 +7,8 @@
 //! - [`values`]: dependencies (conditions, tags, aliases, import-values) and value coalescing;
 //! - [`engine`], [`funcs`], [`builtins`]: templates, helm's functions and built-in objects;
 //! - [`manifests`]: splitting, hooks and ordering of the output;
-//! - [`yaml`], [`toml`], [`semver`]: the formats and version ranges helm's libraries implement.
+//! - [`yaml`], [`toml`]: the formats helm's libraries implement (version ranges are sprig's
+//!   Masterminds semver, `sprig::semver`, which helm uses too).
 
 pub mod archive;
 pub mod builtins;
@@ -16,7 +17,6 @@ pub mod engine;
 pub mod funcs;
 pub mod ignore;
 pub mod manifests;
-pub mod semver;
 pub mod toml;
 pub mod values;
 pub mod yaml;

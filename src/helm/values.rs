@@ -8,7 +8,6 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 use super::chart::{Chart, Dependency};
-use super::semver;
 use crate::error::Error;
 
 pub const GLOBAL: &str = "global";
@@ -41,7 +40,7 @@ impl Scoped {
 /// Whether the vendored `version` satisfies a dependency's range (helm's `IsCompatibleRange`:
 /// false when either does not parse).
 pub fn compatible(range: &str, version: &str) -> bool {
-    semver::parse_version(version).is_some_and(|v| semver::matches(range, &v).unwrap_or(false))
+    sprig::semver::Version::parse(version).is_ok_and(|v| sprig::semver::satisfies(range, &v).unwrap_or(false))
 }
 
 /// helm's `ProcessDependenciesWithMerge` for the user's values `user`.

@@ -65,7 +65,7 @@ mod go;
 mod lists;
 mod numeric;
 mod regex;
-mod semver;
+pub mod semver;
 mod strings;
 mod time;
 

@@ -59,7 +59,7 @@ fn grammar() -> Result<&'static Grammar, String> {
 
 /// A `*semver.Version`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Version {
+pub struct Version {
     major: u64,
     minor: u64,
     patch: u64,
@@ -77,8 +77,16 @@ fn is_allowed(s: &str) -> bool {
 }
 
 impl Version {
+    pub fn major(&self) -> u64 {
+        self.major
+    }
+
+    pub fn minor(&self) -> u64 {
+        self.minor
+    }
+
     /// semver.NewVersion.
-    fn parse(v: &str) -> Result<Version, String> {
+    pub fn parse(v: &str) -> Result<Version, String> {
         let caps = grammar()?.version.captures(v).ok_or("Invalid Semantic Version")?;
         let group = |i: usize| caps.get(i).map_or("", |m| m.as_str());
         let segment = |s: &str| -> Result<u64, String> {
@@ -357,6 +365,12 @@ impl Constraint {
         }
         !v.compare(c).is_eq()
     }
+}
+
+/// Whether `version` meets `constraint` (`semver.NewConstraint(c).Check(v)`), as helm checks a
+/// chart's `kubeVersion` and its dependencies' versions; `Err` when the constraint does not parse.
+pub fn satisfies(constraint: &str, version: &Version) -> Result<bool, String> {
+    Ok(Constraints::parse(constraint)?.check(version))
 }
 
 /// semver.Constraints: alternatives (`||`) of conjunctions.

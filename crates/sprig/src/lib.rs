@@ -45,6 +45,16 @@
 //! `fromYaml`, `fromYamlArray`, `toJson`, `fromJson`, `fromJsonArray`, `toToml`, `fromToml`,
 //! `lookup`), and `env`/`expandenv`, which helm removes.
 //!
+//! # Go types
+//! Results keep Go's types where templates can tell: `splitList`, `keys`, `sortAlpha`, `toStrings`,
+//! `regexFindAll` and `regexSplit` give `[]string`, `until`/`untilStep` `[]int`, `split`/`splitn`
+//! `map[string]string`, `chunk` `[][]interface {}` (as [`gotemplate::Object`]s over their list or
+//! map, so `typeOf`, `deepEqual` and parameter checks see the difference); arithmetic gives `int64`,
+//! `atoi` and `int` `int`, the `f` functions `float64`; `now`/`toDate` give `time.Time` objects with
+//! Go's printing and methods (`Format`, `Unix`, `Year`, `Month`, `Add`, `AddDate`, `Sub`, `UTC`, ...),
+//! `semver` a `*semver.Version` (`Major`, `Prerelease`, `LessThan`, ...), the certificate functions a
+//! `sprig.certificate` with `.Cert` and `.Key`.
+//!
 //! # Differences from Go
 //! - Go's map iteration is random: `keys`, `values` and `pluck`-style results come in key order here.
 //! - Strings are UTF-8: where Go cuts a multi-byte character (`substr`, `trunc`, `wrapWith`,
@@ -55,7 +65,9 @@
 //!   argument, since the engine's [`gotemplate::Type`] has no such types.
 //! - Results that would take more than 2^27 elements (`until`, `repeat`, `indent`, random strings)
 //!   are errors rather than attempts to exhaust memory.
-//! - `fromJson`'s strict sibling `mustFromJson` reports syntax errors in serde_json's words.
+//! - `mustFromJson` reports a truncated document as Go does ("unexpected end of JSON input") but other
+//!   syntax errors in serde_json's words.
+//! - `semver`'s `Major`/`Minor`/`Patch` are `int64` rather than `uint64` (`typeOf` shows the difference).
 
 mod crypto;
 mod defaults;

@@ -752,7 +752,7 @@ fn parse(layout: &str, value: &str) -> Result<GoTime, String> {
                             if b.len() < 6 || b[3] != b':' {
                                 return None;
                             }
-                            (b[0], &value[1..3], &value[4..6], "00", 6)
+                            (b[0], value.get(1..3)?, value.get(4..6)?, "00", 6)
                         }
                         Std::NumShortTz | Std::Iso8601ShortTz => {
                             if b.len() < 3 {
@@ -764,7 +764,7 @@ fn parse(layout: &str, value: &str) -> Result<GoTime, String> {
                             if b.len() < 9 || b[3] != b':' || b[6] != b':' {
                                 return None;
                             }
-                            (b[0], &value[1..3], &value[4..6], &value[7..9], 9)
+                            (b[0], value.get(1..3)?, value.get(4..6)?, value.get(7..9)?, 9)
                         }
                         Std::Iso8601SecondsTz | Std::NumSecondsTz => {
                             if b.len() < 7 {
@@ -889,24 +889,31 @@ fn parse(layout: &str, value: &str) -> Result<GoTime, String> {
     in_zone(LOCAL.clone(), Location::Local)
 }
 
-/// Go's skip: the layout's literal text must be in the value; spaces match runs of spaces.
-fn skip<'v>(mut value: &'v str, mut prefix: &str) -> Option<&'v str> {
-    while let Some(p) = prefix.as_bytes().first() {
-        if *p == b' ' {
-            if value.as_bytes().first().is_some_and(|v| *v != b' ') {
+/// Go's skip: the layout's literal text must be in the value; spaces match runs of spaces. Bytes
+/// are compared, and a whole matched prefix ends on a character boundary of the value too.
+fn skip<'v>(value: &'v str, prefix: &str) -> Option<&'v str> {
+    let (v, p) = (value.as_bytes(), prefix.as_bytes());
+    let (mut vi, mut pi) = (0, 0);
+    while pi < p.len() {
+        if p[pi] == b' ' {
+            if vi < v.len() && v[vi] != b' ' {
                 return None;
             }
-            prefix = prefix.trim_start_matches(' ');
-            value = value.trim_start_matches(' ');
+            while pi < p.len() && p[pi] == b' ' {
+                pi += 1;
+            }
+            while vi < v.len() && v[vi] == b' ' {
+                vi += 1;
+            }
             continue;
         }
-        if value.as_bytes().first() != Some(p) {
+        if vi >= v.len() || v[vi] != p[pi] {
             return None;
         }
-        prefix = &prefix[1..];
-        value = value.get(1..)?;
+        vi += 1;
+        pi += 1;
     }
-    Some(value)
+    value.get(vi..)
 }
 
 fn atoi(s: &str) -> Option<i64> {

@@ -1,9 +1,13 @@
 //! The ConfigMapSync operator's chart: its CRD is the one generated from the Rust types, it
-//! renders with weaver's own render, and the operator's own RBAC cannot write ConfigMaps.
+//! renders with weaver's own render, the operator's own RBAC cannot write ConfigMaps, its
+//! production objects select the operator's pods, and the API server's PodSecurity admission
+//! finds its pods `restricted` (on the fake API server, or unchanged on the cluster of
+//! `WEAVER_TEST_KUBECONFIG`).
 
 mod common;
 
-use common::{Repo, copy_dir, project_root, weaver_in};
+use common::cluster::TestCluster;
+use common::{Repo, copy_dir, eventually, project_root, weaver_in};
 use serde_json::{Value, json};
 
 const CHART: &str = "charts/configmapsync-operator";
@@ -48,13 +52,18 @@ fn render_chart() -> Vec<Value> {
 
 /// The chart in an environment of its own, its release given `values` (YAML flow style).
 fn render_chart_with(values: &str) -> Vec<Value> {
+    render_chart_in("weaver-system", values)
+}
+
+/// The chart in an environment of its own, its release in `namespace` with `values`.
+fn render_chart_in(namespace: &str, values: &str) -> Vec<Value> {
     let repo = Repo::empty();
     copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
     repo.write(
         "environments/ops.yaml",
         &format!(
             "releases:\n  - name: configmapsync-operator\n    chart: configmapsync-operator\n    \
-             namespace: weaver-system\n    values: {values}\n"
+             namespace: {namespace}\n    values: {values}\n"
         ),
     );
     rendered(&repo, "ops")
@@ -340,4 +349,64 @@ fn values_of_the_wrong_shape_are_named() {
     assert!(error.contains("values of release `configmapsync-operator` do not match"), "{error}");
     assert!(error.contains("at `/serviceMonitor/enabled`: value is not one of \"auto\", true or false"), "{error}");
     assert!(error.contains("at `/podDisruptionBudget/maxUnavailable`"), "{error}");
+}
+
+/// The Deployment's pod template as a Pod of its own, named `name`.
+fn pod_of(deployment: &Value, name: &str) -> Value {
+    let template = &deployment["spec"]["template"];
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": deployment["metadata"]["namespace"], "labels": template["metadata"]["labels"]},
+        "spec": template["spec"]})
+}
+
+/// The same object without `runAsNonRoot` anywhere in its pod spec `spec`.
+fn without_run_as_non_root(mut object: Value, spec: &str) -> Value {
+    let spec = object.pointer_mut(spec).unwrap();
+    spec["securityContext"].as_object_mut().unwrap().remove("runAsNonRoot");
+    for container in spec["containers"].as_array_mut().unwrap() {
+        container["securityContext"].as_object_mut().unwrap().remove("runAsNonRoot");
+    }
+    object
+}
+
+/// PodSecurity only refuses Pods: workloads get warnings. So every object of the chart is sent
+/// as a server-side apply dry run into a namespace that enforces and warns `restricted`, and
+/// none may draw a PodSecurity warning; a Pod made of the Deployment's template must be
+/// admitted. The same Deployment and Pod without `runAsNonRoot` show that both checks can fail.
+#[test]
+fn the_api_server_admits_the_operators_pods_in_a_restricted_namespace() {
+    let cluster = TestCluster::start();
+    let namespace = format!("{}-restricted", cluster.prefix);
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace,
+        "labels": {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}}}));
+    let objects = render_chart_in(&namespace, "{}");
+
+    for object in &objects {
+        let what = format!("{} {}", object["kind"], object["metadata"]["name"]);
+        let warnings = cluster.dry_run_apply(object, "weaver").unwrap_or_else(|status| panic!("{what}: {status:?}"));
+        assert!(!warnings.iter().any(|w| w.contains("PodSecurity")), "{what}: {warnings:?}");
+    }
+    let weakened = without_run_as_non_root(the(&objects, "Deployment").clone(), "/spec/template/spec");
+    let warnings = cluster.dry_run_apply(&weakened, "weaver").expect("a workload is only warned about");
+    assert_eq!(
+        warnings,
+        ["would violate PodSecurity \"restricted:latest\": runAsNonRoot != true (pod or container \"operator\" must \
+          set securityContext.runAsNonRoot=true)"]
+    );
+
+    // A Pod needs its ServiceAccount to exist (a real API server's ServiceAccount admission).
+    cluster.create(the(&objects, "ServiceAccount"));
+    let pod = pod_of(the(&objects, "Deployment"), "configmapsync-operator-restricted");
+    let warnings = eventually("the operator's pod to be admitted", || {
+        cluster.dry_run_create(&pod).map_err(|status| format!("{status:?}"))
+    });
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let refused =
+        cluster.dry_run_create(&without_run_as_non_root(pod, "/spec")).expect_err("a pod that may run as root");
+    assert_eq!(refused.code, 403);
+    assert_eq!(
+        refused.message,
+        "pods \"configmapsync-operator-restricted\" is forbidden: violates PodSecurity \"restricted:latest\": \
+         runAsNonRoot != true (pod or container \"operator\" must set securityContext.runAsNonRoot=true)"
+    );
 }

@@ -122,13 +122,12 @@ pub fn policy(labels: &Map<String, Value>) -> (Policy, Vec<Cause>) {
     let label = |name: &str| labels.get(&format!("{LABEL_PREFIX}{name}")).map(|v| v.as_str().unwrap_or_default());
     const LEVELS: &str = "must be one of privileged, baseline, restricted";
     const VERSIONS: &str = "must be \"latest\" or \"v1.x\"";
-    let mut enforce_level_set = false;
-    if let Some(value) = label("enforce") {
-        policy.enforce.level = Level::parse(value).unwrap_or_else(|| {
+    let enforce_level = label("enforce").map(|value| (value, Level::parse(value)));
+    if let Some((value, level)) = enforce_level {
+        policy.enforce.level = level.unwrap_or_else(|| {
             invalid("enforce", value, LEVELS);
             Level::Restricted
         });
-        enforce_level_set = Level::parse(value).is_some();
     }
     if let Some(value) = label("enforce-version") {
         policy.enforce.version = Version::parse(value).unwrap_or_else(|| {
@@ -161,6 +160,7 @@ pub fn policy(labels: &Map<String, Value>) -> (Policy, Vec<Cause>) {
         });
     }
     // Warn defaults to the enforce level when that is set explicitly and stricter.
+    let enforce_level_set = enforce_level.is_some_and(|(_, level)| level.is_some());
     if warn_level.is_none() && enforce_level_set && policy.enforce.level > policy.warn.level {
         policy.warn.level = policy.enforce.level;
         if warn_version.is_none() {

@@ -1,10 +1,14 @@
 //! The ConfigMapSync operator's chart: its CRD is the one generated from the Rust types, it
-//! renders with weaver's own render, and the operator's own RBAC cannot write ConfigMaps.
+//! renders with weaver's own render, the operator's own RBAC cannot write ConfigMaps, its
+//! production objects select the operator's pods, and the API server's PodSecurity admission
+//! finds its pods `restricted` (on the fake API server, or unchanged on the cluster of
+//! `WEAVER_TEST_KUBECONFIG`).
 
 mod common;
 
-use common::{Repo, copy_dir, project_root, weaver_in};
-use serde_json::Value;
+use common::cluster::TestCluster;
+use common::{Repo, copy_dir, eventually, project_root, weaver_in};
+use serde_json::{Value, json};
 
 const CHART: &str = "charts/configmapsync-operator";
 const CRD_FILE: &str = "charts/configmapsync-operator/crds/configmapsyncs.weaver.example.com.yaml";
@@ -43,14 +47,57 @@ fn the_chart_ships_the_crd_generated_from_the_types() {
 
 /// The chart in an environment of its own, rendered by weaver.
 fn render_chart() -> Vec<Value> {
+    render_chart_with("{}")
+}
+
+/// The chart in an environment of its own, its release given `values` (YAML flow style).
+fn render_chart_with(values: &str) -> Vec<Value> {
+    render_chart_in("weaver-system", values)
+}
+
+/// The chart in an environment of its own, its release in `namespace` with `values`.
+fn render_chart_in(namespace: &str, values: &str) -> Vec<Value> {
     let repo = Repo::empty();
     copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
     repo.write(
         "environments/ops.yaml",
-        "releases:\n  - name: configmapsync-operator\n    chart: configmapsync-operator\n    namespace: weaver-system\n",
+        &format!(
+            "releases:\n  - name: configmapsync-operator\n    chart: configmapsync-operator\n    \
+             namespace: {namespace}\n    values: {values}\n"
+        ),
     );
-    let run = repo.weaver(&["render", "--env", "ops"]);
+    rendered(&repo, "ops")
+}
+
+fn rendered(repo: &Repo, env: &str) -> Vec<Value> {
+    let run = repo.weaver(&["render", "--env", env]);
     serde_saphyr::from_str_multiple(run.success()).expect("render output is YAML")
+}
+
+/// The objects of the operator's release in the demo's dev environment, as `weaver render --env
+/// dev` gives them.
+fn demo_operator() -> Vec<Value> {
+    let objects = rendered(&Repo::demo(), "dev");
+    let of_operator = |o: &Value| o["metadata"]["labels"]["weaver.example.com/release"] == "configmapsync-operator";
+    objects.into_iter().filter(of_operator).collect()
+}
+
+fn kinds(objects: &[Value]) -> Vec<&str> {
+    objects.iter().map(|o| o["kind"].as_str().unwrap()).collect()
+}
+
+fn the<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", kinds(objects)))
+}
+
+fn pod_labels(objects: &[Value]) -> &Value {
+    &the(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+}
+
+/// The port the operator's container serves its metrics on, by the container port's name.
+fn metrics_port(objects: &[Value]) -> &Value {
+    let ports = the(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["ports"].as_array().unwrap();
+    &ports.iter().find(|p| p["name"] == "metrics").expect("a port named metrics")["containerPort"]
 }
 
 fn strings(value: &Value) -> Vec<&str> {
@@ -145,4 +192,221 @@ fn the_deployment_meets_the_restricted_pod_security_standard() {
     let service = objects.iter().find(|o| o["kind"] == "Service").expect("a metrics Service");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
     assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
+}
+
+#[test]
+fn the_demo_renders_a_disruption_budget_a_spread_and_a_network_policy_that_select_the_operators_pods() {
+    let objects = demo_operator();
+    let labels = pod_labels(&objects);
+    assert_eq!(&the(&objects, "Deployment")["spec"]["selector"]["matchLabels"], labels);
+
+    let budget = the(&objects, "PodDisruptionBudget");
+    assert_eq!(budget["apiVersion"], "policy/v1");
+    assert_eq!(&budget["spec"]["selector"]["matchLabels"], labels);
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(budget["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
+
+    // Preferred, so one node still runs both replicas.
+    let pod = &the(&objects, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["topologySpreadConstraints"],
+        json!([{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": labels}}])
+    );
+    assert!(pod.get("affinity").is_none(), "the spread alone places the replicas");
+    assert!(pod.get("priorityClassName").is_none(), "no PriorityClass unless one is named");
+
+    let policy = the(&objects, "NetworkPolicy");
+    assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(&policy["spec"]["podSelector"]["matchLabels"], labels);
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    // In: the metrics port only, from anywhere.
+    assert_eq!(policy["spec"]["ingress"], json!([{"ports": [{"port": metrics_port(&objects), "protocol": "TCP"}]}]));
+    // Out: the API server's ports to any address, and DNS in kube-system.
+    assert_eq!(
+        policy["spec"]["egress"],
+        json!([
+            {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]},
+            {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+             "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        ])
+    );
+    assert!(!kinds(&objects).contains(&"ServiceMonitor"), "the demo deploys no Prometheus Operator CRDs");
+}
+
+#[test]
+fn the_network_policy_follows_the_metrics_port_and_narrows_to_the_peers_and_addresses_given() {
+    let objects = render_chart_with(
+        "{metricsPort: 9090, networkPolicy: {metricsFrom: [{namespaceSelector: {matchLabels: {team: monitoring}}}], \
+         apiServer: {ports: [6443], cidrs: [10.0.0.10/32, 10.0.0.11/32]}}}",
+    );
+    assert_eq!(metrics_port(&objects), 9090);
+    let policy = &the(&objects, "NetworkPolicy")["spec"];
+    assert_eq!(
+        policy["ingress"],
+        json!([{"ports": [{"port": 9090, "protocol": "TCP"}],
+            "from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}]}])
+    );
+    assert_eq!(
+        policy["egress"][0],
+        json!({"ports": [{"port": 6443, "protocol": "TCP"}],
+            "to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}, {"ipBlock": {"cidr": "10.0.0.11/32"}}]})
+    );
+    assert!(!kinds(&render_chart_with("{networkPolicy: {enabled: false}}")).contains(&"NetworkPolicy"));
+}
+
+#[test]
+fn a_disruption_budget_only_when_there_are_replicas_to_keep() {
+    let budget = |values: &str| render_chart_with(values).into_iter().find(|o| o["kind"] == "PodDisruptionBudget");
+    assert!(budget("{replicas: 1}").is_none(), "one replica: a budget would only block drains");
+    assert!(budget("{replicas: 0}").is_none());
+    assert_eq!(budget("{replicas: 3}").expect("three replicas")["spec"]["maxUnavailable"], 1);
+    assert!(budget("{replicas: 3, podDisruptionBudget: {enabled: false}}").is_none());
+}
+
+#[test]
+fn a_priority_class_only_when_one_is_named() {
+    let pod = |values: &str| the(&render_chart_with(values), "Deployment")["spec"]["template"]["spec"].clone();
+    assert!(pod("{}").get("priorityClassName").is_none());
+    assert_eq!(pod("{priorityClassName: system-cluster-critical}")["priorityClassName"], "system-cluster-critical");
+}
+
+#[test]
+fn the_spread_can_be_replaced_or_dropped() {
+    let pod = |values: &str| the(&render_chart_with(values), "Deployment")["spec"]["template"]["spec"].clone();
+    let zones = pod("{topologySpreadConstraints: [{maxSkew: 2, topologyKey: topology.kubernetes.io/zone, \
+        whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: mine}}}]}");
+    assert_eq!(
+        zones["topologySpreadConstraints"],
+        json!([{"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "mine"}}}]),
+        "a constraint's own labelSelector is kept"
+    );
+    assert!(pod("{topologySpreadConstraints: []}").get("topologySpreadConstraints").is_none());
+}
+
+/// The Prometheus Operator's ServiceMonitor CRD, as its chart would ship it.
+const SERVICE_MONITOR_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: servicemonitors.monitoring.coreos.com }
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: { plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor, listKind: ServiceMonitorList }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }
+";
+
+#[test]
+fn a_service_monitor_when_asked_or_when_the_environment_deploys_its_crd() {
+    let monitor = |objects: Vec<Value>| objects.into_iter().find(|o| o["kind"] == "ServiceMonitor");
+    assert!(monitor(render_chart()).is_none(), "off where the API is not known to exist");
+    let objects = render_chart_with("{serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}}");
+    let service = the(&objects, "Service").clone();
+    let asked = monitor(objects).expect("enabled: true renders one");
+    assert_eq!(asked["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(asked["metadata"]["namespace"], "weaver-system");
+    assert_eq!(asked["metadata"]["labels"]["release"], "prometheus", "for Prometheus' serviceMonitorSelector");
+    let selector = asked["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    for (key, value) in selector {
+        assert_eq!(&service["metadata"]["labels"][key], value, "the ServiceMonitor selects the metrics Service");
+    }
+    assert_eq!(asked["spec"]["endpoints"], json!([{"port": "metrics", "path": "/metrics", "interval": "15s"}]));
+    assert_eq!(service["spec"]["ports"][0]["name"], "metrics");
+
+    // auto: on when a release of the environment ships the monitoring.coreos.com/v1 CRDs.
+    let repo = Repo::empty();
+    copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
+    repo.write("charts/prometheus-crds/chart.yaml", "name: prometheus-crds\nversion: 0.1.0\n")
+        .write("charts/prometheus-crds/crds/servicemonitors.yaml", SERVICE_MONITOR_CRD);
+    let environment = |enabled: &str| {
+        format!(
+            "releases:\n  - name: prometheus-crds\n    chart: prometheus-crds\n    namespace: monitoring\n  \
+             - name: configmapsync-operator\n    chart: configmapsync-operator\n    namespace: weaver-system\n    \
+             needs: [prometheus-crds]\n    values: {{serviceMonitor: {{enabled: {enabled}}}}}\n"
+        )
+    };
+    repo.write("environments/ops.yaml", &environment("auto"));
+    assert!(monitor(rendered(&repo, "ops")).is_some(), "auto, with the CRD in the environment");
+    repo.write("environments/ops.yaml", &environment("false"));
+    assert!(monitor(rendered(&repo, "ops")).is_none(), "false wins over the CRD");
+}
+
+#[test]
+fn values_of_the_wrong_shape_are_named() {
+    let repo = Repo::empty();
+    copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
+    repo.write(
+        "environments/ops.yaml",
+        "releases:\n  - name: configmapsync-operator\n    chart: configmapsync-operator\n    \
+         values: {serviceMonitor: {enabled: \"yes\"}, podDisruptionBudget: {maxUnavailable: 0}}\n",
+    );
+    let error = repo.weaver(&["render", "--env", "ops"]).failure().to_string();
+    assert!(error.contains("values of release `configmapsync-operator` do not match"), "{error}");
+    assert!(error.contains("at `/serviceMonitor/enabled`: value is not one of \"auto\", true or false"), "{error}");
+    assert!(error.contains("at `/podDisruptionBudget/maxUnavailable`"), "{error}");
+}
+
+/// The Deployment's pod template as a Pod of its own, named `name`.
+fn pod_of(deployment: &Value, name: &str) -> Value {
+    let template = &deployment["spec"]["template"];
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": deployment["metadata"]["namespace"], "labels": template["metadata"]["labels"]},
+        "spec": template["spec"]})
+}
+
+/// The same object without `runAsNonRoot` anywhere in its pod spec `spec`.
+fn without_run_as_non_root(mut object: Value, spec: &str) -> Value {
+    let spec = object.pointer_mut(spec).unwrap();
+    spec["securityContext"].as_object_mut().unwrap().remove("runAsNonRoot");
+    for container in spec["containers"].as_array_mut().unwrap() {
+        container["securityContext"].as_object_mut().unwrap().remove("runAsNonRoot");
+    }
+    object
+}
+
+/// PodSecurity only refuses Pods: workloads get warnings. So every object of the chart is sent
+/// as a server-side apply dry run into a namespace that enforces and warns `restricted`, and
+/// none may draw a PodSecurity warning; a Pod made of the Deployment's template must be
+/// admitted. The same Deployment and Pod without `runAsNonRoot` show that both checks can fail.
+#[test]
+fn the_api_server_admits_the_operators_pods_in_a_restricted_namespace() {
+    let cluster = TestCluster::start();
+    let namespace = format!("{}-restricted", cluster.prefix);
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace,
+        "labels": {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}}}));
+    let objects = render_chart_in(&namespace, "{}");
+
+    for object in &objects {
+        let what = format!("{} {}", object["kind"], object["metadata"]["name"]);
+        let warnings = cluster.dry_run_apply(object, "weaver").unwrap_or_else(|status| panic!("{what}: {status:?}"));
+        assert!(!warnings.iter().any(|w| w.contains("PodSecurity")), "{what}: {warnings:?}");
+    }
+    let weakened = without_run_as_non_root(the(&objects, "Deployment").clone(), "/spec/template/spec");
+    let warnings = cluster.dry_run_apply(&weakened, "weaver").expect("a workload is only warned about");
+    assert_eq!(
+        warnings,
+        ["would violate PodSecurity \"restricted:latest\": runAsNonRoot != true (pod or container \"operator\" must \
+          set securityContext.runAsNonRoot=true)"]
+    );
+
+    // A Pod needs its ServiceAccount to exist (a real API server's ServiceAccount admission).
+    cluster.create(the(&objects, "ServiceAccount"));
+    let pod = pod_of(the(&objects, "Deployment"), "configmapsync-operator-restricted");
+    let warnings = eventually("the operator's pod to be admitted", || {
+        cluster.dry_run_create(&pod).map_err(|status| format!("{status:?}"))
+    });
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let refused =
+        cluster.dry_run_create(&without_run_as_non_root(pod, "/spec")).expect_err("a pod that may run as root");
+    assert_eq!(refused.code, 403);
+    assert_eq!(
+        refused.message,
+        "pods \"configmapsync-operator-restricted\" is forbidden: violates PodSecurity \"restricted:latest\": \
+         runAsNonRoot != true (pod or container \"operator\" must set securityContext.runAsNonRoot=true)"
+    );
 }

@@ -111,6 +111,47 @@ fn installed_false_renders_nothing_for_that_release() {
 }
 
 #[test]
+fn capabilities_name_kubernetes_apis_and_those_of_the_crds_the_environment_deploys_whatever_is_selected() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n  \
+         apps: \"{{ 'apps/v1' in capabilities.apiVersions }}\"\n  \
+         monitoring: \"{{ 'monitoring.coreos.com/v1' in capabilities.apiVersions }}\"\n  \
+         alpha: \"{{ 'monitoring.coreos.com/v1alpha1' in capabilities.apiVersions }}\"\n",
+    )
+    .write("charts/monitoring-crds/chart.yaml", "name: monitoring-crds\nversion: 0.1.0\n")
+    .write(
+        "charts/monitoring-crds/crds/servicemonitors.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata: { name: servicemonitors.monitoring.coreos.com }\n\
+         spec:\n  group: monitoring.coreos.com\n  scope: Namespaced\n\
+         \x20 names: { plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor }\n\
+         \x20 versions:\n    - { name: v1, served: true, storage: true }\n    - { name: v1alpha1, served: false, storage: false }\n",
+    );
+    let environment = |installed: bool| {
+        format!(
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n  \
+             - name: monitoring\n    chart: monitoring-crds\n    installed: {installed}\n"
+        )
+    };
+    let data = |run: common::Run| {
+        let objects: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(run.success()).unwrap();
+        let config = objects.iter().find(|o| o["kind"] == "ConfigMap").expect("the app's ConfigMap").clone();
+        (config["data"]["apps"].clone(), config["data"]["monitoring"].clone(), config["data"]["alpha"].clone())
+    };
+    repo.write("environments/dev.yaml", &environment(true));
+    // The CRD's release is not selected: its CRD still counts, or applying `app` alone would
+    // prune what a full apply creates.
+    assert_eq!(
+        data(repo.weaver(&["render", "--env", "dev", "-r", "app"])),
+        ("true".into(), "true".into(), "false".into())
+    );
+    repo.write("environments/dev.yaml", &environment(false));
+    assert_eq!(data(repo.weaver(&["render", "--env", "dev"])), ("true".into(), "false".into(), "false".into()));
+}
+
+#[test]
 fn output_dir_writes_one_file_per_object() {
     let out = tempfile::tempdir().unwrap();
     let run =
@@ -250,7 +291,7 @@ fn render_says_when_it_redacted_values_and_output_dir_needs_a_choice() {
 fn verbose_twice_adds_the_time_of_each_phase() {
     let once = weaver_in(&project_root(), &["render", "--env", "dev", "-v"], &[]);
     once.success();
-    assert!(once.stderr.contains("weaver: rendered 26 objects of 4 releases\n"), "{}", once.stderr);
+    assert!(once.stderr.contains("weaver: rendered 28 objects of 4 releases\n"), "{}", once.stderr);
     assert!(!once.stderr.contains("took"), "{}", once.stderr);
     let twice = weaver_in(&project_root(), &["render", "--env", "dev", "-vv"], &[]);
     twice.success();

@@ -1,12 +1,13 @@
 //! Rendering: environment + charts + decrypted secrets → ordered, labelled objects.
 //! A plain function of its inputs: no cluster, no printing.
 
+pub mod capabilities;
 pub mod engine;
 pub mod filters;
 pub mod schema;
 pub mod transforms;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -57,20 +58,32 @@ pub fn render(
     releases: &[&Release],
     secrets: &Map<String, Value>,
 ) -> Result<Rendered> {
-    let installed: Vec<&Release> = releases.iter().copied().filter(|r| r.installed).collect();
     let source = project.source.as_ref();
+    // Capabilities come from every release of a weaver chart the environment deploys, selected
+    // or not: rendering one release gives what rendering all of them gives, so applying it
+    // alone prunes nothing.
+    let deployed: Vec<&Release> =
+        env.releases.iter().filter(|r| r.installed && !crate::helm::is_helm_chart(source, &r.chart)).collect();
+    let charts = project.charts_for(deployed.iter().copied())?;
+    let crds = chart_crds(&charts, &deployed)?;
+    let capabilities = minijinja::context! {
+        apiVersions => capabilities::api_versions(crds.values().flatten().map(|m| &m.object)),
+    };
+    let installed: Vec<&Release> = releases.iter().copied().filter(|r| r.installed).collect();
     let (helm_releases, weaver_releases): (Vec<&Release>, Vec<&Release>) =
         installed.iter().partition(|r| crate::helm::is_helm_chart(source, &r.chart));
-    let charts = project.charts_for(weaver_releases)?;
+    let selected: BTreeSet<&str> = weaver_releases.iter().map(|r| r.chart.as_str()).collect();
+    let charts: BTreeMap<&str, &Arc<Chart>> =
+        charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
     let helm = HelmCharts::load(project, env, &helm_releases)?;
-    let engine = Engine::new(charts.values())?;
+    let engine = Engine::new(charts.values().copied())?;
     let chart_contexts: BTreeMap<&str, ChartContext> = charts
         .iter()
         .map(|(name, chart)| {
             let schema = chart.schema.as_ref().map(|(path, s)| ValuesSchema::compile(path, s)).transpose()?;
             let meta = minijinja::context! { name => &chart.name, version => &chart.version, description => &chart.description, appVersion => &chart.app_version };
             let files = minijinja::Value::from_object(filters::ChartFiles { chart: chart.name.clone(), files: chart.files.clone() });
-            Ok((name.as_str(), ChartContext { chart: chart.clone(), schema, meta, files }))
+            Ok((*name, ChartContext { chart: (*chart).clone(), schema, meta, files }))
         })
         .collect::<Result<_>>()?;
 
@@ -100,8 +113,9 @@ pub fn render(
                 secrets => secrets_value.clone(),
                 chart => chart.meta.clone(),
                 files => chart.files.clone(),
+                capabilities => capabilities.clone(),
             };
-            let manifests = render_chart(&engine, &chart.chart, release, &context)?;
+            let manifests = render_chart(&engine, &chart.chart, &crds[release.chart.as_str()], release, &context)?;
             Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests })
         })
         .collect();
@@ -232,16 +246,34 @@ fn render_helm(
     Ok(manifests)
 }
 
+/// The objects in `crds/` of each chart the `deployed` releases use, parsed once (errors name
+/// the first release using the chart).
+fn chart_crds<'a>(
+    charts: &'a BTreeMap<String, Arc<Chart>>,
+    deployed: &[&Release],
+) -> Result<BTreeMap<&'a str, Vec<Manifest>>> {
+    let mut crds = BTreeMap::new();
+    for (name, chart) in charts {
+        let Some(release) = deployed.iter().find(|r| r.chart == *name) else { continue };
+        let mut objects = Vec::new();
+        for crd in &chart.crds {
+            parse_objects(&crd.path, &crd.source, release, "file", &mut objects)?;
+        }
+        crds.insert(name.as_str(), objects);
+    }
+    Ok(crds)
+}
+
+/// A release's objects: its chart's CRDs (`crds`), then its templates rendered.
 fn render_chart(
     engine: &Engine,
     chart: &Chart,
+    crds: &[Manifest],
     release: &Release,
     context: &minijinja::Value,
 ) -> Result<Vec<Manifest>> {
-    let mut manifests = Vec::new();
-    for crd in &chart.crds {
-        parse_objects(&crd.path, &crd.source, release, "file", &mut manifests)?;
-    }
+    let mut manifests: Vec<Manifest> =
+        crds.iter().map(|crd| Manifest { release: release.name.clone(), ..crd.clone() }).collect();
     for template in chart.templates.iter().filter(|t| !t.is_partial()) {
         let text = engine.render(&template.path, context)?;
         parse_objects(&template.path, &text, release, "rendered output", &mut manifests)?;

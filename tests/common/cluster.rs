@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Resource;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::Status;
 use kube::discovery::{Discovery, Scope};
 use serde_json::{Value, json};
 use weaver_test_apiserver::TestApiServer;
@@ -214,6 +216,49 @@ impl TestCluster {
                 self.wait_established(&api, &name);
             }
         }
+    }
+
+    /// A server-side apply of `object` as `manager`, as a dry run: the server's warnings (its
+    /// `Warning` headers, which kube's client drops), or the Status it refused it with.
+    pub fn dry_run_apply(&self, object: &Value, manager: &str) -> Result<Vec<String>, Box<Status>> {
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let params = PatchParams::apply(manager).force().dry_run();
+        self.send_dry_run(object, |request| request.patch(name, &params, &Patch::Apply(object)))
+    }
+
+    /// A create (POST) of `object`, as a dry run: the server's warnings, or the Status it
+    /// refused it with.
+    pub fn dry_run_create(&self, object: &Value) -> Result<Vec<String>, Box<Status>> {
+        let params = PostParams { dry_run: true, ..Default::default() };
+        self.send_dry_run(object, |request| request.create(&params, serde_json::to_vec(object).unwrap()))
+    }
+
+    fn send_dry_run(
+        &self,
+        object: &Value,
+        build: impl FnOnce(&kube::core::Request) -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<Vec<String>, Box<Status>> {
+        let (_, ar, namespace) = self.api_for(object);
+        let request = kube::core::Request::new(DynamicObject::url_path(&ar, namespace.as_deref()));
+        let request = build(&request).expect("a request").map(kube::client::Body::from);
+        let response = self.block_on(self.client.send(request)).expect("the server answers");
+        // `299 - "text"`, the text in double quotes with `"` and `\` escaped.
+        let warnings = response
+            .headers()
+            .get_all("warning")
+            .iter()
+            .map(|header| {
+                let header = header.to_str().expect("an ASCII header");
+                let quoted = header.splitn(3, ' ').nth(2).unwrap_or(header);
+                serde_json::from_str(quoted).unwrap_or_else(|_| quoted.to_string())
+            })
+            .collect();
+        let code = response.status();
+        let body = self.block_on(response.into_body().collect_bytes()).expect("the answer's body");
+        if code.is_success() {
+            return Ok(warnings);
+        }
+        Err(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("a {code} without a Status ({e})")))
     }
 
     /// Server-side applies an object that tests share and that outlives them on a real cluster

@@ -132,6 +132,9 @@ pub fn apply(res: &Resource, o: &mut Value) {
                 }
                 spec.insert("policyTypes".into(), Value::Array(types));
             }
+            for direction in ["ingress", "egress"] {
+                each_item(spec, direction, |rule| each_item(rule, "ports", |p| default(p, "protocol", json!("TCP"))));
+            }
         }
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
             each_item(root, "subjects", |s| {

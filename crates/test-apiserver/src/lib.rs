@@ -29,6 +29,7 @@ mod fieldpath;
 mod managed;
 mod normalize;
 mod patch;
+mod pod_security;
 mod quantity;
 mod resources;
 mod schema;

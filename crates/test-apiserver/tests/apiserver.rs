@@ -881,6 +881,46 @@ async fn services_get_allocated_fields_the_applier_does_not_own() {
     assert_eq!(s["type"], "Opaque");
 }
 
+/// What kube-apiserver 1.32.13 answered for the same objects.
+#[tokio::test]
+async fn network_policies_and_disruption_budgets_are_defaulted_as_1_32_does() {
+    let server = TestApiServer::start();
+    let c = client(&server).await;
+    let resource = |group: &str, kind: &str, plural: &str| ApiResource {
+        group: group.into(),
+        version: "v1".into(),
+        api_version: format!("{group}/v1"),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let policies: Api<DynamicObject> =
+        Api::namespaced_with(c.clone(), "default", &resource("networking.k8s.io", "NetworkPolicy", "networkpolicies"));
+    let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "np"},
+        "spec": {"podSelector": {"matchLabels": {"a": "b"}}, "ingress": [{"ports": [{"port": 8080}]}],
+            "egress": [{"ports": [{"port": 443}, {"port": 53, "protocol": "UDP"}]},
+                {"to": [{"namespaceSelector": {"matchLabels": {"k": "v"}}, "podSelector": {}}]}]}});
+    let stored = apply(&policies, "weaver", &policy).await.unwrap();
+    assert_eq!(
+        stored["spec"],
+        json!({"egress": [{"ports": [{"port": 443, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]},
+            {"to": [{"namespaceSelector": {"matchLabels": {"k": "v"}}, "podSelector": {}}]}],
+            "ingress": [{"ports": [{"port": 8080, "protocol": "TCP"}]}], "podSelector": {"matchLabels": {"a": "b"}},
+            "policyTypes": ["Ingress", "Egress"]})
+    );
+    assert!(stored.get("status").is_none(), "NetworkPolicy has no status: {stored}");
+
+    let budgets: Api<DynamicObject> =
+        Api::namespaced_with(c.clone(), "default", &resource("policy", "PodDisruptionBudget", "poddisruptionbudgets"));
+    let budget = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "pdb"},
+        "spec": {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow", "selector": {"matchLabels": {"a": "b"}}}});
+    let stored = apply(&budgets, "weaver", &budget).await.unwrap();
+    assert_eq!(stored["spec"], budget["spec"]);
+    assert_eq!(
+        stored["status"],
+        json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0})
+    );
+}
+
 #[tokio::test]
 async fn watch_streams_changes() {
     let server = TestApiServer::start();

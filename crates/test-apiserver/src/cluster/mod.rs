@@ -3,6 +3,7 @@
 //! request pipeline: decode + default → field manager → strategy → validation → storage),
 //! `strategy` (per-kind create/update rules) and `delete`.
 
+mod admission;
 mod delete;
 mod list_watch;
 mod review;

@@ -1,5 +1,5 @@
 //! The write pipeline, as kube-apiserver's generic registry store runs it: decode + default
-//! → field manager → strategy → validation → storage, for create, update, patch, server-side
+//! → field manager → strategy → validation → admission → storage, for create, update, patch, server-side
 //! apply, the status subresource and the server's own writes (controllers, bootstrap).
 
 use super::{ApiRequest, ApiResponse, Cluster, ObjKey, meta_mut, meta_str};
@@ -421,7 +421,7 @@ impl Cluster {
     }
 
     /// The write pipeline: decode/default → field manager → strategy →
-    /// validation → storage. Returns the stored (or dry-run) object and code.
+    /// validation → admission → storage. Returns the stored (or dry-run) object and code.
     fn write(
         &mut self,
         ctx: &mut Ctx,
@@ -478,6 +478,7 @@ impl Cluster {
         if let Some(user) = &ctx.user {
             self.confirm_no_escalation(user, &res.group, &res.plural, &obj)?;
         }
+        self.admit(&res, &obj, live.as_ref(), &mut ctx.warnings)?;
         self.store_with_managed(ctx.dry_run, key, live, obj, &managed)
     }
 

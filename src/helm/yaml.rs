@@ -647,36 +647,7 @@ impl Emitter {
         if !self.whitespace {
             self.put(' ');
         }
-        let chars: Vec<char> = value.chars().collect();
-        let (mut spaces, mut breaks) = (false, false);
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && chars.get(i + 1) != Some(&' ') {
-                    self.write_indent();
-                } else {
-                    self.put(c);
-                }
-                spaces = true;
-            } else if is_break(c) {
-                if !breaks && c == '\n' {
-                    self.put_break();
-                }
-                self.write_break(c);
-                self.indention = true;
-                breaks = true;
-            } else {
-                if breaks {
-                    self.write_indent();
-                }
-                self.put(c);
-                self.indention = false;
-                spaces = false;
-                breaks = false;
-            }
-            i += 1;
-        }
+        self.write_folding(value, allow_breaks, false);
         self.whitespace = false;
         self.indention = false;
     }
@@ -692,17 +663,22 @@ impl Emitter {
 
     fn write_single(&mut self, value: &str, allow_breaks: bool) {
         self.write_indicator("'", true, false, false);
+        self.write_folding(value, allow_breaks, true);
+        self.write_indicator("'", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    /// The text of a plain or single-quoted scalar (libyaml's two loops, which differ only in
+    /// these points): a space past the best width becomes a line break, line breaks are
+    /// doubled; a quoted scalar never folds at its first or last character and doubles `'`.
+    fn write_folding(&mut self, value: &str, allow_breaks: bool, single_quoted: bool) {
         let chars: Vec<char> = value.chars().collect();
         let (mut spaces, mut breaks) = (false, false);
         for (i, &c) in chars.iter().enumerate() {
             if c == ' ' {
-                if allow_breaks
-                    && !spaces
-                    && self.column > BEST_WIDTH
-                    && i > 0
-                    && i < chars.len() - 1
-                    && chars.get(i + 1) != Some(&' ')
-                {
+                let inside = !single_quoted || (i > 0 && i < chars.len() - 1);
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && inside && chars.get(i + 1) != Some(&' ') {
                     self.write_indent();
                 } else {
                     self.put(c);
@@ -719,7 +695,7 @@ impl Emitter {
                 if breaks {
                     self.write_indent();
                 }
-                if c == '\'' {
+                if single_quoted && c == '\'' {
                     self.put('\'');
                 }
                 self.put(c);
@@ -728,9 +704,6 @@ impl Emitter {
                 breaks = false;
             }
         }
-        self.write_indicator("'", false, false, false);
-        self.whitespace = false;
-        self.indention = false;
     }
 
     fn write_double(&mut self, value: &str, allow_breaks: bool) {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Repo;
+use common::{Repo, copy_dir};
 use common::cluster::TestCluster;
 use serde_json::{Value, json};
 
@@ -16,19 +16,6 @@ const FIXTURE: &str = "tests/helm/repo";
 const PACKAGED: &str = "tests/helm/packaged/queue";
 const WEAVER_LABELS: [&str; 3] =
     ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"];
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// Packs a chart directory as `helm package` does: gzip'd tar, entries under the chart's name.
 fn pack(chart_dir: &Path, name: &str, archive: &Path) {

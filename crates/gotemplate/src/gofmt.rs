@@ -230,13 +230,7 @@ impl Printer {
                 if i > 0 {
                     self.buf.push_str(", ");
                 }
-                if arg.is_nil() {
-                    self.buf.push_str("<nil>");
-                } else {
-                    self.buf.push_str(arg.type_name());
-                    self.buf.push('=');
-                    self.print_arg(arg, 'v');
-                }
+                self.typed_value(arg);
             }
             self.buf.push(')');
         }
@@ -385,6 +379,12 @@ impl Printer {
         self.buf.push_str("%!");
         self.buf.push(verb);
         self.buf.push('(');
+        self.typed_value(value);
+        self.buf.push(')');
+    }
+
+    /// `<nil>`, or `TYPE=VALUE`: how fmt names an argument it could not use.
+    fn typed_value(&mut self, value: &Value) {
         if value.is_nil() {
             self.buf.push_str("<nil>");
         } else {
@@ -392,7 +392,6 @@ impl Printer {
             self.buf.push('=');
             self.print_arg(value, 'v');
         }
-        self.buf.push(')');
     }
 
     fn fmt_integer_verb(&mut self, v: i64, value: &Value, verb: char) {

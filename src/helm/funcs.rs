@@ -1,6 +1,7 @@
 //! helm's own template functions (pkg/engine/funcs.go and engine.go): `include`, `tpl`,
 //! `required`, `fail`, `toYaml`, `fromYaml`, `fromYamlArray`, `toJson`, `fromJson`,
-//! `fromJsonArray`, `toToml`, `lookup`, and the `getHostByName` that helm disables.
+//! `fromJsonArray`, `toToml`, `lookup`. (`getHostByName` without DNS, as `helm template` has it,
+//! is sprig's.)
 
 use std::collections::HashMap;
 
@@ -48,8 +49,6 @@ pub fn register(set: &mut Templates) {
         "lookup",
         Function::new(&[Type::String, Type::String, Type::String, Type::String], |_, _| Ok(Value::Map(Map::new()))),
     );
-    // helm renders without DNS lookups unless asked (`--enable-dns`).
-    set.add_function("getHostByName", Function::new(&[Type::String], |_, _| Ok(Value::from(""))));
 }
 
 fn str_arg(args: &[Value]) -> &str {

@@ -98,6 +98,18 @@ impl Error {
     }
 }
 
+/// The operator's watch caches, which reconciles read instead of the API server.
+struct Caches {
+    /// Every ConfigMap and Namespace.
+    config_maps: Store<ConfigMap>,
+    namespaces: Store<Namespace>,
+    /// The ConfigMaps carrying each ConfigMapSync's owner labels.
+    owned: Index<ConfigMap>,
+    /// How many of the two stores have listed once. (kube's `Store::wait_until_ready` wakes
+    /// only one of several waiters, and reconciles run several at once.)
+    listed: tokio::sync::watch::Receiver<u8>,
+}
+
 /// What every reconcile shares.
 pub struct Context {
     /// The operator's own identity: status, finalizers, token requests, reviews and events.
@@ -106,25 +118,13 @@ pub struct Context {
     pub access: Access,
     pub recorder: Recorder,
     pub telemetry: Arc<Telemetry>,
-    /// Every ConfigMap and Namespace, from the operator's watches.
-    config_maps: Store<ConfigMap>,
-    namespaces: Store<Namespace>,
-    /// How many of those two caches have listed once. (kube's `Store::wait_until_ready` wakes
-    /// only one of several waiters, and reconciles run several at once.)
-    caches_listed: tokio::sync::watch::Receiver<u8>,
+    caches: Caches,
     /// Attempts since each ConfigMapSync was last in sync, for the back-off.
     attempts: Mutex<HashMap<ObjectRef<ConfigMapSync>, u32>>,
 }
 
 impl Context {
-    fn new(
-        client: kube::Client,
-        base: kube::Config,
-        settings: &Settings,
-        config_maps: Store<ConfigMap>,
-        namespaces: Store<Namespace>,
-        caches_listed: tokio::sync::watch::Receiver<u8>,
-    ) -> Self {
+    fn new(client: kube::Client, base: kube::Config, settings: &Settings, caches: Caches) -> Self {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.to_string(),
             instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
@@ -135,9 +135,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             telemetry: settings.telemetry.clone(),
-            config_maps,
-            namespaces,
-            caches_listed,
+            caches,
             attempts: Mutex::new(HashMap::new()),
         }
     }
@@ -200,8 +198,8 @@ pub async fn run(
     if let Some(selector) = &settings.label_selector {
         selected = selected.labels(selector);
     }
-    let index = SourceIndex::default();
-    let indexer = index.clone();
+    let sources = Index::new(source_of);
+    let indexer = sources.clone();
     // Ready once the first list of ConfigMapSyncs is in the cache. (Seen on the event stream:
     // a second waiter on the store's readiness would steal the controller's wake-up.)
     let telemetry = settings.telemetry.clone();
@@ -227,9 +225,16 @@ pub async fn run(
     let (listed, caches_listed) = tokio::sync::watch::channel(0u8);
     let listed = Arc::new(listed);
     let (config_maps, config_map_cache) = reflector::store();
+    let owned = Index::new(owner_of);
+    let owned_indexer = owned.clone();
     let config_map_events = watcher(Api::<ConfigMap>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(config_map_cache)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                owned_indexer.observe(event);
+            }
+        })
         .inspect(first_list_done(listed.clone()))
         .touched_objects();
     let (namespaces, namespace_cache) = reflector::store();
@@ -238,7 +243,8 @@ pub async fn run(
         .reflect(namespace_cache)
         .inspect(first_list_done(listed))
         .touched_objects();
-    let context = Arc::new(Context::new(client.clone(), base, &settings, config_maps, namespaces, caches_listed));
+    let caches = Caches { config_maps, owned, namespaces, listed: caches_listed };
+    let context = Arc::new(Context::new(client.clone(), base, &settings, caches));
     // Any RBAC change can grant or revoke what a tenant's account may do: remembered answers go,
     // and every ConfigMapSync is looked at again (a reconcile in sync costs no request).
     let access = context.clone();
@@ -252,12 +258,13 @@ pub async fn run(
     controller
         // Sources map back through the index; targets through their owner labels.
         .watches_stream(config_map_events, move |config_map| {
-            let mut owners = index.syncs_of(&config_map.namespace().unwrap_or_default(), &config_map.name_any());
-            let labels = config_map.labels();
-            if let (Some(ns), Some(owner)) = (labels.get(OWNER_NAMESPACE_LABEL), labels.get(OWNER_NAME_LABEL)) {
-                owners.push(ObjectRef::new(owner).within(ns));
-            }
-            owners
+            let namespace = config_map.namespace().unwrap_or_default();
+            sources
+                .get((&namespace, &config_map.name_any()))
+                .into_iter()
+                .chain(owner_of(&config_map))
+                .map(|(ns, name)| ObjectRef::new(&name).within(&ns))
+                .collect::<Vec<_>>()
         })
         // A namespace created, deleted, relabelled or terminating can add or remove a target.
         .watches_stream(namespace_events, move |namespace| {
@@ -385,59 +392,76 @@ pub async fn run_elected(
     lease.release().await
 }
 
-/// ConfigMapSyncs by the source they copy, (namespace, ConfigMap name), kept up to date from
-/// the ConfigMapSync watch, so a ConfigMap's events find their ConfigMapSyncs without a scan.
-#[derive(Clone, Default)]
-struct SourceIndex(Arc<std::sync::RwLock<SourceEntries>>);
-
-#[derive(Default)]
-struct SourceEntries {
-    /// (namespace, source name) → names of the ConfigMapSyncs copying it.
-    syncs: HashMap<(String, String), BTreeSet<String>>,
-    /// (namespace, ConfigMapSync name) → its source's name, to move an entry when it changes.
-    sources: HashMap<(String, String), String>,
+/// Objects by a key each may carry, kept up to date from their watch, so an event or a
+/// reconcile finds the objects of one key without scanning a cache: ConfigMapSyncs by the source
+/// they copy, (namespace, ConfigMap name); ConfigMaps by the ConfigMapSync their owner labels
+/// name, (namespace, name).
+#[derive(Clone)]
+struct Index<K> {
+    key_of: fn(&K) -> Option<(String, String)>,
+    entries: Arc<std::sync::RwLock<IndexEntries>>,
 }
 
-impl SourceIndex {
-    fn observe(&self, event: &watcher::Event<ConfigMapSync>) {
-        let mut entries = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let forget = |entries: &mut SourceEntries, namespace: &str, name: &str| {
-            if let Some(source) = entries.sources.remove(&(namespace.to_string(), name.to_string()))
-                && let Some(names) = entries.syncs.get_mut(&(namespace.to_string(), source.clone()))
+#[derive(Default)]
+struct IndexEntries {
+    /// key → the (namespace, name) of each object carrying it.
+    objects: HashMap<(String, String), BTreeSet<(String, String)>>,
+    /// (namespace, name) → its key, to move an entry when it changes.
+    keys: HashMap<(String, String), (String, String)>,
+}
+
+impl<K: Resource> Index<K> {
+    fn new(key_of: fn(&K) -> Option<(String, String)>) -> Self {
+        Index { key_of, entries: Arc::default() }
+    }
+
+    fn observe(&self, event: &watcher::Event<K>) {
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let forget = |entries: &mut IndexEntries, object: &(String, String)| {
+            if let Some(key) = entries.keys.remove(object)
+                && let Some(objects) = entries.objects.get_mut(&key)
             {
-                names.remove(name);
-                if names.is_empty() {
-                    entries.syncs.remove(&(namespace.to_string(), source));
+                objects.remove(object);
+                if objects.is_empty() {
+                    entries.objects.remove(&key);
                 }
             }
         };
+        let id = |object: &K| {
+            (object.meta().namespace.clone().unwrap_or_default(), object.meta().name.clone().unwrap_or_default())
+        };
         match event {
             // A relist follows: start afresh.
-            watcher::Event::Init => *entries = SourceEntries::default(),
-            watcher::Event::Apply(sync) | watcher::Event::InitApply(sync) => {
-                let (namespace, name) = (sync.namespace().unwrap_or_default(), sync.name_any());
-                forget(&mut entries, &namespace, &name);
-                let source = sync.spec.source.name.clone();
-                entries.syncs.entry((namespace.clone(), source.clone())).or_default().insert(name.clone());
-                entries.sources.insert((namespace, name), source);
+            watcher::Event::Init => *entries = IndexEntries::default(),
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                let id = id(object);
+                forget(&mut entries, &id);
+                if let Some(key) = (self.key_of)(object) {
+                    entries.objects.entry(key.clone()).or_default().insert(id.clone());
+                    entries.keys.insert(id, key);
+                }
             }
-            watcher::Event::Delete(sync) => {
-                forget(&mut entries, &sync.namespace().unwrap_or_default(), &sync.name_any())
-            }
+            watcher::Event::Delete(object) => forget(&mut entries, &id(object)),
             watcher::Event::InitDone => {}
         }
     }
 
-    fn syncs_of(&self, namespace: &str, config_map: &str) -> Vec<ObjectRef<ConfigMapSync>> {
-        let entries = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries
-            .syncs
-            .get(&(namespace.to_string(), config_map.to_string()))
-            .into_iter()
-            .flatten()
-            .map(|name| ObjectRef::new(name).within(namespace))
-            .collect()
+    /// The (namespace, name) of every object carrying `key`.
+    fn get(&self, key: (&str, &str)) -> Vec<(String, String)> {
+        let entries = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.objects.get(&(key.0.to_string(), key.1.to_string())).into_iter().flatten().cloned().collect()
     }
+}
+
+/// A ConfigMapSync's key in the source index: its namespace and source.
+fn source_of(sync: &ConfigMapSync) -> Option<(String, String)> {
+    Some((sync.namespace().unwrap_or_default(), sync.spec.source.name.clone()))
+}
+
+/// A ConfigMap's key in the owner index: the ConfigMapSync its owner labels name.
+fn owner_of(config_map: &ConfigMap) -> Option<(String, String)> {
+    let labels = config_map.labels();
+    Some((labels.get(OWNER_NAMESPACE_LABEL)?.clone(), labels.get(OWNER_NAME_LABEL)?.clone()))
 }
 
 /// Brings one ConfigMapSync's targets to its source, or removes them all when it is deleted.
@@ -447,7 +471,7 @@ pub async fn reconcile(sync: Arc<ConfigMapSync>, ctx: Arc<Context>) -> Result<Ac
     let started = tokio::time::Instant::now();
     let telemetry = ctx.telemetry.clone();
     // Nothing is decided on a cache that has not listed yet.
-    if ctx.caches_listed.clone().wait_for(|listed| *listed == 2).await.is_err() {
+    if ctx.caches.listed.clone().wait_for(|listed| *listed == 2).await.is_err() {
         return Err(Error::CacheGone);
     }
     let result = finalizer(&syncs, FINALIZER, sync, |event| async {
@@ -564,18 +588,23 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
     if let Verdict::Denied(message) = ctx.access.may(&account, &namespace, "get", &sync.spec.source.name).await? {
         return blocked(sync, ctx, Blocked::SourceForbidden(message)).await;
     }
-    let cached = |namespace: &str| ctx.config_maps.get(&ObjectRef::new(&sync.spec.source.name).within(namespace));
-    let source = cached(&namespace);
-    let namespaces = ctx.namespaces.state();
-    let owned: Vec<Arc<ConfigMap>> =
-        ctx.config_maps.state().into_iter().filter(|cm| plan::is_owned_by(cm, sync)).collect();
+    let caches = &ctx.caches;
+    let cached = |namespace: &str, name: &str| caches.config_maps.get(&ObjectRef::new(name).within(namespace));
+    let source = cached(&namespace, &sync.spec.source.name);
+    let namespaces = caches.namespaces.state();
+    let owned: Vec<Arc<ConfigMap>> = caches
+        .owned
+        .get((&namespace, &sync.name_any()))
+        .iter()
+        .filter_map(|(namespace, name)| cached(namespace, name))
+        .collect();
     // Each target as the account could read it: the plan and the status then say only what the
     // tenant could find out itself.
     let mut targets = BTreeMap::new();
     for target in plan::target_namespaces(sync, &namespaces).into_keys() {
         let seen = match ctx.access.may(&account, &target, "get", &sync.spec.source.name).await? {
             Verdict::Denied(message) => plan::Seen::Forbidden(message),
-            Verdict::Allowed => plan::Seen::Readable(cached(&target)),
+            Verdict::Allowed => plan::Seen::Readable(cached(&target, &sync.spec.source.name)),
         };
         targets.insert(target, seen);
     }
@@ -747,28 +776,56 @@ mod tests {
         sync
     }
 
-    fn names(refs: Vec<ObjectRef<ConfigMapSync>>) -> Vec<String> {
-        let mut names: Vec<String> = refs.into_iter().map(|r| r.name).collect();
+    fn names(entries: Vec<(String, String)>) -> Vec<String> {
+        let mut names: Vec<String> = entries.into_iter().map(|(_, name)| name).collect();
         names.sort();
         names
     }
 
     #[test]
     fn the_source_index_follows_changes_deletions_and_relists() {
-        let index = SourceIndex::default();
+        let index = Index::new(source_of);
         index.observe(&watcher::Event::Apply(sync("a", "settings")));
         index.observe(&watcher::Event::Apply(sync("b", "settings")));
-        assert_eq!(names(index.syncs_of("team", "settings")), ["a", "b"]);
-        assert!(index.syncs_of("other", "settings").is_empty(), "sources are per namespace");
+        assert_eq!(names(index.get(("team", "settings"))), ["a", "b"]);
+        assert!(index.get(("other", "settings")).is_empty(), "sources are per namespace");
         index.observe(&watcher::Event::Apply(sync("a", "flags")));
-        assert_eq!(names(index.syncs_of("team", "settings")), ["b"]);
-        assert_eq!(names(index.syncs_of("team", "flags")), ["a"]);
+        assert_eq!(names(index.get(("team", "settings"))), ["b"]);
+        assert_eq!(names(index.get(("team", "flags"))), ["a"]);
         index.observe(&watcher::Event::Delete(sync("b", "settings")));
-        assert!(index.syncs_of("team", "settings").is_empty());
+        assert!(index.get(("team", "settings")).is_empty());
         index.observe(&watcher::Event::Init);
         index.observe(&watcher::Event::InitApply(sync("c", "settings")));
         index.observe(&watcher::Event::InitDone);
-        assert!(index.syncs_of("team", "flags").is_empty(), "a relist forgets what it no longer lists");
-        assert_eq!(names(index.syncs_of("team", "settings")), ["c"]);
+        assert!(index.get(("team", "flags")).is_empty(), "a relist forgets what it no longer lists");
+        assert_eq!(names(index.get(("team", "settings"))), ["c"]);
+    }
+
+    #[test]
+    fn the_owner_index_follows_owner_labels() {
+        let copy = |namespace: &str, owner: Option<&str>| {
+            let mut cm = ConfigMap::default();
+            cm.metadata.name = Some("settings".into());
+            cm.metadata.namespace = Some(namespace.into());
+            if let Some(owner) = owner {
+                cm.metadata.labels = Some(BTreeMap::from([
+                    (OWNER_NAMESPACE_LABEL.to_string(), "team".to_string()),
+                    (OWNER_NAME_LABEL.to_string(), owner.to_string()),
+                ]));
+            }
+            cm
+        };
+        let index = Index::new(owner_of);
+        index.observe(&watcher::Event::Apply(copy("dev", Some("share"))));
+        index.observe(&watcher::Event::Apply(copy("qa", Some("share"))));
+        index.observe(&watcher::Event::Apply(copy("prod", None)));
+        let mut owned = index.get(("team", "share"));
+        owned.sort();
+        assert_eq!(owned, [("dev".to_string(), "settings".to_string()), ("qa".to_string(), "settings".to_string())]);
+        // Relabelled by hand: no longer the ConfigMapSync's.
+        index.observe(&watcher::Event::Apply(copy("qa", None)));
+        assert_eq!(index.get(("team", "share")), [("dev".to_string(), "settings".to_string())]);
+        index.observe(&watcher::Event::Delete(copy("dev", Some("share"))));
+        assert!(index.get(("team", "share")).is_empty());
     }
 }

@@ -125,7 +125,7 @@ fn count_requests(bench: &Bench, fake: &Option<weaver_test_apiserver::TestApiSer
         Some(server) => {
             for request in server.requests().iter().filter(|r| users.contains(&r.user)) {
                 let last = request.path.rsplit('/').next().unwrap_or_default();
-                if request.method == "GET" && OPERATOR_RESOURCES.contains(&last) || last == "namespaces" {
+                if request.method == "GET" && (OPERATOR_RESOURCES.contains(&last) || last == "namespaces") {
                     count.lists_and_watches += 1;
                 } else {
                     count.others += 1;

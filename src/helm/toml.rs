@@ -92,9 +92,10 @@ impl Encoder {
                 continue;
             }
             let mut child = key.to_vec();
-            child.push(name);
-            if is_table_array(&value) {
-                let Value::List(items) = &value else { unreachable!() };
+            child.push(name.clone());
+            if let Value::List(items) = &value
+                && is_table_array(&value)
+            {
                 for item in items.iter() {
                     self.newline();
                     self.out.push_str(&format!("{}[[{}]]", indent(&child), path(&child)));
@@ -109,7 +110,7 @@ impl Encoder {
                 self.newline();
                 self.table_body(&child, &value)?;
             } else {
-                self.out.push_str(&format!("{}{} = ", indent(&child), quoted_key(child.last().unwrap())));
+                self.out.push_str(&format!("{}{} = ", indent(&child), quoted_key(&name)));
                 self.element(&value)?;
                 self.newline();
             }

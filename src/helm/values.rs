@@ -213,12 +213,13 @@ pub fn coalesce_values(c: &Scoped, mut dest: Map<String, Json>, merge: bool) -> 
 fn coalesce(c: &Scoped, dest: &mut Map<String, Json>, merge: bool) -> Result<(), Error> {
     coalesce_chart_values(c, dest, merge);
     for sub in &c.dependencies {
-        match dest.get(&sub.name) {
-            None => {
-                dest.insert(sub.name.clone(), Json::Object(Map::new()));
+        let globals = dest.get(GLOBAL).cloned();
+        match dest.entry(sub.name.clone()).or_insert_with(|| Json::Object(Map::new())) {
+            Json::Object(sub_values) => {
+                coalesce_globals(sub_values, globals);
+                coalesce(sub, sub_values, merge)?;
             }
-            Some(Json::Object(_)) => {}
-            Some(other) => {
+            other => {
                 return Err(Error::new(format!(
                     "values of chart `{}`: `{}` must be a map of values for the subchart `{}`, not a {}",
                     c.name,
@@ -229,10 +230,6 @@ fn coalesce(c: &Scoped, dest: &mut Map<String, Json>, merge: bool) -> Result<(),
                 .with_help(format!("helm: type mismatch on {}", sub.name)));
             }
         }
-        let globals = dest.get(GLOBAL).cloned();
-        let Some(Json::Object(sub_values)) = dest.get_mut(&sub.name) else { unreachable!("inserted above") };
-        coalesce_globals(sub_values, globals);
-        coalesce(sub, sub_values, merge)?;
     }
     Ok(())
 }

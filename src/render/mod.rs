@@ -252,9 +252,14 @@ fn chart_crds<'a>(
     charts: &'a BTreeMap<String, Arc<Chart>>,
     deployed: &[&Release],
 ) -> Result<BTreeMap<&'a str, Vec<Manifest>>> {
+    // The first release of each chart (one pass: an environment may hold thousands).
+    let mut first_release: BTreeMap<&str, &Release> = BTreeMap::new();
+    for release in deployed {
+        first_release.entry(release.chart.as_str()).or_insert(release);
+    }
     let mut crds = BTreeMap::new();
     for (name, chart) in charts {
-        let Some(release) = deployed.iter().find(|r| r.chart == *name) else { continue };
+        let Some(release) = first_release.get(name.as_str()) else { continue };
         let mut objects = Vec::new();
         for crd in &chart.crds {
             parse_objects(&crd.path, &crd.source, release, "file", &mut objects)?;

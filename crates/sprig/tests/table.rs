@@ -4,16 +4,7 @@ mod common;
 
 #[test]
 fn table_cases_render_as_helm_does() {
-    let cases = common::cases();
-    let mut failures = Vec::new();
-    for case in &cases {
-        let got = common::render(case);
-        if got != case.expected {
-            failures.push(format!("case {:?}\n  want: {:?}\n  got:  {:?}", case.name, case.expected, got));
-        }
-    }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
-    assert!(cases.len() >= 300, "the table has {} cases", cases.len());
+    common::helm_cases::check_table(&common::table(), 300, |_, case| common::render(case));
 }
 
 #[test]

@@ -1,110 +1,23 @@
-//! The case table shared by the table test and the helm interop test, and the helm-like functions the
-//! cases call, written on the crate's public API as helm's engine layer will be.
+//! cases/table.txt for the table test and the helm interop test (through the harness it shares with
+//! weaver-sprig, support/helm_cases.rs), and the helm-like functions the cases call, written on the
+//! crate's public API as helm's engine layer will be.
 
 #![allow(dead_code)] // each test crate uses part of this module
 
 use std::collections::HashMap;
 
-use gotemplate::{Ctx, ErrorKind, FuncError, Function, Map, MissingKey, Numbers, Templates, Type, Value};
+use gotemplate::{Ctx, ErrorKind, FuncError, Function, Map, Templates, Type, Value};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// missingkey=zero and "<no value>" removed, as helm's engine renders.
-    Helm,
-    /// Go's defaults.
-    Go,
-    /// missingkey=error.
-    Strict,
-}
+#[path = "../support/helm_cases.rs"]
+pub mod helm_cases;
 
-#[derive(Debug)]
-pub struct Case {
-    pub name: String,
-    pub mode: Mode,
-    pub values: serde_json::Value,
-    pub template: String,
-    pub expected: Result<String, String>,
-}
+pub use helm_cases::{Case, Mode};
 
 pub const TABLE: &str = include_str!("../cases/table.txt");
 
-/// The template name cases are parsed under.
-pub const CASE_TEMPLATE: &str = "c";
-
-pub fn cases() -> Vec<Case> {
-    let mut cases = Vec::new();
-    let mut current: Option<(String, Mode, String)> = None;
-    let mut section = "";
-    let mut buf: Vec<&str> = Vec::new();
-    let mut template = String::new();
-    let mut expected: Option<Result<String, String>> = None;
-    let mut finish = |current: &mut Option<(String, Mode, String)>,
-                      template: &mut String,
-                      expected: &mut Option<Result<String, String>>| {
-        if let Some((name, mode, values)) = current.take() {
-            let values = serde_json::from_str(&values).unwrap_or_else(|e| panic!("case {name}: values: {e}"));
-            let expected = expected.take().unwrap_or_else(|| panic!("case {name}: no expectation"));
-            cases.push(Case { name, mode, values, template: std::mem::take(template), expected });
-        }
-    };
-    let flush =
-        |section: &str, buf: &mut Vec<&str>, template: &mut String, expected: &mut Option<Result<String, String>>| {
-            let text = buf.join("\n");
-            buf.clear();
-            match section {
-                "template" => *template = text,
-                "output" => *expected = Some(Ok(text)),
-                "error" => *expected = Some(Err(text)),
-                _ => {}
-            }
-        };
-    for line in TABLE.split('\n') {
-        if let Some(name) = line.strip_prefix("### ") {
-            flush(section, &mut buf, &mut template, &mut expected);
-            finish(&mut current, &mut template, &mut expected);
-            current = Some((name.to_string(), Mode::Helm, "{}".to_string()));
-            section = "head";
-            continue;
-        }
-        let Some(case) = current.as_mut() else { continue };
-        if let Some(next) = line.strip_prefix("--- ") {
-            flush(section, &mut buf, &mut template, &mut expected);
-            section = match next {
-                "template" => "template",
-                "output" => "output",
-                "error" => "error",
-                other => panic!("case {}: unknown section {other}", case.0),
-            };
-            continue;
-        }
-        if section == "head" {
-            if let Some(mode) = line.strip_prefix("mode: ") {
-                case.1 = match mode {
-                    "helm" => Mode::Helm,
-                    "go" => Mode::Go,
-                    "strict" => Mode::Strict,
-                    other => panic!("case {}: unknown mode {other}", case.0),
-                };
-            } else if let Some(values) = line.strip_prefix("values: ") {
-                case.2 = values.to_string();
-            }
-            continue;
-        }
-        buf.push(line);
-    }
-    flush(section, &mut buf, &mut template, &mut expected);
-    finish(&mut current, &mut template, &mut expected);
-    // The blank line separating cases ends each last section.
-    for case in &mut cases {
-        match &mut case.expected {
-            Ok(text) | Err(text) => {
-                if text.ends_with('\n') {
-                    text.pop();
-                }
-            }
-        }
-    }
-    cases
+/// The table's cases, with their modes.
+pub fn cases() -> Vec<(Mode, Case)> {
+    helm_cases::parse(TABLE)
 }
 
 /// helm's include recursion guard: counts per template name, for one render.
@@ -143,12 +56,16 @@ fn tpl(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
 
 /// A set with the cases' functions, as helm configures one.
 pub fn templates(mode: Mode) -> Templates {
-    let mut set = Templates::new("gotpl");
-    set.set_missing_key(match mode {
-        Mode::Helm => MissingKey::Zero,
-        Mode::Go => MissingKey::Default,
-        Mode::Strict => MissingKey::Error,
-    });
+    helm_cases::templates_with(mode, register)
+}
+
+/// Renders a case as helm would render a chart file holding the case's template.
+pub fn render(mode: Mode, case: &Case) -> Result<String, String> {
+    helm_cases::render_with(mode, case, register, &mut IncludeDepth::default())
+}
+
+/// The helm-like functions: sprig's and helm's signatures, just enough behavior for the cases.
+fn register(set: &mut Templates) {
     set.add_function(
         "upper",
         Function::new(&[Type::String], |_, a| Ok(Value::from(a[0].as_str().unwrap_or_default().to_uppercase()))),
@@ -192,15 +109,4 @@ pub fn templates(mode: Mode) -> Templates {
     );
     set.add_function("include", Function::new(&[Type::String, Type::Any], include));
     set.add_function("tpl", Function::new(&[Type::String, Type::Any], tpl));
-    set
-}
-
-/// Renders a case as helm would render a chart file holding the case's template.
-pub fn render(case: &Case) -> Result<String, String> {
-    let mut set = templates(case.mode);
-    set.parse(CASE_TEMPLATE, &case.template).map_err(|e| e.to_string())?;
-    let values = Value::from_json(&case.values, Numbers::Float64);
-    let data = Value::Map(Map::from_iter([("Values".to_string(), values)]));
-    let out = set.execute_with_state(CASE_TEMPLATE, &data, &mut IncludeDepth::default()).map_err(|e| e.to_string())?;
-    Ok(if case.mode == Mode::Helm { out.replace("<no value>", "") } else { out })
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Repo, copy_dir};
 use common::cluster::TestCluster;
+use common::{Repo, copy_dir};
 use serde_json::{Value, json};
 
 const FIXTURE: &str = "tests/helm/repo";

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Compare weaver's rendering of real Helm charts with `helm template`.
+
+    tools/helm_corpus.py build CORPUS SOURCE...   collect charts into CORPUS
+    tools/helm_corpus.py compare CORPUS [--weaver BIN] [--json OUT]
+
+`build` takes chart repositories (directories, or git directories whose HEAD is read with
+`git archive`) and copies every chart in them (a directory with a Chart.yaml that is not itself
+vendored in another chart's charts/) into CORPUS/<repo>--<chart>. A dependency not already
+vendored is vendored as `helm dependency build` would leave it (a directory in charts/), from
+the chart of that name in the same repository, else in another source; a chart whose
+dependencies cannot all be found is left out and listed.
+
+`compare` renders each chart with `helm template rel <chart> -n ns --kube-version v1.32.0
+--include-crds --skip-tests` and with `weaver render` (one release `rel`, namespace `ns`,
+`--show-secrets`), parses both, and compares the objects, weaver's own labels aside. Values
+helm generates at random (passwords, certificates, UUIDs) need only agree in type and length.
+It prints one line per chart and a total; exit 0 whatever the outcome.
+"""
+import argparse, json, os, re, shutil, subprocess, sys, tempfile
+import yaml
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+# helm's YAML (go-yaml v2) writes `=` unquoted; PyYAML reads it as the `value` tag.
+Loader.add_constructor('tag:yaml.org,2002:value', lambda l, n: l.construct_scalar(n))
+
+
+def chart_meta(path):
+    with open(os.path.join(path, 'Chart.yaml')) as f:
+        return yaml.load(f, Loader=Loader) or {}
+
+
+def extract(source, dest):
+    """Copies a chart repository (directory or git directory) to dest; returns dest."""
+    if os.path.isdir(os.path.join(source, 'objects')) and os.path.exists(os.path.join(source, 'HEAD')):
+        os.makedirs(dest)
+        archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD'], check=True, capture_output=True).stdout
+        subprocess.run(['tar', 'x', '-C', dest], input=archive, check=True)
+    else:
+        shutil.copytree(source, dest, symlinks=True)
+    return dest
+
+
+def charts_in(root):
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if 'Chart.yaml' in filenames:
+            found.append(dirpath)
+            dirnames[:] = []  # a chart's charts/ holds its vendored dependencies, not new charts
+        dirnames[:] = [d for d in dirnames if not d.startswith('.')]
+    return sorted(found)
+
+
+def vendor(chart, by_name, seen=()):
+    """Vendors chart's missing dependencies from by_name; returns the names it could not find."""
+    missing = []
+    meta = chart_meta(chart)
+    deps = meta.get('dependencies') or []
+    present = set()
+    charts_dir = os.path.join(chart, 'charts')
+    if os.path.isdir(charts_dir):
+        for entry in os.listdir(charts_dir):
+            p = os.path.join(charts_dir, entry)
+            if os.path.isdir(p) and os.path.exists(os.path.join(p, 'Chart.yaml')):
+                present.add(chart_meta(p).get('name'))
+            elif entry.endswith('.tgz'):
+                present.add(re.sub(r'-v?\d+\.\d+\.\d+.*\.tgz$', '', entry))
+    for dep in deps:
+        name = dep.get('name')
+        if name in present:
+            continue
+        source = by_name.get(name)
+        if source is None or name in seen:
+            missing.append(name)
+            continue
+        target = os.path.join(charts_dir, name)
+        shutil.copytree(source, target, symlinks=True)
+        present.add(name)
+        missing += vendor(target, by_name, seen + (name,))
+    return missing
+
+
+def build(corpus, sources):
+    os.makedirs(corpus, exist_ok=True)
+    work = tempfile.mkdtemp()
+    repos, everywhere = [], {}
+    for source in sources:
+        stripped = source.rstrip('/')
+        repo = os.path.basename(os.path.dirname(stripped) if stripped.endswith('/repo') else stripped)
+        charts = charts_in(extract(source, os.path.join(work, repo)))
+        by_name = {}
+        for c in charts:
+            by_name.setdefault(chart_meta(c).get('name'), c)
+        for name, c in by_name.items():
+            everywhere.setdefault(name, c)
+        repos.append((repo, charts, by_name))
+    kept, left = 0, []
+    for repo, charts, by_name in repos:
+        # A dependency comes from the same repository first, then from the other sources.
+        lookup = {**everywhere, **by_name}
+        for c in charts:
+            name = os.path.basename(c)
+            dest = os.path.join(corpus, f'{repo}--{name}')
+            if os.path.exists(dest):
+                continue
+            shutil.copytree(c, dest, symlinks=True)
+            missing = vendor(dest, lookup)
+            if missing:
+                shutil.rmtree(dest)
+                left.append(f'{repo}/{name}: dependencies in no source: {", ".join(missing)}')
+            else:
+                kept += 1
+    shutil.rmtree(work)
+    print(f'{kept} charts in {corpus}')
+    for line in left:
+        print('left out:', line)
+
+
+WEAVER_KEYS = ('weaver.example.com/', 'app.kubernetes.io/managed-by')
+
+
+def documents(text):
+    return [d for d in yaml.load_all(text, Loader=Loader) if isinstance(d, dict) and d]
+
+
+def normalise(obj):
+    obj = json.loads(json.dumps(obj, default=str))
+    md = obj.get('metadata') or {}
+    # weaver sets the release namespace on namespaced objects; helm template leaves it unset.
+    md.pop('namespace', None)
+    for field in ('labels', 'annotations'):
+        m = md.get(field)
+        if isinstance(m, dict):
+            for k in [k for k in m if k.startswith(WEAVER_KEYS)]:
+                del m[k]
+            if not m:
+                md.pop(field)
+    return obj
+
+
+def key(obj):
+    md = obj.get('metadata') or {}
+    return (obj.get('apiVersion'), obj.get('kind'), md.get('name'))
+
+
+RANDOM = re.compile(r'^[A-Za-z0-9+/=_-]{8,}$|-----BEGIN ')
+
+
+def same(a, b):
+    """Equal, or both random-looking strings (generated secrets) of the same type."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if a == b:
+        return True
+    return isinstance(a, str) and isinstance(b, str) and bool(RANDOM.search(a)) and bool(RANDOM.search(b)) \
+        and (len(a) == len(b) or '-----BEGIN ' in a)
+
+
+def first_difference(a, b, path=''):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                return f'{path}.{k}: only in {"weaver" if k not in a else "helm"}'
+            d = first_difference(a[k], b[k], f'{path}.{k}')
+            if d:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = first_difference(x, y, f'{path}[{i}]')
+            if d:
+                return d
+        return None
+    return None if same(a, b) else f'{path}: helm {str(a)[:60]!r} weaver {str(b)[:60]!r}'
+
+
+def file_named(stderr):
+    m = re.search(r'templates/[\w./-]+|values\.schema\.json|Chart\.yaml|charts/[\w./-]+', stderr)
+    return m.group(0) if m else None
+
+
+def compare_one(chart_dir, weaver):
+    name = os.path.basename(chart_dir)
+    helm = subprocess.run(['helm', 'template', 'rel', chart_dir, '-n', 'ns', '--kube-version', 'v1.32.0',
+                           '--include-crds', '--skip-tests'], capture_output=True, text=True)
+    repo = tempfile.mkdtemp()
+    try:
+        os.makedirs(os.path.join(repo, 'charts'))
+        os.symlink(os.path.abspath(chart_dir), os.path.join(repo, 'charts', name))
+        os.makedirs(os.path.join(repo, 'environments'))
+        with open(os.path.join(repo, 'environments', 'corpus.yaml'), 'w') as f:
+            f.write(f'releases:\n  - name: rel\n    chart: {name}\n    namespace: ns\n')
+        w = subprocess.run([weaver, 'render', '--env', 'corpus', '--show-secrets'], capture_output=True, text=True, cwd=repo)
+    finally:
+        shutil.rmtree(repo)
+    if helm.returncode != 0:
+        if w.returncode == 0:
+            return 'differ', 'helm refuses, weaver renders: ' + helm.stderr.strip().splitlines()[-1][:200]
+        hf, wf = file_named(helm.stderr), file_named(w.stderr)
+        if hf and wf and hf != wf and not hf.endswith(wf) and not wf.endswith(hf):
+            return 'differ', f'both refuse, helm names {hf}, weaver {wf}'
+        return 'refused', 'both refuse: ' + helm.stderr.strip().splitlines()[-1][:160]
+    if w.returncode != 0:
+        return 'differ', 'weaver refuses: ' + (w.stderr.strip().splitlines() or [''])[0][:240]
+    try:
+        h = {key(o): normalise(o) for o in documents(helm.stdout)}
+        wv = {key(o): normalise(o) for o in documents(w.stdout)}
+    except yaml.YAMLError as e:
+        return 'differ', 'unparseable output: ' + str(e).splitlines()[0]
+    if set(h) != set(wv):
+        return 'differ', f'objects: helm only {sorted(set(h) - set(wv), key=str)[:3]}, weaver only {sorted(set(wv) - set(h), key=str)[:3]}'
+    for k in sorted(h, key=str):
+        d = first_difference(h[k], wv[k])
+        if d:
+            return 'differ', f'{k[1]}/{k[2]}{d}'
+    return 'equal', f'{len(h)} objects'
+
+
+def compare(corpus, weaver, out):
+    results = {}
+    for name in sorted(os.listdir(corpus)):
+        d = os.path.join(corpus, name)
+        if not os.path.exists(os.path.join(d, 'Chart.yaml')):
+            continue
+        results[name] = compare_one(d, weaver)
+        print(f'{name}: {results[name][0]}: {results[name][1]}', flush=True)
+    rendered = [r for r in results.values() if r[0] != 'refused' or True]
+    agree = sum(1 for r in results.values() if r[0] in ('equal', 'refused'))
+    helm_renders = sum(1 for r in results.values() if not r[1].startswith(('both refuse', 'helm refuses')))
+    equal = sum(1 for r in results.values() if r[0] == 'equal')
+    print(f'{len(results)} charts: {equal} of the {helm_renders} helm renders give equal objects '
+          f'({100.0 * equal / max(helm_renders, 1):.1f} %); {agree} of {len(rendered)} agree')
+    if out:
+        with open(out, 'w') as f:
+            json.dump({k: {'outcome': v[0], 'detail': v[1]} for k, v in results.items()}, f, indent=1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='command', required=True)
+    b = sub.add_parser('build')
+    b.add_argument('corpus')
+    b.add_argument('sources', nargs='+')
+    c = sub.add_parser('compare')
+    c.add_argument('corpus')
+    c.add_argument('--weaver', default=os.path.join(os.path.dirname(__file__), '..', 'target', 'release', 'weaver'))
+    c.add_argument('--json')
+    args = p.parse_args()
+    if args.command == 'build':
+        build(args.corpus, args.sources)
+    else:
+        compare(args.corpus, args.weaver, args.json)
+
+
+if __name__ == '__main__':
+    main()

@@ -182,15 +182,19 @@ pub const DNS1123_LABEL: &str =
 
 /// An RFC 1123 label ([`DNS1123_LABEL`]). Namespaces are named so.
 pub fn is_dns1123_label(name: &str) -> bool {
-    name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    name.len() <= 63 && is_label_shaped(name)
 }
 
-/// An RFC 1123 subdomain: at most 253 characters, labels joined by '.'.
+/// An RFC 1123 subdomain: at most 253 characters, label-shaped parts joined by '.'. As
+/// Kubernetes' IsDNS1123Subdomain checks it, a part may be longer than a label's 63.
 pub fn is_dns1123_subdomain(name: &str) -> bool {
-    name.len() <= 253 && name.split('.').all(is_dns1123_label)
+    name.len() <= 253 && name.split('.').all(is_label_shaped)
+}
+
+fn is_label_shaped(part: &str) -> bool {
+    part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && part.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// What `metadata.name` must be for this kind, as the API server validates it, or `None` when
@@ -302,6 +306,9 @@ mod tests {
         assert_eq!(name_problem("rbac.authorization.k8s.io/v1", "ClusterRole", "system:reader"), None);
         assert!(name_problem("example.com/v1", "Widget", "a..b").is_some());
         assert!(name_problem("v1", "ConfigMap", &"a".repeat(254)).is_some());
+        // A subdomain's parts are not limited to a label's 63 characters (the API server agrees).
+        assert_eq!(name_problem("monitoring.coreos.com/v1", "PrometheusRule", &"a".repeat(100)), None);
+        assert!(name_problem("v1", "Namespace", &"a".repeat(64)).is_some());
     }
 
     #[test]

@@ -236,6 +236,12 @@ fn bad_charts_are_errors_naming_the_file_line_and_action() {
         ]),
         &["rendering template has a nested reference name: loop: unable to execute template"],
     );
+    let library = chart_repo(&[]);
+    library.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\ntype: library\n");
+    assert_has(
+        library.weaver(&["render", "--env", "dev"]).failure(),
+        &["environments/dev.yaml:4:12", "chart `app` is a library chart: library charts are not installable"],
+    );
     assert_has(
         &render_error(&[("templates/cm.yaml", &format!("{cm}  a: {{{{ .Values.a.b.c }}}}\n"))]),
         &[

@@ -8,8 +8,9 @@
 `git archive`) and copies every chart in them (a directory with a Chart.yaml that is not itself
 vendored in another chart's charts/) into CORPUS/<repo>--<chart>. A dependency not already
 vendored is vendored as `helm dependency build` would leave it (a directory in charts/), from
-the chart of that name in the same repository, else in another source; a chart whose
-dependencies cannot all be found is left out and listed.
+the chart of that name in the same repository, else in another source, in the newest version in
+the source's git history that meets the dependency's constraint; a chart whose dependencies
+cannot all be found is left out and listed.
 
 `compare` renders each chart with `helm template rel <chart> -n ns --kube-version v1.32.0
 --include-crds --skip-tests` and with `weaver render` (one release `rel`, namespace `ns`,
@@ -17,7 +18,7 @@ dependencies cannot all be found is left out and listed.
 helm generates at random (passwords, certificates, UUIDs) need only agree in type and length.
 It prints one line per chart and a total; exit 0 whatever the outcome.
 """
-import argparse, json, os, re, shutil, subprocess, sys, tempfile
+import argparse, base64, concurrent.futures, json, os, re, shutil, subprocess, sys, tempfile
 import yaml
 
 
@@ -27,6 +28,9 @@ class Loader(yaml.SafeLoader):
 
 # helm's YAML (go-yaml v2) writes `=` unquoted; PyYAML reads it as the `value` tag.
 Loader.add_constructor('tag:yaml.org,2002:value', lambda l, n: l.construct_scalar(n))
+# go-yaml (and so the API server) reads `1e-05` as a float; PyYAML's YAML 1.1 float needs a dot.
+Loader.add_implicit_resolver('tag:yaml.org,2002:float', re.compile(r'^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$'),
+                             list('-+0123456789'))
 
 
 def chart_meta(path):
@@ -55,8 +59,84 @@ def charts_in(root):
     return sorted(found)
 
 
+def parse_version(text):
+    m = re.match(r'^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+.*)?$', str(text).strip())
+    if not m:
+        return None
+    return (int(m[1]), int(m[2] or 0), int(m[3] or 0)), m[4]
+
+
+def satisfies(version, constraint):
+    """Masterminds/semver constraints as helm reads them: `||` of comma- or space-joined terms."""
+    parsed = parse_version(version)
+    if parsed is None:
+        return False
+    v, pre = parsed
+    for alternative in str(constraint).split('||'):
+        terms = re.findall(r'(!=|>=|<=|=>|=<|>|<|=|~>|~|\^)?\s*(v?[0-9xX*][0-9A-Za-z.*+-]*)', alternative)
+        if terms and all(term_holds(v, pre, op, text) for op, text in terms):
+            return True
+    return False
+
+
+def term_holds(v, pre, op, text):
+    parts = text.lstrip('v').split('-')[0].split('.')
+    wild = [p in ('x', 'X', '*') for p in parts] + [True] * (3 - len(parts))
+    nums = [int(p) if p.isdigit() else 0 for p in parts] + [0] * (3 - len(parts))
+    fixed = wild.index(True) if True in wild else 3
+    lo = tuple(nums)
+    if pre and '-' not in text:
+        return False  # a pre-release satisfies only a constraint that names one
+    if op in ('', '=') and fixed < 3:
+        op = '~' if fixed > 0 else '>='
+    if op in ('', '='):
+        return v == lo
+    if op == '!=':
+        return v != lo
+    if op in ('>=', '=>'):
+        return v >= lo
+    if op in ('<=', '=<'):
+        return v <= lo
+    if op == '>':
+        return v > lo
+    if op == '<':
+        return v < lo
+    if op in ('~', '~>'):
+        hi = (lo[0] + 1, 0, 0) if fixed <= 1 else (lo[0], lo[1] + 1, 0)
+        return lo <= v < hi
+    if op == '^':
+        hi = (lo[0] + 1, 0, 0) if lo[0] > 0 or fixed == 0 else ((0, lo[1] + 1, 0) if lo[1] > 0 or fixed == 1 else (0, 0, lo[2] + 1))
+        return lo <= v < hi
+    return False
+
+
+def from_history(source, path, constraint, dest):
+    """Extracts the newest version of the chart at path (in git directory source) that meets
+    constraint into dest; returns whether one was found."""
+    if source is None:
+        return False
+    log = subprocess.run(['git', f'--git-dir={source}', 'log', '--format=%H', '--', f'{path}/Chart.yaml'],
+                         capture_output=True, text=True).stdout.split()
+    for commit in log:
+        text = subprocess.run(['git', f'--git-dir={source}', 'show', f'{commit}:{path}/Chart.yaml'],
+                              capture_output=True, text=True).stdout
+        try:
+            version = (yaml.load(text, Loader=Loader) or {}).get('version')
+        except yaml.YAMLError:
+            continue
+        if version is not None and satisfies(version, constraint):
+            archive = subprocess.run(['git', f'--git-dir={source}', 'archive', commit, path], capture_output=True).stdout
+            work = tempfile.mkdtemp()
+            subprocess.run(['tar', 'x', '-C', work], input=archive, check=True)
+            shutil.copytree(os.path.join(work, path), dest, symlinks=True)
+            shutil.rmtree(work)
+            return True
+    return False
+
+
 def vendor(chart, by_name, seen=()):
-    """Vendors chart's missing dependencies from by_name; returns the names it could not find."""
+    """Vendors chart's missing dependencies from by_name (name -> (directory, git directory,
+    path in it)), in a version that meets the constraint; returns what it could not find."""
     missing = []
     meta = chart_meta(chart)
     deps = meta.get('dependencies') or []
@@ -73,12 +153,18 @@ def vendor(chart, by_name, seen=()):
         name = dep.get('name')
         if name in present:
             continue
-        source = by_name.get(name)
-        if source is None or name in seen:
+        found = by_name.get(name)
+        if found is None or name in seen:
             missing.append(name)
             continue
+        directory, git_dir, path = found
         target = os.path.join(charts_dir, name)
-        shutil.copytree(source, target, symlinks=True)
+        constraint = dep.get('version')
+        if not constraint or satisfies(chart_meta(directory).get('version'), constraint):
+            shutil.copytree(directory, target, symlinks=True)
+        elif not from_history(git_dir, path, constraint, target):
+            missing.append(f'{name} {constraint}')
+            continue
         present.add(name)
         missing += vendor(target, by_name, seen + (name,))
     return missing
@@ -91,10 +177,12 @@ def build(corpus, sources):
     for source in sources:
         stripped = source.rstrip('/')
         repo = os.path.basename(os.path.dirname(stripped) if stripped.endswith('/repo') else stripped)
-        charts = charts_in(extract(source, os.path.join(work, repo)))
+        root = extract(source, os.path.join(work, repo))
+        git_dir = source if os.path.exists(os.path.join(source, 'HEAD')) else None
+        charts = charts_in(root)
         by_name = {}
         for c in charts:
-            by_name.setdefault(chart_meta(c).get('name'), c)
+            by_name.setdefault(chart_meta(c).get('name'), (c, git_dir, os.path.relpath(c, root)))
         for name, c in by_name.items():
             everywhere.setdefault(name, c)
         repos.append((repo, charts, by_name))
@@ -108,7 +196,10 @@ def build(corpus, sources):
             if os.path.exists(dest):
                 continue
             shutil.copytree(c, dest, symlinks=True)
-            missing = vendor(dest, lookup)
+            try:
+                missing = vendor(dest, lookup)
+            except (yaml.YAMLError, OSError) as e:
+                missing = [f'unreadable: {e}'.splitlines()[0]]
             if missing:
                 shutil.rmtree(dest)
                 left.append(f'{repo}/{name}: dependencies in no source: {", ".join(missing)}')
@@ -147,19 +238,38 @@ def key(obj):
     return (obj.get('apiVersion'), obj.get('kind'), md.get('name'))
 
 
-RANDOM = re.compile(r'^[A-Za-z0-9+/=_-]{8,}$|-----BEGIN ')
+RANDOM = re.compile(r'^[A-Za-z0-9+/=_-]{8,}$')
+SEPARATOR = re.compile(r'([^A-Za-z0-9+/=_-]+)')
+
+
+def pem_type(text):
+    """The first line of a PEM block, in text or in base64-encoded text."""
+    if not text.startswith('-----BEGIN '):
+        try:
+            text = base64.b64decode(text, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return text.splitlines()[0] if text.startswith('-----BEGIN ') else None
 
 
 def same(a, b):
-    """Equal, or both random-looking strings (generated secrets) of the same type."""
+    """Equal, or differing only where both hold random values of the same type: keys and
+    certificates of the same PEM type, or random tokens of the same length."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if a == b:
         return True
-    return isinstance(a, str) and isinstance(b, str) and bool(RANDOM.search(a)) and bool(RANDOM.search(b)) \
-        and (len(a) == len(b) or '-----BEGIN ' in a)
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    if pem_type(a) is not None and pem_type(a) == pem_type(b):
+        return True
+    ta, tb = SEPARATOR.split(a), SEPARATOR.split(b)
+    return len(ta) == len(tb) and all(
+        x == y or (len(x) == len(y) and RANDOM.match(x) and RANDOM.match(y)) or
+        (pem_type(x) is not None and pem_type(x) == pem_type(y))
+        for x, y in zip(ta, tb))
 
 
 def first_difference(a, b, path=''):
@@ -181,6 +291,7 @@ def first_difference(a, b, path=''):
 
 
 def file_named(stderr):
+    """The first chart file an error names, relative to the chart."""
     m = re.search(r'templates/[\w./-]+|values\.schema\.json|Chart\.yaml|charts/[\w./-]+', stderr)
     return m.group(0) if m else None
 
@@ -191,8 +302,8 @@ def compare_one(chart_dir, weaver):
                            '--include-crds', '--skip-tests'], capture_output=True, text=True)
     repo = tempfile.mkdtemp()
     try:
-        os.makedirs(os.path.join(repo, 'charts'))
-        os.symlink(os.path.abspath(chart_dir), os.path.join(repo, 'charts', name))
+        # A copy: repository confinement refuses a chart linked from outside the repository.
+        shutil.copytree(chart_dir, os.path.join(repo, 'charts', name), symlinks=True)
         os.makedirs(os.path.join(repo, 'environments'))
         with open(os.path.join(repo, 'environments', 'corpus.yaml'), 'w') as f:
             f.write(f'releases:\n  - name: rel\n    chart: {name}\n    namespace: ns\n')
@@ -202,7 +313,7 @@ def compare_one(chart_dir, weaver):
     if helm.returncode != 0:
         if w.returncode == 0:
             return 'differ', 'helm refuses, weaver renders: ' + helm.stderr.strip().splitlines()[-1][:200]
-        hf, wf = file_named(helm.stderr), file_named(w.stderr)
+        hf, wf = file_named(helm.stderr), file_named(w.stderr.replace(f'charts/{name}/', ''))
         if hf and wf and hf != wf and not hf.endswith(wf) and not wf.endswith(hf):
             return 'differ', f'both refuse, helm names {hf}, weaver {wf}'
         return 'refused', 'both refuse: ' + helm.stderr.strip().splitlines()[-1][:160]
@@ -223,19 +334,17 @@ def compare_one(chart_dir, weaver):
 
 
 def compare(corpus, weaver, out):
+    names = [n for n in sorted(os.listdir(corpus)) if os.path.exists(os.path.join(corpus, n, 'Chart.yaml'))]
     results = {}
-    for name in sorted(os.listdir(corpus)):
-        d = os.path.join(corpus, name)
-        if not os.path.exists(os.path.join(d, 'Chart.yaml')):
-            continue
-        results[name] = compare_one(d, weaver)
-        print(f'{name}: {results[name][0]}: {results[name][1]}', flush=True)
-    rendered = [r for r in results.values() if r[0] != 'refused' or True]
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        for name, result in zip(names, pool.map(lambda n: compare_one(os.path.join(corpus, n), weaver), names)):
+            results[name] = result
+            print(f'{name}: {result[0]}: {result[1]}', flush=True)
     agree = sum(1 for r in results.values() if r[0] in ('equal', 'refused'))
     helm_renders = sum(1 for r in results.values() if not r[1].startswith(('both refuse', 'helm refuses')))
     equal = sum(1 for r in results.values() if r[0] == 'equal')
     print(f'{len(results)} charts: {equal} of the {helm_renders} helm renders give equal objects '
-          f'({100.0 * equal / max(helm_renders, 1):.1f} %); {agree} of {len(rendered)} agree')
+          f'({100.0 * equal / max(helm_renders, 1):.1f} %); {agree} of {len(results)} agree (equal, or both refuse)')
     if out:
         with open(out, 'w') as f:
             json.dump({k: {'outcome': v[0], 'detail': v[1]} for k, v in results.items()}, f, indent=1)

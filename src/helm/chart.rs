@@ -91,8 +91,7 @@ pub struct Dependency {
     pub alias: Option<String>,
 }
 
-/// Chart.yaml is read with every scalar as written (sigs.k8s.io/yaml keeps `version: 1.10` as
-/// "1.10" for a string field); booleans are read back by YAML 1.1's rules.
+/// Chart.yaml's booleans arrive as strings (see `as_go_fields`) and are read back by YAML 1.1's rules.
 fn yaml_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let text = Option::<String>::deserialize(d)?;
     Ok(text.is_some_and(|t| super::yaml::resolve(&t) == super::yaml::Resolved::Bool(true)))
@@ -240,10 +239,30 @@ fn text_of(path: &Path, data: &[u8]) -> Result<String, HelmError> {
 
 fn read_metadata(path: &Path, data: &[u8], what: &str) -> Result<Metadata, HelmError> {
     let text = text_of(path, data)?;
-    let json = super::yaml::from_str_as_written(&text)
+    let json = super::yaml::from_str(&text)
         .map_err(|e| at_line(path, e.line, format!("{what}: {}", e.message)))?
         .unwrap_or(Json::Object(Map::new()));
-    serde_json::from_value(json).map_err(|e| at(path, format!("{what}: {}", without_value(&e.to_string()))))
+    serde_json::from_value(as_go_fields(json))
+        .map_err(|e| at(path, format!("{what}: {}", without_value(&e.to_string()))))
+}
+
+/// What sigs.k8s.io/yaml's Unmarshal leaves in a Go struct whose fields are strings (helm's
+/// Metadata, Dependency): a number is written as Go writes it (`appVersion: 1.0` is "1", `1.10`
+/// is "1.1", at float32 precision), a boolean as `true`/`false`, and a null leaves the field at
+/// its zero value (`keywords:` is an empty list).
+fn as_go_fields(value: Json) -> Json {
+    match value {
+        Json::Object(map) => {
+            Json::Object(map.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, as_go_fields(v))).collect())
+        }
+        Json::Array(items) => Json::Array(items.into_iter().map(as_go_fields).collect()),
+        Json::Number(n) => Json::String(match n.as_f64() {
+            Some(f) if !(n.is_i64() || n.is_u64()) => gotemplate::gofmt::format_float_bits(f, 'g', None, 32),
+            _ => n.to_string(),
+        }),
+        Json::Bool(b) => Json::String(b.to_string()),
+        other => other,
+    }
 }
 
 /// serde's "invalid type: string \"x\", expected ..." without the value.

@@ -104,6 +104,13 @@ pub fn load(source: &dyn Source, chart: &str, referenced_at: &Location) -> Resul
         }
         Chart::from_files(files, &dir)?
     };
+    if loaded.is_library() {
+        return Err(Error::at(
+            referenced_at.clone(),
+            format!("chart `{}` is a library chart: library charts are not installable", loaded.name()),
+        )
+        .with_help("a release names an application chart; library charts are used as its dependencies"));
+    }
     check_dependencies(&loaded)?;
     Ok(HelmChart { chart: Arc::new(loaded), parsed: engine::ParsedSets::default() })
 }

@@ -33,18 +33,7 @@ impl std::fmt::Display for YamlError {
 /// `interface{}`: `None` for an empty document. Integers stay integers here; helm's values turn
 /// every number into a float64 afterwards (JSON), which is the caller's choice.
 pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
-    load(text, false)
-}
-
-/// Like [`from_str`], with every plain scalar but null kept as the string written: what
-/// sigs.k8s.io/yaml gives a Go struct's string fields (Chart.yaml's `version: 1.10` is "1.10").
-pub fn from_str_as_written(text: &str) -> Result<Option<Json>, YamlError> {
-    load(text, true)
-}
-
-fn load(text: &str, as_written: bool) -> Result<Option<Json>, YamlError> {
-    let mut loader =
-        Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), as_written, depth: 0, aliased: 0 };
+    let mut loader = Loader::new(text);
     loop {
         match loader.next()? {
             None | Some((Event::StreamEnd, _)) => return Ok(None),
@@ -60,8 +49,7 @@ fn load(text: &str, as_written: bool) -> Result<Option<Json>, YamlError> {
 
 /// Every non-empty document of a stream (a CRD file may hold several).
 pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
-    let mut loader =
-        Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), as_written: false, depth: 0, aliased: 0 };
+    let mut loader = Loader::new(text);
     let mut out = Vec::new();
     while let Some((event, _)) = loader.next()? {
         if !matches!(event, Event::DocumentStart(..)) {
@@ -84,7 +72,6 @@ pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
 struct Loader<'a> {
     parser: Parser<'a, granit_parser::StrInput<'a>>,
     anchors: HashMap<usize, Json>,
-    as_written: bool,
     depth: usize,
     /// Nodes copied by aliases so far.
     aliased: usize,
@@ -105,11 +92,21 @@ fn size(value: &Json) -> usize {
 const MAX_DEPTH: usize = 500;
 
 impl<'a> Loader<'a> {
+    fn new(text: &'a str) -> Self {
+        // Comments are presentation, not data: not emitted, so no lookahead limit on how many
+        // comment lines may precede a key (charts' values.yaml have long commented blocks).
+        let options = granit_parser::options! { emit_comments: false };
+        Loader {
+            parser: Parser::new_from_str_with_options(text, options),
+            anchors: HashMap::new(),
+            depth: 0,
+            aliased: 0,
+        }
+    }
+
     fn next(&mut self) -> Result<Option<(Event<'a>, usize)>, YamlError> {
         match self.parser.next_event() {
             None => Ok(None),
-            // Comments are presentation, not data.
-            Some(Ok((Event::Comment(..), _))) => self.next(),
             Some(Ok((event, span))) => Ok(Some((event, span.start.line()))),
             Some(Err(e)) => Err(YamlError { message: e.info(), line: Some(e.marker().line()) }),
         }
@@ -133,12 +130,7 @@ impl<'a> Loader<'a> {
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|t| t.suffix().to_string());
-                let value = match scalar(&text, style, tag.as_deref(), line)? {
-                    Json::Null => Json::Null,
-                    _ if self.as_written => Json::String(text.to_string()),
-                    value => value,
-                };
-                (value, anchor)
+                (scalar(&text, style, tag.as_deref(), line)?, anchor)
             }
             Event::SequenceStart(_, anchor, _) => {
                 let mut items = Vec::new();
@@ -182,7 +174,9 @@ impl<'a> Loader<'a> {
             if matches!(key_event, Event::MappingEnd) {
                 break;
             }
-            let is_merge = matches!(&key_event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
+            // `<<`, plain, untagged or tagged `!!merge` (as YAML 1.1 tools write it).
+            let is_merge = matches!(&key_event, Event::Scalar(text, ScalarStyle::Plain, _, tag)
+                if text == "<<" && tag.as_ref().is_none_or(|t| t.suffix() == "merge"));
             let key = self.node(key_event, key_line)?;
             let (value_event, value_line) = self.expect_next()?;
             let value = self.node(value_event, value_line)?;
@@ -219,7 +213,7 @@ fn key_string(key: Json, line: usize) -> Result<String, YamlError> {
         Json::Bool(b) => Ok(b.to_string()),
         Json::Number(n) if n.is_i64() => Ok(n.to_string()),
         // go-yaml formats float keys at 32 bits.
-        Json::Number(n) => Ok(gotemplate::gofmt::format_float(n.as_f64().unwrap_or(0.0) as f32 as f64, 'g', None)),
+        Json::Number(n) => Ok(gotemplate::gofmt::format_float_bits(n.as_f64().unwrap_or(0.0), 'g', None, 32)),
         _ => Err(YamlError { message: "unsupported map key (a null, list or map)".into(), line: Some(line) }),
     }
 }
@@ -999,9 +993,17 @@ mod tests {
     }
 
     #[test]
+    fn long_comment_blocks_are_skipped() {
+        let text = format!("a:\n{}  b: 1\n", "  # commented-out example\n".repeat(500));
+        assert_eq!(from_str(&text).unwrap().unwrap(), json!({"a": {"b": 1}}));
+    }
+
+    #[test]
     fn anchors_and_merge_keys() {
         let values = from_str("base: &b {x: 1, z: 2}\nderived:\n  <<: *b\n  z: 3\n").unwrap().unwrap();
         assert_eq!(values["derived"], json!({"x": 1, "z": 3}));
+        let tagged = from_str("base: &b {x: 1}\nderived:\n  !!merge <<: *b\n  w: 2\n").unwrap().unwrap();
+        assert_eq!(tagged["derived"], json!({"x": 1, "w": 2}));
         // YAML 1.1: `y` and `n` are booleans, even as keys.
         assert_eq!(from_str("y: 1\nn: 2\n").unwrap().unwrap(), json!({"true": 1, "false": 2}));
     }

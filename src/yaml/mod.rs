@@ -14,10 +14,12 @@ use crate::error::{Error, Location, Result};
 pub use emit::{to_yaml_string, write_yaml};
 
 /// weaver's parser settings: messages carry the line and column, never a source snippet
-/// (it would span lines, and could show a secret).
+/// (it would span lines, and could show a secret); comments are not kept, so any number of
+/// comment lines may stand before a key (kept, they are buffered against a limit of 96).
 pub(crate) fn options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
+    options.emit_comments = false;
     options
 }
 
@@ -265,6 +267,12 @@ mod tests {
         assert_eq!(error::<Value>(text), "f.yaml:6:3: invalid YAML: duplicate key `c` (first defined at line 3)");
         let text = "items:\n  - name: x\n    name: y\n";
         assert_eq!(error::<Value>(text), "f.yaml:3:5: invalid YAML: duplicate key `name` (first defined at line 2)");
+    }
+
+    #[test]
+    fn long_comment_blocks_are_skipped() {
+        let text = format!("a:\n{}  b: 1\n", "  # commented-out example\n".repeat(500));
+        assert_eq!(from_str::<Value>(Path::new("f.yaml"), &text).unwrap(), serde_json::json!({"a": {"b": 1}}));
     }
 
     #[test]

@@ -719,6 +719,13 @@ fn rune_or_replacement(u: u64) -> char {
 
 /// Go's `strconv.FormatFloat(v, verb, prec, 64)`; `None` precision is the shortest exact form.
 pub fn format_float(v: f64, verb: char, prec: Option<usize>) -> String {
+    format_float_bits(v, verb, prec, 64)
+}
+
+/// Go's `strconv.FormatFloat(v, verb, prec, bits)` for `bits` 32 or 64: at 32 bits the shortest
+/// form is the shortest that reads back as the same float32 (go-yaml writes float keys so, and
+/// sigs.k8s.io/yaml a float read into a string field).
+pub fn format_float_bits(v: f64, verb: char, prec: Option<usize>, bits: u32) -> String {
     if v.is_nan() {
         return "NaN".into();
     }
@@ -753,6 +760,7 @@ pub fn format_float(v: f64, verb: char, prec: Option<usize>) -> String {
             let upper = verb.is_ascii_uppercase();
             let lower = verb.to_ascii_lowercase();
             let digs = match (lower, prec) {
+                (_, None) if bits == 32 => Decimal::from_exp_form(&format!("{:e}", a as f32)),
                 (_, None) => Decimal::shortest(a),
                 ('e', Some(p)) => Decimal::rounded(a, p + 1),
                 ('g', Some(p)) => Decimal::rounded(a, p.max(1)),

@@ -29,7 +29,7 @@
 //! - Functions that execute templates (`include`) or parse text at run time (`tpl`) through [`Ctx`].
 //!
 //! # Not supported (differences from Go)
-//! - Complex numbers and hexadecimal floating-point literals; custom delimiters; `ParseComments` mode.
+//! - Complex numbers; custom delimiters; `ParseComments` mode.
 //! - Go types beyond [`Value`]'s: lists are `[]interface{}`, maps `map[string]interface{}`; `uint`
 //!   types, `[]byte` and channels do not exist; structs and methods come through [`Object`].
 //! - Range over integers and functions (Go 1.24; helm 3.17's Go 1.23 rejects them, and so does this).

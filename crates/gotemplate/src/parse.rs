@@ -755,8 +755,8 @@ fn parse_go_float(text: &str) -> Option<f64> {
 
 fn parse_decimal_float(text: &str) -> Option<f64> {
     let body = text.trim_start_matches(['+', '-']);
-    if body.starts_with("0x") || body.starts_with("0X") {
-        return None; // hexadecimal floats are not supported
+    if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        return parse_hex_float(hex).map(|f| if text.starts_with('-') { -f } else { f });
     }
     if text.contains('_') {
         let digits_only = text.replace('_', "");
@@ -771,6 +771,34 @@ fn parse_decimal_float(text: &str) -> Option<f64> {
     }
     // Rust accepts "inf"/"nan", which Go's lexer never produces as numbers.
     if body.starts_with(|c: char| c.is_ascii_digit() || c == '.') { text.parse().ok() } else { None }
+}
+
+/// A hexadecimal float's digits after `0x`: a mantissa (with an optional point) and a
+/// mandatory binary exponent, `1.8p+01`; underscores may separate digits, as in Go.
+fn parse_hex_float(hex: &str) -> Option<f64> {
+    let (mantissa, exp) = hex.split_once(['p', 'P'])?;
+    let exp: i32 = exp.parse().ok().filter(|_| !exp.contains('_'))?;
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let (int, frac) = (int.replace('_', ""), frac.replace('_', ""));
+    if int.is_empty() && frac.is_empty() || !underscores_ok("0x", mantissa.trim_start_matches('.')) {
+        return None;
+    }
+    // Accumulate up to 60 significant bits exactly; later digits only scale (Go rounds them in;
+    // templates never write hex floats that long).
+    let mut value: u64 = 0;
+    let mut scale = exp;
+    for (i, c) in int.chars().chain(frac.chars()).enumerate() {
+        let digit = u64::from(c.to_digit(16)?);
+        if value >> 56 == 0 {
+            value = value << 4 | digit;
+            if i >= int.len() {
+                scale -= 4;
+            }
+        } else if i < int.len() {
+            scale += 4;
+        }
+    }
+    Some(value as f64 * 2f64.powi(scale)).filter(|f| f.is_finite())
 }
 
 #[cfg(test)]
@@ -794,6 +822,10 @@ mod tests {
         assert_eq!(n("1_000"), Ok((Some(1000), Some(1000.0))));
         assert_eq!(n("1e3"), Ok((Some(1000), Some(1000.0))));
         assert_eq!(n("1.5"), Ok((None, Some(1.5))));
+        assert_eq!(n("0x1p60"), Ok((Some(1 << 60), Some(1_152_921_504_606_846_976.0))));
+        assert_eq!(n("0X1.8P+01"), Ok((Some(3), Some(3.0))));
+        assert_eq!(n("0x.8p-1"), Ok((None, Some(0.25))));
+        assert_eq!(n("0x1_0p0"), Ok((Some(16), Some(16.0))));
         assert_eq!(n("08"), Err("integer overflow: \"08\"".into()));
         assert_eq!(n("99999999999999999999"), Err("integer overflow: \"99999999999999999999\"".into()));
         assert_eq!(parse_number("'a'", ItemType::CharConstant).map(|n| n.int), Ok(Some(97)));

@@ -619,8 +619,10 @@ fn certificate(
     if template.is_ca {
         usages |= KeyUsages::KeyCertSign;
     }
-    let eku =
-        ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_SERVER_AUTH, const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]);
+    let eku = GoExtendedKeyUsage(ExtendedKeyUsage(vec![
+        const_oid::db::rfc5280::ID_KP_SERVER_AUTH,
+        const_oid::db::rfc5280::ID_KP_CLIENT_AUTH,
+    ]));
     let basic = BasicConstraints { ca: template.is_ca, path_len_constraint: None };
     let subject_key_id = template.is_ca.then(|| sha1::Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec());
     let authority_key_id = match parent {
@@ -663,9 +665,33 @@ fn certificate(
     Ok(Value::Object(Arc::new(Certificate { cert: pem_encode("CERTIFICATE", &der), key: key_pem })))
 }
 
+/// Extended key usage as Go's x509 writes it: not critical (x509-cert marks it critical unless
+/// it holds anyExtendedKeyUsage).
+struct GoExtendedKeyUsage(ExtendedKeyUsage);
+
+impl const_oid::AssociatedOid for GoExtendedKeyUsage {
+    const OID: const_oid::ObjectIdentifier = ExtendedKeyUsage::OID;
+}
+
+impl Encode for GoExtendedKeyUsage {
+    fn encoded_len(&self) -> x509_cert::der::Result<x509_cert::der::Length> {
+        self.0.encoded_len()
+    }
+
+    fn encode(&self, writer: &mut impl x509_cert::der::Writer) -> x509_cert::der::Result<()> {
+        self.0.encode(writer)
+    }
+}
+
+impl x509_cert::ext::AsExtension for GoExtendedKeyUsage {
+    fn critical(&self, _: &Name, _: &[x509_cert::ext::Extension]) -> bool {
+        false
+    }
+}
+
 struct Extensions {
     usages: KeyUsage,
-    eku: ExtendedKeyUsage,
+    eku: GoExtendedKeyUsage,
     basic: BasicConstraints,
     subject_key_id: Option<Vec<u8>>,
     authority_key_id: Option<SubjectKeyIdentifier>,

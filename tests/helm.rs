@@ -278,6 +278,21 @@ fn values_that_break_the_schema_are_errors_that_never_show_the_value() {
     let err = err.failure();
     assert_has(err, &["charts/app/values.schema.json", "don't meet the specifications", "- port:"]);
     assert!(!err.contains("hunter2"), "{err}");
+
+    // helm fetches a remote `$ref`; weaver renders offline and says so.
+    repo.write(
+        "charts/app/values.schema.json",
+        r#"{"properties": {"port": {"$ref": "https://schemas.example.com/defs.json#/port"}}}"#,
+    );
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    assert_has(
+        err.failure(),
+        &[
+            "charts/app/values.schema.json",
+            "`$ref` to https://schemas.example.com/defs.json",
+            "reads no schema from the network",
+        ],
+    );
 }
 
 #[test]

@@ -42,7 +42,12 @@ def extract(source, dest):
     """Copies a chart repository (directory or git directory) to dest; returns dest."""
     if os.path.isdir(os.path.join(source, 'objects')) and os.path.exists(os.path.join(source, 'HEAD')):
         os.makedirs(dest)
-        archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD'], check=True, capture_output=True).stdout
+        # Only the top-level directories that hold charts: a mirror may lack large unrelated files.
+        listing = subprocess.run(['git', f'--git-dir={source}', 'ls-tree', '-r', '--name-only', 'HEAD'],
+                                 check=True, capture_output=True, text=True).stdout.splitlines()
+        tops = sorted({p.split('/')[0] for p in listing if p.endswith('Chart.yaml') and '/' in p})
+        archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD', *tops],
+                                 check=True, capture_output=True).stdout
         subprocess.run(['tar', 'x', '-C', dest], input=archive, check=True)
     else:
         shutil.copytree(source, dest, symlinks=True)
@@ -135,8 +140,9 @@ def from_history(source, path, constraint, dest):
 
 
 def vendor(chart, by_name, seen=()):
-    """Vendors chart's missing dependencies from by_name (name -> (directory, git directory,
-    path in it)), in a version that meets the constraint; returns what it could not find."""
+    """Vendors chart's missing dependencies from by_name (name -> candidates: directory, git
+    directory, path in it), in a version that meets the constraint, from the first candidate
+    that has one; returns what it could not find."""
     missing = []
     meta = chart_meta(chart)
     deps = meta.get('dependencies') or []
@@ -153,16 +159,19 @@ def vendor(chart, by_name, seen=()):
         name = dep.get('name')
         if name in present:
             continue
-        found = by_name.get(name)
-        if found is None or name in seen:
-            missing.append(name)
-            continue
-        directory, git_dir, path = found
         target = os.path.join(charts_dir, name)
         constraint = dep.get('version')
-        if not constraint or satisfies(chart_meta(directory).get('version'), constraint):
-            shutil.copytree(directory, target, symlinks=True)
-        elif not from_history(git_dir, path, constraint, target):
+        candidates = [] if name in seen else by_name.get(name, [])
+        if not candidates:
+            missing.append(name)
+            continue
+        for directory, git_dir, path in candidates:
+            if not constraint or satisfies(chart_meta(directory).get('version'), constraint):
+                shutil.copytree(directory, target, symlinks=True)
+                break
+            if from_history(git_dir, path, constraint, target):
+                break
+        else:
             missing.append(f'{name} {constraint}')
             continue
         present.add(name)
@@ -182,14 +191,15 @@ def build(corpus, sources):
         charts = charts_in(root)
         by_name = {}
         for c in charts:
-            by_name.setdefault(chart_meta(c).get('name'), (c, git_dir, os.path.relpath(c, root)))
-        for name, c in by_name.items():
-            everywhere.setdefault(name, c)
+            by_name.setdefault(chart_meta(c).get('name'), []).append((c, git_dir, os.path.relpath(c, root)))
+        for name, found in by_name.items():
+            everywhere.setdefault(name, []).extend(found)
         repos.append((repo, charts, by_name))
     kept, left = 0, []
     for repo, charts, by_name in repos:
         # A dependency comes from the same repository first, then from the other sources.
-        lookup = {**everywhere, **by_name}
+        lookup = {name: by_name.get(name, []) + [c for c in found if c not in by_name.get(name, [])]
+                  for name, found in everywhere.items()}
         for c in charts:
             name = os.path.basename(c)
             dest = os.path.join(corpus, f'{repo}--{name}')

@@ -206,11 +206,19 @@ mod schema {
     ) -> Result<(), Error> {
         if let Some(schema) = &node.chart.schema {
             let path = node.chart.origin.join("values.schema.json");
-            let validator = jsonschema::validator_for(schema).map_err(|e| {
-                Error::at(
+            let validator = jsonschema::validator_for(schema).map_err(|e| match e.kind() {
+                jsonschema::error::ValidationErrorKind::Referencing(jsonschema::ReferencingError::Unretrievable {
+                    uri,
+                    ..
+                }) => Error::at(
+                    Location::file(&path),
+                    format!("`$ref` to {uri} cannot be resolved: weaver reads no schema from the network"),
+                )
+                .with_help("put the referenced definitions into values.schema.json (helm fetches them)"),
+                _ => Error::at(
                     Location::file(&path),
                     format!("invalid JSON Schema at `{}`: {}", e.schema_path(), e.masked()),
-                )
+                ),
             })?;
             let mut lines: Vec<String> = validator
                 .iter_errors(values)

@@ -185,6 +185,12 @@ fn translate(pattern: &str) -> Result<String, String> {
                     }
                 };
                 out.push_str(replacement);
+                // In Go a '-' after a Perl class in a class is a literal (`[\w-.]`); in Rust it
+                // would start a range from the class's last character.
+                if in_class && chars.peek().is_some_and(|(_, n)| *n == '-') {
+                    chars.next();
+                    out.push_str(r"\-");
+                }
             }
             '[' if !in_class => {
                 in_class = true;

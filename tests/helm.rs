@@ -252,6 +252,55 @@ fn bad_charts_are_errors_naming_the_file_line_and_action() {
 }
 
 #[test]
+fn built_in_objects_have_helm_s_go_types() {
+    let types = "{{ typeOf . }} {{ typeOf .Values }} {{ kindOf .Values }} {{ typeOf .Values.nested }} \
+        {{ typeOf .Template }} {{ typeOf .Release }} {{ typeOf .Chart }} {{ kindOf .Chart }} {{ typeOf .Files }} \
+        {{ kindOf .Files }} {{ typeOf .Capabilities }} {{ kindOf .Capabilities }} \
+        {{ typeOf .Capabilities.KubeVersion }} {{ kindOf .Capabilities.KubeVersion }} \
+        {{ typeOf .Capabilities.APIVersions }} {{ typeOf .Subcharts }}";
+    // chartutil.Values passes as a map[string]interface{} (set changes .Values), but is not one.
+    let uses = "{{ $_ := set .Values \"added\" 1 }}{{ .Values.added }} {{ hasKey .Values \"nested\" }} \
+        {{ typeIs \"map[string]interface {}\" .Values }} {{ dig \"nested\" \"a\" 0 .Values.AsMap }} \
+        {{ .Values.YAML | quote }}";
+    let repo = chart_repo(&[
+        ("values.yaml", "nested: {a: 2}\n"),
+        (
+            "templates/cm.yaml",
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: types\ndata:\n  types: {{{{ tpl `{types}` . | quote }}}}\n  uses: {{{{ tpl `{uses}` . | quote }}}}\n"
+            ),
+        ),
+    ]);
+    let objects = by_key(
+        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
+    );
+    let data = &objects["ConfigMap/types"]["data"];
+    assert_eq!(
+        data["types"],
+        "chartutil.Values chartutil.Values map map[string]interface {} chartutil.Values map[string]interface {} \
+         struct { chart.Metadata; IsRoot bool } struct engine.files map *chartutil.Capabilities ptr \
+         chartutil.KubeVersion struct chartutil.VersionSet map[string]interface {}"
+    );
+    assert_eq!(data["uses"], "1 true false 2 \"added: 1\\nnested:\\n  a: 2\\n\"");
+    let err = chart_repo(&[(
+        "templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ dig \"a\" 0 .Values }}\n",
+    )]);
+    assert_has(
+        err.weaver(&["render", "--env", "dev"]).failure(),
+        &["interface conversion: interface {} is chartutil.Values, not map[string]interface {}"],
+    );
+
+    let Some(helm) = helm_binary() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
+    let expected = by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap());
+    assert_eq!(objects["ConfigMap/types"], expected["ConfigMap/types"], "helm template's types differ");
+}
+
+#[test]
 fn dependencies_must_be_vendored_at_a_version_in_range() {
     let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: ~2.1.0\n";
     let repo = chart_repo(&[]);

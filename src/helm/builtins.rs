@@ -1,5 +1,6 @@
 //! The Go values behind helm's built-in objects that are not plain maps: `.Files`,
-//! `.Capabilities` (with `KubeVersion`, `APIVersions.Has`, `HelmVersion`) and `.Chart`.
+//! `.Capabilities` (with `KubeVersion`, `APIVersions.Has`, `HelmVersion`), `.Chart`, and the
+//! `chartutil.Values` maps (`.`, `.Values`, `.Template`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,6 +81,41 @@ pub const DEFAULT_API_VERSIONS: &[&str] = &[
 
 fn string_map(entries: &[(&str, Value)]) -> Value {
     Value::Map(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+}
+
+/// `chartutil.Values`, helm's `map[string]interface{}` type of `.`, `.Values` and `.Template`:
+/// the map itself (shared, so `set .Values` changes it) with the methods `AsMap` and `YAML`.
+#[derive(Debug)]
+pub struct Values(pub Map);
+
+impl Values {
+    pub fn value(map: Map) -> Value {
+        Value::Object(Arc::new(Values(map)))
+    }
+}
+
+impl Object for Values {
+    fn type_name(&self) -> &str {
+        "chartutil.Values"
+    }
+    fn method(&self, name: &str) -> Option<Function> {
+        let map = self.0.clone();
+        match name {
+            "AsMap" => Some(Function::new(&[], move |_, _| Ok(Value::Map(map.clone())))),
+            // sigs.k8s.io/yaml's Marshal: toYaml's text with its newline.
+            "YAML" => Some(Function::new(&[], move |_, _| {
+                let text = super::funcs::to_yaml(&Value::Map(map.clone()));
+                Ok(Value::from(if text.is_empty() { text } else { format!("{text}\n") }))
+            })),
+            _ => None,
+        }
+    }
+    fn underlying(&self) -> Option<Value> {
+        Some(Value::Map(self.0.clone()))
+    }
+    fn as_map(&self) -> Option<Map> {
+        Some(self.0.clone())
+    }
 }
 
 /// `.Files`: helm's `engine.files`, a `map[string][]byte` with methods.
@@ -196,6 +232,9 @@ struct KubeVersion {
 }
 
 impl Object for KubeVersion {
+    fn kind(&self) -> Option<&'static str> {
+        Some("struct")
+    }
     fn type_name(&self) -> &str {
         "chartutil.KubeVersion"
     }
@@ -282,6 +321,9 @@ impl Object for Capabilities {
 struct HelmVersion(Value);
 
 impl Object for HelmVersion {
+    fn kind(&self) -> Option<&'static str> {
+        Some("struct")
+    }
     fn type_name(&self) -> &str {
         "version.BuildInfo"
     }
@@ -396,6 +438,9 @@ impl ChartMetadata {
 }
 
 impl Object for ChartMetadata {
+    fn kind(&self) -> Option<&'static str> {
+        Some("struct")
+    }
     fn type_name(&self) -> &str {
         "struct { chart.Metadata; IsRoot bool }"
     }

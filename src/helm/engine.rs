@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use gotemplate::{Map, MissingKey, Numbers, Templates, Value};
 use serde_json::Value as Json;
 
-use super::builtins::{ChartMetadata, Files};
+use super::builtins::{ChartMetadata, Files, Values};
 use super::chart::Chart;
 use super::manifests::{self, Document, Kind};
 use super::values::Scoped;
@@ -70,7 +70,10 @@ pub fn render(
         ("Service".to_string(), Value::from("Helm")),
     ]));
     let capabilities = Value::Object(input.capabilities.clone() as Arc<dyn gotemplate::Object>);
-    let values = Value::from_json(values, Numbers::Float64);
+    let values = match Value::from_json(values, Numbers::Float64) {
+        Value::Map(map) => map,
+        _ => Map::new(),
+    };
     let mut templates = Vec::new();
     collect(root, None, &values, &release, &capabilities, &mut templates);
     // sortTemplates: deeper paths first, then reverse lexical order; the last parsed `define` wins.
@@ -88,13 +91,13 @@ pub fn render(
         }
         template.data.insert(
             "Template",
-            Value::Map(Map::from_iter([
+            Values::value(Map::from_iter([
                 ("Name".to_string(), Value::from(template.name.as_str())),
                 ("BasePath".to_string(), Value::from(template.base_path.as_str())),
             ])),
         );
         let out = set
-            .execute_with_state(&template.name, &Value::Map(template.data.clone()), &mut state)
+            .execute_with_state(&template.name, &Values::value(template.data.clone()), &mut state)
             .map_err(|e| exec_error(&e, &templates, &chart.metadata.name))?;
         rendered.insert(&template.name, (out.replace("<no value>", ""), template));
     }
@@ -156,7 +159,7 @@ fn base_name(name: &str) -> &str {
 fn collect(
     node: &Scoped,
     parent: Option<(&str, &Map)>,
-    values: &Value,
+    values: &Map,
     release: &Value,
     capabilities: &Value,
     out: &mut Vec<TemplateFile>,
@@ -166,15 +169,19 @@ fn collect(
         None => node.name.clone(),
         Some((parent_path, _)) => format!("{parent_path}/charts/{}", node.name),
     };
+    // Values.Table("Values.<name>"): the parent's entry when it is a map, else an empty one.
     let scoped_values = match parent {
         None => values.clone(),
-        Some((_, parent_data)) => match parent_data.get("Values") {
-            Some(Value::Map(parent_values)) => match parent_values.get(&node.name) {
-                Some(Value::Map(m)) => Value::Map(m),
-                _ => Value::Map(Map::new()),
-            },
-            _ => Value::Map(Map::new()),
-        },
+        Some((_, parent_data)) => {
+            let parent_values = parent_data.get("Values").and_then(|v| match v {
+                Value::Object(object) => object.as_map(),
+                _ => None,
+            });
+            match parent_values.and_then(|p| p.get(&node.name)) {
+                Some(Value::Map(m)) => m,
+                _ => Map::new(),
+            }
+        }
     };
     let subcharts = Map::new();
     let data = Map::from_iter([
@@ -185,7 +192,7 @@ fn collect(
         ("Files".to_string(), Value::Object(Arc::new(Files::new(&chart.files)))),
         ("Release".to_string(), release.clone()),
         ("Capabilities".to_string(), capabilities.clone()),
-        ("Values".to_string(), scoped_values),
+        ("Values".to_string(), Values::value(scoped_values)),
         ("Subcharts".to_string(), Value::Map(subcharts.clone())),
     ]);
     for dependency in &node.dependencies {

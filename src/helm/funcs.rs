@@ -1,6 +1,6 @@
 //! helm's own template functions (pkg/engine/funcs.go and engine.go): `include`, `tpl`,
-//! `required`, `fail`, `toYaml`, `fromYaml`, `fromYamlArray`, `toJson`, `fromJson`,
-//! `fromJsonArray`, `toToml`, `lookup`. (`getHostByName` without DNS, as `helm template` has it,
+//! `required`, `fail`, `toYaml`, `toYamlPretty`, `fromYaml`, `fromYamlArray`, `toJson`,
+//! `fromJson`, `fromJsonArray`, `toToml`, `fromToml`, `lookup`. (`getHostByName` without DNS, as `helm template` has it,
 //! is sprig's.)
 
 use std::collections::HashMap;
@@ -35,6 +35,7 @@ pub fn register(set: &mut Templates) {
         Function::new(&[Type::String], |_, args| Err(wrapped(args[0].as_str().unwrap_or_default()))),
     );
     set.add_function("toYaml", Function::new(&[Type::Any], |_, args| Ok(Value::from(to_yaml(&args[0])))));
+    set.add_function("toYamlPretty", Function::new(&[Type::Any], |_, args| Ok(Value::from(to_yaml_pretty(&args[0])))));
     set.add_function("fromYaml", Function::new(&[Type::String], |_, args| Ok(from_yaml(str_arg(args)))));
     set.add_function("fromYamlArray", Function::new(&[Type::String], |_, args| Ok(from_yaml_array(str_arg(args)))));
     set.add_function(
@@ -44,6 +45,12 @@ pub fn register(set: &mut Templates) {
     set.add_function("fromJson", Function::new(&[Type::String], |_, args| Ok(from_json(str_arg(args)))));
     set.add_function("fromJsonArray", Function::new(&[Type::String], |_, args| Ok(from_json_array(str_arg(args)))));
     set.add_function("toToml", Function::new(&[Type::Any], |_, args| Ok(Value::from(super::toml::encode(&args[0])))));
+    set.add_function(
+        "fromToml",
+        Function::new(&[Type::String], |_, args| {
+            Ok(super::toml::decode(str_arg(args)).unwrap_or_else(|e| error_map(format!("toml: {e}"))))
+        }),
+    );
     // `helm template` has no cluster: lookup finds nothing.
     set.add_function(
         "lookup",
@@ -101,6 +108,48 @@ pub fn to_yaml(value: &Value) -> String {
         }
         Err(_) => String::new(),
     }
+}
+
+/// helm's `toYamlPretty`: go-yaml v3's encoder (indent 2) on the value itself, not its JSON form,
+/// so float64s stay floats (`1e+06`); without its last newline, "" when it cannot be encoded.
+pub fn to_yaml_pretty(value: &Value) -> String {
+    match yaml_v3_node(value, 0) {
+        Some(node) => {
+            let text = super::yaml::to_string_v3(&node);
+            text.strip_suffix('\n').unwrap_or(&text).to_string()
+        }
+        None => String::new(),
+    }
+}
+
+/// The node go-yaml v3 makes of a value: keys in its order, other types (structs) as their
+/// encoded (JSON) form; `None` for data nested too deep (a map holding itself).
+fn yaml_v3_node(value: &Value, depth: usize) -> Option<super::yaml::Node> {
+    use super::yaml::{Flavor, Node, natural_order};
+    if depth > gotemplate::MAX_NESTING {
+        return None;
+    }
+    Some(match value {
+        Value::Nil => Node::Null,
+        Value::Bool(b) => Node::Bool(*b),
+        Value::Int(i) | Value::Int64(i) => Node::Int(*i),
+        Value::Float(f) => Node::Float(*f),
+        Value::String(s) => Node::Str(s.to_string()),
+        Value::List(items) => Node::Seq(items.iter().map(|v| yaml_v3_node(v, depth + 1)).collect::<Option<Vec<_>>>()?),
+        Value::Map(map) => {
+            let mut entries = map
+                .entries()
+                .into_iter()
+                .map(|(k, v)| Some((k, yaml_v3_node(&v, depth + 1)?)))
+                .collect::<Option<Vec<_>>>()?;
+            entries.sort_by(|a, b| natural_order(&a.0, &b.0, Flavor::V3));
+            Node::Map(entries)
+        }
+        Value::Object(object) => match object.underlying() {
+            Some(inner) => yaml_v3_node(&inner, depth + 1)?,
+            None => Node::Str(object.display()),
+        },
+    })
 }
 
 /// `Value::to_json` writes integral floats below 1e15 as integers; go-yaml reads every integral
@@ -265,14 +314,56 @@ fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// The case-table harness weaver-gotemplate's and weaver-sprig's tests share.
+#[cfg(test)]
+#[path = "../../crates/gotemplate/tests/support/helm_cases.rs"]
+mod helm_cases;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// tests/helm/funcs.txt: cases of helm's own functions, with helm 3.17.1's output.
+    fn table() -> Vec<(helm_cases::Mode, helm_cases::Case)> {
+        helm_cases::parse(include_str!("../../tests/helm/funcs.txt"))
+    }
+
+    /// helm's function map: sprig's, then helm's own.
+    fn helm_functions(set: &mut Templates) {
+        sprig::register(set);
+        register(set);
+    }
+
+    #[test]
+    fn table_cases_render_as_helm_does() {
+        helm_cases::check_table(&table(), 10, |mode, case| {
+            helm_cases::render_with(mode, case, helm_functions, &mut IncludeDepth::default())
+        });
+    }
+
+    /// Runs helm (WEAVER_HELM or on PATH); skipped, saying so, without it.
+    #[test]
+    fn helm_renders_every_case_as_the_table_says() {
+        helm_cases::check_with_helm("weaver-funcs", &table());
+    }
 
     #[test]
     fn json_like_go() {
         let v = Value::from_json(&serde_json::json!({"b": [1, 1.5, 1e21, 1e-7, "<&>"], "a": null}), Numbers::Float64);
         assert_eq!(to_json(&v).unwrap(), r#"{"a":null,"b":[1,1.5,1e+21,1e-7,"\u003c\u0026\u003e"]}"#);
+    }
+
+    #[test]
+    fn pretty_yaml_like_go_yaml_v3() {
+        let v = Value::from_json(
+            &serde_json::json!({"l": [1, [2, 3], {"b": [4]}], "n": 1e6, "1a": 1, "1_": 2, "t": "a\tb", "lt": "x\ty\nz"}),
+            Numbers::Float64,
+        );
+        assert_eq!(
+            to_yaml_pretty(&v),
+            "1a: 1\n\"1_\": 2\nl:\n  - 1\n  - - 2\n    - 3\n  - b:\n      - 4\nlt: |-\n  x\ty\n  z\n\"n\": 1e+06\nt: \"a\\tb\""
+        );
+        assert_eq!(to_yaml_pretty(&Value::from("word ".repeat(30))).lines().count(), 1, "v3 never folds");
     }
 
     #[test]

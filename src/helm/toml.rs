@@ -1,8 +1,55 @@
-//! helm's `toToml`: BurntSushi/toml's encoder (v1.4), whose layout the `toml` crate does not
-//! reproduce (it indents nested tables by two spaces per level and writes every float with a
-//! decimal point): written out here for the values templates hold.
+//! helm's `toToml` and `fromToml` (BurntSushi/toml v1.4). The encoder's layout, which the `toml`
+//! crate does not reproduce (it indents nested tables by two spaces per level and writes every
+//! float with a decimal point), is written out here for the values templates hold; decoding is the
+//! `toml` crate's parser, with values of the Go types BurntSushi's `Unmarshal` into a map gives.
 
-use gotemplate::Value;
+use gotemplate::{Map, Value};
+
+/// `fromToml`'s map: integers are int64, floats float64, date-times `time.Time` (local ones in
+/// BurntSushi's "datetime-local", "date-local" and "time-local" zones). The error is the parser's
+/// message with its line ("line 3: duplicate key"); helm's wording differs.
+pub fn decode(text: &str) -> Result<Value, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().trim_end().to_string();
+        match line {
+            Some(line) => format!("line {line}: {message}"),
+            None => message,
+        }
+    })?;
+    let map = Map::new();
+    for (key, value) in table {
+        map.insert(key, decoded(value)?);
+    }
+    Ok(Value::Map(map))
+}
+
+fn decoded(value: toml::Value) -> Result<Value, String> {
+    Ok(match value {
+        toml::Value::String(s) => Value::from(s),
+        toml::Value::Integer(i) => Value::Int64(i),
+        toml::Value::Float(f) => Value::Float(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(datetime) => {
+            let (layout, zone) = match (&datetime.date, &datetime.time, &datetime.offset) {
+                (Some(_), Some(_), Some(_)) => ("2006-01-02T15:04:05.999999999Z07:00", None),
+                (Some(_), Some(_), None) => ("2006-01-02T15:04:05.999999999", Some("datetime-local")),
+                (Some(_), None, _) => ("2006-01-02", Some("date-local")),
+                _ => ("15:04:05.999999999", Some("time-local")),
+            };
+            let text = datetime.to_string();
+            sprig::parse_time(layout, &text, zone).ok_or_else(|| format!("invalid date-time {text}"))?
+        }
+        toml::Value::Array(items) => Value::from(items.into_iter().map(decoded).collect::<Result<Vec<_>, _>>()?),
+        toml::Value::Table(table) => {
+            let map = Map::new();
+            for (key, value) in table {
+                map.insert(key, decoded(value)?);
+            }
+            Value::Map(map)
+        }
+    })
+}
 
 /// The TOML text, or the encoder's error message (helm prints that instead).
 pub fn encode(value: &Value) -> String {
@@ -169,6 +216,20 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_go_types_and_reports_errors_with_their_line() {
+        let v = decode("a = 1\nb = 1.5\n[t]\nl = [1, 'x']\n[[arr]]\nk = true\n").unwrap();
+        assert_eq!(
+            v.to_json().unwrap(),
+            serde_json::json!({"a": 1, "arr": [{"k": true}], "b": 1.5, "t": {"l": [1, "x"]}})
+        );
+        let Value::Map(map) = &v else { panic!("a map") };
+        assert_eq!(map.get("a").unwrap().type_name(), "int64");
+        assert_eq!(map.get("b").unwrap().type_name(), "float64");
+        let err = decode("a = 1\n[t]\nb = \n").unwrap_err();
+        assert!(err.starts_with("line 3: "), "{err}");
+    }
 
     #[test]
     fn burntsushi_layout() {

@@ -3,6 +3,7 @@
 //! timestamps stay strings) and converts the first document to JSON; writing (`toYaml`) reproduces
 //! go-yaml v2's emitter: sorted keys in its "natural" order, indentless lists under keys, its
 //! quoting rules, literal blocks for multi-line strings and plain scalars folded after column 80.
+//! `toYamlPretty` writes with go-yaml v3's encoder (indent 2) instead: [`to_string_v3`].
 //!
 //! No Rust crate reproduces go-yaml v2 (serde_yaml and serde-saphyr emit YAML 1.2 with other
 //! quoting and no folding), so both directions are written here on granit-parser's events (the
@@ -386,7 +387,7 @@ impl Node {
             Json::Object(map) => {
                 let mut entries: Vec<(String, Node)> =
                     map.iter().map(|(k, v)| (k.clone(), Node::from_json(v))).collect();
-                entries.sort_by(|a, b| natural_order(&a.0, &b.0));
+                entries.sort_by(|a, b| natural_order(&a.0, &b.0, Flavor::V2));
                 Node::Map(entries)
             }
         }
@@ -407,15 +408,17 @@ impl Node {
     }
 }
 
-/// go-yaml v2's key order (`keyList.Less`): runs of digits compare as numbers, and a letter
-/// sorts after anything that is not one.
-pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+/// go-yaml's key order (`keyList.Less`): runs of digits compare as numbers, and a letter
+/// sorts after anything that is not one (in v3, before it when the common prefix ends in a digit).
+pub fn natural_order(a: &str, b: &str, flavor: Flavor) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     let less = |a: &str, b: &str| -> bool {
         let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
         let digit = |c: char| c.is_ascii_digit();
+        let mut digits = false;
         for i in 0..ar.len().min(br.len()) {
             if ar[i] == br[i] {
+                digits = ar[i].is_numeric();
                 continue;
             }
             let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
@@ -423,7 +426,7 @@ pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
                 return ar[i] < br[i];
             }
             if al || bl {
-                return bl;
+                return if digits && flavor == Flavor::V3 { al } else { bl };
             }
             let (mut an, mut bn) = (0i64, 0i64);
             if ar[i] == '0' || br[i] == '0' {
@@ -466,9 +469,28 @@ pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// Which go-yaml writes: v2 (`Marshal`, under sigs.k8s.io/yaml) or v3 (an `Encoder` with
+/// `SetIndent(2)`). v3 indents lists under keys, never folds long lines, orders keys slightly
+/// differently, and lets tabs into literal blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    V2,
+    V3,
+}
+
 /// go-yaml v2's `Marshal` of `node`, ending in a newline.
 pub fn to_string(node: &Node) -> String {
-    let mut emitter = Emitter { out: String::new(), column: 0, indent: -1, whitespace: true, indention: true };
+    emit(node, Flavor::V2)
+}
+
+/// go-yaml v3's `Encoder.Encode` of `node` with indent 2, ending in a newline; `node`'s maps
+/// must be in v3's key order ([`natural_order`] with [`Flavor::V3`]).
+pub fn to_string_v3(node: &Node) -> String {
+    emit(node, Flavor::V3)
+}
+
+fn emit(node: &Node, flavor: Flavor) -> String {
+    let mut emitter = Emitter { out: String::new(), column: 0, indent: -1, whitespace: true, indention: true, flavor };
     emitter.node(node, Context::Root);
     if !emitter.out.ends_with('\n') {
         emitter.out.push('\n');
@@ -502,9 +524,18 @@ struct Emitter {
     indent: i64,
     whitespace: bool,
     indention: bool,
+    flavor: Flavor,
 }
 
 impl Emitter {
+    /// The column past which a space may become a line break: none in v3 (its width is -1).
+    fn best_width(&self) -> usize {
+        match self.flavor {
+            Flavor::V2 => BEST_WIDTH,
+            Flavor::V3 => usize::MAX,
+        }
+    }
+
     fn put(&mut self, c: char) {
         self.out.push(c);
         self.column += 1;
@@ -553,7 +584,7 @@ impl Emitter {
             Node::Seq(items) if items.is_empty() => self.flow_empty("[]"),
             Node::Map(entries) if entries.is_empty() => self.flow_empty("{}"),
             Node::Seq(items) => {
-                let indentless = context == Context::MappingValue && !self.indention;
+                let indentless = self.flavor == Flavor::V2 && context == Context::MappingValue && !self.indention;
                 let saved = self.increase_indent(false, indentless);
                 for item in items {
                     self.write_indent();
@@ -611,7 +642,7 @@ impl Emitter {
     }
 
     fn scalar(&mut self, value: &str, requested: Style, context: Context) {
-        let analysis = Analysis::of(value);
+        let analysis = Analysis::of(value, self.flavor);
         let simple_key = context == Context::MappingKey;
         let mut style = requested;
         if simple_key && analysis.multiline {
@@ -672,7 +703,12 @@ impl Emitter {
         for (i, &c) in chars.iter().enumerate() {
             if c == ' ' {
                 let inside = !single_quoted || (i > 0 && i < chars.len() - 1);
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && inside && chars.get(i + 1) != Some(&' ') {
+                if allow_breaks
+                    && !spaces
+                    && self.column > self.best_width()
+                    && inside
+                    && chars.get(i + 1) != Some(&' ')
+                {
                     self.write_indent();
                 } else {
                     self.put(c);
@@ -740,7 +776,7 @@ impl Emitter {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && i > 0 && i < chars.len() - 1 {
+                if allow_breaks && !spaces && self.column > self.best_width() && i > 0 && i < chars.len() - 1 {
                     self.write_indent();
                     if chars.get(i + 1) == Some(&' ') {
                         self.put('\\');
@@ -814,7 +850,7 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn of(value: &str) -> Analysis {
+    fn of(value: &str, flavor: Flavor) -> Analysis {
         if value.is_empty() {
             return Analysis {
                 multiline: false,
@@ -825,7 +861,7 @@ impl Analysis {
         }
         let chars: Vec<char> = value.chars().collect();
         let mut block_indicators = value.starts_with("---") || value.starts_with("...");
-        let (mut line_breaks, mut special) = (false, false);
+        let (mut line_breaks, mut special, mut tabs) = (false, false, false);
         let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
             (false, false, false, false);
         let (mut break_space, mut space_break) = (false, false);
@@ -849,7 +885,10 @@ impl Analysis {
                     _ => {}
                 }
             }
-            if !is_printable(c) {
+            // v3 tells tabs apart: they rule out plain and single-quoted styles, not literal blocks.
+            if c == '\t' && flavor == Flavor::V3 {
+                tabs = true;
+            } else if !is_printable(c) {
                 special = true;
             }
             if c == ' ' {
@@ -887,9 +926,11 @@ impl Analysis {
             analysis.block_plain_allowed = false;
             analysis.single_quoted_allowed = false;
         }
-        if space_break || special {
+        if space_break || tabs || special {
             analysis.block_plain_allowed = false;
             analysis.single_quoted_allowed = false;
+        }
+        if space_break || special {
             analysis.block_allowed = false;
         }
         if line_breaks || block_indicators {

@@ -742,6 +742,12 @@ impl<'a> Exec<'a, '_> {
         if typ == Type::Any || (!value.is_nil_interface() && typ.accepts(&value.value)) {
             return Ok(value);
         }
+        if typ == Type::Map
+            && let Value::Object(object) = &value.value
+            && let Some(map) = object.as_map()
+        {
+            return Ok(Data::of(Value::Map(map)));
+        }
         let got = if value.is_nil_interface() { "interface {}" } else { value.value.type_name() };
         Err(self.error(format!("wrong type for value; expected {}; got {got}", typ.go_name())))
     }
@@ -976,6 +982,7 @@ fn reflect_kind(value: &Value) -> &'static str {
         Value::Nil => "invalid",
         Value::List(_) => "slice",
         Value::Map(_) => "map",
+        Value::Object(o) if let Some(kind) = o.kind() => kind,
         Value::Object(o) => match o.underlying() {
             Some(Value::List(_)) => "slice",
             Some(Value::Map(_)) => "map",

@@ -55,6 +55,17 @@ pub trait Object: Any + Send + Sync + fmt::Debug {
     fn underlying(&self) -> Option<Value> {
         None
     }
+    /// The `map[string]interface{}` a named map type is made of (helm's `type Values
+    /// map[string]interface{}`): functions taking a `map[string]interface{}` get this map itself,
+    /// as Go's assignability lets them. Other types (`map[string][]byte`, structs) are not.
+    fn as_map(&self) -> Option<Map> {
+        None
+    }
+    /// Go's reflect kind when `underlying` does not tell it: `Some("struct")` for a struct whose
+    /// `underlying` is only its encoded form (what `toJson` writes).
+    fn kind(&self) -> Option<&'static str> {
+        None
+    }
     /// What fmt's `%v` and `%s` print: the result of a `String()` method, or Go's struct formatting.
     fn display(&self) -> String {
         match self.underlying() {

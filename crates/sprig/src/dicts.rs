@@ -170,9 +170,15 @@ fn merge_maps(dst: &Map, src: &Map, overwrite: bool, depth: usize) -> Result<(),
 }
 
 /// copystructure.Copy: new maps and slices all the way down; other values are immutable.
+/// A named map type (helm's `.Values`) is copied as a plain map.
 fn deep_copy(value: &Value, depth: usize) -> Result<Value, FuncError> {
     if depth > gotemplate::MAX_NESTING {
         return Err(too_deep());
+    }
+    if let Value::Object(object) = value
+        && let Some(map) = object.as_map()
+    {
+        return deep_copy(&Value::Map(map), depth);
     }
     Ok(match value {
         Value::Map(map) => {

@@ -71,6 +71,7 @@ pub fn kind(value: &Value) -> &'static str {
         Value::List(_) => "slice",
         Value::Map(_) => "map",
         Value::Object(o) if o.type_name().starts_with('*') => "ptr",
+        Value::Object(o) if let Some(kind) = o.kind() => kind,
         Value::Object(o) => match o.underlying() {
             Some(Value::Object(_)) | None => "struct",
             Some(inner) => kind(&inner),

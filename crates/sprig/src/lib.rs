@@ -81,6 +81,8 @@ pub mod semver;
 mod strings;
 mod time;
 
+pub use time::parse_time;
+
 use gotemplate::{Templates, Value};
 
 /// Adds every sprig function helm exposes to `templates` (replacing Go's builtin `slice`, as helm's

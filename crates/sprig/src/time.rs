@@ -227,6 +227,22 @@ impl GoTime {
     }
 }
 
+/// A `time.Time` as Go's `time.Parse(layout, value)` returns it; with `zone`, the same wall clock
+/// in a zone of that name at offset 0 (BurntSushi/toml's local date-times are in "datetime-local",
+/// "date-local" and "time-local"). `None` when `value` does not match `layout`.
+pub fn parse_time(layout: &str, value: &str, zone: Option<&str>) -> Option<Value> {
+    let parsed = parse(layout, value).ok()?;
+    let t = match zone {
+        Some(name) => GoTime {
+            zoned: parsed.zoned.datetime().to_zoned(TimeZone::fixed(Offset::UTC)).ok()?,
+            location: Location::Fixed(name.to_string()),
+            monotonic: None,
+        },
+        None => parsed,
+    };
+    Some(t.into_value())
+}
+
 /// A `time.Time` argument: the value itself, or a typed error for anything else.
 fn time_arg(value: &Value) -> Result<GoTime, FuncError> {
     as_time(value)

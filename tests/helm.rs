@@ -352,6 +352,62 @@ fn a_helm_chart_release_applies_and_then_diffs_clean() {
 }
 
 #[test]
+fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("caps");
+    let group = format!("{}.example.org", cluster.prefix);
+    cluster.apply(
+        &[json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("gadgets.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})],
+        "test",
+    );
+    let template = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  \
+         kube: {{{{ .Capabilities.KubeVersion | quote }}}}\n  \
+         minor: {{{{ .Capabilities.KubeVersion.Minor | quote }}}}\n  \
+         crd: {{{{ .Capabilities.APIVersions.Has \"{group}/v1\" | quote }}}}\n  \
+         crdKind: {{{{ .Capabilities.APIVersions.Has \"{group}/v1/Gadget\" | quote }}}}\n  \
+         deployment: {{{{ .Capabilities.APIVersions.Has \"apps/v1/Deployment\" | quote }}}}\n  \
+         unserved: {{{{ .Capabilities.APIVersions.Has \"{group}/v2\" | quote }}}}\n"
+    );
+    let repo = chart_repo(&[("templates/cm.yaml", &template)]);
+    // An explicit kubeVersion is for rendering offline: against a cluster, helm uses the server's.
+    repo.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {ns}\nkubeVersion: v1.29.3\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: app\n    chart: app\n"
+        ),
+    );
+    let offline = by_key(
+        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
+    );
+    assert_eq!(
+        offline["ConfigMap/caps"]["data"],
+        json!({"kube": "v1.29.3", "minor": "29", "crd": "false", "crdKind": "false", "deployment": "false", "unserved": "false"}),
+        "offline: the environment's kubeVersion and helm's default group/versions (no kinds)"
+    );
+
+    let server = cluster.server_version();
+    let minor = server.trim_start_matches('v').split('.').nth(1).unwrap().to_string();
+    let expected = json!({"kube": server, "minor": minor, "crd": "true", "crdKind": "true", "deployment": "true", "unserved": "false"});
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let diff = repo.weaver(&["--kubeconfig", &kubeconfig, "diff", "--env", "dev"]);
+    for (key, value) in expected.as_object().unwrap() {
+        let prefix = format!("+  {key}: ");
+        let shown = diff.stdout.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim_matches(['\'', '"']));
+        assert_eq!(shown, value.as_str(), "{key} in:\n{}\n{}", diff.stdout, diff.stderr);
+    }
+    repo.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev"]).success();
+    let live =
+        cluster.get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "caps", "namespace": ns}}));
+    assert_eq!(live.expect("the ConfigMap is live")["data"], expected);
+}
+
+#[test]
 fn changed_maps_subchart_and_archive_edits_to_their_releases_and_rev_renders_a_commit() {
     let repo = helm_repo();
     let git = common::git::init(repo.path());

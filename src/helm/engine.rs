@@ -58,7 +58,9 @@ pub fn render(
                 Location::file(chart.origin.join("Chart.yaml")),
                 format!("chart requires kubeVersion: {range} which is incompatible with Kubernetes {kube}"),
             )
-            .with_help("set the environment's `kubeVersion` to the cluster's version"));
+            .with_help(
+                "diff and apply check the cluster's version; render the environment's `kubeVersion` (default v1.32.0)",
+            ));
         }
     }
     let release = Value::Map(Map::from_iter([

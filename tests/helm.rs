@@ -255,7 +255,7 @@ fn built_in_objects_have_helm_s_go_types() {
     // chartutil.Values passes as a map[string]interface{} (set changes .Values), but is not one.
     let uses = "{{ $_ := set .Values \"added\" 1 }}{{ .Values.added }} {{ hasKey .Values \"nested\" }} \
         {{ typeIs \"map[string]interface {}\" .Values }} {{ dig \"nested\" \"a\" 0 .Values.AsMap }} \
-        {{ .Values.YAML | quote }}";
+        {{ .Values.YAML | quote }} {{ .Capabilities.KubeVersion }} {{ .Capabilities.KubeVersion | quote }}";
     let repo = chart_repo(&[
         ("values.yaml", "nested: {a: 2}\n"),
         (
@@ -275,7 +275,8 @@ fn built_in_objects_have_helm_s_go_types() {
          struct { chart.Metadata; IsRoot bool } struct engine.files map *chartutil.Capabilities ptr \
          chartutil.KubeVersion struct chartutil.VersionSet map[string]interface {}"
     );
-    assert_eq!(data["uses"], "1 true false 2 \"added: 1\\nnested:\\n  a: 2\\n\"");
+    // KubeVersion's String method has a pointer receiver: a function gets a struct.
+    assert_eq!(data["uses"], "1 true false 2 \"added: 1\\nnested:\\n  a: 2\\n\" v1.32.0 \"{v1.32.0 1 32}\"");
     let err = chart_repo(&[(
         "templates/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ dig \"a\" 0 .Values }}\n",
@@ -367,7 +368,7 @@ fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
     );
     let template = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  \
-         kube: {{{{ .Capabilities.KubeVersion | quote }}}}\n  \
+         kube: \"{{{{ .Capabilities.KubeVersion }}}}\"\n  \
          minor: {{{{ .Capabilities.KubeVersion.Minor | quote }}}}\n  \
          crd: {{{{ .Capabilities.APIVersions.Has \"{group}/v1\" | quote }}}}\n  \
          crdKind: {{{{ .Capabilities.APIVersions.Has \"{group}/v1/Gadget\" | quote }}}}\n  \

@@ -223,7 +223,9 @@ impl Object for VersionSet {
     }
 }
 
-/// `.Capabilities.KubeVersion`: chartutil.KubeVersion, printed as its version.
+/// `.Capabilities.KubeVersion`: chartutil.KubeVersion. `{{ .Capabilities.KubeVersion }}` prints
+/// its version (its `String` method has a pointer receiver); passed to a function (`quote`,
+/// `printf`), it is a copy, which Go formats as a struct: `{v1.32.0 1 32}`.
 #[derive(Debug)]
 struct KubeVersion {
     version: String,
@@ -251,8 +253,11 @@ impl Object for KubeVersion {
         matches!(name, "String" | "GitVersion")
             .then(|| Function::new(&[], move |_, _| Ok(Value::from(version.as_str()))))
     }
+    fn printed(&self) -> Option<String> {
+        Some(self.version.clone())
+    }
     fn display(&self) -> String {
-        self.version.clone()
+        format!("{{{} {} {}}}", self.version, self.major, self.minor)
     }
     fn underlying(&self) -> Option<Value> {
         Some(string_map(&[
@@ -267,6 +272,8 @@ impl Object for KubeVersion {
 /// versions templates may test for.
 #[derive(Debug)]
 pub struct Capabilities {
+    /// `KubeVersion.Version`.
+    version: String,
     kube: Value,
     api_versions: Value,
     helm: Value,
@@ -296,14 +303,15 @@ impl Capabilities {
             ("go_version", Value::from(HELM_GO_VERSION)),
         ]);
         Capabilities {
+            version: kube.version.clone(),
             kube: Value::Object(Arc::new(kube)),
             api_versions: Value::Object(Arc::new(VersionSet(api_versions))),
             helm: Value::Object(Arc::new(HelmVersion(helm))),
         }
     }
 
-    pub fn kube_version(&self) -> String {
-        self.kube.to_go_string()
+    pub fn kube_version(&self) -> &str {
+        &self.version
     }
 }
 

@@ -261,7 +261,7 @@ fn built_in_objects_have_helm_s_go_types() {
     // chartutil.Values passes as a map[string]interface{} (set changes .Values), but is not one.
     let uses = "{{ $_ := set .Values \"added\" 1 }}{{ .Values.added }} {{ hasKey .Values \"nested\" }} \
         {{ typeIs \"map[string]interface {}\" .Values }} {{ dig \"nested\" \"a\" 0 .Values.AsMap }} \
-        {{ .Values.YAML | quote }}";
+        {{ .Values.YAML | quote }} {{ .Capabilities.KubeVersion }} {{ .Capabilities.KubeVersion | quote }}";
     let repo = chart_repo(&[
         ("values.yaml", "nested: {a: 2}\n"),
         (
@@ -281,7 +281,8 @@ fn built_in_objects_have_helm_s_go_types() {
          struct { chart.Metadata; IsRoot bool } struct engine.files map *chartutil.Capabilities ptr \
          chartutil.KubeVersion struct chartutil.VersionSet map[string]interface {}"
     );
-    assert_eq!(data["uses"], "1 true false 2 \"added: 1\\nnested:\\n  a: 2\\n\"");
+    // KubeVersion's String method has a pointer receiver: a function gets a struct.
+    assert_eq!(data["uses"], "1 true false 2 \"added: 1\\nnested:\\n  a: 2\\n\" v1.32.0 \"{v1.32.0 1 32}\"");
     let err = chart_repo(&[(
         "templates/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ dig \"a\" 0 .Values }}\n",
@@ -370,6 +371,62 @@ fn a_helm_chart_release_applies_and_then_diffs_clean() {
     assert_eq!(live.expect("the Deployment is live")["spec"]["replicas"], 3);
     let diff = run(&["diff", "--env", "dev", "--exit-code"]);
     assert_eq!(diff.code, 0, "diff after apply is not clean:\n{}\n{}", diff.stdout, diff.stderr);
+}
+
+#[test]
+fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("caps");
+    let group = format!("{}.example.org", cluster.prefix);
+    cluster.apply(
+        &[json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("gadgets.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})],
+        "test",
+    );
+    let template = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  \
+         kube: \"{{{{ .Capabilities.KubeVersion }}}}\"\n  \
+         minor: {{{{ .Capabilities.KubeVersion.Minor | quote }}}}\n  \
+         crd: {{{{ .Capabilities.APIVersions.Has \"{group}/v1\" | quote }}}}\n  \
+         crdKind: {{{{ .Capabilities.APIVersions.Has \"{group}/v1/Gadget\" | quote }}}}\n  \
+         deployment: {{{{ .Capabilities.APIVersions.Has \"apps/v1/Deployment\" | quote }}}}\n  \
+         unserved: {{{{ .Capabilities.APIVersions.Has \"{group}/v2\" | quote }}}}\n"
+    );
+    let repo = chart_repo(&[("templates/cm.yaml", &template)]);
+    // An explicit kubeVersion is for rendering offline: against a cluster, helm uses the server's.
+    repo.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {ns}\nkubeVersion: v1.29.3\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: app\n    chart: app\n"
+        ),
+    );
+    let offline = by_key(
+        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
+    );
+    assert_eq!(
+        offline["ConfigMap/caps"]["data"],
+        json!({"kube": "v1.29.3", "minor": "29", "crd": "false", "crdKind": "false", "deployment": "false", "unserved": "false"}),
+        "offline: the environment's kubeVersion and helm's default group/versions (no kinds)"
+    );
+
+    let server = cluster.server_version();
+    let minor = server.trim_start_matches('v').split('.').nth(1).unwrap().to_string();
+    let expected = json!({"kube": server, "minor": minor, "crd": "true", "crdKind": "true", "deployment": "true", "unserved": "false"});
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let diff = repo.weaver(&["--kubeconfig", &kubeconfig, "diff", "--env", "dev"]);
+    for (key, value) in expected.as_object().unwrap() {
+        let prefix = format!("+  {key}: ");
+        let shown = diff.stdout.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim_matches(['\'', '"']));
+        assert_eq!(shown, value.as_str(), "{key} in:\n{}\n{}", diff.stdout, diff.stderr);
+    }
+    repo.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev"]).success();
+    let live =
+        cluster.get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "caps", "namespace": ns}}));
+    assert_eq!(live.expect("the ConfigMap is live")["data"], expected);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::render::{Desired, IfEmpty, RenderOptions, render};
+use super::render::{Desired, IfEmpty, RenderOptions, prepare};
 use super::{Context, OnProgress, Progress, connect, phase};
 use crate::apply::{ApplyOptions, ReleaseInput, Report};
 use crate::cluster::observe::observe;
@@ -50,13 +50,15 @@ pub struct Applied {
     pub lock_lost: Option<Error>,
 }
 
-/// Renders and applies. `interrupted` (Ctrl-C) stops starting new work; what was done is
+/// Renders, connects (Helm charts are rendered again with the cluster's capabilities) and
+/// applies. `interrupted` (Ctrl-C) stops starting new work; what was done is
 /// still recorded.
 pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
     let Context { redactor, on } = cx;
     let mut render_options = options.render.clone();
     render_options.if_empty = IfEmpty::Refuse;
-    let Desired { env, rendered } = render(&render_options, cx)?;
+    let prepared = prepare(&render_options, cx)?;
+    let offline = prepared.render(None, on)?;
     let selection = &options.render.selection;
     let provenance = crate::git::provenance(&selection.repo, selection.rev.as_deref())?;
     if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {
@@ -68,6 +70,8 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         }
         on(Progress::Warning(format!("{what}; the records will say `dirty`")));
     }
+    let cluster = connect(options.connect.clone(), &offline.env, "applying to", on).await?;
+    let Desired { env, rendered } = prepared.for_cluster(offline, &cluster, on).await?;
     let mut apply_options =
         apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
     apply_options.sensitive = rendered
@@ -81,7 +85,6 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         .map(|m| m.key())
         .collect();
     let inputs = inputs(&env, rendered.releases);
-    let cluster = connect(options.connect.clone(), &env, "applying to", on).await?;
     execute(&cluster, &env, inputs, options.settings.lock_timeout, apply_options, interrupted, on).await
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::render::{Desired, RenderOptions, render};
+use super::render::{Desired, RenderOptions, prepare};
 use super::{Context, connect, phase};
 use crate::cluster::observe::{dry_run_apply, observe};
 use crate::cluster::{Cluster, ConnectOptions};
@@ -39,13 +39,19 @@ pub struct Planned {
     pub plan: Plan,
 }
 
-/// Renders, observes and plans.
+/// Renders (against a cluster, Helm charts with its capabilities), observes and plans.
 pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
-    let Desired { env, mut rendered } = render(&options.render, cx)?;
-    let plan = match &options.against {
-        Against::File(path) => plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?,
+    let prepared = prepare(&options.render, cx)?;
+    let offline = prepared.render(None, cx.on)?;
+    let (env, plan) = match &options.against {
+        Against::File(path) => {
+            let Desired { env, rendered } = offline;
+            let plan = plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?;
+            (env, plan)
+        }
         Against::Cluster(connect_options) => {
-            let cluster = connect(connect_options.clone(), &env, "comparing with", cx.on).await?;
+            let cluster = connect(connect_options.clone(), &offline.env, "comparing with", cx.on).await?;
+            let Desired { env, mut rendered } = prepared.for_cluster(offline, &cluster, cx.on).await?;
             let started = Instant::now();
             let live = observe(&cluster, &mut rendered.releases, &env.name, options.concurrency).await?;
             let mut plan = plan_with_records(&rendered.releases, &live.records, &live.objects)?;
@@ -53,7 +59,7 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
             }
             phase(cx.on, "observe and plan", started);
-            plan
+            (env, plan)
         }
     };
     Ok(Planned { env, plan })

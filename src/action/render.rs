@@ -3,11 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Map;
 
 use super::{Context, OnProgress, Progress, compare, load_identities, open_project, phase};
+use crate::cluster::{Cluster, ServerCapabilities};
 use crate::error::{Error, Result};
 use crate::git::ReleaseStatus;
 use crate::project::{Environment, Project, Release, Selector, select_releases};
@@ -70,12 +72,25 @@ pub struct Desired {
 }
 
 /// Loads the environment, selects releases, decrypts (registering every decrypted value with
-/// the context's redactor) and renders.
+/// the context's redactor) and renders, offline: Helm charts see the environment's
+/// `kubeVersion` (or the default) and helm's default API versions.
 pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
+    prepare(options, cx)?.render(None, cx.on)
+}
+
+/// The selected releases with their decrypted secrets: all rendering needs but, for Helm
+/// charts, the cluster's capabilities.
+pub struct Prepared {
+    selected: Selected,
+    secrets: Map<String, serde_json::Value>,
+}
+
+/// Loads the environment, selects releases and decrypts (registering every decrypted value
+/// with the context's redactor).
+pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
     let Context { redactor, on } = cx;
     let started = Instant::now();
     let selected = select(&options.selection, options.if_empty, on)?;
-    let releases = selected.releases();
     phase(on, "load", started);
     let (project, env) = (&selected.project, &selected.env);
     let started = Instant::now();
@@ -88,11 +103,44 @@ pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
         secrets
     };
     phase(on, "decrypt", started);
-    let started = Instant::now();
-    let rendered = crate::render::render(project, env, &releases, &secrets)?;
-    phase(on, "render", started);
-    on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
-    Ok(Desired { env: selected.env, rendered })
+    Ok(Prepared { selected, secrets })
+}
+
+impl Prepared {
+    /// The desired state for `cluster`: when a selected release is a Helm chart, rendered again
+    /// with the cluster's version and API versions (helm install's `.Capabilities`); else
+    /// `offline`, this selection rendered without a cluster. Diff and apply render offline
+    /// first, so that the repository's errors come before any about the cluster.
+    pub async fn for_cluster(&self, offline: Desired, cluster: &Cluster, on: OnProgress<'_>) -> Result<Desired> {
+        let source = self.selected.project.source.as_ref();
+        let helm_charts =
+            self.selected.releases().iter().any(|r| r.installed && crate::helm::is_helm_chart(source, &r.chart));
+        if !helm_charts {
+            return Ok(offline);
+        }
+        let server = cluster.capabilities().await?;
+        on(Progress::Info(format!(
+            "Helm charts see Kubernetes {} and the {} API versions the cluster serves",
+            server.git_version,
+            server.api_versions.len()
+        )));
+        self.render(Some(&server), on)
+    }
+
+    /// Renders; Helm charts see `server`'s version and API versions when given (a connected
+    /// cluster, as helm install sees it), else the environment's, as `weaver render` does.
+    pub fn render(&self, server: Option<&ServerCapabilities>, on: OnProgress) -> Result<Desired> {
+        let capabilities = server.map(|s| {
+            Arc::new(crate::helm::Capabilities::from_server(&s.git_version, &s.major, &s.minor, s.api_versions.clone()))
+        });
+        let releases = self.selected.releases();
+        let started = Instant::now();
+        let rendered =
+            crate::render::render(&self.selected.project, &self.selected.env, &releases, &self.secrets, capabilities)?;
+        phase(on, "render", started);
+        on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
+        Ok(Desired { env: self.selected.env.clone(), rendered })
+    }
 }
 
 /// Loads the environment (which must be deployable) and selects its releases: those `-r` and

@@ -95,6 +95,19 @@ pub fn served_kinds_of_crd(crd: &Value) -> Vec<((String, String), ServedKind)> {
         .collect()
 }
 
+/// What the API server is and serves, as helm reads it for `.Capabilities` when it installs:
+/// the server's version (`/version`) and every group/version and `group/version/Kind`
+/// discovery lists (subresources' kinds too, as helm's `GetVersionSet`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCapabilities {
+    /// `gitVersion`, such as `v1.32.13`.
+    pub git_version: String,
+    pub major: String,
+    pub minor: String,
+    /// Sorted.
+    pub api_versions: Vec<String>,
+}
+
 /// Where one LIST goes: a resource, and a namespace unless it is cluster-scoped.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ListTarget {
@@ -155,6 +168,32 @@ impl Cluster {
     /// The client, for work that drives kube itself (the operator's controller).
     pub fn client(&self) -> kube::Client {
         self.client.clone()
+    }
+
+    /// The server's version and what discovery found (one request: `/version`).
+    pub async fn capabilities(&self) -> Result<ServerCapabilities> {
+        let version = retrying(&self.retry, || self.client.apiserver_version())
+            .await
+            .map_err(|gave_up| gave_up.into_error("reading the server's version", &self.info))?;
+        let mut api_versions = BTreeSet::new();
+        for group in self.discovery.groups() {
+            for version in group.versions() {
+                let group_version =
+                    if group.name().is_empty() { version.to_string() } else { format!("{}/{version}", group.name()) };
+                for (resource, caps) in group.versioned_resources(version) {
+                    let kinds = std::iter::once(&resource).chain(caps.subresources.iter().map(|(sub, _)| sub));
+                    api_versions
+                        .extend(kinds.filter(|r| !r.kind.is_empty()).map(|r| format!("{group_version}/{}", r.kind)));
+                }
+                api_versions.insert(group_version);
+            }
+        }
+        Ok(ServerCapabilities {
+            git_version: version.git_version,
+            major: version.major,
+            minor: version.minor,
+            api_versions: api_versions.into_iter().collect(),
+        })
     }
 
     /// How the cluster serves `kind` at `api_version`.

@@ -223,7 +223,9 @@ impl Object for VersionSet {
     }
 }
 
-/// `.Capabilities.KubeVersion`: chartutil.KubeVersion, printed as its version.
+/// `.Capabilities.KubeVersion`: chartutil.KubeVersion. `{{ .Capabilities.KubeVersion }}` prints
+/// its version (its `String` method has a pointer receiver); passed to a function (`quote`,
+/// `printf`), it is a copy, which Go formats as a struct: `{v1.32.0 1 32}`.
 #[derive(Debug)]
 struct KubeVersion {
     version: String,
@@ -251,8 +253,11 @@ impl Object for KubeVersion {
         matches!(name, "String" | "GitVersion")
             .then(|| Function::new(&[], move |_, _| Ok(Value::from(version.as_str()))))
     }
+    fn printed(&self) -> Option<String> {
+        Some(self.version.clone())
+    }
     fn display(&self) -> String {
-        self.version.clone()
+        format!("{{{} {} {}}}", self.version, self.major, self.minor)
     }
     fn underlying(&self) -> Option<Value> {
         Some(string_map(&[
@@ -267,31 +272,46 @@ impl Object for KubeVersion {
 /// versions templates may test for.
 #[derive(Debug)]
 pub struct Capabilities {
+    /// `KubeVersion.Version`.
+    version: String,
     kube: Value,
     api_versions: Value,
     helm: Value,
 }
 
 impl Capabilities {
-    /// `None` when `kube_version` is not a version helm would accept.
+    /// Offline (`helm template --kube-version`): `None` when `kube_version` is not a version
+    /// helm would accept.
     pub fn new(kube_version: &str, api_versions: Vec<String>) -> Option<Capabilities> {
         let v = sprig::semver::Version::parse(kube_version).ok()?;
         let kube = KubeVersion { version: format!("v{v}"), major: v.major().to_string(), minor: v.minor().to_string() };
+        Some(Capabilities::of(kube, api_versions))
+    }
+
+    /// A connected server's (helm install): its `gitVersion`, `major` and `minor` as it reports
+    /// them, and the API versions discovery found.
+    pub fn from_server(git_version: &str, major: &str, minor: &str, api_versions: Vec<String>) -> Capabilities {
+        let kube = KubeVersion { version: git_version.to_string(), major: major.to_string(), minor: minor.to_string() };
+        Capabilities::of(kube, api_versions)
+    }
+
+    fn of(kube: KubeVersion, api_versions: Vec<String>) -> Capabilities {
         let helm = string_map(&[
             ("version", Value::from(HELM_VERSION)),
             ("git_commit", Value::from(HELM_GIT_COMMIT)),
             ("git_tree_state", Value::from("clean")),
             ("go_version", Value::from(HELM_GO_VERSION)),
         ]);
-        Some(Capabilities {
+        Capabilities {
+            version: kube.version.clone(),
             kube: Value::Object(Arc::new(kube)),
             api_versions: Value::Object(Arc::new(VersionSet(api_versions))),
             helm: Value::Object(Arc::new(HelmVersion(helm))),
-        })
+        }
     }
 
-    pub fn kube_version(&self) -> String {
-        self.kube.to_go_string()
+    pub fn kube_version(&self) -> &str {
+        &self.version
     }
 }
 

@@ -52,13 +52,15 @@ pub fn render(
     if let Some(range) = chart.metadata.kube_version.as_deref().filter(|r| !r.is_empty()) {
         let kube = input.capabilities.kube_version();
         let compatible =
-            sprig::semver::Version::parse(&kube).is_ok_and(|v| sprig::semver::satisfies(range, &v).unwrap_or(false));
+            sprig::semver::Version::parse(kube).is_ok_and(|v| sprig::semver::satisfies(range, &v).unwrap_or(false));
         if !compatible {
             return Err(Error::at(
                 Location::file(chart.origin.join("Chart.yaml")),
                 format!("chart requires kubeVersion: {range} which is incompatible with Kubernetes {kube}"),
             )
-            .with_help("set the environment's `kubeVersion` to the cluster's version"));
+            .with_help(
+                "diff and apply check the cluster's version; render the environment's `kubeVersion` (default v1.32.0)",
+            ));
         }
     }
     let release = Value::Map(Map::from_iter([

@@ -1,6 +1,7 @@
 //! Helm charts, rendered natively with helm 3.17's semantics: a release naming a Helm chart gets
 //! the objects `helm template NAME CHART -n NS --kube-version V --include-crds --skip-tests`
-//! prints. Pure: files in (through `Source`, so `--rev` and the repository's confinement apply),
+//! prints (with a connected cluster's version and API versions instead, when the caller has
+//! them: see [`Capabilities::from_server`]). Pure: files in (through `Source`, so `--rev` and the repository's confinement apply),
 //! objects out.
 //!
 //! - [`chart`], [`archive`], [`ignore`]: loading a chart directory or `.tgz`, and its subcharts;

@@ -52,11 +52,14 @@ struct ChartContext {
 }
 
 /// Renders the given releases of `env`. `secrets` is the merged, decrypted secrets tree.
+/// Helm charts see `server`'s capabilities when rendering for a connected cluster, else the
+/// environment's `kubeVersion` (or the default) and helm's default API versions.
 pub fn render(
     project: &Project,
     env: &Environment,
     releases: &[&Release],
     secrets: &Map<String, Value>,
+    server: Option<Arc<crate::helm::Capabilities>>,
 ) -> Result<Rendered> {
     let source = project.source.as_ref();
     // Capabilities come from every release of a weaver chart the environment deploys, selected
@@ -75,7 +78,7 @@ pub fn render(
     let selected: BTreeSet<&str> = weaver_releases.iter().map(|r| r.chart.as_str()).collect();
     let charts: BTreeMap<&str, &Arc<Chart>> =
         charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
-    let helm = HelmCharts::load(project, env, &helm_releases)?;
+    let helm = HelmCharts::load(project, env, &helm_releases, server)?;
     let engine = Engine::new(charts.values().copied())?;
     let chart_contexts: BTreeMap<&str, ChartContext> = charts
         .iter()
@@ -179,7 +182,12 @@ struct HelmCharts {
 }
 
 impl HelmCharts {
-    fn load(project: &Project, env: &Environment, releases: &[&Release]) -> Result<HelmCharts> {
+    fn load(
+        project: &Project,
+        env: &Environment,
+        releases: &[&Release],
+        server: Option<Arc<crate::helm::Capabilities>>,
+    ) -> Result<HelmCharts> {
         let mut charts = BTreeMap::new();
         for release in releases {
             if !charts.contains_key(&release.chart) {
@@ -187,12 +195,21 @@ impl HelmCharts {
                 charts.insert(release.chart.clone(), chart);
             }
         }
-        let kube_version = env.kube_version.as_deref().unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
-        let api_versions = crate::helm::DEFAULT_API_VERSIONS.iter().map(|v| v.to_string()).collect();
-        let capabilities = crate::helm::Capabilities::new(kube_version, api_versions).ok_or_else(|| {
-            Error::new(format!("environment `{}`: `kubeVersion: {kube_version}` is not a Kubernetes version", env.name))
-        })?;
-        Ok(HelmCharts { charts, capabilities: Arc::new(capabilities) })
+        let capabilities = match server {
+            Some(server) => server,
+            None => {
+                let kube_version = env.kube_version.as_deref().unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
+                let api_versions = crate::helm::DEFAULT_API_VERSIONS.iter().map(|v| v.to_string()).collect();
+                let capabilities = crate::helm::Capabilities::new(kube_version, api_versions).ok_or_else(|| {
+                    Error::new(format!(
+                        "environment `{}`: `kubeVersion: {kube_version}` is not a Kubernetes version",
+                        env.name
+                    ))
+                })?;
+                Arc::new(capabilities)
+            }
+        };
+        Ok(HelmCharts { charts, capabilities })
     }
 }
 

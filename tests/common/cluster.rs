@@ -312,6 +312,11 @@ impl TestCluster {
         self.remember(ar, namespace, name);
     }
 
+    /// The server's `gitVersion` (`/version`).
+    pub fn server_version(&self) -> String {
+        self.block_on(self.client.apiserver_version()).expect("/version").git_version
+    }
+
     /// The object, if it exists.
     pub fn get(&self, object: &Value) -> Option<Value> {
         let (api, _, _) = self.api_for(object);

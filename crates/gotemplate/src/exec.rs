@@ -301,6 +301,7 @@ impl<'a> Exec<'a, '_> {
         match value {
             Value::Nil => self.out.push_str("<no value>"),
             Value::String(s) => self.out.push_str(s),
+            Value::Object(object) if let Some(printed) = object.printed() => self.out.push_str(&printed),
             other => self.out.push_str(&gofmt::sprint(std::slice::from_ref(other))),
         }
     }

@@ -66,6 +66,12 @@ pub trait Object: Any + Send + Sync + fmt::Debug {
     fn kind(&self) -> Option<&'static str> {
         None
     }
+    /// What `{{ value }}` prints when it is not what fmt prints: the result of a `String()`
+    /// method with a pointer receiver, which the template printer reaches (a field of a struct
+    /// behind a pointer is addressable) but a function given a copy (`quote`, `printf`) does not.
+    fn printed(&self) -> Option<String> {
+        None
+    }
     /// What fmt's `%v` and `%s` print: the result of a `String()` method, or Go's struct formatting.
     fn display(&self) -> String {
         match self.underlying() {

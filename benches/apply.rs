@@ -19,8 +19,8 @@ fn main() {
         if let Some(server) = &fake {
             server.clear_requests();
         }
-        let (times, stdout) = support::time_weaver(&args, 1);
-        let report: Value = serde_json::from_slice(&stdout).expect("apply -o json");
+        let timed = support::time_weaver(&args, 1);
+        let report: Value = serde_json::from_slice(&timed.stdout).expect("apply -o json");
         assert_eq!(report["failed"], false, "{run} failed: {report:#}");
         let requests = fake.as_ref().map(|server| {
             let log = server.requests();
@@ -29,10 +29,10 @@ fn main() {
         });
         println!(
             "{run:<15} {}: {}, summary {}; peak RSS {:.1} MB",
-            support::ms(times[0]),
+            support::ms(timed.times[0]),
             requests.unwrap_or_else(|| "requests not counted on a real cluster".into()),
             report["summary"],
-            support::children_peak_rss() as f64 / 1e6
+            timed.peak_rss as f64 / 1e6
         );
     }
 }

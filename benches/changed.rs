@@ -50,14 +50,14 @@ fn main() {
 
 fn report(what: &str, args: &[&str]) {
     support::time_weaver(args, 1); // warm the page cache
-    let (times, stdout) = support::time_weaver(args, 9);
-    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let timed = support::time_weaver(args, 9);
+    let report: serde_json::Value = serde_json::from_slice(&timed.stdout).unwrap();
     println!(
         "changed 1000 releases, {what} ({} releases affected, {} unattributed): median {}, min {}, max {}",
         report["releases"].as_array().unwrap().len(),
         report["unattributed"].as_array().unwrap().len(),
-        support::ms(times[times.len() / 2]),
-        support::ms(times[0]),
-        support::ms(times[times.len() - 1]),
+        support::ms(timed.median()),
+        support::ms(timed.times[0]),
+        support::ms(timed.times[timed.times.len() - 1]),
     );
 }

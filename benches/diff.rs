@@ -17,7 +17,7 @@ fn main() {
     let (dir, fake, kubeconfig) = support::setup();
     let repo = dir.path().to_str().unwrap();
 
-    let (_, rendered) = support::time_weaver(&["--repo", repo, "render", "--env", "bench"], 1);
+    let rendered = support::time_weaver(&["--repo", repo, "render", "--env", "bench"], 1).stdout;
     let objects = weaver::yaml::documents(std::path::Path::new("render"), &String::from_utf8(rendered).unwrap())
         .unwrap_or_else(|e| panic!("{e}"));
     let started = std::time::Instant::now();
@@ -46,18 +46,18 @@ fn main() {
         if let Some(server) = &fake {
             server.clear_requests();
         }
-        let (times, stdout) = support::time_weaver(&args, 5);
-        let summary = String::from_utf8_lossy(&stdout).lines().last().unwrap_or_default().to_string();
+        let timed = support::time_weaver(&args, 5);
+        let summary = String::from_utf8_lossy(&timed.stdout).lines().last().unwrap_or_default().to_string();
         let unchanged = objects.len() - 1;
         assert_eq!(summary, format!("0 to create, 1 to update, 0 to delete, {unchanged} unchanged"), "{name}");
         println!(
             "diff {name:<12} {} objects, 1 changed: median {}, min {}, max {}, {} requests per run (fake only); peak RSS {:.1} MB",
             objects.len(),
-            support::ms(times[times.len() / 2]),
-            support::ms(times[0]),
-            support::ms(times[times.len() - 1]),
+            support::ms(timed.median()),
+            support::ms(timed.times[0]),
+            support::ms(timed.times[timed.times.len() - 1]),
             fake.as_ref().map_or(0, |server| server.requests().len() / 5),
-            support::children_peak_rss() as f64 / 1e6
+            timed.peak_rss as f64 / 1e6
         );
     }
 }

@@ -11,14 +11,14 @@ fn main() {
         let repo = dir.path().to_str().unwrap();
         let args = ["--repo", repo, "render", "--env", "bench"];
         support::time_weaver(&args, 1); // warm the page cache
-        let (times, stdout) = support::time_weaver(&args, 7);
-        let objects = String::from_utf8_lossy(&stdout).matches("\nkind: ").count();
+        let timed = support::time_weaver(&args, 7);
+        let objects = support::objects(&timed.stdout);
         println!(
             "render {releases:>5} releases ({objects} objects): median {}, min {}, max {}, peak RSS {:.1} MB",
-            support::ms(times[times.len() / 2]),
-            support::ms(times[0]),
-            support::ms(times[times.len() - 1]),
-            support::children_peak_rss() as f64 / 1e6
+            support::ms(timed.median()),
+            support::ms(timed.times[0]),
+            support::ms(timed.times[timed.times.len() - 1]),
+            timed.peak_rss as f64 / 1e6
         );
     }
 }

@@ -1,13 +1,19 @@
-//! A generated large repository for benchmarks: one chart (ConfigMap, Deployment, Service) and
-//! an environment `bench` with N releases whose values differ per release.
+//! Shared by the benches: a generated large repository (one chart: ConfigMap, Deployment,
+//! Service; an environment `bench` with N releases whose values differ per release), generated
+//! Helm charts (helm_charts.rs), and running weaver and other programs with their time and memory.
 #![allow(dead_code)] // each bench uses a different subset
 
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/common/fs.rs"]
+pub mod fs;
 #[path = "../../tests/common/git.rs"]
 pub mod git;
+pub mod helm_charts;
 
 pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
 
@@ -47,27 +53,75 @@ pub fn generate_repo(dir: &Path, releases: usize) {
     write("environments/bench.yaml", &env);
 }
 
-/// Peak resident memory of the largest child waited for so far, in bytes.
-pub fn children_peak_rss() -> u64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    usage.ru_maxrss as u64 * 1024
+/// A finished child process: its output, wall time and its own peak resident memory.
+pub struct Run {
+    pub output: Output,
+    pub wall: Duration,
+    pub peak_rss: u64,
 }
 
-/// Runs weaver `runs` times; returns the sorted wall times and the last stdout.
-pub fn time_weaver(args: &[&str], runs: usize) -> (Vec<Duration>, Vec<u8>) {
-    let mut times = Vec::with_capacity(runs);
+/// Runs `command` to the end. The peak RSS is this child's own, from wait4: getrusage's
+/// RUSAGE_CHILDREN is the largest of every child waited for so far, other programs' included.
+pub fn run(command: &mut Command) -> Run {
+    let started = Instant::now();
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    // stderr drains on its own thread: a child blocked writing to a full pipe would never exit.
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stderr_pipe.read_to_end(&mut buf).unwrap();
+        buf
+    });
     let mut stdout = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        let out = Command::new(WEAVER).args(args).output().expect("run weaver");
-        times.push(started.elapsed());
-        assert!(out.status.success(), "weaver {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        stdout = out.stdout;
+    child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+    let stderr = stderr.join().unwrap();
+    let (mut status, mut usage): (libc::c_int, libc::rusage) = (0, unsafe { std::mem::zeroed() });
+    // SAFETY: wait4 reaps our own child (never waited for through `child` again) and writes
+    // into locals we own.
+    let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, child.id() as libc::pid_t, "wait4: {}", std::io::Error::last_os_error());
+    let wall = started.elapsed();
+    Run {
+        output: Output { status: ExitStatus::from_raw(status), stdout, stderr },
+        wall,
+        peak_rss: usage.ru_maxrss as u64 * 1024,
     }
-    times.sort();
-    (times, stdout)
+}
+
+/// `runs` runs of one weaver command.
+pub struct Timed {
+    /// Wall times, sorted.
+    pub times: Vec<Duration>,
+    /// The last run's stdout.
+    pub stdout: Vec<u8>,
+    /// The largest of the runs' peak RSS, in bytes.
+    pub peak_rss: u64,
+}
+
+impl Timed {
+    pub fn median(&self) -> Duration {
+        self.times[self.times.len() / 2]
+    }
+}
+
+/// Runs weaver `runs` times; each must succeed.
+pub fn time_weaver(args: &[&str], runs: usize) -> Timed {
+    let mut timed = Timed { times: Vec::with_capacity(runs), stdout: Vec::new(), peak_rss: 0 };
+    for _ in 0..runs {
+        let run = run(Command::new(WEAVER).args(args));
+        assert!(run.output.status.success(), "weaver {args:?} failed: {}", String::from_utf8_lossy(&run.output.stderr));
+        timed.times.push(run.wall);
+        timed.peak_rss = timed.peak_rss.max(run.peak_rss);
+        timed.stdout = run.output.stdout;
+    }
+    timed.times.sort();
+    timed
+}
+
+/// How many objects a YAML stream as weaver render and helm template print holds: documents'
+/// top-level `kind:` lines (nested ones are indented).
+pub fn objects(stream: &[u8]) -> usize {
+    String::from_utf8_lossy(stream).matches("\nkind: ").count()
 }
 
 pub fn ms(d: Duration) -> String {

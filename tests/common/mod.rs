@@ -4,8 +4,11 @@
 pub mod browser;
 pub mod cluster;
 pub mod demo;
+pub mod fs;
 pub mod git;
 pub mod skip;
+
+pub use fs::copy_dir;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -126,22 +129,6 @@ impl Repo {
 
     pub fn weaver_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
         weaver_in(self.path(), args, envs)
-    }
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    if !from.exists() {
-        return;
-    }
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

@@ -1,0 +1,251 @@
+//! Weaver against `helm template` on a corpus of Helm charts. Target (the issue's acceptance):
+//! one `weaver render` of an environment with one release per chart is at least 10× faster in
+//! total than `helm template` run once per chart, on a 2-core machine; weaver's peak RSS is
+//! reported.
+//!
+//! `WEAVER_BENCH_HELM_CORPUS=/tmp/corpus cargo bench --bench helm` renders a corpus of real
+//! charts, one per subdirectory with its dependencies vendored, as `tools/helm_corpus.py build`
+//! makes it; without it, 100 generated charts (support/helm_charts.rs). helm is `$WEAVER_HELM`,
+//! else `helm` on PATH; without one only weaver is timed.
+//!
+//! Only charts both render are compared: first those helm refuses are dropped, then those weaver
+//! refuses alone, then any that cannot share the environment (an object another chart also
+//! renders, such as a CRD), each named with weaver's first error line.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const GENERATED: usize = 100;
+const RUNS: usize = 5;
+
+/// One chart of the corpus, with helm's figures for it.
+struct Chart {
+    /// Its subdirectory in the corpus, and under charts/ in the weaver repository.
+    name: String,
+    /// Its release is `rel-<id>` in namespace `ns-<id>`: names must be unique in an
+    /// environment, and a namespace of its own keeps one chart's fixed object names from
+    /// colliding with another's.
+    id: usize,
+    helm: Option<HelmRuns>,
+    /// `weaver render` of this chart alone, one process as helm's.
+    weaver_alone: Duration,
+}
+
+struct HelmRuns {
+    first: Duration,
+    warm: Duration,
+    objects: usize,
+    peak_rss: u64,
+}
+
+fn main() {
+    let generated = tempfile::tempdir().unwrap();
+    let corpus = match std::env::var_os("WEAVER_BENCH_HELM_CORPUS") {
+        Some(dir) => {
+            println!("corpus: {} (WEAVER_BENCH_HELM_CORPUS)", dir.to_string_lossy());
+            PathBuf::from(dir)
+        }
+        None => {
+            support::helm_charts::generate(generated.path(), GENERATED);
+            println!(
+                "corpus: {GENERATED} generated charts (benches/support/helm_charts.rs): WEAVER_BENCH_HELM_CORPUS is not set; \
+                 point it at a corpus of real charts from tools/helm_corpus.py build"
+            );
+            generated.path().to_path_buf()
+        }
+    };
+    let mut names: Vec<String> = std::fs::read_dir(&corpus)
+        .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("Chart.yaml").is_file())
+        .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let in_corpus = names.len();
+    let mut charts: Vec<Chart> = names
+        .into_iter()
+        .enumerate()
+        .map(|(id, name)| Chart { name, id, helm: None, weaver_alone: Duration::ZERO })
+        .collect();
+    println!("{in_corpus} charts in the corpus");
+
+    let helm = find_helm();
+    match &helm {
+        Ok(helm) => time_helm(helm, &corpus, &mut charts),
+        Err(why) => println!("helm: {why}; timing weaver only"),
+    }
+
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(repo.path().join("environments")).unwrap();
+    for chart in &charts {
+        support::fs::copy_dir(&corpus.join(&chart.name), &repo.path().join("charts").join(&chart.name));
+    }
+    let repo_arg = repo.path().to_str().unwrap();
+    let render = |env: &str| support::run(Command::new(support::WEAVER).args(render_args(repo_arg, env)));
+
+    // Each chart alone first: a chart weaver refuses is named by its own error.
+    charts.retain_mut(|chart| {
+        write_env(repo.path(), "alone", std::slice::from_ref(chart));
+        let run = render("alone");
+        chart.weaver_alone = run.wall;
+        refused_by_weaver(&run, &chart.name, "alone")
+    });
+    // Then all of them: a failure here is an object two releases render, named by release.
+    let all = loop {
+        write_env(repo.path(), "all", &charts);
+        let run = render("all"); // on success, the warm-up
+        if run.output.status.success() {
+            break run;
+        }
+        let stderr = String::from_utf8_lossy(&run.output.stderr);
+        let id = stderr
+            .split('`')
+            .filter_map(|quoted| quoted.strip_prefix("rel-")?.parse::<usize>().ok())
+            .last()
+            .unwrap_or_else(|| panic!("weaver render of the combined environment failed naming no release: {stderr}"));
+        let at = charts.iter().position(|chart| chart.id == id).unwrap();
+        refused_by_weaver(&run, &charts.remove(at).name, "in the combined environment");
+    };
+    println!("{} charts both render; the figures below are theirs", charts.len());
+
+    let timed = support::time_weaver(&render_args(repo_arg, "all"), RUNS);
+    let weaver_objects = support::objects(&all.output.stdout);
+    let alone: Duration = charts.iter().map(|chart| chart.weaver_alone).sum();
+    println!(
+        "weaver render, one process for all {} charts: median {} of {RUNS} runs (min {}, max {}), {:.1} ms per chart, \
+         peak RSS {:.1} MB, {weaver_objects} objects",
+        charts.len(),
+        support::ms(timed.median()),
+        support::ms(timed.times[0]),
+        support::ms(timed.times[RUNS - 1]),
+        timed.median().as_secs_f64() * 1000.0 / charts.len() as f64,
+        timed.peak_rss as f64 / 1e6
+    );
+    println!("weaver render, one process per chart (as helm): total {}", support::ms(alone));
+    // Where weaver's time goes: a few charts can outweigh all the others.
+    let mut slowest: Vec<&Chart> = charts.iter().collect();
+    slowest.sort_by_key(|chart| std::cmp::Reverse(chart.weaver_alone));
+    let slowest: Vec<String> = slowest
+        .iter()
+        .take(5)
+        .map(|chart| {
+            let helm = chart.helm.as_ref().map(|runs| format!(" (helm {})", support::ms(runs.warm)));
+            format!("{} {}{}", chart.name, support::ms(chart.weaver_alone), helm.unwrap_or_default())
+        })
+        .collect();
+    println!("slowest alone for weaver: {}", slowest.join(", "));
+
+    let helm_runs: Vec<&HelmRuns> = charts.iter().filter_map(|chart| chart.helm.as_ref()).collect();
+    if helm_runs.is_empty() {
+        return;
+    }
+    let mut warm: Vec<Duration> = helm_runs.iter().map(|runs| runs.warm).collect();
+    warm.sort();
+    let warm_total: Duration = warm.iter().sum();
+    println!(
+        "helm template, one process per chart: total {} first pass, {} second (warm page cache); per chart (warm) \
+         median {}, max {}; peak RSS max {:.1} MB; {} objects",
+        support::ms(helm_runs.iter().map(|runs| runs.first).sum()),
+        support::ms(warm_total),
+        support::ms(warm[warm.len() / 2]),
+        support::ms(warm[warm.len() - 1]),
+        helm_runs.iter().map(|runs| runs.peak_rss).max().unwrap() as f64 / 1e6,
+        helm_runs.iter().map(|runs| runs.objects).sum::<usize>()
+    );
+    println!(
+        "helm/weaver (warm helm total over weaver's median): {:.1}× (target ≥ 10×); per-chart weaver processes: {:.1}×",
+        warm_total.as_secs_f64() / timed.median().as_secs_f64(),
+        warm_total.as_secs_f64() / alone.as_secs_f64()
+    );
+}
+
+/// `$WEAVER_HELM`, else `helm` on PATH, if it runs.
+fn find_helm() -> Result<PathBuf, String> {
+    let helm = match std::env::var_os("WEAVER_HELM") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join("helm"))
+            .find(|path| path.is_file())
+            .ok_or("no helm on PATH and WEAVER_HELM is not set")?,
+    };
+    let version = Command::new(&helm).args(["version", "--short"]).output();
+    match version {
+        Ok(out) if out.status.success() => {
+            println!("helm: {} {}", helm.display(), String::from_utf8_lossy(&out.stdout).trim());
+            Ok(helm)
+        }
+        Ok(out) => Err(format!("{} version failed: {}", helm.display(), String::from_utf8_lossy(&out.stderr).trim())),
+        Err(e) => Err(format!("{} does not run: {e}", helm.display())),
+    }
+}
+
+/// helm template of each chart in turn, as a tool that renders release by release runs it: a
+/// first pass that drops the charts helm refuses, and a second with the page cache warm.
+fn time_helm(helm: &Path, corpus: &Path, charts: &mut Vec<Chart>) {
+    let template = |chart: &Chart| {
+        support::run(Command::new(helm).arg("template").arg("rel").arg(corpus.join(&chart.name)).args([
+            "-n",
+            "ns",
+            "--kube-version",
+            "v1.32.0",
+            "--include-crds",
+            "--skip-tests",
+        ]))
+    };
+    let mut refused = Vec::new();
+    let mut first = Vec::new();
+    charts.retain(|chart| {
+        let run = template(chart);
+        let renders = run.output.status.success();
+        if renders {
+            first.push(run.wall);
+        } else {
+            refused.push(chart.name.clone());
+        }
+        renders
+    });
+    let listed = if refused.is_empty() { String::new() } else { format!(": {}", refused.join(", ")) };
+    println!("helm renders {} charts, refuses {} (dropped){listed}", charts.len(), refused.len());
+    for (chart, first) in charts.iter_mut().zip(first) {
+        let run = template(chart);
+        assert!(run.output.status.success(), "helm template {} failed on the second pass", chart.name);
+        chart.helm = Some(HelmRuns {
+            first,
+            warm: run.wall,
+            objects: support::objects(&run.output.stdout),
+            peak_rss: run.peak_rss,
+        });
+    }
+}
+
+fn render_args<'a>(repo: &'a str, env: &'a str) -> [&'a str; 6] {
+    // --show-secrets: helm prints Secrets as they are, and redacting is work helm does not do.
+    ["--repo", repo, "render", "--env", env, "--show-secrets"]
+}
+
+/// environments/<env>.yaml with one release per chart.
+fn write_env(repo: &Path, env: &str, charts: &[Chart]) {
+    let mut text = String::from("kubeVersion: v1.32.0\nreleases:\n");
+    for chart in charts {
+        text.push_str(&format!(
+            "  - name: rel-{}\n    chart: {}\n    namespace: ns-{}\n",
+            chart.id,
+            serde_json::to_string(&chart.name).unwrap(),
+            chart.id
+        ));
+    }
+    std::fs::write(repo.join(format!("environments/{env}.yaml")), text).unwrap();
+}
+
+/// Whether `run` succeeded; if not, says that weaver refuses the chart, with its first error line.
+fn refused_by_weaver(run: &support::Run, chart: &str, how: &str) -> bool {
+    if !run.output.status.success() {
+        let stderr = String::from_utf8_lossy(&run.output.stderr);
+        let first = stderr.lines().find(|line| !line.trim().is_empty()).unwrap_or_default();
+        println!("weaver refuses {chart} ({how}), dropped: {first}");
+    }
+    run.output.status.success()
+}

@@ -3,9 +3,10 @@
 #
 #   docker build -t weaver:0.1.0 .
 #
-# A static binary (musl, rustls and ring: no OpenSSL; libgit2 and zlib compiled in) on an empty
-# base image, run as a non-root user. Nothing else is in the image: no shell, no CA bundle (the
-# cluster's CA comes from the kubeconfig or the ServiceAccount mount).
+# A static binary (musl, rustls and ring, aws-lc for RSA key generation: no OpenSSL; libgit2,
+# zlib and aws-lc compiled in) on an empty base image, run as a non-root user. Nothing else is
+# in the image: no shell, no CA bundle (the cluster's CA comes from the kubeconfig or the
+# ServiceAccount mount).
 
 FROM rust:1.95-alpine AS build
 RUN apk add --no-cache musl-dev gcc make zlib-dev zlib-static

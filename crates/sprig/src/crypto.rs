@@ -90,7 +90,7 @@ pub(crate) fn register(t: &mut Templates) {
         "genPrivateKey",
         Function::new(&[Type::String], |_, a| {
             let key = match str_arg(a, 0) {
-                "" | "rsa" => PrivateKey::rsa(4096),
+                "" | "rsa" => PrivateKey::rsa(aws_lc_rs::rsa::KeySize::Rsa4096),
                 "ecdsa" => Ok(PrivateKey::Ecdsa(p256::SecretKey::random(&mut rand::thread_rng()))),
                 "ed25519" => Ok(PrivateKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand::thread_rng()))),
                 "dsa" => return Err(FuncError::new("genPrivateKey: dsa keys are not supported")),
@@ -109,7 +109,8 @@ pub(crate) fn register(t: &mut Templates) {
     t.add_function(
         "genCA",
         Function::new(&[Type::String, Type::Int], |_, a| {
-            let key = PrivateKey::rsa(2048).map_err(|e| FuncError::new(format!("error generating rsa key: {e}")))?;
+            let key = PrivateKey::rsa(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|e| FuncError::new(format!("error generating rsa key: {e}")))?;
             generate_ca(str_arg(a, 0), int_arg(a, 1), key)
         }),
     );
@@ -124,7 +125,8 @@ pub(crate) fn register(t: &mut Templates) {
     t.add_function(
         "genSelfSignedCert",
         Function::new(&[Type::String, Type::List, Type::List, Type::Int], |_, a| {
-            let key = PrivateKey::rsa(2048).map_err(|e| FuncError::new(format!("error generating rsa key: {e}")))?;
+            let key = PrivateKey::rsa(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|e| FuncError::new(format!("error generating rsa key: {e}")))?;
             self_signed(a, key)
         }),
     );
@@ -140,7 +142,8 @@ pub(crate) fn register(t: &mut Templates) {
         "genSignedCert",
         Function::new(&[Type::String, Type::List, Type::List, Type::Int, Type::Any], |_, a| {
             let ca = certificate_arg(&a[4])?;
-            let key = PrivateKey::rsa(2048).map_err(|e| FuncError::new(format!("error generating rsa key: {e}")))?;
+            let key = PrivateKey::rsa(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|e| FuncError::new(format!("error generating rsa key: {e}")))?;
             signed(a, &ca, key)
         }),
     );
@@ -331,8 +334,12 @@ enum PrivateKey {
 }
 
 impl PrivateKey {
-    fn rsa(bits: usize) -> Result<PrivateKey, String> {
-        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits)
+    /// A new RSA key (sprig asks for 2,048 or 4,096 bits), public exponent 65537 as Go's.
+    fn rsa(size: aws_lc_rs::rsa::KeySize) -> Result<PrivateKey, String> {
+        use aws_lc_rs::encoding::AsDer;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|e| e.to_string())?;
+        let der: aws_lc_rs::encoding::Pkcs8V1Der = pair.as_der().map_err(|e| e.to_string())?;
+        rsa::RsaPrivateKey::from_pkcs8_der(der.as_ref())
             .map(|k| PrivateKey::Rsa(Box::new(k)))
             .map_err(|e| e.to_string())
     }

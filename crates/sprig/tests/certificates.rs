@@ -1,6 +1,7 @@
 //! Certificates from genCA and genSignedCert carry the extensions Go's x509.CreateCertificate
 //! writes for sprig's templates, with Go's criticality: key usage and basic constraints
-//! critical; extended key usage, key identifiers and subject alternative names not.
+//! critical; extended key usage, key identifiers and subject alternative names not. RSA keys
+//! have the sizes sprig asks for.
 
 mod common;
 
@@ -50,4 +51,25 @@ fn extensions_are_critical_as_go_marks_them() {
             (SUBJECT_ALT_NAME, false)
         ])
     );
+}
+
+#[test]
+fn rsa_keys_have_sprigs_sizes_and_gos_exponent() {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let case = common::Case {
+        name: "keys".into(),
+        values: serde_json::json!({}),
+        template: r#"{{ genPrivateKey "rsa" }}{{ (genCA "ca" 1).Key }}"#.into(),
+        expected: Ok(String::new()),
+    };
+    let out = common::render(&case).expect("renders");
+    let end = "-----END RSA PRIVATE KEY-----\n";
+    let (big, small) = out.split_once(end).expect("two keys");
+    for (pem, bits) in [(format!("{big}{end}"), 4096), (small.to_string(), 2048)] {
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).expect("a PKCS#1 RSA key");
+        assert_eq!(key.size() * 8, bits);
+        assert_eq!(key.e(), &rsa::BigUint::from(65_537u32));
+        key.validate().expect("a consistent key");
+    }
 }

@@ -1,0 +1,124 @@
+//! Kustomizations as releases: weaver's objects against `kubectl kustomize` (kubectl with
+//! kustomize v5 at $WEAVER_KUBECTL or on PATH; skipped, saying so, without it unless
+//! WEAVER_REQUIRE_INTEROP=1), and the errors bad kustomizations give.
+//!
+//! `tests/kustomize/repo` is a weaver repository whose environment `dev` has one release per
+//! kustomization; each is compared object by object, order aside, weaver's own labels aside,
+//! and the release's namespace aside where kustomize left an object without one.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Repo, copy_dir};
+use serde_json::Value;
+
+const FIXTURE: &str = "tests/kustomize/repo";
+const RELEASE_NAMESPACE: &str = "kust-test";
+const WEAVER_LABELS: [&str; 3] =
+    ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"];
+
+/// kubectl, if it is there and embeds kustomize v5; otherwise why not.
+fn kubectl() -> Result<PathBuf, String> {
+    let candidate = std::env::var_os("WEAVER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"));
+    let out = Command::new(&candidate).args(["version", "--client"]).output().map_err(|e| {
+        format!("no kubectl ({}: {e}; set $WEAVER_KUBECTL or put kubectl on PATH)", candidate.display())
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.lines().find_map(|l| l.strip_prefix("Kustomize Version: ")).unwrap_or("none");
+    if version.starts_with("v5.") {
+        Ok(candidate)
+    } else {
+        Err(format!("{} embeds kustomize {version}, not v5 (kubectl 1.27 or later is needed)", candidate.display()))
+    }
+}
+
+/// Objects by `apiVersion kind namespace/name`.
+fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .map(|o| {
+            let key = format!(
+                "{} {} {}/{}",
+                o["apiVersion"].as_str().unwrap_or_default(),
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            (key, o)
+        })
+        .collect()
+}
+
+/// weaver's objects with what weaver adds taken away: its labels, and the release's namespace
+/// where kustomize's object has none.
+fn without_weaver(mut object: Value, kustomize: &BTreeMap<String, Value>) -> Value {
+    let meta = object["metadata"].as_object_mut().expect("metadata");
+    if let Some(Value::Object(labels)) = meta.get_mut("labels") {
+        for label in WEAVER_LABELS {
+            labels.remove(label);
+        }
+        if labels.is_empty() {
+            meta.remove("labels");
+        }
+    }
+    if meta.get("namespace").and_then(Value::as_str) == Some(RELEASE_NAMESPACE) {
+        meta.remove("namespace");
+        let unset = by_key(vec![object.clone()]);
+        if !unset.keys().all(|k| kustomize.contains_key(k)) {
+            object["metadata"]["namespace"] = RELEASE_NAMESPACE.into();
+        }
+    }
+    object
+}
+
+fn releases(repo: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo.join("environments/dev.yaml")).unwrap();
+    let env: Value = weaver::yaml::from_str(Path::new("dev.yaml"), &text).unwrap();
+    env["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_string(), r["kustomize"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
+    let kubectl = match kubectl() {
+        Ok(kubectl) => kubectl,
+        Err(reason) => {
+            common::skip::interop_or_skip(Some(&reason));
+            return;
+        }
+    };
+    let repo = Repo::empty();
+    copy_dir(&common::project_root().join(FIXTURE), repo.path());
+    let mut failures = Vec::new();
+    for (release, dir) in releases(repo.path()) {
+        let out = Command::new(&kubectl).arg("kustomize").arg(repo.path().join(&dir)).output().unwrap();
+        assert!(out.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&out.stderr));
+        let theirs = by_key(weaver::yaml::documents(Path::new(&dir), &String::from_utf8(out.stdout).unwrap()).unwrap());
+        let run = repo.weaver(&["render", "--env", "dev", "-r", &release, "--show-secrets"]);
+        let objects = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+        let ours = by_key(objects.into_iter().map(|o| without_weaver(o, &theirs)).collect());
+        if ours != theirs {
+            let (only_ours, only_theirs): (Vec<_>, Vec<_>) = (
+                ours.keys().filter(|k| !theirs.contains_key(*k)).collect(),
+                theirs.keys().filter(|k| !ours.contains_key(*k)).collect(),
+            );
+            let differing: Vec<String> = ours
+                .iter()
+                .filter(|(k, v)| theirs.get(*k).is_some_and(|t| t != *v))
+                .map(|(k, v)| format!("{k}:\n  weaver:  {v}\n  kubectl: {}", theirs[k]))
+                .collect();
+            failures.push(format!(
+                "release {release} ({dir}): only weaver: {only_ours:?}; only kubectl: {only_theirs:?}\n{}",
+                differing.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

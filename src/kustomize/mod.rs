@@ -309,6 +309,8 @@ impl Builder<'_> {
             let dir = self.directory(target, entry, "components")?;
             resources = self.target(&dir, &location(&target.file, &entry.referenced), true, resources)?;
         }
+        filters::patches::strategic_merge_files(target, k, &mut resources)?;
+        filters::patches::patches(target, k, &mut resources)?;
         if let Some(namespace) = k.namespace.as_deref().filter(|ns| !ns.is_empty()) {
             filters::namespace::apply(namespace, &mut resources)
                 .map_err(|e| Error::at(Location::file(&target.file), e))?;
@@ -319,6 +321,7 @@ impl Builder<'_> {
             &mut resources,
         );
         filters::labels::apply(k, &mut resources);
+        filters::patches::json6902(target, k, &mut resources)?;
         for replica in k.replicas.iter().flatten() {
             filters::replicas::apply(&replica.value, &mut resources)
                 .map_err(|e| target.error(&replica.referenced, e))?;

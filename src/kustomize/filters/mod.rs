@@ -7,6 +7,7 @@ pub mod images;
 pub mod labels;
 pub mod name_reference;
 pub mod namespace;
+pub mod patches;
 pub mod replicas;
 
 use std::path::Path;

@@ -38,6 +38,8 @@ pub struct Resource {
     /// The kinds, names and namespaces it had before each rename, oldest first (kustomize's
     /// previous ids), which name references are resolved by.
     prev: Vec<PrevId>,
+    /// A generated object whose name gets kustomize's content hash at the end of the build.
+    needs_hash: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +51,7 @@ struct PrevId {
 
 impl Resource {
     fn new(object: Value, source: PathBuf, document: usize) -> Resource {
-        Resource { object, source, document, prev: Vec::new() }
+        Resource { object, source, document, prev: Vec::new(), needs_hash: false }
     }
 
     fn text(&self, pointer: &str) -> &str {
@@ -129,6 +131,7 @@ pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Resul
     }
     let mut builder = Builder { source, stack: Vec::new() };
     let mut resources = builder.target(&dir, referenced_at, false, Vec::new())?;
+    filters::generators::add_hashes(&mut resources);
     filters::name_reference::fix(&mut resources)?;
     Ok(resources)
 }
@@ -305,6 +308,7 @@ impl Builder<'_> {
             let added = self.resource(target, entry)?;
             append(target, &mut resources, added, &entry.referenced)?;
         }
+        filters::generators::run(target, k, &mut resources)?;
         for entry in k.components.iter().flatten() {
             let dir = self.directory(target, entry, "components")?;
             resources = self.target(&dir, &location(&target.file, &entry.referenced), true, resources)?;

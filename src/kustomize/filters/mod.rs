@@ -3,6 +3,7 @@
 //! verbatim) and the walk to the fields a specification names.
 
 pub mod affix;
+pub mod generators;
 pub mod images;
 pub mod labels;
 pub mod name_reference;

@@ -139,3 +139,158 @@ fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// A repository whose environment `dev` has release `app`, the kustomization in `app/`.
+fn bad_repo(files: &[(&str, &str)]) -> Repo {
+    let repo = Repo::empty();
+    repo.write("environments/dev.yaml", "namespace: kust-test\nreleases:\n  - name: app\n    kustomize: app\n");
+    for (path, text) in files {
+        repo.write(path, text);
+    }
+    repo
+}
+
+const CONFIG_MAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n";
+
+/// weaver's error for the release, after checking that kubectl kustomize refuses it too (when
+/// `kubectl_refuses` and kubectl is there).
+fn bad_input(files: &[(&str, &str)], kubectl_refuses: bool) -> String {
+    let repo = bad_repo(files);
+    if kubectl_refuses && let Ok(kubectl) = kubectl() {
+        let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+        assert!(!out.status.success(), "kubectl kustomize accepts {files:?}");
+    }
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    run.failure().to_string()
+}
+
+#[test]
+fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
+    let cases: &[(&str, &[(&str, &str)], bool, &[&str])] = &[
+        (
+            "a missing resource",
+            &[("app/kustomization.yaml", "resources:\n  - cm.yaml\n  - missing.yaml\n"), ("app/cm.yaml", CONFIG_MAP)],
+            true,
+            &["app/kustomization.yaml:3:5", "`resources`", "app/missing.yaml does not exist"],
+        ),
+        (
+            "a cycle of bases",
+            &[
+                ("app/kustomization.yaml", "resources:\n  - ../base\n"),
+                ("base/kustomization.yaml", "resources:\n  - ../app\n"),
+            ],
+            true,
+            &[
+                "base/kustomization.yaml:2:5",
+                "cycle of kustomizations",
+                "app/kustomization.yaml → base/kustomization.yaml → app/kustomization.yaml",
+            ],
+        ),
+        (
+            "a ../ path out of the repository",
+            &[("app/kustomization.yaml", "resources:\n  - ../../../../../../etc/hostname\n")],
+            false,
+            &["app/kustomization.yaml:2:5", "leads outside the repository"],
+        ),
+        (
+            "an absolute path",
+            &[("app/kustomization.yaml", "resources:\n  - /etc/hostname\n")],
+            false,
+            &["app/kustomization.yaml:2:5", "leads outside the repository"],
+        ),
+        (
+            "a file outside the kustomization's directory (LoadRestrictionsRootOnly)",
+            &[("app/kustomization.yaml", "resources:\n  - ../shared/cm.yaml\n"), ("shared/cm.yaml", CONFIG_MAP)],
+            true,
+            &["app/kustomization.yaml:2:5", "outside the kustomization's directory app", "LoadRestrictionsRootOnly"],
+        ),
+        (
+            "a URL resource",
+            &[("app/kustomization.yaml", "resources:\n  - https://github.com/example/repo//base?ref=v1\n")],
+            false,
+            &["app/kustomization.yaml:2:5", "is a remote location", "vendor the remote base"],
+        ),
+        (
+            "a strategic merge patch of an object that does not exist",
+            &[
+                ("app/kustomization.yaml", "resources:\n  - cm.yaml\npatchesStrategicMerge:\n  - patch.yaml\n"),
+                ("app/cm.yaml", CONFIG_MAP),
+                ("app/patch.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  c: d\n"),
+            ],
+            true,
+            &[
+                "app/kustomization.yaml:4:5",
+                "`patchesStrategicMerge`: no object matches the patch of v1 ConfigMap other",
+            ],
+        ),
+        (
+            "a generator name collision",
+            &[(
+                "app/kustomization.yaml",
+                "configMapGenerator:\n  - name: settings\n    literals: [a=b]\n  - name: settings\n    literals: [c=d]\n",
+            )],
+            true,
+            &["app/kustomization.yaml:4:5", "`configMapGenerator`: ConfigMap settings already exists"],
+        ),
+        (
+            "a generated object colliding with a resource",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]\nconfigMapGenerator:\n  - name: settings\n    literals: [c=d]\n",
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
+            true,
+            &["app/kustomization.yaml:3:5", "ConfigMap settings already exists"],
+        ),
+        (
+            "merging into a generated object that does not exist",
+            &[(
+                "app/kustomization.yaml",
+                "configMapGenerator:\n  - name: settings\n    behavior: merge\n    literals: [a=b]\n",
+            )],
+            true,
+            &["app/kustomization.yaml:2:5", "does not exist in the resources, so it cannot be merged or replaced"],
+        ),
+        (
+            "an unknown field",
+            &[("app/kustomization.yaml", "resources: []\nnamePrefx: a-\n")],
+            true,
+            &["app/kustomization.yaml:2", "unknown field `namePrefx`"],
+        ),
+        (
+            "a directory without a kustomization",
+            &[("app/kustomization.yaml", "resources:\n  - ../plain\n"), ("plain/cm.yaml", CONFIG_MAP)],
+            true,
+            &["app/kustomization.yaml:2:5", "plain has no kustomization"],
+        ),
+        (
+            "helmCharts",
+            &[("app/kustomization.yaml", "helmCharts:\n  - name: redis\n")],
+            false,
+            &["app/kustomization.yaml:2", "`helmCharts` is not supported by weaver yet", "name the chart as a release"],
+        ),
+    ];
+    for (what, files, kubectl_refuses, expected) in cases {
+        let stderr = bad_input(files, *kubectl_refuses);
+        for part in *expected {
+            assert!(stderr.contains(part), "{what}: expected `{part}` in:\n{stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    }
+}
+
+/// kustomize ignores a `patches` entry whose target selects nothing, and so does weaver.
+#[test]
+fn a_patch_target_that_selects_nothing_is_no_error_as_in_kustomize() {
+    let repo = bad_repo(&[
+        (
+            "app/kustomization.yaml",
+            "resources: [cm.yaml]\npatches:\n  - target: {kind: Deployment}\n    patch: '[{\"op\": \"add\", \"path\": \"/x\", \"value\": 1}]'\n",
+        ),
+        ("app/cm.yaml", CONFIG_MAP),
+    ]);
+    let out = repo.weaver(&["render", "--env", "dev"]);
+    assert!(out.success().contains("name: settings"));
+}

@@ -294,3 +294,46 @@ fn a_patch_target_that_selects_nothing_is_no_error_as_in_kustomize() {
     let out = repo.weaver(&["render", "--env", "dev"]);
     assert!(out.success().contains("name: settings"));
 }
+
+/// `weaver changed`: an edit to a file a kustomization reads, at any depth of bases and
+/// components, affects every release whose kustomization includes it, and only those.
+#[test]
+fn an_edited_base_affects_every_release_including_it_at_any_depth() {
+    let repo = Repo::empty();
+    copy_dir(&common::project_root().join(FIXTURE), repo.path());
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "fixture");
+    let changed = |edits: &[(&str, &str)]| -> Vec<String> {
+        for (path, text) in edits {
+            repo.write(path, text);
+        }
+        let run = repo.weaver(&["changed", "-o", "json", "--base", "HEAD"]);
+        let report: Value = serde_json::from_str(run.success()).unwrap();
+        let mut names: Vec<String> =
+            report["releases"].as_array().unwrap().iter().map(|r| r["release"].as_str().unwrap().to_string()).collect();
+        let unattributed = report["unattributed"].as_array().unwrap();
+        assert!(unattributed.is_empty(), "unattributed: {unattributed:?}");
+        names.sort();
+        std::process::Command::new("git").args(["checkout", "--", "."]).current_dir(repo.path()).status().unwrap();
+        names
+    };
+    let base = std::fs::read_to_string(repo.path().join("apps/base/config.yaml")).unwrap();
+    assert_eq!(
+        changed(&[("apps/base/config.yaml", &base.replace("hello", "bye"))]),
+        ["base", "nested", "patched", "prod", "staging"]
+    );
+    // Two levels below `nested`, through `prod`'s `extra` directory.
+    assert_eq!(
+        changed(&[(
+            "apps/overlays/prod/extra/job.yaml",
+            &std::fs::read_to_string(repo.path().join("apps/overlays/prod/extra/job.yaml"))
+                .unwrap()
+                .replace("0 *", "5 *")
+        )]),
+        ["nested", "prod"]
+    );
+    // A component, a patch file and a generator's env file.
+    assert_eq!(changed(&[("components/debug/kustomization.yaml", "kind: Component\n")]), ["patched"]);
+    assert_eq!(changed(&[("apps/overlays/patched/patches/ops.yaml", "[]\n")]), ["patched"]);
+    assert_eq!(changed(&[("apps/generated/base/app.env", "A=b\n")]), ["generated"]);
+}

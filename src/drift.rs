@@ -680,6 +680,7 @@ mod tests {
         Release {
             name: name.into(),
             chart: "app".into(),
+            kustomize: None,
             namespace: "shop".into(),
             create_namespace: true,
             needs: Vec::new(),

@@ -8,6 +8,9 @@
 //!   every release of the environment when environment-wide settings differ (namespace,
 //!   values, secrets, cluster, identityFile, abstract), else the releases whose effective
 //!   definition differs, added and removed ones included; a comment-only edit affects none;
+//! - a file a kustomization reads (its kustomization file, resources, patches, generator inputs,
+//!   through every base and component, at any depth): every release with `kustomize:` naming
+//!   a kustomization that includes it;
 //! - a values file: the releases listing it in `valuesFiles`;
 //! - a secrets file: every release of the environments listing it in `secrets`;
 //! - `.sops.yaml`, `weaver.yaml`, an `identityFile`, or a chart no release uses: nothing to
@@ -117,7 +120,7 @@ impl Comparison {
     pub fn environment(&self, name: &str) -> Result<Vec<AffectedRelease>> {
         let base = self.load(Side::Base, name)?;
         let head = self.load(Side::Head, name)?;
-        Ok(affected_releases(name, base.as_ref(), head.as_ref(), &self.paths))
+        Ok(affected_releases(name, base.as_ref(), head.as_ref(), &self.paths, &self.kustomizations()))
     }
 
     /// The affected releases of every environment, and the paths no rule attributes.
@@ -125,11 +128,15 @@ impl Comparison {
         let base = self.load_all(Side::Base)?;
         let head = self.load_all(Side::Head)?;
         let names: BTreeSet<&String> = base.keys().chain(head.keys()).collect();
+        let kustomizations = self.kustomizations();
         let releases = names
             .into_iter()
-            .flat_map(|name| affected_releases(name, base.get(name), head.get(name), &self.paths))
+            .flat_map(|name| affected_releases(name, base.get(name), head.get(name), &self.paths, &kustomizations))
             .collect();
-        let referenced = (referenced_paths(base.values()), referenced_paths(head.values()));
+        let referenced = (
+            referenced_paths(base.values(), &kustomizations, Side::Base),
+            referenced_paths(head.values(), &kustomizations, Side::Head),
+        );
         let unattributed = self
             .paths
             .iter()
@@ -137,6 +144,14 @@ impl Comparison {
             .map(|changed| changed.path.clone())
             .collect();
         Ok(ChangeSet { releases, unattributed })
+    }
+
+    fn kustomizations(&self) -> Kustomizations<'_> {
+        Kustomizations {
+            base: self.base_project.source.as_ref(),
+            head: self.head_project.source.as_ref(),
+            inputs: Default::default(),
+        }
     }
 
     fn project(&self, side: Side) -> &Project {
@@ -181,12 +196,36 @@ impl Comparison {
     }
 }
 
+/// The files each kustomization reads, on each side, found once per directory.
+struct Kustomizations<'a> {
+    base: &'a dyn crate::project::Source,
+    head: &'a dyn crate::project::Source,
+    inputs: std::sync::Mutex<HashMap<(bool, PathBuf), Arc<HashSet<PathBuf>>>>,
+}
+
+impl Kustomizations<'_> {
+    /// Every file the release's kustomization reads on `side` (none for a chart release).
+    fn inputs(&self, side: Side, release: &Release) -> Arc<HashSet<PathBuf>> {
+        let Some(dir) = release.kustomize.as_deref().and_then(lexical) else { return Arc::default() };
+        let key = (side == Side::Head, dir);
+        let mut cache = self.inputs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .entry(key)
+            .or_insert_with_key(|(head, dir)| {
+                let source = if *head { self.head } else { self.base };
+                Arc::new(crate::kustomize::inputs(source, dir).into_iter().collect())
+            })
+            .clone()
+    }
+}
+
 /// The rules of the module documentation, for one environment as it is in base and head.
 fn affected_releases(
     name: &str,
     base: Option<&Environment>,
     head: Option<&Environment>,
     paths: &[ChangedPath],
+    kustomizations: &Kustomizations,
 ) -> Vec<AffectedRelease> {
     let base = base.filter(|env| !env.is_abstract);
     let head = head.filter(|env| !env.is_abstract);
@@ -202,8 +241,16 @@ fn affected_releases(
         environment_files.extend(touched(&|path| env.files.iter().any(|file| file == path)));
         let secrets = touched(&|path| refers_to(&env.secrets, path));
         for release in &env.releases {
-            let chart = chart_path(&release.chart);
-            let own = touched(&|path| path.starts_with(&chart) || refers_to(&release.values_files, path));
+            let own = match release.kustomize {
+                Some(_) => {
+                    let inputs = kustomizations.inputs(side, release);
+                    touched(&|path| inputs.contains(path))
+                }
+                None => {
+                    let chart = chart_path(&release.chart);
+                    touched(&|path| path.starts_with(&chart) || refers_to(&release.values_files, path))
+                }
+            };
             reasons.entry(&release.name).or_default().extend(own.into_iter().chain(secrets.iter().copied()));
         }
     }
@@ -247,10 +294,20 @@ fn refers_to(refs: &[PathRef], path: &Path) -> bool {
     refs.iter().any(|r| lexical(&r.path).is_some_and(|r| r == path))
 }
 
-/// Every values, secrets and identity file and packaged chart the environments name.
-fn referenced_paths<'a>(environments: impl Iterator<Item = &'a Environment>) -> HashSet<PathBuf> {
+/// Every values, secrets and identity file and packaged chart the environments name, and every
+/// file their kustomizations read.
+fn referenced_paths<'a>(
+    environments: impl Iterator<Item = &'a Environment>,
+    kustomizations: &Kustomizations,
+    side: Side,
+) -> HashSet<PathBuf> {
     environments
         .flat_map(|env| {
+            let kustomized: Vec<PathBuf> = env
+                .releases
+                .iter()
+                .flat_map(|r| kustomizations.inputs(side, r).iter().cloned().collect::<Vec<_>>())
+                .collect();
             let values_files = env.releases.iter().flat_map(|r| &r.values_files);
             let archives =
                 env.releases.iter().filter(|r| is_archive(&r.chart)).filter_map(|r| lexical(&chart_path(&r.chart)));
@@ -261,6 +318,7 @@ fn referenced_paths<'a>(environments: impl Iterator<Item = &'a Environment>) -> 
                 .chain(values_files)
                 .filter_map(|r| lexical(&r.path))
                 .chain(archives)
+                .chain(kustomized)
         })
         .collect()
 }

@@ -50,6 +50,7 @@ struct ClusterFile {
 struct ReleaseFile {
     name: String,
     chart: Option<Spanned<String>>,
+    kustomize: Option<Spanned<String>>,
     namespace: Option<Spanned<String>>,
     create_namespace: Option<bool>,
     needs: Option<Vec<Spanned<String>>>,
@@ -104,7 +105,11 @@ pub struct Patch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Release {
     pub name: String,
+    /// The chart's name or packaged chart's path; for a kustomization, its directory as written.
     pub chart: String,
+    /// `kustomize: <dir>`: the release is the kustomization in that directory of the repository
+    /// (`chart` then holds the directory as written, for listings and records).
+    pub kustomize: Option<PathBuf>,
     pub namespace: String,
     pub create_namespace: bool,
     pub needs: Vec<String>,
@@ -115,7 +120,7 @@ pub struct Release {
     pub patches: Vec<Patch>,
     /// Where the release is (last) defined: the most derived file that mentions it.
     pub at: Location,
-    /// Where its `chart` is set, for "chart not found" errors.
+    /// Where its `chart` (or `kustomize`) is set, for "chart not found" errors.
     pub chart_at: Location,
 }
 
@@ -213,7 +218,8 @@ fn location(path: &Path, span: &serde_saphyr::Location) -> Location {
 struct PartialRelease {
     name: String,
     at: Location,
-    chart: Option<(String, Location)>,
+    /// `chart` or `kustomize` (true), whichever the most derived file sets.
+    chart: Option<(String, Location, bool)>,
     namespace: Option<String>,
     create_namespace: Option<bool>,
     needs: Option<Vec<String>>,
@@ -233,9 +239,21 @@ impl PartialRelease {
             Some(list) => Some(list.into_iter().map(|p| parse_patch(file, p)).collect::<Result<Vec<_>>>()?),
         };
         let namespace = fields.namespace.map(|ns| located_namespace(file, ns)).transpose()?;
+        let chart = match (fields.chart, fields.kustomize) {
+            (Some(_), Some(k)) => {
+                return Err(Error::at(
+                    location(file, &k.referenced),
+                    format!("release `{}` has both `chart` and `kustomize`", fields.name),
+                )
+                .with_help("a release is either a chart or a kustomization: keep one"));
+            }
+            (Some(c), None) => Some((c.value, location(file, &c.referenced), false)),
+            (None, Some(k)) => Some((k.value, location(file, &k.referenced), true)),
+            (None, None) => None,
+        };
         Ok(PartialRelease {
             name: fields.name,
-            chart: fields.chart.map(|c| (c.value, location(file, &c.referenced))),
+            chart,
             namespace,
             create_namespace: fields.create_namespace,
             needs: fields.needs.map(|n| n.into_iter().map(|s| s.value).collect()),
@@ -269,9 +287,10 @@ impl PartialRelease {
 
     fn finish(self, default_namespace: &str) -> Result<Release> {
         RELEASE_NAME.check(&self.name, &self.at)?;
-        let Some((chart, chart_at)) = self.chart else {
-            return Err(Error::at(self.at, format!("release `{}` has no `chart`", self.name))
-                .with_help("add `chart: <name>` naming a directory under charts/"));
+        let Some((chart, chart_at, is_kustomization)) = self.chart else {
+            return Err(Error::at(self.at, format!("release `{}` has no `chart`", self.name)).with_help(
+                "add `chart: <name>` naming a directory under charts/, or `kustomize: <dir>` naming a kustomization",
+            ));
         };
         Ok(Release {
             namespace: self.namespace.unwrap_or_else(|| default_namespace.to_string()),
@@ -283,6 +302,7 @@ impl PartialRelease {
             installed: self.installed.unwrap_or(true),
             patches: self.patches.unwrap_or_default(),
             name: self.name,
+            kustomize: is_kustomization.then(|| PathBuf::from(&chart)),
             chart,
             chart_at,
             at: self.at,

@@ -65,16 +65,16 @@ pub fn render(
     // Capabilities come from every release of a weaver chart the environment deploys, selected
     // or not: rendering one release gives what rendering all of them gives, so applying it
     // alone prunes nothing.
-    let deployed: Vec<&Release> =
-        env.releases.iter().filter(|r| r.installed && !crate::helm::is_helm_chart(source, &r.chart)).collect();
+    let deployed: Vec<&Release> = env.releases.iter().filter(|r| r.installed && is_weaver_chart(source, r)).collect();
     let charts = project.charts_for(deployed.iter().copied())?;
     let crds = chart_crds(&charts, &deployed)?;
     let capabilities = minijinja::context! {
         apiVersions => capabilities::api_versions(crds.values().flatten().map(|m| &m.object)),
     };
     let installed: Vec<&Release> = releases.iter().copied().filter(|r| r.installed).collect();
-    let (helm_releases, weaver_releases): (Vec<&Release>, Vec<&Release>) =
-        installed.iter().partition(|r| crate::helm::is_helm_chart(source, &r.chart));
+    let helm_releases: Vec<&Release> =
+        installed.iter().copied().filter(|r| r.kustomize.is_none() && !is_weaver_chart(source, r)).collect();
+    let weaver_releases: Vec<&Release> = installed.iter().copied().filter(|r| is_weaver_chart(source, r)).collect();
     let selected: BTreeSet<&str> = weaver_releases.iter().map(|r| r.chart.as_str()).collect();
     let charts: BTreeMap<&str, &Arc<Chart>> =
         charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
@@ -99,6 +99,10 @@ pub fn render(
         .map(|release| {
             if !release.installed {
                 return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: false, manifests: Vec::new() });
+            }
+            if let Some(dir) = &release.kustomize {
+                let manifests = render_kustomization(project, release, dir)?;
+                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests });
             }
             if let Some(chart) = helm.charts.get(&release.chart) {
                 let manifests = render_helm(project, release, chart, &helm.capabilities, secrets)?;
@@ -139,6 +143,35 @@ pub fn render(
     check_unique(&releases_out)?;
 
     Ok(Rendered { environment: env.name.clone(), releases: releases_out })
+}
+
+/// Whether the release is of one of weaver's own charts (not a Helm chart, not a kustomization).
+fn is_weaver_chart(source: &dyn crate::project::Source, release: &Release) -> bool {
+    release.kustomize.is_none() && !crate::helm::is_helm_chart(source, &release.chart)
+}
+
+/// A kustomization release: the objects `kubectl kustomize <dir>` builds, each checked as a
+/// rendered document is.
+fn render_kustomization(project: &Project, release: &Release, dir: &Path) -> Result<Vec<Manifest>> {
+    let resources = crate::kustomize::build(project.source.as_ref(), dir, &release.chart_at)
+        .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
+    let mut manifests = Vec::with_capacity(resources.len());
+    for resource in resources {
+        if let Some(problem) = object_problem(&resource.object) {
+            return Err(Error::at(
+                Location::file(&resource.source),
+                format!("the kustomization's {} (document {}) {problem}", resource.describe(), resource.document),
+            )
+            .with_help(format!("release `{}`", release.name)));
+        }
+        manifests.push(Manifest {
+            release: release.name.clone(),
+            source: resource.source,
+            document: resource.document,
+            object: resource.object,
+        });
+    }
+    Ok(manifests)
 }
 
 /// Chart defaults < `valuesFiles` in order < the release's `values`.

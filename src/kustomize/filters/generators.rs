@@ -1,0 +1,361 @@
+//! `configMapGenerator` and `secretGenerator` with `generatorOptions`: kustomize's generators.
+//! Data comes from `literals` (`key=value`, one pair of surrounding quotes removed), `files`
+//! (`[key=]path`, the key defaulting to the file's name) and `envs` (`KEY=value` lines, `#`
+//! comments); `behavior` `create` (the default) adds an object, `merge` and `replace` change
+//! the one of that name a base made. At the end of the top build, a generated object's name
+//! gets kustomize's content hash (unless `disableNameSuffixHash`), and references follow.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use super::super::kustomization::{GeneratorArgs, GeneratorOptions, Kustomization};
+use super::super::{Resource, Target};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Behavior {
+    Create,
+    Merge,
+    Replace,
+}
+
+pub(crate) fn run(target: &Target, k: &Kustomization, resources: &mut Vec<Resource>) -> Result<()> {
+    let global = k.generator_options.clone().unwrap_or_default();
+    for (field, kind, list) in [
+        ("configMapGenerator", "ConfigMap", &k.config_map_generator),
+        ("secretGenerator", "Secret", &k.secret_generator),
+    ] {
+        for (index, args) in list.iter().flatten().enumerate() {
+            let generated = generate(target, field, kind, args, &global, index + 1)?;
+            add(target, field, &args.referenced, generated, resources)?;
+        }
+    }
+    Ok(())
+}
+
+fn generate(
+    target: &Target,
+    field: &str,
+    kind: &str,
+    spanned: &Spanned<GeneratorArgs>,
+    global: &GeneratorOptions,
+    document: usize,
+) -> Result<(Resource, Behavior)> {
+    let (args, at) = (&spanned.value, &spanned.referenced);
+    let Some(name) = args.name.as_deref().filter(|n| !n.is_empty()) else {
+        return Err(target.error(at, format!("`{field}`: an entry needs a `name`")));
+    };
+    let behavior = match args.behavior.as_deref().unwrap_or("create") {
+        "" | "create" => Behavior::Create,
+        "merge" => Behavior::Merge,
+        "replace" => Behavior::Replace,
+        other => {
+            return Err(
+                target.error(at, format!("`{field}`: `behavior: {other}` is not one of create, merge, replace"))
+            );
+        }
+    };
+    let mut pairs: Vec<(String, Vec<u8>)> = Vec::new();
+    for env in args.envs.iter().chain(&args.env) {
+        let (path, text) = target.read_file(env, at, field)?;
+        pairs.extend(env_pairs(&path, &text).map_err(|e| target.error(at, format!("`{field}`: {e}")))?);
+    }
+    for literal in &args.literals {
+        match literal.split_once('=') {
+            Some((key, value)) if !key.is_empty() => pairs.push((key.to_string(), unquoted(value).as_bytes().to_vec())),
+            _ => return Err(target.error(at, format!("`{field}`: literal `{literal}` is not key=value"))),
+        }
+    }
+    for file in &args.files {
+        let (key, path) = match file.split_once('=') {
+            Some((key, path)) if !key.is_empty() && !path.is_empty() => (key.to_string(), path),
+            Some(_) => return Err(target.error(at, format!("`{field}`: file source `{file}` is not [key=]path"))),
+            None => (
+                Path::new(file).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                file.as_str(),
+            ),
+        };
+        let full = target.file_path(path, at, field)?;
+        let Some(bytes) = target.source.read_named(&full, &super::super::location(&target.file, at), field)? else {
+            return Err(target.error(at, format!("`{field}`: {} does not exist", full.display())));
+        };
+        pairs.push((key, bytes));
+    }
+    let mut data = Map::new();
+    let mut binary = Map::new();
+    for (key, value) in pairs {
+        if data.contains_key(&key) || binary.contains_key(&key) {
+            return Err(target.error(at, format!("`{field}` `{name}`: key `{key}` is given twice")));
+        }
+        let b64 = || Value::String(base64::engine::general_purpose::STANDARD.encode(&value));
+        match (kind, String::from_utf8(value.clone())) {
+            ("Secret", _) => {
+                data.insert(key, b64());
+            }
+            (_, Ok(text)) => {
+                data.insert(key, Value::String(text));
+            }
+            (_, Err(_)) => {
+                binary.insert(key, b64());
+            }
+        }
+    }
+    let local = args.options.clone().unwrap_or_default();
+    let merged = |l: &Option<BTreeMap<String, String>>, g: &Option<BTreeMap<String, String>>| {
+        let mut out = g.clone().unwrap_or_default();
+        out.extend(l.clone().unwrap_or_default());
+        out
+    };
+    let labels = merged(&local.labels, &global.labels);
+    let annotations = merged(&local.annotations, &global.annotations);
+    let no_hash = global.disable_name_suffix_hash == Some(true) || local.disable_name_suffix_hash == Some(true);
+    let immutable = global.immutable == Some(true) || local.immutable == Some(true);
+
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), name.into());
+    if let Some(namespace) = args.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+        metadata.insert("namespace".into(), namespace.into());
+    }
+    if !labels.is_empty() {
+        metadata.insert("labels".into(), json!(labels));
+    }
+    if !annotations.is_empty() {
+        metadata.insert("annotations".into(), json!(annotations));
+    }
+    let mut object = json!({"apiVersion": "v1", "kind": kind, "metadata": metadata});
+    if kind == "Secret" {
+        object["type"] = args.secret_type.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "Opaque".into()).into();
+    }
+    if !data.is_empty() {
+        object["data"] = Value::Object(data);
+    }
+    if !binary.is_empty() {
+        object["binaryData"] = Value::Object(binary);
+    }
+    if immutable {
+        object["immutable"] = true.into();
+    }
+    let mut resource = Resource::new(object, target.file.clone(), document);
+    resource.needs_hash = !no_hash;
+    Ok((resource, behavior))
+}
+
+/// The pairs of an env file.
+fn env_pairs(path: &Path, text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = if index == 0 { line.trim_start_matches('\u{feff}') } else { line };
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        let valid = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            return Err(format!("{}:{}: `{key}` is not an environment variable name", path.display(), index + 1));
+        }
+        out.push((key.to_string(), value.as_bytes().to_vec()));
+    }
+    Ok(out)
+}
+
+/// kustomize's `removeQuotes`: one pair of matching surrounding quotes.
+fn unquoted(value: &str) -> &str {
+    let bytes = value.as_bytes();
+    if bytes.len() >= 2 && bytes[0] == bytes[bytes.len() - 1] && matches!(bytes[0], b'"' | b'\'') {
+        &value[1..value.len() - 1]
+    } else {
+        value
+    }
+}
+
+/// Adds a generated object, or merges it into / replaces the one a base made.
+fn add(
+    target: &Target,
+    field: &str,
+    at: &serde_saphyr::Location,
+    (mut new, behavior): (Resource, Behavior),
+    resources: &mut Vec<Resource>,
+) -> Result<()> {
+    let effective = |ns: &str| if ns.is_empty() { "default".to_string() } else { ns.to_string() };
+    let same = |r: &Resource| {
+        r.api_version() == new.api_version()
+            && effective(r.namespace()) == effective(new.namespace())
+            && r.kind() == new.kind()
+            && r.any_name_is(new.name())
+    };
+    let matches: Vec<usize> = resources.iter().enumerate().filter(|(_, r)| same(r)).map(|(i, _)| i).collect();
+    match (matches.as_slice(), behavior) {
+        ([], Behavior::Create) => {
+            resources.push(new);
+            Ok(())
+        }
+        ([], _) => Err(target
+            .error(
+                at,
+                format!(
+                    "`{field}`: {} does not exist in the resources, so it cannot be merged or replaced",
+                    new.describe()
+                ),
+            )
+            .with_help(
+                "`behavior: merge` and `replace` change an object a base generates; use `create` for a new one",
+            )),
+        ([_], Behavior::Create) => Err(target
+            .error(at, format!("`{field}`: {} already exists (generated or listed twice)", new.describe()))
+            .with_help(
+                "give the generator another name, or `behavior: merge` or `replace` to change the existing one",
+            )),
+        ([index], behavior) => {
+            let old = &resources[*index];
+            for field in ["labels", "annotations"] {
+                let mut merged = old
+                    .object
+                    .pointer(&format!("/metadata/{field}"))
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(own) = new.object.pointer(&format!("/metadata/{field}")).and_then(Value::as_object) {
+                    merged.extend(own.clone());
+                }
+                if !merged.is_empty() {
+                    new.object["metadata"][field] = Value::Object(merged);
+                }
+            }
+            new.object["metadata"]["name"] = old.name().into();
+            if old.namespace().is_empty() {
+                if let Some(meta) = new.object["metadata"].as_object_mut() {
+                    meta.remove("namespace");
+                }
+            } else {
+                new.object["metadata"]["namespace"] = old.namespace().into();
+            }
+            if behavior == Behavior::Merge {
+                for field in ["data", "binaryData"] {
+                    let mut merged = old.object.get(field).and_then(Value::as_object).cloned().unwrap_or_default();
+                    if let Some(own) = new.object.get(field).and_then(Value::as_object) {
+                        merged.extend(own.clone());
+                    }
+                    if !merged.is_empty() {
+                        new.object[field] = Value::Object(merged);
+                    }
+                }
+            }
+            new.prev = old.prev.clone();
+            new.needs_hash = new.needs_hash || old.needs_hash;
+            resources[*index] = new;
+            Ok(())
+        }
+        (_, _) => Err(target.error(at, format!("`{field}`: {} matches several objects", new.describe()))),
+    }
+}
+
+/// Appends kustomize's content hash to the name of each generated object that needs one.
+pub fn add_hashes(resources: &mut [Resource]) {
+    for resource in resources.iter_mut().filter(|r| r.needs_hash) {
+        let hash = content_hash(&resource.object);
+        resource.store_previous_id();
+        let name = format!("{}-{hash}", resource.name());
+        resource.object["metadata"]["name"] = name.into();
+    }
+}
+
+/// kustomize's `hasher.Hash` for ConfigMaps and Secrets: the first ten hex digits of the
+/// SHA-256 of Go's JSON encoding of kind, type and data (keys sorted, `<`, `>` and `&`
+/// escaped), with some digits replaced by letters so that it never reads as a number.
+fn content_hash(object: &Value) -> String {
+    let field = |name: &str| object.pointer(name).cloned().unwrap_or_else(|| Value::String(String::new()));
+    let mut encoded: BTreeMap<&str, Value> = BTreeMap::new();
+    encoded.insert("kind", field("/kind"));
+    // kustomize looks the name up as one field called `metadata/name`, which no object has: the
+    // name it hashes is always empty.
+    encoded.insert("name", Value::String(String::new()));
+    if object.get("kind").and_then(Value::as_str) == Some("Secret") {
+        encoded.insert("data", sorted(wrapped(field("/data"))));
+        encoded.insert("type", field("/type"));
+        if let Some(string_data) = object.get("stringData").filter(|v| v.is_object()) {
+            encoded.insert("stringData", sorted(string_data.clone()));
+        }
+    } else {
+        encoded.insert("data", sorted(field("/data")));
+        if let Some(binary) = object.get("binaryData").filter(|v| v.is_object()) {
+            encoded.insert("binaryData", sorted(wrapped(binary.clone())));
+        }
+    }
+    let text = serde_json::to_string(&encoded).unwrap_or_default();
+    let text = text.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    let text = text.replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029");
+    let hex = hex::encode(Sha256::digest(text.as_bytes()));
+    hex[..10]
+        .chars()
+        .map(|c| match c {
+            '0' => 'g',
+            '1' => 'h',
+            '3' => 'k',
+            'a' => 'm',
+            'e' => 't',
+            c => c,
+        })
+        .collect()
+}
+
+/// Base64 values as kustomize writes them (kyaml's `encodeBase64`), which its hash covers:
+/// values of 70 characters or more in lines of 70, each ending with a newline. weaver's objects
+/// keep them on one line, as the API server returns them, so that diffs compare equal.
+fn wrapped(value: Value) -> Value {
+    const LINE: usize = 70;
+    let Value::Object(map) = value else { return value };
+    let wrap = |text: &str| {
+        let text: String = text.chars().filter(|c| *c != '\n').collect();
+        if text.len() < LINE {
+            return text;
+        }
+        text.as_bytes().chunks(LINE).map(|line| format!("{}\n", String::from_utf8_lossy(line))).collect()
+    };
+    Value::Object(
+        map.into_iter()
+            .map(|(k, v)| match v {
+                Value::String(text) => (k, Value::String(wrap(&text))),
+                other => (k, other),
+            })
+            .collect(),
+    )
+}
+
+/// A map with its keys sorted, as Go's encoding/json writes maps.
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: BTreeMap<String, Value> = map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            serde_json::to_value(sorted).unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hashes_are_kustomizes() {
+        // `kubectl kustomize` 1.32 names this ConfigMap `a-6gc9d749f7`.
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "y"}});
+        assert_eq!(content_hash(&object), "6gc9d749f7");
+    }
+
+    #[test]
+    fn quotes_are_removed_as_kustomize_removes_them() {
+        assert_eq!(unquoted("\"a b\""), "a b");
+        assert_eq!(unquoted("'x'"), "x");
+        assert_eq!(unquoted("\"x'"), "\"x'");
+        assert_eq!(unquoted("\""), "\"");
+    }
+}

@@ -1,0 +1,147 @@
+//! Name references: once the names are final (prefixes, suffixes, content hashes), every field
+//! the built-in `nameReference` table lists that names a renamed object by one of its previous
+//! names gets its current name, as kustomize's `nameref` filter does it: candidates by previous
+//! name and kind, then a `roleRef`'s kind, then the referrer's namespace (cluster-scoped objects
+//! and ServiceAccounts are seen from every namespace); a field that could mean objects of
+//! different names is an error.
+
+use serde_json::Value;
+
+use super::super::Resource;
+use super::{BackReference, builtin, gvk_selects};
+use crate::error::{Error, Location, Result};
+use crate::manifest::Scopes;
+
+pub fn fix(resources: &mut [Resource]) -> Result<()> {
+    let scopes = Scopes::default();
+    for backref in &builtin().name_reference {
+        for spec in &backref.field_specs {
+            for referrer in 0..resources.len() {
+                if !spec.selects(&resources[referrer]) {
+                    continue;
+                }
+                let mut object = resources[referrer].object.clone();
+                let context =
+                    Context { backref, resources, referrer: &resources[referrer], scopes: &scopes, path: &spec.path };
+                super::visit(&mut object, spec, &|| Value::Null, &mut |field| context.set(field)).map_err(|e| {
+                    Error::at(Location::file(&resources[referrer].source), e)
+                        .with_help(format!("in the name references of {}", resources[referrer].describe()))
+                })?;
+                resources[referrer].object = object;
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Context<'a> {
+    backref: &'a BackReference,
+    resources: &'a [Resource],
+    referrer: &'a Resource,
+    scopes: &'a Scopes,
+    path: &'a str,
+}
+
+impl Context<'_> {
+    fn set(&self, field: &mut Value) -> Result<(), String> {
+        match field {
+            Value::String(_) => self.set_scalar(field),
+            Value::Object(_) => self.set_mapping(field),
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::String(_) => self.set_scalar(item)?,
+                        Value::Object(_) => self.set_mapping(item)?,
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn set_scalar(&self, field: &mut Value) -> Result<(), String> {
+        let Some(old) = field.as_str() else { return Ok(()) };
+        let candidates: Vec<&Resource> = self.resources.iter().collect();
+        if let Some(referral) = self.select(old, candidates, false)? {
+            *field = Value::String(referral.name().to_string());
+        }
+        Ok(())
+    }
+
+    /// A map with `name` (and perhaps `namespace`), such as a RoleBinding's subject.
+    fn set_mapping(&self, field: &mut Value) -> Result<(), String> {
+        let Some(map) = field.as_object_mut() else { return Ok(()) };
+        let Some(old) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
+            return Err(format!("`{}` leads to a map without `name`", self.path));
+        };
+        let candidates: Vec<&Resource> = match map.get("namespace").and_then(Value::as_str) {
+            None => self.resources.iter().collect(),
+            Some(ns) => {
+                let original =
+                    |r: &&Resource| r.prev.first().map_or_else(|| r.namespace(), |id| id.namespace.as_str()) == ns;
+                let by_original: Vec<&Resource> = self.resources.iter().filter(original).collect();
+                if by_original.is_empty() {
+                    self.resources.iter().filter(|r| r.namespace() == ns).collect()
+                } else {
+                    by_original
+                }
+            }
+        };
+        let Some(referral) = self.select(&old, candidates, true)? else { return Ok(()) };
+        if referral.name() == old && referral.namespace().is_empty() {
+            return Ok(());
+        }
+        map.insert("name".into(), Value::String(referral.name().to_string()));
+        if !referral.namespace().is_empty() {
+            map.insert("namespace".into(), Value::String(referral.namespace().to_string()));
+        }
+        Ok(())
+    }
+
+    /// kustomize's `selectReferral`.
+    fn select<'r>(
+        &self,
+        old: &str,
+        candidates: Vec<&'r Resource>,
+        with_namespace: bool,
+    ) -> Result<Option<&'r Resource>, String> {
+        let b = self.backref;
+        let role_ref = self.path.ends_with("roleRef/name").then(|| {
+            let text = |f: &str| self.referrer.object.pointer(&format!("/roleRef/{f}")).and_then(Value::as_str);
+            (text("apiGroup"), text("kind"))
+        });
+        let referrer_scoped = !self.scopes.is_namespaced(self.referrer.api_version(), self.referrer.kind());
+        let effective = |ns: &str| if ns.is_empty() { "default".to_string() } else { ns.to_string() };
+        let candidates: Vec<&Resource> = candidates
+            .into_iter()
+            .filter(|r| r.prev.iter().any(|id| id.name == old))
+            .filter(|r| {
+                r.prev.iter().any(|id| gvk_selects(&b.group, &b.version, &b.kind, r.group(), r.version(), &id.kind))
+            })
+            .filter(|r| match role_ref {
+                Some((Some(group), Some(kind))) => {
+                    r.prev.iter().any(|id| gvk_selects(group, "", kind, r.group(), r.version(), &id.kind))
+                }
+                _ => true,
+            })
+            .filter(|r| {
+                referrer_scoped
+                    || !self.scopes.is_namespaced(r.api_version(), r.kind())
+                    || r.kind() == "ServiceAccount"
+                    || effective(self.referrer.namespace()) == effective(r.namespace())
+            })
+            .collect();
+        let Some(first) = candidates.first() else { return Ok(None) };
+        let identical = candidates
+            .iter()
+            .all(|r| r.name() == first.name() && (!with_namespace || r.namespace() == first.namespace()));
+        if identical {
+            Ok(Some(first))
+        } else {
+            let ids: Vec<String> = candidates.iter().map(|r| r.describe()).collect();
+            Err(format!("`{}` names `{old}`, which could be any of {}", self.path, ids.join(", ")))
+        }
+    }
+}

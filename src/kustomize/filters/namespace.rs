@@ -1,0 +1,49 @@
+//! `namespace`: kustomize's namespace filter. Every namespaced object gets the namespace (over
+//! any it had); a `v1` Namespace is renamed to it; the built-in field specifications (APIService
+//! and CRD conversion webhook services) follow; (Cluster)RoleBinding subjects named `default`
+//! get it too (kustomize's default `setRoleBindingSubjects: defaultOnly`).
+
+use serde_json::Value;
+
+use super::super::Resource;
+use super::builtin;
+use crate::manifest::Scopes;
+
+pub fn apply(namespace: &str, resources: &mut [Resource]) -> Result<(), String> {
+    let scopes = Scopes::default();
+    let value = || Value::String(namespace.to_string());
+    for index in 0..resources.len() {
+        let resource = &mut resources[index];
+        resource.store_previous_id();
+        let cluster_scoped = !scopes.is_namespaced(resource.api_version(), resource.kind());
+        if !cluster_scoped && let Some(meta) = resource.object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("namespace".into(), value());
+        }
+        let kind = resource.kind().to_string();
+        if matches!(kind.as_str(), "RoleBinding" | "ClusterRoleBinding")
+            && let Some(Value::Array(subjects)) = resource.object.get_mut("subjects")
+        {
+            for subject in subjects.iter_mut().filter_map(Value::as_object_mut) {
+                if subject.get("name").and_then(Value::as_str) == Some("default") {
+                    subject.insert("namespace".into(), value());
+                }
+            }
+        }
+        let is_v1 = resource.api_version() == "v1";
+        let selected: Vec<_> = builtin().namespace.iter().filter(|s| s.selects(resource)).collect();
+        for spec in selected {
+            if spec.path == "metadata/name" && !is_v1 {
+                continue;
+            }
+            super::visit(&mut resource.object, spec, &value, &mut |field| {
+                *field = value();
+                Ok(())
+            })?;
+        }
+        let resource = &resources[index];
+        if resources.iter().enumerate().any(|(other, r)| other != index && r.same_id(resource)) {
+            return Err(format!("`namespace: {namespace}` makes two objects {}", resource.describe()));
+        }
+    }
+    Ok(())
+}

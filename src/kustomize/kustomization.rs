@@ -1,0 +1,227 @@
+//! The kustomization file's schema (`kustomization.yaml`, `.yml` or `Kustomization`), as
+//! kustomize v5 reads it: unknown fields are errors, and every path keeps the line it is on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+use crate::error::{Error, Location, Result};
+use crate::project::source::{Source, utf8};
+
+/// The names kustomize looks for in a directory, in its order.
+pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// A string in the file with where it is written.
+pub type Located = Spanned<String>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Kustomization {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub metadata: Option<Value>,
+    pub resources: Option<Vec<Located>>,
+    /// The legacy spelling of directory `resources`.
+    pub bases: Option<Vec<Located>>,
+    pub components: Option<Vec<Located>>,
+    pub namespace: Option<String>,
+    pub name_prefix: Option<String>,
+    pub name_suffix: Option<String>,
+    pub common_labels: Option<BTreeMap<String, String>>,
+    pub labels: Option<Vec<Label>>,
+    pub common_annotations: Option<BTreeMap<String, String>>,
+    pub images: Option<Vec<Image>>,
+    pub replicas: Option<Vec<Spanned<Replica>>>,
+    pub patches: Option<Vec<Spanned<PatchEntry>>>,
+    pub patches_strategic_merge: Option<Vec<Located>>,
+    pub patches_json6902: Option<Vec<Spanned<Json6902Entry>>>,
+    pub config_map_generator: Option<Vec<Spanned<GeneratorArgs>>>,
+    pub secret_generator: Option<Vec<Spanned<GeneratorArgs>>>,
+    pub generator_options: Option<GeneratorOptions>,
+    // Fields weaver does not support yet: present, they are an error naming the field.
+    pub crds: Option<Spanned<Value>>,
+    pub replacements: Option<Spanned<Value>>,
+    pub vars: Option<Spanned<Value>>,
+    pub helm_charts: Option<Spanned<Value>>,
+    pub helm_globals: Option<Spanned<Value>>,
+    pub configurations: Option<Spanned<Value>>,
+    pub transformers: Option<Spanned<Value>>,
+    pub generators: Option<Spanned<Value>>,
+    pub validators: Option<Spanned<Value>>,
+    pub openapi: Option<Spanned<Value>>,
+    pub build_metadata: Option<Spanned<Value>>,
+    pub sort_options: Option<Spanned<Value>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Label {
+    pub pairs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub include_selectors: bool,
+    #[serde(default)]
+    pub include_templates: bool,
+    #[serde(default)]
+    pub fields: Vec<FieldSpec>,
+}
+
+/// Where a transformation reads or writes a field: objects of a group, version and kind (each
+/// optional), and a `/`-separated path (`\/` for a slash inside a name, `[]` for a list).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FieldSpec {
+    pub path: String,
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub create: bool,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Image {
+    pub name: String,
+    #[serde(default)]
+    pub new_name: String,
+    #[serde(default)]
+    pub new_tag: String,
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default)]
+    pub tag_suffix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Replica {
+    pub name: String,
+    pub count: i64,
+}
+
+/// Which objects a patch applies to: every field given must match; `name` and `namespace` are
+/// anchored regular expressions, as in kustomize.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Selector {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub label_selector: String,
+    #[serde(default)]
+    pub annotation_selector: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchEntry {
+    pub path: Option<String>,
+    pub patch: Option<String>,
+    pub target: Option<Selector>,
+    pub options: Option<BTreeMap<String, bool>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Json6902Entry {
+    pub target: Selector,
+    pub path: Option<String>,
+    pub patch: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GeneratorArgs {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub behavior: Option<String>,
+    #[serde(default)]
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub literals: Vec<String>,
+    #[serde(default)]
+    pub envs: Vec<String>,
+    /// The legacy single `envs` entry.
+    pub env: Option<String>,
+    /// Secrets only: the Secret's `type` (default `Opaque`).
+    #[serde(rename = "type")]
+    pub secret_type: Option<String>,
+    pub options: Option<GeneratorOptions>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GeneratorOptions {
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub disable_name_suffix_hash: Option<bool>,
+    pub immutable: Option<bool>,
+}
+
+impl Kustomization {
+    /// Whether this is a `Component` (`kind: Component`), which only `components` may name.
+    pub fn is_component(&self) -> bool {
+        self.kind.as_deref() == Some("Component")
+    }
+
+    /// The fields weaver does not build yet, with where each is.
+    pub fn unsupported(&self) -> Vec<(&'static str, &serde_saphyr::Location, &'static str)> {
+        let fields: [(&str, &Option<Spanned<Value>>, &str); 12] = [
+            ("crds", &self.crds, "remove it: weaver learns custom resources' scopes from the CRDs it renders"),
+            ("replacements", &self.replacements, "set the values in the resources or with patches"),
+            ("vars", &self.vars, "set the values in the resources or with patches"),
+            ("helmCharts", &self.helm_charts, "name the chart as a release"),
+            ("helmGlobals", &self.helm_globals, "name the chart as a release"),
+            ("configurations", &self.configurations, "use kustomize's built-in field specifications"),
+            ("transformers", &self.transformers, "weaver runs no transformer plugins"),
+            ("generators", &self.generators, "weaver runs no generator plugins"),
+            ("validators", &self.validators, "weaver runs no validator plugins"),
+            ("openapi", &self.openapi, "remove it"),
+            ("buildMetadata", &self.build_metadata, "remove it"),
+            ("sortOptions", &self.sort_options, "remove it: weaver orders objects for apply itself"),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(name, field, help)| field.as_ref().map(|f| (name, &f.referenced, help)))
+            .collect()
+    }
+}
+
+/// The kustomization file of `dir`, if it has one.
+pub fn find(source: &dyn Source, dir: &Path) -> Option<PathBuf> {
+    FILE_NAMES.iter().map(|name| dir.join(name)).find(|path| source.exists(path))
+}
+
+/// Reads and parses `path`, a kustomization file.
+pub fn load(source: &dyn Source, path: &Path) -> Result<Kustomization> {
+    let Some(bytes) = source.read_named(path, &Location::file(path), "kustomization")? else {
+        return Err(Error::at(Location::file(path), "does not exist"));
+    };
+    let text = utf8(path, bytes)?;
+    let parsed: Option<Kustomization> = crate::yaml::from_str_as(path, &text, "invalid kustomization")?;
+    let kustomization = parsed.unwrap_or_default();
+    if let Some(kind) = kustomization.kind.as_deref().filter(|k| !matches!(*k, "Kustomization" | "Component")) {
+        return Err(Error::at(Location::file(path), format!("`kind: {kind}` is not a kustomization"))
+            .with_help("a kustomization file has `kind: Kustomization` or `kind: Component`"));
+    }
+    Ok(kustomization)
+}
+
+/// Where a spanned value is, in `file`.
+pub fn location(file: &Path, at: &serde_saphyr::Location) -> Location {
+    Location::at(file, at.line(), at.column())
+}

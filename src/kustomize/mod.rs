@@ -1,0 +1,420 @@
+//! Kustomizations, built natively with kustomize v5's semantics (`kubectl kustomize` 1.32,
+//! kustomize v5.5.0): one entry, [`build`], like kustomize's `api/krusty`; the file's schema in
+//! [`kustomization`]; one filter per transformation in [`filters`], like kustomize's
+//! `api/filters`. Pure: files in through `Source` (so `--rev` and the repository's confinement
+//! apply), objects out.
+//!
+//! What kustomize does, in its order, for each kustomization (bases first, recursively):
+//! resources; generators; components (each run on what has accumulated); then the
+//! transformers: `patchesStrategicMerge`, `patches`, `namespace`, `namePrefix`, `nameSuffix`,
+//! `labels` and `commonLabels`, `commonAnnotations`, `patchesJson6902`, `replicas`, `images`.
+//! Once, for the top kustomization only: content-hash name suffixes of generated objects, then
+//! the name references to every renamed object.
+//!
+//! Load restrictions are kustomize's default (`LoadRestrictionsRootOnly`): a file a
+//! kustomization reads (a resource, a patch, a generator's input) must be inside the
+//! kustomization's directory; another kustomization directory may be anywhere in the
+//! repository. Nothing is read from outside the repository, and remote bases are refused.
+
+pub mod filters;
+pub mod kustomization;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Location, Result};
+use crate::project::source::{Source, lexical, utf8};
+use kustomization::{Kustomization, Located, location};
+
+/// One object of a build, with the file it came from.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub object: Value,
+    /// The file the object was read from, or the kustomization file that generated it.
+    pub source: PathBuf,
+    /// Its document in that file (1-based), or its generator's position.
+    pub document: usize,
+    /// The kinds, names and namespaces it had before each rename, oldest first (kustomize's
+    /// previous ids), which name references are resolved by.
+    prev: Vec<PrevId>,
+    /// A generated object whose name gets kustomize's content hash at the end of the build.
+    needs_hash: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct PrevId {
+    kind: String,
+    name: String,
+    namespace: String,
+}
+
+impl Resource {
+    fn new(object: Value, source: PathBuf, document: usize) -> Resource {
+        Resource { object, source, document, prev: Vec::new(), needs_hash: false }
+    }
+
+    fn text(&self, pointer: &str) -> &str {
+        self.object.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    pub fn api_version(&self) -> &str {
+        self.text("/apiVersion")
+    }
+
+    pub fn kind(&self) -> &str {
+        self.text("/kind")
+    }
+
+    pub fn name(&self) -> &str {
+        self.text("/metadata/name")
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.text("/metadata/namespace")
+    }
+
+    fn group(&self) -> &str {
+        crate::manifest::api_group(self.api_version())
+    }
+
+    fn version(&self) -> &str {
+        let api_version = self.api_version();
+        api_version.rsplit_once('/').map_or(api_version, |(_, version)| version)
+    }
+
+    /// Records the current id before a rename (kustomize's `StorePreviousId`).
+    fn store_previous_id(&mut self) {
+        let id = PrevId {
+            kind: self.kind().to_string(),
+            name: self.name().to_string(),
+            namespace: self.namespace().to_string(),
+        };
+        self.prev.push(id);
+    }
+
+    /// Every name it has had, the current one included.
+    fn any_name_is(&self, name: &str) -> bool {
+        self.name() == name || self.prev.iter().any(|id| id.name == name)
+    }
+
+    /// Whether kustomize's object identity (apiVersion, kind, name, namespace) is the same.
+    fn same_id(&self, other: &Resource) -> bool {
+        self.api_version() == other.api_version()
+            && self.kind() == other.kind()
+            && self.name() == other.name()
+            && self.namespace() == other.namespace()
+    }
+
+    pub fn describe(&self) -> String {
+        let ns = self.namespace();
+        format!("{} {}{}", self.kind(), if ns.is_empty() { String::new() } else { format!("{ns}/") }, self.name())
+    }
+}
+
+/// Builds the kustomization in `dir` (a directory of the repository), as `kubectl kustomize
+/// <dir>` does; `referenced_at` is where a release names it.
+pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Result<Vec<Resource>> {
+    let Some(dir) = lexical(dir).filter(|d| !d.as_os_str().is_empty() || dir == Path::new(".")) else {
+        return Err(Error::at(referenced_at.clone(), format!("`kustomize: {}` leaves the repository", dir.display()))
+            .with_help("name a directory of the repository, relative to its root"));
+    };
+    if kustomization::find(source, &dir).is_none() {
+        return Err(Error::at(
+            referenced_at.clone(),
+            format!(
+                "no kustomization in {}: none of {} exists there",
+                shown(&dir),
+                kustomization::FILE_NAMES.join(", ")
+            ),
+        ));
+    }
+    let mut builder = Builder { source, stack: Vec::new() };
+    let mut resources = builder.target(&dir, referenced_at, false, Vec::new())?;
+    filters::generators::add_hashes(&mut resources);
+    filters::name_reference::fix(&mut resources)?;
+    Ok(resources)
+}
+
+/// Every file the kustomization in `dir` reads, through every base and component (for
+/// `changed`); a kustomization that does not load contributes what was found before it.
+pub fn inputs(source: &dyn Source, dir: &Path) -> Vec<PathBuf> {
+    let mut seen = Vec::new();
+    collect_inputs(source, dir, &mut seen);
+    seen
+}
+
+fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
+    let Some(file) = kustomization::find(source, dir) else { return };
+    if seen.contains(&file) {
+        return;
+    }
+    seen.push(file.clone());
+    let Ok(k) = kustomization::load(source, &file) else { return };
+    let mut paths: Vec<&str> = Vec::new();
+    for list in [&k.resources, &k.bases, &k.components, &k.patches_strategic_merge].into_iter().flatten() {
+        paths.extend(list.iter().map(|p| p.value.as_str()));
+    }
+    for patch in k.patches.iter().flatten() {
+        paths.extend(patch.value.path.as_deref());
+    }
+    for patch in k.patches_json6902.iter().flatten() {
+        paths.extend(patch.value.path.as_deref());
+    }
+    for generator in k.config_map_generator.iter().chain(&k.secret_generator).flatten() {
+        let g = &generator.value;
+        paths.extend(g.envs.iter().chain(&g.env).map(String::as_str));
+        paths.extend(g.files.iter().map(|f| f.split_once('=').map_or(f.as_str(), |(_, path)| path)));
+    }
+    for path in paths {
+        let Some(path) = lexical(&dir.join(path)) else { continue };
+        if kustomization::find(source, &path).is_some() {
+            collect_inputs(source, &path, seen);
+        } else if !seen.contains(&path) {
+            seen.push(path);
+        }
+    }
+}
+
+/// How a path is shown in messages: the repository root is `.`.
+fn shown(path: &Path) -> String {
+    if path.as_os_str().is_empty() { ".".to_string() } else { path.display().to_string() }
+}
+
+struct Builder<'a> {
+    source: &'a dyn Source,
+    /// The kustomization files being built, outermost first: one seen again is a cycle.
+    stack: Vec<PathBuf>,
+}
+
+/// A kustomization being built: its file and directory, for paths and messages.
+pub(crate) struct Target<'a> {
+    pub source: &'a dyn Source,
+    pub file: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Target<'_> {
+    /// An error at `at` in the kustomization file.
+    pub fn error(&self, at: &serde_saphyr::Location, message: impl Into<String>) -> Error {
+        Error::at(location(&self.file, at), message)
+    }
+
+    /// The file `path` (relative to the kustomization's directory) names, read under kustomize's
+    /// LoadRestrictionsRootOnly: inside the kustomization's directory, and inside the repository.
+    pub fn read_file(&self, path: &str, at: &serde_saphyr::Location, field: &str) -> Result<(PathBuf, String)> {
+        let full = self.file_path(path, at, field)?;
+        let Some(bytes) = self.source.read_named(&full, &location(&self.file, at), field)? else {
+            return Err(self.error(at, format!("`{field}`: {} does not exist", full.display())));
+        };
+        Ok((full.clone(), utf8(&full, bytes)?))
+    }
+
+    /// Where `path` leads, checked as [`Target::read_file`] checks it, without reading it.
+    fn file_path(&self, path: &str, at: &serde_saphyr::Location, field: &str) -> Result<PathBuf> {
+        if is_remote(path) {
+            return Err(self.error(at, format!("`{field}`: {path} is a remote location; weaver builds only kustomizations inside the repository"))
+                .with_help("vendor the remote base into the repository and name its directory"));
+        }
+        let Some(full) = lexical(&self.dir.join(path)) else {
+            return Err(self.error(at, format!("`{field}`: {path} leads outside the repository")));
+        };
+        let within = |p: &Path| -> Result<PathBuf> {
+            self.source
+                .resolve(p)
+                .map_err(|err| Error::io_at(location(&self.file, at), &format!("read {field}"), p, err))
+        };
+        let (real, real_dir) = (within(&full)?, within(&self.dir)?);
+        if !real.starts_with(&real_dir) {
+            return Err(self.error(
+                at,
+                format!(
+                    "`{field}`: {path} is outside the kustomization's directory {} (kustomize's LoadRestrictionsRootOnly)",
+                    shown(&self.dir)
+                ),
+            )
+            .with_help("move the file into the kustomization's directory, or make its directory a kustomization and list that"));
+        }
+        Ok(full)
+    }
+}
+
+/// A URL or a go-getter address, which kustomize would fetch.
+fn is_remote(path: &str) -> bool {
+    path.contains("://")
+        || path.starts_with("github.com/")
+        || path.starts_with("git@")
+        || path.starts_with("gitlab.com/")
+}
+
+impl Builder<'_> {
+    /// Builds the kustomization in `dir` into a fresh list (a base), or onto `accumulated` (a
+    /// component), as kustomize's `accumulateTarget` does.
+    fn target(
+        &mut self,
+        dir: &Path,
+        at: &Location,
+        component: bool,
+        accumulated: Vec<Resource>,
+    ) -> Result<Vec<Resource>> {
+        let Some(file) = kustomization::find(self.source, dir) else {
+            return Err(Error::at(
+                at.clone(),
+                format!(
+                    "{} has no kustomization: none of {} exists there",
+                    shown(dir),
+                    kustomization::FILE_NAMES.join(", ")
+                ),
+            ));
+        };
+        if let Some(first) = self.stack.iter().position(|f| *f == file) {
+            let cycle: Vec<String> =
+                self.stack[first..].iter().chain([&file]).map(|p| p.display().to_string()).collect();
+            return Err(Error::at(at.clone(), format!("cycle of kustomizations: {}", cycle.join(" → ")))
+                .with_help("a kustomization cannot include itself through its resources or components"));
+        }
+        let k = kustomization::load(self.source, &file)?;
+        if let Some((field, span, help)) = k.unsupported().first() {
+            return Err(
+                Error::at(location(&file, span), format!("`{field}` is not supported by weaver yet")).with_help(*help)
+            );
+        }
+        if component && !k.is_component() {
+            return Err(Error::at(
+                at.clone(),
+                format!("{} is not a component: its kind must be `Component`", file.display()),
+            ));
+        }
+        if !component && k.is_component() {
+            return Err(Error::at(
+                at.clone(),
+                format!("{} is a Component: list it under `components`, not `resources`", file.display()),
+            ));
+        }
+        self.stack.push(file.clone());
+        let target = Target { source: self.source, file, dir: dir.to_path_buf() };
+        let result = self.accumulate(&target, &k, accumulated);
+        self.stack.pop();
+        result
+    }
+
+    fn accumulate(
+        &mut self,
+        target: &Target,
+        k: &Kustomization,
+        mut resources: Vec<Resource>,
+    ) -> Result<Vec<Resource>> {
+        for entry in k.resources.iter().chain(&k.bases).flatten() {
+            let added = self.resource(target, entry)?;
+            append(target, &mut resources, added, &entry.referenced)?;
+        }
+        filters::generators::run(target, k, &mut resources)?;
+        for entry in k.components.iter().flatten() {
+            let dir = self.directory(target, entry, "components")?;
+            resources = self.target(&dir, &location(&target.file, &entry.referenced), true, resources)?;
+        }
+        filters::patches::strategic_merge_files(target, k, &mut resources)?;
+        filters::patches::patches(target, k, &mut resources)?;
+        if let Some(namespace) = k.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+            filters::namespace::apply(namespace, &mut resources)
+                .map_err(|e| Error::at(Location::file(&target.file), e))?;
+        }
+        filters::affix::apply(
+            k.name_prefix.as_deref().unwrap_or_default(),
+            k.name_suffix.as_deref().unwrap_or_default(),
+            &mut resources,
+        );
+        filters::labels::apply(k, &mut resources);
+        filters::patches::json6902(target, k, &mut resources)?;
+        for replica in k.replicas.iter().flatten() {
+            filters::replicas::apply(&replica.value, &mut resources)
+                .map_err(|e| target.error(&replica.referenced, e))?;
+        }
+        for image in k.images.iter().flatten() {
+            filters::images::apply(image, &mut resources);
+        }
+        Ok(resources)
+    }
+
+    /// A directory that `field` names: another kustomization, anywhere in the repository.
+    fn directory(&self, target: &Target, entry: &Located, field: &str) -> Result<PathBuf> {
+        let path = entry.value.as_str();
+        if is_remote(path) {
+            return Err(target.error(&entry.referenced, format!("`{field}`: {path} is a remote location; weaver builds only kustomizations inside the repository"))
+                .with_help("vendor the remote base into the repository and name its directory"));
+        }
+        lexical(&target.dir.join(path))
+            .ok_or_else(|| target.error(&entry.referenced, format!("`{field}`: {path} leads outside the repository")))
+    }
+
+    /// The objects one `resources` entry adds: a file's, or a kustomization directory's.
+    fn resource(&mut self, target: &Target, entry: &Located) -> Result<Vec<Resource>> {
+        let dir = self.directory(target, entry, "resources")?;
+        let at = location(&target.file, &entry.referenced);
+        let listed = self.source.list(&dir).map_err(|e| Error::io_at(at.clone(), "read resource", &dir, e))?;
+        if listed.is_some() {
+            return self.target(&dir, &at, false, Vec::new());
+        }
+        let (path, text) = match target.read_file(&entry.value, &entry.referenced, "resources") {
+            Ok(found) => found,
+            Err(err) if err.message.ends_with("does not exist") => {
+                return Err(target.error(
+                    &entry.referenced,
+                    format!(
+                        "`resources`: {} does not exist (neither a file nor a kustomization directory)",
+                        dir.display()
+                    ),
+                ));
+            }
+            Err(err) => return Err(err),
+        };
+        parse_objects(&path, &text)
+    }
+}
+
+/// The objects of a YAML stream (a `List` is its items, as kustomize reads it).
+pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
+    let mut out = Vec::new();
+    for (index, object) in crate::yaml::documents(path, text)?.into_iter().enumerate() {
+        let items = match object.get("kind").and_then(Value::as_str) {
+            Some(kind) if kind.ends_with("List") && object.get("items").is_some_and(Value::is_array) => {
+                object["items"].as_array().cloned().unwrap_or_default()
+            }
+            _ => vec![object],
+        };
+        for item in items {
+            if let Some(problem) = crate::render::object_problem(&item) {
+                return Err(Error::at(Location::file(path), format!("document {} {problem}", index + 1))
+                    .with_help("every document a kustomization lists must be a Kubernetes object"));
+            }
+            out.push(Resource::new(item, path.to_path_buf(), index + 1));
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `added` to `resources`; an object already there is an error, as in kustomize.
+fn append(
+    target: &Target,
+    resources: &mut Vec<Resource>,
+    added: Vec<Resource>,
+    at: &serde_saphyr::Location,
+) -> Result<()> {
+    for resource in added {
+        if let Some(first) = resources.iter().find(|r| r.same_id(&resource)) {
+            return Err(target
+                .error(
+                    at,
+                    format!(
+                        "{} is added twice: from {} and from {}",
+                        resource.describe(),
+                        first.source.display(),
+                        resource.source.display()
+                    ),
+                )
+                .with_help("an object may come from one resource only: remove one, or patch it instead"));
+        }
+        resources.push(resource);
+    }
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! Kustomizations as releases: weaver's objects against `kubectl kustomize` (kubectl with
+//! kustomize v5 at $WEAVER_KUBECTL or on PATH; skipped, saying so, without it unless
+//! WEAVER_REQUIRE_INTEROP=1), and the errors bad kustomizations give.
+//!
+//! `tests/kustomize/repo` is a weaver repository whose environment `dev` has one release per
+//! kustomization; each is compared object by object, order aside, weaver's own labels aside,
+//! and the release's namespace aside where kustomize left an object without one.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Repo, copy_dir};
+use serde_json::Value;
+
+const FIXTURE: &str = "tests/kustomize/repo";
+const RELEASE_NAMESPACE: &str = "kust-test";
+const WEAVER_LABELS: [&str; 3] =
+    ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"];
+
+/// kubectl, if it is there and embeds kustomize v5; otherwise why not.
+fn kubectl() -> Result<PathBuf, String> {
+    let candidate = std::env::var_os("WEAVER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"));
+    let out = Command::new(&candidate).args(["version", "--client"]).output().map_err(|e| {
+        format!("no kubectl ({}: {e}; set $WEAVER_KUBECTL or put kubectl on PATH)", candidate.display())
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.lines().find_map(|l| l.strip_prefix("Kustomize Version: ")).unwrap_or("none");
+    if version.starts_with("v5.") {
+        Ok(candidate)
+    } else {
+        Err(format!("{} embeds kustomize {version}, not v5 (kubectl 1.27 or later is needed)", candidate.display()))
+    }
+}
+
+/// kustomize writes long base64 values (Secret `data`, ConfigMap `binaryData`) in lines of 70;
+/// weaver keeps them on one line, as the API server returns them: the same bytes.
+fn unwrapped(mut object: Value) -> Value {
+    for field in ["data", "binaryData"] {
+        let base64 = field == "binaryData" || object["kind"] == "Secret";
+        if let Some(Value::Object(map)) = object.get_mut(field).filter(|_| base64) {
+            for value in map.values_mut() {
+                if let Value::String(text) = value {
+                    text.retain(|c| c != '\n');
+                }
+            }
+        }
+    }
+    object
+}
+
+/// Objects by `apiVersion kind namespace/name`.
+fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .map(unwrapped)
+        .map(|o| {
+            let key = format!(
+                "{} {} {}/{}",
+                o["apiVersion"].as_str().unwrap_or_default(),
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            (key, o)
+        })
+        .collect()
+}
+
+/// weaver's objects with what weaver adds taken away: its labels, and the release's namespace
+/// where kustomize's object has none.
+fn without_weaver(mut object: Value, kustomize: &BTreeMap<String, Value>) -> Value {
+    let meta = object["metadata"].as_object_mut().expect("metadata");
+    if let Some(Value::Object(labels)) = meta.get_mut("labels") {
+        for label in WEAVER_LABELS {
+            labels.remove(label);
+        }
+        if labels.is_empty() {
+            meta.remove("labels");
+        }
+    }
+    if meta.get("namespace").and_then(Value::as_str) == Some(RELEASE_NAMESPACE) {
+        meta.remove("namespace");
+        let unset = by_key(vec![object.clone()]);
+        if !unset.keys().all(|k| kustomize.contains_key(k)) {
+            object["metadata"]["namespace"] = RELEASE_NAMESPACE.into();
+        }
+    }
+    object
+}
+
+fn releases(repo: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo.join("environments/dev.yaml")).unwrap();
+    let env: Value = weaver::yaml::from_str(Path::new("dev.yaml"), &text).unwrap();
+    env["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_string(), r["kustomize"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
+    let kubectl = match kubectl() {
+        Ok(kubectl) => kubectl,
+        Err(reason) => {
+            common::skip::interop_or_skip(Some(&reason));
+            return;
+        }
+    };
+    let repo = Repo::empty();
+    copy_dir(&common::project_root().join(FIXTURE), repo.path());
+    let mut failures = Vec::new();
+    for (release, dir) in releases(repo.path()) {
+        let out = Command::new(&kubectl).arg("kustomize").arg(repo.path().join(&dir)).output().unwrap();
+        assert!(out.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&out.stderr));
+        let theirs = by_key(weaver::yaml::documents(Path::new(&dir), &String::from_utf8(out.stdout).unwrap()).unwrap());
+        let run = repo.weaver(&["render", "--env", "dev", "-r", &release, "--show-secrets"]);
+        let objects = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+        let ours = by_key(objects.into_iter().map(|o| without_weaver(o, &theirs)).collect());
+        if ours != theirs {
+            let (only_ours, only_theirs): (Vec<_>, Vec<_>) = (
+                ours.keys().filter(|k| !theirs.contains_key(*k)).collect(),
+                theirs.keys().filter(|k| !ours.contains_key(*k)).collect(),
+            );
+            let differing: Vec<String> = ours
+                .iter()
+                .filter(|(k, v)| theirs.get(*k).is_some_and(|t| t != *v))
+                .map(|(k, v)| format!("{k}:\n  weaver:  {v}\n  kubectl: {}", theirs[k]))
+                .collect();
+            failures.push(format!(
+                "release {release} ({dir}): only weaver: {only_ours:?}; only kubectl: {only_theirs:?}\n{}",
+                differing.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A repository whose environment `dev` has release `app`, the kustomization in `app/`.
+fn bad_repo(files: &[(&str, &str)]) -> Repo {
+    let repo = Repo::empty();
+    repo.write("environments/dev.yaml", "namespace: kust-test\nreleases:\n  - name: app\n    kustomize: app\n");
+    for (path, text) in files {
+        repo.write(path, text);
+    }
+    repo
+}
+
+const CONFIG_MAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n";
+
+/// weaver's error for the release, after checking that kubectl kustomize refuses it too (when
+/// `kubectl_refuses` and kubectl is there).
+fn bad_input(files: &[(&str, &str)], kubectl_refuses: bool) -> String {
+    let repo = bad_repo(files);
+    if kubectl_refuses && let Ok(kubectl) = kubectl() {
+        let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+        assert!(!out.status.success(), "kubectl kustomize accepts {files:?}");
+    }
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    run.failure().to_string()
+}
+
+#[test]
+fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
+    let cases: &[(&str, &[(&str, &str)], bool, &[&str])] = &[
+        (
+            "a missing resource",
+            &[("app/kustomization.yaml", "resources:\n  - cm.yaml\n  - missing.yaml\n"), ("app/cm.yaml", CONFIG_MAP)],
+            true,
+            &["app/kustomization.yaml:3:5", "`resources`", "app/missing.yaml does not exist"],
+        ),
+        (
+            "a cycle of bases",
+            &[
+                ("app/kustomization.yaml", "resources:\n  - ../base\n"),
+                ("base/kustomization.yaml", "resources:\n  - ../app\n"),
+            ],
+            true,
+            &[
+                "base/kustomization.yaml:2:5",
+                "cycle of kustomizations",
+                "app/kustomization.yaml → base/kustomization.yaml → app/kustomization.yaml",
+            ],
+        ),
+        (
+            "a ../ path out of the repository",
+            &[("app/kustomization.yaml", "resources:\n  - ../../../../../../etc/hostname\n")],
+            false,
+            &["app/kustomization.yaml:2:5", "leads outside the repository"],
+        ),
+        (
+            "an absolute path",
+            &[("app/kustomization.yaml", "resources:\n  - /etc/hostname\n")],
+            false,
+            &["app/kustomization.yaml:2:5", "leads outside the repository"],
+        ),
+        (
+            "a file outside the kustomization's directory (LoadRestrictionsRootOnly)",
+            &[("app/kustomization.yaml", "resources:\n  - ../shared/cm.yaml\n"), ("shared/cm.yaml", CONFIG_MAP)],
+            true,
+            &["app/kustomization.yaml:2:5", "outside the kustomization's directory app", "LoadRestrictionsRootOnly"],
+        ),
+        (
+            "a URL resource",
+            &[("app/kustomization.yaml", "resources:\n  - https://github.com/example/repo//base?ref=v1\n")],
+            false,
+            &["app/kustomization.yaml:2:5", "is a remote location", "vendor the remote base"],
+        ),
+        (
+            "a strategic merge patch of an object that does not exist",
+            &[
+                ("app/kustomization.yaml", "resources:\n  - cm.yaml\npatchesStrategicMerge:\n  - patch.yaml\n"),
+                ("app/cm.yaml", CONFIG_MAP),
+                ("app/patch.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  c: d\n"),
+            ],
+            true,
+            &[
+                "app/kustomization.yaml:4:5",
+                "`patchesStrategicMerge`: no object matches the patch of v1 ConfigMap other",
+            ],
+        ),
+        (
+            "a generator name collision",
+            &[(
+                "app/kustomization.yaml",
+                "configMapGenerator:\n  - name: settings\n    literals: [a=b]\n  - name: settings\n    literals: [c=d]\n",
+            )],
+            true,
+            &["app/kustomization.yaml:4:5", "`configMapGenerator`: ConfigMap settings already exists"],
+        ),
+        (
+            "a generated object colliding with a resource",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]\nconfigMapGenerator:\n  - name: settings\n    literals: [c=d]\n",
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
+            true,
+            &["app/kustomization.yaml:3:5", "ConfigMap settings already exists"],
+        ),
+        (
+            "merging into a generated object that does not exist",
+            &[(
+                "app/kustomization.yaml",
+                "configMapGenerator:\n  - name: settings\n    behavior: merge\n    literals: [a=b]\n",
+            )],
+            true,
+            &["app/kustomization.yaml:2:5", "does not exist in the resources, so it cannot be merged or replaced"],
+        ),
+        (
+            "an unknown field",
+            &[("app/kustomization.yaml", "resources: []\nnamePrefx: a-\n")],
+            true,
+            &["app/kustomization.yaml:2", "unknown field `namePrefx`"],
+        ),
+        (
+            "a directory without a kustomization",
+            &[("app/kustomization.yaml", "resources:\n  - ../plain\n"), ("plain/cm.yaml", CONFIG_MAP)],
+            true,
+            &["app/kustomization.yaml:2:5", "plain has no kustomization"],
+        ),
+        (
+            "helmCharts",
+            &[("app/kustomization.yaml", "helmCharts:\n  - name: redis\n")],
+            false,
+            &["app/kustomization.yaml:2", "`helmCharts` is not supported by weaver yet", "name the chart as a release"],
+        ),
+    ];
+    for (what, files, kubectl_refuses, expected) in cases {
+        let stderr = bad_input(files, *kubectl_refuses);
+        for part in *expected {
+            assert!(stderr.contains(part), "{what}: expected `{part}` in:\n{stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    }
+}
+
+/// kustomize ignores a `patches` entry whose target selects nothing, and so does weaver.
+#[test]
+fn a_patch_target_that_selects_nothing_is_no_error_as_in_kustomize() {
+    let repo = bad_repo(&[
+        (
+            "app/kustomization.yaml",
+            "resources: [cm.yaml]\npatches:\n  - target: {kind: Deployment}\n    patch: '[{\"op\": \"add\", \"path\": \"/x\", \"value\": 1}]'\n",
+        ),
+        ("app/cm.yaml", CONFIG_MAP),
+    ]);
+    let out = repo.weaver(&["render", "--env", "dev"]);
+    assert!(out.success().contains("name: settings"));
+}
+
+/// `weaver changed`: an edit to a file a kustomization reads, at any depth of bases and
+/// components, affects every release whose kustomization includes it, and only those.
+#[test]
+fn an_edited_base_affects_every_release_including_it_at_any_depth() {
+    let repo = Repo::empty();
+    copy_dir(&common::project_root().join(FIXTURE), repo.path());
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "fixture");
+    let changed = |edits: &[(&str, &str)]| -> Vec<String> {
+        for (path, text) in edits {
+            repo.write(path, text);
+        }
+        let run = repo.weaver(&["changed", "-o", "json", "--base", "HEAD"]);
+        let report: Value = serde_json::from_str(run.success()).unwrap();
+        let mut names: Vec<String> =
+            report["releases"].as_array().unwrap().iter().map(|r| r["release"].as_str().unwrap().to_string()).collect();
+        let unattributed = report["unattributed"].as_array().unwrap();
+        assert!(unattributed.is_empty(), "unattributed: {unattributed:?}");
+        names.sort();
+        std::process::Command::new("git").args(["checkout", "--", "."]).current_dir(repo.path()).status().unwrap();
+        names
+    };
+    let base = std::fs::read_to_string(repo.path().join("apps/base/config.yaml")).unwrap();
+    assert_eq!(
+        changed(&[("apps/base/config.yaml", &base.replace("hello", "bye"))]),
+        ["base", "nested", "patched", "prod", "staging"]
+    );
+    // Two levels below `nested`, through `prod`'s `extra` directory.
+    assert_eq!(
+        changed(&[(
+            "apps/overlays/prod/extra/job.yaml",
+            &std::fs::read_to_string(repo.path().join("apps/overlays/prod/extra/job.yaml"))
+                .unwrap()
+                .replace("0 *", "5 *")
+        )]),
+        ["nested", "prod"]
+    );
+    // A component, a patch file and a generator's env file.
+    assert_eq!(changed(&[("components/debug/kustomization.yaml", "kind: Component\n")]), ["patched"]);
+    assert_eq!(changed(&[("apps/overlays/patched/patches/ops.yaml", "[]\n")]), ["patched"]);
+    assert_eq!(changed(&[("apps/generated/base/app.env", "A=b\n")]), ["generated"]);
+}

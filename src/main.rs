@@ -2,6 +2,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Answers the completion scripts' `COMPLETE=SHELL weaver -- …` requests.
     let completion = clap_complete::CompleteEnv::with_factory(weaver::cli::Cli::command)

@@ -77,11 +77,7 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
     apply_options.sensitive = rendered
         .manifests()
         .filter(|_| !redactor.is_empty())
-        .filter(|m| {
-            let mut redacted = m.object.clone();
-            redactor.redact_value(&mut redacted);
-            redacted != m.object
-        })
+        .filter(|m| redactor.redact_value(&mut m.object.clone()) > 0)
         .map(|m| m.key())
         .collect();
     let inputs = inputs(&env, rendered.releases);

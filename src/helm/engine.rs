@@ -32,6 +32,12 @@ struct TemplateFile {
 #[derive(Default)]
 pub struct ParsedSets(Mutex<BTreeMap<Vec<String>, Arc<Templates>>>);
 
+impl ParsedSets {
+    pub(super) fn clear(&self) {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+}
+
 /// A set with helm's options and functions: sprig's first, then helm's own, which replace
 /// sprig's of the same name as in helm's FuncMap.
 fn new_set() -> Templates {

@@ -24,6 +24,7 @@ pub mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Map, Value as Json};
 
@@ -42,10 +43,29 @@ fn at_line(path: impl AsRef<Path>, line: Option<usize>, message: impl Into<Strin
     Error::at(Location::at(path.as_ref(), line.unwrap_or(0) as u64, 0), message)
 }
 
-/// A loaded Helm chart, shared by every release naming it; its parsed templates are kept with it.
+/// A loaded Helm chart, shared by every release naming it; its parsed templates are kept with it
+/// until its last expected release has rendered (parse trees take several times the templates'
+/// size: kept for every chart of a large environment, they were most of its memory).
 pub struct HelmChart {
     pub chart: Arc<Chart>,
     parsed: engine::ParsedSets,
+    /// Renders still expected (see [`HelmChart::expect_release`]); none expected keeps the sets.
+    pending: AtomicUsize,
+}
+
+impl HelmChart {
+    /// One more release will render this chart before its parsed templates may be dropped.
+    pub fn expect_release(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A render is done: after the last expected one, the parsed templates go.
+    fn release_rendered(&self) {
+        let before = self.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.parsed.clear();
+        }
+    }
 }
 
 /// What one release is rendered with.
@@ -113,7 +133,7 @@ pub fn load(source: &dyn Source, chart: &str, referenced_at: &Location) -> Resul
         .with_help("a release names an application chart; library charts are used as its dependencies"));
     }
     check_dependencies(&loaded)?;
-    Ok(HelmChart { chart: Arc::new(loaded), parsed: engine::ParsedSets::default() })
+    Ok(HelmChart { chart: Arc::new(loaded), parsed: engine::ParsedSets::default(), pending: AtomicUsize::new(0) })
 }
 
 /// Every `dependencies` entry has its chart vendored in `charts/`, at a version in its range
@@ -169,7 +189,9 @@ pub fn render(helm: &HelmChart, input: &ReleaseInput<'_>) -> Result<Vec<Rendered
     let values = values::coalesce_values(&root, input.values.clone(), false)?;
     let values = Json::Object(values);
     schema::validate(&root, &values, input.name)?;
-    engine::render(helm, &root, &values, input)
+    let rendered = engine::render(helm, &root, &values, input);
+    helm.release_rendered();
+    rendered
 }
 
 mod schema {

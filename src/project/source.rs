@@ -7,8 +7,10 @@
 //! [`Escape`], never read. Repository content comes from untrusted pull requests in CI, and
 //! whatever weaver reads can end up in rendered output (Argo CD's CVE-2022-24348).
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub use crate::error::Escape;
 use crate::error::{Error, Location, Result};
@@ -112,11 +114,43 @@ pub struct FsSource {
     root: PathBuf,
     /// `root` without symbolic links, found once (every read checks against it).
     real_root: std::sync::OnceLock<PathBuf>,
+    /// Directories already resolved, by their path as read: resolving a path costs a `readlink`
+    /// per component, and a chart tree reads thousands of files from a few dozen directories.
+    real_dirs: Arc<Mutex<HashMap<PathBuf, PathBuf>>>,
 }
 
 impl FsSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsSource { root: root.into(), real_root: std::sync::OnceLock::new() }
+        FsSource { root: root.into(), real_root: std::sync::OnceLock::new(), real_dirs: Arc::default() }
+    }
+
+    /// [`canonicalize_existing`], with directories' resolutions kept for their entries: an entry
+    /// that is no symbolic link (one `lstat`) lies where its directory really is.
+    fn resolve_links(&self, full: &Path) -> io::Result<PathBuf> {
+        let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else { return canonicalize_existing(full) };
+        let Some(real_parent) = self.real_dir(parent) else { return canonicalize_existing(full) };
+        match std::fs::symlink_metadata(full) {
+            Ok(meta) if !meta.file_type().is_symlink() => Ok(real_parent.join(name)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(real_parent.join(name)),
+            _ => canonicalize_existing(full),
+        }
+    }
+
+    /// Where the existing directory `dir` really is, resolved from its parent's resolution.
+    fn real_dir(&self, dir: &Path) -> Option<PathBuf> {
+        if let Some(real) = self.real_dirs.lock().unwrap_or_else(|e| e.into_inner()).get(dir) {
+            return Some(real.clone());
+        }
+        let meta = std::fs::symlink_metadata(dir).ok()?;
+        let real = match (dir.parent(), dir.file_name()) {
+            (Some(parent), Some(name)) if meta.is_dir() => self.real_dir(parent)?.join(name),
+            _ => std::fs::canonicalize(dir).ok()?,
+        };
+        if !real.is_dir() {
+            return None;
+        }
+        self.real_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_path_buf(), real.clone());
+        Some(real)
     }
 
     fn real_root(&self) -> io::Result<&PathBuf> {
@@ -138,7 +172,7 @@ impl FsSource {
             let full = root.join(path);
             return Err(escape(canonicalize_existing(&full).unwrap_or(full)));
         };
-        let real = canonicalize_existing(&root.join(relative))?;
+        let real = self.resolve_links(&root.join(relative))?;
         // `.git` holds the clone's credentials (CI checkouts keep tokens in .git/config): it is
         // never repository content.
         if real.starts_with(root) && !real.starts_with(root.join(".git")) { Ok(real) } else { Err(escape(real)) }
@@ -175,10 +209,10 @@ fn missing_is_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
 impl Source for FsSource {
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         let Some(full) = missing_is_none(self.real_path(path))? else { return Ok(None) };
-        if full.is_dir() {
-            return Ok(None);
+        match std::fs::read(full) {
+            Err(err) if err.kind() == io::ErrorKind::IsADirectory => Ok(None),
+            read => missing_is_none(read),
         }
-        missing_is_none(std::fs::read(full))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
@@ -190,11 +224,17 @@ impl Source for FsSource {
         for entry in reader {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            // Follow symlinks that stay inside, as git checkouts and kustomize do.
-            let is_dir = match self.real_path(&dir.join(&name)) {
-                Ok(real) => real.is_dir(),
-                Err(err) if Escape::of(&err).is_some() => false,
-                Err(err) => return Err(err),
+            // Follow symlinks that stay inside, as git checkouts and kustomize do; any other
+            // entry of a directory inside is inside.
+            let file_type = entry.file_type()?;
+            let is_dir = if !file_type.is_symlink() {
+                file_type.is_dir()
+            } else {
+                match self.real_path(&dir.join(&name)) {
+                    Ok(real) => real.is_dir(),
+                    Err(err) if Escape::of(&err).is_some() => false,
+                    Err(err) => return Err(err),
+                }
             };
             entries.push(Entry { name, is_dir });
         }

@@ -221,12 +221,34 @@ impl HelmCharts {
         releases: &[&Release],
         server: Option<Arc<crate::helm::Capabilities>>,
     ) -> Result<HelmCharts> {
+        // Each chart once, in parallel (loading reads and parses every file of its tree); an
+        // error names the first release, in order, whose chart fails.
+        let mut first_use: BTreeMap<&str, (usize, &Release)> = BTreeMap::new();
+        for (order, release) in releases.iter().enumerate() {
+            first_use.entry(release.chart.as_str()).or_insert((order, release));
+        }
+        let loaded: Vec<(usize, Result<crate::helm::HelmChart>)> = first_use
+            .par_iter()
+            .map(|(_, (order, release))| {
+                (*order, crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at))
+            })
+            .collect();
         let mut charts = BTreeMap::new();
-        for release in releases {
-            if !charts.contains_key(&release.chart) {
-                let chart = crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at)?;
-                charts.insert(release.chart.clone(), chart);
+        let mut failed: Option<(usize, Error)> = None;
+        for ((name, _), (order, chart)) in first_use.iter().zip(loaded) {
+            match chart {
+                Ok(chart) => {
+                    charts.insert(name.to_string(), chart);
+                }
+                Err(e) if failed.as_ref().is_none_or(|(first, _)| order < *first) => failed = Some((order, e)),
+                Err(_) => {}
             }
+        }
+        if let Some((_, e)) = failed {
+            return Err(e);
+        }
+        for release in releases {
+            charts[&release.chart].expect_release();
         }
         let capabilities = match server {
             Some(server) => server,

@@ -132,26 +132,34 @@ impl Redactor {
 
     /// Redacts a tree in place: a string or number leaf equal to a registered value becomes
     /// its marker (any length); registered values inside longer strings are replaced as in
-    /// [`Redactor::redact`].
-    pub fn redact_value(&self, value: &mut serde_json::Value) {
+    /// [`Redactor::redact`]. Returns how many leaves changed.
+    pub fn redact_value(&self, value: &mut serde_json::Value) -> usize {
         match value {
             serde_json::Value::String(s) => {
                 let exact = self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(s.as_str());
                 if exact {
                     *s = marker(s);
+                    1
                 } else if let Cow::Owned(redacted) = self.redact(s) {
+                    let changed = usize::from(redacted != *s);
                     *s = redacted;
+                    changed
+                } else {
+                    0
                 }
             }
             serde_json::Value::Number(n) => {
                 let text = n.to_string();
                 if self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(&text) {
                     *value = serde_json::Value::String(marker(&text));
+                    1
+                } else {
+                    0
                 }
             }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
-            serde_json::Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
-            serde_json::Value::Bool(_) | serde_json::Value::Null => {}
+            serde_json::Value::Array(items) => items.iter_mut().map(|v| self.redact_value(v)).sum(),
+            serde_json::Value::Object(map) => map.values_mut().map(|v| self.redact_value(v)).sum(),
+            serde_json::Value::Bool(_) | serde_json::Value::Null => 0,
         }
     }
 
@@ -202,13 +210,15 @@ fn replace_whole_words(text: &str, word: &str) -> Option<String> {
 }
 
 /// Replaces the values of a Secret's `data` (base64) and `stringData` with markers of the
-/// plaintext, so output can still tell which keys changed without showing any value.
-pub fn redact_secret_object(object: &mut serde_json::Value) {
+/// plaintext, so output can still tell which keys changed without showing any value. Returns how
+/// many values it replaced.
+pub fn redact_secret_object(object: &mut serde_json::Value) -> usize {
     let is_secret = object.get("kind").and_then(|k| k.as_str()) == Some("Secret")
         && object.get("apiVersion").and_then(|v| v.as_str()) == Some("v1");
     if !is_secret {
-        return;
+        return 0;
     }
+    let mut replaced = 0;
     for (field, base64_encoded) in [("data", true), ("stringData", false)] {
         let Some(serde_json::Value::Object(entries)) = object.get_mut(field) else { continue };
         for value in entries.values_mut() {
@@ -222,6 +232,8 @@ pub fn redact_secret_object(object: &mut serde_json::Value) {
                 text.to_string()
             };
             *value = serde_json::Value::String(marker(&plain));
+            replaced += 1;
         }
     }
+    replaced
 }

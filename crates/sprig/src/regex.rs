@@ -3,6 +3,9 @@
 //! class, `\Q...\E` quotes, and compile errors are reported in Go's words.
 
 use gotemplate::{FuncError, Function, Templates, Type, Value};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use regex::Regex;
 use regex_syntax::ast::ErrorKind;
 
@@ -105,8 +108,27 @@ fn can_backquote(s: &str) -> bool {
     s.chars().all(|c| c == '\t' || !(c < ' ' || c == '`' || c == '\u{7f}' || c == '\u{feff}'))
 }
 
-/// Compiles Go syntax, or returns Go's error text.
+/// Compiles Go syntax, or returns Go's error text. Charts call `regexReplaceAll` and friends with
+/// a handful of literal patterns, once per object or per list item: each pattern is compiled once
+/// per process (a `Regex` clone shares the compiled program), as building its automaton costs
+/// far more than a match. Patterns built from values could be endless: the cache is emptied when
+/// it holds `CACHED_PATTERNS`.
 fn compile(pattern: &str) -> Result<Regex, String> {
+    const CACHED_PATTERNS: usize = 1024;
+    static COMPILED: LazyLock<Mutex<HashMap<String, Result<Regex, String>>>> = LazyLock::new(Default::default);
+    if let Some(compiled) = COMPILED.lock().unwrap_or_else(|e| e.into_inner()).get(pattern) {
+        return compiled.clone();
+    }
+    let compiled = compile_uncached(pattern);
+    let mut cache = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= CACHED_PATTERNS {
+        cache.clear();
+    }
+    cache.insert(pattern.to_string(), compiled.clone());
+    compiled
+}
+
+fn compile_uncached(pattern: &str) -> Result<Regex, String> {
     let translated = translate(pattern)?;
     let regex = Regex::new(&translated).map_err(|e| go_error(&translated, &e))?;
     if let Ok(ast) = regex_syntax::ast::parse::Parser::new().parse(&translated)

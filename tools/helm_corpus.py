@@ -2,7 +2,7 @@
 """Compare weaver's rendering of real Helm charts with `helm template`.
 
     tools/helm_corpus.py build CORPUS SOURCE...   collect charts into CORPUS
-    tools/helm_corpus.py compare CORPUS [--weaver BIN] [--json OUT]
+    tools/helm_corpus.py compare CORPUS [--weaver BIN] [--json OUT] [--ci-values]
 
 `build` takes chart repositories (directories, or git directories whose HEAD is read with
 `git archive`) and copies every chart in them (a directory with a Chart.yaml that is not itself
@@ -17,6 +17,11 @@ cannot all be found is left out and listed.
 `--show-secrets`), parses both, and compares the objects, weaver's own labels aside. Values
 helm generates at random (passwords, certificates, UUIDs) need only agree in type and length.
 It prints one line per chart and a total; exit 0 whatever the outcome.
+
+With `--ci-values`, each chart is rendered instead once per values file in its `ci/` directory
+(the files chart-testing installs it with), and charts without one are skipped: `helm template
+... -f ci/FILE` against a weaver release with `valuesFiles: [charts/CHART/ci/FILE]`, reported as
+`CHART@ci/FILE`.
 """
 import argparse, base64, concurrent.futures, json, os, re, shutil, subprocess, sys, tempfile
 import yaml
@@ -306,10 +311,12 @@ def file_named(stderr):
     return m.group(0) if m else None
 
 
-def compare_one(chart_dir, weaver):
+def compare_one(chart_dir, weaver, values=None):
+    """values: a values file of the chart, relative to it, given to both."""
     name = os.path.basename(chart_dir)
+    helm_values = ['-f', os.path.join(chart_dir, values)] if values else []
     helm = subprocess.run(['helm', 'template', 'rel', chart_dir, '-n', 'ns', '--kube-version', 'v1.32.0',
-                           '--include-crds', '--skip-tests'], capture_output=True, text=True)
+                           '--include-crds', '--skip-tests', *helm_values], capture_output=True, text=True)
     repo = tempfile.mkdtemp()
     try:
         # A copy: repository confinement refuses a chart linked from outside the repository.
@@ -317,6 +324,8 @@ def compare_one(chart_dir, weaver):
         os.makedirs(os.path.join(repo, 'environments'))
         with open(os.path.join(repo, 'environments', 'corpus.yaml'), 'w') as f:
             f.write(f'releases:\n  - name: rel\n    chart: {name}\n    namespace: ns\n')
+            if values:
+                f.write(f'    valuesFiles: [{json.dumps(f"charts/{name}/{values}")}]\n')
         w = subprocess.run([weaver, 'render', '--env', 'corpus', '--show-secrets'], capture_output=True, text=True, cwd=repo)
     finally:
         shutil.rmtree(repo)
@@ -343,17 +352,31 @@ def compare_one(chart_dir, weaver):
     return 'equal', f'{len(h)} objects'
 
 
-def compare(corpus, weaver, out):
-    names = [n for n in sorted(os.listdir(corpus)) if os.path.exists(os.path.join(corpus, n, 'Chart.yaml'))]
+def ci_values(chart_dir):
+    """The chart's ci/*.yaml values files, relative to it."""
+    ci = os.path.join(chart_dir, 'ci')
+    if not os.path.isdir(ci):
+        return []
+    return [f'ci/{f}' for f in sorted(os.listdir(ci)) if f.endswith(('.yaml', '.yml'))]
+
+
+def compare(corpus, weaver, out, with_ci_values=False):
+    charts = [n for n in sorted(os.listdir(corpus)) if os.path.exists(os.path.join(corpus, n, 'Chart.yaml'))]
+    if with_ci_values:
+        cases = [(n, v) for n in charts for v in ci_values(os.path.join(corpus, n))]
+    else:
+        cases = [(n, None) for n in charts]
+    names = [n if v is None else f'{n}@{v}' for n, v in cases]
     results = {}
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-        for name, result in zip(names, pool.map(lambda n: compare_one(os.path.join(corpus, n), weaver), names)):
+        outcomes = pool.map(lambda case: compare_one(os.path.join(corpus, case[0]), weaver, case[1]), cases)
+        for name, result in zip(names, outcomes):
             results[name] = result
             print(f'{name}: {result[0]}: {result[1]}', flush=True)
     agree = sum(1 for r in results.values() if r[0] in ('equal', 'refused'))
     helm_renders = sum(1 for r in results.values() if not r[1].startswith(('both refuse', 'helm refuses')))
     equal = sum(1 for r in results.values() if r[0] == 'equal')
-    print(f'{len(results)} charts: {equal} of the {helm_renders} helm renders give equal objects '
+    print(f'{len(results)} cases: {equal} of the {helm_renders} helm renders give equal objects '
           f'({100.0 * equal / max(helm_renders, 1):.1f} %); {agree} of {len(results)} agree (equal, or both refuse)')
     if out:
         with open(out, 'w') as f:
@@ -370,11 +393,12 @@ def main():
     c.add_argument('corpus')
     c.add_argument('--weaver', default=os.path.join(os.path.dirname(__file__), '..', 'target', 'release', 'weaver'))
     c.add_argument('--json')
+    c.add_argument('--ci-values', action='store_true', help="render each chart with each of its ci/*.yaml values files instead of its defaults")
     args = p.parse_args()
     if args.command == 'build':
         build(args.corpus, args.sources)
     else:
-        compare(args.corpus, args.weaver, args.json)
+        compare(args.corpus, args.weaver, args.json, args.ci_values)
 
 
 if __name__ == '__main__':

@@ -254,6 +254,8 @@ def key(obj):
 
 
 RANDOM = re.compile(r'^[A-Za-z0-9+/=_-]{8,}$')
+# htpasswd's bcrypt hashes: a random salt in its own alphabet, which has `.`.
+BCRYPT = re.compile(r'\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}')
 SEPARATOR = re.compile(r'([^A-Za-z0-9+/=_-]+)')
 
 
@@ -269,7 +271,7 @@ def pem_type(text):
 
 def same(a, b):
     """Equal, or differing only where both hold random values of the same type: keys and
-    certificates of the same PEM type, or random tokens of the same length."""
+    certificates of the same PEM type, bcrypt hashes, or random tokens of the same length."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
@@ -278,6 +280,9 @@ def same(a, b):
         return True
     if not (isinstance(a, str) and isinstance(b, str)):
         return False
+    a, b = BCRYPT.sub('$2a$bcrypt', a), BCRYPT.sub('$2a$bcrypt', b)
+    if a == b:
+        return True
     if pem_type(a) is not None and pem_type(a) == pem_type(b):
         return True
     ta, tb = SEPARATOR.split(a), SEPARATOR.split(b)

@@ -4,6 +4,7 @@
 
 mod common;
 
+use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -149,6 +150,13 @@ fn a_helm_chart_release_renders_its_chart_subcharts_crds_and_hooks() {
     assert_eq!(config["helmignored"], "", ".helmignore'd files are not .Files");
     assert_eq!(config["fromjson"], "1e+06", "numbers are float64, printed as Go prints them");
     assert_eq!(config["lookup"], "0");
+    let blob = std::fs::read(repo.path().join("charts/shop/files/blob.bin")).unwrap();
+    assert!(std::str::from_utf8(&blob).is_err(), "the fixture must not be UTF-8");
+    assert_eq!(
+        config["blob.b64"],
+        base64::engine::general_purpose::STANDARD.encode(&blob),
+        "a binary file's bytes reach b64enc unchanged"
+    );
     assert!(
         !config["values"].as_str().unwrap().contains("dropMe"),
         "a null in the release's values deletes the default"

@@ -127,8 +127,10 @@ impl Files {
         Files(Arc::new(files.iter().map(|f| (f.name.clone(), f.data.clone())).collect()))
     }
 
-    fn get(&self, name: &str) -> String {
-        self.0.get(name).map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default()
+    /// A file's content as a Go string: its bytes, even when they are not UTF-8 (a binary file
+    /// that the template base64-encodes).
+    fn get(&self, name: &str) -> Value {
+        self.0.get(name).map_or_else(|| Value::from(""), |d| Value::string_from_bytes(d))
     }
 
     /// `AsConfig`/`AsSecrets`: base names to contents, as toYaml writes a map of strings.
@@ -153,7 +155,7 @@ impl Object for Files {
         let string_arg = |args: &[Value]| args[0].as_str().unwrap_or_default().to_string();
         Some(match name {
             "Get" | "GetBytes" => {
-                Function::new(&[Type::String], move |_, args| Ok(Value::from(files.get(&string_arg(args)))))
+                Function::new(&[Type::String], move |_, args| Ok(files.get(&string_arg(args))))
             }
             "Glob" => Function::new(&[Type::String], move |_, args| {
                 let pattern = string_arg(args);

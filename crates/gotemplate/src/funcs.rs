@@ -44,6 +44,9 @@ impl Type {
 
     /// Whether a value of this dynamic type can be passed as this parameter type.
     pub(crate) fn accepts(self, value: &Value) -> bool {
+        if let (Type::String, Value::Object(object)) = (self, value) {
+            return object.go_string().is_some();
+        }
         matches!(
             (self, value),
             (Type::Any, _)

@@ -72,6 +72,12 @@ pub trait Object: Any + Send + Sync + fmt::Debug {
     fn printed(&self) -> Option<String> {
         None
     }
+    /// A Go `string` whose bytes are not UTF-8 (a binary file read into a string): its text, with
+    /// U+FFFD for each invalid sequence, and its bytes. Functions taking a `string` accept it and
+    /// see the text; those that encode or hash bytes (`b64enc`, `sha256sum`) see the bytes.
+    fn go_string(&self) -> Option<(&str, &[u8])> {
+        None
+    }
     /// What fmt's `%v` and `%s` print: the result of a `String()` method, or Go's struct formatting.
     fn display(&self) -> String {
         match self.underlying() {
@@ -216,7 +222,29 @@ impl Value {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
+            Value::Object(object) => object.go_string().map(|(text, _)| text),
             _ => None,
+        }
+    }
+
+    /// The bytes of a string, as Go holds them (see [`Object::go_string`]).
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::String(s) => Some(s.as_bytes()),
+            Value::Object(object) => object.go_string().map(|(_, bytes)| bytes),
+            _ => None,
+        }
+    }
+
+    /// A Go `string` of these bytes: a [`Value::String`] when they are UTF-8, else a string
+    /// that keeps them (see [`Object::go_string`]).
+    pub fn string_from_bytes(bytes: &[u8]) -> Value {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Value::from(text),
+            Err(_) => Value::Object(Arc::new(BinaryString {
+                text: String::from_utf8_lossy(bytes).into(),
+                bytes: bytes.into(),
+            })),
         }
     }
 
@@ -399,5 +427,24 @@ mod tests {
         let v = Value::from_json(&json, Numbers::KeepIntegers);
         assert_eq!(v.to_go_string(), "map[l:[1 <nil>] n:1000000 s:x]");
         assert_eq!(v.to_json().ok(), Some(json));
+    }
+}
+
+/// A Go `string` holding bytes that are not UTF-8 (see [`Object::go_string`]).
+#[derive(Debug)]
+struct BinaryString {
+    text: Arc<str>,
+    bytes: Arc<[u8]>,
+}
+
+impl Object for BinaryString {
+    fn type_name(&self) -> &str {
+        "string"
+    }
+    fn underlying(&self) -> Option<Value> {
+        Some(Value::String(self.text.clone()))
+    }
+    fn go_string(&self) -> Option<(&str, &[u8])> {
+        Some((&self.text, &self.bytes))
     }
 }

@@ -32,14 +32,16 @@ use x509_cert::spki::{
 use x509_cert::time::{Time, Validity};
 
 use crate::go;
-use crate::{int_arg, str_arg};
+use crate::{bytes_arg, int_arg, str_arg};
 
 pub(crate) fn register(t: &mut Templates) {
     let s1 = |f: fn(&str) -> String| Function::new(&[Type::String], move |_, a| Ok(Value::from(f(str_arg(a, 0)))));
-    t.add_function("sha1sum", s1(|s| hex(&sha1::Sha1::digest(s.as_bytes()))));
-    t.add_function("sha256sum", s1(|s| hex(&sha2::Sha256::digest(s.as_bytes()))));
-    t.add_function("sha512sum", s1(|s| hex(&sha2::Sha512::digest(s.as_bytes()))));
-    t.add_function("adler32sum", s1(|s| adler2::adler32_slice(s.as_bytes()).to_string()));
+    // Hashes read a string's bytes, which a binary file's are (see `bytes_arg`).
+    let b1 = |f: fn(&[u8]) -> String| Function::new(&[Type::String], move |_, a| Ok(Value::from(f(bytes_arg(a, 0)))));
+    t.add_function("sha1sum", b1(|b| hex(&sha1::Sha1::digest(b))));
+    t.add_function("sha256sum", b1(|b| hex(&sha2::Sha256::digest(b))));
+    t.add_function("sha512sum", b1(|b| hex(&sha2::Sha512::digest(b))));
+    t.add_function("adler32sum", b1(|b| adler2::adler32_slice(b).to_string()));
     t.add_function("uuidv4", Function::new(&[], |_, _| Ok(Value::from(uuidv4()))));
     t.add_function(
         "randBytes",

@@ -6,11 +6,16 @@ use base64::Engine as _;
 use gotemplate::{FuncError, Function, Map, Numbers, Templates, Type, Value};
 
 use crate::go;
-use crate::str_arg;
+use crate::{bytes_arg, str_arg};
 
 pub(crate) fn register(t: &mut Templates) {
     let s1 = |f: fn(&str) -> String| Function::new(&[Type::String], move |_, a| Ok(Value::from(f(str_arg(a, 0)))));
-    t.add_function("b64enc", s1(|s| base64::engine::general_purpose::STANDARD.encode(s)));
+    t.add_function(
+        "b64enc",
+        Function::new(&[Type::String], |_, a| {
+            Ok(Value::from(base64::engine::general_purpose::STANDARD.encode(bytes_arg(a, 0))))
+        }),
+    );
     t.add_function("b64dec", s1(|s| decoded(base64_decode(s), "base64")));
     t.add_function("b32enc", s1(base32_encode));
     t.add_function("b32dec", s1(|s| decoded(base32_decode(s), "base32")));

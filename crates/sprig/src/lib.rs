@@ -105,6 +105,11 @@ fn str_arg(args: &[Value], i: usize) -> &str {
     args.get(i).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// The bytes of the string argument at `i`: not UTF-8 when it holds a binary file.
+fn bytes_arg(args: &[Value], i: usize) -> &[u8] {
+    args.get(i).and_then(Value::as_bytes).unwrap_or_default()
+}
+
 /// The `int` or `int64` argument at `i`.
 fn int_arg(args: &[Value], i: usize) -> i64 {
     args.get(i).and_then(Value::as_int).unwrap_or_default()

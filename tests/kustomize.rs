@@ -187,6 +187,12 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             ],
         ),
         (
+            "an empty kustomization",
+            &[("app/kustomization.yaml", "# nothing yet\nkind: Kustomization\n")],
+            true,
+            &["app/kustomization.yaml", "the kustomization is empty"],
+        ),
+        (
             "a ../ path out of the repository",
             &[("app/kustomization.yaml", "resources:\n  - ../../../../../../etc/hostname\n")],
             false,

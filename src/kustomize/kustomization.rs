@@ -213,6 +213,16 @@ pub fn load(source: &dyn Source, path: &Path) -> Result<Kustomization> {
     };
     let text = utf8(path, bytes)?;
     let parsed: Option<Kustomization> = crate::yaml::from_str_as(path, &text, "invalid kustomization")?;
+    // kustomize refuses a file with nothing but `apiVersion` and `kind` (or nothing at all).
+    let fields: Option<serde_json::Value> = crate::yaml::from_str_as(path, &text, "invalid kustomization")?;
+    let is_empty = match &fields {
+        Some(serde_json::Value::Object(map)) => map.keys().all(|k| k == "apiVersion" || k == "kind"),
+        _ => true,
+    };
+    if is_empty {
+        return Err(Error::at(Location::file(path), "the kustomization is empty")
+            .with_help("list its `resources` (or other fields), or remove the file"));
+    }
     let kustomization = parsed.unwrap_or_default();
     if let Some(kind) = kustomization.kind.as_deref().filter(|k| !matches!(*k, "Kustomization" | "Component")) {
         return Err(Error::at(Location::file(path), format!("`kind: {kind}` is not a kustomization"))

@@ -133,7 +133,25 @@ pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Resul
     let mut resources = builder.target(&dir, referenced_at, false, Vec::new())?;
     filters::generators::add_hashes(&mut resources);
     filters::name_reference::fix(&mut resources)?;
+    for resource in &mut resources {
+        drop_empty_annotations(&mut resource.object);
+    }
     Ok(resources)
+}
+
+/// kustomize sets and removes its own internal annotations on every object, and an annotation
+/// map left empty (or one that was `null`) goes: `annotations: {}` is not in its output.
+fn drop_empty_annotations(object: &mut Value) {
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        let empty = match metadata.get("annotations") {
+            Some(Value::Null) => true,
+            Some(Value::Object(annotations)) => annotations.is_empty(),
+            _ => false,
+        };
+        if empty {
+            metadata.remove("annotations");
+        }
+    }
 }
 
 /// Every file the kustomization in `dir` reads, through every base and component (for
@@ -375,7 +393,7 @@ impl Builder<'_> {
 /// The objects of a YAML stream (a `List` is its items, as kustomize reads it).
 pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
     let mut out = Vec::new();
-    for (index, object) in crate::yaml::documents(path, text)?.into_iter().enumerate() {
+    for (index, object) in crate::yaml::documents_kyaml(path, text)?.into_iter().enumerate() {
         let items = match object.get("kind").and_then(Value::as_str) {
             Some(kind) if kind.ends_with("List") && object.get("items").is_some_and(Value::is_array) => {
                 object["items"].as_array().cloned().unwrap_or_default()

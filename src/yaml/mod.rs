@@ -136,7 +136,19 @@ pub fn documents_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) ->
 /// The parser's anti-abuse budget is scaled to the input, so that a `kubectl get -o yaml` of
 /// thousands of objects reads, while alias bombs stay bounded.
 pub fn documents(path: &Path, text: &str) -> Result<Vec<Value>> {
+    documents_with(path, text, options())
+}
+
+/// [`documents`] as kustomize's kyaml (go-yaml v3) reads them: only `true` and `false` are
+/// booleans (`yes` is a string), and `0755` is octal, as in `defaultMode: 0755`.
+pub fn documents_kyaml(path: &Path, text: &str) -> Result<Vec<Value>> {
     let mut options = options();
+    options.strict_booleans = true;
+    options.legacy_octal_numbers = true;
+    documents_with(path, text, options)
+}
+
+fn documents_with(path: &Path, text: &str, mut options: serde_saphyr::Options) -> Result<Vec<Value>> {
     let mut budget = options.budget.clone().unwrap_or_default();
     // Each node or event needs at least a byte or two of input; documents at least `---\n`.
     budget.max_documents = budget.max_documents.max(text.len() / 4);

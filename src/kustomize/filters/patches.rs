@@ -29,10 +29,10 @@ pub(crate) fn strategic_merge_files(target: &Target, k: &Kustomization, resource
     for entry in k.patches_strategic_merge.iter().flatten() {
         // An entry is inline YAML or a file, as in kustomize.
         let documents = if entry.value.contains('\n') || entry.value.trim_start().starts_with('{') {
-            crate::yaml::documents(&target.file, &entry.value)?
+            crate::yaml::documents_kyaml(&target.file, &entry.value)?
         } else {
             let (path, text) = target.read_file(&entry.value, &entry.referenced, "patchesStrategicMerge")?;
-            crate::yaml::documents(&path, &text)?
+            crate::yaml::documents_kyaml(&path, &text)?
         };
         for patch in documents {
             strategic_by_id(target, &entry.referenced, "patchesStrategicMerge", &patch, resources)?;
@@ -96,7 +96,7 @@ fn read(target: &Target, at: &Span, field: &str, path: Option<&str>, inline: Opt
         (Some(_), Some(_)) => return Err(target.error(at, format!("`{field}`: give `path` or `patch`, not both"))),
         (None, None) => return Err(target.error(at, format!("`{field}`: give a `path` or a `patch`"))),
     };
-    let documents = crate::yaml::documents(Path::new(&file), &text)
+    let documents = crate::yaml::documents_kyaml(Path::new(&file), &text)
         .map_err(|e| target.error(at, format!("`{field}`: the patch is not valid YAML: {}", e.message)))?;
     match documents.as_slice() {
         [ops @ Value::Array(_)] => Ok(Body::Json6902(ops.clone())),

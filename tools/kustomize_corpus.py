@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Compare weaver's build of real kustomizations with `kubectl kustomize`.
+
+    tools/kustomize_corpus.py build CORPUS SOURCE...   extract repositories into CORPUS
+    tools/kustomize_corpus.py compare CORPUS [--weaver BIN] [--kubectl BIN] [--json OUT]
+
+`build` extracts each source (a directory, or a git directory whose HEAD is read with `git
+archive`) whole into CORPUS/<name>, since a kustomization may reach anywhere in its repository.
+
+`compare` finds every directory holding a kustomization (`kustomization.yaml`, `.yml`,
+`Kustomization`) in each extracted repository, and builds it with `kubectl kustomize DIR` and
+with `weaver render` of a release `kustomize: DIR` (namespace `corpus`; the repository itself is
+weaver's, so confinement is the repository's). Both outputs are parsed and compared: the same
+objects (order aside), the same content, weaver's own labels and the namespace weaver gives
+objects that have none aside. Where kubectl fails, weaver must fail too, naming the
+kustomization file. One line per directory and a total; exit 0 whatever the outcome.
+"""
+import argparse, concurrent.futures, json, os, shutil, subprocess, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from helm_corpus import documents, extract, first_difference  # noqa: E402
+from helm_corpus import normalise as normalise_labels  # noqa: E402
+
+KUSTOMIZATION_FILES = ('kustomization.yaml', 'kustomization.yml', 'Kustomization')
+RELEASE_NAMESPACE = 'corpus'
+
+
+def build(corpus, sources):
+    os.makedirs(corpus, exist_ok=True)
+    for source in sources:
+        name = os.path.basename(os.path.dirname(source.rstrip('/'))) if source.rstrip('/').endswith('/repo') \
+            else os.path.basename(source.rstrip('/'))
+        dest = os.path.join(corpus, name)
+        if os.path.exists(dest):
+            shutil.rmtree(dest)
+        if os.path.isdir(os.path.join(source, 'objects')) and os.path.exists(os.path.join(source, 'HEAD')):
+            # Each top-level directory holding a kustomization; a mirror may lack large files
+            # elsewhere (a directory whose archive fails is left out and said).
+            os.makedirs(dest)
+            listing = subprocess.run(['git', f'--git-dir={source}', 'ls-tree', '-r', '--name-only', 'HEAD'],
+                                     check=True, capture_output=True, text=True).stdout.splitlines()
+            tops = sorted({p.split('/')[0] for p in listing if p.endswith(KUSTOMIZATION_FILES) and '/' in p})
+            for top in tops:
+                archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD', top], capture_output=True)
+                if archive.returncode != 0:
+                    print(f'{name}: {top}/ left out: {archive.stderr.decode().strip().splitlines()[0]}')
+                    continue
+                subprocess.run(['tar', 'x', '-C', dest], input=archive.stdout, check=True)
+        else:
+            extract(source, dest)
+        print(f'{name}: {len(kustomizations(dest))} kustomization directories')
+
+
+def kustomizations(repo):
+    found = []
+    for dirpath, dirnames, filenames in os.walk(repo):
+        dirnames[:] = sorted(d for d in dirnames if d not in ('.git', 'node_modules', 'vendor'))
+        if any(f in filenames for f in KUSTOMIZATION_FILES):
+            found.append(os.path.relpath(dirpath, repo))
+    return sorted(found)
+
+
+def normalise(obj):
+    """helm_corpus's normalisation, and base64 values without the line breaks kustomize puts
+    into long ones (the same bytes)."""
+    obj = normalise_labels(obj)
+    for field in ('data', 'binaryData'):
+        values = obj.get(field)
+        if (obj.get('kind') == 'Secret' or field == 'binaryData') and isinstance(values, dict):
+            for k, v in values.items():
+                if isinstance(v, str):
+                    values[k] = ''.join(v.split())
+    return obj
+
+
+def key(obj):
+    md = obj.get('metadata') or {}
+    return (obj.get('apiVersion'), obj.get('kind'), md.get('namespace'), md.get('name'))
+
+
+def weaver_objects(text, kubectl_keys):
+    """weaver's objects, with the release namespace removed where kustomize set none."""
+    out = {}
+    for obj in documents(text):
+        md = obj.get('metadata') or {}
+        k = key(obj)
+        if md.get('namespace') == RELEASE_NAMESPACE and k not in kubectl_keys:
+            k = (k[0], k[1], None, k[3])
+        out[k] = normalise(obj)
+    return out
+
+
+def compare_one(repo, directory, index, weaver, kubectl):
+    kube = subprocess.run([kubectl, 'kustomize', os.path.join(repo, directory)], capture_output=True, text=True)
+    env = f'kustomize-corpus-{index}'
+    env_file = os.path.join(repo, 'environments', f'{env}.yaml')
+    os.makedirs(os.path.dirname(env_file), exist_ok=True)
+    with open(env_file, 'w') as f:
+        f.write(f'releases:\n  - name: rel\n    kustomize: {json.dumps(directory)}\n'
+                f'    namespace: {RELEASE_NAMESPACE}\n')
+    try:
+        w = subprocess.run([weaver, '--repo', repo, 'render', '--env', env, '--show-secrets'],
+                           capture_output=True, text=True)
+    finally:
+        os.remove(env_file)
+    if kube.returncode != 0:
+        reason = (kube.stderr.strip().splitlines() or [''])[-1][:200]
+        if w.returncode == 0:
+            return 'differ', 'kustomize fails, weaver builds: ' + reason
+        if 'kustomization' not in w.stderr.lower():
+            return 'differ', 'both fail, weaver names no kustomization: ' + w.stderr.strip()[:200]
+        return 'both-fail', reason
+    if w.returncode != 0:
+        return 'differ', 'weaver fails: ' + (w.stderr.strip().splitlines() or [''])[0][:300]
+    k = {key(o): normalise(o) for o in documents(kube.stdout)}
+    wv = weaver_objects(w.stdout, set(k))
+    if set(k) != set(wv):
+        return 'differ', f'objects: kustomize only {sorted(set(k) - set(wv), key=str)[:3]}, ' \
+                         f'weaver only {sorted(set(wv) - set(k), key=str)[:3]}'
+    for obj_key in sorted(k, key=str):
+        if k[obj_key] != wv[obj_key]:
+            return 'differ', f'{obj_key[1]}/{obj_key[3]}{first_difference(k[obj_key], wv[obj_key])}'
+    return 'equal', f'{len(k)} objects'
+
+
+def compare(corpus, weaver, kubectl, out):
+    cases = [(repo, d) for repo in sorted(os.listdir(corpus)) if os.path.isdir(os.path.join(corpus, repo))
+             for d in kustomizations(os.path.join(corpus, repo))]
+    results = {}
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        outcomes = pool.map(lambda c: compare_one(os.path.join(corpus, c[1][0]), c[1][1], c[0], weaver, kubectl),
+                            enumerate(cases))
+        for (repo, directory), result in zip(cases, outcomes):
+            results[f'{repo}:{directory}'] = result
+            print(f'{repo}:{directory}: {result[0]}: {result[1]}', flush=True)
+    built = [r for r in results.values() if r[0] != 'both-fail' and not r[1].startswith('kustomize fails')]
+    equal = sum(1 for r in results.values() if r[0] == 'equal')
+    repos = sorted({name.split(':')[0] for name, r in results.items() if r[0] == 'equal'})
+    print(f'{len(results)} directories: kustomize builds {len(built)}, weaver equal on {equal} '
+          f'({100.0 * equal / max(len(built), 1):.1f} %) from {len(repos)} repositories; '
+          f'{sum(1 for r in results.values() if r[0] == "both-fail")} fail in both')
+    if out:
+        with open(out, 'w') as f:
+            json.dump({k: {'outcome': v[0], 'detail': v[1]} for k, v in results.items()}, f, indent=1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='command', required=True)
+    b = sub.add_parser('build')
+    b.add_argument('corpus')
+    b.add_argument('sources', nargs='+')
+    c = sub.add_parser('compare')
+    c.add_argument('corpus')
+    c.add_argument('--weaver', default=os.path.join(os.path.dirname(__file__), '..', 'target', 'release', 'weaver'))
+    c.add_argument('--kubectl', default=shutil.which('kubectl') or 'kubectl')
+    c.add_argument('--json')
+    args = p.parse_args()
+    if args.command == 'build':
+        build(args.corpus, args.sources)
+    else:
+        compare(args.corpus, args.weaver, args.kubectl, args.json)
+
+
+if __name__ == '__main__':
+    main()

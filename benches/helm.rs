@@ -115,7 +115,11 @@ fn main() {
                 .unwrap_or_else(|| panic!("weaver render of {env} failed naming no release: {stderr}"));
             let at = groups[group].iter().position(|chart| chart.id == id).unwrap();
             let moved = groups[group].remove(at);
-            println!("{} renders an object another chart of all-{group} also renders: it goes to all-{}", moved.name, group + 1);
+            println!(
+                "{} renders an object another chart of all-{group} also renders: it goes to all-{}",
+                moved.name,
+                group + 1
+            );
             if groups.len() == group + 1 {
                 groups.push(Vec::new());
             }
@@ -126,8 +130,9 @@ fn main() {
     let charts: Vec<&Chart> = groups.iter().flatten().collect();
     println!("{} charts both render, in {} environments; the figures below are theirs", charts.len(), groups.len());
 
-    let timed: Vec<support::Timed> =
-        (0..groups.len()).map(|group| support::time_weaver(&render_args(repo_arg, &format!("all-{group}")), RUNS)).collect();
+    let timed: Vec<support::Timed> = (0..groups.len())
+        .map(|group| support::time_weaver(&render_args(repo_arg, &format!("all-{group}")), RUNS))
+        .collect();
     let median: Duration = timed.iter().map(support::Timed::median).sum();
     let fastest: Duration = timed.iter().map(|t| t.times[0]).sum();
     let slowest_run: Duration = timed.iter().map(|t| t.times[RUNS - 1]).sum();

@@ -154,9 +154,7 @@ impl Object for Files {
         let files = self.clone();
         let string_arg = |args: &[Value]| args[0].as_str().unwrap_or_default().to_string();
         Some(match name {
-            "Get" | "GetBytes" => {
-                Function::new(&[Type::String], move |_, args| Ok(files.get(&string_arg(args))))
-            }
+            "Get" | "GetBytes" => Function::new(&[Type::String], move |_, args| Ok(files.get(&string_arg(args)))),
             "Glob" => Function::new(&[Type::String], move |_, args| {
                 let pattern = string_arg(args);
                 let matcher = globset::GlobBuilder::new(&pattern)

@@ -43,17 +43,22 @@ def chart_meta(path):
         return yaml.load(f, Loader=Loader) or {}
 
 
-def extract(source, dest):
-    """Copies a chart repository (directory or git directory) to dest; returns dest."""
+def extract(source, dest, marks=('Chart.yaml',)):
+    """Copies a repository (directory or git directory) to dest; returns dest. From a git
+    directory, only the top-level directories holding a file whose name ends with one of `marks`
+    are taken: a mirror may lack large unrelated files (a directory whose archive fails is left
+    out and said)."""
     if os.path.isdir(os.path.join(source, 'objects')) and os.path.exists(os.path.join(source, 'HEAD')):
         os.makedirs(dest)
-        # Only the top-level directories that hold charts: a mirror may lack large unrelated files.
         listing = subprocess.run(['git', f'--git-dir={source}', 'ls-tree', '-r', '--name-only', 'HEAD'],
                                  check=True, capture_output=True, text=True).stdout.splitlines()
-        tops = sorted({p.split('/')[0] for p in listing if p.endswith('Chart.yaml') and '/' in p})
-        archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD', *tops],
-                                 check=True, capture_output=True).stdout
-        subprocess.run(['tar', 'x', '-C', dest], input=archive, check=True)
+        tops = sorted({p.split('/')[0] for p in listing if p.endswith(tuple(marks)) and '/' in p})
+        for top in tops:
+            archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD', top], capture_output=True)
+            if archive.returncode != 0:
+                print(f'{source}: {top}/ left out: {archive.stderr.decode().strip().splitlines()[0]}')
+                continue
+            subprocess.run(['tar', 'x', '-C', dest], input=archive.stdout, check=True)
     else:
         shutil.copytree(source, dest, symlinks=True)
     return dest

@@ -5,7 +5,7 @@
     tools/kustomize_corpus.py compare CORPUS [--weaver BIN] [--kubectl BIN] [--json OUT]
 
 `build` extracts each source (a directory, or a git directory whose HEAD is read with `git
-archive`) whole into CORPUS/<name>, since a kustomization may reach anywhere in its repository.
+archive`, each top-level directory that holds a kustomization) into CORPUS/<name>.
 
 `compare` finds every directory holding a kustomization (`kustomization.yaml`, `.yml`,
 `Kustomization`) in each extracted repository, and builds it with `kubectl kustomize DIR` and
@@ -33,21 +33,7 @@ def build(corpus, sources):
         dest = os.path.join(corpus, name)
         if os.path.exists(dest):
             shutil.rmtree(dest)
-        if os.path.isdir(os.path.join(source, 'objects')) and os.path.exists(os.path.join(source, 'HEAD')):
-            # Each top-level directory holding a kustomization; a mirror may lack large files
-            # elsewhere (a directory whose archive fails is left out and said).
-            os.makedirs(dest)
-            listing = subprocess.run(['git', f'--git-dir={source}', 'ls-tree', '-r', '--name-only', 'HEAD'],
-                                     check=True, capture_output=True, text=True).stdout.splitlines()
-            tops = sorted({p.split('/')[0] for p in listing if p.endswith(KUSTOMIZATION_FILES) and '/' in p})
-            for top in tops:
-                archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD', top], capture_output=True)
-                if archive.returncode != 0:
-                    print(f'{name}: {top}/ left out: {archive.stderr.decode().strip().splitlines()[0]}')
-                    continue
-                subprocess.run(['tar', 'x', '-C', dest], input=archive.stdout, check=True)
-        else:
-            extract(source, dest)
+        extract(source, dest, KUSTOMIZATION_FILES)
         print(f'{name}: {len(kustomizations(dest))} kustomization directories')
 
 

@@ -266,3 +266,37 @@ mod schema {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_templates_stay_for_the_expected_releases_and_go_after_the_last() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join("charts/app/templates")).unwrap();
+        std::fs::write(repo.path().join("charts/app/Chart.yaml"), "apiVersion: v2\nname: app\nversion: 1.0.0\n")
+            .unwrap();
+        std::fs::write(
+            repo.path().join("charts/app/templates/cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
+        )
+        .unwrap();
+        let source = crate::project::source::FsSource::new(repo.path());
+        let chart = load(&source, "app", &Location::file("environments/dev.yaml")).unwrap();
+        chart.expect_release();
+        chart.expect_release();
+        let capabilities = Arc::new(Capabilities::new("v1.32.0", Vec::new()).unwrap());
+        let input =
+            |name| ReleaseInput { name, namespace: "ns", values: Map::new(), capabilities: capabilities.clone() };
+
+        let first = render(&chart, &input("one")).unwrap();
+        assert_eq!(first[0].object["metadata"]["name"], "one");
+        assert!(!chart.parsed.is_empty(), "a second release is expected: its templates stay parsed");
+        let second = render(&chart, &input("two")).unwrap();
+        assert_eq!(second[0].object["metadata"]["name"], "two");
+        assert!(chart.parsed.is_empty(), "after the last expected release the parsed templates go");
+        let third = render(&chart, &input("three")).unwrap();
+        assert_eq!(third[0].object["metadata"]["name"], "three", "an unexpected render parses them again");
+    }
+}

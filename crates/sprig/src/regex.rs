@@ -337,3 +337,18 @@ fn split(re: &Regex, pattern: &str, s: &str, n: i64) -> Vec<String> {
     }
     parts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::compile;
+
+    #[test]
+    fn a_cached_pattern_compiles_and_fails_as_the_first_time() {
+        for _ in 0..2 {
+            let digits = compile(r"^\d+$").unwrap();
+            assert!(digits.is_match("123") && !digits.is_match("١٢٣"), "Go's \\d is ASCII");
+            assert!(compile(r"^[a-z]+$").unwrap().is_match("abc"), "another pattern is not the cached one");
+            assert_eq!(compile("a**").unwrap_err(), "error parsing regexp: invalid nested repetition operator: `**`");
+        }
+    }
+}

@@ -272,6 +272,55 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             &["app/kustomization.yaml:2:5", "plain has no kustomization"],
         ),
         (
+            "a replacement target field that does not exist, without create",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]\nreplacements:\n  - source: {kind: ConfigMap}\n    targets:\n      - select: {kind: ConfigMap}\n        fieldPaths: [data.missing]\n",
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
+            true,
+            &[
+                "app/kustomization.yaml:3:5",
+                "`replacements`: unable to find field `data.missing` in ConfigMap settings",
+            ],
+        ),
+        (
+            "a replacement source that selects nothing",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]\nreplacements:\n  - source: {kind: Secret, name: db}\n    targets:\n      - select: {kind: ConfigMap}\n",
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
+            true,
+            &["app/kustomization.yaml:3:5", "no object is selected by the source {kind: Secret, name: db}"],
+        ),
+        (
+            "a replacement with both a path and a source",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]\nreplacements:\n  - path: r.yaml\n    source: {kind: ConfigMap}\n",
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+                ("app/r.yaml", "[]\n"),
+            ],
+            true,
+            &["app/kustomization.yaml:3:5", "either `path` or `source` and `targets`, not both"],
+        ),
+        (
+            "a missing configurations file",
+            &[
+                ("app/kustomization.yaml", "resources: [cm.yaml]\nconfigurations: [missing.yaml]\n"),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
+            true,
+            &["app/kustomization.yaml:2:18", "`configurations`", "missing.yaml does not exist"],
+        ),
+        (
             "helmCharts",
             &[("app/kustomization.yaml", "helmCharts:\n  - name: redis\n")],
             false,
@@ -326,7 +375,7 @@ fn an_edited_base_affects_every_release_including_it_at_any_depth() {
     let base = std::fs::read_to_string(repo.path().join("apps/base/config.yaml")).unwrap();
     assert_eq!(
         changed(&[("apps/base/config.yaml", &base.replace("hello", "bye"))]),
-        ["base", "nested", "patched", "prod", "staging"]
+        ["base", "nested", "patched", "prod", "replaced", "staging"]
     );
     // Two levels below `nested`, through `prod`'s `extra` directory.
     assert_eq!(
@@ -342,4 +391,7 @@ fn an_edited_base_affects_every_release_including_it_at_any_depth() {
     assert_eq!(changed(&[("components/debug/kustomization.yaml", "kind: Component\n")]), ["patched"]);
     assert_eq!(changed(&[("apps/overlays/patched/patches/ops.yaml", "[]\n")]), ["patched"]);
     assert_eq!(changed(&[("apps/generated/base/app.env", "A=b\n")]), ["generated"]);
+    // A file of replacements, and a base's transformer configuration.
+    assert_eq!(changed(&[("apps/overlays/replaced/replacements.yaml", "[]\n")]), ["replaced"]);
+    assert_eq!(changed(&[("apps/overlays/replaced/widget/config.yaml", "{}\n")]), ["replaced"]);
 }

@@ -41,13 +41,14 @@ pub struct Kustomization {
     pub config_map_generator: Option<Vec<Spanned<GeneratorArgs>>>,
     pub secret_generator: Option<Vec<Spanned<GeneratorArgs>>>,
     pub generator_options: Option<GeneratorOptions>,
+    /// Files of transformer configuration (field specifications) merged into the built-in one.
+    pub configurations: Option<Vec<Located>>,
+    pub replacements: Option<Vec<Spanned<ReplacementEntry>>>,
     // Fields weaver does not support yet: present, they are an error naming the field.
     pub crds: Option<Spanned<Value>>,
-    pub replacements: Option<Spanned<Value>>,
     pub vars: Option<Spanned<Value>>,
     pub helm_charts: Option<Spanned<Value>>,
     pub helm_globals: Option<Spanned<Value>>,
-    pub configurations: Option<Spanned<Value>>,
     pub transformers: Option<Spanned<Value>>,
     pub generators: Option<Spanned<Value>>,
     pub validators: Option<Spanned<Value>>,
@@ -143,6 +144,71 @@ pub struct Json6902Entry {
     pub patch: Option<String>,
 }
 
+/// One `replacements` entry: a replacement, or a file holding one or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReplacementEntry {
+    pub path: Option<String>,
+    pub source: Option<ReplacementSource>,
+    pub targets: Option<Vec<ReplacementTarget>>,
+}
+
+/// Copies the value at one field of one object to fields of other objects. In a file a
+/// `replacements` entry names, keys kustomize does not know are ignored, as kustomize reads it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replacement {
+    pub source: Option<ReplacementSource>,
+    pub targets: Option<Vec<ReplacementTarget>>,
+}
+
+/// The object (selected by group, version, kind, name and namespace, each optional) and field
+/// (`metadata.name` if none) a replacement reads.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReplacementSource {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub field_path: String,
+    pub options: Option<FieldOptions>,
+}
+
+/// The objects a replacement writes to (`select`, less `reject`) and the fields in each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReplacementTarget {
+    pub select: Option<Selector>,
+    #[serde(default)]
+    pub reject: Vec<Selector>,
+    #[serde(default)]
+    pub field_paths: Vec<String>,
+    pub options: Option<FieldOptions>,
+}
+
+/// How a replacement's field is read or written: one `delimiter`-separated part of it (`index`),
+/// and whether a missing target field is created.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FieldOptions {
+    #[serde(default)]
+    pub delimiter: String,
+    #[serde(default)]
+    pub index: i64,
+    #[serde(default)]
+    pub encoding: String,
+    #[serde(default)]
+    pub create: bool,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GeneratorArgs {
@@ -180,13 +246,11 @@ impl Kustomization {
 
     /// The fields weaver does not build yet, with where each is.
     pub fn unsupported(&self) -> Vec<(&'static str, &serde_saphyr::Location, &'static str)> {
-        let fields: [(&str, &Option<Spanned<Value>>, &str); 12] = [
+        let fields: [(&str, &Option<Spanned<Value>>, &str); 10] = [
             ("crds", &self.crds, "remove it: weaver learns custom resources' scopes from the CRDs it renders"),
-            ("replacements", &self.replacements, "set the values in the resources or with patches"),
             ("vars", &self.vars, "set the values in the resources or with patches"),
             ("helmCharts", &self.helm_charts, "name the chart as a release"),
             ("helmGlobals", &self.helm_globals, "name the chart as a release"),
-            ("configurations", &self.configurations, "use kustomize's built-in field specifications"),
             ("transformers", &self.transformers, "weaver runs no transformer plugins"),
             ("generators", &self.generators, "weaver runs no generator plugins"),
             ("validators", &self.validators, "weaver runs no validator plugins"),

@@ -83,6 +83,11 @@ impl Resource {
         api_version.rsplit_once('/').map_or(api_version, |(_, version)| version)
     }
 
+    /// The kind it was read with (kustomize's `OrgId`).
+    fn original_kind(&self) -> &str {
+        self.prev.first().map_or_else(|| self.kind(), |id| id.kind.as_str())
+    }
+
     /// Records the current id before a rename (kustomize's `StorePreviousId`).
     fn store_previous_id(&mut self) {
         let id = PrevId {
@@ -130,27 +135,41 @@ pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Resul
         ));
     }
     let mut builder = Builder { source, stack: Vec::new() };
-    let mut resources = builder.target(&dir, referenced_at, false, Vec::new())?;
+    let Accumulation { mut resources, config } =
+        builder.target(&dir, referenced_at, Role::Release, Accumulation::new())?;
     filters::generators::add_hashes(&mut resources);
-    filters::name_reference::fix(&mut resources)?;
+    filters::name_reference::fix(&config, &mut resources)?;
     for resource in &mut resources {
-        drop_empty_annotations(&mut resource.object);
+        finish_annotations(&mut resource.object);
     }
     Ok(resources)
 }
 
-/// kustomize sets and removes its own internal annotations on every object, and an annotation
-/// map left empty (or one that was `null`) goes: `annotations: {}` is not in its output.
-fn drop_empty_annotations(object: &mut Value) {
-    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
-        let empty = match metadata.get("annotations") {
-            Some(Value::Null) => true,
-            Some(Value::Object(annotations)) => annotations.is_empty(),
-            _ => false,
-        };
-        if empty {
+/// kustomize sets and removes its own internal annotations on every object, rewriting the
+/// map as strings: a scalar value becomes its text (`1` becomes `"1"`, `null` `"null"`; the
+/// text is serde's, so `0x1F` becomes `"31"` where kustomize keeps `"0x1F"`), and a map left
+/// empty (or one that was `null`) goes: `annotations: {}` is not in its output.
+fn finish_annotations(object: &mut Value) {
+    let Some(Value::Object(metadata)) = object.get_mut("metadata") else { return };
+    match metadata.get_mut("annotations") {
+        Some(Value::Null) => {
             metadata.remove("annotations");
         }
+        Some(Value::Object(annotations)) if annotations.is_empty() => {
+            metadata.remove("annotations");
+        }
+        Some(Value::Object(annotations)) => {
+            for value in annotations.values_mut() {
+                let text = match value {
+                    Value::Null => "null".to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Number(n) => n.to_string(),
+                    _ => continue,
+                };
+                *value = Value::String(text);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -170,7 +189,9 @@ fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
     seen.push(file.clone());
     let Ok(k) = kustomization::load(source, &file) else { return };
     let mut paths: Vec<&str> = Vec::new();
-    for list in [&k.resources, &k.bases, &k.components, &k.patches_strategic_merge].into_iter().flatten() {
+    for list in
+        [&k.resources, &k.bases, &k.components, &k.patches_strategic_merge, &k.configurations].into_iter().flatten()
+    {
         paths.extend(list.iter().map(|p| p.value.as_str()));
     }
     for patch in k.patches.iter().flatten() {
@@ -178,6 +199,9 @@ fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
     }
     for patch in k.patches_json6902.iter().flatten() {
         paths.extend(patch.value.path.as_deref());
+    }
+    for replacement in k.replacements.iter().flatten() {
+        paths.extend(replacement.value.path.as_deref());
     }
     for generator in k.config_map_generator.iter().chain(&k.secret_generator).flatten() {
         let g = &generator.value;
@@ -197,6 +221,29 @@ fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
 /// How a path is shown in messages: the repository root is `.`.
 fn shown(path: &Path) -> String {
     if path.as_os_str().is_empty() { ".".to_string() } else { path.display().to_string() }
+}
+
+/// What a kustomization has built so far (kustomize's `ResAccumulator`): its objects, and the
+/// transformer configuration of it and of every base and component it includes.
+struct Accumulation {
+    resources: Vec<Resource>,
+    config: filters::TransformerConfig,
+}
+
+impl Accumulation {
+    fn new() -> Accumulation {
+        Accumulation { resources: Vec::new(), config: filters::builtin().clone() }
+    }
+}
+
+/// Where a kustomization is built from: a release names it (a Kustomization or, as `kustomize
+/// build` of a component's directory, a Component), or a kustomization lists it in `resources`
+/// (a Kustomization) or `components` (a Component).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Release,
+    Resource,
+    Component,
 }
 
 struct Builder<'a> {
@@ -266,15 +313,9 @@ fn is_remote(path: &str) -> bool {
 }
 
 impl Builder<'_> {
-    /// Builds the kustomization in `dir` into a fresh list (a base), or onto `accumulated` (a
-    /// component), as kustomize's `accumulateTarget` does.
-    fn target(
-        &mut self,
-        dir: &Path,
-        at: &Location,
-        component: bool,
-        accumulated: Vec<Resource>,
-    ) -> Result<Vec<Resource>> {
+    /// Builds the kustomization in `dir` into a fresh accumulation (a base), or onto
+    /// `accumulated` (a component), as kustomize's `accumulateTarget` does.
+    fn target(&mut self, dir: &Path, at: &Location, role: Role, accumulated: Accumulation) -> Result<Accumulation> {
         let Some(file) = kustomization::find(self.source, dir) else {
             return Err(Error::at(
                 at.clone(),
@@ -297,13 +338,13 @@ impl Builder<'_> {
                 Error::at(location(&file, span), format!("`{field}` is not supported by weaver yet")).with_help(*help)
             );
         }
-        if component && !k.is_component() {
+        if role == Role::Component && !k.is_component() {
             return Err(Error::at(
                 at.clone(),
                 format!("{} is not a component: its kind must be `Component`", file.display()),
             ));
         }
-        if !component && k.is_component() {
+        if role == Role::Resource && k.is_component() {
             return Err(Error::at(
                 at.clone(),
                 format!("{} is a Component: list it under `components`, not `resources`", file.display()),
@@ -316,42 +357,50 @@ impl Builder<'_> {
         result
     }
 
-    fn accumulate(
-        &mut self,
-        target: &Target,
-        k: &Kustomization,
-        mut resources: Vec<Resource>,
-    ) -> Result<Vec<Resource>> {
+    fn accumulate(&mut self, target: &Target, k: &Kustomization, mut acc: Accumulation) -> Result<Accumulation> {
         for entry in k.resources.iter().chain(&k.bases).flatten() {
             let added = self.resource(target, entry)?;
-            append(target, &mut resources, added, &entry.referenced)?;
+            append(target, &mut acc.resources, added.resources, &entry.referenced)?;
+            acc.config.merge(&added.config).map_err(|e| target.error(&entry.referenced, e))?;
         }
-        filters::generators::run(target, k, &mut resources)?;
+        for entry in k.configurations.iter().flatten() {
+            let (path, text) = target.read_file(&entry.value, &entry.referenced, "configurations")?;
+            let config: Option<filters::TransformerConfig> =
+                crate::yaml::from_str_as(&path, &text, "invalid transformer configuration")?;
+            acc.config
+                .merge(&config.unwrap_or_default())
+                .map_err(|e| target.error(&entry.referenced, format!("`configurations`: {}: {e}", path.display())))?;
+        }
+        filters::generators::run(target, k, &mut acc.resources)?;
         for entry in k.components.iter().flatten() {
             let dir = self.directory(target, entry, "components")?;
-            resources = self.target(&dir, &location(&target.file, &entry.referenced), true, resources)?;
+            acc = self.target(&dir, &location(&target.file, &entry.referenced), Role::Component, acc)?;
         }
-        filters::patches::strategic_merge_files(target, k, &mut resources)?;
-        filters::patches::patches(target, k, &mut resources)?;
+        let (config, resources) = (&acc.config, &mut acc.resources);
+        filters::patches::strategic_merge_files(target, k, resources)?;
+        filters::patches::patches(target, k, resources)?;
         if let Some(namespace) = k.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-            filters::namespace::apply(namespace, &mut resources)
+            filters::namespace::apply(namespace, config, resources)
                 .map_err(|e| Error::at(Location::file(&target.file), e))?;
         }
         filters::affix::apply(
             k.name_prefix.as_deref().unwrap_or_default(),
             k.name_suffix.as_deref().unwrap_or_default(),
-            &mut resources,
-        );
-        filters::labels::apply(k, &mut resources);
-        filters::patches::json6902(target, k, &mut resources)?;
+            config,
+            resources,
+        )
+        .map_err(|e| Error::at(Location::file(&target.file), e))?;
+        filters::labels::apply(k, config, resources).map_err(|e| Error::at(Location::file(&target.file), e))?;
+        filters::patches::json6902(target, k, resources)?;
         for replica in k.replicas.iter().flatten() {
-            filters::replicas::apply(&replica.value, &mut resources)
+            filters::replicas::apply(&replica.value, config, resources)
                 .map_err(|e| target.error(&replica.referenced, e))?;
         }
         for image in k.images.iter().flatten() {
-            filters::images::apply(image, &mut resources);
+            filters::images::apply(image, config, resources);
         }
-        Ok(resources)
+        filters::replacements::run(target, k, resources)?;
+        Ok(acc)
     }
 
     /// A directory that `field` names: another kustomization, anywhere in the repository.
@@ -365,13 +414,14 @@ impl Builder<'_> {
             .ok_or_else(|| target.error(&entry.referenced, format!("`{field}`: {path} leads outside the repository")))
     }
 
-    /// The objects one `resources` entry adds: a file's, or a kustomization directory's.
-    fn resource(&mut self, target: &Target, entry: &Located) -> Result<Vec<Resource>> {
+    /// What one `resources` entry adds: a file's objects, or a kustomization directory's
+    /// objects and configuration.
+    fn resource(&mut self, target: &Target, entry: &Located) -> Result<Accumulation> {
         let dir = self.directory(target, entry, "resources")?;
         let at = location(&target.file, &entry.referenced);
         let listed = self.source.list(&dir).map_err(|e| Error::io_at(at.clone(), "read resource", &dir, e))?;
         if listed.is_some() {
-            return self.target(&dir, &at, false, Vec::new());
+            return self.target(&dir, &at, Role::Resource, Accumulation::new());
         }
         let (path, text) = match target.read_file(&entry.value, &entry.referenced, "resources") {
             Ok(found) => found,
@@ -386,7 +436,7 @@ impl Builder<'_> {
             }
             Err(err) => return Err(err),
         };
-        parse_objects(&path, &text)
+        Ok(Accumulation { resources: parse_objects(&path, &text)?, config: filters::TransformerConfig::default() })
     }
 }
 

@@ -1,30 +1,44 @@
 //! `namePrefix` and `nameSuffix`: kustomize's prefix and suffix transformers. Every object but
-//! CustomResourceDefinitions, APIServices and Namespaces (by the kind it was read with) is
-//! renamed; the name references to it are fixed at the end of the build.
+//! CustomResourceDefinitions, APIServices and Namespaces (by the kind it was read with) gets
+//! the prefix or suffix at each field the configuration's `namePrefix`/`nameSuffix` lists
+//! (`metadata.name` built in); the name references to it are fixed at the end of the build.
 
 use serde_json::Value;
 
 use super::super::Resource;
+use super::{TransformerConfig, gvk_selects};
 
 fn skipped(resource: &Resource) -> bool {
-    let kind = resource.prev.first().map_or_else(|| resource.kind(), |id| id.kind.as_str());
+    let kind = resource.original_kind();
     kind == "CustomResourceDefinition"
         || kind == "Namespace"
         || (kind == "APIService" && resource.group() == "apiregistration.k8s.io")
 }
 
-pub fn apply(prefix: &str, suffix: &str, resources: &mut [Resource]) {
-    for resource in resources.iter_mut().filter(|r| !skipped(r)) {
-        // Each transformer stores the id it renames from, as kustomize's do.
-        for (prefix, suffix) in [(prefix, ""), ("", suffix)] {
-            if prefix.is_empty() && suffix.is_empty() {
-                continue;
-            }
-            resource.store_previous_id();
-            let name = format!("{prefix}{}{suffix}", resource.name());
-            if let Some(meta) = resource.object.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("name".into(), Value::String(name));
+pub fn apply(prefix: &str, suffix: &str, config: &TransformerConfig, resources: &mut [Resource]) -> Result<(), String> {
+    // The prefix transformer runs over every object, then the suffix transformer; each stores
+    // the id it renames from, as kustomize's do.
+    for (prefix, suffix, specs) in [(prefix, "", &config.name_prefix), ("", suffix, &config.name_suffix)] {
+        if prefix.is_empty() && suffix.is_empty() {
+            continue;
+        }
+        for resource in resources.iter_mut().filter(|r| !skipped(r)) {
+            for spec in specs {
+                let (group, version) = (resource.group().to_string(), resource.version().to_string());
+                if !gvk_selects(&spec.group, &spec.version, &spec.kind, &group, &version, resource.original_kind()) {
+                    continue;
+                }
+                if spec.path == "metadata/name" {
+                    resource.store_previous_id();
+                }
+                super::visit(&mut resource.object, spec, &|| Value::String(String::new()), &mut |field| {
+                    if let Value::String(value) = field {
+                        *value = format!("{prefix}{value}{suffix}");
+                    }
+                    Ok(())
+                })?;
             }
         }
     }
+    Ok(())
 }

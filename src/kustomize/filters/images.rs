@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::super::Resource;
 use super::super::kustomization::{FieldSpec, Image};
-use super::builtin;
+use super::TransformerConfig;
 
-pub fn apply(image: &Image, resources: &mut [Resource]) {
+pub fn apply(image: &Image, config: &TransformerConfig, resources: &mut [Resource]) {
     // kustomize builds this pattern from the name unescaped; a name that is no pattern matches nothing.
     let Ok(pattern) =
         regex::Regex::new(&format!("^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$", image.name))
@@ -23,7 +23,7 @@ pub fn apply(image: &Image, resources: &mut [Resource]) {
                 *value = updated(value, image);
             }
         });
-        let selected: Vec<FieldSpec> = builtin()
+        let selected: Vec<FieldSpec> = config
             .images
             .iter()
             .filter(|s| s.selects(resource))

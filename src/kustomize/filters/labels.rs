@@ -9,21 +9,27 @@ use serde_json::{Map, Value};
 
 use super::super::Resource;
 use super::super::kustomization::{FieldSpec, Kustomization};
-use super::builtin;
+use super::{TransformerConfig, merge_specs};
 
-pub fn apply(k: &Kustomization, resources: &mut [Resource]) {
-    let config = builtin();
+pub fn apply(k: &Kustomization, config: &TransformerConfig, resources: &mut [Resource]) -> Result<(), String> {
     for label in k.labels.iter().flatten() {
-        let mut specs: Vec<FieldSpec> = label.fields.clone();
+        // kustomize's order: the label's own fields, the configuration's `labels`, then
+        // selectors and templates, or templates, or just `metadata.labels`.
+        let mut specs: Vec<FieldSpec> = Vec::new();
+        let merge = |specs: &mut Vec<FieldSpec>, from: &[FieldSpec]| {
+            merge_specs(specs, from).map_err(|e| format!("`labels`: {e}"))
+        };
+        merge(&mut specs, &label.fields)?;
+        merge(&mut specs, &config.labels)?;
         if label.include_selectors {
-            specs.extend(config.common_labels.iter().cloned());
+            merge(&mut specs, &config.common_labels)?;
         } else {
             if label.include_templates {
-                specs.extend(config.template_labels.iter().cloned());
+                merge(&mut specs, &config.template_labels)?;
             }
-            specs.push(FieldSpec { path: "metadata/labels".into(), create: true, ..FieldSpec::default() });
+            merge(&mut specs, &[FieldSpec { path: "metadata/labels".into(), create: true, ..FieldSpec::default() }])?;
         }
-        add_entries(&label.pairs, &dedup(specs), resources);
+        add_entries(&label.pairs, &specs, resources);
     }
     if let Some(labels) = &k.common_labels {
         add_entries(labels, &config.common_labels, resources);
@@ -31,20 +37,7 @@ pub fn apply(k: &Kustomization, resources: &mut [Resource]) {
     if let Some(annotations) = &k.common_annotations {
         add_entries(annotations, &config.common_annotations, resources);
     }
-}
-
-/// kustomize merges field specifications: one path for one group, version and kind once.
-fn dedup(specs: Vec<FieldSpec>) -> Vec<FieldSpec> {
-    let mut out: Vec<FieldSpec> = Vec::new();
-    for spec in specs {
-        let same = |o: &FieldSpec| {
-            o.path == spec.path && o.group == spec.group && o.version == spec.version && o.kind == spec.kind
-        };
-        if !out.iter().any(same) {
-            out.push(spec);
-        }
-    }
-    out
+    Ok(())
 }
 
 fn add_entries(entries: &BTreeMap<String, String>, specs: &[FieldSpec], resources: &mut [Resource]) {

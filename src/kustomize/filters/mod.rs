@@ -1,6 +1,7 @@
 //! One filter per kustomize transformation, like kustomize's `api/filters`, and the field
 //! specifications they share: kustomize's built-in configuration (`builtin_config.yaml`, kept
-//! verbatim) and the walk to the fields a specification names.
+//! verbatim), a kustomization's `configurations` merged into it, and the walk to the fields a
+//! specification names.
 
 pub mod affix;
 pub mod generators;
@@ -9,6 +10,7 @@ pub mod labels;
 pub mod name_reference;
 pub mod namespace;
 pub mod patches;
+pub mod replacements;
 pub mod replicas;
 
 use std::path::Path;
@@ -20,23 +22,29 @@ use serde_json::{Map, Value};
 use super::Resource;
 use super::kustomization::FieldSpec;
 
-/// kustomize's built-in transformer configuration.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct BuiltinConfig {
+/// Which fields each transformation reads and writes (kustomize's `TransformerConfig`): the
+/// built-in configuration, merged with the files a kustomization's `configurations` names and
+/// with its bases' configurations. Keys kustomize does not know are ignored, as kustomize
+/// ignores them.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TransformerConfig {
+    pub name_prefix: Vec<FieldSpec>,
+    pub name_suffix: Vec<FieldSpec>,
+    pub namespace: Vec<FieldSpec>,
     pub common_labels: Vec<FieldSpec>,
+    pub labels: Vec<FieldSpec>,
     pub template_labels: Vec<FieldSpec>,
     pub common_annotations: Vec<FieldSpec>,
-    pub name_prefix: Vec<FieldSpec>,
-    pub namespace: Vec<FieldSpec>,
+    pub name_reference: Vec<BackReference>,
+    pub var_reference: Vec<FieldSpec>,
     pub images: Vec<FieldSpec>,
     pub replicas: Vec<FieldSpec>,
-    pub name_reference: Vec<BackReference>,
 }
 
 /// Objects of one kind (the referral) and the fields of other objects that name them.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackReference {
     pub kind: String,
     #[serde(default)]
@@ -46,8 +54,8 @@ pub struct BackReference {
     pub field_specs: Vec<FieldSpec>,
 }
 
-pub fn builtin() -> &'static BuiltinConfig {
-    static CONFIG: OnceLock<BuiltinConfig> = OnceLock::new();
+pub fn builtin() -> &'static TransformerConfig {
+    static CONFIG: OnceLock<TransformerConfig> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let text = include_str!("../builtin_config.yaml");
         crate::yaml::from_str(Path::new("src/kustomize/builtin_config.yaml"), text)
@@ -55,12 +63,86 @@ pub fn builtin() -> &'static BuiltinConfig {
     })
 }
 
+impl TransformerConfig {
+    /// Adds `other`'s field specifications (kustomize's `TransformerConfig.Merge`): one path of
+    /// one group, version and kind once, name references of one referral kind together. The
+    /// same field with and without `create` is kustomize's "conflicting fieldspecs".
+    pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), String> {
+        let lists = [
+            (&mut self.name_prefix, &other.name_prefix, "namePrefix"),
+            (&mut self.name_suffix, &other.name_suffix, "nameSuffix"),
+            (&mut self.namespace, &other.namespace, "namespace"),
+            (&mut self.common_labels, &other.common_labels, "commonLabels"),
+            (&mut self.labels, &other.labels, "labels"),
+            (&mut self.template_labels, &other.template_labels, "templateLabels"),
+            (&mut self.common_annotations, &other.common_annotations, "commonAnnotations"),
+            (&mut self.var_reference, &other.var_reference, "varReference"),
+            (&mut self.images, &other.images, "images"),
+            (&mut self.replicas, &other.replicas, "replicas"),
+        ];
+        for (into, from, field) in lists {
+            merge_specs(into, from).map_err(|e| format!("`{field}`: {e}"))?;
+        }
+        for backref in &other.name_reference {
+            let same = |b: &&mut BackReference| {
+                b.kind == backref.kind && b.group == backref.group && b.version == backref.version
+            };
+            match self.name_reference.iter_mut().find(same) {
+                Some(existing) => merge_specs(&mut existing.field_specs, &backref.field_specs)
+                    .map_err(|e| format!("`nameReference` of {}: {e}", backref.kind))?,
+                None => self.name_reference.push(backref.clone()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// kustomize's `FsSlice.MergeAll`.
+pub fn merge_specs(into: &mut Vec<FieldSpec>, from: &[FieldSpec]) -> Result<(), String> {
+    for spec in from {
+        match into.iter().find(|o| o.same_field(spec)) {
+            Some(existing) if existing.create != spec.create => {
+                return Err(format!("conflicting field specifications for `{}`", spec.path));
+            }
+            Some(_) => {}
+            None => into.push(spec.clone()),
+        }
+    }
+    Ok(())
+}
+
 impl FieldSpec {
+    /// The same path of the same group, version and kind.
+    fn same_field(&self, other: &FieldSpec) -> bool {
+        self.path == other.path && self.group == other.group && self.version == other.version && self.kind == other.kind
+    }
+
     /// Whether the specification applies to `resource` (kustomize's `Gvk.IsSelected`: each
     /// part given must be equal).
     pub fn selects(&self, resource: &Resource) -> bool {
         gvk_selects(&self.group, &self.version, &self.kind, resource.group(), resource.version(), resource.kind())
     }
+}
+
+/// A `labelSelector` or `annotationSelector` (none when empty).
+pub(crate) fn metadata_selector(text: &str) -> Result<Option<crate::project::Selector>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    crate::project::Selector::parse_all(&[text]).map(Some).map_err(|e| format!("selector `{text}`: {}", e.message))
+}
+
+/// Whether the object's `metadata.<field>` (labels or annotations) match `selector` (any, if none).
+pub(crate) fn metadata_matches(resource: &Resource, field: &str, selector: Option<&crate::project::Selector>) -> bool {
+    let Some(selector) = selector else { return true };
+    let map: std::collections::BTreeMap<String, String> = resource
+        .object
+        .get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+        .unwrap_or_default();
+    selector.matches(&map)
 }
 
 /// kustomize's `Gvk.IsSelected`: every part of the selector that is given equals the object's.

@@ -1,5 +1,5 @@
 //! Name references: once the names are final (prefixes, suffixes, content hashes), every field
-//! the built-in `nameReference` table lists that names a renamed object by one of its previous
+//! `nameReference` table (the built-in one and the kustomization's `configurations`) lists that names a renamed object by one of its previous
 //! names gets its current name, as kustomize's `nameref` filter does it: candidates by previous
 //! name and kind, then a `roleRef`'s kind, then the referrer's namespace (cluster-scoped objects
 //! and ServiceAccounts are seen from every namespace); a field that could mean objects of
@@ -8,13 +8,13 @@
 use serde_json::Value;
 
 use super::super::Resource;
-use super::{BackReference, builtin, gvk_selects};
+use super::{BackReference, TransformerConfig, gvk_selects};
 use crate::error::{Error, Location, Result};
 use crate::manifest::Scopes;
 
-pub fn fix(resources: &mut [Resource]) -> Result<()> {
+pub fn fix(config: &TransformerConfig, resources: &mut [Resource]) -> Result<()> {
     let scopes = Scopes::default();
-    for backref in &builtin().name_reference {
+    for backref in &config.name_reference {
         for spec in &backref.field_specs {
             for referrer in 0..resources.len() {
                 if !spec.selects(&resources[referrer]) {

@@ -6,10 +6,10 @@
 use serde_json::Value;
 
 use super::super::Resource;
-use super::builtin;
+use super::TransformerConfig;
 use crate::manifest::Scopes;
 
-pub fn apply(namespace: &str, resources: &mut [Resource]) -> Result<(), String> {
+pub fn apply(namespace: &str, config: &TransformerConfig, resources: &mut [Resource]) -> Result<(), String> {
     let scopes = Scopes::default();
     let value = || Value::String(namespace.to_string());
     for index in 0..resources.len() {
@@ -30,7 +30,7 @@ pub fn apply(namespace: &str, resources: &mut [Resource]) -> Result<(), String> 
             }
         }
         let is_v1 = resource.api_version() == "v1";
-        let selected: Vec<_> = builtin().namespace.iter().filter(|s| s.selects(resource)).collect();
+        let selected: Vec<_> = config.namespace.iter().filter(|s| s.selects(resource)).collect();
         for spec in selected {
             if spec.path == "metadata/name" && !is_v1 {
                 continue;

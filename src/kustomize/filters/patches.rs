@@ -121,23 +121,9 @@ fn select(target: &Target, at: &Span, selector: &Selector, resources: &[Resource
     let group = optional("group", &selector.group)?;
     let version = optional("version", &selector.version)?;
     let kind = optional("kind", &selector.kind)?;
-    let parse = |text: &str| -> Result<Option<crate::project::Selector>> {
-        if text.is_empty() {
-            return Ok(None);
-        }
-        crate::project::Selector::parse_all(&[text])
-            .map(Some)
-            .map_err(|e| target.error(at, format!("target selector: {}", e.message)))
-    };
+    let parse = |text: &str| super::metadata_selector(text).map_err(|e| target.error(at, format!("target {e}")));
     let (labels, annotations) = (parse(&selector.label_selector)?, parse(&selector.annotation_selector)?);
     let effective = |ns: &str| if ns.is_empty() { "default".to_string() } else { ns.to_string() };
-    let map = |r: &Resource, field: &str| -> BTreeMap<String, String> {
-        r.object
-            .pointer(&format!("/metadata/{field}"))
-            .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-            .unwrap_or_default()
-    };
     Ok(resources
         .iter()
         .enumerate()
@@ -152,8 +138,8 @@ fn select(target: &Target, at: &Span, selector: &Selector, resources: &[Resource
                 && group.as_ref().is_none_or(|re| re.is_match(r.group()))
                 && version.as_ref().is_none_or(|re| re.is_match(r.version()))
                 && kind.as_ref().is_none_or(|re| re.is_match(r.kind()))
-                && labels.as_ref().is_none_or(|s| s.matches(&map(r, "labels")))
-                && annotations.as_ref().is_none_or(|s| s.matches(&map(r, "annotations")))
+                && super::metadata_matches(r, "labels", labels.as_ref())
+                && super::metadata_matches(r, "annotations", annotations.as_ref())
         })
         .map(|(index, _)| index)
         .collect())

@@ -6,11 +6,11 @@ use serde_json::Value;
 
 use super::super::Resource;
 use super::super::kustomization::Replica;
-use super::builtin;
+use super::TransformerConfig;
 
-pub fn apply(replica: &Replica, resources: &mut [Resource]) -> Result<(), String> {
+pub fn apply(replica: &Replica, config: &TransformerConfig, resources: &mut [Resource]) -> Result<(), String> {
     let mut found = false;
-    for spec in &builtin().replicas {
+    for spec in &config.replicas {
         for resource in resources.iter_mut().filter(|r| r.any_name_is(&replica.name) && spec.selects(r)) {
             found = true;
             let count = Value::from(replica.count);
@@ -23,7 +23,7 @@ pub fn apply(replica: &Replica, resources: &mut [Resource]) -> Result<(), String
     if found {
         Ok(())
     } else {
-        let kinds: Vec<&str> = builtin().replicas.iter().map(|s| s.kind.as_str()).collect();
+        let kinds: Vec<&str> = config.replicas.iter().map(|s| s.kind.as_str()).collect();
         Err(format!("`replicas`: no {} named `{}`", kinds.join(", "), replica.name))
     }
 }

@@ -94,39 +94,20 @@ fn main() {
         chart.weaver_alone = run.wall;
         refused_by_weaver(&run, &chart.name, "alone")
     });
-    // Then all of them. A failure here is an object two releases render (a CRD, an
-    // IngressClass), named by release: that chart cannot share the environment, and moves on to
-    // the next one; the environments are rendered one after the other, each in one process.
-    let mut groups: Vec<Vec<Chart>> = vec![charts];
-    let mut group = 0;
-    while group < groups.len() {
-        loop {
-            let env = format!("all-{group}");
-            write_env(repo.path(), &env, &groups[group]);
-            let run = render(&env);
-            if run.output.status.success() {
-                break;
-            }
-            let stderr = String::from_utf8_lossy(&run.output.stderr);
-            let id = stderr
-                .split('`')
-                .filter_map(|quoted| quoted.strip_prefix("rel-")?.parse::<usize>().ok())
-                .last()
-                .unwrap_or_else(|| panic!("weaver render of {env} failed naming no release: {stderr}"));
-            let at = groups[group].iter().position(|chart| chart.id == id).unwrap();
-            let moved = groups[group].remove(at);
+    // Then all of them, in as few environments as keep one object to one release.
+    let groups = support::split_until_rendered(
+        charts,
+        |chart| chart.id,
+        |env, group| write_env(repo.path(), env, group),
+        render,
+        |chart, to| {
             println!(
-                "{} renders an object another chart of all-{group} also renders: it goes to all-{}",
-                moved.name,
-                group + 1
-            );
-            if groups.len() == group + 1 {
-                groups.push(Vec::new());
-            }
-            groups[group + 1].push(moved);
-        }
-        group += 1;
-    }
+                "{} renders an object another chart of all-{} also renders: it goes to all-{to}",
+                chart.name,
+                to - 1
+            )
+        },
+    );
     let charts: Vec<&Chart> = groups.iter().flatten().collect();
     println!("{} charts both render, in {} environments; the figures below are theirs", charts.len(), groups.len());
 

@@ -124,6 +124,46 @@ pub fn objects(stream: &[u8]) -> usize {
     String::from_utf8_lossy(stream).matches("\nkind: ").count()
 }
 
+/// Splits `items` (each a release `rel-<id>`) into environments that weaver renders: `write`
+/// writes the environment of a group, `render` renders it. Where two releases of a group render
+/// the same object (a CRD, an IngressClass), weaver's error names the later one, which moves on
+/// to the next group; the groups are returned once each renders.
+pub fn split_until_rendered<T>(
+    items: Vec<T>,
+    id: impl Fn(&T) -> usize,
+    write: impl Fn(&str, &[T]),
+    render: impl Fn(&str) -> Run,
+    mut moved: impl FnMut(&T, usize),
+) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = vec![items];
+    let mut group = 0;
+    while group < groups.len() {
+        loop {
+            let env = format!("all-{group}");
+            write(&env, &groups[group]);
+            let run = render(&env);
+            if run.output.status.success() {
+                break;
+            }
+            let stderr = String::from_utf8_lossy(&run.output.stderr);
+            let failing = stderr
+                .split('`')
+                .filter_map(|quoted| quoted.strip_prefix("rel-")?.parse::<usize>().ok())
+                .last()
+                .unwrap_or_else(|| panic!("weaver render of {env} failed naming no release: {stderr}"));
+            let at = groups[group].iter().position(|item| id(item) == failing).unwrap();
+            let item = groups[group].remove(at);
+            moved(&item, group + 1);
+            if groups.len() == group + 1 {
+                groups.push(Vec::new());
+            }
+            groups[group + 1].push(item);
+        }
+        group += 1;
+    }
+    groups
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }

@@ -35,6 +35,13 @@ fn kubectl() -> Result<PathBuf, String> {
     }
 }
 
+/// helm for `kubectl kustomize --enable-helm` ($WEAVER_HELM, else helm on PATH), if it runs.
+fn helm() -> Option<PathBuf> {
+    let candidate = std::env::var_os("WEAVER_HELM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("helm"));
+    let runs = Command::new(&candidate).args(["version", "--short"]).output().is_ok_and(|o| o.status.success());
+    runs.then_some(candidate)
+}
+
 /// kustomize writes long base64 values (Secret `data`, ConfigMap `binaryData`) in lines of 70;
 /// weaver keeps them on one line, as the API server returns them: the same bytes.
 fn unwrapped(mut object: Value) -> Value {
@@ -113,9 +120,27 @@ fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
     };
     let repo = Repo::empty();
     copy_dir(&common::project_root().join(FIXTURE), repo.path());
+    let helm = helm();
     let mut failures = Vec::new();
     for (release, dir) in releases(repo.path()) {
-        let out = Command::new(&kubectl).arg("kustomize").arg(repo.path().join(&dir)).output().unwrap();
+        let mut kustomize = Command::new(&kubectl);
+        kustomize.arg("kustomize").arg(repo.path().join(&dir));
+        match &helm {
+            Some(helm) => {
+                kustomize.arg("--enable-helm").arg("--helm-command").arg(helm);
+            }
+            None if std::fs::read_to_string(repo.path().join(&dir).join("kustomization.yaml"))
+                .is_ok_and(|k| k.contains("helmCharts:")) =>
+            {
+                common::skip::interop_or_skip(Some(&format!(
+                    "release {release} ({dir}) inflates Helm charts, and `kubectl kustomize --enable-helm` needs helm \
+                     ($WEAVER_HELM or helm on PATH)"
+                )));
+                continue;
+            }
+            None => {}
+        }
+        let out = kustomize.output().unwrap();
         assert!(out.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&out.stderr));
         let theirs = by_key(weaver::yaml::documents(Path::new(&dir), &String::from_utf8(out.stdout).unwrap()).unwrap());
         let run = repo.weaver(&["render", "--env", "dev", "-r", &release, "--show-secrets"]);
@@ -312,6 +337,16 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             &["app/kustomization.yaml:3:5", "either `path` or `source` and `targets`, not both"],
         ),
         (
+            "a crds file that is not valid JSON",
+            &[
+                ("app/kustomization.yaml", "resources: [cm.yaml]\ncrds: [defs.json]\n"),
+                ("app/cm.yaml", CONFIG_MAP),
+                ("app/defs.json", "{\"a\": \n"),
+            ],
+            true,
+            &["app/kustomization.yaml:2:8", "`crds`: app/defs.json is not valid JSON"],
+        ),
+        (
             "a missing configurations file",
             &[
                 ("app/kustomization.yaml", "resources: [cm.yaml]\nconfigurations: [missing.yaml]\n"),
@@ -321,10 +356,23 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             &["app/kustomization.yaml:2:18", "`configurations`", "missing.yaml does not exist"],
         ),
         (
-            "helmCharts",
-            &[("app/kustomization.yaml", "helmCharts:\n  - name: redis\n")],
-            false,
-            &["app/kustomization.yaml:2", "`helmCharts` is not supported by weaver yet", "name the chart as a release"],
+            "a Helm chart that is not in the repository",
+            &[(
+                "app/kustomization.yaml",
+                "helmCharts:\n  - name: redis\n    repo: https://charts.example.com\n    version: 1.2.3\n",
+            )],
+            true,
+            &[
+                "app/kustomization.yaml:2:5",
+                "`helmCharts`: no Helm chart at app/charts/redis-1.2.3/redis",
+                "weaver pulls no charts: vendor it there",
+            ],
+        ),
+        (
+            "an unknown valuesMerge",
+            &[("app/kustomization.yaml", "helmCharts:\n  - name: redis\n    valuesMerge: deep\n")],
+            true,
+            &["app/kustomization.yaml:2:5", "`valuesMerge: deep` is not one of override, merge, replace"],
         ),
     ];
     for (what, files, kubectl_refuses, expected) in cases {
@@ -394,4 +442,8 @@ fn an_edited_base_affects_every_release_including_it_at_any_depth() {
     // A file of replacements, and a base's transformer configuration.
     assert_eq!(changed(&[("apps/overlays/replaced/replacements.yaml", "[]\n")]), ["replaced"]);
     assert_eq!(changed(&[("apps/overlays/replaced/widget/config.yaml", "{}\n")]), ["replaced"]);
+    assert_eq!(changed(&[("apps/overlays/crds/bee-definitions.json", "{}\n")]), ["crds"]);
+    // A template of a chart `helmCharts` inflates, and its values file.
+    assert_eq!(changed(&[("apps/helm/charts/greeter/templates/config.yaml", "# gone\n")]), ["helm"]);
+    assert_eq!(changed(&[("apps/helm/quiet-values.yaml", "greeting: shh\n")]), ["helm"]);
 }

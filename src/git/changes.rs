@@ -244,7 +244,7 @@ fn affected_releases(
             let own = match release.kustomize {
                 Some(_) => {
                     let inputs = kustomizations.inputs(side, release);
-                    touched(&|path| inputs.contains(path))
+                    touched(&|path| is_read(&inputs, path))
                 }
                 None => {
                     let chart = chart_path(&release.chart);
@@ -323,6 +323,12 @@ fn referenced_paths<'a>(
         .collect()
 }
 
+/// Whether `path` is one of `inputs`, or inside a directory among them (a Helm chart that a
+/// kustomization's `helmCharts` inflates).
+fn is_read(inputs: &HashSet<PathBuf>, path: &Path) -> bool {
+    path.ancestors().any(|p| inputs.contains(p))
+}
+
 fn is_attributed(changed: &ChangedPath, (base, head): &(HashSet<PathBuf>, HashSet<PathBuf>)) -> bool {
     let path = changed.path.as_path();
     let chart_file = path.starts_with(CHARTS_DIR) && path.components().count() > 2;
@@ -330,6 +336,6 @@ fn is_attributed(changed: &ChangedPath, (base, head): &(HashSet<PathBuf>, HashSe
         && path.extension().is_some_and(|extension| extension == "yaml");
     let sops_rules = path.file_name().is_some_and(|name| name == ".sops.yaml");
     let settings = path == Path::new(SETTINGS_FILE);
-    let referenced = (changed.in_base && base.contains(path)) || (changed.in_head && head.contains(path));
+    let referenced = (changed.in_base && is_read(base, path)) || (changed.in_head && is_read(head, path));
     chart_file || environment_file || sops_rules || settings || referenced
 }

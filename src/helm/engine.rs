@@ -131,8 +131,9 @@ pub fn render(
             let document = Document { template: name.to_string(), object };
             match manifests::classify(&document.object) {
                 Kind::Manifest => manifests.push(document),
-                Kind::Hook => hooks.push(document),
-                Kind::Skipped => {}
+                Kind::Test if input.output.skip_tests => {}
+                Kind::Hook | Kind::Test if input.output.hooks => hooks.push(document),
+                Kind::Hook | Kind::Test | Kind::Skipped => {}
             }
         }
     }
@@ -141,7 +142,7 @@ pub fn render(
 
     let sources: BTreeMap<&str, &PathBuf> = templates.iter().map(|t| (t.name.as_str(), &t.source)).collect();
     let mut out = Vec::new();
-    for (source, text) in crds(root) {
+    for (source, text) in crds(root).into_iter().filter(|_| input.output.include_crds) {
         for (index, object) in super::yaml::documents(&text)
             .map_err(|e| Error::at(Location::file(&source), format!("invalid YAML in a CRD file: {e}")))?
             .into_iter()

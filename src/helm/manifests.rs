@@ -81,7 +81,9 @@ pub struct Document {
 pub enum Kind {
     Manifest,
     Hook,
-    /// A test hook (`--skip-tests`), or a hook helm does not know (which it skips).
+    /// A test hook (dropped by `--skip-tests`).
+    Test,
+    /// A hook helm does not know, which it skips.
     Skipped,
 }
 
@@ -95,7 +97,7 @@ pub fn classify(object: &Json) -> Kind {
     if events.iter().any(|e| !HOOK_EVENTS.contains(&e.as_str())) {
         return Kind::Skipped;
     }
-    if events.iter().any(|e| e == "test" || e == "test-success") { Kind::Skipped } else { Kind::Hook }
+    if events.iter().any(|e| e == "test" || e == "test-success") { Kind::Test } else { Kind::Hook }
 }
 
 fn kind_of(document: &Document) -> &str {
@@ -130,7 +132,7 @@ mod tests {
     fn hooks() {
         let hook = |h: &str| classify(&serde_json::json!({"metadata": {"annotations": {"helm.sh/hook": h}}}));
         assert!(matches!(hook("pre-install, post-install"), Kind::Hook));
-        assert!(matches!(hook("test"), Kind::Skipped));
+        assert!(matches!(hook("test"), Kind::Test));
         assert!(matches!(hook("bogus"), Kind::Skipped));
     }
 }

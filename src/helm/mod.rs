@@ -75,6 +75,21 @@ pub struct ReleaseInput<'a> {
     /// The user-supplied values (helm's `-f`/`--set` layers, merged; nulls kept to delete defaults).
     pub values: Map<String, Json>,
     pub capabilities: Arc<Capabilities>,
+    pub output: Output,
+}
+
+/// Which of a chart's documents `helm template` prints: its flags `--include-crds`,
+/// `--skip-tests` and `--no-hooks`.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub include_crds: bool,
+    pub skip_tests: bool,
+    pub hooks: bool,
+}
+
+impl Output {
+    /// What a weaver release of a Helm chart gets: `--include-crds --skip-tests`.
+    pub const RELEASE: Output = Output { include_crds: true, skip_tests: true, hooks: true };
 }
 
 /// One object of the output, with the file it came from (in the repository; inside an archive,
@@ -105,8 +120,16 @@ pub fn load(source: &dyn Source, chart: &str, referenced_at: &Location) -> Resul
         })?;
         archive::load(&data, &path)?
     } else {
-        let dir = chart_dir(chart);
-        let reader = ChartReader::new(source, chart, &dir, referenced_at)?;
+        return load_dir(source, chart, &chart_dir(chart), referenced_at);
+    };
+    installable(loaded, referenced_at)
+}
+
+/// Loads the Helm chart directory `dir` of the repository (`name` for messages).
+pub fn load_dir(source: &dyn Source, name: &str, dir: &Path, referenced_at: &Location) -> Result<HelmChart, Error> {
+    let loaded = {
+        let dir = dir.to_path_buf();
+        let reader = ChartReader::new(source, name, &dir, referenced_at)?;
         let ignore_path = dir.join(".helmignore");
         let rules = match reader.read(&ignore_path)? {
             Some(bytes) => ignore::Rules::parse(&String::from_utf8_lossy(&bytes))
@@ -125,6 +148,11 @@ pub fn load(source: &dyn Source, chart: &str, referenced_at: &Location) -> Resul
         }
         Chart::from_files(files, &dir)?
     };
+    installable(loaded, referenced_at)
+}
+
+/// A loaded chart a release may render: not a library, its dependencies vendored.
+fn installable(loaded: Chart, referenced_at: &Location) -> Result<HelmChart, Error> {
     if loaded.is_library() {
         return Err(Error::at(
             referenced_at.clone(),
@@ -287,8 +315,13 @@ mod tests {
         chart.expect_release();
         chart.expect_release();
         let capabilities = Arc::new(Capabilities::new("v1.32.0", Vec::new()).unwrap());
-        let input =
-            |name| ReleaseInput { name, namespace: "ns", values: Map::new(), capabilities: capabilities.clone() };
+        let input = |name| ReleaseInput {
+            name,
+            namespace: "ns",
+            values: Map::new(),
+            capabilities: capabilities.clone(),
+            output: Output::RELEASE,
+        };
 
         let first = render(&chart, &input("one")).unwrap();
         assert_eq!(first[0].object["metadata"]["name"], "one");

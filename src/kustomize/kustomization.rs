@@ -43,12 +43,14 @@ pub struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     /// Files of transformer configuration (field specifications) merged into the built-in one.
     pub configurations: Option<Vec<Located>>,
+    /// OpenAPI definitions of custom types whose `x-kubernetes-*` extensions add field specifications.
+    pub crds: Option<Vec<Located>>,
     pub replacements: Option<Vec<Spanned<ReplacementEntry>>>,
+    /// Helm charts inflated through weaver's Helm-chart support (`kustomize --enable-helm`).
+    pub helm_charts: Option<Vec<Spanned<HelmChartArgs>>>,
+    pub helm_globals: Option<HelmGlobals>,
     // Fields weaver does not support yet: present, they are an error naming the field.
-    pub crds: Option<Spanned<Value>>,
     pub vars: Option<Spanned<Value>>,
-    pub helm_charts: Option<Spanned<Value>>,
-    pub helm_globals: Option<Spanned<Value>>,
     pub transformers: Option<Spanned<Value>>,
     pub generators: Option<Spanned<Value>>,
     pub validators: Option<Spanned<Value>>,
@@ -142,6 +144,55 @@ pub struct Json6902Entry {
     pub target: Selector,
     pub path: Option<String>,
     pub patch: Option<String>,
+}
+
+/// One `helmCharts` entry: the chart in `<chartHome>/<name>` rendered as `helm template` with
+/// these flags, as kustomize's HelmChartInflationGenerator runs it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmChartArgs {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub repo: String,
+    #[serde(default)]
+    pub release_name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub additional_values_files: Vec<String>,
+    #[serde(default)]
+    pub values_file: String,
+    pub values_inline: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub values_merge: String,
+    #[serde(default, rename = "includeCRDs")]
+    pub include_crds: bool,
+    #[serde(default)]
+    pub skip_hooks: bool,
+    #[serde(default)]
+    pub api_versions: Vec<String>,
+    #[serde(default)]
+    pub kube_version: String,
+    #[serde(default)]
+    pub name_template: String,
+    #[serde(default)]
+    pub skip_tests: bool,
+    #[serde(default)]
+    pub debug: bool,
+}
+
+/// Where `helmCharts` are (`chartHome`, default `charts`); `configHome` is helm's own
+/// configuration, which weaver does not read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmGlobals {
+    #[serde(default)]
+    pub chart_home: String,
+    #[serde(default)]
+    pub config_home: String,
 }
 
 /// One `replacements` entry: a replacement, or a file holding one or a list of them.
@@ -246,11 +297,8 @@ impl Kustomization {
 
     /// The fields weaver does not build yet, with where each is.
     pub fn unsupported(&self) -> Vec<(&'static str, &serde_saphyr::Location, &'static str)> {
-        let fields: [(&str, &Option<Spanned<Value>>, &str); 10] = [
-            ("crds", &self.crds, "remove it: weaver learns custom resources' scopes from the CRDs it renders"),
+        let fields: [(&str, &Option<Spanned<Value>>, &str); 7] = [
             ("vars", &self.vars, "set the values in the resources or with patches"),
-            ("helmCharts", &self.helm_charts, "name the chart as a release"),
-            ("helmGlobals", &self.helm_globals, "name the chart as a release"),
             ("transformers", &self.transformers, "weaver runs no transformer plugins"),
             ("generators", &self.generators, "weaver runs no generator plugins"),
             ("validators", &self.validators, "weaver runs no validator plugins"),

@@ -189,8 +189,9 @@ fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
     seen.push(file.clone());
     let Ok(k) = kustomization::load(source, &file) else { return };
     let mut paths: Vec<&str> = Vec::new();
-    for list in
-        [&k.resources, &k.bases, &k.components, &k.patches_strategic_merge, &k.configurations].into_iter().flatten()
+    for list in [&k.resources, &k.bases, &k.components, &k.patches_strategic_merge, &k.configurations, &k.crds]
+        .into_iter()
+        .flatten()
     {
         paths.extend(list.iter().map(|p| p.value.as_str()));
     }
@@ -203,6 +204,19 @@ fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
     for replacement in k.replacements.iter().flatten() {
         paths.extend(replacement.value.path.as_deref());
     }
+    let chart_home = k.helm_globals.as_ref().map_or("", |g| g.chart_home.as_str());
+    let chart_home = if chart_home.is_empty() { "charts" } else { chart_home };
+    let mut chart_dirs = Vec::new();
+    for chart in k.helm_charts.iter().flatten() {
+        let c = &chart.value;
+        paths.extend(c.additional_values_files.iter().map(String::as_str));
+        paths.extend(Some(c.values_file.as_str()).filter(|f| !f.is_empty()));
+        chart_dirs.push(match c.repo.is_empty() || c.version.is_empty() {
+            true => format!("{chart_home}/{}", c.name),
+            false => format!("{chart_home}/{}-{}/{}", c.name, c.version, c.name),
+        });
+    }
+    paths.extend(chart_dirs.iter().map(String::as_str));
     for generator in k.config_map_generator.iter().chain(&k.secret_generator).flatten() {
         let g = &generator.value;
         paths.extend(g.envs.iter().chain(&g.env).map(String::as_str));
@@ -219,7 +233,7 @@ fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
 }
 
 /// How a path is shown in messages: the repository root is `.`.
-fn shown(path: &Path) -> String {
+pub(crate) fn shown(path: &Path) -> String {
     if path.as_os_str().is_empty() { ".".to_string() } else { path.display().to_string() }
 }
 
@@ -371,7 +385,9 @@ impl Builder<'_> {
                 .merge(&config.unwrap_or_default())
                 .map_err(|e| target.error(&entry.referenced, format!("`configurations`: {}: {e}", path.display())))?;
         }
+        acc.config.merge(&filters::crds::config(target, k)?).map_err(|e| Error::at(Location::file(&target.file), e))?;
         filters::generators::run(target, k, &mut acc.resources)?;
+        filters::helm_charts::run(target, k, &mut acc.resources)?;
         for entry in k.components.iter().flatten() {
             let dir = self.directory(target, entry, "components")?;
             acc = self.target(&dir, &location(&target.file, &entry.referenced), Role::Component, acc)?;
@@ -462,7 +478,7 @@ pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
 }
 
 /// Adds `added` to `resources`; an object already there is an error, as in kustomize.
-fn append(
+pub(crate) fn append(
     target: &Target,
     resources: &mut Vec<Resource>,
     added: Vec<Resource>,

@@ -4,7 +4,9 @@
 //! specification names.
 
 pub mod affix;
+pub mod crds;
 pub mod generators;
+pub mod helm_charts;
 pub mod images;
 pub mod labels;
 pub mod name_reference;

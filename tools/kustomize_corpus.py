@@ -8,7 +8,8 @@
 archive`, each top-level directory that holds a kustomization) into CORPUS/<name>.
 
 `compare` finds every directory holding a kustomization (`kustomization.yaml`, `.yml`,
-`Kustomization`) in each extracted repository, and builds it with `kubectl kustomize DIR` and
+`Kustomization`) in each extracted repository, and builds it with `kubectl kustomize DIR`
+(`--enable-helm` with $WEAVER_HELM or helm on PATH, as weaver inflates `helmCharts`) and
 with `weaver render` of a release `kustomize: DIR` (namespace `corpus`; the repository itself is
 weaver's, so confinement is the repository's). Both outputs are parsed and compared: the same
 objects (order aside), the same content, weaver's own labels and the namespace weaver gives
@@ -77,7 +78,11 @@ def weaver_objects(text, kubectl_keys):
 
 
 def compare_one(repo, directory, index, weaver, kubectl):
-    kube = subprocess.run([kubectl, 'kustomize', os.path.join(repo, directory)], capture_output=True, text=True)
+    # --enable-helm: weaver inflates `helmCharts`, so kubectl does too (with $WEAVER_HELM or helm).
+    helm = os.environ.get('WEAVER_HELM') or shutil.which('helm')
+    enable_helm = ['--enable-helm', '--helm-command', helm] if helm else []
+    kube = subprocess.run([kubectl, 'kustomize', os.path.join(repo, directory)] + enable_helm,
+                          capture_output=True, text=True)
     env = f'kustomize-corpus-{index}'
     env_file = os.path.join(repo, 'environments', f'{env}.yaml')
     os.makedirs(os.path.dirname(env_file), exist_ok=True)

@@ -374,6 +374,8 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut identity_file = None;
     let mut kube_version = None;
     let mut releases: Vec<PartialRelease> = Vec::new();
+    // Where each release name is in `releases`: a derived file's release merges into its base's.
+    let mut position: HashMap<String, usize> = HashMap::new();
 
     // Root first, so that each more derived file overrides what it inherits.
     for (file_path, file) in chain.into_iter().rev() {
@@ -413,9 +415,12 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
                     ),
                 ));
             }
-            match releases.iter_mut().find(|r| r.name == release.name) {
-                Some(base) => base.merge(release),
-                None => releases.push(release),
+            match position.get(&release.name) {
+                Some(&at) => releases[at].merge(release),
+                None => {
+                    position.insert(release.name.clone(), releases.len());
+                    releases.push(release);
+                }
             }
         }
     }

@@ -62,10 +62,16 @@ pub fn render(
     server: Option<Arc<crate::helm::Capabilities>>,
 ) -> Result<Rendered> {
     let source = project.source.as_ref();
+    // Which charts are Helm charts, looked up once per chart (not per release: a file check each).
+    let mut helm_chart: HashMap<&str, bool> = HashMap::new();
+    for release in env.releases.iter().chain(releases.iter().copied()).filter(|r| r.kustomize.is_none()) {
+        helm_chart.entry(&release.chart).or_insert_with(|| crate::helm::is_helm_chart(source, &release.chart));
+    }
+    let is_weaver_chart = |release: &Release| release.kustomize.is_none() && !helm_chart[release.chart.as_str()];
     // Capabilities come from every release of a weaver chart the environment deploys, selected
     // or not: rendering one release gives what rendering all of them gives, so applying it
     // alone prunes nothing.
-    let deployed: Vec<&Release> = env.releases.iter().filter(|r| r.installed && is_weaver_chart(source, r)).collect();
+    let deployed: Vec<&Release> = env.releases.iter().filter(|r| r.installed && is_weaver_chart(r)).collect();
     let charts = project.charts_for(deployed.iter().copied())?;
     let crds = chart_crds(&charts, &deployed)?;
     let capabilities = minijinja::context! {
@@ -73,8 +79,8 @@ pub fn render(
     };
     let installed: Vec<&Release> = releases.iter().copied().filter(|r| r.installed).collect();
     let helm_releases: Vec<&Release> =
-        installed.iter().copied().filter(|r| r.kustomize.is_none() && !is_weaver_chart(source, r)).collect();
-    let weaver_releases: Vec<&Release> = installed.iter().copied().filter(|r| is_weaver_chart(source, r)).collect();
+        installed.iter().copied().filter(|r| r.kustomize.is_none() && !is_weaver_chart(r)).collect();
+    let weaver_releases: Vec<&Release> = installed.iter().copied().filter(|r| is_weaver_chart(r)).collect();
     let selected: BTreeSet<&str> = weaver_releases.iter().map(|r| r.chart.as_str()).collect();
     let charts: BTreeMap<&str, &Arc<Chart>> =
         charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
@@ -143,11 +149,6 @@ pub fn render(
     check_unique(&releases_out)?;
 
     Ok(Rendered { environment: env.name.clone(), releases: releases_out })
-}
-
-/// Whether the release is of one of weaver's own charts (not a Helm chart, not a kustomization).
-fn is_weaver_chart(source: &dyn crate::project::Source, release: &Release) -> bool {
-    release.kustomize.is_none() && !crate::helm::is_helm_chart(source, &release.chart)
 }
 
 /// A kustomization release: the objects `kubectl kustomize <dir>` builds, each checked as a
@@ -294,6 +295,7 @@ fn render_helm(
         namespace: &release.namespace,
         values,
         capabilities: capabilities.clone(),
+        output: crate::helm::Output::RELEASE,
     };
     let documents = crate::helm::render(chart, &input).map_err(|e| match e.help {
         None => e.with_help(format!("release `{}`", release.name)),

@@ -347,6 +347,18 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             &["app/kustomization.yaml:2:8", "`crds`: app/defs.json is not valid JSON"],
         ),
         (
+            "a var that names no object",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]\nvars:\n  - name: DB\n    objref: {kind: Service, name: db, apiVersion: v1}\n",
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
+            true,
+            &["app/kustomization.yaml", "var `DB` cannot be mapped to a field of any object of the build"],
+        ),
+        (
             "a missing configurations file",
             &[
                 ("app/kustomization.yaml", "resources: [cm.yaml]\nconfigurations: [missing.yaml]\n"),
@@ -423,7 +435,7 @@ fn an_edited_base_affects_every_release_including_it_at_any_depth() {
     let base = std::fs::read_to_string(repo.path().join("apps/base/config.yaml")).unwrap();
     assert_eq!(
         changed(&[("apps/base/config.yaml", &base.replace("hello", "bye"))]),
-        ["base", "nested", "patched", "prod", "replaced", "staging"]
+        ["base", "nested", "patched", "prod", "replaced", "staging", "vars"]
     );
     // Two levels below `nested`, through `prod`'s `extra` directory.
     assert_eq!(

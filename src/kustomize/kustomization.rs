@@ -45,12 +45,13 @@ pub struct Kustomization {
     pub configurations: Option<Vec<Located>>,
     /// OpenAPI definitions of custom types whose `x-kubernetes-*` extensions add field specifications.
     pub crds: Option<Vec<Located>>,
+    /// The legacy `$(NAME)` variables, which `replacements` supersede.
+    pub vars: Option<Vec<Spanned<Var>>>,
     pub replacements: Option<Vec<Spanned<ReplacementEntry>>>,
     /// Helm charts inflated through weaver's Helm-chart support (`kustomize --enable-helm`).
     pub helm_charts: Option<Vec<Spanned<HelmChartArgs>>>,
     pub helm_globals: Option<HelmGlobals>,
     // Fields weaver does not support yet: present, they are an error naming the field.
-    pub vars: Option<Spanned<Value>>,
     pub transformers: Option<Spanned<Value>>,
     pub generators: Option<Spanned<Value>>,
     pub validators: Option<Spanned<Value>>,
@@ -195,6 +196,40 @@ pub struct HelmGlobals {
     pub config_home: String,
 }
 
+/// A legacy variable: `$(name)` in the fields `varReference` lists becomes the field
+/// `fieldref.fieldpath` (`metadata.name` if none) of the object `objref` names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Var {
+    pub name: String,
+    pub objref: VarObject,
+    pub fieldref: Option<VarField>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VarObject {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VarField {
+    #[serde(default)]
+    pub fieldpath: String,
+}
+
 /// One `replacements` entry: a replacement, or a file holding one or a list of them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -297,8 +332,7 @@ impl Kustomization {
 
     /// The fields weaver does not build yet, with where each is.
     pub fn unsupported(&self) -> Vec<(&'static str, &serde_saphyr::Location, &'static str)> {
-        let fields: [(&str, &Option<Spanned<Value>>, &str); 7] = [
-            ("vars", &self.vars, "set the values in the resources or with patches"),
+        let fields: [(&str, &Option<Spanned<Value>>, &str); 6] = [
             ("transformers", &self.transformers, "weaver runs no transformer plugins"),
             ("generators", &self.generators, "weaver runs no generator plugins"),
             ("validators", &self.validators, "weaver runs no validator plugins"),

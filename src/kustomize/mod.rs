@@ -40,6 +40,8 @@ pub struct Resource {
     prev: Vec<PrevId>,
     /// A generated object whose name gets kustomize's content hash at the end of the build.
     needs_hash: bool,
+    /// The `vars` attached to it, whose values are its fields.
+    ref_vars: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +53,7 @@ struct PrevId {
 
 impl Resource {
     fn new(object: Value, source: PathBuf, document: usize) -> Resource {
-        Resource { object, source, document, prev: Vec::new(), needs_hash: false }
+        Resource { object, source, document, prev: Vec::new(), needs_hash: false, ref_vars: Vec::new() }
     }
 
     fn text(&self, pointer: &str) -> &str {
@@ -135,10 +137,12 @@ pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Resul
         ));
     }
     let mut builder = Builder { source, stack: Vec::new() };
-    let Accumulation { mut resources, config } =
+    let Accumulation { mut resources, config, vars } =
         builder.target(&dir, referenced_at, Role::Release, Accumulation::new())?;
     filters::generators::add_hashes(&mut resources);
     filters::name_reference::fix(&config, &mut resources)?;
+    let file = kustomization::find(source, &dir).unwrap_or_default();
+    filters::vars::resolve(&vars, &config, &mut resources).map_err(|e| Error::at(Location::file(&file), e))?;
     for resource in &mut resources {
         finish_annotations(&mut resource.object);
     }
@@ -242,11 +246,12 @@ pub(crate) fn shown(path: &Path) -> String {
 struct Accumulation {
     resources: Vec<Resource>,
     config: filters::TransformerConfig,
+    vars: Vec<kustomization::Var>,
 }
 
 impl Accumulation {
     fn new() -> Accumulation {
-        Accumulation { resources: Vec::new(), config: filters::builtin().clone() }
+        Accumulation { resources: Vec::new(), config: filters::builtin().clone(), vars: Vec::new() }
     }
 }
 
@@ -376,6 +381,8 @@ impl Builder<'_> {
             let added = self.resource(target, entry)?;
             append(target, &mut acc.resources, added.resources, &entry.referenced)?;
             acc.config.merge(&added.config).map_err(|e| target.error(&entry.referenced, e))?;
+            filters::vars::attach(&added.vars, &mut acc.vars, &mut acc.resources)
+                .map_err(|e| target.error(&entry.referenced, format!("`vars`: {e}")))?;
         }
         for entry in k.configurations.iter().flatten() {
             let (path, text) = target.read_file(&entry.value, &entry.referenced, "configurations")?;
@@ -416,6 +423,10 @@ impl Builder<'_> {
             filters::images::apply(image, config, resources);
         }
         filters::replacements::run(target, k, resources)?;
+        for var in k.vars.iter().flatten() {
+            filters::vars::attach(std::slice::from_ref(&var.value), &mut acc.vars, &mut acc.resources)
+                .map_err(|e| target.error(&var.referenced, format!("`vars`: {e}")))?;
+        }
         Ok(acc)
     }
 
@@ -452,7 +463,11 @@ impl Builder<'_> {
             }
             Err(err) => return Err(err),
         };
-        Ok(Accumulation { resources: parse_objects(&path, &text)?, config: filters::TransformerConfig::default() })
+        Ok(Accumulation {
+            resources: parse_objects(&path, &text)?,
+            config: filters::TransformerConfig::default(),
+            vars: Vec::new(),
+        })
     }
 }
 

@@ -265,7 +265,7 @@ fn effective_namespace<'a>(group: &str, version: &str, kind: &str, namespace: &'
 /// kyaml's `SmarterPathSplitter`: split at `.` (not `\.`); a bracketed part stays whole, with
 /// its brackets if it matches list elements (`[name=x.y]`), without them if it is a key
 /// (`[app.kubernetes.io/name]`).
-fn split_path(path: &str) -> Vec<String> {
+pub(super) fn split_path(path: &str) -> Vec<String> {
     let mut split: Vec<String> = Vec::new();
     let mut pieces = path.split('.');
     if path.starts_with('.') && path.len() > 1 {
@@ -314,7 +314,7 @@ fn index(part: &str) -> Option<usize> {
 
 /// The field `parts` lead to, as kyaml's `PathGetter` finds it: `[field=value]` matches
 /// exactly, a number is a position and `-` the last element.
-fn lookup<'v>(node: &'v Value, parts: &[String]) -> Result<Option<&'v Value>, String> {
+pub(super) fn lookup<'v>(node: &'v Value, parts: &[String]) -> Result<Option<&'v Value>, String> {
     let Some((part, rest)) = parts.split_first() else { return Ok(Some(node)) };
     let next = if let Some(position) = index(part) {
         node.as_array().and_then(|items| items.get(position))

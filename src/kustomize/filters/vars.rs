@@ -1,0 +1,180 @@
+//! `vars`: kustomize's legacy variables. At the end of each kustomization (and again in each
+//! kustomization that includes it), a variable is attached to the one object its `objref` names
+//! (by group, version, kind and name, and namespace if given; by any name the object has had);
+//! two variables of one name are an error. Once the whole build is done and every name is
+//! final, each `$(NAME)` in the fields the configuration's `varReference` lists (strings,
+//! lists of strings, maps of strings) becomes the variable's field of its object: the value
+//! itself, typed, where the string is nothing but `$(NAME)`; `$$` is a `$`; an unknown name
+//! stays as written.
+
+use serde_json::Value;
+
+use super::super::Resource;
+use super::super::kustomization::Var;
+use super::TransformerConfig;
+use super::replacements::{lookup, split_path};
+use crate::manifest::Scopes;
+
+/// Attaches `incoming` to the objects they name and adds them to `vars` (kustomize's
+/// `MergeVars`).
+pub fn attach(incoming: &[Var], vars: &mut Vec<Var>, resources: &mut [Resource]) -> Result<(), String> {
+    let scopes = Scopes::default();
+    for var in incoming {
+        let o = &var.objref;
+        let (group, version) = match o.api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None if !o.api_version.is_empty() => ("", o.api_version.as_str()),
+            None => (o.group.as_str(), o.version.as_str()),
+        };
+        let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+        let cluster_scoped = !scopes.is_namespaced(&api_version, &o.kind);
+        let effective = |ns: &str| if ns.is_empty() { "default".to_string() } else { ns.to_string() };
+        let matched: Vec<usize> = resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                let ids = std::iter::once((r.kind(), r.name(), r.namespace()))
+                    .chain(r.prev.iter().map(|p| (p.kind.as_str(), p.name.as_str(), p.namespace.as_str())));
+                r.group() == group && r.version() == version && {
+                    let mut ids = ids;
+                    ids.any(|(kind, name, namespace)| {
+                        kind == o.kind
+                            && name == o.name
+                            && (o.namespace.is_empty() && !cluster_scoped
+                                || cluster_scoped
+                                || effective(namespace) == effective(&o.namespace))
+                    })
+                }
+            })
+            .map(|(index, _)| index)
+            .collect();
+        match matched.as_slice() {
+            [one] => resources[*one].ref_vars.push(var.name.clone()),
+            [] => {}
+            many => return Err(format!("var `{}` names {} objects: unable to tell which", var.name, many.len())),
+        }
+        if vars.iter().any(|v| v.name == var.name) {
+            return Err(format!("var `{}` is defined twice", var.name));
+        }
+        vars.push(var.clone());
+    }
+    Ok(())
+}
+
+/// Replaces every `$(NAME)` of `vars` in the fields `config.var_reference` lists.
+pub fn resolve(vars: &[Var], config: &TransformerConfig, resources: &mut [Resource]) -> Result<(), String> {
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<(&str, Value)> = Vec::new();
+    for var in vars {
+        let field = var.fieldref.as_ref().map_or("", |f| f.fieldpath.as_str());
+        let field = if field.is_empty() { "metadata.name" } else { field };
+        let Some(object) = resources.iter().find(|r| r.ref_vars.contains(&var.name)) else {
+            return Err(format!("var `{}` cannot be mapped to a field of any object of the build", var.name));
+        };
+        let value = lookup(&object.object, &split_path(field))?
+            .filter(|v| !v.is_object() && !v.is_array() && !v.is_null())
+            .ok_or_else(|| format!("var `{}`: {} has no field `{field}`", var.name, object.describe()))?;
+        values.push((&var.name, value.clone()));
+    }
+    let mapping = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+    for resource in resources.iter_mut() {
+        let specs: Vec<_> = config.var_reference.iter().filter(|s| s.selects(resource)).cloned().collect();
+        for spec in &specs {
+            super::visit(&mut resource.object, spec, &|| Value::Null, &mut |field| {
+                match field {
+                    Value::String(text) => *field = expand(text, &mapping),
+                    Value::Array(items) => {
+                        for item in items {
+                            match item {
+                                Value::String(text) => *item = expand(text, &mapping),
+                                _ => {
+                                    return Err(
+                                        "a list the `varReference` names holds a value that is not a string".into()
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Value::Object(map) => {
+                        for value in map.values_mut() {
+                            if let Value::String(text) = value {
+                                *value = expand(text, &mapping);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// kustomize's `DoReplacements`: `$(NAME)` with `mapping`'s value (typed when it is the whole
+/// string), `$$` as `$`, anything else as written.
+fn expand(input: &str, mapping: &dyn Fn(&str) -> Option<Value>) -> Value {
+    let mut out = String::new();
+    let mut rest = input;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if after.is_empty() {
+            out.push('$');
+            rest = after;
+            break;
+        }
+        if let Some(escaped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = escaped;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(close) => {
+                    let name = &inner[..close];
+                    match mapping(name) {
+                        Some(value) if input == format!("$({name})") => return value,
+                        Some(Value::String(s)) => out.push_str(&s),
+                        Some(value) => out.push_str(&value.to_string()),
+                        None => out.push_str(&format!("$({name})")),
+                    }
+                    rest = &inner[close + 1..];
+                }
+                None => {
+                    out.push_str("$(");
+                    rest = inner;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Value::String(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_expand_as_kustomize_expands_them() {
+        let mapping = |name: &str| match name {
+            "HOST" => Some(Value::String("db".into())),
+            "PORT" => Some(Value::from(5432)),
+            _ => None,
+        };
+        let cases = [
+            ("$(HOST):$(PORT)", Value::String("db:5432".into())),
+            ("$(PORT)", Value::from(5432)),
+            ("$$(HOST) $(OTHER) $(", Value::String("$(HOST) $(OTHER) $(".into())),
+            ("cost: 5$", Value::String("cost: 5$".into())),
+            ("a$b", Value::String("a$b".into())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(expand(input, &mapping), want, "{input}");
+        }
+    }
+}

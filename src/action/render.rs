@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::git::ReleaseStatus;
 use crate::project::{Environment, Project, Release, Selector, select_releases};
 use crate::render::Rendered;
+use crate::validate::Mode;
 
 /// Which releases of which environment, read from where.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +48,8 @@ pub struct RenderOptions {
     /// An age identity file tried before any other (`--identity`).
     pub identity: Option<PathBuf>,
     pub if_empty: IfEmpty,
+    /// What offline schema validation does with what it finds (`--validate`).
+    pub validate: crate::validate::Mode,
 }
 
 /// The selected releases of an environment, not rendered.
@@ -83,6 +86,7 @@ pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
 pub struct Prepared {
     selected: Selected,
     secrets: Map<String, serde_json::Value>,
+    validate: crate::validate::Mode,
 }
 
 /// Loads the environment, selects releases and decrypts (registering every decrypted value
@@ -103,7 +107,7 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
         secrets
     };
     phase(on, "decrypt", started);
-    Ok(Prepared { selected, secrets })
+    Ok(Prepared { selected, secrets, validate: options.validate })
 }
 
 impl Prepared {
@@ -129,6 +133,8 @@ impl Prepared {
 
     /// Renders; Helm charts see `server`'s version and API versions when given (a connected
     /// cluster, as helm install sees it), else the environment's, as `weaver render` does.
+    /// Rendered offline, the objects are validated (before diff and apply connect); the
+    /// render for a cluster only differs in what Helm charts see, so it is not validated again.
     pub fn render(&self, server: Option<&ServerCapabilities>, on: OnProgress) -> Result<Desired> {
         let capabilities = server.map(|s| {
             Arc::new(crate::helm::Capabilities::from_server(&s.git_version, &s.major, &s.minor, s.api_versions.clone()))
@@ -139,8 +145,79 @@ impl Prepared {
             crate::render::render(&self.selected.project, &self.selected.env, &releases, &self.secrets, capabilities)?;
         phase(on, "render", started);
         on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
+        if server.is_none() && self.validate != Mode::Ignore {
+            let started = Instant::now();
+            validate(&rendered, &self.selected.env, self.validate, on)?;
+            phase(on, "validate", started);
+        }
         Ok(Desired { env: self.selected.env.clone(), rendered })
     }
+}
+
+/// Validates rendered objects offline against the environment's Kubernetes version
+/// (`kubeVersion`, else the default Helm charts see): problems are one error listing them all
+/// (strict) or warnings; removed API versions are warnings; objects without a schema are
+/// counted, and listed with `-v`.
+fn validate(rendered: &Rendered, env: &Environment, mode: Mode, on: OnProgress) -> Result<()> {
+    let version = env.kube_version.as_deref().unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
+    let minor = crate::validate::minor_version(version).unwrap_or(u32::MAX);
+    let report = crate::validate::validate(&rendered.manifests().collect::<Vec<_>>(), minor);
+    for removed in &report.removed {
+        let instead = removed
+            .replacement
+            .map_or_else(|| "it has no replacement: remove the object".to_string(), |api| format!("use {api}"));
+        on(Progress::Warning(format!(
+            "release `{}`, {}: {} uses {}, which Kubernetes stopped serving in 1.{} (the target is {version}): {instead}",
+            removed.release,
+            removed.source.display(),
+            removed.object,
+            removed.api_version,
+            removed.removed_in
+        )));
+    }
+    if !report.not_validated.is_empty() {
+        on(Progress::Status(format!(
+            "{} object(s) not validated: no schema describes their kind (a CRD outside the repository?); -v lists them",
+            report.not_validated.len()
+        )));
+        for (release, object) in &report.not_validated {
+            on(Progress::Info(format!("not validated: release `{release}`: {object}")));
+        }
+    }
+    on(Progress::Info(format!(
+        "validated {} object(s) offline (Kubernetes 1.37 schemas, CRDs of the repository; target {version})",
+        report.validated
+    )));
+    if report.problems.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| {
+            format!(
+                "release `{}`, {}: {}: .{}: {}",
+                p.release,
+                p.source.display(),
+                p.object,
+                p.issue.path,
+                p.issue.message
+            )
+        })
+        .collect();
+    if mode == Mode::Warn {
+        lines.into_iter().for_each(|line| on(Progress::Warning(line)));
+        return Ok(());
+    }
+    let objects: BTreeSet<(&str, &crate::manifest::ObjectKey)> =
+        report.problems.iter().map(|p| (p.release.as_str(), &p.object)).collect();
+    Err(Error::new(format!(
+        "{} problem(s) in {} object(s) found by offline schema validation:\n  {}",
+        report.problems.len(),
+        objects.len(),
+        lines.join("\n  ")
+    ))
+    .with_help("fix the templates; --validate=warn reports these without failing, --validate=ignore skips validation"))
 }
 
 /// Loads the environment (which must be deployable) and selects its releases: those `-r` and

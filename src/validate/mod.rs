@@ -1,0 +1,160 @@
+//! Offline schema validation of rendered objects, before anything talks to a cluster.
+//!
+//! - **Built-in kinds** are checked against the schemas of k8s-openapi's `latest` feature
+//!   (Kubernetes 1.37), generated from its types' `JsonSchema` impls (`schema.rs` lists the
+//!   types; the fields come from k8s-openapi, which generates them from Kubernetes' own OpenAPI
+//!   document). k8s-openapi 0.29 covers 1.33 to 1.37 only; a 1.32 cluster is served by the 1.37
+//!   schema, which is a superset for the kinds 1.32 serves: a field added after 1.32 is
+//!   accepted here and refused (or dropped) by a 1.32 server, never the other way round. Kinds
+//!   1.32 served and 1.37 no longer defines are not validated (and warned about when removed).
+//! - **Custom resources** are checked against the `openAPIV3Schema` of the CRDs rendered in the
+//!   same run (charts' `crds/` included), with the Kubernetes extensions
+//!   (`x-kubernetes-preserve-unknown-fields`, `-int-or-string`, `-embedded-resource`). A custom
+//!   resource of a kind no schema describes is *not validated*, and reported as such.
+//!
+//! A small structural walker rather than a JSON Schema engine: the API server's rules are not
+//! JSON Schema's (an unknown field is an error only where no `properties`-less object or
+//! preserve-unknown-fields allows it, nulls are dropped, embedded resources get ObjectMeta,
+//! quantities have their own grammar), and its messages name paths as the server does. What it
+//! checks: unknown fields (as `fieldValidation=Strict`), types, required fields, `enum`,
+//! the formats the server decodes (`int32`, `byte`, `date-time`), int-or-string and quantities.
+//! Left to the server: CEL rules, `pattern`, bounds, `oneOf`/`anyOf`, and the built-in kinds'
+//! Go validation (names, selectors matching labels).
+
+mod deprecated;
+mod schema;
+mod walk;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::manifest::{Manifest, ObjectKey};
+use schema::{Builtins, Id, Schemas};
+pub use walk::Issue;
+
+/// What to do with what validation finds (`--validate`, as kubectl's flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Problems are errors.
+    #[default]
+    Strict,
+    /// Problems are warnings.
+    Warn,
+    /// No validation.
+    Ignore,
+}
+
+/// An object with problems, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub release: String,
+    /// The template (the object's `# Source:`).
+    pub source: PathBuf,
+    pub object: ObjectKey,
+    pub issue: Issue,
+}
+
+/// An object of an API version the target Kubernetes version no longer serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub release: String,
+    pub source: PathBuf,
+    pub object: ObjectKey,
+    pub api_version: String,
+    /// The minor version of Kubernetes 1 that stopped serving it.
+    pub removed_in: u32,
+    /// What to use instead, when there is something.
+    pub replacement: Option<&'static str>,
+}
+
+/// What validating a run found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<Problem>,
+    pub removed: Vec<Removed>,
+    /// Objects no schema describes (apiVersion/kind), which were not validated.
+    pub not_validated: Vec<(String, ObjectKey)>,
+    pub validated: usize,
+}
+
+/// Validates every object against its schema; `minor` is the target Kubernetes 1.x version,
+/// for removed API versions.
+pub fn validate(manifests: &[&Manifest], minor: u32) -> Report {
+    let builtins = Builtins::get();
+    let mut crds = Schemas::default();
+    let custom = custom_kinds(manifests, &mut crds);
+    let mut report = Report::default();
+    for manifest in manifests.iter().copied() {
+        let (api_version, kind) = (manifest.api_version(), manifest.kind());
+        if let Some((removed_in, replacement)) = deprecated::removed(api_version, kind)
+            && minor >= removed_in
+        {
+            report.removed.push(Removed {
+                release: manifest.release.clone(),
+                source: manifest.source.clone(),
+                object: manifest.key(),
+                api_version: api_version.to_string(),
+                removed_in,
+                replacement,
+            });
+        }
+        let mut walker = walk::Walker { builtins, echo: kind != "Secret", issues: Vec::new() };
+        if let Some(&id) = builtins.kinds.get(&(api_version, kind)) {
+            walker.object(&builtins.schemas, id, &manifest.object, false);
+        } else if let Some(&id) = custom.get(&(api_version.to_string(), kind.to_string())) {
+            walker.object(&crds, id, &manifest.object, true);
+        } else {
+            report.not_validated.push((manifest.release.clone(), manifest.key()));
+            continue;
+        }
+        report.validated += 1;
+        report.problems.extend(walker.issues.into_iter().map(|issue| Problem {
+            release: manifest.release.clone(),
+            source: manifest.source.clone(),
+            object: manifest.key(),
+            issue,
+        }));
+    }
+    report
+}
+
+/// The schema of every version of the CRDs among `manifests`, by (apiVersion, kind).
+fn custom_kinds(manifests: &[&Manifest], into: &mut Schemas) -> HashMap<(String, String), Id> {
+    let mut kinds = HashMap::new();
+    for manifest in manifests {
+        if manifest.api_version() != "apiextensions.k8s.io/v1" || manifest.kind() != "CustomResourceDefinition" {
+            continue;
+        }
+        let spec = &manifest.object["spec"];
+        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str()) else { continue };
+        for version in spec["versions"].as_array().into_iter().flatten() {
+            let (Some(name), Some(schema)) = (version["name"].as_str(), version["schema"].get("openAPIV3Schema"))
+            else {
+                continue;
+            };
+            kinds.insert((format!("{group}/{name}"), kind.to_string()), into.compile_crd(schema));
+        }
+    }
+    kinds
+}
+
+/// The minor version of a Kubernetes version (`v1.32.0` → 32), as the environment's
+/// `kubeVersion` or a server's `gitVersion` gives it.
+pub fn minor_version(version: &str) -> Option<u32> {
+    let rest = version.strip_prefix('v').unwrap_or(version).strip_prefix("1.")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minor_versions() {
+        assert_eq!(minor_version("v1.32.0"), Some(32));
+        assert_eq!(minor_version("1.25"), Some(25));
+        assert_eq!(minor_version("v1.30.2-eks-1"), Some(30));
+        assert_eq!(minor_version("v2.0.0"), None);
+    }
+}

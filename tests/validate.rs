@@ -1,5 +1,6 @@
 //! Offline schema validation (`--validate`): the table of tests/validate/cases.yaml through
-//! `weaver render`, the error's format and exit code, no false positive on real workloads.
+//! `weaver render`, the error's format and exit code, no false positive on real workloads, and
+//! agreement with a server's strict field validation on the same objects.
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use common::Repo;
+use common::cluster::TestCluster;
 use serde_json::{Value, json};
 
 struct Case {
@@ -17,6 +19,7 @@ struct Case {
 }
 
 const CRD: &str = include_str!("validate/widget-crd.yaml");
+const GROUP: &str = "validation.weaver.test";
 
 /// `merge` into `base`: objects merge key by key, anything else (null included) replaces.
 fn deep_merge(base: &mut Value, merge: &Value) {
@@ -274,4 +277,39 @@ fn no_false_positive_on_the_generated_1000_release_workload() {
     let run = common::weaver_in(dir.path(), &["render", "--env", "bench", "-v"], &[]);
     run.success();
     assert!(run.stderr.contains("validated 3000 object(s) offline"), "{}", run.stderr);
+}
+
+/// The same objects through a server: a server-side apply, dry run, with
+/// `fieldValidation=Strict`. What weaver refuses, the server refuses; what it accepts, the
+/// server accepts. On the fake, or on a real cluster with WEAVER_TEST_KUBECONFIG.
+#[test]
+fn the_server_agrees_on_what_is_refused() {
+    let cluster = TestCluster::start();
+    let namespace = cluster.namespace("validate");
+    let group = format!("{}.{GROUP}", cluster.prefix);
+    let crd = weaver::yaml::documents(Path::new("widget-crd.yaml"), &CRD.replace(GROUP, &group)).unwrap().remove(0);
+    cluster.apply(&[crd], "weaver-test");
+    let (invalid, valid) = cases();
+    let mut disagreements = Vec::new();
+    for (case, refuse) in invalid.iter().map(|c| (c, true)).chain(valid.iter().map(|c| (c, false))) {
+        let mut object = case.object.clone();
+        object["metadata"]["namespace"] = json!(namespace);
+        if object["kind"] == "Widget" {
+            object["apiVersion"] = json!(format!("{group}/v1"));
+        }
+        let answer = cluster.dry_run_apply_strict(&object, "weaver-test");
+        let said = match &answer {
+            Ok(warnings) => format!("accepted {warnings:?}"),
+            Err(status) => format!("refused: {}", status.message),
+        };
+        eprintln!("{}: {said}", case.name);
+        if answer.is_err() != refuse {
+            disagreements.push(format!(
+                "{}: weaver {} it, the server {said}",
+                case.name,
+                if refuse { "refuses" } else { "accepts" }
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }

@@ -1,36 +1,22 @@
-//! Offline schema validation of rendered objects, before anything talks to a cluster.
+//! Offline schema validation of rendered objects, before anything talks to a cluster: each
+//! object against its schema (`weaver-kube-schema`: built-in kinds against k8s-openapi's
+//! Kubernetes 1.37 schemas, custom resources against the CRDs rendered in the same run, charts'
+//! `crds/` included), and API versions the target Kubernetes version no longer serves.
 //!
-//! - **Built-in kinds** are checked against the schemas of k8s-openapi's `latest` feature
-//!   (Kubernetes 1.37), generated from its types' `JsonSchema` impls (`schema.rs` lists the
-//!   types; the fields come from k8s-openapi, which generates them from Kubernetes' own OpenAPI
-//!   document). k8s-openapi 0.29 covers 1.33 to 1.37 only; a 1.32 cluster is served by the 1.37
-//!   schema, which is a superset for the kinds 1.32 serves: a field added after 1.32 is
-//!   accepted here and refused (or dropped) by a 1.32 server, never the other way round. Kinds
-//!   1.32 served and 1.37 no longer defines are not validated (and warned about when removed).
-//! - **Custom resources** are checked against the `openAPIV3Schema` of the CRDs rendered in the
-//!   same run (charts' `crds/` included), with the Kubernetes extensions
-//!   (`x-kubernetes-preserve-unknown-fields`, `-int-or-string`, `-embedded-resource`). A custom
-//!   resource of a kind no schema describes is *not validated*, and reported as such.
-//!
-//! A small structural walker rather than a JSON Schema engine: the API server's rules are not
-//! JSON Schema's (an unknown field is an error only where no `properties`-less object or
-//! preserve-unknown-fields allows it, nulls are dropped, embedded resources get ObjectMeta,
-//! quantities have their own grammar), and its messages name paths as the server does. What it
-//! checks: unknown fields (as `fieldValidation=Strict`), types, required fields, `enum`,
-//! the formats the server decodes (`int32`, `byte`, `date-time`), int-or-string and quantities.
-//! Left to the server: CEL rules, `pattern`, bounds, `oneOf`/`anyOf`, and the built-in kinds'
-//! Go validation (names, selectors matching labels).
+//! k8s-openapi 0.29 covers Kubernetes 1.33 to 1.37 only. A 1.32 cluster (the default target) is
+//! served by the 1.37 schema, a superset for the kinds 1.32 serves: a field added after 1.32 is
+//! accepted here and refused (or dropped) by a 1.32 server, never the other way round. Kinds
+//! 1.32 served and 1.37 no longer defines are not validated (and warned about when removed).
+//! A custom resource of a kind no schema describes is *not validated*, and reported as such.
 
 mod deprecated;
-mod schema;
-mod walk;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::manifest::{Manifest, ObjectKey};
-use schema::{Builtins, Id, Schemas};
-pub use walk::Issue;
+pub use weaver_kube_schema::Issue;
+use weaver_kube_schema::{Builtins, Id, Schemas};
 
 /// What to do with what validation finds (`--validate`, as kubectl's flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,17 +84,17 @@ pub fn validate(manifests: &[&Manifest], minor: u32) -> Report {
                 replacement,
             });
         }
-        let mut walker = walk::Walker { builtins, echo: kind != "Secret", issues: Vec::new() };
-        if let Some(&id) = builtins.kinds.get(&(api_version, kind)) {
-            walker.object(&builtins.schemas, id, &manifest.object, false);
+        let echo = kind != "Secret";
+        let issues = if let Some(&id) = builtins.kinds.get(&(api_version, kind)) {
+            weaver_kube_schema::check(&builtins.schemas, id, &manifest.object, false, echo)
         } else if let Some(&id) = custom.get(&(api_version.to_string(), kind.to_string())) {
-            walker.object(&crds, id, &manifest.object, true);
+            weaver_kube_schema::check(&crds, id, &manifest.object, true, echo)
         } else {
             report.not_validated.push((manifest.release.clone(), manifest.key()));
             continue;
-        }
+        };
         report.validated += 1;
-        report.problems.extend(walker.issues.into_iter().map(|issue| Problem {
+        report.problems.extend(issues.into_iter().map(|issue| Problem {
             release: manifest.release.clone(),
             source: manifest.source.clone(),
             object: manifest.key(),

@@ -14,9 +14,12 @@ use super::schema::{Builtins, Extra, Format, Id, Schemas, Type};
 pub struct Issue {
     pub path: String,
     pub message: String,
+    /// An undeclared field (which the API server prunes, warns about or refuses, as
+    /// `fieldValidation` says), rather than a value the schema refuses.
+    pub unknown: bool,
 }
 
-pub struct Walker<'a> {
+pub(crate) struct Walker<'a> {
     pub builtins: &'a Builtins,
     /// Whether messages may quote the object's values (never a Secret's).
     pub echo: bool,
@@ -48,7 +51,7 @@ fn json_type(value: &Value) -> &'static str {
 
 impl Walker<'_> {
     fn issue(&mut self, path: &str, message: String) {
-        self.issues.push(Issue { path: path.to_string(), message });
+        self.issues.push(Issue { path: path.to_string(), message, unknown: false });
     }
 
     /// `spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"`
@@ -60,7 +63,7 @@ impl Walker<'_> {
         );
     }
 
-    /// A whole object (the root of a built-in kind, or of a custom resource when `meta` is set:
+    /// A whole object (the root of a built-in kind, or of a custom resource when `custom`:
     /// its apiVersion, kind and metadata are the API server's, whatever the CRD declares).
     pub fn object(&mut self, schemas: &Schemas, id: Id, value: &Value, custom: bool) {
         let mut path = String::new();
@@ -206,7 +209,7 @@ impl Walker<'_> {
                 (None, Extra::Any) => continue,
                 (None, Extra::None) => {
                     let at = join(path, key);
-                    self.issue(&at, format!("unknown field \"{at}\""));
+                    self.issues.push(Issue { message: format!("unknown field \"{at}\""), path: at, unknown: true });
                     continue;
                 }
             };

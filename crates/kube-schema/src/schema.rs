@@ -1,7 +1,7 @@
 //! Schemas compiled for the walker: the built-in kinds from k8s-openapi's `JsonSchema` impls,
 //! and custom resources from their CRD's `openAPIV3Schema`. Both are JSON Schema (schemars'
-//! output refers to shared `$defs`), compiled once into one flat arena of nodes, so walking an
-//! object costs a few map lookups a field.
+//! output refers to shared `$defs`), compiled once into an arena of nodes, so walking an object
+//! costs a few map lookups a field.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -237,6 +237,28 @@ fn removed_api_versions_are_warnings_for_the_target_version() {
 }
 
 #[test]
+fn connected_to_a_cluster_removed_api_versions_are_judged_by_its_version() {
+    let cluster = TestCluster::start();
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/pdb.yaml",
+        "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\nspec:\n  minAvailable: 1\n",
+    );
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    // The cluster serves no policy/v1beta1 (the diff then fails), but the warning comes first.
+    let run = repo.weaver(&["diff", "--env", "dev", "--kubeconfig", &kubeconfig]);
+    let target = format!("stopped serving in 1.25 (the target is {}): use policy/v1", cluster.server_version());
+    assert!(run.stderr.contains(&target), "{}", run.stderr);
+    // The environment's kubeVersion wins over the server's.
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nkubeVersion: v1.24.0\nreleases:\n  - name: app\n    chart: app\n",
+    );
+    let run = repo.weaver(&["diff", "--env", "dev", "--kubeconfig", &kubeconfig]);
+    assert!(!run.stderr.contains("stopped serving"), "{}", run.stderr);
+}
+
+#[test]
 fn custom_resources_without_a_crd_are_counted_not_validated() {
     let repo = Repo::minimal();
     repo.write(

@@ -78,7 +78,10 @@ pub struct Desired {
 /// the context's redactor) and renders, offline: Helm charts see the environment's
 /// `kubeVersion` (or the default) and helm's default API versions.
 pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
-    prepare(options, cx)?.render(None, cx.on)
+    let prepared = prepare(options, cx)?;
+    let desired = prepared.render(None, cx.on)?;
+    prepared.warn_removed(&desired.rendered, None, cx.on);
+    Ok(desired)
 }
 
 /// The selected releases with their decrypted secrets: all rendering needs but, for Helm
@@ -111,6 +114,47 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
 }
 
 impl Prepared {
+    /// Warns of objects whose API version the target Kubernetes version no longer serves (unless
+    /// validation is off). The target is the environment's `kubeVersion`, else `server`'s
+    /// version (see [`Prepared::server_version`]), else the version Helm charts see offline.
+    pub fn warn_removed(&self, rendered: &Rendered, server: Option<&str>, on: OnProgress) {
+        if self.validate == Mode::Ignore {
+            return;
+        }
+        let env = self.selected.env.kube_version.as_deref();
+        let version = env.or(server).unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
+        let minor = crate::validate::minor_version(version).unwrap_or(u32::MAX);
+        for removed in crate::validate::removed(&rendered.manifests().collect::<Vec<_>>()) {
+            if minor < removed.removed_in {
+                continue;
+            }
+            let instead = removed
+                .replacement
+                .map_or_else(|| "it has no replacement: remove the object".to_string(), |api| format!("use {api}"));
+            on(Progress::Warning(format!(
+                "release `{}`, {}: {} uses {}, which Kubernetes stopped serving in 1.{} (the target is {version}): {instead}",
+                removed.release,
+                removed.source.display(),
+                removed.object,
+                removed.api_version,
+                removed.removed_in
+            )));
+        }
+    }
+
+    /// The server's version, when [`Prepared::warn_removed`] needs it: validation is on, the
+    /// environment has no `kubeVersion`, and an object uses an API version some Kubernetes
+    /// version removed. Otherwise no request is made.
+    pub async fn server_version(&self, rendered: &Rendered, cluster: &Cluster) -> Result<Option<String>> {
+        if self.validate == Mode::Ignore
+            || self.selected.env.kube_version.is_some()
+            || crate::validate::removed(&rendered.manifests().collect::<Vec<_>>()).is_empty()
+        {
+            return Ok(None);
+        }
+        Ok(Some(cluster.capabilities().await?.git_version))
+    }
+
     /// The desired state for `cluster`: when a selected release is a Helm chart, rendered again
     /// with the cluster's version and API versions (helm install's `.Capabilities`); else
     /// `offline`, this selection rendered without a cluster. Diff and apply render offline
@@ -147,34 +191,17 @@ impl Prepared {
         on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
         if server.is_none() && self.validate != Mode::Ignore {
             let started = Instant::now();
-            validate(&rendered, &self.selected.env, self.validate, on)?;
+            validate(&rendered, self.validate, on)?;
             phase(on, "validate", started);
         }
         Ok(Desired { env: self.selected.env.clone(), rendered })
     }
 }
 
-/// Validates rendered objects offline against the environment's Kubernetes version
-/// (`kubeVersion`, else the default Helm charts see): problems are one error listing them all
-/// (strict) or warnings; removed API versions are warnings; objects without a schema are
-/// counted, and listed with `-v`.
-fn validate(rendered: &Rendered, env: &Environment, mode: Mode, on: OnProgress) -> Result<()> {
-    let version = env.kube_version.as_deref().unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
-    let minor = crate::validate::minor_version(version).unwrap_or(u32::MAX);
-    let report = crate::validate::validate(&rendered.manifests().collect::<Vec<_>>(), minor);
-    for removed in &report.removed {
-        let instead = removed
-            .replacement
-            .map_or_else(|| "it has no replacement: remove the object".to_string(), |api| format!("use {api}"));
-        on(Progress::Warning(format!(
-            "release `{}`, {}: {} uses {}, which Kubernetes stopped serving in 1.{} (the target is {version}): {instead}",
-            removed.release,
-            removed.source.display(),
-            removed.object,
-            removed.api_version,
-            removed.removed_in
-        )));
-    }
+/// Validates rendered objects offline: problems are one error listing them all (strict) or
+/// warnings; objects without a schema are counted, and listed with `-v`.
+fn validate(rendered: &Rendered, mode: Mode, on: OnProgress) -> Result<()> {
+    let report = crate::validate::validate(&rendered.manifests().collect::<Vec<_>>());
     if !report.not_validated.is_empty() {
         on(Progress::Status(format!(
             "{} object(s) not validated: no schema describes their kind (a CRD outside the repository?); -v lists them",
@@ -185,7 +212,7 @@ fn validate(rendered: &Rendered, env: &Environment, mode: Mode, on: OnProgress) 
         }
     }
     on(Progress::Info(format!(
-        "validated {} object(s) offline (Kubernetes 1.37 schemas, CRDs of the repository; target {version})",
+        "validated {} object(s) offline (Kubernetes 1.37 schemas, CRDs of the run)",
         report.validated
     )));
     if report.problems.is_empty() {

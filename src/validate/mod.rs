@@ -11,7 +11,9 @@
 
 mod deprecated;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
 use std::path::PathBuf;
 
 use crate::manifest::{Manifest, ObjectKey};
@@ -40,7 +42,7 @@ pub struct Problem {
     pub issue: Issue,
 }
 
-/// An object of an API version the target Kubernetes version no longer serves.
+/// An object of an API version that some Kubernetes version stopped serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub release: String,
@@ -57,39 +59,34 @@ pub struct Removed {
 #[derive(Debug, Default)]
 pub struct Report {
     pub problems: Vec<Problem>,
-    pub removed: Vec<Removed>,
     /// Objects no schema describes (apiVersion/kind), which were not validated.
     pub not_validated: Vec<(String, ObjectKey)>,
     pub validated: usize,
 }
 
-/// Validates every object against its schema; `minor` is the target Kubernetes 1.x version,
-/// for removed API versions.
-pub fn validate(manifests: &[&Manifest], minor: u32) -> Report {
-    let builtins = Builtins::get();
+/// Validates every object against its schema (in parallel: the walk is the larger part of the
+/// cost once the schemas are built).
+pub fn validate(manifests: &[&Manifest]) -> Report {
+    let used: HashSet<(&str, &str)> = manifests.iter().map(|m| (m.api_version(), m.kind())).collect();
+    let builtins = Builtins::only(|api_version, kind| used.contains(&(api_version, kind)));
     let mut crds = Schemas::default();
     let custom = custom_kinds(manifests, &mut crds);
+    let checked: Vec<Option<Vec<Issue>>> = manifests
+        .par_iter()
+        .map(|manifest| {
+            let (api_version, kind) = (manifest.api_version(), manifest.kind());
+            let echo = kind != "Secret";
+            if let Some(&id) = builtins.kinds.get(&(api_version, kind)) {
+                Some(weaver_kube_schema::check(&builtins, &builtins.schemas, id, &manifest.object, false, echo))
+            } else {
+                let id = custom.get(&(api_version.to_string(), kind.to_string()))?;
+                Some(weaver_kube_schema::check(&builtins, &crds, *id, &manifest.object, true, echo))
+            }
+        })
+        .collect();
     let mut report = Report::default();
-    for manifest in manifests.iter().copied() {
-        let (api_version, kind) = (manifest.api_version(), manifest.kind());
-        if let Some((removed_in, replacement)) = deprecated::removed(api_version, kind)
-            && minor >= removed_in
-        {
-            report.removed.push(Removed {
-                release: manifest.release.clone(),
-                source: manifest.source.clone(),
-                object: manifest.key(),
-                api_version: api_version.to_string(),
-                removed_in,
-                replacement,
-            });
-        }
-        let echo = kind != "Secret";
-        let issues = if let Some(&id) = builtins.kinds.get(&(api_version, kind)) {
-            weaver_kube_schema::check(&builtins.schemas, id, &manifest.object, false, echo)
-        } else if let Some(&id) = custom.get(&(api_version.to_string(), kind.to_string())) {
-            weaver_kube_schema::check(&crds, id, &manifest.object, true, echo)
-        } else {
+    for (manifest, issues) in manifests.iter().zip(checked) {
+        let Some(issues) = issues else {
             report.not_validated.push((manifest.release.clone(), manifest.key()));
             continue;
         };
@@ -102,6 +99,25 @@ pub fn validate(manifests: &[&Manifest], minor: u32) -> Report {
         }));
     }
     report
+}
+
+/// The objects of an API version Kubernetes stopped serving, in any version (the caller
+/// compares `removed_in` with its target).
+pub fn removed(manifests: &[&Manifest]) -> Vec<Removed> {
+    manifests
+        .iter()
+        .filter_map(|manifest| {
+            let (removed_in, replacement) = deprecated::removed(manifest.api_version(), manifest.kind())?;
+            Some(Removed {
+                release: manifest.release.clone(),
+                source: manifest.source.clone(),
+                object: manifest.key(),
+                api_version: manifest.api_version().to_string(),
+                removed_in,
+                replacement,
+            })
+        })
+        .collect()
 }
 
 /// The schema of every version of the CRDs among `manifests`, by (apiVersion, kind).

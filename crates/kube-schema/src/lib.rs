@@ -26,11 +26,12 @@ pub use walk::Issue;
 
 use serde_json::Value;
 
-/// Checks `object` against schema `id` of `schemas`: a built-in kind's, or (`custom`) a
-/// custom resource's, whose apiVersion, kind and metadata are the API server's whatever the
-/// CRD declares. `echo`: whether messages may quote values (never a Secret's).
-pub fn check(schemas: &Schemas, id: Id, object: &Value, custom: bool, echo: bool) -> Vec<Issue> {
-    let mut walker = walk::Walker { builtins: Builtins::get(), echo, issues: Vec::new() };
+/// Checks `object` against schema `id` of `schemas`: a built-in kind's (`builtins`' own), or
+/// (`custom`) a custom resource's, whose apiVersion, kind and metadata are the API server's
+/// whatever the CRD declares (ObjectMeta's schema comes from `builtins`). `echo`: whether
+/// messages may quote values (never a Secret's).
+pub fn check(builtins: &Builtins, schemas: &Schemas, id: Id, object: &Value, custom: bool, echo: bool) -> Vec<Issue> {
+    let mut walker = walk::Walker { builtins, echo, issues: Vec::new() };
     walker.object(schemas, id, object, custom);
     walker.issues
 }

@@ -223,17 +223,20 @@ pub struct Builtins {
 /// the types, never written by hand. (The apimachinery types that also implement `Resource`,
 /// `APIGroup`, `Status` and such, are answers, not objects one deploys.)
 macro_rules! builtin_kinds {
-    ($generator:ident, $( $($segment:ident)::+ ),* $(,)?) => {
+    ($( $($segment:ident)::+ ),* $(,)?) => {
         vec![$( {
             use k8s_openapi::$($segment)::+ as T;
-            (<T as k8s_openapi::Resource>::API_VERSION, <T as k8s_openapi::Resource>::KIND, $generator.subschema_for::<T>().to_value())
+            let schema: SchemaFn = |generator| generator.subschema_for::<T>().to_value();
+            (<T as k8s_openapi::Resource>::API_VERSION, <T as k8s_openapi::Resource>::KIND, schema)
         } ),*]
     };
 }
 
-fn kinds(generator: &mut SchemaGenerator) -> Vec<(&'static str, &'static str, Value)> {
+/// Generates a kind's schema (a `$ref` into the generator's definitions).
+type SchemaFn = fn(&mut SchemaGenerator) -> Value;
+
+fn kinds() -> Vec<(&'static str, &'static str, SchemaFn)> {
     builtin_kinds!(
-        generator,
         api::admissionregistration::v1::MutatingAdmissionPolicy,
         api::admissionregistration::v1::MutatingAdmissionPolicyBinding,
         api::admissionregistration::v1::MutatingWebhookConfiguration,
@@ -341,23 +344,32 @@ fn kinds(generator: &mut SchemaGenerator) -> Vec<(&'static str, &'static str, Va
 }
 
 impl Builtins {
-    /// Built on first use (a few milliseconds), then shared.
+    /// Every built-in kind's schema, built on first use, then shared.
     pub fn get() -> &'static Builtins {
         static BUILTINS: OnceLock<Builtins> = OnceLock::new();
-        BUILTINS.get_or_init(|| {
-            let mut generator = SchemaGenerator::default();
-            let kinds = kinds(&mut generator);
-            let object_meta = generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
-            let defs = generator.definitions().clone();
-            let mut schemas = Schemas::default();
-            // One compiler for all, so shared definitions (PodSpec, ObjectMeta) compile once.
-            let mut compiler = Compiler { schemas: &mut schemas, defs: &defs, named: HashMap::new(), builtin: true };
-            let kinds = kinds
-                .into_iter()
-                .map(|(api_version, kind, schema)| ((api_version, kind), compiler.compile(&schema)))
-                .collect();
-            let object_meta = compiler.compile(&object_meta.to_value());
-            Builtins { schemas, kinds, object_meta }
-        })
+        BUILTINS.get_or_init(|| Builtins::only(|_, _| true))
+    }
+
+    /// The schemas of the built-in kinds `wanted` (apiVersion, kind) says yes to, and
+    /// ObjectMeta's. Generating a schema costs more than checking objects with it, and a render
+    /// uses a few of the hundred kinds: only the definitions they reach are generated.
+    pub fn only(wanted: impl Fn(&str, &str) -> bool) -> Builtins {
+        let mut generator = SchemaGenerator::default();
+        let kinds: Vec<(&'static str, &'static str, Value)> = kinds()
+            .into_iter()
+            .filter(|(api_version, kind, _)| wanted(api_version, kind))
+            .map(|(api_version, kind, schema)| (api_version, kind, schema(&mut generator)))
+            .collect();
+        let object_meta = generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+        let defs = generator.take_definitions(false);
+        let mut schemas = Schemas::default();
+        // One compiler for all, so shared definitions (PodSpec, ObjectMeta) compile once.
+        let mut compiler = Compiler { schemas: &mut schemas, defs: &defs, named: HashMap::new(), builtin: true };
+        let kinds = kinds
+            .into_iter()
+            .map(|(api_version, kind, schema)| ((api_version, kind), compiler.compile(&schema)))
+            .collect();
+        let object_meta = compiler.compile(&object_meta.to_value());
+        Builtins { schemas, kinds, object_meta }
     }
 }

@@ -73,10 +73,10 @@ fn name_errors(res: &Resource, name: &str) -> Vec<String> {
 /// causes of a 422 Invalid, worded as for a custom resource.)
 pub fn schema_causes(res: &Resource, obj: &Value) -> Vec<Cause> {
     let echo = !res.is("", "Secret");
+    let builtins = weaver_kube_schema::Builtins::get();
     let issues = match &res.crd_check {
-        Some(check) => weaver_kube_schema::check(&check.0, check.1, obj, true, echo),
+        Some(check) => weaver_kube_schema::check(builtins, &check.0, check.1, obj, true, echo),
         None => {
-            let builtins = weaver_kube_schema::Builtins::get();
             let Some(&id) = builtins.kinds.get(&(res.api_version().as_str(), res.kind.as_str())) else {
                 return Vec::new();
             };
@@ -85,7 +85,7 @@ pub fn schema_causes(res: &Resource, obj: &Value) -> Vec<Cause> {
             if let Some(map) = obj.as_object_mut() {
                 map.remove("status");
             }
-            weaver_kube_schema::check(&builtins.schemas, id, &obj, false, echo)
+            weaver_kube_schema::check(builtins, &builtins.schemas, id, &obj, false, echo)
         }
     };
     issues

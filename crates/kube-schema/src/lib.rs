@@ -35,3 +35,51 @@ pub fn check(builtins: &Builtins, schemas: &Schemas, id: Id, object: &Value, cus
     walker.object(schemas, id, object, custom);
     walker.issues
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn messages(issues: Vec<Issue>) -> Vec<String> {
+        issues.into_iter().map(|issue| issue.message).collect()
+    }
+
+    #[test]
+    fn the_table_has_the_common_kinds_and_only_what_is_asked_for() {
+        let all = Builtins::get();
+        for kind in
+            [("apps/v1", "Deployment"), ("v1", "Service"), ("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
+        {
+            assert!(all.kinds.contains_key(&kind), "{kind:?}");
+        }
+        let some = Builtins::only(|api_version, kind| (api_version, kind) == ("v1", "ConfigMap"));
+        assert_eq!(some.kinds.keys().collect::<Vec<_>>(), [&("v1", "ConfigMap")]);
+    }
+
+    #[test]
+    fn free_form_objects_differ_between_built_in_kinds_and_crds() {
+        // A built-in `type: object` without properties (RawExtension, FieldsV1) keeps anything.
+        let builtins = Builtins::get();
+        let revision = builtins.kinds[&("apps/v1", "ControllerRevision")];
+        let object = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r"},
+                            "revision": 1, "data": {"spec": {"anything": true}}});
+        assert_eq!(messages(check(builtins, &builtins.schemas, revision, &object, false, true)), Vec::<String>::new());
+        // In a CRD's schema, the API server prunes every field of one.
+        let mut crds = Schemas::default();
+        let root = crds.compile_crd(&json!({"type": "object", "properties": {"spec": {"type": "object"}}}));
+        let object = json!({"apiVersion": "x.test/v1", "kind": "X", "metadata": {"name": "x"}, "spec": {"a": 1}});
+        assert_eq!(messages(check(builtins, &crds, root, &object, true, true)), ["unknown field \"spec.a\""]);
+    }
+
+    #[test]
+    fn values_are_hidden_unless_echo() {
+        let mut crds = Schemas::default();
+        let root = crds.compile_crd(&json!({"type": "object", "properties": {"p": {"type": "string", "enum": ["a"]}}}));
+        let object = json!({"apiVersion": "x.test/v1", "kind": "X", "metadata": {"name": "x"}, "p": "hunter2"});
+        let hidden = messages(check(Builtins::get(), &crds, root, &object, true, false));
+        assert_eq!(hidden, ["p: Unsupported value: \"[redacted]\": supported values: \"a\""]);
+        let shown = messages(check(Builtins::get(), &crds, root, &object, true, true));
+        assert_eq!(shown, ["p: Unsupported value: \"hunter2\": supported values: \"a\""]);
+    }
+}

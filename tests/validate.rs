@@ -259,6 +259,26 @@ fn connected_to_a_cluster_removed_api_versions_are_judged_by_its_version() {
 }
 
 #[test]
+fn custom_resources_are_validated_against_the_crds_of_releases_not_selected() {
+    let repo = Repo::empty();
+    repo.write("charts/widgets/chart.yaml", "name: widgets\nversion: 0.1.0\n")
+        .write("charts/widgets/values.yaml", "{}\n")
+        .write("charts/widgets/crds/widget.yaml", CRD)
+        .write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n")
+        .write("charts/app/values.yaml", "{}\n")
+        .write(
+            "charts/app/templates/widget.yaml",
+            "apiVersion: validation.weaver.test/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: big\n",
+        )
+        .write(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: widgets\n    chart: widgets\n  - name: app\n    chart: app\n    needs: [widgets]\n",
+        );
+    let stderr = repo.weaver(&["render", "--env", "dev", "-r", "app"]).failure().to_string();
+    assert!(stderr.contains(".spec.size: spec.size: Invalid value: \"string\""), "{stderr}");
+}
+
+#[test]
 fn custom_resources_without_a_crd_are_counted_not_validated() {
     let repo = Repo::minimal();
     repo.write(

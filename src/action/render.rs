@@ -201,7 +201,7 @@ impl Prepared {
 /// Validates rendered objects offline: problems are one error listing them all (strict) or
 /// warnings; objects without a schema are counted, and listed with `-v`.
 fn validate(rendered: &Rendered, mode: Mode, on: OnProgress) -> Result<()> {
-    let report = crate::validate::validate(&rendered.manifests().collect::<Vec<_>>());
+    let report = crate::validate::validate(&rendered.manifests().collect::<Vec<_>>(), &rendered.chart_crds);
     if !report.not_validated.is_empty() {
         on(Progress::Status(format!(
             "{} object(s) not validated: no schema describes their kind (a CRD outside the repository?); -v lists them",

@@ -1,7 +1,8 @@
 //! Offline schema validation of rendered objects, before anything talks to a cluster: each
 //! object against its schema (`weaver-kube-schema`: built-in kinds against k8s-openapi's
-//! Kubernetes 1.37 schemas, custom resources against the CRDs rendered in the same run, charts'
-//! `crds/` included), and API versions the target Kubernetes version no longer serves.
+//! Kubernetes 1.37 schemas, custom resources against the CRDs rendered in the same run and
+//! those in `crds/` of every chart the environment deploys, selected or not), and API versions
+//! the target Kubernetes version no longer serves.
 //!
 //! k8s-openapi 0.29 covers Kubernetes 1.33 to 1.37 only. A 1.32 cluster (the default target) is
 //! served by the 1.37 schema, a superset for the kinds 1.32 serves: a field added after 1.32 is
@@ -14,6 +15,7 @@ mod deprecated;
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
+use serde_json::Value;
 use std::path::PathBuf;
 
 use crate::manifest::{Manifest, ObjectKey};
@@ -65,12 +67,14 @@ pub struct Report {
 }
 
 /// Validates every object against its schema (in parallel: the walk is the larger part of the
-/// cost once the schemas are built).
-pub fn validate(manifests: &[&Manifest]) -> Report {
+/// cost once the schemas are built). Custom resources get the schemas of the CRDs among
+/// `manifests` and of `crds` (those of releases not selected).
+pub fn validate(manifests: &[&Manifest], crds: &[Value]) -> Report {
     let used: HashSet<(&str, &str)> = manifests.iter().map(|m| (m.api_version(), m.kind())).collect();
     let builtins = Builtins::only(|api_version, kind| used.contains(&(api_version, kind)));
+    let objects = manifests.iter().map(|m| &m.object).chain(crds);
     let mut crds = Schemas::default();
-    let custom = custom_kinds(manifests, &mut crds);
+    let custom = custom_kinds(objects, &mut crds);
     let checked: Vec<Option<Vec<Issue>>> = manifests
         .par_iter()
         .map(|manifest| {
@@ -120,14 +124,14 @@ pub fn removed(manifests: &[&Manifest]) -> Vec<Removed> {
         .collect()
 }
 
-/// The schema of every version of the CRDs among `manifests`, by (apiVersion, kind).
-fn custom_kinds(manifests: &[&Manifest], into: &mut Schemas) -> HashMap<(String, String), Id> {
+/// The schema of every version of the CRDs among `objects`, by (apiVersion, kind).
+fn custom_kinds<'a>(objects: impl Iterator<Item = &'a Value>, into: &mut Schemas) -> HashMap<(String, String), Id> {
     let mut kinds = HashMap::new();
-    for manifest in manifests {
-        if manifest.api_version() != "apiextensions.k8s.io/v1" || manifest.kind() != "CustomResourceDefinition" {
+    for object in objects {
+        if object["apiVersion"] != "apiextensions.k8s.io/v1" || object["kind"] != "CustomResourceDefinition" {
             continue;
         }
-        let spec = &manifest.object["spec"];
+        let spec = &object["spec"];
         let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str()) else { continue };
         for version in spec["versions"].as_array().into_iter().flatten() {
             let (Some(name), Some(schema)) = (version["name"].as_str(), version["schema"].get("openAPIV3Schema"))

@@ -230,10 +230,30 @@ pub struct SourceArgs {
     pub rev: Option<String>,
 }
 
+/// Offline schema validation of the rendered objects, as kubectl's `--validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Validate rendered objects offline: strict (problems are errors), warn, or ignore (also true, false)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ValidateChoice::Strict,
+          num_args = 0..=1, require_equals = true, default_missing_value = "strict")]
+    pub validate: ValidateChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateChoice {
+    #[value(alias = "true")]
+    Strict,
+    Warn,
+    #[value(alias = "false")]
+    Ignore,
+}
+
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    #[command(flatten)]
+    pub validate: ValidateArgs,
     /// Write one file per object, DIR/<release>/<kind>-<name>.yaml, instead of printing
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -251,6 +271,8 @@ pub struct RenderArgs {
 pub struct DiffArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    #[command(flatten)]
+    pub validate: ValidateArgs,
     /// Ask the API server: a server-side apply dry run of every object that differs
     #[arg(long, conflicts_with = "live_from")]
     pub server_side: bool,
@@ -276,6 +298,8 @@ pub struct DiffArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    #[command(flatten)]
+    pub validate: ValidateArgs,
     #[command(flatten)]
     pub apply: ApplyFlags,
     /// Refuse to apply from a working tree with uncommitted changes

@@ -21,6 +21,7 @@ pub mod release_record;
 pub(crate) mod render;
 pub(crate) mod report;
 pub mod secrets;
+pub(crate) mod validate;
 pub mod yaml;
 
 pub use error::{Error, Result};

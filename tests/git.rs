@@ -388,7 +388,8 @@ fn history_with_an_older_commit(dir: &Path) -> (git2::Repository, git2::Oid) {
         std::fs::write(at(path), text.replace(from, to)).unwrap();
     };
     edit("shared/web-dev.yaml", "LOG_LEVEL: debug", "LOG_LEVEL: trace");
-    edit("charts/web-app/templates/configmap.yaml", "data:", "data:\n  EDITION: newer");
+    // "\ndata:", not "data:": `metadata:` ends with it too.
+    edit("charts/web-app/templates/configmap.yaml", "\ndata:", "\ndata:\n  EDITION: newer");
     edit("environments/base.yaml", "domain: shop.example.org", "domain: shop.example.com");
     commit_all(&git, "newer");
     (git, older)

@@ -167,7 +167,7 @@ fn quoted_and_short_secrets_are_redacted_in_render_output() {
     )
     .write(
         "charts/web-app/templates/leak.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: copied\ndata:\n  a: {{ secrets.quoted | quote }}\n  b: {{ secrets.short }}\n  c: {{ secrets | toyaml | tojson }}\n  d: 'x {{ secrets.short }} y'\nport: {{ secrets.port }}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: copied\ndata:\n  a: {{ secrets.quoted | quote }}\n  b: {{ secrets.short }}\n  c: {{ secrets | toyaml | tojson }}\n  d: 'x {{ secrets.short }} y'\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: copied\nspec:\n  ports:\n    - port: {{ secrets.port }}\n",
     );
     let run = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
     let out = run.success();

@@ -72,6 +72,8 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
     }
     let cluster = connect(options.connect.clone(), &offline.env, "applying to", on).await?;
     let Desired { env, rendered } = prepared.for_cluster(offline, &cluster, on).await?;
+    let server_version = prepared.server_version(&rendered, &cluster).await?;
+    prepared.warn_removed(&rendered, server_version.as_deref(), on);
     let mut apply_options =
         apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
     apply_options.sensitive = rendered

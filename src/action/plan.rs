@@ -46,12 +46,15 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
     let (env, plan) = match &options.against {
         Against::File(path) => {
             let Desired { env, rendered } = offline;
+            prepared.warn_removed(&rendered, None, cx.on);
             let plan = plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?;
             (env, plan)
         }
         Against::Cluster(connect_options) => {
             let cluster = connect(connect_options.clone(), &offline.env, "comparing with", cx.on).await?;
             let Desired { env, mut rendered } = prepared.for_cluster(offline, &cluster, cx.on).await?;
+            let server_version = prepared.server_version(&rendered, &cluster).await?;
+            prepared.warn_removed(&rendered, server_version.as_deref(), cx.on);
             let started = Instant::now();
             let live = observe(&cluster, &mut rendered.releases, &env.name, options.concurrency).await?;
             let mut plan = plan_with_records(&rendered.releases, &live.records, &live.objects)?;

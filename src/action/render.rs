@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::git::ReleaseStatus;
 use crate::project::{Environment, Project, Release, Selector, select_releases};
 use crate::render::Rendered;
+use crate::validate::Mode;
 
 /// Which releases of which environment, read from where.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +48,8 @@ pub struct RenderOptions {
     /// An age identity file tried before any other (`--identity`).
     pub identity: Option<PathBuf>,
     pub if_empty: IfEmpty,
+    /// What offline schema validation does with what it finds (`--validate`).
+    pub validate: crate::validate::Mode,
 }
 
 /// The selected releases of an environment, not rendered.
@@ -75,7 +78,10 @@ pub struct Desired {
 /// the context's redactor) and renders, offline: Helm charts see the environment's
 /// `kubeVersion` (or the default) and helm's default API versions.
 pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
-    prepare(options, cx)?.render(None, cx.on)
+    let prepared = prepare(options, cx)?;
+    let desired = prepared.render(None, cx.on)?;
+    prepared.warn_removed(&desired.rendered, None, cx.on);
+    Ok(desired)
 }
 
 /// The selected releases with their decrypted secrets: all rendering needs but, for Helm
@@ -83,6 +89,7 @@ pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
 pub struct Prepared {
     selected: Selected,
     secrets: Map<String, serde_json::Value>,
+    validate: crate::validate::Mode,
 }
 
 /// Loads the environment, selects releases and decrypts (registering every decrypted value
@@ -103,10 +110,51 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
         secrets
     };
     phase(on, "decrypt", started);
-    Ok(Prepared { selected, secrets })
+    Ok(Prepared { selected, secrets, validate: options.validate })
 }
 
 impl Prepared {
+    /// Warns of objects whose API version the target Kubernetes version no longer serves (unless
+    /// validation is off). The target is the environment's `kubeVersion`, else `server`'s
+    /// version (see [`Prepared::server_version`]), else the version Helm charts see offline.
+    pub fn warn_removed(&self, rendered: &Rendered, server: Option<&str>, on: OnProgress) {
+        if self.validate == Mode::Ignore {
+            return;
+        }
+        let env = self.selected.env.kube_version.as_deref();
+        let version = env.or(server).unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
+        let minor = crate::validate::minor_version(version).unwrap_or(u32::MAX);
+        for removed in crate::validate::removed(&rendered.manifests().collect::<Vec<_>>()) {
+            if minor < removed.removed_in {
+                continue;
+            }
+            let instead = removed
+                .replacement
+                .map_or_else(|| "it has no replacement: remove the object".to_string(), |api| format!("use {api}"));
+            on(Progress::Warning(format!(
+                "release `{}`, {}: {} uses {}, which Kubernetes stopped serving in 1.{} (the target is {version}): {instead}",
+                removed.release,
+                removed.source.display(),
+                removed.object,
+                removed.api_version,
+                removed.removed_in
+            )));
+        }
+    }
+
+    /// The server's version, when [`Prepared::warn_removed`] needs it: validation is on, the
+    /// environment has no `kubeVersion`, and an object uses an API version some Kubernetes
+    /// version removed. Otherwise no request is made.
+    pub async fn server_version(&self, rendered: &Rendered, cluster: &Cluster) -> Result<Option<String>> {
+        if self.validate == Mode::Ignore
+            || self.selected.env.kube_version.is_some()
+            || crate::validate::removed(&rendered.manifests().collect::<Vec<_>>()).is_empty()
+        {
+            return Ok(None);
+        }
+        Ok(Some(cluster.capabilities().await?.git_version))
+    }
+
     /// The desired state for `cluster`: when a selected release is a Helm chart, rendered again
     /// with the cluster's version and API versions (helm install's `.Capabilities`); else
     /// `offline`, this selection rendered without a cluster. Diff and apply render offline
@@ -129,6 +177,8 @@ impl Prepared {
 
     /// Renders; Helm charts see `server`'s version and API versions when given (a connected
     /// cluster, as helm install sees it), else the environment's, as `weaver render` does.
+    /// Rendered offline, the objects are validated (before diff and apply connect); the
+    /// render for a cluster only differs in what Helm charts see, so it is not validated again.
     pub fn render(&self, server: Option<&ServerCapabilities>, on: OnProgress) -> Result<Desired> {
         let capabilities = server.map(|s| {
             Arc::new(crate::helm::Capabilities::from_server(&s.git_version, &s.major, &s.minor, s.api_versions.clone()))
@@ -139,8 +189,62 @@ impl Prepared {
             crate::render::render(&self.selected.project, &self.selected.env, &releases, &self.secrets, capabilities)?;
         phase(on, "render", started);
         on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
+        if server.is_none() && self.validate != Mode::Ignore {
+            let started = Instant::now();
+            validate(&rendered, self.validate, on)?;
+            phase(on, "validate", started);
+        }
         Ok(Desired { env: self.selected.env.clone(), rendered })
     }
+}
+
+/// Validates rendered objects offline: problems are one error listing them all (strict) or
+/// warnings; objects without a schema are counted, and listed with `-v`.
+fn validate(rendered: &Rendered, mode: Mode, on: OnProgress) -> Result<()> {
+    let report = crate::validate::validate(&rendered.manifests().collect::<Vec<_>>(), &rendered.chart_crds);
+    if !report.not_validated.is_empty() {
+        on(Progress::Status(format!(
+            "{} object(s) not validated: no schema describes their kind (a CRD outside the repository?); -v lists them",
+            report.not_validated.len()
+        )));
+        for (release, object) in &report.not_validated {
+            on(Progress::Info(format!("not validated: release `{release}`: {object}")));
+        }
+    }
+    on(Progress::Info(format!(
+        "validated {} object(s) offline (Kubernetes 1.37 schemas, CRDs of the run)",
+        report.validated
+    )));
+    if report.problems.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| {
+            format!(
+                "release `{}`, {}: {}: .{}: {}",
+                p.release,
+                p.source.display(),
+                p.object,
+                p.issue.path,
+                p.issue.message
+            )
+        })
+        .collect();
+    if mode == Mode::Warn {
+        lines.into_iter().for_each(|line| on(Progress::Warning(line)));
+        return Ok(());
+    }
+    let objects: BTreeSet<(&str, &crate::manifest::ObjectKey)> =
+        report.problems.iter().map(|p| (p.release.as_str(), &p.object)).collect();
+    Err(Error::new(format!(
+        "{} problem(s) in {} object(s) found by offline schema validation:\n  {}",
+        report.problems.len(),
+        objects.len(),
+        lines.join("\n  ")
+    ))
+    .with_help("fix the templates; --validate=warn reports these without failing, --validate=ignore skips validation"))
 }
 
 /// Loads the environment (which must be deployable) and selects its releases: those `-r` and

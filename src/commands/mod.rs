@@ -23,7 +23,7 @@ use crate::action::apply::Settings;
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{
     ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, SecretsCommand,
-    SelectArgs,
+    SelectArgs, ValidateArgs, ValidateChoice,
 };
 use crate::error::Error;
 
@@ -136,8 +136,23 @@ pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
 }
 
 /// How to render, as the flags say.
-pub(crate) fn render_options(global: &GlobalArgs, select: &SelectArgs, identity: &IdentityArgs) -> RenderOptions {
-    RenderOptions { selection: selection(global, select), identity: identity.identity.clone(), if_empty: IfEmpty::Warn }
+pub(crate) fn render_options(
+    global: &GlobalArgs,
+    select: &SelectArgs,
+    identity: &IdentityArgs,
+    validate: &ValidateArgs,
+) -> RenderOptions {
+    let validate = match validate.validate {
+        ValidateChoice::Strict => crate::validate::Mode::Strict,
+        ValidateChoice::Warn => crate::validate::Mode::Warn,
+        ValidateChoice::Ignore => crate::validate::Mode::Ignore,
+    };
+    RenderOptions {
+        selection: selection(global, select),
+        identity: identity.identity.clone(),
+        if_empty: IfEmpty::Warn,
+        validate,
+    }
 }
 
 /// What `apply` and `rollback` share, as the flags say.

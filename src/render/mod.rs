@@ -36,6 +36,9 @@ pub struct RenderedRelease {
 pub struct Rendered {
     pub environment: String,
     pub releases: Vec<RenderedRelease>,
+    /// The CRDs in `crds/` of every weaver chart the environment deploys, selected or not:
+    /// custom resources of a selected release are validated against them.
+    pub chart_crds: Vec<Value>,
 }
 
 impl Rendered {
@@ -148,7 +151,8 @@ pub fn render(
         .collect::<Result<Vec<()>>>()?;
     check_unique(&releases_out)?;
 
-    Ok(Rendered { environment: env.name.clone(), releases: releases_out })
+    let chart_crds = crds.values().flatten().map(|m| m.object.clone()).collect();
+    Ok(Rendered { environment: env.name.clone(), releases: releases_out, chart_crds })
 }
 
 /// A kustomization release: the objects `kubectl kustomize <dir>` builds, each checked as a

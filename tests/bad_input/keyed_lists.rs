@@ -5,6 +5,9 @@ use crate::{Case, run_cases};
 
 const LIVE: (&str, &str) = ("live.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: apps}\n");
 const DIFF: &[&str] = &["diff", "--env", "dev", "--live-from", "{repo}/live.yaml"];
+/// A missing key is also a missing required field, which offline validation (on by default,
+/// tests/validate.rs) reports first; without it, diff's own check must still catch it.
+const DIFF_UNVALIDATED: &[&str] = &["diff", "--env", "dev", "--live-from", "{repo}/live.yaml", "--validate=ignore"];
 
 const CASES: &[Case] = &[
     Case {
@@ -33,7 +36,7 @@ const CASES: &[Case] = &[
                 "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n    - name: web\n      image: nginx:1\n      env:\n        - {name: A, value: \"1\"}\n        - {value: seed-password-8b2d}\n",
             ),
         ],
-        args: DIFF,
+        args: DIFF_UNVALIDATED,
         env: &[],
         expect: &[
             "charts/app/templates/web.yaml",

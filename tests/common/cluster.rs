@@ -226,6 +226,15 @@ impl TestCluster {
         self.send_dry_run(object, |request| request.patch(name, &params, &Patch::Apply(object)))
     }
 
+    /// [`Self::dry_run_apply`] with `fieldValidation=Strict`: unknown fields are refused, as
+    /// weaver's offline validation refuses them.
+    pub fn dry_run_apply_strict(&self, object: &Value, manager: &str) -> Result<Vec<String>, Box<Status>> {
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let mut params = PatchParams::apply(manager).force().dry_run();
+        params.field_validation = Some(kube::api::ValidationDirective::Strict);
+        self.send_dry_run(object, |request| request.patch(name, &params, &Patch::Apply(object)))
+    }
+
     /// A create (POST) of `object`, as a dry run: the server's warnings, or the Status it
     /// refused it with.
     pub fn dry_run_create(&self, object: &Value) -> Result<Vec<String>, Box<Status>> {

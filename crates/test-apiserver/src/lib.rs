@@ -30,7 +30,6 @@ mod managed;
 mod normalize;
 mod patch;
 mod pod_security;
-mod quantity;
 mod resources;
 mod schema;
 mod selector;
@@ -39,6 +38,9 @@ mod smd;
 mod store;
 mod util;
 mod validate;
+
+// Shared with weaver's offline validation, so both parse quantities alike.
+use weaver_quantity as quantity;
 
 pub use server::{Fault, FaultAction, RequestRecord};
 

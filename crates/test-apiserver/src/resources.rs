@@ -33,6 +33,8 @@ pub struct Resource {
     pub generation: Generation,
     /// `None` for built-ins (use the shared built-in schema).
     pub crd_schema: Option<Arc<Schema>>,
+    /// A CRD version's `openAPIV3Schema`, compiled for `weaver_kube_schema::check`.
+    pub crd_check: Option<Arc<(weaver_kube_schema::Schemas, weaver_kube_schema::Id)>>,
     pub type_id: TypeId,
     /// The version objects are stored in (CRDs may serve several).
     pub storage_version: String,
@@ -395,6 +397,7 @@ pub fn builtins() -> Vec<Resource> {
             status_subresource: status,
             generation,
             crd_schema: None,
+            crd_check: None,
             type_id: Schema::builtin().named(def).unwrap_or_else(|| panic!("schema for {def}")),
             storage_version: version.into(),
         })
@@ -437,6 +440,11 @@ pub fn from_crd(crd: &Value) -> Vec<Resource> {
                 status_subresource: status,
                 generation: Generation::AllButMetadata,
                 crd_schema: Some(Arc::new(schema)),
+                crd_check: v.pointer("/schema/openAPIV3Schema").map(|schema| {
+                    let mut schemas = weaver_kube_schema::Schemas::default();
+                    let root = schemas.compile_crd(schema);
+                    Arc::new((schemas, root))
+                }),
                 type_id: root,
                 storage_version: storage.clone(),
             }

@@ -227,6 +227,21 @@ impl Schema {
         (s, root)
     }
 
+    /// An embedded resource (`x-kubernetes-embedded-resource`): apiVersion, kind and metadata
+    /// (ObjectMeta, so its unknown fields are pruned) besides what its schema declares.
+    fn embedded(&mut self, id: TypeId) -> TypeId {
+        let meta = self.names["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"];
+        let mut st = match &self.types[id] {
+            TypeDef::Struct(st) => st.clone(),
+            _ => Struct { fields: BTreeMap::new(), atomic: false, extra: Some(DEDUCED) },
+        };
+        for f in ["apiVersion", "kind"] {
+            st.fields.insert(f.into(), Field { ty: STRING, default: None, zero: None, nullable: false });
+        }
+        st.fields.insert("metadata".into(), Field { ty: meta, default: None, zero: None, nullable: false });
+        self.push(TypeDef::Struct(st))
+    }
+
     fn crd_type(&mut self, p: &Value) -> TypeId {
         if p["x-kubernetes-int-or-string"].as_bool() == Some(true) {
             return UNTYPED;
@@ -234,6 +249,12 @@ impl Schema {
         let preserve = p["x-kubernetes-preserve-unknown-fields"].as_bool() == Some(true);
         let atomic_map = p["x-kubernetes-map-type"].as_str() == Some("atomic");
         match p["type"].as_str() {
+            Some("object") if p["x-kubernetes-embedded-resource"].as_bool() == Some(true) => {
+                let mut inner = p.clone();
+                inner.as_object_mut().expect("an object schema").remove("x-kubernetes-embedded-resource");
+                let id = self.crd_type(&inner);
+                self.embedded(id)
+            }
             Some("object") => {
                 let additional = p.get("additionalProperties").filter(|a| a.is_object());
                 if let Some(props) = p["properties"].as_object() {

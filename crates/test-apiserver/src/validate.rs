@@ -1,6 +1,9 @@
-//! The subset of apiserver validation weaver's tests can trip over: object
-//! names, workload selectors and containers, service ports, a few
-//! immutable fields. Messages follow `k8s.io/apimachinery/pkg/util/validation`.
+//! The subset of apiserver validation weaver's tests can trip over: the
+//! object's schema (types, required fields, formats, quantities; checked by
+//! `weaver-kube-schema`, as weaver's offline validation checks them, when the
+//! object is decoded), object names, workload selectors and containers,
+//! service ports, a few immutable fields. Messages follow
+//! `k8s.io/apimachinery/pkg/util/validation`.
 
 use crate::error::{Cause, field};
 use crate::resources::Resource;
@@ -62,6 +65,45 @@ fn name_errors(res: &Resource, name: &str) -> Vec<String> {
         }
     }
     errs
+}
+
+/// What the object's schema refuses. Unknown fields are not among them: decoding prunes them
+/// first, and warns or refuses as `fieldValidation` says. (A real server refuses a built-in
+/// kind's wrong types before validation, as a typed-patch or conversion error; here they are
+/// causes of a 422 Invalid, worded as for a custom resource.)
+pub fn schema_causes(res: &Resource, obj: &Value) -> Vec<Cause> {
+    let echo = !res.is("", "Secret");
+    let builtins = weaver_kube_schema::Builtins::get();
+    let issues = match &res.crd_check {
+        Some(check) => weaver_kube_schema::check(builtins, &check.0, check.1, obj, true, echo),
+        None => {
+            let Some(&id) = builtins.kinds.get(&(res.api_version().as_str(), res.kind.as_str())) else {
+                return Vec::new();
+            };
+            // A built-in kind's status is the server's (its zero values lack required fields).
+            let mut obj = obj.clone();
+            if let Some(map) = obj.as_object_mut() {
+                map.remove("status");
+            }
+            weaver_kube_schema::check(builtins, &builtins.schemas, id, &obj, false, echo)
+        }
+    };
+    issues
+        .into_iter()
+        .filter(|issue| !issue.unknown)
+        .map(|issue| {
+            let message =
+                issue.message.strip_prefix(&format!("{}: ", issue.path)).unwrap_or(&issue.message).to_string();
+            let reason = if message.starts_with("Required value") {
+                "FieldValueRequired"
+            } else if message.starts_with("Unsupported value") {
+                "FieldValueNotSupported"
+            } else {
+                "FieldValueInvalid"
+            };
+            Cause { reason: reason.into(), message, field: issue.path }
+        })
+        .collect()
 }
 
 /// Validation on create and update; `old` is the live object on update.

@@ -165,7 +165,8 @@ impl Cluster {
     }
 
     /// Prunes unknown fields (warning or strict error), normalizes the way
-    /// decoding into the Go type would, and converts Secret stringData.
+    /// decoding into the Go type would, refuses what the schema does, and
+    /// converts Secret stringData.
     fn normalize(&self, ctx: &mut Ctx, obj: &mut Value) -> Result<(), ApiError> {
         let mut n = Normalizer::new(ctx.res.schema(), !ctx.res.is_crd());
         n.run(ctx.res.type_id, obj);
@@ -185,6 +186,11 @@ impl Cluster {
                 }
                 FieldValidation::Ignore => {}
             }
+        }
+        // What decoding refuses (types, formats, quantities), before stringData becomes data.
+        let causes = crate::validate::schema_causes(&ctx.res, obj);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&ctx.res.kind, &ctx.res.group, meta_str(obj, "name"), causes));
         }
         if ctx.res.is("", "Secret") {
             secret_string_data(obj);

@@ -1,6 +1,6 @@
-//! `resource.Quantity` canonicalization: the apiserver re-serializes every
-//! quantity (`0.5` → `500m`, `1024Mi` → `1Gi`), so the fake must too or
-//! diffs against it would differ from diffs against a real cluster.
+//! `resource.Quantity`: whether a string is one, and its canonical form. The apiserver re-serializes every
+//! quantity (`0.5` → `500m`, `1024Mi` → `1Gi`), so the fake must too or diffs against it would differ
+//! from diffs against a real cluster; weaver's validation refuses what does not parse.
 
 #[derive(Clone, Copy, PartialEq)]
 enum Format {

@@ -1,0 +1,85 @@
+//! Kubernetes objects checked against their schema as the API server checks them, offline.
+//!
+//! - **Built-in kinds** against the schemas of k8s-openapi's `latest` feature (Kubernetes
+//!   1.37), generated from its types' `JsonSchema` impls (`schema.rs` lists the types; their
+//!   fields come from k8s-openapi, which generates them from Kubernetes' own OpenAPI document).
+//! - **Custom resources** against a CRD version's `openAPIV3Schema`, with the Kubernetes
+//!   extensions (`x-kubernetes-preserve-unknown-fields`, `-int-or-string`, `-embedded-resource`).
+//!
+//! A small structural walker rather than a JSON Schema engine: the API server's rules are not
+//! JSON Schema's (which objects keep undeclared fields differs between built-in kinds and CRDs,
+//! nulls are dropped, embedded resources get ObjectMeta, quantities have their own grammar),
+//! and its messages name paths as the server does. What it checks: unknown fields (as
+//! `fieldValidation=Strict`), types, required fields, `enum`, the formats the server decodes
+//! (`int32`, `byte`, `date-time`), int-or-string and quantities. Left to the server: CEL rules,
+//! `pattern`, bounds, `oneOf`/`anyOf`, and the built-in kinds' Go validation (names, selectors
+//! matching labels).
+//!
+//! weaver validates rendered objects with it; its fake API server (`crates/test-apiserver`)
+//! refuses what it finds, so the two cannot disagree, and a real server is the judge of both.
+
+mod schema;
+mod walk;
+
+pub use schema::{Builtins, Id, Schemas};
+pub use walk::Issue;
+
+use serde_json::Value;
+
+/// Checks `object` against schema `id` of `schemas`: a built-in kind's (`builtins`' own), or
+/// (`custom`) a custom resource's, whose apiVersion, kind and metadata are the API server's
+/// whatever the CRD declares (ObjectMeta's schema comes from `builtins`). `echo`: whether
+/// messages may quote values (never a Secret's).
+pub fn check(builtins: &Builtins, schemas: &Schemas, id: Id, object: &Value, custom: bool, echo: bool) -> Vec<Issue> {
+    let mut walker = walk::Walker { builtins, echo, issues: Vec::new() };
+    walker.object(schemas, id, object, custom);
+    walker.issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn messages(issues: Vec<Issue>) -> Vec<String> {
+        issues.into_iter().map(|issue| issue.message).collect()
+    }
+
+    #[test]
+    fn the_table_has_the_common_kinds_and_only_what_is_asked_for() {
+        let all = Builtins::get();
+        for kind in
+            [("apps/v1", "Deployment"), ("v1", "Service"), ("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
+        {
+            assert!(all.kinds.contains_key(&kind), "{kind:?}");
+        }
+        let some = Builtins::only(|api_version, kind| (api_version, kind) == ("v1", "ConfigMap"));
+        assert_eq!(some.kinds.keys().collect::<Vec<_>>(), [&("v1", "ConfigMap")]);
+    }
+
+    #[test]
+    fn free_form_objects_differ_between_built_in_kinds_and_crds() {
+        // A built-in `type: object` without properties (RawExtension, FieldsV1) keeps anything.
+        let builtins = Builtins::get();
+        let revision = builtins.kinds[&("apps/v1", "ControllerRevision")];
+        let object = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r"},
+                            "revision": 1, "data": {"spec": {"anything": true}}});
+        assert_eq!(messages(check(builtins, &builtins.schemas, revision, &object, false, true)), Vec::<String>::new());
+        // In a CRD's schema, the API server prunes every field of one.
+        let mut crds = Schemas::default();
+        let root = crds.compile_crd(&json!({"type": "object", "properties": {"spec": {"type": "object"}}}));
+        let object = json!({"apiVersion": "x.test/v1", "kind": "X", "metadata": {"name": "x"}, "spec": {"a": 1}});
+        assert_eq!(messages(check(builtins, &crds, root, &object, true, true)), ["unknown field \"spec.a\""]);
+    }
+
+    #[test]
+    fn values_are_hidden_unless_echo() {
+        let mut crds = Schemas::default();
+        let root = crds.compile_crd(&json!({"type": "object", "properties": {"p": {"type": "string", "enum": ["a"]}}}));
+        let object = json!({"apiVersion": "x.test/v1", "kind": "X", "metadata": {"name": "x"}, "p": "hunter2"});
+        let hidden = messages(check(Builtins::get(), &crds, root, &object, true, false));
+        assert_eq!(hidden, ["p: Unsupported value: \"[redacted]\": supported values: \"a\""]);
+        let shown = messages(check(Builtins::get(), &crds, root, &object, true, true));
+        assert_eq!(shown, ["p: Unsupported value: \"hunter2\": supported values: \"a\""]);
+    }
+}

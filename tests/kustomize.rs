@@ -356,7 +356,19 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
                 ("app/cm.yaml", CONFIG_MAP),
             ],
             true,
-            &["app/kustomization.yaml", "var `DB` cannot be mapped to a field of any object of the build"],
+            &["app/kustomization.yaml:3:5", "var `DB` cannot be mapped to a field of any object of the build"],
+        ),
+        (
+            "a var defined twice",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]\nvars:\n  - name: CM\n    objref: {kind: ConfigMap, name: settings, apiVersion: v1}\n  - name: CM\n    objref: {kind: ConfigMap, name: settings, apiVersion: v1}\n",
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
+            true,
+            &["app/kustomization.yaml:5:5", "var `CM` is defined twice (first at app/kustomization.yaml:3:5)"],
         ),
         (
             "a missing configurations file",

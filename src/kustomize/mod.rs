@@ -141,8 +141,7 @@ pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Resul
         builder.target(&dir, referenced_at, Role::Release, Accumulation::new())?;
     filters::generators::add_hashes(&mut resources);
     filters::name_reference::fix(&config, &mut resources)?;
-    let file = kustomization::find(source, &dir).unwrap_or_default();
-    filters::vars::resolve(&vars, &config, &mut resources).map_err(|e| Error::at(Location::file(&file), e))?;
+    filters::vars::resolve(&vars, &config, &mut resources)?;
     for resource in &mut resources {
         finish_annotations(&mut resource.object);
     }
@@ -246,7 +245,7 @@ pub(crate) fn shown(path: &Path) -> String {
 struct Accumulation {
     resources: Vec<Resource>,
     config: filters::TransformerConfig,
-    vars: Vec<kustomization::Var>,
+    vars: Vec<filters::vars::DefinedVar>,
 }
 
 impl Accumulation {
@@ -381,8 +380,7 @@ impl Builder<'_> {
             let added = self.resource(target, entry)?;
             append(target, &mut acc.resources, added.resources, &entry.referenced)?;
             acc.config.merge(&added.config).map_err(|e| target.error(&entry.referenced, e))?;
-            filters::vars::attach(&added.vars, &mut acc.vars, &mut acc.resources)
-                .map_err(|e| target.error(&entry.referenced, format!("`vars`: {e}")))?;
+            filters::vars::attach(&added.vars, &mut acc.vars, &mut acc.resources)?;
         }
         for entry in k.configurations.iter().flatten() {
             let (path, text) = target.read_file(&entry.value, &entry.referenced, "configurations")?;
@@ -423,10 +421,13 @@ impl Builder<'_> {
             filters::images::apply(image, config, resources);
         }
         filters::replacements::run(target, k, resources)?;
-        for var in k.vars.iter().flatten() {
-            filters::vars::attach(std::slice::from_ref(&var.value), &mut acc.vars, &mut acc.resources)
-                .map_err(|e| target.error(&var.referenced, format!("`vars`: {e}")))?;
-        }
+        let defined: Vec<filters::vars::DefinedVar> = k
+            .vars
+            .iter()
+            .flatten()
+            .map(|v| filters::vars::DefinedVar { var: v.value.clone(), at: location(&target.file, &v.referenced) })
+            .collect();
+        filters::vars::attach(&defined, &mut acc.vars, &mut acc.resources)?;
         Ok(acc)
     }
 

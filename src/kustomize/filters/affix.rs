@@ -24,8 +24,8 @@ pub fn apply(prefix: &str, suffix: &str, config: &TransformerConfig, resources: 
         }
         for resource in resources.iter_mut().filter(|r| !skipped(r)) {
             for spec in specs {
-                let (group, version) = (resource.group().to_string(), resource.version().to_string());
-                if !gvk_selects(&spec.group, &spec.version, &spec.kind, &group, &version, resource.original_kind()) {
+                let (group, version, kind) = (resource.group(), resource.version(), resource.original_kind());
+                if !gvk_selects(&spec.group, &spec.version, &spec.kind, group, version, kind) {
                     continue;
                 }
                 if spec.path == "metadata/name" {

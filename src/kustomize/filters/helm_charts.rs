@@ -14,7 +14,7 @@
 //! with no kubeconfig namespace. Lists in `valuesInline` replace the file's lists (kyaml's
 //! merge would merge lists of maps by their `name`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -74,7 +74,7 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
     let mut values = match (merge, args.values_inline.clone()) {
         (Merge::Replace, Some(inline)) => inline,
         (merge, inline) => {
-            let mut file = values_file(target, at, args, &chart_dir)?;
+            let mut file = values_file(target, at, args, &chart)?;
             match (merge, inline) {
                 (Merge::Override, Some(inline)) => {
                     merge_overrides(&mut file, inline);
@@ -129,22 +129,21 @@ enum Merge {
     Replace,
 }
 
-/// `valuesFile` (relative to the kustomization), or the chart's own `values.yaml`.
+/// `valuesFile` (relative to the kustomization), or the chart's own `values.yaml` as the
+/// chart loaded it (kustomize reads that file, so a chart without one is an error).
 fn values_file(
     target: &Target,
     at: &serde_saphyr::Location,
     args: &HelmChartArgs,
-    chart_dir: &Path,
+    chart: &crate::helm::HelmChart,
 ) -> Result<Map<String, Value>> {
-    let (path, text): (PathBuf, String) = if args.values_file.is_empty() {
-        let path = chart_dir.join("values.yaml");
-        let location = super::super::kustomization::location(&target.file, at);
-        let bytes = target.source.read_named(&path, &location, "values file")?.ok_or_else(|| {
-            target.error(at, format!("`helmCharts`: {} does not exist (set `valuesFile`)", path.display()))
-        })?;
-        (path.clone(), crate::project::source::utf8(&path, bytes)?)
-    } else {
-        target.read_file(&args.values_file, at, "helmCharts")?
-    };
+    if args.values_file.is_empty() {
+        let path = chart.chart.origin.join("values.yaml");
+        if !target.source.exists(&path) {
+            return Err(target.error(at, format!("`helmCharts`: {} does not exist (set `valuesFile`)", path.display())));
+        }
+        return Ok(chart.chart.values.clone());
+    }
+    let (path, text) = target.read_file(&args.values_file, at, "helmCharts")?;
     Ok(crate::helm::chart::read_values(&path, text.as_bytes())?)
 }

@@ -182,7 +182,7 @@ fn is_nil_or_empty(value: &Value) -> bool {
 
 /// An object's ids: its current one and every one it had before a rename (kustomize's
 /// `MakeResIds`).
-fn ids(resource: &Resource) -> Vec<Id<'_>> {
+pub(super) fn ids(resource: &Resource) -> Vec<Id<'_>> {
     let (group, version) = (resource.group(), resource.version());
     let current = Id { group, version, kind: resource.kind(), name: resource.name(), namespace: resource.namespace() };
     let previous =
@@ -190,7 +190,7 @@ fn ids(resource: &Resource) -> Vec<Id<'_>> {
     std::iter::once(current).chain(previous).collect()
 }
 
-struct Id<'a> {
+pub(super) struct Id<'a> {
     group: &'a str,
     version: &'a str,
     kind: &'a str,
@@ -200,12 +200,12 @@ struct Id<'a> {
 
 /// What a source or target selects by id: every part given must be equal (kustomize's
 /// `ResId.IsSelectedBy`; names are exact here, not patterns as in `patches`).
-struct Selection<'a> {
-    group: &'a str,
-    version: &'a str,
-    kind: &'a str,
-    name: &'a str,
-    namespace: &'a str,
+pub(super) struct Selection<'a> {
+    pub group: &'a str,
+    pub version: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub namespace: &'a str,
 }
 
 fn selection(selector: &Selector) -> Selection<'_> {
@@ -240,6 +240,18 @@ impl Selection<'_> {
 }
 
 impl Id<'_> {
+    /// kustomize's `ResId.GvknEquals`, and `Equals` (the effective namespace too) where `s`
+    /// gives a namespace: how a var's `objref` names its object.
+    pub(super) fn is(&self, s: &Selection, scopes: &Scopes) -> bool {
+        self.group == s.group
+            && self.version == s.version
+            && self.kind == s.kind
+            && self.name == s.name
+            && (s.namespace.is_empty()
+                || effective_namespace(s.group, s.version, s.kind, s.namespace, scopes)
+                    == effective_namespace(self.group, self.version, self.kind, self.namespace, scopes))
+    }
+
     fn selected_by(&self, s: &Selection, scopes: &Scopes) -> bool {
         (s.name.is_empty() || s.name == self.name)
             && (s.namespace.is_empty()

@@ -12,70 +12,82 @@ use serde_json::Value;
 use super::super::Resource;
 use super::super::kustomization::Var;
 use super::TransformerConfig;
-use super::replacements::{lookup, split_path};
+use super::replacements::{Selection, ids, lookup, split_path};
+use crate::error::{Error, Location, Result};
 use crate::manifest::Scopes;
+
+/// A var with where it is defined, which its errors name.
+#[derive(Debug, Clone)]
+pub struct DefinedVar {
+    pub var: Var,
+    pub at: Location,
+}
 
 /// Attaches `incoming` to the objects they name and adds them to `vars` (kustomize's
 /// `MergeVars`).
-pub fn attach(incoming: &[Var], vars: &mut Vec<Var>, resources: &mut [Resource]) -> Result<(), String> {
+pub fn attach(incoming: &[DefinedVar], vars: &mut Vec<DefinedVar>, resources: &mut [Resource]) -> Result<()> {
     let scopes = Scopes::default();
-    for var in incoming {
-        let o = &var.objref;
+    for defined in incoming {
+        let (var, o) = (&defined.var, &defined.var.objref);
         let (group, version) = match o.api_version.split_once('/') {
             Some((group, version)) => (group, version),
             None if !o.api_version.is_empty() => ("", o.api_version.as_str()),
             None => (o.group.as_str(), o.version.as_str()),
         };
-        let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-        let cluster_scoped = !scopes.is_namespaced(&api_version, &o.kind);
-        let effective = |ns: &str| if ns.is_empty() { "default".to_string() } else { ns.to_string() };
+        let wanted = Selection { group, version, kind: &o.kind, name: &o.name, namespace: &o.namespace };
         let matched: Vec<usize> = resources
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                let ids = std::iter::once((r.kind(), r.name(), r.namespace()))
-                    .chain(r.prev.iter().map(|p| (p.kind.as_str(), p.name.as_str(), p.namespace.as_str())));
-                r.group() == group && r.version() == version && {
-                    let mut ids = ids;
-                    ids.any(|(kind, name, namespace)| {
-                        kind == o.kind
-                            && name == o.name
-                            && (o.namespace.is_empty() && !cluster_scoped
-                                || cluster_scoped
-                                || effective(namespace) == effective(&o.namespace))
-                    })
-                }
-            })
+            .filter(|(_, r)| ids(r).iter().any(|id| id.is(&wanted, &scopes)))
             .map(|(index, _)| index)
             .collect();
         match matched.as_slice() {
             [one] => resources[*one].ref_vars.push(var.name.clone()),
             [] => {}
-            many => return Err(format!("var `{}` names {} objects: unable to tell which", var.name, many.len())),
+            many => {
+                let named: Vec<String> = many.iter().map(|&i| resources[i].describe()).collect();
+                return Err(Error::at(
+                    defined.at.clone(),
+                    format!("`vars`: var `{}` names {}: unable to tell which", var.name, named.join(" and ")),
+                ));
+            }
         }
-        if vars.iter().any(|v| v.name == var.name) {
-            return Err(format!("var `{}` is defined twice", var.name));
+        if let Some(first) = vars.iter().find(|v| v.var.name == var.name) {
+            return Err(Error::at(
+                defined.at.clone(),
+                format!("`vars`: var `{}` is defined twice (first at {})", var.name, first.at),
+            ));
         }
-        vars.push(var.clone());
+        vars.push(defined.clone());
     }
     Ok(())
 }
 
 /// Replaces every `$(NAME)` of `vars` in the fields `config.var_reference` lists.
-pub fn resolve(vars: &[Var], config: &TransformerConfig, resources: &mut [Resource]) -> Result<(), String> {
+pub fn resolve(vars: &[DefinedVar], config: &TransformerConfig, resources: &mut [Resource]) -> Result<()> {
     if vars.is_empty() {
         return Ok(());
     }
     let mut values: Vec<(&str, Value)> = Vec::new();
-    for var in vars {
+    for DefinedVar { var, at } in vars {
         let field = var.fieldref.as_ref().map_or("", |f| f.fieldpath.as_str());
         let field = if field.is_empty() { "metadata.name" } else { field };
         let Some(object) = resources.iter().find(|r| r.ref_vars.contains(&var.name)) else {
-            return Err(format!("var `{}` cannot be mapped to a field of any object of the build", var.name));
+            return Err(Error::at(
+                at.clone(),
+                format!("`vars`: var `{}` cannot be mapped to a field of any object of the build", var.name),
+            )
+            .with_help("its `objref` must name one object of the kustomization (group, version, kind and name)"));
         };
-        let value = lookup(&object.object, &split_path(field))?
+        let value = lookup(&object.object, &split_path(field))
+            .map_err(|e| Error::at(at.clone(), format!("`vars`: var `{}`: {e}", var.name)))?
             .filter(|v| !v.is_object() && !v.is_array() && !v.is_null())
-            .ok_or_else(|| format!("var `{}`: {} has no field `{field}`", var.name, object.describe()))?;
+            .ok_or_else(|| {
+                Error::at(
+                    at.clone(),
+                    format!("`vars`: var `{}`: {} has no scalar field `{field}`", var.name, object.describe()),
+                )
+            })?;
         values.push((&var.name, value.clone()));
     }
     let mapping = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
@@ -89,11 +101,7 @@ pub fn resolve(vars: &[Var], config: &TransformerConfig, resources: &mut [Resour
                         for item in items {
                             match item {
                                 Value::String(text) => *item = expand(text, &mapping),
-                                _ => {
-                                    return Err(
-                                        "a list the `varReference` names holds a value that is not a string".into()
-                                    );
-                                }
+                                _ => return Err(format!("`{}` holds a value that is not a string", spec.path)),
                             }
                         }
                     }
@@ -107,6 +115,10 @@ pub fn resolve(vars: &[Var], config: &TransformerConfig, resources: &mut [Resour
                     _ => {}
                 }
                 Ok(())
+            })
+            .map_err(|e| {
+                Error::at(Location::file(&resource.source), format!("`vars`: {e}"))
+                    .with_help(format!("in {}, a field vars are replaced in", resource.describe()))
             })?;
         }
     }

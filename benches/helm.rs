@@ -168,24 +168,11 @@ fn main() {
     );
 }
 
-/// `$WEAVER_HELM`, else `helm` on PATH, if it runs.
+/// helm (tests/common/tools.rs), named with its version.
 fn find_helm() -> Result<PathBuf, String> {
-    let helm = match std::env::var_os("WEAVER_HELM") {
-        Some(path) => PathBuf::from(path),
-        None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join("helm"))
-            .find(|path| path.is_file())
-            .ok_or("no helm on PATH and WEAVER_HELM is not set")?,
-    };
-    let version = Command::new(&helm).args(["version", "--short"]).output();
-    match version {
-        Ok(out) if out.status.success() => {
-            println!("helm: {} {}", helm.display(), String::from_utf8_lossy(&out.stdout).trim());
-            Ok(helm)
-        }
-        Ok(out) => Err(format!("{} version failed: {}", helm.display(), String::from_utf8_lossy(&out.stderr).trim())),
-        Err(e) => Err(format!("{} does not run: {e}", helm.display())),
-    }
+    let (helm, version) = support::tools::helm()?;
+    println!("helm: {} {version}", helm.display());
+    Ok(helm)
 }
 
 /// helm template of each chart in turn, as a tool that renders release by release runs it: a

@@ -164,18 +164,9 @@ fn kustomize(kubectl: &Path, repo: &Path, dir: &Directory) -> support::Run {
     support::run(Command::new(kubectl).arg("kustomize").arg(repo.join(&dir.path)))
 }
 
-/// `$WEAVER_KUBECTL`, else `kubectl` on PATH, if it runs and embeds kustomize v5.
+/// kubectl with kustomize v5 (tests/common/tools.rs), named with that version.
 fn find_kubectl() -> Result<PathBuf, String> {
-    let kubectl = std::env::var_os("WEAVER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"));
-    let out = Command::new(&kubectl)
-        .args(["version", "--client"])
-        .output()
-        .map_err(|e| format!("{} does not run: {e}", kubectl.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text.lines().find_map(|line| line.strip_prefix("Kustomize Version: ")).unwrap_or("none");
-    if !version.starts_with("v5") {
-        return Err(format!("{} embeds kustomize {version}, not v5", kubectl.display()));
-    }
+    let (kubectl, version) = support::tools::kubectl_kustomize_v5()?;
     println!("kubectl: {} (kustomize {version})", kubectl.display());
     Ok(kubectl)
 }

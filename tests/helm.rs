@@ -66,9 +66,7 @@ fn rendered(repo: &Repo, release: &str) -> BTreeMap<String, Value> {
 }
 
 fn helm_binary() -> Option<PathBuf> {
-    let candidate = std::env::var_os("WEAVER_HELM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("helm"));
-    let ok = Command::new(&candidate).arg("version").arg("--short").output().is_ok_and(|o| o.status.success());
-    ok.then_some(candidate)
+    common::tools::helm().ok().map(|(helm, _)| helm)
 }
 
 /// `helm template NAME CHART -n shop --kube-version v1.32.0 --include-crds --skip-tests` with

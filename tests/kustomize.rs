@@ -20,26 +20,9 @@ const RELEASE_NAMESPACE: &str = "kust-test";
 const WEAVER_LABELS: [&str; 3] =
     ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"];
 
-/// kubectl, if it is there and embeds kustomize v5; otherwise why not.
+/// kubectl with kustomize v5, or why not.
 fn kubectl() -> Result<PathBuf, String> {
-    let candidate = std::env::var_os("WEAVER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"));
-    let out = Command::new(&candidate).args(["version", "--client"]).output().map_err(|e| {
-        format!("no kubectl ({}: {e}; set $WEAVER_KUBECTL or put kubectl on PATH)", candidate.display())
-    })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text.lines().find_map(|l| l.strip_prefix("Kustomize Version: ")).unwrap_or("none");
-    if version.starts_with("v5.") {
-        Ok(candidate)
-    } else {
-        Err(format!("{} embeds kustomize {version}, not v5 (kubectl 1.27 or later is needed)", candidate.display()))
-    }
-}
-
-/// helm for `kubectl kustomize --enable-helm` ($WEAVER_HELM, else helm on PATH), if it runs.
-fn helm() -> Option<PathBuf> {
-    let candidate = std::env::var_os("WEAVER_HELM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("helm"));
-    let runs = Command::new(&candidate).args(["version", "--short"]).output().is_ok_and(|o| o.status.success());
-    runs.then_some(candidate)
+    common::tools::kubectl_kustomize_v5().map(|(kubectl, _)| kubectl)
 }
 
 /// kustomize writes long base64 values (Secret `data`, ConfigMap `binaryData`) in lines of 70;
@@ -120,7 +103,7 @@ fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
     };
     let repo = Repo::empty();
     copy_dir(&common::project_root().join(FIXTURE), repo.path());
-    let helm = helm();
+    let helm = common::tools::helm().ok().map(|(helm, _)| helm);
     let mut failures = Vec::new();
     for (release, dir) in releases(repo.path()) {
         let mut kustomize = Command::new(&kubectl);

@@ -14,6 +14,8 @@ pub mod fs;
 #[path = "../../tests/common/git.rs"]
 pub mod git;
 pub mod helm_charts;
+#[path = "../../tests/common/tools.rs"]
+pub mod tools;
 
 pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
 

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod fs;
 pub mod git;
 pub mod skip;
+pub mod tools;
 
 pub use fs::copy_dir;
 

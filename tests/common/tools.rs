@@ -1,0 +1,33 @@
+//! The reference tools the interop tests and the benches compare weaver with, found once here:
+//! helm (`$WEAVER_HELM`, else `helm` on PATH) and kubectl embedding kustomize v5
+//! (`$WEAVER_KUBECTL`, else `kubectl` on PATH). Each says why it is not usable, for a skip
+//! message or a bench's note.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// helm, if it runs; with the version it reports.
+pub fn helm() -> Result<(PathBuf, String), String> {
+    let helm = std::env::var_os("WEAVER_HELM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("helm"));
+    match Command::new(&helm).args(["version", "--short"]).output() {
+        Ok(out) if out.status.success() => Ok((helm, String::from_utf8_lossy(&out.stdout).trim().to_string())),
+        Ok(out) => Err(format!("{} version failed: {}", helm.display(), String::from_utf8_lossy(&out.stderr).trim())),
+        Err(e) => Err(format!("no helm ({}: {e}; set $WEAVER_HELM or put helm on PATH)", helm.display())),
+    }
+}
+
+/// kubectl, if it runs and embeds kustomize v5; with that kustomize version.
+pub fn kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
+    let kubectl = std::env::var_os("WEAVER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"));
+    let out = Command::new(&kubectl)
+        .args(["version", "--client"])
+        .output()
+        .map_err(|e| format!("no kubectl ({}: {e}; set $WEAVER_KUBECTL or put kubectl on PATH)", kubectl.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.lines().find_map(|l| l.strip_prefix("Kustomize Version: ")).unwrap_or("none").to_string();
+    if version.starts_with("v5.") {
+        Ok((kubectl, version))
+    } else {
+        Err(format!("{} embeds kustomize {version}, not v5 (kubectl 1.27 or later is needed)", kubectl.display()))
+    }
+}

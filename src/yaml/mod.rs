@@ -3,6 +3,7 @@
 //! quotes whatever a YAML 1.1 reader (kubectl, helm) would read differently.
 
 pub mod emit;
+mod subset;
 
 use std::path::Path;
 
@@ -149,6 +150,9 @@ pub fn documents_kyaml(path: &Path, text: &str) -> Result<Vec<Value>> {
 }
 
 fn documents_with(path: &Path, text: &str, mut options: serde_saphyr::Options) -> Result<Vec<Value>> {
+    if let Some(docs) = subset::documents(text, &options) {
+        return Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect());
+    }
     let mut budget = options.budget.clone().unwrap_or_default();
     // Each node or event needs at least a byte or two of input; documents at least `---\n`.
     budget.max_documents = budget.max_documents.max(text.len() / 4);

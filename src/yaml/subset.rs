@@ -1,0 +1,852 @@
+//! A direct loader for the YAML that templates and tools write: block mappings and sequences,
+//! one-line flow collections, one-line plain and quoted scalars, literal block scalars (`|`),
+//! comments and `---` separators. serde-saphyr's general deserializer spends most of a large
+//! render on such text (hundreds of instructions a byte); this reads it about ten times faster.
+//!
+//! It gives up (`None`) on anything outside that subset — anchors, aliases, tags, folded or
+//! multi-line scalars, complex keys, directives, tabs outside literal blocks, duplicate keys — and
+//! on anything it cannot be sure of; the caller then parses the text with serde-saphyr as before.
+//! So the result is serde-saphyr's either way, and every error still comes from serde-saphyr
+//! with its line and column. Plain scalars other than the commonest forms (words, decimal
+//! integers, `true`, `false`, `null`, `~`) are resolved by serde-saphyr itself, with the
+//! caller's options (YAML 1.1 booleans or strict ones, legacy octal), one scalar at a time.
+
+use serde_json::{Map, Number, Value};
+
+/// Every document of `text` as serde-saphyr with `options` would give it, or `None` when the
+/// text leaves the subset. Empty documents (and the text before a first `---`) are `Null`, for
+/// the caller to drop as it drops serde-saphyr's.
+pub(crate) fn documents(text: &str, options: &serde_saphyr::Options) -> Option<Vec<Value>> {
+    if text.bytes().any(|b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f)
+        || (!text.is_ascii() && text.chars().any(is_special_char))
+    {
+        return None;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let loader = Loader { lines: &lines, options };
+    let mut documents = Vec::new();
+    let mut start = 0;
+    for (index, line) in lines.iter().enumerate() {
+        if let Some(rest) = line.strip_prefix("---") {
+            if !rest.is_empty() && !rest.starts_with(' ') {
+                continue; // `---x` is a plain scalar, which a document cannot start with here
+            }
+            if !is_blank_or_comment(rest) {
+                return None; // `--- value`
+            }
+            documents.push(loader.document(start, index)?);
+            start = index + 1;
+        } else if line.starts_with("...") || line.starts_with('%') {
+            return None;
+        }
+    }
+    documents.push(loader.document(start, lines.len())?);
+    Some(documents)
+}
+
+/// Characters YAML refuses or treats specially: C1 controls, the byte order mark, non-characters,
+/// and the line separators YAML 1.1 knows.
+fn is_special_char(c: char) -> bool {
+    matches!(c, '\u{80}'..='\u{9f}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Deeper nesting is left to serde-saphyr, whose budget refuses it with an error.
+const MAX_DEPTH: usize = 100;
+
+struct Loader<'a> {
+    lines: &'a [&'a str],
+    options: &'a serde_saphyr::Options,
+}
+
+/// A line's indentation (spaces) and whether anything but a comment follows it.
+fn indentation(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+fn is_blank_or_comment(text: &str) -> bool {
+    let rest = text.trim_start_matches(' ');
+    rest.is_empty() || (rest.starts_with('#') && (rest.len() < text.len() || text.starts_with('#')))
+}
+
+impl<'a> Loader<'a> {
+    /// The next line at or after `from` (before `end`) holding content, with its indentation.
+    fn next_content(&self, from: usize, end: usize) -> Option<(usize, usize)> {
+        (from..end).find(|&i| !is_blank_or_comment(self.lines[i])).map(|i| (i, indentation(self.lines[i])))
+    }
+
+    fn document(&self, start: usize, end: usize) -> Option<Value> {
+        let Some((line, indent)) = self.next_content(start, end) else { return Some(Value::Null) };
+        let (value, next) = self.block(line, indent, end, None, 0)?;
+        // Anything after the root node is a second root: not this subset (nor valid YAML).
+        match self.next_content(next, end) {
+            None => Some(value),
+            Some(_) => None,
+        }
+    }
+
+    /// The block node whose content starts at column `col` of line `line`; `parent` is the
+    /// indentation of the collection holding it (for literal blocks). Returns the node and the
+    /// first line after it.
+    fn block(
+        &self,
+        line: usize,
+        col: usize,
+        end: usize,
+        parent: Option<usize>,
+        depth: usize,
+    ) -> Option<(Value, usize)> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let text = self.lines[line];
+        if text.contains('\t') {
+            return None;
+        }
+        let content = &text[col..];
+        if content == "-" || content.starts_with("- ") {
+            return self.sequence(line, col, end, depth);
+        }
+        if key(content)?.is_some() {
+            return self.mapping(line, col, end, depth);
+        }
+        let (value, next) = self.inline_value(line, col, end, parent.unwrap_or(0), depth)?;
+        Some((value, next))
+    }
+
+    fn sequence(&self, mut line: usize, col: usize, end: usize, depth: usize) -> Option<(Value, usize)> {
+        let mut items = Vec::new();
+        loop {
+            let text = self.lines[line];
+            let after = &text[col + 1..];
+            let item_col = col + 1 + indentation(after);
+            let (item, next) = if is_blank_or_comment(after) {
+                self.value_below(line + 1, col, end, false, depth)?
+            } else {
+                self.block(line, item_col, end, Some(col), depth + 1)?
+            };
+            items.push(item);
+            match self.next_content(next, end) {
+                Some((l, indent)) if indent == col => {
+                    let content = &self.lines[l][col..];
+                    if content == "-" || content.starts_with("- ") {
+                        line = l;
+                    } else {
+                        return Some((Value::Array(items), next));
+                    }
+                }
+                Some((_, indent)) if indent > col => return None,
+                _ => return Some((Value::Array(items), next)),
+            }
+        }
+    }
+
+    fn mapping(&self, mut line: usize, col: usize, end: usize, depth: usize) -> Option<(Value, usize)> {
+        let mut map = Map::new();
+        loop {
+            let text = self.lines[line];
+            if text.contains('\t') {
+                return None;
+            }
+            let (name, after_colon) = key(&text[col..])?.map(|(k, rest)| (k, col + rest))?;
+            let rest = &text[after_colon..];
+            let value_col = after_colon + indentation(rest);
+            let (value, next) = if is_blank_or_comment(rest) {
+                self.value_below(line + 1, col, end, true, depth)?
+            } else {
+                self.inline_value(line, value_col, end, col, depth + 1)?
+            };
+            if map.insert(name, value).is_some() {
+                return None; // a duplicate key: serde-saphyr's error
+            }
+            match self.next_content(next, end) {
+                Some((l, indent)) if indent == col => {
+                    let content = &self.lines[l][col..];
+                    if content == "-" || content.starts_with("- ") {
+                        return None; // a sequence entry among keys
+                    }
+                    line = l;
+                }
+                Some((_, indent)) if indent > col => return None,
+                _ => return Some((Value::Object(map), next)),
+            }
+        }
+    }
+
+    /// The value of an entry with nothing after its `:` or `-`: a node on the lines below,
+    /// indented more than the collection at `col` (or, under a key, a sequence at `col`), else null.
+    fn value_below(
+        &self,
+        from: usize,
+        col: usize,
+        end: usize,
+        under_key: bool,
+        depth: usize,
+    ) -> Option<(Value, usize)> {
+        match self.next_content(from, end) {
+            Some((l, indent)) if indent > col => self.block(l, indent, end, Some(col), depth + 1),
+            Some((l, indent))
+                if under_key && indent == col && {
+                    let content = &self.lines[l][col..];
+                    content == "-" || content.starts_with("- ")
+                } =>
+            {
+                self.sequence(l, col, end, depth + 1)
+            }
+            _ => Some((Value::Null, from)),
+        }
+    }
+
+    /// A node written on one line from column `col` (a scalar or a flow collection), or a
+    /// literal block scalar starting there; `parent` is the indentation of the collection
+    /// holding it. Returns it and the next line.
+    fn inline_value(&self, line: usize, col: usize, end: usize, parent: usize, depth: usize) -> Option<(Value, usize)> {
+        let text = &self.lines[line][col..];
+        match text.as_bytes().first()? {
+            b'|' => self.literal(line, text, end, parent),
+            b'[' | b'{' => {
+                let (value, used) = self.flow(text, depth)?;
+                rest_is_comment(&text[used..])?;
+                Some((value, line + 1))
+            }
+            b'"' | b'\'' => {
+                let (value, used) = quoted(text)?;
+                rest_is_comment(&text[used..])?;
+                Some((Value::String(value), line + 1))
+            }
+            _ => {
+                let scalar = plain_block(text)?;
+                Some((self.resolve(scalar)?, line + 1))
+            }
+        }
+    }
+
+    /// `|`, `|-` or `|+` and the lines below it, indented past `parent`.
+    fn literal(&self, line: usize, header: &str, end: usize, parent: usize) -> Option<(Value, usize)> {
+        let (chomp, comment) = match header.as_bytes().get(1) {
+            Some(b'-') => ('-', &header[2..]),
+            Some(b'+') => ('+', &header[2..]),
+            _ => ('c', &header[1..]),
+        };
+        if !comment.is_empty() && !comment.starts_with(' ') || !is_blank_or_comment(comment) {
+            return None; // an indentation indicator, or text after the header
+        }
+        let first = (line + 1..end).find(|&i| !self.lines[i].trim_start_matches(' ').is_empty())?;
+        let indent = indentation(self.lines[first]);
+        if indent <= parent {
+            return None; // an empty block scalar: rare enough to leave to serde-saphyr
+        }
+        let mut body = String::new();
+        let mut next = line + 1;
+        while next < end {
+            let text = self.lines[next];
+            let spaces = indentation(text);
+            if spaces == text.len() {
+                if spaces > indent {
+                    return None; // spaces past the indentation on an empty line: leave it
+                }
+                body.push('\n');
+            } else if spaces >= indent {
+                body.push_str(&text[indent..]);
+                body.push('\n');
+            } else {
+                if text.trim_start_matches(' ').starts_with('\t') {
+                    return None;
+                }
+                break;
+            }
+            next += 1;
+        }
+        let content = body.trim_end_matches('\n').len();
+        match chomp {
+            '-' => body.truncate(content),
+            'c' => body.truncate(if content == 0 { 0 } else { content + 1 }),
+            _ => {}
+        }
+        Some((Value::String(body), next))
+    }
+
+    /// A flow collection at the start of `text`: its value and the bytes it used.
+    fn flow(&self, text: &str, depth: usize) -> Option<(Value, usize)> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let bytes = text.as_bytes();
+        let close = if bytes[0] == b'[' { b']' } else { b'}' };
+        let mut i = 1;
+        let mut items = Vec::new();
+        let mut map = Map::new();
+        loop {
+            i += indentation(&text[i..]);
+            if bytes.get(i) == Some(&close) && items.is_empty() && map.is_empty() {
+                break;
+            }
+            if close == b'}' {
+                let (name, used) = self.flow_key(&text[i..])?;
+                i += used;
+                i += indentation(&text[i..]);
+                let (value, used) = self.flow_node(&text[i..], depth + 1)?;
+                i += used;
+                if map.insert(name, value).is_some() {
+                    return None;
+                }
+            } else {
+                let (value, used) = self.flow_node(&text[i..], depth + 1)?;
+                items.push(value);
+                i += used;
+            }
+            i += indentation(&text[i..]);
+            match bytes.get(i)? {
+                b',' => i += 1,
+                &b if b == close => break,
+                _ => return None,
+            }
+        }
+        let value = if close == b']' { Value::Array(items) } else { Value::Object(map) };
+        Some((value, i + 1))
+    }
+
+    /// A flow mapping's key and its `:`.
+    fn flow_key(&self, text: &str) -> Option<(String, usize)> {
+        let (name, used) = match text.as_bytes().first()? {
+            b'"' | b'\'' => quoted(text)?,
+            _ => {
+                let scalar = plain_flow(text)?;
+                (plain_key(scalar)?, scalar.len())
+            }
+        };
+        let spaces = indentation(&text[used..]);
+        (text.as_bytes().get(used + spaces) == Some(&b':')).then_some((name, used + spaces + 1))
+    }
+
+    /// A node inside a flow collection: its value and the bytes it used.
+    fn flow_node(&self, text: &str, depth: usize) -> Option<(Value, usize)> {
+        match text.as_bytes().first()? {
+            b'[' | b'{' => self.flow(text, depth),
+            b'"' | b'\'' => quoted(text).map(|(s, used)| (Value::String(s), used)),
+            _ => {
+                let scalar = plain_flow(text)?;
+                // `[a: b]` is a one-pair mapping; `{a}` a key without value: leave both.
+                let after = &text[scalar.len()..];
+                if after.trim_start_matches(' ').starts_with(':') {
+                    return None;
+                }
+                Some((self.resolve(scalar)?, scalar.len()))
+            }
+        }
+    }
+
+    /// A plain scalar's value: the common forms here, the rest by serde-saphyr.
+    fn resolve(&self, scalar: &str) -> Option<Value> {
+        let bytes = scalar.as_bytes();
+        match bytes[0] {
+            b'0'..=b'9' if bytes.iter().all(u8::is_ascii_digit) && (bytes[0] != b'0' || bytes.len() == 1) => {
+                if bytes.len() <= 19 {
+                    return Some(Value::Number(Number::from(scalar.parse::<u64>().ok()?)));
+                }
+            }
+            b'-' if bytes.len() > 1
+                && bytes.len() <= 19
+                && bytes[1] != b'0'
+                && bytes[1..].iter().all(u8::is_ascii_digit) =>
+            {
+                return Some(Value::Number(Number::from(scalar.parse::<i64>().ok()?)));
+            }
+            b'a'..=b'z' | b'A'..=b'Z' => match scalar {
+                "true" => return Some(Value::Bool(true)),
+                "false" => return Some(Value::Bool(false)),
+                "null" => return Some(Value::Null),
+                _ if !is_special_word(scalar) => return Some(Value::String(scalar.to_string())),
+                _ => {}
+            },
+            b'~' if bytes.len() == 1 => return Some(Value::Null),
+            // Alone, these would read as document markers.
+            b'-' | b'.' if scalar.starts_with("---") || scalar.starts_with("...") => {
+                return Some(Value::String(scalar.to_string()));
+            }
+            b'0'..=b'9' | b'-' | b'+' | b'.' => {}
+            _ => return Some(Value::String(scalar.to_string())),
+        }
+        // Floats, other radices, YAML 1.1 booleans, null spellings: serde-saphyr decides.
+        match serde_saphyr::from_str_with_options::<Value>(scalar, self.options.clone()).ok()? {
+            value @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Words some YAML reader resolves to something other than a string: booleans and nulls in
+/// any case, and infinities and NaNs as Rust's float parser spells them.
+fn is_special_word(word: &str) -> bool {
+    if word.len() > 8 {
+        return false;
+    }
+    let lower = word.to_ascii_lowercase();
+    matches!(lower.as_str(), "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null")
+        || lower.starts_with("inf")
+        || lower.starts_with("nan")
+}
+
+/// Nothing but spaces and a comment (which needs a space before its `#`).
+fn rest_is_comment(rest: &str) -> Option<()> {
+    if rest.is_empty() || (rest.starts_with(' ') && is_blank_or_comment(rest)) { Some(()) } else { None }
+}
+
+/// The key of a block mapping entry at the start of `content`, with the offset just past its
+/// `:`; `Some(None)` when the line is not a mapping entry; `None` when it cannot be read here.
+fn key(content: &str) -> Option<Option<(String, usize)>> {
+    let bytes = content.as_bytes();
+    match bytes[0] {
+        b'"' | b'\'' => {
+            let Some((name, used)) = quoted(content) else { return None };
+            let spaces = indentation(&content[used..]);
+            let after = used + spaces;
+            if bytes.get(after) == Some(&b':') && matches!(bytes.get(after + 1), None | Some(b' ')) {
+                return Some(Some((name, after + 1)));
+            }
+            Some(None)
+        }
+        b'?' | b'&' | b'*' | b'!' | b'%' | b'@' | b'`' | b'>' => None,
+        b'[' | b'{' | b'#' | b'|' => Some(None),
+        _ => {
+            let mut previous = b' ';
+            for (i, &b) in bytes.iter().enumerate() {
+                match b {
+                    b'#' if previous == b' ' => return Some(None),
+                    b':' if matches!(bytes.get(i + 1), None | Some(b' ')) => {
+                        let name = content[..i].trim_end_matches(' ');
+                        if name.is_empty() || name.len() > 1024 {
+                            return None;
+                        }
+                        return Some(Some((plain_key(name)?, i + 1)));
+                    }
+                    _ => {}
+                }
+                previous = b;
+            }
+            Some(None)
+        }
+    }
+}
+
+/// A plain key as a string, when serde-saphyr would surely read it so: words that are not
+/// booleans, nulls or numbers, and not the merge key `<<`.
+fn plain_key(name: &str) -> Option<String> {
+    let first = name.as_bytes()[0];
+    let plain_word = first.is_ascii_alphabetic() && !is_special_word(name);
+    let other = !first.is_ascii_alphanumeric() && !matches!(first, b'-' | b'+' | b'.' | b'~' | b'<' | b':' | b'?');
+    (plain_word || other).then(|| name.to_string())
+}
+
+/// A plain scalar filling the rest of a block line (up to a comment): refused when it starts
+/// with an indicator or holds `: ` (a mapping where none may be).
+fn plain_block(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    if starts_with_indicator(bytes) {
+        return None;
+    }
+    let mut end = text.len();
+    let mut previous = b'x';
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'#' if previous == b' ' => {
+                end = i;
+                break;
+            }
+            b':' if matches!(bytes.get(i + 1), None | Some(b' ')) => return None,
+            _ => {}
+        }
+        previous = b;
+    }
+    let scalar = text[..end].trim_end_matches(' ');
+    (!scalar.is_empty()).then_some(scalar)
+}
+
+/// A plain scalar inside a flow collection: up to a flow indicator, `: ` or a comment.
+fn plain_flow(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    if starts_with_indicator(bytes) {
+        return None;
+    }
+    let mut end = text.len();
+    let mut previous = b'x';
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b',' | b'[' | b']' | b'{' | b'}' => {
+                end = i;
+                break;
+            }
+            b'#' if previous == b' ' => return None,
+            b':' if matches!(bytes.get(i + 1), None | Some(b' ' | b',' | b']' | b'}' | b'[' | b'{')) => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+        previous = b;
+    }
+    let scalar = text[..end].trim_end_matches(' ');
+    (!scalar.is_empty()).then_some(scalar)
+}
+
+fn starts_with_indicator(bytes: &[u8]) -> bool {
+    match bytes.first() {
+        None => true,
+        Some(b'-' | b'?' | b':') => matches!(bytes.get(1), None | Some(b' ')) || bytes[0] != b'-',
+        Some(
+            b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%' | b'@'
+            | b'`',
+        ) => true,
+        Some(_) => false,
+    }
+}
+
+/// A quoted scalar at the start of `text`, closed on the same line: its value and the bytes it
+/// used. Escapes outside the common ones, and surrogates, are left to serde-saphyr.
+fn quoted(text: &str) -> Option<(String, usize)> {
+    let quote = text.as_bytes()[0];
+    let mut out = String::new();
+    let mut chars = text.char_indices().skip(1);
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\t' => return None,
+            '\'' if quote == b'\'' => {
+                if text[i + 1..].starts_with('\'') {
+                    out.push('\'');
+                    chars.next();
+                } else {
+                    return Some((out, i + 1));
+                }
+            }
+            '"' if quote == b'"' => return Some((out, i + 1)),
+            '\\' if quote == b'"' => {
+                let (_, escape) = chars.next()?;
+                let hex = |chars: &mut std::iter::Skip<std::str::CharIndices>, n: usize| -> Option<char> {
+                    let mut code = 0u32;
+                    for _ in 0..n {
+                        code = code * 16 + chars.next()?.1.to_digit(16)?;
+                    }
+                    char::from_u32(code)
+                };
+                out.push(match escape {
+                    '\\' => '\\',
+                    '"' => '"',
+                    '/' => '/',
+                    'n' => '\n',
+                    't' => '\t',
+                    'r' => '\r',
+                    '0' => '\0',
+                    'a' => '\u{7}',
+                    'b' => '\u{8}',
+                    'e' => '\u{1b}',
+                    'f' => '\u{c}',
+                    'v' => '\u{b}',
+                    ' ' => ' ',
+                    'x' => hex(&mut chars, 2)?,
+                    'u' => hex(&mut chars, 4)?,
+                    'U' => hex(&mut chars, 8)?,
+                    _ => return None,
+                });
+            }
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+
+    fn saphyr(text: &str) -> Option<Vec<Value>> {
+        serde_saphyr::from_str_multiple_with_options(text, crate::yaml::options()).ok()
+    }
+
+    /// The subset's reading of `text` (its non-empty documents), checked against serde-saphyr's.
+    fn agreed(text: &str) -> Option<Vec<Value>> {
+        let fast: Option<Vec<Value>> =
+            documents(text, &crate::yaml::options()).map(|docs| docs.into_iter().filter(|d| !d.is_null()).collect());
+        if let Some(docs) = &fast {
+            let docs: Vec<&Value> = docs.iter().collect();
+            let reference =
+                saphyr(text).unwrap_or_else(|| panic!("the subset read what serde-saphyr refuses:\n{text}"));
+            let reference: Vec<&Value> = reference.iter().filter(|d| !d.is_null()).collect();
+            assert_eq!(docs, reference, "for:\n{text}");
+        }
+        fast
+    }
+
+    #[test]
+    fn manifests_as_templates_write_them_are_read_directly() {
+        let text = "\
+# Source: x
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web   # the name
+  labels: {app: web, tier: 'front', \"q\": \"a\\tb\"}
+  annotations:
+    checksum/config: 3f2a
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: web
+  template:
+    spec:
+      containers:
+      - name: app
+        image: \"registry/x:1.0\"
+        args: [--port, '8080', -v, 1]
+        env:
+          - name: A
+            value: 'it''s'
+          -   name: B
+              value:
+        ports:
+          - containerPort: 8080
+            protocol: TCP
+      - name: sidecar
+        command:
+        - sh
+        - -c
+        - |
+          echo a
+            indented
+
+          echo b
+---
+apiVersion: v1
+kind: ConfigMap
+data:
+  keep: |+
+    x
+
+  strip: |-
+    y
+  empty: ''
+  nothing:
+  enabled: true
+  count: -12
+  url: http://a:80/b
+...";
+        assert!(documents(text, &crate::yaml::options()).is_none(), "`...` is left to serde-saphyr");
+        let text = text.trim_end_matches("...");
+        let docs = agreed(text).expect("read directly");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(
+            docs[0]["spec"]["template"]["spec"]["containers"][1]["command"][2],
+            "echo a\n  indented\n\necho b\n"
+        );
+        assert_eq!(docs[1]["data"]["keep"], "x\n\n");
+    }
+
+    #[test]
+    fn scalars_resolve_as_serde_saphyr_resolves_them() {
+        for scalar in [
+            "1",
+            "0",
+            "-3",
+            "012",
+            "0x1F",
+            "0o17",
+            "1_000",
+            "+5",
+            "1.5",
+            "-.5",
+            "1e3",
+            ".inf",
+            "-.Inf",
+            ".nan",
+            "yes",
+            "No",
+            "ON",
+            "True",
+            "FALSE",
+            "Null",
+            "NULL",
+            "~",
+            "y",
+            "n",
+            "inf",
+            "nan",
+            "infinity",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "1:2",
+            "a b",
+            "@x",
+            "-",
+            "-x",
+            "12345678901234567890",
+            "3.0.1",
+            "v1",
+            "é",
+            "1e400",
+        ] {
+            let text = format!("a: {scalar}\nb: [{scalar}]\n");
+            agreed(&text);
+        }
+    }
+
+    #[test]
+    fn what_the_subset_does_not_read_is_left_to_serde_saphyr() {
+        for text in [
+            "a: &x 1\nb: *x\n",
+            "a: !!str 1\n",
+            "a: >\n  folded\n",
+            "a: b\n  continued\n",
+            "a: \"two\n  lines\"\n",
+            "? complex\n: key\n",
+            "%YAML 1.2\n---\na: 1\n",
+            "a: 1\na: 2\n",
+            "<<: {a: 1}\n",
+            "a:\tb\n",
+            "--- text\n",
+            "a: [1,\n 2]\n",
+            "a: |2\n   x\n",
+            "a: b: c\n",
+            "- a\nb: c\n",
+        ] {
+            assert!(documents(text, &crate::yaml::options()).is_none(), "read directly:\n{text}");
+        }
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_left_to_serde_saphyr() {
+        let deep = format!("a: {}{}\n", "[".repeat(MAX_DEPTH + 5), "]".repeat(MAX_DEPTH + 5));
+        assert!(documents(&deep, &crate::yaml::options()).is_none());
+        let deep: String = (0..MAX_DEPTH + 5).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        assert!(documents(&deep, &crate::yaml::options()).is_none());
+    }
+
+    /// A node as templates write them, in the syntax the subset reads and some it leaves,
+    /// indented by `indent` under its parent (`key:` or `-`).
+    fn manifest_like() -> impl Strategy<Value = String> {
+        const SCALARS: &[&str] = &[
+            "web",
+            "a b",
+            "8080",
+            "0",
+            "-1",
+            "1.5",
+            "true",
+            "false",
+            "null",
+            "~",
+            "yes",
+            "Off",
+            "0x1f",
+            "012",
+            "1e3",
+            "'q''s'",
+            "\"d\\\"q\"",
+            "\"\\u00e9\\t\"",
+            "''",
+            "\"\"",
+            "http://a:1/b",
+            "a#b",
+            "é",
+            "[]",
+            "{}",
+            "[a, 'b', 1]",
+            "{k: v, 'q': 2}",
+            "[{a: 1}, [b]]",
+            "--x",
+            "---",
+            "...x",
+            "@x",
+            "a: b",
+            "- x",
+            "&a x",
+            "*a",
+            "!!str 1",
+            ">\n  folded",
+            "multi\n  line",
+        ];
+        const KEYS: &[&str] =
+            &["name", "app.kubernetes.io/name", "'quoted'", "\"dq\"", "a b", "1", "y", "<<", "_x", "$ref"];
+        let scalar = proptest::sample::select(SCALARS).prop_map(str::to_string);
+        let literal = (
+            proptest::sample::select(&["|", "|-", "|+", "| # c"][..]),
+            proptest::collection::vec(proptest::sample::select(&["x", "  y", "", "# z", "a: b", "- c"][..]), 1..4),
+        )
+            .prop_map(|(header, lines)| {
+                format!(
+                    "{header}\n{}",
+                    lines
+                        .iter()
+                        .map(|l| if l.is_empty() { String::new() } else { format!("  {l}") })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            });
+        let leaf = prop_oneof![4 => scalar, 1 => literal];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            let key = proptest::sample::select(KEYS);
+            let comment = proptest::sample::select(&["", "", "", "  # note", "\n# between", "\n"][..]);
+            prop_oneof![
+                proptest::collection::vec((key, inner.clone(), comment.clone()), 1..4).prop_map(|entries| {
+                    let lines: Vec<String> = entries
+                        .iter()
+                        .map(|(k, v, c)| {
+                            if v.contains('\n') && !v.starts_with('|') && !v.starts_with('>') {
+                                format!("{k}:{c}\n  {}", v.replace('\n', "\n  "))
+                            } else {
+                                format!("{k}: {}{c}", v.replace('\n', "\n  "))
+                            }
+                        })
+                        .collect();
+                    lines.join("\n")
+                }),
+                (proptest::collection::vec((inner, comment), 1..4), any::<bool>()).prop_map(|(items, wide)| {
+                    let pad = if wide { "   " } else { " " };
+                    let indent = " ".repeat(pad.len() + 1);
+                    items
+                        .iter()
+                        .map(|(v, c)| format!("-{pad}{}{c}", v.replace('\n', &format!("\n{indent}"))))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }),
+            ]
+        })
+    }
+
+    /// The agreement test means something only if the subset reads much of what it is given.
+    #[test]
+    fn the_subset_reads_most_manifest_like_text() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = manifest_like();
+        let read = (0..1000)
+            .filter(|_| {
+                let text = strategy.new_tree(&mut runner).unwrap().current();
+                agreed(&format!("---\n{text}\n")).is_some()
+            })
+            .count();
+        assert!(read >= 300, "only {read} of 1000 read directly");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// Whatever the subset reads, it reads as serde-saphyr does.
+        #[test]
+        fn the_subset_agrees_with_serde_saphyr(text in crate::yaml::arbitrary_yaml()) {
+            agreed(&text);
+        }
+
+        /// The same on text shaped like rendered manifests, where the subset reads most of it;
+        /// under keys, as documents, indented or not.
+        #[test]
+        fn the_subset_agrees_with_serde_saphyr_on_manifests(docs in proptest::collection::vec((manifest_like(), any::<bool>()), 1..3)) {
+            let text: String = docs
+                .iter()
+                .map(|(doc, under_key)| if *under_key { format!("---\nroot:\n  {}\n", doc.replace('\n', "\n  ")) } else { format!("---\n{doc}\n") })
+                .collect();
+            agreed(&text);
+        }
+    }
+}

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod cluster;
 pub mod demo;
 pub mod fs;
+pub mod generated;
 pub mod git;
 pub mod skip;
 pub mod tools;

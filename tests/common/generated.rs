@@ -1,0 +1,41 @@
+//! A generated large repository, for the render benchmarks and the tests that need its size.
+
+use std::path::Path;
+
+/// A repository of `releases` releases of one weaver chart (a ConfigMap, a Deployment and a
+/// Service each) in environment `bench`, whose values differ per release.
+pub fn generate_repo(dir: &Path, releases: usize) {
+    let write = |path: &str, text: &str| {
+        let full = dir.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    };
+    write("charts/svc/chart.yaml", "name: svc\nversion: 1.0.0\n");
+    write(
+        "charts/svc/values.yaml",
+        "image: registry.example.com/svc\ntag: '1.0'\nreplicas: 1\nport: 8080\nsettings: {}\n",
+    );
+    write(
+        "charts/svc/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n{% for k, v in values.settings | items %}\n  {{ k }}: {{ v | quote }}\n{% endfor %}\n",
+    );
+    write(
+        "charts/svc/templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ release.name }}\nspec:\n  replicas: {{ values.replicas }}\n  selector:\n    matchLabels: {app: {{ release.name }}}\n  template:\n    metadata:\n      labels: {app: {{ release.name }}}\n      annotations:\n        checksum/config: {{ values.settings | tojson | sha256 }}\n    spec:\n      containers:\n        - name: app\n          image: \"{{ values.image }}:{{ values.tag }}\"\n          ports:\n            - containerPort: {{ values.port }}\n              protocol: TCP\n          envFrom:\n            - configMapRef: {name: {{ release.name }}}\n",
+    );
+    write(
+        "charts/svc/templates/service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ release.name }}\nspec:\n  clusterIP: None\n  selector: {app: {{ release.name }}}\n  ports:\n    - port: 80\n      protocol: TCP\n      targetPort: {{ values.port }}\n",
+    );
+    let mut env = String::from("namespace: bench\nreleases:\n");
+    for i in 0..releases {
+        env.push_str(&format!(
+            "  - name: svc-{i:04}\n    chart: svc\n    values:\n      replicas: {}\n      port: {}\n      tag: '1.{}'\n      settings: {{ LOG_LEVEL: info, SHARD: '{i}', REGION: eu-{} }}\n",
+            1 + i % 3,
+            8000 + i % 100,
+            i % 7,
+            i % 4
+        ));
+    }
+    write("environments/bench.yaml", &env);
+}

@@ -560,6 +560,77 @@ mod tests {
     use super::*;
     use crate::project::FsSource;
 
+    /// `Debug` of a parse result without serde-saphyr's byte spans, which the direct reader
+    /// does not make (weaver reads only lines and columns).
+    fn without_spans(text: String) -> String {
+        let spans = regex::Regex::new(r", span: Span \{[^}]*\}|, source_id: \d+").unwrap();
+        spans.replace_all(&text, "").into_owned()
+    }
+
+    #[test]
+    fn environment_files_are_read_directly_as_serde_saphyr_reads_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts: Vec<(String, String)> = Vec::new();
+        for dir in ["environments", "tests/fixtures/environments", "examples"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+            for entry in entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "yaml")) {
+                texts.push((entry.path().display().to_string(), std::fs::read_to_string(entry.path()).unwrap()));
+            }
+        }
+        texts.push((
+            "inline".to_string(),
+            "\
+# an environment
+extends: base
+namespace: 'shop-é'   # quoted, after a non-ASCII character
+cluster: {context: kind-é, lockNamespace: ops}
+kubeVersion: \"1.31.0\"
+values: {domain: é.example, replicas: 3, ratio: 1.5, flag: yes, list: [a, 1, true]}
+# a comment
+
+secrets: [secrets/dev.yaml]
+releases:
+- name: web
+  chart: web
+  namespace:  é-web
+  createNamespace: true
+  needs: [db, cache]
+  labels: {tier: front, count: '1'}
+  valuesFiles:
+    - values/web.yaml
+  values:
+    image: {tag: '1.2'}
+    script: |
+      echo é
+  installed: false
+  patches:
+    - target: {kind: Deployment, name: web}
+      patch:
+        spec: {replicas: 2}
+    - target: {apiVersion: apps/v1}
+      ops:
+        - {op: replace, path: /spec/replicas, value: 1}
+-   name: db
+    kustomize: kustomize/db
+"
+            .to_string(),
+        ));
+        assert!(
+            crate::yaml::nodes::read::<EnvironmentFile>(&texts.last().unwrap().1, &crate::yaml::options()).is_some()
+        );
+        let mut direct = 0;
+        for (name, text) in &texts {
+            let reference = serde_saphyr::from_str_with_options::<EnvironmentFile>(text, crate::yaml::options());
+            if let Some(fast) = crate::yaml::nodes::read::<EnvironmentFile>(text, &crate::yaml::options()) {
+                direct += 1;
+                let reference =
+                    reference.unwrap_or_else(|e| panic!("{name}: read directly, refused by serde-saphyr: {e}"));
+                assert_eq!(without_spans(format!("{fast:?}")), without_spans(format!("{reference:?}")), "{name}");
+            }
+        }
+        assert!(direct * 4 >= texts.len() * 3, "only {direct} of {} environment files read directly", texts.len());
+    }
+
     fn load(files: &[(&str, &str)], name: &str) -> Result<Environment> {
         let dir = tempfile::tempdir().unwrap();
         for (path, text) in files {

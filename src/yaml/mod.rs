@@ -3,6 +3,7 @@
 //! quotes whatever a YAML 1.1 reader (kubectl, helm) would read differently.
 
 pub mod emit;
+pub(crate) mod nodes;
 mod subset;
 
 use std::path::Path;
@@ -120,12 +121,18 @@ fn first_definition(text: &str, key: &str, line: usize, column: usize) -> Option
 
 /// Deserializes one YAML document into `T`.
 pub fn from_str<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
-    serde_saphyr::from_str_with_options(text, options()).map_err(|e| located(path, text, e, "invalid YAML"))
+    from_str_as(path, text, "invalid YAML")
 }
 
 /// Like `from_str`, for configuration files whose schema errors read better as "invalid <what>".
+/// Text in the common subset is read directly ([`nodes`]); the rest, and every error, by
+/// serde-saphyr.
 pub fn from_str_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
-    serde_saphyr::from_str_with_options(text, options()).map_err(|e| located(path, text, e, what))
+    let options = options();
+    if let Some(value) = nodes::read(text, &options) {
+        return Ok(value);
+    }
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| located(path, text, e, what))
 }
 
 /// Every document of a configuration file that may hold several (a kubeconfig), as `T`.

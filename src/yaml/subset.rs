@@ -13,17 +13,34 @@
 
 use serde_json::{Map, Number, Value};
 
+use super::nodes::{Node, Nodes};
+
 /// Every document of `text` as serde-saphyr with `options` would give it, or `None` when the
 /// text leaves the subset. Empty documents (and the text before a first `---`) are `Null`, for
 /// the caller to drop as it drops serde-saphyr's.
 pub(crate) fn documents(text: &str, options: &serde_saphyr::Options) -> Option<Vec<Value>> {
+    let documents = stream(text, Values { options })?;
+    Some(documents.into_iter().map(|doc| doc.unwrap_or(Value::Null)).collect())
+}
+
+/// The one document of `text` as positioned nodes, or `None` when the text leaves the subset or
+/// holds other than one document.
+pub(crate) fn document(text: &str) -> Option<Node<'_>> {
+    let mut documents = stream(text, Nodes)?.into_iter().flatten();
+    let node = documents.next()?;
+    documents.next().is_none().then_some(node)
+}
+
+/// Every document of `text` as `build` makes them (`None` for an empty one), or `None` when the
+/// text leaves the subset.
+fn stream<'t, B: Build<'t>>(text: &'t str, build: B) -> Option<Vec<Option<B::Out>>> {
     if text.bytes().any(|b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f)
         || (!text.is_ascii() && text.chars().any(is_special_char))
     {
         return None;
     }
     let lines: Vec<&str> = text.lines().collect();
-    let loader = Loader { lines: &lines, options };
+    let loader = Loader { lines: &lines, build };
     let mut documents = Vec::new();
     let mut start = 0;
     for (index, line) in lines.iter().enumerate() {
@@ -53,9 +70,34 @@ fn is_special_char(c: char) -> bool {
 /// Deeper nesting is left to serde-saphyr, whose budget refuses it with an error.
 const MAX_DEPTH: usize = 100;
 
-struct Loader<'a> {
-    lines: &'a [&'a str],
-    options: &'a serde_saphyr::Options,
+/// Where a node starts: its line and byte column, from 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// What the loader makes of what it reads: JSON values ([`Values`]) or nodes that keep their
+/// positions and plain scalars' text, for typed reading ([`Nodes`]).
+pub(crate) trait Build<'t> {
+    type Out;
+    type Map;
+    /// A plain scalar; `None` when it cannot be resolved here.
+    fn plain(&self, text: &'t str, at: Pos) -> Option<Self::Out>;
+    /// A quoted or block scalar.
+    fn string(&self, text: String, at: Pos) -> Self::Out;
+    /// An entry with no value.
+    fn null(&self, at: Pos) -> Self::Out;
+    fn seq(&self, items: Vec<Self::Out>, at: Pos) -> Self::Out;
+    fn new_map(&self) -> Self::Map;
+    /// `None` for a duplicate key.
+    fn insert(&self, map: &mut Self::Map, key: String, value: Self::Out) -> Option<()>;
+    fn map(&self, map: Self::Map, at: Pos) -> Self::Out;
+}
+
+struct Loader<'a, 't, B> {
+    lines: &'a [&'t str],
+    build: B,
 }
 
 /// A line's indentation (spaces) and whether anything but a comment follows it.
@@ -68,18 +110,19 @@ fn is_blank_or_comment(text: &str) -> bool {
     rest.is_empty() || (rest.starts_with('#') && (rest.len() < text.len() || text.starts_with('#')))
 }
 
-impl<'a> Loader<'a> {
+impl<'t, B: Build<'t>> Loader<'_, 't, B> {
     /// The next line at or after `from` (before `end`) holding content, with its indentation.
     fn next_content(&self, from: usize, end: usize) -> Option<(usize, usize)> {
         (from..end).find(|&i| !is_blank_or_comment(self.lines[i])).map(|i| (i, indentation(self.lines[i])))
     }
 
-    fn document(&self, start: usize, end: usize) -> Option<Value> {
-        let Some((line, indent)) = self.next_content(start, end) else { return Some(Value::Null) };
+    /// The document between lines `start` and `end`: `Some(None)` when it holds nothing.
+    fn document(&self, start: usize, end: usize) -> Option<Option<B::Out>> {
+        let Some((line, indent)) = self.next_content(start, end) else { return Some(None) };
         let (value, next) = self.block(line, indent, end, None, 0)?;
         // Anything after the root node is a second root: not this subset (nor valid YAML).
         match self.next_content(next, end) {
-            None => Some(value),
+            None => Some(Some(value)),
             Some(_) => None,
         }
     }
@@ -94,7 +137,7 @@ impl<'a> Loader<'a> {
         end: usize,
         parent: Option<usize>,
         depth: usize,
-    ) -> Option<(Value, usize)> {
+    ) -> Option<(B::Out, usize)> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -113,14 +156,15 @@ impl<'a> Loader<'a> {
         Some((value, next))
     }
 
-    fn sequence(&self, mut line: usize, col: usize, end: usize, depth: usize) -> Option<(Value, usize)> {
+    fn sequence(&self, mut line: usize, col: usize, end: usize, depth: usize) -> Option<(B::Out, usize)> {
+        let start = Pos { line, col };
         let mut items = Vec::new();
         loop {
             let text = self.lines[line];
             let after = &text[col + 1..];
             let item_col = col + 1 + indentation(after);
             let (item, next) = if is_blank_or_comment(after) {
-                self.value_below(line + 1, col, end, false, depth)?
+                self.value_below(line + 1, col, end, false, Pos { line, col: col + 1 }, depth)?
             } else {
                 self.block(line, item_col, end, Some(col), depth + 1)?
             };
@@ -131,17 +175,18 @@ impl<'a> Loader<'a> {
                     if content == "-" || content.starts_with("- ") {
                         line = l;
                     } else {
-                        return Some((Value::Array(items), next));
+                        return Some((self.build.seq(items, start), next));
                     }
                 }
                 Some((_, indent)) if indent > col => return None,
-                _ => return Some((Value::Array(items), next)),
+                _ => return Some((self.build.seq(items, start), next)),
             }
         }
     }
 
-    fn mapping(&self, mut line: usize, col: usize, end: usize, depth: usize) -> Option<(Value, usize)> {
-        let mut map = Map::new();
+    fn mapping(&self, mut line: usize, col: usize, end: usize, depth: usize) -> Option<(B::Out, usize)> {
+        let start = Pos { line, col };
+        let mut map = self.build.new_map();
         loop {
             let text = self.lines[line];
             if text.contains('\t') {
@@ -151,13 +196,11 @@ impl<'a> Loader<'a> {
             let rest = &text[after_colon..];
             let value_col = after_colon + indentation(rest);
             let (value, next) = if is_blank_or_comment(rest) {
-                self.value_below(line + 1, col, end, true, depth)?
+                self.value_below(line + 1, col, end, true, Pos { line, col: after_colon }, depth)?
             } else {
                 self.inline_value(line, value_col, end, col, depth + 1)?
             };
-            if map.insert(name, value).is_some() {
-                return None; // a duplicate key: serde-saphyr's error
-            }
+            self.build.insert(&mut map, name, value)?; // a duplicate key: serde-saphyr's error
             match self.next_content(next, end) {
                 Some((l, indent)) if indent == col => {
                     let content = &self.lines[l][col..];
@@ -167,7 +210,7 @@ impl<'a> Loader<'a> {
                     line = l;
                 }
                 Some((_, indent)) if indent > col => return None,
-                _ => return Some((Value::Object(map), next)),
+                _ => return Some((self.build.map(map, start), next)),
             }
         }
     }
@@ -180,8 +223,9 @@ impl<'a> Loader<'a> {
         col: usize,
         end: usize,
         under_key: bool,
+        empty: Pos,
         depth: usize,
-    ) -> Option<(Value, usize)> {
+    ) -> Option<(B::Out, usize)> {
         match self.next_content(from, end) {
             Some((l, indent)) if indent > col => self.block(l, indent, end, Some(col), depth + 1),
             Some((l, indent))
@@ -192,36 +236,45 @@ impl<'a> Loader<'a> {
             {
                 self.sequence(l, col, end, depth + 1)
             }
-            _ => Some((Value::Null, from)),
+            _ => Some((self.build.null(empty), from)),
         }
     }
 
     /// A node written on one line from column `col` (a scalar or a flow collection), or a
     /// literal block scalar starting there; `parent` is the indentation of the collection
     /// holding it. Returns it and the next line.
-    fn inline_value(&self, line: usize, col: usize, end: usize, parent: usize, depth: usize) -> Option<(Value, usize)> {
+    fn inline_value(
+        &self,
+        line: usize,
+        col: usize,
+        end: usize,
+        parent: usize,
+        depth: usize,
+    ) -> Option<(B::Out, usize)> {
         let text = &self.lines[line][col..];
+        let at = Pos { line, col };
         match text.as_bytes().first()? {
-            b'|' => self.literal(line, text, end, parent),
+            b'|' => self.literal(line, col, end, parent),
             b'[' | b'{' => {
-                let (value, used) = self.flow(text, depth)?;
+                let (value, used) = self.flow(text, at, depth)?;
                 rest_is_comment(&text[used..])?;
                 Some((value, line + 1))
             }
             b'"' | b'\'' => {
                 let (value, used) = quoted(text)?;
                 rest_is_comment(&text[used..])?;
-                Some((Value::String(value), line + 1))
+                Some((self.build.string(value, at), line + 1))
             }
             _ => {
                 let scalar = plain_block(text)?;
-                Some((self.resolve(scalar)?, line + 1))
+                Some((self.build.plain(scalar, at)?, line + 1))
             }
         }
     }
 
     /// `|`, `|-` or `|+` and the lines below it, indented past `parent`.
-    fn literal(&self, line: usize, header: &str, end: usize, parent: usize) -> Option<(Value, usize)> {
+    fn literal(&self, line: usize, col: usize, end: usize, parent: usize) -> Option<(B::Out, usize)> {
+        let header = &self.lines[line][col..];
         let (chomp, comment) = match header.as_bytes().get(1) {
             Some(b'-') => ('-', &header[2..]),
             Some(b'+') => ('+', &header[2..]),
@@ -262,11 +315,11 @@ impl<'a> Loader<'a> {
             'c' => body.truncate(if content == 0 { 0 } else { content + 1 }),
             _ => {}
         }
-        Some((Value::String(body), next))
+        Some((self.build.string(body, Pos { line, col }), next))
     }
 
-    /// A flow collection at the start of `text`: its value and the bytes it used.
-    fn flow(&self, text: &str, depth: usize) -> Option<(Value, usize)> {
+    /// A flow collection at the start of `text` (at `at`): its value and the bytes it used.
+    fn flow(&self, text: &'t str, at: Pos, depth: usize) -> Option<(B::Out, usize)> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -274,23 +327,23 @@ impl<'a> Loader<'a> {
         let close = if bytes[0] == b'[' { b']' } else { b'}' };
         let mut i = 1;
         let mut items = Vec::new();
-        let mut map = Map::new();
+        let mut map = self.build.new_map();
+        let mut entries = 0;
         loop {
             i += indentation(&text[i..]);
-            if bytes.get(i) == Some(&close) && items.is_empty() && map.is_empty() {
+            if bytes.get(i) == Some(&close) && entries == 0 {
                 break;
             }
+            entries += 1;
             if close == b'}' {
-                let (name, used) = self.flow_key(&text[i..])?;
+                let (name, used) = flow_key(&text[i..])?;
                 i += used;
                 i += indentation(&text[i..]);
-                let (value, used) = self.flow_node(&text[i..], depth + 1)?;
+                let (value, used) = self.flow_node(&text[i..], Pos { col: at.col + i, ..at }, depth + 1)?;
                 i += used;
-                if map.insert(name, value).is_some() {
-                    return None;
-                }
+                self.build.insert(&mut map, name, value)?;
             } else {
-                let (value, used) = self.flow_node(&text[i..], depth + 1)?;
+                let (value, used) = self.flow_node(&text[i..], Pos { col: at.col + i, ..at }, depth + 1)?;
                 items.push(value);
                 i += used;
             }
@@ -301,28 +354,15 @@ impl<'a> Loader<'a> {
                 _ => return None,
             }
         }
-        let value = if close == b']' { Value::Array(items) } else { Value::Object(map) };
+        let value = if close == b']' { self.build.seq(items, at) } else { self.build.map(map, at) };
         Some((value, i + 1))
     }
 
-    /// A flow mapping's key and its `:`.
-    fn flow_key(&self, text: &str) -> Option<(String, usize)> {
-        let (name, used) = match text.as_bytes().first()? {
-            b'"' | b'\'' => quoted(text)?,
-            _ => {
-                let scalar = plain_flow(text)?;
-                (plain_key(scalar)?, scalar.len())
-            }
-        };
-        let spaces = indentation(&text[used..]);
-        (text.as_bytes().get(used + spaces) == Some(&b':')).then_some((name, used + spaces + 1))
-    }
-
-    /// A node inside a flow collection: its value and the bytes it used.
-    fn flow_node(&self, text: &str, depth: usize) -> Option<(Value, usize)> {
+    /// A node inside a flow collection (at `at`): its value and the bytes it used.
+    fn flow_node(&self, text: &'t str, at: Pos, depth: usize) -> Option<(B::Out, usize)> {
         match text.as_bytes().first()? {
-            b'[' | b'{' => self.flow(text, depth),
-            b'"' | b'\'' => quoted(text).map(|(s, used)| (Value::String(s), used)),
+            b'[' | b'{' => self.flow(text, at, depth),
+            b'"' | b'\'' => quoted(text).map(|(s, used)| (self.build.string(s, at), used)),
             _ => {
                 let scalar = plain_flow(text)?;
                 // `[a: b]` is a one-pair mapping; `{a}` a key without value: leave both.
@@ -330,47 +370,91 @@ impl<'a> Loader<'a> {
                 if after.trim_start_matches(' ').starts_with(':') {
                     return None;
                 }
-                Some((self.resolve(scalar)?, scalar.len()))
+                Some((self.build.plain(scalar, at)?, scalar.len()))
             }
         }
     }
+}
 
-    /// A plain scalar's value: the common forms here, the rest by serde-saphyr.
-    fn resolve(&self, scalar: &str) -> Option<Value> {
-        let bytes = scalar.as_bytes();
-        match bytes[0] {
-            b'0'..=b'9' if bytes.iter().all(u8::is_ascii_digit) && (bytes[0] != b'0' || bytes.len() == 1) => {
-                if bytes.len() <= 19 {
-                    return Some(Value::Number(Number::from(scalar.parse::<u64>().ok()?)));
-                }
-            }
-            b'-' if bytes.len() > 1
-                && bytes.len() <= 19
-                && bytes[1] != b'0'
-                && bytes[1..].iter().all(u8::is_ascii_digit) =>
-            {
-                return Some(Value::Number(Number::from(scalar.parse::<i64>().ok()?)));
-            }
-            b'a'..=b'z' | b'A'..=b'Z' => match scalar {
-                "true" => return Some(Value::Bool(true)),
-                "false" => return Some(Value::Bool(false)),
-                "null" => return Some(Value::Null),
-                _ if !is_special_word(scalar) => return Some(Value::String(scalar.to_string())),
-                _ => {}
-            },
-            b'~' if bytes.len() == 1 => return Some(Value::Null),
-            // Alone, these would read as document markers.
-            b'-' | b'.' if scalar.starts_with("---") || scalar.starts_with("...") => {
-                return Some(Value::String(scalar.to_string()));
-            }
-            b'0'..=b'9' | b'-' | b'+' | b'.' => {}
-            _ => return Some(Value::String(scalar.to_string())),
+/// A flow mapping's key and its `:`.
+fn flow_key(text: &str) -> Option<(String, usize)> {
+    let (name, used) = match text.as_bytes().first()? {
+        b'"' | b'\'' => quoted(text)?,
+        _ => {
+            let scalar = plain_flow(text)?;
+            (plain_key(scalar)?, scalar.len())
         }
-        // Floats, other radices, YAML 1.1 booleans, null spellings: serde-saphyr decides.
-        match serde_saphyr::from_str_with_options::<Value>(scalar, self.options.clone()).ok()? {
-            value @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)) => Some(value),
-            _ => None,
+    };
+    let spaces = indentation(&text[used..]);
+    (text.as_bytes().get(used + spaces) == Some(&b':')).then_some((name, used + spaces + 1))
+}
+
+/// Builds JSON values, resolving plain scalars as serde-saphyr with `options` would.
+struct Values<'o> {
+    options: &'o serde_saphyr::Options,
+}
+
+impl<'t> Build<'t> for Values<'_> {
+    type Out = Value;
+    type Map = Map<String, Value>;
+    fn plain(&self, text: &'t str, _: Pos) -> Option<Value> {
+        resolve(text, self.options)
+    }
+    fn string(&self, text: String, _: Pos) -> Value {
+        Value::String(text)
+    }
+    fn null(&self, _: Pos) -> Value {
+        Value::Null
+    }
+    fn seq(&self, items: Vec<Value>, _: Pos) -> Value {
+        Value::Array(items)
+    }
+    fn new_map(&self) -> Self::Map {
+        Map::new()
+    }
+    fn insert(&self, map: &mut Self::Map, key: String, value: Value) -> Option<()> {
+        map.insert(key, value).is_none().then_some(())
+    }
+    fn map(&self, map: Self::Map, _: Pos) -> Value {
+        Value::Object(map)
+    }
+}
+
+/// A plain scalar's value: the common forms here, the rest by serde-saphyr with `options`.
+pub(crate) fn resolve(scalar: &str, options: &serde_saphyr::Options) -> Option<Value> {
+    let bytes = scalar.as_bytes();
+    match bytes[0] {
+        b'0'..=b'9' if bytes.iter().all(u8::is_ascii_digit) && (bytes[0] != b'0' || bytes.len() == 1) => {
+            if bytes.len() <= 19 {
+                return Some(Value::Number(Number::from(scalar.parse::<u64>().ok()?)));
+            }
         }
+        b'-' if bytes.len() > 1
+            && bytes.len() <= 19
+            && bytes[1] != b'0'
+            && bytes[1..].iter().all(u8::is_ascii_digit) =>
+        {
+            return Some(Value::Number(Number::from(scalar.parse::<i64>().ok()?)));
+        }
+        b'a'..=b'z' | b'A'..=b'Z' => match scalar {
+            "true" => return Some(Value::Bool(true)),
+            "false" => return Some(Value::Bool(false)),
+            "null" => return Some(Value::Null),
+            _ if !is_special_word(scalar) => return Some(Value::String(scalar.to_string())),
+            _ => {}
+        },
+        b'~' if bytes.len() == 1 => return Some(Value::Null),
+        // Alone, these would read as document markers.
+        b'-' | b'.' if scalar.starts_with("---") || scalar.starts_with("...") => {
+            return Some(Value::String(scalar.to_string()));
+        }
+        b'0'..=b'9' | b'-' | b'+' | b'.' => {}
+        _ => return Some(Value::String(scalar.to_string())),
+    }
+    // Floats, other radices, YAML 1.1 booleans, null spellings: serde-saphyr decides.
+    match serde_saphyr::from_str_with_options::<Value>(scalar, options.clone()).ok()? {
+        value @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)) => Some(value),
+        _ => None,
     }
 }
 

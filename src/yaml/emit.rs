@@ -134,6 +134,14 @@ const RESERVED_WORDS: [&str; 12] = ["y", "n", "yes", "no", "on", "off", "true", 
 /// Picks the simplest style that reads back as exactly `s` under both YAML 1.1
 /// and 1.2, in one pass over the characters.
 fn choose_style(s: &str, allow_literal: bool) -> Style {
+    // Most keys and many values are words like `apiVersion`, `app.kubernetes.io/name` or
+    // `nginx-1`: plain unless reserved, decided without the character loop below.
+    let bytes = s.as_bytes();
+    if bytes.first().is_some_and(u8::is_ascii_alphabetic)
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+    {
+        return if is_reserved_word(s) { Style::Single } else { Style::Plain };
+    }
     let Some(first) = s.chars().next() else {
         return Style::Single;
     };

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use granit_parser::{Event, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value as Json};
 
+use crate::yaml::subset;
+
 /// A YAML syntax or conversion error: the message and its 1-based line, when known.
 #[derive(Debug, Clone, PartialEq)]
 pub struct YamlError {
@@ -34,6 +36,16 @@ impl std::fmt::Display for YamlError {
 /// `interface{}`: `None` for an empty document. Integers stay integers here; helm's values turn
 /// every number into a float64 afterwards (JSON), which is the caller's choice.
 pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
+    // One implicit document in the common subset reads directly (see `subset`).
+    if let Some(mut documents) = subset::stream(text, GoValues)
+        && documents.len() == 1
+    {
+        return Ok(documents.pop().flatten());
+    }
+    load_first(text)
+}
+
+fn load_first(text: &str) -> Result<Option<Json>, YamlError> {
     let mut loader = Loader::new(text);
     loop {
         match loader.next()? {
@@ -50,6 +62,13 @@ pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
 
 /// Every non-empty document of a stream (a CRD file may hold several).
 pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
+    if let Some(documents) = subset::stream(text, GoValues) {
+        return Ok(documents.into_iter().flatten().filter(|value| !value.is_null()).collect());
+    }
+    load_documents(text)
+}
+
+fn load_documents(text: &str) -> Result<Vec<Json>, YamlError> {
     let mut loader = Loader::new(text);
     let mut out = Vec::new();
     while let Some((event, _)) = loader.next()? {
@@ -68,6 +87,37 @@ pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
         loader.anchors.clear();
     }
     Ok(out)
+}
+
+/// Builds JSON values from text in the common YAML subset (`crate::yaml::subset`), which
+/// leaves anchors, tags, merge keys, duplicate keys and other keys than words to [`Loader`];
+/// scalars resolve as [`scalar`] resolves them, and one it refuses (a NaN) is left too.
+struct GoValues;
+
+impl<'t> subset::Build<'t> for GoValues {
+    type Out = Json;
+    type Map = Map<String, Json>;
+    fn plain(&self, text: &'t str, _: subset::Pos) -> Option<Json> {
+        scalar(text, ScalarStyle::Plain, None, 0).ok()
+    }
+    fn string(&self, text: String, _: subset::Pos) -> Json {
+        Json::String(text)
+    }
+    fn null(&self, _: subset::Pos) -> Json {
+        Json::Null
+    }
+    fn seq(&self, items: Vec<Json>, _: subset::Pos) -> Json {
+        Json::Array(items)
+    }
+    fn new_map(&self) -> Self::Map {
+        Map::new()
+    }
+    fn insert(&self, map: &mut Self::Map, key: String, value: Json) -> Option<()> {
+        map.insert(key, value).is_none().then_some(())
+    }
+    fn map(&self, map: Self::Map, _: subset::Pos) -> Json {
+        Json::Object(map)
+    }
 }
 
 struct Loader<'a> {
@@ -996,6 +1046,28 @@ fn is_base60_float(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+        /// What the common subset reads, it reads as the go-yaml loader does.
+        #[test]
+        fn the_subset_reads_as_the_loader(text in crate::yaml::arbitrary_yaml()) {
+            if let Some(documents) = subset::stream(&text, GoValues) {
+                let direct: Vec<Json> = documents.into_iter().flatten().filter(|v| !v.is_null()).collect();
+                proptest::prop_assert_eq!(Ok(direct), load_documents(&text), "{}", text);
+            }
+        }
+
+        /// The same on text shaped like rendered manifests, most of which the subset reads.
+        #[test]
+        fn the_subset_reads_manifests_as_the_loader(doc in crate::yaml::subset::tests::manifest_like()) {
+            let text = format!("---\n{doc}\n");
+            if let Some(documents) = subset::stream(&text, GoValues) {
+                let direct: Vec<Json> = documents.into_iter().flatten().filter(|v| !v.is_null()).collect();
+                proptest::prop_assert_eq!(Ok(direct), load_documents(&text), "{}", text);
+            }
+        }
+    }
     use serde_json::json;
 
     fn yaml(json: Json) -> String {

@@ -4,7 +4,7 @@
 
 pub mod emit;
 pub(crate) mod nodes;
-mod subset;
+pub(crate) mod subset;
 
 use std::path::Path;
 

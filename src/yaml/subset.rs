@@ -33,7 +33,7 @@ pub(crate) fn document(text: &str) -> Option<Node<'_>> {
 
 /// Every document of `text` as `build` makes them (`None` for an empty one), or `None` when the
 /// text leaves the subset.
-fn stream<'t, B: Build<'t>>(text: &'t str, build: B) -> Option<Vec<Option<B::Out>>> {
+pub(crate) fn stream<'t, B: Build<'t>>(text: &'t str, build: B) -> Option<Vec<Option<B::Out>>> {
     if text.bytes().any(|b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f)
         || (!text.is_ascii() && text.chars().any(is_special_char))
     {
@@ -638,7 +638,7 @@ fn quoted(text: &str) -> Option<(String, usize)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use proptest::strategy::ValueTree;
@@ -810,7 +810,7 @@ data:
 
     /// A node as templates write them, in the syntax the subset reads and some it leaves,
     /// indented by `indent` under its parent (`key:` or `-`).
-    fn manifest_like() -> impl Strategy<Value = String> {
+    pub(crate) fn manifest_like() -> impl Strategy<Value = String> {
         const SCALARS: &[&str] = &[
             "web",
             "a b",

@@ -11,6 +11,7 @@
 //! - a file a kustomization reads (its kustomization file, resources, patches, generator inputs,
 //!   through every base and component, at any depth): every release with `kustomize:` naming
 //!   a kustomization that includes it;
+//! - `charts.lock`: the releases of remote charts whose pinned entry differs;
 //! - a values file: the releases listing it in `valuesFiles`;
 //! - a secrets file: every release of the environments listing it in `secrets`;
 //! - `.sops.yaml`, `weaver.yaml`, an `identityFile`, or a chart no release uses: nothing to
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{ChangedPath, GitRepo, Revision};
+use crate::charts::{LOCK_FILE, Lock};
 use crate::error::{Error, Result};
 use crate::project::chart::{CHARTS_DIR, chart_path, is_archive};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
@@ -120,7 +122,8 @@ impl Comparison {
     pub fn environment(&self, name: &str) -> Result<Vec<AffectedRelease>> {
         let base = self.load(Side::Base, name)?;
         let head = self.load(Side::Head, name)?;
-        Ok(affected_releases(name, base.as_ref(), head.as_ref(), &self.paths, &self.kustomizations()))
+        let locks = self.locks()?;
+        Ok(affected_releases(name, base.as_ref(), head.as_ref(), &self.paths, &self.kustomizations(), &locks))
     }
 
     /// The affected releases of every environment, and the paths no rule attributes.
@@ -129,9 +132,12 @@ impl Comparison {
         let head = self.load_all(Side::Head)?;
         let names: BTreeSet<&String> = base.keys().chain(head.keys()).collect();
         let kustomizations = self.kustomizations();
+        let locks = self.locks()?;
         let releases = names
             .into_iter()
-            .flat_map(|name| affected_releases(name, base.get(name), head.get(name), &self.paths, &kustomizations))
+            .flat_map(|name| {
+                affected_releases(name, base.get(name), head.get(name), &self.paths, &kustomizations, &locks)
+            })
             .collect();
         let referenced = (
             referenced_paths(base.values(), &kustomizations, Side::Base),
@@ -144,6 +150,16 @@ impl Comparison {
             .map(|changed| changed.path.clone())
             .collect();
         Ok(ChangeSet { releases, unattributed })
+    }
+
+    /// `charts.lock` on both sides, when the change touches it (else two empty locks: no
+    /// remote chart's pin differs).
+    fn locks(&self) -> Result<(Lock, Lock)> {
+        if !self.paths.iter().any(|p| p.path == Path::new(LOCK_FILE)) {
+            return Ok(Default::default());
+        }
+        let load = |side| Lock::load(self.project(side).source.as_ref()).map_err(|e| self.in_side(side, e));
+        Ok((load(Side::Base)?, load(Side::Head)?))
     }
 
     fn kustomizations(&self) -> Kustomizations<'_> {
@@ -226,6 +242,7 @@ fn affected_releases(
     head: Option<&Environment>,
     paths: &[ChangedPath],
     kustomizations: &Kustomizations,
+    (base_lock, head_lock): &(Lock, Lock),
 ) -> Vec<AffectedRelease> {
     let base = base.filter(|env| !env.is_abstract);
     let head = head.filter(|env| !env.is_abstract);
@@ -246,10 +263,18 @@ fn affected_releases(
                     let inputs = kustomizations.inputs(side, release);
                     touched(&|path| is_read(&inputs, path))
                 }
-                None => {
-                    let chart = chart_path(&release.chart);
-                    touched(&|path| path.starts_with(&chart) || refers_to(&release.values_files, path))
-                }
+                None => match &release.remote {
+                    Some(remote) => {
+                        let repinned = base_lock.find(remote) != head_lock.find(remote);
+                        touched(&|path| {
+                            (repinned && path == Path::new(LOCK_FILE)) || refers_to(&release.values_files, path)
+                        })
+                    }
+                    None => {
+                        let chart = chart_path(&release.chart);
+                        touched(&|path| path.starts_with(&chart) || refers_to(&release.values_files, path))
+                    }
+                },
             };
             reasons.entry(&release.name).or_default().extend(own.into_iter().chain(secrets.iter().copied()));
         }
@@ -335,7 +360,7 @@ fn is_attributed(changed: &ChangedPath, (base, head): &(HashSet<PathBuf>, HashSe
     let environment_file = path.parent() == Some(Path::new(ENVIRONMENTS_DIR))
         && path.extension().is_some_and(|extension| extension == "yaml");
     let sops_rules = path.file_name().is_some_and(|name| name == ".sops.yaml");
-    let settings = path == Path::new(SETTINGS_FILE);
+    let settings = path == Path::new(SETTINGS_FILE) || path == Path::new(LOCK_FILE);
     let referenced = (changed.in_base && is_read(base, path)) || (changed.in_head && is_read(head, path));
     chart_file || environment_file || sops_rules || settings || referenced
 }

@@ -108,21 +108,30 @@ pub fn is_helm_chart(source: &dyn Source, chart: &str) -> bool {
     is_archive(chart) || (is_plain_name(chart) && source.exists(&chart_dir(chart).join("Chart.yaml")))
 }
 
+/// Whether a release renders a Helm chart: a remote one, or one [`is_helm_chart`] finds.
+pub fn is_helm_release(source: &dyn Source, release: &crate::project::Release) -> bool {
+    release.kustomize.is_none() && (release.remote.is_some() || is_helm_chart(source, &release.chart))
+}
+
 /// Loads the Helm chart `chart` names; `referenced_at` is where a release names it.
 pub fn load(source: &dyn Source, chart: &str, referenced_at: &Location) -> Result<HelmChart, Error> {
-    let loaded = if is_archive(chart) {
-        let path = lexical(Path::new(chart)).ok_or_else(|| {
-            Error::at(referenced_at.clone(), format!("`chart: {chart}` leads outside the repository"))
-                .with_help("name a packaged chart by its path in the repository")
-        })?;
-        let data = source.read_named(&path, referenced_at, "chart archive")?.ok_or_else(|| {
-            Error::at(referenced_at.clone(), format!("chart archive {} does not exist", path.display()))
-        })?;
-        archive::load(&data, &path)?
-    } else {
+    if !is_archive(chart) {
         return load_dir(source, chart, &chart_dir(chart), referenced_at);
-    };
-    installable(loaded, referenced_at)
+    }
+    let path = lexical(Path::new(chart)).ok_or_else(|| {
+        Error::at(referenced_at.clone(), format!("`chart: {chart}` leads outside the repository"))
+            .with_help("name a packaged chart by its path in the repository")
+    })?;
+    let data = source
+        .read_named(&path, referenced_at, "chart archive")?
+        .ok_or_else(|| Error::at(referenced_at.clone(), format!("chart archive {} does not exist", path.display())))?;
+    load_archive(&data, &path, referenced_at)
+}
+
+/// Loads a packaged chart (`origin` names it in messages): one of the repository, or a remote
+/// chart from the cache.
+pub fn load_archive(data: &[u8], origin: &Path, referenced_at: &Location) -> Result<HelmChart, Error> {
+    installable(archive::load(data, origin)?, referenced_at)
 }
 
 /// Loads the Helm chart directory `dir` of the repository (`name` for messages).

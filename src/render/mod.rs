@@ -68,7 +68,7 @@ pub fn render(
     // Which charts are Helm charts, looked up once per chart (not per release: a file check each).
     let mut helm_chart: HashMap<&str, bool> = HashMap::new();
     for release in env.releases.iter().chain(releases.iter().copied()).filter(|r| r.kustomize.is_none()) {
-        helm_chart.entry(&release.chart).or_insert_with(|| crate::helm::is_helm_chart(source, &release.chart));
+        helm_chart.entry(&release.chart).or_insert_with(|| crate::helm::is_helm_release(source, release));
     }
     let is_weaver_chart = |release: &Release| release.kustomize.is_none() && !helm_chart[release.chart.as_str()];
     // Capabilities come from every release of a weaver chart the environment deploys, selected
@@ -232,12 +232,23 @@ impl HelmCharts {
         for (order, release) in releases.iter().enumerate() {
             first_use.entry(release.chart.as_str()).or_insert((order, release));
         }
-        let loaded: Vec<(usize, Result<crate::helm::HelmChart>)> = first_use
-            .par_iter()
-            .map(|(_, (order, release))| {
-                (*order, crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at))
-            })
-            .collect();
+        // Remote charts come from the cache, as charts.lock pins them; never fetched here.
+        let remote = match releases.iter().any(|r| r.remote.is_some()) {
+            true => Some((
+                crate::charts::Lock::load(project.source.as_ref())?,
+                crate::charts::Cache::from_env(|key| std::env::var(key).ok())?,
+            )),
+            false => None,
+        };
+        let load = |release: &Release| match (&release.remote, &remote) {
+            (Some(chart), Some((lock, cache))) => {
+                let (data, origin) = crate::charts::cached_archive(lock, cache, &release.name, chart)?;
+                crate::helm::load_archive(&data, &origin, &release.chart_at)
+            }
+            _ => crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at),
+        };
+        let loaded: Vec<(usize, Result<crate::helm::HelmChart>)> =
+            first_use.par_iter().map(|(_, (order, release))| (*order, load(release))).collect();
         let mut charts = BTreeMap::new();
         let mut failed: Option<(usize, Error)> = None;
         for ((name, _), (order, chart)) in first_use.iter().zip(loaded) {

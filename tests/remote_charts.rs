@@ -301,8 +301,13 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
         "environments/dev.yaml",
         &environment(
             "  - name: stable\n    url: https://charts.example.com/stable\n",
-            "  - name: one\n    chart: stable/web\n    version: ~1.0.0\n  - name: two\n    chart: stable/web\n    version: ~1.1.0\n  - name: three\n    chart: stable/web\n    version: ~1.1.0\n",
+            "  - name: one\n    chart: stable/web\n    version: ~1.0.0\n  - name: two\n    chart: stable/web\n    version: ~1.1.0\n  - name: three\n    chart: stable/web\n    version: ~1.1.0\n  - name: four\n    chart: shop\n",
         ),
+    );
+    // A Helm chart of the repository whose subchart is pinned in the lock, not vendored.
+    repo.write(
+        "charts/shop/Chart.yaml",
+        "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.1.0\n    repository: https://charts.example.com/stable\n",
     );
     let entry = |constraint: &str, version: &str, digest: char| {
         format!(
@@ -323,8 +328,62 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
         .map(|r| format!("{}/{}", r["environment"].as_str().unwrap(), r["release"].as_str().unwrap()))
         .collect();
     releases.sort();
-    assert_eq!(releases, ["dev/three", "dev/two"], "{out}");
+    assert_eq!(releases, ["dev/four", "dev/three", "dev/two"], "{out}");
     assert_eq!(report["unattributed"], serde_json::json!([]), "{out}");
+}
+
+#[test]
+fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_from_the_cache() {
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let server = ChartServer::start(served.path().to_path_buf());
+    let repo = Repo::empty();
+    repo.write(
+        "charts/shop/Chart.yaml",
+        &format!(
+            "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.0.0\n    repository: {}/\n",
+            server.url()
+        ),
+    )
+    .write(
+        "charts/shop/templates/own.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-own\ndata:\n  web: {{ .Values.web.greeting }}\n",
+    )
+    .write("charts/shop/values.yaml", "web:\n  greeting: from-shop\n")
+    .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: shop\n    chart: shop\n");
+    let cache = tempfile::tempdir().unwrap();
+    // A dependency has no repository name: its credentials come from the credentials file.
+    let credentials = cache.path().join("credentials.yaml");
+    std::fs::write(
+        &credentials,
+        format!(
+            "repositories:\n  - url: http://127.0.0.1:{}\n    username: {USER}\n    password: {PASSWORD}\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let env =
+        [("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()), ("WEAVER_CREDENTIALS", credentials.to_str().unwrap())];
+
+    let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
+    assert!(
+        err.contains("(a dependency of its chart, not vendored) is not in charts.lock")
+            && err.contains("weaver charts lock"),
+        "{err}"
+    );
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("dev/shop") && out.contains("1.0.0"), "{out}");
+    let pinned = locked(&repo);
+    assert_eq!((pinned[0]["constraint"].as_str(), pinned[0]["version"].as_str()), (Some("~1.0.0"), Some("1.0.0")));
+    assert_eq!(pinned[0]["digest"], format!("sha256:{}", sha256_hex(&archives[0].1)));
+
+    drop(server);
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env[..1]).success().to_string();
+    let objects = config_maps(&out);
+    let names: Vec<&str> = objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{out}");
+    let web = objects.iter().find(|o| o["metadata"]["name"] == "shop").expect("the subchart's ConfigMap");
+    assert_eq!((web["data"]["version"].as_str(), web["data"]["greeting"].as_str()), (Some("1.0.0"), Some("from-shop")));
 }
 
 #[test]

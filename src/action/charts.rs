@@ -1,5 +1,5 @@
-//! Charts: pin the remote Helm charts every environment names in `charts.lock` (`lock`), and
-//! pull what the lock pins into the chart cache (`fetch`), as helmfile's `deps` and `fetch`.
+//! Charts: pin the remote Helm charts every environment names in `charts.lock` (`lock`), with
+//! the subcharts its Helm charts declare remotely and do not vendor, and pull what the lock pins into the chart cache (`fetch`), as helmfile's `deps` and `fetch`.
 //! The only actions that reach chart repositories and registries.
 
 use std::collections::BTreeMap;
@@ -52,12 +52,24 @@ pub fn fetch(options: &ChartsOptions, on: OnProgress) -> Result<ChartsReport> {
 
 fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsReport> {
     let project = open_project(&options.repo, None)?;
+    let source = project.source.as_ref();
     let mut users: BTreeMap<RemoteChart, Vec<String>> = BTreeMap::new();
+    // The subcharts each Helm chart of the repository declares remotely and does not vendor.
+    let mut subcharts: BTreeMap<String, Vec<RemoteChart>> = BTreeMap::new();
     for name in project.environment_names()? {
         let env = project.environment(&name)?;
         for release in &env.releases {
+            let user = format!("{name}/{}", release.name);
             if let Some(chart) = &release.remote {
-                users.entry(chart.clone()).or_default().push(format!("{name}/{}", release.name));
+                users.entry(chart.clone()).or_default().push(user);
+            } else if crate::helm::is_helm_release(source, release) {
+                if !subcharts.contains_key(&release.chart) {
+                    let chart = crate::helm::read(source, &release.chart, &release.chart_at)?;
+                    subcharts.insert(release.chart.clone(), crate::helm::unvendored_remote(&chart));
+                }
+                for subchart in &subcharts[&release.chart] {
+                    users.entry(subchart.clone()).or_default().push(user.clone());
+                }
             }
         }
     }

@@ -108,7 +108,6 @@ pub struct Connection {
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
-    pub content_type: Option<String>,
 }
 
 impl Connection {
@@ -150,8 +149,8 @@ impl Connection {
     /// GETs `url` with `accept`, answering a Basic or Bearer challenge once.
     pub fn get(&mut self, url: &str, accept: &str) -> Result<Response> {
         let same_origin = origin(url) == self.origin;
-        let mut authorization = None;
-        for attempt in 0..2 {
+        let mut authorization: Option<String> = None;
+        loop {
             let mut request = self.agent.get(url).header("Accept", accept);
             if let Some(value) = &authorization {
                 request = request.header("Authorization", value);
@@ -161,7 +160,8 @@ impl Connection {
             }
             let mut response = request.call().map_err(|e| self.failed(url, &e.to_string()))?;
             let status = response.status().as_u16();
-            if status == 401 && attempt == 0 && same_origin {
+            // One answer to one challenge: a second 401 is the server's verdict.
+            if status == 401 && authorization.is_none() && same_origin {
                 let challenge = response
                     .headers()
                     .get("www-authenticate")
@@ -173,16 +173,14 @@ impl Connection {
                     continue;
                 }
             }
-            let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
             let body = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_BODY)
                 .read_to_vec()
                 .map_err(|e| self.failed(url, &e.to_string()))?;
-            return Ok(Response { status, body, content_type });
+            return Ok(Response { status, body });
         }
-        unreachable!("the loop returns on its second attempt")
     }
 
     /// An error for a request that got no usable answer.
@@ -246,7 +244,7 @@ impl Connection {
         let mut response = request.call().map_err(|e| self.failed(realm, &e.to_string()))?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
-            return Err(self.status_error(realm, &Response { status, body: Vec::new(), content_type: None }));
+            return Err(self.status_error(realm, &Response { status, body: Vec::new() }));
         }
         #[derive(Deserialize)]
         struct Token {

@@ -157,18 +157,18 @@ impl Cache {
 }
 
 /// The archive of `chart` as `charts.lock` pins it, from the cache and verified, with the path
-/// its files are shown under (`<reference>-<version>.tgz`). `release` names the release for
-/// messages; every error says which command fixes it.
-pub fn cached_archive(lock: &Lock, cache: &Cache, release: &str, chart: &RemoteChart) -> Result<(Vec<u8>, PathBuf)> {
+/// its files are shown under (`<reference>-<version>.tgz`). `user` says who needs it (`release
+/// `web``) for messages; every error says which command fixes it.
+pub fn cached_archive(lock: &Lock, cache: &Cache, user: &str, chart: &RemoteChart) -> Result<(Vec<u8>, PathBuf)> {
     let Some(locked) = lock.find(chart) else {
-        return Err(Error::new(format!("chart {} of release `{release}` is not in {LOCK_FILE}", chart.describe()))
+        return Err(Error::new(format!("chart {} of {user} is not in {LOCK_FILE}", chart.describe()))
             .with_help("run `weaver charts lock` to resolve it and pin it, then commit charts.lock"));
     };
     let origin = PathBuf::from(format!("{}-{}.tgz", chart.reference(), locked.version));
     match cache.read(&locked.digest)? {
         Some(Ok(data)) => Ok((data, origin)),
         None => Err(Error::new(format!(
-            "chart {} {} of release `{release}` is not in the chart cache ({})",
+            "chart {} {} of {user} is not in the chart cache ({})",
             chart.describe(),
             locked.version,
             cache.path(&locked.digest).display()
@@ -177,7 +177,7 @@ pub fn cached_archive(lock: &Lock, cache: &Cache, release: &str, chart: &RemoteC
             "run `weaver charts fetch` to pull the charts charts.lock pins (render, diff and apply never fetch)",
         )),
         Some(Err(actual)) => Err(Error::new(format!(
-            "chart {} {} of release `{release}`: the cached archive {} has digest {actual}, but {LOCK_FILE} pins {}",
+            "chart {} {} of {user}: the cached archive {} has digest {actual}, but {LOCK_FILE} pins {}",
             chart.describe(),
             locked.version,
             cache.path(&locked.digest).display(),

@@ -232,20 +232,25 @@ impl HelmCharts {
         for (order, release) in releases.iter().enumerate() {
             first_use.entry(release.chart.as_str()).or_insert((order, release));
         }
-        // Remote charts come from the cache, as charts.lock pins them; never fetched here.
-        let remote = match releases.iter().any(|r| r.remote.is_some()) {
-            true => Some((
-                crate::charts::Lock::load(project.source.as_ref())?,
-                crate::charts::Cache::from_env(|key| std::env::var(key).ok())?,
-            )),
-            false => None,
+        // Remote charts, and subcharts pinned in place of vendored ones, come from the cache as
+        // charts.lock pins them; never fetched here.
+        let lock = crate::charts::Lock::load(project.source.as_ref())?;
+        let cached = |user: &str, chart: &crate::project::chart::RemoteChart| {
+            let cache = crate::charts::Cache::from_env(|key| std::env::var(key).ok())?;
+            crate::charts::cached_archive(&lock, &cache, user, chart)
         };
-        let load = |release: &Release| match (&release.remote, &remote) {
-            (Some(chart), Some((lock, cache))) => {
-                let (data, origin) = crate::charts::cached_archive(lock, cache, &release.name, chart)?;
-                crate::helm::load_archive(&data, &origin, &release.chart_at)
+        let load = |release: &Release| {
+            let user = format!("release `{}`", release.name);
+            let subchart = |dependency: &crate::project::chart::RemoteChart| {
+                cached(&format!("{user} (a dependency of its chart, not vendored)"), dependency).map(Some)
+            };
+            match &release.remote {
+                Some(chart) => {
+                    let (data, origin) = cached(&user, chart)?;
+                    crate::helm::load_archive(&data, &origin, &release.chart_at, &subchart)
+                }
+                None => crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at, &subchart),
             }
-            _ => crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at),
         };
         let loaded: Vec<(usize, Result<crate::helm::HelmChart>)> =
             first_use.par_iter().map(|(_, (order, release))| (*order, load(release))).collect();

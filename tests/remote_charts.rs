@@ -45,32 +45,59 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// A chart repository: `root` over HTTP on a loopback port, every request needing basic auth.
-struct ChartServer {
+/// A request as the test servers see it: the path (without its leading `/`, query kept) and
+/// the Authorization header.
+struct Request {
+    path: String,
+    authorization: String,
+}
+
+/// An answer: status line, extra header lines, body.
+type Answer = (&'static str, String, Vec<u8>);
+
+/// An HTTP server on a loopback port answering each request with `handler`.
+struct TestServer {
     port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl ChartServer {
-    fn start(root: PathBuf) -> ChartServer {
+impl TestServer {
+    fn start(handler: impl Fn(u16, &Request) -> Answer + Send + 'static) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let expected =
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(stream) = stream {
-                    serve(stream, &root, &expected);
+                    serve(stream, |request| handler(port, request));
                 }
             }
         });
-        ChartServer { port, stop, thread: Some(thread) }
+        TestServer { port, stop, thread: Some(thread) }
+    }
+
+    /// A chart repository: `root` served under `/`, every request needing basic auth.
+    fn chart_repository(root: PathBuf) -> TestServer {
+        let expected =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
+        TestServer::start(move |_, request| {
+            if request.authorization != expected {
+                return (
+                    "401 Unauthorized",
+                    "WWW-Authenticate: Basic realm=\"charts\"\r\n".into(),
+                    b"unauthorized".to_vec(),
+                );
+            }
+            match std::fs::read(root.join(&request.path)).ok().filter(|_| !request.path.contains("..")) {
+                Some(body) => ("200 OK", String::new(), body),
+                None => ("404 Not Found", String::new(), b"not found".to_vec()),
+            }
+        })
     }
 
     fn url(&self) -> String {
@@ -78,7 +105,7 @@ impl ChartServer {
     }
 }
 
-impl Drop for ChartServer {
+impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
@@ -88,13 +115,13 @@ impl Drop for ChartServer {
     }
 }
 
-fn serve(mut stream: TcpStream, root: &Path, expected_auth: &str) {
+fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
-    let mut authorized = false;
+    let mut authorization = String::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -103,18 +130,11 @@ fn serve(mut stream: TcpStream, root: &Path, expected_auth: &str) {
         if let Some((name, value)) = line.split_once(':')
             && name.eq_ignore_ascii_case("authorization")
         {
-            authorized = value.trim() == expected_auth;
+            authorization = value.trim().to_string();
         }
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
-    let (status, headers, body) = if !authorized {
-        ("401 Unauthorized", "WWW-Authenticate: Basic realm=\"charts\"\r\n", b"unauthorized".to_vec())
-    } else {
-        match std::fs::read(root.join(&path)).ok().filter(|_| !path.contains("..")) {
-            Some(body) => ("200 OK", "", body),
-            None => ("404 Not Found", "", b"not found".to_vec()),
-        }
-    };
+    let (status, headers, body) = handler(&Request { path, authorization });
     let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
 }
@@ -157,7 +177,7 @@ fn locked(repo: &Repo) -> Vec<Value> {
 fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
     let served = tempfile::tempdir().unwrap();
     let archives = chart_repository(served.path());
-    let server = ChartServer::start(served.path().to_path_buf());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
     let repo = Repo::empty();
     repo.write(
         "environments/dev.yaml",
@@ -250,7 +270,7 @@ fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
 fn fetch_refuses_an_archive_the_repository_changed_and_lock_refuses_an_unmet_constraint() {
     let served = tempfile::tempdir().unwrap();
     let archives = chart_repository(served.path());
-    let server = ChartServer::start(served.path().to_path_buf());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
     let repo = Repo::empty();
     let cache = tempfile::tempdir().unwrap();
     let env = [
@@ -336,7 +356,7 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
 fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_from_the_cache() {
     let served = tempfile::tempdir().unwrap();
     let archives = chart_repository(served.path());
-    let server = ChartServer::start(served.path().to_path_buf());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
     let repo = Repo::empty();
     repo.write(
         "charts/shop/Chart.yaml",
@@ -414,6 +434,89 @@ fn remote_chart_syntax_errors_name_the_file_and_line() {
     );
     let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
     assert!(err.contains("unknown field `password`"), "{err}");
+}
+
+/// The distribution API's token flow, as a registry with token auth (Docker Hub, GHCR, Harbor)
+/// runs it: every /v2/ request without the token gets a Bearer challenge naming the realm; the
+/// realm hands the token out for the credentials.
+#[test]
+fn an_oci_registry_with_token_auth_gets_a_token_for_the_credentials() {
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive = std::fs::read(chart_archive(archive_dir.path(), "3.1.0")).unwrap();
+    let layer = format!("sha256:{}", sha256_hex(&archive));
+    let config = br#"{"name":"web","version":"3.1.0","apiVersion":"v2"}"#.to_vec();
+    let config_digest = format!("sha256:{}", sha256_hex(&config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.cncf.helm.chart.content.v1.tar+gzip","digest":"{layer}","size":{}}}]}}"#,
+        config.len(),
+        archive.len()
+    );
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
+    let token_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = token_requests.clone();
+    let (served_layer, served_manifest) = (layer.clone(), manifest.clone());
+    let server = TestServer::start(move |port, request| {
+        let (layer, manifest) = (&served_layer, &served_manifest);
+        let ok = |body: Vec<u8>| ("200 OK", String::new(), body);
+        if let Some(query) = request.path.strip_prefix("token?") {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if request.authorization != basic || !query.contains("scope=repository%3Acharts%2Fweb%3Apull") {
+                return ("401 Unauthorized", String::new(), b"bad credentials".to_vec());
+            }
+            return ok(br#"{"token":"t0ken-for-web"}"#.to_vec());
+        }
+        if request.authorization != "Bearer t0ken-for-web" {
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\",scope=\"repository:charts/web:pull\"\r\n"
+            );
+            return ("401 Unauthorized", challenge, b"{}".to_vec());
+        }
+        match request.path.as_str() {
+            "v2/charts/web/tags/list" => ok(br#"{"name":"charts/web","tags":["3.0.0","3.1.0","4.0.0-rc.1"]}"#.to_vec()),
+            "v2/charts/web/manifests/3.1.0" => ok(manifest.clone().into_bytes()),
+            path if path == format!("v2/charts/web/blobs/{layer}") => ok(archive.clone()),
+            _ => ("404 Not Found", String::new(), Vec::new()),
+        }
+    });
+    let repo = Repo::empty();
+    repo.write(
+        "environments/dev.yaml",
+        &environment(
+            &format!("  - name: registry\n    url: oci://127.0.0.1:{}/charts\n    plainHttp: true\n", server.port),
+            "  - name: web\n    chart: registry/web\n    version: '>=3.0.0'\n",
+        ),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let credentials = cache.path().join("credentials.yaml");
+    std::fs::write(
+        &credentials,
+        format!(
+            "repositories:\n  - url: oci://127.0.0.1:{}\n    username: {USER}\n    password: {PASSWORD}\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let cache_dir = cache.path().join("cache");
+    let env =
+        [("WEAVER_CHART_CACHE", cache_dir.to_str().unwrap()), ("WEAVER_CREDENTIALS", credentials.to_str().unwrap())];
+
+    // Without credentials the token service refuses: an error, no token, no password shown.
+    let err = repo.weaver_env(&["charts", "lock"], &env[..1]).failure().to_string();
+    assert!(err.contains("answered HTTP 401"), "{err}");
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("3.1.0") && !out.contains("4.0.0"), "the newest stable version: {out}");
+    assert!(!out.contains(PASSWORD) && !out.contains("t0ken"), "{out}");
+    let pinned = locked(&repo);
+    assert_eq!(pinned[0]["digest"], layer.as_str());
+    assert_eq!(
+        pinned[0]["url"],
+        format!("oci://127.0.0.1:{}/charts/web@sha256:{}", server.port, sha256_hex(manifest.as_bytes()))
+    );
+    // One token for the run's requests of one scope (tags, manifest, blob), after the refused one.
+    assert_eq!(token_requests.load(Ordering::SeqCst), 2);
+    drop(server);
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env[..1]).success().to_string();
+    assert_eq!(config_maps(&out)[0]["data"]["version"], "3.1.0", "{out}");
 }
 
 /// Debian's docker-registry on a loopback port, its storage in a temporary directory.

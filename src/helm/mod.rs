@@ -377,7 +377,7 @@ mod tests {
         )
         .unwrap();
         let source = crate::project::source::FsSource::new(repo.path());
-        let chart = load(&source, "app", &Location::file("environments/dev.yaml")).unwrap();
+        let chart = load(&source, "app", &Location::file("environments/dev.yaml"), &vendored_only).unwrap();
         chart.expect_release();
         chart.expect_release();
         let capabilities = Arc::new(Capabilities::new("v1.32.0", Vec::new()).unwrap());

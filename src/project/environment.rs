@@ -402,7 +402,9 @@ fn remote_chart(
             return bad(format!("`chart: {chart}` is not an OCI chart reference"), "write oci://host/path/chart");
         };
         (format!("oci://{registry_path}"), name, false, None)
-    } else if let Some((repository, name)) = reference.split_once('/') {
+    } else if let Some((repository, name)) = reference.split_once('/')
+        && is_plain_name(repository)
+    {
         let Some(found) = repositories.get(repository) else {
             let known: Vec<&str> = repositories.keys().map(String::as_str).collect();
             return bad(

@@ -94,6 +94,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Report what changed in the cluster since each release's last deployed revision (exit 2 on drift)
     Drift(DriftArgs),
+    /// Pin remote Helm charts in charts.lock and pull them into the chart cache
+    #[command(subcommand)]
+    Charts(ChartsCommand),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// The ConfigMapSync operator
@@ -151,6 +154,21 @@ fn positive_rate(text: &str) -> Result<f64, String> {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChartsCommand {
+    /// Resolve each remote chart's version constraint, pin it in charts.lock and pull it into the cache
+    Lock(ChartsLockArgs),
+    /// Pull the charts charts.lock pins into the cache, verifying their digests (CI, fresh clones)
+    Fetch,
+}
+
+#[derive(Debug, Args)]
+pub struct ChartsLockArgs {
+    /// Resolve every chart again (the newest version its constraint allows), not only new ones
+    #[arg(long)]
+    pub update: bool,
 }
 
 #[derive(Debug, Subcommand)]

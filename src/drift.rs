@@ -681,6 +681,7 @@ mod tests {
             name: name.into(),
             chart: "app".into(),
             kustomize: None,
+            remote: None,
             namespace: "shop".into(),
             create_namespace: true,
             needs: Vec::new(),

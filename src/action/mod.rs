@@ -5,6 +5,7 @@
 //! their caller what happens through [`Progress`].
 
 pub mod apply;
+pub mod charts;
 pub mod drift;
 pub mod history;
 pub mod plan;

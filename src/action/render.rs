@@ -162,7 +162,7 @@ impl Prepared {
     pub async fn for_cluster(&self, offline: Desired, cluster: &Cluster, on: OnProgress<'_>) -> Result<Desired> {
         let source = self.selected.project.source.as_ref();
         let helm_charts =
-            self.selected.releases().iter().any(|r| r.installed && crate::helm::is_helm_chart(source, &r.chart));
+            self.selected.releases().iter().any(|r| r.installed && crate::helm::is_helm_release(source, r));
         if !helm_charts {
             return Ok(offline);
         }

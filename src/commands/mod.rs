@@ -4,6 +4,7 @@
 
 mod apply;
 mod changed;
+mod charts;
 pub mod completions;
 mod diff;
 mod drift;
@@ -183,7 +184,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
             SecretsCommand::Edit(args) | SecretsCommand::Rotate(args) | SecretsCommand::Updatekeys(args),
         ) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
-        Command::Completions(_) => (None, None),
+        Command::Completions(_) | Command::Charts(_) => (None, None),
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
         Command::Operator(OperatorCommand::Crd) => (None, None),
     };
@@ -241,6 +242,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::History(args) => history::run(&cli.global, &ui, args),
         Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
+        Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
         Command::Operator(command) => operator::run(&cli.global, command),
     };

@@ -11,6 +11,8 @@
 //! - a file a kustomization reads (its kustomization file, resources, patches, generator inputs,
 //!   through every base and component, at any depth): every release with `kustomize:` naming
 //!   a kustomization that includes it;
+//! - `charts.lock`: the releases of remote charts whose pinned entry differs, and of Helm charts
+//!   declaring a subchart (not vendored) whose pinned entry differs;
 //! - a values file: the releases listing it in `valuesFiles`;
 //! - a secrets file: every release of the environments listing it in `secrets`;
 //! - `.sops.yaml`, `weaver.yaml`, an `identityFile`, or a chart no release uses: nothing to
@@ -25,8 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{ChangedPath, GitRepo, Revision};
+use crate::charts::{LOCK_FILE, Lock};
 use crate::error::{Error, Result};
-use crate::project::chart::{CHARTS_DIR, chart_path, is_archive};
+use crate::project::chart::{CHARTS_DIR, RemoteChart, chart_path, is_archive};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
 use crate::project::settings::{SETTINGS_FILE, Settings};
 use crate::project::source::lexical;
@@ -120,7 +123,8 @@ impl Comparison {
     pub fn environment(&self, name: &str) -> Result<Vec<AffectedRelease>> {
         let base = self.load(Side::Base, name)?;
         let head = self.load(Side::Head, name)?;
-        Ok(affected_releases(name, base.as_ref(), head.as_ref(), &self.paths, &self.kustomizations()))
+        let locks = self.locks()?;
+        Ok(affected_releases(name, base.as_ref(), head.as_ref(), &self.paths, &self.kustomizations(), &locks))
     }
 
     /// The affected releases of every environment, and the paths no rule attributes.
@@ -129,9 +133,12 @@ impl Comparison {
         let head = self.load_all(Side::Head)?;
         let names: BTreeSet<&String> = base.keys().chain(head.keys()).collect();
         let kustomizations = self.kustomizations();
+        let locks = self.locks()?;
         let releases = names
             .into_iter()
-            .flat_map(|name| affected_releases(name, base.get(name), head.get(name), &self.paths, &kustomizations))
+            .flat_map(|name| {
+                affected_releases(name, base.get(name), head.get(name), &self.paths, &kustomizations, &locks)
+            })
             .collect();
         let referenced = (
             referenced_paths(base.values(), &kustomizations, Side::Base),
@@ -144,6 +151,24 @@ impl Comparison {
             .map(|changed| changed.path.clone())
             .collect();
         Ok(ChangeSet { releases, unattributed })
+    }
+
+    /// `charts.lock` on both sides, when the change touches it (else two empty locks: no
+    /// remote chart's pin differs).
+    fn locks(&self) -> Result<Pins<'_>> {
+        let (base, head) = match self.paths.iter().any(|p| p.path == Path::new(LOCK_FILE)) {
+            false => Default::default(),
+            true => {
+                let load = |side| Lock::load(self.project(side).source.as_ref()).map_err(|e| self.in_side(side, e));
+                (load(Side::Base)?, load(Side::Head)?)
+            }
+        };
+        Ok(Pins {
+            base,
+            head,
+            base_source: self.base_project.source.as_ref(),
+            head_source: self.head_project.source.as_ref(),
+        })
     }
 
     fn kustomizations(&self) -> Kustomizations<'_> {
@@ -196,6 +221,32 @@ impl Comparison {
     }
 }
 
+/// `charts.lock` on both sides, and the versions of the repository to read Helm charts' declared
+/// subcharts from.
+struct Pins<'a> {
+    base: Lock,
+    head: Lock,
+    base_source: &'a dyn crate::project::Source,
+    head_source: &'a dyn crate::project::Source,
+}
+
+impl Pins<'_> {
+    fn repinned(&self, chart: &RemoteChart) -> bool {
+        self.base.find(chart) != self.head.find(chart)
+    }
+
+    /// Whether a subchart the release's Helm chart (on `side`) declares remotely, without
+    /// vendoring it, was pinned again. A chart that does not read is left to the rules for its
+    /// own files.
+    fn subchart_repinned(&self, side: Side, release: &Release) -> bool {
+        let source = if side == Side::Head { self.head_source } else { self.base_source };
+        self.base != self.head
+            && crate::helm::is_helm_chart(source, &release.chart)
+            && crate::helm::read(source, &release.chart, &release.chart_at)
+                .is_ok_and(|chart| crate::helm::unvendored_remote(&chart).iter().any(|d| self.repinned(d)))
+    }
+}
+
 /// The files each kustomization reads, on each side, found once per directory.
 struct Kustomizations<'a> {
     base: &'a dyn crate::project::Source,
@@ -226,6 +277,7 @@ fn affected_releases(
     head: Option<&Environment>,
     paths: &[ChangedPath],
     kustomizations: &Kustomizations,
+    pins: &Pins,
 ) -> Vec<AffectedRelease> {
     let base = base.filter(|env| !env.is_abstract);
     let head = head.filter(|env| !env.is_abstract);
@@ -246,10 +298,23 @@ fn affected_releases(
                     let inputs = kustomizations.inputs(side, release);
                     touched(&|path| is_read(&inputs, path))
                 }
-                None => {
-                    let chart = chart_path(&release.chart);
-                    touched(&|path| path.starts_with(&chart) || refers_to(&release.values_files, path))
-                }
+                None => match &release.remote {
+                    Some(remote) => {
+                        let repinned = pins.repinned(remote);
+                        touched(&|path| {
+                            (repinned && path == Path::new(LOCK_FILE)) || refers_to(&release.values_files, path)
+                        })
+                    }
+                    None => {
+                        let chart = chart_path(&release.chart);
+                        let repinned = pins.subchart_repinned(side, release);
+                        touched(&|path| {
+                            path.starts_with(&chart)
+                                || (repinned && path == Path::new(LOCK_FILE))
+                                || refers_to(&release.values_files, path)
+                        })
+                    }
+                },
             };
             reasons.entry(&release.name).or_default().extend(own.into_iter().chain(secrets.iter().copied()));
         }
@@ -335,7 +400,7 @@ fn is_attributed(changed: &ChangedPath, (base, head): &(HashSet<PathBuf>, HashSe
     let environment_file = path.parent() == Some(Path::new(ENVIRONMENTS_DIR))
         && path.extension().is_some_and(|extension| extension == "yaml");
     let sops_rules = path.file_name().is_some_and(|name| name == ".sops.yaml");
-    let settings = path == Path::new(SETTINGS_FILE);
+    let settings = path == Path::new(SETTINGS_FILE) || path == Path::new(LOCK_FILE);
     let referenced = (changed.in_base && is_read(base, path)) || (changed.in_head && is_read(head, path));
     chart_file || environment_file || sops_rules || settings || referenced
 }

@@ -32,7 +32,7 @@ pub use builtins::{Capabilities, DEFAULT_API_VERSIONS, DEFAULT_KUBE_VERSION};
 use chart::{Chart, File};
 
 use crate::error::{Error, Location};
-use crate::project::chart::{CHARTS_DIR, ChartReader, chart_dir, is_archive};
+use crate::project::chart::{CHARTS_DIR, ChartReader, RemoteChart, chart_dir, is_archive};
 use crate::project::source::{Source, is_plain_name, lexical};
 
 fn at(path: impl AsRef<Path>, message: impl Into<String>) -> Error {
@@ -108,57 +108,123 @@ pub fn is_helm_chart(source: &dyn Source, chart: &str) -> bool {
     is_archive(chart) || (is_plain_name(chart) && source.exists(&chart_dir(chart).join("Chart.yaml")))
 }
 
+/// Whether a release renders a Helm chart: a remote one, or one [`is_helm_chart`] finds.
+pub fn is_helm_release(source: &dyn Source, release: &crate::project::Release) -> bool {
+    release.kustomize.is_none() && (release.remote.is_some() || is_helm_chart(source, &release.chart))
+}
+
+/// Where a chart's subcharts declared with a remote `repository` (`https://…`, `oci://…`) but not
+/// vendored in its `charts/` come from: an archive with the path that names it in messages, or
+/// None to leave the dependency missing (an error naming it).
+pub type Unvendored<'a> = &'a (dyn Fn(&RemoteChart) -> Result<Option<(Vec<u8>, PathBuf)>, Error> + Sync);
+
+/// For Helm charts that are only ever vendored (kustomize's `helmCharts`).
+pub fn vendored_only(_: &RemoteChart) -> Result<Option<(Vec<u8>, PathBuf)>, Error> {
+    Ok(None)
+}
+
 /// Loads the Helm chart `chart` names; `referenced_at` is where a release names it.
-pub fn load(source: &dyn Source, chart: &str, referenced_at: &Location) -> Result<HelmChart, Error> {
-    let loaded = if is_archive(chart) {
-        let path = lexical(Path::new(chart)).ok_or_else(|| {
-            Error::at(referenced_at.clone(), format!("`chart: {chart}` leads outside the repository"))
-                .with_help("name a packaged chart by its path in the repository")
-        })?;
-        let data = source.read_named(&path, referenced_at, "chart archive")?.ok_or_else(|| {
-            Error::at(referenced_at.clone(), format!("chart archive {} does not exist", path.display()))
-        })?;
-        archive::load(&data, &path)?
-    } else {
-        return load_dir(source, chart, &chart_dir(chart), referenced_at);
-    };
-    installable(loaded, referenced_at)
+pub fn load(
+    source: &dyn Source,
+    chart: &str,
+    referenced_at: &Location,
+    unvendored: Unvendored,
+) -> Result<HelmChart, Error> {
+    installable(read(source, chart, referenced_at)?, referenced_at, unvendored)
+}
+
+/// Reads the Helm chart `chart` names (a directory of charts/ or a packaged chart's path),
+/// unchecked: a library chart, or dependencies missing.
+pub fn read(source: &dyn Source, chart: &str, referenced_at: &Location) -> Result<Chart, Error> {
+    if !is_archive(chart) {
+        return read_dir(source, chart, &chart_dir(chart), referenced_at);
+    }
+    let path = lexical(Path::new(chart)).ok_or_else(|| {
+        Error::at(referenced_at.clone(), format!("`chart: {chart}` leads outside the repository"))
+            .with_help("name a packaged chart by its path in the repository")
+    })?;
+    let data = source
+        .read_named(&path, referenced_at, "chart archive")?
+        .ok_or_else(|| Error::at(referenced_at.clone(), format!("chart archive {} does not exist", path.display())))?;
+    archive::load(&data, &path)
+}
+
+/// Loads a packaged chart (`origin` names it in messages): one of the repository, or a remote
+/// chart from the cache.
+pub fn load_archive(
+    data: &[u8],
+    origin: &Path,
+    referenced_at: &Location,
+    unvendored: Unvendored,
+) -> Result<HelmChart, Error> {
+    installable(archive::load(data, origin)?, referenced_at, unvendored)
 }
 
 /// Loads the Helm chart directory `dir` of the repository (`name` for messages).
-pub fn load_dir(source: &dyn Source, name: &str, dir: &Path, referenced_at: &Location) -> Result<HelmChart, Error> {
-    let loaded = {
-        let dir = dir.to_path_buf();
-        let reader = ChartReader::new(source, name, &dir, referenced_at)?;
-        let ignore_path = dir.join(".helmignore");
-        let rules = match reader.read(&ignore_path)? {
-            Some(bytes) => ignore::Rules::parse(&String::from_utf8_lossy(&bytes))
-                .map_err(|e| at(&ignore_path, format!("invalid .helmignore: {e}")))?,
-            None => ignore::Rules::defaults(),
-        };
-        let mut files = Vec::new();
-        for path in source.walk(&dir)? {
-            let relative = path.strip_prefix(&dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            if rules.ignores_file(&relative) {
-                continue;
-            }
-            let bytes = reader.read(&path)?.unwrap_or_default();
-            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").map(<[u8]>::to_vec).unwrap_or(bytes);
-            files.push(File { name: relative, data: Arc::from(bytes) });
-        }
-        Chart::from_files(files, &dir)?
-    };
-    installable(loaded, referenced_at)
+pub fn load_dir(
+    source: &dyn Source,
+    name: &str,
+    dir: &Path,
+    referenced_at: &Location,
+    unvendored: Unvendored,
+) -> Result<HelmChart, Error> {
+    installable(read_dir(source, name, dir, referenced_at)?, referenced_at, unvendored)
 }
 
-/// A loaded chart a release may render: not a library, its dependencies vendored.
-fn installable(loaded: Chart, referenced_at: &Location) -> Result<HelmChart, Error> {
+fn read_dir(source: &dyn Source, name: &str, dir: &Path, referenced_at: &Location) -> Result<Chart, Error> {
+    let dir = dir.to_path_buf();
+    let reader = ChartReader::new(source, name, &dir, referenced_at)?;
+    let ignore_path = dir.join(".helmignore");
+    let rules = match reader.read(&ignore_path)? {
+        Some(bytes) => ignore::Rules::parse(&String::from_utf8_lossy(&bytes))
+            .map_err(|e| at(&ignore_path, format!("invalid .helmignore: {e}")))?,
+        None => ignore::Rules::defaults(),
+    };
+    let mut files = Vec::new();
+    for path in source.walk(&dir)? {
+        let relative = path.strip_prefix(&dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+        if rules.ignores_file(&relative) {
+            continue;
+        }
+        let bytes = reader.read(&path)?.unwrap_or_default();
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").map(<[u8]>::to_vec).unwrap_or(bytes);
+        files.push(File { name: relative, data: Arc::from(bytes) });
+    }
+    Chart::from_files(files, &dir)
+}
+
+/// The dependencies `chart` declares with a remote repository (`https://…`, `http://…`,
+/// `oci://…`) and does not vendor in its `charts/`, as remote charts.
+pub fn unvendored_remote(chart: &Chart) -> Vec<RemoteChart> {
+    chart
+        .metadata
+        .dependencies
+        .iter()
+        .filter(|d| !chart.dependencies.iter().any(|v| v.name() == d.name))
+        .filter(|d| ["https://", "http://", "oci://"].iter().any(|s| d.repository.starts_with(s)))
+        .map(|d| RemoteChart {
+            repository: d.repository.trim_end_matches('/').to_string(),
+            repository_name: None,
+            name: d.name.clone(),
+            version: d.version.clone(),
+            plain_http: false,
+        })
+        .collect()
+}
+
+/// A loaded chart a release may render: not a library, its dependencies vendored or pinned.
+fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendored) -> Result<HelmChart, Error> {
     if loaded.is_library() {
         return Err(Error::at(
             referenced_at.clone(),
             format!("chart `{}` is a library chart: library charts are not installable", loaded.name()),
         )
         .with_help("a release names an application chart; library charts are used as its dependencies"));
+    }
+    for remote in unvendored_remote(&loaded) {
+        if let Some((data, origin)) = unvendored(&remote)? {
+            loaded.dependencies.push(Arc::new(archive::load(&data, &origin)?));
+        }
     }
     check_dependencies(&loaded)?;
     Ok(HelmChart { chart: Arc::new(loaded), parsed: engine::ParsedSets::default(), pending: AtomicUsize::new(0) })
@@ -311,7 +377,7 @@ mod tests {
         )
         .unwrap();
         let source = crate::project::source::FsSource::new(repo.path());
-        let chart = load(&source, "app", &Location::file("environments/dev.yaml")).unwrap();
+        let chart = load(&source, "app", &Location::file("environments/dev.yaml"), &vendored_only).unwrap();
         chart.expect_release();
         chart.expect_release();
         let capabilities = Arc::new(Capabilities::new("v1.32.0", Vec::new()).unwrap());

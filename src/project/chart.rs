@@ -58,6 +58,52 @@ pub fn chart_dir(name: &str) -> PathBuf {
     Path::new(CHARTS_DIR).join(name)
 }
 
+/// A Helm chart from a chart repository or an OCI registry, as a release names it. Its exact
+/// version, URL and digest are pinned in `charts.lock` (see `crate::charts`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RemoteChart {
+    /// `https://host/path` (a chart repository serving `index.yaml`) or `oci://host/path`.
+    pub repository: String,
+    /// Its name in `repositories:`, for credentials from environment variables; None for a
+    /// chart named by its `oci://` reference.
+    pub repository_name: Option<String>,
+    pub name: String,
+    /// The version constraint as written (empty: the newest stable version), or for an OCI
+    /// chart pinned by digest, `sha256:…`.
+    pub version: String,
+    /// An OCI registry served over plain HTTP (`plainHttp: true`).
+    pub plain_http: bool,
+}
+
+impl RemoteChart {
+    /// How a release names it: `<repository>/<chart>` or `oci://host/path/chart`.
+    pub fn reference(&self) -> String {
+        match &self.repository_name {
+            Some(repository) => format!("{repository}/{}", self.name),
+            None => format!("{}/{}", self.repository, self.name),
+        }
+    }
+
+    /// The reference with the version asked for, for messages.
+    pub fn describe(&self) -> String {
+        match self.version.as_str() {
+            "" => format!("`{}` (newest version)", self.reference()),
+            digest if is_sha256_digest(digest) => format!("`{}@{digest}`", self.reference()),
+            constraint => format!("`{}` version `{constraint}`", self.reference()),
+        }
+    }
+
+    pub fn is_oci(&self) -> bool {
+        self.repository.starts_with("oci://")
+    }
+}
+
+/// `sha256:` and 64 lowercase hexadecimal digits, as OCI and `charts.lock` write digests.
+pub fn is_sha256_digest(text: &str) -> bool {
+    text.strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 /// Whether a release's `chart` names a packaged Helm chart (`vendor/x-1.2.3.tgz`), by its path.
 pub fn is_archive(chart: &str) -> bool {
     chart.ends_with(".tgz")

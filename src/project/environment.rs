@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
+use crate::project::chart::{RemoteChart, is_archive};
 use crate::project::source::{Source, is_plain_name, utf8};
 use crate::project::values::{deep_merge, merge_overrides};
 
@@ -35,7 +36,19 @@ struct EnvironmentFile {
     secrets: Option<Vec<Spanned<String>>>,
     identity_file: Option<Spanned<String>>,
     kube_version: Option<Spanned<String>>,
+    repositories: Option<Vec<Spanned<RepositoryFile>>>,
     releases: Option<Vec<Spanned<ReleaseFile>>>,
+}
+
+/// A chart repository releases name charts of (`chart: <name>/<chart>`), as helmfile's
+/// `repositories:`. Credentials are never here: they come from the machine (see `crate::charts`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RepositoryFile {
+    name: String,
+    url: Spanned<String>,
+    /// An `oci://` registry served over plain HTTP (helm's `--plain-http`).
+    plain_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -50,6 +63,7 @@ struct ClusterFile {
 struct ReleaseFile {
     name: String,
     chart: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
     kustomize: Option<Spanned<String>>,
     namespace: Option<Spanned<String>>,
     create_namespace: Option<bool>,
@@ -110,6 +124,9 @@ pub struct Release {
     /// `kustomize: <dir>`: the release is the kustomization in that directory of the repository
     /// (`chart` then holds the directory as written, for listings and records).
     pub kustomize: Option<PathBuf>,
+    /// A chart from a chart repository or an OCI registry (`chart` then reads
+    /// `<chart as written>@<version>`), rendered from the chart cache as `charts.lock` pins it.
+    pub remote: Option<RemoteChart>,
     pub namespace: String,
     pub create_namespace: bool,
     pub needs: Vec<String>,
@@ -220,6 +237,8 @@ struct PartialRelease {
     at: Location,
     /// `chart` or `kustomize` (true), whichever the most derived file sets.
     chart: Option<(String, Location, bool)>,
+    /// `version`: a remote chart's version constraint.
+    version: Option<(String, Location)>,
     namespace: Option<String>,
     create_namespace: Option<bool>,
     needs: Option<Vec<String>>,
@@ -254,6 +273,7 @@ impl PartialRelease {
         Ok(PartialRelease {
             name: fields.name,
             chart,
+            version: fields.version.map(|v| (v.value, location(file, &v.referenced))),
             namespace,
             create_namespace: fields.create_namespace,
             needs: fields.needs.map(|n| n.into_iter().map(|s| s.value).collect()),
@@ -269,6 +289,7 @@ impl PartialRelease {
     /// Applies a more derived file's fields for the same release.
     fn merge(&mut self, child: PartialRelease) {
         self.chart = child.chart.or(self.chart.take());
+        self.version = child.version.or(self.version.take());
         self.namespace = child.namespace.or(self.namespace.take());
         self.create_namespace = child.create_namespace.or(self.create_namespace);
         self.needs = child.needs.or(self.needs.take());
@@ -285,14 +306,27 @@ impl PartialRelease {
         self.at = child.at;
     }
 
-    fn finish(self, default_namespace: &str) -> Result<Release> {
+    fn finish(self, default_namespace: &str, repositories: &BTreeMap<String, Repository>) -> Result<Release> {
         RELEASE_NAME.check(&self.name, &self.at)?;
         let Some((chart, chart_at, is_kustomization)) = self.chart else {
             return Err(Error::at(self.at, format!("release `{}` has no `chart`", self.name)).with_help(
                 "add `chart: <name>` naming a directory under charts/, or `kustomize: <dir>` naming a kustomization",
             ));
         };
+        let remote = match is_kustomization {
+            true => None,
+            false => remote_chart(&chart, &chart_at, self.version.as_ref(), repositories)?,
+        };
+        if let (None, Some((_, at))) = (&remote, &self.version) {
+            return Err(Error::at(at.clone(), format!("release `{}`: `version` is for remote charts", self.name))
+                .with_help("a chart of the repository is the version it holds; name a remote chart as `<repository>/<chart>` or `oci://…`"));
+        }
+        let chart = match (&remote, &self.version) {
+            (Some(_), Some((version, _))) => format!("{chart}@{version}"),
+            _ => chart,
+        };
         Ok(Release {
+            remote,
             namespace: self.namespace.unwrap_or_else(|| default_namespace.to_string()),
             create_namespace: self.create_namespace.unwrap_or(true),
             needs: self.needs.unwrap_or_default(),
@@ -308,6 +342,116 @@ impl PartialRelease {
             at: self.at,
         })
     }
+}
+
+/// A chart repository of `repositories:`, checked; a derived file's entry replaces its base's
+/// of the same name.
+#[derive(Debug, Clone)]
+struct Repository {
+    name: String,
+    url: String,
+    plain_http: bool,
+}
+
+impl Repository {
+    fn parse(file: &Path, spanned: Spanned<RepositoryFile>) -> Result<Repository> {
+        let fields = spanned.value;
+        let at = location(file, &fields.url.referenced);
+        if !is_plain_name(&fields.name) {
+            return Err(Error::at(
+                location(file, &spanned.referenced),
+                format!("`{}` is not a repository name", fields.name),
+            )
+            .with_help("name it with letters, digits, '-', '_' or '.': releases write `chart: <repository>/<chart>`"));
+        }
+        let url = fields.url.value.trim_end_matches('/').to_string();
+        let scheme = ["https://", "http://", "oci://"].into_iter().find(|s| url.starts_with(s));
+        if scheme.is_none_or(|s| url.len() == s.len()) || url.contains(['?', '#', '@']) {
+            return Err(Error::at(at, format!("repository `{}`: `{url}` is not a chart repository URL", fields.name))
+                .with_help("write https://host/path (a repository with index.yaml) or oci://host/path (a registry), without credentials"));
+        }
+        let plain_http = fields.plain_http.unwrap_or(false);
+        if plain_http && !url.starts_with("oci://") {
+            return Err(Error::at(at, format!("repository `{}`: `plainHttp` is for oci:// registries", fields.name))
+                .with_help("a chart repository says http:// or https:// in its URL"));
+        }
+        Ok(Repository { name: fields.name, url, plain_http })
+    }
+}
+
+/// The remote chart `chart` names, if it names one: `<repository>/<chart>` of `repositories`,
+/// or `oci://host/path/chart`; `@sha256:…` after an OCI chart pins its manifest instead of
+/// `version`, its constraint.
+fn remote_chart(
+    chart: &str,
+    at: &Location,
+    version: Option<&(String, Location)>,
+    repositories: &BTreeMap<String, Repository>,
+) -> Result<Option<RemoteChart>> {
+    let bad = |message: String, help: &str| Err(Error::at(at.clone(), message).with_help(help.to_string()));
+    if is_archive(chart) {
+        return Ok(None);
+    }
+    let (reference, digest) = match chart.split_once('@') {
+        Some((reference, digest)) => (reference, Some(digest)),
+        None => (chart, None),
+    };
+    let (repository, name, plain_http, repository_name) = if let Some(path) = reference.strip_prefix("oci://") {
+        let Some((registry_path, name)) = path.rsplit_once('/').filter(|(r, n)| !r.is_empty() && is_plain_name(n))
+        else {
+            return bad(format!("`chart: {chart}` is not an OCI chart reference"), "write oci://host/path/chart");
+        };
+        (format!("oci://{registry_path}"), name, false, None)
+    } else if let Some((repository, name)) = reference.split_once('/')
+        && is_plain_name(repository)
+    {
+        let Some(found) = repositories.get(repository) else {
+            let known: Vec<&str> = repositories.keys().map(String::as_str).collect();
+            return bad(
+                format!("`chart: {chart}`: no repository `{repository}` in `repositories`"),
+                &format!(
+                    "repositories of this environment: {}; a chart of the repository is named `charts/<name>` without a slash",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            );
+        };
+        if !is_plain_name(name) {
+            return bad(format!("`chart: {chart}`: `{name}` is not a chart name"), "write <repository>/<chart>");
+        }
+        (found.url.clone(), name, found.plain_http, Some(found.name.clone()))
+    } else {
+        return Ok(None);
+    };
+    let version = match (digest, version) {
+        (Some(_), Some(_)) => {
+            return bad(
+                format!("`chart: {chart}` has both a digest and a `version`"),
+                "keep one: the digest pins the chart exactly",
+            );
+        }
+        (Some(digest), None) => {
+            if !crate::project::chart::is_sha256_digest(digest) || !repository.starts_with("oci://") {
+                return bad(
+                    format!("`chart: {chart}`: `@{digest}` is not an OCI manifest digest"),
+                    "pin a chart of an OCI registry as <chart>@sha256:<64 hex digits>, or give a `version`",
+                );
+            }
+            digest.to_string()
+        }
+        (None, Some((constraint, version_at))) => {
+            let any = sprig::semver::Version::parse("0.0.0").expect("0.0.0 is a version");
+            if let Err(reason) = sprig::semver::satisfies(constraint, &any) {
+                return Err(Error::at(
+                    version_at.clone(),
+                    format!("`version: {constraint}` is not a version constraint: {reason}"),
+                )
+                .with_help("write a version (1.2.3) or a range as helm takes it (~1.2.0, ^1, >=1.2 <2)"));
+            }
+            constraint.trim().to_string()
+        }
+        (None, None) => String::new(),
+    };
+    Ok(Some(RemoteChart { repository, repository_name, name: name.to_string(), version, plain_http }))
 }
 
 fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {
@@ -373,6 +517,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut secrets = Vec::new();
     let mut identity_file = None;
     let mut kube_version = None;
+    let mut repositories: BTreeMap<String, Repository> = BTreeMap::new();
     let mut releases: Vec<PartialRelease> = Vec::new();
     // Where each release name is in `releases`: a derived file's release merges into its base's.
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -402,6 +547,10 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
             check_kube_version(&version.value, &location(&file_path, &version.referenced))?;
             kube_version = Some(version.value);
         }
+        for spanned in file.repositories.unwrap_or_default() {
+            let repository = Repository::parse(&file_path, spanned)?;
+            repositories.insert(repository.name.clone(), repository);
+        }
         let mut seen_here: HashMap<String, Location> = HashMap::new();
         for spanned in file.releases.unwrap_or_default() {
             let release = PartialRelease::parse(&file_path, spanned)?;
@@ -426,7 +575,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     }
 
     let namespace = namespace.unwrap_or_else(|| "default".to_string());
-    let releases = releases.into_iter().map(|r| r.finish(&namespace)).collect::<Result<Vec<_>>>()?;
+    let releases = releases.into_iter().map(|r| r.finish(&namespace, &repositories)).collect::<Result<Vec<_>>>()?;
     let releases = order_by_needs(releases)?;
 
     Ok(Environment {

@@ -68,7 +68,7 @@ pub fn render(
     // Which charts are Helm charts, looked up once per chart (not per release: a file check each).
     let mut helm_chart: HashMap<&str, bool> = HashMap::new();
     for release in env.releases.iter().chain(releases.iter().copied()).filter(|r| r.kustomize.is_none()) {
-        helm_chart.entry(&release.chart).or_insert_with(|| crate::helm::is_helm_chart(source, &release.chart));
+        helm_chart.entry(&release.chart).or_insert_with(|| crate::helm::is_helm_release(source, release));
     }
     let is_weaver_chart = |release: &Release| release.kustomize.is_none() && !helm_chart[release.chart.as_str()];
     // Capabilities come from every release of a weaver chart the environment deploys, selected
@@ -232,12 +232,28 @@ impl HelmCharts {
         for (order, release) in releases.iter().enumerate() {
             first_use.entry(release.chart.as_str()).or_insert((order, release));
         }
-        let loaded: Vec<(usize, Result<crate::helm::HelmChart>)> = first_use
-            .par_iter()
-            .map(|(_, (order, release))| {
-                (*order, crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at))
-            })
-            .collect();
+        // Remote charts, and subcharts pinned in place of vendored ones, come from the cache as
+        // charts.lock pins them; never fetched here.
+        let lock = crate::charts::Lock::load(project.source.as_ref())?;
+        let cached = |user: &str, chart: &crate::project::chart::RemoteChart| {
+            let cache = crate::charts::Cache::from_env(|key| std::env::var(key).ok())?;
+            crate::charts::cached_archive(&lock, &cache, user, chart)
+        };
+        let load = |release: &Release| {
+            let user = format!("release `{}`", release.name);
+            let subchart = |dependency: &crate::project::chart::RemoteChart| {
+                cached(&format!("{user} (a dependency of its chart, not vendored)"), dependency).map(Some)
+            };
+            match &release.remote {
+                Some(chart) => {
+                    let (data, origin) = cached(&user, chart)?;
+                    crate::helm::load_archive(&data, &origin, &release.chart_at, &subchart)
+                }
+                None => crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at, &subchart),
+            }
+        };
+        let loaded: Vec<(usize, Result<crate::helm::HelmChart>)> =
+            first_use.par_iter().map(|(_, (order, release))| (*order, load(release))).collect();
         let mut charts = BTreeMap::new();
         let mut failed: Option<(usize, Error)> = None;
         for ((name, _), (order, chart)) in first_use.iter().zip(loaded) {

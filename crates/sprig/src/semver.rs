@@ -124,7 +124,8 @@ impl Version {
         Ok(version)
     }
 
-    fn compare(&self, other: &Version) -> Ordering {
+    /// semver's `Compare`: precedence, metadata ignored (helm picks the newest chart version with it).
+    pub fn compare(&self, other: &Version) -> Ordering {
         (self.major, self.minor, self.patch).cmp(&(other.major, other.minor, other.patch)).then_with(|| {
             match (self.pre.is_empty(), other.pre.is_empty()) {
                 (true, true) => Ordering::Equal,

@@ -1,0 +1,110 @@
+//! Charts: pin the remote Helm charts every environment names in `charts.lock` (`lock`), with
+//! the subcharts its Helm charts declare remotely and do not vendor, and pull what the lock pins into the chart cache (`fetch`), as helmfile's `deps` and `fetch`.
+//! The only actions that reach chart repositories and registries.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{OnProgress, Progress, open_project};
+use crate::charts::{Cache, Fetcher, LOCK_FILE, Lock, Outcome, http::Machine};
+use crate::error::{Error, Result};
+use crate::project::chart::RemoteChart;
+
+#[derive(Debug, Clone)]
+pub struct ChartsOptions {
+    /// The repository root (the working tree: the lock is written there).
+    pub repo: PathBuf,
+    /// `lock --update`: resolve every chart again, not only new and changed ones.
+    pub update: bool,
+}
+
+/// One remote chart, with the releases naming it.
+#[derive(Debug, Clone)]
+pub struct ChartStatus {
+    pub chart: RemoteChart,
+    /// `<environment>/<release>`, sorted.
+    pub releases: Vec<String>,
+    pub version: String,
+    pub digest: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChartsReport {
+    pub charts: Vec<ChartStatus>,
+    /// Whether `charts.lock` was written (it changed).
+    pub lock_written: bool,
+    pub cache: PathBuf,
+}
+
+/// Resolves every remote chart not pinned yet (all with `update`), writes `charts.lock` when it
+/// changed (dropping charts no release names any more), and pulls every pinned chart.
+pub fn lock(options: &ChartsOptions, on: OnProgress) -> Result<ChartsReport> {
+    run(options, true, on)
+}
+
+/// Pulls every chart `charts.lock` pins for a release into the cache, verifying its digest; a
+/// chart the lock lacks is an error.
+pub fn fetch(options: &ChartsOptions, on: OnProgress) -> Result<ChartsReport> {
+    run(options, false, on)
+}
+
+fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsReport> {
+    let project = open_project(&options.repo, None)?;
+    let source = project.source.as_ref();
+    let mut users: BTreeMap<RemoteChart, Vec<String>> = BTreeMap::new();
+    // The subcharts each Helm chart of the repository declares remotely and does not vendor.
+    let mut subcharts: BTreeMap<String, Vec<RemoteChart>> = BTreeMap::new();
+    for name in project.environment_names()? {
+        let env = project.environment(&name)?;
+        for release in &env.releases {
+            let user = format!("{name}/{}", release.name);
+            if let Some(chart) = &release.remote {
+                users.entry(chart.clone()).or_default().push(user);
+            } else if crate::helm::is_helm_release(source, release) {
+                if !subcharts.contains_key(&release.chart) {
+                    let chart = crate::helm::read(source, &release.chart, &release.chart_at)?;
+                    subcharts.insert(release.chart.clone(), crate::helm::unvendored_remote(&chart));
+                }
+                for subchart in &subcharts[&release.chart] {
+                    users.entry(subchart.clone()).or_default().push(user.clone());
+                }
+            }
+        }
+    }
+    let before = Lock::load(project.source.as_ref())?;
+    let mut lock = before.clone();
+    let cache = Cache::from_env(|key| std::env::var(key).ok())?;
+    let mut fetcher = Fetcher::new(Machine::load(|key| std::env::var(key).ok())?, cache.clone());
+    let mut charts = Vec::new();
+    for (chart, releases) in users {
+        on(Progress::Info(format!("{} {}", if locking { "locking" } else { "fetching" }, chart.describe())));
+        let outcome = match locking {
+            true => fetcher.lock(&mut lock, &chart, options.update),
+            false => fetcher.fetch(&lock, &chart),
+        }
+        .map_err(|e| e.context(format!("chart {} (releases {})", chart.describe(), releases.join(", "))))?;
+        let locked = lock.find(&chart).expect("a locked or fetched chart is in the lock");
+        let (version, digest) = (locked.version.clone(), locked.digest.clone());
+        charts.push(ChartStatus { chart, releases, version, digest, outcome });
+    }
+    let mut lock_written = false;
+    if locking {
+        lock.charts.retain(|locked| charts.iter().any(|c| locked.is_for(&c.chart)));
+        if lock != before {
+            write_lock(&options.repo.join(LOCK_FILE), &lock)?;
+            lock_written = true;
+        }
+    }
+    Ok(ChartsReport { charts, lock_written, cache: cache.dir })
+}
+
+/// Replaces the lock file whole: written aside in its directory, then renamed.
+fn write_lock(path: &Path, lock: &Lock) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io("write", path, e))?;
+    file.write_all(lock.to_yaml().as_bytes()).map_err(|e| Error::io("write", path, e))?;
+    file.persist(path).map_err(|e| Error::io("write", path, e.error))?;
+    Ok(())
+}

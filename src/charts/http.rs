@@ -1,0 +1,342 @@
+//! HTTP(S) for chart repositories and registries: the machine's credentials and CA for each
+//! repository, and the challenges servers answer 401 with (Basic, and the OCI distribution
+//! spec's Bearer token flow). Credentials never come from the repository and never appear in
+//! a message.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use ureq::Agent;
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
+
+use crate::error::{Error, Result};
+use crate::project::chart::RemoteChart;
+
+/// Most a response may hold: a chart repository's index (bitnami's is about 30 MiB) or an archive.
+const MAX_BODY: u64 = 200 << 20;
+
+/// What the machine says about a repository: `WEAVER_REPOSITORY_<NAME>_USERNAME`, `_PASSWORD`
+/// and `_CA_FILE` for a repository of `repositories:`, else the first entry of the credentials
+/// file (`WEAVER_CREDENTIALS`, default `~/.config/weaver/credentials.yaml`) whose `url` the
+/// repository's URL starts with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Credentials {
+    #[serde(default)]
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsFile {
+    #[serde(default)]
+    repositories: Vec<Credentials>,
+}
+
+/// The credentials file's entries, and how to read environment variables.
+pub struct Machine {
+    file: Vec<Credentials>,
+    var: Box<dyn Fn(&str) -> Option<String>>,
+}
+
+impl Machine {
+    /// Reads the credentials file, when there is one, with `var` for environment variables.
+    pub fn load(var: impl Fn(&str) -> Option<String> + 'static) -> Result<Machine> {
+        let (path, explicit) = match var("WEAVER_CREDENTIALS") {
+            Some(path) => (PathBuf::from(path), true),
+            None => match var("HOME") {
+                Some(home) => (Path::new(&home).join(".config/weaver/credentials.yaml"), false),
+                None => return Ok(Machine { file: Vec::new(), var: Box::new(var) }),
+            },
+        };
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => crate::yaml::from_str_as::<CredentialsFile>(&path, &text, "invalid credentials file")?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => CredentialsFile::default(),
+            Err(e) => {
+                return Err(Error::io("read credentials file", &path, e)
+                    .with_help("WEAVER_CREDENTIALS names the chart repositories' credentials file"));
+            }
+        };
+        Ok(Machine { file: file.repositories, var: Box::new(var) })
+    }
+
+    fn credentials(&self, chart: &RemoteChart) -> Credentials {
+        if let Some(name) = &chart.repository_name {
+            let prefix = format!(
+                "WEAVER_REPOSITORY_{}_",
+                name.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                    .collect::<String>()
+            );
+            let from_env = Credentials {
+                url: chart.repository.clone(),
+                username: (self.var)(&format!("{prefix}USERNAME")),
+                password: (self.var)(&format!("{prefix}PASSWORD")),
+                ca_file: (self.var)(&format!("{prefix}CA_FILE")).map(PathBuf::from),
+            };
+            if from_env.username.is_some() || from_env.password.is_some() || from_env.ca_file.is_some() {
+                return from_env;
+            }
+        }
+        let url = chart.repository.as_str();
+        let starts = |prefix: &str| {
+            let prefix = prefix.trim_end_matches('/');
+            url == prefix || url.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+        };
+        self.file.iter().find(|c| !c.url.is_empty() && starts(&c.url)).cloned().unwrap_or_default()
+    }
+}
+
+/// One repository's connection: its agent (with its CA) and credentials, and the tokens its
+/// registry handed out, by scope.
+pub struct Connection {
+    agent: Agent,
+    credentials: Credentials,
+    /// Where the credentials may be sent: the repository's scheme, host and port.
+    origin: String,
+    tokens: HashMap<String, String>,
+    /// The repository, for messages.
+    pub repository: String,
+}
+
+/// A response, read whole.
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Connection {
+    /// `base_url` is the repository's HTTP(S) URL (an OCI registry's `https://host`).
+    pub fn open(machine: &Machine, chart: &RemoteChart, base_url: &str) -> Result<Connection> {
+        let credentials = machine.credentials(chart);
+        let mut tls = TlsConfig::builder();
+        if let Some(ca_file) = &credentials.ca_file {
+            let pem = std::fs::read(ca_file).map_err(|e| {
+                Error::io("read CA file", ca_file, e).with_help(format!("the CA of repository {}", chart.repository))
+            })?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(cert)) => Some(cert),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(Error::new(format!("CA file {} holds no PEM certificate", ca_file.display()))
+                    .with_help(format!("the CA of repository {}", chart.repository)));
+            }
+            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+        }
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(300)))
+            .tls_config(tls.build())
+            .build()
+            .into();
+        Ok(Connection {
+            agent,
+            credentials,
+            origin: origin(base_url).to_string(),
+            tokens: HashMap::new(),
+            repository: chart.repository.clone(),
+        })
+    }
+
+    /// GETs `url` with `accept`, answering a Basic or Bearer challenge once.
+    pub fn get(&mut self, url: &str, accept: &str) -> Result<Response> {
+        let same_origin = origin(url) == self.origin;
+        let mut authorization: Option<String> = None;
+        loop {
+            let mut request = self.agent.get(url).header("Accept", accept);
+            if let Some(value) = &authorization {
+                request = request.header("Authorization", value);
+            } else if same_origin && let Some(basic) = self.basic() {
+                // Chart repositories expect credentials up front, as helm sends them.
+                request = request.header("Authorization", basic);
+            }
+            let mut response = request.call().map_err(|e| self.failed(url, &e.to_string()))?;
+            let status = response.status().as_u16();
+            // One answer to one challenge: a second 401 is the server's verdict.
+            if status == 401 && authorization.is_none() && same_origin {
+                let challenge = response
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(value) = self.answer(&challenge)? {
+                    authorization = Some(value);
+                    continue;
+                }
+            }
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY)
+                .read_to_vec()
+                .map_err(|e| self.failed(url, &e.to_string()))?;
+            return Ok(Response { status, body });
+        }
+    }
+
+    /// An error for a request that got no usable answer.
+    pub fn failed(&self, url: &str, reason: &str) -> Error {
+        Error::new(format!("cannot fetch {url}: {reason}")).with_help(format!(
+            "repository {}; check its URL, the network, and the machine's credentials for it",
+            self.repository
+        ))
+    }
+
+    /// An error for an answer with an unexpected status.
+    pub fn status_error(&self, url: &str, response: &Response) -> Error {
+        let help = match response.status {
+            401 | 403 => format!(
+                "repository {} refused the credentials (or asked for some): set them in WEAVER_REPOSITORY_<NAME>_USERNAME/_PASSWORD or the credentials file (see README, \"Remote charts\")",
+                self.repository
+            ),
+            404 => format!(
+                "repository {} has no such file: check the repository URL and the chart's name",
+                self.repository
+            ),
+            _ => format!("repository {}", self.repository),
+        };
+        Error::new(format!("{url} answered HTTP {}", response.status)).with_help(help)
+    }
+
+    fn basic(&self) -> Option<String> {
+        use base64::Engine;
+        let username = self.credentials.username.as_deref()?;
+        let password = self.credentials.password.as_deref().unwrap_or_default();
+        Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))))
+    }
+
+    /// The Authorization header that answers `challenge`, if one can: Basic with the
+    /// credentials, or a token from a Bearer challenge's realm (anonymous without credentials).
+    fn answer(&mut self, challenge: &str) -> Result<Option<String>> {
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return Ok(self.basic());
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(None);
+        }
+        let params = challenge_params(params);
+        let Some(realm) = params.get("realm") else { return Ok(None) };
+        let scope = params.get("scope").cloned().unwrap_or_default();
+        if let Some(token) = self.tokens.get(&scope) {
+            return Ok(Some(format!("Bearer {token}")));
+        }
+        let mut query: Vec<String> = Vec::new();
+        for key in ["service", "scope"] {
+            if let Some(value) = params.get(key) {
+                query.push(format!("{key}={}", percent_encode(value)));
+            }
+        }
+        let url = if query.is_empty() { realm.clone() } else { format!("{realm}?{}", query.join("&")) };
+        let mut request = self.agent.get(&url);
+        if let Some(basic) = self.basic() {
+            request = request.header("Authorization", basic);
+        }
+        let mut response = request.call().map_err(|e| self.failed(realm, &e.to_string()))?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            return Err(self.status_error(realm, &Response { status, body: Vec::new() }));
+        }
+        #[derive(Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = response.body_mut().read_to_vec().map_err(|e| self.failed(realm, &e.to_string()))?;
+        let token: Token = serde_json::from_slice(&body)
+            .map_err(|_| self.failed(realm, "the token service's answer is not a token (JSON with `token`)"))?;
+        let Some(token) = token.token.or(token.access_token) else {
+            return Err(self.failed(realm, "the token service's answer has no `token`"));
+        };
+        self.tokens.insert(scope, token.clone());
+        Ok(Some(format!("Bearer {token}")))
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+/// The `key="value"` pairs of a `WWW-Authenticate` challenge (RFC 7235: values quoted or tokens).
+fn challenge_params(text: &str) -> HashMap<String, String> {
+    let mut params = HashMap::new();
+    let mut rest = text.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            },
+            None => after.split_once(',').map_or((after, ""), |(v, n)| (v, n)),
+        };
+        params.insert(key, value.trim().to_string());
+        rest = next.trim_start().trim_start_matches(',');
+    }
+    params
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenge_parameters_are_read_quoted_or_not() {
+        let params = challenge_params(
+            r#"realm="https://auth.example.com/token",service="registry.example.com",scope="repository:charts/web:pull""#,
+        );
+        assert_eq!(params["realm"], "https://auth.example.com/token");
+        assert_eq!(params["service"], "registry.example.com");
+        assert_eq!(params["scope"], "repository:charts/web:pull");
+        let params = challenge_params("realm=https://a/token, service=reg");
+        assert_eq!((params["realm"].as_str(), params["service"].as_str()), ("https://a/token", "reg"));
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_first_then_the_file_by_url_prefix() {
+        let chart = |name: Option<&str>, url: &str| RemoteChart {
+            repository: url.into(),
+            repository_name: name.map(str::to_string),
+            name: "web".into(),
+            version: String::new(),
+            plain_http: false,
+        };
+        let machine = Machine {
+            file: vec![Credentials {
+                url: "https://charts.example.com/".into(),
+                username: Some("file-user".into()),
+                ..Credentials::default()
+            }],
+            var: Box::new(|key| (key == "WEAVER_REPOSITORY_MY_REPO_USERNAME").then(|| "env-user".to_string())),
+        };
+        let user = |c: Credentials| c.username;
+        assert_eq!(user(machine.credentials(&chart(Some("my-repo"), "https://other"))).as_deref(), Some("env-user"));
+        assert_eq!(
+            user(machine.credentials(&chart(Some("x"), "https://charts.example.com/stable"))).as_deref(),
+            Some("file-user")
+        );
+        assert_eq!(user(machine.credentials(&chart(None, "https://charts.example.com.evil"))), None);
+    }
+}

@@ -1,0 +1,316 @@
+//! Remote Helm charts: the lock (`charts.lock`, at the repository's root) that pins each chart
+//! releases name remotely to an exact version, URL and sha256 digest; the content-addressed
+//! cache their archives are pulled into; and the resolving and pulling (`weaver charts lock`
+//! and `fetch`). Rendering reads only the cache, verified against the lock: it never fetches.
+
+pub mod http;
+pub mod oci;
+pub mod repository;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Location, Result};
+use crate::project::chart::{RemoteChart, is_sha256_digest};
+use crate::project::source::Source;
+
+pub const LOCK_FILE: &str = "charts.lock";
+
+/// One chart pinned: what releases ask for (`repository`, `name`, `constraint`) and what it
+/// resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LockedChart {
+    pub repository: String,
+    pub name: String,
+    /// The release's `version` as written; absent for "the newest".
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub constraint: String,
+    pub version: String,
+    /// Where the archive was pulled from (an OCI chart's manifest, by digest).
+    pub url: String,
+    /// The archive's `sha256:…`.
+    pub digest: String,
+}
+
+impl LockedChart {
+    pub fn is_for(&self, chart: &RemoteChart) -> bool {
+        self.repository == chart.repository && self.name == chart.name && self.constraint == chart.version
+    }
+}
+
+/// `charts.lock`: sorted by repository, name and constraint, so that its diffs are small.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    #[serde(default)]
+    pub charts: Vec<LockedChart>,
+}
+
+impl Lock {
+    /// The repository's lock; an empty one when there is none.
+    pub fn load(source: &dyn Source) -> Result<Lock> {
+        let path = Path::new(LOCK_FILE);
+        let Some(bytes) = source.read(path).map_err(|e| Error::io("read", path, e))? else {
+            return Ok(Lock::default());
+        };
+        let text = crate::project::source::utf8(path, bytes)?;
+        let lock: Lock =
+            crate::yaml::from_str_as::<Option<Lock>>(path, &text, "invalid lock file")?.unwrap_or_default();
+        for (i, entry) in lock.charts.iter().enumerate() {
+            if !is_sha256_digest(&entry.digest) {
+                return Err(Error::at(
+                    Location::file(path),
+                    format!(
+                        "chart {} (`{}/{}`): `{}` is not a sha256 digest",
+                        i + 1,
+                        entry.repository,
+                        entry.name,
+                        entry.digest
+                    ),
+                )
+                .with_help("run `weaver charts lock` to write the lock again"));
+            }
+        }
+        Ok(lock)
+    }
+
+    pub fn find(&self, chart: &RemoteChart) -> Option<&LockedChart> {
+        self.charts.iter().find(|c| c.is_for(chart))
+    }
+
+    pub fn to_yaml(&self) -> String {
+        let value = serde_json::to_value(self).expect("a lock serializes");
+        format!(
+            "# Written by `weaver charts lock`: the exact version, URL and digest of each remote chart.\n# `weaver charts fetch` pulls these into the chart cache; render, diff and apply verify them.\n{}",
+            crate::yaml::to_yaml_string(&value)
+        )
+    }
+
+    fn insert(&mut self, locked: LockedChart) {
+        self.charts.retain(|c| {
+            !(c.repository == locked.repository && c.name == locked.name && c.constraint == locked.constraint)
+        });
+        self.charts.push(locked);
+        self.charts
+            .sort_by(|a, b| (&a.repository, &a.name, &a.constraint).cmp(&(&b.repository, &b.name, &b.constraint)));
+    }
+}
+
+pub fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// The chart cache: archives by digest, `<dir>/sha256/<hex>.tgz`. `WEAVER_CHART_CACHE`, else
+/// `$XDG_CACHE_HOME/weaver/charts`, else `~/.cache/weaver/charts`.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub dir: PathBuf,
+}
+
+impl Cache {
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cache> {
+        let dir = match (var("WEAVER_CHART_CACHE"), var("XDG_CACHE_HOME"), var("HOME")) {
+            (Some(dir), _, _) => PathBuf::from(dir),
+            (None, Some(xdg), _) => Path::new(&xdg).join("weaver/charts"),
+            (None, None, Some(home)) => Path::new(&home).join(".cache/weaver/charts"),
+            (None, None, None) => {
+                return Err(Error::new("no chart cache: none of WEAVER_CHART_CACHE, XDG_CACHE_HOME and HOME is set")
+                    .with_help("set WEAVER_CHART_CACHE to a directory for remote charts"));
+            }
+        };
+        Ok(Cache { dir })
+    }
+
+    pub fn path(&self, digest: &str) -> PathBuf {
+        self.dir.join("sha256").join(format!("{}.tgz", digest.trim_start_matches("sha256:")))
+    }
+
+    /// The cached archive of `digest`: None when absent, `Err(actual)` when its content has
+    /// another digest (a damaged or tampered file).
+    fn read(&self, digest: &str) -> Result<Option<std::result::Result<Vec<u8>, String>>> {
+        let path = self.path(digest);
+        match std::fs::read(&path) {
+            Ok(data) => {
+                let actual = sha256_digest(&data);
+                Ok(Some(if actual == digest { Ok(data) } else { Err(actual) }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read cached chart", &path, e)),
+        }
+    }
+
+    /// Stores an archive under its digest (written aside, then renamed: never half a file).
+    fn store(&self, data: &[u8]) -> Result<()> {
+        let path = self.path(&sha256_digest(data));
+        let dir = path.parent().expect("a cache path has a directory");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create chart cache directory", dir, e))?;
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io("write chart cache", dir, e))?;
+        file.write_all(data).map_err(|e| Error::io("write chart cache", file.path(), e))?;
+        file.persist(&path).map_err(|e| Error::io("write chart cache", &path, e.error))?;
+        Ok(())
+    }
+}
+
+/// The archive of `chart` as `charts.lock` pins it, from the cache and verified, with the path
+/// its files are shown under (`<reference>-<version>.tgz`). `user` says who needs it (`release
+/// `web``) for messages; every error says which command fixes it.
+pub fn cached_archive(lock: &Lock, cache: &Cache, user: &str, chart: &RemoteChart) -> Result<(Vec<u8>, PathBuf)> {
+    let Some(locked) = lock.find(chart) else {
+        return Err(Error::new(format!("chart {} of {user} is not in {LOCK_FILE}", chart.describe()))
+            .with_help("run `weaver charts lock` to resolve it and pin it, then commit charts.lock"));
+    };
+    let origin = PathBuf::from(format!("{}-{}.tgz", chart.reference(), locked.version));
+    match cache.read(&locked.digest)? {
+        Some(Ok(data)) => Ok((data, origin)),
+        None => Err(Error::new(format!(
+            "chart {} {} of {user} is not in the chart cache ({})",
+            chart.describe(),
+            locked.version,
+            cache.path(&locked.digest).display()
+        ))
+        .with_help(
+            "run `weaver charts fetch` to pull the charts charts.lock pins (render, diff and apply never fetch)",
+        )),
+        Some(Err(actual)) => Err(Error::new(format!(
+            "chart {} {} of {user}: the cached archive {} has digest {actual}, but {LOCK_FILE} pins {}",
+            chart.describe(),
+            locked.version,
+            cache.path(&locked.digest).display(),
+            locked.digest
+        ))
+        .with_help("the cached file is damaged or was changed: run `weaver charts fetch` to pull it again")),
+    }
+}
+
+/// What happened to one chart in a lock or fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Resolved now (new, changed constraint, or `--update`).
+    Resolved,
+    /// Pinned already; pulled into the cache.
+    Pulled,
+    /// Pinned and cached already.
+    Cached,
+}
+
+/// Pulls charts, one connection per repository.
+pub struct Fetcher {
+    machine: http::Machine,
+    cache: Cache,
+    connections: HashMap<String, http::Connection>,
+    indexes: HashMap<String, repository::Index>,
+}
+
+impl Fetcher {
+    pub fn new(machine: http::Machine, cache: Cache) -> Fetcher {
+        Fetcher { machine, cache, connections: HashMap::new(), indexes: HashMap::new() }
+    }
+
+    fn connection(&mut self, chart: &RemoteChart) -> Result<&mut http::Connection> {
+        if !self.connections.contains_key(&chart.repository) {
+            let base = if chart.is_oci() { oci::location(chart).0 } else { chart.repository.clone() };
+            let connection = http::Connection::open(&self.machine, chart, &base)?;
+            self.connections.insert(chart.repository.clone(), connection);
+        }
+        Ok(self.connections.get_mut(&chart.repository).expect("inserted above"))
+    }
+
+    /// Pins `chart` in `lock`: kept when pinned already (unless `update`), else resolved again;
+    /// either way its archive ends in the cache, verified.
+    pub fn lock(&mut self, lock: &mut Lock, chart: &RemoteChart, update: bool) -> Result<Outcome> {
+        if !update && lock.find(chart).is_some() {
+            return self.fetch(lock, chart);
+        }
+        let (locked, data) = if chart.is_oci() {
+            oci::resolve(self.connection(chart)?, chart)?
+        } else {
+            self.resolve_from_index(chart)?
+        };
+        self.cache.store(&data)?;
+        lock.insert(locked);
+        Ok(Outcome::Resolved)
+    }
+
+    fn resolve_from_index(&mut self, chart: &RemoteChart) -> Result<(LockedChart, Vec<u8>)> {
+        if !self.indexes.contains_key(&chart.repository) {
+            let index = repository::fetch_index(self.connection(chart)?, &chart.repository)?;
+            self.indexes.insert(chart.repository.clone(), index);
+        }
+        let entry = repository::choose(&self.indexes[&chart.repository], chart)?.clone();
+        let Some(url) = entry.urls.first() else {
+            return Err(Error::new(format!(
+                "chart {} {}: the repository's index gives no URL",
+                chart.describe(),
+                entry.version
+            ))
+            .with_help(format!("repository {}", chart.repository)));
+        };
+        let url = repository::archive_url(&chart.repository, url);
+        let data = self.download(chart, &url)?;
+        let digest = sha256_digest(&data);
+        if let Some(expected) = entry.digest.as_deref().filter(|d| !d.is_empty())
+            && digest.trim_start_matches("sha256:") != expected.trim_start_matches("sha256:")
+        {
+            return Err(Error::new(format!(
+                "{url} has digest {digest}, but the repository's index says sha256:{expected}"
+            ))
+            .with_help(format!(
+                "repository {}: its index and its archive disagree; nothing was locked",
+                chart.repository
+            )));
+        }
+        let locked = LockedChart {
+            repository: chart.repository.clone(),
+            name: chart.name.clone(),
+            constraint: chart.version.clone(),
+            version: entry.version.clone(),
+            url,
+            digest,
+        };
+        Ok((locked, data))
+    }
+
+    fn download(&mut self, chart: &RemoteChart, url: &str) -> Result<Vec<u8>> {
+        let connection = self.connection(chart)?;
+        let response = connection.get(url, "application/gzip, application/octet-stream, */*")?;
+        if response.status != 200 {
+            return Err(connection.status_error(url, &response));
+        }
+        Ok(response.body)
+    }
+
+    /// Puts the archive `lock` pins for `chart` in the cache, unless it is there intact; a
+    /// download whose digest is not the pinned one is an error and is not stored.
+    pub fn fetch(&mut self, lock: &Lock, chart: &RemoteChart) -> Result<Outcome> {
+        let Some(locked) = lock.find(chart).cloned() else {
+            return Err(Error::new(format!("chart {} is not in {LOCK_FILE}", chart.describe()))
+                .with_help("run `weaver charts lock` to resolve it and pin it"));
+        };
+        if let Some(Ok(_)) = self.cache.read(&locked.digest)? {
+            return Ok(Outcome::Cached);
+        }
+        let data = if chart.is_oci() {
+            oci::blob(self.connection(chart)?, chart, &locked.digest)?
+        } else {
+            self.download(chart, &locked.url)?
+        };
+        let actual = sha256_digest(&data);
+        if actual != locked.digest {
+            return Err(Error::new(format!(
+                "chart {} {}: {} has digest {actual}, but {LOCK_FILE} pins {}",
+                chart.describe(),
+                locked.version,
+                locked.url,
+                locked.digest
+            ))
+            .with_help("the repository serves other content under this version: nothing was cached; check it, then `weaver charts lock --update` to pin what it serves now"));
+        }
+        self.cache.store(&data)?;
+        Ok(Outcome::Pulled)
+    }
+}

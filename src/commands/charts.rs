@@ -1,0 +1,45 @@
+//! `weaver charts lock|fetch`: pin remote Helm charts in charts.lock, pull them into the cache.
+
+use std::process::ExitCode;
+
+use super::Ui;
+use crate::action::charts::{ChartsOptions, ChartsReport, fetch, lock};
+use crate::charts::Outcome;
+use crate::cli::{ChartsCommand, GlobalArgs};
+use crate::error::Result;
+
+pub fn run(global: &GlobalArgs, ui: &Ui, command: &ChartsCommand) -> Result<ExitCode> {
+    let on = |progress: crate::action::Progress<'_>| ui.progress(progress);
+    let report = match command {
+        ChartsCommand::Lock(args) => lock(&ChartsOptions { repo: global.repo.clone(), update: args.update }, &on)?,
+        ChartsCommand::Fetch => fetch(&ChartsOptions { repo: global.repo.clone(), update: false }, &on)?,
+    };
+    super::write_stdout(format(ui, &report).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn format(ui: &Ui, report: &ChartsReport) -> String {
+    if report.charts.is_empty() {
+        return "no release names a remote chart\n".to_string();
+    }
+    let mut rows = vec![["CHART", "VERSION", "DIGEST", "STATUS", "RELEASES"].map(String::from).to_vec()];
+    for status in &report.charts {
+        let outcome = match status.outcome {
+            Outcome::Resolved => "resolved",
+            Outcome::Pulled => "pulled",
+            Outcome::Cached => "cached",
+        };
+        let asked = match status.chart.version.as_str() {
+            "" => status.chart.reference(),
+            version => format!("{}@{version}", status.chart.reference()),
+        };
+        let digest: String = status.digest.chars().take("sha256:".len() + 12).collect();
+        rows.push(vec![asked, status.version.clone(), digest, outcome.into(), status.releases.join(",")]);
+    }
+    let mut text = super::table(ui, &rows);
+    if report.lock_written {
+        text.push_str(&format!("wrote {}\n", crate::charts::LOCK_FILE));
+    }
+    text.push_str(&format!("chart cache: {}\n", report.cache.display()));
+    text
+}

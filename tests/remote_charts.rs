@@ -1,0 +1,650 @@
+//! Remote Helm charts: `weaver charts lock` and `fetch` against a chart repository served by a
+//! small HTTP server in the test (with basic auth) and a real OCI registry (Debian's
+//! `docker-registry`, charts pushed with `helm push --plain-http`; skipped, saying so, without
+//! them unless WEAVER_REQUIRE_INTEROP=1); render from the cache only, offline; tampered and
+//! re-pinned archives; `weaver changed` for a lock change.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::Repo;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const USER: &str = "ci-reader";
+const PASSWORD: &str = "s3cret-Passw0rd";
+
+/// A Helm chart `web` at `version`, packed as `helm package` packs it.
+fn chart_archive(dir: &Path, version: &str) -> PathBuf {
+    let src = dir.join(format!("src-{version}/web"));
+    std::fs::create_dir_all(src.join("templates")).unwrap();
+    std::fs::write(src.join("Chart.yaml"), format!("apiVersion: v2\nname: web\nversion: {version}\n")).unwrap();
+    std::fs::write(src.join("values.yaml"), "greeting: hello\n").unwrap();
+    std::fs::write(
+        src.join("templates/configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  version: {{ .Chart.Version | quote }}\n  greeting: {{ .Values.greeting }}\n",
+    )
+    .unwrap();
+    let archive = dir.join(format!("web-{version}.tgz"));
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(&archive).unwrap(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    tar.append_dir_all("web", &src).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+    archive
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A request as the test servers see it: the path (without its leading `/`, query kept) and
+/// the Authorization header.
+struct Request {
+    path: String,
+    authorization: String,
+}
+
+/// An answer: status line, extra header lines, body.
+type Answer = (&'static str, String, Vec<u8>);
+
+/// An HTTP server on a loopback port answering each request with `handler`.
+struct TestServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    fn start(handler: impl Fn(u16, &Request) -> Answer + Send + 'static) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    serve(stream, |request| handler(port, request));
+                }
+            }
+        });
+        TestServer { port, stop, thread: Some(thread) }
+    }
+
+    /// A chart repository: `root` served under `/`, every request needing basic auth.
+    fn chart_repository(root: PathBuf) -> TestServer {
+        let expected =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
+        TestServer::start(move |_, request| {
+            if request.authorization != expected {
+                return (
+                    "401 Unauthorized",
+                    "WWW-Authenticate: Basic realm=\"charts\"\r\n".into(),
+                    b"unauthorized".to_vec(),
+                );
+            }
+            match std::fs::read(root.join(&request.path)).ok().filter(|_| !request.path.contains("..")) {
+                Some(body) => ("200 OK", String::new(), body),
+                None => ("404 Not Found", String::new(), b"not found".to_vec()),
+            }
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/charts", self.port)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut authorization = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+        {
+            authorization = value.trim().to_string();
+        }
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+    let (status, headers, body) = handler(&Request { path, authorization });
+    let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
+}
+
+/// A chart repository holding web 1.0.0, 1.1.0 and 2.0.0, with index.yaml (relative URLs, digests).
+fn chart_repository(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let charts = dir.join("charts");
+    std::fs::create_dir_all(&charts).unwrap();
+    let mut index = String::from("apiVersion: v1\nentries:\n  web:\n");
+    let mut archives = Vec::new();
+    for version in ["1.0.0", "1.1.0", "2.0.0"] {
+        let archive = chart_archive(dir, version);
+        let data = std::fs::read(&archive).unwrap();
+        std::fs::write(charts.join(format!("web-{version}.tgz")), &data).unwrap();
+        index.push_str(&format!(
+            "  - apiVersion: v2\n    name: web\n    version: {version}\n    digest: {}\n    urls:\n    - web-{version}.tgz\n",
+            sha256_hex(&data)
+        ));
+        archives.push((version.to_string(), data));
+    }
+    std::fs::write(charts.join("index.yaml"), index).unwrap();
+    archives
+}
+
+fn environment(repositories: &str, releases: &str) -> String {
+    format!("namespace: apps\nrepositories:\n{repositories}releases:\n{releases}")
+}
+
+fn config_maps(output: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(output).unwrap().into_iter().filter(|v| !v.is_null()).collect()
+}
+
+fn locked(repo: &Repo) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo.path().join("charts.lock")).unwrap();
+    let lock: Value = serde_saphyr::from_str(&text).unwrap();
+    lock["charts"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let repo = Repo::empty();
+    repo.write(
+        "environments/dev.yaml",
+        &environment(
+            &format!("  - name: stable\n    url: {}\n", server.url()),
+            "  - name: web\n    chart: stable/web\n    version: ^1.0.0\n",
+        ),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let credentials = [
+        ("WEAVER_CHART_CACHE", cache_dir),
+        ("WEAVER_REPOSITORY_STABLE_USERNAME", USER),
+        ("WEAVER_REPOSITORY_STABLE_PASSWORD", PASSWORD),
+    ];
+
+    // Without credentials the repository refuses, and the error says where credentials go.
+    let err = repo.weaver_env(&["charts", "lock"], &[("WEAVER_CHART_CACHE", cache_dir)]).failure().to_string();
+    assert!(err.contains("answered HTTP 401") && err.contains("WEAVER_REPOSITORY_<NAME>_USERNAME"), "{err}");
+    let wrong = [credentials[0], credentials[1], ("WEAVER_REPOSITORY_STABLE_PASSWORD", "wrong-Passw0rd")];
+    let err = repo.weaver_env(&["charts", "lock"], &wrong).failure().to_string();
+    assert!(err.contains("answered HTTP 401") && !err.contains("wrong-Passw0rd"), "{err}");
+    assert!(!repo.path().join("charts.lock").exists());
+
+    // Before a lock, render names the command that pins the chart.
+    let err = repo.weaver_env(&["render", "--env", "dev"], &credentials).failure().to_string();
+    assert!(err.contains("chart `stable/web` version `^1.0.0` of release `web` is not in charts.lock"), "{err}");
+    assert!(err.contains("weaver charts lock"), "{err}");
+
+    // The newest version ^1.0.0 allows (not 2.0.0), pinned with its URL and digest.
+    let out = repo.weaver_env(&["charts", "lock"], &credentials).success().to_string();
+    assert!(out.contains("stable/web@^1.0.0") && out.contains("1.1.0") && out.contains("resolved"), "{out}");
+    assert!(!out.contains(PASSWORD));
+    let pinned = locked(&repo);
+    assert_eq!(pinned.len(), 1);
+    let (_, v110) = &archives[1];
+    assert_eq!(pinned[0]["repository"], server.url());
+    assert_eq!(pinned[0]["name"], "web");
+    assert_eq!(pinned[0]["constraint"], "^1.0.0");
+    assert_eq!(pinned[0]["version"], "1.1.0");
+    assert_eq!(pinned[0]["url"], format!("{}/web-1.1.0.tgz", server.url()));
+    assert_eq!(pinned[0]["digest"], format!("sha256:{}", sha256_hex(v110)));
+    let cached = cache.path().join(format!("sha256/{}.tgz", sha256_hex(v110)));
+    assert_eq!(std::fs::read(&cached).unwrap(), *v110);
+
+    // Locking again keeps the pin and writes nothing.
+    let lock_before = std::fs::read_to_string(repo.path().join("charts.lock")).unwrap();
+    let out = repo.weaver_env(&["charts", "lock"], &credentials).success().to_string();
+    assert!(out.contains("cached") && !out.contains("wrote charts.lock"), "{out}");
+    assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_before);
+
+    // A fresh machine: render fails naming `weaver charts fetch`, which pulls the pinned archive.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_env = [("WEAVER_CHART_CACHE", fresh.path().to_str().unwrap())];
+    let err = repo.weaver_env(&["render", "--env", "dev"], &fresh_env).failure().to_string();
+    assert!(err.contains("is not in the chart cache") && err.contains("weaver charts fetch"), "{err}");
+    let fetch_env = [fresh_env[0], credentials[1], credentials[2]];
+    let out = repo.weaver_env(&["charts", "fetch"], &fetch_env).success().to_string();
+    assert!(out.contains("pulled"), "{out}");
+
+    // Offline: the server is gone, and render reads the cache only.
+    drop(server);
+    let out = repo.weaver_env(&["render", "--env", "dev"], &fresh_env).success().to_string();
+    let objects = config_maps(&out);
+    assert_eq!(objects.len(), 1, "{out}");
+    assert_eq!(objects[0]["metadata"]["name"], "web");
+    assert_eq!(objects[0]["data"]["version"], "1.1.0");
+    assert_eq!(objects[0]["data"]["greeting"], "hello");
+
+    // A tampered archive in the cache: an error naming the chart and the fix; nothing rendered.
+    let fresh_cached = fresh.path().join(format!("sha256/{}.tgz", sha256_hex(v110)));
+    std::fs::write(&fresh_cached, &archives[0].1).unwrap();
+    let run = repo.weaver_env(&["render", "--env", "dev"], &fresh_env);
+    let err = run.failure();
+    assert!(
+        err.contains("chart `stable/web` version `^1.0.0` 1.1.0 of release `web`")
+            && err.contains(&format!("has digest sha256:{}", sha256_hex(&archives[0].1)))
+            && err.contains("weaver charts fetch"),
+        "{err}"
+    );
+
+    // A changed digest in the lock: the cache has no such archive.
+    let changed = lock_before.replace(&sha256_hex(v110), &sha256_hex(&archives[0].1));
+    repo.write("charts.lock", &changed);
+    let err = repo.weaver_env(&["render", "--env", "dev"], &credentials).failure().to_string();
+    assert!(err.contains("is not in the chart cache") && err.contains("weaver charts fetch"), "{err}");
+}
+
+#[test]
+fn fetch_refuses_an_archive_the_repository_changed_and_lock_refuses_an_unmet_constraint() {
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let repo = Repo::empty();
+    let cache = tempfile::tempdir().unwrap();
+    let env = [
+        ("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()),
+        ("WEAVER_REPOSITORY_STABLE_USERNAME", USER),
+        ("WEAVER_REPOSITORY_STABLE_PASSWORD", PASSWORD),
+    ];
+    let repositories = format!("  - name: stable\n    url: {}\n", server.url());
+    repo.write(
+        "environments/dev.yaml",
+        &environment(&repositories, "  - name: web\n    chart: stable/web\n    version: '>=3.0.0'\n"),
+    );
+    let err = repo.weaver_env(&["charts", "lock"], &env).failure().to_string();
+    assert!(err.contains("no version of `stable/web` version `>=3.0.0` meets the constraint"), "{err}");
+    assert!(err.contains("2.0.0, 1.1.0, 1.0.0"), "{err}");
+    assert!(!repo.path().join("charts.lock").exists());
+
+    repo.write(
+        "environments/dev.yaml",
+        &environment(&repositories, "  - name: web\n    chart: stable/web\n    version: 1.0.0\n"),
+    );
+    repo.weaver_env(&["charts", "lock"], &env).success();
+    // The repository now serves other bytes as 1.0.0; a fresh cache must refuse them.
+    std::fs::write(served.path().join("charts/web-1.0.0.tgz"), &archives[2].1).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_env = [("WEAVER_CHART_CACHE", fresh.path().to_str().unwrap()), env[1], env[2]];
+    let err = repo.weaver_env(&["charts", "fetch"], &fresh_env).failure().to_string();
+    assert!(
+        err.contains(&format!(
+            "has digest sha256:{}, but charts.lock pins sha256:{}",
+            sha256_hex(&archives[2].1),
+            sha256_hex(&archives[0].1)
+        )),
+        "{err}"
+    );
+    assert!(
+        !fresh.path().join("sha256").exists() || std::fs::read_dir(fresh.path().join("sha256")).unwrap().count() == 0
+    );
+    let err = repo.weaver_env(&["render", "--env", "dev"], &fresh_env[..1]).failure().to_string();
+    assert!(err.contains("is not in the chart cache"), "{err}");
+    drop(server);
+}
+
+#[test]
+fn changed_lists_the_releases_whose_lock_entry_changed() {
+    let repo = Repo::empty();
+    repo.write(
+        "environments/dev.yaml",
+        &environment(
+            "  - name: stable\n    url: https://charts.example.com/stable\n",
+            "  - name: one\n    chart: stable/web\n    version: ~1.0.0\n  - name: two\n    chart: stable/web\n    version: ~1.1.0\n  - name: three\n    chart: stable/web\n    version: ~1.1.0\n  - name: four\n    chart: shop\n",
+        ),
+    );
+    // A Helm chart of the repository whose subchart is pinned in the lock, not vendored.
+    repo.write(
+        "charts/shop/Chart.yaml",
+        "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.1.0\n    repository: https://charts.example.com/stable\n",
+    );
+    let entry = |constraint: &str, version: &str, digest: char| {
+        format!(
+            "- repository: https://charts.example.com/stable\n  name: web\n  constraint: {constraint}\n  version: {version}\n  url: https://charts.example.com/stable/web-{version}.tgz\n  digest: sha256:{}\n",
+            digest.to_string().repeat(64)
+        )
+    };
+    repo.write("charts.lock", &format!("charts:\n{}{}", entry("~1.0.0", "1.0.0", 'a'), entry("~1.1.0", "1.1.0", 'b')));
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "lock");
+    repo.write("charts.lock", &format!("charts:\n{}{}", entry("~1.0.0", "1.0.0", 'a'), entry("~1.1.0", "1.1.1", 'c')));
+    let out = repo.weaver(&["changed", "--base", "HEAD", "-o", "json"]).success().to_string();
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let mut releases: Vec<String> = report["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}/{}", r["environment"].as_str().unwrap(), r["release"].as_str().unwrap()))
+        .collect();
+    releases.sort();
+    assert_eq!(releases, ["dev/four", "dev/three", "dev/two"], "{out}");
+    assert_eq!(report["unattributed"], serde_json::json!([]), "{out}");
+}
+
+#[test]
+fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_from_the_cache() {
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let repo = Repo::empty();
+    repo.write(
+        "charts/shop/Chart.yaml",
+        &format!(
+            "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.0.0\n    repository: {}/\n",
+            server.url()
+        ),
+    )
+    .write(
+        "charts/shop/templates/own.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-own\ndata:\n  web: {{ .Values.web.greeting }}\n",
+    )
+    .write("charts/shop/values.yaml", "web:\n  greeting: from-shop\n")
+    .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: shop\n    chart: shop\n");
+    let cache = tempfile::tempdir().unwrap();
+    // A dependency has no repository name: its credentials come from the credentials file.
+    let credentials = cache.path().join("credentials.yaml");
+    std::fs::write(
+        &credentials,
+        format!(
+            "repositories:\n  - url: http://127.0.0.1:{}\n    username: {USER}\n    password: {PASSWORD}\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let env =
+        [("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()), ("WEAVER_CREDENTIALS", credentials.to_str().unwrap())];
+
+    let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
+    assert!(
+        err.contains("(a dependency of its chart, not vendored) is not in charts.lock")
+            && err.contains("weaver charts lock"),
+        "{err}"
+    );
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("dev/shop") && out.contains("1.0.0"), "{out}");
+    let pinned = locked(&repo);
+    assert_eq!((pinned[0]["constraint"].as_str(), pinned[0]["version"].as_str()), (Some("~1.0.0"), Some("1.0.0")));
+    assert_eq!(pinned[0]["digest"], format!("sha256:{}", sha256_hex(&archives[0].1)));
+
+    drop(server);
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env[..1]).success().to_string();
+    let objects = config_maps(&out);
+    let names: Vec<&str> = objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{out}");
+    let web = objects.iter().find(|o| o["metadata"]["name"] == "shop").expect("the subchart's ConfigMap");
+    assert_eq!((web["data"]["version"].as_str(), web["data"]["greeting"].as_str()), (Some("1.0.0"), Some("from-shop")));
+}
+
+#[test]
+fn remote_chart_syntax_errors_name_the_file_and_line() {
+    let repo = Repo::empty();
+    let cases = [
+        (
+            "  - name: web\n    chart: nowhere/web\n",
+            "environments/dev.yaml:7:12: `chart: nowhere/web`: no repository `nowhere`",
+        ),
+        (
+            "  - name: web\n    chart: stable/web\n    version: 'one.two'\n",
+            "environments/dev.yaml:8:14: `version: one.two` is not a version constraint",
+        ),
+        ("  - name: web\n    chart: stable/web@sha256:abc\n", "is not an OCI manifest digest"),
+    ];
+    for (releases, expected) in cases {
+        repo.write(
+            "environments/dev.yaml",
+            &environment("  - name: stable\n    url: https://charts.example.com\n", releases),
+        );
+        let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+    repo.write(
+        "environments/dev.yaml",
+        &environment("  - name: stable\n    url: https://charts.example.com\n    password: x\n", ""),
+    );
+    let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(err.contains("unknown field `password`"), "{err}");
+}
+
+/// The distribution API's token flow, as a registry with token auth (Docker Hub, GHCR, Harbor)
+/// runs it: every /v2/ request without the token gets a Bearer challenge naming the realm; the
+/// realm hands the token out for the credentials.
+#[test]
+fn an_oci_registry_with_token_auth_gets_a_token_for_the_credentials() {
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive = std::fs::read(chart_archive(archive_dir.path(), "3.1.0")).unwrap();
+    let layer = format!("sha256:{}", sha256_hex(&archive));
+    let config = br#"{"name":"web","version":"3.1.0","apiVersion":"v2"}"#.to_vec();
+    let config_digest = format!("sha256:{}", sha256_hex(&config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.cncf.helm.chart.content.v1.tar+gzip","digest":"{layer}","size":{}}}]}}"#,
+        config.len(),
+        archive.len()
+    );
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
+    let token_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = token_requests.clone();
+    let (served_layer, served_manifest) = (layer.clone(), manifest.clone());
+    let server = TestServer::start(move |port, request| {
+        let (layer, manifest) = (&served_layer, &served_manifest);
+        let ok = |body: Vec<u8>| ("200 OK", String::new(), body);
+        if let Some(query) = request.path.strip_prefix("token?") {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if request.authorization != basic || !query.contains("scope=repository%3Acharts%2Fweb%3Apull") {
+                return ("401 Unauthorized", String::new(), b"bad credentials".to_vec());
+            }
+            return ok(br#"{"token":"t0ken-for-web"}"#.to_vec());
+        }
+        if request.authorization != "Bearer t0ken-for-web" {
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\",scope=\"repository:charts/web:pull\"\r\n"
+            );
+            return ("401 Unauthorized", challenge, b"{}".to_vec());
+        }
+        match request.path.as_str() {
+            "v2/charts/web/tags/list" => ok(br#"{"name":"charts/web","tags":["3.0.0","3.1.0","4.0.0-rc.1"]}"#.to_vec()),
+            "v2/charts/web/manifests/3.1.0" => ok(manifest.clone().into_bytes()),
+            path if path == format!("v2/charts/web/blobs/{layer}") => ok(archive.clone()),
+            _ => ("404 Not Found", String::new(), Vec::new()),
+        }
+    });
+    let repo = Repo::empty();
+    repo.write(
+        "environments/dev.yaml",
+        &environment(
+            &format!("  - name: registry\n    url: oci://127.0.0.1:{}/charts\n    plainHttp: true\n", server.port),
+            "  - name: web\n    chart: registry/web\n    version: '>=3.0.0'\n",
+        ),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let credentials = cache.path().join("credentials.yaml");
+    std::fs::write(
+        &credentials,
+        format!(
+            "repositories:\n  - url: oci://127.0.0.1:{}\n    username: {USER}\n    password: {PASSWORD}\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let cache_dir = cache.path().join("cache");
+    let env =
+        [("WEAVER_CHART_CACHE", cache_dir.to_str().unwrap()), ("WEAVER_CREDENTIALS", credentials.to_str().unwrap())];
+
+    // Without credentials the token service refuses: an error, no token, no password shown.
+    let err = repo.weaver_env(&["charts", "lock"], &env[..1]).failure().to_string();
+    assert!(err.contains("answered HTTP 401"), "{err}");
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("3.1.0") && !out.contains("4.0.0"), "the newest stable version: {out}");
+    assert!(!out.contains(PASSWORD) && !out.contains("t0ken"), "{out}");
+    let pinned = locked(&repo);
+    assert_eq!(pinned[0]["digest"], layer.as_str());
+    assert_eq!(
+        pinned[0]["url"],
+        format!("oci://127.0.0.1:{}/charts/web@sha256:{}", server.port, sha256_hex(manifest.as_bytes()))
+    );
+    // One token for the run's requests of one scope (tags, manifest, blob), after the refused one.
+    assert_eq!(token_requests.load(Ordering::SeqCst), 2);
+    drop(server);
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env[..1]).success().to_string();
+    assert_eq!(config_maps(&out)[0]["data"]["version"], "3.1.0", "{out}");
+}
+
+/// Debian's docker-registry on a loopback port, its storage in a temporary directory.
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Result<Registry, String> {
+        let binary = Path::new("/usr/bin/docker-registry");
+        if !binary.exists() {
+            return Err("no /usr/bin/docker-registry (apt-get install docker-registry)".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start docker-registry: {e}"))?;
+        let registry = Registry { child, port, _dir: dir };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err("docker-registry did not listen within 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(registry)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_oci_registry_chart_is_locked_by_tag_or_digest_and_rendered_from_the_cache() {
+    let helm = common::tools::helm();
+    let registry = Registry::start();
+    let missing = match (&helm, &registry) {
+        (Err(e), _) | (_, Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    if !common::skip::interop_or_skip(missing.as_deref()) {
+        return;
+    }
+    let ((helm, _), registry) = (helm.unwrap(), registry.unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let helm_home = work.path().join("helm");
+    let mut pushed = Vec::new();
+    for version in ["1.0.0", "1.0.1", "1.1.0"] {
+        let archive = chart_archive(work.path(), version);
+        let out = Command::new(&helm)
+            .args([
+                "push",
+                archive.to_str().unwrap(),
+                &format!("oci://127.0.0.1:{}/charts", registry.port),
+                "--plain-http",
+            ])
+            .env("HELM_CONFIG_HOME", helm_home.join("config"))
+            .env("HELM_CACHE_HOME", helm_home.join("cache"))
+            .env("HELM_DATA_HOME", helm_home.join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));
+        pushed.push(std::fs::read(&archive).unwrap());
+    }
+
+    let repo = Repo::empty();
+    let repositories =
+        format!("  - name: registry\n    url: oci://127.0.0.1:{}/charts\n    plainHttp: true\n", registry.port);
+    repo.write(
+        "environments/dev.yaml",
+        &environment(&repositories, "  - name: web\n    chart: registry/web\n    version: ~1.0.0\n"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("WEAVER_CHART_CACHE", cache.path().to_str().unwrap())];
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("registry/web@~1.0.0") && out.contains("1.0.1"), "{out}");
+    let pinned = locked(&repo);
+    assert_eq!(pinned[0]["version"], "1.0.1");
+    assert_eq!(pinned[0]["digest"], format!("sha256:{}", sha256_hex(&pushed[1])));
+    let url = pinned[0]["url"].as_str().unwrap().to_string();
+    let manifest = url.split_once('@').expect("the URL names the manifest by digest").1.to_string();
+
+    // Pinned by the manifest's digest instead of a constraint: the same archive.
+    repo.write(
+        "environments/dev.yaml",
+        &environment(
+            &repositories,
+            &format!("  - name: web\n    chart: registry/web\n    version: ~1.0.0\n  - name: pinned\n    chart: registry/web@{manifest}\n"),
+        ),
+    );
+    repo.weaver_env(&["charts", "lock"], &env).success();
+    let pinned = locked(&repo);
+    assert_eq!(pinned.len(), 2);
+    let by_digest = pinned.iter().find(|c| c["constraint"] == manifest.as_str()).expect("the digest-pinned chart");
+    assert_eq!(
+        (by_digest["version"].as_str(), by_digest["digest"].as_str()),
+        (Some("1.0.1"), pinned[0]["digest"].as_str())
+    );
+
+    // Offline: the registry is gone; render reads the cache.
+    drop(registry);
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env).success().to_string();
+    let objects = config_maps(&out);
+    assert_eq!(objects.len(), 2, "{out}");
+    assert!(objects.iter().all(|o| o["data"]["version"] == "1.0.1"), "{out}");
+
+    // A tampered archive: nothing rendered.
+    std::fs::write(cache.path().join(format!("sha256/{}.tgz", sha256_hex(&pushed[1]))), &pushed[0]).unwrap();
+    let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
+    assert!(err.contains("the cached archive") && err.contains("weaver charts fetch"), "{err}");
+}

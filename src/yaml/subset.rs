@@ -266,7 +266,7 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
                 Some((self.build.string(value, at), line + 1))
             }
             _ => {
-                let scalar = plain_block(text)?;
+                let scalar = plain(text, false)?;
                 Some((self.build.plain(scalar, at)?, line + 1))
             }
         }
@@ -364,7 +364,7 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
             b'[' | b'{' => self.flow(text, at, depth),
             b'"' | b'\'' => quoted(text).map(|(s, used)| (self.build.string(s, at), used)),
             _ => {
-                let scalar = plain_flow(text)?;
+                let scalar = plain(text, true)?;
                 // `[a: b]` is a one-pair mapping; `{a}` a key without value: leave both.
                 let after = &text[scalar.len()..];
                 if after.trim_start_matches(' ').starts_with(':') {
@@ -381,7 +381,7 @@ fn flow_key(text: &str) -> Option<(String, usize)> {
     let (name, used) = match text.as_bytes().first()? {
         b'"' | b'\'' => quoted(text)?,
         _ => {
-            let scalar = plain_flow(text)?;
+            let scalar = plain(text, true)?;
             (plain_key(scalar)?, scalar.len())
         }
     };
@@ -521,9 +521,10 @@ fn plain_key(name: &str) -> Option<String> {
     (plain_word || other).then(|| name.to_string())
 }
 
-/// A plain scalar filling the rest of a block line (up to a comment): refused when it starts
-/// with an indicator or holds `: ` (a mapping where none may be).
-fn plain_block(text: &str) -> Option<&str> {
+/// A plain scalar at the start of `text`. In a block (`flow` false) it fills the rest of the
+/// line up to a comment, and is refused when it holds `: ` (a mapping where none may be); in a
+/// flow collection it ends at a flow indicator or `:` before one, and a comment is refused.
+fn plain(text: &str, flow: bool) -> Option<&str> {
     let bytes = text.as_bytes();
     if starts_with_indicator(bytes) {
         return None;
@@ -531,39 +532,26 @@ fn plain_block(text: &str) -> Option<&str> {
     let mut end = text.len();
     let mut previous = b'x';
     for (i, &b) in bytes.iter().enumerate() {
+        let ends_key = match bytes.get(i + 1) {
+            None | Some(b' ') => true,
+            Some(b',' | b']' | b'}' | b'[' | b'{') => flow,
+            _ => false,
+        };
         match b {
-            b'#' if previous == b' ' => {
+            b',' | b'[' | b']' | b'{' | b'}' if flow => {
                 end = i;
                 break;
             }
-            b':' if matches!(bytes.get(i + 1), None | Some(b' ')) => return None,
-            _ => {}
-        }
-        previous = b;
-    }
-    let scalar = text[..end].trim_end_matches(' ');
-    (!scalar.is_empty()).then_some(scalar)
-}
-
-/// A plain scalar inside a flow collection: up to a flow indicator, `: ` or a comment.
-fn plain_flow(text: &str) -> Option<&str> {
-    let bytes = text.as_bytes();
-    if starts_with_indicator(bytes) {
-        return None;
-    }
-    let mut end = text.len();
-    let mut previous = b'x';
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b',' | b'[' | b']' | b'{' | b'}' => {
+            b'#' if previous == b' ' && !flow => {
                 end = i;
                 break;
             }
             b'#' if previous == b' ' => return None,
-            b':' if matches!(bytes.get(i + 1), None | Some(b' ' | b',' | b']' | b'}' | b'[' | b'{')) => {
+            b':' if ends_key && flow => {
                 end = i;
                 break;
             }
+            b':' if ends_key => return None,
             _ => {}
         }
         previous = b;

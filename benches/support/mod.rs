@@ -20,6 +20,11 @@ pub mod tools;
 pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
 
 pub fn generate_repo(dir: &Path, releases: usize) {
+    generate_repo_in(dir, releases, "bench");
+}
+
+/// [`generate_repo`] with the environment's releases in `namespace`.
+pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
     let write = |path: &str, text: &str| {
         let full = dir.join(path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
@@ -42,7 +47,7 @@ pub fn generate_repo(dir: &Path, releases: usize) {
         "charts/svc/templates/service.yaml",
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ release.name }}\nspec:\n  clusterIP: None\n  selector: {app: {{ release.name }}}\n  ports:\n    - port: 80\n      protocol: TCP\n      targetPort: {{ values.port }}\n",
     );
-    let mut env = String::from("namespace: bench\nreleases:\n");
+    let mut env = format!("namespace: {namespace}\nreleases:\n");
     for i in 0..releases {
         env.push_str(&format!(
             "  - name: svc-{i:04}\n    chart: svc\n    values:\n      replicas: {}\n      port: {}\n      tag: '1.{}'\n      settings: {{ LOG_LEVEL: info, SHARD: '{i}', REGION: eu-{} }}\n",
@@ -170,16 +175,40 @@ pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// The generated repository of `WEAVER_BENCH_RELEASES` (default 1,000) releases, and the
-/// cluster to run against: the current context of `WEAVER_BENCH_KUBECONFIG`, or else the
-/// in-process fake (returned, so its request log can be read).
-pub fn setup() -> (tempfile::TempDir, Option<weaver_test_apiserver::TestApiServer>, String) {
-    let releases: usize = std::env::var("WEAVER_BENCH_RELEASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000);
+/// The sizes the cluster benches measure, in releases of three objects:
+/// `WEAVER_BENCH_RELEASES` (a comma-separated list), else 100, 333 and 1,000 (300, 999 and
+/// 3,000 objects), so that growth shows.
+pub fn sizes() -> Vec<usize> {
+    let sizes = std::env::var("WEAVER_BENCH_RELEASES").unwrap_or_else(|_| "100,333,1000".into());
+    sizes.split(',').map(|n| n.trim().parse().expect("WEAVER_BENCH_RELEASES: numbers separated by commas")).collect()
+}
+
+/// A generated repository of `releases` releases in a namespace of their own,
+/// `bench-<releases>-<pid>`, so that each size and run starts from an empty namespace
+/// (see [`delete_namespace`]).
+pub fn sized_repo(releases: usize) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    generate_repo(dir.path(), releases);
-    let (fake, kubeconfig) = cluster();
-    println!("against {}", cluster_name(&fake, &kubeconfig));
-    (dir, fake, kubeconfig)
+    let namespace = format!("bench-{releases}-{}", std::process::id());
+    generate_repo_in(dir.path(), releases, &namespace);
+    (dir, namespace)
+}
+
+/// A client for the kubeconfig's current context, on `runtime`.
+pub fn client(runtime: &tokio::runtime::Runtime, kubeconfig: &str) -> kube::Client {
+    runtime.block_on(async {
+        let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
+        kube::Client::try_from(config).unwrap()
+    })
+}
+
+/// Deletes a namespace a bench made, and so everything in it (on a real cluster, in the
+/// background).
+pub fn delete_namespace(kubeconfig: &str, namespace: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let client = client(&runtime, kubeconfig);
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+    runtime.block_on(namespaces.delete(namespace, &Default::default())).unwrap();
 }
 
 /// The current context of `WEAVER_BENCH_KUBECONFIG`, or else the in-process fake (returned, so

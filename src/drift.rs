@@ -225,9 +225,9 @@ fn withhold_value(change: &mut FieldDrift) {
 /// The recorded fields of `recorded` (an object as weaver applied it) whose value in `live`
 /// differs, in key order. Values under a Secret's `data` are withheld.
 pub fn object_drift(recorded: &Value, live: &Value) -> Vec<FieldDrift> {
-    let recorded = normalize(&as_stored(recorded));
+    let recorded = normalize(as_stored(recorded.clone()));
     let owned = FieldSet::applied_by(live, MANAGER);
-    let live = normalize(live);
+    let live = normalize(live.clone());
     let walker = Walker {
         api_version: recorded.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
         kind: recorded.get("kind").and_then(Value::as_str).unwrap_or_default(),

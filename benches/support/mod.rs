@@ -18,7 +18,8 @@ pub mod helm_charts;
 #[path = "../../tests/common/tools.rs"]
 pub mod tools;
 
-pub use generated::generate_repo;
+#[allow(unused_imports)] // each bench uses a different subset
+pub use generated::{generate_repo, generate_repo_in};
 
 pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
 
@@ -137,16 +138,40 @@ pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// The generated repository of `WEAVER_BENCH_RELEASES` (default 1,000) releases, and the
-/// cluster to run against: the current context of `WEAVER_BENCH_KUBECONFIG`, or else the
-/// in-process fake (returned, so its request log can be read).
-pub fn setup() -> (tempfile::TempDir, Option<weaver_test_apiserver::TestApiServer>, String) {
-    let releases: usize = std::env::var("WEAVER_BENCH_RELEASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000);
+/// The sizes the cluster benches measure, in releases of three objects:
+/// `WEAVER_BENCH_RELEASES` (a comma-separated list), else 100, 333 and 1,000 (300, 999 and
+/// 3,000 objects), so that growth shows.
+pub fn sizes() -> Vec<usize> {
+    let sizes = std::env::var("WEAVER_BENCH_RELEASES").unwrap_or_else(|_| "100,333,1000".into());
+    sizes.split(',').map(|n| n.trim().parse().expect("WEAVER_BENCH_RELEASES: numbers separated by commas")).collect()
+}
+
+/// A generated repository of `releases` releases in a namespace of their own,
+/// `bench-<releases>-<pid>`, so that each size and run starts from an empty namespace
+/// (see [`delete_namespace`]).
+pub fn sized_repo(releases: usize) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    generate_repo(dir.path(), releases);
-    let (fake, kubeconfig) = cluster();
-    println!("against {}", cluster_name(&fake, &kubeconfig));
-    (dir, fake, kubeconfig)
+    let namespace = format!("bench-{releases}-{}", std::process::id());
+    generate_repo_in(dir.path(), releases, &namespace);
+    (dir, namespace)
+}
+
+/// A client for the kubeconfig's current context, on `runtime`.
+pub fn client(runtime: &tokio::runtime::Runtime, kubeconfig: &str) -> kube::Client {
+    runtime.block_on(async {
+        let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
+        kube::Client::try_from(config).unwrap()
+    })
+}
+
+/// Deletes a namespace a bench made, and so everything in it (on a real cluster, in the
+/// background).
+pub fn delete_namespace(kubeconfig: &str, namespace: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let client = client(&runtime, kubeconfig);
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+    runtime.block_on(namespaces.delete(namespace, &Default::default())).unwrap();
 }
 
 /// The current context of `WEAVER_BENCH_KUBECONFIG`, or else the in-process fake (returned, so

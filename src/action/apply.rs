@@ -76,20 +76,14 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
     prepared.warn_removed(&rendered, server_version.as_deref(), on);
     let mut apply_options =
         apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
-    apply_options.sensitive = rendered
-        .manifests()
-        .filter(|_| !redactor.is_empty())
-        .filter(|m| redactor.redact_value(&mut m.object.clone()) > 0)
-        .map(|m| m.key())
-        .collect();
-    let inputs = inputs(&env, rendered.releases);
-    execute(&cluster, &env, inputs, options.settings.lock_timeout, apply_options, interrupted, on).await
+    apply_options.sensitive = rendered.manifests().filter(|m| redactor.finds_in(&m.object)).map(|m| m.key()).collect();
+    execute(&cluster, &env, rendered.releases, options.settings.lock_timeout, apply_options, interrupted, on).await
 }
 
 /// Each rendered release with what apply needs to know from the environment.
-pub(super) fn inputs(env: &Environment, rendered: Vec<RenderedRelease>) -> Vec<ReleaseInput> {
+fn inputs<'r>(env: &Environment, rendered: &'r [RenderedRelease]) -> Vec<ReleaseInput<'r>> {
     rendered
-        .into_iter()
+        .iter()
         .map(|rendered| {
             let release = env.releases.iter().find(|r| r.name == rendered.name);
             ReleaseInput {
@@ -122,11 +116,11 @@ pub(super) fn apply_options(
     }
 }
 
-/// Takes the environment's lock, observes the cluster, plans, and applies.
+/// Takes the environment's lock, observes the cluster, plans, and applies `releases`.
 pub(super) async fn execute(
     cluster: &Cluster,
     env: &Environment,
-    inputs: Vec<ReleaseInput>,
+    releases: Vec<RenderedRelease>,
     lock_timeout: Duration,
     options: ApplyOptions,
     interrupted: &AtomicBool,
@@ -150,7 +144,7 @@ pub(super) async fn execute(
             Some(held)
         }
     };
-    let result = execute_locked(cluster, inputs, &options, lock.as_ref(), interrupted, on).await;
+    let result = execute_locked(cluster, env, releases, &options, lock.as_ref(), interrupted, on).await;
     if let Some(lock) = lock {
         let released = lock.release().await;
         // A lock lost is the error to report, not that it could not be released.
@@ -164,22 +158,20 @@ pub(super) async fn execute(
 
 async fn execute_locked(
     cluster: &Cluster,
-    mut inputs: Vec<ReleaseInput>,
+    env: &Environment,
+    mut releases: Vec<RenderedRelease>,
     options: &ApplyOptions,
     lock: Option<&HeldLock>,
     interrupted: &AtomicBool,
     on: OnProgress<'_>,
 ) -> Result<(Report, Option<Error>)> {
-    let mut releases: Vec<RenderedRelease> = inputs.iter().map(|i| i.rendered.clone()).collect();
     let started = Instant::now();
     let live = observe(cluster, &mut releases, &options.environment, options.concurrency).await?;
     phase(on, "observe", started);
     let started = Instant::now();
     let plan = plan_with_records(&releases, &live.records, &live.objects)?;
     phase(on, "plan", started);
-    for (input, scoped) in inputs.iter_mut().zip(releases) {
-        input.rendered = scoped;
-    }
+    let inputs = inputs(env, &releases);
     let on_event = |event: crate::apply::Event<'_>| on(Progress::Apply(event));
     on(Progress::Writing);
     let started = Instant::now();

@@ -83,12 +83,12 @@ async fn refine_on_server(cluster: &Cluster, plan: &mut Plan, live: &[Value], co
 pub fn read_live_file(path: &Path) -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(path).map_err(|err| Error::io("read live objects", path, err))?;
     let mut objects = Vec::new();
-    for (index, document) in crate::yaml::documents(path, &text)?.into_iter().enumerate() {
+    for (index, mut document) in crate::yaml::documents(path, &text)?.into_iter().enumerate() {
         let is_list = document.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
             && document.get("items").is_some();
         let items = if is_list {
-            match document.get("items") {
-                Some(Value::Array(items)) => items.clone(),
+            match document.get_mut("items").map(Value::take) {
+                Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             }
         } else {
@@ -102,7 +102,7 @@ pub fn read_live_file(path: &Path) -> Result<Vec<Value>> {
                     format!("document {} has an object without apiVersion, kind and metadata.name", index + 1),
                 ));
             }
-            objects.push(as_stored(&item));
+            objects.push(as_stored(item));
         }
     }
     Ok(objects)

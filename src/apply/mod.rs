@@ -8,6 +8,7 @@ mod records;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
 use crate::cluster::observe::Live;
@@ -50,8 +51,8 @@ pub struct ApplyOptions {
 
 /// One release to apply.
 #[derive(Debug, Clone)]
-pub struct ReleaseInput {
-    pub rendered: RenderedRelease,
+pub struct ReleaseInput<'r> {
+    pub rendered: &'r RenderedRelease,
     /// Releases of this run that must be applied first.
     pub needs: Vec<String>,
     pub create_namespace: bool,
@@ -176,8 +177,9 @@ struct Run<'a> {
     on_event: &'a dyn Fn(Event<'_>),
     /// Kinds of CRDs this run established, which discovery (run before) did not know.
     new_kinds: RefCell<HashMap<(String, String), ServedKind>>,
-    /// Namespaces known to exist (or, on a dry run, that would be created).
-    namespaces: RefCell<HashMap<String, NamespaceState>>,
+    /// Each release namespace's state, found (or the namespace created) once for all the
+    /// releases in it, however many start at once.
+    namespaces: RefCell<HashMap<String, Rc<OnceCell<NamespaceState>>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +195,7 @@ enum NamespaceState {
 /// failures are in the report, object by object.
 pub async fn apply(
     cluster: &Cluster,
-    releases: Vec<ReleaseInput>,
+    releases: Vec<ReleaseInput<'_>>,
     plan: &Plan,
     live: &Live,
     options: &ApplyOptions,
@@ -216,7 +218,7 @@ pub async fn apply(
         by_release.entry(object.release.as_str()).or_default().push(object);
     }
     let selected: HashSet<String> = releases.iter().map(|r| r.rendered.name.clone()).collect();
-    let mut waiting: Vec<ReleaseInput> = releases;
+    let mut waiting: Vec<ReleaseInput<'_>> = releases;
     let mut finished: HashMap<String, bool> = HashMap::new();
     let mut results: BTreeMap<String, ReleaseResult> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -284,7 +286,7 @@ impl Run<'_> {
     }
 
     /// A release that is not applied at all: every object says why.
-    fn skip(&self, input: &ReleaseInput, objects: &[&ObjectPlan], why: String) -> ReleaseResult {
+    fn skip(&self, input: &ReleaseInput<'_>, objects: &[&ObjectPlan], why: String) -> ReleaseResult {
         let objects = objects.iter().map(|o| result_of(o, Outcome::NotApplied, Some(why.clone()))).collect();
         ReleaseResult {
             name: input.rendered.name.clone(),
@@ -297,7 +299,7 @@ impl Run<'_> {
         }
     }
 
-    async fn release(&self, input: &ReleaseInput, objects: &[&ObjectPlan]) -> ReleaseResult {
+    async fn release(&self, input: &ReleaseInput<'_>, objects: &[&ObjectPlan]) -> ReleaseResult {
         let name = &input.rendered.name;
         let mut changes: Vec<&ObjectPlan> =
             objects.iter().copied().filter(|o| matches!(o.action, Action::Create | Action::Update)).collect();
@@ -315,7 +317,9 @@ impl Run<'_> {
             .collect();
         let mut error = None;
 
-        let writes = !changes.is_empty() || !removals.is_empty() || history.needs_record(input, self.options);
+        // What the release's record holds: the desired objects as the plan prepared them.
+        let desired: Vec<&Value> = objects.iter().filter_map(|o| o.desired.as_ref()).collect();
+        let writes = !changes.is_empty() || !removals.is_empty() || history.needs_record(&desired, self.options);
         if writes && let Err(err) = self.ensure_namespace(input).await {
             error = Some(describe(&err));
         }
@@ -387,9 +391,13 @@ impl Run<'_> {
             objects: results,
         };
         if !self.options.dry_run {
-            let record = history.next_record(input, &result, &kept, self.options);
+            let record = history.next_record(&desired, &result, &kept, self.options);
             if let Some(record) = record {
-                if let Err(err) = history.write(self.cluster, &record).await {
+                // The record's requests go one after another, holding one permit.
+                let permit = self.permits.acquire().await.expect("the semaphore is never closed");
+                let written = history.write(self.cluster, &record).await;
+                drop(permit);
+                if let Err(err) = written {
                     let recorded = format!("revision {} could not be recorded: {}", record.revision, describe(&err));
                     result.error = Some(match result.error.take() {
                         Some(first) => format!("{first}; {recorded}"),
@@ -449,7 +457,8 @@ impl Run<'_> {
             ),
             Err(ApplyError::NotFound(message)) => {
                 let namespace = object.key.namespace.as_deref().unwrap_or_default();
-                match self.namespaces.borrow().get(namespace) {
+                let state = self.namespaces.borrow().get(namespace).and_then(|cell| cell.get().copied());
+                match state {
                     Some(NamespaceState::WouldCreate) => result_of(
                         object,
                         applied,
@@ -491,17 +500,37 @@ impl Run<'_> {
         result
     }
 
-    /// Makes sure the release namespace exists, creating it unless the release opted out.
-    async fn ensure_namespace(&self, input: &ReleaseInput) -> crate::Result<()> {
+    /// Makes sure the release namespace exists, creating it unless the release opted out. The
+    /// first release of a namespace finds out (and says when it is missing); the others wait
+    /// for its answer.
+    async fn ensure_namespace(&self, input: &ReleaseInput<'_>) -> crate::Result<()> {
         let namespace = &input.rendered.namespace;
-        if self.namespaces.borrow().contains_key(namespace) {
-            return Ok(());
+        let cell = self.namespaces.borrow_mut().entry(namespace.clone()).or_default().clone();
+        let mut first = false;
+        let state = *cell
+            .get_or_try_init(|| {
+                first = true;
+                self.namespace_state(input)
+            })
+            .await?;
+        if first && state == NamespaceState::Missing {
+            return Err(Error::new(format!(
+                "namespace {namespace} does not exist, and release `{}` has createNamespace: false",
+                input.rendered.name
+            ))
+            .with_help("create the namespace, or let weaver create it (remove createNamespace: false)"));
         }
+        Ok(())
+    }
+
+    async fn namespace_state(&self, input: &ReleaseInput<'_>) -> crate::Result<NamespaceState> {
+        let namespace = &input.rendered.namespace;
         let served = self
             .cluster
             .resolve("v1", "Namespace")
             .map_err(|_| Error::new("the cluster does not serve v1 Namespace"))?;
-        let state = if self.cluster.get(&served, None, namespace).await?.is_some() {
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        Ok(if self.cluster.get(&served, None, namespace).await?.is_some() {
             NamespaceState::Exists
         } else if !input.create_namespace {
             NamespaceState::Missing
@@ -517,16 +546,7 @@ impl Run<'_> {
                 Err(ApplyError::Other(err)) => return Err(err),
             }
             NamespaceState::Exists
-        };
-        self.namespaces.borrow_mut().insert(namespace.clone(), state);
-        if state == NamespaceState::Missing {
-            return Err(Error::new(format!(
-                "namespace {namespace} does not exist, and release `{}` has createNamespace: false",
-                input.rendered.name
-            ))
-            .with_help("create the namespace, or let weaver create it (remove createNamespace: false)"));
-        }
-        Ok(())
+        })
     }
 
     /// Waits until the CRDs just applied are Established, then learns their kinds.

@@ -7,7 +7,6 @@ use serde_json::{Map, Value};
 
 use super::{ApplyOptions, Outcome, ReleaseInput, ReleaseResult};
 use crate::cluster::Cluster;
-use crate::diff::as_stored;
 use crate::error::{Error, Result};
 use crate::manifest::{LABEL_RELEASE, ObjectKey};
 use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
@@ -34,7 +33,7 @@ impl<'a> History<'a> {
     pub(super) fn of(
         secrets: &[&Value],
         last_deployed: Option<&'a Record>,
-        input: &ReleaseInput,
+        input: &ReleaseInput<'_>,
         environment: &str,
     ) -> History<'a> {
         let release = &input.rendered.name;
@@ -57,37 +56,39 @@ impl<'a> History<'a> {
         self.last_deployed
     }
 
-    /// The manifests a new revision holds: the desired ones, plus those `--no-prune` (or a
-    /// failed prune) left in place, so a later apply still knows to prune them.
-    fn manifests(&self, input: &ReleaseInput, kept: &[ObjectKey]) -> Vec<Value> {
-        let mut manifests: Vec<Value> = input.rendered.manifests.iter().map(|m| as_stored(&m.object)).collect();
+    /// The manifests a new revision holds: the desired ones (as stored, from the plan), plus
+    /// those `--no-prune` (or a failed prune) left in place, so a later apply still knows to
+    /// prune them.
+    fn manifests<'v>(&'v self, desired: &[&'v Value], kept: &[ObjectKey]) -> Vec<&'v Value> {
+        let mut manifests = desired.to_vec();
         if let Some(last) = self.last_deployed() {
-            manifests.extend(last.manifests.iter().filter(|m| kept.contains(&ObjectKey::of(m))).cloned());
+            manifests.extend(last.manifests.iter().filter(|m| kept.contains(&ObjectKey::of(m))));
         }
         manifests
     }
 
-    /// Whether applying `input` changes what the release's record says.
-    pub(super) fn needs_record(&self, input: &ReleaseInput, options: &ApplyOptions) -> bool {
+    /// Whether applying `desired` changes what the release's record says.
+    pub(super) fn needs_record(&self, desired: &[&Value], options: &ApplyOptions) -> bool {
         options.rollback_of.is_some()
-            || self.last_deployed().is_none_or(|last| !same_objects(&last.manifests, &self.manifests(input, &[])))
+            || self.last_deployed().is_none_or(|last| !same_objects(&last.manifests, &self.manifests(desired, &[])))
     }
 
     /// The revision to record for `result`, or None when the apply changed nothing and the
     /// last deployed revision already says what the release is.
     pub(super) fn next_record(
         &self,
-        input: &ReleaseInput,
+        desired: &[&Value],
         result: &ReleaseResult,
         kept: &[ObjectKey],
         options: &ApplyOptions,
     ) -> Option<Record> {
-        let manifests = self.manifests(input, kept);
+        let manifests = self.manifests(desired, kept);
         let acted = result.objects.iter().any(|o| o.outcome != Outcome::Unchanged && o.outcome != Outcome::Kept);
         let recorded = self.last_deployed().is_some_and(|last| same_objects(&last.manifests, &manifests));
         if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
             return None;
         }
+        let manifests: Vec<Value> = manifests.into_iter().cloned().collect();
         let outcomes: HashMap<&ObjectKey, Outcome> = result.objects.iter().map(|o| (&o.key, o.outcome)).collect();
         let objects = manifests
             .iter()
@@ -165,10 +166,11 @@ pub(super) fn by_release(live: &[Value]) -> HashMap<(&str, &str), Vec<&Value>> {
     grouped
 }
 
-/// Whether two lists of manifests hold the same objects, in any order.
-fn same_objects(a: &[Value], b: &[Value]) -> bool {
-    let index = |list: &[Value]| -> HashMap<ObjectKey, Value> {
-        list.iter().map(|m| (ObjectKey::of(m), as_stored(m))).collect()
-    };
-    a.len() == b.len() && index(a) == index(b)
+/// Whether a record's manifests and `manifests` hold the same objects, in any order. Both are
+/// as the server stores them (records are written so).
+fn same_objects(recorded: &[Value], manifests: &[&Value]) -> bool {
+    let index: HashMap<ObjectKey, &Value> = recorded.iter().map(|m| (ObjectKey::of(m), m)).collect();
+    recorded.len() == manifests.len()
+        && index.len() == manifests.len()
+        && manifests.iter().all(|m| index.get(&ObjectKey::of(m)).is_some_and(|r| r == m))
 }

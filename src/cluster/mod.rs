@@ -12,10 +12,11 @@ mod ready;
 mod retry;
 mod wait;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
@@ -48,6 +49,9 @@ pub struct Cluster {
     client: kube::Client,
     pub info: ClusterInfo,
     discovery: Discovery,
+    /// What discovery found, by apiVersion and kind: every object of a run is resolved, and
+    /// discovery's own lookup copies a group version's whole resource list each time.
+    kinds: HashMap<String, HashMap<String, ServedKind>>,
     /// For requests that are safe to repeat (see `retry`).
     retry: RetryPolicy,
 }
@@ -162,7 +166,8 @@ impl Cluster {
             }
             Err(gave_up) => return Err(gave_up.into_error(doing, &info)),
         };
-        Ok(Cluster { client, info, discovery, retry })
+        let kinds = served_kinds(&discovery);
+        Ok(Cluster { client, info, discovery, kinds, retry })
     }
 
     /// The client, for work that drives kube itself (the operator's controller).
@@ -198,21 +203,17 @@ impl Cluster {
 
     /// How the cluster serves `kind` at `api_version`.
     pub fn resolve(&self, api_version: &str, kind: &str) -> std::result::Result<ServedKind, Unserved> {
-        let group = api_group(api_version);
-        let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
-        let served = self.discovery.get(group).ok_or(Unserved::Kind)?;
-        let found = served.versioned_resources(version).into_iter().find(|(resource, _)| resource.kind == kind);
-        match found {
-            Some((resource, caps)) => Ok(ServedKind { resource, namespaced: caps.scope == Scope::Namespaced }),
-            None => {
-                let versions: Vec<String> = served
-                    .versions()
-                    .filter(|v| served.versioned_resources(v).iter().any(|(r, _)| r.kind == kind))
-                    .map(|v| format!("{}/{v}", group).trim_start_matches('/').to_string())
-                    .collect();
-                Err(if versions.is_empty() { Unserved::Kind } else { Unserved::Version(versions) })
-            }
+        if let Some(served) = self.kinds.get(api_version).and_then(|kinds| kinds.get(kind)) {
+            return Ok(served.clone());
         }
+        let group = api_group(api_version);
+        let served = self.discovery.get(group).ok_or(Unserved::Kind)?;
+        let versions: Vec<String> = served
+            .versions()
+            .filter(|v| served.versioned_resources(v).iter().any(|(r, _)| r.kind == kind))
+            .map(|v| format!("{}/{v}", group).trim_start_matches('/').to_string())
+            .collect();
+        Err(if versions.is_empty() { Unserved::Kind } else { Unserved::Version(versions) })
     }
 
     fn api(&self, kind: &ServedKind, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -241,11 +242,19 @@ impl Cluster {
                     Some(ns) => format!("listing {} in namespace {ns}", served.resource_name()),
                     None => format!("listing {}", served.resource_name()),
                 };
-                let api = self.api(&served, target.namespace.as_deref());
-                let list = retrying(&self.retry, || api.list(&params))
-                    .await
-                    .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
-                list.items.into_iter().map(|item| object_value(item, &served.resource)).collect::<Result<Vec<_>>>()
+                // Read as plain JSON: kube's typed list would parse every item's metadata into
+                // structs, only for weaver to turn them back into JSON.
+                let url = DynamicObject::url_path(
+                    &served.resource,
+                    target.namespace.as_deref().filter(|_| served.namespaced),
+                );
+                let list = retrying(&self.retry, || async {
+                    let request = kube::core::Request::new(&url).list(&params).map_err(kube::Error::BuildRequest)?;
+                    self.client.request::<ItemList>(request).await
+                })
+                .await
+                .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
+                Ok::<_, Error>(list.items.into_iter().map(|item| with_kind(item, &served.resource)).collect::<Vec<_>>())
             }
         }))
         .buffer_unordered(concurrency.max(1));
@@ -289,6 +298,22 @@ impl Cluster {
     }
 }
 
+/// Every kind `discovery` found, by apiVersion and kind.
+fn served_kinds(discovery: &Discovery) -> HashMap<String, HashMap<String, ServedKind>> {
+    let mut kinds: HashMap<String, HashMap<String, ServedKind>> = HashMap::new();
+    for group in discovery.groups() {
+        for version in group.versions() {
+            for (resource, caps) in group.versioned_resources(version) {
+                let served = ServedKind { namespaced: caps.scope == Scope::Namespaced, resource };
+                let by_kind = kinds.entry(served.resource.api_version.clone()).or_default();
+                // The first resource of a kind is the one discovery's own lookup found.
+                by_kind.entry(served.resource.kind.clone()).or_insert(served);
+            }
+        }
+    }
+    kinds
+}
+
 /// Per-group discovery lists the groups, then reads each: a group whose CRD was deleted in
 /// between answers 404, and discovery starting again sees a consistent list.
 fn group_gone_or_transient(err: &kube::Error) -> bool {
@@ -305,13 +330,24 @@ pub enum ApplyError {
     Other(Error),
 }
 
-/// A listed or returned object as JSON, with the `apiVersion` and `kind` that list items lack.
+/// The items of a LIST answer.
+#[derive(serde::Deserialize)]
+struct ItemList {
+    items: Vec<Value>,
+}
+
+/// A returned object as JSON, with the `apiVersion` and `kind` that list items lack.
 fn object_value(object: DynamicObject, resource: &ApiResource) -> Result<Value> {
-    let mut value = serde_json::to_value(object)
+    let value = serde_json::to_value(object)
         .map_err(|err| Error::new(format!("cannot read an object the server sent: {err}")))?;
-    if let Value::Object(map) = &mut value {
+    Ok(with_kind(value, resource))
+}
+
+/// `object` with the `apiVersion` and `kind` of `resource`, which list items lack.
+fn with_kind(mut object: Value, resource: &ApiResource) -> Value {
+    if let Value::Object(map) = &mut object {
         map.insert("apiVersion".into(), Value::String(resource.api_version.clone()));
         map.insert("kind".into(), Value::String(resource.kind.clone()));
     }
-    Ok(value)
+    object
 }

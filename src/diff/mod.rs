@@ -11,6 +11,9 @@ mod fields;
 mod paths;
 pub mod plan;
 
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
 use serde_json::{Map, Value};
 
 pub use fields::{FieldSet, Kind};
@@ -28,8 +31,7 @@ pub const SECRET_CHANGED_MARKER: &str = "<redacted, changed>";
 
 /// An object as the API server stores it: `null`s dropped (they set nothing) and a Secret's
 /// `stringData` folded into base64 `data`.
-pub fn as_stored(object: &Value) -> Value {
-    let mut object = object.clone();
+pub fn as_stored(mut object: Value) -> Value {
     drop_nulls(&mut object);
     if is_secret(&object)
         && let Some(Value::Object(string_data)) = object.as_object_mut().and_then(|o| o.shift_remove("stringData"))
@@ -82,9 +84,8 @@ pub fn client_merge(desired: &Value, live: &Value, last_applied: Option<&Value>)
     }
     // Desired carries no patch directives and no nulls, so a strategic merge is a plain
     // overlay with lists merged by key; it cannot fail on an object.
-    if crate::patch::strategic::merge(&mut merged, desired, kind.api_version, kind.kind).is_err() {
-        merged = desired.clone();
-    }
+    let mut merged = crate::patch::strategic::merged(merged, desired, kind.api_version, kind.kind)
+        .unwrap_or_else(|_| desired.clone());
     drop_empty_where_absent(&mut merged, live);
     let sides = Sides { live, desired: Some(desired), last_applied };
     align_with_live(&mut merged, sides, kind, &mut Vec::new());
@@ -109,13 +110,35 @@ impl<'v> Sides<'v> {
         })
     }
 
-    /// The element of each side's list whose identity is `id`, if live has it.
-    fn element<K: PartialEq>(self, id: impl Fn(&Value) -> Option<K>, item_id: &K) -> Option<Sides<'v>> {
-        let find = |list: &'v Value| list.as_array()?.iter().find(|e| id(e).as_ref() == Some(item_id));
+    /// Each side's list elements by identity (the first of each), for [`Elements::get`].
+    fn elements<K: Hash + Eq>(self, id: impl Fn(&Value) -> Option<K>) -> Elements<'v, K> {
+        let index = |list: Option<&'v Value>| {
+            let mut by_id = HashMap::new();
+            for element in list.and_then(Value::as_array).into_iter().flatten() {
+                if let Some(element_id) = id(element) {
+                    by_id.entry(element_id).or_insert(element);
+                }
+            }
+            by_id
+        };
+        Elements { live: index(Some(self.live)), desired: index(self.desired), last_applied: index(self.last_applied) }
+    }
+}
+
+/// The elements of the same list of the live, desired and last applied objects, by identity.
+struct Elements<'v, K> {
+    live: HashMap<K, &'v Value>,
+    desired: HashMap<K, &'v Value>,
+    last_applied: HashMap<K, &'v Value>,
+}
+
+impl<'v, K: Hash + Eq> Elements<'v, K> {
+    /// The element of each side whose identity is `id`, if live has it.
+    fn get(&self, id: &K) -> Option<Sides<'v>> {
         Some(Sides {
-            live: find(self.live)?,
-            desired: self.desired.and_then(find),
-            last_applied: self.last_applied.and_then(find),
+            live: self.live.get(id)?,
+            desired: self.desired.get(id).copied(),
+            last_applied: self.last_applied.get(id).copied(),
         })
     }
 }
@@ -142,8 +165,9 @@ fn align_with_live<'v>(merged: &mut Value, sides: Sides<'v>, kind: Kind, path: &
                 let Value::Array(items) = merged else { return };
                 let id = |item: &Value| merge_keys::element_key(keys, item).ok();
                 sort_as_applied(items, sides, id);
+                let elements = sides.elements(id);
                 for item in items {
-                    if let Some(inner) = id(item).and_then(|item_id| sides.element(id, &item_id)) {
+                    if let Some(inner) = id(item).and_then(|item_id| elements.get(&item_id)) {
                         align_with_live(item, inner, kind, path);
                     }
                 }
@@ -165,14 +189,20 @@ fn align_with_live<'v>(merged: &mut Value, sides: Sides<'v>, kind: Kind, path: &
 
 /// Sorts the elements of a merged list (each live or desired) in the order server-side apply
 /// leaves them, given each element's identity.
-fn sort_as_applied<K: PartialEq>(items: &mut [Value], sides: Sides, id: impl Fn(&Value) -> Option<K>) {
+fn sort_as_applied<K: Hash + Eq>(items: &mut [Value], sides: Sides, id: impl Fn(&Value) -> Option<K>) {
     let ids = |list: Option<&Value>| -> Option<Vec<K>> {
         list.and_then(Value::as_array).map_or(Some(Vec::new()), |items| items.iter().map(&id).collect())
     };
     // An element without its key fields is an error the server reports; leave such a list be.
     let (Some(live), Some(desired)) = (ids(Some(sides.live)), ids(sides.desired)) else { return };
-    let order = applied_order(&live, &desired);
-    let position = |item: &Value| id(item).and_then(|item_id| order.iter().position(|o| **o == item_id));
+    if live == desired {
+        return; // the merge left the list in this order (the usual case: nothing reordered)
+    }
+    let mut positions: HashMap<&K, usize> = HashMap::new();
+    for (at, item_id) in applied_order(&live, &desired).into_iter().enumerate() {
+        positions.entry(item_id).or_insert(at);
+    }
+    let position = |item: &Value| id(item).and_then(|item_id| positions.get(&item_id).copied());
     items.sort_by_cached_key(|item| position(item).unwrap_or(usize::MAX));
 }
 
@@ -181,36 +211,42 @@ fn sort_as_applied<K: PartialEq>(items: &mut [Value], sides: Sides, id: impl Fn(
 /// 1.24+). Elements both hold come in the applied order; one only live has comes out where the
 /// walk over live reaches it, one only applied has right after its applied predecessor. (Up to
 /// 1.23 the live order was kept and new elements appended.)
-fn applied_order<'k, K: PartialEq>(live: &'k [K], applied: &'k [K]) -> Vec<&'k K> {
-    let mut shared = applied.iter().filter(|k| live.contains(k));
+fn applied_order<'k, K: Hash + Eq>(live: &'k [K], applied: &'k [K]) -> Vec<&'k K> {
+    let in_live: HashSet<&K> = live.iter().collect();
+    let in_applied: HashSet<&K> = applied.iter().collect();
+    let mut shared = applied.iter().filter(|k| in_live.contains(k));
     let mut next_shared = shared.next();
     let mut out: Vec<&K> = Vec::with_capacity(live.len().max(applied.len()));
+    let mut emitted: HashSet<&K> = HashSet::new();
     let (mut l, mut a) = (0, 0);
     while l < live.len() || a < applied.len() {
         if l < live.len() && a < applied.len() {
             if live[l] == applied[a] {
                 out.push(&applied[a]);
+                emitted.insert(&applied[a]);
                 l += 1;
                 a += 1;
                 next_shared = shared.next();
                 continue;
             }
-            if applied.contains(&live[l]) && next_shared.is_some_and(|n| *n != live[l]) {
+            if in_applied.contains(&live[l]) && next_shared.is_some_and(|n| *n != live[l]) {
                 l += 1; // shared, but not its turn yet
                 continue;
             }
         }
         if l < live.len() {
-            if !applied.contains(&live[l]) {
+            if !in_applied.contains(&live[l]) {
                 out.push(&live[l]);
+                emitted.insert(&live[l]);
                 l += 1;
                 continue;
-            } else if out.contains(&&live[l]) {
+            } else if emitted.contains(&live[l]) {
                 l += 1; // already merged; the next applied element still comes in this round
             }
         }
         if a < applied.len() {
             out.push(&applied[a]);
+            emitted.insert(&applied[a]);
             if next_shared.is_some_and(|n| *n == applied[a]) {
                 next_shared = shared.next();
             }
@@ -257,8 +293,7 @@ fn is_empty_collection(value: &Value) -> bool {
 /// Removes what the server maintains rather than the user (status, managedFields,
 /// resourceVersion, uid, creationTimestamp, generation, kubectl's last-applied annotation)
 /// and sorts keys, so that key order never shows as a change.
-pub fn normalize(object: &Value) -> Value {
-    let mut object = object.clone();
+pub fn normalize(mut object: Value) -> Value {
     if let Value::Object(map) = &mut object {
         map.shift_remove("status");
         if let Some(Value::Object(meta)) = map.get_mut("metadata") {
@@ -328,14 +363,14 @@ mod tests {
 
     #[test]
     fn server_defaults_and_system_fields_are_not_changes() {
-        let desired = as_stored(&json!({
+        let desired = as_stored(json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}, "annotations": {}},
             "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1", "env": [{"name": "A", "value": "1"}]}]}}}
         }));
         let live = live_deployment();
         let merged = client_merge(&desired, &live, Some(&desired));
-        assert_eq!(normalize(&merged), normalize(&live));
+        assert_eq!(normalize(merged), normalize(live));
     }
 
     #[test]
@@ -344,7 +379,7 @@ mod tests {
             "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1", "env": [{"name": "A", "value": "1"}]}]}}}});
         let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
             "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}});
-        let merged = normalize(&client_merge(&desired, &live_deployment(), Some(&last)));
+        let merged = normalize(client_merge(&desired, &live_deployment(), Some(&last)));
         assert!(merged["spec"].get("replicas").is_none(), "replicas was weaver's and is gone");
         assert!(merged["spec"]["template"]["spec"]["containers"][0].get("env").is_none());
         assert_eq!(merged["spec"]["revisionHistoryLimit"], 10, "a server default stays");
@@ -366,7 +401,7 @@ mod tests {
         let abc = with_env(&["A", "B", "C"]);
         let merged = client_merge(&with_env(&["C", "A", "B"]), &abc, Some(&abc));
         assert_eq!(env_names(&merged), ["C", "A", "B"]);
-        assert_ne!(normalize(&merged), normalize(&abc), "a reorder is a change");
+        assert_ne!(normalize(merged), normalize(abc.clone()), "a reorder is a change");
         // Another manager's X, between A and B, goes first: the walk over live reaches it while
         // A and B wait for their applied turn, after C.
         let live = with_env(&["A", "X", "B", "C"]);
@@ -374,7 +409,7 @@ mod tests {
         // Where the applied order is the live one, other managers' elements stay where they are.
         let ab = with_env(&["A", "B"]);
         let live = with_env(&["A", "X", "B"]);
-        assert_eq!(normalize(&client_merge(&ab, &live, Some(&ab))), normalize(&live));
+        assert_eq!(normalize(client_merge(&ab, &live, Some(&ab))), normalize(live));
     }
 
     #[test]
@@ -393,7 +428,7 @@ mod tests {
 
     #[test]
     fn string_data_is_compared_as_the_server_stores_it() {
-        let desired = as_stored(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        let desired = as_stored(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
             "stringData": {"password": "hunter2"}, "data": {"user": "YWRtaW4="}}));
         assert_eq!(desired["data"], json!({"user": "YWRtaW4=", "password": "aHVudGVyMg=="}));
         assert!(desired.get("stringData").is_none());

@@ -3,6 +3,8 @@
 //! `metadata.labels["app.kubernetes.io/name"]`. Lists with merge keys are compared element by
 //! element, and their order at the list's path; other lists change as a whole.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -60,42 +62,59 @@ pub(crate) fn set_element_path(path: &str, value: &Value) -> String {
 /// an earlier element, which server-side apply rejects, as (what is wrong, the list's keys).
 /// The three-way diff could not line such a list up with the live one either.
 pub fn key_problem(object: &Value, kind: Kind) -> Option<(String, String)> {
-    key_problem_at(object, kind, &mut Vec::new(), String::new())
+    key_problem_at(object, kind, &mut Vec::new(), &mut Vec::new())
 }
 
+/// One step from an object's root, for a path written only when there is a problem to name.
+enum Step<'v> {
+    Field(&'v str),
+    Element(&'static [MergeKey], &'v Value),
+}
+
+fn path_of(steps: &[Step]) -> String {
+    steps.iter().fold(String::new(), |path, step| match step {
+        Step::Field(name) => field_path(&path, name),
+        Step::Element(keys, item) => element_path(&path, keys, item),
+    })
+}
+
+/// `schema` holds the field names down to `value` (what list strategies are looked up by),
+/// `steps` the way there.
 fn key_problem_at<'v>(
     value: &'v Value,
     kind: Kind,
     schema: &mut Vec<&'v str>,
-    path: String,
+    steps: &mut Vec<Step<'v>>,
 ) -> Option<(String, String)> {
     match value {
-        Value::Object(map) => {
-            for (name, child) in map {
-                schema.push(name);
-                let problem = key_problem_at(child, kind, schema, field_path(&path, name));
-                schema.pop();
-                if problem.is_some() {
-                    return problem;
-                }
-            }
-            None
-        }
+        Value::Object(map) => map.iter().find_map(|(name, child)| {
+            schema.push(name);
+            steps.push(Step::Field(name));
+            let problem = key_problem_at(child, kind, schema, steps);
+            schema.pop();
+            steps.pop();
+            problem
+        }),
         Value::Array(items) => match merge_keys::list_strategy(kind.api_version, kind.kind, schema) {
             ListStrategy::Merge { keys } => {
-                let described = format!("`{}`", merge_keys::describe_keys(keys));
-                let mut seen = Vec::new();
+                let described = || format!("`{}`", merge_keys::describe_keys(keys));
+                let mut seen = HashSet::new();
                 for (index, item) in items.iter().enumerate() {
                     match merge_keys::element_key(keys, item) {
                         Err(field) => {
-                            return Some((format!("element {} of {path} has no `{field}`", index + 1), described));
+                            let path = path_of(steps);
+                            return Some((format!("element {} of {path} has no `{field}`", index + 1), described()));
                         }
-                        Ok(id) if seen.contains(&id) => {
-                            return Some((format!("{} appears twice", element_path(&path, keys, item)), described));
+                        Ok(id) => {
+                            if !seen.insert(id) {
+                                let twice = element_path(&path_of(steps), keys, item);
+                                return Some((format!("{twice} appears twice"), described()));
+                            }
                         }
-                        Ok(id) => seen.push(id),
                     }
-                    let problem = key_problem_at(item, kind, schema, element_path(&path, keys, item));
+                    steps.push(Step::Element(keys, item));
+                    let problem = key_problem_at(item, kind, schema, steps);
+                    steps.pop();
                     if problem.is_some() {
                         return problem;
                     }
@@ -103,8 +122,9 @@ fn key_problem_at<'v>(
                 None
             }
             ListStrategy::MergePrimitives => {
-                let twice = items.iter().enumerate().find(|(i, item)| items[..*i].contains(item))?.1;
-                Some((format!("{} appears twice", set_element_path(&path, twice)), "value".to_string()))
+                let mut seen = HashSet::new();
+                let twice = items.iter().find(|item| !seen.insert(*item))?;
+                Some((format!("{} appears twice", set_element_path(&path_of(steps), twice)), "value".to_string()))
             }
             ListStrategy::Atomic => None,
         },
@@ -126,9 +146,13 @@ fn walk<'v>(
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             for (name, old) in b {
+                let new = a.get(name);
+                if new == Some(old) {
+                    continue; // no path to write
+                }
                 let here = field_path(&path, name);
                 schema.push(name);
-                match a.get(name) {
+                match new {
                     Some(new) => walk(old, new, kind, schema, here, out),
                     None => out.push(Change { path: here, op: ChangeOp::Remove }),
                 }
@@ -140,19 +164,30 @@ fn walk<'v>(
         }
         (Value::Array(b), Value::Array(a)) => match merge_keys::list_strategy(kind.api_version, kind.kind, schema) {
             ListStrategy::Merge { keys } => {
-                let id = |item: &Value| merge_keys::element_key(keys, item).ok();
-                let ids = |items: &[Value]| items.iter().map(id).collect::<Vec<_>>();
-                if merge_keys::reordered(&ids(b), &ids(a)) {
+                let ids = |items: &[Value]| -> Vec<Option<Vec<Value>>> {
+                    items.iter().map(|item| merge_keys::element_key(keys, item).ok()).collect()
+                };
+                let (ids_b, ids_a) = (ids(b), ids(a));
+                if merge_keys::reordered(&ids_b, &ids_a) {
                     out.push(Change { path: path.clone(), op: ChangeOp::Replace });
                 }
+                // The first element of each identity, as a search from the front finds it.
+                let mut a_by_id: HashMap<&Vec<Value>, &Value> = HashMap::new();
+                for (id, new) in ids_a.iter().zip(a) {
+                    if let Some(id) = id {
+                        a_by_id.entry(id).or_insert(new);
+                    }
+                }
+                let b_ids: HashSet<&Vec<Value>> = ids_b.iter().flatten().collect();
                 let label = |item: &Value| element_path(&path, keys, item);
-                for old in b {
-                    match a.iter().find(|new| id(new).is_some() && id(new) == id(old)) {
+                for (old, id) in b.iter().zip(&ids_b) {
+                    match id.as_ref().and_then(|id| a_by_id.get(id)) {
                         Some(new) => walk(old, new, kind, schema, label(old), out),
                         None => out.push(Change { path: label(old), op: ChangeOp::Remove }),
                     }
                 }
-                for new in a.iter().filter(|new| !b.iter().any(|old| id(old).is_some() && id(old) == id(new))) {
+                for (new, _) in a.iter().zip(&ids_a).filter(|(_, id)| !id.as_ref().is_some_and(|id| b_ids.contains(id)))
+                {
                     out.push(Change { path: label(new), op: ChangeOp::Add });
                 }
             }
@@ -160,10 +195,11 @@ fn walk<'v>(
                 if merge_keys::reordered(b, a) {
                     out.push(Change { path: path.clone(), op: ChangeOp::Replace });
                 }
-                for old in b.iter().filter(|v| !a.contains(v)) {
+                let (in_a, in_b): (HashSet<&Value>, HashSet<&Value>) = (a.iter().collect(), b.iter().collect());
+                for old in b.iter().filter(|v| !in_a.contains(v)) {
                     out.push(Change { path: set_element_path(&path, old), op: ChangeOp::Remove });
                 }
-                for new in a.iter().filter(|v| !b.contains(v)) {
+                for new in a.iter().filter(|v| !in_b.contains(v)) {
                     out.push(Change { path: set_element_path(&path, new), op: ChangeOp::Add });
                 }
             }

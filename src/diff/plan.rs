@@ -87,20 +87,20 @@ fn kind_of(object: &Value) -> Kind<'_> {
 /// prepared.
 fn plan_object(
     release: &str,
-    desired: Option<&Value>,
+    desired: Option<Value>,
     live: Option<&Value>,
     last_applied: Option<&Value>,
 ) -> ObjectPlan {
-    let after = desired.map(|d| live.map_or_else(|| d.clone(), |l| client_merge(d, l, last_applied)));
-    compare(release, live, after.as_ref(), desired)
+    let after = desired.as_ref().map(|d| live.map_or_else(|| d.clone(), |l| client_merge(d, l, last_applied)));
+    compare(release, live, after, desired)
 }
 
 /// The plan of one object from the live object and the object after the apply (both raw).
-fn compare(release: &str, live: Option<&Value>, after: Option<&Value>, desired: Option<&Value>) -> ObjectPlan {
-    let reference = desired.or(live).expect("an object is desired or live");
+fn compare(release: &str, live: Option<&Value>, after: Option<Value>, desired: Option<Value>) -> ObjectPlan {
+    let reference = desired.as_ref().or(live).expect("an object is desired or live");
     let key = ObjectKey::of(reference);
     let api_version = kind_of(reference).api_version.to_string();
-    let mut before = live.map(normalize);
+    let mut before = live.map(|live| normalize(live.clone()));
     let mut after = after.map(normalize);
     let (action, changes) = match (&before, &after) {
         (None, _) => (Action::Create, Vec::new()),
@@ -123,7 +123,7 @@ fn compare(release: &str, live: Option<&Value>, after: Option<&Value>, desired: 
         after,
         changes,
         conflict: None,
-        desired: desired.cloned(),
+        desired,
     }
 }
 
@@ -153,11 +153,12 @@ pub fn plan_with_records(
     let mut plan = Plan::default();
     for release in releases {
         let record = records.get(&release.name);
-        let last_applied: HashMap<ObjectKey, Value> =
-            record.map(|r| r.manifests.iter().map(|m| (ObjectKey::of(m), as_stored(m))).collect()).unwrap_or_default();
+        // Records hold objects as stored (see `apply::records`).
+        let last_applied: HashMap<ObjectKey, &Value> =
+            record.map(|r| r.manifests.iter().map(|m| (ObjectKey::of(m), m)).collect()).unwrap_or_default();
         let mut desired_keys = HashSet::new();
         for manifest in &release.manifests {
-            let desired = as_stored(&manifest.object);
+            let desired = as_stored(manifest.object.clone());
             let key = manifest.key();
             if let Some((what, keys)) = key_problem(&desired, kind_of(&desired)) {
                 let error =
@@ -167,7 +168,7 @@ pub fn plan_with_records(
                 )));
             }
             let live = live_by_key.get(&key).copied();
-            plan.objects.push(plan_object(&release.name, Some(&desired), live, last_applied.get(&key)));
+            plan.objects.push(plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied()));
             desired_keys.insert(key);
         }
         let Some(record) = record else { continue };
@@ -206,7 +207,8 @@ impl Plan {
                 continue;
             }
             let live = live_by_key.get(&object.key).copied();
-            let refined = compare(&object.release, live, Some(&result), object.desired.as_ref());
+            let desired = self.objects[index].desired.take();
+            let refined = compare(&self.objects[index].release, live, Some(result), desired);
             self.objects[index] = ObjectPlan { conflict, ..refined };
         }
     }

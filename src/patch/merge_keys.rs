@@ -12,6 +12,9 @@
 //!
 //! Lists not named here are atomic: a patch or a new revision replaces them whole.
 
+use std::collections::HashSet;
+use std::hash::Hash;
+
 use serde_json::Value;
 
 /// One field of a list's merge key.
@@ -134,9 +137,10 @@ pub fn element_key(keys: &[MergeKey], element: &Value) -> Result<Vec<Value>, &'s
 /// Whether the elements two versions of a list both hold (by identity) come in another order.
 /// Order matters in keyed lists (an `env` entry's `$(VAR)` sees only the entries before it) and
 /// server-side apply follows the applied order, so a reorder is a change.
-pub fn reordered<K: PartialEq>(before: &[K], after: &[K]) -> bool {
-    let kept_before = before.iter().filter(|k| after.contains(k));
-    let kept_after = after.iter().filter(|k| before.contains(k));
+pub fn reordered<K: Hash + Eq>(before: &[K], after: &[K]) -> bool {
+    let (in_before, in_after): (HashSet<&K>, HashSet<&K>) = (before.iter().collect(), after.iter().collect());
+    let kept_before = before.iter().filter(|k| in_after.contains(k));
+    let kept_after = after.iter().filter(|k| in_before.contains(k));
     !kept_before.eq(kept_after)
 }
 

@@ -11,6 +11,8 @@
 //! - `null`s and directives are dropped from newly added fields too, so no
 //!   directive key ever reaches the result.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 use super::merge_keys::{self, ListStrategy, MergeKey};
@@ -29,52 +31,94 @@ const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
 /// unknown or misused directive, or a patch that deletes the whole object.
 /// `target` is then left unchanged.
 pub fn merge(target: &mut Value, patch: &Value, api_version: &str, kind: &str) -> Result<(), PatchError> {
+    *target = merged(target.clone(), patch, api_version, kind)?;
+    Ok(())
+}
+
+/// [`merge`], taking the target and returning it merged: for a caller with no use for the
+/// target after a failure, which then need not be copied first.
+///
+/// # Errors
+/// As [`merge`].
+pub fn merged(mut target: Value, patch: &Value, api_version: &str, kind: &str) -> Result<Value, PatchError> {
     let Value::Object(patch) = patch else {
         return Err(PatchError::NotAnObject { what: "patch", found: type_name(patch) });
     };
-    let Value::Object(object) = target else {
-        return Err(PatchError::NotAnObject { what: "patched document", found: type_name(target) });
+    let Value::Object(object) = &mut target else {
+        return Err(PatchError::NotAnObject { what: "patched document", found: type_name(&target) });
     };
-    let mut merged = object.clone();
     let ctx = Ctx { api_version, kind };
-    match ctx.merge_map(&mut merged, patch, &Loc::default())? {
-        Outcome::Keep => {
-            *object = merged;
-            Ok(())
-        }
+    match ctx.merge_map(object, patch, &Loc::ROOT)? {
+        Outcome::Keep => Ok(target),
         Outcome::Delete => Err(PatchError::DeletesObject),
     }
 }
 
-/// Where the merge is: the schema path (list indices left out) that selects the
-/// list strategy, and the JSON pointer into the patch that errors name.
-#[derive(Clone, Default)]
-struct Loc<'p> {
-    fields: Vec<&'p str>,
-    pointer: String,
+/// Where the merge is: a step from the parent location. The schema path (list indices left
+/// out) that selects the list strategy and the JSON pointer into the patch that errors name
+/// are written out only when needed, not for every field merged.
+#[derive(Clone, Copy)]
+struct Loc<'l, 'p> {
+    parent: Option<&'l Loc<'l, 'p>>,
+    step: Step<'p>,
 }
 
-impl<'p> Loc<'p> {
-    fn field(&self, name: &'p str) -> Self {
-        let mut loc = self.clone();
-        loc.fields.push(name);
-        push_token(&mut loc.pointer, name);
-        loc
+#[derive(Clone, Copy)]
+enum Step<'p> {
+    Root,
+    Field(&'p str),
+    Index(usize),
+}
+
+impl<'l, 'p> Loc<'l, 'p> {
+    const ROOT: Loc<'static, 'static> = Loc { parent: None, step: Step::Root };
+
+    fn field(&'l self, name: &'p str) -> Self {
+        Loc { parent: Some(self), step: Step::Field(name) }
     }
 
-    fn index(&self, index: usize) -> Self {
-        let mut loc = self.clone();
-        push_token(&mut loc.pointer, &index.to_string());
-        loc
+    fn index(&'l self, index: usize) -> Self {
+        Loc { parent: Some(self), step: Step::Index(index) }
+    }
+
+    /// The steps from the root to here.
+    fn steps(&self) -> Vec<Step<'p>> {
+        let mut steps = vec![self.step];
+        let mut at = self.parent;
+        while let Some(loc) = at {
+            steps.push(loc.step);
+            at = loc.parent;
+        }
+        steps.reverse();
+        steps
+    }
+
+    fn fields(&self) -> Vec<&'p str> {
+        self.steps()
+            .into_iter()
+            .filter_map(|step| if let Step::Field(name) = step { Some(name) } else { None })
+            .collect()
+    }
+
+    fn pointer(&self) -> String {
+        let mut pointer = String::new();
+        for step in self.steps() {
+            match step {
+                Step::Root => {}
+                Step::Field(name) => push_token(&mut pointer, name),
+                Step::Index(index) => push_token(&mut pointer, &index.to_string()),
+            }
+        }
+        pointer
     }
 
     fn path(&self) -> String {
-        display_pointer(&self.pointer)
+        display_pointer(&self.pointer())
     }
 
     /// The field this location is in, for messages.
     fn name(&self) -> String {
-        self.fields.last().copied().unwrap_or_default().to_owned()
+        self.fields().last().copied().unwrap_or_default().to_owned()
     }
 }
 
@@ -130,14 +174,14 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn strategy(&self, loc: &Loc) -> ListStrategy {
-        merge_keys::list_strategy(self.api_version, self.kind, &loc.fields)
+        merge_keys::list_strategy(self.api_version, self.kind, &loc.fields())
     }
 
     fn merge_map<'p>(
         &self,
         target: &mut Map<String, Value>,
         patch: &'p Map<String, Value>,
-        loc: &Loc<'p>,
+        loc: &Loc<'_, 'p>,
     ) -> Result<Outcome, PatchError> {
         match patch.get(PATCH).map(Value::as_str) {
             None | Some(Some("merge")) => {}
@@ -244,8 +288,8 @@ impl Ctx<'_> {
         target: Vec<Value>,
         patch: &'p [Value],
         order: Option<(&str, &Value)>,
-        parent: &Loc<'p>,
-        loc: &Loc<'p>,
+        parent: &Loc<'_, 'p>,
+        loc: &Loc<'_, 'p>,
     ) -> Result<Vec<Value>, PatchError> {
         let replace = patch.iter().any(is_list_replace);
         let elements: Vec<(usize, &Value)> = patch.iter().enumerate().filter(|(_, e)| !is_list_replace(e)).collect();
@@ -254,7 +298,7 @@ impl Ctx<'_> {
                 return elements
                     .into_iter()
                     .map(|(i, element)| {
-                        reject_directives(element, &loc.index(i).pointer, &loc.name())?;
+                        reject_directives(element, &loc.index(i).pointer(), &loc.name())?;
                         Ok(element.clone())
                     })
                     .collect();
@@ -281,7 +325,7 @@ impl Ctx<'_> {
         mut target: Vec<Value>,
         elements: &[(usize, &'p Value)],
         keys: &'static [MergeKey],
-        loc: &Loc<'p>,
+        loc: &Loc<'_, 'p>,
     ) -> Result<(Vec<Value>, Vec<Id>), PatchError> {
         let mut merges = Vec::new();
         for &(i, element) in elements {
@@ -309,15 +353,16 @@ impl Ctx<'_> {
         let server_order: Vec<Id> = target.iter().map(|v| identify(Some(keys), v)).collect();
         let mut items: Vec<Item> =
             target.into_iter().zip(server_order.iter().cloned()).map(|(value, id)| Item { id, value }).collect();
+        // Like Kubernetes, merge into the first match should the target repeat a key.
+        let mut first_at: HashMap<Id, usize> = HashMap::new();
+        for (at, item) in items.iter().enumerate() {
+            first_at.entry(item.id.clone()).or_insert(at);
+        }
         for (i, id, patch) in &merges {
-            // Like Kubernetes, merge into the first match should the target repeat a key.
-            let at = match items.iter().position(|item| item.id == *id) {
-                Some(at) => at,
-                None => {
-                    items.push(Item { id: id.clone(), value: Value::Object(Map::new()) });
-                    items.len() - 1
-                }
-            };
+            let at = *first_at.entry(id.clone()).or_insert_with(|| {
+                items.push(Item { id: id.clone(), value: Value::Object(Map::new()) });
+                items.len() - 1
+            });
             // `$patch: delete` elements were taken out above, so this never deletes.
             self.merge_map(make_object(&mut items[at].value), patch, &loc.index(*i))?;
         }
@@ -333,8 +378,9 @@ fn merge_primitives(target: Vec<Value>, elements: &[(usize, &Value)]) -> (Vec<Va
     let server_order: Vec<Id> = target.iter().map(|v| identify(None, v)).collect();
     let patch_order: Vec<Id> = elements.iter().map(|(_, v)| identify(None, v)).collect();
     let mut items: Vec<Item> = Vec::new();
+    let mut seen = HashSet::new();
     for value in target.into_iter().chain(elements.iter().map(|(_, v)| (*v).clone())) {
-        if !items.iter().any(|item| item.value == value) {
+        if seen.insert(value.clone()) {
             items.push(Item { id: identify(None, &value), value });
         }
     }
@@ -345,19 +391,20 @@ fn merge_primitives(target: Vec<Value>, elements: &[(usize, &Value)]) -> (Vec<Va
 /// keep the patch's relative order, the others keep the target's, and the two
 /// runs are interleaved by their positions in the target (`server_order`).
 fn arrange(items: Vec<Item>, patch_order: &[Id], server_order: &[Id]) -> Vec<Value> {
-    let position = |order: &[Id], id: &Id| id.as_ref().and_then(|_| order.iter().position(|o| o == id));
+    let (patch_order, server_order) = (positions(patch_order), positions(server_order));
+    let position = |order: &HashMap<&Vec<Value>, usize>, id: &Id| id.as_ref().and_then(|id| order.get(id).copied());
     let (mut from_patch, mut server_only): (Vec<Item>, Vec<Item>) =
-        items.into_iter().partition(|item| position(patch_order, &item.id).is_some());
-    from_patch.sort_by_cached_key(|item| position(patch_order, &item.id));
-    server_only.sort_by_cached_key(|item| position(server_order, &item.id).unwrap_or(usize::MAX));
+        items.into_iter().partition(|item| position(&patch_order, &item.id).is_some());
+    from_patch.sort_by_cached_key(|item| position(&patch_order, &item.id));
+    server_only.sort_by_cached_key(|item| position(&server_order, &item.id).unwrap_or(usize::MAX));
 
     // A server-only element goes first only if it preceded the patch element in the target.
     let mut result = Vec::with_capacity(from_patch.len() + server_only.len());
     let mut server_only = server_only.into_iter().peekable();
     for item in from_patch {
-        let patch_at = position(server_order, &item.id);
+        let patch_at = position(&server_order, &item.id);
         while let Some(next) = server_only.peek() {
-            match (position(server_order, &next.id), patch_at) {
+            match (position(&server_order, &next.id), patch_at) {
                 (Some(s), Some(p)) if s < p => result.extend(server_only.next().map(|i| i.value)),
                 _ => break,
             }
@@ -366,6 +413,17 @@ fn arrange(items: Vec<Item>, patch_order: &[Id], server_order: &[Id]) -> Vec<Val
     }
     result.extend(server_only.map(|item| item.value));
     result
+}
+
+/// Each id's first position in `order`.
+fn positions(order: &[Id]) -> HashMap<&Vec<Value>, usize> {
+    let mut first = HashMap::new();
+    for (at, id) in order.iter().enumerate() {
+        if let Some(id) = id {
+            first.entry(id).or_insert(at);
+        }
+    }
+    first
 }
 
 /// Applies `$setElementOrder/<field>`: the listed elements take its order, the
@@ -392,7 +450,7 @@ fn apply_order(
         let id = match keys {
             None => identify(None, element),
             Some(keys) => {
-                let mut path = parent.pointer.clone();
+                let mut path = parent.pointer();
                 push_token(&mut path, directive);
                 push_token(&mut path, &j.to_string());
                 let path = display_pointer(&path);

@@ -163,6 +163,25 @@ impl Redactor {
         }
     }
 
+    /// Whether [`Redactor::redact_value`] would change any leaf of `value`, without copying it.
+    pub fn finds_in(&self, value: &serde_json::Value) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        match value {
+            serde_json::Value::String(s) => {
+                self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(s.as_str())
+                    || matches!(self.redact(s), Cow::Owned(redacted) if redacted != *s)
+            }
+            serde_json::Value::Number(n) => {
+                self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(&n.to_string())
+            }
+            serde_json::Value::Array(items) => items.iter().any(|v| self.finds_in(v)),
+            serde_json::Value::Object(map) => map.values().any(|v| self.finds_in(v)),
+            serde_json::Value::Bool(_) | serde_json::Value::Null => false,
+        }
+    }
+
     fn matcher(&self) -> Option<Arc<Matcher>> {
         {
             let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);

@@ -5,6 +5,11 @@ use std::path::Path;
 /// A repository of `releases` releases of one weaver chart (a ConfigMap, a Deployment and a
 /// Service each) in environment `bench`, whose values differ per release.
 pub fn generate_repo(dir: &Path, releases: usize) {
+    generate_repo_in(dir, releases, "bench");
+}
+
+/// [`generate_repo`] with the environment's releases in `namespace`.
+pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
     let write = |path: &str, text: &str| {
         let full = dir.join(path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
@@ -27,7 +32,7 @@ pub fn generate_repo(dir: &Path, releases: usize) {
         "charts/svc/templates/service.yaml",
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ release.name }}\nspec:\n  clusterIP: None\n  selector: {app: {{ release.name }}}\n  ports:\n    - port: 80\n      protocol: TCP\n      targetPort: {{ values.port }}\n",
     );
-    let mut env = String::from("namespace: bench\nreleases:\n");
+    let mut env = format!("namespace: {namespace}\nreleases:\n");
     for i in 0..releases {
         env.push_str(&format!(
             "  - name: svc-{i:04}\n    chart: svc\n    values:\n      replicas: {}\n      port: {}\n      tag: '1.{}'\n      settings: {{ LOG_LEVEL: info, SHARD: '{i}', REGION: eu-{} }}\n",

@@ -76,3 +76,20 @@ fn many_values() {
     let redacted = r.redact(&text);
     assert!(!redacted.contains("value-"));
 }
+
+#[test]
+fn finds_in_says_whether_redacting_a_tree_would_change_it_without_changing_it() {
+    let r = Redactor::new();
+    let tree = serde_json::json!({"data": {"url": "postgres://app:hunter2-password@db", "port": 5432, "on": true},
+        "list": ["plain", 12345678]});
+    assert!(!r.finds_in(&tree), "nothing registered");
+    r.register("unrelated-value");
+    assert!(!r.finds_in(&tree));
+    for secret in ["hunter2-password", "12345678", "5432"] {
+        let r = Redactor::new();
+        r.register(secret);
+        assert!(r.finds_in(&tree), "{secret}");
+        let mut redacted = tree.clone();
+        assert!(r.redact_value(&mut redacted) > 0, "{secret}: redact_value agrees");
+    }
+}

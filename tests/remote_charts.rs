@@ -387,7 +387,8 @@ fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_fro
 
     let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
     assert!(
-        err.contains("(a dependency of its chart, not vendored) is not in charts.lock")
+        err.contains("charts/shop/Chart.yaml: chart `shop` depends on `web`, which is not in its charts/ directory")
+            && err.contains("of release `shop` is not in charts.lock")
             && err.contains("weaver charts lock"),
         "{err}"
     );

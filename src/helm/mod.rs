@@ -222,7 +222,13 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
         .with_help("a release names an application chart; library charts are used as its dependencies"));
     }
     for remote in unvendored_remote(&loaded) {
-        if let Some((data, origin)) = unvendored(&remote)? {
+        // Named where helm names a missing dependency: the file declaring it.
+        let pulled = unvendored(&remote).map_err(|e| Error {
+            location: Some(Location::file(dependencies_file(&loaded))),
+            message: format!("{}, and {}", missing_dependency(&loaded, &remote.name), e.message),
+            ..e
+        })?;
+        if let Some((data, origin)) = pulled {
             loaded.dependencies.push(Arc::new(archive::load(&data, &origin)?));
         }
     }
@@ -230,29 +236,34 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
     Ok(HelmChart { chart: Arc::new(loaded), parsed: engine::ParsedSets::default(), pending: AtomicUsize::new(0) })
 }
 
-/// Every `dependencies` entry has its chart vendored in `charts/`, at a version in its range
-/// (stricter than helm, which renders a subchart of another version under its own name).
-fn check_dependencies(chart: &Chart) -> Result<(), Error> {
-    let chart_yaml = chart.origin.join(
+/// The file declaring `chart`'s dependencies: `Chart.yaml`, or a v1 chart's `requirements.yaml`.
+fn dependencies_file(chart: &Chart) -> PathBuf {
+    chart.origin.join(
         if chart.metadata.api_version == "v1" && chart.files.iter().any(|f| f.name == "requirements.yaml") {
             "requirements.yaml"
         } else {
             "Chart.yaml"
         },
-    );
+    )
+}
+
+/// A dependency `chart` declares and does not vendor, in helm's words.
+fn missing_dependency(chart: &Chart, dependency: &str) -> String {
+    format!(
+        "chart `{}` depends on `{dependency}`, which is not in its {CHARTS_DIR}/ directory (found in Chart.yaml, but missing in charts/ directory: {dependency})",
+        chart.name()
+    )
+}
+
+/// Every `dependencies` entry has its chart vendored in `charts/`, at a version in its range
+/// (stricter than helm, which renders a subchart of another version under its own name).
+fn check_dependencies(chart: &Chart) -> Result<(), Error> {
+    let chart_yaml = dependencies_file(chart);
     for dependency in &chart.metadata.dependencies {
         let vendored: Vec<&Arc<Chart>> = chart.dependencies.iter().filter(|d| d.name() == dependency.name).collect();
         if vendored.is_empty() {
-            return Err(at(
-                &chart_yaml,
-                format!(
-                    "chart `{}` depends on `{}`, which is not in its {CHARTS_DIR}/ directory (found in Chart.yaml, but missing in charts/ directory: {})",
-                    chart.name(),
-                    dependency.name,
-                    dependency.name
-                ),
-            )
-            .with_help("vendor it: `helm dependency build` in the chart's directory, then commit charts/"));
+            return Err(at(&chart_yaml, missing_dependency(chart, &dependency.name))
+                .with_help("vendor it: `helm dependency build` in the chart's directory, then commit charts/"));
         }
         if !dependency.version.is_empty()
             && !vendored.iter().any(|d| values::compatible(&dependency.version, &d.metadata.version))

@@ -241,9 +241,7 @@ impl HelmCharts {
         };
         let load = |release: &Release| {
             let user = format!("release `{}`", release.name);
-            let subchart = |dependency: &crate::project::chart::RemoteChart| {
-                cached(&format!("{user} (a dependency of its chart, not vendored)"), dependency).map(Some)
-            };
+            let subchart = |dependency: &crate::project::chart::RemoteChart| cached(&user, dependency).map(Some);
             match &release.remote {
                 Some(chart) => {
                     let (data, origin) = cached(&user, chart)?;

@@ -435,6 +435,29 @@ fn remote_chart_syntax_errors_name_the_file_and_line() {
     );
     let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
     assert!(err.contains("unknown field `password`"), "{err}");
+
+    // A damaged charts.lock is an error for a release that needs it, and only then.
+    repo.write("charts.lock", "charts: [oops\n");
+    repo.write(
+        "environments/dev.yaml",
+        &environment(
+            "  - name: stable\n    url: https://charts.example.com\n",
+            "  - name: web\n    chart: stable/web\n",
+        ),
+    );
+    let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(err.contains("charts.lock"), "{err}");
+    repo.write("charts/local/Chart.yaml", "apiVersion: v2\nname: local\nversion: 0.1.0\n");
+    repo.write(
+        "charts/local/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
+    );
+    repo.write(
+        "environments/dev.yaml",
+        &environment("  - name: stable\n    url: https://charts.example.com\n", "  - name: own\n    chart: local\n"),
+    );
+    let out = repo.weaver(&["render", "--env", "dev"]).success().to_string();
+    assert!(out.contains("name: own"), "{out}");
 }
 
 /// The distribution API's token flow, as a registry with token auth (Docker Hub, GHCR, Harbor)

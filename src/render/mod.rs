@@ -234,10 +234,22 @@ impl HelmCharts {
         }
         // Remote charts, and subcharts pinned in place of vendored ones, come from the cache as
         // charts.lock pins them; never fetched here.
-        let lock = crate::charts::Lock::load(project.source.as_ref())?;
+        // charts.lock is read when a chart needs it: a repository without remote charts renders
+        // whatever its lock holds.
+        let lock = std::sync::OnceLock::new();
         let cached = |user: &str, chart: &crate::project::chart::RemoteChart| {
+            let lock = match lock.get_or_init(|| crate::charts::Lock::load(project.source.as_ref())) {
+                Ok(lock) => lock,
+                Err(e) => {
+                    return Err(Error {
+                        location: e.location.clone(),
+                        message: e.message.clone(),
+                        help: e.help.clone(),
+                    });
+                }
+            };
             let cache = crate::charts::Cache::from_env(|key| std::env::var(key).ok())?;
-            crate::charts::cached_archive(&lock, &cache, user, chart)
+            crate::charts::cached_archive(lock, &cache, user, chart)
         };
         let load = |release: &Release| {
             let user = format!("release `{}`", release.name);

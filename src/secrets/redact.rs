@@ -135,28 +135,20 @@ impl Redactor {
     /// [`Redactor::redact`]. Returns how many leaves changed.
     pub fn redact_value(&self, value: &mut serde_json::Value) -> usize {
         match value {
-            serde_json::Value::String(s) => {
-                let exact = self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(s.as_str());
-                if exact {
-                    *s = marker(s);
-                    1
-                } else if let Cow::Owned(redacted) = self.redact(s) {
-                    let changed = usize::from(redacted != *s);
+            serde_json::Value::String(s) => match self.redacted_string(s) {
+                Some(redacted) => {
                     *s = redacted;
-                    changed
-                } else {
-                    0
-                }
-            }
-            serde_json::Value::Number(n) => {
-                let text = n.to_string();
-                if self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(&text) {
-                    *value = serde_json::Value::String(marker(&text));
                     1
-                } else {
-                    0
                 }
-            }
+                None => 0,
+            },
+            serde_json::Value::Number(n) => match self.redacted_number(n) {
+                Some(redacted) => {
+                    *value = serde_json::Value::String(redacted);
+                    1
+                }
+                None => 0,
+            },
             serde_json::Value::Array(items) => items.iter_mut().map(|v| self.redact_value(v)).sum(),
             serde_json::Value::Object(map) => map.values_mut().map(|v| self.redact_value(v)).sum(),
             serde_json::Value::Bool(_) | serde_json::Value::Null => 0,
@@ -169,17 +161,30 @@ impl Redactor {
             return false;
         }
         match value {
-            serde_json::Value::String(s) => {
-                self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(s.as_str())
-                    || matches!(self.redact(s), Cow::Owned(redacted) if redacted != *s)
-            }
-            serde_json::Value::Number(n) => {
-                self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(&n.to_string())
-            }
+            serde_json::Value::String(s) => self.redacted_string(s).is_some(),
+            serde_json::Value::Number(n) => self.redacted_number(n).is_some(),
             serde_json::Value::Array(items) => items.iter().any(|v| self.finds_in(v)),
             serde_json::Value::Object(map) => map.values().any(|v| self.finds_in(v)),
             serde_json::Value::Bool(_) | serde_json::Value::Null => false,
         }
+    }
+
+    /// A string leaf as redaction leaves it, when that differs: a marker for a whole decrypted
+    /// value, else the string with the decrypted values inside it masked.
+    fn redacted_string(&self, s: &str) -> Option<String> {
+        if self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(s) {
+            return Some(marker(s));
+        }
+        match self.redact(s) {
+            Cow::Owned(redacted) if redacted != s => Some(redacted),
+            _ => None,
+        }
+    }
+
+    /// A number leaf that is a decrypted value, as its marker.
+    fn redacted_number(&self, n: &serde_json::Number) -> Option<String> {
+        let text = n.to_string();
+        self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(&text).then(|| marker(&text))
     }
 
     fn matcher(&self) -> Option<Arc<Matcher>> {

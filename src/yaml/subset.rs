@@ -461,13 +461,9 @@ pub(crate) fn resolve(scalar: &str, options: &serde_saphyr::Options) -> Option<V
 /// Words some YAML reader resolves to something other than a string: booleans and nulls in
 /// any case, and infinities and NaNs as Rust's float parser spells them.
 fn is_special_word(word: &str) -> bool {
-    if word.len() > 8 {
-        return false;
-    }
-    let lower = word.to_ascii_lowercase();
-    matches!(lower.as_str(), "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null")
-        || lower.starts_with("inf")
-        || lower.starts_with("nan")
+    const WORDS: [&str; 9] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+    let starts = |prefix: &str| word.get(..prefix.len()).is_some_and(|w| w.eq_ignore_ascii_case(prefix));
+    word.len() <= 8 && (WORDS.iter().any(|w| w.eq_ignore_ascii_case(word)) || starts("inf") || starts("nan"))
 }
 
 /// Nothing but spaces and a comment (which needs a space before its `#`).

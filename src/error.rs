@@ -40,7 +40,7 @@ impl fmt::Display for Location {
 }
 
 /// What went wrong, where, and (optionally) how to fix it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub location: Option<Location>,
     pub message: String,

@@ -238,16 +238,10 @@ impl HelmCharts {
         // whatever its lock holds.
         let lock = std::sync::OnceLock::new();
         let cached = |user: &str, chart: &crate::project::chart::RemoteChart| {
-            let lock = match lock.get_or_init(|| crate::charts::Lock::load(project.source.as_ref())) {
-                Ok(lock) => lock,
-                Err(e) => {
-                    return Err(Error {
-                        location: e.location.clone(),
-                        message: e.message.clone(),
-                        help: e.help.clone(),
-                    });
-                }
-            };
+            let lock = lock
+                .get_or_init(|| crate::charts::Lock::load(project.source.as_ref()))
+                .as_ref()
+                .map_err(Error::clone)?;
             let cache = crate::charts::Cache::from_env(|key| std::env::var(key).ok())?;
             crate::charts::cached_archive(lock, &cache, user, chart)
         };

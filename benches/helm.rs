@@ -85,7 +85,8 @@ fn main() {
         support::fs::copy_dir(&corpus.join(&chart.name), &repo.path().join("charts").join(&chart.name));
     }
     let repo_arg = repo.path().to_str().unwrap();
-    let render = |env: &str| support::run(Command::new(support::WEAVER).args(render_args(repo_arg, env)));
+    let render =
+        |env: &str| support::run(Command::new(support::WEAVER).args(support::reference_render_args(repo_arg, env)));
 
     // Each chart alone first: a chart weaver refuses is named by its own error.
     charts.retain_mut(|chart| {
@@ -112,7 +113,7 @@ fn main() {
     println!("{} charts both render, in {} environments; the figures below are theirs", charts.len(), groups.len());
 
     let timed: Vec<support::Timed> = (0..groups.len())
-        .map(|group| support::time_weaver(&render_args(repo_arg, &format!("all-{group}")), RUNS))
+        .map(|group| support::time_weaver(&support::reference_render_args(repo_arg, &format!("all-{group}")), RUNS))
         .collect();
     let median: Duration = timed.iter().map(support::Timed::median).sum();
     let fastest: Duration = timed.iter().map(|t| t.times[0]).sum();
@@ -212,13 +213,6 @@ fn time_helm(helm: &Path, corpus: &Path, charts: &mut Vec<Chart>) {
             peak_rss: run.peak_rss,
         });
     }
-}
-
-fn render_args<'a>(repo: &'a str, env: &'a str) -> [&'a str; 7] {
-    // --show-secrets: helm prints Secrets as they are, and redacting is work helm does not do.
-    // --validate=warn: validation runs (its cost is counted) but refuses nothing the reference
-    // renders; a real object the API server would refuse is not what is compared here.
-    ["--repo", repo, "render", "--env", env, "--show-secrets", "--validate=warn"]
 }
 
 /// environments/<env>.yaml with one release per chart.

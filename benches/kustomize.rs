@@ -88,7 +88,8 @@ fn main() {
         }
         std::fs::create_dir_all(repo.path().join("environments")).unwrap();
         let repo_arg = repo.path().to_str().unwrap();
-        let render = |env: &str| support::run(Command::new(support::WEAVER).args(render_args(repo_arg, env)));
+        let render =
+            |env: &str| support::run(Command::new(support::WEAVER).args(support::reference_render_args(repo_arg, env)));
         dirs.retain(|dir| {
             write_env(repo.path(), "alone", std::slice::from_ref(dir));
             let run = render("alone");
@@ -114,7 +115,7 @@ fn main() {
         );
         environments += groups.len();
         for group in 0..groups.len() {
-            let timed = support::time_weaver(&render_args(repo_arg, &format!("all-{group}")), RUNS);
+            let timed = support::time_weaver(&support::reference_render_args(repo_arg, &format!("all-{group}")), RUNS);
             weaver_total += timed.median();
             peak_rss = peak_rss.max(timed.peak_rss);
             weaver_objects += support::objects(&timed.stdout);
@@ -169,13 +170,6 @@ fn find_kubectl() -> Result<PathBuf, String> {
     let (kubectl, version) = support::tools::kubectl_kustomize_v5()?;
     println!("kubectl: {} (kustomize {version})", kubectl.display());
     Ok(kubectl)
-}
-
-fn render_args<'a>(repo: &'a str, env: &'a str) -> [&'a str; 7] {
-    // --show-secrets: kubectl prints Secrets as they are, and redacting is work it does not do.
-    // --validate=warn: validation runs (its cost is counted) but refuses nothing the reference
-    // renders; a real object the API server would refuse is not what is compared here.
-    ["--repo", repo, "render", "--env", env, "--show-secrets", "--validate=warn"]
 }
 
 /// environments/<env>.yaml with one release per directory.

@@ -134,6 +134,14 @@ pub fn split_until_rendered<T>(
     groups
 }
 
+/// `weaver render` of `env` as compared with a reference tool (helm, kubectl kustomize).
+/// --show-secrets: the reference prints Secrets as they are, and redacting is work it does not
+/// do. --validate=warn: validation runs (its cost is counted) but refuses nothing the reference
+/// renders; a real object the API server would refuse is not what is compared here.
+pub fn reference_render_args<'a>(repo: &'a str, env: &'a str) -> [&'a str; 7] {
+    ["--repo", repo, "render", "--env", env, "--show-secrets", "--validate=warn"]
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }

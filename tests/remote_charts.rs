@@ -496,7 +496,15 @@ fn an_oci_registry_with_token_auth_gets_a_token_for_the_credentials() {
             return ("401 Unauthorized", challenge, b"{}".to_vec());
         }
         match request.path.as_str() {
-            "v2/charts/web/tags/list" => ok(br#"{"name":"charts/web","tags":["3.0.0","3.1.0","4.0.0-rc.1"]}"#.to_vec()),
+            // Two pages, as registries paginate: the newest version is on the second.
+            "v2/charts/web/tags/list" => (
+                "200 OK",
+                "Link: </v2/charts/web/tags/list?last=3.0.0&n=1>; rel=\"next\"\r\n".to_string(),
+                br#"{"name":"charts/web","tags":["3.0.0"]}"#.to_vec(),
+            ),
+            "v2/charts/web/tags/list?last=3.0.0&n=1" => {
+                ok(br#"{"name":"charts/web","tags":["3.1.0","4.0.0-rc.1"]}"#.to_vec())
+            }
             "v2/charts/web/manifests/3.1.0" => ok(manifest.clone().into_bytes()),
             path if path == format!("v2/charts/web/blobs/{layer}") => ok(archive.clone()),
             _ => ("404 Not Found", String::new(), Vec::new()),
@@ -538,6 +546,33 @@ fn an_oci_registry_with_token_auth_gets_a_token_for_the_credentials() {
     );
     // One token for the run's requests of one scope (tags, manifest, blob), after the refused one.
     assert_eq!(token_requests.load(Ordering::SeqCst), 2);
+
+    // `docker login`'s config (an `auths` entry for the registry's host) serves as well.
+    let docker = cache.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let host = format!("127.0.0.1:{}", server.port);
+    std::fs::write(docker.join("config.json"), format!(r#"{{"auths": {{"{host}": {{"auth": "{auth}"}}}}}}"#)).unwrap();
+    let docker_env = [env[0], ("DOCKER_CONFIG", docker.to_str().unwrap())];
+    let out = repo.weaver_env(&["charts", "lock", "--update"], &docker_env).success().to_string();
+    assert!(!out.contains(PASSWORD) && !out.contains(&auth), "{out}");
+    // And a credential helper that `helm registry login`'s config names, run as docker runs it.
+    let helm_config = cache.path().join("helm-registry.json");
+    std::fs::write(&helm_config, r#"{"auths": {}, "credsStore": "weavertest"}"#).unwrap();
+    let helper = docker.join("docker-credential-weavertest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread host\n[ \"$1\" = get ] && [ \"$host\" = {host} ] || {{ echo credentials not found; exit 1; }}\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", docker.display(), std::env::var("PATH").unwrap_or_default());
+    let helper_env = [env[0], ("HELM_REGISTRY_CONFIG", helm_config.to_str().unwrap()), ("PATH", &path)];
+    let out = repo.weaver_env(&["charts", "lock", "--update"], &helper_env).success().to_string();
+    assert!(!out.contains(PASSWORD), "{out}");
+    assert_eq!(token_requests.load(Ordering::SeqCst), 4, "one token per run, for the login each found");
     drop(server);
     let out = repo.weaver_env(&["render", "--env", "dev"], &env[..1]).success().to_string();
     assert_eq!(config_maps(&out)[0]["data"]["version"], "3.1.0", "{out}");

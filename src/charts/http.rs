@@ -11,6 +11,7 @@ use serde::Deserialize;
 use ureq::Agent;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
+use super::registry_login;
 use crate::error::{Error, Result};
 use crate::project::chart::RemoteChart;
 
@@ -20,7 +21,8 @@ const MAX_BODY: u64 = 200 << 20;
 /// What the machine says about a repository: `WEAVER_REPOSITORY_<NAME>_USERNAME`, `_PASSWORD`
 /// and `_CA_FILE` for a repository of `repositories:`, else the first entry of the credentials
 /// file (`WEAVER_CREDENTIALS`, default `~/.config/weaver/credentials.yaml`) whose `url` the
-/// repository's URL starts with.
+/// repository's URL starts with, else for an OCI registry, the login helm's or docker's
+/// registry config holds for its host (see [`super::registry_login`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Credentials {
@@ -41,6 +43,7 @@ struct CredentialsFile {
 /// The credentials file's entries, and how to read environment variables.
 pub struct Machine {
     file: Vec<Credentials>,
+    registry_configs: Vec<PathBuf>,
     var: Box<dyn Fn(&str) -> Option<String>>,
 }
 
@@ -51,7 +54,10 @@ impl Machine {
             Some(path) => (PathBuf::from(path), true),
             None => match var("HOME") {
                 Some(home) => (Path::new(&home).join(".config/weaver/credentials.yaml"), false),
-                None => return Ok(Machine { file: Vec::new(), var: Box::new(var) }),
+                None => {
+                    let registry_configs = registry_login::config_files(&var);
+                    return Ok(Machine { file: Vec::new(), registry_configs, var: Box::new(var) });
+                }
             },
         };
         let file = match std::fs::read_to_string(&path) {
@@ -62,10 +68,11 @@ impl Machine {
                     .with_help("WEAVER_CREDENTIALS names the chart repositories' credentials file"));
             }
         };
-        Ok(Machine { file: file.repositories, var: Box::new(var) })
+        let registry_configs = registry_login::config_files(&var);
+        Ok(Machine { file: file.repositories, registry_configs, var: Box::new(var) })
     }
 
-    fn credentials(&self, chart: &RemoteChart) -> Credentials {
+    fn credentials(&self, chart: &RemoteChart) -> Result<Credentials> {
         if let Some(name) = &chart.repository_name {
             let prefix = format!(
                 "WEAVER_REPOSITORY_{}_",
@@ -80,7 +87,7 @@ impl Machine {
                 ca_file: (self.var)(&format!("{prefix}CA_FILE")).map(PathBuf::from),
             };
             if from_env.username.is_some() || from_env.password.is_some() || from_env.ca_file.is_some() {
-                return from_env;
+                return Ok(from_env);
             }
         }
         let url = chart.repository.as_str();
@@ -88,7 +95,18 @@ impl Machine {
             let prefix = prefix.trim_end_matches('/');
             url == prefix || url.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
         };
-        self.file.iter().find(|c| !c.url.is_empty() && starts(&c.url)).cloned().unwrap_or_default()
+        if let Some(found) = self.file.iter().find(|c| !c.url.is_empty() && starts(&c.url)) {
+            return Ok(found.clone());
+        }
+        let Some(registry) = url.strip_prefix("oci://") else { return Ok(Credentials::default()) };
+        let host = registry.split('/').next().unwrap_or(registry);
+        let login = registry_login::find(&self.registry_configs, host)?;
+        Ok(login.map_or_else(Credentials::default, |login| Credentials {
+            url: url.to_string(),
+            username: Some(login.username),
+            password: Some(login.password),
+            ca_file: None,
+        }))
     }
 }
 
@@ -108,12 +126,14 @@ pub struct Connection {
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The target of a `Link: <…>; rel="next"` header (RFC 8288), as registries paginate.
+    pub next: Option<String>,
 }
 
 impl Connection {
     /// `base_url` is the repository's HTTP(S) URL (an OCI registry's `https://host`).
     pub fn open(machine: &Machine, chart: &RemoteChart, base_url: &str) -> Result<Connection> {
-        let credentials = machine.credentials(chart);
+        let credentials = machine.credentials(chart)?;
         let mut tls = TlsConfig::builder();
         if let Some(ca_file) = &credentials.ca_file {
             let pem = std::fs::read(ca_file).map_err(|e| {
@@ -173,13 +193,20 @@ impl Connection {
                     continue;
                 }
             }
+            let next = response
+                .headers()
+                .get_all("link")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link)
+                .map(|target| resolve_reference(url, &target));
             let body = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_BODY)
                 .read_to_vec()
                 .map_err(|e| self.failed(url, &e.to_string()))?;
-            return Ok(Response { status, body });
+            return Ok(Response { status, body, next });
         }
     }
 
@@ -244,7 +271,7 @@ impl Connection {
         let mut response = request.call().map_err(|e| self.failed(realm, &e.to_string()))?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
-            return Err(self.status_error(realm, &Response { status, body: Vec::new() }));
+            return Err(self.status_error(realm, &Response { status, body: Vec::new(), next: None }));
         }
         #[derive(Deserialize)]
         struct Token {
@@ -267,6 +294,34 @@ fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
     &url[..end]
+}
+
+/// The target of the `rel="next"` link of a `Link` header's value, if it has one.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
+        let next = params.split(';').any(|param| {
+            param.trim().split_once('=').is_some_and(|(key, value)| {
+                key.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            })
+        });
+        next.then(|| target.to_string())
+    })
+}
+
+/// `reference` (absolute, or a path from the root as registries write them) resolved against
+/// `base`'s origin.
+fn resolve_reference(base: &str, reference: &str) -> String {
+    if reference.contains("://") {
+        reference.to_string()
+    } else {
+        format!("{}/{}", origin(base), reference.trim_start_matches('/'))
+    }
 }
 
 /// The `key="value"` pairs of a `WWW-Authenticate` challenge (RFC 7235: values quoted or tokens).
@@ -315,6 +370,19 @@ mod tests {
     }
 
     #[test]
+    fn the_next_page_is_read_from_a_link_header() {
+        let header = r#"</v2/charts/web/tags/list?last=3.0.0&n=2>; rel="next""#;
+        let next =
+            next_link(header).map(|target| resolve_reference("https://reg:5000/v2/charts/web/tags/list", &target));
+        assert_eq!(next.as_deref(), Some("https://reg:5000/v2/charts/web/tags/list?last=3.0.0&n=2"));
+        assert_eq!(
+            next_link(r#"<https://a/x?p=1>; rel=prev, <https://a/x?p=3>; rel="next""#).as_deref(),
+            Some("https://a/x?p=3")
+        );
+        assert_eq!(next_link(r#"<https://a/x?p=1>; rel="prev""#), None);
+    }
+
+    #[test]
     fn credentials_come_from_the_environment_first_then_the_file_by_url_prefix() {
         let chart = |name: Option<&str>, url: &str| RemoteChart {
             repository: url.into(),
@@ -324,6 +392,7 @@ mod tests {
             plain_http: false,
         };
         let machine = Machine {
+            registry_configs: Vec::new(),
             file: vec![Credentials {
                 url: "https://charts.example.com/".into(),
                 username: Some("file-user".into()),
@@ -332,11 +401,14 @@ mod tests {
             var: Box::new(|key| (key == "WEAVER_REPOSITORY_MY_REPO_USERNAME").then(|| "env-user".to_string())),
         };
         let user = |c: Credentials| c.username;
-        assert_eq!(user(machine.credentials(&chart(Some("my-repo"), "https://other"))).as_deref(), Some("env-user"));
         assert_eq!(
-            user(machine.credentials(&chart(Some("x"), "https://charts.example.com/stable"))).as_deref(),
+            user(machine.credentials(&chart(Some("my-repo"), "https://other")).unwrap()).as_deref(),
+            Some("env-user")
+        );
+        assert_eq!(
+            user(machine.credentials(&chart(Some("x"), "https://charts.example.com/stable")).unwrap()).as_deref(),
             Some("file-user")
         );
-        assert_eq!(user(machine.credentials(&chart(None, "https://charts.example.com.evil"))), None);
+        assert_eq!(user(machine.credentials(&chart(None, "https://charts.example.com.evil")).unwrap()), None);
     }
 }

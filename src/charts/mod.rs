@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod oci;
+pub mod registry_login;
 pub mod repository;
 
 use std::collections::HashMap;

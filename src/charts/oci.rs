@@ -42,19 +42,28 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
     let reference = if is_sha256_digest(&chart.version) {
         chart.version.clone()
     } else {
-        let url = format!("{base}/v2/{repository}/tags/list");
-        let response = connection.get(&url, "application/json")?;
-        if response.status != 200 {
-            return Err(connection.status_error(&url, &response));
+        // Registries may answer in pages (the distribution spec's `Link` header); helm reads them all.
+        let mut tags = Vec::new();
+        let mut pages = std::collections::HashSet::new();
+        let mut next = Some(format!("{base}/v2/{repository}/tags/list"));
+        while let Some(url) = next.take() {
+            if !pages.insert(url.clone()) {
+                return Err(connection.failed(&url, "the registry's tag list links back to a page it already gave"));
+            }
+            let response = connection.get(&url, "application/json")?;
+            if response.status != 200 {
+                return Err(connection.status_error(&url, &response));
+            }
+            #[derive(Deserialize)]
+            struct Tags {
+                #[serde(default)]
+                tags: Option<Vec<String>>,
+            }
+            let page: Tags = serde_json::from_slice(&response.body)
+                .map_err(|e| connection.failed(&url, &format!("not a tag list: {e}")))?;
+            tags.extend(page.tags.unwrap_or_default());
+            next = response.next;
         }
-        #[derive(Deserialize)]
-        struct Tags {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
-        let tags: Tags = serde_json::from_slice(&response.body)
-            .map_err(|e| connection.failed(&url, &format!("not a tag list: {e}")))?;
-        let tags = tags.tags.unwrap_or_default();
         let versions: Vec<(String, &String)> = tags.iter().map(|t| (t.replace('_', "+"), t)).collect();
         super::repository::newest(versions.iter().map(|(v, t)| (v.as_str(), *t)), chart)?.clone()
     };

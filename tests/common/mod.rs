@@ -50,7 +50,14 @@ pub fn weaver_in(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(WEAVER);
     cmd.arg("--repo").arg(dir).args(args).env("NO_COLOR", "1");
     // Tests must not pick up the developer's keys or kube config.
-    for var in ["WEAVER_AGE_KEY_FILE", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY", "KUBECONFIG"] {
+    for var in [
+        "WEAVER_AGE_KEY_FILE",
+        "SOPS_AGE_KEY_FILE",
+        "SOPS_AGE_KEY",
+        "KUBECONFIG",
+        "DOCKER_CONFIG",
+        "HELM_REGISTRY_CONFIG",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("XDG_CONFIG_HOME", dir.join(".no-config")).env("HOME", dir.join(".no-home"));

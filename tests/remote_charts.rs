@@ -292,7 +292,17 @@ fn fetch_refuses_an_archive_the_repository_changed_and_lock_refuses_an_unmet_con
         "environments/dev.yaml",
         &environment(&repositories, "  - name: web\n    chart: stable/web\n    version: 1.0.0\n"),
     );
+    // An abstract environment is never rendered: its constraint is neither resolved nor pinned.
+    repo.write(
+        "environments/template.yaml",
+        &format!(
+            "abstract: true\n{}",
+            environment(&repositories, "  - name: web\n    chart: stable/web\n    version: '>=3.0.0'\n")
+        ),
+    );
     repo.weaver_env(&["charts", "lock"], &env).success();
+    let pinned = locked(&repo);
+    assert_eq!((pinned.len(), pinned[0]["version"].as_str()), (1, Some("1.0.0")), "{pinned:?}");
     // The repository now serves other bytes as 1.0.0; a fresh cache must refuse them.
     std::fs::write(served.path().join("charts/web-1.0.0.tgz"), &archives[2].1).unwrap();
     let fresh = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! Charts: pin the remote Helm charts every environment names in `charts.lock` (`lock`), with
+//! Charts: pin the remote Helm charts every deployable environment names in `charts.lock` (`lock`), with
 //! the subcharts its Helm charts declare remotely and do not vendor, and pull what the lock pins into the chart cache (`fetch`), as helmfile's `deps` and `fetch`.
 //! The only actions that reach chart repositories and registries.
 
@@ -58,6 +58,10 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     let mut subcharts: BTreeMap<String, Vec<RemoteChart>> = BTreeMap::new();
     for name in project.environment_names()? {
         let env = project.environment(&name)?;
+        // An abstract environment is never rendered: only what deployable ones name is pinned.
+        if env.is_abstract {
+            continue;
+        }
         for release in &env.releases {
             let user = format!("{name}/{}", release.name);
             if let Some(chart) = &release.remote {

@@ -47,26 +47,34 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
             let (written, removed) = write_files(dir, &rendered)?;
             ui.status(&format!("wrote {written} files, removed {removed} stale files to {}", dir.display()));
         }
-        None => super::write_stdout(to_stream(&rendered).as_bytes())?,
+        None => write_stream(&rendered)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A multi-document YAML stream; each document says which file and release it came from.
-/// Documents are written in parallel, then joined in order: the same bytes as one by one.
-pub fn to_stream(rendered: &Rendered) -> String {
+/// Documents formatted at once and written together: enough to keep both cores busy, few
+/// enough that the text never holds much more than the objects it is written from.
+const STREAM_CHUNK: usize = 1024;
+
+/// Writes a multi-document YAML stream; each document says which file and release it came
+/// from. Each chunk's documents are written in parallel, then joined in order: the same bytes
+/// as one by one.
+fn write_stream(rendered: &Rendered) -> Result<()> {
     let manifests: Vec<&Manifest> = rendered.manifests().collect();
-    let documents: Vec<String> = manifests
-        .par_iter()
-        .map(|m| {
-            let mut out = String::with_capacity(1024);
-            out.push_str("---\n");
-            push_source_comment(&mut out, m);
-            crate::yaml::write_yaml(&mut out, &m.object);
-            out
-        })
-        .collect();
-    documents.concat()
+    for chunk in manifests.chunks(STREAM_CHUNK) {
+        let documents: Vec<String> = chunk
+            .par_iter()
+            .map(|m| {
+                let mut out = String::with_capacity(1024);
+                out.push_str("---\n");
+                push_source_comment(&mut out, m);
+                crate::yaml::write_yaml(&mut out, &m.object);
+                out
+            })
+            .collect();
+        super::write_stdout(documents.concat().as_bytes())?;
+    }
+    Ok(())
 }
 
 fn push_source_comment(out: &mut String, m: &Manifest) {

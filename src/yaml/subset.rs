@@ -461,9 +461,8 @@ pub(crate) fn resolve(scalar: &str, options: &serde_saphyr::Options) -> Option<V
 /// Words some YAML reader resolves to something other than a string: booleans and nulls in
 /// any case, and infinities and NaNs as Rust's float parser spells them.
 fn is_special_word(word: &str) -> bool {
-    const WORDS: [&str; 9] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
-    let starts = |prefix: &str| word.get(..prefix.len()).is_some_and(|w| w.eq_ignore_ascii_case(prefix));
-    word.len() <= 8 && (WORDS.iter().any(|w| w.eq_ignore_ascii_case(word)) || starts("inf") || starts("nan"))
+    const WORDS: [&str; 12] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "inf", "infinity", "nan"];
+    word.len() <= 8 && WORDS.iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// Nothing but spaces and a comment (which needs a space before its `#`).
@@ -741,6 +740,14 @@ data:
             "inf",
             "nan",
             "infinity",
+            "Infinity",
+            "INF",
+            "NaN",
+            "info",
+            "inform",
+            "nanny",
+            "Nano",
+            "infinity2",
             "18446744073709551615",
             "18446744073709551616",
             "-9223372036854775808",

@@ -1,6 +1,7 @@
 //! Plan: the desired state against what is live, as `weaver diff` shows it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -35,7 +36,7 @@ pub struct PlanOptions {
 }
 
 pub struct Planned {
-    pub env: Environment,
+    pub env: Arc<Environment>,
     pub plan: Plan,
 }
 

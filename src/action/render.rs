@@ -55,7 +55,9 @@ pub struct RenderOptions {
 /// The selected releases of an environment, not rendered.
 pub struct Selected {
     pub project: Project,
-    pub env: Environment,
+    /// Shared with every [`Desired`] rendered from it: an environment of 10,000 releases is
+    /// worth not copying.
+    pub env: Arc<Environment>,
     /// Names of the selected releases of `env`.
     pub releases: Vec<String>,
 }
@@ -70,7 +72,7 @@ impl Selected {
 
 /// The desired state.
 pub struct Desired {
-    pub env: Environment,
+    pub env: Arc<Environment>,
     pub rendered: Rendered,
 }
 
@@ -194,7 +196,7 @@ impl Prepared {
             validate(&rendered, self.validate, on)?;
             phase(on, "validate", started);
         }
-        Ok(Desired { env: self.selected.env.clone(), rendered })
+        Ok(Desired { env: Arc::clone(&self.selected.env), rendered })
     }
 }
 
@@ -253,7 +255,7 @@ fn validate(rendered: &Rendered, mode: Mode, on: OnProgress) -> Result<()> {
 /// changed (never refused: a pipeline's usual case).
 pub fn select(selection: &Selection, if_empty: IfEmpty, on: OnProgress) -> Result<Selected> {
     let project = open_project(&selection.repo, selection.rev.as_deref())?;
-    let env = deployable_environment(&project, &selection.env)?;
+    let env = Arc::new(deployable_environment(&project, &selection.env)?);
     let changed = changed_since(selection, &env.name, on)?;
     let changed = selection.changed_since.as_deref().zip(changed.as_ref());
     let selector = Selector::parse_all(&selection.selectors)?;

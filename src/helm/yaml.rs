@@ -96,7 +96,7 @@ struct GoValues;
 
 impl<'t> subset::Build<'t> for GoValues {
     type Out = Json;
-    type Map = Map<String, Json>;
+    type Map = Vec<(String, Json)>;
     fn plain(&self, text: &'t str, _: subset::Pos) -> Option<Json> {
         scalar(text, ScalarStyle::Plain, None, 0).ok()
     }
@@ -106,17 +106,19 @@ impl<'t> subset::Build<'t> for GoValues {
     fn null(&self, _: subset::Pos) -> Json {
         Json::Null
     }
-    fn seq(&self, items: Vec<Json>, _: subset::Pos) -> Json {
+    fn seq(&self, mut items: Vec<Json>, _: subset::Pos) -> Json {
+        items.shrink_to_fit(); // as for maps (see subset::exact_map)
         Json::Array(items)
     }
     fn new_map(&self) -> Self::Map {
-        Map::new()
+        Vec::new()
     }
     fn insert(&self, map: &mut Self::Map, key: String, value: Json) -> Option<()> {
-        map.insert(key, value).is_none().then_some(())
+        map.push((key, value));
+        Some(())
     }
-    fn map(&self, map: Self::Map, _: subset::Pos) -> Json {
-        Json::Object(map)
+    fn map(&self, map: Self::Map, _: subset::Pos) -> Option<Json> {
+        subset::exact_map(map).map(Json::Object)
     }
 }
 

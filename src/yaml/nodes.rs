@@ -78,8 +78,8 @@ impl<'t> Build<'t> for Nodes {
         map.push((key, value));
         Some(())
     }
-    fn map(&self, map: Self::Map, at: Pos) -> Node<'t> {
-        Node::Map(map, at)
+    fn map(&self, map: Self::Map, at: Pos) -> Option<Node<'t>> {
+        Some(Node::Map(map, at))
     }
 }
 

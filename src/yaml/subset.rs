@@ -90,9 +90,23 @@ pub(crate) trait Build<'t> {
     fn null(&self, at: Pos) -> Self::Out;
     fn seq(&self, items: Vec<Self::Out>, at: Pos) -> Self::Out;
     fn new_map(&self) -> Self::Map;
-    /// `None` for a duplicate key.
+    /// `None` for a duplicate key (or [`Build::map`] finds it).
     fn insert(&self, map: &mut Self::Map, key: String, value: Self::Out) -> Option<()>;
-    fn map(&self, map: Self::Map, at: Pos) -> Self::Out;
+    /// `None` for a duplicate key.
+    fn map(&self, map: Self::Map, at: Pos) -> Option<Self::Out>;
+}
+
+/// A mapping's entries as read, made into a JSON map of exactly their number: a map grown
+/// entry by entry keeps up to twice the room it needs, and rendered objects are mostly maps.
+/// `None` for a duplicate key.
+pub(crate) fn exact_map(entries: Vec<(String, Value)>) -> Option<Map<String, Value>> {
+    let mut map = Map::with_capacity(entries.len());
+    for (key, value) in entries {
+        if map.insert(key, value).is_some() {
+            return None;
+        }
+    }
+    Some(map)
 }
 
 struct Loader<'a, 't, B> {
@@ -210,7 +224,7 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
                     line = l;
                 }
                 Some((_, indent)) if indent > col => return None,
-                _ => return Some((self.build.map(map, start), next)),
+                _ => return Some((self.build.map(map, start)?, next)),
             }
         }
     }
@@ -354,7 +368,7 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
                 _ => return None,
             }
         }
-        let value = if close == b']' { self.build.seq(items, at) } else { self.build.map(map, at) };
+        let value = if close == b']' { self.build.seq(items, at) } else { self.build.map(map, at)? };
         Some((value, i + 1))
     }
 
@@ -396,7 +410,7 @@ struct Values<'o> {
 
 impl<'t> Build<'t> for Values<'_> {
     type Out = Value;
-    type Map = Map<String, Value>;
+    type Map = Vec<(String, Value)>;
     fn plain(&self, text: &'t str, _: Pos) -> Option<Value> {
         resolve(text, self.options)
     }
@@ -406,17 +420,19 @@ impl<'t> Build<'t> for Values<'_> {
     fn null(&self, _: Pos) -> Value {
         Value::Null
     }
-    fn seq(&self, items: Vec<Value>, _: Pos) -> Value {
+    fn seq(&self, mut items: Vec<Value>, _: Pos) -> Value {
+        items.shrink_to_fit(); // as for maps (see exact_map)
         Value::Array(items)
     }
     fn new_map(&self) -> Self::Map {
-        Map::new()
+        Vec::new()
     }
     fn insert(&self, map: &mut Self::Map, key: String, value: Value) -> Option<()> {
-        map.insert(key, value).is_none().then_some(())
+        map.push((key, value));
+        Some(())
     }
-    fn map(&self, map: Self::Map, _: Pos) -> Value {
-        Value::Object(map)
+    fn map(&self, map: Self::Map, _: Pos) -> Option<Value> {
+        exact_map(map).map(Value::Object)
     }
 }
 

@@ -23,6 +23,7 @@ use crate::apply::{ApplyOptions, Event, ObjectResult, Outcome, Report};
 use crate::cli::ListFormat;
 use crate::cluster::{WaitOutcome, WaitProgress, humanize};
 use crate::error::{Error, Result};
+use crate::release_record::HookOutcome;
 use crate::report::json::{ApplyReport, to_text};
 
 /// How often plain output repeats a message that keeps changing.
@@ -263,6 +264,28 @@ fn print_event(ui: &Ui, dry_run: bool, event: &Event<'_>) {
             let mut line =
                 format!("{} {}{dry}", ui.paint(color, style, outcome_word(object.outcome)), object_name(object));
             if let Some(message) = &object.message {
+                line.push_str(&format!(": {message}"));
+            }
+            line
+        }
+        Event::HookStarted { release, event, key } => {
+            format!("{} hook {event} {} (release {release})", ui.paint(color, Style::Dim, "running"), key)
+        }
+        Event::Hook(hook) => {
+            let (word, style) = match hook.outcome {
+                HookOutcome::Succeeded => ("ran", Style::Green),
+                HookOutcome::Failed => ("failed", Style::Red),
+                HookOutcome::NotRun => ("not run", Style::Dim),
+            };
+            let name = crate::report::object_name(&hook.api_version, &hook.key);
+            let mut line = format!(
+                "{} hook {} {name} (release {}, weight {})",
+                ui.paint(color, style, word),
+                hook.event,
+                hook.release,
+                hook.weight
+            );
+            if let Some(message) = &hook.message {
                 line.push_str(&format!(": {message}"));
             }
             line

@@ -22,7 +22,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
     let mut redacted = 0;
     if !args.show_secrets {
-        for manifest in rendered.releases.iter_mut().flat_map(|r| r.manifests.iter_mut()) {
+        for manifest in rendered.releases.iter_mut().flat_map(|r| r.manifests.iter_mut().chain(r.hooks.iter_mut())) {
             redacted += redact_secret_object(&mut manifest.object);
             if !ui.redactor.is_empty() {
                 redacted += ui.redactor.redact_value(&mut manifest.object);
@@ -55,7 +55,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
 /// A multi-document YAML stream; each document says which file and release it came from.
 /// Documents are written in parallel, then joined in order: the same bytes as one by one.
 pub fn to_stream(rendered: &Rendered) -> String {
-    let manifests: Vec<&Manifest> = rendered.manifests().collect();
+    let manifests: Vec<&Manifest> = rendered.documents().collect();
     let documents: Vec<String> = manifests
         .par_iter()
         .map(|m| {
@@ -69,8 +69,14 @@ pub fn to_stream(rendered: &Rendered) -> String {
     documents.concat()
 }
 
+/// `# Source: FILE (release R)`, and for a hook `# Hook: EVENTS, weight W`: apply runs it
+/// around the release rather than keeping it.
 fn push_source_comment(out: &mut String, m: &Manifest) {
     out.push_str(&format!("# Source: {} (release {})\n", m.source.display(), m.release));
+    if let Some(spec) = crate::hook::Spec::of(&m.object) {
+        let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
+        out.push_str(&format!("# Hook: {}, weight {}\n", events.join(","), spec.weight));
+    }
 }
 
 /// The file in an --output-dir listing the files weaver wrote there, so the next render removes
@@ -89,11 +95,11 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
     }
     let file_name = |m: &Manifest| format!("{}-{}.yaml", m.kind().to_lowercase(), m.name());
     let mut per_file = BTreeMap::<(&str, String), usize>::new();
-    for m in rendered.manifests() {
+    for m in rendered.documents() {
         *per_file.entry((m.release.as_str(), file_name(m))).or_default() += 1;
     }
     let mut seen = BTreeSet::new();
-    for m in rendered.manifests() {
+    for m in rendered.documents() {
         let name = file_name(m);
         let relative = match m.namespace() {
             Some(namespace) if per_file[&(m.release.as_str(), name.clone())] > 1 => {

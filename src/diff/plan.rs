@@ -248,6 +248,7 @@ mod tests {
                     object: object.clone(),
                 })
                 .collect(),
+            hooks: Vec::new(),
         };
         let mut kept = config_map("kept-by-annotation", json!({}));
         kept["metadata"]["annotations"] = json!({PRUNE_ANNOTATION: "disabled"});
@@ -286,6 +287,8 @@ mod tests {
                 })
                 .collect(),
             manifests: last_applied.to_vec(),
+            hooks: Vec::new(),
+            hook_runs: Vec::new(),
         };
         let plan = plan_with_records(&[release], &HashMap::from([("web".to_string(), record)]), &live).unwrap();
         let actions: Vec<(&str, Action)> = plan.objects.iter().map(|o| (o.key.name.as_str(), o.action)).collect();

@@ -212,6 +212,18 @@ pub struct ApplyRelease<'a> {
     pub rollback_of: Option<u32>,
     pub error: Option<String>,
     pub objects: Vec<ApplyObject<'a>>,
+    pub hooks: Vec<ApplyHook<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyHook<'a> {
+    pub event: crate::hook::Event,
+    #[serde(flatten)]
+    pub object: ObjectIdentity<'a>,
+    pub weight: i64,
+    pub result: crate::release_record::HookOutcome,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -243,6 +255,17 @@ impl<'a> ApplyReport<'a> {
                         object: ObjectIdentity::new(&o.api_version, &o.key),
                         result: o.outcome,
                         message: o.message.as_deref().map(|m| redactor.redact(m).into_owned()),
+                    })
+                    .collect(),
+                hooks: release
+                    .hooks
+                    .iter()
+                    .map(|h| ApplyHook {
+                        event: h.event,
+                        object: ObjectIdentity::new(&h.api_version, &h.key),
+                        weight: h.weight,
+                        result: h.outcome,
+                        message: h.message.as_deref().map(|m| redactor.redact(m).into_owned()),
                     })
                     .collect(),
             })

@@ -379,3 +379,77 @@ fn removing_a_release_runs_its_delete_hooks_from_the_record() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(seen_jobs(&seen), []);
 }
+
+/// `(name, runs)` of the hooks in a `diff -o json` plan.
+fn planned_hooks(plan: &Value) -> Vec<(String, Vec<String>)> {
+    plan["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let runs = h["runs"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect();
+            (h["name"].as_str().unwrap().to_string(), runs)
+        })
+        .collect()
+}
+
+#[test]
+fn diff_shows_hooks_as_hooks_and_which_will_run() {
+    let chart = Chart::new(&[
+        ("migrate.yaml", hook_job("migrate", "pre-install,pre-upgrade", 2, Some("hook-succeeded"))),
+        ("cleanup.yaml", hook_job("cleanup", "pre-delete", 0, None)),
+    ]);
+    let diff = |args: &[&str]| {
+        let mut all = vec!["diff", "--env", "dev"];
+        all.extend_from_slice(args);
+        chart.weaver(&all)
+    };
+    // `render` prints hooks after the objects, as `helm template` does, marked.
+    let rendered = chart.repo.weaver(&["render", "--env", "dev"]);
+    let rendered = rendered.success();
+    let (config_map, migrate) = (
+        rendered.find("kind: ConfigMap").unwrap(),
+        rendered.find("# Hook: pre-install,pre-upgrade, weight 2\n").unwrap(),
+    );
+    assert!(config_map < migrate && rendered[migrate..].contains("name: migrate"), "{rendered}");
+    assert!(rendered.contains("# Hook: pre-delete, weight 0\n"), "{rendered}");
+
+    let plan: Value = serde_json::from_str(diff(&["-o", "json"]).success()).unwrap();
+    let objects: Vec<&str> = plan["objects"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(objects, ["ConfigMap"], "hooks are not objects to create");
+    assert_eq!(plan["summary"]["create"], 1);
+    assert_eq!(planned_hooks(&plan), [("migrate".into(), vec!["pre-install".to_string()]), ("cleanup".into(), vec![])]);
+    let migrate = &plan["hooks"][0];
+    assert_eq!(
+        (&migrate["kind"], &migrate["weight"], &migrate["events"], &migrate["deletePolicies"]),
+        (&json!("Job"), &json!(2), &json!(["pre-install", "pre-upgrade"]), &json!(["hook-succeeded"]))
+    );
+    let text = diff(&[]);
+    let text = text.success();
+    assert!(
+        text.contains(&format!(
+            "» hook batch/v1 Job {}/migrate (release app, weight 2): runs at pre-install (before the release's objects)",
+            chart.ns
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("1 to create, 0 to update, 0 to delete, 0 unchanged, 1 hook to run\n"), "{text}");
+
+    let (run, _) = chart.apply(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Applied: nothing changes, so no hook runs and nothing would be pruned.
+    let plan: Value = serde_json::from_str(diff(&["-o", "json"]).success()).unwrap();
+    // Hooks that do not run come by weight, then name.
+    assert_eq!(planned_hooks(&plan), [("cleanup".into(), vec![]), ("migrate".into(), vec![])]);
+    assert!(plan["objects"].as_array().unwrap().iter().all(|o| o["action"] == "unchanged"), "{plan}");
+    // An upgrade runs the pre-upgrade event; a removal the recorded pre-delete hook.
+    chart.environment("    values:\n      greeting: hi\n");
+    let plan: Value = serde_json::from_str(diff(&["-o", "json"]).success()).unwrap();
+    assert_eq!(planned_hooks(&plan), [("migrate".into(), vec!["pre-upgrade".to_string()]), ("cleanup".into(), vec![])]);
+    chart.environment("    installed: false\n");
+    let plan: Value = serde_json::from_str(diff(&["-o", "json"]).success()).unwrap();
+    assert_eq!(planned_hooks(&plan), [("cleanup".into(), vec!["pre-delete".to_string()]), ("migrate".into(), vec![])]);
+    let deleted: Vec<&str> =
+        plan["objects"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
+    assert_eq!(deleted, ["delete"], "only the ConfigMap is pruned, never a hook");
+}

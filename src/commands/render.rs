@@ -55,13 +55,13 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
 /// A multi-document YAML stream; each document says which file and release it came from.
 /// Documents are written in parallel, then joined in order: the same bytes as one by one.
 pub fn to_stream(rendered: &Rendered) -> String {
-    let manifests: Vec<&Manifest> = rendered.documents().collect();
+    let manifests: Vec<(&Manifest, bool)> = rendered.documents().collect();
     let documents: Vec<String> = manifests
         .par_iter()
-        .map(|m| {
+        .map(|&(m, hook)| {
             let mut out = String::with_capacity(1024);
             out.push_str("---\n");
-            push_source_comment(&mut out, m);
+            push_source_comment(&mut out, m, hook);
             crate::yaml::write_yaml(&mut out, &m.object);
             out
         })
@@ -71,9 +71,9 @@ pub fn to_stream(rendered: &Rendered) -> String {
 
 /// `# Source: FILE (release R)`, and for a hook `# Hook: EVENTS, weight W`: apply runs it
 /// around the release rather than keeping it.
-fn push_source_comment(out: &mut String, m: &Manifest) {
+fn push_source_comment(out: &mut String, m: &Manifest, hook: bool) {
     out.push_str(&format!("# Source: {} (release {})\n", m.source.display(), m.release));
-    if let Some(spec) = crate::hook::Spec::of(&m.object) {
+    if let Some(spec) = crate::hook::Spec::of(&m.object).filter(|_| hook) {
         let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
         out.push_str(&format!("# Hook: {}, weight {}\n", events.join(","), spec.weight));
     }
@@ -95,11 +95,11 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
     }
     let file_name = |m: &Manifest| format!("{}-{}.yaml", m.kind().to_lowercase(), m.name());
     let mut per_file = BTreeMap::<(&str, String), usize>::new();
-    for m in rendered.documents() {
+    for (m, _) in rendered.documents() {
         *per_file.entry((m.release.as_str(), file_name(m))).or_default() += 1;
     }
     let mut seen = BTreeSet::new();
-    for m in rendered.documents() {
+    for (m, hook) in rendered.documents() {
         let name = file_name(m);
         let relative = match m.namespace() {
             Some(namespace) if per_file[&(m.release.as_str(), name.clone())] > 1 => {
@@ -123,7 +123,7 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
         }
         let mut text = String::new();
-        push_source_comment(&mut text, m);
+        push_source_comment(&mut text, m, hook);
         crate::yaml::write_yaml(&mut text, &m.object);
         std::fs::write(&path, text).map_err(|e| Error::io("write file", &path, e))?;
     }

@@ -50,9 +50,11 @@ impl Rendered {
     }
 
     /// What `weaver render` prints: each release's objects, then its hooks (as `helm
-    /// template` prints them).
-    pub fn documents(&self) -> impl Iterator<Item = &Manifest> {
-        self.releases.iter().flat_map(|r| r.manifests.iter().chain(&r.hooks))
+    /// template` prints them), each with whether it is a hook.
+    pub fn documents(&self) -> impl Iterator<Item = (&Manifest, bool)> {
+        self.releases
+            .iter()
+            .flat_map(|r| r.manifests.iter().map(|m| (m, false)).chain(r.hooks.iter().map(|h| (h, true))))
     }
 }
 

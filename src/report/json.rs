@@ -47,6 +47,22 @@ pub struct DiffReport<'a> {
     pub dirty: Option<bool>,
     pub summary: PlanSummary,
     pub objects: Vec<DiffObject<'a>>,
+    /// Helm hooks: run by an apply around their release's objects, never created, updated
+    /// or pruned as objects.
+    pub hooks: Vec<DiffHook<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffHook<'a> {
+    pub release: &'a str,
+    #[serde(flatten)]
+    pub object: ObjectIdentity<'a>,
+    pub events: &'a [crate::hook::Event],
+    pub weight: i64,
+    pub delete_policies: &'a [crate::hook::DeletePolicy],
+    /// The events of this apply that run it; empty when it does not run.
+    pub runs: &'a [crate::hook::Event],
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +115,18 @@ impl<'a> DiffReport<'a> {
             dirty: context.provenance.map(|p| p.dirty),
             summary: plan.summary(),
             objects,
+            hooks: plan
+                .hooks
+                .iter()
+                .map(|h| DiffHook {
+                    release: &h.release,
+                    object: ObjectIdentity::new(&h.api_version, &h.key),
+                    events: &h.events,
+                    weight: h.weight,
+                    delete_policies: &h.delete_policies,
+                    runs: &h.runs,
+                })
+                .collect(),
         }
     }
 }

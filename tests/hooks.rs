@@ -96,6 +96,11 @@ impl Chart {
     /// `weaver apply -o json`, with the test acting as the hook Jobs' controller and failing
     /// those named in `fail`. Returns the run and what the controller saw, in order.
     fn apply(&self, fail: &[&str]) -> (Run, Vec<Seen>) {
+        self.with_controller(&["apply", "--env", "dev", "-o", "json", "--timeout", "60s"], fail)
+    }
+
+    /// Runs weaver with `args` while the test acts as the hook Jobs' controller.
+    fn with_controller(&self, args: &[&str], fail: &[&str]) -> (Run, Vec<Seen>) {
         let done = Arc::new(AtomicBool::new(false));
         let kubeconfig = self.cluster.kubeconfig().to_path_buf();
         let (ns, fail): (String, Vec<String>) = (self.ns.clone(), fail.iter().map(|f| f.to_string()).collect());
@@ -103,7 +108,7 @@ impl Chart {
             let done = done.clone();
             std::thread::spawn(move || run_jobs(&kubeconfig, &ns, &fail, &done))
         };
-        let run = self.weaver(&["apply", "--env", "dev", "-o", "json", "--timeout", "60s"]);
+        let run = self.weaver(args);
         done.store(true, Ordering::SeqCst);
         (run, controller.join().unwrap())
     }
@@ -452,4 +457,59 @@ fn diff_shows_hooks_as_hooks_and_which_will_run() {
     let deleted: Vec<&str> =
         plan["objects"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
     assert_eq!(deleted, ["delete"], "only the ConfigMap is pruned, never a hook");
+}
+
+#[test]
+fn a_hook_a_record_holds_as_an_object_is_not_pruned() {
+    let chart = Chart::new(&[("migrate.yaml", hook_job("migrate", "pre-install,pre-upgrade", 0, None))]);
+    let (run, _) = chart.apply(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // A record written before weaver ran hooks: the hook Job among the release's objects.
+    let mut record = chart.records().pop().unwrap();
+    record.revision += 1;
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": chart.ns}});
+    record.manifests.push(job);
+    record.hooks.clear();
+    chart.cluster.apply(&weaver::release_record::to_secrets(&record, &chart.ns).unwrap(), "weaver");
+
+    chart.environment("    values:\n      greeting: hi\n");
+    let (run, seen) = chart.apply(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(seen_jobs(&seen), [("migrate", true)], "it runs as a pre-upgrade hook");
+    let report = report_of(&run);
+    let acted: Vec<(&str, &str)> = report["releases"][0]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap(), o["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(acted, [("ConfigMap", "configured")], "the hook is neither applied nor pruned as an object");
+    assert!(chart.job("migrate").is_some());
+}
+
+#[test]
+fn a_rollback_runs_the_revision_s_rollback_hooks() {
+    let chart = Chart::new(&[
+        ("undo.yaml", hook_job("undo", "pre-rollback", 0, Some("hook-succeeded"))),
+        ("redo.yaml", hook_job("redo", "post-rollback", 0, None)),
+    ]);
+    let (run, seen) = chart.apply(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(seen_jobs(&seen), []);
+    chart.environment("    values:\n      greeting: hi\n");
+    let (run, _) = chart.apply(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let (run, seen) = chart.with_controller(&["rollback", "--env", "dev", "app", "-o", "json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The ConfigMap goes back to revision 1's value between the two hooks.
+    assert_eq!(seen_jobs(&seen), [("undo", true), ("redo", true)]);
+    assert_eq!(chart.config_map().unwrap()["data"]["greeting"], "hello");
+    assert_eq!(
+        hook_results(&report_of(&run)),
+        [triple("pre-rollback", "undo", "succeeded"), triple("post-rollback", "redo", "succeeded"),]
+    );
+    assert!(chart.job("undo").is_none(), "hook-succeeded");
+    let records = chart.records();
+    assert_eq!(records.last().unwrap().hooks.len(), 2, "the rolled-back revision keeps its hooks");
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Change, Kind, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values};
 use crate::error::{Error, Location, Result};
 use crate::hook;
-use crate::manifest::ObjectKey;
+use crate::manifest::{Manifest, ObjectKey};
 use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
 
@@ -191,6 +191,9 @@ pub fn plan_with_records(
             desired_keys.insert(key);
         }
         let planned = plan.objects.len() - release_start;
+        // A hook is never pruned, even when a record written before weaver ran hooks holds it
+        // as an object.
+        desired_keys.extend(release.hooks.iter().map(Manifest::key));
         if let Some(record) = record {
             for recorded in &record.manifests {
                 let key = ObjectKey::of(recorded);

@@ -16,8 +16,8 @@ use std::time::Duration;
 use common::cluster::TestCluster;
 use common::{Repo, Run};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 /// The controller the hook Jobs name, so the built-in Job controller leaves them alone.
@@ -151,7 +151,8 @@ fn run_jobs(kubeconfig: &Path, ns: &str, fail: &[String], done: &AtomicBool) -> 
         let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
         let client = kube::Client::try_from(config).unwrap();
         let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-        let config_maps: Api<ConfigMap> = Api::namespaced(client, ns);
+        let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let pods: Api<Pod> = Api::namespaced(client, ns);
         let mut seen: Vec<Seen> = Vec::new();
         let mut finished: BTreeSet<String> = BTreeSet::new();
         loop {
@@ -170,6 +171,13 @@ fn run_jobs(kubeconfig: &Path, ns: &str, fail: &[String], done: &AtomicBool) -> 
                     continue;
                 }
                 let config_map_existed = config_maps.get_opt("app").await.unwrap().is_some();
+                if fail.contains(&name) {
+                    // The pod a Job controller would have started (no kubelet runs it).
+                    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": format!("{name}-pod"), "labels": {"job-name": name}},
+                        "spec": {"containers": [{"name": "run", "image": "busybox:1.36"}]}});
+                    pods.create(&PostParams::default(), &serde_json::from_value(pod).unwrap()).await.unwrap();
+                }
                 seen.push(Seen { job: name.clone(), uid: uid.clone(), config_map_existed });
                 let status = finished_status(fail.contains(&name));
                 let params = PatchParams::default();
@@ -301,8 +309,8 @@ fn a_failing_hook_stops_the_apply_and_the_record_says_what_ran() {
     );
     let message = report["releases"][0]["hooks"][0]["message"].as_str().unwrap();
     assert!(message.contains("Failed=True BackoffLimitExceeded"), "{message}");
-    // No kubelet ran it (the test is its controller): there is no log, and weaver says why.
-    assert!(message.contains("no log could be read: the Job has no pods"), "{message}");
+    // No kubelet ran its pod (the test is its controller): the pod logged nothing.
+    assert!(message.contains("pod migrate-pod logged nothing"), "{message}");
     assert_eq!(report["releases"][0]["objects"][0]["result"], "not-applied");
     assert!(report["releases"][0]["error"].as_str().unwrap().contains("hook pre-install Job.batch"), "{report}");
 
@@ -317,6 +325,16 @@ fn a_failing_hook_stops_the_apply_and_the_record_says_what_ran() {
         runs,
         [("pre-install", "migrate", Failed), ("pre-install", "later", NotRun), ("post-install", "post", NotRun)]
     );
+
+    let history = chart.weaver(&["history", "--env", "dev", "app", "-o", "json"]);
+    let history: Value = serde_json::from_str(history.success()).unwrap();
+    let runs: Vec<(&str, &str)> = history["revisions"][0]["hookRuns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(runs, [("migrate", "failed"), ("later", "not-run"), ("post", "not-run")]);
 
     // A failed revision is no deployed record: the next apply is an install again, and the
     // failed Job is replaced (before-hook-creation, helm's default).

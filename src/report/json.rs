@@ -335,6 +335,8 @@ pub struct HistoryRevision<'a> {
     /// How many objects the revision has, and how many of them its apply got into the cluster.
     pub objects: usize,
     pub applied: usize,
+    /// The Helm hooks the revision's apply ran, in order, and how each ended.
+    pub hook_runs: &'a [crate::release_record::HookRun],
 }
 
 impl<'a> HistoryReport<'a> {
@@ -355,6 +357,7 @@ impl<'a> HistoryReport<'a> {
                     rollback_of: r.rollback_of,
                     objects: r.objects.len(),
                     applied: r.objects.iter().filter(|o| o.applied).count(),
+                    hook_runs: &r.hook_runs,
                 })
                 .collect(),
         }

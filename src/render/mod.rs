@@ -160,8 +160,9 @@ pub fn render(
         .zip(releases.par_iter())
         .map(|(out, release)| transforms::apply(&mut out.manifests, release, &env.name, &scopes))
         .collect::<Result<Vec<()>>>()?;
+    check_unique(&releases_out)?;
     // Hooks are told apart after the release's patches, which may target them as helm's
-    // post-renderers do.
+    // post-renderers do, and after the check that no object is rendered twice.
     for (out, release) in releases_out.iter_mut().zip(releases) {
         if release.kustomize.is_none() && helm.charts.contains_key(&release.chart) {
             let (hooks, manifests) = std::mem::take(&mut out.manifests)
@@ -170,7 +171,6 @@ pub fn render(
             (out.hooks, out.manifests) = (hooks, manifests);
         }
     }
-    check_unique(&releases_out)?;
 
     let chart_crds = crds.values().flatten().map(|m| m.object.clone()).collect();
     Ok(Rendered { environment: env.name.clone(), releases: releases_out, chart_crds })

@@ -127,6 +127,13 @@ pub enum HookOutcome {
     NotRun,
 }
 
+impl Record {
+    /// Whether the record holds exactly `hooks` (as the server stores them), in any order.
+    pub fn has_hooks(&self, hooks: &[Value]) -> bool {
+        self.hooks.len() == hooks.len() && hooks.iter().all(|h| self.hooks.contains(h))
+    }
+}
+
 /// Whether a listed Secret is a release record rather than an object of the release.
 pub fn is_record(object: &Value) -> bool {
     object.get("kind").and_then(Value::as_str) == Some("Secret")

@@ -71,7 +71,7 @@ impl<'a> History<'a> {
     pub(super) fn needs_record(&self, desired: &[&Value], hooks: &[Value], options: &ApplyOptions) -> bool {
         options.rollback_of.is_some()
             || self.last_deployed().is_none_or(|last| {
-                !same_objects(&last.manifests, &self.manifests(desired, &[])) || !same_hooks(&last.hooks, hooks)
+                !same_objects(&last.manifests, &self.manifests(desired, &[])) || !last.has_hooks(hooks)
             })
     }
 
@@ -88,9 +88,8 @@ impl<'a> History<'a> {
         let manifests = self.manifests(desired, kept);
         let acted = result.objects.iter().any(|o| o.outcome != Outcome::Unchanged && o.outcome != Outcome::Kept)
             || !result.hooks.is_empty();
-        let recorded = self
-            .last_deployed()
-            .is_some_and(|last| same_objects(&last.manifests, &manifests) && same_hooks(&last.hooks, hooks));
+        let recorded =
+            self.last_deployed().is_some_and(|last| same_objects(&last.manifests, &manifests) && last.has_hooks(hooks));
         if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
             return None;
         }
@@ -172,11 +171,6 @@ pub(super) fn by_release(live: &[Value]) -> HashMap<(&str, &str), Vec<&Value>> {
         grouped.entry((text("/metadata/namespace"), release)).or_default().push(secret);
     }
     grouped
-}
-
-/// Whether a record's hooks and `hooks` are the same, in any order.
-fn same_hooks(recorded: &[Value], hooks: &[Value]) -> bool {
-    recorded.len() == hooks.len() && hooks.iter().all(|h| recorded.contains(h))
 }
 
 /// Whether a record's manifests and `manifests` hold the same objects, in any order. Both are

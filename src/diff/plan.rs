@@ -209,7 +209,7 @@ pub fn plan_with_records(
         let hooks: Vec<Value> = release.hooks.iter().map(|h| as_stored(h.object.clone())).collect();
         // As apply decides: a release runs hooks when its objects or its hooks change, or it
         // has no deployed record yet.
-        let changes = record.is_none_or(|r| r.hooks != hooks || r.manifests.len() != planned)
+        let changes = record.is_none_or(|r| !r.has_hooks(&hooks) || r.manifests.len() != planned)
             || objects.iter().any(|o| o.action != Action::Unchanged);
         let lifecycle = hook::Lifecycle::of(release.installed, record.is_some(), false);
         let hooks = match lifecycle {

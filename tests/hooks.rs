@@ -307,6 +307,11 @@ fn a_failing_hook_stops_the_apply_and_the_record_says_what_ran() {
             triple("post-install", "post", "not-run"),
         ]
     );
+    let summary = &report["summary"];
+    assert_eq!(
+        (&summary["hooksSucceeded"], &summary["hooksFailed"], &summary["hooksNotRun"]),
+        (&json!(0), &json!(1), &json!(2))
+    );
     let message = report["releases"][0]["hooks"][0]["message"].as_str().unwrap();
     assert!(message.contains("Failed=True BackoffLimitExceeded"), "{message}");
     // No kubelet ran its pod (the test is its controller): the pod logged nothing.

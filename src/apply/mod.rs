@@ -27,7 +27,7 @@ use crate::cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, Wa
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
-use crate::release_record::{Record, Status};
+use crate::release_record::{HookOutcome, Record, Status};
 use crate::render::RenderedRelease;
 
 /// How to apply.
@@ -152,6 +152,10 @@ pub struct Totals {
     pub kept: usize,
     pub failed: usize,
     pub not_applied: usize,
+    /// Helm hooks that ran to completion, failed, or were not run.
+    pub hooks_succeeded: usize,
+    pub hooks_failed: usize,
+    pub hooks_not_run: usize,
 }
 
 impl Report {
@@ -166,6 +170,14 @@ impl Report {
                 Outcome::Kept => &mut totals.kept,
                 Outcome::Failed => &mut totals.failed,
                 Outcome::NotApplied => &mut totals.not_applied,
+            };
+            *count += 1;
+        }
+        for hook in self.releases.iter().flat_map(|r| &r.hooks) {
+            let count = match hook.outcome {
+                HookOutcome::Succeeded => &mut totals.hooks_succeeded,
+                HookOutcome::Failed => &mut totals.hooks_failed,
+                HookOutcome::NotRun => &mut totals.hooks_not_run,
             };
             *count += 1;
         }

@@ -323,6 +323,13 @@ fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOption
     if totals.kept > 0 {
         summary.push_str(&format!(", {} kept (--no-prune)", totals.kept));
     }
+    let hooks = totals.hooks_succeeded + totals.hooks_failed + totals.hooks_not_run;
+    if hooks > 0 {
+        summary.push_str(&format!("; hooks: {} ran, {} failed", totals.hooks_succeeded, totals.hooks_failed));
+        if totals.hooks_not_run > 0 {
+            summary.push_str(&format!(", {} not run", totals.hooks_not_run));
+        }
+    }
     let text = match output {
         ListFormat::Text => {
             let dry = if options.dry_run { " (server dry run: nothing was changed)" } else { "" };

@@ -13,6 +13,7 @@ pub(crate) mod drift;
 pub mod error;
 pub mod git;
 pub(crate) mod helm;
+pub mod hook;
 pub mod kustomize;
 pub(crate) mod manifest;
 pub mod operator;

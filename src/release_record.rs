@@ -94,6 +94,44 @@ pub struct Record {
     pub objects: Vec<RecordedObject>,
     /// The objects as applied (after weaver's transforms), in apply order.
     pub manifests: Vec<Value>,
+    /// The release's lifecycle hooks as rendered (as helm keeps them in its release), so that
+    /// removing the release can run its `pre-delete` and `post-delete` hooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Value>,
+    /// The hooks this apply ran, in order, and how each ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_runs: Vec<HookRun>,
+}
+
+/// One hook an apply ran (or meant to run), for the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookRun {
+    pub event: crate::hook::Event,
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    pub outcome: HookOutcome,
+}
+
+/// How a hook ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookOutcome {
+    /// Created, and (a Job or a Pod) completed.
+    Succeeded,
+    Failed,
+    /// Not run: an earlier hook or object failed, or the apply was interrupted or a dry run.
+    NotRun,
+}
+
+impl Record {
+    /// Whether the record holds exactly `hooks` (as the server stores them), in any order.
+    pub fn has_hooks(&self, hooks: &[Value]) -> bool {
+        self.hooks.len() == hooks.len() && hooks.iter().all(|h| self.hooks.contains(h))
+    }
 }
 
 /// Whether a listed Secret is a release record rather than an object of the release.
@@ -278,6 +316,8 @@ mod tests {
                 sensitive: false,
             }],
             manifests,
+            hooks: Vec::new(),
+            hook_runs: Vec::new(),
         }
     }
 

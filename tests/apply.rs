@@ -100,7 +100,8 @@ fn demo_lifecycle_create_noop_change_prune_uninstall_and_rollback() {
     let first = demo.apply(&[]);
     assert_eq!(
         first["summary"],
-        json!({"created": 7, "configured": 0, "unchanged": 0, "pruned": 0, "kept": 0, "failed": 0, "notApplied": 0})
+        json!({"created": 7, "configured": 0, "unchanged": 0, "pruned": 0, "kept": 0, "failed": 0, "notApplied": 0,
+            "hooksSucceeded": 0, "hooksFailed": 0, "hooksNotRun": 0})
     );
     assert_eq!(first["failed"], false);
     for name in ["web", "redis"] {

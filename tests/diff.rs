@@ -378,6 +378,8 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         rollback_of: None,
         objects: Vec::new(),
         manifests: web,
+        hooks: Vec::new(),
+        hook_runs: Vec::new(),
     };
     demo.cluster.apply(&weaver::release_record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
 

@@ -69,6 +69,8 @@ impl Deployed {
             rollback_of: None,
             objects: Vec::new(),
             manifests,
+            hooks: Vec::new(),
+            hook_runs: Vec::new(),
         };
         self.cluster.apply(&to_secrets(&record, &self.ns).unwrap(), "weaver");
     }
@@ -658,6 +660,8 @@ fn bad_input_exits_1_with_a_clear_message() {
             rollback_of: None,
             objects: Vec::new(),
             manifests: Vec::new(),
+            hooks: Vec::new(),
+            hook_runs: Vec::new(),
         },
         &deployed.ns,
     )

@@ -126,7 +126,7 @@ impl Prepared {
         let env = self.selected.env.kube_version.as_deref();
         let version = env.or(server).unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
         let minor = crate::validate::minor_version(version).unwrap_or(u32::MAX);
-        for removed in crate::validate::removed(&rendered.manifests().collect::<Vec<_>>()) {
+        for removed in crate::validate::removed(&rendered.documents().map(|(m, _)| m).collect::<Vec<_>>()) {
             if minor < removed.removed_in {
                 continue;
             }
@@ -150,7 +150,7 @@ impl Prepared {
     pub async fn server_version(&self, rendered: &Rendered, cluster: &Cluster) -> Result<Option<String>> {
         if self.validate == Mode::Ignore
             || self.selected.env.kube_version.is_some()
-            || crate::validate::removed(&rendered.manifests().collect::<Vec<_>>()).is_empty()
+            || crate::validate::removed(&rendered.documents().map(|(m, _)| m).collect::<Vec<_>>()).is_empty()
         {
             return Ok(None);
         }
@@ -203,7 +203,8 @@ impl Prepared {
 /// Validates rendered objects offline: problems are one error listing them all (strict) or
 /// warnings; objects without a schema are counted, and listed with `-v`.
 fn validate(rendered: &Rendered, mode: Mode, on: OnProgress) -> Result<()> {
-    let report = crate::validate::validate(&rendered.manifests().collect::<Vec<_>>(), &rendered.chart_crds);
+    let report =
+        crate::validate::validate(&rendered.documents().map(|(m, _)| m).collect::<Vec<_>>(), &rendered.chart_crds);
     if !report.not_validated.is_empty() {
         on(Progress::Status(format!(
             "{} object(s) not validated: no schema describes their kind (a CRD outside the repository?); -v lists them",

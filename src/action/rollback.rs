@@ -64,13 +64,8 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
     }
     register_secret_values(redactor, target);
     let source = PathBuf::from(format!("record {}", secret_name(&release.name, target.revision, 0)));
-    let rendered = RenderedRelease {
-        name: release.name.clone(),
-        namespace: release.namespace.clone(),
-        chart: release.chart.clone(),
-        installed: true,
-        manifests: target
-            .manifests
+    let recorded = |objects: &[serde_json::Value]| -> Vec<Manifest> {
+        objects
             .iter()
             .map(|object| Manifest {
                 release: release.name.clone(),
@@ -78,7 +73,17 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
                 document: 0,
                 object: object.clone(),
             })
-            .collect(),
+            .collect()
+    };
+    // The revision's hooks come back with it: its pre- and post-rollback hooks run, and a later
+    // removal runs its delete hooks.
+    let rendered = RenderedRelease {
+        name: release.name.clone(),
+        namespace: release.namespace.clone(),
+        chart: release.chart.clone(),
+        installed: true,
+        manifests: recorded(&target.manifests),
+        hooks: recorded(&target.hooks),
     };
     let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
     let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));
@@ -147,6 +152,8 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": "shop"},
                     "data": {"COPY": "copied-secret-value"}}),
             ],
+            hooks: Vec::new(),
+            hook_runs: Vec::new(),
         };
         register_secret_values(&redactor, &record);
         let message =

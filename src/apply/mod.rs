@@ -4,7 +4,10 @@
 //! release record. Nothing here prints: the caller hears about progress through [`Event`]s and
 //! gets a [`Report`] that says, object by object, what was and was not done.
 
+mod hooks;
 mod records;
+
+pub use hooks::HookResult;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -24,7 +27,7 @@ use crate::cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, Wa
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
-use crate::release_record::{Record, Status};
+use crate::release_record::{HookOutcome, Record, Status};
 use crate::render::RenderedRelease;
 
 /// How to apply.
@@ -93,6 +96,8 @@ pub struct ReleaseResult {
     /// Why the release failed or was not applied.
     pub error: Option<String>,
     pub objects: Vec<ObjectResult>,
+    /// The hooks this apply ran (or did not run), in order.
+    pub hooks: Vec<HookResult>,
 }
 
 impl ReleaseResult {
@@ -106,6 +111,14 @@ impl ReleaseResult {
 pub enum Event<'a> {
     NamespaceCreated(&'a str),
     Object(&'a ObjectResult),
+    /// A hook is created and waited for.
+    HookStarted {
+        release: &'a str,
+        event: crate::hook::Event,
+        key: &'a ObjectKey,
+    },
+    /// A hook is done, failed, or was not run.
+    Hook(&'a HookResult),
     /// Waiting for CRDs to be Established or objects to be ready.
     WaitStarted {
         release: &'a str,
@@ -139,6 +152,10 @@ pub struct Totals {
     pub kept: usize,
     pub failed: usize,
     pub not_applied: usize,
+    /// Helm hooks that ran to completion, failed, or were not run.
+    pub hooks_succeeded: usize,
+    pub hooks_failed: usize,
+    pub hooks_not_run: usize,
 }
 
 impl Report {
@@ -153,6 +170,14 @@ impl Report {
                 Outcome::Kept => &mut totals.kept,
                 Outcome::Failed => &mut totals.failed,
                 Outcome::NotApplied => &mut totals.not_applied,
+            };
+            *count += 1;
+        }
+        for hook in self.releases.iter().flat_map(|r| &r.hooks) {
+            let count = match hook.outcome {
+                HookOutcome::Succeeded => &mut totals.hooks_succeeded,
+                HookOutcome::Failed => &mut totals.hooks_failed,
+                HookOutcome::NotRun => &mut totals.hooks_not_run,
             };
             *count += 1;
         }
@@ -296,6 +321,7 @@ impl Run<'_> {
             rollback_of: self.options.rollback_of,
             error: Some(format!("not applied: {why}")),
             objects,
+            hooks: Vec::new(),
         }
     }
 
@@ -317,12 +343,33 @@ impl Run<'_> {
             .collect();
         let mut error = None;
 
-        // What the release's record holds: the desired objects as the plan prepared them.
+        // What the release's record holds: the desired objects as the plan prepared them, and
+        // the hooks as the server stores them.
         let desired: Vec<&Value> = objects.iter().filter_map(|o| o.desired.as_ref()).collect();
-        let writes = !changes.is_empty() || !removals.is_empty() || history.needs_record(&desired, self.options);
+        let hooks: Vec<Value> = input.rendered.hooks.iter().map(|h| crate::diff::as_stored(h.object.clone())).collect();
+        let writes =
+            !changes.is_empty() || !removals.is_empty() || history.needs_record(&desired, &hooks, self.options);
         if writes && let Err(err) = self.ensure_namespace(input).await {
             error = Some(describe(&err));
         }
+        // Hooks run when the release changes: as `helmfile apply` upgrades only releases
+        // with a diff. Removing a release runs the hooks its last record kept.
+        let lifecycle = crate::hook::Lifecycle::of(
+            input.rendered.installed,
+            history.last_deployed().is_some(),
+            self.options.rollback_of.is_some(),
+        );
+        let running: &[Value] = match (writes, lifecycle) {
+            (false, _) => &[],
+            (true, crate::hook::Lifecycle::Delete) => history.last_deployed().map_or(&[][..], |r| r.hooks.as_slice()),
+            (true, _) => &hooks,
+        };
+        let [before, after] = lifecycle.events();
+        let (mut hook_results, failed) = match &error {
+            None => self.run_hooks(name, before, running).await,
+            Some(why) => (self.hooks_not_run(name, before, running, why), None),
+        };
+        error = error.or(failed);
         // Apply phase by phase; a failure stops the release before its next phase.
         for batch in changes.chunk_by(|a, b| phase_of(a) == phase_of(b)) {
             if let Some(why) = &error {
@@ -381,6 +428,13 @@ impl Run<'_> {
             results.extend(outcomes);
         }
 
+        let (ran, failed) = match &error {
+            None => self.run_hooks(name, after, running).await,
+            Some(why) => (self.hooks_not_run(name, after, running, why), None),
+        };
+        hook_results.extend(ran);
+        error = error.or(failed);
+
         let mut result = ReleaseResult {
             name: name.clone(),
             namespace: input.rendered.namespace.clone(),
@@ -389,9 +443,10 @@ impl Run<'_> {
             rollback_of: self.options.rollback_of,
             error,
             objects: results,
+            hooks: hook_results,
         };
         if !self.options.dry_run {
-            let record = history.next_record(&desired, &result, &kept, self.options);
+            let record = history.next_record(&desired, &hooks, &result, &kept, self.options);
             if let Some(record) = record {
                 // The record's requests go one after another, holding one permit.
                 let permit = self.permits.acquire().await.expect("the semaphore is never closed");

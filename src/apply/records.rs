@@ -67,10 +67,12 @@ impl<'a> History<'a> {
         manifests
     }
 
-    /// Whether applying `desired` changes what the release's record says.
-    pub(super) fn needs_record(&self, desired: &[&Value], options: &ApplyOptions) -> bool {
+    /// Whether applying `desired` with `hooks` changes what the release's record says.
+    pub(super) fn needs_record(&self, desired: &[&Value], hooks: &[Value], options: &ApplyOptions) -> bool {
         options.rollback_of.is_some()
-            || self.last_deployed().is_none_or(|last| !same_objects(&last.manifests, &self.manifests(desired, &[])))
+            || self.last_deployed().is_none_or(|last| {
+                !same_objects(&last.manifests, &self.manifests(desired, &[])) || !last.has_hooks(hooks)
+            })
     }
 
     /// The revision to record for `result`, or None when the apply changed nothing and the
@@ -78,13 +80,16 @@ impl<'a> History<'a> {
     pub(super) fn next_record(
         &self,
         desired: &[&Value],
+        hooks: &[Value],
         result: &ReleaseResult,
         kept: &[ObjectKey],
         options: &ApplyOptions,
     ) -> Option<Record> {
         let manifests = self.manifests(desired, kept);
-        let acted = result.objects.iter().any(|o| o.outcome != Outcome::Unchanged && o.outcome != Outcome::Kept);
-        let recorded = self.last_deployed().is_some_and(|last| same_objects(&last.manifests, &manifests));
+        let acted = result.objects.iter().any(|o| o.outcome != Outcome::Unchanged && o.outcome != Outcome::Kept)
+            || !result.hooks.is_empty();
+        let recorded =
+            self.last_deployed().is_some_and(|last| same_objects(&last.manifests, &manifests) && last.has_hooks(hooks));
         if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
             return None;
         }
@@ -120,6 +125,8 @@ impl<'a> History<'a> {
             rollback_of: options.rollback_of,
             objects,
             manifests,
+            hooks: hooks.to_vec(),
+            hook_runs: result.hooks.iter().map(super::HookResult::to_record).collect(),
         })
     }
 

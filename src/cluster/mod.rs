@@ -4,6 +4,7 @@
 
 mod config;
 mod error;
+mod hooks;
 mod lock;
 mod objects;
 pub(crate) mod observe;
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 pub use config::{ConnectOptions, config as kube_config, for_watching};
 pub(crate) use error::humanize;
+pub use hooks::{PodLog, hook_done};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
 pub use objects::Deleted;
 pub use rate_limit::RequestRate;

@@ -90,10 +90,18 @@ fn text_plan(ui: &Ui, plan: &Plan) -> String {
             }
         }
     }
+    for hook in plan.hooks.iter().filter(|h| !h.runs.is_empty()) {
+        out.push_str(&ui.paint(color, Style::Cyan, &ui.paint(color, Style::Bold, &report::hook_line(hook))));
+        out.push('\n');
+    }
     let summary = plan.summary();
     out.push_str(&format!(
-        "{} to create, {} to update, {} to delete, {} unchanged\n",
-        summary.create, summary.update, summary.delete, summary.unchanged
+        "{} to create, {} to update, {} to delete, {} unchanged{}\n",
+        summary.create,
+        summary.update,
+        summary.delete,
+        summary.unchanged,
+        report::hooks_summary(plan)
     ));
     out
 }

@@ -23,6 +23,7 @@ use crate::apply::{ApplyOptions, Event, ObjectResult, Outcome, Report};
 use crate::cli::ListFormat;
 use crate::cluster::{WaitOutcome, WaitProgress, humanize};
 use crate::error::{Error, Result};
+use crate::release_record::HookOutcome;
 use crate::report::json::{ApplyReport, to_text};
 
 /// How often plain output repeats a message that keeps changing.
@@ -267,6 +268,28 @@ fn print_event(ui: &Ui, dry_run: bool, event: &Event<'_>) {
             }
             line
         }
+        Event::HookStarted { release, event, key } => {
+            format!("{} hook {event} {} (release {release})", ui.paint(color, Style::Dim, "running"), key)
+        }
+        Event::Hook(hook) => {
+            let (word, style) = match hook.outcome {
+                HookOutcome::Succeeded => ("ran", Style::Green),
+                HookOutcome::Failed => ("failed", Style::Red),
+                HookOutcome::NotRun => ("not run", Style::Dim),
+            };
+            let name = crate::report::object_name(&hook.api_version, &hook.key);
+            let mut line = format!(
+                "{} hook {} {name} (release {}, weight {})",
+                ui.paint(color, style, word),
+                hook.event,
+                hook.release,
+                hook.weight
+            );
+            if let Some(message) = &hook.message {
+                line.push_str(&format!(": {message}"));
+            }
+            line
+        }
         Event::WaitStarted { .. } | Event::WaitProgress { .. } | Event::WaitFinished { .. } => return,
         Event::Release(release) => {
             let what = match (release.revision, release.status, &release.error) {
@@ -299,6 +322,13 @@ fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOption
     }
     if totals.kept > 0 {
         summary.push_str(&format!(", {} kept (--no-prune)", totals.kept));
+    }
+    let hooks = totals.hooks_succeeded + totals.hooks_failed + totals.hooks_not_run;
+    if hooks > 0 {
+        summary.push_str(&format!("; hooks: {} ran, {} failed", totals.hooks_succeeded, totals.hooks_failed));
+        if totals.hooks_not_run > 0 {
+            summary.push_str(&format!(", {} not run", totals.hooks_not_run));
+        }
     }
     let text = match output {
         ListFormat::Text => {

@@ -22,7 +22,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
     let mut redacted = 0;
     if !args.show_secrets {
-        for manifest in rendered.releases.iter_mut().flat_map(|r| r.manifests.iter_mut()) {
+        for manifest in rendered.releases.iter_mut().flat_map(|r| r.manifests.iter_mut().chain(r.hooks.iter_mut())) {
             redacted += redact_secret_object(&mut manifest.object);
             if !ui.redactor.is_empty() {
                 redacted += ui.redactor.redact_value(&mut manifest.object);
@@ -57,17 +57,17 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
 const STREAM_CHUNK: usize = 1024;
 
 /// Writes a multi-document YAML stream; each document says which file and release it came
-/// from. Each chunk's documents are written in parallel, then joined in order: the same bytes
-/// as one by one.
+/// from (and a hook, which hook). Each chunk's documents are written in parallel, then joined
+/// in order: the same bytes as one by one.
 fn write_stream(rendered: &Rendered) -> Result<()> {
-    let manifests: Vec<&Manifest> = rendered.manifests().collect();
+    let manifests: Vec<(&Manifest, bool)> = rendered.documents().collect();
     for chunk in manifests.chunks(STREAM_CHUNK) {
         let documents: Vec<String> = chunk
             .par_iter()
-            .map(|m| {
+            .map(|&(m, hook)| {
                 let mut out = String::with_capacity(1024);
                 out.push_str("---\n");
-                push_source_comment(&mut out, m);
+                push_source_comment(&mut out, m, hook);
                 crate::yaml::write_yaml(&mut out, &m.object);
                 out
             })
@@ -77,8 +77,14 @@ fn write_stream(rendered: &Rendered) -> Result<()> {
     Ok(())
 }
 
-fn push_source_comment(out: &mut String, m: &Manifest) {
+/// `# Source: FILE (release R)`, and for a hook `# Hook: EVENTS, weight W`: apply runs it
+/// around the release rather than keeping it.
+fn push_source_comment(out: &mut String, m: &Manifest, hook: bool) {
     out.push_str(&format!("# Source: {} (release {})\n", m.source.display(), m.release));
+    if let Some(spec) = crate::hook::Spec::of(&m.object).filter(|_| hook) {
+        let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
+        out.push_str(&format!("# Hook: {}, weight {}\n", events.join(","), spec.weight));
+    }
 }
 
 /// The file in an --output-dir listing the files weaver wrote there, so the next render removes
@@ -97,11 +103,11 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
     }
     let file_name = |m: &Manifest| format!("{}-{}.yaml", m.kind().to_lowercase(), m.name());
     let mut per_file = BTreeMap::<(&str, String), usize>::new();
-    for m in rendered.manifests() {
+    for (m, _) in rendered.documents() {
         *per_file.entry((m.release.as_str(), file_name(m))).or_default() += 1;
     }
     let mut seen = BTreeSet::new();
-    for m in rendered.manifests() {
+    for (m, hook) in rendered.documents() {
         let name = file_name(m);
         let relative = match m.namespace() {
             Some(namespace) if per_file[&(m.release.as_str(), name.clone())] > 1 => {
@@ -125,7 +131,7 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
         }
         let mut text = String::new();
-        push_source_comment(&mut text, m);
+        push_source_comment(&mut text, m, hook);
         crate::yaml::write_yaml(&mut text, &m.object);
         std::fs::write(&path, text).map_err(|e| Error::io("write file", &path, e))?;
     }

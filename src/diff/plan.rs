@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::{Change, Kind, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values};
 use crate::error::{Error, Location, Result};
-use crate::manifest::ObjectKey;
+use crate::hook;
+use crate::manifest::{Manifest, ObjectKey};
 use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
 
@@ -44,9 +45,26 @@ pub struct ObjectPlan {
     pub(crate) desired: Option<Value>,
 }
 
+/// A Helm hook of a planned release: not an object to create, update or prune, but one an
+/// apply runs (or not) around the release's objects.
+#[derive(Debug, Clone)]
+pub struct HookPlan {
+    pub release: String,
+    pub api_version: String,
+    pub key: ObjectKey,
+    pub events: Vec<hook::Event>,
+    pub weight: i64,
+    pub delete_policies: Vec<hook::DeletePolicy>,
+    /// The events of this apply that run it, in order; empty when it does not run (the
+    /// release does not change, or its lifecycle fires none of the hook's events).
+    pub runs: Vec<hook::Event>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub objects: Vec<ObjectPlan>,
+    /// Each release's hooks: those that run, in the order they run, then the others.
+    pub hooks: Vec<HookPlan>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -157,6 +175,7 @@ pub fn plan_with_records(
         let last_applied: HashMap<ObjectKey, &Value> =
             record.map(|r| r.manifests.iter().map(|m| (ObjectKey::of(m), m)).collect()).unwrap_or_default();
         let mut desired_keys = HashSet::new();
+        let release_start = plan.objects.len();
         for manifest in &release.manifests {
             let desired = as_stored(manifest.object.clone());
             let key = manifest.key();
@@ -171,18 +190,67 @@ pub fn plan_with_records(
             plan.objects.push(plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied()));
             desired_keys.insert(key);
         }
-        let Some(record) = record else { continue };
-        for recorded in &record.manifests {
-            let key = ObjectKey::of(recorded);
-            if desired_keys.contains(&key) {
-                continue;
-            }
-            if let Some(live) = live_by_key.get(&key).filter(|l| !prune_disabled(l)) {
-                plan.objects.push(plan_object(&release.name, None, Some(live), None));
+        let planned = plan.objects.len() - release_start;
+        // A hook is never pruned, even when a record written before weaver ran hooks holds it
+        // as an object.
+        desired_keys.extend(release.hooks.iter().map(Manifest::key));
+        if let Some(record) = record {
+            for recorded in &record.manifests {
+                let key = ObjectKey::of(recorded);
+                if desired_keys.contains(&key) {
+                    continue;
+                }
+                if let Some(live) = live_by_key.get(&key).filter(|l| !prune_disabled(l)) {
+                    plan.objects.push(plan_object(&release.name, None, Some(live), None));
+                }
             }
         }
+        let objects = &plan.objects[release_start..];
+        let hooks: Vec<Value> = release.hooks.iter().map(|h| as_stored(h.object.clone())).collect();
+        // As apply decides: a release runs hooks when its objects or its hooks change, or it
+        // has no deployed record yet.
+        let changes = record.is_none_or(|r| !r.has_hooks(&hooks) || r.manifests.len() != planned)
+            || objects.iter().any(|o| o.action != Action::Unchanged);
+        let lifecycle = hook::Lifecycle::of(release.installed, record.is_some(), false);
+        let hooks = match lifecycle {
+            hook::Lifecycle::Delete => record.map(|r| r.hooks.clone()).unwrap_or_default(),
+            _ => hooks,
+        };
+        plan.hooks.extend(plan_hooks(&release.name, &hooks, changes.then_some(lifecycle)));
     }
     Ok(plan)
+}
+
+/// The hooks of one release: those `lifecycle` runs, in the order it runs them (before the
+/// objects, then after), then the others by weight and name.
+fn plan_hooks(release: &str, hooks: &[Value], lifecycle: Option<hook::Lifecycle>) -> Vec<HookPlan> {
+    let mut planned: Vec<HookPlan> = Vec::new();
+    let mut add = |object: &Value, spec: hook::Spec, event: Option<hook::Event>| {
+        let key = ObjectKey::of(object);
+        match planned.iter_mut().find(|p| p.key == key) {
+            Some(known) => known.runs.extend(event),
+            None => planned.push(HookPlan {
+                release: release.to_string(),
+                api_version: kind_of(object).api_version.to_string(),
+                key,
+                events: spec.events,
+                weight: spec.weight,
+                delete_policies: spec.delete_policies,
+                runs: event.into_iter().collect(),
+            }),
+        }
+    };
+    for event in lifecycle.map(hook::Lifecycle::events).into_iter().flatten() {
+        for (object, spec) in hook::for_event(hooks, event) {
+            add(object, spec, Some(event));
+        }
+    }
+    let mut rest: Vec<(&Value, hook::Spec)> = hooks.iter().filter_map(|h| Some((h, hook::Spec::of(h)?))).collect();
+    rest.sort_by(|(a, sa), (b, sb)| sa.weight.cmp(&sb.weight).then_with(|| ObjectKey::of(a).cmp(&ObjectKey::of(b))));
+    for (object, spec) in rest {
+        add(object, spec, None);
+    }
+    planned
 }
 
 impl Plan {
@@ -248,6 +316,7 @@ mod tests {
                     object: object.clone(),
                 })
                 .collect(),
+            hooks: Vec::new(),
         };
         let mut kept = config_map("kept-by-annotation", json!({}));
         kept["metadata"]["annotations"] = json!({PRUNE_ANNOTATION: "disabled"});
@@ -286,6 +355,8 @@ mod tests {
                 })
                 .collect(),
             manifests: last_applied.to_vec(),
+            hooks: Vec::new(),
+            hook_runs: Vec::new(),
         };
         let plan = plan_with_records(&[release], &HashMap::from([("web".to_string(), record)]), &live).unwrap();
         let actions: Vec<(&str, Action)> = plan.objects.iter().map(|o| (o.key.name.as_str(), o.action)).collect();

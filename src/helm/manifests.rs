@@ -104,17 +104,19 @@ fn kind_of(document: &Document) -> &str {
     document.object.get("kind").and_then(Json::as_str).unwrap_or_default()
 }
 
+/// A kind's place in InstallOrder; unknown kinds after every known one.
+pub fn install_rank(kind: &str) -> usize {
+    INSTALL_ORDER.iter().position(|k| *k == kind).unwrap_or(INSTALL_ORDER.len())
+}
+
 /// lessByKind: InstallOrder's kinds first in its order, unknown kinds last by name; stable.
 pub fn sort_by_kind(documents: &mut [Document]) {
-    let rank = |kind: &str| INSTALL_ORDER.iter().position(|k| *k == kind);
     documents.sort_by(|a, b| {
         let (ka, kb) = (kind_of(a), kind_of(b));
-        match (rank(ka), rank(kb)) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => ka.cmp(kb),
-        }
+        install_rank(ka).cmp(&install_rank(kb)).then_with(|| match install_rank(ka) == INSTALL_ORDER.len() {
+            true => ka.cmp(kb),
+            false => std::cmp::Ordering::Equal,
+        })
     });
 }
 

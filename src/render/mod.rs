@@ -29,6 +29,9 @@ pub struct RenderedRelease {
     pub chart: String,
     pub installed: bool,
     pub manifests: Vec<Manifest>,
+    /// A Helm chart's lifecycle hooks (`helm.sh/hook`), apart from its objects: run around an
+    /// apply, never kept as objects (see `hook`).
+    pub hooks: Vec<Manifest>,
 }
 
 /// The releases of one environment, in `needs` order.
@@ -44,6 +47,14 @@ pub struct Rendered {
 impl Rendered {
     pub fn manifests(&self) -> impl Iterator<Item = &Manifest> {
         self.releases.iter().flat_map(|r| r.manifests.iter())
+    }
+
+    /// What `weaver render` prints: each release's objects, then its hooks (as `helm
+    /// template` prints them), each with whether it is a hook.
+    pub fn documents(&self) -> impl Iterator<Item = (&Manifest, bool)> {
+        self.releases
+            .iter()
+            .flat_map(|r| r.manifests.iter().map(|m| (m, false)).chain(r.hooks.iter().map(|h| (h, true))))
     }
 }
 
@@ -107,15 +118,15 @@ pub fn render(
         .par_iter()
         .map(|release| {
             if !release.installed {
-                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: false, manifests: Vec::new() });
+                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: false, manifests: Vec::new(), hooks: Vec::new() });
             }
             if let Some(dir) = &release.kustomize {
                 let manifests = render_kustomization(project, release, dir)?;
-                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests });
+                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
             }
             if let Some(chart) = helm.charts.get(&release.chart) {
                 let manifests = render_helm(project, release, chart, &helm.capabilities, secrets)?;
-                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests });
+                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
             }
             let chart = &chart_contexts[release.chart.as_str()];
             let values = release_values(project, release, &chart.chart)?;
@@ -132,7 +143,7 @@ pub fn render(
                 capabilities => capabilities.clone(),
             };
             let manifests = render_chart(&engine, &chart.chart, &crds[release.chart.as_str()], release, &context)?;
-            Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests })
+            Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() })
         })
         .collect();
     let mut releases_out = rendered.into_iter().collect::<Result<Vec<_>>>()?;
@@ -150,6 +161,16 @@ pub fn render(
         .map(|(out, release)| transforms::apply(&mut out.manifests, release, &env.name, &scopes))
         .collect::<Result<Vec<()>>>()?;
     check_unique(&releases_out)?;
+    // Hooks are told apart after the release's patches, which may target them as helm's
+    // post-renderers do, and after the check that no object is rendered twice.
+    for (out, release) in releases_out.iter_mut().zip(releases) {
+        if release.kustomize.is_none() && helm.charts.contains_key(&release.chart) {
+            let (hooks, manifests) = std::mem::take(&mut out.manifests)
+                .into_iter()
+                .partition(|m| crate::hook::Spec::of(&m.object).is_some());
+            (out.hooks, out.manifests) = (hooks, manifests);
+        }
+    }
 
     let chart_crds = crds.values().flatten().map(|m| m.object.clone()).collect();
     Ok(Rendered { environment: env.name.clone(), releases: releases_out, chart_crds })

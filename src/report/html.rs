@@ -221,7 +221,7 @@ mod tests {
             desired: None,
         };
         let context = DiffContext { environment: "dev", mode: "client", provenance: None };
-        let html = diff(&Plan { objects: vec![object] }, &context, &redactor);
+        let html = diff(&Plan { objects: vec![object], ..Plan::default() }, &context, &redactor);
         assert!(!html.contains("word-9f2e"), "{html}");
         assert!(html.contains("<span class=\"k\">k</span>: &lt;redacted:"), "{html}");
     }

@@ -47,6 +47,22 @@ pub struct DiffReport<'a> {
     pub dirty: Option<bool>,
     pub summary: PlanSummary,
     pub objects: Vec<DiffObject<'a>>,
+    /// Helm hooks: run by an apply around their release's objects, never created, updated
+    /// or pruned as objects.
+    pub hooks: Vec<DiffHook<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffHook<'a> {
+    pub release: &'a str,
+    #[serde(flatten)]
+    pub object: ObjectIdentity<'a>,
+    pub events: &'a [crate::hook::Event],
+    pub weight: i64,
+    pub delete_policies: &'a [crate::hook::DeletePolicy],
+    /// The events of this apply that run it; empty when it does not run.
+    pub runs: &'a [crate::hook::Event],
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +115,18 @@ impl<'a> DiffReport<'a> {
             dirty: context.provenance.map(|p| p.dirty),
             summary: plan.summary(),
             objects,
+            hooks: plan
+                .hooks
+                .iter()
+                .map(|h| DiffHook {
+                    release: &h.release,
+                    object: ObjectIdentity::new(&h.api_version, &h.key),
+                    events: &h.events,
+                    weight: h.weight,
+                    delete_policies: &h.delete_policies,
+                    runs: &h.runs,
+                })
+                .collect(),
         }
     }
 }
@@ -212,6 +240,18 @@ pub struct ApplyRelease<'a> {
     pub rollback_of: Option<u32>,
     pub error: Option<String>,
     pub objects: Vec<ApplyObject<'a>>,
+    pub hooks: Vec<ApplyHook<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyHook<'a> {
+    pub event: crate::hook::Event,
+    #[serde(flatten)]
+    pub object: ObjectIdentity<'a>,
+    pub weight: i64,
+    pub result: crate::release_record::HookOutcome,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -243,6 +283,17 @@ impl<'a> ApplyReport<'a> {
                         object: ObjectIdentity::new(&o.api_version, &o.key),
                         result: o.outcome,
                         message: o.message.as_deref().map(|m| redactor.redact(m).into_owned()),
+                    })
+                    .collect(),
+                hooks: release
+                    .hooks
+                    .iter()
+                    .map(|h| ApplyHook {
+                        event: h.event,
+                        object: ObjectIdentity::new(&h.api_version, &h.key),
+                        weight: h.weight,
+                        result: h.outcome,
+                        message: h.message.as_deref().map(|m| redactor.redact(m).into_owned()),
                     })
                     .collect(),
             })
@@ -284,6 +335,8 @@ pub struct HistoryRevision<'a> {
     /// How many objects the revision has, and how many of them its apply got into the cluster.
     pub objects: usize,
     pub applied: usize,
+    /// The Helm hooks the revision's apply ran, in order, and how each ended.
+    pub hook_runs: &'a [crate::release_record::HookRun],
 }
 
 impl<'a> HistoryReport<'a> {
@@ -304,6 +357,7 @@ impl<'a> HistoryReport<'a> {
                     rollback_of: r.rollback_of,
                     objects: r.objects.len(),
                     applied: r.objects.iter().filter(|o| o.applied).count(),
+                    hook_runs: &r.hook_runs,
                 })
                 .collect(),
         }

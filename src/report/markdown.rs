@@ -83,8 +83,12 @@ fn summary(plan: &Plan, context: &DiffContext) -> String {
     }
     let total = plan.summary();
     out.push_str(&format!(
-        "**{} to create, {} to update, {} to delete, {} unchanged**\n\n",
-        total.create, total.update, total.delete, total.unchanged
+        "**{} to create, {} to update, {} to delete, {} unchanged{}**\n\n",
+        total.create,
+        total.update,
+        total.delete,
+        total.unchanged,
+        super::hooks_summary(plan)
     ));
     let mut order: Vec<&str> = Vec::new();
     let mut releases: BTreeMap<&str, Summary> = BTreeMap::new();
@@ -107,6 +111,11 @@ fn summary(plan: &Plan, context: &DiffContext) -> String {
             out.push_str(&format!("| `{release}` | {} | {} | {} | {} |\n", c.create, c.update, c.delete, c.unchanged));
         }
         out.push('\n');
+    }
+    let running: Vec<String> =
+        plan.hooks.iter().filter(|h| !h.runs.is_empty()).map(|h| format!("- `{}`\n", super::hook_line(h))).collect();
+    if !running.is_empty() {
+        out.push_str(&format!("Hooks (run by the apply, not kept as objects):\n{}\n", running.concat()));
     }
     if !plan.has_changes() {
         out.push_str("No changes.\n");
@@ -196,7 +205,7 @@ mod tests {
 
     #[test]
     fn under_the_limit_nothing_is_cut() {
-        let plan = Plan { objects: vec![config_map("small", 3), config_map("<b>", 2)] };
+        let plan = Plan { objects: vec![config_map("small", 3), config_map("<b>", 2)], ..Plan::default() };
         let text = diff(&plan, &context(), &Redactor::new(), GITHUB_COMMENT_LIMIT);
         assert!(text.contains("**2 to create, 0 to update, 0 to delete, 0 unchanged**"), "{text}");
         assert!(text.contains("| `app` | 2 | 0 | 0 | 0 |"), "{text}");
@@ -210,7 +219,10 @@ mod tests {
 
     #[test]
     fn the_largest_diffs_are_cut_first_and_the_summary_stays() {
-        let plan = Plan { objects: vec![config_map("small", 3), config_map("big", 500), config_map("mid", 100)] };
+        let plan = Plan {
+            objects: vec![config_map("small", 3), config_map("big", 500), config_map("mid", 100)],
+            ..Plan::default()
+        };
         let full = diff(&plan, &context(), &Redactor::new(), usize::MAX);
         let limit = full.chars().count() - 100;
         let text = diff(&plan, &context(), &Redactor::new(), limit);
@@ -230,7 +242,7 @@ mod tests {
     #[test]
     fn thousands_of_objects_fit_with_a_bounded_note() {
         let objects: Vec<ObjectPlan> = (0..3000).map(|i| config_map(&format!("cm{i:04}"), 3)).collect();
-        let text = diff(&Plan { objects }, &context(), &Redactor::new(), GITHUB_COMMENT_LIMIT);
+        let text = diff(&Plan { objects, ..Plan::default() }, &context(), &Redactor::new(), GITHUB_COMMENT_LIMIT);
         assert!(text.chars().count() <= GITHUB_COMMENT_LIMIT, "{}", text.chars().count());
         assert!(text.contains("| `app` | 3000 | 0 | 0 | 0 |"));
         assert!(text.contains("`v1 ConfigMap ns/cm0019`, and 2980 more."), "{}", &text[..2000]);

@@ -11,9 +11,11 @@ pub mod markdown;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use crate::diff::{Action, ChangeOp, ObjectPlan, SECRET_CHANGED_MARKER, SECRET_MARKER};
+use crate::diff::plan::HookPlan;
+use crate::diff::{Action, ChangeOp, ObjectPlan, Plan, SECRET_CHANGED_MARKER, SECRET_MARKER};
 use crate::drift::{FieldDrift, ObjectDrift, State};
 use crate::git::Provenance;
+use crate::hook::Event;
 
 /// What a diff report says besides the plan itself.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +34,30 @@ pub fn action_sign(action: Action) -> &'static str {
         Action::Update => "~",
         Action::Delete => "-",
         Action::Unchanged => "=",
+    }
+}
+
+/// `» hook pre-install batch/v1 Job shop/migrate (release web, weight -5): runs before the
+/// release's objects`: a hook an apply runs, for the text and Markdown plans.
+pub fn hook_line(hook: &HookPlan) -> String {
+    let name = object_name(&hook.api_version, &hook.key);
+    let when: Vec<String> = hook
+        .runs
+        .iter()
+        .map(|event| {
+            let pre = matches!(event, Event::PreInstall | Event::PreUpgrade | Event::PreDelete | Event::PreRollback);
+            format!("{event} ({} the release's objects)", if pre { "before" } else { "after" })
+        })
+        .collect();
+    format!("» hook {name} (release {}, weight {}): runs at {}", hook.release, hook.weight, when.join(", then "))
+}
+
+/// `, 2 hooks to run`, or nothing when no hook runs.
+pub fn hooks_summary(plan: &Plan) -> String {
+    match plan.hooks.iter().filter(|h| !h.runs.is_empty()).count() {
+        0 => String::new(),
+        1 => ", 1 hook to run".to_string(),
+        n => format!(", {n} hooks to run"),
     }
 }
 

@@ -359,10 +359,13 @@ impl Cluster {
         self.system_update(key, CONTROLLER_MANAGER, "status", |o| o["status"] = Value::Object(status));
     }
 
-    /// Jobs succeed at once unless suspended.
+    /// Jobs succeed at once unless suspended, or managed by another controller than the
+    /// built-in one (`spec.managedBy`, which kube-controller-manager 1.32 leaves alone).
     fn job_status(&mut self, key: &ObjKey, obj: &Value) {
         let done = obj["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Complete");
-        if done || obj["spec"]["suspend"] == json!(true) {
+        let managed_elsewhere =
+            obj["spec"]["managedBy"].as_str().is_some_and(|manager| manager != "kubernetes.io/job-controller");
+        if done || managed_elsewhere || obj["spec"]["suspend"] == json!(true) {
             return;
         }
         let now = util::now();

@@ -91,7 +91,9 @@ impl Cluster {
             return Err(ApiError::no_route());
         }
         if let Some(s) = &sub {
-            let ok = (s == "status" && res.status_subresource) || (s == "token" && res.is("", "ServiceAccount"));
+            let ok = (s == "status" && res.status_subresource)
+                || (s == "token" && res.is("", "ServiceAccount"))
+                || (s == "log" && res.is("", "Pod"));
             if !ok {
                 return Err(ApiError::no_route());
             }
@@ -125,6 +127,17 @@ impl Cluster {
             }
             ("POST", None, None) => self.create(req, &res, ns),
             ("POST", Some(n), Some("token")) => self.token_request(req, &res, &ns_str, n),
+            // No kubelet runs pods, so none has a node or a log: kube-apiserver answers 204 No
+            // Content for such a pod's log.
+            ("GET", Some(n), Some("log")) if res.is("", "Pod") => {
+                self.objects.get(&Self::key(&res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
+                Ok(ApiResponse {
+                    status: 204,
+                    content_type: "text/plain".into(),
+                    body: Vec::new(),
+                    warnings: Vec::new(),
+                })
+            }
             ("PUT", Some(n), s) => self.update(req, &res, ns, n, s),
             ("PATCH", Some(n), s) => self.patch(req, &res, ns, n, s),
             ("DELETE", Some(n), None) => self.delete(req, &res, &ns_str, n),

@@ -418,6 +418,47 @@ fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_fro
 }
 
 #[test]
+fn a_subchart_from_an_at_named_repository_resolves_through_the_environments_repositories() {
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let repo = Repo::empty();
+    repo.write(
+        "charts/shop/Chart.yaml",
+        "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.1.0\n    repository: '@stable'\n",
+    )
+    .write("charts/shop/templates/own.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-own\n")
+    .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: shop\n    chart: shop\n");
+    let cache = tempfile::tempdir().unwrap();
+    // Named by the repository, the dependency gets the repository's credentials by its name.
+    let env = [
+        ("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()),
+        ("WEAVER_REPOSITORY_STABLE_USERNAME", USER),
+        ("WEAVER_REPOSITORY_STABLE_PASSWORD", PASSWORD),
+    ];
+    // Without `stable` among the environment's repositories the dependency is missing, as in helm.
+    let err = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(!err.contains("web"), "nothing to pin: {err}");
+    let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
+    assert!(err.contains("chart `shop` depends on `web`, which is not in its charts/ directory"), "{err}");
+
+    repo.write(
+        "environments/dev.yaml",
+        &environment(&format!("  - name: stable\n    url: {}\n", server.url()), "  - name: shop\n    chart: shop\n"),
+    );
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("dev/shop") && out.contains("1.1.0"), "{out}");
+    let pinned = locked(&repo);
+    assert_eq!(pinned[0]["repository"], server.url().trim_end_matches('/'));
+    assert_eq!(pinned[0]["digest"], format!("sha256:{}", sha256_hex(&archives[1].1)));
+    drop(server);
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env[..1]).success().to_string();
+    let web =
+        config_maps(&out).into_iter().find(|o| o["metadata"]["name"] == "shop").expect("the subchart's ConfigMap");
+    assert_eq!(web["data"]["version"], "1.1.0", "{out}");
+}
+
+#[test]
 fn remote_chart_syntax_errors_name_the_file_and_line() {
     let repo = Repo::empty();
     let cases = [

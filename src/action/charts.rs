@@ -69,7 +69,7 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
             } else if crate::helm::is_helm_release(source, release) {
                 if !subcharts.contains_key(&release.chart) {
                     let chart = crate::helm::read(source, &release.chart, &release.chart_at)?;
-                    subcharts.insert(release.chart.clone(), crate::helm::unvendored_remote(&chart));
+                    subcharts.insert(release.chart.clone(), crate::helm::unvendored_remote(&chart, &env.repositories));
                 }
                 for subchart in &subcharts[&release.chart] {
                     users.entry(subchart.clone()).or_default().push(user.clone());

@@ -238,12 +238,13 @@ impl Pins<'_> {
     /// Whether a subchart the release's Helm chart (on `side`) declares remotely, without
     /// vendoring it, was pinned again. A chart that does not read is left to the rules for its
     /// own files.
-    fn subchart_repinned(&self, side: Side, release: &Release) -> bool {
+    fn subchart_repinned(&self, side: Side, env: &Environment, release: &Release) -> bool {
         let source = if side == Side::Head { self.head_source } else { self.base_source };
         self.base != self.head
             && crate::helm::is_helm_chart(source, &release.chart)
-            && crate::helm::read(source, &release.chart, &release.chart_at)
-                .is_ok_and(|chart| crate::helm::unvendored_remote(&chart).iter().any(|d| self.repinned(d)))
+            && crate::helm::read(source, &release.chart, &release.chart_at).is_ok_and(|chart| {
+                crate::helm::unvendored_remote(&chart, &env.repositories).iter().any(|d| self.repinned(d))
+            })
     }
 }
 
@@ -307,7 +308,7 @@ fn affected_releases(
                     }
                     None => {
                         let chart = chart_path(&release.chart);
-                        let repinned = pins.subchart_repinned(side, release);
+                        let repinned = pins.subchart_repinned(side, env, release);
                         touched(&|path| {
                             path.starts_with(&chart)
                                 || (repinned && path == Path::new(LOCK_FILE))

@@ -22,6 +22,7 @@ pub mod toml;
 pub mod values;
 pub mod yaml;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +34,7 @@ use chart::{Chart, File};
 
 use crate::error::{Error, Location};
 use crate::project::chart::{CHARTS_DIR, ChartReader, RemoteChart, chart_dir, is_archive};
+use crate::project::environment::Repository;
 use crate::project::source::{Source, is_plain_name, lexical};
 
 fn at(path: impl AsRef<Path>, message: impl Into<String>) -> Error {
@@ -113,14 +115,24 @@ pub fn is_helm_release(source: &dyn Source, release: &crate::project::Release) -
     release.kustomize.is_none() && (release.remote.is_some() || is_helm_chart(source, &release.chart))
 }
 
-/// Where a chart's subcharts declared with a remote `repository` (`https://…`, `oci://…`) but not
-/// vendored in its `charts/` come from: an archive with the path that names it in messages, or
-/// None to leave the dependency missing (an error naming it).
-pub type Unvendored<'a> = &'a (dyn Fn(&RemoteChart) -> Result<Option<(Vec<u8>, PathBuf)>, Error> + Sync);
+/// Where a chart's subcharts declared with a remote `repository` but not vendored in its
+/// `charts/` come from.
+#[derive(Clone, Copy)]
+pub struct Unvendored<'a> {
+    /// The environment's `repositories:`, which helm's `@name` and `alias:name` repository
+    /// references name (helm finds them in its `repo add` state).
+    pub repositories: &'a BTreeMap<String, Repository>,
+    /// An archive with the path that names it in messages, or None to leave the dependency
+    /// missing (an error naming it).
+    pub pull: &'a (dyn Fn(&RemoteChart) -> Result<Option<(Vec<u8>, PathBuf)>, Error> + Sync),
+}
 
-/// For Helm charts that are only ever vendored (kustomize's `helmCharts`).
-pub fn vendored_only(_: &RemoteChart) -> Result<Option<(Vec<u8>, PathBuf)>, Error> {
-    Ok(None)
+impl Unvendored<'static> {
+    /// For Helm charts that are only ever vendored (kustomize's `helmCharts`).
+    pub fn vendored_only() -> Unvendored<'static> {
+        static NO_REPOSITORIES: BTreeMap<String, Repository> = BTreeMap::new();
+        Unvendored { repositories: &NO_REPOSITORIES, pull: &|_| Ok(None) }
+    }
 }
 
 /// Loads the Helm chart `chart` names; `referenced_at` is where a release names it.
@@ -194,20 +206,31 @@ fn read_dir(source: &dyn Source, name: &str, dir: &Path, referenced_at: &Locatio
 }
 
 /// The dependencies `chart` declares with a remote repository (`https://…`, `http://…`,
-/// `oci://…`) and does not vendor in its `charts/`, as remote charts.
-pub fn unvendored_remote(chart: &Chart) -> Vec<RemoteChart> {
+/// `oci://…`, or helm's `@name`/`alias:name` for a repository of `repositories`) and does not
+/// vendor in its `charts/`, as remote charts. An `@name` that `repositories` lacks is left out:
+/// the dependency is then missing, as helm reports it.
+pub fn unvendored_remote(chart: &Chart, repositories: &BTreeMap<String, Repository>) -> Vec<RemoteChart> {
     chart
         .metadata
         .dependencies
         .iter()
         .filter(|d| !chart.dependencies.iter().any(|v| v.name() == d.name))
-        .filter(|d| ["https://", "http://", "oci://"].iter().any(|s| d.repository.starts_with(s)))
-        .map(|d| RemoteChart {
-            repository: d.repository.trim_end_matches('/').to_string(),
-            repository_name: None,
-            name: d.name.clone(),
-            version: d.version.clone(),
-            plain_http: false,
+        .filter_map(|d| {
+            let remote = |repository: &str, repository_name: Option<&str>, plain_http: bool| RemoteChart {
+                repository: repository.trim_end_matches('/').to_string(),
+                repository_name: repository_name.map(str::to_string),
+                name: d.name.clone(),
+                version: d.version.clone(),
+                plain_http,
+            };
+            if let Some(name) = d.repository.strip_prefix('@').or_else(|| d.repository.strip_prefix("alias:")) {
+                let found = repositories.get(name)?;
+                return Some(remote(&found.url, Some(name), found.plain_http));
+            }
+            ["https://", "http://", "oci://"]
+                .iter()
+                .any(|s| d.repository.starts_with(s))
+                .then(|| remote(&d.repository, None, false))
         })
         .collect()
 }
@@ -221,9 +244,9 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
         )
         .with_help("a release names an application chart; library charts are used as its dependencies"));
     }
-    for remote in unvendored_remote(&loaded) {
+    for remote in unvendored_remote(&loaded, unvendored.repositories) {
         // Named where helm names a missing dependency: the file declaring it.
-        let pulled = unvendored(&remote).map_err(|e| Error {
+        let pulled = (unvendored.pull)(&remote).map_err(|e| Error {
             location: Some(Location::file(dependencies_file(&loaded))),
             message: format!("{}, and {}", missing_dependency(&loaded, &remote.name), e.message),
             ..e
@@ -377,6 +400,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unvendored_dependencies_name_a_url_or_a_repository_of_the_environment() {
+        let chart_yaml = "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n\
+            - {name: a, version: 1.x, repository: 'https://charts.example.com/'}\n\
+            - {name: b, version: 2.x, repository: '@stable'}\n\
+            - {name: c, version: 3.x, repository: 'alias:internal'}\n\
+            - {name: d, version: 4.x, repository: '@unknown'}\n\
+            - {name: e, version: 5.x, repository: 'file://../e'}\n";
+        let files = vec![File { name: "Chart.yaml".into(), data: Arc::from(chart_yaml.as_bytes()) }];
+        let chart = Chart::from_files(files, Path::new("charts/shop")).unwrap();
+        let repository = |name: &str, url: &str, plain_http| {
+            (name.to_string(), Repository { name: name.into(), url: url.into(), plain_http })
+        };
+        let repositories = BTreeMap::from([
+            repository("stable", "https://stable.example.com", false),
+            repository("internal", "oci://registry.example.com/charts", true),
+        ]);
+        let found: Vec<(String, Option<String>, String, String, bool)> = unvendored_remote(&chart, &repositories)
+            .into_iter()
+            .map(|r| (r.repository, r.repository_name, r.name, r.version, r.plain_http))
+            .collect();
+        let row = |url: &str, name: Option<&str>, chart: &str, version: &str, plain| {
+            (url.to_string(), name.map(str::to_string), chart.to_string(), version.to_string(), plain)
+        };
+        assert_eq!(
+            found,
+            [
+                row("https://charts.example.com", None, "a", "1.x", false),
+                row("https://stable.example.com", Some("stable"), "b", "2.x", false),
+                row("oci://registry.example.com/charts", Some("internal"), "c", "3.x", true),
+            ]
+        );
+    }
+
+    #[test]
     fn parsed_templates_stay_for_the_expected_releases_and_go_after_the_last() {
         let repo = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(repo.path().join("charts/app/templates")).unwrap();
@@ -388,7 +445,8 @@ mod tests {
         )
         .unwrap();
         let source = crate::project::source::FsSource::new(repo.path());
-        let chart = load(&source, "app", &Location::file("environments/dev.yaml"), &vendored_only).unwrap();
+        let chart =
+            load(&source, "app", &Location::file("environments/dev.yaml"), Unvendored::vendored_only()).unwrap();
         chart.expect_release();
         chart.expect_release();
         let capabilities = Arc::new(Capabilities::new("v1.32.0", Vec::new()).unwrap());

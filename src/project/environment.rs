@@ -160,6 +160,9 @@ pub struct Environment {
     pub kube_version: Option<String>,
     /// In `needs` order: every release comes after the releases it needs.
     pub releases: Vec<Release>,
+    /// `repositories:`, by name: what releases' `<repository>/<chart>` and Helm charts'
+    /// `@name` dependencies refer to.
+    pub repositories: BTreeMap<String, Repository>,
 }
 
 impl PathRef {
@@ -346,11 +349,12 @@ impl PartialRelease {
 
 /// A chart repository of `repositories:`, checked; a derived file's entry replaces its base's
 /// of the same name.
-#[derive(Debug, Clone)]
-struct Repository {
-    name: String,
-    url: String,
-    plain_http: bool,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub name: String,
+    /// Without a trailing `/`.
+    pub url: String,
+    pub plain_http: bool,
 }
 
 impl Repository {
@@ -588,6 +592,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         values,
         secrets,
         identity_file,
+        repositories,
         kube_version,
         releases,
     })

@@ -268,13 +268,14 @@ impl HelmCharts {
         };
         let load = |release: &Release| {
             let user = format!("release `{}`", release.name);
-            let subchart = |dependency: &crate::project::chart::RemoteChart| cached(&user, dependency).map(Some);
+            let pull = |dependency: &crate::project::chart::RemoteChart| cached(&user, dependency).map(Some);
+            let subcharts = crate::helm::Unvendored { repositories: &env.repositories, pull: &pull };
             match &release.remote {
                 Some(chart) => {
                     let (data, origin) = cached(&user, chart)?;
-                    crate::helm::load_archive(&data, &origin, &release.chart_at, &subchart)
+                    crate::helm::load_archive(&data, &origin, &release.chart_at, subcharts)
                 }
-                None => crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at, &subchart),
+                None => crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at, subcharts),
             }
         };
         let loaded: Vec<(usize, Result<crate::helm::HelmChart>)> =

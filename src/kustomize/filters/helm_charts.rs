@@ -69,7 +69,13 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
         ));
     }
     let location = super::super::kustomization::location(&target.file, at);
-    let chart = crate::helm::load_dir(target.source, &args.name, &chart_dir, &location, &crate::helm::vendored_only)?;
+    let chart = crate::helm::load_dir(
+        target.source,
+        &args.name,
+        &chart_dir,
+        &location,
+        crate::helm::Unvendored::vendored_only(),
+    )?;
 
     let mut values = match (merge, args.values_inline.clone()) {
         (Merge::Replace, Some(inline)) => inline,

@@ -71,7 +71,8 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         on(Progress::Warning(format!("{what}; the records will say `dirty`")));
     }
     let cluster = connect(options.connect.clone(), &offline.env, "applying to", on).await?;
-    let Desired { env, rendered } = prepared.for_cluster(offline, &cluster, on).await?;
+    let Desired { env, rendered, .. } =
+        prepared.for_cluster(offline, &cluster, options.settings.concurrency, on).await?;
     let server_version = prepared.server_version(&rendered, &cluster).await?;
     prepared.warn_removed(&rendered, server_version.as_deref(), on);
     let mut apply_options =

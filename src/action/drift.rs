@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::render::{IfEmpty, Selection, select};
 use super::{OnProgress, connect, phase};
 use crate::cluster::ConnectOptions;
-use crate::cluster::observe::{list_live, recorded_target};
+use crate::cluster::observe::{Unlabelled, list_live, recorded_target};
 use crate::drift::{Report, compare_release};
 use crate::error::Result;
 use crate::manifest::ObjectKey;
@@ -33,7 +33,8 @@ pub async fn drift(options: &DriftOptions, on: OnProgress<'_>) -> Result<Report>
     let started = Instant::now();
     let releases = selected.releases();
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    let live = list_live(&cluster, BTreeSet::new(), &names, environment, options.concurrency).await?;
+    let live =
+        list_live(&cluster, BTreeSet::new(), &names, environment, options.concurrency, &Unlabelled::new()).await?;
     let by_key: HashMap<ObjectKey, &Value> =
         live.objects.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
     let releases = releases

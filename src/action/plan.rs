@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::render::{Desired, RenderOptions, prepare};
 use super::{Context, connect, phase};
-use crate::cluster::observe::{dry_run_apply, observe};
+use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_reusing};
 use crate::cluster::{Cluster, ConnectOptions};
 use crate::diff::plan::{plan_against, plan_with_records};
 use crate::diff::{Plan, as_stored};
@@ -43,21 +43,26 @@ pub struct Planned {
 /// Renders (against a cluster, Helm charts with its capabilities), observes and plans.
 pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
     let prepared = prepare(&options.render, cx)?;
-    let offline = prepared.render(None, cx.on)?;
     let (env, plan) = match &options.against {
         Against::File(path) => {
-            let Desired { env, rendered } = offline;
+            // Read first: Helm charts' `lookup` finds what the file has.
+            let live = read_live_file(path)?;
+            let Desired { env, rendered, .. } = prepared.render(Some(live.clone()), cx.on)?;
             prepared.warn_removed(&rendered, None, cx.on);
-            let plan = plan_against(&rendered.releases, &env.name, &read_live_file(path)?)?;
+            let plan = plan_against(&rendered.releases, &env.name, &live)?;
             (env, plan)
         }
         Against::Cluster(connect_options) => {
+            let offline = prepared.render(None, cx.on)?;
             let cluster = connect(connect_options.clone(), &offline.env, "comparing with", cx.on).await?;
-            let Desired { env, mut rendered } = prepared.for_cluster(offline, &cluster, cx.on).await?;
+            let Desired { env, mut rendered, looked_up } =
+                prepared.for_cluster(offline, &cluster, options.concurrency, cx.on).await?;
             let server_version = prepared.server_version(&rendered, &cluster).await?;
             prepared.warn_removed(&rendered, server_version.as_deref(), cx.on);
             let started = Instant::now();
-            let live = observe(&cluster, &mut rendered.releases, &env.name, options.concurrency).await?;
+            let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
+            let live =
+                observe_reusing(&cluster, &mut rendered.releases, &env.name, options.concurrency, &unlabelled).await?;
             let mut plan = plan_with_records(&rendered.releases, &live.records, &live.objects)?;
             if options.server_side {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;

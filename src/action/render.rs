@@ -1,7 +1,7 @@
 //! Render: load the environment, select releases, decrypt its secrets and render them. The
 //! desired state every other action that deploys starts from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,11 +9,13 @@ use std::time::Instant;
 use serde_json::Map;
 
 use super::{Context, OnProgress, Progress, compare, load_identities, open_project, phase};
-use crate::cluster::{Cluster, ServerCapabilities};
+use crate::cluster::{Cluster, ListTarget, served_kinds_of_crd};
 use crate::error::{Error, Result};
 use crate::git::ReleaseStatus;
+use crate::helm::lookup::{Listing, Live, Served, Target};
 use crate::project::{Environment, Project, Release, Selector, select_releases};
-use crate::render::Rendered;
+use crate::render::{ClusterView, Rendered};
+use crate::secrets::Redactor;
 use crate::validate::Mode;
 
 /// Which releases of which environment, read from where.
@@ -74,7 +76,14 @@ impl Selected {
 pub struct Desired {
     pub env: Arc<Environment>,
     pub rendered: Rendered,
+    /// The LISTs Helm charts' `lookup`s needed (without a label selector), for the
+    /// observation to reuse.
+    pub looked_up: Vec<(ListTarget, Arc<Listing>)>,
 }
+
+/// How many rounds of LISTs `lookup`s may ask for: a lookup whose arguments come from another
+/// lookup's answer needs one round per step.
+const LOOKUP_ROUNDS: usize = 8;
 
 /// Loads the environment, selects releases, decrypts (registering every decrypted value with
 /// the context's redactor) and renders, offline: Helm charts see the environment's
@@ -92,6 +101,8 @@ pub struct Prepared {
     selected: Selected,
     secrets: Map<String, serde_json::Value>,
     validate: crate::validate::Mode,
+    /// Where the values of Secrets that `lookup` reads are registered.
+    redactor: Redactor,
 }
 
 /// Loads the environment, selects releases and decrypts (registering every decrypted value
@@ -112,7 +123,7 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
         secrets
     };
     phase(on, "decrypt", started);
-    Ok(Prepared { selected, secrets, validate: options.validate })
+    Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })
 }
 
 impl Prepared {
@@ -158,10 +169,22 @@ impl Prepared {
     }
 
     /// The desired state for `cluster`: when a selected release is a Helm chart, rendered again
-    /// with the cluster's version and API versions (helm install's `.Capabilities`); else
-    /// `offline`, this selection rendered without a cluster. Diff and apply render offline
-    /// first, so that the repository's errors come before any about the cluster.
-    pub async fn for_cluster(&self, offline: Desired, cluster: &Cluster, on: OnProgress<'_>) -> Result<Desired> {
+    /// with the cluster's version and API versions (helm install's `.Capabilities`) and
+    /// `lookup` reading the cluster; else `offline`, this selection rendered without a cluster.
+    /// Diff and apply render offline first, so that the repository's errors come before any
+    /// about the cluster.
+    ///
+    /// `lookup` reads a snapshot that starts empty: the (resource, namespace) pairs the
+    /// releases' lookups asked for are listed (one LIST each, no label selector, at most
+    /// `concurrency` at a time) and only the releases that asked are rendered again, until
+    /// nothing new is asked.
+    pub async fn for_cluster(
+        &self,
+        offline: Desired,
+        cluster: &Cluster,
+        concurrency: usize,
+        on: OnProgress<'_>,
+    ) -> Result<Desired> {
         let source = self.selected.project.source.as_ref();
         let helm_charts =
             self.selected.releases().iter().any(|r| r.installed && crate::helm::is_helm_release(source, r));
@@ -174,30 +197,142 @@ impl Prepared {
             server.git_version,
             server.api_versions.len()
         )));
-        self.render(Some(&server), on)
+        let capabilities = crate::helm::Capabilities::from_server(
+            &server.git_version,
+            &server.major,
+            &server.minor,
+            server.api_versions,
+        );
+        let view = ClusterView {
+            capabilities: Some(Arc::new(capabilities)),
+            live: Arc::new(Live::cluster(lookup_kinds(cluster, &offline.rendered))),
+        };
+        let releases = self.selected.releases();
+        let mut rendered = self.render_releases(&releases, &view, None, on)?;
+        let mut looked_up = Vec::new();
+        for round in 0.. {
+            let asked = view.live.take_missing();
+            if asked.is_empty() {
+                break;
+            }
+            if round == LOOKUP_ROUNDS {
+                return Err(lookups_unsettled(&asked));
+            }
+            let targets: BTreeSet<ListTarget> = asked
+                .values()
+                .flatten()
+                .map(|t| ListTarget {
+                    api_version: t.api_version.clone(),
+                    kind: t.kind.clone(),
+                    namespace: t.namespace.clone(),
+                })
+                .collect();
+            let started = Instant::now();
+            let lists = cluster.list_each(&targets, None, concurrency).await?;
+            phase(on, "lookup", started);
+            on(Progress::Info(format!(
+                "listed {} resource(s) for the lookups of {} release(s)",
+                lists.len(),
+                asked.len()
+            )));
+            let lists: Vec<(ListTarget, Arc<Listing>)> = lists
+                .into_iter()
+                .map(|(target, listed)| (target, Arc::new(Listing { items: listed.items, metadata: listed.metadata })))
+                .collect();
+            view.live.add(lists.iter().map(|(t, listing)| {
+                let target =
+                    Target { api_version: t.api_version.clone(), kind: t.kind.clone(), namespace: t.namespace.clone() };
+                (target, listing.clone())
+            }));
+            looked_up.extend(lists);
+            let again: Vec<&Release> = releases.iter().copied().filter(|r| asked.contains_key(&r.name)).collect();
+            rendered = self.render_releases(&again, &view, Some(rendered), on)?;
+        }
+        Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up })
     }
 
-    /// Renders; Helm charts see `server`'s version and API versions when given (a connected
-    /// cluster, as helm install sees it), else the environment's, as `weaver render` does.
-    /// Rendered offline, the objects are validated (before diff and apply connect); the
-    /// render for a cluster only differs in what Helm charts see, so it is not validated again.
-    pub fn render(&self, server: Option<&ServerCapabilities>, on: OnProgress) -> Result<Desired> {
-        let capabilities = server.map(|s| {
-            Arc::new(crate::helm::Capabilities::from_server(&s.git_version, &s.major, &s.minor, s.api_versions.clone()))
-        });
-        let releases = self.selected.releases();
-        let started = Instant::now();
-        let rendered =
-            crate::render::render(&self.selected.project, &self.selected.env, &releases, &self.secrets, capabilities)?;
-        phase(on, "render", started);
-        on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
-        if server.is_none() && self.validate != Mode::Ignore {
+    /// Renders offline: Helm charts see the environment's `kubeVersion` (or the default) and
+    /// helm's default API versions, as `weaver render` does, and `lookup` finds what
+    /// `live_from` (`--live-from`'s objects) has, else nothing. The objects are validated
+    /// (before diff and apply connect); the render for a cluster only differs in what Helm
+    /// charts see, so it is not validated again.
+    pub fn render(&self, live_from: Option<Vec<serde_json::Value>>, on: OnProgress) -> Result<Desired> {
+        let view = ClusterView { capabilities: None, live: Arc::new(live_from.map_or(Live::Nothing, Live::File)) };
+        let rendered = self.render_releases(&self.selected.releases(), &view, None, on)?;
+        if self.validate != Mode::Ignore {
             let started = Instant::now();
             validate(&rendered, self.validate, on)?;
             phase(on, "validate", started);
         }
-        Ok(Desired { env: Arc::clone(&self.selected.env), rendered })
+        Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up: Vec::new() })
     }
+
+    /// Renders `releases` seeing `view`: all of them, or, given the `previous` render, these
+    /// again in its place. The Secrets lookups read are registered with the redactor first,
+    /// so that no output, this render's errors included, shows their values.
+    fn render_releases(
+        &self,
+        releases: &[&Release],
+        view: &ClusterView,
+        previous: Option<Rendered>,
+        on: OnProgress,
+    ) -> Result<Rendered> {
+        let (project, env) = (&self.selected.project, &self.selected.env);
+        let started = Instant::now();
+        let rendered = match previous {
+            None => crate::render::render(project, env, releases, &self.secrets, view),
+            Some(previous) => crate::render::render_again(project, env, previous, releases, &self.secrets, view),
+        };
+        for secret in view.live.secrets_seen() {
+            self.redactor.register_secret_data(&secret);
+        }
+        let rendered = rendered?;
+        phase(on, "render", started);
+        on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
+        Ok(rendered)
+    }
+}
+
+/// The kinds `lookup` may name: what discovery found, and the kinds of the CRDs in `offline`
+/// (this run creates them: none of their objects can be live, so they are not listed).
+fn lookup_kinds(cluster: &Cluster, offline: &Rendered) -> HashMap<String, HashMap<String, Served>> {
+    let mut kinds: HashMap<String, HashMap<String, Served>> = cluster
+        .served_scopes()
+        .into_iter()
+        .map(|(api_version, kinds)| {
+            let kinds = kinds.into_iter().map(|(kind, namespaced)| (kind, Served { namespaced, listable: true }));
+            (api_version, kinds.collect())
+        })
+        .collect();
+    for crd in offline.manifests().filter(|m| m.kind() == "CustomResourceDefinition") {
+        for ((api_version, kind), served) in served_kinds_of_crd(&crd.object) {
+            let pending = Served { namespaced: served.namespaced, listable: false };
+            kinds.entry(api_version).or_default().entry(kind).or_insert(pending);
+        }
+    }
+    kinds
+}
+
+/// Lookups still asking for objects after [`LOOKUP_ROUNDS`] rounds of LISTs.
+fn lookups_unsettled(asked: &BTreeMap<String, BTreeSet<Target>>) -> Error {
+    let releases: Vec<String> = asked
+        .iter()
+        .map(|(release, targets)| {
+            let targets: Vec<String> = targets
+                .iter()
+                .map(|t| match &t.namespace {
+                    Some(ns) => format!("{} {} in namespace {ns}", t.api_version, t.kind),
+                    None => format!("{} {}", t.api_version, t.kind),
+                })
+                .collect();
+            format!("release `{release}` ({})", targets.join(", "))
+        })
+        .collect();
+    Error::new(format!(
+        "`lookup` still asked for objects not yet listed after {LOOKUP_ROUNDS} rounds of LISTs: {}",
+        releases.join("; ")
+    ))
+    .with_help("each lookup whose arguments come from another lookup's answer takes a round: shorten the chain")
 }
 
 /// Validates rendered objects offline: problems are one error listing them all (strict) or

@@ -96,19 +96,11 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
 /// marks `sensitive` (a template copied a secret into them; which string is unknown, so some
 /// harmless text in their spec or data is redacted too). A server message quoting one must not print it.
 fn register_secret_values(redactor: &Redactor, target: &Record) {
-    use base64::Engine;
     let sensitive: HashSet<ObjectKey> =
         target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
     for manifest in &target.manifests {
         if crate::diff::is_secret(manifest) {
-            let data = manifest.get("data").and_then(serde_json::Value::as_object);
-            for value in data.into_iter().flat_map(|d| d.values()).filter_map(serde_json::Value::as_str) {
-                let decoded = base64::engine::general_purpose::STANDARD.decode(value).ok();
-                match decoded.and_then(|bytes| String::from_utf8(bytes).ok()) {
-                    Some(plain) => redactor.register(&plain),
-                    None => redactor.register(value),
-                }
-            }
+            redactor.register_secret_data(manifest);
         } else if sensitive.contains(&ObjectKey::of(manifest)) {
             // Its identity (apiVersion, kind, metadata) names it in every message: not secret.
             let fields = manifest.as_object().into_iter().flatten();

@@ -115,7 +115,7 @@ pub struct ServerCapabilities {
 }
 
 /// Where one LIST goes: a resource, and a namespace unless it is cluster-scoped.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListTarget {
     pub api_version: String,
     pub kind: String,
@@ -233,7 +233,23 @@ impl Cluster {
         label_selector: &str,
         concurrency: usize,
     ) -> Result<Vec<Value>> {
-        let params = ListParams::default().labels(label_selector);
+        let lists = self.list_each(targets, Some(label_selector), concurrency).await?;
+        Ok(lists.into_iter().flat_map(|(_, listed)| listed.items).collect())
+    }
+
+    /// Each target's LIST answer (every object, without a label selector): one LIST per target,
+    /// at most `concurrency` at a time, in no particular order. Targets must resolve (see
+    /// [`Cluster::resolve`]); a namespaced resource without a namespace is listed in all.
+    pub async fn list_each(
+        &self,
+        targets: &BTreeSet<ListTarget>,
+        label_selector: Option<&str>,
+        concurrency: usize,
+    ) -> Result<Vec<(ListTarget, Listed)>> {
+        let params = match label_selector {
+            Some(selector) => ListParams::default().labels(selector),
+            None => ListParams::default(),
+        };
         let lists = futures::stream::iter(targets.iter().map(|target| {
             let params = params.clone();
             async move {
@@ -241,8 +257,9 @@ impl Cluster {
                     Error::new(format!("the cluster does not serve {} {}", target.api_version, target.kind))
                 })?;
                 let doing = match &target.namespace {
-                    Some(ns) => format!("listing {} in namespace {ns}", served.resource_name()),
-                    None => format!("listing {}", served.resource_name()),
+                    Some(ns) if served.namespaced => format!("listing {} in namespace {ns}", served.resource_name()),
+                    None if served.namespaced => format!("listing {} in all namespaces", served.resource_name()),
+                    _ => format!("listing {}", served.resource_name()),
                 };
                 // Read as plain JSON: kube's typed list would parse every item's metadata into
                 // structs, only for weaver to turn them back into JSON.
@@ -256,12 +273,22 @@ impl Cluster {
                 })
                 .await
                 .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
-                Ok::<_, Error>(list.items.into_iter().map(|item| with_kind(item, &served.resource)).collect::<Vec<_>>())
+                let items = list.items.into_iter().map(|item| with_kind(item, &served.resource)).collect();
+                Ok::<_, Error>((target.clone(), Listed { items, metadata: list.metadata }))
             }
         }))
         .buffer_unordered(concurrency.max(1));
-        let lists: Vec<Vec<Value>> = lists.try_collect().await?;
-        Ok(lists.into_iter().flatten().collect())
+        lists.try_collect().await
+    }
+
+    /// What discovery found, by apiVersion and kind: whether each kind is namespaced.
+    pub fn served_scopes(&self) -> HashMap<String, HashMap<String, bool>> {
+        self.kinds
+            .iter()
+            .map(|(api_version, kinds)| {
+                (api_version.clone(), kinds.iter().map(|(kind, served)| (kind.clone(), served.namespaced)).collect())
+            })
+            .collect()
     }
 
     /// Server-side apply of `object` as field manager `weaver`; with `dry_run` the server
@@ -336,6 +363,16 @@ pub enum ApplyError {
 #[derive(serde::Deserialize)]
 struct ItemList {
     items: Vec<Value>,
+    #[serde(default)]
+    metadata: Value,
+}
+
+/// One LIST's answer: its items, with their `apiVersion` and `kind`, and the list's `metadata`
+/// (its `resourceVersion`).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub items: Vec<Value>,
+    pub metadata: Value,
 }
 
 /// A returned object as JSON, with the `apiVersion` and `kind` that list items lack.

@@ -23,6 +23,10 @@ pub struct Live {
     pub records: HashMap<String, Record>,
 }
 
+/// LISTs already made without a label selector (for Helm charts' `lookup`), by target: the
+/// observation picks weaver's objects out of them instead of listing those targets again.
+pub type Unlabelled<'a> = HashMap<ListTarget, &'a [Value]>;
+
 /// What the cluster holds of `releases`: their live objects and their release records.
 /// Discovery decides scopes (setting them on the manifests), live objects come from one LIST
 /// per (resource, namespace) with weaver's release label, and the records from the Secrets
@@ -32,6 +36,17 @@ pub async fn observe(
     releases: &mut [RenderedRelease],
     environment: &str,
     concurrency: usize,
+) -> Result<Live> {
+    observe_reusing(cluster, releases, environment, concurrency, &Unlabelled::new()).await
+}
+
+/// [`observe`], reusing `unlabelled` LISTs where they cover a target.
+pub async fn observe_reusing(
+    cluster: &Cluster,
+    releases: &mut [RenderedRelease],
+    environment: &str,
+    concurrency: usize,
+    unlabelled: &Unlabelled<'_>,
 ) -> Result<Live> {
     let pending_kinds = crds_in(releases);
     let mut targets = BTreeSet::new();
@@ -56,19 +71,21 @@ pub async fn observe(
         }
     }
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    list_live(cluster, targets, &names, environment, concurrency).await
+    list_live(cluster, targets, &names, environment, concurrency, unlabelled).await
 }
 
 /// Lists `targets` plus the Secrets of every release namespace (where the release records
 /// are), then whatever else the last deployed records name, all with the release label of
-/// `releases` (`(name, namespace)`): one LIST per (resource, namespace). Recorded objects of
-/// kinds the cluster no longer serves are left out (they cannot be live).
+/// `releases` (`(name, namespace)`): one LIST per (resource, namespace), none for a target
+/// `unlabelled` covers. Recorded objects of kinds the cluster no longer serves are left out
+/// (they cannot be live).
 pub async fn list_live(
     cluster: &Cluster,
     mut targets: BTreeSet<ListTarget>,
     releases: &[(&str, &str)],
     environment: &str,
     concurrency: usize,
+    unlabelled: &Unlabelled<'_>,
 ) -> Result<Live> {
     for (_, namespace) in releases {
         // Records live in the release namespace; this LIST returns them with the live Secrets.
@@ -82,8 +99,8 @@ pub async fn list_live(
         return Ok(Live { objects: Vec::new(), records: HashMap::new() });
     }
     let names: Vec<&str> = releases.iter().map(|(name, _)| *name).collect();
-    let selector = release_selector(&names);
-    let mut objects = cluster.list(&targets, &selector, concurrency).await?;
+    let labelled = Labelled { selector: release_selector(&names), names: &names, unlabelled };
+    let mut objects = labelled.list(cluster, &targets, concurrency).await?;
 
     // Objects that only the records name may need more LISTs.
     let records = release_record::last_deployed(&objects, environment)?;
@@ -98,9 +115,31 @@ pub async fn list_live(
         }
     }
     if !more.is_empty() {
-        objects.extend(cluster.list(&more, &selector, concurrency).await?);
+        objects.extend(labelled.list(cluster, &more, concurrency).await?);
     }
     Ok(Live { objects, records })
+}
+
+/// The objects of some releases: a LIST with their release label, or what an unlabelled LIST
+/// of the same target holds with that label.
+struct Labelled<'a> {
+    selector: String,
+    names: &'a [&'a str],
+    unlabelled: &'a Unlabelled<'a>,
+}
+
+impl Labelled<'_> {
+    async fn list(&self, cluster: &Cluster, targets: &BTreeSet<ListTarget>, concurrency: usize) -> Result<Vec<Value>> {
+        let (listed, to_list): (BTreeSet<ListTarget>, BTreeSet<ListTarget>) =
+            targets.iter().cloned().partition(|target| self.unlabelled.contains_key(target));
+        let mut objects = cluster.list(&to_list, &self.selector, concurrency).await?;
+        let labelled = |object: &&Value| {
+            let release = object.pointer("/metadata/labels").and_then(|l| l.get(LABEL_RELEASE)).and_then(Value::as_str);
+            release.is_some_and(|release| self.names.contains(&release))
+        };
+        objects.extend(listed.iter().flat_map(|target| self.unlabelled[target].iter()).filter(labelled).cloned());
+        Ok(objects)
+    }
 }
 
 /// `weaver.example.com/release in (a,b)`.

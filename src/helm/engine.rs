@@ -96,7 +96,7 @@ pub fn render(
     });
     let set = parsed_set(helm, &templates)?;
 
-    let mut state = super::funcs::IncludeDepth::default();
+    let mut state = super::funcs::RenderState::new(input.name, input.live.clone());
     let mut rendered: BTreeMap<&str, (String, &TemplateFile)> = BTreeMap::new();
     for template in &templates {
         if base_name(&template.name).starts_with('_') {

@@ -1,11 +1,14 @@
 //! helm's own template functions (pkg/engine/funcs.go and engine.go): `include`, `tpl`,
 //! `required`, `fail`, `toYaml`, `toYamlPretty`, `fromYaml`, `fromYamlArray`, `toJson`,
-//! `fromJson`, `fromJsonArray`, `toToml`, `fromToml`, `lookup`. (`getHostByName` without DNS, as `helm template` has it,
+//! `fromJson`, `fromJsonArray`, `toToml`, `fromToml`, `lookup` (see [`super::lookup`]). (`getHostByName` without DNS, as `helm template` has it,
 //! is sprig's.)
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use gotemplate::{Ctx, ErrorKind, FuncError, Function, Map, Numbers, Templates, Type, Value};
+
+use super::lookup::Live;
 
 /// Markers helm wraps `required` and `fail` messages in, to find them in a wrapped error.
 pub const ERR_START: &str = "HELM_ERR_START";
@@ -14,9 +17,21 @@ pub const ERR_END: &str = "HELM_ERR_END";
 /// helm's limit on nested `include`s of one template.
 const RECURSION_MAX: usize = 1000;
 
-/// How many `include`s of each template are running: one per render, as helm keeps it.
+/// What helm's functions keep during one release's render: how many `include`s of each
+/// template are running (as helm counts them), and what `lookup` reads.
 #[derive(Default)]
-pub struct IncludeDepth(HashMap<String, usize>);
+pub struct RenderState {
+    include_depth: HashMap<String, usize>,
+    /// The release being rendered, which `lookup` reports its misses for.
+    release: String,
+    live: Arc<Live>,
+}
+
+impl RenderState {
+    pub fn new(release: &str, live: Arc<Live>) -> RenderState {
+        RenderState { include_depth: HashMap::new(), release: release.to_string(), live }
+    }
+}
 
 /// Adds helm's functions, replacing any of the same name (helm's map overrides sprig's).
 pub fn register(set: &mut Templates) {
@@ -51,11 +66,7 @@ pub fn register(set: &mut Templates) {
             Ok(super::toml::decode(str_arg(args)).unwrap_or_else(|e| error_map(format!("toml: {e}"))))
         }),
     );
-    // `helm template` has no cluster: lookup finds nothing.
-    set.add_function(
-        "lookup",
-        Function::new(&[Type::String, Type::String, Type::String, Type::String], |_, _| Ok(Value::Map(Map::new()))),
-    );
+    set.add_function("lookup", Function::new(&[Type::String, Type::String, Type::String, Type::String], lookup));
 }
 
 fn str_arg(args: &[Value]) -> &str {
@@ -66,10 +77,33 @@ fn wrapped(message: &str) -> FuncError {
     FuncError::new(format!("{ERR_START}{message}{ERR_END}"))
 }
 
+/// `lookup apiVersion kind namespace name`, from the render's [`Live`] snapshot.
+fn lookup(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
+    let Some(state) = ctx.state::<RenderState>() else { return Ok(Value::Map(Map::new())) };
+    let arg = |i: usize| args[i].as_str().unwrap_or_default();
+    let found = state.live.lookup(&state.release, arg(0), arg(1), arg(2), arg(3)).map_err(FuncError::new)?;
+    Ok(unstructured(&found))
+}
+
+/// A looked-up object as client-go's unstructured content: integers are `int64`.
+fn unstructured(json: &serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int64(i),
+            None => Value::Float(n.as_f64().unwrap_or_default()),
+        },
+        serde_json::Value::Array(items) => Value::from(items.iter().map(unstructured).collect::<Vec<_>>()),
+        serde_json::Value::Object(map) => {
+            Value::Map(Map::from_iter(map.iter().map(|(k, v)| (k.clone(), unstructured(v)))))
+        }
+        other => Value::from_json(other, Numbers::Float64),
+    }
+}
+
 fn include(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
     let name = str_arg(args).to_string();
-    if let Some(depth) = ctx.state::<IncludeDepth>() {
-        let count = depth.0.entry(name.clone()).or_insert(0);
+    if let Some(state) = ctx.state::<RenderState>() {
+        let count = state.include_depth.entry(name.clone()).or_insert(0);
         if *count > RECURSION_MAX {
             return Err(FuncError::new(format!(
                 "rendering template has a nested reference name: {name}: unable to execute template"
@@ -78,8 +112,8 @@ fn include(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
         *count += 1;
     }
     let result = ctx.execute_template(&name, args[1].clone());
-    if let Some(depth) = ctx.state::<IncludeDepth>()
-        && let Some(count) = depth.0.get_mut(&name)
+    if let Some(state) = ctx.state::<RenderState>()
+        && let Some(count) = state.include_depth.get_mut(&name)
     {
         *count -= 1;
     }
@@ -337,7 +371,7 @@ mod tests {
     #[test]
     fn table_cases_render_as_helm_does() {
         helm_cases::check_table(&table(), 10, |mode, case| {
-            helm_cases::render_with(mode, case, helm_functions, &mut IncludeDepth::default())
+            helm_cases::render_with(mode, case, helm_functions, &mut RenderState::default())
         });
     }
 

@@ -7,6 +7,7 @@
 //! - [`chart`], [`archive`], [`ignore`]: loading a chart directory or `.tgz`, and its subcharts;
 //! - [`values`]: dependencies (conditions, tags, aliases, import-values) and value coalescing;
 //! - [`engine`], [`funcs`], [`builtins`]: templates, helm's functions and built-in objects;
+//! - [`lookup`]: what `lookup` finds, from a snapshot of the cluster or a file;
 //! - [`manifests`]: splitting, hooks and ordering of the output;
 //! - [`yaml`], [`toml`]: the formats helm's libraries implement (version ranges are sprig's
 //!   Masterminds semver, `sprig::semver`, which helm uses too).
@@ -17,6 +18,7 @@ pub mod chart;
 pub mod engine;
 pub mod funcs;
 pub mod ignore;
+pub mod lookup;
 pub mod manifests;
 pub mod toml;
 pub mod values;
@@ -77,6 +79,8 @@ pub struct ReleaseInput<'a> {
     /// The user-supplied values (helm's `-f`/`--set` layers, merged; nulls kept to delete defaults).
     pub values: Map<String, Json>,
     pub capabilities: Arc<Capabilities>,
+    /// What `lookup` reads.
+    pub live: Arc<lookup::Live>,
     pub output: Output,
 }
 
@@ -455,6 +459,7 @@ mod tests {
             namespace: "ns",
             values: Map::new(),
             capabilities: capabilities.clone(),
+            live: Default::default(),
             output: Output::RELEASE,
         };
 

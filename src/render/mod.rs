@@ -7,7 +7,7 @@ pub mod filters;
 pub mod schema;
 pub mod transforms;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -65,15 +65,49 @@ struct ChartContext {
     files: minijinja::Value,
 }
 
+/// What Helm charts see of the cluster they are rendered for.
+#[derive(Clone, Default)]
+pub struct ClusterView {
+    /// A connected server's capabilities; None: the environment's `kubeVersion` (or the
+    /// default) and helm's default API versions, as `helm template`.
+    pub capabilities: Option<Arc<crate::helm::Capabilities>>,
+    /// What `lookup` reads.
+    pub live: Arc<crate::helm::lookup::Live>,
+}
+
 /// Renders the given releases of `env`. `secrets` is the merged, decrypted secrets tree.
-/// Helm charts see `server`'s capabilities when rendering for a connected cluster, else the
-/// environment's `kubeVersion` (or the default) and helm's default API versions.
+/// A Helm chart release whose `lookup`s asked for objects `cluster.live` has not listed yet
+/// renders no objects (and no error): see [`render_again`].
 pub fn render(
     project: &Project,
     env: &Environment,
     releases: &[&Release],
     secrets: &Map<String, Value>,
-    server: Option<Arc<crate::helm::Capabilities>>,
+    cluster: &ClusterView,
+) -> Result<Rendered> {
+    render_into(project, env, releases, secrets, cluster, None)
+}
+
+/// `previous` with `releases` (some of its releases) rendered again, once `cluster.live`
+/// holds what their lookups asked for; the others are kept as they are.
+pub fn render_again(
+    project: &Project,
+    env: &Environment,
+    previous: Rendered,
+    releases: &[&Release],
+    secrets: &Map<String, Value>,
+    cluster: &ClusterView,
+) -> Result<Rendered> {
+    render_into(project, env, releases, secrets, cluster, Some(previous))
+}
+
+fn render_into(
+    project: &Project,
+    env: &Environment,
+    releases: &[&Release],
+    secrets: &Map<String, Value>,
+    cluster: &ClusterView,
+    previous: Option<Rendered>,
 ) -> Result<Rendered> {
     let source = project.source.as_ref();
     // Which charts are Helm charts, looked up once per chart (not per release: a file check each).
@@ -98,7 +132,7 @@ pub fn render(
     let selected: BTreeSet<&str> = weaver_releases.iter().map(|r| r.chart.as_str()).collect();
     let charts: BTreeMap<&str, &Arc<Chart>> =
         charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
-    let helm = HelmCharts::load(project, env, &helm_releases, server)?;
+    let helm = HelmCharts::load(project, env, &helm_releases, cluster.capabilities.clone())?;
     let engine = Engine::new(charts.values().copied())?;
     let chart_contexts: BTreeMap<&str, ChartContext> = charts
         .iter()
@@ -125,7 +159,9 @@ pub fn render(
                 return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
             }
             if let Some(chart) = helm.charts.get(&release.chart) {
-                let manifests = render_helm(project, release, chart, &helm.capabilities, secrets)?;
+                let rendered = render_helm(project, release, chart, &helm.capabilities, &cluster.live, secrets);
+                // Output made without objects its lookups asked for goes: it is made again.
+                let manifests = if cluster.live.is_waiting(&release.name) { Vec::new() } else { rendered? };
                 return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
             }
             let chart = &chart_contexts[release.chart.as_str()];
@@ -147,10 +183,16 @@ pub fn render(
         })
         .collect();
     let mut releases_out = rendered.into_iter().collect::<Result<Vec<_>>>()?;
+    let kept: Vec<RenderedRelease> = match previous {
+        Some(previous) => previous.releases,
+        None => Vec::new(),
+    };
+    let again: HashSet<&str> = releases_out.iter().map(|r| r.name.as_str()).collect();
 
     // Scope decisions need every CRD of the run, whichever release carries it.
     let mut scopes = Scopes::default();
-    for manifest in releases_out.iter().flat_map(|r| &r.manifests) {
+    let kept_manifests = kept.iter().filter(|r| !again.contains(r.name.as_str())).flat_map(|r| &r.manifests);
+    for manifest in releases_out.iter().flat_map(|r| &r.manifests).chain(kept_manifests) {
         if manifest.kind() == "CustomResourceDefinition" {
             scopes.learn_crd(&manifest.object);
         }
@@ -160,10 +202,19 @@ pub fn render(
         .zip(releases.par_iter())
         .map(|(out, release)| transforms::apply(&mut out.manifests, release, &env.name, &scopes))
         .collect::<Result<Vec<()>>>()?;
+    if !kept.is_empty() {
+        // The releases rendered again take their places among the others.
+        let mut fresh: HashMap<String, RenderedRelease> =
+            releases_out.into_iter().map(|r| (r.name.clone(), r)).collect();
+        releases_out = kept.into_iter().map(|r| fresh.remove(&r.name).unwrap_or(r)).collect();
+    }
     check_unique(&releases_out)?;
     // Hooks are told apart after the release's patches, which may target them as helm's
     // post-renderers do, and after the check that no object is rendered twice.
-    for (out, release) in releases_out.iter_mut().zip(releases) {
+    // Only the releases rendered here: those kept from a previous render are split already.
+    let rendered_here: HashMap<&str, &Release> = releases.iter().map(|r| (r.name.as_str(), *r)).collect();
+    for out in releases_out.iter_mut() {
+        let Some(release) = rendered_here.get(out.name.as_str()) else { continue };
         if release.kustomize.is_none() && helm.charts.contains_key(&release.chart) {
             let (hooks, manifests) = std::mem::take(&mut out.manifests)
                 .into_iter()
@@ -323,6 +374,7 @@ fn render_helm(
     release: &Release,
     chart: &crate::helm::HelmChart,
     capabilities: &Arc<crate::helm::Capabilities>,
+    live: &Arc<crate::helm::lookup::Live>,
     secrets: &Map<String, Value>,
 ) -> Result<Vec<Manifest>> {
     let parse = |path: &Path, text: &str| {
@@ -341,6 +393,7 @@ fn render_helm(
         namespace: &release.namespace,
         values,
         capabilities: capabilities.clone(),
+        live: live.clone(),
         output: crate::helm::Output::RELEASE,
     };
     let documents = crate::helm::render(chart, &input).map_err(|e| match e.help {

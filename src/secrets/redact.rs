@@ -113,6 +113,19 @@ impl Redactor {
         }
     }
 
+    /// Registers the values of a Secret's `data`: each as its decoded text, or as the base64
+    /// text when it does not decode to UTF-8.
+    pub fn register_secret_data(&self, secret: &serde_json::Value) {
+        let data = secret.get("data").and_then(serde_json::Value::as_object);
+        for value in data.into_iter().flat_map(|d| d.values()).filter_map(serde_json::Value::as_str) {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(value).ok();
+            match decoded.and_then(|bytes| String::from_utf8(bytes).ok()) {
+                Some(plain) => self.register(&plain),
+                None => self.register(value),
+            }
+        }
+    }
+
     /// `text` with every registered value replaced by its marker; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = match self.matcher() {

@@ -110,6 +110,8 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
         namespace: if args.namespace.is_empty() { "default" } else { args.namespace.as_str() },
         values,
         capabilities: Arc::new(capabilities),
+        // kustomize runs `helm template`: lookup finds nothing.
+        live: Default::default(),
         output: Output { include_crds: args.include_crds, skip_tests: args.skip_tests, hooks: !args.skip_hooks },
     };
     let documents = crate::helm::render(&chart, &input).map_err(|e| match e.help {

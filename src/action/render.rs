@@ -218,15 +218,7 @@ impl Prepared {
             if round == LOOKUP_ROUNDS {
                 return Err(lookups_unsettled(&asked));
             }
-            let targets: BTreeSet<ListTarget> = asked
-                .values()
-                .flatten()
-                .map(|t| ListTarget {
-                    api_version: t.api_version.clone(),
-                    kind: t.kind.clone(),
-                    namespace: t.namespace.clone(),
-                })
-                .collect();
+            let targets: BTreeSet<Target> = asked.values().flatten().cloned().collect();
             let started = Instant::now();
             let lists = cluster.list_each(&targets, None, concurrency).await?;
             phase(on, "lookup", started);
@@ -239,11 +231,7 @@ impl Prepared {
                 .into_iter()
                 .map(|(target, listed)| (target, Arc::new(Listing { items: listed.items, metadata: listed.metadata })))
                 .collect();
-            view.live.add(lists.iter().map(|(t, listing)| {
-                let target =
-                    Target { api_version: t.api_version.clone(), kind: t.kind.clone(), namespace: t.namespace.clone() };
-                (target, listing.clone())
-            }));
+            view.live.add(lists.iter().cloned());
             looked_up.extend(lists);
             let again: Vec<&Release> = releases.iter().copied().filter(|r| asked.contains_key(&r.name)).collect();
             rendered = self.render_releases(&again, &view, Some(rendered), on)?;

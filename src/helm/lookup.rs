@@ -15,13 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use serde_json::{Value as Json, json};
 
 /// Where one LIST of the snapshot goes: a resource, and a namespace unless the kind is
-/// cluster-scoped or every namespace is listed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Target {
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-}
+/// cluster-scoped or every namespace is listed. The cluster's own LIST target, so that what
+/// renders ask for is listed as it is.
+pub use crate::cluster::ListTarget as Target;
 
 /// One LIST's answer: its items (with `apiVersion` and `kind`) and the list's `metadata`.
 #[derive(Debug, Clone, Default)]

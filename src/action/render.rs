@@ -227,10 +227,8 @@ impl Prepared {
                 lists.len(),
                 asked.len()
             )));
-            let lists: Vec<(ListTarget, Arc<Listing>)> = lists
-                .into_iter()
-                .map(|(target, listed)| (target, Arc::new(Listing { items: listed.items, metadata: listed.metadata })))
-                .collect();
+            let lists: Vec<(ListTarget, Arc<Listing>)> =
+                lists.into_iter().map(|(target, listed)| (target, Arc::new(listed))).collect();
             view.live.add(lists.iter().cloned());
             looked_up.extend(lists);
             let again: Vec<&Release> = releases.iter().copied().filter(|r| asked.contains_key(&r.name)).collect();

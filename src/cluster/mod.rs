@@ -369,7 +369,7 @@ struct ItemList {
 
 /// One LIST's answer: its items, with their `apiVersion` and `kind`, and the list's `metadata`
 /// (its `resourceVersion`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Listed {
     pub items: Vec<Value>,
     pub metadata: Value,

@@ -20,11 +20,7 @@ use serde_json::{Value as Json, json};
 pub use crate::cluster::ListTarget as Target;
 
 /// One LIST's answer: its items (with `apiVersion` and `kind`) and the list's `metadata`.
-#[derive(Debug, Clone, Default)]
-pub struct Listing {
-    pub items: Vec<Json>,
-    pub metadata: Json,
-}
+pub use crate::cluster::Listed as Listing;
 
 /// How the cluster serves a kind, as far as `lookup` cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -141,6 +141,83 @@ fn a_generated_password_kept_with_lookup_diffs_clean_after_apply_twice() {
     assert!(!run.stderr.contains(&password) && !run.stderr.contains(&decoded), "{}", run.stderr);
 }
 
+/// An apply waiting for the environment's lock looks up only once it holds it: what a
+/// concurrent apply (here, the test) created meanwhile is what its lookups find.
+#[test]
+fn apply_looks_up_once_it_holds_the_lock() {
+    let chart = Chart::new();
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "weaver-lock-dev", "namespace": chart.ns},
+        "spec": {"holderIdentity": "other@ci pid 1", "acquireTime": now, "renewTime": now,
+                 "leaseDurationSeconds": 300},
+    });
+    chart.cluster.create(&lease);
+    let kubeconfig = chart.cluster.kubeconfig().to_str().unwrap().to_string();
+    let mut apply = chart.repo.spawn(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev", "--lock-timeout", "2m"]);
+    let mut stderr = std::io::BufReader::new(apply.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("waiting for the lock") {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(read > 0, "weaver ended before waiting for the lock:\n{seen}");
+        seen.push_str(&line);
+    }
+    // What the lock's holder installed while this apply waited.
+    let kept = "a2VwdC1ieS10aGUtaG9sZGVy"; // kept-by-the-holder
+    chart.cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "app-password", "namespace": chart.ns}, "data": {"password": kept}}));
+    chart.cluster.delete(&lease);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = apply.wait().unwrap();
+    assert!(status.success(), "{seen}{rest}");
+    assert_eq!(chart.password(), kept, "the apply looked up before it held the lock");
+}
+
+/// A chart that refuses to render when its lookup finds nothing, as `helm template` refuses
+/// it, is diffed from what the cluster has; what that render gives is what gets validated.
+#[test]
+fn a_chart_failing_when_lookup_finds_nothing_diffs_against_the_cluster() {
+    let chart = Chart::new();
+    chart.repo.write(
+        "charts/app/templates/copy.yaml",
+        r#"{{- $settings := lookup "v1" "ConfigMap" .Release.Namespace "settings" }}
+{{- if not $settings }}{{ fail "ConfigMap settings must exist before this chart is installed" }}{{ end }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: copy
+data:
+  value: {{ $settings.data.value | quote }}
+{{- if eq $settings.data.value "invalid" }}
+bogus: true
+{{- end }}
+"#,
+    );
+    let run = chart.repo.weaver(&["render", "--env", "dev"]);
+    assert!(run.failure().contains("ConfigMap settings must exist"), "{}", run.stderr);
+    let run = chart.weaver(&["diff", "--env", "dev"]);
+    assert!(run.failure().contains("ConfigMap settings must exist"), "the cluster has none either: {}", run.stderr);
+
+    let settings = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": chart.ns}, "data": {"value": "from-the-cluster"}});
+    chart.cluster.create(&settings);
+    let run = chart.weaver(&["diff", "--env", "dev", "-o", "json", "--exit-code"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    let copy = plan["objects"].as_array().unwrap().iter().find(|o| o["name"] == "copy").expect("copy is planned");
+    assert_eq!(copy["action"], "create", "{copy}");
+    assert!(copy["diff"].as_str().unwrap().contains("from-the-cluster"), "{copy}");
+
+    // The render for the cluster is validated: its unknown field is refused, named.
+    chart.cluster.merge_patch(&settings, &json!({"data": {"value": "invalid"}}), "test");
+    let run = chart.weaver(&["diff", "--env", "dev"]);
+    let stderr = run.failure();
+    assert!(stderr.contains("ConfigMap") && stderr.contains("copy") && stderr.contains(".bogus"), "{stderr}");
+}
+
 #[test]
 fn render_finds_nothing_and_live_from_finds_the_files_objects() {
     let chart = Chart::new();

@@ -1,14 +1,16 @@
-//! Apply: render, take the environment's lock, observe, plan, apply, record. `rollback` runs
+//! Apply: render, take the environment's lock, render for the cluster, observe, plan, apply, record. `rollback` runs
 //! the same machinery over a recorded revision.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::render::{Desired, IfEmpty, RenderOptions, prepare};
+use std::sync::Arc;
+
+use super::render::{Desired, IfEmpty, Offline, RenderOptions, prepare};
 use super::{Context, OnProgress, Progress, connect, phase};
 use crate::apply::{ApplyOptions, ReleaseInput, Report};
-use crate::cluster::observe::observe;
-use crate::cluster::{Cluster, ConnectOptions, HeldLock, LockEvent, LockOptions};
+use crate::cluster::observe::{Unlabelled, observe_reusing};
+use crate::cluster::{Cluster, ConnectOptions, HeldLock, ListTarget, Listed as Listing, LockEvent, LockOptions};
 use crate::diff::plan::plan_with_records;
 use crate::error::{Error, Result};
 use crate::project::Environment;
@@ -50,15 +52,15 @@ pub struct Applied {
     pub lock_lost: Option<Error>,
 }
 
-/// Renders, connects (Helm charts are rendered again with the cluster's capabilities) and
-/// applies. `interrupted` (Ctrl-C) stops starting new work; what was done is
-/// still recorded.
+/// Renders, connects, takes the environment's lock and, holding it, renders Helm charts again
+/// with the cluster's capabilities and `lookup`, then applies. `interrupted` (Ctrl-C) stops
+/// starting new work; what was done is still recorded.
 pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
     let Context { redactor, on } = cx;
     let mut render_options = options.render.clone();
     render_options.if_empty = IfEmpty::Refuse;
     let prepared = prepare(&render_options, cx)?;
-    let offline = prepared.render(None, on)?;
+    let offline = prepared.render(Offline::BeforeCluster, on)?;
     let selection = &options.render.selection;
     let provenance = crate::git::provenance(&selection.repo, selection.rev.as_deref())?;
     if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {
@@ -71,14 +73,29 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         on(Progress::Warning(format!("{what}; the records will say `dirty`")));
     }
     let cluster = connect(options.connect.clone(), &offline.env, "applying to", on).await?;
-    let Desired { env, rendered, .. } =
-        prepared.for_cluster(offline, &cluster, options.settings.concurrency, on).await?;
-    let server_version = prepared.server_version(&rendered, &cluster).await?;
-    prepared.warn_removed(&rendered, server_version.as_deref(), on);
-    let mut apply_options =
-        apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
-    apply_options.sensitive = rendered.manifests().filter(|m| redactor.finds_in(&m.object)).map(|m| m.key()).collect();
-    execute(&cluster, &env, rendered.releases, options.settings.lock_timeout, apply_options, interrupted, on).await
+    let env = Arc::clone(&offline.env);
+    // Under the lock: what `lookup` reads must be what this apply builds on, not what a
+    // concurrent apply (a first install generating the same password) is about to replace.
+    let desired = async {
+        let Desired { env, rendered, looked_up, .. } =
+            prepared.for_cluster(offline, &cluster, options.settings.concurrency, on).await?;
+        let server_version = prepared.server_version(&rendered, &cluster).await?;
+        prepared.warn_removed(&rendered, server_version.as_deref(), on);
+        let mut apply_options =
+            apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
+        apply_options.sensitive =
+            rendered.manifests().filter(|m| redactor.finds_in(&m.object)).map(|m| m.key()).collect();
+        Ok(Locked { releases: rendered.releases, options: apply_options, looked_up })
+    };
+    execute(&cluster, &env, &options.settings, desired, interrupted, on).await
+}
+
+/// What an apply works on once it holds the environment's lock.
+pub(super) struct Locked {
+    pub releases: Vec<RenderedRelease>,
+    pub options: ApplyOptions,
+    /// The LISTs `lookup` made, which the observation reuses.
+    pub looked_up: Vec<(ListTarget, Arc<Listing>)>,
 }
 
 /// Each rendered release with what apply needs to know from the environment.
@@ -117,21 +134,21 @@ pub(super) fn apply_options(
     }
 }
 
-/// Takes the environment's lock, observes the cluster, plans, and applies `releases`.
+/// Takes the environment's lock, then makes `desired` (a future, so nothing of it runs before
+/// the lock is held), observes the cluster, plans and applies.
 pub(super) async fn execute(
     cluster: &Cluster,
     env: &Environment,
-    releases: Vec<RenderedRelease>,
-    lock_timeout: Duration,
-    options: ApplyOptions,
+    settings: &Settings,
+    desired: impl Future<Output = Result<Locked>>,
     interrupted: &AtomicBool,
     on: OnProgress<'_>,
 ) -> Result<Applied> {
     // One apply per environment at a time; a dry run writes nothing, the Lease included.
-    let lock = match options.dry_run {
+    let lock = match settings.dry_run {
         true => None,
         false => {
-            let lock_options = LockOptions::new(env, lock_timeout);
+            let lock_options = LockOptions::new(env, settings.lock_timeout);
             let held = cluster
                 .acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
                     on(Progress::Status(format!(
@@ -145,7 +162,10 @@ pub(super) async fn execute(
             Some(held)
         }
     };
-    let result = execute_locked(cluster, env, releases, &options, lock.as_ref(), interrupted, on).await;
+    let result = match desired.await {
+        Ok(desired) => execute_locked(cluster, env, desired, lock.as_ref(), interrupted, on).await,
+        Err(err) => Err(err),
+    };
     if let Some(lock) = lock {
         let released = lock.release().await;
         // A lock lost is the error to report, not that it could not be released.
@@ -153,21 +173,22 @@ pub(super) async fn execute(
             on(Progress::Warning(format!("{err}; the lock expires by itself")));
         }
     }
-    let (report, lock_lost) = result?;
-    Ok(Applied { report, options, lock_lost })
+    let (applied, lock_lost) = result?;
+    Ok(Applied { lock_lost, ..applied })
 }
 
 async fn execute_locked(
     cluster: &Cluster,
     env: &Environment,
-    mut releases: Vec<RenderedRelease>,
-    options: &ApplyOptions,
+    desired: Locked,
     lock: Option<&HeldLock>,
     interrupted: &AtomicBool,
     on: OnProgress<'_>,
-) -> Result<(Report, Option<Error>)> {
+) -> Result<(Applied, Option<Error>)> {
+    let Locked { mut releases, options, looked_up } = desired;
     let started = Instant::now();
-    let live = observe(cluster, &mut releases, &options.environment, options.concurrency).await?;
+    let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
+    let live = observe_reusing(cluster, &mut releases, &options.environment, options.concurrency, &unlabelled).await?;
     phase(on, "observe", started);
     let started = Instant::now();
     let plan = plan_with_records(&releases, &live.records, &live.objects)?;
@@ -177,19 +198,23 @@ async fn execute_locked(
     on(Progress::Writing);
     let started = Instant::now();
     let applying = async {
-        let report = crate::apply::apply(cluster, inputs, &plan, &live, options, interrupted, &on_event).await;
+        let report = crate::apply::apply(cluster, inputs, &plan, &live, &options, interrupted, &on_event).await;
         phase(on, "apply", started);
         report
     };
-    let Some(lock) = lock else { return Ok((applying.await, None)) };
-    tokio::pin!(applying);
-    // Another apply took the lock (this one stopped renewing it): stop starting new work.
-    tokio::select! {
-        report = &mut applying => Ok((report, None)),
-        lost = lock.lost() => {
-            interrupted.store(true, Ordering::SeqCst);
-            let report = applying.await;
-            Ok((report, Some(lost.context("the apply stopped"))))
+    let (report, lost) = match lock {
+        None => (applying.await, None),
+        Some(lock) => {
+            tokio::pin!(applying);
+            // Another apply took the lock (this one stopped renewing it): stop starting new work.
+            tokio::select! {
+                report = &mut applying => (report, None),
+                lost = lock.lost() => {
+                    interrupted.store(true, Ordering::SeqCst);
+                    (applying.await, Some(lost.context("the apply stopped")))
+                }
+            }
         }
-    }
+    };
+    Ok((Applied { report, options, lock_lost: None }, lost))
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::render::{Desired, RenderOptions, prepare};
+use super::render::{Desired, Offline, RenderOptions, prepare};
 use super::{Context, connect, phase};
 use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_reusing};
 use crate::cluster::{Cluster, ConnectOptions};
@@ -47,15 +47,15 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
         Against::File(path) => {
             // Read first: Helm charts' `lookup` finds what the file has.
             let live = read_live_file(path)?;
-            let Desired { env, rendered, .. } = prepared.render(Some(live.clone()), cx.on)?;
+            let Desired { env, rendered, .. } = prepared.render(Offline::LiveFrom(live.clone()), cx.on)?;
             prepared.warn_removed(&rendered, None, cx.on);
             let plan = plan_against(&rendered.releases, &env.name, &live)?;
             (env, plan)
         }
         Against::Cluster(connect_options) => {
-            let offline = prepared.render(None, cx.on)?;
+            let offline = prepared.render(Offline::BeforeCluster, cx.on)?;
             let cluster = connect(connect_options.clone(), &offline.env, "comparing with", cx.on).await?;
-            let Desired { env, mut rendered, looked_up } =
+            let Desired { env, mut rendered, looked_up, .. } =
                 prepared.for_cluster(offline, &cluster, options.concurrency, cx.on).await?;
             let server_version = prepared.server_version(&rendered, &cluster).await?;
             prepared.warn_removed(&rendered, server_version.as_deref(), cx.on);

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use serde_json::Map;
@@ -79,6 +79,20 @@ pub struct Desired {
     /// The LISTs Helm charts' `lookup`s needed (without a label selector), for the
     /// observation to reuse.
     pub looked_up: Vec<(ListTarget, Arc<Listing>)>,
+    /// Releases whose `lookup`s found nothing because a render reading the cluster follows:
+    /// that render's objects are the ones validated (and its errors the ones reported).
+    pub looking_up: BTreeSet<String>,
+}
+
+/// What `lookup` finds in an offline render.
+pub enum Offline {
+    /// Nothing: there is no cluster (`weaver render`).
+    Alone,
+    /// The objects of a file (`--live-from`).
+    LiveFrom(Vec<serde_json::Value>),
+    /// Nothing yet: a render for the cluster follows (diff, apply), and a release whose
+    /// lookups found nothing may fail now; that render says whether it does.
+    BeforeCluster,
 }
 
 /// How many rounds of LISTs `lookup`s may ask for: a lookup whose arguments come from another
@@ -90,7 +104,7 @@ const LOOKUP_ROUNDS: usize = 8;
 /// `kubeVersion` (or the default) and helm's default API versions.
 pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
     let prepared = prepare(options, cx)?;
-    let desired = prepared.render(None, cx.on)?;
+    let desired = prepared.render(Offline::Alone, cx.on)?;
     prepared.warn_removed(&desired.rendered, None, cx.on);
     Ok(desired)
 }
@@ -234,23 +248,36 @@ impl Prepared {
             let again: Vec<&Release> = releases.iter().copied().filter(|r| asked.contains_key(&r.name)).collect();
             rendered = self.render_releases(&again, &view, Some(rendered), on)?;
         }
-        Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up })
+        if self.validate != Mode::Ignore && !offline.looking_up.is_empty() {
+            let started = Instant::now();
+            validate(&rendered, |release| offline.looking_up.contains(release), self.validate, on)?;
+            phase(on, "validate", started);
+        }
+        Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up, looking_up: BTreeSet::new() })
     }
 
     /// Renders offline: Helm charts see the environment's `kubeVersion` (or the default) and
-    /// helm's default API versions, as `weaver render` does, and `lookup` finds what
-    /// `live_from` (`--live-from`'s objects) has, else nothing. The objects are validated
-    /// (before diff and apply connect); the render for a cluster only differs in what Helm
-    /// charts see, so it is not validated again.
-    pub fn render(&self, live_from: Option<Vec<serde_json::Value>>, on: OnProgress) -> Result<Desired> {
-        let view = ClusterView { capabilities: None, live: Arc::new(live_from.map_or(Live::Nothing, Live::File)) };
+    /// helm's default API versions, as `weaver render` does, and `lookup` finds what `offline`
+    /// says. The objects are validated (before diff and apply connect); the render for a cluster
+    /// only differs in what Helm charts see, so it validates only the releases that looked up.
+    pub fn render(&self, offline: Offline, on: OnProgress) -> Result<Desired> {
+        let live = match offline {
+            Offline::Alone => Live::Nothing,
+            Offline::LiveFrom(objects) => Live::File(objects),
+            Offline::BeforeCluster => Live::Later(Default::default()),
+        };
+        let view = ClusterView { capabilities: None, live: Arc::new(live) };
         let rendered = self.render_releases(&self.selected.releases(), &view, None, on)?;
+        let looking_up = match &*view.live {
+            Live::Later(asked) => std::mem::take(&mut *asked.lock().unwrap_or_else(PoisonError::into_inner)),
+            _ => BTreeSet::new(),
+        };
         if self.validate != Mode::Ignore {
             let started = Instant::now();
-            validate(&rendered, self.validate, on)?;
+            validate(&rendered, |release| !looking_up.contains(release), self.validate, on)?;
             phase(on, "validate", started);
         }
-        Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up: Vec::new() })
+        Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up: Vec::new(), looking_up })
     }
 
     /// Renders `releases` seeing `view`: all of them, or, given the `previous` render, these
@@ -321,11 +348,13 @@ fn lookups_unsettled(asked: &BTreeMap<String, BTreeSet<Target>>) -> Error {
     .with_help("each lookup whose arguments come from another lookup's answer takes a round: shorten the chain")
 }
 
-/// Validates rendered objects offline: problems are one error listing them all (strict) or
-/// warnings; objects without a schema are counted, and listed with `-v`.
-fn validate(rendered: &Rendered, mode: Mode, on: OnProgress) -> Result<()> {
-    let report =
-        crate::validate::validate(&rendered.documents().map(|(m, _)| m).collect::<Vec<_>>(), &rendered.chart_crds);
+/// Validates the rendered objects of the releases `of` picks offline: problems are one error
+/// listing them all (strict) or warnings; objects without a schema are counted, and listed with
+/// `-v`.
+fn validate(rendered: &Rendered, of: impl Fn(&str) -> bool, mode: Mode, on: OnProgress) -> Result<()> {
+    let documents: Vec<&crate::manifest::Manifest> =
+        rendered.documents().map(|(m, _)| m).filter(|m| of(&m.release)).collect();
+    let report = crate::validate::validate(&documents, &rendered.chart_crds);
     if !report.not_validated.is_empty() {
         on(Progress::Status(format!(
             "{} object(s) not validated: no schema describes their kind (a CRD outside the repository?); -v lists them",

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use super::apply::{Applied, Settings, apply_options, execute};
+use super::apply::{Applied, Locked, Settings, apply_options, execute};
 use super::{Context, Progress, connect, open_project, release};
 use crate::cluster::ConnectOptions;
 use crate::cluster::observe::release_records;
@@ -88,7 +88,8 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
     let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
     let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));
     apply_options.sensitive = target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
-    execute(&cluster, &env, vec![rendered], options.settings.lock_timeout, apply_options, interrupted, on).await
+    let desired = async { Ok(Locked { releases: vec![rendered], options: apply_options, looked_up: Vec::new() }) };
+    execute(&cluster, &env, &options.settings, desired, interrupted, on).await
 }
 
 /// Rollback decrypts nothing, so the redactor learns the recorded values that came from the

@@ -31,16 +31,7 @@ pub type Unlabelled<'a> = HashMap<ListTarget, &'a [Value]>;
 /// Discovery decides scopes (setting them on the manifests), live objects come from one LIST
 /// per (resource, namespace) with weaver's release label, and the records from the Secrets
 /// LIST of each release namespace.
-pub async fn observe(
-    cluster: &Cluster,
-    releases: &mut [RenderedRelease],
-    environment: &str,
-    concurrency: usize,
-) -> Result<Live> {
-    observe_reusing(cluster, releases, environment, concurrency, &Unlabelled::new()).await
-}
-
-/// [`observe`], reusing `unlabelled` LISTs where they cover a target.
+/// `unlabelled` LISTs (made for `lookup`) are reused where they cover a target.
 pub async fn observe_reusing(
     cluster: &Cluster,
     releases: &mut [RenderedRelease],

@@ -41,6 +41,9 @@ pub enum Live {
     File(Vec<Json>),
     /// The cluster, as far as it was listed.
     Cluster(ClusterSnapshot),
+    /// A cluster read by a later render (diff and apply render offline first): lookup finds
+    /// nothing now, and the releases that asked may fail now without it being their error.
+    Later(Mutex<BTreeSet<String>>),
 }
 
 /// The cluster's kinds and the LISTs made so far, plus what renders asked for beyond them.
@@ -76,6 +79,10 @@ impl Live {
     ) -> Result<Json, String> {
         let found = match self {
             Live::Nothing => return Ok(empty()),
+            Live::Later(asked) => {
+                asked.lock().unwrap_or_else(PoisonError::into_inner).insert(release.to_string());
+                return Ok(empty());
+            }
             Live::File(objects) => from_file(objects, api_version, kind, namespace, name),
             Live::Cluster(snapshot) => snapshot.lookup(release, api_version, kind, namespace, name)?,
         };
@@ -91,7 +98,7 @@ impl Live {
             Live::Cluster(snapshot) => {
                 std::mem::take(&mut *snapshot.missing.lock().unwrap_or_else(PoisonError::into_inner))
             }
-            Live::Nothing | Live::File(_) => BTreeMap::new(),
+            Live::Nothing | Live::File(_) | Live::Later(_) => BTreeMap::new(),
         }
     }
 
@@ -102,7 +109,16 @@ impl Live {
             Live::Cluster(snapshot) => {
                 snapshot.missing.lock().unwrap_or_else(PoisonError::into_inner).contains_key(release)
             }
-            Live::Nothing | Live::File(_) => false,
+            Live::Nothing | Live::File(_) | Live::Later(_) => false,
+        }
+    }
+
+    /// Whether an error rendering `release` may come from a lookup finding nothing in a render
+    /// that a render reading the cluster follows: that render decides.
+    pub fn defers_errors_of(&self, release: &str) -> bool {
+        match self {
+            Live::Later(asked) => asked.lock().unwrap_or_else(PoisonError::into_inner).contains(release),
+            Live::Nothing | Live::File(_) | Live::Cluster(_) => false,
         }
     }
 
@@ -117,7 +133,7 @@ impl Live {
     /// whole): their values are credentials, which output must never show.
     pub fn secrets_seen(&self) -> Vec<Json> {
         match self {
-            Live::Nothing => Vec::new(),
+            Live::Nothing | Live::Later(_) => Vec::new(),
             Live::File(objects) => objects.iter().filter(|o| is_secret(o)).cloned().collect(),
             Live::Cluster(snapshot) => {
                 let seen = snapshot.secrets_seen.lock().unwrap_or_else(PoisonError::into_inner);

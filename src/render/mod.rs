@@ -161,7 +161,11 @@ fn render_into(
             if let Some(chart) = helm.charts.get(&release.chart) {
                 let rendered = render_helm(project, release, chart, &helm.capabilities, &cluster.live, secrets);
                 // Output made without objects its lookups asked for goes: it is made again.
-                let manifests = if cluster.live.is_waiting(&release.name) { Vec::new() } else { rendered? };
+                let manifests = match rendered {
+                    _ if cluster.live.is_waiting(&release.name) => Vec::new(),
+                    Err(_) if cluster.live.defers_errors_of(&release.name) => Vec::new(),
+                    rendered => rendered?,
+                };
                 return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
             }
             let chart = &chart_contexts[release.chart.as_str()];

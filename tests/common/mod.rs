@@ -47,6 +47,16 @@ impl Run {
 }
 
 pub fn weaver_in(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let out = command(dir, args, envs).output().expect("run weaver");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// weaver in `dir`, isolated from the developer's keys, kube config and registry logins.
+fn command(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(WEAVER);
     cmd.arg("--repo").arg(dir).args(args).env("NO_COLOR", "1");
     // Tests must not pick up the developer's keys or kube config.
@@ -64,12 +74,7 @@ pub fn weaver_in(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run weaver");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
+    cmd
 }
 
 /// A throwaway repository.
@@ -138,6 +143,13 @@ impl Repo {
 
     pub fn weaver_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
         weaver_in(self.path(), args, envs)
+    }
+
+    /// Starts weaver without waiting for it, its stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = command(self.path(), args, &[]);
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.spawn().expect("start weaver")
     }
 }
 

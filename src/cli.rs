@@ -306,6 +306,9 @@ pub struct DiffArgs {
     /// How many requests to keep in flight at once (1 to 1000)
     #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
+    /// Also show the removal of releases the environment no longer has (found by their records in every namespace)
+    #[arg(long, conflicts_with_all = ["live_from", "releases", "selectors"])]
+    pub prune_releases: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
@@ -323,6 +326,9 @@ pub struct ApplyArgs {
     /// Refuse to apply from a working tree with uncommitted changes
     #[arg(long)]
     pub require_clean: bool,
+    /// Also remove releases the environment no longer has (found by their records in every namespace)
+    #[arg(long, conflicts_with_all = ["releases", "selectors"])]
+    pub prune_releases: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]

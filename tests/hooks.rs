@@ -28,6 +28,9 @@ struct Chart {
     cluster: TestCluster,
     repo: Repo,
     ns: String,
+    /// The environment: `dev`, or one of the test's own where records of other tests' `dev`
+    /// environments in a shared cluster would count.
+    env: String,
 }
 
 /// A hook Job: `events` (`helm.sh/hook`), weight, and delete policy if any.
@@ -58,6 +61,15 @@ spec:
 impl Chart {
     /// The chart with `hooks` (file name, template text), in a namespace of the test.
     fn new(hooks: &[(&str, String)]) -> Chart {
+        Chart::build(hooks, false)
+    }
+
+    /// The chart, released in an environment named after the test's namespace.
+    fn in_own_environment(hooks: &[(&str, String)]) -> Chart {
+        Chart::build(hooks, true)
+    }
+
+    fn build(hooks: &[(&str, String)], own_environment: bool) -> Chart {
         let cluster = TestCluster::start();
         let ns = cluster.namespace("hooks");
         let repo = Repo::empty();
@@ -70,7 +82,8 @@ impl Chart {
         for (file, text) in hooks {
             repo.write(&format!("charts/app/templates/{file}"), text);
         }
-        let chart = Chart { cluster, repo, ns };
+        let env = if own_environment { ns.clone() } else { "dev".to_string() };
+        let chart = Chart { cluster, repo, ns, env };
         chart.environment("");
         chart
     }
@@ -79,7 +92,7 @@ impl Chart {
     fn environment(&self, extra: &str) {
         let ns = &self.ns;
         self.repo.write(
-            "environments/dev.yaml",
+            &format!("environments/{}.yaml", self.env),
             &format!(
                 "namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: app\n    chart: app\n{extra}"
             ),
@@ -96,7 +109,7 @@ impl Chart {
     /// `weaver apply -o json`, with the test acting as the hook Jobs' controller and failing
     /// those named in `fail`. Returns the run and what the controller saw, in order.
     fn apply(&self, fail: &[&str]) -> (Run, Vec<Seen>) {
-        self.with_controller(&["apply", "--env", "dev", "-o", "json", "--timeout", "60s"], fail)
+        self.with_controller(&["apply", "--env", &self.env, "-o", "json", "--timeout", "60s"], fail)
     }
 
     /// Runs weaver with `args` while the test acts as the hook Jobs' controller.
@@ -535,4 +548,129 @@ fn a_rollback_runs_the_revision_s_rollback_hooks() {
     assert!(chart.job("undo").is_none(), "hook-succeeded");
     let records = chart.records();
     assert_eq!(records.last().unwrap().hooks.len(), 2, "the rolled-back revision keeps its hooks");
+}
+
+/// `(release, name, action)` of the objects in a `diff -o json` plan.
+fn planned_objects(plan: &Value) -> Vec<(String, String, String)> {
+    let objects = plan["objects"].as_array().unwrap().iter();
+    objects
+        .map(|o| triple(o["release"].as_str().unwrap(), o["name"].as_str().unwrap(), o["action"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
+    let chart = Chart::in_own_environment(&[
+        ("cleanup.yaml", hook_job("cleanup", "pre-delete", 0, None)),
+        ("goodbye.yaml", hook_job("goodbye", "post-delete", 0, None)),
+    ]);
+    let (run, _) = chart.apply(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // The environment now deploys another release; `app` and its chart are gone from it.
+    let (ns, env) = (&chart.ns, chart.env.as_str());
+    chart
+        .repo
+        .write("charts/other/Chart.yaml", "apiVersion: v2\nname: other\nversion: 1.0.0\n")
+        .write("charts/other/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n")
+        .write(
+            &format!("environments/{env}.yaml"),
+            &format!(
+                "namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: other\n    chart: other\n"
+            ),
+        );
+    std::fs::remove_dir_all(chart.repo.path().join("charts/app")).unwrap();
+
+    let diff = |extra: &[&str]| -> Value {
+        let mut args = vec!["diff", "--env", env, "-o", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(chart.weaver(&args).success()).unwrap()
+    };
+    // Without the flag the release is left alone.
+    let plan = diff(&[]);
+    assert_eq!(planned_objects(&plan), [triple("other", "other", "create")]);
+    assert_eq!(planned_hooks(&plan), []);
+    // With it, its removal is planned: its objects deleted, its recorded delete hooks run.
+    let plan = diff(&["--prune-releases"]);
+    assert_eq!(planned_objects(&plan), [triple("other", "other", "create"), triple("app", "app", "delete")]);
+    assert_eq!(
+        planned_hooks(&plan),
+        [("cleanup".into(), vec!["pre-delete".to_string()]), ("goodbye".into(), vec!["post-delete".to_string()])]
+    );
+    // A selection of releases cannot say what else to remove.
+    let refused = chart.weaver(&["apply", "--env", env, "-r", "other", "--prune-releases"]);
+    let message = refused.failure();
+    assert!(message.contains("--prune-releases") && message.contains("--release"), "{message}");
+    assert!(chart.config_map().is_some(), "nothing was removed");
+
+    let args = ["apply", "--env", env, "-o", "json", "--timeout", "60s", "--prune-releases"];
+    let (run, seen) = chart.with_controller(&args, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("release `app` (namespace {ns}) is no longer in environment `{env}`")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        seen_jobs(&seen),
+        [("cleanup", true), ("goodbye", false)],
+        "pre-delete before the prune, post-delete after"
+    );
+    assert!(chart.config_map().is_none(), "the release's ConfigMap is pruned");
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": ns}});
+    assert!(chart.cluster.get(&other).is_some());
+    let last = chart.records().into_iter().filter(|r| r.release == "app").next_back().unwrap();
+    assert!(last.manifests.is_empty() && last.objects.is_empty(), "the release's record holds nothing: {last:?}");
+    assert_eq!(last.hook_runs.len(), 2, "{last:?}");
+
+    // Removed: a further apply removes nothing and runs nothing.
+    let (run, seen) = chart.with_controller(&args, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(seen_jobs(&seen), []);
+    assert!(!run.stderr.contains("no longer in environment"), "{}", run.stderr);
+}
+
+#[test]
+fn a_renamed_release_keeps_its_objects_under_prune_releases() {
+    let chart = Chart::in_own_environment(&[]);
+    let (run, _) = chart.apply(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (ns, env) = (&chart.ns, chart.env.as_str());
+    chart.repo.write(
+        &format!("environments/{env}.yaml"),
+        &format!("namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: renamed\n    chart: app\n"),
+    );
+    // The ConfigMap moves to the new release instead of being deleted while it is applied.
+    let plan: Value =
+        serde_json::from_str(chart.weaver(&["diff", "--env", env, "-o", "json", "--prune-releases"]).success())
+            .unwrap();
+    assert_eq!(planned_objects(&plan), [triple("renamed", "app", "update")]);
+    let run = chart.weaver(&["apply", "--env", env, "--prune-releases"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let config_map = chart.config_map().expect("the ConfigMap stays");
+    assert_eq!(config_map["metadata"]["labels"]["weaver.example.com/release"], "renamed");
+    let last = chart.records().into_iter().filter(|r| r.release == "app").next_back().unwrap();
+    assert!(last.manifests.is_empty(), "the old release is removed: {last:?}");
+
+    // A release moved to another namespace is not removed from the one it left: said, not done.
+    let moved = chart.cluster.namespace("moved");
+    chart.repo.write(
+        &format!("environments/{env}.yaml"),
+        &format!(
+            "namespace: {moved}
+cluster:
+  lockNamespace: {ns}
+releases:
+  - name: renamed
+    chart: app
+"
+        ),
+    );
+    let run = chart.weaver(&["diff", "--env", env, "-o", "json", "--prune-releases"]);
+    let plan: Value = serde_json::from_str(run.success()).unwrap();
+    assert_eq!(planned_objects(&plan), [triple("renamed", "app", "create")]);
+    let warning = format!(
+        "release `renamed` has a deployed revision of environment `{env}` in namespace {ns}, which now deploys it in namespace {moved}"
+    );
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use super::removed::removed_releases;
 use super::render::{Desired, IfEmpty, Offline, RenderOptions, prepare};
 use super::{Context, OnProgress, Progress, connect, phase};
 use crate::apply::{ApplyOptions, ReleaseInput, Report};
@@ -41,6 +42,8 @@ pub struct ApplyActionOptions {
     pub settings: Settings,
     /// Refuse to apply from a working tree with uncommitted changes.
     pub require_clean: bool,
+    /// Also remove the releases the environment no longer has but the cluster does.
+    pub prune_releases: bool,
 }
 
 /// What an apply did.
@@ -81,11 +84,19 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
             prepared.for_cluster(offline, &cluster, options.settings.concurrency, on).await?;
         let server_version = prepared.server_version(&rendered, &cluster).await?;
         prepared.warn_removed(&rendered, server_version.as_deref(), on);
+        let mut releases = rendered.releases;
+        if options.prune_releases {
+            releases.extend(removed_releases(&cluster, &env, redactor, on).await?);
+        }
         let mut apply_options =
             apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
-        apply_options.sensitive =
-            rendered.manifests().filter(|m| redactor.finds_in(&m.object)).map(|m| m.key()).collect();
-        Ok(Locked { releases: rendered.releases, options: apply_options, looked_up })
+        apply_options.sensitive = releases
+            .iter()
+            .flat_map(|r| &r.manifests)
+            .filter(|m| redactor.finds_in(&m.object))
+            .map(|m| m.key())
+            .collect();
+        Ok(Locked { releases, options: apply_options, looked_up })
     };
     execute(&cluster, &env, &options.settings, desired, interrupted, on).await
 }

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod drift;
 pub mod history;
 pub mod plan;
+mod removed;
 pub mod render;
 pub mod rollback;
 

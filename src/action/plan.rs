@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::removed::removed_releases;
 use super::render::{Desired, Offline, RenderOptions, prepare};
 use super::{Context, connect, phase};
 use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_reusing};
@@ -33,6 +34,9 @@ pub struct PlanOptions {
     pub server_side: bool,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Also plan the removal of the releases the environment no longer has but the cluster
+    /// does (against a cluster only).
+    pub prune_releases: bool,
 }
 
 pub struct Planned {
@@ -59,6 +63,9 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
                 prepared.for_cluster(offline, &cluster, options.concurrency, cx.on).await?;
             let server_version = prepared.server_version(&rendered, &cluster).await?;
             prepared.warn_removed(&rendered, server_version.as_deref(), cx.on);
+            if options.prune_releases {
+                rendered.releases.extend(removed_releases(&cluster, &env, cx.redactor, cx.on).await?);
+            }
             let started = Instant::now();
             let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
             let live =

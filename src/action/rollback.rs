@@ -92,11 +92,12 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
     execute(&cluster, &env, &options.settings, desired, interrupted, on).await
 }
 
-/// Rollback decrypts nothing, so the redactor learns the recorded values that came from the
-/// environment's secrets instead: the Secrets' data, and every string of objects the record
-/// marks `sensitive` (a template copied a secret into them; which string is unknown, so some
-/// harmless text in their spec or data is redacted too). A server message quoting one must not print it.
-fn register_secret_values(redactor: &Redactor, target: &Record) {
+/// Rollback (and removing a release the environment no longer has) decrypts nothing, so the
+/// redactor learns the recorded values that came from the environment's secrets instead: the
+/// Secrets' data, and every string of objects the record marks `sensitive` (a template copied
+/// a secret into them; which string is unknown, so some harmless text in their spec or data is
+/// redacted too). A server message or a diff quoting one must not print it.
+pub(super) fn register_secret_values(redactor: &Redactor, target: &Record) {
     let sensitive: HashSet<ObjectKey> =
         target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
     for manifest in &target.manifests {

@@ -2,16 +2,16 @@
 //! LISTs with weaver's release label, release records from the Secrets of each release
 //! namespace, and server mode's dry-run applies. Only reads: nothing is stored.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::StreamExt;
 use serde_json::Value;
 
 use super::{ApplyError, Cluster, ListTarget, Unserved};
 use crate::error::{Error, Location, Result};
-use crate::manifest::{LABEL_RELEASE, Manifest, ObjectKey, api_group};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, api_group};
 use crate::project::Release;
-use crate::release_record::{self, Record};
+use crate::release_record::{self, LABEL_STATUS, Record, Status};
 use crate::render::RenderedRelease;
 
 /// What the cluster has of some releases: the objects carrying their release label, and the
@@ -239,6 +239,35 @@ pub async fn dry_run_apply(
         ordered[index] = answer;
     }
     Ok(ordered)
+}
+
+/// The newest deployed record of each release of `environment` that `wanted(namespace,
+/// release)` picks, wherever in the cluster its records are, with its namespace: one LIST of
+/// Secrets in every namespace, selected by the records' environment and status labels. Only
+/// the records picked are decoded.
+pub async fn deployed_records_everywhere(
+    cluster: &Cluster,
+    environment: &str,
+    wanted: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<(String, Record)>> {
+    let every_namespace = ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: None };
+    let selector = format!("{LABEL_ENVIRONMENT}={environment},{LABEL_STATUS}={}", Status::Deployed.as_str());
+    let secrets = cluster.list(&BTreeSet::from([every_namespace]), &selector, 1).await?;
+    let mut by_namespace: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for secret in &secrets {
+        let namespace = secret.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+        let release = secret.pointer("/metadata/labels").and_then(|l| l.get(LABEL_RELEASE)).and_then(Value::as_str);
+        if release.is_some_and(|release| wanted(namespace, release)) {
+            by_namespace.entry(namespace).or_default().push(secret);
+        }
+    }
+    let mut records = Vec::new();
+    for (namespace, secrets) in by_namespace {
+        let mut newest: Vec<Record> = release_record::last_deployed(secrets, environment)?.into_values().collect();
+        newest.sort_by(|a, b| a.release.cmp(&b.release));
+        records.extend(newest.into_iter().map(|record| (namespace.to_string(), record)));
+    }
+    Ok(records)
 }
 
 /// The complete records of `release` for `environment`, oldest first (one Secrets LIST).

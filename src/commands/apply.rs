@@ -16,6 +16,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         connect: connect_options(&args.cluster),
         settings: apply_settings(&args.apply),
         require_clean: args.require_clean,
+        prune_releases: args.prune_releases,
     };
     let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
     let applied =

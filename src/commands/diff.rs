@@ -22,6 +22,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         },
         server_side: args.server_side,
         concurrency: args.concurrency,
+        prune_releases: args.prune_releases,
     };
     let Planned { env, plan } = block_on(plan(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let text = match args.output {

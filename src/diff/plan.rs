@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Change, Kind, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values};
 use crate::error::{Error, Location, Result};
 use crate::hook;
-use crate::manifest::{Manifest, ObjectKey};
+use crate::manifest::{LABEL_RELEASE, Manifest, ObjectKey};
 use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
 
@@ -145,6 +145,11 @@ fn compare(release: &str, live: Option<&Value>, after: Option<Value>, desired: O
     }
 }
 
+/// The release an object's label says it belongs to.
+fn release_of(object: &Value) -> Option<&str> {
+    object.pointer("/metadata/labels").and_then(|l| l.get(LABEL_RELEASE)).and_then(Value::as_str)
+}
+
 fn prune_disabled(object: &Value) -> bool {
     object.pointer("/metadata/annotations").and_then(|a| a.get(PRUNE_ANNOTATION)).and_then(Value::as_str)
         == Some("disabled")
@@ -169,6 +174,8 @@ pub fn plan_with_records(
     let live_by_key: HashMap<ObjectKey, &Value> =
         live.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
     let mut plan = Plan::default();
+    // Every object and hook the releases render, once some release has something to delete.
+    let mut rendered_anywhere: Option<HashSet<ObjectKey>> = None;
     for release in releases {
         let record = records.get(&release.name);
         // Records hold objects as stored (see `apply::records`).
@@ -200,7 +207,18 @@ pub fn plan_with_records(
                 if desired_keys.contains(&key) {
                     continue;
                 }
-                if let Some(live) = live_by_key.get(&key).filter(|l| !prune_disabled(l)) {
+                // Only an object still labelled as this release's is deleted; one another
+                // release of this apply renders moves to it (a renamed release), rather than
+                // being deleted while that release applies it.
+                let Some(live) =
+                    live_by_key.get(&key).filter(|l| !prune_disabled(l) && release_of(l) == Some(&release.name))
+                else {
+                    continue;
+                };
+                let elsewhere = rendered_anywhere.get_or_insert_with(|| {
+                    releases.iter().flat_map(|r| r.manifests.iter().chain(&r.hooks)).map(Manifest::key).collect()
+                });
+                if !elsewhere.contains(&key) {
                     plan.objects.push(plan_object(&release.name, None, Some(live), None));
                 }
             }
@@ -302,15 +320,15 @@ mod tests {
             config_map("new", json!({"a": "1"})),
             config_map("same", json!({"a": "1"})),
         ];
-        let release = RenderedRelease {
-            name: "web".into(),
+        let rendered = |name: &str, objects: &[Value]| RenderedRelease {
+            name: name.into(),
             namespace: "shop".into(),
-            chart: "web".into(),
+            chart: name.into(),
             installed: true,
-            manifests: desired
+            manifests: objects
                 .iter()
                 .map(|object| Manifest {
-                    release: "web".into(),
+                    release: name.into(),
                     source: "charts/web/templates/cm.yaml".into(),
                     document: 0,
                     object: object.clone(),
@@ -318,7 +336,14 @@ mod tests {
                 .collect(),
             hooks: Vec::new(),
         };
-        let mut kept = config_map("kept-by-annotation", json!({}));
+        let release = rendered("web", &desired);
+        // `moved` now belongs to another release of this apply; `taken` is labelled as another's.
+        let other = rendered("api", &[config_map("moved", json!({}))]);
+        let labelled = |release: &str, mut object: Value| {
+            object["metadata"]["labels"] = json!({LABEL_RELEASE: release});
+            object
+        };
+        let mut kept = labelled("web", config_map("kept-by-annotation", json!({})));
         kept["metadata"]["annotations"] = json!({PRUNE_ANNOTATION: "disabled"});
         // Last applied: `dropped` was set by weaver and is no longer desired; `gone` and
         // `kept-by-annotation` were applied and are no longer rendered.
@@ -326,13 +351,17 @@ mod tests {
             config_map("changed", json!({"kept": "1", "value": "old", "dropped": "x"})),
             config_map("gone", json!({})),
             kept.clone(),
+            config_map("moved", json!({})),
+            config_map("taken", json!({})),
         ];
         let live = vec![
             // Another manager's field (`theirs`) stays; weaver's dropped field goes.
             config_map("changed", json!({"kept": "1", "value": "old", "dropped": "x", "theirs": "y"})),
             config_map("same", json!({"a": "1"})),
-            config_map("gone", json!({})),
+            labelled("web", config_map("gone", json!({}))),
             kept,
+            labelled("web", config_map("moved", json!({}))),
+            labelled("api", config_map("taken", json!({}))),
         ];
         let record = Record {
             release: "web".into(),
@@ -358,22 +387,25 @@ mod tests {
             hooks: Vec::new(),
             hook_runs: Vec::new(),
         };
-        let plan = plan_with_records(&[release], &HashMap::from([("web".to_string(), record)]), &live).unwrap();
-        let actions: Vec<(&str, Action)> = plan.objects.iter().map(|o| (o.key.name.as_str(), o.action)).collect();
+        let plan = plan_with_records(&[release, other], &HashMap::from([("web".to_string(), record)]), &live).unwrap();
+        let actions: Vec<(&str, &str, Action)> =
+            plan.objects.iter().map(|o| (o.release.as_str(), o.key.name.as_str(), o.action)).collect();
         assert_eq!(
             actions,
             [
-                ("changed", Action::Update),
-                ("new", Action::Create),
-                ("same", Action::Unchanged),
-                ("gone", Action::Delete)
+                ("web", "changed", Action::Update),
+                ("web", "new", Action::Create),
+                ("web", "same", Action::Unchanged),
+                ("web", "gone", Action::Delete),
+                // The test's desired objects carry no labels: the live one's label is not a change.
+                ("api", "moved", Action::Unchanged),
             ]
         );
         let changes: Vec<(&str, ChangeOp)> = plan.objects[0].changes.iter().map(|c| (c.path.as_str(), c.op)).collect();
         assert_eq!(changes, [("data.dropped", ChangeOp::Remove), ("data.value", ChangeOp::Replace)]);
         assert_eq!(plan.objects[0].after.as_ref().unwrap()["data"]["theirs"], "y");
         let summary = plan.summary();
-        assert_eq!((summary.create, summary.update, summary.delete, summary.unchanged), (1, 1, 1, 1));
+        assert_eq!((summary.create, summary.update, summary.delete, summary.unchanged), (1, 1, 1, 2));
         // Server mode would ask about the create and the update only.
         let asked: Vec<usize> = plan.server_candidates().into_iter().map(|(index, _)| index).collect();
         assert_eq!(asked, [0, 1]);

@@ -1,0 +1,70 @@
+//! Releases an environment no longer has (`--prune-releases`): found by their records, wherever
+//! they are, and removed as `installed: false` removes a release (its recorded `pre-delete`
+//! hooks, its objects pruned, its `post-delete` hooks, a record that holds nothing).
+
+use std::collections::HashMap;
+
+use super::{OnProgress, Progress};
+use crate::cluster::Cluster;
+use crate::cluster::observe::deployed_records_everywhere;
+use crate::error::Result;
+use crate::project::Environment;
+use crate::render::RenderedRelease;
+use crate::secrets::Redactor;
+
+/// The releases of `env` that the cluster has deployed records of and the environment no longer
+/// defines, each as a release to remove. A release whose last record holds nothing is already
+/// removed. Their recorded secret values are registered with `redactor` (nothing of theirs is
+/// decrypted this run).
+pub(super) async fn removed_releases(
+    cluster: &Cluster,
+    env: &Environment,
+    redactor: &Redactor,
+    on: OnProgress<'_>,
+) -> Result<Vec<RenderedRelease>> {
+    let defined: HashMap<&str, &str> = env.releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
+    let records =
+        deployed_records_everywhere(cluster, &env.name, |namespace, release| defined.get(release) != Some(&namespace))
+            .await?;
+    let mut namespaces: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (namespace, record) in &records {
+        namespaces.entry(record.release.as_str()).or_default().push(namespace);
+    }
+    let mut removed = Vec::new();
+    for (namespace, record) in &records {
+        let name = &record.release;
+        if record.manifests.is_empty() && record.hooks.is_empty() {
+            continue;
+        }
+        // Releases are told apart by name within an apply: one of a name, or none.
+        if let Some(now) = defined.get(name.as_str()) {
+            on(Progress::Warning(format!(
+                "release `{name}` has a deployed revision of environment `{}` in namespace {namespace}, which now deploys it in namespace {now}: --prune-releases leaves it; to remove it, deploy it there again with `installed: false`",
+                env.name
+            )));
+            continue;
+        }
+        if namespaces[name.as_str()].len() > 1 {
+            on(Progress::Warning(format!(
+                "release `{name}` of environment `{}` has deployed revisions in namespaces {}: --prune-releases leaves them; to remove one, deploy it there with `installed: false`",
+                env.name,
+                namespaces[name.as_str()].join(", ")
+            )));
+            continue;
+        }
+        on(Progress::Status(format!(
+            "release `{name}` (namespace {namespace}) is no longer in environment `{}`: removing what its revision {} holds (--prune-releases)",
+            env.name, record.revision
+        )));
+        super::rollback::register_secret_values(redactor, record);
+        removed.push(RenderedRelease {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            chart: String::new(),
+            installed: false,
+            manifests: Vec::new(),
+            hooks: Vec::new(),
+        });
+    }
+    Ok(removed)
+}

@@ -417,6 +417,72 @@ fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_fro
     assert_eq!((web["data"]["version"].as_str(), web["data"]["greeting"].as_str()), (Some("1.0.0"), Some("from-shop")));
 }
 
+/// A remote chart whose archive declares a dependency it does not vendor (as `helm package`
+/// leaves a chart packaged before `helm dependency build`): `charts lock` pins that too.
+#[test]
+fn a_remote_charts_unvendored_subchart_is_pinned_with_it() {
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
+    // `shop` 0.1.0, added to the repository, depends on `web` ~1.0.0 from the same repository.
+    let src = served.path().join("src-shop/shop");
+    std::fs::create_dir_all(src.join("templates")).unwrap();
+    let chart_yaml = format!(
+        "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.0.0\n    repository: {}\n",
+        server.url()
+    );
+    std::fs::write(src.join("Chart.yaml"), chart_yaml).unwrap();
+    std::fs::write(src.join("values.yaml"), "web:\n  greeting: from-shop\n").unwrap();
+    std::fs::write(
+        src.join("templates/own.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-own\n",
+    )
+    .unwrap();
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    tar.append_dir_all("shop", &src).unwrap();
+    let shop = tar.into_inner().unwrap().finish().unwrap();
+    std::fs::write(served.path().join("charts/shop-0.1.0.tgz"), &shop).unwrap();
+    let index = std::fs::read_to_string(served.path().join("charts/index.yaml")).unwrap();
+    let entry = format!(
+        "  shop:\n  - apiVersion: v2\n    name: shop\n    version: 0.1.0\n    digest: {}\n    urls:\n    - shop-0.1.0.tgz\n",
+        sha256_hex(&shop)
+    );
+    std::fs::write(served.path().join("charts/index.yaml"), index + &entry).unwrap();
+
+    let repo = Repo::empty();
+    repo.write(
+        "environments/dev.yaml",
+        &environment(
+            &format!("  - name: stable\n    url: {}\n", server.url()),
+            "  - name: shop\n    chart: stable/shop\n    version: 0.1.0\n",
+        ),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let credentials = cache.path().join("credentials.yaml");
+    std::fs::write(
+        &credentials,
+        format!("repositories:\n  - url: {}\n    username: {USER}\n    password: {PASSWORD}\n", server.url()),
+    )
+    .unwrap();
+    let env =
+        [("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()), ("WEAVER_CREDENTIALS", credentials.to_str().unwrap())];
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    let pinned = locked(&repo);
+    let pins: Vec<(&str, &str)> =
+        pinned.iter().map(|p| (p["name"].as_str().unwrap(), p["version"].as_str().unwrap())).collect();
+    assert_eq!(pins, [("shop", "0.1.0"), ("web", "1.0.0")], "{out}");
+    assert_eq!(pinned[1]["digest"], format!("sha256:{}", sha256_hex(&archives[0].1)));
+
+    // Offline, from the cache: the subchart renders with the values its parent gives it.
+    drop(server);
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env[..1]).success().to_string();
+    let objects = config_maps(&out);
+    let web = objects.iter().find(|o| o["metadata"]["name"] == "shop").expect("the subchart's ConfigMap");
+    assert_eq!((web["data"]["version"].as_str(), web["data"]["greeting"].as_str()), (Some("1.0.0"), Some("from-shop")));
+    assert!(objects.iter().any(|o| o["metadata"]["name"] == "shop-own"), "{out}");
+}
+
 #[test]
 fn a_subchart_from_an_at_named_repository_resolves_through_the_environments_repositories() {
     let served = tempfile::tempdir().unwrap();

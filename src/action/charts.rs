@@ -1,8 +1,10 @@
-//! Charts: pin the remote Helm charts every deployable environment names in `charts.lock` (`lock`), with
-//! the subcharts its Helm charts declare remotely and do not vendor, and pull what the lock pins into the chart cache (`fetch`), as helmfile's `deps` and `fetch`.
+//! Charts: pin the remote Helm charts every deployable environment names in `charts.lock` (`lock`),
+//! with the subcharts its Helm charts (local, or those remote archives) declare remotely and do
+//! not vendor, and pull what the lock pins into the chart cache (`fetch`), as helmfile's `deps`
+//! and `fetch`.
 //! The only actions that reach chart repositories and registries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -56,15 +58,21 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     let mut users: BTreeMap<RemoteChart, Vec<String>> = BTreeMap::new();
     // The subcharts each Helm chart of the repository declares remotely and does not vendor.
     let mut subcharts: BTreeMap<String, Vec<RemoteChart>> = BTreeMap::new();
+    // Each deployable environment's `repositories:`, which `@name` dependencies name.
+    let mut repositories = BTreeMap::new();
+    // The remote charts releases name (the others are subcharts).
+    let mut named = BTreeSet::new();
     for name in project.environment_names()? {
         let env = project.environment(&name)?;
         // An abstract environment is never rendered: only what deployable ones name is pinned.
         if env.is_abstract {
             continue;
         }
+        repositories.insert(name.clone(), env.repositories.clone());
         for release in &env.releases {
             let user = format!("{name}/{}", release.name);
             if let Some(chart) = &release.remote {
+                named.insert(chart.clone());
                 users.entry(chart.clone()).or_default().push(user);
             } else if crate::helm::is_helm_release(source, release) {
                 if !subcharts.contains_key(&release.chart) {
@@ -81,17 +89,44 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     let mut lock = before.clone();
     let cache = Cache::from_env(|key| std::env::var(key).ok())?;
     let mut fetcher = Fetcher::new(Machine::load(|key| std::env::var(key).ok())?, cache.clone());
-    let mut charts = Vec::new();
-    for (chart, releases) in users {
+    let mut charts: Vec<ChartStatus> = Vec::new();
+    let mut pin = |chart: RemoteChart, releases: Vec<String>, lock: &mut Lock| -> Result<ChartStatus> {
         on(Progress::Info(format!("{} {}", if locking { "locking" } else { "fetching" }, chart.describe())));
         let outcome = match locking {
-            true => fetcher.lock(&mut lock, &chart, options.update),
-            false => fetcher.fetch(&lock, &chart),
+            true => fetcher.lock(lock, &chart, options.update),
+            false => fetcher.fetch(lock, &chart),
         }
         .map_err(|e| e.context(format!("chart {} (releases {})", chart.describe(), releases.join(", "))))?;
         let locked = lock.find(&chart).expect("a locked or fetched chart is in the lock");
         let (version, digest) = (locked.version.clone(), locked.digest.clone());
-        charts.push(ChartStatus { chart, releases, version, digest, outcome });
+        Ok(ChartStatus { chart, releases, version, digest, outcome })
+    };
+    // The subcharts that the archives of charts releases name declare and do not vendor come
+    // after them (one level, as helm resolves them): they are known once the archives are cached.
+    let mut archive_subcharts: BTreeMap<RemoteChart, Vec<String>> = BTreeMap::new();
+    for (chart, releases) in users {
+        charts.push(pin(chart.clone(), releases.clone(), &mut lock)?);
+        if !named.contains(&chart) {
+            continue;
+        }
+        let (data, origin) = crate::charts::cached_archive(&lock, &cache, &releases.join(", "), &chart)?;
+        let archive = crate::helm::archive::load(&data, &origin)?;
+        for user in releases {
+            let env = user.split_once('/').map_or(user.as_str(), |(env, _)| env);
+            for subchart in crate::helm::unvendored_remote(&archive, &repositories[env]) {
+                archive_subcharts.entry(subchart).or_default().push(user.clone());
+            }
+        }
+    }
+    for (chart, releases) in archive_subcharts {
+        match charts.iter_mut().find(|status| status.chart == chart) {
+            Some(status) => {
+                status.releases.extend(releases);
+                status.releases.sort();
+                status.releases.dedup();
+            }
+            None => charts.push(pin(chart, releases, &mut lock)?),
+        }
     }
     let mut lock_written = false;
     if locking {

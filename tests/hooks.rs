@@ -475,6 +475,16 @@ fn diff_shows_hooks_as_hooks_and_which_will_run() {
         "{text}"
     );
     assert!(text.ends_with("1 to create, 0 to update, 0 to delete, 0 unchanged, 1 hook to run\n"), "{text}");
+    let html = diff(&["-o", "html"]);
+    let html = html.success();
+    let hooks = &html[html.find("<ul id=\"hooks\">").expect("a list of the hooks to run")..];
+    assert!(
+        hooks[..hooks.find("</ul>").unwrap()].contains(&format!(
+            "<li><code>» hook batch/v1 Job {}/migrate (release app, weight 2): runs at pre-install (before the release&#39;s objects)</code></li>",
+            chart.ns
+        )) && !hooks[..hooks.find("</ul>").unwrap()].contains("cleanup"),
+        "{html}"
+    );
 
     let (run, _) = chart.apply(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -123,6 +123,18 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor) -> String {
     if !plan.has_changes() {
         body.push_str("<p class=\"note\">No changes.</p>\n");
     }
+    let running: Vec<String> = plan
+        .hooks
+        .iter()
+        .filter(|h| !h.runs.is_empty())
+        .map(|h| format!("<li><code>{}</code></li>", esc(&super::hook_line(h))))
+        .collect();
+    if !running.is_empty() {
+        body.push_str(&format!(
+            "<h2>Hooks</h2>\n<p class=\"note\">Run by the apply, not kept as objects.</p>\n<ul id=\"hooks\">{}</ul>\n",
+            running.concat()
+        ));
+    }
     for object in plan.objects.iter().filter(|o| o.action != Action::Unchanged) {
         let diff = object_diff(object).expect("changed objects have a diff");
         let class = match object.action {

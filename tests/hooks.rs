@@ -684,3 +684,45 @@ releases:
     );
     assert!(run.stderr.contains(&warning), "{}", run.stderr);
 }
+
+/// A failed hook's message carries the last 20 lines of its pod's log, with the environment's
+/// decrypted values redacted, in text and in JSON. Fake only: a log comes from the kubelet,
+/// which neither the fake nor the test's real server runs, so the fake is told what it says.
+#[test]
+fn a_failed_hooks_last_log_lines_are_shown_with_secrets_redacted() {
+    let chart = Chart::new(&[("migrate.yaml", hook_job("migrate", "pre-install", 0, None))]);
+    let Some(fake) = chart.cluster.fake("a pod's log (it needs a kubelet)") else { return };
+    let password = "hunter2-7f3a9c-db";
+    std::fs::copy(common::project_root().join("secrets/dev.agekey"), chart.repo.path().join("dev.agekey")).unwrap();
+    let secrets = chart.repo.path().join("secrets.yaml");
+    std::fs::write(&secrets, format!("db:\n  password: {password}\n")).unwrap();
+    let recipient = "age1x3tz69kdh3y6tlqccymajnzrxfqnz352azev25z805fqv55qdu7sxhepq0"; // the demo key's
+    chart.repo.weaver(&["secrets", "encrypt", "--age", recipient, secrets.to_str().unwrap()]).success();
+    let ns = &chart.ns;
+    chart.repo.write(
+        "environments/dev.yaml",
+        &format!("namespace: {ns}\nsecrets: [secrets.yaml]\nidentityFile: dev.agekey\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: app\n    chart: app\n"),
+    );
+    let log: String = (1..=25)
+        .map(|n| if n == 24 { format!("line {n}: connecting with {password}\n") } else { format!("line {n}\n") })
+        .collect();
+    fake.set_pod_log(ns, "migrate-pod", &log);
+
+    let (run, _) = chart.with_controller(&["apply", "--env", "dev", "--timeout", "60s"], &["migrate"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let output = format!("{}{}", run.stdout, run.stderr);
+    assert!(output.contains("last 20 lines of pod migrate-pod's log:"), "{output}");
+    assert!(output.contains("| line 6\n") && output.contains("| line 25\n"), "{output}");
+    assert!(!output.contains("| line 5\n"), "only the last 20 lines: {output}");
+    assert!(output.contains("| line 24: connecting with <redacted"), "{output}");
+    assert!(!output.contains(password), "the decrypted password is in the output: {output}");
+
+    // The same in JSON, from a second failing install (its pod made again by the test).
+    chart
+        .cluster
+        .delete(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "migrate-pod", "namespace": ns}}));
+    let (run, _) = chart.apply(&["migrate"]);
+    let message = report_of(&run)["releases"][0]["hooks"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("line 25") && message.contains("<redacted"), "{message}");
+    assert!(!message.contains(password), "{message}");
+}

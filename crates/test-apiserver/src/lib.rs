@@ -158,6 +158,12 @@ impl TestApiServer {
         });
     }
 
+    /// What pod `namespace/pod`'s log says from now on, as its node's kubelet would answer
+    /// (no kubelet runs here: without this, a pod's log is empty, 204 No Content).
+    pub fn set_pod_log(&self, namespace: &str, pod: &str, log: &str) {
+        lock(&self.shared.cluster).pod_logs.insert((namespace.to_string(), pod.to_string()), log.to_string());
+    }
+
     /// Forgets the watch history, as an etcd compaction does: a watch from a
     /// resourceVersion older than the current one then gets `410 Gone`.
     pub fn compact(&self) {

@@ -108,6 +108,9 @@ pub struct Cluster {
     revisions: HashMap<String, (Value, u64)>,
     /// Set while controllers run, so their own writes don't recurse.
     pub(crate) reconciling: bool,
+    /// What the kubelet running a pod would answer for its log, by (namespace, pod): no
+    /// kubelet runs here, so a test says (see `TestApiServer::set_pod_log`).
+    pub(crate) pod_logs: HashMap<(String, String), String>,
 }
 
 fn meta_str<'a>(o: &'a Value, field: &str) -> &'a str {
@@ -153,6 +156,7 @@ impl Cluster {
             next_node_port: 30000,
             revisions: HashMap::new(),
             reconciling: false,
+            pod_logs: HashMap::new(),
         };
         let ns_res = c.find("", "v1", "namespaces").expect("namespaces").clone();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {

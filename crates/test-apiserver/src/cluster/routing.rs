@@ -128,15 +128,23 @@ impl Cluster {
             ("POST", None, None) => self.create(req, &res, ns),
             ("POST", Some(n), Some("token")) => self.token_request(req, &res, &ns_str, n),
             // No kubelet runs pods, so none has a node or a log: kube-apiserver answers 204 No
-            // Content for such a pod's log.
+            // Content for such a pod's log, unless a test said what its kubelet would answer
+            // (the last `tailLines` lines, as the kubelet cuts them).
             ("GET", Some(n), Some("log")) if res.is("", "Pod") => {
                 self.objects.get(&Self::key(&res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
-                Ok(ApiResponse {
-                    status: 204,
-                    content_type: "text/plain".into(),
-                    body: Vec::new(),
-                    warnings: Vec::new(),
-                })
+                let Some(log) = self.pod_logs.get(&(ns_str.clone(), n.to_string())) else {
+                    return Ok(ApiResponse {
+                        status: 204,
+                        content_type: "text/plain".into(),
+                        body: Vec::new(),
+                        warnings: Vec::new(),
+                    });
+                };
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = req.param("tailLines").and_then(|t| t.parse::<usize>().ok()).unwrap_or(lines.len());
+                let kept = &lines[lines.len().saturating_sub(tail)..];
+                let body = kept.iter().map(|line| format!("{line}\n")).collect::<String>().into_bytes();
+                Ok(ApiResponse { status: 200, content_type: "text/plain".into(), body, warnings: Vec::new() })
             }
             ("PUT", Some(n), s) => self.update(req, &res, ns, n, s),
             ("PATCH", Some(n), s) => self.patch(req, &res, ns, n, s),

@@ -161,7 +161,13 @@ pub enum ChartsCommand {
     /// Resolve each remote chart's version constraint, pin it in charts.lock and pull it into the cache
     Lock(ChartsLockArgs),
     /// Pull the charts charts.lock pins into the cache, verifying their digests (CI, fresh clones)
-    Fetch,
+    Fetch(ChartsFetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChartsFetchArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Debug, Args)]

@@ -266,6 +266,52 @@ fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
     assert!(err.contains("is not in the chart cache") && err.contains("weaver charts fetch"), "{err}");
 }
 
+/// `charts fetch --rev` pulls what a commit's lock pins, for a CI job that renders that commit.
+#[test]
+fn fetch_with_rev_pulls_what_that_commits_lock_pins() {
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let repo = Repo::empty();
+    let write_environment = |constraint: &str| {
+        repo.write(
+            "environments/dev.yaml",
+            &environment(
+                &format!("  - name: stable\n    url: {}\n", server.url()),
+                &format!("  - name: web\n    chart: stable/web\n    version: {constraint}\n"),
+            ),
+        );
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let credentials = [
+        ("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()),
+        ("WEAVER_REPOSITORY_STABLE_USERNAME", USER),
+        ("WEAVER_REPOSITORY_STABLE_PASSWORD", PASSWORD),
+    ];
+    write_environment("^1.0.0");
+    repo.weaver_env(&["charts", "lock"], &credentials).success();
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "web ^1.0.0, pinned at 1.1.0");
+    // The working tree moves on to 2.0.0, pinned but not committed.
+    write_environment("^2.0.0");
+    repo.weaver_env(&["charts", "lock"], &credentials).success();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let fetch_env = [("WEAVER_CHART_CACHE", fresh.path().to_str().unwrap()), credentials[1], credentials[2]];
+    let out = repo.weaver_env(&["charts", "fetch", "--rev", "HEAD"], &fetch_env).success().to_string();
+    assert!(out.contains("1.1.0") && out.contains("pulled") && !out.contains("2.0.0"), "{out}");
+    let cached: Vec<String> = std::fs::read_dir(fresh.path().join("sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cached, [format!("{}.tgz", sha256_hex(&archives[1].1))]);
+    drop(server);
+    let out = repo.weaver_env(&["render", "--env", "dev", "--rev", "HEAD"], &fetch_env[..1]).success().to_string();
+    assert_eq!(config_maps(&out)[0]["data"]["version"], "1.1.0");
+    let err = repo.weaver_env(&["render", "--env", "dev"], &fetch_env[..1]).failure().to_string();
+    assert!(err.contains("is not in the chart cache") && err.contains("weaver charts fetch"), "{err}");
+}
+
 #[test]
 fn fetch_refuses_an_archive_the_repository_changed_and_lock_refuses_an_unmet_constraint() {
     let served = tempfile::tempdir().unwrap();

@@ -17,6 +17,9 @@ use crate::project::chart::RemoteChart;
 pub struct ChartsOptions {
     /// The repository root (the working tree: the lock is written there).
     pub repo: PathBuf,
+    /// `fetch --rev`: the commit whose lock to fetch (a CI job rendering `--rev`); the working
+    /// tree when None. `lock` writes the working tree's lock and never reads another commit.
+    pub rev: Option<String>,
     /// `lock --update`: resolve every chart again, not only new and changed ones.
     pub update: bool,
 }
@@ -53,7 +56,7 @@ pub fn fetch(options: &ChartsOptions, on: OnProgress) -> Result<ChartsReport> {
 }
 
 fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsReport> {
-    let project = open_project(&options.repo, None)?;
+    let project = open_project(&options.repo, options.rev.as_deref())?;
     let source = project.source.as_ref();
     let mut users: BTreeMap<RemoteChart, Vec<String>> = BTreeMap::new();
     // The subcharts each Helm chart of the repository declares remotely and does not vendor.

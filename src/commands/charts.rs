@@ -11,8 +11,13 @@ use crate::error::Result;
 pub fn run(global: &GlobalArgs, ui: &Ui, command: &ChartsCommand) -> Result<ExitCode> {
     let on = |progress: crate::action::Progress<'_>| ui.progress(progress);
     let report = match command {
-        ChartsCommand::Lock(args) => lock(&ChartsOptions { repo: global.repo.clone(), update: args.update }, &on)?,
-        ChartsCommand::Fetch => fetch(&ChartsOptions { repo: global.repo.clone(), update: false }, &on)?,
+        ChartsCommand::Lock(args) => {
+            lock(&ChartsOptions { repo: global.repo.clone(), rev: None, update: args.update }, &on)?
+        }
+        ChartsCommand::Fetch(args) => {
+            let options = ChartsOptions { repo: global.repo.clone(), rev: args.source.rev.clone(), update: false };
+            fetch(&options, &on)?
+        }
     };
     super::write_stdout(format(ui, &report).as_bytes())?;
     Ok(ExitCode::SUCCESS)

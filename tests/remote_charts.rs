@@ -385,27 +385,37 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
         "charts/shop/Chart.yaml",
         "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.1.0\n    repository: https://charts.example.com/stable\n",
     );
-    let entry = |constraint: &str, version: &str, digest: char| {
+    let entry = |name: &str, constraint: &str, version: &str, digest: char| {
         format!(
-            "- repository: https://charts.example.com/stable\n  name: web\n  constraint: {constraint}\n  version: {version}\n  url: https://charts.example.com/stable/web-{version}.tgz\n  digest: sha256:{}\n",
+            "- repository: https://charts.example.com/stable\n  name: {name}\n  constraint: {constraint}\n  version: {version}\n  url: https://charts.example.com/stable/{name}-{version}.tgz\n  digest: sha256:{}\n",
             digest.to_string().repeat(64)
         )
     };
-    repo.write("charts.lock", &format!("charts:\n{}{}", entry("~1.0.0", "1.0.0", 'a'), entry("~1.1.0", "1.1.0", 'b')));
+    // `db` is pinned for no release: a subchart some remote chart's archive declares.
+    let lock = |web: &str, db: &str| format!("charts:\n{}{web}{db}", entry("web", "~1.0.0", "1.0.0", 'a'));
+    let (db_2_0_0, db_2_0_1) = (entry("db", "~2.0.0", "2.0.0", 'd'), entry("db", "~2.0.0", "2.0.1", 'e'));
+    repo.write("charts.lock", &lock(&entry("web", "~1.1.0", "1.1.0", 'b'), &db_2_0_0));
     let git = common::git::init(repo.path());
     common::git::commit_all(&git, "lock");
-    repo.write("charts.lock", &format!("charts:\n{}{}", entry("~1.0.0", "1.0.0", 'a'), entry("~1.1.0", "1.1.1", 'c')));
-    let out = repo.weaver(&["changed", "--base", "HEAD", "-o", "json"]).success().to_string();
-    let report: Value = serde_json::from_str(&out).unwrap();
-    let mut releases: Vec<String> = report["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| format!("{}/{}", r["environment"].as_str().unwrap(), r["release"].as_str().unwrap()))
-        .collect();
-    releases.sort();
-    assert_eq!(releases, ["dev/four", "dev/three", "dev/two"], "{out}");
-    assert_eq!(report["unattributed"], serde_json::json!([]), "{out}");
+    let changed = || {
+        let out = repo.weaver(&["changed", "--base", "HEAD", "-o", "json"]).success().to_string();
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["unattributed"], serde_json::json!([]), "{out}");
+        let mut releases: Vec<String> = report["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}/{}", r["environment"].as_str().unwrap(), r["release"].as_str().unwrap()))
+            .collect();
+        releases.sort();
+        releases
+    };
+    repo.write("charts.lock", &lock(&entry("web", "~1.1.0", "1.1.1", 'c'), &db_2_0_0));
+    assert_eq!(changed(), ["dev/four", "dev/three", "dev/two"]);
+    // An entry no release names changed: every remote chart's archive may declare it.
+    common::git::commit_all(&git, "web 1.1.1");
+    repo.write("charts.lock", &lock(&entry("web", "~1.1.0", "1.1.1", 'c'), &db_2_0_1));
+    assert_eq!(changed(), ["dev/one", "dev/three", "dev/two"]);
 }
 
 #[test]

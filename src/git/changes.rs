@@ -12,7 +12,8 @@
 //!   through every base and component, at any depth): every release with `kustomize:` naming
 //!   a kustomization that includes it;
 //! - `charts.lock`: the releases of remote charts whose pinned entry differs, and of Helm charts
-//!   declaring a subchart (not vendored) whose pinned entry differs;
+//!   declaring a subchart (not vendored) whose pinned entry differs; an entry no remote release
+//!   names that differs counts for every remote release (its archive may declare it);
 //! - a values file: the releases listing it in `valuesFiles`;
 //! - a secrets file: every release of the environments listing it in `secrets`;
 //! - `.sops.yaml`, `weaver.yaml`, an `identityFile`, or a chart no release uses: nothing to
@@ -235,6 +236,19 @@ impl Pins<'_> {
         self.base.find(chart) != self.head.find(chart)
     }
 
+    /// Whether an entry that no remote release of `env` names as its chart was pinned again: it
+    /// may be a subchart that a remote chart's archive declares without vendoring it. What an
+    /// archive declares is not read here (the chart cache may lack it), so every remote release
+    /// of `env` counts as changed: a release too many rather than one missing.
+    fn unnamed_repinned(&self, env: &Environment) -> bool {
+        let named = |entry: &crate::charts::LockedChart| {
+            env.releases.iter().filter_map(|r| r.remote.as_ref()).any(|remote| entry.is_for(remote))
+        };
+        let repinned =
+            |entry: &crate::charts::LockedChart| !self.base.charts.contains(entry) || !self.head.charts.contains(entry);
+        self.base.charts.iter().chain(&self.head.charts).any(|entry| repinned(entry) && !named(entry))
+    }
+
     /// Whether a subchart the release's Helm chart (on `side`) declares remotely, without
     /// vendoring it, was pinned again. A chart that does not read is left to the rules for its
     /// own files.
@@ -301,7 +315,7 @@ fn affected_releases(
                 }
                 None => match &release.remote {
                     Some(remote) => {
-                        let repinned = pins.repinned(remote);
+                        let repinned = pins.repinned(remote) || pins.unnamed_repinned(env);
                         touched(&|path| {
                             (repinned && path == Path::new(LOCK_FILE)) || refers_to(&release.values_files, path)
                         })

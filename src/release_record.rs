@@ -22,6 +22,10 @@ pub const LABEL_REVISION: &str = "weaver.example.com/revision";
 pub const LABEL_STATUS: &str = "weaver.example.com/status";
 pub const LABEL_CHUNK: &str = "weaver.example.com/chunk";
 pub const LABEL_CHUNKS: &str = "weaver.example.com/chunks";
+/// The lock namespace of the environment that wrote a record: with the environment's name (as
+/// its Lease), what tells its records from those of another project's environment of the same
+/// name in the cluster (`--prune-releases`).
+pub const LABEL_LOCK_NAMESPACE: &str = "weaver.example.com/lock-namespace";
 const PAYLOAD_KEY: &str = "record";
 /// Payload bytes per Secret: well under the 1 MiB object limit once base64 (4/3) and metadata
 /// are added.

@@ -596,6 +596,19 @@ fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
         args.extend_from_slice(extra);
         serde_json::from_str(chart.weaver(&args).success()).unwrap()
     };
+    // Another project's environment of the same name (another lock namespace) deploys
+    // `stranger`: its records are not this environment's, whatever the name.
+    let elsewhere = chart.cluster.namespace("elsewhere");
+    let stranger = Repo::empty();
+    stranger
+        .write("charts/other/Chart.yaml", "apiVersion: v2\nname: other\nversion: 1.0.0\n")
+        .write("charts/other/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stranger\n");
+    stranger.write(
+        &format!("environments/{env}.yaml"),
+        &format!("namespace: {elsewhere}\ncluster:\n  lockNamespace: {elsewhere}\nreleases:\n  - name: stranger\n    chart: other\n"),
+    );
+    let kubeconfig = chart.cluster.kubeconfig().to_str().unwrap().to_string();
+    stranger.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", env]).success();
     // Without the flag the release is left alone.
     let plan = diff(&[]);
     assert_eq!(planned_objects(&plan), [triple("other", "other", "create")]);
@@ -642,7 +655,7 @@ fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
 
 #[test]
 fn a_renamed_release_keeps_its_objects_under_prune_releases() {
-    let chart = Chart::in_own_environment(&[]);
+    let chart = Chart::in_own_environment(&[("cleanup.yaml", hook_job("cleanup", "pre-delete", 0, None))]);
     let (run, _) = chart.apply(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let (ns, env) = (&chart.ns, chart.env.as_str());
@@ -650,17 +663,25 @@ fn a_renamed_release_keeps_its_objects_under_prune_releases() {
         &format!("environments/{env}.yaml"),
         &format!("namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: renamed\n    chart: app\n"),
     );
-    // The ConfigMap moves to the new release instead of being deleted while it is applied.
+    // The ConfigMap moves to the new release instead of being deleted while it is applied, and
+    // the old release's delete hook does not run against it.
     let plan: Value =
         serde_json::from_str(chart.weaver(&["diff", "--env", env, "-o", "json", "--prune-releases"]).success())
             .unwrap();
-    assert_eq!(planned_objects(&plan), [triple("renamed", "app", "update")]);
-    let run = chart.weaver(&["apply", "--env", env, "--prune-releases"]);
+    // (The old release is not observed, so its labelled ConfigMap is news to the new one.)
+    assert_eq!(planned_objects(&plan), [triple("renamed", "app", "create")]);
+    assert_eq!(planned_hooks(&plan), [("cleanup".into(), vec![])]);
+    let (run, seen) = chart.with_controller(&["apply", "--env", env, "--timeout", "60s", "--prune-releases"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(seen_jobs(&seen), [], "no delete hook runs");
+    let warning = format!(
+        "release `app` (namespace {ns}) is no longer in environment `{env}`, but release `renamed` renders its objects"
+    );
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
     let config_map = chart.config_map().expect("the ConfigMap stays");
     assert_eq!(config_map["metadata"]["labels"]["weaver.example.com/release"], "renamed");
     let last = chart.records().into_iter().filter(|r| r.release == "app").next_back().unwrap();
-    assert!(last.manifests.is_empty(), "the old release is removed: {last:?}");
+    assert_eq!(last.manifests.len(), 1, "the old release is left as it was: {last:?}");
 
     // A release moved to another namespace is not removed from the one it left: said, not done.
     let moved = chart.cluster.namespace("moved");

@@ -86,7 +86,8 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         prepared.warn_removed(&rendered, server_version.as_deref(), on);
         let mut releases = rendered.releases;
         if options.prune_releases {
-            releases.extend(removed_releases(&cluster, &env, redactor, on).await?);
+            let removed = removed_releases(&cluster, &env, &releases, redactor, on).await?;
+            releases.extend(removed);
         }
         let mut apply_options =
             apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
@@ -132,6 +133,7 @@ pub(super) fn apply_options(
 ) -> ApplyOptions {
     ApplyOptions {
         environment: env.name.clone(),
+        lock_namespace: env.lock_namespace.clone(),
         dry_run: settings.dry_run,
         force_conflicts: settings.force_conflicts,
         prune: settings.prune,
@@ -173,7 +175,10 @@ pub(super) async fn execute(
             Some(held)
         }
     };
-    let result = match desired.await {
+    // Rendering under the lock blocks its renewal while it runs: a render longer than the
+    // Lease lets another apply in, which this one must not write over.
+    let desired = desired.await.and_then(|desired| lock.as_ref().map_or(Ok(()), HeldLock::check).map(|()| desired));
+    let result = match desired {
         Ok(desired) => execute_locked(cluster, env, desired, lock.as_ref(), interrupted, on).await,
         Err(err) => Err(err),
     };

@@ -64,7 +64,8 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
             let server_version = prepared.server_version(&rendered, &cluster).await?;
             prepared.warn_removed(&rendered, server_version.as_deref(), cx.on);
             if options.prune_releases {
-                rendered.releases.extend(removed_releases(&cluster, &env, cx.redactor, cx.on).await?);
+                let removed = removed_releases(&cluster, &env, &rendered.releases, cx.redactor, cx.on).await?;
+                rendered.releases.extend(removed);
             }
             let started = Instant::now();
             let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();

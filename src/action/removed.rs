@@ -8,24 +8,31 @@ use super::{OnProgress, Progress};
 use crate::cluster::Cluster;
 use crate::cluster::observe::deployed_records_everywhere;
 use crate::error::Result;
+use crate::manifest::ObjectKey;
 use crate::project::Environment;
 use crate::render::RenderedRelease;
 use crate::secrets::Redactor;
 
 /// The releases of `env` that the cluster has deployed records of and the environment no longer
 /// defines, each as a release to remove. A release whose last record holds nothing is already
-/// removed. Their recorded secret values are registered with `redactor` (nothing of theirs is
+/// removed. One whose objects a release of `rendered` (this run's) renders was renamed: it is
+/// left, as removing it would run its delete hooks against objects that live on. The recorded
+/// secret values of those removed are registered with `redactor` (nothing of theirs is
 /// decrypted this run).
 pub(super) async fn removed_releases(
     cluster: &Cluster,
     env: &Environment,
+    rendered: &[RenderedRelease],
     redactor: &Redactor,
     on: OnProgress<'_>,
 ) -> Result<Vec<RenderedRelease>> {
     let defined: HashMap<&str, &str> = env.releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    let records =
-        deployed_records_everywhere(cluster, &env.name, |namespace, release| defined.get(release) != Some(&namespace))
-            .await?;
+    let records = deployed_records_everywhere(cluster, &env.name, &env.lock_namespace, |namespace, release| {
+        defined.get(release) != Some(&namespace)
+    })
+    .await?;
+    let rendered_by: HashMap<ObjectKey, &str> =
+        rendered.iter().flat_map(|r| r.manifests.iter().map(|m| (m.key(), r.name.as_str()))).collect();
     let mut namespaces: HashMap<&str, Vec<&str>> = HashMap::new();
     for (namespace, record) in &records {
         namespaces.entry(record.release.as_str()).or_default().push(namespace);
@@ -49,6 +56,14 @@ pub(super) async fn removed_releases(
                 "release `{name}` of environment `{}` has deployed revisions in namespaces {}: --prune-releases leaves them; to remove one, deploy it there with `installed: false`",
                 env.name,
                 namespaces[name.as_str()].join(", ")
+            )));
+            continue;
+        }
+        let taken_by = record.manifests.iter().find_map(|m| rendered_by.get(&ObjectKey::of(m)));
+        if let Some(other) = taken_by {
+            on(Progress::Warning(format!(
+                "release `{name}` (namespace {namespace}) is no longer in environment `{}`, but release `{other}` renders its objects (renamed?): --prune-releases leaves it, so that its delete hooks do not run against them; once `{other}` is applied, delete its records (Secrets labelled weaver.example.com/release={name} in namespace {namespace})",
+                env.name
             )));
             continue;
         }

@@ -100,6 +100,9 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
 pub(super) fn register_secret_values(redactor: &Redactor, target: &Record) {
     let sensitive: HashSet<ObjectKey> =
         target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
+    for hook in target.hooks.iter().filter(|h| crate::diff::is_secret(h)) {
+        redactor.register_secret_data(hook);
+    }
     for manifest in &target.manifests {
         if crate::diff::is_secret(manifest) {
             redactor.register_secret_data(manifest);

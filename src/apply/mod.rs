@@ -34,6 +34,8 @@ use crate::render::RenderedRelease;
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub environment: String,
+    /// The environment's lock namespace, labelled on the records written.
+    pub lock_namespace: String,
     /// A server-side dry run: nothing is written, not even a record.
     pub dry_run: bool,
     pub force_conflicts: bool,
@@ -450,7 +452,7 @@ impl Run<'_> {
             if let Some(record) = record {
                 // The record's requests go one after another, holding one permit.
                 let permit = self.permits.acquire().await.expect("the semaphore is never closed");
-                let written = history.write(self.cluster, &record).await;
+                let written = history.write(self.cluster, &record, &self.options.lock_namespace).await;
                 drop(permit);
                 if let Err(err) = written {
                     let recorded = format!("revision {} could not be recorded: {}", record.revision, describe(&err));

@@ -11,7 +11,7 @@ use super::{ApplyError, Cluster, ListTarget, Unserved};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, api_group};
 use crate::project::Release;
-use crate::release_record::{self, LABEL_STATUS, Record, Status};
+use crate::release_record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status};
 use crate::render::RenderedRelease;
 
 /// What the cluster has of some releases: the objects carrying their release label, and the
@@ -93,8 +93,15 @@ pub async fn list_live(
     let labelled = Labelled { selector: release_selector(&names), names: &names, unlabelled };
     let mut objects = labelled.list(cluster, &targets, concurrency).await?;
 
-    // Objects that only the records name may need more LISTs.
-    let records = release_record::last_deployed(&objects, environment)?;
+    // Objects that only the records name may need more LISTs. A release's records are those
+    // in its own namespace: another namespace listed here may hold a namesake's.
+    let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
+    let own = objects.iter().filter(|o| {
+        let label = o.pointer("/metadata/labels").and_then(|l| l.get(LABEL_RELEASE)).and_then(Value::as_str);
+        let namespace = o.pointer("/metadata/namespace").and_then(Value::as_str);
+        label.and_then(|release| namespaces.get(release)).is_some_and(|own| Some(*own) == namespace)
+    });
+    let records = release_record::last_deployed(own, environment)?;
     let mut more = BTreeSet::new();
     for (release, namespace) in releases {
         for manifest in records.get(*release).into_iter().flat_map(|r| &r.manifests) {
@@ -241,17 +248,22 @@ pub async fn dry_run_apply(
     Ok(ordered)
 }
 
-/// The newest deployed record of each release of `environment` that `wanted(namespace,
-/// release)` picks, wherever in the cluster its records are, with its namespace: one LIST of
-/// Secrets in every namespace, selected by the records' environment and status labels. Only
+/// The newest deployed record of each release of `environment` (with lock namespace
+/// `lock_namespace`: another project's environment of the same name has another, or shares its
+/// lock) that `wanted(namespace, release)` picks, wherever in the cluster its records are, with
+/// its namespace: one LIST of Secrets in every namespace, selected by the records' labels. Only
 /// the records picked are decoded.
 pub async fn deployed_records_everywhere(
     cluster: &Cluster,
     environment: &str,
+    lock_namespace: &str,
     wanted: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<(String, Record)>> {
     let every_namespace = ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: None };
-    let selector = format!("{LABEL_ENVIRONMENT}={environment},{LABEL_STATUS}={}", Status::Deployed.as_str());
+    let selector = format!(
+        "{LABEL_ENVIRONMENT}={environment},{LABEL_LOCK_NAMESPACE}={lock_namespace},{LABEL_STATUS}={}",
+        Status::Deployed.as_str()
+    );
     let secrets = cluster.list(&BTreeSet::from([every_namespace]), &selector, 1).await?;
     let mut by_namespace: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for secret in &secrets {

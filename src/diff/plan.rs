@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Change, Kind, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values};
 use crate::error::{Error, Location, Result};
 use crate::hook;
-use crate::manifest::{LABEL_RELEASE, Manifest, ObjectKey};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey};
 use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
 
@@ -145,9 +145,8 @@ fn compare(release: &str, live: Option<&Value>, after: Option<Value>, desired: O
     }
 }
 
-/// The release an object's label says it belongs to.
-fn release_of(object: &Value) -> Option<&str> {
-    object.pointer("/metadata/labels").and_then(|l| l.get(LABEL_RELEASE)).and_then(Value::as_str)
+fn label<'v>(object: &'v Value, name: &str) -> Option<&'v str> {
+    object.pointer("/metadata/labels").and_then(|l| l.get(name)).and_then(Value::as_str)
 }
 
 fn prune_disabled(object: &Value) -> bool {
@@ -207,12 +206,14 @@ pub fn plan_with_records(
                 if desired_keys.contains(&key) {
                     continue;
                 }
-                // Only an object still labelled as this release's is deleted; one another
-                // release of this apply renders moves to it (a renamed release), rather than
-                // being deleted while that release applies it.
-                let Some(live) =
-                    live_by_key.get(&key).filter(|l| !prune_disabled(l) && release_of(l) == Some(&release.name))
-                else {
+                // Only an object still labelled as this release's, of this environment, is
+                // deleted; one another release of this apply renders moves to it (a renamed
+                // release), rather than being deleted while that release applies it.
+                let Some(live) = live_by_key.get(&key).filter(|l| {
+                    !prune_disabled(l)
+                        && label(l, LABEL_RELEASE) == Some(&release.name)
+                        && label(l, LABEL_ENVIRONMENT) == Some(&record.environment)
+                }) else {
                     continue;
                 };
                 let elsewhere = rendered_anywhere.get_or_insert_with(|| {
@@ -337,12 +338,14 @@ mod tests {
             hooks: Vec::new(),
         };
         let release = rendered("web", &desired);
-        // `moved` now belongs to another release of this apply; `taken` is labelled as another's.
+        // `moved` now belongs to another release of this apply; `taken` is labelled as another's, and
+        // `other-environment` as another environment's.
         let other = rendered("api", &[config_map("moved", json!({}))]);
-        let labelled = |release: &str, mut object: Value| {
-            object["metadata"]["labels"] = json!({LABEL_RELEASE: release});
+        let labelled_in = |environment: &str, release: &str, mut object: Value| {
+            object["metadata"]["labels"] = json!({LABEL_RELEASE: release, LABEL_ENVIRONMENT: environment});
             object
         };
+        let labelled = |release: &str, object: Value| labelled_in("dev", release, object);
         let mut kept = labelled("web", config_map("kept-by-annotation", json!({})));
         kept["metadata"]["annotations"] = json!({PRUNE_ANNOTATION: "disabled"});
         // Last applied: `dropped` was set by weaver and is no longer desired; `gone` and
@@ -353,6 +356,7 @@ mod tests {
             kept.clone(),
             config_map("moved", json!({})),
             config_map("taken", json!({})),
+            config_map("other-environment", json!({})),
         ];
         let live = vec![
             // Another manager's field (`theirs`) stays; weaver's dropped field goes.
@@ -362,6 +366,7 @@ mod tests {
             kept,
             labelled("web", config_map("moved", json!({}))),
             labelled("api", config_map("taken", json!({}))),
+            labelled_in("prod", "web", config_map("other-environment", json!({}))),
         ];
         let record = Record {
             release: "web".into(),

@@ -659,4 +659,61 @@ mod tests {
         live["spec"]["paused"] = Value::Null;
         assert!(!shortcut_and_merge(&null, &live, None).0);
     }
+
+    /// A Deployment from generated parts: env elements by name with their values, replicas,
+    /// and whether the server defaulted `imagePullPolicy`.
+    fn generated_deployment(env: &[(u8, u8)], replicas: Option<u8>, defaulted: bool) -> Value {
+        let env: Vec<Value> =
+            env.iter().map(|(name, value)| json!({"name": format!("E{name}"), "value": value.to_string()})).collect();
+        let mut container = json!({"name": "web", "image": "nginx:1", "env": env});
+        if defaulted {
+            container["imagePullPolicy"] = json!("IfNotPresent");
+        }
+        let mut object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [container]}}}});
+        if let Some(replicas) = replicas {
+            object["spec"]["replicas"] = json!(replicas);
+        }
+        object
+    }
+
+    /// Env lists of distinct names (a desired list with a name twice is refused before any
+    /// merge), in any order, with one of two values each.
+    fn generated_env() -> impl proptest::strategy::Strategy<Value = Vec<(u8, u8)>> {
+        use proptest::prelude::*;
+        proptest::collection::vec((0u8..4, 0u8..2), 0..4).prop_map(|mut env| {
+            let mut seen = std::collections::HashSet::new();
+            env.retain(|(name, _)| seen.insert(*name));
+            env
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_shortcut_says_unchanged_only_where_the_merge_leaves_live_as_it_is(
+            desired_env in generated_env(),
+            live_env in generated_env(),
+            last_env in generated_env(),
+            replicas in proptest::option::of(1u8..3),
+            live_replicas in proptest::option::of(1u8..3),
+            defaulted in proptest::bool::ANY,
+            record in 0u8..3,
+        ) {
+            let desired = generated_deployment(&desired_env, replicas, false);
+            let live = generated_deployment(&live_env, live_replicas, defaulted);
+            let other = generated_deployment(&last_env, replicas, false);
+            let last = match record {
+                0 => None,
+                1 => Some(&desired),
+                _ => Some(&other),
+            };
+            // `shortcut_and_merge` asserts that a shortcut's "unchanged" is the merge's.
+            let (shortcut, unchanged) = shortcut_and_merge(&desired, &live, last);
+            proptest::prop_assert!(!shortcut || unchanged);
+            // Equal objects, with the record saying so, always take it.
+            if desired_env == live_env && replicas == live_replicas && record == 1 {
+                proptest::prop_assert!(shortcut);
+            }
+        }
+    }
 }

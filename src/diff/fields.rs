@@ -140,13 +140,34 @@ impl FieldSet {
         self.prune(merged, Some(desired), kind, &mut Vec::new());
     }
 
+    /// Whether `desired` still sets every owned field, so that [`FieldSet::remove_unwanted`]
+    /// removes nothing.
+    pub fn all_wanted(&self, desired: &Value, kind: Kind) -> bool {
+        self.wanted_within(desired, kind, &mut Vec::new())
+    }
+
+    fn wanted_within<'s>(&'s self, desired: &Value, kind: Kind, path: &mut Vec<&'s str>) -> bool {
+        self.children.iter().all(|(step, child)| {
+            let Some(wanted) = wanted(step, Some(desired), kind, path) else { return false };
+            match step {
+                Step::Field(name) => {
+                    path.push(name);
+                    let all = child.wanted_within(wanted, kind, path);
+                    path.pop();
+                    all
+                }
+                Step::Key(_) => child.wanted_within(wanted, kind, path),
+                Step::Value(_) => true,
+            }
+        })
+    }
+
     fn prune<'s>(&'s self, merged: &mut Value, desired: Option<&Value>, kind: Kind, path: &mut Vec<&'s str>) {
         for (step, child) in &self.children {
             match step {
                 Step::Field(name) => {
                     let Value::Object(map) = merged else { continue };
-                    let wanted = desired.and_then(|d| d.get(name)).filter(|v| !v.is_null());
-                    match wanted {
+                    match wanted(step, desired, kind, path) {
                         None => {
                             map.shift_remove(name);
                         }
@@ -162,13 +183,8 @@ impl FieldSet {
                 }
                 Step::Key(key) => {
                     let Value::Array(items) = merged else { continue };
-                    let keys = match kind.list(path) {
-                        ListStrategy::Merge { keys } => keys,
-                        _ => &[],
-                    };
-                    let wanted =
-                        desired.and_then(Value::as_array).and_then(|d| d.iter().find(|i| matches_key(i, key, keys)));
-                    match wanted {
+                    let keys = list_keys(kind, path);
+                    match wanted(step, desired, kind, path) {
                         None => items.retain(|item| !matches_key(item, key, keys)),
                         Some(wanted) => {
                             if let Some(item) = items.iter_mut().find(|i| matches_key(i, key, keys)) {
@@ -179,12 +195,30 @@ impl FieldSet {
                 }
                 Step::Value(value) => {
                     let Value::Array(items) = merged else { continue };
-                    if !desired.and_then(Value::as_array).is_some_and(|d| d.contains(value)) {
+                    if wanted(step, desired, kind, path).is_none() {
                         items.retain(|item| item != value);
                     }
                 }
             }
         }
+    }
+}
+
+/// What `desired` (at `path`) has of the owned `step`: the map field, the list element with
+/// that key, or the set's value; None when the merge removes what `step` names.
+fn wanted<'d>(step: &Step, desired: Option<&'d Value>, kind: Kind, path: &[&str]) -> Option<&'d Value> {
+    match step {
+        Step::Field(name) => desired?.get(name).filter(|v| !v.is_null()),
+        Step::Key(key) => desired?.as_array()?.iter().find(|item| matches_key(item, key, list_keys(kind, path))),
+        Step::Value(value) => desired?.as_array()?.iter().find(|item| *item == value),
+    }
+}
+
+/// The merge keys of the list at `path`; none for a list not merged by key.
+fn list_keys(kind: Kind, path: &[&str]) -> &'static [MergeKey] {
+    match kind.list(path) {
+        ListStrategy::Merge { keys } => keys,
+        _ => &[],
     }
 }
 

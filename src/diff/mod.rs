@@ -92,6 +92,66 @@ pub fn client_merge(desired: &Value, live: &Value, last_applied: Option<&Value>)
     merged
 }
 
+/// Whether an apply of `desired` leaves `live` exactly as it is, decided without merging: when
+/// no field of weaver's is to be removed (`desired` is what weaver applied last, or without a
+/// record, it still sets every field the `weaver` manager owns in `live`) and every field it
+/// sets is already in `live` with that value, [`client_merge`] returns `live` itself.
+/// Lists take the merge's own rules: keyed lists element by element with the same keys in the
+/// same order (nothing to reorder, no element added), sets of scalars equal and without
+/// duplicates (the merge would drop one), atomic lists element-wise contained (the merge keeps
+/// live's then, server defaults and all). `false` only means "merge to find out": a directive,
+/// a `null`, another order, an element live lacks or a record that differs all take the merge.
+pub fn applies_unchanged(desired: &Value, live: &Value, last_applied: Option<&Value>, kind: Kind) -> bool {
+    let nothing_removed = match last_applied {
+        // Not merely every field kept: with a record, an atomic list desired differently from
+        // the last apply is the desired one after the merge, not the live one.
+        Some(last) => desired == last,
+        None => FieldSet::applied_by(live, MANAGER).is_none_or(|owned| owned.all_wanted(desired, kind)),
+    };
+    applied_within(desired, live, kind, Some(&mut Vec::new())) && nothing_removed
+}
+
+/// Whether every field of `desired` is in `live` with the same value, as the merge matches them.
+/// `path` (the field names down to here, what list strategies are looked up by) is None inside
+/// an atomic list, where elements are compared by position only.
+fn applied_within<'v>(desired: &'v Value, live: &Value, kind: Kind, mut path: Option<&mut Vec<&'v str>>) -> bool {
+    match (desired, live) {
+        (Value::Object(desired), Value::Object(live)) => desired.iter().all(|(key, value)| {
+            // A directive (`$patch`, `$retainKeys`, ...) or a null means more than its value.
+            if key.starts_with('$') || value.is_null() {
+                return false;
+            }
+            let Some(live_value) = live.get(key) else { return false };
+            match path.as_deref_mut() {
+                Some(path) => {
+                    path.push(key);
+                    let within = applied_within(value, live_value, kind, Some(&mut *path));
+                    path.pop();
+                    within
+                }
+                None => applied_within(value, live_value, kind, None),
+            }
+        }),
+        (Value::Array(desired), Value::Array(live)) if desired.len() == live.len() => {
+            let Some(path) = path else {
+                return desired.iter().zip(live).all(|(d, l)| applied_within(d, l, kind, None));
+            };
+            match kind.list(path) {
+                ListStrategy::Merge { keys } => desired.iter().zip(live).all(|(d, l)| {
+                    let id = merge_keys::element_key(keys, d);
+                    id.is_ok() && id == merge_keys::element_key(keys, l) && applied_within(d, l, kind, Some(&mut *path))
+                }),
+                ListStrategy::MergePrimitives => {
+                    desired == live && desired.iter().enumerate().all(|(at, item)| !desired[..at].contains(item))
+                }
+                ListStrategy::Atomic => desired.iter().zip(live).all(|(d, l)| applied_within(d, l, kind, None)),
+            }
+        }
+        (Value::Array(_), _) => false,
+        _ => desired == live,
+    }
+}
+
 /// The same field of the live, desired and last applied objects.
 #[derive(Clone, Copy)]
 struct Sides<'v> {
@@ -445,5 +505,215 @@ mod tests {
             after["data"],
             json!({"same": SECRET_MARKER, "changed": SECRET_CHANGED_MARKER, "added": SECRET_MARKER})
         );
+    }
+
+    /// The shortcut's answer and the merge's (whether `normalize(merged) == normalize(live)`),
+    /// for `desired` against `live` with `last` applied; the shortcut may only ever say
+    /// "unchanged" where the merge does.
+    fn shortcut_and_merge(desired: &Value, live: &Value, last: Option<&Value>) -> (bool, bool) {
+        let kind =
+            Kind { api_version: desired["apiVersion"].as_str().unwrap(), kind: desired["kind"].as_str().unwrap() };
+        let shortcut = applies_unchanged(desired, live, last, kind);
+        let merged = client_merge(desired, live, last);
+        let unchanged = normalize(merged.clone()) == normalize(live.clone());
+        if shortcut {
+            assert_eq!(merged, *live, "the shortcut said unchanged, so the merge must give live itself");
+        }
+        (shortcut, unchanged)
+    }
+
+    fn desired_deployment() -> Value {
+        as_stored(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1",
+                "env": [{"name": "A", "value": "1"}]}]}}}
+        }))
+    }
+
+    /// `fields` as the `weaver` manager's Apply entry of `object`'s managedFields, with another
+    /// manager's entry beside it.
+    fn with_managed_fields(mut object: Value, weaver: Value, other: Value) -> Value {
+        object["metadata"]["managedFields"] = json!([
+            {"manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": other},
+            {"manager": "weaver", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": weaver},
+        ]);
+        object
+    }
+
+    fn weaver_fields() -> Value {
+        json!({"f:metadata": {"f:labels": {"f:app": {}}}, "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {
+            "f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:name": {}, "f:image": {}, "f:env": {
+                "k:{\"name\":\"A\"}": {".": {}, "f:name": {}, "f:value": {}}}}}}}}})
+    }
+
+    #[test]
+    fn an_unchanged_object_takes_the_shortcut_with_server_defaults_live() {
+        let desired = desired_deployment();
+        assert_eq!(shortcut_and_merge(&desired, &live_deployment(), Some(&desired)), (true, true));
+        // Without a record, the fields weaver owns in managedFields say nothing is removed.
+        let live = with_managed_fields(live_deployment(), weaver_fields(), json!({"f:spec": {"f:paused": {}}}));
+        assert_eq!(shortcut_and_merge(&desired, &live, None), (true, true));
+        // Neither a record nor managedFields: nothing is removed either.
+        assert_eq!(shortcut_and_merge(&desired, &live_deployment(), None), (true, true));
+    }
+
+    #[test]
+    fn a_field_removed_from_desired_takes_the_merge() {
+        let desired = desired_deployment();
+        let mut fewer = desired.clone();
+        fewer["spec"].as_object_mut().unwrap().shift_remove("replicas");
+        // The record says weaver set replicas last time: the apply removes it.
+        assert_eq!(shortcut_and_merge(&fewer, &live_deployment(), Some(&desired)), (false, false));
+        // So do the fields weaver owns, without a record.
+        let live = with_managed_fields(live_deployment(), weaver_fields(), json!({}));
+        assert_eq!(shortcut_and_merge(&fewer, &live, None), (false, false));
+        // An element of a keyed list, too.
+        let mut no_env = desired.clone();
+        no_env["spec"]["template"]["spec"]["containers"][0].as_object_mut().unwrap().shift_remove("env");
+        assert_eq!(shortcut_and_merge(&no_env, &live, None), (false, false));
+    }
+
+    #[test]
+    fn a_field_of_another_manager_stays_and_one_desired_otherwise_takes_the_merge() {
+        let desired = desired_deployment();
+        // kubectl set `paused`, which weaver does not set: the apply leaves it.
+        let mut live = with_managed_fields(live_deployment(), weaver_fields(), json!({"f:spec": {"f:paused": {}}}));
+        live["spec"]["paused"] = json!(true);
+        assert_eq!(shortcut_and_merge(&desired, &live, Some(&desired)), (true, true));
+        assert_eq!(shortcut_and_merge(&desired, &live, None), (true, true));
+        // kubectl scaled to 5 what weaver sets to 2: the apply takes it back.
+        live["spec"]["replicas"] = json!(5);
+        assert_eq!(shortcut_and_merge(&desired, &live, Some(&desired)), (false, false));
+        assert_eq!(shortcut_and_merge(&desired, &live, None), (false, false));
+    }
+
+    #[test]
+    fn drift_and_a_changed_desired_object_take_the_merge() {
+        let desired = desired_deployment();
+        let mut drifted = live_deployment();
+        drifted["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+        assert_eq!(shortcut_and_merge(&desired, &drifted, Some(&desired)), (false, false));
+        let mut added = live_deployment();
+        added["metadata"]["labels"].as_object_mut().unwrap().shift_remove("app");
+        assert_eq!(shortcut_and_merge(&desired, &added, Some(&desired)), (false, false));
+        // A new desired value the live object already has (someone set it by hand): the
+        // record differs, so the merge decides (and finds nothing to do).
+        let mut last = desired.clone();
+        last["spec"]["replicas"] = json!(3);
+        assert_eq!(shortcut_and_merge(&desired, &live_deployment(), Some(&last)), (false, true));
+    }
+
+    #[test]
+    fn a_reordered_or_differently_keyed_list_takes_the_merge() {
+        let (ab, ba) = (with_env(&["A", "B"]), with_env(&["B", "A"]));
+        assert_eq!(shortcut_and_merge(&ab, &ab, Some(&ab)), (true, true));
+        assert_eq!(shortcut_and_merge(&ba, &ab, Some(&ba)), (false, false));
+        assert_eq!(shortcut_and_merge(&ba, &ab, None), (false, false));
+        // Another manager's element in the list: the shortcut leaves it to the merge.
+        assert_eq!(shortcut_and_merge(&ab, &with_env(&["A", "X", "B"]), Some(&ab)), (false, true));
+        // `{containerPort: 80}` is the TCP port: a live UDP port 80 is another element.
+        let port = |ports: Value| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"template": {"spec": {"containers": [{"name": "web", "ports": ports}]}}}})
+        };
+        let desired = port(json!([{"containerPort": 80}]));
+        assert_eq!(
+            shortcut_and_merge(&desired, &port(json!([{"containerPort": 80, "protocol": "TCP"}])), None),
+            (true, true)
+        );
+        assert_eq!(
+            shortcut_and_merge(&desired, &port(json!([{"containerPort": 80, "protocol": "UDP"}])), None),
+            (false, false)
+        );
+    }
+
+    #[test]
+    fn sets_atomic_lists_directives_and_nulls_agree_with_the_merge() {
+        let finalizers = |list: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": list}});
+        let ab = finalizers(json!(["a", "b"]));
+        assert_eq!(shortcut_and_merge(&ab, &ab, Some(&ab)), (true, true));
+        // The merge keeps one of a duplicated element.
+        let twice = finalizers(json!(["a", "a"]));
+        assert_eq!(shortcut_and_merge(&twice, &twice, Some(&twice)), (false, false));
+        // An atomic list whose elements the server completed stays as live has it, when it is
+        // what weaver applied last; otherwise the desired list replaces it.
+        let claims = |spec: Value| {
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+                "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": spec}]}})
+        };
+        let desired = claims(json!({"resources": {"requests": {"storage": "1Gi"}}}));
+        let live = claims(json!({"resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Filesystem"}));
+        assert_eq!(shortcut_and_merge(&desired, &live, Some(&desired)), (true, true));
+        let before = claims(json!({"resources": {"requests": {"storage": "2Gi"}}}));
+        assert_eq!(shortcut_and_merge(&desired, &live, Some(&before)), (false, false));
+        // A directive or a null means more than its value.
+        let mut directive = desired_deployment();
+        directive["spec"]["$retainKeys"] = json!(["replicas", "template"]);
+        let mut live = live_deployment();
+        live["spec"]["$retainKeys"] = directive["spec"]["$retainKeys"].clone();
+        assert!(!shortcut_and_merge(&directive, &live, None).0);
+        let mut null = desired_deployment();
+        null["spec"]["paused"] = Value::Null;
+        let mut live = live_deployment();
+        live["spec"]["paused"] = Value::Null;
+        assert!(!shortcut_and_merge(&null, &live, None).0);
+    }
+
+    /// A Deployment from generated parts: env elements by name with their values, replicas,
+    /// and whether the server defaulted `imagePullPolicy`.
+    fn generated_deployment(env: &[(u8, u8)], replicas: Option<u8>, defaulted: bool) -> Value {
+        let env: Vec<Value> =
+            env.iter().map(|(name, value)| json!({"name": format!("E{name}"), "value": value.to_string()})).collect();
+        let mut container = json!({"name": "web", "image": "nginx:1", "env": env});
+        if defaulted {
+            container["imagePullPolicy"] = json!("IfNotPresent");
+        }
+        let mut object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [container]}}}});
+        if let Some(replicas) = replicas {
+            object["spec"]["replicas"] = json!(replicas);
+        }
+        object
+    }
+
+    /// Env lists of distinct names (a desired list with a name twice is refused before any
+    /// merge), in any order, with one of two values each.
+    fn generated_env() -> impl proptest::strategy::Strategy<Value = Vec<(u8, u8)>> {
+        use proptest::prelude::*;
+        proptest::collection::vec((0u8..4, 0u8..2), 0..4).prop_map(|mut env| {
+            let mut seen = std::collections::HashSet::new();
+            env.retain(|(name, _)| seen.insert(*name));
+            env
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_shortcut_says_unchanged_only_where_the_merge_leaves_live_as_it_is(
+            desired_env in generated_env(),
+            live_env in generated_env(),
+            last_env in generated_env(),
+            replicas in proptest::option::of(1u8..3),
+            live_replicas in proptest::option::of(1u8..3),
+            defaulted in proptest::bool::ANY,
+            record in 0u8..3,
+        ) {
+            let desired = generated_deployment(&desired_env, replicas, false);
+            let live = generated_deployment(&live_env, live_replicas, defaulted);
+            let other = generated_deployment(&last_env, replicas, false);
+            let last = match record {
+                0 => None,
+                1 => Some(&desired),
+                _ => Some(&other),
+            };
+            // `shortcut_and_merge` asserts that a shortcut's "unchanged" is the merge's.
+            let (shortcut, unchanged) = shortcut_and_merge(&desired, &live, last);
+            proptest::prop_assert!(!shortcut || unchanged);
+            // Equal objects, with the record saying so, always take it.
+            if desired_env == live_env && replicas == live_replicas && record == 1 {
+                proptest::prop_assert!(shortcut);
+            }
+        }
     }
 }

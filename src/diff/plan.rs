@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Change, Kind, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values};
+use super::{
+    Change, Kind, applies_unchanged, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values,
+};
 use crate::error::{Error, Location, Result};
 use crate::hook;
 use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey};
@@ -109,6 +111,23 @@ fn plan_object(
     live: Option<&Value>,
     last_applied: Option<&Value>,
 ) -> ObjectPlan {
+    if let (Some(wanted), Some(live)) = (&desired, live)
+        && applies_unchanged(wanted, live, last_applied, kind_of(wanted))
+    {
+        // What the merge would find, without merging and normalizing both sides.
+        let (api_version, key) = (kind_of(wanted).api_version.to_string(), ObjectKey::of(wanted));
+        return ObjectPlan {
+            release: release.to_string(),
+            api_version,
+            key,
+            action: Action::Unchanged,
+            before: None,
+            after: None,
+            changes: Vec::new(),
+            conflict: None,
+            desired,
+        };
+    }
     let after = desired.as_ref().map(|d| live.map_or_else(|| d.clone(), |l| client_merge(d, l, last_applied)));
     compare(release, live, after, desired)
 }

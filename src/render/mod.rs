@@ -705,16 +705,16 @@ fn check_unique(objects: impl Iterator<Item = Origin>) -> Result<()> {
 /// accepts, checked as it checks them, so that nothing it would refuse is sent and
 /// `--output-dir` file names are safe.
 pub(crate) fn object_problem(object: &Value) -> Option<String> {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
     let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
-    if !map.get("apiVersion").is_some_and(Value::is_string) {
+    let Some(api_version) = map.get("apiVersion").and_then(Value::as_str) else {
         return Some("has no `apiVersion`".to_string());
-    }
-    if !map.get("kind").is_some_and(Value::is_string) {
+    };
+    let Some(kind) = map.get("kind").and_then(Value::as_str) else {
         return Some("has no `kind`".to_string());
-    }
-    let (api_version, kind) = (text("/apiVersion").unwrap_or_default(), text("/kind").unwrap_or_default());
-    let Some(name) = text("/metadata/name").filter(|name| !name.is_empty()) else {
+    };
+    // Looked up field by field: a JSON pointer allocates for each of its steps.
+    let metadata = |field: &str| map.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str);
+    let Some(name) = metadata("name").filter(|name| !name.is_empty()) else {
         return Some("has no `metadata.name`".to_string());
     };
     if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -723,7 +723,7 @@ pub(crate) fn object_problem(object: &Value) -> Option<String> {
     if let Some(rule) = manifest::name_problem(api_version, kind, name) {
         return Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"));
     }
-    text("/metadata/namespace").filter(|ns| !ns.is_empty() && !manifest::is_dns1123_label(ns)).map(|ns| {
+    metadata("namespace").filter(|ns| !ns.is_empty() && !manifest::is_dns1123_label(ns)).map(|ns| {
         format!("has an invalid `metadata.namespace` `{ns}`: a namespace name must be {}", manifest::DNS1123_LABEL)
     })
 }

@@ -357,7 +357,9 @@ impl Prepared {
                 .zip(reports)
                 .map(|(mut f, (report, removed))| {
                     let objects = f.release.manifests.len();
-                    let text = f.release.documents_mut().map(|(m, hook)| format(m, hook)).collect();
+                    let mut text: String = f.release.documents_mut().map(|(m, hook)| format(m, hook)).collect();
+                    // Kept to the end of the run: without the room it grew with (up to as much again).
+                    text.shrink_to_fit();
                     Formatted { text, objects, report, removed }
                 })
                 .collect()

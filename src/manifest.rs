@@ -156,23 +156,37 @@ pub struct Scopes {
 }
 
 impl Scopes {
-    /// Learns the scope of the kind a CustomResourceDefinition object defines.
-    pub fn learn_crd(&mut self, crd: &Value) {
+    /// Learns the scope of the kind a CustomResourceDefinition object defines: its (group, kind).
+    pub fn learn_crd(&mut self, crd: &Value) -> Option<(String, String)> {
         let group = str_at(crd, &["spec", "group"]);
         let kind = str_at(crd, &["spec", "names", "kind"]);
-        if let (Some(group), Some(kind)) = (group, kind) {
-            let namespaced = str_at(crd, &["spec", "scope"]) != Some("Cluster");
-            self.custom.insert((group.to_string(), kind.to_string()), namespaced);
-        }
+        let (Some(group), Some(kind)) = (group, kind) else { return None };
+        let namespaced = str_at(crd, &["spec", "scope"]) != Some("Cluster");
+        self.custom.insert((group.to_string(), kind.to_string()), namespaced);
+        Some((group.to_string(), kind.to_string()))
     }
 
     pub fn is_namespaced(&self, api_version: &str, kind: &str) -> bool {
-        let group = api_group(api_version);
-        self.custom
-            .get(&(group.to_string(), kind.to_string()))
-            .copied()
-            .or_else(|| builtin_scope(group, kind))
-            .unwrap_or(true)
+        self.is_namespaced_in(api_group(api_version), kind)
+    }
+
+    /// [`Scopes::is_namespaced`] by API group.
+    pub fn is_namespaced_in(&self, group: &str, kind: &str) -> bool {
+        self.known(group, kind).unwrap_or(true)
+    }
+
+    /// Whether the scope of the kind is known (built in, or a CRD learned) rather than taken.
+    pub fn is_known(&self, api_version: &str, kind: &str) -> bool {
+        self.known(api_group(api_version), kind).is_some()
+    }
+
+    fn known(&self, group: &str, kind: &str) -> Option<bool> {
+        if !self.custom.is_empty()
+            && let Some(&namespaced) = self.custom.get(&(group.to_string(), kind.to_string()))
+        {
+            return Some(namespaced);
+        }
+        builtin_scope(group, kind)
     }
 }
 

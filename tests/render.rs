@@ -544,3 +544,119 @@ fn a_full_standard_output_is_reported_without_os_error_numbers() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr, "error: cannot write to standard output: no space left on device\n");
 }
+
+/// The generated repository of `releases` releases (more than `weaver render` renders at once,
+/// 512), with a release `early` before them and `late` after them, of charts written here.
+fn chunked_repo(releases: usize, early: &str, late: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    common::generated::generate_repo(dir.path(), releases);
+    let write = |path: &str, text: &str| {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    };
+    write("charts/widget/chart.yaml", "name: widget\nversion: 1.0.0\n");
+    write("charts/widget/values.yaml", "size: 1\n");
+    write(
+        "charts/widget/templates/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {{ release.name }}\nspec:\n  size: {{ values.size }}\n",
+    );
+    let crd = |group: &str, kind: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.{group}\nspec:\n  group: {group}\n  scope: Cluster\n  names: {{kind: {kind}, plural: {plural}, singular: {singular}, listKind: {kind}List}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n                size: {{type: integer}}\n",
+            plural = format!("{}s", kind.to_lowercase()),
+            singular = kind.to_lowercase(),
+        )
+    };
+    write("charts/widget-crd/chart.yaml", "name: widget-crd\nversion: 1.0.0\n");
+    write("charts/widget-crd/templates/crd.yaml", &crd("example.com", "Widget"));
+    // Another CRD of Widget, whose `size` is a string.
+    let more =
+        crd("example.com", "Widget").replace("integer", "string").replace("widgets.example", "morewidgets.example");
+    write("charts/widget-crd-string/chart.yaml", "name: widget-crd-string\nversion: 1.0.0\n");
+    write("charts/widget-crd-string/templates/crd.yaml", &more);
+    write("charts/deployment-crd/chart.yaml", "name: deployment-crd\nversion: 1.0.0\n");
+    write("charts/deployment-crd/templates/crd.yaml", &crd("apps", "Deployment"));
+    write("charts/broken/chart.yaml", "name: broken\nversion: 1.0.0\n");
+    write("charts/broken/templates/broken.yaml", "{{ values.missing.field }}\n");
+    let env_path = dir.path().join("environments/bench.yaml");
+    let env = std::fs::read_to_string(&env_path).unwrap();
+    let env = env.replacen("releases:\n", &format!("releases:\n{early}"), 1) + late;
+    std::fs::write(env_path, env).unwrap();
+    dir
+}
+
+/// The document of `kind` and `name` in a rendered stream.
+fn document<'a>(stream: &'a str, kind: &str, name: &str) -> &'a str {
+    stream
+        .split("\n---\n")
+        .find(|d| d.contains(&format!("\nkind: {kind}\n")) && d.contains(&format!("\n  name: {name}\n")))
+        .unwrap_or_else(|| panic!("no {kind} {name} in the output"))
+}
+
+/// A release rendered before the CRD of its custom resource, many releases earlier, is
+/// rendered with the CRD's scope (cluster-scoped: no namespace) and checked against its schema.
+#[test]
+fn a_crd_rendered_after_many_releases_still_decides_its_objects_scope_and_schema() {
+    let late = "  - name: late\n    chart: widget-crd\n";
+    let dir = chunked_repo(600, "  - name: early\n    chart: widget\n", late);
+    let out = weaver_in(dir.path(), &["render", "--env", "bench"], &[]).success().to_string();
+    let widget = document(&out, "Widget", "early");
+    assert!(!widget.contains("namespace:"), "a cluster-scoped Widget has no namespace:\n{widget}");
+    assert!(document(&out, "ConfigMap", "svc-0000").contains("namespace: bench"));
+    assert!(out.starts_with("---\n# Source: charts/widget/templates/widget.yaml (release early)\n"), "order kept");
+
+    let dir = chunked_repo(600, "  - name: early\n    chart: widget\n    values: {size: big}\n", late);
+    let run = weaver_in(dir.path(), &["render", "--env", "bench"], &[]);
+    let err = run.failure();
+    assert!(err.contains("release `early`") && err.contains(".spec.size"), "{err}");
+    assert_eq!(run.stdout, "", "nothing is printed before an error");
+}
+
+/// Of two CRDs of one kind, the last one rendered gives its schema, even to objects rendered
+/// (and checked) before it was.
+#[test]
+fn the_last_crd_of_a_kind_gives_the_schema_objects_rendered_before_it_are_checked_against() {
+    let early = "  - name: crd\n    chart: widget-crd\n  - name: early\n    chart: widget\n    values: {size: big}\n";
+    let dir = chunked_repo(600, early, "  - name: late\n    chart: widget-crd-string\n");
+    let out = weaver_in(dir.path(), &["render", "--env", "bench"], &[]).success().to_string();
+    assert!(document(&out, "Widget", "early").contains("size: big"));
+}
+
+/// A CRD rendered late that changes the scope of a kind earlier releases already used (here a
+/// CRD of a built-in kind's name, which weaver's scopes take over the built-in table) gives the
+/// same output as a render holding every object would.
+#[test]
+fn a_late_crd_changing_a_kind_already_rendered_gives_the_scope_it_says() {
+    let dir = chunked_repo(600, "", "  - name: late\n    chart: deployment-crd\n");
+    let out = weaver_in(dir.path(), &["render", "--env", "bench"], &[]).success().to_string();
+    let deployment = document(&out, "Deployment", "svc-0000");
+    assert!(!deployment.contains("namespace:"), "the CRD says Deployments are cluster-scoped:\n{deployment}");
+    assert!(document(&out, "ConfigMap", "svc-0000").contains("namespace: bench"));
+}
+
+/// Errors found late in a run come before any output, in the order a render holding every
+/// object reports them: a template's error before an earlier release's invalid object.
+#[test]
+fn errors_found_after_many_releases_come_before_any_output() {
+    let early = "  - name: early\n    chart: widget\n    values: {size: big}\n";
+    let dir = chunked_repo(600, early, "  - name: late\n    chart: broken\n");
+    let run = weaver_in(dir.path(), &["render", "--env", "bench"], &[]);
+    let err = run.failure();
+    assert!(err.contains("charts/broken/templates/broken.yaml") && !err.contains(".spec.size"), "{err}");
+    assert_eq!(run.stdout, "");
+
+    let dir = chunked_repo(600, "", "  - name: svc-0000-again\n    chart: svc\n");
+    std::fs::write(
+        dir.path().join("charts/svc/templates/extra.yaml"),
+        "{% if release.name == 'svc-0000-again' %}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: svc-0000\n{% endif %}\n",
+    )
+    .unwrap();
+    let run = weaver_in(dir.path(), &["render", "--env", "bench"], &[]);
+    let err = run.failure();
+    assert!(
+        err.contains("ConfigMap bench/svc-0000 is rendered twice") && err.contains("release `svc-0000-again`"),
+        "{err}"
+    );
+    assert_eq!(run.stdout, "");
+}

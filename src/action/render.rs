@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use serde_json::Map;
 
 use super::{Context, OnProgress, Progress, compare, load_identities, open_project, phase};
@@ -13,10 +14,11 @@ use crate::cluster::{Cluster, ListTarget, served_kinds_of_crd};
 use crate::error::{Error, Result};
 use crate::git::ReleaseStatus;
 use crate::helm::lookup::{Listing, Live, Served, Target};
+use crate::manifest::Manifest;
 use crate::project::{Environment, Project, Release, Selector, select_releases};
-use crate::render::{ClusterView, Rendered};
+use crate::render::{ClusterView, Finished, Rendered};
 use crate::secrets::Redactor;
-use crate::validate::Mode;
+use crate::validate::{Mode, Removed, Report, Validator};
 
 /// Which releases of which environment, read from where.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +111,39 @@ pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
     Ok(desired)
 }
 
+/// How [`render_formatted`]'s caller formats a document: its object (which it may change: it
+/// is not used afterwards) and whether it is a hook.
+pub type Format<'a> = &'a (dyn Fn(&mut Manifest, bool) -> String + Sync);
+
+/// [`render`], with each document formatted by `format` as soon as its object is final and
+/// validated, so that the run never holds every object at once: the text of each release's
+/// documents, in order. Errors and warnings are [`render`]'s, and come before this returns.
+pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) -> Result<Vec<String>> {
+    let prepared = prepare(options, cx)?;
+    if let Some(texts) = prepared.render_in_chunks(format, cx.on)? {
+        return Ok(texts);
+    }
+    (cx.on)(Progress::Info(
+        "a CRD rendered after objects of its kind changes their scope or schema: rendering again, holding every object"
+            .to_string(),
+    ));
+    let desired = prepared.render(Offline::Alone, cx.on)?;
+    prepared.warn_removed(&desired.rendered, None, cx.on);
+    let mut releases = desired.rendered.releases;
+    Ok(releases
+        .par_iter_mut()
+        .map(|release| release.documents_mut().map(|(m, hook)| format(m, hook)).collect())
+        .collect())
+}
+
+/// What a release of [`Prepared::render_in_chunks`] leaves once formatted.
+struct Formatted {
+    text: String,
+    objects: usize,
+    report: Report,
+    removed: Vec<Removed>,
+}
+
 /// The selected releases with their decrypted secrets: all rendering needs but, for Helm
 /// charts, the cluster's capabilities.
 pub struct Prepared {
@@ -148,10 +183,16 @@ impl Prepared {
         if self.validate == Mode::Ignore {
             return;
         }
+        let removed = crate::validate::removed(&rendered.documents().map(|(m, _)| m).collect::<Vec<_>>());
+        self.warn_of_removed(removed, server, on);
+    }
+
+    /// [`Prepared::warn_removed`] of the objects found.
+    fn warn_of_removed(&self, removed: Vec<Removed>, server: Option<&str>, on: OnProgress) {
         let env = self.selected.env.kube_version.as_deref();
         let version = env.or(server).unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
         let minor = crate::validate::minor_version(version).unwrap_or(u32::MAX);
-        for removed in crate::validate::removed(&rendered.documents().map(|(m, _)| m).collect::<Vec<_>>()) {
+        for removed in removed {
             if minor < removed.removed_in {
                 continue;
             }
@@ -280,6 +321,77 @@ impl Prepared {
         Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up: Vec::new(), looking_up })
     }
 
+    /// Renders offline, alone (as [`Prepared::render`] with [`Offline::Alone`]), a chunk of
+    /// releases at a time: each release is validated and formatted once its objects are
+    /// final, and its objects dropped. `None` when the run must hold every object to be right
+    /// (see [`crate::render::render_in_chunks`]).
+    fn render_in_chunks(&self, format: Format, on: OnProgress) -> Result<Option<Vec<String>>> {
+        let (project, env) = (&self.selected.project, &self.selected.env);
+        let view = ClusterView { capabilities: None, live: Arc::new(Live::Nothing) };
+        let releases = self.selected.releases();
+        let validating = self.validate != Mode::Ignore;
+        let started = Instant::now();
+        let mut validated = Duration::ZERO;
+        let mut validator: Option<Validator> = None;
+        let finish = |chart_crds: &[serde_json::Value], finished: Vec<Finished>| -> Vec<Formatted> {
+            let validator = validator.get_or_insert_with(|| Validator::new(chart_crds));
+            let checking = Instant::now();
+            let reports: Vec<(Report, Vec<Removed>)> = if validating {
+                validator.learn(finished.iter().flat_map(|f| {
+                    f.release.documents().enumerate().map(move |(document, (m, _))| ((f.index, document), m))
+                }));
+                let validator = &*validator;
+                finished
+                    .par_iter()
+                    .map(|f| {
+                        let documents: Vec<&Manifest> = f.release.documents().map(|(m, _)| m).collect();
+                        (validator.check(&documents), crate::validate::removed(&documents))
+                    })
+                    .collect()
+            } else {
+                finished.iter().map(|_| Default::default()).collect()
+            };
+            validated += checking.elapsed();
+            finished
+                .into_par_iter()
+                .zip(reports)
+                .map(|(mut f, (report, removed))| {
+                    let objects = f.release.manifests.len();
+                    let mut text: String = f.release.documents_mut().map(|(m, hook)| format(m, hook)).collect();
+                    // Kept to the end of the run: without the room it grew with (up to as much again).
+                    text.shrink_to_fit();
+                    Formatted { text, objects, report, removed }
+                })
+                .collect()
+        };
+        let rendered = crate::render::render_in_chunks(project, env, &releases, &self.secrets, &view, finish);
+        for secret in view.live.secrets_seen() {
+            self.redactor.register_secret_data(&secret);
+        }
+        let Some(formatted) = rendered? else { return Ok(None) };
+        if validator.as_ref().is_some_and(Validator::is_stale) {
+            return Ok(None);
+        }
+        on(Progress::Phase("render", started.elapsed().saturating_sub(validated)));
+        let objects: usize = formatted.iter().map(|f| f.objects).sum();
+        on(Progress::Info(format!("rendered {objects} objects of {} releases", releases.len())));
+        let mut texts = Vec::with_capacity(formatted.len());
+        let (mut report, mut removed) = (Report::default(), Vec::new());
+        for f in formatted {
+            texts.push(f.text);
+            report.problems.extend(f.report.problems);
+            report.not_validated.extend(f.report.not_validated);
+            report.validated += f.report.validated;
+            removed.extend(f.removed);
+        }
+        if validating {
+            report_validation(report, self.validate, on)?;
+            on(Progress::Phase("validate", validated));
+            self.warn_of_removed(removed, None, on);
+        }
+        Ok(Some(texts))
+    }
+
     /// Renders `releases` seeing `view`: all of them, or, given the `previous` render, these
     /// again in its place. The Secrets lookups read are registered with the redactor first,
     /// so that no output, this render's errors included, shows their values.
@@ -348,13 +460,16 @@ fn lookups_unsettled(asked: &BTreeMap<String, BTreeSet<Target>>) -> Error {
     .with_help("each lookup whose arguments come from another lookup's answer takes a round: shorten the chain")
 }
 
-/// Validates the rendered objects of the releases `of` picks offline: problems are one error
-/// listing them all (strict) or warnings; objects without a schema are counted, and listed with
-/// `-v`.
+/// Validates the rendered objects of the releases `of` picks offline.
 fn validate(rendered: &Rendered, of: impl Fn(&str) -> bool, mode: Mode, on: OnProgress) -> Result<()> {
     let documents: Vec<&crate::manifest::Manifest> =
         rendered.documents().map(|(m, _)| m).filter(|m| of(&m.release)).collect();
-    let report = crate::validate::validate(&documents, &rendered.chart_crds);
+    report_validation(crate::validate::validate(&documents, &rendered.chart_crds), mode, on)
+}
+
+/// What validation found: one error listing every problem (strict) or warnings; objects
+/// without a schema are counted, and listed with `-v`.
+fn report_validation(report: Report, mode: Mode, on: OnProgress) -> Result<()> {
     if !report.not_validated.is_empty() {
         on(Progress::Status(format!(
             "{} object(s) not validated: no schema describes their kind (a CRD outside the repository?); -v lists them",

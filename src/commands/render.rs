@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Ui;
 use crate::action::Context;
-use crate::action::render::render;
+use crate::action::render::{render, render_formatted};
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::error::{Error, Location, Result};
 use crate::manifest::Manifest;
@@ -17,71 +17,82 @@ use crate::secrets::redact::redact_secret_object;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
     let options = super::render_options(global, &args.select, &args.identity, &args.validate);
-    let mut rendered = render(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) })?.rendered;
+    let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
-    let mut redacted = 0;
-    if !args.show_secrets {
-        for manifest in rendered.releases.iter_mut().flat_map(|r| r.manifests.iter_mut().chain(r.hooks.iter_mut())) {
-            redacted += redact_secret_object(&mut manifest.object);
+    let redacted = AtomicUsize::new(0);
+    let redact = |object: &mut serde_json::Value| {
+        if !args.show_secrets {
+            let mut count = redact_secret_object(object);
             if !ui.redactor.is_empty() {
-                redacted += ui.redactor.redact_value(&mut manifest.object);
+                count += ui.redactor.redact_value(object);
             }
+            redacted.fetch_add(count, Ordering::Relaxed);
         }
-    }
+    };
+    let Some(dir) = &args.output_dir else {
+        // Each document is formatted as soon as it is final; nothing is printed before the
+        // whole run rendered and validated without an error.
+        let format = |m: &mut Manifest, hook: bool| {
+            redact(&mut m.object);
+            let mut out = String::with_capacity(1024);
+            out.push_str("---\n");
+            push_source_comment(&mut out, m, hook);
+            crate::yaml::write_yaml(&mut out, &m.object);
+            out
+        };
+        let texts = render_formatted(&options, cx, &format)?;
+        warn_redacted(ui, redacted.into_inner());
+        write_stream(&texts)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut rendered = render(&options, cx)?.rendered;
+    rendered.releases.iter_mut().flat_map(|r| r.documents_mut()).for_each(|(m, _)| redact(&mut m.object));
     // Placeholders deployed by `weaver render | kubectl apply -f -` break things quietly.
+    let redacted = redacted.into_inner();
+    if redacted > 0 && !args.redact {
+        return Err(Error::new(format!(
+            "--output-dir {} would get {redacted} redacted value(s): files that look deployable but hold `<redacted:…>` placeholders",
+            dir.display()
+        ))
+        .with_help("add --show-secrets to write the real values, or --redact to write the placeholders"));
+    }
+    warn_redacted(ui, redacted);
+    let (written, removed) = write_files(dir, &rendered)?;
+    ui.status(&format!("wrote {written} files, removed {removed} stale files to {}", dir.display()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn warn_redacted(ui: &Ui, redacted: usize) {
     if redacted > 0 {
-        if let Some(dir) = args.output_dir.as_ref().filter(|_| !args.redact) {
-            return Err(Error::new(format!(
-                "--output-dir {} would get {redacted} redacted value(s): files that look deployable but hold `<redacted:…>` placeholders",
-                dir.display()
-            ))
-            .with_help("add --show-secrets to write the real values, or --redact to write the placeholders"));
-        }
         ui.warn(&format!(
             "{redacted} Secret or decrypted value(s) are redacted as `<redacted:…>`, so this output cannot be applied as it is; --show-secrets prints them"
         ));
     }
-    match &args.output_dir {
-        Some(dir) => {
-            let (written, removed) = write_files(dir, &rendered)?;
-            ui.status(&format!("wrote {written} files, removed {removed} stale files to {}", dir.display()));
+}
+
+/// Writes a multi-document YAML stream, each release's documents as they were formatted.
+/// Written a chunk at a time: the text is never copied whole.
+fn write_stream(texts: &[String]) -> Result<()> {
+    let mut chunk = String::new();
+    for text in texts {
+        chunk.push_str(text);
+        if chunk.len() >= STREAM_CHUNK {
+            super::write_stdout(chunk.as_bytes())?;
+            chunk.clear();
         }
-        None => write_stream(&rendered)?,
     }
-    Ok(ExitCode::SUCCESS)
+    super::write_stdout(chunk.as_bytes())
 }
 
-/// Documents formatted at once and written together: enough to keep both cores busy, few
-/// enough that the text never holds much more than the objects it is written from.
-const STREAM_CHUNK: usize = 1024;
-
-/// Writes a multi-document YAML stream; each document says which file and release it came
-/// from (and a hook, which hook). Each chunk's documents are written in parallel, then joined
-/// in order: the same bytes as one by one.
-fn write_stream(rendered: &Rendered) -> Result<()> {
-    let manifests: Vec<(&Manifest, bool)> = rendered.documents().collect();
-    for chunk in manifests.chunks(STREAM_CHUNK) {
-        let documents: Vec<String> = chunk
-            .par_iter()
-            .map(|&(m, hook)| {
-                let mut out = String::with_capacity(1024);
-                out.push_str("---\n");
-                push_source_comment(&mut out, m, hook);
-                crate::yaml::write_yaml(&mut out, &m.object);
-                out
-            })
-            .collect();
-        super::write_stdout(documents.concat().as_bytes())?;
-    }
-    Ok(())
-}
+/// How many bytes of the stream are written at once.
+const STREAM_CHUNK: usize = 1 << 20;
 
 /// `# Source: FILE (release R)`, and for a hook `# Hook: EVENTS, weight W`: apply runs it
 /// around the release rather than keeping it.
 fn push_source_comment(out: &mut String, m: &Manifest, hook: bool) {
     out.push_str(&format!("# Source: {} (release {})\n", m.source.display(), m.release));
-    if let Some(spec) = crate::hook::Spec::of(&m.object).filter(|_| hook) {
+    if let Some(spec) = hook.then(|| crate::hook::Spec::of(&m.object)).flatten() {
         let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
         out.push_str(&format!("# Hook: {}, weight {}\n", events.join(","), spec.weight));
     }

@@ -34,6 +34,18 @@ pub struct RenderedRelease {
     pub hooks: Vec<Manifest>,
 }
 
+impl RenderedRelease {
+    /// What `weaver render` prints of the release: its objects, then its hooks (as `helm
+    /// template` prints them), each with whether it is a hook.
+    pub fn documents(&self) -> impl Iterator<Item = (&Manifest, bool)> {
+        self.manifests.iter().map(|m| (m, false)).chain(self.hooks.iter().map(|h| (h, true)))
+    }
+
+    pub fn documents_mut(&mut self) -> impl Iterator<Item = (&mut Manifest, bool)> {
+        self.manifests.iter_mut().map(|m| (m, false)).chain(self.hooks.iter_mut().map(|h| (h, true)))
+    }
+}
+
 /// The releases of one environment, in `needs` order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -49,12 +61,9 @@ impl Rendered {
         self.releases.iter().flat_map(|r| r.manifests.iter())
     }
 
-    /// What `weaver render` prints: each release's objects, then its hooks (as `helm
-    /// template` prints them), each with whether it is a hook.
+    /// What `weaver render` prints: each release's [`RenderedRelease::documents`].
     pub fn documents(&self) -> impl Iterator<Item = (&Manifest, bool)> {
-        self.releases
-            .iter()
-            .flat_map(|r| r.manifests.iter().map(|m| (m, false)).chain(r.hooks.iter().map(|h| (h, true))))
+        self.releases.iter().flat_map(RenderedRelease::documents)
     }
 }
 
@@ -109,6 +118,188 @@ fn render_into(
     cluster: &ClusterView,
     previous: Option<Rendered>,
 ) -> Result<Rendered> {
+    with_run(project, env, releases, secrets, cluster, |run| {
+        let mut releases_out = run.render(releases).into_iter().collect::<Result<Vec<_>>>()?;
+        let kept: Vec<RenderedRelease> = match previous {
+            Some(previous) => previous.releases,
+            None => Vec::new(),
+        };
+        let again: HashSet<&str> = releases_out.iter().map(|r| r.name.as_str()).collect();
+
+        // Scope decisions need every CRD of the run, whichever release carries it.
+        let mut scopes = Scopes::default();
+        let kept_manifests = kept.iter().filter(|r| !again.contains(r.name.as_str())).flat_map(|r| &r.manifests);
+        for manifest in releases_out.iter().flat_map(|r| &r.manifests).chain(kept_manifests) {
+            if manifest.kind() == "CustomResourceDefinition" {
+                scopes.learn_crd(&manifest.object);
+            }
+        }
+        releases_out
+            .par_iter_mut()
+            .zip(releases.par_iter())
+            .map(|(out, release)| transforms::apply(&mut out.manifests, release, &env.name, &scopes))
+            .collect::<Result<Vec<()>>>()?;
+        if !kept.is_empty() {
+            // The releases rendered again take their places among the others.
+            let mut fresh: HashMap<String, RenderedRelease> =
+                releases_out.into_iter().map(|r| (r.name.clone(), r)).collect();
+            releases_out = kept.into_iter().map(|r| fresh.remove(&r.name).unwrap_or(r)).collect();
+        }
+        check_unique(releases_out.iter().flat_map(|r| r.manifests.iter().map(Origin::of)))?;
+        // Only the releases rendered here: those kept from a previous render are split already.
+        let rendered_here: HashMap<&str, &Release> = releases.iter().map(|r| (r.name.as_str(), *r)).collect();
+        for out in releases_out.iter_mut() {
+            if let Some(release) = rendered_here.get(out.name.as_str()) {
+                run.split_hooks(out, release);
+            }
+        }
+        Ok(Rendered { environment: env.name.clone(), releases: releases_out, chart_crds: run.chart_crds() })
+    })
+}
+
+/// How many releases [`render_in_chunks`] renders at once: enough to keep every core busy,
+/// few enough that a chunk's objects are a small part of the run's.
+const CHUNK_RELEASES: usize = 512;
+
+/// A release's objects once they are final, given to [`render_in_chunks`]' `finish`.
+pub struct Finished {
+    /// The release's place among those rendered.
+    pub index: usize,
+    pub release: RenderedRelease,
+}
+
+/// [`render`], a chunk of releases at a time, handing each release's final objects to `finish`
+/// as soon as they are final, so that a run never holds every object at once: `finish` keeps
+/// what it needs of them (say, their text). Returns what `finish` made, in the releases' order,
+/// once every release is rendered and no error (which are [`render`]'s, in its order) is
+/// found; `finish` runs on releases rendered before such an error is found, so it must not
+/// show anything itself.
+///
+/// A release is final once the scope of each of its kinds is known: built in, or a CRD of the
+/// run rendered so far says it. A release with a kind still unknown waits (with its objects)
+/// until every release is rendered. Returns `None` when a CRD rendered later changes the scope
+/// of a kind some release already finished used (a CRD of a built-in kind's name, or two CRDs
+/// of one kind): only a render holding every object ([`render`]) gives the right answer then.
+pub fn render_in_chunks<R: Send>(
+    project: &Project,
+    env: &Environment,
+    releases: &[&Release],
+    secrets: &Map<String, Value>,
+    cluster: &ClusterView,
+    mut finish: impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
+) -> Result<Option<Vec<R>>> {
+    with_run(project, env, releases, secrets, cluster, |run| {
+        let chart_crds = run.chart_crds();
+        let mut scopes = Scopes::default();
+        // The scope of each (group, kind) finished releases were given.
+        let mut decided: HashMap<(String, String), bool> = HashMap::new();
+        let mut waiting: Vec<(usize, RenderedRelease)> = Vec::new();
+        let mut origins: Vec<Vec<Origin>> = Vec::with_capacity(releases.len());
+        let mut made: Vec<Option<R>> = Vec::with_capacity(releases.len());
+        // A patch's error: reported once every release rendered without one.
+        let mut failed: Option<Error> = None;
+        let transform = |batch: Vec<(usize, RenderedRelease)>, scopes: &Scopes| -> Result<Vec<Finished>> {
+            let mut batch = batch;
+            batch
+                .par_iter_mut()
+                .map(|(index, out)| transforms::apply(&mut out.manifests, releases[*index], &env.name, scopes))
+                .collect::<Result<Vec<()>>>()?;
+            Ok(batch.into_iter().map(|(index, release)| Finished { index, release }).collect())
+        };
+        for (chunk_index, chunk) in releases.chunks(CHUNK_RELEASES).enumerate() {
+            let rendered = run.render(chunk).into_iter().collect::<Result<Vec<_>>>()?;
+            for crd in rendered.iter().flat_map(|r| &r.manifests).filter(|m| m.kind() == "CustomResourceDefinition") {
+                let Some(kind) = scopes.learn_crd(&crd.object) else { continue };
+                if decided.get(&kind).is_some_and(|&namespaced| namespaced != scopes.is_namespaced_in(&kind.0, &kind.1))
+                {
+                    return Ok(None);
+                }
+            }
+            if failed.is_some() {
+                continue; // only a template's error can still come first
+            }
+            let first = chunk_index * CHUNK_RELEASES;
+            let (ready, wait): (Vec<_>, Vec<_>) = rendered
+                .into_iter()
+                .enumerate()
+                .map(|(offset, out)| (first + offset, out))
+                .partition(|(_, out)| out.manifests.iter().all(|m| scopes.is_known(m.api_version(), m.kind())));
+            waiting.extend(wait);
+            let kinds: BTreeSet<(&str, &str)> = ready
+                .iter()
+                .flat_map(|(_, out)| &out.manifests)
+                .map(|m| (manifest::api_group(m.api_version()), m.kind()))
+                .collect();
+            for (group, kind) in kinds {
+                let namespaced = scopes.is_namespaced_in(group, kind);
+                decided.entry((group.to_string(), kind.to_string())).or_insert(namespaced);
+            }
+            match transform(ready, &scopes) {
+                Ok(finished) => keep(run, finished, &chart_crds, &mut origins, &mut made, &mut finish),
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let finished = transform(waiting, &scopes)?;
+        keep(run, finished, &chart_crds, &mut origins, &mut made, &mut finish);
+        check_unique(origins.into_iter().flatten())?;
+        Ok(Some(made.into_iter().map(|r| r.expect("every release is finished")).collect()))
+    })
+}
+
+/// Splits hooks off the `finished` releases, hands them to `finish` and keeps what it made and
+/// their objects' identities in their places.
+fn keep<R>(
+    run: &Run,
+    mut finished: Vec<Finished>,
+    chart_crds: &[Value],
+    origins: &mut Vec<Vec<Origin>>,
+    made: &mut Vec<Option<R>>,
+    finish: &mut impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
+) {
+    let places: Vec<usize> = finished.iter().map(|f| f.index).collect();
+    let end = places.iter().max().map_or(0, |&last| last + 1);
+    if made.len() < end {
+        made.resize_with(end, || None);
+        origins.resize_with(end, Vec::new);
+    }
+    for f in finished.iter_mut() {
+        origins[f.index] = f.release.manifests.iter().map(Origin::of).collect();
+        run.split_hooks(&mut f.release, run.releases[f.index]);
+    }
+    for (index, result) in places.into_iter().zip(finish(chart_crds, finished)) {
+        made[index] = Some(result);
+    }
+}
+
+/// Everything rendering the releases of a run needs, prepared once.
+struct Run<'a> {
+    project: &'a Project,
+    env: &'a Environment,
+    releases: &'a [&'a Release],
+    secrets: &'a Map<String, Value>,
+    cluster: &'a ClusterView,
+    helm: HelmCharts,
+    engine: Engine,
+    chart_contexts: BTreeMap<&'a str, ChartContext>,
+    crds: BTreeMap<&'a str, Vec<Manifest>>,
+    capabilities: minijinja::Value,
+    env_value: minijinja::Value,
+    secrets_value: minijinja::Value,
+}
+
+/// Prepares the [`Run`] of `releases` (charts loaded and parsed once, values schemas compiled)
+/// and gives it to `body`.
+fn with_run<T>(
+    project: &Project,
+    env: &Environment,
+    releases: &[&Release],
+    secrets: &Map<String, Value>,
+    cluster: &ClusterView,
+    body: impl FnOnce(&Run) -> Result<T>,
+) -> Result<T> {
     let source = project.source.as_ref();
     // Which charts are Helm charts, looked up once per chart (not per release: a file check each).
     let mut helm_chart: HashMap<&str, bool> = HashMap::new();
@@ -130,11 +321,11 @@ fn render_into(
         installed.iter().copied().filter(|r| r.kustomize.is_none() && !is_weaver_chart(r)).collect();
     let weaver_releases: Vec<&Release> = installed.iter().copied().filter(|r| is_weaver_chart(r)).collect();
     let selected: BTreeSet<&str> = weaver_releases.iter().map(|r| r.chart.as_str()).collect();
-    let charts: BTreeMap<&str, &Arc<Chart>> =
+    let charts_used: BTreeMap<&str, &Arc<Chart>> =
         charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
     let helm = HelmCharts::load(project, env, &helm_releases, cluster.capabilities.clone())?;
-    let engine = Engine::new(charts.values().copied())?;
-    let chart_contexts: BTreeMap<&str, ChartContext> = charts
+    let engine = Engine::new(charts_used.values().copied())?;
+    let chart_contexts: BTreeMap<&str, ChartContext> = charts_used
         .iter()
         .map(|(name, chart)| {
             let schema = chart.schema.as_ref().map(|(path, s)| ValuesSchema::compile(path, s)).transpose()?;
@@ -143,83 +334,72 @@ fn render_into(
             Ok((*name, ChartContext { chart: (*chart).clone(), schema, meta, files }))
         })
         .collect::<Result<_>>()?;
-
-    let env_value = minijinja::context! { name => &env.name, values => serde_value(&env.values) };
-    let secrets_value = serde_value(secrets);
-
-    // Templates render in parallel; errors are reported for the first failing release in order.
-    let rendered: Vec<Result<RenderedRelease>> = releases
-        .par_iter()
-        .map(|release| {
-            if !release.installed {
-                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: false, manifests: Vec::new(), hooks: Vec::new() });
-            }
-            if let Some(dir) = &release.kustomize {
-                let manifests = render_kustomization(project, release, dir)?;
-                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
-            }
-            if let Some(chart) = helm.charts.get(&release.chart) {
-                let rendered = render_helm(project, release, chart, &helm.capabilities, &cluster.live, secrets);
-                // Output made without objects its lookups asked for goes: it is made again.
-                let manifests = match rendered {
-                    _ if cluster.live.is_waiting(&release.name) => Vec::new(),
-                    Err(_) if cluster.live.defers_errors_of(&release.name) => Vec::new(),
-                    rendered => rendered?,
-                };
-                return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
-            }
-            let chart = &chart_contexts[release.chart.as_str()];
-            let values = release_values(project, release, &chart.chart)?;
-            if let Some(schema) = &chart.schema {
-                schema.validate(&values, &release.name, &release.at)?;
-            }
-            let context = minijinja::context! {
-                values => serde_value(&values),
-                release => minijinja::context! { name => &release.name, namespace => &release.namespace, environment => &env.name, chart => &release.chart },
-                env => env_value.clone(),
-                secrets => secrets_value.clone(),
-                chart => chart.meta.clone(),
-                files => chart.files.clone(),
-                capabilities => capabilities.clone(),
-            };
-            let manifests = render_chart(&engine, &chart.chart, &crds[release.chart.as_str()], release, &context)?;
-            Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() })
-        })
-        .collect();
-    let mut releases_out = rendered.into_iter().collect::<Result<Vec<_>>>()?;
-    let kept: Vec<RenderedRelease> = match previous {
-        Some(previous) => previous.releases,
-        None => Vec::new(),
+    let run = Run {
+        project,
+        env,
+        releases,
+        secrets,
+        cluster,
+        helm,
+        engine,
+        chart_contexts,
+        crds,
+        capabilities,
+        env_value: minijinja::context! { name => &env.name, values => serde_value(&env.values) },
+        secrets_value: serde_value(secrets),
     };
-    let again: HashSet<&str> = releases_out.iter().map(|r| r.name.as_str()).collect();
+    body(&run)
+}
 
-    // Scope decisions need every CRD of the run, whichever release carries it.
-    let mut scopes = Scopes::default();
-    let kept_manifests = kept.iter().filter(|r| !again.contains(r.name.as_str())).flat_map(|r| &r.manifests);
-    for manifest in releases_out.iter().flat_map(|r| &r.manifests).chain(kept_manifests) {
-        if manifest.kind() == "CustomResourceDefinition" {
-            scopes.learn_crd(&manifest.object);
-        }
+impl Run<'_> {
+    /// Renders `releases` (templates only: no scopes, patches or labels yet), in parallel.
+    fn render(&self, releases: &[&Release]) -> Vec<Result<RenderedRelease>> {
+        let (project, env, cluster, secrets) = (self.project, self.env, self.cluster, self.secrets);
+        releases
+            .par_iter()
+            .map(|release| {
+                if !release.installed {
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: false, manifests: Vec::new(), hooks: Vec::new() });
+                }
+                if let Some(dir) = &release.kustomize {
+                    let manifests = render_kustomization(project, release, dir)?;
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
+                }
+                if let Some(chart) = self.helm.charts.get(&release.chart) {
+                    let rendered = render_helm(project, release, chart, &self.helm.capabilities, &cluster.live, secrets);
+                    // Output made without objects its lookups asked for goes: it is made again.
+                    let manifests = match rendered {
+                        _ if cluster.live.is_waiting(&release.name) => Vec::new(),
+                        Err(_) if cluster.live.defers_errors_of(&release.name) => Vec::new(),
+                        rendered => rendered?,
+                    };
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
+                }
+                let chart = &self.chart_contexts[release.chart.as_str()];
+                let values = release_values(project, release, &chart.chart)?;
+                if let Some(schema) = &chart.schema {
+                    schema.validate(&values, &release.name, &release.at)?;
+                }
+                let context = minijinja::context! {
+                    values => serde_value(&values),
+                    release => minijinja::context! { name => &release.name, namespace => &release.namespace, environment => &env.name, chart => &release.chart },
+                    env => self.env_value.clone(),
+                    secrets => self.secrets_value.clone(),
+                    chart => chart.meta.clone(),
+                    files => chart.files.clone(),
+                    capabilities => self.capabilities.clone(),
+                };
+                let manifests = render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
+                Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() })
+            })
+            .collect()
     }
-    releases_out
-        .par_iter_mut()
-        .zip(releases.par_iter())
-        .map(|(out, release)| transforms::apply(&mut out.manifests, release, &env.name, &scopes))
-        .collect::<Result<Vec<()>>>()?;
-    if !kept.is_empty() {
-        // The releases rendered again take their places among the others.
-        let mut fresh: HashMap<String, RenderedRelease> =
-            releases_out.into_iter().map(|r| (r.name.clone(), r)).collect();
-        releases_out = kept.into_iter().map(|r| fresh.remove(&r.name).unwrap_or(r)).collect();
-    }
-    check_unique(&releases_out)?;
-    // Hooks are told apart after the release's patches, which may target them as helm's
-    // post-renderers do, and after the check that no object is rendered twice.
-    // Only the releases rendered here: those kept from a previous render are split already.
-    let rendered_here: HashMap<&str, &Release> = releases.iter().map(|r| (r.name.as_str(), *r)).collect();
-    for out in releases_out.iter_mut() {
-        let Some(release) = rendered_here.get(out.name.as_str()) else { continue };
-        if release.kustomize.is_none() && helm.charts.contains_key(&release.chart) {
+
+    /// A Helm chart's hooks apart from its objects. Told apart after the release's patches,
+    /// which may target them as helm's post-renderers do, and after the check that no object
+    /// is rendered twice.
+    fn split_hooks(&self, out: &mut RenderedRelease, release: &Release) {
+        if release.kustomize.is_none() && self.helm.charts.contains_key(&release.chart) {
             let (hooks, manifests) = std::mem::take(&mut out.manifests)
                 .into_iter()
                 .partition(|m| crate::hook::Spec::of(&m.object).is_some());
@@ -227,8 +407,9 @@ fn render_into(
         }
     }
 
-    let chart_crds = crds.values().flatten().map(|m| m.object.clone()).collect();
-    Ok(Rendered { environment: env.name.clone(), releases: releases_out, chart_crds })
+    fn chart_crds(&self) -> Vec<Value> {
+        self.crds.values().flatten().map(|m| m.object.clone()).collect()
+    }
 }
 
 /// A kustomization release: the objects `kubectl kustomize <dir>` builds, each checked as a
@@ -486,20 +667,35 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
     Ok(())
 }
 
+/// Where an object of the run came from, and what it is: enough to tell two with one identity
+/// apart once their objects are gone.
+struct Origin {
+    key: ObjectKey,
+    release: String,
+    source: std::path::PathBuf,
+    document: usize,
+}
+
+impl Origin {
+    fn of(m: &Manifest) -> Origin {
+        Origin { key: m.key(), release: m.release.clone(), source: m.source.clone(), document: m.document }
+    }
+}
+
 /// Two objects with one identity in the environment are an error, as kustomize makes them:
 /// which one a cluster gets would depend on the order they are applied in.
-fn check_unique(releases: &[RenderedRelease]) -> Result<()> {
-    let mut seen: HashMap<ObjectKey, &Manifest> = HashMap::new();
-    for m in releases.iter().flat_map(|r| &r.manifests) {
-        if let Some(first) = seen.insert(m.key(), m) {
-            let origin =
-                |m: &Manifest| format!("release `{}`, {} document {}", m.release, m.source.display(), m.document);
+fn check_unique(objects: impl Iterator<Item = Origin>) -> Result<()> {
+    let mut seen: HashMap<ObjectKey, Origin> = HashMap::new();
+    for m in objects {
+        let origin = |m: &Origin| format!("release `{}`, {} document {}", m.release, m.source.display(), m.document);
+        if let Some(first) = seen.get(&m.key) {
             return Err(Error::at(
                 Location::file(&m.source),
-                format!("{} is rendered twice: by {} and by {}", m.key(), origin(first), origin(m)),
+                format!("{} is rendered twice: by {} and by {}", m.key, origin(first), origin(&m)),
             )
             .with_help("an object must come from one document of one release: rename or remove one of them"));
         }
+        seen.insert(m.key.clone(), m);
     }
     Ok(())
 }
@@ -509,16 +705,16 @@ fn check_unique(releases: &[RenderedRelease]) -> Result<()> {
 /// accepts, checked as it checks them, so that nothing it would refuse is sent and
 /// `--output-dir` file names are safe.
 pub(crate) fn object_problem(object: &Value) -> Option<String> {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
     let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
-    if !map.get("apiVersion").is_some_and(Value::is_string) {
+    let Some(api_version) = map.get("apiVersion").and_then(Value::as_str) else {
         return Some("has no `apiVersion`".to_string());
-    }
-    if !map.get("kind").is_some_and(Value::is_string) {
+    };
+    let Some(kind) = map.get("kind").and_then(Value::as_str) else {
         return Some("has no `kind`".to_string());
-    }
-    let (api_version, kind) = (text("/apiVersion").unwrap_or_default(), text("/kind").unwrap_or_default());
-    let Some(name) = text("/metadata/name").filter(|name| !name.is_empty()) else {
+    };
+    // Looked up field by field: a JSON pointer allocates for each of its steps.
+    let metadata = |field: &str| map.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str);
+    let Some(name) = metadata("name").filter(|name| !name.is_empty()) else {
         return Some("has no `metadata.name`".to_string());
     };
     if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -527,7 +723,7 @@ pub(crate) fn object_problem(object: &Value) -> Option<String> {
     if let Some(rule) = manifest::name_problem(api_version, kind, name) {
         return Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"));
     }
-    text("/metadata/namespace").filter(|ns| !ns.is_empty() && !manifest::is_dns1123_label(ns)).map(|ns| {
+    metadata("namespace").filter(|ns| !ns.is_empty() && !manifest::is_dns1123_label(ns)).map(|ns| {
         format!("has an invalid `metadata.namespace` `{ns}`: a namespace name must be {}", manifest::DNS1123_LABEL)
     })
 }

@@ -70,39 +70,137 @@ pub struct Report {
 /// cost once the schemas are built). Custom resources get the schemas of the CRDs among
 /// `manifests` and of `crds` (those of releases not selected).
 pub fn validate(manifests: &[&Manifest], crds: &[Value]) -> Report {
-    let used: HashSet<(&str, &str)> = manifests.iter().map(|m| (m.api_version(), m.kind())).collect();
-    let builtins = Builtins::only(|api_version, kind| used.contains(&(api_version, kind)));
-    let objects = manifests.iter().map(|m| &m.object).chain(crds);
-    let mut crds = Schemas::default();
-    let custom = custom_kinds(objects, &mut crds);
-    let checked: Vec<Option<Vec<Issue>>> = manifests
-        .par_iter()
-        .map(|manifest| {
-            let (api_version, kind) = (manifest.api_version(), manifest.kind());
-            let echo = kind != "Secret";
-            if let Some(&id) = builtins.kinds.get(&(api_version, kind)) {
-                Some(weaver_kube_schema::check(&builtins, &builtins.schemas, id, &manifest.object, false, echo))
-            } else {
-                let id = custom.get(&(api_version.to_string(), kind.to_string()))?;
-                Some(weaver_kube_schema::check(&builtins, &crds, *id, &manifest.object, true, echo))
-            }
-        })
-        .collect();
-    let mut report = Report::default();
-    for (manifest, issues) in manifests.iter().zip(checked) {
-        let Some(issues) = issues else {
-            report.not_validated.push((manifest.release.clone(), manifest.key()));
-            continue;
+    let mut validator = Validator::new(crds);
+    validator.learn(manifests.iter().enumerate().map(|(index, m)| ((0, index), *m)));
+    validator.check(manifests)
+}
+
+/// Where a CRD comes in a run: the order of the objects as rendered. The last CRD of a kind
+/// gives its schema, and one in `crds/` of a chart wins over every rendered one.
+pub type Place = (usize, usize);
+
+/// Validation of a run's objects a part at a time, as they are rendered: each part is learnt
+/// (its CRDs, its built-in kinds' schemas), then checked.
+pub struct Validator {
+    /// The schemas of the built-in kinds learnt, a set per part that brought new kinds: a
+    /// render uses a few of the hundred kinds, and generating a schema costs more than
+    /// checking objects with it.
+    builtins: Vec<Builtins>,
+    /// Every (apiVersion, kind) learnt, built in or not.
+    learnt: HashSet<(String, String)>,
+    crds: Schemas,
+    /// The custom kinds' schemas, by (apiVersion, kind), and where their CRD came.
+    custom: HashMap<(String, String), (Place, Id)>,
+    /// Kinds some object was checked as a custom resource, or not checked for want of a
+    /// schema: a CRD of one of them learnt afterwards makes those answers wrong.
+    checked_custom: HashSet<(String, String)>,
+    stale: bool,
+}
+
+impl Validator {
+    /// A validator knowing the CRDs in `crds/` of every chart the run's environment deploys.
+    pub fn new(chart_crds: &[Value]) -> Validator {
+        let mut validator = Validator {
+            builtins: Vec::new(),
+            learnt: HashSet::new(),
+            crds: Schemas::default(),
+            custom: HashMap::new(),
+            checked_custom: HashSet::new(),
+            stale: false,
         };
-        report.validated += 1;
-        report.problems.extend(issues.into_iter().map(|issue| Problem {
-            release: manifest.release.clone(),
-            source: manifest.source.clone(),
-            object: manifest.key(),
-            issue,
-        }));
+        validator.learn_crds(chart_crds.iter().enumerate().map(|(index, crd)| ((usize::MAX, index), crd)));
+        validator
     }
-    report
+
+    /// Learns the CRDs among `manifests` (each with its place in the run) and the schemas of
+    /// their built-in kinds, before they are checked.
+    pub fn learn<'a>(&mut self, manifests: impl Iterator<Item = (Place, &'a Manifest)>) {
+        let manifests: Vec<(Place, &Manifest)> = manifests.collect();
+        self.learn_crds(manifests.iter().map(|(place, m)| (*place, &m.object)));
+        let new: HashSet<(&str, &str)> = manifests
+            .iter()
+            .map(|(_, m)| (m.api_version(), m.kind()))
+            .filter(|&(api_version, kind)| !self.learnt.contains(&(api_version.to_string(), kind.to_string())))
+            .collect();
+        if !new.is_empty() || self.builtins.is_empty() {
+            self.builtins.push(Builtins::only(|api_version, kind| new.contains(&(api_version, kind))));
+        }
+        for (api_version, kind) in new {
+            let key = (api_version.to_string(), kind.to_string());
+            if self.builtin(api_version, kind).is_none() {
+                self.checked_custom.insert(key.clone());
+            }
+            self.learnt.insert(key);
+        }
+    }
+
+    /// Whether a CRD learnt after some objects were checked gives their kind another schema:
+    /// only checking every object again gives the right answer then.
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Checks `manifests`, whose kinds and CRDs were learnt.
+    pub fn check(&self, manifests: &[&Manifest]) -> Report {
+        let checked: Vec<Option<Vec<Issue>>> = manifests
+            .par_iter()
+            .map(|manifest| {
+                let (api_version, kind) = (manifest.api_version(), manifest.kind());
+                let echo = kind != "Secret";
+                if let Some((builtins, id)) = self.builtin(api_version, kind) {
+                    Some(weaver_kube_schema::check(builtins, &builtins.schemas, id, &manifest.object, false, echo))
+                } else {
+                    let (_, id) = self.custom.get(&(api_version.to_string(), kind.to_string()))?;
+                    Some(weaver_kube_schema::check(&self.builtins[0], &self.crds, *id, &manifest.object, true, echo))
+                }
+            })
+            .collect();
+        let mut report = Report::default();
+        for (manifest, issues) in manifests.iter().zip(checked) {
+            let Some(issues) = issues else {
+                report.not_validated.push((manifest.release.clone(), manifest.key()));
+                continue;
+            };
+            report.validated += 1;
+            report.problems.extend(issues.into_iter().map(|issue| Problem {
+                release: manifest.release.clone(),
+                source: manifest.source.clone(),
+                object: manifest.key(),
+                issue,
+            }));
+        }
+        report
+    }
+
+    fn builtin(&self, api_version: &str, kind: &str) -> Option<(&Builtins, Id)> {
+        self.builtins.iter().find_map(|b| b.kinds.get(&(api_version, kind)).map(|&id| (b, id)))
+    }
+
+    /// The schema of every version of the CRDs among `objects`.
+    fn learn_crds<'a>(&mut self, objects: impl Iterator<Item = (Place, &'a Value)>) {
+        for (place, object) in objects {
+            if object["apiVersion"] != "apiextensions.k8s.io/v1" || object["kind"] != "CustomResourceDefinition" {
+                continue;
+            }
+            let spec = &object["spec"];
+            let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str()) else {
+                continue;
+            };
+            for version in spec["versions"].as_array().into_iter().flatten() {
+                let (Some(name), Some(schema)) = (version["name"].as_str(), version["schema"].get("openAPIV3Schema"))
+                else {
+                    continue;
+                };
+                let key = (format!("{group}/{name}"), kind.to_string());
+                if self.custom.get(&key).is_some_and(|(known, _)| *known > place) {
+                    continue;
+                }
+                self.stale |= self.checked_custom.contains(&key);
+                let id = self.crds.compile_crd(schema);
+                self.custom.insert(key, (place, id));
+            }
+        }
+    }
 }
 
 /// The objects of an API version Kubernetes stopped serving, in any version (the caller
@@ -122,26 +220,6 @@ pub fn removed(manifests: &[&Manifest]) -> Vec<Removed> {
             })
         })
         .collect()
-}
-
-/// The schema of every version of the CRDs among `objects`, by (apiVersion, kind).
-fn custom_kinds<'a>(objects: impl Iterator<Item = &'a Value>, into: &mut Schemas) -> HashMap<(String, String), Id> {
-    let mut kinds = HashMap::new();
-    for object in objects {
-        if object["apiVersion"] != "apiextensions.k8s.io/v1" || object["kind"] != "CustomResourceDefinition" {
-            continue;
-        }
-        let spec = &object["spec"];
-        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str()) else { continue };
-        for version in spec["versions"].as_array().into_iter().flatten() {
-            let (Some(name), Some(schema)) = (version["name"].as_str(), version["schema"].get("openAPIV3Schema"))
-            else {
-                continue;
-            };
-            kinds.insert((format!("{group}/{name}"), kind.to_string()), into.compile_crd(schema));
-        }
-    }
-    kinds
 }
 
 /// The minor version of a Kubernetes version (`v1.32.0` → 32), as the environment's

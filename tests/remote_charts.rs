@@ -22,6 +22,22 @@ use sha2::{Digest, Sha256};
 const USER: &str = "ci-reader";
 const PASSWORD: &str = "s3cret-Passw0rd";
 
+/// A credentials file in `dir` giving the test's user and password for `url`.
+fn credentials_file(dir: &Path, url: &str) -> PathBuf {
+    let path = dir.join("credentials.yaml");
+    std::fs::write(&path, format!("repositories:\n  - url: {url}\n    username: {USER}\n    password: {PASSWORD}\n"))
+        .unwrap();
+    path
+}
+
+/// The chart directory `dir` (named as its chart), packed as `helm package` packs it.
+fn pack(dir: &Path) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    tar.append_dir_all(dir.file_name().unwrap(), dir).unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
 /// A Helm chart `web` at `version`, packed as `helm package` packs it.
 fn chart_archive(dir: &Path, version: &str) -> PathBuf {
     let src = dir.join(format!("src-{version}/web"));
@@ -34,10 +50,7 @@ fn chart_archive(dir: &Path, version: &str) -> PathBuf {
     )
     .unwrap();
     let archive = dir.join(format!("web-{version}.tgz"));
-    let gz = flate2::write::GzEncoder::new(std::fs::File::create(&archive).unwrap(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    tar.append_dir_all("web", &src).unwrap();
-    tar.into_inner().unwrap().finish().unwrap();
+    std::fs::write(&archive, pack(&src)).unwrap();
     archive
 }
 
@@ -439,15 +452,7 @@ fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_fro
     .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: shop\n    chart: shop\n");
     let cache = tempfile::tempdir().unwrap();
     // A dependency has no repository name: its credentials come from the credentials file.
-    let credentials = cache.path().join("credentials.yaml");
-    std::fs::write(
-        &credentials,
-        format!(
-            "repositories:\n  - url: http://127.0.0.1:{}\n    username: {USER}\n    password: {PASSWORD}\n",
-            server.port
-        ),
-    )
-    .unwrap();
+    let credentials = credentials_file(cache.path(), &format!("http://127.0.0.1:{}", server.port));
     let env =
         [("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()), ("WEAVER_CREDENTIALS", credentials.to_str().unwrap())];
 
@@ -494,10 +499,7 @@ fn a_remote_charts_unvendored_subchart_is_pinned_with_it() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-own\n",
     )
     .unwrap();
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    tar.append_dir_all("shop", &src).unwrap();
-    let shop = tar.into_inner().unwrap().finish().unwrap();
+    let shop = pack(&src);
     std::fs::write(served.path().join("charts/shop-0.1.0.tgz"), &shop).unwrap();
     let index = std::fs::read_to_string(served.path().join("charts/index.yaml")).unwrap();
     let entry = format!(
@@ -515,12 +517,7 @@ fn a_remote_charts_unvendored_subchart_is_pinned_with_it() {
         ),
     );
     let cache = tempfile::tempdir().unwrap();
-    let credentials = cache.path().join("credentials.yaml");
-    std::fs::write(
-        &credentials,
-        format!("repositories:\n  - url: {}\n    username: {USER}\n    password: {PASSWORD}\n", server.url()),
-    )
-    .unwrap();
+    let credentials = credentials_file(cache.path(), &server.url());
     let env =
         [("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()), ("WEAVER_CREDENTIALS", credentials.to_str().unwrap())];
     let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
@@ -692,15 +689,7 @@ fn an_oci_registry_with_token_auth_gets_a_token_for_the_credentials() {
         ),
     );
     let cache = tempfile::tempdir().unwrap();
-    let credentials = cache.path().join("credentials.yaml");
-    std::fs::write(
-        &credentials,
-        format!(
-            "repositories:\n  - url: oci://127.0.0.1:{}\n    username: {USER}\n    password: {PASSWORD}\n",
-            server.port
-        ),
-    )
-    .unwrap();
+    let credentials = credentials_file(cache.path(), &format!("oci://127.0.0.1:{}", server.port));
     let cache_dir = cache.path().join("cache");
     let env =
         [("WEAVER_CHART_CACHE", cache_dir.to_str().unwrap()), ("WEAVER_CREDENTIALS", credentials.to_str().unwrap())];

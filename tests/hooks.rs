@@ -90,13 +90,8 @@ impl Chart {
 
     /// The environment, with `extra` lines in the release.
     fn environment(&self, extra: &str) {
-        let ns = &self.ns;
-        self.repo.write(
-            &format!("environments/{}.yaml", self.env),
-            &format!(
-                "namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: app\n    chart: app\n{extra}"
-            ),
-        );
+        let releases = format!("releases:\n  - name: app\n    chart: app\n{extra}");
+        write_environment(&self.repo, &self.env, &self.ns, &self.ns, &releases);
     }
 
     fn weaver(&self, args: &[&str]) -> Run {
@@ -143,6 +138,15 @@ impl Chart {
         records.sort_by_key(|r| r.revision);
         records
     }
+}
+
+/// Writes environment `env` of `repo`: its namespace, its lock's namespace, then `rest` (its
+/// releases, and any other setting).
+fn write_environment(repo: &Repo, env: &str, namespace: &str, lock_namespace: &str, rest: &str) {
+    repo.write(
+        &format!("environments/{env}.yaml"),
+        &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {lock_namespace}\n{rest}"),
+    );
 }
 
 /// A hook Job as the test's controller first saw it.
@@ -582,13 +586,8 @@ fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
     chart
         .repo
         .write("charts/other/Chart.yaml", "apiVersion: v2\nname: other\nversion: 1.0.0\n")
-        .write("charts/other/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n")
-        .write(
-            &format!("environments/{env}.yaml"),
-            &format!(
-                "namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: other\n    chart: other\n"
-            ),
-        );
+        .write("charts/other/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n");
+    write_environment(&chart.repo, env, ns, ns, "releases:\n  - name: other\n    chart: other\n");
     std::fs::remove_dir_all(chart.repo.path().join("charts/app")).unwrap();
 
     let diff = |extra: &[&str]| -> Value {
@@ -603,10 +602,7 @@ fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
     stranger
         .write("charts/other/Chart.yaml", "apiVersion: v2\nname: other\nversion: 1.0.0\n")
         .write("charts/other/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stranger\n");
-    stranger.write(
-        &format!("environments/{env}.yaml"),
-        &format!("namespace: {elsewhere}\ncluster:\n  lockNamespace: {elsewhere}\nreleases:\n  - name: stranger\n    chart: other\n"),
-    );
+    write_environment(&stranger, env, &elsewhere, &elsewhere, "releases:\n  - name: stranger\n    chart: other\n");
     let kubeconfig = chart.cluster.kubeconfig().to_str().unwrap().to_string();
     stranger.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", env]).success();
     // Without the flag the release is left alone.
@@ -659,10 +655,8 @@ fn a_renamed_release_keeps_its_objects_under_prune_releases() {
     let (run, _) = chart.apply(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let (ns, env) = (&chart.ns, chart.env.as_str());
-    chart.repo.write(
-        &format!("environments/{env}.yaml"),
-        &format!("namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: renamed\n    chart: app\n"),
-    );
+    let renamed = "releases:\n  - name: renamed\n    chart: app\n";
+    write_environment(&chart.repo, env, ns, ns, renamed);
     // The ConfigMap moves to the new release instead of being deleted while it is applied, and
     // the old release's delete hook does not run against it.
     let plan: Value =
@@ -685,18 +679,7 @@ fn a_renamed_release_keeps_its_objects_under_prune_releases() {
 
     // A release moved to another namespace is not removed from the one it left: said, not done.
     let moved = chart.cluster.namespace("moved");
-    chart.repo.write(
-        &format!("environments/{env}.yaml"),
-        &format!(
-            "namespace: {moved}
-cluster:
-  lockNamespace: {ns}
-releases:
-  - name: renamed
-    chart: app
-"
-        ),
-    );
+    write_environment(&chart.repo, env, &moved, ns, renamed);
     let run = chart.weaver(&["diff", "--env", env, "-o", "json", "--prune-releases"]);
     let plan: Value = serde_json::from_str(run.success()).unwrap();
     assert_eq!(planned_objects(&plan), [triple("renamed", "app", "create")]);
@@ -717,13 +700,11 @@ fn a_failed_hooks_last_log_lines_are_shown_with_secrets_redacted() {
     std::fs::copy(common::project_root().join("secrets/dev.agekey"), chart.repo.path().join("dev.agekey")).unwrap();
     let secrets = chart.repo.path().join("secrets.yaml");
     std::fs::write(&secrets, format!("db:\n  password: {password}\n")).unwrap();
-    let recipient = "age1x3tz69kdh3y6tlqccymajnzrxfqnz352azev25z805fqv55qdu7sxhepq0"; // the demo key's
+    let recipient = common::demo::DEMO_RECIPIENT;
     chart.repo.weaver(&["secrets", "encrypt", "--age", recipient, secrets.to_str().unwrap()]).success();
     let ns = &chart.ns;
-    chart.repo.write(
-        "environments/dev.yaml",
-        &format!("namespace: {ns}\nsecrets: [secrets.yaml]\nidentityFile: dev.agekey\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: app\n    chart: app\n"),
-    );
+    let rest = "secrets: [secrets.yaml]\nidentityFile: dev.agekey\nreleases:\n  - name: app\n    chart: app\n";
+    write_environment(&chart.repo, "dev", ns, ns, rest);
     let log: String = (1..=25)
         .map(|n| if n == 24 { format!("line {n}: connecting with {password}\n") } else { format!("line {n}\n") })
         .collect();

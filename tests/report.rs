@@ -90,7 +90,7 @@ fn a_secret_json_would_escape_is_redacted_in_every_report() {
     let value = r#"!q"uo'te\back-7c1e"#;
     let file = repo.path().join("secrets/extra.yaml");
     std::fs::write(&file, format!("extra:\n  odd: '{}'\n", value.replace('\'', "''"))).unwrap();
-    let recipient = "age1x3tz69kdh3y6tlqccymajnzrxfqnz352azev25z805fqv55qdu7sxhepq0"; // the demo key's
+    let recipient = common::demo::DEMO_RECIPIENT;
     repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
     let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
     repo.write(

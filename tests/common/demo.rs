@@ -5,6 +5,10 @@ use serde_json::Value;
 use super::cluster::TestCluster;
 use super::{Repo, Run};
 
+/// The age recipient of the demo's key (`secrets/dev.agekey`): what encrypts to it, the demo
+/// decrypts with no set-up.
+pub const DEMO_RECIPIENT: &str = "age1x3tz69kdh3y6tlqccymajnzrxfqnz352azev25z805fqv55qdu7sxhepq0";
+
 /// The demo repository, deployed (or not yet) into a namespace of the test cluster.
 pub struct Demo {
     pub cluster: TestCluster,

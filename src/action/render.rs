@@ -112,13 +112,20 @@ pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
 }
 
 /// How [`render_formatted`]'s caller formats a document: its object (which it may change: it
-/// is not used afterwards) and whether it is a hook.
-pub type Format<'a> = &'a (dyn Fn(&mut Manifest, bool) -> String + Sync);
+/// is not used afterwards) and whether it is a hook; the text, and how many values it redacted.
+pub type Format<'a> = &'a (dyn Fn(&mut Manifest, bool) -> (String, usize) + Sync);
+
+/// What [`render_formatted`] made: the text of each release's documents, in order, and how many
+/// values the formatting of that text redacted.
+pub struct Texts {
+    pub texts: Vec<String>,
+    pub redacted: usize,
+}
 
 /// [`render`], with each document formatted by `format` as soon as its object is final and
-/// validated, so that the run never holds every object at once: the text of each release's
-/// documents, in order. Errors and warnings are [`render`]'s, and come before this returns.
-pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) -> Result<Vec<String>> {
+/// validated, so that the run never holds every object at once. Errors and warnings are
+/// [`render`]'s, and come before this returns.
+pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) -> Result<Texts> {
     let prepared = prepare(options, cx)?;
     if let Some(texts) = prepared.render_in_chunks(format, cx.on)? {
         return Ok(texts);
@@ -130,15 +137,28 @@ pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) ->
     let desired = prepared.render(Offline::Alone, cx.on)?;
     prepared.warn_removed(&desired.rendered, None, cx.on);
     let mut releases = desired.rendered.releases;
-    Ok(releases
-        .par_iter_mut()
-        .map(|release| release.documents_mut().map(|(m, hook)| format(m, hook)).collect())
-        .collect())
+    let formatted: Vec<(String, usize)> =
+        releases.par_iter_mut().map(|release| format_release(release, format)).collect();
+    let redacted = formatted.iter().map(|(_, redacted)| redacted).sum();
+    Ok(Texts { texts: formatted.into_iter().map(|(text, _)| text).collect(), redacted })
+}
+
+/// A release's documents formatted, and how many values that redacted.
+fn format_release(release: &mut crate::render::RenderedRelease, format: Format) -> (String, usize) {
+    let mut text = String::new();
+    let mut redacted = 0;
+    for (m, hook) in release.documents_mut() {
+        let (document, count) = format(m, hook);
+        text.push_str(&document);
+        redacted += count;
+    }
+    (text, redacted)
 }
 
 /// What a release of [`Prepared::render_in_chunks`] leaves once formatted.
 struct Formatted {
     text: String,
+    redacted: usize,
     objects: usize,
     report: Report,
     removed: Vec<Removed>,
@@ -325,7 +345,7 @@ impl Prepared {
     /// releases at a time: each release is validated and formatted once its objects are
     /// final, and its objects dropped. `None` when the run must hold every object to be right
     /// (see [`crate::render::render_in_chunks`]).
-    fn render_in_chunks(&self, format: Format, on: OnProgress) -> Result<Option<Vec<String>>> {
+    fn render_in_chunks(&self, format: Format, on: OnProgress) -> Result<Option<Texts>> {
         let (project, env) = (&self.selected.project, &self.selected.env);
         let view = ClusterView { capabilities: None, live: Arc::new(Live::Nothing) };
         let releases = self.selected.releases();
@@ -357,17 +377,15 @@ impl Prepared {
                 .zip(reports)
                 .map(|(mut f, (report, removed))| {
                     let objects = f.release.manifests.len();
-                    let mut text: String = f.release.documents_mut().map(|(m, hook)| format(m, hook)).collect();
+                    let (mut text, redacted) = format_release(&mut f.release, format);
                     // Kept to the end of the run: without the room it grew with (up to as much again).
                     text.shrink_to_fit();
-                    Formatted { text, objects, report, removed }
+                    Formatted { text, redacted, objects, report, removed }
                 })
                 .collect()
         };
+        // `lookup` finds nothing here: no Secret it read needs registering with the redactor.
         let rendered = crate::render::render_in_chunks(project, env, &releases, &self.secrets, &view, finish);
-        for secret in view.live.secrets_seen() {
-            self.redactor.register_secret_data(&secret);
-        }
         let Some(formatted) = rendered? else { return Ok(None) };
         if validator.as_ref().is_some_and(Validator::is_stale) {
             return Ok(None);
@@ -375,10 +393,11 @@ impl Prepared {
         on(Progress::Phase("render", started.elapsed().saturating_sub(validated)));
         let objects: usize = formatted.iter().map(|f| f.objects).sum();
         on(Progress::Info(format!("rendered {objects} objects of {} releases", releases.len())));
-        let mut texts = Vec::with_capacity(formatted.len());
+        let mut texts = Texts { texts: Vec::with_capacity(formatted.len()), redacted: 0 };
         let (mut report, mut removed) = (Report::default(), Vec::new());
         for f in formatted {
-            texts.push(f.text);
+            texts.texts.push(f.text);
+            texts.redacted += f.redacted;
             report.problems.extend(f.report.problems);
             report.not_validated.extend(f.report.not_validated);
             report.validated += f.report.validated;

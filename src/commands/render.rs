@@ -4,11 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::Ui;
 use crate::action::Context;
-use crate::action::render::{render, render_formatted};
+use crate::action::render::{Texts, render, render_formatted};
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::error::{Error, Location, Result};
 use crate::manifest::Manifest;
@@ -20,36 +18,38 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
     let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
-    let redacted = AtomicUsize::new(0);
-    let redact = |object: &mut serde_json::Value| {
-        if !args.show_secrets {
-            let mut count = redact_secret_object(object);
-            if !ui.redactor.is_empty() {
-                count += ui.redactor.redact_value(object);
-            }
-            redacted.fetch_add(count, Ordering::Relaxed);
+    let redact = |object: &mut serde_json::Value| -> usize {
+        if args.show_secrets {
+            return 0;
         }
+        let mut count = redact_secret_object(object);
+        if !ui.redactor.is_empty() {
+            count += ui.redactor.redact_value(object);
+        }
+        count
     };
     let Some(dir) = &args.output_dir else {
         // Each document is formatted as soon as it is final; nothing is printed before the
         // whole run rendered and validated without an error.
+        // A document may be formatted twice (a run that renders again): the count is the kept
+        // text's.
         let format = |m: &mut Manifest, hook: bool| {
-            redact(&mut m.object);
+            let redacted = redact(&mut m.object);
             let mut out = String::with_capacity(1024);
             out.push_str("---\n");
             push_source_comment(&mut out, m, hook);
             crate::yaml::write_yaml(&mut out, &m.object);
-            out
+            (out, redacted)
         };
-        let texts = render_formatted(&options, cx, &format)?;
-        warn_redacted(ui, redacted.into_inner());
+        let Texts { texts, redacted } = render_formatted(&options, cx, &format)?;
+        warn_redacted(ui, redacted);
         write_stream(&texts)?;
         return Ok(ExitCode::SUCCESS);
     };
     let mut rendered = render(&options, cx)?.rendered;
-    rendered.releases.iter_mut().flat_map(|r| r.documents_mut()).for_each(|(m, _)| redact(&mut m.object));
+    let redacted: usize =
+        rendered.releases.iter_mut().flat_map(|r| r.documents_mut()).map(|(m, _)| redact(&mut m.object)).sum();
     // Placeholders deployed by `weaver render | kubectl apply -f -` break things quietly.
-    let redacted = redacted.into_inner();
     if redacted > 0 && !args.redact {
         return Err(Error::new(format!(
             "--output-dir {} would get {redacted} redacted value(s): files that look deployable but hold `<redacted:…>` placeholders",

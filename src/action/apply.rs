@@ -175,13 +175,16 @@ pub(super) async fn execute(
             Some(held)
         }
     };
-    // Rendering under the lock blocks its renewal while it runs: a render longer than the
-    // Lease lets another apply in, which this one must not write over.
-    let desired = desired.await.and_then(|desired| lock.as_ref().map_or(Ok(()), HeldLock::check).map(|()| desired));
-    let result = match desired {
-        Ok(desired) => execute_locked(cluster, env, desired, lock.as_ref(), interrupted, on).await,
-        Err(err) => Err(err),
-    };
+    let result = async {
+        let desired = desired.await?;
+        // Rendering under the lock blocks its renewal while it runs: a render longer than the
+        // Lease lets another apply in, which this one must not write over.
+        if let Some(lock) = &lock {
+            lock.check()?;
+        }
+        execute_locked(cluster, env, desired, lock.as_ref(), interrupted, on).await
+    }
+    .await;
     if let Some(lock) = lock {
         let released = lock.release().await;
         // A lock lost is the error to report, not that it could not be released.

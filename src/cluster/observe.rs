@@ -97,9 +97,11 @@ pub async fn list_live(
     // in its own namespace: another namespace listed here may hold a namesake's.
     let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
     let own = objects.iter().filter(|o| {
-        let label = o.pointer("/metadata/labels").and_then(|l| l.get(LABEL_RELEASE)).and_then(Value::as_str);
-        let namespace = o.pointer("/metadata/namespace").and_then(Value::as_str);
-        label.and_then(|release| namespaces.get(release)).is_some_and(|own| Some(*own) == namespace)
+        let metadata = || o.get("metadata");
+        let label = metadata().and_then(|m| m.get("labels")?.get(LABEL_RELEASE)?.as_str());
+        let namespace = metadata().and_then(|m| m.get("namespace")?.as_str());
+        release_record::is_record(o)
+            && label.and_then(|release| namespaces.get(release)).is_some_and(|own| Some(*own) == namespace)
     });
     let records = release_record::last_deployed(own, environment)?;
     let mut more = BTreeSet::new();

@@ -711,6 +711,7 @@ mod tests {
             commit: Some("abc".into()),
             dirty: Some(false),
             rollback_of: None,
+            lock_namespace: None,
             objects: vec![release_record::RecordedObject {
                 api_version: "v1".into(),
                 kind: "ConfigMap".into(),

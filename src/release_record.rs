@@ -95,6 +95,10 @@ pub struct Record {
     pub dirty: Option<bool>,
     #[serde(default)]
     pub rollback_of: Option<u32>,
+    /// The environment's lock namespace (labelled [`LABEL_LOCK_NAMESPACE`]); records written
+    /// before it was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_namespace: Option<String>,
     pub objects: Vec<RecordedObject>,
     /// The objects as applied (after weaver's transforms), in apply order.
     pub manifests: Vec<Value>,
@@ -162,7 +166,7 @@ pub fn to_secrets(record: &Record, namespace: &str) -> Result<Vec<Value>> {
         .iter()
         .enumerate()
         .map(|(index, bytes)| {
-            json!({
+            let mut secret = json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {
@@ -180,7 +184,11 @@ pub fn to_secrets(record: &Record, namespace: &str) -> Result<Vec<Value>> {
                 },
                 "type": RECORD_TYPE,
                 "data": { PAYLOAD_KEY: b64.encode(bytes) },
-            })
+            });
+            if let Some(lock_namespace) = &record.lock_namespace {
+                secret["metadata"]["labels"][LABEL_LOCK_NAMESPACE] = Value::from(lock_namespace.as_str());
+            }
+            secret
         })
         .collect())
 }
@@ -311,6 +319,7 @@ mod tests {
             commit: Some("abc".into()),
             dirty: Some(false),
             rollback_of: None,
+            lock_namespace: Some("weaver-locks".into()),
             objects: vec![RecordedObject {
                 api_version: "v1".into(),
                 kind: "ConfigMap".into(),
@@ -348,6 +357,7 @@ mod tests {
         assert_eq!(secrets.len(), 1);
         assert_eq!(secrets[0]["metadata"]["name"], "weaver.web.v4");
         assert_eq!(secrets[0]["type"], RECORD_TYPE);
+        assert_eq!(secrets[0]["metadata"]["labels"][LABEL_LOCK_NAMESPACE], "weaver-locks");
         assert_eq!(from_secrets(&secrets).unwrap(), vec![original]);
     }
 

@@ -376,6 +376,7 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         commit: None,
         dirty: None,
         rollback_of: None,
+        lock_namespace: None,
         objects: Vec::new(),
         manifests: web,
         hooks: Vec::new(),

@@ -142,6 +142,7 @@ mod tests {
             commit: None,
             dirty: None,
             rollback_of: None,
+            lock_namespace: None,
             objects: vec![object("Secret", "web-secrets", true), object("ConfigMap", "web-config", true)],
             manifests: vec![
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": "shop"},

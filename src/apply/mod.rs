@@ -452,7 +452,7 @@ impl Run<'_> {
             if let Some(record) = record {
                 // The record's requests go one after another, holding one permit.
                 let permit = self.permits.acquire().await.expect("the semaphore is never closed");
-                let written = history.write(self.cluster, &record, &self.options.lock_namespace).await;
+                let written = history.write(self.cluster, &record).await;
                 drop(permit);
                 if let Err(err) = written {
                     let recorded = format!("revision {} could not be recorded: {}", record.revision, describe(&err));

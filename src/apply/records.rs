@@ -9,7 +9,7 @@ use super::{ApplyOptions, Outcome, ReleaseInput, ReleaseResult};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::manifest::{LABEL_RELEASE, ObjectKey};
-use crate::release_record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, RecordedObject, Status};
+use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
 
 /// How many revisions of a release are kept, as helm's default `--history-max`.
 pub const KEPT_REVISIONS: usize = 10;
@@ -123,6 +123,7 @@ impl<'a> History<'a> {
             commit: options.commit.clone(),
             dirty: options.dirty,
             rollback_of: options.rollback_of,
+            lock_namespace: Some(options.lock_namespace.clone()),
             objects,
             manifests,
             hooks: hooks.to_vec(),
@@ -130,13 +131,11 @@ impl<'a> History<'a> {
         })
     }
 
-    /// Writes `record`, labelled with the environment's `lock_namespace`; a deployed one
-    /// supersedes the previous deployed revision. Revisions beyond the last [`KEPT_REVISIONS`]
-    /// are deleted.
-    pub(super) async fn write(&self, cluster: &Cluster, record: &Record, lock_namespace: &str) -> Result<()> {
+    /// Writes `record`; a deployed one supersedes the previous deployed revision. Revisions
+    /// beyond the last [`KEPT_REVISIONS`] are deleted.
+    pub(super) async fn write(&self, cluster: &Cluster, record: &Record) -> Result<()> {
         let served = cluster.resolve("v1", "Secret").map_err(|_| Error::new("the cluster does not serve v1 Secret"))?;
-        for mut secret in release_record::to_secrets(record, &self.namespace)? {
-            secret["metadata"]["labels"][LABEL_LOCK_NAMESPACE] = Value::from(lock_namespace);
+        for secret in release_record::to_secrets(record, &self.namespace)? {
             // Server-side apply is idempotent, so a retried or leftover chunk is simply replaced.
             cluster.apply(&secret, &served, false, true).await.map_err(|err| match err {
                 crate::cluster::ApplyError::Other(err) => err,

@@ -396,6 +396,7 @@ mod tests {
             commit: None,
             dirty: None,
             rollback_of: None,
+            lock_namespace: None,
             objects: last_applied
                 .iter()
                 .map(|m| RecordedObject {

@@ -11,6 +11,16 @@ pub const LABEL_RELEASE: &str = "weaver.example.com/release";
 pub const LABEL_ENVIRONMENT: &str = "weaver.example.com/environment";
 pub const MANAGER: &str = "weaver";
 
+/// The value of an object's label `name`.
+pub fn label<'v>(object: &'v Value, name: &str) -> Option<&'v str> {
+    object.get("metadata")?.get("labels")?.get(name)?.as_str()
+}
+
+/// The namespace in an object's metadata.
+pub fn namespace_of(object: &Value) -> Option<&str> {
+    object.get("metadata")?.get("namespace")?.as_str()
+}
+
 /// The API group of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
 pub fn api_group(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(group, _)| group)

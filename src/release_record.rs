@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER, ObjectKey};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER, ObjectKey, label};
 
 pub const RECORD_TYPE: &str = "weaver.example.com/release.v1";
 pub const LABEL_REVISION: &str = "weaver.example.com/revision";
@@ -191,10 +191,6 @@ pub fn to_secrets(record: &Record, namespace: &str) -> Result<Vec<Value>> {
             secret
         })
         .collect())
-}
-
-fn label<'a>(secret: &'a Value, name: &str) -> Option<&'a str> {
-    secret.pointer("/metadata/labels")?.get(name)?.as_str()
 }
 
 /// Every revision of `release` that has a Secret among `secrets`, complete or not, with the

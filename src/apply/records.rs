@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::{ApplyOptions, Outcome, ReleaseInput, ReleaseResult};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::manifest::{LABEL_RELEASE, ObjectKey};
+use crate::manifest::{LABEL_RELEASE, ObjectKey, label, namespace_of};
 use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
 
 /// How many revisions of a release are kept, as helm's default `--history-max`.
@@ -167,9 +167,8 @@ impl<'a> History<'a> {
 pub(super) fn by_release(live: &[Value]) -> HashMap<(&str, &str), Vec<&Value>> {
     let mut grouped: HashMap<(&str, &str), Vec<&Value>> = HashMap::new();
     for secret in live.iter().filter(|o| release_record::is_record(o)) {
-        let text = |pointer: &str| secret.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
-        let release = text(&format!("/metadata/labels/{}", LABEL_RELEASE.replace('/', "~1")));
-        grouped.entry((text("/metadata/namespace"), release)).or_default().push(secret);
+        let release = label(secret, LABEL_RELEASE).unwrap_or_default();
+        grouped.entry((namespace_of(secret).unwrap_or_default(), release)).or_default().push(secret);
     }
     grouped
 }

@@ -237,7 +237,7 @@ impl Cluster {
         Ok(lists.into_iter().flat_map(|(_, listed)| listed.items).collect())
     }
 
-    /// Each target's LIST answer (every object, without a label selector): one LIST per target,
+    /// Each target's LIST answer (every object, or those `label_selector` selects): one LIST per target,
     /// at most `concurrency` at a time, in no particular order. Targets must resolve (see
     /// [`Cluster::resolve`]); a namespaced resource without a namespace is listed in all.
     pub async fn list_each(

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{ApplyError, Cluster, ListTarget, Unserved};
 use crate::error::{Error, Location, Result};
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, api_group};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, api_group, label, namespace_of};
 use crate::project::Release;
 use crate::release_record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status};
 use crate::render::RenderedRelease;
@@ -97,11 +97,10 @@ pub async fn list_live(
     // in its own namespace: another namespace listed here may hold a namesake's.
     let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
     let own = objects.iter().filter(|o| {
-        let metadata = || o.get("metadata");
-        let label = metadata().and_then(|m| m.get("labels")?.get(LABEL_RELEASE)?.as_str());
-        let namespace = metadata().and_then(|m| m.get("namespace")?.as_str());
         release_record::is_record(o)
-            && label.and_then(|release| namespaces.get(release)).is_some_and(|own| Some(*own) == namespace)
+            && label(o, LABEL_RELEASE)
+                .and_then(|release| namespaces.get(release))
+                .is_some_and(|own| Some(*own) == namespace_of(o))
     });
     let records = release_record::last_deployed(own, environment)?;
     let mut more = BTreeSet::new();
@@ -134,7 +133,7 @@ impl Labelled<'_> {
             targets.iter().cloned().partition(|target| self.unlabelled.contains_key(target));
         let mut objects = cluster.list(&to_list, &self.selector, concurrency).await?;
         let labelled = |object: &&Value| {
-            let release = object.pointer("/metadata/labels").and_then(|l| l.get(LABEL_RELEASE)).and_then(Value::as_str);
+            let release = label(object, LABEL_RELEASE);
             release.is_some_and(|release| self.names.contains(&release))
         };
         objects.extend(listed.iter().flat_map(|target| self.unlabelled[target].iter()).filter(labelled).cloned());
@@ -269,8 +268,8 @@ pub async fn deployed_records_everywhere(
     let secrets = cluster.list(&BTreeSet::from([every_namespace]), &selector, 1).await?;
     let mut by_namespace: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for secret in &secrets {
-        let namespace = secret.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-        let release = secret.pointer("/metadata/labels").and_then(|l| l.get(LABEL_RELEASE)).and_then(Value::as_str);
+        let namespace = namespace_of(secret).unwrap_or_default();
+        let release = label(secret, LABEL_RELEASE);
         if release.is_some_and(|release| wanted(namespace, release)) {
             by_namespace.entry(namespace).or_default().push(secret);
         }

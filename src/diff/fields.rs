@@ -209,7 +209,10 @@ impl FieldSet {
 fn wanted<'d>(step: &Step, desired: Option<&'d Value>, kind: Kind, path: &[&str]) -> Option<&'d Value> {
     match step {
         Step::Field(name) => desired?.get(name).filter(|v| !v.is_null()),
-        Step::Key(key) => desired?.as_array()?.iter().find(|item| matches_key(item, key, list_keys(kind, path))),
+        Step::Key(key) => {
+            let keys = list_keys(kind, path);
+            desired?.as_array()?.iter().find(|item| matches_key(item, key, keys))
+        }
         Step::Value(value) => desired?.as_array()?.iter().find(|item| *item == value),
     }
 }

@@ -102,13 +102,15 @@ pub fn client_merge(desired: &Value, live: &Value, last_applied: Option<&Value>)
 /// live's then, server defaults and all). `false` only means "merge to find out": a directive,
 /// a `null`, another order, an element live lacks or a record that differs all take the merge.
 pub fn applies_unchanged(desired: &Value, live: &Value, last_applied: Option<&Value>, kind: Kind) -> bool {
-    let nothing_removed = match last_applied {
-        // Not merely every field kept: with a record, an atomic list desired differently from
-        // the last apply is the desired one after the merge, not the live one.
-        Some(last) => desired == last,
-        None => FieldSet::applied_by(live, MANAGER).is_none_or(|owned| owned.all_wanted(desired, kind)),
-    };
-    applied_within(desired, live, kind, Some(&mut Vec::new())) && nothing_removed
+    // The cheap walk first: a changed object fails it, and then goes on to the merge, which
+    // reads the managed fields itself.
+    applied_within(desired, live, kind, Some(&mut Vec::new()))
+        && match last_applied {
+            // Not merely every field kept: with a record, an atomic list desired differently
+            // from the last apply is the desired one after the merge, not the live one.
+            Some(last) => desired == last,
+            None => FieldSet::applied_by(live, MANAGER).is_none_or(|owned| owned.all_wanted(desired, kind)),
+        }
 }
 
 /// Whether every field of `desired` is in `live` with the same value, as the merge matches them.

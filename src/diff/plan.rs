@@ -12,7 +12,7 @@ use super::{
 };
 use crate::error::{Error, Location, Result};
 use crate::hook;
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, label};
 use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
 
@@ -112,14 +112,14 @@ fn plan_object(
     last_applied: Option<&Value>,
 ) -> ObjectPlan {
     if let (Some(wanted), Some(live)) = (&desired, live)
-        && applies_unchanged(wanted, live, last_applied, kind_of(wanted))
+        && let kind = kind_of(wanted)
+        && applies_unchanged(wanted, live, last_applied, kind)
     {
         // What the merge would find, without merging and normalizing both sides.
-        let (api_version, key) = (kind_of(wanted).api_version.to_string(), ObjectKey::of(wanted));
         return ObjectPlan {
             release: release.to_string(),
-            api_version,
-            key,
+            api_version: kind.api_version.to_string(),
+            key: ObjectKey::of(wanted),
             action: Action::Unchanged,
             before: None,
             after: None,
@@ -162,10 +162,6 @@ fn compare(release: &str, live: Option<&Value>, after: Option<Value>, desired: O
         conflict: None,
         desired,
     }
-}
-
-fn label<'v>(object: &'v Value, name: &str) -> Option<&'v str> {
-    object.pointer("/metadata/labels").and_then(|l| l.get(name)).and_then(Value::as_str)
 }
 
 fn prune_disabled(object: &Value) -> bool {

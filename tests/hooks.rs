@@ -705,8 +705,18 @@ fn a_failed_hooks_last_log_lines_are_shown_with_secrets_redacted() {
     let ns = &chart.ns;
     let rest = "secrets: [secrets.yaml]\nidentityFile: dev.agekey\nreleases:\n  - name: app\n    chart: app\n";
     write_environment(&chart.repo, "dev", ns, ns, rest);
+    // A Secret of the chart itself, its value written in the template, not decrypted.
+    let token = "chart-literal-9d2f";
+    chart.repo.write(
+        "charts/app/templates/token.yaml",
+        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: {token}\n"),
+    );
     let log: String = (1..=25)
-        .map(|n| if n == 24 { format!("line {n}: connecting with {password}\n") } else { format!("line {n}\n") })
+        .map(|n| match n {
+            23 => format!("line {n}: token {token}\n"),
+            24 => format!("line {n}: connecting with {password}\n"),
+            _ => format!("line {n}\n"),
+        })
         .collect();
     fake.set_pod_log(ns, "migrate-pod", &log);
 
@@ -718,6 +728,7 @@ fn a_failed_hooks_last_log_lines_are_shown_with_secrets_redacted() {
     assert!(!output.contains("| line 5\n"), "only the last 20 lines: {output}");
     assert!(output.contains("| line 24: connecting with <redacted"), "{output}");
     assert!(!output.contains(password), "the decrypted password is in the output: {output}");
+    assert!(output.contains("| line 23: token <redacted") && !output.contains(token), "{output}");
 
     // The same in JSON, from a second failing install (its pod made again by the test).
     chart

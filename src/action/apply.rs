@@ -85,6 +85,15 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         let server_version = prepared.server_version(&rendered, &cluster).await?;
         prepared.warn_removed(&rendered, server_version.as_deref(), on);
         let mut releases = rendered.releases;
+        // What the apply prints quotes the cluster (a hook's pod logs, server messages): the
+        // values of the Secrets it applies are not for it, decrypted from the environment or not.
+        for secret in releases
+            .iter()
+            .flat_map(|r| r.manifests.iter().chain(&r.hooks))
+            .filter(|m| crate::diff::is_secret(&m.object))
+        {
+            redactor.register_secret_data(&secret.object);
+        }
         if options.prune_releases {
             let removed = removed_releases(&cluster, &env, &releases, redactor, on).await?;
             releases.extend(removed);

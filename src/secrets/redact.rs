@@ -113,8 +113,8 @@ impl Redactor {
         }
     }
 
-    /// Registers the values of a Secret's `data`: each as its decoded text, or as the base64
-    /// text when it does not decode to UTF-8.
+    /// Registers the values of a Secret's `data` (each as its decoded text, or as the base64
+    /// text when it does not decode to UTF-8) and `stringData`.
     pub fn register_secret_data(&self, secret: &serde_json::Value) {
         let data = secret.get("data").and_then(serde_json::Value::as_object);
         for value in data.into_iter().flat_map(|d| d.values()).filter_map(serde_json::Value::as_str) {
@@ -123,6 +123,9 @@ impl Redactor {
                 Some(plain) => self.register(&plain),
                 None => self.register(value),
             }
+        }
+        if let Some(plain) = secret.get("stringData") {
+            self.register_tree(plain);
         }
     }
 

@@ -116,6 +116,11 @@ impl TestServer {
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}/charts", self.port)
     }
+
+    /// The environment's `repositories:` entry naming this server `stable`.
+    fn as_stable(&self) -> String {
+        format!("  - name: stable\n    url: {}\n", self.url())
+    }
 }
 
 impl Drop for TestServer {
@@ -194,10 +199,7 @@ fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
     let repo = Repo::empty();
     repo.write(
         "environments/dev.yaml",
-        &environment(
-            &format!("  - name: stable\n    url: {}\n", server.url()),
-            "  - name: web\n    chart: stable/web\n    version: ^1.0.0\n",
-        ),
+        &environment(&server.as_stable(), "  - name: web\n    chart: stable/web\n    version: ^1.0.0\n"),
     );
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().to_str().unwrap();
@@ -290,7 +292,7 @@ fn fetch_with_rev_pulls_what_that_commits_lock_pins() {
         repo.write(
             "environments/dev.yaml",
             &environment(
-                &format!("  - name: stable\n    url: {}\n", server.url()),
+                &server.as_stable(),
                 &format!("  - name: web\n    chart: stable/web\n    version: {constraint}\n"),
             ),
         );
@@ -337,7 +339,7 @@ fn fetch_refuses_an_archive_the_repository_changed_and_lock_refuses_an_unmet_con
         ("WEAVER_REPOSITORY_STABLE_USERNAME", USER),
         ("WEAVER_REPOSITORY_STABLE_PASSWORD", PASSWORD),
     ];
-    let repositories = format!("  - name: stable\n    url: {}\n", server.url());
+    let repositories = server.as_stable();
     repo.write(
         "environments/dev.yaml",
         &environment(&repositories, "  - name: web\n    chart: stable/web\n    version: '>=3.0.0'\n"),
@@ -511,10 +513,7 @@ fn a_remote_charts_unvendored_subchart_is_pinned_with_it() {
     let repo = Repo::empty();
     repo.write(
         "environments/dev.yaml",
-        &environment(
-            &format!("  - name: stable\n    url: {}\n", server.url()),
-            "  - name: shop\n    chart: stable/shop\n    version: 0.1.0\n",
-        ),
+        &environment(&server.as_stable(), "  - name: shop\n    chart: stable/shop\n    version: 0.1.0\n"),
     );
     let cache = tempfile::tempdir().unwrap();
     let credentials = credentials_file(cache.path(), &server.url());
@@ -561,10 +560,7 @@ fn a_subchart_from_an_at_named_repository_resolves_through_the_environments_repo
     let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
     assert!(err.contains("chart `shop` depends on `web`, which is not in its charts/ directory"), "{err}");
 
-    repo.write(
-        "environments/dev.yaml",
-        &environment(&format!("  - name: stable\n    url: {}\n", server.url()), "  - name: shop\n    chart: shop\n"),
-    );
+    repo.write("environments/dev.yaml", &environment(&server.as_stable(), "  - name: shop\n    chart: shop\n"));
     let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
     assert!(out.contains("dev/shop") && out.contains("1.1.0"), "{out}");
     let pinned = locked(&repo);

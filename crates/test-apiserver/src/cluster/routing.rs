@@ -32,8 +32,10 @@ impl Cluster {
         match segs.as_slice() {
             ["version"] => get_only(Ok(ApiResponse::json(
                 200,
-                &json!({"major": "1", "minor": "35", "gitVersion": "v1.35.0-weaver-fake", "gitCommit": "", "gitTreeState": "clean",
-                    "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.25", "compiler": "gc", "platform": "linux/amd64"}),
+                // The release weaver is checked against for real (1.32): charts reading
+                // `.Capabilities.KubeVersion` from the cluster see the same on both.
+                &json!({"major": "1", "minor": "32", "gitVersion": "v1.32.13-weaver-fake", "gitCommit": "", "gitTreeState": "clean",
+                    "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"}),
             ))),
             ["healthz" | "livez" | "readyz"] => get_only(Ok(ApiResponse {
                 status: 200,

@@ -529,6 +529,32 @@ fn server_errors_are_retried_and_a_failure_part_way_is_recorded_exactly() {
     );
 }
 
+#[test]
+fn a_record_that_cannot_be_written_or_superseded_names_its_secret() {
+    let demo = Demo::new();
+    let Some(fake) = demo.cluster.fake("refusing one record Secret") else { return };
+    demo.apply(&[]);
+    let secret = |name: &str| format!("/api/v1/namespaces/{}/secrets/{name}", demo.ns);
+    let failed_apply = || {
+        let out = demo.weaver(&["apply", "--env", "dev", "-o", "json"]);
+        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        let report: Value = serde_json::from_str(&out.stdout).unwrap();
+        release(&report, "web")["error"].as_str().expect("web failed").to_string()
+    };
+
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
+    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &secret("weaver.web.v2"), 403));
+    let error = failed_apply();
+    let expected = format!("revision 2 could not be recorded: writing Secret {}/weaver.web.v2: ", demo.ns);
+    assert!(error.starts_with(&expected), "{error}");
+
+    // The next run records revision 2, then cannot mark revision 1 superseded.
+    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &secret("weaver.web.v1"), 403));
+    let error = failed_apply();
+    let expected = format!("revision 2 could not be recorded: marking Secret {}/weaver.web.v1 superseded: ", demo.ns);
+    assert!(error.starts_with(&expected), "{error}");
+}
+
 /// The Lease of the dev environment, as the cluster has it.
 fn lease(demo: &Demo) -> Option<Value> {
     let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();

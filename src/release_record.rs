@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER, ObjectKey, label};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER, ObjectKey, label, namespace_of};
 
 pub const RECORD_TYPE: &str = "weaver.example.com/release.v1";
 pub const LABEL_REVISION: &str = "weaver.example.com/revision";
@@ -210,11 +210,12 @@ pub fn revisions<'a>(secrets: impl IntoIterator<Item = &'a Value>, release: &str
 /// Every complete record among `secrets` (others are ignored), oldest revision first. The
 /// status label is authoritative: superseding a revision only relabels its Secrets.
 pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<Vec<Record>> {
-    // (release, revision) → (expected chunks, chunk index → payload)
-    type Chunks<'a> = (usize, Option<Status>, BTreeMap<usize, &'a str>);
+    // (release, revision) → (namespace, expected chunks, status, chunk index → payload)
+    type Chunks<'a> = (&'a str, usize, Option<Status>, BTreeMap<usize, &'a str>);
     let mut parts: BTreeMap<(String, u32), Chunks> = BTreeMap::new();
     for secret in secrets.into_iter().filter(|s| is_record(s)) {
         let name = secret.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let namespace = namespace_of(secret).unwrap_or_default();
         let parsed = (|| {
             let release = label(secret, LABEL_RELEASE)?.to_string();
             let revision = label(secret, LABEL_REVISION)?.parse().ok()?;
@@ -225,17 +226,19 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
             Some((release, revision, chunk, chunks, status, payload))
         })();
         let Some((release, revision, chunk, chunks, status, payload)) = parsed else {
-            return Err(Error::new(format!("release record Secret {name} is malformed (labels or payload missing)")));
+            return Err(Error::new(format!(
+                "release record Secret {namespace}/{name} is malformed (labels or payload missing)"
+            )));
         };
-        let entry = parts.entry((release, revision)).or_insert((chunks, None, BTreeMap::new()));
+        let entry = parts.entry((release, revision)).or_insert((namespace, chunks, None, BTreeMap::new()));
         if chunk == 0 {
-            entry.1 = status;
+            entry.2 = status;
         }
-        entry.2.insert(chunk, payload);
+        entry.3.insert(chunk, payload);
     }
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut records = Vec::new();
-    for ((release, revision), (expected, status, chunks)) in parts {
+    for ((release, revision), (namespace, expected, status, chunks)) in parts {
         if chunks.len() != expected || chunks.keys().copied().ne(0..expected) {
             continue;
         }
@@ -252,7 +255,10 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
                 .map_err(|e| format!("its content is not a release record (line {}, column {})", e.line(), e.column()))
         };
         let mut record = decode().map_err(|err| {
-            Error::new(format!("release record {} cannot be read: {err}", secret_name(&release, revision, 0)))
+            Error::new(format!(
+                "release record {namespace}/{} cannot be read: {err}",
+                secret_name(&release, revision, 0)
+            ))
         })?;
         record.status = status.unwrap_or(record.status);
         records.push(record);

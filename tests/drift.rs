@@ -671,7 +671,7 @@ fn bad_input_exits_1_with_a_clear_message() {
     broken[0]["data"]["record"] = json!("bm90IGd6aXA=");
     deployed.cluster.apply(&broken, "weaver");
     let err = deployed.weaver(&["drift", "--env", "dev"]).failure().to_string();
-    assert!(err.contains("release record weaver.web.v2 cannot be read"), "{err}");
+    assert!(err.contains(&format!("release record {}/weaver.web.v2 cannot be read", deployed.ns)), "{err}");
 }
 
 #[test]

@@ -392,7 +392,7 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
         "environments/dev.yaml",
         &environment(
             "  - name: stable\n    url: https://charts.example.com/stable\n",
-            "  - name: one\n    chart: stable/web\n    version: ~1.0.0\n  - name: two\n    chart: stable/web\n    version: ~1.1.0\n  - name: three\n    chart: stable/web\n    version: ~1.1.0\n  - name: four\n    chart: shop\n",
+            "  - name: one\n    chart: stable/web\n    version: ~1.0.0\n  - name: two\n    chart: stable/web\n    version: ~1.1.0\n  - name: three\n    chart: stable/web\n    version: ~1.1.0\n  - name: four\n    chart: shop\n  - name: five\n    chart: stable/store\n    version: 0.1.0\n",
         ),
     );
     // A Helm chart of the repository whose subchart is pinned in the lock, not vendored.
@@ -400,16 +400,33 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
         "charts/shop/Chart.yaml",
         "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.1.0\n    repository: https://charts.example.com/stable\n",
     );
-    let entry = |name: &str, constraint: &str, version: &str, digest: char| {
-        format!(
+    let entry = |name: &str, constraint: &str, version: &str, digest: char, required_by: &[(&str, &str)]| {
+        let mut entry = format!(
             "- repository: https://charts.example.com/stable\n  name: {name}\n  constraint: {constraint}\n  version: {version}\n  url: https://charts.example.com/stable/{name}-{version}.tgz\n  digest: sha256:{}\n",
             digest.to_string().repeat(64)
-        )
+        );
+        if !required_by.is_empty() {
+            entry.push_str("  requiredBy:\n");
+        }
+        for (name, constraint) in required_by {
+            entry.push_str(&format!(
+                "  - repository: https://charts.example.com/stable\n    name: {name}\n    constraint: {constraint}\n"
+            ));
+        }
+        entry
     };
-    // `db` is pinned for no release: a subchart some remote chart's archive declares.
-    let lock = |web: &str, db: &str| format!("charts:\n{}{web}{db}", entry("web", "~1.0.0", "1.0.0", 'a'));
-    let (db_2_0_0, db_2_0_1) = (entry("db", "~2.0.0", "2.0.0", 'd'), entry("db", "~2.0.0", "2.0.1", 'e'));
-    repo.write("charts.lock", &lock(&entry("web", "~1.1.0", "1.1.0", 'b'), &db_2_0_0));
+    let store = entry("store", "0.1.0", "0.1.0", 'f', &[]);
+    // `web` ~1.1.0 is also what the archive of `store` declares without vendoring it.
+    let web = |version: &str, digest: char| entry("web", "~1.1.0", version, digest, &[("store", "0.1.0")]);
+    let lock = |web: &str, db: &str| format!("charts:\n{db}{store}{}{web}", entry("web", "~1.0.0", "1.0.0", 'a', &[]));
+    // `db` is pinned for no release: a subchart that the archive of `web` ~1.0.0 declares, or,
+    // in a lock from before `requiredBy`, one that any remote chart's archive may declare.
+    let (db, db_again) = (
+        entry("db", "~2.0.0", "2.0.0", 'd', &[("web", "~1.0.0")]),
+        entry("db", "~2.0.0", "2.0.1", 'e', &[("web", "~1.0.0")]),
+    );
+    let (old_db, old_db_again) = (entry("db", "~2.0.0", "2.0.0", 'd', &[]), entry("db", "~2.0.0", "2.0.1", 'e', &[]));
+    repo.write("charts.lock", &lock(&web("1.1.0", 'b'), &db));
     let git = common::git::init(repo.path());
     common::git::commit_all(&git, "lock");
     let changed = || {
@@ -425,12 +442,22 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
         releases.sort();
         releases
     };
-    repo.write("charts.lock", &lock(&entry("web", "~1.1.0", "1.1.1", 'c'), &db_2_0_0));
-    assert_eq!(changed(), ["dev/four", "dev/three", "dev/two"]);
-    // An entry no release names changed: every remote chart's archive may declare it.
+    // Its own releases, the repository chart declaring it, and the remote chart whose archive does.
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db));
+    assert_eq!(changed(), ["dev/five", "dev/four", "dev/three", "dev/two"]);
+    // A subchart's entry: the releases of the chart requiring it.
     common::git::commit_all(&git, "web 1.1.1");
-    repo.write("charts.lock", &lock(&entry("web", "~1.1.0", "1.1.1", 'c'), &db_2_0_1));
-    assert_eq!(changed(), ["dev/one", "dev/three", "dev/two"]);
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db_again));
+    assert_eq!(changed(), ["dev/one"]);
+    // Only `requiredBy` written (a lock from before it, locked again): nothing is re-pinned.
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &old_db));
+    common::git::commit_all(&git, "before requiredBy");
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db));
+    assert_eq!(changed(), Vec::<String>::new());
+    // An entry no release names and nothing explains changed: every remote chart's archive may
+    // declare it.
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &old_db_again));
+    assert_eq!(changed(), ["dev/five", "dev/one", "dev/three", "dev/two"]);
 }
 
 #[test]
@@ -525,6 +552,10 @@ fn a_remote_charts_unvendored_subchart_is_pinned_with_it() {
         pinned.iter().map(|p| (p["name"].as_str().unwrap(), p["version"].as_str().unwrap())).collect();
     assert_eq!(pins, [("shop", "0.1.0"), ("web", "1.0.0")], "{out}");
     assert_eq!(pinned[1]["digest"], format!("sha256:{}", sha256_hex(&archives[0].1)));
+    // `weaver changed` learns from the lock which chart's archive declares `web`.
+    let required_by =
+        serde_json::json!([{"repository": pinned[0]["repository"], "name": "shop", "constraint": "0.1.0"}]);
+    assert_eq!((pinned[0].get("requiredBy"), &pinned[1]["requiredBy"]), (None, &required_by));
 
     // Offline, from the cache: the subchart renders with the values its parent gives it.
     drop(server);

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{OnProgress, Progress, open_project};
-use crate::charts::{Cache, Fetcher, LOCK_FILE, Lock, Outcome, http::Machine};
+use crate::charts::{Cache, ChartRef, Fetcher, LOCK_FILE, Lock, Outcome, http::Machine};
 use crate::error::{Error, Result};
 use crate::project::chart::RemoteChart;
 
@@ -107,6 +107,8 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     // The subcharts that the archives of charts releases name declare and do not vendor come
     // after them (one level, as helm resolves them): they are known once the archives are cached.
     let mut archive_subcharts: BTreeMap<RemoteChart, Vec<String>> = BTreeMap::new();
+    // Each of those subcharts, with the charts whose archives declare it.
+    let mut required_by: BTreeMap<ChartRef, BTreeSet<ChartRef>> = BTreeMap::new();
     for (chart, releases) in users {
         charts.push(pin(chart.clone(), releases.clone(), &mut lock)?);
         if !named.contains(&chart) {
@@ -117,6 +119,7 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
         for user in releases {
             let env = user.split_once('/').map_or(user.as_str(), |(env, _)| env);
             for subchart in crate::helm::unvendored_remote(&archive, &repositories[env]) {
+                required_by.entry(ChartRef::of(&subchart)).or_default().insert(ChartRef::of(&chart));
                 archive_subcharts.entry(subchart).or_default().push(user.clone());
             }
         }
@@ -134,6 +137,10 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     let mut lock_written = false;
     if locking {
         lock.charts.retain(|locked| charts.iter().any(|c| locked.is_for(&c.chart)));
+        for locked in &mut lock.charts {
+            let parents = required_by.remove(&locked.chart_ref()).unwrap_or_default();
+            locked.required_by = parents.into_iter().collect();
+        }
         if lock != before {
             write_lock(&options.repo.join(LOCK_FILE), &lock)?;
             lock_written = true;

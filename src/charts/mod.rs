@@ -36,9 +36,45 @@ pub struct LockedChart {
     pub url: String,
     /// The archive's `sha256:…`.
     pub digest: String,
+    /// The remote charts of this lock whose archives declare this chart as a dependency and do
+    /// not vendor it: pinning it again changes their releases (`weaver changed`). Derived:
+    /// `charts lock` writes it anew each time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<ChartRef>,
 }
 
 impl LockedChart {
+    pub fn is_for(&self, chart: &RemoteChart) -> bool {
+        self.chart_ref().is_for(chart)
+    }
+
+    /// What the entry is for: the chart as releases name it.
+    pub fn chart_ref(&self) -> ChartRef {
+        ChartRef { repository: self.repository.clone(), name: self.name.clone(), constraint: self.constraint.clone() }
+    }
+
+    /// What it is pinned to, whoever requires it.
+    pub fn pin(&self) -> (&str, &str, &str) {
+        (&self.version, &self.url, &self.digest)
+    }
+}
+
+/// A chart as a release or a `Chart.yaml` dependency names it: repository, name and version
+/// constraint.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartRef {
+    pub repository: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub constraint: String,
+}
+
+impl ChartRef {
+    pub fn of(chart: &RemoteChart) -> ChartRef {
+        ChartRef { repository: chart.repository.clone(), name: chart.name.clone(), constraint: chart.version.clone() }
+    }
+
     pub fn is_for(&self, chart: &RemoteChart) -> bool {
         self.repository == chart.repository && self.name == chart.name && self.constraint == chart.version
     }
@@ -272,6 +308,7 @@ impl Fetcher {
             version: entry.version.clone(),
             url,
             digest,
+            required_by: Vec::new(),
         };
         Ok((locked, data))
     }

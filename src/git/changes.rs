@@ -11,9 +11,11 @@
 //! - a file a kustomization reads (its kustomization file, resources, patches, generator inputs,
 //!   through every base and component, at any depth): every release with `kustomize:` naming
 //!   a kustomization that includes it;
-//! - `charts.lock`: the releases of remote charts whose pinned entry differs, and of Helm charts
-//!   declaring a subchart (not vendored) whose pinned entry differs; an entry no remote release
-//!   names that differs counts for every remote release (its archive may declare it);
+//! - `charts.lock`: the releases of remote charts whose pinned entry differs, or whose archive
+//!   declares (entry's `requiredBy`) a subchart whose pinned entry differs, and of Helm charts
+//!   declaring a subchart (not vendored) whose pinned entry differs; an entry that differs and
+//!   that neither a remote release names nor `requiredBy` explains (a lock from before
+//!   `requiredBy`) counts for every remote release (its archive may declare it);
 //! - a values file: the releases listing it in `valuesFiles`;
 //! - a secrets file: every release of the environments listing it in `secrets`;
 //! - `.sops.yaml`, `weaver.yaml`, an `identityFile`, or a chart no release uses: nothing to
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{ChangedPath, GitRepo, Revision};
-use crate::charts::{LOCK_FILE, Lock};
+use crate::charts::{LOCK_FILE, Lock, LockedChart};
 use crate::error::{Error, Result};
 use crate::project::chart::{CHARTS_DIR, RemoteChart, chart_path, is_archive};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
@@ -232,21 +234,37 @@ struct Pins<'a> {
 }
 
 impl Pins<'_> {
-    fn repinned(&self, chart: &RemoteChart) -> bool {
-        self.base.find(chart) != self.head.find(chart)
+    /// Whether the entry `matches` picks is pinned differently in base and head (or in only one).
+    fn pin_changed(&self, matches: impl Fn(&LockedChart) -> bool) -> bool {
+        fn pin<'l>(lock: &'l Lock, matches: &impl Fn(&LockedChart) -> bool) -> Option<(&'l str, &'l str, &'l str)> {
+            lock.charts.iter().find(|entry| matches(entry)).map(LockedChart::pin)
+        }
+        pin(&self.base, &matches) != pin(&self.head, &matches)
     }
 
-    /// Whether an entry that no remote release of `env` names as its chart was pinned again: it
-    /// may be a subchart that a remote chart's archive declares without vendoring it. What an
-    /// archive declares is not read here (the chart cache may lack it), so every remote release
-    /// of `env` counts as changed: a release too many rather than one missing.
-    fn unnamed_repinned(&self, env: &Environment) -> bool {
-        let named = |entry: &crate::charts::LockedChart| {
+    fn repinned(&self, chart: &RemoteChart) -> bool {
+        self.pin_changed(|entry| entry.is_for(chart))
+    }
+
+    /// Whether an entry that `remote`'s archive may declare as a dependency was pinned again:
+    /// one whose `requiredBy` names `remote`, or one that neither names any chart nor is a
+    /// release's own (a lock written before `requiredBy`, or a subchart of a repository's own
+    /// chart). What the archive declares is not read here (the chart cache may lack it), so for
+    /// the latter every remote release of `env` counts as changed: a release too many rather
+    /// than one missing.
+    fn dependency_repinned(&self, env: &Environment, remote: &RemoteChart) -> bool {
+        let named = |entry: &LockedChart| {
             env.releases.iter().filter_map(|r| r.remote.as_ref()).any(|remote| entry.is_for(remote))
         };
-        let repinned =
-            |entry: &crate::charts::LockedChart| !self.base.charts.contains(entry) || !self.head.charts.contains(entry);
-        self.base.charts.iter().chain(&self.head.charts).any(|entry| repinned(entry) && !named(entry))
+        let may_declare = |entry: &LockedChart| {
+            entry.required_by.iter().any(|parent| parent.is_for(remote))
+                || (entry.required_by.is_empty() && !named(entry))
+        };
+        self.base
+            .charts
+            .iter()
+            .chain(&self.head.charts)
+            .any(|entry| may_declare(entry) && self.pin_changed(|other| other.chart_ref() == entry.chart_ref()))
     }
 
     /// Whether a subchart the release's Helm chart (on `side`) declares remotely, without
@@ -315,7 +333,7 @@ fn affected_releases(
                 }
                 None => match &release.remote {
                     Some(remote) => {
-                        let repinned = pins.repinned(remote) || pins.unnamed_repinned(env);
+                        let repinned = pins.repinned(remote) || pins.dependency_repinned(env, remote);
                         touched(&|path| {
                             (repinned && path == Path::new(LOCK_FILE)) || refers_to(&release.values_files, path)
                         })

@@ -542,16 +542,21 @@ fn a_record_that_cannot_be_written_or_superseded_names_its_secret() {
         release(&report, "web")["error"].as_str().expect("web failed").to_string()
     };
 
+    // A conflict's message is the server's, which names no namespace.
     demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
-    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &secret("weaver.web.v2"), 403));
+    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &secret("weaver.web.v2"), 409));
     let error = failed_apply();
     let expected = format!("revision 2 could not be recorded: writing Secret {}/weaver.web.v2: ", demo.ns);
+    assert!(error.starts_with(&expected), "{error}");
+    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &secret("weaver.web.v2"), 403));
+    let error = failed_apply();
+    let expected = format!("revision 2 could not be recorded: applying Secret {}/weaver.web.v2: ", demo.ns);
     assert!(error.starts_with(&expected), "{error}");
 
     // The next run records revision 2, then cannot mark revision 1 superseded.
     fake.inject(weaver_test_apiserver::Fault::status("PATCH", &secret("weaver.web.v1"), 403));
     let error = failed_apply();
-    let expected = format!("revision 2 could not be recorded: marking Secret {}/weaver.web.v1 superseded: ", demo.ns);
+    let expected = format!("revision 2 could not be recorded: labelling secrets {}/weaver.web.v1: ", demo.ns);
     assert!(error.starts_with(&expected), "{error}");
 }
 

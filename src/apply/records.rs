@@ -135,15 +135,13 @@ impl<'a> History<'a> {
     /// beyond the last [`KEPT_REVISIONS`] are deleted.
     pub(super) async fn write(&self, cluster: &Cluster, record: &Record) -> Result<()> {
         let served = cluster.resolve("v1", "Secret").map_err(|_| Error::new("the cluster does not serve v1 Secret"))?;
-        let namespace = &self.namespace;
-        for secret in release_record::to_secrets(record, namespace)? {
-            let name = secret.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            let writing = format!("writing Secret {namespace}/{name}");
+        for secret in release_record::to_secrets(record, &self.namespace)? {
             // Server-side apply is idempotent, so a retried or leftover chunk is simply replaced.
             cluster.apply(&secret, &served, false, true).await.map_err(|err| match err {
-                crate::cluster::ApplyError::Other(err) => err.context(&writing),
+                // It names the Secret already ("applying Secret NS/NAME: …").
+                crate::cluster::ApplyError::Other(err) => err,
                 crate::cluster::ApplyError::Conflict(m) | crate::cluster::ApplyError::NotFound(m) => {
-                    Error::new(format!("{writing}: {m}"))
+                    Error::new(format!("writing {}: {m}", ObjectKey::of(&secret)))
                 }
             })?;
         }
@@ -151,21 +149,14 @@ impl<'a> History<'a> {
             let superseded = Map::from_iter([(LABEL_STATUS.to_string(), Value::from(Status::Superseded.as_str()))]);
             for previous in &self.deployed {
                 for name in self.revisions.get(previous).into_iter().flatten() {
-                    cluster
-                        .set_labels(&served, Some(namespace), name, &superseded)
-                        .await
-                        .map_err(|err| err.context(format!("marking Secret {namespace}/{name} superseded")))?;
+                    cluster.set_labels(&served, Some(&self.namespace), name, &superseded).await?;
                 }
             }
         }
         let keep_from = self.revisions.len().saturating_sub(KEPT_REVISIONS - 1);
         for names in self.revisions.values().take(keep_from) {
             for name in names {
-                cluster.delete(&served, Some(namespace), name, false).await.map_err(|err| {
-                    err.context(format!(
-                        "deleting Secret {namespace}/{name}, a revision beyond the last {KEPT_REVISIONS}"
-                    ))
-                })?;
+                cluster.delete(&served, Some(&self.namespace), name, false).await?;
             }
         }
         Ok(())

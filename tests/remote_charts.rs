@@ -388,45 +388,44 @@ fn fetch_refuses_an_archive_the_repository_changed_and_lock_refuses_an_unmet_con
 #[test]
 fn changed_lists_the_releases_whose_lock_entry_changed() {
     let repo = Repo::empty();
-    repo.write(
-        "environments/dev.yaml",
-        &environment(
-            "  - name: stable\n    url: https://charts.example.com/stable\n",
-            "  - name: one\n    chart: stable/web\n    version: ~1.0.0\n  - name: two\n    chart: stable/web\n    version: ~1.1.0\n  - name: three\n    chart: stable/web\n    version: ~1.1.0\n  - name: four\n    chart: shop\n  - name: five\n    chart: stable/store\n    version: 0.1.0\n",
-        ),
-    );
+    let releases = "  - name: one\n    chart: stable/web\n    version: ~1.0.0\n  - name: two\n    chart: stable/web\n    version: ~1.1.0\n  - name: three\n    chart: stable/web\n    version: ~1.1.0\n  - name: four\n    chart: shop\n  - name: five\n    chart: stable/store\n    version: 0.1.0\n";
+    let repositories = "  - name: stable\n    url: https://charts.example.com/stable\n";
+    repo.write("environments/dev.yaml", &environment(repositories, releases));
     // A Helm chart of the repository whose subchart is pinned in the lock, not vendored.
     repo.write(
         "charts/shop/Chart.yaml",
         "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ~1.1.0\n    repository: https://charts.example.com/stable\n",
     );
-    let entry = |name: &str, constraint: &str, version: &str, digest: char, required_by: &[(&str, &str)]| {
+    // An entry as `charts lock` writes it (`requiredBy`, `[]` for none), or, with None, as a
+    // lock from before `requiredBy` has it.
+    let entry = |name: &str, constraint: &str, version: &str, digest: char, required_by: Option<&[(&str, &str)]>| {
         let mut entry = format!(
             "- repository: https://charts.example.com/stable\n  name: {name}\n  constraint: {constraint}\n  version: {version}\n  url: https://charts.example.com/stable/{name}-{version}.tgz\n  digest: sha256:{}\n",
             digest.to_string().repeat(64)
         );
-        if !required_by.is_empty() {
-            entry.push_str("  requiredBy:\n");
+        match required_by {
+            Some([]) => entry.push_str("  requiredBy: []\n"),
+            Some(_) => entry.push_str("  requiredBy:\n"),
+            None => {}
         }
-        for (name, constraint) in required_by {
+        for (name, constraint) in required_by.unwrap_or_default() {
             entry.push_str(&format!(
                 "  - repository: https://charts.example.com/stable\n    name: {name}\n    constraint: {constraint}\n"
             ));
         }
         entry
     };
-    let store = entry("store", "0.1.0", "0.1.0", 'f', &[]);
+    let store = entry("store", "0.1.0", "0.1.0", 'f', Some(&[]));
     // `web` ~1.1.0 is also what the archive of `store` declares without vendoring it.
-    let web = |version: &str, digest: char| entry("web", "~1.1.0", version, digest, &[("store", "0.1.0")]);
-    let lock = |web: &str, db: &str| format!("charts:\n{db}{store}{}{web}", entry("web", "~1.0.0", "1.0.0", 'a', &[]));
+    let web = |version: &str, digest: char| entry("web", "~1.1.0", version, digest, Some(&[("store", "0.1.0")]));
+    let lock = |web: &str, db: &str, more: &str| {
+        format!("charts:\n{more}{db}{store}{}{web}", entry("web", "~1.0.0", "1.0.0", 'a', Some(&[])))
+    };
     // `db` is pinned for no release: a subchart that the archive of `web` ~1.0.0 declares, or,
     // in a lock from before `requiredBy`, one that any remote chart's archive may declare.
-    let (db, db_again) = (
-        entry("db", "~2.0.0", "2.0.0", 'd', &[("web", "~1.0.0")]),
-        entry("db", "~2.0.0", "2.0.1", 'e', &[("web", "~1.0.0")]),
-    );
-    let (old_db, old_db_again) = (entry("db", "~2.0.0", "2.0.0", 'd', &[]), entry("db", "~2.0.0", "2.0.1", 'e', &[]));
-    repo.write("charts.lock", &lock(&web("1.1.0", 'b'), &db));
+    let db = |version: &str, digest: char| entry("db", "~2.0.0", version, digest, Some(&[("web", "~1.0.0")]));
+    let old_db = |version: &str, digest: char| entry("db", "~2.0.0", version, digest, None);
+    repo.write("charts.lock", &lock(&web("1.1.0", 'b'), &db("2.0.0", 'd'), ""));
     let git = common::git::init(repo.path());
     common::git::commit_all(&git, "lock");
     let changed = || {
@@ -443,20 +442,28 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
         releases
     };
     // Its own releases, the repository chart declaring it, and the remote chart whose archive does.
-    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db));
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db("2.0.0", 'd'), ""));
     assert_eq!(changed(), ["dev/five", "dev/four", "dev/three", "dev/two"]);
     // A subchart's entry: the releases of the chart requiring it.
     common::git::commit_all(&git, "web 1.1.1");
-    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db_again));
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db("2.0.1", 'e'), ""));
     assert_eq!(changed(), ["dev/one"]);
+    // A release with a chart of its own, and its entry: that release only.
+    let cache = entry("cache", "1.0.0", "1.0.0", '7', Some(&[]));
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db("2.0.0", 'd'), &cache));
+    let six = "  - name: six\n    chart: stable/cache\n    version: 1.0.0\n";
+    repo.write("environments/dev.yaml", &environment(repositories, &format!("{releases}{six}")));
+    assert_eq!(changed(), ["dev/six"]);
+    repo.write("environments/dev.yaml", &environment(repositories, releases));
+
     // Only `requiredBy` written (a lock from before it, locked again): nothing is re-pinned.
-    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &old_db));
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &old_db("2.0.0", 'd'), ""));
     common::git::commit_all(&git, "before requiredBy");
-    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db));
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &db("2.0.0", 'd'), ""));
     assert_eq!(changed(), Vec::<String>::new());
-    // An entry no release names and nothing explains changed: every remote chart's archive may
-    // declare it.
-    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &old_db_again));
+    // In a lock from before `requiredBy`, an entry no release names changed: every remote
+    // chart's archive may declare it.
+    repo.write("charts.lock", &lock(&web("1.1.1", 'c'), &old_db("2.0.1", 'e'), ""));
     assert_eq!(changed(), ["dev/five", "dev/one", "dev/three", "dev/two"]);
 }
 
@@ -555,7 +562,7 @@ fn a_remote_charts_unvendored_subchart_is_pinned_with_it() {
     // `weaver changed` learns from the lock which chart's archive declares `web`.
     let required_by =
         serde_json::json!([{"repository": pinned[0]["repository"], "name": "shop", "constraint": "0.1.0"}]);
-    assert_eq!((pinned[0].get("requiredBy"), &pinned[1]["requiredBy"]), (None, &required_by));
+    assert_eq!((&pinned[0]["requiredBy"], &pinned[1]["requiredBy"]), (&serde_json::json!([]), &required_by));
 
     // Offline, from the cache: the subchart renders with the values its parent gives it.
     drop(server);

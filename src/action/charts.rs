@@ -139,7 +139,7 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
         lock.charts.retain(|locked| charts.iter().any(|c| locked.is_for(&c.chart)));
         for locked in &mut lock.charts {
             let parents = required_by.remove(&locked.chart_ref()).unwrap_or_default();
-            locked.required_by = parents.into_iter().collect();
+            locked.required_by = Some(parents.into_iter().collect());
         }
         if lock != before {
             write_lock(&options.repo.join(LOCK_FILE), &lock)?;

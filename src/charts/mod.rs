@@ -37,15 +37,21 @@ pub struct LockedChart {
     /// The archive's `sha256:…`.
     pub digest: String,
     /// The remote charts of this lock whose archives declare this chart as a dependency and do
-    /// not vendor it: pinning it again changes their releases (`weaver changed`). Derived:
-    /// `charts lock` writes it anew each time.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub required_by: Vec<ChartRef>,
+    /// not vendor it (`[]` for none): pinning it again changes their releases (`weaver
+    /// changed`). Derived: `charts lock` writes it anew each time. None in a lock written
+    /// before it was kept, where any remote chart's archive may declare the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_by: Option<Vec<ChartRef>>,
 }
 
 impl LockedChart {
     pub fn is_for(&self, chart: &RemoteChart) -> bool {
-        self.chart_ref().is_for(chart)
+        self.repository == chart.repository && self.name == chart.name && self.constraint == chart.version
+    }
+
+    /// Whether the entry is for the chart `chart` names.
+    pub fn is(&self, chart: &ChartRef) -> bool {
+        self.repository == chart.repository && self.name == chart.name && self.constraint == chart.constraint
     }
 
     /// What the entry is for: the chart as releases name it.
@@ -308,7 +314,7 @@ impl Fetcher {
             version: entry.version.clone(),
             url,
             digest,
-            required_by: Vec::new(),
+            required_by: None,
         };
         Ok((locked, data))
     }

@@ -104,7 +104,7 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
         version,
         url: format!("{}/{}@{manifest_digest}", chart.repository, chart.name),
         digest: layer.digest.clone(),
-        required_by: Vec::new(),
+        required_by: None,
     };
     Ok((locked, data))
 }

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{ChangedPath, GitRepo, Revision};
-use crate::charts::{LOCK_FILE, Lock, LockedChart};
+use crate::charts::{ChartRef, LOCK_FILE, Lock, LockedChart};
 use crate::error::{Error, Result};
 use crate::project::chart::{CHARTS_DIR, RemoteChart, chart_path, is_archive};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
@@ -166,12 +166,7 @@ impl Comparison {
                 (load(Side::Base)?, load(Side::Head)?)
             }
         };
-        Ok(Pins {
-            base,
-            head,
-            base_source: self.base_project.source.as_ref(),
-            head_source: self.head_project.source.as_ref(),
-        })
+        Ok(Pins::new(base, head, self.base_project.source.as_ref(), self.head_project.source.as_ref()))
     }
 
     fn kustomizations(&self) -> Kustomizations<'_> {
@@ -229,42 +224,47 @@ impl Comparison {
 struct Pins<'a> {
     base: Lock,
     head: Lock,
+    /// The entries pinned differently in base and head, or pinned in one only.
+    repinned: Vec<ChartRef>,
     base_source: &'a dyn crate::project::Source,
     head_source: &'a dyn crate::project::Source,
 }
 
-impl Pins<'_> {
-    /// Whether the entry `matches` picks is pinned differently in base and head (or in only one).
-    fn pin_changed(&self, matches: impl Fn(&LockedChart) -> bool) -> bool {
-        fn pin<'l>(lock: &'l Lock, matches: &impl Fn(&LockedChart) -> bool) -> Option<(&'l str, &'l str, &'l str)> {
-            lock.charts.iter().find(|entry| matches(entry)).map(LockedChart::pin)
+impl<'a> Pins<'a> {
+    fn new(
+        base: Lock,
+        head: Lock,
+        base_source: &'a dyn crate::project::Source,
+        head_source: &'a dyn crate::project::Source,
+    ) -> Pins<'a> {
+        fn pin<'l>(lock: &'l Lock, chart: &ChartRef) -> Option<(&'l str, &'l str, &'l str)> {
+            lock.charts.iter().find(|entry| entry.is(chart)).map(LockedChart::pin)
         }
-        pin(&self.base, &matches) != pin(&self.head, &matches)
+        let mut repinned: BTreeSet<ChartRef> =
+            base.charts.iter().chain(&head.charts).map(LockedChart::chart_ref).collect();
+        repinned.retain(|chart| pin(&base, chart) != pin(&head, chart));
+        Pins { repinned: repinned.into_iter().collect(), base, head, base_source, head_source }
     }
 
     fn repinned(&self, chart: &RemoteChart) -> bool {
-        self.pin_changed(|entry| entry.is_for(chart))
+        self.repinned.iter().any(|entry| entry.is_for(chart))
     }
 
     /// Whether an entry that `remote`'s archive may declare as a dependency was pinned again:
-    /// one whose `requiredBy` names `remote`, or one that neither names any chart nor is a
-    /// release's own (a lock written before `requiredBy`, or a subchart of a repository's own
-    /// chart). What the archive declares is not read here (the chart cache may lack it), so for
-    /// the latter every remote release of `env` counts as changed: a release too many rather
-    /// than one missing.
+    /// one whose `requiredBy` (on either side) names `remote`, or, in a lock written before
+    /// `requiredBy`, one that no remote release of `env` names. What archives declare is not
+    /// read here (the chart cache may lack them), so for the latter every remote release of
+    /// `env` counts as changed: a release too many rather than one missing.
     fn dependency_repinned(&self, env: &Environment, remote: &RemoteChart) -> bool {
-        let named = |entry: &LockedChart| {
-            env.releases.iter().filter_map(|r| r.remote.as_ref()).any(|remote| entry.is_for(remote))
-        };
-        let may_declare = |entry: &LockedChart| {
-            entry.required_by.iter().any(|parent| parent.is_for(remote))
-                || (entry.required_by.is_empty() && !named(entry))
-        };
-        self.base
-            .charts
-            .iter()
-            .chain(&self.head.charts)
-            .any(|entry| may_declare(entry) && self.pin_changed(|other| other.chart_ref() == entry.chart_ref()))
+        let named = |entry: &ChartRef| env.releases.iter().filter_map(|r| r.remote.as_ref()).any(|c| entry.is_for(c));
+        self.repinned.iter().any(|repinned| {
+            [&self.base, &self.head].into_iter().filter_map(|lock| lock.charts.iter().find(|e| e.is(repinned))).any(
+                |entry| match &entry.required_by {
+                    Some(parents) => parents.iter().any(|parent| parent.is_for(remote)),
+                    None => !named(repinned),
+                },
+            )
+        })
     }
 
     /// Whether a subchart the release's Helm chart (on `side`) declares remotely, without

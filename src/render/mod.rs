@@ -191,7 +191,7 @@ fn keep<R>(
     mut finished: Vec<Finished>,
     rendering: &[Option<&Release>],
     chart_crds: &[Value],
-    origins: &mut Vec<Vec<Origin>>,
+    origins: &mut Vec<Origins>,
     made: &mut Vec<Option<R>>,
     finish: &mut impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
 ) {
@@ -199,10 +199,10 @@ fn keep<R>(
     let end = places.iter().max().map_or(0, |&last| last + 1);
     if made.len() < end {
         made.resize_with(end, || None);
-        origins.resize_with(end, Vec::new);
+        origins.resize_with(end, Origins::default);
     }
     for f in finished.iter_mut() {
-        origins[f.index] = f.release.manifests.iter().map(Origin::of).collect();
+        origins[f.index] = Origins::of(&f.release);
         // A kept release's hooks were split when it was rendered.
         if let Some(release) = rendering[f.index] {
             run.split_hooks(&mut f.release, release);
@@ -353,7 +353,7 @@ impl Run<'_> {
         // The scope of each (group, kind) finished releases were given.
         let mut decided: HashMap<(String, String), bool> = HashMap::new();
         let mut waiting: Vec<(usize, RenderedRelease)> = Vec::new();
-        let mut origins: Vec<Vec<Origin>> = Vec::with_capacity(places.len());
+        let mut origins: Vec<Origins> = Vec::with_capacity(places.len());
         let mut made: Vec<Option<R>> = Vec::with_capacity(places.len());
         // A patch's error: reported once every release rendered without one.
         let mut failed: Option<Error> = None;
@@ -420,7 +420,7 @@ impl Run<'_> {
         }
         let finished = transform(waiting, &scopes)?;
         keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish);
-        check_unique(origins.into_iter().flatten())?;
+        check_unique(&origins)?;
         Ok(Some(made.into_iter().map(|r| r.expect("every release is finished")).collect()))
     }
 
@@ -696,35 +696,50 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
     Ok(())
 }
 
-/// Where an object of the run came from, and what it is: enough to tell two with one identity
-/// apart once their objects are gone.
-struct Origin {
-    key: ObjectKey,
+/// Where the objects of a release came from, and what they are: enough to tell two with one
+/// identity apart once their objects are gone.
+#[derive(Default)]
+struct Origins {
     release: String,
-    source: std::path::PathBuf,
-    document: usize,
+    /// Each object's identity, template and document.
+    objects: Vec<(ObjectKey, std::path::PathBuf, usize)>,
 }
 
-impl Origin {
-    fn of(m: &Manifest) -> Origin {
-        Origin { key: m.key(), release: m.release.clone(), source: m.source.clone(), document: m.document }
+impl Origins {
+    fn of(release: &RenderedRelease) -> Origins {
+        let objects = release.manifests.iter().map(|m| (m.key(), m.source.clone(), m.document)).collect();
+        Origins { release: release.name.clone(), objects }
     }
 }
 
 /// Two objects with one identity in the environment are an error, as kustomize makes them:
 /// which one a cluster gets would depend on the order they are applied in.
-fn check_unique(objects: impl Iterator<Item = Origin>) -> Result<()> {
-    let mut seen: HashMap<ObjectKey, Origin> = HashMap::new();
-    for m in objects {
-        let origin = |m: &Origin| format!("release `{}`, {} document {}", m.release, m.source.display(), m.document);
-        if let Some(first) = seen.get(&m.key) {
-            return Err(Error::at(
-                Location::file(&m.source),
-                format!("{} is rendered twice: by {} and by {}", m.key, origin(first), origin(&m)),
-            )
-            .with_help("an object must come from one document of one release: rename or remove one of them"));
+fn check_unique(releases: &[Origins]) -> Result<()> {
+    let objects = releases.iter().map(|r| r.objects.len()).sum();
+    let mut seen: HashMap<&ObjectKey, (&str, &std::path::Path, usize)> = HashMap::with_capacity(objects);
+    for release in releases {
+        for (key, source, document) in &release.objects {
+            let (release, source, document) = (release.release.as_str(), source.as_path(), *document);
+            match seen.entry(key) {
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert((release, source, document));
+                }
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    let origin = |(release, source, document): (&str, &std::path::Path, usize)| {
+                        format!("release `{release}`, {} document {document}", source.display())
+                    };
+                    return Err(Error::at(
+                        Location::file(source),
+                        format!(
+                            "{key} is rendered twice: by {} and by {}",
+                            origin(*first.get()),
+                            origin((release, source, document))
+                        ),
+                    )
+                    .with_help("an object must come from one document of one release: rename or remove one of them"));
+                }
+            }
         }
-        seen.insert(m.key.clone(), m);
     }
     Ok(())
 }

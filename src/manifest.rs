@@ -50,7 +50,7 @@ impl fmt::Display for ObjectKey {
 }
 
 /// One rendered object, with the release and file it came from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Manifest {
     pub release: String,
     /// The template (or CRD file) that produced it.
@@ -281,13 +281,65 @@ pub fn phase(api_version: &str, kind: &str) -> Phase {
 /// Sorts one release's objects into apply order: by phase, then kind, namespace and name, so
 /// that output is the same whatever order templates produced them in.
 pub fn sort_for_apply(manifests: &mut [Manifest]) {
-    manifests.sort_by_cached_key(|m| (phase(m.api_version(), m.kind()), m.key()));
+    // The keys borrow from the objects (an owned ObjectKey is four copies an object, made for
+    // every object of a run), so the order is found first and the objects moved into it after.
+    let mut order: Vec<usize> = (0..manifests.len()).collect();
+    {
+        let keys: Vec<_> = manifests
+            .iter()
+            .map(|m| {
+                let (api_version, kind) = (m.api_version(), m.kind());
+                (phase(api_version, kind), api_group(api_version), kind, m.namespace(), m.name())
+            })
+            .collect();
+        // Stable: objects of one key (an error found later) keep their order.
+        order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    }
+    if order.iter().enumerate().all(|(place, &index)| place == index) {
+        return;
+    }
+    let mut taken: Vec<Manifest> = manifests.iter_mut().map(std::mem::take).collect();
+    for (slot, index) in manifests.iter_mut().zip(order) {
+        *slot = std::mem::take(&mut taken[index]);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The order is the one sorting by (phase, owned key) gives, stably, whatever order the
+    /// objects come in.
+    #[test]
+    fn sort_for_apply_orders_by_phase_then_identity_keeping_ties_in_order() {
+        let object = |api_version: &str, kind: &str, namespace: Option<&str>, name: &str, document: usize| {
+            let mut object = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+            if let Some(ns) = namespace {
+                object["metadata"]["namespace"] = json!(ns);
+            }
+            Manifest { release: "r".into(), source: "t.yaml".into(), document, object }
+        };
+        let objects = [
+            object("apps/v1", "Deployment", Some("b"), "web", 1),
+            object("v1", "ConfigMap", Some("a"), "web", 2),
+            object("v1", "ConfigMap", None, "web", 3),
+            object("example.com/v1", "Widget", None, "w", 4),
+            object("v1", "ConfigMap", Some("a"), "web", 5),
+            object("rbac.authorization.k8s.io/v1", "ClusterRole", None, "reader", 6),
+            object("v1", "Service", Some("a"), "api", 7),
+        ];
+        for rotation in 0..objects.len() {
+            let mut manifests = objects.to_vec();
+            manifests.rotate_left(rotation);
+            manifests.swap(0, rotation / 2);
+            let mut expected = manifests.clone();
+            expected.sort_by_cached_key(|m| (phase(m.api_version(), m.kind()), m.key()));
+            sort_for_apply(&mut manifests);
+            let documents = |ms: &[Manifest]| ms.iter().map(|m| m.document).collect::<Vec<_>>();
+            assert_eq!(documents(&manifests), documents(&expected));
+        }
+    }
 
     #[test]
     fn phases_follow_design_order() {

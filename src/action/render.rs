@@ -127,20 +127,15 @@ pub struct Texts {
 /// [`render`]'s, and come before this returns.
 pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) -> Result<Texts> {
     let prepared = prepare(options, cx)?;
-    if let Some(texts) = prepared.render_in_chunks(format, cx.on)? {
+    if let Some(texts) = prepared.render_in_chunks(format, crate::render::CHUNK_RELEASES, cx.on)? {
         return Ok(texts);
     }
     (cx.on)(Progress::Info(
         "a CRD rendered after objects of its kind changes their scope or schema: rendering again, holding every object"
             .to_string(),
     ));
-    let desired = prepared.render(Offline::Alone, cx.on)?;
-    prepared.warn_removed(&desired.rendered, None, cx.on);
-    let mut releases = desired.rendered.releases;
-    let formatted: Vec<(String, usize)> =
-        releases.par_iter_mut().map(|release| format_release(release, format)).collect();
-    let redacted = formatted.iter().map(|(_, redacted)| redacted).sum();
-    Ok(Texts { texts: formatted.into_iter().map(|(text, _)| text).collect(), redacted })
+    let texts = prepared.render_in_chunks(format, usize::MAX, cx.on)?;
+    Ok(texts.expect("a run of one chunk learns every CRD before any release is finished"))
 }
 
 /// A release's documents formatted, and how many values that redacted.
@@ -341,11 +336,11 @@ impl Prepared {
         Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up: Vec::new(), looking_up })
     }
 
-    /// Renders offline, alone (as [`Prepared::render`] with [`Offline::Alone`]), a chunk of
+    /// Renders offline, alone (as [`Prepared::render`] with [`Offline::Alone`]), `chunk`
     /// releases at a time: each release is validated and formatted once its objects are
-    /// final, and its objects dropped. `None` when the run must hold every object to be right
-    /// (see [`crate::render::render_in_chunks`]).
-    fn render_in_chunks(&self, format: Format, on: OnProgress) -> Result<Option<Texts>> {
+    /// final, and its objects dropped. `None` when the run must hold every object (be one
+    /// chunk) to be right (see [`crate::render::render_in_chunks`]).
+    fn render_in_chunks(&self, format: Format, chunk: usize, on: OnProgress) -> Result<Option<Texts>> {
         let (project, env) = (&self.selected.project, &self.selected.env);
         let view = ClusterView { capabilities: None, live: Arc::new(Live::Nothing) };
         let releases = self.selected.releases();
@@ -354,9 +349,10 @@ impl Prepared {
         let mut validated = Duration::ZERO;
         let mut validator: Option<Validator> = None;
         let finish = |chart_crds: &[serde_json::Value], finished: Vec<Finished>| -> Vec<Formatted> {
-            let validator = validator.get_or_insert_with(|| Validator::new(chart_crds));
             let checking = Instant::now();
             let reports: Vec<(Report, Vec<Removed>)> = if validating {
+                // Made on the first part validated: it compiles the charts' CRDs.
+                let validator = validator.get_or_insert_with(|| Validator::new(chart_crds));
                 validator.learn(finished.iter().flat_map(|f| {
                     f.release.documents().enumerate().map(move |(document, (m, _))| ((f.index, document), m))
                 }));
@@ -385,7 +381,7 @@ impl Prepared {
                 .collect()
         };
         // `lookup` finds nothing here: no Secret it read needs registering with the redactor.
-        let rendered = crate::render::render_in_chunks(project, env, &releases, &self.secrets, &view, finish);
+        let rendered = crate::render::render_in_chunks(project, env, &releases, &self.secrets, &view, chunk, finish);
         let Some(formatted) = rendered? else { return Ok(None) };
         if validator.as_ref().is_some_and(Validator::is_stale) {
             return Ok(None);

@@ -7,7 +7,7 @@ pub mod filters;
 pub mod schema;
 pub mod transforms;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -119,47 +119,29 @@ fn render_into(
     previous: Option<Rendered>,
 ) -> Result<Rendered> {
     with_run(project, env, releases, secrets, cluster, |run| {
-        let mut releases_out = run.render(releases).into_iter().collect::<Result<Vec<_>>>()?;
-        let kept: Vec<RenderedRelease> = match previous {
-            Some(previous) => previous.releases,
-            None => Vec::new(),
-        };
-        let again: HashSet<&str> = releases_out.iter().map(|r| r.name.as_str()).collect();
-
-        // Scope decisions need every CRD of the run, whichever release carries it.
-        let mut scopes = Scopes::default();
-        let kept_manifests = kept.iter().filter(|r| !again.contains(r.name.as_str())).flat_map(|r| &r.manifests);
-        for manifest in releases_out.iter().flat_map(|r| &r.manifests).chain(kept_manifests) {
-            if manifest.kind() == "CustomResourceDefinition" {
-                scopes.learn_crd(&manifest.object);
-            }
-        }
-        releases_out
-            .par_iter_mut()
-            .zip(releases.par_iter())
-            .map(|(out, release)| transforms::apply(&mut out.manifests, release, &env.name, &scopes))
-            .collect::<Result<Vec<()>>>()?;
-        if !kept.is_empty() {
+        let places: Vec<Place> = match previous {
+            None => releases.iter().map(|release| Place::Render(release)).collect(),
             // The releases rendered again take their places among the others.
-            let mut fresh: HashMap<String, RenderedRelease> =
-                releases_out.into_iter().map(|r| (r.name.clone(), r)).collect();
-            releases_out = kept.into_iter().map(|r| fresh.remove(&r.name).unwrap_or(r)).collect();
-        }
-        check_unique(releases_out.iter().flat_map(|r| r.manifests.iter().map(Origin::of)))?;
-        // Only the releases rendered here: those kept from a previous render are split already.
-        let rendered_here: HashMap<&str, &Release> = releases.iter().map(|r| (r.name.as_str(), *r)).collect();
-        for out in releases_out.iter_mut() {
-            if let Some(release) = rendered_here.get(out.name.as_str()) {
-                run.split_hooks(out, release);
+            Some(previous) => {
+                let again: HashMap<&str, &Release> = releases.iter().map(|r| (r.name.as_str(), *r)).collect();
+                let place = |kept: RenderedRelease| match again.get(kept.name.as_str()) {
+                    Some(release) => Place::Render(release),
+                    None => Place::Kept(kept),
+                };
+                previous.releases.into_iter().map(place).collect()
             }
-        }
-        Ok(Rendered { environment: env.name.clone(), releases: releases_out, chart_crds: run.chart_crds() })
+        };
+        let whole_run = |_: &[Value], finished: Vec<Finished>| finished.into_iter().map(|f| f.release).collect();
+        let releases = run
+            .render_places(places, usize::MAX, whole_run)?
+            .expect("a run of one chunk learns every CRD before any release is finished");
+        Ok(Rendered { environment: env.name.clone(), releases, chart_crds: run.chart_crds() })
     })
 }
 
-/// How many releases [`render_in_chunks`] renders at once: enough to keep every core busy,
-/// few enough that a chunk's objects are a small part of the run's.
-const CHUNK_RELEASES: usize = 512;
+/// How many releases `weaver render` renders at once ([`render_in_chunks`]): enough to keep
+/// every core busy, few enough that a chunk's objects are a small part of the run's.
+pub const CHUNK_RELEASES: usize = 512;
 
 /// A release's objects once they are final, given to [`render_in_chunks`]' `finish`.
 pub struct Finished {
@@ -168,7 +150,7 @@ pub struct Finished {
     pub release: RenderedRelease,
 }
 
-/// [`render`], a chunk of releases at a time, handing each release's final objects to `finish`
+/// [`render`], `chunk` releases at a time, handing each release's final objects to `finish`
 /// as soon as they are final, so that a run never holds every object at once: `finish` keeps
 /// what it needs of them (say, their text). Returns what `finish` made, in the releases' order,
 /// once every release is rendered and no error (which are [`render`]'s, in its order) is
@@ -179,83 +161,37 @@ pub struct Finished {
 /// run rendered so far says it. A release with a kind still unknown waits (with its objects)
 /// until every release is rendered. Returns `None` when a CRD rendered later changes the scope
 /// of a kind some release already finished used (a CRD of a built-in kind's name, or two CRDs
-/// of one kind): only a render holding every object ([`render`]) gives the right answer then.
+/// of one kind): only one chunk as large as the run (which [`render`] is) gives the right
+/// answer then.
 pub fn render_in_chunks<R: Send>(
     project: &Project,
     env: &Environment,
     releases: &[&Release],
     secrets: &Map<String, Value>,
     cluster: &ClusterView,
-    mut finish: impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
+    chunk: usize,
+    finish: impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
 ) -> Result<Option<Vec<R>>> {
     with_run(project, env, releases, secrets, cluster, |run| {
-        let chart_crds = run.chart_crds();
-        let mut scopes = Scopes::default();
-        // The scope of each (group, kind) finished releases were given.
-        let mut decided: HashMap<(String, String), bool> = HashMap::new();
-        let mut waiting: Vec<(usize, RenderedRelease)> = Vec::new();
-        let mut origins: Vec<Vec<Origin>> = Vec::with_capacity(releases.len());
-        let mut made: Vec<Option<R>> = Vec::with_capacity(releases.len());
-        // A patch's error: reported once every release rendered without one.
-        let mut failed: Option<Error> = None;
-        let transform = |batch: Vec<(usize, RenderedRelease)>, scopes: &Scopes| -> Result<Vec<Finished>> {
-            let mut batch = batch;
-            batch
-                .par_iter_mut()
-                .map(|(index, out)| transforms::apply(&mut out.manifests, releases[*index], &env.name, scopes))
-                .collect::<Result<Vec<()>>>()?;
-            Ok(batch.into_iter().map(|(index, release)| Finished { index, release }).collect())
-        };
-        for (chunk_index, chunk) in releases.chunks(CHUNK_RELEASES).enumerate() {
-            let rendered = run.render(chunk).into_iter().collect::<Result<Vec<_>>>()?;
-            for crd in rendered.iter().flat_map(|r| &r.manifests).filter(|m| m.kind() == "CustomResourceDefinition") {
-                let Some(kind) = scopes.learn_crd(&crd.object) else { continue };
-                if decided.get(&kind).is_some_and(|&namespaced| namespaced != scopes.is_namespaced_in(&kind.0, &kind.1))
-                {
-                    return Ok(None);
-                }
-            }
-            if failed.is_some() {
-                continue; // only a template's error can still come first
-            }
-            let first = chunk_index * CHUNK_RELEASES;
-            let (ready, wait): (Vec<_>, Vec<_>) = rendered
-                .into_iter()
-                .enumerate()
-                .map(|(offset, out)| (first + offset, out))
-                .partition(|(_, out)| out.manifests.iter().all(|m| scopes.is_known(m.api_version(), m.kind())));
-            waiting.extend(wait);
-            let kinds: BTreeSet<(&str, &str)> = ready
-                .iter()
-                .flat_map(|(_, out)| &out.manifests)
-                .map(|m| (manifest::api_group(m.api_version()), m.kind()))
-                .collect();
-            for (group, kind) in kinds {
-                let namespaced = scopes.is_namespaced_in(group, kind);
-                decided.entry((group.to_string(), kind.to_string())).or_insert(namespaced);
-            }
-            match transform(ready, &scopes) {
-                Ok(finished) => keep(run, finished, &chart_crds, &mut origins, &mut made, &mut finish),
-                Err(e) => failed = Some(e),
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let finished = transform(waiting, &scopes)?;
-        keep(run, finished, &chart_crds, &mut origins, &mut made, &mut finish);
-        check_unique(origins.into_iter().flatten())?;
-        Ok(Some(made.into_iter().map(|r| r.expect("every release is finished")).collect()))
+        run.render_places(releases.iter().map(|release| Place::Render(release)).collect(), chunk, finish)
     })
 }
 
-/// Splits hooks off the `finished` releases, hands them to `finish` and keeps what it made and
-/// their objects' identities in their places.
+/// A place in a run's order of releases: one to render, or one rendered before (by
+/// [`render_again`]'s previous render) and kept as it is, already final.
+enum Place<'a> {
+    Render(&'a Release),
+    Kept(RenderedRelease),
+}
+
+/// Splits hooks off the `finished` releases rendered here, hands them to `finish` and keeps
+/// what it made and their objects' identities in their places.
 fn keep<R>(
     run: &Run,
     mut finished: Vec<Finished>,
+    rendering: &[Option<&Release>],
     chart_crds: &[Value],
-    origins: &mut Vec<Vec<Origin>>,
+    origins: &mut Vec<Origins>,
     made: &mut Vec<Option<R>>,
     finish: &mut impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
 ) {
@@ -263,11 +199,14 @@ fn keep<R>(
     let end = places.iter().max().map_or(0, |&last| last + 1);
     if made.len() < end {
         made.resize_with(end, || None);
-        origins.resize_with(end, Vec::new);
+        origins.resize_with(end, Origins::default);
     }
     for f in finished.iter_mut() {
-        origins[f.index] = f.release.manifests.iter().map(Origin::of).collect();
-        run.split_hooks(&mut f.release, run.releases[f.index]);
+        origins[f.index] = Origins::of(&f.release);
+        // A kept release's hooks were split when it was rendered.
+        if let Some(release) = rendering[f.index] {
+            run.split_hooks(&mut f.release, release);
+        }
     }
     for (index, result) in places.into_iter().zip(finish(chart_crds, finished)) {
         made[index] = Some(result);
@@ -278,7 +217,6 @@ fn keep<R>(
 struct Run<'a> {
     project: &'a Project,
     env: &'a Environment,
-    releases: &'a [&'a Release],
     secrets: &'a Map<String, Value>,
     cluster: &'a ClusterView,
     helm: HelmCharts,
@@ -337,7 +275,6 @@ fn with_run<T>(
     let run = Run {
         project,
         env,
-        releases,
         secrets,
         cluster,
         helm,
@@ -393,6 +330,98 @@ impl Run<'_> {
                 Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() })
             })
             .collect()
+    }
+
+    /// The run's `places` rendered `chunk` releases at a time: see [`render_in_chunks`].
+    /// Kept releases are final as they are, but their CRDs decide scopes and their objects
+    /// count in the check that no object is rendered twice.
+    fn render_places<R: Send>(
+        &self,
+        places: Vec<Place>,
+        chunk: usize,
+        mut finish: impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
+    ) -> Result<Option<Vec<R>>> {
+        let chart_crds = self.chart_crds();
+        let rendering: Vec<Option<&Release>> = places
+            .iter()
+            .map(|place| match place {
+                Place::Render(release) => Some(*release),
+                Place::Kept(_) => None,
+            })
+            .collect();
+        let mut scopes = Scopes::default();
+        // The scope of each (group, kind) finished releases were given.
+        let mut decided: HashMap<(String, String), bool> = HashMap::new();
+        let mut waiting: Vec<(usize, RenderedRelease)> = Vec::new();
+        let mut origins: Vec<Origins> = Vec::with_capacity(places.len());
+        let mut made: Vec<Option<R>> = Vec::with_capacity(places.len());
+        // A patch's error: reported once every release rendered without one.
+        let mut failed: Option<Error> = None;
+        let transform = |batch: Vec<(usize, RenderedRelease)>, scopes: &Scopes| -> Result<Vec<Finished>> {
+            let mut batch = batch;
+            batch
+                .par_iter_mut()
+                .map(|(index, out)| {
+                    let release = rendering[*index].expect("only releases rendered here are transformed");
+                    transforms::apply(&mut out.manifests, release, &self.env.name, scopes)
+                })
+                .collect::<Result<Vec<()>>>()?;
+            Ok(batch.into_iter().map(|(index, release)| Finished { index, release }).collect())
+        };
+        let mut places = places.into_iter().enumerate().peekable();
+        while places.peek().is_some() {
+            let mut to_render: Vec<(usize, &Release)> = Vec::new();
+            let mut kept: Vec<Finished> = Vec::new();
+            for (index, place) in places.by_ref().take(chunk) {
+                match place {
+                    Place::Render(release) => to_render.push((index, release)),
+                    Place::Kept(release) => kept.push(Finished { index, release }),
+                }
+            }
+            let chunk_releases: Vec<&Release> = to_render.iter().map(|(_, release)| *release).collect();
+            let rendered = self.render(&chunk_releases).into_iter().collect::<Result<Vec<_>>>()?;
+            // A kept release's CRDs after those rendered: the last CRD of a kind decides.
+            let crds = rendered.iter().chain(kept.iter().map(|f| &f.release)).flat_map(|r| &r.manifests);
+            for crd in crds.filter(|m| m.kind() == "CustomResourceDefinition") {
+                let Some(kind) = scopes.learn_crd(&crd.object) else { continue };
+                if decided.get(&kind).is_some_and(|&namespaced| namespaced != scopes.is_namespaced_in(&kind.0, &kind.1))
+                {
+                    return Ok(None);
+                }
+            }
+            if failed.is_some() {
+                continue; // only a template's error can still come first
+            }
+            let (ready, wait): (Vec<_>, Vec<_>) = to_render
+                .iter()
+                .map(|(index, _)| *index)
+                .zip(rendered)
+                .partition(|(_, out)| out.manifests.iter().all(|m| scopes.is_known(m.api_version(), m.kind())));
+            waiting.extend(wait);
+            let kinds: BTreeSet<(&str, &str)> = ready
+                .iter()
+                .flat_map(|(_, out)| &out.manifests)
+                .map(|m| (manifest::api_group(m.api_version()), m.kind()))
+                .collect();
+            for (group, kind) in kinds {
+                let namespaced = scopes.is_namespaced_in(group, kind);
+                decided.entry((group.to_string(), kind.to_string())).or_insert(namespaced);
+            }
+            match transform(ready, &scopes) {
+                Ok(mut finished) => {
+                    finished.extend(kept);
+                    keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish)
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let finished = transform(waiting, &scopes)?;
+        keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish);
+        check_unique(&origins)?;
+        Ok(Some(made.into_iter().map(|r| r.expect("every release is finished")).collect()))
     }
 
     /// A Helm chart's hooks apart from its objects. Told apart after the release's patches,
@@ -667,35 +696,50 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
     Ok(())
 }
 
-/// Where an object of the run came from, and what it is: enough to tell two with one identity
-/// apart once their objects are gone.
-struct Origin {
-    key: ObjectKey,
+/// Where the objects of a release came from, and what they are: enough to tell two with one
+/// identity apart once their objects are gone.
+#[derive(Default)]
+struct Origins {
     release: String,
-    source: std::path::PathBuf,
-    document: usize,
+    /// Each object's identity, template and document.
+    objects: Vec<(ObjectKey, std::path::PathBuf, usize)>,
 }
 
-impl Origin {
-    fn of(m: &Manifest) -> Origin {
-        Origin { key: m.key(), release: m.release.clone(), source: m.source.clone(), document: m.document }
+impl Origins {
+    fn of(release: &RenderedRelease) -> Origins {
+        let objects = release.manifests.iter().map(|m| (m.key(), m.source.clone(), m.document)).collect();
+        Origins { release: release.name.clone(), objects }
     }
 }
 
 /// Two objects with one identity in the environment are an error, as kustomize makes them:
 /// which one a cluster gets would depend on the order they are applied in.
-fn check_unique(objects: impl Iterator<Item = Origin>) -> Result<()> {
-    let mut seen: HashMap<ObjectKey, Origin> = HashMap::new();
-    for m in objects {
-        let origin = |m: &Origin| format!("release `{}`, {} document {}", m.release, m.source.display(), m.document);
-        if let Some(first) = seen.get(&m.key) {
-            return Err(Error::at(
-                Location::file(&m.source),
-                format!("{} is rendered twice: by {} and by {}", m.key, origin(first), origin(&m)),
-            )
-            .with_help("an object must come from one document of one release: rename or remove one of them"));
+fn check_unique(releases: &[Origins]) -> Result<()> {
+    let objects = releases.iter().map(|r| r.objects.len()).sum();
+    let mut seen: HashMap<&ObjectKey, (&str, &std::path::Path, usize)> = HashMap::with_capacity(objects);
+    for release in releases {
+        for (key, source, document) in &release.objects {
+            let (release, source, document) = (release.release.as_str(), source.as_path(), *document);
+            match seen.entry(key) {
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert((release, source, document));
+                }
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    let origin = |(release, source, document): (&str, &std::path::Path, usize)| {
+                        format!("release `{release}`, {} document {document}", source.display())
+                    };
+                    return Err(Error::at(
+                        Location::file(source),
+                        format!(
+                            "{key} is rendered twice: by {} and by {}",
+                            origin(*first.get()),
+                            origin((release, source, document))
+                        ),
+                    )
+                    .with_help("an object must come from one document of one release: rename or remove one of them"));
+                }
+            }
         }
-        seen.insert(m.key.clone(), m);
     }
     Ok(())
 }

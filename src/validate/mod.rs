@@ -117,11 +117,9 @@ impl Validator {
     pub fn learn<'a>(&mut self, manifests: impl Iterator<Item = (Place, &'a Manifest)>) {
         let manifests: Vec<(Place, &Manifest)> = manifests.collect();
         self.learn_crds(manifests.iter().map(|(place, m)| (*place, &m.object)));
-        let new: HashSet<(&str, &str)> = manifests
-            .iter()
-            .map(|(_, m)| (m.api_version(), m.kind()))
-            .filter(|&(api_version, kind)| !self.learnt.contains(&(api_version.to_string(), kind.to_string())))
-            .collect();
+        // The part's kinds first (no copies), then those not learnt (a copy of each kind only).
+        let mut new: HashSet<(&str, &str)> = manifests.iter().map(|(_, m)| (m.api_version(), m.kind())).collect();
+        new.retain(|&(api_version, kind)| !self.learnt.contains(&(api_version.to_string(), kind.to_string())));
         if !new.is_empty() || self.builtins.is_empty() {
             self.builtins.push(Builtins::only(|api_version, kind| new.contains(&(api_version, kind))));
         }

@@ -4,6 +4,8 @@
 //! costs a few map lookups a field.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 use k8s_openapi::schemars::SchemaGenerator;
@@ -77,7 +79,7 @@ pub struct Node {
     pub quantity: bool,
     /// `x-kubernetes-embedded-resource`: an object with apiVersion, kind and metadata.
     pub embedded: bool,
-    pub properties: HashMap<String, Id>,
+    pub properties: FxHashMap<String, Id>,
     pub extra: Extra,
     pub items: Option<Id>,
     pub required: Vec<String>,
@@ -92,7 +94,7 @@ impl Node {
             int_or_string: false,
             quantity: false,
             embedded: false,
-            properties: HashMap::new(),
+            properties: FxHashMap::default(),
             extra: Extra::Any,
             items: None,
             required: Vec::new(),
@@ -169,9 +171,9 @@ impl Compiler<'_> {
         let flag = |key: &str| schema.get(key).and_then(Value::as_bool).unwrap_or(false);
         let ty = schema.get("type").and_then(Value::as_str).and_then(Type::parse);
         let preserve = flag("x-kubernetes-preserve-unknown-fields");
-        let properties: HashMap<String, Id> = match schema.get("properties").and_then(Value::as_object) {
+        let properties: FxHashMap<String, Id> = match schema.get("properties").and_then(Value::as_object) {
             Some(properties) => properties.iter().map(|(k, v)| (k.clone(), self.compile(v))).collect(),
-            None => HashMap::new(),
+            None => FxHashMap::default(),
         };
         let extra = match schema.get("additionalProperties") {
             Some(Value::Bool(true)) => Extra::Any,
@@ -214,7 +216,7 @@ impl Compiler<'_> {
 /// The built-in kinds' schemas, by (apiVersion, kind), and ObjectMeta's (for custom resources).
 pub struct Builtins {
     pub schemas: Schemas,
-    pub kinds: HashMap<(&'static str, &'static str), Id>,
+    pub kinds: FxHashMap<(&'static str, &'static str), Id>,
     pub object_meta: Id,
 }
 

@@ -712,6 +712,7 @@ mod tests {
             dirty: Some(false),
             rollback_of: None,
             lock_namespace: None,
+            chart: None,
             objects: vec![release_record::RecordedObject {
                 api_version: "v1".into(),
                 kind: "ConfigMap".into(),

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER, ObjectKey, label, namespace_of};
+use crate::project::chart::ChartMeta;
 
 pub const RECORD_TYPE: &str = "weaver.example.com/release.v1";
 pub const LABEL_REVISION: &str = "weaver.example.com/revision";
@@ -100,6 +101,9 @@ pub struct Record {
     /// before it was kept have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_namespace: Option<String>,
+    /// The chart applied; records written before it was kept, and kustomizations, have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<ChartMeta>,
     pub objects: Vec<RecordedObject>,
     /// The objects as applied (after weaver's transforms), in apply order.
     pub manifests: Vec<Value>,
@@ -333,6 +337,7 @@ mod tests {
             dirty: Some(false),
             rollback_of: None,
             lock_namespace: Some("weaver-locks".into()),
+            chart: Some(ChartMeta { name: "web-app".into(), version: "1.2.0".into(), app_version: None }),
             objects: vec![RecordedObject {
                 api_version: "v1".into(),
                 kind: "ConfigMap".into(),

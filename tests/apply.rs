@@ -530,6 +530,37 @@ fn server_errors_are_retried_and_a_failure_part_way_is_recorded_exactly() {
 }
 
 #[test]
+fn records_say_which_chart_was_applied_and_a_new_chart_version_alone_is_a_revision() {
+    let demo = Demo::new();
+    demo.apply(&[]);
+    let chart = |revision| {
+        let chart = record(&demo, "redis", revision).chart.expect("the chart is recorded");
+        (chart.name, chart.version, chart.app_version)
+    };
+    assert_eq!(chart(1), ("redis".to_string(), "0.3.1".to_string(), Some("7.2".to_string())));
+    let history = demo.history("redis");
+    assert_eq!(history["revisions"][0]["chart"], json!({"name": "redis", "version": "0.3.1", "appVersion": "7.2"}));
+    let text = demo.weaver(&["history", "--env", "dev", "redis"]).success().to_string();
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("CHART") && header.contains("APP VERSION"), "{text}");
+    assert!(text.lines().nth(1).is_some_and(|row| row.contains("redis-0.3.1") && row.contains("7.2")), "{text}");
+
+    // The redis chart's objects do not show its version: only the record can say it changed.
+    demo.edit("charts/redis/chart.yaml", "version: 0.3.1", "version: 0.3.2");
+    let report = demo.apply(&[]);
+    assert_eq!(acted(&report), vec![]);
+    assert_eq!(release(&report, "redis")["revision"], 2);
+    assert_eq!(release(&report, "web")["revision"], Value::Null);
+    assert_eq!(chart(2).1, "0.3.2");
+    assert_eq!(release(&demo.apply(&[]), "redis")["revision"], Value::Null, "recorded once");
+
+    // A record written before weaver kept the chart: the upgrade alone writes no revision.
+    let older = weaver::release_record::Record { revision: 3, chart: None, ..record(&demo, "redis", 2) };
+    demo.cluster.apply(&weaver::release_record::to_secrets(&older, &demo.ns).unwrap(), "weaver");
+    assert_eq!(release(&demo.apply(&[]), "redis")["revision"], Value::Null);
+}
+
+#[test]
 fn a_record_that_cannot_be_written_or_superseded_names_its_secret() {
     let demo = Demo::new();
     let Some(fake) = demo.cluster.fake("refusing one record Secret") else { return };

@@ -377,6 +377,7 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         dirty: None,
         rollback_of: None,
         lock_namespace: None,
+        chart: None,
         objects: Vec::new(),
         manifests: web,
         hooks: Vec::new(),

@@ -76,6 +76,7 @@ pub(super) async fn removed_releases(
             name: name.clone(),
             namespace: namespace.clone(),
             chart: String::new(),
+            chart_meta: None,
             installed: false,
             manifests: Vec::new(),
             hooks: Vec::new(),

@@ -81,6 +81,7 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
         name: release.name.clone(),
         namespace: release.namespace.clone(),
         chart: release.chart.clone(),
+        chart_meta: target.chart.clone(),
         installed: true,
         manifests: recorded(&target.manifests),
         hooks: recorded(&target.hooks),
@@ -143,6 +144,7 @@ mod tests {
             dirty: None,
             rollback_of: None,
             lock_namespace: None,
+            chart: None,
             objects: vec![object("Secret", "web-secrets", true), object("ConfigMap", "web-config", true)],
             manifests: vec![
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": "shop"},

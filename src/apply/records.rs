@@ -9,6 +9,7 @@ use super::{ApplyOptions, Outcome, ReleaseInput, ReleaseResult};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::manifest::{LABEL_RELEASE, ObjectKey, label, namespace_of};
+use crate::project::chart::ChartMeta;
 use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
 
 /// How many revisions of a release are kept, as helm's default `--history-max`.
@@ -25,6 +26,8 @@ pub(super) struct History<'a> {
     /// Revisions of this environment labelled `deployed` (normally one).
     deployed: Vec<u32>,
     last_deployed: Option<&'a Record>,
+    /// The chart this apply applies.
+    chart: Option<ChartMeta>,
 }
 
 impl<'a> History<'a> {
@@ -49,6 +52,7 @@ impl<'a> History<'a> {
             revisions: release_record::revisions(secrets.iter().copied(), release),
             deployed,
             last_deployed,
+            chart: input.rendered.chart_meta.clone(),
         }
     }
 
@@ -71,8 +75,16 @@ impl<'a> History<'a> {
     pub(super) fn needs_record(&self, desired: &[&Value], hooks: &[Value], options: &ApplyOptions) -> bool {
         options.rollback_of.is_some()
             || self.last_deployed().is_none_or(|last| {
-                !same_objects(&last.manifests, &self.manifests(desired, &[])) || !last.has_hooks(hooks)
+                !same_objects(&last.manifests, &self.manifests(desired, &[]))
+                    || !last.has_hooks(hooks)
+                    || !self.same_chart(last)
             })
+    }
+
+    /// Whether `last` records the chart applied now. A record from before charts were kept
+    /// says nothing: the first apply after that upgrade writes no revision for it alone.
+    fn same_chart(&self, last: &Record) -> bool {
+        last.chart.is_none() || last.chart == self.chart
     }
 
     /// The revision to record for `result`, or None when the apply changed nothing and the
@@ -88,8 +100,9 @@ impl<'a> History<'a> {
         let manifests = self.manifests(desired, kept);
         let acted = result.objects.iter().any(|o| o.outcome != Outcome::Unchanged && o.outcome != Outcome::Kept)
             || !result.hooks.is_empty();
-        let recorded =
-            self.last_deployed().is_some_and(|last| same_objects(&last.manifests, &manifests) && last.has_hooks(hooks));
+        let recorded = self.last_deployed().is_some_and(|last| {
+            same_objects(&last.manifests, &manifests) && last.has_hooks(hooks) && self.same_chart(last)
+        });
         if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
             return None;
         }
@@ -124,6 +137,7 @@ impl<'a> History<'a> {
             dirty: options.dirty,
             rollback_of: options.rollback_of,
             lock_namespace: Some(options.lock_namespace.clone()),
+            chart: self.chart.clone(),
             objects,
             manifests,
             hooks: hooks.to_vec(),

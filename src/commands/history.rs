@@ -23,13 +23,16 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HistoryArgs) -> Result<ExitCode>
             format!("release `{}` has no recorded revision in namespace {}\n", release.name, release.namespace)
         }
         ListFormat::Text => {
-            let mut rows =
-                vec![["REVISION", "STATUS", "TIME", "COMMIT", "OBJECTS", "DESCRIPTION"].map(String::from).to_vec()];
+            let header = ["REVISION", "STATUS", "TIME", "CHART", "APP VERSION", "COMMIT", "OBJECTS", "DESCRIPTION"];
+            let mut rows = vec![header.map(String::from).to_vec()];
             rows.extend(records.iter().map(|r| {
+                let chart = r.chart.as_ref();
                 vec![
                     r.revision.to_string(),
                     r.status.as_str().to_string(),
                     r.time.clone(),
+                    chart.map_or_else(|| "-".to_string(), |c| format!("{}-{}", c.name, c.version)),
+                    chart.and_then(|c| c.app_version.clone()).unwrap_or_else(|| "-".to_string()),
                     commit_text(r),
                     objects_text(r),
                     description(r),

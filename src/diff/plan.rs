@@ -340,6 +340,7 @@ mod tests {
             name: name.into(),
             namespace: "shop".into(),
             chart: name.into(),
+            chart_meta: None,
             installed: true,
             manifests: objects
                 .iter()
@@ -393,6 +394,7 @@ mod tests {
             dirty: None,
             rollback_of: None,
             lock_namespace: None,
+            chart: None,
             objects: last_applied
                 .iter()
                 .map(|m| RecordedObject {

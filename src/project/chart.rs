@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Location, Result};
@@ -35,6 +35,17 @@ impl Template {
     pub fn is_partial(&self) -> bool {
         self.path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('_'))
     }
+}
+
+/// A chart's name and versions, as a release record keeps them (helm's `history` shows them as
+/// CHART and APP VERSION).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartMeta {
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Location, Result};
 use crate::manifest::{self, Manifest, ObjectKey, Scopes};
+use crate::project::chart::ChartMeta;
 use crate::project::values::{deep_merge, merge_overrides};
 use crate::project::{Chart, Environment, Project, Release};
 use engine::Engine;
@@ -27,6 +28,8 @@ pub struct RenderedRelease {
     pub name: String,
     pub namespace: String,
     pub chart: String,
+    /// The chart's name and versions (none for a kustomization or a release not installed).
+    pub chart_meta: Option<ChartMeta>,
     pub installed: bool,
     pub manifests: Vec<Manifest>,
     /// A Helm chart's lifecycle hooks (`helm.sh/hook`), apart from its objects: run around an
@@ -296,11 +299,11 @@ impl Run<'_> {
             .par_iter()
             .map(|release| {
                 if !release.installed {
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: false, manifests: Vec::new(), hooks: Vec::new() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: false, manifests: Vec::new(), hooks: Vec::new() });
                 }
                 if let Some(dir) = &release.kustomize {
                     let manifests = render_kustomization(project, release, dir)?;
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new() });
                 }
                 if let Some(chart) = self.helm.charts.get(&release.chart) {
                     let rendered = render_helm(project, release, chart, &self.helm.capabilities, &cluster.live, secrets);
@@ -310,7 +313,9 @@ impl Run<'_> {
                         Err(_) if cluster.live.defers_errors_of(&release.name) => Vec::new(),
                         rendered => rendered?,
                     };
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() });
+                    let metadata = &chart.chart.metadata;
+                    let chart_meta = Some(ChartMeta { name: metadata.name.clone(), version: metadata.version.clone(), app_version: metadata.app_version.clone() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new() });
                 }
                 let chart = &self.chart_contexts[release.chart.as_str()];
                 let values = release_values(project, release, &chart.chart)?;
@@ -327,7 +332,8 @@ impl Run<'_> {
                     capabilities => self.capabilities.clone(),
                 };
                 let manifests = render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
-                Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), installed: true, manifests, hooks: Vec::new() })
+                let chart_meta = Some(ChartMeta { name: chart.chart.name.clone(), version: chart.chart.version.clone(), app_version: chart.chart.app_version.clone() });
+                Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new() })
             })
             .collect()
     }

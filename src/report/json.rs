@@ -332,6 +332,9 @@ pub struct HistoryRevision<'a> {
     pub commit: Option<&'a str>,
     pub dirty: Option<bool>,
     pub rollback_of: Option<u32>,
+    /// The chart applied (`{name, version, appVersion}`); null in records written before
+    /// weaver kept it, and for kustomizations.
+    pub chart: Option<&'a crate::project::chart::ChartMeta>,
     /// How many objects the revision has, and how many of them its apply got into the cluster.
     pub objects: usize,
     pub applied: usize,
@@ -355,6 +358,7 @@ impl<'a> HistoryReport<'a> {
                     commit: r.commit.as_deref(),
                     dirty: r.dirty,
                     rollback_of: r.rollback_of,
+                    chart: r.chart.as_ref(),
                     objects: r.objects.len(),
                     applied: r.objects.iter().filter(|o| o.applied).count(),
                     hook_runs: &r.hook_runs,

@@ -157,6 +157,15 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
 }
 
+/// [`chart_repository`] in a directory of its own, served by a [`TestServer`] (which asks for
+/// the test credentials): the directory, the archives and the server.
+fn served_chart_repository() -> (tempfile::TempDir, Vec<(String, Vec<u8>)>, TestServer) {
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let server = TestServer::chart_repository(served.path().to_path_buf());
+    (served, archives, server)
+}
+
 /// A chart repository holding web 1.0.0, 1.1.0 and 2.0.0, with index.yaml (relative URLs, digests).
 fn chart_repository(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let charts = dir.join("charts");
@@ -193,9 +202,7 @@ fn locked(repo: &Repo) -> Vec<Value> {
 
 #[test]
 fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
-    let served = tempfile::tempdir().unwrap();
-    let archives = chart_repository(served.path());
-    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let (_served, archives, server) = served_chart_repository();
     let repo = Repo::empty();
     repo.write(
         "environments/dev.yaml",
@@ -284,9 +291,7 @@ fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
 /// `charts fetch --rev` pulls what a commit's lock pins, for a CI job that renders that commit.
 #[test]
 fn fetch_with_rev_pulls_what_that_commits_lock_pins() {
-    let served = tempfile::tempdir().unwrap();
-    let archives = chart_repository(served.path());
-    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let (_served, archives, server) = served_chart_repository();
     let repo = Repo::empty();
     let write_environment = |constraint: &str| {
         repo.write(
@@ -329,9 +334,7 @@ fn fetch_with_rev_pulls_what_that_commits_lock_pins() {
 
 #[test]
 fn fetch_refuses_an_archive_the_repository_changed_and_lock_refuses_an_unmet_constraint() {
-    let served = tempfile::tempdir().unwrap();
-    let archives = chart_repository(served.path());
-    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let (served, archives, server) = served_chart_repository();
     let repo = Repo::empty();
     let cache = tempfile::tempdir().unwrap();
     let env = [
@@ -469,9 +472,7 @@ fn changed_lists_the_releases_whose_lock_entry_changed() {
 
 #[test]
 fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_from_the_cache() {
-    let served = tempfile::tempdir().unwrap();
-    let archives = chart_repository(served.path());
-    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let (_served, archives, server) = served_chart_repository();
     let repo = Repo::empty();
     repo.write(
         "charts/shop/Chart.yaml",
@@ -518,9 +519,7 @@ fn a_subchart_declared_in_chart_yaml_and_not_vendored_is_pinned_and_rendered_fro
 /// leaves a chart packaged before `helm dependency build`): `charts lock` pins that too.
 #[test]
 fn a_remote_charts_unvendored_subchart_is_pinned_with_it() {
-    let served = tempfile::tempdir().unwrap();
-    let archives = chart_repository(served.path());
-    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let (served, archives, server) = served_chart_repository();
     // `shop` 0.1.0, added to the repository, depends on `web` ~1.0.0 from the same repository.
     let src = served.path().join("src-shop/shop");
     std::fs::create_dir_all(src.join("templates")).unwrap();
@@ -575,9 +574,7 @@ fn a_remote_charts_unvendored_subchart_is_pinned_with_it() {
 
 #[test]
 fn a_subchart_from_an_at_named_repository_resolves_through_the_environments_repositories() {
-    let served = tempfile::tempdir().unwrap();
-    let archives = chart_repository(served.path());
-    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let (_served, archives, server) = served_chart_repository();
     let repo = Repo::empty();
     repo.write(
         "charts/shop/Chart.yaml",

@@ -46,7 +46,7 @@ pub struct LockedChart {
 
 impl LockedChart {
     pub fn is_for(&self, chart: &RemoteChart) -> bool {
-        self.repository == chart.repository && self.name == chart.name && self.constraint == chart.version
+        names(chart, &self.repository, &self.name, &self.constraint)
     }
 
     /// Whether the entry is for the chart `chart` names.
@@ -82,8 +82,13 @@ impl ChartRef {
     }
 
     pub fn is_for(&self, chart: &RemoteChart) -> bool {
-        self.repository == chart.repository && self.name == chart.name && self.constraint == chart.version
+        names(chart, &self.repository, &self.name, &self.constraint)
     }
+}
+
+/// Whether a release naming `chart` names the chart of this repository, name and constraint.
+fn names(chart: &RemoteChart, repository: &str, name: &str, constraint: &str) -> bool {
+    chart.repository == repository && chart.name == name && chart.version == constraint
 }
 
 /// `charts.lock`: sorted by repository, name and constraint, so that its diffs are small.

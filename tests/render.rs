@@ -618,6 +618,41 @@ fn a_crd_rendered_after_many_releases_still_decides_its_objects_scope_and_schema
     assert_eq!(run.stdout, "", "nothing is printed before an error");
 }
 
+/// A release carrying a CRD waits, with its objects, when it also has a kind no CRD of the run
+/// defines (a ServiceMonitor): the releases using that CRD's kind, finished before it, are
+/// still checked against its schema, in one chunk (the whole-run render) and in several.
+#[test]
+fn a_crd_in_a_release_that_waits_for_an_unknown_kind_gives_its_schema() {
+    let monitored = "  - name: crd\n    chart: widget-crd-monitored\n";
+    for (size, valid) in [("", true), ("    values: {size: big}\n", false)] {
+        let user = format!("  - name: user\n    chart: widget\n{size}");
+        // One chunk (the whole-run render), then several: the user comes after 600 releases.
+        for (releases, early, late) in [(3, format!("{monitored}{user}"), String::new()), (600, monitored.into(), user)]
+        {
+            let dir = chunked_repo(releases, &early, &late);
+            let chart = dir.path().join("charts/widget-crd-monitored/templates");
+            std::fs::create_dir_all(&chart).unwrap();
+            std::fs::copy(dir.path().join("charts/widget-crd/templates/crd.yaml"), chart.join("crd.yaml")).unwrap();
+            std::fs::write(
+                chart.join("monitor.yaml"),
+                "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: widgets\nspec:\n  endpoints: [{port: metrics}]\n",
+            )
+            .unwrap();
+            std::fs::write(chart.join("../chart.yaml"), "name: widget-crd-monitored\nversion: 1.0.0\n").unwrap();
+            let run = weaver_in(dir.path(), &["render", "--env", "bench"], &[]);
+            if valid {
+                let out = run.success().to_string();
+                assert!(!document(&out, "Widget", "user").contains("namespace:"), "a cluster-scoped Widget");
+                assert!(document(&out, "ServiceMonitor", "widgets").contains("port: metrics"));
+            } else {
+                let err = run.failure();
+                assert!(err.contains("release `user`") && err.contains(".spec.size"), "{releases} releases: {err}");
+                assert_eq!(run.stdout, "", "nothing is printed before an error");
+            }
+        }
+    }
+}
+
 /// Of two CRDs of one kind, the last one rendered gives its schema, even to objects rendered
 /// (and checked) before it was.
 #[test]

@@ -162,7 +162,7 @@ pub struct Finished {
 ///
 /// A release is final once the scope of each of its kinds is known: built in, or a CRD of the
 /// run rendered so far says it. A release with a kind still unknown waits (with its objects)
-/// until every release is rendered. Returns `None` when a CRD rendered later changes the scope
+/// until every release is rendered, and is finished with the last chunk. Returns `None` when a CRD rendered later changes the scope
 /// of a kind some release already finished used (a CRD of a built-in kind's name, or two CRDs
 /// of one kind): only one chunk as large as the run (which [`render`] is) gives the right
 /// answer then.
@@ -404,6 +404,13 @@ impl Run<'_> {
                 .zip(rendered)
                 .partition(|(_, out)| out.manifests.iter().all(|m| scopes.is_known(m.api_version(), m.kind())));
             waiting.extend(wait);
+            // Once the last chunk is rendered, every CRD of the run is known: what waited is
+            // final too, and goes to `finish` with the last chunk, so that `finish` sees the
+            // CRDs it carries before it checks the objects that use them.
+            let mut ready = ready;
+            if places.peek().is_none() {
+                ready.append(&mut waiting);
+            }
             let kinds: BTreeSet<(&str, &str)> = ready
                 .iter()
                 .flat_map(|(_, out)| &out.manifests)
@@ -424,8 +431,6 @@ impl Run<'_> {
         if let Some(e) = failed {
             return Err(e);
         }
-        let finished = transform(waiting, &scopes)?;
-        keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish);
         check_unique(&origins)?;
         Ok(Some(made.into_iter().map(|r| r.expect("every release is finished")).collect()))
     }

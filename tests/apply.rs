@@ -689,6 +689,13 @@ fn drift_never_shows_a_decrypted_value_a_template_copied_outside_a_secret() {
         "\ndata:\n",
         "\ndata:\n  API_KEY_COPY: {{ secrets.web.apiKey | quote }}\n",
     );
+    // A value the chart writes in its Secret itself, which the Deployment's labels hold too:
+    // not decrypted, so it makes nothing sensitive.
+    demo.edit(
+        "charts/web-app/templates/secret.yaml",
+        "stringData:\n",
+        "stringData:\n  APP: {{ chart.name | quote }}\n",
+    );
     let rendered = demo.rendered();
     let config = rendered.iter().find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "web-config").unwrap();
     let api_key = config["data"]["API_KEY_COPY"].as_str().unwrap().to_string();

@@ -85,6 +85,16 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         let server_version = prepared.server_version(&rendered, &cluster).await?;
         prepared.warn_removed(&rendered, server_version.as_deref(), on);
         let mut releases = rendered.releases;
+        let mut apply_options =
+            apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
+        // Sensitive: holding a value decrypted from the environment, which is all the redactor
+        // knows until the Secrets below are registered.
+        apply_options.sensitive = releases
+            .iter()
+            .flat_map(|r| &r.manifests)
+            .filter(|m| redactor.finds_in(&m.object))
+            .map(|m| m.key())
+            .collect();
         // What the apply prints quotes the cluster (a hook's pod logs, server messages): the
         // values of the Secrets it applies are not for it, decrypted from the environment or not.
         for secret in releases
@@ -98,14 +108,6 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
             let removed = removed_releases(&cluster, &env, &releases, redactor, on).await?;
             releases.extend(removed);
         }
-        let mut apply_options =
-            apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
-        apply_options.sensitive = releases
-            .iter()
-            .flat_map(|r| &r.manifests)
-            .filter(|m| redactor.finds_in(&m.object))
-            .map(|m| m.key())
-            .collect();
         Ok(Locked { releases, options: apply_options, looked_up })
     };
     execute(&cluster, &env, &options.settings, desired, interrupted, on).await

@@ -605,6 +605,12 @@ fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
     write_environment(&stranger, env, &elsewhere, &elsewhere, "releases:\n  - name: stranger\n    chart: other\n");
     let kubeconfig = chart.cluster.kubeconfig().to_str().unwrap().to_string();
     stranger.weaver(&["--kubeconfig", &kubeconfig, "apply", "--env", env]).success();
+    // A release recorded before records carried their lock namespace: whose it is cannot be
+    // told, so it is left, with a warning.
+    let mut ancient = chart.records().into_iter().next().expect("app's record");
+    (ancient.release, ancient.lock_namespace) = ("ancient".into(), None);
+    (ancient.manifests, ancient.objects, ancient.hooks) = (Vec::new(), Vec::new(), Vec::new());
+    chart.cluster.apply(&weaver::release_record::to_secrets(&ancient, ns).unwrap(), "weaver");
     // Without the flag the release is left alone.
     let plan = diff(&[]);
     assert_eq!(planned_objects(&plan), [triple("other", "other", "create")]);
@@ -630,6 +636,10 @@ fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
         "{}",
         run.stderr
     );
+    let ancient = format!(
+        "release `ancient` has a deployed revision of environment `{env}` in namespace {ns} written before weaver labelled records with their lock namespace"
+    );
+    assert!(run.stderr.contains(&ancient), "{}", run.stderr);
     assert_eq!(
         seen_jobs(&seen),
         [("cleanup", true), ("goodbye", false)],

@@ -8,7 +8,7 @@ use super::{OnProgress, Progress};
 use crate::cluster::Cluster;
 use crate::cluster::observe::deployed_records_everywhere;
 use crate::error::Result;
-use crate::manifest::ObjectKey;
+use crate::manifest::{LABEL_RELEASE, ObjectKey};
 use crate::project::Environment;
 use crate::render::RenderedRelease;
 use crate::secrets::Redactor;
@@ -27,10 +27,17 @@ pub(super) async fn removed_releases(
     on: OnProgress<'_>,
 ) -> Result<Vec<RenderedRelease>> {
     let defined: HashMap<&str, &str> = env.releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    let records = deployed_records_everywhere(cluster, &env.name, &env.lock_namespace, |namespace, release| {
+    let found = deployed_records_everywhere(cluster, &env.name, &env.lock_namespace, |namespace, release| {
         defined.get(release) != Some(&namespace)
     })
     .await?;
+    for (namespace, name) in &found.unlabelled {
+        on(Progress::Warning(format!(
+            "release `{name}` has a deployed revision of environment `{}` in namespace {namespace} written before weaver labelled records with their lock namespace, so it cannot tell whether the release is this project's: --prune-releases leaves it; if it is, remove it with `installed: false`",
+            env.name
+        )));
+    }
+    let records = found.records;
     let rendered_by: HashMap<ObjectKey, &str> =
         rendered.iter().flat_map(|r| r.manifests.iter().map(|m| (m.key(), r.name.as_str()))).collect();
     let mut namespaces: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -62,7 +69,7 @@ pub(super) async fn removed_releases(
         let taken_by = record.manifests.iter().find_map(|m| rendered_by.get(&ObjectKey::of(m)));
         if let Some(other) = taken_by {
             on(Progress::Warning(format!(
-                "release `{name}` (namespace {namespace}) is no longer in environment `{}`, but release `{other}` renders its objects (renamed?): --prune-releases leaves it, so that its delete hooks do not run against them; once `{other}` is applied, delete its records (Secrets labelled weaver.example.com/release={name} in namespace {namespace})",
+                "release `{name}` (namespace {namespace}) is no longer in environment `{}`, but release `{other}` renders its objects (renamed?): --prune-releases leaves it, so that its delete hooks do not run against them; once `{other}` is applied, delete its records (Secrets labelled {LABEL_RELEASE}={name} in namespace {namespace})",
                 env.name
             )));
             continue;

@@ -249,6 +249,16 @@ pub async fn dry_run_apply(
     Ok(ordered)
 }
 
+/// The newest deployed records of `environment`'s releases anywhere in the cluster, found by
+/// [`deployed_records_everywhere`].
+pub struct DeployedRecords {
+    /// Each release's newest deployed record with its namespace.
+    pub records: Vec<(String, Record)>,
+    /// (namespace, release) of records written before weaver labelled records with their lock
+    /// namespace: whether they are this project's cannot be told.
+    pub unlabelled: Vec<(String, String)>,
+}
+
 /// The newest deployed record of each release of `environment` (with lock namespace
 /// `lock_namespace`: another project's environment of the same name has another, or shares its
 /// lock) that `wanted(namespace, release)` picks, wherever in the cluster its records are, with
@@ -259,19 +269,23 @@ pub async fn deployed_records_everywhere(
     environment: &str,
     lock_namespace: &str,
     wanted: impl Fn(&str, &str) -> bool,
-) -> Result<Vec<(String, Record)>> {
+) -> Result<DeployedRecords> {
     let every_namespace = ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: None };
-    let selector = format!(
-        "{LABEL_ENVIRONMENT}={environment},{LABEL_LOCK_NAMESPACE}={lock_namespace},{LABEL_STATUS}={}",
-        Status::Deployed.as_str()
-    );
+    let selector = format!("{LABEL_ENVIRONMENT}={environment},{LABEL_STATUS}={}", Status::Deployed.as_str());
     let secrets = cluster.list(&BTreeSet::from([every_namespace]), &selector, 1).await?;
     let mut by_namespace: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    let mut unlabelled = BTreeSet::new();
     for secret in &secrets {
         let namespace = namespace_of(secret).unwrap_or_default();
-        let release = label(secret, LABEL_RELEASE);
-        if release.is_some_and(|release| wanted(namespace, release)) {
-            by_namespace.entry(namespace).or_default().push(secret);
+        let Some(release) = label(secret, LABEL_RELEASE).filter(|release| wanted(namespace, release)) else {
+            continue;
+        };
+        match label(secret, LABEL_LOCK_NAMESPACE) {
+            Some(own) if own == lock_namespace => by_namespace.entry(namespace).or_default().push(secret),
+            Some(_) => {}
+            None => {
+                unlabelled.insert((namespace.to_string(), release.to_string()));
+            }
         }
     }
     let mut records = Vec::new();
@@ -280,7 +294,9 @@ pub async fn deployed_records_everywhere(
         newest.sort_by(|a, b| a.release.cmp(&b.release));
         records.extend(newest.into_iter().map(|record| (namespace.to_string(), record)));
     }
-    Ok(records)
+    // A release whose newest records are labelled is found by them.
+    unlabelled.retain(|(namespace, release)| !records.iter().any(|(n, r)| n == namespace && &r.release == release));
+    Ok(DeployedRecords { records, unlabelled: unlabelled.into_iter().collect() })
 }
 
 /// The complete records of `release` for `environment`, oldest first (one Secrets LIST).

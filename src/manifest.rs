@@ -75,7 +75,7 @@ impl Manifest {
         str_at(&self.object, &["metadata", "name"]).unwrap_or_default()
     }
     pub fn namespace(&self) -> Option<&str> {
-        str_at(&self.object, &["metadata", "namespace"])
+        namespace_of(&self.object)
     }
     pub fn key(&self) -> ObjectKey {
         ObjectKey::of(&self.object)
@@ -88,7 +88,7 @@ impl ObjectKey {
         ObjectKey {
             group: api_group(str_at(object, &["apiVersion"]).unwrap_or_default()).to_string(),
             kind: str_at(object, &["kind"]).unwrap_or_default().to_string(),
-            namespace: str_at(object, &["metadata", "namespace"]).map(str::to_string),
+            namespace: namespace_of(object).map(str::to_string),
             name: str_at(object, &["metadata", "name"]).unwrap_or_default().to_string(),
         }
     }

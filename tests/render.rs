@@ -575,6 +575,13 @@ fn chunked_repo(releases: usize, early: &str, late: &str) -> tempfile::TempDir {
         crd("example.com", "Widget").replace("integer", "string").replace("widgets.example", "morewidgets.example");
     write("charts/widget-crd-string/chart.yaml", "name: widget-crd-string\nversion: 1.0.0\n");
     write("charts/widget-crd-string/templates/crd.yaml", &more);
+    // The Widget CRD beside a kind no CRD of the run defines.
+    write("charts/widget-crd-monitored/chart.yaml", "name: widget-crd-monitored\nversion: 1.0.0\n");
+    write("charts/widget-crd-monitored/templates/crd.yaml", &crd("example.com", "Widget"));
+    write(
+        "charts/widget-crd-monitored/templates/monitor.yaml",
+        "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: widgets\nspec:\n  endpoints: [{port: metrics}]\n",
+    );
     write("charts/deployment-crd/chart.yaml", "name: deployment-crd\nversion: 1.0.0\n");
     write("charts/deployment-crd/templates/crd.yaml", &crd("apps", "Deployment"));
     write("charts/broken/chart.yaml", "name: broken\nversion: 1.0.0\n");
@@ -612,10 +619,14 @@ fn a_crd_rendered_after_many_releases_still_decides_its_objects_scope_and_schema
     assert!(out.starts_with("---\n# Source: charts/widget/templates/widget.yaml (release early)\n"), "order kept");
 
     let dir = chunked_repo(600, "  - name: early\n    chart: widget\n    values: {size: big}\n", late);
-    let run = weaver_in(dir.path(), &["render", "--env", "bench"], &[]);
+    refused_for_size(&weaver_in(dir.path(), &["render", "--env", "bench"], &[]), "early");
+}
+
+/// Validation refused `release`'s Widget for its `size` (and, as every failure, printed
+/// nothing on stdout).
+fn refused_for_size(run: &common::Run, release: &str) {
     let err = run.failure();
-    assert!(err.contains("release `early`") && err.contains(".spec.size"), "{err}");
-    assert_eq!(run.stdout, "", "nothing is printed before an error");
+    assert!(err.contains(&format!("release `{release}`")) && err.contains(".spec.size"), "{err}");
 }
 
 /// A release carrying a CRD waits, with its objects, when it also has a kind no CRD of the run
@@ -630,24 +641,13 @@ fn a_crd_in_a_release_that_waits_for_an_unknown_kind_gives_its_schema() {
         for (releases, early, late) in [(3, format!("{monitored}{user}"), String::new()), (600, monitored.into(), user)]
         {
             let dir = chunked_repo(releases, &early, &late);
-            let chart = dir.path().join("charts/widget-crd-monitored/templates");
-            std::fs::create_dir_all(&chart).unwrap();
-            std::fs::copy(dir.path().join("charts/widget-crd/templates/crd.yaml"), chart.join("crd.yaml")).unwrap();
-            std::fs::write(
-                chart.join("monitor.yaml"),
-                "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: widgets\nspec:\n  endpoints: [{port: metrics}]\n",
-            )
-            .unwrap();
-            std::fs::write(chart.join("../chart.yaml"), "name: widget-crd-monitored\nversion: 1.0.0\n").unwrap();
             let run = weaver_in(dir.path(), &["render", "--env", "bench"], &[]);
             if valid {
                 let out = run.success().to_string();
                 assert!(!document(&out, "Widget", "user").contains("namespace:"), "a cluster-scoped Widget");
                 assert!(document(&out, "ServiceMonitor", "widgets").contains("port: metrics"));
             } else {
-                let err = run.failure();
-                assert!(err.contains("release `user`") && err.contains(".spec.size"), "{releases} releases: {err}");
-                assert_eq!(run.stdout, "", "nothing is printed before an error");
+                refused_for_size(&run, "user");
             }
         }
     }

@@ -200,48 +200,17 @@ impl Scopes {
     }
 }
 
+use weaver_kube_schema::apimachinery::NameRule;
+pub use weaver_kube_schema::apimachinery::is_dns1123_label;
+
 /// What an RFC 1123 label is, for messages.
-pub const DNS1123_LABEL: &str =
-    "an RFC 1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+pub const DNS1123_LABEL: &str = NameRule::Dns1123Label.describe();
 
-/// An RFC 1123 label ([`DNS1123_LABEL`]). Namespaces are named so.
-pub fn is_dns1123_label(name: &str) -> bool {
-    name.len() <= 63 && is_label_shaped(name)
-}
-
-/// An RFC 1123 subdomain: at most 253 characters, label-shaped parts joined by '.'. As
-/// Kubernetes' IsDNS1123Subdomain checks it, a part may be longer than a label's 63.
-pub fn is_dns1123_subdomain(name: &str) -> bool {
-    name.len() <= 253 && name.split('.').all(is_label_shaped)
-}
-
-fn is_label_shaped(part: &str) -> bool {
-    part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && part.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && part.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
-/// What `metadata.name` must be for this kind, as the API server validates it, or `None` when
-/// `name` is valid. Source: `k8s.io/kubernetes/pkg/apis/*/validation` (1.34): Namespaces are
-/// labels, Services RFC 1035 labels (a letter first), RBAC objects any path segment, custom
-/// resources and every other kind subdomains.
+/// What `metadata.name` must be for this kind, as the API server validates it
+/// (`weaver_kube_schema::apimachinery::NameRule`), or `None` when `name` is valid.
 pub fn name_problem(api_version: &str, kind: &str, name: &str) -> Option<&'static str> {
-    let (valid, rule) = match (api_group(api_version), kind) {
-        ("", "Namespace") => (is_dns1123_label(name), DNS1123_LABEL),
-        ("", "Service") => (
-            is_dns1123_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
-            "an RFC 1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit",
-        ),
-        ("rbac.authorization.k8s.io", "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") => (
-            !matches!(name, "" | "." | "..") && !name.contains(['/', '%']),
-            "a path segment: not '.' or '..', without '/' or '%'",
-        ),
-        _ => (
-            is_dns1123_subdomain(name),
-            "an RFC 1123 subdomain: at most 253 lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit",
-        ),
-    };
-    (!valid).then_some(rule)
+    let rule = NameRule::of(api_group(api_version), kind);
+    (!rule.errors(name).is_empty()).then(|| rule.describe())
 }
 
 /// Apply phases, in order (DESIGN.md "Desired set and order").

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
+use weaver_kube_schema::apimachinery;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Requirement {
@@ -142,31 +143,22 @@ fn parse_requirement(part: &str) -> std::result::Result<Requirement, String> {
 
 /// A label key: an optional DNS subdomain prefix and `/`, then a label name.
 fn checked_key(key: &str) -> std::result::Result<String, String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    let prefix_ok = prefix.is_none_or(crate::manifest::is_dns1123_subdomain);
     if key.is_empty() {
         Err("a requirement has no key".to_string())
-    } else if prefix_ok && !name.is_empty() && is_label_name(name) {
+    } else if apimachinery::qualified_name_errors(key).is_empty() {
         Ok(key.to_string())
     } else {
         Err(format!("`{key}` is not a valid label key"))
     }
 }
 
+/// A label value; an empty one is not written in a selector.
 fn checked_value(value: &str) -> std::result::Result<String, String> {
-    if is_label_name(value) { Ok(value.to_string()) } else { Err(format!("`{value}` is not a valid label value")) }
-}
-
-/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, at most 63 characters.
-fn is_label_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=63).contains(&bytes.len())
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+    if !value.is_empty() && apimachinery::label_value_errors(value).is_empty() {
+        Ok(value.to_string())
+    } else {
+        Err(format!("`{value}` is not a valid label value"))
+    }
 }
 
 #[cfg(test)]

@@ -10,14 +10,19 @@
 //! JSON Schema's (which objects keep undeclared fields differs between built-in kinds and CRDs,
 //! nulls are dropped, embedded resources get ObjectMeta, quantities have their own grammar),
 //! and its messages name paths as the server does. What it checks: unknown fields (as
-//! `fieldValidation=Strict`), types, required fields, `enum`, the formats the server decodes
-//! (`int32`, `byte`, `date-time`), int-or-string and quantities. Left to the server: CEL rules,
-//! `pattern`, bounds, `oneOf`/`anyOf`, and the built-in kinds' Go validation (names, selectors
-//! matching labels).
+//! `fieldValidation=Strict`), types (a float with an integral value is an integer, as the
+//! server decodes it), required fields (a CRD's defaulted ones are filled in first), `enum`,
+//! the formats the server decodes (`int32`, `byte`, `date-time`), int-or-string and
+//! quantities; and the part of the built-in kinds' Go validation every object meets
+//! (`apimachinery`): names by kind, label and annotation keys and values, selectors' and
+//! node selectors' labels, and the fields whose values come from a fixed set. Left to the
+//! server: CEL rules, `pattern`, bounds, `oneOf`/`anyOf`, and the rest of the Go validation
+//! (selectors matching labels, cross-field rules).
 //!
 //! weaver validates rendered objects with it; its fake API server (`crates/test-apiserver`)
 //! refuses what it finds, so the two cannot disagree, and a real server is the judge of both.
 
+pub mod apimachinery;
 mod schema;
 mod walk;
 
@@ -33,6 +38,11 @@ use serde_json::Value;
 pub fn check(builtins: &Builtins, schemas: &Schemas, id: Id, object: &Value, custom: bool, echo: bool) -> Vec<Issue> {
     let mut walker = walk::Walker { builtins, echo, issues: Vec::new() };
     walker.object(schemas, id, object, custom);
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    // A custom resource's name is a DNS subdomain, whatever its kind is called.
+    let kind = if custom { "" } else { object["kind"].as_str().unwrap_or_default() };
+    walker.name(if custom { "" } else { group }, kind, object);
     walker.issues
 }
 
@@ -81,5 +91,69 @@ mod tests {
         assert_eq!(hidden, ["p: Unsupported value: \"[redacted]\": supported values: \"a\""]);
         let shown = messages(check(Builtins::get(), &crds, root, &object, true, true));
         assert_eq!(shown, ["p: Unsupported value: \"hunter2\": supported values: \"a\""]);
+    }
+
+    #[test]
+    fn go_validation_reaches_the_definitions_it_names() {
+        let builtins = Builtins::get();
+        let service = builtins.kinds[&("v1", "Service")];
+        let object = json!({"apiVersion": "v1", "kind": "Service",
+                            "metadata": {"name": "9web", "labels": {"bad key!": "x"}},
+                            "spec": {"type": "ClusterIp", "selector": {"app": "-x"},
+                                     "ports": [{"port": 80, "protocol": "TPC"}, {"port": 81, "protocol": ""}]}});
+        let paths: Vec<String> =
+            check(builtins, &builtins.schemas, service, &object, false, true).into_iter().map(|i| i.path).collect();
+        assert_eq!(
+            paths,
+            ["metadata.labels", "spec.type", "spec.selector", "spec.ports[0].protocol", "metadata.name"],
+            "every property of the table's definitions that a Service has"
+        );
+        // Each (definition, property) of the tables names one the schemas have.
+        let deployment = builtins.kinds[&("apps/v1", "Deployment")];
+        let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                            "spec": {"replicas": 2.0, "strategy": {"type": "Rolling"},
+                                     "selector": {"matchLabels": {"a b": "x"}},
+                                     "template": {"metadata": {"annotations": {"/x": ""}},
+                                                  "spec": {"containers": [{"name": "c", "imagePullPolicy": "always"}],
+                                                           "nodeSelector": {"k": "-"}}}}});
+        let paths: Vec<String> =
+            check(builtins, &builtins.schemas, deployment, &object, false, true).into_iter().map(|i| i.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.strategy.type",
+                "spec.selector.matchLabels",
+                "spec.template.metadata.annotations",
+                "spec.template.spec.containers[0].imagePullPolicy",
+                "spec.template.spec.nodeSelector"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_crd_default_fills_a_required_field_and_integral_floats_are_integers() {
+        let mut crds = Schemas::default();
+        let root = crds.compile_crd(&json!({"type": "object", "properties": {"spec": {"type": "object",
+            "required": ["mode", "size"],
+            "properties": {"mode": {"type": "string", "default": "fast"}, "size": {"type": "integer", "format": "int32"}}}}}));
+        let object =
+            |spec: Value| json!({"apiVersion": "x.test/v1", "kind": "X", "metadata": {"name": "x"}, "spec": spec});
+        let builtins = Builtins::get();
+        assert_eq!(
+            messages(check(builtins, &crds, root, &object(json!({"size": 1e6})), true, true)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            messages(check(builtins, &crds, root, &object(json!({"size": 1.5})), true, true)),
+            ["spec.size: Invalid value: \"number\": spec.size in body must be of type integer: \"number\""]
+        );
+        assert_eq!(
+            messages(check(builtins, &crds, root, &object(json!({"size": 3e9})), true, true)),
+            ["spec.size: Invalid value: 3000000000.0: spec.size in body must be of type int32: 3000000000.0"]
+        );
+        assert_eq!(
+            messages(check(builtins, &crds, root, &object(json!({"mode": "x"})), true, true)),
+            ["spec.size: Required value"]
+        );
     }
 }

@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 use k8s_openapi::schemars::SchemaGenerator;
 use serde_json::{Map, Value};
 
+use crate::apimachinery::{self, StringMap};
+
 pub type Id = usize;
 
 /// The JSON type a schema asks for.
@@ -84,6 +86,13 @@ pub struct Node {
     pub items: Option<Id>,
     pub required: Vec<String>,
     pub enumeration: Vec<Value>,
+    /// A built-in field's enumeration (from `apimachinery::supported_values`): an empty
+    /// string is the server's to default, not refused.
+    pub empty_allowed: bool,
+    /// A CRD's `default`: the server fills a missing field in before checking `required`.
+    pub default: bool,
+    /// A map whose keys (and values) the server checks as labels or annotations.
+    pub string_map: Option<StringMap>,
 }
 
 impl Node {
@@ -99,6 +108,9 @@ impl Node {
             items: None,
             required: Vec::new(),
             enumeration: Vec::new(),
+            empty_allowed: false,
+            default: false,
+            string_map: None,
         }
     }
 }
@@ -151,6 +163,7 @@ impl Compiler<'_> {
                     let mut node = self.node(def);
                     // k8s-openapi gives Quantity only int-or-string; its format is the type's.
                     node.quantity = name == QUANTITY;
+                    self.go_validation(name, def, &node);
                     node
                 }
                 None => Node::any(),
@@ -160,6 +173,29 @@ impl Compiler<'_> {
         }
         let node = self.node(schema);
         self.push(node)
+    }
+
+    /// Adds to the properties of definition `name` the checks the server makes in Go
+    /// (`apimachinery`): fixed sets of values, label and annotation maps. Only properties
+    /// compiled for this definition alone (not `$ref`s, which other definitions share).
+    fn go_validation(&mut self, name: &str, def: &Value, node: &Node) {
+        let Some(properties) = def.get("properties").and_then(Value::as_object) else { return };
+        for (property, schema) in properties {
+            if schema.get("$ref").is_some() {
+                continue;
+            }
+            let Some(&id) = node.properties.get(property) else { continue };
+            if let Some(values) = apimachinery::supported_values(name, property) {
+                // A list of such values (`accessModes`) has them in its items.
+                let id = self.schemas.nodes[id].items.unwrap_or(id);
+                let target = &mut self.schemas.nodes[id];
+                target.enumeration = values.iter().map(|v| Value::String(v.to_string())).collect();
+                target.empty_allowed = true;
+            }
+            if let Some(map) = apimachinery::string_map(name, property) {
+                self.schemas.nodes[id].string_map = Some(map);
+            }
+        }
     }
 
     fn push(&mut self, node: Node) -> Id {
@@ -209,6 +245,9 @@ impl Compiler<'_> {
             items,
             required: strings("required"),
             enumeration: schema.get("enum").and_then(Value::as_array).cloned().unwrap_or_default(),
+            empty_allowed: false,
+            default: schema.get("default").is_some_and(|d| !d.is_null()),
+            string_map: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use base64::Engine;
 use serde_json::Value;
 
+use super::apimachinery::{self, NameRule, StringMap};
 use super::schema::{Builtins, Extra, Format, Id, Schemas, Type};
 
 /// One problem in an object: where (`spec.template.spec.containers[0].name`, as the API server
@@ -138,13 +139,18 @@ impl Walker<'_> {
             (Type::Object, Value::Object(_)) | (Type::Array, Value::Array(_)) => true,
             (Type::String, Value::String(_)) | (Type::Boolean, Value::Bool(_)) => true,
             (Type::Number, Value::Number(_)) => true,
-            (Type::Integer, Value::Number(n)) => !n.is_f64(),
+            // The server's decoders take a float with an integral value (`1e+06`, which
+            // go-yaml writes for a million) as an integer.
+            (Type::Integer, Value::Number(n)) => integer(n).is_some(),
             _ => false,
         };
         if !fits {
             return self.wrong_type(path, ty.name(), value);
         }
-        if !node.enumeration.is_empty() && !node.enumeration.contains(value) {
+        if !node.enumeration.is_empty()
+            && !node.enumeration.contains(value)
+            && !(node.empty_allowed && value.as_str() == Some(""))
+        {
             let supported: Vec<String> = node.enumeration.iter().map(|v| shown(v, true)).collect();
             let message = format!(
                 "{path}: Unsupported value: {}: supported values: {}",
@@ -154,7 +160,12 @@ impl Walker<'_> {
             self.issue(path, message);
         }
         match value {
-            Value::Object(_) => self.fields(schemas, id, value, path, &[]),
+            Value::Object(map) => {
+                if let Some(kind) = node.string_map {
+                    self.string_map(kind, map, path);
+                }
+                self.fields(schemas, id, value, path, &[])
+            }
             Value::Array(items) => {
                 if let Some(item_id) = node.items {
                     let len = path.len();
@@ -167,7 +178,7 @@ impl Walker<'_> {
             }
             Value::String(text) => self.format(node.format, text, value, path),
             Value::Number(n) if node.format == Some(Format::Int32) => {
-                if n.as_i64().is_none_or(|n| i32::try_from(n).is_err()) {
+                if integer(n).is_none_or(|n| i32::try_from(n).is_err()) {
                     let message = format!("{path}: Invalid value: {n}: {path} in body must be of type int32: {n}");
                     self.issue(path, message);
                 }
@@ -218,12 +229,68 @@ impl Walker<'_> {
             path.truncate(len);
         }
         for key in &node.required {
-            if !map.contains_key(key) {
+            // A missing field with a default is filled in before the check.
+            let defaulted = node.properties.get(key).is_some_and(|&child| schemas.node(child).default);
+            if !map.contains_key(key) && !defaulted {
                 let at = join(path, key);
                 self.issue(&at, format!("{at}: Required value"));
             }
         }
     }
+}
+
+impl Walker<'_> {
+    /// The name (and namespace) of a whole object of `kind` in API group `group`, as
+    /// `ValidateObjectMeta` checks them with the kind's name rule.
+    pub fn name(&mut self, group: &str, kind: &str, object: &Value) {
+        let meta = &object["metadata"];
+        let checks = [("metadata.name", NameRule::of(group, kind)), ("metadata.namespace", NameRule::Dns1123Label)];
+        for (path, rule) in checks {
+            let field = path.trim_start_matches("metadata.");
+            let Some(value) = meta[field].as_str().filter(|value| !value.is_empty()) else { continue };
+            for error in rule.errors(value) {
+                self.issue(path, format!("{path}: Invalid value: {value:?}: {error}"));
+            }
+        }
+    }
+
+    /// Labels (keys and values) or annotations (keys, and their total size), as
+    /// `ValidateLabels` and `ValidateAnnotations` check them.
+    fn string_map(&mut self, kind: StringMap, map: &serde_json::Map<String, Value>, path: &str) {
+        let mut size = 0;
+        for (key, value) in map {
+            let checked = match kind {
+                StringMap::Labels => key.clone(),
+                StringMap::Annotations => key.to_lowercase(),
+            };
+            for error in apimachinery::qualified_name_errors(&checked) {
+                self.issue(path, format!("{path}: Invalid value: {key:?}: {error}"));
+            }
+            let Value::String(text) = value else { continue };
+            size += key.len() + text.len();
+            if kind == StringMap::Labels {
+                for error in apimachinery::label_value_errors(text) {
+                    self.issue(path, format!("{path}: Invalid value: {}: {error}", shown(value, self.echo)));
+                }
+            }
+        }
+        if kind == StringMap::Annotations && size > apimachinery::TOTAL_ANNOTATION_SIZE_LIMIT {
+            let limit = apimachinery::TOTAL_ANNOTATION_SIZE_LIMIT;
+            self.issue(path, format!("{path}: Too long: may not be more than {limit} bytes"));
+        }
+    }
+}
+
+/// A JSON number as an integer, when it is one: an integer, or a float with an integral value.
+fn integer(n: &serde_json::Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i.into());
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(u.into());
+    }
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f.abs() < 1e30).then_some(f as i128)
 }
 
 fn push_key(path: &mut String, key: &str) {

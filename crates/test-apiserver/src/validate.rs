@@ -9,63 +9,7 @@ use crate::error::{Cause, field};
 use crate::resources::Resource;
 use serde_json::Value;
 
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-
-fn is_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-fn is_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(is_label)
-}
-
-/// Name rules per kind (`ValidateObjectMeta` with the kind's name validator).
-fn name_errors(res: &Resource, name: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    match (res.group.as_str(), res.kind.as_str()) {
-        ("", "Namespace") => {
-            if name.len() > 63 {
-                errs.push("must be no more than 63 characters".into());
-            }
-            if !is_label(name) {
-                errs.push(LABEL_MSG.into());
-            }
-        }
-        ("", "Service") => {
-            if name.len() > 63 {
-                errs.push("must be no more than 63 characters".into());
-            }
-            if !(is_label(name) && name.as_bytes()[0].is_ascii_lowercase()) {
-                errs.push(DNS1035_MSG.into());
-            }
-        }
-        ("rbac.authorization.k8s.io", _) => {
-            if name == "." || name == ".." {
-                errs.push(format!("may not be '{name}'"));
-            }
-            for bad in ["/", "%"] {
-                if name.contains(bad) {
-                    errs.push(format!("may not contain '{bad}'"));
-                }
-            }
-        }
-        _ => {
-            if name.len() > 253 {
-                errs.push("must be no more than 253 characters".into());
-            }
-            if !is_subdomain(name) {
-                errs.push(SUBDOMAIN_MSG.into());
-            }
-        }
-    }
-    errs
-}
+use weaver_kube_schema::apimachinery::{DNS1123_LABEL_MSG, is_dns1123_label};
 
 /// What the object's schema refuses. Unknown fields are not among them: decoding prunes them
 /// first, and warns or refuses as `fieldValidation` says. (A real server refuses a built-in
@@ -109,14 +53,9 @@ pub fn schema_causes(res: &Resource, obj: &Value) -> Vec<Cause> {
 /// Validation on create and update; `old` is the live object on update.
 pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
-    let meta = &obj["metadata"];
-    let name = meta["name"].as_str().unwrap_or_default();
-    if name.is_empty() {
+    // A name's form is the schema check's (`weaver_kube_schema::apimachinery`).
+    if obj["metadata"]["name"].as_str().unwrap_or_default().is_empty() {
         causes.push(field::required("metadata.name", "name or generateName is required"));
-    } else {
-        for e in name_errors(res, name) {
-            causes.push(field::invalid("metadata.name", &Value::String(name.into()), &e));
-        }
     }
     if res.is_crd() {
         return causes;
@@ -243,8 +182,8 @@ fn pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
             Some(n) => {
                 if seen.contains(&n) {
                     causes.push(field::duplicate(&format!("{p}.name"), &c["name"]));
-                } else if !is_label(n) || n.len() > 63 {
-                    causes.push(field::invalid(&format!("{p}.name"), &c["name"], LABEL_MSG));
+                } else if !is_dns1123_label(n) || n.len() > 63 {
+                    causes.push(field::invalid(&format!("{p}.name"), &c["name"], DNS1123_LABEL_MSG));
                 }
                 seen.push(n);
             }
@@ -259,19 +198,5 @@ fn job_restart_policy(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
     let p = spec["restartPolicy"].as_str().unwrap_or_default();
     if p != "OnFailure" && p != "Never" {
         causes.push(field::not_supported(path, p, &["OnFailure", "Never"]));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dns_names() {
-        assert!(is_subdomain("web.example-1"));
-        assert!(!is_subdomain("Web"));
-        assert!(!is_subdomain("-web"));
-        assert!(is_label("a-1"));
-        assert!(!is_label("a.b"));
     }
 }

@@ -140,13 +140,11 @@ pub fn qualified_name_errors(key: &str) -> Vec<String> {
     }
     if name.is_empty() {
         errors.push("name part must be non-empty".to_string());
-    } else {
-        if name.len() > 63 {
-            errors.push("name part must be no more than 63 characters".to_string());
-        }
-        if !is_label_value(name) {
-            errors.push(format!("name part {QUALIFIED_NAME_RULE}"));
-        }
+    } else if name.len() > 63 {
+        errors.push("name part must be no more than 63 characters".to_string());
+    }
+    if name.is_empty() || !is_label_value(name) {
+        errors.push(format!("name part {QUALIFIED_NAME_RULE}"));
     }
     errors
 }

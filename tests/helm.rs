@@ -308,16 +308,30 @@ fn built_in_objects_have_helm_s_go_types() {
 }
 
 #[test]
-fn dependencies_must_be_vendored_at_a_version_in_range() {
-    let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: ~2.1.0\n";
+fn dependencies_must_be_vendored_and_a_wrong_version_renders_as_helm_renders_it() {
+    let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: ~2.1.0\n    alias: database\n    condition: database.enabled\n";
     let repo = chart_repo(&[]);
     repo.write("charts/app/Chart.yaml", needs);
     let err = repo.weaver(&["render", "--env", "dev"]);
     assert_has(err.failure(), &["charts/app/Chart.yaml", "depends on `db`", "missing in charts/ directory: db"]);
 
-    repo.write("charts/app/charts/db/Chart.yaml", "apiVersion: v2\nname: db\nversion: 2.2.0\n");
-    let err = repo.weaver(&["render", "--env", "dev"]);
-    assert_has(err.failure(), &["charts/app/Chart.yaml", "`db` version ~2.1.0", "charts/app/charts/db 2.2.0"]);
+    // Vendored outside its range, the subchart keeps its own name: the entry's alias and
+    // condition do not reach it, and its values are under `db`.
+    repo.write("charts/app/charts/db/Chart.yaml", "apiVersion: v2\nname: db\nversion: 2.2.0\n")
+        .write("charts/app/charts/db/values.yaml", "greeting: hello\n")
+        .write("charts/app/charts/db/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Chart.Name }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n")
+        .write("charts/app/values.yaml", "database:\n  enabled: false\ndb:\n  greeting: hi\n");
+    let run = repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
+    let warning = run.stderr.lines().find(|l| l.contains("wrong version")).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert_has(warning, &["charts/app/Chart.yaml", "`db` version ~2.1.0", "charts/app/charts/db 2.2.0"]);
+    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    assert_eq!(actual["ConfigMap/app-db"]["data"], json!({"greeting": "hi"}));
+    let Some(helm) = helm_binary() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
+    assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
 }
 
 #[test]

@@ -87,6 +87,7 @@ pub(super) async fn removed_releases(
             installed: false,
             manifests: Vec::new(),
             hooks: Vec::new(),
+            warnings: Vec::new(),
         });
     }
     Ok(removed)

@@ -138,6 +138,13 @@ pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) ->
     Ok(texts.expect("a run of one chunk learns every CRD before any release is finished"))
 }
 
+/// The releases' warnings, each once (releases of one chart share its warnings).
+fn warn_of_releases<'a>(warnings: impl Iterator<Item = &'a String>, on: OnProgress) {
+    for warning in warnings.collect::<BTreeSet<_>>() {
+        on(Progress::Warning(warning.clone()));
+    }
+}
+
 /// A release's documents formatted, and how many values that redacted.
 fn format_release(release: &mut crate::render::RenderedRelease, format: Format) -> (String, usize) {
     let mut text = String::new();
@@ -157,6 +164,7 @@ struct Formatted {
     objects: usize,
     report: Report,
     removed: Vec<Removed>,
+    warnings: Vec<String>,
 }
 
 /// The selected releases with their decrypted secrets: all rendering needs but, for Helm
@@ -324,6 +332,7 @@ impl Prepared {
         };
         let view = ClusterView { capabilities: None, live: Arc::new(live) };
         let rendered = self.render_releases(&self.selected.releases(), &view, None, on)?;
+        warn_of_releases(rendered.releases.iter().flat_map(|r| &r.warnings), on);
         let looking_up = match &*view.live {
             Live::Later(asked) => std::mem::take(&mut *asked.lock().unwrap_or_else(PoisonError::into_inner)),
             _ => BTreeSet::new(),
@@ -376,7 +385,8 @@ impl Prepared {
                     let (mut text, redacted) = format_release(&mut f.release, format);
                     // Kept to the end of the run: without the room it grew with (up to as much again).
                     text.shrink_to_fit();
-                    Formatted { text, redacted, objects, report, removed }
+                    let warnings = std::mem::take(&mut f.release.warnings);
+                    Formatted { text, redacted, objects, report, removed, warnings }
                 })
                 .collect()
         };
@@ -389,6 +399,7 @@ impl Prepared {
         on(Progress::Phase("render", started.elapsed().saturating_sub(validated)));
         let objects: usize = formatted.iter().map(|f| f.objects).sum();
         on(Progress::Info(format!("rendered {objects} objects of {} releases", releases.len())));
+        warn_of_releases(formatted.iter().flat_map(|f| &f.warnings), on);
         let mut texts = Texts { texts: Vec::with_capacity(formatted.len()), redacted: 0 };
         let (mut report, mut removed) = (Report::default(), Vec::new());
         for f in formatted {

@@ -85,6 +85,7 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
         installed: true,
         manifests: recorded(&target.manifests),
         hooks: recorded(&target.hooks),
+        warnings: Vec::new(),
     };
     let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
     let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));

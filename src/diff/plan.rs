@@ -352,6 +352,7 @@ mod tests {
                 })
                 .collect(),
             hooks: Vec::new(),
+            warnings: Vec::new(),
         };
         let release = rendered("web", &desired);
         // `moved` now belongs to another release of this apply; `taken` is labelled as another's, and

@@ -52,6 +52,8 @@ fn at_line(path: impl AsRef<Path>, line: Option<usize>, message: impl Into<Strin
 /// size: kept for every chart of a large environment, they were most of its memory).
 pub struct HelmChart {
     pub chart: Arc<Chart>,
+    /// What loading it found that helm renders anyway (a subchart of the wrong version).
+    pub warnings: Vec<String>,
     parsed: engine::ParsedSets,
     /// Renders still expected (see [`HelmChart::expect_release`]); none expected keeps the sets.
     pending: AtomicUsize,
@@ -259,8 +261,14 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
             loaded.dependencies.push(Arc::new(archive::load(&data, &origin)?));
         }
     }
-    check_dependencies(&loaded)?;
-    Ok(HelmChart { chart: Arc::new(loaded), parsed: engine::ParsedSets::default(), pending: AtomicUsize::new(0) })
+    let mut warnings = Vec::new();
+    check_dependencies(&loaded, &mut warnings)?;
+    Ok(HelmChart {
+        chart: Arc::new(loaded),
+        warnings,
+        parsed: engine::ParsedSets::default(),
+        pending: AtomicUsize::new(0),
+    })
 }
 
 /// The file declaring `chart`'s dependencies: `Chart.yaml`, or a v1 chart's `requirements.yaml`.
@@ -282,9 +290,11 @@ fn missing_dependency(chart: &Chart, dependency: &str) -> String {
     )
 }
 
-/// Every `dependencies` entry has its chart vendored in `charts/`, at a version in its range
-/// (stricter than helm, which renders a subchart of another version under its own name).
-fn check_dependencies(chart: &Chart) -> Result<(), Error> {
+/// Every `dependencies` entry has its chart vendored in `charts/` (else an error, as helm's);
+/// one whose vendored version is outside its range is rendered as helm renders it (under its
+/// own name, so the entry's alias and condition do not reach it: `helm dependency list` says
+/// "wrong version"), with a warning naming both versions.
+fn check_dependencies(chart: &Chart, warnings: &mut Vec<String>) -> Result<(), Error> {
     let chart_yaml = dependencies_file(chart);
     for dependency in &chart.metadata.dependencies {
         let vendored: Vec<&Arc<Chart>> = chart.dependencies.iter().filter(|d| d.name() == dependency.name).collect();
@@ -297,20 +307,17 @@ fn check_dependencies(chart: &Chart) -> Result<(), Error> {
         {
             let found: Vec<String> =
                 vendored.iter().map(|d| format!("{} {}", d.origin.display(), d.metadata.version)).collect();
-            return Err(at(
-                &chart_yaml,
-                format!(
-                    "chart `{}` needs `{}` version {}, but charts/ has version {}",
-                    chart.name(),
-                    dependency.name,
-                    dependency.version,
-                    found.join(", ")
-                ),
-            )
-            .with_help("vendor a version in the range (`helm dependency update`), or change the range"));
+            warnings.push(format!(
+                "{}: chart `{}` needs `{}` version {}, but charts/ has version {}: rendered as helm renders it (\"wrong version\" in `helm dependency list`); vendor a version in the range (`helm dependency update`), or change the range",
+                chart_yaml.display(),
+                chart.name(),
+                dependency.name,
+                dependency.version,
+                found.join(", ")
+            ));
         }
     }
-    chart.dependencies.iter().try_for_each(|d| check_dependencies(d))
+    chart.dependencies.iter().try_for_each(|d| check_dependencies(d, warnings))
 }
 
 /// Renders a release of `helm`: values coalesced and checked against the charts' schemas, then

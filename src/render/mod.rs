@@ -35,6 +35,9 @@ pub struct RenderedRelease {
     /// A Helm chart's lifecycle hooks (`helm.sh/hook`), apart from its objects: run around an
     /// apply, never kept as objects (see `hook`).
     pub hooks: Vec<Manifest>,
+    /// What rendering found that does not stop it (a Helm chart's subchart of the wrong
+    /// version), for the caller to warn of.
+    pub warnings: Vec<String>,
 }
 
 impl RenderedRelease {
@@ -299,11 +302,11 @@ impl Run<'_> {
             .par_iter()
             .map(|release| {
                 if !release.installed {
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: false, manifests: Vec::new(), hooks: Vec::new() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: false, manifests: Vec::new(), hooks: Vec::new(), warnings: Vec::new() });
                 }
                 if let Some(dir) = &release.kustomize {
                     let manifests = render_kustomization(project, release, dir)?;
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new() });
                 }
                 if let Some(chart) = self.helm.charts.get(&release.chart) {
                     let rendered = render_helm(project, release, chart, &self.helm.capabilities, &cluster.live, secrets);
@@ -315,7 +318,7 @@ impl Run<'_> {
                     };
                     let metadata = &chart.chart.metadata;
                     let chart_meta = Some(ChartMeta { name: metadata.name.clone(), version: metadata.version.clone(), app_version: metadata.app_version.clone() });
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: chart.warnings.clone() });
                 }
                 let chart = &self.chart_contexts[release.chart.as_str()];
                 let values = release_values(project, release, &chart.chart)?;
@@ -333,7 +336,7 @@ impl Run<'_> {
                 };
                 let manifests = render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
                 let chart_meta = Some(ChartMeta { name: chart.chart.name.clone(), version: chart.chart.version.clone(), app_version: chart.chart.app_version.clone() });
-                Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new() })
+                Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new() })
             })
             .collect()
     }

@@ -307,6 +307,55 @@ fn built_in_objects_have_helm_s_go_types() {
     assert_eq!(objects["ConfigMap/types"], expected["ConfigMap/types"], "helm template's types differ");
 }
 
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: { kind: Widget, plural: widgets }\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }\n";
+
+#[test]
+fn a_crd_bundled_twice_identical_is_rendered_once_with_a_warning() {
+    // Two subcharts of one chart bring the same CRD in their crds/.
+    let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: one\n    version: 1.0.0\n  - name: two\n    version: 1.0.0\n";
+    let mut files = vec![("Chart.yaml", needs)];
+    let one = "apiVersion: v2\nname: one\nversion: 1.0.0\n";
+    let two = "apiVersion: v2\nname: two\nversion: 1.0.0\n";
+    files.extend([("charts/one/Chart.yaml", one), ("charts/one/crds/widget.yaml", WIDGET_CRD)]);
+    files.extend([("charts/two/Chart.yaml", two), ("charts/two/crds/widget.yaml", WIDGET_CRD)]);
+    let repo = chart_repo(&files);
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    let documents = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+    assert_eq!(documents.iter().filter(|d| d["kind"] == "CustomResourceDefinition").count(), 1, "{}", run.stdout);
+    assert_has(
+        &run.stderr,
+        &["charts/app/charts/two/crds/widget.yaml", "widgets.example.com", "identical, by release `app`"],
+    );
+    if let Some(helm) = helm_binary() {
+        let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
+        assert_eq!(by_key(documents), by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+    } else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+    }
+
+    // Two releases whose charts bundle it: the first release's copy is applied.
+    let repo = Repo::empty();
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: a\n    chart: a\n  - name: b\n    chart: b\n",
+    );
+    for chart in ["a", "b"] {
+        repo.write(&format!("charts/{chart}/Chart.yaml"), &format!("apiVersion: v2\nname: {chart}\nversion: 1.0.0\n"))
+            .write(&format!("charts/{chart}/crds/widget.yaml"), WIDGET_CRD);
+    }
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    let documents = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+    let crds: Vec<&Value> = documents.iter().filter(|d| d["kind"] == "CustomResourceDefinition").collect();
+    assert_eq!(crds.len(), 1, "{}", run.stdout);
+    assert_eq!(crds[0]["metadata"]["labels"]["weaver.example.com/release"], "a", "{}", run.stdout);
+    assert_has(&run.stderr, &["release `b`, charts/b/crds/widget.yaml", "identical, by release `a`"]);
+
+    // A different copy is still an error.
+    repo.write("charts/b/crds/widget.yaml", &WIDGET_CRD.replace("scope: Namespaced", "scope: Cluster"));
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    assert_has(err.failure(), &["widgets.example.com is rendered twice", "release `a`", "release `b`"]);
+}
+
 #[test]
 fn dependencies_must_be_vendored_and_a_wrong_version_renders_as_helm_renders_it() {
     let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: ~2.1.0\n    alias: database\n    condition: database.enabled\n";

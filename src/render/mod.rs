@@ -219,6 +219,47 @@ fn keep<R>(
     }
 }
 
+/// A CRD rendered again, identical (charts bundling the same CRDs, in two subcharts of one
+/// chart or in two releases), is applied once, as helm installs a CRD once and skips one that
+/// exists: each copy after the first (in the run's order) goes, with a warning. A different
+/// copy stays, for the check that no object is rendered twice to refuse.
+fn drop_repeated_crds(finished: &mut [Finished], seen: &mut HashMap<ObjectKey, (String, Value)>) {
+    let mut order: Vec<&mut Finished> = finished.iter_mut().collect();
+    order.sort_by_key(|f| f.index);
+    for f in order {
+        let release = &mut f.release;
+        let mut warnings = Vec::new();
+        release.manifests.retain(|m| {
+            if m.kind() != "CustomResourceDefinition" {
+                return true;
+            }
+            // Compared as the chart made it: each copy carries its own release's label.
+            let mut made = m.object.clone();
+            if let Some(labels) = made["metadata"].get_mut("labels").and_then(Value::as_object_mut) {
+                labels.remove(manifest::LABEL_RELEASE);
+            }
+            match seen.entry(m.key()) {
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert((release.name.clone(), made));
+                    true
+                }
+                std::collections::hash_map::Entry::Occupied(first) if first.get().1 == made => {
+                    warnings.push(format!(
+                        "release `{}`, {}: {} is also rendered, identical, by release `{}`: it is applied once",
+                        release.name,
+                        m.source.display(),
+                        m.key(),
+                        first.get().0
+                    ));
+                    false
+                }
+                std::collections::hash_map::Entry::Occupied(_) => true,
+            }
+        });
+        release.warnings.extend(warnings);
+    }
+}
+
 /// Everything rendering the releases of a run needs, prepared once.
 struct Run<'a> {
     project: &'a Project,
@@ -363,6 +404,8 @@ impl Run<'_> {
         let mut decided: HashMap<(String, String), bool> = HashMap::new();
         let mut waiting: Vec<(usize, RenderedRelease)> = Vec::new();
         let mut origins: Vec<Origins> = Vec::with_capacity(places.len());
+        // The first copy of each CRD, and its release: see `drop_repeated_crds`.
+        let mut crds_seen: HashMap<ObjectKey, (String, Value)> = HashMap::new();
         let mut made: Vec<Option<R>> = Vec::with_capacity(places.len());
         // A patch's error: reported once every release rendered without one.
         let mut failed: Option<Error> = None;
@@ -426,6 +469,7 @@ impl Run<'_> {
             match transform(ready, &scopes) {
                 Ok(mut finished) => {
                     finished.extend(kept);
+                    drop_repeated_crds(&mut finished, &mut crds_seen);
                     keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish)
                 }
                 Err(e) => failed = Some(e),

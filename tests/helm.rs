@@ -357,6 +357,33 @@ fn a_crd_bundled_twice_identical_is_rendered_once_with_a_warning() {
 }
 
 #[test]
+fn quoted_scalars_with_under_indented_lines_read_as_helm_reads_them() {
+    // A generated CRD's long single-quoted description, and a template's double-quoted value,
+    // continued on lines no more indented than their key: go-yaml reads both.
+    let crd = WIDGET_CRD.replace(
+        "  group: example.com\n",
+        "  group: example.com\n  preserveUnknownFields: false\n  conversion:\n    strategy: 'None'\n",
+    )
+    .replace(
+        "schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }",
+        "schema:\n        openAPIV3Schema:\n          description: 'Widget is a thing that''s\n          described at length.'\n          type: object\n          x-kubernetes-preserve-unknown-fields: true",
+    );
+    let template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: opts\ndata:\n  opts: \"\n  -Da=b\n    \"\n";
+    let repo = chart_repo(&[("crds/widget.yaml", &crd), ("templates/cm.yaml", template)]);
+    let actual = rendered(&repo, "app");
+    assert_eq!(
+        actual["CustomResourceDefinition/widgets.example.com"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"],
+        "Widget is a thing that's described at length."
+    );
+    let Some(helm) = helm_binary() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
+    assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+}
+
+#[test]
 fn dependencies_must_be_vendored_and_a_wrong_version_renders_as_helm_renders_it() {
     let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: ~2.1.0\n    alias: database\n    condition: database.enabled\n";
     let repo = chart_repo(&[]);

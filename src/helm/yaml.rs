@@ -42,7 +42,7 @@ pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
     {
         return Ok(documents.pop().flatten());
     }
-    load_first(text)
+    crate::yaml::leniently(text, load_first, under_indented_at)
 }
 
 fn load_first(text: &str) -> Result<Option<Json>, YamlError> {
@@ -65,7 +65,7 @@ pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
     if let Some(documents) = subset::stream(text, GoValues) {
         return Ok(documents.into_iter().flatten().filter(|value| !value.is_null()).collect());
     }
-    load_documents(text)
+    crate::yaml::leniently(text, load_documents, under_indented_at)
 }
 
 fn load_documents(text: &str) -> Result<Vec<Json>, YamlError> {
@@ -87,6 +87,10 @@ fn load_documents(text: &str) -> Result<Vec<Json>, YamlError> {
         loader.anchors.clear();
     }
     Ok(out)
+}
+
+fn under_indented_at(e: &YamlError) -> Option<usize> {
+    e.line.filter(|_| e.message.contains(crate::yaml::UNDER_INDENTED))
 }
 
 /// Builds JSON values from text in the common YAML subset (`crate::yaml::subset`), which
@@ -1160,5 +1164,25 @@ mod tests {
         let out = yaml(json!({ "k": words.trim_end() }));
         assert_eq!(out.lines().count(), 2, "{out}");
         assert!(out.lines().nth(1).unwrap().starts_with("  word"), "{out}");
+    }
+
+    #[test]
+    fn under_indented_quoted_continuations_read_as_go_yaml_reads_them() {
+        // As a CRD generator writes long descriptions, and a template writes a quoted value.
+        let crd =
+            "properties:\n  kind:\n    description: 'Kind is a string\n    value: it''s folded.'\n    type: string\n";
+        assert_eq!(
+            documents(crd).unwrap(),
+            [
+                serde_json::json!({"properties": {"kind": {"description": "Kind is a string value: it's folded.", "type": "string"}}})
+            ]
+        );
+        let env = "env:\n  - name: OPTS\n    value: \"\n    -Da=b \\\"c\\\"\n      \"\n  - name: B\n    value: x\n";
+        let value = from_str(env).unwrap().unwrap();
+        assert_eq!(value["env"][0]["value"], " -Da=b \"c\" ");
+        assert_eq!(value["env"][1]["value"], "x");
+        // Anything else under-indented is still an error, with its line.
+        let error = documents("a:\n  b: 'x\n").unwrap_err();
+        assert_eq!(error.line, Some(3), "{error}");
     }
 }

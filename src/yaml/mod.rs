@@ -166,9 +166,100 @@ fn documents_with(path: &Path, text: &str, mut options: serde_saphyr::Options) -
     budget.max_nodes = budget.max_nodes.max(text.len());
     budget.max_events = budget.max_events.max(text.len() * 2);
     options.budget = Some(budget);
-    let docs: Vec<Value> = serde_saphyr::from_str_multiple_with_options(text, options)
-        .map_err(|e| located(path, text, e, "invalid YAML"))?;
+    let under_indented_at = |e: &serde_saphyr::Error| {
+        let location = e.location().filter(|_| e.to_string().contains(UNDER_INDENTED))?;
+        usize::try_from(location.line()).ok()
+    };
+    let docs: Vec<Value> =
+        leniently(text, |text| serde_saphyr::from_str_multiple_with_options(text, options.clone()), under_indented_at)
+            .map_err(|e| located(path, text, e, "invalid YAML"))?;
     Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
+}
+
+/// granit-parser's refusal of a quoted scalar's continuation line indented no more than the
+/// mapping that holds the scalar, which YAML 1.2 forbids and go-yaml accepts.
+pub(crate) const UNDER_INDENTED: &str = "invalid indentation in multiline quoted scalar";
+
+/// Reads `text` with `read`, as leniently as go-yaml: a quoted scalar whose continuation lines
+/// are under-indented (CRDs generated with long single-quoted descriptions have them) is read
+/// again with those lines indented enough. Folding drops a continuation line's leading spaces,
+/// so the value is the same.
+/// `under_indented_at` gives the (1-based) line of an error that is that refusal.
+pub(crate) fn leniently<T, E>(
+    text: &str,
+    read: impl Fn(&str) -> std::result::Result<T, E>,
+    under_indented_at: impl Fn(&E) -> Option<usize>,
+) -> std::result::Result<T, E> {
+    let mut indented: Option<String> = None;
+    loop {
+        let current = indented.as_deref().unwrap_or(text);
+        match read(current) {
+            // Each round indents at least one line more: the error moves on or is final.
+            Err(e) => match under_indented_at(&e).and_then(|line| indent_continuation(current, line)) {
+                Some(next) => indented = Some(next),
+                None => return Err(e),
+            },
+            result => return result,
+        }
+    }
+}
+
+/// `text` with the continuation lines of the quoted scalar that line `line` (1-based)
+/// continues indented one space more than the line the scalar starts on; None when there is
+/// no such scalar or nothing to indent.
+fn indent_continuation(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let bad = line.checked_sub(1).filter(|&bad| bad < lines.len())?;
+    let (start, quote) = (0..bad).rev().find_map(|i| opening_quote(lines[i]).map(|quote| (i, quote)))?;
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let wanted = indent(lines[start]) + 1;
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut changed = false;
+    let mut open = true;
+    for (i, l) in lines.iter().enumerate() {
+        if i > start && open {
+            if !l.trim().is_empty() && indent(l) < wanted {
+                out.extend(std::iter::repeat_n(' ', wanted - indent(l)));
+                changed = true;
+            }
+            open = closing(l, quote).is_none();
+        }
+        out.push_str(l);
+    }
+    changed.then_some(out)
+}
+
+/// The quote (`'` or `"`) of a quoted scalar that starts on `line` as a value (`key: '…`,
+/// `- "…`) and does not end on it.
+fn opening_quote(line: &str) -> Option<char> {
+    let mut rest = line.trim_start();
+    while let Some(item) = rest.strip_prefix("- ") {
+        rest = item.trim_start();
+    }
+    if !rest.starts_with(['\'', '"']) {
+        rest = rest.split_once(": ")?.1.trim_start();
+    }
+    let quote = rest.chars().next().filter(|c| matches!(c, '\'' | '"'))?;
+    closing(&rest[1..], quote).is_none().then_some(quote)
+}
+
+/// Where the scalar quoted by `quote` ends in `text` (which follows its opening quote or a line
+/// break inside it): `''` is a quote in a single-quoted scalar, `\` escapes in a double-quoted one.
+fn closing(text: &str, quote: char) -> Option<usize> {
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' if quote == '"' => {
+                chars.next();
+            }
+            '\'' if quote == '\'' && chars.peek().is_some_and(|&(_, next)| next == '\'') => {
+                chars.next();
+            }
+            c if c == quote => return Some(at),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// YAML-ish text for property tests of readers: structured documents over the keys weaver's

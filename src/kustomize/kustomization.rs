@@ -358,7 +358,7 @@ pub fn load(source: &dyn Source, path: &Path) -> Result<Kustomization> {
         return Err(Error::at(Location::file(path), "does not exist"));
     };
     let text = utf8(path, bytes)?;
-    let parsed: Option<Kustomization> = crate::yaml::from_str_as(path, &text, "invalid kustomization")?;
+    let parsed: Option<Kustomization> = crate::yaml::from_str_as_go(path, &text, "invalid kustomization")?;
     // kustomize refuses a file with nothing but `apiVersion` and `kind` (or nothing at all).
     let fields: Option<serde_json::Value> = crate::yaml::from_str_as(path, &text, "invalid kustomization")?;
     let is_empty = match &fields {

@@ -385,7 +385,7 @@ impl Builder<'_> {
         for entry in k.configurations.iter().flatten() {
             let (path, text) = target.read_file(&entry.value, &entry.referenced, "configurations")?;
             let config: Option<filters::TransformerConfig> =
-                crate::yaml::from_str_as(&path, &text, "invalid transformer configuration")?;
+                crate::yaml::from_str_as_go(&path, &text, "invalid transformer configuration")?;
             acc.config
                 .merge(&config.unwrap_or_default())
                 .map_err(|e| target.error(&entry.referenced, format!("`configurations`: {}: {e}", path.display())))?;

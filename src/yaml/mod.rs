@@ -135,6 +135,44 @@ pub fn from_str_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> 
     serde_saphyr::from_str_with_options(text, options).map_err(|e| located(path, text, e, what))
 }
 
+/// [`from_str_as`] for files Go programs read through `encoding/json` (kustomize's): a key
+/// that names no field but matches one whatever its case (`fieldpath` for `fieldPath`) is that
+/// field, as `encoding/json` matches keys to fields.
+pub fn from_str_as_go<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
+    let options = options();
+    if let Some(value) = nodes::read(text, &options) {
+        return Ok(value);
+    }
+    let mut folded: Option<String> = None;
+    loop {
+        let current = folded.as_deref().unwrap_or(text);
+        match serde_saphyr::from_str_with_options(current, options.clone()) {
+            Ok(value) => return Ok(value),
+            // Each round spells one more key as its field: the error moves on or is final.
+            Err(e) => match field_spelled(current, &e) {
+                Some(next) => folded = Some(next),
+                None => return Err(located(path, text, e, what)),
+            },
+        }
+    }
+}
+
+/// `text` with the key that `e` calls an unknown field spelled as the field it matches
+/// ASCII-case-insensitively, if there is one.
+fn field_spelled(text: &str, e: &serde_saphyr::Error) -> Option<String> {
+    let serde_saphyr::Error::SerdeUnknownField { field, expected, location } = e else { return None };
+    let name = expected.iter().find(|name| name.eq_ignore_ascii_case(field))?;
+    let line_start: usize =
+        text.split_inclusive('\n').take(usize::try_from(location.line()).ok()?.checked_sub(1)?).map(str::len).sum();
+    let line = &text[line_start..];
+    let column = usize::try_from(location.column()).ok()?.checked_sub(1)?;
+    let mut at = line_start + line.char_indices().nth(column)?.0;
+    if text[at..].starts_with(['"', '\'']) {
+        at += 1;
+    }
+    text[at..].starts_with(field.as_str()).then(|| format!("{}{name}{}", &text[..at], &text[at + field.len()..]))
+}
+
 /// Every document of a configuration file that may hold several (a kubeconfig), as `T`.
 pub fn documents_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<Vec<T>> {
     serde_saphyr::from_str_multiple_with_options(text, options()).map_err(|e| located(path, text, e, what))

@@ -57,7 +57,32 @@ pub struct Kustomization {
     pub validators: Option<Spanned<Value>>,
     pub openapi: Option<Spanned<Value>>,
     pub build_metadata: Option<Spanned<Value>>,
-    pub sort_options: Option<Spanned<Value>>,
+    /// Read and checked, and without effect: weaver orders a release's objects for apply itself.
+    pub sort_options: Option<SortOptions>,
+}
+
+/// How kustomize orders its output (`legacy`: by kind, `fifo`: as read).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SortOptions {
+    pub order: Option<SortOrder>,
+    pub legacy_sort_options: Option<LegacySortOptions>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    Legacy,
+    Fifo,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LegacySortOptions {
+    #[serde(default)]
+    pub order_first: Vec<String>,
+    #[serde(default)]
+    pub order_last: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -332,13 +357,12 @@ impl Kustomization {
 
     /// The fields weaver does not build yet, with where each is.
     pub fn unsupported(&self) -> Vec<(&'static str, &serde_saphyr::Location, &'static str)> {
-        let fields: [(&str, &Option<Spanned<Value>>, &str); 6] = [
+        let fields: [(&str, &Option<Spanned<Value>>, &str); 5] = [
             ("transformers", &self.transformers, "weaver runs no transformer plugins"),
             ("generators", &self.generators, "weaver runs no generator plugins"),
             ("validators", &self.validators, "weaver runs no validator plugins"),
             ("openapi", &self.openapi, "remove it"),
             ("buildMetadata", &self.build_metadata, "remove it"),
-            ("sortOptions", &self.sort_options, "remove it: weaver orders objects for apply itself"),
         ];
         fields
             .into_iter()

@@ -79,11 +79,12 @@ impl Context<'_> {
         let candidates: Vec<&Resource> = match map.get("namespace").and_then(Value::as_str) {
             None => self.resources.iter().collect(),
             Some(ns) => {
-                let original =
-                    |r: &&Resource| r.prev.first().map_or_else(|| r.namespace(), |id| id.namespace.as_str()) == ns;
+                let original = |r: &&Resource| {
+                    same_namespace(r.prev.first().map_or_else(|| r.namespace(), |id| id.namespace.as_str()), ns)
+                };
                 let by_original: Vec<&Resource> = self.resources.iter().filter(original).collect();
                 if by_original.is_empty() {
-                    self.resources.iter().filter(|r| r.namespace() == ns).collect()
+                    self.resources.iter().filter(|r| same_namespace(r.namespace(), ns)).collect()
                 } else {
                     by_original
                 }
@@ -113,7 +114,6 @@ impl Context<'_> {
             (text("apiGroup"), text("kind"))
         });
         let referrer_scoped = !self.scopes.is_namespaced(self.referrer.api_version(), self.referrer.kind());
-        let effective = |ns: &str| if ns.is_empty() { "default".to_string() } else { ns.to_string() };
         let candidates: Vec<&Resource> = candidates
             .into_iter()
             .filter(|r| r.prev.iter().any(|id| id.name == old))
@@ -130,7 +130,7 @@ impl Context<'_> {
                 referrer_scoped
                     || !self.scopes.is_namespaced(r.api_version(), r.kind())
                     || r.kind() == "ServiceAccount"
-                    || effective(self.referrer.namespace()) == effective(r.namespace())
+                    || same_namespace(self.referrer.namespace(), r.namespace())
             })
             .collect();
         let Some(first) = candidates.first() else { return Ok(None) };
@@ -144,4 +144,12 @@ impl Context<'_> {
             Err(format!("`{}` names `{old}`, which could be any of {}", self.path, ids.join(", ")))
         }
     }
+}
+
+/// kustomize's `IsNsEquals`: no namespace is `default`.
+fn same_namespace(a: &str, b: &str) -> bool {
+    fn effective(ns: &str) -> &str {
+        if ns.is_empty() { "default" } else { ns }
+    }
+    effective(a) == effective(b)
 }

@@ -710,3 +710,19 @@ fn errors_found_after_many_releases_come_before_any_output() {
     );
     assert_eq!(run.stdout, "");
 }
+
+#[test]
+fn an_empty_namespace_written_before_the_name_gets_the_release_s() {
+    // `namespace:` with no value, before `name` (a chart's `namespace: {{ .Values.ns }}` left
+    // empty): it used to make weaver panic.
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace:\n  name: x\ndata:\n  a: b\n",
+    );
+    let out = repo.weaver(&["render", "--env", "dev"]);
+    let documents = weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap();
+    let keys: Vec<&String> = documents[0]["metadata"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["name", "namespace", "labels"]);
+    assert_eq!(documents[0]["metadata"]["namespace"], "apps");
+}

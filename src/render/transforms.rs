@@ -72,6 +72,8 @@ fn set_namespace(m: &mut Manifest, namespace: &str, scopes: &Scopes) {
     if !namespaced {
         meta.remove("namespace");
     } else if meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
+        // An empty one goes first, so that the position counts only the other keys.
+        meta.shift_remove("namespace");
         // Right after `name`, where kubectl users look for it.
         let at = meta.keys().position(|k| k == "name").map_or(0, |i| i + 1);
         meta.shift_insert(at, "namespace".into(), Value::String(namespace.to_string()));

@@ -38,7 +38,7 @@ import argparse, base64, concurrent.futures, functools, json, os, re, shutil, su
 import yaml
 
 
-class Loader(yaml.SafeLoader):
+class Loader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):  # libyaml's parser: 7 times faster
     pass
 
 

@@ -370,6 +370,11 @@ def difference(a, b, ref='helm', path='', parts=(), equal=same):
         return path, f'{ref} {len(a)} items, weaver {len(b)}: {ref} {str(a)[:60]!r} weaver {str(b)[:60]!r}', parts
     if type(a) is not type(b):
         return path, f'{ref} {type(a).__name__} {str(a)[:60]!r}, weaver {type(b).__name__} {str(b)[:60]!r}', parts
+    if isinstance(a, str) and isinstance(b, str) and (len(a) > 60 or len(b) > 60):
+        # Long text (a config file in a ConfigMap): where it starts to differ.
+        at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        start = max(0, at - 20)
+        return path, f'{ref} {a[start:at + 40]!r} weaver {b[start:at + 40]!r} (from character {start})', parts
     return path, f'{ref} {str(a)[:60]!r} weaver {str(b)[:60]!r}', parts
 
 

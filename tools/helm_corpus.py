@@ -441,7 +441,7 @@ def message_class(message):
     m = re.sub(r'"[^"]*"|\'[^\']*\'|`[^`]*`', quoted, m)
     m = re.sub(r'(?<![\w.])(?:[\w.@+~-]*/)+[\w.@+~-]*', '<path>', m)
     m = re.sub(r'\b[0-9a-f]{7,40}\b', '<hex>', m)
-    m = re.sub(r'\d+', 'N', m)
+    m = re.sub(r'(?<![A-Za-z])\d+(?![A-Za-z])', 'N', m)  # k8s and v1beta1 stay
     m = re.sub(r'\s+', ' ', m)
     return m[:160]
 
@@ -526,7 +526,9 @@ def compare_one(chart_dir, weaver, values=None):
 
 def compare_outputs(helm, w, name):
     if helm.returncode != 0:
-        helm_error = (helm.stderr.strip().splitlines() or [''])[-1]
+        # The `Error:` line: after it helm may add a hint (`Use --debug flag to render out invalid YAML`).
+        lines = helm.stderr.strip().splitlines() or ['']
+        helm_error = next((l for l in lines if l.startswith('Error:')), lines[-1])
         if w.returncode == 0:
             return 'differ', 'helm refuses, weaver renders: ' + helm_error[:200], \
                 'helm refuses, weaver renders: ' + message_class(helm_error)

@@ -471,7 +471,7 @@ def report(results, ref, out, headline):
     for g in classes:
         print(f'{g["count"]:5}  [{g["outcome"]}] {g["class"]}')
         for name, detail in g['examples']:
-            print(f'         e.g. {name}: {detail[:300]}')
+            print(f'         e.g. {name}: {" ".join(detail.split())[:300]}')
     seconds = {tool: sum(r['seconds'].get(tool, 0) for r in results.values()) for tool in (ref, 'weaver')}
     both = [r['seconds'] for r in results.values() if r['outcome'] == 'equal']
     eq = {tool: sum(s.get(tool, 0) for s in both) for tool in (ref, 'weaver')}

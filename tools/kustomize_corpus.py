@@ -19,7 +19,7 @@ directory, then the differences by class, the total and the times of both tools,
 helm_corpus.py prints and writes them (`report`; the JSON's seconds are {kustomize, weaver});
 `--jobs` directories at once. Exit 0 whatever the outcome.
 """
-import argparse, concurrent.futures, json, operator, os, shutil, sys
+import argparse, concurrent.futures, json, operator, os, re, shutil, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helm_corpus import content_class, difference, documents, extract, message_class, objects_class, report, run  # noqa: E402
@@ -100,14 +100,23 @@ def compare_one(repo, directory, index, weaver, kubectl):
     return {'outcome': outcome, 'detail': detail, 'class': cls, 'seconds': {'kustomize': kube_s, 'weaver': weaver_s}}
 
 
+def kubectl_error(stderr):
+    """The error of kubectl's klog line (`E1123 ... run.go:72] "command failed" err="..."`, or
+    `err=<` and the message on the lines after it up to `>`), on one line."""
+    m = re.search(r'err=<\n(.*?)\n\s*>\s*$', stderr, re.S) or re.search(r'err="(.*)"\s*$', stderr, re.S)
+    if not m:
+        return ' '.join(stderr.split())
+    return ' '.join(m[1].replace('\\"', '"').replace('\\n', ' ').split())
+
+
 def compare_outputs(kube, w):
     if kube.returncode != 0:
-        reason = (kube.stderr.strip().splitlines() or [''])[-1]
+        reason = kubectl_error(kube.stderr)
         if w.returncode == 0:
             return 'differ', 'kustomize fails, weaver builds: ' + reason[:200], \
                 'kustomize fails, weaver builds: ' + message_class(reason)
         if 'kustomization' not in w.stderr.lower():
-            return 'differ', 'both fail, weaver names no kustomization: ' + w.stderr.strip()[:200], \
+            return 'differ', 'both fail, weaver names no kustomization: ' + ' '.join(w.stderr.split())[:200], \
                 'both fail, weaver names no kustomization: ' + message_class((w.stderr.strip().splitlines() or [''])[0])
         return 'both-fail', reason[:200], 'both fail: ' + message_class(reason)
     if w.returncode != 0:

@@ -2,32 +2,43 @@
 """Compare weaver's rendering of real Helm charts with `helm template`.
 
     tools/helm_corpus.py build CORPUS SOURCE...   collect charts into CORPUS
-    tools/helm_corpus.py compare CORPUS [--weaver BIN] [--json OUT] [--ci-values]
+    tools/helm_corpus.py compare CORPUS [--weaver BIN] [--json OUT] [--ci-values] [--jobs N]
 
 `build` takes chart repositories (directories, or git directories whose HEAD is read with
 `git archive`) and copies every chart in them (a directory with a Chart.yaml that is not itself
-vendored in another chart's charts/) into CORPUS/<repo>--<chart>. A dependency not already
-vendored is vendored as `helm dependency build` would leave it (a directory in charts/), from
-the chart of that name in the same repository, else in another source, in the newest version in
-the source's git history that meets the dependency's constraint; a chart whose dependencies
-cannot all be found is left out and listed.
+vendored in another chart's charts/) into CORPUS/<repo>--<chart>; <chart> is the directory's
+name, or the chart's name where the directory is named after a version (charts/NAME/1.2.3/), and
+of several charts of one <chart> only the newest version is taken. A chart already in CORPUS is
+kept, so build can be run again with more sources. A dependency (in Chart.yaml, or in
+requirements.yaml for apiVersion v1 charts) not already vendored is vendored as `helm dependency
+build` would leave it (a directory in charts/), from the chart of that name in the same
+repository, else in another source, in the newest version in the source's git history that
+meets the dependency's constraint; a chart whose dependencies cannot all be found is left out
+and listed. tools/corpus.py builds the corpus from the pinned list tools/corpus-sources.tsv.
 
 `compare` renders each chart with `helm template rel <chart> -n ns --kube-version v1.32.0
 --include-crds --skip-tests` and with `weaver render` (one release `rel`, namespace `ns`,
 `--show-secrets`), parses both, and compares the objects, weaver's own labels aside. Values
 helm generates at random (passwords, certificates, UUIDs) need only agree in type and length.
-It prints one line per chart and a total; exit 0 whatever the outcome.
+It prints one line per chart, then the differences by class (`summarise`: each outcome but
+`equal` under a signature with names, paths and numbers as placeholders: weaver's or helm's
+error message, `Kind .field[].path: value|only in helm|...` for the first content difference,
+`objects differ: ...` by kind; most frequent first, two examples each; refusals both tools agree
+on after the differences), the total, and each tool's time (each tool has 300 s a chart). With
+`--json OUT`, it writes {total, timing, classes, items: {name: {outcome, detail, class, seconds:
+{helm, weaver}}}}. `--jobs` charts are compared at once (default: the number of CPUs). Exit 0
+whatever the outcome.
 
 With `--ci-values`, each chart is rendered instead once per values file in its `ci/` directory
 (the files chart-testing installs it with), and charts without one are skipped: `helm template
 ... -f ci/FILE` against a weaver release with `valuesFiles: [charts/CHART/ci/FILE]`, reported as
 `CHART@ci/FILE`.
 """
-import argparse, base64, concurrent.futures, json, os, re, shutil, subprocess, sys, tempfile
+import argparse, base64, concurrent.futures, functools, json, os, re, shutil, subprocess, sys, tempfile, time
 import yaml
 
 
-class Loader(yaml.SafeLoader):
+class Loader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):  # libyaml's parser: 7 times faster
     pass
 
 
@@ -125,21 +136,32 @@ def term_holds(v, pre, op, text):
     return False
 
 
-def from_history(source, path, constraint, dest):
-    """Extracts the newest version of the chart at path (in git directory source) that meets
-    constraint into dest; returns whether one was found."""
-    if source is None:
-        return False
+@functools.lru_cache(maxsize=None)
+def history(source, path):
+    """The versions of the chart at path in git directory source, newest first: [(commit, version)]
+    (one read of the history for all the charts that depend on it)."""
     log = subprocess.run(['git', f'--git-dir={source}', 'log', '--format=%H', '--', f'{path}/Chart.yaml'],
                          capture_output=True, text=True).stdout.split()
+    found = []
     for commit in log:
         text = subprocess.run(['git', f'--git-dir={source}', 'show', f'{commit}:{path}/Chart.yaml'],
                               capture_output=True, text=True).stdout
         try:
             version = (yaml.load(text, Loader=Loader) or {}).get('version')
-        except yaml.YAMLError:
+        except (yaml.YAMLError, AttributeError):
             continue
-        if version is not None and satisfies(version, constraint):
+        if version is not None and (not found or found[-1][1] != version):
+            found.append((commit, version))
+    return found
+
+
+def from_history(source, path, constraint, dest):
+    """Extracts the newest version of the chart at path (in git directory source) that meets
+    constraint into dest; returns whether one was found."""
+    if source is None:
+        return False
+    for commit, version in history(source, path):
+        if satisfies(version, constraint):
             archive = subprocess.run(['git', f'--git-dir={source}', 'archive', commit, path], capture_output=True).stdout
             work = tempfile.mkdtemp()
             subprocess.run(['tar', 'x', '-C', work], input=archive, check=True)
@@ -156,6 +178,10 @@ def vendor(chart, by_name, seen=()):
     missing = []
     meta = chart_meta(chart)
     deps = meta.get('dependencies') or []
+    requirements = os.path.join(chart, 'requirements.yaml')  # apiVersion v1 charts list them there
+    if not deps and os.path.exists(requirements):
+        with open(requirements) as f:
+            deps = (yaml.load(f, Loader=Loader) or {}).get('dependencies') or []
     present = set()
     charts_dir = os.path.join(chart, 'charts')
     if os.path.isdir(charts_dir):
@@ -189,6 +215,26 @@ def vendor(chart, by_name, seen=()):
     return missing
 
 
+def newest_by_dir_name(charts):
+    """(name, chart) for each name: a chart's directory name, or its Chart.yaml name where the
+    directory is named after a version (charts/NAME/1.2.3/, as rancher/charts keeps them); of
+    several charts of one name (versions side by side), the newest version."""
+    best = {}
+    for c in charts:
+        try:
+            meta = chart_meta(c)
+        except (yaml.YAMLError, OSError):
+            meta = {}
+        name = os.path.basename(c)
+        if parse_version(name.split('+')[0]) is not None and meta.get('name'):
+            name = str(meta['name'])
+        version = parse_version(meta.get('version', '')) or ((-1, -1, -1), None)
+        rank = (version[0], version[1] is None)  # a release above its pre-releases
+        if name not in best or rank > best[name][0]:
+            best[name] = (rank, c)
+    return sorted((name, c) for name, (_, c) in best.items())
+
+
 def build(corpus, sources):
     os.makedirs(corpus, exist_ok=True)
     work = tempfile.mkdtemp()
@@ -198,10 +244,15 @@ def build(corpus, sources):
         repo = os.path.basename(os.path.dirname(stripped) if stripped.endswith('/repo') else stripped)
         root = extract(source, os.path.join(work, repo))
         git_dir = source if os.path.exists(os.path.join(source, 'HEAD')) else None
-        charts = charts_in(root)
-        by_name = {}
-        for c in charts:
-            by_name.setdefault(chart_meta(c).get('name'), []).append((c, git_dir, os.path.relpath(c, root)))
+        charts, by_name = [], {}
+        for c in charts_in(root):
+            try:
+                name = chart_meta(c).get('name')
+            except (yaml.YAMLError, OSError, AttributeError) as e:
+                print(f'{repo}/{os.path.relpath(c, root)} left out: unreadable Chart.yaml: {str(e).splitlines()[0]}')
+                continue
+            charts.append(c)
+            by_name.setdefault(name, []).append((c, git_dir, os.path.relpath(c, root)))
         for name, found in by_name.items():
             everywhere.setdefault(name, []).extend(found)
         repos.append((repo, charts, by_name))
@@ -210,15 +261,14 @@ def build(corpus, sources):
         # A dependency comes from the same repository first, then from the other sources.
         lookup = {name: by_name.get(name, []) + [c for c in found if c not in by_name.get(name, [])]
                   for name, found in everywhere.items()}
-        for c in charts:
-            name = os.path.basename(c)
+        for name, c in newest_by_dir_name(charts):
             dest = os.path.join(corpus, f'{repo}--{name}')
             if os.path.exists(dest):
                 continue
             shutil.copytree(c, dest, symlinks=True)
             try:
                 missing = vendor(dest, lookup)
-            except (yaml.YAMLError, OSError) as e:
+            except (yaml.YAMLError, OSError, AttributeError, TypeError) as e:
                 missing = [f'unreadable: {e}'.splitlines()[0]]
             if missing:
                 shutil.rmtree(dest)
@@ -297,22 +347,152 @@ def same(a, b):
         for x, y in zip(ta, tb))
 
 
-def first_difference(a, b, path=''):
+def difference(a, b, ref='helm', path='', parts=(), equal=same):
+    """The first difference of a (the reference tool's) and b (weaver's): (path, what, the path's
+    keys and indices), or None; leaves are compared with equal (by default `same`)."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b), key=str):
             if k not in a or k not in b:
-                return f'{path}.{k}: only in {"weaver" if k not in a else "helm"}'
-            d = first_difference(a[k], b[k], f'{path}.{k}')
+                return f'{path}.{k}', f'only in {"weaver" if k not in a else ref}', parts + (k,)
+            d = difference(a[k], b[k], ref, f'{path}.{k}', parts + (k,), equal)
             if d:
                 return d
         return None
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
-            d = first_difference(x, y, f'{path}[{i}]')
+            d = difference(x, y, ref, f'{path}[{i}]', parts + (i,), equal)
             if d:
                 return d
         return None
-    return None if same(a, b) else f'{path}: helm {str(a)[:60]!r} weaver {str(b)[:60]!r}'
+    if equal(a, b):
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        return path, f'{ref} {len(a)} items, weaver {len(b)}: {ref} {str(a)[:60]!r} weaver {str(b)[:60]!r}', parts
+    if type(a) is not type(b):
+        return path, f'{ref} {type(a).__name__} {str(a)[:60]!r}, weaver {type(b).__name__} {str(b)[:60]!r}', parts
+    if isinstance(a, str) and isinstance(b, str) and (len(a) > 60 or len(b) > 60):
+        # Long text (a config file in a ConfigMap): where it starts to differ.
+        at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        start = max(0, at - 20)
+        return path, f'{ref} {a[start:at + 40]!r} weaver {b[start:at + 40]!r} (from character {start})', parts
+    return path, f'{ref} {str(a)[:60]!r} weaver {str(b)[:60]!r}', parts
+
+
+def first_difference(a, b, path='', ref='helm'):
+    d = difference(a, b, ref, path)
+    return d and f'{d[0]}: {d[1]}'
+
+
+# Differences by class: each outcome other than `equal` gets a signature (`class`) in which names,
+# paths and numbers are placeholders, so that the same cause in many charts counts once.
+NAMED_MAPS = ('data', 'stringData', 'binaryData', 'properties', 'patternProperties', 'definitions')
+
+
+def field_class(parts):
+    """A field path (its keys and indices) with list indices as [] and the keys of maps of names
+    (a ConfigMap's data, a schema's properties) as *, cut after 7 fields."""
+    out = []
+    for p in parts:
+        if isinstance(p, int):
+            out.append('[]')
+        elif out and out[-1].lstrip('.') in NAMED_MAPS:
+            out.append('.*')
+        else:
+            out.append(f'.{p}')
+    fields = [p for p in out if p != '[]']
+    if len(fields) > 7:
+        keep, n = [], 0
+        for p in out:
+            n += p != '[]'
+            if n > 7:
+                break
+            keep.append(p)
+        out = keep + ['…']
+    return ''.join(out)
+
+
+def content_class(kind, path, what, parts, ref='helm'):
+    """`Kind .field.path: what differs` (a value, a type, a list's length, a field on one side)."""
+    if what.startswith('only in'):
+        nature = what
+    elif re.match(rf'{ref} \d+ items', what):
+        nature = 'list length'
+    elif re.match(rf'{ref} (\w+) .*, weaver (\w+) ', what) and not what.startswith(f'{ref} \''):
+        m = re.match(rf'{ref} (\w+) .*, weaver (\w+) ', what)
+        nature = f'{ref} {m[1]}, weaver {m[2]}'
+    else:
+        nature = 'value'
+    return f'{kind} {field_class(parts)}: {nature}'
+
+
+def objects_class(ref_only, weaver_only, ref='helm'):
+    """Objects one side lacks, by kind; the keys are tuples whose second item is the kind."""
+    kinds = lambda keys: ','.join(sorted({str(k[1]) for k in keys})[:4]) or '-'
+    return f'objects differ: {ref} only {kinds(ref_only)}; weaver only {kinds(weaver_only)}'
+
+
+def message_class(message):
+    """An error message with names, paths and numbers as placeholders."""
+    m = re.sub(r'\x1b\[[0-9;]*m', '', message).strip()
+    m = re.sub(r'^(Error|error):\s*', '', m)
+    m = re.sub(r'<\.[^>]*>', '<…>', m)  # template actions: <.Values.a.b>
+    m = re.sub(r'(interface \{\}|map\[[^]]*\][\w{}]*)\.\w+', r'\1.…', m)
+    quoted = lambda q: q.group(0) if re.fullmatch(r'.[A-Za-z_][A-Za-z0-9_-]{0,23}.', q.group(0)) else q.group(0)[0] + '…' + q.group(0)[-1]
+    m = re.sub(r'"[^"]*"|\'[^\']*\'|`[^`]*`', quoted, m)
+    m = re.sub(r'(?<![\w.])(?:[\w.@+~-]*/)+[\w.@+~-]*', '<path>', m)
+    m = re.sub(r'\b[0-9a-f]{7,40}\b', '<hex>', m)
+    m = re.sub(r'(?<![A-Za-z])\d+(?![A-Za-z])', 'N', m)  # k8s and v1beta1 stay
+    m = re.sub(r'\s+', ' ', m)
+    return m[:160]
+
+
+def summarise(results, examples=2):
+    """results: name -> {'outcome', 'detail', 'class'}. The classes of the outcomes other than
+    `equal`, most frequent first: [{'class', 'outcome', 'count', 'examples': [[name, detail]]}]."""
+    groups = {}
+    for name, r in results.items():
+        if r['outcome'] == 'equal':
+            continue
+        g = groups.setdefault((r['outcome'], r['class']), {'class': r['class'], 'outcome': r['outcome'],
+                                                           'count': 0, 'examples': []})
+        g['count'] += 1
+        if len(g['examples']) < examples:
+            g['examples'].append([name, r['detail']])
+    # Differences first, then refusals both tools agree on; each by count.
+    return sorted(groups.values(), key=lambda g: (g['outcome'] != 'differ', -g['count'], g['class']))
+
+
+def report(results, ref, out, headline):
+    """Prints the summary by class and the timings after the per-item lines (and the headline
+    total), and writes everything to out (JSON) if given."""
+    classes = summarise(results)
+    print(f'\n== differences by class ({sum(g["count"] for g in classes if g["outcome"] == "differ")} items, '
+          f'{sum(1 for g in classes if g["outcome"] == "differ")} classes; then refusals both agree on) ==')
+    for g in classes:
+        print(f'{g["count"]:5}  [{g["outcome"]}] {g["class"]}')
+        for name, detail in g['examples']:
+            print(f'         e.g. {name}: {" ".join(detail.split())[:300]}')
+    seconds = {tool: sum(r['seconds'].get(tool, 0) for r in results.values()) for tool in (ref, 'weaver')}
+    both = [r['seconds'] for r in results.values() if r['outcome'] == 'equal']
+    eq = {tool: sum(s.get(tool, 0) for s in both) for tool in (ref, 'weaver')}
+    timing = (f'time: {ref} {seconds[ref]:.1f} s, weaver {seconds["weaver"]:.1f} s in all '
+              f'(weaver/{ref} {seconds["weaver"] / max(seconds[ref], 1e-9):.2f}); on the {len(both)} equal items '
+              f'{ref} {eq[ref]:.1f} s, weaver {eq["weaver"]:.1f} s')
+    print(f'\n{headline}\n{timing}')
+    if out:
+        with open(out, 'w') as f:
+            json.dump({'total': headline, 'timing': {'seconds': seconds, 'equal_items_seconds': eq},
+                       'classes': classes, 'items': results}, f, indent=1)
+
+
+def run(argv, cwd=None, timeout=300):
+    """subprocess.run, timed: (CompletedProcess, seconds); a run past timeout fails."""
+    start = time.monotonic()
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        r = subprocess.CompletedProcess(argv, 124, '', f'timed out after {timeout} s')
+    return r, time.monotonic() - start
 
 
 def file_named(stderr):
@@ -322,11 +502,12 @@ def file_named(stderr):
 
 
 def compare_one(chart_dir, weaver, values=None):
-    """values: a values file of the chart, relative to it, given to both."""
+    """values: a values file of the chart, relative to it, given to both. Returns
+    {'outcome', 'detail', 'class', 'seconds': {'helm', 'weaver'}}."""
     name = os.path.basename(chart_dir)
     helm_values = ['-f', os.path.join(chart_dir, values)] if values else []
-    helm = subprocess.run(['helm', 'template', 'rel', chart_dir, '-n', 'ns', '--kube-version', 'v1.32.0',
-                           '--include-crds', '--skip-tests', *helm_values], capture_output=True, text=True)
+    helm, helm_s = run(['helm', 'template', 'rel', chart_dir, '-n', 'ns', '--kube-version', 'v1.32.0',
+                        '--include-crds', '--skip-tests', *helm_values])
     repo = tempfile.mkdtemp()
     try:
         # A copy: repository confinement refuses a chart linked from outside the repository.
@@ -336,30 +517,41 @@ def compare_one(chart_dir, weaver, values=None):
             f.write(f'releases:\n  - name: rel\n    chart: {name}\n    namespace: ns\n')
             if values:
                 f.write(f'    valuesFiles: [{json.dumps(f"charts/{name}/{values}")}]\n')
-        w = subprocess.run([weaver, 'render', '--env', 'corpus', '--show-secrets', '--validate=warn'], capture_output=True, text=True, cwd=repo)
+        w, weaver_s = run([weaver, 'render', '--env', 'corpus', '--show-secrets', '--validate=warn'], cwd=repo)
     finally:
         shutil.rmtree(repo)
+    outcome, detail, cls = compare_outputs(helm, w, name)
+    return {'outcome': outcome, 'detail': detail, 'class': cls, 'seconds': {'helm': helm_s, 'weaver': weaver_s}}
+
+
+def compare_outputs(helm, w, name):
     if helm.returncode != 0:
+        # The `Error:` line: after it helm may add a hint (`Use --debug flag to render out invalid YAML`).
+        lines = helm.stderr.strip().splitlines() or ['']
+        helm_error = next((l for l in lines if l.startswith('Error:')), lines[-1])
         if w.returncode == 0:
-            return 'differ', 'helm refuses, weaver renders: ' + helm.stderr.strip().splitlines()[-1][:200]
+            return 'differ', 'helm refuses, weaver renders: ' + helm_error[:200], \
+                'helm refuses, weaver renders: ' + message_class(helm_error)
         hf, wf = file_named(helm.stderr), file_named(w.stderr.replace(f'charts/{name}/', ''))
         if hf and wf and hf != wf and not hf.endswith(wf) and not wf.endswith(hf):
-            return 'differ', f'both refuse, helm names {hf}, weaver {wf}'
-        return 'refused', 'both refuse: ' + helm.stderr.strip().splitlines()[-1][:160]
+            return 'differ', f'both refuse, helm names {hf}, weaver {wf}', 'both refuse, naming different files'
+        return 'refused', 'both refuse: ' + helm_error[:160], 'both refuse: ' + message_class(helm_error)
     if w.returncode != 0:
-        return 'differ', 'weaver refuses: ' + (w.stderr.strip().splitlines() or [''])[0][:240]
+        weaver_error = (w.stderr.strip().splitlines() or [''])[0]
+        return 'differ', 'weaver refuses: ' + weaver_error[:240], 'weaver refuses: ' + message_class(weaver_error)
     try:
         h = {key(o): normalise(o) for o in documents(helm.stdout)}
         wv = {key(o): normalise(o) for o in documents(w.stdout)}
     except yaml.YAMLError as e:
-        return 'differ', 'unparseable output: ' + str(e).splitlines()[0]
+        return 'differ', 'unparseable output: ' + str(e).splitlines()[0], 'unparseable output'
     if set(h) != set(wv):
-        return 'differ', f'objects: helm only {sorted(set(h) - set(wv), key=str)[:3]}, weaver only {sorted(set(wv) - set(h), key=str)[:3]}'
+        only_h, only_w = sorted(set(h) - set(wv), key=str), sorted(set(wv) - set(h), key=str)
+        return 'differ', f'objects: helm only {only_h[:3]}, weaver only {only_w[:3]}', objects_class(only_h, only_w)
     for k in sorted(h, key=str):
-        d = first_difference(h[k], wv[k])
+        d = difference(h[k], wv[k])
         if d:
-            return 'differ', f'{k[1]}/{k[2]}{d}'
-    return 'equal', f'{len(h)} objects'
+            return 'differ', f'{k[1]}/{k[2]}{d[0]}: {d[1]}', content_class(k[1], *d)
+    return 'equal', f'{len(h)} objects', ''
 
 
 def ci_values(chart_dir):
@@ -370,7 +562,7 @@ def ci_values(chart_dir):
     return [f'ci/{f}' for f in sorted(os.listdir(ci)) if f.endswith(('.yaml', '.yml'))]
 
 
-def compare(corpus, weaver, out, with_ci_values=False):
+def compare(corpus, weaver, out, with_ci_values=False, jobs=None):
     charts = [n for n in sorted(os.listdir(corpus)) if os.path.exists(os.path.join(corpus, n, 'Chart.yaml'))]
     if with_ci_values:
         cases = [(n, v) for n in charts for v in ci_values(os.path.join(corpus, n))]
@@ -378,19 +570,17 @@ def compare(corpus, weaver, out, with_ci_values=False):
         cases = [(n, None) for n in charts]
     names = [n if v is None else f'{n}@{v}' for n, v in cases]
     results = {}
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+    with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count()) as pool:
         outcomes = pool.map(lambda case: compare_one(os.path.join(corpus, case[0]), weaver, case[1]), cases)
         for name, result in zip(names, outcomes):
             results[name] = result
-            print(f'{name}: {result[0]}: {result[1]}', flush=True)
-    agree = sum(1 for r in results.values() if r[0] in ('equal', 'refused'))
-    helm_renders = sum(1 for r in results.values() if not r[1].startswith(('both refuse', 'helm refuses')))
-    equal = sum(1 for r in results.values() if r[0] == 'equal')
-    print(f'{len(results)} cases: {equal} of the {helm_renders} helm renders give equal objects '
-          f'({100.0 * equal / max(helm_renders, 1):.1f} %); {agree} of {len(results)} agree (equal, or both refuse)')
-    if out:
-        with open(out, 'w') as f:
-            json.dump({k: {'outcome': v[0], 'detail': v[1]} for k, v in results.items()}, f, indent=1)
+            print(f'{name}: {result["outcome"]}: {result["detail"]}', flush=True)
+    agree = sum(1 for r in results.values() if r['outcome'] in ('equal', 'refused'))
+    helm_renders = sum(1 for r in results.values() if not r['detail'].startswith(('both refuse', 'helm refuses')))
+    equal = sum(1 for r in results.values() if r['outcome'] == 'equal')
+    report(results, 'helm', out,
+           f'{len(results)} cases: {equal} of the {helm_renders} helm renders give equal objects '
+           f'({100.0 * equal / max(helm_renders, 1):.1f} %); {agree} of {len(results)} agree (equal, or both refuse)')
 
 
 def main():
@@ -404,11 +594,12 @@ def main():
     c.add_argument('--weaver', default=os.path.join(os.path.dirname(__file__), '..', 'target', 'release', 'weaver'))
     c.add_argument('--json')
     c.add_argument('--ci-values', action='store_true', help="render each chart with each of its ci/*.yaml values files instead of its defaults")
+    c.add_argument('--jobs', type=int, default=os.cpu_count(), help='charts compared at once')
     args = p.parse_args()
     if args.command == 'build':
         build(args.corpus, args.sources)
     else:
-        compare(args.corpus, args.weaver, args.json, args.ci_values)
+        compare(args.corpus, args.weaver, args.json, args.ci_values, args.jobs)
 
 
 if __name__ == '__main__':

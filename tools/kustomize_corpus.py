@@ -2,7 +2,7 @@
 """Compare weaver's build of real kustomizations with `kubectl kustomize`.
 
     tools/kustomize_corpus.py build CORPUS SOURCE...   extract repositories into CORPUS
-    tools/kustomize_corpus.py compare CORPUS [--weaver BIN] [--kubectl BIN] [--json OUT]
+    tools/kustomize_corpus.py compare CORPUS [--weaver BIN] [--kubectl BIN] [--json OUT] [--jobs N]
 
 `build` extracts each source (a directory, or a git directory whose HEAD is read with `git
 archive`, each top-level directory that holds a kustomization) into CORPUS/<name>.
@@ -14,12 +14,15 @@ with `weaver render` of a release `kustomize: DIR` (namespace `corpus`; the repo
 weaver's, so confinement is the repository's). Both outputs are parsed and compared: the same
 objects (order aside), the same content, weaver's own labels and the namespace weaver gives
 objects that have none aside. Where kubectl fails, weaver must fail too, naming the
-kustomization file. One line per directory and a total; exit 0 whatever the outcome.
+kustomization file (values are compared exactly: nothing here is random). One line per
+directory, then the differences by class, the total and the times of both tools, as
+helm_corpus.py prints and writes them (`report`; the JSON's seconds are {kustomize, weaver});
+`--jobs` directories at once. Exit 0 whatever the outcome.
 """
-import argparse, concurrent.futures, json, os, shutil, subprocess, sys
+import argparse, concurrent.futures, json, operator, os, re, shutil, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helm_corpus import documents, extract, first_difference  # noqa: E402
+from helm_corpus import content_class, difference, documents, extract, message_class, objects_class, report, run  # noqa: E402
 from helm_corpus import normalise as normalise_labels  # noqa: E402
 
 KUSTOMIZATION_FILES = ('kustomization.yaml', 'kustomization.yml', 'Kustomization')
@@ -78,11 +81,11 @@ def weaver_objects(text, kubectl_keys):
 
 
 def compare_one(repo, directory, index, weaver, kubectl):
+    """{'outcome', 'detail', 'class', 'seconds': {'kustomize', 'weaver'}}"""
     # --enable-helm: weaver inflates `helmCharts`, so kubectl does too (with $WEAVER_HELM or helm).
     helm = os.environ.get('WEAVER_HELM') or shutil.which('helm')
     enable_helm = ['--enable-helm', '--helm-command', helm] if helm else []
-    kube = subprocess.run([kubectl, 'kustomize', os.path.join(repo, directory)] + enable_helm,
-                          capture_output=True, text=True)
+    kube, kube_s = run([kubectl, 'kustomize', os.path.join(repo, directory)] + enable_helm)
     env = f'kustomize-corpus-{index}'
     env_file = os.path.join(repo, 'environments', f'{env}.yaml')
     os.makedirs(os.path.dirname(env_file), exist_ok=True)
@@ -90,49 +93,68 @@ def compare_one(repo, directory, index, weaver, kubectl):
         f.write(f'releases:\n  - name: rel\n    kustomize: {json.dumps(directory)}\n'
                 f'    namespace: {RELEASE_NAMESPACE}\n')
     try:
-        w = subprocess.run([weaver, '--repo', repo, 'render', '--env', env, '--show-secrets', '--validate=warn'],
-                           capture_output=True, text=True)
+        w, weaver_s = run([weaver, '--repo', repo, 'render', '--env', env, '--show-secrets', '--validate=warn'])
     finally:
         os.remove(env_file)
+    outcome, detail, cls = compare_outputs(kube, w)
+    return {'outcome': outcome, 'detail': detail, 'class': cls, 'seconds': {'kustomize': kube_s, 'weaver': weaver_s}}
+
+
+def kubectl_error(stderr):
+    """The error of kubectl's klog line (`E1123 ... run.go:72] "command failed" err="..."`, or
+    `err=<` and the message on the lines after it up to `>`), on one line."""
+    m = re.search(r'err=<\n(.*?)\n\s*>\s*$', stderr, re.S) or re.search(r'err="(.*)"\s*$', stderr, re.S)
+    if not m:
+        return ' '.join(stderr.split())
+    return ' '.join(m[1].replace('\\"', '"').replace('\\n', ' ').split())
+
+
+def compare_outputs(kube, w):
     if kube.returncode != 0:
-        reason = (kube.stderr.strip().splitlines() or [''])[-1][:200]
+        reason = kubectl_error(kube.stderr)
         if w.returncode == 0:
-            return 'differ', 'kustomize fails, weaver builds: ' + reason
+            return 'differ', 'kustomize fails, weaver builds: ' + reason[:200], \
+                'kustomize fails, weaver builds: ' + message_class(reason)
         if 'kustomization' not in w.stderr.lower():
-            return 'differ', 'both fail, weaver names no kustomization: ' + w.stderr.strip()[:200]
-        return 'both-fail', reason
+            return 'differ', 'both fail, weaver names no kustomization: ' + ' '.join(w.stderr.split())[:200], \
+                'both fail, weaver names no kustomization: ' + message_class((w.stderr.strip().splitlines() or [''])[0])
+        return 'both-fail', reason[:200], 'both fail: ' + message_class(reason)
     if w.returncode != 0:
-        return 'differ', 'weaver fails: ' + (w.stderr.strip().splitlines() or [''])[0][:300]
-    k = {key(o): normalise(o) for o in documents(kube.stdout)}
-    wv = weaver_objects(w.stdout, set(k))
+        weaver_error = (w.stderr.strip().splitlines() or [''])[0]
+        return 'differ', 'weaver fails: ' + weaver_error[:300], 'weaver fails: ' + message_class(weaver_error)
+    try:
+        k = {key(o): normalise(o) for o in documents(kube.stdout)}
+        wv = weaver_objects(w.stdout, set(k))
+    except Exception as e:  # yaml errors, and weaver output that is not objects
+        return 'differ', 'unparseable output: ' + str(e).splitlines()[0], 'unparseable output'
     if set(k) != set(wv):
-        return 'differ', f'objects: kustomize only {sorted(set(k) - set(wv), key=str)[:3]}, ' \
-                         f'weaver only {sorted(set(wv) - set(k), key=str)[:3]}'
+        only_k, only_w = sorted(set(k) - set(wv), key=str), sorted(set(wv) - set(k), key=str)
+        return 'differ', f'objects: kustomize only {only_k[:3]}, weaver only {only_w[:3]}', \
+            objects_class(only_k, only_w, 'kustomize')
     for obj_key in sorted(k, key=str):
-        if k[obj_key] != wv[obj_key]:
-            return 'differ', f'{obj_key[1]}/{obj_key[3]}{first_difference(k[obj_key], wv[obj_key])}'
-    return 'equal', f'{len(k)} objects'
+        d = difference(k[obj_key], wv[obj_key], 'kustomize', equal=operator.eq)  # nothing is random
+        if d:
+            return 'differ', f'{obj_key[1]}/{obj_key[3]}{d[0]}: {d[1]}', content_class(obj_key[1], *d, ref='kustomize')
+    return 'equal', f'{len(k)} objects', ''
 
 
-def compare(corpus, weaver, kubectl, out):
+def compare(corpus, weaver, kubectl, out, jobs=None):
     cases = [(repo, d) for repo in sorted(os.listdir(corpus)) if os.path.isdir(os.path.join(corpus, repo))
              for d in kustomizations(os.path.join(corpus, repo))]
     results = {}
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+    with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count()) as pool:
         outcomes = pool.map(lambda c: compare_one(os.path.join(corpus, c[1][0]), c[1][1], c[0], weaver, kubectl),
                             enumerate(cases))
         for (repo, directory), result in zip(cases, outcomes):
             results[f'{repo}:{directory}'] = result
-            print(f'{repo}:{directory}: {result[0]}: {result[1]}', flush=True)
-    built = [r for r in results.values() if r[0] != 'both-fail' and not r[1].startswith('kustomize fails')]
-    equal = sum(1 for r in results.values() if r[0] == 'equal')
-    repos = sorted({name.split(':')[0] for name, r in results.items() if r[0] == 'equal'})
-    print(f'{len(results)} directories: kustomize builds {len(built)}, weaver equal on {equal} '
-          f'({100.0 * equal / max(len(built), 1):.1f} %) from {len(repos)} repositories; '
-          f'{sum(1 for r in results.values() if r[0] == "both-fail")} fail in both')
-    if out:
-        with open(out, 'w') as f:
-            json.dump({k: {'outcome': v[0], 'detail': v[1]} for k, v in results.items()}, f, indent=1)
+            print(f'{repo}:{directory}: {result["outcome"]}: {result["detail"]}', flush=True)
+    built = [r for r in results.values() if r['outcome'] != 'both-fail' and not r['detail'].startswith('kustomize fails')]
+    equal = sum(1 for r in results.values() if r['outcome'] == 'equal')
+    repos = sorted({name.split(':')[0] for name, r in results.items() if r['outcome'] == 'equal'})
+    report(results, 'kustomize', out,
+           f'{len(results)} directories: kustomize builds {len(built)}, weaver equal on {equal} '
+           f'({100.0 * equal / max(len(built), 1):.1f} %) from {len(repos)} repositories; '
+           f'{sum(1 for r in results.values() if r["outcome"] == "both-fail")} fail in both')
 
 
 def main():
@@ -146,11 +168,12 @@ def main():
     c.add_argument('--weaver', default=os.path.join(os.path.dirname(__file__), '..', 'target', 'release', 'weaver'))
     c.add_argument('--kubectl', default=shutil.which('kubectl') or 'kubectl')
     c.add_argument('--json')
+    c.add_argument('--jobs', type=int, default=os.cpu_count(), help='directories compared at once')
     args = p.parse_args()
     if args.command == 'build':
         build(args.corpus, args.sources)
     else:
-        compare(args.corpus, args.weaver, args.kubectl, args.json)
+        compare(args.corpus, args.weaver, args.kubectl, args.json, args.jobs)
 
 
 if __name__ == '__main__':

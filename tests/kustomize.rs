@@ -203,6 +203,16 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             ],
         ),
         (
+            "a transformer plugin",
+            &[
+                ("app/kustomization.yaml", "resources:\n  - cm.yaml\ntransformers:\n  - plugin.yaml\n"),
+                ("app/cm.yaml", CONFIG_MAP),
+                ("app/plugin.yaml", "apiVersion: example.com/v1\nkind: SopsDecryptor\nmetadata:\n  name: x\n"),
+            ],
+            true,
+            &["app/kustomization.yaml:4:5", "`transformers`", "`example.com/v1` `SopsDecryptor` is a plugin"],
+        ),
+        (
             "an empty kustomization",
             &[("app/kustomization.yaml", "# nothing yet\nkind: Kustomization\n")],
             true,
@@ -438,8 +448,10 @@ fn an_edited_base_affects_every_release_including_it_at_any_depth() {
     let base = std::fs::read_to_string(repo.path().join("apps/base/config.yaml")).unwrap();
     assert_eq!(
         changed(&[("apps/base/config.yaml", &base.replace("hello", "bye"))]),
-        ["base", "nested", "patched", "prod", "replaced", "staging", "vars"]
+        ["base", "nested", "patched", "prod", "replaced", "staging", "transformers", "vars"]
     );
+    let labels = std::fs::read_to_string(repo.path().join("apps/transformers/labels.yaml")).unwrap();
+    assert_eq!(changed(&[("apps/transformers/labels.yaml", &labels.replace("shop", "store"))]), ["transformers"]);
     // Two levels below `nested`, through `prod`'s `extra` directory.
     assert_eq!(
         changed(&[(

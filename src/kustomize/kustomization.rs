@@ -51,8 +51,9 @@ pub struct Kustomization {
     /// Helm charts inflated through weaver's Helm-chart support (`kustomize --enable-helm`).
     pub helm_charts: Option<Vec<Spanned<HelmChartArgs>>>,
     pub helm_globals: Option<HelmGlobals>,
+    /// Builtin transformers' configuration files (or inline YAML), run after the fields'.
+    pub transformers: Option<Vec<Located>>,
     // Fields weaver does not support yet: present, they are an error naming the field.
-    pub transformers: Option<Spanned<Value>>,
     pub generators: Option<Spanned<Value>>,
     pub validators: Option<Spanned<Value>>,
     pub openapi: Option<Spanned<Value>>,
@@ -357,8 +358,7 @@ impl Kustomization {
 
     /// The fields weaver does not build yet, with where each is.
     pub fn unsupported(&self) -> Vec<(&'static str, &serde_saphyr::Location, &'static str)> {
-        let fields: [(&str, &Option<Spanned<Value>>, &str); 5] = [
-            ("transformers", &self.transformers, "weaver runs no transformer plugins"),
+        let fields: [(&str, &Option<Spanned<Value>>, &str); 4] = [
             ("generators", &self.generators, "weaver runs no generator plugins"),
             ("validators", &self.validators, "weaver runs no validator plugins"),
             ("openapi", &self.openapi, "remove it"),

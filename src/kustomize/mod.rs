@@ -198,6 +198,8 @@ fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
     {
         paths.extend(list.iter().map(|p| p.value.as_str()));
     }
+    // A transformer's configuration file (inline ones hold a line break).
+    paths.extend(k.transformers.iter().flatten().map(|t| t.value.as_str()).filter(|t| !t.contains('\n')));
     for patch in k.patches.iter().flatten() {
         paths.extend(patch.value.path.as_deref());
     }
@@ -421,6 +423,7 @@ impl Builder<'_> {
             filters::images::apply(image, config, resources);
         }
         filters::replacements::run(target, k, resources)?;
+        filters::transformers::run(target, k, resources)?;
         let defined: Vec<filters::vars::DefinedVar> = k
             .vars
             .iter()

@@ -40,7 +40,7 @@ pub fn apply(k: &Kustomization, config: &TransformerConfig, resources: &mut [Res
     Ok(())
 }
 
-fn add_entries(entries: &BTreeMap<String, String>, specs: &[FieldSpec], resources: &mut [Resource]) {
+pub(crate) fn add_entries(entries: &BTreeMap<String, String>, specs: &[FieldSpec], resources: &mut [Resource]) {
     if entries.is_empty() {
         return;
     }

@@ -14,6 +14,7 @@ pub mod namespace;
 pub mod patches;
 pub mod replacements;
 pub mod replicas;
+pub mod transformers;
 pub mod vars;
 
 use std::path::Path;

@@ -307,6 +307,18 @@ fn built_in_objects_have_helm_s_go_types() {
     assert_eq!(objects["ConfigMap/types"], expected["ConfigMap/types"], "helm template's types differ");
 }
 
+/// `actual`, weaver's objects of release `app` of a [`chart_repo`], against `helm template` of
+/// its chart (skipped, saying so, without helm).
+#[track_caller]
+fn assert_same_as_helm(repo: &Repo, actual: &BTreeMap<String, Value>) {
+    let Some(helm) = helm_binary() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let text = helm_template(&helm, repo, "app", "charts/app", &[], json!({}));
+    assert_eq!(actual, &by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+}
+
 const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: { kind: Widget, plural: widgets }\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }\n";
 
 #[test]
@@ -326,12 +338,7 @@ fn a_crd_bundled_twice_identical_is_rendered_once_with_a_warning() {
         &run.stderr,
         &["charts/app/charts/two/crds/widget.yaml", "widgets.example.com", "identical, by release `app`"],
     );
-    if let Some(helm) = helm_binary() {
-        let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
-        assert_eq!(by_key(documents), by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
-    } else {
-        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
-    }
+    assert_same_as_helm(&repo, &by_key(documents));
 
     // Two releases whose charts bundle it: the first release's copy is applied.
     let repo = Repo::empty();
@@ -375,12 +382,7 @@ fn quoted_scalars_with_under_indented_lines_read_as_helm_reads_them() {
         actual["CustomResourceDefinition/widgets.example.com"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"],
         "Widget is a thing that's described at length."
     );
-    let Some(helm) = helm_binary() else {
-        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
-        return;
-    };
-    let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
-    assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+    assert_same_as_helm(&repo, &actual);
 }
 
 #[test]
@@ -402,12 +404,7 @@ fn dependencies_must_be_vendored_and_a_wrong_version_renders_as_helm_renders_it(
     assert_has(warning, &["charts/app/Chart.yaml", "`db` version ~2.1.0", "charts/app/charts/db 2.2.0"]);
     let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
     assert_eq!(actual["ConfigMap/app-db"]["data"], json!({"greeting": "hi"}));
-    let Some(helm) = helm_binary() else {
-        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
-        return;
-    };
-    let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
-    assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+    assert_same_as_helm(&repo, &actual);
 }
 
 #[test]

@@ -495,6 +495,24 @@ def run(argv, cwd=None, timeout=300):
     return r, time.monotonic() - start
 
 
+def weaver_release(chart_dir, weaver, flags, values=None, namespace='ns'):
+    """`weaver render FLAGS` of a repository whose one release `rel` (in `namespace`) is a copy
+    of the chart (repository confinement refuses a chart linked from outside the repository),
+    with the chart's values file `values` if given: (CompletedProcess, seconds)."""
+    name = os.path.basename(chart_dir)
+    repo = tempfile.mkdtemp()
+    try:
+        shutil.copytree(chart_dir, os.path.join(repo, 'charts', name), symlinks=True)
+        os.makedirs(os.path.join(repo, 'environments'))
+        with open(os.path.join(repo, 'environments', 'corpus.yaml'), 'w') as f:
+            f.write(f'releases:\n  - name: rel\n    chart: {name}\n    namespace: {namespace}\n')
+            if values:
+                f.write(f'    valuesFiles: [{json.dumps(f"charts/{name}/{values}")}]\n')
+        return run([weaver, 'render', '--env', 'corpus', *flags], cwd=repo)
+    finally:
+        shutil.rmtree(repo)
+
+
 def file_named(stderr):
     """The first chart file an error names, relative to the chart."""
     m = re.search(r'templates/[\w./-]+|values\.schema\.json|Chart\.yaml|charts/[\w./-]+', stderr)
@@ -508,18 +526,7 @@ def compare_one(chart_dir, weaver, values=None):
     helm_values = ['-f', os.path.join(chart_dir, values)] if values else []
     helm, helm_s = run(['helm', 'template', 'rel', chart_dir, '-n', 'ns', '--kube-version', 'v1.32.0',
                         '--include-crds', '--skip-tests', *helm_values])
-    repo = tempfile.mkdtemp()
-    try:
-        # A copy: repository confinement refuses a chart linked from outside the repository.
-        shutil.copytree(chart_dir, os.path.join(repo, 'charts', name), symlinks=True)
-        os.makedirs(os.path.join(repo, 'environments'))
-        with open(os.path.join(repo, 'environments', 'corpus.yaml'), 'w') as f:
-            f.write(f'releases:\n  - name: rel\n    chart: {name}\n    namespace: ns\n')
-            if values:
-                f.write(f'    valuesFiles: [{json.dumps(f"charts/{name}/{values}")}]\n')
-        w, weaver_s = run([weaver, 'render', '--env', 'corpus', '--show-secrets', '--validate=warn'], cwd=repo)
-    finally:
-        shutil.rmtree(repo)
+    w, weaver_s = weaver_release(chart_dir, weaver, ['--show-secrets', '--validate=warn'], values)
     outcome, detail, cls = compare_outputs(helm, w, name)
     return {'outcome': outcome, 'detail': detail, 'class': cls, 'seconds': {'helm': helm_s, 'weaver': weaver_s}}
 

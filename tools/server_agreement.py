@@ -20,13 +20,13 @@ it (`helm template rel CHART -n ns --kube-version v1.32.0 --include-crds --skip-
 The server is the judge; use a scratch one (it keeps the CRDs). Prints one line per chart
 with a disagreement, then the totals; exit 0 whatever the outcome.
 """
-import argparse, base64, concurrent.futures, json, os, re, shutil, ssl, subprocess, sys, tempfile, threading
+import argparse, base64, concurrent.futures, json, os, re, ssl, subprocess, sys, tempfile, threading
 import urllib.error, urllib.request
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helm_corpus import documents  # noqa: E402
+from helm_corpus import documents, weaver_release  # noqa: E402
 
 NAMESPACE = 'ns'
 MANAGER = 'weaver-agreement'
@@ -119,17 +119,7 @@ OBJECT = re.compile(r'^  release `rel`, [^:]+: (\S+) (?:[^/\s]+/)?(\S+): (.*)$')
 def weaver_refusals(chart_dir, weaver):
     """The objects weaver's offline validation refuses, by (kind, name), with their problems;
     or a string when weaver fails for another reason."""
-    name = os.path.basename(chart_dir)
-    repo = tempfile.mkdtemp()
-    try:
-        shutil.copytree(chart_dir, os.path.join(repo, 'charts', name), symlinks=True)
-        os.makedirs(os.path.join(repo, 'environments'))
-        with open(os.path.join(repo, 'environments', 'corpus.yaml'), 'w') as f:
-            f.write(f'releases:\n  - name: rel\n    chart: {name}\n    namespace: {NAMESPACE}\n')
-        run = subprocess.run([weaver, 'render', '--env', 'corpus', '--validate=strict'], capture_output=True,
-                             text=True, cwd=repo)
-    finally:
-        shutil.rmtree(repo)
+    run, _ = weaver_release(chart_dir, weaver, ['--validate=strict'], namespace=NAMESPACE)
     if run.returncode == 0:
         return {}
     if 'found by offline schema validation' not in run.stderr:

@@ -93,6 +93,9 @@ pub struct Node {
     pub default: bool,
     /// A map whose keys (and values) the server checks as labels or annotations.
     pub string_map: Option<StringMap>,
+    /// A CRD's typed field without `nullable: true`: the server refuses a null there (a
+    /// built-in kind's decoding drops it).
+    pub null_refused: bool,
 }
 
 impl Node {
@@ -111,6 +114,7 @@ impl Node {
             empty_allowed: false,
             default: false,
             string_map: None,
+            null_refused: false,
         }
     }
 }
@@ -248,6 +252,7 @@ impl Compiler<'_> {
             empty_allowed: false,
             default: schema.get("default").is_some_and(|d| !d.is_null()),
             string_map: None,
+            null_refused: !self.builtin && ty.is_some() && !flag("nullable"),
         }
     }
 }

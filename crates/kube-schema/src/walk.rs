@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::apimachinery::{self, NameRule, StringMap};
-use super::schema::{Builtins, Extra, Format, Id, Schemas, Type};
+use super::schema::{Builtins, Extra, Format, Id, Node, Schemas, Type};
 
 /// One problem in an object: where (`spec.template.spec.containers[0].name`, as the API server
 /// writes paths) and what.
@@ -104,12 +104,16 @@ impl Walker<'_> {
     }
 
     fn value(&mut self, schemas: &Schemas, id: Id, value: &Value, path: &mut String) {
-        // Decoding drops nulls (built-ins), and CRDs prune them unless `nullable`: either way a
-        // null is never refused.
+        let node = schemas.node(id);
+        // Decoding drops nulls in built-in kinds; a custom resource's typed field takes one
+        // only if `nullable` (a real 1.32 server refuses `spec.x: null` otherwise).
         if value.is_null() {
+            if let (true, Some(ty)) = (node.null_refused, node.ty) {
+                self.wrong_type(path, ty.name(), value);
+                self.enumeration(node, value, path);
+            }
             return;
         }
-        let node = schemas.node(id);
         if node.int_or_string {
             match value {
                 Value::String(text) if node.quantity && weaver_quantity::canonicalize(text).is_none() => {
@@ -147,18 +151,7 @@ impl Walker<'_> {
         if !fits {
             return self.wrong_type(path, ty.name(), value);
         }
-        if !node.enumeration.is_empty()
-            && !node.enumeration.contains(value)
-            && !(node.empty_allowed && value.as_str() == Some(""))
-        {
-            let supported: Vec<String> = node.enumeration.iter().map(|v| shown(v, true)).collect();
-            let message = format!(
-                "{path}: Unsupported value: {}: supported values: {}",
-                shown(value, self.echo),
-                supported.join(", ")
-            );
-            self.issue(path, message);
-        }
+        self.enumeration(node, value, path);
         match value {
             Value::Object(map) => {
                 if let Some(kind) = node.string_map {
@@ -240,6 +233,22 @@ impl Walker<'_> {
 }
 
 impl Walker<'_> {
+    /// A value outside the node's `enum` (or a built-in field's fixed set).
+    fn enumeration(&mut self, node: &Node, value: &Value, path: &str) {
+        if !node.enumeration.is_empty()
+            && !node.enumeration.contains(value)
+            && !(node.empty_allowed && value.as_str() == Some(""))
+        {
+            let supported: Vec<String> = node.enumeration.iter().map(|v| shown(v, true)).collect();
+            let message = format!(
+                "{path}: Unsupported value: {}: supported values: {}",
+                shown(value, self.echo),
+                supported.join(", ")
+            );
+            self.issue(path, message);
+        }
+    }
+
     /// The name (and namespace) of a whole object of `kind` in API group `group`, as
     /// `ValidateObjectMeta` checks them with the kind's name rule.
     pub fn name(&mut self, group: &str, kind: &str, object: &Value) {

@@ -67,7 +67,9 @@ impl<'a> Normalizer<'a> {
                     };
                     let child = m.get_mut(&k).expect("key present");
                     if child.is_null() {
-                        if self.decode && !field.is_some_and(|f| f.nullable) {
+                        // A built-in kind's decoding drops it; a custom resource keeps it for
+                        // the schema check, which refuses it unless `nullable` (as 1.32 does).
+                        if self.decode && self.builtin && !field.is_some_and(|f| f.nullable) {
                             m.remove(&k);
                         }
                         continue;

@@ -110,7 +110,8 @@ class Server:
             (body.get('metadata') or {}).pop('namespace', None)
             path = f'{prefix}/{plural}/{urllib.request.quote(str(name), safe="")}'
         query = f'?fieldManager={MANAGER}&force=true&fieldValidation=Strict' + ('&dryRun=All' if dry_run else '')
-        return self.request('PATCH', path + query, json.dumps(body), 'application/apply-patch+yaml')
+        # Unescaped: go-yaml refuses JSON's surrogate-pair escapes of characters outside the BMP.
+        return self.request('PATCH', path + query, json.dumps(body, ensure_ascii=False), 'application/apply-patch+yaml')
 
 
 OBJECT = re.compile(r'^  release `rel`, [^:]+: (\S+) (?:[^/\s]+/)?(\S+): (.*)$')

@@ -164,7 +164,9 @@ def judge(chart_dir, weaver, server):
                 threading.Event().wait(0.25)
     cells = {'both accept': 0, 'both refuse': 0, 'weaver alone refuses': [], 'server alone refuses': [],
              'not served': 0, 'not validated offline': 0}
-    defined = {((c.get('spec') or {}).get('group'), ((c.get('spec') or {}).get('names') or {}).get('kind')) for c in crds}
+    # Only apiextensions.k8s.io/v1 CRDs carry the schemas weaver validates with.
+    defined = {((c.get('spec') or {}).get('group'), ((c.get('spec') or {}).get('names') or {}).get('kind'))
+               for c in crds if c.get('apiVersion') == 'apiextensions.k8s.io/v1'}
     for obj in objects:
         if obj.get('kind') == 'CustomResourceDefinition':
             continue

@@ -5,8 +5,8 @@
 //! failure.
 //!
 //! The kyaml-based kustomize of kubectl 1.21+ and `kubectl patch` disagree in
-//! places. Each case says which of them it is checked against, and why the
-//! other one is left out.
+//! places: weaver's `Flavor::Kustomize` is checked against the one, `Flavor::Kubernetes`
+//! against the other. Where weaver departs from one of them on purpose, the case says so.
 
 #[path = "common/skip.rs"]
 mod skip;
@@ -15,16 +15,17 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use weaver::patch::{json6902, strategic};
+use weaver::patch::json6902;
+use weaver::patch::strategic::{self, Flavor};
 
 enum Oracle {
-    /// `kubectl kustomize` and `kubectl patch` agree.
+    /// Checked against `kubectl kustomize` and `kubectl patch`.
     Both,
     /// Checked against `kubectl kustomize` only (when it is kyaml-based);
-    /// `kubectl patch` differs because …
+    /// weaver's Kubernetes flavor differs from `kubectl patch` because …
     Kustomize(&'static str),
-    /// Checked against `kubectl patch` only (and kustomize 2); the kyaml-based
-    /// `kubectl kustomize` differs because …
+    /// Checked against `kubectl patch` only (and kustomize 2); weaver's kustomize
+    /// flavor differs from the kyaml-based `kubectl kustomize` because …
     KubectlPatch(&'static str),
 }
 
@@ -103,10 +104,22 @@ spec:
           - {name: log, image: 'log:1'}
 ";
 
-// Kustomize places patched list elements before the others (kustomize #5904),
-// which reorders containers that a patch touches out of order.
-const KUSTOMIZE_REORDERS: &str = "kustomize moves patched elements to the front (kubernetes-sigs/kustomize#5904)";
-const KUSTOMIZE_LEAKS: &str = "kustomize does not implement this directive and copies it into the output";
+const WEBHOOKS: &str = "
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: checks
+webhooks:
+- name: a.example.com
+  clientConfig:
+    service: {name: checks, namespace: system, path: /validate}
+  admissionReviewVersions: [v1]
+  sideEffects: None
+- name: b.example.com
+  clientConfig: {url: 'https://example.com/b'}
+  admissionReviewVersions: [v1]
+  sideEffects: None
+";
 
 fn cases() -> Vec<Case> {
     vec![
@@ -117,16 +130,16 @@ fn cases() -> Vec<Case> {
             oracle: Oracle::Both,
         },
         Case {
-            name: "patching the second container keeps the container order",
+            name: "patching the second container: Kubernetes keeps the order, kustomize moves it first",
             base: DEPLOYMENT,
             patch: "spec:\n  template:\n    spec:\n      containers:\n      - {name: sidecar, image: 'side:2'}\n",
-            oracle: Oracle::KubectlPatch(KUSTOMIZE_REORDERS),
+            oracle: Oracle::Both,
         },
         Case {
             name: "init containers keep their order",
             base: DEPLOYMENT,
             patch: "spec:\n  template:\n    spec:\n      initContainers:\n      - {name: wait, image: 'wait:2'}\n",
-            oracle: Oracle::KubectlPatch(KUSTOMIZE_REORDERS),
+            oracle: Oracle::Both,
         },
         Case {
             name: "env merges by name",
@@ -135,10 +148,36 @@ fn cases() -> Vec<Case> {
             oracle: Oracle::Both,
         },
         Case {
-            name: "env merge places new variables like Kubernetes does",
+            name: "a new env variable: after its neighbour in Kubernetes, first in kustomize",
             base: DEPLOYMENT,
             patch: "spec:\n  template:\n    spec:\n      containers:\n      - name: app\n        env:\n        - {name: B, value: '22'}\n        - {name: C, value: '3'}\n",
-            oracle: Oracle::KubectlPatch(KUSTOMIZE_REORDERS),
+            oracle: Oracle::Both,
+        },
+        Case {
+            name: "new env, ports, volume mounts and volumes",
+            base: DEPLOYMENT,
+            patch: "spec:\n  template:\n    spec:\n      containers:\n      - name: app\n        env: [{name: X, value: x}, {name: B, value: '22'}]\n        ports: [{containerPort: 90}]\n        volumeMounts: [{name: tmp, mountPath: /tmp}]\n      volumes: [{name: tmp, emptyDir: {}}]\n",
+            oracle: Oracle::Both,
+        },
+        Case {
+            name: "webhooks merge by name",
+            base: WEBHOOKS,
+            patch: "webhooks:\n- {name: b.example.com, failurePolicy: Ignore}\n- {name: a.example.com, timeoutSeconds: 5}\n",
+            oracle: Oracle::Both,
+        },
+        Case {
+            name: "service account secrets merge by name",
+            base: "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: robot\nsecrets:\n- {name: token-a}\n",
+            patch: "secrets:\n- {name: token-b}\n",
+            oracle: Oracle::Both,
+        },
+        Case {
+            name: "$patch: replace on an element",
+            base: DEPLOYMENT,
+            patch: "spec:\n  template:\n    spec:\n      containers:\n      - {name: sidecar, image: 'side:2', $patch: replace}\n      - {name: proxy, image: 'proxy:1', $patch: replace}\n",
+            oracle: Oracle::Kustomize(
+                "kubectl patch refuses `$patch: replace` on a list element; weaver replaces that element",
+            ),
         },
         Case {
             name: "adding a container",
@@ -236,19 +275,19 @@ fn cases() -> Vec<Case> {
             name: "$deleteFromPrimitiveList",
             base: DEPLOYMENT,
             patch: "metadata:\n  $deleteFromPrimitiveList/finalizers: [example.com/a]\n",
-            oracle: Oracle::KubectlPatch(KUSTOMIZE_LEAKS),
+            oracle: Oracle::Both,
         },
         Case {
             name: "$retainKeys",
             base: DEPLOYMENT,
             patch: "spec:\n  strategy:\n    $retainKeys: [type]\n    type: Recreate\n",
-            oracle: Oracle::KubectlPatch(KUSTOMIZE_LEAKS),
+            oracle: Oracle::Both,
         },
         Case {
             name: "$setElementOrder",
             base: DEPLOYMENT,
             patch: "spec:\n  template:\n    spec:\n      $setElementOrder/containers: [{name: sidecar}, {name: proxy}, {name: app}]\n      containers:\n      - {name: proxy, image: 'proxy:1'}\n",
-            oracle: Oracle::KubectlPatch(KUSTOMIZE_LEAKS),
+            oracle: Oracle::Both,
         },
         Case {
             name: "JSON patch: add, replace and remove",
@@ -300,13 +339,23 @@ fn patches_match_kubectl() {
     for case in cases() {
         let base: Value = serde_saphyr::from_str(case.base).unwrap();
         let patch: Value = serde_saphyr::from_str(case.patch).unwrap();
-        let mut ours = base.clone();
-        let ours = match patch {
-            Value::Array(_) => json6902::apply(&mut ours, &patch),
-            _ => strategic::merge(&mut ours, &patch, str_field(&base, "apiVersion"), str_field(&base, "kind")),
-        }
-        .map(|()| ours)
-        .map_err(|err| err.to_string());
+        let ours = |flavor: Flavor| {
+            let mut ours = base.clone();
+            match patch {
+                Value::Array(_) => json6902::apply(&mut ours, &patch),
+                _ => strategic::merge_as(
+                    flavor,
+                    &mut ours,
+                    &patch,
+                    str_field(&base, "apiVersion"),
+                    str_field(&base, "kind"),
+                ),
+            }
+            .map(|()| ours)
+            .map_err(|err| err.to_string())
+        };
+        // kustomize 2 (before kubectl 1.21) merges like kubectl patch.
+        let kustomize_flavor = if kubectl.kyaml { Flavor::Kustomize } else { Flavor::Kubernetes };
 
         let (check_kustomize, check_patch) = match case.oracle {
             Oracle::Both => (true, true),
@@ -327,19 +376,19 @@ fn patches_match_kubectl() {
         };
         let mut theirs = Vec::new();
         if check_kustomize {
-            theirs.push(("kubectl kustomize", kustomize(&kubectl, &base, &patch)));
+            theirs.push(("kubectl kustomize", ours(kustomize_flavor), kustomize(&kubectl, &base, &patch)));
         }
         if check_patch {
-            theirs.push(("kubectl patch", kubectl_patch(&base, &patch)));
+            theirs.push(("kubectl patch", ours(Flavor::Kubernetes), kubectl_patch(&base, &patch)));
         }
-        for (tool, result) in theirs {
+        for (tool, ours, result) in theirs {
             match (&ours, result) {
                 (Ok(ours), Ok(theirs)) if *ours == theirs => {}
                 (Err(_), Err(_)) => {}
                 (ours, theirs) => failures.push(format!(
                     "{}: weaver and {tool} disagree\n  weaver: {}\n  {tool}: {}",
                     case.name,
-                    show(ours),
+                    show(&ours),
                     show(&theirs)
                 )),
             }

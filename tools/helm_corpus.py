@@ -295,6 +295,9 @@ def normalise(obj):
     md.pop('namespace', None)
     for field in ('labels', 'annotations'):
         m = md.get(field)
+        if m is None:
+            # `labels: null` written in the source: weaver puts its own labels there.
+            md.pop(field, None)
         if isinstance(m, dict):
             for k in [k for k in m if k.startswith(WEAVER_KEYS)]:
                 del m[k]

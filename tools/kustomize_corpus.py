@@ -13,7 +13,8 @@ archive`, each top-level directory that holds a kustomization) into CORPUS/<name
 with `weaver render` of a release `kustomize: DIR` (namespace `corpus`; the repository itself is
 weaver's, so confinement is the repository's). Both outputs are parsed and compared: the same
 objects (order aside), the same content, weaver's own labels and the namespace weaver gives
-objects that have none aside. Where kubectl fails, weaver must fail too, naming the
+objects that have none aside, and the namespace kustomize keeps on a cluster-scoped object
+(the API server clears it; weaver never writes one). Where kubectl fails, weaver must fail too, naming the
 kustomization file (values are compared exactly: nothing here is random). One line per
 directory, then the differences by class, the total and the times of both tools, as
 helm_corpus.py prints and writes them (`report`; the JSON's seconds are {kustomize, weaver});
@@ -68,10 +69,23 @@ def key(obj):
     return (obj.get('apiVersion'), obj.get('kind'), md.get('namespace'), md.get('name'))
 
 
-def weaver_objects(text, kubectl_keys):
+def cluster_scoped(objects):
+    """The (apiVersion, kind)s weaver writes without a namespace: the cluster-scoped ones (weaver
+    gives every namespaced object one)."""
+    return {(o.get('apiVersion'), o.get('kind')) for o in objects if not (o.get('metadata') or {}).get('namespace')}
+
+
+def kubectl_key(obj, scoped):
+    """A cluster-scoped object's namespace aside: kustomize keeps one written on it, the API
+    server clears it, and weaver never writes one."""
+    k = key(obj)
+    return (k[0], k[1], None, k[3]) if (k[0], k[1]) in scoped else k
+
+
+def weaver_objects(objects, kubectl_keys):
     """weaver's objects, with the release namespace removed where kustomize set none."""
     out = {}
-    for obj in documents(text):
+    for obj in objects:
         md = obj.get('metadata') or {}
         k = key(obj)
         if md.get('namespace') == RELEASE_NAMESPACE and k not in kubectl_keys:
@@ -123,8 +137,10 @@ def compare_outputs(kube, w):
         weaver_error = (w.stderr.strip().splitlines() or [''])[0]
         return 'differ', 'weaver fails: ' + weaver_error[:300], 'weaver fails: ' + message_class(weaver_error)
     try:
-        k = {key(o): normalise(o) for o in documents(kube.stdout)}
-        wv = weaver_objects(w.stdout, set(k))
+        weaver_docs = documents(w.stdout)
+        scoped = cluster_scoped(weaver_docs)
+        k = {kubectl_key(o, scoped): normalise(o) for o in documents(kube.stdout)}
+        wv = weaver_objects(weaver_docs, set(k))
     except Exception as e:  # yaml errors, and weaver output that is not objects
         return 'differ', 'unparseable output: ' + str(e).splitlines()[0], 'unparseable output'
     if set(k) != set(wv):

@@ -42,6 +42,9 @@ pub struct Resource {
     needs_hash: bool,
     /// The `vars` attached to it, whose values are its fields.
     ref_vars: Vec<String>,
+    /// JSON pointers of the fields its file leaves empty (`key:`), which a strategic merge
+    /// clears (see `patch::strategic::clear_empty_values`).
+    empty_values: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +56,15 @@ struct PrevId {
 
 impl Resource {
     fn new(object: Value, source: PathBuf, document: usize) -> Resource {
-        Resource { object, source, document, prev: Vec::new(), needs_hash: false, ref_vars: Vec::new() }
+        Resource {
+            object,
+            source,
+            document,
+            prev: Vec::new(),
+            needs_hash: false,
+            ref_vars: Vec::new(),
+            empty_values: Vec::new(),
+        }
     }
 
     fn text(&self, pointer: &str) -> &str {
@@ -103,6 +114,15 @@ impl Resource {
     /// Every name it has had, the current one included.
     fn any_name_is(&self, name: &str) -> bool {
         self.name() == name || self.prev.iter().any(|id| id.name == name)
+    }
+
+    /// Whether its current id or a previous one is this kind, name and namespace (kustomize's
+    /// `GetMatchingResourcesByAnyId` with `Equals`, where no namespace is `default`).
+    fn any_id_is(&self, kind: &str, name: &str, namespace: &str) -> bool {
+        let current = (self.kind(), self.name(), self.namespace());
+        std::iter::once(current)
+            .chain(self.prev.iter().map(|id| (id.kind.as_str(), id.name.as_str(), id.namespace.as_str())))
+            .any(|(k, n, ns)| k == kind && n == name && same_namespace(ns, namespace))
     }
 
     /// Whether kustomize's object identity (apiVersion, kind, name, namespace) is the same.
@@ -478,19 +498,31 @@ impl Builder<'_> {
 /// The objects of a YAML stream (a `List` is its items, as kustomize reads it).
 pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
     let mut out = Vec::new();
+    let mut empty_values = crate::yaml::empty::empty_values(text).into_iter();
     for (index, object) in crate::yaml::documents_kyaml(path, text)?.into_iter().enumerate() {
-        let items = match object.get("kind").and_then(Value::as_str) {
+        let empty = empty_values.next().unwrap_or_default();
+        let items: Vec<(Value, Vec<String>)> = match object.get("kind").and_then(Value::as_str) {
             Some(kind) if kind.ends_with("List") && object.get("items").is_some_and(Value::is_array) => {
-                object["items"].as_array().cloned().unwrap_or_default()
+                let items = object["items"].as_array().cloned().unwrap_or_default();
+                (0..items.len())
+                    .map(|i| {
+                        let prefix = format!("/items/{i}/");
+                        empty.iter().filter_map(|p| p.strip_prefix(&prefix).map(|rest| format!("/{rest}"))).collect()
+                    })
+                    .zip(items)
+                    .map(|(empty, item)| (item, empty))
+                    .collect()
             }
-            _ => vec![object],
+            _ => vec![(object, empty)],
         };
-        for item in items {
+        for (item, empty) in items {
             if let Some(problem) = crate::render::object_problem(&item) {
                 return Err(Error::at(Location::file(path), format!("document {} {problem}", index + 1))
                     .with_help("every document a kustomization lists must be a Kubernetes object"));
             }
-            out.push(Resource::new(item, path.to_path_buf(), index + 1));
+            let mut resource = Resource::new(item, path.to_path_buf(), index + 1);
+            resource.empty_values = empty;
+            out.push(resource);
         }
     }
     Ok(out)
@@ -520,4 +552,12 @@ pub(crate) fn append(
         resources.push(resource);
     }
     Ok(())
+}
+
+/// kustomize's `IsNsEquals`: no namespace is `default`.
+fn same_namespace(a: &str, b: &str) -> bool {
+    fn effective(ns: &str) -> &str {
+        if ns.is_empty() { "default" } else { ns }
+    }
+    effective(a) == effective(b)
 }

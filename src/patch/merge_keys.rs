@@ -69,6 +69,14 @@ pub fn list_strategy(api_version: &str, kind: &str, path: &[&str]) -> ListStrate
     }
     match (group, kind, path) {
         ("", "Service", ["spec", "ports"]) => ListStrategy::Merge { keys: SERVICE_PORT },
+        ("", "ServiceAccount", ["secrets"])
+        | (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
+            ["webhooks"],
+        )
+        | ("storage.k8s.io", "CSINode", ["spec", "drivers"]) => ListStrategy::Merge { keys: NAME },
+        ("", "Node", ["spec", "podCIDRs"]) => ListStrategy::MergePrimitives,
         _ => ListStrategy::Atomic,
     }
 }
@@ -217,6 +225,19 @@ mod tests {
             ListStrategy::MergePrimitives
         );
         assert_eq!(list_strategy("v1", "ConfigMap", &["metadata", "finalizers"]), ListStrategy::MergePrimitives);
+    }
+
+    #[test]
+    fn webhooks_service_account_secrets_and_csi_drivers_merge_by_name() {
+        for api_version in ["admissionregistration.k8s.io/v1", "admissionregistration.k8s.io/v1beta1"] {
+            for kind in ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"] {
+                assert_eq!(fields(list_strategy(api_version, kind, &["webhooks"])), ["name"], "{api_version} {kind}");
+            }
+        }
+        assert_eq!(fields(list_strategy("v1", "ServiceAccount", &["secrets"])), ["name"]);
+        assert_eq!(fields(list_strategy("storage.k8s.io/v1", "CSINode", &["spec", "drivers"])), ["name"]);
+        assert_eq!(list_strategy("v1", "Node", &["spec", "podCIDRs"]), ListStrategy::MergePrimitives);
+        assert_eq!(list_strategy("v1", "ServiceAccount", &["imagePullSecrets"]), ListStrategy::Atomic);
     }
 
     #[test]

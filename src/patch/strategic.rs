@@ -1,8 +1,8 @@
 //! Kubernetes strategic merge patch, as `kubectl patch --type strategic` and
 //! kustomize's strategic merge patches apply it.
 //!
-//! Where the two disagree this follows the Kubernetes implementation
-//! (`k8s.io/apimachinery/pkg/util/strategicpatch`), except:
+//! The two disagree in places, so the caller picks a [`Flavor`]. [`Flavor::Kubernetes`]
+//! follows the Kubernetes implementation (`k8s.io/apimachinery/pkg/util/strategicpatch`), except:
 //! - lists are matched by all of their list-map keys (see [`merge_keys`]);
 //! - `$patch: delete` on a map removes the field, as kustomize does, instead of
 //!   leaving `{}` behind;
@@ -10,6 +10,18 @@
 //!   element (only `{$patch: replace}` on its own replaces the whole list);
 //! - `null`s and directives are dropped from newly added fields too, so no
 //!   directive key ever reaches the result.
+//!
+//! [`Flavor::Kustomize`] follows kustomize's kyaml (`kyaml/yaml/merge2` with
+//! `ListIncreaseDirection: Prepend`), which `kubectl kustomize` applies patches with:
+//! - a merged list holds the patch's elements first, in the patch's order, then the
+//!   target's other elements in their order (lists keyed by several fields, such as ports,
+//!   keep Kubernetes' order);
+//! - `$patch: replace` on an element the target has leaves that element as it was;
+//! - `$patch` is its only directive: `$retainKeys`, `$setElementOrder/...` and
+//!   `$deleteFromPrimitiveList/...` are copied into the result as plain fields.
+//!
+//! In both, `{$patch: replace}` in a list without merge key replaces the list, and other
+//! directives there are an error (kustomize copies them into the object).
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,15 +35,38 @@ const RETAIN_KEYS: &str = "$retainKeys";
 const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
 const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
 
+/// Whose strategic merge to follow where Kubernetes and kustomize differ (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `kubectl patch`, server-side patches, and the three-way diff.
+    Kubernetes,
+    /// The patches of a kustomization, as `kubectl kustomize` applies them.
+    Kustomize,
+}
+
 /// Applies the strategic merge `patch` to `target`, an object of the given
-/// `apiVersion` and `kind` (which select the list merge keys).
+/// `apiVersion` and `kind` (which select the list merge keys), as Kubernetes does.
 ///
 /// # Errors
 /// When the patch is malformed: a list element without its merge key, an
 /// unknown or misused directive, or a patch that deletes the whole object.
 /// `target` is then left unchanged.
 pub fn merge(target: &mut Value, patch: &Value, api_version: &str, kind: &str) -> Result<(), PatchError> {
-    *target = merged(target.clone(), patch, api_version, kind)?;
+    merge_as(Flavor::Kubernetes, target, patch, api_version, kind)
+}
+
+/// [`merge`] in the given flavor.
+///
+/// # Errors
+/// As [`merge`].
+pub fn merge_as(
+    flavor: Flavor,
+    target: &mut Value,
+    patch: &Value,
+    api_version: &str,
+    kind: &str,
+) -> Result<(), PatchError> {
+    *target = merged_as(flavor, target.clone(), patch, api_version, kind)?;
     Ok(())
 }
 
@@ -40,18 +75,74 @@ pub fn merge(target: &mut Value, patch: &Value, api_version: &str, kind: &str) -
 ///
 /// # Errors
 /// As [`merge`].
-pub fn merged(mut target: Value, patch: &Value, api_version: &str, kind: &str) -> Result<Value, PatchError> {
+pub fn merged(target: Value, patch: &Value, api_version: &str, kind: &str) -> Result<Value, PatchError> {
+    merged_as(Flavor::Kubernetes, target, patch, api_version, kind)
+}
+
+fn merged_as(
+    flavor: Flavor,
+    mut target: Value,
+    patch: &Value,
+    api_version: &str,
+    kind: &str,
+) -> Result<Value, PatchError> {
     let Value::Object(patch) = patch else {
         return Err(PatchError::NotAnObject { what: "patch", found: type_name(patch) });
     };
     let Value::Object(object) = &mut target else {
         return Err(PatchError::NotAnObject { what: "patched document", found: type_name(&target) });
     };
-    let ctx = Ctx { api_version, kind };
+    let ctx = Ctx { api_version, kind, flavor };
     match ctx.merge_map(object, patch, &Loc::ROOT)? {
         Outcome::Keep => Ok(target),
         Outcome::Delete => Err(PatchError::DeletesObject),
     }
+}
+
+/// kyaml's strategic merge walks the whole target (maps, and the elements of lists merged by
+/// key, not atomic lists) and clears every empty field it meets (`key:` in the file, which
+/// reads as null), keeping a `null` spelled out. `empty` are the pointers of the target's empty
+/// fields; those the walk reaches are removed from `target`, and the others returned.
+#[must_use]
+pub fn clear_empty_values(target: &mut Value, empty: Vec<String>, api_version: &str, kind: &str) -> Vec<String> {
+    empty
+        .into_iter()
+        .filter(|pointer| {
+            let tokens: Vec<String> =
+                pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+            let Some((last, parents)) = tokens.split_last() else { return false };
+            let mut fields: Vec<&str> = Vec::new();
+            let mut at = &mut *target;
+            for token in parents {
+                at = match at {
+                    Value::Object(map) => {
+                        fields.push(token);
+                        match map.get_mut(token.as_str()) {
+                            Some(next) => next,
+                            None => return false,
+                        }
+                    }
+                    Value::Array(items) => {
+                        if !matches!(merge_keys::list_strategy(api_version, kind, &fields), ListStrategy::Merge { .. }) {
+                            // Not walked: it stays empty for a later merge to clear.
+                            return true;
+                        }
+                        match token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                            Some(next) => next,
+                            None => return false,
+                        }
+                    }
+                    _ => return false,
+                };
+            }
+            if let Value::Object(map) = at
+                && map.get(last.as_str()).is_some_and(Value::is_null)
+            {
+                map.shift_remove(last.as_str());
+            }
+            false
+        })
+        .collect()
 }
 
 /// Where the merge is: a step from the parent location. The schema path (list indices left
@@ -144,13 +235,6 @@ fn identify(keys: Option<&[MergeKey]>, value: &Value) -> Id {
     }
 }
 
-fn is_directive(key: &str) -> bool {
-    key == PATCH
-        || key == RETAIN_KEYS
-        || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)
-        || key.starts_with(SET_ELEMENT_ORDER)
-}
-
 /// `{$patch: replace}` as a list element: the other elements replace the list.
 fn is_list_replace(element: &Value) -> bool {
     element.as_object().is_some_and(|m| m.len() == 1 && m.get(PATCH).is_some_and(|d| d == "replace"))
@@ -170,9 +254,18 @@ fn make_object(value: &mut Value) -> &mut Map<String, Value> {
 struct Ctx<'a> {
     api_version: &'a str,
     kind: &'a str,
+    flavor: Flavor,
 }
 
 impl Ctx<'_> {
+    fn is_directive(&self, key: &str) -> bool {
+        key == PATCH
+            || self.flavor == Flavor::Kubernetes
+                && (key == RETAIN_KEYS
+                    || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)
+                    || key.starts_with(SET_ELEMENT_ORDER))
+    }
+
     fn strategy(&self, loc: &Loc) -> ListStrategy {
         merge_keys::list_strategy(self.api_version, self.kind, &loc.fields())
     }
@@ -192,7 +285,7 @@ impl Ctx<'_> {
             }
         }
 
-        if let Some(retain) = patch.get(RETAIN_KEYS) {
+        if let Some(retain) = patch.get(RETAIN_KEYS).filter(|_| self.is_directive(RETAIN_KEYS)) {
             let Some(retain) = retain.as_array().filter(|keys| keys.iter().all(Value::is_string)) else {
                 return Err(PatchError::MalformedDirective {
                     path: loc.path(),
@@ -203,7 +296,7 @@ impl Ctx<'_> {
             let retained = |key: &str| retain.iter().any(|r| r == key);
             // A patch that sets a field it does not retain contradicts itself.
             if let Some(key) =
-                patch.iter().find_map(|(k, v)| (!is_directive(k) && !v.is_null() && !retained(k)).then_some(k))
+                patch.iter().find_map(|(k, v)| (!self.is_directive(k) && !v.is_null() && !retained(k)).then_some(k))
             {
                 return Err(PatchError::NotRetained { path: loc.field(key).path(), key: key.clone() });
             }
@@ -212,7 +305,7 @@ impl Ctx<'_> {
 
         // Deletions go first, so a patch that also lists the field adds after removing.
         for (key, remove) in patch {
-            let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) else {
+            let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST).filter(|_| self.is_directive(key)) else {
                 continue;
             };
             let Some(remove) = remove.as_array() else {
@@ -228,7 +321,7 @@ impl Ctx<'_> {
         }
 
         for (key, value) in patch {
-            if is_directive(key) {
+            if self.is_directive(key) {
                 continue;
             }
             let field_loc = loc.field(key);
@@ -248,7 +341,10 @@ impl Ctx<'_> {
                         _ => Vec::new(),
                     };
                     let order_key = format!("{SET_ELEMENT_ORDER}{key}");
-                    let order = patch.get(&order_key).map(|order| (order_key.as_str(), order));
+                    let order = patch
+                        .get(&order_key)
+                        .filter(|_| self.is_directive(&order_key))
+                        .map(|order| (order_key.as_str(), order));
                     let merged = self.merge_list(current, patch_list, order, loc, &field_loc)?;
                     target.insert(key.clone(), Value::Array(merged));
                 }
@@ -260,7 +356,7 @@ impl Ctx<'_> {
 
         // `$setElementOrder` for lists the patch does not otherwise change.
         for (key, order) in patch {
-            let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else {
+            let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER).filter(|_| self.is_directive(key)) else {
                 continue;
             };
             if patch.get(field).is_some_and(Value::is_array) {
@@ -298,7 +394,7 @@ impl Ctx<'_> {
                 return elements
                     .into_iter()
                     .map(|(i, element)| {
-                        reject_directives(element, &loc.index(i).pointer(), &loc.name())?;
+                        self.reject_directives(element, &loc.index(i).pointer(), &loc.name())?;
                         Ok(element.clone())
                     })
                     .collect();
@@ -310,7 +406,7 @@ impl Ctx<'_> {
         let target = if replace { Vec::new() } else { target };
         let (merged, patched) = match keys {
             Some(keys) => self.merge_keyed(target, &elements, keys, loc)?,
-            None => merge_primitives(target, &elements),
+            None => self.merge_primitives(target, &elements),
         };
         match order {
             Some(order) => apply_order(merged, &original, &patched, order, keys, parent, loc),
@@ -359,8 +455,17 @@ impl Ctx<'_> {
             first_at.entry(item.id.clone()).or_insert(at);
         }
         for (i, id, patch) in &merges {
-            let at = *first_at.entry(id.clone()).or_insert_with(|| {
+            let existing = first_at.get(id).copied();
+            // kyaml merges such an element into a copy and then puts the target's back.
+            if existing.is_some()
+                && self.flavor == Flavor::Kustomize
+                && patch.get(PATCH).is_some_and(|d| d == "replace")
+            {
+                continue;
+            }
+            let at = existing.unwrap_or_else(|| {
                 items.push(Item { id: id.clone(), value: Value::Object(Map::new()) });
+                first_at.insert(id.clone(), items.len() - 1);
                 items.len() - 1
             });
             // `$patch: delete` elements were taken out above, so this never deletes.
@@ -369,22 +474,75 @@ impl Ctx<'_> {
 
         let patch_order: Vec<Id> = merges.iter().map(|(_, id, _)| id.clone()).collect();
         let plain = merges.iter().filter(|(_, _, m)| !m.contains_key(PATCH)).map(|(_, id, _)| id.clone()).collect();
-        Ok((arrange(items, &patch_order, &server_order), plain))
+        // kyaml unifies the values of several keys (a port with and without `protocol`) and
+        // sets the target's elements back in its order: there, the order is Kubernetes'.
+        let merged = if keys.len() > 1 {
+            arrange(items, &patch_order, &server_order)
+        } else {
+            self.arrange(items, &patch_order, &server_order)
+        };
+        Ok((merged, plain))
     }
-}
 
-/// Set union of a list of scalars, e.g. finalizers.
-fn merge_primitives(target: Vec<Value>, elements: &[(usize, &Value)]) -> (Vec<Value>, Vec<Id>) {
-    let server_order: Vec<Id> = target.iter().map(|v| identify(None, v)).collect();
-    let patch_order: Vec<Id> = elements.iter().map(|(_, v)| identify(None, v)).collect();
-    let mut items: Vec<Item> = Vec::new();
-    let mut seen = HashSet::new();
-    for value in target.into_iter().chain(elements.iter().map(|(_, v)| (*v).clone())) {
-        if seen.insert(value.clone()) {
-            items.push(Item { id: identify(None, &value), value });
+    /// Set union of a list of scalars, e.g. finalizers.
+    fn merge_primitives(&self, target: Vec<Value>, elements: &[(usize, &Value)]) -> (Vec<Value>, Vec<Id>) {
+        let server_order: Vec<Id> = target.iter().map(|v| identify(None, v)).collect();
+        let patch_order: Vec<Id> = elements.iter().map(|(_, v)| identify(None, v)).collect();
+        let mut items: Vec<Item> = Vec::new();
+        let mut seen = HashSet::new();
+        for value in target.into_iter().chain(elements.iter().map(|(_, v)| (*v).clone())) {
+            if seen.insert(value.clone()) {
+                items.push(Item { id: identify(None, &value), value });
+            }
+        }
+        (self.arrange(items, &patch_order, &server_order), patch_order)
+    }
+
+    /// Orders a merged list: Kubernetes interleaves (see [`arrange`]); kyaml puts the
+    /// elements named in `patch_order` first, in that order, then the others as they were.
+    fn arrange(&self, mut items: Vec<Item>, patch_order: &[Id], server_order: &[Id]) -> Vec<Value> {
+        match self.flavor {
+            Flavor::Kubernetes => arrange(items, patch_order, server_order),
+            Flavor::Kustomize => {
+                let patch_order = positions(patch_order);
+                // A stable sort: the target's elements come before new ones in `items`.
+                items.sort_by_cached_key(|item| {
+                    item.id.as_ref().and_then(|id| patch_order.get(id).copied()).unwrap_or(usize::MAX)
+                });
+                items.into_iter().map(|item| item.value).collect()
+            }
         }
     }
-    (arrange(items, &patch_order, &server_order), patch_order)
+
+    /// Atomic lists are copied as they are, so a directive in them would leak into
+    /// the result; it is almost certainly a patch written for a merge list.
+    fn reject_directives(&self, value: &Value, pointer: &str, field: &str) -> Result<(), PatchError> {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let mut pointer = pointer.to_owned();
+                    push_token(&mut pointer, key);
+                    if self.is_directive(key) {
+                        return Err(PatchError::DirectiveInAtomicList {
+                            path: pointer,
+                            field: field.to_owned(),
+                            directive: key.clone(),
+                        });
+                    }
+                    self.reject_directives(value, &pointer, field)?;
+                }
+            }
+            Value::Array(list) => {
+                for (i, value) in list.iter().enumerate() {
+                    let mut pointer = pointer.to_owned();
+                    push_token(&mut pointer, &i.to_string());
+                    self.reject_directives(value, &pointer, field)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// Orders a merged list like Kubernetes does: elements named in `patch_order`
@@ -482,36 +640,6 @@ fn apply_order(
     Ok(arrange(items, &order_ids, original))
 }
 
-/// Atomic lists are copied as they are, so a directive in them would leak into
-/// the result; it is almost certainly a patch written for a merge list.
-fn reject_directives(value: &Value, pointer: &str, field: &str) -> Result<(), PatchError> {
-    match value {
-        Value::Object(map) => {
-            for (key, value) in map {
-                let mut pointer = pointer.to_owned();
-                push_token(&mut pointer, key);
-                if is_directive(key) {
-                    return Err(PatchError::DirectiveInAtomicList {
-                        path: pointer,
-                        field: field.to_owned(),
-                        directive: key.clone(),
-                    });
-                }
-                reject_directives(value, &pointer, field)?;
-            }
-        }
-        Value::Array(list) => {
-            for (i, value) in list.iter().enumerate() {
-                let mut pointer = pointer.to_owned();
-                push_token(&mut pointer, &i.to_string());
-                reject_directives(value, &pointer, field)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,6 +732,39 @@ mod tests {
         assert_eq!(order(json!([{"name": "c", "image": "x"}, {"name": "a", "image": "x"}])), "b,c,a");
         assert_eq!(order(json!([{"name": "c"}, {"name": "d"}, {"name": "a"}])), "b,c,d,a");
         assert_eq!(order(json!([{"name": "b"}, {"name": "e"}, {"name": "d"}])), "a,b,e,d,c");
+    }
+
+    #[test]
+    fn kustomize_puts_the_patch_elements_first() {
+        // Expected orders recorded from `kubectl kustomize` (kustomize v5.5).
+        let order = |patch: Value| {
+            let mut out = deployment(json!([{"name": "a"}, {"name": "b"}, {"name": "c"}]));
+            merge_as(Flavor::Kustomize, &mut out, &deployment(patch), "apps/v1", "Deployment").unwrap();
+            names(&out["spec"]["template"]["spec"]["containers"]).join(",")
+        };
+        assert_eq!(order(json!([{"name": "d"}])), "d,a,b,c");
+        assert_eq!(order(json!([{"name": "b", "image": "x"}, {"name": "d"}])), "b,d,a,c");
+        assert_eq!(order(json!([{"name": "c"}, {"name": "d"}, {"name": "a"}])), "c,d,a,b");
+        assert_eq!(order(json!([{"name": "e"}, {"name": "b", "$patch": "delete"}])), "e,a,c");
+
+        let mut out = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"finalizers": ["x", "w"]}});
+        let patch = json!({"metadata": {"finalizers": ["z", "w"]}});
+        merge_as(Flavor::Kustomize, &mut out, &patch, "v1", "ConfigMap").unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["z", "w", "x"]));
+    }
+
+    #[test]
+    fn kustomize_keeps_an_element_patched_with_replace_and_copies_other_directives() {
+        let mut out = deployment(json!([{"name": "a", "image": "a"}, {"name": "b", "image": "b"}]));
+        let mut patch = deployment(json!([{"name": "b", "image": "z", "$patch": "replace"},
+                                          {"name": "n", "image": "n", "$patch": "replace"}]));
+        patch["spec"]["$retainKeys"] = json!(["template"]);
+        merge_as(Flavor::Kustomize, &mut out, &patch, "apps/v1", "Deployment").unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "b", "image": "b"}, {"name": "n", "image": "n"}, {"name": "a", "image": "a"}])
+        );
+        assert_eq!(out["spec"]["$retainKeys"], json!(["template"]));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! serde_yaml) so that every error has a line and column; output goes through `emit`, which
 //! quotes whatever a YAML 1.1 reader (kubectl, helm) would read differently.
 
+pub(crate) mod empty;
 pub mod emit;
 pub(crate) mod nodes;
 pub(crate) mod subset;
@@ -194,7 +195,47 @@ pub fn documents_kyaml(path: &Path, text: &str) -> Result<Vec<Value>> {
     documents_with(path, text, options)
 }
 
-fn documents_with(path: &Path, text: &str, mut options: serde_saphyr::Options) -> Result<Vec<Value>> {
+fn documents_with(path: &Path, text: &str, options: serde_saphyr::Options) -> Result<Vec<Value>> {
+    let mut docs = parsed_documents(path, text, options)?;
+    end_unbroken_block_scalar(text, &mut docs);
+    Ok(docs)
+}
+
+/// A block scalar that runs to the end of input without a line break (the last value of a
+/// patch inlined with `|-`) ends without one in go-yaml, as YAML says; granit-parser gives it
+/// one. The last value of the last document is that scalar when it ends in the file's last
+/// line followed by a line break that the file does not have (a quoted or plain scalar cannot
+/// end in a raw line break).
+fn end_unbroken_block_scalar(text: &str, docs: &mut [Value]) {
+    if text.ends_with('\n') {
+        return;
+    }
+    let last_line = text.rsplit('\n').next().unwrap_or_default().trim_start();
+    if last_line.trim().is_empty() {
+        return;
+    }
+    let Some(mut value) = docs.last_mut() else { return };
+    loop {
+        value = match value {
+            Value::Object(map) => match map.values_mut().last() {
+                Some(last) => last,
+                None => return,
+            },
+            Value::Array(items) => match items.last_mut() {
+                Some(last) => last,
+                None => return,
+            },
+            _ => break,
+        };
+    }
+    if let Value::String(scalar) = value
+        && scalar.strip_suffix('\n').is_some_and(|body| body.ends_with(last_line))
+    {
+        scalar.pop();
+    }
+}
+
+fn parsed_documents(path: &Path, text: &str, mut options: serde_saphyr::Options) -> Result<Vec<Value>> {
     if let Some(docs) = subset::documents(text, &options) {
         return Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect());
     }
@@ -437,5 +478,17 @@ mod tests {
             "f.yaml:1:3: invalid YAML: expected a whole number, not negative"
         );
         assert_eq!(error::<Vec<String>>("- [a]\n"), "f.yaml:1:3: invalid YAML: expected a string");
+    }
+
+    #[test]
+    fn a_block_scalar_at_the_end_of_input_without_a_line_break_ends_without_one() {
+        use serde_json::json;
+        let read = |text: &str| documents(Path::new("f.yaml"), text).unwrap();
+        assert_eq!(read("a: |\n  x\n  }]"), vec![json!({"a": "x\n}]"})]);
+        assert_eq!(read("- op: add\n  value: >\n    one\n    two"), vec![json!([{"op": "add", "value": "one two"}])]);
+        // With the line break, or when the last value is not a block scalar, nothing changes.
+        assert_eq!(read("a: |\n  x\n  }]\n"), vec![json!({"a": "x\n}]\n"})]);
+        assert_eq!(read("a: |\n  x\nb: \"x\\n\""), vec![json!({"a": "x\n", "b": "x\n"})]);
+        assert_eq!(read("a: |\n  x\n  # comment"), vec![json!({"a": "x\n# comment"})]);
     }
 }

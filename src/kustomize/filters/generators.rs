@@ -131,7 +131,8 @@ fn generate(
     if kind == "Secret" {
         object["type"] = args.secret_type.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "Opaque".into()).into();
     }
-    if !data.is_empty() {
+    // kustomize writes a Secret's `data` even when empty, a ConfigMap's only when not.
+    if !data.is_empty() || kind == "Secret" {
         object["data"] = Value::Object(data);
     }
     if !binary.is_empty() {
@@ -184,13 +185,8 @@ fn add(
     (mut new, behavior): (Resource, Behavior),
     resources: &mut Vec<Resource>,
 ) -> Result<()> {
-    let effective = |ns: &str| if ns.is_empty() { "default".to_string() } else { ns.to_string() };
-    let same = |r: &Resource| {
-        r.api_version() == new.api_version()
-            && effective(r.namespace()) == effective(new.namespace())
-            && r.kind() == new.kind()
-            && r.any_name_is(new.name())
-    };
+    let same =
+        |r: &Resource| r.api_version() == new.api_version() && r.any_id_is(new.kind(), new.name(), new.namespace());
     let matches: Vec<usize> = resources.iter().enumerate().filter(|(_, r)| same(r)).map(|(i, _)| i).collect();
     match (matches.as_slice(), behavior) {
         ([], Behavior::Create) => {
@@ -249,7 +245,9 @@ fn add(
                 }
             }
             new.prev = old.prev.clone();
-            new.needs_hash = new.needs_hash || old.needs_hash;
+            // kustomize's `CopyMergeMetaDataFieldsFrom`: the hash is kept only when both the
+            // existing object (a plain resource never has one) and the generator ask for it.
+            new.needs_hash = new.needs_hash && old.needs_hash;
             resources[*index] = new;
             Ok(())
         }

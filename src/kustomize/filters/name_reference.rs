@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::super::Resource;
+use super::super::{Resource, same_namespace};
 use super::{BackReference, TransformerConfig, gvk_selects};
 use crate::error::{Error, Location, Result};
 use crate::manifest::Scopes;
@@ -144,12 +144,4 @@ impl Context<'_> {
             Err(format!("`{}` names `{old}`, which could be any of {}", self.path, ids.join(", ")))
         }
     }
-}
-
-/// kustomize's `IsNsEquals`: no namespace is `default`.
-fn same_namespace(a: &str, b: &str) -> bool {
-    fn effective(ns: &str) -> &str {
-        if ns.is_empty() { "default" } else { ns }
-    }
-    effective(a) == effective(b)
 }

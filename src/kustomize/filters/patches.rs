@@ -212,7 +212,11 @@ fn strategic_on(
         resource.store_previous_id();
     }
     let (api_version, kind) = (resource.api_version().to_string(), resource.kind().to_string());
-    crate::patch::strategic::merge(&mut resource.object, &patch, &api_version, &kind)
+    let empty_values = std::mem::take(&mut resource.empty_values);
+    resource.empty_values =
+        crate::patch::strategic::clear_empty_values(&mut resource.object, empty_values, &api_version, &kind);
+    let flavor = crate::patch::strategic::Flavor::Kustomize;
+    crate::patch::strategic::merge_as(flavor, &mut resource.object, &patch, &api_version, &kind)
         .map_err(|e| target.error(at, format!("`{field}`: patch failed on {}: {e}", resource.describe())))?;
     checked(target, at, field, resource)
 }

@@ -552,3 +552,46 @@ fn changed_maps_subchart_and_archive_edits_to_their_releases_and_rev_renders_a_c
     let objects = by_key(weaver::yaml::documents(Path::new("render"), out.success()).unwrap());
     assert_eq!(objects["StatefulSet/jobs-queue"]["spec"]["replicas"], 2);
 }
+
+/// helm-secrets' habit: a SOPS file in `valuesFiles`. It is decrypted with the environment's
+/// identities and its values redacted; without a key that opens it, it is an error naming the
+/// file, never values read as plain YAML (which would deploy `ENC[…]`).
+#[test]
+fn an_encrypted_values_file_is_decrypted_redacted_and_without_a_key_an_error() {
+    let key = common::project_root().join("tests/fixtures/prod-test.agekey");
+    let recipient = "age1uuhc92sjcyu2z5vaxq74mfmanu36huwuugwfqeu4wzk8wum5d50st4m9ny";
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    repo.write(
+        "charts/app/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {{ .Values.db.password | quote }}\n  user: {{ .Values.db.user }}\n",
+    );
+    repo.write("values/app.yaml", "db:\n  user: app\n");
+    repo.write("values/app-secrets.yaml", "db:\n  password: SEEDTOKEN-hunter2\n");
+    repo.write(
+        "environments/dev.yaml",
+        "releases:\n  - name: app\n    chart: app\n    namespace: shop\n    valuesFiles: [values/app.yaml, values/app-secrets.yaml]\n",
+    );
+    let file = repo.path().join("values/app-secrets.yaml");
+    repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
+    let encrypted = std::fs::read_to_string(repo.path().join("values/app-secrets.yaml")).unwrap();
+    assert!(encrypted.contains("ENC[AES256_GCM") && !encrypted.contains("hunter2"), "{encrypted}");
+
+    let key_env = [("SOPS_AGE_KEY_FILE", key.to_str().unwrap())];
+    let shown = repo.weaver_env(&["render", "--env", "dev", "--show-secrets"], &key_env);
+    let objects = by_key(weaver::yaml::documents(Path::new("render"), shown.success()).unwrap());
+    let secret = objects.values().find(|o| o["kind"] == "Secret").unwrap();
+    assert_eq!(secret["stringData"], serde_json::json!({"password": "SEEDTOKEN-hunter2", "user": "app"}));
+
+    let redacted = repo.weaver_env(&["render", "--env", "dev"], &key_env);
+    assert!(!redacted.success().contains("hunter2"), "{}", redacted.success());
+
+    // Another key: the file does not open.
+    let other = age::x25519::Identity::generate();
+    let other_key = repo.path().join("other.agekey");
+    std::fs::write(&other_key, format!("{}\n", age::secrecy::ExposeSecret::expose_secret(&other.to_string()))).unwrap();
+    let without_key = repo.weaver_env(&["render", "--env", "dev"], &[("SOPS_AGE_KEY_FILE", other_key.to_str().unwrap())]);
+    let error = without_key.failure();
+    assert!(error.contains("values/app-secrets.yaml"), "{error}");
+    assert!(!error.contains("hunter2") && !error.contains("ENC["), "{error}");
+}

@@ -171,7 +171,7 @@ struct Formatted {
 /// charts, the cluster's capabilities.
 pub struct Prepared {
     selected: Selected,
-    secrets: Map<String, serde_json::Value>,
+    secrets: crate::render::Secrets,
     validate: crate::validate::Mode,
     /// Where the values of Secrets that `lookup` reads are registered.
     redactor: Redactor,
@@ -186,14 +186,21 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
     phase(on, "load", started);
     let (project, env) = (&selected.project, &selected.env);
     let started = Instant::now();
-    let secrets = if env.secrets.is_empty() {
+    let ids = || load_identities(&options.selection.repo, options.identity.as_deref(), env.identity_file.as_ref());
+    let values = if env.secrets.is_empty() {
         Map::new()
     } else {
-        let ids = load_identities(&options.selection.repo, options.identity.as_deref(), env.identity_file.as_ref())?;
-        let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids, redactor)?;
+        let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids()?, redactor)?;
         on(Progress::Info(format!("decrypted {} secrets file(s)", env.secrets.len())));
         secrets
     };
+    let values_files = selected.releases().into_iter().flat_map(|release| &release.values_files);
+    let values_files =
+        crate::secrets::load_encrypted_values_files(project.source.as_ref(), values_files, ids, redactor)?;
+    if !values_files.is_empty() {
+        on(Progress::Info(format!("decrypted {} values file(s)", values_files.len())));
+    }
+    let secrets = crate::render::Secrets { values, values_files };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })
 }

@@ -8,7 +8,7 @@ pub mod schema;
 pub mod transforms;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -90,14 +90,23 @@ pub struct ClusterView {
     pub live: Arc<crate::helm::lookup::Live>,
 }
 
-/// Renders the given releases of `env`. `secrets` is the merged, decrypted secrets tree.
+/// What rendering needs decrypted (every value registered with the redactor).
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// The environment's `secrets` files, merged.
+    pub values: Map<String, Value>,
+    /// The releases' encrypted `valuesFiles` (SOPS files), by path.
+    pub values_files: HashMap<PathBuf, Map<String, Value>>,
+}
+
+/// Renders the given releases of `env` with their decrypted `secrets`.
 /// A Helm chart release whose `lookup`s asked for objects `cluster.live` has not listed yet
 /// renders no objects (and no error): see [`render_again`].
 pub fn render(
     project: &Project,
     env: &Environment,
     releases: &[&Release],
-    secrets: &Map<String, Value>,
+    secrets: &Secrets,
     cluster: &ClusterView,
 ) -> Result<Rendered> {
     render_into(project, env, releases, secrets, cluster, None)
@@ -110,7 +119,7 @@ pub fn render_again(
     env: &Environment,
     previous: Rendered,
     releases: &[&Release],
-    secrets: &Map<String, Value>,
+    secrets: &Secrets,
     cluster: &ClusterView,
 ) -> Result<Rendered> {
     render_into(project, env, releases, secrets, cluster, Some(previous))
@@ -120,7 +129,7 @@ fn render_into(
     project: &Project,
     env: &Environment,
     releases: &[&Release],
-    secrets: &Map<String, Value>,
+    secrets: &Secrets,
     cluster: &ClusterView,
     previous: Option<Rendered>,
 ) -> Result<Rendered> {
@@ -173,7 +182,7 @@ pub fn render_in_chunks<R: Send>(
     project: &Project,
     env: &Environment,
     releases: &[&Release],
-    secrets: &Map<String, Value>,
+    secrets: &Secrets,
     cluster: &ClusterView,
     chunk: usize,
     finish: impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
@@ -264,7 +273,7 @@ fn drop_repeated_crds(finished: &mut [Finished], seen: &mut HashMap<ObjectKey, (
 struct Run<'a> {
     project: &'a Project,
     env: &'a Environment,
-    secrets: &'a Map<String, Value>,
+    secrets: &'a Secrets,
     cluster: &'a ClusterView,
     helm: HelmCharts,
     engine: Engine,
@@ -281,7 +290,7 @@ fn with_run<T>(
     project: &Project,
     env: &Environment,
     releases: &[&Release],
-    secrets: &Map<String, Value>,
+    secrets: &Secrets,
     cluster: &ClusterView,
     body: impl FnOnce(&Run) -> Result<T>,
 ) -> Result<T> {
@@ -330,7 +339,7 @@ fn with_run<T>(
         crds,
         capabilities,
         env_value: minijinja::context! { name => &env.name, values => serde_value(&env.values) },
-        secrets_value: serde_value(secrets),
+        secrets_value: serde_value(&secrets.values),
     };
     body(&run)
 }
@@ -362,7 +371,7 @@ impl Run<'_> {
                     return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: chart.warnings.clone() });
                 }
                 let chart = &self.chart_contexts[release.chart.as_str()];
-                let values = release_values(project, release, &chart.chart)?;
+                let values = release_values(project, release, &chart.chart, secrets)?;
                 if let Some(schema) = &chart.schema {
                     schema.validate(&values, &release.name, &release.at)?;
                 }
@@ -524,9 +533,9 @@ fn render_kustomization(project: &Project, release: &Release, dir: &Path) -> Res
 }
 
 /// Chart defaults < `valuesFiles` in order < the release's `values`.
-fn release_values(project: &Project, release: &Release, chart: &Chart) -> Result<Value> {
+fn release_values(project: &Project, release: &Release, chart: &Chart, secrets: &Secrets) -> Result<Value> {
     let mut values = chart.values.clone();
-    for map in values_files(project, release, crate::yaml::from_str::<Option<Value>>)? {
+    for map in values_files(project, release, secrets, crate::yaml::from_str::<Option<Value>>)? {
         deep_merge(&mut values, map);
     }
     deep_merge(&mut values, release.values.clone());
@@ -537,16 +546,28 @@ fn release_values(project: &Project, release: &Release, chart: &Chart) -> Result
 fn values_files(
     project: &Project,
     release: &Release,
+    secrets: &Secrets,
     parse: impl Fn(&Path, &str) -> Result<Option<Value>>,
 ) -> Result<Vec<Map<String, Value>>> {
     let mut layers = Vec::new();
     for file in &release.values_files {
+        if let Some(decrypted) = secrets.values_files.get(&file.path) {
+            layers.push(decrypted.clone());
+            continue;
+        }
         let Some(bytes) = project.source.read_named(&file.path, &file.at, "values file")? else {
             return Err(Error::at(file.at.clone(), format!("values file {} does not exist", file.path.display())));
         };
         let text = crate::project::source::utf8(&file.path, bytes)?;
         match parse(&file.path, &text)? {
             None | Some(Value::Null) => {}
+            // Encrypted values read as they are would deploy `ENC[…]` as values.
+            Some(Value::Object(map)) if map.get("sops").is_some_and(Value::is_object) => {
+                return Err(Error::at(
+                    file.at.clone(),
+                    format!("values file {} is encrypted with SOPS and was not decrypted", file.path.display()),
+                ));
+            }
             Some(Value::Object(map)) => layers.push(map),
             Some(_) => {
                 return Err(Error::at(Location::file(&file.path), "must be a mapping of values at the top level"));
@@ -647,17 +668,17 @@ fn render_helm(
     chart: &crate::helm::HelmChart,
     capabilities: &Arc<crate::helm::Capabilities>,
     live: &Arc<crate::helm::lookup::Live>,
-    secrets: &Map<String, Value>,
+    secrets: &Secrets,
 ) -> Result<Vec<Manifest>> {
     let parse = |path: &Path, text: &str| {
         crate::helm::chart::read_values(path, text.as_bytes()).map(|map| Some(Value::Object(map)))
     };
     let mut values = Map::new();
-    for layer in values_files(project, release, parse)? {
+    for layer in values_files(project, release, secrets, parse)? {
         merge_overrides(&mut values, layer);
     }
     merge_overrides(&mut values, release.values.clone());
-    if let Some(Value::Object(own)) = secrets.get(&release.name) {
+    if let Some(Value::Object(own)) = secrets.values.get(&release.name) {
         merge_overrides(&mut values, own.clone());
     }
     let input = crate::helm::ReleaseInput {

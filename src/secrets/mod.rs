@@ -99,3 +99,41 @@ pub fn load_environment_secrets(
     }
     Ok(merged)
 }
+
+/// Decrypts the SOPS files among `files` (values files written as helm-secrets writes them:
+/// those with a top-level `sops` key) and registers every value with `redactor`. `ids` is
+/// called once, and only when one is encrypted; a file that cannot be read is left to its
+/// reader.
+pub fn load_encrypted_values_files<'f>(
+    source: &dyn crate::project::Source,
+    files: impl IntoIterator<Item = &'f crate::project::environment::PathRef>,
+    ids: impl FnOnce() -> crate::Result<Identities>,
+    redactor: &Redactor,
+) -> crate::Result<std::collections::HashMap<std::path::PathBuf, serde_json::Map<String, serde_json::Value>>> {
+    let mut encrypted: Vec<(&std::path::Path, SopsFile)> = Vec::new();
+    for file in files {
+        if encrypted.iter().any(|(path, _)| *path == file.path) {
+            continue;
+        }
+        let Ok(Some(bytes)) = source.read_named(&file.path, &file.at, "values file") else { continue };
+        let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+        // SOPS writes its metadata as a top-level key (`sops:` in YAML, `"sops":` in JSON).
+        if text.lines().any(|line| line.starts_with("sops:") || line.trim_start().starts_with("\"sops\":")) {
+            encrypted.push((&file.path, SopsFile::parse(&file.path, text)?));
+        }
+    }
+    let mut decrypted = std::collections::HashMap::new();
+    if encrypted.is_empty() {
+        return Ok(decrypted);
+    }
+    let ids = ids()?;
+    for (path, sops) in encrypted {
+        let tree = sops.decrypt(&ids)?.into_plaintext().to_json();
+        redactor.register_tree(&tree);
+        let serde_json::Value::Object(map) = tree else {
+            return Err(crate::Error::at(crate::error::Location::file(path), "must be a mapping of values at the top level"));
+        };
+        decrypted.insert(path.to_path_buf(), map);
+    }
+    Ok(decrypted)
+}

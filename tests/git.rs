@@ -91,7 +91,8 @@ fn rendered_releases(output: &str) -> Vec<String> {
 fn a_chart_edit_affects_every_release_using_it_in_every_environment() {
     let report = changed_after(|repo| append(repo, "charts/web-app/values.yaml", "extraLabel: x\n"));
     // base is abstract: its web is never deployed itself.
-    assert_eq!(affected(&report), ["dev/web changed", "prod/web changed", "staging/web changed"]);
+    // dev sets its own `replicas`: its web is the same.
+    assert_eq!(affected(&report), ["prod/web changed", "staging/web changed"]);
     assert_eq!(reasons(&report, "prod/web"), ["charts/web-app/values.yaml"]);
     assert!(unattributed(&report).is_empty());
 }
@@ -659,4 +660,24 @@ fn the_demo_repository_ignores_its_own_engine_sources() {
     let report = changed_json(&repo, &["--base", "HEAD"]);
     assert_eq!(affected(&report), Vec::<String>::new(), "{report:#}");
     assert_eq!(unattributed(&report), Vec::<&str>::new(), "touched {touched:?}: {report:#}");
+}
+
+/// helmfile's layout: the abstract base leaves `web`'s chart to the environments extending it.
+/// Every command that reads all environments reads it; a base edit affects the children it reaches.
+#[test]
+fn an_abstract_base_leaving_a_chart_to_its_children_works_for_every_command() {
+    let (repo, git) = demo_history();
+    replace(&repo, "environments/base.yaml", "  - name: web\n    chart: web-app\n", "  - name: web\n");
+    for env in ["dev", "staging", "prod"] {
+        replace(&repo, &format!("environments/{env}.yaml"), "  - name: web\n", "  - name: web\n    chart: web-app\n");
+    }
+    commit_all(&git, "web's chart in each environment");
+    let envs: Value = serde_json::from_str(repo.weaver(&["envs", "-o", "json"]).success()).unwrap();
+    let names: Vec<&str> = envs["environments"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["base", "dev", "prod", "staging"]);
+    repo.weaver(&["charts", "lock"]).success();
+    replace(&repo, "environments/base.yaml", "replicas: 2", "replicas: 3");
+    let report = changed_json(&repo, &["--base", "HEAD"]);
+    // dev sets its own `replicas`: its web is the same.
+    assert_eq!(affected(&report), ["prod/web changed", "staging/web changed"]);
 }

@@ -579,7 +579,13 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     }
 
     let namespace = namespace.unwrap_or_else(|| "default".to_string());
-    let releases = releases.into_iter().map(|r| r.finish(&namespace, &repositories)).collect::<Result<Vec<_>>>()?;
+    // An abstract environment may leave a release's chart to the environments extending it (a
+    // helmfile layout); such a release is not one of its own, which never render anyway.
+    let releases = releases
+        .into_iter()
+        .filter(|r| !is_abstract || r.chart.is_some())
+        .map(|r| r.finish(&namespace, &repositories))
+        .collect::<Result<Vec<_>>>()?;
     let releases = order_by_needs(releases)?;
 
     Ok(Environment {
@@ -823,6 +829,24 @@ releases:
         assert_eq!((prod.lock_namespace.as_str(), prod.context.as_deref()), ("weaver-locks", Some("prod-eu")));
         assert_eq!(load(&files, "staging").unwrap().lock_namespace, "staging-locks");
         assert_eq!(load(&files, "dev").unwrap().lock_namespace, DEFAULT_LOCK_NAMESPACE);
+    }
+
+    #[test]
+    fn an_abstract_base_may_leave_a_release_s_chart_to_the_environments_extending_it() {
+        let files = [
+            ("base.yaml", "abstract: true\nreleases:\n  - name: worker\n    namespace: jobs\n  - name: web\n    chart: web\n"),
+            ("dev.yaml", "extends: base\nreleases:\n  - name: worker\n    chart: worker\n"),
+            ("broken.yaml", "extends: base\n"),
+        ];
+        let base = load(&files, "base").unwrap();
+        assert!(base.is_abstract);
+        assert_eq!(base.releases.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["web"]);
+        let dev = load(&files, "dev").unwrap();
+        let worker = dev.releases.iter().find(|r| r.name == "worker").unwrap();
+        assert_eq!((worker.chart.as_str(), worker.namespace.as_str()), ("worker", "jobs"));
+        // An environment that is not abstract must give every release its chart.
+        let err = load(&files, "broken").unwrap_err();
+        assert!(err.to_string().starts_with("environments/base.yaml:3:5: release `worker` has no `chart`"), "{err}");
     }
 
     #[test]

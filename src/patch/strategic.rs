@@ -472,6 +472,22 @@ impl Ctx<'_> {
             self.merge_map(make_object(&mut items[at].value), patch, &loc.index(*i))?;
         }
 
+        if self.flavor == Flavor::Kustomize && keys.len() == 1 {
+            // kyaml sets the target's elements back by key: one element per key, where the
+            // first was, holding the last (a JSON patch's `env/-` may have added a duplicate).
+            let mut at: HashMap<Id, usize> = HashMap::new();
+            let mut kept: Vec<Item> = Vec::with_capacity(items.len());
+            for item in items {
+                match item.id.as_ref().and_then(|_| at.get(&item.id)) {
+                    Some(&first) => kept[first].value = item.value,
+                    None => {
+                        at.insert(item.id.clone(), kept.len());
+                        kept.push(item);
+                    }
+                }
+            }
+            items = kept;
+        }
         let patch_order: Vec<Id> = merges.iter().map(|(_, id, _)| id.clone()).collect();
         let plain = merges.iter().filter(|(_, _, m)| !m.contains_key(PATCH)).map(|(_, id, _)| id.clone()).collect();
         // kyaml unifies the values of several keys (a port with and without `protocol`) and

@@ -232,6 +232,9 @@ fn json6902_on(
     for index in select(target, at, selector, resources)? {
         let resource = &mut resources[index];
         resource.store_previous_id();
+        // kustomize applies a JSON patch to the object's JSON: its empty fields come back as
+        // `null`s spelled out, which a strategic merge keeps.
+        resource.empty_values.clear();
         crate::patch::json6902::apply(&mut resource.object, ops)
             .map_err(|e| target.error(at, format!("`{field}`: patch failed on {}: {e}", resource.describe())))?;
         checked(target, at, field, resource)?;

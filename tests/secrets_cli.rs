@@ -194,7 +194,10 @@ fn encrypt_decrypt_rotate_and_updatekeys_through_the_cli() {
     let plain = "# a comment\nname: team\nport: 8080\nenabled: true\nratio: 0.5\nlist:\n  - one\n  - two\nnested:\n  key: ünïcødé\n  multi: |\n    line one\n    line two\n";
     repo.write("secrets/dev.yaml", plain);
     let file = secrets_file(&repo, "dev.yaml");
-    repo.weaver(&["secrets", "encrypt", &file]).success();
+    let run = repo.weaver(&["secrets", "encrypt", &file]);
+    run.success();
+    // Each writing command says what it did, without -v.
+    assert!(run.stderr.starts_with(&format!("{file}: encrypted to age1")), "{}", run.stderr);
     let encrypted = std::fs::read_to_string(&file).unwrap();
     assert!(!encrypted.contains("team") && !encrypted.contains("line one") && encrypted.contains("sops:"));
     // Decrypts with the environment's identityFile, found from the file's path.
@@ -203,7 +206,9 @@ fn encrypt_decrypt_rotate_and_updatekeys_through_the_cli() {
     assert_eq!(as_json(&decrypted), as_json(plain));
     assert!(decrypted.contains("# a comment"));
 
-    repo.weaver(&["secrets", "rotate", &file]).success();
+    let run = repo.weaver(&["secrets", "rotate", &file]);
+    run.success();
+    assert!(run.stderr.starts_with(&format!("{file}: new data key, encrypted to age1")), "{}", run.stderr);
     let rotated = std::fs::read_to_string(&file).unwrap();
     let (before, after) = (ciphertexts(&encrypted), ciphertexts(&rotated));
     assert_eq!(before.len(), after.len());
@@ -270,6 +275,7 @@ fn edit_reencrypts_keeping_unchanged_ciphertext_and_removes_the_plaintext() {
     let before = std::fs::read_to_string(&file).unwrap();
     let run = repo.weaver_env(&["secrets", "edit", &file], &[("EDITOR", editor.to_str().unwrap())]);
     run.success();
+    assert!(run.stderr.contains(": re-encrypted; unchanged values kept their ciphertext"), "{}", run.stderr);
     recorded_plaintext(scratch.path());
     assert_eq!(std::fs::read_to_string(scratch.path().join("mode")).unwrap().trim(), "600");
     assert_eq!(std::fs::read_to_string(scratch.path().join("dirmode")).unwrap().trim(), "700");

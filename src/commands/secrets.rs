@@ -62,7 +62,7 @@ fn encrypt(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
     let settings = secrets::encryption_settings(&args.file, rules.as_ref(), &args.recipients)?;
     let encrypted = secrets::encrypt(&args.file, &plain, &settings)?;
     secrets::write_atomically(&args.file, &encrypted)?;
-    ui.info(&format!("encrypted {} to {}", args.file.display(), settings.recipients.join(", ")));
+    ui.status(&format!("{}: encrypted to {}", args.file.display(), settings.recipients.join(", ")));
     Ok(())
 }
 
@@ -87,7 +87,7 @@ fn rotate(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsF
         secrets::encryption_settings(&args.file, None, &args.recipients)?.recipients
     };
     secrets::write_atomically(&args.file, &opened.rotate(&recipients)?)?;
-    ui.info(&format!("{}: new data key, encrypted to {}", args.file.display(), recipients.join(", ")));
+    ui.status(&format!("{}: new data key, encrypted to {}", args.file.display(), recipients.join(", ")));
     Ok(())
 }
 
@@ -121,7 +121,7 @@ fn edit(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsFil
     loop {
         match session.run(run_editor)? {
             EditOutcome::Saved => {
-                ui.info(&format!("{}: re-encrypted; unchanged values kept their ciphertext", args.file.display()));
+                ui.status(&format!("{}: re-encrypted; unchanged values kept their ciphertext", args.file.display()));
                 return Ok(());
             }
             EditOutcome::Unchanged => {

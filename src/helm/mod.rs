@@ -388,7 +388,7 @@ mod schema {
                     let at = e.instance_path().to_string();
                     let at =
                         if at.is_empty() { "(root)".to_string() } else { at.trim_start_matches('/').replace('/', ".") };
-                    format!("- {at}: {}", e.masked())
+                    format!("- {at}: {}", crate::render::schema::violation(&e))
                 })
                 .collect();
             if !lines.is_empty() {

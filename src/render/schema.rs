@@ -30,7 +30,7 @@ impl ValuesSchema {
         let mut problems: Vec<String> = self
             .validator
             .iter_errors(values)
-            .map(|e| format!("at `{}`: {}", pointer(e.instance_path().as_str()), e.masked()))
+            .map(|e| format!("at `{}`: {}", pointer(e.instance_path().as_str()), violation(&e)))
             .collect();
         if problems.is_empty() {
             return Ok(());
@@ -50,6 +50,38 @@ impl ValuesSchema {
     }
 }
 
+/// A violation in words that never quote the value: jsonschema's masked message, except that an
+/// `enum` lists every allowed value (jsonschema names a few and counts the rest), as helm does.
+pub(crate) fn violation(error: &jsonschema::ValidationError) -> String {
+    match error.kind() {
+        jsonschema::error::ValidationErrorKind::Enum { options } => {
+            let allowed: Vec<String> =
+                options.as_array().into_iter().flatten().map(ToString::to_string).collect();
+            format!("value must be one of the following: {}", allowed.join(", "))
+        }
+        _ => error.masked().to_string(),
+    }
+}
+
 fn pointer(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enum_violation_lists_every_allowed_value_and_never_the_value() {
+        let schema = serde_json::json!({"properties": {"mode": {"enum": ["a", "b", "c", "d", "e", "f", 7]}}});
+        let schema = ValuesSchema::compile(Path::new("values.schema.json"), &schema).unwrap();
+        let values = serde_json::json!({"mode": "SEEDTOKEN-x"});
+        let err = schema.validate(&values, "app", &Location::file(Path::new("environments/dev.yaml"))).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("at `/mode`: value must be one of the following: \"a\", \"b\", \"c\", \"d\", \"e\", \"f\", 7"),
+            "{text}"
+        );
+        assert!(!text.contains("SEEDTOKEN"), "{text}");
+    }
 }

@@ -91,8 +91,7 @@ fn rendered_releases(output: &str) -> Vec<String> {
 fn a_chart_edit_affects_every_release_using_it_in_every_environment() {
     let report = changed_after(|repo| append(repo, "charts/web-app/values.yaml", "extraLabel: x\n"));
     // base is abstract: its web is never deployed itself.
-    // dev sets its own `replicas`: its web is the same.
-    assert_eq!(affected(&report), ["prod/web changed", "staging/web changed"]);
+    assert_eq!(affected(&report), ["dev/web changed", "prod/web changed", "staging/web changed"]);
     assert_eq!(reasons(&report, "prod/web"), ["charts/web-app/values.yaml"]);
     assert!(unattributed(&report).is_empty());
 }

@@ -254,6 +254,28 @@ pub struct SourceArgs {
     pub rev: Option<String>,
 }
 
+/// Values given on the command line, over the repository's, as helm takes them (in helm's
+/// order of kinds: files, then --set-json, --set, --set-string, --set-file).
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Values options")]
+pub struct OverrideArgs {
+    /// A values file over the selected chart releases' values, relative to the current directory; - reads stdin (repeatable)
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Set values: a.b=c,list[0]=x,tags={a,b}, typed as helm types them (repeatable)
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Set values, always as strings (repeatable)
+    #[arg(long = "set-string", value_name = "NAME=VALUE")]
+    pub set_string: Vec<String>,
+    /// Set values written as JSON: a.b={"x":1} or a whole JSON object (repeatable)
+    #[arg(long = "set-json", value_name = "NAME=JSON")]
+    pub set_json: Vec<String>,
+    /// Set values to a file's text: tls.ca=ca.pem (repeatable)
+    #[arg(long = "set-file", value_name = "NAME=FILE")]
+    pub set_file: Vec<String>,
+}
+
 /// Offline schema validation of the rendered objects, as kubectl's `--validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -278,6 +300,8 @@ pub struct RenderArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub validate: ValidateArgs,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
     /// Write one file per object, DIR/<release>/<kind>-<name>.yaml, instead of printing
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -297,6 +321,8 @@ pub struct DiffArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub validate: ValidateArgs,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
     /// Ask the API server: a server-side apply dry run of every object that differs
     #[arg(long, conflicts_with = "live_from")]
     pub server_side: bool,
@@ -328,10 +354,15 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub validate: ValidateArgs,
     #[command(flatten)]
+    pub overrides: OverrideArgs,
+    #[command(flatten)]
     pub apply: ApplyFlags,
     /// Refuse to apply from a working tree with uncommitted changes
     #[arg(long)]
     pub require_clean: bool,
+    /// Apply the values options (--set, --values, …) although they are not in git; they are recorded
+    #[arg(long)]
+    pub allow_overrides: bool,
     /// Also remove releases the environment no longer has (found by their records in every namespace)
     #[arg(long, conflicts_with_all = ["releases", "selectors"])]
     pub prune_releases: bool,

@@ -711,6 +711,7 @@ mod tests {
             commit: Some("abc".into()),
             dirty: Some(false),
             rollback_of: None,
+            overrides: Vec::new(),
             lock_namespace: None,
             chart: None,
             objects: vec![release_record::RecordedObject {

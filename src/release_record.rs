@@ -97,6 +97,10 @@ pub struct Record {
     pub dirty: Option<bool>,
     #[serde(default)]
     pub rollback_of: Option<u32>,
+    /// The values flags (`--set …`, `--values FILE`) a chart release was applied with
+    /// (`apply --allow-overrides`), as given: what was applied is then not all in git.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
     /// The environment's lock namespace (labelled [`LABEL_LOCK_NAMESPACE`]); records written
     /// before it was kept have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -336,6 +340,7 @@ mod tests {
             commit: Some("abc".into()),
             dirty: Some(false),
             rollback_of: None,
+            overrides: Vec::new(),
             lock_namespace: Some("weaver-locks".into()),
             chart: Some(ChartMeta { name: "web-app".into(), version: "1.2.0".into(), app_version: None }),
             objects: vec![RecordedObject {

@@ -753,3 +753,22 @@ fn records_say_which_commit_was_applied_and_a_dirty_tree_is_flagged_or_refused()
     assert_eq!((third.commit.as_deref(), third.dirty), (Some(head.as_str()), Some(false)));
     assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 1);
 }
+
+#[test]
+fn values_flags_apply_only_when_allowed_and_are_recorded() {
+    let demo = Demo::new();
+    let refused = demo.weaver(&["apply", "--env", "dev", "-r", "web", "--set", "replicas=2"]);
+    let error = refused.failure();
+    assert!(error.contains("--allow-overrides") && error.contains("not in git"), "{error}");
+    assert_eq!(demo.live("Deployment", "web"), None, "nothing was applied");
+
+    demo.apply(&["-r", "web", "-r", "redis", "--set", "replicas=2", "--allow-overrides"]);
+    assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 2);
+    assert_eq!(record(&demo, "web", 1).overrides, ["--set replicas=2"]);
+    assert_eq!(demo.history("web")["revisions"][0]["overrides"], json!(["--set replicas=…"]));
+
+    // Without the flag the next apply goes back to what git says, and records no overrides.
+    demo.apply(&["-r", "web"]);
+    assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 1);
+    assert!(record(&demo, "web", 2).overrides.is_empty());
+}

@@ -672,7 +672,8 @@ fn an_abstract_base_leaving_a_chart_to_its_children_works_for_every_command() {
     }
     commit_all(&git, "web's chart in each environment");
     let envs: Value = serde_json::from_str(repo.weaver(&["envs", "-o", "json"]).success()).unwrap();
-    let names: Vec<&str> = envs["environments"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        envs["environments"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["base", "dev", "prod", "staging"]);
     repo.weaver(&["charts", "lock"]).success();
     replace(&repo, "environments/base.yaml", "replicas: 2", "replicas: 3");

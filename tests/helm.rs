@@ -590,8 +590,126 @@ fn an_encrypted_values_file_is_decrypted_redacted_and_without_a_key_an_error() {
     let other = age::x25519::Identity::generate();
     let other_key = repo.path().join("other.agekey");
     std::fs::write(&other_key, format!("{}\n", age::secrecy::ExposeSecret::expose_secret(&other.to_string()))).unwrap();
-    let without_key = repo.weaver_env(&["render", "--env", "dev"], &[("SOPS_AGE_KEY_FILE", other_key.to_str().unwrap())]);
+    let without_key =
+        repo.weaver_env(&["render", "--env", "dev"], &[("SOPS_AGE_KEY_FILE", other_key.to_str().unwrap())]);
     let error = without_key.failure();
     assert!(error.contains("values/app-secrets.yaml"), "{error}");
     assert!(!error.contains("hunter2") && !error.contains("ENC["), "{error}");
+}
+
+#[test]
+fn command_line_values_override_as_helm_s_set_flags_do() {
+    let Some(helm) = helm_binary() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let repo = helm_repo();
+    let flags_dir = tempfile::tempdir().unwrap();
+    let over = flags_dir.path().join("over.yaml");
+    std::fs::write(&over, "ports: [1, 2]\nglobal:\n  domain: override.example.org\n").unwrap();
+    let conf = flags_dir.path().join("conf.txt");
+    std::fs::write(&conf, "from = file\n").unwrap();
+    let (over, conf) = (over.to_str().unwrap(), conf.to_str().unwrap());
+    let set_file = format!("config={conf}");
+    // `ports[1]` changes an item of the list --values gave (a new list would be [null, 9443]),
+    // `image.tag` one key of the map web.yaml gave; the string wins over --set's number.
+    let flags = [
+        "--values",
+        over,
+        "--set",
+        r"replicas=5,ports[1]=9443,tags.observability=true,names={a,b},dotted\.key=x",
+        "--set",
+        "image.tag=7",
+        "--set-string",
+        "image.tag=0010",
+        "--set-json",
+        r#"extra={"k":[1,2]},n=1"#,
+        "--set-file",
+        &set_file,
+    ];
+    let mut args = vec!["render", "--env", "dev", "-r", "web", "--show-secrets"];
+    args.extend(flags);
+    let run = repo.weaver(&args);
+    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    assert!(run.stderr.contains("--set `replicas=…`") && !run.stderr.contains("0010"), "{}", run.stderr);
+
+    let values = repo.path().join(".values-web.json");
+    std::fs::write(&values, json!({"replicas": 3, "dropMe": null}).to_string()).unwrap();
+    let mut cmd = Command::new(&helm);
+    cmd.current_dir(repo.path()).args(["template", "web", "charts/shop", "-n", "shop", "--kube-version", "v1.32.0"]);
+    cmd.args(["--include-crds", "--skip-tests", "-f", "environments/values/web.yaml", "-f"]).arg(&values).args(flags);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+    let expected = by_key(weaver::yaml::documents(Path::new("helm"), &String::from_utf8(out.stdout).unwrap()).unwrap());
+    let config = &expected["ConfigMap/web-shop-config"]["data"];
+    assert!(config["values"].as_str().unwrap().contains("- 9443"), "the flags reach helm: {config}");
+    assert_eq!(actual, expected);
+}
+
+/// A Helm chart whose ConfigMap shows every value, in a repository whose environment `dev` gives
+/// its release `app` the values file `values/app.yaml.gotmpl` (`template`).
+fn templated_values_repo(template: &str) -> Repo {
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    repo.write(
+        "charts/app/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  values: {{ toYaml .Values | quote }}\n",
+    );
+    repo.write("values/note.txt", "from a file\n");
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: shop\nvalues:\n  domain: dev.example.org\n  replicas: 2\nreleases:\n  - name: app\n    chart: app\n    labels: {tier: web}\n    valuesFiles: [values/app.yaml.gotmpl]\n",
+    );
+    repo.write("values/app.yaml.gotmpl", template);
+    repo
+}
+
+#[test]
+fn templated_values_files_render_as_helmfile_renders_them() {
+    let template = r#"host: app.{{ .Values.domain }}
+environment: {{ .Environment.Name }}
+state: {{ .StateValues.replicas }}
+release: {{ .Release.Name }}/{{ .Release.Namespace }}/{{ .Release.Labels.tier }}
+note: {{ readFile "values/note.txt" | trim | quote }}
+region: {{ env "WEAVER_TEST_REGION" | default "none" }}
+token: {{ requiredEnv "WEAVER_TEST_TOKEN" }}
+fallback: {{ .Values | get "absent.key" "dflt" }}
+{{- if eq .Environment.Name "dev" }}
+debug: true
+{{- end }}
+"#;
+    let repo = templated_values_repo(template);
+    let env = [("WEAVER_TEST_REGION", "eu-1"), ("WEAVER_TEST_TOKEN", "t0k")];
+    let actual = by_key(
+        weaver::yaml::documents(Path::new("render"), repo.weaver_env(&["render", "--env", "dev"], &env).success())
+            .unwrap(),
+    );
+    // What helmfile hands helm for that template.
+    let plain = "host: app.dev.example.org\nenvironment: dev\nstate: 2\nrelease: app/shop/web\nnote: \"from a file\"\nregion: eu-1\ntoken: t0k\nfallback: dflt\ndebug: true\n";
+    repo.write("values/plain.yaml", plain);
+    let Some(helm) = helm_binary() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let text = helm_template(&helm, &repo, "app", "charts/app", &["values/plain.yaml"], json!({}));
+    assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+}
+
+#[test]
+fn templated_values_files_refuse_commands_and_name_the_line_of_each_mistake() {
+    let cases = [
+        ("a: 1\nb: {{ exec \"cat\" (list \"/etc/passwd\") }}\n", ":2:", "does not run commands"),
+        ("a: {{ requiredEnv \"WEAVER_TEST_UNSET\" }}\n", ":1:", "`WEAVER_TEST_UNSET` is not set"),
+        ("a: {{ .Values.nope }}\n", ":1:", "map has no entry for key \"nope\""),
+        ("a: {{ nofunc 1 }}\n", ":1", "function \"nofunc\" not defined"),
+        ("a: {{ fetchSecretValue \"ref+vault://x\" }}\n", ":1:", "vals references are not supported"),
+        ("a: {{ readFile \"../outside\" }}\n", ":1:", "outside the repository"),
+        ("a: {{ .Values | get \"domain.x\" }}\n", ":1:", "not a map"),
+    ];
+    for (template, line, expected) in cases {
+        let error = templated_values_repo(template).weaver(&["render", "--env", "dev"]).failure().to_string();
+        assert!(error.contains(&format!("values/app.yaml.gotmpl{line}")), "{template}: {error}");
+        assert!(error.contains(expected), "{template}: {error}");
+        assert!(!error.contains("dev.example.org"), "{template}: a value printed: {error}");
+    }
 }

@@ -474,3 +474,12 @@ fn an_edited_base_affects_every_release_including_it_at_any_depth() {
     assert_eq!(changed(&[("apps/helm/charts/greeter/templates/config.yaml", "# gone\n")]), ["helm"]);
     assert_eq!(changed(&[("apps/helm/quiet-values.yaml", "greeting: shh\n")]), ["helm"]);
 }
+
+#[test]
+fn values_flags_given_to_kustomizations_alone_are_an_error() {
+    let repo = Repo::empty();
+    copy_dir(&common::project_root().join(FIXTURE), repo.path());
+    let error = repo.weaver(&["render", "--env", "dev", "-r", "base", "--set", "replicas=2"]).failure().to_string();
+    assert!(error.contains("--set `replicas=…`") && error.contains("all kustomizations"), "{error}");
+    assert!(error.contains("select chart releases"), "{error}");
+}

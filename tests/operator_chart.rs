@@ -347,7 +347,10 @@ fn values_of_the_wrong_shape_are_named() {
     );
     let error = repo.weaver(&["render", "--env", "ops"]).failure().to_string();
     assert!(error.contains("values of release `configmapsync-operator` do not match"), "{error}");
-    assert!(error.contains("at `/serviceMonitor/enabled`: value must be one of the following: \"auto\", true, false"), "{error}");
+    assert!(
+        error.contains("at `/serviceMonitor/enabled`: value must be one of the following: \"auto\", true, false"),
+        "{error}"
+    );
     assert!(error.contains("at `/podDisruptionBudget/maxUnavailable`"), "{error}");
 }
 

@@ -44,6 +44,8 @@ pub struct ApplyActionOptions {
     pub require_clean: bool,
     /// Also remove the releases the environment no longer has but the cluster does.
     pub prune_releases: bool,
+    /// Apply although values flags (`--set`, …) change what git holds; they are recorded.
+    pub allow_overrides: bool,
 }
 
 /// What an apply did.
@@ -60,6 +62,10 @@ pub struct Applied {
 /// starting new work; what was done is still recorded.
 pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
     let Context { redactor, on } = cx;
+    if !options.allow_overrides && !options.render.overrides.is_empty() {
+        return Err(Error::new("apply: values flags (--set, --values, …) would apply what is not in git")
+            .with_help("commit the values to the environment, or add --allow-overrides to apply them anyway (the release records keep them)"));
+    }
     let mut render_options = options.render.clone();
     render_options.if_empty = IfEmpty::Refuse;
     let prepared = prepare(&render_options, cx)?;
@@ -87,6 +93,7 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         let mut releases = rendered.releases;
         let mut apply_options =
             apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
+        apply_options.overrides = prepared.overrides();
         // Sensitive: holding a value decrypted from the environment, which is all the redactor
         // knows until the Secrets below are registered.
         apply_options.sensitive = releases
@@ -154,6 +161,7 @@ pub(super) fn apply_options(
         commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
         dirty: provenance.map(|(_, dirty)| dirty),
         rollback_of,
+        overrides: Vec::new(),
         sensitive: Default::default(),
     }
 }

@@ -16,6 +16,7 @@ use crate::git::ReleaseStatus;
 use crate::helm::lookup::{Listing, Live, Served, Target};
 use crate::manifest::Manifest;
 use crate::project::{Environment, Project, Release, Selector, select_releases};
+use crate::render::overrides::{OverrideFlags, Overrides};
 use crate::render::{ClusterView, Finished, Rendered};
 use crate::secrets::Redactor;
 use crate::validate::{Mode, Removed, Report, Validator};
@@ -54,6 +55,8 @@ pub struct RenderOptions {
     pub if_empty: IfEmpty,
     /// What offline schema validation does with what it finds (`--validate`).
     pub validate: crate::validate::Mode,
+    /// `--set`, `--values` and the like, over the selected chart releases' values.
+    pub overrides: OverrideFlags,
 }
 
 /// The selected releases of an environment, not rendered.
@@ -183,6 +186,7 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
     let Context { redactor, on } = cx;
     let started = Instant::now();
     let selected = select(&options.selection, options.if_empty, on)?;
+    let overrides = overrides_of(&selected, &options.overrides, on)?;
     phase(on, "load", started);
     let (project, env) = (&selected.project, &selected.env);
     let started = Instant::now();
@@ -200,12 +204,40 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
     if !values_files.is_empty() {
         on(Progress::Info(format!("decrypted {} values file(s)", values_files.len())));
     }
-    let secrets = crate::render::Secrets { values, values_files };
+    let secrets = crate::render::Secrets { values, values_files, overrides };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })
 }
 
+/// The value flags, read and checked; said once, since what renders is then not what git holds.
+fn overrides_of(selected: &Selected, flags: &OverrideFlags, on: OnProgress) -> Result<Overrides> {
+    let overrides = Overrides::load(flags)?;
+    if overrides.is_empty() {
+        return Ok(overrides);
+    }
+    let charts: Vec<String> =
+        selected.releases().iter().filter(|r| r.kustomize.is_none()).map(|r| format!("`{}`", r.name)).collect();
+    if charts.is_empty() && !selected.releases.is_empty() {
+        return Err(Error::new(format!(
+            "{}: values flags set chart values, and the selected releases are all kustomizations",
+            overrides.summary()
+        ))
+        .with_help("select chart releases with -r or -l"));
+    }
+    on(Progress::Warning(format!(
+        "values from the command line ({}) override the repository's for {}",
+        overrides.summary(),
+        charts.join(", ")
+    )));
+    Ok(overrides)
+}
+
 impl Prepared {
+    /// The value flags as given, for the release records.
+    pub fn overrides(&self) -> Vec<String> {
+        self.secrets.overrides.describe()
+    }
+
     /// Warns of objects whose API version the target Kubernetes version no longer serves (unless
     /// validation is off). The target is the environment's `kubeVersion`, else `server`'s
     /// version (see [`Prepared::server_version`]), else the version Helm charts see offline.

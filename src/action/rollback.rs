@@ -144,6 +144,7 @@ mod tests {
             commit: None,
             dirty: None,
             rollback_of: None,
+            overrides: Vec::new(),
             lock_namespace: None,
             chart: None,
             objects: vec![object("Secret", "web-secrets", true), object("ConfigMap", "web-config", true)],

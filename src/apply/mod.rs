@@ -50,6 +50,8 @@ pub struct ApplyOptions {
     pub dirty: Option<bool>,
     /// The revision a rollback re-applies.
     pub rollback_of: Option<u32>,
+    /// The values flags (`--set …`) the chart releases were rendered with, as given.
+    pub overrides: Vec<String>,
     /// Objects holding a decrypted value, recorded as `sensitive`.
     pub sensitive: HashSet<ObjectKey>,
 }

@@ -136,6 +136,7 @@ impl<'a> History<'a> {
             commit: options.commit.clone(),
             dirty: options.dirty,
             rollback_of: options.rollback_of,
+            overrides: if self.chart.is_some() { options.overrides.clone() } else { Vec::new() },
             lock_namespace: Some(options.lock_namespace.clone()),
             chart: self.chart.clone(),
             objects,

@@ -12,10 +12,11 @@ use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
     let options = ApplyActionOptions {
-        render: super::render_options(global, &args.select, &args.identity, &args.validate),
+        render: super::render_options(global, &args.select, &args.identity, &args.validate, &args.overrides),
         connect: connect_options(&args.cluster),
         settings: apply_settings(&args.apply),
         require_clean: args.require_clean,
+        allow_overrides: args.allow_overrides,
         prune_releases: args.prune_releases,
     };
     let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);

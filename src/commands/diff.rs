@@ -15,7 +15,7 @@ use crate::report::{self, DiffContext};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     let options = PlanOptions {
-        render: super::render_options(global, &args.select, &args.identity, &args.validate),
+        render: super::render_options(global, &args.select, &args.identity, &args.validate, &args.overrides),
         against: match &args.live_from {
             Some(path) => Against::File(path.clone()),
             None => Against::Cluster(connect_options(&args.cluster)),

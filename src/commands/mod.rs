@@ -23,10 +23,11 @@ use crate::action;
 use crate::action::apply::Settings;
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{
-    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, SecretsCommand,
-    SelectArgs, ValidateArgs, ValidateChoice,
+    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, OverrideArgs,
+    SecretsCommand, SelectArgs, ValidateArgs, ValidateChoice,
 };
 use crate::error::Error;
+use crate::render::overrides::OverrideFlags;
 
 /// How output should look, decided once per run.
 #[derive(Clone)]
@@ -142,6 +143,7 @@ pub(crate) fn render_options(
     select: &SelectArgs,
     identity: &IdentityArgs,
     validate: &ValidateArgs,
+    overrides: &OverrideArgs,
 ) -> RenderOptions {
     let validate = match validate.validate {
         ValidateChoice::Strict => crate::validate::Mode::Strict,
@@ -153,6 +155,13 @@ pub(crate) fn render_options(
         identity: identity.identity.clone(),
         if_empty: IfEmpty::Warn,
         validate,
+        overrides: OverrideFlags {
+            values: overrides.values.clone(),
+            set_json: overrides.set_json.clone(),
+            set: overrides.set.clone(),
+            set_string: overrides.set_string.clone(),
+            set_file: overrides.set_file.clone(),
+        },
     }
 }
 

@@ -394,6 +394,7 @@ mod tests {
             commit: None,
             dirty: None,
             rollback_of: None,
+            overrides: Vec::new(),
             lock_namespace: None,
             chart: None,
             objects: last_applied

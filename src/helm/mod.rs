@@ -9,6 +9,7 @@
 //! - [`engine`], [`funcs`], [`builtins`]: templates, helm's functions and built-in objects;
 //! - [`lookup`]: what `lookup` finds, from a snapshot of the cluster or a file;
 //! - [`manifests`]: splitting, hooks and ordering of the output;
+//! - [`strvals`]: the `--set` syntax of helm's command line;
 //! - [`yaml`], [`toml`]: the formats helm's libraries implement (version ranges are sprig's
 //!   Masterminds semver, `sprig::semver`, which helm uses too).
 
@@ -20,6 +21,7 @@ pub mod funcs;
 pub mod ignore;
 pub mod lookup;
 pub mod manifests;
+pub mod strvals;
 pub mod toml;
 pub mod values;
 pub mod yaml;

@@ -123,7 +123,8 @@ pub fn clear_empty_values(target: &mut Value, empty: Vec<String>, api_version: &
                         }
                     }
                     Value::Array(items) => {
-                        if !matches!(merge_keys::list_strategy(api_version, kind, &fields), ListStrategy::Merge { .. }) {
+                        if !matches!(merge_keys::list_strategy(api_version, kind, &fields), ListStrategy::Merge { .. })
+                        {
                             // Not walked: it stays empty for a later merge to clear.
                             return true;
                         }

@@ -834,7 +834,10 @@ releases:
     #[test]
     fn an_abstract_base_may_leave_a_release_s_chart_to_the_environments_extending_it() {
         let files = [
-            ("base.yaml", "abstract: true\nreleases:\n  - name: worker\n    namespace: jobs\n  - name: web\n    chart: web\n"),
+            (
+                "base.yaml",
+                "abstract: true\nreleases:\n  - name: worker\n    namespace: jobs\n  - name: web\n    chart: web\n",
+            ),
             ("dev.yaml", "extends: base\nreleases:\n  - name: worker\n    chart: worker\n"),
             ("broken.yaml", "extends: base\n"),
         ];

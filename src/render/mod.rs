@@ -4,6 +4,8 @@
 pub mod capabilities;
 pub mod engine;
 pub mod filters;
+pub mod gotmpl;
+pub mod overrides;
 pub mod schema;
 pub mod transforms;
 
@@ -90,13 +92,16 @@ pub struct ClusterView {
     pub live: Arc<crate::helm::lookup::Live>,
 }
 
-/// What rendering needs decrypted (every value registered with the redactor).
+/// What rendering needs besides the repository: what was decrypted (every value registered
+/// with the redactor) and the values given on the command line.
 #[derive(Debug, Default)]
 pub struct Secrets {
     /// The environment's `secrets` files, merged.
     pub values: Map<String, Value>,
     /// The releases' encrypted `valuesFiles` (SOPS files), by path.
     pub values_files: HashMap<PathBuf, Map<String, Value>>,
+    /// `--set` and the other value flags, over every chart release's values.
+    pub overrides: overrides::Overrides,
 }
 
 /// Renders the given releases of `env` with their decrypted `secrets`.
@@ -359,7 +364,7 @@ impl Run<'_> {
                     return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new() });
                 }
                 if let Some(chart) = self.helm.charts.get(&release.chart) {
-                    let rendered = render_helm(project, release, chart, &self.helm.capabilities, &cluster.live, secrets);
+                    let rendered = render_helm(project, env, release, chart, &self.helm.capabilities, &cluster.live, secrets);
                     // Output made without objects its lookups asked for goes: it is made again.
                     let manifests = match rendered {
                         _ if cluster.live.is_waiting(&release.name) => Vec::new(),
@@ -371,7 +376,7 @@ impl Run<'_> {
                     return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: chart.warnings.clone() });
                 }
                 let chart = &self.chart_contexts[release.chart.as_str()];
-                let values = release_values(project, release, &chart.chart, secrets)?;
+                let values = release_values(project, env, release, &chart.chart, secrets)?;
                 if let Some(schema) = &chart.schema {
                     schema.validate(&values, &release.name, &release.at)?;
                 }
@@ -532,19 +537,33 @@ fn render_kustomization(project: &Project, release: &Release, dir: &Path) -> Res
     Ok(manifests)
 }
 
-/// Chart defaults < `valuesFiles` in order < the release's `values`.
-fn release_values(project: &Project, release: &Release, chart: &Chart, secrets: &Secrets) -> Result<Value> {
+/// Chart defaults < `valuesFiles` in order < the release's `values` < the command line's
+/// overrides, one more layer merged the same way.
+fn release_values(
+    project: &Project,
+    env: &Environment,
+    release: &Release,
+    chart: &Chart,
+    secrets: &Secrets,
+) -> Result<Value> {
     let mut values = chart.values.clone();
-    for map in values_files(project, release, secrets, crate::yaml::from_str::<Option<Value>>)? {
+    for map in values_files(project, env, release, secrets, crate::yaml::from_str::<Option<Value>>)? {
         deep_merge(&mut values, map);
     }
     deep_merge(&mut values, release.values.clone());
+    if !secrets.overrides.is_empty() {
+        let mut overrides = Map::new();
+        secrets.overrides.apply(&mut overrides).map_err(|e| e.with_help(format!("release `{}`", release.name)))?;
+        deep_merge(&mut values, overrides);
+    }
     Ok(Value::Object(values))
 }
 
-/// The release's `valuesFiles`, in order, each read with `parse` (its chart's YAML dialect).
+/// The release's `valuesFiles`, in order, each read with `parse` (its chart's YAML dialect),
+/// after rendering it if it is a template (`*.gotmpl`, see [`gotmpl`]).
 fn values_files(
     project: &Project,
+    env: &Environment,
     release: &Release,
     secrets: &Secrets,
     parse: impl Fn(&Path, &str) -> Result<Option<Value>>,
@@ -558,7 +577,10 @@ fn values_files(
         let Some(bytes) = project.source.read_named(&file.path, &file.at, "values file")? else {
             return Err(Error::at(file.at.clone(), format!("values file {} does not exist", file.path.display())));
         };
-        let text = crate::project::source::utf8(&file.path, bytes)?;
+        let mut text = crate::project::source::utf8(&file.path, bytes)?;
+        if gotmpl::is_template(&file.path) {
+            text = gotmpl::render(&project.source, &file.path, &text, env, release)?;
+        }
         match parse(&file.path, &text)? {
             None | Some(Value::Null) => {}
             // Encrypted values read as they are would deploy `ENC[…]` as values.
@@ -661,9 +683,11 @@ impl HelmCharts {
 
 /// A release of a Helm chart: the user's values are `valuesFiles` (read as helm reads `-f`
 /// files) < the release's `values` < the decrypted secrets under the release's name, merged as
-/// helm merges `-f` and `--set` layers; the chart's own defaults go under them in helm.
+/// helm merges `-f` and `--set` layers, and then the command line's overrides, applied to them
+/// as helm applies `--set` to its `-f` files; the chart's own defaults go under them in helm.
 fn render_helm(
     project: &Project,
+    env: &Environment,
     release: &Release,
     chart: &crate::helm::HelmChart,
     capabilities: &Arc<crate::helm::Capabilities>,
@@ -674,13 +698,14 @@ fn render_helm(
         crate::helm::chart::read_values(path, text.as_bytes()).map(|map| Some(Value::Object(map)))
     };
     let mut values = Map::new();
-    for layer in values_files(project, release, secrets, parse)? {
+    for layer in values_files(project, env, release, secrets, parse)? {
         merge_overrides(&mut values, layer);
     }
     merge_overrides(&mut values, release.values.clone());
     if let Some(Value::Object(own)) = secrets.values.get(&release.name) {
         merge_overrides(&mut values, own.clone());
     }
+    secrets.overrides.apply(&mut values).map_err(|e| e.with_help(format!("release `{}`", release.name)))?;
     let input = crate::helm::ReleaseInput {
         name: &release.name,
         namespace: &release.namespace,

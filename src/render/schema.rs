@@ -55,8 +55,7 @@ impl ValuesSchema {
 pub(crate) fn violation(error: &jsonschema::ValidationError) -> String {
     match error.kind() {
         jsonschema::error::ValidationErrorKind::Enum { options } => {
-            let allowed: Vec<String> =
-                options.as_array().into_iter().flatten().map(ToString::to_string).collect();
+            let allowed: Vec<String> = options.as_array().into_iter().flatten().map(ToString::to_string).collect();
             format!("value must be one of the following: {}", allowed.join(", "))
         }
         _ => error.masked().to_string(),
@@ -79,7 +78,9 @@ mod tests {
         let err = schema.validate(&values, "app", &Location::file(Path::new("environments/dev.yaml"))).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("at `/mode`: value must be one of the following: \"a\", \"b\", \"c\", \"d\", \"e\", \"f\", 7"),
+            text.contains(
+                "at `/mode`: value must be one of the following: \"a\", \"b\", \"c\", \"d\", \"e\", \"f\", 7"
+            ),
             "{text}"
         );
         assert!(!text.contains("SEEDTOKEN"), "{text}");

@@ -332,6 +332,9 @@ pub struct HistoryRevision<'a> {
     pub commit: Option<&'a str>,
     pub dirty: Option<bool>,
     pub rollback_of: Option<u32>,
+    /// The values flags the revision was applied with (`apply --allow-overrides`), their
+    /// values left out (`--set image.tag=…`); the record holds them as given.
+    pub overrides: Vec<String>,
     /// The chart applied (`{name, version, appVersion}`); null in records written before
     /// weaver kept it, and for kustomizations.
     pub chart: Option<&'a crate::project::chart::ChartMeta>,
@@ -358,6 +361,7 @@ impl<'a> HistoryReport<'a> {
                     commit: r.commit.as_deref(),
                     dirty: r.dirty,
                     rollback_of: r.rollback_of,
+                    overrides: r.overrides.iter().map(|flag| crate::render::overrides::brief(flag)).collect(),
                     chart: r.chart.as_ref(),
                     objects: r.objects.len(),
                     applied: r.objects.iter().filter(|o| o.applied).count(),

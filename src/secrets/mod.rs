@@ -131,7 +131,10 @@ pub fn load_encrypted_values_files<'f>(
         let tree = sops.decrypt(&ids)?.into_plaintext().to_json();
         redactor.register_tree(&tree);
         let serde_json::Value::Object(map) = tree else {
-            return Err(crate::Error::at(crate::error::Location::file(path), "must be a mapping of values at the top level"));
+            return Err(crate::Error::at(
+                crate::error::Location::file(path),
+                "must be a mapping of values at the top level",
+            ));
         };
         decrypted.insert(path.to_path_buf(), map);
     }

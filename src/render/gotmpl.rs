@@ -1,0 +1,158 @@
+//! Templated values files (`*.gotmpl` in a release's `valuesFiles`), as helmfile renders them
+//! before handing them to helm: Go templates with sprig and helm's `toYaml`, `fromYaml`,
+//! `toJson`, `fromJson`, `required`, `fail`, `tpl` and `include`, over the data helmfile gives:
+//! `.Environment.Name`, `.Environment.Values` (also `.Values` and `.StateValues`: the
+//! environment's `values`), `.Environment.KubeContext`, `.Namespace`, and `.Release.Name`,
+//! `.Release.Namespace`, `.Release.Labels`, `.Release.Chart`. A missing key is an error, as in
+//! helmfile (`get "a.b" "default" .Values` reads one that may be missing).
+//!
+//! helmfile's own functions: `env` and `requiredEnv` read the environment; `readFile` reads a
+//! file of the repository (confined to it, as every read is; the path is relative to the
+//! repository's root); `get` and `getOrNil` read a dotted path. `exec` is refused: rendering
+//! runs for pull requests, which must not run commands. `fetchSecretValue` and
+//! `expandSecretRefs` (vals references) are refused too: secrets come from SOPS files.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gotemplate::{FuncError, Function, MissingKey, Numbers, Templates, Type, Value};
+use serde_json::json;
+
+use crate::error::{Error, Location, Result};
+use crate::project::source::Source;
+use crate::project::{Environment, Release};
+
+/// Whether a values file is a template.
+pub fn is_template(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "gotmpl")
+}
+
+/// The text of the values file at `path` (as written, `text`) rendered for `release` of `env`.
+/// Errors name the file, line and column, with the data values Go's messages embed redacted.
+pub fn render(
+    source: &Arc<dyn Source>,
+    path: &Path,
+    text: &str,
+    env: &Environment,
+    release: &Release,
+) -> Result<String> {
+    let name = path.display().to_string();
+    let mut set = Templates::new(name.clone());
+    set.set_missing_key(MissingKey::Error);
+    sprig::register(&mut set);
+    crate::helm::funcs::register(&mut set);
+    register(&mut set, source);
+    let located = |e: &gotemplate::Error| match e.location() {
+        Some(at) => Location::at(path, at.line as u64, at.column.map_or(0, |c| c as u64 + 1)),
+        None => Location::file(path),
+    };
+    set.parse(&name, text).map_err(|e| Error::at(located(&e), e.redacted()))?;
+    let values = serde_json::Value::Object(env.values.clone());
+    let data = json!({
+        "Environment": {"Name": env.name, "KubeContext": env.context.clone().unwrap_or_default(), "Values": values},
+        "Values": values,
+        "StateValues": values,
+        "Namespace": env.namespace,
+        "Release": {
+            "Name": release.name,
+            "Namespace": release.namespace,
+            "Labels": release.labels,
+            "Chart": release.chart,
+        },
+    });
+    let out = set.execute(&name, &Value::from_json(&data, Numbers::Float64)).map_err(|e| {
+        let mut innermost = &e;
+        while let Some(inner) = innermost.source_error().filter(|inner| inner.location().is_some()) {
+            innermost = inner;
+        }
+        let message = e.redacted();
+        // `required` and `fail` messages, as helm's own errors show them.
+        let message = match (message.find(crate::helm::funcs::ERR_START), message.rfind(crate::helm::funcs::ERR_END)) {
+            (Some(start), Some(end)) if start + crate::helm::funcs::ERR_START.len() <= end => {
+                message[start + crate::helm::funcs::ERR_START.len()..end].to_string()
+            }
+            _ => message,
+        };
+        Error::at(located(innermost), format!("values template: {message}"))
+    })?;
+    Ok(out)
+}
+
+/// helmfile's functions, and the refusals.
+fn register(set: &mut Templates, source: &Arc<dyn Source>) {
+    set.add_function(
+        "env",
+        Function::new(&[Type::String], |_, args| Ok(Value::from(std::env::var(str_arg(args, 0)).unwrap_or_default()))),
+    );
+    set.add_function(
+        "requiredEnv",
+        Function::new(&[Type::String], |_, args| match std::env::var(str_arg(args, 0)) {
+            Ok(value) if !value.is_empty() => Ok(Value::from(value)),
+            _ => Err(FuncError::new(format!("required env var `{}` is not set", str_arg(args, 0)))),
+        }),
+    );
+    let files = Arc::clone(source);
+    set.add_function(
+        "readFile",
+        Function::new(&[Type::String], move |_, args| {
+            let path = Path::new(str_arg(args, 0));
+            match files.read_named(path, &Location::file(path), "file") {
+                Ok(Some(bytes)) => Ok(Value::string_from_bytes(&bytes)),
+                Ok(None) => Err(FuncError::new(format!("{} does not exist in the repository", path.display()))),
+                Err(e) => Err(FuncError::new(e.to_string())),
+            }
+        }),
+    );
+    set.add_function("get", Function::variadic(&[Type::String], Type::Any, |_, args| get(args, false)));
+    set.add_function("getOrNil", Function::variadic(&[Type::String], Type::Any, |_, args| get(args, true)));
+    set.add_function(
+        "exec",
+        Function::variadic(&[], Type::Any, |_, _| {
+            Err(FuncError::new(
+                "weaver does not run commands from values templates (a pull request could run anything)",
+            ))
+        }),
+    );
+    for vals in ["fetchSecretValue", "expandSecretRefs"] {
+        set.add_function(
+            vals,
+            Function::variadic(&[], Type::Any, |_, _| {
+                Err(FuncError::new(
+                    "vals references are not supported: keep secrets in SOPS files listed in `secrets` or `valuesFiles`",
+                ))
+            }),
+        );
+    }
+}
+
+/// helmfile's `get PATH [DEFAULT] MAP` and `getOrNil PATH MAP`: the value at a dotted path.
+fn get(args: &[Value], or_nil: bool) -> std::result::Result<Value, FuncError> {
+    let path = str_arg(args, 0);
+    let (default, map) = match &args[1..] {
+        [map] => (None, map),
+        [default, map] if !or_nil => (Some(default), map),
+        _ => return Err(FuncError::new("expected a path, an optional default and a map")),
+    };
+    let mut value = map.clone();
+    for key in path.split('.').filter(|key| !key.is_empty()) {
+        value = match &value {
+            Value::Map(map) => match map.get(key) {
+                Some(found) => found,
+                None => {
+                    return match default {
+                        Some(default) => Ok(default.clone()),
+                        None if or_nil => Ok(Value::Nil),
+                        None => Err(FuncError::new(format!("no value exists at path `{path}` (at `{key}`)"))),
+                    };
+                }
+            },
+            _ if or_nil => return Ok(Value::Nil),
+            _ => return Err(FuncError::new(format!("`{path}`: `{key}` is below a value that is not a map"))),
+        };
+    }
+    Ok(value)
+}
+
+fn str_arg(args: &[Value], i: usize) -> &str {
+    args.get(i).and_then(Value::as_str).unwrap_or_default()
+}

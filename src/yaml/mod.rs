@@ -2,9 +2,10 @@
 //! serde_yaml) so that every error has a line and column; output goes through `emit`, which
 //! quotes whatever a YAML 1.1 reader (kubectl, helm) would read differently.
 
-pub(crate) mod empty;
 pub mod emit;
+pub(crate) mod empty;
 pub(crate) mod nodes;
+pub(crate) mod scalars;
 pub(crate) mod subset;
 
 use std::path::Path;

@@ -688,6 +688,8 @@ mod tests {
             labels: Default::default(),
             values: Default::default(),
             values_files: Vec::new(),
+            substitute: Default::default(),
+            substitute_from: Vec::new(),
             installed: true,
             patches: Vec::new(),
             at: nowhere.clone(),

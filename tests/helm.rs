@@ -160,6 +160,12 @@ fn a_helm_chart_release_renders_its_chart_subcharts_crds_and_hooks() {
         "a null in the release's values deletes the default"
     );
 
+    // -v counts the hook apart from the objects, and validation counts both.
+    let verbose = repo.weaver(&["render", "--env", "dev", "-r", "web", "-v"]);
+    verbose.success();
+    assert!(verbose.stderr.contains("rendered 9 objects and 1 hook(s) of 1 releases\n"), "{}", verbose.stderr);
+    assert!(verbose.stderr.contains("validated 10 object(s)"), "{}", verbose.stderr);
+
     let jobs = rendered(&repo, "jobs");
     let queue = &jobs["StatefulSet/jobs-queue"];
     assert_eq!(queue["spec"]["replicas"], 2);

@@ -483,3 +483,197 @@ fn values_flags_given_to_kustomizations_alone_are_an_error() {
     assert!(error.contains("--set `replicas=…`") && error.contains("all kustomizations"), "{error}");
     assert!(error.contains("select chart releases"), "{error}");
 }
+
+/// The objects of a successful `weaver render`, by `Kind/name`.
+fn rendered(run: &common::Run) -> BTreeMap<String, Value> {
+    weaver::yaml::documents(Path::new("render"), run.success())
+        .unwrap()
+        .into_iter()
+        .map(|o| (format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()), o))
+        .collect()
+}
+
+/// A kustomization written for Flux: `${var}` in names, numbers and strings.
+fn flux_repo(release: &str) -> Repo {
+    let repo = Repo::empty();
+    repo.write(
+        "environments/base.yaml",
+        "abstract: true\nnamespace: shop\nreleases:\n  - name: app\n    kustomize: app\n    substitute:\n      cluster_name: base-cluster\n      replicas: 2\n      debug: false\n",
+    )
+    .write("environments/dev.yaml", &format!("extends: base\nreleases:\n{release}"))
+    .write("app/kustomization.yaml", "namePrefix: team-\nresources: [web.yaml, raw.yaml, plain.yaml]\n")
+    .write(
+        "app/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-${cluster_name}\n  annotations:\n    cluster/${cluster_name}: owned\nspec:\n  replicas: ${replicas}\n  paused: ${debug}\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - name: web\n          image: nginx:${tag:=1.27}\n          args: [\"$${cluster_name}\", \"$HOME\", \"${region:-eu}\", \"${port}\"]\n          ports:\n            - containerPort: ${port}\n",
+    )
+    .write(
+        "app/raw.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: raw\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  script: echo ${cluster_name} ${undefined}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: raw-label\n  labels:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  script: echo $${kept}\n",
+    )
+    .write("app/plain.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  port: \"${port}\"\n")
+    .write("vars/first.yaml", "port: 8080\ncluster_name: from-a-file\n")
+    .write("vars/second.yaml", "port: \"9090\"\n");
+    repo
+}
+
+/// Flux's `postBuild.substitute` and `substituteFrom`: after the build (so after `namePrefix`),
+/// in names, keys and values, a plain scalar read again as YAML (a number stays a number), a
+/// quoted one kept a string; defaults, `$$` escapes, `$var` left alone, objects labelled or
+/// annotated `disabled` untouched; `substitute` wins over the files, a later file over an
+/// earlier one, and a derived environment's variable over its base's.
+#[test]
+fn flux_variables_are_substituted_after_the_build() {
+    let repo = flux_repo(
+        "  - name: app\n    substituteFrom: [vars/first.yaml, vars/second.yaml]\n    substitute:\n      cluster_name: eu-1\n",
+    );
+    let objects = rendered(&repo.weaver(&["render", "--env", "dev"]));
+    let web = &objects["Deployment/team-web-eu-1"];
+    assert_eq!(web["metadata"]["annotations"]["cluster/eu-1"], "owned");
+    assert_eq!(web["spec"]["replicas"], 2);
+    assert_eq!(web["spec"]["paused"], false);
+    let container = &web["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.27");
+    assert_eq!(container["args"], serde_json::json!(["${cluster_name}", "$HOME", "eu", "9090"]));
+    assert_eq!(container["ports"][0]["containerPort"], 9090);
+    assert_eq!(objects["ConfigMap/team-plain"]["data"]["port"], "9090");
+    assert_eq!(objects["ConfigMap/team-raw"]["data"]["script"], "echo ${cluster_name} ${undefined}");
+    assert_eq!(objects["ConfigMap/team-raw-label"]["data"]["script"], "echo $${kept}");
+
+    // Without `substitute` in dev, the base's variables and the files' (a later file winning).
+    let repo = flux_repo("  - name: app\n    substituteFrom: [vars/second.yaml, vars/first.yaml]\n");
+    let objects = rendered(&repo.weaver(&["render", "--env", "dev"]));
+    let web = &objects["Deployment/team-web-base-cluster"];
+    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 8080);
+    assert_eq!(objects["ConfigMap/team-plain"]["data"]["port"], "8080");
+}
+
+/// A release without `substitute` or `substituteFrom` is left as kustomize builds it.
+#[test]
+fn a_release_without_variables_keeps_its_dollars() {
+    let repo = bad_repo(&[
+        ("app/kustomization.yaml", "resources: [cm.yaml]\n"),
+        ("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: ${x}\n  b: $${y}\n"),
+    ]);
+    let objects = rendered(&repo.weaver(&["render", "--env", "dev"]));
+    assert_eq!(objects["ConfigMap/cm"]["data"], serde_json::json!({"a": "${x}", "b": "$${y}"}));
+    // A variable in a name, without variables: the error says where they come from.
+    repo.write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${x}\n");
+    let error = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(error.contains("has an invalid `metadata.name` `cm-${x}`"), "{error}");
+    assert!(error.contains("give the release `substitute` or `substituteFrom`"), "{error}");
+}
+
+/// An unset variable without a default is an error (Flux's strict substitution) naming the
+/// release, the object and the variable; so is an operator weaver does not run.
+#[test]
+fn an_unset_variable_is_an_error_naming_the_release_object_and_variable() {
+    let repo = flux_repo("  - name: app\n    substitute:\n      cluster_name: eu-1\n");
+    repo.write("app/kustomization.yaml", "namespace: shop\nresources: [web.yaml]\n");
+    let error = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert_eq!(
+        error.lines().next().unwrap(),
+        "error: app/web.yaml: release `app`: substituting variables in the kustomization's Deployment shop/web-${cluster_name}: variable `port` is not set"
+    );
+    assert!(error.contains("help: set `port` in the release's `substitute` or a `substituteFrom` file"), "{error}");
+    assert!(!error.contains("eu-1"), "{error}");
+
+    repo.write("vars/first.yaml", "port: 80\n").write(
+        "environments/dev.yaml",
+        "extends: base\nreleases:\n  - name: app\n    substituteFrom: [vars/first.yaml]\n",
+    );
+    repo.write("app/web.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: ${port^^}\n");
+    let error = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(
+        error.contains(
+            "ConfigMap shop/cm: `^^` in a reference to `port` is an envsubst operator weaver does not support"
+        ),
+        "{error}"
+    );
+    // A substituteFrom file's variable names are checked, naming the file and line.
+    repo.write("vars/first.yaml", "port: 80\nbad-name: x\n");
+    let error = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(error.starts_with("error: vars/first.yaml:2:1: `bad-name` is not a variable name"), "{error}");
+}
+
+/// A SOPS-encrypted `substituteFrom` file is decrypted with the environment's identities, as
+/// encrypted values files are; the values it gives objects are redacted wherever weaver prints
+/// them, and without a key that opens it the error names the file.
+#[test]
+fn an_encrypted_substitute_from_file_is_decrypted_and_never_printed() {
+    let vectors = common::project_root().join("tests/vectors/sops-age/flux-kustomize-controller");
+    let key = vectors.join("age.txt");
+    let recipient = "age1l44xcng8dqj32nlv6d930qvvrny05hglzcv9qpc7kxjc6902ma4qufys29";
+    let repo = bad_repo(&[
+        ("app/kustomization.yaml", "namespace: kust-test\nresources: [db.yaml]\n"),
+        (
+            "app/db.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db\ndata:\n  url: postgres://app:${db_password}@db:${port}\n",
+        ),
+        ("vars/plain.yaml", "port: 5432\n"),
+        ("vars/secret.yaml", "db_password: SEEDTOKEN-hunter2\n"),
+    ]);
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: kust-test\nreleases:\n  - name: app\n    kustomize: app\n    substituteFrom: [vars/plain.yaml, vars/secret.yaml]\n",
+    );
+    let file = repo.path().join("vars/secret.yaml");
+    repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
+    let encrypted = std::fs::read_to_string(&file).unwrap();
+    assert!(encrypted.contains("ENC[AES256_GCM") && !encrypted.contains("hunter2"), "{encrypted}");
+    let with_key = [("SOPS_AGE_KEY_FILE", key.to_str().unwrap())];
+
+    let shown = repo.weaver_env(&["render", "--env", "dev", "--show-secrets"], &with_key);
+    assert_eq!(rendered(&shown)["ConfigMap/db"]["data"]["url"], "postgres://app:SEEDTOKEN-hunter2@db:5432");
+    let redacted = repo.weaver_env(&["render", "--env", "dev"], &with_key);
+    assert!(!redacted.success().contains("hunter2"), "{}", redacted.stdout);
+    assert!(redacted.success().contains("postgres://app:<redacted:"), "{}", redacted.stdout);
+
+    // A diff against live objects (offline, from a file) shows the change, not the value.
+    repo.write(
+        "live.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: db, namespace: kust-test}\n    data: {url: 'postgres://app:old@db:5432'}\n",
+    );
+    let live = repo.path().join("live.yaml");
+    let diff = repo.weaver_env(&["diff", "--env", "dev", "--live-from", live.to_str().unwrap()], &with_key);
+    let diff = diff.success();
+    assert!(diff.contains("+  url: postgres://app:<redacted:") && !diff.contains("hunter2"), "{diff}");
+
+    // An error quoting an object that holds the value: the value is redacted there too.
+    repo.write(
+        "app/db.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db-${db_password}\ndata:\n  port: \"${port}\"\n",
+    );
+    let error = repo.weaver_env(&["render", "--env", "dev"], &with_key);
+    let error = error.failure();
+    assert!(error.contains("has an invalid `metadata.name` `db-<redacted:"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+
+    // Another key: the file does not open, and the error names it.
+    let other = age::x25519::Identity::generate();
+    let other_key = repo.path().join("other.agekey");
+    std::fs::write(&other_key, format!("{}\n", age::secrecy::ExposeSecret::expose_secret(&other.to_string()))).unwrap();
+    let without = repo.weaver_env(&["render", "--env", "dev"], &[("SOPS_AGE_KEY_FILE", other_key.to_str().unwrap())]);
+    let error = without.failure();
+    assert!(error.starts_with("error: vars/secret.yaml:"), "{error}");
+    assert!(!error.contains("hunter2") && !error.contains("ENC["), "{error}");
+}
+
+/// `weaver changed`: a `substituteFrom` file is an input of the releases listing it.
+#[test]
+fn an_edited_substitute_from_file_affects_the_releases_listing_it() {
+    let repo = flux_repo(
+        "  - name: app\n    substituteFrom: [vars/first.yaml]\n  - name: other\n    kustomize: app\n    namespace: other\n    substituteFrom: [vars/second.yaml]\n",
+    );
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "flux layout");
+    let changed = || -> (Vec<String>, Value) {
+        let run = repo.weaver(&["changed", "-o", "json", "--base", "HEAD"]);
+        let report: Value = serde_json::from_str(run.success()).unwrap();
+        let names = report["releases"].as_array().unwrap().iter().map(|r| r["release"].as_str().unwrap().to_string());
+        (names.collect(), report["unattributed"].clone())
+    };
+    repo.write("vars/first.yaml", "port: 8081\ncluster_name: from-a-file\n");
+    assert_eq!(changed(), (vec!["app".to_string()], serde_json::json!([])));
+    repo.write("vars/second.yaml", "port: \"9091\"\n");
+    assert_eq!(changed(), (vec!["app".to_string(), "other".to_string()], serde_json::json!([])));
+}

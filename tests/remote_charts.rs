@@ -621,6 +621,11 @@ fn remote_chart_syntax_errors_name_the_file_and_line() {
             "environments/dev.yaml:8:14: `version: one.two` is not a version constraint",
         ),
         ("  - name: web\n    chart: stable/web@sha256:abc\n", "is not an OCI manifest digest"),
+        // The repository's own chart, written as its path: the help says how to name it.
+        (
+            "  - name: web\n    chart: charts/web\n",
+            "no repository `charts` in `repositories`\n  help: a chart of this repository's charts/ directory is named by its directory alone: `chart: web`",
+        ),
     ];
     for (releases, expected) in cases {
         repo.write(

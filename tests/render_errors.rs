@@ -21,7 +21,7 @@ fn unknown_key_in_environment_names_file_and_line() {
     repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    replicaz: 3\n");
     assert_eq!(
         render_error(&repo),
-        "error: environments/dev.yaml:5:5: invalid environment file: unknown field `replicaz`, expected one of name, chart, version, kustomize, namespace, createNamespace, needs, labels, values, valuesFiles, installed, patches"
+        "error: environments/dev.yaml:5:5: invalid environment file: unknown field `replicaz`, expected one of name, chart, version, kustomize, namespace, createNamespace, needs, labels, values, valuesFiles, substitute, substituteFrom, installed, patches"
     );
 }
 
@@ -49,7 +49,7 @@ fn missing_chart_names_the_release_line_and_lists_charts() {
     let run = repo.weaver(&["render", "--env", "dev"]);
     assert_eq!(
         run.failure(),
-        "error: environments/dev.yaml:4:12: chart `ap` not found: charts/ap/chart.yaml does not exist\n  help: charts in this repository: app\n"
+        "error: environments/dev.yaml:4:12: chart `ap` not found: charts/ap has neither chart.yaml (a weaver chart) nor Chart.yaml (a Helm chart)\n  help: charts in this repository: app\n"
     );
 }
 
@@ -77,7 +77,17 @@ fn needs_unknown_release() {
     let run = repo.weaver(&["render", "--env", "dev"]);
     assert_eq!(
         run.failure(),
-        "error: environments/dev.yaml:2:5: release `a` needs `db`, which is not a release of this environment\n  help: releases here: a\n"
+        "error: environments/dev.yaml:4:13: release `a` needs `db`, which is not a release of this environment\n  help: releases here: a\n"
+    );
+    // Written in a base file, in helmfile's form: the base's line, and what weaver expects.
+    repo.write(
+        "environments/base.yaml",
+        "abstract: true\nreleases:\n  - name: a\n    chart: app\n    needs: [shop/db]\n",
+    );
+    repo.write("environments/dev.yaml", "extends: base\nreleases:\n  - name: a\n    values: {}\n");
+    assert_eq!(
+        repo.weaver(&["render", "--env", "dev"]).failure(),
+        "error: environments/base.yaml:5:13: release `a` needs `shop/db`, which is not a release of this environment\n  help: `needs` names a release of this environment (`db`), not helmfile's `namespace/name`: release names are unique in an environment; releases here: a\n"
     );
 }
 
@@ -456,4 +466,41 @@ fn arithmetic_errors_never_print_the_operands() {
             )
         );
     }
+}
+
+#[test]
+fn substitute_on_a_chart_release_is_refused_naming_the_field() {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    substitute:\n      cluster: eu-1\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(
+        run.failure(),
+        "error: environments/dev.yaml:6:16: release `app`: `substitute` is for kustomizations\n  help: variables are substituted in the objects of a `kustomize:` release, as Flux's postBuild does; a chart takes `values`\n"
+    );
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    substituteFrom: [vars/dev.yaml]\n",
+    );
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:5:22: release `app`: `substituteFrom` is for kustomizations"
+    );
+}
+
+#[test]
+fn a_substitute_variable_must_have_a_flux_name_and_a_scalar_value() {
+    let repo = Repo::minimal();
+    let env = |variables: &str| {
+        format!("namespace: apps\nreleases:\n  - name: app\n    kustomize: app\n    substitute:\n{variables}")
+    };
+    repo.write("environments/dev.yaml", &env("      cluster: eu\n      1st: x\n"));
+    assert_eq!(render_error(&repo), "error: environments/dev.yaml:7:12: release `app`: `1st` is not a variable name");
+    repo.write("environments/dev.yaml", &env("      cluster: [eu]\n"));
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:6:16: release `app`: variable `cluster` is not a string, number or boolean"
+    );
 }

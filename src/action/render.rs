@@ -141,6 +141,14 @@ pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) ->
     Ok(texts.expect("a run of one chunk learns every CRD before any release is finished"))
 }
 
+/// What a render made, hooks counted apart (validation counts them with the objects).
+fn rendered_count(objects: usize, hooks: usize, releases: usize) -> String {
+    match hooks {
+        0 => format!("rendered {objects} objects of {releases} releases"),
+        _ => format!("rendered {objects} objects and {hooks} hook(s) of {releases} releases"),
+    }
+}
+
 /// The releases' warnings, each once (releases of one chart share its warnings).
 fn warn_of_releases<'a>(warnings: impl Iterator<Item = &'a String>, on: OnProgress) {
     for warning in warnings.collect::<BTreeSet<_>>() {
@@ -165,6 +173,7 @@ struct Formatted {
     text: String,
     redacted: usize,
     objects: usize,
+    hooks: usize,
     report: Report,
     removed: Vec<Removed>,
     warnings: Vec<String>,
@@ -198,7 +207,9 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
         on(Progress::Info(format!("decrypted {} secrets file(s)", env.secrets.len())));
         secrets
     };
-    let values_files = selected.releases().into_iter().flat_map(|release| &release.values_files);
+    // Encrypted `substituteFrom` files are decrypted (and redacted) as encrypted values files are.
+    let values_files =
+        selected.releases().into_iter().flat_map(|release| release.values_files.iter().chain(&release.substitute_from));
     let values_files =
         crate::secrets::load_encrypted_values_files(project.source.as_ref(), values_files, ids, redactor)?;
     if !values_files.is_empty() {
@@ -420,12 +431,12 @@ impl Prepared {
                 .into_par_iter()
                 .zip(reports)
                 .map(|(mut f, (report, removed))| {
-                    let objects = f.release.manifests.len();
+                    let (objects, hooks) = (f.release.manifests.len(), f.release.hooks.len());
                     let (mut text, redacted) = format_release(&mut f.release, format);
                     // Kept to the end of the run: without the room it grew with (up to as much again).
                     text.shrink_to_fit();
                     let warnings = std::mem::take(&mut f.release.warnings);
-                    Formatted { text, redacted, objects, report, removed, warnings }
+                    Formatted { text, redacted, objects, hooks, report, removed, warnings }
                 })
                 .collect()
         };
@@ -437,7 +448,8 @@ impl Prepared {
         }
         on(Progress::Phase("render", started.elapsed().saturating_sub(validated)));
         let objects: usize = formatted.iter().map(|f| f.objects).sum();
-        on(Progress::Info(format!("rendered {objects} objects of {} releases", releases.len())));
+        let hooks: usize = formatted.iter().map(|f| f.hooks).sum();
+        on(Progress::Info(rendered_count(objects, hooks, releases.len())));
         warn_of_releases(formatted.iter().flat_map(|f| &f.warnings), on);
         let mut texts = Texts { texts: Vec::with_capacity(formatted.len()), redacted: 0 };
         let (mut report, mut removed) = (Report::default(), Vec::new());
@@ -478,7 +490,8 @@ impl Prepared {
         }
         let rendered = rendered?;
         phase(on, "render", started);
-        on(Progress::Info(format!("rendered {} objects of {} releases", rendered.manifests().count(), releases.len())));
+        let hooks = rendered.releases.iter().map(|r| r.hooks.len()).sum();
+        on(Progress::Info(rendered_count(rendered.manifests().count(), hooks, releases.len())));
         Ok(rendered)
     }
 }

@@ -16,7 +16,8 @@
 //!   declaring a subchart (not vendored) whose pinned entry differs; an entry that differs and
 //!   that neither a remote release names nor `requiredBy` explains (a lock from before
 //!   `requiredBy`) counts for every remote release (its archive may declare it);
-//! - a values file: the releases listing it in `valuesFiles`;
+//! - a values file: the releases listing it in `valuesFiles`; a file of variables: the
+//!   kustomization releases listing it in `substituteFrom`;
 //! - a secrets file: every release of the environments listing it in `secrets`;
 //! - `.sops.yaml`, `weaver.yaml`, an `identityFile`, or a chart no release uses: nothing to
 //!   deploy;
@@ -329,7 +330,7 @@ fn affected_releases(
             let own = match release.kustomize {
                 Some(_) => {
                     let inputs = kustomizations.inputs(side, release);
-                    touched(&|path| is_read(&inputs, path))
+                    touched(&|path| is_read(&inputs, path) || refers_to(&release.substitute_from, path))
                 }
                 None => match &release.remote {
                     Some(remote) => {
@@ -406,7 +407,7 @@ fn referenced_paths<'a>(
                 .iter()
                 .flat_map(|r| kustomizations.inputs(side, r).iter().cloned().collect::<Vec<_>>())
                 .collect();
-            let values_files = env.releases.iter().flat_map(|r| &r.values_files);
+            let values_files = env.releases.iter().flat_map(|r| r.values_files.iter().chain(&r.substitute_from));
             let archives =
                 env.releases.iter().filter(|r| is_archive(&r.chart)).filter_map(|r| lexical(&chart_path(&r.chart)));
             // Paths leading out of the repository (an absolute identityFile) are never changed paths.

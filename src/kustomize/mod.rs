@@ -18,6 +18,7 @@
 
 pub mod filters;
 pub mod kustomization;
+pub mod substitute;
 
 use std::path::{Path, PathBuf};
 
@@ -516,7 +517,11 @@ pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
             _ => vec![(object, empty)],
         };
         for (item, empty) in items {
-            if let Some(problem) = crate::render::object_problem(&item) {
+            // A name or namespace holding a Flux variable (`${cluster}`) is checked once the
+            // release's variables are substituted, after the build.
+            if let Some(problem) = crate::render::object_problem(&item)
+                && !substitute::in_identity(&item)
+            {
                 return Err(Error::at(Location::file(path), format!("document {} {problem}", index + 1))
                     .with_help("every document a kustomization lists must be a Kubernetes object"));
             }

@@ -148,7 +148,10 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
         let known = list_charts(source)?;
         return Err(Error::at(
             referenced_at.clone(),
-            format!("chart `{name}` not found: {} does not exist", meta_path.display()),
+            format!(
+                "chart `{name}` not found: {} has neither chart.yaml (a weaver chart) nor Chart.yaml (a Helm chart)",
+                dir.display()
+            ),
         )
         .with_help(format!(
             "charts in this repository: {}",

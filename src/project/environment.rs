@@ -1,9 +1,14 @@
 //! `environments/<env>.yaml`: the file format, `extends` resolution and validation.
 //!
 //! Merge rules for `extends` (documented in the README): scalars of the child win; `values`,
-//! `labels` and `cluster` merge deeply; lists (`secrets`, `needs`, `valuesFiles`, `patches`)
-//! replace the base's list; releases merge by `name`, base releases first in their order, then
-//! the child's new ones. `abstract` is never inherited.
+//! `labels` and `cluster` merge deeply; `substitute` merges key by key (the child's variable
+//! wins), as `labels` do; lists (`secrets`, `needs`, `valuesFiles`, `substituteFrom`,
+//! `patches`) replace the base's list; releases merge by `name`, base releases first in their
+//! order, then the child's new ones. `abstract` is never inherited.
+//!
+//! `substitute` and `substituteFrom` (Flux's `postBuild` variables, see
+//! `crate::kustomize::substitute`) belong to kustomization releases: on a release that ends up
+//! a chart they are an error naming where they were written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,7 +18,7 @@ use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
-use crate::project::chart::{RemoteChart, is_archive};
+use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive};
 use crate::project::source::{Source, is_plain_name, utf8};
 use crate::project::values::{deep_merge, merge_overrides};
 
@@ -71,6 +76,8 @@ struct ReleaseFile {
     labels: Option<BTreeMap<String, String>>,
     values: Option<Map<String, Value>>,
     values_files: Option<Vec<Spanned<String>>>,
+    substitute: Option<BTreeMap<String, Spanned<Value>>>,
+    substitute_from: Option<Vec<Spanned<String>>>,
     installed: Option<bool>,
     patches: Option<Vec<Spanned<PatchFile>>>,
 }
@@ -133,6 +140,12 @@ pub struct Release {
     pub labels: BTreeMap<String, String>,
     pub values: Map<String, Value>,
     pub values_files: Vec<PathRef>,
+    /// `substitute`: a kustomization's variables (Flux's `postBuild.substitute`), each value as
+    /// the string substituted for `${name}`; empty for a chart.
+    pub substitute: BTreeMap<String, String>,
+    /// `substituteFrom`: files of variables (plain or SOPS-encrypted flat mappings), in order:
+    /// a later file's variable wins, and `substitute` wins over all of them.
+    pub substitute_from: Vec<PathRef>,
     pub installed: bool,
     pub patches: Vec<Patch>,
     /// Where the release is (last) defined: the most derived file that mentions it.
@@ -181,6 +194,7 @@ impl Release {
         let nowhere = Location::file("");
         Release {
             values_files: self.values_files.iter().map(PathRef::unlocated).collect(),
+            substitute_from: self.substitute_from.iter().map(PathRef::unlocated).collect(),
             patches: self.patches.iter().map(|p| Patch { at: nowhere.clone(), ..p.clone() }).collect(),
             at: nowhere.clone(),
             chart_at: nowhere,
@@ -244,10 +258,15 @@ struct PartialRelease {
     version: Option<(String, Location)>,
     namespace: Option<String>,
     create_namespace: Option<bool>,
-    needs: Option<Vec<String>>,
+    /// Each with where it is written (a base file, maybe), for an unknown name's error.
+    needs: Option<Vec<(String, Location)>>,
     labels: Option<BTreeMap<String, String>>,
     values: Option<Map<String, Value>>,
     values_files: Option<Vec<PathRef>>,
+    substitute: Option<BTreeMap<String, String>>,
+    substitute_from: Option<Vec<PathRef>>,
+    /// Where `substitute` or `substituteFrom` was last written: a chart release refuses them.
+    substitute_at: Option<Location>,
     installed: Option<bool>,
     patches: Option<Vec<Patch>>,
 }
@@ -261,6 +280,24 @@ impl PartialRelease {
             Some(list) => Some(list.into_iter().map(|p| parse_patch(file, p)).collect::<Result<Vec<_>>>()?),
         };
         let namespace = fields.namespace.map(|ns| located_namespace(file, ns)).transpose()?;
+        let mut substitute_at = None;
+        let substitute = match fields.substitute {
+            None => None,
+            Some(variables) => {
+                let mut strings = BTreeMap::new();
+                for (name, value) in variables {
+                    let at = location(file, &value.referenced);
+                    substitute_at.get_or_insert_with(|| at.clone());
+                    strings.insert(name.clone(), substitute_variable(&fields.name, name, &value.value, at)?);
+                }
+                Some(strings)
+            }
+        };
+        let substitute_from: Option<Vec<PathRef>> =
+            fields.substitute_from.map(|v| v.into_iter().map(|s| path_ref(file, s)).collect());
+        if let Some(first) = substitute_from.as_ref().and_then(|files| files.first()) {
+            substitute_at.get_or_insert_with(|| first.at.clone());
+        }
         let chart = match (fields.chart, fields.kustomize) {
             (Some(_), Some(k)) => {
                 return Err(Error::at(
@@ -279,10 +316,13 @@ impl PartialRelease {
             version: fields.version.map(|v| (v.value, location(file, &v.referenced))),
             namespace,
             create_namespace: fields.create_namespace,
-            needs: fields.needs.map(|n| n.into_iter().map(|s| s.value).collect()),
+            needs: fields.needs.map(|n| n.into_iter().map(|s| (s.value, location(file, &s.referenced))).collect()),
             labels: fields.labels,
             values: fields.values,
             values_files: fields.values_files.map(|v| v.into_iter().map(|s| path_ref(file, s)).collect()),
+            substitute,
+            substitute_from,
+            substitute_at,
             installed: fields.installed,
             patches,
             at,
@@ -304,6 +344,11 @@ impl PartialRelease {
             merge_overrides(self.values.get_or_insert_with(Map::new), values);
         }
         self.values_files = child.values_files.or(self.values_files.take());
+        if let Some(variables) = child.substitute {
+            self.substitute.get_or_insert_with(BTreeMap::new).extend(variables);
+        }
+        self.substitute_from = child.substitute_from.or(self.substitute_from.take());
+        self.substitute_at = child.substitute_at.or(self.substitute_at.take());
         self.installed = child.installed.or(self.installed);
         self.patches = child.patches.or(self.patches.take());
         self.at = child.at;
@@ -320,6 +365,12 @@ impl PartialRelease {
             true => None,
             false => remote_chart(&chart, &chart_at, self.version.as_ref(), repositories)?,
         };
+        if let (false, Some(at)) = (is_kustomization, &self.substitute_at) {
+            let field =
+                if self.substitute.as_ref().is_some_and(|s| !s.is_empty()) { "substitute" } else { "substituteFrom" };
+            return Err(Error::at(at.clone(), format!("release `{}`: `{field}` is for kustomizations", self.name))
+                .with_help("variables are substituted in the objects of a `kustomize:` release, as Flux's postBuild does; a chart takes `values`"));
+        }
         if let (None, Some((_, at))) = (&remote, &self.version) {
             return Err(Error::at(at.clone(), format!("release `{}`: `version` is for remote charts", self.name))
                 .with_help("a chart of the repository is the version it holds; name a remote chart as `<repository>/<chart>` or `oci://…`"));
@@ -332,10 +383,12 @@ impl PartialRelease {
             remote,
             namespace: self.namespace.unwrap_or_else(|| default_namespace.to_string()),
             create_namespace: self.create_namespace.unwrap_or(true),
-            needs: self.needs.unwrap_or_default(),
+            needs: self.needs.unwrap_or_default().into_iter().map(|(name, _)| name).collect(),
             labels: self.labels.unwrap_or_default(),
             values: self.values.unwrap_or_default(),
             values_files: self.values_files.unwrap_or_default(),
+            substitute: self.substitute.unwrap_or_default(),
+            substitute_from: self.substitute_from.unwrap_or_default(),
             installed: self.installed.unwrap_or(true),
             patches: self.patches.unwrap_or_default(),
             name: self.name,
@@ -411,13 +464,16 @@ fn remote_chart(
     {
         let Some(found) = repositories.get(repository) else {
             let known: Vec<&str> = repositories.keys().map(String::as_str).collect();
-            return bad(
-                format!("`chart: {chart}`: no repository `{repository}` in `repositories`"),
-                &format!(
-                    "repositories of this environment: {}; a chart of the repository is named `charts/<name>` without a slash",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            let help = match repository {
+                CHARTS_DIR => format!(
+                    "a chart of this repository's {CHARTS_DIR}/ directory is named by its directory alone: `chart: {name}`"
                 ),
-            );
+                _ => format!(
+                    "repositories of this environment: {known}; a chart of this repository's {CHARTS_DIR}/ directory is named by its directory alone (`chart: <name>`)"
+                ),
+            };
+            return bad(format!("`chart: {chart}`: no repository `{repository}` in `repositories`"), &help);
         };
         if !is_plain_name(name) {
             return bad(format!("`chart: {chart}`: `{name}` is not a chart name"), "write <repository>/<chart>");
@@ -581,11 +637,9 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let namespace = namespace.unwrap_or_else(|| "default".to_string());
     // An abstract environment may leave a release's chart to the environments extending it (a
     // helmfile layout); such a release is not one of its own, which never render anyway.
-    let releases = releases
-        .into_iter()
-        .filter(|r| !is_abstract || r.chart.is_some())
-        .map(|r| r.finish(&namespace, &repositories))
-        .collect::<Result<Vec<_>>>()?;
+    let releases: Vec<PartialRelease> = releases.into_iter().filter(|r| !is_abstract || r.chart.is_some()).collect();
+    check_needs(&releases)?;
+    let releases = releases.into_iter().map(|r| r.finish(&namespace, &repositories)).collect::<Result<Vec<_>>>()?;
     let releases = order_by_needs(releases)?;
 
     Ok(Environment {
@@ -614,6 +668,41 @@ fn check_kube_version(version: &str, at: &Location) -> Result<()> {
     }
     Err(Error::at(at.clone(), format!("`kubeVersion: {version}` is not a Kubernetes version"))
         .with_help("write it as helm's --kube-version takes it, such as v1.32.0"))
+}
+
+/// A `substitute:` variable's value as the string substituted for it, once its name is checked.
+fn substitute_variable(release: &str, name: String, value: &Value, at: Location) -> Result<String> {
+    if !is_variable_name(&name) {
+        return Err(Error::at(at, format!("release `{release}`: `{name}` is not a variable name"))
+            .with_help(VARIABLE_NAME_HELP));
+    }
+    variable_value(value).ok_or_else(|| {
+        Error::at(at, format!("release `{release}`: variable `{name}` is not a string, number or boolean"))
+            .with_help("write each variable as `name: value`; quote a value to keep its text as written")
+    })
+}
+
+/// Whether `name` may name a substitution variable: Flux's `^[_[:alpha:]][_[:alpha:][:digit:]]*$`.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+pub const VARIABLE_NAME_HELP: &str =
+    "a variable name is a letter or '_', then letters, digits and '_' (Flux's ^[_[:alpha:]][_[:alpha:][:digit:]]*$)";
+
+/// A variable's value as Flux substitutes it (its `substitute` is a map of strings): a string as
+/// it is, a number or boolean as YAML wrote it, and line breaks removed, as Flux removes them.
+/// `None` for anything else (null, a list, a mapping).
+pub fn variable_value(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null | Value::Array(_) | Value::Object(_) => return None,
+    };
+    Some(text.replace('\n', ""))
 }
 
 fn path_ref(file: &Path, spanned: Spanned<String>) -> PathRef {
@@ -653,24 +742,36 @@ fn located_namespace(file: &Path, spanned: Spanned<String>) -> Result<String> {
     Ok(spanned.value)
 }
 
-/// Sorts releases so that each comes after the ones it `needs` (declaration order otherwise),
-/// rejecting unknown names and cycles.
-fn order_by_needs(releases: Vec<Release>) -> Result<Vec<Release>> {
-    let index: HashMap<&str, usize> = releases.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
-    for release in &releases {
-        for need in &release.needs {
-            if !index.contains_key(need.as_str()) {
-                return Err(Error::at(
-                    release.at.clone(),
-                    format!("release `{}` needs `{need}`, which is not a release of this environment", release.name),
-                )
-                .with_help(format!(
-                    "releases here: {}",
-                    releases.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
-                )));
+/// Refuses a `needs` entry naming no release of the environment, where it is written (which
+/// may be a base file); helmfile's `namespace/name` form gets a word of its own.
+fn check_needs(releases: &[PartialRelease]) -> Result<()> {
+    let names: Vec<&str> = releases.iter().map(|r| r.name.as_str()).collect();
+    for release in releases {
+        for (need, at) in release.needs.iter().flatten() {
+            if names.contains(&need.as_str()) {
+                continue;
             }
+            let here = format!("releases here: {}", names.join(", "));
+            let help = match need.rsplit_once('/') {
+                Some((_, name)) => format!(
+                    "`needs` names a release of this environment (`{name}`), not helmfile's `namespace/name`: release names are unique in an environment; {here}"
+                ),
+                None => here,
+            };
+            return Err(Error::at(
+                at.clone(),
+                format!("release `{}` needs `{need}`, which is not a release of this environment", release.name),
+            )
+            .with_help(help));
         }
     }
+    Ok(())
+}
+
+/// Sorts releases so that each comes after the ones it `needs` (declaration order otherwise),
+/// rejecting cycles; [`check_needs`] has checked the names.
+fn order_by_needs(releases: Vec<Release>) -> Result<Vec<Release>> {
+    let index: HashMap<&str, usize> = releases.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
     // Depth-first, in declaration order, so the result is deterministic.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -772,6 +873,8 @@ releases:
         - {op: replace, path: /spec/replicas, value: 1}
 -   name: db
     kustomize: kustomize/db
+    substitute: {cluster_name: eu-1, replicas: 3, debug: false, note: 'a b'}
+    substituteFrom: [vars/db.yaml]
 "
             .to_string(),
         ));
@@ -850,6 +953,43 @@ releases:
         // An environment that is not abstract must give every release its chart.
         let err = load(&files, "broken").unwrap_err();
         assert!(err.to_string().starts_with("environments/base.yaml:3:5: release `worker` has no `chart`"), "{err}");
+    }
+
+    #[test]
+    fn substitute_merges_key_by_key_through_extends_and_substitute_from_is_replaced() {
+        let files = [
+            (
+                "base.yaml",
+                "releases:\n  - name: app\n    kustomize: app\n    substitute: {cluster: base, replicas: 2, ratio: 1.5}\n    substituteFrom: [vars/base.yaml]\n",
+            ),
+            (
+                "dev.yaml",
+                "extends: base\nreleases:\n  - name: app\n    substitute:\n      cluster: dev\n      debug: true\n      pem: \"a\\nb\"\n    substituteFrom: [vars/dev.yaml, vars/more.yaml]\n",
+            ),
+        ];
+        let dev = load(&files, "dev").unwrap();
+        let app = dev.release("app").unwrap();
+        let expected: BTreeMap<String, String> =
+            [("cluster", "dev"), ("replicas", "2"), ("ratio", "1.5"), ("debug", "true"), ("pem", "ab")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        assert_eq!(app.substitute, expected);
+        let from: Vec<&Path> = app.substitute_from.iter().map(|f| f.path.as_path()).collect();
+        assert_eq!(from, [Path::new("vars/dev.yaml"), Path::new("vars/more.yaml")]);
+        // The base alone keeps its own.
+        let base = load(&files, "base").unwrap();
+        assert_eq!(base.release("app").unwrap().substitute["cluster"], "base");
+    }
+
+    #[test]
+    fn substitute_belongs_to_kustomizations_even_when_a_derived_file_makes_the_release_a_chart() {
+        let files = [
+            ("base.yaml", "releases:\n  - name: app\n    kustomize: app\n    substitute: {cluster: eu}\n"),
+            ("dev.yaml", "extends: base\nreleases:\n  - name: app\n    chart: app\n"),
+        ];
+        let err = load(&files, "dev").unwrap_err();
+        assert_eq!(err.to_string(), "environments/base.yaml:4:27: release `app`: `substitute` is for kustomizations");
     }
 
     #[test]

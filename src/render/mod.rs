@@ -360,7 +360,7 @@ impl Run<'_> {
                     return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: false, manifests: Vec::new(), hooks: Vec::new(), warnings: Vec::new() });
                 }
                 if let Some(dir) = &release.kustomize {
-                    let manifests = render_kustomization(project, release, dir)?;
+                    let manifests = render_kustomization(project, release, dir, secrets)?;
                     return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new() });
                 }
                 if let Some(chart) = self.helm.charts.get(&release.chart) {
@@ -513,19 +513,32 @@ impl Run<'_> {
     }
 }
 
-/// A kustomization release: the objects `kubectl kustomize <dir>` builds, each checked as a
-/// rendered document is.
-fn render_kustomization(project: &Project, release: &Release, dir: &Path) -> Result<Vec<Manifest>> {
-    let resources = crate::kustomize::build(project.source.as_ref(), dir, &release.chart_at)
+/// A kustomization release: the objects `kubectl kustomize <dir>` builds, with the release's
+/// variables substituted (when it has any), each checked as a rendered document is.
+fn render_kustomization(project: &Project, release: &Release, dir: &Path, secrets: &Secrets) -> Result<Vec<Manifest>> {
+    let mut resources = crate::kustomize::build(project.source.as_ref(), dir, &release.chart_at)
         .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
+    if !release.substitute.is_empty() || !release.substitute_from.is_empty() {
+        substitute(project, release, secrets, &mut resources)?;
+    }
     let mut manifests = Vec::with_capacity(resources.len());
     for resource in resources {
         if let Some(problem) = object_problem(&resource.object) {
+            let unsubstituted = crate::kustomize::substitute::in_identity(&resource.object)
+                && release.substitute.is_empty()
+                && release.substitute_from.is_empty();
+            let help = match unsubstituted {
+                true => format!(
+                    "release `{}`: `${{…}}` is a variable, as Flux substitutes them: give the release `substitute` or `substituteFrom`",
+                    release.name
+                ),
+                false => format!("release `{}`", release.name),
+            };
             return Err(Error::at(
                 Location::file(&resource.source),
                 format!("the kustomization's {} (document {}) {problem}", resource.describe(), resource.document),
             )
-            .with_help(format!("release `{}`", release.name)));
+            .with_help(help));
         }
         manifests.push(Manifest {
             release: release.name.clone(),
@@ -535,6 +548,88 @@ fn render_kustomization(project: &Project, release: &Release, dir: &Path) -> Res
         });
     }
     Ok(manifests)
+}
+
+/// Substitutes the release's variables in its kustomization's objects, as Flux's
+/// kustomize-controller does after its build (see `crate::kustomize::substitute`).
+fn substitute(
+    project: &Project,
+    release: &Release,
+    secrets: &Secrets,
+    resources: &mut [crate::kustomize::Resource],
+) -> Result<()> {
+    use crate::kustomize::substitute::{Styles, substitute};
+    let vars = variables(project, release, secrets)?;
+    // How each file wrote its `${…}` scalars, read once per file.
+    let mut styles: HashMap<PathBuf, Styles> = HashMap::new();
+    for resource in resources {
+        let file = styles.entry(resource.source.clone()).or_insert_with(|| {
+            let text = project.source.read(&resource.source).ok().flatten().and_then(|b| String::from_utf8(b).ok());
+            text.map(|text| Styles::of(&text)).unwrap_or_default()
+        });
+        let what = resource.describe();
+        substitute(&mut resource.object, resource.document, file, &vars).map_err(|problem| {
+            let help = match &problem {
+                crate::kustomize::substitute::Problem::Unset(name) => format!(
+                    "set `{name}` in the release's `substitute` or a `substituteFrom` file, or give a default (`${{{name}:=…}}`); `$${{{name}}}` keeps the text `${{{name}}}`"
+                ),
+                _ => format!(
+                    "references are `${{name}}`, `${{name:=default}}` or `${{name:-default}}`, and `$$` is a `$`; label or annotate the object `{}: disabled` to leave it as it is",
+                    crate::kustomize::substitute::DISABLE_KEY
+                ),
+            };
+            Error::at(
+                Location::file(&resource.source),
+                format!("release `{}`: substituting variables in the kustomization's {what}: {problem}", release.name),
+            )
+            .with_help(help)
+        })?;
+    }
+    Ok(())
+}
+
+/// A release's variables: its `substituteFrom` files in order (a later file's variable wins),
+/// then its `substitute` over them, as Flux's `substitute` wins over its `substituteFrom`.
+fn variables(project: &Project, release: &Release, secrets: &Secrets) -> Result<HashMap<String, String>> {
+    use crate::project::environment::{VARIABLE_NAME_HELP, is_variable_name, variable_value};
+    let mut vars = HashMap::new();
+    let files = read_files(project, &release.substitute_from, "substituteFrom file", None, secrets, |path, text| {
+        crate::yaml::from_str::<Option<Value>>(path, text)
+    })?;
+    for (file, map) in release.substitute_from.iter().zip(files) {
+        for (name, value) in map {
+            let problem = match variable_value(&value) {
+                _ if !is_variable_name(&name) => Some((format!("`{name}` is not a variable name"), VARIABLE_NAME_HELP)),
+                None => Some((
+                    format!("variable `{name}` is not a string, number or boolean"),
+                    "a substituteFrom file is a flat mapping of variable names to values",
+                )),
+                Some(text) => {
+                    vars.insert(name.clone(), text);
+                    None
+                }
+            };
+            if let Some((message, help)) = problem {
+                return Err(Error::at(key_location(project, &file.path, &name), message)
+                    .with_help(format!("release `{}`: {help}", release.name)));
+            }
+        }
+    }
+    vars.extend(release.substitute.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(vars)
+}
+
+/// Where a top-level `key` is written in the file at `path` (keys of SOPS files are in clear
+/// text), or the file alone.
+fn key_location(project: &Project, path: &Path, key: &str) -> Location {
+    let text = project.source.read(path).ok().flatten().and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
+    let line = text.lines().position(|line| {
+        [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")].iter().any(|k| line.starts_with(k.as_str()))
+    });
+    match line {
+        Some(index) => Location::at(path, index as u64 + 1, 1),
+        None => Location::file(path),
+    }
 }
 
 /// Chart defaults < `valuesFiles` in order < the release's `values` < the command line's
@@ -547,7 +642,8 @@ fn release_values(
     secrets: &Secrets,
 ) -> Result<Value> {
     let mut values = chart.values.clone();
-    for map in values_files(project, env, release, secrets, crate::yaml::from_str::<Option<Value>>)? {
+    let parse = crate::yaml::from_str::<Option<Value>>;
+    for map in read_files(project, &release.values_files, "values file", Some((env, release)), secrets, parse)? {
         deep_merge(&mut values, map);
     }
     deep_merge(&mut values, release.values.clone());
@@ -559,35 +655,38 @@ fn release_values(
     Ok(Value::Object(values))
 }
 
-/// The release's `valuesFiles`, in order, each read with `parse` (its chart's YAML dialect),
-/// after rendering it if it is a template (`*.gotmpl`, see [`gotmpl`]).
-fn values_files(
+/// Files of values (a release's `valuesFiles` or `substituteFrom`, `what` says which), in
+/// order, each read with `parse` (its YAML dialect): decrypted beforehand when SOPS encrypted
+/// it, or rendered first when it is a template (`*.gotmpl`, see [`gotmpl`]) and `template`
+/// gives the environment and release it is rendered for.
+fn read_files(
     project: &Project,
-    env: &Environment,
-    release: &Release,
+    files: &[crate::project::environment::PathRef],
+    what: &str,
+    template: Option<(&Environment, &Release)>,
     secrets: &Secrets,
     parse: impl Fn(&Path, &str) -> Result<Option<Value>>,
 ) -> Result<Vec<Map<String, Value>>> {
     let mut layers = Vec::new();
-    for file in &release.values_files {
+    for file in files {
         if let Some(decrypted) = secrets.values_files.get(&file.path) {
             layers.push(decrypted.clone());
             continue;
         }
-        let Some(bytes) = project.source.read_named(&file.path, &file.at, "values file")? else {
-            return Err(Error::at(file.at.clone(), format!("values file {} does not exist", file.path.display())));
+        let Some(bytes) = project.source.read_named(&file.path, &file.at, what)? else {
+            return Err(Error::at(file.at.clone(), format!("{what} {} does not exist", file.path.display())));
         };
         let mut text = crate::project::source::utf8(&file.path, bytes)?;
-        if gotmpl::is_template(&file.path) {
+        if let Some((env, release)) = template.filter(|_| gotmpl::is_template(&file.path)) {
             text = gotmpl::render(&project.source, &file.path, &text, env, release)?;
         }
         match parse(&file.path, &text)? {
-            None | Some(Value::Null) => {}
+            None | Some(Value::Null) => layers.push(Map::new()),
             // Encrypted values read as they are would deploy `ENC[…]` as values.
             Some(Value::Object(map)) if map.get("sops").is_some_and(Value::is_object) => {
                 return Err(Error::at(
                     file.at.clone(),
-                    format!("values file {} is encrypted with SOPS and was not decrypted", file.path.display()),
+                    format!("{what} {} is encrypted with SOPS and was not decrypted", file.path.display()),
                 ));
             }
             Some(Value::Object(map)) => layers.push(map),
@@ -698,7 +797,7 @@ fn render_helm(
         crate::helm::chart::read_values(path, text.as_bytes()).map(|map| Some(Value::Object(map)))
     };
     let mut values = Map::new();
-    for layer in values_files(project, env, release, secrets, parse)? {
+    for layer in read_files(project, &release.values_files, "values file", Some((env, release)), secrets, parse)? {
         merge_overrides(&mut values, layer);
     }
     merge_overrides(&mut values, release.values.clone());

@@ -124,7 +124,9 @@ impl Overrides {
     /// The flags with each line's first name only (`--set image.tag=…`), for messages: values
     /// typed on the command line may be secrets.
     pub fn summary(&self) -> String {
-        self.describe().iter().map(|flag| brief(flag)).collect::<Vec<_>>().join(", ")
+        let files = self.files.iter().map(|(path, _)| format!("--values {}", path.display()));
+        let lines = self.lines.iter().map(|(kind, line)| format!("{} {}", kind.flag(), quoted(line)));
+        files.chain(lines).collect::<Vec<_>>().join(", ")
     }
 
     /// Applies the flags to a release's values, as helm applies them to the values its `-f`
@@ -150,7 +152,7 @@ impl Overrides {
 /// (`--set image.tag=…`); a `--values` file is named as it is.
 pub fn brief(flag: &str) -> String {
     match flag.split_once(' ') {
-        Some((name, line)) if name != "--values" => format!("{name} {}", quoted(line)),
+        Some((name, line)) if name != "--values" => format!("{name} {}", elided(line)),
         _ => flag.to_string(),
     }
 }
@@ -160,13 +162,19 @@ fn json_object(line: &str) -> std::result::Result<Map<String, Value>, String> {
     serde_json::from_str(line).map_err(|e| format!("expected a JSON object (at column {})", e.column()))
 }
 
-/// A line as the user typed it, shortened: a long line is mostly a value, and values may be secret.
+/// A line as the user typed it, in backticks, its values left out (see [`elided`]).
 fn quoted(line: &str) -> String {
+    format!("`{}`", elided(line))
+}
+
+/// A line with its values left out: its first name (`image.tag=…`), or `{…}` for a JSON
+/// object. Values typed on the command line may be secrets.
+fn elided(line: &str) -> String {
     if line.trim_start().starts_with('{') {
-        return "`{…}`".to_string();
+        return "{…}".to_string();
     }
     let name = line.split(['=', ',']).next().unwrap_or_default();
-    format!("`{name}=…`")
+    format!("{name}=…")
 }
 
 fn help(kind: Kind) -> &'static str {

@@ -5,6 +5,7 @@
 pub mod emit;
 pub(crate) mod empty;
 pub(crate) mod nodes;
+pub(crate) mod scalars;
 pub(crate) mod subset;
 
 use std::path::Path;

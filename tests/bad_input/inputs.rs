@@ -129,7 +129,9 @@ const CASES: &[Case] = &[
         files: &[("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: nope\n")],
         args: &["render", "--env", "dev"],
         env: &[],
-        expect: &["environments/dev.yaml:4:12: chart `nope` not found: charts/nope/chart.yaml does not exist"],
+        expect: &[
+            "environments/dev.yaml:4:12: chart `nope` not found: charts/nope has neither chart.yaml (a weaver chart) nor Chart.yaml (a Helm chart)",
+        ],
     },
     // Templates.
     Case {

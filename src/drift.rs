@@ -688,6 +688,7 @@ mod tests {
             labels: Default::default(),
             values: Default::default(),
             values_files: Vec::new(),
+            secrets: Vec::new(),
             substitute: Default::default(),
             substitute_from: Vec::new(),
             installed: true,

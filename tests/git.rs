@@ -158,6 +158,23 @@ fn a_values_file_edit_affects_the_releases_listing_it() {
 }
 
 #[test]
+fn a_release_s_own_secrets_file_affects_that_release_alone() {
+    let (repo, git) = demo_history();
+    replace(
+        &repo,
+        "environments/dev.yaml",
+        "valuesFiles: [environments/values/web-dev.yaml]",
+        "valuesFiles: [environments/values/web-dev.yaml]\n    secrets: [secrets/web-dev.yaml]",
+    );
+    repo.write("secrets/web-dev.yaml", "sops: {}\n");
+    commit_all(&git, "web has its own secrets");
+    append(&repo, "secrets/web-dev.yaml", "# re-encrypted\n");
+    let report = changed_json(&repo, &["--base", "HEAD"]);
+    assert_eq!(affected(&report), ["dev/web changed"]);
+    assert_eq!(reasons(&report, "dev/web"), ["secrets/web-dev.yaml"]);
+}
+
+#[test]
 fn a_secrets_edit_affects_its_environments_releases() {
     let report = changed_after(|repo| append(repo, "secrets/dev.yaml", "# re-encrypted\n"));
     assert_eq!(

@@ -719,3 +719,35 @@ fn templated_values_files_refuse_commands_and_name_the_line_of_each_mistake() {
         assert!(!error.contains("dev.example.org"), "{template}: a value printed: {error}");
     }
 }
+
+#[test]
+fn a_release_s_own_secrets_are_decrypted_over_its_values_and_must_be_encrypted() {
+    let key = common::project_root().join("tests/fixtures/prod-test.agekey");
+    let recipient = "age1uuhc92sjcyu2z5vaxq74mfmanu36huwuugwfqeu4wzk8wum5d50st4m9ny";
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    repo.write(
+        "charts/app/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {{ .Values.db.password | quote }}\n  user: {{ .Values.db.user }}\n",
+    );
+    repo.write("values/app-secrets.yaml", "db:\n  password: SEEDTOKEN-hunter2\n  user: from-secrets\n");
+    // helmfile's layout: `secrets:` beside the release's values, and over them.
+    let env = "releases:\n  - name: app\n    chart: app\n    namespace: shop\n    values: {db: {user: app, password: plain}}\n    secrets: [values/app-secrets.yaml]\n";
+    repo.write("environments/dev.yaml", env);
+    let plain = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(plain.contains("values/app-secrets.yaml is listed in `secrets` but SOPS did not encrypt it"), "{plain}");
+    assert!(plain.contains("weaver secrets encrypt") && !plain.contains("hunter2"), "{plain}");
+
+    let file = repo.path().join("values/app-secrets.yaml");
+    repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
+    let key_env = [("SOPS_AGE_KEY_FILE", key.to_str().unwrap())];
+    let shown = repo.weaver_env(&["render", "--env", "dev", "--show-secrets"], &key_env);
+    let objects = by_key(weaver::yaml::documents(Path::new("render"), shown.success()).unwrap());
+    assert_eq!(objects["Secret/db"]["stringData"], json!({"password": "SEEDTOKEN-hunter2", "user": "from-secrets"}));
+    let redacted = repo.weaver_env(&["render", "--env", "dev"], &key_env);
+    assert!(!redacted.success().contains("hunter2"), "{}", redacted.stdout);
+
+    repo.write("environments/dev.yaml", &env.replace("app-secrets", "gone"));
+    let missing = repo.weaver_env(&["render", "--env", "dev"], &key_env).failure().to_string();
+    assert!(missing.contains("values/gone.yaml does not exist"), "{missing}");
+}

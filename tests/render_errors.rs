@@ -21,7 +21,7 @@ fn unknown_key_in_environment_names_file_and_line() {
     repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    replicaz: 3\n");
     assert_eq!(
         render_error(&repo),
-        "error: environments/dev.yaml:5:5: invalid environment file: unknown field `replicaz`, expected one of name, chart, version, kustomize, namespace, createNamespace, needs, labels, values, valuesFiles, substitute, substituteFrom, installed, patches"
+        "error: environments/dev.yaml:5:5: invalid environment file: unknown field `replicaz`, expected one of name, chart, version, kustomize, namespace, createNamespace, needs, labels, values, valuesFiles, secrets, substitute, substituteFrom, installed, patches"
     );
 }
 
@@ -487,6 +487,20 @@ fn substitute_on_a_chart_release_is_refused_naming_the_field() {
     assert_eq!(
         render_error(&repo),
         "error: environments/dev.yaml:5:22: release `app`: `substituteFrom` is for kustomizations"
+    );
+}
+
+#[test]
+fn secrets_on_a_kustomize_release_are_refused_naming_the_file() {
+    let repo = Repo::minimal();
+    repo.write("kust/kustomization.yaml", "resources: []\n");
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    kustomize: kust\n    secrets: [secrets/app.yaml]\n",
+    );
+    assert_eq!(
+        render_error(&repo),
+        "error: environments/dev.yaml:5:15: release `app`: `secrets` is for chart releases"
     );
 }
 

@@ -208,8 +208,10 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
         secrets
     };
     // Encrypted `substituteFrom` files are decrypted (and redacted) as encrypted values files are.
-    let values_files =
-        selected.releases().into_iter().flat_map(|release| release.values_files.iter().chain(&release.substitute_from));
+    let values_files = selected
+        .releases()
+        .into_iter()
+        .flat_map(|release| release.values_files.iter().chain(&release.secrets).chain(&release.substitute_from));
     let values_files =
         crate::secrets::load_encrypted_values_files(project.source.as_ref(), values_files, ids, redactor)?;
     if !values_files.is_empty() {

@@ -336,7 +336,9 @@ fn affected_releases(
                     Some(remote) => {
                         let repinned = pins.repinned(remote) || pins.dependency_repinned(env, remote);
                         touched(&|path| {
-                            (repinned && path == Path::new(LOCK_FILE)) || refers_to(&release.values_files, path)
+                            (repinned && path == Path::new(LOCK_FILE))
+                                || refers_to(&release.values_files, path)
+                                || refers_to(&release.secrets, path)
                         })
                     }
                     None => {
@@ -346,6 +348,7 @@ fn affected_releases(
                             path.starts_with(&chart)
                                 || (repinned && path == Path::new(LOCK_FILE))
                                 || refers_to(&release.values_files, path)
+                                || refers_to(&release.secrets, path)
                         })
                     }
                 },
@@ -407,7 +410,8 @@ fn referenced_paths<'a>(
                 .iter()
                 .flat_map(|r| kustomizations.inputs(side, r).iter().cloned().collect::<Vec<_>>())
                 .collect();
-            let values_files = env.releases.iter().flat_map(|r| r.values_files.iter().chain(&r.substitute_from));
+            let values_files =
+                env.releases.iter().flat_map(|r| r.values_files.iter().chain(&r.secrets).chain(&r.substitute_from));
             let archives =
                 env.releases.iter().filter(|r| is_archive(&r.chart)).filter_map(|r| lexical(&chart_path(&r.chart)));
             // Paths leading out of the repository (an absolute identityFile) are never changed paths.

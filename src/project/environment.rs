@@ -76,6 +76,7 @@ struct ReleaseFile {
     labels: Option<BTreeMap<String, String>>,
     values: Option<Map<String, Value>>,
     values_files: Option<Vec<Spanned<String>>>,
+    secrets: Option<Vec<Spanned<String>>>,
     substitute: Option<BTreeMap<String, Spanned<Value>>>,
     substitute_from: Option<Vec<Spanned<String>>>,
     installed: Option<bool>,
@@ -140,6 +141,9 @@ pub struct Release {
     pub labels: BTreeMap<String, String>,
     pub values: Map<String, Value>,
     pub values_files: Vec<PathRef>,
+    /// SOPS-encrypted values files of this release alone (helmfile's release `secrets:`),
+    /// merged over `values`.
+    pub secrets: Vec<PathRef>,
     /// `substitute`: a kustomization's variables (Flux's `postBuild.substitute`), each value as
     /// the string substituted for `${name}`; empty for a chart.
     pub substitute: BTreeMap<String, String>,
@@ -194,6 +198,7 @@ impl Release {
         let nowhere = Location::file("");
         Release {
             values_files: self.values_files.iter().map(PathRef::unlocated).collect(),
+            secrets: self.secrets.iter().map(PathRef::unlocated).collect(),
             substitute_from: self.substitute_from.iter().map(PathRef::unlocated).collect(),
             patches: self.patches.iter().map(|p| Patch { at: nowhere.clone(), ..p.clone() }).collect(),
             at: nowhere.clone(),
@@ -263,6 +268,7 @@ struct PartialRelease {
     labels: Option<BTreeMap<String, String>>,
     values: Option<Map<String, Value>>,
     values_files: Option<Vec<PathRef>>,
+    secrets: Option<Vec<PathRef>>,
     substitute: Option<BTreeMap<String, String>>,
     substitute_from: Option<Vec<PathRef>>,
     /// Where `substitute` or `substituteFrom` was last written: a chart release refuses them.
@@ -320,6 +326,7 @@ impl PartialRelease {
             labels: fields.labels,
             values: fields.values,
             values_files: fields.values_files.map(|v| v.into_iter().map(|s| path_ref(file, s)).collect()),
+            secrets: fields.secrets.map(|v| v.into_iter().map(|s| path_ref(file, s)).collect()),
             substitute,
             substitute_from,
             substitute_at,
@@ -344,6 +351,7 @@ impl PartialRelease {
             merge_overrides(self.values.get_or_insert_with(Map::new), values);
         }
         self.values_files = child.values_files.or(self.values_files.take());
+        self.secrets = child.secrets.or(self.secrets.take());
         if let Some(variables) = child.substitute {
             self.substitute.get_or_insert_with(BTreeMap::new).extend(variables);
         }
@@ -371,6 +379,10 @@ impl PartialRelease {
             return Err(Error::at(at.clone(), format!("release `{}`: `{field}` is for kustomizations", self.name))
                 .with_help("variables are substituted in the objects of a `kustomize:` release, as Flux's postBuild does; a chart takes `values`"));
         }
+        if let (true, Some(first)) = (is_kustomization, self.secrets.as_ref().and_then(|files| files.first())) {
+            return Err(Error::at(first.at.clone(), format!("release `{}`: `secrets` is for chart releases", self.name))
+                .with_help("a kustomization's variables come from SOPS files in `substituteFrom`; a kustomization can generate Secrets itself"));
+        }
         if let (None, Some((_, at))) = (&remote, &self.version) {
             return Err(Error::at(at.clone(), format!("release `{}`: `version` is for remote charts", self.name))
                 .with_help("a chart of the repository is the version it holds; name a remote chart as `<repository>/<chart>` or `oci://…`"));
@@ -387,6 +399,7 @@ impl PartialRelease {
             labels: self.labels.unwrap_or_default(),
             values: self.values.unwrap_or_default(),
             values_files: self.values_files.unwrap_or_default(),
+            secrets: self.secrets.unwrap_or_default(),
             substitute: self.substitute.unwrap_or_default(),
             substitute_from: self.substitute_from.unwrap_or_default(),
             installed: self.installed.unwrap_or(true),

@@ -647,12 +647,44 @@ fn release_values(
         deep_merge(&mut values, map);
     }
     deep_merge(&mut values, release.values.clone());
+    for map in release_secrets(project, release, secrets)? {
+        deep_merge(&mut values, map);
+    }
     if !secrets.overrides.is_empty() {
         let mut overrides = Map::new();
         secrets.overrides.apply(&mut overrides).map_err(|e| e.with_help(format!("release `{}`", release.name)))?;
         deep_merge(&mut values, overrides);
     }
     Ok(Value::Object(values))
+}
+
+/// The release's own `secrets` files, decrypted (see `action::render::prepare`), in order: a file
+/// there that SOPS did not encrypt is an error, since its values would be taken for secrets.
+fn release_secrets(project: &Project, release: &Release, secrets: &Secrets) -> Result<Vec<Map<String, Value>>> {
+    let mut layers = Vec::new();
+    for file in &release.secrets {
+        match secrets.values_files.get(&file.path) {
+            Some(decrypted) => layers.push(decrypted.clone()),
+            None if project.source.read_named(&file.path, &file.at, "secrets file")?.is_none() => {
+                return Err(Error::at(file.at.clone(), format!("secrets file {} does not exist", file.path.display())));
+            }
+            None => {
+                return Err(Error::at(
+                    file.at.clone(),
+                    format!(
+                        "release `{}`: {} is listed in `secrets` but SOPS did not encrypt it",
+                        release.name,
+                        file.path.display()
+                    ),
+                )
+                .with_help(format!(
+                    "encrypt it with `weaver secrets encrypt {}`, or list it in `valuesFiles`",
+                    file.path.display()
+                )));
+            }
+        }
+    }
+    Ok(layers)
 }
 
 /// Files of values (a release's `valuesFiles` or `substituteFrom`, `what` says which), in
@@ -803,6 +835,9 @@ fn render_helm(
     merge_overrides(&mut values, release.values.clone());
     if let Some(Value::Object(own)) = secrets.values.get(&release.name) {
         merge_overrides(&mut values, own.clone());
+    }
+    for layer in release_secrets(project, release, secrets)? {
+        merge_overrides(&mut values, layer);
     }
     secrets.overrides.apply(&mut values).map_err(|e| e.with_help(format!("release `{}`", release.name)))?;
     let input = crate::helm::ReleaseInput {

@@ -406,3 +406,24 @@ fn whole_file_age_made_by_the_age_cli_renders() {
         assert!(run.stdout.contains(&format!("SESSION_SECRET: {}", DEV_SECRETS[2])));
     }
 }
+
+#[test]
+fn decrypt_finds_the_environment_s_identity_from_any_directory_and_says_which() {
+    let repo = Repo::demo();
+    let file = repo.path().join("secrets/dev.yaml");
+    // --repo names the secrets directory (as running from it would): the repository is found above the file.
+    let run =
+        common::weaver_in(&repo.path().join("secrets"), &["secrets", "decrypt", file.to_str().unwrap(), "-v"], &[]);
+    assert!(run.success().contains("databaseUrl"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("environment `dev` lists it; its identityFile secrets/dev.agekey is tried"),
+        "{}",
+        run.stderr
+    );
+    // Outside any repository there is no environment to take a key from.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("dev.yaml");
+    std::fs::copy(&file, &copy).unwrap();
+    let error = common::weaver_in(elsewhere.path(), &["secrets", "decrypt", copy.to_str().unwrap()], &[]);
+    assert!(error.failure().contains("no identityFile in the environment"), "{}", error.stderr);
+}

@@ -37,19 +37,40 @@ fn creation_rules(global: &GlobalArgs, file: &Path) -> Result<Option<CreationRul
 }
 
 /// Identities for `file`, including the identityFile of the environment whose `secrets` list
-/// it, so that editing the demo's secrets/dev.yaml needs no flag.
-fn identities(global: &GlobalArgs, identity: &IdentityArgs, file: &Path) -> Result<Identities> {
-    let project = open_project(&global.repo, None)?;
-    let identity_file = (|| {
-        let repo = std::path::absolute(&global.repo).ok()?;
-        let relative = std::path::absolute(file).ok()?.strip_prefix(&repo).ok()?.to_path_buf();
+/// it, so that editing the demo's secrets/dev.yaml needs no flag, from any directory: the
+/// repository is `--repo` when the file lies below it, else the nearest directory above the
+/// file holding `environments/`. `-v` says which environment's identityFile was used.
+fn identities(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, file: &Path) -> Result<Identities> {
+    let Some(repo) = repository_of(&global.repo, file) else {
+        return crate::action::load_identities(&global.repo, identity.identity.as_deref(), None);
+    };
+    let project = open_project(&repo, None)?;
+    let listing = (|| {
+        let relative = std::fs::canonicalize(file).ok()?.strip_prefix(&repo).ok()?.to_path_buf();
         project.environment_names().ok()?.into_iter().find_map(|name| {
             let env = project.environment(&name).ok()?;
             env.secrets.iter().any(|s| s.path == relative).then_some(())?;
-            env.identity_file
+            Some((name, env.identity_file?))
         })
     })();
-    crate::action::load_identities(&global.repo, identity.identity.as_deref(), identity_file.as_ref())
+    if let Some((env, identity_file)) = &listing {
+        ui.info(&format!(
+            "{}: environment `{env}` lists it; its identityFile {} is tried after --identity and the key variables",
+            file.display(),
+            identity_file.path.display()
+        ));
+    }
+    crate::action::load_identities(&repo, identity.identity.as_deref(), listing.as_ref().map(|(_, file)| file))
+}
+
+/// The weaver repository `file` belongs to (see [`identities`]), canonical.
+fn repository_of(given: &Path, file: &Path) -> Option<std::path::PathBuf> {
+    let file = std::fs::canonicalize(file).ok()?;
+    let is_repository = |dir: &Path| dir.join(crate::project::environment::ENVIRONMENTS_DIR).is_dir();
+    match std::fs::canonicalize(given) {
+        Ok(repo) if file.starts_with(&repo) && is_repository(&repo) => Some(repo),
+        _ => file.ancestors().skip(1).find(|dir| is_repository(dir)).map(Path::to_path_buf),
+    }
 }
 
 fn read_text(file: &Path) -> Result<String> {
@@ -67,7 +88,7 @@ fn encrypt(global: &GlobalArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
 }
 
 fn decrypt(global: &GlobalArgs, ui: &Ui, args: &DecryptArgs) -> Result<()> {
-    let ids = identities(global, &args.identity, &args.file)?;
+    let ids = identities(global, &args.identity, ui, &args.file)?;
     let plain = secrets::decrypt_file(&args.file, &ids)?.render();
     if args.in_place {
         std::fs::write(&args.file, plain).map_err(|e| Error::io("write file", &args.file, e))?;
@@ -79,7 +100,7 @@ fn decrypt(global: &GlobalArgs, ui: &Ui, args: &DecryptArgs) -> Result<()> {
 }
 
 fn rotate(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
-    let ids = identities(global, identity, &args.file)?;
+    let ids = identities(global, identity, ui, &args.file)?;
     let opened = SopsFile::read(&args.file)?.decrypt(&ids)?;
     let recipients = if args.recipients.is_empty() {
         opened.recipients()
@@ -92,7 +113,7 @@ fn rotate(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsF
 }
 
 fn update_keys(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
-    let ids = identities(global, identity, &args.file)?;
+    let ids = identities(global, identity, ui, &args.file)?;
     let opened = SopsFile::read(&args.file)?.decrypt(&ids)?;
     let rules = creation_rules(global, &args.file)?;
     let recipients = secrets::encryption_settings(&args.file, rules.as_ref(), &args.recipients)?.recipients;
@@ -113,7 +134,7 @@ fn update_keys(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &Sec
 }
 
 fn edit(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsFileArgs) -> Result<()> {
-    let ids = identities(global, identity, &args.file)?;
+    let ids = identities(global, identity, ui, &args.file)?;
     let temp_root = secrets::private_temp_root(|k| std::env::var_os(k));
     // The session's guard removes the plaintext on every path out of this function.
     let mut session = EditSession::open(&args.file, &ids, &temp_root)?;

@@ -751,3 +751,33 @@ fn a_release_s_own_secrets_are_decrypted_over_its_values_and_must_be_encrypted()
     let missing = repo.weaver_env(&["render", "--env", "dev"], &key_env).failure().to_string();
     assert!(missing.contains("values/gone.yaml does not exist"), "{missing}");
 }
+
+#[test]
+fn releases_that_read_none_of_the_environment_s_secrets_render_without_its_key() {
+    let recipient = "age1uuhc92sjcyu2z5vaxq74mfmanu36huwuugwfqeu4wzk8wum5d50st4m9ny";
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    repo.write(
+        "charts/app/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  password: {{ .Values.password | default \"none\" | quote }}\n",
+    );
+    repo.write("secrets/dev.yaml", "web:\n  password: SEEDTOKEN-hunter2\n");
+    let file = repo.path().join("secrets/dev.yaml");
+    repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: shop\nsecrets: [secrets/dev.yaml]\nreleases:\n  - name: web\n    chart: app\n  - name: worker\n    chart: app\n",
+    );
+    // No key here: worker is not a key of the secrets file, so nothing needs decrypting.
+    let worker = repo.weaver(&["render", "--env", "dev", "-r", "worker", "-v"]);
+    assert!(worker.success().contains("password: none"), "{}", worker.stdout);
+    assert!(worker.stderr.contains("read none of the environment's secrets: not decrypted"), "{}", worker.stderr);
+    let web = repo.weaver(&["render", "--env", "dev", "-r", "web"]).failure().to_string();
+    assert!(web.contains("secrets/dev.yaml: no age identity available"), "{web}");
+    let key = common::project_root().join("tests/fixtures/prod-test.agekey");
+    let shown = repo.weaver_env(
+        &["render", "--env", "dev", "-r", "web", "--show-secrets"],
+        &[("SOPS_AGE_KEY_FILE", key.to_str().unwrap())],
+    );
+    assert!(shown.success().contains("SEEDTOKEN-hunter2"), "{}", shown.stdout);
+}

@@ -200,7 +200,10 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
     let (project, env) = (&selected.project, &selected.env);
     let started = Instant::now();
     let ids = || load_identities(&options.selection.repo, options.identity.as_deref(), env.identity_file.as_ref());
-    let values = if env.secrets.is_empty() {
+    let values = if !reads_environment_secrets(&selected) {
+        if !env.secrets.is_empty() {
+            on(Progress::Info("the selected releases read none of the environment's secrets: not decrypted".into()));
+        }
         Map::new()
     } else {
         let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids()?, redactor)?;
@@ -220,6 +223,22 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
     let secrets = crate::render::Secrets { values, values_files, overrides };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })
+}
+
+/// Whether a selected release reads the environment's `secrets`: a weaver chart's templates see
+/// all of them, a Helm chart its own key (`secrets.<release>`), a kustomization none. A selection
+/// that reads none needs no key (`render -r worker` in CI).
+fn reads_environment_secrets(selected: &Selected) -> bool {
+    let (source, env) = (selected.project.source.as_ref(), &selected.env);
+    if env.secrets.is_empty() {
+        return false;
+    }
+    let Some(keys) = crate::secrets::environment_secrets_keys(source, env) else { return true };
+    selected.releases().iter().any(|release| match release.kustomize {
+        Some(_) => false,
+        None if crate::helm::is_helm_release(source, release) => keys.contains(&release.name),
+        None => true,
+    })
 }
 
 /// The value flags, read and checked; said once, since what renders is then not what git holds.

@@ -71,6 +71,25 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<(), SecretsError>
     Ok(())
 }
 
+/// The top-level keys of an environment's `secrets` files, read without decrypting (SOPS keeps
+/// keys in clear text), to tell which releases read them; None when a file does not show them
+/// (an `.age` file, or one that cannot be read: decrypting it will say why).
+pub fn environment_secrets_keys(
+    source: &dyn crate::project::Source,
+    env: &crate::project::Environment,
+) -> Option<std::collections::BTreeSet<String>> {
+    let mut keys = std::collections::BTreeSet::new();
+    for file in &env.secrets {
+        if file.path.extension().is_some_and(|e| e == "age") {
+            return None;
+        }
+        let bytes = source.read_named(&file.path, &file.at, "secrets file").ok()??;
+        let sops = SopsFile::parse(&file.path, std::str::from_utf8(&bytes).ok()?).ok()?;
+        keys.extend(sops.top_level_keys().map(str::to_string));
+    }
+    Some(keys)
+}
+
 /// Decrypts an environment's `secrets` files (read through `source`), registers every value
 /// with `redactor`, and merges them in order: later files override earlier ones key by key.
 /// Nothing is returned unless every file decrypts.

@@ -173,6 +173,14 @@ pub struct SopsFile {
 }
 
 impl SopsFile {
+    /// The top-level keys of the document sops reads (the first), which SOPS keeps in clear text.
+    pub fn top_level_keys(&self) -> impl Iterator<Item = &str> {
+        self.data.first().into_iter().flatten().filter_map(|item| match item {
+            Item::Entry { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+    }
+
     pub fn read(path: &Path) -> Result<SopsFile, SecretsError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| SecretsError::Io { path: path.to_owned(), source })?;

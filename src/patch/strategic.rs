@@ -94,9 +94,59 @@ fn merged_as(
     };
     let ctx = Ctx { api_version, kind, flavor };
     match ctx.merge_map(object, patch, &Loc::ROOT)? {
+        Outcome::Keep if flavor == Flavor::Kustomize => {
+            one_element_per_key(&mut target, &mut Vec::new(), api_version, kind);
+            Ok(target)
+        }
         Outcome::Keep => Ok(target),
         Outcome::Delete => Err(PatchError::DeletesObject),
     }
+}
+
+/// kyaml's strategic merge walks every field of the target, whether the patch names it or not
+/// (maps, and the elements of lists merged by key, not atomic lists), and sets each list merged
+/// by one key back by key: one element per key, where the first was, holding the last. A JSON
+/// patch's `env/-` may have added a duplicate that a later strategic merge of the same object
+/// thus removes, though the merge patch says nothing of `env`.
+fn one_element_per_key(value: &mut Value, fields: &mut Vec<String>, api_version: &str, kind: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                fields.push(key.clone());
+                one_element_per_key(child, fields, api_version, kind);
+                fields.pop();
+            }
+        }
+        Value::Array(items) => {
+            let path: Vec<&str> = fields.iter().map(String::as_str).collect();
+            let ListStrategy::Merge { keys } = merge_keys::list_strategy(api_version, kind, &path) else { return };
+            if keys.len() == 1 {
+                let listed =
+                    std::mem::take(items).into_iter().map(|value| Item { id: identify(Some(keys), &value), value });
+                *items = one_per_key(listed.collect()).into_iter().map(|item| item.value).collect();
+            }
+            for item in items.iter_mut() {
+                one_element_per_key(item, fields, api_version, kind);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One item per id, where the first was, holding the last; items without an id all stay.
+fn one_per_key(items: Vec<Item>) -> Vec<Item> {
+    let mut at: HashMap<Id, usize> = HashMap::new();
+    let mut kept: Vec<Item> = Vec::with_capacity(items.len());
+    for item in items {
+        match item.id.as_ref().and_then(|_| at.get(&item.id)) {
+            Some(&first) => kept[first].value = item.value,
+            None => {
+                at.insert(item.id.clone(), kept.len());
+                kept.push(item);
+            }
+        }
+    }
+    kept
 }
 
 /// kyaml's strategic merge walks the whole target (maps, and the elements of lists merged by
@@ -474,20 +524,9 @@ impl Ctx<'_> {
         }
 
         if self.flavor == Flavor::Kustomize && keys.len() == 1 {
-            // kyaml sets the target's elements back by key: one element per key, where the
-            // first was, holding the last (a JSON patch's `env/-` may have added a duplicate).
-            let mut at: HashMap<Id, usize> = HashMap::new();
-            let mut kept: Vec<Item> = Vec::with_capacity(items.len());
-            for item in items {
-                match item.id.as_ref().and_then(|_| at.get(&item.id)) {
-                    Some(&first) => kept[first].value = item.value,
-                    None => {
-                        at.insert(item.id.clone(), kept.len());
-                        kept.push(item);
-                    }
-                }
-            }
-            items = kept;
+            // kyaml sets the target's elements back by key (see [`one_element_per_key`]); here,
+            // before the patch's elements are put first.
+            items = one_per_key(items);
         }
         let patch_order: Vec<Id> = merges.iter().map(|(_, id, _)| id.clone()).collect();
         let plain = merges.iter().filter(|(_, _, m)| !m.contains_key(PATCH)).map(|(_, id, _)| id.clone()).collect();

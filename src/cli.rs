@@ -97,6 +97,9 @@ pub enum Command {
     /// Pin remote Helm charts in charts.lock and pull them into the chart cache
     #[command(subcommand)]
     Charts(ChartsCommand),
+    /// Write environment files from another tool's configuration (exit 2 when something is left out)
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// The ConfigMapSync operator
@@ -154,6 +157,22 @@ fn positive_rate(text: &str) -> Result<f64, String> {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Convert a helmfile.yaml into environments/*.yaml; list what has no weaver equivalent
+    Helmfile(ImportHelmfileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportHelmfileArgs {
+    /// The helmfile, relative to the current directory
+    #[arg(default_value = "helmfile.yaml", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace environment files that already exist
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod git;
 pub(crate) mod helm;
 pub mod hook;
+pub(crate) mod import;
 pub mod kustomize;
 pub(crate) mod manifest;
 pub mod operator;

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod charts;
 pub mod drift;
 pub mod history;
+pub mod import;
 pub mod plan;
 mod removed;
 pub mod render;

@@ -10,6 +10,7 @@ mod diff;
 mod drift;
 mod envs;
 mod history;
+mod import;
 mod operator;
 mod progress;
 mod render;
@@ -193,7 +194,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
             SecretsCommand::Edit(args) | SecretsCommand::Rotate(args) | SecretsCommand::Updatekeys(args),
         ) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
-        Command::Completions(_) | Command::Charts(_) => (None, None),
+        Command::Completions(_) | Command::Charts(_) | Command::Import(_) => (None, None),
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
         Command::Operator(OperatorCommand::Crd) => (None, None),
     };
@@ -252,6 +253,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
+        Command::Import(command) => import::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
         Command::Operator(command) => operator::run(&cli.global, command),
     };

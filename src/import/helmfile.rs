@@ -1,0 +1,1436 @@
+//! `weaver import helmfile`: a helmfile state file as weaver environment files.
+//!
+//! One file per helmfile environment (`default` when it has none), each `extends` an abstract
+//! base that holds what they share: `repositories`, `releases`, the state's `values`, and
+//! `helmDefaults.kubeContext`. What has no weaver equivalent (hooks running commands, `bases`,
+//! nested `helmfiles`, templates, helm flags) is left out and listed with its line, and so is
+//! what weaver could only approximate. Pure: [`Files`] is the caller's view of the files the
+//! helmfile names.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use serde_saphyr::Spanned;
+
+use crate::error::{Error, Location, Result};
+use crate::helm::strvals::{self, Kind};
+use crate::project::source::is_plain_name;
+use crate::project::values::{deep_merge, merge_overrides};
+
+/// What is at a path of the weaver repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Missing,
+    File,
+    /// A directory with a `Chart.yaml`.
+    HelmChart,
+    /// A directory with a `kustomization.yaml` (or `.yml`, `Kustomization`).
+    Kustomization,
+    Directory,
+}
+
+/// The files a helmfile names, as the caller sees them. Paths as written in the helmfile are
+/// relative to its directory.
+pub trait Files {
+    /// `path` (as written) as a path of the weaver repository; `None` when it is outside it.
+    fn repository_path(&self, path: &str) -> Option<PathBuf>;
+    /// What is at `path`, a path of the weaver repository.
+    fn found(&self, path: &Path) -> Found;
+    /// The text of the file at `path` (as written); `Ok(None)` when there is none.
+    fn read(&self, path: &str) -> std::result::Result<Option<String>, String>;
+}
+
+/// Something of the helmfile that is not in the files written, or not exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub line: u64,
+    /// What it is: `release `web`: hooks`.
+    pub what: String,
+    /// Why, and what to do instead.
+    pub why: String,
+}
+
+impl fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.why)
+    }
+}
+
+/// The converted repository.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// Repository paths and their text: the base first, then one file per environment.
+    pub files: Vec<(PathBuf, String)>,
+    /// In the order of their lines.
+    pub left_out: Vec<LeftOut>,
+    /// The remote charts releases name (`repo/chart`, `oci://…`), for `weaver charts lock`.
+    pub remote_charts: Vec<String>,
+}
+
+/// The environment files for the helmfile at `file` (its name is only for the files' header
+/// comment) whose text is `text`. An error only when the text is not a helmfile at all
+/// (invalid YAML, not a mapping); everything else that cannot be converted is listed.
+pub fn convert(file: &Path, text: &str, files: &dyn Files) -> Result<Imported> {
+    let (text, templates, directives) = Templates::mask(text);
+    let docs: Vec<Spanned<Node>> = documents(file, &text, "invalid helmfile")?;
+    let mut convert = Convert { files, templates, left_out: Vec::new() };
+    for (line, directive) in directives {
+        convert.leave(
+            line,
+            format!("template `{directive}`"),
+            "helmfile evaluates templates when it runs and weaver cannot at import: it is left out, and the lines it \
+             controls were converted as if it were not there; check them",
+        );
+    }
+    let mut entries = Vec::new();
+    for doc in docs {
+        match doc.value {
+            Node::Null => {}
+            Node::Map(map) => entries.extend(map),
+            _ => {
+                return Err(Error::at(
+                    Location::at(file, doc.referenced.line(), doc.referenced.column()),
+                    "invalid helmfile: expected a mapping of helmfile keys (`releases`, `environments`, …)",
+                ));
+            }
+        }
+    }
+    let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(convert.state(&name, entries))
+}
+
+/// The documents of `text` as helmfile v1 reads them (go-yaml v3: only `true` and `false` are
+/// booleans, so `on:` and `n` stay strings).
+fn documents<T: de::DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<Vec<T>> {
+    let mut options = crate::yaml::options();
+    options.strict_booleans = true;
+    serde_saphyr::from_str_multiple_with_options(text, options).map_err(|err| {
+        // weaver's reader words the same syntax error with its line and column.
+        match crate::yaml::documents_as::<Spanned<Node>>(path, text, what) {
+            Err(located) => located,
+            Ok(_) => {
+                let at =
+                    err.location().map_or_else(|| Location::file(path), |l| Location::at(path, l.line(), l.column()));
+                Error::at(at, format!("{what}: {}", err.without_snippet()))
+            }
+        }
+    })
+}
+
+/// A YAML node with the line of every key and item, so that whatever is left out can be named
+/// by its line.
+#[derive(Debug, Clone)]
+enum Node {
+    Null,
+    Scalar(Value),
+    List(Vec<Spanned<Node>>),
+    Map(Vec<(Spanned<Key>, Spanned<Node>)>),
+}
+
+/// A mapping key, whatever scalar it is written as.
+#[derive(Debug, Clone)]
+struct Key(String);
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = Node;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::from(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::from(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Node, E> {
+                Ok(serde_json::Number::from_f64(v)
+                    .map_or(Node::Scalar(Value::String(v.to_string())), |n| Node::Scalar(Value::Number(n))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::String(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Node, E> {
+                Ok(Node::Scalar(Value::String(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> std::result::Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Node, D::Error> {
+                Node::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+                    items.push(item);
+                }
+                Ok(Node::List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<Key>>()? {
+                    entries.push((key, map.next_value::<Spanned<Node>>()?));
+                }
+                Ok(Node::Map(entries))
+            }
+        }
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        match Node::deserialize(deserializer)? {
+            Node::Scalar(Value::String(s)) => Ok(Key(s)),
+            Node::Scalar(other) => Ok(Key(other.to_string())),
+            Node::Null => Ok(Key("null".to_string())),
+            _ => Err(de::Error::custom("expected a scalar mapping key")),
+        }
+    }
+}
+
+/// The line a span starts on.
+fn line<T>(spanned: &Spanned<T>) -> u64 {
+    spanned.referenced.line()
+}
+
+/// Go template actions (`{{ … }}`) of a helmfile, replaced before it is parsed: a line that
+/// is only actions (`{{ if … }}`, `{{ end }}`) becomes empty, and an action within a line
+/// becomes a marker, so that the YAML around it parses and the values holding one are found.
+#[derive(Debug, Default)]
+struct Templates {
+    actions: Vec<String>,
+}
+
+const MARKER: &str = "__weaver_template_";
+
+impl Templates {
+    /// The masked text, the actions, and the lines that were only actions (1-based).
+    fn mask(text: &str) -> (String, Templates, Vec<(u64, String)>) {
+        let mut templates = Templates::default();
+        let mut directives = Vec::new();
+        let mut out = String::with_capacity(text.len());
+        for (n, raw) in text.split_inclusive('\n').enumerate() {
+            let (body, end) = match raw.strip_suffix('\n') {
+                Some(body) => (body.strip_suffix('\r').unwrap_or(body), &raw[body.len()..]),
+                None => (raw, ""),
+            };
+            if !body.contains("{{") {
+                out.push_str(raw);
+                continue;
+            }
+            let mut rest = body;
+            let mut kept = String::new();
+            let mut found = Vec::new();
+            while let Some(start) = rest.find("{{") {
+                let Some(len) = rest[start..].find("}}") else { break };
+                kept.push_str(&rest[..start]);
+                found.push((kept.len(), rest[start..start + len + 2].to_string()));
+                rest = &rest[start + len + 2..];
+            }
+            kept.push_str(rest);
+            if found.is_empty() {
+                out.push_str(raw);
+            } else if kept.trim().is_empty() {
+                let actions: Vec<String> = found.into_iter().map(|(_, a)| a).collect();
+                directives.push((n as u64 + 1, actions.join(" ")));
+                out.push_str(end);
+            } else {
+                let mut line = String::new();
+                let mut at = 0;
+                for (pos, action) in found {
+                    line.push_str(&kept[at..pos]);
+                    line.push_str(&format!("{MARKER}{}__", templates.actions.len()));
+                    templates.actions.push(action);
+                    at = pos;
+                }
+                line.push_str(&kept[at..]);
+                out.push_str(&line);
+                out.push_str(end);
+            }
+        }
+        (out, templates, directives)
+    }
+
+    fn is_templated(text: &str) -> bool {
+        text.contains(MARKER)
+    }
+
+    /// `text` with its markers replaced by the actions they stand for.
+    fn restore(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find(MARKER) {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + MARKER.len()..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            match (after[..digits].parse::<usize>().ok().and_then(|i| self.actions.get(i)), &after[digits..]) {
+                (Some(action), tail) if tail.starts_with("__") => {
+                    out.push_str(action);
+                    rest = &tail[2..];
+                }
+                _ => {
+                    out.push_str(MARKER);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// helm's flags helmfile sets, and what weaver has instead.
+fn flag_reason(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "wait" | "waitForJobs" | "waitRetries" => "weaver waits for readiness when applied with `weaver apply --wait`",
+        "timeout" => "give `weaver apply --wait --timeout DURATION` (helmfile's is in seconds)",
+        "atomic" | "rollbackOnFailure" | "cleanupOnFail" => {
+            "not supported: a failed apply is recorded as failed; `weaver rollback` re-applies a revision"
+        }
+        "forceConflicts" => "give `weaver apply --force-conflicts`",
+        "force" | "recreatePods" => "not supported: weaver applies server-side and never replaces objects",
+        "historyMax" => "not supported: weaver keeps a release record per revision",
+        "verify" | "keyring" => "not supported: `weaver charts lock` pins each chart's digest instead",
+        "devel" => "write a `version` constraint that allows pre-releases, such as `>=1.0.0-0`",
+        "skipDeps" | "skipRefresh" => "not needed: weaver renders subcharts vendored or pinned in charts.lock",
+        "args" | "diffArgs" | "syncArgs" | "templateArgs" => "not supported: weaver runs no helm binary",
+        "reuseValues" => "not supported: weaver renders from the repository's values only",
+        "disableValidation" | "disableOpenAPIValidation" | "disableValidationOnInstall" | "skipSchemaValidation" => {
+            "give `--validate=warn` or `--validate=ignore` to render, diff and apply"
+        }
+        "postRenderer" | "postRendererArgs" => {
+            "weaver runs no commands: write what it changes as the release's `patches:` (strategic merge or RFC 6902)"
+        }
+        "transformers" => "not supported: write what they change as the release's `patches:`",
+        "hooks" => "weaver runs no commands (a Helm chart's own `helm.sh/hook` objects are run)",
+        "kubeVersion" => "weaver sets `kubeVersion` per environment, not per release",
+        "apiVersions" => "not supported: offline renders see Kubernetes 1.32's API versions and the CRDs of the charts",
+        "missingFileHandler" | "missingFileHandlerConfig" => "not needed: a missing file is an error in weaver",
+        "enableDNS" => "not supported: weaver's Helm rendering never reaches the network",
+        "cascade" | "deleteWait" | "deleteTimeout" => "not supported: weaver deletes in the foreground",
+        "adopt" | "takeOwnership" => {
+            "not supported: `weaver apply --force-conflicts` takes fields that other managers own"
+        }
+        "insecureSkipTLSVerify" | "plainHttp" => {
+            "a repository's setting in weaver: `plainHttp` on an oci:// repository"
+        }
+        _ => return None,
+    })
+}
+
+/// Whether a flag's value is its default, so that nothing is lost without it.
+fn is_default(node: &Node) -> bool {
+    match node {
+        Node::Null | Node::Scalar(Value::Bool(false)) => true,
+        Node::List(items) => items.is_empty(),
+        Node::Map(entries) => entries.is_empty(),
+        Node::Scalar(Value::String(s)) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// helmfile's escaping of a `set` name or value for helm's `--set`.
+fn escape(text: &str) -> String {
+    text.replace('{', "\\{").replace('}', "\\}").replace(',', "\\,")
+}
+
+struct Convert<'a> {
+    files: &'a dyn Files,
+    templates: Templates,
+    left_out: Vec<LeftOut>,
+}
+
+/// One helmfile environment.
+struct Env {
+    name: String,
+    values: Map<String, Value>,
+    context: Option<String>,
+}
+
+/// A release as converted, before it is written into the base.
+struct Converted {
+    name: String,
+    line: u64,
+    fields: Map<String, Value>,
+    /// `condition`, evaluated per environment, and its line.
+    condition: Option<(String, u64)>,
+}
+
+/// What every release sees of the rest of the helmfile.
+struct Shared {
+    repositories: BTreeSet<String>,
+    /// Every release's name and namespace, in order (duplicates included).
+    releases: Vec<(String, Option<String>)>,
+    context: Option<String>,
+    create_namespace: Option<bool>,
+    common_labels: Map<String, Value>,
+}
+
+impl Convert<'_> {
+    fn leave(&mut self, line: u64, what: impl Into<String>, why: impl Into<String>) {
+        self.left_out.push(LeftOut { line, what: what.into(), why: why.into() });
+    }
+
+    fn templated(&mut self, line: u64, what: &str, text: &str) {
+        let why = "a template helmfile evaluates when it runs; weaver cannot at import";
+        self.leave(line, format!("{what} `{}`", self.templates.restore(text)), why);
+    }
+
+    /// A scalar's text, or `None` (listed) when it is templated or not a scalar.
+    fn text(&mut self, node: &Spanned<Node>, what: &str) -> Option<String> {
+        let text = match &node.value {
+            Node::Scalar(Value::String(s)) => s.clone(),
+            Node::Scalar(other) => other.to_string(),
+            _ => {
+                self.leave(line(node), what.to_string(), "expected a single value");
+                return None;
+            }
+        };
+        if Templates::is_templated(&text) {
+            self.templated(line(node), what, &text);
+            return None;
+        }
+        Some(text)
+    }
+
+    fn bool(&mut self, node: &Spanned<Node>, what: &str) -> Option<bool> {
+        match &node.value {
+            Node::Scalar(Value::Bool(b)) => Some(*b),
+            _ => {
+                let text = self.text(node, what)?;
+                self.leave(line(node), format!("{what}: `{text}`"), "expected true or false");
+                None
+            }
+        }
+    }
+
+    /// The node as a value, each templated string (and key) left out and listed.
+    fn value(&mut self, node: &Spanned<Node>, what: &str) -> Option<Value> {
+        Some(match &node.value {
+            Node::Null => Value::Null,
+            Node::Scalar(Value::String(s)) if Templates::is_templated(s) => {
+                self.templated(line(node), what, s);
+                return None;
+            }
+            Node::Scalar(v) => v.clone(),
+            Node::List(items) => Value::Array(items.iter().filter_map(|item| self.value(item, what)).collect()),
+            Node::Map(entries) => {
+                let mut map = Map::new();
+                for (key, value) in entries {
+                    if Templates::is_templated(&key.value.0) {
+                        self.templated(line(key), what, &key.value.0);
+                        continue;
+                    }
+                    let inner = format!("{what} `{}`", key.value.0);
+                    if let Some(v) = self.value(value, &inner) {
+                        map.insert(key.value.0.clone(), v);
+                    }
+                }
+                Value::Object(map)
+            }
+        })
+    }
+
+    fn map(&mut self, node: &Spanned<Node>, what: &str) -> Option<Map<String, Value>> {
+        match self.value(node, what)? {
+            Value::Object(map) => Some(map),
+            Value::Null => Some(Map::new()),
+            _ => {
+                self.leave(line(node), what.to_string(), "expected a mapping");
+                None
+            }
+        }
+    }
+
+    fn list<'n>(&mut self, node: &'n Spanned<Node>, what: &str) -> &'n [Spanned<Node>] {
+        match &node.value {
+            Node::List(items) => items,
+            Node::Null => &[],
+            _ => {
+                self.leave(line(node), what.to_string(), "expected a list");
+                &[]
+            }
+        }
+    }
+
+    fn entries<'n>(&mut self, node: &'n Spanned<Node>, what: &str) -> &'n [(Spanned<Key>, Spanned<Node>)] {
+        match &node.value {
+            Node::Map(entries) => entries,
+            Node::Null => &[],
+            _ => {
+                self.leave(line(node), what.to_string(), "expected a mapping");
+                &[]
+            }
+        }
+    }
+
+    /// An environment's (or the state's) `values:` list merged into `into`: inline maps and
+    /// plain YAML files, in order, as helmfile merges them.
+    fn environment_values(&mut self, node: &Spanned<Node>, what: &str, into: &mut Map<String, Value>) {
+        for item in self.list(node, what) {
+            match &item.value {
+                Node::Map(_) => {
+                    if let Some(map) = self.map(item, what) {
+                        deep_merge(into, map);
+                    }
+                }
+                _ => {
+                    let Some(path) = self.text(item, &format!("{what} file")) else { continue };
+                    let file = format!("{what} file `{path}`");
+                    if path.ends_with(".gotmpl") {
+                        self.leave(
+                            line(item),
+                            file,
+                            "a templated file helmfile renders when it runs; weaver's environment values are plain \
+                             data (weaver renders `.gotmpl` files only as a release's valuesFiles): write its values \
+                             in the environment's `values:`",
+                        );
+                        continue;
+                    }
+                    match self.files.read(&path) {
+                        Ok(Some(text)) => {
+                            match documents::<Option<Map<String, Value>>>(Path::new(&path), &text, "invalid YAML") {
+                                Ok(docs) => {
+                                    for map in docs.into_iter().flatten() {
+                                        deep_merge(into, map);
+                                    }
+                                }
+                                Err(err) => self.leave(line(item), file, format!("not read: {err}")),
+                            }
+                        }
+                        Ok(None) => self.leave(line(item), file, "not found"),
+                        Err(reason) => self.leave(line(item), file, format!("not read: {reason}")),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A path the helmfile names as a path of the weaver repository, or `None` (listed).
+    fn repository_path(&mut self, at: u64, what: &str, path: &str) -> Option<String> {
+        match self.files.repository_path(path) {
+            Some(p) => Some(p.to_string_lossy().replace('\\', "/")),
+            None => {
+                self.leave(
+                    at,
+                    format!("{what} `{path}`"),
+                    "outside the weaver repository (--repo): move it into the repository",
+                );
+                None
+            }
+        }
+    }
+
+    fn state(mut self, file_name: &str, entries: Vec<(Spanned<Key>, Spanned<Node>)>) -> Imported {
+        let mut repositories: Vec<Value> = Vec::new();
+        let mut repository_names = BTreeSet::new();
+        let mut base_values = Map::new();
+        let mut environments: Vec<Env> = Vec::new();
+        let mut releases: Vec<Spanned<Node>> = Vec::new();
+        let mut shared = Shared {
+            repositories: BTreeSet::new(),
+            releases: Vec::new(),
+            context: None,
+            create_namespace: None,
+            common_labels: Map::new(),
+        };
+        let mut kube_version = None;
+        for (key, node) in &entries {
+            let at = line(key);
+            match key.value.0.as_str() {
+                "repositories" => {
+                    for item in self.list(node, "repositories") {
+                        if let Some((name, repository)) = self.repository(item)
+                            && repository_names.insert(name)
+                        {
+                            repositories.push(repository);
+                        }
+                    }
+                }
+                "releases" => releases.extend(self.list(node, "releases").iter().cloned()),
+                "environments" => {
+                    for (name, spec) in self.entries(node, "environments") {
+                        if let Some(env) = self.environment(name, spec) {
+                            match environments.iter_mut().find(|e| e.name == env.name) {
+                                Some(same) => {
+                                    deep_merge(&mut same.values, env.values);
+                                    same.context = env.context.or(same.context.take());
+                                }
+                                None => environments.push(env),
+                            }
+                        }
+                    }
+                }
+                "values" => self.environment_values(node, "values", &mut base_values),
+                "helmDefaults" => self.helm_defaults(node, &mut shared),
+                "commonLabels" => {
+                    if let Some(labels) = self.labels(node, "commonLabels") {
+                        shared.common_labels.extend(labels);
+                    }
+                }
+                "kubeVersion" => kube_version = self.text(node, "kubeVersion"),
+                // Definitions releases reach through YAML anchors (`<<: *name`), which the
+                // parser resolves; `inherit:` is listed with the release using it.
+                "templates" => {}
+                "bases" => self.leave(
+                    at,
+                    "bases",
+                    "not read: weaver's environments extend one base each (`extends:`); import each base and \
+                     merge what it holds",
+                ),
+                "helmfiles" => self.leave(
+                    at,
+                    "helmfiles",
+                    "nested helmfiles are not read: import each with `weaver import helmfile FILE` (into its own \
+                     repository, or merge their releases)",
+                ),
+                "hooks" => self.leave(at, "hooks", flag_reason("hooks").unwrap_or_default()),
+                "lockFilePath" => {
+                    self.leave(at, "lockFilePath", "weaver pins charts in charts.lock: run `weaver charts lock`")
+                }
+                "helmBinary" | "kustomizeBinary" => {
+                    self.leave(at, key.value.0.clone(), "not needed: weaver renders charts and kustomizations itself")
+                }
+                other if is_default(&node.value) => {
+                    let _ = other;
+                }
+                other => match flag_reason(other) {
+                    Some(why) => self.leave(at, other.to_string(), why),
+                    None => self.leave(at, other.to_string(), "not a helmfile key weaver knows: not converted"),
+                },
+            }
+        }
+        shared.repositories = repository_names;
+
+        // Release names and namespaces first: `needs` refers to them.
+        for release in &releases {
+            let mut name = None;
+            let mut namespace = None;
+            if let Node::Map(fields) = &release.value {
+                for (key, value) in fields {
+                    match (key.value.0.as_str(), &value.value) {
+                        ("name", Node::Scalar(Value::String(s))) => name = Some(s.clone()),
+                        ("namespace", Node::Scalar(Value::String(s))) => namespace = Some(s.clone()),
+                        _ => {}
+                    }
+                }
+            }
+            shared.releases.push((name.unwrap_or_default(), namespace));
+        }
+        let mut converted: Vec<Converted> = Vec::new();
+        for release in &releases {
+            let Some(release) = self.release(release, &shared) else { continue };
+            if converted.iter().any(|r| r.name == release.name) {
+                self.leave(
+                    release.line,
+                    format!("release `{}`", release.name),
+                    "a second release of this name (in another namespace): weaver's release names are unique in an \
+                     environment; rename it (or put it in another environment) and add it by hand",
+                );
+                continue;
+            }
+            converted.push(release);
+        }
+
+        // A release left out cannot be needed: weaver refuses `needs` naming no release.
+        let names: BTreeSet<String> = converted.iter().map(|r| r.name.clone()).collect();
+        for release in &mut converted {
+            let Some(Value::Array(needs)) = release.fields.get_mut("needs") else { continue };
+            let mut dropped = Vec::new();
+            needs.retain(|n| {
+                let keep = n.as_str().is_some_and(|n| names.contains(n));
+                if !keep {
+                    dropped.push(n.as_str().unwrap_or_default().to_string());
+                }
+                keep
+            });
+            if needs.is_empty() {
+                release.fields.remove("needs");
+            }
+            for need in dropped {
+                self.leave(
+                    release.line,
+                    format!("release `{}`: needs `{need}`", release.name),
+                    "the release it names was left out (see its line), so this need is too",
+                );
+            }
+        }
+
+        if environments.is_empty() {
+            environments.push(Env { name: "default".to_string(), values: Map::new(), context: None });
+        }
+        let base = if environments.iter().any(|e| e.name == "base") { "helmfile-base" } else { "base" };
+        let header = format!("# Imported from {file_name} by `weaver import helmfile`.\n");
+
+        let mut files = Vec::new();
+        let mut base_file = Map::new();
+        base_file.insert("abstract".into(), Value::Bool(true));
+        if let Some(context) = &shared.context {
+            base_file.insert("cluster".into(), serde_json::json!({ "context": context }));
+        }
+        if let Some(version) = kube_version {
+            base_file.insert("kubeVersion".into(), Value::String(version));
+        }
+        if !base_values.is_empty() {
+            base_file.insert("values".into(), Value::Object(base_values.clone()));
+        }
+        if !repositories.is_empty() {
+            base_file.insert("repositories".into(), Value::Array(repositories));
+        }
+        if !converted.is_empty() {
+            let list = converted.iter().map(|r| Value::Object(r.fields.clone())).collect();
+            base_file.insert("releases".into(), Value::Array(list));
+        }
+        files.push((base_path(base), format!("{header}{}", crate::yaml::to_yaml_string(&Value::Object(base_file)))));
+
+        for env in &environments {
+            let mut values = base_values.clone();
+            deep_merge(&mut values, env.values.clone());
+            let mut overrides = Vec::new();
+            for release in &converted {
+                let Some((condition, at)) = &release.condition else { continue };
+                match lookup(&values, condition) {
+                    Some(Value::Bool(true)) => {}
+                    Some(Value::Bool(false)) => {
+                        if release.fields.get("installed") != Some(&Value::Bool(false)) {
+                            overrides.push(serde_json::json!({ "name": release.name, "installed": false }));
+                        }
+                    }
+                    found => self.leave(
+                        *at,
+                        format!("release `{}`: condition `{condition}` in environment `{}`", release.name, env.name),
+                        match found {
+                            None => "the environment's values have no such key: write `installed:` in its file",
+                            Some(_) => "not true or false in the environment's values: write `installed:` in its file",
+                        },
+                    ),
+                }
+            }
+            let mut map = Map::new();
+            map.insert("extends".into(), Value::String(base.to_string()));
+            if let Some(context) = &env.context {
+                map.insert("cluster".into(), serde_json::json!({ "context": context }));
+            }
+            if !env.values.is_empty() {
+                map.insert("values".into(), Value::Object(env.values.clone()));
+            }
+            if !overrides.is_empty() {
+                map.insert("releases".into(), Value::Array(overrides));
+            }
+            files.push((base_path(&env.name), format!("{header}{}", crate::yaml::to_yaml_string(&Value::Object(map)))));
+        }
+
+        let mut remote_charts: Vec<String> = Vec::new();
+        for release in &converted {
+            if let Some(Value::String(chart)) = release.fields.get("chart")
+                && (chart.starts_with("oci://")
+                    || chart.split_once('/').is_some_and(|(r, _)| shared.repositories.contains(r)))
+                && !remote_charts.contains(chart)
+            {
+                remote_charts.push(chart.clone());
+            }
+        }
+        let mut left_out = self.left_out;
+        left_out.sort_by_key(|l| l.line);
+        Imported { files, left_out, remote_charts }
+    }
+
+    fn repository(&mut self, item: &Spanned<Node>) -> Option<(String, Value)> {
+        let mut name = None;
+        let mut url = None;
+        let mut oci = false;
+        let mut plain_http = false;
+        let at = line(item);
+        let mut credentials = Vec::new();
+        for (key, value) in self.entries(item, "repository") {
+            match key.value.0.as_str() {
+                "name" => name = self.text(value, "repository name"),
+                "url" => url = Some(value),
+                "oci" => oci = self.bool(value, "repository oci").unwrap_or(false),
+                "plainHttp" => plain_http = self.bool(value, "repository plainHttp").unwrap_or(false),
+                _ if is_default(&value.value) => {}
+                other => credentials.push((line(key), other.to_string())),
+            }
+        }
+        let Some(name) = name else {
+            self.leave(at, "repository", "has no `name`");
+            return None;
+        };
+        for (at, key) in credentials {
+            let upper: String =
+                name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+            let why = match key.as_str() {
+                "username" | "password" => format!(
+                    "credentials come from the machine, never the repository: WEAVER_REPOSITORY_{upper}_USERNAME \
+                     and _PASSWORD, the credentials file, or helm's and docker's registry logins"
+                ),
+                "caFile" => format!("give the CA on the machine: WEAVER_REPOSITORY_{upper}_CA_FILE"),
+                "certFile" | "keyFile" => "not supported: weaver has no client certificates for repositories".into(),
+                "passCredentials" => "not supported: credentials are sent only to the repository's host".into(),
+                "skipTLSVerify" => "not supported: give the repository's CA instead".into(),
+                _ => "not a repository key weaver knows: not converted".into(),
+            };
+            self.leave(at, format!("repository `{name}`: {key}"), why);
+        }
+        let url = self.text(url?, &format!("repository `{name}` url"))?;
+        let url = if oci && !url.starts_with("oci://") {
+            format!("oci://{}", url.split_once("://").map_or(url.as_str(), |(_, rest)| rest))
+        } else {
+            url
+        };
+        let mut repository = Map::new();
+        repository.insert("name".into(), Value::String(name.clone()));
+        repository.insert("url".into(), Value::String(url.clone()));
+        if plain_http {
+            if url.starts_with("oci://") {
+                repository.insert("plainHttp".into(), Value::Bool(true));
+            } else {
+                self.leave(at, format!("repository `{name}`: plainHttp"), "weaver takes it for oci:// registries only");
+            }
+        }
+        Some((name, Value::Object(repository)))
+    }
+
+    fn environment(&mut self, name: &Spanned<Key>, spec: &Spanned<Node>) -> Option<Env> {
+        let at = line(name);
+        let name = name.value.0.clone();
+        if Templates::is_templated(&name) {
+            self.templated(at, "environment", &name);
+            return None;
+        }
+        if !is_plain_name(&name) {
+            self.leave(at, format!("environment `{name}`"), "not a file name: weaver writes environments/<name>.yaml");
+            return None;
+        }
+        let mut env = Env { name: name.clone(), values: Map::new(), context: None };
+        let what = format!("environment `{name}`");
+        for (key, value) in self.entries(spec, &what) {
+            match key.value.0.as_str() {
+                "values" => self.environment_values(value, &format!("{what} values"), &mut env.values),
+                "kubeContext" => env.context = self.text(value, &format!("{what} kubeContext")),
+                "secrets" => {
+                    for item in self.list(value, "secrets") {
+                        if let Some(path) = self.text(item, &format!("{what} secrets file")) {
+                            self.leave(
+                                line(item),
+                                format!("{what} secrets file `{path}`"),
+                                "helmfile merges it into the environment's values; weaver's environment `secrets:` \
+                                 reach templates as `secrets` and Helm charts under the release's name: list it in \
+                                 the `valuesFiles` of the releases that use it (weaver decrypts SOPS files there)",
+                            );
+                        }
+                    }
+                }
+                "mergeStrategy" if matches!(&value.value, Node::Scalar(Value::String(s)) if s == "override") => {}
+                "missingFileHandler" | "missingFileHandlerConfig" => {}
+                other if is_default(&value.value) => {
+                    let _ = other;
+                }
+                other => self.leave(
+                    line(key),
+                    format!("{what}: {other}"),
+                    if other == "mergeStrategy" {
+                        "not supported: later values override earlier ones".to_string()
+                    } else {
+                        "not an environment key weaver knows: not converted".to_string()
+                    },
+                ),
+            }
+        }
+        Some(env)
+    }
+
+    fn helm_defaults(&mut self, node: &Spanned<Node>, shared: &mut Shared) {
+        for (key, value) in self.entries(node, "helmDefaults") {
+            match key.value.0.as_str() {
+                "kubeContext" => shared.context = self.text(value, "helmDefaults kubeContext"),
+                "createNamespace" => shared.create_namespace = self.bool(value, "helmDefaults createNamespace"),
+                _ if is_default(&value.value) => {}
+                other => {
+                    let why = flag_reason(other).unwrap_or("not a helmDefaults key weaver knows: not converted");
+                    self.leave(line(key), format!("helmDefaults {other}"), why);
+                }
+            }
+        }
+    }
+
+    fn labels(&mut self, node: &Spanned<Node>, what: &str) -> Option<Map<String, Value>> {
+        let mut labels = Map::new();
+        for (key, value) in self.entries(node, what) {
+            if let Some(text) = self.text(value, &format!("{what} `{}`", key.value.0)) {
+                labels.insert(key.value.0.clone(), Value::String(text));
+            }
+        }
+        Some(labels)
+    }
+
+    fn release(&mut self, node: &Spanned<Node>, shared: &Shared) -> Option<Converted> {
+        let at = line(node);
+        let fields = self.entries(node, "release");
+        let name_node = fields.iter().find(|(k, _)| k.value.0 == "name").map(|(_, v)| v);
+        let Some(name_node) = name_node else {
+            self.leave(at, "release", "has no `name`");
+            return None;
+        };
+        let name = self.text(name_node, "release name")?;
+        let what = format!("release `{name}`");
+        let mut chart: Option<(String, u64)> = None;
+        let mut version: Option<(String, u64)> = None;
+        let mut namespace = None;
+        let mut create_namespace = shared.create_namespace.filter(|c| !c);
+        let mut needs = Vec::new();
+        let mut labels = shared.common_labels.clone();
+        let mut installed = None;
+        let mut condition = None;
+        let mut patches = Vec::new();
+        // `values` and `secrets` in helmfile's order: values, then secrets, each in order.
+        let mut values_items: Vec<&Spanned<Node>> = Vec::new();
+        let mut secrets_items: Vec<&Spanned<Node>> = Vec::new();
+        let mut sets: Vec<(&Spanned<Node>, Kind)> = Vec::new();
+        for (key, value) in fields {
+            let field = key.value.0.as_str();
+            let field_what = format!("{what}: {field}");
+            match field {
+                "name" => {}
+                "chart" => chart = self.text(value, &format!("{what} chart")).map(|c| (c, line(value))),
+                "version" => version = self.text(value, &format!("{what} version")).map(|v| (v, line(value))),
+                "namespace" => namespace = self.text(value, &format!("{what} namespace")),
+                "createNamespace" => create_namespace = self.bool(value, &field_what),
+                "installed" => installed = self.bool(value, &field_what),
+                "labels" => {
+                    if let Some(own) = self.labels(value, &format!("{what} labels")) {
+                        labels.extend(own);
+                    }
+                }
+                "condition" => condition = self.text(value, &field_what).map(|c| (c, line(value))),
+                "values" => values_items.extend(self.list(value, &field_what)),
+                "secrets" => secrets_items.extend(self.list(value, &field_what)),
+                "set" => sets.extend(self.list(value, &field_what).iter().map(|s| (s, Kind::Typed))),
+                "setString" => sets.extend(self.list(value, &field_what).iter().map(|s| (s, Kind::String))),
+                "needs" => {
+                    for need in self.list(value, &field_what) {
+                        if let Some(text) = self.text(need, &format!("{what} needs"))
+                            && let Some(resolved) = self.need(line(need), &what, &text, shared)
+                            && !needs.contains(&resolved)
+                        {
+                            needs.push(resolved);
+                        }
+                    }
+                }
+                "strategicMergePatches" => {
+                    for patch in self.list(value, &field_what) {
+                        if let Some(p) = self.strategic_patch(patch, &what) {
+                            patches.push(p);
+                        }
+                    }
+                }
+                "jsonPatches" => {
+                    for patch in self.list(value, &field_what) {
+                        if let Some(p) = self.json_patch(patch, &what) {
+                            patches.push(p);
+                        }
+                    }
+                }
+                "hooks" => {
+                    for hook in self.list(value, &field_what) {
+                        let events = match &hook.value {
+                            Node::Map(entries) => {
+                                entries.iter().find(|(k, _)| k.value.0 == "events").and_then(|(_, v)| match &v.value {
+                                    Node::List(items) => Some(
+                                        items
+                                            .iter()
+                                            .filter_map(|i| match &i.value {
+                                                Node::Scalar(Value::String(s)) => Some(s.clone()),
+                                                _ => None,
+                                            })
+                                            .collect::<Vec<_>>()
+                                            .join(", "),
+                                    ),
+                                    _ => None,
+                                })
+                            }
+                            _ => None,
+                        };
+                        let hook_what = match events {
+                            Some(events) if !events.is_empty() => format!("{what}: hook on {events}"),
+                            _ => format!("{what}: hook"),
+                        };
+                        self.leave(line(hook), hook_what, flag_reason("hooks").unwrap_or_default());
+                    }
+                }
+                "kubeContext" => {
+                    let context = self.text(value, &field_what);
+                    if context.is_some() && context != shared.context {
+                        self.leave(
+                            line(key),
+                            field_what,
+                            "weaver deploys an environment to one cluster (`cluster.context`): put the release in \
+                             an environment of that context",
+                        );
+                    }
+                }
+                "inherit" => self.leave(
+                    line(key),
+                    field_what,
+                    "not supported: write what the template gives in the release (YAML anchors `<<: *name` are \
+                     converted)",
+                ),
+                "description" => {}
+                "valuesTemplate" | "setTemplate" | "installedTemplate" | "conditionTemplate" | "waitTemplate"
+                | "verifyTemplate" => {
+                    self.leave(line(key), field_what, "templated: helmfile evaluates it when it runs")
+                }
+                _ if is_default(&value.value) => {}
+                other => {
+                    let why = flag_reason(other).unwrap_or("not a release key weaver knows: not converted");
+                    self.leave(line(key), field_what, why);
+                }
+            }
+        }
+
+        let Some((chart, chart_at)) = chart else {
+            self.leave(at, what, "has no `chart` it could be converted with: left out");
+            return None;
+        };
+        let reference = self.chart(chart_at, &what, &chart, shared)?;
+        let has_values = !values_items.is_empty() || !secrets_items.is_empty() || !sets.is_empty();
+
+        let mut out = Map::new();
+        out.insert("name".into(), Value::String(name.clone()));
+        match reference {
+            Chart::Remote(chart) => {
+                out.insert("chart".into(), Value::String(chart));
+                if let Some((version, _)) = version {
+                    out.insert("version".into(), Value::String(version));
+                }
+            }
+            Chart::Local(chart) => {
+                out.insert("chart".into(), Value::String(chart));
+                if let Some((version, at)) = version {
+                    self.leave(
+                        at,
+                        format!("{what}: version `{version}`"),
+                        "a chart of the repository is the version it holds",
+                    );
+                }
+            }
+            Chart::Kustomize(dir) => {
+                if has_values {
+                    self.leave(
+                        chart_at,
+                        format!("{what}: chart `{chart}`"),
+                        "a kustomization with values (helmfile makes a chart of it): weaver's `kustomize:` releases \
+                         take no values; left out",
+                    );
+                    return None;
+                }
+                out.insert("kustomize".into(), Value::String(dir));
+            }
+        }
+        if let Some(namespace) = namespace {
+            out.insert("namespace".into(), Value::String(namespace));
+        }
+        if let Some(create) = create_namespace.filter(|c| !c) {
+            out.insert("createNamespace".into(), Value::Bool(create));
+        }
+        if !needs.is_empty() {
+            out.insert("needs".into(), Value::Array(needs.into_iter().map(Value::String).collect()));
+        }
+        if !labels.is_empty() {
+            out.insert("labels".into(), Value::Object(labels));
+        }
+
+        // Values files and inline values, in helmfile's order.
+        let mut values_files: Vec<Value> = Vec::new();
+        let mut inline = Map::new();
+        let mut inline_before_file: Option<u64> = None;
+        let mut inline_line = None;
+        for (item, secret) in values_items.iter().map(|i| (i, false)).chain(secrets_items.iter().map(|i| (i, true))) {
+            match &item.value {
+                Node::Map(_) if !secret => {
+                    if let Some(map) = self.map(item, &format!("{what} values")) {
+                        merge_overrides(&mut inline, map);
+                        inline_line.get_or_insert(line(item));
+                    }
+                }
+                _ => {
+                    let kind = if secret { "secrets file" } else { "values file" };
+                    let Some(path) = self.text(item, &format!("{what} {kind}")) else { continue };
+                    let Some(repo_path) = self.repository_path(line(item), &format!("{what} {kind}"), &path) else {
+                        continue;
+                    };
+                    if self.files.found(Path::new(&repo_path)) != Found::File {
+                        self.leave(line(item), format!("{what} {kind} `{path}`"), "not found");
+                        continue;
+                    }
+                    if let Some(at) = inline_line {
+                        inline_before_file.get_or_insert(at);
+                    }
+                    values_files.push(Value::String(repo_path));
+                }
+            }
+        }
+        if let Some(at) = inline_before_file {
+            self.leave(
+                at,
+                format!("{what}: inline values before a values file"),
+                "converted, but weaver applies the release's `values` over all its `valuesFiles`, where helmfile \
+                 applied the files after them: check the keys they share",
+            );
+        }
+        for (item, kind) in sets {
+            self.set(item, kind, &what, !values_files.is_empty(), &mut inline);
+        }
+        if !values_files.is_empty() {
+            out.insert("valuesFiles".into(), Value::Array(values_files));
+        }
+        if !inline.is_empty() {
+            out.insert("values".into(), Value::Object(inline));
+        }
+        if installed == Some(false) {
+            out.insert("installed".into(), Value::Bool(false));
+        }
+        if !patches.is_empty() {
+            out.insert("patches".into(), Value::Array(patches));
+        }
+        Some(Converted { name, line: at, fields: out, condition })
+    }
+
+    fn chart(&mut self, at: u64, what: &str, chart: &str, shared: &Shared) -> Option<Chart> {
+        if chart.starts_with("oci://") {
+            return Some(Chart::Remote(chart.to_string()));
+        }
+        if let Some((repository, rest)) = chart.split_once('/')
+            && shared.repositories.contains(repository)
+            && is_plain_name(rest)
+        {
+            return Some(Chart::Remote(chart.to_string()));
+        }
+        let what = format!("{what}: chart `{chart}`");
+        let path = self.repository_path(at, &what, chart)?;
+        let repo_path = Path::new(&path);
+        match self.files.found(repo_path) {
+            Found::HelmChart => match (repo_path.parent(), repo_path.file_name()) {
+                (Some(parent), Some(name)) if parent == Path::new("charts") => {
+                    Some(Chart::Local(name.to_string_lossy().into_owned()))
+                }
+                _ => {
+                    self.leave(
+                        at,
+                        what,
+                        format!(
+                            "weaver reads a repository's Helm charts from charts/<name>/: move {path} there and \
+                             write `chart: <name>`"
+                        ),
+                    );
+                    None
+                }
+            },
+            Found::File if path.ends_with(".tgz") => Some(Chart::Local(path)),
+            Found::Kustomization => Some(Chart::Kustomize(path)),
+            Found::Missing if !chart.starts_with('.') && chart.split('/').count() == 2 => {
+                let repository = chart.split('/').next().unwrap_or_default();
+                self.leave(
+                    at,
+                    what,
+                    format!("no repository `{repository}` in `repositories:` and no such path: left out"),
+                );
+                None
+            }
+            Found::Missing => {
+                self.leave(at, what, "not found: left out");
+                None
+            }
+            Found::File | Found::Directory => {
+                self.leave(at, what, "neither a Helm chart (Chart.yaml), a packaged .tgz nor a kustomization");
+                None
+            }
+        }
+    }
+
+    /// `name`, `namespace/name` or `context/namespace/name` as the release name weaver expects.
+    fn need(&mut self, at: u64, what: &str, need: &str, shared: &Shared) -> Option<String> {
+        let parts: Vec<&str> = need.split('/').collect();
+        let (namespace, name) = match parts.as_slice() {
+            [name] => (None, *name),
+            [namespace, name] | [_, namespace, name] => (Some(*namespace), *name),
+            _ => {
+                self.leave(at, format!("{what}: needs `{need}`"), "expected [[context/]namespace/]name");
+                return None;
+            }
+        };
+        let named: Vec<&Option<String>> = shared.releases.iter().filter(|(n, _)| n == name).map(|(_, ns)| ns).collect();
+        let exact = named.iter().filter(|ns| namespace.is_none_or(|want| ns.as_deref() == Some(want))).count();
+        match (named.len(), exact) {
+            (0, _) => {
+                self.leave(at, format!("{what}: needs `{need}`"), format!("no release `{name}` in this helmfile"));
+                None
+            }
+            (1, _) => Some(name.to_string()),
+            (_, 1) if namespace.is_some() => {
+                self.leave(
+                    at,
+                    format!("{what}: needs `{need}`"),
+                    format!(
+                        "converted as `{name}`, but several releases are named `{name}` and weaver keeps only the \
+                         first (release names are unique in an environment)"
+                    ),
+                );
+                Some(name.to_string())
+            }
+            _ => {
+                self.leave(
+                    at,
+                    format!("{what}: needs `{need}`"),
+                    format!(
+                        "ambiguous: several releases are named `{name}`; converted as `{name}`, the first of them, \
+                         the one weaver keeps"
+                    ),
+                );
+                Some(name.to_string())
+            }
+        }
+    }
+
+    /// One `set` (or `setString`) entry into the release's inline values, as helm's `--set`.
+    fn set(&mut self, item: &Spanned<Node>, kind: Kind, what: &str, has_files: bool, into: &mut Map<String, Value>) {
+        let mut name = None;
+        let mut value = None;
+        let mut file = None;
+        let mut list = None;
+        for (key, v) in self.entries(item, &format!("{what}: set")) {
+            match key.value.0.as_str() {
+                "name" => name = self.text(v, &format!("{what}: set name")),
+                "value" if !matches!(v.value, Node::Null) => value = self.text(v, &format!("{what}: set value")),
+                "file" => file = self.text(v, &format!("{what}: set file")),
+                "values" => {
+                    let items: Vec<Option<String>> =
+                        self.list(v, &format!("{what}: set values")).iter().map(|i| self.text(i, what)).collect();
+                    list = items.into_iter().collect::<Option<Vec<_>>>();
+                }
+                _ => {}
+            }
+        }
+        let Some(name) = name else { return };
+        let set_what = format!("{what}: set `{name}`");
+        if name.contains('[') && has_files {
+            self.leave(
+                line(item),
+                set_what,
+                "a list item: helm sets it in the list the values files give, weaver's `values` replace a list \
+                 whole: write the whole list in the release's `values`",
+            );
+            return;
+        }
+        let files = self.files;
+        let read = move |path: &str| match files.read(path) {
+            Ok(Some(text)) => Ok(text),
+            Ok(None) => Err(format!("{path} not found")),
+            Err(reason) => Err(reason),
+        };
+        let (line_text, kind) = match (value, file, list) {
+            (Some(value), _, _) if !value.is_empty() => (format!("{}={}", escape(&name), escape(&value)), kind),
+            (_, Some(file), _) if kind == Kind::Typed => (format!("{}={file}", escape(&name)), Kind::File),
+            (_, _, Some(list)) if !list.is_empty() => {
+                let items: Vec<String> = list.iter().map(|i| escape(i)).collect();
+                (format!("{}={{{}}}", escape(&name), items.join(",")), kind)
+            }
+            _ => return,
+        };
+        if let Err(reason) = strvals::parse_into(&line_text, into, kind, &read) {
+            self.leave(line(item), set_what, format!("not converted: {reason}"));
+        }
+    }
+
+    fn strategic_patch(&mut self, node: &Spanned<Node>, what: &str) -> Option<Value> {
+        let patch_what = format!("{what}: strategicMergePatches");
+        let patch = match self.value(node, &patch_what)? {
+            Value::Object(map) => map,
+            _ => {
+                self.leave(line(node), patch_what, "expected a mapping (an object's fields to merge)");
+                return None;
+            }
+        };
+        let mut target = Map::new();
+        for (field, key) in [("apiVersion", "apiVersion"), ("kind", "kind")] {
+            if let Some(Value::String(s)) = patch.get(key) {
+                target.insert(field.into(), Value::String(s.clone()));
+            }
+        }
+        for key in ["name", "namespace"] {
+            if let Some(Value::String(s)) = patch.get("metadata").and_then(|m| m.get(key)) {
+                target.insert(key.into(), Value::String(s.clone()));
+            }
+        }
+        if !target.contains_key("kind") || !target.contains_key("name") {
+            self.leave(line(node), patch_what, "names no object: a patch needs its `kind` and `metadata.name`");
+            return None;
+        }
+        Some(serde_json::json!({ "target": target, "patch": patch }))
+    }
+
+    fn json_patch(&mut self, node: &Spanned<Node>, what: &str) -> Option<Value> {
+        let patch_what = format!("{what}: jsonPatches");
+        let Some(Value::Object(spec)) = self.value(node, &patch_what) else {
+            self.leave(line(node), patch_what, "expected a mapping with `target` and `patch`");
+            return None;
+        };
+        let empty = Map::new();
+        let given = spec.get("target").and_then(Value::as_object).unwrap_or(&empty);
+        let text = |key: &str| given.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let mut target = Map::new();
+        let api_version = match (text("group"), text("version")) {
+            (Some(group), Some(version)) => Some(format!("{group}/{version}")),
+            (Some(group), None) => Some(group.to_string()),
+            (None, Some(version)) => Some(version.to_string()),
+            (None, None) => None,
+        };
+        if let Some(api_version) = api_version {
+            target.insert("apiVersion".into(), Value::String(api_version));
+        }
+        for key in ["kind", "name", "namespace"] {
+            if let Some(s) = text(key) {
+                target.insert(key.into(), Value::String(s.to_string()));
+            }
+        }
+        let unknown: Vec<&String> =
+            given.keys().filter(|k| !["group", "version", "kind", "name", "namespace"].contains(&k.as_str())).collect();
+        if target.is_empty() || !unknown.is_empty() {
+            self.leave(line(node), patch_what, "its `target` must name a group, version, kind, name or namespace only");
+            return None;
+        }
+        let ops = match spec.get("patch") {
+            Some(Value::Array(ops)) => ops.clone(),
+            Some(Value::String(text)) => match crate::yaml::from_str::<Vec<Value>>(Path::new("patch"), text) {
+                Ok(ops) => ops,
+                Err(err) => {
+                    self.leave(line(node), patch_what, format!("its `patch` is not a list of operations: {err}"));
+                    return None;
+                }
+            },
+            _ => {
+                self.leave(line(node), patch_what, "its `patch` must be a list of RFC 6902 operations");
+                return None;
+            }
+        };
+        Some(serde_json::json!({ "target": target, "ops": ops }))
+    }
+}
+
+enum Chart {
+    Remote(String),
+    Local(String),
+    Kustomize(String),
+}
+
+fn base_path(name: &str) -> PathBuf {
+    crate::project::environment::environment_path(name)
+}
+
+/// The value at the dotted `path` of `values`, as helmfile reads a `condition`.
+fn lookup<'v>(values: &'v Map<String, Value>, path: &str) -> Option<&'v Value> {
+    let mut parts = path.split('.');
+    let mut current = values.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The helmfile's directory is the repository's root; `files` are what it holds.
+    struct Memory(Vec<(&'static str, &'static str)>);
+
+    impl Files for Memory {
+        fn repository_path(&self, path: &str) -> Option<PathBuf> {
+            crate::project::source::lexical(Path::new(path))
+        }
+        fn found(&self, path: &Path) -> Found {
+            let path = path.to_string_lossy();
+            if self.0.iter().any(|(p, _)| *p == path) {
+                Found::File
+            } else if self.0.iter().any(|(p, _)| *p == format!("{path}/Chart.yaml")) {
+                Found::HelmChart
+            } else {
+                Found::Missing
+            }
+        }
+        fn read(&self, path: &str) -> std::result::Result<Option<String>, String> {
+            Ok(self.0.iter().find(|(p, _)| *p == path).map(|(_, text)| text.to_string()))
+        }
+    }
+
+    fn convert_text(text: &str, files: &[(&'static str, &'static str)]) -> Imported {
+        convert(Path::new("helmfile.yaml"), text, &Memory(files.to_vec())).unwrap()
+    }
+
+    fn base(imported: &Imported) -> &str {
+        &imported.files[0].1
+    }
+
+    #[test]
+    fn set_entries_are_helm_s_set_flags_as_helmfile_escapes_them() {
+        let imported = convert_text(
+            "releases:\n- name: web\n  chart: ./charts/web\n  set:\n  - {name: a.b, value: 'x,y'}\n  \
+             - {name: n, value: 10}\n  - {name: on, value: 'true'}\n  - {name: 'dot\\.key', value: '{z}'}\n  \
+             - {name: ca, file: ca.pem}\n  setString:\n  - {name: s, value: 10}\n",
+            &[("charts/web/Chart.yaml", ""), ("ca.pem", "CERT\n")],
+        );
+        assert_eq!(imported.left_out, []);
+        assert!(
+            base(&imported).ends_with(
+                "  values:\n    a:\n      b: x,y\n    'n': 10\n    'on': true\n    dot.key: '{z}'\n    ca: |\n      CERT\n    s: '10'\n"
+            ),
+            "{}",
+            base(&imported)
+        );
+    }
+
+    #[test]
+    fn needs_with_a_context_and_namespace_name_the_release() {
+        let imported = convert_text(
+            "releases:\n- {name: db, chart: ./charts/web, namespace: data}\n- name: web\n  chart: ./charts/web\n  \
+             needs: [kind/data/db, db]\n",
+            &[("charts/web/Chart.yaml", "")],
+        );
+        assert_eq!(imported.left_out, []);
+        assert!(base(&imported).contains("- name: web\n  chart: web\n  needs:\n  - db\n"), "{}", base(&imported));
+    }
+
+    #[test]
+    fn a_chart_outside_charts_and_a_missing_repository_are_listed_with_their_lines() {
+        let imported = convert_text(
+            "releases:\n- {name: a, chart: ./vendor/a}\n- {name: b, chart: nope/b}\n- {name: c, chart: ./charts/c}\n",
+            &[("vendor/a/Chart.yaml", ""), ("charts/c/Chart.yaml", "")],
+        );
+        let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+        assert_eq!(listed, [(2, "release `a`: chart `./vendor/a`"), (3, "release `b`: chart `nope/b`")]);
+        assert!(imported.left_out[0].why.contains("move vendor/a there"), "{:?}", imported.left_out);
+        assert!(imported.left_out[1].why.contains("no repository `nope`"), "{:?}", imported.left_out);
+        assert!(base(&imported).ends_with("releases:\n- name: c\n  chart: c\n"), "{}", base(&imported));
+    }
+
+    #[test]
+    fn template_actions_are_masked_and_restored() {
+        let (text, templates, directives) =
+            Templates::mask("a: {{ .X }}\n{{- if .Y }}\nb: \"{{ .Z | quote }}-{{ .W }}\"\n{{ end }}\n");
+        assert_eq!(directives, [(2, "{{- if .Y }}".to_string()), (4, "{{ end }}".to_string())]);
+        assert_eq!(text, "a: __weaver_template_0__\n\nb: \"__weaver_template_1__-__weaver_template_2__\"\n\n");
+        assert_eq!(templates.restore("x __weaver_template_1__ y"), "x {{ .Z | quote }} y");
+    }
+}

@@ -1,0 +1,469 @@
+//! `weaver import helmfile`: realistic helmfiles converted, the converted repository rendered
+//! against what `helm template` gives for the same chart and values (helm v3.17.1 at
+//! $WEAVER_HELM or on PATH; skipped, saying so, without it unless WEAVER_REQUIRE_INTEROP=1),
+//! what is listed as not converted, and the errors.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::Repo;
+use serde_json::Value;
+
+/// A Helm chart whose objects show every value it is given.
+fn write_chart(repo: &Repo) {
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.2.0\nappVersion: \"2.0\"\n")
+        .write(
+            "charts/app/values.yaml",
+            "replicas: 1\nimage:\n  repository: example/app\n  tag: latest\nconfig:\n  level: info\n  tags: [a]\nenv: []\n",
+        )
+        .write(
+            "charts/app/templates/deployment.yaml",
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  labels:
+    app.kubernetes.io/name: {{ .Chart.Name }}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+        - name: app
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          env:
+            {{- range .Values.env }}
+            - name: {{ .name }}
+              value: {{ .value | quote }}
+            {{- end }}
+"#,
+        )
+        .write(
+            "charts/app/templates/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  config.yaml: |\n{{ toYaml .Values.config | indent 4 }}\n",
+        );
+}
+
+/// The helmfile of the conversion tests, with its values files: two environments with values
+/// files and inline values; a local chart with values files, inline values, `set`, `needs`,
+/// labels; a release not installed; one with hooks and one with a postRenderer.
+fn write_helmfile(repo: &Repo) {
+    repo.write("env/common.yaml", "domain: example.com\nlog:\n  level: info\n")
+        .write("env/prod.yaml", "log:\n  level: warn\n")
+        .write("env/dev.yaml.gotmpl", "debug: {{ env \"DEBUG\" }}\n")
+        .write("values/app.yaml", "replicas: 2\nimage:\n  tag: \"1.4\"\nconfig:\n  tags: [x, y]\n")
+        .write(
+            "values/app.yaml.gotmpl",
+            "config:\n  host: app.{{ .Values.domain }}\n  level: {{ .Values.log.level }}\n  env: {{ .Environment.Name }}\n",
+        )
+        .write(
+            "helmfile.yaml",
+            r#"environments:
+  dev:
+    values:
+      - env/common.yaml
+      - env/dev.yaml.gotmpl
+      - replicasOverride: 1
+    kubeContext: kind-dev
+  prod:
+    values:
+      - env/common.yaml
+      - env/prod.yaml
+      - extra: {enabled: true}
+    kubeContext: prod-eu
+
+helmDefaults:
+  wait: true
+  timeout: 600
+  createNamespace: true
+
+releases:
+  - name: db
+    chart: ./charts/app
+    namespace: shop
+    labels: {tier: data}
+  - name: app
+    chart: ./charts/app
+    namespace: shop
+    needs: [shop/db]
+    labels:
+      tier: front
+    values:
+      - values/app.yaml
+      - values/app.yaml.gotmpl
+      - image:
+          repository: registry.example.com/app
+        env:
+          - {name: MODE, value: web}
+    set:
+      - name: replicas
+        value: 3
+      - name: config.flags
+        values: [fast, safe]
+    setString:
+      - name: image.tag
+        value: "1.5"
+  - name: legacy
+    chart: ./charts/app
+    namespace: shop
+    installed: false
+  - name: migrate
+    chart: ./charts/app
+    namespace: shop
+    hooks:
+      - events: [presync]
+        command: ./scripts/migrate.sh
+  - name: tweaked
+    chart: ./charts/app
+    namespace: shop
+    postRenderer: ./scripts/kustomize.sh
+"#,
+        );
+}
+
+/// Objects by `kind/name`, weaver's labels and namespaces left out.
+fn by_key(text: &str) -> BTreeMap<String, Value> {
+    weaver::yaml::documents(Path::new("render"), text)
+        .unwrap()
+        .into_iter()
+        .filter(|o| !o.is_null())
+        .map(|mut o| {
+            let meta = o["metadata"].as_object_mut().unwrap();
+            meta.remove("namespace");
+            if let Some(Value::Object(labels)) = meta.get_mut("labels") {
+                labels.retain(|k, _| !k.starts_with("weaver.example.com/") && k != "app.kubernetes.io/managed-by");
+                if labels.is_empty() {
+                    meta.remove("labels");
+                }
+            }
+            (format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()), o)
+        })
+        .collect()
+}
+
+fn import(repo: &Repo, args: &[&str]) -> common::Run {
+    let helmfile = repo.path().join("helmfile.yaml");
+    let mut all = vec!["import", "helmfile", helmfile.to_str().unwrap()];
+    all.extend(args);
+    repo.weaver(&all)
+}
+
+#[test]
+fn a_helmfile_becomes_a_base_and_one_environment_file_each_listing_what_is_left_out() {
+    let repo = Repo::empty();
+    write_chart(&repo);
+    write_helmfile(&repo);
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "wrote environments/base.yaml\nwrote environments/dev.yaml\nwrote environments/prod.yaml\n");
+    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
+    assert_eq!(
+        base,
+        r#"# Imported from helmfile.yaml by `weaver import helmfile`.
+abstract: true
+releases:
+- name: db
+  chart: app
+  namespace: shop
+  labels:
+    tier: data
+- name: app
+  chart: app
+  namespace: shop
+  needs:
+  - db
+  labels:
+    tier: front
+  valuesFiles:
+  - values/app.yaml
+  - values/app.yaml.gotmpl
+  values:
+    config:
+      flags:
+      - fast
+      - safe
+    env:
+    - name: MODE
+      value: web
+    replicas: 3
+    image:
+      repository: registry.example.com/app
+      tag: '1.5'
+- name: legacy
+  chart: app
+  namespace: shop
+  installed: false
+- name: migrate
+  chart: app
+  namespace: shop
+- name: tweaked
+  chart: app
+  namespace: shop
+"#
+    );
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert_eq!(
+        dev,
+        "# Imported from helmfile.yaml by `weaver import helmfile`.\nextends: base\ncluster:\n  context: kind-dev\n\
+         values:\n  domain: example.com\n  log:\n    level: info\n  replicasOverride: 1\n"
+    );
+    let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
+    assert!(prod.contains("  log:\n    level: warn\n  extra:\n    enabled: true\n"), "{prod}");
+
+    let file = repo.path().join("helmfile.yaml").display().to_string();
+    let expected = [
+        format!("not converted: {file}:5: environment `dev` values file `env/dev.yaml.gotmpl`: a templated file"),
+        format!(
+            "not converted: {file}:16: helmDefaults wait: weaver waits for readiness when applied with `weaver apply --wait`"
+        ),
+        format!("not converted: {file}:17: helmDefaults timeout: give `weaver apply --wait --timeout DURATION`"),
+        format!("not converted: {file}:54: release `migrate`: hook on presync: weaver runs no commands"),
+        format!("not converted: {file}:59: release `tweaked`: postRenderer: weaver runs no commands"),
+    ];
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), expected.len() + 1, "{}", run.stderr);
+    for (line, want) in lines.iter().zip(&expected) {
+        assert!(line.starts_with(want.as_str()), "\n{line}\nshould start with\n{want}");
+    }
+    assert!(lines.last().unwrap().starts_with("5 things were not converted"), "{}", run.stderr);
+
+    // The converted repository is a valid one.
+    let envs = repo.weaver(&["envs"]);
+    assert!(envs.success().contains("dev              app"), "{}", envs.stdout);
+}
+
+#[test]
+fn the_converted_repository_renders_what_helm_template_gives_for_the_same_values() {
+    let Ok((helm, _)) = common::tools::helm() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let repo = Repo::empty();
+    write_chart(&repo);
+    write_helmfile(&repo);
+    assert_eq!(import(&repo, &[]).code, 2);
+
+    for env in ["dev", "prod"] {
+        // What helmfile gives helm: the values files (the .gotmpl one rendered), the inline
+        // values as a file, then --set and --set-string.
+        let level = if env == "prod" { "warn" } else { "info" };
+        repo.write(
+            &format!(".helm/{env}-rendered.yaml"),
+            &format!("config:\n  host: app.example.com\n  level: {level}\n  env: {env}\n"),
+        )
+        .write(
+            ".helm/inline.yaml",
+            "image:\n  repository: registry.example.com/app\nenv:\n  - {name: MODE, value: web}\n",
+        );
+        let out = Command::new(&helm)
+            .current_dir(repo.path())
+            .args(["template", "app", "charts/app", "-n", "shop", "--kube-version", "v1.32.0"])
+            .args(["--include-crds", "--skip-tests", "-f", "values/app.yaml"])
+            .args(["-f", &format!(".helm/{env}-rendered.yaml"), "-f", ".helm/inline.yaml"])
+            .args(["--set", "replicas=3", "--set", "config.flags={fast,safe}", "--set-string", "image.tag=1.5"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let expected = by_key(&String::from_utf8(out.stdout).unwrap());
+        let rendered = repo.weaver(&["render", "--env", env, "-r", "app"]);
+        let actual = by_key(rendered.success());
+        assert_eq!(actual, expected, "environment {env}");
+        assert_eq!(actual["Deployment/app"]["spec"]["replicas"], 3);
+    }
+    // A release with `installed: false` renders nothing; the others render.
+    let all = by_key(repo.weaver(&["render", "--env", "dev"]).success());
+    assert!(all.contains_key("Deployment/db") && !all.contains_key("Deployment/legacy"), "{:?}", all.keys());
+}
+
+#[test]
+fn remote_charts_repositories_conditions_and_patches_are_converted() {
+    let repo = Repo::empty();
+    repo.write(
+        "helmfile.yaml",
+        r#"repositories:
+  - name: bitnami
+    url: https://charts.bitnami.com/bitnami
+  - name: internal
+    url: registry.example.com/charts
+    oci: true
+    username: robot
+environments:
+  default:
+    values:
+      - metrics: {enabled: false}
+  staging:
+    values:
+      - metrics: {enabled: true}
+releases:
+  - name: db
+    chart: bitnami/postgresql
+    version: ~16.2.0
+    namespace: data
+    createNamespace: false
+  - name: api
+    chart: internal/api
+    version: 1.x
+    needs: [data/db]
+    strategicMergePatches:
+      - apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: api}
+        spec: {replicas: 2}
+    jsonPatches:
+      - target: {group: apps, version: v1, kind: Deployment, name: api}
+        patch:
+          - {op: add, path: /spec/paused, value: true}
+  - name: metrics
+    chart: oci://ghcr.io/example/charts/metrics
+    condition: metrics.enabled
+"#,
+    );
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
+    assert_eq!(
+        base,
+        r#"# Imported from helmfile.yaml by `weaver import helmfile`.
+abstract: true
+repositories:
+- name: bitnami
+  url: https://charts.bitnami.com/bitnami
+- name: internal
+  url: oci://registry.example.com/charts
+releases:
+- name: db
+  chart: bitnami/postgresql
+  version: ~16.2.0
+  namespace: data
+  createNamespace: false
+- name: api
+  chart: internal/api
+  version: '1.x'
+  needs:
+  - db
+  patches:
+  - target:
+      apiVersion: apps/v1
+      kind: Deployment
+      name: api
+    patch:
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: api
+      spec:
+        replicas: 2
+  - target:
+      apiVersion: apps/v1
+      kind: Deployment
+      name: api
+    ops:
+    - op: add
+      path: /spec/paused
+      value: true
+- name: metrics
+  chart: oci://ghcr.io/example/charts/metrics
+"#
+    );
+    // The condition is false in `default`: the release is not installed there.
+    let default = std::fs::read_to_string(repo.path().join("environments/default.yaml")).unwrap();
+    assert!(default.ends_with("releases:\n- name: metrics\n  installed: false\n"), "{default}");
+    let staging = std::fs::read_to_string(repo.path().join("environments/staging.yaml")).unwrap();
+    assert!(!staging.contains("releases:"), "{staging}");
+    assert!(
+        run.stderr.contains(":7: repository `internal`: username: credentials come from the machine"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("next: `weaver charts lock` pins the remote charts (bitnami/postgresql, internal/api, oci://ghcr.io/example/charts/metrics)"), "{}", run.stderr);
+    // weaver reads what it wrote.
+    let envs = repo.weaver(&["envs"]);
+    assert!(envs.success().contains("metrics (not installed)"), "{}", envs.stdout);
+}
+
+#[test]
+fn a_templated_helmfile_is_converted_where_it_is_plain_data_and_each_template_is_listed() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n").write(
+        "helmfile.yaml",
+        r#"bases:
+  - common.yaml
+---
+releases:
+{{ if eq .Environment.Name "prod" }}
+  - name: web
+    chart: ./charts/web
+    namespace: {{ .Values.namespace }}
+    values:
+      - replicas: 2
+        host: web.{{ .Values.domain }}
+{{ end }}
+"#,
+    );
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let stderr = &run.stderr;
+    assert!(stderr.contains("helmfile.yaml:1: bases: not read"), "{stderr}");
+    assert!(stderr.contains("helmfile.yaml:5: template `{{ if eq .Environment.Name \"prod\" }}`"), "{stderr}");
+    assert!(stderr.contains("helmfile.yaml:8: release `web` namespace `{{ .Values.namespace }}`"), "{stderr}");
+    assert!(stderr.contains("helmfile.yaml:11: release `web` values `host` `web.{{ .Values.domain }}`"), "{stderr}");
+    assert!(stderr.contains("helmfile.yaml:12: template `{{ end }}`"), "{stderr}");
+    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
+    assert!(base.ends_with("- name: web\n  chart: web\n  values:\n    replicas: 2\n"), "{base}");
+}
+
+#[test]
+fn a_helmfile_with_nothing_left_out_exits_0() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("helmfile.yaml", "releases:\n  - name: web\n    chart: charts/web\n    namespace: shop\n");
+    let run = import(&repo, &[]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "wrote environments/base.yaml\nwrote environments/default.yaml\n", "")
+    );
+}
+
+#[test]
+fn existing_environment_files_are_never_replaced_without_force() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("helmfile.yaml", "releases:\n  - name: web\n    chart: ./charts/web\n")
+        .write("environments/default.yaml", "releases: []\n");
+    let run = import(&repo, &[]);
+    assert_eq!(
+        run.failure(),
+        "error: environments/default.yaml: already exists\n  help: weaver import never replaces environment files \
+         silently: move them away, or give --force\n"
+    );
+    assert_eq!(std::fs::read_to_string(repo.path().join("environments/default.yaml")).unwrap(), "releases: []\n");
+    assert!(!repo.path().join("environments/base.yaml").exists(), "nothing is written when one file exists");
+    assert_eq!(import(&repo, &["--force"]).code, 0);
+    assert!(std::fs::read_to_string(repo.path().join("environments/default.yaml")).unwrap().contains("extends: base"));
+}
+
+#[test]
+fn an_unreadable_or_invalid_helmfile_is_an_error_naming_it() {
+    let repo = Repo::empty();
+    let missing = repo.weaver(&["import", "helmfile", repo.path().join("nope.yaml").to_str().unwrap()]);
+    let stderr = missing.failure();
+    assert!(stderr.starts_with("error: ") && stderr.contains("nope.yaml: cannot read helmfile: "), "{stderr}");
+
+    repo.write("helmfile.yaml", "releases:\n  - name: web\n    chart: [unclosed\n");
+    let stderr = import(&repo, &[]).failure().to_string();
+    let file = repo.path().join("helmfile.yaml").display().to_string();
+    assert!(stderr.starts_with(&format!("error: {file}:")), "{stderr}");
+    assert!(stderr.contains("invalid helmfile"), "{stderr}");
+    assert!(!repo.path().join("environments").exists());
+
+    repo.write("helmfile.yaml", "- just\n- a list\n");
+    let stderr = import(&repo, &[]).failure().to_string();
+    assert!(stderr.contains(&format!("{file}:1:1: invalid helmfile: expected a mapping")), "{stderr}");
+}

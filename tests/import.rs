@@ -467,3 +467,17 @@ fn an_unreadable_or_invalid_helmfile_is_an_error_naming_it() {
     let stderr = import(&repo, &[]).failure().to_string();
     assert!(stderr.contains(&format!("{file}:1:1: invalid helmfile: expected a mapping")), "{stderr}");
 }
+
+#[test]
+fn a_release_s_secrets_become_its_own_secrets_applied_after_its_values() {
+    let repo = Repo::empty();
+    write_chart(&repo);
+    repo.write("values/app.yaml", "replicas: 2\n").write("secrets/app.yaml", "sops: {}\n").write(
+        "helmfile.yaml",
+        "releases:\n  - name: app\n    chart: ./charts/app\n    namespace: shop\n    values: [values/app.yaml]\n    secrets: [secrets/app.yaml]\n",
+    );
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
+    assert!(base.contains("  valuesFiles:\n  - values/app.yaml\n  secrets:\n  - secrets/app.yaml\n"), "{base}");
+}

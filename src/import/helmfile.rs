@@ -1054,6 +1054,8 @@ impl Convert<'_> {
 
         // Values files and inline values, in helmfile's order.
         let mut values_files: Vec<Value> = Vec::new();
+        // helmfile's release `secrets` go after its values: weaver's release `secrets` too.
+        let mut secret_files: Vec<Value> = Vec::new();
         let mut inline = Map::new();
         let mut inline_before_file: Option<u64> = None;
         let mut inline_line = None;
@@ -1073,6 +1075,10 @@ impl Convert<'_> {
                     };
                     if self.files.found(Path::new(&repo_path)) != Found::File {
                         self.leave(line(item), format!("{what} {kind} `{path}`"), "not found");
+                        continue;
+                    }
+                    if secret {
+                        secret_files.push(Value::String(repo_path));
                         continue;
                     }
                     if let Some(at) = inline_line {
@@ -1098,6 +1104,9 @@ impl Convert<'_> {
         }
         if !inline.is_empty() {
             out.insert("values".into(), Value::Object(inline));
+        }
+        if !secret_files.is_empty() {
+            out.insert("secrets".into(), Value::Array(secret_files));
         }
         if installed == Some(false) {
             out.insert("installed".into(), Value::Bool(false));

@@ -50,15 +50,11 @@ fn generate(
     let Some(name) = args.name.as_deref().filter(|n| !n.is_empty()) else {
         return Err(target.error(at, format!("`{field}`: an entry needs a `name`")));
     };
-    let behavior = match args.behavior.as_deref().unwrap_or("create") {
-        "" | "create" => Behavior::Create,
-        "merge" => Behavior::Merge,
-        "replace" => Behavior::Replace,
-        other => {
-            return Err(
-                target.error(at, format!("`{field}`: `behavior: {other}` is not one of create, merge, replace"))
-            );
-        }
+    // kustomize reads any other value (`add`, `Merge`) as create, without a word.
+    let behavior = match args.behavior.as_deref() {
+        Some("merge") => Behavior::Merge,
+        Some("replace") => Behavior::Replace,
+        _ => Behavior::Create,
     };
     let mut pairs: Vec<(String, Vec<u8>)> = Vec::new();
     for env in args.envs.iter().chain(&args.env) {

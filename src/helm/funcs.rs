@@ -269,83 +269,9 @@ fn json_type(json: &serde_json::Value) -> &'static str {
     }
 }
 
-/// encoding/json's `Marshal`: sorted keys, HTML characters escaped, floats in Go's format.
+/// encoding/json's `Marshal` (see `sprig::json`).
 pub fn to_json(value: &Value) -> Option<String> {
-    let mut out = String::new();
-    write_json(&value.to_json().ok()?, &mut out)?;
-    Some(out)
-}
-
-fn write_json(json: &serde_json::Value, out: &mut String) -> Option<()> {
-    match json {
-        serde_json::Value::Null => out.push_str("null"),
-        serde_json::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => out.push_str(&i.to_string()),
-            (None, Some(u)) => out.push_str(&u.to_string()),
-            _ => out.push_str(&go_json_float(n.as_f64()?)?),
-        },
-        serde_json::Value::String(s) => write_json_string(s, out),
-        serde_json::Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(item, out)?;
-            }
-            out.push(']');
-        }
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json_string(key, out);
-                out.push(':');
-                write_json(&map[key], out)?;
-            }
-            out.push('}');
-        }
-    }
-    Some(())
-}
-
-/// A float64 as encoding/json writes it: `%f`-like in [1e-6, 1e21), else an exponent without
-/// a leading zero (`1e-07` becomes `1e-7`).
-fn go_json_float(f: f64) -> Option<String> {
-    if !f.is_finite() {
-        return None;
-    }
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let text = gotemplate::gofmt::format_float(f, 'e', None);
-        return Some(match text.split_once("e-0") {
-            Some((m, e)) => format!("{m}e-{e}"),
-            None => text.replace("e+0", "e+"),
-        });
-    }
-    Some(gotemplate::gofmt::format_float(f, 'f', None))
-}
-
-fn write_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    sprig::json::marshal(&value.to_json().ok()?, sprig::json::Style::Compact)
 }
 
 /// The case-table harness weaver-gotemplate's and weaver-sprig's tests share.

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use gotemplate::{FuncError, Function, Map, Numbers, Templates, Type, Value};
 
 use crate::go;
+use crate::json::Style;
 use crate::{bytes_arg, str_arg};
 
 pub(crate) fn register(t: &mut Templates) {
@@ -276,36 +277,13 @@ fn ext(path: &str) -> &str {
     ""
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Style {
-    /// json.Marshal: HTML characters escaped.
-    Compact,
-    /// json.MarshalIndent(v, "", "  ").
-    Pretty,
-    /// An Encoder with SetEscapeHTML(false).
-    Raw,
-}
-
 /// encoding/json's output for the value, with Go's errors for NaN and infinities.
 fn to_json(value: &Value, style: Style) -> Result<String, FuncError> {
     if let Some(f) = non_finite(value, 0) {
         return Err(FuncError::new(format!("json: unsupported value: {}", go::sprint(&Value::Float(f)))));
     }
     let json = value.to_json().map_err(|e| FuncError::new(e.to_string()))?;
-    let text = match style {
-        Style::Pretty => serde_json::to_string_pretty(&json),
-        Style::Compact | Style::Raw => serde_json::to_string(&json),
-    }
-    .map_err(|e| FuncError::new(e.to_string()))?;
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' | '>' | '&' if style != Style::Raw => out.push_str(&format!("\\u{:04x}", c as u32)),
-            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            other => out.push(other),
-        }
-    }
-    Ok(out)
+    crate::json::marshal(&json, style).ok_or_else(|| FuncError::new("json: unsupported value"))
 }
 
 /// The first NaN or infinity in encoding order (map keys sorted), which Go refuses to encode.

@@ -74,6 +74,7 @@ mod defaults;
 mod dicts;
 mod encoding;
 mod go;
+pub mod json;
 mod lists;
 mod numeric;
 mod regex;

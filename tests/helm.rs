@@ -559,11 +559,9 @@ fn changed_maps_subchart_and_archive_edits_to_their_releases_and_rev_renders_a_c
     assert_eq!(objects["StatefulSet/jobs-queue"]["spec"]["replicas"], 2);
 }
 
-/// helm-secrets' habit: a SOPS file in `valuesFiles`. It is decrypted with the environment's
-/// identities and its values redacted; without a key that opens it, it is an error naming the
-/// file, never values read as plain YAML (which would deploy `ENC[…]`).
-#[test]
-fn an_encrypted_values_file_is_decrypted_redacted_and_without_a_key_an_error() {
+/// A repository with a Helm chart `app` whose Secret `db` shows `.Values.db`, the test age key
+/// that opens what is encrypted to the recipient returned with it.
+fn secret_chart_repo() -> (Repo, PathBuf, &'static str) {
     let key = common::project_root().join("tests/fixtures/prod-test.agekey");
     let recipient = "age1uuhc92sjcyu2z5vaxq74mfmanu36huwuugwfqeu4wzk8wum5d50st4m9ny";
     let repo = Repo::empty();
@@ -572,6 +570,15 @@ fn an_encrypted_values_file_is_decrypted_redacted_and_without_a_key_an_error() {
         "charts/app/templates/secret.yaml",
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {{ .Values.db.password | quote }}\n  user: {{ .Values.db.user }}\n",
     );
+    (repo, key, recipient)
+}
+
+/// helm-secrets' habit: a SOPS file in `valuesFiles`. It is decrypted with the environment's
+/// identities and its values redacted; without a key that opens it, it is an error naming the
+/// file, never values read as plain YAML (which would deploy `ENC[…]`).
+#[test]
+fn an_encrypted_values_file_is_decrypted_redacted_and_without_a_key_an_error() {
+    let (repo, key, recipient) = secret_chart_repo();
     repo.write("values/app.yaml", "db:\n  user: app\n");
     repo.write("values/app-secrets.yaml", "db:\n  password: SEEDTOKEN-hunter2\n");
     repo.write(
@@ -722,14 +729,7 @@ fn templated_values_files_refuse_commands_and_name_the_line_of_each_mistake() {
 
 #[test]
 fn a_release_s_own_secrets_are_decrypted_over_its_values_and_must_be_encrypted() {
-    let key = common::project_root().join("tests/fixtures/prod-test.agekey");
-    let recipient = "age1uuhc92sjcyu2z5vaxq74mfmanu36huwuugwfqeu4wzk8wum5d50st4m9ny";
-    let repo = Repo::empty();
-    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
-    repo.write(
-        "charts/app/templates/secret.yaml",
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {{ .Values.db.password | quote }}\n  user: {{ .Values.db.user }}\n",
-    );
+    let (repo, key, recipient) = secret_chart_repo();
     repo.write("values/app-secrets.yaml", "db:\n  password: SEEDTOKEN-hunter2\n  user: from-secrets\n");
     // helmfile's layout: `secrets:` beside the release's values, and over them.
     let env = "releases:\n  - name: app\n    chart: app\n    namespace: shop\n    values: {db: {user: app, password: plain}}\n    secrets: [values/app-secrets.yaml]\n";

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use super::removed::removed_releases;
-use super::render::{Desired, IfEmpty, Offline, RenderOptions, prepare};
+use super::render::{Desired, IfEmpty, Offline, Quotes, RenderOptions, prepare};
 use super::{Context, OnProgress, Progress, connect, phase};
 use crate::apply::{ApplyOptions, ReleaseInput, Report};
 use crate::cluster::observe::{Unlabelled, observe_reusing};
@@ -68,7 +68,7 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
     }
     let mut render_options = options.render.clone();
     render_options.if_empty = IfEmpty::Refuse;
-    let prepared = prepare(&render_options, cx)?;
+    let prepared = prepare(&render_options, cx, Quotes::Cluster)?;
     let offline = prepared.render(Offline::BeforeCluster, on)?;
     let selection = &options.render.selection;
     let provenance = crate::git::provenance(&selection.repo, selection.rev.as_deref())?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::removed::removed_releases;
-use super::render::{Desired, Offline, RenderOptions, prepare};
+use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
 use super::{Context, connect, phase};
 use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_reusing};
 use crate::cluster::{Cluster, ConnectOptions};
@@ -46,7 +46,7 @@ pub struct Planned {
 
 /// Renders (against a cluster, Helm charts with its capabilities), observes and plans.
 pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
-    let prepared = prepare(&options.render, cx)?;
+    let prepared = prepare(&options.render, cx, Quotes::Cluster)?;
     let (env, plan) = match &options.against {
         Against::File(path) => {
             // Read first: Helm charts' `lookup` finds what the file has.

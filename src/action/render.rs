@@ -108,7 +108,7 @@ const LOOKUP_ROUNDS: usize = 8;
 /// the context's redactor) and renders, offline: Helm charts see the environment's
 /// `kubeVersion` (or the default) and helm's default API versions.
 pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
-    let prepared = prepare(options, cx)?;
+    let prepared = prepare(options, cx, Quotes::Rendered)?;
     let desired = prepared.render(Offline::Alone, cx.on)?;
     prepared.warn_removed(&desired.rendered, None, cx.on);
     Ok(desired)
@@ -129,7 +129,7 @@ pub struct Texts {
 /// validated, so that the run never holds every object at once. Errors and warnings are
 /// [`render`]'s, and come before this returns.
 pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) -> Result<Texts> {
-    let prepared = prepare(options, cx)?;
+    let prepared = prepare(options, cx, Quotes::Rendered)?;
     if let Some(texts) = prepared.render_in_chunks(format, crate::render::CHUNK_RELEASES, cx.on)? {
         return Ok(texts);
     }
@@ -189,9 +189,21 @@ pub struct Prepared {
     redactor: Redactor,
 }
 
+/// What an action's output quotes, which decides which of the environment's secrets must be
+/// decrypted, so that the redactor knows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quotes {
+    /// The rendered objects alone (`weaver render`): secrets no selected release reads cannot
+    /// appear there, and are not decrypted.
+    Rendered,
+    /// The cluster too (diff, apply): any secret of the environment may appear in a live
+    /// object or a hook's log, so all of them are decrypted.
+    Cluster,
+}
+
 /// Loads the environment, selects releases and decrypts (registering every decrypted value
 /// with the context's redactor).
-pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
+pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<Prepared> {
     let Context { redactor, on } = cx;
     let started = Instant::now();
     let selected = select(&options.selection, options.if_empty, on)?;
@@ -200,7 +212,11 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
     let (project, env) = (&selected.project, &selected.env);
     let started = Instant::now();
     let ids = || load_identities(&options.selection.repo, options.identity.as_deref(), env.identity_file.as_ref());
-    let values = if !reads_environment_secrets(&selected) {
+    let needed = match quotes {
+        Quotes::Rendered => reads_environment_secrets(&selected),
+        Quotes::Cluster => !env.secrets.is_empty(),
+    };
+    let values = if !needed {
         if !env.secrets.is_empty() {
             on(Progress::Info("the selected releases read none of the environment's secrets: not decrypted".into()));
         }
@@ -227,7 +243,7 @@ pub fn prepare(options: &RenderOptions, cx: Context) -> Result<Prepared> {
 
 /// Whether a selected release reads the environment's `secrets`: a weaver chart's templates see
 /// all of them, a Helm chart its own key (`secrets.<release>`), a kustomization none. A selection
-/// that reads none needs no key (`render -r worker` in CI).
+/// that reads none needs no key to render (`render -r worker` in CI).
 fn reads_environment_secrets(selected: &Selected) -> bool {
     let (source, env) = (selected.project.source.as_ref(), &selected.env);
     if env.secrets.is_empty() {

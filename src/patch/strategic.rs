@@ -475,6 +475,12 @@ impl Ctx<'_> {
         loc: &Loc<'_, 'p>,
     ) -> Result<(Vec<Value>, Vec<Id>), PatchError> {
         let mut merges = Vec::new();
+        let written_in_target: Vec<bool> =
+            keys.iter().map(|k| target.iter().any(|t| t.get(k.field).is_some_and(|v| !v.is_null()))).collect();
+        let written = |key: &MergeKey| {
+            let at = keys.iter().position(|k| k.field == key.field).unwrap_or_default();
+            written_in_target[at] || elements.iter().any(|(_, e)| e.get(key.field).is_some_and(|v| !v.is_null()))
+        };
         for &(i, element) in elements {
             let Value::Object(map) = element else {
                 return Err(PatchError::ElementNotAnObject {
@@ -491,7 +497,16 @@ impl Ctx<'_> {
             })?;
             // Deletions apply before merges, so a patch can delete an element and add it back fresh.
             if map.get(PATCH).is_some_and(|d| d == "delete") {
-                target.retain(|t| merge_keys::element_key(keys, t).as_ref() != Ok(&id));
+                let deleted = |t: &Value| match self.flavor {
+                    // kyaml matches several keys as written, on the keys some element writes:
+                    // `{containerPort: 9443, $patch: delete}` leaves the port written with
+                    // `protocol: TCP`, and a port without one when another port has one.
+                    Flavor::Kustomize if keys.len() > 1 => keys.iter().filter(|k| written(k)).all(
+                        |k| matches!((t.get(k.field), map.get(k.field)), (Some(a), Some(b)) if a == b && !a.is_null()),
+                    ),
+                    _ => merge_keys::element_key(keys, t).as_ref() == Ok(&id),
+                };
+                target.retain(|t| !deleted(t));
             } else {
                 merges.push((i, Some(id), map));
             }
@@ -821,6 +836,26 @@ mod tests {
             json!([{"name": "b", "image": "b"}, {"name": "n", "image": "n"}, {"name": "a", "image": "a"}])
         );
         assert_eq!(out["spec"]["$retainKeys"], json!(["template"]));
+    }
+
+    #[test]
+    fn kustomize_deletes_by_the_keys_elements_write() {
+        let delete = |ports: Value| {
+            let mut out = deployment(json!([{"name": "app", "ports": ports}]));
+            let patch = deployment(json!([{"name": "app", "ports": [{"containerPort": 80, "$patch": "delete"}]}]));
+            merge_as(Flavor::Kustomize, &mut out, &patch, "apps/v1", "Deployment").unwrap();
+            out["spec"]["template"]["spec"]["containers"][0]["ports"].clone()
+        };
+        // No element writes a protocol: containerPort alone matches.
+        assert_eq!(delete(json!([{"containerPort": 80}, {"containerPort": 81}])), json!([{"containerPort": 81}]));
+        // One does: the patch's port, written without one, matches neither.
+        let kept = json!([{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 81}]);
+        assert_eq!(delete(kept.clone()), kept);
+        // Kubernetes defaults the protocol: the TCP port is the one deleted.
+        let mut out = deployment(json!([{"name": "app", "ports": kept}]));
+        let patch = deployment(json!([{"name": "app", "ports": [{"containerPort": 80, "$patch": "delete"}]}]));
+        merge(&mut out, &patch, "apps/v1", "Deployment").unwrap();
+        assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["ports"], json!([{"containerPort": 81}]));
     }
 
     #[test]

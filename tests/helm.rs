@@ -781,3 +781,32 @@ fn releases_that_read_none_of_the_environment_s_secrets_render_without_its_key()
     );
     assert!(shown.success().contains("SEEDTOKEN-hunter2"), "{}", shown.stdout);
 }
+
+#[test]
+fn a_key_a_values_file_writes_twice_keeps_the_last_value_as_helm_does_and_is_warned_of() {
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    repo.write(
+        "charts/app/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  values: {{ toYaml .Values | quote }}\n",
+    );
+    repo.write("values/app.yaml", "image:\n  tag: SEEDTOKEN-first\n  tag: \"2.0\"\n");
+    repo.write(
+        "environments/dev.yaml",
+        "releases:\n  - name: app\n    chart: app\n    valuesFiles: [values/app.yaml]\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    assert!(
+        run.stderr.contains("values/app.yaml:3: `image.tag` is set again (first at line 2); the last value is used"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("SEEDTOKEN"), "a value printed: {}", run.stderr);
+    let Some(helm) = helm_binary() else {
+        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
+        return;
+    };
+    let text = helm_template(&helm, &repo, "app", "charts/app", &["values/app.yaml"], json!({}));
+    assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+}

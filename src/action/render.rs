@@ -236,9 +236,40 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     if !values_files.is_empty() {
         on(Progress::Info(format!("decrypted {} values file(s)", values_files.len())));
     }
+    warn_of_repeated_keys(&selected, &values_files, on);
     let secrets = crate::render::Secrets { values, values_files, overrides };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })
+}
+
+/// Warns of each key that a selected chart release's values file writes twice: the last value
+/// is used, as helm reads it, which a reviewer of the file may not expect. Encrypted and
+/// templated files are left to their readers; each file is read once.
+fn warn_of_repeated_keys(
+    selected: &Selected,
+    decrypted: &HashMap<PathBuf, Map<String, serde_json::Value>>,
+    on: OnProgress,
+) {
+    let mut seen = BTreeSet::new();
+    let releases = selected.releases();
+    let files = releases.iter().filter(|r| r.kustomize.is_none()).flat_map(|r| &r.values_files);
+    for file in files {
+        let path = &file.path;
+        if !seen.insert(path) || decrypted.contains_key(path) || crate::render::gotmpl::is_template(path) {
+            continue;
+        }
+        let Ok(Some(bytes)) = selected.project.source.read(path) else { continue };
+        let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+        for repeated in crate::yaml::duplicates::duplicate_keys(text) {
+            on(Progress::Warning(format!(
+                "{}:{}: `{}` is set again (first at line {}); the last value is used, as helm reads it",
+                path.display(),
+                repeated.line,
+                repeated.path,
+                repeated.first_line
+            )));
+        }
+    }
 }
 
 /// Whether a selected release reads the environment's `secrets`: a weaver chart's templates see

@@ -2,6 +2,7 @@
 //! serde_yaml) so that every error has a line and column; output goes through `emit`, which
 //! quotes whatever a YAML 1.1 reader (kubectl, helm) would read differently.
 
+pub mod duplicates;
 pub mod emit;
 pub(crate) mod empty;
 pub(crate) mod nodes;

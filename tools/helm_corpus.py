@@ -449,6 +449,18 @@ def message_class(message):
     return m[:160]
 
 
+# weaver's refusals of objects that every API server refuses (a missing or invalid name or
+# namespace, such as a `${CLUSTER_NAME}` placeholder): issue 36 counts these apart.
+SERVER_REFUSES = re.compile(r'has no `metadata\.name`|has an invalid `metadata\.(name|namespace)`')
+
+
+def counted_apart(equal, total, results):
+    """The headline's addition: equal items, and those weaver refuses as a server would."""
+    n = sum(1 for r in results.values() if r['outcome'] == 'differ' and SERVER_REFUSES.search(r['detail']))
+    return (f'; {equal + n} ({100.0 * (equal + n) / max(total, 1):.1f} %) counting apart the {n} '
+            f'that weaver refuses for a name or namespace every server refuses')
+
+
 def summarise(results, examples=2):
     """results: name -> {'outcome', 'detail', 'class'}. The classes of the outcomes other than
     `equal`, most frequent first: [{'class', 'outcome', 'count', 'examples': [[name, detail]]}]."""
@@ -590,7 +602,8 @@ def compare(corpus, weaver, out, with_ci_values=False, jobs=None):
     equal = sum(1 for r in results.values() if r['outcome'] == 'equal')
     report(results, 'helm', out,
            f'{len(results)} cases: {equal} of the {helm_renders} helm renders give equal objects '
-           f'({100.0 * equal / max(helm_renders, 1):.1f} %); {agree} of {len(results)} agree (equal, or both refuse)')
+           f'({100.0 * equal / max(helm_renders, 1):.1f} %){counted_apart(equal, helm_renders, results)}; '
+           f'{agree} of {len(results)} agree (equal, or both refuse)')
 
 
 def main():

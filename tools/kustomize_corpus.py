@@ -23,7 +23,7 @@ helm_corpus.py prints and writes them (`report`; the JSON's seconds are {kustomi
 import argparse, concurrent.futures, json, operator, os, re, shutil, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helm_corpus import content_class, difference, documents, extract, message_class, objects_class, report, run  # noqa: E402
+from helm_corpus import content_class, counted_apart, difference, documents, extract, message_class, objects_class, report, run  # noqa: E402
 from helm_corpus import normalise as normalise_labels  # noqa: E402
 
 KUSTOMIZATION_FILES = ('kustomization.yaml', 'kustomization.yml', 'Kustomization')
@@ -169,7 +169,8 @@ def compare(corpus, weaver, kubectl, out, jobs=None):
     repos = sorted({name.split(':')[0] for name, r in results.items() if r['outcome'] == 'equal'})
     report(results, 'kustomize', out,
            f'{len(results)} directories: kustomize builds {len(built)}, weaver equal on {equal} '
-           f'({100.0 * equal / max(len(built), 1):.1f} %) from {len(repos)} repositories; '
+           f'({100.0 * equal / max(len(built), 1):.1f} %) from {len(repos)} repositories'
+           f'{counted_apart(equal, len(built), results)}; '
            f'{sum(1 for r in results.values() if r["outcome"] == "both-fail")} fail in both')
 
 

@@ -718,9 +718,18 @@ fn templated_values_files_refuse_commands_and_name_the_line_of_each_mistake() {
         ("a: {{ fetchSecretValue \"ref+vault://x\" }}\n", ":1:", "vals references are not supported"),
         ("a: {{ readFile \"../outside\" }}\n", ":1:", "outside the repository"),
         ("a: {{ .Values | get \"domain.x\" }}\n", ":1:", "not a map"),
+        // Age keys never reach values: not the variables weaver takes keys from, nor any
+        // variable or file holding one.
+        ("a: {{ env \"SOPS_AGE_KEY_FILE\" }}\n", ":1:", "`SOPS_AGE_KEY_FILE` names an age key"),
+        ("a: {{ env \"WEAVER_TEST_HELD_KEY\" }}\n", ":1:", "`WEAVER_TEST_HELD_KEY` names an age key"),
+        ("a: {{ readFile \"keys/dev.agekey\" }}\n", ":1:", "keys/dev.agekey holds an age secret key"),
     ];
     for (template, line, expected) in cases {
-        let error = templated_values_repo(template).weaver(&["render", "--env", "dev"]).failure().to_string();
+        let repo = templated_values_repo(template);
+        repo.write("keys/dev.agekey", "# created: 2026-11-24\nAGE-SECRET-KEY-1SEEDTOKENFILE\n");
+        let key = [("WEAVER_TEST_HELD_KEY", "AGE-SECRET-KEY-1SEEDTOKENVAR")];
+        let error = repo.weaver_env(&["render", "--env", "dev"], &key).failure().to_string();
+        assert!(!error.contains("SEEDTOKEN"), "{template}: a key printed: {error}");
         assert!(error.contains(&format!("values/app.yaml.gotmpl{line}")), "{template}: {error}");
         assert!(error.contains(expected), "{template}: {error}");
         assert!(!error.contains("dev.example.org"), "{template}: a value printed: {error}");

@@ -638,6 +638,22 @@ fn an_encrypted_substitute_from_file_is_decrypted_and_never_printed() {
     let diff = diff.success();
     assert!(diff.contains("+  url: postgres://app:<redacted:") && !diff.contains("hunter2"), "{diff}");
 
+    // A decrypted value that reads as YAML once substituted into a plain scalar: its fields'
+    // strings are redacted too, not only the whole value.
+    repo.write(
+        "vars/secret.yaml",
+        "db_password: SEEDTOKEN-hunter2\ndb_json: '{\"user\": \"app\", \"token\": \"SEEDTOKEN-json\"}'\n",
+    );
+    repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
+    repo.write(
+        "app/db.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db\ndata:\n  url: postgres://app:${db_password}@db:${port}\n---\napiVersion: example.com/v1\nkind: Database\nmetadata:\n  name: db\nspec:\n  auth: ${db_json}\n",
+    );
+    let shown = repo.weaver_env(&["render", "--env", "dev", "--show-secrets", "--validate=ignore"], &with_key);
+    assert_eq!(rendered(&shown)["Database/db"]["spec"]["auth"]["token"], "SEEDTOKEN-json");
+    let redacted = repo.weaver_env(&["render", "--env", "dev", "--validate=ignore"], &with_key);
+    assert!(!redacted.success().contains("SEEDTOKEN"), "{}", redacted.stdout);
+
     // An error quoting an object that holds the value: the value is redacted there too.
     repo.write(
         "app/db.yaml",

@@ -236,10 +236,28 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     if !values_files.is_empty() {
         on(Progress::Info(format!("decrypted {} values file(s)", values_files.len())));
     }
+    register_substituted_leaves(&selected, &values_files, redactor);
     warn_of_repeated_keys(&selected, &values_files, on);
     let secrets = crate::render::Secrets { values, values_files, overrides };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })
+}
+
+/// A decrypted `substituteFrom` value substituted into a plain scalar is read again as YAML
+/// (see `kustomize::substitute`): `{"user": "app", "password": "…"}` becomes fields whose
+/// strings the redactor must know too, not only the whole value.
+fn register_substituted_leaves(
+    selected: &Selected,
+    decrypted: &HashMap<PathBuf, Map<String, serde_json::Value>>,
+    redactor: &Redactor,
+) {
+    let releases = selected.releases();
+    let files = releases.iter().flat_map(|r| &r.substitute_from).filter_map(|f| decrypted.get(&f.path));
+    for value in files.flat_map(Map::values) {
+        if let Some(Ok(Some(parsed))) = value.as_str().map(crate::helm::yaml::from_str) {
+            redactor.register_tree(&parsed);
+        }
+    }
 }
 
 /// Warns of each key that a selected chart release's values file writes twice: the last value

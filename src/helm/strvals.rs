@@ -24,6 +24,8 @@ pub enum Kind {
 const MAX_NESTING: usize = 30;
 /// The largest list index helm accepts.
 const MAX_INDEX: usize = 65536;
+/// What a name without a value usually is.
+const COMMA: &str = "a `,` in a value is written `\\,`";
 
 /// Parses `line` into `dest`. `read_file` gives a `--set-file` path's text. Errors are helm's
 /// (what the line lacks, where a list or map was expected), without the line itself: the caller
@@ -94,22 +96,25 @@ impl Parser<'_> {
     }
 
     fn key(&mut self, data: &mut Map<String, Value>, nesting: usize) -> Result<(), Stop> {
+        // Errors say where a name starts, never what it says: after a `,` left unescaped in a
+        // value, the "name" is the rest of that value.
+        let column = self.at + 1;
         let (key, stop) = self.until(&['=', '[', ',', '.']);
         match stop {
             None if key.is_empty() => Err(Stop::End),
-            None => Err(format!("key `{key}` has no value").into()),
+            None => Err(format!("the name at column {column} has no value ({COMMA})").into()),
             Some('[') => {
-                let index = self.index()?;
+                let index = self.index(column)?;
                 let list = match data.remove(&key) {
                     None | Some(Value::Null) => Vec::new(),
                     Some(Value::Array(list)) => list,
                     Some(other) => {
                         let kind = kind_of(&other);
                         data.insert(key.clone(), other);
-                        return Err(format!("`{key}` is {kind}, not a list").into());
+                        return Err(format!("the name at column {column} is {kind} in the values, not a list").into());
                     }
                 };
-                let (list, result) = self.list_item(list, index, nesting);
+                let (list, result) = self.list_item(list, index, nesting + 1, column);
                 set(data, key, Value::Array(list));
                 result
             }
@@ -136,7 +141,7 @@ impl Parser<'_> {
             },
             Some(',') => {
                 set(data, key.clone(), Value::String(String::new()));
-                Err(format!("key `{key}` has no value (a line cannot end with `,`)").into())
+                Err(format!("the name at column {column} has no value ({COMMA})").into())
             }
             Some(_) => {
                 let nesting = nesting + 1;
@@ -149,7 +154,7 @@ impl Parser<'_> {
                     Some(other) => {
                         let kind = kind_of(&other);
                         data.insert(key.clone(), other);
-                        return Err(format!("`{key}` is {kind}, not a map").into());
+                        return Err(format!("the name at column {column} is {kind} in the values, not a map").into());
                     }
                 };
                 let result = self.key(&mut inner, nesting);
@@ -158,18 +163,18 @@ impl Parser<'_> {
                     set(data, key.clone(), Value::Object(inner));
                 }
                 match result {
-                    Ok(()) if empty => Err(format!("key map `{key}` has no value").into()),
+                    Ok(()) if empty => Err(format!("the name at column {column} has no value after its `.`").into()),
                     other => other,
                 }
             }
         }
     }
 
-    /// The index of `[N]`, after its `[`.
-    fn index(&mut self) -> Result<usize, Stop> {
+    /// The index of `[N]`, after its `[`, in the name at `column`.
+    fn index(&mut self, column: usize) -> Result<usize, Stop> {
         let (text, stop) = self.until(&[']']);
         if stop.is_none() {
-            return Err("a list index has no `]`".to_string().into());
+            return Err(format!("a list index in the name at column {column} has no `]`").into());
         }
         match text.parse::<i64>() {
             Ok(index) if index < 0 => Err(format!("negative list index {index}").into()),
@@ -177,16 +182,27 @@ impl Parser<'_> {
                 Err(format!("list index {index} is greater than the largest, {MAX_INDEX}").into())
             }
             Ok(index) => Ok(index as usize),
-            Err(_) => Err(format!("list index `{text}` is not a number").into()),
+            Err(_) => Err(format!("a list index in the name at column {column} is not a number").into()),
         }
     }
 
     /// Sets item `index` of `list` to what follows `]`; returns the list whatever happens, as
     /// helm keeps what was set before an error.
-    fn list_item(&mut self, mut list: Vec<Value>, index: usize, nesting: usize) -> (Vec<Value>, Result<(), Stop>) {
+    /// `nesting` counts list indexes too (helm counts only `.`): `a[0][0]…` must not recurse
+    /// without bound.
+    fn list_item(
+        &mut self,
+        mut list: Vec<Value>,
+        index: usize,
+        nesting: usize,
+        column: usize,
+    ) -> (Vec<Value>, Result<(), Stop>) {
+        if nesting > MAX_NESTING {
+            return (list, Err(format!("a name nests deeper than {MAX_NESTING} levels").into()));
+        }
         let (text, stop) = self.until(&['[', '.', '=']);
         if !text.is_empty() {
-            return (list, Err(format!("unexpected `{text}` after a list index").into()));
+            return (list, Err(format!("unexpected text after a list index in the name at column {column}").into()));
         }
         let value = match stop {
             // `a[0]` and nothing after: helm sets nothing and ends there.
@@ -201,7 +217,7 @@ impl Parser<'_> {
                 }
                 Err(e) => Err(e),
             },
-            Some('[') => match self.index() {
+            Some('[') => match self.index(column) {
                 Ok(inner_index) => {
                     let inner = match list.get_mut(index).map(std::mem::take) {
                         None | Some(Value::Null) => Vec::new(),
@@ -212,7 +228,7 @@ impl Parser<'_> {
                             return (list, Err(format!("item {index} is {kind}, not a list").into()));
                         }
                     };
-                    let (inner, result) = self.list_item(inner, inner_index, nesting);
+                    let (inner, result) = self.list_item(inner, inner_index, nesting + 1, column);
                     set_index(&mut list, index, Value::Array(inner));
                     return (list, result);
                 }
@@ -430,18 +446,25 @@ mod tests {
     #[test]
     fn what_helm_refuses() {
         let error = |line: &str| parsed(line, Kind::Typed).unwrap_err();
-        assert_eq!(error("name"), "key `name` has no value");
-        assert_eq!(error("a=1,b,"), "key `b` has no value (a line cannot end with `,`)");
-        assert_eq!(error("a.=1"), "key map `a` has no value");
-        assert_eq!(error("l[x]=1"), "list index `x` is not a number");
+        let comma = "(a `,` in a value is written `\\,`)";
+        assert_eq!(error("name"), format!("the name at column 1 has no value {comma}"));
+        assert_eq!(error("a=1,b,"), format!("the name at column 5 has no value {comma}"));
+        // An unescaped `,` in a value: the rest of the value is never quoted.
+        let split = error("password=p4ss,w0rd");
+        assert_eq!(split, format!("the name at column 15 has no value {comma}"));
+        assert!(!error("password=x,ab[cd]=1").contains("cd"));
+        assert_eq!(error("a.=1"), "the name at column 1 has no value after its `.`");
+        assert_eq!(error("l[x]=1"), "a list index in the name at column 1 is not a number");
         assert_eq!(error("l[-1]=1"), "negative list index -1");
         assert_eq!(error("l[70000]=1"), "list index 70000 is greater than the largest, 65536");
-        assert_eq!(error("l[0]x=1"), "unexpected `x` after a list index");
+        assert_eq!(error("l[0]x=1"), "unexpected text after a list index in the name at column 1");
         assert_eq!(error("tags={a,b"), "a list must end with `}`");
         assert!(error(&format!("{}=1", ["k"; 32].join("."))).contains("deeper than 30"));
+        // List indexes count too: a long run of them is an error, not a stack overflow.
+        assert!(error(&format!("a{}=1", "[0]".repeat(40_000))).contains("deeper than 30"));
         let mut map = json!({"a": "text"}).as_object().unwrap().clone();
         let e = parse_into("a.b=1", &mut map, Kind::Typed, &|_| unreachable!()).unwrap_err();
-        assert_eq!(e, "`a` is a string, not a map");
+        assert_eq!(e, "the name at column 1 is a string in the values, not a map");
         assert_eq!(map["a"], "text");
         let secret = parsed(r#"p={"pw":"hunter2""#, Kind::Json).unwrap_err();
         assert!(secret.starts_with("invalid JSON") && !secret.contains("hunter2"), "{secret}");

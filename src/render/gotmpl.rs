@@ -8,7 +8,8 @@
 //!
 //! helmfile's own functions: `env` and `requiredEnv` read the environment; `readFile` reads a
 //! file of the repository (confined to it, as every read is; the path is relative to the
-//! repository's root); `get` and `getOrNil` read a dotted path. `exec` is refused: rendering
+//! repository's root); `get` and `getOrNil` read a dotted path. Neither reads an age key (the
+//! variables weaver takes keys from, a value or file holding `AGE-SECRET-KEY-`). `exec` is refused: rendering
 //! runs for pull requests, which must not run commands. `fetchSecretValue` and
 //! `expandSecretRefs` (vals references) are refused too: secrets come from SOPS files.
 
@@ -21,6 +22,7 @@ use serde_json::json;
 use crate::error::{Error, Location, Result};
 use crate::project::source::Source;
 use crate::project::{Environment, Release};
+use crate::secrets::{KEY_VARIABLES, SECRET_KEY_PREFIX};
 
 /// Whether a values file is a template.
 pub fn is_template(path: &Path) -> bool {
@@ -80,14 +82,11 @@ pub fn render(
 
 /// helmfile's functions, and the refusals.
 fn register(set: &mut Templates, source: &Arc<dyn Source>) {
-    set.add_function(
-        "env",
-        Function::new(&[Type::String], |_, args| Ok(Value::from(std::env::var(str_arg(args, 0)).unwrap_or_default()))),
-    );
+    set.add_function("env", Function::new(&[Type::String], |_, args| Ok(Value::from(env(str_arg(args, 0))?))));
     set.add_function(
         "requiredEnv",
-        Function::new(&[Type::String], |_, args| match std::env::var(str_arg(args, 0)) {
-            Ok(value) if !value.is_empty() => Ok(Value::from(value)),
+        Function::new(&[Type::String], |_, args| match env(str_arg(args, 0))? {
+            value if !value.is_empty() => Ok(Value::from(value)),
             _ => Err(FuncError::new(format!("required env var `{}` is not set", str_arg(args, 0)))),
         }),
     );
@@ -97,6 +96,10 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>) {
         Function::new(&[Type::String], move |_, args| {
             let path = Path::new(str_arg(args, 0));
             match files.read_named(path, &Location::file(path), "file") {
+                Ok(Some(bytes)) if holds_a_key(&bytes) => Err(FuncError::new(format!(
+                    "{} holds an age secret key, which never reaches values",
+                    path.display()
+                ))),
                 Ok(Some(bytes)) => Ok(Value::string_from_bytes(&bytes)),
                 Ok(None) => Err(FuncError::new(format!("{} does not exist in the repository", path.display()))),
                 Err(e) => Err(FuncError::new(e.to_string())),
@@ -123,6 +126,20 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>) {
             }),
         );
     }
+}
+
+/// An environment variable (empty when unset), unless it holds an age key: a pull request's
+/// template must not print the key that decrypts the repository's secrets.
+fn env(name: &str) -> std::result::Result<String, FuncError> {
+    let value = std::env::var(name).unwrap_or_default();
+    if KEY_VARIABLES.contains(&name) || holds_a_key(value.as_bytes()) {
+        return Err(FuncError::new(format!("`{name}` names an age key, which never reaches values")));
+    }
+    Ok(value)
+}
+
+fn holds_a_key(bytes: &[u8]) -> bool {
+    bytes.windows(SECRET_KEY_PREFIX.len()).any(|w| w.eq_ignore_ascii_case(SECRET_KEY_PREFIX.as_bytes()))
 }
 
 /// helmfile's `get PATH [DEFAULT] MAP` and `getOrNil PATH MAP`: the value at a dotted path.

@@ -709,10 +709,15 @@ fn read_files(
             return Err(Error::at(file.at.clone(), format!("{what} {} does not exist", file.path.display())));
         };
         let mut text = crate::project::source::utf8(&file.path, bytes)?;
-        if let Some((env, release)) = template.filter(|_| gotmpl::is_template(&file.path)) {
+        let templated = template.filter(|_| gotmpl::is_template(&file.path));
+        if let Some((env, release)) = templated {
             text = gotmpl::render(&project.source, &file.path, &text, env, release)?;
         }
-        match parse(&file.path, &text)? {
+        let parsed = parse(&file.path, &text).map_err(|e| match templated {
+            Some(_) => e.with_help("the line is that of the template's output, not of the template"),
+            None => e,
+        })?;
+        match parsed {
             None | Some(Value::Null) => layers.push(Map::new()),
             // Encrypted values read as they are would deploy `ENC[…]` as values.
             Some(Value::Object(map)) if map.get("sops").is_some_and(Value::is_object) => {

@@ -1,8 +1,10 @@
 //! Values given on the command line, as helm takes them: `--values FILE` (`-f`), `--set-json`,
 //! `--set`, `--set-string` and `--set-file`, applied in that order of kinds (helm's order, not
-//! the order on the line) over everything the repository gives a chart release: its
-//! `valuesFiles`, `values` and secrets, as helm applies `--set` over `-f` files. Files are read
-//! from the current directory, once, before anything renders.
+//! the order on the line) over everything the repository gives a chart release: for a Helm
+//! chart into its `valuesFiles`, `values` and secrets merged, as helm applies `--set` over `-f`
+//! files (`list[1]=x` changes one item); for weaver's charts as one more layer merged over
+//! `values` (a list index starts a new list there). Files are read from the current directory,
+//! once, before anything renders.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -260,7 +262,10 @@ mod tests {
     #[test]
     fn errors_name_the_flag_and_never_print_the_value() {
         let error = Overrides::load(&flags(&["password=hunter2,name"], &[], &[])).unwrap_err();
-        assert_eq!(error.to_string(), "--set `password=…`: key `name` has no value");
+        assert_eq!(
+            error.to_string(),
+            "--set `password=…`: the name at column 18 has no value (a `,` in a value is written `\\,`)"
+        );
         assert!(error.help.as_deref().is_some_and(|help| help.contains("NAME=VALUE") && !help.contains("hunter2")));
         let error = Overrides::load(&flags(&[], &[], &[r#"{"token": "hunter2""#])).unwrap_err().to_string();
         assert!(error.contains("--set-json") && !error.contains("hunter2"), "{error}");
@@ -268,6 +273,6 @@ mod tests {
         let overrides = Overrides::load(&flags(&["image.tag=2"], &[], &[])).unwrap();
         let mut values = json!({"image": "nginx:1"}).as_object().unwrap().clone();
         let error = overrides.apply(&mut values).unwrap_err().to_string();
-        assert_eq!(error, "--set `image.tag=…`: `image` is a string, not a map");
+        assert_eq!(error, "--set `image.tag=…`: the name at column 1 is a string in the values, not a map");
     }
 }

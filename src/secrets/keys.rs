@@ -13,6 +13,13 @@ use age::x25519;
 use super::SecretsError;
 use super::cipher::DataKey;
 
+/// The environment variables weaver reads age keys from, in the order it tries them:
+/// `WEAVER_AGE_KEY_FILE`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY` (the keys themselves).
+pub const KEY_VARIABLES: [&str; 3] = ["WEAVER_AGE_KEY_FILE", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY"];
+
+/// What an age secret key starts with, in a key file or a variable.
+pub const SECRET_KEY_PREFIX: &str = "AGE-SECRET-KEY-";
+
 /// Where identities may come from, in the order they are tried. All sources that exist are
 /// loaded and every key is tried, as sops does with its sources.
 #[derive(Clone, Default)]
@@ -62,9 +69,9 @@ impl IdentitySources {
             .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".config")));
         IdentitySources {
             flag,
-            weaver_key_file: var("WEAVER_AGE_KEY_FILE").map(PathBuf::from),
-            sops_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
-            sops_key: var("SOPS_AGE_KEY").map(|v| v.to_string_lossy().into_owned()),
+            weaver_key_file: var(KEY_VARIABLES[0]).map(PathBuf::from),
+            sops_key_file: var(KEY_VARIABLES[1]).map(PathBuf::from),
+            sops_key: var(KEY_VARIABLES[2]).map(|v| v.to_string_lossy().into_owned()),
             environment_file,
             default_file: config_dir.map(|dir| dir.join("sops/age/keys.txt")),
         }

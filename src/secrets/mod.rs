@@ -27,7 +27,7 @@ use std::path::Path;
 
 pub use edit::{EditOutcome, EditSession, private_temp_root};
 pub use error::SecretsError;
-pub use keys::{Identities, IdentityOrigin, IdentitySources};
+pub use keys::{Identities, IdentityOrigin, IdentitySources, KEY_VARIABLES, SECRET_KEY_PREFIX};
 pub use redact::{Redactor, marker};
 pub use rules::{CreationRules, EncryptionSettings, Selector, encryption_settings};
 pub use sops::{Decrypted, KeyUpdate, SOPS_VERSION, SopsFile, encrypt};

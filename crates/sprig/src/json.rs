@@ -80,10 +80,11 @@ fn go_float(f: f64) -> Option<String> {
     }
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        // Exponents from 21 up have two digits already; `e-07` loses its zero.
         let text = gotemplate::gofmt::format_float(f, 'e', None);
         return Some(match text.split_once("e-0") {
             Some((m, e)) => format!("{m}e-{e}"),
-            None => text.replace("e+0", "e+"),
+            None => text,
         });
     }
     Some(gotemplate::gofmt::format_float(f, 'f', None))

@@ -659,15 +659,21 @@ fn command_line_values_override_as_helm_s_set_flags_do() {
     assert_eq!(actual, expected);
 }
 
-/// A Helm chart whose ConfigMap shows every value, in a repository whose environment `dev` gives
-/// its release `app` the values file `values/app.yaml.gotmpl` (`template`).
-fn templated_values_repo(template: &str) -> Repo {
+/// A repository with a Helm chart `app` whose ConfigMap `app` shows every value it is given.
+fn values_chart_repo() -> Repo {
     let repo = Repo::empty();
     repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
     repo.write(
         "charts/app/templates/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  values: {{ toYaml .Values | quote }}\n",
     );
+    repo
+}
+
+/// A Helm chart whose ConfigMap shows every value, in a repository whose environment `dev` gives
+/// its release `app` the values file `values/app.yaml.gotmpl` (`template`).
+fn templated_values_repo(template: &str) -> Repo {
+    let repo = values_chart_repo();
     repo.write("values/note.txt", "from a file\n");
     repo.write(
         "environments/dev.yaml",
@@ -793,12 +799,7 @@ fn releases_that_read_none_of_the_environment_s_secrets_render_without_its_key()
 
 #[test]
 fn a_key_a_values_file_writes_twice_keeps_the_last_value_as_helm_does_and_is_warned_of() {
-    let repo = Repo::empty();
-    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
-    repo.write(
-        "charts/app/templates/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  values: {{ toYaml .Values | quote }}\n",
-    );
+    let repo = values_chart_repo();
     repo.write("values/app.yaml", "image:\n  tag: SEEDTOKEN-first\n  tag: \"2.0\"\n");
     repo.write(
         "environments/dev.yaml",

@@ -730,12 +730,17 @@ fn templated_values_files_refuse_commands_and_name_the_line_of_each_mistake() {
         ("a: {{ env \"WEAVER_TEST_HELD_KEY\" }}\n", ":1:", "`WEAVER_TEST_HELD_KEY` names an age key"),
         ("a: {{ readFile \"keys/dev.agekey\" }}\n", ":1:", "keys/dev.agekey holds an age secret key"),
     ];
+    // A key made for this run (no private key is kept in the repository), in a file of the
+    // repository and in a variable.
+    let identity = age::x25519::Identity::generate();
+    let secret = age::secrecy::ExposeSecret::expose_secret(&identity.to_string()).to_string();
     for (template, line, expected) in cases {
         let repo = templated_values_repo(template);
-        repo.write("keys/dev.agekey", "# created: 2026-11-24\nAGE-SECRET-KEY-1SEEDTOKENFILE\n");
-        let key = [("WEAVER_TEST_HELD_KEY", "AGE-SECRET-KEY-1SEEDTOKENVAR")];
+        repo.write("keys/dev.agekey", &format!("# created: 2026-11-24\n{secret}\n"));
+        let key = [("WEAVER_TEST_HELD_KEY", secret.as_str())];
         let error = repo.weaver_env(&["render", "--env", "dev"], &key).failure().to_string();
-        assert!(!error.contains("SEEDTOKEN"), "{template}: a key printed: {error}");
+        let body = secret.trim_start_matches("AGE-SECRET-KEY-");
+        assert!(!error.contains(body), "{template}: a key printed: {error}");
         assert!(error.contains(&format!("values/app.yaml.gotmpl{line}")), "{template}: {error}");
         assert!(error.contains(expected), "{template}: {error}");
         assert!(!error.contains("dev.example.org"), "{template}: a value printed: {error}");

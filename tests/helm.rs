@@ -739,7 +739,7 @@ fn templated_values_files_refuse_commands_and_name_the_line_of_each_mistake() {
         repo.write("keys/dev.agekey", &format!("# created: 2026-11-24\n{secret}\n"));
         let key = [("WEAVER_TEST_HELD_KEY", secret.as_str())];
         let error = repo.weaver_env(&["render", "--env", "dev"], &key).failure().to_string();
-        let body = secret.trim_start_matches("AGE-SECRET-KEY-");
+        let body = secret.trim_start_matches(weaver::secrets::SECRET_KEY_PREFIX);
         assert!(!error.contains(body), "{template}: a key printed: {error}");
         assert!(error.contains(&format!("values/app.yaml.gotmpl{line}")), "{template}: {error}");
         assert!(error.contains(expected), "{template}: {error}");

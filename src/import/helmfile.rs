@@ -268,11 +268,27 @@ impl Templates {
     }
 
     /// `text` with its markers replaced by the actions they stand for.
+    #[cfg(test)]
     fn restore(&self, text: &str) -> String {
+        self.restored(text, true)
+    }
+
+    /// The actions of `text` for a message, the text around them written `…`: a value beside
+    /// a template (`postgres://app:PASSWORD@{{ .Values.host }}`) may be a secret.
+    fn actions_of(&self, text: &str) -> String {
+        self.restored(text, false)
+    }
+
+    fn restored(&self, text: &str, keep_text: bool) -> String {
         let mut out = String::new();
         let mut rest = text;
+        let literal = |out: &mut String, part: &str| match (keep_text, part.is_empty()) {
+            (true, _) => out.push_str(part),
+            (false, false) => out.push('…'),
+            (false, true) => {}
+        };
         while let Some(start) = rest.find(MARKER) {
-            out.push_str(&rest[..start]);
+            literal(&mut out, &rest[..start]);
             let after = &rest[start + MARKER.len()..];
             let digits = after.bytes().take_while(u8::is_ascii_digit).count();
             match (after[..digits].parse::<usize>().ok().and_then(|i| self.actions.get(i)), &after[digits..]) {
@@ -286,7 +302,7 @@ impl Templates {
                 }
             }
         }
-        out.push_str(rest);
+        literal(&mut out, rest);
         out
     }
 }
@@ -385,7 +401,7 @@ impl Convert<'_> {
 
     fn templated(&mut self, line: u64, what: &str, text: &str) {
         let why = "a template helmfile evaluates when it runs; weaver cannot at import";
-        self.leave(line, format!("{what} `{}`", self.templates.restore(text)), why);
+        self.leave(line, format!("{what} `{}`", self.templates.actions_of(text)), why);
     }
 
     /// A scalar's text, or `None` (listed) when it is templated or not a scalar.
@@ -1441,5 +1457,6 @@ mod tests {
         assert_eq!(directives, [(2, "{{- if .Y }}".to_string()), (4, "{{ end }}".to_string())]);
         assert_eq!(text, "a: __weaver_template_0__\n\nb: \"__weaver_template_1__-__weaver_template_2__\"\n\n");
         assert_eq!(templates.restore("x __weaver_template_1__ y"), "x {{ .Z | quote }} y");
+        assert_eq!(templates.actions_of("x __weaver_template_1__ y"), "…{{ .Z | quote }}…");
     }
 }

@@ -236,8 +236,9 @@ fn keep<R>(
 /// A CRD rendered again, identical (charts bundling the same CRDs, in two subcharts of one
 /// chart or in two releases), is applied once, as helm installs a CRD once and skips one that
 /// exists: each copy after the first (in the run's order) goes, with a warning. A different
-/// copy stays, for the check that no object is rendered twice to refuse.
-fn drop_repeated_crds(finished: &mut [Finished], seen: &mut HashMap<ObjectKey, (String, Value)>) {
+/// copy stays, for the check that no object is rendered twice to refuse. `seen` keeps each
+/// first copy's release and digest, not the copy: CRDs are the largest objects of a run.
+fn drop_repeated_crds(finished: &mut [Finished], seen: &mut HashMap<ObjectKey, (String, [u8; 32])>) {
     let mut order: Vec<&mut Finished> = finished.iter_mut().collect();
     order.sort_by_key(|f| f.index);
     for f in order {
@@ -247,17 +248,13 @@ fn drop_repeated_crds(finished: &mut [Finished], seen: &mut HashMap<ObjectKey, (
             if m.kind() != "CustomResourceDefinition" {
                 return true;
             }
-            // Compared as the chart made it: each copy carries its own release's label.
-            let mut made = m.object.clone();
-            if let Some(labels) = made["metadata"].get_mut("labels").and_then(Value::as_object_mut) {
-                labels.remove(manifest::LABEL_RELEASE);
-            }
+            let digest = digest_as_made(&m.object);
             match seen.entry(m.key()) {
                 std::collections::hash_map::Entry::Vacant(entry) => {
-                    entry.insert((release.name.clone(), made));
+                    entry.insert((release.name.clone(), digest));
                     true
                 }
-                std::collections::hash_map::Entry::Occupied(first) if first.get().1 == made => {
+                std::collections::hash_map::Entry::Occupied(first) if first.get().1 == digest => {
                     warnings.push(format!(
                         "release `{}`, {}: {} is also rendered, identical, by release `{}`: it is applied once",
                         release.name,
@@ -272,6 +269,57 @@ fn drop_repeated_crds(finished: &mut [Finished], seen: &mut HashMap<ObjectKey, (
         });
         release.warnings.extend(warnings);
     }
+}
+
+/// A digest of `object` as the chart made it: without the release's label (each copy carries
+/// its own), and with keys in any order, as `Value`'s equality compares maps.
+fn digest_as_made(object: &Value) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    /// Where a value is: the object, its `metadata`, its labels, or elsewhere.
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        Root,
+        Metadata,
+        Labels,
+        Other,
+    }
+    fn feed(hasher: &mut Sha256, value: &Value, at: At) {
+        match value {
+            Value::Null => hasher.update(b"n"),
+            Value::Bool(b) => hasher.update(if *b { b"t" } else { b"f" }),
+            Value::Number(n) => {
+                let text = n.to_string();
+                hasher.update(format!("#{}:{text}", text.len()));
+            }
+            Value::String(s) => {
+                hasher.update(format!("s{}:", s.len()));
+                hasher.update(s.as_bytes());
+            }
+            Value::Array(items) => {
+                hasher.update(format!("a{}:", items.len()));
+                items.iter().for_each(|item| feed(hasher, item, At::Other));
+            }
+            Value::Object(map) => {
+                let mut keys: Vec<&String> =
+                    map.keys().filter(|k| at != At::Labels || k.as_str() != manifest::LABEL_RELEASE).collect();
+                keys.sort_unstable();
+                hasher.update(format!("o{}:", keys.len()));
+                for key in keys {
+                    hasher.update(format!("{}:", key.len()));
+                    hasher.update(key.as_bytes());
+                    let inner = match (at, key.as_str()) {
+                        (At::Root, "metadata") => At::Metadata,
+                        (At::Metadata, "labels") => At::Labels,
+                        _ => At::Other,
+                    };
+                    feed(hasher, &map[key.as_str()], inner);
+                }
+            }
+        }
+    }
+    let mut hasher = Sha256::new();
+    feed(&mut hasher, object, At::Root);
+    hasher.finalize().into()
 }
 
 /// Everything rendering the releases of a run needs, prepared once.
@@ -419,7 +467,7 @@ impl Run<'_> {
         let mut waiting: Vec<(usize, RenderedRelease)> = Vec::new();
         let mut origins: Vec<Origins> = Vec::with_capacity(places.len());
         // The first copy of each CRD, and its release: see `drop_repeated_crds`.
-        let mut crds_seen: HashMap<ObjectKey, (String, Value)> = HashMap::new();
+        let mut crds_seen: HashMap<ObjectKey, (String, [u8; 32])> = HashMap::new();
         let mut made: Vec<Option<R>> = Vec::with_capacity(places.len());
         // A patch's error: reported once every release rendered without one.
         let mut failed: Option<Error> = None;
@@ -1017,4 +1065,28 @@ pub(crate) fn object_problem(object: &Value) -> Option<String> {
 
 fn serde_value<T: serde::Serialize>(value: &T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn copies_of_an_object_digest_alike_whatever_their_release_label_and_key_order() {
+        let label = manifest::LABEL_RELEASE;
+        let a = json!({"kind": "K", "metadata": {"name": "n", "labels": {label: "a", "app": "x"}}, "spec": {"p": 1, "q": [1, "2"]}});
+        let b = json!({"metadata": {"labels": {"app": "x", label: "b"}, "name": "n"}, "spec": {"q": [1, "2"], "p": 1}, "kind": "K"});
+        assert_eq!(digest_as_made(&a), digest_as_made(&b));
+        for other in [
+            json!({"kind": "K", "metadata": {"name": "n", "labels": {label: "a", "app": "y"}}, "spec": {"p": 1, "q": [1, "2"]}}),
+            json!({"kind": "K", "metadata": {"name": "n", "labels": {label: "a", "app": "x"}}, "spec": {"p": 1, "q": ["1", "2"]}}),
+            json!({"kind": "K", "metadata": {"name": "n", "labels": {label: "a", "app": "x"}}, "spec": {"p": 1.0, "q": [1, "2"]}}),
+            // The label is skipped only among metadata.labels.
+            json!({"kind": "K", "metadata": {"name": "n", "labels": {label: "a", "app": "x"}}, "spec": {"p": 1, "q": [1, "2"], label: "a"}}),
+        ] {
+            assert_ne!(digest_as_made(&a), digest_as_made(&other), "{other}");
+        }
+    }
 }

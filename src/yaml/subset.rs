@@ -1,10 +1,11 @@
 //! A direct loader for the YAML that templates and tools write: block mappings and sequences,
-//! one-line flow collections, one-line plain and quoted scalars, literal block scalars (`|`),
-//! comments and `---` separators. serde-saphyr's general deserializer spends most of a large
+//! one-line flow collections, plain scalars (wrapped over lines too, as go-yaml writes long
+//! strings in CRDs), one-line quoted scalars, literal block scalars (`|`), comments and `---`
+//! separators. serde-saphyr's general deserializer spends most of a large
 //! render on such text (hundreds of instructions a byte); this reads it about ten times faster.
 //!
-//! It gives up (`None`) on anything outside that subset — anchors, aliases, tags, folded or
-//! multi-line scalars, complex keys, directives, tabs outside literal blocks, duplicate keys — and
+//! It gives up (`None`) on anything outside that subset — anchors, aliases, tags, folded
+//! (`>`) or multi-line quoted scalars, complex keys, directives, tabs outside literal blocks, duplicate keys — and
 //! on anything it cannot be sure of; the caller then parses the text with serde-saphyr as before.
 //! So the result is serde-saphyr's either way, and every error still comes from serde-saphyr
 //! with its line and column. Plain scalars other than the commonest forms (words, decimal
@@ -34,13 +35,16 @@ pub(crate) fn document(text: &str) -> Option<Node<'_>> {
 /// Every document of `text` as `build` makes them (`None` for an empty one), or `None` when the
 /// text leaves the subset.
 pub(crate) fn stream<'t, B: Build<'t>>(text: &'t str, build: B) -> Option<Vec<Option<B::Out>>> {
-    if text.bytes().any(|b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f)
+    // In blocks of bytes without an early exit, so that the compiler vectorises the scan.
+    let control = |b: u8| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
+    if text.as_bytes().chunks(64).any(|chunk| chunk.iter().fold(false, |seen, &b| seen | control(b)))
         || (!text.is_ascii() && text.chars().any(is_special_char))
     {
         return None;
     }
     let lines: Vec<&str> = text.lines().collect();
-    let loader = Loader { lines: &lines, build };
+    let kinds: Vec<Line> = lines.iter().map(|line| Line::of(line)).collect();
+    let loader = Loader { lines: &lines, kinds: &kinds, build };
     let mut documents = Vec::new();
     let mut start = 0;
     for (index, line) in lines.iter().enumerate() {
@@ -111,12 +115,33 @@ pub(crate) fn exact_map(entries: Vec<(String, Value)>) -> Option<Map<String, Val
 
 struct Loader<'a, 't, B> {
     lines: &'a [&'t str],
+    /// Each line's kind, found once: the loader looks at most lines several times.
+    kinds: &'a [Line],
     build: B,
 }
 
-/// A line's indentation (spaces) and whether anything but a comment follows it.
+#[derive(Clone, Copy, PartialEq)]
+enum Line {
+    Blank,
+    Comment,
+    /// Content after this many spaces.
+    Content(usize),
+}
+
+impl Line {
+    fn of(text: &str) -> Line {
+        let indent = indentation(text);
+        match text.as_bytes().get(indent) {
+            None => Line::Blank,
+            Some(b'#') => Line::Comment,
+            Some(_) => Line::Content(indent),
+        }
+    }
+}
+
+/// A line's indentation (spaces).
 fn indentation(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
+    line.bytes().position(|b| b != b' ').unwrap_or(line.len())
 }
 
 fn is_blank_or_comment(text: &str) -> bool {
@@ -127,7 +152,10 @@ fn is_blank_or_comment(text: &str) -> bool {
 impl<'t, B: Build<'t>> Loader<'_, 't, B> {
     /// The next line at or after `from` (before `end`) holding content, with its indentation.
     fn next_content(&self, from: usize, end: usize) -> Option<(usize, usize)> {
-        (from..end).find(|&i| !is_blank_or_comment(self.lines[i])).map(|i| (i, indentation(self.lines[i])))
+        (from..end).find_map(|i| match self.kinds[i] {
+            Line::Content(indent) => Some((i, indent)),
+            Line::Blank | Line::Comment => None,
+        })
     }
 
     /// The document between lines `start` and `end`: `Some(None)` when it holds nothing.
@@ -281,9 +309,60 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
             }
             _ => {
                 let scalar = plain(text, false)?;
-                Some((self.build.plain(scalar, at)?, line + 1))
+                let commented = text[scalar.len()..].trim_start_matches(' ').starts_with('#');
+                match self.continued_plain(scalar, line + 1, end, parent, commented)? {
+                    Some((folded, next)) => Some((self.build.string(folded, at), next)),
+                    None => Some((self.build.plain(scalar, at)?, line + 1)),
+                }
             }
         }
+    }
+
+    /// A plain scalar that goes on over the lines from `from` indented past `parent` (as go-yaml
+    /// wraps long strings), folded: a line break becomes a space, each empty line a break.
+    /// `Some(None)` when no line continues `first`; `None` when a continuation leaves the subset.
+    fn continued_plain(
+        &self,
+        first: &str,
+        from: usize,
+        end: usize,
+        parent: usize,
+        commented: bool,
+    ) -> Option<Option<(String, usize)>> {
+        let mut folded: Option<String> = None;
+        let (mut line, mut next, mut empty) = (from, from, 0);
+        let mut ended = commented;
+        while line < end {
+            let text = self.lines[line];
+            let indent = match self.kinds[line] {
+                Line::Blank => {
+                    empty += 1;
+                    line += 1;
+                    continue;
+                }
+                Line::Comment => break,
+                Line::Content(indent) if indent <= parent => break,
+                Line::Content(indent) => indent,
+            };
+            let content = &text[indent..];
+            // After a comment nothing continues the scalar (YAML refuses the line); a timestamp
+            // may hold spaces (`2001-12-14 21:59:43`), and a tab is the parser's to judge.
+            if ended || text.contains('\t') || first.starts_with(|c: char| c.is_ascii_digit()) {
+                return None;
+            }
+            let scalar = plain_text(content, false)?;
+            ended = scalar.len() < content.trim_end_matches(' ').len();
+            let out = folded.get_or_insert_with(|| first.to_string());
+            if empty == 0 {
+                out.push(' ');
+            }
+            out.extend(std::iter::repeat_n('\n', empty));
+            out.push_str(scalar);
+            empty = 0;
+            line += 1;
+            next = line;
+        }
+        Some(folded.map(|folded| (folded, next)))
     }
 
     /// `|`, `|-` or `|+` and the lines below it, indented past `parent`.
@@ -536,10 +615,16 @@ fn plain_key(name: &str) -> Option<String> {
 /// line up to a comment, and is refused when it holds `: ` (a mapping where none may be); in a
 /// flow collection it ends at a flow indicator or `:` before one, and a comment is refused.
 fn plain(text: &str, flow: bool) -> Option<&str> {
-    let bytes = text.as_bytes();
-    if starts_with_indicator(bytes) {
+    if starts_with_indicator(text.as_bytes()) {
         return None;
     }
+    plain_text(text, flow)
+}
+
+/// [`plain`] past its first character: where a plain scalar's line continues it, an indicator
+/// (`- `, `[`, `&`…) is text.
+fn plain_text(text: &str, flow: bool) -> Option<&str> {
+    let bytes = text.as_bytes();
     let mut end = text.len();
     let mut previous = b'x';
     for (i, &b) in bytes.iter().enumerate() {
@@ -727,6 +812,17 @@ data:
     }
 
     #[test]
+    fn wrapped_plain_scalars_are_folded() {
+        let text = "a:\n  description: A long\n    text - wrapped\n\n    [here]\n  b: 1\n- x\n";
+        assert!(agreed(text).is_none(), "a sequence entry among keys");
+        let docs = agreed(&text[..text.len() - 4]).expect("read directly");
+        assert_eq!(docs[0]["a"]["description"], "A long text - wrapped\n[here]");
+        assert_eq!(docs[0]["a"]["b"], 1);
+        let docs = agreed("- one\n  two # c\n- three\n").expect("read directly");
+        assert_eq!(docs[0], serde_json::json!(["one two", "three"]));
+    }
+
+    #[test]
     fn scalars_resolve_as_serde_saphyr_resolves_them() {
         for scalar in [
             "1",
@@ -790,7 +886,6 @@ data:
             "a: &x 1\nb: *x\n",
             "a: !!str 1\n",
             "a: >\n  folded\n",
-            "a: b\n  continued\n",
             "a: \"two\n  lines\"\n",
             "? complex\n: key\n",
             "%YAML 1.2\n---\na: 1\n",
@@ -858,6 +953,11 @@ data:
             "!!str 1",
             ">\n  folded",
             "multi\n  line",
+            "multi\n  line\n\n  - para # c",
+            "multi\n  [line\n\n\n  & more",
+            "wrapped # c\n  line",
+            "two\n  a: b",
+            "2001-12-14\n  21:59:43.10",
         ];
         const KEYS: &[&str] =
             &["name", "app.kubernetes.io/name", "'quoted'", "\"dq\"", "a b", "1", "y", "<<", "_x", "$ref"];

@@ -317,6 +317,21 @@ fn setup(name: &str, cx: &Context) {
                 Some("shop-dev"),
             );
         }
+        // The API server answers discovery 5 s late, every time.
+        "slow-server" => {
+            let fake = cx.cluster().fake("delaying discovery").expect("the fake API server");
+            fake.inject(
+                weaver_test_apiserver::Fault::delay("GET", "/api", std::time::Duration::from_secs(5)).times(50),
+            );
+        }
+        // The web chart renders a custom resource whose CRD is installed nowhere.
+        "unserved-kind" => {
+            shop_only(cx);
+            cx.repo.write(
+                "charts/web-app/templates/gizmo.yaml",
+                "apiVersion: example.com/v1\nkind: Gizmo\nmetadata:\n  name: g\nspec: {}\n",
+            );
+        }
         // dev names a kubeconfig context that the kubeconfig lacks.
         "unknown-context" => cx.edit(
             "environments/dev.yaml",

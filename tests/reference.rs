@@ -192,3 +192,28 @@ fn every_command_has_help_examples_that_parse() {
         assert!(named, "`weaver {}` --help has no example of itself", words[0]);
     }
 }
+
+/// The synopsis of docs/src/reference/cli.md is written by hand: every option it gives a
+/// command must be one of that command's (or its subcommands').
+#[test]
+fn the_synopsis_names_only_options_that_exist() {
+    let page = std::fs::read_to_string(root().join("docs/src/reference/cli.md")).unwrap();
+    let synopsis = page.split("```\n").nth(1).expect("cli.md opens with a synopsis block");
+    let cmd = command();
+    let flag = regex::Regex::new(r"--[a-z][a-z-]*").unwrap();
+    let mut unknown = Vec::new();
+    for line in synopsis.lines().filter(|l| l.starts_with("weaver ")) {
+        let name = line.split_whitespace().nth(1).unwrap();
+        let sub = cmd.find_subcommand(name).unwrap_or_else(|| panic!("cli.md: no command `{name}`"));
+        let longs: Vec<String> = std::iter::once(sub)
+            .chain(sub.get_subcommands())
+            .flat_map(|c| c.get_arguments().filter_map(|a| a.get_long()).map(|l| format!("--{l}")))
+            .collect();
+        for found in flag.find_iter(line) {
+            if !longs.iter().any(|l| l == found.as_str()) {
+                unknown.push(format!("{name}: {}", found.as_str()));
+            }
+        }
+    }
+    assert!(unknown.is_empty(), "docs/src/reference/cli.md names options that do not exist: {unknown:?}");
+}

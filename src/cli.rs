@@ -76,36 +76,89 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print an environment's Kubernetes objects
+    #[command(after_help = RENDER_EXAMPLES)]
     Render(RenderArgs),
     /// List environments with their releases, charts and namespaces
+    #[command(after_help = ENVS_EXAMPLES)]
     Envs(EnvsArgs),
     /// List the releases a change affects, environment by environment (for pipelines)
+    #[command(after_help = CHANGED_EXAMPLES)]
     Changed(ChangedArgs),
     /// Encrypt, decrypt, edit and re-key SOPS files (age recipients)
-    #[command(subcommand)]
+    #[command(subcommand, after_help = SECRETS_EXAMPLES)]
     Secrets(SecretsCommand),
     /// Show what an apply would change in the cluster (a three-way diff)
+    #[command(after_help = DIFF_EXAMPLES)]
     Diff(DiffArgs),
     /// Bring the cluster to what the repository says (server-side apply), and record it
+    #[command(after_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// List a release's recorded revisions
+    #[command(after_help = HISTORY_EXAMPLES)]
     History(HistoryArgs),
     /// Re-apply a recorded revision of a release (by default the previous deployed one)
+    #[command(after_help = ROLLBACK_EXAMPLES)]
     Rollback(RollbackArgs),
     /// Report what changed in the cluster since each release's last deployed revision (exit 2 on drift)
+    #[command(after_help = DRIFT_EXAMPLES)]
     Drift(DriftArgs),
     /// Pin remote Helm charts in charts.lock and pull them into the chart cache
-    #[command(subcommand)]
+    #[command(subcommand, after_help = CHARTS_EXAMPLES)]
     Charts(ChartsCommand),
     /// Write environment files from another tool's configuration (exit 2 when something is left out)
-    #[command(subcommand)]
+    #[command(subcommand, after_help = IMPORT_EXAMPLES)]
     Import(ImportCommand),
     /// Print a shell completion script
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
     /// The ConfigMapSync operator
-    #[command(subcommand)]
+    #[command(subcommand, after_help = OPERATOR_EXAMPLES)]
     Operator(OperatorCommand),
 }
+
+/// The examples that end each command's `--help` (tests/reference.rs parses every one).
+const RENDER_EXAMPLES: &str = "Examples:
+  weaver render --env dev                     # every release of dev, as one YAML stream
+  weaver render --env prod -r web             # only the web release
+  weaver render --env prod --output-dir out/  # one file per object";
+const ENVS_EXAMPLES: &str = "Examples:
+  weaver envs
+  weaver envs --rev HEAD~2 -o json";
+const CHANGED_EXAMPLES: &str = "Examples:
+  weaver changed --base origin/main           # against the working tree
+  weaver changed --base \"$BASE\" --head HEAD -o json";
+const SECRETS_EXAMPLES: &str = "Examples:
+  weaver secrets encrypt secrets/dev.yaml
+  weaver secrets edit secrets/dev.yaml
+  weaver secrets decrypt secrets/dev.yaml";
+const DIFF_EXAMPLES: &str = "Examples:
+  weaver diff --env dev
+  weaver diff --env prod -o markdown > plan.md
+  weaver diff --env dev --live-from tests/fixtures/live-dev.yaml   # offline, against a file";
+const APPLY_EXAMPLES: &str = "Examples:
+  weaver apply --env dev
+  weaver apply --env prod --rev HEAD --changed-since origin/main --wait";
+const HISTORY_EXAMPLES: &str = "Examples:
+  weaver history --env dev web
+  weaver history --env dev web -o json";
+const ROLLBACK_EXAMPLES: &str = "Examples:
+  weaver rollback --env dev web      # the revision deployed before the current one
+  weaver rollback --env dev web 3";
+const DRIFT_EXAMPLES: &str = "Examples:
+  weaver drift --env prod
+  weaver drift --env prod -o junit > drift.xml";
+const CHARTS_EXAMPLES: &str = "Examples:
+  weaver charts lock            # pin new or changed constraints, pull them
+  weaver charts fetch           # pull what charts.lock pins (CI, a fresh clone)";
+const IMPORT_EXAMPLES: &str = "Examples:
+  weaver import helmfile
+  weaver import helmfile deploy/helmfile.yaml --force";
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  echo 'source <(weaver completions bash)' >> ~/.bashrc
+  weaver completions fish > ~/.config/fish/completions/weaver.fish";
+const OPERATOR_EXAMPLES: &str = "Examples:
+  weaver operator crd | kubectl apply --server-side -f -
+  weaver operator run --context my-cluster --log-format json";
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {

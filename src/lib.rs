@@ -1,5 +1,5 @@
 //! weaver: environments, charts and age-encrypted secrets in a git repository, turned into
-//! Kubernetes objects. See README.md for the tour and DESIGN notes.
+//! Kubernetes objects. README.md has the tour; the book (docs/) the rest.
 
 pub(crate) mod action;
 pub(crate) mod apply;

@@ -742,21 +742,21 @@ fn drift_only_reads() {
     );
 }
 
-/// The README's CronJob example: its ServiceAccount, Role and RoleBinding are enough for
+/// The book's CronJob example (docs/src/concepts/drift.md): its ServiceAccount, Role and RoleBinding are enough for
 /// `weaver drift`, and its kubeconfig (a token file) and command line work. The example's objects
 /// are applied into the test namespace, and the token file holds a TokenRequest token of the
 /// example's ServiceAccount.
 #[test]
 fn the_documented_read_only_example_works() {
     let deployed = Deployed::new();
-    let readme = std::fs::read_to_string(common::project_root().join("README.md")).unwrap();
-    let example = readme
+    let page = std::fs::read_to_string(common::project_root().join("docs/src/concepts/drift.md")).unwrap();
+    let example = page
         .split("```yaml\n")
         .skip(1)
         .map(|block| block.split("```").next().unwrap())
         .find(|block| block.contains("kind: CronJob") && block.contains("drift, --env"))
-        .expect("README has the drift CronJob example");
-    let mut documents = weaver::yaml::documents(std::path::Path::new("README.md"), example).unwrap();
+        .expect("docs/src/concepts/drift.md has the drift CronJob example");
+    let mut documents = weaver::yaml::documents(std::path::Path::new("docs/src/concepts/drift.md"), example).unwrap();
     for document in &mut documents {
         assert_eq!(document["metadata"]["namespace"], "shop");
         document["metadata"]["namespace"] = json!(deployed.ns);

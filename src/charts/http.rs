@@ -222,7 +222,7 @@ impl Connection {
     pub fn status_error(&self, url: &str, response: &Response) -> Error {
         let help = match response.status {
             401 | 403 => format!(
-                "repository {} refused the credentials (or asked for some): set them in WEAVER_REPOSITORY_<NAME>_USERNAME/_PASSWORD or the credentials file (see README, \"Remote charts\")",
+                "repository {} refused the credentials (or asked for some): set them in WEAVER_REPOSITORY_<NAME>_USERNAME/_PASSWORD or the credentials file (see docs/src/concepts/remote-charts.md)",
                 self.repository
             ),
             404 => format!(

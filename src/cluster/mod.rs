@@ -38,7 +38,7 @@ use crate::manifest::{MANAGER, api_group};
 /// How many requests weaver keeps in flight at once, by default. Below the 49 seats a 1.32
 /// server's API priority and fairness gives the `global-default` level (where a user's
 /// requests land), so one weaver never takes a whole level; high enough that a server far
-/// away is not waited on one round trip per 8 requests (README, "Cluster performance").
+/// away is not waited on one round trip per 8 requests (docs/src/architecture/implementation-notes.md, "Cluster performance").
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// Which cluster a client talks to, for messages.

@@ -1,5 +1,5 @@
 //! `weaver changed`: the releases a change affects, for pipelines. The JSON output is a
-//! documented, stable interface (README, "Git"): fields may be added, never renamed or removed.
+//! documented, stable interface (docs/src/reference/json-output.md): fields may be added, never renamed or removed.
 
 use std::process::ExitCode;
 

@@ -1,5 +1,5 @@
 //! `weaver drift`: what changed in the cluster since each release's last deployed revision, as
-//! text, JUnit XML, or a report (JSON, schema in the README, "Drift"; HTML: `crate::report`).
+//! text, JUnit XML, or a report (JSON, schema in docs/src/reference/json-output.md; HTML: `crate::report`).
 
 use std::process::ExitCode;
 

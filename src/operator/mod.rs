@@ -1,5 +1,5 @@
 //! The ConfigMapSync operator: copies a ConfigMap into other namespaces as a ServiceAccount the
-//! tenant names, so the tenant's own RBAC bounds every write (see README, "Operator").
+//! tenant names, so the tenant's own RBAC bounds every write (see docs/src/guides/operator.md).
 //!
 //! `api` holds the CustomResource types; the CRD that `weaver operator crd` prints, and that the
 //! chart `charts/configmapsync-operator` ships in `crds/`, is generated from them.

@@ -1,6 +1,6 @@
 //! `environments/<env>.yaml`: the file format, `extends` resolution and validation.
 //!
-//! Merge rules for `extends` (documented in the README): scalars of the child win; `values`,
+//! Merge rules for `extends` (documented in docs/src/concepts/environments.md): scalars of the child win; `values`,
 //! `labels` and `cluster` merge deeply; `substitute` merges key by key (the child's variable
 //! wins), as `labels` do; lists (`secrets`, `needs`, `valuesFiles`, `substituteFrom`,
 //! `patches`) replace the base's list; releases merge by `name`, base releases first in their

@@ -1,6 +1,6 @@
 //! The JSON reports (`-o json`) of `diff`, `drift`, `apply` and `rollback`, `history`, `changed`
-//! and `envs`. Their schemas are documented in the README ("Diff → JSON output", "Drift → JSON
-//! output", "`weaver apply -o json`", history, "Git"): these types are that schema, so fields may
+//! and `envs`. Their schemas are documented in the book (docs/src/reference/json-output.md,
+//! and docs/src/concepts/records.md for history): these types are that schema, so fields may
 //! be added within a schema version, never renamed or removed.
 
 use std::borrow::Cow;

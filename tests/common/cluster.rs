@@ -51,9 +51,19 @@ fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
 
 impl TestCluster {
     pub fn start() -> TestCluster {
+        TestCluster::start_with(std::env::var_os("WEAVER_TEST_KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+    }
+
+    /// Always the in-process fake, whatever WEAVER_TEST_KUBECONFIG says: for output that must be
+    /// the same on every run (the documentation's examples).
+    pub fn start_fake() -> TestCluster {
+        TestCluster::start_with(None)
+    }
+
+    fn start_with(real: Option<PathBuf>) -> TestCluster {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let (fake, kubeconfig) = match std::env::var_os("WEAVER_TEST_KUBECONFIG").filter(|v| !v.is_empty()) {
-            Some(path) => (None, PathBuf::from(path)),
+        let (fake, kubeconfig) = match real {
+            Some(path) => (None, path),
             None => {
                 let server = TestApiServer::start();
                 let path = server.kubeconfig_path().to_path_buf();

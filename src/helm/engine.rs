@@ -112,7 +112,14 @@ pub fn render(
         let out = set
             .execute_with_state(&template.name, &Values::value(template.data.clone()), &mut state)
             .map_err(|e| exec_error(&e, &templates, &chart.metadata.name))?;
-        rendered.insert(&template.name, (out.replace("<no value>", ""), template));
+        // helm drops what Go prints for a missing value; most outputs hold none, and a search
+        // for them costs less than a copy of a large output.
+        let out = if memchr::memmem::find(out.as_bytes(), b"<no value>").is_some() {
+            out.replace("<no value>", "")
+        } else {
+            out
+        };
+        rendered.insert(&template.name, (out, template));
     }
 
     let mut manifests = Vec::new();

@@ -283,36 +283,42 @@ fn digest_as_made(object: &Value) -> [u8; 32] {
         Labels,
         Other,
     }
+    // Each value's kind and length go before it, so that no two values feed the same bytes.
     fn feed(hasher: &mut Sha256, value: &Value, at: At) {
+        fn tagged(hasher: &mut Sha256, tag: u8, len: usize) {
+            hasher.update([tag]);
+            hasher.update(len.to_le_bytes());
+        }
         match value {
-            Value::Null => hasher.update(b"n"),
-            Value::Bool(b) => hasher.update(if *b { b"t" } else { b"f" }),
+            Value::Null => tagged(hasher, b'n', 0),
+            Value::Bool(b) => tagged(hasher, b'b', usize::from(*b)),
             Value::Number(n) => {
                 let text = n.to_string();
-                hasher.update(format!("#{}:{text}", text.len()));
+                tagged(hasher, b'#', text.len());
+                hasher.update(text.as_bytes());
             }
             Value::String(s) => {
-                hasher.update(format!("s{}:", s.len()));
+                tagged(hasher, b's', s.len());
                 hasher.update(s.as_bytes());
             }
             Value::Array(items) => {
-                hasher.update(format!("a{}:", items.len()));
+                tagged(hasher, b'a', items.len());
                 items.iter().for_each(|item| feed(hasher, item, At::Other));
             }
             Value::Object(map) => {
-                let mut keys: Vec<&String> =
-                    map.keys().filter(|k| at != At::Labels || k.as_str() != manifest::LABEL_RELEASE).collect();
-                keys.sort_unstable();
-                hasher.update(format!("o{}:", keys.len()));
-                for key in keys {
-                    hasher.update(format!("{}:", key.len()));
+                let mut entries: Vec<(&String, &Value)> =
+                    map.iter().filter(|(k, _)| at != At::Labels || k.as_str() != manifest::LABEL_RELEASE).collect();
+                entries.sort_unstable_by_key(|(k, _)| *k);
+                tagged(hasher, b'o', entries.len());
+                for (key, value) in entries {
+                    tagged(hasher, b'k', key.len());
                     hasher.update(key.as_bytes());
                     let inner = match (at, key.as_str()) {
                         (At::Root, "metadata") => At::Metadata,
                         (At::Metadata, "labels") => At::Labels,
                         _ => At::Other,
                     };
-                    feed(hasher, &map[key.as_str()], inner);
+                    feed(hasher, value, inner);
                 }
             }
         }

@@ -32,16 +32,6 @@ struct TemplateFile {
 #[derive(Default)]
 pub struct ParsedSets(Mutex<BTreeMap<Vec<String>, Arc<Templates>>>);
 
-impl ParsedSets {
-    pub(super) fn clear(&self) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
-    }
-
-    #[cfg(test)]
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty()
-    }
-}
 
 /// A set with helm's options and functions: sprig's first, then helm's own, which replace
 /// sprig's of the same name as in helm's FuncMap.

@@ -29,7 +29,6 @@ pub mod yaml;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Map, Value as Json};
 
@@ -56,24 +55,8 @@ pub struct HelmChart {
     pub chart: Arc<Chart>,
     /// What loading it found that helm renders anyway (a subchart of the wrong version).
     pub warnings: Vec<String>,
+    /// Its templates parsed, kept for its other releases (the chart goes after its last).
     parsed: engine::ParsedSets,
-    /// Renders still expected (see [`HelmChart::expect_release`]); none expected keeps the sets.
-    pending: AtomicUsize,
-}
-
-impl HelmChart {
-    /// One more release will render this chart before its parsed templates may be dropped.
-    pub fn expect_release(&self) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A render is done: after the last expected one, the parsed templates go.
-    fn release_rendered(&self) {
-        let before = self.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        if before == Ok(1) {
-            self.parsed.clear();
-        }
-    }
 }
 
 /// What one release is rendered with.
@@ -269,7 +252,6 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
         chart: Arc::new(loaded),
         warnings,
         parsed: engine::ParsedSets::default(),
-        pending: AtomicUsize::new(0),
     })
 }
 
@@ -330,9 +312,7 @@ pub fn render(helm: &HelmChart, input: &ReleaseInput<'_>) -> Result<Vec<Rendered
     let values = values::coalesce_values(&root, input.values.clone(), false)?;
     let values = Json::Object(values);
     schema::validate(&root, &values, input.name)?;
-    let rendered = engine::render(helm, &root, &values, input);
-    helm.release_rendered();
-    rendered
+    engine::render(helm, &root, &values, input)
 }
 
 mod schema {
@@ -444,41 +424,5 @@ mod tests {
                 row("oci://registry.example.com/charts", Some("internal"), "c", "3.x", true),
             ]
         );
-    }
-
-    #[test]
-    fn parsed_templates_stay_for_the_expected_releases_and_go_after_the_last() {
-        let repo = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(repo.path().join("charts/app/templates")).unwrap();
-        std::fs::write(repo.path().join("charts/app/Chart.yaml"), "apiVersion: v2\nname: app\nversion: 1.0.0\n")
-            .unwrap();
-        std::fs::write(
-            repo.path().join("charts/app/templates/cm.yaml"),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
-        )
-        .unwrap();
-        let source = crate::project::source::FsSource::new(repo.path());
-        let chart =
-            load(&source, "app", &Location::file("environments/dev.yaml"), Unvendored::vendored_only()).unwrap();
-        chart.expect_release();
-        chart.expect_release();
-        let capabilities = Arc::new(Capabilities::new("v1.32.0", Vec::new()).unwrap());
-        let input = |name| ReleaseInput {
-            name,
-            namespace: "ns",
-            values: Map::new(),
-            capabilities: capabilities.clone(),
-            live: Default::default(),
-            output: Output::RELEASE,
-        };
-
-        let first = render(&chart, &input("one")).unwrap();
-        assert_eq!(first[0].object["metadata"]["name"], "one");
-        assert!(!chart.parsed.is_empty(), "a second release is expected: its templates stay parsed");
-        let second = render(&chart, &input("two")).unwrap();
-        assert_eq!(second[0].object["metadata"]["name"], "two");
-        assert!(chart.parsed.is_empty(), "after the last expected release the parsed templates go");
-        let third = render(&chart, &input("three")).unwrap();
-        assert_eq!(third[0].object["metadata"]["name"], "three", "an unexpected render parses them again");
     }
 }

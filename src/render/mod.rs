@@ -376,7 +376,7 @@ fn with_run<T>(
     let selected: BTreeSet<&str> = weaver_releases.iter().map(|r| r.chart.as_str()).collect();
     let charts_used: BTreeMap<&str, &Arc<Chart>> =
         charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
-    let helm = HelmCharts::load(project, env, &helm_releases, cluster.capabilities.clone())?;
+    let helm = HelmCharts::new(env, &helm_releases, cluster.capabilities.clone())?;
     let engine = Engine::new(charts_used.values().copied())?;
     let chart_contexts: BTreeMap<&str, ChartContext> = charts_used
         .iter()
@@ -417,8 +417,14 @@ impl Run<'_> {
                     let manifests = render_kustomization(project, release, dir, secrets)?;
                     return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new() });
                 }
-                if let Some(chart) = self.helm.charts.get(&release.chart) {
-                    let rendered = render_helm(project, env, release, chart, &self.helm.capabilities, &cluster.live, secrets);
+                if self.helm.is_helm_chart(&release.chart) {
+                    let chart = self.helm.get(project, env, release);
+                    let rendered = match &chart {
+                        Ok(chart) => render_helm(project, env, release, chart, &self.helm.capabilities, &cluster.live, secrets),
+                        Err(_) => Ok(Vec::new()),
+                    };
+                    self.helm.rendered(&release.chart);
+                    let chart = chart?;
                     // Output made without objects its lookups asked for goes: it is made again.
                     let manifests = match rendered {
                         _ if cluster.live.is_waiting(&release.name) => Vec::new(),
@@ -554,7 +560,7 @@ impl Run<'_> {
     /// which may target them as helm's post-renderers do, and after the check that no object
     /// is rendered twice.
     fn split_hooks(&self, out: &mut RenderedRelease, release: &Release) {
-        if release.kustomize.is_none() && self.helm.charts.contains_key(&release.chart) {
+        if release.kustomize.is_none() && self.helm.is_helm_chart(&release.chart) {
             let (hooks, manifests) = std::mem::take(&mut out.manifests)
                 .into_iter()
                 .partition(|m| crate::hook::Spec::of(&m.object).is_some());
@@ -789,69 +795,36 @@ fn read_files(
     Ok(layers)
 }
 
-/// The Helm charts the releases name, each loaded (and later parsed) once, and the
-/// capabilities their templates see.
+/// The Helm charts the releases name, and the capabilities their templates see. A chart is
+/// loaded (read, then parsed) by the first of its releases to render and dropped after the
+/// last: a run of hundreds of charts holds only those being rendered, not every chart's files.
 struct HelmCharts {
-    charts: BTreeMap<String, crate::helm::HelmChart>,
+    charts: BTreeMap<String, ChartSlot>,
+    /// charts.lock, read when a chart needs it: a repository without remote charts renders
+    /// whatever its lock holds.
+    lock: std::sync::OnceLock<Result<crate::charts::Lock>>,
     capabilities: Arc<crate::helm::Capabilities>,
 }
 
+/// A chart of [`HelmCharts`]: loaded while some of its releases are still to render.
+struct ChartSlot {
+    loaded: std::sync::Mutex<Option<Arc<crate::helm::HelmChart>>>,
+    pending: std::sync::atomic::AtomicUsize,
+}
+
 impl HelmCharts {
-    fn load(
-        project: &Project,
+    fn new(
         env: &Environment,
         releases: &[&Release],
         server: Option<Arc<crate::helm::Capabilities>>,
     ) -> Result<HelmCharts> {
-        // Each chart once, in parallel (loading reads and parses every file of its tree); an
-        // error names the first release, in order, whose chart fails.
-        let mut first_use: BTreeMap<&str, (usize, &Release)> = BTreeMap::new();
-        for (order, release) in releases.iter().enumerate() {
-            first_use.entry(release.chart.as_str()).or_insert((order, release));
-        }
-        // Remote charts, and subcharts pinned in place of vendored ones, come from the cache as
-        // charts.lock pins them; never fetched here.
-        // charts.lock is read when a chart needs it: a repository without remote charts renders
-        // whatever its lock holds.
-        let lock = std::sync::OnceLock::new();
-        let cached = |user: &str, chart: &crate::project::chart::RemoteChart| {
-            let lock = lock
-                .get_or_init(|| crate::charts::Lock::load(project.source.as_ref()))
-                .as_ref()
-                .map_err(Error::clone)?;
-            let cache = crate::charts::Cache::from_env(|key| std::env::var(key).ok())?;
-            crate::charts::cached_archive(lock, &cache, user, chart)
-        };
-        let load = |release: &Release| {
-            let user = format!("release `{}`", release.name);
-            let pull = |dependency: &crate::project::chart::RemoteChart| cached(&user, dependency).map(Some);
-            let subcharts = crate::helm::Unvendored { repositories: &env.repositories, pull: &pull };
-            match &release.remote {
-                Some(chart) => {
-                    let (data, origin) = cached(&user, chart)?;
-                    crate::helm::load_archive(&data, &origin, &release.chart_at, subcharts)
-                }
-                None => crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at, subcharts),
-            }
-        };
-        let loaded: Vec<(usize, Result<crate::helm::HelmChart>)> =
-            first_use.par_iter().map(|(_, (order, release))| (*order, load(release))).collect();
-        let mut charts = BTreeMap::new();
-        let mut failed: Option<(usize, Error)> = None;
-        for ((name, _), (order, chart)) in first_use.iter().zip(loaded) {
-            match chart {
-                Ok(chart) => {
-                    charts.insert(name.to_string(), chart);
-                }
-                Err(e) if failed.as_ref().is_none_or(|(first, _)| order < *first) => failed = Some((order, e)),
-                Err(_) => {}
-            }
-        }
-        if let Some((_, e)) = failed {
-            return Err(e);
-        }
+        let mut charts: BTreeMap<String, ChartSlot> = BTreeMap::new();
         for release in releases {
-            charts[&release.chart].expect_release();
+            let slot = charts.entry(release.chart.clone()).or_insert_with(|| ChartSlot {
+                loaded: std::sync::Mutex::new(None),
+                pending: std::sync::atomic::AtomicUsize::new(0),
+            });
+            *slot.pending.get_mut() += 1;
         }
         let capabilities = match server {
             Some(server) => server,
@@ -867,7 +840,53 @@ impl HelmCharts {
                 Arc::new(capabilities)
             }
         };
-        Ok(HelmCharts { charts, capabilities })
+        Ok(HelmCharts { charts, lock: std::sync::OnceLock::new(), capabilities })
+    }
+
+    fn is_helm_chart(&self, chart: &str) -> bool {
+        self.charts.contains_key(chart)
+    }
+
+    /// The chart of `release` (a release of a Helm chart), loaded if no other release holds it.
+    /// A chart that fails to load fails each of its releases, each error naming its own.
+    fn get(&self, project: &Project, env: &Environment, release: &Release) -> Result<Arc<crate::helm::HelmChart>> {
+        let slot = &self.charts[&release.chart];
+        // Held while loading: the chart's other releases wait for it rather than load it again.
+        let mut loaded = slot.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(chart) = &*loaded {
+            return Ok(Arc::clone(chart));
+        }
+        // Remote charts, and subcharts pinned in place of vendored ones, come from the cache as
+        // charts.lock pins them; never fetched here.
+        let user = format!("release `{}`", release.name);
+        let cached = |chart: &crate::project::chart::RemoteChart| {
+            let lock = self
+                .lock
+                .get_or_init(|| crate::charts::Lock::load(project.source.as_ref()))
+                .as_ref()
+                .map_err(Error::clone)?;
+            let cache = crate::charts::Cache::from_env(|key| std::env::var(key).ok())?;
+            crate::charts::cached_archive(lock, &cache, &user, chart)
+        };
+        let pull = |dependency: &crate::project::chart::RemoteChart| cached(dependency).map(Some);
+        let subcharts = crate::helm::Unvendored { repositories: &env.repositories, pull: &pull };
+        let chart = Arc::new(match &release.remote {
+            Some(chart) => {
+                let (data, origin) = cached(chart)?;
+                crate::helm::load_archive(&data, &origin, &release.chart_at, subcharts)?
+            }
+            None => crate::helm::load(project.source.as_ref(), &release.chart, &release.chart_at, subcharts)?,
+        });
+        *loaded = Some(Arc::clone(&chart));
+        Ok(chart)
+    }
+
+    /// One release of `chart` is rendered: after the last, the chart goes.
+    fn rendered(&self, chart: &str) {
+        let slot = &self.charts[chart];
+        if slot.pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            slot.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        }
     }
 }
 
@@ -1078,6 +1097,33 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_helm_chart_is_loaded_by_its_first_release_and_goes_after_its_last() {
+        let repo = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = repo.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+        write("charts/app/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n");
+        write("environments/dev.yaml", "releases:\n  - name: one\n    chart: app\n  - name: two\n    chart: app\n");
+        let project = Project::new(Arc::new(crate::project::source::FsSource::new(repo.path())));
+        let env = project.environment("dev").unwrap();
+        let releases: Vec<&Release> = env.releases.iter().collect();
+        let charts = HelmCharts::new(&env, &releases, None).unwrap();
+
+        let first = charts.get(&project, &env, releases[0]).unwrap();
+        let again = charts.get(&project, &env, releases[1]).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "loaded once for both releases");
+        let held = Arc::downgrade(&first);
+        drop((first, again));
+        charts.rendered("app");
+        assert!(held.upgrade().is_some(), "a release is still to render it");
+        charts.rendered("app");
+        assert!(held.upgrade().is_none(), "after the last release the chart goes");
+    }
 
     #[test]
     fn copies_of_an_object_digest_alike_whatever_their_release_label_and_key_order() {

@@ -438,6 +438,9 @@ pub struct ApplyArgs {
     /// Also remove releases the environment no longer has (found by their records in every namespace)
     #[arg(long, conflicts_with_all = ["releases", "selectors"])]
     pub prune_releases: bool,
+    /// Once a release that adopts the Helm release of its name has applied, delete that Helm release's records (every sh.helm.release.v1.<release>.v<N> Secret)
+    #[arg(long)]
+    pub forget_helm_release: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]

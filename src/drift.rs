@@ -728,6 +728,7 @@ mod tests {
             manifests: vec![config.clone(), gone, widget, never],
             hooks: Vec::new(),
             hook_runs: Vec::new(),
+            adopted_from: None,
         };
         let live_config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "2"}});
         let live: HashMap<ObjectKey, &Value> = [(ObjectKey::of(&live_config), &live_config)].into_iter().collect();

@@ -2,6 +2,7 @@
 //! Kubernetes objects. README.md has the tour; the book (docs/) the rest.
 
 pub(crate) mod action;
+pub(crate) mod adopt;
 pub(crate) mod apply;
 pub mod charts;
 pub mod cli;

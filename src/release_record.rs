@@ -82,6 +82,14 @@ impl RecordedObject {
     }
 }
 
+/// The Helm release a revision adopted: its name (in the release namespace) and revision then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptedFrom {
+    pub helm_release: String,
+    pub helm_revision: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
@@ -118,6 +126,9 @@ pub struct Record {
     /// The hooks this apply ran, in order, and how each ended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hook_runs: Vec<HookRun>,
+    /// The Helm release whose objects this revision took over (`crate::adopt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_from: Option<AdoptedFrom>,
 }
 
 /// One hook an apply ran (or meant to run), for the record.
@@ -354,6 +365,7 @@ mod tests {
             manifests,
             hooks: Vec::new(),
             hook_runs: Vec::new(),
+            adopted_from: None,
         }
     }
 

@@ -74,6 +74,7 @@ impl Deployed {
             manifests,
             hooks: Vec::new(),
             hook_runs: Vec::new(),
+            adopted_from: None,
         };
         self.cluster.apply(&to_secrets(&record, &self.ns).unwrap(), "weaver");
     }
@@ -668,6 +669,7 @@ fn bad_input_exits_1_with_a_clear_message() {
             manifests: Vec::new(),
             hooks: Vec::new(),
             hook_runs: Vec::new(),
+            adopted_from: None,
         },
         &deployed.ns,
     )

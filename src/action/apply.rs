@@ -10,9 +10,9 @@ use super::removed::removed_releases;
 use super::render::{Desired, IfEmpty, Offline, Quotes, RenderOptions, prepare};
 use super::{Context, OnProgress, Progress, connect, phase};
 use crate::apply::{ApplyOptions, ReleaseInput, Report};
-use crate::cluster::observe::{Unlabelled, observe_reusing};
+use crate::cluster::observe::{Unlabelled, observe_helm, observe_reusing};
 use crate::cluster::{Cluster, ConnectOptions, HeldLock, ListTarget, Listed as Listing, LockEvent, LockOptions};
-use crate::diff::plan::plan_with_records;
+use crate::diff::plan::plan_adopting;
 use crate::error::{Error, Result};
 use crate::project::Environment;
 use crate::render::RenderedRelease;
@@ -46,6 +46,8 @@ pub struct ApplyActionOptions {
     pub prune_releases: bool,
     /// Apply although values flags (`--set`, …) change what git holds; they are recorded.
     pub allow_overrides: bool,
+    /// Delete the records of the Helm releases adopted once their release applied.
+    pub forget_helm_release: bool,
 }
 
 /// What an apply did.
@@ -94,6 +96,7 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         let mut apply_options =
             apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
         apply_options.overrides = prepared.overrides();
+        apply_options.forget_helm_release = options.forget_helm_release;
         // Sensitive: holding a value decrypted from the environment, which is all the redactor
         // knows until the Secrets below are registered.
         apply_options.sensitive = releases
@@ -163,6 +166,7 @@ pub(super) fn apply_options(
         rollback_of,
         overrides: Vec::new(),
         sensitive: Default::default(),
+        forget_helm_release: false,
     }
 }
 
@@ -226,10 +230,12 @@ async fn execute_locked(
     let Locked { mut releases, options, looked_up } = desired;
     let started = Instant::now();
     let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
-    let live = observe_reusing(cluster, &mut releases, &options.environment, options.concurrency, &unlabelled).await?;
+    let mut live =
+        observe_reusing(cluster, &mut releases, &options.environment, options.concurrency, &unlabelled).await?;
+    observe_helm(cluster, &releases, &mut live, options.forget_helm_release, options.concurrency).await?;
     phase(on, "observe", started);
     let started = Instant::now();
-    let plan = plan_with_records(&releases, &live.records, &live.objects)?;
+    let plan = plan_adopting(&releases, &live.records, &live.objects, &live.helm)?;
     phase(on, "plan", started);
     let inputs = inputs(env, &releases);
     let on_event = |event: crate::apply::Event<'_>| on(Progress::Apply(event));

@@ -9,9 +9,9 @@ use serde_json::Value;
 use super::removed::removed_releases;
 use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
 use super::{Context, connect, phase};
-use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_reusing};
+use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_helm, observe_reusing};
 use crate::cluster::{Cluster, ConnectOptions};
-use crate::diff::plan::{plan_against, plan_with_records};
+use crate::diff::plan::{plan_adopting, plan_against};
 use crate::diff::{Plan, as_stored};
 use crate::error::{Error, Location, Result};
 use crate::manifest::ObjectKey;
@@ -69,9 +69,10 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
             }
             let started = Instant::now();
             let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
-            let live =
+            let mut live =
                 observe_reusing(&cluster, &mut rendered.releases, &env.name, options.concurrency, &unlabelled).await?;
-            let mut plan = plan_with_records(&rendered.releases, &live.records, &live.objects)?;
+            observe_helm(&cluster, &rendered.releases, &mut live, false, options.concurrency).await?;
+            let mut plan = plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm)?;
             if options.server_side {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
             }

@@ -156,6 +156,7 @@ mod tests {
             ],
             hooks: Vec::new(),
             hook_runs: Vec::new(),
+            adopted_from: None,
         };
         register_secret_values(&redactor, &record);
         let message =

@@ -22,12 +22,13 @@ use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
+use crate::adopt::HelmRelease;
 use crate::cluster::observe::Live;
 use crate::cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, WaitProgress};
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
-use crate::release_record::{HookOutcome, Record, Status};
+use crate::release_record::{AdoptedFrom, HookOutcome, Record, Status};
 use crate::render::RenderedRelease;
 
 /// How to apply.
@@ -54,6 +55,8 @@ pub struct ApplyOptions {
     pub overrides: Vec<String>,
     /// Objects holding a decrypted value, recorded as `sensitive`.
     pub sensitive: HashSet<ObjectKey>,
+    /// Delete the record Secrets of the Helm release a release adopted, once it applied.
+    pub forget_helm_release: bool,
 }
 
 /// One release to apply.
@@ -102,6 +105,38 @@ pub struct ReleaseResult {
     pub objects: Vec<ObjectResult>,
     /// The hooks this apply ran (or did not run), in order.
     pub hooks: Vec<HookResult>,
+    /// The Helm release it adopts (or adopted before, when only its records were left).
+    pub helm: Option<HelmAdoption>,
+}
+
+/// What an apply did about the Helm release its release adopts (`crate::adopt`).
+#[derive(Debug, Clone)]
+pub struct HelmAdoption {
+    pub helm: HelmRelease,
+    /// Weaver had applied the release before: there was nothing left to take over.
+    pub adopted_before: bool,
+    /// Objects Helm installed that this apply took over (applied with force).
+    pub taken: usize,
+    /// Objects Helm installed that were to be taken over and were not (failed, not applied).
+    pub not_taken: usize,
+    /// Objects Helm installed (of the kinds the release renders) that the release no longer
+    /// renders: left in place, still Helm's.
+    pub left: usize,
+    pub records: HelmRecords,
+}
+
+/// What became of the Helm release's record Secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum HelmRecords {
+    /// Left in place (no `--forget-helm-release`).
+    Kept,
+    /// Deleted, every revision (or, on a dry run, would be).
+    Deleted { secrets: Vec<String> },
+    /// Not deleted, although asked: the release did not apply completely.
+    NotDeleted { reason: String },
+    /// Deleting failed part-way: these were deleted, the rest were not.
+    Failed { error: String, secrets: Vec<String> },
 }
 
 impl ReleaseResult {
@@ -201,6 +236,8 @@ struct Run<'a> {
     records: HashMap<(&'a str, &'a str), Vec<&'a Value>>,
     /// Each release's newest deployed record, as observed before the apply.
     last_deployed: &'a HashMap<String, Record>,
+    /// The releases adopted from Helm.
+    adoptions: Vec<&'a crate::diff::plan::Adoption>,
     permits: Semaphore,
     interrupted: &'a AtomicBool,
     on_event: &'a dyn Fn(Event<'_>),
@@ -236,6 +273,7 @@ pub async fn apply(
         options,
         records: records::by_release(&live.objects),
         last_deployed: &live.records,
+        adoptions: plan.adoptions.iter().collect(),
         permits: Semaphore::new(options.concurrency.max(1)),
         interrupted,
         on_event,
@@ -323,6 +361,19 @@ impl Run<'_> {
             revision: None,
             status: None,
             rollback_of: self.options.rollback_of,
+            helm: self.adoption(&input.rendered.name).map(|adoption| HelmAdoption {
+                helm: adoption.helm.clone(),
+                adopted_before: adoption.adopted_before,
+                taken: 0,
+                not_taken: adoption.objects,
+                left: adoption.left.len(),
+                records: match self.options.forget_helm_release {
+                    true => {
+                        HelmRecords::NotDeleted { reason: format!("release `{}` was not applied", input.rendered.name) }
+                    }
+                    false => HelmRecords::Kept,
+                },
+            }),
             error: Some(format!("not applied: {why}")),
             objects,
             hooks: Vec::new(),
@@ -331,8 +382,13 @@ impl Run<'_> {
 
     async fn release(&self, input: &ReleaseInput<'_>, objects: &[&ObjectPlan]) -> ReleaseResult {
         let name = &input.rendered.name;
-        let mut changes: Vec<&ObjectPlan> =
-            objects.iter().copied().filter(|o| matches!(o.action, Action::Create | Action::Update)).collect();
+        // An object adopted from Helm is sent even when nothing else changes: the apply takes
+        // its fields over from Helm's manager and labels it as weaver's.
+        let mut changes: Vec<&ObjectPlan> = objects
+            .iter()
+            .copied()
+            .filter(|o| matches!(o.action, Action::Create | Action::Update) || o.adopt)
+            .collect();
         changes.sort_by_key(|o| phase_of(o));
         let mut removals: Vec<&ObjectPlan> = objects.iter().copied().filter(|o| o.action == Action::Delete).collect();
         removals.sort_by_key(|o| std::cmp::Reverse(phase_of(o)));
@@ -342,7 +398,7 @@ impl Run<'_> {
         let history = records::History::of(secrets, self.last_deployed.get(name), input, &self.options.environment);
         let mut results: Vec<ObjectResult> = objects
             .iter()
-            .filter(|o| o.action == Action::Unchanged)
+            .filter(|o| o.action == Action::Unchanged && !o.adopt)
             .map(|o| result_of(o, Outcome::Unchanged, None))
             .collect();
         let mut error = None;
@@ -448,9 +504,17 @@ impl Run<'_> {
             error,
             objects: results,
             hooks: hook_results,
+            helm: None,
         };
+        let adoption = self.adoption(name);
         if !self.options.dry_run {
-            let record = history.next_record(&desired, &hooks, &result, &kept, self.options);
+            let mut record = history.next_record(&desired, &hooks, &result, &kept, self.options);
+            if let (Some(record), Some(adoption)) = (record.as_mut(), adoption.filter(|a| !a.adopted_before)) {
+                record.adopted_from = Some(AdoptedFrom {
+                    helm_release: adoption.helm.name.clone(),
+                    helm_revision: adoption.helm.revision,
+                });
+            }
             if let Some(record) = record {
                 // The record's requests go one after another, holding one permit.
                 let permit = self.permits.acquire().await.expect("the semaphore is never closed");
@@ -468,7 +532,67 @@ impl Run<'_> {
                 }
             }
         }
+        if let Some(adoption) = adoption {
+            let helm = self.finish_adoption(adoption, objects, &result).await;
+            if let HelmRecords::Failed { error, .. } = &helm.records {
+                result.error =
+                    Some(format!("deleting the records of Helm release `{}` failed: {error}", helm.helm.name));
+            }
+            result.helm = Some(helm);
+        }
         result
+    }
+
+    fn adoption(&self, release: &str) -> Option<&crate::diff::plan::Adoption> {
+        self.adoptions.iter().copied().find(|a| a.release == release)
+    }
+
+    /// Says what the apply took over from the Helm release `adoption` names and, with
+    /// `--forget-helm-release`, deletes its records: only once the release applied completely
+    /// (and was recorded), since a rerun after a failure must still find what Helm installed.
+    async fn finish_adoption(
+        &self,
+        adoption: &crate::diff::plan::Adoption,
+        objects: &[&ObjectPlan],
+        result: &ReleaseResult,
+    ) -> HelmAdoption {
+        let adopted: HashSet<&ObjectKey> = objects.iter().filter(|o| o.adopt).map(|o| &o.key).collect();
+        let taken = result
+            .objects
+            .iter()
+            .filter(|o| adopted.contains(&o.key) && matches!(o.outcome, Outcome::Configured | Outcome::Created))
+            .count();
+        let records = if !self.options.forget_helm_release {
+            HelmRecords::Kept
+        } else if let Some(error) = &result.error {
+            HelmRecords::NotDeleted { reason: format!("release `{}` did not apply completely: {error}", result.name) }
+        } else {
+            self.forget(&adoption.helm).await
+        };
+        HelmAdoption {
+            helm: adoption.helm.clone(),
+            adopted_before: adoption.adopted_before,
+            taken,
+            not_taken: adopted.len() - taken,
+            left: adoption.left.len(),
+            records,
+        }
+    }
+
+    /// Deletes every record Secret of `helm` (a server dry run with `--dry-run`).
+    async fn forget(&self, helm: &HelmRelease) -> HelmRecords {
+        let Ok(served) = self.cluster.resolve("v1", "Secret") else {
+            return HelmRecords::NotDeleted { reason: "the cluster does not serve v1 Secret".into() };
+        };
+        let mut deleted = Vec::new();
+        for secret in &helm.secrets {
+            let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+            match self.cluster.delete(&served, Some(&helm.namespace), secret, self.options.dry_run).await {
+                Ok(_) => deleted.push(secret.clone()),
+                Err(err) => return HelmRecords::Failed { error: describe(&err), secrets: deleted },
+            }
+        }
+        HelmRecords::Deleted { secrets: deleted }
     }
 
     fn not_applied(&self, object: &ObjectPlan, why: &str) -> ObjectResult {
@@ -505,7 +629,8 @@ impl Run<'_> {
             self.emit(&result);
             return result;
         }
-        let result = match self.cluster.apply(desired, &served, options.dry_run, options.force_conflicts).await {
+        let force = options.force_conflicts || object.adopt;
+        let result = match self.cluster.apply(desired, &served, options.dry_run, force).await {
             Ok(_) => result_of(object, applied, None),
             Err(ApplyError::Conflict(message)) => result_of(
                 object,

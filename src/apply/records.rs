@@ -143,6 +143,7 @@ impl<'a> History<'a> {
             manifests,
             hooks: hooks.to_vec(),
             hook_runs: result.hooks.iter().map(super::HookResult::to_record).collect(),
+            adopted_from: None,
         })
     }
 

@@ -52,6 +52,30 @@ impl Cluster {
         }
     }
 
+    /// The metadata of every object of `served` in `namespace` that `label_selector` selects:
+    /// one LIST (`PartialObjectMetadataList`), for objects whose content weaver must not read
+    /// (Helm's release records hold the release's values).
+    pub async fn list_metadata(
+        &self,
+        served: &ServedKind,
+        namespace: &str,
+        label_selector: &str,
+    ) -> Result<Vec<Value>> {
+        let doing = format!("listing {} in namespace {namespace}", served.resource_name());
+        let api = self.api(served, Some(namespace));
+        let params = kube::api::ListParams::default().labels(label_selector);
+        let list = retrying(&self.retry, || api.list_metadata(&params))
+            .await
+            .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
+        list.items
+            .into_iter()
+            .map(|item| {
+                serde_json::to_value(item)
+                    .map_err(|err| crate::Error::new(format!("cannot read an object the server sent: {err}")))
+            })
+            .collect()
+    }
+
     /// Sets labels on an object with a merge patch (the object must exist).
     pub async fn set_labels(
         &self,

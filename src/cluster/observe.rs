@@ -8,6 +8,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::{ApplyError, Cluster, ListTarget, Unserved};
+use crate::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, api_group, label, namespace_of};
 use crate::project::Release;
@@ -21,6 +22,9 @@ pub struct Live {
     pub objects: Vec<Value>,
     /// The newest `deployed` record of each release, for the environment.
     pub records: HashMap<String, Record>,
+    /// The Helm release of the same name in the same namespace, by weaver release, where
+    /// [`observe_helm`] looked and found one.
+    pub helm: HashMap<String, HelmRelease>,
 }
 
 /// LISTs already made without a label selector (for Helm charts' `lookup`), by target: the
@@ -87,7 +91,7 @@ pub async fn list_live(
         });
     }
     if releases.is_empty() {
-        return Ok(Live { objects: Vec::new(), records: HashMap::new() });
+        return Ok(Live { objects: Vec::new(), records: HashMap::new(), helm: HashMap::new() });
     }
     let names: Vec<&str> = releases.iter().map(|(name, _)| *name).collect();
     let labelled = Labelled { selector: release_selector(&names), names: &names, unlabelled };
@@ -116,7 +120,74 @@ pub async fn list_live(
     if !more.is_empty() {
         objects.extend(labelled.list(cluster, &more, concurrency).await?);
     }
-    Ok(Live { objects, records })
+    Ok(Live { objects, records, helm: HashMap::new() })
+}
+
+/// Adoption from Helm (see `crate::adopt`): for each of `releases` (already observed into
+/// `live`) that has no deployed record yet, or every one with `every`, whether a Helm release of
+/// the same name has records in its namespace (one metadata-only LIST of Secrets per namespace,
+/// selected by Helm's `owner` and `name` labels: their content is never read). For each one
+/// found, the objects it installed that the release renders are listed (one LIST per resource
+/// and namespace of the release, selected by Helm's `managed-by` label) and added to `live`.
+/// A release with a record was adopted already (or never was Helm's): nothing is asked.
+pub async fn observe_helm(
+    cluster: &Cluster,
+    releases: &[RenderedRelease],
+    live: &mut Live,
+    every: bool,
+    concurrency: usize,
+) -> Result<()> {
+    let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for release in releases.iter().filter(|r| every || !live.records.contains_key(&r.name)) {
+        by_namespace.entry(release.namespace.as_str()).or_default().push(release.name.as_str());
+    }
+    if by_namespace.is_empty() {
+        return Ok(());
+    }
+    let secrets = cluster.resolve("v1", "Secret").map_err(|_| Error::new("the cluster does not serve v1 Secret"))?;
+    let lists = futures::stream::iter(by_namespace.iter().map(|(namespace, names)| {
+        let selector = format!("{HELM_OWNER_SELECTOR},name in ({})", names.join(","));
+        let secrets = &secrets;
+        async move { cluster.list_metadata(secrets, namespace, &selector).await }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .collect::<Vec<Result<Vec<Value>>>>()
+    .await;
+    let mut records = Vec::new();
+    for list in lists {
+        records.extend(list?);
+    }
+    let found = helm_releases(&records);
+    let mut targets: BTreeSet<ListTarget> = BTreeSet::new();
+    for release in releases {
+        let Some(helm) = found.get(&(release.namespace.clone(), release.name.clone())) else { continue };
+        live.helm.insert(release.name.clone(), helm.clone());
+        if live.records.contains_key(&release.name) {
+            continue; // adopted before: only its records are left to forget
+        }
+        for manifest in &release.manifests {
+            if cluster.resolve(manifest.api_version(), manifest.kind()).is_ok() {
+                targets.insert(ListTarget {
+                    api_version: manifest.api_version().to_string(),
+                    kind: manifest.kind().to_string(),
+                    namespace: manifest.namespace().map(str::to_string),
+                });
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let known: BTreeSet<ObjectKey> = live.objects.iter().map(ObjectKey::of).collect();
+    let installed = cluster.list(&targets, HELM_MANAGED_SELECTOR, concurrency).await?;
+    let adopted: Vec<&HelmRelease> = live.helm.values().collect();
+    let taken: Vec<Value> = installed
+        .into_iter()
+        .filter(|object| adopted.iter().any(|helm| installed_by(object, helm)))
+        .filter(|object| !known.contains(&ObjectKey::of(object)))
+        .collect();
+    live.objects.extend(taken);
+    Ok(())
 }
 
 /// The objects of some releases: a LIST with their release label, or what an unlabelled LIST

@@ -18,6 +18,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         require_clean: args.require_clean,
         allow_overrides: args.allow_overrides,
         prune_releases: args.prune_releases,
+        forget_helm_release: args.forget_helm_release,
     };
     let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
     let applied =

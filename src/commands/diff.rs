@@ -55,6 +55,10 @@ fn header(object: &ObjectPlan) -> String {
 fn text_plan(ui: &Ui, plan: &Plan) -> String {
     let color = ui.color_stdout;
     let mut out = String::new();
+    for line in report::adoption_lines(plan) {
+        out.push_str(&ui.paint(color, Style::Cyan, &ui.paint(color, Style::Bold, &line)));
+        out.push('\n');
+    }
     for object in plan.objects.iter().filter(|o| o.action != Action::Unchanged) {
         let style = match object.action {
             Action::Create => Style::Green,
@@ -96,8 +100,10 @@ fn text_plan(ui: &Ui, plan: &Plan) -> String {
         out.push('\n');
     }
     let summary = plan.summary();
+    let adopted = plan.objects.iter().filter(|o| o.adopt).count();
+    let adopted = if adopted > 0 { format!("; {adopted} adopted from Helm") } else { String::new() };
     out.push_str(&format!(
-        "{} to create, {} to update, {} to delete, {} unchanged{}\n",
+        "{} to create, {} to update, {} to delete, {} unchanged{adopted}{}\n",
         summary.create,
         summary.update,
         summary.delete,

@@ -63,9 +63,13 @@ fn objects_text(record: &Record) -> String {
 }
 
 fn description(record: &Record) -> String {
-    match (record.rollback_of, record.status) {
+    let what = match (record.rollback_of, record.status) {
         (Some(revision), _) => format!("rollback to {revision}"),
         (None, Status::Failed) => "apply failed".to_string(),
         (None, _) => "apply".to_string(),
+    };
+    match &record.adopted_from {
+        Some(helm) => format!("{what}, adopting Helm release {} (revision {})", helm.helm_release, helm.helm_revision),
+        None => what,
     }
 }

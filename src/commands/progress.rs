@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{Style, Ui, write_stdout};
 use crate::action;
 use crate::action::apply::{Applied, Settings};
-use crate::apply::{ApplyOptions, Event, ObjectResult, Outcome, Report};
+use crate::apply::{ApplyOptions, Event, HelmAdoption, HelmRecords, ObjectResult, Outcome, Report};
 use crate::cli::ListFormat;
 use crate::cluster::{WaitOutcome, WaitProgress, humanize};
 use crate::error::{Error, Result};
@@ -221,6 +221,52 @@ impl<'u> ApplyProgress<'u> {
     }
 }
 
+/// What an apply did about the Helm release `release` adopts, a line each.
+fn helm_lines(release: &str, adoption: &HelmAdoption, dry_run: bool) -> Vec<String> {
+    let helm = &adoption.helm;
+    let named = format!("Helm release `{}` (revision {})", helm.name, helm.revision);
+    let mut lines = Vec::new();
+    if !adoption.adopted_before {
+        let mut line = format!(
+            "release {release}: adopted from {named}: {} object(s) taken over from field manager `helm`",
+            adoption.taken
+        );
+        if adoption.not_taken > 0 {
+            line.push_str(&format!(", {} not (failed or not applied: they are still Helm's)", adoption.not_taken));
+        }
+        lines.push(line);
+    }
+    if adoption.left > 0 {
+        lines.push(format!(
+            "release {release}: {} object(s) {named} installed are not rendered by weaver: left as they are, never pruned by weaver",
+            adoption.left
+        ));
+    }
+    let would = if dry_run { "would delete (server dry run)" } else { "deleted" };
+    match &adoption.records {
+        HelmRecords::Kept if !adoption.adopted_before => lines.push(format!(
+            "release {release}: the records of {named} are kept (helm still lists it); --forget-helm-release deletes them"
+        )),
+        HelmRecords::Kept => {}
+        HelmRecords::Deleted { secrets } => lines.push(format!(
+            "release {release}: {would} the records of {named} (--forget-helm-release): {}",
+            secrets.join(", ")
+        )),
+        HelmRecords::NotDeleted { reason } => lines.push(format!(
+            "release {release}: the records of {named} were not deleted (--forget-helm-release): {reason}; rerun the apply to finish the adoption"
+        )),
+        HelmRecords::Failed { error, secrets } => {
+            let rest: Vec<&str> = helm.secrets.iter().filter(|s| !secrets.contains(s)).map(String::as_str).collect();
+            lines.push(format!(
+                "release {release}: deleting the records of {named} failed: {error}; deleted: {}; not deleted: {}",
+                if secrets.is_empty() { "none".to_string() } else { secrets.join(", ") },
+                rest.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
 /// Prints the summary (text) or the whole report (JSON), and turns a failed apply, or one
 /// that lost its lock, into the error that exits 1.
 pub fn finish(ui: &Ui, applied: Applied, output: ListFormat) -> Result<ExitCode> {
@@ -302,7 +348,14 @@ fn print_event(ui: &Ui, dry_run: bool, event: &Event<'_>) {
             if let Some(error) = &release.error {
                 line.push_str(&format!(" ({error})"));
             }
-            ui.paint(color, Style::Bold, &line)
+            let mut line = ui.paint(color, Style::Bold, &line);
+            if let Some(helm) = &release.helm {
+                for said in helm_lines(&release.name, helm, dry_run) {
+                    line.push('\n');
+                    line.push_str(&said);
+                }
+            }
+            line
         }
     };
     // Lines can carry server messages; a decrypted value must never reach the terminal.

@@ -10,9 +10,10 @@ use serde_json::Value;
 use super::{
     Change, Kind, applies_unchanged, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values,
 };
+use crate::adopt::{HelmRelease, installed_by};
 use crate::error::{Error, Location, Result};
 use crate::hook;
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, label};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, Manifest, ObjectKey, label};
 use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
 
@@ -43,8 +44,29 @@ pub struct ObjectPlan {
     pub changes: Vec<Change>,
     /// Server mode: the server reports that the apply would take fields from another manager.
     pub conflict: Option<String>,
+    /// Helm installed it, and the release adopts it from Helm: an apply sends it (forced, to
+    /// take Helm's fields) even when nothing else changes, and the labels weaver sets instead of
+    /// Helm's are not shown as changes (the adoption says it once, see [`Adoption`]).
+    pub adopt: bool,
     /// What an apply would send (prepared, not redacted): never printed.
     pub(crate) desired: Option<Value>,
+}
+
+/// A release that takes over what the Helm release of the same name installed in its
+/// namespace (see `crate::adopt`).
+#[derive(Debug, Clone)]
+pub struct Adoption {
+    pub release: String,
+    pub namespace: String,
+    pub helm: HelmRelease,
+    /// Weaver applied the release before (it has a deployed record): the objects are weaver's
+    /// already, only Helm's records are left (for `--forget-helm-release`).
+    pub adopted_before: bool,
+    /// How many of the release's objects Helm installed.
+    pub objects: usize,
+    /// Live objects Helm installed for it (of the kinds and namespaces the release renders)
+    /// that the release does not render: left in place, Helm's, never pruned by weaver.
+    pub left: Vec<(String, ObjectKey)>,
 }
 
 /// A Helm hook of a planned release: not an object to create, update or prune, but one an
@@ -67,6 +89,8 @@ pub struct Plan {
     pub objects: Vec<ObjectPlan>,
     /// Each release's hooks: those that run, in the order they run, then the others.
     pub hooks: Vec<HookPlan>,
+    /// The releases adopted from Helm, in release order.
+    pub adoptions: Vec<Adoption>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -92,7 +116,7 @@ impl Plan {
     }
 
     pub fn has_changes(&self) -> bool {
-        self.objects.iter().any(|o| o.action != Action::Unchanged)
+        self.objects.iter().any(|o| o.action != Action::Unchanged || o.adopt)
     }
 }
 
@@ -110,8 +134,10 @@ fn plan_object(
     desired: Option<Value>,
     live: Option<&Value>,
     last_applied: Option<&Value>,
+    adopt: bool,
 ) -> ObjectPlan {
     if let (Some(wanted), Some(live)) = (&desired, live)
+        && !adopt
         && let kind = kind_of(wanted)
         && applies_unchanged(wanted, live, last_applied, kind)
     {
@@ -125,20 +151,46 @@ fn plan_object(
             after: None,
             changes: Vec::new(),
             conflict: None,
+            adopt: false,
             desired,
         };
     }
     let after = desired.as_ref().map(|d| live.map_or_else(|| d.clone(), |l| client_merge(d, l, last_applied)));
-    compare(release, live, after, desired)
+    compare(release, live, after, desired, adopt)
+}
+
+/// The labels weaver sets on every object, which replace Helm's `managed-by` on an adopted one.
+const WEAVER_LABELS: [&str; 3] = [LABEL_MANAGED_BY, LABEL_RELEASE, LABEL_ENVIRONMENT];
+
+/// An adopted object's side without the labels the adoption changes.
+fn without_weaver_labels(object: &mut Value) {
+    let Some(Value::Object(labels)) = object.pointer_mut("/metadata/labels") else { return };
+    for name in WEAVER_LABELS {
+        labels.shift_remove(name);
+    }
+    if labels.is_empty()
+        && let Some(Value::Object(meta)) = object.get_mut("metadata")
+    {
+        meta.shift_remove("labels");
+    }
 }
 
 /// The plan of one object from the live object and the object after the apply (both raw).
-fn compare(release: &str, live: Option<&Value>, after: Option<Value>, desired: Option<Value>) -> ObjectPlan {
+fn compare(
+    release: &str,
+    live: Option<&Value>,
+    after: Option<Value>,
+    desired: Option<Value>,
+    adopt: bool,
+) -> ObjectPlan {
     let reference = desired.as_ref().or(live).expect("an object is desired or live");
     let key = ObjectKey::of(reference);
     let api_version = kind_of(reference).api_version.to_string();
     let mut before = live.map(|live| normalize(live.clone()));
     let mut after = after.map(normalize);
+    if adopt {
+        before.iter_mut().chain(after.iter_mut()).for_each(without_weaver_labels);
+    }
     let (action, changes) = match (&before, &after) {
         (None, _) => (Action::Create, Vec::new()),
         (Some(_), None) => (Action::Delete, Vec::new()),
@@ -160,6 +212,7 @@ fn compare(release: &str, live: Option<&Value>, after: Option<Value>, desired: O
         after,
         changes,
         conflict: None,
+        adopt,
         desired,
     }
 }
@@ -185,6 +238,18 @@ pub fn plan_with_records(
     records: &HashMap<String, Record>,
     live: &[Value],
 ) -> Result<Plan> {
+    plan_adopting(releases, records, live, &HashMap::new())
+}
+
+/// [`plan_with_records`], where `helm` names the Helm release of the same name found for some
+/// releases: a release without a deployed record adopts what that Helm release installed (its
+/// objects are sent, forced; see [`Adoption`]).
+pub fn plan_adopting(
+    releases: &[RenderedRelease],
+    records: &HashMap<String, Record>,
+    live: &[Value],
+    helm: &HashMap<String, HelmRelease>,
+) -> Result<Plan> {
     let live_by_key: HashMap<ObjectKey, &Value> =
         live.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
     let mut plan = Plan::default();
@@ -197,6 +262,8 @@ pub fn plan_with_records(
             record.map(|r| r.manifests.iter().map(|m| (ObjectKey::of(m), m)).collect()).unwrap_or_default();
         let mut desired_keys = HashSet::new();
         let release_start = plan.objects.len();
+        let helm = helm.get(&release.name);
+        let adopting = helm.filter(|_| record.is_none());
         for manifest in &release.manifests {
             let desired = as_stored(manifest.object.clone());
             let key = manifest.key();
@@ -208,8 +275,27 @@ pub fn plan_with_records(
                 )));
             }
             let live = live_by_key.get(&key).copied();
-            plan.objects.push(plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied()));
+            let adopt = adopting.zip(live).is_some_and(|(helm, live)| installed_by(live, helm));
+            plan.objects.push(plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied(), adopt));
             desired_keys.insert(key);
+        }
+        if let Some(helm) = helm {
+            let objects = plan.objects[release_start..].iter().filter(|o| o.adopt).count();
+            let mut left: Vec<(String, ObjectKey)> = live
+                .iter()
+                .filter(|o| adopting.is_some() && installed_by(o, helm))
+                .map(|o| (kind_of(o).api_version.to_string(), ObjectKey::of(o)))
+                .filter(|(_, key)| !desired_keys.contains(key))
+                .collect();
+            left.sort_by(|a, b| a.1.cmp(&b.1));
+            plan.adoptions.push(Adoption {
+                release: release.name.clone(),
+                namespace: release.namespace.clone(),
+                helm: helm.clone(),
+                adopted_before: adopting.is_none(),
+                objects,
+                left,
+            });
         }
         let planned = plan.objects.len() - release_start;
         // A hook is never pruned, even when a record written before weaver ran hooks holds it
@@ -235,7 +321,7 @@ pub fn plan_with_records(
                     releases.iter().flat_map(|r| r.manifests.iter().chain(&r.hooks)).map(Manifest::key).collect()
                 });
                 if !elsewhere.contains(&key) {
-                    plan.objects.push(plan_object(&release.name, None, Some(live), None));
+                    plan.objects.push(plan_object(&release.name, None, Some(live), None, false));
                 }
             }
         }
@@ -289,11 +375,14 @@ fn plan_hooks(release: &str, hooks: &[Value], lifecycle: Option<hook::Lifecycle>
 
 impl Plan {
     /// The objects server mode asks the server about, with what an apply would send and their
-    /// release: those client mode creates or updates. Client mode orders lists as the server
+    /// release: those client mode creates or updates, and those adopted from Helm. Client mode orders lists as the server
     /// does (`applied_order`), so an object whose only change is a list's order is among them.
     pub fn server_candidates(&self) -> Vec<(usize, (&Value, &str))> {
-        let changed =
-            self.objects.iter().enumerate().filter(|(_, o)| matches!(o.action, Action::Create | Action::Update));
+        let changed = self
+            .objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o.action, Action::Create | Action::Update) || o.adopt);
         changed.filter_map(|(index, o)| Some((index, (o.desired.as_ref()?, o.release.as_str())))).collect()
     }
 
@@ -310,7 +399,10 @@ impl Plan {
             }
             let live = live_by_key.get(&object.key).copied();
             let desired = self.objects[index].desired.take();
-            let refined = compare(&self.objects[index].release, live, Some(result), desired);
+            let adopt = self.objects[index].adopt;
+            let refined = compare(&self.objects[index].release, live, Some(result), desired, adopt);
+            // An adopted object is applied with force: Helm's fields are taken, as are any others.
+            let conflict = conflict.filter(|_| !adopt);
             self.objects[index] = ObjectPlan { conflict, ..refined };
         }
     }
@@ -411,6 +503,7 @@ mod tests {
             manifests: last_applied.to_vec(),
             hooks: Vec::new(),
             hook_runs: Vec::new(),
+            adopted_from: None,
         };
         let plan = plan_with_records(&[release, other], &HashMap::from([("web".to_string(), record)]), &live).unwrap();
         let actions: Vec<(&str, &str, Action)> =

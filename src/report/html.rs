@@ -230,6 +230,7 @@ mod tests {
             after: Some(json!({"data": {"k": "pass<&word-9f2e"}})),
             changes: Vec::new(),
             conflict: None,
+            adopt: false,
             desired: None,
         };
         let context = DiffContext { environment: "dev", mode: "client", provenance: None };

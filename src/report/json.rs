@@ -50,6 +50,22 @@ pub struct DiffReport<'a> {
     /// Helm hooks: run by an apply around their release's objects, never created, updated
     /// or pruned as objects.
     pub hooks: Vec<DiffHook<'a>>,
+    /// The releases an apply adopts from the Helm release of the same name.
+    pub adoptions: Vec<DiffAdoption<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffAdoption<'a> {
+    pub release: &'a str,
+    pub namespace: &'a str,
+    pub helm_release: &'a str,
+    pub helm_revision: u32,
+    pub helm_status: &'a str,
+    /// How many of the release's objects Helm installed (each has `"adopted": true`).
+    pub objects: usize,
+    /// Objects Helm installed for it that the release does not render: left in place.
+    pub not_rendered: Vec<ObjectIdentity<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,6 +93,9 @@ pub struct DiffObject<'a> {
     pub lines: LineCounts,
     pub conflict: Option<String>,
     pub diff: Option<String>,
+    /// Helm installed it and the apply takes it over (see `adoptions`): sent, with force,
+    /// even when `unchanged`.
+    pub adopted: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -104,6 +123,7 @@ impl<'a> DiffReport<'a> {
                         .map_or_else(LineCounts::default, |d| LineCounts { added: d.added, removed: d.removed }),
                     conflict: object.conflict.as_deref().map(|c| redactor.redact(c).into_owned()),
                     diff: diff.map(|d| redactor.redact(&d.text).into_owned()),
+                    adopted: object.adopt,
                 }
             })
             .collect();
@@ -125,6 +145,24 @@ impl<'a> DiffReport<'a> {
                     weight: h.weight,
                     delete_policies: &h.delete_policies,
                     runs: &h.runs,
+                })
+                .collect(),
+            adoptions: plan
+                .adoptions
+                .iter()
+                .filter(|a| !a.adopted_before)
+                .map(|a| DiffAdoption {
+                    release: &a.release,
+                    namespace: &a.namespace,
+                    helm_release: &a.helm.name,
+                    helm_revision: a.helm.revision,
+                    helm_status: &a.helm.status,
+                    objects: a.objects,
+                    not_rendered: a
+                        .left
+                        .iter()
+                        .map(|(api_version, key)| ObjectIdentity::new(api_version, key))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -241,6 +279,27 @@ pub struct ApplyRelease<'a> {
     pub error: Option<String>,
     pub objects: Vec<ApplyObject<'a>>,
     pub hooks: Vec<ApplyHook<'a>>,
+    /// The Helm release of the same name this release adopts (or adopted before, and only its
+    /// records were left); null when there is none.
+    pub helm: Option<ApplyHelm<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyHelm<'a> {
+    pub release: &'a str,
+    pub revision: u32,
+    pub adopted_before: bool,
+    /// Objects taken over from field manager `helm` by this apply.
+    pub taken: usize,
+    /// Objects Helm installed that were to be taken over and were not.
+    pub not_taken: usize,
+    /// Objects Helm installed that the release does not render (left in place).
+    pub not_rendered: usize,
+    /// What became of its record Secrets: `{"state": "kept"}`, `{"state": "deleted",
+    /// "secrets": [...]}`, `{"state": "not-deleted", "reason": ...}` or `{"state": "failed",
+    /// "error": ..., "secrets": [the ones deleted]}`.
+    pub records: &'a crate::apply::HelmRecords,
 }
 
 #[derive(Debug, Serialize)]
@@ -296,6 +355,15 @@ impl<'a> ApplyReport<'a> {
                         message: h.message.as_deref().map(|m| redactor.redact(m).into_owned()),
                     })
                     .collect(),
+                helm: release.helm.as_ref().map(|h| ApplyHelm {
+                    release: &h.helm.name,
+                    revision: h.helm.revision,
+                    adopted_before: h.adopted_before,
+                    taken: h.taken,
+                    not_taken: h.not_taken,
+                    not_rendered: h.left,
+                    records: &h.records,
+                }),
             })
             .collect();
         ApplyReport {
@@ -343,6 +411,9 @@ pub struct HistoryRevision<'a> {
     pub applied: usize,
     /// The Helm hooks the revision's apply ran, in order, and how each ended.
     pub hook_runs: &'a [crate::release_record::HookRun],
+    /// The Helm release whose objects the revision took over (`{helmRelease, helmRevision}`),
+    /// or null.
+    pub adopted_from: Option<&'a crate::release_record::AdoptedFrom>,
 }
 
 impl<'a> HistoryReport<'a> {
@@ -366,6 +437,7 @@ impl<'a> HistoryReport<'a> {
                     objects: r.objects.len(),
                     applied: r.objects.iter().filter(|o| o.applied).count(),
                     hook_runs: &r.hook_runs,
+                    adopted_from: r.adopted_from.as_ref(),
                 })
                 .collect(),
         }

@@ -90,6 +90,12 @@ fn summary(plan: &Plan, context: &DiffContext) -> String {
         total.unchanged,
         super::hooks_summary(plan)
     ));
+    for line in super::adoption_lines(plan) {
+        out.push_str(&format!("- {line}\n"));
+    }
+    if plan.adoptions.iter().any(|a| !a.adopted_before) {
+        out.push('\n');
+    }
     let mut order: Vec<&str> = Vec::new();
     let mut releases: BTreeMap<&str, Summary> = BTreeMap::new();
     for object in &plan.objects {
@@ -195,6 +201,7 @@ mod tests {
             after: Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": data})),
             changes: Vec::new(),
             conflict: None,
+            adopt: false,
             desired: None,
         }
     }

@@ -52,6 +52,31 @@ pub fn hook_line(hook: &HookPlan) -> String {
     format!("» hook {name} (release {}, weight {}): runs at {}", hook.release, hook.weight, when.join(", then "))
 }
 
+/// What a plan says once per release it adopts from Helm, before any object: the release, the
+/// Helm release and revision, what the apply does to its objects, and what it leaves.
+pub fn adoption_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for adoption in plan.adoptions.iter().filter(|a| !a.adopted_before) {
+        let helm = &adoption.helm;
+        let status = if helm.status == "deployed" { String::new() } else { format!(", {}", helm.status) };
+        lines.push(format!(
+            "release `{}` will be adopted from Helm release `{}` (revision {}{status}): its {} object(s) Helm installed take weaver's labels, and their fields move from field manager `{}` to `{}` (applied with force, for this release only)",
+            adoption.release, helm.name, helm.revision, adoption.objects, crate::adopt::HELM_MANAGER, crate::manifest::MANAGER
+        ));
+        if !adoption.left.is_empty() {
+            let names: Vec<String> =
+                adoption.left.iter().map(|(api_version, key)| object_name(api_version, key)).collect();
+            lines.push(format!(
+                "release `{}`: {} object(s) Helm installed are not rendered, and are left as they are (weaver prunes only what it applied): {}",
+                adoption.release,
+                names.len(),
+                names.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
 /// `, 2 hooks to run`, or nothing when no hook runs.
 pub fn hooks_summary(plan: &Plan) -> String {
     match plan.hooks.iter().filter(|h| !h.runs.is_empty()).count() {

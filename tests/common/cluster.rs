@@ -84,6 +84,16 @@ impl TestCluster {
         &self.kubeconfig
     }
 
+    /// The kubeconfig for client-go tools (helm, kubectl): the test kubeconfig on a real
+    /// cluster; on the fake, one for its port that takes requests without credentials as the
+    /// admin's, since client-go sends none to a plain-HTTP server.
+    pub fn client_go_kubeconfig(&self) -> &Path {
+        match &self.fake {
+            Some(fake) => fake.client_go_kubeconfig_path(),
+            None => &self.kubeconfig,
+        }
+    }
+
     /// The fake server, for assertions only it can make (request log, faults). Against a real
     /// cluster this says the check is skipped there, and why, and returns None.
     pub fn fake(&self, what: &str) -> Option<&TestApiServer> {

@@ -179,6 +179,73 @@ pub fn aggregated(resources: &[&Resource], core: bool, api_version: &str) -> Val
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{api_version}"), "metadata": {}, "items": items})
 }
 
+/// `/openapi/v3`: where each group version's OpenAPI v3 document is, as client-go's
+/// `openapi3.Root` reads it (kubectl's and helm's client-side validation).
+pub fn openapi_v3_index(resources: &[&Resource]) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut add = |path: String| {
+        let url = format!("/openapi/v3/{path}?hash=0");
+        paths.insert(path, json!({"serverRelativeURL": url}));
+    };
+    add("api/v1".to_string());
+    for (group, versions) in groups(resources) {
+        for version in versions {
+            add(format!("apis/{group}/{version}"));
+        }
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/api/v1`, `/openapi/v3/apis/<g>/<v>`: each resource's object path with its PATCH
+/// operation (tagged with `x-kubernetes-group-version-kind` and taking the `fieldValidation`
+/// query parameter, which is how client-go finds that the server validates fields itself, so
+/// kubectl and helm skip their client-side validation, as against a real server), and a
+/// component schema per kind, found by its `x-kubernetes-group-version-kind`. Simplified: each
+/// schema accepts any object (the server validates what it stores against the real schemas,
+/// see `validate`), and only the PATCH operations are described.
+pub fn openapi_v3_group_version(resources: &[&Resource], group: &str, version: &str) -> Option<Value> {
+    let matching: Vec<&&Resource> = resources.iter().filter(|r| r.group == group && r.version == version).collect();
+    if matching.is_empty() {
+        return None;
+    }
+    let mut schemas = serde_json::Map::new();
+    let mut paths = serde_json::Map::new();
+    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    for r in &matching {
+        let path = match r.namespaced {
+            true => format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural),
+            false => format!("{prefix}/{}/{{name}}", r.plural),
+        };
+        let query =
+            |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", r.kind),
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+                "parameters": [query("dryRun"), query("fieldManager"), query("fieldValidation"), query("force")],
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    for r in matching {
+        let name = if group.is_empty() {
+            format!("io.k8s.api.core.{version}.{}", r.kind)
+        } else {
+            format!("{group}.{version}.{}", r.kind)
+        };
+        schemas.insert(
+            name,
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": r.kind}]}),
+        );
+    }
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.13"}, "paths": paths, "components": {"schemas": schemas}}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

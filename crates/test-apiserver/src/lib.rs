@@ -30,6 +30,7 @@ mod managed;
 mod normalize;
 mod patch;
 mod pod_security;
+mod protobuf;
 mod resources;
 mod schema;
 mod selector;
@@ -66,6 +67,7 @@ pub struct TestApiServer {
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     kubeconfig: PathBuf,
+    client_go_kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -75,6 +77,9 @@ impl TestApiServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         listener.set_nonblocking(true).expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
+        let trusted = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        trusted.set_nonblocking(true).expect("non-blocking listener");
+        let trusted_url = format!("http://{}", trusted.local_addr().expect("local address"));
         let shared = Arc::new(Shared {
             cluster: Mutex::new(Cluster::new()),
             log: Mutex::new(Vec::new()),
@@ -90,7 +95,11 @@ impl TestApiServer {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    server::serve(listener, serving, rx).await;
+                    let trusted = tokio::net::TcpListener::from_std(trusted).expect("tokio listener");
+                    // Stops with the runtime, when the main listener is shut down.
+                    let (_keep, never) = oneshot::channel();
+                    tokio::spawn(server::serve(trusted, serving.clone(), never, true));
+                    server::serve(listener, serving, rx, false).await;
                 });
             })
             .expect("spawn server thread");
@@ -98,7 +107,17 @@ impl TestApiServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_yaml(&url)).expect("write kubeconfig");
-        TestApiServer { url, shared, shutdown: Some(tx), thread: Some(thread), kubeconfig, _dir: dir }
+        let client_go_kubeconfig = dir.path().join("kubeconfig-client-go");
+        std::fs::write(&client_go_kubeconfig, client_go_kubeconfig_yaml(&trusted_url)).expect("write kubeconfig");
+        TestApiServer {
+            url,
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+            kubeconfig,
+            client_go_kubeconfig,
+            _dir: dir,
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -112,6 +131,13 @@ impl TestApiServer {
     /// pointing at this server.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A kubeconfig for client-go tools (kubectl, helm), which send no credentials to a
+    /// plain-HTTP server: context `fake` points at a second port of this server, where a request
+    /// without credentials is `fake-user`'s (as on kube-apiserver's old insecure port).
+    pub fn client_go_kubeconfig_path(&self) -> &Path {
+        &self.client_go_kubeconfig
     }
 
     /// Every request served so far, in order.
@@ -189,6 +215,28 @@ impl Drop for TestApiServer {
             let _ = t.join();
         }
     }
+}
+
+fn client_go_kubeconfig_yaml(url: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster:
+    server: {url}
+users:
+- name: fake-user
+  user: {{}}
+contexts:
+- name: fake
+  context:
+    cluster: fake
+    user: fake-user
+current-context: fake
+preferences: {{}}
+"
+    )
 }
 
 fn kubeconfig_yaml(url: &str) -> String {

@@ -127,7 +127,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
+/// Serves `listener` until `shutdown`. On a `trusted` listener a request without credentials is
+/// the admin's (`fake-user`), as on kube-apiserver's insecure port (removed in 1.20): client-go
+/// (kubectl, helm) sends no credentials to a plain-HTTP server, and this fake has no TLS.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: oneshot::Receiver<()>,
+    trusted: bool,
+) {
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -135,7 +143,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
                 let Ok((stream, _)) = accepted else { continue };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let service = service_fn(move |req| handle(shared.clone(), req, trusted));
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
@@ -157,7 +165,7 @@ fn respond(r: ApiResponse) -> Response<Body> {
     builder.body(full(r.body)).expect("valid response")
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>, trusted: bool) -> Result<Response<Body>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
@@ -172,6 +180,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         .collect();
     let user = match header("authorization").as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
         Some(token) => shared.tokens.get(token).cloned().or_else(|| lock(&shared.cluster).authenticate(token)),
+        None if trusted => shared.tokens.get(crate::TOKEN).cloned(),
         None => Some(User::anonymous()),
     };
     let api = ApiRequest {

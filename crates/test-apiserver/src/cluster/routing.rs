@@ -53,6 +53,19 @@ impl Cluster {
                 None if segs[0] == "api" => ApiResponse::json(200, &discovery::api_versions()),
                 None => ApiResponse::json(200, &discovery::api_group_list(&self.all_resources())),
             })),
+            ["openapi", "v3"] => {
+                get_only(Ok(ApiResponse::json(200, &discovery::openapi_v3_index(&self.all_resources()))))
+            }
+            ["openapi", "v3", "api", "v1"] => get_only(
+                discovery::openapi_v3_group_version(&self.all_resources(), "", "v1")
+                    .map(|v| ApiResponse::json(200, &v))
+                    .ok_or_else(ApiError::no_route),
+            ),
+            ["openapi", "v3", "apis", g, v] => get_only(
+                discovery::openapi_v3_group_version(&self.all_resources(), g, v)
+                    .map(|v| ApiResponse::json(200, &v))
+                    .ok_or_else(ApiError::no_route),
+            ),
             ["api", "v1"] => get_only(
                 discovery::api_resource_list(&self.all_resources(), "", "v1")
                     .map(|v| ApiResponse::json(200, &v))

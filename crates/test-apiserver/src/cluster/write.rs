@@ -92,7 +92,11 @@ impl Cluster {
 
     pub(super) fn decode(req: &ApiRequest) -> Result<Value, ApiError> {
         let yaml = req.content_type.as_deref().is_some_and(|c| c.contains("yaml"));
-        let parsed: Result<Value, String> = if yaml {
+        let protobuf =
+            req.content_type.as_deref().is_some_and(|c| c.starts_with("application/vnd.kubernetes.protobuf"));
+        let parsed: Result<Value, String> = if protobuf {
+            crate::protobuf::decode(&req.body)
+        } else if yaml {
             serde_saphyr::from_slice::<Value>(&req.body).map_err(|e| e.to_string())
         } else {
             serde_json::from_slice(&req.body).map_err(|e| e.to_string())

@@ -58,6 +58,9 @@ pub struct Manifest {
     /// Which YAML document of `source` it is, from 1 (0 when it did not come from a file).
     pub document: usize,
     pub object: Value,
+    /// The release's patches that changed it, where each is written: a problem found in the
+    /// object may be theirs rather than the template's.
+    pub patched_by: Vec<crate::error::Location>,
 }
 
 fn str_at<'a>(object: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -287,7 +290,7 @@ mod tests {
             if let Some(ns) = namespace {
                 object["metadata"]["namespace"] = json!(ns);
             }
-            Manifest { release: "r".into(), source: "t.yaml".into(), document, object }
+            Manifest { release: "r".into(), source: "t.yaml".into(), document, object, patched_by: Vec::new() }
         };
         let objects = [
             object("apps/v1", "Deployment", Some("b"), "web", 1),
@@ -363,6 +366,7 @@ mod tests {
             source: "x".into(),
             document: 1,
             object: json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}),
+            patched_by: Vec::new(),
         };
         assert_eq!(m.key().to_string(), "Deployment.apps shop/web");
     }

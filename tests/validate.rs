@@ -174,6 +174,23 @@ fn the_error_names_release_template_object_and_path_and_exits_1() {
 }
 
 #[test]
+fn a_problem_in_a_patched_object_names_the_patches_that_changed_it() {
+    let repo = Repo::minimal();
+    // The base is valid; the overlay's patch writes a list where a map belongs.
+    repo.write(
+        "environments/prod.yaml",
+        "extends: dev\nreleases:\n  - name: app\n    patches:\n      - target: { kind: ConfigMap }\n        patch: { metadata: { labels: { tier: web } } }\n      - target: { kind: ConfigMap }\n        patch: { data: [greeting] }\n",
+    );
+    repo.weaver(&["render", "--env", "dev"]).success();
+    let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
+    assert!(
+        stderr.contains("  release `app`, charts/app/templates/configmap.yaml (patched by environments/prod.yaml:5:9, environments/prod.yaml:7:9): ConfigMap apps/app: .data: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: fix the templates or the patches named;"), "{stderr}");
+}
+
+#[test]
 fn validate_flag_warns_or_ignores_as_kubectl_does() {
     let repo = Repo::minimal();
     repo.write(

@@ -654,8 +654,14 @@ fn report_validation(report: Report, mode: Mode, on: OnProgress) -> Result<()> {
         .problems
         .iter()
         .map(|p| {
+            let patched = match p.patched_by.as_slice() {
+                [] => String::new(),
+                patches => {
+                    format!(" (patched by {})", patches.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+                }
+            };
             format!(
-                "release `{}`, {}: {}: .{}: {}",
+                "release `{}`, {}{patched}: {}: .{}: {}",
                 p.release,
                 p.source.display(),
                 p.object,
@@ -676,7 +682,10 @@ fn report_validation(report: Report, mode: Mode, on: OnProgress) -> Result<()> {
         objects.len(),
         lines.join("\n  ")
     ))
-    .with_help("fix the templates; --validate=warn reports these without failing, --validate=ignore skips validation"))
+    .with_help(format!(
+        "fix the templates{}; --validate=warn reports these without failing, --validate=ignore skips validation",
+        if report.problems.iter().any(|p| !p.patched_by.is_empty()) { " or the patches named" } else { "" }
+    )))
 }
 
 /// Loads the environment (which must be deployable) and selects its releases: those `-r` and

@@ -72,6 +72,7 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
                 source: source.clone(),
                 document: 0,
                 object: object.clone(),
+                patched_by: Vec::new(),
             })
             .collect()
     };

@@ -441,6 +441,7 @@ mod tests {
                     source: "charts/web/templates/cm.yaml".into(),
                     document: 0,
                     object: object.clone(),
+                    patched_by: Vec::new(),
                 })
                 .collect(),
             hooks: Vec::new(),

@@ -248,11 +248,7 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
     }
     let mut warnings = Vec::new();
     check_dependencies(&loaded, &mut warnings)?;
-    Ok(HelmChart {
-        chart: Arc::new(loaded),
-        warnings,
-        parsed: engine::ParsedSets::default(),
-    })
+    Ok(HelmChart { chart: Arc::new(loaded), warnings, parsed: engine::ParsedSets::default() })
 }
 
 /// The file declaring `chart`'s dependencies: `Chart.yaml`, or a v1 chart's `requirements.yaml`.

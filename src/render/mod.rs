@@ -605,6 +605,7 @@ fn render_kustomization(project: &Project, release: &Release, dir: &Path, secret
             source: resource.source,
             document: resource.document,
             object: resource.object,
+            patched_by: Vec::new(),
         });
     }
     Ok(manifests)
@@ -944,6 +945,7 @@ fn render_helm(
             source: document.source,
             document: document.document,
             object: document.object,
+            patched_by: Vec::new(),
         });
     }
     Ok(manifests)
@@ -1007,7 +1009,13 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
             return Err(Error::at(Location::file(path), format!("document {} of the {what} {problem}", index + 1))
                 .with_help(format!("release `{}`; every YAML document must be a Kubernetes object", release.name)));
         }
-        out.push(Manifest { release: release.name.clone(), source: path.to_path_buf(), document: index + 1, object });
+        out.push(Manifest {
+            release: release.name.clone(),
+            source: path.to_path_buf(),
+            document: index + 1,
+            object,
+            patched_by: Vec::new(),
+        });
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, s
                 PatchBody::Json6902(ops) => crate::patch::json6902::apply(&mut m.object, ops),
             };
             result.map_err(|e| Error::at(patch.at.clone(), format!("patch failed on {key}: {e}")))?;
+            m.patched_by.push(patch.at.clone());
             // RFC 6902 may replace the root (`path: ""`), and a strategic merge may drop fields.
             if let Some(problem) = super::object_problem(&m.object) {
                 return Err(Error::at(

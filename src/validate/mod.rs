@@ -41,6 +41,8 @@ pub struct Problem {
     /// The template (the object's `# Source:`).
     pub source: PathBuf,
     pub object: ObjectKey,
+    /// The patches that changed the object, where each is written.
+    pub patched_by: Vec<crate::error::Location>,
     pub issue: Issue,
 }
 
@@ -164,6 +166,7 @@ impl Validator {
                 release: manifest.release.clone(),
                 source: manifest.source.clone(),
                 object: manifest.key(),
+                patched_by: manifest.patched_by.clone(),
                 issue,
             }));
         }

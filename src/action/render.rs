@@ -130,7 +130,7 @@ pub struct Texts {
 /// [`render`]'s, and come before this returns.
 pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) -> Result<Texts> {
     let prepared = prepare(options, cx, Quotes::Rendered)?;
-    if let Some(texts) = prepared.render_in_chunks(format, crate::render::CHUNK_RELEASES, cx.on)? {
+    if let Some(texts) = prepared.render_in_chunks(format, crate::render::chunk_releases(), cx.on)? {
         return Ok(texts);
     }
     (cx.on)(Progress::Info(

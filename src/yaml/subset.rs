@@ -42,9 +42,10 @@ pub(crate) fn stream<'t, B: Build<'t>>(text: &'t str, build: B) -> Option<Vec<Op
     {
         return None;
     }
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = lines(text);
     let kinds: Vec<Line> = lines.iter().map(|line| Line::of(line)).collect();
-    let loader = Loader { lines: &lines, kinds: &kinds, build };
+    let tabs = memchr::memchr(b'\t', text.as_bytes()).is_some();
+    let loader = Loader { lines: &lines, kinds: &kinds, tabs, build };
     let mut documents = Vec::new();
     let mut start = 0;
     for (index, line) in lines.iter().enumerate() {
@@ -63,6 +64,22 @@ pub(crate) fn stream<'t, B: Build<'t>>(text: &'t str, build: B) -> Option<Vec<Op
     }
     documents.push(loader.document(start, lines.len())?);
     Some(documents)
+}
+
+/// The lines of `text` (which holds no `\r`: see [`stream`]) as [`str::lines`] splits them,
+/// found with a vectorised search: most lines of a chart's output are short, and a search per
+/// line costs more than the line.
+fn lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::with_capacity(text.len() / 32);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
+        lines.push(&text[start..end]);
+        start = end + 1;
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
 }
 
 /// Characters YAML refuses or treats specially: C1 controls, the byte order mark, non-characters,
@@ -117,6 +134,9 @@ struct Loader<'a, 't, B> {
     lines: &'a [&'t str],
     /// Each line's kind, found once: the loader looks at most lines several times.
     kinds: &'a [Line],
+    /// Whether any line holds a tab (which the subset leaves to the full parser): most texts
+    /// have none, and then no line is searched for one.
+    tabs: bool,
     build: B,
 }
 
@@ -184,7 +204,7 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
             return None;
         }
         let text = self.lines[line];
-        if text.contains('\t') {
+        if self.tabs && text.contains('\t') {
             return None;
         }
         let content = &text[col..];
@@ -231,7 +251,7 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
         let mut map = self.build.new_map();
         loop {
             let text = self.lines[line];
-            if text.contains('\t') {
+            if self.tabs && text.contains('\t') {
                 return None;
             }
             let (name, after_colon) = key(&text[col..])?.map(|(k, rest)| (k, col + rest))?;
@@ -347,7 +367,7 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
             let content = &text[indent..];
             // After a comment nothing continues the scalar (YAML refuses the line); a timestamp
             // may hold spaces (`2001-12-14 21:59:43`), and a tab is the parser's to judge.
-            if ended || text.contains('\t') || first.starts_with(|c: char| c.is_ascii_digit()) {
+            if ended || (self.tabs && text.contains('\t')) || first.starts_with(|c: char| c.is_ascii_digit()) {
                 return None;
             }
             let scalar = plain_text(content, false)?;
@@ -743,6 +763,13 @@ pub(crate) mod tests {
             assert_eq!(docs, reference, "for:\n{text}");
         }
         fast
+    }
+
+    #[test]
+    fn lines_are_split_as_str_lines_splits_them() {
+        for text in ["", "\n", "a", "a\n", "a\nb", "a\n\nb\n\n", "\n\na"] {
+            assert_eq!(lines(text), text.lines().collect::<Vec<_>>(), "{text:?}");
+        }
     }
 
     #[test]

@@ -208,53 +208,88 @@ impl Compiler<'_> {
     }
 
     fn node(&mut self, schema: &Value) -> Node {
-        let flag = |key: &str| schema.get(key).and_then(Value::as_bool).unwrap_or(false);
-        let ty = schema.get("type").and_then(Value::as_str).and_then(Type::parse);
-        let preserve = flag("x-kubernetes-preserve-unknown-fields");
-        let properties: FxHashMap<String, Id> = match schema.get("properties").and_then(Value::as_object) {
+        // The keywords in one pass: a CRD holds thousands of schemas, and a lookup per keyword
+        // would hash every keyword's name again.
+        let mut keywords = Keywords::default();
+        for (key, value) in schema.as_object().into_iter().flatten() {
+            let flag = || value.as_bool().unwrap_or(false);
+            match key.as_str() {
+                "type" => keywords.ty = value.as_str().and_then(Type::parse),
+                "x-kubernetes-preserve-unknown-fields" => keywords.preserve = flag(),
+                "x-kubernetes-int-or-string" => keywords.int_or_string = flag(),
+                "x-kubernetes-embedded-resource" => keywords.embedded = flag(),
+                "nullable" => keywords.nullable = flag(),
+                "properties" => keywords.properties = value.as_object(),
+                "additionalProperties" => keywords.additional = Some(value),
+                "items" => keywords.items = value.is_object().then_some(value),
+                "format" => {
+                    keywords.format = match value.as_str() {
+                        Some("int32") => Some(Format::Int32),
+                        Some("byte") => Some(Format::Byte),
+                        Some("date-time") => Some(Format::DateTime),
+                        _ => None,
+                    }
+                }
+                "required" => {
+                    keywords.required = value
+                        .as_array()
+                        .map(|items| items.iter().filter_map(Value::as_str).map(String::from).collect())
+                        .unwrap_or_default()
+                }
+                "enum" => keywords.enumeration = value.as_array().cloned().unwrap_or_default(),
+                "default" => keywords.default = !value.is_null(),
+                _ => {}
+            }
+        }
+        let ty = keywords.ty;
+        let properties: FxHashMap<String, Id> = match keywords.properties {
             Some(properties) => properties.iter().map(|(k, v)| (k.clone(), self.compile(v))).collect(),
             None => FxHashMap::default(),
         };
-        let extra = match schema.get("additionalProperties") {
+        let extra = match keywords.additional {
             Some(Value::Bool(true)) => Extra::Any,
             Some(additional @ Value::Object(_)) => Extra::Schema(self.compile(additional)),
-            _ if preserve => Extra::Any,
+            _ if keywords.preserve => Extra::Any,
             // A schema without a type (k8s-openapi's `oneOf`s) says nothing of its fields.
             _ if ty.is_none() => Extra::Any,
             _ if self.builtin && properties.is_empty() => Extra::Any,
             _ => Extra::None,
         };
-        let items = schema.get("items").filter(|i| i.is_object()).map(|items| self.compile(items));
-        let format = match schema.get("format").and_then(Value::as_str) {
-            Some("int32") => Some(Format::Int32),
-            Some("byte") => Some(Format::Byte),
-            Some("date-time") => Some(Format::DateTime),
-            _ => None,
-        };
-        let strings = |key: &str| -> Vec<String> {
-            schema
-                .get(key)
-                .and_then(Value::as_array)
-                .map(|items| items.iter().filter_map(Value::as_str).map(String::from).collect())
-                .unwrap_or_default()
-        };
+        let items = keywords.items.map(|items| self.compile(items));
         Node {
             ty,
-            format,
-            int_or_string: flag("x-kubernetes-int-or-string"),
+            format: keywords.format,
+            int_or_string: keywords.int_or_string,
             quantity: false,
-            embedded: flag("x-kubernetes-embedded-resource"),
+            embedded: keywords.embedded,
             properties,
             extra,
             items,
-            required: strings("required"),
-            enumeration: schema.get("enum").and_then(Value::as_array).cloned().unwrap_or_default(),
+            required: keywords.required,
+            enumeration: keywords.enumeration,
             empty_allowed: false,
-            default: schema.get("default").is_some_and(|d| !d.is_null()),
+            default: keywords.default,
             string_map: None,
-            null_refused: !self.builtin && ty.is_some() && !flag("nullable"),
+            null_refused: !self.builtin && ty.is_some() && !keywords.nullable,
         }
     }
+}
+
+/// What [`Compiler::node`] reads of a schema.
+#[derive(Default)]
+struct Keywords<'v> {
+    ty: Option<Type>,
+    preserve: bool,
+    int_or_string: bool,
+    embedded: bool,
+    nullable: bool,
+    properties: Option<&'v Map<String, Value>>,
+    additional: Option<&'v Value>,
+    items: Option<&'v Value>,
+    format: Option<Format>,
+    required: Vec<String>,
+    enumeration: Vec<Value>,
+    default: bool,
 }
 
 /// The built-in kinds' schemas, by (apiVersion, kind), and ObjectMeta's (for custom resources).

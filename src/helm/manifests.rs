@@ -59,9 +59,9 @@ const HOOK_EVENTS: &[&str] = &[
     "test-success",
 ];
 
-/// `(?:^|\s*\n)---\s*`
+/// `(?:^|\s*\n)---\s*`, with Go's ASCII `\s` (which also compiles faster than Unicode's).
 static SEPARATOR: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::Regex::new(r"(?:^|\s*\n)---\s*").expect("a valid pattern"));
+    LazyLock::new(|| regex::RegexBuilder::new(r"(?:^|\s*\n)---\s*").unicode(false).build().expect("a valid pattern"));
 
 /// SplitManifests: the non-empty documents of a rendered file, trimmed, in order.
 pub fn split(text: &str) -> Vec<&str> {

@@ -1001,10 +1001,17 @@ impl Analysis {
 /// (`2006-1-2T15:4:5.999999999Z07:00`, its lower-case `t` form, `2006-1-2 15:4:5.999999999`,
 /// `2006-1-2`), so a plain scalar of that text would be a timestamp, not a string.
 fn is_timestamp(s: &str) -> bool {
+    // Every layout starts with a year and a dash: most strings go no further, and the pattern
+    // is compiled only for one that does.
+    let bytes = s.as_bytes();
+    if bytes.len() < 8 || !bytes[..4].iter().all(u8::is_ascii_digit) || bytes[4] != b'-' {
+        return false;
+    }
     static LAYOUT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let layout = LAYOUT.get_or_init(|| {
+        // Go's digits are ASCII.
         regex::Regex::new(
-            r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))|(?: (\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?))?$",
+            r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:(?:[Tt]([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2}))|(?: ([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?))?$",
         )
         .expect("a valid pattern")
     });

@@ -32,7 +32,6 @@ struct TemplateFile {
 #[derive(Default)]
 pub struct ParsedSets(Mutex<BTreeMap<Vec<String>, Arc<Templates>>>);
 
-
 /// A set with helm's options and functions: sprig's first, then helm's own, which replace
 /// sprig's of the same name as in helm's FuncMap.
 fn new_set() -> Templates {

@@ -3,7 +3,7 @@
 #
 #   docker build -t weaver:0.1.0 .
 #
-# A static binary (musl, rustls and ring, aws-lc for RSA key generation: no OpenSSL; libgit2,
+# A static binary (musl, rustls on aws-lc, which also generates RSA keys: no OpenSSL; libgit2,
 # zlib and aws-lc compiled in) on an empty base image, run as a non-root user. Nothing else is
 # in the image: no shell, no CA bundle (the cluster's CA comes from the kubeconfig or the
 # ServiceAccount mount).

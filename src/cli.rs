@@ -366,14 +366,22 @@ pub enum ValidateChoice {
     Ignore,
 }
 
+/// What `render`, `diff` and `apply` render: which releases, validated how, with which values
+/// flags.
 #[derive(Debug, Args)]
-pub struct RenderArgs {
+pub struct RenderFlags {
     #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]
     pub validate: ValidateArgs,
     #[command(flatten)]
     pub overrides: OverrideArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub render: RenderFlags,
     /// Write one file per object, DIR/<release>/<kind>-<name>.yaml, instead of printing
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -390,11 +398,7 @@ pub struct RenderArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     #[command(flatten)]
-    pub select: SelectArgs,
-    #[command(flatten)]
-    pub validate: ValidateArgs,
-    #[command(flatten)]
-    pub overrides: OverrideArgs,
+    pub render: RenderFlags,
     /// Ask the API server: a server-side apply dry run of every object that differs
     #[arg(long, conflicts_with = "live_from")]
     pub server_side: bool,
@@ -422,11 +426,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
-    pub select: SelectArgs,
-    #[command(flatten)]
-    pub validate: ValidateArgs,
-    #[command(flatten)]
-    pub overrides: OverrideArgs,
+    pub render: RenderFlags,
     #[command(flatten)]
     pub apply: ApplyFlags,
     /// Refuse to apply from a working tree with uncommitted changes

@@ -706,17 +706,9 @@ mod tests {
         let never =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "never", "namespace": "shop"}});
         let record = Record {
-            release: "web".into(),
-            environment: "dev".into(),
             revision: 3,
-            status: release_record::Status::Deployed,
-            time: "2026-01-01T00:00:00Z".into(),
             commit: Some("abc".into()),
             dirty: Some(false),
-            rollback_of: None,
-            overrides: Vec::new(),
-            lock_namespace: None,
-            chart: None,
             objects: vec![release_record::RecordedObject {
                 api_version: "v1".into(),
                 kind: "ConfigMap".into(),
@@ -725,10 +717,7 @@ mod tests {
                 applied: false,
                 sensitive: false,
             }],
-            manifests: vec![config.clone(), gone, widget, never],
-            hooks: Vec::new(),
-            hook_runs: Vec::new(),
-            adopted_from: None,
+            ..Record::of_manifests(vec![config.clone(), gone, widget, never])
         };
         let live_config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "2"}});
         let live: HashMap<ObjectKey, &Value> = [(ObjectKey::of(&live_config), &live_config)].into_iter().collect();

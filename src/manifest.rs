@@ -216,6 +216,50 @@ pub fn name_problem(api_version: &str, kind: &str, name: &str) -> Option<&'stati
     (!rule.errors(name).is_empty()).then(|| rule.describe())
 }
 
+/// Why `object` is not a Kubernetes object weaver can send, if it is not: rendered documents
+/// and patched objects alike need apiVersion, kind and a name (and namespace) the API server
+/// accepts, checked as it checks them, so that nothing it would refuse is sent and
+/// `--output-dir` file names are safe.
+pub fn object_problem(object: &Value) -> Option<String> {
+    let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
+    let Some(api_version) = map.get("apiVersion").and_then(Value::as_str) else {
+        return Some("has no `apiVersion`".to_string());
+    };
+    let Some(kind) = map.get("kind").and_then(Value::as_str) else {
+        return Some("has no `kind`".to_string());
+    };
+    // Looked up field by field: a JSON pointer allocates for each of its steps.
+    let metadata = |field: &str| map.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str);
+    let Some(name) = metadata("name").filter(|name| !name.is_empty()) else {
+        return Some("has no `metadata.name`".to_string());
+    };
+    if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Some("has a `kind` that is not a Kubernetes kind name (letters and digits)".to_string());
+    }
+    if let Some(rule) = name_problem(api_version, kind, name) {
+        return Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"));
+    }
+    metadata("namespace")
+        .filter(|ns| !ns.is_empty() && !is_dns1123_label(ns))
+        .map(|ns| format!("has an invalid `metadata.namespace` `{ns}`: a namespace name must be {DNS1123_LABEL}"))
+}
+
+/// Where one LIST goes (cluster::Cluster lists; helm's `lookup` asks): a resource, and a namespace unless it is cluster-scoped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListTarget {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+}
+
+/// One LIST's answer: its items, with their `apiVersion` and `kind`, and the list's `metadata`
+/// (its `resourceVersion`).
+#[derive(Debug, Clone, Default)]
+pub struct Listed {
+    pub items: Vec<Value>,
+    pub metadata: Value,
+}
+
 /// Apply phases, in order (DESIGN.md "Desired set and order").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Phase {

@@ -337,21 +337,53 @@ pub fn last_deployed<'a>(
     newest.into_iter().filter_map(Result::transpose).collect()
 }
 
+/// A fixture for tests: revision 1 of release `web` in environment `dev`, deployed, that
+/// applied `manifests` (each recorded as applied); tests change what they look at.
+#[cfg(test)]
+impl Record {
+    pub(crate) fn of_manifests(manifests: Vec<Value>) -> Record {
+        let text = |m: &Value, pointer: &str| m.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+        let objects = manifests
+            .iter()
+            .map(|m| RecordedObject {
+                api_version: text(m, "/apiVersion").unwrap_or_default(),
+                kind: text(m, "/kind").unwrap_or_default(),
+                namespace: text(m, "/metadata/namespace"),
+                name: text(m, "/metadata/name").unwrap_or_default(),
+                applied: true,
+                sensitive: false,
+            })
+            .collect();
+        Record {
+            release: "web".into(),
+            environment: "dev".into(),
+            revision: 1,
+            status: Status::Deployed,
+            time: "2026-11-21T10:00:00Z".into(),
+            commit: None,
+            dirty: None,
+            rollback_of: None,
+            overrides: Vec::new(),
+            lock_namespace: None,
+            chart: None,
+            objects,
+            manifests,
+            hooks: Vec::new(),
+            hook_runs: Vec::new(),
+            adopted_from: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn record(manifests: Vec<Value>) -> Record {
         Record {
-            release: "web".into(),
-            environment: "dev".into(),
             revision: 4,
-            status: Status::Deployed,
-            time: "2026-11-21T10:00:00Z".into(),
             commit: Some("abc".into()),
             dirty: Some(false),
-            rollback_of: None,
-            overrides: Vec::new(),
             lock_namespace: Some("weaver-locks".into()),
             chart: Some(ChartMeta { name: "web-app".into(), version: "1.2.0".into(), app_version: None }),
             objects: vec![RecordedObject {
@@ -362,10 +394,7 @@ mod tests {
                 applied: true,
                 sensitive: false,
             }],
-            manifests,
-            hooks: Vec::new(),
-            hook_runs: Vec::new(),
-            adopted_from: None,
+            ..Record::of_manifests(manifests)
         }
     }
 

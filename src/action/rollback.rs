@@ -128,37 +128,16 @@ mod tests {
     #[test]
     fn recorded_secret_values_and_values_of_sensitive_objects_are_redacted_but_names_are_not() {
         let redactor = Redactor::new();
-        let object = |kind: &str, name: &str, sensitive: bool| RecordedObject {
-            api_version: "v1".into(),
-            kind: kind.into(),
-            namespace: Some("shop".into()),
-            name: name.into(),
-            applied: true,
-            sensitive,
-        };
-        let record = Record {
-            release: "web".into(),
-            environment: "dev".into(),
-            revision: 1,
-            status: Status::Superseded,
-            time: "2026-11-21T10:00:00Z".into(),
-            commit: None,
-            dirty: None,
-            rollback_of: None,
-            overrides: Vec::new(),
-            lock_namespace: None,
-            chart: None,
-            objects: vec![object("Secret", "web-secrets", true), object("ConfigMap", "web-config", true)],
-            manifests: vec![
-                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": "shop"},
-                    "data": {"API_KEY": "ZGV2LWFwaS1rZXktNGYxYzlhN2U="}}),
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": "shop"},
-                    "data": {"COPY": "copied-secret-value"}}),
-            ],
-            hooks: Vec::new(),
-            hook_runs: Vec::new(),
-            adopted_from: None,
-        };
+        let mut record = Record::of_manifests(vec![
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": "shop"},
+                "data": {"API_KEY": "ZGV2LWFwaS1rZXktNGYxYzlhN2U="}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": "shop"},
+                "data": {"COPY": "copied-secret-value"}}),
+        ]);
+        record.status = Status::Superseded;
+        for object in &mut record.objects {
+            object.sensitive = true;
+        }
         register_secret_values(&redactor, &record);
         let message =
             "Invalid value: \"dev-api-key-4f1c9a7e\" and \"copied-secret-value\" in ConfigMap shop/web-config";

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -134,7 +135,8 @@ impl Connection {
     /// `base_url` is the repository's HTTP(S) URL (an OCI registry's `https://host`).
     pub fn open(machine: &Machine, chart: &RemoteChart, base_url: &str) -> Result<Connection> {
         let credentials = machine.credentials(chart)?;
-        let mut tls = TlsConfig::builder();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut tls = TlsConfig::builder().unversioned_rustls_crypto_provider(provider);
         if let Some(ca_file) = &credentials.ca_file {
             let pem = std::fs::read(ca_file).map_err(|e| {
                 Error::io("read CA file", ca_file, e).with_help(format!("the CA of repository {}", chart.repository))

@@ -33,6 +33,7 @@ use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
 use crate::error::{Error, Result};
+pub use crate::manifest::{ListTarget, Listed};
 use crate::manifest::{MANAGER, api_group};
 
 /// How many requests weaver keeps in flight at once, by default. Below the 49 seats a 1.32
@@ -115,14 +116,6 @@ pub struct ServerCapabilities {
     pub minor: String,
     /// Sorted.
     pub api_versions: Vec<String>,
-}
-
-/// Where one LIST goes: a resource, and a namespace unless it is cluster-scoped.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListTarget {
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: Option<String>,
 }
 
 /// Why a kind could not be resolved.
@@ -368,14 +361,6 @@ struct ItemList {
     items: Vec<Value>,
     #[serde(default)]
     metadata: Value,
-}
-
-/// One LIST's answer: its items, with their `apiVersion` and `kind`, and the list's `metadata`
-/// (its `resourceVersion`).
-#[derive(Debug, Clone, Default)]
-pub struct Listed {
-    pub items: Vec<Value>,
-    pub metadata: Value,
 }
 
 /// A returned object as JSON, with the `apiVersion` and `kind` that list items lack.

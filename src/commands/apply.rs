@@ -12,7 +12,7 @@ use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
     let options = ApplyActionOptions {
-        render: super::render_options(global, &args.select, &args.identity, &args.validate, &args.overrides),
+        render: super::render_options(global, &args.render, &args.identity),
         connect: connect_options(&args.cluster),
         settings: apply_settings(&args.apply),
         require_clean: args.require_clean,

@@ -15,7 +15,7 @@ use crate::report::{self, DiffContext};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     let options = PlanOptions {
-        render: super::render_options(global, &args.select, &args.identity, &args.validate, &args.overrides),
+        render: super::render_options(global, &args.render, &args.identity),
         against: match &args.live_from {
             Some(path) => Against::File(path.clone()),
             None => Against::Cluster(connect_options(&args.cluster)),
@@ -28,7 +28,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     let text = match args.output {
         DiffFormat::Text => text_plan(ui, &plan),
         format => {
-            let provenance = crate::git::provenance(&global.repo, args.select.source.rev.as_deref())?;
+            let provenance = crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
             let mode = if args.server_side { "server" } else { "client" };
             let context = DiffContext { environment: &env.name, mode, provenance: provenance.as_ref() };
             match format {

@@ -24,8 +24,8 @@ use crate::action;
 use crate::action::apply::Settings;
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{
-    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, OverrideArgs,
-    SecretsCommand, SelectArgs, ValidateArgs, ValidateChoice,
+    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, RenderFlags,
+    SecretsCommand, SelectArgs, ValidateChoice,
 };
 use crate::error::Error;
 use crate::render::overrides::OverrideFlags;
@@ -139,13 +139,8 @@ pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
 }
 
 /// How to render, as the flags say.
-pub(crate) fn render_options(
-    global: &GlobalArgs,
-    select: &SelectArgs,
-    identity: &IdentityArgs,
-    validate: &ValidateArgs,
-    overrides: &OverrideArgs,
-) -> RenderOptions {
+pub(crate) fn render_options(global: &GlobalArgs, flags: &RenderFlags, identity: &IdentityArgs) -> RenderOptions {
+    let RenderFlags { select, validate, overrides } = flags;
     let validate = match validate.validate {
         ValidateChoice::Strict => crate::validate::Mode::Strict,
         ValidateChoice::Warn => crate::validate::Mode::Warn,

@@ -14,7 +14,7 @@ use crate::render::Rendered;
 use crate::secrets::redact::redact_secret_object;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
-    let options = super::render_options(global, &args.select, &args.identity, &args.validate, &args.overrides);
+    let options = super::render_options(global, &args.render, &args.identity);
     let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.

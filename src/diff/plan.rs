@@ -415,7 +415,6 @@ mod tests {
     use super::*;
     use crate::diff::ChangeOp;
     use crate::manifest::Manifest;
-    use crate::release_record::{RecordedObject, Status};
 
     fn config_map(name: &str, data: Value) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "shop"}, "data": data})
@@ -478,34 +477,7 @@ mod tests {
             labelled("api", config_map("taken", json!({}))),
             labelled_in("prod", "web", config_map("other-environment", json!({}))),
         ];
-        let record = Record {
-            release: "web".into(),
-            environment: "dev".into(),
-            revision: 3,
-            status: Status::Deployed,
-            time: "2026-11-21T10:00:00Z".into(),
-            commit: None,
-            dirty: None,
-            rollback_of: None,
-            overrides: Vec::new(),
-            lock_namespace: None,
-            chart: None,
-            objects: last_applied
-                .iter()
-                .map(|m| RecordedObject {
-                    api_version: "v1".into(),
-                    kind: "ConfigMap".into(),
-                    namespace: Some("shop".into()),
-                    name: m["metadata"]["name"].as_str().unwrap().into(),
-                    applied: true,
-                    sensitive: false,
-                })
-                .collect(),
-            manifests: last_applied.to_vec(),
-            hooks: Vec::new(),
-            hook_runs: Vec::new(),
-            adopted_from: None,
-        };
+        let record = Record { revision: 3, ..Record::of_manifests(last_applied.to_vec()) };
         let plan = plan_with_records(&[release, other], &HashMap::from([("web".to_string(), record)]), &live).unwrap();
         let actions: Vec<(&str, &str, Action)> =
             plan.objects.iter().map(|o| (o.release.as_str(), o.key.name.as_str(), o.action)).collect();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use gotemplate::{Ctx, ErrorKind, FuncError, Function, Map, Numbers, Templates, Type, Value};
 
-use super::lookup::Live;
+use super::lookup::{Live, Query};
 
 /// Markers helm wraps `required` and `fail` messages in, to find them in a wrapped error.
 pub const ERR_START: &str = "HELM_ERR_START";
@@ -81,7 +81,8 @@ fn wrapped(message: &str) -> FuncError {
 fn lookup(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
     let Some(state) = ctx.state::<RenderState>() else { return Ok(Value::Map(Map::new())) };
     let arg = |i: usize| args[i].as_str().unwrap_or_default();
-    let found = state.live.lookup(&state.release, arg(0), arg(1), arg(2), arg(3)).map_err(FuncError::new)?;
+    let query = Query { api_version: arg(0), kind: arg(1), namespace: arg(2), name: arg(3) };
+    let found = state.live.lookup(&state.release, &query).map_err(FuncError::new)?;
     Ok(unstructured(&found))
 }
 

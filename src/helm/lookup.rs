@@ -17,10 +17,19 @@ use serde_json::{Value as Json, json};
 /// Where one LIST of the snapshot goes: a resource, and a namespace unless the kind is
 /// cluster-scoped or every namespace is listed. The cluster's own LIST target, so that what
 /// renders ask for is listed as it is.
-pub use crate::cluster::ListTarget as Target;
+pub use crate::manifest::ListTarget as Target;
 
 /// One LIST's answer: its items (with `apiVersion` and `kind`) and the list's `metadata`.
-pub use crate::cluster::Listed as Listing;
+pub use crate::manifest::Listed as Listing;
+
+/// The arguments of one `lookup apiVersion kind namespace name` call.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
 
 /// How the cluster serves a kind, as far as `lookup` cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,23 +77,16 @@ impl Live {
         })
     }
 
-    /// What `lookup apiVersion kind namespace name` gives `release`; the error is helm's message.
-    pub fn lookup(
-        &self,
-        release: &str,
-        api_version: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Json, String> {
+    /// What `lookup` gives `release`; the error is helm's message.
+    pub fn lookup(&self, release: &str, query: &Query) -> Result<Json, String> {
         let found = match self {
             Live::Nothing => return Ok(empty()),
             Live::Later(asked) => {
                 asked.lock().unwrap_or_else(PoisonError::into_inner).insert(release.to_string());
                 return Ok(empty());
             }
-            Live::File(objects) => from_file(objects, api_version, kind, namespace, name),
-            Live::Cluster(snapshot) => snapshot.lookup(release, api_version, kind, namespace, name)?,
+            Live::File(objects) => from_file(objects, query),
+            Live::Cluster(snapshot) => snapshot.lookup(release, query)?,
         };
         if let Live::Cluster(snapshot) = self {
             snapshot.saw_secrets(&found);
@@ -155,14 +157,8 @@ impl Live {
 }
 
 impl ClusterSnapshot {
-    fn lookup(
-        &self,
-        release: &str,
-        api_version: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Json, String> {
+    fn lookup(&self, release: &str, query: &Query) -> Result<Json, String> {
+        let Query { api_version, kind, namespace, name } = *query;
         let served = self.served(api_version, kind)?;
         let Some(served) = served else {
             // A kind its group/version does not serve: helm's GET answers 404, an empty map.
@@ -244,7 +240,8 @@ fn answer(target: &Target, listing: &Listing, name: &str) -> Json {
 /// A file's objects: by apiVersion and kind; a namespace matches objects in it and objects
 /// without one (cluster-scoped); namespace "" matches all, but names only objects without one,
 /// as helm finds no namespaced object by name without its namespace.
-fn from_file(objects: &[Json], api_version: &str, kind: &str, namespace: &str, name: &str) -> Json {
+fn from_file(objects: &[Json], query: &Query) -> Json {
+    let Query { api_version, kind, namespace, name } = *query;
     let matching = objects.iter().filter(|o| {
         o.get("apiVersion").and_then(Json::as_str) == Some(api_version)
             && o.get("kind").and_then(Json::as_str) == Some(kind)

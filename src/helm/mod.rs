@@ -366,7 +366,7 @@ mod schema {
                     let at = e.instance_path().to_string();
                     let at =
                         if at.is_empty() { "(root)".to_string() } else { at.trim_start_matches('/').replace('/', ".") };
-                    format!("- {at}: {}", crate::render::schema::violation(&e))
+                    format!("- {at}: {}", super::schema_violation(&e))
                 })
                 .collect();
             if !lines.is_empty() {
@@ -381,6 +381,19 @@ mod schema {
             check(dependency, &sub, problems, first_schema)?;
         }
         Ok(())
+    }
+}
+
+/// A violation in words that never quote the value: jsonschema's masked message, except that an
+/// `enum` lists every allowed value (jsonschema names a few and counts the rest), as helm does.
+/// Weaver's own charts' `values.schema.json` (`render::schema`) are reported in the same words.
+pub(crate) fn schema_violation(error: &jsonschema::ValidationError) -> String {
+    match error.kind() {
+        jsonschema::error::ValidationErrorKind::Enum { options } => {
+            let allowed: Vec<String> = options.as_array().into_iter().flatten().map(ToString::to_string).collect();
+            format!("value must be one of the following: {}", allowed.join(", "))
+        }
+        _ => error.masked().to_string(),
     }
 }
 

@@ -770,26 +770,36 @@ impl Emitter {
                     self.put(c);
                 }
                 spaces = true;
-            } else if is_break(c) {
+            } else {
                 if !breaks && c == '\n' {
                     self.put_break();
                 }
-                self.write_break(c);
-                self.indention = true;
-                breaks = true;
-            } else {
-                if breaks {
-                    self.write_indent();
+                breaks = self.write_text(c, breaks);
+                if !breaks {
+                    spaces = false;
+                    if single_quoted && c == '\'' {
+                        self.put('\'');
+                    }
                 }
-                if single_quoted && c == '\'' {
-                    self.put('\'');
-                }
-                self.put(c);
-                self.indention = false;
-                spaces = false;
-                breaks = false;
             }
         }
+    }
+
+    /// One character of a scalar's text other than a folded space: a line break, after which
+    /// the text is indented, or a character, indented first if it follows breaks (`breaks`).
+    /// Returns whether it was a break.
+    fn write_text(&mut self, c: char, breaks: bool) -> bool {
+        if is_break(c) {
+            self.write_break(c);
+            self.indention = true;
+            return true;
+        }
+        if breaks {
+            self.write_indent();
+        }
+        self.put(c);
+        self.indention = false;
+        false
     }
 
     fn write_double(&mut self, value: &str, allow_breaks: bool) {
@@ -872,18 +882,7 @@ impl Emitter {
         self.whitespace = true;
         let mut breaks = true;
         for &c in &chars {
-            if is_break(c) {
-                self.write_break(c);
-                self.indention = true;
-                breaks = true;
-            } else {
-                if breaks {
-                    self.write_indent();
-                }
-                self.put(c);
-                self.indention = false;
-                breaks = false;
-            }
+            breaks = self.write_text(c, breaks);
         }
     }
 }

@@ -138,21 +138,14 @@ pub struct Replica {
 /// Which objects a patch applies to: every field given must match; `name` and `namespace` are
 /// anchored regular expressions, as in kustomize.
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Selector {
-    #[serde(default)]
     pub group: String,
-    #[serde(default)]
     pub version: String,
-    #[serde(default)]
     pub kind: String,
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub namespace: String,
-    #[serde(default)]
     pub label_selector: String,
-    #[serde(default)]
     pub annotation_selector: String,
 }
 
@@ -233,19 +226,13 @@ pub struct Var {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct VarObject {
-    #[serde(default)]
     pub api_version: String,
-    #[serde(default)]
     pub group: String,
-    #[serde(default)]
     pub version: String,
-    #[serde(default)]
     pub kind: String,
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub namespace: String,
 }
 
@@ -277,19 +264,13 @@ pub struct Replacement {
 /// The object (selected by group, version, kind, name and namespace, each optional) and field
 /// (`metadata.name` if none) a replacement reads.
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReplacementSource {
-    #[serde(default)]
     pub group: String,
-    #[serde(default)]
     pub version: String,
-    #[serde(default)]
     pub kind: String,
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub namespace: String,
-    #[serde(default)]
     pub field_path: String,
     pub options: Option<FieldOptions>,
 }

@@ -519,7 +519,7 @@ pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
         for (item, empty) in items {
             // A name or namespace holding a Flux variable (`${cluster}`) is checked once the
             // release's variables are substituted, after the build.
-            if let Some(problem) = crate::render::object_problem(&item)
+            if let Some(problem) = crate::manifest::object_problem(&item)
                 && !substitute::in_identity(&item)
             {
                 return Err(Error::at(Location::file(path), format!("document {} {problem}", index + 1))

@@ -587,7 +587,7 @@ fn render_kustomization(project: &Project, release: &Release, dir: &Path, secret
     }
     let mut manifests = Vec::with_capacity(resources.len());
     for resource in resources {
-        if let Some(problem) = object_problem(&resource.object) {
+        if let Some(problem) = manifest::object_problem(&resource.object) {
             let unsubstituted = crate::kustomize::substitute::in_identity(&resource.object)
                 && release.substitute.is_empty()
                 && release.substitute_from.is_empty();
@@ -937,7 +937,7 @@ fn render_helm(
     })?;
     let mut manifests = Vec::new();
     for document in documents {
-        if let Some(problem) = object_problem(&document.object) {
+        if let Some(problem) = manifest::object_problem(&document.object) {
             return Err(Error::at(
                 Location::file(&document.source),
                 format!("document {} of the rendered output {problem}", document.document),
@@ -1008,7 +1008,7 @@ fn parse_objects(path: &Path, text: &str, release: &Release, what: &str, out: &m
         e.with_help(format!("release `{}`", release.name))
     })?;
     for (index, object) in documents.into_iter().enumerate() {
-        let problem = object_problem(&object);
+        let problem = manifest::object_problem(&object);
         if let Some(problem) = problem {
             return Err(Error::at(Location::file(path), format!("document {} of the {what} {problem}", index + 1))
                 .with_help(format!("release `{}`; every YAML document must be a Kubernetes object", release.name)));
@@ -1070,34 +1070,6 @@ fn check_unique(releases: &[Origins]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Why `object` is not a Kubernetes object weaver can send, if it is not: rendered documents
-/// and patched objects alike need apiVersion, kind and a name (and namespace) the API server
-/// accepts, checked as it checks them, so that nothing it would refuse is sent and
-/// `--output-dir` file names are safe.
-pub(crate) fn object_problem(object: &Value) -> Option<String> {
-    let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
-    let Some(api_version) = map.get("apiVersion").and_then(Value::as_str) else {
-        return Some("has no `apiVersion`".to_string());
-    };
-    let Some(kind) = map.get("kind").and_then(Value::as_str) else {
-        return Some("has no `kind`".to_string());
-    };
-    // Looked up field by field: a JSON pointer allocates for each of its steps.
-    let metadata = |field: &str| map.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str);
-    let Some(name) = metadata("name").filter(|name| !name.is_empty()) else {
-        return Some("has no `metadata.name`".to_string());
-    };
-    if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Some("has a `kind` that is not a Kubernetes kind name (letters and digits)".to_string());
-    }
-    if let Some(rule) = manifest::name_problem(api_version, kind, name) {
-        return Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"));
-    }
-    metadata("namespace").filter(|ns| !ns.is_empty() && !manifest::is_dns1123_label(ns)).map(|ns| {
-        format!("has an invalid `metadata.namespace` `{ns}`: a namespace name must be {}", manifest::DNS1123_LABEL)
-    })
 }
 
 fn serde_value<T: serde::Serialize>(value: &T) -> minijinja::Value {

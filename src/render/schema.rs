@@ -30,7 +30,7 @@ impl ValuesSchema {
         let mut problems: Vec<String> = self
             .validator
             .iter_errors(values)
-            .map(|e| format!("at `{}`: {}", pointer(e.instance_path().as_str()), violation(&e)))
+            .map(|e| format!("at `{}`: {}", pointer(e.instance_path().as_str()), crate::helm::schema_violation(&e)))
             .collect();
         if problems.is_empty() {
             return Ok(());
@@ -47,18 +47,6 @@ impl ValuesSchema {
             format!("values of release `{release}` do not match {}:\n  {listed}", self.path.display()),
         )
         .with_help("fix the values in the environment, its valuesFiles or the chart's values.yaml"))
-    }
-}
-
-/// A violation in words that never quote the value: jsonschema's masked message, except that an
-/// `enum` lists every allowed value (jsonschema names a few and counts the rest), as helm does.
-pub(crate) fn violation(error: &jsonschema::ValidationError) -> String {
-    match error.kind() {
-        jsonschema::error::ValidationErrorKind::Enum { options } => {
-            let allowed: Vec<String> = options.as_array().into_iter().flatten().map(ToString::to_string).collect();
-            format!("value must be one of the following: {}", allowed.join(", "))
-        }
-        _ => error.masked().to_string(),
     }
 }
 

@@ -24,7 +24,7 @@ pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, s
             result.map_err(|e| Error::at(patch.at.clone(), format!("patch failed on {key}: {e}")))?;
             m.patched_by.push(patch.at.clone());
             // RFC 6902 may replace the root (`path: ""`), and a strategic merge may drop fields.
-            if let Some(problem) = super::object_problem(&m.object) {
+            if let Some(problem) = manifest::object_problem(&m.object) {
                 return Err(Error::at(
                     patch.at.clone(),
                     format!("patch {} of release `{}` on {key}: the patched object {problem}", index + 1, release.name),

@@ -11,8 +11,9 @@ use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
+    let env = super::one_environment(global, &args.select, "apply")?;
     let options = ApplyActionOptions {
-        render: super::render_options(global, &args.select, &args.identity, &args.validate, &args.overrides),
+        render: super::render_options(global, &args.select, &env, &args.identity, &args.validate, &args.overrides),
         connect: connect_options(&args.cluster),
         settings: apply_settings(&args.apply),
         require_clean: args.require_clean,

@@ -119,14 +119,17 @@ pub enum Command {
 /// The examples that end each command's `--help` (tests/reference.rs parses every one).
 const RENDER_EXAMPLES: &str = "Examples:
   weaver render --env dev                     # every release of dev, as one YAML stream
+  weaver render --env dev,staging             # a fleet: each environment's stream in turn
   weaver render --env prod -r web             # only the web release
   weaver render --env prod --output-dir out/  # one file per object";
 const ENVS_EXAMPLES: &str = "Examples:
   weaver envs
+  weaver envs --env \"prod-*\" --env-selector tier=prod
   weaver envs --rev HEAD~2 -o json";
 const CHANGED_EXAMPLES: &str = "Examples:
   weaver changed --base origin/main           # against the working tree
-  weaver changed --base \"$BASE\" --head HEAD -o json";
+  weaver changed --base \"$BASE\" --head HEAD -o json
+  weaver changed --base origin/main --env-selector tier=prod   # only these environments";
 const SECRETS_EXAMPLES: &str = "Examples:
   weaver secrets encrypt secrets/dev.yaml
   weaver secrets edit secrets/dev.yaml
@@ -134,6 +137,7 @@ const SECRETS_EXAMPLES: &str = "Examples:
 const DIFF_EXAMPLES: &str = "Examples:
   weaver diff --env dev
   weaver diff --env prod -o markdown > plan.md
+  weaver diff --env-selector tier=prod -o json    # a fleet: every prod environment in one plan
   weaver diff --env dev --live-from tests/fixtures/live-dev.yaml   # offline, against a file";
 const APPLY_EXAMPLES: &str = "Examples:
   weaver apply --env dev
@@ -146,7 +150,8 @@ const ROLLBACK_EXAMPLES: &str = "Examples:
   weaver rollback --env dev web 3";
 const DRIFT_EXAMPLES: &str = "Examples:
   weaver drift --env prod
-  weaver drift --env prod -o junit > drift.xml";
+  weaver drift --env prod -o junit > drift.xml
+  weaver drift --env \"prod-*\" -o junit > drift.xml    # a testsuite per environment";
 const CHARTS_EXAMPLES: &str = "Examples:
   weaver charts lock            # pin new or changed constraints, pull them
   weaver charts fetch           # pull what charts.lock pins (CI, a fresh clone)";
@@ -292,12 +297,11 @@ pub struct DecryptArgs {
     pub identity: IdentityArgs,
 }
 
-/// Which releases of which environment a command works on.
+/// Which releases of which environments a command works on.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
-    /// The environment (a file environments/<ENV>.yaml)
-    #[arg(short, long = "env", value_name = "ENV", add = ArgValueCompleter::new(completion::environments))]
-    pub env: String,
+    #[command(flatten)]
+    pub environments: EnvironmentArgs,
     #[command(flatten)]
     pub filter: ReleaseFilter,
     /// Only the releases `weaver changed --base REV` reports for this environment
@@ -305,6 +309,18 @@ pub struct SelectArgs {
     pub changed_since: Option<String>,
     #[command(flatten)]
     pub source: SourceArgs,
+}
+
+/// Which environments: by name, glob and labels.
+#[derive(Debug, Args)]
+pub struct EnvironmentArgs {
+    /// The environment (a file environments/<ENV>.yaml); several (comma-separated or repeated) or a glob (prod-*) make a fleet
+    #[arg(short, long = "env", value_name = "ENV", value_delimiter = ',',
+          add = ArgValueCompleter::new(completion::environments))]
+    pub envs: Vec<String>,
+    /// Only environments whose labels match (-l's syntax: tier=prod,region in (eu,us); repeatable)
+    #[arg(long = "env-selector", value_name = "SELECTOR")]
+    pub env_selectors: Vec<String>,
 }
 
 /// Which releases of the environment, by name and by labels.
@@ -572,6 +588,8 @@ pub enum ListFormat {
 
 #[derive(Debug, Args)]
 pub struct EnvsArgs {
+    #[command(flatten)]
+    pub environments: EnvironmentArgs,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,
@@ -587,6 +605,8 @@ pub struct ChangedArgs {
     /// The version to compare [default: the working tree, uncommitted and untracked files included]
     #[arg(long, visible_alias = "rev", value_name = "REV")]
     pub head: Option<String>,
+    #[command(flatten)]
+    pub environments: EnvironmentArgs,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,

@@ -282,6 +282,7 @@ fn json_output_follows_the_documented_schema() {
     let expected = serde_json::json!({
         "base": { "rev": "HEAD", "commit": base },
         "head": { "rev": null, "commit": base, "workingTree": true },
+        "environments": ["dev"],
         "releases": [
             { "environment": "dev", "release": "web", "status": "changed", "paths": ["environments/values/web-dev.yaml"] }
         ],
@@ -304,6 +305,7 @@ fn text_output_names_the_versions_releases_and_unattributed_paths() {
     let out = repo.weaver(&["changed", "--base", "HEAD"]).success().to_string();
     let expected = format!(
         "base: commit {short} (HEAD)\nhead: the working tree (on commit {short})\n\n\
+         environments: dev\n\n\
          ENVIRONMENT  RELEASE                 STATUS   BECAUSE OF\n\
          dev          configmapsync-operator  changed  secrets/dev.yaml\n\
          dev          redis                   changed  secrets/dev.yaml\n\

@@ -236,7 +236,7 @@ releases:
 
     // The converted repository is a valid one.
     let envs = repo.weaver(&["envs"]);
-    assert!(envs.success().contains("dev              app"), "{}", envs.stdout);
+    assert!(envs.success().lines().any(|l| l.starts_with("dev ") && l.contains(" app ")), "{}", envs.stdout);
 }
 
 #[test]

@@ -423,23 +423,21 @@ fn envs_lists_environments_releases_charts_and_namespaces() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["ENVIRONMENT", "RELEASE", "CHART", "NAMESPACE", "NEEDS"]
+        ["ENVIRONMENT", "LABELS", "RELEASE", "CHART", "NAMESPACE", "NEEDS"]
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>()
-                == ["base", "(abstract)", "web", "web-app", "shop", "redis"]),
+        lines.iter().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["base", "(abstract)", "team=shop", "web", "web-app", "shop", "redis"]),
         "{out}"
     );
     assert!(
-        lines.iter().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["prod", "redis", "redis", "shop", "-"]),
+        lines.iter().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["prod", "region=eu,team=shop,tier=prod", "redis", "redis", "shop", "-"]),
         "{out}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["dev", "web", "web-app", "shop-dev", "redis"]),
+        lines.iter().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["dev", "team=shop,tier=dev", "web", "web-app", "shop-dev", "redis"]),
         "{out}"
     );
 

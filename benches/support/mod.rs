@@ -19,7 +19,7 @@ pub mod helm_charts;
 pub mod tools;
 
 #[allow(unused_imports)] // each bench uses a different subset
-pub use generated::{generate_repo, generate_repo_in};
+pub use generated::{generate_fleet, generate_repo, generate_repo_in};
 
 pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
 

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod charts;
 pub mod drift;
+pub mod fleet;
 pub mod history;
 pub mod import;
 pub mod plan;
@@ -51,6 +52,15 @@ pub struct Context<'a> {
     /// Every decrypted value is registered here, for the caller to redact what it shows.
     pub redactor: &'a Redactor,
     pub on: OnProgress<'a>,
+}
+
+/// Runs async cluster work from synchronous code: a command, or an environment of a fleet.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime can always be built")
+        .block_on(future)
 }
 
 /// Reports how long the phase begun at `started` took.

@@ -42,19 +42,21 @@ pub struct PlanOptions {
 pub struct Planned {
     pub env: Arc<Environment>,
     pub plan: Plan,
+    /// The API server's URL; None against a file.
+    pub server: Option<String>,
 }
 
 /// Renders (against a cluster, Helm charts with its capabilities), observes and plans.
 pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
     let prepared = prepare(&options.render, cx, Quotes::Cluster)?;
-    let (env, plan) = match &options.against {
+    let (env, plan, server) = match &options.against {
         Against::File(path) => {
             // Read first: Helm charts' `lookup` finds what the file has.
             let live = read_live_file(path)?;
             let Desired { env, rendered, .. } = prepared.render(Offline::LiveFrom(live.clone()), cx.on)?;
             prepared.warn_removed(&rendered, None, cx.on);
             let plan = plan_against(&rendered.releases, &env.name, &live)?;
-            (env, plan)
+            (env, plan, None)
         }
         Against::Cluster(connect_options) => {
             let offline = prepared.render(Offline::BeforeCluster, cx.on)?;
@@ -77,10 +79,10 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
             }
             phase(cx.on, "observe and plan", started);
-            (env, plan)
+            (env, plan, Some(cluster.info.server.clone()))
         }
     };
-    Ok(Planned { env, plan })
+    Ok(Planned { env, plan, server })
 }
 
 /// Server mode: a dry-run server-side apply of every object client mode found changed; the

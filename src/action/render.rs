@@ -736,7 +736,7 @@ pub fn select(selection: &Selection, if_empty: IfEmpty, on: OnProgress) -> Resul
 }
 
 /// Loads environment `name`, which must not be abstract (a base that is never deployed).
-fn deployable_environment(project: &Project, name: &str) -> Result<Environment> {
+pub(super) fn deployable_environment(project: &Project, name: &str) -> Result<Environment> {
     let env = project.environment(name)?;
     if env.is_abstract {
         let concrete: Vec<String> = project

@@ -11,8 +11,9 @@ use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
+    let env = super::one_environment(global, &args.render.select, "apply")?;
     let options = ApplyActionOptions {
-        render: super::render_options(global, &args.render, &args.identity),
+        render: super::render_options(global, &args.render, &env, &args.identity),
         connect: connect_options(&args.cluster),
         settings: apply_settings(&args.apply),
         require_clean: args.require_clean,

@@ -1,17 +1,25 @@
-//! `weaver changed`: the releases a change affects, for pipelines. The JSON output is a
+//! `weaver changed`: the environments and releases a change affects (of all environments, or
+//! of those `--env` and `--env-selector` select), for pipelines. The JSON output is a
 //! documented, stable interface (docs/src/reference/json-output.md): fields may be added, never renamed or removed.
 
 use std::process::ExitCode;
 
 use super::Ui;
 use crate::action::compare;
+use crate::action::fleet::select_environments;
 use crate::cli::{ChangedArgs, GlobalArgs, ListFormat};
 use crate::error::Result;
 use crate::report::json::{ChangedReport, to_text};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ChangedArgs) -> Result<ExitCode> {
     let comparison = compare(&global.repo, (&args.base, "--base"), args.head.as_deref().map(|rev| (rev, "--head")))?;
-    let changes = comparison.change_set()?;
+    let mut changes = comparison.change_set()?;
+    let selection = super::environment_selection(&args.environments);
+    if !selection.envs.is_empty() || !selection.selectors.is_empty() {
+        // Selected as the head (or the working tree) defines them.
+        let selected = select_environments(&global.repo, args.head.as_deref(), &selection)?;
+        changes.releases.retain(|r| selected.iter().any(|e| e.name == r.environment));
+    }
     let output = match args.output {
         ListFormat::Json => to_text(&ChangedReport::new(&comparison, &changes)),
         ListFormat::Text => {
@@ -24,6 +32,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ChangedArgs) -> Result<ExitCode>
             if changes.releases.is_empty() {
                 text.push_str("no release is affected\n");
             } else {
+                text.push_str(&format!("environments: {}\n\n", changes.environments().join(", ")));
                 let mut rows = vec![["ENVIRONMENT", "RELEASE", "STATUS", "BECAUSE OF"].map(String::from).to_vec()];
                 for r in &changes.releases {
                     let paths: Vec<String> = r.paths.iter().map(|p| p.display().to_string()).collect();

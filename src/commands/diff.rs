@@ -1,21 +1,23 @@
 //! `weaver diff`: what an apply would change, as a readable diff, or a report (JSON, Markdown,
-//! HTML: `crate::report`).
+//! HTML: `crate::report`); for a fleet, each environment's, after a summary.
 
 use std::process::ExitCode;
 
 use similar::{ChangeTag, TextDiff};
 
-use super::{Style, Ui, block_on, connect_options, write_stdout};
+use super::{Environments, Style, Ui, block_on, connect_options, write_stdout};
 use crate::action::Context;
+use crate::action::fleet::{self, FleetContext, Outcome};
 use crate::action::plan::{Against, PlanOptions, Planned, plan};
 use crate::cli::{DiffArgs, DiffFormat, GlobalArgs};
 use crate::diff::{Action, ObjectPlan, Plan};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::report::json::{DiffReport, FleetReport};
 use crate::report::{self, DiffContext};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
-    let options = PlanOptions {
-        render: super::render_options(global, &args.render, &args.identity),
+    let options = |env: &str| PlanOptions {
+        render: super::render_options(global, &args.render, env, &args.identity),
         against: match &args.live_from {
             Some(path) => Against::File(path.clone()),
             None => Against::Cluster(connect_options(&args.cluster)),
@@ -24,7 +26,107 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         concurrency: args.concurrency,
         prune_releases: args.prune_releases,
     };
-    let Planned { env, plan } = block_on(plan(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
+    let environments = match super::environments(global, &args.render.select)? {
+        Environments::One(env) => return one(global, ui, args, &options(&env)),
+        Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
+    };
+    if args.output == DiffFormat::Html {
+        return Err(Error::new("-o html shows one environment: the selection is a fleet")
+            .with_help("select one environment with --env NAME, or use -o markdown or -o json for a fleet"));
+    }
+    let planned = fleet::plan(
+        &environments,
+        options,
+        FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) },
+    )?;
+    let mode = if args.server_side { "server" } else { "client" };
+    let text = match args.output {
+        DiffFormat::Text => fleet_text(ui, &planned),
+        _ => {
+            let provenance = crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
+            let results = fleet_results(ui, &planned);
+            if args.output == DiffFormat::Json {
+                let report = FleetReport::new(
+                    &results,
+                    |planned, environment| {
+                        let context = DiffContext { environment, mode, provenance: provenance.as_ref() };
+                        DiffReport::new(&planned.plan, &context, &ui.redactor)
+                    },
+                    |planned| planned.plan.has_changes(),
+                );
+                report::json::to_text(&report)
+            } else {
+                let plans: Vec<(&str, std::result::Result<&Plan, &str>)> = results
+                    .iter()
+                    .map(|(env, result)| (*env, result.as_ref().map(|p| &p.plan).map_err(|e| e.as_str())))
+                    .collect();
+                report::markdown::fleet_diff(
+                    &plans,
+                    mode,
+                    provenance.as_ref(),
+                    &ui.redactor,
+                    report::markdown::GITHUB_COMMENT_LIMIT,
+                )
+            }
+        }
+    };
+    super::report_failures(ui, &planned);
+    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    let changes = planned.iter().any(|o| o.result.as_ref().is_ok_and(|p| p.plan.has_changes()));
+    Ok(super::fleet_exit_code(&planned, args.exit_code && changes))
+}
+
+/// Each environment's plan, or its error as the reports show it.
+fn fleet_results<'a>(
+    ui: &Ui,
+    planned: &'a [Outcome<Planned>],
+) -> Vec<(&'a str, std::result::Result<&'a Planned, String>)> {
+    planned
+        .iter()
+        .map(|o| (o.environment.as_str(), o.result.as_ref().map_err(|err| super::error_text(ui, err))))
+        .collect()
+}
+
+/// A fleet's plans as text: a summary table, then each environment's plan as one
+/// environment's diff shows it.
+fn fleet_text(ui: &Ui, planned: &[Outcome<Planned>]) -> String {
+    let mut rows =
+        vec![["ENVIRONMENT", "CREATE", "UPDATE", "DELETE", "UNCHANGED", "RESULT"].map(String::from).to_vec()];
+    for outcome in planned {
+        rows.push(match &outcome.result {
+            Ok(planned) => {
+                let s = planned.plan.summary();
+                let result = if planned.plan.has_changes() { "changes" } else { "no changes" };
+                [
+                    &outcome.environment,
+                    &s.create.to_string(),
+                    &s.update.to_string(),
+                    &s.delete.to_string(),
+                    &s.unchanged.to_string(),
+                    result,
+                ]
+                .map(String::from)
+                .to_vec()
+            }
+            Err(_) => [&outcome.environment, "-", "-", "-", "-", "failed"].map(String::from).to_vec(),
+        });
+    }
+    let mut out = super::fleet_heading(ui, planned, "with changes", |p: &Planned| p.plan.has_changes());
+    out.push_str(&super::table(ui, &rows));
+    for outcome in planned {
+        out.push_str(&super::fleet_section(ui, &outcome.environment));
+        match &outcome.result {
+            Ok(planned) => out.push_str(&text_plan(ui, &planned.plan)),
+            Err(_) => out.push_str("failed: the error is on standard error\n"),
+        }
+    }
+    out
+}
+
+/// One environment, as `weaver diff --env NAME` always showed it.
+fn one(global: &GlobalArgs, ui: &Ui, args: &DiffArgs, options: &PlanOptions) -> Result<ExitCode> {
+    let Planned { env, plan, .. } =
+        block_on(plan(options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let text = match args.output {
         DiffFormat::Text => text_plan(ui, &plan),
         format => {

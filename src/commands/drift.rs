@@ -1,26 +1,79 @@
 //! `weaver drift`: what changed in the cluster since each release's last deployed revision, as
-//! text, JUnit XML, or a report (JSON, schema in docs/src/reference/json-output.md; HTML: `crate::report`).
+//! text, JUnit XML, or a report (JSON, schema in docs/src/reference/json-output.md; HTML: `crate::report`);
+//! for a fleet, each environment's, after a summary.
 
 use std::process::ExitCode;
 
-use super::{Style, Ui, block_on, connect_options, write_stdout};
+use super::{Environments, Style, Ui, block_on, connect_options, write_stdout};
 use crate::action::drift::{DriftOptions, drift};
+use crate::action::fleet::{self, FleetContext, Outcome};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
 use crate::drift::{ObjectDrift, ReleaseDrift, Report, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::report::json::{DriftReport, FleetReport};
 use crate::report::{self, drift_lines};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
-    let options = DriftOptions {
-        selection: super::selection(global, &args.select),
+    let options = |env: &str| DriftOptions {
+        selection: super::selection(global, &args.select, env),
         connect: connect_options(&args.cluster),
         concurrency: args.concurrency,
     };
-    let report = block_on(drift(&options, &|p| ui.progress(p)))?;
+    let environments = match super::environments(global, &args.select)? {
+        Environments::One(env) => return one(ui, args, &options(&env)),
+        Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
+    };
+    if args.output == DriftFormat::Html {
+        return Err(Error::new("-o html shows one environment: the selection is a fleet")
+            .with_help("select one environment with --env NAME, or use -o json or -o junit for a fleet"));
+    }
+    let reports = fleet::drift(
+        &environments,
+        options,
+        FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) },
+    );
+    for report in reports.iter().filter_map(|o| o.result.as_ref().ok()) {
+        tell_revisions(ui, report, true);
+    }
+    let results: Vec<(&str, std::result::Result<&Report, String>)> = reports
+        .iter()
+        .map(|o| (o.environment.as_str(), o.result.as_ref().map_err(|err| super::error_text(ui, err))))
+        .collect();
+    let text = match args.output {
+        DriftFormat::Json => {
+            report::json::to_text(&FleetReport::new(&results, |r, _| DriftReport::new(r), |r| r.has_drift()))
+        }
+        DriftFormat::Junit => report::junit::fleet_junit(&results),
+        _ => fleet_text(ui, &reports),
+    };
+    super::report_failures(ui, &reports);
+    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    let drifted = reports.iter().any(|o| o.result.as_ref().is_ok_and(Report::has_drift));
+    Ok(super::fleet_exit_code(&reports, drifted))
+}
+
+/// One environment, as `weaver drift --env NAME` always showed it.
+fn one(ui: &Ui, args: &DriftArgs, options: &DriftOptions) -> Result<ExitCode> {
+    let report = block_on(drift(options, &|p| ui.progress(p)))?;
+    tell_revisions(ui, &report, false);
+    let text = match args.output {
+        DriftFormat::Text => text_report(ui, &report),
+        DriftFormat::Json => report::json::to_text(&DriftReport::new(&report)),
+        DriftFormat::Junit => report::junit::junit_report(&report),
+        DriftFormat::Html => report::html::drift(&report, &ui.redactor),
+    };
+    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    Ok(if report.has_drift() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// Which revision each release is compared with (-v, naming the environment in a fleet), and
+/// which have none.
+fn tell_revisions(ui: &Ui, report: &Report, fleet: bool) {
+    let environment = if fleet { format!("environment `{}`, ", report.environment) } else { String::new() };
     for release in &report.releases {
         match &release.revision {
             Some(revision) => ui.info(&format!(
-                "release `{}`: revision {} of {}{}",
+                "{environment}release `{}`: revision {} of {}{}",
                 release.name,
                 revision.number,
                 revision.time,
@@ -31,14 +84,34 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
             None => {}
         }
     }
-    let text = match args.output {
-        DriftFormat::Text => text_report(ui, &report),
-        DriftFormat::Json => report::json::to_text(&report::json::DriftReport::new(&report)),
-        DriftFormat::Junit => report::junit::junit_report(&report),
-        DriftFormat::Html => report::html::drift(&report, &ui.redactor),
-    };
-    write_stdout(ui.redactor.redact(&text).as_bytes())?;
-    Ok(if report.has_drift() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// A fleet's drift as text: a summary table, then each environment's drift as one
+/// environment's shows it.
+fn fleet_text(ui: &Ui, reports: &[Outcome<Report>]) -> String {
+    let mut rows = vec![["ENVIRONMENT", "DRIFTED", "MISSING", "IN SYNC", "RESULT"].map(String::from).to_vec()];
+    for outcome in reports {
+        rows.push(match &outcome.result {
+            Ok(report) => {
+                let s = report.summary();
+                let result = if report.has_drift() { "drift" } else { "in sync" };
+                [&outcome.environment, &s.drifted.to_string(), &s.missing.to_string(), &s.in_sync.to_string(), result]
+                    .map(String::from)
+                    .to_vec()
+            }
+            Err(_) => [&outcome.environment, "-", "-", "-", "failed"].map(String::from).to_vec(),
+        });
+    }
+    let mut out = super::fleet_heading(ui, reports, "drifted", Report::has_drift);
+    out.push_str(&super::table(ui, &rows));
+    for outcome in reports {
+        out.push_str(&super::fleet_section(ui, &outcome.environment));
+        match &outcome.result {
+            Ok(report) => out.push_str(&text_report(ui, report)),
+            Err(_) => out.push_str("failed: the error is on standard error\n"),
+        }
+    }
+    out
 }
 
 /// `apps/v1 Deployment shop/web`

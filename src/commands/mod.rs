@@ -22,12 +22,15 @@ use std::process::ExitCode;
 
 use crate::action;
 use crate::action::apply::Settings;
+pub(crate) use crate::action::block_on;
+use crate::action::fleet::{EnvironmentSelection, Outcome, select_environments};
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{
-    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, GlobalArgs, IdentityArgs, OperatorCommand, RenderFlags,
-    SecretsCommand, SelectArgs, ValidateChoice,
+    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, OperatorCommand,
+    RenderFlags, SecretsCommand, SelectArgs, ValidateChoice,
 };
 use crate::error::Error;
+use crate::project::Environment;
 use crate::render::overrides::OverrideFlags;
 
 /// How output should look, decided once per run.
@@ -80,6 +83,20 @@ impl Ui {
         }
     }
 
+    /// [`Ui::progress`] of an environment of a fleet: each line names it.
+    pub fn fleet_progress(&self, env: &str, progress: action::Progress<'_>) {
+        let of = |message: String| format!("environment `{env}`: {message}");
+        match progress {
+            action::Progress::Phase(phase, took) if self.verbose > 1 => {
+                self.info(&of(format!("{phase} took {took:.1?}")))
+            }
+            action::Progress::Info(message) => self.info(&of(message)),
+            action::Progress::Warning(message) => self.warn(&of(message)),
+            action::Progress::Status(message) => self.status(&of(message)),
+            action::Progress::Phase(..) | action::Progress::Writing | action::Progress::Apply(_) => {}
+        }
+    }
+
     /// A result line on stderr that is always shown (stdout stays for data).
     pub fn status(&self, message: &str) {
         eprintln!("{}", self.redactor.redact(message));
@@ -126,10 +143,54 @@ pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectO
     }
 }
 
-/// Which releases of which environment the flags select.
-pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
+/// The environments `--env` and `--env-selector` name.
+pub(crate) fn environment_selection(args: &EnvironmentArgs) -> EnvironmentSelection {
+    EnvironmentSelection { envs: args.envs.clone(), selectors: args.env_selectors.clone() }
+}
+
+/// What the flags select: one plain `--env NAME`, shown as one environment always was, or a
+/// fleet of environments (a glob or a selector, even matching one, or several names).
+pub(crate) enum Environments {
+    One(String),
+    Fleet(Vec<Environment>),
+}
+
+pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::Result<Environments> {
+    let selection = environment_selection(&select.environments);
+    if selection.envs.is_empty() && selection.selectors.is_empty() {
+        return Err(Error::new(
+            "no environment selected: give --env NAME (several, or a glob such as prod-*) or --env-selector SELECTOR",
+        )
+        .with_help("`weaver envs` lists the environments and their labels"));
+    }
+    Ok(match selection.single() {
+        Some(env) => Environments::One(env.to_string()),
+        None => Environments::Fleet(select_environments(&global.repo, select.source.rev.as_deref(), &selection)?),
+    })
+}
+
+/// The one environment the flags select, for a command that works on one (`what`): a fleet
+/// selecting more is refused, naming them.
+pub(crate) fn one_environment(global: &GlobalArgs, select: &SelectArgs, what: &str) -> crate::Result<String> {
+    match environments(global, select)? {
+        Environments::One(env) => Ok(env),
+        Environments::Fleet(mut envs) if envs.len() == 1 => Ok(envs.remove(0).name),
+        Environments::Fleet(envs) => {
+            let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+            Err(Error::new(format!(
+                "the selection holds {} environments ({}): {what} takes one environment at a time",
+                names.len(),
+                names.join(", ")
+            ))
+            .with_help("select one environment with --env NAME"))
+        }
+    }
+}
+
+/// Which releases of environment `env` the flags select.
+pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs, env: &str) -> Selection {
     Selection {
-        env: select.env.clone(),
+        env: env.to_string(),
         releases: select.filter.releases.clone(),
         selectors: select.filter.selectors.clone(),
         changed_since: select.changed_since.clone(),
@@ -139,7 +200,12 @@ pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs) -> Selection {
 }
 
 /// How to render, as the flags say.
-pub(crate) fn render_options(global: &GlobalArgs, flags: &RenderFlags, identity: &IdentityArgs) -> RenderOptions {
+pub(crate) fn render_options(
+    global: &GlobalArgs,
+    flags: &RenderFlags,
+    env: &str,
+    identity: &IdentityArgs,
+) -> RenderOptions {
     let RenderFlags { select, validate, overrides } = flags;
     let validate = match validate.validate {
         ValidateChoice::Strict => crate::validate::Mode::Strict,
@@ -147,7 +213,7 @@ pub(crate) fn render_options(global: &GlobalArgs, flags: &RenderFlags, identity:
         ValidateChoice::Ignore => crate::validate::Mode::Ignore,
     };
     RenderOptions {
-        selection: selection(global, select),
+        selection: selection(global, select, env),
         identity: identity.identity.clone(),
         if_empty: IfEmpty::Warn,
         validate,
@@ -221,15 +287,6 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
     Ok(())
 }
 
-/// Runs async cluster work from a synchronous command.
-pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a single-threaded runtime can always be built")
-        .block_on(future)
-}
-
 /// Runs a parsed command line; returns the process exit code (0 ok, 2 changes found, 1 error).
 pub fn run(mut cli: Cli) -> ExitCode {
     let ui = Ui::new(&cli.global);
@@ -273,6 +330,54 @@ pub(crate) fn report_error(ui: &Ui, err: &Error) {
         ));
     }
     let _ = std::io::stderr().lock().write_all(ui.redactor.redact(&text).as_bytes());
+}
+
+/// An error as a report quotes it: the message with its location, then the help, redacted.
+pub(crate) fn error_text(ui: &Ui, err: &Error) -> String {
+    let text = match &err.help {
+        Some(help) => format!("{err}\nhelp: {help}"),
+        None => err.to_string(),
+    };
+    ui.redactor.redact(&text).into_owned()
+}
+
+/// Prints the error of each environment of a fleet that failed, naming it.
+pub(crate) fn report_failures<T>(ui: &Ui, outcomes: &[Outcome<T>]) {
+    for outcome in outcomes {
+        if let Err(err) = &outcome.result {
+            report_error(ui, &err.clone().context(format!("environment `{}`", outcome.environment)));
+        }
+    }
+}
+
+/// A fleet's exit code: 1 when an environment failed, else 2 when `changes` (and asked for),
+/// else 0.
+pub(crate) fn fleet_exit_code<T>(outcomes: &[Outcome<T>], changes: bool) -> ExitCode {
+    if outcomes.iter().any(|o| o.result.is_err()) {
+        ExitCode::from(1)
+    } else if changes {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The first line of a fleet's text: `3 environments: 1 with changes, 1 failed`.
+pub(crate) fn fleet_heading<T>(
+    ui: &Ui,
+    outcomes: &[Outcome<T>],
+    changed: &str,
+    is_changed: impl Fn(&T) -> bool,
+) -> String {
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    let changes = outcomes.iter().filter(|o| o.result.as_ref().is_ok_and(&is_changed)).count();
+    let line = format!("{} environments: {changes} {changed}, {failed} failed", outcomes.len());
+    format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &line))
+}
+
+/// The line that starts an environment's part of a fleet's text.
+pub(crate) fn fleet_section(ui: &Ui, env: &str) -> String {
+    format!("\n{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("=== environment {env} ===")))
 }
 
 /// Rows as aligned columns, the first (the heading) in bold.

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use super::Ui;
+use super::{Environments, Ui};
 use crate::action::Context;
-use crate::action::render::{Texts, render, render_formatted};
+use crate::action::fleet::{self, FleetContext};
+use crate::action::render::{Format, RenderOptions, Texts, render, render_formatted};
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::error::{Error, Location, Result};
 use crate::manifest::Manifest;
@@ -14,8 +15,7 @@ use crate::render::Rendered;
 use crate::secrets::redact::redact_secret_object;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
-    let options = super::render_options(global, &args.render, &args.identity);
-    let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
+    let options = |env: &str| super::render_options(global, &args.render, env, &args.identity);
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
     let redact = |object: &mut serde_json::Value| -> usize {
@@ -28,25 +28,67 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
         }
         count
     };
+    // Each document is formatted as soon as it is final; nothing of an environment is printed
+    // before its whole run rendered and validated without an error.
+    // A document may be formatted twice (a run that renders again): the count is the kept
+    // text's.
+    let format = |m: &mut Manifest, hook: bool| {
+        let redacted = redact(&mut m.object);
+        let mut out = String::with_capacity(1024);
+        out.push_str("---\n");
+        push_source_comment(&mut out, m, hook);
+        crate::yaml::write_yaml(&mut out, &m.object);
+        (out, redacted)
+    };
+    let environments = match super::environments(global, &args.render.select)? {
+        Environments::One(env) => return one(ui, args, &options(&env), &redact, &format),
+        Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
+    };
+    if let Some(dir) = &args.output_dir {
+        return Err(Error::new(format!(
+            "--output-dir {} takes one environment: the selection is a fleet",
+            dir.display()
+        ))
+        .with_help("render each environment into a directory of its own: --env NAME --output-dir DIR/NAME"));
+    }
+    let cx = FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) };
+    let rendered = fleet::render_formatted(&environments, options, &format, cx);
+    let failed: Vec<&str> = rendered.iter().filter(|o| o.result.is_err()).map(|o| o.environment.as_str()).collect();
+    let mut heading = format!("# weaver render: {} environments ({})", rendered.len(), environments.join(", "));
+    if !failed.is_empty() {
+        heading.push_str(&format!("; failed: {}", failed.join(", ")));
+    }
+    let mut texts = vec![heading + "\n"];
+    let mut redacted = 0;
+    for outcome in &rendered {
+        if let Ok(rendered) = &outcome.result {
+            texts.push(format!("# === environment {} ===\n", outcome.environment));
+            texts.extend(rendered.texts.iter().cloned());
+            redacted += rendered.redacted;
+        }
+    }
+    warn_redacted(ui, redacted);
+    super::report_failures(ui, &rendered);
+    write_stream(&texts)?;
+    Ok(super::fleet_exit_code(&rendered, false))
+}
+
+/// One environment, as `weaver render --env NAME` always rendered it.
+fn one(
+    ui: &Ui,
+    args: &RenderArgs,
+    options: &RenderOptions,
+    redact: &dyn Fn(&mut serde_json::Value) -> usize,
+    format: Format,
+) -> Result<ExitCode> {
+    let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
     let Some(dir) = &args.output_dir else {
-        // Each document is formatted as soon as it is final; nothing is printed before the
-        // whole run rendered and validated without an error.
-        // A document may be formatted twice (a run that renders again): the count is the kept
-        // text's.
-        let format = |m: &mut Manifest, hook: bool| {
-            let redacted = redact(&mut m.object);
-            let mut out = String::with_capacity(1024);
-            out.push_str("---\n");
-            push_source_comment(&mut out, m, hook);
-            crate::yaml::write_yaml(&mut out, &m.object);
-            (out, redacted)
-        };
-        let Texts { texts, redacted } = render_formatted(&options, cx, &format)?;
+        let Texts { texts, redacted } = render_formatted(options, cx, format)?;
         warn_redacted(ui, redacted);
         write_stream(&texts)?;
         return Ok(ExitCode::SUCCESS);
     };
-    let mut rendered = render(&options, cx)?.rendered;
+    let mut rendered = render(options, cx)?.rendered;
     let redacted: usize =
         rendered.releases.iter_mut().flat_map(|r| r.documents_mut()).map(|(m, _)| redact(&mut m.object)).sum();
     // Placeholders deployed by `weaver render | kubectl apply -f -` break things quietly.

@@ -78,6 +78,15 @@ pub struct ChangeSet {
     pub unattributed: Vec<PathBuf>,
 }
 
+impl ChangeSet {
+    /// The environments of the affected releases, sorted, each once.
+    pub fn environments(&self) -> Vec<&str> {
+        let mut environments: Vec<&str> = self.releases.iter().map(|r| r.environment.as_str()).collect();
+        environments.dedup();
+        environments
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     Base,

@@ -36,6 +36,7 @@ struct EnvironmentFile {
     #[serde(rename = "abstract")]
     is_abstract: Option<bool>,
     cluster: Option<ClusterFile>,
+    labels: Option<BTreeMap<String, String>>,
     namespace: Option<Spanned<String>>,
     values: Option<Map<String, Value>>,
     secrets: Option<Vec<Spanned<String>>>,
@@ -164,6 +165,8 @@ pub struct Environment {
     /// The environment's own file and the files it extends, most derived first.
     pub files: Vec<PathBuf>,
     pub is_abstract: bool,
+    /// `labels`: what `--env-selector` selects environments by.
+    pub labels: BTreeMap<String, String>,
     pub context: Option<String>,
     /// The namespace of the Lease that keeps two applies of this environment apart
     /// (`cluster.lockNamespace`, default [`DEFAULT_LOCK_NAMESPACE`]).
@@ -584,6 +587,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let is_abstract = chain[0].1.is_abstract.unwrap_or(false);
 
     let mut context = None;
+    let mut labels = BTreeMap::new();
     let mut lock_namespace = None;
     let mut namespace = None;
     let mut values = Map::new();
@@ -603,6 +607,9 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
                 NAMESPACE_NAME.check(&name.value, &location(&file_path, &name.referenced))?;
                 lock_namespace = Some(name.value);
             }
+        }
+        if let Some(more) = file.labels {
+            labels.extend(more);
         }
         if let Some(ns) = file.namespace {
             namespace = Some(located_namespace(&file_path, ns)?);
@@ -659,6 +666,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         name: name.to_string(),
         files,
         is_abstract,
+        labels,
         context,
         lock_namespace: lock_namespace.unwrap_or_else(|| DEFAULT_LOCK_NAMESPACE.to_string()),
         namespace,
@@ -858,6 +866,7 @@ mod tests {
 extends: base
 namespace: 'shop-é'   # quoted, after a non-ASCII character
 cluster: {context: kind-é, lockNamespace: ops}
+labels: {region: eu, tier: prod}
 kubeVersion: \"1.31.0\"
 values: {domain: é.example, replicas: 3, ratio: 1.5, flag: yes, list: [a, 1, true]}
 # a comment
@@ -931,6 +940,19 @@ releases:
             let _ = load(&[("dev.yaml", &format!("extends: base\n{child}")), ("base.yaml", &base)], "dev");
             let _ = load(&[("dev.yaml", &child)], "dev");
         }
+    }
+
+    #[test]
+    fn labels_merge_key_by_key_through_extends() {
+        let files = [
+            ("base.yaml", "abstract: true\nlabels: {tier: prod, region: eu}\n"),
+            ("prod-us.yaml", "extends: base\nlabels: {region: us, team: a}\n"),
+            ("dev.yaml", "namespace: dev\n"),
+        ];
+        let labels = load(&files, "prod-us").unwrap().labels;
+        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("region", "us"), ("team", "a"), ("tier", "prod")]);
+        assert!(load(&files, "dev").unwrap().labels.is_empty());
     }
 
     #[test]

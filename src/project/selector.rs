@@ -32,12 +32,17 @@ const EXPECTED: &str = "expected comma-separated requirements: key=value, key==v
 impl Selector {
     /// Parses every `-l` flag; all must hold. An empty flag selects everything, as in kubectl.
     pub fn parse_all<S: AsRef<str>>(flags: &[S]) -> Result<Selector> {
+        Selector::parse_flag(flags, "-l/--selector")
+    }
+
+    /// [`Selector::parse_all`] of the values of `flag`, which its errors name.
+    pub fn parse_flag<S: AsRef<str>>(flags: &[S], flag: &str) -> Result<Selector> {
         let mut requirements = Vec::new();
-        for flag in flags.iter().map(AsRef::as_ref).filter(|f| !f.trim().is_empty()) {
+        for text in flags.iter().map(AsRef::as_ref).filter(|f| !f.trim().is_empty()) {
             let parsed: std::result::Result<Vec<Requirement>, String> =
-                split_requirements(flag).and_then(|parts| parts.into_iter().map(parse_requirement).collect());
+                split_requirements(text).and_then(|parts| parts.into_iter().map(parse_requirement).collect());
             requirements.extend(parsed.map_err(|reason| {
-                Error::new(format!("invalid label selector `{flag}` (-l/--selector): {reason}")).with_help(EXPECTED)
+                Error::new(format!("invalid label selector `{text}` ({flag}): {reason}")).with_help(EXPECTED)
             })?);
         }
         Ok(Selector { requirements })

@@ -449,6 +449,8 @@ impl<'a> HistoryReport<'a> {
 pub struct ChangedReport<'a> {
     pub base: ChangedBase<'a>,
     pub head: ChangedHead<'a>,
+    /// The environments of `releases`, sorted.
+    pub environments: Vec<&'a str>,
     pub releases: Vec<ChangedRelease<'a>>,
     pub unattributed: &'a [PathBuf],
 }
@@ -491,6 +493,7 @@ impl<'a> ChangedReport<'a> {
         ChangedReport {
             base: ChangedBase { rev: &comparison.base.spec, commit: commit(&comparison.base) },
             head,
+            environments: changes.environments(),
             releases: changes
                 .releases
                 .iter()
@@ -519,6 +522,8 @@ pub struct EnvsEnvironment<'a> {
     pub is_abstract: bool,
     /// The environment it extends directly (its file's stem), if any.
     pub extends: Option<Cow<'a, str>>,
+    /// `labels`, inherited through `extends`: what `--env-selector` matches.
+    pub labels: &'a BTreeMap<String, String>,
     pub context: Option<&'a str>,
     pub namespace: &'a str,
     pub releases: Vec<EnvsRelease<'a>>,
@@ -542,6 +547,7 @@ impl<'a> EnvsReport<'a> {
                 name: &e.name,
                 is_abstract: e.is_abstract,
                 extends: e.files.get(1).and_then(|f| f.file_stem()).map(|s| s.to_string_lossy()),
+                labels: &e.labels,
                 context: e.context.as_deref(),
                 namespace: &e.namespace,
                 releases: e
@@ -559,6 +565,59 @@ impl<'a> EnvsReport<'a> {
             })
             .collect();
         EnvsReport { environments }
+    }
+}
+
+/// `diff -o json` and `drift -o json` of a fleet: each environment's document as one
+/// environment's run prints it, or its error.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetReport<'a, R> {
+    pub schema_version: u32,
+    pub summary: FleetSummary,
+    pub environments: Vec<FleetEnvironment<'a, R>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FleetSummary {
+    pub environments: usize,
+    /// Environments with changes (diff) or drift (drift).
+    pub changed: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FleetEnvironment<'a, R> {
+    pub environment: &'a str,
+    /// Why the environment has no report (redacted); null when it has one.
+    pub error: Option<&'a str>,
+    pub report: Option<R>,
+}
+
+impl<'a, R> FleetReport<'a, R> {
+    /// `results`: each environment's result, or its error as shown; `report` makes the
+    /// document of a result, `changed` says whether it changes something.
+    pub fn new<T>(
+        results: &'a [(&'a str, std::result::Result<T, String>)],
+        report: impl Fn(&'a T, &'a str) -> R,
+        changed: impl Fn(&T) -> bool,
+    ) -> FleetReport<'a, R> {
+        FleetReport {
+            schema_version: 1,
+            summary: FleetSummary {
+                environments: results.len(),
+                changed: results.iter().filter(|(_, r)| r.as_ref().is_ok_and(&changed)).count(),
+                failed: results.iter().filter(|(_, r)| r.is_err()).count(),
+            },
+            environments: results
+                .iter()
+                .map(|(environment, result)| FleetEnvironment {
+                    environment,
+                    error: result.as_ref().err().map(String::as_str),
+                    report: result.as_ref().ok().map(|r| report(r, environment)),
+                })
+                .collect(),
+        }
     }
 }
 

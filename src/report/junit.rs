@@ -31,7 +31,7 @@ fn xml_attr(text: &str) -> String {
 pub(crate) fn junit_report(report: &Report) -> String {
     let summary = report.summary();
     let skipped = |r: &ReleaseDrift| usize::from(r.state() == ReleaseState::NoRecord);
-    let total: usize = report.releases.iter().map(|r| r.objects.len() + skipped(r)).sum();
+    let total: usize = report.releases.iter().map(cases).sum();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
         "<testsuites name=\"{}\" tests=\"{total}\" failures=\"{}\" errors=\"0\" skipped=\"{}\">\n",
@@ -45,7 +45,7 @@ pub(crate) fn junit_report(report: &Report) -> String {
         out.push_str(&format!(
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{}\">\n",
             xml_attr(&suite),
-            release.objects.len() + skipped(release),
+            cases(release),
             skipped(release),
         ));
         let mut properties = vec![
@@ -66,6 +66,74 @@ pub(crate) fn junit_report(report: &Report) -> String {
             out.push_str(&format!("      <property name=\"{name}\" value=\"{}\"/>\n", xml_attr(&value)));
         }
         out.push_str("    </properties>\n");
+        out.push_str(&testcases(report, release));
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// JUnit XML of a fleet: a testsuite per environment, its testcases those of
+/// [`junit_report`] (classname `<environment>/<release>`); an environment that failed is a
+/// testsuite of one testcase with an `<error>`.
+pub(crate) fn fleet_junit(results: &[(&str, Result<&Report, String>)]) -> String {
+    let reports = results.iter().filter_map(|(_, r)| r.as_ref().ok().copied());
+    let failures: usize = reports.clone().map(|r| r.summary().drifted + r.summary().missing).sum();
+    let skipped: usize = reports.clone().map(|r| r.summary().releases_without_record).sum();
+    let all_cases = |r: &Report| -> usize { r.releases.iter().map(cases).sum() };
+    let errors = results.iter().filter(|(_, r)| r.is_err()).count();
+    let total: usize = reports.map(all_cases).sum::<usize>() + errors;
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"weaver drift\" tests=\"{total}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\">\n"
+    ));
+    for (env, result) in results {
+        match result {
+            Ok(report) => {
+                let summary = report.summary();
+                out.push_str(&format!(
+                    "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\">\n",
+                    xml_attr(env),
+                    all_cases(report),
+                    summary.drifted + summary.missing,
+                    summary.releases_without_record
+                ));
+                out.push_str("    <properties>\n");
+                for (name, value) in
+                    [("environment", &report.environment), ("context", &report.context), ("server", &report.server)]
+                {
+                    out.push_str(&format!("      <property name=\"{name}\" value=\"{}\"/>\n", xml_attr(value)));
+                }
+                out.push_str("    </properties>\n");
+                for release in &report.releases {
+                    out.push_str(&testcases(report, release));
+                }
+            }
+            Err(error) => {
+                out.push_str(&format!(
+                    "  <testsuite name=\"{0}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">\n    <testcase classname=\"{0}\" name=\"drift\">\n      <error message=\"{1}\"/>\n    </testcase>\n",
+                    xml_attr(env),
+                    xml_attr(error)
+                ));
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// How many testcases a release has: one per object, or a skipped one without a revision.
+fn cases(release: &ReleaseDrift) -> usize {
+    release.objects.len() + usize::from(release.state() == ReleaseState::NoRecord)
+}
+
+/// A release's testcases (classname `<environment>/<release>`): one per object of its last
+/// deployed revision, or a skipped one when it has none.
+fn testcases(report: &Report, release: &ReleaseDrift) -> String {
+    let mut out = String::new();
+    let suite = format!("{}/{}", report.environment, release.name);
+    {
         let testcase =
             |name: &str| format!("    <testcase classname=\"{}\" name=\"{}\"", xml_attr(&suite), xml_attr(name));
         if release.state() == ReleaseState::NoRecord {
@@ -103,9 +171,7 @@ pub(crate) fn junit_report(report: &Report) -> String {
                 }
             }
         }
-        out.push_str("  </testsuite>\n");
     }
-    out.push_str("</testsuites>\n");
     out
 }
 
@@ -180,5 +246,16 @@ mod tests {
         assert!(xml.contains("<failure type=\"missing\" message=\"missing from the cluster\"/>"));
         assert!(xml.contains("<testsuite name=\"dev/redis\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"1\">"));
         assert!(xml.contains("<skipped message=\"release `redis` has no deployed revision"));
+        let fleet = fleet_junit(&[("dev", Ok(&report)), ("prod", Err("cannot <connect>".to_string()))]);
+        assert!(
+            fleet.contains("<testsuites name=\"weaver drift\" tests=\"5\" failures=\"2\" errors=\"1\" skipped=\"1\">"),
+            "{fleet}"
+        );
+        assert!(fleet.contains("  <testsuite name=\"dev\" tests=\"4\" failures=\"2\" errors=\"0\" skipped=\"1\">"));
+        assert!(fleet.contains("    <testcase classname=\"dev/web\" name=\"v1 ConfigMap ns/a\"/>"));
+        assert!(fleet.contains(
+            "  <testsuite name=\"prod\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">\n    <testcase classname=\"prod\" name=\"drift\">\n      <error message=\"cannot &lt;connect&gt;\"/>"
+        ), "{fleet}");
+        assert_eq!(fleet.matches("<testsuite ").count(), 2, "a testsuite per environment: {fleet}");
     }
 }

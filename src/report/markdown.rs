@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{DiffContext, action_sign, html_escape, object_diff, object_name};
 use crate::diff::{Action, ObjectPlan, Plan, Summary};
+use crate::git::Provenance;
 use crate::secrets::Redactor;
 
 /// GitHub refuses comments longer than this (in characters).
@@ -74,13 +75,93 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor, limit: usiz
     out
 }
 
+/// A fleet's plans: a table of each environment's totals, then a collapsible section per
+/// environment that changes something or failed, holding its plan as [`diff`] writes it (or
+/// its error). At most `limit` characters unless the table alone is longer: each section gets
+/// an equal share of what the table leaves, and what a smaller one does not use goes to the
+/// larger ones.
+pub fn fleet_diff(
+    plans: &[(&str, Result<&Plan, &str>)],
+    mode: &str,
+    provenance: Option<&Provenance>,
+    redactor: &Redactor,
+    limit: usize,
+) -> String {
+    let mut out = format!("### weaver diff: {} environments\n\n", plans.len());
+    out.push_str(&rendered_from(provenance, mode));
+    out.push_str("| Environment | Create | Update | Delete | Unchanged |\n| :-- | --: | --: | --: | --: |\n");
+    for (env, plan) in plans {
+        out.push_str(&match plan {
+            Ok(plan) => {
+                let c = plan.summary();
+                format!("| `{env}` | {} | {} | {} | {} |\n", c.create, c.update, c.delete, c.unchanged)
+            }
+            Err(_) => format!("| `{env}` | failed | | | |\n"),
+        });
+    }
+    out.push('\n');
+    let section = |env: &str, plan: &Result<&Plan, &str>, limit: usize| -> String {
+        let (title, body) = match plan {
+            Ok(plan) => {
+                let c = plan.summary();
+                let context = DiffContext { environment: env, mode, provenance };
+                let title = format!("{} to create, {} to update, {} to delete", c.create, c.update, c.delete);
+                (title, diff(plan, &context, redactor, limit.saturating_sub(SECTION_FRAME + env.len() + 60)))
+            }
+            Err(error) => {
+                ("failed".to_string(), format!("```\n{}\n```\n", redactor.redact(error).replace("```", "'''")))
+            }
+        };
+        format!("<details><summary><code>{}</code>: {title}</summary>\n\n{body}\n</details>\n\n", html_escape(env))
+    };
+    let shown: Vec<(usize, &str, &Result<&Plan, &str>)> = plans
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, plan))| plan.as_ref().map_or(true, |p| p.has_changes()))
+        .map(|(i, (env, plan))| (i, *env, plan))
+        .collect();
+    let mut texts: Vec<(usize, String)> =
+        shown.iter().map(|&(i, env, plan)| (i, section(env, plan, usize::MAX))).collect();
+    let length = |text: &str| text.chars().count();
+    if length(&out) + texts.iter().map(|(_, t)| length(t)).sum::<usize>() > limit {
+        // Smallest first: each takes at most its share of what is left.
+        texts.sort_by_key(|(i, text)| (length(text), *i));
+        let mut left = limit.saturating_sub(length(&out));
+        let count = texts.len();
+        for (done, (i, text)) in texts.iter_mut().enumerate() {
+            let share = left / (count - done);
+            if length(text) > share {
+                let (_, env, plan) = shown.iter().find(|(j, ..)| j == i).expect("a shown section");
+                *text = section(env, plan, share);
+            }
+            left = left.saturating_sub(length(text));
+        }
+        texts.sort_by_key(|(i, _)| *i);
+    }
+    for (_, text) in texts {
+        out.push_str(&text);
+    }
+    out
+}
+
+/// What [`fleet_diff`]'s frame of a section takes besides the environment's name and totals.
+const SECTION_FRAME: usize = "<details><summary><code></code>: </summary>\n\n\n</details>\n\n".len();
+
+/// `Rendered from commit `…`, client mode.`, when rendered from a commit.
+fn rendered_from(provenance: Option<&Provenance>, mode: &str) -> String {
+    match provenance {
+        Some(provenance) => {
+            let dirty = if provenance.dirty { " with uncommitted changes" } else { "" };
+            format!("Rendered from commit `{}`{dirty}, {mode} mode.\n\n", provenance.commit)
+        }
+        None => String::new(),
+    }
+}
+
 /// Totals, then a table row per release (plan order).
 fn summary(plan: &Plan, context: &DiffContext) -> String {
     let mut out = format!("### weaver diff: `{}`\n\n", context.environment);
-    if let Some(provenance) = context.provenance {
-        let dirty = if provenance.dirty { " with uncommitted changes" } else { "" };
-        out.push_str(&format!("Rendered from commit `{}`{dirty}, {} mode.\n\n", provenance.commit, context.mode));
-    }
+    out.push_str(&rendered_from(context.provenance, context.mode));
     let total = plan.summary();
     out.push_str(&format!(
         "**{} to create, {} to update, {} to delete, {} unchanged{}**\n\n",
@@ -254,6 +335,37 @@ mod tests {
         assert!(text.contains("| `app` | 3000 | 0 | 0 | 0 |"));
         assert!(text.contains("`v1 ConfigMap ns/cm0019`, and 2980 more."), "{}", &text[..2000]);
         assert!(text.contains(" changed objects are not listed."));
+    }
+
+    #[test]
+    fn a_fleet_has_a_table_then_a_section_per_environment_within_the_limit() {
+        let small = Plan { objects: vec![config_map("small", 3)], ..Plan::default() };
+        let big = Plan { objects: (0..40).map(|i| config_map(&format!("big{i}"), 200)).collect(), ..Plan::default() };
+        let unchanged = Plan::default();
+        let plans = [("dev", Ok(&small)), ("prod", Ok(&big)), ("qa", Ok(&unchanged)), ("broken", Err("cannot `read`"))];
+        let full = fleet_diff(&plans, "client", None, &Redactor::new(), usize::MAX);
+        assert!(
+            full.starts_with(
+                "### weaver diff: 4 environments\n\n| Environment | Create | Update | Delete | Unchanged |\n"
+            ),
+            "{full}"
+        );
+        assert!(
+            full.contains("| `prod` | 40 | 0 | 0 | 0 |\n| `qa` | 0 | 0 | 0 | 0 |\n| `broken` | failed | | | |\n"),
+            "{full}"
+        );
+        assert!(
+            full.contains("<details><summary><code>broken</code>: failed</summary>\n\n```\ncannot `read`\n```\n"),
+            "{full}"
+        );
+        assert!(!full.contains("<code>qa</code>"), "an environment without changes has no section: {full}");
+        let limit = 20_000;
+        assert!(full.chars().count() > limit);
+        let cut = fleet_diff(&plans, "client", None, &Redactor::new(), limit);
+        assert!(cut.chars().count() <= limit, "{} > {limit}", cut.chars().count());
+        // The small environment keeps its diff; the big one's are cut.
+        assert!(cut.contains("+  key00002: value"), "{cut}");
+        assert!(cut.contains("diffs cut** (the largest)"), "{cut}");
     }
 
     #[test]

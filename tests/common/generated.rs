@@ -10,11 +10,29 @@ pub fn generate_repo(dir: &Path, releases: usize) {
 
 /// [`generate_repo`] with the environment's releases in `namespace`.
 pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
-    let write = |path: &str, text: &str| {
-        let full = dir.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, text).unwrap();
-    };
+    write_chart(dir);
+    write(dir, "environments/bench.yaml", &environment(releases, namespace));
+}
+
+/// A fleet: environments `env-00`, `env-01`, … of `releases` releases each (as
+/// [`generate_repo`]'s), environment `env-NN` in namespace `fleet-NN`, labelled `fleet: bench`.
+pub fn generate_fleet(dir: &Path, environments: usize, releases: usize) {
+    write_chart(dir);
+    for i in 0..environments {
+        let text = format!("labels: {{fleet: bench}}\n{}", environment(releases, &format!("fleet-{i:02}")));
+        write(dir, &format!("environments/env-{i:02}.yaml"), &text);
+    }
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let full = dir.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, text).unwrap();
+}
+
+/// Chart `svc`: a ConfigMap, a Deployment and a Service.
+fn write_chart(dir: &Path) {
+    let write = |path: &str, text: &str| write(dir, path, text);
     write("charts/svc/chart.yaml", "name: svc\nversion: 1.0.0\n");
     write(
         "charts/svc/values.yaml",
@@ -32,6 +50,10 @@ pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
         "charts/svc/templates/service.yaml",
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ release.name }}\nspec:\n  clusterIP: None\n  selector: {app: {{ release.name }}}\n  ports:\n    - port: 80\n      protocol: TCP\n      targetPort: {{ values.port }}\n",
     );
+}
+
+/// An environment file of `releases` releases of chart `svc` in `namespace`.
+fn environment(releases: usize, namespace: &str) -> String {
     let mut env = format!("namespace: {namespace}\nreleases:\n");
     for i in 0..releases {
         env.push_str(&format!(
@@ -42,5 +64,5 @@ pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
             i % 4
         ));
     }
-    write("environments/bench.yaml", &env);
+    env
 }

@@ -84,10 +84,7 @@ impl Deployed {
     }
 
     fn weaver(&self, args: &[&str]) -> Run {
-        let kubeconfig = self.cluster.kubeconfig().to_str().unwrap().to_string();
-        let mut all = vec!["--kubeconfig", &kubeconfig];
-        all.extend_from_slice(args);
-        self.repo.weaver(&all)
+        self.repo.weaver_on(&self.cluster, args)
     }
 
     /// `weaver drift --env dev ARGS` in text, JSON, JUnit and HTML; asserts they agree with each

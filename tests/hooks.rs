@@ -95,10 +95,7 @@ impl Chart {
     }
 
     fn weaver(&self, args: &[&str]) -> Run {
-        let kubeconfig = self.cluster.kubeconfig().to_str().unwrap().to_string();
-        let mut all = vec!["--kubeconfig", &kubeconfig];
-        all.extend_from_slice(args);
-        self.repo.weaver(&all)
+        self.repo.weaver_on(&self.cluster, args)
     }
 
     /// `weaver apply -o json`, with the test acting as the hook Jobs' controller and failing

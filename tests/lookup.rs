@@ -59,10 +59,7 @@ impl Chart {
     }
 
     fn weaver(&self, args: &[&str]) -> Run {
-        let kubeconfig = self.cluster.kubeconfig().to_str().unwrap().to_string();
-        let mut all = vec!["--kubeconfig", &kubeconfig];
-        all.extend_from_slice(args);
-        self.repo.weaver(&all)
+        self.repo.weaver_on(&self.cluster, args)
     }
 
     fn live(&self, kind: &str, name: &str) -> Option<Value> {

@@ -141,6 +141,14 @@ impl Repo {
         weaver_in(self.path(), args, &[])
     }
 
+    /// `weaver --kubeconfig <the cluster's> ARGS` in this repository.
+    pub fn weaver_on(&self, cluster: &cluster::TestCluster, args: &[&str]) -> Run {
+        let kubeconfig = cluster.kubeconfig().to_str().expect("a UTF-8 path").to_string();
+        let mut all = vec!["--kubeconfig", &kubeconfig];
+        all.extend_from_slice(args);
+        self.weaver(&all)
+    }
+
     pub fn weaver_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
         weaver_in(self.path(), args, envs)
     }

@@ -148,12 +148,15 @@ fn diff_of_a_fleet_as_text_json_and_markdown() {
     );
 
     let err = diff(&["-o", "html"]).failure().to_string();
-    assert!(err.contains("-o html shows one environment: the selection is a fleet"), "{err}");
+    assert!(err.contains("-o html shows one environment: the selection is a fleet of 2 (prod-eu, prod-us)"), "{err}");
 }
 
 #[test]
 fn a_selection_of_one_environment_applies_as_that_environment_and_of_more_is_refused() {
     let repo = fleet_repo();
+    // One environment by glob goes on to connect (and fails there, for want of a cluster).
+    let one = repo.weaver(&["apply", "--env", "prod-e*", "--kubeconfig", "/nonexistent"]).failure().to_string();
+    assert!(!one.contains("the selection holds") && one.contains("/nonexistent"), "{one}");
     let err = repo.weaver(&["apply", "--env", "prod-*", "--kubeconfig", "/nonexistent"]).failure().to_string();
     assert!(
         err.contains("the selection holds 2 environments (prod-eu, prod-us): apply takes one environment at a time"),
@@ -180,13 +183,7 @@ fn cluster_fleet(cluster: &common::cluster::TestCluster) -> Repo {
 fn diff_and_drift_of_a_fleet_against_a_cluster() {
     let cluster = common::cluster::TestCluster::start();
     let repo = cluster_fleet(&cluster);
-    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
-    let weaver = |args: &[&str]| {
-        let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
-        all.extend_from_slice(args);
-        repo.weaver(&all)
-    };
-    repo.weaver(&["render", "--env", "a"]).success();
+    let weaver = |args: &[&str]| repo.weaver_on(&cluster, args);
     weaver(&["apply", "--env", "a"]).success();
     let run = weaver(&["diff", "--env", "a,b", "-o", "json", "--exit-code"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
@@ -222,13 +219,15 @@ fn diff_and_drift_of_a_fleet_against_a_cluster() {
 fn two_environments_owning_one_object_of_a_cluster_are_refused_naming_both() {
     let cluster = common::cluster::TestCluster::start();
     let repo = cluster_fleet(&cluster);
-    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
-    let run = repo.weaver(&["--kubeconfig", &kubeconfig, "diff", "--env", "a,b,c"]);
+    // d fails on its own: its error is told as well as the collision.
+    repo.write("environments/d.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: nowhere\n");
+    let run = repo.weaver_on(&cluster, &["diff", "--env", "a,b,c,d"]);
     let err = run.failure();
     let ns_a = format!("{}-a", cluster.prefix);
     assert!(err.contains("1 object(s) would be owned by two selected environments in the same cluster"), "{err}");
     assert!(err.contains(&format!("ConfigMap {ns_a}/app in ")), "{err}");
     assert!(err.contains(": environments `a` and `c`"), "{err}");
+    assert!(err.contains("nowhere"), "the failed environment d is told of: {err}");
     // Without c there is no collision.
-    assert_eq!(repo.weaver(&["--kubeconfig", &kubeconfig, "diff", "--env", "a,b"]).code, 0);
+    assert_eq!(repo.weaver_on(&cluster, &["diff", "--env", "a,b"]).code, 0);
 }

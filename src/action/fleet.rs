@@ -210,16 +210,14 @@ pub fn render_formatted(
     each(environments, cx, |env, cx| super::render::render_formatted(&options(env), cx, format))
 }
 
-/// [`super::plan::plan`] of each environment, with `options(env)`; refused when two
-/// environments would own the same object of one cluster (see [`refuse_collisions`]).
+/// [`super::plan::plan`] of each environment, with `options(env)`. The caller refuses the
+/// plans with [`refuse_collisions`] once it has told of the environments that failed.
 pub fn plan(
     environments: &[String],
     options: impl Fn(&str) -> PlanOptions + Sync,
     cx: FleetContext,
-) -> Result<Vec<Outcome<Planned>>> {
-    let planned = each(environments, cx, |env, cx| block_on(super::plan::plan(&options(env), cx)));
-    refuse_collisions(&planned)?;
-    Ok(planned)
+) -> Vec<Outcome<Planned>> {
+    each(environments, cx, |env, cx| block_on(super::plan::plan(&options(env), cx)))
 }
 
 /// [`super::drift::drift`] of each environment, with `options(env)`.

@@ -31,14 +31,21 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
     };
     if args.output == DiffFormat::Html {
-        return Err(Error::new("-o html shows one environment: the selection is a fleet")
-            .with_help("select one environment with --env NAME, or use -o markdown or -o json for a fleet"));
+        return Err(Error::new(format!(
+            "-o html shows one environment: the selection is a fleet of {} ({})",
+            environments.len(),
+            environments.join(", ")
+        ))
+        .with_help("select one environment with --env NAME, or use -o markdown or -o json for a fleet"));
     }
     let planned = fleet::plan(
         &environments,
         options,
         FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) },
-    )?;
+    );
+    // The environments that failed are told of even when a collision stops the others.
+    super::report_failures(ui, &planned);
+    fleet::refuse_collisions(&planned)?;
     let mode = if args.server_side { "server" } else { "client" };
     let text = match args.output {
         DiffFormat::Text => fleet_text(ui, &planned),
@@ -70,7 +77,6 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
             }
         }
     };
-    super::report_failures(ui, &planned);
     write_stdout(ui.redactor.redact(&text).as_bytes())?;
     let changes = planned.iter().any(|o| o.result.as_ref().is_ok_and(|p| p.plan.has_changes()));
     Ok(super::fleet_exit_code(&planned, args.exit_code && changes))

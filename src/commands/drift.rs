@@ -24,8 +24,12 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
         Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
     };
     if args.output == DriftFormat::Html {
-        return Err(Error::new("-o html shows one environment: the selection is a fleet")
-            .with_help("select one environment with --env NAME, or use -o json or -o junit for a fleet"));
+        return Err(Error::new(format!(
+            "-o html shows one environment: the selection is a fleet of {} ({})",
+            environments.len(),
+            environments.join(", ")
+        ))
+        .with_help("select one environment with --env NAME, or use -o json or -o junit for a fleet"));
     }
     let reports = fleet::drift(
         &environments,

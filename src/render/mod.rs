@@ -161,7 +161,7 @@ fn render_into(
 
 /// How many releases `weaver render` renders at once ([`render_in_chunks`]): enough to keep
 /// every core busy (a few per core, since releases differ in size), few enough that a chunk's
-/// objects are a small part of the run's. 450 real charts in one run: 194 MB peak with chunks
+/// objects are a small part of the run's. 435 real charts in one run: 194 MB peak with chunks
 /// of 32, 290 MB with one chunk of them all, in the same time.
 pub fn chunk_releases() -> usize {
     (4 * rayon::current_num_threads()).max(32)

@@ -284,3 +284,25 @@ fn forget_helm_release_deletes_helm_records_only_after_the_whole_release_applied
     // weaver's value, taken from helm's manager with force.
     assert_eq!(adopt.live("ConfigMap", "web-config").unwrap()["data"]["mode"], "normal");
 }
+
+#[test]
+fn an_adopted_release_runs_its_upgrade_hooks_not_its_install_hooks() {
+    let Some(adopt) = Adopt::installed() else { return };
+    let hook = |name: &str, event: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n    helm.sh/hook: {event}\ndata:\n  ran: \"yes\"\n"
+        )
+    };
+    adopt.repo.write("charts/web/templates/install-hook.yaml", &hook("install-hook", "pre-install"));
+    adopt.repo.write("charts/web/templates/upgrade-hook.yaml", &hook("upgrade-hook", "pre-upgrade"));
+    let json: Value = serde_json::from_str(adopt.weaver(&["diff", "--env", "dev", "-o", "json"]).success()).unwrap();
+    let runs = |name: &str| {
+        json["hooks"].as_array().unwrap().iter().find(|h| h["name"] == name).unwrap_or_else(|| panic!("{json}"))["runs"]
+            .clone()
+    };
+    assert_eq!(runs("install-hook"), json!([]), "Helm installed the release already");
+    assert_eq!(runs("upgrade-hook"), json!(["pre-upgrade"]));
+    adopt.weaver(&["apply", "--env", "dev"]).success();
+    assert!(adopt.live("ConfigMap", "install-hook").is_none(), "the install hook did not run");
+    assert!(adopt.live("ConfigMap", "upgrade-hook").is_some(), "the upgrade hook ran");
+}

@@ -414,9 +414,10 @@ impl Run<'_> {
         }
         // Hooks run when the release changes: as `helmfile apply` upgrades only releases
         // with a diff. Removing a release runs the hooks its last record kept.
+        // A release adopted from Helm is deployed already, as the plan says.
         let lifecycle = crate::hook::Lifecycle::of(
             input.rendered.installed,
-            history.last_deployed().is_some(),
+            history.last_deployed().is_some() || self.adoption(&input.rendered.name).is_some(),
             self.options.rollback_of.is_some(),
         );
         let running: &[Value] = match (writes, lifecycle) {

@@ -331,7 +331,9 @@ pub fn plan_adopting(
         // has no deployed record yet.
         let changes = record.is_none_or(|r| !r.has_hooks(&hooks) || r.manifests.len() != planned)
             || objects.iter().any(|o| o.action != Action::Unchanged);
-        let lifecycle = hook::Lifecycle::of(release.installed, record.is_some(), false);
+        // A release adopted from Helm is deployed already: its upgrade hooks run, not its
+        // install hooks.
+        let lifecycle = hook::Lifecycle::of(release.installed, record.is_some() || helm.is_some(), false);
         let hooks = match lifecycle {
             hook::Lifecycle::Delete => record.map(|r| r.hooks.clone()).unwrap_or_default(),
             _ => hooks,

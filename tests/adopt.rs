@@ -59,19 +59,11 @@ struct Adopt {
     helm: PathBuf,
 }
 
-fn helm_or_skip() -> Option<PathBuf> {
-    let helm = common::tools::helm().ok().map(|(helm, _)| helm);
-    if helm.is_none() {
-        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
-    }
-    helm
-}
-
 impl Adopt {
     /// Chart `web` in a repository whose `dev` environment deploys it into a namespace of the
     /// test cluster, installed there by helm (greeting `hello-helm`, with the legacy ConfigMap).
     fn installed() -> Option<Adopt> {
-        let helm = helm_or_skip()?;
+        let helm = common::helm_or_skip()?;
         let cluster = TestCluster::start();
         let ns = cluster.namespace("shop");
         let lock = cluster.namespace("lock");
@@ -184,8 +176,11 @@ fn diff_says_once_that_the_helm_release_is_adopted_and_apply_takes_its_fields() 
 
     let server = adopt.weaver(&["diff", "--env", "dev", "--server-side"]);
     assert!(!server.success().contains("conflict"), "adopted objects are applied with force: {}", server.stdout);
+    no_secret(&format!("{}{}", server.stdout, server.stderr));
 
-    let json: Value = serde_json::from_str(adopt.weaver(&["diff", "--env", "dev", "-o", "json"]).success()).unwrap();
+    let json_run = adopt.weaver(&["diff", "--env", "dev", "-o", "json"]);
+    no_secret(&format!("{}{}", json_run.stdout, json_run.stderr));
+    let json: Value = serde_json::from_str(json_run.success()).unwrap();
     assert_eq!(
         json["adoptions"],
         json!([{"release": "web", "namespace": ns, "helmRelease": "web", "helmRevision": 1, "helmStatus": "deployed",

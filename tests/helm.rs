@@ -65,16 +65,6 @@ fn rendered(repo: &Repo, release: &str) -> BTreeMap<String, Value> {
     by_key(weaver::yaml::documents(Path::new("render"), out.success()).unwrap())
 }
 
-/// helm, or None after saying the test skips without it (a failure under
-/// WEAVER_REQUIRE_INTEROP=1).
-fn helm_or_skip() -> Option<PathBuf> {
-    let helm = common::tools::helm().ok().map(|(helm, _)| helm);
-    if helm.is_none() {
-        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
-    }
-    helm
-}
-
 /// `helm template NAME CHART -n shop --kube-version v1.32.0 --include-crds --skip-tests` with
 /// the release's values files and values.
 fn helm_template(helm: &Path, repo: &Repo, release: &str, chart: &str, values_files: &[&str], values: Value) -> String {
@@ -94,7 +84,7 @@ fn helm_template(helm: &Path, repo: &Repo, release: &str, chart: &str, values_fi
 
 #[test]
 fn helm_charts_render_the_objects_helm_template_gives() {
-    let Some(helm) = helm_or_skip() else { return };
+    let Some(helm) = common::helm_or_skip() else { return };
     let repo = helm_repo();
     let cases = [
         ("web", "charts/shop", vec!["environments/values/web.yaml"], json!({"replicas": 3, "dropMe": null})),
@@ -307,7 +297,7 @@ fn built_in_objects_have_helm_s_go_types() {
         &["interface conversion: interface {} is chartutil.Values, not map[string]interface {}"],
     );
 
-    let Some(helm) = helm_or_skip() else { return };
+    let Some(helm) = common::helm_or_skip() else { return };
     let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
     let expected = by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap());
     assert_eq!(objects["ConfigMap/types"], expected["ConfigMap/types"], "helm template's types differ");
@@ -317,7 +307,7 @@ fn built_in_objects_have_helm_s_go_types() {
 /// its chart (skipped, saying so, without helm).
 #[track_caller]
 fn assert_same_as_helm(repo: &Repo, actual: &BTreeMap<String, Value>) {
-    let Some(helm) = helm_or_skip() else { return };
+    let Some(helm) = common::helm_or_skip() else { return };
     let text = helm_template(&helm, repo, "app", "charts/app", &[], json!({}));
     assert_eq!(actual, &by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
 }
@@ -614,7 +604,7 @@ fn an_encrypted_values_file_is_decrypted_redacted_and_without_a_key_an_error() {
 
 #[test]
 fn command_line_values_override_as_helm_s_set_flags_do() {
-    let Some(helm) = helm_or_skip() else { return };
+    let Some(helm) = common::helm_or_skip() else { return };
     let repo = helm_repo();
     let flags_dir = tempfile::tempdir().unwrap();
     let over = flags_dir.path().join("over.yaml");
@@ -705,7 +695,7 @@ debug: true
     // What helmfile hands helm for that template.
     let plain = "host: app.dev.example.org\nenvironment: dev\nstate: 2\nrelease: app/shop/web\nnote: \"from a file\"\nregion: eu-1\ntoken: t0k\nfallback: dflt\ndebug: true\n";
     repo.write("values/plain.yaml", plain);
-    let Some(helm) = helm_or_skip() else { return };
+    let Some(helm) = common::helm_or_skip() else { return };
     let text = helm_template(&helm, &repo, "app", "charts/app", &["values/plain.yaml"], json!({}));
     assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
 }
@@ -814,7 +804,7 @@ fn a_key_a_values_file_writes_twice_keeps_the_last_value_as_helm_does_and_is_war
         run.stderr
     );
     assert!(!run.stderr.contains("SEEDTOKEN"), "a value printed: {}", run.stderr);
-    let Some(helm) = helm_or_skip() else { return };
+    let Some(helm) = common::helm_or_skip() else { return };
     let text = helm_template(&helm, &repo, "app", "charts/app", &["values/app.yaml"], json!({}));
     assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
 }

@@ -241,10 +241,7 @@ releases:
 
 #[test]
 fn the_converted_repository_renders_what_helm_template_gives_for_the_same_values() {
-    let Ok((helm, _)) = common::tools::helm() else {
-        common::skip::interop_or_skip(Some("no helm binary ($WEAVER_HELM or helm on PATH)"));
-        return;
-    };
+    let Some(helm) = common::helm_or_skip() else { return };
     let repo = Repo::empty();
     write_chart(&repo);
     write_helmfile(&repo);

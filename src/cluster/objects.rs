@@ -71,7 +71,7 @@ impl Cluster {
             .into_iter()
             .map(|item| {
                 serde_json::to_value(item)
-                    .map_err(|err| crate::Error::new(format!("cannot read an object the server sent: {err}")))
+                    .map_err(|err| crate::Error::new(format!("{doing}: cannot read an object the server sent: {err}")))
             })
             .collect()
     }

@@ -183,3 +183,15 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -
         }
     }
 }
+
+/// helm, or None after saying the test skips without it (a failure under
+/// WEAVER_REQUIRE_INTEROP=1).
+pub fn helm_or_skip() -> Option<std::path::PathBuf> {
+    match tools::helm() {
+        Ok((helm, _)) => Some(helm),
+        Err(why) => {
+            skip::interop_or_skip(Some(&why));
+            None
+        }
+    }
+}

@@ -111,7 +111,8 @@ def compare_one(repo, directory, index, weaver, kubectl):
     finally:
         os.remove(env_file)
     outcome, detail, cls = compare_outputs(kube, w)
-    return {'outcome': outcome, 'detail': detail, 'class': cls, 'seconds': {'kustomize': kube_s, 'weaver': weaver_s}}
+    return {'outcome': outcome, 'detail': detail, 'class': cls, 'seconds': {'kustomize': kube_s, 'weaver': weaver_s},
+            'cpu_seconds': {'kustomize': kube.cpu, 'weaver': w.cpu}}
 
 
 def kubectl_error(stderr):

@@ -4,7 +4,7 @@
 /// One rule of a `.helmignore`.
 #[derive(Debug, Clone)]
 struct Rule {
-    pattern: String,
+    pattern: Glob,
     negate: bool,
     must_dir: bool,
     kind: Anchor,
@@ -65,7 +65,7 @@ impl Rules {
             None if rule.contains('/') => (rule, Anchor::Path),
             None => (rule, Anchor::Base),
         };
-        self.0.push(Rule { pattern: pattern.to_string(), negate, must_dir, kind });
+        self.0.push(Rule { pattern: Glob::new(pattern), negate, must_dir, kind });
         Ok(())
     }
 
@@ -79,7 +79,7 @@ impl Rules {
                 Anchor::Path => path,
                 Anchor::Base => path.rsplit('/').next().unwrap_or(path),
             };
-            let matched = go_match(&rule.pattern, name).unwrap_or(false);
+            let matched = rule.pattern.matches(name);
             if rule.negate {
                 if (rule.must_dir && !is_dir) || !matched {
                     return true;
@@ -108,6 +108,47 @@ impl Rules {
             end += 1;
         }
         self.ignores(path, false)
+    }
+}
+
+/// A rule's pattern, ready to match: every file of a chart meets every rule, and most rules are
+/// a name or `*.ext`, which need no glob matching.
+#[derive(Debug, Clone)]
+enum Glob {
+    Literal(String),
+    /// `*` and then a literal: a name of one element that ends with it.
+    AnySuffix(String),
+    /// Any other pattern, and the literal it starts with.
+    Pattern {
+        prefix: String,
+        chars: Vec<char>,
+    },
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Glob {
+        let meta = |c: char| matches!(c, '*' | '?' | '[' | '\\');
+        match pattern.find(meta) {
+            None => Glob::Literal(pattern.to_string()),
+            Some(0) if pattern.starts_with('*') && !pattern[1..].contains(meta) => {
+                Glob::AnySuffix(pattern[1..].to_string())
+            }
+            Some(at) => Glob::Pattern { prefix: pattern[..at].to_string(), chars: pattern.chars().collect() },
+        }
+    }
+
+    /// As [`go_match`], a malformed pattern matching nothing.
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Glob::Literal(literal) => name == literal,
+            Glob::AnySuffix(suffix) => {
+                name.ends_with(suffix.as_str()) && !name[..name.len() - suffix.len()].contains('/')
+            }
+            Glob::Pattern { prefix, chars } => {
+                name.starts_with(prefix.as_str())
+                    && match_from(chars, &name.chars().collect::<Vec<_>>()).unwrap_or(false)
+            }
+        }
     }
 }
 
@@ -250,6 +291,38 @@ mod tests {
         assert_eq!(go_match("[a-c]x", "bx"), Ok(true));
         assert_eq!(go_match("[^a-c]x", "bx"), Ok(false));
         assert!(go_match("[", "a").is_err());
+    }
+
+    /// A prepared pattern matches what Go's `filepath.Match` does.
+    #[test]
+    fn prepared_patterns_match_as_go_does() {
+        let patterns = ["a", "*.txt", "*", "a*", "*a*", "templates/.?*", "[a-c]*", "x\\*", "*/b", "a/*", "*[", "?"];
+        let names = [
+            "",
+            "a",
+            "a.txt",
+            "d/a.txt",
+            ".txt",
+            "ab",
+            "ba",
+            "templates/.h",
+            "templates/.",
+            "b",
+            "x*",
+            "xy",
+            "a/b",
+            "c/b",
+            "a/b/c",
+        ];
+        for pattern in patterns {
+            for name in names {
+                assert_eq!(
+                    Glob::new(pattern).matches(name),
+                    go_match(pattern, name).unwrap_or(false),
+                    "{pattern} {name}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! annotations (`--skip-tests` drops test hooks; unknown hooks are dropped as helm drops them),
 //! and InstallOrder's kind sort.
 
-use std::sync::LazyLock;
-
 use serde_json::Value as Json;
 
 /// releaseutil.InstallOrder.
@@ -59,13 +57,24 @@ const HOOK_EVENTS: &[&str] = &[
     "test-success",
 ];
 
-/// `(?:^|\s*\n)---\s*`, with Go's ASCII `\s` (which also compiles faster than Unicode's).
-static SEPARATOR: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::RegexBuilder::new(r"(?:^|\s*\n)---\s*").unicode(false).build().expect("a valid pattern"));
-
-/// SplitManifests: the non-empty documents of a rendered file, trimmed, in order.
+/// SplitManifests: the non-empty documents of a rendered file, trimmed, in order. Helm splits at
+/// `(?:^|\s*\n)---\s*`, read here by hand (compiling the pattern cost as much as rendering a
+/// small chart): a separator is `---` at the start of the text or after a newline, with the
+/// whitespace (Go's `\s`) before that newline and all of it after the dashes.
 pub fn split(text: &str) -> Vec<&str> {
-    SEPARATOR.split(text.trim()).filter(|d| !d.is_empty()).map(str::trim).collect()
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r');
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    let after_dashes = |at: usize| at + bytes[at..].iter().take_while(|b| is_space(b)).count();
+    let mut start = if text.starts_with("---") { after_dashes(3) } else { 0 };
+    let mut pieces = Vec::new();
+    while let Some(newline) = memchr::memmem::find(&bytes[start..], b"\n---").map(|i| start + i) {
+        let before = bytes[start..newline].iter().rev().take_while(|b| is_space(b)).count();
+        pieces.push(&text[start..newline - before]);
+        start = after_dashes(newline + 4);
+    }
+    pieces.push(&text[start..]);
+    pieces.into_iter().filter(|d| !d.is_empty()).map(str::trim).collect()
 }
 
 /// One document of the output, with the template file it came from.
@@ -128,6 +137,24 @@ mod tests {
     fn splits_like_helm() {
         assert_eq!(split("---\na: 1\n---   \nb: 2\n\n---\n\n"), vec!["a: 1", "b: 2"]);
         assert_eq!(split("a: 1\n--- # x\nb: 2"), vec!["a: 1", "# x\nb: 2"]);
+    }
+
+    /// The hand-written splitter cuts where helm's pattern does, around every arrangement of
+    /// separators, whitespace and text.
+    #[test]
+    fn splits_where_the_pattern_splits() {
+        let pattern =
+            regex::RegexBuilder::new(r"(?:^|[ \t\n\x0c\r]*\n)---[ \t\n\x0c\r]*").unicode(false).build().unwrap();
+        let parts = ["a", "---", "\n", " ", "\x0b", "-", "b: 1", "\t"];
+        let mut cases = vec![String::new()];
+        for _ in 0..6 {
+            cases = cases.iter().flat_map(|c| parts.iter().map(move |p| format!("{c}{p}"))).collect();
+            for case in &cases {
+                let trimmed = case.trim();
+                let expected: Vec<&str> = pattern.split(trimmed).filter(|d| !d.is_empty()).map(str::trim).collect();
+                assert_eq!(split(case), expected, "{case:?}");
+            }
+        }
     }
 
     #[test]

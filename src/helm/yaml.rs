@@ -1000,23 +1000,38 @@ impl Analysis {
 /// (`2006-1-2T15:4:5.999999999Z07:00`, its lower-case `t` form, `2006-1-2 15:4:5.999999999`,
 /// `2006-1-2`), so a plain scalar of that text would be a timestamp, not a string.
 fn is_timestamp(s: &str) -> bool {
-    // Every layout starts with a year and a dash: most strings go no further, and the pattern
-    // is compiled only for one that does.
-    let bytes = s.as_bytes();
-    if bytes.len() < 8 || !bytes[..4].iter().all(u8::is_ascii_digit) || bytes[4] != b'-' {
+    // `^(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})|
+    // [ ](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?)?$`, read by hand: compiling the pattern cost more
+    // than the rest of a small chart's render. Go's digits are ASCII. Every run of digits ends
+    // at a non-digit, so taking as many as allowed never misses a match.
+    let mut text = Cursor(s.as_bytes());
+    let Some(year) = text.number(4, 4) else { return false };
+    let (Some(month), Some(day)) = (text.after(b'-', 1, 2), text.after(b'-', 1, 2)) else { return false };
+    let mut clock = None;
+    if let Some(separator @ (b'T' | b't' | b' ')) = text.next_if(|b| matches!(b, b'T' | b't' | b' ')) {
+        let (Some(hour), Some(minute), Some(second)) =
+            (text.number(1, 2), text.after(b':', 1, 2), text.after(b':', 1, 2))
+        else {
+            return false;
+        };
+        if text.next_if(|b| b == b'.').is_some() && text.number(1, usize::MAX).is_none() {
+            return false;
+        }
+        if separator != b' ' {
+            let zoned = match text.next_if(|b| matches!(b, b'Z' | b'+' | b'-')) {
+                Some(b'Z') => true,
+                Some(_) => text.number(2, 2).is_some() && text.after(b':', 2, 2).is_some(),
+                None => false,
+            };
+            if !zoned {
+                return false;
+            }
+        }
+        clock = Some((hour, minute, second));
+    }
+    if !text.0.is_empty() {
         return false;
     }
-    static LAYOUT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let layout = LAYOUT.get_or_init(|| {
-        // Go's digits are ASCII.
-        regex::Regex::new(
-            r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:(?:[Tt]([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2}))|(?: ([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?))?$",
-        )
-        .expect("a valid pattern")
-    });
-    let Some(parts) = layout.captures(s) else { return false };
-    let number = |i: usize| parts.get(i).map(|m| m.as_str().parse::<u32>().unwrap_or(u32::MAX));
-    let (Some(year), Some(month), Some(day)) = (number(1), number(2), number(3)) else { return false };
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -1025,11 +1040,39 @@ fn is_timestamp(s: &str) -> bool {
         2 => 28,
         _ => return false,
     };
-    let clock = [(4, 5, 6), (7, 8, 9)]
-        .iter()
-        .find_map(|&(h, m, sec)| Some((number(h)?, number(m)?, number(sec)?)))
-        .is_none_or(|(hour, minute, second)| hour < 24 && minute < 60 && second < 60);
+    let clock = clock.is_none_or(|(hour, minute, second)| hour < 24 && minute < 60 && second < 60);
     (1..=days).contains(&day) && clock
+}
+
+/// What is left of a text being read.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn next_if(&mut self, wanted: impl Fn(u8) -> bool) -> Option<u8> {
+        let (&first, rest) = self.0.split_first()?;
+        wanted(first).then(|| {
+            self.0 = rest;
+            first
+        })
+    }
+
+    /// A run of `min` to `max` ASCII digits (as many as there are, up to `max`), as a number
+    /// (`u32::MAX` past it).
+    fn number(&mut self, min: usize, max: usize) -> Option<u32> {
+        let n = self.0.iter().take(max).take_while(|b| b.is_ascii_digit()).count();
+        if n < min {
+            return None;
+        }
+        let (digits, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(digits.iter().fold(0u32, |v, d| v.saturating_mul(10).saturating_add(u32::from(d - b'0'))))
+    }
+
+    /// `separator`, then `min` to `max` digits.
+    fn after(&mut self, separator: u8, min: usize, max: usize) -> Option<u32> {
+        self.next_if(|b| b == separator)?;
+        self.number(min, max)
+    }
 }
 
 fn is_base60_float(s: &str) -> bool {
@@ -1162,6 +1205,27 @@ mod tests {
             "- 2020-09\n- 2020-09-07x\n- 2020-13-45\n- 2021-02-29\n"
         );
         assert_eq!(yaml(json!(3.0)), "3\n");
+    }
+
+    /// The hand-written reader says yes to what go-yaml's layouts, written as a pattern, match
+    /// (the calendar and clock checks aside, which both share).
+    #[test]
+    fn timestamps_are_read_as_the_layout_pattern_reads_them() {
+        let pattern = regex::Regex::new(
+            r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})| [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?)?$",
+        )
+        .unwrap();
+        let date = ["2020-1-2", "2020-01-02", "202-01-02", "2020-001-02", "2020-01", "2020-01-2x"];
+        let clock = ["", "T1:2:3", "t10:20:30", " 10:20:30", "T10:20", " 1:2:3.", "T1:2:3.45", " 1:2:3.45", "T1:2:345"];
+        let zone = ["", "Z", "+02:00", "-2:00", "+02:0", "z", "+0200", " "];
+        for d in date {
+            for c in clock {
+                for z in zone {
+                    let case = format!("{d}{c}{z}");
+                    assert_eq!(is_timestamp(&case), pattern.is_match(&case), "{case:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -29,13 +29,10 @@ pub(crate) fn register(t: &mut Templates) {
     );
 }
 
-const VERSION: &str =
-    r"v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
 const CONSTRAINT_VERSION: &str = r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
 const OPS: &str = r"=||!=|>|<|>=|=>|<=|=<|~|~>|\^";
 
 struct Grammar {
-    version: Regex,
     constraint: Regex,
     range: Regex,
     find: Regex,
@@ -48,7 +45,6 @@ static GRAMMAR: LazyLock<Option<Grammar>> = LazyLock::new(|| {
     // compile in a fraction of the time (every chart that reads a version compiles them).
     let ascii = |pattern: String| regex::RegexBuilder::new(&pattern).unicode(false).build().ok();
     Some(Grammar {
-        version: ascii(format!("^{VERSION}$"))?,
         constraint: ascii(format!(r"^\s*({OPS})\s*({cv})\s*$"))?,
         range: ascii(format!(r"\s*({cv})\s+-\s+({cv})\s*"))?,
         find: ascii(format!(r"({OPS})\s*({cv})"))?,
@@ -79,6 +75,40 @@ fn is_allowed(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// The major, minor and patch digits (empty when absent), prerelease and metadata of a version
+/// the grammar of [`Version::parse`] accepts.
+fn version_parts(v: &str) -> Option<[&str; 5]> {
+    let rest = v.strip_prefix('v').unwrap_or(v);
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let n = digits(rest);
+    if n == 0 {
+        return None;
+    }
+    let (major, mut rest) = rest.split_at(n);
+    let mut segments = ["", ""];
+    for segment in &mut segments {
+        let Some(after) = rest.strip_prefix('.') else { break };
+        let n = digits(after);
+        if n == 0 {
+            return None;
+        }
+        (*segment, rest) = after.split_at(n);
+    }
+    // Identifiers are never empty, and `+` ends the prerelease.
+    let identifiers = |s: &str| !s.is_empty() && s.split('.').all(|id| !id.is_empty() && is_allowed(id));
+    let (rest, metadata) = match rest.split_once('+') {
+        Some((rest, metadata)) if identifiers(metadata) => (rest, metadata),
+        Some(_) => return None,
+        None => (rest, ""),
+    };
+    let pre = match rest.strip_prefix('-') {
+        Some(pre) if identifiers(pre) => pre,
+        None if rest.is_empty() => "",
+        _ => return None,
+    };
+    Some([major, segments[0], segments[1], pre, metadata])
+}
+
 impl Version {
     pub fn major(&self) -> u64 {
         self.major
@@ -88,12 +118,12 @@ impl Version {
         self.minor
     }
 
-    /// semver.NewVersion.
+    /// semver.NewVersion: `^v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-(IDS))?(\+(IDS))?$`, IDS being
+    /// dot-separated runs of `[0-9A-Za-z-]`. Read by hand: every chart parses the cluster's
+    /// version, and compiling the pattern cost more than the rest of a small chart's render.
     pub fn parse(v: &str) -> Result<Version, String> {
-        let caps = grammar()?.version.captures(v).ok_or("Invalid Semantic Version")?;
-        let group = |i: usize| caps.get(i).map_or("", |m| m.as_str());
+        let [major, minor, patch, pre, metadata] = version_parts(v).ok_or("Invalid Semantic Version")?;
         let segment = |s: &str| -> Result<u64, String> {
-            let s = s.trim_start_matches('.');
             if s.is_empty() {
                 return Ok(0);
             }
@@ -105,11 +135,11 @@ impl Version {
             })
         };
         let version = Version {
-            major: segment(group(1))?,
-            minor: segment(group(2))?,
-            patch: segment(group(3))?,
-            pre: group(5).to_string(),
-            metadata: group(8).to_string(),
+            major: segment(major)?,
+            minor: segment(minor)?,
+            patch: segment(patch)?,
+            pre: pre.to_string(),
+            metadata: metadata.to_string(),
             original: v.to_string(),
         };
         for part in version.pre.split('.').filter(|_| !version.pre.is_empty()) {
@@ -414,6 +444,25 @@ mod tests {
     fn satisfies(constraint: &str, version: &str) -> bool {
         let c = Constraints::parse(constraint).expect(constraint);
         c.check(&Version::parse(version).expect(version))
+    }
+
+    /// The hand-written reader accepts exactly what Masterminds' pattern matches, with the same parts.
+    #[test]
+    fn versions_are_read_as_the_pattern_reads_them() {
+        const VERSION: &str = r"v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
+        let pattern = regex::Regex::new(&format!("^{VERSION}$")).unwrap();
+        let alphabet = ["1", "0", "12", "v", ".", "-", "+", "a", "x-y", ".0", "-rc.1", "+b.2", "..", "-.", "V", " "];
+        let mut cases = vec![String::new()];
+        for _ in 0..4 {
+            cases = cases.iter().flat_map(|c| alphabet.iter().map(move |a| format!("{c}{a}"))).collect();
+            for case in &cases {
+                let expected = pattern.captures(case).map(|c| {
+                    let group = |i: usize| c.get(i).map_or("", |m| m.as_str());
+                    [group(1), group(2).trim_start_matches('.'), group(3).trim_start_matches('.'), group(5), group(8)]
+                });
+                assert_eq!(version_parts(case), expected, "{case:?}");
+            }
+        }
     }
 
     #[test]

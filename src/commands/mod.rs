@@ -169,24 +169,6 @@ pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::R
     })
 }
 
-/// The one environment the flags select, for a command that works on one (`what`): a fleet
-/// selecting more is refused, naming them.
-pub(crate) fn one_environment(global: &GlobalArgs, select: &SelectArgs, what: &str) -> crate::Result<String> {
-    match environments(global, select)? {
-        Environments::One(env) => Ok(env),
-        Environments::Fleet(mut envs) if envs.len() == 1 => Ok(envs.remove(0).name),
-        Environments::Fleet(envs) => {
-            let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
-            Err(Error::new(format!(
-                "the selection holds {} environments ({}): {what} takes one environment at a time",
-                names.len(),
-                names.join(", ")
-            ))
-            .with_help("select one environment with --env NAME"))
-        }
-    }
-}
-
 /// Which releases of environment `env` the flags select.
 pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs, env: &str) -> Selection {
     Selection {

@@ -322,6 +322,12 @@ pub struct EnvironmentArgs {
     /// Only environments whose labels match (-l's syntax: tier=prod,region in (eu,us); repeatable)
     #[arg(long = "env-selector", value_name = "SELECTOR")]
     pub env_selectors: Vec<String>,
+    /// Of the selected environments, only those of this wave (their `wave:`)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub wave: Option<i32>,
+    /// Of the selected environments, only part INDEX of COUNT, the same on every machine (1/4 … 4/4: one per CI runner)
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<crate::action::fleet::Shard>,
 }
 
 /// Which releases of the environment, by name and by labels.

@@ -442,3 +442,35 @@ fn an_interrupted_fleet_apply_stops_its_environments_as_one_apply_does_and_start
         "metadata": {"name": "app", "namespace": format!("{}-later", cluster.prefix)}});
     assert!(cluster.get(&later).is_none());
 }
+
+#[test]
+fn shards_and_waves_split_a_selection_over_runners_the_same_way_every_time() {
+    let repo = fleet_repo();
+    repo.write("environments/prod-eu.yaml", "extends: base\nnamespace: apps-eu\nlabels: {region: eu}\nwave: 1\n")
+        .write("environments/prod-us.yaml", "extends: base\nnamespace: apps-us\nlabels: {region: us}\nwave: 1\n");
+    let selected = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["envs", "-o", "json", "--env", "*"];
+        all.extend_from_slice(args);
+        let out: Value = serde_json::from_str(repo.weaver(&all).success()).unwrap();
+        names(&out).into_iter().map(String::from).collect()
+    };
+    assert_eq!(selected(&["--wave", "1"]), ["prod-eu", "prod-us"]);
+    assert_eq!(selected(&["--wave", "0"]), ["dev", "staging"]);
+    // Round-robin within each wave, by name: each runner gets part of every wave.
+    assert_eq!(selected(&["--shard", "1/2"]), ["dev", "prod-eu"]);
+    assert_eq!(selected(&["--shard", "2/2"]), ["prod-us", "staging"]);
+    assert_eq!(selected(&["--shard", "2/2", "--wave", "1"]), ["prod-us"]);
+    // A runner with nothing to do says so and succeeds.
+    let empty = repo.path().join("live.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let run =
+        repo.weaver(&["diff", "--env", "*", "--wave", "1", "--shard", "3/3", "--live-from", empty.to_str().unwrap()]);
+    assert!(run.success().starts_with("0 environments: 0 with changes, 0 failed\n"), "{}", run.stdout);
+    let err = repo.weaver(&["render", "--env", "*", "--wave", "7"]).failure().to_string();
+    assert!(err.contains("error: no selected environment is in wave 7 (--env * --wave 7)"), "{err}");
+    assert!(err.contains("help: the waves of the selection: 0, 1"), "{err}");
+    let err = repo.weaver(&["render", "--env", "*", "--shard", "0/2"]).failure().to_string();
+    assert!(err.contains("invalid value '0/2' for '--shard <INDEX/COUNT>': expected INDEX/COUNT"), "{err}");
+    let err = repo.weaver(&["render", "--wave", "1"]).failure().to_string();
+    assert!(err.contains("error: no environment selected"), "{err}");
+}

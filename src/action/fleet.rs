@@ -23,13 +23,40 @@ use crate::project::{Environment, Project, Selector};
 use crate::secrets::Redactor;
 
 /// Which environments: `--env` values (names and globs) and `--env-selector`s, all of which
-/// must hold.
+/// must hold; of those, `--wave`'s, and `--shard`'s part.
 #[derive(Debug, Clone, Default)]
 pub struct EnvironmentSelection {
     /// Names and globs (`prod-*`); every environment when empty.
     pub envs: Vec<String>,
     /// Label selectors of environments' `labels` (`-l`'s syntax).
     pub selectors: Vec<String>,
+    /// Only the environments of this wave.
+    pub wave: Option<i32>,
+    /// Only this part of the environments (see [`Shard`]).
+    pub shard: Option<Shard>,
+}
+
+/// `--shard INDEX/COUNT`: part INDEX (from 1) of COUNT of the selected environments. Within each
+/// wave, the groups of environments that `needs` ties together (an environment alone is a group
+/// of one), in the order of their first names, go round-robin to the shards: group 1 to shard 1,
+/// group COUNT+1 to shard 1 again. So each wave is spread evenly, an environment never waits for
+/// one in another shard of its wave, and the same selection always gives the same parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Shard, String> {
+        let parsed = text.split_once('/').and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if (1..=count).contains(&index) => Ok(Shard { index, count }),
+            _ => Err("expected INDEX/COUNT with 1 ≤ INDEX ≤ COUNT, such as 2/4 (an Indexed Job's JOB_COMPLETION_INDEX counts from 0: add 1)".to_string()),
+        }
+    }
 }
 
 /// The characters that make an `--env` value a glob.
@@ -41,9 +68,16 @@ impl EnvironmentSelection {
     /// a pipeline reads the same format whatever the repository holds today.
     pub fn single(&self) -> Option<&str> {
         match self.envs.as_slice() {
-            [name] if self.selectors.is_empty() && !name.contains(GLOB_CHARACTERS) => Some(name),
+            [name] if self.selectors.is_empty() && self.wave.is_none() && self.shard.is_none() => {
+                Some(name.as_str()).filter(|name| !name.contains(GLOB_CHARACTERS))
+            }
             _ => None,
         }
+    }
+
+    /// Nothing is asked for: no flag of the selection is given.
+    pub fn is_empty(&self) -> bool {
+        self.envs.is_empty() && self.selectors.is_empty() && self.wave.is_none() && self.shard.is_none()
     }
 
     /// `--env a,b --env-selector 'x=y'`, as errors quote the selection.
@@ -53,6 +87,7 @@ impl EnvironmentSelection {
             flags.push(format!("--env {}", self.envs.join(",")));
         }
         flags.extend(self.selectors.iter().map(|s| format!("--env-selector '{s}'")));
+        flags.extend(self.wave.map(|wave| format!("--wave {wave}")));
         flags.join(" ")
     }
 }
@@ -128,7 +163,56 @@ pub fn select_environments(
             .with_help(known_help(&project, &known)?));
         }
     }
-    Ok(environments)
+    if let Some(wave) = selection.wave {
+        let waves: BTreeSet<i32> = environments.iter().map(|e| e.wave).collect();
+        environments.retain(|e| e.wave == wave);
+        if environments.is_empty() {
+            let waves: Vec<String> = waves.iter().map(i32::to_string).collect();
+            return Err(Error::new(format!("no selected environment is in wave {wave} ({})", selection.flags()))
+                .with_help(format!("the waves of the selection: {}", waves.join(", "))));
+        }
+    }
+    Ok(match selection.shard {
+        Some(shard) => shard_of(environments, shard),
+        None => environments,
+    })
+}
+
+/// The environments of `shard` (see [`Shard`]), `environments` sorted by name.
+fn shard_of(environments: Vec<Environment>, shard: Shard) -> Vec<Environment> {
+    let index: HashMap<&str, usize> = environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+    // Each environment's group: the first (by name) of those `needs` ties it to in its wave.
+    let mut group: Vec<usize> = (0..environments.len()).collect();
+    fn root(group: &mut [usize], mut i: usize) -> usize {
+        while group[i] != i {
+            group[i] = group[group[i]];
+            i = group[i];
+        }
+        i
+    }
+    for (i, env) in environments.iter().enumerate() {
+        for (name, _) in &env.needs {
+            if let Some(&j) = index.get(name.as_str()).filter(|&&j| environments[j].wave == env.wave) {
+                let (a, b) = (root(&mut group, i), root(&mut group, j));
+                group[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    // Groups numbered within their wave in the order of their first environments.
+    let mut number: HashMap<usize, usize> = HashMap::new();
+    let mut groups_in_wave: HashMap<i32, usize> = HashMap::new();
+    let mut keep = Vec::new();
+    for i in 0..environments.len() {
+        let first = root(&mut group, i);
+        let wave = environments[i].wave;
+        let n = *number.entry(first).or_insert_with(|| {
+            let next = groups_in_wave.entry(wave).or_default();
+            *next += 1;
+            *next - 1
+        });
+        keep.push(n % shard.count == shard.index - 1);
+    }
+    environments.into_iter().zip(keep).filter_map(|(env, keep)| keep.then_some(env)).collect()
 }
 
 /// Loads the environments `names`, in parallel, in their order.
@@ -531,6 +615,7 @@ mod tests {
         let selection = EnvironmentSelection {
             envs: envs.iter().map(|s| s.to_string()).collect(),
             selectors: selectors.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         Ok(select_environments(dir.path(), None, &selection)?.into_iter().map(|e| e.name).collect())
     }
@@ -566,6 +651,48 @@ mod tests {
         assert!(select(&["base"], &[]).unwrap_err().message.contains("is abstract"));
         assert!(select(&[], &["tier in (a"]).unwrap_err().message.contains("(--env-selector)"));
         assert!(select(&["[a"], &[]).unwrap_err().message.starts_with("--env `[a` is not a glob"));
+    }
+
+    #[test]
+    fn waves_and_shards_take_a_stable_part_keeping_what_needs_ties_in_one_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("a", "wave: 0\n"),
+            ("b", "needs: [a]\n"),
+            ("c", ""),
+            ("d", ""),
+            ("e", "wave: 1\nneeds: [a]\n"),
+            ("f", "wave: 1\n"),
+            ("g", "wave: 1\n"),
+        ];
+        for (name, text) in files {
+            let path = dir.path().join("environments").join(format!("{name}.yaml"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let select = |wave: Option<i32>, shard: Option<&str>| -> Result<Vec<String>> {
+            let selection = EnvironmentSelection {
+                envs: vec!["*".into()],
+                wave,
+                shard: shard.map(|s| s.parse().unwrap()),
+                ..Default::default()
+            };
+            Ok(select_environments(dir.path(), None, &selection)?.into_iter().map(|e| e.name).collect())
+        };
+        assert_eq!(select(Some(1), None).unwrap(), ["e", "f", "g"]);
+        // Wave 0's groups: {a, b} (b needs a), {c}, {d}; wave 1's: {e} (its need is of wave 0), {f}, {g}.
+        assert_eq!(select(None, Some("1/2")).unwrap(), ["a", "b", "d", "e", "g"]);
+        assert_eq!(select(None, Some("2/2")).unwrap(), ["c", "f"]);
+        assert_eq!(select(Some(0), Some("2/3")).unwrap(), ["c"]);
+        assert_eq!(select(Some(1), Some("3/3")).unwrap(), ["g"]);
+        // More shards than groups: a shard may be empty.
+        assert_eq!(select(Some(1), Some("4/4")).unwrap(), Vec::<String>::new());
+        let err = select(Some(2), None).unwrap_err();
+        assert_eq!(err.message, "no selected environment is in wave 2 (--env * --wave 2)");
+        assert_eq!(err.help.as_deref(), Some("the waves of the selection: 0, 1"));
+        for bad in ["0/3", "4/3", "1", "a/b", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
     }
 
     /// Runs a schedule of `blockers` where `fails` fail; returns what ran (in order) and how
@@ -625,11 +752,15 @@ mod tests {
         let selection = |envs: &[&str], selectors: &[&str]| EnvironmentSelection {
             envs: envs.iter().map(|s| s.to_string()).collect(),
             selectors: selectors.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         assert_eq!(selection(&["dev"], &[]).single(), Some("dev"));
         assert_eq!(selection(&["dev", "qa"], &[]).single(), None);
         assert_eq!(selection(&["dev*"], &[]).single(), None);
         assert_eq!(selection(&["dev"], &["a=b"]).single(), None);
         assert_eq!(selection(&[], &["a=b"]).single(), None);
+        let waved = EnvironmentSelection { wave: Some(1), ..selection(&["dev"], &[]) };
+        assert_eq!(waved.single(), None);
+        assert!(!waved.is_empty() && selection(&[], &[]).is_empty());
     }
 }

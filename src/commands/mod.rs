@@ -145,7 +145,12 @@ pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectO
 
 /// The environments `--env` and `--env-selector` name.
 pub(crate) fn environment_selection(args: &EnvironmentArgs) -> EnvironmentSelection {
-    EnvironmentSelection { envs: args.envs.clone(), selectors: args.env_selectors.clone() }
+    EnvironmentSelection {
+        envs: args.envs.clone(),
+        selectors: args.env_selectors.clone(),
+        wave: args.wave,
+        shard: args.shard,
+    }
 }
 
 /// What the flags select: one plain `--env NAME`, shown as one environment always was, or a

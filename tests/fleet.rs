@@ -409,34 +409,55 @@ fn an_interrupted_fleet_apply_stops_its_environments_as_one_apply_does_and_start
         // A real test cluster runs no pods; on the fake, Deployments stay unready too.
         cluster.fake("unready Deployments").unwrap().set_auto_ready(false);
     }
-    let repo = apply_fleet(&cluster, &[("waits", ""), ("later", "wave: 1\n")]);
+    let repo = apply_fleet(&cluster, &[("waits", ""), ("locked", ""), ("later", "wave: 1\n")]);
     repo.write(
         "charts/app/templates/deployment.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: registry.example/web:1}]\n",
     );
+    // `locked`'s lock is held by another apply, which keeps renewing it (as far as this run sees).
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    cluster.create(&serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "weaver-lock-locked", "namespace": format!("{}-lock", cluster.prefix)},
+        "spec": {"holderIdentity": "alice@ci pid 1", "acquireTime": now, "renewTime": now, "leaseDurationSeconds": 300},
+    }));
     let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
-    let child =
-        repo.spawn(&["--kubeconfig", &kubeconfig, "apply", "--env", "waits,later", "--wait", "--timeout", "5m"]);
+    let args = ["--kubeconfig", &kubeconfig, "apply", "--env", "waits,locked,later", "--wait", "-o", "json"];
+    let child = repo.spawn(&args);
     let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": format!("{}-waits", cluster.prefix)}});
     common::eventually("the Deployment of `waits` to be applied", || {
         cluster.get(&deployment).map(|_| ()).ok_or_else(|| "not yet".to_string())
     });
-    // Waiting for it, then: SIGTERM, as a cancelled CI job gets.
+    // `waits` waits for its Deployment, `locked` for its lock; then SIGTERM, as a cancelled CI
+    // job gets.
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let output = child.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stderr.contains("weaver: interrupted; finishing requests in flight"), "{stderr}");
+    assert!(stderr.contains("waiting for the lock of environment `locked`"), "{stderr}");
     assert!(stderr.contains("the apply of environment `waits` interrupted"), "{stderr}");
-    let summary = &stdout[stdout.find("2 environments: ").unwrap_or_else(|| panic!("{stdout}\n{stderr}"))..];
-    assert!(
-        summary.starts_with("2 environments: 0 applied, 0 failed, 1 interrupted, 0 skipped, 1 not started"),
-        "{stdout}"
+    assert!(stderr.contains("the apply of environment `locked` interrupted"), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"environments": 3, "changed": 1, "failed": 0, "applied": 0, "interrupted": 2, "skipped": 0, "notStarted": 1})
     );
-    assert!(summary.contains("\nlater        1     not started  -"), "{summary}");
-    assert!(summary.contains("the apply was interrupted\n"), "{summary}");
+    let env = |name: &str| {
+        let all = report["environments"].as_array().unwrap();
+        all.iter().find(|e| e["environment"] == name).unwrap().clone()
+    };
+    // `waits` stopped waiting for readiness, and recorded what it applied.
+    assert_eq!(env("waits")["state"], "interrupted");
+    assert_eq!(env("waits")["report"]["summary"]["created"], 2);
+    assert_eq!(env("waits")["report"]["releases"][0]["status"], "failed");
+    // `locked` stopped waiting for its lock: it applied nothing.
+    assert_eq!(env("locked")["state"], "interrupted");
+    assert_eq!(env("locked")["report"]["releases"], serde_json::json!([]));
+    assert_eq!(env("later")["state"], "notStarted");
+    assert_eq!(env("later")["reason"], "the apply was interrupted");
     // `later` never started: nothing of it is in the cluster.
     let later = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "app", "namespace": format!("{}-later", cluster.prefix)}});

@@ -175,6 +175,12 @@ pub(super) fn apply_options(
     }
 }
 
+/// An apply interrupted before it wrote anything.
+fn abandoned(options: ApplyOptions) -> Applied {
+    let report = Report { releases: Vec::new(), interrupted: true };
+    Applied { report, options, lock_lost: None }
+}
+
 /// Takes the environment's lock, then makes `desired` (a future, so nothing of it runs before
 /// the lock is held), observes the cluster, plans and applies.
 pub(super) async fn execute(
@@ -190,17 +196,23 @@ pub(super) async fn execute(
         true => None,
         false => {
             let lock_options = LockOptions::new(env, settings.lock_timeout);
-            let held = cluster
-                .acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
-                    on(Progress::Status(format!(
-                        "waiting for the lock of environment `{}` (Lease {}/{}), held by {holder} since {since}",
-                        env.name,
-                        lock_options.namespace,
-                        lock_options.subject.lease_name()
-                    )));
-                })
-                .await?;
-            Some(held)
+            let acquire = cluster.acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
+                on(Progress::Status(format!(
+                    "waiting for the lock of environment `{}` (Lease {}/{}), held by {holder} since {since}",
+                    env.name,
+                    lock_options.namespace,
+                    lock_options.subject.lease_name()
+                )));
+            });
+            // Interrupted (an environment of a fleet) before it holds the lock: it applies
+            // nothing, as it would once it held it.
+            tokio::select! {
+                biased;
+                () = crate::apply::interruption(interrupted) => {
+                    return Ok(abandoned(apply_options(env, settings, None, None)));
+                }
+                held = acquire => Some(held?),
+            }
         }
     };
     let result = async {
@@ -245,8 +257,7 @@ async fn execute_locked(
     // Interrupted before writing (an environment of a fleet, whose interruption is caught from
     // the start): nothing is applied, as a single apply interrupted before it writes.
     if interrupted.load(Ordering::SeqCst) {
-        let report = crate::apply::Report { releases: Vec::new(), interrupted: true };
-        return Ok((Applied { report, options, lock_lost: None }, None));
+        return Ok((abandoned(options), None));
     }
     let inputs = inputs(env, &releases);
     let on_event = |event: crate::apply::Event<'_>| on(Progress::Apply(event));

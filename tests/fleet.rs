@@ -476,6 +476,11 @@ fn shards_and_waves_split_a_selection_over_runners_the_same_way_every_time() {
         names(&out).into_iter().map(String::from).collect()
     };
     assert_eq!(selected(&["--wave", "1"]), ["prod-eu", "prod-us"]);
+    let envs: Value = serde_json::from_str(repo.weaver(&["envs", "-o", "json", "--env", "prod-*"]).success()).unwrap();
+    assert_eq!(
+        (&envs["environments"][1]["wave"], &envs["environments"][1]["needs"]),
+        (&1.into(), &serde_json::json!([]))
+    );
     assert_eq!(selected(&["--wave", "0"]), ["dev", "staging"]);
     // Round-robin within each wave, by name: each runner gets part of every wave.
     assert_eq!(selected(&["--shard", "1/2"]), ["dev", "prod-eu"]);

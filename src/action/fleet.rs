@@ -471,7 +471,7 @@ fn apply_order<'a>(
         }
         needs.push(mine);
     }
-    let order = crate::project::environment::needs_order(&needs).map_err(|cycle| {
+    let mut order = crate::project::environment::needs_order(&needs).map_err(|cycle| {
         let names: Vec<&str> = cycle.iter().map(|&i| environments[i].name.as_str()).collect();
         let at = environments[cycle[0]].needs.iter().find(|(n, _)| *n == names[1]).map(|(_, at)| at.clone());
         let message = format!("cycle in environments' `needs`: {}", names.join(" → "));
@@ -482,7 +482,6 @@ fn apply_order<'a>(
         .with_help("remove one of these `needs` entries; nothing was applied")
     })?;
     // Sorted by wave, the needs order within: every environment comes after those it waits for.
-    let mut order: Vec<usize> = order;
     order.sort_by_key(|&i| environments[i].wave);
     let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let blockers = order

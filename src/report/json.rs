@@ -527,6 +527,9 @@ pub struct EnvsEnvironment<'a> {
     pub context: Option<&'a str>,
     pub namespace: &'a str,
     pub releases: Vec<EnvsRelease<'a>>,
+    /// `wave` and `needs`: when a fleet apply applies it.
+    pub wave: i32,
+    pub needs: Vec<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -562,14 +565,16 @@ impl<'a> EnvsReport<'a> {
                         installed: r.installed,
                     })
                     .collect(),
+                wave: e.wave,
+                needs: e.needs.iter().map(|(name, _)| name.as_str()).collect(),
             })
             .collect();
         EnvsReport { environments }
     }
 }
 
-/// `diff -o json` and `drift -o json` of a fleet: each environment's document as one
-/// environment's run prints it, or its error.
+/// `diff -o json`, `drift -o json` and `apply -o json` of a fleet: each environment's document
+/// as one environment's run prints it, or its error.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetReport<'a, R> {

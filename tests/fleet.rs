@@ -374,7 +374,7 @@ fn kubeconfig_with_contexts(cluster: &common::cluster::TestCluster, dir: &std::p
 }
 
 #[test]
-fn environments_in_two_contexts_of_one_server_share_its_budget_of_requests_and_its_discovery() {
+fn environments_in_two_contexts_of_one_server_share_its_budget_of_requests_and_its_discovery_in_apply_diff_and_drift() {
     let cluster = common::cluster::TestCluster::start();
     let repo =
         apply_fleet(&cluster, &[("a", "  context: ctx-a\n"), ("b", "  context: ctx-b\n"), ("c", "  context: ctx-a\n")]);
@@ -386,20 +386,37 @@ fn environments_in_two_contexts_of_one_server_share_its_budget_of_requests_and_i
         fake.reset_peak_in_flight();
         fake.clear_requests();
     }
-    let run = repo.weaver(&["--kubeconfig", &kubeconfig, "-v", "apply", "--env", "a,b,c", "--concurrency", "2"]);
+    let weaver = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", &kubeconfig, "-v"];
+        all.extend_from_slice(args);
+        repo.weaver(&all)
+    };
+    // Three environments at once, each keeping up to 2 requests in flight, send at most 2 at
+    // once to their one server between them; discovery (aggregated: /api and /apis) is read
+    // once for the three. So for apply, diff and drift.
+    let within_one_budget = |what: &str| {
+        if let Some(fake) = fake {
+            let peak = fake.peak_in_flight();
+            assert!((1..=2).contains(&peak), "{what}: {peak} requests at once");
+            let discovery = fake.requests().iter().filter(|r| r.path == "/apis").count();
+            assert_eq!(discovery, 1, "{what}: {:#?}", fake.requests().iter().map(|r| &r.path).collect::<Vec<_>>());
+            fake.reset_peak_in_flight();
+            fake.clear_requests();
+        }
+    };
+    let run = weaver(&["apply", "--env", "a,b,c", "--concurrency", "2"]);
     assert!(run.success().contains("3 environments: 3 applied"), "{}", run.stdout);
     assert!(run.stderr.contains("environment `a`: applying to context `ctx-a` ("), "{}", run.stderr);
     assert!(run.stderr.contains("environment `b`: applying to context `ctx-b` ("), "{}", run.stderr);
     assert!(run.stderr.contains("environment `c`: applying to context `ctx-a` ("), "{}", run.stderr);
-    if let Some(fake) = fake {
-        // Three environments at once, each keeping up to 2 requests in flight, send at most 2
-        // at once to their one server between them.
-        let peak = fake.peak_in_flight();
-        assert!((1..=2).contains(&peak), "{peak} requests at once");
-        // Discovery (aggregated: /api and /apis) is read once for the three.
-        let discovery = fake.requests().iter().filter(|r| r.path == "/apis").count();
-        assert_eq!(discovery, 1, "{:#?}", fake.requests().iter().map(|r| &r.path).collect::<Vec<_>>());
-    }
+    within_one_budget("apply");
+    let run = weaver(&["diff", "--env", "a,b,c", "--concurrency", "2"]);
+    assert!(run.success().starts_with("3 environments: 0 with changes, 0 failed"), "{}", run.stdout);
+    assert!(run.stderr.contains("environment `b`: comparing with context `ctx-b` ("), "{}", run.stderr);
+    within_one_budget("diff");
+    let run = weaver(&["drift", "--env", "a,b,c", "--concurrency", "2"]);
+    assert!(run.success().starts_with("3 environments: 0 drifted, 0 failed"), "{}", run.stdout);
+    within_one_budget("drift");
 }
 
 #[test]

@@ -141,7 +141,8 @@ const DIFF_EXAMPLES: &str = "Examples:
   weaver diff --env dev --live-from tests/fixtures/live-dev.yaml   # offline, against a file";
 const APPLY_EXAMPLES: &str = "Examples:
   weaver apply --env dev
-  weaver apply --env prod --rev HEAD --changed-since origin/main --wait";
+  weaver apply --env prod --rev HEAD --changed-since origin/main --wait
+  weaver apply --env-selector tier=prod --wait --fail-fast   # a fleet, wave by wave";
 const HISTORY_EXAMPLES: &str = "Examples:
   weaver history --env dev web
   weaver history --env dev web -o json";
@@ -321,6 +322,12 @@ pub struct EnvironmentArgs {
     /// Only environments whose labels match (-l's syntax: tier=prod,region in (eu,us); repeatable)
     #[arg(long = "env-selector", value_name = "SELECTOR")]
     pub env_selectors: Vec<String>,
+    /// Of the selected environments, only those of this wave (their `wave:`)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub wave: Option<i32>,
+    /// Of the selected environments, only part INDEX of COUNT, the same on every machine (1/4 … 4/4: one per CI runner)
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<crate::action::fleet::Shard>,
 }
 
 /// Which releases of the environment, by name and by labels.
@@ -457,6 +464,12 @@ pub struct ApplyArgs {
     /// Once a release that adopts the Helm release of its name has applied, delete that Helm release's records (every sh.helm.release.v1.<release>.v<N> Secret)
     #[arg(long)]
     pub forget_helm_release: bool,
+    /// A fleet: how many environments to apply at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::action::fleet::PARALLEL_ENVIRONMENTS, value_parser = concurrency())]
+    pub max_parallel: usize,
+    /// A fleet: start no more environments once one failed (without it, only those that need a failed one are skipped)
+    #[arg(long)]
+    pub fail_fast: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]

@@ -784,7 +784,7 @@ fn the_documented_read_only_example_works() {
     kubeconfig["users"][0]["user"]["tokenFile"] = json!(deployed.repo.path().join("token"));
     deployed.repo.write("kubeconfig", &serde_json::to_string(&kubeconfig).unwrap());
 
-    // The CronJob's command line, with this repository, kubeconfig and environment.
+    // The CronJob's command line, with this repository, kubeconfig and environments.
     let container = &find("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
     let args: Vec<String> =
         container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
@@ -793,7 +793,8 @@ fn the_documented_read_only_example_works() {
     for arg in &mut args {
         match arg.as_str() {
             "/etc/weaver/kubeconfig" => *arg = deployed.repo.path().join("kubeconfig").to_str().unwrap().into(),
-            "prod" => *arg = "dev".into(),
+            // The fleet of the environments labelled tier=dev: dev.
+            "tier=prod" => *arg = "tier=dev".into(),
             _ => {}
         }
     }
@@ -809,6 +810,7 @@ fn the_documented_read_only_example_works() {
         run = deployed.repo.weaver(&args);
     }
     assert_eq!(run.code, 2, "{args:?}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("1 environments: 1 drifted, 0 failed\n"), "one fleet report: {}", run.stdout);
     assert!(run.stdout.contains("    spec.replicas: 1 → 2\n"), "{}", run.stdout);
     // The Role reads and nothing more: a server-side dry run (a PATCH) is refused.
     let mut diff = args.clone();

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use super::removed::removed_releases;
 use super::render::{Desired, IfEmpty, Offline, Quotes, RenderOptions, prepare};
-use super::{Context, OnProgress, Progress, connect, phase};
+use super::{Context, OnProgress, Progress, connect_sharing, phase};
 use crate::apply::{ApplyOptions, ReleaseInput, Report};
 use crate::cluster::observe::{Unlabelled, observe_helm, observe_reusing};
-use crate::cluster::{Cluster, ConnectOptions, HeldLock, ListTarget, Listed as Listing, LockEvent, LockOptions};
+use crate::cluster::{
+    Cluster, ConnectOptions, HeldLock, ListTarget, Listed as Listing, LockEvent, LockOptions, SharedServers,
+};
 use crate::diff::plan::plan_adopting;
 use crate::error::{Error, Result};
 use crate::project::Environment;
@@ -48,6 +50,8 @@ pub struct ApplyActionOptions {
     pub allow_overrides: bool,
     /// Delete the records of the Helm releases adopted once their release applied.
     pub forget_helm_release: bool,
+    /// What the environments of a fleet share per API server (requests in flight, discovery).
+    pub servers: Option<SharedServers>,
 }
 
 /// What an apply did.
@@ -83,7 +87,8 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         }
         on(Progress::Warning(format!("{what}; the records will say `dirty`")));
     }
-    let cluster = connect(options.connect.clone(), &offline.env, "applying to", on).await?;
+    let cluster =
+        connect_sharing(options.connect.clone(), options.servers.as_ref(), &offline.env, "applying to", on).await?;
     let env = Arc::clone(&offline.env);
     // Under the lock: what `lookup` reads must be what this apply builds on, not what a
     // concurrent apply (a first install generating the same password) is about to replace.
@@ -170,6 +175,12 @@ pub(super) fn apply_options(
     }
 }
 
+/// An apply interrupted before it wrote anything.
+fn abandoned(options: ApplyOptions) -> Applied {
+    let report = Report { releases: Vec::new(), interrupted: true };
+    Applied { report, options, lock_lost: None }
+}
+
 /// Takes the environment's lock, then makes `desired` (a future, so nothing of it runs before
 /// the lock is held), observes the cluster, plans and applies.
 pub(super) async fn execute(
@@ -185,17 +196,23 @@ pub(super) async fn execute(
         true => None,
         false => {
             let lock_options = LockOptions::new(env, settings.lock_timeout);
-            let held = cluster
-                .acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
-                    on(Progress::Status(format!(
-                        "waiting for the lock of environment `{}` (Lease {}/{}), held by {holder} since {since}",
-                        env.name,
-                        lock_options.namespace,
-                        lock_options.subject.lease_name()
-                    )));
-                })
-                .await?;
-            Some(held)
+            let acquire = cluster.acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
+                on(Progress::Status(format!(
+                    "waiting for the lock of environment `{}` (Lease {}/{}), held by {holder} since {since}",
+                    env.name,
+                    lock_options.namespace,
+                    lock_options.subject.lease_name()
+                )));
+            });
+            // Interrupted (an environment of a fleet) before it holds the lock: it applies
+            // nothing, as it would once it held it.
+            tokio::select! {
+                biased;
+                () = crate::apply::interruption(interrupted) => {
+                    return Ok(abandoned(apply_options(env, settings, None, None)));
+                }
+                held = acquire => Some(held?),
+            }
         }
     };
     let result = async {
@@ -237,6 +254,11 @@ async fn execute_locked(
     let started = Instant::now();
     let plan = plan_adopting(&releases, &live.records, &live.objects, &live.helm)?;
     phase(on, "plan", started);
+    // Interrupted before writing (an environment of a fleet, whose interruption is caught from
+    // the start): nothing is applied, as a single apply interrupted before it writes.
+    if interrupted.load(Ordering::SeqCst) {
+        return Ok((abandoned(options), None));
+    }
     let inputs = inputs(env, &releases);
     let on_event = |event: crate::apply::Event<'_>| on(Progress::Apply(event));
     on(Progress::Writing);

@@ -7,9 +7,9 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::render::{IfEmpty, Selection, select};
-use super::{OnProgress, connect, phase};
-use crate::cluster::ConnectOptions;
+use super::{OnProgress, connect_sharing, phase};
 use crate::cluster::observe::{Unlabelled, list_live, recorded_target};
+use crate::cluster::{ConnectOptions, SharedServers};
 use crate::drift::{Report, compare_release};
 use crate::error::Result;
 use crate::manifest::ObjectKey;
@@ -21,6 +21,8 @@ pub struct DriftOptions {
     pub connect: ConnectOptions,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// What the environments of a fleet share per API server (requests in flight, discovery).
+    pub servers: Option<SharedServers>,
 }
 
 /// Compares each selected release's last deployed revision with the cluster: one LIST of
@@ -29,7 +31,8 @@ pub struct DriftOptions {
 pub async fn drift(options: &DriftOptions, on: OnProgress<'_>) -> Result<Report> {
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
     let environment = &selected.env.name;
-    let cluster = connect(options.connect.clone(), &selected.env, "comparing with", on).await?;
+    let cluster =
+        connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "comparing with", on).await?;
     let started = Instant::now();
     let releases = selected.releases();
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();

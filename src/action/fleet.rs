@@ -6,12 +6,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use globset::GlobBuilder;
 use rayon::prelude::*;
 
+use super::apply::{Applied, ApplyActionOptions};
 use super::drift::DriftOptions;
 use super::plan::{PlanOptions, Planned};
 use super::render::{Format, RenderOptions, Texts, deployable_environment};
@@ -22,13 +23,40 @@ use crate::project::{Environment, Project, Selector};
 use crate::secrets::Redactor;
 
 /// Which environments: `--env` values (names and globs) and `--env-selector`s, all of which
-/// must hold.
+/// must hold; of those, `--wave`'s, and `--shard`'s part.
 #[derive(Debug, Clone, Default)]
 pub struct EnvironmentSelection {
     /// Names and globs (`prod-*`); every environment when empty.
     pub envs: Vec<String>,
     /// Label selectors of environments' `labels` (`-l`'s syntax).
     pub selectors: Vec<String>,
+    /// Only the environments of this wave.
+    pub wave: Option<i32>,
+    /// Only this part of the environments (see [`Shard`]).
+    pub shard: Option<Shard>,
+}
+
+/// `--shard INDEX/COUNT`: part INDEX (from 1) of COUNT of the selected environments. Within each
+/// wave, the groups of environments that `needs` ties together (an environment alone is a group
+/// of one), in the order of their first names, go round-robin to the shards: group 1 to shard 1,
+/// group COUNT+1 to shard 1 again. So each wave is spread evenly, an environment never waits for
+/// one in another shard of its wave, and the same selection always gives the same parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Shard, String> {
+        let parsed = text.split_once('/').and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if (1..=count).contains(&index) => Ok(Shard { index, count }),
+            _ => Err("expected INDEX/COUNT with 1 ≤ INDEX ≤ COUNT, such as 2/4 (an Indexed Job's JOB_COMPLETION_INDEX counts from 0: add 1)".to_string()),
+        }
+    }
 }
 
 /// The characters that make an `--env` value a glob.
@@ -40,9 +68,16 @@ impl EnvironmentSelection {
     /// a pipeline reads the same format whatever the repository holds today.
     pub fn single(&self) -> Option<&str> {
         match self.envs.as_slice() {
-            [name] if self.selectors.is_empty() && !name.contains(GLOB_CHARACTERS) => Some(name),
+            [name] if self.selectors.is_empty() && self.wave.is_none() && self.shard.is_none() => {
+                Some(name.as_str()).filter(|name| !name.contains(GLOB_CHARACTERS))
+            }
             _ => None,
         }
+    }
+
+    /// Nothing is asked for: no flag of the selection is given.
+    pub fn is_empty(&self) -> bool {
+        self.envs.is_empty() && self.selectors.is_empty() && self.wave.is_none() && self.shard.is_none()
     }
 
     /// `--env a,b --env-selector 'x=y'`, as errors quote the selection.
@@ -52,6 +87,7 @@ impl EnvironmentSelection {
             flags.push(format!("--env {}", self.envs.join(",")));
         }
         flags.extend(self.selectors.iter().map(|s| format!("--env-selector '{s}'")));
+        flags.extend(self.wave.map(|wave| format!("--wave {wave}")));
         flags.join(" ")
     }
 }
@@ -118,7 +154,65 @@ pub fn select_environments(
         return Err(Error::new(format!("no environment matches the selection ({})", selection.flags()))
             .with_help(known_help(&project, &known)?));
     }
-    Ok(environments)
+    for env in &environments {
+        if let Some((name, at)) = env.needs.iter().find(|(name, _)| !known.contains(name)) {
+            return Err(Error::at(
+                at.clone(),
+                format!("environment `{}` needs `{name}`, which is not an environment", env.name),
+            )
+            .with_help(known_help(&project, &known)?));
+        }
+    }
+    if let Some(wave) = selection.wave {
+        let waves: BTreeSet<i32> = environments.iter().map(|e| e.wave).collect();
+        environments.retain(|e| e.wave == wave);
+        if environments.is_empty() {
+            let waves: Vec<String> = waves.iter().map(i32::to_string).collect();
+            return Err(Error::new(format!("no selected environment is in wave {wave} ({})", selection.flags()))
+                .with_help(format!("the waves of the selection: {}", waves.join(", "))));
+        }
+    }
+    Ok(match selection.shard {
+        Some(shard) => shard_of(environments, shard),
+        None => environments,
+    })
+}
+
+/// The environments of `shard` (see [`Shard`]), `environments` sorted by name.
+fn shard_of(environments: Vec<Environment>, shard: Shard) -> Vec<Environment> {
+    let index: HashMap<&str, usize> = environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+    // Each environment's group: the first (by name) of those `needs` ties it to in its wave.
+    let mut group: Vec<usize> = (0..environments.len()).collect();
+    fn root(group: &mut [usize], mut i: usize) -> usize {
+        while group[i] != i {
+            group[i] = group[group[i]];
+            i = group[i];
+        }
+        i
+    }
+    for (i, env) in environments.iter().enumerate() {
+        for (name, _) in &env.needs {
+            if let Some(&j) = index.get(name.as_str()).filter(|&&j| environments[j].wave == env.wave) {
+                let (a, b) = (root(&mut group, i), root(&mut group, j));
+                group[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    // Groups numbered within their wave in the order of their first environments.
+    let mut number: HashMap<usize, usize> = HashMap::new();
+    let mut groups_in_wave: HashMap<i32, usize> = HashMap::new();
+    let mut keep = Vec::new();
+    for i in 0..environments.len() {
+        let first = root(&mut group, i);
+        let wave = environments[i].wave;
+        let n = *number.entry(first).or_insert_with(|| {
+            let next = groups_in_wave.entry(wave).or_default();
+            *next += 1;
+            *next - 1
+        });
+        keep.push(n % shard.count == shard.index - 1);
+    }
+    environments.into_iter().zip(keep).filter_map(|(env, keep)| keep.then_some(env)).collect()
 }
 
 /// Loads the environments `names`, in parallel, in their order.
@@ -171,33 +265,129 @@ fn each<T: Send>(
     cx: FleetContext,
     action: impl Fn(&str, Context) -> Result<T> + Sync,
 ) -> Vec<Outcome<T>> {
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Result<T>>>> = environments.iter().map(|_| Mutex::new(None)).collect();
+    let unordered = vec![Vec::new(); environments.len()];
+    let ended = schedule(
+        &unordered,
+        PARALLEL_ENVIRONMENTS,
+        &|_| None,
+        &|_, _, _| String::new(),
+        |index| {
+            let env = &environments[index];
+            let on = |progress: Progress<'_>| (cx.on)(env, progress);
+            action(env, Context { redactor: cx.redactor, on: &on })
+        },
+        |_| None,
+    );
+    environments
+        .iter()
+        .zip(ended)
+        .map(|(env, ended)| Outcome {
+            environment: env.clone(),
+            result: match ended {
+                Ended::Ran(result) => result,
+                Ended::Skipped(_) | Ended::NotStarted(_) => unreachable!("nothing holds back these environments"),
+            },
+        })
+        .collect()
+}
+
+/// How an environment of a [`schedule`] ended.
+pub enum Ended<T> {
+    Ran(T),
+    /// Not started, because one it waited for did not succeed: why.
+    Skipped(String),
+    /// Not started, because the run stopped starting environments: why.
+    NotStarted(String),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Slot {
+    Pending,
+    Running,
+    /// Ran; why it failed (`failed`, `was interrupted`), or None.
+    Ran(Option<&'static str>),
+    Skipped,
+    NotStarted,
+}
+
+/// Runs `run(i)` for each environment `i`, up to `parallel` at once, each on a thread of its
+/// own, each once all of `blockers[i]` (environments before it) ran and succeeded. One that
+/// waited for an environment that did not succeed is skipped, `blocked(i, blocker, what
+/// became of the blocker)` saying why; once `hold(whether one failed)` gives a reason, no
+/// environment starts any more. `failure` says whether (and how) a run failed.
+fn schedule<T: Send>(
+    blockers: &[Vec<usize>],
+    parallel: usize,
+    hold: &(dyn Fn(bool) -> Option<String> + Sync),
+    blocked: &(dyn Fn(usize, usize, &str) -> String + Sync),
+    run: impl Fn(usize) -> T + Sync,
+    failure: impl Fn(&T) -> Option<&'static str> + Sync,
+) -> Vec<Ended<T>> {
+    let count = blockers.len();
+    let state = Mutex::new((vec![Slot::Pending; count], (0..count).map(|_| None).collect::<Vec<Option<Ended<T>>>>()));
+    let changed = Condvar::new();
+    // The next environment to run, with the lock held: None when none is left to start.
+    let next = |slots: &mut Vec<Slot>, ended: &mut Vec<Option<Ended<T>>>| -> Option<Option<usize>> {
+        let held = hold(slots.iter().any(|s| matches!(s, Slot::Ran(Some(_)))));
+        'environments: for i in 0..count {
+            if slots[i] != Slot::Pending {
+                continue;
+            }
+            if let Some(reason) = &held {
+                slots[i] = Slot::NotStarted;
+                ended[i] = Some(Ended::NotStarted(reason.clone()));
+                continue;
+            }
+            for &j in &blockers[i] {
+                let what = match slots[j] {
+                    Slot::Ran(None) => continue,
+                    Slot::Pending | Slot::Running => continue 'environments,
+                    Slot::Ran(Some(what)) => what,
+                    Slot::Skipped => "was skipped",
+                    Slot::NotStarted => "was not started",
+                };
+                slots[i] = Slot::Skipped;
+                ended[i] = Some(Ended::Skipped(blocked(i, j, what)));
+                continue 'environments;
+            }
+            slots[i] = Slot::Running;
+            return Some(Some(i));
+        }
+        // Blocked environments wait for a running one; with none running, all have ended.
+        slots.contains(&Slot::Running).then_some(None)
+    };
     let work = || {
         loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(env) = environments.get(index) else { break };
-            let on = |progress: Progress<'_>| (cx.on)(env, progress);
-            let result = action(env, Context { redactor: cx.redactor, on: &on });
-            *results[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+            let index = loop {
+                let (slots, ended) = &mut *guard;
+                match next(slots, ended) {
+                    Some(Some(index)) => break Some(index),
+                    Some(None) => guard = changed.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                    None => break None,
+                }
+            };
+            drop(guard);
+            let Some(index) = index else { break };
+            let result = run(index);
+            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0[index] = Slot::Ran(failure(&result));
+            guard.1[index] = Some(Ended::Ran(result));
+            drop(guard);
+            changed.notify_all();
         }
+        changed.notify_all();
     };
     std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_ENVIRONMENTS.min(environments.len()) {
+        for _ in 0..parallel.clamp(1, count.max(1)) {
             std::thread::Builder::new()
                 .stack_size(STACK_SIZE)
                 .spawn_scoped(scope, work)
                 .expect("a thread for the environments of a fleet");
         }
     });
-    environments
-        .iter()
-        .zip(results)
-        .map(|(env, result)| Outcome {
-            environment: env.clone(),
-            result: result.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every environment ran"),
-        })
-        .collect()
+    let (_, ended) = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    ended.into_iter().map(|ended| ended.expect("every environment ended")).collect()
 }
 
 /// [`super::render::render_formatted`] of each environment, with `options(env)`.
@@ -227,6 +417,139 @@ pub fn drift(
     cx: FleetContext,
 ) -> Vec<Outcome<crate::drift::Report>> {
     each(environments, cx, |env, cx| block_on(super::drift::drift(&options(env), cx.on)))
+}
+
+/// How a fleet apply runs its environments.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetApplyOptions {
+    /// Environments applied at once (`--max-parallel`).
+    pub max_parallel: usize,
+    /// Start no more environments once one failed (`--fail-fast`).
+    pub fail_fast: bool,
+}
+
+/// One environment of a fleet apply, in the order the fleet applies them.
+pub struct FleetApplied {
+    pub environment: String,
+    pub wave: i32,
+    pub ended: Ended<Result<Applied>>,
+}
+
+/// The order of a fleet apply: `environments` sorted by wave, each after those it `needs`
+/// (among the selected ones), with what each waits for. An error (nothing is applied) for a
+/// cycle of `needs`, or an environment needing one of a later wave.
+fn apply_order<'a>(
+    environments: &'a [Environment],
+    on: OnFleetProgress,
+) -> Result<(Vec<&'a Environment>, Vec<Vec<usize>>)> {
+    let index: HashMap<&str, usize> = environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+    let mut needs = Vec::new();
+    for env in environments {
+        let mut mine = Vec::new();
+        for (name, at) in &env.needs {
+            let Some(&need) = index.get(name.as_str()) else {
+                on(
+                    &env.name,
+                    Progress::Status(format!(
+                        "needs environment `{name}`, which is not selected: it is taken as applied (by another run, wave or shard)"
+                    )),
+                );
+                continue;
+            };
+            let wave = environments[need].wave;
+            if wave > env.wave {
+                return Err(Error::at(
+                    at.clone(),
+                    format!("environment `{}` (wave {}) needs `{name}`, of a later wave ({wave})", env.name, env.wave),
+                )
+                .with_help(format!(
+                    "a wave starts once every environment of the earlier waves applied: give `{name}` wave {} or less, or `{}` wave {wave} or more; nothing was applied",
+                    env.wave, env.name
+                )));
+            }
+            mine.push(need);
+        }
+        needs.push(mine);
+    }
+    let mut order = crate::project::environment::needs_order(&needs).map_err(|cycle| {
+        let names: Vec<&str> = cycle.iter().map(|&i| environments[i].name.as_str()).collect();
+        let at = environments[cycle[0]].needs.iter().find(|(n, _)| *n == names[1]).map(|(_, at)| at.clone());
+        let message = format!("cycle in environments' `needs`: {}", names.join(" → "));
+        match at {
+            Some(at) => Error::at(at, message),
+            None => Error::new(message),
+        }
+        .with_help("remove one of these `needs` entries; nothing was applied")
+    })?;
+    // Sorted by wave, the needs order within: every environment comes after those it waits for.
+    order.sort_by_key(|&i| environments[i].wave);
+    let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let blockers = order
+        .iter()
+        .map(|&i| {
+            let earlier = order.iter().take_while(|&&j| environments[j].wave < environments[i].wave);
+            let mut mine: BTreeSet<usize> = earlier.map(|j| position[j]).collect();
+            mine.extend(needs[i].iter().map(|j| position[j]));
+            mine.into_iter().collect()
+        })
+        .collect();
+    Ok((order.into_iter().map(|i| &environments[i]).collect(), blockers))
+}
+
+/// [`super::apply::apply`] of each environment, with `options(env)`: by wave (every environment
+/// of a wave once all of the earlier waves applied, their waits passed), each after the
+/// environments it `needs`, up to `fleet.max_parallel` at once. One that needs an environment
+/// that did not apply (or of an earlier wave that did not) is skipped, saying why; with
+/// `fleet.fail_fast`, once one fails no more start; once `interrupted`, none starts and those
+/// running stop as an interrupted apply does. An error, before anything is applied, when the
+/// order cannot be made.
+pub fn apply(
+    environments: &[Environment],
+    options: impl Fn(&str) -> ApplyActionOptions + Sync,
+    fleet: FleetApplyOptions,
+    cx: FleetContext,
+    interrupted: &AtomicBool,
+) -> Result<Vec<FleetApplied>> {
+    let (order, blockers) = apply_order(environments, cx.on)?;
+    let hold = |failed: bool| {
+        if interrupted.load(Ordering::SeqCst) {
+            Some("the apply was interrupted".to_string())
+        } else if fleet.fail_fast && failed {
+            Some("an environment failed (--fail-fast)".to_string())
+        } else {
+            None
+        }
+    };
+    let blocked = |i: usize, j: usize, what: &str| {
+        let (env, blocker) = (order[i], order[j]);
+        match env.needs.iter().any(|(name, _)| *name == blocker.name) {
+            true => format!("it needs environment `{}`, which {what}", blocker.name),
+            false => format!("wave {} did not complete: environment `{}` {what}", blocker.wave, blocker.name),
+        }
+    };
+    let ended = schedule(
+        &blockers,
+        fleet.max_parallel,
+        &hold,
+        &blocked,
+        |index| {
+            let env = &order[index].name;
+            let on = |progress: Progress<'_>| (cx.on)(env, progress);
+            on(Progress::Status(format!("applying (wave {})", order[index].wave)));
+            block_on(super::apply::apply(&options(env), Context { redactor: cx.redactor, on: &on }, interrupted))
+        },
+        |result| match result {
+            Ok(applied) if applied.report.interrupted => Some("was interrupted"),
+            Ok(applied) if applied.report.failed() || applied.lock_lost.is_some() => Some("failed"),
+            Ok(_) => None,
+            Err(_) => Some("failed"),
+        },
+    );
+    Ok(order
+        .iter()
+        .zip(ended)
+        .map(|(env, ended)| FleetApplied { environment: env.name.clone(), wave: env.wave, ended })
+        .collect())
 }
 
 /// How many colliding objects an error names; the rest are counted.
@@ -291,6 +614,7 @@ mod tests {
         let selection = EnvironmentSelection {
             envs: envs.iter().map(|s| s.to_string()).collect(),
             selectors: selectors.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         Ok(select_environments(dir.path(), None, &selection)?.into_iter().map(|e| e.name).collect())
     }
@@ -329,15 +653,113 @@ mod tests {
     }
 
     #[test]
+    fn waves_and_shards_take_a_stable_part_keeping_what_needs_ties_in_one_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("a", "wave: 0\n"),
+            ("b", "needs: [a]\n"),
+            ("c", ""),
+            ("d", ""),
+            ("e", "wave: 1\nneeds: [a]\n"),
+            ("f", "wave: 1\n"),
+            ("g", "wave: 1\n"),
+        ];
+        for (name, text) in files {
+            let path = dir.path().join("environments").join(format!("{name}.yaml"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let select = |wave: Option<i32>, shard: Option<&str>| -> Result<Vec<String>> {
+            let selection = EnvironmentSelection {
+                envs: vec!["*".into()],
+                wave,
+                shard: shard.map(|s| s.parse().unwrap()),
+                ..Default::default()
+            };
+            Ok(select_environments(dir.path(), None, &selection)?.into_iter().map(|e| e.name).collect())
+        };
+        assert_eq!(select(Some(1), None).unwrap(), ["e", "f", "g"]);
+        // Wave 0's groups: {a, b} (b needs a), {c}, {d}; wave 1's: {e} (its need is of wave 0), {f}, {g}.
+        assert_eq!(select(None, Some("1/2")).unwrap(), ["a", "b", "d", "e", "g"]);
+        assert_eq!(select(None, Some("2/2")).unwrap(), ["c", "f"]);
+        assert_eq!(select(Some(0), Some("2/3")).unwrap(), ["c"]);
+        assert_eq!(select(Some(1), Some("3/3")).unwrap(), ["g"]);
+        // More shards than groups: a shard may be empty.
+        assert_eq!(select(Some(1), Some("4/4")).unwrap(), Vec::<String>::new());
+        let err = select(Some(2), None).unwrap_err();
+        assert_eq!(err.message, "no selected environment is in wave 2 (--env * --wave 2)");
+        assert_eq!(err.help.as_deref(), Some("the waves of the selection: 0, 1"));
+        for bad in ["0/3", "4/3", "1", "a/b", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+
+    /// Runs a schedule of `blockers` where `fails` fail; returns what ran (in order) and how
+    /// each ended.
+    fn scheduled(blockers: &[Vec<usize>], fails: &[usize], fail_fast: bool) -> (Vec<usize>, Vec<String>) {
+        let ran = Mutex::new(Vec::new());
+        let hold = |failed: bool| (fail_fast && failed).then(|| "held".to_string());
+        let ended = schedule(
+            blockers,
+            2,
+            &hold,
+            &|i, j, what| format!("{i} waits for {j}, which {what}"),
+            |i| {
+                ran.lock().unwrap().push(i);
+                !fails.contains(&i)
+            },
+            |ok| (!ok).then_some("failed"),
+        );
+        let ended = ended
+            .into_iter()
+            .map(|e| match e {
+                Ended::Ran(ok) => format!("ran {ok}"),
+                Ended::Skipped(why) => format!("skipped: {why}"),
+                Ended::NotStarted(why) => format!("not started: {why}"),
+            })
+            .collect();
+        (ran.into_inner().unwrap(), ended)
+    }
+
+    #[test]
+    fn a_schedule_runs_each_after_its_blockers_and_skips_what_waits_for_a_failure() {
+        // 2 waits for 1, 3 for 0, 4 for 2 (and so, through it, for 1).
+        let blockers = [vec![], vec![], vec![1], vec![0], vec![2]];
+        let (ran, ended) = scheduled(&blockers, &[1], false);
+        assert_eq!(
+            ended,
+            [
+                "ran true",
+                "ran false",
+                "skipped: 2 waits for 1, which failed",
+                "ran true",
+                "skipped: 4 waits for 2, which was skipped"
+            ]
+        );
+        let at = |i| ran.iter().position(|&r| r == i).unwrap();
+        assert!(at(0) < at(3), "{ran:?}");
+        assert_eq!(ran.len(), 3);
+        // Held once one failed: with 1 failing first, one at a time, nothing after it starts.
+        let (ran, ended) = scheduled(&[vec![], vec![0], vec![1]], &[0], true);
+        assert_eq!(ran, [0]);
+        assert_eq!(ended, ["ran false", "not started: held", "not started: held"]);
+        assert_eq!(scheduled(&[], &[], false), (vec![], vec![]));
+    }
+
+    #[test]
     fn only_one_plain_name_is_a_single_environment() {
         let selection = |envs: &[&str], selectors: &[&str]| EnvironmentSelection {
             envs: envs.iter().map(|s| s.to_string()).collect(),
             selectors: selectors.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         assert_eq!(selection(&["dev"], &[]).single(), Some("dev"));
         assert_eq!(selection(&["dev", "qa"], &[]).single(), None);
         assert_eq!(selection(&["dev*"], &[]).single(), None);
         assert_eq!(selection(&["dev"], &["a=b"]).single(), None);
         assert_eq!(selection(&[], &["a=b"]).single(), None);
+        let waved = EnvironmentSelection { wave: Some(1), ..selection(&["dev"], &[]) };
+        assert_eq!(waved.single(), None);
+        assert!(!waved.is_empty() && selection(&[], &[]).is_empty());
     }
 }

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, ConnectOptions};
+use crate::cluster::{Cluster, ConnectOptions, SharedServers};
 use crate::error::{Error, Result};
 use crate::git::{Comparison, GitRepo};
 use crate::project::environment::PathRef;
@@ -102,8 +102,14 @@ pub fn load_identities(repo: &Path, flag: Option<&Path>, identity_file: Option<&
 /// Connects to the cluster of `env`: `options`' context, else the environment's
 /// `cluster.context`, else the kubeconfig's current one. `doing` says what for (`applying
 /// to`), for the verbose line naming the context.
-pub async fn connect(
+pub async fn connect(options: ConnectOptions, env: &Environment, doing: &str, on: OnProgress<'_>) -> Result<Cluster> {
+    connect_sharing(options, None, env, doing, on).await
+}
+
+/// [`connect`] within what `servers` shares between the environments of a fleet.
+pub async fn connect_sharing(
     mut options: ConnectOptions,
+    servers: Option<&SharedServers>,
     env: &Environment,
     doing: &str,
     on: OnProgress<'_>,
@@ -115,7 +121,7 @@ pub async fn connect(
         options.context = Some((context.clone(), format!("cluster.context{file}")));
     }
     let started = Instant::now();
-    let cluster = Cluster::connect(&options).await?;
+    let cluster = Cluster::connect_sharing(&options, servers).await?;
     on(Progress::Info(format!("{doing} context `{}` ({})", cluster.info.context, cluster.info.server)));
     phase(on, "connect", started);
     Ok(cluster)

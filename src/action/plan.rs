@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::removed::removed_releases;
 use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
-use super::{Context, connect, phase};
+use super::{Context, connect_sharing, phase};
 use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_helm, observe_reusing};
-use crate::cluster::{Cluster, ConnectOptions};
+use crate::cluster::{Cluster, ConnectOptions, SharedServers};
 use crate::diff::plan::{plan_adopting, plan_against};
 use crate::diff::{Plan, as_stored};
 use crate::error::{Error, Location, Result};
@@ -37,6 +37,8 @@ pub struct PlanOptions {
     /// Also plan the removal of the releases the environment no longer has but the cluster
     /// does (against a cluster only).
     pub prune_releases: bool,
+    /// What the environments of a fleet share per API server (requests in flight, discovery).
+    pub servers: Option<SharedServers>,
 }
 
 pub struct Planned {
@@ -60,7 +62,9 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
         }
         Against::Cluster(connect_options) => {
             let offline = prepared.render(Offline::BeforeCluster, cx.on)?;
-            let cluster = connect(connect_options.clone(), &offline.env, "comparing with", cx.on).await?;
+            let servers = options.servers.as_ref();
+            let cluster =
+                connect_sharing(connect_options.clone(), servers, &offline.env, "comparing with", cx.on).await?;
             let Desired { env, mut rendered, looked_up, .. } =
                 prepared.for_cluster(offline, &cluster, options.concurrency, cx.on).await?;
             let server_version = prepared.server_version(&rendered, &cluster).await?;

@@ -777,8 +777,8 @@ impl Run<'_> {
     }
 }
 
-/// Resolves once Ctrl-C has been pressed.
-async fn interruption(interrupted: &AtomicBool) {
+/// Resolves once the apply is interrupted (Ctrl-C, SIGTERM).
+pub async fn interruption(interrupted: &AtomicBool) {
     while !interrupted.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -14,6 +14,7 @@ mod retry;
 mod wait;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -27,7 +28,7 @@ pub(crate) use error::humanize;
 pub use hooks::{PodLog, hook_done};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
 pub use objects::Deleted;
-pub use rate_limit::RequestRate;
+pub use rate_limit::{RequestRate, SharedServers};
 pub use ready::{Readiness, readiness};
 use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
@@ -54,12 +55,18 @@ pub struct ClusterInfo {
 pub struct Cluster {
     client: kube::Client,
     pub info: ClusterInfo,
-    discovery: Discovery,
-    /// What discovery found, by apiVersion and kind: every object of a run is resolved, and
-    /// discovery's own lookup copies a group version's whole resource list each time.
-    kinds: HashMap<String, HashMap<String, ServedKind>>,
+    /// Shared by the clusters of a fleet that reach one server (see [`SharedServers`]).
+    discovered: Arc<Discovered>,
     /// For requests that are safe to repeat (see `retry`).
     retry: RetryPolicy,
+}
+
+/// What discovery found.
+pub(crate) struct Discovered {
+    discovery: Discovery,
+    /// By apiVersion and kind: every object of a run is resolved, and discovery's own lookup
+    /// copies a group version's whole resource list each time.
+    kinds: HashMap<String, HashMap<String, ServedKind>>,
 }
 
 /// A kind as the cluster serves it.
@@ -127,12 +134,25 @@ pub enum Unserved {
 }
 
 impl Cluster {
-    /// Connects and runs discovery (two requests with aggregated discovery, as kubectl does).
-    /// Discovery is the first contact, so only the server's transient answers are retried: a
-    /// cluster that cannot be reached at all is reported after one request timeout.
+    /// Connects and runs discovery (see [`discover`]).
     pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
+        Self::connect_sharing(options, None).await
+    }
+
+    /// Connects as [`Cluster::connect`] does; with `servers`, within the budget of requests in
+    /// flight of the context's server, and with what discovery found there, which the first
+    /// cluster of the server to connect reads for all of them.
+    pub async fn connect_sharing(options: &ConnectOptions, servers: Option<&SharedServers>) -> Result<Cluster> {
         let (config, info) = config::config(options).await?;
-        Self::from_config(config, info, None).await
+        let Some(server) = servers.map(|servers| servers.server(&info.server)) else {
+            return Self::from_config(config, info, None).await;
+        };
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map(|builder| builder.with_layer(&server.in_flight).build())
+            .map_err(|err| client_error(&err, &info))?;
+        let retry = RetryPolicy::default();
+        let discovered = server.discovered.get_or_try_init(|| discover(&client, &info, &retry)).await?.clone();
+        Ok(Cluster { client, info, discovered, retry })
     }
 
     /// Connects with settings already read (see [`kube_config`]), as [`Cluster::connect`] does,
@@ -142,30 +162,10 @@ impl Cluster {
             Some(rate) => rate.client(config),
             None => kube::Client::try_from(config),
         };
-        let client = client.map_err(|err| {
-            Error::new(format!(
-                "cannot set up a client for context `{}` ({}): {}",
-                info.context,
-                info.server,
-                error::innermost(&err)
-            ))
-        })?;
+        let client = client.map_err(|err| client_error(&err, &info))?;
         let retry = RetryPolicy::default();
-        let doing = "discovering API kinds";
-        let aggregated = retrying_when(&retry, transient_answer, || Discovery::new(client.clone()).run_aggregated());
-        let discovery = match aggregated.await {
-            // The core group always exists; servers before 1.26 answer the aggregated request
-            // with plain group lists, which read as nothing.
-            Ok(discovery) if discovery.has_group("") => discovery,
-            Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => {
-                retrying_when(&retry, group_gone_or_transient, || Discovery::new(client.clone()).run())
-                    .await
-                    .map_err(|gave_up| gave_up.into_error(doing, &info))?
-            }
-            Err(gave_up) => return Err(gave_up.into_error(doing, &info)),
-        };
-        let kinds = served_kinds(&discovery);
-        Ok(Cluster { client, info, discovery, kinds, retry })
+        let discovered = discover(&client, &info, &retry).await?;
+        Ok(Cluster { client, info, discovered, retry })
     }
 
     /// The client, for work that drives kube itself (the operator's controller).
@@ -179,7 +179,7 @@ impl Cluster {
             .await
             .map_err(|gave_up| gave_up.into_error("reading the server's version", &self.info))?;
         let mut api_versions = BTreeSet::new();
-        for group in self.discovery.groups() {
+        for group in self.discovered.discovery.groups() {
             for version in group.versions() {
                 let group_version =
                     if group.name().is_empty() { version.to_string() } else { format!("{}/{version}", group.name()) };
@@ -201,11 +201,11 @@ impl Cluster {
 
     /// How the cluster serves `kind` at `api_version`.
     pub fn resolve(&self, api_version: &str, kind: &str) -> std::result::Result<ServedKind, Unserved> {
-        if let Some(served) = self.kinds.get(api_version).and_then(|kinds| kinds.get(kind)) {
+        if let Some(served) = self.discovered.kinds.get(api_version).and_then(|kinds| kinds.get(kind)) {
             return Ok(served.clone());
         }
         let group = api_group(api_version);
-        let served = self.discovery.get(group).ok_or(Unserved::Kind)?;
+        let served = self.discovered.discovery.get(group).ok_or(Unserved::Kind)?;
         let versions: Vec<String> = served
             .versions()
             .filter(|v| served.versioned_resources(v).iter().any(|(r, _)| r.kind == kind))
@@ -279,7 +279,8 @@ impl Cluster {
 
     /// What discovery found, by apiVersion and kind: whether each kind is namespaced.
     pub fn served_scopes(&self) -> HashMap<String, HashMap<String, bool>> {
-        self.kinds
+        self.discovered
+            .kinds
             .iter()
             .map(|(api_version, kinds)| {
                 (api_version.clone(), kinds.iter().map(|(kind, served)| (kind.clone(), served.namespaced)).collect())
@@ -321,6 +322,36 @@ impl Cluster {
             )),
         }
     }
+}
+
+fn client_error(err: &kube::Error, info: &ClusterInfo) -> Error {
+    Error::new(format!(
+        "cannot set up a client for context `{}` ({}): {}",
+        info.context,
+        info.server,
+        error::innermost(err)
+    ))
+}
+
+/// Runs discovery (two requests with aggregated discovery, as kubectl does). Discovery is the
+/// first contact, so only the server's transient answers are retried: a cluster that cannot be
+/// reached at all is reported after one request timeout.
+async fn discover(client: &kube::Client, info: &ClusterInfo, retry: &RetryPolicy) -> Result<Arc<Discovered>> {
+    let doing = "discovering API kinds";
+    let aggregated = retrying_when(retry, transient_answer, || Discovery::new(client.clone()).run_aggregated());
+    let discovery = match aggregated.await {
+        // The core group always exists; servers before 1.26 answer the aggregated request
+        // with plain group lists, which read as nothing.
+        Ok(discovery) if discovery.has_group("") => discovery,
+        Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => {
+            retrying_when(retry, group_gone_or_transient, || Discovery::new(client.clone()).run())
+                .await
+                .map_err(|gave_up| gave_up.into_error(doing, info))?
+        }
+        Err(gave_up) => return Err(gave_up.into_error(doing, info)),
+    };
+    let kinds = served_kinds(&discovery);
+    Ok(Arc::new(Discovered { discovery, kinds }))
 }
 
 /// Every kind `discovery` found, by apiVersion and kind.

@@ -1,17 +1,23 @@
 //! Client-side rate limiting, as client-go's `rest.Config` has with QPS and Burst: kube's client
 //! has none, and an operator reconciling thousands of objects after a restart must not flood the
 //! API server (whose priority and fairness would otherwise queue the flood or answer 429).
+//! [`SharedServers`]: the budget of requests in flight the environments of a fleet share per
+//! server, so that 20 environments in one cluster do not send 20 times one apply's requests.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+use super::Discovered;
 
 /// A budget of requests: `qps` a second on average, up to `burst` at once. Every client built
 /// with one budget shares it.
@@ -79,6 +85,49 @@ impl<S: tower::Service<R>, R> tower::Service<R> for RateLimited<S> {
     fn call(&mut self, request: R) -> S::Future {
         self.permitted = false;
         self.inner.call(request)
+    }
+}
+
+/// What the clusters of one run that reach the same API server (the same server URL, whatever
+/// the context or user) share: `in_flight` requests at once between them, and discovery, read
+/// once. Clones share it all.
+#[derive(Clone)]
+pub struct SharedServers {
+    in_flight: usize,
+    servers: Arc<Mutex<HashMap<String, Arc<Server>>>>,
+}
+
+/// One server's share.
+pub(super) struct Server {
+    pub in_flight: GlobalConcurrencyLimitLayer,
+    pub discovered: tokio::sync::OnceCell<Arc<Discovered>>,
+}
+
+impl SharedServers {
+    /// Each server takes `in_flight` requests at once (at least 1) from all the clusters.
+    pub fn new(in_flight: usize) -> SharedServers {
+        SharedServers { in_flight: in_flight.max(1), servers: Arc::default() }
+    }
+
+    pub(super) fn server(&self, url: &str) -> Arc<Server> {
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        let server = servers.entry(url.to_string()).or_insert_with(|| {
+            Arc::new(Server {
+                in_flight: GlobalConcurrencyLimitLayer::new(self.in_flight),
+                discovered: tokio::sync::OnceCell::new(),
+            })
+        });
+        Arc::clone(server)
+    }
+}
+
+impl std::fmt::Debug for SharedServers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("SharedServers")
+            .field("in_flight", &self.in_flight)
+            .field("servers", &servers.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 

@@ -1,28 +1,180 @@
 //! `weaver apply`: server-side apply of an environment's releases, with records, prune and
-//! readiness.
+//! readiness; for a fleet, each environment's in order (waves, `needs`), then a summary.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use super::progress::{ApplyProgress, finish};
-use super::{Ui, apply_settings, block_on, connect_options};
+use super::progress::{ApplyProgress, FleetApplyProgress, failure, finish, interruptions, summary};
+use super::{Environments, Style, Ui, apply_settings, block_on, connect_options, write_stdout};
 use crate::action::Context;
-use crate::action::apply::{ApplyActionOptions, apply};
-use crate::cli::{ApplyArgs, GlobalArgs};
-use crate::error::Result;
+use crate::action::apply::{Applied, ApplyActionOptions, apply};
+use crate::action::fleet::{self, Ended, FleetApplied, FleetApplyOptions, FleetContext};
+use crate::cli::{ApplyArgs, GlobalArgs, ListFormat};
+use crate::cluster::SharedServers;
+use crate::error::{Error, Result};
+use crate::report::json::{
+    ApplyReport, FleetApplyEnvironment, FleetApplyState, FleetEnvironment, FleetReport, to_text,
+};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
-    let env = super::one_environment(global, &args.render.select, "apply")?;
-    let options = ApplyActionOptions {
-        render: super::render_options(global, &args.render, &env, &args.identity),
+    let options = |env: &str, servers: Option<SharedServers>| ApplyActionOptions {
+        render: super::render_options(global, &args.render, env, &args.identity),
         connect: connect_options(&args.cluster),
         settings: apply_settings(&args.apply),
         require_clean: args.require_clean,
         allow_overrides: args.allow_overrides,
         prune_releases: args.prune_releases,
         forget_helm_release: args.forget_helm_release,
+        servers,
     };
-    let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
-    let applied =
-        block_on(apply(&options, Context { redactor: &ui.redactor, on: &|p| progress.on(p) }, &progress.interrupted))?;
-    finish(ui, applied, args.apply.output)
+    let environments = match super::environments(global, &args.render.select)? {
+        Environments::One(env) => {
+            let options = options(&env, None);
+            let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
+            let cx = Context { redactor: &ui.redactor, on: &|p| progress.on(p) };
+            let applied = block_on(apply(&options, cx, &progress.interrupted))?;
+            return finish(ui, applied, args.apply.output);
+        }
+        Environments::Fleet(environments) => environments,
+    };
+    let settings = apply_settings(&args.apply);
+    // Environments that reach one server share its budget of requests in flight.
+    let servers = SharedServers::new(settings.concurrency);
+    let progress = FleetApplyProgress::new(ui, &settings, args.apply.output);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    // From the start: an environment interrupted before it writes applies nothing, and the
+    // others are told of as not started.
+    let flag = Arc::clone(&interrupted);
+    std::thread::spawn(move || block_on(interruptions(flag)));
+    let applied = fleet::apply(
+        &environments,
+        |env| options(env, Some(servers.clone())),
+        FleetApplyOptions { max_parallel: args.max_parallel, fail_fast: args.fail_fast },
+        FleetContext { redactor: &ui.redactor, on: &|env, p| progress.on(env, p) },
+        &interrupted,
+    )?;
+    fleet_finish(ui, &applied, args.apply.output, settings.dry_run)
+}
+
+/// How each environment of a fleet apply ended, and the error it exits 1 with (redacted).
+fn states(ui: &Ui, applied: &[FleetApplied]) -> Vec<(FleetApplyState, Option<String>)> {
+    applied
+        .iter()
+        .map(|env| {
+            let failed = |err: Error| {
+                super::report_error(ui, &err);
+                Some(super::error_text(ui, &err))
+            };
+            match &env.ended {
+                Ended::Ran(Ok(applied)) => {
+                    let state = match (applied.report.interrupted, applied.report.failed()) {
+                        (true, _) => FleetApplyState::Interrupted,
+                        (false, true) => FleetApplyState::Failed,
+                        (false, false) if applied.lock_lost.is_some() => FleetApplyState::Failed,
+                        (false, false) => FleetApplyState::Applied,
+                    };
+                    let err = failure(&applied.report, &applied.options, &summary(&applied.report)).or_else(|| {
+                        applied.lock_lost.clone().map(|lost| lost.context(format!("environment `{}`", env.environment)))
+                    });
+                    (state, err.and_then(failed))
+                }
+                Ended::Ran(Err(err)) => {
+                    (FleetApplyState::Failed, failed(err.clone().context(format!("environment `{}`", env.environment))))
+                }
+                Ended::Skipped(_) => (FleetApplyState::Skipped, None),
+                Ended::NotStarted(_) => (FleetApplyState::NotStarted, None),
+            }
+        })
+        .collect()
+}
+
+/// Why an environment was skipped or not started.
+fn reason(env: &FleetApplied) -> Option<&str> {
+    match &env.ended {
+        Ended::Skipped(reason) | Ended::NotStarted(reason) => Some(reason),
+        Ended::Ran(_) => None,
+    }
+}
+
+/// What an environment applied, when it got as far as applying.
+fn report(env: &FleetApplied) -> Option<&Applied> {
+    match &env.ended {
+        Ended::Ran(Ok(applied)) => Some(applied),
+        _ => None,
+    }
+}
+
+fn state_word(state: FleetApplyState) -> &'static str {
+    match state {
+        FleetApplyState::Applied => "applied",
+        FleetApplyState::Failed => "failed",
+        FleetApplyState::Interrupted => "interrupted",
+        FleetApplyState::Skipped => "skipped",
+        FleetApplyState::NotStarted => "not started",
+    }
+}
+
+/// Prints each environment's error, then a table of the environments in the order they were
+/// applied (text) or the fleet's document (JSON). Exits 1 unless every environment applied.
+fn fleet_finish(ui: &Ui, applied: &[FleetApplied], output: ListFormat, dry_run: bool) -> Result<ExitCode> {
+    let states = states(ui, applied);
+    let changed = applied
+        .iter()
+        .filter_map(report)
+        .filter(|a| {
+            let t = a.report.totals();
+            t.created + t.configured + t.pruned > 0
+        })
+        .count();
+    let text = match output {
+        ListFormat::Text => {
+            let count = |state| states.iter().filter(|(s, _)| *s == state).count();
+            let dry = if dry_run { " (server dry run: nothing was changed)" } else { "" };
+            let heading = format!(
+                "{} environments: {} applied, {} failed, {} interrupted, {} skipped, {} not started{dry}",
+                applied.len(),
+                count(FleetApplyState::Applied),
+                count(FleetApplyState::Failed),
+                count(FleetApplyState::Interrupted),
+                count(FleetApplyState::Skipped),
+                count(FleetApplyState::NotStarted),
+            );
+            let mut rows = vec![
+                ["ENVIRONMENT", "WAVE", "RESULT", "CREATED", "CONFIGURED", "UNCHANGED", "PRUNED", "FAILED", "NOTE"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for (env, (state, _)) in applied.iter().zip(&states) {
+                let counts = match report(env) {
+                    Some(applied) => {
+                        let t = applied.report.totals();
+                        [t.created, t.configured, t.unchanged, t.pruned, t.failed].map(|n| n.to_string())
+                    }
+                    None => ["-", "-", "-", "-", "-"].map(String::from),
+                };
+                let mut row = vec![env.environment.clone(), env.wave.to_string(), state_word(*state).to_string()];
+                row.extend(counts);
+                row.push(reason(env).unwrap_or_default().to_string());
+                rows.push(row);
+            }
+            format!("{}\n{}", ui.paint(ui.color_stdout, Style::Bold, &heading), super::table(ui, &rows))
+        }
+        ListFormat::Json => {
+            let environments = applied
+                .iter()
+                .zip(&states)
+                .map(|(env, (state, error))| FleetEnvironment {
+                    environment: env.environment.as_str(),
+                    apply: Some(FleetApplyEnvironment { wave: env.wave, state: *state, reason: reason(env) }),
+                    error: error.as_deref(),
+                    report: report(env).map(|a| ApplyReport::new(&a.report, &a.options, &ui.redactor)),
+                })
+                .collect();
+            to_text(&FleetReport::of_apply(environments, changed))
+        }
+    };
+    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    let all_applied = states.iter().all(|(state, _)| *state == FleetApplyState::Applied);
+    Ok(if all_applied { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

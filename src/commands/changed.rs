@@ -15,7 +15,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ChangedArgs) -> Result<ExitCode>
     let comparison = compare(&global.repo, (&args.base, "--base"), args.head.as_deref().map(|rev| (rev, "--head")))?;
     let mut changes = comparison.change_set()?;
     let selection = super::environment_selection(&args.environments);
-    if !selection.envs.is_empty() || !selection.selectors.is_empty() {
+    if !selection.is_empty() {
         // Selected as the head (or the working tree) defines them.
         let selected = select_environments(&global.repo, args.head.as_deref(), &selection)?;
         changes.releases.retain(|r| selected.iter().any(|e| e.name == r.environment));

@@ -10,13 +10,14 @@ use crate::action::Context;
 use crate::action::fleet::{self, FleetContext, Outcome};
 use crate::action::plan::{Against, PlanOptions, Planned, plan};
 use crate::cli::{DiffArgs, DiffFormat, GlobalArgs};
+use crate::cluster::SharedServers;
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::{Error, Result};
 use crate::report::json::{DiffReport, FleetReport};
 use crate::report::{self, DiffContext};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
-    let options = |env: &str| PlanOptions {
+    let options = |env: &str, servers: Option<SharedServers>| PlanOptions {
         render: super::render_options(global, &args.render, env, &args.identity),
         against: match &args.live_from {
             Some(path) => Against::File(path.clone()),
@@ -25,11 +26,15 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         server_side: args.server_side,
         concurrency: args.concurrency,
         prune_releases: args.prune_releases,
+        servers,
     };
     let environments = match super::environments(global, &args.render.select)? {
-        Environments::One(env) => return one(global, ui, args, &options(&env)),
+        Environments::One(env) => return one(global, ui, args, &options(&env, None)),
         Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
     };
+    // Environments that reach one server share its budget of requests in flight, and discovery.
+    let servers = SharedServers::new(args.concurrency);
+    let options = |env: &str| options(env, Some(servers.clone()));
     if args.output == DiffFormat::Html {
         return Err(Error::new(format!(
             "-o html shows one environment: the selection is a fleet of {} ({})",

@@ -8,21 +8,26 @@ use super::{Environments, Style, Ui, block_on, connect_options, write_stdout};
 use crate::action::drift::{DriftOptions, drift};
 use crate::action::fleet::{self, FleetContext, Outcome};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
+use crate::cluster::SharedServers;
 use crate::drift::{ObjectDrift, ReleaseDrift, Report, State};
 use crate::error::{Error, Result};
 use crate::report::json::{DriftReport, FleetReport};
 use crate::report::{self, drift_lines};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
-    let options = |env: &str| DriftOptions {
+    let options = |env: &str, servers: Option<SharedServers>| DriftOptions {
         selection: super::selection(global, &args.select, env),
         connect: connect_options(&args.cluster),
         concurrency: args.concurrency,
+        servers,
     };
     let environments = match super::environments(global, &args.select)? {
-        Environments::One(env) => return one(ui, args, &options(&env)),
+        Environments::One(env) => return one(ui, args, &options(&env, None)),
         Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
     };
+    // Environments that reach one server share its budget of requests in flight, and discovery.
+    let servers = SharedServers::new(args.concurrency);
+    let options = |env: &str| options(env, Some(servers.clone()));
     if args.output == DriftFormat::Html {
         return Err(Error::new(format!(
             "-o html shows one environment: the selection is a fleet of {} ({})",

@@ -14,7 +14,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
     let rev = args.source.rev.as_deref();
     let selection = super::environment_selection(&args.environments);
     // Without a selection, every environment, abstract ones too: what the repository defines.
-    let environments = if selection.envs.is_empty() && selection.selectors.is_empty() {
+    let environments = if selection.is_empty() {
         let project = open_project(&global.repo, rev)?;
         project.environment_names()?.iter().map(|name| project.environment(name)).collect::<Result<Vec<_>>>()?
     } else {

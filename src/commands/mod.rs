@@ -145,7 +145,12 @@ pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectO
 
 /// The environments `--env` and `--env-selector` name.
 pub(crate) fn environment_selection(args: &EnvironmentArgs) -> EnvironmentSelection {
-    EnvironmentSelection { envs: args.envs.clone(), selectors: args.env_selectors.clone() }
+    EnvironmentSelection {
+        envs: args.envs.clone(),
+        selectors: args.env_selectors.clone(),
+        wave: args.wave,
+        shard: args.shard,
+    }
 }
 
 /// What the flags select: one plain `--env NAME`, shown as one environment always was, or a
@@ -167,24 +172,6 @@ pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::R
         Some(env) => Environments::One(env.to_string()),
         None => Environments::Fleet(select_environments(&global.repo, select.source.rev.as_deref(), &selection)?),
     })
-}
-
-/// The one environment the flags select, for a command that works on one (`what`): a fleet
-/// selecting more is refused, naming them.
-pub(crate) fn one_environment(global: &GlobalArgs, select: &SelectArgs, what: &str) -> crate::Result<String> {
-    match environments(global, select)? {
-        Environments::One(env) => Ok(env),
-        Environments::Fleet(mut envs) if envs.len() == 1 => Ok(envs.remove(0).name),
-        Environments::Fleet(envs) => {
-            let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
-            Err(Error::new(format!(
-                "the selection holds {} environments ({}): {what} takes one environment at a time",
-                names.len(),
-                names.join(", ")
-            ))
-            .with_help("select one environment with --env NAME"))
-        }
-    }
 }
 
 /// Which releases of environment `env` the flags select.

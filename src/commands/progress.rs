@@ -200,24 +200,70 @@ impl<'u> ApplyProgress<'u> {
                     display.finish(outcome);
                 }
             }
-            _ if self.text => print_event(ui, self.settings.dry_run, &event),
+            _ if self.text => print_event(ui, "", self.settings.dry_run, &event),
             _ => {}
         }
     }
 
     fn catch_interrupt(&self) {
-        let flag = self.interrupted.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "weaver: interrupted; finishing requests in flight and recording what was done (Ctrl-C again to quit at once)"
-                );
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
+        tokio::spawn(interruptions(self.interrupted.clone()));
+    }
+}
+
+/// What a fleet apply shows as it runs: what one environment's apply shows, each line naming
+/// its environment, and readiness as plain lines (a spinner per environment would fight over
+/// the terminal). Interruptions are caught from the start ([`interruptions`]).
+pub struct FleetApplyProgress<'u> {
+    ui: &'u Ui,
+    dry_run: bool,
+    text: bool,
+}
+
+impl<'u> FleetApplyProgress<'u> {
+    pub fn new(ui: &'u Ui, settings: &Settings, output: ListFormat) -> Self {
+        FleetApplyProgress { ui, dry_run: settings.dry_run, text: output == ListFormat::Text }
+    }
+
+    pub fn on(&self, env: &str, progress: action::Progress<'_>) {
+        let event = match progress {
+            action::Progress::Apply(event) => event,
+            other => return self.ui.fleet_progress(env, other),
+        };
+        match event {
+            Event::WaitStarted { release } => {
+                self.ui.status(&format!("environment `{env}`: waiting for release {release} to become ready"))
             }
-        });
+            // A wait that failed is told by its release's result.
+            Event::WaitProgress { .. } | Event::WaitFinished { .. } => {}
+            _ if self.text => print_event(self.ui, &format!("[{env}] "), self.dry_run, &event),
+            _ => {}
+        }
+    }
+}
+
+/// Sets `interrupted` on the first SIGINT (Ctrl-C) or SIGTERM (a CI job cancelled): the apply
+/// finishes the requests in flight, starts no new work and records what it did. A second one
+/// quits at once.
+pub async fn interruptions(interrupted: Arc<AtomicBool>) {
+    if interruption().await {
+        interrupted.store(true, Ordering::SeqCst);
+        eprintln!(
+            "weaver: interrupted; finishing requests in flight and recording what was done (Ctrl-C again to quit at once)"
+        );
+        if interruption().await {
+            std::process::exit(130);
+        }
+    }
+}
+
+/// The next SIGINT or SIGTERM; false when they cannot be caught.
+async fn interruption() -> bool {
+    let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        return tokio::signal::ctrl_c().await.is_ok();
+    };
+    tokio::select! {
+        caught = tokio::signal::ctrl_c() => caught.is_ok(),
+        caught = terminate.recv() => caught.is_some(),
     }
 }
 
@@ -294,7 +340,8 @@ fn object_name(object: &ObjectResult) -> String {
     format!("{} (release {})", crate::report::object_name(&object.api_version, &object.key), object.release)
 }
 
-fn print_event(ui: &Ui, dry_run: bool, event: &Event<'_>) {
+/// Prints `prefix` (naming the environment of a fleet), then what `event` says.
+fn print_event(ui: &Ui, prefix: &str, dry_run: bool, event: &Event<'_>) {
     let dry = if dry_run { " (server dry run)" } else { "" };
     let color = ui.color_stdout;
     let line = match event {
@@ -359,12 +406,29 @@ fn print_event(ui: &Ui, dry_run: bool, event: &Event<'_>) {
         }
     };
     // Lines can carry server messages; a decrypted value must never reach the terminal.
-    println!("{}", ui.redactor.redact(&line));
+    println!("{prefix}{}", ui.redactor.redact(&line));
 }
 
 /// Prints the summary (text) or the whole report (JSON), and turns a failed apply into the
 /// error that exits 1.
 fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOptions) -> Result<ExitCode> {
+    let summary = summary(report);
+    let text = match output {
+        ListFormat::Text => {
+            let dry = if options.dry_run { " (server dry run: nothing was changed)" } else { "" };
+            format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("Apply summary: {summary}{dry}")))
+        }
+        ListFormat::Json => to_text(&ApplyReport::new(report, options, &ui.redactor)),
+    };
+    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    match failure(report, options, &summary) {
+        None => Ok(ExitCode::SUCCESS),
+        Some(err) => Err(err),
+    }
+}
+
+/// What an apply did, counted: `2 created, 1 configured, 40 unchanged, 0 pruned, 0 failed`.
+pub fn summary(report: &Report) -> String {
     let totals = report.totals();
     let mut summary = format!(
         "{} created, {} configured, {} unchanged, {} pruned, {} failed",
@@ -383,16 +447,14 @@ fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOption
             summary.push_str(&format!(", {} not run", totals.hooks_not_run));
         }
     }
-    let text = match output {
-        ListFormat::Text => {
-            let dry = if options.dry_run { " (server dry run: nothing was changed)" } else { "" };
-            format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("Apply summary: {summary}{dry}")))
-        }
-        ListFormat::Json => to_text(&ApplyReport::new(report, options, &ui.redactor)),
-    };
-    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    summary
+}
+
+/// The error a failed or interrupted apply exits 1 with, naming the releases not fully
+/// applied; None when it applied completely.
+pub fn failure(report: &Report, options: &ApplyOptions, summary: &str) -> Option<Error> {
     if !report.failed() {
-        return Ok(ExitCode::SUCCESS);
+        return None;
     }
     let failed: Vec<String> = report
         .releases
@@ -404,9 +466,15 @@ fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOption
         })
         .collect();
     let cause = if report.interrupted { "interrupted" } else { "failed" };
-    Err(Error::new(format!("the apply of environment `{}` {cause}: {summary}", options.environment)).with_help(
-        format!("releases not fully applied: {}; the lines above say what was and was not applied", failed.join(", ")),
-    ))
+    let error = Error::new(format!("the apply of environment `{}` {cause}: {summary}", options.environment));
+    Some(match failed.is_empty() {
+        // Interrupted before it wrote anything.
+        true => error.with_help("nothing was applied"),
+        false => error.with_help(format!(
+            "releases not fully applied: {}; the lines above say what was and was not applied",
+            failed.join(", ")
+        )),
+    })
 }
 
 #[cfg(test)]

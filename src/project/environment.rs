@@ -37,6 +37,8 @@ struct EnvironmentFile {
     is_abstract: Option<bool>,
     cluster: Option<ClusterFile>,
     labels: Option<BTreeMap<String, String>>,
+    needs: Option<Vec<Spanned<String>>>,
+    wave: Option<i32>,
     namespace: Option<Spanned<String>>,
     values: Option<Map<String, Value>>,
     secrets: Option<Vec<Spanned<String>>>,
@@ -167,6 +169,11 @@ pub struct Environment {
     pub is_abstract: bool,
     /// `labels`: what `--env-selector` selects environments by.
     pub labels: BTreeMap<String, String>,
+    /// `needs`: the environments a fleet apply applies before this one, each with where it
+    /// is written.
+    pub needs: Vec<(String, Location)>,
+    /// `wave`: a fleet apply applies every environment of a lower wave before this one.
+    pub wave: i32,
     pub context: Option<String>,
     /// The namespace of the Lease that keeps two applies of this environment apart
     /// (`cluster.lockNamespace`, default [`DEFAULT_LOCK_NAMESPACE`]).
@@ -228,6 +235,7 @@ impl Environment {
             releases: Vec::new(),
             secrets: self.secrets.iter().map(PathRef::unlocated).collect(),
             identity_file: self.identity_file.as_ref().map(PathRef::unlocated),
+            needs: self.needs.iter().map(|(name, _)| (name.clone(), Location::file(""))).collect(),
             ..self.clone()
         }
     }
@@ -588,6 +596,8 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
 
     let mut context = None;
     let mut labels = BTreeMap::new();
+    let mut needs = Vec::new();
+    let mut wave = 0;
     let mut lock_namespace = None;
     let mut namespace = None;
     let mut values = Map::new();
@@ -611,6 +621,10 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         if let Some(more) = file.labels {
             labels.extend(more);
         }
+        if let Some(list) = file.needs {
+            needs = list.into_iter().map(|s| (s.value, location(&file_path, &s.referenced))).collect();
+        }
+        wave = file.wave.unwrap_or(wave);
         if let Some(ns) = file.namespace {
             namespace = Some(located_namespace(&file_path, ns)?);
         }
@@ -667,6 +681,8 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         files,
         is_abstract,
         labels,
+        needs,
+        wave,
         context,
         lock_namespace: lock_namespace.unwrap_or_else(|| DEFAULT_LOCK_NAMESPACE.to_string()),
         namespace,
@@ -793,7 +809,21 @@ fn check_needs(releases: &[PartialRelease]) -> Result<()> {
 /// rejecting cycles; [`check_needs`] has checked the names.
 fn order_by_needs(releases: Vec<Release>) -> Result<Vec<Release>> {
     let index: HashMap<&str, usize> = releases.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
-    // Depth-first, in declaration order, so the result is deterministic.
+    let needs: Vec<Vec<usize>> = releases.iter().map(|r| r.needs.iter().map(|n| index[n.as_str()]).collect()).collect();
+    let order = needs_order(&needs).map_err(|cycle| {
+        let names: Vec<&str> = cycle.iter().map(|&i| releases[i].name.as_str()).collect();
+        Error::at(releases[cycle[0]].at.clone(), format!("cycle in `needs`: {}", names.join(" → ")))
+            .with_help("remove one of these `needs` entries")
+    })?;
+    let mut slots: Vec<Option<Release>> = releases.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+/// An order of nodes `0..needs.len()` in which each comes after the nodes it needs (`needs[i]`),
+/// in index order otherwise; or a cycle, as the nodes along it, the first repeated at its end.
+/// Releases of an environment and environments of a fleet are ordered by it.
+pub(crate) fn needs_order(needs: &[Vec<usize>]) -> std::result::Result<Vec<usize>, Vec<usize>> {
+    // Depth-first, in index order, so the result is deterministic.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -802,39 +832,35 @@ fn order_by_needs(releases: Vec<Release>) -> Result<Vec<Release>> {
     }
     fn visit(
         i: usize,
-        releases: &[Release],
-        index: &HashMap<&str, usize>,
+        needs: &[Vec<usize>],
         marks: &mut [Mark],
         stack: &mut Vec<usize>,
         out: &mut Vec<usize>,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Vec<usize>> {
         match marks[i] {
             Mark::Done => return Ok(()),
             Mark::Active => {
                 let start = stack.iter().position(|&s| s == i).unwrap_or(0);
-                let cycle: Vec<&str> = stack[start..].iter().chain([&i]).map(|&s| releases[s].name.as_str()).collect();
-                return Err(Error::at(releases[i].at.clone(), format!("cycle in `needs`: {}", cycle.join(" → ")))
-                    .with_help("remove one of these `needs` entries"));
+                return Err(stack[start..].iter().copied().chain([i]).collect());
             }
             Mark::New => {}
         }
         marks[i] = Mark::Active;
         stack.push(i);
-        for need in &releases[i].needs {
-            visit(index[need.as_str()], releases, index, marks, stack, out)?;
+        for &need in &needs[i] {
+            visit(need, needs, marks, stack, out)?;
         }
         stack.pop();
         marks[i] = Mark::Done;
         out.push(i);
         Ok(())
     }
-    let mut marks = vec![Mark::New; releases.len()];
-    let mut order = Vec::with_capacity(releases.len());
-    for i in 0..releases.len() {
-        visit(i, &releases, &index, &mut marks, &mut Vec::new(), &mut order)?;
+    let mut marks = vec![Mark::New; needs.len()];
+    let mut order = Vec::with_capacity(needs.len());
+    for i in 0..needs.len() {
+        visit(i, needs, &mut marks, &mut Vec::new(), &mut order)?;
     }
-    let mut slots: Vec<Option<Release>> = releases.into_iter().map(Some).collect();
-    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+    Ok(order)
 }
 
 #[cfg(test)]
@@ -953,6 +979,25 @@ releases:
         let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(pairs, [("region", "us"), ("team", "a"), ("tier", "prod")]);
         assert!(load(&files, "dev").unwrap().labels.is_empty());
+    }
+
+    #[test]
+    fn needs_and_wave_are_inherited_and_replaced_through_extends() {
+        let files = [
+            ("base.yaml", "abstract: true\nwave: 2\nneeds: [staging]\n"),
+            ("prod-eu.yaml", "extends: base\n"),
+            ("prod-us.yaml", "extends: base\nwave: 3\nneeds:\n  - prod-eu\n"),
+            ("dev.yaml", "namespace: dev\n"),
+        ];
+        let eu = load(&files, "prod-eu").unwrap();
+        assert_eq!((eu.wave, eu.needs[0].0.as_str()), (2, "staging"));
+        assert_eq!(eu.needs[0].1.path, Path::new("environments/base.yaml"), "where it is written");
+        let us = load(&files, "prod-us").unwrap();
+        assert_eq!((us.wave, us.needs.len(), us.needs[0].0.as_str()), (3, 1, "prod-eu"));
+        assert_eq!(us.needs[0].1.line, Some(4));
+        let dev = load(&files, "dev").unwrap();
+        assert_eq!((dev.wave, dev.needs.len()), (0, 0));
+        assert!(load(&[("x.yaml", "wave: first\n")], "x").unwrap_err().to_string().contains("x.yaml:1"));
     }
 
     #[test]

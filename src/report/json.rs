@@ -527,6 +527,9 @@ pub struct EnvsEnvironment<'a> {
     pub context: Option<&'a str>,
     pub namespace: &'a str,
     pub releases: Vec<EnvsRelease<'a>>,
+    /// `wave` and `needs`: when a fleet apply applies it.
+    pub wave: i32,
+    pub needs: Vec<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -562,14 +565,16 @@ impl<'a> EnvsReport<'a> {
                         installed: r.installed,
                     })
                     .collect(),
+                wave: e.wave,
+                needs: e.needs.iter().map(|(name, _)| name.as_str()).collect(),
             })
             .collect();
         EnvsReport { environments }
     }
 }
 
-/// `diff -o json` and `drift -o json` of a fleet: each environment's document as one
-/// environment's run prints it, or its error.
+/// `diff -o json`, `drift -o json` and `apply -o json` of a fleet: each environment's document
+/// as one environment's run prints it, or its error.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetReport<'a, R> {
@@ -581,17 +586,79 @@ pub struct FleetReport<'a, R> {
 #[derive(Debug, Serialize)]
 pub struct FleetSummary {
     pub environments: usize,
-    /// Environments with changes (diff) or drift (drift).
+    /// Environments with changes (diff), drift (drift), or that changed something (apply).
     pub changed: usize,
     pub failed: usize,
+    /// A fleet apply's other counts; absent from diff and drift.
+    #[serde(flatten)]
+    pub apply: Option<FleetApplySummary>,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetApplySummary {
+    pub applied: usize,
+    pub interrupted: usize,
+    pub skipped: usize,
+    pub not_started: usize,
 }
 
 #[derive(Debug, Serialize)]
 pub struct FleetEnvironment<'a, R> {
     pub environment: &'a str,
+    /// How the environment of a fleet apply ended; absent from diff and drift.
+    #[serde(flatten)]
+    pub apply: Option<FleetApplyEnvironment<'a>>,
     /// Why the environment has no report (redacted); null when it has one.
     pub error: Option<&'a str>,
     pub report: Option<R>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FleetApplyEnvironment<'a> {
+    pub wave: i32,
+    pub state: FleetApplyState,
+    /// Why it was skipped or not started; null otherwise.
+    pub reason: Option<&'a str>,
+}
+
+/// How an environment of a fleet apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FleetApplyState {
+    /// Applied completely (its waits passed, with --wait).
+    Applied,
+    /// Its apply failed, or some of it did (see its report).
+    Failed,
+    /// Interrupted (SIGINT, SIGTERM): it stopped as an interrupted apply does.
+    Interrupted,
+    /// Not started: it needs an environment (or one of an earlier wave) that did not apply.
+    Skipped,
+    /// Not started: the run was interrupted, or stopped by --fail-fast.
+    NotStarted,
+}
+
+impl<'a, R> FleetReport<'a, R> {
+    /// A fleet apply's document: each environment with how it ended, its report (null when it
+    /// did not start or failed before applying) and its error.
+    pub fn of_apply(environments: Vec<FleetEnvironment<'a, R>>, changed: usize) -> FleetReport<'a, R> {
+        let count = |state| environments.iter().filter(|e| e.apply.as_ref().is_some_and(|a| a.state == state)).count();
+        FleetReport {
+            schema_version: 1,
+            summary: FleetSummary {
+                environments: environments.len(),
+                changed,
+                failed: count(FleetApplyState::Failed),
+                apply: Some(FleetApplySummary {
+                    applied: count(FleetApplyState::Applied),
+                    interrupted: count(FleetApplyState::Interrupted),
+                    skipped: count(FleetApplyState::Skipped),
+                    not_started: count(FleetApplyState::NotStarted),
+                }),
+            },
+            environments,
+        }
+    }
 }
 
 impl<'a, R> FleetReport<'a, R> {
@@ -608,11 +675,13 @@ impl<'a, R> FleetReport<'a, R> {
                 environments: results.len(),
                 changed: results.iter().filter(|(_, r)| r.as_ref().is_ok_and(&changed)).count(),
                 failed: results.iter().filter(|(_, r)| r.is_err()).count(),
+                apply: None,
             },
             environments: results
                 .iter()
                 .map(|(environment, result)| FleetEnvironment {
                     environment,
+                    apply: None,
                     error: result.as_ref().err().map(String::as_str),
                     report: result.as_ref().ok().map(|r| report(r, environment)),
                 })

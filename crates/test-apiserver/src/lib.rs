@@ -86,6 +86,8 @@ impl TestApiServer {
             faults: Mutex::new(Vec::new()),
             changed: Notify::new(),
             tokens: auth::static_users(),
+            in_flight: Default::default(),
+            peak_in_flight: Default::default(),
         });
         let (tx, rx) = oneshot::channel();
         let serving = shared.clone();
@@ -147,6 +149,16 @@ impl TestApiServer {
 
     pub fn clear_requests(&self) {
         lock(&self.shared.log).clear();
+    }
+
+    /// The most requests the server handled at once (from reading a request to answering it)
+    /// since it started or [`TestApiServer::reset_peak_in_flight`].
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.peak_in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn reset_peak_in_flight(&self) {
+        self.shared.peak_in_flight.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Queues a fault; faults are matched in the order they were injected.

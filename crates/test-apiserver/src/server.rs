@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -80,6 +81,26 @@ pub(crate) struct Shared {
     pub changed: Notify,
     /// The static users, by bearer token.
     pub tokens: HashMap<String, User>,
+    /// Requests being handled now, and the most there were at once.
+    pub in_flight: AtomicUsize,
+    pub peak_in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight while it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn start(shared: &'a Shared) -> InFlight<'a> {
+        let now = shared.in_flight.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, AtomicOrdering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, AtomicOrdering::SeqCst);
+    }
 }
 
 /// Locks ignoring poisoning: a panicking test must not take the server down.
@@ -166,6 +187,7 @@ fn respond(r: ApiResponse) -> Response<Body> {
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>, trusted: bool) -> Result<Response<Body>, Infallible> {
+    let _in_flight = InFlight::start(&shared);
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);

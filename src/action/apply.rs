@@ -83,7 +83,9 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         }
         on(Progress::Warning(format!("{what}; the records will say `dirty`")));
     }
-    let cluster = connect(options.connect.clone(), &offline.env, "applying to", on).await?;
+    let cluster =
+        connect(options.connect.clone().retrying_within(options.settings.timeout), &offline.env, "applying to", on)
+            .await?;
     let env = Arc::clone(&offline.env);
     // Under the lock: what `lookup` reads must be what this apply builds on, not what a
     // concurrent apply (a first install generating the same password) is about to replace.

@@ -29,7 +29,8 @@ pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSub
 pub use objects::Deleted;
 pub use rate_limit::RequestRate;
 pub use ready::{Readiness, readiness};
-use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
+pub use retry::DEFAULT_RETRY_BUDGET;
+use retry::{Retrier, RetryPolicy, transient_answer};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
 use crate::error::{Error, Result};
@@ -48,6 +49,8 @@ pub struct ClusterInfo {
     pub context: String,
     pub server: String,
     pub request_timeout: Duration,
+    /// How long requests may keep failing before weaver gives up (`--retry-budget`).
+    pub retry_budget: Duration,
 }
 
 /// A connected client plus what discovery learnt about the cluster's kinds (cached for the run).
@@ -58,8 +61,8 @@ pub struct Cluster {
     /// What discovery found, by apiVersion and kind: every object of a run is resolved, and
     /// discovery's own lookup copies a group version's whole resource list each time.
     kinds: HashMap<String, HashMap<String, ServedKind>>,
-    /// For requests that are safe to repeat (see `retry`).
-    retry: RetryPolicy,
+    /// For requests that are safe to repeat (see `retry`); counts those retried.
+    retry: Retrier,
 }
 
 /// A kind as the cluster serves it.
@@ -150,22 +153,26 @@ impl Cluster {
                 error::innermost(&err)
             ))
         })?;
-        let retry = RetryPolicy::default();
+        let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let doing = "discovering API kinds";
-        let aggregated = retrying_when(&retry, transient_answer, || Discovery::new(client.clone()).run_aggregated());
+        let aggregated = retry.run_when(transient_answer, || Discovery::new(client.clone()).run_aggregated());
         let discovery = match aggregated.await {
             // The core group always exists; servers before 1.26 answer the aggregated request
             // with plain group lists, which read as nothing.
             Ok(discovery) if discovery.has_group("") => discovery,
-            Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => {
-                retrying_when(&retry, group_gone_or_transient, || Discovery::new(client.clone()).run())
-                    .await
-                    .map_err(|gave_up| gave_up.into_error(doing, &info))?
-            }
+            Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => retry
+                .run_when(group_gone_or_transient, || Discovery::new(client.clone()).run())
+                .await
+                .map_err(|gave_up| gave_up.into_error(doing, &info))?,
             Err(gave_up) => return Err(gave_up.into_error(doing, &info)),
         };
         let kinds = served_kinds(&discovery);
         Ok(Cluster { client, info, discovery, kinds, retry })
+    }
+
+    /// How many requests were sent more than once (see `retry`) through this handle so far.
+    pub fn retried_requests(&self) -> u64 {
+        self.retry.retried()
     }
 
     /// The client, for work that drives kube itself (the operator's controller).
@@ -175,7 +182,9 @@ impl Cluster {
 
     /// The server's version and what discovery found (one request: `/version`).
     pub async fn capabilities(&self) -> Result<ServerCapabilities> {
-        let version = retrying(&self.retry, || self.client.apiserver_version())
+        let version = self
+            .retry
+            .run(|| self.client.apiserver_version())
             .await
             .map_err(|gave_up| gave_up.into_error("reading the server's version", &self.info))?;
         let mut api_versions = BTreeSet::new();
@@ -263,12 +272,15 @@ impl Cluster {
                     &served.resource,
                     target.namespace.as_deref().filter(|_| served.namespaced),
                 );
-                let list = retrying(&self.retry, || async {
-                    let request = kube::core::Request::new(&url).list(&params).map_err(kube::Error::BuildRequest)?;
-                    self.client.request::<ItemList>(request).await
-                })
-                .await
-                .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
+                let list = self
+                    .retry
+                    .run(|| async {
+                        let request =
+                            kube::core::Request::new(&url).list(&params).map_err(kube::Error::BuildRequest)?;
+                        self.client.request::<ItemList>(request).await
+                    })
+                    .await
+                    .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
                 let items = list.items.into_iter().map(|item| with_kind(item, &served.resource)).collect();
                 Ok::<_, Error>((target.clone(), Listed { items, metadata: list.metadata }))
             }
@@ -308,7 +320,7 @@ impl Cluster {
         }
         let api = self.api(served, namespace);
         let patch = Patch::Apply(object);
-        match retrying(&self.retry, || api.patch(name, &params, &patch)).await {
+        match self.retry.run(|| api.patch(name, &params, &patch)).await {
             Ok(result) => object_value(result, &served.resource).map_err(ApplyError::Other),
             Err(retry::GaveUp { error: kube::Error::Api(status), .. }) if status.code == 409 => {
                 Err(ApplyError::Conflict(status.message.clone()))

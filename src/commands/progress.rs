@@ -383,6 +383,9 @@ fn summarize(ui: &Ui, report: &Report, output: ListFormat, options: &ApplyOption
             summary.push_str(&format!(", {} not run", totals.hooks_not_run));
         }
     }
+    if report.retried_requests > 0 {
+        summary.push_str(&format!("; {} request(s) retried", report.retried_requests));
+    }
     let text = match output {
         ListFormat::Text => {
             let dry = if options.dry_run { " (server dry run: nothing was changed)" } else { "" };

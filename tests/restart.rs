@@ -1,7 +1,8 @@
 //! Riding out an API server's restart: the server is taken down in the middle of an apply (on
 //! the fake, its listeners closed and opened again on the same ports; on a real cluster, with
 //! the command `WEAVER_TEST_RESTART_APISERVER` names) and the apply completes, saying how many
-//! requests it retried. A server that stays down fails the apply within the retry budget.
+//! requests it retried; so does a `--wait` the server restarts under. A server that stays down
+//! fails the apply within the retry budget.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::Repo;
 use common::cluster::TestCluster;
 use common::generated::generate_repo_in;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// How many releases the generated repository has: 3 objects each.
 const RELEASES: usize = 300;
@@ -129,4 +130,56 @@ fn an_apply_against_a_server_that_stays_down_fails_within_the_retry_budget() {
         "{messages:?}"
     );
     assert!(stderr.contains("the apply of environment `bench` failed"), "{stderr}");
+}
+
+#[test]
+fn a_wait_rides_out_a_restart_of_the_api_server() {
+    let cluster = TestCluster::start();
+    let Some(restarter) = cluster.restarter() else { return };
+    let ns = cluster.namespace("waitblip");
+    // A kind no controller acts on, so the test says when it is ready, on any cluster; without
+    // a status subresource, so the chart can start it not ready.
+    let group = format!("{}.example.com", cluster.prefix);
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("gadgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    cluster.apply(&[crd], "test");
+    let repo = Repo::empty();
+    repo.write("charts/gadget/chart.yaml", "name: gadget\nversion: 0.1.0\n")
+        .write(
+            "charts/gadget/templates/gadget.yaml",
+            &format!(
+                "apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: g\nstatus:\n  conditions:\n    - \
+                 {{type: Ready, status: 'False', reason: Building}}\n"
+            ),
+        )
+        .write(
+            "environments/bench.yaml",
+            &format!(
+                "namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: gadget\n    chart: gadget\n"
+            ),
+        );
+    let mut apply = spawn_apply(&repo, &cluster, &["--wait", "--timeout", "3m"]);
+    let gadget =
+        json!({"apiVersion": format!("{group}/v1"), "kind": "Gadget", "metadata": {"name": "g", "namespace": ns}});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.get(&gadget).is_none() {
+        assert!(apply.try_wait().unwrap().is_none(), "the apply ended before it applied the Gadget");
+        assert!(Instant::now() < deadline, "the apply did not apply the Gadget");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A round or two of readiness reads, then the restart.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(apply.try_wait().unwrap().is_none(), "the apply did not wait for the Gadget");
+    restarter.restart(Duration::from_secs(10));
+    let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Built"}]}});
+    cluster.merge_patch(&gadget, &ready, "gadget-controller");
+    let (code, stdout, stderr) = finish(apply);
+    assert_eq!(code, 0, "the wait did not ride out the restart:\n{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("apply -o json prints JSON");
+    assert_eq!(report["releases"][0]["status"], "deployed", "{report:#}");
+    assert!(report["retriedRequests"].as_u64().unwrap() > 0, "{}", report["retriedRequests"]);
 }

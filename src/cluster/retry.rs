@@ -222,15 +222,19 @@ fn connection_lost(err: &kube::Error) -> bool {
         && (timed_out(err)
             || chain_mentions(err, |e| {
                 e.downcast_ref::<std::io::Error>().is_some_and(|io| {
-                    matches!(
-                        io.kind(),
-                        ErrorKind::ConnectionReset
-                            | ErrorKind::ConnectionAborted
-                            | ErrorKind::ConnectionRefused
-                            | ErrorKind::BrokenPipe
-                            | ErrorKind::UnexpectedEof
-                            | ErrorKind::NotConnected
-                    )
+                    // An io::Error wrapping another (the TLS connector wraps a reset during the
+                    // handshake in one of kind Other) hides it from `source()`: unwrap it here.
+                    std::iter::successors(Some(io), |io| io.get_ref()?.downcast_ref::<std::io::Error>()).any(|io| {
+                        matches!(
+                            io.kind(),
+                            ErrorKind::ConnectionReset
+                                | ErrorKind::ConnectionAborted
+                                | ErrorKind::ConnectionRefused
+                                | ErrorKind::BrokenPipe
+                                | ErrorKind::UnexpectedEof
+                                | ErrorKind::NotConnected
+                        )
+                    })
                 })
                 // hyper's words for a connection the server closed mid-answer; no io::Error says so.
                 || e.to_string().contains("connection closed before message completed")
@@ -268,6 +272,10 @@ mod tests {
             assert!(retryable(&io_error(kind)), "{kind:?}");
         }
         assert!(!retryable(&io_error(ErrorKind::InvalidData)), "TLS and other protocol errors do not pass");
+        // As hyper-rustls reports a connection reset during the TLS handshake.
+        let reset = std::io::Error::from(ErrorKind::ConnectionReset);
+        let wrapped = kube::Error::Service(Box::new(std::io::Error::new(ErrorKind::Other, reset)));
+        assert!(retryable(&wrapped));
         let serde = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
         assert!(!retryable(&kube::Error::SerdeError(serde)));
     }

@@ -119,7 +119,9 @@ impl TestCluster {
             return Some(Restarter::Fake(fake));
         }
         match std::env::var("WEAVER_TEST_RESTART_APISERVER") {
-            Ok(command) if !command.trim().is_empty() => Some(Restarter::Command(command)),
+            Ok(command) if !command.trim().is_empty() => {
+                Some(Restarter::Command(command, RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())))
+            }
             _ => {
                 super::skip::say_skipped(
                     "on a real cluster (WEAVER_TEST_KUBECONFIG), restarting its API server needs \
@@ -431,12 +433,17 @@ impl Drop for TestCluster {
     }
 }
 
+/// Held by the test restarting the real cluster's one API server: the tests of a binary run in
+/// parallel, and two restarts at once would start two servers.
+static RESTARTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Takes an API server down and brings it back ([`TestCluster::restarter`]).
 pub enum Restarter<'a> {
     Fake(&'a TestApiServer),
     /// A shell command run with the seconds to stay down as its last argument: it stops the
-    /// server, waits that long, starts it again and returns once the server is ready.
-    Command(String),
+    /// server, waits that long, starts it again and returns once the server is ready. The
+    /// guard keeps other tests from restarting it until this one ends.
+    Command(String, std::sync::MutexGuard<'static, ()>),
 }
 
 impl Restarter<'_> {
@@ -448,7 +455,7 @@ impl Restarter<'_> {
                 std::thread::sleep(down);
                 fake.restart();
             }
-            Restarter::Command(command) => {
+            Restarter::Command(command, _) => {
                 let line = format!("{command} {}", down.as_secs().max(1));
                 let status = std::process::Command::new("sh").arg("-c").arg(&line).status().expect("run sh");
                 assert!(status.success(), "WEAVER_TEST_RESTART_APISERVER (`{line}`) failed: {status}");

@@ -183,3 +183,22 @@ fn a_wait_rides_out_a_restart_of_the_api_server() {
     assert_eq!(report["releases"][0]["status"], "deployed", "{report:#}");
     assert!(report["retriedRequests"].as_u64().unwrap() > 0, "{}", report["retriedRequests"]);
 }
+
+#[test]
+fn diff_and_drift_say_how_many_requests_they_retried() {
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("injecting 503s") else { return };
+    let ns = cluster.namespace("said");
+    let repo = Repo::minimal();
+    repo.write("environments/dev.yaml", &format!("namespace: {ns}\nreleases:\n  - name: app\n    chart: app\n"));
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap();
+    let quiet = repo.weaver(&["--kubeconfig", kubeconfig, "diff", "--env", "dev", "--exit-code"]);
+    assert_eq!(quiet.code, 2, "{}{}", quiet.stdout, quiet.stderr);
+    assert!(!quiet.stderr.contains("retried"), "{}", quiet.stderr);
+    for command in ["diff", "drift"] {
+        fake.inject(weaver_test_apiserver::Fault::status("GET", &format!("/api/v1/namespaces/{ns}/"), 503).times(2));
+        let out = repo.weaver(&["--kubeconfig", kubeconfig, command, "--env", "dev"]);
+        assert!(out.code != 1, "{command}: {}", out.stderr);
+        assert!(out.stderr.contains("request(s) to context `fake` were retried"), "{command}: {}", out.stderr);
+    }
+}

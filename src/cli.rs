@@ -55,6 +55,9 @@ pub struct ClusterArgs {
     /// How long to wait for the cluster to connect and answer each request (e.g. 30s, 1m) [default: 30s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub request_timeout: Option<std::time::Duration>,
+    /// How long requests may keep failing (connection refused or dropped, 429, 5xx) before weaver gives up (e.g. 2m); apply and rollback keep it within --timeout [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retry_budget: Option<std::time::Duration>,
 }
 
 /// The age key, for the commands that decrypt.

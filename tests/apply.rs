@@ -492,12 +492,13 @@ fn server_errors_are_retried_and_a_failure_part_way_is_recorded_exactly() {
         |path: &str| fake.requests().iter().filter(|r| r.method == "PATCH" && r.path.starts_with(path)).count();
     assert_eq!(patches(&deployments), 3, "two 500s, then the apply that worked");
     assert_eq!(patches(&services), 2, "the timed-out service apply was retried");
+    assert_eq!(report["retriedRequests"], 2, "the Deployment's apply and the Service's");
 
-    // More failures than the retries allow: the run stops with an exact failed record.
+    // Failures for longer than the retry budget: the run stops with an exact failed record.
     demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
     demo.edit("environments/values/web-dev.yaml", "LOG_LEVEL: debug", "LOG_LEVEL: info");
-    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &deployments, 503).times(5));
-    let out = demo.weaver(&["apply", "--env", "dev", "-o", "json"]);
+    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &deployments, 503).times(1_000));
+    let out = demo.weaver(&["apply", "--env", "dev", "-o", "json", "--retry-budget", "2s"]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let failed: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(failed["failed"], true);
@@ -506,7 +507,8 @@ fn server_errors_are_retried_and_a_failure_part_way_is_recorded_exactly() {
     let web = release(&failed, "web");
     assert_eq!(web["status"], "failed");
     let deployment = web["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
-    assert!(deployment["message"].as_str().unwrap().contains("tried 5 times"), "{deployment}");
+    let message = deployment["message"].as_str().unwrap();
+    assert!(message.contains("the server answered 503") && message.contains(" times in 2s)"), "{deployment}");
     assert!(out.stderr.contains("web (recorded as failed revision 2)"), "{}", out.stderr);
     let record = record(&demo, "web", 2);
     let applied: Vec<(String, bool)> = record.objects.iter().map(|o| (o.kind.clone(), o.applied)).collect();
@@ -521,6 +523,7 @@ fn server_errors_are_retried_and_a_failure_part_way_is_recorded_exactly() {
     );
 
     // The rerun completes from where the cluster is.
+    fake.clear_faults();
     let rerun = demo.apply(&[]);
     assert_eq!(acted(&rerun), vec![triple("configured", "Deployment", "web")]);
     assert_eq!(

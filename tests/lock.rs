@@ -17,6 +17,7 @@ fn connect(cluster: &TestCluster) -> Cluster {
         kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
         context: None,
         request_timeout: Duration::from_secs(10),
+        retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
     };
     cluster.block_on(Cluster::connect(&options)).unwrap_or_else(|e| panic!("{e}"))
 }

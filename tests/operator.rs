@@ -83,6 +83,7 @@ impl Operator {
             kubeconfig: Some(kubeconfig),
             context: None,
             request_timeout: Duration::from_secs(30),
+            retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
         };
         let operator = client.clone();
         runtime.spawn(async move {

@@ -32,6 +32,7 @@ fn wait(kubeconfig: &Path, objects: &[Value], timeout: Duration) -> (WaitOutcome
             kubeconfig: Some(kubeconfig.to_path_buf()),
             context: None,
             request_timeout: Duration::from_secs(10),
+            retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
         };
         let weaver = Cluster::connect(&options).await.unwrap();
         let targets: Vec<_> = objects

@@ -88,7 +88,14 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         on(Progress::Warning(format!("{what}; the records will say `dirty`")));
     }
     let cluster =
-        connect_sharing(options.connect.clone(), options.servers.as_ref(), &offline.env, "applying to", on).await?;
+        connect_sharing(
+            options.connect.clone().retrying_within(options.settings.timeout),
+            options.servers.as_ref(),
+            &offline.env,
+            "applying to",
+            on,
+        )
+        .await?;
     let env = Arc::clone(&offline.env);
     // Under the lock: what `lookup` reads must be what this apply builds on, not what a
     // concurrent apply (a first install generating the same password) is about to replace.
@@ -177,7 +184,7 @@ pub(super) fn apply_options(
 
 /// An apply interrupted before it wrote anything.
 fn abandoned(options: ApplyOptions) -> Applied {
-    let report = Report { releases: Vec::new(), interrupted: true };
+    let report = Report { releases: Vec::new(), interrupted: true, retried_requests: 0 };
     Applied { report, options, lock_lost: None }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::render::{IfEmpty, Selection, select};
-use super::{OnProgress, connect_sharing, phase};
+use super::{OnProgress, connect_sharing, phase, tell_retries};
 use crate::cluster::observe::{Unlabelled, list_live, recorded_target};
 use crate::cluster::{ConnectOptions, SharedServers};
 use crate::drift::{Report, compare_release};
@@ -50,6 +50,7 @@ pub async fn drift(options: &DriftOptions, on: OnProgress<'_>) -> Result<Report>
         })
         .collect();
     phase(on, "observe and compare", started);
+    tell_retries(&cluster, on);
     Ok(Report {
         environment: environment.clone(),
         context: cluster.info.context.clone(),

@@ -127,6 +127,18 @@ pub async fn connect_sharing(
     Ok(cluster)
 }
 
+/// Says how many requests `cluster` had to retry, if any: a read-only run's one trace of a
+/// server that failed for a while (an apply's summary counts them itself).
+fn tell_retries(cluster: &Cluster, on: OnProgress<'_>) {
+    let retried = cluster.retried_requests();
+    if retried > 0 {
+        on(Progress::Status(format!(
+            "{retried} request(s) to context `{}` were retried: the server failed, refused or throttled them for a while",
+            cluster.info.context
+        )));
+    }
+}
+
 /// The release `name` of `env`, or an error listing the ones it has.
 fn release<'a>(env: &'a Environment, name: &str) -> Result<&'a Release> {
     env.release(name).ok_or_else(|| {

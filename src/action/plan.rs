@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::removed::removed_releases;
 use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
-use super::{Context, connect_sharing, phase};
+use super::{Context, connect_sharing, phase, tell_retries};
 use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_helm, observe_reusing};
 use crate::cluster::{Cluster, ConnectOptions, SharedServers};
 use crate::diff::plan::{plan_adopting, plan_against};
@@ -83,6 +83,7 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
             }
             phase(cx.on, "observe and plan", started);
+            tell_retries(&cluster, cx.on);
             (env, plan, Some(cluster.info.server.clone()))
         }
     };

@@ -31,7 +31,8 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
     let Context { redactor, on } = cx;
     let env = open_project(&options.repo, None)?.environment(&options.env)?;
     let release = release(&env, &options.release)?;
-    let cluster = connect(options.connect.clone(), &env, "applying to", on).await?;
+    let cluster =
+        connect(options.connect.clone().retrying_within(options.settings.timeout), &env, "applying to", on).await?;
     let records = release_records(&cluster, release, &env.name).await?;
     let current = records.iter().rev().find(|r| r.status == Status::Deployed);
     let target = match options.revision {

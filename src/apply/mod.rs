@@ -178,6 +178,9 @@ pub enum Event<'a> {
 pub struct Report {
     pub releases: Vec<ReleaseResult>,
     pub interrupted: bool,
+    /// Requests sent more than once because the server failed, refused or throttled them
+    /// (discovery, the lock, reads and writes since connecting): a blip the apply rode out.
+    pub retried_requests: u64,
 }
 
 /// The counts an apply ends with.
@@ -322,6 +325,7 @@ pub async fn apply(
     Report {
         releases: order.iter().filter_map(|name| results.remove(name)).collect(),
         interrupted: interrupted.load(Ordering::SeqCst),
+        retried_requests: cluster.retried_requests(),
     }
 }
 

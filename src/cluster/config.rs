@@ -19,6 +19,17 @@ pub struct ConnectOptions {
     pub context: Option<(String, String)>,
     /// Connect, read and write timeout of every request (`--request-timeout`).
     pub request_timeout: Duration,
+    /// How long requests may keep failing before weaver gives up (`--retry-budget`).
+    pub retry_budget: Duration,
+}
+
+impl ConnectOptions {
+    /// These options with a retry budget no longer than `timeout` (apply's `--timeout`): a run
+    /// told to give up on readiness after 30 s does not wait a minute for a server to come back.
+    pub fn retrying_within(mut self, timeout: Duration) -> ConnectOptions {
+        self.retry_budget = self.retry_budget.min(timeout);
+        self
+    }
 }
 
 /// The connection settings of the selected context, with the request timeout. In a pod with
@@ -73,7 +84,8 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
         ))
         .with_help("check the token in the kubeconfig (its value is not shown)"));
     }
-    let info = ClusterInfo { context, server, request_timeout: options.request_timeout };
+    let info =
+        ClusterInfo { context, server, request_timeout: options.request_timeout, retry_budget: options.retry_budget };
     Ok((with_timeouts(config, options.request_timeout), info))
 }
 
@@ -120,7 +132,12 @@ fn in_cluster(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
             .with_help("pass --kubeconfig FILE or set KUBECONFIG to say which cluster to use")
     })?;
     let server = config.cluster_url.to_string();
-    let info = ClusterInfo { context: "in-cluster".into(), server, request_timeout: options.request_timeout };
+    let info = ClusterInfo {
+        context: "in-cluster".into(),
+        server,
+        request_timeout: options.request_timeout,
+        retry_budget: options.retry_budget,
+    };
     Ok((with_timeouts(config, options.request_timeout), info))
 }
 

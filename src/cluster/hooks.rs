@@ -8,7 +8,6 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::ready::Readiness;
-use super::retry::retrying;
 use super::{Cluster, ServedKind};
 use crate::error::{Error, Result};
 use crate::manifest::api_group;
@@ -93,7 +92,9 @@ impl Cluster {
             "Pod" => vec![name.to_string()],
             _ => {
                 let params = ListParams::default().labels(&format!("job-name={name}"));
-                let listed = retrying(&self.retry, || api.list(&params))
+                let listed = self
+                    .retry
+                    .run(|| api.list(&params))
                     .await
                     .map_err(|gave_up| {
                         gave_up.into_error(&format!("listing the pods of Job {namespace}/{name}"), &self.info)
@@ -110,7 +111,9 @@ impl Cluster {
         let params = LogParams { tail_lines: Some(lines), ..LogParams::default() };
         let mut logs = Vec::new();
         for pod in pods {
-            let read = retrying(&self.retry, || api.logs(&pod, &params))
+            let read = self
+                .retry
+                .run(|| api.logs(&pod, &params))
                 .await
                 .map_err(|gave_up| {
                     gave_up.into_error(&format!("reading the logs of pod {namespace}/{pod}"), &self.info)

@@ -23,7 +23,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::error::humanize;
-use super::retry::{GaveUp, RetryPolicy, retrying};
+use super::retry::{GaveUp, Retrier};
 use super::{Cluster, ClusterInfo};
 use crate::error::{Error, Result};
 use crate::project::Environment;
@@ -134,7 +134,7 @@ pub enum LockEvent {
 /// `HeldLock` without releasing it stops renewal, and the lock expires after its duration.
 pub struct HeldLock {
     lease: LeaseRef,
-    retry: RetryPolicy,
+    retry: Retrier,
     cluster: ClusterInfo,
     stop_renewal: Option<oneshot::Sender<()>>,
     /// Ends with the last Lease the renewal wrote.
@@ -162,7 +162,9 @@ impl Cluster {
         // The renewTime of our latest write: a write whose answer was lost may still have landed.
         let mut written: Option<MicroTime> = None;
         loop {
-            let current = retrying(&self.retry, || lease.api.get_opt(&lease.name))
+            let current = self
+                .retry
+                .run(|| lease.api.get_opt(&lease.name))
                 .await
                 .map_err(|gave_up| lease.error(gave_up, "reading", &self.info))?;
             let now = now();
@@ -174,7 +176,7 @@ impl Cluster {
                     };
                     written = Some(now);
                     let params = PostParams::default();
-                    (retrying(&self.retry, || lease.api.create(&params, &created)).await, true)
+                    (self.retry.run(|| lease.api.create(&params, &created)).await, true)
                 }
                 Some(current) => {
                     let spec = current.spec.clone().unwrap_or_default();
@@ -196,7 +198,7 @@ impl Cluster {
                         };
                         written = Some(now);
                         let params = PostParams::default();
-                        (retrying(&self.retry, || lease.api.replace(&lease.name, &params, &taken)).await, false)
+                        (self.retry.run(|| lease.api.replace(&lease.name, &params, &taken)).await, false)
                     } else {
                         let left = deadline.saturating_duration_since(Instant::now());
                         if left.is_zero() {
@@ -302,12 +304,12 @@ impl HeldLock {
             spec.holder_identity = None;
             spec.renew_time = Some(now());
             let params = PostParams::default();
-            let released = retrying(&self.retry, || self.lease.api.replace(&self.lease.name, &params, &lease)).await;
+            let released = self.retry.run(|| self.lease.api.replace(&self.lease.name, &params, &lease)).await;
             lease = match released {
                 Ok(_) => return Ok(()),
                 Err(GaveUp { error: kube::Error::Api(status), .. }) if status.code == 409 => {
                     // Changed since our last renewal: release it if it is still ours.
-                    let current = retrying(&self.retry, || self.lease.api.get_opt(&self.lease.name)).await;
+                    let current = self.retry.run(|| self.lease.api.get_opt(&self.lease.name)).await;
                     match current.map_err(|gave_up| self.release_error(gave_up))? {
                         Some(current) => current,
                         None => return Ok(()),
@@ -407,7 +409,7 @@ impl LeaseRef {
 /// The background task that keeps a held Lease renewed.
 struct Renewal {
     lease: LeaseRef,
-    retry: RetryPolicy,
+    retry: Retrier,
     cluster: ClusterInfo,
     duration: Duration,
     lost: watch::Sender<Option<String>>,
@@ -430,7 +432,7 @@ impl Renewal {
             // (retries included) that cannot finish by then means the lock is lost, not late.
             let expires = tokio::time::Instant::from_std(renewed_at + self.duration);
             let expired = || format!("it could not be renewed within {}", humanize(self.duration));
-            let renewing = retrying(&self.retry, || self.lease.api.replace(&self.lease.name, &params, &next));
+            let renewing = self.retry.run(|| self.lease.api.replace(&self.lease.name, &params, &next));
             let Ok(renewal) = tokio::time::timeout_at(expires, renewing).await else {
                 return self.give_up(lease, expired());
             };
@@ -441,7 +443,7 @@ impl Renewal {
                     continue;
                 }
                 Err(GaveUp { error: kube::Error::Api(status), .. }) if matches!(status.code, 404 | 409) => {
-                    let reading = retrying(&self.retry, || self.lease.api.get_opt(&self.lease.name));
+                    let reading = self.retry.run(|| self.lease.api.get_opt(&self.lease.name));
                     let Ok(read) = tokio::time::timeout_at(expires, reading).await else {
                         return self.give_up(lease, expired());
                     };

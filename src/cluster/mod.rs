@@ -30,7 +30,8 @@ pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSub
 pub use objects::Deleted;
 pub use rate_limit::{RequestRate, SharedServers};
 pub use ready::{Readiness, readiness};
-use retry::{RetryPolicy, retrying, retrying_when, transient_answer};
+pub use retry::DEFAULT_RETRY_BUDGET;
+use retry::{Retrier, RetryPolicy, transient_answer};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
 use crate::error::{Error, Result};
@@ -49,6 +50,8 @@ pub struct ClusterInfo {
     pub context: String,
     pub server: String,
     pub request_timeout: Duration,
+    /// How long requests may keep failing before weaver gives up (`--retry-budget`).
+    pub retry_budget: Duration,
 }
 
 /// A connected client plus what discovery learnt about the cluster's kinds (cached for the run).
@@ -57,8 +60,8 @@ pub struct Cluster {
     pub info: ClusterInfo,
     /// Shared by the clusters of a fleet that reach one server (see [`SharedServers`]).
     discovered: Arc<Discovered>,
-    /// For requests that are safe to repeat (see `retry`).
-    retry: RetryPolicy,
+    /// For requests that are safe to repeat (see `retry`); counts those retried.
+    retry: Retrier,
 }
 
 /// What discovery found.
@@ -150,7 +153,7 @@ impl Cluster {
         let client = kube::client::ClientBuilder::try_from(config)
             .map(|builder| builder.with_layer(&server.in_flight).build())
             .map_err(|err| client_error(&err, &info))?;
-        let retry = RetryPolicy::default();
+        let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovered = server.discovered.get_or_try_init(|| discover(&client, &info, &retry)).await?.clone();
         Ok(Cluster { client, info, discovered, retry })
     }
@@ -163,9 +166,14 @@ impl Cluster {
             None => kube::Client::try_from(config),
         };
         let client = client.map_err(|err| client_error(&err, &info))?;
-        let retry = RetryPolicy::default();
+        let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovered = discover(&client, &info, &retry).await?;
         Ok(Cluster { client, info, discovered, retry })
+    }
+
+    /// How many requests were sent more than once (see `retry`) through this handle so far.
+    pub fn retried_requests(&self) -> u64 {
+        self.retry.retried()
     }
 
     /// The client, for work that drives kube itself (the operator's controller).
@@ -175,7 +183,9 @@ impl Cluster {
 
     /// The server's version and what discovery found (one request: `/version`).
     pub async fn capabilities(&self) -> Result<ServerCapabilities> {
-        let version = retrying(&self.retry, || self.client.apiserver_version())
+        let version = self
+            .retry
+            .run(|| self.client.apiserver_version())
             .await
             .map_err(|gave_up| gave_up.into_error("reading the server's version", &self.info))?;
         let mut api_versions = BTreeSet::new();
@@ -263,12 +273,15 @@ impl Cluster {
                     &served.resource,
                     target.namespace.as_deref().filter(|_| served.namespaced),
                 );
-                let list = retrying(&self.retry, || async {
-                    let request = kube::core::Request::new(&url).list(&params).map_err(kube::Error::BuildRequest)?;
-                    self.client.request::<ItemList>(request).await
-                })
-                .await
-                .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
+                let list = self
+                    .retry
+                    .run(|| async {
+                        let request =
+                            kube::core::Request::new(&url).list(&params).map_err(kube::Error::BuildRequest)?;
+                        self.client.request::<ItemList>(request).await
+                    })
+                    .await
+                    .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
                 let items = list.items.into_iter().map(|item| with_kind(item, &served.resource)).collect();
                 Ok::<_, Error>((target.clone(), Listed { items, metadata: list.metadata }))
             }
@@ -309,7 +322,7 @@ impl Cluster {
         }
         let api = self.api(served, namespace);
         let patch = Patch::Apply(object);
-        match retrying(&self.retry, || api.patch(name, &params, &patch)).await {
+        match self.retry.run(|| api.patch(name, &params, &patch)).await {
             Ok(result) => object_value(result, &served.resource).map_err(ApplyError::Other),
             Err(retry::GaveUp { error: kube::Error::Api(status), .. }) if status.code == 409 => {
                 Err(ApplyError::Conflict(status.message.clone()))
@@ -336,15 +349,15 @@ fn client_error(err: &kube::Error, info: &ClusterInfo) -> Error {
 /// Runs discovery (two requests with aggregated discovery, as kubectl does). Discovery is the
 /// first contact, so only the server's transient answers are retried: a cluster that cannot be
 /// reached at all is reported after one request timeout.
-async fn discover(client: &kube::Client, info: &ClusterInfo, retry: &RetryPolicy) -> Result<Arc<Discovered>> {
+async fn discover(client: &kube::Client, info: &ClusterInfo, retry: &Retrier) -> Result<Arc<Discovered>> {
     let doing = "discovering API kinds";
-    let aggregated = retrying_when(retry, transient_answer, || Discovery::new(client.clone()).run_aggregated());
+    let aggregated = retry.run_when(transient_answer, || Discovery::new(client.clone()).run_aggregated());
     let discovery = match aggregated.await {
         // The core group always exists; servers before 1.26 answer the aggregated request
         // with plain group lists, which read as nothing.
         Ok(discovery) if discovery.has_group("") => discovery,
         Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => {
-            retrying_when(retry, group_gone_or_transient, || Discovery::new(client.clone()).run())
+            retry.run_when(group_gone_or_transient, || Discovery::new(client.clone()).run())
                 .await
                 .map_err(|gave_up| gave_up.into_error(doing, info))?
         }

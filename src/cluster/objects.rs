@@ -4,7 +4,7 @@
 use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
 use serde_json::Value;
 
-use super::retry::{GaveUp, retrying};
+use super::retry::GaveUp;
 use super::{Cluster, ServedKind, object_value};
 use crate::error::Result;
 use crate::manifest::MANAGER;
@@ -22,7 +22,7 @@ impl Cluster {
     pub async fn get(&self, served: &ServedKind, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
         let doing = format!("reading {} {}", served.resource_name(), place(namespace, name));
         let api = self.api(served, namespace);
-        match retrying(&self.retry, || api.get_opt(name)).await {
+        match self.retry.run(|| api.get_opt(name)).await {
             Ok(found) => found.map(|object| object_value(object, &served.resource)).transpose(),
             Err(gave_up) => Err(gave_up.into_error(&doing, &self.info)),
         }
@@ -45,7 +45,7 @@ impl Cluster {
         };
         let api = self.api(served, namespace);
         // A retried delete whose first attempt landed answers 404: the object is gone either way.
-        match retrying(&self.retry, || api.delete(name, &params)).await {
+        match self.retry.run(|| api.delete(name, &params)).await {
             Ok(_) => Ok(Deleted::Deleted),
             Err(GaveUp { error: kube::Error::Api(status), .. }) if status.code == 404 => Ok(Deleted::AlreadyGone),
             Err(gave_up) => Err(gave_up.into_error(&doing, &self.info)),
@@ -64,7 +64,9 @@ impl Cluster {
         let doing = format!("listing {} in namespace {namespace}", served.resource_name());
         let api = self.api(served, Some(namespace));
         let params = kube::api::ListParams::default().labels(label_selector);
-        let list = retrying(&self.retry, || api.list_metadata(&params))
+        let list = self
+            .retry
+            .run(|| api.list_metadata(&params))
             .await
             .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
         list.items
@@ -89,7 +91,8 @@ impl Cluster {
         let api = self.api(served, namespace);
         let params = PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() };
         let patch = Patch::Merge(&patch);
-        retrying(&self.retry, || api.patch(name, &params, &patch))
+        self.retry
+            .run(|| api.patch(name, &params, &patch))
             .await
             .map(drop)
             .map_err(|gave_up| gave_up.into_error(&doing, &self.info))

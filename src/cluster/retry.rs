@@ -1,43 +1,51 @@
 //! Retrying requests that failed for a reason that may pass: the server was overloaded (429),
-//! failed or was briefly unavailable (5xx), the connection dropped, or the answer took longer
-//! than the request timeout. Anything else (validation, not found, conflicts, credentials,
-//! permissions) is returned at once.
+//! failed or was briefly unavailable (5xx), the connection dropped or was refused (the server
+//! restarting, a load balancer moving it), or the answer took longer than the request timeout.
+//! Anything else (validation, not found, conflicts, credentials, permissions) is returned at once.
 //!
 //! This is the only retry layer: `config` turns off kube's own (which retries 429/503/504 up to
-//! 15 times, waiting up to minutes in all), so a request is sent at most
-//! [`RetryPolicy::attempts`] times and waits at most `attempts - 1` times [`RetryPolicy::cap`]
-//! in between. Timeouts count as attempts too, so a cluster that never answers costs
-//! `attempts` request timeouts.
+//! 15 times, waiting up to minutes in all). Retries are bounded by time, not by a count: a
+//! server that restarts takes every request in flight down at once, for as long as it takes to
+//! come back, so each request keeps trying, with jittered exponential backoff, until the
+//! [`RetryPolicy::budget`] has passed since it was first sent. The budget also bounds the
+//! outage as the whole client sees it: once every request has failed for a whole budget (no
+//! answer in between), a failing request is not retried any more, so a run against a dead
+//! server ends about one budget after the server died, not one budget per request.
 
 use std::future::Future;
 use std::io::ErrorKind;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::time::Instant;
 
 use super::ClusterInfo;
-use super::error::{chain_mentions, request_error, timed_out};
+use super::error::{chain_mentions, humanize, request_error, timed_out};
 use crate::error::Error;
 
-/// How many times, and how far apart, a request is tried.
+/// How long requests may keep failing before weaver gives up, by default (`--retry-budget`).
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
+
+/// How long, and how far apart, a request is tried.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RetryPolicy {
-    /// Attempts in all, the first one included.
-    pub attempts: u32,
+    /// How long after a request was first sent it may still be retried; also how long every
+    /// request may fail before those failing are no longer retried (see the module's header).
+    pub budget: Duration,
     /// The longest wait before the second attempt; it doubles for each later one.
     pub base: Duration,
     /// No wait is longer, not even one a server asks for with `Retry-After`.
     pub cap: Duration,
 }
 
-impl Default for RetryPolicy {
-    /// 5 attempts, 200 ms doubling to 5 s: at most 0.2 + 0.4 + 0.8 + 1.6 = 3 s of waiting.
-    fn default() -> Self {
-        RetryPolicy { attempts: 5, base: Duration::from_millis(200), cap: Duration::from_secs(5) }
-    }
-}
-
 impl RetryPolicy {
+    /// Waits of 200 ms doubling to 5 s, for `budget`.
+    pub(crate) fn within(budget: Duration) -> Self {
+        RetryPolicy { budget, base: Duration::from_millis(200), cap: Duration::from_secs(5) }
+    }
+
     /// The longest wait after `failed` attempts (1 or more): `base`, doubled per attempt, capped.
     fn backoff(&self, failed: u32) -> Duration {
         let factor = 1u32.checked_shl(failed.saturating_sub(1)).unwrap_or(u32::MAX);
@@ -62,56 +70,126 @@ impl RetryPolicy {
     }
 }
 
-/// A request that failed for good, and how many times it was sent.
-#[derive(Debug)]
-pub(crate) struct GaveUp {
-    pub error: kube::Error,
-    pub attempts: u32,
+/// The retry policy of one client, and what its requests learn together: since when the server
+/// has failed every request, and how many requests had to be retried. Clones share both.
+#[derive(Debug, Clone)]
+pub(crate) struct Retrier {
+    pub policy: RetryPolicy,
+    shared: Arc<Shared>,
 }
 
-impl GaveUp {
-    /// [`request_error`]'s message, saying how many attempts it took when more than one.
-    pub(crate) fn into_error(self, doing: &str, cluster: &ClusterInfo) -> Error {
-        let error = request_error(self.error, doing, cluster);
-        match self.attempts {
-            1 => error,
-            attempts => Error { message: format!("{} (tried {attempts} times)", error.message), ..error },
+#[derive(Debug, Default)]
+struct Shared {
+    /// Requests sent more than once.
+    retried: AtomicU64,
+    /// When a request last failed with no answer since; None once the server answers.
+    failing_since: Mutex<Option<Instant>>,
+}
+
+impl Retrier {
+    pub(crate) fn new(policy: RetryPolicy) -> Retrier {
+        Retrier { policy, shared: Arc::default() }
+    }
+
+    /// How many requests were sent more than once so far.
+    pub(crate) fn retried(&self) -> u64 {
+        self.shared.retried.load(Ordering::Relaxed)
+    }
+
+    fn failing_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.shared.failing_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `attempt` until it succeeds, fails with an error that is not [`retryable`], or the
+    /// budget is spent (see the module's header). Only for requests that are safe to repeat:
+    /// reads, server-side apply, deletes (a repeat of one that landed gets 404), creates (409
+    /// AlreadyExists) and writes guarded by a resourceVersion (409 Conflict).
+    pub(crate) async fn run<T, F, Fut>(&self, attempt: F) -> Result<T, GaveUp>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        self.run_when(retryable, attempt).await
+    }
+
+    /// [`Retrier::run`], retrying only the errors `should_retry` accepts.
+    pub(crate) async fn run_when<T, F, Fut>(
+        &self,
+        should_retry: fn(&kube::Error) -> bool,
+        mut attempt: F,
+    ) -> Result<T, GaveUp>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if attempts == 2 {
+                self.shared.retried.fetch_add(1, Ordering::Relaxed);
+            }
+            let error = match attempt().await {
+                Ok(value) => {
+                    *self.failing_since() = None;
+                    return Ok(value);
+                }
+                Err(error) if should_retry(&error) => error,
+                Err(error) => {
+                    // An answer, if an unwelcome one: the server is up.
+                    if matches!(error, kube::Error::Api(_)) {
+                        *self.failing_since() = None;
+                    }
+                    return Err(GaveUp { error, attempts, elapsed: started.elapsed(), outage: None });
+                }
+            };
+            let now = Instant::now();
+            let failing_since = *self.failing_since().get_or_insert(now);
+            let deadline = started.min(failing_since) + self.policy.budget;
+            if now >= deadline {
+                let outage = (failing_since < started).then(|| now - failing_since);
+                return Err(GaveUp { error, attempts, elapsed: started.elapsed(), outage });
+            }
+            // The last attempt goes at the deadline rather than not at all.
+            tokio::time::sleep(self.policy.delay(attempts, &error).min(deadline - now)).await;
         }
     }
 }
 
-/// Runs `attempt` until it succeeds, fails with an error that is not [`retryable`], or has
-/// been tried `policy.attempts` times. Only for requests that are safe to repeat: reads,
-/// server-side apply, creates (a repeat of one that landed gets 409 AlreadyExists) and writes
-/// guarded by a resourceVersion (409 Conflict).
-pub(crate) async fn retrying<T, F, Fut>(policy: &RetryPolicy, attempt: F) -> Result<T, GaveUp>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, kube::Error>>,
-{
-    retrying_when(policy, retryable, attempt).await
+/// A request that failed for good, and how long it was tried.
+#[derive(Debug)]
+pub(crate) struct GaveUp {
+    pub error: kube::Error,
+    pub attempts: u32,
+    /// Since the first attempt was sent.
+    pub elapsed: Duration,
+    /// How long every request had been failing, when that, not this request's own time, spent
+    /// the budget.
+    pub outage: Option<Duration>,
 }
 
-/// [`retrying`], retrying only the errors `should_retry` accepts.
-pub(crate) async fn retrying_when<T, F, Fut>(
-    policy: &RetryPolicy,
-    should_retry: fn(&kube::Error) -> bool,
-    mut attempt: F,
-) -> Result<T, GaveUp>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, kube::Error>>,
-{
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(error) if attempts < policy.attempts && should_retry(&error) => {
-                tokio::time::sleep(policy.delay(attempts, &error)).await;
-            }
-            Err(error) => return Err(GaveUp { error, attempts }),
-        }
+impl GaveUp {
+    /// [`request_error`]'s message, saying how long it was tried when more than once, or why it
+    /// was not retried.
+    pub(crate) fn into_error(self, doing: &str, cluster: &ClusterInfo) -> Error {
+        let tried = match (self.attempts, self.outage) {
+            (_, Some(outage)) => format!(
+                " (tried {} time(s); requests have failed for {}, longer than the retry budget of {})",
+                self.attempts,
+                humanize(outage),
+                humanize(cluster.retry_budget)
+            ),
+            (1, None) => String::new(),
+            (attempts, None) => format!(" (tried {attempts} times in {})", humanize(self.elapsed)),
+        };
+        let retried = !tried.is_empty() && retryable(&self.error);
+        let error = request_error(self.error, doing, cluster);
+        let help = match (retried, error.help) {
+            (true, Some(help)) => Some(format!("{help}; --retry-budget gives the server longer to come back")),
+            (true, None) => Some("--retry-budget gives the server longer to come back".to_string()),
+            (false, help) => help,
+        };
+        Error { message: format!("{}{tried}", error.message), help, ..error }
     }
 }
 
@@ -144,15 +222,19 @@ fn connection_lost(err: &kube::Error) -> bool {
         && (timed_out(err)
             || chain_mentions(err, |e| {
                 e.downcast_ref::<std::io::Error>().is_some_and(|io| {
-                    matches!(
-                        io.kind(),
-                        ErrorKind::ConnectionReset
-                            | ErrorKind::ConnectionAborted
-                            | ErrorKind::ConnectionRefused
-                            | ErrorKind::BrokenPipe
-                            | ErrorKind::UnexpectedEof
-                            | ErrorKind::NotConnected
-                    )
+                    // An io::Error wrapping another (the TLS connector wraps a reset during the
+                    // handshake in one of kind Other) hides it from `source()`: unwrap it here.
+                    std::iter::successors(Some(io), |io| io.get_ref()?.downcast_ref::<std::io::Error>()).any(|io| {
+                        matches!(
+                            io.kind(),
+                            ErrorKind::ConnectionReset
+                                | ErrorKind::ConnectionAborted
+                                | ErrorKind::ConnectionRefused
+                                | ErrorKind::BrokenPipe
+                                | ErrorKind::UnexpectedEof
+                                | ErrorKind::NotConnected
+                        )
+                    })
                 })
                 // hyper's words for a connection the server closed mid-answer; no io::Error says so.
                 || e.to_string().contains("connection closed before message completed")
@@ -190,6 +272,10 @@ mod tests {
             assert!(retryable(&io_error(kind)), "{kind:?}");
         }
         assert!(!retryable(&io_error(ErrorKind::InvalidData)), "TLS and other protocol errors do not pass");
+        // As hyper-rustls reports a connection reset during the TLS handshake.
+        let reset = std::io::Error::from(ErrorKind::ConnectionReset);
+        let wrapped = kube::Error::Service(Box::new(std::io::Error::new(ErrorKind::Other, reset)));
+        assert!(retryable(&wrapped));
         let serde = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
         assert!(!retryable(&kube::Error::SerdeError(serde)));
     }
@@ -203,7 +289,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_jitter_stays_within_it() {
-        let policy = RetryPolicy::default();
+        let policy = RetryPolicy::within(DEFAULT_RETRY_BUDGET);
         let ceilings: Vec<u128> = (1..=8).map(|n| policy.backoff(n).as_millis()).collect();
         assert_eq!(ceilings, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
         assert_eq!(policy.backoff(u32::MAX), policy.cap, "no overflow");
@@ -215,13 +301,11 @@ mod tests {
                 assert!(delay >= ceiling / 2 && delay <= ceiling, "{delay:?} after {failed} failures");
             }
         }
-        let total: Duration = (1..policy.attempts).map(|n| policy.backoff(n)).sum();
-        assert_eq!(total, Duration::from_secs(3), "the documented worst case");
     }
 
     #[test]
     fn a_429_waits_as_long_as_the_server_asks_up_to_the_cap() {
-        let policy = RetryPolicy::default();
+        let policy = RetryPolicy::within(DEFAULT_RETRY_BUDGET);
         // As the apiserver's flow control sends it.
         let asking = |seconds: u32| {
             let status = serde_json::json!({"kind": "Status", "status": "Failure", "code": 429,
@@ -233,35 +317,92 @@ mod tests {
         assert!(policy.delay(1, &asking(0)) <= policy.backoff(1), "no Retry-After: plain backoff");
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn gives_up_after_the_bound_and_stops_at_the_first_permanent_error() {
-        let policy =
-            RetryPolicy { base: Duration::from_millis(1), cap: Duration::from_millis(2), ..Default::default() };
+    /// A request that keeps failing, on tokio's paused clock: how many times it is sent and
+    /// how long it took (virtual time).
+    async fn failing_for_good(retrier: &Retrier, error: fn() -> kube::Error) -> (u32, Duration, GaveUp) {
+        let started = Instant::now();
         let mut calls = 0;
-        let result: Result<(), GaveUp> = retrying(&policy, || {
-            calls += 1;
-            async { Err(answer(503, "unavailable")) }
-        })
-        .await;
-        assert_eq!((calls, result.unwrap_err().attempts), (5, 5));
+        let result: Result<(), GaveUp> = retrier
+            .run(|| {
+                calls += 1;
+                async move { Err(error()) }
+            })
+            .await;
+        (calls, started.elapsed(), result.unwrap_err())
+    }
 
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_failing_request_is_retried_until_the_budget_is_spent_and_no_longer() {
+        let retrier = Retrier::new(RetryPolicy::within(Duration::from_secs(60)));
+        let (calls, took, gave_up) = failing_for_good(&retrier, || answer(503, "unavailable")).await;
+        assert_eq!(took, Duration::from_secs(60), "the last attempt goes at the deadline");
+        // 0.1–0.2, 0.2–0.4, … up to 5 s each: at least 60 / 5 attempts, at most a few more.
+        assert!((12..=26).contains(&calls), "{calls} attempts");
+        assert_eq!((gave_up.attempts, gave_up.elapsed, gave_up.outage), (calls, took, None));
+        assert_eq!(retrier.retried(), 1, "one request retried");
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn once_every_request_has_failed_for_a_budget_new_ones_are_not_retried() {
+        let retrier = Retrier::new(RetryPolicy::within(Duration::from_secs(10)));
+        let _ = failing_for_good(&retrier, || io_error(ErrorKind::ConnectionRefused)).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // The server still refuses: a run against a dead server ends, not one budget per request.
+        let (calls, took, gave_up) = failing_for_good(&retrier, || io_error(ErrorKind::ConnectionRefused)).await;
+        assert_eq!((calls, took), (1, Duration::ZERO));
+        assert_eq!(gave_up.outage, Some(Duration::from_secs(15)));
+        let info = ClusterInfo {
+            context: "c".into(),
+            server: "https://s".into(),
+            request_timeout: Duration::from_secs(30),
+            retry_budget: Duration::from_secs(10),
+        };
+        let error = gave_up.into_error("applying ConfigMap a/b", &info);
+        assert!(
+            error
+                .message
+                .ends_with("(tried 1 time(s); requests have failed for 15s, longer than the retry budget of 10s)"),
+            "{}",
+            error.message
+        );
+        assert!(error.help.unwrap().ends_with("--retry-budget gives the server longer to come back"));
+        // An answer, even a 404, says the server is back: failing requests are retried again.
+        let _ = retrier.run(|| async { Err::<(), _>(answer(404, "not found")) }).await;
+        let (calls, _, _) = failing_for_good(&retrier, || answer(503, "unavailable")).await;
+        assert!(calls > 1);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_blip_shorter_than_the_budget_is_ridden_out_by_every_request_in_flight() {
+        let retrier = Retrier::new(RetryPolicy::within(Duration::from_secs(60)));
+        let back_at = Instant::now() + Duration::from_secs(10);
+        let request = || {
+            retrier.run(|| async move {
+                match Instant::now() >= back_at {
+                    true => Ok(()),
+                    false => Err(io_error(ErrorKind::ConnectionReset)),
+                }
+            })
+        };
+        let results = futures::future::join_all((0..32).map(|_| request())).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(retrier.retried(), 32);
+        assert!(Instant::now() <= back_at + retrier.policy.cap, "picked up within one backoff of the server's return");
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_permanent_error_is_returned_at_once() {
+        let retrier = Retrier::new(RetryPolicy::within(DEFAULT_RETRY_BUDGET));
         let mut calls = 0;
-        let result: Result<(), GaveUp> = retrying(&policy, || {
-            calls += 1;
-            let code = if calls < 3 { 500 } else { 409 };
-            async move { Err(answer(code, "x")) }
-        })
-        .await;
+        let result: Result<(), GaveUp> = retrier
+            .run(|| {
+                calls += 1;
+                let code = if calls < 3 { 500 } else { 409 };
+                async move { Err(answer(code, "x")) }
+            })
+            .await;
         assert_eq!((calls, result.unwrap_err().attempts), (3, 3));
-
-        let mut calls = 0;
-        let result = retrying(&policy, || {
-            calls += 1;
-            let outcome = if calls < 3 { Err(io_error(ErrorKind::ConnectionReset)) } else { Ok(calls) };
-            async move { outcome }
-        })
-        .await;
-        assert_eq!(result.unwrap(), 3);
+        assert_eq!(retrier.retried(), 1);
     }
 
     /// Requests through `Cluster`, against the fake API server and its injected faults.
@@ -279,10 +420,11 @@ mod tests {
                 kubeconfig: Some(server.kubeconfig_path().to_path_buf()),
                 context: None,
                 request_timeout,
+                retry_budget: Duration::from_secs(2),
             };
             let mut cluster = Cluster::connect(&options).await.unwrap_or_else(|e| panic!("{e}"));
-            cluster.retry.base = Duration::from_millis(10);
-            cluster.retry.cap = Duration::from_millis(50);
+            cluster.retry.policy.base = Duration::from_millis(10);
+            cluster.retry.policy.cap = Duration::from_millis(50);
             cluster
         }
 
@@ -308,16 +450,19 @@ mod tests {
         }
 
         #[tokio::test(flavor = "current_thread")]
-        async fn an_apply_that_keeps_failing_gives_up_after_the_bound_naming_the_object() {
+        async fn an_apply_that_keeps_failing_gives_up_after_the_budget_naming_the_object() {
             let server = TestApiServer::start();
             let cluster = connect(&server, Duration::from_secs(10)).await;
             // 503 is one kube's own retry layer would repeat: the count proves it is off.
-            server.inject(Fault::status("PATCH", PATH, 503).times(50));
+            server.inject(Fault::status("PATCH", PATH, 503).times(10_000));
             let Err(crate::cluster::ApplyError::Other(err)) = apply(&cluster).await else { panic!("applied") };
             let message = err.to_string();
             assert!(message.starts_with("applying ConfigMap default/retried: the server answered 503"), "{message}");
-            assert!(message.ends_with("(tried 5 times)"), "{message}");
-            assert_eq!(patches(&server), 5);
+            // For the 2 s budget, 10–50 ms apart.
+            let patches = patches(&server);
+            assert!(patches > 10, "{patches} attempts");
+            assert!(message.ends_with(&format!("(tried {patches} times in 2s)")), "{message}");
+            assert_eq!(cluster.retried_requests(), 1);
         }
 
         #[tokio::test(flavor = "current_thread")]

@@ -140,6 +140,7 @@ pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectO
         kubeconfig: cluster.kubeconfig.clone(),
         context: cluster.context.clone().map(|context| (context, "--context".to_string())),
         request_timeout: cluster.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+        retry_budget: cluster.retry_budget.unwrap_or(crate::cluster::DEFAULT_RETRY_BUDGET),
     }
 }
 
@@ -256,10 +257,12 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
             inner.kubeconfig = inner.kubeconfig.take().or(outer.kubeconfig);
             inner.context = inner.context.take().or(outer.context);
             inner.request_timeout = inner.request_timeout.or(outer.request_timeout);
+            inner.retry_budget = inner.retry_budget.or(outer.retry_budget);
         }
         None if outer.kubeconfig.is_some() => return Err(unused("--kubeconfig")),
         None if outer.context.is_some() => return Err(unused("--context")),
         None if outer.request_timeout.is_some() => return Err(unused("--request-timeout")),
+        None if outer.retry_budget.is_some() => return Err(unused("--retry-budget")),
         None => {}
     }
     let outer = std::mem::take(&mut cli.identity);

@@ -447,6 +447,9 @@ pub fn summary(report: &Report) -> String {
             summary.push_str(&format!(", {} not run", totals.hooks_not_run));
         }
     }
+    if report.retried_requests > 0 {
+        summary.push_str(&format!("; {} request(s) retried", report.retried_requests));
+    }
     summary
 }
 

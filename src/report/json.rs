@@ -265,6 +265,8 @@ pub struct ApplyReport<'a> {
     pub interrupted: bool,
     pub failed: bool,
     pub summary: Totals,
+    /// Requests sent more than once because the server failed, refused or throttled them.
+    pub retried_requests: u64,
     pub releases: Vec<ApplyRelease<'a>>,
 }
 
@@ -375,6 +377,7 @@ impl<'a> ApplyReport<'a> {
             interrupted: report.interrupted,
             failed: report.failed(),
             summary: report.totals(),
+            retried_requests: report.retried_requests,
             releases,
         }
     }

@@ -109,6 +109,29 @@ impl TestCluster {
         self.fake.is_some()
     }
 
+    /// How to take this cluster's API server down for a while and bring it back, as a crash and
+    /// restart do (requests in flight dropped, connections refused, the objects kept): on the
+    /// fake, stopping and restarting its listeners on the same ports; on a real cluster, the
+    /// command `WEAVER_TEST_RESTART_APISERVER` names. Against a real cluster without one this
+    /// says the test is skipped, and why, and returns None.
+    pub fn restarter(&self) -> Option<Restarter<'_>> {
+        if let Some(fake) = &self.fake {
+            return Some(Restarter::Fake(fake));
+        }
+        match std::env::var("WEAVER_TEST_RESTART_APISERVER") {
+            Ok(command) if !command.trim().is_empty() => {
+                Some(Restarter::Command(command, RESTARTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())))
+            }
+            _ => {
+                super::skip::say_skipped(
+                    "on a real cluster (WEAVER_TEST_KUBECONFIG), restarting its API server needs \
+                     WEAVER_TEST_RESTART_APISERVER (see docs/src/reference/environment-variables.md)",
+                );
+                None
+            }
+        }
+    }
+
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
@@ -407,5 +430,36 @@ impl Drop for TestCluster {
                 }
             }
         });
+    }
+}
+
+/// Held by the test restarting the real cluster's one API server: the tests of a binary run in
+/// parallel, and two restarts at once would start two servers.
+static RESTARTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes an API server down and brings it back ([`TestCluster::restarter`]).
+pub enum Restarter<'a> {
+    Fake(&'a TestApiServer),
+    /// A shell command run with the seconds to stay down as its last argument: it stops the
+    /// server, waits that long, starts it again and returns once the server is ready. The
+    /// guard keeps other tests from restarting it until this one ends.
+    Command(String, std::sync::MutexGuard<'static, ()>),
+}
+
+impl Restarter<'_> {
+    /// Stops the server, keeps it down for `down` and starts it again; returns once it serves.
+    pub fn restart(&self, down: Duration) {
+        match self {
+            Restarter::Fake(fake) => {
+                fake.stop();
+                std::thread::sleep(down);
+                fake.restart();
+            }
+            Restarter::Command(command, _) => {
+                let line = format!("{command} {}", down.as_secs().max(1));
+                let status = std::process::Command::new("sh").arg("-c").arg(&line).status().expect("run sh");
+                assert!(status.success(), "WEAVER_TEST_RESTART_APISERVER (`{line}`) failed: {status}");
+            }
+        }
     }
 }

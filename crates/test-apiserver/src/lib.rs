@@ -88,6 +88,7 @@ impl TestApiServer {
             tokens: auth::static_users(),
             in_flight: Default::default(),
             peak_in_flight: Default::default(),
+            down: tokio::sync::watch::Sender::new(false),
         });
         let (tx, rx) = oneshot::channel();
         let serving = shared.clone();
@@ -161,9 +162,26 @@ impl TestApiServer {
         self.shared.peak_in_flight.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Stops serving, as when kube-apiserver is killed (etcd keeps the objects): new connections
+    /// are refused and open ones dropped, requests in flight and watches included, on both
+    /// ports, until [`TestApiServer::restart`].
+    pub fn stop(&self) {
+        self.shared.down.send_replace(true);
+    }
+
+    /// Serves again, on the same ports, with every object kept.
+    pub fn restart(&self) {
+        self.shared.down.send_replace(false);
+    }
+
     /// Queues a fault; faults are matched in the order they were injected.
     pub fn inject(&self, fault: Fault) {
         lock(&self.shared.faults).push(fault);
+    }
+
+    /// Drops every fault not yet used up.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
     }
 
     /// Whether workload statuses become ready (Deployments, StatefulSets,

@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     /// Requests being handled now, and the most there were at once.
     pub in_flight: AtomicUsize,
     pub peak_in_flight: AtomicUsize,
+    /// Whether the server is stopped ([`crate::TestApiServer::stop`]).
+    pub down: tokio::sync::watch::Sender<bool>,
 }
 
 /// Counts a request in flight while it lives.
@@ -151,25 +153,54 @@ fn percent_decode(s: &str) -> String {
 /// Serves `listener` until `shutdown`. On a `trusted` listener a request without credentials is
 /// the admin's (`fake-user`), as on kube-apiserver's insecure port (removed in 1.20): client-go
 /// (kubectl, helm) sends no credentials to a plain-HTTP server, and this fake has no TLS.
+///
+/// While [`Shared::down`] says so, it serves nothing, as a killed kube-apiserver: the listening
+/// socket is closed (connections are refused) and every open connection dropped, requests in
+/// flight and watches included; then it listens again on the same address.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     mut shutdown: oneshot::Receiver<()>,
     trusted: bool,
 ) {
+    let address = listener.local_addr().expect("local address");
+    let mut listener = Some(listener);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut down = shared.down.subscribe();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
+            Ok(()) = down.changed() => {
+                if *down.borrow_and_update() {
+                    listener = None;
+                    connections.abort_all();
+                } else if listener.is_none() {
+                    listener = Some(rebind(address).await);
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = async { listener.as_ref().expect("listening").accept().await }, if listener.is_some() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let shared = shared.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let service = service_fn(move |req| handle(shared.clone(), req, trusted));
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         }
     }
+}
+
+/// Listens on `address` again. The port was ours a moment ago; the connections just dropped
+/// linger in TIME_WAIT, which the listener's SO_REUSEADDR (tokio sets it) lets it bind past.
+async fn rebind(address: std::net::SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..100 {
+        if let Ok(listener) = tokio::net::TcpListener::bind(address).await {
+            return listener;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot listen on {address} again")
 }
 
 fn respond(r: ApiResponse) -> Response<Body> {

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::diff::ignore::{respect, rules_for};
 use crate::diff::{ChangeOp, FieldSet, as_stored, element_path, field_path, is_secret, normalize, set_element_path};
 use crate::manifest::{MANAGER, ObjectKey};
 use crate::patch::merge_keys::{self, ListStrategy};
@@ -64,6 +65,8 @@ pub struct ObjectDrift {
     pub changes: Vec<FieldDrift>,
     /// For missing objects, why, when weaver knows more than "not found".
     pub reason: Option<String>,
+    /// How many drifted fields `ignoreDifferences` kept out of `changes`.
+    pub ignored: usize,
 }
 
 /// The revision a release is compared with.
@@ -194,18 +197,37 @@ pub fn compare_release(
                 key,
                 state: State::Missing,
                 changes: Vec::new(),
+                ignored: 0,
             },
             Some(namespace) => {
                 key.namespace = namespace;
                 match live.get(&key) {
-                    None => ObjectDrift { api_version, key, state: State::Missing, changes: Vec::new(), reason: None },
+                    None => ObjectDrift {
+                        api_version,
+                        key,
+                        state: State::Missing,
+                        changes: Vec::new(),
+                        reason: None,
+                        ignored: 0,
+                    },
                     Some(live) => {
-                        let mut changes = object_drift(manifest, live);
+                        let rules = rules_for(&release.ignore_differences, &key);
+                        // The record with live values where the rules ignore fields: what an
+                        // apply of it would send, as for a desired object.
+                        let (mut changes, ignored) = match respect(&rules, manifest, live, Some(manifest)) {
+                            None => (object_drift(manifest, live), 0),
+                            Some(respected) => {
+                                let changes = object_drift(&respected, live);
+                                let all = object_drift(manifest, live);
+                                let ignored = all.iter().filter(|c| !changes.iter().any(|k| k.path == c.path)).count();
+                                (changes, ignored)
+                            }
+                        };
                         if sensitive {
                             changes.iter_mut().for_each(withhold_value);
                         }
                         let state = if changes.is_empty() { State::InSync } else { State::Drifted };
-                        ObjectDrift { api_version, key, state, changes, reason: None }
+                        ObjectDrift { api_version, key, state, changes, reason: None, ignored }
                     }
                 }
             }
@@ -693,6 +715,7 @@ mod tests {
             substitute_from: Vec::new(),
             installed: true,
             patches: Vec::new(),
+            ignore_differences: Vec::new(),
             at: nowhere.clone(),
             chart_at: nowhere,
         }

@@ -87,6 +87,8 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
         manifests: recorded(&target.manifests),
         hooks: recorded(&target.hooks),
         warnings: Vec::new(),
+        // The environment's rules of today: a rollback fights the fields' owners no more than an apply.
+        ignore_differences: release.ignore_differences.clone(),
     };
     let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
     let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));

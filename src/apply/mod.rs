@@ -90,6 +90,8 @@ pub struct ObjectResult {
     pub outcome: Outcome,
     /// Why it failed or was not applied, or a note on a success.
     pub message: Option<String>,
+    /// How many field changes `ignoreDifferences` kept out: the apply sent the live values.
+    pub ignored: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +334,7 @@ fn result_of(object: &ObjectPlan, outcome: Outcome, message: Option<String>) -> 
         key: object.key.clone(),
         outcome,
         message,
+        ignored: object.ignored,
     }
 }
 
@@ -615,7 +618,7 @@ impl Run<'_> {
         if self.interrupted.load(Ordering::SeqCst) {
             return self.not_applied(object, "the apply was interrupted");
         }
-        let desired = object.desired.as_ref().expect("creates and updates are desired");
+        let desired = object.to_send().expect("creates and updates are desired");
         let Some(served) = self.served(&object.api_version, &object.key.kind) else {
             let why = format!("the cluster does not serve {} {}", object.api_version, object.key.kind);
             let result = result_of(object, Outcome::Failed, Some(why));

@@ -138,10 +138,18 @@ fn text_report(ui: &Ui, report: &Report) -> String {
     let color = ui.color_stdout;
     let mut out = String::new();
     for release in &report.releases {
-        for object in release.objects.iter().filter(|o| o.state != State::InSync) {
-            let style = if object.state == State::Missing { Style::Red } else { Style::Yellow };
+        for object in release.objects.iter().filter(|o| o.state != State::InSync || o.ignored > 0) {
+            let style = match object.state {
+                State::Missing => Style::Red,
+                State::Drifted => Style::Yellow,
+                State::InSync => Style::Dim,
+            };
             out.push_str(&ui.paint(color, style, &ui.paint(color, Style::Bold, &header(object, release))));
             out.push('\n');
+            if let Some(note) = crate::report::ignored_note(object.ignored) {
+                out.push_str(&ui.paint(color, Style::Dim, &format!("    {note}")));
+                out.push('\n');
+            }
             for (what, values) in drift_lines(object) {
                 match values {
                     None => out.push_str(&format!("    {what}\n")),

@@ -312,6 +312,9 @@ fn print_event(ui: &Ui, dry_run: bool, event: &Event<'_>) {
             if let Some(message) = &object.message {
                 line.push_str(&format!(": {message}"));
             }
+            if let Some(note) = crate::report::ignored_note(object.ignored) {
+                line.push_str(&format!(" ({note})"));
+            }
             line
         }
         Event::HookStarted { release, event, key } => {

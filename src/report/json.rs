@@ -96,6 +96,8 @@ pub struct DiffObject<'a> {
     /// Helm installed it and the apply takes it over (see `adoptions`): sent, with force,
     /// even when `unchanged`.
     pub adopted: bool,
+    /// Field changes `ignoreDifferences` kept out of `changes` (an apply sends the live values).
+    pub ignored: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -124,6 +126,7 @@ impl<'a> DiffReport<'a> {
                     conflict: object.conflict.as_deref().map(|c| redactor.redact(c).into_owned()),
                     diff: diff.map(|d| redactor.redact(&d.text).into_owned()),
                     adopted: object.adopt,
+                    ignored: object.ignored,
                 }
             })
             .collect();
@@ -212,6 +215,8 @@ pub struct DriftObject<'a> {
     pub object: ObjectIdentity<'a>,
     pub reason: Option<&'a str>,
     pub changes: &'a [FieldDrift],
+    /// Drifted fields `ignoreDifferences` kept out of `changes`.
+    pub ignored: usize,
 }
 
 impl<'a> DriftReport<'a> {
@@ -238,6 +243,7 @@ impl<'a> DriftReport<'a> {
                         object: ObjectIdentity::new(&object.api_version, &object.key),
                         reason: object.reason.as_deref(),
                         changes: &object.changes,
+                        ignored: object.ignored,
                     })
                     .collect(),
             })
@@ -320,6 +326,8 @@ pub struct ApplyObject<'a> {
     pub object: ObjectIdentity<'a>,
     pub result: Outcome,
     pub message: Option<String>,
+    /// Field changes `ignoreDifferences` kept out: the live values were sent for them.
+    pub ignored: usize,
 }
 
 impl<'a> ApplyReport<'a> {
@@ -342,6 +350,7 @@ impl<'a> ApplyReport<'a> {
                         object: ObjectIdentity::new(&o.api_version, &o.key),
                         result: o.outcome,
                         message: o.message.as_deref().map(|m| redactor.redact(m).into_owned()),
+                        ignored: o.ignored,
                     })
                     .collect(),
                 hooks: release

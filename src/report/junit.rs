@@ -145,10 +145,14 @@ fn testcases(report: &Report, release: &ReleaseDrift) -> String {
         }
         for object in &release.objects {
             out.push_str(&testcase(&object_name(&object.api_version, &object.key)));
+            // What ignoreDifferences kept out, as the case's output.
+            let ignored = crate::report::ignored_note(object.ignored)
+                .map_or_else(String::new, |note| format!("\n      <system-out>{}</system-out>", xml_text(&note)));
             match object.state {
-                State::InSync => out.push_str("/>\n"),
+                State::InSync if ignored.is_empty() => out.push_str("/>\n"),
+                State::InSync => out.push_str(&format!(">{ignored}\n    </testcase>\n")),
                 State::Missing => out.push_str(&format!(
-                    ">\n      <failure type=\"missing\" message=\"{}\"/>\n    </testcase>\n",
+                    ">\n      <failure type=\"missing\" message=\"{}\"/>{ignored}\n    </testcase>\n",
                     xml_attr(&missing_message(object))
                 )),
                 State::Drifted => {
@@ -164,7 +168,7 @@ fn testcases(report: &Report, release: &ReleaseDrift) -> String {
                         })
                         .collect();
                     out.push_str(&format!(
-                        ">\n      <failure type=\"drift\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                        ">\n      <failure type=\"drift\" message=\"{}\">{}</failure>{ignored}\n    </testcase>\n",
                         xml_attr(&message),
                         xml_text(&body.join("\n"))
                     ));
@@ -198,6 +202,7 @@ mod tests {
             state,
             changes,
             reason: None,
+            ignored: 0,
         };
         let change = FieldDrift {
             path: "data[\"a<b\"]".into(),

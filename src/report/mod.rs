@@ -28,6 +28,16 @@ pub struct DiffContext<'a> {
 }
 
 /// `+`, `~`, `-` or `=`: the sign of an action in every format.
+/// What text reports say of an object whose field changes `ignoreDifferences` kept out; None
+/// for none.
+pub fn ignored_note(ignored: usize) -> Option<String> {
+    match ignored {
+        0 => None,
+        1 => Some("1 field change ignored (ignoreDifferences)".to_string()),
+        n => Some(format!("{n} field changes ignored (ignoreDifferences)")),
+    }
+}
+
 pub fn action_sign(action: Action) -> &'static str {
     match action {
         Action::Create => "+",

@@ -67,6 +67,37 @@ pub struct ObjectDrift {
     pub reason: Option<String>,
     /// How many drifted fields `ignoreDifferences` kept out of `changes`.
     pub ignored: usize,
+    /// What `drift --correct` did about it; None without `--correct`, and for an object in sync.
+    pub correction: Option<Correction>,
+}
+
+/// What a drift correction did about one drifted or missing object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Correction {
+    pub result: CorrectionResult,
+    /// Why it failed or was not applied.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorrectionResult {
+    /// Applied again (a dry run: the server accepted it).
+    Corrected,
+    /// Nothing to send once the lock was held: put back meanwhile, or only fields an apply
+    /// leaves alone differ.
+    Unchanged,
+    Failed,
+    NotApplied,
+}
+
+/// What a drift correction did about one release.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseCorrection {
+    /// The revision that records the correction (none on a dry run, or when nothing was sent).
+    pub revision: Option<u32>,
+    /// Why the release's correction failed or did not run.
+    pub error: Option<String>,
 }
 
 /// The revision a release is compared with.
@@ -98,6 +129,8 @@ pub struct ReleaseDrift {
     pub revision: Option<Revision>,
     /// The revision's objects in apply order.
     pub objects: Vec<ObjectDrift>,
+    /// What `drift --correct` did; None without it, and for a release that had not drifted.
+    pub correction: Option<ReleaseCorrection>,
 }
 
 impl ReleaseDrift {
@@ -129,6 +162,18 @@ pub struct Report {
     pub context: String,
     pub server: String,
     pub releases: Vec<ReleaseDrift>,
+    /// `drift --correct` ran (or, with `--dry-run`, asked the server): the releases and objects
+    /// it corrected say so.
+    pub correction: Option<CorrectionRun>,
+}
+
+/// How a drift correction ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorrectionRun {
+    pub dry_run: bool,
+    /// Some object or release could not be corrected.
+    pub failed: bool,
 }
 
 impl Report {
@@ -170,6 +215,7 @@ pub fn compare_release(
         installed: release.installed,
         revision: None,
         objects: Vec::new(),
+        correction: None,
     };
     let Some(record) = record else { return drift };
     drift.revision = Some(Revision {
@@ -198,6 +244,7 @@ pub fn compare_release(
                 state: State::Missing,
                 changes: Vec::new(),
                 ignored: 0,
+                correction: None,
             },
             Some(namespace) => {
                 key.namespace = namespace;
@@ -209,6 +256,7 @@ pub fn compare_release(
                         changes: Vec::new(),
                         reason: None,
                         ignored: 0,
+                        correction: None,
                     },
                     Some(live) => {
                         let rules = rules_for(&release.ignore_differences, &key);
@@ -227,7 +275,7 @@ pub fn compare_release(
                             changes.iter_mut().for_each(withhold_value);
                         }
                         let state = if changes.is_empty() { State::InSync } else { State::Drifted };
-                        ObjectDrift { api_version, key, state, changes, reason: None, ignored }
+                        ObjectDrift { api_version, key, state, changes, reason: None, ignored, correction: None }
                     }
                 }
             }
@@ -766,8 +814,13 @@ mod tests {
         let none = compare_release(&release("redis"), None, &live, place);
         assert_eq!(none.state(), ReleaseState::NoRecord);
         assert!(none.objects.is_empty());
-        let report =
-            Report { environment: "dev".into(), context: "c".into(), server: "s".into(), releases: vec![drift, none] };
+        let report = Report {
+            environment: "dev".into(),
+            context: "c".into(),
+            server: "s".into(),
+            releases: vec![drift, none],
+            correction: None,
+        };
         assert_eq!(report.summary(), Summary { drifted: 1, missing: 2, in_sync: 0, releases_without_record: 1 });
         assert!(report.has_drift());
     }

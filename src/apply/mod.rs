@@ -51,6 +51,9 @@ pub struct ApplyOptions {
     pub dirty: Option<bool>,
     /// The revision a rollback re-applies.
     pub rollback_of: Option<u32>,
+    /// A drift correction: each release's last deployed revision is re-applied (its record
+    /// says which), and no hook runs.
+    pub correction: bool,
     /// The values flags (`--set …`) the chart releases were rendered with, as given.
     pub overrides: Vec<String>,
     /// Objects holding a decrypted value, recorded as `sensitive`.
@@ -424,6 +427,8 @@ impl Run<'_> {
             self.options.rollback_of.is_some(),
         );
         let running: &[Value] = match (writes, lifecycle) {
+            // A correction puts objects back; it is no install, upgrade or rollback.
+            _ if self.options.correction => &[],
             (false, _) => &[],
             (true, crate::hook::Lifecycle::Delete) => history.last_deployed().map_or(&[][..], |r| r.hooks.as_slice()),
             (true, _) => &hooks,

@@ -179,6 +179,12 @@ impl<'u> ApplyProgress<'u> {
         }
     }
 
+    /// Without a line per object: for a command whose report says what was done (`drift
+    /// --correct`).
+    pub fn quiet(ui: &'u Ui, settings: &Settings) -> Self {
+        ApplyProgress { text: false, ..ApplyProgress::new(ui, settings, ListFormat::Json) }
+    }
+
     pub fn on(&self, progress: action::Progress<'_>) {
         let ui = self.ui;
         let event = match progress {

@@ -272,7 +272,7 @@ fn parent<'v, 'p>(
             (Value::Object(map), Seg::Field(name)) => {
                 names.push(name);
                 let only_maps = parents[depth + 1..].iter().all(|s| matches!(s, Seg::Field(_)));
-                if !map.contains_key(name) && !(make && only_maps) {
+                if !(map.contains_key(name) || make && only_maps) {
                     return None;
                 }
                 map.entry(name.clone()).or_insert_with(|| Value::Object(Map::new()))

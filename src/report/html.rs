@@ -197,6 +197,12 @@ pub fn drift(report: &Report, redactor: &Redactor) -> String {
             if let Some(note) = crate::report::ignored_note(object.ignored) {
                 body.push_str(&format!("<span class=\"ctx\">{}</span>", esc(&note)));
             }
+            if let Some(correction) = &object.correction {
+                let (note, failed) =
+                    crate::report::correction_note(correction, report.correction.is_some_and(|c| c.dry_run));
+                let class = if failed { "del" } else { "add" };
+                body.push_str(&format!("<span class=\"{class}\">{}</span>", esc(&note)));
+            }
             for (what, values) in drift_lines(object) {
                 match values {
                     None => body.push_str(&format!("<span class=\"ctx\">{}</span>", esc(&what))),
@@ -214,6 +220,9 @@ pub fn drift(report: &Report, redactor: &Redactor) -> String {
         let ignored =
             crate::report::ignored_note(ignored).map_or_else(String::new, |note| format!(" Among them: {note}."));
         body.push_str(&format!("<p class=\"note\">{in_sync} in sync.{ignored}</p>\n"));
+        if let Some(line) = crate::report::correction_line(release, report.correction.is_some_and(|c| c.dry_run)) {
+            body.push_str(&format!("<p class=\"note\">{}</p>\n", esc(&line)));
+        }
     }
     page(&title, &meta, &counts, &body)
 }

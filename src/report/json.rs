@@ -12,7 +12,9 @@ use serde::Serialize;
 use super::{DiffContext, object_diff};
 use crate::apply::{ApplyOptions, Outcome, Report as ApplyResults, Totals};
 use crate::diff::{Action, Change, Plan, Summary as PlanSummary};
-use crate::drift::{FieldDrift, ReleaseState, Report, State, Summary as DriftSummary};
+use crate::drift::{
+    Correction, CorrectionRun, FieldDrift, ReleaseCorrection, ReleaseState, Report, State, Summary as DriftSummary,
+};
 use crate::git::{ChangeSet, Comparison, Revision};
 use crate::project::{Environment, Release};
 use crate::release_record::{Record, Status};
@@ -181,6 +183,8 @@ pub struct DriftReport<'a> {
     pub drifted: bool,
     pub summary: DriftSummary,
     pub releases: Vec<DriftRelease<'a>>,
+    /// `drift --correct`: `{dryRun, failed}`; null without it.
+    pub correction: Option<CorrectionRun>,
 }
 
 #[derive(Debug, Serialize)]
@@ -197,6 +201,9 @@ pub struct DriftRelease<'a> {
     pub state: ReleaseState,
     pub revision: Option<DriftRevision<'a>>,
     pub objects: Vec<DriftObject<'a>>,
+    /// `drift --correct`, for a release that drifted: `{revision, error}`, the revision that
+    /// records the correction (null on a dry run) and why it failed.
+    pub correction: Option<&'a ReleaseCorrection>,
 }
 
 #[derive(Debug, Serialize)]
@@ -217,6 +224,8 @@ pub struct DriftObject<'a> {
     pub changes: &'a [FieldDrift],
     /// Drifted fields `ignoreDifferences` kept out of `changes`.
     pub ignored: usize,
+    /// `drift --correct`, for a drifted or missing object: `{result, message}`.
+    pub correction: Option<&'a Correction>,
 }
 
 impl<'a> DriftReport<'a> {
@@ -244,8 +253,10 @@ impl<'a> DriftReport<'a> {
                         reason: object.reason.as_deref(),
                         changes: &object.changes,
                         ignored: object.ignored,
+                        correction: object.correction.as_ref(),
                     })
                     .collect(),
+                correction: release.correction.as_ref(),
             })
             .collect();
         DriftReport {
@@ -255,6 +266,7 @@ impl<'a> DriftReport<'a> {
             drifted: report.has_drift(),
             summary: report.summary(),
             releases,
+            correction: report.correction,
         }
     }
 }
@@ -409,6 +421,8 @@ pub struct HistoryRevision<'a> {
     pub commit: Option<&'a str>,
     pub dirty: Option<bool>,
     pub rollback_of: Option<u32>,
+    /// The revision a drift correction (`weaver drift --correct`) put back; null otherwise.
+    pub correction_of: Option<u32>,
     /// The values flags the revision was applied with (`apply --allow-overrides`), their
     /// values left out (`--set image.tag=…`); the record holds them as given.
     pub overrides: Vec<String>,
@@ -441,6 +455,7 @@ impl<'a> HistoryReport<'a> {
                     commit: r.commit.as_deref(),
                     dirty: r.dirty,
                     rollback_of: r.rollback_of,
+                    correction_of: r.correction_of,
                     overrides: r.overrides.iter().map(|flag| crate::render::overrides::brief(flag)).collect(),
                     chart: r.chart.as_ref(),
                     objects: r.objects.len(),

@@ -174,3 +174,30 @@ fn correct_is_for_one_environment_and_dry_run_needs_it() {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("--correct corrects one environment"), "{}", run.stderr);
 }
+
+#[test]
+fn a_correction_waits_for_the_environment_s_lock_and_a_dry_run_takes_none() {
+    let demo = drifted();
+    let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
+    let namespace = dev.lines().find_map(|l| l.trim().strip_prefix("lockNamespace: ")).unwrap().to_string();
+    // Another apply holds the lock, renewed just now.
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "weaver-lock-dev", "namespace": namespace},
+        "spec": {"holderIdentity": "another apply (pid 1)", "acquireTime": now, "renewTime": now,
+            "leaseDurationSeconds": 300, "leaseTransitions": 0}});
+    demo.cluster.apply(std::slice::from_ref(&lease), "another-apply");
+    let run = demo.weaver(&["drift", "--env", "dev", "--correct", "--lock-timeout", "1s"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("another apply (pid 1)"), "{}", run.stderr);
+    assert_eq!(demo.cluster.get(&deployment(&demo)).unwrap()["spec"]["replicas"], 4, "nothing corrected");
+    // A dry run needs no lock.
+    let dry = json_of(&demo, &["drift", "--env", "dev", "--correct", "--dry-run"], 2);
+    assert_eq!(object(&dry, "Deployment", "web")["correction"]["result"], "corrected");
+    // Released, the correction goes ahead, and releases the lock in turn.
+    demo.cluster.delete(&lease);
+    json_of(&demo, &["drift", "--env", "dev", "--correct", "--lock-timeout", "1s"], 2);
+    assert_eq!(demo.cluster.get(&deployment(&demo)).unwrap()["spec"]["replicas"], 2);
+    let lease = demo.cluster.get(&lease).expect("the correction took the lock");
+    assert!(lease["spec"]["holderIdentity"].is_null(), "the lock was not released: {lease}");
+}

@@ -3,7 +3,7 @@
 //! only says which releases live where, and the records hold what to compare and re-apply.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -112,7 +112,7 @@ pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &At
     let desired = async {
         let (report, records) = compare(&cluster, &selected, concurrency, on).await?;
         let mut releases = Vec::new();
-        let mut sensitive = std::collections::HashSet::new();
+        let mut sensitive = HashSet::new();
         for drifted in report.releases.iter().filter(|r| r.state() == ReleaseState::Drifted) {
             let (Some(release), Some(record)) = (selected.env.release(&drifted.name), records.get(&drifted.name))
             else {

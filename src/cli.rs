@@ -549,6 +549,15 @@ pub struct DriftArgs {
     /// How many requests to keep in flight at once (1 to 1000)
     #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
+    /// Put drifted objects back as the last deployed revision has them (not the repository's newer state): changed fields are applied again, deleted objects created again, nothing is pruned; takes the environment's lock and records a revision
+    #[arg(long)]
+    pub correct: bool,
+    /// With --correct: ask the API server to validate the correction without changing anything (no lock, no record)
+    #[arg(long, requires = "correct")]
+    pub dry_run: bool,
+    /// With --correct: how long to wait for an apply of the environment to finish
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "correct")]
+    pub lock_timeout: std::time::Duration,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

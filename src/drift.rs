@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::diff::ignore::{respect, rules_for};
 use crate::diff::{ChangeOp, FieldSet, as_stored, element_path, field_path, is_secret, normalize, set_element_path};
 use crate::manifest::{MANAGER, ObjectKey};
 use crate::patch::merge_keys::{self, ListStrategy};
@@ -64,6 +65,39 @@ pub struct ObjectDrift {
     pub changes: Vec<FieldDrift>,
     /// For missing objects, why, when weaver knows more than "not found".
     pub reason: Option<String>,
+    /// How many drifted fields `ignoreDifferences` kept out of `changes`.
+    pub ignored: usize,
+    /// What `drift --correct` did about it; None without `--correct`, and for an object in sync.
+    pub correction: Option<Correction>,
+}
+
+/// What a drift correction did about one drifted or missing object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Correction {
+    pub result: CorrectionResult,
+    /// Why it failed or was not applied.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorrectionResult {
+    /// Applied again (a dry run: the server accepted it).
+    Corrected,
+    /// Nothing to send once the lock was held: put back meanwhile, or only fields an apply
+    /// leaves alone differ.
+    Unchanged,
+    Failed,
+    NotApplied,
+}
+
+/// What a drift correction did about one release.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseCorrection {
+    /// The revision that records the correction (none on a dry run, or when nothing was sent).
+    pub revision: Option<u32>,
+    /// Why the release's correction failed or did not run.
+    pub error: Option<String>,
 }
 
 /// The revision a release is compared with.
@@ -95,6 +129,8 @@ pub struct ReleaseDrift {
     pub revision: Option<Revision>,
     /// The revision's objects in apply order.
     pub objects: Vec<ObjectDrift>,
+    /// What `drift --correct` did; None without it, and for a release that had not drifted.
+    pub correction: Option<ReleaseCorrection>,
 }
 
 impl ReleaseDrift {
@@ -126,6 +162,18 @@ pub struct Report {
     pub context: String,
     pub server: String,
     pub releases: Vec<ReleaseDrift>,
+    /// `drift --correct` ran (or, with `--dry-run`, asked the server): the releases and objects
+    /// it corrected say so.
+    pub correction: Option<CorrectionRun>,
+}
+
+/// How a drift correction ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorrectionRun {
+    pub dry_run: bool,
+    /// Some object or release could not be corrected.
+    pub failed: bool,
 }
 
 impl Report {
@@ -167,6 +215,7 @@ pub fn compare_release(
         installed: release.installed,
         revision: None,
         objects: Vec::new(),
+        correction: None,
     };
     let Some(record) = record else { return drift };
     drift.revision = Some(Revision {
@@ -194,18 +243,39 @@ pub fn compare_release(
                 key,
                 state: State::Missing,
                 changes: Vec::new(),
+                ignored: 0,
+                correction: None,
             },
             Some(namespace) => {
                 key.namespace = namespace;
                 match live.get(&key) {
-                    None => ObjectDrift { api_version, key, state: State::Missing, changes: Vec::new(), reason: None },
+                    None => ObjectDrift {
+                        api_version,
+                        key,
+                        state: State::Missing,
+                        changes: Vec::new(),
+                        reason: None,
+                        ignored: 0,
+                        correction: None,
+                    },
                     Some(live) => {
-                        let mut changes = object_drift(manifest, live);
+                        let rules = rules_for(&release.ignore_differences, &key);
+                        // The record with live values where the rules ignore fields: what an
+                        // apply of it would send, as for a desired object.
+                        let (mut changes, ignored) = match respect(&rules, manifest, live, Some(manifest)) {
+                            None => (object_drift(manifest, live), 0),
+                            Some(respected) => {
+                                let changes = object_drift(&respected, live);
+                                let all = object_drift(manifest, live);
+                                let ignored = all.iter().filter(|c| !changes.iter().any(|k| k.path == c.path)).count();
+                                (changes, ignored)
+                            }
+                        };
                         if sensitive {
                             changes.iter_mut().for_each(withhold_value);
                         }
                         let state = if changes.is_empty() { State::InSync } else { State::Drifted };
-                        ObjectDrift { api_version, key, state, changes, reason: None }
+                        ObjectDrift { api_version, key, state, changes, reason: None, ignored, correction: None }
                     }
                 }
             }
@@ -693,6 +763,7 @@ mod tests {
             substitute_from: Vec::new(),
             installed: true,
             patches: Vec::new(),
+            ignore_differences: Vec::new(),
             at: nowhere.clone(),
             chart_at: nowhere,
         }
@@ -743,8 +814,13 @@ mod tests {
         let none = compare_release(&release("redis"), None, &live, place);
         assert_eq!(none.state(), ReleaseState::NoRecord);
         assert!(none.objects.is_empty());
-        let report =
-            Report { environment: "dev".into(), context: "c".into(), server: "s".into(), releases: vec![drift, none] };
+        let report = Report {
+            environment: "dev".into(),
+            context: "c".into(),
+            server: "s".into(),
+            releases: vec![drift, none],
+            correction: None,
+        };
         assert_eq!(report.summary(), Summary { drifted: 1, missing: 2, in_sync: 0, releases_without_record: 1 });
         assert!(report.has_drift());
     }

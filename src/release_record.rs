@@ -105,6 +105,10 @@ pub struct Record {
     pub dirty: Option<bool>,
     #[serde(default)]
     pub rollback_of: Option<u32>,
+    /// The revision this one put back (`weaver drift --correct`): its objects, re-applied where
+    /// they had drifted. A rollback goes back past it, as past the revision it corrected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction_of: Option<u32>,
     /// The values flags (`--set …`, `--values FILE`) a chart release was applied with
     /// (`apply --allow-overrides`), as given: what was applied is then not all in git.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -363,6 +367,7 @@ impl Record {
             commit: None,
             dirty: None,
             rollback_of: None,
+            correction_of: None,
             overrides: Vec::new(),
             lock_namespace: None,
             chart: None,

@@ -376,6 +376,7 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         commit: None,
         dirty: None,
         rollback_of: None,
+        correction_of: None,
         overrides: Vec::new(),
         lock_namespace: None,
         chart: None,

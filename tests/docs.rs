@@ -616,6 +616,7 @@ fn the_file_formats_list_every_field() {
             "src/project/environment.rs",
             ["EnvironmentFile", "ClusterFile", "RepositoryFile", "ReleaseFile", "PatchFile", "PatchTarget"].as_slice(),
         ),
+        ("src/project/ignore.rs", &["IgnoreRuleFile"]),
         ("src/project/chart.rs", &["ChartFile"]),
         ("src/project/settings.rs", &["SettingsFile"]),
         ("src/charts/mod.rs", &["Lock", "LockedChart", "ChartRef"]),

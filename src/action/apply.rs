@@ -176,6 +176,7 @@ pub(super) fn apply_options(
         commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
         dirty: provenance.map(|(_, dirty)| dirty),
         rollback_of,
+        correction: false,
         overrides: Vec::new(),
         sensitive: Default::default(),
         forget_helm_release: false,

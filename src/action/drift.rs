@@ -1,19 +1,27 @@
-//! Drift: what changed in the cluster since each selected release's last deployed revision.
-//! Nothing is rendered or decrypted: the environment only says which releases live where.
+//! Drift: what changed in the cluster since each selected release's last deployed revision,
+//! and, with `--correct`, putting it back. Nothing is rendered or decrypted: the environment
+//! only says which releases live where, and the records hold what to compare and re-apply.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cell::OnceCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde_json::Value;
 
-use super::render::{IfEmpty, Selection, select};
-use super::{OnProgress, connect_sharing, phase, tell_retries};
+use super::apply::{Applied, Locked, Settings, apply_options, execute};
+use super::render::{IfEmpty, Selected, Selection, select};
+use super::rollback::{recorded_release, register_secret_values};
+use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell_retries};
+use crate::apply::{Outcome, Report as ApplyReport};
 use crate::cluster::observe::{Unlabelled, list_live, recorded_target};
-use crate::cluster::{ConnectOptions, SharedServers};
-use crate::drift::{Report, compare_release};
+use crate::cluster::{Cluster, ConnectOptions, SharedServers};
+use crate::drift::{
+    Correction, CorrectionResult, CorrectionRun, ReleaseCorrection, ReleaseState, Report, State, compare_release,
+};
 use crate::error::Result;
 use crate::manifest::ObjectKey;
-use crate::release_record;
+use crate::release_record::{self, Record, RecordedObject};
 
 #[derive(Debug, Clone)]
 pub struct DriftOptions {
@@ -30,14 +38,25 @@ pub struct DriftOptions {
 /// records name, all with weaver's release label. Only reads.
 pub async fn drift(options: &DriftOptions, on: OnProgress<'_>) -> Result<Report> {
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
-    let environment = &selected.env.name;
     let cluster =
         connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "comparing with", on).await?;
+    let (report, _) = compare(&cluster, &selected, options.concurrency, on).await?;
+    tell_retries(&cluster, on);
+    Ok(report)
+}
+
+/// The drift of the selected releases, and their last deployed records.
+async fn compare(
+    cluster: &Cluster,
+    selected: &Selected,
+    concurrency: usize,
+    on: OnProgress<'_>,
+) -> Result<(Report, HashMap<String, Record>)> {
+    let environment = &selected.env.name;
     let started = Instant::now();
     let releases = selected.releases();
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    let live =
-        list_live(&cluster, BTreeSet::new(), &names, environment, options.concurrency, &Unlabelled::new()).await?;
+    let live = list_live(cluster, BTreeSet::new(), &names, environment, concurrency, &Unlabelled::new()).await?;
     let by_key: HashMap<ObjectKey, &Value> =
         live.objects.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
     let releases = releases
@@ -45,16 +64,117 @@ pub async fn drift(options: &DriftOptions, on: OnProgress<'_>) -> Result<Report>
         .map(|release| {
             let record = live.records.get(&release.name);
             compare_release(release, record, &by_key, |manifest| {
-                recorded_target(&cluster, manifest, &release.namespace).map(|target| target.namespace)
+                recorded_target(cluster, manifest, &release.namespace).map(|target| target.namespace)
             })
         })
         .collect();
     phase(on, "observe and compare", started);
-    tell_retries(&cluster, on);
-    Ok(Report {
+    let report = Report {
         environment: environment.clone(),
         context: cluster.info.context.clone(),
         server: cluster.info.server.clone(),
         releases,
-    })
+        correction: None,
+    };
+    Ok((report, live.records))
+}
+
+#[derive(Debug, Clone)]
+pub struct CorrectOptions {
+    pub drift: DriftOptions,
+    /// How the correction applies: a dry run or not, the lock's timeout; it never prunes,
+    /// never waits, and takes back the fields others changed.
+    pub settings: Settings,
+}
+
+/// What `drift --correct` found and did.
+pub struct Corrected {
+    /// The drift found: under the environment's lock when there was some to correct.
+    pub report: Report,
+    /// The correction, an apply of each drifted release's last deployed revision; None when
+    /// nothing had drifted.
+    pub applied: Option<Applied>,
+}
+
+/// Finds drift and, where a release drifted, re-applies its last deployed revision (never the
+/// repository's newer state) under the environment's lock: changed fields are set back,
+/// deleted objects created again, nothing is pruned and no hook runs; `ignoreDifferences`
+/// rules are followed. Each corrected release records a revision saying which one it put back.
+pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Corrected> {
+    let Context { redactor, on } = cx;
+    let selected = select(&options.drift.selection, IfEmpty::Warn, on)?;
+    let connect_options = options.drift.connect.clone().retrying_within(options.settings.timeout);
+    let cluster = connect(connect_options, &selected.env, "correcting drift in", on).await?;
+    let concurrency = options.drift.concurrency;
+    // A first look, without the lock: a scheduled run that finds nothing takes no lock.
+    let (report, _) = compare(&cluster, &selected, concurrency, on).await?;
+    if !report.has_drift() {
+        let mut report = report;
+        report.correction = Some(CorrectionRun { dry_run: options.settings.dry_run, failed: false });
+        return Ok(Corrected { report, applied: None });
+    }
+    // Under the lock, again: an apply may have changed the records or the objects meanwhile.
+    let found: OnceCell<Report> = OnceCell::new();
+    let desired = async {
+        let (report, records) = compare(&cluster, &selected, concurrency, on).await?;
+        let mut releases = Vec::new();
+        let mut sensitive = HashSet::new();
+        for drifted in report.releases.iter().filter(|r| r.state() == ReleaseState::Drifted) {
+            let (Some(release), Some(record)) = (selected.env.release(&drifted.name), records.get(&drifted.name))
+            else {
+                continue;
+            };
+            on(Progress::Status(format!(
+                "release `{}`: putting back revision {} (drift --correct)",
+                release.name, record.revision
+            )));
+            register_secret_values(redactor, record);
+            sensitive.extend(record.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key));
+            releases.push(recorded_release(release, record));
+        }
+        let mut apply_options = apply_options(&selected.env, &options.settings, None, None);
+        apply_options.correction = true;
+        apply_options.sensitive = sensitive;
+        let _ = found.set(report);
+        Ok(Locked { releases, options: apply_options, looked_up: Vec::new() })
+    };
+    let applied = execute(&cluster, &selected.env, &options.settings, desired, interrupted, on).await?;
+    let mut report = found.into_inner().expect("execute made what it applies");
+    tell_corrections(&mut report, &applied.report, options.settings.dry_run);
+    Ok(Corrected { report, applied: Some(applied) })
+}
+
+/// Says in the drift report what the correction did about each drifted release and object.
+fn tell_corrections(report: &mut Report, applied: &ApplyReport, dry_run: bool) {
+    for release in &mut report.releases {
+        let Some(result) = applied.releases.iter().find(|r| r.name == release.name) else { continue };
+        release.correction = Some(ReleaseCorrection { revision: result.revision, error: result.error.clone() });
+        for object in release.objects.iter_mut().filter(|o| o.state != State::InSync) {
+            let outcome = result.objects.iter().find(|o| o.key == object.key);
+            object.correction = Some(match outcome {
+                Some(done) => Correction {
+                    result: match done.outcome {
+                        Outcome::Created | Outcome::Configured => CorrectionResult::Corrected,
+                        Outcome::Unchanged | Outcome::Kept | Outcome::Pruned => CorrectionResult::Unchanged,
+                        Outcome::Failed => CorrectionResult::Failed,
+                        Outcome::NotApplied => CorrectionResult::NotApplied,
+                    },
+                    message: done.message.clone(),
+                },
+                None => Correction {
+                    result: CorrectionResult::NotApplied,
+                    message: Some(
+                        result.error.clone().unwrap_or_else(|| "the correction did not reach it".to_string()),
+                    ),
+                },
+            });
+        }
+    }
+    let failed = applied.failed()
+        || report.releases.iter().flat_map(|r| &r.objects).any(|o| {
+            o.correction
+                .as_ref()
+                .is_some_and(|c| matches!(c.result, CorrectionResult::Failed | CorrectionResult::NotApplied))
+        });
+    report.correction = Some(CorrectionRun { dry_run, failed });
 }

@@ -88,6 +88,8 @@ pub(super) async fn removed_releases(
             manifests: Vec::new(),
             hooks: Vec::new(),
             warnings: Vec::new(),
+            // Nothing is rendered: what it had is deleted, not compared.
+            ignore_differences: Vec::new(),
         });
     }
     Ok(removed)

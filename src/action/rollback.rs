@@ -11,6 +11,7 @@ use crate::cluster::ConnectOptions;
 use crate::cluster::observe::release_records;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectKey};
+use crate::project::Release;
 use crate::release_record::{Record, RecordedObject, Status, secret_name};
 use crate::render::RenderedRelease;
 use crate::secrets::Redactor;
@@ -46,12 +47,14 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
                 },
             )
         })?,
-        // The one deployed before the current one: failed revisions never were.
+        // The one deployed before the current one: failed revisions never were. A drift
+        // correction re-applied the revision it corrected, so it is that revision, not a
+        // newer one to go back from, nor one to go back to.
         None => records
             .iter()
             .rev()
-            .filter(|r| current.is_none_or(|c| r.revision < c.revision))
-            .find(|r| r.status == Status::Superseded)
+            .filter(|r| current.is_none_or(|c| r.revision < corrected_base(&records, c)))
+            .find(|r| r.status == Status::Superseded && r.correction_of.is_none())
             .ok_or_else(|| {
                 Error::new(format!("release `{}` has no earlier deployed revision to roll back to", release.name))
                     .with_help("`weaver history` lists its revisions; name one to re-apply it")
@@ -64,7 +67,19 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
         )));
     }
     register_secret_values(redactor, target);
-    let source = PathBuf::from(format!("record {}", secret_name(&release.name, target.revision, 0)));
+    let rendered = recorded_release(release, target);
+    let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
+    let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));
+    apply_options.sensitive = target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
+    let desired = async { Ok(Locked { releases: vec![rendered], options: apply_options, looked_up: Vec::new() }) };
+    execute(&cluster, &env, &options.settings, desired, interrupted, on).await
+}
+
+/// A recorded revision of `release` as a rendered release: its objects and hooks, to re-apply
+/// (rollback, drift correction) with the environment's `ignoreDifferences` rules of today, so
+/// that it fights the fields' owners no more than an apply.
+pub(super) fn recorded_release(release: &Release, record: &Record) -> RenderedRelease {
+    let source = PathBuf::from(format!("record {}", secret_name(&release.name, record.revision, 0)));
     let recorded = |objects: &[serde_json::Value]| -> Vec<Manifest> {
         objects
             .iter()
@@ -77,23 +92,29 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
             })
             .collect()
     };
-    // The revision's hooks come back with it: its pre- and post-rollback hooks run, and a later
-    // removal runs its delete hooks.
-    let rendered = RenderedRelease {
+    // The revision's hooks come back with it: a rollback runs its pre- and post-rollback
+    // hooks, and a later removal its delete hooks.
+    RenderedRelease {
         name: release.name.clone(),
         namespace: release.namespace.clone(),
         chart: release.chart.clone(),
-        chart_meta: target.chart.clone(),
+        chart_meta: record.chart.clone(),
         installed: true,
-        manifests: recorded(&target.manifests),
-        hooks: recorded(&target.hooks),
+        manifests: recorded(&record.manifests),
+        hooks: recorded(&record.hooks),
         warnings: Vec::new(),
-    };
-    let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
-    let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));
-    apply_options.sensitive = target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
-    let desired = async { Ok(Locked { releases: vec![rendered], options: apply_options, looked_up: Vec::new() }) };
-    execute(&cluster, &env, &options.settings, desired, interrupted, on).await
+        ignore_differences: release.ignore_differences.clone(),
+    }
+}
+
+/// The revision `record` stands for: the one it corrected (through corrections of
+/// corrections), or its own.
+fn corrected_base(records: &[Record], record: &Record) -> u32 {
+    let mut base = record;
+    while let Some(corrected) = base.correction_of.and_then(|n| records.iter().find(|r| r.revision == n)) {
+        base = corrected;
+    }
+    base.correction_of.unwrap_or(base.revision)
 }
 
 /// Rollback (and removing a release the environment no longer has) decrypts nothing, so the
@@ -125,6 +146,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_correction_stands_for_the_revision_it_corrected() {
+        let record = |revision: u32, correction_of: Option<u32>| Record {
+            revision,
+            correction_of,
+            ..Record::of_manifests(Vec::new())
+        };
+        // 1 and 2 applied, 3 corrected 2, 4 corrected 3.
+        let records = [record(1, None), record(2, None), record(3, Some(2)), record(4, Some(3))];
+        assert_eq!(corrected_base(&records, &records[1]), 2);
+        assert_eq!(corrected_base(&records, &records[2]), 2);
+        assert_eq!(corrected_base(&records, &records[3]), 2);
+        // The corrected revision is no longer kept: the correction still names it.
+        assert_eq!(corrected_base(&records[2..], &records[3]), 2);
+    }
 
     #[test]
     fn recorded_secret_values_and_values_of_sensitive_objects_are_redacted_but_names_are_not() {

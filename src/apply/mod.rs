@@ -51,6 +51,9 @@ pub struct ApplyOptions {
     pub dirty: Option<bool>,
     /// The revision a rollback re-applies.
     pub rollback_of: Option<u32>,
+    /// A drift correction: each release's last deployed revision is re-applied (its record
+    /// says which), and no hook runs.
+    pub correction: bool,
     /// The values flags (`--set …`) the chart releases were rendered with, as given.
     pub overrides: Vec<String>,
     /// Objects holding a decrypted value, recorded as `sensitive`.
@@ -90,6 +93,8 @@ pub struct ObjectResult {
     pub outcome: Outcome,
     /// Why it failed or was not applied, or a note on a success.
     pub message: Option<String>,
+    /// How many field changes `ignoreDifferences` kept out: the apply sent the live values.
+    pub ignored: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -336,6 +341,7 @@ fn result_of(object: &ObjectPlan, outcome: Outcome, message: Option<String>) -> 
         key: object.key.clone(),
         outcome,
         message,
+        ignored: object.ignored,
     }
 }
 
@@ -425,6 +431,8 @@ impl Run<'_> {
             self.options.rollback_of.is_some(),
         );
         let running: &[Value] = match (writes, lifecycle) {
+            // A correction puts objects back; it is no install, upgrade or rollback.
+            _ if self.options.correction => &[],
             (false, _) => &[],
             (true, crate::hook::Lifecycle::Delete) => history.last_deployed().map_or(&[][..], |r| r.hooks.as_slice()),
             (true, _) => &hooks,
@@ -619,7 +627,7 @@ impl Run<'_> {
         if self.interrupted.load(Ordering::SeqCst) {
             return self.not_applied(object, "the apply was interrupted");
         }
-        let desired = object.desired.as_ref().expect("creates and updates are desired");
+        let desired = object.to_send().expect("creates and updates are desired");
         let Some(served) = self.served(&object.api_version, &object.key.kind) else {
             let why = format!("the cluster does not serve {} {}", object.api_version, object.key.kind);
             let result = result_of(object, Outcome::Failed, Some(why));

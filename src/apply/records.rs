@@ -106,6 +106,8 @@ impl<'a> History<'a> {
         if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
             return None;
         }
+        // A correction records what it re-applied: the corrected revision's provenance.
+        let corrected = self.last_deployed().filter(|_| options.correction);
         let manifests: Vec<Value> = manifests.into_iter().cloned().collect();
         let outcomes: HashMap<&ObjectKey, Outcome> = result.objects.iter().map(|o| (&o.key, o.outcome)).collect();
         let objects = manifests
@@ -133,10 +135,15 @@ impl<'a> History<'a> {
             revision: self.revisions.keys().next_back().map_or(1, |last| last + 1),
             status: if result.error.is_some() { Status::Failed } else { Status::Deployed },
             time: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            commit: options.commit.clone(),
-            dirty: options.dirty,
+            commit: corrected.map_or_else(|| options.commit.clone(), |last| last.commit.clone()),
+            dirty: corrected.map_or(options.dirty, |last| last.dirty),
             rollback_of: options.rollback_of,
-            overrides: if self.chart.is_some() { options.overrides.clone() } else { Vec::new() },
+            correction_of: corrected.map(|last| last.revision),
+            overrides: match corrected {
+                Some(last) => last.overrides.clone(),
+                None if self.chart.is_some() => options.overrides.clone(),
+                None => Vec::new(),
+            },
             lock_namespace: Some(options.lock_namespace.clone()),
             chart: self.chart.clone(),
             objects,

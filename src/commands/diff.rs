@@ -172,14 +172,19 @@ fn text_plan(ui: &Ui, plan: &Plan) -> String {
         out.push_str(&ui.paint(color, Style::Cyan, &ui.paint(color, Style::Bold, &line)));
         out.push('\n');
     }
-    for object in plan.objects.iter().filter(|o| o.action != Action::Unchanged) {
+    for object in plan.objects.iter().filter(|o| o.action != Action::Unchanged || o.ignored > 0) {
         let style = match object.action {
             Action::Create => Style::Green,
             Action::Delete => Style::Red,
-            _ => Style::Yellow,
+            Action::Unchanged => Style::Dim,
+            Action::Update => Style::Yellow,
         };
         out.push_str(&ui.paint(color, style, &ui.paint(color, Style::Bold, &header(object))));
         out.push('\n');
+        if let Some(note) = report::ignored_note(object.ignored) {
+            out.push_str(&ui.paint(color, Style::Dim, &format!("  {note}")));
+            out.push('\n');
+        }
         if let Some(conflict) = &object.conflict {
             out.push_str(&ui.paint(
                 color,

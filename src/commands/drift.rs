@@ -4,8 +4,11 @@
 
 use std::process::ExitCode;
 
+use super::progress::ApplyProgress;
 use super::{Environments, Style, Ui, block_on, connect_options, write_stdout};
-use crate::action::drift::{DriftOptions, drift};
+use crate::action::Context;
+use crate::action::apply::Settings;
+use crate::action::drift::{CorrectOptions, Corrected, DriftOptions, correct as correct_drift, drift};
 use crate::action::fleet::{self, FleetContext, Outcome};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
 use crate::cluster::SharedServers;
@@ -22,9 +25,18 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
         servers,
     };
     let environments = match super::environments(global, &args.select)? {
+        Environments::One(env) if args.correct => return correct(ui, args, options(&env, None)),
         Environments::One(env) => return one(ui, args, &options(&env, None)),
         Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
     };
+    if args.correct {
+        return Err(Error::new(format!(
+            "--correct corrects one environment: the selection is a fleet of {} ({})",
+            environments.len(),
+            environments.join(", ")
+        ))
+        .with_help("select one environment with --env NAME; each environment's correction takes its own lock"));
+    }
     // Environments that reach one server share its budget of requests in flight, and discovery.
     let servers = SharedServers::new(args.concurrency);
     let options = |env: &str| options(env, Some(servers.clone()));
@@ -64,14 +76,51 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
 /// One environment, as `weaver drift --env NAME` always showed it.
 fn one(ui: &Ui, args: &DriftArgs, options: &DriftOptions) -> Result<ExitCode> {
     let report = block_on(drift(options, &|p| ui.progress(p)))?;
-    tell_revisions(ui, &report, false);
+    write_report(ui, args, &report)?;
+    Ok(if report.has_drift() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// One environment's report, in the format asked.
+fn write_report(ui: &Ui, args: &DriftArgs, report: &Report) -> Result<()> {
+    tell_revisions(ui, report, false);
     let text = match args.output {
-        DriftFormat::Text => text_report(ui, &report),
-        DriftFormat::Json => report::json::to_text(&DriftReport::new(&report)),
-        DriftFormat::Junit => report::junit::junit_report(&report),
-        DriftFormat::Html => report::html::drift(&report, &ui.redactor),
+        DriftFormat::Text => text_report(ui, report),
+        DriftFormat::Json => report::json::to_text(&DriftReport::new(report)),
+        DriftFormat::Junit => report::junit::junit_report(report),
+        DriftFormat::Html => report::html::drift(report, &ui.redactor),
     };
-    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    write_stdout(ui.redactor.redact(&text).as_bytes())
+}
+
+/// `drift --correct`: the drift found, what the correction did about it, in the format asked.
+/// Exit 1 when a correction failed (after the report), else 2 when drift was found, else 0.
+fn correct(ui: &Ui, args: &DriftArgs, drift: DriftOptions) -> Result<ExitCode> {
+    let settings = Settings {
+        dry_run: args.dry_run,
+        wait: false,
+        timeout: std::time::Duration::ZERO,
+        // Putting back what someone changed by hand takes the field back from them, as an
+        // apply with --force-conflicts does; ignoreDifferences keeps the fields of owners.
+        force_conflicts: true,
+        prune: false,
+        concurrency: args.concurrency,
+        lock_timeout: args.lock_timeout,
+    };
+    let progress = ApplyProgress::quiet(ui, &settings);
+    let options = CorrectOptions { drift, settings };
+    let Corrected { report, applied } = block_on(correct_drift(
+        &options,
+        Context { redactor: &ui.redactor, on: &|p| progress.on(p) },
+        &progress.interrupted,
+    ))?;
+    write_report(ui, args, &report)?;
+    if let Some(lost) = applied.and_then(|a| a.lock_lost) {
+        return Err(lost);
+    }
+    if report.correction.is_some_and(|c| c.failed) {
+        return Err(Error::new(format!("the drift correction of environment `{}` failed", report.environment))
+            .with_help("the report says which objects were not corrected, and why; the others were"));
+    }
     Ok(if report.has_drift() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
@@ -143,10 +192,18 @@ fn text_report(ui: &Ui, report: &Report) -> String {
     let color = ui.color_stdout;
     let mut out = String::new();
     for release in &report.releases {
-        for object in release.objects.iter().filter(|o| o.state != State::InSync) {
-            let style = if object.state == State::Missing { Style::Red } else { Style::Yellow };
+        for object in release.objects.iter().filter(|o| o.state != State::InSync || o.ignored > 0) {
+            let style = match object.state {
+                State::Missing => Style::Red,
+                State::Drifted => Style::Yellow,
+                State::InSync => Style::Dim,
+            };
             out.push_str(&ui.paint(color, style, &ui.paint(color, Style::Bold, &header(object, release))));
             out.push('\n');
+            if let Some(note) = crate::report::ignored_note(object.ignored) {
+                out.push_str(&ui.paint(color, Style::Dim, &format!("    {note}")));
+                out.push('\n');
+            }
             for (what, values) in drift_lines(object) {
                 match values {
                     None => out.push_str(&format!("    {what}\n")),
@@ -157,7 +214,17 @@ fn text_report(ui: &Ui, report: &Report) -> String {
                     )),
                 }
             }
+            if let Some(correction) = &object.correction {
+                let (note, failed) = report::correction_note(correction, report.correction.is_some_and(|c| c.dry_run));
+                let style = if failed { Style::Red } else { Style::Green };
+                out.push_str(&format!("    {}\n", ui.paint(color, style, &note)));
+            }
         }
+    }
+    let dry_run = report.correction.is_some_and(|c| c.dry_run);
+    for line in report.releases.iter().filter_map(|r| report::correction_line(r, dry_run)) {
+        out.push_str(&line);
+        out.push('\n');
     }
     let summary = report.summary();
     out.push_str(&format!("{} drifted, {} missing, {} in sync", summary.drifted, summary.missing, summary.in_sync));

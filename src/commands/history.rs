@@ -63,10 +63,12 @@ fn objects_text(record: &Record) -> String {
 }
 
 fn description(record: &Record) -> String {
-    let what = match (record.rollback_of, record.status) {
-        (Some(revision), _) => format!("rollback to {revision}"),
-        (None, Status::Failed) => "apply failed".to_string(),
-        (None, _) => "apply".to_string(),
+    let what = match (record.rollback_of, record.correction_of, record.status) {
+        (Some(revision), _, _) => format!("rollback to {revision}"),
+        (None, Some(revision), Status::Failed) => format!("drift correction of {revision} failed"),
+        (None, Some(revision), _) => format!("drift correction of {revision}"),
+        (None, None, Status::Failed) => "apply failed".to_string(),
+        (None, None, _) => "apply".to_string(),
     };
     match &record.adopted_from {
         Some(helm) => format!("{what}, adopting Helm release {} (revision {})", helm.helm_release, helm.helm_revision),

@@ -179,6 +179,12 @@ impl<'u> ApplyProgress<'u> {
         }
     }
 
+    /// Without a line per object: for a command whose report says what was done (`drift
+    /// --correct`).
+    pub fn quiet(ui: &'u Ui, settings: &Settings) -> Self {
+        ApplyProgress { text: false, ..ApplyProgress::new(ui, settings, ListFormat::Json) }
+    }
+
     pub fn on(&self, progress: action::Progress<'_>) {
         let ui = self.ui;
         let event = match progress {
@@ -358,6 +364,9 @@ fn print_event(ui: &Ui, prefix: &str, dry_run: bool, event: &Event<'_>) {
                 format!("{} {}{dry}", ui.paint(color, style, outcome_word(object.outcome)), object_name(object));
             if let Some(message) = &object.message {
                 line.push_str(&format!(": {message}"));
+            }
+            if let Some(note) = crate::report::ignored_note(object.ignored) {
+                line.push_str(&format!(" ({note})"));
             }
             line
         }

@@ -9,7 +9,7 @@ use crate::patch::merge_keys::{self, ListStrategy, MergeKey};
 
 /// One step into an object, as `managedFields` (FieldsV1) writes them.
 #[derive(Debug, Clone, PartialEq)]
-enum Step {
+pub(super) enum Step {
     /// `f:name`, a map field.
     Field(String),
     /// `k:{"name":"web"}`, a list element identified by its merge key fields.
@@ -66,13 +66,39 @@ impl FieldSet {
 
     /// The fields `weaver` owns by apply, from an object's `metadata.managedFields`.
     pub fn applied_by(object: &Value, manager: &str) -> Option<FieldSet> {
-        let entries = object.pointer("/metadata/managedFields")?.as_array()?;
-        let entry = entries.iter().find(|e| {
+        let entry = managed_fields(object).find(|e| {
             e.get("manager").and_then(Value::as_str) == Some(manager)
                 && e.get("operation").and_then(Value::as_str) == Some("Apply")
                 && e.get("subresource").is_none_or(|s| s.as_str().unwrap_or_default().is_empty())
         })?;
         Some(FieldSet::from_fields_v1(entry.get("fieldsV1")?))
+    }
+
+    /// The fields each of `managers` owns in an object, by any operation, of the object or a
+    /// subresource (an autoscaler writes `spec.replicas` through `scale`).
+    pub fn managed_by(object: &Value, managers: &[String]) -> Vec<FieldSet> {
+        managed_fields(object)
+            .filter(|e| e.get("manager").and_then(Value::as_str).is_some_and(|m| managers.iter().any(|w| w == m)))
+            .filter_map(|e| Some(FieldSet::from_fields_v1(e.get("fieldsV1")?)))
+            .collect()
+    }
+
+    /// Every owned field that nothing below it is listed for, as the steps down to it.
+    pub(super) fn leaves(&self) -> Vec<Vec<&Step>> {
+        let mut out = Vec::new();
+        self.collect_leaves(&mut Vec::new(), &mut out);
+        out
+    }
+
+    fn collect_leaves<'s>(&'s self, here: &mut Vec<&'s Step>, out: &mut Vec<Vec<&'s Step>>) {
+        for (step, child) in &self.children {
+            here.push(step);
+            match child.is_leaf() {
+                true => out.push(here.clone()),
+                false => child.collect_leaves(here, out),
+            }
+            here.pop();
+        }
     }
 
     /// Whether nothing below this point is listed: a field owned whole (a scalar, or an
@@ -95,7 +121,6 @@ impl FieldSet {
     }
 
     /// Whether `value`, an element of a list of scalars kept as a set, is owned.
-    #[cfg(test)]
     pub fn has_value(&self, value: &Value) -> bool {
         self.children.iter().any(|(step, _)| matches!(step, Step::Value(v) if v == value))
     }
@@ -217,8 +242,13 @@ fn wanted<'d>(step: &Step, desired: Option<&'d Value>, kind: Kind, path: &[&str]
     }
 }
 
+/// The entries of an object's `metadata.managedFields`.
+fn managed_fields(object: &Value) -> impl Iterator<Item = &Value> {
+    object.pointer("/metadata/managedFields").and_then(Value::as_array).into_iter().flatten()
+}
+
 /// The merge keys of the list at `path`; none for a list not merged by key.
-fn list_keys(kind: Kind, path: &[&str]) -> &'static [MergeKey] {
+pub(super) fn list_keys(kind: Kind, path: &[&str]) -> &'static [MergeKey] {
     match kind.list(path) {
         ListStrategy::Merge { keys } => keys,
         _ => &[],

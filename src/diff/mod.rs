@@ -8,6 +8,7 @@
 //! this module: they are replaced by markers once the comparison is done.
 
 mod fields;
+pub mod ignore;
 mod paths;
 pub mod plan;
 

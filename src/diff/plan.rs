@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::ignore::{respect, rules_for};
 use super::{
     Change, Kind, applies_unchanged, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values,
 };
@@ -14,6 +15,7 @@ use crate::adopt::{HelmRelease, installed_by};
 use crate::error::{Error, Location, Result};
 use crate::hook;
 use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, Manifest, ObjectKey, label};
+use crate::project::IgnoreRule;
 use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
 
@@ -48,8 +50,20 @@ pub struct ObjectPlan {
     /// take Helm's fields) even when nothing else changes, and the labels weaver sets instead of
     /// Helm's are not shown as changes (the adoption says it once, see [`Adoption`]).
     pub adopt: bool,
-    /// What an apply would send (prepared, not redacted): never printed.
+    /// How many field changes `ignoreDifferences` kept out of `changes` (and out of the apply).
+    pub ignored: usize,
+    /// The desired object (prepared, not redacted), which the release record keeps: never printed.
     pub(crate) desired: Option<Value>,
+    /// What an apply sends instead of `desired` to the existing object: live values at the
+    /// fields `ignoreDifferences` ignores. None when that is `desired`.
+    pub(crate) respected: Option<Value>,
+}
+
+impl ObjectPlan {
+    /// What an apply sends.
+    pub(crate) fn to_send(&self) -> Option<&Value> {
+        self.respected.as_ref().or(self.desired.as_ref())
+    }
 }
 
 /// A release that takes over what the Helm release of the same name installed in its
@@ -128,8 +142,27 @@ fn kind_of(object: &Value) -> Kind<'_> {
 }
 
 /// Plans one object in client mode: `desired` prepared, `live` as listed, `last_applied`
-/// prepared.
+/// prepared, under the `ignoreDifferences` rules that select it.
 fn plan_object(
+    release: &str,
+    desired: Option<Value>,
+    live: Option<&Value>,
+    last_applied: Option<&Value>,
+    adopt: bool,
+    rules: &[&IgnoreRule],
+) -> ObjectPlan {
+    let respected = desired.as_ref().zip(live).and_then(|(d, l)| respect(rules, d, l, last_applied));
+    let Some(sent) = respected else { return plan_sent(release, desired, live, last_applied, adopt) };
+    // The changes the rules keep out: those of the desired object that the sent one lacks.
+    let unrespected = plan_sent(release, desired.clone(), live, last_applied, adopt);
+    let mut plan = plan_sent(release, Some(sent), live, last_applied, adopt);
+    plan.ignored = unrespected.changes.iter().filter(|c| !plan.changes.contains(c)).count();
+    plan.respected = std::mem::replace(&mut plan.desired, desired);
+    plan
+}
+
+/// Plans one object that an apply sends as `desired`.
+fn plan_sent(
     release: &str,
     desired: Option<Value>,
     live: Option<&Value>,
@@ -152,7 +185,9 @@ fn plan_object(
             changes: Vec::new(),
             conflict: None,
             adopt: false,
+            ignored: 0,
             desired,
+            respected: None,
         };
     }
     let after = desired.as_ref().map(|d| live.map_or_else(|| d.clone(), |l| client_merge(d, l, last_applied)));
@@ -213,7 +248,9 @@ fn compare(
         changes,
         conflict: None,
         adopt,
+        ignored: 0,
         desired,
+        respected: None,
     }
 }
 
@@ -276,7 +313,10 @@ pub fn plan_adopting(
             }
             let live = live_by_key.get(&key).copied();
             let adopt = adopting.zip(live).is_some_and(|(helm, live)| installed_by(live, helm));
-            plan.objects.push(plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied(), adopt));
+            let rules = rules_for(&release.ignore_differences, &key);
+            let planned =
+                plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied(), adopt, &rules);
+            plan.objects.push(planned);
             desired_keys.insert(key);
         }
         if let Some(helm) = helm {
@@ -321,7 +361,7 @@ pub fn plan_adopting(
                     releases.iter().flat_map(|r| r.manifests.iter().chain(&r.hooks)).map(Manifest::key).collect()
                 });
                 if !elsewhere.contains(&key) {
-                    plan.objects.push(plan_object(&release.name, None, Some(live), None, false));
+                    plan.objects.push(plan_object(&release.name, None, Some(live), None, false, &[]));
                 }
             }
         }
@@ -385,7 +425,7 @@ impl Plan {
             .iter()
             .enumerate()
             .filter(|(_, o)| matches!(o.action, Action::Create | Action::Update) || o.adopt);
-        changed.filter_map(|(index, o)| Some((index, (o.desired.as_ref()?, o.release.as_str())))).collect()
+        changed.filter_map(|(index, o)| Some((index, (o.to_send()?, o.release.as_str())))).collect()
     }
 
     /// Server mode: the server's answer to a dry-run apply of object `index` (`result`, and
@@ -400,12 +440,13 @@ impl Plan {
                 continue;
             }
             let live = live_by_key.get(&object.key).copied();
+            let (adopt, ignored) = (object.adopt, object.ignored);
             let desired = self.objects[index].desired.take();
-            let adopt = self.objects[index].adopt;
+            let respected = self.objects[index].respected.take();
             let refined = compare(&self.objects[index].release, live, Some(result), desired, adopt);
             // An adopted object is applied with force: Helm's fields are taken, as are any others.
             let conflict = conflict.filter(|_| !adopt);
-            self.objects[index] = ObjectPlan { conflict, ..refined };
+            self.objects[index] = ObjectPlan { conflict, ignored, respected, ..refined };
         }
     }
 }
@@ -447,6 +488,7 @@ mod tests {
                 .collect(),
             hooks: Vec::new(),
             warnings: Vec::new(),
+            ignore_differences: Vec::new(),
         };
         let release = rendered("web", &desired);
         // `moved` now belongs to another release of this apply; `taken` is labelled as another's, and

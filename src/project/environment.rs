@@ -6,6 +6,9 @@
 //! `patches`) replace the base's list; releases merge by `name`, base releases first in their
 //! order, then the child's new ones. `abstract` is never inherited.
 //!
+//! `ignoreDifferences` is a list too: a derived file's replaces its base's, at the environment
+//! and per release; a release follows the environment's rules and then its own.
+//!
 //! `substitute` and `substituteFrom` (Flux's `postBuild` variables, see
 //! `crate::kustomize::substitute`) belong to kustomization releases: on a release that ends up
 //! a chart they are an error naming where they were written.
@@ -19,6 +22,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
 use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive};
+use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
 use crate::project::source::{Source, is_plain_name, utf8};
 use crate::project::values::{deep_merge, merge_overrides};
 
@@ -45,6 +49,7 @@ struct EnvironmentFile {
     identity_file: Option<Spanned<String>>,
     kube_version: Option<Spanned<String>>,
     repositories: Option<Vec<Spanned<RepositoryFile>>>,
+    ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
     releases: Option<Vec<Spanned<ReleaseFile>>>,
 }
 
@@ -84,6 +89,7 @@ struct ReleaseFile {
     substitute_from: Option<Vec<Spanned<String>>>,
     installed: Option<bool>,
     patches: Option<Vec<Spanned<PatchFile>>>,
+    ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +161,8 @@ pub struct Release {
     pub substitute_from: Vec<PathRef>,
     pub installed: bool,
     pub patches: Vec<Patch>,
+    /// `ignoreDifferences`: the environment's rules, then the release's own.
+    pub ignore_differences: Vec<IgnoreRule>,
     /// Where the release is (last) defined: the most derived file that mentions it.
     pub at: Location,
     /// Where its `chart` (or `kustomize`) is set, for "chart not found" errors.
@@ -190,6 +198,9 @@ pub struct Environment {
     /// `repositories:`, by name: what releases' `<repository>/<chart>` and Helm charts'
     /// `@name` dependencies refer to.
     pub repositories: BTreeMap<String, Repository>,
+    /// `ignoreDifferences`: rules every release of the environment follows (each release's
+    /// `ignore_differences` holds them too).
+    pub ignore_differences: Vec<IgnoreRule>,
 }
 
 impl PathRef {
@@ -211,6 +222,7 @@ impl Release {
             secrets: self.secrets.iter().map(PathRef::unlocated).collect(),
             substitute_from: self.substitute_from.iter().map(PathRef::unlocated).collect(),
             patches: self.patches.iter().map(|p| Patch { at: nowhere.clone(), ..p.clone() }).collect(),
+            ignore_differences: self.ignore_differences.iter().map(IgnoreRule::unlocated).collect(),
             at: nowhere.clone(),
             chart_at: nowhere,
             ..self.clone()
@@ -236,6 +248,7 @@ impl Environment {
             secrets: self.secrets.iter().map(PathRef::unlocated).collect(),
             identity_file: self.identity_file.as_ref().map(PathRef::unlocated),
             needs: self.needs.iter().map(|(name, _)| (name.clone(), Location::file(""))).collect(),
+            ignore_differences: self.ignore_differences.iter().map(IgnoreRule::unlocated).collect(),
             ..self.clone()
         }
     }
@@ -286,6 +299,7 @@ struct PartialRelease {
     substitute_at: Option<Location>,
     installed: Option<bool>,
     patches: Option<Vec<Patch>>,
+    ignore_differences: Option<Vec<IgnoreRule>>,
 }
 
 impl PartialRelease {
@@ -297,6 +311,7 @@ impl PartialRelease {
             Some(list) => Some(list.into_iter().map(|p| parse_patch(file, p)).collect::<Result<Vec<_>>>()?),
         };
         let namespace = fields.namespace.map(|ns| located_namespace(file, ns)).transpose()?;
+        let ignore_differences = fields.ignore_differences.map(|rules| ignore_rules(file, rules)).transpose()?;
         let mut substitute_at = None;
         let substitute = match fields.substitute {
             None => None,
@@ -343,6 +358,7 @@ impl PartialRelease {
             substitute_at,
             installed: fields.installed,
             patches,
+            ignore_differences,
             at,
         })
     }
@@ -370,10 +386,16 @@ impl PartialRelease {
         self.substitute_at = child.substitute_at.or(self.substitute_at.take());
         self.installed = child.installed.or(self.installed);
         self.patches = child.patches.or(self.patches.take());
+        self.ignore_differences = child.ignore_differences.or(self.ignore_differences.take());
         self.at = child.at;
     }
 
-    fn finish(self, default_namespace: &str, repositories: &BTreeMap<String, Repository>) -> Result<Release> {
+    fn finish(
+        self,
+        default_namespace: &str,
+        repositories: &BTreeMap<String, Repository>,
+        environment_rules: &[IgnoreRule],
+    ) -> Result<Release> {
         RELEASE_NAME.check(&self.name, &self.at)?;
         let Some((chart, chart_at, is_kustomization)) = self.chart else {
             return Err(Error::at(self.at, format!("release `{}` has no `chart`", self.name)).with_help(
@@ -415,6 +437,11 @@ impl PartialRelease {
             substitute_from: self.substitute_from.unwrap_or_default(),
             installed: self.installed.unwrap_or(true),
             patches: self.patches.unwrap_or_default(),
+            ignore_differences: environment_rules
+                .iter()
+                .cloned()
+                .chain(self.ignore_differences.unwrap_or_default())
+                .collect(),
             name: self.name,
             kustomize: is_kustomization.then(|| PathBuf::from(&chart)),
             chart,
@@ -605,6 +632,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut identity_file = None;
     let mut kube_version = None;
     let mut repositories: BTreeMap<String, Repository> = BTreeMap::new();
+    let mut ignore_differences = Vec::new();
     let mut releases: Vec<PartialRelease> = Vec::new();
     // Where each release name is in `releases`: a derived file's release merges into its base's.
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -641,6 +669,9 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
             check_kube_version(&version.value, &location(&file_path, &version.referenced))?;
             kube_version = Some(version.value);
         }
+        if let Some(rules) = file.ignore_differences {
+            ignore_differences = ignore_rules(&file_path, rules)?;
+        }
         for spanned in file.repositories.unwrap_or_default() {
             let repository = Repository::parse(&file_path, spanned)?;
             repositories.insert(repository.name.clone(), repository);
@@ -673,7 +704,10 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     // helmfile layout); such a release is not one of its own, which never render anyway.
     let releases: Vec<PartialRelease> = releases.into_iter().filter(|r| !is_abstract || r.chart.is_some()).collect();
     check_needs(&releases)?;
-    let releases = releases.into_iter().map(|r| r.finish(&namespace, &repositories)).collect::<Result<Vec<_>>>()?;
+    let releases = releases
+        .into_iter()
+        .map(|r| r.finish(&namespace, &repositories, &ignore_differences))
+        .collect::<Result<Vec<_>>>()?;
     let releases = order_by_needs(releases)?;
 
     Ok(Environment {
@@ -692,7 +726,12 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         repositories,
         kube_version,
         releases,
+        ignore_differences,
     })
+}
+
+fn ignore_rules(file: &Path, rules: Vec<Spanned<IgnoreRuleFile>>) -> Result<Vec<IgnoreRule>> {
+    rules.into_iter().map(|rule| IgnoreRule::parse(file, rule)).collect()
 }
 
 /// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it: `v1.32.0`,

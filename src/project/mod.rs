@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod environment;
+pub mod ignore;
 pub mod selector;
 pub mod settings;
 pub mod source;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 pub use chart::Chart;
 pub use environment::{Environment, Release};
+pub use ignore::IgnoreRule;
 pub use selector::Selector;
 pub use source::{FsSource, Source};
 

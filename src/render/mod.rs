@@ -40,6 +40,9 @@ pub struct RenderedRelease {
     /// What rendering found that does not stop it (a Helm chart's subchart of the wrong
     /// version), for the caller to warn of.
     pub warnings: Vec<String>,
+    /// The release's `ignoreDifferences` rules (the environment's among them), which its plan
+    /// follows.
+    pub ignore_differences: Vec<crate::project::IgnoreRule>,
 }
 
 impl RenderedRelease {
@@ -146,7 +149,7 @@ fn render_into(
                 let again: HashMap<&str, &Release> = releases.iter().map(|r| (r.name.as_str(), *r)).collect();
                 let place = |kept: RenderedRelease| match again.get(kept.name.as_str()) {
                     Some(release) => Place::Render(release),
-                    None => Place::Kept(kept),
+                    None => Place::Kept(Box::new(kept)),
                 };
                 previous.releases.into_iter().map(place).collect()
             }
@@ -205,7 +208,8 @@ pub fn render_in_chunks<R: Send>(
 /// [`render_again`]'s previous render) and kept as it is, already final.
 enum Place<'a> {
     Render(&'a Release),
-    Kept(RenderedRelease),
+    /// Boxed: a rendered release is large, a place to render is a pointer.
+    Kept(Box<RenderedRelease>),
 }
 
 /// Splits hooks off the `finished` releases rendered here, hands them to `finish` and keeps
@@ -415,11 +419,11 @@ impl Run<'_> {
             .par_iter()
             .map(|release| {
                 if !release.installed {
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: false, manifests: Vec::new(), hooks: Vec::new(), warnings: Vec::new() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: false, manifests: Vec::new(), hooks: Vec::new(), warnings: Vec::new(), ignore_differences: release.ignore_differences.clone() });
                 }
                 if let Some(dir) = &release.kustomize {
                     let manifests = render_kustomization(project, release, dir, secrets)?;
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new(), ignore_differences: release.ignore_differences.clone() });
                 }
                 if self.helm.is_helm_chart(&release.chart) {
                     let chart = self.helm.get(project, env, release);
@@ -437,7 +441,7 @@ impl Run<'_> {
                     };
                     let metadata = &chart.chart.metadata;
                     let chart_meta = Some(ChartMeta { name: metadata.name.clone(), version: metadata.version.clone(), app_version: metadata.app_version.clone() });
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: chart.warnings.clone() });
+                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: chart.warnings.clone(), ignore_differences: release.ignore_differences.clone() });
                 }
                 let chart = &self.chart_contexts[release.chart.as_str()];
                 let values = release_values(project, env, release, &chart.chart, secrets)?;
@@ -455,7 +459,7 @@ impl Run<'_> {
                 };
                 let manifests = render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
                 let chart_meta = Some(ChartMeta { name: chart.chart.name.clone(), version: chart.chart.version.clone(), app_version: chart.chart.app_version.clone() });
-                Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new() })
+                Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new(), ignore_differences: release.ignore_differences.clone() })
             })
             .collect()
     }
@@ -505,7 +509,7 @@ impl Run<'_> {
             for (index, place) in places.by_ref().take(chunk) {
                 match place {
                     Place::Render(release) => to_render.push((index, release)),
-                    Place::Kept(release) => kept.push(Finished { index, release }),
+                    Place::Kept(release) => kept.push(Finished { index, release: *release }),
                 }
             }
             let chunk_releases: Vec<&Release> = to_render.iter().map(|(_, release)| *release).collect();

@@ -156,6 +156,9 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor) -> String {
                 esc(conflict)
             ));
         }
+        if let Some(note) = crate::report::ignored_note(object.ignored) {
+            body.push_str(&format!("<p class=\"note\">{}</p>\n", esc(&note)));
+        }
         body.push_str(&diff_lines(&redactor.redact(&diff.text)));
         body.push_str("</details>\n");
     }
@@ -191,6 +194,15 @@ pub fn drift(report: &Report, redactor: &Redactor) -> String {
                 "<details class=\"object\" data-state=\"{class}\"><summary><span class=\"tag {class}\">{sign}</span>{}</summary>\n<pre>",
                 esc(&object_name(&object.api_version, &object.key))
             ));
+            if let Some(note) = crate::report::ignored_note(object.ignored) {
+                body.push_str(&format!("<span class=\"ctx\">{}</span>", esc(&note)));
+            }
+            if let Some(correction) = &object.correction {
+                let (note, failed) =
+                    crate::report::correction_note(correction, report.correction.is_some_and(|c| c.dry_run));
+                let class = if failed { "del" } else { "add" };
+                body.push_str(&format!("<span class=\"{class}\">{}</span>", esc(&note)));
+            }
             for (what, values) in drift_lines(object) {
                 match values {
                     None => body.push_str(&format!("<span class=\"ctx\">{}</span>", esc(&what))),
@@ -204,7 +216,13 @@ pub fn drift(report: &Report, redactor: &Redactor) -> String {
             }
             body.push_str("</pre>\n</details>\n");
         }
-        body.push_str(&format!("<p class=\"note\">{in_sync} in sync.</p>\n"));
+        let ignored: usize = release.objects.iter().filter(|o| o.state == State::InSync).map(|o| o.ignored).sum();
+        let ignored =
+            crate::report::ignored_note(ignored).map_or_else(String::new, |note| format!(" Among them: {note}."));
+        body.push_str(&format!("<p class=\"note\">{in_sync} in sync.{ignored}</p>\n"));
+        if let Some(line) = crate::report::correction_line(release, report.correction.is_some_and(|c| c.dry_run)) {
+            body.push_str(&format!("<p class=\"note\">{}</p>\n", esc(&line)));
+        }
     }
     page(&title, &meta, &counts, &body)
 }
@@ -231,7 +249,9 @@ mod tests {
             changes: Vec::new(),
             conflict: None,
             adopt: false,
+            ignored: 0,
             desired: None,
+            respected: None,
         };
         let context = DiffContext { environment: "dev", mode: "client", provenance: None };
         let html = diff(&Plan { objects: vec![object], ..Plan::default() }, &context, &redactor);

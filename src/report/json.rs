@@ -12,7 +12,9 @@ use serde::Serialize;
 use super::{DiffContext, object_diff};
 use crate::apply::{ApplyOptions, Outcome, Report as ApplyResults, Totals};
 use crate::diff::{Action, Change, Plan, Summary as PlanSummary};
-use crate::drift::{FieldDrift, ReleaseState, Report, State, Summary as DriftSummary};
+use crate::drift::{
+    Correction, CorrectionRun, FieldDrift, ReleaseCorrection, ReleaseState, Report, State, Summary as DriftSummary,
+};
 use crate::git::{ChangeSet, Comparison, Revision};
 use crate::project::{Environment, Release};
 use crate::release_record::{Record, Status};
@@ -96,6 +98,8 @@ pub struct DiffObject<'a> {
     /// Helm installed it and the apply takes it over (see `adoptions`): sent, with force,
     /// even when `unchanged`.
     pub adopted: bool,
+    /// Field changes `ignoreDifferences` kept out of `changes` (an apply sends the live values).
+    pub ignored: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -124,6 +128,7 @@ impl<'a> DiffReport<'a> {
                     conflict: object.conflict.as_deref().map(|c| redactor.redact(c).into_owned()),
                     diff: diff.map(|d| redactor.redact(&d.text).into_owned()),
                     adopted: object.adopt,
+                    ignored: object.ignored,
                 }
             })
             .collect();
@@ -178,6 +183,8 @@ pub struct DriftReport<'a> {
     pub drifted: bool,
     pub summary: DriftSummary,
     pub releases: Vec<DriftRelease<'a>>,
+    /// `drift --correct`: `{dryRun, failed}`; null without it.
+    pub correction: Option<CorrectionRun>,
 }
 
 #[derive(Debug, Serialize)]
@@ -194,6 +201,9 @@ pub struct DriftRelease<'a> {
     pub state: ReleaseState,
     pub revision: Option<DriftRevision<'a>>,
     pub objects: Vec<DriftObject<'a>>,
+    /// `drift --correct`, for a release that drifted: `{revision, error}`, the revision that
+    /// records the correction (null on a dry run) and why it failed.
+    pub correction: Option<&'a ReleaseCorrection>,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,6 +222,10 @@ pub struct DriftObject<'a> {
     pub object: ObjectIdentity<'a>,
     pub reason: Option<&'a str>,
     pub changes: &'a [FieldDrift],
+    /// Drifted fields `ignoreDifferences` kept out of `changes`.
+    pub ignored: usize,
+    /// `drift --correct`, for a drifted or missing object: `{result, message}`.
+    pub correction: Option<&'a Correction>,
 }
 
 impl<'a> DriftReport<'a> {
@@ -238,8 +252,11 @@ impl<'a> DriftReport<'a> {
                         object: ObjectIdentity::new(&object.api_version, &object.key),
                         reason: object.reason.as_deref(),
                         changes: &object.changes,
+                        ignored: object.ignored,
+                        correction: object.correction.as_ref(),
                     })
                     .collect(),
+                correction: release.correction.as_ref(),
             })
             .collect();
         DriftReport {
@@ -249,6 +266,7 @@ impl<'a> DriftReport<'a> {
             drifted: report.has_drift(),
             summary: report.summary(),
             releases,
+            correction: report.correction,
         }
     }
 }
@@ -322,6 +340,8 @@ pub struct ApplyObject<'a> {
     pub object: ObjectIdentity<'a>,
     pub result: Outcome,
     pub message: Option<String>,
+    /// Field changes `ignoreDifferences` kept out: the live values were sent for them.
+    pub ignored: usize,
 }
 
 impl<'a> ApplyReport<'a> {
@@ -344,6 +364,7 @@ impl<'a> ApplyReport<'a> {
                         object: ObjectIdentity::new(&o.api_version, &o.key),
                         result: o.outcome,
                         message: o.message.as_deref().map(|m| redactor.redact(m).into_owned()),
+                        ignored: o.ignored,
                     })
                     .collect(),
                 hooks: release
@@ -403,6 +424,8 @@ pub struct HistoryRevision<'a> {
     pub commit: Option<&'a str>,
     pub dirty: Option<bool>,
     pub rollback_of: Option<u32>,
+    /// The revision a drift correction (`weaver drift --correct`) put back; null otherwise.
+    pub correction_of: Option<u32>,
     /// The values flags the revision was applied with (`apply --allow-overrides`), their
     /// values left out (`--set image.tag=…`); the record holds them as given.
     pub overrides: Vec<String>,
@@ -435,6 +458,7 @@ impl<'a> HistoryReport<'a> {
                     commit: r.commit.as_deref(),
                     dirty: r.dirty,
                     rollback_of: r.rollback_of,
+                    correction_of: r.correction_of,
                     overrides: r.overrides.iter().map(|flag| crate::render::overrides::brief(flag)).collect(),
                     chart: r.chart.as_ref(),
                     objects: r.objects.len(),

@@ -145,10 +145,21 @@ fn testcases(report: &Report, release: &ReleaseDrift) -> String {
         }
         for object in &release.objects {
             out.push_str(&testcase(&object_name(&object.api_version, &object.key)));
+            // What ignoreDifferences kept out, as the case's output.
+            let dry_run = report.correction.is_some_and(|c| c.dry_run);
+            let notes: Vec<String> = crate::report::ignored_note(object.ignored)
+                .into_iter()
+                .chain(object.correction.as_ref().map(|c| crate::report::correction_note(c, dry_run).0))
+                .collect();
+            let ignored = match notes.is_empty() {
+                true => String::new(),
+                false => format!("\n      <system-out>{}</system-out>", xml_text(&notes.join("\n"))),
+            };
             match object.state {
-                State::InSync => out.push_str("/>\n"),
+                State::InSync if ignored.is_empty() => out.push_str("/>\n"),
+                State::InSync => out.push_str(&format!(">{ignored}\n    </testcase>\n")),
                 State::Missing => out.push_str(&format!(
-                    ">\n      <failure type=\"missing\" message=\"{}\"/>\n    </testcase>\n",
+                    ">\n      <failure type=\"missing\" message=\"{}\"/>{ignored}\n    </testcase>\n",
                     xml_attr(&missing_message(object))
                 )),
                 State::Drifted => {
@@ -164,7 +175,7 @@ fn testcases(report: &Report, release: &ReleaseDrift) -> String {
                         })
                         .collect();
                     out.push_str(&format!(
-                        ">\n      <failure type=\"drift\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                        ">\n      <failure type=\"drift\" message=\"{}\">{}</failure>{ignored}\n    </testcase>\n",
                         xml_attr(&message),
                         xml_text(&body.join("\n"))
                     ));
@@ -198,6 +209,8 @@ mod tests {
             state,
             changes,
             reason: None,
+            ignored: 0,
+            correction: None,
         };
         let change = FieldDrift {
             path: "data[\"a<b\"]".into(),
@@ -212,6 +225,7 @@ mod tests {
             installed: true,
             revision: revision.map(|number| Revision { number, time: "t".into(), commit: None, dirty: None }),
             objects,
+            correction: None,
         };
         let report = Report {
             environment: "dev".into(),
@@ -229,6 +243,7 @@ mod tests {
                 ),
                 release("redis", None, Vec::new()),
             ],
+            correction: None,
         };
         let xml = junit_report(&report);
         assert!(

@@ -227,6 +227,9 @@ fn block(object: &ObjectPlan, redactor: &Redactor) -> Block {
             html_escape(&redactor.redact(conflict))
         ));
     }
+    if let Some(note) = crate::report::ignored_note(object.ignored) {
+        summary.push_str(&format!(" · {note}"));
+    }
     let text = redactor.redact(&diff.text);
     Block { name, summary, diff: fenced(&text), cut: false }
 }
@@ -283,7 +286,9 @@ mod tests {
             changes: Vec::new(),
             conflict: None,
             adopt: false,
+            ignored: 0,
             desired: None,
+            respected: None,
         }
     }
 

@@ -13,7 +13,7 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::diff::plan::HookPlan;
 use crate::diff::{Action, ChangeOp, ObjectPlan, Plan, SECRET_CHANGED_MARKER, SECRET_MARKER};
-use crate::drift::{FieldDrift, ObjectDrift, State};
+use crate::drift::{Correction, CorrectionResult, FieldDrift, ObjectDrift, ReleaseDrift, State};
 use crate::git::Provenance;
 use crate::hook::Event;
 
@@ -28,6 +28,48 @@ pub struct DiffContext<'a> {
 }
 
 /// `+`, `~`, `-` or `=`: the sign of an action in every format.
+/// What text reports say of an object whose field changes `ignoreDifferences` kept out; None
+/// for none.
+pub fn ignored_note(ignored: usize) -> Option<String> {
+    match ignored {
+        0 => None,
+        1 => Some("1 field change ignored (ignoreDifferences)".to_string()),
+        n => Some(format!("{n} field changes ignored (ignoreDifferences)")),
+    }
+}
+
+/// What a drift correction did about an object, in text reports, and whether it failed.
+pub fn correction_note(correction: &Correction, dry_run: bool) -> (String, bool) {
+    let why = correction.message.as_deref().map_or_else(String::new, |m| format!(": {m}"));
+    let dry = if dry_run { " (server dry run)" } else { "" };
+    match correction.result {
+        CorrectionResult::Corrected => (format!("corrected{dry}{why}"), false),
+        CorrectionResult::Unchanged => (format!("nothing to correct once the lock was held{why}"), false),
+        CorrectionResult::Failed => (format!("correction failed{why}"), true),
+        CorrectionResult::NotApplied => (format!("not corrected{why}"), true),
+    }
+}
+
+/// What a drift correction recorded or failed to do for `release`; None where it did not run.
+pub fn correction_line(release: &ReleaseDrift, dry_run: bool) -> Option<String> {
+    let (Some(correction), Some(corrected)) = (&release.correction, &release.revision) else { return None };
+    let name = &release.name;
+    Some(match (&correction.error, correction.revision) {
+        (Some(error), Some(revision)) => {
+            format!("release {name}: correction failed, recorded as failed revision {revision}: {error}")
+        }
+        (Some(error), None) => format!("release {name}: correction failed: {error}"),
+        (None, Some(revision)) => {
+            format!("release {name}: revision {revision} records the correction of revision {}", corrected.number)
+        }
+        (None, None) if dry_run => format!(
+            "release {name}: revision {} would be put back (server dry run: nothing was changed)",
+            corrected.number
+        ),
+        (None, None) => format!("release {name}: nothing was sent, no revision recorded"),
+    })
+}
+
 pub fn action_sign(action: Action) -> &'static str {
     match action {
         Action::Create => "+",

@@ -535,7 +535,7 @@ pub fn apply(
         |index| {
             let env = &order[index].name;
             let on = |progress: Progress<'_>| (cx.on)(env, progress);
-            on(Progress::Status(format!("applying (wave {})", order[index].wave)));
+            on(Progress::Info(format!("applying (wave {})", order[index].wave)));
             block_on(super::apply::apply(&options(env), Context { redactor: cx.redactor, on: &on }, interrupted))
         },
         |result| match result {

@@ -202,11 +202,10 @@ fn shard_of(environments: Vec<Environment>, shard: Shard) -> Vec<Environment> {
     let mut number: HashMap<usize, usize> = HashMap::new();
     let mut groups_in_wave: HashMap<i32, usize> = HashMap::new();
     let mut keep = Vec::new();
-    for i in 0..environments.len() {
+    for (i, env) in environments.iter().enumerate() {
         let first = root(&mut group, i);
-        let wave = environments[i].wave;
         let n = *number.entry(first).or_insert_with(|| {
-            let next = groups_in_wave.entry(wave).or_default();
+            let next = groups_in_wave.entry(env.wave).or_default();
             *next += 1;
             *next - 1
         });
@@ -535,7 +534,7 @@ pub fn apply(
         |index| {
             let env = &order[index].name;
             let on = |progress: Progress<'_>| (cx.on)(env, progress);
-            on(Progress::Status(format!("applying (wave {})", order[index].wave)));
+            on(Progress::Info(format!("applying (wave {})", order[index].wave)));
             block_on(super::apply::apply(&options(env), Context { redactor: cx.redactor, on: &on }, interrupted))
         },
         |result| match result {

@@ -274,7 +274,7 @@ mod tests {
         assert!(!retryable(&io_error(ErrorKind::InvalidData)), "TLS and other protocol errors do not pass");
         // As hyper-rustls reports a connection reset during the TLS handshake.
         let reset = std::io::Error::from(ErrorKind::ConnectionReset);
-        let wrapped = kube::Error::Service(Box::new(std::io::Error::new(ErrorKind::Other, reset)));
+        let wrapped = kube::Error::Service(Box::new(std::io::Error::other(reset)));
         assert!(retryable(&wrapped));
         let serde = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
         assert!(!retryable(&kube::Error::SerdeError(serde)));

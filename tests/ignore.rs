@@ -147,6 +147,12 @@ fn replicas_an_autoscaler_owns_are_ignored_by_manager_and_by_pointer() {
         assert_eq!(drift_object(&drift)["ignored"], 1, "{rule}");
         let text = setup.weaver(&["drift", "--env", "dev"]);
         assert!(text.stdout.contains("1 field change ignored (ignoreDifferences)"), "{rule}: {}", text.stdout);
+        let text = setup.weaver(&["diff", "--env", "dev"]);
+        let expected = format!(
+            "= apps/v1 Deployment {}/web (release app)\n  1 field change ignored (ignoreDifferences)\n",
+            setup.ns
+        );
+        assert!(text.stdout.contains(&expected), "{rule}: {}", text.stdout);
         let applied = setup.json("apply", 0, &[]);
         assert_eq!(apply_object(&applied)["result"], "unchanged", "{rule}");
         assert_eq!(apply_object(&applied)["ignored"], 1, "{rule}");

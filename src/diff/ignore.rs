@@ -66,14 +66,20 @@ pub fn respect(rules: &[&IgnoreRule], desired: &Value, live: &Value, last_applie
             }
     };
     let mut sent = desired.clone();
+    let mut gone = Vec::new();
     for place in &places {
         match get(live, place, kind) {
             Some(value) if weavers(place) => set(&mut sent, place, value.clone(), kind),
             Some(_) => {}
             // Only inside what is live: a new element (a container being added) is sent whole.
-            None if get(live, &place[..place.len() - 1], kind).is_some() => remove(&mut sent, place, kind),
+            None if get(live, &place[..place.len() - 1], kind).is_some() => gone.push(place),
             None => {}
         }
+    }
+    // Last first: elements of a list are found in order, and removing one by position moves
+    // those after it.
+    for place in gone.into_iter().rev() {
+        remove(&mut sent, place, kind);
     }
     (sent != *desired).then_some(sent)
 }
@@ -422,6 +428,11 @@ mod tests {
         live["spec"].as_object_mut().unwrap().shift_remove("replicas");
         let sent = respect(&[&rule(&["/spec/replicas"], &[])], &desired, &live, None).unwrap();
         assert!(sent["spec"].get("replicas").is_none());
+        // Elements of an atomic list live lacks go, however many.
+        let args = |args: Value| deployment(2, json!([{"name": "web", "image": "nginx:1", "args": args}]));
+        let all_args = rule(&["/spec/template/spec/containers/name=web/args/*"], &[]);
+        let sent = respect(&[&all_args], &args(json!(["a", "b", "c"])), &args(json!(["a"])), None).unwrap();
+        assert_eq!(sent, args(json!(["a"])));
         // A container live does not have yet is sent whole.
         let two = deployment(2, json!([{"name": "web", "image": "nginx:1"}, {"name": "new", "image": "busybox"}]));
         let images = rule(&["/spec/template/spec/containers/*/image"], &[]);

@@ -1112,6 +1112,37 @@ releases:
     }
 
     #[test]
+    fn ignore_rules_are_inherited_through_extends_and_a_release_follows_the_environment_s_then_its_own() {
+        let files = [
+            (
+                "base.yaml",
+                "abstract: true\nignoreDifferences:\n  - managers: [kube-controller-manager]\nreleases:\n  - name: web\n    chart: web\n    ignoreDifferences:\n      - {kind: Deployment, jsonPointers: [/spec/replicas]}\n  - name: api\n    chart: api\n",
+            ),
+            ("dev.yaml", "extends: base\n"),
+            (
+                "prod.yaml",
+                "extends: base\nignoreDifferences:\n  - {group: admissionregistration.k8s.io, jsonPointers: ['/webhooks/*/clientConfig/caBundle']}\nreleases:\n  - name: web\n    ignoreDifferences: []\n",
+            ),
+        ];
+        let pointers = |env: &Environment, release: &str| -> Vec<String> {
+            let rules = &env.release(release).unwrap().ignore_differences;
+            rules
+                .iter()
+                .map(|r| format!("{:?}{:?}", r.managers, r.pointers.iter().map(|p| &p.text).collect::<Vec<_>>()))
+                .collect()
+        };
+        let dev = load(&files, "dev").unwrap();
+        assert_eq!(dev.ignore_differences.len(), 1);
+        assert_eq!(pointers(&dev, "web"), ["[\"kube-controller-manager\"][]", "[][\"/spec/replicas\"]"]);
+        assert_eq!(pointers(&dev, "api"), ["[\"kube-controller-manager\"][]"]);
+        assert_eq!(dev.ignore_differences[0].at.to_string(), "environments/base.yaml:3:5");
+        // A derived file's list replaces its base's, at the environment and per release.
+        let prod = load(&files, "prod").unwrap();
+        assert_eq!(pointers(&prod, "web"), ["[][\"/webhooks/*/clientConfig/caBundle\"]"]);
+        assert_eq!(pointers(&prod, "api"), pointers(&prod, "web"));
+    }
+
+    #[test]
     fn lock_namespace_must_be_a_namespace_name() {
         let err = load(&[("dev.yaml", "cluster:\n  lockNamespace: Weaver_Locks\n")], "dev").unwrap_err();
         assert_eq!(err.to_string(), "environments/dev.yaml:2:18: invalid namespace name `Weaver_Locks`");

@@ -87,15 +87,14 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         }
         on(Progress::Warning(format!("{what}; the records will say `dirty`")));
     }
-    let cluster =
-        connect_sharing(
-            options.connect.clone().retrying_within(options.settings.timeout),
-            options.servers.as_ref(),
-            &offline.env,
-            "applying to",
-            on,
-        )
-        .await?;
+    let cluster = connect_sharing(
+        options.connect.clone().retrying_within(options.settings.timeout),
+        options.servers.as_ref(),
+        &offline.env,
+        "applying to",
+        on,
+    )
+    .await?;
     let env = Arc::clone(&offline.env);
     // Under the lock: what `lookup` reads must be what this apply builds on, not what a
     // concurrent apply (a first install generating the same password) is about to replace.

@@ -356,11 +356,10 @@ async fn discover(client: &kube::Client, info: &ClusterInfo, retry: &Retrier) ->
         // The core group always exists; servers before 1.26 answer the aggregated request
         // with plain group lists, which read as nothing.
         Ok(discovery) if discovery.has_group("") => discovery,
-        Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => {
-            retry.run_when(group_gone_or_transient, || Discovery::new(client.clone()).run())
-                .await
-                .map_err(|gave_up| gave_up.into_error(doing, info))?
-        }
+        Ok(_) | Err(retry::GaveUp { error: kube::Error::Api(_) | kube::Error::SerdeError(_), .. }) => retry
+            .run_when(group_gone_or_transient, || Discovery::new(client.clone()).run())
+            .await
+            .map_err(|gave_up| gave_up.into_error(doing, info))?,
         Err(gave_up) => return Err(gave_up.into_error(doing, info)),
     };
     let kinds = served_kinds(&discovery);

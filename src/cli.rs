@@ -558,6 +558,9 @@ pub struct DriftArgs {
     /// With --correct: how long to wait for an apply of the environment to finish
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "correct")]
     pub lock_timeout: std::time::Duration,
+    /// With --correct: how long each release may wait for the CRDs it creates again to be Established (requests keep failing no longer than this either)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "correct")]
+    pub timeout: std::time::Duration,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

@@ -201,3 +201,16 @@ fn a_correction_waits_for_the_environment_s_lock_and_a_dry_run_takes_none() {
     let lease = demo.cluster.get(&lease).expect("the correction took the lock");
     assert!(lease["spec"]["holderIdentity"].is_null(), "the lock was not released: {lease}");
 }
+
+#[test]
+fn a_correction_rides_out_a_server_that_answers_503_for_a_while() {
+    let demo = drifted();
+    let Some(fake) = demo.cluster.fake("making the server answer 503") else { return };
+    // The correction's patches of the Deployment fail twice before the server answers again:
+    // drift --correct retries within its budget, as apply does.
+    let deployments = format!("/apis/apps/v1/namespaces/{}/deployments/web", demo.ns);
+    fake.inject(weaver_test_apiserver::Fault::status("PATCH", &deployments, 503).times(2));
+    let corrected = json_of(&demo, &["drift", "--env", "dev", "--correct"], 2);
+    assert_eq!(object(&corrected, "Deployment", "web")["correction"], json!({"result": "corrected", "message": null}));
+    assert_eq!(demo.cluster.get(&deployment(&demo)).unwrap()["spec"]["replicas"], 2);
+}

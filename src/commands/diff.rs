@@ -12,7 +12,7 @@ use crate::action::plan::{Against, PlanOptions, Planned, plan};
 use crate::cli::{DiffArgs, DiffFormat, GlobalArgs};
 use crate::cluster::SharedServers;
 use crate::diff::{Action, ObjectPlan, Plan};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::report::json::{DiffReport, FleetReport};
 use crate::report::{self, DiffContext};
 
@@ -36,12 +36,11 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     let servers = SharedServers::new(args.concurrency);
     let options = |env: &str| options(env, Some(servers.clone()));
     if args.output == DiffFormat::Html {
-        return Err(Error::new(format!(
-            "-o html shows one environment: the selection is a fleet of {} ({})",
-            environments.len(),
-            environments.join(", ")
-        ))
-        .with_help("select one environment with --env NAME, or use -o markdown or -o json for a fleet"));
+        return Err(super::one_environment_only(
+            "-o html shows one environment",
+            &environments,
+            "select one environment with --env NAME, or use -o markdown or -o json for a fleet",
+        ));
     }
     let planned = fleet::plan(
         &environments,

@@ -30,23 +30,21 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
         Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
     };
     if args.correct {
-        return Err(Error::new(format!(
-            "--correct corrects one environment: the selection is a fleet of {} ({})",
-            environments.len(),
-            environments.join(", ")
-        ))
-        .with_help("select one environment with --env NAME; each environment's correction takes its own lock"));
+        return Err(super::one_environment_only(
+            "--correct corrects one environment",
+            &environments,
+            "select one environment with --env NAME; each environment's correction takes its own lock",
+        ));
     }
     // Environments that reach one server share its budget of requests in flight, and discovery.
     let servers = SharedServers::new(args.concurrency);
     let options = |env: &str| options(env, Some(servers.clone()));
     if args.output == DriftFormat::Html {
-        return Err(Error::new(format!(
-            "-o html shows one environment: the selection is a fleet of {} ({})",
-            environments.len(),
-            environments.join(", ")
-        ))
-        .with_help("select one environment with --env NAME, or use -o json or -o junit for a fleet"));
+        return Err(super::one_environment_only(
+            "-o html shows one environment",
+            &environments,
+            "select one environment with --env NAME, or use -o json or -o junit for a fleet",
+        ));
     }
     let reports = fleet::drift(
         &environments,
@@ -98,7 +96,7 @@ fn correct(ui: &Ui, args: &DriftArgs, drift: DriftOptions) -> Result<ExitCode> {
     let settings = Settings {
         dry_run: args.dry_run,
         wait: false,
-        timeout: std::time::Duration::ZERO,
+        timeout: args.timeout,
         // Putting back what someone changed by hand takes the field back from them, as an
         // apply with --force-conflicts does; ignoreDifferences keeps the fields of owners.
         force_conflicts: true,

@@ -331,6 +331,13 @@ pub(crate) fn error_text(ui: &Ui, err: &Error) -> String {
     ui.redactor.redact(&text).into_owned()
 }
 
+/// The refusal of a flag that works on one environment when the selection is a fleet: `what`
+/// says what does (`-o html shows one environment`), `help` what to do instead.
+fn one_environment_only(what: &str, environments: &[String], help: &str) -> Error {
+    Error::new(format!("{what}: the selection is a fleet of {} ({})", environments.len(), environments.join(", ")))
+        .with_help(help)
+}
+
 /// Prints the error of each environment of a fleet that failed, naming it.
 pub(crate) fn report_failures<T>(ui: &Ui, outcomes: &[Outcome<T>]) {
     for outcome in outcomes {

@@ -368,8 +368,19 @@ fn schedule<T: Send>(
             };
             drop(guard);
             let Some(index) = index else { break };
-            let result = run(index);
+            // A run that panics still ends its slot and wakes the others, which would otherwise
+            // wait for it forever; the scope then raises the panic again.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(index)));
             let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+            let result = match result {
+                Ok(result) => result,
+                Err(panic) => {
+                    guard.0[index] = Slot::Ran(Some("panicked"));
+                    drop(guard);
+                    changed.notify_all();
+                    std::panic::resume_unwind(panic);
+                }
+            };
             guard.0[index] = Slot::Ran(failure(&result));
             guard.1[index] = Some(Ended::Ran(result));
             drop(guard);
@@ -743,6 +754,34 @@ mod tests {
         assert_eq!(ran, [0]);
         assert_eq!(ended, ["ran false", "not started: held", "not started: held"]);
         assert_eq!(scheduled(&[], &[], false), (vec![], vec![]));
+    }
+
+    /// A run that panics ends the schedule with its panic, once the others are done, rather than
+    /// leaving them waiting for it.
+    #[test]
+    fn a_panicking_run_raises_its_panic_instead_of_hanging_the_others() {
+        let (sent, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let scheduled = std::panic::catch_unwind(|| {
+                // 1 runs beside 0 and waits on nothing; 2 waits for 0, which panics.
+                schedule(
+                    &[vec![], vec![], vec![0]],
+                    2,
+                    &|_| None,
+                    &|i, j, what| format!("{i} waits for {j}, which {what}"),
+                    |i| {
+                        if i == 0 {
+                            panic!("a bug");
+                        }
+                        i
+                    },
+                    |_| None,
+                )
+            });
+            sent.send(scheduled.is_err()).unwrap();
+        });
+        let panicked = received.recv_timeout(std::time::Duration::from_secs(20)).expect("the schedule ended");
+        assert!(panicked);
     }
 
     #[test]

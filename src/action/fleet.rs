@@ -117,7 +117,7 @@ pub fn select_environments(
             named.insert(value.as_str());
         } else {
             return Err(
-                Error::new(format!("unknown environment `{value}` (--env)")).with_help(known_help(&project, &known)?)
+                Error::new(format!("unknown environment `{value}` (--env)")).with_help(known_help(&project, &known))
             );
         }
     }
@@ -133,7 +133,7 @@ pub fn select_environments(
     for (value, glob) in &globs {
         if !candidates.iter().any(|env| !env.is_abstract && glob.is_match(&env.name)) {
             return Err(
-                Error::new(format!("--env `{value}` matches no environment")).with_help(known_help(&project, &known)?)
+                Error::new(format!("--env `{value}` matches no environment")).with_help(known_help(&project, &known))
             );
         }
     }
@@ -152,7 +152,7 @@ pub fn select_environments(
     }
     if environments.is_empty() {
         return Err(Error::new(format!("no environment matches the selection ({})", selection.flags()))
-            .with_help(known_help(&project, &known)?));
+            .with_help(known_help(&project, &known)));
     }
     for env in &environments {
         if let Some((name, at)) = env.needs.iter().find(|(name, _)| !known.contains(name)) {
@@ -160,7 +160,7 @@ pub fn select_environments(
                 at.clone(),
                 format!("environment `{}` needs `{name}`, which is not an environment", env.name),
             )
-            .with_help(known_help(&project, &known)?));
+            .with_help(known_help(&project, &known)));
         }
     }
     if let Some(wave) = selection.wave {
@@ -220,17 +220,22 @@ fn load(project: &Project, names: &[&String]) -> Result<Vec<Environment>> {
 }
 
 /// The concrete environments of the repository, with their labels, for errors.
-fn known_help(project: &Project, known: &[String]) -> Result<String> {
+fn known_help(project: &Project, known: &[String]) -> String {
     let names: Vec<&String> = known.iter().collect();
-    let described: Vec<String> = load(project, &names)?
-        .into_iter()
-        .filter(|e| !e.is_abstract)
-        .map(|e| {
-            let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            if labels.is_empty() { e.name } else { format!("{} ({})", e.name, labels.join(",")) }
-        })
-        .collect();
-    Ok(format!("environments: {}", described.join(", ")))
+    // Labels help to pick; a file that does not load (its own error comes when it is selected)
+    // must not hide the mistake being reported, so then the names alone.
+    let described: Vec<String> = match load(project, &names) {
+        Ok(environments) => environments
+            .into_iter()
+            .filter(|e| !e.is_abstract)
+            .map(|e| {
+                let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                if labels.is_empty() { e.name } else { format!("{} ({})", e.name, labels.join(",")) }
+            })
+            .collect(),
+        Err(_) => known.to_vec(),
+    };
+    format!("environments: {}", described.join(", "))
 }
 
 /// How many environments a fleet run works on at once. Rendering already uses every core
@@ -660,6 +665,16 @@ mod tests {
         assert!(select(&["base"], &[]).unwrap_err().message.contains("is abstract"));
         assert!(select(&[], &["tier in (a"]).unwrap_err().message.contains("(--env-selector)"));
         assert!(select(&["[a"], &[]).unwrap_err().message.starts_with("--env `[a` is not a glob"));
+    }
+
+    #[test]
+    fn an_unknown_name_is_reported_even_when_another_environment_does_not_load() {
+        let dir = repo();
+        std::fs::write(dir.path().join("environments/broken.yaml"), "releases: [\n").unwrap();
+        let selection = EnvironmentSelection { envs: vec!["prod".to_string()], ..Default::default() };
+        let err = select_environments(dir.path(), None, &selection).unwrap_err();
+        assert_eq!(err.message, "unknown environment `prod` (--env)");
+        assert_eq!(err.help.as_deref(), Some("environments: base, broken, dev, prod-eu, prod-us, staging"));
     }
 
     #[test]

@@ -510,11 +510,17 @@ def run(argv, cwd=None, timeout=300):
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd)
         timer = threading.Timer(timeout, p.kill)
+        timer.daemon = True
         timer.start()
-        # wait4, not Popen.wait: it gives this child's own resource usage.
-        _, status, usage = os.wait4(p.pid, 0)
-        timer.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)
+        try:
+            # wait4, not Popen.wait: it gives this child's own resource usage.
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            timer.cancel()
+            if p.returncode is None:  # interrupted: the child must not outlive the run
+                p.kill()
+                p.wait()
         seconds = time.monotonic() - start
         out.seek(0)
         err.seek(0)

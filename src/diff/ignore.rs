@@ -97,13 +97,10 @@ fn places<'v>(rules: &[&IgnoreRule], objects: impl Iterator<Item = &'v Value>, l
             out.extend(set.leaves().iter().filter_map(|leaf| place_of(leaf, kind)));
         }
     }
-    let mut unique: Vec<Place> = Vec::with_capacity(out.len());
-    for place in out {
-        if !unique.contains(&place) {
-            unique.push(place);
-        }
-    }
-    unique
+    // Managers can own thousands of leaves: once each, in linear time (`Value` has no `Hash`).
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    out.retain(|place| seen.insert(format!("{place:?}")));
+    out
 }
 
 /// The places in `value` that pointer `steps` address.

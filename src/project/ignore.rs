@@ -108,29 +108,21 @@ const POINTER_HELP: &str = "write an RFC 6901 pointer such as /spec/replicas (~1
 impl Pointer {
     /// The unescaped steps of `text`, or what is wrong with it.
     pub(crate) fn parse(text: &str) -> std::result::Result<Vec<String>, String> {
-        let Some(rest) = text.strip_prefix('/') else {
+        if !text.starts_with('/') {
             return Err("it does not start with `/`".to_string());
-        };
-        rest.split('/')
+        }
+        let pointer = json_patch::jsonptr::Pointer::parse(text)
+            .map_err(|_| "it has a `~` that is not `~0` or `~1`".to_string())?;
+        pointer
+            .tokens()
             .enumerate()
-            .map(|(at, raw)| {
-                if raw.is_empty() {
+            .map(|(at, token)| {
+                let step = token.decoded().into_owned();
+                if step.is_empty() {
                     return Err(format!("step {} is empty", at + 1));
                 }
-                let mut step = String::with_capacity(raw.len());
-                let mut chars = raw.chars();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '~' => match chars.next() {
-                            Some('0') => step.push('~'),
-                            Some('1') => step.push('/'),
-                            _ => return Err(format!("`{raw}` has a `~` that is not `~0` or `~1`")),
-                        },
-                        c => step.push(c),
-                    }
-                }
                 if step.contains('=') && selector(&step).is_none() {
-                    return Err(format!("`{raw}` is not field=value[,field=value]"));
+                    return Err(format!("`{}` is not field=value[,field=value]", token.encoded()));
                 }
                 Ok(step)
             })
@@ -246,7 +238,7 @@ mod tests {
             ("", "it does not start with `/`"),
             ("/spec//replicas", "step 2 is empty"),
             ("/spec/", "step 2 is empty"),
-            ("/a~2", "`a~2` has a `~` that is not `~0` or `~1`"),
+            ("/a~2", "it has a `~` that is not `~0` or `~1`"),
             ("/containers/name=", "`name=` is not field=value[,field=value]"),
             ("/containers/=web", "`=web` is not field=value[,field=value]"),
             ("/containers/name=a,b", "`name=a,b` is not field=value[,field=value]"),

@@ -1,11 +1,11 @@
 //! A direct loader for the YAML that templates and tools write: block mappings and sequences,
-//! one-line flow collections, plain scalars (wrapped over lines too, as go-yaml writes long
-//! strings in CRDs), one-line quoted scalars, literal block scalars (`|`), comments and `---`
+//! one-line flow collections, plain and quoted scalars (wrapped over lines too, as go-yaml and
+//! controller-gen write long strings in CRDs), literal block scalars (`|`), comments and `---`
 //! separators. serde-saphyr's general deserializer spends most of a large
 //! render on such text (hundreds of instructions a byte); this reads it about ten times faster.
 //!
 //! It gives up (`None`) on anything outside that subset — anchors, aliases, tags, folded
-//! (`>`) or multi-line quoted scalars, complex keys, directives, tabs outside literal blocks, duplicate keys — and
+//! (`>`) scalars, escaped line breaks, complex keys, directives, tabs outside literal blocks, duplicate keys — and
 //! on anything it cannot be sure of; the caller then parses the text with serde-saphyr as before.
 //! So the result is serde-saphyr's either way, and every error still comes from serde-saphyr
 //! with its line and column. Plain scalars other than the commonest forms (words, decimal
@@ -323,9 +323,9 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
                 Some((value, line + 1))
             }
             b'"' | b'\'' => {
-                let (value, used) = quoted(text)?;
-                rest_is_comment(&text[used..])?;
-                Some((self.build.string(value, at), line + 1))
+                let (value, last, used) = self.quoted_lines(line, col, end, parent)?;
+                rest_is_comment(&self.lines[last][used..])?;
+                Some((self.build.string(value, at), last + 1))
             }
             _ => {
                 let scalar = plain(text, false)?;
@@ -383,6 +383,46 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
             next = line;
         }
         Some(folded.map(|folded| (folded, next)))
+    }
+
+    /// A quoted scalar from column `col` of `line`, closed there or on a line below indented
+    /// past `parent` (controller-gen wraps long descriptions so), folded as YAML folds flow
+    /// scalars: a line's trailing and the next line's leading spaces go, a line break becomes a
+    /// space, each empty line a break. Returns its value, the line it closes on and the byte just
+    /// past its closing quote. An escaped line break, or a line indented no more than `parent`
+    /// (which go-yaml accepts and YAML refuses), is left to the parsers.
+    fn quoted_lines(&self, line: usize, col: usize, end: usize, parent: usize) -> Option<(String, usize, usize)> {
+        let quote = self.lines[line].as_bytes()[col];
+        let mut out = String::new();
+        let (mut line, mut start) = (line, col + 1);
+        loop {
+            // A quote is not a space: trimming keeps the closing quote, if this line holds it.
+            let piece = self.lines[line][start..].trim_end_matches(' ');
+            if let Some(used) = quoted_part(piece, quote, &mut out)? {
+                return Some((out, line, start + used));
+            }
+            let mut empty = 0;
+            loop {
+                line += 1;
+                if line >= end {
+                    return None;
+                }
+                let text = self.lines[line];
+                let indent = indentation(text);
+                if indent == text.len() {
+                    empty += 1;
+                } else if indent <= parent {
+                    return None;
+                } else {
+                    start = indent;
+                    break;
+                }
+            }
+            if empty == 0 {
+                out.push(' ');
+            }
+            out.extend(std::iter::repeat_n('\n', empty));
+        }
     }
 
     /// `|`, `|-` or `|+` and the lines below it, indented past `parent`.
@@ -591,7 +631,10 @@ fn key(content: &str) -> Option<Option<(String, usize)>> {
     let bytes = content.as_bytes();
     match bytes[0] {
         b'"' | b'\'' => {
-            let Some((name, used)) = quoted(content) else { return None };
+            let mut name = String::new();
+            // Not closed on this line: no key (keys are one line), maybe a multi-line value.
+            let Some(used) = quoted_part(&content[1..], bytes[0], &mut name)? else { return Some(None) };
+            let used = used + 1;
             let spaces = indentation(&content[used..]);
             let after = used + spaces;
             if bytes.get(after) == Some(&b':') && matches!(bytes.get(after + 1), None | Some(b' ')) {
@@ -691,9 +734,17 @@ fn starts_with_indicator(bytes: &[u8]) -> bool {
 /// A quoted scalar at the start of `text`, closed on the same line: its value and the bytes it
 /// used. Escapes outside the common ones, and surrogates, are left to serde-saphyr.
 fn quoted(text: &str) -> Option<(String, usize)> {
-    let quote = text.as_bytes()[0];
     let mut out = String::new();
-    let mut chars = text.char_indices().skip(1);
+    let used = quoted_part(&text[1..], text.as_bytes()[0], &mut out)??;
+    Some((out, used + 1))
+}
+
+/// Reads `text`, the rest of a line inside a scalar quoted by `quote`, onto `out`: `Some(Some(n))`
+/// when it closes, `n` bytes in (with the quote); `Some(None)` when the line ends inside it;
+/// `None` for what is left to serde-saphyr (a tab, an uncommon escape, a surrogate, a
+/// backslash ending the line).
+fn quoted_part(text: &str, quote: u8, out: &mut String) -> Option<Option<usize>> {
+    let mut chars = text.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
             '\t' => return None,
@@ -702,13 +753,13 @@ fn quoted(text: &str) -> Option<(String, usize)> {
                     out.push('\'');
                     chars.next();
                 } else {
-                    return Some((out, i + 1));
+                    return Some(Some(i + 1));
                 }
             }
-            '"' if quote == b'"' => return Some((out, i + 1)),
+            '"' if quote == b'"' => return Some(Some(i + 1)),
             '\\' if quote == b'"' => {
                 let (_, escape) = chars.next()?;
-                let hex = |chars: &mut std::iter::Skip<std::str::CharIndices>, n: usize| -> Option<char> {
+                let hex = |chars: &mut std::str::CharIndices, n: usize| -> Option<char> {
                     let mut code = 0u32;
                     for _ in 0..n {
                         code = code * 16 + chars.next()?.1.to_digit(16)?;
@@ -738,7 +789,7 @@ fn quoted(text: &str) -> Option<(String, usize)> {
             c => out.push(c),
         }
     }
-    None
+    Some(None)
 }
 
 #[cfg(test)]
@@ -850,6 +901,18 @@ data:
     }
 
     #[test]
+    fn wrapped_quoted_scalars_are_folded() {
+        // As controller-gen wraps a CRD's long descriptions.
+        let text = "a:\n  description: 'The name, i.e:  \n    tls'''\n  b: \"x\n\n    \\u00e9 \"  # c\n- \"one\n  two\"\n";
+        assert!(agreed(text).is_none(), "a sequence entry among keys");
+        let docs = agreed(&text[..text.len() - 14]).expect("read directly");
+        assert_eq!(docs[0]["a"]["description"], "The name, i.e: tls'");
+        assert_eq!(docs[0]["a"]["b"], "x\né ");
+        let docs = agreed("- \"one\n  two\"\n- '\n\n  '\n").expect("read directly");
+        assert_eq!(docs[0], serde_json::json!(["one two", "\n"]));
+    }
+
+    #[test]
     fn scalars_resolve_as_serde_saphyr_resolves_them() {
         for scalar in [
             "1",
@@ -913,7 +976,9 @@ data:
             "a: &x 1\nb: *x\n",
             "a: !!str 1\n",
             "a: >\n  folded\n",
-            "a: \"two\n  lines\"\n",
+            "a: \"two \\\n  lines\"\n",
+            "a:\n  b: 'under\n  indented'\n",
+            "a: 'not closed\n  at all\n",
             "? complex\n: key\n",
             "%YAML 1.2\n---\na: 1\n",
             "a: 1\na: 2\n",
@@ -985,6 +1050,13 @@ data:
             "wrapped # c\n  line",
             "two\n  a: b",
             "2001-12-14\n  21:59:43.10",
+            "'wrapped\n  quote'",
+            "'trailing  \n    spaces ''q'''",
+            "\"dq\n  two\n\n  \\u00e9 \\\\\n\n\n  # three\"",
+            "\"escaped \\\n  break\"",
+            "'\n  '",
+            "'open\n  a: b",
+            "'x\n  y' z",
         ];
         const KEYS: &[&str] =
             &["name", "app.kubernetes.io/name", "'quoted'", "\"dq\"", "a b", "1", "y", "<<", "_x", "$ref"];

@@ -2,7 +2,7 @@
 //! taken over by weaver's release of the same name. Against the fake API server, or the real
 //! cluster of WEAVER_TEST_KUBECONFIG, unchanged.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

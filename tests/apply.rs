@@ -1,7 +1,7 @@
 //! `weaver apply`, `history` and `rollback` against a cluster: the in-process fake, or a real
 //! cluster with WEAVER_TEST_KUBECONFIG. Request-count checks only run on the fake.
 
-mod common;
+use crate::common;
 
 use common::Repo;
 use common::cluster::TestCluster;

@@ -3,7 +3,7 @@
 //! outside the chart), on the working tree and on `--rev`; links that stay inside are followed.
 //! A distinctive value planted outside the repository appears in no output.
 
-mod common;
+use crate::common;
 use common::git::{commit_all, init};
 use common::{Repo, Run};
 

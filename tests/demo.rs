@@ -5,7 +5,7 @@
 //!
 //! On the fake API server, or unchanged on the cluster of `WEAVER_TEST_KUBECONFIG`.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 

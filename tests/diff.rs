@@ -1,7 +1,7 @@
 //! `weaver diff` against a cluster: the in-process fake, or a real cluster with
 //! WEAVER_TEST_KUBECONFIG. Every scenario runs in client and server mode, which must agree.
 
-mod common;
+use crate::common;
 
 use common::Repo;
 use common::cluster::TestCluster;
@@ -514,6 +514,6 @@ fn write_live_fixture(path: &std::path::Path) {
     let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items});
     let header = "# `kubectl get -o yaml` of every object of the demo's dev environment (in apply order), after\n\
         # someone scaled web to 3 and set LOG_LEVEL to info. The Secret holds the DEMO ONLY values.\n\
-        # Regenerate: WEAVER_UPDATE_FIXTURES=1 cargo test --test diff diffs_offline\n";
+        # Regenerate: WEAVER_UPDATE_FIXTURES=1 cargo test --test suite diff::diffs_offline\n";
     std::fs::write(path, format!("{header}{}", weaver::yaml::to_yaml_string(&list))).unwrap();
 }

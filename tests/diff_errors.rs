@@ -1,6 +1,6 @@
 //! `weaver diff` bad input: every error names what it concerns and exits 1.
 
-mod common;
+use crate::common;
 
 use common::Repo;
 use common::cluster::TestCluster;

@@ -16,13 +16,13 @@
 //!
 //! What varies from run to run is normalised on both sides before they are compared: times,
 //! commit hashes, the fake server's port, the temporary home (shown as `~`).
-//! `WEAVER_BLESS=1 cargo test --test docs` writes what weaver printed into the blocks that differ.
+//! `WEAVER_BLESS=1 cargo test --test suite docs::` writes what weaver printed into the blocks that differ.
 //!
 //! This is the project's own harness rather than trycmd: examples need the in-process fake API
 //! server running in the test process and a per-block setup (an apply, an edit made out of band)
 //! before the documented command, which trycmd's Markdown cases cannot express.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -444,7 +444,7 @@ fn every_console_example_prints_what_the_documentation_shows() {
     assert!(
         failures.is_empty(),
         "{} documented example(s) no longer print what the documentation shows:\n\n{}\n\
-         Refresh them with: WEAVER_BLESS=1 cargo test --test docs (then review the diff: `…` lines are lost where a block is rewritten)",
+         Refresh them with: WEAVER_BLESS=1 cargo test --test suite docs:: (then review the diff: `…` lines are lost where a block is rewritten)",
         failures.len(),
         failures.join("\n")
     );

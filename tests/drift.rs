@@ -3,7 +3,7 @@
 //! objects server-side applied by field manager `weaver`, and a release record (status
 //! deployed) per release.
 
-mod common;
+use crate::common;
 
 use common::cluster::TestCluster;
 use common::{Repo, Run};

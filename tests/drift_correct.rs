@@ -3,7 +3,7 @@
 //! them, deleted ones created again, under the environment's lock, recorded in the history
 //! without changing what a rollback goes back to.
 
-mod common;
+use crate::common;
 
 use common::demo::Demo;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Fleets: selecting environments by name, glob and label (`--env`, `--env-selector`), and
 //! the commands that plan many environments in one run.
 
-mod common;
+use crate::common;
 
 use common::Repo;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Git: `weaver changed`, `--changed-since`, `--rev` and provenance, over temporary
 //! repositories built with git2.
 
-mod common;
+use crate::common;
 use common::git::{commit_all, init};
 use common::{Repo, interop_available, weaver_in};
 

@@ -2,7 +2,7 @@
 //! $WEAVER_HELM or on PATH; skipped, saying so, without it unless WEAVER_REQUIRE_INTEROP=1), the
 //! errors bad charts give, and a Helm-chart release applied to the test cluster.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use std::collections::BTreeMap;

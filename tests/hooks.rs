@@ -5,7 +5,7 @@
 //! existed at that moment (so the order is the server's, not weaver's account of it), and
 //! writes the Job's status: Complete, or Failed for the names it is told to fail.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! injected sidecar) are neither diff nor drift, and apply neither fights their owner nor
 //! removes them; a create still sets them.
 
-mod common;
+use crate::common;
 
 use common::Repo;
 use common::cluster::TestCluster;

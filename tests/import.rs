@@ -3,7 +3,7 @@
 //! $WEAVER_HELM or on PATH; skipped, saying so, without it unless WEAVER_REQUIRE_INTEROP=1),
 //! what is listed as not converted, and the errors.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! kustomization; each is compared object by object, order aside, weaver's own labels aside,
 //! and the release's namespace aside where kustomize left an object without one.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The per-environment lock (a Lease), through weaver's library API, against the fake API
 //! server or the real cluster of `WEAVER_TEST_KUBECONFIG`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

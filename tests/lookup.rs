@@ -2,7 +2,7 @@
 //! server or a real cluster (WEAVER_TEST_KUBECONFIG); nothing in `render`; the objects of a
 //! `--live-from` file.
 
-mod common;
+use crate::common;
 
 use common::cluster::TestCluster;
 use common::{Repo, Run};

@@ -6,7 +6,7 @@
 //! Each test's ConfigMapSyncs carry a label with the test's prefix, and its operator only
 //! watches those, so tests running at the same time on one real cluster do not see each other.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

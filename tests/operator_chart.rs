@@ -4,7 +4,7 @@
 //! finds its pods `restricted` (on the fake API server, or unchanged on the cluster of
 //! `WEAVER_TEST_KUBECONFIG`).
 
-mod common;
+use crate::common;
 
 use common::cluster::TestCluster;
 use common::{Repo, copy_dir, eventually, project_root, weaver_in};

@@ -8,8 +8,7 @@
 //! places: weaver's `Flavor::Kustomize` is checked against the one, `Flavor::Kubernetes`
 //! against the other. Where weaver departs from one of them on purpose, the case says so.
 
-#[path = "common/skip.rs"]
-mod skip;
+use crate::common::skip;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,9 +1,9 @@
 //! The book's command reference (docs/src/reference/weaver*.md) and the man pages (docs/man/)
 //! are generated from the clap definitions, so they cannot drift from `--help`. This test is
 //! the generator: it fails when a committed file differs from what it generates, and
-//! `WEAVER_BLESS=1 cargo test --test reference` writes them anew.
+//! `WEAVER_BLESS=1 cargo test --test suite reference::` writes them anew.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,7 @@ fn reference_pages() -> BTreeMap<PathBuf, String> {
         let man = std::iter::once("weaver").chain(words.iter().map(String::as_str)).collect::<Vec<_>>().join("-");
         let page = pages.entry(root().join("docs/src/reference").join(&file)).or_insert_with(|| {
             "<!-- Generated from the clap definitions (src/cli.rs) by tests/reference.rs: do not edit.\n     \
-             Refresh with: WEAVER_BLESS=1 cargo test --test reference -->\n"
+             Refresh with: WEAVER_BLESS=1 cargo test --test suite reference:: -->\n"
                 .to_string()
         });
         let heading = if words.len() < 2 { "#" } else { "##" };
@@ -119,7 +119,7 @@ fn check(generated: BTreeMap<PathBuf, String>, dir: &Path, is_generated: impl Fn
     }
     assert!(
         stale.is_empty(),
-        "{}\nrefresh with: WEAVER_BLESS=1 cargo test --test reference (and commit the result)",
+        "{}\nrefresh with: WEAVER_BLESS=1 cargo test --test suite reference:: (and commit the result)",
         stale.join("\n")
     );
 }

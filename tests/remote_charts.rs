@@ -4,7 +4,7 @@
 //! them unless WEAVER_REQUIRE_INTEROP=1); render from the cache only, offline; tampered and
 //! re-pinned archives; `weaver changed` for a lock change.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

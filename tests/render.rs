@@ -1,7 +1,7 @@
 //! `weaver render` on the demo repository: golden output, determinism, YAML 1.1 safety, and the
 //! other read-only commands.
 
-mod common;
+use crate::common;
 use common::{Repo, interop_available, project_root, weaver_in};
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Every user error of `weaver render`: exact message, with the file and line, and exit code 1.
 
-mod common;
+use crate::common;
 use common::Repo;
 
 /// The first line of stderr, which must say what failed and where.

@@ -2,7 +2,7 @@
 //! `--live-from`), the comment size limit, provenance, no secret in any format, and the HTML
 //! page as a real browser sees it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

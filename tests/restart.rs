@@ -4,7 +4,7 @@
 //! requests it retried; so does a `--wait` the server restarts under. A server that stays down
 //! fails the apply within the retry budget.
 
-mod common;
+use crate::common;
 
 use std::process::Child;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Secrets end to end: decryption in rendering, redaction on every output path, the
 //! `weaver secrets` commands (edit on every exit path), tampering, and age CLI interop.
 
-mod common;
+use crate::common;
 use common::{Repo, Run, interop_available, project_root};
 
 use std::path::{Path, PathBuf};

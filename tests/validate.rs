@@ -2,7 +2,7 @@
 //! `weaver render`, the error's format and exit code, no false positive on real workloads, and
 //! agreement with a server's strict field validation on the same objects.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

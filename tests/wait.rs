@@ -2,7 +2,7 @@
 //! WEAVER_TEST_KUBECONFIG. A real test cluster may run no scheduler or kubelet (pods never
 //! start), so rollouts that must finish are checked on the fake only.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};

@@ -2,7 +2,7 @@
 //! repository, duplicate objects and names the API server would refuse. Symbolic links need
 //! set-up code: they are in tests/confine.rs.
 
-use crate::{Case, run_cases};
+use super::{Case, run_cases};
 
 const CASES: &[Case] = &[
     Case {

@@ -269,7 +269,7 @@ const CASES: &[Case] = &[
         name: "malformed SOPS_AGE_KEY",
         files: &[("environments/dev.yaml", WITH_SECRETS), ("secrets/dev.yaml", DEV_SECRETS)],
         args: &["render", "--env", "dev"],
-        env: &[("SOPS_AGE_KEY", crate::FAKE_AGE_KEY)],
+        env: &[("SOPS_AGE_KEY", super::FAKE_AGE_KEY)],
         expect: &["SOPS_AGE_KEY: line 1: the age secret key is malformed"],
     },
     Case {

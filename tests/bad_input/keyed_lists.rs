@@ -1,7 +1,7 @@
 //! Keyed lists that server-side apply rejects (an element without its key, or one twice): diff
 //! and apply say which object, which list and which key, before anything is sent.
 
-use crate::{Case, run_cases};
+use super::{Case, run_cases};
 
 const LIVE: (&str, &str) = ("live.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: apps}\n");
 const DIFF: &[&str] = &["diff", "--env", "dev", "--live-from", "{repo}/live.yaml"];

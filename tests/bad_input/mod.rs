@@ -7,15 +7,13 @@
 //! Inputs may contain the seeded credentials in [`SEEDS`]; none may appear in any output.
 
 mod actions;
-#[path = "../common/mod.rs"]
-mod common;
 mod confine;
 mod keyed_lists;
 mod names;
 
 mod cli;
 
-use common::Repo;
+use crate::common::{self, Repo};
 
 mod ci;
 mod inputs;

@@ -1,7 +1,7 @@
 //! Names that must be RFC 1123 labels: release names (at most 53 characters) and namespaces
 //! (at most 63), one check with two lengths.
 
-use crate::{Case, run_cases};
+use super::{Case, run_cases};
 
 #[test]
 fn names() {

@@ -443,7 +443,7 @@ pub enum Restarter<'a> {
     /// A shell command run with the seconds to stay down as its last argument: it stops the
     /// server, waits that long, starts it again and returns once the server is ready. The
     /// guard keeps other tests from restarting it until this one ends.
-    Command(String, std::sync::MutexGuard<'static, ()>),
+    Command(String, #[allow(dead_code)] std::sync::MutexGuard<'static, ()>),
 }
 
 impl Restarter<'_> {

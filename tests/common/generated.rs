@@ -16,6 +16,7 @@ pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
 
 /// A fleet: environments `env-00`, `env-01`, … of `releases` releases each (as
 /// [`generate_repo`]'s), environment `env-NN` in namespace `fleet-NN`, labelled `fleet: bench`.
+#[allow(dead_code)] // the fleet benchmark's: this file is shared with benches/support
 pub fn generate_fleet(dir: &Path, environments: usize, releases: usize) {
     write_chart(dir);
     for i in 0..environments {

@@ -1,5 +1,4 @@
 //! Shared helpers for the end-to-end tests: temporary repositories and running the binary.
-#![allow(dead_code)] // each test binary uses a different subset
 
 pub mod browser;
 pub mod cluster;

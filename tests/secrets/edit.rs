@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use weaver::secrets::{Document, EditOutcome, EditSession, SecretsError, Selector, encrypt};
 
-use crate::common::{identities, key_pair, settings};
+use super::common::{identities, key_pair, settings};
 
 const PLAIN: &str = "# database\ndb:\n    user: app-user\n    password: old-password # rotate me\nkeep: unchanged-value\nlist:\n    - same-item\n    - same-item\n";
 

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use weaver::secrets::{Document, IdentitySources, SecretsError, Selector, SopsFile, decrypt_bytes, encrypt};
 
-use crate::common::{identities, key_pair, settings};
+use super::common::{identities, key_pair, settings};
 
 const PLAIN: &str = "api_token: s3cr3t-t0ken-value\nnested:\n    password: hunter2-long\n    port: 5432\nlist:\n    - first-item-secret\n";
 const SECRETS: [&str; 4] = ["s3cr3t-t0ken-value", "hunter2-long", "5432", "first-item-secret"];

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use weaver::secrets::{IdentityOrigin, IdentitySources, SecretsError};
 
-use crate::common::key_pair;
+use super::common::key_pair;
 
 fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<OsString> {
     let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), v.into())).collect();

@@ -11,13 +11,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use weaver::secrets::{Document, Item, Selector, Value, decrypt_file, encrypt};
 
-use crate::common::{identities, key_pair, settings};
+use super::common::{identities, key_pair, settings};
 
 /// Whether the `age` CLI can be used; panics if it is required but missing.
 #[track_caller]
 fn age_cli() -> bool {
     let found = Command::new("age").arg("--version").output().is_ok_and(|o| o.status.success());
-    crate::skip::interop_or_skip((!found).then_some("the age CLI is not installed (apt-get install age)"))
+    crate::common::skip::interop_or_skip((!found).then_some("the age CLI is not installed (apt-get install age)"))
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {

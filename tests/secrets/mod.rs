@@ -9,6 +9,4 @@ mod interop;
 mod redact;
 mod roundtrip;
 mod rules;
-#[path = "../common/skip.rs"]
-mod skip;
 mod vectors;

@@ -5,7 +5,7 @@ use std::path::Path;
 use regex::Regex;
 use weaver::secrets::{Document, Format, Item, Selector, SopsFile, Value, encrypt};
 
-use crate::common::{identities, key_pair, settings};
+use super::common::{identities, key_pair, settings};
 
 const SAMPLE: &str = r#"# top comment
 str: plain string

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use weaver::secrets::{CreationRules, SecretsError, Selector, encryption_settings};
 
-use crate::common::key_pair;
+use super::common::key_pair;
 
 #[test]
 fn first_matching_rule_relative_to_the_config_directory() {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use weaver::secrets::{IdentitySources, SopsFile, decrypt_file};
 
-use crate::common::{vectors, yaml_value};
+use super::common::{vectors, yaml_value};
 
 fn check(dir: &str, encrypted: &str, key: &str, expected: &str) {
     let dir = vectors().join(dir);

@@ -1,0 +1,39 @@
+//! The integration tests, in one binary: one per file linked the crate and its dependencies
+//! thirty-odd times, most of a first `cargo test`'s build. Each file is a module; run one with
+//! `cargo test --test suite MODULE::` (`cargo test --test suite fleet::`).
+
+mod common;
+
+mod adopt;
+mod apply;
+mod bad_input;
+mod confine;
+mod demo;
+mod diff;
+mod diff_errors;
+mod docs;
+mod drift;
+mod drift_correct;
+mod examples;
+mod fleet;
+mod git;
+mod helm;
+mod hooks;
+mod ignore;
+mod import;
+mod kustomize;
+mod lock;
+mod lookup;
+mod operator;
+mod operator_chart;
+mod patch_kubectl;
+mod reference;
+mod remote_charts;
+mod render;
+mod render_errors;
+mod report;
+mod restart;
+mod secrets;
+mod secrets_cli;
+mod validate;
+mod wait;

@@ -903,7 +903,8 @@ data:
     #[test]
     fn wrapped_quoted_scalars_are_folded() {
         // As controller-gen wraps a CRD's long descriptions.
-        let text = "a:\n  description: 'The name, i.e:  \n    tls'''\n  b: \"x\n\n    \\u00e9 \"  # c\n- \"one\n  two\"\n";
+        let text =
+            "a:\n  description: 'The name, i.e:  \n    tls'''\n  b: \"x\n\n    \\u00e9 \"  # c\n- \"one\n  two\"\n";
         assert!(agreed(text).is_none(), "a sequence entry among keys");
         let docs = agreed(&text[..text.len() - 14]).expect("read directly");
         assert_eq!(docs[0]["a"]["description"], "The name, i.e: tls'");

@@ -320,3 +320,55 @@ fn a_url_written_in_the_file_is_an_error_that_does_not_quote_it() {
         "{stderr}"
     );
 }
+
+/// A fleet: each environment tells its own notifications of its own apply; one that cannot
+/// be delivered is a warning naming its environment, and the fleet's exit code stays 0.
+#[test]
+fn each_environment_of_a_fleet_tells_its_own_notifications() {
+    let cluster = common::cluster::TestCluster::start();
+    let repo = common::Repo::minimal();
+    let lock = cluster.namespace("lock");
+    for (env, kind) in [("eu", "json"), ("us", "slack")] {
+        let ns = cluster.namespace(env);
+        let var = env.to_uppercase();
+        repo.write(
+            &format!("environments/{env}.yaml"),
+            &format!(
+                "namespace: {ns}\ncluster: {{lockNamespace: {lock}}}\nnotifications:\n  - {{name: {env}-hook, type: {kind}, url: {{fromEnv: {var}_HOOK}}, timeout: 1s}}\nreleases:\n  - name: app\n    chart: app\n"
+            ),
+        );
+    }
+    let (eu, us) = (Receiver::start(&[Answer::Status(200)]), Receiver::start(&[Answer::Status(200)]));
+    let run = repo.weaver_env(
+        &["--kubeconfig", cluster.kubeconfig().to_str().unwrap(), "apply", "--env", "eu,us"],
+        &[("EU_HOOK", &eu.url), ("US_HOOK", &us.url)],
+    );
+    code(&run, 0);
+    let eu_requests = eu.requests();
+    assert_eq!(eu_requests.len(), 1);
+    assert_eq!(
+        (eu_requests[0].1["environment"].as_str(), eu_requests[0].1["notification"].as_str()),
+        (Some("eu"), Some("eu-hook"))
+    );
+    let us_requests = us.requests();
+    assert_eq!(us_requests.len(), 1);
+    assert!(us_requests[0].1["text"].as_str().unwrap().starts_with("environment us applied"), "{:#}", us_requests[0].1);
+
+    // us's webhook is gone: a warning of environment us; eu's is told, the fleet exits 0.
+    repo.write("charts/app/values.yaml", "greeting: bonjour\n");
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("http://{}/hooks/{TOKEN}", closed.local_addr().unwrap());
+    drop(closed);
+    let run = repo.weaver_env(
+        &["--kubeconfig", cluster.kubeconfig().to_str().unwrap(), "apply", "--env", "eu,us"],
+        &[("EU_HOOK", &eu.url), ("US_HOOK", &refused)],
+    );
+    code(&run, 0);
+    assert!(
+        run.stderr.contains("warning: environment `us`: notification `us-hook` (environments/us.yaml:4:5) of the apply event was not delivered: the connection was refused ("),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("environment `eu`: notification"), "{}", run.stderr);
+    assert_eq!(eu.requests().len(), 2);
+}

@@ -173,3 +173,37 @@ fn not_answered(err: &ureq::Error) -> Attempt {
     };
     Attempt { reason, retry, asked: Duration::ZERO }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ureq's own messages quote the URL for some errors; what weaver says never does.
+    #[test]
+    fn a_url_ureq_refuses_is_not_quoted() {
+        let secret = "T0KEN-in-the-path";
+        for url in [format!("http://[not-a-host/{secret}"), format!("http://exa mple.org/{secret}")] {
+            let failure = post(&url, b"{}", Duration::from_secs(1)).unwrap_err();
+            assert!(!failure.reason.contains(secret), "{}", failure.reason);
+            assert_eq!(failure.attempts, 1, "not retried: {}", failure.reason);
+        }
+    }
+
+    #[test]
+    fn only_what_may_pass_is_retried() {
+        let headers = ureq::http::HeaderMap::new();
+        for (code, retry) in
+            [(500, true), (503, true), (429, true), (408, true), (404, false), (403, false), (301, false)]
+        {
+            let attempt = answered(StatusCode::from_u16(code).unwrap(), &headers);
+            assert_eq!(attempt.retry, retry, "{code}");
+        }
+        let mut asking = ureq::http::HeaderMap::new();
+        asking.insert("retry-after", "3".parse().unwrap());
+        let attempt = answered(StatusCode::TOO_MANY_REQUESTS, &asking);
+        assert_eq!(
+            (attempt.asked, attempt.reason.as_str()),
+            (Duration::from_secs(3), "the webhook answered 429 Too Many Requests")
+        );
+    }
+}

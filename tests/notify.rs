@@ -202,6 +202,11 @@ fn applies_drift_and_corrections_are_told_in_json_and_slack_without_the_url() {
     assert_eq!(blocks.last().unwrap()["type"], "context");
     assert!(!message.to_string().contains(TOKEN));
 
+    // A correction's dry run corrects nothing: what it tells is drift.
+    code(&demo.weaver_env(&["drift", "--env", "dev", "--correct", "--dry-run"], &env), 2);
+    let (_, dry) = hook.requests().pop().unwrap();
+    assert_eq!((dry["event"].as_str(), dry["drift"]["correction"]["dryRun"].as_bool()), (Some("drift"), Some(true)));
+
     // Corrected: told as such.
     code(&demo.weaver_env(&["drift", "--env", "dev", "--correct"], &env), 2);
     let (_, corrected) = hook.requests().pop().unwrap();
@@ -211,7 +216,7 @@ fn applies_drift_and_corrections_are_told_in_json_and_slack_without_the_url() {
     assert!(message["text"].as_str().unwrap().starts_with("drift in environment dev corrected"), "{message:#}");
     // In sync again: nobody is told.
     code(&demo.weaver_env(&["drift", "--env", "dev"], &env), 0);
-    assert_eq!((hook.requests().len(), slack.requests().len()), (3, 2));
+    assert_eq!((hook.requests().len(), slack.requests().len()), (4, 3));
 }
 
 /// A webhook that answers 500, answers too slowly, refuses the connection or has no URL: a

@@ -377,3 +377,16 @@ fn each_environment_of_a_fleet_tells_its_own_notifications() {
     assert!(!run.stderr.contains("environment `eu`: notification"), "{}", run.stderr);
     assert_eq!(eu.requests().len(), 2);
 }
+
+/// The book's example is an environment file weaver reads.
+#[test]
+fn the_book_s_example_is_a_valid_environment_file() {
+    let page = std::fs::read_to_string(common::project_root().join("docs/src/guides/notifications.md")).unwrap();
+    let start = page.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let example = &page[start..start + page[start..].find("```").unwrap()];
+    assert!(example.contains("notifications:"), "{example}");
+    let repo = common::Repo::minimal();
+    repo.write("environments/prod.yaml", &format!("{example}releases:\n  - name: app\n    chart: app\n"));
+    let out = repo.weaver(&["envs", "--env", "prod"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

@@ -87,7 +87,7 @@ fn policy(timeout: Duration) -> RetryPolicy {
 fn post(url: &str, body: &[u8], timeout: Duration) -> Result<Sent, Failure> {
     let policy = policy(timeout);
     let started = Instant::now();
-    let deadline = started + timeout;
+    let deadline = started + policy.budget;
     // A webhook answers where it is asked: a redirect is an answer to report, not to follow
     // (a POST followed would become a GET, and carry the body nowhere).
     let agent = crate::http::agent(None, timeout, 0);

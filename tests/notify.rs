@@ -142,6 +142,10 @@ fn applies_drift_and_corrections_are_told_in_json_and_slack_without_the_url() {
     let hook = Receiver::start(&[Answer::Status(200)]);
     let env = [("HOOK_URL", hook.url.as_str())];
 
+    // A dry run changes nothing, and tells no one.
+    code(&demo.weaver_env(&["apply", "--env", "dev", "--dry-run"], &env), 0);
+    assert!(hook.requests().is_empty());
+
     // An apply that creates: `ops` hears of it; `team-slack` is not subscribed to applies.
     let applied = demo.weaver_env(&["apply", "--env", "dev", "-v"], &env);
     code(&applied, 0);
@@ -389,4 +393,32 @@ fn the_book_s_example_is_a_valid_environment_file() {
     repo.write("environments/prod.yaml", &format!("{example}releases:\n  - name: app\n    chart: app\n"));
     let out = repo.weaver(&["envs", "--env", "prod"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+/// An apply that fails is told as an error, with the failed release and why; the exit code is
+/// the apply's (1), whether the webhook hears of it or not.
+#[test]
+fn a_failed_apply_is_told_as_an_error() {
+    let cluster = common::cluster::TestCluster::start();
+    let repo = common::Repo::minimal();
+    let (lock, ns) = (cluster.namespace("lock"), cluster.namespace("apps"));
+    // Its namespace does not exist, and weaver is told not to create it.
+    let missing = format!("{}-missing", cluster.prefix);
+    repo.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {ns}\ncluster: {{lockNamespace: {lock}}}\nnotifications:\n  - {{name: ops, type: json, url: {{fromEnv: HOOK_URL}}, events: [apply]}}\nreleases:\n  - name: app\n    chart: app\n    namespace: {missing}\n    createNamespace: false\n"
+        ),
+    );
+    let hook = Receiver::start(&[Answer::Status(200)]);
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let run = repo.weaver_env(&["--kubeconfig", &kubeconfig, "apply", "--env", "dev"], &[("HOOK_URL", &hook.url)]);
+    code(&run, 1);
+    let requests = hook.requests();
+    assert_eq!(requests.len(), 1, "{}", run.stderr);
+    let body = &requests[0].1;
+    assert_eq!((body["event"].as_str(), body["severity"].as_str()), (Some("apply"), Some("error")));
+    assert!(body["summary"].as_str().unwrap().starts_with("the apply of environment dev failed: "), "{body:#}");
+    assert_eq!(body["apply"]["failed"], true);
+    assert!(body["apply"]["releases"][0]["error"].is_string(), "{body:#}");
 }

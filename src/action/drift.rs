@@ -37,8 +37,8 @@ pub struct DriftOptions {
 
 /// Compares each selected release's last deployed revision with the cluster: one LIST of
 /// Secrets per release namespace (the records), then one LIST per (resource, namespace) the
-/// records name, all with weaver's release label. Only reads.
-/// Drift found is told to the environment's `notifications:`.
+/// records name, all with weaver's release label. Only reads the cluster; drift found is told
+/// to the environment's `notifications:`.
 pub async fn drift(options: &DriftOptions, cx: Context<'_>) -> Result<Report> {
     let on = cx.on;
     let selected = select(&options.selection, IfEmpty::Warn, on)?;

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCompleter;
 
 use crate::completion;
+pub use crate::project::parse_duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -586,28 +587,6 @@ fn concurrency() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(1..=1000)
 }
 
-/// The longest duration a flag takes: waits this long are mistakes, and a bound keeps
-/// `Instant::now() + duration` from overflowing.
-const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-/// `30s`, `5m`, `1m30s`, `500ms`, `2h`: the durations kubectl's flags take, parsed by jiff's
-/// friendly format (which also takes `1h 30m`, `1.5h`, `90 seconds`). clap prefixes the flag.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
-        format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms")
-    })?;
-    if parsed.is_negative() {
-        return Err(format!("`{text}` is negative: expected a duration longer than zero, like 30s"));
-    }
-    match std::time::Duration::try_from(parsed) {
-        Ok(duration) if duration.is_zero() => {
-            Err(format!("`{text}` is zero: expected a duration longer than zero, like 30s"))
-        }
-        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
-        _ => Err(format!("`{text}` is too long: expected at most 24h")),
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ListFormat {
     Text,
@@ -650,6 +629,8 @@ pub struct CompletionsArgs {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use crate::project::MAX_DURATION;
 
     use proptest::prelude::*;
 

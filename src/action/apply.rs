@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use super::notifications::notify;
 use super::removed::removed_releases;
 use super::render::{Desired, IfEmpty, Offline, Quotes, RenderOptions, prepare};
 use super::{Context, OnProgress, Progress, connect_sharing, phase};
@@ -16,6 +17,7 @@ use crate::cluster::{
 };
 use crate::diff::plan::plan_adopting;
 use crate::error::{Error, Result};
+use crate::notify::Message;
 use crate::project::Environment;
 use crate::render::RenderedRelease;
 
@@ -131,7 +133,23 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
         }
         Ok(Locked { releases, options: apply_options, looked_up })
     };
-    execute(&cluster, &env, &options.settings, desired, interrupted, on).await
+    let applied = execute(&cluster, &env, &options.settings, desired, interrupted, on).await?;
+    if !options.settings.dry_run && worth_telling(&applied) {
+        let lock_lost = applied.lock_lost.is_some();
+        let message = Message::applied(&applied.report, &applied.options, &cluster.info.context, lock_lost, redactor);
+        let keys = (selection.repo.as_path(), options.render.identity.as_deref());
+        notify(&env, prepared.source(), keys, message, cx).await;
+    }
+    Ok(applied)
+}
+
+/// Whether an apply is news: it changed something, or failed. An apply with nothing to do
+/// (a pipeline's usual run) tells no one.
+fn worth_telling(applied: &Applied) -> bool {
+    let t = applied.report.totals();
+    applied.report.failed()
+        || applied.lock_lost.is_some()
+        || t.created + t.configured + t.pruned + t.failed + t.not_applied + t.hooks_succeeded + t.hooks_failed > 0
 }
 
 /// What an apply works on once it holds the environment's lock.

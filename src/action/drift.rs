@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::apply::{Applied, Locked, Settings, apply_options, execute};
+use super::notifications::notify;
 use super::render::{IfEmpty, Selected, Selection, select};
 use super::rollback::{recorded_release, register_secret_values};
 use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell_retries};
@@ -21,6 +22,7 @@ use crate::drift::{
 };
 use crate::error::Result;
 use crate::manifest::ObjectKey;
+use crate::notify::Message;
 use crate::release_record::{self, Record, RecordedObject};
 
 #[derive(Debug, Clone)]
@@ -35,14 +37,28 @@ pub struct DriftOptions {
 
 /// Compares each selected release's last deployed revision with the cluster: one LIST of
 /// Secrets per release namespace (the records), then one LIST per (resource, namespace) the
-/// records name, all with weaver's release label. Only reads.
-pub async fn drift(options: &DriftOptions, on: OnProgress<'_>) -> Result<Report> {
+/// records name, all with weaver's release label. Only reads the cluster; drift found is told
+/// to the environment's `notifications:`.
+pub async fn drift(options: &DriftOptions, cx: Context<'_>) -> Result<Report> {
+    let on = cx.on;
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
     let cluster =
         connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "comparing with", on).await?;
     let (report, _) = compare(&cluster, &selected, options.concurrency, on).await?;
     tell_retries(&cluster, on);
+    if report.has_drift() {
+        tell(&selected, &options.selection, &report, cx).await;
+    }
     Ok(report)
+}
+
+/// Tells the environment's notifications of the drift in `report`, and of its correction.
+async fn tell(selected: &Selected, selection: &Selection, report: &Report, cx: Context<'_>) {
+    let message = Message::drift(report, cx.redactor);
+    // Drift decrypts nothing else: a `fromSecret` URL takes the age key from the environment
+    // variables or the environment's `identityFile`.
+    let keys = (selection.repo.as_path(), None);
+    notify(&selected.env, selected.project.source.as_ref(), keys, message, cx).await;
 }
 
 /// The drift of the selected releases, and their last deployed records.
@@ -141,6 +157,7 @@ pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &At
     let applied = execute(&cluster, &selected.env, &options.settings, desired, interrupted, on).await?;
     let mut report = found.into_inner().expect("execute made what it applies");
     tell_corrections(&mut report, &applied.report, options.settings.dry_run);
+    tell(&selected, &options.drift.selection, &report, cx).await;
     Ok(Corrected { report, applied: Some(applied) })
 }
 

@@ -431,7 +431,7 @@ pub fn drift(
     options: impl Fn(&str) -> DriftOptions + Sync,
     cx: FleetContext,
 ) -> Vec<Outcome<crate::drift::Report>> {
-    each(environments, cx, |env, cx| block_on(super::drift::drift(&options(env), cx.on)))
+    each(environments, cx, |env, cx| block_on(super::drift::drift(&options(env), cx)))
 }
 
 /// How a fleet apply runs its environments.

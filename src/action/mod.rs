@@ -10,6 +10,7 @@ pub mod drift;
 pub mod fleet;
 pub mod history;
 pub mod import;
+mod notifications;
 pub mod plan;
 mod removed;
 pub mod render;
@@ -41,6 +42,9 @@ pub enum Progress<'a> {
     Writing,
     /// The apply's own events: objects, releases, readiness.
     Apply(crate::apply::Event<'a>),
+    /// How a notification of the environment (`notifications:`) went: a failure is a warning,
+    /// never the action's error.
+    Notified(crate::notify::Delivery),
 }
 
 /// Where an action's [`Progress`] goes.

@@ -330,6 +330,11 @@ fn overrides_of(selected: &Selected, flags: &OverrideFlags, on: OnProgress) -> R
 }
 
 impl Prepared {
+    /// Where the environment was read from (the working tree, or `--rev`'s commit).
+    pub fn source(&self) -> &dyn crate::project::Source {
+        self.selected.project.source.as_ref()
+    }
+
     /// The value flags as given, for the release records.
     pub fn overrides(&self) -> Vec<String> {
         self.secrets.overrides.describe()

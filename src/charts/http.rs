@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use ureq::Agent;
-use ureq::tls::{PemItem, RootCerts, TlsConfig};
+use ureq::tls::{PemItem, RootCerts};
 
 use super::registry_login;
 use crate::error::{Error, Result};
@@ -135,30 +134,28 @@ impl Connection {
     /// `base_url` is the repository's HTTP(S) URL (an OCI registry's `https://host`).
     pub fn open(machine: &Machine, chart: &RemoteChart, base_url: &str) -> Result<Connection> {
         let credentials = machine.credentials(chart)?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut tls = TlsConfig::builder().unversioned_rustls_crypto_provider(provider);
-        if let Some(ca_file) = &credentials.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|e| {
-                Error::io("read CA file", ca_file, e).with_help(format!("the CA of repository {}", chart.repository))
-            })?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(PemItem::Certificate(cert)) => Some(cert),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err(Error::new(format!("CA file {} holds no PEM certificate", ca_file.display()))
-                    .with_help(format!("the CA of repository {}", chart.repository)));
+        let roots = match &credentials.ca_file {
+            None => None,
+            Some(ca_file) => {
+                let pem = std::fs::read(ca_file).map_err(|e| {
+                    Error::io("read CA file", ca_file, e)
+                        .with_help(format!("the CA of repository {}", chart.repository))
+                })?;
+                let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(PemItem::Certificate(cert)) => Some(cert),
+                        _ => None,
+                    })
+                    .collect();
+                if certs.is_empty() {
+                    return Err(Error::new(format!("CA file {} holds no PEM certificate", ca_file.display()))
+                        .with_help(format!("the CA of repository {}", chart.repository)));
+                }
+                Some(RootCerts::new_with_certs(&certs))
             }
-            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
-        }
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
-            .tls_config(tls.build())
-            .build()
-            .into();
+        };
+        // ureq's default number of redirects, as before.
+        let agent = crate::http::agent(roots, Duration::from_secs(300), 10);
         Ok(Connection {
             agent,
             credentials,

@@ -1,6 +1,7 @@
 //! API errors turned into messages that say what weaver was doing, against which cluster, what
 //! the server said, and what to try.
 
+pub(crate) use crate::project::humanize;
 use std::error::Error as StdError;
 
 use super::ClusterInfo;
@@ -79,19 +80,5 @@ pub(crate) fn request_error(err: kube::Error, doing: &str, cluster: &ClusterInfo
                     .with_help("check the server address of the context, and that the cluster is up")
             }
         }
-    }
-}
-
-/// `30s`, `1m30s`, `500ms`.
-pub(crate) fn humanize(duration: std::time::Duration) -> String {
-    let ms = duration.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = duration.as_secs();
-    match (secs / 60, secs % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m{s}s"),
     }
 }

@@ -31,12 +31,13 @@ pub use objects::Deleted;
 pub use rate_limit::{RequestRate, SharedServers};
 pub use ready::{Readiness, readiness};
 pub use retry::DEFAULT_RETRY_BUDGET;
-use retry::{Retrier, RetryPolicy, transient_answer};
+use retry::{Retrier, transient_answer};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
 use crate::error::{Error, Result};
 pub use crate::manifest::{ListTarget, Listed};
 use crate::manifest::{MANAGER, api_group};
+use crate::retry::RetryPolicy;
 
 /// How many requests weaver keeps in flight at once, by default. Below the 49 seats a 1.32
 /// server's API priority and fairness gives the `global-default` level (where a user's

@@ -18,56 +18,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::time::Instant;
 
 use super::ClusterInfo;
 use super::error::{chain_mentions, humanize, request_error, timed_out};
 use crate::error::Error;
+use crate::retry::RetryPolicy;
 
 /// How long requests may keep failing before weaver gives up, by default (`--retry-budget`).
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
-/// How long, and how far apart, a request is tried.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RetryPolicy {
-    /// How long after a request was first sent it may still be retried; also how long every
-    /// request may fail before those failing are no longer retried (see the module's header).
-    pub budget: Duration,
-    /// The longest wait before the second attempt; it doubles for each later one.
-    pub base: Duration,
-    /// No wait is longer, not even one a server asks for with `Retry-After`.
-    pub cap: Duration,
-}
-
-impl RetryPolicy {
-    /// Waits of 200 ms doubling to 5 s, for `budget`.
-    pub(crate) fn within(budget: Duration) -> Self {
-        RetryPolicy { budget, base: Duration::from_millis(200), cap: Duration::from_secs(5) }
-    }
-
-    /// The longest wait after `failed` attempts (1 or more): `base`, doubled per attempt, capped.
-    fn backoff(&self, failed: u32) -> Duration {
-        let factor = 1u32.checked_shl(failed.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
-    }
-
-    /// The wait after `failed` attempts, the last of which failed with `err`: "equal jitter",
-    /// between half the backoff and all of it, so that concurrent clients spread out but every
-    /// one still backs off. A 429 asking for longer (`retryAfterSeconds`) gets what it asks,
-    /// up to the cap.
-    fn delay(&self, failed: u32, err: &kube::Error) -> Duration {
-        let backoff = self.backoff(failed);
-        let half = backoff / 2;
-        let jittered = half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0));
-        let asked = match err {
-            kube::Error::Api(status) if status.code == 429 => {
-                status.details.as_ref().map_or(0, |details| details.retry_after_seconds)
-            }
-            _ => 0,
-        };
-        jittered.max(Duration::from_secs(asked.into())).min(self.cap)
-    }
+/// The wait after `failed` attempts, the last of which failed with `err`: the policy's jittered
+/// backoff, or what a 429 asks for (`retryAfterSeconds`) when longer, up to the cap.
+fn delay(policy: &RetryPolicy, failed: u32, err: &kube::Error) -> Duration {
+    let asked = match err {
+        kube::Error::Api(status) if status.code == 429 => {
+            status.details.as_ref().map_or(0, |details| details.retry_after_seconds)
+        }
+        _ => 0,
+    };
+    policy.delay(failed, Duration::from_secs(asked.into()))
 }
 
 /// The retry policy of one client, and what its requests learn together: since when the server
@@ -151,7 +121,7 @@ impl Retrier {
                 return Err(GaveUp { error, attempts, elapsed: started.elapsed(), outage });
             }
             // The last attempt goes at the deadline rather than not at all.
-            tokio::time::sleep(self.policy.delay(attempts, &error).min(deadline - now)).await;
+            tokio::time::sleep(delay(&self.policy, attempts, &error).min(deadline - now)).await;
         }
     }
 }
@@ -288,22 +258,6 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_and_jitter_stays_within_it() {
-        let policy = RetryPolicy::within(DEFAULT_RETRY_BUDGET);
-        let ceilings: Vec<u128> = (1..=8).map(|n| policy.backoff(n).as_millis()).collect();
-        assert_eq!(ceilings, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
-        assert_eq!(policy.backoff(u32::MAX), policy.cap, "no overflow");
-        let busy = answer(503, "unavailable");
-        for failed in 1..=8 {
-            let ceiling = policy.backoff(failed);
-            for _ in 0..200 {
-                let delay = policy.delay(failed, &busy);
-                assert!(delay >= ceiling / 2 && delay <= ceiling, "{delay:?} after {failed} failures");
-            }
-        }
-    }
-
-    #[test]
     fn a_429_waits_as_long_as_the_server_asks_up_to_the_cap() {
         let policy = RetryPolicy::within(DEFAULT_RETRY_BUDGET);
         // As the apiserver's flow control sends it.
@@ -312,9 +266,9 @@ mod tests {
                 "reason": "TooManyRequests", "details": {"retryAfterSeconds": seconds}});
             kube::Error::Api(serde_json::from_value(status).unwrap())
         };
-        assert_eq!(policy.delay(1, &asking(1)), Duration::from_secs(1));
-        assert_eq!(policy.delay(1, &asking(3600)), policy.cap);
-        assert!(policy.delay(1, &asking(0)) <= policy.backoff(1), "no Retry-After: plain backoff");
+        assert_eq!(delay(&policy, 1, &asking(1)), Duration::from_secs(1));
+        assert_eq!(delay(&policy, 1, &asking(3600)), policy.cap);
+        assert!(delay(&policy, 1, &asking(0)) <= policy.backoff(1), "no Retry-After: plain backoff");
     }
 
     /// A request that keeps failing, on tokio's paused clock: how many times it is sent and

@@ -73,7 +73,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
 
 /// One environment, as `weaver drift --env NAME` always showed it.
 fn one(ui: &Ui, args: &DriftArgs, options: &DriftOptions) -> Result<ExitCode> {
-    let report = block_on(drift(options, &|p| ui.progress(p)))?;
+    let report = block_on(drift(options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     write_report(ui, args, &report)?;
     Ok(if report.has_drift() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -80,6 +80,19 @@ impl Ui {
             action::Progress::Info(message) => self.info(&message),
             action::Progress::Warning(message) => self.warn(&message),
             action::Progress::Status(message) => self.status(&message),
+            action::Progress::Notified(delivery) => self.notified(None, &delivery),
+        }
+    }
+
+    /// How a notification went: a warning when it was not delivered (the run's result and exit
+    /// code stay as they are), a verbose line when it was. Never the URL.
+    fn notified(&self, env: Option<&str>, delivery: &crate::notify::Delivery) {
+        let of = env.map_or_else(String::new, |env| format!("environment `{env}`: "));
+        let name =
+            format!("{of}notification `{}` ({}) of the {} event", delivery.name, delivery.at, delivery.event.as_str());
+        match &delivery.result {
+            Ok(sent) => self.info(&format!("{name} was delivered ({} attempt(s))", sent.attempts)),
+            Err(failure) => self.warn(&format!("{name} was not delivered: {}", failure.reason)),
         }
     }
 
@@ -93,6 +106,7 @@ impl Ui {
             action::Progress::Info(message) => self.info(&of(message)),
             action::Progress::Warning(message) => self.warn(&of(message)),
             action::Progress::Status(message) => self.status(&of(message)),
+            action::Progress::Notified(delivery) => self.notified(Some(env), &delivery),
             action::Progress::Phase(..) | action::Progress::Writing | action::Progress::Apply(_) => {}
         }
     }

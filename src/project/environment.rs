@@ -7,7 +7,8 @@
 //! order, then the child's new ones. `abstract` is never inherited.
 //!
 //! `ignoreDifferences` is a list too: a derived file's replaces its base's, at the environment
-//! and per release; a release follows the environment's rules and then its own.
+//! and per release; a release follows the environment's rules and then its own. So is
+//! `notifications` (`notifications: []` tells no one of a derived environment).
 //!
 //! `substitute` and `substituteFrom` (Flux's `postBuild` variables, see
 //! `crate::kustomize::substitute`) belong to kustomization releases: on a release that ends up
@@ -23,6 +24,7 @@ use serde_saphyr::Spanned;
 use crate::error::{Error, Location, Result};
 use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive};
 use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
+use crate::project::notifications::{Notification, NotificationFile};
 use crate::project::source::{Source, is_plain_name, utf8};
 use crate::project::values::{deep_merge, merge_overrides};
 
@@ -50,6 +52,7 @@ struct EnvironmentFile {
     kube_version: Option<Spanned<String>>,
     repositories: Option<Vec<Spanned<RepositoryFile>>>,
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
+    notifications: Option<Vec<Spanned<NotificationFile>>>,
     releases: Option<Vec<Spanned<ReleaseFile>>>,
 }
 
@@ -201,6 +204,8 @@ pub struct Environment {
     /// `ignoreDifferences`: rules every release of the environment follows (each release's
     /// `ignore_differences` holds them too).
     pub ignore_differences: Vec<IgnoreRule>,
+    /// `notifications`: the webhooks told of this environment's applies and drift.
+    pub notifications: Vec<Notification>,
 }
 
 impl PathRef {
@@ -249,6 +254,8 @@ impl Environment {
             identity_file: self.identity_file.as_ref().map(PathRef::unlocated),
             needs: self.needs.iter().map(|(name, _)| (name.clone(), Location::file(""))).collect(),
             ignore_differences: self.ignore_differences.iter().map(IgnoreRule::unlocated).collect(),
+            // Who is told of an apply changes nothing any release deploys.
+            notifications: Vec::new(),
             ..self.clone()
         }
     }
@@ -633,6 +640,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut kube_version = None;
     let mut repositories: BTreeMap<String, Repository> = BTreeMap::new();
     let mut ignore_differences = Vec::new();
+    let mut notifications = Vec::new();
     let mut releases: Vec<PartialRelease> = Vec::new();
     // Where each release name is in `releases`: a derived file's release merges into its base's.
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -671,6 +679,9 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         }
         if let Some(rules) = file.ignore_differences {
             ignore_differences = ignore_rules(&file_path, rules)?;
+        }
+        if let Some(list) = file.notifications {
+            notifications = crate::project::notifications::parse_all(&file_path, list)?;
         }
         for spanned in file.repositories.unwrap_or_default() {
             let repository = Repository::parse(&file_path, spanned)?;
@@ -727,6 +738,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         kube_version,
         releases,
         ignore_differences,
+        notifications,
     })
 }
 
@@ -904,8 +916,11 @@ pub(crate) fn needs_order(needs: &[Vec<usize>]) -> std::result::Result<Vec<usize
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::project::FsSource;
+    use crate::project::notifications::DEFAULT_TIMEOUT as DEFAULT_NOTIFICATION_TIMEOUT;
 
     /// `Debug` of a parse result without serde-saphyr's byte spans, which the direct reader
     /// does not make (weaver reads only lines and columns).
@@ -937,6 +952,16 @@ values: {domain: é.example, replicas: 3, ratio: 1.5, flag: yes, list: [a, 1, tr
 # a comment
 
 secrets: [secrets/dev.yaml]
+notifications:
+  - name: ops
+    type: json
+    url: {fromEnv: OPS_HOOK}
+    events: [apply, drift]
+    timeout: 10s
+  - name: team
+    type: slack
+    url:
+      fromSecret: {file: secrets/hooks.yaml, key: slack}
 releases:
 - name: web
   chart: web
@@ -1140,6 +1165,83 @@ releases:
         let prod = load(&files, "prod").unwrap();
         assert_eq!(pointers(&prod, "web"), ["[][\"/webhooks/*/clientConfig/caBundle\"]"]);
         assert_eq!(pointers(&prod, "api"), pointers(&prod, "web"));
+    }
+
+    #[test]
+    fn notifications_are_inherited_and_replaced_through_extends() {
+        use crate::project::notifications::{EventKind, Kind, UrlSource};
+        let files = [
+            (
+                "base.yaml",
+                "abstract: true\nnotifications:\n  - name: ops\n    type: slack\n    url: {fromSecret: {file: secrets/hooks.yaml, key: slack}}\n    events: [drift]\n",
+            ),
+            ("dev.yaml", "extends: base\n"),
+            (
+                "prod.yaml",
+                "extends: base\nnotifications:\n  - {name: pager, type: json, url: {fromEnv: PAGER_URL}, timeout: 5s}\n",
+            ),
+            ("quiet.yaml", "extends: base\nnotifications: []\n"),
+        ];
+        let dev = load(&files, "dev").unwrap();
+        let ops = &dev.notifications[0];
+        assert_eq!((ops.name.as_str(), ops.kind, ops.timeout), ("ops", Kind::Slack, DEFAULT_NOTIFICATION_TIMEOUT));
+        assert_eq!(ops.events.iter().copied().collect::<Vec<_>>(), [EventKind::Drift]);
+        assert_eq!(ops.at.to_string(), "environments/base.yaml:3:5");
+        assert!(
+            matches!(&ops.url, UrlSource::Secret { file, key } if file.path == Path::new("secrets/hooks.yaml") && key == "slack")
+        );
+        let prod = load(&files, "prod").unwrap();
+        assert_eq!(prod.notifications.len(), 1);
+        let pager = &prod.notifications[0];
+        assert_eq!((pager.url.clone(), pager.timeout), (UrlSource::Env("PAGER_URL".into()), Duration::from_secs(5)));
+        assert_eq!(pager.events.len(), 3, "every event unless `events` says");
+        assert!(load(&files, "quiet").unwrap().notifications.is_empty());
+        // Who is told is no setting a release depends on.
+        let mut quiet = dev.clone();
+        quiet.notifications.clear();
+        assert!(dev.same_settings(&quiet));
+    }
+
+    #[test]
+    fn a_notification_that_is_not_right_is_an_error_where_it_is_written() {
+        let error = |notification: &str| {
+            let text = format!("notifications:\n  - {notification}\n");
+            load(&[("dev.yaml", &text)], "dev").unwrap_err().to_string()
+        };
+        assert_eq!(
+            error("{name: ops, type: json, url: https://hooks.example.org/s3cr3t}"),
+            "environments/dev.yaml:2:34: notification `ops`: `url` is written in the environment file, where anyone who reads the repository reads its credential"
+        );
+        assert_eq!(error("{name: ops, type: json}"), "environments/dev.yaml:2:5: notification `ops` has no `url`");
+        assert_eq!(
+            error("{name: ops, url: {fromEnv: X}}"),
+            "environments/dev.yaml:2:5: notification `ops` has no `type`"
+        );
+        assert_eq!(
+            error("{name: ops, type: json, url: {fromEnv: X, fromSecret: {file: a, key: b}}}"),
+            "environments/dev.yaml:2:34: notification `ops`: `url` takes exactly one of `fromEnv` and `fromSecret`"
+        );
+        assert_eq!(
+            error("{name: ops, type: json, url: {fromEnv: 'A-B'}}"),
+            "environments/dev.yaml:2:34: notification `ops`: `fromEnv` is not an environment variable's name"
+        );
+        assert_eq!(
+            error("{name: ops, type: json, url: {fromSecret: {file: a}}}"),
+            "environments/dev.yaml:2:34: notification `ops`: `fromSecret` takes `file` and `key`"
+        );
+        assert_eq!(
+            error("{name: ops, type: json, url: {fromEnv: X}, events: [sync]}"),
+            "environments/dev.yaml:2:57: notification `ops`: `sync` is not an event"
+        );
+        assert_eq!(
+            error("{name: ops, type: json, url: {fromEnv: X}, timeout: soon}"),
+            "environments/dev.yaml:2:57: notification `ops`: `timeout`: `soon` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms"
+        );
+        let twice = "notifications:\n  - {name: ops, type: json, url: {fromEnv: OPS_A}}\n  - {name: ops, type: json, url: {fromEnv: OPS_B}}\n";
+        assert_eq!(
+            load(&[("dev.yaml", twice)], "dev").unwrap_err().to_string(),
+            "environments/dev.yaml:3:5: notification `ops` is defined twice in this file (first at line 2)"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod chart;
 pub mod environment;
 pub mod ignore;
+pub mod notifications;
 pub mod selector;
 pub mod settings;
 pub mod source;
@@ -75,4 +76,41 @@ pub fn select_releases<'a>(
         .filter(|r| selector.matches(&r.labels))
         .filter(|r| changed.is_none_or(|changed| changed.contains(&r.name)))
         .collect())
+}
+
+/// The longest duration a flag or a file takes: waits this long are mistakes, and a bound keeps
+/// `Instant::now() + duration` from overflowing.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `30s`, `5m`, `1m30s`, `500ms`, `2h`: the durations kubectl's flags take (and environment
+/// files: a notification's `timeout`), parsed by jiff's friendly format (which also takes
+/// `1h 30m`, `1.5h`, `90 seconds`). clap prefixes the flag; a file's error, its location.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
+        format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms")
+    })?;
+    if parsed.is_negative() {
+        return Err(format!("`{text}` is negative: expected a duration longer than zero, like 30s"));
+    }
+    match std::time::Duration::try_from(parsed) {
+        Ok(duration) if duration.is_zero() => {
+            Err(format!("`{text}` is zero: expected a duration longer than zero, like 30s"))
+        }
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        _ => Err(format!("`{text}` is too long: expected at most 24h")),
+    }
+}
+
+/// `30s`, `1m30s`, `500ms`: a duration as [`parse_duration`] reads it.
+pub fn humanize(duration: std::time::Duration) -> String {
+    let ms = duration.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = duration.as_secs();
+    match (secs / 60, secs % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
 }

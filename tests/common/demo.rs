@@ -110,10 +110,15 @@ impl Demo {
     }
 
     pub fn weaver(&self, args: &[&str]) -> Run {
+        self.weaver_env(args, &[])
+    }
+
+    /// [`Demo::weaver`] with environment variables set.
+    pub fn weaver_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
         let kubeconfig = self.cluster.kubeconfig().to_str().unwrap().to_string();
         let mut all = vec!["--kubeconfig", &kubeconfig];
         all.extend_from_slice(args);
-        self.repo.weaver(&all)
+        self.repo.weaver_env(&all, envs)
     }
 
     /// The rendered objects with real secret values, as an apply would send them.

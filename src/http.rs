@@ -1,0 +1,26 @@
+//! The HTTP(S) client weaver builds for what it fetches (remote charts) and sends
+//! (notifications): ureq on rustls with the aws-lc-rs provider, kube's, so that one crypto
+//! library is built; webpki's roots unless a CA is given.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::Agent;
+use ureq::tls::{RootCerts, TlsConfig};
+
+/// An agent that returns every HTTP status as a response (the caller says what each means),
+/// ends a request after `timeout` and follows at most `max_redirects`.
+pub(crate) fn agent(roots: Option<RootCerts>, timeout: Duration, max_redirects: u32) -> Agent {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = TlsConfig::builder().unversioned_rustls_crypto_provider(provider);
+    if let Some(roots) = roots {
+        tls = tls.root_certs(roots);
+    }
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .max_redirects(max_redirects)
+        .tls_config(tls.build())
+        .build()
+        .into()
+}

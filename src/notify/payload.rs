@@ -1,0 +1,197 @@
+//! What a notification tells: a [`Message`], made from an apply's or a drift's result, and
+//! weaver's JSON document of it (schema version 1, docs/src/reference/json-output.md), which
+//! embeds the `-o json` report of the command that sent it.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::apply::{ApplyOptions, Report as ApplyResults};
+use crate::drift::{CorrectionResult, Report as DriftResults, State};
+use crate::project::notifications::EventKind;
+use crate::report::json::{ApplyReport, DriftReport};
+use crate::secrets::Redactor;
+
+/// The most lines a message lists (failed releases, drifted objects); more are counted.
+const MAX_LINES: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// An apply that went through, drift corrected.
+    Info,
+    /// Drift found.
+    Warning,
+    /// An apply or a correction that failed, or was interrupted.
+    Error,
+}
+
+/// One event of one environment, for every notification subscribed to it.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub event: EventKind,
+    pub severity: Severity,
+    pub environment: String,
+    /// The kubeconfig context applied to or compared with.
+    pub context: String,
+    /// The commit applied (apply only; null outside git).
+    pub commit: Option<String>,
+    /// One line saying what happened.
+    pub summary: String,
+    /// What went wrong or drifted, one line each, at most [`MAX_LINES`] and a count of the rest.
+    pub lines: Vec<String>,
+    /// `weaver apply -o json` or `weaver drift -o json` of the run, redacted.
+    report: Value,
+    /// When the message was made (RFC 3339, UTC).
+    time: String,
+}
+
+/// weaver's JSON document (`type: json`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Payload<'a> {
+    schema_version: u32,
+    notification: &'a str,
+    event: &'static str,
+    severity: Severity,
+    environment: &'a str,
+    context: &'a str,
+    commit: Option<&'a str>,
+    time: &'a str,
+    summary: &'a str,
+    apply: Option<&'a Value>,
+    drift: Option<&'a Value>,
+}
+
+impl Message {
+    /// An apply's result. `lock_lost`: another apply took the environment's lock meanwhile.
+    pub fn applied(
+        report: &ApplyResults,
+        options: &ApplyOptions,
+        context: &str,
+        lock_lost: bool,
+        redactor: &Redactor,
+    ) -> Message {
+        let t = report.totals();
+        let counts =
+            format!("{} created, {} configured, {} pruned, {} failed", t.created, t.configured, t.pruned, t.failed);
+        let commit = options.commit.as_deref().map_or_else(String::new, |c| {
+            let dirty = if options.dirty == Some(true) { ", with uncommitted changes" } else { "" };
+            format!(" (commit {}{dirty})", &c[..c.len().min(12)])
+        });
+        let env = &options.environment;
+        let (severity, summary) = if report.interrupted {
+            (Severity::Error, format!("the apply of environment {env}{commit} was interrupted: {counts}"))
+        } else if report.failed() || lock_lost {
+            (Severity::Error, format!("the apply of environment {env}{commit} failed: {counts}"))
+        } else {
+            (Severity::Info, format!("environment {env} applied{commit}: {counts}"))
+        };
+        let mut lines: Vec<String> = report
+            .releases
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("release {}: {}", r.name, redactor.redact(e))))
+            .collect();
+        if lock_lost {
+            lines.push("another apply took the environment's lock: this one stopped starting new work".to_string());
+        }
+        Message {
+            event: EventKind::Apply,
+            severity,
+            environment: env.clone(),
+            context: context.to_string(),
+            commit: options.commit.clone(),
+            summary,
+            lines: bounded(lines),
+            report: redacted(&ApplyReport::new(report, options, redactor), redactor),
+            time: now(),
+        }
+    }
+
+    /// Drift found, and corrected if `report` says a correction ran (and was not a dry run).
+    pub fn drift(report: &DriftResults, redactor: &Redactor) -> Message {
+        let s = report.summary();
+        let counts = format!("{} drifted, {} missing, {} in sync", s.drifted, s.missing, s.in_sync);
+        let env = &report.environment;
+        let correction = report.correction.filter(|c| !c.dry_run);
+        let (event, severity, summary) = match correction {
+            None => (EventKind::Drift, Severity::Warning, format!("drift in environment {env}: {counts}")),
+            Some(c) if c.failed => (
+                EventKind::DriftCorrected,
+                Severity::Error,
+                format!("drift in environment {env}, not all corrected: {counts}"),
+            ),
+            Some(_) => {
+                (EventKind::DriftCorrected, Severity::Info, format!("drift in environment {env} corrected: {counts}"))
+            }
+        };
+        let mut lines = Vec::new();
+        for release in &report.releases {
+            for object in release.objects.iter().filter(|o| o.state != State::InSync) {
+                let sign = if object.state == State::Missing { "missing" } else { "drifted" };
+                let corrected = match object.correction.as_ref().map(|c| c.result) {
+                    None => "",
+                    Some(CorrectionResult::Corrected) => ", corrected",
+                    Some(CorrectionResult::Unchanged) => ", unchanged",
+                    Some(CorrectionResult::Failed) => ", correction failed",
+                    Some(CorrectionResult::NotApplied) => ", not corrected",
+                };
+                let name = crate::report::object_name(&object.api_version, &object.key);
+                lines.push(format!("{sign}: {name} (release {}{corrected})", release.name));
+            }
+        }
+        Message {
+            event,
+            severity,
+            environment: env.clone(),
+            context: report.context.clone(),
+            commit: None,
+            summary,
+            lines: bounded(lines),
+            report: redacted(&DriftReport::new(report), redactor),
+            time: now(),
+        }
+    }
+
+    /// weaver's JSON document, as notification `name` sends it.
+    pub fn json(&self, name: &str) -> Vec<u8> {
+        let (apply, drift) = match self.event {
+            EventKind::Apply => (Some(&self.report), None),
+            EventKind::Drift | EventKind::DriftCorrected => (None, Some(&self.report)),
+        };
+        let payload = Payload {
+            schema_version: 1,
+            notification: name,
+            event: self.event.as_str(),
+            severity: self.severity,
+            environment: &self.environment,
+            context: &self.context,
+            commit: self.commit.as_deref(),
+            time: &self.time,
+            summary: &self.summary,
+            apply,
+            drift,
+        };
+        serde_json::to_vec(&payload).expect("a payload is JSON")
+    }
+}
+
+/// `lines`, the first [`MAX_LINES`] of them and a count of the others.
+fn bounded(mut lines: Vec<String>) -> Vec<String> {
+    if lines.len() > MAX_LINES {
+        let more = lines.len() - MAX_LINES;
+        lines.truncate(MAX_LINES);
+        lines.push(format!("… and {more} more"));
+    }
+    lines
+}
+
+/// A report as JSON, every value the redactor knows masked (before JSON escapes them).
+fn redacted(report: &impl Serialize, redactor: &Redactor) -> Value {
+    let mut value = serde_json::to_value(report).expect("a report is JSON");
+    redactor.redact_value(&mut value);
+    value
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -24,6 +24,7 @@ mod import;
 mod kustomize;
 mod lock;
 mod lookup;
+mod notify;
 mod operator;
 mod operator_chart;
 mod patch_kubectl;

@@ -4,7 +4,7 @@
 //! Slack's format; and that a webhook that fails, answers slowly or refuses the connection is
 //! a warning that names the notification, never its URL, and leaves the exit code alone.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

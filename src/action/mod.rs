@@ -13,6 +13,7 @@ pub mod import;
 pub mod plan;
 mod removed;
 pub mod render;
+pub mod report;
 pub mod rollback;
 
 use std::path::Path;

@@ -166,7 +166,7 @@ const IMPORT_EXAMPLES: &str = "Examples:
   weaver import helmfile
   weaver import helmfile deploy/helmfile.yaml --force";
 const REPORT_EXAMPLES: &str = "Examples:
-  weaver diff --env '*' --shard 2/4 -o json > diff-2.json     # on each of 4 runners
+  weaver diff --env \"*\" --shard 2/4 -o json > diff-2.json   # on each of 4 runners
   weaver report merge diff-*.json -o markdown > comment.md     # then once, over every shard's file
   weaver report merge apply-wave-0.json apply-wave-1.json      # a fleet applied wave by wave";
 const COMPLETIONS_EXAMPLES: &str = "Examples:

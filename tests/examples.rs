@@ -330,7 +330,7 @@ impl Checkout {
             }
             if !self.demo.cluster.is_fake() && step.script.contains("apply") {
                 say_skipped(&format!(
-                    "{} ({}) applies with --wait, and a real test server runs no pods: nothing would become ready",
+                    "{} ({}) applies with --wait (or merges what the applies wrote), and a real test server runs no pods: nothing would become ready",
                     step.job, step.runner
                 ));
                 continue;

@@ -16,8 +16,13 @@ pub fn run(ui: &Ui, command: &ReportCommand) -> Result<ExitCode> {
     // As a fleet run prints them: its environments' errors on standard error.
     fn failures<R>(ui: &Ui, fleet: &FleetReport<R>) {
         for env in fleet.environments.iter().filter(|e| e.report.is_none()) {
-            let error = env.error.as_deref().unwrap_or("no report");
-            super::report_error(ui, &Error::new(error).context(format!("environment `{}`", env.environment)));
+            // The report holds the error as `error_text` wrote it: the message, then its help.
+            let text = env.error.as_deref().unwrap_or("no report");
+            let error = match text.split_once("\nhelp: ") {
+                Some((message, help)) => Error::new(message).with_help(help),
+                None => Error::new(text),
+            };
+            super::report_error(ui, &error.context(format!("environment `{}`", env.environment)));
         }
     }
     match &fleet {

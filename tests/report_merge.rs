@@ -126,14 +126,20 @@ fn shards_merged_are_the_fleet_run_in_one_go_for_diff_drift_and_apply() {
     let files = run_shards(&repo, &cluster, &apply, 2, &["0", "1"]);
     let (merged, code) = merge(&repo, &files, "json");
     assert_eq!(code, 0, "{merged}");
-    let verdicts = |report: &Value| -> Vec<(String, Value, Vec<(String, Value)>)> {
+    // `[environment, state, [[object, result]…]]` of each environment.
+    let verdicts = |report: &Value| -> Vec<Value> {
         let envs = report["environments"].as_array().unwrap();
         envs.iter()
             .map(|e| {
-                let objects = e["report"]["releases"].as_array().unwrap().iter().flat_map(|r| {
-                    r["objects"].as_array().unwrap().iter().map(|o| (o["name"].to_string(), o["result"].clone()))
-                });
-                (e["environment"].to_string(), e["state"].clone(), objects.collect())
+                let objects: Vec<Value> = e["report"]["releases"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|r| {
+                        r["objects"].as_array().unwrap().iter().map(|o| serde_json::json!([o["name"], o["result"]]))
+                    })
+                    .collect();
+                serde_json::json!([e["environment"], e["state"], objects])
             })
             .collect()
     };

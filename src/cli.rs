@@ -112,6 +112,9 @@ pub enum Command {
     /// Write environment files from another tool's configuration (exit 2 when something is left out)
     #[command(subcommand, after_help = IMPORT_EXAMPLES)]
     Import(ImportCommand),
+    /// Combine the JSON reports of a fleet's shards into one report
+    #[command(subcommand, after_help = REPORT_EXAMPLES)]
+    Report(ReportCommand),
     /// Print a shell completion script
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -163,6 +166,10 @@ const CHARTS_EXAMPLES: &str = "Examples:
 const IMPORT_EXAMPLES: &str = "Examples:
   weaver import helmfile
   weaver import helmfile deploy/helmfile.yaml --force";
+const REPORT_EXAMPLES: &str = "Examples:
+  weaver diff --env \"*\" --shard 2/4 -o json > diff-2.json   # on each of 4 runners
+  weaver report merge diff-*.json -o markdown > comment.md     # then once, over every shard's file
+  weaver report merge apply-wave-0.json apply-wave-1.json      # a fleet applied wave by wave";
 const COMPLETIONS_EXAMPLES: &str = "Examples:
   echo 'source <(weaver completions bash)' >> ~/.bashrc
   weaver completions fish > ~/.config/fish/completions/weaver.fish";
@@ -236,6 +243,30 @@ pub struct ImportHelmfileArgs {
     /// Replace environment files that already exist
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Combine the `-o json` reports of a fleet's shards (`--shard`, `--wave`) of one command and commit into the fleet's report (exit 1 when an environment failed, 2 when one has changes or drift)
+    Merge(ReportMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportMergeArgs {
+    /// The shards' reports: `weaver diff`, `drift` or `apply` of a fleet with `-o json`
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format: text, json, markdown (diff) or junit (drift), as the command itself offers them
+    #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+    Junit,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diff::ignore::{respect, rules_for};
@@ -33,7 +33,7 @@ use crate::project::Release;
 use crate::release_record::{self, Record};
 
 /// One recorded field whose live value differs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldDrift {
     /// `spec.replicas`, `spec.template.spec.containers[name=web].image`, `data.API_KEY`.
     pub path: String,
@@ -47,7 +47,7 @@ pub struct FieldDrift {
     pub redacted: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     InSync,
@@ -72,14 +72,14 @@ pub struct ObjectDrift {
 }
 
 /// What a drift correction did about one drifted or missing object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Correction {
     pub result: CorrectionResult,
     /// Why it failed or was not applied.
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CorrectionResult {
     /// Applied again (a dry run: the server accepted it).
@@ -92,7 +92,7 @@ pub enum CorrectionResult {
 }
 
 /// What a drift correction did about one release.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseCorrection {
     /// The revision that records the correction (none on a dry run, or when nothing was sent).
     pub revision: Option<u32>,
@@ -109,7 +109,7 @@ pub struct Revision {
     pub dirty: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReleaseState {
     InSync,
@@ -145,7 +145,7 @@ impl ReleaseDrift {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub drifted: usize,
@@ -168,7 +168,7 @@ pub struct Report {
 }
 
 /// How a drift correction ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CorrectionRun {
     pub dry_run: bool,

@@ -33,6 +33,7 @@ mod remote_charts;
 mod render;
 mod render_errors;
 mod report;
+mod report_merge;
 mod restart;
 mod secrets;
 mod secrets_cli;

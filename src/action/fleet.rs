@@ -447,6 +447,8 @@ pub struct FleetApplyOptions {
 pub struct FleetApplied {
     pub environment: String,
     pub wave: i32,
+    /// Its `needs`, as its file says.
+    pub needs: Vec<String>,
     pub ended: Ended<Result<Applied>>,
 }
 
@@ -563,7 +565,12 @@ pub fn apply(
     Ok(order
         .iter()
         .zip(ended)
-        .map(|(env, ended)| FleetApplied { environment: env.name.clone(), wave: env.wave, ended })
+        .map(|(env, ended)| FleetApplied {
+            environment: env.name.clone(),
+            wave: env.wave,
+            needs: env.needs.iter().map(|(name, _)| name.clone()).collect(),
+            ended,
+        })
         .collect())
 }
 

@@ -14,6 +14,7 @@ mod notifications;
 pub mod plan;
 mod removed;
 pub mod render;
+pub mod report;
 pub mod rollback;
 
 use std::path::Path;

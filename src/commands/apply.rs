@@ -1,12 +1,14 @@
 //! `weaver apply`: server-side apply of an environment's releases, with records, prune and
 //! readiness; for a fleet, each environment's in order (waves, `needs`), then a summary.
 
+use std::borrow::Cow;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use super::fleet::FleetFormat;
 use super::progress::{ApplyProgress, FleetApplyProgress, failure, finish, interruptions, summary};
-use super::{Environments, Style, Ui, apply_settings, block_on, connect_options, write_stdout};
+use super::{Environments, Ui, apply_settings, block_on, connect_options};
 use crate::action::Context;
 use crate::action::apply::{Applied, ApplyActionOptions, apply};
 use crate::action::fleet::{self, Ended, FleetApplied, FleetApplyOptions, FleetContext};
@@ -14,7 +16,7 @@ use crate::cli::{ApplyArgs, GlobalArgs, ListFormat};
 use crate::cluster::SharedServers;
 use crate::error::{Error, Result};
 use crate::report::json::{
-    ApplyReport, FleetApplyEnvironment, FleetApplyState, FleetEnvironment, FleetReport, to_text,
+    AnyFleetReport, ApplyReport, FleetApplyEnvironment, FleetApplyState, FleetEnvironment, FleetReport,
 };
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
@@ -54,7 +56,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         FleetContext { redactor: &ui.redactor, on: &|env, p| progress.on(env, p) },
         &interrupted,
     )?;
-    fleet_finish(ui, &applied, args.apply.output, settings.dry_run)
+    fleet_finish(global, ui, args, &applied)
 }
 
 /// How each environment of a fleet apply ended, and the error it exits 1 with (redacted).
@@ -105,19 +107,10 @@ fn report(env: &FleetApplied) -> Option<&Applied> {
     }
 }
 
-fn state_word(state: FleetApplyState) -> &'static str {
-    match state {
-        FleetApplyState::Applied => "applied",
-        FleetApplyState::Failed => "failed",
-        FleetApplyState::Interrupted => "interrupted",
-        FleetApplyState::Skipped => "skipped",
-        FleetApplyState::NotStarted => "not started",
-    }
-}
-
-/// Prints each environment's error, then a table of the environments in the order they were
-/// applied (text) or the fleet's document (JSON). Exits 1 unless every environment applied.
-fn fleet_finish(ui: &Ui, applied: &[FleetApplied], output: ListFormat, dry_run: bool) -> Result<ExitCode> {
+/// Prints each environment's error, then the fleet's report: a table of the environments in
+/// the order they were applied (text) or its document (JSON). Exits 1 unless every environment
+/// applied.
+fn fleet_finish(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs, applied: &[FleetApplied]) -> Result<ExitCode> {
     let states = states(ui, applied);
     let changed = applied
         .iter()
@@ -127,54 +120,27 @@ fn fleet_finish(ui: &Ui, applied: &[FleetApplied], output: ListFormat, dry_run: 
             t.created + t.configured + t.pruned > 0
         })
         .count();
-    let text = match output {
-        ListFormat::Text => {
-            let count = |state| states.iter().filter(|(s, _)| *s == state).count();
-            let dry = if dry_run { " (server dry run: nothing was changed)" } else { "" };
-            let heading = format!(
-                "{} environments: {} applied, {} failed, {} interrupted, {} skipped, {} not started{dry}",
-                applied.len(),
-                count(FleetApplyState::Applied),
-                count(FleetApplyState::Failed),
-                count(FleetApplyState::Interrupted),
-                count(FleetApplyState::Skipped),
-                count(FleetApplyState::NotStarted),
-            );
-            let mut rows = vec![
-                ["ENVIRONMENT", "WAVE", "RESULT", "CREATED", "CONFIGURED", "UNCHANGED", "PRUNED", "FAILED", "NOTE"]
-                    .map(String::from)
-                    .to_vec(),
-            ];
-            for (env, (state, _)) in applied.iter().zip(&states) {
-                let counts = match report(env) {
-                    Some(applied) => {
-                        let t = applied.report.totals();
-                        [t.created, t.configured, t.unchanged, t.pruned, t.failed].map(|n| n.to_string())
-                    }
-                    None => ["-", "-", "-", "-", "-"].map(String::from),
-                };
-                let mut row = vec![env.environment.clone(), env.wave.to_string(), state_word(*state).to_string()];
-                row.extend(counts);
-                row.push(reason(env).unwrap_or_default().to_string());
-                rows.push(row);
-            }
-            format!("{}\n{}", ui.paint(ui.color_stdout, Style::Bold, &heading), super::table(ui, &rows))
-        }
-        ListFormat::Json => {
-            let environments = applied
-                .iter()
-                .zip(&states)
-                .map(|(env, (state, error))| FleetEnvironment {
-                    environment: env.environment.as_str(),
-                    apply: Some(FleetApplyEnvironment { wave: env.wave, state: *state, reason: reason(env) }),
-                    error: error.as_deref(),
-                    report: report(env).map(|a| ApplyReport::new(&a.report, &a.options, &ui.redactor)),
-                })
-                .collect();
-            to_text(&FleetReport::of_apply(environments, changed))
-        }
+    let provenance = crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
+    let environments = applied
+        .iter()
+        .zip(&states)
+        .map(|(env, (state, error))| FleetEnvironment {
+            environment: env.environment.as_str().into(),
+            apply: Some(FleetApplyEnvironment {
+                wave: env.wave,
+                needs: env.needs.iter().map(|n| Cow::Borrowed(n.as_str())).collect(),
+                state: *state,
+                reason: reason(env).map(Cow::Borrowed),
+            }),
+            error: error.as_deref().map(Cow::Borrowed),
+            report: report(env).map(|a| ApplyReport::new(&a.report, &a.options, &ui.redactor)),
+        })
+        .collect();
+    let report = AnyFleetReport::Apply(FleetReport::of_apply(environments, changed, provenance.as_ref()));
+    let format = match args.apply.output {
+        ListFormat::Text => FleetFormat::Text,
+        ListFormat::Json => FleetFormat::Json,
     };
-    write_stdout(ui.redactor.redact(&text).as_bytes())?;
-    let all_applied = states.iter().all(|(state, _)| *state == FleetApplyState::Applied);
-    Ok(if all_applied { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    super::fleet::write(ui, &report, format)?;
+    Ok(super::fleet::exit_code(&report, false))
 }

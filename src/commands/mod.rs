@@ -9,11 +9,13 @@ pub mod completions;
 mod diff;
 mod drift;
 mod envs;
+mod fleet;
 mod history;
 mod import;
 mod operator;
 mod progress;
 mod render;
+mod report;
 mod rollback;
 mod secrets;
 
@@ -257,7 +259,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
             SecretsCommand::Edit(args) | SecretsCommand::Rotate(args) | SecretsCommand::Updatekeys(args),
         ) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
-        Command::Completions(_) | Command::Charts(_) | Command::Import(_) => (None, None),
+        Command::Completions(_) | Command::Charts(_) | Command::Import(_) | Command::Report(_) => (None, None),
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
         Command::Operator(OperatorCommand::Crd) => (None, None),
     };
@@ -308,6 +310,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::History(args) => history::run(&cli.global, &ui, args),
         Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
+        Command::Report(command) => report::run(&ui, command),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Import(command) => import::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
@@ -361,34 +364,10 @@ pub(crate) fn report_failures<T>(ui: &Ui, outcomes: &[Outcome<T>]) {
     }
 }
 
-/// A fleet's exit code: 1 when an environment failed, else 2 when `changes` (and asked for),
-/// else 0.
-pub(crate) fn fleet_exit_code<T>(outcomes: &[Outcome<T>], changes: bool) -> ExitCode {
-    if outcomes.iter().any(|o| o.result.is_err()) {
-        ExitCode::from(1)
-    } else if changes {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// The first line of a fleet's text: `3 environments: 1 with changes, 1 failed`.
-pub(crate) fn fleet_heading<T>(
-    ui: &Ui,
-    outcomes: &[Outcome<T>],
-    changed: &str,
-    is_changed: impl Fn(&T) -> bool,
-) -> String {
-    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
-    let changes = outcomes.iter().filter(|o| o.result.as_ref().is_ok_and(&is_changed)).count();
-    let line = format!("{} environments: {changes} {changed}, {failed} failed", outcomes.len());
-    format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &line))
-}
-
-/// The line that starts an environment's part of a fleet's text.
-pub(crate) fn fleet_section(ui: &Ui, env: &str) -> String {
-    format!("\n{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("=== environment {env} ===")))
+/// A fleet render's exit code: 1 when an environment failed, else 0. (Fleets with a report
+/// have theirs in `fleet::exit_code`.)
+pub(crate) fn fleet_exit_code<T>(outcomes: &[Outcome<T>]) -> ExitCode {
+    if outcomes.iter().any(|o| o.result.is_err()) { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 /// Rows as aligned columns, the first (the heading) in bold.

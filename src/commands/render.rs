@@ -70,7 +70,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
     warn_redacted(ui, redacted);
     super::report_failures(ui, &rendered);
     write_stream(&texts)?;
-    Ok(super::fleet_exit_code(&rendered, false))
+    Ok(super::fleet_exit_code(&rendered))
 }
 
 /// One environment, as `weaver render --env NAME` always rendered it.

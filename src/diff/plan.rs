@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ignore::{respect, rules_for};
@@ -22,7 +22,7 @@ use crate::render::RenderedRelease;
 /// Objects carrying this annotation are never pruned, so never planned for deletion.
 pub const PRUNE_ANNOTATION: &str = "weaver.example.com/prune";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -107,7 +107,7 @@ pub struct Plan {
     pub adoptions: Vec<Adoption>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub create: usize,
     pub update: usize,
@@ -127,10 +127,6 @@ impl Plan {
             }
         }
         summary
-    }
-
-    pub fn has_changes(&self) -> bool {
-        self.objects.iter().any(|o| o.action != Action::Unchanged || o.adopt)
     }
 }
 

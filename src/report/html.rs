@@ -2,8 +2,9 @@
 //! script, no external asset) with a summary bar, a count per action and a collapsible block
 //! per object. Every piece of text is redacted, then escaped.
 
-use super::{DiffContext, action_sign, drift_lines, html_escape, object_diff, object_name};
-use crate::diff::{Action, Plan};
+use super::json::DiffReport;
+use super::{action_sign, drift_lines, html_escape, object_name};
+use crate::diff::Action;
 use crate::drift::{ReleaseState, Report, State};
 use crate::secrets::Redactor;
 
@@ -100,19 +101,15 @@ fn highlight(line: &str, class: &str) -> String {
 }
 
 /// The plan as a page.
-pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor) -> String {
+pub fn diff(report: &DiffReport, redactor: &Redactor) -> String {
     let esc = |text: &str| html_escape(&redactor.redact(text));
-    let title = format!("weaver diff: {}", esc(context.environment));
+    let title = format!("weaver diff: {}", esc(&report.environment));
     let mut meta = Vec::new();
-    if let Some(provenance) = context.provenance {
-        let dirty = if provenance.dirty { " with uncommitted changes" } else { "" };
-        meta.push(format!(
-            "Rendered from commit <code>{}</code>{dirty}, {} mode.",
-            esc(&provenance.commit),
-            esc(context.mode)
-        ));
+    if let Some(commit) = &report.commit {
+        let dirty = if report.dirty == Some(true) { " with uncommitted changes" } else { "" };
+        meta.push(format!("Rendered from commit <code>{}</code>{dirty}, {} mode.", esc(commit), esc(&report.mode)));
     }
-    let summary = plan.summary();
+    let summary = report.summary;
     let counts = [
         Count { class: "create", label: "to create", count: summary.create },
         Count { class: "update", label: "to update", count: summary.update },
@@ -120,10 +117,10 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor) -> String {
         Count { class: "unchanged", label: "unchanged", count: summary.unchanged },
     ];
     let mut body = String::new();
-    if !plan.has_changes() {
+    if !report.has_changes() {
         body.push_str("<p class=\"note\">No changes.</p>\n");
     }
-    let running: Vec<String> = plan
+    let running: Vec<String> = report
         .hooks
         .iter()
         .filter(|h| !h.runs.is_empty())
@@ -135,8 +132,7 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor) -> String {
             running.concat()
         ));
     }
-    for object in plan.objects.iter().filter(|o| o.action != Action::Unchanged) {
-        let diff = object_diff(object).expect("changed objects have a diff");
+    for object in report.objects.iter().filter(|o| o.action != Action::Unchanged) {
         let class = match object.action {
             Action::Create => "create",
             Action::Delete => "delete",
@@ -145,10 +141,10 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor) -> String {
         body.push_str(&format!(
             "<details class=\"object\" data-action=\"{class}\"><summary><span class=\"tag {class}\">{}</span>{} (release {}) +{} −{}</summary>\n",
             action_sign(object.action),
-            esc(&object_name(&object.api_version, &object.key)),
+            esc(&object.object.name()),
             esc(&object.release),
-            diff.added,
-            diff.removed
+            object.lines.added,
+            object.lines.removed
         ));
         if let Some(conflict) = &object.conflict {
             body.push_str(&format!(
@@ -159,7 +155,7 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor) -> String {
         if let Some(note) = crate::report::ignored_note(object.ignored) {
             body.push_str(&format!("<p class=\"note\">{}</p>\n", esc(&note)));
         }
-        body.push_str(&diff_lines(&redactor.redact(&diff.text)));
+        body.push_str(&diff_lines(&redactor.redact(object.diff.as_deref().unwrap_or_default())));
         body.push_str("</details>\n");
     }
     page(&title, &meta, &counts, &body)
@@ -230,8 +226,9 @@ pub fn drift(report: &Report, redactor: &Redactor) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::ObjectPlan;
+    use crate::diff::{ObjectPlan, Plan};
     use crate::manifest::ObjectKey;
+    use crate::report::DiffContext;
     use serde_json::json;
 
     /// Escaping first would turn `p<&w` into `p&lt;&amp;w`, which the redactor no longer finds.
@@ -254,7 +251,8 @@ mod tests {
             respected: None,
         };
         let context = DiffContext { environment: "dev", mode: "client", provenance: None };
-        let html = diff(&Plan { objects: vec![object], ..Plan::default() }, &context, &redactor);
+        let plan = Plan { objects: vec![object], ..Plan::default() };
+        let html = diff(&DiffReport::new(&plan, &context, &redactor), &redactor);
         assert!(!html.contains("word-9f2e"), "{html}");
         assert!(html.contains("<span class=\"k\">k</span>: &lt;redacted:"), "{html}");
     }

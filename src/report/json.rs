@@ -7,44 +7,51 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{DiffContext, object_diff};
 use crate::apply::{ApplyOptions, Outcome, Report as ApplyResults, Totals};
 use crate::diff::{Action, Change, Plan, Summary as PlanSummary};
 use crate::drift::{
-    Correction, CorrectionRun, FieldDrift, ReleaseCorrection, ReleaseState, Report, State, Summary as DriftSummary,
+    Correction, CorrectionRun, FieldDrift, ObjectDrift, ReleaseCorrection, ReleaseDrift, ReleaseState, Report,
+    Revision as ComparedRevision, State, Summary as DriftSummary,
 };
 use crate::git::{ChangeSet, Comparison, Revision};
+use crate::manifest::ObjectKey;
 use crate::project::{Environment, Release};
 use crate::release_record::{Record, Status};
 use crate::secrets::redact::Redactor;
 
 /// An object as every report names it: `apiVersion`, `kind`, `namespace` (null for
 /// cluster-scoped kinds) and `name`, in that order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectIdentity<'a> {
-    pub api_version: &'a str,
-    pub kind: &'a str,
-    pub namespace: Option<&'a str>,
-    pub name: &'a str,
+    pub api_version: Cow<'a, str>,
+    pub kind: Cow<'a, str>,
+    pub namespace: Option<Cow<'a, str>>,
+    pub name: Cow<'a, str>,
 }
 
 impl<'a> ObjectIdentity<'a> {
     fn new(api_version: &'a str, key: &'a crate::manifest::ObjectKey) -> Self {
-        ObjectIdentity { api_version, kind: &key.kind, namespace: key.namespace.as_deref(), name: &key.name }
+        ObjectIdentity {
+            api_version: api_version.into(),
+            kind: (&key.kind).into(),
+            namespace: key.namespace.as_deref().map(Cow::Borrowed),
+            name: (&key.name).into(),
+        }
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffReport<'a> {
     pub schema_version: u32,
-    pub environment: &'a str,
-    pub mode: &'a str,
+    pub environment: Cow<'a, str>,
+    pub mode: Cow<'a, str>,
     /// The full SHA of the commit rendered from (`--rev`'s, else HEAD's); null outside git.
-    pub commit: Option<&'a str>,
+    pub commit: Option<Cow<'a, str>>,
     /// Whether the working tree differed from `commit` (never under `--rev`); null outside git.
     pub dirty: Option<bool>,
     pub summary: PlanSummary,
@@ -56,41 +63,41 @@ pub struct DiffReport<'a> {
     pub adoptions: Vec<DiffAdoption<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffAdoption<'a> {
-    pub release: &'a str,
-    pub namespace: &'a str,
-    pub helm_release: &'a str,
+    pub release: Cow<'a, str>,
+    pub namespace: Cow<'a, str>,
+    pub helm_release: Cow<'a, str>,
     pub helm_revision: u32,
-    pub helm_status: &'a str,
+    pub helm_status: Cow<'a, str>,
     /// How many of the release's objects Helm installed (each has `"adopted": true`).
     pub objects: usize,
     /// Objects Helm installed for it that the release does not render: left in place.
     pub not_rendered: Vec<ObjectIdentity<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffHook<'a> {
-    pub release: &'a str,
+    pub release: Cow<'a, str>,
     #[serde(flatten)]
     pub object: ObjectIdentity<'a>,
-    pub events: &'a [crate::hook::Event],
+    pub events: Cow<'a, [crate::hook::Event]>,
     pub weight: i64,
-    pub delete_policies: &'a [crate::hook::DeletePolicy],
+    pub delete_policies: Cow<'a, [crate::hook::DeletePolicy]>,
     /// The events of this apply that run it; empty when it does not run.
-    pub runs: &'a [crate::hook::Event],
+    pub runs: Cow<'a, [crate::hook::Event]>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffObject<'a> {
     pub action: Action,
-    pub release: &'a str,
+    pub release: Cow<'a, str>,
     #[serde(flatten)]
     pub object: ObjectIdentity<'a>,
-    pub changes: &'a [Change],
+    pub changes: Cow<'a, [Change]>,
     /// The lines `diff` adds and removes (both 0 when unchanged).
     pub lines: LineCounts,
     pub conflict: Option<String>,
@@ -102,7 +109,15 @@ pub struct DiffObject<'a> {
     pub ignored: usize,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+impl DiffReport<'_> {
+    /// Whether an apply would change something: an object to create, update or delete, or to
+    /// take over from Helm.
+    pub fn has_changes(&self) -> bool {
+        self.objects.iter().any(|o| o.action != Action::Unchanged || o.adopted)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct LineCounts {
     pub added: usize,
     pub removed: usize,
@@ -119,9 +134,9 @@ impl<'a> DiffReport<'a> {
                 let diff = object_diff(object);
                 DiffObject {
                     action: object.action,
-                    release: &object.release,
+                    release: (&object.release).into(),
                     object: ObjectIdentity::new(&object.api_version, &object.key),
-                    changes: &object.changes,
+                    changes: (&object.changes).into(),
                     lines: diff
                         .as_ref()
                         .map_or_else(LineCounts::default, |d| LineCounts { added: d.added, removed: d.removed }),
@@ -134,9 +149,9 @@ impl<'a> DiffReport<'a> {
             .collect();
         DiffReport {
             schema_version: 1,
-            environment: context.environment,
-            mode: context.mode,
-            commit: context.provenance.map(|p| p.commit.as_str()),
+            environment: context.environment.into(),
+            mode: context.mode.into(),
+            commit: context.provenance.map(|p| p.commit.as_str().into()),
             dirty: context.provenance.map(|p| p.dirty),
             summary: plan.summary(),
             objects,
@@ -144,12 +159,12 @@ impl<'a> DiffReport<'a> {
                 .hooks
                 .iter()
                 .map(|h| DiffHook {
-                    release: &h.release,
+                    release: (&h.release).into(),
                     object: ObjectIdentity::new(&h.api_version, &h.key),
-                    events: &h.events,
+                    events: (&h.events).into(),
                     weight: h.weight,
-                    delete_policies: &h.delete_policies,
-                    runs: &h.runs,
+                    delete_policies: (&h.delete_policies).into(),
+                    runs: (&h.runs).into(),
                 })
                 .collect(),
             adoptions: plan
@@ -157,11 +172,11 @@ impl<'a> DiffReport<'a> {
                 .iter()
                 .filter(|a| !a.adopted_before)
                 .map(|a| DiffAdoption {
-                    release: &a.release,
-                    namespace: &a.namespace,
-                    helm_release: &a.helm.name,
+                    release: (&a.release).into(),
+                    namespace: (&a.namespace).into(),
+                    helm_release: (&a.helm.name).into(),
                     helm_revision: a.helm.revision,
-                    helm_status: &a.helm.status,
+                    helm_status: (&a.helm.status).into(),
                     objects: a.objects,
                     not_rendered: a
                         .left
@@ -174,11 +189,11 @@ impl<'a> DiffReport<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftReport<'a> {
     pub schema_version: u32,
-    pub environment: &'a str,
+    pub environment: Cow<'a, str>,
     pub cluster: Cluster<'a>,
     pub drifted: bool,
     pub summary: DriftSummary,
@@ -187,45 +202,45 @@ pub struct DriftReport<'a> {
     pub correction: Option<CorrectionRun>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Cluster<'a> {
-    pub context: &'a str,
-    pub server: &'a str,
+    pub context: Cow<'a, str>,
+    pub server: Cow<'a, str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DriftRelease<'a> {
-    pub release: &'a str,
-    pub namespace: &'a str,
+    pub release: Cow<'a, str>,
+    pub namespace: Cow<'a, str>,
     pub installed: bool,
     pub state: ReleaseState,
     pub revision: Option<DriftRevision<'a>>,
     pub objects: Vec<DriftObject<'a>>,
     /// `drift --correct`, for a release that drifted: `{revision, error}`, the revision that
     /// records the correction (null on a dry run) and why it failed.
-    pub correction: Option<&'a ReleaseCorrection>,
+    pub correction: Option<Cow<'a, ReleaseCorrection>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DriftRevision<'a> {
     pub number: u32,
-    pub time: &'a str,
-    pub commit: Option<&'a str>,
+    pub time: Cow<'a, str>,
+    pub commit: Option<Cow<'a, str>>,
     pub dirty: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftObject<'a> {
     pub state: State,
     #[serde(flatten)]
     pub object: ObjectIdentity<'a>,
-    pub reason: Option<&'a str>,
-    pub changes: &'a [FieldDrift],
+    pub reason: Option<Cow<'a, str>>,
+    pub changes: Cow<'a, [FieldDrift]>,
     /// Drifted fields `ignoreDifferences` kept out of `changes`.
     pub ignored: usize,
     /// `drift --correct`, for a drifted or missing object: `{result, message}`.
-    pub correction: Option<&'a Correction>,
+    pub correction: Option<Cow<'a, Correction>>,
 }
 
 impl<'a> DriftReport<'a> {
@@ -234,14 +249,14 @@ impl<'a> DriftReport<'a> {
             .releases
             .iter()
             .map(|release| DriftRelease {
-                release: &release.name,
-                namespace: &release.namespace,
+                release: (&release.name).into(),
+                namespace: (&release.namespace).into(),
                 installed: release.installed,
                 state: release.state(),
                 revision: release.revision.as_ref().map(|r| DriftRevision {
                     number: r.number,
-                    time: &r.time,
-                    commit: r.commit.as_deref(),
+                    time: (&r.time).into(),
+                    commit: r.commit.as_deref().map(Cow::Borrowed),
                     dirty: r.dirty,
                 }),
                 objects: release
@@ -250,19 +265,19 @@ impl<'a> DriftReport<'a> {
                     .map(|object| DriftObject {
                         state: object.state,
                         object: ObjectIdentity::new(&object.api_version, &object.key),
-                        reason: object.reason.as_deref(),
-                        changes: &object.changes,
+                        reason: object.reason.as_deref().map(Cow::Borrowed),
+                        changes: (&object.changes).into(),
                         ignored: object.ignored,
-                        correction: object.correction.as_ref(),
+                        correction: object.correction.as_ref().map(Cow::Borrowed),
                     })
                     .collect(),
-                correction: release.correction.as_ref(),
+                correction: release.correction.as_ref().map(Cow::Borrowed),
             })
             .collect();
         DriftReport {
             schema_version: 1,
-            environment: &report.environment,
-            cluster: Cluster { context: &report.context, server: &report.server },
+            environment: (&report.environment).into(),
+            cluster: Cluster { context: (&report.context).into(), server: (&report.server).into() },
             drifted: report.has_drift(),
             summary: report.summary(),
             releases,
@@ -271,14 +286,58 @@ impl<'a> DriftReport<'a> {
     }
 }
 
+impl DriftReport<'_> {
+    /// The drift the document was made from, as a report read back (`weaver report merge`)
+    /// is formatted: every field the formats show is in the document.
+    pub fn to_drift(&self) -> Report {
+        let object = |o: &DriftObject| ObjectDrift {
+            api_version: o.object.api_version.to_string(),
+            key: ObjectKey {
+                group: crate::manifest::api_group(&o.object.api_version).to_string(),
+                kind: o.object.kind.to_string(),
+                namespace: o.object.namespace.as_deref().map(str::to_string),
+                name: o.object.name.to_string(),
+            },
+            state: o.state,
+            changes: o.changes.to_vec(),
+            reason: o.reason.as_deref().map(str::to_string),
+            ignored: o.ignored,
+            correction: o.correction.as_deref().cloned(),
+        };
+        Report {
+            environment: self.environment.to_string(),
+            context: self.cluster.context.to_string(),
+            server: self.cluster.server.to_string(),
+            releases: self
+                .releases
+                .iter()
+                .map(|r| ReleaseDrift {
+                    name: r.release.to_string(),
+                    namespace: r.namespace.to_string(),
+                    installed: r.installed,
+                    revision: r.revision.as_ref().map(|r| ComparedRevision {
+                        number: r.number,
+                        time: r.time.to_string(),
+                        commit: r.commit.as_deref().map(str::to_string),
+                        dirty: r.dirty,
+                    }),
+                    objects: r.objects.iter().map(object).collect(),
+                    correction: r.correction.as_deref().cloned(),
+                })
+                .collect(),
+            correction: self.correction,
+        }
+    }
+}
+
 /// `weaver apply -o json` and `weaver rollback -o json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport<'a> {
     pub schema_version: u32,
-    pub environment: &'a str,
+    pub environment: Cow<'a, str>,
     pub dry_run: bool,
-    pub commit: Option<&'a str>,
+    pub commit: Option<Cow<'a, str>>,
     pub dirty: Option<bool>,
     pub interrupted: bool,
     pub failed: bool,
@@ -288,11 +347,11 @@ pub struct ApplyReport<'a> {
     pub releases: Vec<ApplyRelease<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyRelease<'a> {
-    pub name: &'a str,
-    pub namespace: &'a str,
+    pub name: Cow<'a, str>,
+    pub namespace: Cow<'a, str>,
     pub revision: Option<u32>,
     pub status: Option<Status>,
     pub rollback_of: Option<u32>,
@@ -304,10 +363,10 @@ pub struct ApplyRelease<'a> {
     pub helm: Option<ApplyHelm<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyHelm<'a> {
-    pub release: &'a str,
+    pub release: Cow<'a, str>,
     pub revision: u32,
     pub adopted_before: bool,
     /// Objects taken over from field manager `helm` by this apply.
@@ -319,10 +378,10 @@ pub struct ApplyHelm<'a> {
     /// What became of its record Secrets: `{"state": "kept"}`, `{"state": "deleted",
     /// "secrets": [...]}`, `{"state": "not-deleted", "reason": ...}` or `{"state": "failed",
     /// "error": ..., "secrets": [the ones deleted]}`.
-    pub records: &'a crate::apply::HelmRecords,
+    pub records: Cow<'a, crate::apply::HelmRecords>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyHook<'a> {
     pub event: crate::hook::Event,
@@ -333,7 +392,7 @@ pub struct ApplyHook<'a> {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyObject<'a> {
     #[serde(flatten)]
@@ -351,8 +410,8 @@ impl<'a> ApplyReport<'a> {
             .releases
             .iter()
             .map(|release| ApplyRelease {
-                name: &release.name,
-                namespace: &release.namespace,
+                name: (&release.name).into(),
+                namespace: (&release.namespace).into(),
                 revision: release.revision,
                 status: release.status,
                 rollback_of: release.rollback_of,
@@ -379,21 +438,21 @@ impl<'a> ApplyReport<'a> {
                     })
                     .collect(),
                 helm: release.helm.as_ref().map(|h| ApplyHelm {
-                    release: &h.helm.name,
+                    release: (&h.helm.name).into(),
                     revision: h.helm.revision,
                     adopted_before: h.adopted_before,
                     taken: h.taken,
                     not_taken: h.not_taken,
                     not_rendered: h.left,
-                    records: &h.records,
+                    records: Cow::Borrowed(&h.records),
                 }),
             })
             .collect();
         ApplyReport {
             schema_version: 1,
-            environment: &options.environment,
+            environment: (&options.environment).into(),
             dry_run: options.dry_run,
-            commit: options.commit.as_deref(),
+            commit: options.commit.as_deref().map(Cow::Borrowed),
             dirty: options.dirty,
             interrupted: report.interrupted,
             failed: report.failed(),
@@ -602,15 +661,65 @@ impl<'a> EnvsReport<'a> {
 
 /// `diff -o json`, `drift -o json` and `apply -o json` of a fleet: each environment's document
 /// as one environment's run prints it, or its error.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetReport<'a, R> {
     pub schema_version: u32,
+    /// The command that made it: `weaver report merge` combines only reports of one command.
+    pub command: FleetCommand,
+    /// The full SHA of the commit the environments were selected (and rendered) from; null
+    /// outside git. `weaver report merge` combines only reports of one commit.
+    pub commit: Option<Cow<'a, str>>,
+    /// Whether the working tree differed from `commit`; null outside git.
+    pub dirty: Option<bool>,
     pub summary: FleetSummary,
     pub environments: Vec<FleetEnvironment<'a, R>>,
 }
 
-#[derive(Debug, Serialize)]
+/// Which command's fleet a [`FleetReport`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FleetCommand {
+    Diff,
+    Drift,
+    Apply,
+}
+
+impl FleetCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetCommand::Diff => "diff",
+            FleetCommand::Drift => "drift",
+            FleetCommand::Apply => "apply",
+        }
+    }
+}
+
+/// A fleet's document of any of the commands that make one: what a fleet run prints with
+/// `-o json`, and what `weaver report merge` reads and combines.
+#[derive(Debug)]
+pub enum AnyFleetReport<'a> {
+    Diff(FleetReport<'a, DiffReport<'a>>),
+    Drift(FleetReport<'a, DriftReport<'a>>),
+    Apply(FleetReport<'a, ApplyReport<'a>>),
+}
+
+impl AnyFleetReport<'_> {
+    pub fn command(&self) -> FleetCommand {
+        match self {
+            AnyFleetReport::Diff(_) => FleetCommand::Diff,
+            AnyFleetReport::Drift(_) => FleetCommand::Drift,
+            AnyFleetReport::Apply(_) => FleetCommand::Apply,
+        }
+    }
+}
+
+/// The commit a fleet's reports name, from the repository's provenance.
+fn commit_of(provenance: Option<&crate::git::Provenance>) -> (Option<Cow<'_, str>>, Option<bool>) {
+    (provenance.map(|p| Cow::Borrowed(p.commit.as_str())), provenance.map(|p| p.dirty))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct FleetSummary {
     pub environments: usize,
     /// Environments with changes (diff), drift (drift), or that changed something (apply).
@@ -621,7 +730,7 @@ pub struct FleetSummary {
     pub apply: Option<FleetApplySummary>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetApplySummary {
     pub applied: usize,
@@ -630,27 +739,29 @@ pub struct FleetApplySummary {
     pub not_started: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct FleetEnvironment<'a, R> {
-    pub environment: &'a str,
+    pub environment: Cow<'a, str>,
     /// How the environment of a fleet apply ended; absent from diff and drift.
     #[serde(flatten)]
     pub apply: Option<FleetApplyEnvironment<'a>>,
     /// Why the environment has no report (redacted); null when it has one.
-    pub error: Option<&'a str>,
+    pub error: Option<Cow<'a, str>>,
     pub report: Option<R>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct FleetApplyEnvironment<'a> {
     pub wave: i32,
+    /// Its `needs`, as its file says: of those selected, the environments it was applied after.
+    pub needs: Vec<Cow<'a, str>>,
     pub state: FleetApplyState,
     /// Why it was skipped or not started; null otherwise.
-    pub reason: Option<&'a str>,
+    pub reason: Option<Cow<'a, str>>,
 }
 
 /// How an environment of a fleet apply ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FleetApplyState {
     /// Applied completely (its waits passed, with --wait).
@@ -668,10 +779,18 @@ pub enum FleetApplyState {
 impl<'a, R> FleetReport<'a, R> {
     /// A fleet apply's document: each environment with how it ended, its report (null when it
     /// did not start or failed before applying) and its error.
-    pub fn of_apply(environments: Vec<FleetEnvironment<'a, R>>, changed: usize) -> FleetReport<'a, R> {
+    pub fn of_apply(
+        environments: Vec<FleetEnvironment<'a, R>>,
+        changed: usize,
+        provenance: Option<&'a crate::git::Provenance>,
+    ) -> FleetReport<'a, R> {
         let count = |state| environments.iter().filter(|e| e.apply.as_ref().is_some_and(|a| a.state == state)).count();
+        let (commit, dirty) = commit_of(provenance);
         FleetReport {
             schema_version: 1,
+            command: FleetCommand::Apply,
+            commit,
+            dirty,
             summary: FleetSummary {
                 environments: environments.len(),
                 changed,
@@ -692,27 +811,34 @@ impl<'a, R> FleetReport<'a, R> {
     /// `results`: each environment's result, or its error as shown; `report` makes the
     /// document of a result, `changed` says whether it changes something.
     pub fn new<T>(
+        command: FleetCommand,
+        provenance: Option<&'a crate::git::Provenance>,
         results: &'a [(&'a str, std::result::Result<T, String>)],
         report: impl Fn(&'a T, &'a str) -> R,
-        changed: impl Fn(&T) -> bool,
+        changed: impl Fn(&R) -> bool,
     ) -> FleetReport<'a, R> {
+        let (commit, dirty) = commit_of(provenance);
+        let environments: Vec<FleetEnvironment<'a, R>> = results
+            .iter()
+            .map(|(environment, result)| FleetEnvironment {
+                environment: (*environment).into(),
+                apply: None,
+                error: result.as_ref().err().map(Cow::from),
+                report: result.as_ref().ok().map(|r| report(r, environment)),
+            })
+            .collect();
         FleetReport {
             schema_version: 1,
+            command,
+            commit,
+            dirty,
             summary: FleetSummary {
-                environments: results.len(),
-                changed: results.iter().filter(|(_, r)| r.as_ref().is_ok_and(&changed)).count(),
-                failed: results.iter().filter(|(_, r)| r.is_err()).count(),
+                environments: environments.len(),
+                changed: environments.iter().filter(|e| e.report.as_ref().is_some_and(&changed)).count(),
+                failed: environments.iter().filter(|e| e.report.is_none()).count(),
                 apply: None,
             },
-            environments: results
-                .iter()
-                .map(|(environment, result)| FleetEnvironment {
-                    environment,
-                    apply: None,
-                    error: result.as_ref().err().map(String::as_str),
-                    report: result.as_ref().ok().map(|r| report(r, environment)),
-                })
-                .collect(),
+            environments,
         }
     }
 }

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{DiffContext, action_sign, html_escape, object_diff, object_name};
-use crate::diff::{Action, ObjectPlan, Plan, Summary};
-use crate::git::Provenance;
+use super::action_sign;
+use super::html_escape;
+use super::json::{DiffObject, DiffReport, FleetReport};
+use crate::diff::{Action, Summary};
 use crate::secrets::Redactor;
 
 /// GitHub refuses comments longer than this (in characters).
@@ -42,10 +43,10 @@ impl Block {
 
 /// The plan as Markdown, at most `limit` characters unless the summary alone is longer.
 /// Every piece of text is redacted before it is measured and escaped.
-pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor, limit: usize) -> String {
-    let summary = summary(plan, context);
+pub fn diff(report: &DiffReport, redactor: &Redactor, limit: usize) -> String {
+    let summary = summary(report);
     let mut blocks: Vec<Block> =
-        plan.objects.iter().filter(|o| o.action != Action::Unchanged).map(|o| block(o, redactor)).collect();
+        report.objects.iter().filter(|o| o.action != Action::Unchanged).map(|o| block(o, redactor)).collect();
     // Largest first; ties in plan order, so the cut is deterministic.
     let mut by_size: Vec<usize> = (0..blocks.len()).collect();
     by_size.sort_by_key(|&i| (std::cmp::Reverse(blocks[i].diff.len()), i));
@@ -80,33 +81,33 @@ pub fn diff(plan: &Plan, context: &DiffContext, redactor: &Redactor, limit: usiz
 /// its error). At most `limit` characters unless the table alone is longer: each section gets
 /// an equal share of what the table leaves, and what a smaller one does not use goes to the
 /// larger ones.
-pub fn fleet_diff(
-    plans: &[(&str, Result<&Plan, &str>)],
-    mode: &str,
-    provenance: Option<&Provenance>,
-    redactor: &Redactor,
-    limit: usize,
-) -> String {
+pub fn fleet_diff(fleet: &FleetReport<DiffReport>, redactor: &Redactor, limit: usize) -> String {
+    let plans: Vec<(&str, Result<&DiffReport, &str>)> = fleet
+        .environments
+        .iter()
+        .map(|e| (e.environment.as_ref(), e.report.as_ref().ok_or(e.error.as_deref().unwrap_or_default())))
+        .collect();
     let mut out = format!("### weaver diff: {} environments\n\n", plans.len());
-    out.push_str(&rendered_from(provenance, mode));
+    // Every environment of a fleet is planned in one mode: the first report says which.
+    let mode = plans.iter().find_map(|(_, plan)| plan.ok()).map_or("client", |report| &report.mode);
+    out.push_str(&rendered_from(fleet.commit.as_deref(), fleet.dirty, mode));
     out.push_str("| Environment | Create | Update | Delete | Unchanged |\n| :-- | --: | --: | --: | --: |\n");
-    for (env, plan) in plans {
+    for (env, plan) in &plans {
         out.push_str(&match plan {
-            Ok(plan) => {
-                let c = plan.summary();
+            Ok(report) => {
+                let c = report.summary;
                 format!("| `{env}` | {} | {} | {} | {} |\n", c.create, c.update, c.delete, c.unchanged)
             }
             Err(_) => format!("| `{env}` | failed | | | |\n"),
         });
     }
     out.push('\n');
-    let section = |env: &str, plan: &Result<&Plan, &str>, limit: usize| -> String {
+    let section = |env: &str, plan: &Result<&DiffReport, &str>, limit: usize| -> String {
         let (title, body) = match plan {
-            Ok(plan) => {
-                let c = plan.summary();
-                let context = DiffContext { environment: env, mode, provenance };
+            Ok(report) => {
+                let c = report.summary;
                 let title = format!("{} to create, {} to update, {} to delete", c.create, c.update, c.delete);
-                (title, diff(plan, &context, redactor, limit.saturating_sub(SECTION_FRAME + env.len() + 60)))
+                (title, diff(report, redactor, limit.saturating_sub(SECTION_FRAME + env.len() + 60)))
             }
             Err(error) => {
                 ("failed".to_string(), format!("```\n{}\n```\n", redactor.redact(error).replace("```", "'''")))
@@ -114,7 +115,7 @@ pub fn fleet_diff(
         };
         format!("<details><summary><code>{}</code>: {title}</summary>\n\n{body}\n</details>\n\n", html_escape(env))
     };
-    let shown: Vec<(usize, &str, &Result<&Plan, &str>)> = plans
+    let shown: Vec<(usize, &str, &Result<&DiffReport, &str>)> = plans
         .iter()
         .enumerate()
         .filter(|(_, (_, plan))| plan.as_ref().map_or(true, |p| p.has_changes()))
@@ -148,38 +149,38 @@ pub fn fleet_diff(
 const SECTION_FRAME: usize = "<details><summary><code></code>: </summary>\n\n\n</details>\n\n".len();
 
 /// `Rendered from commit `…`, client mode.`, when rendered from a commit.
-fn rendered_from(provenance: Option<&Provenance>, mode: &str) -> String {
-    match provenance {
-        Some(provenance) => {
-            let dirty = if provenance.dirty { " with uncommitted changes" } else { "" };
-            format!("Rendered from commit `{}`{dirty}, {mode} mode.\n\n", provenance.commit)
+fn rendered_from(commit: Option<&str>, dirty: Option<bool>, mode: &str) -> String {
+    match commit {
+        Some(commit) => {
+            let dirty = if dirty == Some(true) { " with uncommitted changes" } else { "" };
+            format!("Rendered from commit `{commit}`{dirty}, {mode} mode.\n\n")
         }
         None => String::new(),
     }
 }
 
 /// Totals, then a table row per release (plan order).
-fn summary(plan: &Plan, context: &DiffContext) -> String {
-    let mut out = format!("### weaver diff: `{}`\n\n", context.environment);
-    out.push_str(&rendered_from(context.provenance, context.mode));
-    let total = plan.summary();
+fn summary(report: &DiffReport) -> String {
+    let mut out = format!("### weaver diff: `{}`\n\n", report.environment);
+    out.push_str(&rendered_from(report.commit.as_deref(), report.dirty, &report.mode));
+    let total = report.summary;
     out.push_str(&format!(
         "**{} to create, {} to update, {} to delete, {} unchanged{}**\n\n",
         total.create,
         total.update,
         total.delete,
         total.unchanged,
-        super::hooks_summary(plan)
+        super::hooks_summary(report)
     ));
-    for line in super::adoption_lines(plan) {
+    for line in super::adoption_lines(report) {
         out.push_str(&format!("- {line}\n"));
     }
-    if plan.adoptions.iter().any(|a| !a.adopted_before) {
+    if !report.adoptions.is_empty() {
         out.push('\n');
     }
     let mut order: Vec<&str> = Vec::new();
     let mut releases: BTreeMap<&str, Summary> = BTreeMap::new();
-    for object in &plan.objects {
+    for object in &report.objects {
         let counts = releases.entry(&object.release).or_insert_with(|| {
             order.push(&object.release);
             Summary::default()
@@ -200,26 +201,25 @@ fn summary(plan: &Plan, context: &DiffContext) -> String {
         out.push('\n');
     }
     let running: Vec<String> =
-        plan.hooks.iter().filter(|h| !h.runs.is_empty()).map(|h| format!("- `{}`\n", super::hook_line(h))).collect();
+        report.hooks.iter().filter(|h| !h.runs.is_empty()).map(|h| format!("- `{}`\n", super::hook_line(h))).collect();
     if !running.is_empty() {
         out.push_str(&format!("Hooks (run by the apply, not kept as objects):\n{}\n", running.concat()));
     }
-    if !plan.has_changes() {
+    if !report.has_changes() {
         out.push_str("No changes.\n");
     }
     out
 }
 
-fn block(object: &ObjectPlan, redactor: &Redactor) -> Block {
-    let name = redactor.redact(&object_name(&object.api_version, &object.key)).into_owned();
-    let diff = object_diff(object).expect("changed objects have a diff");
+fn block(object: &DiffObject, redactor: &Redactor) -> Block {
+    let name = redactor.redact(&object.object.name()).into_owned();
     let mut summary = format!(
         "<code>{} {}</code> (release <code>{}</code>) +{} −{}",
         action_sign(object.action),
         html_escape(&name),
         html_escape(&object.release),
-        diff.added,
-        diff.removed
+        object.lines.added,
+        object.lines.removed
     );
     if let Some(conflict) = &object.conflict {
         summary.push_str(&format!(
@@ -230,7 +230,7 @@ fn block(object: &ObjectPlan, redactor: &Redactor) -> Block {
     if let Some(note) = crate::report::ignored_note(object.ignored) {
         summary.push_str(&format!(" · {note}"));
     }
-    let text = redactor.redact(&diff.text);
+    let text = redactor.redact(object.diff.as_deref().unwrap_or_default());
     Block { name, summary, diff: fenced(&text), cut: false }
 }
 
@@ -265,7 +265,10 @@ fn cut_note(blocks: &[Block], cut: &[usize], left_out: usize, limit: usize) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diff::{ObjectPlan, Plan};
     use crate::manifest::ObjectKey;
+    use crate::report::DiffContext;
+    use crate::report::json::FleetCommand;
     use serde_json::json;
 
     fn config_map(name: &str, lines: usize) -> ObjectPlan {
@@ -292,14 +295,16 @@ mod tests {
         }
     }
 
-    fn context() -> DiffContext<'static> {
-        DiffContext { environment: "dev", mode: "client", provenance: None }
+    /// The plan's Markdown, as `diff -o markdown` writes it for environment `dev`.
+    fn diff(plan: &Plan, limit: usize) -> String {
+        let context = DiffContext { environment: "dev", mode: "client", provenance: None };
+        super::diff(&DiffReport::new(plan, &context, &Redactor::new()), &Redactor::new(), limit)
     }
 
     #[test]
     fn under_the_limit_nothing_is_cut() {
         let plan = Plan { objects: vec![config_map("small", 3), config_map("<b>", 2)], ..Plan::default() };
-        let text = diff(&plan, &context(), &Redactor::new(), GITHUB_COMMENT_LIMIT);
+        let text = diff(&plan, GITHUB_COMMENT_LIMIT);
         assert!(text.contains("**2 to create, 0 to update, 0 to delete, 0 unchanged**"), "{text}");
         assert!(text.contains("| `app` | 2 | 0 | 0 | 0 |"), "{text}");
         assert!(text.contains("<code>+ v1 ConfigMap ns/&lt;b&gt;</code>"), "names are escaped: {text}");
@@ -316,9 +321,9 @@ mod tests {
             objects: vec![config_map("small", 3), config_map("big", 500), config_map("mid", 100)],
             ..Plan::default()
         };
-        let full = diff(&plan, &context(), &Redactor::new(), usize::MAX);
+        let full = diff(&plan, usize::MAX);
         let limit = full.chars().count() - 100;
-        let text = diff(&plan, &context(), &Redactor::new(), limit);
+        let text = diff(&plan, limit);
         assert!(text.chars().count() <= limit, "{} > {limit}", text.chars().count());
         assert!(text.starts_with("### weaver diff: `dev`\n\n**3 to create"), "{text}");
         assert!(text.contains("> **1 of 3 diffs cut** (the largest) to keep this comment under"), "{text}");
@@ -326,7 +331,7 @@ mod tests {
         assert!(text.contains("_Diff cut to fit the comment; `weaver diff` shows it._"), "{text}");
         assert!(text.contains("+  key00099: value"), "mid is kept: {text}");
         // A limit below even the cut blocks leaves blocks out, never the summary.
-        let text = diff(&plan, &context(), &Redactor::new(), 100);
+        let text = diff(&plan, 100);
         assert!(text.contains("| `app` | 3 | 0 | 0 | 0 |"), "{text}");
         assert!(text.contains("The last 3 changed objects are not listed."), "{text}");
         assert!(!text.contains("<details>"), "{text}");
@@ -335,7 +340,7 @@ mod tests {
     #[test]
     fn thousands_of_objects_fit_with_a_bounded_note() {
         let objects: Vec<ObjectPlan> = (0..3000).map(|i| config_map(&format!("cm{i:04}"), 3)).collect();
-        let text = diff(&Plan { objects, ..Plan::default() }, &context(), &Redactor::new(), GITHUB_COMMENT_LIMIT);
+        let text = diff(&Plan { objects, ..Plan::default() }, GITHUB_COMMENT_LIMIT);
         assert!(text.chars().count() <= GITHUB_COMMENT_LIMIT, "{}", text.chars().count());
         assert!(text.contains("| `app` | 3000 | 0 | 0 | 0 |"));
         assert!(text.contains("`v1 ConfigMap ns/cm0019`, and 2980 more."), "{}", &text[..2000]);
@@ -347,8 +352,23 @@ mod tests {
         let small = Plan { objects: vec![config_map("small", 3)], ..Plan::default() };
         let big = Plan { objects: (0..40).map(|i| config_map(&format!("big{i}"), 200)).collect(), ..Plan::default() };
         let unchanged = Plan::default();
-        let plans = [("dev", Ok(&small)), ("prod", Ok(&big)), ("qa", Ok(&unchanged)), ("broken", Err("cannot `read`"))];
-        let full = fleet_diff(&plans, "client", None, &Redactor::new(), usize::MAX);
+        let results = [
+            ("dev", Ok(small)),
+            ("prod", Ok(big)),
+            ("qa", Ok(unchanged)),
+            ("broken", Err("cannot `read`".to_string())),
+        ];
+        let fleet = FleetReport::new(
+            FleetCommand::Diff,
+            None,
+            &results,
+            |plan, environment| {
+                let context = DiffContext { environment, mode: "client", provenance: None };
+                DiffReport::new(plan, &context, &Redactor::new())
+            },
+            DiffReport::has_changes,
+        );
+        let full = fleet_diff(&fleet, &Redactor::new(), usize::MAX);
         assert!(
             full.starts_with(
                 "### weaver diff: 4 environments\n\n| Environment | Create | Update | Delete | Unchanged |\n"
@@ -366,7 +386,7 @@ mod tests {
         assert!(!full.contains("<code>qa</code>"), "an environment without changes has no section: {full}");
         let limit = 20_000;
         assert!(full.chars().count() > limit);
-        let cut = fleet_diff(&plans, "client", None, &Redactor::new(), limit);
+        let cut = fleet_diff(&fleet, &Redactor::new(), limit);
         assert!(cut.chars().count() <= limit, "{} > {limit}", cut.chars().count());
         // The small environment keeps its diff; the big one's are cut.
         assert!(cut.contains("+  key00002: value"), "{cut}");

@@ -11,11 +11,11 @@ pub mod markdown;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use crate::diff::plan::HookPlan;
-use crate::diff::{Action, ChangeOp, ObjectPlan, Plan, SECRET_CHANGED_MARKER, SECRET_MARKER};
+use crate::diff::{Action, ChangeOp, ObjectPlan, SECRET_CHANGED_MARKER, SECRET_MARKER};
 use crate::drift::{Correction, CorrectionResult, FieldDrift, ObjectDrift, ReleaseDrift, State};
 use crate::git::Provenance;
 use crate::hook::Event;
+use json::{DiffHook, DiffReport, ObjectIdentity};
 
 /// What a diff report says besides the plan itself.
 #[derive(Debug, Clone, Copy)]
@@ -80,9 +80,8 @@ pub fn action_sign(action: Action) -> &'static str {
 }
 
 /// `» hook pre-install batch/v1 Job shop/migrate (release web, weight -5): runs before the
-/// release's objects`: a hook an apply runs, for the text and Markdown plans.
-pub fn hook_line(hook: &HookPlan) -> String {
-    let name = object_name(&hook.api_version, &hook.key);
+/// release's objects`: a hook an apply runs, for the text, Markdown and HTML plans.
+pub fn hook_line(hook: &DiffHook) -> String {
     let when: Vec<String> = hook
         .runs
         .iter()
@@ -91,23 +90,28 @@ pub fn hook_line(hook: &HookPlan) -> String {
             format!("{event} ({} the release's objects)", if pre { "before" } else { "after" })
         })
         .collect();
-    format!("» hook {name} (release {}, weight {}): runs at {}", hook.release, hook.weight, when.join(", then "))
+    format!(
+        "» hook {} (release {}, weight {}): runs at {}",
+        hook.object.name(),
+        hook.release,
+        hook.weight,
+        when.join(", then ")
+    )
 }
 
 /// What a plan says once per release it adopts from Helm, before any object: the release, the
 /// Helm release and revision, what the apply does to its objects, and what it leaves.
-pub fn adoption_lines(plan: &Plan) -> Vec<String> {
+pub fn adoption_lines(report: &DiffReport) -> Vec<String> {
     let mut lines = Vec::new();
-    for adoption in plan.adoptions.iter().filter(|a| !a.adopted_before) {
-        let helm = &adoption.helm;
-        let status = if helm.status == "deployed" { String::new() } else { format!(", {}", helm.status) };
+    for adoption in &report.adoptions {
+        let status =
+            if adoption.helm_status == "deployed" { String::new() } else { format!(", {}", adoption.helm_status) };
         lines.push(format!(
             "release `{}` will be adopted from Helm release `{}` (revision {}{status}): its {} object(s) Helm installed take weaver's labels, and their fields move from field manager `{}` to `{}` (applied with force, for this release only)",
-            adoption.release, helm.name, helm.revision, adoption.objects, crate::adopt::HELM_MANAGER, crate::manifest::MANAGER
+            adoption.release, adoption.helm_release, adoption.helm_revision, adoption.objects, crate::adopt::HELM_MANAGER, crate::manifest::MANAGER
         ));
-        if !adoption.left.is_empty() {
-            let names: Vec<String> =
-                adoption.left.iter().map(|(api_version, key)| object_name(api_version, key)).collect();
+        if !adoption.not_rendered.is_empty() {
+            let names: Vec<String> = adoption.not_rendered.iter().map(ObjectIdentity::name).collect();
             lines.push(format!(
                 "release `{}`: {} object(s) Helm installed are not rendered, and are left as they are (weaver prunes only what it applied): {}",
                 adoption.release,
@@ -120,8 +124,8 @@ pub fn adoption_lines(plan: &Plan) -> Vec<String> {
 }
 
 /// `, 2 hooks to run`, or nothing when no hook runs.
-pub fn hooks_summary(plan: &Plan) -> String {
-    match plan.hooks.iter().filter(|h| !h.runs.is_empty()).count() {
+pub fn hooks_summary(report: &DiffReport) -> String {
+    match report.hooks.iter().filter(|h| !h.runs.is_empty()).count() {
         0 => String::new(),
         1 => ", 1 hook to run".to_string(),
         n => format!(", {n} hooks to run"),
@@ -224,8 +228,19 @@ pub(crate) fn no_record(release: &crate::drift::ReleaseDrift, environment: &str)
 
 /// `apps/v1 Deployment shop/web`, `v1 Namespace shop`: an object as every command names it.
 pub(crate) fn object_name(api_version: &str, key: &crate::manifest::ObjectKey) -> String {
-    match &key.namespace {
-        Some(ns) => format!("{api_version} {} {ns}/{}", key.kind, key.name),
-        None => format!("{api_version} {} {}", key.kind, key.name),
+    named(api_version, &key.kind, key.namespace.as_deref(), &key.name)
+}
+
+fn named(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{api_version} {kind} {ns}/{name}"),
+        None => format!("{api_version} {kind} {name}"),
+    }
+}
+
+impl json::ObjectIdentity<'_> {
+    /// The object as [`object_name`] names it.
+    pub fn name(&self) -> String {
+        named(&self.api_version, &self.kind, self.namespace.as_deref(), &self.name)
     }
 }

@@ -25,6 +25,7 @@ pub mod release_record;
 pub(crate) mod render;
 pub(crate) mod report;
 pub mod secrets;
+pub(crate) mod status;
 pub(crate) mod validate;
 pub mod yaml;
 

@@ -14,6 +14,7 @@ pub mod plan;
 mod removed;
 pub mod render;
 pub mod rollback;
+pub mod status;
 
 use std::path::Path;
 use std::sync::Arc;

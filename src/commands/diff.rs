@@ -55,7 +55,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         DiffFormat::Text => fleet_text(ui, &planned),
         _ => {
             let provenance = crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
-            let results = fleet_results(ui, &planned);
+            let results = super::fleet_results(ui, &planned);
             if args.output == DiffFormat::Json {
                 let report = FleetReport::new(
                     &results,
@@ -87,16 +87,6 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
 }
 
 /// Each environment's plan, or its error as the reports show it.
-fn fleet_results<'a>(
-    ui: &Ui,
-    planned: &'a [Outcome<Planned>],
-) -> Vec<(&'a str, std::result::Result<&'a Planned, String>)> {
-    planned
-        .iter()
-        .map(|o| (o.environment.as_str(), o.result.as_ref().map_err(|err| super::error_text(ui, err))))
-        .collect()
-}
-
 /// A fleet's plans as text: a summary table, then each environment's plan as one
 /// environment's diff shows it.
 fn fleet_text(ui: &Ui, planned: &[Outcome<Planned>]) -> String {
@@ -123,13 +113,7 @@ fn fleet_text(ui: &Ui, planned: &[Outcome<Planned>]) -> String {
     }
     let mut out = super::fleet_heading(ui, planned, "with changes", |p: &Planned| p.plan.has_changes());
     out.push_str(&super::table(ui, &rows));
-    for outcome in planned {
-        out.push_str(&super::fleet_section(ui, &outcome.environment));
-        match &outcome.result {
-            Ok(planned) => out.push_str(&text_plan(ui, &planned.plan)),
-            Err(_) => out.push_str("failed: the error is on standard error\n"),
-        }
-    }
+    out.push_str(&super::fleet_sections(ui, planned, |planned| text_plan(ui, &planned.plan)));
     out
 }
 

@@ -54,10 +54,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     for report in reports.iter().filter_map(|o| o.result.as_ref().ok()) {
         tell_revisions(ui, report, true);
     }
-    let results: Vec<(&str, std::result::Result<&Report, String>)> = reports
-        .iter()
-        .map(|o| (o.environment.as_str(), o.result.as_ref().map_err(|err| super::error_text(ui, err))))
-        .collect();
+    let results = super::fleet_results(ui, &reports);
     let text = match args.output {
         DriftFormat::Json => {
             report::json::to_text(&FleetReport::new(&results, |r, _| DriftReport::new(r), |r| r.has_drift()))
@@ -160,13 +157,7 @@ fn fleet_text(ui: &Ui, reports: &[Outcome<Report>]) -> String {
     }
     let mut out = super::fleet_heading(ui, reports, "drifted", Report::has_drift);
     out.push_str(&super::table(ui, &rows));
-    for outcome in reports {
-        out.push_str(&super::fleet_section(ui, &outcome.environment));
-        match &outcome.result {
-            Ok(report) => out.push_str(&text_report(ui, report)),
-            Err(_) => out.push_str("failed: the error is on standard error\n"),
-        }
-    }
+    out.push_str(&super::fleet_sections(ui, reports, |report| text_report(ui, report)));
     out
 }
 

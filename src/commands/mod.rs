@@ -16,6 +16,7 @@ mod progress;
 mod render;
 mod rollback;
 mod secrets;
+mod status;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -237,6 +238,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Command::History(args) => (Some(&mut args.cluster), None),
         Command::Rollback(args) => (Some(&mut args.cluster), None),
         Command::Drift(args) => (Some(&mut args.cluster), None),
+        Command::Status(args) => (Some(&mut args.cluster), None),
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Decrypt(args)) => (None, Some(&mut args.identity)),
         Command::Secrets(
@@ -250,7 +252,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
     let outer = std::mem::take(&mut cli.cluster);
     let unused = |flag: &str| {
         Error::new(format!("{flag} does nothing for this command: it is not one that talks to the cluster"))
-            .with_help("diff, apply, history, rollback, drift and operator run take the cluster options")
+            .with_help("diff, apply, history, rollback, drift, status and operator run take the cluster options")
     };
     match cluster {
         Some(inner) => {
@@ -294,6 +296,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::History(args) => history::run(&cli.global, &ui, args),
         Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
+        Command::Status(args) => status::run(&cli.global, &ui, args),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Import(command) => import::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
@@ -373,8 +376,29 @@ pub(crate) fn fleet_heading<T>(
 }
 
 /// The line that starts an environment's part of a fleet's text.
-pub(crate) fn fleet_section(ui: &Ui, env: &str) -> String {
+fn fleet_section(ui: &Ui, env: &str) -> String {
     format!("\n{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("=== environment {env} ===")))
+}
+
+/// Each environment's part of a fleet's text: `text` of its result, or a pointer to its error.
+pub(crate) fn fleet_sections<T>(ui: &Ui, outcomes: &[Outcome<T>], text: impl Fn(&T) -> String) -> String {
+    let mut out = String::new();
+    for outcome in outcomes {
+        out.push_str(&fleet_section(ui, &outcome.environment));
+        match &outcome.result {
+            Ok(result) => out.push_str(&text(result)),
+            Err(_) => out.push_str("failed: the error is on standard error\n"),
+        }
+    }
+    out
+}
+
+/// Each environment's result, or its error as a report quotes it: what a fleet's JSON holds.
+pub(crate) fn fleet_results<'a, T>(
+    ui: &Ui,
+    outcomes: &'a [Outcome<T>],
+) -> Vec<(&'a str, std::result::Result<&'a T, String>)> {
+    outcomes.iter().map(|o| (o.environment.as_str(), o.result.as_ref().map_err(|err| error_text(ui, err)))).collect()
 }
 
 /// Rows as aligned columns, the first (the heading) in bold.

@@ -7,7 +7,8 @@
 //! order, then the child's new ones. `abstract` is never inherited.
 //!
 //! `ignoreDifferences` is a list too: a derived file's replaces its base's, at the environment
-//! and per release; a release follows the environment's rules and then its own.
+//! and per release; a release follows the environment's rules and then its own. So is
+//! `healthChecks` (CEL rules, compiled as the file loads: `crate::project::health`).
 //!
 //! `substitute` and `substituteFrom` (Flux's `postBuild` variables, see
 //! `crate::kustomize::substitute`) belong to kustomization releases: on a release that ends up
@@ -22,6 +23,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
 use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive};
+use crate::project::health::{HealthCheck, HealthCheckFile};
 use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
 use crate::project::source::{Source, is_plain_name, utf8};
 use crate::project::values::{deep_merge, merge_overrides};
@@ -50,6 +52,7 @@ struct EnvironmentFile {
     kube_version: Option<Spanned<String>>,
     repositories: Option<Vec<Spanned<RepositoryFile>>>,
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
+    health_checks: Option<Vec<Spanned<HealthCheckFile>>>,
     releases: Option<Vec<Spanned<ReleaseFile>>>,
 }
 
@@ -201,6 +204,8 @@ pub struct Environment {
     /// `ignoreDifferences`: rules every release of the environment follows (each release's
     /// `ignore_differences` holds them too).
     pub ignore_differences: Vec<IgnoreRule>,
+    /// `healthChecks`: CEL rules saying when objects of a kind are healthy, compiled.
+    pub health_checks: Vec<HealthCheck>,
 }
 
 impl PathRef {
@@ -249,6 +254,7 @@ impl Environment {
             identity_file: self.identity_file.as_ref().map(PathRef::unlocated),
             needs: self.needs.iter().map(|(name, _)| (name.clone(), Location::file(""))).collect(),
             ignore_differences: self.ignore_differences.iter().map(IgnoreRule::unlocated).collect(),
+            health_checks: self.health_checks.iter().map(HealthCheck::unlocated).collect(),
             ..self.clone()
         }
     }
@@ -633,6 +639,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut kube_version = None;
     let mut repositories: BTreeMap<String, Repository> = BTreeMap::new();
     let mut ignore_differences = Vec::new();
+    let mut health_checks = Vec::new();
     let mut releases: Vec<PartialRelease> = Vec::new();
     // Where each release name is in `releases`: a derived file's release merges into its base's.
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -671,6 +678,10 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         }
         if let Some(rules) = file.ignore_differences {
             ignore_differences = ignore_rules(&file_path, rules)?;
+        }
+        if let Some(rules) = file.health_checks {
+            health_checks =
+                rules.into_iter().map(|rule| HealthCheck::parse(&file_path, rule)).collect::<Result<Vec<_>>>()?;
         }
         for spanned in file.repositories.unwrap_or_default() {
             let repository = Repository::parse(&file_path, spanned)?;
@@ -727,6 +738,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         kube_version,
         releases,
         ignore_differences,
+        health_checks,
     })
 }
 

@@ -767,6 +767,7 @@ pub(crate) mod tests {
             installed: true,
             patches: Vec::new(),
             ignore_differences: Vec::new(),
+            health_checks: Vec::new(),
             at: nowhere.clone(),
             chart_at: nowhere,
         }

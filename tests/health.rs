@@ -87,6 +87,20 @@ impl Setup {
         );
     }
 
+    /// Writes environment `dev` with the rule on the release instead, at line 9.
+    fn environment_with_release_rule(&self, size: u32) {
+        let rule = HEALTH_CHECKS.replace("GROUP", &self.group).replace("\n", "\n    ");
+        self.repo.write(
+            "environments/dev.yaml",
+            &format!(
+                "namespace: {}\ncluster:\n  lockNamespace: {}\nreleases:\n  - name: db\n    chart: db\n    values: {{size: {size}}}\n    {}",
+                self.ns,
+                self.lock,
+                rule.trim_end()
+            ),
+        );
+    }
+
     fn weaver(&self, args: &[&str]) -> common::Run {
         self.repo.weaver_on(&self.cluster, args)
     }
@@ -195,12 +209,14 @@ fn a_custom_resource_is_waited_for_until_its_cel_rule_says_healthy() {
 #[test]
 fn a_custom_resource_its_rule_says_failed_fails_the_wait_with_its_message() {
     let setup = Setup::installed();
+    // The rule on the release, this time.
+    setup.environment_with_release_rule(2);
     let (code, output) = setup.apply_waiting_while(2, "2m", || {
         setup.set_ready("False", "Failed", "volume quota exceeded");
     });
     assert_eq!(code, 1, "{output}");
     let expected = format!(
-        "{}/v1 Database {}/orders: failed: `failed` of the health check at environments/dev.yaml:5:5 is true \
+        "{}/v1 Database {}/orders: failed: `failed` of the health check at environments/dev.yaml:9:9 is true \
          (Ready=False Failed: volume quota exceeded)",
         setup.group, setup.ns
     );

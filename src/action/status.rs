@@ -27,7 +27,6 @@ pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Repor
     // The last apply's objects, deployed or not: a wait that failed left them in the cluster.
     let live = recorded_live(&cluster, &releases, &selected.env.name, Wanted::Applied, options.concurrency).await?;
     let by_key = by_key(&live);
-    let checks = &selected.env.health_checks;
     let releases = releases
         .iter()
         .map(|release| {
@@ -37,7 +36,7 @@ pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Repor
                 record,
                 &by_key,
                 |manifest| place(&cluster, manifest, release),
-                |object| health(readiness(object, checks)),
+                |object| health(readiness(object, &release.health_checks)),
             )
         })
         .collect();

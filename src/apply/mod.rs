@@ -47,8 +47,9 @@ pub struct ApplyOptions {
     pub wait: bool,
     /// Bounds each release's waiting (CRDs Established, readiness).
     pub timeout: Duration,
-    /// The environment's `healthChecks`: what ready means for the kinds they name.
-    pub health_checks: Vec<HealthCheck>,
+    /// Each release's `healthChecks` (the environment's among them), by release name: what
+    /// ready means for the kinds they name.
+    pub health_checks: HashMap<String, Vec<HealthCheck>>,
     /// Where the applied definition came from, for the record.
     pub commit: Option<String>,
     pub dirty: Option<bool>,
@@ -778,7 +779,7 @@ impl Run<'_> {
         }
         (self.on_event)(Event::WaitStarted { release });
         let deadline = Instant::now() + self.options.timeout;
-        let checks = &self.options.health_checks;
+        let checks = self.options.health_checks.get(release).map_or(&[][..], Vec::as_slice);
         let waiting = self.cluster.wait_ready(&targets, checks, deadline, self.options.concurrency, |progress| {
             (self.on_event)(Event::WaitProgress { release, progress })
         });

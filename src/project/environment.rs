@@ -8,7 +8,8 @@
 //!
 //! `ignoreDifferences` is a list too: a derived file's replaces its base's, at the environment
 //! and per release; a release follows the environment's rules and then its own. So is
-//! `healthChecks` (CEL rules, compiled as the file loads: `crate::project::health`).
+//! `healthChecks` (CEL rules, compiled as the file loads: `crate::project::health`), where a
+//! release's own rules come before the environment's.
 //!
 //! `substitute` and `substituteFrom` (Flux's `postBuild` variables, see
 //! `crate::kustomize::substitute`) belong to kustomization releases: on a release that ends up
@@ -93,6 +94,7 @@ struct ReleaseFile {
     installed: Option<bool>,
     patches: Option<Vec<Spanned<PatchFile>>>,
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
+    health_checks: Option<Vec<Spanned<HealthCheckFile>>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +168,9 @@ pub struct Release {
     pub patches: Vec<Patch>,
     /// `ignoreDifferences`: the environment's rules, then the release's own.
     pub ignore_differences: Vec<IgnoreRule>,
+    /// `healthChecks`: the release's own rules, then the environment's (the first for a kind
+    /// decides, so the release's win).
+    pub health_checks: Vec<HealthCheck>,
     /// Where the release is (last) defined: the most derived file that mentions it.
     pub at: Location,
     /// Where its `chart` (or `kustomize`) is set, for "chart not found" errors.
@@ -204,7 +209,8 @@ pub struct Environment {
     /// `ignoreDifferences`: rules every release of the environment follows (each release's
     /// `ignore_differences` holds them too).
     pub ignore_differences: Vec<IgnoreRule>,
-    /// `healthChecks`: CEL rules saying when objects of a kind are healthy, compiled.
+    /// `healthChecks`: CEL rules saying when objects of a kind are healthy, compiled (each
+    /// release's `health_checks` holds them too, after its own).
     pub health_checks: Vec<HealthCheck>,
 }
 
@@ -228,6 +234,7 @@ impl Release {
             substitute_from: self.substitute_from.iter().map(PathRef::unlocated).collect(),
             patches: self.patches.iter().map(|p| Patch { at: nowhere.clone(), ..p.clone() }).collect(),
             ignore_differences: self.ignore_differences.iter().map(IgnoreRule::unlocated).collect(),
+            health_checks: self.health_checks.iter().map(HealthCheck::unlocated).collect(),
             at: nowhere.clone(),
             chart_at: nowhere,
             ..self.clone()
@@ -306,6 +313,7 @@ struct PartialRelease {
     installed: Option<bool>,
     patches: Option<Vec<Patch>>,
     ignore_differences: Option<Vec<IgnoreRule>>,
+    health_checks: Option<Vec<HealthCheck>>,
 }
 
 impl PartialRelease {
@@ -318,6 +326,7 @@ impl PartialRelease {
         };
         let namespace = fields.namespace.map(|ns| located_namespace(file, ns)).transpose()?;
         let ignore_differences = fields.ignore_differences.map(|rules| ignore_rules(file, rules)).transpose()?;
+        let health_checks = fields.health_checks.map(|rules| health_checks(file, rules)).transpose()?;
         let mut substitute_at = None;
         let substitute = match fields.substitute {
             None => None,
@@ -365,6 +374,7 @@ impl PartialRelease {
             installed: fields.installed,
             patches,
             ignore_differences,
+            health_checks,
             at,
         })
     }
@@ -393,6 +403,7 @@ impl PartialRelease {
         self.installed = child.installed.or(self.installed);
         self.patches = child.patches.or(self.patches.take());
         self.ignore_differences = child.ignore_differences.or(self.ignore_differences.take());
+        self.health_checks = child.health_checks.or(self.health_checks.take());
         self.at = child.at;
     }
 
@@ -401,6 +412,7 @@ impl PartialRelease {
         default_namespace: &str,
         repositories: &BTreeMap<String, Repository>,
         environment_rules: &[IgnoreRule],
+        environment_checks: &[HealthCheck],
     ) -> Result<Release> {
         RELEASE_NAME.check(&self.name, &self.at)?;
         let Some((chart, chart_at, is_kustomization)) = self.chart else {
@@ -447,6 +459,12 @@ impl PartialRelease {
                 .iter()
                 .cloned()
                 .chain(self.ignore_differences.unwrap_or_default())
+                .collect(),
+            health_checks: self
+                .health_checks
+                .unwrap_or_default()
+                .into_iter()
+                .chain(environment_checks.iter().cloned())
                 .collect(),
             name: self.name,
             kustomize: is_kustomization.then(|| PathBuf::from(&chart)),
@@ -680,8 +698,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
             ignore_differences = ignore_rules(&file_path, rules)?;
         }
         if let Some(rules) = file.health_checks {
-            health_checks =
-                rules.into_iter().map(|rule| HealthCheck::parse(&file_path, rule)).collect::<Result<Vec<_>>>()?;
+            health_checks = self::health_checks(&file_path, rules)?;
         }
         for spanned in file.repositories.unwrap_or_default() {
             let repository = Repository::parse(&file_path, spanned)?;
@@ -717,7 +734,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     check_needs(&releases)?;
     let releases = releases
         .into_iter()
-        .map(|r| r.finish(&namespace, &repositories, &ignore_differences))
+        .map(|r| r.finish(&namespace, &repositories, &ignore_differences, &health_checks))
         .collect::<Result<Vec<_>>>()?;
     let releases = order_by_needs(releases)?;
 
@@ -744,6 +761,10 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
 
 fn ignore_rules(file: &Path, rules: Vec<Spanned<IgnoreRuleFile>>) -> Result<Vec<IgnoreRule>> {
     rules.into_iter().map(|rule| IgnoreRule::parse(file, rule)).collect()
+}
+
+fn health_checks(file: &Path, rules: Vec<Spanned<HealthCheckFile>>) -> Result<Vec<HealthCheck>> {
+    rules.into_iter().map(|rule| HealthCheck::parse(file, rule)).collect()
 }
 
 /// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it: `v1.32.0`,
@@ -1152,6 +1173,39 @@ releases:
         let prod = load(&files, "prod").unwrap();
         assert_eq!(pointers(&prod, "web"), ["[][\"/webhooks/*/clientConfig/caBundle\"]"]);
         assert_eq!(pointers(&prod, "api"), pointers(&prod, "web"));
+    }
+
+    #[test]
+    fn health_checks_are_inherited_through_extends_and_a_release_s_own_come_first() {
+        let rule =
+            |kind: &str, current: &str| format!("{{apiVersion: example.com/v1, kind: {kind}, current: \"{current}\"}}");
+        let base = format!(
+            "abstract: true\nhealthChecks:\n  - {}\n  - {}\nreleases:\n  - name: db\n    chart: db\n    healthChecks:\n      - {}\n  - name: web\n    chart: web\n",
+            rule("Database", "has(status.ready)"),
+            rule("Cache", "true"),
+            rule("Database", "status.phase == 'Up'")
+        );
+        let prod = format!("extends: base\nhealthChecks:\n  - {}\n", rule("Queue", "true"));
+        let files = [("base.yaml", base.as_str()), ("dev.yaml", "extends: base\n"), ("prod.yaml", prod.as_str())];
+        let kinds = |env: &Environment, release: &str| -> Vec<String> {
+            let checks = &env.release(release).unwrap().health_checks;
+            checks.iter().map(|c| format!("{} {}", c.kind, c.current.text)).collect()
+        };
+        let dev = load(&files, "dev").unwrap();
+        assert_eq!(kinds(&dev, "db"), ["Database status.phase == 'Up'", "Database has(status.ready)", "Cache true"]);
+        assert_eq!(kinds(&dev, "web"), ["Database has(status.ready)", "Cache true"]);
+        assert_eq!(dev.health_checks[0].at.to_string(), "environments/base.yaml:3:5");
+        assert_eq!(dev.health_checks[0].current.at.to_string(), "environments/base.yaml:3:59");
+        let prod = load(&files, "prod").unwrap();
+        assert_eq!(kinds(&prod, "db"), ["Database status.phase == 'Up'", "Queue true"]);
+        assert_eq!(kinds(&prod, "web"), ["Queue true"]);
+        // A bad expression stops the load, naming its file and line.
+        let bad = format!(
+            "releases:\n  - name: db\n    chart: db\n    healthChecks:\n      - {}\n",
+            rule("Database", "status.ready ==")
+        );
+        let err = load(&[("dev.yaml", bad.as_str())], "dev").unwrap_err();
+        assert_eq!(err.location.unwrap().to_string(), "environments/dev.yaml:5:63");
     }
 
     #[test]

@@ -164,18 +164,34 @@ impl Expression {
         }
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(result)) => Ok(result),
-            Ok(other) => Err(format!("{} gave {other:?}, not a bool", self.describe())),
-            // The object's top-level fields are the variables: one it lacks is undeclared.
-            Err(cel::ExecutionError::UndeclaredReference(name)) if !name.contains('.') => {
-                Err(format!("{} could not be evaluated: the object has no `{name}`", self.describe()))
-            }
-            Err(err) => Err(format!("{} could not be evaluated: {err}", self.describe())),
+            Ok(other) => Err(format!("{} gave a {}, not a bool", self.describe(), other.type_of())),
+            Err(err) => Err(format!("{} could not be evaluated: {}", self.describe(), without_values(&err))),
         }
     }
 
     /// `the CEL expression `current` (environments/dev.yaml:12:14)`
     fn describe(&self) -> String {
         format!("the CEL expression `{}` ({})", self.field, self.at)
+    }
+}
+
+/// What went wrong, without the object's values the error may quote (a Secret's data, which no
+/// redactor knows here): names of fields and types are shown, values never.
+fn without_values(err: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match err {
+        // The object's top-level fields are the variables: one it lacks is undeclared.
+        E::UndeclaredReference(name) if !name.contains('.') => format!("the object has no `{name}`"),
+        E::UndeclaredReference(_)
+        | E::NoSuchKey(_)
+        | E::NoSuchOverload(_)
+        | E::UnexpectedType { .. }
+        | E::InvalidArgumentCount { .. }
+        | E::MissingArgumentOrTarget => err.to_string(),
+        E::FunctionError { function, .. } => {
+            format!("the function `{function}` failed (its message is not shown: it may quote a value)")
+        }
+        _ => "an operation failed on a value of the object (values are not shown: they may be secret)".to_string(),
     }
 }
 
@@ -260,7 +276,18 @@ mod tests {
         );
         let not_bool = rule("metadata.name", None, None).unwrap();
         let Verdict::Error(why) = not_bool.evaluate(&no_status) else { panic!("expected an error") };
-        assert!(why.contains("not a bool"), "{why}");
+        assert!(why.ends_with("gave a string, not a bool"), "{why}");
+        let no_key = rule("metadata.labels.tier == 'web'", None, None).unwrap();
+        let Verdict::Error(why) = no_key.evaluate(&no_status) else { panic!("expected an error") };
+        assert!(why.ends_with("could not be evaluated: No such key: labels"), "{why}");
+        // An error that would quote a value (a Secret's data) does not.
+        let secret =
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"token": "c2VjcmV0"}});
+        for expression in ["data.token", "data.token > 1", "data.token / 2", "int(data.token) == 1"] {
+            let check = rule(expression, None, None).unwrap();
+            let Verdict::Error(why) = check.evaluate(&secret) else { panic!("expected an error: {expression}") };
+            assert!(!why.contains("c2VjcmV0"), "{expression}: {why}");
+        }
     }
 
     #[test]

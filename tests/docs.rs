@@ -349,6 +349,11 @@ fn setup(name: &str, cx: &Context) {
         }
         "values-schema" => cx.edit("environments/dev.yaml", "      replicas: 1", "      replicas: one"),
         "duplicate-key" => cx.edit("environments/dev.yaml", "releases:", "values:\n  team: platform\nreleases:"),
+        "bad-cel" => cx.edit(
+            "environments/dev.yaml",
+            "releases:",
+            "healthChecks:\n  - apiVersion: example.com/v1\n    kind: Database\n    current: status.phase = 'Ready'\nreleases:",
+        ),
         "bad-kubeconfig" => {
             cx.repo.write(
                 "ci.yaml",

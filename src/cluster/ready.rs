@@ -19,10 +19,10 @@
 //!
 //! Before the rules by kind, for every kind, as kstatus does: an object being deleted is
 //! progressing; `Reconciling=True` is progressing, `Stalled=True` failed. And before all of
-//! these, a user's CEL rule for the object's kind (an environment's `healthChecks`, see
-//! `crate::project::health`) decides alone, as Flux's `healthCheckExprs` do: an unobserved
-//! generation is progressing, then `inProgress`, `failed`, `current`; none true is
-//! progressing, an expression that cannot be evaluated makes the health unknown.
+//! these, a user's CEL rule for the object's kind (`healthChecks` of its release or its
+//! environment, see `crate::project::health`) decides alone, as Flux's `healthCheckExprs` do:
+//! an unobserved generation is progressing, then `inProgress`, `failed`, `current`; none true
+//! is progressing, an expression that cannot be evaluated makes the health unknown.
 
 use serde_json::Value;
 

@@ -264,6 +264,12 @@ fn setup(name: &str, cx: &Context) {
             );
             cx.cluster().delete(&object("v1", "ConfigMap", "redis-config"));
         }
+        // The shop applied to a cluster whose workload controllers do nothing yet.
+        "rolling-out" => {
+            shop_only(cx);
+            cx.cluster().fake("workloads that stay unready").expect("the fake API server").set_auto_ready(false);
+            cx.weaver("apply --env dev");
+        }
         // Three revisions of web: applied, changed and applied, rolled back.
         "history" => {
             shop_only(cx);

@@ -106,6 +106,9 @@ pub enum Command {
     /// Report what changed in the cluster since each release's last deployed revision (exit 2 on drift)
     #[command(after_help = DRIFT_EXAMPLES)]
     Drift(DriftArgs),
+    /// Show the health of each release's objects: healthy, progressing, failed or unknown (exit 2 when not all healthy, 1 when one failed)
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
     /// Pin remote Helm charts in charts.lock and pull them into the chart cache
     #[command(subcommand, after_help = CHARTS_EXAMPLES)]
     Charts(ChartsCommand),
@@ -160,6 +163,10 @@ const DRIFT_EXAMPLES: &str = "Examples:
   weaver drift --env prod
   weaver drift --env prod -o junit > drift.xml
   weaver drift --env \"prod-*\" -o junit > drift.xml    # a testsuite per environment";
+const STATUS_EXAMPLES: &str = "Examples:
+  weaver status --env prod
+  weaver status --env prod -r web -o json
+  weaver status --env \"prod-*\"            # a fleet: a summary, then each environment";
 const CHARTS_EXAMPLES: &str = "Examples:
   weaver charts lock            # pin new or changed constraints, pull them
   weaver charts fetch           # pull what charts.lock pins (CI, a fresh clone)";
@@ -595,6 +602,27 @@ pub struct DriftArgs {
     pub timeout: std::time::Duration,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// `weaver status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Output format: a table, or JSON for pipelines
+    #[arg(short, long, value_enum, default_value_t = StatusFormat::Text)]
+    pub output: StatusFormat,
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -30,7 +30,7 @@ use crate::diff::{ChangeOp, FieldSet, as_stored, element_path, field_path, is_se
 use crate::manifest::{MANAGER, ObjectKey};
 use crate::patch::merge_keys::{self, ListStrategy};
 use crate::project::Release;
-use crate::release_record::{self, Record};
+use crate::release_record::Record;
 
 /// One recorded field whose live value differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +107,17 @@ pub struct Revision {
     pub time: String,
     pub commit: Option<String>,
     pub dirty: Option<bool>,
+}
+
+impl Revision {
+    pub fn of(record: &Record) -> Revision {
+        Revision {
+            number: record.revision,
+            time: record.time.clone(),
+            commit: record.commit.clone(),
+            dirty: record.dirty,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,27 +229,13 @@ pub fn compare_release(
         correction: None,
     };
     let Some(record) = record else { return drift };
-    drift.revision = Some(Revision {
-        number: record.revision,
-        time: record.time.clone(),
-        commit: record.commit.clone(),
-        dirty: record.dirty,
-    });
-    // What the object list says of each manifest: whether it reached the cluster, whether it
-    // holds decrypted values. A record without an object list says nothing.
-    let listed: HashMap<ObjectKey, &release_record::RecordedObject> =
-        record.objects.iter().map(|o| (o.key(), o)).collect();
-    for manifest in record.manifests.iter() {
+    drift.revision = Some(Revision::of(record));
+    for (manifest, sensitive) in record.applied_manifests() {
         let mut key = ObjectKey::of(manifest);
-        let recorded = listed.get(&key);
-        if recorded.is_some_and(|o| !o.applied) {
-            continue;
-        }
-        let sensitive = recorded.is_some_and(|o| o.sensitive);
         let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
         let object = match place(manifest) {
             None => ObjectDrift {
-                reason: Some(format!("the cluster does not serve {api_version} {}", key.kind)),
+                reason: Some(unserved(&api_version, &key.kind)),
                 api_version,
                 key,
                 state: State::Missing,
@@ -283,6 +280,11 @@ pub fn compare_release(
         drift.objects.push(object);
     }
     drift
+}
+
+/// Why a recorded object cannot be live.
+pub fn unserved(api_version: &str, kind: &str) -> String {
+    format!("the cluster does not serve {api_version} {kind}")
 }
 
 /// Keeps the path of a change but none of its values.
@@ -553,7 +555,7 @@ fn quantity(value: &Value) -> Option<(i128, i32)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -745,7 +747,8 @@ mod tests {
         assert_eq!(changes[1].live, Some(json!([{"name": "C"}, {"name": "A"}, {"name": "B"}])));
     }
 
-    fn release(name: &str) -> Release {
+    /// A release of chart `app` in namespace `shop`, for tests.
+    pub(crate) fn release(name: &str) -> Release {
         let nowhere = crate::error::Location::file("");
         Release {
             name: name.into(),
@@ -764,6 +767,7 @@ mod tests {
             installed: true,
             patches: Vec::new(),
             ignore_differences: Vec::new(),
+            health_checks: Vec::new(),
             at: nowhere.clone(),
             chart_at: nowhere,
         }
@@ -780,7 +784,7 @@ mod tests {
             revision: 3,
             commit: Some("abc".into()),
             dirty: Some(false),
-            objects: vec![release_record::RecordedObject {
+            objects: vec![crate::release_record::RecordedObject {
                 api_version: "v1".into(),
                 kind: "ConfigMap".into(),
                 namespace: Some("shop".into()),

@@ -164,6 +164,19 @@ impl Record {
     pub fn has_hooks(&self, hooks: &[Value]) -> bool {
         self.hooks.len() == hooks.len() && hooks.iter().all(|h| self.hooks.contains(h))
     }
+
+    /// The manifests that reached the cluster, in apply order, each with whether it holds a
+    /// decrypted value (the object list says; a record without one says nothing).
+    pub fn applied_manifests(&self) -> impl Iterator<Item = (&Value, bool)> {
+        let listed: HashMap<ObjectKey, &RecordedObject> = self.objects.iter().map(|o| (o.key(), o)).collect();
+        self.manifests.iter().filter_map(move |manifest| {
+            let recorded = listed.get(&ObjectKey::of(manifest));
+            match recorded {
+                Some(o) if !o.applied => None,
+                _ => Some((manifest, recorded.is_some_and(|o| o.sensitive))),
+            }
+        })
+    }
 }
 
 /// Whether a listed Secret is a release record rather than an object of the release.
@@ -291,17 +304,37 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
     Ok(records)
 }
 
+/// Which revision of a release a reader wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// The newest `deployed` one: what diff, drift and prune compare with.
+    Deployed,
+    /// The newest of any status: what the last apply left in the cluster, even if it failed
+    /// (`weaver status`).
+    Applied,
+}
+
 /// The Secrets of every revision whose labels say `deployed` in `environment`, by (release,
 /// revision): read from labels alone, nothing decoded.
 pub fn deployed_revisions<'a>(
     secrets: impl IntoIterator<Item = &'a Value>,
     environment: &str,
 ) -> BTreeMap<(String, u32), Vec<&'a Value>> {
+    revisions_wanted(secrets, environment, Wanted::Deployed)
+}
+
+/// The Secrets of every revision of `environment` that `wanted` may pick, by (release,
+/// revision): read from labels alone, nothing decoded.
+fn revisions_wanted<'a>(
+    secrets: impl IntoIterator<Item = &'a Value>,
+    environment: &str,
+    wanted: Wanted,
+) -> BTreeMap<(String, u32), Vec<&'a Value>> {
     let mut deployed: BTreeMap<(String, u32), Vec<&'a Value>> = BTreeMap::new();
     let labelled = |secret: &Value, name: &str, value: &str| label(secret, name) == Some(value);
     for secret in secrets.into_iter().filter(|s| is_record(s)) {
         if !labelled(secret, LABEL_ENVIRONMENT, environment)
-            || !labelled(secret, LABEL_STATUS, Status::Deployed.as_str())
+            || (wanted == Wanted::Deployed && !labelled(secret, LABEL_STATUS, Status::Deployed.as_str()))
         {
             continue;
         }
@@ -320,9 +353,18 @@ pub fn last_deployed<'a>(
     listed: impl IntoIterator<Item = &'a Value>,
     environment: &str,
 ) -> Result<HashMap<String, Record>> {
-    // Each release's deployed revisions, newest first: the newest complete one is its record.
+    last_records(listed, environment, Wanted::Deployed)
+}
+
+/// The newest record of each release that `wanted` picks, as [`last_deployed`] reads them.
+pub fn last_records<'a>(
+    listed: impl IntoIterator<Item = &'a Value>,
+    environment: &str,
+    wanted: Wanted,
+) -> Result<HashMap<String, Record>> {
+    // Each release's revisions, newest first: the newest complete one is its record.
     let mut by_release: BTreeMap<String, Vec<Vec<&Value>>> = BTreeMap::new();
-    for ((release, _), chunks) in deployed_revisions(listed, environment).into_iter().rev() {
+    for ((release, _), chunks) in revisions_wanted(listed, environment, wanted).into_iter().rev() {
         by_release.entry(release).or_default().push(chunks);
     }
     // Decoding (gzip, then JSON) is most of the cost of reading a thousand records: in

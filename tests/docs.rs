@@ -264,6 +264,12 @@ fn setup(name: &str, cx: &Context) {
             );
             cx.cluster().delete(&object("v1", "ConfigMap", "redis-config"));
         }
+        // The shop applied to a cluster whose workload controllers do nothing yet.
+        "rolling-out" => {
+            shop_only(cx);
+            cx.cluster().fake("workloads that stay unready").expect("the fake API server").set_auto_ready(false);
+            cx.weaver("apply --env dev");
+        }
         // Three revisions of web: applied, changed and applied, rolled back.
         "history" => {
             shop_only(cx);
@@ -349,6 +355,11 @@ fn setup(name: &str, cx: &Context) {
         }
         "values-schema" => cx.edit("environments/dev.yaml", "      replicas: 1", "      replicas: one"),
         "duplicate-key" => cx.edit("environments/dev.yaml", "releases:", "values:\n  team: platform\nreleases:"),
+        "bad-cel" => cx.edit(
+            "environments/dev.yaml",
+            "releases:",
+            "healthChecks:\n  - apiVersion: example.com/v1\n    kind: Database\n    current: status.phase = 'Ready'\nreleases:",
+        ),
         "bad-kubeconfig" => {
             cx.repo.write(
                 "ci.yaml",

@@ -190,6 +190,7 @@ pub(super) fn apply_options(
         concurrency: settings.concurrency,
         wait: settings.wait,
         timeout: settings.timeout,
+        health_checks: env.releases.iter().map(|r| (r.name.clone(), r.health_checks.clone())).collect(),
         commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
         dirty: provenance.map(|(_, dirty)| dirty),
         rollback_of,

@@ -15,7 +15,7 @@ use super::render::{IfEmpty, Selected, Selection, select};
 use super::rollback::{recorded_release, register_secret_values};
 use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell_retries};
 use crate::apply::{Outcome, Report as ApplyReport};
-use crate::cluster::observe::{Unlabelled, list_live, recorded_target};
+use crate::cluster::observe::{Live, Unlabelled, list_live, recorded_target};
 use crate::cluster::{Cluster, ConnectOptions, SharedServers};
 use crate::drift::{
     Correction, CorrectionResult, CorrectionRun, ReleaseCorrection, ReleaseState, Report, State, compare_release,
@@ -23,7 +23,8 @@ use crate::drift::{
 use crate::error::Result;
 use crate::manifest::ObjectKey;
 use crate::notify::Message;
-use crate::release_record::{self, Record, RecordedObject};
+use crate::project::Release;
+use crate::release_record::{self, Record, RecordedObject, Wanted};
 
 #[derive(Debug, Clone)]
 pub struct DriftOptions {
@@ -71,17 +72,13 @@ async fn compare(
     let environment = &selected.env.name;
     let started = Instant::now();
     let releases = selected.releases();
-    let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    let live = list_live(cluster, BTreeSet::new(), &names, environment, concurrency, &Unlabelled::new()).await?;
-    let by_key: HashMap<ObjectKey, &Value> =
-        live.objects.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
+    let live = recorded_live(cluster, &releases, environment, Wanted::Deployed, concurrency).await?;
+    let by_key = by_key(&live);
     let releases = releases
         .iter()
         .map(|release| {
             let record = live.records.get(&release.name);
-            compare_release(release, record, &by_key, |manifest| {
-                recorded_target(cluster, manifest, &release.namespace).map(|target| target.namespace)
-            })
+            compare_release(release, record, &by_key, |manifest| place(cluster, manifest, release))
         })
         .collect();
     phase(on, "observe and compare", started);
@@ -93,6 +90,31 @@ async fn compare(
         correction: None,
     };
     Ok((report, live.records))
+}
+
+/// The newest record of `releases` that `wanted` picks and the live objects they name: one
+/// LIST of Secrets per release namespace, then one LIST per (resource, namespace) the records
+/// name, all with weaver's release label.
+pub(super) async fn recorded_live(
+    cluster: &Cluster,
+    releases: &[&Release],
+    environment: &str,
+    wanted: Wanted,
+    concurrency: usize,
+) -> Result<Live> {
+    let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
+    list_live(cluster, BTreeSet::new(), &names, environment, wanted, concurrency, &Unlabelled::new()).await
+}
+
+/// The live objects by key, the records left out.
+pub(super) fn by_key(live: &Live) -> HashMap<ObjectKey, &Value> {
+    live.objects.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect()
+}
+
+/// Where the cluster keeps a recorded object of `release`: its namespace (None when
+/// cluster-scoped), or None when its kind is not served.
+pub(super) fn place(cluster: &Cluster, manifest: &Value, release: &Release) -> Option<Option<String>> {
+    recorded_target(cluster, manifest, &release.namespace).map(|target| target.namespace)
 }
 
 #[derive(Debug, Clone)]

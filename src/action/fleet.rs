@@ -434,6 +434,15 @@ pub fn drift(
     each(environments, cx, |env, cx| block_on(super::drift::drift(&options(env), cx)))
 }
 
+/// [`super::status::status`] of each environment, with `options(env)`.
+pub fn status(
+    environments: &[String],
+    options: impl Fn(&str) -> super::status::StatusOptions + Sync,
+    cx: FleetContext,
+) -> Vec<Outcome<crate::status::Report>> {
+    each(environments, cx, |env, cx| block_on(super::status::status(&options(env), cx.on)))
+}
+
 /// How a fleet apply runs its environments.
 #[derive(Debug, Clone, Copy)]
 pub struct FleetApplyOptions {

@@ -16,6 +16,7 @@ mod removed;
 pub mod render;
 pub mod report;
 pub mod rollback;
+pub mod status;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -91,6 +91,7 @@ pub fn merge(files: &[PathBuf]) -> Result<AnyFleetReport<'static>> {
             };
             AnyFleetReport::Apply(combine(fleets.collect(), dry_run, "is")?)
         }
+        FleetCommand::Status => unreachable!("status reports are refused as they are read"),
     })
 }
 
@@ -227,6 +228,13 @@ fn read(path: &Path) -> Result<Read> {
         FleetCommand::Diff => AnyFleetReport::Diff(parse(path, &text, "weaver diff fleet report")?),
         FleetCommand::Drift => AnyFleetReport::Drift(parse(path, &text, "weaver drift fleet report")?),
         FleetCommand::Apply => AnyFleetReport::Apply(parse(path, &text, "weaver apply fleet report")?),
+        FleetCommand::Status => {
+            return Err(Error::at(
+                Location::file(path),
+                "a `weaver status` report: merge combines diff, drift and apply reports",
+            )
+            .with_help("status only reads: run it over the whole selection at once"));
+        }
     };
     Ok(Read { path: path.to_path_buf(), report })
 }

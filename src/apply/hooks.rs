@@ -174,7 +174,7 @@ impl Run<'_> {
         let why = match state {
             Ok(Readiness::Ready) => return Ok(()),
             Ok(Readiness::Failed(reason)) => reason,
-            Ok(Readiness::Pending(reason)) => {
+            Ok(Readiness::Pending(reason) | Readiness::Unknown(reason)) => {
                 format!("not done after {} (--timeout): {reason}", crate::cluster::humanize(self.options.timeout))
             }
             Err(err) => describe(&err),

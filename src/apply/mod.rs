@@ -28,6 +28,7 @@ use crate::cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, Wa
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
+use crate::project::HealthCheck;
 use crate::release_record::{AdoptedFrom, HookOutcome, Record, Status};
 use crate::render::RenderedRelease;
 
@@ -46,6 +47,9 @@ pub struct ApplyOptions {
     pub wait: bool,
     /// Bounds each release's waiting (CRDs Established, readiness).
     pub timeout: Duration,
+    /// Each release's `healthChecks` (the environment's among them), by release name: what
+    /// ready means for the kinds they name.
+    pub health_checks: HashMap<String, Vec<HealthCheck>>,
     /// Where the applied definition came from, for the record.
     pub commit: Option<String>,
     pub dirty: Option<bool>,
@@ -775,7 +779,8 @@ impl Run<'_> {
         }
         (self.on_event)(Event::WaitStarted { release });
         let deadline = Instant::now() + self.options.timeout;
-        let waiting = self.cluster.wait_ready(&targets, deadline, self.options.concurrency, |progress| {
+        let checks = self.options.health_checks.get(release).map_or(&[][..], Vec::as_slice);
+        let waiting = self.cluster.wait_ready(&targets, checks, deadline, self.options.concurrency, |progress| {
             (self.on_event)(Event::WaitProgress { release, progress })
         });
         let outcome = tokio::select! {

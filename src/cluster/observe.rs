@@ -12,7 +12,7 @@ use crate::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm
 use crate::error::{Error, Location, Result};
 use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, api_group, label, namespace_of};
 use crate::project::Release;
-use crate::release_record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status};
+use crate::release_record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status, Wanted};
 use crate::render::RenderedRelease;
 
 /// What the cluster has of some releases: the objects carrying their release label, and the
@@ -20,7 +20,8 @@ use crate::render::RenderedRelease;
 pub struct Live {
     /// Listed objects, the record Secrets among them.
     pub objects: Vec<Value>,
-    /// The newest `deployed` record of each release, for the environment.
+    /// The newest record of each release the listing wanted (`deployed`, or of any status),
+    /// for the environment.
     pub records: HashMap<String, Record>,
     /// The Helm release of the same name in the same namespace, by weaver release, where
     /// [`observe_helm`] looked and found one.
@@ -66,11 +67,11 @@ pub async fn observe_reusing(
         }
     }
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    list_live(cluster, targets, &names, environment, concurrency, unlabelled).await
+    list_live(cluster, targets, &names, environment, Wanted::Deployed, concurrency, unlabelled).await
 }
 
 /// Lists `targets` plus the Secrets of every release namespace (where the release records
-/// are), then whatever else the last deployed records name, all with the release label of
+/// are), then whatever else the records `wanted` picks name, all with the release label of
 /// `releases` (`(name, namespace)`): one LIST per (resource, namespace), none for a target
 /// `unlabelled` covers. Recorded objects of kinds the cluster no longer serves are left out
 /// (they cannot be live).
@@ -79,6 +80,7 @@ pub async fn list_live(
     mut targets: BTreeSet<ListTarget>,
     releases: &[(&str, &str)],
     environment: &str,
+    wanted: Wanted,
     concurrency: usize,
     unlabelled: &Unlabelled<'_>,
 ) -> Result<Live> {
@@ -106,7 +108,7 @@ pub async fn list_live(
                 .and_then(|release| namespaces.get(release))
                 .is_some_and(|own| Some(*own) == namespace_of(o))
     });
-    let records = release_record::last_deployed(own, environment)?;
+    let records = release_record::last_records(own, environment, wanted)?;
     let mut more = BTreeSet::new();
     for (release, namespace) in releases {
         for manifest in records.get(*release).into_iter().flat_map(|r| &r.manifests) {

@@ -13,6 +13,7 @@ use super::error::humanize;
 use super::ready::{Readiness, readiness};
 use super::{Cluster, ServedKind};
 use crate::error::{Error, Result};
+use crate::project::HealthCheck;
 
 /// How long to wait between reads of the objects not ready yet.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -122,13 +123,15 @@ impl WaitOutcome {
 }
 
 impl Cluster {
-    /// Reads `objects` until each is ready, until one fails for good, or until `deadline`,
-    /// with at most `concurrency` reads at once and a round of reads about every second.
+    /// Reads `objects` until each is ready (`checks`: the environment's health rules), until
+    /// one fails for good, or until `deadline`, with at most `concurrency` reads at once and a
+    /// round of reads about every second.
     /// `on_progress` hears after every round. An object not found is pending (a custom
     /// resource may be created late by its operator); other request errors end the wait.
     pub async fn wait_ready(
         &self,
         objects: &[(ObjectRef, ServedKind)],
+        checks: &[HealthCheck],
         deadline: Instant,
         concurrency: usize,
         mut on_progress: impl FnMut(&WaitProgress),
@@ -148,7 +151,7 @@ impl Cluster {
         loop {
             let reads = futures::stream::iter(pending.iter().map(|&i| {
                 let (object, served) = &objects[i];
-                async move { Ok::<_, Error>((i, self.readiness_of(object, served).await?)) }
+                async move { Ok::<_, Error>((i, self.readiness_of(object, served, checks).await?)) }
             }))
             .buffered(concurrency.max(1))
             .try_collect::<Vec<_>>();
@@ -165,7 +168,7 @@ impl Cluster {
                         became_ready.push(object);
                         continue;
                     }
-                    Readiness::Pending(reason) => (reason, false),
+                    Readiness::Pending(reason) | Readiness::Unknown(reason) => (reason, false),
                     Readiness::Failed(reason) => (reason, true),
                 };
                 pending.push(i);
@@ -187,10 +190,10 @@ impl Cluster {
         Ok(WaitOutcome { ready, not_ready, elapsed: start.elapsed() })
     }
 
-    async fn readiness_of(&self, object: &ObjectRef, served: &ServedKind) -> Result<Readiness> {
+    async fn readiness_of(&self, object: &ObjectRef, served: &ServedKind, checks: &[HealthCheck]) -> Result<Readiness> {
         // Through `get`, so a transient failure during a long wait is retried, not fatal.
         Ok(match self.get(served, object.namespace.as_deref(), &object.name).await? {
-            Some(live) => readiness(&live),
+            Some(live) => readiness(&live, checks),
             None => Readiness::Pending("not found yet".to_string()),
         })
     }

@@ -50,10 +50,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     fleet::refuse_collisions(&planned)?;
     let mode = if args.server_side { "server" } else { "client" };
     let provenance = crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
-    let results: Vec<(&str, std::result::Result<&Planned, String>)> = planned
-        .iter()
-        .map(|o| (o.environment.as_str(), o.result.as_ref().map_err(|err| super::error_text(ui, err))))
-        .collect();
+    let results = super::fleet_results(ui, &planned);
     let report = FleetReport::new(
         FleetCommand::Diff,
         provenance.as_ref(),

@@ -56,10 +56,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
         tell_revisions(ui, report, true);
     }
     let provenance = crate::git::provenance(&global.repo, args.select.source.rev.as_deref())?;
-    let results: Vec<(&str, std::result::Result<&Report, String>)> = reports
-        .iter()
-        .map(|o| (o.environment.as_str(), o.result.as_ref().map_err(|err| super::error_text(ui, err))))
-        .collect();
+    let results = super::fleet_results(ui, &reports);
     let report = AnyFleetReport::Drift(FleetReport::new(
         FleetCommand::Drift,
         provenance.as_ref(),

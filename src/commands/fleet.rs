@@ -97,14 +97,14 @@ fn outcome<'r, R>(report: &'r Option<R>, error: &Option<std::borrow::Cow<str>>) 
 }
 
 /// The first line of a fleet's text: `3 environments: 1 with changes, 1 failed`.
-fn heading<R>(ui: &Ui, fleet: &FleetReport<R>, changed: &str) -> String {
+pub(crate) fn heading<R>(ui: &Ui, fleet: &FleetReport<R>, changed: &str) -> String {
     let s = &fleet.summary;
     let line = format!("{} environments: {} {changed}, {} failed", s.environments, s.changed, s.failed);
     format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &line))
 }
 
 /// The line that starts an environment's part of a fleet's text.
-fn section(ui: &Ui, env: &str) -> String {
+pub(crate) fn section(ui: &Ui, env: &str) -> String {
     format!("\n{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("=== environment {env} ===")))
 }
 

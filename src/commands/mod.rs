@@ -18,6 +18,7 @@ mod render;
 mod report;
 mod rollback;
 mod secrets;
+mod status;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -253,6 +254,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Command::History(args) => (Some(&mut args.cluster), None),
         Command::Rollback(args) => (Some(&mut args.cluster), None),
         Command::Drift(args) => (Some(&mut args.cluster), None),
+        Command::Status(args) => (Some(&mut args.cluster), None),
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Decrypt(args)) => (None, Some(&mut args.identity)),
         Command::Secrets(
@@ -266,7 +268,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
     let outer = std::mem::take(&mut cli.cluster);
     let unused = |flag: &str| {
         Error::new(format!("{flag} does nothing for this command: it is not one that talks to the cluster"))
-            .with_help("diff, apply, history, rollback, drift and operator run take the cluster options")
+            .with_help("diff, apply, history, rollback, drift, status and operator run take the cluster options")
     };
     match cluster {
         Some(inner) => {
@@ -311,6 +313,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(&cli.global, &ui, args),
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
         Command::Report(command) => report::run(&ui, command),
+        Command::Status(args) => status::run(&cli.global, &ui, args),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Import(command) => import::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
@@ -368,6 +371,14 @@ pub(crate) fn report_failures<T>(ui: &Ui, outcomes: &[Outcome<T>]) {
 /// have theirs in `fleet::exit_code`.)
 pub(crate) fn fleet_exit_code<T>(outcomes: &[Outcome<T>]) -> ExitCode {
     if outcomes.iter().any(|o| o.result.is_err()) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Each environment's result, or its error as a report quotes it: what a fleet's JSON holds.
+pub(crate) fn fleet_results<'a, T>(
+    ui: &Ui,
+    outcomes: &'a [Outcome<T>],
+) -> Vec<(&'a str, std::result::Result<&'a T, String>)> {
+    outcomes.iter().map(|o| (o.environment.as_str(), o.result.as_ref().map_err(|err| error_text(ui, err)))).collect()
 }
 
 /// Rows as aligned columns, the first (the heading) in bold.

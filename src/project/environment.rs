@@ -9,6 +9,8 @@
 //! `ignoreDifferences` is a list too: a derived file's replaces its base's, at the environment
 //! and per release; a release follows the environment's rules and then its own. So is
 //! `notifications` (`notifications: []` tells no one of a derived environment).
+//! `healthChecks` (CEL rules, compiled as the file loads: `crate::project::health`), where a
+//! release's own rules come before the environment's.
 //!
 //! `substitute` and `substituteFrom` (Flux's `postBuild` variables, see
 //! `crate::kustomize::substitute`) belong to kustomization releases: on a release that ends up
@@ -23,6 +25,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
 use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive};
+use crate::project::health::{HealthCheck, HealthCheckFile};
 use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
 use crate::project::notifications::{Notification, NotificationFile};
 use crate::project::source::{Source, is_plain_name, utf8};
@@ -53,6 +56,7 @@ struct EnvironmentFile {
     repositories: Option<Vec<Spanned<RepositoryFile>>>,
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
     notifications: Option<Vec<Spanned<NotificationFile>>>,
+    health_checks: Option<Vec<Spanned<HealthCheckFile>>>,
     releases: Option<Vec<Spanned<ReleaseFile>>>,
 }
 
@@ -93,6 +97,7 @@ struct ReleaseFile {
     installed: Option<bool>,
     patches: Option<Vec<Spanned<PatchFile>>>,
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
+    health_checks: Option<Vec<Spanned<HealthCheckFile>>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +171,9 @@ pub struct Release {
     pub patches: Vec<Patch>,
     /// `ignoreDifferences`: the environment's rules, then the release's own.
     pub ignore_differences: Vec<IgnoreRule>,
+    /// `healthChecks`: the release's own rules, then the environment's (the first for a kind
+    /// decides, so the release's win).
+    pub health_checks: Vec<HealthCheck>,
     /// Where the release is (last) defined: the most derived file that mentions it.
     pub at: Location,
     /// Where its `chart` (or `kustomize`) is set, for "chart not found" errors.
@@ -206,6 +214,9 @@ pub struct Environment {
     pub ignore_differences: Vec<IgnoreRule>,
     /// `notifications`: the webhooks told of this environment's applies and drift.
     pub notifications: Vec<Notification>,
+    /// `healthChecks`: CEL rules saying when objects of a kind are healthy, compiled (each
+    /// release's `health_checks` holds them too, after its own).
+    pub health_checks: Vec<HealthCheck>,
 }
 
 impl PathRef {
@@ -228,6 +239,7 @@ impl Release {
             substitute_from: self.substitute_from.iter().map(PathRef::unlocated).collect(),
             patches: self.patches.iter().map(|p| Patch { at: nowhere.clone(), ..p.clone() }).collect(),
             ignore_differences: self.ignore_differences.iter().map(IgnoreRule::unlocated).collect(),
+            health_checks: self.health_checks.iter().map(HealthCheck::unlocated).collect(),
             at: nowhere.clone(),
             chart_at: nowhere,
             ..self.clone()
@@ -256,6 +268,7 @@ impl Environment {
             ignore_differences: self.ignore_differences.iter().map(IgnoreRule::unlocated).collect(),
             // Who is told of an apply changes nothing any release deploys.
             notifications: Vec::new(),
+            health_checks: self.health_checks.iter().map(HealthCheck::unlocated).collect(),
             ..self.clone()
         }
     }
@@ -307,6 +320,7 @@ struct PartialRelease {
     installed: Option<bool>,
     patches: Option<Vec<Patch>>,
     ignore_differences: Option<Vec<IgnoreRule>>,
+    health_checks: Option<Vec<HealthCheck>>,
 }
 
 impl PartialRelease {
@@ -319,6 +333,7 @@ impl PartialRelease {
         };
         let namespace = fields.namespace.map(|ns| located_namespace(file, ns)).transpose()?;
         let ignore_differences = fields.ignore_differences.map(|rules| ignore_rules(file, rules)).transpose()?;
+        let health_checks = fields.health_checks.map(|rules| health_checks(file, rules)).transpose()?;
         let mut substitute_at = None;
         let substitute = match fields.substitute {
             None => None,
@@ -366,6 +381,7 @@ impl PartialRelease {
             installed: fields.installed,
             patches,
             ignore_differences,
+            health_checks,
             at,
         })
     }
@@ -394,6 +410,7 @@ impl PartialRelease {
         self.installed = child.installed.or(self.installed);
         self.patches = child.patches.or(self.patches.take());
         self.ignore_differences = child.ignore_differences.or(self.ignore_differences.take());
+        self.health_checks = child.health_checks.or(self.health_checks.take());
         self.at = child.at;
     }
 
@@ -402,6 +419,7 @@ impl PartialRelease {
         default_namespace: &str,
         repositories: &BTreeMap<String, Repository>,
         environment_rules: &[IgnoreRule],
+        environment_checks: &[HealthCheck],
     ) -> Result<Release> {
         RELEASE_NAME.check(&self.name, &self.at)?;
         let Some((chart, chart_at, is_kustomization)) = self.chart else {
@@ -448,6 +466,12 @@ impl PartialRelease {
                 .iter()
                 .cloned()
                 .chain(self.ignore_differences.unwrap_or_default())
+                .collect(),
+            health_checks: self
+                .health_checks
+                .unwrap_or_default()
+                .into_iter()
+                .chain(environment_checks.iter().cloned())
                 .collect(),
             name: self.name,
             kustomize: is_kustomization.then(|| PathBuf::from(&chart)),
@@ -641,6 +665,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut repositories: BTreeMap<String, Repository> = BTreeMap::new();
     let mut ignore_differences = Vec::new();
     let mut notifications = Vec::new();
+    let mut health_checks = Vec::new();
     let mut releases: Vec<PartialRelease> = Vec::new();
     // Where each release name is in `releases`: a derived file's release merges into its base's.
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -683,6 +708,9 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         if let Some(list) = file.notifications {
             notifications = crate::project::notifications::parse_all(&file_path, list)?;
         }
+        if let Some(rules) = file.health_checks {
+            health_checks = self::health_checks(&file_path, rules)?;
+        }
         for spanned in file.repositories.unwrap_or_default() {
             let repository = Repository::parse(&file_path, spanned)?;
             repositories.insert(repository.name.clone(), repository);
@@ -717,7 +745,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     check_needs(&releases)?;
     let releases = releases
         .into_iter()
-        .map(|r| r.finish(&namespace, &repositories, &ignore_differences))
+        .map(|r| r.finish(&namespace, &repositories, &ignore_differences, &health_checks))
         .collect::<Result<Vec<_>>>()?;
     let releases = order_by_needs(releases)?;
 
@@ -739,11 +767,16 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         releases,
         ignore_differences,
         notifications,
+        health_checks,
     })
 }
 
 fn ignore_rules(file: &Path, rules: Vec<Spanned<IgnoreRuleFile>>) -> Result<Vec<IgnoreRule>> {
     rules.into_iter().map(|rule| IgnoreRule::parse(file, rule)).collect()
+}
+
+fn health_checks(file: &Path, rules: Vec<Spanned<HealthCheckFile>>) -> Result<Vec<HealthCheck>> {
+    rules.into_iter().map(|rule| HealthCheck::parse(file, rule)).collect()
 }
 
 /// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it: `v1.32.0`,
@@ -1242,6 +1275,39 @@ releases:
             load(&[("dev.yaml", twice)], "dev").unwrap_err().to_string(),
             "environments/dev.yaml:3:5: notification `ops` is defined twice in this file (first at line 2)"
         );
+    }
+
+    #[test]
+    fn health_checks_are_inherited_through_extends_and_a_release_s_own_come_first() {
+        let rule =
+            |kind: &str, current: &str| format!("{{apiVersion: example.com/v1, kind: {kind}, current: \"{current}\"}}");
+        let base = format!(
+            "abstract: true\nhealthChecks:\n  - {}\n  - {}\nreleases:\n  - name: db\n    chart: db\n    healthChecks:\n      - {}\n  - name: web\n    chart: web\n",
+            rule("Database", "has(status.ready)"),
+            rule("Cache", "true"),
+            rule("Database", "status.phase == 'Up'")
+        );
+        let prod = format!("extends: base\nhealthChecks:\n  - {}\n", rule("Queue", "true"));
+        let files = [("base.yaml", base.as_str()), ("dev.yaml", "extends: base\n"), ("prod.yaml", prod.as_str())];
+        let kinds = |env: &Environment, release: &str| -> Vec<String> {
+            let checks = &env.release(release).unwrap().health_checks;
+            checks.iter().map(|c| format!("{} {}", c.kind, c.current.text)).collect()
+        };
+        let dev = load(&files, "dev").unwrap();
+        assert_eq!(kinds(&dev, "db"), ["Database status.phase == 'Up'", "Database has(status.ready)", "Cache true"]);
+        assert_eq!(kinds(&dev, "web"), ["Database has(status.ready)", "Cache true"]);
+        assert_eq!(dev.health_checks[0].at.to_string(), "environments/base.yaml:3:5");
+        assert_eq!(dev.health_checks[0].current.at.to_string(), "environments/base.yaml:3:59");
+        let prod = load(&files, "prod").unwrap();
+        assert_eq!(kinds(&prod, "db"), ["Database status.phase == 'Up'", "Queue true"]);
+        assert_eq!(kinds(&prod, "web"), ["Queue true"]);
+        // A bad expression stops the load, naming its file and line.
+        let bad = format!(
+            "releases:\n  - name: db\n    chart: db\n    healthChecks:\n      - {}\n",
+            rule("Database", "status.ready ==")
+        );
+        let err = load(&[("dev.yaml", bad.as_str())], "dev").unwrap_err();
+        assert_eq!(err.location.unwrap().to_string(), "environments/dev.yaml:5:63");
     }
 
     #[test]

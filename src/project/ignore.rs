@@ -140,12 +140,16 @@ pub fn selector(step: &str) -> Option<Vec<(&str, &str)>> {
         .collect()
 }
 
-fn location(file: &Path, span: &serde_saphyr::Location) -> Location {
+pub(super) fn location(file: &Path, span: &serde_saphyr::Location) -> Location {
     Location::at(file, span.line(), span.column())
 }
 
 /// The value of a selector field or a manager, or an error where it is written.
-fn check(file: &Path, spanned: Spanned<String>, problem: fn(&str) -> Option<(String, &'static str)>) -> Result<String> {
+pub(super) fn check(
+    file: &Path,
+    spanned: Spanned<String>,
+    problem: fn(&str) -> Option<(String, &'static str)>,
+) -> Result<String> {
     match problem(&spanned.value) {
         None => Ok(spanned.value),
         Some((message, help)) => Err(Error::at(location(file, &spanned.referenced), message).with_help(help)),
@@ -168,7 +172,7 @@ fn group_problem(group: &str) -> Option<(String, &'static str)> {
     })
 }
 
-fn kind_problem(kind: &str) -> Option<(String, &'static str)> {
+pub(super) fn kind_problem(kind: &str) -> Option<(String, &'static str)> {
     let valid = kind.starts_with(|c: char| c.is_ascii_uppercase()) && kind.chars().all(|c| c.is_ascii_alphanumeric());
     (!valid).then(|| {
         (

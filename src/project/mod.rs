@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod environment;
+pub mod health;
 pub mod ignore;
 pub mod notifications;
 pub mod selector;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub use chart::Chart;
 pub use environment::{Environment, Release};
+pub use health::HealthCheck;
 pub use ignore::IgnoreRule;
 pub use selector::Selector;
 pub use source::{FsSource, Source};

@@ -1,5 +1,5 @@
-//! The JSON reports (`-o json`) of `diff`, `drift`, `apply` and `rollback`, `history`, `changed`
-//! and `envs`. Their schemas are documented in the book (docs/src/reference/json-output.md,
+//! The JSON reports (`-o json`) of `diff`, `drift`, `apply` and `rollback`, `history`, `changed`,
+//! `envs` and `status`. Their schemas are documented in the book (docs/src/reference/json-output.md,
 //! and docs/src/concepts/records.md for history): these types are that schema, so fields may
 //! be added within a schema version, never renamed or removed.
 
@@ -21,6 +21,7 @@ use crate::manifest::ObjectKey;
 use crate::project::{Environment, Release};
 use crate::release_record::{Record, Status};
 use crate::secrets::redact::Redactor;
+use crate::status::{self, Health, Summary as StatusSummary};
 
 /// An object as every report names it: `apiVersion`, `kind`, `namespace` (null for
 /// cluster-scoped kinds) and `name`, in that order.
@@ -229,6 +230,17 @@ pub struct DriftRevision<'a> {
     pub dirty: Option<bool>,
 }
 
+impl<'a> DriftRevision<'a> {
+    fn new(revision: &'a crate::drift::Revision) -> Self {
+        DriftRevision {
+            number: revision.number,
+            time: (&revision.time).into(),
+            commit: revision.commit.as_deref().map(Cow::Borrowed),
+            dirty: revision.dirty,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftObject<'a> {
@@ -253,12 +265,7 @@ impl<'a> DriftReport<'a> {
                 namespace: (&release.namespace).into(),
                 installed: release.installed,
                 state: release.state(),
-                revision: release.revision.as_ref().map(|r| DriftRevision {
-                    number: r.number,
-                    time: (&r.time).into(),
-                    commit: r.commit.as_deref().map(Cow::Borrowed),
-                    dirty: r.dirty,
-                }),
+                revision: release.revision.as_ref().map(DriftRevision::new),
                 objects: release
                     .objects
                     .iter()
@@ -326,6 +333,83 @@ impl DriftReport<'_> {
                 })
                 .collect(),
             correction: self.correction,
+        }
+    }
+}
+
+/// `weaver status -o json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport<'a> {
+    pub schema_version: u32,
+    pub environment: &'a str,
+    pub cluster: Cluster<'a>,
+    /// The worst health of any object (healthy without objects).
+    pub health: Health,
+    pub summary: StatusSummary,
+    pub releases: Vec<StatusRelease<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusRelease<'a> {
+    pub release: &'a str,
+    pub namespace: &'a str,
+    pub installed: bool,
+    /// The worst health of its objects; null without a recorded revision.
+    pub health: Option<Health>,
+    pub revision: Option<StatusRevision<'a>>,
+    pub objects: Vec<StatusObject<'a>>,
+}
+
+/// The revision read: the last applied, `deployed` or `failed`.
+#[derive(Debug, Serialize)]
+pub struct StatusRevision<'a> {
+    #[serde(flatten)]
+    pub revision: DriftRevision<'a>,
+    pub status: Status,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusObject<'a> {
+    pub health: Health,
+    #[serde(flatten)]
+    pub object: ObjectIdentity<'a>,
+    /// Why it is not healthy; null when it is.
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> StatusReport<'a> {
+    pub fn new(report: &'a status::Report) -> StatusReport<'a> {
+        let releases = report
+            .releases
+            .iter()
+            .map(|release| StatusRelease {
+                release: &release.name,
+                namespace: &release.namespace,
+                installed: release.installed,
+                health: release.revision.as_ref().map(|_| release.health().unwrap_or(Health::Healthy)),
+                revision: release.revision.as_ref().map(|(revision, status)| StatusRevision {
+                    revision: DriftRevision::new(revision),
+                    status: *status,
+                }),
+                objects: release
+                    .objects
+                    .iter()
+                    .map(|object| StatusObject {
+                        health: object.health,
+                        object: ObjectIdentity::new(&object.api_version, &object.key),
+                        reason: object.reason.as_deref(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        StatusReport {
+            schema_version: 1,
+            environment: &report.environment,
+            cluster: Cluster { context: (&report.context).into(), server: (&report.server).into() },
+            health: report.health(),
+            summary: report.summary(),
+            releases,
         }
     }
 }
@@ -683,6 +767,7 @@ pub enum FleetCommand {
     Diff,
     Drift,
     Apply,
+    Status,
 }
 
 impl FleetCommand {
@@ -691,6 +776,7 @@ impl FleetCommand {
             FleetCommand::Diff => "diff",
             FleetCommand::Drift => "drift",
             FleetCommand::Apply => "apply",
+            FleetCommand::Status => "status",
         }
     }
 }

@@ -384,6 +384,15 @@ impl TestCluster {
         self.block_on(api.patch(name, &params, &Patch::Merge(patch))).unwrap_or_else(|e| panic!("patch {name}: {e}"));
     }
 
+    /// A merge patch of the object's `status` subresource, as its controller writes it.
+    pub fn patch_status(&self, object: &Value, status: &Value) {
+        let (api, _, _) = self.api_for(object);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let patch = json!({"status": status});
+        self.block_on(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)))
+            .unwrap_or_else(|e| panic!("patch the status of {name}: {e}"));
+    }
+
     /// Deletes an object and waits until it is gone.
     pub fn delete(&self, object: &Value) {
         let (api, _, _) = self.api_for(object);

@@ -1,0 +1,194 @@
+//! `weaver status`: the health of each object of each release's last applied revision (the
+//! newest, deployed or failed: a failed wait left its objects), as the cluster has it now. The release record says which objects a release has (nothing is
+//! rendered, no age key is needed); what healthy means for each is `crate::cluster::ready`'s
+//! (kstatus's conventions, the environment's CEL `healthChecks`), handed in by the caller.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::drift::{Revision, unserved};
+use crate::manifest::ObjectKey;
+use crate::project::Release;
+use crate::release_record::{Record, Status};
+
+/// How an object is doing; ordered from best to worst, so a release is as healthy as its
+/// worst object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    Healthy,
+    Progressing,
+    /// A health rule could not say (its CEL expression could not be evaluated).
+    Unknown,
+    /// It will not become healthy without a change, or it is gone.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectHealth {
+    pub api_version: String,
+    pub key: ObjectKey,
+    pub health: Health,
+    /// Why it is not healthy.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseHealth {
+    pub name: String,
+    pub namespace: String,
+    /// The environment's `installed`: a release that is not installed and has no record is as
+    /// it should be.
+    pub installed: bool,
+    /// The last applied revision, and whether it was deployed or failed; None when there is
+    /// none.
+    pub revision: Option<(Revision, Status)>,
+    /// The revision's objects in apply order.
+    pub objects: Vec<ObjectHealth>,
+}
+
+impl ReleaseHealth {
+    /// The worst of its objects' health; None without objects.
+    pub fn health(&self) -> Option<Health> {
+        self.objects.iter().map(|o| o.health).max()
+    }
+}
+
+/// The health of the selected releases of one environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub environment: String,
+    /// The kubeconfig context and server that were read.
+    pub context: String,
+    pub server: String,
+    pub releases: Vec<ReleaseHealth>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub healthy: usize,
+    pub progressing: usize,
+    pub unknown: usize,
+    pub failed: usize,
+    pub releases_without_record: usize,
+}
+
+impl Report {
+    /// The worst health of any object: healthy when there are none.
+    pub fn health(&self) -> Health {
+        self.releases.iter().filter_map(ReleaseHealth::health).max().unwrap_or(Health::Healthy)
+    }
+
+    pub fn summary(&self) -> Summary {
+        let objects = || self.releases.iter().flat_map(|r| &r.objects);
+        let count = |health| objects().filter(|o| o.health == health).count();
+        Summary {
+            healthy: count(Health::Healthy),
+            progressing: count(Health::Progressing),
+            unknown: count(Health::Unknown),
+            failed: count(Health::Failed),
+            releases_without_record: self.releases.iter().filter(|r| r.revision.is_none()).count(),
+        }
+    }
+}
+
+/// The health of the objects of one release's `record`. `place` says where the cluster keeps a
+/// recorded object (as for drift: `Some(namespace)`, None when its kind is not served);
+/// `health_of` judges a live object.
+pub fn release_health(
+    release: &Release,
+    record: Option<&Record>,
+    live: &HashMap<ObjectKey, &Value>,
+    place: impl Fn(&Value) -> Option<Option<String>>,
+    health_of: impl Fn(&Value) -> (Health, Option<String>),
+) -> ReleaseHealth {
+    let mut health = ReleaseHealth {
+        name: release.name.clone(),
+        namespace: release.namespace.clone(),
+        installed: release.installed,
+        revision: record.map(|r| (Revision::of(r), r.status)),
+        objects: Vec::new(),
+    };
+    for (manifest, _) in record.into_iter().flat_map(Record::applied_manifests) {
+        let mut key = ObjectKey::of(manifest);
+        let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+        let (state, reason) = match place(manifest) {
+            None => (Health::Failed, Some(unserved(&api_version, &key.kind))),
+            Some(namespace) => {
+                key.namespace = namespace;
+                match live.get(&key) {
+                    Some(object) => health_of(object),
+                    None => (Health::Failed, Some("not found: deleted since it was applied".to_string())),
+                }
+            }
+        };
+        health.objects.push(ObjectHealth { api_version, key, health: state, reason });
+    }
+    health
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::tests::release;
+    use serde_json::json;
+
+    #[test]
+    fn each_recorded_object_is_judged_and_missing_ones_fail() {
+        let manifests = vec![
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "shop"}}),
+        ];
+        let record = Record::of_manifests(manifests.clone());
+        let live: HashMap<ObjectKey, &Value> = manifests[..2].iter().map(|m| (ObjectKey::of(m), m)).collect();
+        let place = |m: &Value| (m["kind"] != "Widget").then(|| Some("shop".to_string()));
+        let judge = |o: &Value| match o["kind"].as_str() {
+            Some("Deployment") => (Health::Progressing, Some("1 of 3 replicas updated".to_string())),
+            _ => (Health::Healthy, None),
+        };
+        let health = release_health(&release("web"), Some(&record), &live, place, judge);
+        let states: Vec<(&str, Health)> = health.objects.iter().map(|o| (o.key.name.as_str(), o.health)).collect();
+        assert_eq!(states, [("settings", Health::Healthy), ("web", Health::Progressing), ("w", Health::Failed)]);
+        assert_eq!(health.objects[2].reason.as_deref(), Some("the cluster does not serve example.com/v1 Widget"));
+        assert_eq!(health.health(), Some(Health::Failed));
+
+        let gone: HashMap<ObjectKey, &Value> = HashMap::new();
+        let health = release_health(&release("web"), Some(&record), &gone, place, judge);
+        assert_eq!(health.objects[0].reason.as_deref(), Some("not found: deleted since it was applied"));
+        let none = release_health(&release("web"), None, &live, place, judge);
+        assert!(none.revision.is_none() && none.objects.is_empty() && none.health().is_none());
+    }
+
+    #[test]
+    fn a_report_is_as_healthy_as_its_worst_object() {
+        let object = |health| ObjectHealth {
+            api_version: "v1".into(),
+            key: ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: None, name: "c".into() },
+            health,
+            reason: None,
+        };
+        let mut report =
+            Report { environment: "dev".into(), context: String::new(), server: String::new(), releases: vec![] };
+        assert_eq!(report.health(), Health::Healthy);
+        let release = |objects| ReleaseHealth {
+            name: "web".into(),
+            namespace: "shop".into(),
+            installed: true,
+            revision: None,
+            objects,
+        };
+        report.releases = vec![release(vec![object(Health::Healthy), object(Health::Progressing)])];
+        assert_eq!(report.health(), Health::Progressing);
+        report.releases.push(release(vec![object(Health::Unknown)]));
+        assert_eq!(report.health(), Health::Unknown);
+        report.releases.push(release(vec![object(Health::Failed)]));
+        assert_eq!(report.health(), Health::Failed);
+        let summary = report.summary();
+        assert_eq!((summary.healthy, summary.progressing, summary.unknown, summary.failed), (1, 1, 1, 1));
+        assert_eq!(summary.releases_without_record, 3);
+    }
+}

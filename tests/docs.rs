@@ -574,6 +574,15 @@ fn internal_links_and_anchors_resolve_and_every_page_is_in_the_summary() {
     assert!(broken.is_empty(), "broken links in the documentation:\n{}", broken.join("\n"));
 }
 
+/// The README is the front page (issue 38): what weaver is, the two commands, a tour and links;
+/// the detail lives in the book.
+#[test]
+fn the_readme_stays_a_front_page() {
+    let readme = std::fs::read_to_string(common::project_root().join("README.md")).unwrap();
+    let lines = readme.lines().count();
+    assert!(lines <= 250, "README.md has {lines} lines, more than 250: move the detail into the book and link to it");
+}
+
 #[test]
 fn anchors_are_made_as_mdbook_makes_them() {
     assert_eq!(

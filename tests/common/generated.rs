@@ -17,9 +17,14 @@ pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
 /// A fleet: environments `env-00`, `env-01`, … of `releases` releases each (as
 /// [`generate_repo`]'s), environment `env-NN` in namespace `fleet-NN`, labelled `fleet: bench`.
 pub fn generate_fleet(dir: &Path, environments: usize, releases: usize) {
+    generate_fleet_in(dir, environments, releases, "fleet");
+}
+
+/// [`generate_fleet`] with environment `env-NN` in namespace `<prefix>-NN`.
+pub fn generate_fleet_in(dir: &Path, environments: usize, releases: usize, prefix: &str) {
     write_chart(dir);
     for i in 0..environments {
-        let text = format!("labels: {{fleet: bench}}\n{}", environment(releases, &format!("fleet-{i:02}")));
+        let text = format!("labels: {{fleet: bench}}\n{}", environment(releases, &format!("{prefix}-{i:02}")));
         write(dir, &format!("environments/env-{i:02}.yaml"), &text);
     }
 }

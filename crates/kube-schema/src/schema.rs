@@ -435,7 +435,9 @@ impl Builtins {
     /// the environments of a fleet, each validated on its own, use the same few kinds.
     pub fn shared(wanted: impl Fn(&str, &str) -> bool) -> Arc<Builtins> {
         type Kinds = Vec<(&'static str, &'static str)>;
-        static SHARED: LazyLock<Mutex<HashMap<Kinds, Arc<OnceLock<Arc<Builtins>>>>>> = LazyLock::new(Mutex::default);
+        /// Each set's schemas, once generated.
+        type Sets = Mutex<HashMap<Kinds, Arc<OnceLock<Arc<Builtins>>>>>;
+        static SHARED: LazyLock<Sets> = LazyLock::new(Mutex::default);
         let kinds: Kinds = kinds().into_iter().filter(|(a, k, _)| wanted(a, k)).map(|(a, k, _)| (a, k)).collect();
         // Each set is generated outside the map's lock: other sets are not held up meanwhile.
         let cell = Arc::clone(SHARED.lock().unwrap_or_else(|e| e.into_inner()).entry(kinds.clone()).or_default());

@@ -19,14 +19,16 @@ pub mod helm_charts;
 pub mod tools;
 
 #[allow(unused_imports)] // each bench uses a different subset
-pub use generated::{generate_fleet, generate_repo, generate_repo_in};
+pub use generated::{generate_fleet, generate_fleet_in, generate_repo, generate_repo_in};
 
 pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
 
-/// A finished child process: its output, wall time and its own peak resident memory.
+/// A finished child process: its output, wall time, its own CPU time (user and system, every
+/// thread's) and its own peak resident memory.
 pub struct Run {
     pub output: Output,
     pub wall: Duration,
+    pub cpu: Duration,
     pub peak_rss: u64,
 }
 
@@ -51,9 +53,11 @@ pub fn run(command: &mut Command) -> Run {
     let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     assert_eq!(reaped, child.id() as libc::pid_t, "wait4: {}", std::io::Error::last_os_error());
     let wall = started.elapsed();
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Run {
         output: Output { status: ExitStatus::from_raw(status), stdout, stderr },
         wall,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
         peak_rss: usage.ru_maxrss as u64 * 1024,
     }
 }
@@ -62,6 +66,9 @@ pub fn run(command: &mut Command) -> Run {
 pub struct Timed {
     /// Wall times, sorted.
     pub times: Vec<Duration>,
+    /// CPU times, sorted: on a machine other work shares, the wall time depends on that work
+    /// and the CPU time much less.
+    pub cpu: Vec<Duration>,
     /// The last run's stdout.
     pub stdout: Vec<u8>,
     /// The largest of the runs' peak RSS, in bytes.
@@ -72,20 +79,33 @@ impl Timed {
     pub fn median(&self) -> Duration {
         self.times[self.times.len() / 2]
     }
+
+    pub fn median_cpu(&self) -> Duration {
+        self.cpu[self.cpu.len() / 2]
+    }
 }
 
 /// Runs weaver `runs` times; each must succeed.
 pub fn time_weaver(args: &[&str], runs: usize) -> Timed {
-    let mut timed = Timed { times: Vec::with_capacity(runs), stdout: Vec::new(), peak_rss: 0 };
+    let mut timed =
+        Timed { times: Vec::with_capacity(runs), cpu: Vec::with_capacity(runs), stdout: Vec::new(), peak_rss: 0 };
     for _ in 0..runs {
         let run = run(Command::new(WEAVER).args(args));
         assert!(run.output.status.success(), "weaver {args:?} failed: {}", String::from_utf8_lossy(&run.output.stderr));
         timed.times.push(run.wall);
+        timed.cpu.push(run.cpu);
         timed.peak_rss = timed.peak_rss.max(run.peak_rss);
         timed.stdout = run.output.stdout;
     }
     timed.times.sort();
+    timed.cpu.sort();
     timed
+}
+
+/// The load average over the last minute: how busy the machine was with other work.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("unknown").to_string()
 }
 
 /// How many objects a YAML stream as weaver render and helm template print holds: documents'

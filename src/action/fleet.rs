@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use globset::GlobBuilder;
 use rayon::prelude::*;
@@ -263,11 +263,12 @@ pub struct FleetContext<'a> {
 }
 
 /// Runs `action` for each environment, [`PARALLEL_ENVIRONMENTS`] at a time, each on a thread of
-/// its own; the outcomes come in the order of `environments`.
+/// its own; the outcomes come in the order of `environments`. Each action is given the
+/// environment as the selection loaded it (`Selection::loaded`): it is read and parsed once.
 fn each<T: Send>(
-    environments: &[String],
+    environments: &[Arc<Environment>],
     cx: FleetContext,
-    action: impl Fn(&str, Context) -> Result<T> + Sync,
+    action: impl Fn(&Arc<Environment>, Context) -> Result<T> + Sync,
 ) -> Vec<Outcome<T>> {
     let unordered = vec![Vec::new(); environments.len()];
     let ended = schedule(
@@ -277,7 +278,7 @@ fn each<T: Send>(
         &|_, _, _| String::new(),
         |index| {
             let env = &environments[index];
-            let on = |progress: Progress<'_>| (cx.on)(env, progress);
+            let on = |progress: Progress<'_>| (cx.on)(&env.name, progress);
             action(env, Context { redactor: cx.redactor, on: &on })
         },
         |_| None,
@@ -286,7 +287,7 @@ fn each<T: Send>(
         .iter()
         .zip(ended)
         .map(|(env, ended)| Outcome {
-            environment: env.clone(),
+            environment: env.name.clone(),
             result: match ended {
                 Ended::Ran(result) => result,
                 Ended::Skipped(_) | Ended::NotStarted(_) => unreachable!("nothing holds back these environments"),
@@ -407,40 +408,56 @@ fn schedule<T: Send>(
 
 /// [`super::render::render_formatted`] of each environment, with `options(env)`.
 pub fn render_formatted(
-    environments: &[String],
+    environments: &[Arc<Environment>],
     options: impl Fn(&str) -> RenderOptions + Sync,
     format: Format,
     cx: FleetContext,
 ) -> Vec<Outcome<Texts>> {
-    each(environments, cx, |env, cx| super::render::render_formatted(&options(env), cx, format))
+    each(environments, cx, |env, cx| {
+        let mut options = options(&env.name);
+        options.selection.loaded = Some(Arc::clone(env));
+        super::render::render_formatted(&options, cx, format)
+    })
 }
 
 /// [`super::plan::plan`] of each environment, with `options(env)`. The caller refuses the
 /// plans with [`refuse_collisions`] once it has told of the environments that failed.
 pub fn plan(
-    environments: &[String],
+    environments: &[Arc<Environment>],
     options: impl Fn(&str) -> PlanOptions + Sync,
     cx: FleetContext,
 ) -> Vec<Outcome<Planned>> {
-    each(environments, cx, |env, cx| block_on(super::plan::plan(&options(env), cx)))
+    each(environments, cx, |env, cx| {
+        let mut options = options(&env.name);
+        options.render.selection.loaded = Some(Arc::clone(env));
+        block_on(super::plan::plan(&options, cx))
+    })
 }
 
 /// [`super::drift::drift`] of each environment, with `options(env)`.
 pub fn drift(
-    environments: &[String],
+    environments: &[Arc<Environment>],
     options: impl Fn(&str) -> DriftOptions + Sync,
     cx: FleetContext,
 ) -> Vec<Outcome<crate::drift::Report>> {
-    each(environments, cx, |env, cx| block_on(super::drift::drift(&options(env), cx)))
+    each(environments, cx, |env, cx| {
+        let mut options = options(&env.name);
+        options.selection.loaded = Some(Arc::clone(env));
+        block_on(super::drift::drift(&options, cx))
+    })
 }
 
 /// [`super::status::status`] of each environment, with `options(env)`.
 pub fn status(
-    environments: &[String],
+    environments: &[Arc<Environment>],
     options: impl Fn(&str) -> super::status::StatusOptions + Sync,
     cx: FleetContext,
 ) -> Vec<Outcome<crate::status::Report>> {
-    each(environments, cx, |env, cx| block_on(super::status::status(&options(env), cx.on)))
+    each(environments, cx, |env, cx| {
+        let mut options = options(&env.name);
+        options.selection.loaded = Some(Arc::clone(env));
+        block_on(super::status::status(&options, cx.on))
+    })
 }
 
 /// How a fleet apply runs its environments.
@@ -461,13 +478,13 @@ pub struct FleetApplied {
     pub ended: Ended<Result<Applied>>,
 }
 
+/// The environments of a fleet apply in order, and what each waits for (see [`apply_order`]).
+type Order<'a> = (Vec<&'a Arc<Environment>>, Vec<Vec<usize>>);
+
 /// The order of a fleet apply: `environments` sorted by wave, each after those it `needs`
 /// (among the selected ones), with what each waits for. An error (nothing is applied) for a
 /// cycle of `needs`, or an environment needing one of a later wave.
-fn apply_order<'a>(
-    environments: &'a [Environment],
-    on: OnFleetProgress,
-) -> Result<(Vec<&'a Environment>, Vec<Vec<usize>>)> {
+fn apply_order<'a>(environments: &'a [Arc<Environment>], on: OnFleetProgress) -> Result<Order<'a>> {
     let index: HashMap<&str, usize> = environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
     let mut needs = Vec::new();
     for env in environments {
@@ -530,7 +547,7 @@ fn apply_order<'a>(
 /// running stop as an interrupted apply does. An error, before anything is applied, when the
 /// order cannot be made.
 pub fn apply(
-    environments: &[Environment],
+    environments: &[Arc<Environment>],
     options: impl Fn(&str) -> ApplyActionOptions + Sync,
     fleet: FleetApplyOptions,
     cx: FleetContext,
@@ -559,10 +576,12 @@ pub fn apply(
         &hold,
         &blocked,
         |index| {
-            let env = &order[index].name;
-            let on = |progress: Progress<'_>| (cx.on)(env, progress);
-            on(Progress::Info(format!("applying (wave {})", order[index].wave)));
-            block_on(super::apply::apply(&options(env), Context { redactor: cx.redactor, on: &on }, interrupted))
+            let env = order[index];
+            let on = |progress: Progress<'_>| (cx.on)(&env.name, progress);
+            on(Progress::Info(format!("applying (wave {})", env.wave)));
+            let mut options = options(&env.name);
+            options.render.selection.loaded = Some(Arc::clone(env));
+            block_on(super::apply::apply(&options, Context { redactor: cx.redactor, on: &on }, interrupted))
         },
         |result| match result {
             Ok(applied) if applied.report.interrupted => Some("was interrupted"),

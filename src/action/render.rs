@@ -35,6 +35,9 @@ pub struct Selection {
     pub repo: PathBuf,
     /// The commit to read the repository at (`--rev`); the working tree when None.
     pub rev: Option<String>,
+    /// Environment `env`, when a fleet's selection loaded it already (from the same repository
+    /// and revision): each environment of a fleet is read and parsed once.
+    pub loaded: Option<Arc<Environment>>,
 }
 
 /// What an empty selection of releases is.
@@ -699,7 +702,10 @@ fn report_validation(report: Report, mode: Mode, on: OnProgress) -> Result<()> {
 /// changed (never refused: a pipeline's usual case).
 pub fn select(selection: &Selection, if_empty: IfEmpty, on: OnProgress) -> Result<Selected> {
     let project = open_project(&selection.repo, selection.rev.as_deref())?;
-    let env = Arc::new(deployable_environment(&project, &selection.env)?);
+    let env = match &selection.loaded {
+        Some(env) => Arc::clone(env),
+        None => Arc::new(deployable_environment(&project, &selection.env)?),
+    };
     let changed = changed_since(selection, &env.name, on)?;
     let changed = selection.changed_since.as_deref().zip(changed.as_ref());
     let selector = Selector::parse_all(&selection.selectors)?;

@@ -28,7 +28,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     };
     let environments = match super::environments(global, &args.render.select)? {
         Environments::One(env) => return one(global, ui, args, &options(&env, None)),
-        Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
+        Environments::Fleet(environments) => environments,
     };
     // Environments that reach one server share its budget of requests in flight, and discovery.
     let servers = SharedServers::new(args.concurrency);

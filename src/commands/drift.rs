@@ -28,7 +28,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     let environments = match super::environments(global, &args.select)? {
         Environments::One(env) if args.correct => return correct(ui, args, options(&env, None)),
         Environments::One(env) => return one(ui, args, &options(&env, None)),
-        Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
+        Environments::Fleet(environments) => environments,
     };
     if args.correct {
         return Err(super::one_environment_only(

@@ -22,6 +22,7 @@ mod status;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::action;
 use crate::action::apply::Settings;
@@ -175,7 +176,8 @@ pub(crate) fn environment_selection(args: &EnvironmentArgs) -> EnvironmentSelect
 /// fleet of environments (a glob or a selector, even matching one, or several names).
 pub(crate) enum Environments {
     One(String),
-    Fleet(Vec<Environment>),
+    /// Loaded once: each environment's action takes it as it is (see `Selection::loaded`).
+    Fleet(Vec<Arc<Environment>>),
 }
 
 pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::Result<Environments> {
@@ -188,7 +190,12 @@ pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::R
     }
     Ok(match selection.single() {
         Some(env) => Environments::One(env.to_string()),
-        None => Environments::Fleet(select_environments(&global.repo, select.source.rev.as_deref(), &selection)?),
+        None => Environments::Fleet(
+            select_environments(&global.repo, select.source.rev.as_deref(), &selection)?
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        ),
     })
 }
 
@@ -201,6 +208,7 @@ pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs, env: &str) -> 
         changed_since: select.changed_since.clone(),
         repo: global.repo.clone(),
         rev: select.source.rev.clone(),
+        loaded: None,
     }
 }
 
@@ -353,9 +361,9 @@ pub(crate) fn error_text(ui: &Ui, err: &Error) -> String {
 
 /// The refusal of a flag that works on one environment when the selection is a fleet: `what`
 /// says what does (`-o html shows one environment`), `help` what to do instead.
-fn one_environment_only(what: &str, environments: &[String], help: &str) -> Error {
-    Error::new(format!("{what}: the selection is a fleet of {} ({})", environments.len(), environments.join(", ")))
-        .with_help(help)
+fn one_environment_only(what: &str, environments: &[Arc<Environment>], help: &str) -> Error {
+    let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+    Error::new(format!("{what}: the selection is a fleet of {} ({})", names.len(), names.join(", "))).with_help(help)
 }
 
 /// Prints the error of each environment of a fleet that failed, naming it.

@@ -42,7 +42,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
     };
     let environments = match super::environments(global, &args.render.select)? {
         Environments::One(env) => return one(ui, args, &options(&env), &redact, &format),
-        Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
+        Environments::Fleet(environments) => environments,
     };
     if let Some(dir) = &args.output_dir {
         return Err(Error::new(format!(
@@ -54,7 +54,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
     let cx = FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) };
     let rendered = fleet::render_formatted(&environments, options, &format, cx);
     let failed: Vec<&str> = rendered.iter().filter(|o| o.result.is_err()).map(|o| o.environment.as_str()).collect();
-    let mut heading = format!("# weaver render: {} environments ({})", rendered.len(), environments.join(", "));
+    let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+    let mut heading = format!("# weaver render: {} environments ({})", rendered.len(), names.join(", "));
     if !failed.is_empty() {
         heading.push_str(&format!("; failed: {}", failed.join(", ")));
     }

@@ -33,7 +33,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> 
             write_stdout(ui.redactor.redact(&text).as_bytes())?;
             return exit_code(report.health(), 1);
         }
-        Environments::Fleet(environments) => environments.into_iter().map(|e| e.name).collect::<Vec<_>>(),
+        Environments::Fleet(environments) => environments,
     };
     // Environments that reach one server share its budget of requests in flight, and discovery.
     let servers = SharedServers::new(args.concurrency);

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use rayon::prelude::*;
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::manifest::{Manifest, ObjectKey};
 pub use weaver_kube_schema::Issue;
@@ -86,8 +87,8 @@ pub type Place = (usize, usize);
 pub struct Validator {
     /// The schemas of the built-in kinds learnt, a set per part that brought new kinds: a
     /// render uses a few of the hundred kinds, and generating a schema costs more than
-    /// checking objects with it.
-    builtins: Vec<Builtins>,
+    /// checking objects with it. Shared by the run's validators (see [`Builtins::shared`]).
+    builtins: Vec<Arc<Builtins>>,
     /// Every (apiVersion, kind) learnt, built in or not.
     learnt: HashSet<(String, String)>,
     crds: Schemas,
@@ -123,7 +124,7 @@ impl Validator {
         let mut new: HashSet<(&str, &str)> = manifests.iter().map(|(_, m)| (m.api_version(), m.kind())).collect();
         new.retain(|&(api_version, kind)| !self.learnt.contains(&(api_version.to_string(), kind.to_string())));
         if !new.is_empty() || self.builtins.is_empty() {
-            self.builtins.push(Builtins::only(|api_version, kind| new.contains(&(api_version, kind))));
+            self.builtins.push(Builtins::shared(|api_version, kind| new.contains(&(api_version, kind))));
         }
         for (api_version, kind) in new {
             let key = (api_version.to_string(), kind.to_string());
@@ -174,7 +175,7 @@ impl Validator {
     }
 
     fn builtin(&self, api_version: &str, kind: &str) -> Option<(&Builtins, Id)> {
-        self.builtins.iter().find_map(|b| b.kinds.get(&(api_version, kind)).map(|&id| (b, id)))
+        self.builtins.iter().find_map(|b| b.kinds.get(&(api_version, kind)).map(|&id| (&**b, id)))
     }
 
     /// The schema of every version of the CRDs among `objects`.

@@ -18,9 +18,14 @@ pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
 /// [`generate_repo`]'s), environment `env-NN` in namespace `fleet-NN`, labelled `fleet: bench`.
 #[allow(dead_code)] // the fleet benchmark's: this file is shared with benches/support
 pub fn generate_fleet(dir: &Path, environments: usize, releases: usize) {
+    generate_fleet_in(dir, environments, releases, "fleet");
+}
+
+/// [`generate_fleet`] with environment `env-NN` in namespace `<prefix>-NN`.
+pub fn generate_fleet_in(dir: &Path, environments: usize, releases: usize, prefix: &str) {
     write_chart(dir);
     for i in 0..environments {
-        let text = format!("labels: {{fleet: bench}}\n{}", environment(releases, &format!("fleet-{i:02}")));
+        let text = format!("labels: {{fleet: bench}}\n{}", environment(releases, &format!("{prefix}-{i:02}")));
         write(dir, &format!("environments/env-{i:02}.yaml"), &text);
     }
 }

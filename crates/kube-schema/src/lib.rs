@@ -68,6 +68,20 @@ mod tests {
     }
 
     #[test]
+    fn shared_schemas_are_generated_once_for_each_set_of_kinds() {
+        let config_map = |api_version: &str, kind: &str| (api_version, kind) == ("v1", "ConfigMap");
+        let first = Builtins::shared(config_map);
+        assert_eq!(first.kinds.keys().collect::<Vec<_>>(), [&("v1", "ConfigMap")]);
+        assert!(std::sync::Arc::ptr_eq(&first, &Builtins::shared(config_map)));
+        // A kind no schema describes does not make another set.
+        let with_unknown = Builtins::shared(|a, k| config_map(a, k) || (a, k) == ("example.com/v1", "Widget"));
+        assert!(std::sync::Arc::ptr_eq(&first, &with_unknown));
+        let other = Builtins::shared(|api_version, kind| (api_version, kind) == ("v1", "Service"));
+        assert!(!std::sync::Arc::ptr_eq(&first, &other));
+        assert_eq!(other.kinds.keys().collect::<Vec<_>>(), [&("v1", "Service")]);
+    }
+
+    #[test]
     fn free_form_objects_differ_between_built_in_kinds_and_crds() {
         // A built-in `type: object` without properties (RawExtension, FieldsV1) keeps anything.
         let builtins = Builtins::get();

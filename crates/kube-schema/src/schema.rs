@@ -4,9 +4,9 @@
 //! costs a few map lookups a field.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use rustc_hash::FxHashMap;
-use std::sync::OnceLock;
 
 use k8s_openapi::schemars::SchemaGenerator;
 use serde_json::{Map, Value};
@@ -429,6 +429,19 @@ impl Builtins {
     pub fn get() -> &'static Builtins {
         static BUILTINS: OnceLock<Builtins> = OnceLock::new();
         BUILTINS.get_or_init(|| Builtins::only(|_, _| true))
+    }
+
+    /// [`Builtins::only`], generated once per process for each set of kinds and then shared:
+    /// the environments of a fleet, each validated on its own, use the same few kinds.
+    pub fn shared(wanted: impl Fn(&str, &str) -> bool) -> Arc<Builtins> {
+        type Kinds = Vec<(&'static str, &'static str)>;
+        /// Each set's schemas, once generated.
+        type Sets = Mutex<HashMap<Kinds, Arc<OnceLock<Arc<Builtins>>>>>;
+        static SHARED: LazyLock<Sets> = LazyLock::new(Mutex::default);
+        let kinds: Kinds = kinds().into_iter().filter(|(a, k, _)| wanted(a, k)).map(|(a, k, _)| (a, k)).collect();
+        // Each set is generated outside the map's lock: other sets are not held up meanwhile.
+        let cell = Arc::clone(SHARED.lock().unwrap_or_else(|e| e.into_inner()).entry(kinds.clone()).or_default());
+        Arc::clone(cell.get_or_init(|| Arc::new(Builtins::only(|a, k| kinds.contains(&(a, k))))))
     }
 
     /// The schemas of the built-in kinds `wanted` (apiVersion, kind) says yes to, and

@@ -103,9 +103,27 @@ pub(crate) fn heading<R>(ui: &Ui, fleet: &FleetReport<R>, changed: &str) -> Stri
     format!("{}\n", ui.paint(ui.color_stdout, Style::Bold, &line))
 }
 
-/// The line that starts an environment's part of a fleet's text.
-pub(crate) fn section(ui: &Ui, env: &str) -> String {
-    format!("\n{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("=== environment {env} ===")))
+/// Each environment's part of a fleet's text, under a line naming it: `text` of its report,
+/// or, where it failed, a pointer to its error.
+pub(crate) fn sections<'a, R: 'a>(
+    ui: &Ui,
+    environments: impl Iterator<Item = (&'a str, Option<R>)>,
+    text: impl Fn(R) -> String,
+) -> String {
+    let mut out = String::new();
+    for (env, report) in environments {
+        out.push_str(&format!("\n{}\n", ui.paint(ui.color_stdout, Style::Bold, &format!("=== environment {env} ==="))));
+        match report {
+            Some(report) => out.push_str(&text(report)),
+            None => out.push_str("failed: the error is on standard error\n"),
+        }
+    }
+    out
+}
+
+/// The environments of `fleet` with their reports, for [`sections`].
+fn parts<'f, R>(fleet: &'f FleetReport<R>) -> impl Iterator<Item = (&'f str, Option<&'f R>)> {
+    fleet.environments.iter().map(|env| (env.environment.as_ref(), env.report.as_ref()))
 }
 
 /// A fleet's plans as text: a summary table, then each environment's plan as one
@@ -133,13 +151,7 @@ fn diff_text(ui: &Ui, fleet: &FleetReport<DiffReport>) -> String {
     }
     let mut out = heading(ui, fleet, "with changes");
     out.push_str(&super::table(ui, &rows));
-    for env in &fleet.environments {
-        out.push_str(&section(ui, &env.environment));
-        match &env.report {
-            Some(report) => out.push_str(&plan_text(ui, report)),
-            None => out.push_str("failed: the error is on standard error\n"),
-        }
-    }
+    out.push_str(&sections(ui, parts(fleet), |report| plan_text(ui, report)));
     out
 }
 
@@ -160,13 +172,7 @@ fn drift_text(ui: &Ui, fleet: &FleetReport<DriftReport>) -> String {
     }
     let mut out = heading(ui, fleet, "drifted");
     out.push_str(&super::table(ui, &rows));
-    for env in &fleet.environments {
-        out.push_str(&section(ui, &env.environment));
-        match &env.report {
-            Some(report) => out.push_str(&drift_report_text(ui, &report.to_drift())),
-            None => out.push_str("failed: the error is on standard error\n"),
-        }
-    }
+    out.push_str(&sections(ui, parts(fleet), |report| drift_report_text(ui, &report.to_drift())));
     out
 }
 

@@ -157,12 +157,7 @@ fn fleet_text(ui: &Ui, reports: &[Outcome<Report>], fleet: &FleetReport<StatusRe
     }
     let mut out = super::fleet::heading(ui, fleet, "not healthy");
     out.push_str(&super::table(ui, &rows));
-    for outcome in reports {
-        out.push_str(&super::fleet::section(ui, &outcome.environment));
-        match &outcome.result {
-            Ok(report) => out.push_str(&text_report(ui, report)),
-            Err(_) => out.push_str("failed: the error is on standard error\n"),
-        }
-    }
+    let parts = reports.iter().map(|o| (o.environment.as_str(), o.result.as_ref().ok()));
+    out.push_str(&super::fleet::sections(ui, parts, |report| text_report(ui, report)));
     out
 }

@@ -237,6 +237,7 @@ struct Step {
 struct Ran {
     what: String,
     code: i32,
+    stdout: String,
     stderr: String,
 }
 
@@ -314,6 +315,7 @@ impl Checkout {
         Ran {
             what: format!("{} ({})", step.job, step.runner),
             code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
@@ -594,8 +596,9 @@ fn assert_planned(checkout: &Checkout, shards: &[String], merged_markdown: &str)
 }
 
 /// The apply's shards, wave by wave, merged: dev and staging (wave 0) applied, prod (wave 1)
-/// failed; on a real server they did not run.
-fn assert_applied(checkout: &Checkout, merged: &str) {
+/// failed, in the document kept and in the table the log shows (`ran`: the steps); on a real
+/// server they did not run.
+fn assert_applied(checkout: &Checkout, merged: &str, ran: &[Ran]) {
     if !checkout.demo.cluster.is_fake() {
         return;
     }
@@ -607,6 +610,8 @@ fn assert_applied(checkout: &Checkout, merged: &str) {
         .map(|e| (e["environment"].as_str().unwrap(), e["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states, [("dev", "applied"), ("staging", "applied"), ("prod", "failed")], "{report:#}");
+    let table = "3 environments: 2 applied, 1 failed, 0 interrupted, 0 skipped, 0 not started";
+    assert!(ran.iter().any(|r| r.stdout.contains(table)), "no step printed the fleet's table `{table}`");
 }
 
 #[test]
@@ -620,7 +625,7 @@ fn the_github_actions_example_runs_against_the_demo_shard_by_shard() {
     assert_planned(&checkout, &["plan-1.json".into(), "plan-2.json".into(), "plan-3.json".into()], "plan.md");
     let output = std::fs::read_to_string(checkout.home.path().join("runner-temp/output")).unwrap_or_default();
     assert!(output.contains("status=1"), "the comment job fails the run, prod having failed: {output}");
-    assert_applied(&checkout, "fleet-apply.json");
+    assert_applied(&checkout, "fleet-apply.json", &ran);
 }
 
 #[test]
@@ -633,7 +638,7 @@ fn the_gitlab_ci_example_runs_against_the_demo_shard_by_shard() {
     assert_planned(&checkout, &["plan-1.json".into(), "plan-2.json".into(), "plan-3.json".into()], "plan.md");
     let posted = std::fs::read_to_string(checkout.home.path().join("curl.log")).unwrap();
     assert!(posted.contains("body@plan.md") && posted.contains("/merge_requests/1/notes"), "{posted}");
-    assert_applied(&checkout, "fleet-apply.json");
+    assert_applied(&checkout, "fleet-apply.json", &ran);
 }
 
 #[test]
@@ -651,6 +656,8 @@ fn the_indexed_job_example_runs_against_the_demo_index_by_index() {
         assert_eq!(sizes, [1, 1, 0]);
         let report = checkout.report("fleet-apply.json");
         assert_eq!(report["summary"]["applied"], 2, "{report:#}");
+        let table = "2 environments: 2 applied, 0 failed";
+        assert!(ran.iter().any(|r| r.stdout.contains(table)), "no pod printed the fleet's table `{table}`");
     }
 }
 

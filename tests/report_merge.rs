@@ -201,6 +201,20 @@ fn reports_that_do_not_belong_together_or_are_not_fleet_reports_are_refused_nami
         "{err}"
     );
 
+    // A status report: a fleet's, but status only reads, and merge does not combine it.
+    let status = report(
+        "status.json",
+        &["status", "--env", "*", "--shard", "1/2", "--kubeconfig", "/nonexistent", "-o", "json"],
+    );
+    assert_eq!(json(&std::fs::read_to_string(&status).unwrap())["command"], "status");
+    let err = refused(&[&one, &status]);
+    assert!(
+        err.contains(&format!(
+            "error: {status}: a `weaver status` report: merge combines diff, drift and apply reports"
+        )),
+        "{err}"
+    );
+
     // Another commit, another mode, a newer schema: the documents edited as such.
     let edited = |name: &str, edit: &dyn Fn(&mut Value)| {
         let mut document = json(&std::fs::read_to_string(&two).unwrap());
@@ -253,4 +267,52 @@ fn reports_that_do_not_belong_together_or_are_not_fleet_reports_are_refused_nami
     let err = refused(&["-o", "junit", &one, &two]);
     assert!(err.contains("error: -o junit does not show diff reports"), "{err}");
     assert!(err.contains("help: a fleet's diff report is shown as text, json or markdown"), "{err}");
+}
+
+/// A fleet apply that cannot connect, in shards: `a` and `b` fail, `c` (which needs `b`) is
+/// skipped. Merged, its report is the run's in one go, and so are the errors it prints: each
+/// failed environment's once, as the run printed it, and none for the skipped one.
+#[test]
+fn a_merged_fleet_apply_prints_the_errors_the_run_in_one_go_printed() {
+    let repo = Repo::minimal();
+    repo.remove("environments/dev.yaml");
+    for (env, extra) in [("a", ""), ("b", ""), ("c", "needs: [b]\n")] {
+        repo.write(
+            &format!("environments/{env}.yaml"),
+            &format!("namespace: {env}\n{extra}releases:\n  - name: app\n    chart: app\n"),
+        );
+    }
+    let apply = ["apply", "--env", "*", "--kubeconfig", "/nonexistent", "-o", "json"];
+    let errors = |stderr: &str| -> Vec<String> {
+        stderr.lines().filter(|l| l.starts_with("error:") || l.starts_with("  help:")).map(String::from).collect()
+    };
+    let one = repo.weaver(&apply);
+    assert_eq!(one.code, 1, "{}", one.stderr);
+    let files: Vec<PathBuf> = ["1/2", "2/2"]
+        .iter()
+        .enumerate()
+        .map(|(i, shard)| {
+            let run = repo.weaver(&[&apply[..], &["--shard", shard]].concat());
+            assert_eq!(run.code, 1, "{}", run.stderr);
+            let file = repo.path().join(format!("apply-{i}.json"));
+            std::fs::write(&file, &run.stdout).unwrap();
+            file
+        })
+        .collect();
+    let mut args = vec!["report", "merge", "-o", "json"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let merged = repo.weaver(&args);
+    assert_eq!(merged.code, 1, "{}", merged.stderr);
+    let report = json(&merged.stdout);
+    assert_eq!(report, json(&one.stdout));
+    let states: Vec<(&str, &str)> = report["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["environment"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("a", "failed"), ("b", "failed"), ("c", "skipped")], "{report:#}");
+    let printed = errors(&one.stderr);
+    assert_eq!(printed.iter().filter(|l| l.starts_with("error: environment `")).count(), 2, "{}", one.stderr);
+    assert_eq!(errors(&merged.stderr), printed, "{}", merged.stderr);
 }

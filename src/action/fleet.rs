@@ -514,7 +514,8 @@ fn apply_order<'a>(environments: &'a [Arc<Environment>], on: OnFleetProgress) ->
         }
         needs.push(mine);
     }
-    let mut order = crate::project::environment::needs_order(&needs).map_err(|cycle| {
+    let waves: Vec<i32> = environments.iter().map(|e| e.wave).collect();
+    let order = apply_sequence(&waves, &needs).map_err(|cycle| {
         let names: Vec<&str> = cycle.iter().map(|&i| environments[i].name.as_str()).collect();
         let at = environments[cycle[0]].needs.iter().find(|(n, _)| *n == names[1]).map(|(_, at)| at.clone());
         let message = format!("cycle in environments' `needs`: {}", names.join(" → "));
@@ -524,8 +525,6 @@ fn apply_order<'a>(environments: &'a [Arc<Environment>], on: OnFleetProgress) ->
         }
         .with_help("remove one of these `needs` entries; nothing was applied")
     })?;
-    // Sorted by wave, the needs order within: every environment comes after those it waits for.
-    order.sort_by_key(|&i| environments[i].wave);
     let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let blockers = order
         .iter()
@@ -537,6 +536,16 @@ fn apply_order<'a>(environments: &'a [Arc<Environment>], on: OnFleetProgress) ->
         })
         .collect();
     Ok((order.into_iter().map(|i| &environments[i]).collect(), blockers))
+}
+
+/// The order a fleet apply takes its environments in (indexes into a list sorted by name, with
+/// each one's wave and the indexes it `needs`): by wave, each after those it needs; or a cycle
+/// of `needs`. `weaver report merge` puts the shards' environments in this order too.
+pub(crate) fn apply_sequence(waves: &[i32], needs: &[Vec<usize>]) -> std::result::Result<Vec<usize>, Vec<usize>> {
+    let mut order = crate::project::environment::needs_order(needs)?;
+    // Sorted by wave, the needs order within: every environment comes after those it waits for.
+    order.sort_by_key(|&i| waves[i]);
+    Ok(order)
 }
 
 /// [`super::apply::apply`] of each environment, with `options(env)`: by wave (every environment

@@ -149,8 +149,7 @@ fn combine<R>(
         };
         merged.environments.extend(fleet.environments);
     }
-    // A fleet run's order: by name, and a fleet apply's by wave, each environment after those
-    // it needs, as `action::fleet` orders them.
+    // A fleet run's order: by name, and a fleet apply's as `action::fleet` orders it.
     merged.environments.sort_by(|a, b| a.environment.cmp(&b.environment));
     if merged.command == FleetCommand::Apply {
         let index: HashMap<&str, usize> =
@@ -160,11 +159,13 @@ fn combine<R>(
             .iter()
             .map(|e| e.apply.iter().flat_map(|a| &a.needs).filter_map(|n| index.get(n.as_ref()).copied()).collect())
             .collect();
-        let mut order = crate::project::environment::needs_order(&needs).map_err(|cycle| {
+        // One without its wave (a document edited by hand) goes first.
+        let waves: Vec<i32> =
+            merged.environments.iter().map(|e| e.apply.as_ref().map_or(i32::MIN, |a| a.wave)).collect();
+        let order = crate::action::fleet::apply_sequence(&waves, &needs).map_err(|cycle| {
             let names: Vec<&str> = cycle.iter().map(|&i| merged.environments[i].environment.as_ref()).collect();
             Error::new(format!("the reports' environments need each other in a cycle: {}", names.join(" → ")))
         })?;
-        order.sort_by_key(|&i| merged.environments[i].apply.as_ref().map(|a| a.wave));
         let mut environments: Vec<Option<_>> = merged.environments.drain(..).map(Some).collect();
         merged.environments = order.into_iter().filter_map(|i| environments[i].take()).collect();
     }

@@ -13,16 +13,24 @@ use crate::report::json::{AnyFleetReport, FleetReport};
 pub fn run(ui: &Ui, command: &ReportCommand) -> Result<ExitCode> {
     let ReportCommand::Merge(args) = command;
     let fleet = merge(&args.files)?;
-    // As a fleet run prints them: its environments' errors on standard error.
+    // As a fleet run prints them: its environments' errors on standard error. Every error, not
+    // only those of environments without a report: a fleet apply's environment that failed
+    // while applying has both, and one skipped or not started has neither.
     fn failures<R>(ui: &Ui, fleet: &FleetReport<R>) {
-        for env in fleet.environments.iter().filter(|e| e.report.is_none()) {
+        for env in &fleet.environments {
             // The report holds the error as `error_text` wrote it: the message, then its help.
-            let text = env.error.as_deref().unwrap_or("no report");
+            let Some(text) = env.error.as_deref() else { continue };
             let error = match text.split_once("\nhelp: ") {
                 Some((message, help)) => Error::new(message).with_help(help),
                 None => Error::new(text),
             };
-            super::report_error(ui, &error.context(format!("environment `{}`", env.environment)));
+            // A fleet apply's errors name their environment already, as the run printed them;
+            // diff's and drift's are the environment's own, which the run printed after its name.
+            let error = match env.apply {
+                Some(_) => error,
+                None => error.context(format!("environment `{}`", env.environment)),
+            };
+            super::report_error(ui, &error);
         }
     }
     match &fleet {

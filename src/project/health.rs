@@ -165,7 +165,9 @@ impl Expression {
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(result)) => Ok(result),
             Ok(other) => Err(format!("{} gave a {}, not a bool", self.describe(), other.type_of())),
-            Err(err) => Err(format!("{} could not be evaluated: {}", self.describe(), without_values(&err))),
+            Err(err) => {
+                Err(format!("{} could not be evaluated: {}", self.describe(), without_values(&err, &self.text)))
+            }
         }
     }
 
@@ -176,12 +178,17 @@ impl Expression {
 }
 
 /// What went wrong, without the object's values the error may quote (a Secret's data, which no
-/// redactor knows here): names of fields and types are shown, values never.
-fn without_values(err: &cel::ExecutionError) -> String {
+/// redactor knows here): names of fields and types are shown, values never. `text` is the
+/// expression: a missing key written in it is shown, one read from the object
+/// (`labels[data.token]`) is not.
+fn without_values(err: &cel::ExecutionError, text: &str) -> String {
     use cel::ExecutionError as E;
     match err {
         // The object's top-level fields are the variables: one it lacks is undeclared.
         E::UndeclaredReference(name) if !name.contains('.') => format!("the object has no `{name}`"),
+        E::NoSuchKey(key) if !written(text, key) => {
+            "No such key (its name is a value of the object, not shown: it may be secret)".to_string()
+        }
         E::UndeclaredReference(_)
         | E::NoSuchKey(_)
         | E::NoSuchOverload(_)
@@ -193,6 +200,15 @@ fn without_values(err: &cel::ExecutionError) -> String {
         }
         _ => "an operation failed on a value of the object (values are not shown: they may be secret)".to_string(),
     }
+}
+
+/// Whether `key` is in the expression as a field (`.key`) or a string (`'key'`, `"key"`).
+fn written(text: &str, key: &str) -> bool {
+    let field = format!(".{key}");
+    let as_field = text
+        .match_indices(&field)
+        .any(|(at, _)| !text[at + field.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'));
+    as_field || text.contains(&format!("'{key}'")) || text.contains(&format!("\"{key}\""))
 }
 
 const CEL_HELP: &str = "write a CEL expression over the object's fields that gives a bool, e.g. status.conditions.exists(c, c.type == 'Ready' && c.status == 'True'); quote it in YAML when it holds `: ` or starts with a special character";
@@ -281,13 +297,31 @@ mod tests {
         let Verdict::Error(why) = no_key.evaluate(&no_status) else { panic!("expected an error") };
         assert!(why.ends_with("could not be evaluated: No such key: labels"), "{why}");
         // An error that would quote a value (a Secret's data) does not.
-        let secret =
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"token": "c2VjcmV0"}});
-        for expression in ["data.token", "data.token > 1", "data.token / 2", "int(data.token) == 1"] {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "labels": {"tier": "web"}},
+            "data": {"token": "c2VjcmV0"}});
+        for expression in [
+            "data.token",
+            "data.token > 1",
+            "data.token / 2",
+            "int(data.token) == 1",
+            "metadata.labels[data.token] == 'a'",
+        ] {
             let check = rule(expression, None, None).unwrap();
             let Verdict::Error(why) = check.evaluate(&secret) else { panic!("expected an error: {expression}") };
             assert!(!why.contains("c2VjcmV0"), "{expression}: {why}");
         }
+        // A missing key the expression names is shown, one it read from the object is not.
+        let check = rule("metadata.labels[data.token] == 'a'", None, None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&secret) else { panic!("expected an error") };
+        assert!(why.ends_with("No such key (its name is a value of the object, not shown: it may be secret)"), "{why}");
+        let check = rule("metadata.labels['team'] == 'a'", None, None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&secret) else { panic!("expected an error") };
+        assert!(why.ends_with("No such key: team"), "{why}");
+        // A value that happens to be part of the expression's text is not written in it.
+        let short = json!({"metadata": {"name": "s", "labels": {}}, "data": {"token": "me"}});
+        let check = rule("metadata.labels[data.token] == 'name'", None, None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&short) else { panic!("expected an error") };
+        assert!(why.ends_with("not shown: it may be secret)"), "{why}");
     }
 
     #[test]

@@ -119,6 +119,14 @@ impl HealthCheck {
     /// The rule's verdict on `object` (as the server returned it): `inProgress`, then `failed`,
     /// then `current`, the first true one decides, as in Flux (RFC 0009).
     pub fn evaluate(&self, object: &Value) -> Verdict {
+        // The object's fields are converted once for the rule's expressions.
+        let mut context = cel::Context::with_env(ENV.clone());
+        for (name, value) in object.as_object().into_iter().flatten() {
+            match cel::to_value(value) {
+                Ok(value) => context.add_variable_from_value(name.as_str(), value),
+                Err(err) => return Verdict::Error(format!("`{name}` is not a CEL value: {err}")),
+            }
+        }
         let ordered = [
             (self.in_progress.as_ref(), Verdict::InProgress),
             (self.failed.as_ref(), Verdict::Failed),
@@ -126,7 +134,7 @@ impl HealthCheck {
         ];
         for (expression, verdict) in ordered {
             let Some(expression) = expression else { continue };
-            match expression.evaluate(object) {
+            match expression.evaluate(&context) {
                 Ok(true) => return verdict,
                 Ok(false) => {}
                 Err(why) => return Verdict::Error(why),
@@ -155,14 +163,10 @@ impl Expression {
         }
     }
 
-    /// Whether the expression is true of `object`, or why it could not say.
-    fn evaluate(&self, object: &Value) -> std::result::Result<bool, String> {
-        let mut context = cel::Context::with_env(ENV.clone());
-        for (name, value) in object.as_object().into_iter().flatten() {
-            let value = cel::to_value(value).map_err(|err| format!("`{name}` is not a CEL value: {err}"))?;
-            context.add_variable_from_value(name.as_str(), value);
-        }
-        match self.program.execute(&context) {
+    /// Whether the expression is true of the object whose fields `context` holds, or why it
+    /// could not say.
+    fn evaluate(&self, context: &cel::Context) -> std::result::Result<bool, String> {
+        match self.program.execute(context) {
             Ok(cel::Value::Bool(result)) => Ok(result),
             Ok(other) => Err(format!("{} gave a {}, not a bool", self.describe(), other.type_of())),
             Err(err) => {

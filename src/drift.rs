@@ -230,11 +230,10 @@ pub fn compare_release(
     };
     let Some(record) = record else { return drift };
     drift.revision = Some(Revision::of(record));
-    for (manifest, sensitive) in record.applied_manifests() {
-        let mut key = ObjectKey::of(manifest);
-        let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-        let object = match place(manifest) {
-            None => ObjectDrift {
+    for recorded in recorded_objects(record, live, place) {
+        let RecordedObject { manifest, sensitive, api_version, key, live } = recorded;
+        let object = match live {
+            Found::Unserved => ObjectDrift {
                 reason: Some(unserved(&api_version, &key.kind)),
                 api_version,
                 key,
@@ -243,43 +242,78 @@ pub fn compare_release(
                 ignored: 0,
                 correction: None,
             },
-            Some(namespace) => {
-                key.namespace = namespace;
-                match live.get(&key) {
-                    None => ObjectDrift {
-                        api_version,
-                        key,
-                        state: State::Missing,
-                        changes: Vec::new(),
-                        reason: None,
-                        ignored: 0,
-                        correction: None,
-                    },
-                    Some(live) => {
-                        let rules = rules_for(&release.ignore_differences, &key);
-                        // The record with live values where the rules ignore fields: what an
-                        // apply of it would send, as for a desired object.
-                        let (mut changes, ignored) = match respect(&rules, manifest, live, Some(manifest)) {
-                            None => (object_drift(manifest, live), 0),
-                            Some(respected) => {
-                                let changes = object_drift(&respected, live);
-                                let all = object_drift(manifest, live);
-                                let ignored = all.iter().filter(|c| !changes.iter().any(|k| k.path == c.path)).count();
-                                (changes, ignored)
-                            }
-                        };
-                        if sensitive {
-                            changes.iter_mut().for_each(withhold_value);
-                        }
-                        let state = if changes.is_empty() { State::InSync } else { State::Drifted };
-                        ObjectDrift { api_version, key, state, changes, reason: None, ignored, correction: None }
+            Found::Missing => ObjectDrift {
+                api_version,
+                key,
+                state: State::Missing,
+                changes: Vec::new(),
+                reason: None,
+                ignored: 0,
+                correction: None,
+            },
+            Found::Live(live) => {
+                let rules = rules_for(&release.ignore_differences, &key);
+                // The record with live values where the rules ignore fields: what an
+                // apply of it would send, as for a desired object.
+                let (mut changes, ignored) = match respect(&rules, manifest, live, Some(manifest)) {
+                    None => (object_drift(manifest, live), 0),
+                    Some(respected) => {
+                        let changes = object_drift(&respected, live);
+                        let all = object_drift(manifest, live);
+                        let ignored = all.iter().filter(|c| !changes.iter().any(|k| k.path == c.path)).count();
+                        (changes, ignored)
                     }
+                };
+                if sensitive {
+                    changes.iter_mut().for_each(withhold_value);
                 }
+                let state = if changes.is_empty() { State::InSync } else { State::Drifted };
+                ObjectDrift { api_version, key, state, changes, reason: None, ignored, correction: None }
             }
         };
         drift.objects.push(object);
     }
     drift
+}
+
+/// An applied object of a release record, and where the cluster has it.
+pub struct RecordedObject<'a> {
+    pub manifest: &'a Value,
+    /// A Secret's, whose values are withheld.
+    pub sensitive: bool,
+    pub api_version: String,
+    /// Its key, with the namespace the cluster keeps it in.
+    pub key: ObjectKey,
+    pub live: Found<'a>,
+}
+
+pub enum Found<'a> {
+    /// The cluster does not serve its kind.
+    Unserved,
+    Missing,
+    Live(&'a Value),
+}
+
+/// The applied objects of `record`, each with its object in `live`. `place` says where the
+/// cluster keeps a recorded object: `Some(namespace)` (None for cluster-scoped kinds), or None
+/// when the cluster does not serve its kind. Drift and status read records the same way.
+pub fn recorded_objects<'a>(
+    record: &'a Record,
+    live: &'a HashMap<ObjectKey, &'a Value>,
+    place: impl Fn(&Value) -> Option<Option<String>> + 'a,
+) -> impl Iterator<Item = RecordedObject<'a>> {
+    record.applied_manifests().map(move |(manifest, sensitive)| {
+        let mut key = ObjectKey::of(manifest);
+        let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+        let live = match place(manifest) {
+            None => Found::Unserved,
+            Some(namespace) => {
+                key.namespace = namespace;
+                live.get(&key).map_or(Found::Missing, |object| Found::Live(object))
+            }
+        };
+        RecordedObject { manifest, sensitive, api_version, key, live }
+    })
 }
 
 /// Why a recorded object cannot be live.

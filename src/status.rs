@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::drift::{Revision, unserved};
+use crate::drift::{Found, RecordedObject, Revision, recorded_objects, unserved};
 use crate::manifest::ObjectKey;
 use crate::project::Release;
 use crate::release_record::{Record, Status};
@@ -112,18 +112,12 @@ pub fn release_health(
         revision: record.map(|r| (Revision::of(r), r.status)),
         objects: Vec::new(),
     };
-    for (manifest, _) in record.into_iter().flat_map(Record::applied_manifests) {
-        let mut key = ObjectKey::of(manifest);
-        let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-        let (state, reason) = match place(manifest) {
-            None => (Health::Failed, Some(unserved(&api_version, &key.kind))),
-            Some(namespace) => {
-                key.namespace = namespace;
-                match live.get(&key) {
-                    Some(object) => health_of(object),
-                    None => (Health::Failed, Some("not found: deleted since it was applied".to_string())),
-                }
-            }
+    for recorded in record.into_iter().flat_map(|r| recorded_objects(r, live, &place)) {
+        let RecordedObject { api_version, key, live, .. } = recorded;
+        let (state, reason) = match live {
+            Found::Unserved => (Health::Failed, Some(unserved(&api_version, &key.kind))),
+            Found::Missing => (Health::Failed, Some("not found: deleted since it was applied".to_string())),
+            Found::Live(object) => health_of(object),
         };
         health.objects.push(ObjectHealth { api_version, key, health: state, reason });
     }

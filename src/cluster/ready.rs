@@ -18,7 +18,8 @@
 //!   gave up says so with `Stalled`). Objects without a readiness signal are ready at once.
 //!
 //! Before the rules by kind, for every kind, as kstatus does: an object being deleted is
-//! progressing; `Reconciling=True` is progressing, `Stalled=True` failed. And before all of
+//! progressing; `Reconciling=True` is progressing, `Stalled=True` failed, once the status is
+//! of the latest generation. And before all of
 //! these, a user's CEL rule for the object's kind (`healthChecks` of its release or its
 //! environment, see `crate::project::health`) decides alone, as Flux's `healthCheckExprs` do:
 //! an unobserved generation is progressing, then `inProgress`, `failed`, `current`; none true
@@ -124,8 +125,12 @@ fn explained(what: String, object: &Value) -> Readiness {
 }
 
 /// kstatus's conditions for every kind: `Reconciling=True` is progressing, `Stalled=True`
-/// failed, whichever comes first.
+/// failed, whichever comes first. Not while the status is of an older generation (kstatus
+/// checks the generation first): a `Stalled` the applied spec may cure must not end a wait.
 fn reconciling_or_stalled(object: &Value) -> Option<Readiness> {
+    if stale(object).is_some() {
+        return None;
+    }
     conditions(object).filter(|c| c["status"] == "True").find_map(|c| match c["type"].as_str() {
         Some("Reconciling") => Some(Readiness::Pending(describe(c))),
         Some("Stalled") => Some(Readiness::Failed(describe(c))),
@@ -587,7 +592,15 @@ mod tests {
         let stalled = json!({"observedGeneration": 2, "conditions": [
             {"type": "Ready", "status": "False", "reason": "Failed", "message": "quota exceeded"},
             {"type": "Stalled", "status": "True", "reason": "QuotaExceeded", "message": "quota exceeded"}]});
-        assert_eq!(failed(readiness_of(&certificate(2, stalled))), "Stalled=True QuotaExceeded: quota exceeded");
+        assert_eq!(
+            failed(readiness_of(&certificate(2, stalled.clone()))),
+            "Stalled=True QuotaExceeded: quota exceeded"
+        );
+        // A Stalled of the previous generation: the new spec may cure it, so it is progressing.
+        assert_eq!(
+            pending(readiness_of(&certificate(3, stalled))),
+            "waiting for the controller to observe generation 3 (Ready=False Failed: quota exceeded)"
+        );
         // Stalled=False and Reconciling=False say nothing.
         let settled = json!({"observedGeneration": 2, "conditions": [
             {"type": "Reconciling", "status": "False"}, {"type": "Stalled", "status": "False"}]});

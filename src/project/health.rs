@@ -119,6 +119,14 @@ impl HealthCheck {
     /// The rule's verdict on `object` (as the server returned it): `inProgress`, then `failed`,
     /// then `current`, the first true one decides, as in Flux (RFC 0009).
     pub fn evaluate(&self, object: &Value) -> Verdict {
+        // The object's fields are converted once for the rule's expressions.
+        let mut context = cel::Context::with_env(ENV.clone());
+        for (name, value) in object.as_object().into_iter().flatten() {
+            match cel::to_value(value) {
+                Ok(value) => context.add_variable_from_value(name.as_str(), value),
+                Err(err) => return Verdict::Error(format!("`{name}` is not a CEL value: {err}")),
+            }
+        }
         let ordered = [
             (self.in_progress.as_ref(), Verdict::InProgress),
             (self.failed.as_ref(), Verdict::Failed),
@@ -126,7 +134,7 @@ impl HealthCheck {
         ];
         for (expression, verdict) in ordered {
             let Some(expression) = expression else { continue };
-            match expression.evaluate(object) {
+            match expression.evaluate(&context) {
                 Ok(true) => return verdict,
                 Ok(false) => {}
                 Err(why) => return Verdict::Error(why),
@@ -155,17 +163,15 @@ impl Expression {
         }
     }
 
-    /// Whether the expression is true of `object`, or why it could not say.
-    fn evaluate(&self, object: &Value) -> std::result::Result<bool, String> {
-        let mut context = cel::Context::with_env(ENV.clone());
-        for (name, value) in object.as_object().into_iter().flatten() {
-            let value = cel::to_value(value).map_err(|err| format!("`{name}` is not a CEL value: {err}"))?;
-            context.add_variable_from_value(name.as_str(), value);
-        }
-        match self.program.execute(&context) {
+    /// Whether the expression is true of the object whose fields `context` holds, or why it
+    /// could not say.
+    fn evaluate(&self, context: &cel::Context) -> std::result::Result<bool, String> {
+        match self.program.execute(context) {
             Ok(cel::Value::Bool(result)) => Ok(result),
             Ok(other) => Err(format!("{} gave a {}, not a bool", self.describe(), other.type_of())),
-            Err(err) => Err(format!("{} could not be evaluated: {}", self.describe(), without_values(&err))),
+            Err(err) => {
+                Err(format!("{} could not be evaluated: {}", self.describe(), without_values(&err, &self.text)))
+            }
         }
     }
 
@@ -176,12 +182,17 @@ impl Expression {
 }
 
 /// What went wrong, without the object's values the error may quote (a Secret's data, which no
-/// redactor knows here): names of fields and types are shown, values never.
-fn without_values(err: &cel::ExecutionError) -> String {
+/// redactor knows here): names of fields and types are shown, values never. `text` is the
+/// expression: a missing key written in it is shown, one read from the object
+/// (`labels[data.token]`) is not.
+fn without_values(err: &cel::ExecutionError, text: &str) -> String {
     use cel::ExecutionError as E;
     match err {
         // The object's top-level fields are the variables: one it lacks is undeclared.
         E::UndeclaredReference(name) if !name.contains('.') => format!("the object has no `{name}`"),
+        E::NoSuchKey(key) if !written(text, key) => {
+            "No such key (its name is a value of the object, not shown: it may be secret)".to_string()
+        }
         E::UndeclaredReference(_)
         | E::NoSuchKey(_)
         | E::NoSuchOverload(_)
@@ -193,6 +204,15 @@ fn without_values(err: &cel::ExecutionError) -> String {
         }
         _ => "an operation failed on a value of the object (values are not shown: they may be secret)".to_string(),
     }
+}
+
+/// Whether `key` is in the expression as a field (`.key`) or a string (`'key'`, `"key"`).
+fn written(text: &str, key: &str) -> bool {
+    let field = format!(".{key}");
+    let as_field = text
+        .match_indices(&field)
+        .any(|(at, _)| !text[at + field.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'));
+    as_field || text.contains(&format!("'{key}'")) || text.contains(&format!("\"{key}\""))
 }
 
 const CEL_HELP: &str = "write a CEL expression over the object's fields that gives a bool, e.g. status.conditions.exists(c, c.type == 'Ready' && c.status == 'True'); quote it in YAML when it holds `: ` or starts with a special character";
@@ -281,13 +301,31 @@ mod tests {
         let Verdict::Error(why) = no_key.evaluate(&no_status) else { panic!("expected an error") };
         assert!(why.ends_with("could not be evaluated: No such key: labels"), "{why}");
         // An error that would quote a value (a Secret's data) does not.
-        let secret =
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"token": "c2VjcmV0"}});
-        for expression in ["data.token", "data.token > 1", "data.token / 2", "int(data.token) == 1"] {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "labels": {"tier": "web"}},
+            "data": {"token": "c2VjcmV0"}});
+        for expression in [
+            "data.token",
+            "data.token > 1",
+            "data.token / 2",
+            "int(data.token) == 1",
+            "metadata.labels[data.token] == 'a'",
+        ] {
             let check = rule(expression, None, None).unwrap();
             let Verdict::Error(why) = check.evaluate(&secret) else { panic!("expected an error: {expression}") };
             assert!(!why.contains("c2VjcmV0"), "{expression}: {why}");
         }
+        // A missing key the expression names is shown, one it read from the object is not.
+        let check = rule("metadata.labels[data.token] == 'a'", None, None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&secret) else { panic!("expected an error") };
+        assert!(why.ends_with("No such key (its name is a value of the object, not shown: it may be secret)"), "{why}");
+        let check = rule("metadata.labels['team'] == 'a'", None, None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&secret) else { panic!("expected an error") };
+        assert!(why.ends_with("No such key: team"), "{why}");
+        // A value that happens to be part of the expression's text is not written in it.
+        let short = json!({"metadata": {"name": "s", "labels": {}}, "data": {"token": "me"}});
+        let check = rule("metadata.labels[data.token] == 'name'", None, None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&short) else { panic!("expected an error") };
+        assert!(why.ends_with("not shown: it may be secret)"), "{why}");
     }
 
     #[test]

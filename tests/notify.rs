@@ -422,3 +422,41 @@ fn a_failed_apply_is_told_as_an_error() {
     assert_eq!(body["apply"]["failed"], true);
     assert!(body["apply"]["releases"][0]["error"].is_string(), "{body:#}");
 }
+
+/// Drift that an apply puts back while `drift --correct` waits for the environment's lock:
+/// under the lock there is nothing left to correct, and nobody is told of it.
+#[test]
+fn drift_gone_by_the_time_the_lock_is_held_is_told_to_no_one() {
+    let (demo, slack) = demo_with_notifications("10s");
+    code(&demo.weaver(&["apply", "--env", "dev"]), 0);
+    let web = deployment(&demo);
+    let replicas = demo.cluster.get(&web).unwrap()["spec"]["replicas"].clone();
+    demo.cluster.merge_patch(&web, &json!({"spec": {"replicas": 4}}), "kubectl-edit");
+    let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
+    let namespace = dev.lines().find_map(|l| l.trim().strip_prefix("lockNamespace: ")).unwrap().to_string();
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "weaver-lock-dev", "namespace": namespace},
+        "spec": {"holderIdentity": "another apply (pid 1)", "acquireTime": now, "renewTime": now,
+            "leaseDurationSeconds": 300, "leaseTransitions": 0}});
+    demo.cluster.apply(std::slice::from_ref(&lease), "another-apply");
+
+    let kubeconfig = demo.cluster.kubeconfig().to_str().unwrap().to_string();
+    let args = ["--kubeconfig", &kubeconfig, "drift", "--env", "dev", "--correct", "--lock-timeout", "60s"];
+    let mut child = demo.repo.spawn(&args);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    // The first look found the drift: the correction now waits for the lock.
+    while !seen.contains("waiting for the lock of environment `dev`") {
+        assert_ne!(stderr.read_line(&mut seen).unwrap(), 0, "weaver ended without waiting:\n{seen}");
+    }
+    // The other apply puts the Deployment back and lets go of the lock.
+    demo.cluster.merge_patch(&web, &json!({"spec": {"replicas": replicas}}), "kubectl-edit");
+    demo.cluster.delete(&lease);
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert!(!seen.contains("notification"), "nothing to tell, not even that HOOK_URL is unset:\n{seen}");
+    assert!(!seen.contains(TOKEN), "{seen}");
+    assert!(slack.requests().is_empty(), "{:?}", slack.requests());
+}

@@ -179,7 +179,10 @@ pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &At
     let applied = execute(&cluster, &selected.env, &options.settings, desired, interrupted, on).await?;
     let mut report = found.into_inner().expect("execute made what it applies");
     tell_corrections(&mut report, &applied.report, options.settings.dry_run);
-    tell(&selected, &options.drift.selection, &report, cx).await;
+    // The look under the lock may find nothing left: an apply put it back meanwhile.
+    if report.has_drift() {
+        tell(&selected, &options.drift.selection, &report, cx).await;
+    }
     Ok(Corrected { report, applied: Some(applied) })
 }
 

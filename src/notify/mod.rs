@@ -187,6 +187,20 @@ mod tests {
             assert!(!failure.reason.contains(secret), "{}", failure.reason);
             assert_eq!(failure.attempts, 1, "not retried: {}", failure.reason);
         }
+        // The URLs above get messages from ureq that happen not to quote them; these errors
+        // do quote what they are given, and what weaver says of them still does not.
+        let quoting = [
+            ureq::Error::BadUri(format!("http://{secret} is missing host")),
+            ureq::Error::RequireHttpsOnly(format!("http://example.org/{secret}")),
+            ureq::Error::Io(std::io::Error::other(format!("cannot reach example.org/{secret}"))),
+            ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, secret)),
+            ureq::Error::Other(format!("http://example.org/{secret}").into()),
+        ];
+        for err in quoting {
+            assert!(err.to_string().contains(secret), "the case quotes the URL: {err}");
+            let reason = not_answered(&err).reason;
+            assert!(!reason.contains(secret), "{reason}");
+        }
     }
 
     #[test]

@@ -195,3 +195,80 @@ fn redacted(report: &impl Serialize, redactor: &Redactor) -> Value {
 fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::apply::{ObjectResult, Outcome, ReleaseResult};
+    use crate::manifest::ObjectKey;
+
+    /// A failed apply's server messages may quote a decrypted value: neither the message's
+    /// lines nor the report it embeds, in either format, carry it.
+    #[test]
+    fn a_failed_apply_s_messages_are_sent_redacted() {
+        let secret = "s3cr3t-db-passw0rd";
+        let redactor = Redactor::new();
+        redactor.register(secret);
+        let key = ObjectKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: Some("apps".into()),
+            name: "db".into(),
+        };
+        let quoting = format!("ConfigMap apps/db is invalid: data.password: Invalid value: \"{secret}\"");
+        let report = ApplyResults {
+            releases: vec![ReleaseResult {
+                name: "db".into(),
+                namespace: "apps".into(),
+                revision: None,
+                status: None,
+                rollback_of: None,
+                error: Some(quoting.clone()),
+                objects: vec![ObjectResult {
+                    release: "db".into(),
+                    api_version: "v1".into(),
+                    key,
+                    outcome: Outcome::Failed,
+                    message: Some(quoting),
+                    ignored: 0,
+                }],
+                hooks: Vec::new(),
+                helm: None,
+            }],
+            interrupted: false,
+            retried_requests: 0,
+        };
+        let options = ApplyOptions {
+            environment: "dev".into(),
+            lock_namespace: "weaver".into(),
+            dry_run: false,
+            force_conflicts: false,
+            prune: true,
+            concurrency: 1,
+            wait: false,
+            timeout: Duration::from_secs(60),
+            health_checks: HashMap::new(),
+            commit: None,
+            dirty: None,
+            rollback_of: None,
+            correction: false,
+            overrides: Vec::new(),
+            sensitive: HashSet::new(),
+            forget_helm_release: false,
+        };
+        let message = Message::applied(&report, &options, "kind-dev", false, &redactor);
+        assert_eq!(message.severity, Severity::Error);
+        assert_eq!(message.lines.len(), 1, "{:?}", message.lines);
+        assert!(message.lines[0].starts_with("release db: ConfigMap apps/db is invalid"), "{:?}", message.lines);
+        let json = String::from_utf8(message.json("ops")).unwrap();
+        assert!(json.contains("data.password: Invalid value"), "{json}");
+        let slack = String::from_utf8(super::super::slack::body(&message)).unwrap();
+        assert!(slack.contains("data.password: Invalid value"), "{slack}");
+        for sent in [message.lines.join("\n"), json, slack] {
+            assert!(!sent.contains(secret), "{sent}");
+        }
+    }
+}

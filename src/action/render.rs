@@ -501,11 +501,11 @@ impl Prepared {
         let started = Instant::now();
         let mut validated = Duration::ZERO;
         let mut validator: Option<Validator> = None;
-        let finish = |chart_crds: &[serde_json::Value], finished: Vec<Finished>| -> Vec<Formatted> {
+        let finish = |chart_crds: &[&serde_json::Value], finished: Vec<Finished>| -> Vec<Formatted> {
             let checking = Instant::now();
             let reports: Vec<(Report, Vec<Removed>)> = if validating {
                 // Made on the first part validated: it compiles the charts' CRDs.
-                let validator = validator.get_or_insert_with(|| Validator::new(chart_crds));
+                let validator = validator.get_or_insert_with(|| Validator::new(chart_crds.iter().copied()));
                 validator.learn(finished.iter().flat_map(|f| {
                     f.release.documents().enumerate().map(move |(document, (m, _))| ((f.index, document), m))
                 }));

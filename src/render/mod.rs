@@ -154,11 +154,15 @@ fn render_into(
                 previous.releases.into_iter().map(place).collect()
             }
         };
-        let whole_run = |_: &[Value], finished: Vec<Finished>| finished.into_iter().map(|f| f.release).collect();
+        let whole_run = |_: &[&Value], finished: Vec<Finished>| finished.into_iter().map(|f| f.release).collect();
         let releases = run
             .render_places(places, usize::MAX, whole_run)?
             .expect("a run of one chunk learns every CRD before any release is finished");
-        Ok(Rendered { environment: env.name.clone(), releases, chart_crds: run.chart_crds() })
+        Ok(Rendered {
+            environment: env.name.clone(),
+            releases,
+            chart_crds: run.chart_crds().into_iter().cloned().collect(),
+        })
     })
 }
 
@@ -197,7 +201,7 @@ pub fn render_in_chunks<R: Send>(
     secrets: &Secrets,
     cluster: &ClusterView,
     chunk: usize,
-    finish: impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
+    finish: impl FnMut(&[&Value], Vec<Finished>) -> Vec<R>,
 ) -> Result<Option<Vec<R>>> {
     with_run(project, env, releases, secrets, cluster, |run| {
         run.render_places(releases.iter().map(|release| Place::Render(release)).collect(), chunk, finish)
@@ -218,10 +222,10 @@ fn keep<R>(
     run: &Run,
     mut finished: Vec<Finished>,
     rendering: &[Option<&Release>],
-    chart_crds: &[Value],
+    chart_crds: &[&Value],
     origins: &mut Vec<Origins>,
     made: &mut Vec<Option<R>>,
-    finish: &mut impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
+    finish: &mut impl FnMut(&[&Value], Vec<Finished>) -> Vec<R>,
 ) {
     let places: Vec<usize> = finished.iter().map(|f| f.index).collect();
     let end = places.iter().max().map_or(0, |&last| last + 1);
@@ -471,8 +475,9 @@ impl Run<'_> {
         &self,
         places: Vec<Place>,
         chunk: usize,
-        mut finish: impl FnMut(&[Value], Vec<Finished>) -> Vec<R>,
+        mut finish: impl FnMut(&[&Value], Vec<Finished>) -> Vec<R>,
     ) -> Result<Option<Vec<R>>> {
+        // Borrowed, not copied: CRDs are the largest objects of a run.
         let chart_crds = self.chart_crds();
         let rendering: Vec<Option<&Release>> = places
             .iter()
@@ -576,8 +581,8 @@ impl Run<'_> {
         }
     }
 
-    fn chart_crds(&self) -> Vec<Value> {
-        self.crds.values().flatten().map(|m| m.object.clone()).collect()
+    fn chart_crds(&self) -> Vec<&Value> {
+        self.crds.values().flatten().map(|m| &m.object).collect()
     }
 }
 

@@ -73,7 +73,7 @@ pub struct Report {
 /// cost once the schemas are built). Custom resources get the schemas of the CRDs among
 /// `manifests` and of `crds` (those of releases not selected).
 pub fn validate(manifests: &[&Manifest], crds: &[Value]) -> Report {
-    let mut validator = Validator::new(crds);
+    let mut validator = Validator::new(crds.iter());
     validator.learn(manifests.iter().enumerate().map(|(index, m)| ((0, index), *m)));
     validator.check(manifests)
 }
@@ -102,7 +102,7 @@ pub struct Validator {
 
 impl Validator {
     /// A validator knowing the CRDs in `crds/` of every chart the run's environment deploys.
-    pub fn new(chart_crds: &[Value]) -> Validator {
+    pub fn new<'a>(chart_crds: impl Iterator<Item = &'a Value>) -> Validator {
         let mut validator = Validator {
             builtins: Vec::new(),
             learnt: HashSet::new(),
@@ -111,7 +111,7 @@ impl Validator {
             checked_custom: HashSet::new(),
             stale: false,
         };
-        validator.learn_crds(chart_crds.iter().enumerate().map(|(index, crd)| ((usize::MAX, index), crd)));
+        validator.learn_crds(chart_crds.enumerate().map(|(index, crd)| ((usize::MAX, index), crd)));
         validator
     }
 

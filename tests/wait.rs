@@ -46,9 +46,8 @@ fn wait(kubeconfig: &Path, objects: &[Value], timeout: Duration) -> (WaitOutcome
             })
             .collect();
         let mut log = Vec::new();
-        let deadline = tokio::time::Instant::now() + timeout;
         let outcome = weaver
-            .wait_ready(&targets, &[], deadline, 4, |progress| {
+            .wait_ready(&targets, &[], timeout, 4, |progress| {
                 log.extend(progress.became_ready.iter().map(|object| format!("ready {object}")));
                 log.extend(progress.not_ready.iter().map(|n| format!("waiting {n}")));
             })

@@ -778,11 +778,11 @@ impl Run<'_> {
             return Ok(());
         }
         (self.on_event)(Event::WaitStarted { release });
-        let deadline = Instant::now() + self.options.timeout;
         let checks = self.options.health_checks.get(release).map_or(&[][..], Vec::as_slice);
-        let waiting = self.cluster.wait_ready(&targets, checks, deadline, self.options.concurrency, |progress| {
-            (self.on_event)(Event::WaitProgress { release, progress })
-        });
+        let waiting =
+            self.cluster.wait_ready(&targets, checks, self.options.timeout, self.options.concurrency, |progress| {
+                (self.on_event)(Event::WaitProgress { release, progress })
+            });
         let outcome = tokio::select! {
             outcome = waiting => outcome?,
             () = interruption(self.interrupted) => {

@@ -124,7 +124,8 @@ impl WaitOutcome {
 
 impl Cluster {
     /// Reads `objects` until each is ready (`checks`: the environment's health rules), until
-    /// one fails for good, or until `deadline`, with at most `concurrency` reads at once and a
+    /// one fails for good, or for `timeout` (timed from here, so that a wait that ran out
+    /// says it waited as long as it was given), with at most `concurrency` reads at once and a
     /// round of reads about every second.
     /// `on_progress` hears after every round. An object not found is pending (a custom
     /// resource may be created late by its operator); other request errors end the wait.
@@ -132,11 +133,12 @@ impl Cluster {
         &self,
         objects: &[(ObjectRef, ServedKind)],
         checks: &[HealthCheck],
-        deadline: Instant,
+        timeout: Duration,
         concurrency: usize,
         mut on_progress: impl FnMut(&WaitProgress),
     ) -> Result<WaitOutcome> {
         let start = Instant::now();
+        let deadline = start + timeout;
         let mut ready = Vec::new();
         // Indices into `objects` of those not ready, and why, in step.
         let mut pending: Vec<usize> = (0..objects.len()).collect();

@@ -149,6 +149,9 @@ fn helm_binary() -> Result<PathBuf, String> {
 
 const CHART: &str = "t";
 
+/// helm processes run at once.
+const HELM_PROCESSES: usize = 4;
+
 fn case_file(i: usize) -> String {
     format!("{CHART}/templates/_case_{i}.tpl")
 }
@@ -257,14 +260,35 @@ pub fn check_with_helm(suite: &str, cases: &[(Mode, Case)]) {
             None => groups.push((case.values.clone(), vec![(i, case)])),
         }
     }
+    let charts: Vec<(serde_json::Value, Vec<(usize, &Case)>)> =
+        alone.into_iter().map(|(i, c)| (c.values.clone(), vec![(i, c)])).chain(groups).collect();
+    // A few helm processes at once: each spends much of its time starting up.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let rendered: Vec<(usize, Result<Vec<(usize, String)>, String>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..HELM_PROCESSES)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((values, members)) = charts.get(n) else { return done };
+                        let dir = root.join(format!("chart-{}", members[0].0));
+                        write_chart(&dir, members, values);
+                        done.push((n, helm_template(&helm, &dir)));
+                    }
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = workers.into_iter().flat_map(|w| w.join().expect("a helm worker panicked")).collect();
+        all.sort_by_key(|(n, _)| *n);
+        all
+    });
     let mut failures = Vec::new();
     let mut compared = 0;
-    for (values, members) in alone.into_iter().map(|(i, c)| (c.values.clone(), vec![(i, c)])).chain(groups) {
-        let dir = root.join(format!("chart-{}", members[0].0));
-        write_chart(&dir, &members, &values);
-        match helm_template(&helm, &dir) {
+    for ((_, members), (_, result)) in charts.iter().zip(rendered) {
+        match result {
             Ok(outputs) => {
-                for (i, case) in &members {
+                for (i, case) in members {
                     compared += 1;
                     let got = outputs.iter().find(|(n, _)| n == i).map(|(_, out)| out.clone());
                     if case.expected.as_deref().ok() != got.as_deref() {

@@ -33,6 +33,9 @@ struct Chart {
     helm: Option<HelmRuns>,
     /// `weaver render` of this chart alone, one process as helm's.
     weaver_alone: Duration,
+    /// Its templates generate RSA keys (`genCA`, `genPrivateKey`, …): both tools' time is then
+    /// mostly the key generation's, so the per-process target is over the others.
+    generates_keys: bool,
 }
 
 struct HelmRuns {
@@ -69,7 +72,10 @@ fn main() {
     let mut charts: Vec<Chart> = names
         .into_iter()
         .enumerate()
-        .map(|(id, name)| Chart { name, id, helm: None, weaver_alone: Duration::ZERO })
+        .map(|(id, name)| {
+            let generates_keys = generates_keys(&corpus.join(&name));
+            Chart { name, id, helm: None, weaver_alone: Duration::ZERO, generates_keys }
+        })
         .collect();
     println!("{in_corpus} charts in the corpus");
 
@@ -167,6 +173,50 @@ fn main() {
         warm_total.as_secs_f64() / median.as_secs_f64(),
         warm_total.as_secs_f64() / alone.as_secs_f64()
     );
+    // One process per chart, as helm runs: over the charts that generate no RSA keys (target ≥ 4×),
+    // and over those that do (bound by key generation in both tools: weaver must stay faster).
+    for keys in [false, true] {
+        let part: Vec<&&Chart> = charts.iter().filter(|chart| chart.generates_keys == keys).collect();
+        let helm: Duration = part.iter().filter_map(|chart| chart.helm.as_ref()).map(|runs| runs.warm).sum();
+        let weaver: Duration = part.iter().map(|chart| chart.weaver_alone).sum();
+        let slower: Vec<String> = part
+            .iter()
+            .filter(|chart| chart.helm.as_ref().is_some_and(|runs| chart.weaver_alone > runs.warm))
+            .map(|chart| {
+                format!(
+                    "{} ({} against {})",
+                    chart.name,
+                    support::ms(chart.weaver_alone),
+                    support::ms(chart.helm.as_ref().unwrap().warm)
+                )
+            })
+            .collect();
+        println!(
+            "one process per chart, {} charts that generate {}RSA keys: helm {}, weaver {}: {:.2}×{}; slower than helm in this run: {}",
+            part.len(),
+            if keys { "" } else { "no " },
+            support::ms(helm),
+            support::ms(weaver),
+            helm.as_secs_f64() / weaver.as_secs_f64().max(f64::EPSILON),
+            if keys { " (target: faster)" } else { " (target ≥ 4×)" },
+            if slower.is_empty() { "none".to_string() } else { slower.join(", ") }
+        );
+    }
+}
+
+/// Whether a chart's files (its subcharts' included) name one of sprig's RSA key generators.
+fn generates_keys(dir: &Path) -> bool {
+    const GENERATORS: [&str; 4] = ["genCA", "genPrivateKey", "genSelfSignedCert", "genSignedCert"];
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => generates_keys(&path),
+            Ok(kind) if kind.is_file() => std::fs::read_to_string(&path)
+                .is_ok_and(|text| GENERATORS.iter().any(|generator| text.contains(generator))),
+            _ => false,
+        }
+    })
 }
 
 /// helm (tests/common/tools.rs), named with its version.

@@ -20,7 +20,6 @@ use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
-use tokio::time::Instant;
 
 use crate::adopt::HelmRelease;
 use crate::cluster::observe::Live;

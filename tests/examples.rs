@@ -603,12 +603,7 @@ fn assert_applied(checkout: &Checkout, merged: &str, ran: &[Ran]) {
         return;
     }
     let report = checkout.report(merged);
-    let states: Vec<(&str, &str)> = report["environments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["environment"].as_str().unwrap(), e["state"].as_str().unwrap()))
-        .collect();
+    let states = common::fleet_states(&report);
     assert_eq!(states, [("dev", "applied"), ("staging", "applied"), ("prod", "failed")], "{report:#}");
     let table = "3 environments: 2 applied, 1 failed, 0 interrupted, 0 skipped, 0 not started";
     assert!(ran.iter().any(|r| r.stdout.contains(table)), "no step printed the fleet's table `{table}`");

@@ -305,12 +305,7 @@ fn a_merged_fleet_apply_prints_the_errors_the_run_in_one_go_printed() {
     assert_eq!(merged.code, 1, "{}", merged.stderr);
     let report = json(&merged.stdout);
     assert_eq!(report, json(&one.stdout));
-    let states: Vec<(&str, &str)> = report["environments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["environment"].as_str().unwrap(), e["state"].as_str().unwrap()))
-        .collect();
+    let states = common::fleet_states(&report);
     assert_eq!(states, [("a", "failed"), ("b", "failed"), ("c", "skipped")], "{report:#}");
     let printed = errors(&one.stderr);
     assert_eq!(printed.iter().filter(|l| l.starts_with("error: environment `")).count(), 2, "{}", one.stderr);

@@ -16,6 +16,12 @@ use std::process::Command;
 
 pub const WEAVER: &str = env!("CARGO_BIN_EXE_weaver");
 
+/// Each environment of a fleet's JSON report with its `state` (applied, failed, skipped…).
+pub fn fleet_states(report: &serde_json::Value) -> Vec<(&str, &str)> {
+    let environments = report["environments"].as_array().expect("a fleet report's `environments`");
+    environments.iter().map(|e| (e["environment"].as_str().unwrap(), e["state"].as_str().unwrap())).collect()
+}
+
 /// The project's own checkout, which doubles as the demo repository.
 pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

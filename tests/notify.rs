@@ -468,14 +468,7 @@ fn drift_gone_by_the_time_the_lock_is_held_is_told_to_no_one() {
     let web = deployment(&demo);
     let replicas = demo.cluster.get(&web).unwrap()["spec"]["replicas"].clone();
     demo.cluster.merge_patch(&web, &json!({"spec": {"replicas": 4}}), "kubectl-edit");
-    let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
-    let namespace = dev.lines().find_map(|l| l.trim().strip_prefix("lockNamespace: ")).unwrap().to_string();
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "weaver-lock-dev", "namespace": namespace},
-        "spec": {"holderIdentity": "another apply (pid 1)", "acquireTime": now, "renewTime": now,
-            "leaseDurationSeconds": 300, "leaseTransitions": 0}});
-    demo.cluster.apply(std::slice::from_ref(&lease), "another-apply");
+    let lease = demo.hold_lock();
 
     let kubeconfig = demo.cluster.kubeconfig().to_str().unwrap().to_string();
     let args = ["--kubeconfig", &kubeconfig, "drift", "--env", "dev", "--correct", "--lock-timeout", "60s"];

@@ -596,11 +596,9 @@ fn a_record_that_cannot_be_written_or_superseded_names_its_secret() {
 
 /// The Lease of the dev environment, as the cluster has it.
 fn lease(demo: &Demo) -> Option<Value> {
-    let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
-    let namespace = dev.lines().find_map(|l| l.trim().strip_prefix("lockNamespace: ")).unwrap().to_string();
     demo.cluster.get(&json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "weaver-lock-dev", "namespace": namespace}
+        "metadata": {"name": "weaver-lock-dev", "namespace": demo.lock_namespace()}
     }))
 }
 

@@ -178,15 +178,7 @@ fn correct_is_for_one_environment_and_dry_run_needs_it() {
 #[test]
 fn a_correction_waits_for_the_environment_s_lock_and_a_dry_run_takes_none() {
     let demo = drifted();
-    let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
-    let namespace = dev.lines().find_map(|l| l.trim().strip_prefix("lockNamespace: ")).unwrap().to_string();
-    // Another apply holds the lock, renewed just now.
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "weaver-lock-dev", "namespace": namespace},
-        "spec": {"holderIdentity": "another apply (pid 1)", "acquireTime": now, "renewTime": now,
-            "leaseDurationSeconds": 300, "leaseTransitions": 0}});
-    demo.cluster.apply(std::slice::from_ref(&lease), "another-apply");
+    let lease = demo.hold_lock();
     let run = demo.weaver(&["drift", "--env", "dev", "--correct", "--lock-timeout", "1s"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("another apply (pid 1)"), "{}", run.stderr);

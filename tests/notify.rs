@@ -328,6 +328,42 @@ fn a_url_written_in_the_file_is_an_error_that_does_not_quote_it() {
         ),
         "{stderr}"
     );
+    // The URL pasted where its place is named, or in a field an error quotes: not quoted.
+    let url = format!("https://hooks.example.org/{TOKEN}");
+    for (notification, expected) in [
+        (
+            format!("{{name: ops, type: json, url: {{fromSecret: {{file: secrets/hooks.yaml, key: '{url}'}}}}}}"),
+            "error: environments/dev.yaml:3:34: notification `ops`: `fromSecret.key` is a URL; `file` and `key` name where the URL is kept",
+        ),
+        (
+            format!("{{name: ops, type: json, url: {{fromSecret: {{file: '{url}', key: slack}}}}}}"),
+            "error: environments/dev.yaml:3:34: notification `ops`: `fromSecret.file` is a URL;",
+        ),
+        (
+            format!("{{name: '{url}', type: json, url: {{fromEnv: HOOK}}}}"),
+            "error: environments/dev.yaml:3:12: a URL is not a notification name",
+        ),
+        (
+            format!("{{name: ops, type: '{url}', url: {{fromEnv: HOOK}}}}"),
+            "error: environments/dev.yaml:3:23: notification `ops`: a URL is not a notification type",
+        ),
+        (
+            format!("{{name: ops, type: json, url: {{fromEnv: HOOK}}, events: ['{url}']}}"),
+            "error: environments/dev.yaml:3:60: notification `ops`: a URL is not an event",
+        ),
+        (
+            format!("{{name: ops, type: json, url: {{fromEnv: HOOK}}, timeout: '{url}'}}"),
+            "error: environments/dev.yaml:3:60: notification `ops`: `timeout`: a URL is not a duration",
+        ),
+    ] {
+        repo.write(
+            "environments/dev.yaml",
+            &format!("namespace: apps\nnotifications:\n  - {notification}\nreleases: []\n"),
+        );
+        let run = repo.weaver(&["render", "--env", "dev"]);
+        assert!(run.failure().starts_with(expected), "{notification}\n{}", run.stderr);
+        no_token(&run);
+    }
 }
 
 /// A fleet: each environment tells its own notifications of its own apply; one that cannot
@@ -432,14 +468,7 @@ fn drift_gone_by_the_time_the_lock_is_held_is_told_to_no_one() {
     let web = deployment(&demo);
     let replicas = demo.cluster.get(&web).unwrap()["spec"]["replicas"].clone();
     demo.cluster.merge_patch(&web, &json!({"spec": {"replicas": 4}}), "kubectl-edit");
-    let dev = std::fs::read_to_string(demo.repo.path().join("environments/dev.yaml")).unwrap();
-    let namespace = dev.lines().find_map(|l| l.trim().strip_prefix("lockNamespace: ")).unwrap().to_string();
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "weaver-lock-dev", "namespace": namespace},
-        "spec": {"holderIdentity": "another apply (pid 1)", "acquireTime": now, "renewTime": now,
-            "leaseDurationSeconds": 300, "leaseTransitions": 0}});
-    demo.cluster.apply(std::slice::from_ref(&lease), "another-apply");
+    let lease = demo.hold_lock();
 
     let kubeconfig = demo.cluster.kubeconfig().to_str().unwrap().to_string();
     let args = ["--kubeconfig", &kubeconfig, "drift", "--env", "dev", "--correct", "--lock-timeout", "60s"];

@@ -86,11 +86,10 @@ impl Message {
         } else {
             (Severity::Info, format!("environment {env} applied{commit}: {counts}"))
         };
-        let mut lines: Vec<String> = report
-            .releases
-            .iter()
-            .filter_map(|r| r.error.as_ref().map(|e| format!("release {}: {}", r.name, redactor.redact(e))))
-            .collect();
+        // The report redacts its server messages (as `-o json` shows them): the lines quote it.
+        let json = ApplyReport::new(report, options, redactor);
+        let mut lines: Vec<String> =
+            json.releases.iter().filter_map(|r| r.error.as_ref().map(|e| format!("release {}: {e}", r.name))).collect();
         if lock_lost {
             lines.push("another apply took the environment's lock: this one stopped starting new work".to_string());
         }
@@ -102,7 +101,7 @@ impl Message {
             commit: options.commit.clone(),
             summary,
             lines: bounded(lines),
-            report: redacted(&ApplyReport::new(report, options, redactor), redactor),
+            report: serde_json::to_value(&json).expect("a report is JSON"),
             time: now(),
         }
     }
@@ -185,7 +184,8 @@ fn bounded(mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
-/// A report as JSON, every value the redactor knows masked (before JSON escapes them).
+/// A drift report as JSON, every value the redactor knows masked (before JSON escapes them):
+/// unlike an apply's, it is made without the redactor, and its fields' values may be decrypted.
 fn redacted(report: &impl Serialize, redactor: &Redactor) -> Value {
     let mut value = serde_json::to_value(report).expect("a report is JSON");
     redactor.redact_value(&mut value);
@@ -202,7 +202,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::apply::{ObjectResult, Outcome, ReleaseResult};
+    use crate::adopt::HelmRelease;
+    use crate::apply::{HelmAdoption, HelmRecords, ObjectResult, Outcome, ReleaseResult};
     use crate::manifest::ObjectKey;
 
     /// A failed apply's server messages may quote a decrypted value: neither the message's
@@ -212,6 +213,8 @@ mod tests {
         let secret = "s3cr3t-db-passw0rd";
         let redactor = Redactor::new();
         redactor.register(secret);
+        // A decrypted value as short as a count: the report's numbers stay numbers.
+        redactor.register("1");
         let key = ObjectKey {
             group: String::new(),
             kind: "ConfigMap".into(),
@@ -232,11 +235,26 @@ mod tests {
                     api_version: "v1".into(),
                     key,
                     outcome: Outcome::Failed,
-                    message: Some(quoting),
+                    message: Some(quoting.clone()),
                     ignored: 0,
                 }],
                 hooks: Vec::new(),
-                helm: None,
+                helm: Some(HelmAdoption {
+                    helm: HelmRelease {
+                        name: "db".into(),
+                        namespace: "apps".into(),
+                        revision: 3,
+                        status: "deployed".into(),
+                        secrets: Vec::new(),
+                    },
+                    adopted_before: false,
+                    taken: 0,
+                    not_taken: 1,
+                    left: 0,
+                    records: HelmRecords::NotDeleted {
+                        reason: format!("release `db` did not apply completely: {quoting}"),
+                    },
+                }),
             }],
             interrupted: false,
             retried_requests: 0,
@@ -267,6 +285,10 @@ mod tests {
         assert!(json.contains("data.password: Invalid value"), "{json}");
         let slack = String::from_utf8(super::super::slack::body(&message)).unwrap();
         assert!(slack.contains("data.password: Invalid value"), "{slack}");
+        let document: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(document["apply"]["summary"]["failed"], 1, "{json}");
+        let reason = document["apply"]["releases"][0]["helm"]["records"]["reason"].as_str().unwrap();
+        assert!(reason.contains("data.password: Invalid value"), "{json}");
         for sent in [message.lines.join("\n"), json, slack] {
             assert!(!sent.contains(secret), "{sent}");
         }

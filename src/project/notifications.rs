@@ -108,7 +108,7 @@ impl Notification {
         if !is_plain_name(&name) {
             return Err(Error::at(
                 location(file, &fields.name.referenced),
-                format!("`{name}` is not a notification name"),
+                format!("{} is not a notification name", quoted(&name)),
             )
             .with_help("name it with letters, digits, '-', '_' or '.': messages about it name it"));
         }
@@ -120,7 +120,10 @@ impl Notification {
                 other => {
                     return Err(Error::at(
                         location(file, &kind.referenced),
-                        format!("notification `{name}`: `type: {other}` is not a notification type"),
+                        format!(
+                            "notification `{name}`: {} is not a notification type",
+                            quoted(&format!("type: {other}"))
+                        ),
                     )
                     .with_help(KIND_HELP));
                 }
@@ -138,7 +141,7 @@ impl Notification {
                     let kind = EventKind::ALL.into_iter().find(|k| k.as_str() == event.value).ok_or_else(|| {
                         Error::at(
                             location(file, &event.referenced),
-                            format!("notification `{name}`: `{}` is not an event", event.value),
+                            format!("notification `{name}`: {} is not an event", quoted(&event.value)),
                         )
                         .with_help(EVENTS_HELP)
                     })?;
@@ -154,6 +157,7 @@ impl Notification {
         let timeout = match fields.timeout {
             None => DEFAULT_TIMEOUT,
             Some(text) => crate::project::parse_duration(&text.value).map_err(|problem| {
+                let problem = if is_url(&text.value) { "a URL is not a duration".to_string() } else { problem };
                 Error::at(location(file, &text.referenced), format!("notification `{name}`: `timeout`: {problem}"))
             })?,
         };
@@ -189,12 +193,18 @@ fn url_source(file: &Path, name: &str, url: Spanned<Value>) -> Result<UrlSource>
                 return refuse(format!("notification `{name}`: `fromSecret` takes `file` and `key`"));
             };
             if let Some(extra) = secret.keys().find(|k| !["file", "key"].contains(&k.as_str())) {
-                return refuse(format!("notification `{name}`: `fromSecret` has an unknown field `{extra}`"));
+                return refuse(format!("notification `{name}`: `fromSecret` has an unknown field {}", quoted(extra)));
+            }
+            // The URL pasted where its place is named: later messages would quote it.
+            if let Some(field) = [("file", path), ("key", key)].into_iter().find_map(|(f, v)| is_url(v).then_some(f)) {
+                return refuse(format!(
+                    "notification `{name}`: `fromSecret.{field}` is a URL; `file` and `key` name where the URL is kept"
+                ));
             }
             Ok(UrlSource::Secret { file: PathRef { path: PathBuf::from(path), at: at.clone() }, key: key.to_string() })
         }
         ("fromSecret", _) => refuse(format!("notification `{name}`: `fromSecret` takes `file` and `key`")),
-        (other, _) => refuse(format!("notification `{name}`: `url` has an unknown field `{other}`")),
+        (other, _) => refuse(format!("notification `{name}`: `url` has an unknown field {}", quoted(other))),
     }
 }
 
@@ -216,6 +226,17 @@ pub(super) fn parse_all(file: &Path, list: Vec<Spanned<NotificationFile>>) -> Re
         notifications.push(notification);
     }
     Ok(notifications)
+}
+
+/// Whether `text` is a URL, which an error must not quote: it may be a webhook's, credential
+/// included, written in the wrong place.
+fn is_url(text: &str) -> bool {
+    text.contains("://")
+}
+
+/// `text` in backquotes, as an error quotes what is written; a URL only as "a URL".
+fn quoted(text: &str) -> String {
+    if is_url(text) { "a URL".to_string() } else { format!("`{text}`") }
 }
 
 fn location(file: &Path, span: &serde_saphyr::Location) -> Location {

@@ -528,7 +528,7 @@ impl<'a> ApplyReport<'a> {
                     taken: h.taken,
                     not_taken: h.not_taken,
                     not_rendered: h.left,
-                    records: Cow::Borrowed(&h.records),
+                    records: helm_records(&h.records, redactor),
                 }),
             })
             .collect();
@@ -544,6 +544,23 @@ impl<'a> ApplyReport<'a> {
             retried_requests: report.retried_requests,
             releases,
         }
+    }
+}
+
+/// A Helm release's records as a report shows them: why they were not deleted may quote the
+/// release's error, a server message.
+fn helm_records<'a>(records: &'a crate::apply::HelmRecords, redactor: &Redactor) -> Cow<'a, crate::apply::HelmRecords> {
+    use crate::apply::HelmRecords;
+    match records {
+        HelmRecords::NotDeleted { reason } => match redactor.redact(reason) {
+            Cow::Owned(reason) => Cow::Owned(HelmRecords::NotDeleted { reason }),
+            Cow::Borrowed(_) => Cow::Borrowed(records),
+        },
+        HelmRecords::Failed { error, secrets } => match redactor.redact(error) {
+            Cow::Owned(error) => Cow::Owned(HelmRecords::Failed { error, secrets: secrets.clone() }),
+            Cow::Borrowed(_) => Cow::Borrowed(records),
+        },
+        HelmRecords::Kept | HelmRecords::Deleted { .. } => Cow::Borrowed(records),
     }
 }
 

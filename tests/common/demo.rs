@@ -75,6 +75,24 @@ impl Demo {
         Demo { cluster, repo, ns }
     }
 
+    /// The namespace of the dev environment's lock (its Lease), which each test has its own of.
+    pub fn lock_namespace(&self) -> String {
+        let dev = std::fs::read_to_string(self.repo.path().join("environments/dev.yaml")).unwrap();
+        dev.lines().find_map(|l| l.trim().strip_prefix("lockNamespace: ")).unwrap().to_string()
+    }
+
+    /// Holds the dev environment's lock as another apply would, renewed just now; returns its
+    /// Lease, which deleting lets go of.
+    pub fn hold_lock(&self) -> Value {
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let lease = serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "weaver-lock-dev", "namespace": self.lock_namespace()},
+            "spec": {"holderIdentity": "another apply (pid 1)", "acquireTime": now, "renewTime": now,
+                "leaseDurationSeconds": 300, "leaseTransitions": 0}});
+        self.cluster.apply(std::slice::from_ref(&lease), "another-apply");
+        lease
+    }
+
     pub fn edit(&self, path: &str, from: &str, to: &str) {
         let text = std::fs::read_to_string(self.repo.path().join(path)).unwrap();
         assert!(text.contains(from), "{path} has no {from:?}");

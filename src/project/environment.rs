@@ -775,8 +775,27 @@ fn ignore_rules(file: &Path, rules: Vec<Spanned<IgnoreRuleFile>>) -> Result<Vec<
     rules.into_iter().map(|rule| IgnoreRule::parse(file, rule)).collect()
 }
 
+/// One `healthChecks` list, at most one rule a kind: the first for a kind decides, so a second
+/// would be silently ignored.
 fn health_checks(file: &Path, rules: Vec<Spanned<HealthCheckFile>>) -> Result<Vec<HealthCheck>> {
-    rules.into_iter().map(|rule| HealthCheck::parse(file, rule)).collect()
+    let mut checks: Vec<HealthCheck> = Vec::new();
+    for rule in rules {
+        let check = HealthCheck::parse(file, rule)?;
+        if let Some(first) = checks.iter().find(|c| c.group == check.group && c.kind == check.kind) {
+            let group = if check.group.is_empty() { "the core group" } else { check.group.as_str() };
+            return Err(Error::at(
+                check.at,
+                format!(
+                    "the health check for kind `{}` of {group} is defined twice in this list (first at line {})",
+                    check.kind,
+                    first.at.line.unwrap_or(0)
+                ),
+            )
+            .with_help("a rule matches every version of its group: keep one rule a kind, in one `healthChecks` list"));
+        }
+        checks.push(check);
+    }
+    Ok(checks)
 }
 
 /// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it: `v1.32.0`,
@@ -1308,6 +1327,25 @@ releases:
         );
         let err = load(&[("dev.yaml", bad.as_str())], "dev").unwrap_err();
         assert_eq!(err.location.unwrap().to_string(), "environments/dev.yaml:5:63");
+        // Two rules for one kind in one list: the second would never be asked.
+        let twice = format!(
+            "healthChecks:\n  - {}\n  - {}\n  - {}\n",
+            rule("Database", "true"),
+            rule("Cache", "true"),
+            rule("Database", "false").replace("example.com/v1", "example.com/v2")
+        );
+        assert_eq!(
+            load(&[("dev.yaml", twice.as_str())], "dev").unwrap_err().to_string(),
+            "environments/dev.yaml:4:5: the health check for kind `Database` of example.com is defined twice in this list (first at line 2)"
+        );
+        let in_release = format!(
+            "releases:\n  - name: db\n    chart: db\n    healthChecks:\n      - {}\n      - {}\n",
+            rule("Database", "true"),
+            rule("Database", "false")
+        );
+        let err = load(&[("dev.yaml", in_release.as_str())], "dev").unwrap_err();
+        assert_eq!(err.location.unwrap().to_string(), "environments/dev.yaml:6:9");
+        assert!(err.message.ends_with("(first at line 5)"), "{}", err.message);
     }
 
     #[test]

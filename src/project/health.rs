@@ -170,7 +170,8 @@ impl Expression {
             Ok(cel::Value::Bool(result)) => Ok(result),
             Ok(other) => Err(format!("{} gave a {}, not a bool", self.describe(), other.type_of())),
             Err(err) => {
-                Err(format!("{} could not be evaluated: {}", self.describe(), without_values(&err, &self.text)))
+                let why = without_values(&err, &self.text, &self.program);
+                Err(format!("{} could not be evaluated: {why}", self.describe()))
             }
         }
     }
@@ -185,9 +186,14 @@ impl Expression {
 /// redactor knows here): names of fields and types are shown, values never. `text` is the
 /// expression: a missing key written in it is shown, one read from the object
 /// (`labels[data.token]`) is not.
-fn without_values(err: &cel::ExecutionError, text: &str) -> String {
+fn without_values(err: &cel::ExecutionError, text: &str, program: &cel::Program) -> String {
     use cel::ExecutionError as E;
     match err {
+        // The `cel` crate finds an unknown function only when a call reaches it, and names it
+        // as it names a missing variable.
+        E::UndeclaredReference(name) if calls_unknown(program, name) => {
+            format!("`{name}` is not a function of weaver's CEL ({FUNCTIONS})")
+        }
         // The object's top-level fields are the variables: one it lacks is undeclared.
         E::UndeclaredReference(name) if !name.contains('.') => format!("the object has no `{name}`"),
         E::NoSuchKey(key) if !written(text, key) => {
@@ -205,6 +211,15 @@ fn without_values(err: &cel::ExecutionError, text: &str) -> String {
         _ => "an operation failed on a value of the object (values are not shown: they may be secret)".to_string(),
     }
 }
+
+/// Whether `name`, undeclared, is a function the program calls rather than a variable it reads.
+fn calls_unknown(program: &cel::Program, name: &str) -> bool {
+    let references = program.references();
+    references.has_function(name) && !references.has_variable(name)
+}
+
+/// What weaver's CEL environment ([`ENV`]) offers.
+const FUNCTIONS: &str = "the standard library, the strings and lists extensions and optional values";
 
 /// Whether `key` is in the expression as a field (`.key`) or a string (`'key'`, `"key"`).
 fn written(text: &str, key: &str) -> bool {
@@ -326,6 +341,26 @@ mod tests {
         let check = rule("metadata.labels[data.token] == 'name'", None, None).unwrap();
         let Verdict::Error(why) = check.evaluate(&short) else { panic!("expected an error") };
         assert!(why.ends_with("not shown: it may be secret)"), "{why}");
+    }
+
+    #[test]
+    fn an_unknown_function_is_named_where_it_is_called() {
+        let object = database(json!([{"type": "Ready", "status": "True"}]));
+        let check = rule("status.conditions.exists(c, isReady(c))", None, None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&object) else { panic!("expected an error") };
+        assert_eq!(
+            why,
+            "the CEL expression `current` (environments/dev.yaml:3:10) could not be evaluated: `isReady` is not a \
+             function of weaver's CEL (the standard library, the strings and lists extensions and optional values)"
+        );
+        let check = rule(READY, Some("status.conditions[0].type.startWith('Re')"), None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&object) else { panic!("expected an error") };
+        assert!(why.starts_with("the CEL expression `inProgress` (environments/dev.yaml:4:13)"), "{why}");
+        assert!(why.contains(": `startWith` is not a function of weaver's CEL"), "{why}");
+        // A missing field is still a missing field.
+        let check = rule("size(spec) > 0 && size(labels) > 0", None, None).unwrap();
+        let Verdict::Error(why) = check.evaluate(&object) else { panic!("expected an error") };
+        assert!(why.ends_with("could not be evaluated: the object has no `labels`"), "{why}");
     }
 
     #[test]

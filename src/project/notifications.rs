@@ -15,6 +15,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
 use crate::project::environment::PathRef;
+use crate::project::ignore::location;
 use crate::project::source::is_plain_name;
 
 /// How long a notification may take, retries included, unless its `timeout` says otherwise.
@@ -237,8 +238,4 @@ fn is_url(text: &str) -> bool {
 /// `text` in backquotes, as an error quotes what is written; a URL only as "a URL".
 fn quoted(text: &str) -> String {
     if is_url(text) { "a URL".to_string() } else { format!("`{text}`") }
-}
-
-fn location(file: &Path, span: &serde_saphyr::Location) -> Location {
-    Location::at(file, span.line(), span.column())
 }

@@ -75,7 +75,10 @@ impl Redactor {
         inner.exact.insert(value.to_owned());
         let length = value.chars().count();
         if length < MIN_LEN {
-            if length >= 2 && !inner.short.iter().any(|v| v == value) {
+            // A short number is not matched in text, whether it came as a number or a string:
+            // every `12` of a report (a revision, a count) would go, and JSON with it.
+            let number = value.bytes().all(|b| b.is_ascii_digit());
+            if length >= 2 && !number && !inner.short.iter().any(|v| v == value) {
                 inner.short.push(value.to_owned());
             }
             return;

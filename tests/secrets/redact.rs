@@ -31,6 +31,12 @@ fn short_strings_match_as_whole_words_and_single_characters_bools_nulls_small_nu
     assert_eq!(r.redact("1 true null abc 7 MQ=="), format!("1 true null {} 7 MQ==", marker("abc")));
     assert_eq!(r.redact("xabc abcx 'abc'"), format!("xabc abcx '{}'", marker("abc")));
     assert_eq!(r.redact("port 5432"), format!("port {}", marker("5432")));
+    // A short number written as a string is a short number too: JSON keeps its numbers.
+    r.register("12");
+    assert_eq!(r.redact(r#"{"number": 12, "n": "12"}"#), r#"{"number": 12, "n": "12"}"#);
+    let mut tree = serde_json::json!({"n": "12"});
+    r.redact_value(&mut tree);
+    assert_eq!(tree["n"], marker("12"), "a string equal to it is still replaced in trees");
 }
 
 #[test]

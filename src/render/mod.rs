@@ -166,10 +166,11 @@ fn render_into(
     })
 }
 
-/// How many releases `weaver render` renders at once ([`render_in_chunks`]): enough to keep
-/// every core busy (a few per core, since releases differ in size), few enough that a chunk's
-/// objects are a small part of the run's. 435 real charts in one run: 194 MB peak with chunks
-/// of 32, 290 MB with one chunk of them all, in the same time.
+/// How many releases `weaver render` holds rendered and not yet finished, give or take
+/// ([`render_in_chunks`]): enough to keep every core busy (a few per core, since releases
+/// differ in size), few enough that their objects are a small part of the run's. 435 real
+/// charts in one run: 194 MB peak with chunks of 32, 290 MB with one chunk of them all, in the
+/// same time.
 pub fn chunk_releases() -> usize {
     (4 * rayon::current_num_threads()).max(32)
 }
@@ -181,19 +182,21 @@ pub struct Finished {
     pub release: RenderedRelease,
 }
 
-/// [`render`], `chunk` releases at a time, handing each release's final objects to `finish`
-/// as soon as they are final, so that a run never holds every object at once: `finish` keeps
-/// what it needs of them (say, their text). Returns what `finish` made, in the releases' order,
-/// once every release is rendered and no error (which are [`render`]'s, in its order) is
-/// found; `finish` runs on releases rendered before such an error is found, so it must not
-/// show anything itself.
+/// [`render`], with at most twice `chunk` releases rendered ahead of the next one finished,
+/// handing each release's final objects to `finish` as soon as they are final (in the
+/// releases' order, a few at a time), so that a run never holds every object at once: `finish`
+/// keeps what it needs of them (say, their text). Releases are rendered ahead rather than
+/// `chunk` at a time because one slow release (RSA keys) would hold up every core at the end
+/// of each chunk. Returns what `finish` made, in the releases' order, once every release is
+/// rendered and no error (which are [`render`]'s, in its order) is found; `finish` runs on
+/// releases rendered before such an error is found, so it must not show anything itself.
 ///
 /// A release is final once the scope of each of its kinds is known: built in, or a CRD of the
 /// run rendered so far says it. A release with a kind still unknown waits (with its objects)
-/// until every release is rendered, and is finished with the last chunk. Returns `None` when a CRD rendered later changes the scope
-/// of a kind some release already finished used (a CRD of a built-in kind's name, or two CRDs
-/// of one kind): only one chunk as large as the run (which [`render`] is) gives the right
-/// answer then.
+/// until every release is rendered, and is finished with the last ones. Returns `None` when a
+/// CRD rendered later changes the scope of a kind some release already finished used (a CRD of
+/// a built-in kind's name, or two CRDs of one kind): only a `chunk` as large as the run (which
+/// [`render`] is: every release rendered before any is finished) gives the right answer then.
 pub fn render_in_chunks<R: Send>(
     project: &Project,
     env: &Environment,
@@ -206,6 +209,35 @@ pub fn render_in_chunks<R: Send>(
     with_run(project, env, releases, secrets, cluster, |run| {
         run.render_places(releases.iter().map(|release| Place::Render(release)).collect(), chunk, finish)
     })
+}
+
+/// A place of a run once it is ready to finish: a release rendered (or the error rendering it
+/// found), or one kept.
+enum Ready {
+    /// What rendering gave, or its panic, raised again where the run waits.
+    Rendered(std::thread::Result<Result<RenderedRelease>>),
+    Kept(RenderedRelease),
+}
+
+/// What a release's rendering sent: its place and what rendering it gave, or its panic.
+type Sent = (usize, std::thread::Result<Result<RenderedRelease>>);
+
+/// The next release rendered. A thread of rayon's pool (a run inside other parallel work) renders others while it waits,
+/// rather than wait for itself.
+fn receive(receiver: &std::sync::mpsc::Receiver<Sent>) -> Sent {
+    match rayon::current_thread_index() {
+        None => receiver.recv().expect("the run keeps a sender while it waits"),
+        Some(_) => loop {
+            if let Ok(sent) = receiver.try_recv() {
+                break sent;
+            }
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                if let Ok(sent) = receiver.recv_timeout(std::time::Duration::from_millis(1)) {
+                    break sent;
+                }
+            }
+        },
+    }
 }
 
 /// A place in a run's order of releases: one to render, or one rendered before (by
@@ -416,59 +448,103 @@ fn with_run<T>(
 }
 
 impl Run<'_> {
-    /// Renders `releases` (templates only: no scopes, patches or labels yet), in parallel.
-    fn render(&self, releases: &[&Release]) -> Vec<Result<RenderedRelease>> {
+    /// Renders `release` (templates only: no scopes, patches or labels yet).
+    fn render(&self, release: &Release) -> Result<RenderedRelease> {
         let (project, env, cluster, secrets) = (self.project, self.env, self.cluster, self.secrets);
-        releases
-            .par_iter()
-            .map(|release| {
-                if !release.installed {
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: false, manifests: Vec::new(), hooks: Vec::new(), warnings: Vec::new(), ignore_differences: release.ignore_differences.clone() });
-                }
-                if let Some(dir) = &release.kustomize {
-                    let manifests = render_kustomization(project, release, dir, secrets)?;
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta: None, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new(), ignore_differences: release.ignore_differences.clone() });
-                }
-                if self.helm.is_helm_chart(&release.chart) {
-                    let chart = self.helm.get(project, env, release);
-                    let rendered = match &chart {
-                        Ok(chart) => render_helm(project, env, release, chart, &self.helm.capabilities, &cluster.live, secrets),
-                        Err(_) => Ok(Vec::new()),
-                    };
-                    self.helm.rendered(&release.chart);
-                    let chart = chart?;
-                    // Output made without objects its lookups asked for goes: it is made again.
-                    let manifests = match rendered {
-                        _ if cluster.live.is_waiting(&release.name) => Vec::new(),
-                        Err(_) if cluster.live.defers_errors_of(&release.name) => Vec::new(),
-                        rendered => rendered?,
-                    };
-                    let metadata = &chart.chart.metadata;
-                    let chart_meta = Some(ChartMeta { name: metadata.name.clone(), version: metadata.version.clone(), app_version: metadata.app_version.clone() });
-                    return Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: chart.warnings.clone(), ignore_differences: release.ignore_differences.clone() });
-                }
-                let chart = &self.chart_contexts[release.chart.as_str()];
-                let values = release_values(project, env, release, &chart.chart, secrets)?;
-                if let Some(schema) = &chart.schema {
-                    schema.validate(&values, &release.name, &release.at)?;
-                }
-                let context = minijinja::context! {
-                    values => serde_value(&values),
-                    release => minijinja::context! { name => &release.name, namespace => &release.namespace, environment => &env.name, chart => &release.chart },
-                    env => self.env_value.clone(),
-                    secrets => self.secrets_value.clone(),
-                    chart => chart.meta.clone(),
-                    files => chart.files.clone(),
-                    capabilities => self.capabilities.clone(),
-                };
-                let manifests = render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
-                let chart_meta = Some(ChartMeta { name: chart.chart.name.clone(), version: chart.chart.version.clone(), app_version: chart.chart.app_version.clone() });
-                Ok(RenderedRelease { name: release.name.clone(), namespace: release.namespace.clone(), chart: release.chart.clone(), chart_meta, installed: true, manifests, hooks: Vec::new(), warnings: Vec::new(), ignore_differences: release.ignore_differences.clone() })
-            })
-            .collect()
+        if !release.installed {
+            return Ok(RenderedRelease {
+                name: release.name.clone(),
+                namespace: release.namespace.clone(),
+                chart: release.chart.clone(),
+                chart_meta: None,
+                installed: false,
+                manifests: Vec::new(),
+                hooks: Vec::new(),
+                warnings: Vec::new(),
+                ignore_differences: release.ignore_differences.clone(),
+            });
+        }
+        if let Some(dir) = &release.kustomize {
+            let manifests = render_kustomization(project, release, dir, secrets)?;
+            return Ok(RenderedRelease {
+                name: release.name.clone(),
+                namespace: release.namespace.clone(),
+                chart: release.chart.clone(),
+                chart_meta: None,
+                installed: true,
+                manifests,
+                hooks: Vec::new(),
+                warnings: Vec::new(),
+                ignore_differences: release.ignore_differences.clone(),
+            });
+        }
+        if self.helm.is_helm_chart(&release.chart) {
+            let chart = self.helm.get(project, env, release);
+            let rendered = match &chart {
+                Ok(chart) => render_helm(project, env, release, chart, &self.helm.capabilities, &cluster.live, secrets),
+                Err(_) => Ok(Vec::new()),
+            };
+            self.helm.rendered(&release.chart);
+            let chart = chart?;
+            // Output made without objects its lookups asked for goes: it is made again.
+            let manifests = match rendered {
+                _ if cluster.live.is_waiting(&release.name) => Vec::new(),
+                Err(_) if cluster.live.defers_errors_of(&release.name) => Vec::new(),
+                rendered => rendered?,
+            };
+            let metadata = &chart.chart.metadata;
+            let chart_meta = Some(ChartMeta {
+                name: metadata.name.clone(),
+                version: metadata.version.clone(),
+                app_version: metadata.app_version.clone(),
+            });
+            return Ok(RenderedRelease {
+                name: release.name.clone(),
+                namespace: release.namespace.clone(),
+                chart: release.chart.clone(),
+                chart_meta,
+                installed: true,
+                manifests,
+                hooks: Vec::new(),
+                warnings: chart.warnings.clone(),
+                ignore_differences: release.ignore_differences.clone(),
+            });
+        }
+        let chart = &self.chart_contexts[release.chart.as_str()];
+        let values = release_values(project, env, release, &chart.chart, secrets)?;
+        if let Some(schema) = &chart.schema {
+            schema.validate(&values, &release.name, &release.at)?;
+        }
+        let context = minijinja::context! {
+            values => serde_value(&values),
+            release => minijinja::context! { name => &release.name, namespace => &release.namespace, environment => &env.name, chart => &release.chart },
+            env => self.env_value.clone(),
+            secrets => self.secrets_value.clone(),
+            chart => chart.meta.clone(),
+            files => chart.files.clone(),
+            capabilities => self.capabilities.clone(),
+        };
+        let manifests =
+            render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
+        let chart_meta = Some(ChartMeta {
+            name: chart.chart.name.clone(),
+            version: chart.chart.version.clone(),
+            app_version: chart.chart.app_version.clone(),
+        });
+        Ok(RenderedRelease {
+            name: release.name.clone(),
+            namespace: release.namespace.clone(),
+            chart: release.chart.clone(),
+            chart_meta,
+            installed: true,
+            manifests,
+            hooks: Vec::new(),
+            warnings: Vec::new(),
+            ignore_differences: release.ignore_differences.clone(),
+        })
     }
 
-    /// The run's `places` rendered `chunk` releases at a time: see [`render_in_chunks`].
+    /// The run's `places` rendered up to twice `chunk` ahead: see [`render_in_chunks`].
     /// Kept releases are final as they are, but their CRDs decide scopes and their objects
     /// count in the check that no object is rendered twice.
     fn render_places<R: Send>(
@@ -507,60 +583,115 @@ impl Run<'_> {
                 .collect::<Result<Vec<()>>>()?;
             Ok(batch.into_iter().map(|(index, release)| Finished { index, release }).collect())
         };
-        let mut places = places.into_iter().enumerate().peekable();
-        while places.peek().is_some() {
-            let mut to_render: Vec<(usize, &Release)> = Vec::new();
-            let mut kept: Vec<Finished> = Vec::new();
-            for (index, place) in places.by_ref().take(chunk) {
-                match place {
-                    Place::Render(release) => to_render.push((index, release)),
-                    Place::Kept(release) => kept.push(Finished { index, release: *release }),
+        let total = places.len();
+        // Whole: every release rendered before any is finished. Otherwise releases are rendered
+        // up to twice `chunk` ahead of the next one finished, in order, so that a slow release
+        // (RSA keys) holds up neither the others' rendering nor, for long, the cores.
+        let whole = chunk >= total;
+        let ahead = if whole { total } else { chunk.saturating_mul(2) };
+        let (sender, receiver) = std::sync::mpsc::channel::<Sent>();
+        // Set when the run ends early: releases started by then skip their work.
+        let ended = std::sync::atomic::AtomicBool::new(false);
+        let mut places = places.into_iter().enumerate();
+        let mut ready: BTreeMap<usize, Ready> = BTreeMap::new();
+        let (mut started, mut next) = (0, 0);
+        let outcome = rayon::in_place_scope(|scope| {
+            let mut run = || -> Result<Option<()>> {
+                while next < total {
+                    while started < next + ahead {
+                        match places.next() {
+                            Some((index, Place::Render(release))) => {
+                                let (sender, ended) = (sender.clone(), &ended);
+                                scope.spawn(move |_| {
+                                    if !ended.load(std::sync::atomic::Ordering::Relaxed) {
+                                        // The receiver is gone only when the run ended early.
+                                        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                            self.render(release)
+                                        }));
+                                        let _ = sender.send((index, rendered));
+                                    }
+                                });
+                            }
+                            Some((index, Place::Kept(release))) => {
+                                ready.insert(index, Ready::Kept(*release));
+                            }
+                            None => break,
+                        }
+                        started += 1;
+                    }
+                    // The next release in order, then every release after it that is ready too.
+                    while !ready.contains_key(&next) || (whole && ready.len() < total - next) {
+                        let (index, rendered) = receive(&receiver);
+                        ready.insert(index, Ready::Rendered(rendered));
+                    }
+                    while let Ok((index, rendered)) = receiver.try_recv() {
+                        ready.insert(index, Ready::Rendered(rendered));
+                    }
+                    let mut to_render: Vec<(usize, RenderedRelease)> = Vec::new();
+                    let mut kept: Vec<Finished> = Vec::new();
+                    while let Some(place) = ready.remove(&next) {
+                        match place {
+                            Ready::Rendered(rendered) => to_render
+                                .push((next, rendered.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?)),
+                            Ready::Kept(release) => kept.push(Finished { index: next, release }),
+                        }
+                        next += 1;
+                    }
+                    // A kept release's CRDs after those rendered: the last CRD of a kind decides.
+                    let crds = to_render
+                        .iter()
+                        .map(|(_, r)| r)
+                        .chain(kept.iter().map(|f| &f.release))
+                        .flat_map(|r| &r.manifests);
+                    for crd in crds.filter(|m| m.kind() == "CustomResourceDefinition") {
+                        let Some(kind) = scopes.learn_crd(&crd.object) else { continue };
+                        if decided
+                            .get(&kind)
+                            .is_some_and(|&namespaced| namespaced != scopes.is_namespaced_in(&kind.0, &kind.1))
+                        {
+                            return Ok(None);
+                        }
+                    }
+                    if failed.is_some() {
+                        continue; // only a template's error can still come first
+                    }
+                    let (ready_now, wait): (Vec<_>, Vec<_>) = to_render
+                        .into_iter()
+                        .partition(|(_, out)| out.manifests.iter().all(|m| scopes.is_known(m.api_version(), m.kind())));
+                    waiting.extend(wait);
+                    // Once the last release is rendered, every CRD of the run is known: what waited is
+                    // final too, and goes to `finish` with the last ones, so that `finish` sees the
+                    // CRDs it carries before it checks the objects that use them.
+                    let mut ready_now = ready_now;
+                    if next == total {
+                        ready_now.append(&mut waiting);
+                    }
+                    let kinds: BTreeSet<(&str, &str)> = ready_now
+                        .iter()
+                        .flat_map(|(_, out)| &out.manifests)
+                        .map(|m| (manifest::api_group(m.api_version()), m.kind()))
+                        .collect();
+                    for (group, kind) in kinds {
+                        let namespaced = scopes.is_namespaced_in(group, kind);
+                        decided.entry((group.to_string(), kind.to_string())).or_insert(namespaced);
+                    }
+                    match transform(ready_now, &scopes) {
+                        Ok(mut finished) => {
+                            finished.extend(kept);
+                            drop_repeated_crds(&mut finished, &mut crds_seen);
+                            keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish)
+                        }
+                        Err(e) => failed = Some(e),
+                    }
                 }
-            }
-            let chunk_releases: Vec<&Release> = to_render.iter().map(|(_, release)| *release).collect();
-            let rendered = self.render(&chunk_releases).into_iter().collect::<Result<Vec<_>>>()?;
-            // A kept release's CRDs after those rendered: the last CRD of a kind decides.
-            let crds = rendered.iter().chain(kept.iter().map(|f| &f.release)).flat_map(|r| &r.manifests);
-            for crd in crds.filter(|m| m.kind() == "CustomResourceDefinition") {
-                let Some(kind) = scopes.learn_crd(&crd.object) else { continue };
-                if decided.get(&kind).is_some_and(|&namespaced| namespaced != scopes.is_namespaced_in(&kind.0, &kind.1))
-                {
-                    return Ok(None);
-                }
-            }
-            if failed.is_some() {
-                continue; // only a template's error can still come first
-            }
-            let (ready, wait): (Vec<_>, Vec<_>) = to_render
-                .iter()
-                .map(|(index, _)| *index)
-                .zip(rendered)
-                .partition(|(_, out)| out.manifests.iter().all(|m| scopes.is_known(m.api_version(), m.kind())));
-            waiting.extend(wait);
-            // Once the last chunk is rendered, every CRD of the run is known: what waited is
-            // final too, and goes to `finish` with the last chunk, so that `finish` sees the
-            // CRDs it carries before it checks the objects that use them.
-            let mut ready = ready;
-            if places.peek().is_none() {
-                ready.append(&mut waiting);
-            }
-            let kinds: BTreeSet<(&str, &str)> = ready
-                .iter()
-                .flat_map(|(_, out)| &out.manifests)
-                .map(|m| (manifest::api_group(m.api_version()), m.kind()))
-                .collect();
-            for (group, kind) in kinds {
-                let namespaced = scopes.is_namespaced_in(group, kind);
-                decided.entry((group.to_string(), kind.to_string())).or_insert(namespaced);
-            }
-            match transform(ready, &scopes) {
-                Ok(mut finished) => {
-                    finished.extend(kept);
-                    drop_repeated_crds(&mut finished, &mut crds_seen);
-                    keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish)
-                }
-                Err(e) => failed = Some(e),
-            }
+                Ok(Some(()))
+            };
+            let outcome = run();
+            ended.store(true, std::sync::atomic::Ordering::Relaxed);
+            outcome
+        });
+        if outcome?.is_none() {
+            return Ok(None);
         }
         if let Some(e) = failed {
             return Err(e);

@@ -158,7 +158,13 @@ const BUILTIN_SCOPES: &[(&str, &str, bool)] = &[
 ];
 
 fn builtin_scope(group: &str, kind: &str) -> Option<bool> {
-    BUILTIN_SCOPES.iter().find(|(g, k, _)| *g == group && *k == kind).map(|(_, _, namespaced)| *namespaced)
+    // Asked for every object a run renders and plans: a scan of the table was 6 % of a fleet's
+    // render.
+    static SCOPES: std::sync::LazyLock<HashMap<(&str, &str), bool>> = std::sync::LazyLock::new(|| {
+        BUILTIN_SCOPES.iter().map(|&(group, kind, namespaced)| ((group, kind), namespaced)).collect()
+    });
+    let scopes: &HashMap<(&str, &str), bool> = &SCOPES;
+    scopes.get(&(group, kind)).copied()
 }
 
 /// Decides whether a kind is namespaced: CRDs known to this run (rendered or discovered) first,

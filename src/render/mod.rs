@@ -187,9 +187,12 @@ pub struct Finished {
 /// releases' order, a few at a time), so that a run never holds every object at once: `finish`
 /// keeps what it needs of them (say, their text). Releases are rendered ahead rather than
 /// `chunk` at a time because one slow release (RSA keys) would hold up every core at the end
-/// of each chunk. Returns what `finish` made, in the releases' order, once every release is
-/// rendered and no error (which are [`render`]'s, in its order) is found; `finish` runs on
-/// releases rendered before such an error is found, so it must not show anything itself.
+/// of each chunk, and further ahead (up to 16 chunks) while the next one is still rendering
+/// and a core would idle: 450 real charts, one taking a second alone, rendered in 2.77 s two
+/// chunks ahead, 2.1–2.3 s so, at the same peak RSS (about 180 MB). Returns what `finish`
+/// made, in the releases' order, once every release is rendered and no error (which are
+/// [`render`]'s, in its order) is found; `finish` runs on releases rendered before such an
+/// error is found, so it must not show anything itself.
 ///
 /// A release is final once the scope of each of its kinds is known: built in, or a CRD of the
 /// run rendered so far says it. A release with a kind still unknown waits (with its objects)
@@ -544,7 +547,7 @@ impl Run<'_> {
         })
     }
 
-    /// The run's `places` rendered up to twice `chunk` ahead: see [`render_in_chunks`].
+    /// The run's `places` rendered ahead: see [`render_in_chunks`].
     /// Kept releases are final as they are, but their CRDs decide scopes and their objects
     /// count in the check that no object is rendered twice.
     fn render_places<R: Send>(
@@ -585,46 +588,58 @@ impl Run<'_> {
         };
         let total = places.len();
         // Whole: every release rendered before any is finished. Otherwise releases are rendered
-        // up to twice `chunk` ahead of the next one finished, in order, so that a slow release
-        // (RSA keys) holds up neither the others' rendering nor, for long, the cores.
+        // up to twice `chunk` ahead of the next one finished, in order; and while the next one
+        // is still rendering with a core idle, further on, up to `furthest`: one release taking
+        // a second (RSA keys) holds up neither the others' rendering nor the cores.
         let whole = chunk >= total;
         let ahead = if whole { total } else { chunk.saturating_mul(2) };
+        let furthest = if whole { total } else { chunk.saturating_mul(16) };
+        let threads = rayon::current_num_threads();
         let (sender, receiver) = std::sync::mpsc::channel::<Sent>();
         // Set when the run ends early: releases started by then skip their work.
         let ended = std::sync::atomic::AtomicBool::new(false);
         let mut places = places.into_iter().enumerate();
         let mut ready: BTreeMap<usize, Ready> = BTreeMap::new();
-        let (mut started, mut next) = (0, 0);
+        let (mut started, mut next, mut in_flight) = (0, 0, 0);
         let outcome = rayon::in_place_scope(|scope| {
+            // Starts the next place's rendering (a kept one is ready as it is): false when none is left.
+            let mut start = |ready: &mut BTreeMap<usize, Ready>, in_flight: &mut usize| match places.next() {
+                Some((index, Place::Render(release))) => {
+                    let (sender, ended) = (sender.clone(), &ended);
+                    scope.spawn(move |_| {
+                        if !ended.load(std::sync::atomic::Ordering::Relaxed) {
+                            // The receiver is gone only when the run ended early.
+                            let rendered =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.render(release)));
+                            let _ = sender.send((index, rendered));
+                        }
+                    });
+                    *in_flight += 1;
+                    true
+                }
+                Some((index, Place::Kept(release))) => {
+                    ready.insert(index, Ready::Kept(*release));
+                    true
+                }
+                None => false,
+            };
             let mut run = || -> Result<Option<()>> {
                 while next < total {
-                    while started < next + ahead {
-                        match places.next() {
-                            Some((index, Place::Render(release))) => {
-                                let (sender, ended) = (sender.clone(), &ended);
-                                scope.spawn(move |_| {
-                                    if !ended.load(std::sync::atomic::Ordering::Relaxed) {
-                                        // The receiver is gone only when the run ended early.
-                                        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                            self.render(release)
-                                        }));
-                                        let _ = sender.send((index, rendered));
-                                    }
-                                });
-                            }
-                            Some((index, Place::Kept(release))) => {
-                                ready.insert(index, Ready::Kept(*release));
-                            }
-                            None => break,
-                        }
+                    while started < next + ahead && start(&mut ready, &mut in_flight) {
                         started += 1;
                     }
                     // The next release in order, then every release after it that is ready too.
                     while !ready.contains_key(&next) || (whole && ready.len() < total - next) {
+                        if in_flight < threads && started < next + furthest && start(&mut ready, &mut in_flight) {
+                            started += 1;
+                            continue;
+                        }
                         let (index, rendered) = receive(&receiver);
+                        in_flight -= 1;
                         ready.insert(index, Ready::Rendered(rendered));
                     }
                     while let Ok((index, rendered)) = receiver.try_recv() {
+                        in_flight -= 1;
                         ready.insert(index, Ready::Rendered(rendered));
                     }
                     let mut to_render: Vec<(usize, RenderedRelease)> = Vec::new();

@@ -64,6 +64,9 @@ def extract(source, dest, marks=('Chart.yaml',)):
         listing = subprocess.run(['git', f'--git-dir={source}', 'ls-tree', '-r', '--name-only', 'HEAD'],
                                  check=True, capture_output=True, text=True).stdout.splitlines()
         tops = sorted({p.split('/')[0] for p in listing if p.endswith(tuple(marks)) and '/' in p})
+        # A chart at the repository's root (hashicorp/vault-helm): the whole tree.
+        if any(p in marks for p in listing):
+            tops = [':/']
         for top in tops:
             archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD', top], capture_output=True)
             if archive.returncode != 0:
@@ -196,6 +199,10 @@ def vendor(chart, by_name, seen=()):
         if name in present:
             continue
         target = os.path.join(charts_dir, name)
+        # A symbolic link to a chart elsewhere in the repository (rook's charts/library) points
+        # nowhere once the chart is copied out: the dependency is vendored in its place.
+        if os.path.islink(target) and not os.path.exists(target):
+            os.unlink(target)
         constraint = dep.get('version')
         candidates = [] if name in seen else by_name.get(name, [])
         if not candidates:
@@ -255,13 +262,15 @@ def build(corpus, sources):
             by_name.setdefault(name, []).append((c, git_dir, os.path.relpath(c, root)))
         for name, found in by_name.items():
             everywhere.setdefault(name, []).extend(found)
-        repos.append((repo, charts, by_name))
+        repos.append((repo, root, charts, by_name))
     kept, left = 0, []
-    for repo, charts, by_name in repos:
+    for repo, root, charts, by_name in repos:
         # A dependency comes from the same repository first, then from the other sources.
         lookup = {name: by_name.get(name, []) + [c for c in found if c not in by_name.get(name, [])]
                   for name, found in everywhere.items()}
         for name, c in newest_by_dir_name(charts):
+            if c == root:  # named after its repository's directory: its own name instead
+                name = chart_meta(c).get('name')
             dest = os.path.join(corpus, f'{repo}--{name}')
             if os.path.exists(dest):
                 continue

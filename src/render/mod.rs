@@ -454,64 +454,45 @@ impl Run<'_> {
     /// Renders `release` (templates only: no scopes, patches or labels yet).
     fn render(&self, release: &Release) -> Result<RenderedRelease> {
         let (project, env, cluster, secrets) = (self.project, self.env, self.cluster, self.secrets);
+        let rendered = |installed, chart_meta, manifests, warnings| RenderedRelease {
+            name: release.name.clone(),
+            namespace: release.namespace.clone(),
+            chart: release.chart.clone(),
+            chart_meta,
+            installed,
+            manifests,
+            hooks: Vec::new(),
+            warnings,
+            ignore_differences: release.ignore_differences.clone(),
+        };
         if !release.installed {
-            return Ok(RenderedRelease {
-                name: release.name.clone(),
-                namespace: release.namespace.clone(),
-                chart: release.chart.clone(),
-                chart_meta: None,
-                installed: false,
-                manifests: Vec::new(),
-                hooks: Vec::new(),
-                warnings: Vec::new(),
-                ignore_differences: release.ignore_differences.clone(),
-            });
+            return Ok(rendered(false, None, Vec::new(), Vec::new()));
         }
         if let Some(dir) = &release.kustomize {
             let manifests = render_kustomization(project, release, dir, secrets)?;
-            return Ok(RenderedRelease {
-                name: release.name.clone(),
-                namespace: release.namespace.clone(),
-                chart: release.chart.clone(),
-                chart_meta: None,
-                installed: true,
-                manifests,
-                hooks: Vec::new(),
-                warnings: Vec::new(),
-                ignore_differences: release.ignore_differences.clone(),
-            });
+            return Ok(rendered(true, None, manifests, Vec::new()));
         }
         if self.helm.is_helm_chart(&release.chart) {
             let chart = self.helm.get(project, env, release);
-            let rendered = match &chart {
+            let output = match &chart {
                 Ok(chart) => render_helm(project, env, release, chart, &self.helm.capabilities, &cluster.live, secrets),
                 Err(_) => Ok(Vec::new()),
             };
             self.helm.rendered(&release.chart);
             let chart = chart?;
             // Output made without objects its lookups asked for goes: it is made again.
-            let manifests = match rendered {
+            let manifests = match output {
                 _ if cluster.live.is_waiting(&release.name) => Vec::new(),
                 Err(_) if cluster.live.defers_errors_of(&release.name) => Vec::new(),
-                rendered => rendered?,
+                output => output?,
             };
             let metadata = &chart.chart.metadata;
-            let chart_meta = Some(ChartMeta {
+            let chart_meta = ChartMeta {
                 name: metadata.name.clone(),
                 version: metadata.version.clone(),
                 app_version: metadata.app_version.clone(),
-            });
-            return Ok(RenderedRelease {
-                name: release.name.clone(),
-                namespace: release.namespace.clone(),
-                chart: release.chart.clone(),
-                chart_meta,
-                installed: true,
-                manifests,
-                hooks: Vec::new(),
-                warnings: chart.warnings.clone(),
-                ignore_differences: release.ignore_differences.clone(),
-            });
+            };
+            return Ok(rendered(true, Some(chart_meta), manifests, chart.warnings.clone()));
         }
         let chart = &self.chart_contexts[release.chart.as_str()];
         let values = release_values(project, env, release, &chart.chart, secrets)?;
@@ -529,22 +510,12 @@ impl Run<'_> {
         };
         let manifests =
             render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
-        let chart_meta = Some(ChartMeta {
+        let chart_meta = ChartMeta {
             name: chart.chart.name.clone(),
             version: chart.chart.version.clone(),
             app_version: chart.chart.app_version.clone(),
-        });
-        Ok(RenderedRelease {
-            name: release.name.clone(),
-            namespace: release.namespace.clone(),
-            chart: release.chart.clone(),
-            chart_meta,
-            installed: true,
-            manifests,
-            hooks: Vec::new(),
-            warnings: Vec::new(),
-            ignore_differences: release.ignore_differences.clone(),
-        })
+        };
+        Ok(rendered(true, Some(chart_meta), manifests, Vec::new()))
     }
 
     /// The run's `places` rendered ahead: see [`render_in_chunks`].

@@ -719,14 +719,8 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         for spanned in file.releases.unwrap_or_default() {
             let release = PartialRelease::parse(&file_path, spanned)?;
             if let Some(first) = seen_here.insert(release.name.clone(), release.at.clone()) {
-                return Err(Error::at(
-                    release.at,
-                    format!(
-                        "release `{}` is defined twice in this file (first at line {})",
-                        release.name,
-                        first.line.unwrap_or(0)
-                    ),
-                ));
+                let what = format!("release `{}`", release.name);
+                return Err(super::defined_twice(release.at, &what, "this file", &first));
             }
             match position.get(&release.name) {
                 Some(&at) => releases[at].merge(release),
@@ -783,15 +777,10 @@ fn health_checks(file: &Path, rules: Vec<Spanned<HealthCheckFile>>) -> Result<Ve
         let check = HealthCheck::parse(file, rule)?;
         if let Some(first) = checks.iter().find(|c| c.group == check.group && c.kind == check.kind) {
             let group = if check.group.is_empty() { "the core group" } else { check.group.as_str() };
-            return Err(Error::at(
-                check.at,
-                format!(
-                    "the health check for kind `{}` of {group} is defined twice in this list (first at line {})",
-                    check.kind,
-                    first.at.line.unwrap_or(0)
-                ),
-            )
-            .with_help("a rule matches every version of its group: keep one rule a kind, in one `healthChecks` list"));
+            let what = format!("the health check for kind `{}` of {group}", check.kind);
+            return Err(super::defined_twice(check.at, &what, "this list", &first.at).with_help(
+                "a rule matches every version of its group: keep one rule a kind, in one `healthChecks` list",
+            ));
         }
         checks.push(check);
     }

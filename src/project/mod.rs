@@ -84,6 +84,18 @@ pub fn select_releases<'a>(
 /// `Instant::now() + duration` from overflowing.
 pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// An environment file defines something twice where only one counts (a release, a
+/// notification, a kind's health check): the error, at the second, names the first's line.
+/// `what` names it (``release `web` ``), `within` where one is allowed (`this file`).
+pub(crate) fn defined_twice(
+    at: crate::error::Location,
+    what: &str,
+    within: &str,
+    first: &crate::error::Location,
+) -> Error {
+    Error::at(at, format!("{what} is defined twice in {within} (first at line {})", first.line.unwrap_or(0)))
+}
+
 /// `30s`, `5m`, `1m30s`, `500ms`, `2h`: the durations kubectl's flags take (and environment
 /// files: a notification's `timeout`), parsed by jiff's friendly format (which also takes
 /// `1h 30m`, `1.5h`, `90 seconds`). clap prefixes the flag; a file's error, its location.

@@ -215,14 +215,8 @@ pub(super) fn parse_all(file: &Path, list: Vec<Spanned<NotificationFile>>) -> Re
     for spanned in list {
         let notification = Notification::parse(file, spanned)?;
         if let Some(first) = notifications.iter().find(|n| n.name == notification.name) {
-            return Err(Error::at(
-                notification.at,
-                format!(
-                    "notification `{}` is defined twice in this file (first at line {})",
-                    first.name,
-                    first.at.line.unwrap_or(0)
-                ),
-            ));
+            let what = format!("notification `{}`", first.name);
+            return Err(super::defined_twice(notification.at, &what, "this file", &first.at));
         }
         notifications.push(notification);
     }

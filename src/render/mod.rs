@@ -225,8 +225,13 @@ enum Ready {
 /// What a release's rendering sent: its place and what rendering it gave, or its panic.
 type Sent = (usize, std::thread::Result<Result<RenderedRelease>>);
 
-/// The next release rendered. A thread of rayon's pool (a run inside other parallel work) renders others while it waits,
-/// rather than wait for itself.
+/// Releases started, by every run of the process (a fleet renders several environments at
+/// once), that no thread has taken up yet: while there are some, no core is idle, and a run
+/// waiting for a slow release renders no further ahead than usual.
+static WAITING_FOR_A_THREAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The next release rendered. A thread of rayon's pool (a run inside other parallel work)
+/// renders others while it waits, rather than wait for itself.
 fn receive(receiver: &std::sync::mpsc::Receiver<Sent>) -> Sent {
     match rayon::current_thread_index() {
         None => receiver.recv().expect("the run keeps a sender while it waits"),
@@ -560,8 +565,9 @@ impl Run<'_> {
         let total = places.len();
         // Whole: every release rendered before any is finished. Otherwise releases are rendered
         // up to twice `chunk` ahead of the next one finished, in order; and while the next one
-        // is still rendering with a core idle, further on, up to `furthest`: one release taking
-        // a second (RSA keys) holds up neither the others' rendering nor the cores.
+        // is still rendering with a core idle (fewer of this run's releases rendering than
+        // threads, and none of any run's waiting for a thread), further on, up to `furthest`:
+        // one release taking a second (RSA keys) holds up neither the others nor the cores.
         let whole = chunk >= total;
         let ahead = if whole { total } else { chunk.saturating_mul(2) };
         let furthest = if whole { total } else { chunk.saturating_mul(16) };
@@ -577,7 +583,9 @@ impl Run<'_> {
             let mut start = |ready: &mut BTreeMap<usize, Ready>, in_flight: &mut usize| match places.next() {
                 Some((index, Place::Render(release))) => {
                     let (sender, ended) = (sender.clone(), &ended);
+                    WAITING_FOR_A_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     scope.spawn(move |_| {
+                        WAITING_FOR_A_THREAD.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                         if !ended.load(std::sync::atomic::Ordering::Relaxed) {
                             // The receiver is gone only when the run ended early.
                             let rendered =
@@ -601,7 +609,9 @@ impl Run<'_> {
                     }
                     // The next release in order, then every release after it that is ready too.
                     while !ready.contains_key(&next) || (whole && ready.len() < total - next) {
-                        if in_flight < threads && started < next + furthest && start(&mut ready, &mut in_flight) {
+                        let idle =
+                            in_flight < threads && WAITING_FOR_A_THREAD.load(std::sync::atomic::Ordering::Relaxed) == 0;
+                        if idle && started < next + furthest && start(&mut ready, &mut in_flight) {
                             started += 1;
                             continue;
                         }

@@ -88,11 +88,40 @@ impl Manifest {
 impl ObjectKey {
     /// The identity of any object given as JSON.
     pub fn of(object: &Value) -> ObjectKey {
+        ObjectKeyRef::of(object).to_owned()
+    }
+
+    pub fn as_ref(&self) -> ObjectKeyRef<'_> {
+        ObjectKeyRef { group: &self.group, kind: &self.kind, namespace: self.namespace.as_deref(), name: &self.name }
+    }
+}
+
+/// An [`ObjectKey`] borrowed from the object: what indexes the objects of a plan, tens of
+/// thousands in a fleet, without copying four strings of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObjectKeyRef<'v> {
+    pub group: &'v str,
+    pub kind: &'v str,
+    pub namespace: Option<&'v str>,
+    pub name: &'v str,
+}
+
+impl<'v> ObjectKeyRef<'v> {
+    pub fn of(object: &'v Value) -> ObjectKeyRef<'v> {
+        ObjectKeyRef {
+            group: api_group(str_at(object, &["apiVersion"]).unwrap_or_default()),
+            kind: str_at(object, &["kind"]).unwrap_or_default(),
+            namespace: namespace_of(object),
+            name: str_at(object, &["metadata", "name"]).unwrap_or_default(),
+        }
+    }
+
+    pub fn to_owned(self) -> ObjectKey {
         ObjectKey {
-            group: api_group(str_at(object, &["apiVersion"]).unwrap_or_default()).to_string(),
-            kind: str_at(object, &["kind"]).unwrap_or_default().to_string(),
-            namespace: namespace_of(object).map(str::to_string),
-            name: str_at(object, &["metadata", "name"]).unwrap_or_default().to_string(),
+            group: self.group.to_string(),
+            kind: self.kind.to_string(),
+            namespace: self.namespace.map(str::to_string),
+            name: self.name.to_string(),
         }
     }
 }

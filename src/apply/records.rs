@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::{ApplyOptions, Outcome, ReleaseInput, ReleaseResult};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::manifest::{LABEL_RELEASE, ObjectKey, label, namespace_of};
+use crate::manifest::{LABEL_RELEASE, ObjectKey, ObjectKeyRef, label, namespace_of};
 use crate::project::chart::ChartMeta;
 use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
 
@@ -65,7 +65,7 @@ impl<'a> History<'a> {
     /// prune them.
     fn manifests<'v>(&'v self, desired: &[&'v Value], kept: &[ObjectKey]) -> Vec<&'v Value> {
         let mut manifests = desired.to_vec();
-        if let Some(last) = self.last_deployed() {
+        if let Some(last) = self.last_deployed().filter(|_| !kept.is_empty()) {
             manifests.extend(last.manifests.iter().filter(|m| kept.contains(&ObjectKey::of(m))));
         }
         manifests
@@ -200,8 +200,34 @@ pub(super) fn by_release(live: &[Value]) -> HashMap<(&str, &str), Vec<&Value>> {
 /// Whether a record's manifests and `manifests` hold the same objects, in any order. Both are
 /// as the server stores them (records are written so).
 fn same_objects(recorded: &[Value], manifests: &[&Value]) -> bool {
-    let index: HashMap<ObjectKey, &Value> = recorded.iter().map(|m| (ObjectKey::of(m), m)).collect();
+    // Mostly they are in the same order too: then no object needs its key.
+    if recorded.len() == manifests.len() && recorded.iter().zip(manifests).all(|(r, m)| r == *m) {
+        return true;
+    }
+    let index: HashMap<ObjectKeyRef, &Value> = recorded.iter().map(|m| (ObjectKeyRef::of(m), m)).collect();
     recorded.len() == manifests.len()
         && index.len() == manifests.len()
-        && manifests.iter().all(|m| index.get(&ObjectKey::of(m)).is_some_and(|r| r == m))
+        && manifests.iter().all(|m| index.get(&ObjectKeyRef::of(m)).is_some_and(|r| r == m))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::same_objects;
+
+    #[test]
+    fn same_objects_in_any_order_and_nothing_else() {
+        let a = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"}});
+        let b = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "b", "namespace": "n"}});
+        let mut changed = b.clone();
+        changed["spec"] = json!({"type": "NodePort"});
+        let recorded = [a.clone(), b.clone()];
+        assert!(same_objects(&recorded, &[&a, &b]));
+        assert!(same_objects(&recorded, &[&b, &a]));
+        assert!(!same_objects(&recorded, &[&a, &changed]));
+        assert!(!same_objects(&recorded, &[&changed, &a]));
+        assert!(!same_objects(&recorded, &[&a]));
+        assert!(!same_objects(&recorded, &[&a, &b, &a]));
+    }
 }

@@ -10,7 +10,9 @@ use serde_json::Value;
 use super::{ApplyError, Cluster, ListTarget, Unserved};
 use crate::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by};
 use crate::error::{Error, Location, Result};
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, api_group, label, namespace_of};
+use crate::manifest::{
+    LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, ObjectKeyRef, api_group, label, namespace_of,
+};
 use crate::project::Release;
 use crate::release_record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status, Wanted};
 use crate::render::RenderedRelease;
@@ -222,11 +224,11 @@ fn release_selector(names: &[&str]) -> String {
 /// Where a recorded object would be listed, or None when the cluster does not serve its kind.
 /// A namespaced object the record names without a namespace is in the release namespace.
 pub fn recorded_target(cluster: &Cluster, manifest: &Value, release_namespace: &str) -> Option<ListTarget> {
-    let key = ObjectKey::of(manifest);
+    let key = ObjectKeyRef::of(manifest);
     let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let served = cluster.resolve(api_version, &key.kind).ok()?;
-    let namespace = served.namespaced.then(|| key.namespace.unwrap_or_else(|| release_namespace.to_string()));
-    Some(ListTarget { api_version: api_version.to_string(), kind: key.kind, namespace })
+    let served = cluster.resolve(api_version, key.kind).ok()?;
+    let namespace = served.namespaced.then(|| key.namespace.unwrap_or(release_namespace).to_string());
+    Some(ListTarget { api_version: api_version.to_string(), kind: key.kind.to_string(), namespace })
 }
 
 /// `(group, kind)` of every CustomResourceDefinition in the desired set, and whether its

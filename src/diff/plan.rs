@@ -14,7 +14,7 @@ use super::{
 use crate::adopt::{HelmRelease, installed_by};
 use crate::error::{Error, Location, Result};
 use crate::hook;
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, Manifest, ObjectKey, label};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, ObjectKey, ObjectKeyRef, label};
 use crate::project::IgnoreRule;
 use crate::release_record::{self, Record};
 use crate::render::RenderedRelease;
@@ -283,16 +283,16 @@ pub fn plan_adopting(
     live: &[Value],
     helm: &HashMap<String, HelmRelease>,
 ) -> Result<Plan> {
-    let live_by_key: HashMap<ObjectKey, &Value> =
-        live.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect();
+    let live_by_key: HashMap<ObjectKeyRef, &Value> =
+        live.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKeyRef::of(o), o)).collect();
     let mut plan = Plan::default();
     // Every object and hook the releases render, once some release has something to delete.
-    let mut rendered_anywhere: Option<HashSet<ObjectKey>> = None;
+    let mut rendered_anywhere: Option<HashSet<ObjectKeyRef>> = None;
     for release in releases {
         let record = records.get(&release.name);
         // Records hold objects as stored (see `apply::records`).
-        let last_applied: HashMap<ObjectKey, &Value> =
-            record.map(|r| r.manifests.iter().map(|m| (ObjectKey::of(m), m)).collect()).unwrap_or_default();
+        let last_applied: HashMap<ObjectKeyRef, &Value> =
+            record.map(|r| r.manifests.iter().map(|m| (ObjectKeyRef::of(m), m)).collect()).unwrap_or_default();
         let mut desired_keys = HashSet::new();
         let release_start = plan.objects.len();
         let helm = helm.get(&release.name);
@@ -307,13 +307,19 @@ pub fn plan_adopting(
                     "server-side apply tells the elements of this list apart by {keys}: each needs one, and a different one"
                 )));
             }
-            let live = live_by_key.get(&key).copied();
+            let live = live_by_key.get(&key.as_ref()).copied();
             let adopt = adopting.zip(live).is_some_and(|(helm, live)| installed_by(live, helm));
             let rules = rules_for(&release.ignore_differences, &key);
-            let planned =
-                plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied(), adopt, &rules);
+            let planned = plan_object(
+                &release.name,
+                Some(desired),
+                live,
+                last_applied.get(&key.as_ref()).copied(),
+                adopt,
+                &rules,
+            );
             plan.objects.push(planned);
-            desired_keys.insert(key);
+            desired_keys.insert(ObjectKeyRef::of(&manifest.object));
         }
         if let Some(helm) = helm {
             let objects = plan.objects[release_start..].iter().filter(|o| o.adopt).count();
@@ -321,7 +327,7 @@ pub fn plan_adopting(
                 .iter()
                 .filter(|o| adopting.is_some() && installed_by(o, helm))
                 .map(|o| (kind_of(o).api_version.to_string(), ObjectKey::of(o)))
-                .filter(|(_, key)| !desired_keys.contains(key))
+                .filter(|(_, key)| !desired_keys.contains(&key.as_ref()))
                 .collect();
             left.sort_by(|a, b| a.1.cmp(&b.1));
             plan.adoptions.push(Adoption {
@@ -336,10 +342,10 @@ pub fn plan_adopting(
         let planned = plan.objects.len() - release_start;
         // A hook is never pruned, even when a record written before weaver ran hooks holds it
         // as an object.
-        desired_keys.extend(release.hooks.iter().map(Manifest::key));
+        desired_keys.extend(release.hooks.iter().map(|hook| ObjectKeyRef::of(&hook.object)));
         if let Some(record) = record {
             for recorded in &record.manifests {
-                let key = ObjectKey::of(recorded);
+                let key = ObjectKeyRef::of(recorded);
                 if desired_keys.contains(&key) {
                     continue;
                 }
@@ -354,7 +360,11 @@ pub fn plan_adopting(
                     continue;
                 };
                 let elsewhere = rendered_anywhere.get_or_insert_with(|| {
-                    releases.iter().flat_map(|r| r.manifests.iter().chain(&r.hooks)).map(Manifest::key).collect()
+                    releases
+                        .iter()
+                        .flat_map(|r| r.manifests.iter().chain(&r.hooks))
+                        .map(|m| ObjectKeyRef::of(&m.object))
+                        .collect()
                 });
                 if !elsewhere.contains(&key) {
                     plan.objects.push(plan_object(&release.name, None, Some(live), None, false, &[]));

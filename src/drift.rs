@@ -252,7 +252,7 @@ pub fn compare_release(
                 correction: None,
             },
             Found::Live(live) => {
-                let rules = rules_for(&release.ignore_differences, &key);
+                let rules = rules_for(&release.ignore_differences, key.borrowed());
                 // The record with live values where the rules ignore fields: what an
                 // apply of it would send, as for a desired object.
                 let (mut changes, ignored) = match respect(&rules, manifest, live, Some(manifest)) {

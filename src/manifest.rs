@@ -88,10 +88,10 @@ impl Manifest {
 impl ObjectKey {
     /// The identity of any object given as JSON.
     pub fn of(object: &Value) -> ObjectKey {
-        ObjectKeyRef::of(object).to_owned()
+        ObjectKeyRef::of(object).into()
     }
 
-    pub fn as_ref(&self) -> ObjectKeyRef<'_> {
+    pub fn borrowed(&self) -> ObjectKeyRef<'_> {
         ObjectKeyRef { group: &self.group, kind: &self.kind, namespace: self.namespace.as_deref(), name: &self.name }
     }
 }
@@ -115,13 +115,15 @@ impl<'v> ObjectKeyRef<'v> {
             name: str_at(object, &["metadata", "name"]).unwrap_or_default(),
         }
     }
+}
 
-    pub fn to_owned(self) -> ObjectKey {
+impl From<ObjectKeyRef<'_>> for ObjectKey {
+    fn from(key: ObjectKeyRef<'_>) -> ObjectKey {
         ObjectKey {
-            group: self.group.to_string(),
-            kind: self.kind.to_string(),
-            namespace: self.namespace.map(str::to_string),
-            name: self.name.to_string(),
+            group: key.group.to_string(),
+            kind: key.kind.to_string(),
+            namespace: key.namespace.map(str::to_string),
+            name: key.name.to_string(),
         }
     }
 }

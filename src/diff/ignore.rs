@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::fields::{Step, list_keys};
 use super::{FieldSet, Kind};
-use crate::manifest::{MANAGER, ObjectKey};
+use crate::manifest::{MANAGER, ObjectKeyRef};
 use crate::patch::merge_keys::{self, ListStrategy};
 use crate::project::IgnoreRule;
 use crate::project::ignore::selector;
@@ -32,7 +32,7 @@ enum Seg {
 type Place = Vec<Seg>;
 
 /// The rules of `rules` that select the object `key` names.
-pub fn rules_for<'r>(rules: &'r [IgnoreRule], key: &ObjectKey) -> Vec<&'r IgnoreRule> {
+pub fn rules_for<'r>(rules: &'r [IgnoreRule], key: ObjectKeyRef<'_>) -> Vec<&'r IgnoreRule> {
     rules.iter().filter(|rule| rule.selects(key)).collect()
 }
 

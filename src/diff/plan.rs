@@ -299,35 +299,30 @@ pub fn plan_adopting(
         let adopting = helm.filter(|_| record.is_none());
         for manifest in &release.manifests {
             let desired = as_stored(manifest.object.clone());
-            let key = manifest.key();
+            let key = ObjectKeyRef::of(&manifest.object);
             if let Some((what, keys)) = key_problem(&desired, kind_of(&desired)) {
+                let key = ObjectKey::from(key);
                 let error =
                     Error::at(Location::file(&manifest.source), format!("{key} (release {}): {what}", release.name));
                 return Err(error.with_help(format!(
                     "server-side apply tells the elements of this list apart by {keys}: each needs one, and a different one"
                 )));
             }
-            let live = live_by_key.get(&key.as_ref()).copied();
+            let live = live_by_key.get(&key).copied();
             let adopt = adopting.zip(live).is_some_and(|(helm, live)| installed_by(live, helm));
-            let rules = rules_for(&release.ignore_differences, &key);
-            let planned = plan_object(
-                &release.name,
-                Some(desired),
-                live,
-                last_applied.get(&key.as_ref()).copied(),
-                adopt,
-                &rules,
-            );
+            let rules = rules_for(&release.ignore_differences, key);
+            let planned =
+                plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied(), adopt, &rules);
             plan.objects.push(planned);
-            desired_keys.insert(ObjectKeyRef::of(&manifest.object));
+            desired_keys.insert(key);
         }
         if let Some(helm) = helm {
             let objects = plan.objects[release_start..].iter().filter(|o| o.adopt).count();
             let mut left: Vec<(String, ObjectKey)> = live
                 .iter()
                 .filter(|o| adopting.is_some() && installed_by(o, helm))
+                .filter(|o| !desired_keys.contains(&ObjectKeyRef::of(o)))
                 .map(|o| (kind_of(o).api_version.to_string(), ObjectKey::of(o)))
-                .filter(|(_, key)| !desired_keys.contains(&key.as_ref()))
                 .collect();
             left.sort_by(|a, b| a.1.cmp(&b.1));
             plan.adoptions.push(Adoption {

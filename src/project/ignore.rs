@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
-use crate::manifest::{ObjectKey, is_dns1123_label};
+use crate::manifest::{ObjectKeyRef, is_dns1123_label};
 
 /// A rule as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,13 +88,13 @@ impl IgnoreRule {
     }
 
     /// Whether the rule applies to the object `key` names.
-    pub fn selects(&self, key: &ObjectKey) -> bool {
+    pub fn selects(&self, key: ObjectKeyRef<'_>) -> bool {
         let matches =
             |wanted: &Option<String>, actual: Option<&str>| wanted.as_deref().is_none_or(|w| Some(w) == actual);
-        matches(&self.group, Some(&key.group))
-            && matches(&self.kind, Some(&key.kind))
-            && matches(&self.name, Some(&key.name))
-            && matches(&self.namespace, key.namespace.as_deref())
+        matches(&self.group, Some(key.group))
+            && matches(&self.kind, Some(key.kind))
+            && matches(&self.name, Some(key.name))
+            && matches(&self.namespace, key.namespace)
     }
 
     /// The rule without where it is written, to compare definitions.
@@ -262,20 +262,15 @@ mod tests {
             managers: vec!["m".into()],
             at: Location::file(""),
         };
-        let key = |group: &str, kind: &str, ns: Option<&str>, name: &str| ObjectKey {
-            group: group.into(),
-            kind: kind.into(),
-            namespace: ns.map(String::from),
-            name: name.into(),
-        };
+        let key = |group, kind, namespace, name| ObjectKeyRef { group, kind, namespace, name };
         let web = key("apps", "Deployment", Some("shop"), "web");
-        assert!(rule(None, None, None, None).selects(&web));
-        assert!(rule(Some("apps"), Some("Deployment"), Some("web"), Some("shop")).selects(&web));
-        assert!(!rule(Some(""), Some("Deployment"), None, None).selects(&web));
-        assert!(!rule(None, Some("Deployment"), Some("api"), None).selects(&web));
-        assert!(!rule(None, None, None, Some("other")).selects(&web));
-        assert!(rule(Some(""), Some("ConfigMap"), None, None).selects(&key("", "ConfigMap", Some("shop"), "c")));
-        assert!(!rule(None, None, None, Some("shop")).selects(&key("", "Namespace", None, "shop")));
+        assert!(rule(None, None, None, None).selects(web));
+        assert!(rule(Some("apps"), Some("Deployment"), Some("web"), Some("shop")).selects(web));
+        assert!(!rule(Some(""), Some("Deployment"), None, None).selects(web));
+        assert!(!rule(None, Some("Deployment"), Some("api"), None).selects(web));
+        assert!(!rule(None, None, None, Some("other")).selects(web));
+        assert!(rule(Some(""), Some("ConfigMap"), None, None).selects(key("", "ConfigMap", Some("shop"), "c")));
+        assert!(!rule(None, None, None, Some("shop")).selects(key("", "Namespace", None, "shop")));
     }
 
     #[test]

@@ -239,10 +239,10 @@ fn receive(receiver: &std::sync::mpsc::Receiver<Sent>) -> Sent {
             if let Ok(sent) = receiver.try_recv() {
                 break sent;
             }
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                if let Ok(sent) = receiver.recv_timeout(std::time::Duration::from_millis(1)) {
-                    break sent;
-                }
+            if rayon::yield_now() != Some(rayon::Yield::Executed)
+                && let Ok(sent) = receiver.recv_timeout(std::time::Duration::from_millis(1))
+            {
+                break sent;
             }
         },
     }

@@ -374,7 +374,8 @@ fn kubeconfig_with_contexts(cluster: &common::cluster::TestCluster, dir: &std::p
 }
 
 #[test]
-fn environments_in_two_contexts_of_one_server_share_its_budget_of_requests_and_its_discovery_in_apply_diff_and_drift() {
+fn environments_in_two_contexts_of_one_server_share_its_budget_of_requests_its_discovery_and_a_context_s_connections_in_apply_diff_and_drift()
+ {
     let cluster = common::cluster::TestCluster::start();
     let repo =
         apply_fleet(&cluster, &[("a", "  context: ctx-a\n"), ("b", "  context: ctx-b\n"), ("c", "  context: ctx-a\n")]);
@@ -384,6 +385,7 @@ fn environments_in_two_contexts_of_one_server_share_its_budget_of_requests_and_i
         // Slow answers, so that requests overlap.
         fake.inject(weaver_test_apiserver::Fault::delay("*", "/", std::time::Duration::from_millis(20)).times(100_000));
         fake.reset_peak_in_flight();
+        fake.reset_connections();
         fake.clear_requests();
     }
     let weaver = |args: &[&str]| {
@@ -393,11 +395,16 @@ fn environments_in_two_contexts_of_one_server_share_its_budget_of_requests_and_i
     };
     // Three environments at once, each keeping up to 2 requests in flight, send at most 2 at
     // once to their one server between them; discovery (aggregated: /api and /apis) is read
-    // once for the three. So for apply, diff and drift.
+    // once for the three; a and c, of one context, share its connections, so there are no
+    // more than 2 for each context (a client per environment would open about 2 for each
+    // environment). So for apply, diff and drift.
     let within_one_budget = |what: &str| {
         if let Some(fake) = fake {
             let peak = fake.peak_in_flight();
             assert!((1..=2).contains(&peak), "{what}: {peak} requests at once");
+            let connections = fake.connections();
+            assert!((2..=4).contains(&connections), "{what}: {connections} connections");
+            fake.reset_connections();
             let discovery = fake.requests().iter().filter(|r| r.path == "/apis").count();
             assert_eq!(discovery, 1, "{what}: {:#?}", fake.requests().iter().map(|r| &r.path).collect::<Vec<_>>());
             fake.reset_peak_in_flight();
@@ -417,6 +424,22 @@ fn environments_in_two_contexts_of_one_server_share_its_budget_of_requests_and_i
     let run = weaver(&["drift", "--env", "a,b,c", "--concurrency", "2"]);
     assert!(run.success().starts_with("3 environments: 0 drifted, 0 failed"), "{}", run.stdout);
     within_one_budget("drift");
+}
+
+#[test]
+fn environments_of_one_context_send_their_requests_over_the_same_connections() {
+    let cluster = common::cluster::TestCluster::start();
+    let Some(fake) = cluster.fake("counting the connections the server accepted") else { return };
+    let names = ["e1", "e2", "e3", "e4", "e5", "e6"];
+    let repo = apply_fleet(&cluster, &names.map(|name| (name, "")));
+    fake.reset_connections();
+    // One request in flight at a time: a client per environment would open at least one
+    // connection for each of the 6; one client for the context reuses its connections (a
+    // second may open while the first still delivers an answer's body).
+    let run = repo.weaver_on(&cluster, &["diff", "--env", "e*", "--concurrency", "1"]);
+    assert!(run.stdout.starts_with("6 environments: 6 with changes, 0 failed"), "{}\n{}", run.stdout, run.stderr);
+    let connections = fake.connections();
+    assert!((1..=3).contains(&connections), "{connections} connections for 6 environments of one context");
 }
 
 #[test]

@@ -144,16 +144,16 @@ impl Cluster {
     }
 
     /// Connects as [`Cluster::connect`] does; with `servers`, within the budget of requests in
-    /// flight of the context's server, and with what discovery found there, which the first
-    /// cluster of the server to connect reads for all of them.
+    /// flight of the context's server, with what discovery found there, which the first
+    /// cluster of the server to connect reads for all of them, and over the client of the first
+    /// cluster to connect with the same context.
     pub async fn connect_sharing(options: &ConnectOptions, servers: Option<&SharedServers>) -> Result<Cluster> {
         let (config, info) = config::config(options).await?;
         let Some(server) = servers.map(|servers| servers.server(&info.server)) else {
             return Self::from_config(config, info, None).await;
         };
-        let client = kube::client::ClientBuilder::try_from(config)
-            .map(|builder| builder.with_layer(&server.in_flight).build())
-            .map_err(|err| client_error(&err, &info))?;
+        let client =
+            server.client(&info.context, info.request_timeout, config).map_err(|err| client_error(&err, &info))?;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovered = server.discovered.get_or_try_init(|| discover(&client, &info, &retry)).await?.clone();
         Ok(Cluster { client, info, discovered, retry })

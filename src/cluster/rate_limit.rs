@@ -2,7 +2,8 @@
 //! has none, and an operator reconciling thousands of objects after a restart must not flood the
 //! API server (whose priority and fairness would otherwise queue the flood or answer 429).
 //! [`SharedServers`]: the budget of requests in flight the environments of a fleet share per
-//! server, so that 20 environments in one cluster do not send 20 times one apply's requests.
+//! server, so that 20 environments in one cluster do not send 20 times one apply's requests,
+//! and one client per context there, so that they reuse each other's connections.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,6 +19,10 @@ use governor::{Quota, RateLimiter};
 use tower::limit::GlobalConcurrencyLimitLayer;
 
 use super::Discovered;
+
+/// Threads of the runtime that drives the shared clients' connections: TLS and HTTP framing,
+/// while each environment parses what it reads on its own thread.
+const IO_THREADS: usize = 2;
 
 /// A budget of requests: `qps` a second on average, up to `burst` at once. Every client built
 /// with one budget shares it.
@@ -89,24 +94,124 @@ impl<S: tower::Service<R>, R> tower::Service<R> for RateLimited<S> {
 }
 
 /// What the clusters of one run that reach the same API server (the same server URL, whatever
-/// the context or user) share: `in_flight` requests at once between them, and discovery, read
-/// once. Clones share it all.
+/// the context or user) share: `in_flight` requests at once between them, discovery, read
+/// once, and a client (with its pool of connections) per context. Clones share it all.
 #[derive(Clone)]
 pub struct SharedServers {
     in_flight: usize,
     servers: Arc<Mutex<HashMap<String, Arc<Server>>>>,
+    /// Where the shared clients' connections live (see [`OnRuntime`]).
+    io: Arc<IoRuntime>,
+}
+
+/// A runtime of its own for the connections of shared clients. A fleet runs each environment on
+/// a runtime of its thread, which ends with the environment: connections opened there would
+/// die with it, and the others sharing them would fail mid-request.
+struct IoRuntime(Option<tokio::runtime::Runtime>);
+
+impl IoRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("the runtime is only taken when dropped").handle()
+    }
+}
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        // The last clone may go in an environment's async code, where a blocking shutdown panics.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs each request of the service it wraps on `runtime`: the request's connection (and the
+/// task that drives it) is opened there, whichever runtime the caller runs on.
+#[derive(Clone)]
+pub(super) struct OnRuntime {
+    runtime: tokio::runtime::Handle,
+}
+
+impl<S> tower::Layer<S> for OnRuntime {
+    type Service = OnRuntimeService<S>;
+
+    fn layer(&self, inner: S) -> OnRuntimeService<S> {
+        OnRuntimeService { inner, runtime: self.runtime.clone() }
+    }
+}
+
+pub(super) struct OnRuntimeService<S> {
+    inner: S,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<S, R> tower::Service<R> for OnRuntimeService<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<tower::BoxError> + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = tower::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, tower::BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tower::BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let running = self.runtime.spawn(self.inner.call(request));
+        Box::pin(async move {
+            match running.await {
+                Ok(answer) => answer.map_err(Into::into),
+                Err(stopped) => Err(stopped.into()),
+            }
+        })
+    }
 }
 
 /// One server's share.
 pub(super) struct Server {
     pub in_flight: GlobalConcurrencyLimitLayer,
     pub discovered: tokio::sync::OnceCell<Arc<Discovered>>,
+    /// By context and request timeout (all a run's settings that shape a client): environments
+    /// that connect alike send their requests over the same connections, where each client
+    /// would open (and the server accept, with a TLS handshake each) connections of its own.
+    clients: Mutex<HashMap<(String, Duration), kube::Client>>,
+    io: Arc<IoRuntime>,
+}
+
+impl Server {
+    /// The client of `context` with `timeout`: the first to ask builds it from `config`, within
+    /// this server's budget of requests in flight, its connections on the shared runtime.
+    pub fn client(&self, context: &str, timeout: Duration, config: kube::Config) -> Result<kube::Client, kube::Error> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (context.to_string(), timeout);
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        // kube's client starts a task in front of the service, which must outlive this caller's
+        // runtime as the connections do.
+        let _on_shared = self.io.handle().enter();
+        let client = kube::client::ClientBuilder::try_from(config)?
+            .with_layer(&self.in_flight)
+            .with_layer(&OnRuntime { runtime: self.io.handle().clone() })
+            .build();
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
 }
 
 impl SharedServers {
     /// Each server takes `in_flight` requests at once (at least 1) from all the clusters.
     pub fn new(in_flight: usize) -> SharedServers {
-        SharedServers { in_flight: in_flight.max(1), servers: Arc::default() }
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(IO_THREADS)
+            .thread_name("weaver-io")
+            .enable_all()
+            .build()
+            .expect("a runtime for the shared clients' connections");
+        SharedServers { in_flight: in_flight.max(1), servers: Arc::default(), io: Arc::new(IoRuntime(Some(io))) }
     }
 
     pub(super) fn server(&self, url: &str) -> Arc<Server> {
@@ -115,6 +220,8 @@ impl SharedServers {
             Arc::new(Server {
                 in_flight: GlobalConcurrencyLimitLayer::new(self.in_flight),
                 discovered: tokio::sync::OnceCell::new(),
+                clients: Mutex::default(),
+                io: Arc::clone(&self.io),
             })
         });
         Arc::clone(server)

@@ -88,6 +88,7 @@ impl TestApiServer {
             tokens: auth::static_users(),
             in_flight: Default::default(),
             peak_in_flight: Default::default(),
+            connections: Default::default(),
             down: tokio::sync::watch::Sender::new(false),
         });
         let (tx, rx) = oneshot::channel();
@@ -160,6 +161,16 @@ impl TestApiServer {
 
     pub fn reset_peak_in_flight(&self) {
         self.shared.peak_in_flight.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many connections the server accepted since it started or
+    /// [`TestApiServer::reset_connections`].
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn reset_connections(&self) {
+        self.shared.connections.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Stops serving, as when kube-apiserver is killed (etcd keeps the objects): new connections

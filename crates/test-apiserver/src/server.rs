@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     /// Requests being handled now, and the most there were at once.
     pub in_flight: AtomicUsize,
     pub peak_in_flight: AtomicUsize,
+    /// Connections accepted (each a TLS handshake on a real server).
+    pub connections: AtomicUsize,
     /// Whether the server is stopped ([`crate::TestApiServer::stop`]).
     pub down: tokio::sync::watch::Sender<bool>,
 }
@@ -181,6 +183,7 @@ pub(crate) async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = async { listener.as_ref().expect("listening").accept().await }, if listener.is_some() => {
                 let Ok((stream, _)) = accepted else { continue };
+                shared.connections.fetch_add(1, AtomicOrdering::SeqCst);
                 let shared = shared.clone();
                 connections.spawn(async move {
                     let service = service_fn(move |req| handle(shared.clone(), req, trusted));

@@ -16,7 +16,7 @@ use super::rollback::{recorded_release, register_secret_values};
 use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell_retries};
 use crate::apply::{Outcome, Report as ApplyReport};
 use crate::cluster::observe::{Live, Unlabelled, list_live, recorded_target};
-use crate::cluster::{Cluster, ConnectOptions, SharedServers};
+use crate::cluster::{Cluster, ConnectOptions, ManagedFields, SharedServers};
 use crate::drift::{
     Correction, CorrectionResult, CorrectionRun, ReleaseCorrection, ReleaseState, Report, State, compare_release,
 };
@@ -72,7 +72,8 @@ async fn compare(
     let environment = &selected.env.name;
     let started = Instant::now();
     let releases = selected.releases();
-    let live = recorded_live(cluster, &releases, environment, Wanted::Deployed, concurrency).await?;
+    let live =
+        recorded_live(cluster, &releases, environment, Wanted::Deployed, ManagedFields::Text, concurrency).await?;
     let by_key = by_key(&live);
     let releases = releases
         .iter()
@@ -100,10 +101,12 @@ pub(super) async fn recorded_live(
     releases: &[&Release],
     environment: &str,
     wanted: Wanted,
+    managed_fields: ManagedFields,
     concurrency: usize,
 ) -> Result<Live> {
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    list_live(cluster, BTreeSet::new(), &names, environment, wanted, concurrency, &Unlabelled::new()).await
+    let unlabelled = Unlabelled::new();
+    list_live(cluster, BTreeSet::new(), &names, environment, wanted, managed_fields, concurrency, &unlabelled).await
 }
 
 /// The live objects by key, the records left out.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::drift::{DriftOptions, by_key, place, recorded_live};
 use super::render::{IfEmpty, select};
 use super::{OnProgress, connect_sharing, phase, tell_retries};
-use crate::cluster::{Readiness, readiness};
+use crate::cluster::{ManagedFields, Readiness, readiness};
 use crate::error::Result;
 use crate::release_record::Wanted;
 use crate::status::{Health, Report, release_health};
@@ -25,7 +25,11 @@ pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Repor
     let started = Instant::now();
     let releases = selected.releases();
     // The last apply's objects, deployed or not: a wait that failed left them in the cluster.
-    let live = recorded_live(&cluster, &releases, &selected.env.name, Wanted::Applied, options.concurrency).await?;
+    // Health rules (CEL) may read any field of the objects.
+    let managed_fields = ManagedFields::Parsed;
+    let live =
+        recorded_live(&cluster, &releases, &selected.env.name, Wanted::Applied, managed_fields, options.concurrency)
+            .await?;
     let by_key = by_key(&live);
     let releases = releases
         .iter()

@@ -232,22 +232,40 @@ impl Cluster {
         }
     }
 
-    /// Every object matching `label_selector` in each target: one LIST per target, at most
-    /// `concurrency` at a time. Targets must resolve (see [`Cluster::resolve`]).
+    /// Every object matching `label_selector` in each target, `managed_fields` read as it says:
+    /// one LIST per target, at most `concurrency` at a time. Targets must resolve (see
+    /// [`Cluster::resolve`]).
     pub async fn list(
         &self,
         targets: &BTreeSet<ListTarget>,
         label_selector: &str,
+        managed_fields: ManagedFields,
         concurrency: usize,
     ) -> Result<Vec<Value>> {
-        let lists = self.list_each(targets, Some(label_selector), concurrency).await?;
+        let lists = match managed_fields {
+            ManagedFields::Parsed => self.list_each::<Value>(targets, Some(label_selector), concurrency).await?,
+            ManagedFields::Text => {
+                self.list_each::<WithFieldsAsText>(targets, Some(label_selector), concurrency).await?
+            }
+        };
         Ok(lists.into_iter().flat_map(|(_, listed)| listed.items).collect())
     }
 
-    /// Each target's LIST answer (every object, or those `label_selector` selects): one LIST per target,
-    /// at most `concurrency` at a time, in no particular order. Targets must resolve (see
-    /// [`Cluster::resolve`]); a namespaced resource without a namespace is listed in all.
-    pub async fn list_each(
+    /// Each target's LIST answer (every object, or those `label_selector` selects), as JSON:
+    /// one LIST per target, at most `concurrency` at a time, in no particular order. Targets
+    /// must resolve (see [`Cluster::resolve`]); a namespaced resource without a namespace is
+    /// listed in all.
+    pub async fn list_all(
+        &self,
+        targets: &BTreeSet<ListTarget>,
+        label_selector: Option<&str>,
+        concurrency: usize,
+    ) -> Result<Vec<(ListTarget, Listed)>> {
+        self.list_each::<Value>(targets, label_selector, concurrency).await
+    }
+
+    /// [`Cluster::list_all`], each item read as `I`.
+    async fn list_each<I: serde::de::DeserializeOwned + Into<Value>>(
         &self,
         targets: &BTreeSet<ListTarget>,
         label_selector: Option<&str>,
@@ -279,11 +297,11 @@ impl Cluster {
                     .run(|| async {
                         let request =
                             kube::core::Request::new(&url).list(&params).map_err(kube::Error::BuildRequest)?;
-                        self.client.request::<ItemList>(request).await
+                        self.client.request::<ItemList<I>>(request).await
                     })
                     .await
                     .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
-                let items = list.items.into_iter().map(|item| with_kind(item, &served.resource)).collect();
+                let items = list.items.into_iter().map(|item| with_kind(item.into(), &served.resource)).collect();
                 Ok::<_, Error>((target.clone(), Listed { items, metadata: list.metadata }))
             }
         }))
@@ -399,12 +417,82 @@ pub enum ApplyError {
     Other(Error),
 }
 
-/// The items of a LIST answer.
+/// The items of a LIST answer, each read as `I`.
 #[derive(serde::Deserialize)]
-struct ItemList {
-    items: Vec<Value>,
+struct ItemList<I> {
+    items: Vec<I>,
     #[serde(default)]
     metadata: Value,
+}
+
+/// How a LIST reads its items' `metadata.managedFields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedFields {
+    /// As JSON, like the rest of the object.
+    Parsed,
+    /// As the JSON text of the array, a string in its place, parsed only where asked
+    /// (`diff::fields`): planning a release with a record never reads them, and they are a third
+    /// to a half of a listed object's bytes (far more of its parsed nodes), which parsing and
+    /// dropping cost as much as the rest.
+    Text,
+}
+
+/// A listed object whose `metadata.managedFields` is kept as its JSON text
+/// ([`ManagedFields::Text`]).
+struct WithFieldsAsText(Value);
+
+impl<'de> serde::Deserialize<'de> for WithFieldsAsText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor { metadata: false }).map(WithFieldsAsText)
+    }
+}
+
+impl From<WithFieldsAsText> for Value {
+    fn from(object: WithFieldsAsText) -> Value {
+        object.0
+    }
+}
+
+/// An object (`metadata`: its metadata), read as JSON but for its `managedFields`.
+#[derive(Clone, Copy)]
+struct ObjectVisitor {
+    metadata: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ObjectVisitor {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str(if self.metadata { "an object's metadata" } else { "an object" })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = match key.as_str() {
+                "metadata" if !self.metadata => map.next_value_seed(ObjectVisitor { metadata: true })?,
+                "managedFields" if self.metadata => {
+                    Value::String(map.next_value::<Box<serde_json::value::RawValue>>()?.get().to_string())
+                }
+                _ => map.next_value()?,
+            };
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+
+    // Anything but an object (a null metadata) is read as plain JSON.
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
 }
 
 /// A returned object as JSON, with the `apiVersion` and `kind` that list items lack.
@@ -421,4 +509,40 @@ fn with_kind(mut object: Value, resource: &ApiResource) -> Value {
         map.insert("kind".into(), Value::String(resource.kind.clone()));
     }
     object
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::diff::FieldSet;
+
+    #[test]
+    fn a_list_read_with_managed_fields_as_text_differs_only_there_and_gives_the_same_owned_fields() {
+        let fields = json!([
+            {"manager": "weaver", "operation": "Apply", "apiVersion": "v1", "fieldsV1": {"f:data": {"f:a": {}}}},
+            {"manager": "kubectl", "operation": "Update", "apiVersion": "v1", "fieldsV1": {"f:data": {"f:b": {}}}}
+        ]);
+        let list = json!({"metadata": {"resourceVersion": "7"}, "items": [
+            {"metadata": {"name": "a", "labels": {"x": "1"}, "managedFields": fields}, "data": {"a": "1", "managedFields": "b"}},
+            {"metadata": {"name": "b"}, "data": {"managedFields": [1]}}
+        ]});
+        let text = list.to_string();
+        let parsed: ItemList<Value> = serde_json::from_str(&text).unwrap();
+        let compact: ItemList<WithFieldsAsText> = serde_json::from_str(&text).unwrap();
+        let compact: Vec<Value> = compact.items.into_iter().map(Value::from).collect();
+        // Only an item's metadata.managedFields is read differently: as the array's JSON text.
+        let mut expected = parsed.items.clone();
+        expected[0]["metadata"]["managedFields"] = Value::String(fields.to_string());
+        assert_eq!(compact, expected);
+        // What is read of them is the same either way.
+        let weaver = |object: &Value| FieldSet::applied_by(object, MANAGER).map(|set| format!("{set:?}"));
+        assert!(weaver(&compact[0]).is_some_and(|set| set.contains("\"a\"")));
+        assert_eq!(weaver(&compact[0]), weaver(&parsed.items[0]));
+        let kubectl = |object: &Value| format!("{:?}", FieldSet::managed_by(object, &["kubectl".to_string()]));
+        assert!(kubectl(&compact[0]).contains("\"b\""));
+        assert_eq!(kubectl(&compact[0]), kubectl(&parsed.items[0]));
+        assert_eq!(weaver(&compact[1]), None);
+    }
 }

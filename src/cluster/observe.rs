@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{ApplyError, Cluster, ListTarget, Unserved};
+use super::{ApplyError, Cluster, ListTarget, ManagedFields, Unserved};
 use crate::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{
@@ -69,20 +69,24 @@ pub async fn observe_reusing(
         }
     }
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    list_live(cluster, targets, &names, environment, Wanted::Deployed, concurrency, unlabelled).await
+    // Planning reads managedFields only where a release has no record (diff::fields).
+    let wanted = Wanted::Deployed;
+    list_live(cluster, targets, &names, environment, wanted, ManagedFields::Text, concurrency, unlabelled).await
 }
 
 /// Lists `targets` plus the Secrets of every release namespace (where the release records
 /// are), then whatever else the records `wanted` picks name, all with the release label of
 /// `releases` (`(name, namespace)`): one LIST per (resource, namespace), none for a target
-/// `unlabelled` covers. Recorded objects of kinds the cluster no longer serves are left out
-/// (they cannot be live).
+/// `unlabelled` covers, listed objects' `managed_fields` read as it says. Recorded objects of
+/// kinds the cluster no longer serves are left out (they cannot be live).
+#[allow(clippy::too_many_arguments)]
 pub async fn list_live(
     cluster: &Cluster,
     mut targets: BTreeSet<ListTarget>,
     releases: &[(&str, &str)],
     environment: &str,
     wanted: Wanted,
+    managed_fields: ManagedFields,
     concurrency: usize,
     unlabelled: &Unlabelled<'_>,
 ) -> Result<Live> {
@@ -98,7 +102,7 @@ pub async fn list_live(
         return Ok(Live { objects: Vec::new(), records: HashMap::new(), helm: HashMap::new() });
     }
     let names: Vec<&str> = releases.iter().map(|(name, _)| *name).collect();
-    let labelled = Labelled { selector: release_selector(&names), names: &names, unlabelled };
+    let labelled = Labelled { selector: release_selector(&names), names: &names, unlabelled, managed_fields };
     let mut objects = labelled.list(cluster, &targets, concurrency).await?;
 
     // Objects that only the records name may need more LISTs. A release's records are those
@@ -183,7 +187,8 @@ pub async fn observe_helm(
         return Ok(());
     }
     let known: BTreeSet<ObjectKey> = live.objects.iter().map(ObjectKey::of).collect();
-    let installed = cluster.list(&targets, HELM_MANAGED_SELECTOR, concurrency).await?;
+    // Planned as the other live objects are (observe_reusing).
+    let installed = cluster.list(&targets, HELM_MANAGED_SELECTOR, ManagedFields::Text, concurrency).await?;
     let adopted: Vec<&HelmRelease> = live.helm.values().collect();
     let taken: Vec<Value> = installed
         .into_iter()
@@ -200,13 +205,14 @@ struct Labelled<'a> {
     selector: String,
     names: &'a [&'a str],
     unlabelled: &'a Unlabelled<'a>,
+    managed_fields: ManagedFields,
 }
 
 impl Labelled<'_> {
     async fn list(&self, cluster: &Cluster, targets: &BTreeSet<ListTarget>, concurrency: usize) -> Result<Vec<Value>> {
         let (listed, to_list): (BTreeSet<ListTarget>, BTreeSet<ListTarget>) =
             targets.iter().cloned().partition(|target| self.unlabelled.contains_key(target));
-        let mut objects = cluster.list(&to_list, &self.selector, concurrency).await?;
+        let mut objects = cluster.list(&to_list, &self.selector, self.managed_fields, concurrency).await?;
         let labelled = |object: &&Value| {
             let release = label(object, LABEL_RELEASE);
             release.is_some_and(|release| self.names.contains(&release))
@@ -347,7 +353,7 @@ pub async fn deployed_records_everywhere(
 ) -> Result<DeployedRecords> {
     let every_namespace = ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: None };
     let selector = format!("{LABEL_ENVIRONMENT}={environment},{LABEL_STATUS}={}", Status::Deployed.as_str());
-    let secrets = cluster.list(&BTreeSet::from([every_namespace]), &selector, 1).await?;
+    let secrets = cluster.list(&BTreeSet::from([every_namespace]), &selector, ManagedFields::Text, 1).await?;
     let mut by_namespace: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     let mut unlabelled = BTreeSet::new();
     for secret in &secrets {
@@ -379,6 +385,6 @@ pub async fn release_records(cluster: &Cluster, release: &Release, environment: 
     let target =
         ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: Some(release.namespace.clone()) };
     let selector = format!("{LABEL_RELEASE}={}", release.name);
-    let secrets = cluster.list(&BTreeSet::from([target]), &selector, 1).await?;
+    let secrets = cluster.list(&BTreeSet::from([target]), &selector, ManagedFields::Text, 1).await?;
     Ok(release_record::from_secrets(&secrets)?.into_iter().filter(|r| r.environment == environment).collect())
 }

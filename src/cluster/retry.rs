@@ -447,7 +447,10 @@ mod tests {
             server.inject(Fault::status("GET", "/api/v1/namespaces/default/configmaps", 429).times(2));
             let target =
                 ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("default".into()) };
-            let listed = cluster.list(&[target].into(), "", 1).await.unwrap_or_else(|e| panic!("{e}"));
+            let listed = cluster
+                .list(&[target].into(), "", crate::cluster::ManagedFields::Parsed, 1)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             assert!(listed.iter().any(|o| o["metadata"]["name"] == "kube-root-ca.crt"));
         }
 

@@ -3,6 +3,8 @@
 //! object or, before any record exists, from the `weaver` manager's `managedFields` entry, which
 //! is exactly what server-side apply itself uses to decide what to remove.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::patch::merge_keys::{self, ListStrategy, MergeKey};
@@ -66,7 +68,8 @@ impl FieldSet {
 
     /// The fields `weaver` owns by apply, from an object's `metadata.managedFields`.
     pub fn applied_by(object: &Value, manager: &str) -> Option<FieldSet> {
-        let entry = managed_fields(object).find(|e| {
+        let entries = managed_fields(object);
+        let entry = entries.iter().find(|e| {
             e.get("manager").and_then(Value::as_str) == Some(manager)
                 && e.get("operation").and_then(Value::as_str) == Some("Apply")
                 && e.get("subresource").is_none_or(|s| s.as_str().unwrap_or_default().is_empty())
@@ -78,6 +81,7 @@ impl FieldSet {
     /// subresource (an autoscaler writes `spec.replicas` through `scale`).
     pub fn managed_by(object: &Value, managers: &[String]) -> Vec<FieldSet> {
         managed_fields(object)
+            .iter()
             .filter(|e| e.get("manager").and_then(Value::as_str).is_some_and(|m| managers.iter().any(|w| w == m)))
             .filter_map(|e| Some(FieldSet::from_fields_v1(e.get("fieldsV1")?)))
             .collect()
@@ -242,9 +246,14 @@ fn wanted<'d>(step: &Step, desired: Option<&'d Value>, kind: Kind, path: &[&str]
     }
 }
 
-/// The entries of an object's `metadata.managedFields`.
-fn managed_fields(object: &Value) -> impl Iterator<Item = &Value> {
-    object.pointer("/metadata/managedFields").and_then(Value::as_array).into_iter().flatten()
+/// The entries of an object's `metadata.managedFields`: the array, or the array's JSON text
+/// where a LIST kept it so (`cluster::ManagedFields::Text`), parsed here.
+fn managed_fields(object: &Value) -> Cow<'_, [Value]> {
+    match object.pointer("/metadata/managedFields") {
+        Some(Value::Array(entries)) => Cow::Borrowed(entries),
+        Some(Value::String(text)) => Cow::Owned(serde_json::from_str(text).unwrap_or_default()),
+        _ => Cow::Borrowed(&[]),
+    }
 }
 
 /// The merge keys of the list at `path`; none for a list not merged by key.

@@ -442,7 +442,7 @@ impl Prepared {
             }
             let targets: BTreeSet<Target> = asked.values().flatten().cloned().collect();
             let started = Instant::now();
-            let lists = cluster.list_all(&targets, None, concurrency).await?;
+            let lists = cluster.list_each(&targets, None, concurrency).await?;
             phase(on, "lookup", started);
             on(Progress::Info(format!(
                 "listed {} resource(s) for the lookups of {} release(s)",

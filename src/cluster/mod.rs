@@ -243,9 +243,9 @@ impl Cluster {
         concurrency: usize,
     ) -> Result<Vec<Value>> {
         let lists = match managed_fields {
-            ManagedFields::Parsed => self.list_each::<Value>(targets, Some(label_selector), concurrency).await?,
+            ManagedFields::Parsed => self.list_each_as::<Value>(targets, Some(label_selector), concurrency).await?,
             ManagedFields::Text => {
-                self.list_each::<WithFieldsAsText>(targets, Some(label_selector), concurrency).await?
+                self.list_each_as::<WithFieldsAsText>(targets, Some(label_selector), concurrency).await?
             }
         };
         Ok(lists.into_iter().flat_map(|(_, listed)| listed.items).collect())
@@ -255,17 +255,17 @@ impl Cluster {
     /// one LIST per target, at most `concurrency` at a time, in no particular order. Targets
     /// must resolve (see [`Cluster::resolve`]); a namespaced resource without a namespace is
     /// listed in all.
-    pub async fn list_all(
+    pub async fn list_each(
         &self,
         targets: &BTreeSet<ListTarget>,
         label_selector: Option<&str>,
         concurrency: usize,
     ) -> Result<Vec<(ListTarget, Listed)>> {
-        self.list_each::<Value>(targets, label_selector, concurrency).await
+        self.list_each_as::<Value>(targets, label_selector, concurrency).await
     }
 
-    /// [`Cluster::list_all`], each item read as `I`.
-    async fn list_each<I: serde::de::DeserializeOwned + Into<Value>>(
+    /// [`Cluster::list_each`], each item read as `I`.
+    async fn list_each_as<I: serde::de::DeserializeOwned + Into<Value>>(
         &self,
         targets: &BTreeSet<ListTarget>,
         label_selector: Option<&str>,
@@ -480,7 +480,8 @@ impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
             let value = match key.as_str() {
                 "metadata" if !self.metadata => map.next_value_seed(ObjectVisitor { metadata: true })?,
                 "managedFields" if self.metadata => {
-                    Value::String(map.next_value::<Box<serde_json::value::RawValue>>()?.get().to_string())
+                    let text: Box<str> = map.next_value::<Box<serde_json::value::RawValue>>()?.into();
+                    Value::String(text.into())
                 }
                 _ => map.next_value()?,
             };
@@ -489,7 +490,7 @@ impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
         Ok(Value::Object(object))
     }
 
-    // Anything but an object (a null metadata) is read as plain JSON.
+    // A null metadata (the only other value the server could send) stays null.
     fn visit_unit<E>(self) -> std::result::Result<Value, E> {
         Ok(Value::Null)
     }
@@ -526,7 +527,8 @@ mod tests {
         ]);
         let list = json!({"metadata": {"resourceVersion": "7"}, "items": [
             {"metadata": {"name": "a", "labels": {"x": "1"}, "managedFields": fields}, "data": {"a": "1", "managedFields": "b"}},
-            {"metadata": {"name": "b"}, "data": {"managedFields": [1]}}
+            {"metadata": {"name": "b"}, "data": {"managedFields": [1]}},
+            {"metadata": null}
         ]});
         let text = list.to_string();
         let parsed: ItemList<Value> = serde_json::from_str(&text).unwrap();

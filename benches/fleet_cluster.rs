@@ -12,7 +12,10 @@
 //! many were discovery's: a fleet reads discovery once per server). Runs against the in-process
 //! fake, or against the current context of `WEAVER_BENCH_KUBECONFIG=FILE` (a scratch cluster: it
 //! creates namespaces `fleet-<pid>-<n>-NN` and deletes them when done).
-//! `WEAVER_BENCH_ENVIRONMENTS=10,40` picks the sizes.
+//! `WEAVER_BENCH_ENVIRONMENTS=10,40` picks the sizes. On a real cluster each run also reports the
+//! API server's CPU (its `process_cpu_seconds_total`) and, where the server shares this machine
+//! (a loopback address), the shortest the run could be: weaver's CPU and the server's spread
+//! over the cores.
 
 mod support;
 
@@ -74,16 +77,19 @@ fn main() {
         );
 
         clear();
+        let server = server_cpu(&fake, &kubeconfig);
         let noop = support::time_weaver(&apply, RUNS);
+        let noop_server = spent(&server, RUNS);
         applied(&noop.stdout, environments);
         println!(
-            "fleet no-op apply of {environments:>2} environments: median {} (min {}, max {}), CPU {}, peak RSS {:.1} MB; {}; load average {}",
+            "fleet no-op apply of {environments:>2} environments: median {} (min {}, max {}), CPU {}, peak RSS {:.1} MB; {}{}; load average {}",
             support::ms(noop.median()),
             support::ms(noop.times[0]),
             support::ms(noop.times[RUNS - 1]),
             support::ms(noop.median_cpu()),
             mb(noop.peak_rss),
             requests(RUNS),
+            beside(noop.median_cpu(), &noop_server),
             support::load_average()
         );
 
@@ -93,7 +99,9 @@ fn main() {
         std::fs::write(&changed, text.replacen("replicas: 1\n", "replicas: 5\n", 1)).unwrap();
         let diff = ["--repo", repo, "--kubeconfig", &kubeconfig, "diff", "--env", "env-*", "-o", "json"];
         clear();
+        let server = server_cpu(&fake, &kubeconfig);
         let fleet = support::time_weaver(&diff, RUNS);
+        let fleet_server = spent(&server, RUNS);
         let report: Value = serde_json::from_slice(&fleet.stdout).expect("diff -o json");
         assert_eq!(report["summary"]["environments"], environments, "{}", report["summary"]);
         assert_eq!(report["summary"]["changed"], 1, "one environment changed: {}", report["summary"]);
@@ -102,6 +110,7 @@ fn main() {
         // The loop: one process per environment, one after another, as a shell loop runs them.
         let (mut looped, mut looped_cpu) = (Duration::ZERO, Duration::ZERO);
         let mut loop_rss = 0;
+        let server = server_cpu(&fake, &kubeconfig);
         for i in 0..environments {
             let name = format!("env-{i:02}");
             let one = support::time_weaver(&["--repo", repo, "--kubeconfig", &kubeconfig, "diff", "--env", &name], 1);
@@ -109,18 +118,24 @@ fn main() {
             looped_cpu += one.cpu[0];
             loop_rss = loop_rss.max(one.peak_rss);
         }
+        let loop_server = spent(&server, 1);
         println!(
-            "fleet diff of {environments:>2} environments, 1 changed: median {} (min {}, max {}), CPU {}, peak RSS {:.1} MB; {fleet_requests}; loop of {environments} single diffs: {}, CPU {}, peak RSS {:.1} MB each; {:.2}× faster (CPU {:.2}×); load average {}",
+            "fleet diff of {environments:>2} environments, 1 changed: median {} (min {}, max {}), CPU {}, peak RSS {:.1} MB; {fleet_requests}{}; loop of {environments} single diffs: {}, CPU {}, peak RSS {:.1} MB each{}; {:.2}× faster (CPU {:.2}×){}; load average {}",
             support::ms(fleet.median()),
             support::ms(fleet.times[0]),
             support::ms(fleet.times[RUNS - 1]),
             support::ms(fleet.median_cpu()),
             mb(fleet.peak_rss),
+            beside(fleet.median_cpu(), &fleet_server),
             support::ms(looped),
             support::ms(looped_cpu),
             mb(loop_rss),
+            loop_server.map(|spent| format!(", the API server's CPU {}", support::ms(spent.cpu))).unwrap_or_default(),
             looped.as_secs_f64() / fleet.median().as_secs_f64(),
             looped_cpu.as_secs_f64() / fleet.median_cpu().as_secs_f64(),
+            floor(fleet.median_cpu(), &fleet_server)
+                .map(|floor| format!(", at most {:.2}× here", looped.as_secs_f64() / floor.as_secs_f64()))
+                .unwrap_or_default(),
             support::load_average()
         );
         for i in 0..environments {
@@ -150,6 +165,47 @@ fn main() {
     );
     for i in 0..4 {
         support::delete_namespace(&kubeconfig, &format!("{prefix}-{i:02}"));
+    }
+}
+
+/// On a real cluster, its API server's CPU from now on.
+fn server_cpu<'a>(
+    fake: &Option<weaver_test_apiserver::TestApiServer>,
+    kubeconfig: &'a str,
+) -> Option<support::ServerCpu<'a>> {
+    fake.is_none().then(|| support::ServerCpu::start(kubeconfig))
+}
+
+/// What the API server spent on each of `runs` runs since `server` started counting.
+struct Spent {
+    cpu: Duration,
+    /// The server shares this machine's cores.
+    local: bool,
+}
+
+fn spent(server: &Option<support::ServerCpu>, runs: usize) -> Option<Spent> {
+    server.as_ref().map(|server| Spent { cpu: server.spent() / runs as u32, local: server.local })
+}
+
+/// The shortest time a run could take where the API server shares this machine's cores:
+/// weaver's CPU and the server's spread over all of them.
+fn floor(weaver: Duration, server: &Option<Spent>) -> Option<Duration> {
+    server.as_ref().filter(|server| server.local).map(|server| (weaver + server.cpu) / cores())
+}
+
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
+}
+
+/// The API server's CPU beside a run and the run's [`floor`], to print.
+fn beside(weaver: Duration, server: &Option<Spent>) -> String {
+    let Some(spent) = server else { return String::new() };
+    let cpu = format!("; the API server's CPU {} a run", support::ms(spent.cpu));
+    match floor(weaver, server) {
+        Some(floor) => {
+            format!("{cpu}: with it on this machine, no run takes under {} on {} cores", support::ms(floor), cores())
+        }
+        None => cpu,
     }
 }
 

@@ -216,3 +216,47 @@ pub fn cluster() -> (Option<weaver_test_apiserver::TestApiServer>, String) {
 pub fn cluster_name<'a>(fake: &Option<weaver_test_apiserver::TestApiServer>, kubeconfig: &'a str) -> &'a str {
     if fake.is_some() { "the in-process fake" } else { kubeconfig }
 }
+
+/// The API server's own CPU time so far (user and system), from its `/metrics`
+/// (`process_cpu_seconds_total`, in hundredths of a second), read through the kubeconfig's
+/// current context. The read itself costs the server some CPU: [`ServerCpu`] subtracts it.
+pub fn server_cpu_total(kubeconfig: &str) -> Duration {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = client(&runtime, kubeconfig);
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = runtime.block_on(client.request_text(request)).expect("the server's /metrics");
+    let seconds = text
+        .lines()
+        .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .expect("process_cpu_seconds_total in the server's /metrics");
+    Duration::from_secs_f64(seconds)
+}
+
+/// The CPU an API server spends between [`ServerCpu::start`] and [`ServerCpu::spent`], less
+/// what reading its `/metrics` twice costs it (measured once, back to back, at the start).
+pub struct ServerCpu<'a> {
+    kubeconfig: &'a str,
+    reading: Duration,
+    start: Duration,
+    /// The server is on this machine (a loopback address), sharing its cores.
+    pub local: bool,
+}
+
+impl<'a> ServerCpu<'a> {
+    pub fn start(kubeconfig: &'a str) -> Self {
+        let first = server_cpu_total(kubeconfig);
+        let start = server_cpu_total(kubeconfig);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let local = runtime.block_on(async {
+            let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
+            matches!(config.cluster_url.host(), Some("localhost" | "127.0.0.1" | "[::1]"))
+        });
+        ServerCpu { kubeconfig, reading: start.saturating_sub(first), start, local }
+    }
+
+    pub fn spent(&self) -> Duration {
+        server_cpu_total(self.kubeconfig).saturating_sub(self.start).saturating_sub(self.reading)
+    }
+}

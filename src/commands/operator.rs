@@ -23,11 +23,23 @@ pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> crate::Result<Exit
     }
 }
 
+/// kube's client logs the whole body of an answer it cannot parse (at warn) and of a Status
+/// (at trace): a TokenRequest's answer holds a token. Its module logs at most errors, whatever
+/// `RUST_LOG` says.
+const KUBE_CLIENT_BODIES: &str = "kube_client::client=error";
+
+/// The operator's log filter: `rust_log` (RUST_LOG), when set and valid, says what to log, else
+/// info (-v: weaver's debug too); never kube's client's answers.
+fn log_filter(rust_log: Option<&str>, verbose: u8) -> tracing_subscriber::EnvFilter {
+    let default_level = if verbose > 0 { "info,weaver=debug" } else { "info" };
+    let filter = rust_log
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
+    filter.add_directive(KUBE_CLIENT_BODIES.parse().expect("a valid directive"))
+}
+
 fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<ExitCode> {
-    // -v shows each reconcile; RUST_LOG, when set, says exactly what to log.
-    let default_level = if global.verbose > 0 { "info,weaver=debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref(), global.verbose);
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => logs.json().init(),
@@ -99,5 +111,40 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::log_filter;
+
+    /// Whether an event of `target` at `level` is logged under the filter for `rust_log`.
+    fn logs(rust_log: Option<&str>, target_is_kube: bool, level: Level) -> bool {
+        let subscriber = tracing_subscriber::registry().with(log_filter(rust_log, 0));
+        tracing::subscriber::with_default(subscriber, || match (target_is_kube, level) {
+            (true, Level::WARN) => tracing::enabled!(target: "kube_client::client", Level::WARN),
+            (true, Level::TRACE) => tracing::enabled!(target: "kube_client::client", Level::TRACE),
+            (true, _) => tracing::enabled!(target: "kube_client::client", Level::ERROR),
+            (false, Level::WARN) => tracing::enabled!(target: "weaver::operator", Level::WARN),
+            (false, Level::TRACE) => tracing::enabled!(target: "weaver::operator", Level::TRACE),
+            (false, _) => tracing::enabled!(target: "weaver::operator", Level::INFO),
+        })
+    }
+
+    #[test]
+    fn kube_clients_answer_bodies_are_never_logged_whatever_rust_log_says() {
+        for rust_log in [None, Some("trace"), Some("kube_client::client=trace"), Some("warn,kube_client=debug")] {
+            assert!(!logs(rust_log, true, Level::WARN), "{rust_log:?}");
+            assert!(!logs(rust_log, true, Level::TRACE), "{rust_log:?}");
+            assert!(logs(rust_log, true, Level::ERROR), "{rust_log:?}");
+        }
+        // Everything else follows RUST_LOG, or info without it (and when it does not parse).
+        assert!(logs(Some("trace"), false, Level::TRACE));
+        assert!(logs(None, false, Level::INFO) && !logs(None, false, Level::TRACE));
+        assert!(logs(Some("not a [filter"), false, Level::INFO));
+        assert!(!logs(Some("warn"), false, Level::INFO) && logs(Some("warn"), false, Level::WARN));
     }
 }

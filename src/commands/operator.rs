@@ -23,28 +23,46 @@ pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> crate::Result<Exit
     }
 }
 
-/// kube's client logs the whole body of an answer it cannot parse (at warn) and of a Status
-/// (at trace): a TokenRequest's answer holds a token. Its module logs at most errors, whatever
-/// `RUST_LOG` says.
-const KUBE_CLIENT_BODIES: &str = "kube_client::client=error";
+/// kube's client module logs the whole body of an answer it cannot parse (at warn) and of a
+/// Status (at trace), and a TokenRequest's answer holds a token: it logs errors only, whatever
+/// `RUST_LOG` says. Its submodules (TLS, the HTTP layer) log no bodies and keep their warnings.
+const KUBE_CLIENT_BODIES_TARGET: &str = "kube_client::client";
 
-/// The operator's log filter: `rust_log` (RUST_LOG), when set and valid, says what to log, else
-/// info (-v: weaver's debug too); never kube's client's answers.
-fn log_filter(rust_log: Option<&str>, verbose: u8) -> tracing_subscriber::EnvFilter {
+/// The operator's logs on `writer`, text (`color` or not) or JSON: what `rust_log` (RUST_LOG)
+/// says when it is set and valid, else info (-v: weaver's debug too); never an event of
+/// [`KUBE_CLIENT_BODIES_TARGET`] above error, which a filter of its own drops, so no
+/// directive (a span's among them) can let it through.
+fn log_subscriber<W>(
+    rust_log: Option<&str>,
+    verbose: u8,
+    format: LogFormat,
+    color: bool,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
     let default_level = if verbose > 0 { "info,weaver=debug" } else { "info" };
     let filter = rust_log
         .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
-    filter.add_directive(KUBE_CLIENT_BODIES.parse().expect("a valid directive"))
+    let no_bodies = tracing_subscriber::filter::filter_fn(|meta| {
+        meta.target() != KUBE_CLIENT_BODIES_TARGET || *meta.level() == tracing::Level::ERROR
+    });
+    let logs = tracing_subscriber::registry().with(filter).with(no_bodies);
+    match format {
+        LogFormat::Json => Box::new(logs.with(tracing_subscriber::fmt::layer().json().with_writer(writer))),
+        LogFormat::Text => Box::new(logs.with(tracing_subscriber::fmt::layer().with_ansi(color).with_writer(writer))),
+    }
 }
 
 fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<ExitCode> {
-    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref(), global.verbose);
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.with_ansi(super::Ui::new(global).color_stderr).init(),
-    }
+    let color = super::Ui::new(global).color_stderr;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let logs = log_subscriber(rust_log.as_deref(), global.verbose, args.log_format, color, std::io::stderr);
+    tracing::subscriber::set_global_default(logs)
+        .map_err(|err| crate::Error::new(format!("cannot start the operator's logs: {err}")))?;
     // Checked here, so a typo is an error naming the flag, not a watch the server keeps refusing.
     crate::project::selector::Selector::parse_all(args.selector.as_slice())?;
     let connect = super::connect_options(&args.cluster);
@@ -116,35 +134,65 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use tracing::Level;
-    use tracing_subscriber::layer::SubscriberExt;
+    use std::sync::{Arc, Mutex};
 
-    use super::log_filter;
+    use super::{KUBE_CLIENT_BODIES_TARGET, LogFormat, log_subscriber};
 
-    /// Whether an event of `target` at `level` is logged under the filter for `rust_log`.
-    fn logs(rust_log: Option<&str>, target_is_kube: bool, level: Level) -> bool {
-        let subscriber = tracing_subscriber::registry().with(log_filter(rust_log, 0));
-        tracing::subscriber::with_default(subscriber, || match (target_is_kube, level) {
-            (true, Level::WARN) => tracing::enabled!(target: "kube_client::client", Level::WARN),
-            (true, Level::TRACE) => tracing::enabled!(target: "kube_client::client", Level::TRACE),
-            (true, _) => tracing::enabled!(target: "kube_client::client", Level::ERROR),
-            (false, Level::WARN) => tracing::enabled!(target: "weaver::operator", Level::WARN),
-            (false, Level::TRACE) => tracing::enabled!(target: "weaver::operator", Level::TRACE),
-            (false, _) => tracing::enabled!(target: "weaver::operator", Level::INFO),
-        })
+    /// What the operator's logs print of events inside a reconcile's span (as kube's
+    /// controller opens one) under `rust_log`, in `format`.
+    fn logged(rust_log: Option<&str>, format: LogFormat) -> String {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        let writer = move || Sink(sink.clone());
+        let logs = log_subscriber(rust_log, 0, format, false, writer);
+        tracing::subscriber::with_default(logs, || {
+            let _reconcile = tracing::info_span!(target: "kube_runtime::controller", "reconciling object").entered();
+            tracing::warn!(target: KUBE_CLIENT_BODIES_TARGET, "BODY-AT-WARN");
+            tracing::trace!(target: KUBE_CLIENT_BODIES_TARGET, "BODY-AT-TRACE");
+            tracing::error!(target: KUBE_CLIENT_BODIES_TARGET, "KUBE-ERROR");
+            tracing::warn!(target: "kube_client::client::tls", "TLS-WARNING");
+            tracing::info!(target: "weaver::operator", "WEAVER-INFO");
+            tracing::debug!(target: "weaver::operator", "WEAVER-DEBUG");
+        });
+        String::from_utf8(out.lock().unwrap().clone()).unwrap()
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
     fn kube_clients_answer_bodies_are_never_logged_whatever_rust_log_says() {
-        for rust_log in [None, Some("trace"), Some("kube_client::client=trace"), Some("warn,kube_client=debug")] {
-            assert!(!logs(rust_log, true, Level::WARN), "{rust_log:?}");
-            assert!(!logs(rust_log, true, Level::TRACE), "{rust_log:?}");
-            assert!(logs(rust_log, true, Level::ERROR), "{rust_log:?}");
+        let rust_logs = [
+            None,
+            Some("trace"),
+            Some("kube_client::client=trace"),
+            Some("warn,kube_client=debug"),
+            Some("info,[reconciling object]=trace"),
+        ];
+        for format in [LogFormat::Text, LogFormat::Json] {
+            for rust_log in rust_logs {
+                let logged = logged(rust_log, format);
+                assert!(!logged.contains("BODY-AT"), "{rust_log:?} {format:?}: {logged}");
+                assert!(logged.contains("KUBE-ERROR"), "{rust_log:?} {format:?}: {logged}");
+                assert!(logged.contains("TLS-WARNING"), "{rust_log:?} {format:?}: {logged}");
+            }
         }
         // Everything else follows RUST_LOG, or info without it (and when it does not parse).
-        assert!(logs(Some("trace"), false, Level::TRACE));
-        assert!(logs(None, false, Level::INFO) && !logs(None, false, Level::TRACE));
-        assert!(logs(Some("not a [filter"), false, Level::INFO));
-        assert!(!logs(Some("warn"), false, Level::INFO) && logs(Some("warn"), false, Level::WARN));
+        let text = |rust_log| logged(rust_log, LogFormat::Text);
+        assert!(text(Some("trace")).contains("WEAVER-DEBUG"));
+        let default = text(None);
+        assert!(default.contains("WEAVER-INFO") && !default.contains("WEAVER-DEBUG"), "{default}");
+        assert!(text(Some("not a [filter")).contains("WEAVER-INFO"));
+        let warn = text(Some("warn"));
+        assert!(!warn.contains("WEAVER-INFO") && warn.contains("TLS-WARNING"), "{warn}");
     }
 }

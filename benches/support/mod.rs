@@ -217,46 +217,63 @@ pub fn cluster_name<'a>(fake: &Option<weaver_test_apiserver::TestApiServer>, kub
     if fake.is_some() { "the in-process fake" } else { kubeconfig }
 }
 
-/// The API server's own CPU time so far (user and system), from its `/metrics`
-/// (`process_cpu_seconds_total`, in hundredths of a second), read through the kubeconfig's
-/// current context. The read itself costs the server some CPU: [`ServerCpu`] subtracts it.
-pub fn server_cpu_total(kubeconfig: &str) -> Duration {
+/// One reading of an API server's own CPU time so far (user and system; Linux counts it in
+/// 10 ms ticks), from its `/metrics` (`process_cpu_seconds_total`), with the time the process
+/// started (`process_start_time_seconds`), read through the kubeconfig's current context. None
+/// when the metrics cannot be read (the user may not GET `/metrics`).
+fn server_cpu_reading(kubeconfig: &str) -> Option<(Duration, String)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let client = client(&runtime, kubeconfig);
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = runtime.block_on(client.request_text(request)).expect("the server's /metrics");
-    let seconds = text
-        .lines()
-        .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .expect("process_cpu_seconds_total in the server's /metrics");
-    Duration::from_secs_f64(seconds)
+    let text = runtime.block_on(client.request_text(request)).ok()?;
+    let metric = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')).map(str::trim);
+    let seconds = metric("process_cpu_seconds_total")?.parse::<f64>().ok()?;
+    Some((Duration::from_secs_f64(seconds), metric("process_start_time_seconds")?.to_string()))
 }
 
-/// The CPU an API server spends between [`ServerCpu::start`] and [`ServerCpu::spent`], less
-/// what reading its `/metrics` twice costs it (measured once, back to back, at the start).
+/// The CPU an API server spends between [`ServerCpu::start`] and [`ServerCpu::spent`]. Reading
+/// `/metrics` costs the server some CPU: the window holds the tail of the first read and the
+/// head of the last, one read's cost, measured at the start as the mean of three back-to-back
+/// reads' differences and subtracted.
 pub struct ServerCpu<'a> {
     kubeconfig: &'a str,
     reading: Duration,
     start: Duration,
-    /// The server is on this machine (a loopback address), sharing its cores.
+    /// When the server process started: a later reading from another one (a restart, or
+    /// another replica behind a load balancer) measures nothing.
+    started: String,
+    /// The server is on this machine (a loopback or unspecified address), sharing its cores.
     pub local: bool,
 }
 
 impl<'a> ServerCpu<'a> {
-    pub fn start(kubeconfig: &'a str) -> Self {
-        let first = server_cpu_total(kubeconfig);
-        let start = server_cpu_total(kubeconfig);
+    /// None, and a line saying why, when the server's CPU cannot be read.
+    pub fn start(kubeconfig: &'a str) -> Option<Self> {
+        let readings: Option<Vec<(Duration, String)>> = (0..4).map(|_| server_cpu_reading(kubeconfig)).collect();
+        let Some(readings) = readings else {
+            println!("the API server's CPU is not reported: its /metrics cannot be read (GET /metrics)");
+            return None;
+        };
+        let (start, started) = readings[3].clone();
+        if readings.iter().any(|(_, s)| *s != started) {
+            println!("the API server's CPU is not reported: successive /metrics come from different processes");
+            return None;
+        }
+        let reading = start.saturating_sub(readings[0].0) / 3;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let local = runtime.block_on(async {
             let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
             let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
-            matches!(config.cluster_url.host(), Some("localhost" | "127.0.0.1" | "[::1]"))
+            let host = config.cluster_url.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+            host == "localhost"
+                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
         });
-        ServerCpu { kubeconfig, reading: start.saturating_sub(first), start, local }
+        Some(ServerCpu { kubeconfig, reading, start, started, local })
     }
 
-    pub fn spent(&self) -> Duration {
-        server_cpu_total(self.kubeconfig).saturating_sub(self.start).saturating_sub(self.reading)
+    /// None when the server cannot be read now, or is another process than at the start.
+    pub fn spent(&self) -> Option<Duration> {
+        let (now, started) = server_cpu_reading(self.kubeconfig)?;
+        (started == self.started).then(|| now.saturating_sub(self.start).saturating_sub(self.reading))
     }
 }

@@ -184,13 +184,19 @@ pub fn sized_repo(releases: usize) -> (tempfile::TempDir, String) {
     (dir, namespace)
 }
 
-/// A client for the kubeconfig's current context, on `runtime`.
-pub fn client(runtime: &tokio::runtime::Runtime, kubeconfig: &str) -> kube::Client {
+/// The kubeconfig's current context, read on `runtime`.
+fn config(runtime: &tokio::runtime::Runtime, kubeconfig: &str) -> kube::Config {
     runtime.block_on(async {
         let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
-        kube::Client::try_from(config).unwrap()
+        kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap()
     })
+}
+
+/// A client for the kubeconfig's current context, on `runtime`.
+pub fn client(runtime: &tokio::runtime::Runtime, kubeconfig: &str) -> kube::Client {
+    let config = config(runtime, kubeconfig);
+    let _on_runtime = runtime.enter();
+    kube::Client::try_from(config).unwrap()
 }
 
 /// Deletes a namespace a bench made, and so everything in it (on a real cluster, in the
@@ -261,13 +267,10 @@ impl<'a> ServerCpu<'a> {
         }
         let reading = start.saturating_sub(readings[0].0) / 3;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let local = runtime.block_on(async {
-            let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-            let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
-            let host = config.cluster_url.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-            host == "localhost"
-                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
-        });
+        let url = config(&runtime, kubeconfig).cluster_url;
+        let host = url.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let local = host == "localhost"
+            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
         Some(ServerCpu { kubeconfig, reading, start, started, local })
     }
 

@@ -204,14 +204,21 @@ impl Server {
 
 impl SharedServers {
     /// Each server takes `in_flight` requests at once (at least 1) from all the clusters.
-    pub fn new(in_flight: usize) -> SharedServers {
+    ///
+    /// # Errors
+    /// The threads that drive the shared connections cannot be started (the system refuses
+    /// threads).
+    pub fn new(in_flight: usize) -> crate::error::Result<SharedServers> {
         let io = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("weaver-io")
             .enable_all()
             .build()
-            .expect("a runtime for the shared clients' connections");
-        SharedServers { in_flight: in_flight.max(1), servers: Arc::default(), io: Arc::new(IoRuntime(Some(io))) }
+            .map_err(|err| {
+                crate::error::Error::new(format!("cannot start the threads of the cluster connections: {err}"))
+            })?;
+        let io = Arc::new(IoRuntime(Some(io)));
+        Ok(SharedServers { in_flight: in_flight.max(1), servers: Arc::default(), io })
     }
 
     pub(super) fn server(&self, url: &str) -> Arc<Server> {

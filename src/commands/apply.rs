@@ -42,7 +42,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
     };
     let settings = apply_settings(&args.apply);
     // Environments that reach one server share its budget of requests in flight.
-    let servers = SharedServers::new(settings.concurrency);
+    let servers = SharedServers::new(settings.concurrency)?;
     let progress = FleetApplyProgress::new(ui, &settings, args.apply.output);
     let interrupted = Arc::new(AtomicBool::new(false));
     // From the start: an environment interrupted before it writes applies nothing, and the

@@ -31,7 +31,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         Environments::Fleet(environments) => environments,
     };
     // Environments that reach one server share its budget of requests in flight, and discovery.
-    let servers = SharedServers::new(args.concurrency);
+    let servers = SharedServers::new(args.concurrency)?;
     let options = |env: &str| options(env, Some(servers.clone()));
     if args.output == DiffFormat::Html {
         return Err(super::one_environment_only(

@@ -38,7 +38,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
         ));
     }
     // Environments that reach one server share its budget of requests in flight, and discovery.
-    let servers = SharedServers::new(args.concurrency);
+    let servers = SharedServers::new(args.concurrency)?;
     let options = |env: &str| options(env, Some(servers.clone()));
     if args.output == DriftFormat::Html {
         return Err(super::one_environment_only(

@@ -36,7 +36,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> 
         Environments::Fleet(environments) => environments,
     };
     // Environments that reach one server share its budget of requests in flight, and discovery.
-    let servers = SharedServers::new(args.concurrency);
+    let servers = SharedServers::new(args.concurrency)?;
     let reports = fleet::status(
         &environments,
         |env| options(env, Some(servers.clone())),

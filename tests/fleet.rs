@@ -253,6 +253,39 @@ fn two_environments_owning_one_object_of_a_cluster_are_refused_naming_both() {
     assert_eq!(repo.weaver_on(&cluster, &["diff", "--env", "a,b"]).code, 0);
 }
 
+/// A fleet apply refuses the collision before anything is written (issue 53: `diff` refused
+/// it, `apply` applied both, the second taking over the first's objects): no object, no
+/// record, no lock; a dry run is refused alike, and so is a fleet drift correction.
+#[test]
+fn a_fleet_apply_of_two_environments_owning_one_object_writes_nothing() {
+    let cluster = common::cluster::TestCluster::start();
+    let repo = cluster_fleet(&cluster);
+    let (ns_a, ns_b) = (format!("{}-a", cluster.prefix), format!("{}-b", cluster.prefix));
+    for args in [&["apply", "--env", "a,b,c"][..], &["apply", "--env-selector", "fleet=test", "--dry-run"]] {
+        let err = repo.weaver_on(&cluster, args).failure().to_string();
+        assert!(
+            err.contains("1 object(s) would be owned by two selected environments in the same cluster, each applying its own and pruning the other's; nothing was applied"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(&format!("ConfigMap {ns_a}/app in ")), "{err}");
+        assert!(err.contains(": environments `a` and `c`"), "{err}");
+    }
+    let config_map = |ns: &str| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}});
+    assert_eq!(cluster.get(&config_map(&ns_a)), None, "nothing of a (or c) was applied");
+    assert_eq!(cluster.get(&config_map(&ns_b)), None, "b, which collides with no one, was not applied either");
+    for ns in [&ns_a, &ns_b, &format!("{}-lock", cluster.prefix)] {
+        let records = cluster.list("v1", "Secret", "secrets", ns);
+        assert!(records.is_empty(), "no release record in {ns}: {records:?}");
+        let leases = cluster.list("coordination.k8s.io/v1", "Lease", "leases", ns);
+        assert!(leases.is_empty(), "no lock taken in {ns}: {leases:?}");
+    }
+    let err = repo.weaver_on(&cluster, &["drift", "--env", "a,c", "--correct"]).failure().to_string();
+    assert!(err.contains("--correct corrects one environment"), "{err}");
+    // Without c, the same fleet applies.
+    repo.weaver_on(&cluster, &["apply", "--env", "a,b"]).success();
+    assert!(cluster.get(&config_map(&ns_a)).is_some() && cluster.get(&config_map(&ns_b)).is_some());
+}
+
 /// Environments of chart `app`, each in its own namespace of the test cluster: `(name, extra
 /// lines of its file)`, which follow `cluster:`'s `lockNamespace` (indented, they are more of
 /// `cluster:`); `bad` ones name a chart that does not exist.

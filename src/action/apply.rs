@@ -69,7 +69,28 @@ pub struct Applied {
 /// with the cluster's capabilities and `lookup`, then applies. `interrupted` (Ctrl-C) stops
 /// starting new work; what was done is still recorded.
 pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
-    let Context { redactor, on } = cx;
+    let offline = render_offline(options, cx)?;
+    apply_rendered(options, offline, cx, interrupted).await
+}
+
+/// What an apply renders before it connects: the environment decrypted and rendered offline.
+/// A fleet apply renders every environment so, before it writes anything, to refuse two that
+/// would own one object.
+pub struct RenderedOffline {
+    prepared: super::render::Prepared,
+    desired: Desired,
+}
+
+impl RenderedOffline {
+    /// The objects the apply would own (hooks come and go, and are not owned).
+    pub fn manifests(&self) -> impl Iterator<Item = &crate::manifest::Manifest> {
+        self.desired.rendered.manifests()
+    }
+}
+
+/// The first half of [`apply`]: refuses values flags unless allowed, then decrypts and renders
+/// offline.
+pub fn render_offline(options: &ApplyActionOptions, cx: Context<'_>) -> Result<RenderedOffline> {
     if !options.allow_overrides && !options.render.overrides.is_empty() {
         return Err(Error::new("apply: values flags (--set, --values, …) would apply what is not in git")
             .with_help("commit the values to the environment, or add --allow-overrides to apply them anyway (the release records keep them)"));
@@ -77,7 +98,19 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
     let mut render_options = options.render.clone();
     render_options.if_empty = IfEmpty::Refuse;
     let prepared = prepare(&render_options, cx, Quotes::Cluster)?;
-    let offline = prepared.render(Offline::BeforeCluster, on)?;
+    let desired = prepared.render(Offline::BeforeCluster, cx.on)?;
+    Ok(RenderedOffline { prepared, desired })
+}
+
+/// The rest of [`apply`], from what [`render_offline`] made with the same options.
+pub async fn apply_rendered(
+    options: &ApplyActionOptions,
+    offline: RenderedOffline,
+    cx: Context<'_>,
+    interrupted: &AtomicBool,
+) -> Result<Applied> {
+    let Context { redactor, on } = cx;
+    let RenderedOffline { prepared, desired: offline } = offline;
     let selection = &options.render.selection;
     let provenance = crate::git::provenance(&selection.repo, selection.rev.as_deref())?;
     if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {

@@ -12,13 +12,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use globset::GlobBuilder;
 use rayon::prelude::*;
 
-use super::apply::{Applied, ApplyActionOptions};
+use super::apply::{Applied, ApplyActionOptions, RenderedOffline, apply_rendered};
 use super::drift::DriftOptions;
 use super::plan::{PlanOptions, Planned};
 use super::render::{Format, RenderOptions, Texts, deployable_environment};
 use super::{Context, Progress, block_on, open_project};
 use crate::diff::Action;
 use crate::error::{Error, Result};
+use crate::manifest::{ObjectKey, ObjectKeyRef};
 use crate::project::{Environment, Project, Selector};
 use crate::secrets::Redactor;
 
@@ -554,7 +555,8 @@ pub(crate) fn apply_sequence(waves: &[i32], needs: &[Vec<usize>]) -> std::result
 /// that did not apply (or of an earlier wave that did not) is skipped, saying why; with
 /// `fleet.fail_fast`, once one fails no more start; once `interrupted`, none starts and those
 /// running stop as an interrupted apply does. An error, before anything is applied, when the
-/// order cannot be made.
+/// order cannot be made, or when two environments would own one object in one cluster (every
+/// environment is rendered first).
 pub fn apply(
     environments: &[Arc<Environment>],
     options: impl Fn(&str) -> ApplyActionOptions + Sync,
@@ -563,6 +565,25 @@ pub fn apply(
     interrupted: &AtomicBool,
 ) -> Result<Vec<FleetApplied>> {
     let (order, blockers) = apply_order(environments, cx.on)?;
+    // Before anything is written, every environment is rendered (each apply goes on from its
+    // render), so that two environments that would own one object are refused.
+    let rendered = each(environments, cx, |env, cx| {
+        let mut options = options(&env.name);
+        options.render.selection.loaded = Some(Arc::clone(env));
+        let offline = super::apply::render_offline(&options, cx)?;
+        // A context that cannot be read fails the environment's apply when it connects.
+        let server = block_on(super::server_of(options.connect.clone(), env)).ok();
+        Ok((offline, server))
+    });
+    let owned = rendered.iter().filter_map(|outcome| {
+        let Ok((offline, Some(server))) = &outcome.result else { return None };
+        let keys = offline.manifests().map(|m| ObjectKeyRef::of(&m.object));
+        Some((outcome.environment.as_str(), server.as_str(), keys))
+    });
+    refuse_owned_twice(owned, "nothing was applied")?;
+    let position: HashMap<&str, usize> = environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+    let rendered: Vec<Mutex<Option<Result<RenderedOffline>>>> =
+        rendered.into_iter().map(|outcome| Mutex::new(Some(outcome.result.map(|(offline, _)| offline)))).collect();
     let hold = |failed: bool| {
         if interrupted.load(Ordering::SeqCst) {
             Some("the apply was interrupted".to_string())
@@ -590,7 +611,12 @@ pub fn apply(
             on(Progress::Info(format!("applying (wave {})", env.wave)));
             let mut options = options(&env.name);
             options.render.selection.loaded = Some(Arc::clone(env));
-            block_on(super::apply::apply(&options, Context { redactor: cx.redactor, on: &on }, interrupted))
+            let offline = rendered[position[env.name.as_str()]]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .expect("each environment is applied once")?;
+            block_on(apply_rendered(&options, offline, Context { redactor: cx.redactor, on: &on }, interrupted))
         },
         |result| match result {
             Ok(applied) if applied.report.interrupted => Some("was interrupted"),
@@ -614,21 +640,35 @@ pub fn apply(
 /// How many colliding objects an error names; the rest are counted.
 const NAMED_COLLISIONS: usize = 10;
 
+/// Refuses the plans of two environments that would own one object (see [`refuse_owned_twice`]).
+/// Objects an environment would delete are not its own any more.
+pub fn refuse_collisions(planned: &[Outcome<Planned>]) -> Result<()> {
+    let owned = planned.iter().filter_map(|outcome| {
+        let Ok(Planned { plan, server: Some(server), .. }) = &outcome.result else { return None };
+        let keys = plan.objects.iter().filter(|o| o.action != Action::Delete).map(|o| o.key.borrowed());
+        Some((outcome.environment.as_str(), server.as_str(), keys))
+    });
+    refuse_owned_twice(owned, "nothing is planned")
+}
+
 /// Refuses two environments that would own one object: the same kind (and group), namespace
 /// and name in the same cluster (the same server URL), each applying its own and pruning the
-/// other's. Objects an environment would delete are not its own any more.
-pub fn refuse_collisions(planned: &[Outcome<Planned>]) -> Result<()> {
-    let mut owner: HashMap<(&str, &crate::manifest::ObjectKey), &str> = HashMap::new();
+/// other's. `owned` gives each environment, its server and the objects it would own; `then`
+/// says what became of the run.
+fn refuse_owned_twice<'k, K>(owned: impl Iterator<Item = (&'k str, &'k str, K)>, then: &str) -> Result<()>
+where
+    K: Iterator<Item = ObjectKeyRef<'k>>,
+{
+    let mut owner: HashMap<(&str, ObjectKeyRef), &str> = HashMap::new();
     let mut collisions = Vec::new();
-    for outcome in planned {
-        let Ok(Planned { plan, server: Some(server), .. }) = &outcome.result else { continue };
-        for object in plan.objects.iter().filter(|o| o.action != Action::Delete) {
-            match owner.get(&(server.as_str(), &object.key)) {
-                Some(first) if *first != outcome.environment => collisions
-                    .push(format!("{} in {server}: environments `{first}` and `{}`", object.key, outcome.environment)),
+    for (environment, server, keys) in owned {
+        for key in keys {
+            match owner.get(&(server, key)) {
+                Some(first) if *first != environment => collisions
+                    .push(format!("{} in {server}: environments `{first}` and `{environment}`", ObjectKey::from(key))),
                 Some(_) => {}
                 None => {
-                    owner.insert((server.as_str(), &object.key), &outcome.environment);
+                    owner.insert((server, key), environment);
                 }
             }
         }
@@ -641,7 +681,7 @@ pub fn refuse_collisions(planned: &[Outcome<Planned>]) -> Result<()> {
     collisions.truncate(NAMED_COLLISIONS);
     let more = if more > 0 { format!("\n  and {more} more") } else { String::new() };
     Err(Error::new(format!(
-        "{count} object(s) would be owned by two selected environments in the same cluster, each applying its own and pruning the other's; nothing is planned:\n  {}{more}",
+        "{count} object(s) would be owned by two selected environments in the same cluster, each applying its own and pruning the other's; {then}:\n  {}{more}",
         collisions.join("\n  ")
     ))
     .with_help("give each environment its own namespaces (or cluster), or select only one of them"))

@@ -114,23 +114,35 @@ pub async fn connect(options: ConnectOptions, env: &Environment, doing: &str, on
 
 /// [`connect`] within what `servers` shares between the environments of a fleet.
 pub async fn connect_sharing(
-    mut options: ConnectOptions,
+    options: ConnectOptions,
     servers: Option<&SharedServers>,
     env: &Environment,
     doing: &str,
     on: OnProgress<'_>,
 ) -> Result<Cluster> {
+    let options = of_environment(options, env);
+    let started = Instant::now();
+    let cluster = Cluster::connect_sharing(&options, servers).await?;
+    on(Progress::Info(format!("{doing} context `{}` ({})", cluster.info.context, cluster.info.server)));
+    phase(on, "connect", started);
+    Ok(cluster)
+}
+
+/// `options` with the environment's `cluster.context` when they name no context.
+fn of_environment(mut options: ConnectOptions, env: &Environment) -> ConnectOptions {
     if options.context.is_none()
         && let Some(context) = &env.context
     {
         let file = env.files.first().map_or_else(String::new, |f| format!(" in {}", f.display()));
         options.context = Some((context.clone(), format!("cluster.context{file}")));
     }
-    let started = Instant::now();
-    let cluster = Cluster::connect_sharing(&options, servers).await?;
-    on(Progress::Info(format!("{doing} context `{}` ({})", cluster.info.context, cluster.info.server)));
-    phase(on, "connect", started);
-    Ok(cluster)
+    options
+}
+
+/// The URL of the API server [`connect`] would reach for `env`, read from the kubeconfig
+/// without a request.
+async fn server_of(options: ConnectOptions, env: &Environment) -> Result<String> {
+    Ok(crate::cluster::kube_config(&of_environment(options, env)).await?.1.server)
 }
 
 /// Says how many requests `cluster` had to retry, if any: a read-only run's one trace of a

@@ -230,7 +230,8 @@ impl Scopes {
         self.known(api_group(api_version), kind).is_some()
     }
 
-    fn known(&self, group: &str, kind: &str) -> Option<bool> {
+    /// Whether the kind is namespaced, when that is known (built in, or a CRD learned).
+    pub fn known(&self, group: &str, kind: &str) -> Option<bool> {
         if !self.custom.is_empty()
             && let Some(&namespaced) = self.custom.get(&(group.to_string(), kind.to_string()))
         {

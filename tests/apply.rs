@@ -322,6 +322,120 @@ fn a_crd_and_its_custom_resource_apply_in_one_run() {
     assert_eq!(acted(&again), vec![]);
 }
 
+/// Issue 53.3: custom resources whose CRD the environment does not render (installed by another
+/// environment, as cert-manager's ClusterIssuer or Gateway API's GatewayClass often are) keep
+/// their namespace as written offline, as helm and `kubectl kustomize` do, where weaver gave
+/// every unknown kind the release namespace; with a cluster, discovery decides the scope.
+#[test]
+fn custom_resources_of_crds_not_rendered_take_their_scope_from_discovery() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("scopes");
+    let group = format!("{}.example.com", cluster.prefix);
+    let repo = Repo::minimal();
+    let crd = |kind: &str, plural: &str, scope: &str| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {
+                "group": group,
+                "scope": scope,
+                "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind, "listKind": format!("{kind}List")},
+                "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                    "type": "object", "x-kubernetes-preserve-unknown-fields": true
+                }}}]
+            }
+        })
+    };
+    let (issuers, widgets) = (crd("Issuer", "issuers", "Cluster"), crd("Widget", "widgets", "Namespaced"));
+    repo.write(
+        "charts/crds/chart.yaml",
+        "name: crds
+version: 0.1.0
+",
+    )
+    .write("charts/crds/templates/issuers.yaml", &serde_json::to_string(&issuers).unwrap())
+    .write("charts/crds/templates/widgets.yaml", &serde_json::to_string(&widgets).unwrap())
+    .write(
+        "charts/uses/chart.yaml",
+        "name: uses
+version: 0.1.0
+",
+    )
+    .write(
+        "charts/uses/templates/objects.yaml",
+        &format!(
+            "apiVersion: {group}/v1\nkind: Issuer\nmetadata:\n  name: letsencrypt\nspec:\n  acme: {{}}\n---\n\
+                 apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: small\nspec:\n  size: 3\n"
+        ),
+    );
+    let lock = format!("cluster:\n  lockNamespace: {ns}\n");
+    repo.write(
+        "environments/crds.yaml",
+        &format!("namespace: {ns}\n{lock}releases:\n  - name: crds\n    chart: crds\n"),
+    )
+    .write("environments/dev.yaml", &format!("namespace: {ns}\n{lock}releases:\n  - name: uses\n    chart: uses\n"));
+    cluster.delete_later(&issuers);
+    cluster.delete_later(&widgets);
+    // Offline, neither kind is known: both keep the namespace they were written with (none).
+    let rendered = repo.weaver(&["render", "--env", "dev", "--validate=ignore"]).success().to_string();
+    let documents: Vec<Value> = rendered
+        .split("\n---\n")
+        .filter(|d| d.contains("kind: "))
+        .map(|d| serde_saphyr::from_str(d.trim_start_matches("---\n")).unwrap())
+        .collect();
+    assert_eq!(documents.len(), 2, "{rendered}");
+    for document in &documents {
+        assert_eq!(document["metadata"].get("namespace"), None, "{rendered}");
+    }
+    // A live file stands for discovery: the cluster-scoped Issuer it holds is the rendered one.
+    let live = repo.path().join("live.yaml");
+    let mut issuer = documents.iter().find(|d| d["kind"] == "Issuer").unwrap().clone();
+    issuer["metadata"]["uid"] = json!("1");
+    std::fs::write(&live, serde_json::to_string(&issuer).unwrap()).unwrap();
+    let run = repo.weaver(&[
+        "diff",
+        "--env",
+        "dev",
+        "--live-from",
+        live.to_str().unwrap(),
+        "-o",
+        "json",
+        "--validate=ignore",
+    ]);
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{}", run.stderr));
+    let actions: Vec<(String, String)> = plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap().to_string(), o["action"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(actions.contains(&("Issuer".to_string(), "unchanged".to_string())), "{plan:#}");
+
+    // With a cluster: the CRDs installed by another environment, discovery scopes both kinds.
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let weaver = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+        all.extend_from_slice(args);
+        repo.weaver(&all)
+    };
+    weaver(&["apply", "--env", "crds"]).success();
+    let report: Value = serde_json::from_str(weaver(&["apply", "--env", "dev", "-o", "json"]).success()).unwrap();
+    assert_eq!(acted(&report), vec![triple("created", "Issuer", "letsencrypt"), triple("created", "Widget", "small")]);
+    let issuer = cluster
+        .get(&json!({"apiVersion": format!("{group}/v1"), "kind": "Issuer", "metadata": {"name": "letsencrypt"}}));
+    assert!(issuer.is_some_and(|i| i["metadata"].get("namespace").is_none()));
+    let widget = cluster.get(
+        &json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "small", "namespace": ns}}),
+    );
+    assert_eq!(widget.unwrap()["spec"]["size"], 3);
+    // Planned against the live objects by the same keys: nothing to do, no drift.
+    let again: Value = serde_json::from_str(weaver(&["apply", "--env", "dev", "-o", "json"]).success()).unwrap();
+    assert_eq!(acted(&again), vec![]);
+    assert_eq!(weaver(&["diff", "--env", "dev", "--exit-code"]).code, 0);
+    assert_eq!(weaver(&["drift", "--env", "dev"]).code, 0);
+}
+
 #[test]
 fn a_large_release_is_recorded_across_chunks_and_reads_back_identically() {
     let cluster = TestCluster::start();

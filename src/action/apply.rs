@@ -17,6 +17,7 @@ use crate::cluster::{
 };
 use crate::diff::plan::plan_adopting;
 use crate::error::{Error, Result};
+use crate::manifest::{ObjectKey, Scopes};
 use crate::notify::Message;
 use crate::project::Environment;
 use crate::render::RenderedRelease;
@@ -82,9 +83,26 @@ pub struct RenderedOffline {
 }
 
 impl RenderedOffline {
-    /// The objects the apply would own (hooks come and go, and are not owned).
-    pub fn manifests(&self) -> impl Iterator<Item = &crate::manifest::Manifest> {
-        self.desired.rendered.manifests()
+    /// The objects the apply would own (hooks come and go, and are not owned). One of a kind
+    /// whose scope the render could not tell (its CRD is not rendered) and without a namespace
+    /// counts in its release's namespace, as most custom resources are namespaced; the cluster's
+    /// discovery decides it when the apply connects.
+    pub fn owned_keys(&self) -> Vec<ObjectKey> {
+        let rendered = &self.desired.rendered;
+        let mut scopes = Scopes::default();
+        for crd in rendered.manifests().filter(|m| m.kind() == "CustomResourceDefinition") {
+            scopes.learn_crd(&crd.object);
+        }
+        let keys = rendered.releases.iter().flat_map(|release| {
+            release.manifests.iter().map(|m| {
+                let mut key = m.key();
+                if key.namespace.is_none() && scopes.known(&key.group, &key.kind).is_none() {
+                    key.namespace = Some(release.namespace.clone());
+                }
+                key
+            })
+        });
+        keys.collect()
     }
 }
 

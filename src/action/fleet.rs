@@ -575,12 +575,15 @@ pub fn apply(
         let server = block_on(super::server_of(options.connect.clone(), env)).ok();
         Ok((offline, server))
     });
-    let owned = rendered.iter().filter_map(|outcome| {
-        let Ok((offline, Some(server))) = &outcome.result else { return None };
-        let keys = offline.manifests().map(|m| ObjectKeyRef::of(&m.object));
-        Some((outcome.environment.as_str(), server.as_str(), keys))
-    });
-    refuse_owned_twice(owned, "nothing was applied")?;
+    let owned: Vec<(&str, &str, Vec<ObjectKey>)> = rendered
+        .iter()
+        .filter_map(|outcome| {
+            let Ok((offline, Some(server))) = &outcome.result else { return None };
+            Some((outcome.environment.as_str(), server.as_str(), offline.owned_keys()))
+        })
+        .collect();
+    let keys = owned.iter().map(|(env, server, keys)| (*env, *server, keys.iter().map(ObjectKey::borrowed)));
+    refuse_owned_twice(keys, "nothing was applied")?;
     let position: HashMap<&str, usize> = environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
     let rendered: Vec<Mutex<Option<Result<RenderedOffline>>>> =
         rendered.into_iter().map(|outcome| Mutex::new(Some(outcome.result.map(|(offline, _)| offline)))).collect();

@@ -1,5 +1,6 @@
 //! Plan: the desired state against what is live, as `weaver diff` shows it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use crate::cluster::{Cluster, ConnectOptions, SharedServers};
 use crate::diff::plan::{plan_adopting, plan_against};
 use crate::diff::{Plan, as_stored};
 use crate::error::{Error, Location, Result};
-use crate::manifest::ObjectKey;
+use crate::manifest::{ObjectKey, ObjectKeyRef};
 use crate::project::Environment;
 
 /// What the desired state is compared with.
@@ -55,7 +56,17 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
         Against::File(path) => {
             // Read first: Helm charts' `lookup` finds what the file has.
             let live = read_live_file(path)?;
-            let Desired { env, rendered, .. } = prepared.render(Offline::LiveFrom(live.clone()), cx.on)?;
+            let Desired { env, mut rendered, .. } = prepared.render(Offline::LiveFrom(live.clone()), cx.on)?;
+            // The file stands for the cluster's discovery: a kind of it whose objects have a
+            // namespace is namespaced.
+            let scopes: HashMap<(&str, &str), bool> = live
+                .iter()
+                .map(|o| {
+                    let key = ObjectKeyRef::of(o);
+                    ((key.group, key.kind), key.namespace.is_some())
+                })
+                .collect();
+            crate::render::transforms::settle_scopes(&mut rendered, |group, kind| scopes.get(&(group, kind)).copied());
             prepared.warn_removed(&rendered, None, cx.on);
             let plan = plan_against(&rendered.releases, &env.name, &live)?;
             (env, plan, None)

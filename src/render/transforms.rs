@@ -66,9 +66,19 @@ fn metadata(object: &mut Value) -> &mut Map<String, Value> {
 }
 
 /// Namespaced kinds get the release namespace when they have none; cluster-scoped kinds never
-/// carry one (the API server would ignore it, and object identity must not depend on it).
+/// carry one (the API server would ignore it, and object identity must not depend on it). A
+/// kind whose scope the run does not know (a custom resource whose CRD it does not render)
+/// keeps the namespace as written, as helm and `kubectl kustomize` leave it: the cluster's
+/// discovery decides it once there is one ([`settle_scopes`]).
 fn set_namespace(m: &mut Manifest, namespace: &str, scopes: &Scopes) {
-    let namespaced = scopes.is_namespaced(m.api_version(), m.kind());
+    if let Some(namespaced) = scopes.known(manifest::api_group(m.api_version()), m.kind()) {
+        place_namespace(m, namespace, namespaced);
+    }
+}
+
+/// Gives the object of a namespaced kind the release's `namespace` when it has none, and takes
+/// it from one of a cluster-scoped kind.
+fn place_namespace(m: &mut Manifest, namespace: &str, namespaced: bool) {
     let meta = metadata(&mut m.object);
     if !namespaced {
         meta.remove("namespace");
@@ -78,6 +88,27 @@ fn set_namespace(m: &mut Manifest, namespace: &str, scopes: &Scopes) {
         // Right after `name`, where kubectl users look for it.
         let at = meta.keys().position(|k| k == "name").map_or(0, |i| i + 1);
         meta.shift_insert(at, "namespace".into(), Value::String(namespace.to_string()));
+    }
+}
+
+/// Places the namespace of each object (and hook) whose kind the render could not scope, as
+/// `served` says (by API group and kind: the cluster's discovery, or the objects of a
+/// `--live-from` file); a kind it does not know either keeps the namespace as written.
+pub fn settle_scopes(rendered: &mut crate::render::Rendered, served: impl Fn(&str, &str) -> Option<bool>) {
+    let mut scopes = Scopes::default();
+    for crd in rendered.manifests().filter(|m| m.kind() == "CustomResourceDefinition") {
+        scopes.learn_crd(&crd.object);
+    }
+    for release in &mut rendered.releases {
+        for m in release.manifests.iter_mut().chain(release.hooks.iter_mut()) {
+            let group = manifest::api_group(m.api_version());
+            if scopes.known(group, m.kind()).is_some() {
+                continue;
+            }
+            if let Some(namespaced) = served(group, m.kind()) {
+                place_namespace(m, &release.namespace, namespaced);
+            }
+        }
     }
 }
 

@@ -447,7 +447,8 @@ pub struct RenderFlags {
 pub struct RenderArgs {
     #[command(flatten)]
     pub render: RenderFlags,
-    /// Write one file per object, DIR/<release>/<kind>-<name>.yaml, instead of printing
+    /// Write one file per object, DIR/<release>/<kind>-<name>.yaml, instead of printing (not
+    /// the repository's root, charts/, environments/ or secrets/)
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// Print Secret values and other decrypted values as they are (redacted by default)

@@ -518,3 +518,87 @@ fn a_substitute_variable_must_have_a_flux_name_and_a_scalar_value() {
         "error: environments/dev.yaml:6:16: release `app`: variable `cluster` is not a string, number or boolean"
     );
 }
+
+/// Issue 53.6: a value a flag set that the chart's schema refuses blames the flag, not the
+/// environment file's release entry; a repository's own bad value still names its file.
+#[test]
+fn a_schema_error_of_a_value_set_on_the_command_line_names_the_flag() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/values.schema.json",
+        r#"{"properties": {"replicas": {"type": "integer"}, "greeting": {"type": "string"}}}"#,
+    );
+    let run = repo.weaver(&["render", "--env", "dev", "--set", "replicas=abc"]);
+    assert!(
+        run.failure().contains(
+            "\nerror: --set `replicas=…`: values of release `app` do not match charts/app/values.schema.json:\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("help: fix the value given on the command line"), "{}", run.stderr);
+    assert!(!run.stderr.contains("abc"), "the value typed is not quoted: {}", run.stderr);
+    // Both: the file's problem keeps its place, the flag's says which flag made it.
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    values: {greeting: 3}\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev", "--set", "replicas=abc"]);
+    assert!(
+        run.stderr.contains("\nerror: environments/dev.yaml:3:5: values of release `app` do not match"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("at `/replicas`: value is not of type \"integer\" (set by --set `replicas=…`)"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Issue 53.6: a `valuesFiles` entry naming a directory says so, where it said "does not exist".
+#[test]
+fn a_values_file_that_is_a_directory_is_told_as_one() {
+    let repo = Repo::minimal();
+    repo.write("values/dev/common.yaml", "greeting: hi\n");
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/dev]\n",
+    );
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    assert!(
+        run.failure()
+            .starts_with("error: environments/dev.yaml:5:19: values file values/dev is a directory, not a file\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("help: name each file to read in the list, such as values/dev/common.yaml"),
+        "{}",
+        run.stderr
+    );
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/none.yaml]\n",
+    );
+    assert!(repo.weaver(&["render", "--env", "dev"]).failure().contains("values file values/none.yaml does not exist"));
+}
+
+/// Issue 53.6: `--output-dir` refuses the repository's root and its charts/, environments/ and
+/// secrets/ (the next render would read the files written there), and writes nothing.
+#[test]
+fn output_dir_refuses_the_directories_the_repository_reads() {
+    let repo = Repo::minimal();
+    let at = |dir: &str| repo.path().join(dir).to_str().unwrap().to_string();
+    for dir in ["", "charts", "charts/app/rendered", "environments/out", "secrets"] {
+        let run = repo.weaver(&["render", "--env", "dev", "--output-dir", &at(dir)]);
+        let err = run.failure();
+        assert!(err.contains("error: --output-dir "), "{dir}: {err}");
+        assert!(err.contains("help: write to a directory of its own"), "{dir}: {err}");
+    }
+    assert!(!repo.path().join("charts/app/rendered").exists() && !repo.path().join("app").exists());
+    std::os::unix::fs::symlink(repo.path().join("environments"), repo.path().join("out-link")).unwrap();
+    repo.weaver(&["render", "--env", "dev", "--output-dir", &at("out-link/x")]).failure();
+    repo.weaver(&["render", "--env", "dev", "--output-dir", &at("rendered")]).success();
+    assert!(repo.path().join("rendered/app/configmap-app.yaml").exists());
+}

@@ -44,6 +44,22 @@ pub trait Source: Send + Sync {
         self.read(path).map_err(|err| Error::io_at(at.clone(), &format!("read {what}"), path, err))
     }
 
+    /// The error for a file the repository names at `at` that [`Source::read_named`] did not
+    /// find: a directory is told as one.
+    fn missing(&self, path: &Path, at: &Location, what: &str) -> Error {
+        match self.list(path) {
+            Ok(Some(entries)) => {
+                let files: Vec<&str> = entries.iter().filter(|e| !e.is_dir).map(|e| e.name.as_str()).take(5).collect();
+                let help = match files.as_slice() {
+                    [] => "name a file; this directory holds none".to_string(),
+                    files => format!("name each file to read in the list, such as {}", path.join(files[0]).display()),
+                };
+                Error::at(at.clone(), format!("{what} {} is a directory, not a file", path.display())).with_help(help)
+            }
+            _ => Error::at(at.clone(), format!("{what} {} does not exist", path.display())),
+        }
+    }
+
     fn exists(&self, path: &Path) -> bool {
         matches!(self.read(path), Ok(Some(_)))
     }

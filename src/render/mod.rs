@@ -502,7 +502,7 @@ impl Run<'_> {
         let chart = &self.chart_contexts[release.chart.as_str()];
         let values = release_values(project, env, release, &chart.chart, secrets)?;
         if let Some(schema) = &chart.schema {
-            schema.validate(&values, &release.name, &release.at)?;
+            schema.validate(&values, &release.name, &release.at, |path| secrets.overrides.flag_setting(path))?;
         }
         let context = minijinja::context! {
             values => serde_value(&values),
@@ -867,7 +867,7 @@ fn release_secrets(project: &Project, release: &Release, secrets: &Secrets) -> R
         match secrets.values_files.get(&file.path) {
             Some(decrypted) => layers.push(decrypted.clone()),
             None if project.source.read_named(&file.path, &file.at, "secrets file")?.is_none() => {
-                return Err(Error::at(file.at.clone(), format!("secrets file {} does not exist", file.path.display())));
+                return Err(project.source.missing(&file.path, &file.at, "secrets file"));
             }
             None => {
                 return Err(Error::at(
@@ -907,7 +907,7 @@ fn read_files(
             continue;
         }
         let Some(bytes) = project.source.read_named(&file.path, &file.at, what)? else {
-            return Err(Error::at(file.at.clone(), format!("{what} {} does not exist", file.path.display())));
+            return Err(project.source.missing(&file.path, &file.at, what));
         };
         let mut text = crate::project::source::utf8(&file.path, bytes)?;
         let templated = template.filter(|_| gotmpl::is_template(&file.path));

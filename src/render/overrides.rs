@@ -97,13 +97,7 @@ impl Overrides {
                     files.borrow_mut().insert(path.to_string(), text.clone());
                     Ok(text)
                 };
-                let whole_object = kind == Kind::Json && line.trim_start().starts_with('{');
-                let checked = if whole_object {
-                    json_object(line).map(drop)
-                } else {
-                    strvals::parse_into(line, &mut Map::new(), kind, &read_file)
-                };
-                checked.map_err(|problem| {
+                apply_line(kind, line, &mut Map::new(), &read_file).map_err(|problem| {
                     Error::new(format!("{} {}: {problem}", kind.flag(), quoted(line))).with_help(help(kind).to_string())
                 })?;
                 overrides.set_files.extend(files.into_inner());
@@ -139,14 +133,44 @@ impl Overrides {
         }
         let read_file = |path: &str| Ok(self.set_files[path].clone());
         for (kind, line) in &self.lines {
-            let applied = if *kind == Kind::Json && line.trim_start().starts_with('{') {
-                json_object(line).map(|map| merge_overrides(values, map))
-            } else {
-                strvals::parse_into(line, values, *kind, &read_file)
-            };
-            applied.map_err(|problem| Error::new(format!("{} {}: {problem}", kind.flag(), quoted(line))))?;
+            apply_line(*kind, line, values, &read_file)
+                .map_err(|problem| Error::new(format!("{} {}: {problem}", kind.flag(), quoted(line))))?;
         }
         Ok(())
+    }
+
+    /// The flag that sets the value at JSON pointer `path` (the last one, which wins), with its
+    /// value left out (`--set `image.tag=…``), for an error about that value to blame.
+    pub fn flag_setting(&self, path: &str) -> Option<String> {
+        if path.is_empty() {
+            return None;
+        }
+        let read_file = |path: &str| Ok(self.set_files[path].clone());
+        let files = self.files.iter().map(|(file, map)| (format!("--values {}", file.display()), Some(map.clone())));
+        let lines = self.lines.iter().map(|(kind, line)| {
+            let mut map = Map::new();
+            let applied = apply_line(*kind, line, &mut map, &read_file).ok().map(|()| map);
+            (format!("{} {}", kind.flag(), quoted(line)), applied)
+        });
+        files
+            .chain(lines)
+            .filter(|(_, map)| map.as_ref().is_some_and(|map| Value::Object(map.clone()).pointer(path).is_some()))
+            .map(|(flag, _)| flag)
+            .last()
+    }
+}
+
+/// Applies one `--set…` line to `values`: a `--set-json` JSON object merges as a values file.
+fn apply_line(
+    kind: Kind,
+    line: &str,
+    values: &mut Map<String, Value>,
+    read_file: &dyn Fn(&str) -> std::result::Result<String, String>,
+) -> std::result::Result<(), String> {
+    if kind == Kind::Json && line.trim_start().starts_with('{') {
+        json_object(line).map(|map| merge_overrides(values, map))
+    } else {
+        strvals::parse_into(line, values, kind, read_file)
     }
 }
 

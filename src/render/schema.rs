@@ -26,11 +26,32 @@ impl ValuesSchema {
     }
 
     /// Names each failing value's path. Messages are masked: they never quote the value itself.
-    pub fn validate(&self, values: &Value, release: &str, release_at: &Location) -> Result<()> {
-        let mut problems: Vec<String> = self
+    /// `flag_setting(path)` names the command-line flag that set a value (`--set a=…`): an
+    /// error whose every failing value a flag set blames the flags, not the environment file.
+    pub fn validate(
+        &self,
+        values: &Value,
+        release: &str,
+        release_at: &Location,
+        flag_setting: impl Fn(&str) -> Option<String>,
+    ) -> Result<()> {
+        let found: Vec<(String, Option<String>)> = self
             .validator
             .iter_errors(values)
-            .map(|e| format!("at `{}`: {}", pointer(e.instance_path().as_str()), crate::helm::schema_violation(&e)))
+            .map(|e| {
+                let path = e.instance_path().as_str();
+                (format!("at `{}`: {}", pointer(path), crate::helm::schema_violation(&e)), flag_setting(path))
+            })
+            .collect();
+        let from_files = found.iter().any(|(_, flag)| flag.is_none());
+        let mut flags: Vec<String> = found.iter().filter_map(|(_, flag)| flag.clone()).collect();
+        // Beside problems of the repository's values, each one a flag made says so.
+        let mut problems: Vec<String> = found
+            .into_iter()
+            .map(|(problem, flag)| match flag {
+                Some(flag) if from_files => format!("{problem} (set by {flag})"),
+                _ => problem,
+            })
             .collect();
         if problems.is_empty() {
             return Ok(());
@@ -42,11 +63,15 @@ impl ValuesSchema {
         if total > MAX_LISTED {
             listed.push_str(&format!("\n  … and {} more", total - MAX_LISTED));
         }
-        Err(Error::at(
-            release_at.clone(),
-            format!("values of release `{release}` do not match {}:\n  {listed}", self.path.display()),
-        )
-        .with_help("fix the values in the environment, its valuesFiles or the chart's values.yaml"))
+        let message = format!("values of release `{release}` do not match {}:\n  {listed}", self.path.display());
+        if !from_files {
+            flags.sort();
+            flags.dedup();
+            return Err(Error::new(format!("{}: {message}", flags.join(", ")))
+                .with_help("fix the value given on the command line"));
+        }
+        Err(Error::at(release_at.clone(), message)
+            .with_help("fix the values in the environment, its valuesFiles or the chart's values.yaml"))
     }
 }
 
@@ -63,7 +88,8 @@ mod tests {
         let schema = serde_json::json!({"properties": {"mode": {"enum": ["a", "b", "c", "d", "e", "f", 7]}}});
         let schema = ValuesSchema::compile(Path::new("values.schema.json"), &schema).unwrap();
         let values = serde_json::json!({"mode": "SEEDTOKEN-x"});
-        let err = schema.validate(&values, "app", &Location::file(Path::new("environments/dev.yaml"))).unwrap_err();
+        let at = Location::file(Path::new("environments/dev.yaml"));
+        let err = schema.validate(&values, "app", &at, |_| None).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains(
@@ -72,5 +98,10 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("SEEDTOKEN"), "{text}");
+        // Set by a flag, the value's error names the flag and not the environment file.
+        let err = schema.validate(&values, "app", &at, |path| (path == "/mode").then(|| "--set `mode=…`".into()));
+        let text = err.unwrap_err().to_string();
+        assert!(text.starts_with("--set `mode=…`: values of release `app` do not match"), "{text}");
+        assert!(!text.contains("dev.yaml") && !text.contains("SEEDTOKEN"), "{text}");
     }
 }

@@ -101,9 +101,9 @@ pub fn load_environment_secrets(
 ) -> crate::Result<serde_json::Map<String, serde_json::Value>> {
     let mut merged = serde_json::Map::new();
     for file in &env.secrets {
-        let bytes = source.read_named(&file.path, &file.at, "secrets file")?.ok_or_else(|| {
-            crate::Error::at(file.at.clone(), format!("secrets file {} does not exist", file.path.display()))
-        })?;
+        let bytes = source
+            .read_named(&file.path, &file.at, "secrets file")?
+            .ok_or_else(|| source.missing(&file.path, &file.at, "secrets file"))?;
         let tree = decrypt_bytes(&file.path, &bytes, ids)?.to_json();
         redactor.register_tree(&tree);
         match tree {

@@ -905,3 +905,27 @@ fn an_oci_registry_chart_is_locked_by_tag_or_digest_and_rendered_from_the_cache(
     let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
     assert!(err.contains("the cached archive") && err.contains("weaver charts fetch"), "{err}");
 }
+
+/// Issue 53.6: every remote chart missing from charts.lock is named at once, each where its
+/// release names it, before anything renders (the first one alone was named, without a place).
+#[test]
+fn every_remote_chart_missing_from_the_lock_is_named_with_its_place() {
+    let repo = Repo::empty();
+    let releases = "  - name: web\n    chart: stable/web\n    version: ^1.0.0\n  - name: db\n    chart: stable/db\n    version: 2.0.0\n";
+    repo.write("environments/dev.yaml", &environment("  - name: stable\n    url: https://charts.invalid\n", releases));
+    let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(err.contains("error: 2 remote charts are not in charts.lock:\n"), "{err}");
+    assert!(
+        err.contains("  environments/dev.yaml:7:12: chart `stable/web` version `^1.0.0` of release `web`\n"),
+        "{err}"
+    );
+    assert!(err.contains("  environments/dev.yaml:10:12: chart `stable/db` version `2.0.0` of release `db`"), "{err}");
+    assert!(err.contains("help: run `weaver charts lock`"), "{err}");
+    // One alone is told at its place.
+    repo.write(
+        "environments/dev.yaml",
+        &environment("  - name: stable\n    url: https://charts.invalid\n", "  - name: web\n    chart: stable/web\n"),
+    );
+    let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(err.contains("error: environments/dev.yaml:7:12: chart `stable/web` (newest version) of release `web` is not in charts.lock"), "{err}");
+}

@@ -429,6 +429,7 @@ fn with_run<T>(
     let charts_used: BTreeMap<&str, &Arc<Chart>> =
         charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
     let helm = HelmCharts::new(env, &helm_releases, cluster.capabilities.clone())?;
+    helm.check_pinned(project, &helm_releases)?;
     let engine = Engine::new(charts_used.values().copied())?;
     let chart_contexts: BTreeMap<&str, ChartContext> = charts_used
         .iter()
@@ -982,6 +983,33 @@ impl HelmCharts {
             }
         };
         Ok(HelmCharts { charts, lock: std::sync::OnceLock::new(), capabilities })
+    }
+
+    /// Every remote chart of `releases` is pinned in charts.lock: one error naming each that is
+    /// not, where its release names it, before anything renders.
+    fn check_pinned(&self, project: &Project, releases: &[&Release]) -> Result<()> {
+        let remote: Vec<(&Release, &crate::project::chart::RemoteChart)> =
+            releases.iter().filter_map(|r| Some((*r, r.remote.as_ref()?))).collect();
+        if remote.is_empty() {
+            return Ok(());
+        }
+        let lock = self.lock.get_or_init(|| crate::charts::Lock::load(project.source.as_ref())).as_ref();
+        let lock = lock.map_err(Error::clone)?;
+        let missing: Vec<&(&Release, &crate::project::chart::RemoteChart)> =
+            remote.iter().filter(|(_, chart)| lock.find(chart).is_none()).collect();
+        let what = |(release, chart): &(&Release, &crate::project::chart::RemoteChart)| {
+            format!("chart {} of release `{}`", chart.describe(), release.name)
+        };
+        let file = crate::charts::LOCK_FILE;
+        match missing.as_slice() {
+            [] => Ok(()),
+            [one] => Err(Error::at(one.0.chart_at.clone(), format!("{} is not in {file}", what(one)))),
+            many => {
+                let listed: Vec<String> = many.iter().map(|m| format!("{}: {}", m.0.chart_at, what(m))).collect();
+                Err(Error::new(format!("{} remote charts are not in {file}:\n  {}", many.len(), listed.join("\n  "))))
+            }
+        }
+        .map_err(|err| err.with_help("run `weaver charts lock` to resolve them and pin them, then commit charts.lock"))
     }
 
     fn is_helm_chart(&self, chart: &str) -> bool {

@@ -39,6 +39,12 @@ pub enum SecretsError {
     Unsupported { path: PathBuf, what: String },
 
     #[error(
+        "{}: encrypted only to {} keys, with no age recipient: weaver decrypts with age keys only",
+        path.display(), key_types.join(", ")
+    )]
+    NoAgeRecipient { path: PathBuf, key_types: Vec<&'static str> },
+
+    #[error(
         "{}: no age identity available to decrypt it; it is encrypted to {}; tried: nothing found ({})",
         path.display(), Recipients(recipients), searched.join(", ")
     )]
@@ -131,6 +137,12 @@ impl From<SecretsError> for crate::Error {
             S::NoIdentity { .. } | S::WrongIdentity { .. } => Some(
                 "give weaver the age key with --identity FILE, WEAVER_AGE_KEY_FILE, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, \
                  the environment's identityFile, or ~/.config/sops/age/keys.txt",
+            ),
+            S::NoAgeRecipient { .. } => Some(
+                "add an age recipient with sops where its keys work: put `age: age1…` (your public key, from \
+                 `age-keygen -y`) in the file's creation rule in .sops.yaml and run `sops updatekeys FILE` (or \
+                 `sops -r -i --add-age age1… FILE`), then commit the file; the existing keys stay, and weaver \
+                 decrypts with the age key",
             ),
             _ => None,
         };

@@ -91,10 +91,7 @@ impl Metadata {
             return Err(if others.is_empty() {
                 error("it lists no keys".into())
             } else {
-                SecretsError::Unsupported {
-                    path: path.to_owned(),
-                    what: format!("a file encrypted only to {} keys (weaver decrypts with age)", others.join(", ")),
-                }
+                SecretsError::NoAgeRecipient { path: path.to_owned(), key_types: others }
             });
         }
         let selector = Selector::from_fields(|name| match get(name) {
@@ -156,11 +153,18 @@ impl Metadata {
     }
 }
 
+/// The kinds of the keys other than age that the file lists, as sops' users name them.
 fn non_empty(other_keys: &[(&'static str, Value)]) -> Vec<&'static str> {
     other_keys
         .iter()
         .filter(|(_, v)| !matches!(v, Value::Seq(items) if items.is_empty()))
-        .map(|(name, _)| *name)
+        .map(|(name, _)| match *name {
+            "kms" => "AWS KMS",
+            "gcp_kms" => "GCP KMS",
+            "azure_kv" => "Azure Key Vault",
+            "hc_vault" => "HashiCorp Vault transit",
+            _ => "PGP",
+        })
         .collect()
 }
 

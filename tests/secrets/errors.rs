@@ -261,3 +261,22 @@ fn damaged_age_files_are_explained_in_weavers_words() {
         "secrets/dev.age: cannot decrypt this age file: it ends too early (truncated); it is damaged or not an age file"
     );
 }
+
+/// Issue 53.6: a file encrypted only to keys weaver cannot use (AWS KMS, PGP, …) names the key
+/// types it found and the step that lets weaver read it: an age recipient added with sops.
+#[test]
+fn a_file_without_an_age_recipient_names_its_key_types_and_the_migration() {
+    let (text, secret, _) = fixture();
+    let start = text.find("    age:").unwrap();
+    let end = text.find("    lastmodified:").unwrap();
+    let foreign = format!("{}    age: []\n{}", &text[..start], &text[end..])
+        .replace("    kms: []", "    kms:\n        - arn: arn:aws:kms:eu-west-1:111122223333:key/x\n          enc: AQICAH\n")
+        .replace("    pgp: []", "    pgp:\n        - fp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n          enc: x\n");
+    let err = decrypt(&foreign, &secret);
+    assert_eq!(
+        err.to_string(),
+        "secrets/prod.yaml: encrypted only to AWS KMS, PGP keys, with no age recipient: weaver decrypts with age keys only"
+    );
+    let help = weaver::Error::from(err).help.unwrap();
+    assert!(help.contains("sops updatekeys FILE") && help.contains("age-keygen -y"), "{help}");
+}

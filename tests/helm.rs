@@ -700,6 +700,49 @@ debug: true
     assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
 }
 
+/// Issue 53.6: helmfile's `isFile`, `isDir` and `readDir`, over the repository (confined).
+#[test]
+fn templated_values_files_look_at_files_and_directories_as_helmfile_does() {
+    let template = r#"hasNote: {{ isFile "values/note.txt" }}
+hasOther: {{ isFile "values/other.txt" }}
+valuesIsFile: {{ isFile "values" }}
+valuesIsDir: {{ isDir "values" }}
+files:
+{{- range readDir "values/extra" }}
+  - {{ . }}: {{ readFile . | trim }}
+{{- end }}
+"#;
+    let repo = templated_values_repo(template);
+    repo.write(
+        "values/extra/a.txt",
+        "one
+",
+    )
+    .write(
+        "values/extra/b.txt",
+        "two
+",
+    )
+    .write(
+        "values/extra/sub/c.txt",
+        "x
+",
+    );
+    let out = repo.weaver(&["render", "--env", "dev"]).success().to_string();
+    let documents = weaver::yaml::documents(Path::new("render"), &out).unwrap();
+    assert_eq!(
+        documents[0]["data"]["values"],
+        "files:\n- values/extra/a.txt: one\n- values/extra/b.txt: two\nhasNote: true\nhasOther: false\nvaluesIsDir: true\nvaluesIsFile: false",
+        "{out}"
+    );
+    let repo = templated_values_repo("a: {{ readDir \"../\" }}\n");
+    let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(err.contains("values/app.yaml.gotmpl:1:") && err.contains("outside the repository"), "{err}");
+    let repo = templated_values_repo("a: {{ readDir \"values/none\" }}\n");
+    let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(err.contains("values/none is not a directory of the repository"), "{err}");
+}
+
 #[test]
 fn templated_values_files_refuse_commands_and_name_the_line_of_each_mistake() {
     let cases = [

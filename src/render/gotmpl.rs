@@ -8,7 +8,8 @@
 //!
 //! helmfile's own functions: `env` and `requiredEnv` read the environment; `readFile` reads a
 //! file of the repository (confined to it, as every read is; the path is relative to the
-//! repository's root); `get` and `getOrNil` read a dotted path. Neither reads an age key (the
+//! repository's root); `isFile`, `isDir` and `readDir` (the files of a directory, as paths joined
+//! to the one given) look at the repository the same way; `get` and `getOrNil` read a dotted path. Neither reads an age key (the
 //! variables weaver takes keys from, a value or file holding `AGE-SECRET-KEY-`). `exec` is refused: rendering
 //! runs for pull requests, which must not run commands. `fetchSecretValue` and
 //! `expandSecretRefs` (vals references) are refused too: secrets come from SOPS files.
@@ -106,6 +107,42 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>) {
             }
         }),
     );
+    let files = Arc::clone(source);
+    set.add_function(
+        "isFile",
+        Function::new(&[Type::String], move |_, args| {
+            let path = Path::new(str_arg(args, 0));
+            match files.read_named(path, &Location::file(path), "file") {
+                Ok(found) => Ok(Value::Bool(found.is_some())),
+                Err(e) => Err(FuncError::new(e.to_string())),
+            }
+        }),
+    );
+    let files = Arc::clone(source);
+    set.add_function(
+        "isDir",
+        Function::new(&[Type::String], move |_, args| {
+            let path = Path::new(str_arg(args, 0));
+            listed(files.as_ref(), path).map(|entries| Value::Bool(entries.is_some()))
+        }),
+    );
+    let files = Arc::clone(source);
+    set.add_function(
+        "readDir",
+        Function::new(&[Type::String], move |_, args| {
+            let written = str_arg(args, 0);
+            let path = Path::new(written);
+            let Some(entries) = listed(files.as_ref(), path)? else {
+                return Err(FuncError::new(format!("{} is not a directory of the repository", path.display())));
+            };
+            // helmfile's: the files of the directory (not its directories), as paths joined to the one given.
+            let names = entries
+                .into_iter()
+                .filter(|e| !e.is_dir)
+                .map(|e| Value::from(path.join(&e.name).display().to_string()));
+            Ok(Value::list(names.collect::<Vec<_>>()))
+        }),
+    );
     set.add_function("get", Function::variadic(&[Type::String], Type::Any, |_, args| get(args, false)));
     set.add_function("getOrNil", Function::variadic(&[Type::String], Type::Any, |_, args| get(args, true)));
     set.add_function(
@@ -126,6 +163,15 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>) {
             }),
         );
     }
+}
+
+/// The entries of directory `path` of the repository, or `None` when there is none; leaving
+/// the repository is an error, as for every read.
+fn listed(
+    source: &dyn Source,
+    path: &Path,
+) -> std::result::Result<Option<Vec<crate::project::source::Entry>>, FuncError> {
+    source.list(path).map_err(|e| FuncError::new(Error::io("list directory", path, e).to_string()))
 }
 
 /// An environment variable (empty when unset), unless it holds an age key: a pull request's

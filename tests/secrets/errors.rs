@@ -270,7 +270,10 @@ fn a_file_without_an_age_recipient_names_its_key_types_and_the_migration() {
     let start = text.find("    age:").unwrap();
     let end = text.find("    lastmodified:").unwrap();
     let foreign = format!("{}    age: []\n{}", &text[..start], &text[end..])
-        .replace("    kms: []", "    kms:\n        - arn: arn:aws:kms:eu-west-1:111122223333:key/x\n          enc: AQICAH\n")
+        .replace(
+            "    kms: []",
+            "    kms:\n        - arn: arn:aws:kms:eu-west-1:111122223333:key/x\n          enc: AQICAH\n",
+        )
         .replace("    pgp: []", "    pgp:\n        - fp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n          enc: x\n");
     let err = decrypt(&foreign, &secret);
     assert_eq!(

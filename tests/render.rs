@@ -2,7 +2,7 @@
 //! other read-only commands.
 
 use crate::common;
-use common::{Repo, interop_available, project_root, weaver_in};
+use common::{Repo, interop_available, numbered_markers, project_root, weaver_in};
 
 use std::path::Path;
 
@@ -19,7 +19,7 @@ fn render_demo_with(env: &str, envs: &[(&str, &str)]) -> String {
     let key = fixtures.join("prod-test.agekey");
     let mut all_envs = vec![("SOPS_AGE_KEY_FILE", key.to_str().unwrap())];
     all_envs.extend_from_slice(envs);
-    repo.weaver_env(&["render", "--env", env], &all_envs).success().to_string()
+    numbered_markers(repo.weaver_env(&["render", "--env", env], &all_envs).success())
 }
 
 /// Golden files live in tests/golden/<env>.yaml; WEAVER_UPDATE_GOLDEN=1 rewrites them (review

@@ -12,7 +12,6 @@ use crate::cli::{GlobalArgs, RenderArgs};
 use crate::error::{Error, Location, Result};
 use crate::manifest::Manifest;
 use crate::render::Rendered;
-use crate::secrets::redact::redact_secret_object;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
     let options = |env: &str| super::render_options(global, &args.render, env, &args.identity);
@@ -22,7 +21,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
         if args.show_secrets {
             return 0;
         }
-        let mut count = redact_secret_object(object);
+        let mut count = ui.redactor.redact_secret_object(object);
         if !ui.redactor.is_empty() {
             count += ui.redactor.redact_value(object);
         }

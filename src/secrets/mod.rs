@@ -7,7 +7,7 @@
 //!   [`Decrypted::rotate`] or [`Decrypted::update_keys`]; [`EditSession`] for `edit`.
 //! - Keys: [`IdentitySources`] → [`Identities`]; recipients and selectors from
 //!   [`CreationRules`] (`secrets/.sops.yaml`) via [`encryption_settings`].
-//! - Output safety: [`Redactor`] and [`marker`].
+//! - Output safety: [`Redactor`].
 //!
 //! Paths passed in label every error, so pass them as users should see them (repo-relative).
 
@@ -28,7 +28,7 @@ use std::path::Path;
 pub use edit::{EditOutcome, EditSession, private_temp_root};
 pub use error::SecretsError;
 pub use keys::{Identities, IdentityOrigin, IdentitySources, KEY_VARIABLES, SECRET_KEY_PREFIX};
-pub use redact::{Redactor, marker};
+pub use redact::Redactor;
 pub use rules::{CreationRules, EncryptionSettings, Selector, encryption_settings};
 pub use sops::{Decrypted, KeyUpdate, SOPS_VERSION, SopsFile, encrypt};
 pub use tree::{Document, Format, Item, Mapping, Sequence, Value};

@@ -2,8 +2,10 @@
 //!
 //! Every decrypted value is registered; any text shown to a user (diffs, logs, errors from
 //! other layers) goes through [`Redactor::redact`], which replaces each registered value with
-//! `<redacted:XXXXXXXX>` (the first 8 hex digits of the value's SHA-256, so equal values are
-//! recognisable and a changed value shows a different marker without revealing either).
+//! `<redacted:XXXXXXXX>`: the first 8 hex digits of an HMAC-SHA256 of the value under a key drawn
+//! at random for each run (each [`Redactor`]). Within a run equal values show equal markers and a
+//! changed value a different one; across runs markers differ, so a marker cannot be used to
+//! confirm a guessed value (an unkeyed digest of a weak password can be brute-forced).
 //!
 //! Two ways in: [`Redactor::redact`] for text (errors, logs), and [`Redactor::redact_value`] for
 //! object trees before they are serialised (render output), which cannot be fooled by how the
@@ -27,21 +29,49 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
+use rand::RngCore;
+use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
 /// Values shorter than this (in characters) are not redacted; see the module docs.
 pub const MIN_LEN: usize = 4;
 
-/// The marker shown in place of `value`.
-pub fn marker(value: &str) -> String {
-    let digest = Sha256::digest(value.as_bytes());
-    format!("<redacted:{}>", &hex::encode(digest)[..8])
-}
-
-/// Shared, cheap to clone (an `Arc`), usable from any thread.
-#[derive(Clone, Default)]
+/// Shared, cheap to clone (an `Arc`), usable from any thread. Clones share the marker key.
+#[derive(Clone)]
 pub struct Redactor {
     inner: Arc<RwLock<Inner>>,
+    key: Arc<MarkerKey>,
+}
+
+impl Default for Redactor {
+    fn default() -> Redactor {
+        let mut key = [0; 32];
+        OsRng.fill_bytes(&mut key);
+        Redactor { inner: Arc::default(), key: Arc::new(MarkerKey::new(&key)) }
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) with the key's pads already hashed, so a marker costs two short hashes.
+struct MarkerKey {
+    inner: Sha256,
+    outer: Sha256,
+}
+
+impl MarkerKey {
+    /// `key` is at most SHA-256's block (64 bytes), so it is used as it is.
+    fn new(key: &[u8]) -> MarkerKey {
+        let padded = |pad: u8| {
+            let mut block = [pad; 64];
+            block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+            Sha256::new_with_prefix(block)
+        };
+        MarkerKey { inner: padded(0x36), outer: padded(0x5c) }
+    }
+
+    fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let inner = self.inner.clone().chain_update(message).finalize();
+        self.outer.clone().chain_update(inner).finalize().into()
+    }
 }
 
 #[derive(Default)]
@@ -64,6 +94,11 @@ struct Matcher {
 impl Redactor {
     pub fn new() -> Redactor {
         Redactor::default()
+    }
+
+    /// The marker shown in place of `value` in this run.
+    pub fn marker(&self, value: &str) -> String {
+        format!("<redacted:{}>", &hex::encode(self.key.mac(value.as_bytes()))[..8])
     }
 
     /// Registers a value and the forms it commonly takes in output.
@@ -142,7 +177,7 @@ impl Redactor {
         };
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         for value in &inner.short {
-            if let Some(replaced) = replace_whole_words(&out, value) {
+            if let Some(replaced) = replace_whole_words(&out, value, &self.marker(value)) {
                 out = Cow::Owned(replaced);
             }
         }
@@ -192,7 +227,7 @@ impl Redactor {
     /// value, else the string with the decrypted values inside it masked.
     fn redacted_string(&self, s: &str) -> Option<String> {
         if self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(s) {
-            return Some(marker(s));
+            return Some(self.marker(s));
         }
         match self.redact(s) {
             Cow::Owned(redacted) if redacted != s => Some(redacted),
@@ -203,7 +238,36 @@ impl Redactor {
     /// A number leaf that is a decrypted value, as its marker.
     fn redacted_number(&self, n: &serde_json::Number) -> Option<String> {
         let text = n.to_string();
-        self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(&text).then(|| marker(&text))
+        self.inner.read().unwrap_or_else(PoisonError::into_inner).exact.contains(&text).then(|| self.marker(&text))
+    }
+
+    /// Replaces the values of a Secret's `data` (base64) and `stringData` with markers of the
+    /// plaintext, so output can still tell which keys changed without showing any value. Returns how
+    /// many values it replaced.
+    pub fn redact_secret_object(&self, object: &mut serde_json::Value) -> usize {
+        let is_secret = object.get("kind").and_then(|k| k.as_str()) == Some("Secret")
+            && object.get("apiVersion").and_then(|v| v.as_str()) == Some("v1");
+        if !is_secret {
+            return 0;
+        }
+        let mut replaced = 0;
+        for (field, base64_encoded) in [("data", true), ("stringData", false)] {
+            let Some(serde_json::Value::Object(entries)) = object.get_mut(field) else { continue };
+            for value in entries.values_mut() {
+                let Some(text) = value.as_str() else { continue };
+                let plain = if base64_encoded {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text)
+                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                        .unwrap_or_else(|_| text.to_string())
+                } else {
+                    text.to_string()
+                };
+                *value = serde_json::Value::String(self.marker(&plain));
+                replaced += 1;
+            }
+        }
+        replaced
     }
 
     fn matcher(&self) -> Option<Arc<Matcher>> {
@@ -227,16 +291,16 @@ impl Redactor {
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(&inner.patterns)
                 .expect("literal patterns always build");
-            let markers = inner.patterns.iter().map(|p| marker(p)).collect();
+            let markers = inner.patterns.iter().map(|p| self.marker(p)).collect();
             inner.matcher = Some(Arc::new(Matcher { automaton, markers }));
         }
         inner.matcher.clone()
     }
 }
 
-/// `text` with each occurrence of `word` that is not part of a longer word replaced by its
-/// marker, or `None` when there is none.
-fn replace_whole_words(text: &str, word: &str) -> Option<String> {
+/// `text` with each occurrence of `word` that is not part of a longer word replaced by
+/// `marker`, or `None` when there is none.
+fn replace_whole_words(text: &str, word: &str, marker: &str) -> Option<String> {
     let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
     let mut out = String::new();
     let mut last = 0;
@@ -245,38 +309,36 @@ fn replace_whole_words(text: &str, word: &str) -> Option<String> {
         let after = text[at + word.len()..].chars().next();
         if at >= last && !is_word(before) && !is_word(after) {
             out.push_str(&text[last..at]);
-            out.push_str(&marker(word));
+            out.push_str(marker);
             last = at + word.len();
         }
     }
     (last > 0).then(|| out + &text[last..])
 }
 
-/// Replaces the values of a Secret's `data` (base64) and `stringData` with markers of the
-/// plaintext, so output can still tell which keys changed without showing any value. Returns how
-/// many values it replaced.
-pub fn redact_secret_object(object: &mut serde_json::Value) -> usize {
-    let is_secret = object.get("kind").and_then(|k| k.as_str()) == Some("Secret")
-        && object.get("apiVersion").and_then(|v| v.as_str()) == Some("v1");
-    if !is_secret {
-        return 0;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 4231, test case 2: the marker is a standard HMAC-SHA256.
+    #[test]
+    fn the_marker_key_computes_hmac_sha256() {
+        let mac = MarkerKey::new(b"Jefe").mac(b"what do ya want for nothing?");
+        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
-    let mut replaced = 0;
-    for (field, base64_encoded) in [("data", true), ("stringData", false)] {
-        let Some(serde_json::Value::Object(entries)) = object.get_mut(field) else { continue };
-        for value in entries.values_mut() {
-            let Some(text) = value.as_str() else { continue };
-            let plain = if base64_encoded {
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                    .unwrap_or_else(|_| text.to_string())
-            } else {
-                text.to_string()
-            };
-            *value = serde_json::Value::String(marker(&plain));
-            replaced += 1;
-        }
+
+    /// An unkeyed digest lets anyone confirm a guessed password from a marker; keyed by run, equal
+    /// values still show equal markers within a run.
+    #[test]
+    fn markers_are_equal_within_a_run_and_differ_across_runs_and_from_an_unkeyed_digest() {
+        let (one, other) = (Redactor::new(), Redactor::new());
+        assert_eq!(one.marker("hunter2"), one.clone().marker("hunter2"));
+        assert_ne!(one.marker("hunter2"), one.marker("hunter3"));
+        assert_ne!(one.marker("hunter2"), other.marker("hunter2"));
+        let unkeyed = format!("<redacted:{}>", &hex::encode(Sha256::digest("hunter2"))[..8]);
+        assert_ne!(one.marker("hunter2"), unkeyed);
+        let mut secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "data": {"p": "aHVudGVyMg=="}});
+        one.redact_secret_object(&mut secret);
+        assert_eq!(secret["data"]["p"], one.marker("hunter2"));
     }
-    replaced
 }

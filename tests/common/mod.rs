@@ -200,3 +200,19 @@ pub fn helm_or_skip() -> Option<std::path::PathBuf> {
         }
     }
 }
+
+/// `text` with each `<redacted:…>` marker numbered in order of first appearance: markers are keyed
+/// per run, what stays the same is which values are equal.
+pub fn numbered_markers(text: &str) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    let pattern = regex::Regex::new(r"<redacted:[0-9a-f]{8}>").unwrap();
+    pattern
+        .replace_all(text, |found: &regex::Captures| {
+            let position = seen.iter().position(|m| *m == found[0]).unwrap_or_else(|| {
+                seen.push(found[0].to_string());
+                seen.len() - 1
+            });
+            format!("<redacted:{}>", position + 1)
+        })
+        .into_owned()
+}

@@ -602,6 +602,67 @@ fn an_encrypted_values_file_is_decrypted_redacted_and_without_a_key_an_error() {
     assert!(!error.contains("hunter2") && !error.contains("ENC["), "{error}");
 }
 
+/// Issue 53: a chart that copies a decrypted value into a ConfigMap through the usual template
+/// transformations (case, `replace`, quoting, JSON, base64 of it or of a basic-auth pair, twice)
+/// has none of them printed; the encrypted file's plain values (a port, `default`) are masked only
+/// where they stand whole, not inside other objects' names and URLs.
+#[test]
+fn a_decrypted_value_transformed_by_templates_is_redacted_and_plain_values_only_where_whole() {
+    let (repo, key, recipient) = secret_chart_repo();
+    let password = "Seed-Token_hunter2.x";
+    repo.write("values/app.yaml", "db:\n  user: app\n");
+    repo.write(
+        "values/app-secrets.yaml",
+        &format!("db:\n  password: {password}\n  port: 8080\n  namespace: default\n"),
+    );
+    repo.write(
+        "environments/dev.yaml",
+        "releases:\n  - name: app\n    chart: app\n    namespace: shop\n    valuesFiles: [values/app.yaml, values/app-secrets.yaml]\n",
+    );
+    repo.write(
+        "charts/app/templates/leaks.yaml",
+        concat!(
+            "{{- $pair := printf \"%s:%s\" .Values.db.user .Values.db.password }}\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaks\ndata:\n",
+            "  upper: {{ .Values.db.password | upper }}\n",
+            "  replaced: {{ .Values.db.password | replace \"-\" \"_\" | replace \".\" \"_\" }}\n",
+            "  twice: {{ .Values.db.password | b64enc | b64enc }}\n",
+            "  basic: Basic {{ $pair | b64enc }}\n",
+            "  docker: {{ dict \"auths\" (dict \"r.example\" (dict \"auth\" ($pair | b64enc))) | toJson | quote }}\n",
+            "  json: {{ dict \"p\" .Values.db.password | toJson | b64enc }}\n",
+            "  url: http://db.shop:8080/health\n",
+            "  token: default-token-x7\n",
+            "  namespace: {{ .Values.db.namespace }}\n",
+        ),
+    );
+    let file = repo.path().join("values/app-secrets.yaml");
+    repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
+    let key_env = [("SOPS_AGE_KEY_FILE", key.to_str().unwrap())];
+
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let forms = [
+        password.to_uppercase(),
+        password.replace(['-', '.'], "_"),
+        b64(&b64(password)),
+        b64(&format!("app:{password}")),
+        b64(&format!("{{\"p\":\"{password}\"}}")),
+    ];
+    let shown = repo.weaver_env(&["render", "--env", "dev", "--show-secrets"], &key_env);
+    for form in &forms {
+        assert!(shown.success().contains(form.as_str()), "the chart shows {form:?}:\n{}", shown.stdout);
+    }
+    let run = repo.weaver_env(&["render", "--env", "dev", "-v"], &key_env);
+    let out = run.success();
+    for leaked in forms.iter().map(String::as_str).chain([password, "hunter2"]) {
+        assert!(!out.contains(leaked) && !run.stderr.contains(leaked), "{leaked:?} leaked:\n{out}{}", run.stderr);
+    }
+    let leaks = by_key(weaver::yaml::documents(Path::new("render"), out).unwrap())["ConfigMap/leaks"]["data"].clone();
+    assert_eq!(leaks["url"], "http://db.shop:8080/health");
+    assert_eq!(leaks["token"], "default-token-x7");
+    assert!(leaks["namespace"].as_str().unwrap().starts_with("<redacted:"), "{leaks}");
+    assert!(leaks["basic"].as_str().unwrap().starts_with("Basic <redacted:"), "{leaks}");
+}
+
 #[test]
 fn command_line_values_override_as_helm_s_set_flags_do() {
     let Some(helm) = common::helm_or_skip() else { return };

@@ -2,39 +2,76 @@
 //!
 //! Every decrypted value is registered; any text shown to a user (diffs, logs, errors from
 //! other layers) goes through [`Redactor::redact`], which replaces each registered value with
-//! `<redacted:XXXXXXXX>`: the first 8 hex digits of an HMAC-SHA256 of the value under a key drawn
-//! at random for each run (each [`Redactor`]). Within a run equal values show equal markers and a
-//! changed value a different one; across runs markers differ, so a marker cannot be used to
-//! confirm a guessed value (an unkeyed digest of a weak password can be brute-forced).
+//! `<redacted:XXXXXXXX>`: the first 8 hex digits of an HMAC-SHA256 of the replaced text under a
+//! key drawn at random for each run (each [`Redactor`]). Within a run equal values show equal
+//! markers and a changed value a different one; across runs markers differ, so a marker cannot be
+//! used to confirm a guessed value (an unkeyed digest of a weak password can be brute-forced).
 //!
 //! Two ways in: [`Redactor::redact`] for text (errors, logs), and [`Redactor::redact_value`] for
 //! object trees before they are serialised (render output), which cannot be fooled by how the
-//! serialiser quotes or escapes a string.
+//! serialiser quotes or escapes a string. In a tree, a string or number leaf *equal* to a
+//! registered value becomes its marker whatever the value; any other string leaf is redacted as
+//! text. Secret `data`/`stringData` values are masked structurally whatever they hold
+//! ([`Redactor::redact_secret_object`]). Booleans and nulls are never registered.
 //!
-//! Rule for short values: strings of 2 or 3 characters are matched only as whole words (not
-//! inside longer words); single characters and numbers of fewer than [`MIN_LEN`] digits are not
-//! matched in text, as replacing every `1` or `80` would make output unreadable. In trees, a
-//! string that *equals* a decrypted value is replaced whatever its length. Secret
-//! `data`/`stringData` values are masked structurally regardless of length. Booleans and nulls
-//! are never registered.
+//! What is matched in text depends on the value:
 //!
-//! Besides each value, its standard base64 encoding (templates often `b64encode`), its JSON
-//! and YAML single-quoted escapings and, for multi-line values, each trimmed line (templates
-//! re-indent them with `indent`/`nindent`) are registered; lines shorter than [`MIN_LEN`] are
-//! skipped like short values.
+//! - *Strong* values (at least [`STRONG_LEN`] characters, and neither only ASCII digits nor only
+//!   lowercase ASCII letters) are matched anywhere, and through the transformations templates
+//!   apply: their exact forms (the value, its standard base64, its JSON and YAML single-quoted
+//!   escapings), and any span whose letters and digits, lowercased, are the value's letters and
+//!   digits, lowercased (case changes, `replace` of separators, quoting and escaping); when that
+//!   folded form has fewer than [`STRONG_LEN`] characters only the exact forms are matched.
+//! - *Weak* values (a port, `default`, a short word) are not secrets in practice, and matching
+//!   them inside words rewrote other objects' names and ports: they are matched only as a whole
+//!   token, preceded by the start of the text, whitespace, a quote, a bracket, `,`, `;`, `=` or `:`
+//!   and followed by its end, whitespace, a quote, a bracket, `,`, `;`, `@`, `&` or `\`. So
+//!   `user:q7z` and `port: 8080` are matched, `default-token`, `defaults` and `http://x:8080/path`
+//!   are not. Single characters and numbers of fewer than [`MIN_LEN`] digits are not matched in
+//!   text at all, as replacing every `1` or `80` would make output unreadable.
+//! - Base64: every token of at least [`MIN_BASE64_TOKEN`] characters of the standard or URL-safe
+//!   alphabet (with its `=` padding) is decoded; when the decoded text holds a registered value,
+//!   matched by these same rules (to a depth of [`MAX_BASE64_DEPTH`] encodings), the whole token
+//!   is replaced. That catches `printf "%s:%s" user .Values.key | b64enc` (basic auth, a
+//!   dockerconfigjson `auth`) and `b64enc | b64enc`. A strong value is also found in a token with a
+//!   prefix that is not base64 of the same text (decoded at each of the 4 alignments); a weak
+//!   value only in a token that decodes to text.
+//!
+//! Not detected: a hash or an encryption of a value, a part of it, other encodings (hex,
+//! base32), letters replaced or reordered, a weak value in base64 sharing its token with other
+//! characters, a strong one under more than one level of such base64. Everything detected is
+//! replaced where it stands, so nothing detected needs an object refused. For multi-line values
+//! each trimmed line is also registered as a value of its own (templates re-indent them with
+//! `indent`/`nindent`).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::AhoCorasick;
 use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
-/// Values shorter than this (in characters) are not redacted; see the module docs.
+/// Numbers of fewer digits, and single characters, are not matched in text; see the module docs.
 pub const MIN_LEN: usize = 4;
+/// Values shorter than this (in characters) are weak, matched in text only as whole tokens.
+pub const STRONG_LEN: usize = 8;
+/// Base64 tokens shorter than this are not decoded (the base64 of 4 bytes is 8 characters).
+pub const MIN_BASE64_TOKEN: usize = 8;
+/// How many base64 encodings deep a value is looked for (`b64enc | b64enc | b64enc`).
+pub const MAX_BASE64_DEPTH: usize = 3;
+
+/// Padding is stripped before decoding, and a token cut at an alignment may end mid-byte.
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+    .with_decode_allow_trailing_bits(true);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
 /// Shared, cheap to clone (an `Arc`), usable from any thread. Clones share the marker key.
 #[derive(Clone)]
@@ -76,19 +113,45 @@ impl MarkerKey {
 
 #[derive(Default)]
 struct Inner {
-    patterns: Vec<String>,
-    known: HashSet<String>,
     /// Every registered value as it was decrypted, whatever its length.
     exact: HashSet<String>,
-    /// Strings of 2 to MIN_LEN-1 characters, matched in text only as whole words.
-    short: Vec<String>,
+    /// Strong values' exact forms, matched anywhere.
+    strong: Patterns,
+    /// Strong values folded (see [`fold`]), matched in folded text.
+    folded: Patterns,
+    /// Weak values and their escapings, matched as whole tokens.
+    weak: Patterns,
     /// Built on first use after a registration.
     matcher: Option<Arc<Matcher>>,
 }
 
+#[derive(Default)]
+struct Patterns {
+    list: Vec<String>,
+    known: HashSet<String>,
+}
+
+impl Patterns {
+    /// Adds `pattern`; whether it is new.
+    fn add(&mut self, pattern: String) -> bool {
+        let new = self.known.insert(pattern.clone());
+        if new {
+            self.list.push(pattern);
+        }
+        new
+    }
+
+    /// An automaton reporting every match, overlapping ones included: where registered values
+    /// overlap, the union of their spans is replaced, so no fragment of either survives.
+    fn automaton(&self) -> Option<AhoCorasick> {
+        (!self.list.is_empty()).then(|| AhoCorasick::new(&self.list).expect("literal patterns always build"))
+    }
+}
+
 struct Matcher {
-    automaton: AhoCorasick,
-    markers: Vec<String>,
+    strong: Option<AhoCorasick>,
+    folded: Option<AhoCorasick>,
+    weak: Option<AhoCorasick>,
 }
 
 impl Redactor {
@@ -107,29 +170,12 @@ impl Redactor {
             return;
         }
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        inner.exact.insert(value.to_owned());
-        let length = value.chars().count();
-        if length < MIN_LEN {
-            // A short number is not matched in text, whether it came as a number or a string:
-            // every `12` of a report (a revision, a count) would go, and JSON with it.
-            let number = value.bytes().all(|b| b.is_ascii_digit());
-            if length >= 2 && !number && !inner.short.iter().any(|v| v == value) {
-                inner.short.push(value.to_owned());
-            }
+        if !inner.exact.insert(value.to_owned()) {
             return;
         }
-        let mut forms = vec![value.to_owned(), base64::engine::general_purpose::STANDARD.encode(value)];
-        let json = serde_json::to_string(value).expect("strings always serialise");
-        forms.push(json[1..json.len() - 1].to_owned());
-        forms.push(value.replace('\'', "''"));
+        inner.add(value);
         if value.contains('\n') {
-            forms.extend(value.lines().map(|l| l.trim().to_owned()));
-        }
-        for form in forms {
-            if form.chars().count() >= MIN_LEN && inner.known.insert(form.clone()) {
-                inner.patterns.push(form);
-                inner.matcher = None;
-            }
+            value.lines().for_each(|line| inner.add(line.trim()));
         }
     }
 
@@ -167,21 +213,22 @@ impl Redactor {
         }
     }
 
-    /// `text` with every registered value replaced by its marker; borrowed when nothing matched.
+    /// `text` with every registered value replaced by a marker; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = match self.matcher() {
-            Some(matcher) if matcher.automaton.is_match(text) => {
-                Cow::Owned(matcher.automaton.replace_all(text, &matcher.markers))
-            }
-            _ => Cow::Borrowed(text),
-        };
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        for value in &inner.short {
-            if let Some(replaced) = replace_whole_words(&out, value, &self.marker(value)) {
-                out = Cow::Owned(replaced);
-            }
+        let Some(matcher) = self.matcher() else { return Cow::Borrowed(text) };
+        let spans = matcher.spans(text, 0);
+        if spans.is_empty() {
+            return Cow::Borrowed(text);
         }
-        out
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for span in spans {
+            out.push_str(&text[last..span.start]);
+            out.push_str(&self.marker(&text[span.clone()]));
+            last = span.end;
+        }
+        out.push_str(&text[last..]);
+        Cow::Owned(out)
     }
 
     /// Redacts a tree in place: a string or number leaf equal to a registered value becomes
@@ -230,8 +277,8 @@ impl Redactor {
             return Some(self.marker(s));
         }
         match self.redact(s) {
-            Cow::Owned(redacted) if redacted != s => Some(redacted),
-            _ => None,
+            Cow::Owned(redacted) => Some(redacted),
+            Cow::Borrowed(_) => None,
         }
     }
 
@@ -242,8 +289,8 @@ impl Redactor {
     }
 
     /// Replaces the values of a Secret's `data` (base64) and `stringData` with markers of the
-    /// plaintext, so output can still tell which keys changed without showing any value. Returns how
-    /// many values it replaced.
+    /// plaintext, whatever they hold, so output can still tell which keys changed without
+    /// showing any value. Returns how many values it replaced.
     pub fn redact_secret_object(&self, object: &mut serde_json::Value) -> usize {
         let is_secret = object.get("kind").and_then(|k| k.as_str()) == Some("Secret")
             && object.get("apiVersion").and_then(|v| v.as_str()) == Some("v1");
@@ -276,48 +323,184 @@ impl Redactor {
             if let Some(matcher) = &inner.matcher {
                 return Some(matcher.clone());
             }
-            if inner.patterns.is_empty() {
+            if inner.is_unmatched() {
                 return None;
             }
         }
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        if inner.patterns.is_empty() {
+        if inner.is_unmatched() {
             return None;
         }
         if inner.matcher.is_none() {
-            // Leftmost-longest: where registered values overlap, the longest one is replaced
-            // whole, so no fragment of it survives.
-            let automaton = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(&inner.patterns)
-                .expect("literal patterns always build");
-            let markers = inner.patterns.iter().map(|p| self.marker(p)).collect();
-            inner.matcher = Some(Arc::new(Matcher { automaton, markers }));
+            let matcher = Matcher {
+                strong: inner.strong.automaton(),
+                folded: inner.folded.automaton(),
+                weak: inner.weak.automaton(),
+            };
+            inner.matcher = Some(Arc::new(matcher));
         }
         inner.matcher.clone()
     }
 }
 
-/// `text` with each occurrence of `word` that is not part of a longer word replaced by
-/// `marker`, or `None` when there is none.
-fn replace_whole_words(text: &str, word: &str, marker: &str) -> Option<String> {
-    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    let mut out = String::new();
-    let mut last = 0;
-    for (at, _) in text.match_indices(word) {
-        let before = text[..at].chars().next_back();
-        let after = text[at + word.len()..].chars().next();
-        if at >= last && !is_word(before) && !is_word(after) {
-            out.push_str(&text[last..at]);
-            out.push_str(marker);
-            last = at + word.len();
+impl Inner {
+    /// Whether no registered value is matched in text (none, or only single characters and
+    /// short numbers).
+    fn is_unmatched(&self) -> bool {
+        self.strong.list.is_empty() && self.weak.list.is_empty()
+    }
+
+    /// Adds the patterns `value` is matched by in text; see the module docs.
+    fn add(&mut self, value: &str) {
+        let length = value.chars().count();
+        let digits = value.bytes().all(|b| b.is_ascii_digit());
+        if length < 2 || (digits && length < MIN_LEN) {
+            return;
+        }
+        let json = serde_json::to_string(value).expect("strings always serialise");
+        let json = &json[1..json.len() - 1];
+        // Go's encoding/json (Helm's toJson) also escapes `<`, `>` and `&`.
+        let go_json = json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+        let forms = [value.to_owned(), json.to_owned(), go_json, value.replace('\'', "''")];
+        let weak = length < STRONG_LEN || digits || value.bytes().all(|b| b.is_ascii_lowercase());
+        let mut new = false;
+        if weak {
+            for form in forms {
+                new |= self.weak.add(form);
+            }
+        } else {
+            for form in forms.into_iter().chain([base64::engine::general_purpose::STANDARD.encode(value)]) {
+                new |= self.strong.add(form);
+            }
+            let (folded, _) = fold(value);
+            if folded.chars().count() >= STRONG_LEN {
+                new |= self.folded.add(folded);
+            }
+        }
+        if new {
+            self.matcher = None;
         }
     }
-    (last > 0).then(|| out + &text[last..])
+}
+
+impl Matcher {
+    /// The byte ranges of `text` to replace, sorted, overlapping ones merged. `depth` counts the
+    /// base64 encodings `text` was found under.
+    fn spans(&self, text: &str, depth: usize) -> Vec<Range<usize>> {
+        let mut spans = self.strong_spans(text);
+        if let Some(weak) = &self.weak {
+            let tokens = weak.find_overlapping_iter(text).filter(|m| is_token(text, m.range()));
+            spans.extend(tokens.map(|m| m.range()));
+        }
+        if depth < MAX_BASE64_DEPTH {
+            spans.extend(
+                base64_tokens(text)
+                    .filter(|(token, engine)| self.in_base64(&text[token.clone()], engine, depth))
+                    .map(|(token, _)| token),
+            );
+        }
+        merge(spans)
+    }
+
+    /// The spans of strong values and their transformations.
+    fn strong_spans(&self, text: &str) -> Vec<Range<usize>> {
+        let mut spans = Vec::new();
+        if let Some(strong) = &self.strong {
+            spans.extend(strong.find_overlapping_iter(text).map(|m| m.range()));
+        }
+        if let Some(folded) = &self.folded {
+            let (folded_text, origin) = fold(text);
+            let found = folded.find_overlapping_iter(&folded_text);
+            spans.extend(found.map(|m| origin[m.start()].start..origin[m.end() - 1].end));
+        }
+        spans
+    }
+
+    /// Whether a base64 token decodes to something holding a registered value.
+    fn in_base64(&self, token: &str, engine: &GeneralPurpose, depth: usize) -> bool {
+        let digits = token.trim_end_matches('=');
+        (0..4).any(|skip| {
+            let Some(part) = digits.get(skip..) else { return false };
+            // A length of 4n+1 is never base64: the last character is of a byte not all there.
+            let part = &part[..part.len() - usize::from(part.len() % 4 == 1)];
+            let Ok(bytes) = engine.decode(part) else { return false };
+            match String::from_utf8(bytes) {
+                Ok(decoded) if skip == 0 && is_text(&decoded) => !self.spans(&decoded, depth + 1).is_empty(),
+                Ok(decoded) => !self.strong_spans(&decoded).is_empty(),
+                Err(e) => !self.strong_spans(&String::from_utf8_lossy(e.as_bytes())).is_empty(),
+            }
+        })
+    }
+}
+
+/// `text` lowercased with only its letters and digits kept, and for each byte of that the range
+/// of the character of `text` it came from.
+fn fold(text: &str) -> (String, Vec<Range<usize>>) {
+    let mut folded = String::new();
+    let mut origin = Vec::new();
+    for (at, c) in text.char_indices().filter(|(_, c)| c.is_alphanumeric()) {
+        let before = folded.len();
+        folded.extend(c.to_lowercase());
+        origin.extend(std::iter::repeat_n(at..at + c.len_utf8(), folded.len() - before));
+    }
+    (folded, origin)
+}
+
+/// Whether `span` of `text` stands as a whole token; see the module docs.
+fn is_token(text: &str, span: Range<usize>) -> bool {
+    let separates = |c: char| c.is_whitespace() || "'\"`()[]{}<>,;".contains(c);
+    let before = text[..span.start].chars().next_back();
+    let after = text[span.end..].chars().next();
+    before.is_none_or(|c| separates(c) || c == '=' || c == ':')
+        && after.is_none_or(|c| separates(c) || c == '@' || c == '&' || c == '\\')
+}
+
+/// Decoded base64 that is text (no control characters but whitespace), not binary data in which
+/// a short value would turn up by chance.
+fn is_text(decoded: &str) -> bool {
+    !decoded.chars().any(|c| c.is_control() && !c.is_whitespace())
+}
+
+/// The maximal runs of the standard and of the URL-safe base64 alphabet in `text`, with their
+/// `=` padding, of at least [`MIN_BASE64_TOKEN`] characters, each with the engine to decode it.
+fn base64_tokens(text: &str) -> impl Iterator<Item = (Range<usize>, &'static GeneralPurpose)> {
+    let bytes = text.as_bytes();
+    [(b"+/", &STANDARD), (b"-_", &URL_SAFE)].into_iter().flat_map(move |(extra, engine)| {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            loop {
+                let start = at + bytes[at..].iter().position(|b| b.is_ascii_alphanumeric() || extra.contains(b))?;
+                let run = bytes[start..].iter().take_while(|b| b.is_ascii_alphanumeric() || extra.contains(b)).count();
+                let padding = bytes[start + run..].iter().take_while(|b| **b == b'=').count();
+                at = start + run + padding;
+                // A run of letters and digits only is the same run in both alphabets: once is enough.
+                let seen = extra == b"-_" && !bytes[start..start + run].iter().any(|b| extra.contains(b));
+                if run + padding >= MIN_BASE64_TOKEN && !seen {
+                    return Some((start..at, engine));
+                }
+            }
+        })
+    })
+}
+
+/// `spans` sorted, with overlapping ones merged.
+fn merge(mut spans: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    spans.sort_by_key(|s| s.start);
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start < last.end => last.end = last.end.max(span.end),
+            _ => merged.push(span),
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+    use proptest::prelude::*;
+
     use super::*;
 
     /// RFC 4231, test case 2: the marker is a standard HMAC-SHA256.
@@ -340,5 +523,140 @@ mod tests {
         let mut secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "data": {"p": "aHVudGVyMg=="}});
         one.redact_secret_object(&mut secret);
         assert_eq!(secret["data"]["p"], one.marker("hunter2"));
+    }
+
+    fn redactor(values: &[&str]) -> Redactor {
+        let r = Redactor::new();
+        values.iter().for_each(|v| r.register(v));
+        r
+    }
+
+    #[track_caller]
+    fn assert_hidden(r: &Redactor, text: &str, hidden: &[&str]) {
+        let out = r.redact(text);
+        for part in hidden {
+            assert!(!out.contains(part), "{part:?} survived in {out:?}");
+        }
+        let mut tree = serde_json::json!({"data": {"k": text}});
+        r.redact_value(&mut tree);
+        for part in hidden {
+            assert!(!tree["data"]["k"].as_str().unwrap().contains(part), "{part:?} survived in {tree}");
+        }
+    }
+
+    /// The issue's holes: `| upper`, `| replace "-" "_"`, quoting and escaping.
+    #[test]
+    fn a_strong_value_is_found_whatever_its_case_and_separators() {
+        let r = redactor(&["Sk-live_4f1c.9a7e"]);
+        assert_hidden(&r, "KEY=SK-LIVE_4F1C.9A7E;", &["SK-LIVE_4F1C.9A7E", "4F1C"]);
+        assert_hidden(&r, "key: sk_live_4f1c_9a7e\n", &["sk_live_4f1c_9a7e", "4f1c"]);
+        assert_eq!(r.redact("KEY=SK-LIVE_4F1C.9A7E;"), format!("KEY={};", r.marker("SK-LIVE_4F1C.9A7E")));
+        // Fewer than STRONG_LEN letters and digits: only its exact forms.
+        let r = redactor(&["a-b-c-d-e-f"]);
+        assert_eq!(r.redact("A-B-C-D-E-F abcdef"), "A-B-C-D-E-F abcdef");
+    }
+
+    #[test]
+    fn base64_of_any_text_holding_a_value_is_found_to_three_encodings() {
+        let secret = "Passw0rd-Jm3s9x";
+        let r = redactor(&[secret, "q7z"]);
+        let once = B64.encode(secret);
+        let twice = B64.encode(&once);
+        let thrice = B64.encode(&twice);
+        let basic = B64.encode(format!("admin:{secret}"));
+        let url_safe = URL_SAFE_NO_PAD.encode(format!("{{\"user\":\"admin\",\"pass\":\"{}\"}}", secret.to_uppercase()));
+        for encoded in [&once, &twice, &thrice, &basic, &url_safe] {
+            assert_eq!(r.redact(&format!("x {encoded} y")), format!("x {} y", r.marker(encoded)), "{encoded}");
+        }
+        // A prefix that is not part of the encoding (`Basic`, a path) shifts its alignment.
+        assert_hidden(&r, &format!("path/to{basic}"), &[&basic]);
+        // A weak value in the basic-auth pair of a dockerconfigjson, itself encoded.
+        let auth = B64.encode("admin:q7z");
+        let config = format!(r#"{{"auths":{{"registry.example":{{"auth":"{auth}"}}}}}}"#);
+        assert_hidden(&r, &config, &[&auth]);
+        assert_hidden(&r, &B64.encode(&config), &[&B64.encode(&config)]);
+        // Base64 of text without a registered value, and binary data, are left.
+        let other = B64.encode("admin:another-password");
+        assert_eq!(r.redact(&other), other);
+        let binary = B64.encode([0x71, 0x37, 0x7a, 0x00, 0x20, 0x71, 0x37, 0x7a, 0x01]);
+        assert_eq!(r.redact(&binary), binary);
+    }
+
+    /// What a whole-file SOPS document holds besides secrets (a port, `default`, `values`) is
+    /// masked only where it stands whole.
+    #[test]
+    fn weak_values_are_matched_only_as_whole_values_or_tokens() {
+        let r = redactor(&["8080", "default", "values", "q7z"]);
+        for kept in [
+            "http://web:8080/healthz",
+            "default-token-x7",
+            "namespace: default-x",
+            "defaults",
+            "environments/values/web-dev.yaml",
+            "q7z2",
+        ] {
+            assert_eq!(r.redact(kept), kept);
+            assert!(!r.finds_in(&serde_json::json!({"name": kept})), "{kept}");
+        }
+        let d = r.marker("default");
+        assert_eq!(r.redact("namespace: default\n"), format!("namespace: {d}\n"));
+        assert_eq!(r.redact("user:q7z@db port=8080"), format!("user:{}@db port={}", r.marker("q7z"), r.marker("8080")));
+        assert_eq!(r.redact(r#"["default","x"]"#), format!(r#"["{d}","x"]"#));
+        let mut tree = serde_json::json!({"namespace": "default", "port": 8080, "name": "default-token"});
+        assert_eq!(r.redact_value(&mut tree), 2);
+        assert_eq!(tree, serde_json::json!({"namespace": d, "port": r.marker("8080"), "name": "default-token"}));
+    }
+
+    /// A transformation a template may apply to a value.
+    type Transformation = (&'static str, fn(&str) -> String);
+
+    fn transformations() -> Vec<Transformation> {
+        vec![
+            ("as it is", |s| s.to_owned()),
+            ("upper", |s| s.to_uppercase()),
+            ("lower", |s| s.to_lowercase()),
+            ("replace - _", |s| s.replace('-', "_")),
+            ("replace _ . -", |s| s.replace(['_', '.'], "-")),
+            ("quote", |s| serde_json::to_string(s).unwrap()),
+            ("yaml quote", |s| format!("'{}'", s.replace('\'', "''"))),
+            ("json in json", |s| serde_json::to_string(&serde_json::json!({ "k": s }).to_string()).unwrap()),
+            ("b64enc", |s| B64.encode(s)),
+            ("b64enc twice", |s| B64.encode(B64.encode(s))),
+            ("printf user:%s | b64enc", |s| B64.encode(format!("user:{s}"))),
+            ("upper | b64enc", |s| B64.encode(s.to_uppercase())),
+            ("url-safe b64 of json", |s| URL_SAFE_NO_PAD.encode(serde_json::json!({ "auth": s }).to_string())),
+        ]
+    }
+
+    proptest! {
+        /// Over generated strong values and the transformations above, embedded in other text:
+        /// neither the value nor its transformed form survives, in text or in a tree.
+        #[test]
+        fn no_strong_value_survives_a_template_transformation(
+            letters in "[A-Za-z0-9]{8,30}",
+            symbols in proptest::collection::vec((0usize..40, "[-_.:/+=\"' ]"), 0..6),
+            transformation in 0usize..13,
+            before in "[a-z =:]{0,12}",
+            after in "[a-z ,;]{0,12}",
+        ) {
+            let mut secret = letters.clone();
+            for (at, symbol) in symbols {
+                let at = secret.char_indices().nth(at % secret.len()).map_or(0, |(i, _)| i);
+                secret.insert_str(at, &symbol);
+            }
+            prop_assume!(secret.trim() == secret);
+            prop_assume!(!letters.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+            let (name, transform) = transformations()[transformation];
+            let transformed = transform(&secret);
+            let text = format!("{before} {transformed} {after}");
+            let r = redactor(&[&secret]);
+            let out = r.redact(&text);
+            prop_assert!(!out.contains(&transformed) && !out.contains(&secret), "{name}: {text:?} -> {out:?}");
+            prop_assert!(!out.contains(&letters), "{name}: {text:?} -> {out:?}");
+            let mut tree = serde_json::json!({"data": {"k": text, "whole": transformed}});
+            r.redact_value(&mut tree);
+            let tree = tree.to_string();
+            prop_assert!(!tree.contains(&transformed) && !tree.contains(&letters), "{name}: {tree}");
+        }
     }
 }

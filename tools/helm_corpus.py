@@ -57,8 +57,7 @@ def chart_meta(path):
 def extract(source, dest, marks=('Chart.yaml',)):
     """Copies a repository (directory or git directory) to dest; returns dest. From a git
     directory, only the top-level directories holding a file whose name ends with one of `marks`
-    are taken: a mirror may lack large unrelated files (a directory whose archive fails is left
-    out and said)."""
+    are taken: a mirror may lack large files (archive_tree leaves out those alone, and says so)."""
     if os.path.isdir(os.path.join(source, 'objects')) and os.path.exists(os.path.join(source, 'HEAD')):
         os.makedirs(dest)
         listing = subprocess.run(['git', f'--git-dir={source}', 'ls-tree', '-r', '--name-only', 'HEAD'],
@@ -68,14 +67,30 @@ def extract(source, dest, marks=('Chart.yaml',)):
         if any(p in marks for p in listing):
             tops = [':/']
         for top in tops:
-            archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD', top], capture_output=True)
-            if archive.returncode != 0:
-                print(f'{source}: {top}/ left out: {archive.stderr.decode().strip().splitlines()[0]}')
-                continue
-            subprocess.run(['tar', 'x', '-C', dest], input=archive.stdout, check=True)
+            absent = archive_tree(source, top, dest)
+            if absent:
+                print(f'{source}: left out, absent from the mirror: {", ".join(absent[:5])}'
+                      f'{f" and {len(absent) - 5} more" if len(absent) > 5 else ""}')
     else:
         shutil.copytree(source, dest, symlinks=True)
     return dest
+
+
+def archive_tree(source, path, dest):
+    """Extracts path (a directory or file at HEAD of the git directory source) into dest; where
+    the archive fails (the mirror lacks a blob: a snapshot lacks files of 4 MiB and more), each
+    entry of the directory is extracted alone, down to the absent files. Returns those left out."""
+    archive = subprocess.run(['git', f'--git-dir={source}', 'archive', 'HEAD', path], capture_output=True)
+    if archive.returncode == 0:
+        subprocess.run(['tar', 'x', '-C', dest], input=archive.stdout, check=True)
+        return []
+    tree = ['HEAD'] if path == ':/' else ['HEAD', path.rstrip('/') + '/']
+    entries = subprocess.run(['git', f'--git-dir={source}', 'ls-tree', '--name-only', *tree],
+                             capture_output=True, text=True)
+    children = entries.stdout.splitlines() if entries.returncode == 0 else []
+    if not children or children == [path.rstrip('/')]:  # a file, or a tree that cannot be read
+        return [path]
+    return [p for child in children for p in archive_tree(source, child, dest)]
 
 
 def charts_in(root):

@@ -259,21 +259,35 @@ pub fn name_problem(api_version: &str, kind: &str, name: &str) -> Option<&'stati
 /// accepts, checked as it checks them, so that nothing it would refuse is sent and
 /// `--output-dir` file names are safe.
 pub fn object_problem(object: &Value) -> Option<String> {
+    shape_problem(object).or_else(|| identity_problem(object))
+}
+
+/// Why `object` is not a Kubernetes object at all: not a mapping, or without apiVersion, kind
+/// or a name. A kustomize build checks only this on what it reads: its transformers change
+/// names and namespaces (the namespace transformer renames a Namespace `_` to the target
+/// namespace), so [`object_problem`] judges them once the build is done.
+pub fn shape_problem(object: &Value) -> Option<String> {
     let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
-    let Some(api_version) = map.get("apiVersion").and_then(Value::as_str) else {
+    if map.get("apiVersion").and_then(Value::as_str).is_none() {
         return Some("has no `apiVersion`".to_string());
-    };
+    }
     let Some(kind) = map.get("kind").and_then(Value::as_str) else {
         return Some("has no `kind`".to_string());
     };
-    // Looked up field by field: a JSON pointer allocates for each of its steps.
-    let metadata = |field: &str| map.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str);
-    let Some(name) = metadata("name").filter(|name| !name.is_empty()) else {
+    if map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).is_none_or(str::is_empty) {
         return Some("has no `metadata.name`".to_string());
-    };
+    }
     if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Some("has a `kind` that is not a Kubernetes kind name (letters and digits)".to_string());
     }
+    None
+}
+
+/// Why a well-shaped object's name or namespace is one the API server refuses.
+fn identity_problem(object: &Value) -> Option<String> {
+    let (api_version, kind) = (object["apiVersion"].as_str()?, object["kind"].as_str()?);
+    let metadata = |field: &str| object["metadata"][field].as_str();
+    let name = metadata("name")?;
     if let Some(rule) = name_problem(api_version, kind, name) {
         return Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"));
     }

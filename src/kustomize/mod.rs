@@ -517,11 +517,9 @@ pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
             _ => vec![(object, empty)],
         };
         for (item, empty) in items {
-            // A name or namespace holding a Flux variable (`${cluster}`) is checked once the
-            // release's variables are substituted, after the build.
-            if let Some(problem) = crate::manifest::object_problem(&item)
-                && !substitute::in_identity(&item)
-            {
+            // Its name and namespace are checked after the build (see `shape_problem`), once
+            // transformers and the release's variables have set them.
+            if let Some(problem) = crate::manifest::shape_problem(&item) {
                 return Err(Error::at(Location::file(path), format!("document {} {problem}", index + 1))
                     .with_help("every document a kustomization lists must be a Kubernetes object"));
             }

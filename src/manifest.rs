@@ -254,6 +254,12 @@ pub fn name_problem(api_version: &str, kind: &str, name: &str) -> Option<&'stati
     (!rule.errors(name).is_empty()).then(|| rule.describe())
 }
 
+/// The text of a base64 field (a Secret's `data`, a ConfigMap's `binaryData`) as the API
+/// server reads it: Go's decoder skips the line breaks kustomize's generators write.
+pub fn unwrapped_base64(text: &str) -> String {
+    text.chars().filter(|c| !matches!(c, '\n' | '\r')).collect()
+}
+
 /// Why `object` is not a Kubernetes object weaver can send, if it is not: rendered documents
 /// and patched objects alike need apiVersion, kind and a name (and namespace) the API server
 /// accepts, checked as it checks them, so that nothing it would refuse is sent and

@@ -25,27 +25,10 @@ fn kubectl() -> Result<PathBuf, String> {
     common::tools::kubectl_kustomize_v5().map(|(kubectl, _)| kubectl)
 }
 
-/// kustomize writes long base64 values (Secret `data`, ConfigMap `binaryData`) in lines of 70;
-/// weaver keeps them on one line, as the API server returns them: the same bytes.
-fn unwrapped(mut object: Value) -> Value {
-    for field in ["data", "binaryData"] {
-        let base64 = field == "binaryData" || object["kind"] == "Secret";
-        if let Some(Value::Object(map)) = object.get_mut(field).filter(|_| base64) {
-            for value in map.values_mut() {
-                if let Value::String(text) = value {
-                    text.retain(|c| c != '\n');
-                }
-            }
-        }
-    }
-    object
-}
-
 /// Objects by `apiVersion kind namespace/name`.
 fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
     objects
         .into_iter()
-        .map(unwrapped)
         .map(|o| {
             let key = format!(
                 "{} {} {}/{}",

@@ -108,10 +108,16 @@ pub struct ObjectKeyRef<'v> {
 
 impl<'v> ObjectKeyRef<'v> {
     pub fn of(object: &'v Value) -> ObjectKeyRef<'v> {
+        let (group, kind) = (
+            api_group(str_at(object, &["apiVersion"]).unwrap_or_default()),
+            str_at(object, &["kind"]).unwrap_or_default(),
+        );
         ObjectKeyRef {
-            group: api_group(str_at(object, &["apiVersion"]).unwrap_or_default()),
-            kind: str_at(object, &["kind"]).unwrap_or_default(),
-            namespace: namespace_of(object),
+            group,
+            kind,
+            // The API server ignores a namespace on a cluster-scoped object, which a
+            // kustomization may leave there (`kubectl kustomize` keeps it).
+            namespace: namespace_of(object).filter(|_| builtin_scope(group, kind) != Some(false)),
             name: str_at(object, &["metadata", "name"]).unwrap_or_default(),
         }
     }
@@ -382,6 +388,19 @@ pub fn sort_for_apply(manifests: &mut [Manifest]) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A namespace written on a cluster-scoped object (kustomize keeps one) is no part of its
+    /// identity, as the API server ignores it; a namespaced or unknown kind's is.
+    #[test]
+    fn keys_ignore_a_namespace_on_a_cluster_scoped_object() {
+        let object = |api_version: &str, kind: &str| json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "a", "namespace": "ns"}});
+        assert_eq!(
+            ObjectKey::of(&object("rbac.authorization.k8s.io/v1", "ClusterRole")).to_string(),
+            "ClusterRole.rbac.authorization.k8s.io a"
+        );
+        assert_eq!(ObjectKey::of(&object("v1", "ConfigMap")).namespace.as_deref(), Some("ns"));
+        assert_eq!(ObjectKey::of(&object("example.com/v1", "Widget")).namespace.as_deref(), Some("ns"));
+    }
 
     /// The order is the one sorting by (phase, owned key) gives, stably, whatever order the
     /// objects come in.

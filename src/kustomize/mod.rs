@@ -500,7 +500,9 @@ impl Builder<'_> {
 pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
     let mut out = Vec::new();
     let mut empty_values = crate::yaml::empty::empty_values(text).into_iter();
-    for (index, object) in crate::yaml::documents_kyaml(path, text)?.into_iter().enumerate() {
+    let mut documents = crate::yaml::documents_kyaml(path, text)?;
+    crate::yaml::folded::as_kustomize_reads(text, &mut documents);
+    for (index, object) in documents.into_iter().enumerate() {
         let empty = empty_values.next().unwrap_or_default();
         let items: Vec<(Value, Vec<String>)> = match object.get("kind").and_then(Value::as_str) {
             Some(kind) if kind.ends_with("List") && object.get("items").is_some_and(Value::is_array) => {

@@ -108,10 +108,16 @@ pub struct ObjectKeyRef<'v> {
 
 impl<'v> ObjectKeyRef<'v> {
     pub fn of(object: &'v Value) -> ObjectKeyRef<'v> {
+        let (group, kind) = (
+            api_group(str_at(object, &["apiVersion"]).unwrap_or_default()),
+            str_at(object, &["kind"]).unwrap_or_default(),
+        );
         ObjectKeyRef {
-            group: api_group(str_at(object, &["apiVersion"]).unwrap_or_default()),
-            kind: str_at(object, &["kind"]).unwrap_or_default(),
-            namespace: namespace_of(object),
+            group,
+            kind,
+            // The API server ignores a namespace on a cluster-scoped object, which a
+            // kustomization may leave there (`kubectl kustomize` keeps it).
+            namespace: namespace_of(object).filter(|_| builtin_scope(group, kind) != Some(false)),
             name: str_at(object, &["metadata", "name"]).unwrap_or_default(),
         }
     }
@@ -254,26 +260,46 @@ pub fn name_problem(api_version: &str, kind: &str, name: &str) -> Option<&'stati
     (!rule.errors(name).is_empty()).then(|| rule.describe())
 }
 
+/// The text of a base64 field (a Secret's `data`, a ConfigMap's `binaryData`) as the API
+/// server reads it: Go's decoder skips the line breaks kustomize's generators write.
+pub fn unwrapped_base64(text: &str) -> String {
+    text.chars().filter(|c| !matches!(c, '\n' | '\r')).collect()
+}
+
 /// Why `object` is not a Kubernetes object weaver can send, if it is not: rendered documents
 /// and patched objects alike need apiVersion, kind and a name (and namespace) the API server
 /// accepts, checked as it checks them, so that nothing it would refuse is sent and
 /// `--output-dir` file names are safe.
 pub fn object_problem(object: &Value) -> Option<String> {
+    shape_problem(object).or_else(|| identity_problem(object))
+}
+
+/// Why `object` is not a Kubernetes object at all: not a mapping, or without apiVersion, kind
+/// or a name. A kustomize build checks only this on what it reads: its transformers change
+/// names and namespaces (the namespace transformer renames a Namespace `_` to the target
+/// namespace), so [`object_problem`] judges them once the build is done.
+pub fn shape_problem(object: &Value) -> Option<String> {
     let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
-    let Some(api_version) = map.get("apiVersion").and_then(Value::as_str) else {
+    if map.get("apiVersion").and_then(Value::as_str).is_none() {
         return Some("has no `apiVersion`".to_string());
-    };
+    }
     let Some(kind) = map.get("kind").and_then(Value::as_str) else {
         return Some("has no `kind`".to_string());
     };
-    // Looked up field by field: a JSON pointer allocates for each of its steps.
-    let metadata = |field: &str| map.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str);
-    let Some(name) = metadata("name").filter(|name| !name.is_empty()) else {
+    if map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).is_none_or(str::is_empty) {
         return Some("has no `metadata.name`".to_string());
-    };
+    }
     if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Some("has a `kind` that is not a Kubernetes kind name (letters and digits)".to_string());
     }
+    None
+}
+
+/// Why a well-shaped object's name or namespace is one the API server refuses.
+fn identity_problem(object: &Value) -> Option<String> {
+    let (api_version, kind) = (object["apiVersion"].as_str()?, object["kind"].as_str()?);
+    let metadata = |field: &str| object["metadata"][field].as_str();
+    let name = metadata("name")?;
     if let Some(rule) = name_problem(api_version, kind, name) {
         return Some(format!("has an invalid `metadata.name` `{name}`: a {kind} name must be {rule}"));
     }
@@ -362,6 +388,19 @@ pub fn sort_for_apply(manifests: &mut [Manifest]) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A namespace written on a cluster-scoped object (kustomize keeps one) is no part of its
+    /// identity, as the API server ignores it; a namespaced or unknown kind's is.
+    #[test]
+    fn keys_ignore_a_namespace_on_a_cluster_scoped_object() {
+        let object = |api_version: &str, kind: &str| json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "a", "namespace": "ns"}});
+        assert_eq!(
+            ObjectKey::of(&object("rbac.authorization.k8s.io/v1", "ClusterRole")).to_string(),
+            "ClusterRole.rbac.authorization.k8s.io a"
+        );
+        assert_eq!(ObjectKey::of(&object("v1", "ConfigMap")).namespace.as_deref(), Some("ns"));
+        assert_eq!(ObjectKey::of(&object("example.com/v1", "Widget")).namespace.as_deref(), Some("ns"));
+    }
 
     /// The order is the one sorting by (phase, owned key) gives, stably, whatever order the
     /// objects come in.

@@ -25,27 +25,10 @@ fn kubectl() -> Result<PathBuf, String> {
     common::tools::kubectl_kustomize_v5().map(|(kubectl, _)| kubectl)
 }
 
-/// kustomize writes long base64 values (Secret `data`, ConfigMap `binaryData`) in lines of 70;
-/// weaver keeps them on one line, as the API server returns them: the same bytes.
-fn unwrapped(mut object: Value) -> Value {
-    for field in ["data", "binaryData"] {
-        let base64 = field == "binaryData" || object["kind"] == "Secret";
-        if let Some(Value::Object(map)) = object.get_mut(field).filter(|_| base64) {
-            for value in map.values_mut() {
-                if let Value::String(text) = value {
-                    text.retain(|c| c != '\n');
-                }
-            }
-        }
-    }
-    object
-}
-
 /// Objects by `apiVersion kind namespace/name`.
 fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
     objects
         .into_iter()
-        .map(unwrapped)
         .map(|o| {
             let key = format!(
                 "{} {} {}/{}",
@@ -692,4 +675,22 @@ fn an_edited_substitute_from_file_affects_the_releases_listing_it() {
     assert_eq!(changed(), (vec!["app".to_string()], serde_json::json!([])));
     repo.write("vars/second.yaml", "port: \"9091\"\n");
     assert_eq!(changed(), (vec!["app".to_string(), "other".to_string()], serde_json::json!([])));
+}
+
+/// kubectl kustomize keeps a namespace written on a cluster-scoped object, and so does weaver's
+/// render; the API server ignores it, so a diff against the object as the server returns it
+/// (without one) is no change.
+#[test]
+fn a_namespace_kept_on_a_cluster_scoped_object_is_no_change() {
+    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\n  namespace: monitoring\nrules: []\n";
+    let repo =
+        bad_repo(&[("app/kustomization.yaml", "namespace: shop\nresources: [role.yaml]\n"), ("app/role.yaml", role)]);
+    let objects = rendered(&repo.weaver(&["render", "--env", "dev"]));
+    let mut live = objects["ClusterRole/reader"].clone();
+    assert_eq!(live["metadata"]["namespace"], "monitoring");
+    live["metadata"].as_object_mut().unwrap().remove("namespace");
+    repo.write("live.yaml", &serde_json::to_string(&live).unwrap());
+    let live = repo.path().join("live.yaml");
+    let diff = repo.weaver(&["diff", "--env", "dev", "--live-from", live.to_str().unwrap()]);
+    assert!(diff.success().contains("0 to create, 0 to update, 0 to delete, 1 unchanged"), "{}", diff.stdout);
 }

@@ -13,8 +13,7 @@ archive`, each top-level directory that holds a kustomization) into CORPUS/<name
 with `weaver render` of a release `kustomize: DIR` (namespace `corpus`; the repository itself is
 weaver's, so confinement is the repository's). Both outputs are parsed and compared: the same
 objects (order aside), the same content, weaver's own labels and the namespace weaver gives
-objects that have none aside, and the namespace kustomize keeps on a cluster-scoped object
-(the API server clears it; weaver never writes one). Where kubectl fails, weaver must fail too, naming the
+objects that have none aside. Where kubectl fails, weaver must fail too, naming the
 kustomization file (values are compared exactly: nothing here is random). One line per
 directory, then the differences by class, the total and the times of both tools, as
 helm_corpus.py prints and writes them (`report`; the JSON's seconds are {kustomize, weaver});
@@ -24,7 +23,7 @@ import argparse, concurrent.futures, json, operator, os, re, shutil, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helm_corpus import content_class, counted_apart, difference, documents, extract, message_class, objects_class, report, run  # noqa: E402
-from helm_corpus import normalise as normalise_labels  # noqa: E402
+from helm_corpus import normalise  # noqa: E402
 
 KUSTOMIZATION_FILES = ('kustomization.yaml', 'kustomization.yml', 'Kustomization')
 RELEASE_NAMESPACE = 'corpus'
@@ -51,35 +50,9 @@ def kustomizations(repo):
     return sorted(found)
 
 
-def normalise(obj):
-    """helm_corpus's normalisation, and base64 values without the line breaks kustomize puts
-    into long ones (the same bytes)."""
-    obj = normalise_labels(obj)
-    for field in ('data', 'binaryData'):
-        values = obj.get(field)
-        if (obj.get('kind') == 'Secret' or field == 'binaryData') and isinstance(values, dict):
-            for k, v in values.items():
-                if isinstance(v, str):
-                    values[k] = ''.join(v.split())
-    return obj
-
-
 def key(obj):
     md = obj.get('metadata') or {}
     return (obj.get('apiVersion'), obj.get('kind'), md.get('namespace'), md.get('name'))
-
-
-def cluster_scoped(objects):
-    """The (apiVersion, kind)s weaver writes without a namespace: the cluster-scoped ones (weaver
-    gives every namespaced object one)."""
-    return {(o.get('apiVersion'), o.get('kind')) for o in objects if not (o.get('metadata') or {}).get('namespace')}
-
-
-def kubectl_key(obj, scoped):
-    """A cluster-scoped object's namespace aside: kustomize keeps one written on it, the API
-    server clears it, and weaver never writes one."""
-    k = key(obj)
-    return (k[0], k[1], None, k[3]) if (k[0], k[1]) in scoped else k
 
 
 def weaver_objects(objects, kubectl_keys):
@@ -138,10 +111,8 @@ def compare_outputs(kube, w):
         weaver_error = (w.stderr.strip().splitlines() or [''])[0]
         return 'differ', 'weaver fails: ' + weaver_error[:300], 'weaver fails: ' + message_class(weaver_error)
     try:
-        weaver_docs = documents(w.stdout)
-        scoped = cluster_scoped(weaver_docs)
-        k = {kubectl_key(o, scoped): normalise(o) for o in documents(kube.stdout)}
-        wv = weaver_objects(weaver_docs, set(k))
+        k = {key(o): normalise(o) for o in documents(kube.stdout)}
+        wv = weaver_objects(documents(w.stdout), set(k))
     except Exception as e:  # yaml errors, and weaver output that is not objects
         return 'differ', 'unparseable output: ' + str(e).splitlines()[0], 'unparseable output'
     if set(k) != set(wv):

@@ -30,10 +30,25 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 pub const SECRET_MARKER: &str = "<redacted>";
 pub const SECRET_CHANGED_MARKER: &str = "<redacted, changed>";
 
-/// An object as the API server stores it: `null`s dropped (they set nothing) and a Secret's
-/// `stringData` folded into base64 `data`.
+/// An object as the API server stores it: `null`s dropped (they set nothing), base64 values
+/// on one line (as kustomize's generators wrap them, the server returns them unwrapped) and a
+/// Secret's `stringData` folded into base64 `data`.
 pub fn as_stored(mut object: Value) -> Value {
     drop_nulls(&mut object);
+    let base64_field = match (object["apiVersion"].as_str(), object["kind"].as_str()) {
+        (Some("v1"), Some("Secret")) => Some("data"),
+        (Some("v1"), Some("ConfigMap")) => Some("binaryData"),
+        _ => None,
+    };
+    if let Some(Value::Object(values)) = base64_field.and_then(|field| object.get_mut(field)) {
+        for value in values.values_mut() {
+            if let Value::String(text) = value
+                && text.contains(['\n', '\r'])
+            {
+                *text = crate::manifest::unwrapped_base64(text);
+            }
+        }
+    }
     if is_secret(&object)
         && let Some(Value::Object(string_data)) = object.as_object_mut().and_then(|o| o.shift_remove("stringData"))
     {
@@ -495,6 +510,17 @@ mod tests {
             "stringData": {"password": "hunter2"}, "data": {"user": "YWRtaW4="}}));
         assert_eq!(desired["data"], json!({"user": "YWRtaW4=", "password": "aHVudGVyMg=="}));
         assert!(desired.get("stringData").is_none());
+    }
+
+    /// kustomize's generators wrap base64 in lines of 70; the server returns it on one line.
+    #[test]
+    fn wrapped_base64_is_compared_as_the_server_stores_it() {
+        let secret = as_stored(json!({"apiVersion": "v1", "kind": "Secret", "data": {"k": "eHh4\neA==\n"}}));
+        assert_eq!(secret["data"]["k"], "eHh4eA==");
+        let config = as_stored(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "data": {"text": "a\nb\n"}, "binaryData": {"bin": "/w==\n"}}));
+        assert_eq!(config["binaryData"]["bin"], "/w==");
+        assert_eq!(config["data"]["text"], "a\nb\n");
     }
 
     #[test]

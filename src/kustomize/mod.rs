@@ -500,7 +500,9 @@ impl Builder<'_> {
 pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
     let mut out = Vec::new();
     let mut empty_values = crate::yaml::empty::empty_values(text).into_iter();
-    for (index, object) in crate::yaml::documents_kyaml(path, text)?.into_iter().enumerate() {
+    let mut documents = crate::yaml::documents_kyaml(path, text)?;
+    crate::yaml::folded::as_kustomize_reads(text, &mut documents);
+    for (index, object) in documents.into_iter().enumerate() {
         let empty = empty_values.next().unwrap_or_default();
         let items: Vec<(Value, Vec<String>)> = match object.get("kind").and_then(Value::as_str) {
             Some(kind) if kind.ends_with("List") && object.get("items").is_some_and(Value::is_array) => {
@@ -517,11 +519,9 @@ pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
             _ => vec![(object, empty)],
         };
         for (item, empty) in items {
-            // A name or namespace holding a Flux variable (`${cluster}`) is checked once the
-            // release's variables are substituted, after the build.
-            if let Some(problem) = crate::manifest::object_problem(&item)
-                && !substitute::in_identity(&item)
-            {
+            // Its name and namespace are checked after the build (see `shape_problem`), once
+            // transformers and the release's variables have set them.
+            if let Some(problem) = crate::manifest::shape_problem(&item) {
                 return Err(Error::at(Location::file(path), format!("document {} {problem}", index + 1))
                     .with_help("every document a kustomization lists must be a Kubernetes object"));
             }

@@ -9,7 +9,7 @@ use crate::project::environment::{PatchBody, PatchTarget};
 
 pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, scopes: &Scopes) -> Result<()> {
     for m in manifests.iter_mut() {
-        set_namespace(m, &release.namespace, scopes);
+        set_namespace(m, release, scopes);
     }
     for (index, patch) in release.patches.iter().enumerate() {
         let mut matched = 0;
@@ -32,7 +32,7 @@ pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, s
                 .with_help("a patch must leave a Kubernetes object, with apiVersion, kind and metadata.name"));
             }
             // A patch may not move an object out of its scope's rules.
-            set_namespace(m, &release.namespace, scopes);
+            set_namespace(m, release, scopes);
         }
         if matched == 0 {
             let objects: Vec<String> = manifests.iter().map(|m| m.key().to_string()).collect();
@@ -65,14 +65,18 @@ fn metadata(object: &mut Value) -> &mut Map<String, Value> {
     meta.as_object_mut().expect("just made a mapping")
 }
 
-/// Namespaced kinds get the release namespace when they have none; cluster-scoped kinds never
-/// carry one (the API server would ignore it, and object identity must not depend on it). A
+/// Namespaced kinds get the release namespace when they have none; a chart's cluster-scoped
+/// objects never carry one (the API server would ignore it). A kustomization's keep the one
+/// written, as `kubectl kustomize` prints them (its namespace transformer skips them); object
+/// identity ignores it (`ObjectKeyRef::of`) and the plan takes it away ([`settle_scopes`]). A
 /// kind whose scope the run does not know (a custom resource whose CRD it does not render)
 /// keeps the namespace as written, as helm and `kubectl kustomize` leave it: the cluster's
-/// discovery decides it once there is one ([`settle_scopes`]).
-fn set_namespace(m: &mut Manifest, namespace: &str, scopes: &Scopes) {
-    if let Some(namespaced) = scopes.known(manifest::api_group(m.api_version()), m.kind()) {
-        place_namespace(m, namespace, namespaced);
+/// discovery decides it once there is one.
+fn set_namespace(m: &mut Manifest, release: &Release, scopes: &Scopes) {
+    if let Some(namespaced) = scopes.known(manifest::api_group(m.api_version()), m.kind())
+        && (namespaced || release.kustomize.is_none())
+    {
+        place_namespace(m, &release.namespace, namespaced);
     }
 }
 
@@ -91,9 +95,10 @@ fn place_namespace(m: &mut Manifest, namespace: &str, namespaced: bool) {
     }
 }
 
-/// Places the namespace of each object (and hook) whose kind the render could not scope, as
-/// `served` says (by API group and kind: the cluster's discovery, or the objects of a
-/// `--live-from` file); a kind it does not know either keeps the namespace as written.
+/// Places the namespace of each object (and hook) as the API server will: by its kind's scope
+/// as the render knows it, else as `served` says (by API group and kind: the cluster's
+/// discovery, or the objects of a `--live-from` file). A cluster-scoped object loses the one a
+/// kustomization left on it; a kind neither knows keeps the namespace as written.
 pub fn settle_scopes(rendered: &mut crate::render::Rendered, served: impl Fn(&str, &str) -> Option<bool>) {
     let mut scopes = Scopes::default();
     for crd in rendered.manifests().filter(|m| m.kind() == "CustomResourceDefinition") {
@@ -102,10 +107,7 @@ pub fn settle_scopes(rendered: &mut crate::render::Rendered, served: impl Fn(&st
     for release in &mut rendered.releases {
         for m in release.manifests.iter_mut().chain(release.hooks.iter_mut()) {
             let group = manifest::api_group(m.api_version());
-            if scopes.known(group, m.kind()).is_some() {
-                continue;
-            }
-            if let Some(namespaced) = served(group, m.kind()) {
+            if let Some(namespaced) = scopes.known(group, m.kind()).or_else(|| served(group, m.kind())) {
                 place_namespace(m, &release.namespace, namespaced);
             }
         }

@@ -5,6 +5,7 @@
 pub mod duplicates;
 pub mod emit;
 pub(crate) mod empty;
+pub(crate) mod folded;
 pub(crate) mod nodes;
 pub(crate) mod scalars;
 pub(crate) mod subset;

@@ -88,7 +88,7 @@ fn generate(
         if data.contains_key(&key) || binary.contains_key(&key) {
             return Err(target.error(at, format!("`{field}` `{name}`: key `{key}` is given twice")));
         }
-        let b64 = || Value::String(base64::engine::general_purpose::STANDARD.encode(&value));
+        let b64 = || Value::String(encode_base64(&value));
         match (kind, String::from_utf8(value.clone())) {
             ("Secret", _) => {
                 data.insert(key, b64());
@@ -272,7 +272,7 @@ fn content_hash(object: &Value) -> String {
     // name it hashes is always empty.
     encoded.insert("name", Value::String(String::new()));
     if object.get("kind").and_then(Value::as_str) == Some("Secret") {
-        encoded.insert("data", sorted(wrapped(field("/data"))));
+        encoded.insert("data", sorted(field("/data")));
         encoded.insert("type", field("/type"));
         if let Some(string_data) = object.get("stringData").filter(|v| v.is_object()) {
             encoded.insert("stringData", sorted(string_data.clone()));
@@ -280,7 +280,7 @@ fn content_hash(object: &Value) -> String {
     } else {
         encoded.insert("data", sorted(field("/data")));
         if let Some(binary) = object.get("binaryData").filter(|v| v.is_object()) {
-            encoded.insert("binaryData", sorted(wrapped(binary.clone())));
+            encoded.insert("binaryData", sorted(binary.clone()));
         }
     }
     let text = serde_json::to_string(&encoded).unwrap_or_default();
@@ -300,27 +300,22 @@ fn content_hash(object: &Value) -> String {
         .collect()
 }
 
-/// Base64 values as kustomize writes them (kyaml's `encodeBase64`), which its hash covers:
-/// values of 70 characters or more in lines of 70, each ending with a newline. weaver's objects
-/// keep them on one line, as the API server returns them, so that diffs compare equal.
-fn wrapped(value: Value) -> Value {
+/// Base64 as kustomize's generators write it (kyaml's `encodeBase64`), which its hash covers:
+/// an encoding of 70 characters or more in lines of 70, each ending with a line break. The API
+/// server decodes it whole and returns it on one line (see `crate::diff::as_stored`).
+fn encode_base64(bytes: &[u8]) -> String {
     const LINE: usize = 70;
-    let Value::Object(map) = value else { return value };
-    let wrap = |text: &str| {
-        let text: String = text.chars().filter(|c| *c != '\n').collect();
-        if text.len() < LINE {
-            return text;
-        }
-        text.as_bytes().chunks(LINE).map(|line| format!("{}\n", String::from_utf8_lossy(line))).collect()
-    };
-    Value::Object(
-        map.into_iter()
-            .map(|(k, v)| match v {
-                Value::String(text) => (k, Value::String(wrap(&text))),
-                other => (k, other),
-            })
-            .collect(),
-    )
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    if text.len() < LINE {
+        return text;
+    }
+    let mut lines = String::with_capacity(text.len() + text.len() / LINE + 1);
+    // Base64 is ASCII: a byte is a character.
+    for line in text.as_bytes().chunks(LINE) {
+        lines.extend(line.iter().map(|&b| char::from(b)));
+        lines.push('\n');
+    }
+    lines
 }
 
 /// A map with its keys sorted, as Go's encoding/json writes maps.
@@ -343,6 +338,17 @@ mod tests {
         // `kubectl kustomize` 1.32 names this ConfigMap `a-6gc9d749f7`.
         let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "y"}});
         assert_eq!(content_hash(&object), "6gc9d749f7");
+    }
+
+    /// As `kubectl kustomize` 1.32 writes a Secret generated from files of 51, 52 and 105 `x`s.
+    #[test]
+    fn base64_is_wrapped_as_kustomize_wraps_it() {
+        let xs = |n: usize| "x".repeat(n).into_bytes();
+        assert_eq!(encode_base64(&xs(51)), "eHh4".repeat(17));
+        assert_eq!(encode_base64(&xs(52)), format!("{}eA\n==\n", "eHh4".repeat(17)));
+        let line = "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eH";
+        let second = "h4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4";
+        assert_eq!(encode_base64(&xs(105)), format!("{line}\n{second}\n"));
     }
 
     #[test]

@@ -120,7 +120,7 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
     })?;
     documents
         .into_iter()
-        .map(|document| match crate::manifest::object_problem(&document.object) {
+        .map(|document| match crate::manifest::shape_problem(&document.object) {
             Some(problem) => Err(Error::at(
                 Location::file(&document.source),
                 format!("document {} of chart `{}`'s output {problem}", document.document, args.name),

@@ -47,3 +47,21 @@ pub fn apply(namespace: &str, config: &TransformerConfig, resources: &mut [Resou
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// kubectl kustomize 1.32 renames every `v1` Namespace to the target namespace; a Namespace
+    /// `_`, a placeholder of template repositories, is read without complaint first.
+    #[test]
+    fn every_v1_namespace_is_renamed_placeholders_included() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: _\n---\napiVersion: example.com/v1\nkind: Namespace\nmetadata:\n  name: _\n";
+        let mut resources = super::super::super::parse_objects(Path::new("ns.yaml"), text).unwrap();
+        apply("default", super::super::builtin(), &mut resources).unwrap();
+        let names: Vec<&str> = resources.iter().map(Resource::name).collect();
+        assert_eq!(names, ["default", "_"]);
+    }
+}

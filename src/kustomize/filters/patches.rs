@@ -244,7 +244,7 @@ fn json6902_on(
 
 /// A patch must leave a Kubernetes object.
 fn checked(target: &Target, at: &Span, field: &str, resource: &Resource) -> Result<()> {
-    match crate::manifest::object_problem(&resource.object) {
+    match crate::manifest::shape_problem(&resource.object) {
         None => Ok(()),
         Some(problem) => Err(target.error(at, format!("`{field}`: the patched object {problem}"))),
     }

@@ -23,6 +23,7 @@ mod hooks;
 mod ignore;
 mod import;
 mod kustomize;
+mod leaks;
 mod lock;
 mod lookup;
 mod notify;

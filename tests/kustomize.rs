@@ -382,6 +382,35 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             true,
             &["app/kustomization.yaml:2:5", "`valuesMerge: deep` is not one of override, merge, replace"],
         ),
+        (
+            "a NamespaceTransformer's unknown setRoleBindingSubjects",
+            &[
+                ("app/kustomization.yaml", "resources: [cm.yaml]\ntransformers: [ns.yaml]\n"),
+                ("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"),
+                (
+                    "app/ns.yaml",
+                    "apiVersion: builtin\nkind: NamespaceTransformer\nmetadata: {name: n, namespace: x}\nsetRoleBindingSubjects: some\n",
+                ),
+            ],
+            true,
+            &["app/kustomization.yaml:2:", "invalid value `some` for setRoleBindingSubjects"],
+        ),
+        (
+            "a namespace field specification naming a list",
+            &[
+                ("app/kustomization.yaml", "resources: [rb.yaml]\ntransformers: [ns.yaml]\n"),
+                (
+                    "app/rb.yaml",
+                    "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: r\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects:\n  - {kind: ServiceAccount, name: a}\n",
+                ),
+                (
+                    "app/ns.yaml",
+                    "apiVersion: builtin\nkind: NamespaceTransformer\nmetadata: {name: n, namespace: x}\nfieldSpecs:\n  - {path: subjects, kind: RoleBinding}\n",
+                ),
+            ],
+            true,
+            &["namespace field specs must target scalar fields: `subjects` of RoleBinding x/r is not one"],
+        ),
     ];
     for (what, files, kubectl_refuses, expected) in cases {
         let stderr = bad_input(files, *kubectl_refuses);

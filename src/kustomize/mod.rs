@@ -424,7 +424,7 @@ impl Builder<'_> {
         filters::patches::strategic_merge_files(target, k, resources)?;
         filters::patches::patches(target, k, resources)?;
         if let Some(namespace) = k.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-            filters::namespace::apply(namespace, config, resources)
+            filters::namespace::apply(namespace, config, Default::default(), resources)
                 .map_err(|e| Error::at(Location::file(&target.file), e))?;
         }
         filters::affix::apply(

@@ -110,17 +110,14 @@ fn apply(target: &Target, at: &Span, config: &Config, resources: &mut Vec<Resour
             super::affix::apply(prefix, suffix, &affixes, resources).map_err(fail)?;
         }
         "NamespaceTransformer" => {
-            if config.unset_only == Some(true)
-                || config.set_role_binding_subjects.as_deref().is_some_and(|mode| mode != "defaultOnly")
-            {
-                return Err(fail(
-                    "`unsetOnly` and `setRoleBindingSubjects` other than defaultOnly are not supported".into(),
-                ));
-            }
+            let options = super::namespace::Options {
+                unset_only: config.unset_only == Some(true),
+                subjects: config.set_role_binding_subjects.as_deref().unwrap_or_default().parse().map_err(fail)?,
+            };
             let namespace = config.metadata.as_ref().and_then(|m| m["namespace"].as_str()).unwrap_or_default();
             if !namespace.is_empty() {
                 let namespaces = TransformerConfig { namespace: specs(), ..TransformerConfig::default() };
-                super::namespace::apply(namespace, &namespaces, resources).map_err(fail)?;
+                super::namespace::apply(namespace, &namespaces, options, resources).map_err(fail)?;
             }
         }
         "ImageTagTransformer" => {

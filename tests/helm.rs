@@ -401,6 +401,20 @@ fn dependencies_must_be_vendored_and_a_wrong_version_renders_as_helm_renders_it(
 }
 
 #[test]
+fn a_subchart_s_missing_dependency_is_left_out_with_a_warning_as_helm_renders_it() {
+    let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: 1.0.0\n";
+    let db = "apiVersion: v2\nname: db\nversion: 1.0.0\ndependencies:\n  - name: gone\n    version: 1.0.0\n    condition: gone.enabled\n";
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db\ndata:\n  values: {{ toJson .Values | quote }}\n";
+    let repo = chart_repo(&[("Chart.yaml", needs), ("charts/db/Chart.yaml", db), ("charts/db/templates/cm.yaml", cm)]);
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    let warning = run.stderr.lines().find(|l| l.contains("`gone`")).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert_has(warning, &["charts/app/charts/db/Chart.yaml", "subchart `db`", "rendered without it"]);
+    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    assert_eq!(actual["ConfigMap/db"]["data"]["values"], "{\"global\":{}}");
+    assert_same_as_helm(&repo, &actual);
+}
+
+#[test]
 fn values_that_break_the_schema_are_errors_that_never_show_the_value() {
     let repo = chart_repo(&[
         ("values.schema.json", r#"{"type": "object", "properties": {"port": {"type": "integer"}}}"#),

@@ -247,7 +247,7 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
         }
     }
     let mut warnings = Vec::new();
-    check_dependencies(&loaded, &mut warnings)?;
+    check_dependencies(&loaded, true, &mut warnings)?;
     Ok(HelmChart { chart: Arc::new(loaded), warnings, parsed: engine::ParsedSets::default() })
 }
 
@@ -270,17 +270,28 @@ fn missing_dependency(chart: &Chart, dependency: &str) -> String {
     )
 }
 
-/// Every `dependencies` entry has its chart vendored in `charts/` (else an error, as helm's);
-/// one whose vendored version is outside its range is rendered as helm renders it (under its
-/// own name, so the entry's alias and condition do not reach it: `helm dependency list` says
-/// "wrong version"), with a warning naming both versions.
-fn check_dependencies(chart: &Chart, warnings: &mut Vec<String>) -> Result<(), Error> {
+/// Every `dependencies` entry of the release's chart has its chart vendored in `charts/` (else an
+/// error, as helm's); a subchart's missing one is left out with a warning, as helm checks only
+/// the top chart and renders a subchart without it. One whose vendored version is outside its
+/// range is rendered as helm renders it (under its own name, so the entry's alias and condition
+/// do not reach it: `helm dependency list` says "wrong version"), with a warning naming both
+/// versions.
+fn check_dependencies(chart: &Chart, top: bool, warnings: &mut Vec<String>) -> Result<(), Error> {
     let chart_yaml = dependencies_file(chart);
     for dependency in &chart.metadata.dependencies {
         let vendored: Vec<&Arc<Chart>> = chart.dependencies.iter().filter(|d| d.name() == dependency.name).collect();
-        if vendored.is_empty() {
+        if vendored.is_empty() && top {
             return Err(at(&chart_yaml, missing_dependency(chart, &dependency.name))
                 .with_help("vendor it: `helm dependency build` in the chart's directory, then commit charts/"));
+        }
+        if vendored.is_empty() {
+            warnings.push(format!(
+                "{}: subchart `{}` depends on `{}`, which is not in its {CHARTS_DIR}/ directory: rendered without it, as helm renders it",
+                chart_yaml.display(),
+                chart.name(),
+                dependency.name
+            ));
+            continue;
         }
         if !dependency.version.is_empty()
             && !vendored.iter().any(|d| values::compatible(&dependency.version, &d.metadata.version))
@@ -297,7 +308,7 @@ fn check_dependencies(chart: &Chart, warnings: &mut Vec<String>) -> Result<(), E
             ));
         }
     }
-    chart.dependencies.iter().try_for_each(|d| check_dependencies(d, warnings))
+    chart.dependencies.iter().try_for_each(|d| check_dependencies(d, false, warnings))
 }
 
 /// Renders a release of `helm`: values coalesced and checked against the charts' schemas, then

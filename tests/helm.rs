@@ -379,6 +379,20 @@ fn quoted_scalars_with_under_indented_lines_read_as_helm_reads_them() {
 }
 
 #[test]
+fn a_crd_file_holding_template_syntax_is_refused_at_its_line_as_kubectl_refuses_it() {
+    // spotahome's redis-operator chart: helm prints crds/ as written, unrendered; go-yaml (kubectl,
+    // helm install) refuses this text: "did not find expected node content".
+    let crd = WIDGET_CRD.replace(
+        "metadata:\n",
+        "metadata:\n  annotations:\n    {{- with .Values.crds.annotations }}\n    {{- toYaml . | nindent 4 }}\n    {{- end }}\n",
+    );
+    assert_has(
+        &render_error(&[("crds/widget.yaml", &crd)]),
+        &["charts/app/crds/widget.yaml:5", "invalid YAML in a CRD file", "files in crds/ are not templates"],
+    );
+}
+
+#[test]
 fn dependencies_must_be_vendored_and_a_wrong_version_renders_as_helm_renders_it() {
     let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: ~2.1.0\n    alias: database\n    condition: database.enabled\n";
     let repo = chart_repo(&[]);

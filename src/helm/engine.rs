@@ -4,7 +4,7 @@
 //! --skip-tests` prints it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use gotemplate::{Map, MissingKey, Numbers, Templates, Value};
@@ -139,10 +139,8 @@ pub fn render(
     let sources: BTreeMap<&str, &PathBuf> = templates.iter().map(|t| (t.name.as_str(), &t.source)).collect();
     let mut out = Vec::new();
     for (source, text) in crds(root).into_iter().filter(|_| input.output.include_crds) {
-        for (index, object) in super::yaml::documents(&text)
-            .map_err(|e| Error::at(Location::file(&source), format!("invalid YAML in a CRD file: {e}")))?
-            .into_iter()
-            .enumerate()
+        for (index, object) in
+            super::yaml::documents(&text).map_err(|e| crd_file_error(&source, &text, &e))?.into_iter().enumerate()
         {
             out.push(RenderedDocument { source: source.clone(), document: index + 1, object });
         }
@@ -159,6 +157,23 @@ pub fn render(
         out.push(RenderedDocument { source, document: *count, object: document.object });
     }
     Ok(out)
+}
+
+/// A CRD file weaver cannot read. helm does not render `crds/` (`helm template --include-crds`
+/// prints them as written), so template syntax there is read as YAML: kubectl and `helm install`
+/// refuse it too, and the help says so.
+fn crd_file_error(source: &Path, text: &str, e: &super::yaml::YamlError) -> Error {
+    let error = Error::at(
+        Location::at(source, e.line.unwrap_or(0) as u64, 0),
+        format!("invalid YAML in a CRD file: {}", e.message),
+    );
+    if text.contains("{{") {
+        error.with_help(
+            "files in crds/ are not templates: helm prints them as written, and kubectl and `helm install` refuse this one as YAML too; write it without template syntax",
+        )
+    } else {
+        error
+    }
 }
 
 fn base_name(name: &str) -> &str {

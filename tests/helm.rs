@@ -429,6 +429,27 @@ fn a_subchart_s_missing_dependency_is_left_out_with_a_warning_as_helm_renders_it
 }
 
 #[test]
+fn a_schema_ref_with_brackets_in_its_fragment_resolves_as_helm_resolves_it() {
+    // As written and percent-encoded: helm 3.17's gojsonschema reads both as the pointer
+    // `/$defs/revisions[0]`.
+    let schema = r##"{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+        "$defs": {"revisions[0]": {"type": "object", "properties": {"port": {"type": "integer"}}}},
+        "properties": {"revisions": {"type": "array", "items": {"$ref": "#/$defs/revisions[0]"}},
+                       "first": {"$ref": "#/$defs/revisions%5B0%5D"}}}"##;
+    let cm =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  port: {{ .Values.first.port | quote }}\n";
+    let values = "revisions:\n  - port: 1\nfirst:\n  port: 2\n";
+    let repo = chart_repo(&[("values.schema.json", schema), ("values.yaml", values), ("templates/cm.yaml", cm)]);
+    let actual = rendered(&repo, "app");
+    assert_eq!(actual["ConfigMap/cm"]["data"]["port"], "2");
+    assert_same_as_helm(&repo, &actual);
+
+    repo.write("charts/app/values.yaml", "revisions:\n  - port: one\nfirst:\n  port: two\n");
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    assert_has(err.failure(), &["charts/app/values.schema.json", "- first.port:", "- revisions.0.port:"]);
+}
+
+#[test]
 fn values_that_break_the_schema_are_errors_that_never_show_the_value() {
     let repo = chart_repo(&[
         ("values.schema.json", r#"{"type": "object", "properties": {"port": {"type": "integer"}}}"#),

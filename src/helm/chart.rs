@@ -150,8 +150,9 @@ impl Chart {
                 "values.yaml" => chart.values = read_values(&path(name), &file.data)?,
                 "values.schema.json" => {
                     let text = text_of(&path(name), &file.data)?;
-                    let schema = serde_json::from_str(&text)
+                    let mut schema = serde_json::from_str(&text)
                         .map_err(|e| at(path(name), format!("invalid JSON at line {}: {}", e.line(), e)))?;
+                    encode_ref_fragments(&mut schema);
                     chart.schema = Some(schema);
                 }
                 "requirements.yaml" | "requirements.lock" => {
@@ -284,5 +285,55 @@ pub fn read_values(path: &Path, data: &[u8]) -> Result<Map<String, Json>, HelmEr
         Ok(Some(Json::Object(map))) => Ok(map),
         Ok(Some(_)) => Err(at(path, "must be a mapping of values at the top level")),
         Err(e) => Err(at_line(path, e.line, format!("invalid YAML: {}", e.message))),
+    }
+}
+
+/// Percent-encodes the bytes of each `$ref`'s fragment that a URI fragment may not hold as
+/// themselves (RFC 3986: `#/$defs/revisions[0]`). gojsonschema (helm 3.17) reads a fragment as
+/// Go's url.Parse does, which takes any byte and decodes escapes, so the pointer keeps its
+/// meaning; jsonschema refuses a `$ref` that is not a URI reference.
+fn encode_ref_fragments(schema: &mut Json) {
+    match schema {
+        Json::Object(map) => map.iter_mut().for_each(|(key, value)| match value {
+            Json::String(reference) if key == "$ref" => {
+                if let Some((base, fragment)) = reference.split_once('#') {
+                    let mut encoded = format!("{base}#");
+                    for b in fragment.bytes() {
+                        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b) {
+                            encoded.push(char::from(b));
+                        } else {
+                            encoded.push_str(&format!("%{b:02X}"));
+                        }
+                    }
+                    *reference = encoded;
+                }
+            }
+            _ => encode_ref_fragments(value),
+        }),
+        Json::Array(items) => items.iter_mut().for_each(encode_ref_fragments),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn ref_fragments_are_percent_encoded_where_a_uri_fragment_cannot_hold_the_byte() {
+        let mut schema = json!({
+            "$ref": "#/$defs/ok:@-_~",
+            "items": [{"$ref": "other.json#/$defs/a[0] é%5B"}, {"$ref": "no-fragment[0].json"}],
+            "properties": {"$ref": {"type": "string"}},
+        });
+        super::encode_ref_fragments(&mut schema);
+        assert_eq!(
+            schema,
+            json!({
+                "$ref": "#/$defs/ok:@-_~",
+                "items": [{"$ref": "other.json#/$defs/a%5B0%5D%20%C3%A9%5B"}, {"$ref": "no-fragment[0].json"}],
+                "properties": {"$ref": {"type": "string"}},
+            })
+        );
     }
 }

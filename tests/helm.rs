@@ -393,6 +393,29 @@ fn a_crd_file_holding_template_syntax_is_refused_at_its_line_as_kubectl_refuses_
 }
 
 #[test]
+fn a_namespace_on_a_cluster_scoped_object_is_kept_as_helm_keeps_it_and_no_part_of_its_identity() {
+    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\n  namespace: {{ .Release.Namespace }}\nrules:\n  - apiGroups: [\"\"]\n    resources: [pods]\n    verbs: [get]\n";
+    let repo = chart_repo(&[("templates/role.yaml", role)]);
+    let objects =
+        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap();
+    assert_eq!(objects[0]["metadata"]["namespace"], "apps", "{objects:?}");
+    if let Some(helm) = common::helm_or_skip() {
+        let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
+        let expected = weaver::yaml::documents(Path::new("helm"), &text).unwrap();
+        assert_eq!(expected[0]["metadata"]["namespace"], "shop", "{text}");
+        assert_same_as_helm(&repo, &by_key(objects.clone()));
+    }
+
+    // The server clears it: the live object has none, and is the same object, unchanged.
+    let mut live = objects[0].clone();
+    live["metadata"].as_object_mut().unwrap().remove("namespace");
+    repo.write("live.yaml", &json!({"apiVersion": "v1", "kind": "List", "items": [live]}).to_string());
+    let live_from = repo.path().join("live.yaml");
+    let run = repo.weaver(&["diff", "--env", "dev", "--live-from", live_from.to_str().unwrap()]);
+    assert!(run.success().ends_with("0 to create, 0 to update, 0 to delete, 1 unchanged\n"), "{}", run.stdout);
+}
+
+#[test]
 fn dependencies_must_be_vendored_and_a_wrong_version_renders_as_helm_renders_it() {
     let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: db\n    version: ~2.1.0\n    alias: database\n    condition: database.enabled\n";
     let repo = chart_repo(&[]);
@@ -494,6 +517,12 @@ fn a_helm_chart_release_applies_and_then_diffs_clean() {
     if cluster.fake("a chart's hook Job that must finish (it needs a kubelet)").is_none() {
         std::fs::remove_file(repo.path().join("charts/shop/templates/tests.yaml")).unwrap();
     }
+    // A namespace written on a cluster-scoped object, which the server clears: the object still
+    // diffs clean.
+    repo.write(
+        "charts/shop/templates/reader.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {{ .Release.Namespace }}-reader\n  namespace: {{ .Release.Namespace }}\nrules: []\n",
+    );
     let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
     repo.write(
         "environments/dev.yaml",

@@ -558,7 +558,8 @@ impl Run<'_> {
                 .par_iter_mut()
                 .map(|(index, out)| {
                     let release = rendering[*index].expect("only releases rendered here are transformed");
-                    transforms::apply(&mut out.manifests, release, &self.env.name, scopes)
+                    let helm = release.kustomize.is_none() && self.helm.is_helm_chart(&release.chart);
+                    transforms::apply(&mut out.manifests, release, &self.env.name, scopes, helm)
                 })
                 .collect::<Result<Vec<()>>>()?;
             Ok(batch.into_iter().map(|(index, release)| Finished { index, release }).collect())

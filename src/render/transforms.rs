@@ -7,9 +7,17 @@ use crate::manifest::{self, LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, 
 use crate::project::Release;
 use crate::project::environment::{PatchBody, PatchTarget};
 
-pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, scopes: &Scopes) -> Result<()> {
+/// `helm`: the release is a Helm chart's, whose cluster-scoped objects keep a namespace written
+/// on them, as `helm template` prints it (see [`set_namespace`]).
+pub fn apply(
+    manifests: &mut [Manifest],
+    release: &Release,
+    environment: &str,
+    scopes: &Scopes,
+    helm: bool,
+) -> Result<()> {
     for m in manifests.iter_mut() {
-        set_namespace(m, release, scopes);
+        set_namespace(m, release, scopes, helm);
     }
     for (index, patch) in release.patches.iter().enumerate() {
         let mut matched = 0;
@@ -32,7 +40,7 @@ pub fn apply(manifests: &mut [Manifest], release: &Release, environment: &str, s
                 .with_help("a patch must leave a Kubernetes object, with apiVersion, kind and metadata.name"));
             }
             // A patch may not move an object out of its scope's rules.
-            set_namespace(m, release, scopes);
+            set_namespace(m, release, scopes, helm);
         }
         if matched == 0 {
             let objects: Vec<String> = manifests.iter().map(|m| m.key().to_string()).collect();
@@ -65,16 +73,16 @@ fn metadata(object: &mut Value) -> &mut Map<String, Value> {
     meta.as_object_mut().expect("just made a mapping")
 }
 
-/// Namespaced kinds get the release namespace when they have none; a chart's cluster-scoped
-/// objects never carry one (the API server would ignore it). A kustomization's keep the one
-/// written, as `kubectl kustomize` prints them (its namespace transformer skips them); object
-/// identity ignores it (`ObjectKeyRef::of`) and the plan takes it away ([`settle_scopes`]). A
-/// kind whose scope the run does not know (a custom resource whose CRD it does not render)
-/// keeps the namespace as written, as helm and `kubectl kustomize` leave it: the cluster's
-/// discovery decides it once there is one.
-fn set_namespace(m: &mut Manifest, release: &Release, scopes: &Scopes) {
+/// Namespaced kinds get the release namespace when they have none; a weaver chart's
+/// cluster-scoped objects never carry one (the API server would ignore it). A kustomization's
+/// and a Helm chart's keep the one written, as `kubectl kustomize` and `helm template` print
+/// them; object identity ignores it (`ObjectKeyRef::of`) and the plan takes it away
+/// ([`settle_scopes`]). A kind whose scope the run does not know (a custom resource whose CRD
+/// it does not render) keeps the namespace as written, as helm and `kubectl kustomize` leave
+/// it: the cluster's discovery decides it once there is one.
+fn set_namespace(m: &mut Manifest, release: &Release, scopes: &Scopes, helm: bool) {
     if let Some(namespaced) = scopes.known(manifest::api_group(m.api_version()), m.kind())
-        && (namespaced || release.kustomize.is_none())
+        && (namespaced || (release.kustomize.is_none() && !helm))
     {
         place_namespace(m, &release.namespace, namespaced);
     }

@@ -329,7 +329,12 @@ fn a_crd_bundled_twice_identical_is_rendered_once_with_a_warning() {
     assert_eq!(documents.iter().filter(|d| d["kind"] == "CustomResourceDefinition").count(), 1, "{}", run.stdout);
     assert_has(
         &run.stderr,
-        &["charts/app/charts/two/crds/widget.yaml", "widgets.example.com", "identical, by release `app`"],
+        &[
+            "charts/app/charts/one/crds/widget.yaml",
+            "charts/app/charts/two/crds/widget.yaml",
+            "widgets.example.com",
+            "twice, identical",
+        ],
     );
     assert_same_as_helm(&repo, &by_key(documents));
 
@@ -354,6 +359,41 @@ fn a_crd_bundled_twice_identical_is_rendered_once_with_a_warning() {
     repo.write("charts/b/crds/widget.yaml", &WIDGET_CRD.replace("scope: Namespaced", "scope: Cluster"));
     let err = repo.weaver(&["render", "--env", "dev"]);
     assert_has(err.failure(), &["widgets.example.com is rendered twice", "release `a`", "release `b`"]);
+}
+
+#[test]
+fn an_object_a_chart_renders_twice_keeps_its_last_copy_with_a_warning_as_the_server_does() {
+    // A subchart's Deployment twice, and a CRD in two subcharts with different content.
+    let needs = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: one\n    version: 1.0.0\n  - name: two\n    version: 1.0.0\n";
+    let deployment = |image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n        - name: web\n          image: {image}\n"
+        )
+    };
+    let (first, second) = (deployment("web:1"), deployment("web:2"));
+    let cluster_crd = WIDGET_CRD.replace("scope: Namespaced", "scope: Cluster");
+    let repo = chart_repo(&[
+        ("Chart.yaml", needs),
+        ("charts/one/Chart.yaml", "apiVersion: v2\nname: one\nversion: 1.0.0\n"),
+        ("charts/one/crds/widget.yaml", WIDGET_CRD),
+        ("charts/one/templates/a.yaml", &first),
+        ("charts/one/templates/b.yaml", &second),
+        ("charts/two/Chart.yaml", "apiVersion: v2\nname: two\nversion: 1.0.0\n"),
+        ("charts/two/crds/widget.yaml", &cluster_crd),
+    ]);
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    assert_eq!(actual["Deployment/web"]["spec"]["template"]["spec"]["containers"][0]["image"], "web:2");
+    assert_eq!(actual["CustomResourceDefinition/widgets.example.com"]["spec"]["scope"], "Cluster");
+    assert_has(
+        &run.stderr,
+        &[
+            "renders Deployment.apps apps/web twice, with different content, by charts/app/charts/one/templates/a.yaml document 1 and by charts/app/charts/one/templates/b.yaml document 1: the last is kept",
+            "renders CustomResourceDefinition.apiextensions.k8s.io widgets.example.com twice, with different content, by charts/app/charts/one/crds/widget.yaml",
+        ],
+    );
+    // helm template prints both copies; by_key keeps the last, as the server does.
+    assert_same_as_helm(&repo, &actual);
 }
 
 #[test]

@@ -285,8 +285,8 @@ fn keep<R>(
     }
 }
 
-/// A CRD rendered again, identical (charts bundling the same CRDs, in two subcharts of one
-/// chart or in two releases), is applied once, as helm installs a CRD once and skips one that
+/// A CRD rendered again, identical (charts bundling the same CRDs, in two releases; a Helm
+/// release's own copies are one already, see `transforms::keep_last_copies`), is applied once, as helm installs a CRD once and skips one that
 /// exists: each copy after the first (in the run's order) goes, with a warning. A different
 /// copy stays, for the check that no object is rendered twice to refuse. `seen` keeps each
 /// first copy's release and digest, not the copy: CRDs are the largest objects of a run.
@@ -559,7 +559,7 @@ impl Run<'_> {
                 .map(|(index, out)| {
                     let release = rendering[*index].expect("only releases rendered here are transformed");
                     let helm = release.kustomize.is_none() && self.helm.is_helm_chart(&release.chart);
-                    transforms::apply(&mut out.manifests, release, &self.env.name, scopes, helm)
+                    transforms::apply(&mut out.manifests, &mut out.warnings, release, &self.env.name, scopes, helm)
                 })
                 .collect::<Result<Vec<()>>>()?;
             Ok(batch.into_iter().map(|(index, release)| Finished { index, release }).collect())

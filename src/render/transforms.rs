@@ -8,9 +8,11 @@ use crate::project::Release;
 use crate::project::environment::{PatchBody, PatchTarget};
 
 /// `helm`: the release is a Helm chart's, whose cluster-scoped objects keep a namespace written
-/// on them, as `helm template` prints it (see [`set_namespace`]).
+/// on them, as `helm template` prints it (see [`set_namespace`]), and whose object rendered
+/// twice keeps its last copy, with a warning in `warnings` ([`keep_last_copies`]).
 pub fn apply(
-    manifests: &mut [Manifest],
+    manifests: &mut Vec<Manifest>,
+    warnings: &mut Vec<String>,
     release: &Release,
     environment: &str,
     scopes: &Scopes,
@@ -57,8 +59,45 @@ pub fn apply(
     for m in manifests.iter_mut() {
         set_labels(&mut m.object, &release.name, environment);
     }
+    if helm {
+        keep_last_copies(manifests, &release.name, warnings);
+    }
     manifest::sort_for_apply(manifests);
     Ok(())
+}
+
+/// An object a Helm chart renders twice (one CRD in two subcharts, a subchart's Deployment
+/// twice) keeps its last copy in helm's order, with a warning naming both: `kubectl apply` of
+/// `helm template`'s output applies both in order, and the API server keeps the last (checked
+/// on a 1.32 server; `helm upgrade` does the same, `helm install` fails with "already exists").
+fn keep_last_copies(manifests: &mut Vec<Manifest>, release: &str, warnings: &mut Vec<String>) {
+    let mut last: std::collections::HashMap<manifest::ObjectKey, usize> = std::collections::HashMap::new();
+    for (index, m) in manifests.iter().enumerate() {
+        last.insert(m.key(), index);
+    }
+    if last.len() == manifests.len() {
+        return;
+    }
+    let origin = |m: &Manifest| format!("{} document {}", m.source.display(), m.document);
+    let mut dropped = vec![false; manifests.len()];
+    for (index, m) in manifests.iter().enumerate() {
+        let kept = last[&m.key()];
+        if kept != index {
+            dropped[index] = true;
+            let how = if m.object == manifests[kept].object { "identical" } else { "with different content" };
+            warnings.push(format!(
+                "release `{release}` renders {} twice, {how}, by {} and by {}: the last is kept, as the API server keeps it when helm template's output is applied",
+                m.key(),
+                origin(m),
+                origin(&manifests[kept])
+            ));
+        }
+    }
+    let mut index = 0;
+    manifests.retain(|_| {
+        index += 1;
+        !dropped[index - 1]
+    });
 }
 
 fn metadata(object: &mut Value) -> &mut Map<String, Value> {

@@ -723,3 +723,35 @@ fn a_namespace_kept_on_a_cluster_scoped_object_is_no_change() {
     let diff = repo.weaver(&["diff", "--env", "dev", "--live-from", live.to_str().unwrap()]);
     assert!(diff.success().contains("0 to create, 0 to update, 0 to delete, 1 unchanged"), "{}", diff.stdout);
 }
+
+/// Issue 53.4: one object in two versions (`v1beta2` and `v1beta3` of one Widget), which
+/// `kubectl kustomize` prints both of: applied in order, the API server keeps the last, and so
+/// does weaver, with a warning naming both documents, where it refused the kustomization.
+#[test]
+fn an_object_in_two_versions_keeps_its_last_copy_with_a_warning() {
+    let repo = Repo::empty();
+    repo.write("app/kustomization.yaml", "resources: [widgets.yaml]\n")
+        .write(
+            "app/widgets.yaml",
+            "apiVersion: example.com/v1beta2\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1}\n---\n\
+             apiVersion: example.com/v1beta3\nkind: Widget\nmetadata: {name: w}\nspec: {size: 2}\n",
+        )
+        .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    kustomize: app\n");
+    let run = repo.weaver(&["render", "--env", "dev", "--validate=ignore"]);
+    let objects = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+    assert_eq!(objects.len(), 1, "{}", run.stdout);
+    assert_eq!(
+        (objects[0]["apiVersion"].as_str(), &objects[0]["spec"]["size"]),
+        (Some("example.com/v1beta3"), &serde_json::json!(2))
+    );
+    assert!(
+        run.stderr.contains("warning: release `app` renders Widget.example.com w twice, with different content, by app/widgets.yaml document 1 and by app/widgets.yaml document 2: the last is kept"),
+        "{}",
+        run.stderr
+    );
+    if let Ok(kubectl) = kubectl() {
+        let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+        let theirs = String::from_utf8(out.stdout).unwrap();
+        assert!(theirs.contains("v1beta2") && theirs.contains("v1beta3"), "kubectl prints both: {theirs}");
+    }
+}

@@ -8,8 +8,9 @@ use crate::project::Release;
 use crate::project::environment::{PatchBody, PatchTarget};
 
 /// `helm`: the release is a Helm chart's, whose cluster-scoped objects keep a namespace written
-/// on them, as `helm template` prints it (see [`set_namespace`]), and whose object rendered
-/// twice keeps its last copy, with a warning in `warnings` ([`keep_last_copies`]).
+/// on them, as `helm template` prints it (see [`set_namespace`]). A Helm chart's or a
+/// kustomization's object rendered twice keeps its last copy, with a warning in `warnings`
+/// ([`keep_last_copies`]).
 pub fn apply(
     manifests: &mut Vec<Manifest>,
     warnings: &mut Vec<String>,
@@ -59,7 +60,7 @@ pub fn apply(
     for m in manifests.iter_mut() {
         set_labels(&mut m.object, &release.name, environment);
     }
-    if helm {
+    if helm || release.kustomize.is_some() {
         keep_last_copies(manifests, &release.name, warnings);
     }
     manifest::sort_for_apply(manifests);
@@ -67,9 +68,11 @@ pub fn apply(
 }
 
 /// An object a Helm chart renders twice (one CRD in two subcharts, a subchart's Deployment
-/// twice) keeps its last copy in helm's order, with a warning naming both: `kubectl apply` of
-/// `helm template`'s output applies both in order, and the API server keeps the last (checked
-/// on a 1.32 server; `helm upgrade` does the same, `helm install` fails with "already exists").
+/// twice), or a kustomization in two versions (`v1beta2` and `v1beta3` of one Widget, which
+/// `kubectl kustomize` prints both of), keeps its last copy in the tool's order, with a warning
+/// naming both: `kubectl apply` of the output applies both in order, and the API server keeps
+/// the last (checked on a 1.32 server; `helm upgrade` does the same, `helm install` fails with
+/// "already exists").
 fn keep_last_copies(manifests: &mut Vec<Manifest>, release: &str, warnings: &mut Vec<String>) {
     let mut last: std::collections::HashMap<manifest::ObjectKey, usize> = std::collections::HashMap::new();
     for (index, m) in manifests.iter().enumerate() {
@@ -86,7 +89,7 @@ fn keep_last_copies(manifests: &mut Vec<Manifest>, release: &str, warnings: &mut
             dropped[index] = true;
             let how = if m.object == manifests[kept].object { "identical" } else { "with different content" };
             warnings.push(format!(
-                "release `{release}` renders {} twice, {how}, by {} and by {}: the last is kept, as the API server keeps it when helm template's output is applied",
+                "release `{release}` renders {} twice, {how}, by {} and by {}: the last is kept, as the API server keeps it when the output is applied",
                 m.key(),
                 origin(m),
                 origin(&manifests[kept])

@@ -96,14 +96,13 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>) {
         "readFile",
         Function::new(&[Type::String], move |_, args| {
             let path = Path::new(str_arg(args, 0));
-            match files.read_named(path, &Location::file(path), "file") {
-                Ok(Some(bytes)) if holds_a_key(&bytes) => Err(FuncError::new(format!(
+            match read(files.as_ref(), path)? {
+                Some(bytes) if holds_a_key(&bytes) => Err(FuncError::new(format!(
                     "{} holds an age secret key, which never reaches values",
                     path.display()
                 ))),
-                Ok(Some(bytes)) => Ok(Value::string_from_bytes(&bytes)),
-                Ok(None) => Err(FuncError::new(format!("{} does not exist in the repository", path.display()))),
-                Err(e) => Err(FuncError::new(e.to_string())),
+                Some(bytes) => Ok(Value::string_from_bytes(&bytes)),
+                None => Err(FuncError::new(format!("{} does not exist in the repository", path.display()))),
             }
         }),
     );
@@ -111,11 +110,7 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>) {
     set.add_function(
         "isFile",
         Function::new(&[Type::String], move |_, args| {
-            let path = Path::new(str_arg(args, 0));
-            match files.read_named(path, &Location::file(path), "file") {
-                Ok(found) => Ok(Value::Bool(found.is_some())),
-                Err(e) => Err(FuncError::new(e.to_string())),
-            }
+            read(files.as_ref(), Path::new(str_arg(args, 0))).map(|found| Value::Bool(found.is_some()))
         }),
     );
     let files = Arc::clone(source);
@@ -163,6 +158,12 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>) {
             }),
         );
     }
+}
+
+/// The file `path` of the repository, or `None` when there is none; leaving the repository is
+/// an error, as for every read.
+fn read(source: &dyn Source, path: &Path) -> std::result::Result<Option<Vec<u8>>, FuncError> {
+    source.read_named(path, &Location::file(path), "file").map_err(|e| FuncError::new(e.to_string()))
 }
 
 /// The entries of directory `path` of the repository, or `None` when there is none; leaving

@@ -558,11 +558,12 @@ fn a_helm_chart_release_applies_and_then_diffs_clean() {
         std::fs::remove_file(repo.path().join("charts/shop/templates/tests.yaml")).unwrap();
     }
     // A namespace written on a cluster-scoped object, which the server clears: the object still
-    // diffs clean.
+    // diffs clean. (A rule, not `rules: []`: a real server returns an empty list as null.)
     repo.write(
         "charts/shop/templates/reader.yaml",
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {{ .Release.Namespace }}-reader\n  namespace: {{ .Release.Namespace }}\nrules: []\n",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {{ .Release.Namespace }}-reader\n  namespace: {{ .Release.Namespace }}\nrules:\n  - {apiGroups: [\"\"], resources: [pods], verbs: [get]}\n",
     );
+    cluster.delete_later(&serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": format!("{ns}-reader")}}));
     let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
     repo.write(
         "environments/dev.yaml",

@@ -33,9 +33,11 @@
 //!   alphabet (with its `=` padding) is decoded; when the decoded text holds a registered value,
 //!   matched by these same rules (to a depth of [`MAX_BASE64_DEPTH`] encodings), the whole token
 //!   is replaced. That catches `printf "%s:%s" user .Values.key | b64enc` (basic auth, a
-//!   dockerconfigjson `auth`) and `b64enc | b64enc`. A strong value is also found in a token with a
-//!   prefix that is not base64 of the same text (decoded at each of the 4 alignments); a weak
-//!   value only in a token that decodes to text.
+//!   dockerconfigjson `auth`) and `b64enc | b64enc`. A token is decoded at the first of its 4
+//!   alignments that gives text (the others of text's base64 give bytes that are not); when none
+//!   does (binary data, a prefix that is not base64 of the same text), a strong value is found
+//!   there as it was decrypted, not through case or separators; a weak value only in a token
+//!   that decodes to text.
 //!
 //! Not detected: a hash or an encryption of a value, a part of it, other encodings (hex,
 //! base32), letters replaced or reordered, a weak value in base64 sharing its token with other
@@ -373,7 +375,7 @@ impl Inner {
             for form in forms.into_iter().chain([base64::engine::general_purpose::STANDARD.encode(value)]) {
                 new |= self.strong.add(form);
             }
-            let (folded, _) = fold(value);
+            let folded = fold(value);
             if folded.chars().count() >= STRONG_LEN {
                 new |= self.folded.add(folded);
             }
@@ -410,9 +412,14 @@ impl Matcher {
             spans.extend(strong.find_overlapping_iter(text).map(|m| m.range()));
         }
         if let Some(folded) = &self.folded {
-            let (folded_text, origin) = fold(text);
-            let found = folded.find_overlapping_iter(&folded_text);
-            spans.extend(found.map(|m| origin[m.start()].start..origin[m.end() - 1].end));
+            let folded_text = fold(text);
+            // Where each folded byte came from is worked out only for a text that holds a value:
+            // most hold none, and the map is many times the text's size.
+            if folded.is_match(&folded_text) {
+                let origin = fold_origins(text);
+                let found = folded.find_overlapping_iter(&folded_text);
+                spans.extend(found.map(|m| origin[m.start()].start..origin[m.end() - 1].end));
+            }
         }
         spans
     }
@@ -420,31 +427,44 @@ impl Matcher {
     /// Whether a base64 token decodes to something holding a registered value.
     fn in_base64(&self, token: &str, engine: &GeneralPurpose, depth: usize) -> bool {
         let digits = token.trim_end_matches('=');
-        (0..4).any(|skip| {
+        for skip in 0..4 {
             let Some(part) = digits.get(skip..) else { return false };
             // A length of 4n+1 is never base64: the last character is of a byte not all there.
             let part = &part[..part.len() - usize::from(part.len() % 4 == 1)];
-            let Ok(bytes) = engine.decode(part) else { return false };
+            let Ok(bytes) = engine.decode(part) else { continue };
             match String::from_utf8(bytes) {
-                Ok(decoded) if skip == 0 && is_text(&decoded) => !self.spans(&decoded, depth + 1).is_empty(),
-                Ok(decoded) => !self.strong_spans(&decoded).is_empty(),
-                Err(e) => !self.strong_spans(&String::from_utf8_lossy(e.as_bytes())).is_empty(),
+                // Text: this alignment is the token's own (another one of text's base64 decodes
+                // to bytes that are not), so the others need no look.
+                Ok(decoded) if skip == 0 && is_text(&decoded) => return !self.spans(&decoded, depth + 1).is_empty(),
+                Ok(decoded) if is_text(&decoded) => return !self.strong_spans(&decoded).is_empty(),
+                // Bytes that are not text (binary data, or another alignment of text's base64)
+                // are searched for a value as it was encrypted, not through text's
+                // transformations (case, separators).
+                Ok(decoded) if self.strong.as_ref().is_some_and(|s| s.is_match(&decoded)) => return true,
+                Err(e) if self.strong.as_ref().is_some_and(|s| s.is_match(e.as_bytes())) => return true,
+                Ok(_) | Err(_) => {}
             }
-        })
+        }
+        false
     }
 }
 
-/// `text` lowercased with only its letters and digits kept, and for each byte of that the range
-/// of the character of `text` it came from.
-fn fold(text: &str) -> (String, Vec<Range<usize>>) {
-    let mut folded = String::new();
+/// `text` lowercased with only its letters and digits kept.
+fn fold(text: &str) -> String {
+    if text.is_ascii() {
+        return text.bytes().filter(u8::is_ascii_alphanumeric).map(|b| char::from(b.to_ascii_lowercase())).collect();
+    }
+    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// For each byte of [`fold`]`(text)`, the range of the character of `text` it came from.
+fn fold_origins(text: &str) -> Vec<Range<usize>> {
     let mut origin = Vec::new();
     for (at, c) in text.char_indices().filter(|(_, c)| c.is_alphanumeric()) {
-        let before = folded.len();
-        folded.extend(c.to_lowercase());
-        origin.extend(std::iter::repeat_n(at..at + c.len_utf8(), folded.len() - before));
+        let folded: usize = c.to_lowercase().map(char::len_utf8).sum();
+        origin.extend(std::iter::repeat_n(at..at + c.len_utf8(), folded));
     }
-    (folded, origin)
+    origin
 }
 
 /// Whether `span` of `text` stands as a whole token; see the module docs.

@@ -66,7 +66,7 @@ fn main() {
 /// A rendered object of the kinds a large environment holds; every 50th quotes a secret.
 fn object(i: usize) -> Value {
     let blob = base64::engine::general_purpose::STANDARD.encode(format!("certificate-{i}-").repeat(40));
-    let leaked = if i % 50 == 0 { format!("pA55-w0rd.{:04}-Zq8xLm", i % 200 / 4 * 4) } else { String::new() };
+    let leaked = if i.is_multiple_of(50) { format!("pA55-w0rd.{:04}-Zq8xLm", i % 200 / 4 * 4) } else { String::new() };
     match i % 2 {
         0 => json!({
             "apiVersion": "v1", "kind": "ConfigMap",

@@ -120,9 +120,9 @@ fn a_kind_the_server_does_not_know_names_the_template() {
     let kubeconfig = cluster.kubeconfig().to_str().unwrap();
     let err = repo.weaver(&["diff", "--env", "dev", "--kubeconfig", kubeconfig]).failure().to_string();
     assert!(
-        err.contains(&format!(
+        err.contains(
             "error: charts/app/templates/gizmo.yaml: Gizmo.nowhere.example.com g (release app) is a nowhere.example.com/v1 Gizmo, which the cluster"
-        )),
+        ),
         "{err}"
     );
     assert!(err.contains("help: install its CustomResourceDefinition first"), "{err}");

@@ -152,11 +152,11 @@ impl Overrides {
             let applied = apply_line(*kind, line, &mut map, &read_file).ok().map(|()| map);
             (format!("{} {}", kind.flag(), quoted(line)), applied)
         });
-        files
-            .chain(lines)
-            .filter(|(_, map)| map.as_ref().is_some_and(|map| Value::Object(map.clone()).pointer(path).is_some()))
-            .map(|(flag, _)| flag)
-            .last()
+        let sets = |map: &Option<Map<String, Value>>| {
+            map.as_ref().is_some_and(|map| Value::Object(map.clone()).pointer(path).is_some())
+        };
+        let flags: Vec<(String, Option<Map<String, Value>>)> = files.chain(lines).collect();
+        flags.into_iter().rfind(|(_, map)| sets(map)).map(|(flag, _)| flag)
     }
 }
 

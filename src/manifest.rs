@@ -212,6 +212,16 @@ pub struct Scopes {
 }
 
 impl Scopes {
+    /// The scopes the CustomResourceDefinitions among `manifests` define (a later one of a kind
+    /// wins), over the built-in table.
+    pub fn of_crds<'m>(manifests: impl IntoIterator<Item = &'m Manifest>) -> Scopes {
+        let mut scopes = Scopes::default();
+        for crd in manifests.into_iter().filter(|m| m.kind() == "CustomResourceDefinition") {
+            scopes.learn_crd(&crd.object);
+        }
+        scopes
+    }
+
     /// Learns the scope of the kind a CustomResourceDefinition object defines: its (group, kind).
     pub fn learn_crd(&mut self, crd: &Value) -> Option<(String, String)> {
         let group = str_at(crd, &["spec", "group"]);
@@ -238,12 +248,15 @@ impl Scopes {
 
     /// Whether the kind is namespaced, when that is known (built in, or a CRD learned).
     pub fn known(&self, group: &str, kind: &str) -> Option<bool> {
-        if !self.custom.is_empty()
-            && let Some(&namespaced) = self.custom.get(&(group.to_string(), kind.to_string()))
-        {
-            return Some(namespaced);
+        self.learned(group, kind).or_else(|| builtin_scope(group, kind))
+    }
+
+    /// Whether the kind is namespaced, when a CRD learned says so (the built-in table aside).
+    pub fn learned(&self, group: &str, kind: &str) -> Option<bool> {
+        if self.custom.is_empty() {
+            return None;
         }
-        builtin_scope(group, kind)
+        self.custom.get(&(group.to_string(), kind.to_string())).copied()
     }
 }
 

@@ -89,10 +89,7 @@ impl RenderedOffline {
     /// discovery decides it when the apply connects.
     pub fn owned_keys(&self) -> Vec<ObjectKey> {
         let rendered = &self.desired.rendered;
-        let mut scopes = Scopes::default();
-        for crd in rendered.manifests().filter(|m| m.kind() == "CustomResourceDefinition") {
-            scopes.learn_crd(&crd.object);
-        }
+        let scopes = Scopes::of_crds(rendered.manifests());
         let keys = rendered.releases.iter().flat_map(|release| {
             release.manifests.iter().map(|m| {
                 let mut key = m.key();

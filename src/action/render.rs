@@ -411,8 +411,6 @@ impl Prepared {
         let helm_charts =
             self.selected.releases().iter().any(|r| r.installed && crate::helm::is_helm_release(source, r));
         if !helm_charts {
-            let mut offline = offline;
-            settle_served_scopes(&mut offline.rendered, cluster);
             return Ok(offline);
         }
         let server = cluster.capabilities().await?;
@@ -463,7 +461,6 @@ impl Prepared {
             validate(&rendered, |release| offline.looking_up.contains(release), self.validate, on)?;
             phase(on, "validate", started);
         }
-        settle_served_scopes(&mut rendered, cluster);
         Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up, looking_up: BTreeSet::new() })
     }
 
@@ -591,21 +588,6 @@ impl Prepared {
         on(Progress::Info(rendered_count(rendered.manifests().count(), hooks, releases.len())));
         Ok(rendered)
     }
-}
-
-/// The scope of the kinds the render could not scope, as the cluster's discovery says.
-fn settle_served_scopes(rendered: &mut Rendered, cluster: &Cluster) {
-    let served: HashMap<(String, String), bool> = cluster
-        .served_scopes()
-        .into_iter()
-        .flat_map(|(api_version, kinds)| {
-            let group = crate::manifest::api_group(&api_version).to_string();
-            kinds.into_iter().map(move |(kind, namespaced)| ((group.clone(), kind), namespaced))
-        })
-        .collect();
-    crate::render::transforms::settle_scopes(rendered, |group, kind| {
-        served.get(&(group.to_string(), kind.to_string())).copied()
-    });
 }
 
 /// The kinds `lookup` may name: what discovery found, and the kinds of the CRDs in `offline`

@@ -11,7 +11,7 @@ use super::{ApplyError, Cluster, ListTarget, ManagedFields, Unserved};
 use crate::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{
-    LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, ObjectKeyRef, api_group, label, namespace_of,
+    LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, ObjectKeyRef, Scopes, api_group, label, namespace_of,
 };
 use crate::project::Release;
 use crate::release_record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status, Wanted};
@@ -46,7 +46,8 @@ pub async fn observe_reusing(
     concurrency: usize,
     unlabelled: &Unlabelled<'_>,
 ) -> Result<Live> {
-    let pending_kinds = crds_in(releases);
+    // CRDs this run applies first: nothing of their kinds can be live yet.
+    let pending_kinds = Scopes::of_crds(releases.iter().flat_map(|r| &r.manifests));
     let mut targets = BTreeSet::new();
     for release in releases.iter_mut() {
         for manifest in &mut release.manifests {
@@ -61,8 +62,8 @@ pub async fn observe_reusing(
                     });
                 }
                 // Its CRD is applied first, in this same run: nothing of it can be live yet.
-                Err(unserved) => match pending_kinds.get(&(api_group(&api_version).to_string(), kind.clone())) {
-                    Some(&namespaced) => set_scope(manifest, namespaced, &release.namespace),
+                Err(unserved) => match pending_kinds.learned(api_group(&api_version), &kind) {
+                    Some(namespaced) => set_scope(manifest, namespaced, &release.namespace),
                     None => return Err(unserved_error(cluster, manifest, unserved)),
                 },
             }
@@ -235,22 +236,6 @@ pub fn recorded_target(cluster: &Cluster, manifest: &Value, release_namespace: &
     let served = cluster.resolve(api_version, key.kind).ok()?;
     let namespace = served.namespaced.then(|| key.namespace.unwrap_or(release_namespace).to_string());
     Some(ListTarget { api_version: api_version.to_string(), kind: key.kind.to_string(), namespace })
-}
-
-/// `(group, kind)` of every CustomResourceDefinition in the desired set, and whether its
-/// objects are namespaced.
-fn crds_in(releases: &[RenderedRelease]) -> HashMap<(String, String), bool> {
-    releases
-        .iter()
-        .flat_map(|r| &r.manifests)
-        .filter(|m| m.kind() == "CustomResourceDefinition")
-        .filter_map(|m| {
-            let group = m.object.pointer("/spec/group")?.as_str()?;
-            let kind = m.object.pointer("/spec/names/kind")?.as_str()?;
-            let namespaced = m.object.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
-            Some(((group.to_string(), kind.to_string()), namespaced))
-        })
-        .collect()
 }
 
 /// Discovery is the authority on scope: cluster-scoped objects lose any namespace, namespaced

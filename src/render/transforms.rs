@@ -146,14 +146,11 @@ fn place_namespace(m: &mut Manifest, namespace: &str, namespaced: bool) {
 }
 
 /// Places the namespace of each object (and hook) as the API server will: by its kind's scope
-/// as the render knows it, else as `served` says (by API group and kind: the cluster's
-/// discovery, or the objects of a `--live-from` file). A cluster-scoped object loses the one a
+/// as the render knows it, else as `served` says (by API group and kind: the objects of a
+/// `--live-from` file; against a cluster, the observation places them by discovery). A cluster-scoped object loses the one a
 /// kustomization left on it; a kind neither knows keeps the namespace as written.
 pub fn settle_scopes(rendered: &mut crate::render::Rendered, served: impl Fn(&str, &str) -> Option<bool>) {
-    let mut scopes = Scopes::default();
-    for crd in rendered.manifests().filter(|m| m.kind() == "CustomResourceDefinition") {
-        scopes.learn_crd(&crd.object);
-    }
+    let scopes = Scopes::of_crds(rendered.manifests());
     for release in &mut rendered.releases {
         for m in release.manifests.iter_mut().chain(release.hooks.iter_mut()) {
             let group = manifest::api_group(m.api_version());

@@ -212,7 +212,7 @@ pub struct OperatorRunArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
     /// How many ConfigMapSyncs to reconcile at once
-    #[arg(long, value_name = "N", default_value_t = crate::operator::controller::DEFAULT_CONCURRENCY,
+    #[arg(long, value_name = "N", default_value_t = crate::controllers::configmapsync::controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_concurrent_reconciles: u16,
     /// Requests a second to the API server, on average (as client-go's QPS); tenants' writes count

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::cluster::TestCluster;
 use common::eventually;
 use serde_json::{Value, json};
-use weaver::operator::controller::Role;
+use weaver::controllers::configmapsync::controller::Role;
 
 const MANAGER: &str = "operator-test";
 
@@ -71,13 +71,17 @@ impl Operator {
         });
         let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
         let selector = format!("weaver-test={}", cluster.prefix);
-        let settings = weaver::operator::controller::Settings {
+        let settings = weaver::controllers::configmapsync::controller::Settings {
             label_selector: Some(selector.clone()),
-            ..weaver::operator::controller::Settings::default()
+            ..weaver::controllers::configmapsync::controller::Settings::default()
         };
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let endpoints = listener.local_addr().unwrap();
-        runtime.spawn(weaver::operator::endpoints::serve(listener, settings.telemetry.clone(), std::future::pending()));
+        runtime.spawn(weaver::controllers::configmapsync::endpoints::serve(
+            listener,
+            settings.telemetry.clone(),
+            std::future::pending(),
+        ));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let connect = weaver::cluster::ConnectOptions {
             kubeconfig: Some(kubeconfig),
@@ -94,8 +98,10 @@ impl Operator {
             let stopped = async {
                 let _ = stop.await;
             };
-            if let Err(err) =
-                weaver::operator::controller::run_elected(operator, config, settings, election, on_role, stopped).await
+            if let Err(err) = weaver::controllers::configmapsync::controller::run_elected(
+                operator, config, settings, election, on_role, stopped,
+            )
+            .await
             {
                 panic!("the operator stopped: {err}");
             }
@@ -131,7 +137,7 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         let Some(runtime) = self.runtime.take() else { return };
-        let api: kube::Api<weaver::operator::ConfigMapSync> = kube::Api::all(self.client.clone());
+        let api: kube::Api<weaver::controllers::configmapsync::ConfigMapSync> = kube::Api::all(self.client.clone());
         let params = kube::api::ListParams::default().labels(&self.selector);
         runtime.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -140,7 +146,7 @@ impl Drop for Operator {
                     break;
                 }
                 for sync in list.items {
-                    let namespaced = kube::Api::<weaver::operator::ConfigMapSync>::namespaced(
+                    let namespaced = kube::Api::<weaver::controllers::configmapsync::ConfigMapSync>::namespaced(
                         self.client.clone(),
                         sync.metadata.namespace.as_deref().unwrap_or_default(),
                     );
@@ -167,7 +173,7 @@ struct Tenant {
 const SOURCE_DATA: &str = r#"{"level": "debug", "color": "blue"}"#;
 
 fn tenant(cluster: &TestCluster) -> Tenant {
-    cluster.apply_shared(&weaver::operator::crd(), MANAGER);
+    cluster.apply_shared(&weaver::controllers::configmapsync::crd(), MANAGER);
     let team = cluster.namespace("team");
     let allowed = vec![cluster.namespace("dev"), cluster.namespace("qa")];
     let denied = cluster.namespace("prod");
@@ -523,7 +529,7 @@ fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_sta
 #[test]
 fn quiet_watches_outlast_the_request_timeout() {
     let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver::operator::crd(), MANAGER);
+    cluster.apply_shared(&weaver::controllers::configmapsync::crd(), MANAGER);
     let log = tempfile::NamedTempFile::new().unwrap();
     let selector = format!("weaver-test={}", cluster.prefix);
     let mut operator = std::process::Command::new(common::WEAVER)
@@ -725,7 +731,8 @@ fn a_cleanup_the_account_may_not_do_keeps_the_finalizer_until_the_right_comes_ba
         kube::Api::namespaced(cluster.client(), &tenant.allowed[1]);
     cluster.block_on(bindings.delete("syncer", &Default::default())).unwrap();
 
-    let syncs: kube::Api<weaver::operator::ConfigMapSync> = kube::Api::namespaced(cluster.client(), &tenant.team);
+    let syncs: kube::Api<weaver::controllers::configmapsync::ConfigMapSync> =
+        kube::Api::namespaced(cluster.client(), &tenant.team);
     cluster.block_on(syncs.delete("share", &Default::default())).unwrap();
     let ready = wait_for_ready(&cluster, &sync, "CleanupFailed");
     let message = ready["message"].as_str().unwrap();

@@ -6,17 +6,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::cli::{GlobalArgs, LogFormat, OperatorCommand, OperatorRunArgs};
-use crate::operator::controller::Role;
+use crate::controllers::configmapsync::controller::Role;
 
 /// The leader Lease, named after the controller.
-const LEASE_NAME: &str = crate::operator::controller::CONTROLLER_NAME;
+const LEASE_NAME: &str = crate::controllers::configmapsync::controller::CONTROLLER_NAME;
 /// As client-go's leader election: a leader that stops renewing is replaced after 15 s.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
 
 pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> crate::Result<ExitCode> {
     match command {
         OperatorCommand::Crd => {
-            super::write_stdout(crate::yaml::to_yaml_string(&crate::operator::crd()).as_bytes())?;
+            super::write_stdout(crate::yaml::to_yaml_string(&crate::controllers::configmapsync::crd()).as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         OperatorCommand::Run(args) => run_controller(global, args),
@@ -77,8 +77,8 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         let cluster = crate::cluster::Cluster::from_config(config.clone(), info, Some(&rate)).await?;
         let client = cluster.client();
         tracing::info!(context = %cluster.info.context, server = %cluster.info.server, "starting the ConfigMapSync controller");
-        let telemetry = std::sync::Arc::new(crate::operator::telemetry::Telemetry::default());
-        let settings = crate::operator::controller::Settings {
+        let telemetry = std::sync::Arc::new(crate::controllers::configmapsync::telemetry::Telemetry::default());
+        let settings = crate::controllers::configmapsync::controller::Settings {
             label_selector: args.selector.clone(),
             concurrency: args.max_concurrent_reconciles,
             rate: Some(rate),
@@ -92,7 +92,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             ))
         })?;
         tracing::info!(address = %args.metrics_addr, "serving /healthz, /readyz and /metrics");
-        tokio::spawn(crate::operator::endpoints::serve(listener, telemetry, std::future::pending()));
+        tokio::spawn(crate::controllers::configmapsync::endpoints::serve(listener, telemetry, std::future::pending()));
         let election = match args.leader_elect {
             false => None,
             true => {
@@ -113,7 +113,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             Role::Leading => tracing::info!("leading: reconciling ConfigMapSyncs"),
             Role::Following { leader } => tracing::info!(%leader, "following: another replica leads"),
         };
-        crate::operator::controller::run_elected(client, config, settings, election, on_role, shutdown_signal())
+        crate::controllers::configmapsync::controller::run_elected(client, config, settings, election, on_role, shutdown_signal())
             .await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

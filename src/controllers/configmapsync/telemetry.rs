@@ -124,7 +124,7 @@ fn totals(states: &HashMap<String, BTreeMap<String, i64>>) -> BTreeMap<String, i
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::api::TargetStatus;
+    use crate::controllers::configmapsync::api::TargetStatus;
 
     fn status(reasons: &[&str]) -> ConfigMapSyncStatus {
         let targets = reasons

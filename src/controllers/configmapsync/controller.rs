@@ -760,7 +760,7 @@ async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::api::{ConfigMapSyncSpec, SourceRef};
+    use crate::controllers::configmapsync::api::{ConfigMapSyncSpec, SourceRef};
 
     fn sync(name: &str, source: &str) -> ConfigMapSync {
         let mut sync = ConfigMapSync::new(

@@ -1,4 +1,4 @@
-//! The ConfigMapSync operator: copies a ConfigMap into other namespaces as a ServiceAccount the
+//! The ConfigMapSync controller: copies a ConfigMap into other namespaces as a ServiceAccount the
 //! tenant names, so the tenant's own RBAC bounds every write (see docs/src/guides/operator.md).
 //!
 //! `api` holds the CustomResource types; the CRD that `weaver operator crd` prints, and that the

@@ -28,6 +28,7 @@ pub(crate) mod render;
 pub(crate) mod report;
 pub(crate) mod retry;
 pub mod secrets;
+pub mod source;
 pub(crate) mod status;
 pub(crate) mod validate;
 pub mod yaml;

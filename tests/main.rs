@@ -17,6 +17,7 @@ mod drift_correct;
 mod examples;
 mod fleet;
 mod git;
+mod git_source;
 mod health;
 mod helm;
 mod hooks;

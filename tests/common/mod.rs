@@ -6,6 +6,7 @@ pub mod demo;
 pub mod fs;
 pub mod generated;
 pub mod git;
+pub mod git_http;
 pub mod skip;
 pub mod tools;
 

@@ -1,0 +1,530 @@
+//! The cache of bare mirrors: one per repository URL, in a directory named by a hash of the
+//! normalized URL. A fetch lists the remote's refs, resolves the ref to a commit, and fetches
+//! (shallow) only when the mirror lacks that commit. Concurrent fetches of one (URL, ref,
+//! credentials) share one fetch; fetches into one mirror take turns; different mirrors fetch in
+//! parallel. After each fetch, least recently used mirrors that nobody holds a lease on are
+//! removed until the cache is within its limits.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use git2::{AutotagOption, Direction, ErrorClass, ErrorCode, FetchOptions, Oid, Repository};
+
+use super::transport::{self, Session};
+use super::{Credentials, FetchError, FetchFailure, FetchRequest, Fetched, GitRef, Scheme, SourceUrl};
+use crate::error::{Error, Result};
+
+/// How large the cache may grow. Mirrors being fetched or leased are never removed, so the
+/// cache can exceed the limits while they are in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Total size of the mirrors' files.
+    pub max_disk_bytes: u64,
+    pub max_repositories: usize,
+}
+
+/// The bare mirrors of one controller process. `Send + Sync`: share it with an `Arc`.
+///
+/// A mirror stays on disk while a [`Fetched`] that names it (or a clone of one) is alive: a
+/// reconcile keeps its `Fetched` while it reads the commit, and eviction passes over it.
+pub struct GitCache {
+    dir: PathBuf,
+    limits: CacheLimits,
+    state: Arc<Mutex<State>>,
+    flights: Mutex<HashMap<FlightKey, Arc<Flight>>>,
+}
+
+#[derive(Default)]
+struct State {
+    mirrors: HashMap<String, Mirror>,
+}
+
+struct Mirror {
+    /// Held while fetching into the mirror (and while evicting it).
+    lock: Arc<Mutex<()>>,
+    size: u64,
+    last_used: SystemTime,
+    leases: usize,
+}
+
+impl Mirror {
+    fn new(size: u64, last_used: SystemTime) -> Mirror {
+        Mirror { lock: Arc::new(Mutex::new(())), size, last_used, leases: 0 }
+    }
+}
+
+/// Keeps a mirror from eviction while it lives (shared by the clones of one [`Fetched`]).
+pub struct Lease {
+    state: Arc<Mutex<State>>,
+    name: String,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lease({})", self.name)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        if let Some(mirror) = state.mirrors.get_mut(&self.name) {
+            mirror.leases = mirror.leases.saturating_sub(1);
+            mirror.last_used = SystemTime::now();
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FlightKey {
+    url: String,
+    reference: GitRef,
+    credentials: [u8; 32],
+}
+
+/// One fetch in progress, which callers with the same key wait for.
+#[derive(Default)]
+struct Flight {
+    result: Mutex<Option<Result<Fetched, FetchError>>>,
+    done: Condvar,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// libgit2's pack windows: at most this much of the packs is mapped at once (process-wide;
+/// libgit2's defaults on 64-bit are 1 GiB windows and 8 GiB mapped).
+const MWINDOW_SIZE: usize = 32 << 20;
+const MWINDOW_MAPPED_LIMIT: usize = 256 << 20;
+
+impl GitCache {
+    /// A cache in `dir` (created if missing); mirrors already there are kept, their last use
+    /// taken from the directory's modification time.
+    pub fn new(dir: PathBuf, limits: CacheLimits) -> Result<GitCache> {
+        static MWINDOW: Once = Once::new();
+        MWINDOW.call_once(|| {
+            // SAFETY: set once, before this process's fetches.
+            unsafe {
+                let _ = git2::opts::set_mwindow_size(MWINDOW_SIZE);
+                let _ = git2::opts::set_mwindow_mapped_limit(MWINDOW_MAPPED_LIMIT);
+            }
+        });
+        transport::register();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create the git cache directory", &dir, e))?;
+        let mut state = State::default();
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("read the git cache directory", &dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_mirror_name(&name) {
+                continue;
+            }
+            let last_used = entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+            state.mirrors.insert(name, Mirror::new(disk_usage(&entry.path()), last_used));
+        }
+        let cache = GitCache { dir, limits, state: Arc::new(Mutex::new(state)), flights: Mutex::new(HashMap::new()) };
+        cache.evict();
+        Ok(cache)
+    }
+
+    /// Fetches `request.reference` into the URL's mirror. Blocking. A call made while another
+    /// with the same URL, ref and credentials is fetching waits for it and returns its result.
+    pub fn fetch(&self, request: &FetchRequest) -> Result<Fetched, FetchError> {
+        let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
+        let key = FlightKey {
+            url: url.normalized(),
+            reference: request.reference.clone(),
+            credentials: request.credentials.fingerprint(),
+        };
+        let (flight, leader) = {
+            let mut flights = lock(&self.flights);
+            match flights.get(&key) {
+                Some(flight) => (flight.clone(), false),
+                None => {
+                    let flight = Arc::new(Flight::default());
+                    flights.insert(key.clone(), flight.clone());
+                    (flight, true)
+                }
+            }
+        };
+        if !leader {
+            let mut result = lock(&flight.result);
+            while result.is_none() {
+                result = flight.done.wait(result).unwrap_or_else(PoisonError::into_inner);
+            }
+            return result.clone().expect("checked above");
+        }
+        // Publishes the result, or a failure if the fetch panicked, and ends the flight.
+        struct Land<'a> {
+            cache: &'a GitCache,
+            key: FlightKey,
+            flight: Arc<Flight>,
+        }
+        impl Drop for Land<'_> {
+            fn drop(&mut self) {
+                lock(&self.cache.flights).remove(&self.key);
+                let mut result = lock(&self.flight.result);
+                result.get_or_insert_with(|| Err(FetchError::new(FetchFailure::Other, "the fetch panicked")));
+                self.flight.done.notify_all();
+            }
+        }
+        let land = Land { cache: self, key, flight };
+        let result = self.fetch_now(url, request);
+        *lock(&land.flight.result) = Some(result.clone());
+        drop(land);
+        if result.is_ok() {
+            self.evict();
+        }
+        result
+    }
+
+    fn fetch_now(&self, url: SourceUrl, request: &FetchRequest) -> Result<Fetched, FetchError> {
+        let start = Instant::now();
+        if let GitRef::Commit(id) = &request.reference
+            && (id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(FetchError::new(
+                FetchFailure::RefNotFound,
+                format!("fetching {}: commit `{id}` is not a full commit id: give all 40 hex digits", url.display()),
+            ));
+        }
+        let ssh_key = matches!(request.credentials, Credentials::Ssh { .. });
+        let http_credentials = matches!(request.credentials, Credentials::Basic { .. } | Credentials::Bearer(_));
+        let mismatch = match url.scheme {
+            Scheme::Ssh if http_credentials => Some("username/password or a token, for an ssh URL"),
+            Scheme::Https | Scheme::Http if ssh_key => Some("an ssh key (identity), for an https URL"),
+            _ => None,
+        };
+        if let Some(mismatch) = mismatch {
+            return Err(FetchError::new(
+                FetchFailure::AuthenticationFailed,
+                format!(
+                    "fetching {} ({}): the Secret holds {mismatch}: give the URL the Secret is for, or the Secret \
+                     the URL needs",
+                    url.display(),
+                    request.reference
+                ),
+            ));
+        }
+        let name = mirror_name(&url.normalized());
+        let path = self.dir.join(&name);
+        let mirror_lock = {
+            let mut state = lock(&self.state);
+            let mirror = state.mirrors.entry(name.clone()).or_insert_with(|| Mirror::new(0, SystemTime::now()));
+            mirror.lock.clone()
+        };
+        let _fetching = lock(&mirror_lock);
+        let session =
+            Arc::new(Session::new(url, request.reference.clone(), request.credentials.clone(), request.ca_pem.clone()));
+        let other = |what: &str, err: &dyn std::fmt::Display| {
+            FetchError::new(FetchFailure::Other, format!("{}: cannot {what}: {err}", session.what()))
+        };
+        let repo = match Repository::open_bare(&path) {
+            Ok(repo) => repo,
+            Err(_) => {
+                // A mirror left half made by a crash is made again.
+                let _ = std::fs::remove_dir_all(&path);
+                Repository::init_bare(&path).map_err(|e| other("create the mirror", &e.message()))?
+            }
+        };
+        let _entered = transport::enter(session.clone());
+        let found = fetch_into(&repo, &session)?;
+        drop(_entered);
+
+        let size = disk_usage(&path);
+        let lease = {
+            let mut state = lock(&self.state);
+            let mirror = state.mirrors.entry(name.clone()).or_insert_with(|| Mirror::new(0, SystemTime::now()));
+            mirror.size = size;
+            mirror.last_used = SystemTime::now();
+            mirror.leases += 1;
+            Arc::new(Lease { state: self.state.clone(), name })
+        };
+        Ok(Fetched {
+            commit: found.commit.to_string(),
+            repository: path,
+            reference: found.reference,
+            transferred: found.transferred,
+            bytes_received: found.bytes_received,
+            duration: start.elapsed(),
+            lease,
+        })
+    }
+
+    /// Removes least recently used mirrors, neither leased nor being fetched, until the cache
+    /// is within its limits.
+    fn evict(&self) {
+        let mut state = lock(&self.state);
+        let mut candidates: Vec<(SystemTime, String)> = state
+            .mirrors
+            .iter()
+            .filter(|(_, mirror)| mirror.leases == 0)
+            .map(|(name, mirror)| (mirror.last_used, name.clone()))
+            .collect();
+        candidates.sort();
+        let mut candidates = candidates.into_iter();
+        loop {
+            let total: u64 = state.mirrors.values().map(|m| m.size).sum();
+            if total <= self.limits.max_disk_bytes && state.mirrors.len() <= self.limits.max_repositories {
+                return;
+            }
+            let Some((_, name)) = candidates.next() else {
+                tracing::warn!(
+                    "the git cache holds {} mirrors, {total} bytes, over its limits, and every one is in use",
+                    state.mirrors.len()
+                );
+                return;
+            };
+            let mirror_lock = state.mirrors[&name].lock.clone();
+            // A mirror being fetched into is skipped (its fetch holds the lock).
+            let Ok(_evicting) = mirror_lock.try_lock() else { continue };
+            let path = self.dir.join(&name);
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!("cannot remove the git mirror {}: {e}", path.display());
+                    continue;
+                }
+            }
+            state.mirrors.remove(&name);
+        }
+    }
+
+    /// How many mirrors the cache holds and their total size, for metrics and tests.
+    pub fn usage(&self) -> (usize, u64) {
+        let state = lock(&self.state);
+        (state.mirrors.len(), state.mirrors.values().map(|m| m.size).sum())
+    }
+}
+
+fn mirror_name(normalized: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(normalized.as_bytes())[..16])
+}
+
+fn is_mirror_name(name: &str) -> bool {
+    name.len() == 32 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The size of the files under `path`.
+fn disk_usage(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => disk_usage(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+struct Found {
+    commit: Oid,
+    reference: String,
+    transferred: bool,
+    bytes_received: u64,
+}
+
+/// Lists the remote's refs, resolves the session's ref, and fetches it unless `repo` holds it.
+fn fetch_into(repo: &Repository, session: &Session) -> Result<Found, FetchError> {
+    let mut remote = repo.remote_anonymous(&session.url.display()).map_err(|e| classify(session, &e))?;
+    let heads: Vec<(String, Oid)> = {
+        let connection = remote.connect_auth(Direction::Fetch, None, None).map_err(|e| classify(session, &e))?;
+        let heads = connection.list().map_err(|e| classify(session, &e))?;
+        heads.iter().map(|head| (head.name().to_string(), head.oid())).collect()
+    };
+    let (reference, commit) = resolve(&heads, session)?;
+    let present = |oid: Oid| repo.find_commit(oid).is_ok();
+    let mut transferred = false;
+    let mut bytes_received = 0;
+    if !present(commit) {
+        transferred = true;
+        let mut fetch = |refspecs: &[String], depth: i32| -> Result<u64, git2::Error> {
+            let mut options = FetchOptions::new();
+            options.download_tags(AutotagOption::None).update_fetchhead(false).depth(depth);
+            let before = session.bytes_read.load(Ordering::Relaxed);
+            remote.fetch(refspecs, Some(&mut options), None)?;
+            Ok(session.bytes_read.load(Ordering::Relaxed) - before)
+        };
+        let refspec = match reference.starts_with("refs/") {
+            true => format!("+{reference}:{reference}"),
+            // A commit no ref names: by its id, where the server allows it.
+            false => format!("+{commit}:refs/weaver/commits/{commit}"),
+        };
+        match fetch(&[refspec], 1) {
+            Ok(bytes) => bytes_received = bytes,
+            Err(err) if !reference.starts_with("refs/") => {
+                // Servers refuse ids no ref advertises unless configured to (allowAnySHA1InWant):
+                // fetch every branch and tag, whole, and look again.
+                tracing::debug!("fetching commit {commit} by id failed ({}), fetching the full history", err.message());
+                let all = ["+refs/heads/*:refs/heads/*".to_string(), "+refs/tags/*:refs/tags/*".to_string()];
+                let unshallow = if repo.is_shallow() { i32::MAX } else { 0 };
+                bytes_received = fetch(&all, unshallow).map_err(|e| classify(session, &e))?;
+            }
+            Err(err) => return Err(classify(session, &err)),
+        }
+        if !present(commit) {
+            return Err(FetchError::new(
+                FetchFailure::RefNotFound,
+                format!(
+                    "{}: the server sent no commit {commit}: check that it exists in the repository",
+                    session.what()
+                ),
+            ));
+        }
+    } else if reference.starts_with("refs/") {
+        // The mirror's ref follows the remote's, so that the commit stays referenced.
+        let target = heads.iter().find(|(name, _)| *name == reference).map(|(_, oid)| *oid);
+        if let Some(target) = target.filter(|oid| repo.find_object(*oid, None).is_ok()) {
+            let _ = repo.reference(&reference, target, true, "weaver: the remote's ref");
+        }
+    }
+    Ok(Found { commit, reference, transferred, bytes_received })
+}
+
+/// The ref a [`GitRef`] names among the remote's `heads`, and its commit.
+fn resolve(heads: &[(String, Oid)], session: &Session) -> Result<(String, Oid), FetchError> {
+    let find = |name: &str| heads.iter().find(|(n, _)| n == name).map(|(_, oid)| *oid);
+    // An annotated tag is listed twice: the tag object, and `^{}` its commit.
+    let peeled = |name: &str| find(&format!("{name}^{{}}")).or_else(|| find(name));
+    let not_found =
+        |what: String| Err(FetchError::new(FetchFailure::RefNotFound, format!("{}: {what}", session.what())));
+    match &session.reference {
+        GitRef::Branch(branch) => {
+            let name = if branch.starts_with("refs/") { branch.clone() } else { format!("refs/heads/{branch}") };
+            match find(&name) {
+                Some(oid) => Ok((name, oid)),
+                None => not_found(format!("the repository has no branch {branch}: check spec.ref.branch")),
+            }
+        }
+        GitRef::Tag(tag) => {
+            let name = if tag.starts_with("refs/") { tag.clone() } else { format!("refs/tags/{tag}") };
+            match peeled(&name) {
+                Some(oid) => Ok((name, oid)),
+                None => not_found(format!("the repository has no tag {tag}: check spec.ref.tag")),
+            }
+        }
+        GitRef::Semver(range) => {
+            use sprig::semver::{Version, satisfies};
+            if let Err(e) = satisfies(range, &Version::parse("0.0.0").expect("a version")) {
+                return not_found(format!("`{range}` is not a version range ({e}): check spec.ref.semver"));
+            }
+            let best = heads
+                .iter()
+                .filter_map(|(name, _)| {
+                    let tag = name.strip_prefix("refs/tags/")?;
+                    if tag.ends_with("^{}") {
+                        return None;
+                    }
+                    let version = Version::parse(tag).ok()?;
+                    satisfies(range, &version).unwrap_or(false).then_some((version, name))
+                })
+                // The highest version; of equal ones (`v1.0.0`, `1.0.0`), the last name.
+                .max_by(|(a, a_name), (b, b_name)| a.compare(b).then_with(|| a_name.cmp(b_name)));
+            match best {
+                Some((_, name)) => Ok((name.clone(), peeled(name).expect("listed"))),
+                None => {
+                    not_found(format!("no tag is a version in range `{range}`: check spec.ref.semver and the tags"))
+                }
+            }
+        }
+        GitRef::Commit(id) => {
+            let oid = Oid::from_str(id).map_err(|_| {
+                FetchError::new(FetchFailure::RefNotFound, format!("{}: `{id}` is not a commit id", session.what()))
+            })?;
+            // A commit a branch or tag points at is fetched through that ref.
+            let through = heads
+                .iter()
+                .filter(|(name, _)| name.starts_with("refs/heads/") || name.starts_with("refs/tags/"))
+                .find(|(name, head)| *head == oid && !name.ends_with("^{}"))
+                .or_else(|| heads.iter().find(|(name, head)| *head == oid && name.ends_with("^{}")))
+                .map(|(name, _)| name.trim_end_matches("^{}").to_string());
+            Ok((through.unwrap_or_else(|| oid.to_string()), oid))
+        }
+    }
+}
+
+/// A libgit2 failure as a [`FetchError`]: what the transport understood first, else libgit2's
+/// code and class.
+fn classify(session: &Session, err: &git2::Error) -> FetchError {
+    if let Some(failure) = session.failure() {
+        return failure;
+    }
+    let message = redact(session, err.message());
+    let (failure, what_to_do) = match (err.code(), err.class()) {
+        (ErrorCode::Auth, _) => (FetchFailure::AuthenticationFailed, "check the Secret's credentials"),
+        (ErrorCode::Certificate, _) | (_, ErrorClass::Ssl) => {
+            (FetchFailure::Other, "the server's certificate was refused: check the Secret's ca.crt")
+        }
+        (ErrorCode::NotFound, _) => (FetchFailure::RefNotFound, "check the ref"),
+        (_, ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssh) => {
+            (FetchFailure::Unreachable, "check the URL and that the server is reachable")
+        }
+        _ => (FetchFailure::Other, "check the URL and the ref"),
+    };
+    FetchError::new(failure, format!("{}: {message}: {what_to_do}", session.what()))
+}
+
+/// libgit2's message, where a URL could appear, shown with the URL without userinfo (the one
+/// libgit2 was given has none; this is a second guard).
+fn redact(session: &Session, message: &str) -> String {
+    message
+        .split(' ')
+        .map(|word| if word.contains("://") { super::redact_url(word) } else { word.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(&session.url.display(), "the repository")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(reference: GitRef) -> Session {
+        Session::new(SourceUrl::parse("https://h/r").unwrap(), reference, Credentials::None, None)
+    }
+
+    fn oid(n: u8) -> Oid {
+        Oid::from_bytes(&[n; 20]).unwrap()
+    }
+
+    #[test]
+    fn refs_resolve_branches_tags_peeled_and_the_highest_version_in_a_range() {
+        let heads: Vec<(String, Oid)> = [
+            ("HEAD", 1),
+            ("refs/heads/main", 1),
+            ("refs/tags/v1.2.0", 2),
+            ("refs/tags/v1.2.0^{}", 3),
+            ("refs/tags/1.10.0", 4),
+            ("refs/tags/v2.0.0", 5),
+            ("refs/tags/v1.11.0-rc.1", 6),
+            ("refs/tags/not-a-version", 7),
+        ]
+        .into_iter()
+        .map(|(name, n)| (name.to_string(), oid(n)))
+        .collect();
+        let resolved = |r: GitRef| resolve(&heads, &session(r));
+        assert_eq!(resolved(GitRef::Branch("main".into())).unwrap(), ("refs/heads/main".into(), oid(1)));
+        assert_eq!(resolved(GitRef::Tag("v1.2.0".into())).unwrap(), ("refs/tags/v1.2.0".into(), oid(3)));
+        assert_eq!(resolved(GitRef::Semver(">=1.0.0 <2".into())).unwrap(), ("refs/tags/1.10.0".into(), oid(4)));
+        assert_eq!(resolved(GitRef::Semver("~1.2".into())).unwrap(), ("refs/tags/v1.2.0".into(), oid(3)));
+        assert_eq!(resolved(GitRef::Commit(oid(5).to_string())).unwrap(), ("refs/tags/v2.0.0".into(), oid(5)));
+        assert_eq!(resolved(GitRef::Commit(oid(9).to_string())).unwrap(), (oid(9).to_string(), oid(9)));
+        for missing in [GitRef::Branch("dev".into()), GitRef::Tag("v9".into()), GitRef::Semver(">=3".into())] {
+            assert_eq!(resolved(missing).unwrap_err().failure, FetchFailure::RefNotFound);
+        }
+        assert_eq!(resolved(GitRef::Semver("not a range".into())).unwrap_err().failure, FetchFailure::RefNotFound);
+    }
+
+    #[test]
+    fn mirror_names_are_a_hash_never_the_url() {
+        let name = mirror_name(&SourceUrl::parse("https://example.com/org/repo.git").unwrap().normalized());
+        assert!(is_mirror_name(&name) && !name.contains("example"));
+        assert_eq!(name, mirror_name(&SourceUrl::parse("https://EXAMPLE.com/org/repo").unwrap().normalized()));
+    }
+}

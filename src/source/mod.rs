@@ -1,0 +1,387 @@
+//! Sources: fetching the git repositories an in-cluster sync deploys from, apart from any
+//! reconcile (as Flux's source-controller is apart from its kustomize-controller).
+//!
+//! [`GitCache`] keeps one bare mirror per repository URL and fetches one ref at a time into it,
+//! shallow, over transports of weaver's own (smart HTTP on ureq and rustls, ssh on russh): see
+//! docs/src/architecture/git-sources.md.
+
+pub mod git;
+mod http;
+mod transport;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use git::{CacheLimits, GitCache};
+
+/// Which commit of the repository to fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GitRef {
+    /// `refs/heads/<name>` (a full `refs/heads/…` name is taken as is).
+    Branch(String),
+    /// `refs/tags/<name>`, peeled to its commit.
+    Tag(String),
+    /// The highest tag whose name (with or without a leading `v`) is a version in this range,
+    /// as Helm reads ranges (`>=1.2 <2`, `~1.4`, `^2`).
+    Semver(String),
+    /// A full 40-hex commit id.
+    Commit(String),
+}
+
+impl fmt::Display for GitRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GitRef::Branch(name) => write!(f, "branch {name}"),
+            GitRef::Tag(name) => write!(f, "tag {name}"),
+            GitRef::Semver(range) => write!(f, "semver {range}"),
+            GitRef::Commit(id) => write!(f, "commit {id}"),
+        }
+    }
+}
+
+/// How to authenticate to the repository, from a Secret. Its `Debug` never shows a value.
+#[derive(Clone, Default)]
+pub enum Credentials {
+    #[default]
+    None,
+    /// HTTP Basic.
+    Basic { username: String, password: SecretString },
+    /// HTTP `Authorization: Bearer`.
+    Bearer(SecretString),
+    /// An ssh private key (OpenSSH or PEM, unencrypted) and the `known_hosts` lines the server's
+    /// host key must be listed in.
+    Ssh { identity: SecretString, known_hosts: String },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::Basic { username, .. } => {
+                f.debug_struct("Basic").field("username", username).field("password", &"[redacted]").finish()
+            }
+            Credentials::Bearer(_) => f.write_str("Bearer([redacted])"),
+            Credentials::Ssh { known_hosts, .. } => f
+                .debug_struct("Ssh")
+                .field("identity", &"[redacted]")
+                .field("known_hosts", &format!("{} lines", known_hosts.lines().count()))
+                .finish(),
+        }
+    }
+}
+
+impl Credentials {
+    /// A digest of the credentials, so that callers with different credentials never share
+    /// one fetch's result (each caller's own credentials must pass the server's check).
+    fn fingerprint(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        let mut put = |part: &str| {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        };
+        match self {
+            Credentials::None => put("none"),
+            Credentials::Basic { username, password } => {
+                put("basic");
+                put(username);
+                put(password.expose_secret());
+            }
+            Credentials::Bearer(token) => {
+                put("bearer");
+                put(token.expose_secret());
+            }
+            Credentials::Ssh { identity, known_hosts } => {
+                put("ssh");
+                put(identity.expose_secret());
+                put(known_hosts);
+            }
+        }
+        hash.finalize().into()
+    }
+}
+
+/// One fetch: the repository, the ref, how to authenticate and which CA to trust. Its `Debug`
+/// shows the URL without userinfo.
+#[derive(Clone)]
+pub struct FetchRequest {
+    /// `https://host/path`, `ssh://user@host[:port]/path` or `user@host:path`; `http://` only to
+    /// a loopback address.
+    pub url: String,
+    pub reference: GitRef,
+    pub credentials: Credentials,
+    /// PEM certificates: the CAs an https server's certificate is checked against, in place of
+    /// the public (webpki) roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for FetchRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchRequest")
+            .field("url", &redact_url(&self.url))
+            .field("reference", &self.reference)
+            .field("credentials", &self.credentials)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|pem| format!("{} bytes", pem.len())))
+            .finish()
+    }
+}
+
+/// What a fetch found.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The commit, 40 hex digits.
+    pub commit: String,
+    /// The bare mirror holding it. It stays on disk while this value (or a clone of it) lives:
+    /// eviction skips mirrors that are leased.
+    pub repository: PathBuf,
+    /// The ref the commit was found through (`refs/tags/v1.2.0`), or the commit id itself.
+    pub reference: String,
+    /// Whether objects were fetched: false when the mirror already held the commit.
+    pub transferred: bool,
+    pub bytes_received: u64,
+    pub duration: Duration,
+    #[expect(dead_code, reason = "held for its Drop: the mirror is not evicted while a Fetched lives")]
+    pub(crate) lease: Arc<git::Lease>,
+}
+
+/// Why a fetch failed, as a condition reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchFailure {
+    Unreachable,
+    AuthenticationFailed,
+    RefNotFound,
+    HostKeyMismatch,
+    InvalidUrl,
+    Other,
+}
+
+impl FetchFailure {
+    /// The reason, CamelCase, for a status condition.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FetchFailure::Unreachable => "GitUnreachable",
+            FetchFailure::AuthenticationFailed => "GitAuthenticationFailed",
+            FetchFailure::RefNotFound => "GitRefNotFound",
+            FetchFailure::HostKeyMismatch => "GitHostKeyMismatch",
+            FetchFailure::InvalidUrl => "InvalidSourceUrl",
+            FetchFailure::Other => "GitFetchFailed",
+        }
+    }
+}
+
+/// A failed fetch. The message names the URL without its userinfo and says what to do; it
+/// never holds a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError {
+    pub failure: FetchFailure,
+    pub message: String,
+}
+
+impl FetchError {
+    pub(crate) fn new(failure: FetchFailure, message: impl Into<String>) -> FetchError {
+        FetchError { failure, message: message.into() }
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Https,
+    Http,
+    Ssh,
+}
+
+/// A repository URL, parsed. `user` is only kept for ssh (the login name); every other form of
+/// userinfo is refused, so that no credential travels in a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SourceUrl {
+    pub scheme: Scheme,
+    pub user: Option<String>,
+    /// As written in a URL: an IPv6 address keeps its brackets.
+    pub host: String,
+    pub port: Option<u16>,
+    /// From the first `/` for URLs; for scp-like `host:path`, the path as written (relative to
+    /// the login's home when it does not start with `/`).
+    pub path: String,
+}
+
+impl SourceUrl {
+    pub fn parse(url: &str) -> Result<SourceUrl, String> {
+        let invalid = |why: &str| Err(format!("the source URL {} {why}", redact_url(url)));
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return invalid("holds whitespace");
+        }
+        let (scheme, rest, scp) = match url.split_once("://") {
+            Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+                "https" => (Scheme::Https, rest, false),
+                "http" => (Scheme::Http, rest, false),
+                "ssh" => (Scheme::Ssh, rest, false),
+                other => return invalid(&format!("has scheme {other}: use https://, ssh:// or user@host:path")),
+            },
+            None => (Scheme::Ssh, url, true),
+        };
+        let (authority, path) = if scp {
+            // `user@host:path`, the colon before any slash (else it would be a local path).
+            match rest.split_once(':') {
+                Some((authority, path)) if !authority.contains('/') && !path.is_empty() => (authority, path),
+                _ => return invalid("is not a URL: use https://host/path, ssh://host/path or user@host:path"),
+            }
+        } else {
+            match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            }
+        };
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((user, hostport)) => (Some(user), hostport),
+            None => (None, authority),
+        };
+        if let Some(user) = user {
+            if scheme != Scheme::Ssh {
+                return invalid("carries credentials: give them in the Secret, not in the URL");
+            }
+            if user.is_empty() || user.contains(':') {
+                return invalid("carries a password: an ssh source authenticates with the Secret's identity");
+            }
+        }
+        let (host, port) = if scp {
+            (hostport, None)
+        } else if let Some(end) = hostport.strip_prefix('[').and_then(|h| h.find(']')) {
+            let port = &hostport[end + 2..];
+            (&hostport[..end + 2], port.strip_prefix(':'))
+        } else {
+            match hostport.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (hostport, None),
+            }
+        };
+        let port = match port {
+            None | Some("") => None,
+            Some(port) => match port.parse::<u16>() {
+                Ok(port) => Some(port),
+                Err(_) => return invalid("has an invalid port"),
+            },
+        };
+        if host.is_empty() {
+            return invalid("names no host");
+        }
+        let path = path.split(['?', '#']).next().unwrap_or_default().to_string();
+        if path.trim_matches('/').is_empty() {
+            return invalid("names no repository path");
+        }
+        let parsed = SourceUrl { scheme, user: user.map(str::to_string), host: host.to_ascii_lowercase(), port, path };
+        if scheme == Scheme::Http && !parsed.is_loopback() {
+            return invalid("is plain http: use https (plain http is only accepted to a loopback address)");
+        }
+        Ok(parsed)
+    }
+
+    fn is_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// The URL as shown in messages and given to libgit2: never a userinfo.
+    pub fn display(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+            Scheme::Ssh => "ssh",
+        };
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let slash = if self.path.starts_with('/') { "" } else { "/~/" };
+        format!("{scheme}://{}{port}{slash}{}", self.host, self.path)
+    }
+
+    /// What names one mirror: scheme, host, port and path, without a trailing `/` or `.git`.
+    fn normalized(&self) -> String {
+        let default_port = match self.scheme {
+            Scheme::Https => 443,
+            Scheme::Http => 80,
+            Scheme::Ssh => 22,
+        };
+        let mut text = self.display();
+        if self.port == Some(default_port) {
+            text = SourceUrl { port: None, ..self.clone() }.display();
+        }
+        let trimmed = text.trim_end_matches('/');
+        trimmed.strip_suffix(".git").unwrap_or(trimmed).to_string()
+    }
+}
+
+/// `url` without the userinfo of its authority, for messages about a URL that did not parse.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (prefix, rest) = match url.find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..]),
+        None => ("", url),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{prefix}{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_their_userinfo_kept_out_of_what_is_shown() {
+        let url = SourceUrl::parse("ssh://git@Example.COM:2222/org/repo.git").unwrap();
+        assert_eq!((url.user.as_deref(), url.host.as_str(), url.port), (Some("git"), "example.com", Some(2222)));
+        assert_eq!(url.display(), "ssh://example.com:2222/org/repo.git");
+        let scp = SourceUrl::parse("git@github.com:org/repo.git").unwrap();
+        assert_eq!((scp.scheme, scp.path.as_str()), (Scheme::Ssh, "org/repo.git"));
+        assert_eq!(scp.display(), "ssh://github.com/~/org/repo.git");
+        let v6 = SourceUrl::parse("http://[::1]:8080/r").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("[::1]", Some(8080)));
+        assert_eq!(
+            SourceUrl::parse("https://h/r.git/").unwrap().normalized(),
+            SourceUrl::parse("https://H:443/r").unwrap().normalized()
+        );
+    }
+
+    #[test]
+    fn urls_with_credentials_or_plain_http_elsewhere_are_refused_without_showing_the_password() {
+        for url in ["https://user:hunter2@host/repo", "ssh://git:hunter2@host/repo", "https://hunter2@host/r"] {
+            let err = SourceUrl::parse(url).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        assert!(SourceUrl::parse("http://example.com/repo").is_err());
+        assert!(SourceUrl::parse("http://127.0.0.1:9/repo").is_ok());
+        assert!(SourceUrl::parse("ftp://host/repo").is_err());
+        assert!(SourceUrl::parse("/local/path").is_err());
+        assert!(SourceUrl::parse("https://host").is_err());
+    }
+
+    #[test]
+    fn debug_of_credentials_shows_no_value() {
+        let all = [
+            Credentials::Basic { username: "alice".into(), password: "pw-hunter2".into() },
+            Credentials::Bearer("tok-hunter2".into()),
+            Credentials::Ssh { identity: "key-hunter2".into(), known_hosts: "host ssh-ed25519 AAAA".into() },
+        ];
+        for credentials in all {
+            let request = FetchRequest {
+                url: "https://h/r".into(),
+                reference: GitRef::Branch("main".into()),
+                credentials,
+                ca_pem: None,
+            };
+            let text = format!("{request:?} {:#?}", request);
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+}

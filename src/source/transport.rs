@@ -1,0 +1,106 @@
+//! libgit2's transports, replaced by weaver's own: libgit2 is built without its https (OpenSSL)
+//! and ssh (libssh2) transports. Registration is process-wide and happens once; what one fetch
+//! needs (URL, credentials, CA) reaches its transport through a thread-local [`Session`], set by
+//! the fetching thread around its libgit2 calls (libgit2 creates and drives a transport on the
+//! thread that fetches), so no credential is ever put in a URL libgit2 sees.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, Once, PoisonError};
+
+use git2::transport::Transport;
+
+use super::{Credentials, FetchError, FetchFailure, GitRef, SourceUrl};
+
+/// One fetch, as its transport sees it.
+pub(super) struct Session {
+    pub url: SourceUrl,
+    pub reference: GitRef,
+    pub credentials: Credentials,
+    pub ca_pem: Option<Vec<u8>>,
+    /// The first failure a transport understood (a 401, a refused host key), which explains the
+    /// libgit2 error that follows it better than libgit2 can.
+    failure: Mutex<Option<FetchError>>,
+    /// Requests sent, for tests and logs.
+    pub requests: std::sync::atomic::AtomicU64,
+    /// Bytes the transport read from the server.
+    pub bytes_read: std::sync::atomic::AtomicU64,
+}
+
+impl Session {
+    pub fn new(url: SourceUrl, reference: GitRef, credentials: Credentials, ca_pem: Option<Vec<u8>>) -> Session {
+        Session {
+            url,
+            reference,
+            credentials,
+            ca_pem,
+            failure: Mutex::new(None),
+            requests: std::sync::atomic::AtomicU64::new(0),
+            bytes_read: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Records why the transport failed (the first reason wins) and returns it as the I/O
+    /// error libgit2 is given.
+    pub fn fail(&self, failure: FetchFailure, message: String) -> std::io::Error {
+        let mut slot = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        let error = slot.get_or_insert(FetchError::new(failure, message));
+        std::io::Error::other(error.message.clone())
+    }
+
+    pub fn failure(&self) -> Option<FetchError> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// `fetching <url> (<ref>)`, the start of every message.
+    pub fn what(&self) -> String {
+        format!("fetching {} ({})", self.url.display(), self.reference)
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Session>>> = const { RefCell::new(None) };
+}
+
+/// Makes `session` the one this thread's transports use until the guard is dropped.
+pub(super) fn enter(session: Arc<Session>) -> Entered {
+    register();
+    CURRENT.with(|current| *current.borrow_mut() = Some(session));
+    Entered(())
+}
+
+pub(super) struct Entered(());
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        CURRENT.with(|current| *current.borrow_mut() = None);
+    }
+}
+
+fn current() -> Result<Arc<Session>, git2::Error> {
+    CURRENT.with(|current| current.borrow().clone()).ok_or_else(|| {
+        git2::Error::from_str("weaver's network transports serve only fetches made through source::GitCache")
+    })
+}
+
+/// Registers weaver's transports with libgit2, once per process.
+pub(super) fn register() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let http = |remote: &git2::Remote<'_>| {
+            let session = current()?;
+            Transport::smart(remote, true, super::http::HttpSubtransport::new(session))
+        };
+        // SAFETY: `Once` runs this before any fetch of this process creates a transport.
+        unsafe {
+            for (scheme, result) in [
+                ("https", git2::transport::register("https", http)),
+                // Plain http only ever reaches a loopback address (SourceUrl refuses others).
+                ("http", git2::transport::register("http", http)),
+            ] {
+                if let Err(err) = result {
+                    tracing::error!("cannot register weaver's {scheme} transport with libgit2: {}", err.message());
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,452 @@
+//! The git source cache (`weaver::source`) against real servers on loopback: git's own
+//! http-backend behind a test HTTP(S) server, and OpenSSH's sshd.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use git2::{Oid, Repository, Signature, Time};
+use weaver::source::{CacheLimits, Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
+
+use crate::common::git::{commit_all, init};
+use crate::common::git_http::{GitHttpServer, Options, http_backend_missing};
+use crate::common::skip::interop_or_skip;
+
+const UNLIMITED: CacheLimits = CacheLimits { max_disk_bytes: u64::MAX, max_repositories: usize::MAX };
+
+/// A repository served by the test server: `root/<name>` with a working tree to commit in.
+struct Served {
+    root: tempfile::TempDir,
+    repo: Repository,
+    /// The commits made so far, oldest first.
+    commits: Vec<Oid>,
+}
+
+impl Served {
+    fn work(&self) -> PathBuf {
+        self.root.path().join("repo")
+    }
+
+    /// Writes `file` and commits it.
+    fn commit(&mut self, file: &str, content: &str) -> Oid {
+        std::fs::write(self.work().join(file), content).unwrap();
+        let oid = commit_all(&self.repo, &format!("write {file}"));
+        self.commits.push(oid);
+        oid
+    }
+}
+
+/// `repo` with commits c0..c3 on main; an annotated v1.0.0 on c1, lightweight 1.1.0 and
+/// an annotated v2.0.0-rc.1 on c2.
+fn served() -> Served {
+    let root = tempfile::tempdir().unwrap();
+    let repo = init(&root.path().join("repo"));
+    repo.set_head("refs/heads/main").unwrap();
+    let mut served = Served { root, repo, commits: Vec::new() };
+    for i in 0..4 {
+        served.commit("app.yaml", &format!("version: {i}\n"));
+        let commit = served.repo.find_commit(served.commits[i]).unwrap();
+        let signature = Signature::new("t", "t@weaver.invalid", &Time::new(1_700_000_000, 0)).unwrap();
+        match i {
+            1 => {
+                served.repo.tag("v1.0.0", commit.as_object(), &signature, "one", false).unwrap();
+            }
+            2 => {
+                served.repo.tag_lightweight("1.1.0", commit.as_object(), false).unwrap();
+                served.repo.tag("v2.0.0-rc.1", commit.as_object(), &signature, "rc", false).unwrap();
+            }
+            _ => {}
+        }
+    }
+    served
+}
+
+fn request(url: &str, reference: GitRef) -> FetchRequest {
+    FetchRequest { url: url.to_string(), reference, credentials: Credentials::None, ca_pem: None }
+}
+
+/// The content of `file` at `commit` in the mirror, read as weaver reads a commit.
+fn read_at(mirror: &Path, commit: &str, file: &str) -> String {
+    let repo = Repository::open_bare(mirror).unwrap();
+    let tree = repo.find_commit(Oid::from_str(commit).unwrap()).unwrap().tree().unwrap();
+    let blob = tree.get_path(Path::new(file)).unwrap().to_object(&repo).unwrap().peel_to_blob().unwrap();
+    String::from_utf8(blob.content().to_vec()).unwrap()
+}
+
+fn http_or_skip() -> bool {
+    interop_or_skip(http_backend_missing().as_deref())
+}
+
+#[test]
+fn branches_tags_version_ranges_and_commits_resolve_to_their_commits() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let url = format!("{}/repo", server.base);
+    let c = |i: usize| served.commits[i].to_string();
+
+    let main = cache.fetch(&request(&url, GitRef::Branch("main".into()))).unwrap();
+    assert_eq!((main.commit.as_str(), main.reference.as_str()), (c(3).as_str(), "refs/heads/main"));
+    assert!(main.transferred && main.bytes_received > 0, "{main:?}");
+    assert_eq!(read_at(&main.repository, &main.commit, "app.yaml"), "version: 3\n");
+    let mirror = Repository::open_bare(&main.repository).unwrap();
+    assert!(mirror.is_shallow(), "a branch is fetched at depth 1");
+    assert!(mirror.find_commit(served.commits[2]).is_err(), "only the branch's last commit is fetched");
+    assert!(main.repository.starts_with(cache_dir.path()) && !main.repository.to_string_lossy().contains("repo"));
+
+    let tag = cache.fetch(&request(&url, GitRef::Tag("v1.0.0".into()))).unwrap();
+    assert_eq!((tag.commit.as_str(), tag.reference.as_str()), (c(1).as_str(), "refs/tags/v1.0.0"));
+    assert_eq!(read_at(&tag.repository, &tag.commit, "app.yaml"), "version: 1\n");
+    assert_eq!(tag.repository, main.repository, "one mirror per URL");
+
+    let semver = cache.fetch(&request(&url, GitRef::Semver(">=1.0.0 <2.0.0".into()))).unwrap();
+    assert_eq!((semver.commit.as_str(), semver.reference.as_str()), (c(2).as_str(), "refs/tags/1.1.0"));
+    assert_eq!(read_at(&semver.repository, &semver.commit, "app.yaml"), "version: 2\n");
+    let prerelease = cache.fetch(&request(&url, GitRef::Semver(">=2.0.0-0".into()))).unwrap();
+    assert_eq!(prerelease.reference, "refs/tags/v2.0.0-rc.1");
+
+    // A commit no ref points at: the server refuses it by id, so the history is fetched.
+    let old = cache.fetch(&request(&url, GitRef::Commit(c(0)))).unwrap();
+    assert_eq!((old.commit.as_str(), old.reference.as_str()), (c(0).as_str(), c(0).as_str()));
+    assert!(old.transferred);
+    assert_eq!(read_at(&old.repository, &old.commit, "app.yaml"), "version: 0\n");
+    // A commit a branch points at, already held: found through the branch, nothing fetched.
+    let tip = cache.fetch(&request(&url, GitRef::Commit(c(3)))).unwrap();
+    assert_eq!((tip.reference.as_str(), tip.transferred, tip.bytes_received), ("refs/heads/main", false, 0));
+}
+
+#[test]
+fn a_second_fetch_transfers_nothing_and_a_new_commit_is_fetched() {
+    if !http_or_skip() {
+        return;
+    }
+    let mut served = served();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let main = request(&format!("{}/repo", server.base), GitRef::Branch("main".into()));
+
+    let first = cache.fetch(&main).unwrap();
+    assert!(first.transferred);
+    let posts = server.count("POST");
+    assert!(posts > 0, "{:?}", server.requests.lock().unwrap());
+
+    let again = cache.fetch(&main).unwrap();
+    assert_eq!((again.commit.as_str(), again.transferred, again.bytes_received), (first.commit.as_str(), false, 0));
+    assert_eq!(server.count("POST"), posts, "no negotiation when the mirror holds the commit");
+
+    let new = served.commit("app.yaml", "version: 4\n");
+    let next = cache.fetch(&main).unwrap();
+    assert_eq!(next.commit, new.to_string());
+    assert!(next.transferred && next.bytes_received > 0);
+    assert_eq!(read_at(&next.repository, &next.commit, "app.yaml"), "version: 4\n");
+    // An incremental fetch sends what changed, far less than the first.
+    assert!(next.bytes_received <= first.bytes_received * 2, "{} vs {}", next.bytes_received, first.bytes_received);
+}
+
+#[test]
+fn unknown_refs_are_ref_not_found_and_a_server_down_is_unreachable() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let url = format!("{}/repo", server.base);
+    for reference in [
+        GitRef::Branch("nope".into()),
+        GitRef::Tag("v9.9.9".into()),
+        GitRef::Semver(">=5".into()),
+        GitRef::Commit("0123456789012345678901234567890123456789".into()),
+        GitRef::Commit("abc".into()),
+    ] {
+        let err = cache.fetch(&request(&url, reference.clone())).unwrap_err();
+        assert_eq!(err.failure, FetchFailure::RefNotFound, "{reference:?}: {err}");
+        assert_eq!(err.failure.reason(), "GitRefNotFound");
+        assert!(err.message.contains(&url), "the message names the URL: {err}");
+    }
+    let err = cache.fetch(&request(&format!("{}/missing", server.base), GitRef::Branch("main".into()))).unwrap_err();
+    assert_eq!(err.failure, FetchFailure::Other, "{err}");
+    assert!(err.message.contains("HTTP 404"), "{err}");
+
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = cache.fetch(&request(&format!("http://127.0.0.1:{port}/repo"), GitRef::Branch("main".into())));
+    let err = err.unwrap_err();
+    assert_eq!((err.failure, err.failure.reason()), (FetchFailure::Unreachable, "GitUnreachable"), "{err}");
+    assert!(err.message.contains("that the server is up"), "{err}");
+
+    let err = cache.fetch(&request("http://example.com/repo", GitRef::Branch("main".into()))).unwrap_err();
+    assert_eq!(err.failure.reason(), "InvalidSourceUrl");
+}
+
+/// A CA and a certificate for 127.0.0.1 it signed, PEM, made with the openssl CLI.
+fn test_certificates(dir: &Path) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let openssl =
+        |args: &[&str]| Command::new("openssl").args(args).current_dir(dir).output().is_ok_and(|o| o.status.success());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let made = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=weaver test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]) && openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    let read = |file: &str| std::fs::read(dir.join(file)).unwrap();
+    made.then(|| (read("ca.pem"), read("server.pem"), read("server.key")))
+}
+
+#[test]
+fn https_with_a_private_ca_and_basic_credentials_and_a_wrong_password() {
+    if !http_or_skip() {
+        return;
+    }
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = test_certificates(certs_dir.path());
+    if !interop_or_skip(certs.is_none().then_some("the openssl CLI cannot make test certificates")) {
+        return;
+    }
+    let (ca, chain, key) = certs.unwrap();
+    let served = served();
+    let options =
+        Options { basic: Some(("alice".into(), "s3cret-pass".into())), tls: Some((chain, key)), ..Options::default() };
+    let server = GitHttpServer::start(served.root.path(), options);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let url = format!("{}/repo", server.base);
+    assert!(url.starts_with("https://"));
+    let basic = |password: &str| Credentials::Basic { username: "alice".into(), password: password.into() };
+    let with = |credentials, ca: Option<&[u8]>| FetchRequest {
+        url: url.clone(),
+        reference: GitRef::Branch("main".into()),
+        credentials,
+        ca_pem: ca.map(<[u8]>::to_vec),
+    };
+
+    let fetched = cache.fetch(&with(basic("s3cret-pass"), Some(&ca))).unwrap();
+    assert_eq!(fetched.commit, served.commits[3].to_string());
+
+    let err = cache.fetch(&with(basic("wrong-pass"), Some(&ca))).unwrap_err();
+    assert_eq!((err.failure, err.failure.reason()), (FetchFailure::AuthenticationFailed, "GitAuthenticationFailed"));
+    assert!(err.message.contains("check the Secret's username/password"), "{err}");
+    let err = cache.fetch(&with(Credentials::None, Some(&ca))).unwrap_err();
+    assert_eq!(err.failure, FetchFailure::AuthenticationFailed, "{err}");
+
+    // Without the CA, the server's certificate is not trusted.
+    let err = cache.fetch(&with(basic("s3cret-pass"), None)).unwrap_err();
+    assert_eq!(err.failure, FetchFailure::Other, "{err}");
+    assert!(err.message.contains("ca.crt"), "{err}");
+}
+
+#[test]
+fn a_bearer_token_is_sent_and_a_wrong_one_refused() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    let options = Options { bearer: Some("tok-good".into()), ..Options::default() };
+    let server = GitHttpServer::start(served.root.path(), options);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let mut request = request(&format!("{}/repo", server.base), GitRef::Tag("v1.0.0".into()));
+    request.credentials = Credentials::Bearer("tok-good".into());
+    assert_eq!(cache.fetch(&request).unwrap().commit, served.commits[1].to_string());
+    request.credentials = Credentials::Bearer("tok-bad".into());
+    let err = cache.fetch(&request).unwrap_err();
+    assert_eq!(err.failure, FetchFailure::AuthenticationFailed);
+    assert!(err.message.contains("bearer token"), "{err}");
+}
+
+#[test]
+fn concurrent_fetches_of_one_ref_share_one_fetch() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    let url = |server: &GitHttpServer| format!("{}/repo", server.base);
+
+    // What one fetch sends, alone.
+    let alone = GitHttpServer::start(served.root.path(), Options::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED)
+        .unwrap()
+        .fetch(&request(&url(&alone), GitRef::Branch("main".into())))
+        .unwrap();
+    let one = alone.requests.lock().unwrap().len();
+
+    // Slow answers, so that the four calls overlap.
+    let server =
+        GitHttpServer::start(served.root.path(), Options { delay: Duration::from_millis(300), ..Options::default() });
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap());
+    let barrier = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, barrier) = (cache.clone(), barrier.clone());
+            let request = request(&url(&server), GitRef::Branch("main".into()));
+            std::thread::spawn(move || {
+                barrier.wait();
+                cache.fetch(&request).unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(results.iter().all(|r| r.commit == results[0].commit && r.transferred), "{results:?}");
+    assert_eq!(server.requests.lock().unwrap().len(), one, "{:?}", server.requests.lock().unwrap());
+
+    // Another ref of the same URL is another fetch.
+    drop(results);
+    cache.fetch(&request(&url(&server), GitRef::Tag("v1.0.0".into()))).unwrap();
+    assert!(server.requests.lock().unwrap().len() > one);
+}
+
+#[test]
+fn least_recently_used_mirrors_not_in_use_are_evicted_over_the_limits() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    for name in ["a", "b", "c"] {
+        std::os::unix::fs::symlink(served.work(), served.root.path().join(name)).unwrap();
+    }
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let fetch_from = |cache: &GitCache, name: &str| {
+        cache.fetch(&request(&format!("{}/{name}", server.base), GitRef::Branch("main".into()))).unwrap()
+    };
+    // How large one mirror is.
+    let probe_dir = tempfile::tempdir().unwrap();
+    let probe = GitCache::new(probe_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    drop(fetch_from(&probe, "a"));
+    let (_, one) = probe.usage();
+    assert!(one > 0);
+
+    // Room for two mirrors and a half.
+    let cache_dir = tempfile::tempdir().unwrap();
+    let limits = CacheLimits { max_disk_bytes: one * 5 / 2, max_repositories: 10 };
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), limits).unwrap();
+    let a = fetch_from(&cache, "a"); // held: in use
+    let b = fetch_from(&cache, "b");
+    let b_path = b.repository.clone();
+    drop(b);
+    let c = fetch_from(&cache, "c");
+    assert!(a.repository.exists(), "a leased mirror stays, though least recently used");
+    assert!(!b_path.exists(), "the least recently used mirror not in use is removed");
+    assert!(c.repository.exists());
+    assert_eq!(cache.usage().0, 2);
+    drop((a, c));
+
+    // By count: one mirror at most; the others go once released.
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache =
+        GitCache::new(cache_dir.path().to_path_buf(), CacheLimits { max_disk_bytes: u64::MAX, max_repositories: 1 })
+            .unwrap();
+    let a = fetch_from(&cache, "a").repository;
+    let b = fetch_from(&cache, "b").repository;
+    assert!(!a.exists() && b.exists());
+    // A cache reopened on the directory finds its mirror, and keeps it within the limits.
+    drop(cache);
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), CacheLimits { max_disk_bytes: 0, max_repositories: 0 });
+    assert_eq!(cache.unwrap().usage().0, 0);
+    assert!(!b.exists());
+}
+
+#[test]
+fn no_credential_appears_in_any_error_or_debug_output() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    let server = GitHttpServer::start(
+        served.root.path(),
+        Options { basic: Some(("alice".into(), "right-pass".into())), ..Options::default() },
+    );
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let secrets = ["pw-LEAK-1", "tok-LEAK-2", "key-LEAK-3", "url-LEAK-4"];
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let urls = [
+        format!("{}/repo", server.base),
+        format!("{}/missing", server.base),
+        format!("http://127.0.0.1:{port}/repo"),
+        format!("http://alice:url-LEAK-4@127.0.0.1:{}/repo", port),
+        "ssh://git:url-LEAK-4@127.0.0.1/repo".to_string(),
+    ];
+    let all_credentials = [
+        Credentials::Basic { username: "alice".into(), password: "pw-LEAK-1".into() },
+        Credentials::Bearer("tok-LEAK-2".into()),
+        Credentials::Ssh { identity: "key-LEAK-3".into(), known_hosts: String::new() },
+    ];
+    let mut seen = 0;
+    for url in &urls {
+        for credentials in &all_credentials {
+            for reference in [GitRef::Branch("main".into()), GitRef::Semver("not a range".into())] {
+                let request = FetchRequest {
+                    url: url.clone(),
+                    reference,
+                    credentials: credentials.clone(),
+                    ca_pem: Some(b"not a certificate".to_vec()),
+                };
+                let err = cache.fetch(&request).expect_err("every one of these fetches fails");
+                let text = format!("{err} {err:?} {:?} {request:?} {:#?}", err.failure, request);
+                for secret in secrets {
+                    assert!(!text.contains(secret), "{secret} in {text}");
+                }
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, urls.len() * all_credentials.len() * 2);
+}

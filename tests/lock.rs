@@ -18,6 +18,7 @@ fn connect(cluster: &TestCluster) -> Cluster {
         context: None,
         request_timeout: Duration::from_secs(10),
         retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+        given: None,
     };
     cluster.block_on(Cluster::connect(&options)).unwrap_or_else(|e| panic!("{e}"))
 }

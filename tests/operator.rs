@@ -88,6 +88,7 @@ impl Operator {
             context: None,
             request_timeout: Duration::from_secs(30),
             retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+            given: None,
         };
         let operator = client.clone();
         runtime.spawn(async move {

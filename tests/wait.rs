@@ -33,6 +33,7 @@ fn wait(kubeconfig: &Path, objects: &[Value], timeout: Duration) -> (WaitOutcome
             context: None,
             request_timeout: Duration::from_secs(10),
             retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+            given: None,
         };
         let weaver = Cluster::connect(&options).await.unwrap();
         let targets: Vec<_> = objects

@@ -185,7 +185,7 @@ pub async fn apply_rendered(
     if !options.settings.dry_run && worth_telling(&applied) {
         let lock_lost = applied.lock_lost.is_some();
         let message = Message::applied(&applied.report, &applied.options, &cluster.info.context, lock_lost, redactor);
-        let keys = (selection.repo.as_path(), options.render.identity.as_deref());
+        let keys = (selection.repo.as_path(), &options.render.keys);
         notify(&env, prepared.source(), keys, message, cx).await;
     }
     Ok(applied)

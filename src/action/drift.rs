@@ -2,8 +2,8 @@
 //! and, with `--correct`, putting it back. Nothing is rendered or decrypted: the environment
 //! only says which releases live where, and the records hold what to compare and re-apply.
 
-use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -34,6 +34,8 @@ pub struct DriftOptions {
     pub concurrency: usize,
     /// What the environments of a fleet share per API server (requests in flight, discovery).
     pub servers: Option<SharedServers>,
+    /// The age identities of `fromSecret` notification URLs, drift's only decryption.
+    pub keys: super::Keys,
 }
 
 /// Compares each selected release's last deployed revision with the cluster: one LIST of
@@ -48,17 +50,15 @@ pub async fn drift(options: &DriftOptions, cx: Context<'_>) -> Result<Report> {
     let (report, _) = compare(&cluster, &selected, options.concurrency, on).await?;
     tell_retries(&cluster, on);
     if report.has_drift() {
-        tell(&selected, &options.selection, &report, cx).await;
+        tell(&selected, options, &report, cx).await;
     }
     Ok(report)
 }
 
 /// Tells the environment's notifications of the drift in `report`, and of its correction.
-async fn tell(selected: &Selected, selection: &Selection, report: &Report, cx: Context<'_>) {
+async fn tell(selected: &Selected, options: &DriftOptions, report: &Report, cx: Context<'_>) {
     let message = Message::drift(report, cx.redactor);
-    // Drift decrypts nothing else: a `fromSecret` URL takes the age key from the environment
-    // variables or the environment's `identityFile`.
-    let keys = (selection.repo.as_path(), None);
+    let keys = (options.selection.repo.as_path(), &options.keys);
     notify(&selected.env, selected.project.source.as_ref(), keys, message, cx).await;
 }
 
@@ -155,7 +155,7 @@ pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &At
         return Ok(Corrected { report, applied: None });
     }
     // Under the lock, again: an apply may have changed the records or the objects meanwhile.
-    let found: OnceCell<Report> = OnceCell::new();
+    let found: OnceLock<Report> = OnceLock::new();
     let desired = async {
         let (report, records) = compare(&cluster, &selected, concurrency, on).await?;
         let mut releases = Vec::new();
@@ -184,7 +184,7 @@ pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &At
     tell_corrections(&mut report, &applied.report, options.settings.dry_run);
     // The look under the lock may find nothing left: an apply put it back meanwhile.
     if report.has_drift() {
-        tell(&selected, &options.drift.selection, &report, cx).await;
+        tell(&selected, &options.drift, &report, cx).await;
     }
     Ok(Corrected { report, applied: Some(applied) })
 }

@@ -18,7 +18,7 @@ pub mod report;
 pub mod rollback;
 pub mod status;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::git::{Comparison, GitRepo};
 use crate::project::environment::PathRef;
 use crate::project::{Environment, FsSource, Project, Release};
-use crate::secrets::{Identities, IdentitySources, Redactor};
+use crate::secrets::{Identities, IdentityOrigin, IdentitySources, Redactor};
 
 /// What an action tells its caller while it runs.
 pub enum Progress<'a> {
@@ -50,7 +50,7 @@ pub enum Progress<'a> {
 }
 
 /// Where an action's [`Progress`] goes.
-pub type OnProgress<'a> = &'a dyn Fn(Progress<'_>);
+pub type OnProgress<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
 
 /// What the actions that decrypt need from their caller besides their options.
 #[derive(Clone, Copy)]
@@ -94,10 +94,34 @@ pub fn compare(repo: &Path, (base, base_flag): (&str, &str), head: Option<(&str,
     Comparison::new(&git, base, head)
 }
 
+/// Where an action's age identities come from.
+#[derive(Debug, Clone)]
+pub enum Keys {
+    /// The CLI's search, in the documented order: this file (`--identity`) first, then the
+    /// environment variables, the environment's `identityFile`, the default file.
+    Search(Option<PathBuf>),
+    /// These alone, whatever the environment names: the controller's, from a Secret, so that
+    /// a tenant's repository cannot point it at a key file of the controller's pod.
+    Given { origin: String, identities: Arc<secrecy::SecretString> },
+}
+
+impl Keys {
+    /// The identities, for repository `repo` and the environment's `identityFile`. A relative
+    /// `identityFile` is a key on this machine, relative to `repo`, even under --rev: private
+    /// keys are not read from git history.
+    pub fn load(&self, repo: &Path, identity_file: Option<&PathRef>) -> Result<Identities> {
+        Ok(match self {
+            Keys::Search(flag) => load_identities(repo, flag.as_deref(), identity_file)?,
+            Keys::Given { origin, identities } => {
+                use secrecy::ExposeSecret;
+                Identities::given(IdentityOrigin::Given(origin.clone()), identities.expose_secret())?
+            }
+        })
+    }
+}
+
 /// Age identities in the documented order: `flag` (--identity), the environment variables,
-/// the environment's `identityFile`, the default file. A relative `identityFile` is a key on
-/// this machine, relative to `repo`, even under --rev: private keys are not read from git
-/// history.
+/// the environment's `identityFile`, the default file (see [`Keys::load`]).
 pub fn load_identities(repo: &Path, flag: Option<&Path>, identity_file: Option<&PathRef>) -> Result<Identities> {
     // `join` keeps an absolute identityFile as it is.
     let env_identity = identity_file.map(|file| repo.join(&file.path));

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{Context, Progress, load_identities};
+use super::{Context, Progress};
 use crate::notify::{Delivery, Failure, Message};
 use crate::project::notifications::{Notification, UrlSource};
 use crate::project::{Environment, Source};
@@ -19,7 +19,7 @@ use crate::secrets::{Identities, Redactor};
 pub(super) async fn notify(
     env: &Environment,
     source: &dyn Source,
-    (repo, identity): (&Path, Option<&Path>),
+    (repo, keys): (&Path, &super::Keys),
     message: Message,
     cx: Context<'_>,
 ) {
@@ -29,7 +29,7 @@ pub(super) async fn notify(
     if subscribed.is_empty() {
         return;
     }
-    let load_ids = || load_identities(repo, identity, env.identity_file.as_ref());
+    let load_ids = || keys.load(repo, env.identity_file.as_ref());
     let mut urls = Urls { source, redactor, ids: None, load_ids: &load_ids, files: HashMap::new() };
     let mut sending = Vec::new();
     for notification in subscribed {
@@ -59,7 +59,7 @@ struct Urls<'a> {
     /// Knows every value of the files decrypted, not only the URLs.
     redactor: &'a Redactor,
     ids: Option<Identities>,
-    load_ids: &'a dyn Fn() -> crate::Result<Identities>,
+    load_ids: &'a (dyn Fn() -> crate::Result<Identities> + Sync),
     files: HashMap<PathBuf, serde_json::Value>,
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use serde_json::Map;
 
-use super::{Context, OnProgress, Progress, compare, load_identities, open_project, phase};
+use super::{Context, OnProgress, Progress, compare, open_project, phase};
 use crate::cluster::{Cluster, ListTarget, served_kinds_of_crd};
 use crate::error::{Error, Result};
 use crate::git::ReleaseStatus;
@@ -53,8 +53,8 @@ pub enum IfEmpty {
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
     pub selection: Selection,
-    /// An age identity file tried before any other (`--identity`).
-    pub identity: Option<PathBuf>,
+    /// Where the age identities come from (`--identity`, or the controller's Secret).
+    pub keys: super::Keys,
     pub if_empty: IfEmpty,
     /// What offline schema validation does with what it finds (`--validate`).
     pub validate: crate::validate::Mode,
@@ -214,7 +214,7 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     phase(on, "load", started);
     let (project, env) = (&selected.project, &selected.env);
     let started = Instant::now();
-    let ids = || load_identities(&options.selection.repo, options.identity.as_deref(), env.identity_file.as_ref());
+    let ids = || options.keys.load(&options.selection.repo, env.identity_file.as_ref());
     let needed = match quotes {
         Quotes::Rendered => reads_environment_secrets(&selected),
         Quotes::Cluster => !env.secrets.is_empty(),

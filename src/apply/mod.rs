@@ -9,10 +9,9 @@ mod records;
 
 pub use hooks::HookResult;
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -251,12 +250,12 @@ struct Run<'a> {
     adoptions: Vec<&'a crate::diff::plan::Adoption>,
     permits: Semaphore,
     interrupted: &'a AtomicBool,
-    on_event: &'a dyn Fn(Event<'_>),
+    on_event: &'a (dyn Fn(Event<'_>) + Sync),
     /// Kinds of CRDs this run established, which discovery (run before) did not know.
-    new_kinds: RefCell<HashMap<(String, String), ServedKind>>,
+    new_kinds: Mutex<HashMap<(String, String), ServedKind>>,
     /// Each release namespace's state, found (or the namespace created) once for all the
     /// releases in it, however many start at once.
-    namespaces: RefCell<HashMap<String, Rc<OnceCell<NamespaceState>>>>,
+    namespaces: Mutex<HashMap<String, Arc<OnceCell<NamespaceState>>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +276,7 @@ pub async fn apply(
     live: &Live,
     options: &ApplyOptions,
     interrupted: &AtomicBool,
-    on_event: &dyn Fn(Event<'_>),
+    on_event: &(dyn Fn(Event<'_>) + Sync),
 ) -> Report {
     let run = Run {
         cluster,
@@ -288,8 +287,8 @@ pub async fn apply(
         permits: Semaphore::new(options.concurrency.max(1)),
         interrupted,
         on_event,
-        new_kinds: RefCell::new(HashMap::new()),
-        namespaces: RefCell::new(HashMap::new()),
+        new_kinds: Mutex::default(),
+        namespaces: Mutex::default(),
     };
     let mut by_release: HashMap<&str, Vec<&ObjectPlan>> = HashMap::new();
     for object in &plan.objects {
@@ -619,10 +618,13 @@ impl Run<'_> {
 
     /// How the cluster serves an object's kind, including kinds of CRDs established this run.
     fn served(&self, api_version: &str, kind: &str) -> Option<ServedKind> {
-        self.cluster
-            .resolve(api_version, kind)
-            .ok()
-            .or_else(|| self.new_kinds.borrow().get(&(api_version.to_string(), kind.to_string())).cloned())
+        self.cluster.resolve(api_version, kind).ok().or_else(|| {
+            self.new_kinds
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&(api_version.to_string(), kind.to_string()))
+                .cloned()
+        })
     }
 
     async fn apply_object(&self, object: &ObjectPlan) -> ObjectResult {
@@ -657,7 +659,12 @@ impl Run<'_> {
             ),
             Err(ApplyError::NotFound(message)) => {
                 let namespace = object.key.namespace.as_deref().unwrap_or_default();
-                let state = self.namespaces.borrow().get(namespace).and_then(|cell| cell.get().copied());
+                let state = self
+                    .namespaces
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(namespace)
+                    .and_then(|cell| cell.get().copied());
                 match state {
                     Some(NamespaceState::WouldCreate) => result_of(
                         object,
@@ -705,7 +712,13 @@ impl Run<'_> {
     /// for its answer.
     async fn ensure_namespace(&self, input: &ReleaseInput<'_>) -> crate::Result<()> {
         let namespace = &input.rendered.namespace;
-        let cell = self.namespaces.borrow_mut().entry(namespace.clone()).or_default().clone();
+        let cell = self
+            .namespaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(namespace.clone())
+            .or_default()
+            .clone();
         let mut first = false;
         let state = *cell
             .get_or_try_init(|| {
@@ -758,7 +771,10 @@ impl Run<'_> {
         }
         for crd in crds {
             let desired = crd.desired.as_ref().expect("applied CRDs are desired");
-            self.new_kinds.borrow_mut().extend(crate::cluster::served_kinds_of_crd(desired));
+            self.new_kinds
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(crate::cluster::served_kinds_of_crd(desired));
         }
         Ok(())
     }

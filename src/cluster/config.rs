@@ -21,6 +21,50 @@ pub struct ConnectOptions {
     pub request_timeout: Duration,
     /// How long requests may keep failing before weaver gives up (`--retry-budget`).
     pub retry_budget: Duration,
+    /// A cluster the caller hands over (the controller's), instead of a kubeconfig of this
+    /// machine.
+    pub given: Option<GivenCluster>,
+}
+
+/// A cluster to connect to that is not read from this machine's kubeconfig.
+#[derive(Debug, Clone)]
+pub enum GivenCluster {
+    /// This connection as it is: the controller's own cluster, as a tenant's ServiceAccount.
+    /// An environment's `cluster.context` is refused: there is no other cluster to choose.
+    Config { config: kube::Config, info: ClusterInfo },
+    /// This kubeconfig (from a Secret), among whose contexts `cluster.context` chooses.
+    Kubeconfig { kubeconfig: Kubeconfig, described: String },
+}
+
+/// Reads a kubeconfig handed over as text (`described`: `Secret team/prod-cluster`), refusing
+/// what would make weaver run a program or read a file of its own machine: `exec` and
+/// `auth-provider` users, and certificate, key or token files. Only inline data is taken.
+pub fn given_kubeconfig(text: &str, described: &str) -> Result<GivenCluster> {
+    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|err| kubeconfig_error(&err, described))?;
+    let refuse = |what: String| {
+        Err(Error::new(format!("{described}: {what}, which a kubeconfig handed to the controller may not use"))
+            .with_help(
+                "inline the credentials (token, client-certificate-data, client-key-data, certificate-authority-data)",
+            ))
+    };
+    for named in &kubeconfig.auth_infos {
+        let Some(user) = &named.auth_info else { continue };
+        let files =
+            [("exec", user.exec.is_some()), ("auth-provider", user.auth_provider.is_some())].into_iter().chain([
+                ("tokenFile", user.token_file.is_some()),
+                ("client-certificate", user.client_certificate.is_some()),
+                ("client-key", user.client_key.is_some()),
+            ]);
+        if let Some((field, _)) = files.into_iter().find(|(_, set)| *set) {
+            return refuse(format!("user `{}` sets {field}", named.name));
+        }
+    }
+    for named in &kubeconfig.clusters {
+        if named.cluster.as_ref().is_some_and(|c| c.certificate_authority.is_some()) {
+            return refuse(format!("cluster `{}` sets certificate-authority (a file)", named.name));
+        }
+    }
+    Ok(GivenCluster::Kubeconfig { kubeconfig, described: described.to_string() })
 }
 
 impl ConnectOptions {
@@ -36,6 +80,20 @@ impl ConnectOptions {
 /// no kubeconfig at all (no --kubeconfig, KUBECONFIG, ~/.kube/config or context), the pod's
 /// ServiceAccount, as kubectl does.
 pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
+    if let Some(GivenCluster::Config { config, info }) = &options.given {
+        if let Some((name, origin)) = &options.context {
+            return Err(Error::new(format!(
+                "context `{name}` (from {origin}) cannot be used: this EnvironmentSync applies to the cluster it runs in"
+            ))
+            .with_help("remove cluster.context from the environment, or give the EnvironmentSync spec.kubeConfig.secretRef, a kubeconfig that defines the context"));
+        }
+        let info = ClusterInfo {
+            request_timeout: options.request_timeout,
+            retry_budget: options.retry_budget,
+            ..info.clone()
+        };
+        return Ok((with_timeouts(config.clone(), options.request_timeout), info));
+    }
     let in_a_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
     let (kubeconfig, described) = match read_kubeconfig(options)? {
         Some(found) => found,
@@ -171,6 +229,9 @@ fn check_references(kubeconfig: &Kubeconfig, context: &str, described: &str) -> 
 /// The merged kubeconfig and how to name it; `None` when nothing names one and the default
 /// file does not exist (in a pod, its ServiceAccount is used then).
 fn read_kubeconfig(options: &ConnectOptions) -> Result<Option<(Kubeconfig, String)>> {
+    if let Some(GivenCluster::Kubeconfig { kubeconfig, described }) = &options.given {
+        return Ok(Some((kubeconfig.clone(), described.clone())));
+    }
     if let Some(path) = &options.kubeconfig {
         let described = format!("kubeconfig {} (from --kubeconfig)", path.display());
         return match read_file(path)? {

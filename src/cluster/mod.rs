@@ -23,7 +23,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
-pub use config::{ConnectOptions, config as kube_config, for_watching};
+pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watching, given_kubeconfig};
 pub(crate) use error::humanize;
 pub use hooks::{PodLog, hook_done};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
@@ -275,36 +275,46 @@ impl Cluster {
             Some(selector) => ListParams::default().labels(selector),
             None => ListParams::default(),
         };
-        let lists = futures::stream::iter(targets.iter().map(|target| {
-            let params = params.clone();
-            async move {
-                let served = self.resolve(&target.api_version, &target.kind).map_err(|_| {
-                    Error::new(format!("the cluster does not serve {} {}", target.api_version, target.kind))
-                })?;
-                let doing = match &target.namespace {
-                    Some(ns) if served.namespaced => format!("listing {} in namespace {ns}", served.resource_name()),
-                    None if served.namespaced => format!("listing {} in all namespaces", served.resource_name()),
-                    _ => format!("listing {}", served.resource_name()),
-                };
-                // Read as plain JSON: kube's typed list would parse every item's metadata into
-                // structs, only for weaver to turn them back into JSON.
-                let url = DynamicObject::url_path(
-                    &served.resource,
-                    target.namespace.as_deref().filter(|_| served.namespaced),
-                );
-                let list = self
-                    .retry
-                    .run(|| async {
-                        let request =
-                            kube::core::Request::new(&url).list(&params).map_err(kube::Error::BuildRequest)?;
-                        self.client.request::<ItemList<I>>(request).await
-                    })
-                    .await
-                    .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
-                let items = list.items.into_iter().map(|item| with_kind(item.into(), &served.resource)).collect();
-                Ok::<_, Error>((target.clone(), Listed { items, metadata: list.metadata }))
-            }
-        }))
+        let lists = futures::stream::iter(
+            targets
+                .iter()
+                .map(|target| {
+                    let params = params.clone();
+                    async move {
+                        let served = self.resolve(&target.api_version, &target.kind).map_err(|_| {
+                            Error::new(format!("the cluster does not serve {} {}", target.api_version, target.kind))
+                        })?;
+                        let doing = match &target.namespace {
+                            Some(ns) if served.namespaced => {
+                                format!("listing {} in namespace {ns}", served.resource_name())
+                            }
+                            None if served.namespaced => {
+                                format!("listing {} in all namespaces", served.resource_name())
+                            }
+                            _ => format!("listing {}", served.resource_name()),
+                        };
+                        // Read as plain JSON: kube's typed list would parse every item's metadata into
+                        // structs, only for weaver to turn them back into JSON.
+                        let url = DynamicObject::url_path(
+                            &served.resource,
+                            target.namespace.as_deref().filter(|_| served.namespaced),
+                        );
+                        let list = self
+                            .retry
+                            .run(|| async {
+                                let request =
+                                    kube::core::Request::new(&url).list(&params).map_err(kube::Error::BuildRequest)?;
+                                self.client.request::<ItemList<I>>(request).await
+                            })
+                            .await
+                            .map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
+                        let items =
+                            list.items.into_iter().map(|item| with_kind(item.into(), &served.resource)).collect();
+                        Ok::<_, Error>((target.clone(), Listed { items, metadata: list.metadata }))
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )
         .buffer_unordered(concurrency.max(1));
         lists.try_collect().await
     }

@@ -154,11 +154,16 @@ pub async fn observe_helm(
         return Ok(());
     }
     let secrets = cluster.resolve("v1", "Secret").map_err(|_| Error::new("the cluster does not serve v1 Secret"))?;
-    let lists = futures::stream::iter(by_namespace.iter().map(|(namespace, names)| {
-        let selector = format!("{HELM_OWNER_SELECTOR},name in ({})", names.join(","));
-        let secrets = &secrets;
-        async move { cluster.list_metadata(secrets, namespace, &selector).await }
-    }))
+    let lists = futures::stream::iter(
+        by_namespace
+            .iter()
+            .map(|(namespace, names)| {
+                let selector = format!("{HELM_OWNER_SELECTOR},name in ({})", names.join(","));
+                let secrets = &secrets;
+                async move { cluster.list_metadata(secrets, namespace, &selector).await }
+            })
+            .collect::<Vec<_>>(),
+    )
     .buffer_unordered(concurrency.max(1))
     .collect::<Vec<Result<Vec<Value>>>>()
     .await;
@@ -282,32 +287,37 @@ pub async fn dry_run_apply(
     objects: &[(&Value, &str)],
     concurrency: usize,
 ) -> Result<Vec<Option<DryRun>>> {
-    let answers: Vec<(usize, Option<DryRun>)> =
-        futures::stream::iter(objects.iter().enumerate().map(|(index, &(object, release))| async move {
-            let key = ObjectKey::of(object);
-            let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-            let Ok(served) = cluster.resolve(api_version, &key.kind) else {
-                return Ok((index, None)); // a kind whose CRD this run creates
-            };
-            match cluster.apply(object, &served, true, false).await {
-                Ok(result) => Ok((index, Some(DryRun { result, conflict: None }))),
-                Err(ApplyError::Conflict(message)) => match cluster.apply(object, &served, true, true).await {
-                    Ok(result) => Ok((index, Some(DryRun { result, conflict: Some(message) }))),
+    let answers: Vec<(usize, Option<DryRun>)> = futures::stream::iter(
+        objects
+            .iter()
+            .enumerate()
+            .map(|(index, &(object, release))| async move {
+                let key = ObjectKey::of(object);
+                let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+                let Ok(served) = cluster.resolve(api_version, &key.kind) else {
+                    return Ok((index, None)); // a kind whose CRD this run creates
+                };
+                match cluster.apply(object, &served, true, false).await {
+                    Ok(result) => Ok((index, Some(DryRun { result, conflict: None }))),
+                    Err(ApplyError::Conflict(message)) => match cluster.apply(object, &served, true, true).await {
+                        Ok(result) => Ok((index, Some(DryRun { result, conflict: Some(message) }))),
+                        Err(ApplyError::Other(err)) => Err(err),
+                        Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => {
+                            Err(Error::new(format!("dry-run apply of {key} (release {release}): {m}")))
+                        }
+                    },
+                    // The namespace is created by the apply itself: the client's answer stands.
+                    Err(ApplyError::NotFound(_)) => Ok((index, None)),
                     Err(ApplyError::Other(err)) => Err(err),
-                    Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => {
-                        Err(Error::new(format!("dry-run apply of {key} (release {release}): {m}")))
-                    }
-                },
-                // The namespace is created by the apply itself: the client's answer stands.
-                Err(ApplyError::NotFound(_)) => Ok((index, None)),
-                Err(ApplyError::Other(err)) => Err(err),
-            }
-        }))
-        .buffer_unordered(concurrency.max(1))
-        .collect::<Vec<Result<_>>>()
-        .await
-        .into_iter()
-        .collect::<Result<_>>()?;
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
+    .buffer_unordered(concurrency.max(1))
+    .collect::<Vec<Result<_>>>()
+    .await
+    .into_iter()
+    .collect::<Result<_>>()?;
     let mut ordered: Vec<Option<DryRun>> = objects.iter().map(|_| None).collect();
     for (index, answer) in answers {
         ordered[index] = answer;

@@ -375,6 +375,7 @@ mod tests {
                 context: None,
                 request_timeout,
                 retry_budget: Duration::from_secs(2),
+                given: None,
             };
             let mut cluster = Cluster::connect(&options).await.unwrap_or_else(|e| panic!("{e}"));
             cluster.retry.policy.base = Duration::from_millis(10);

@@ -151,10 +151,15 @@ impl Cluster {
             })
             .collect();
         loop {
-            let reads = futures::stream::iter(pending.iter().map(|&i| {
-                let (object, served) = &objects[i];
-                async move { Ok::<_, Error>((i, self.readiness_of(object, served, checks).await?)) }
-            }))
+            let reads = futures::stream::iter(
+                pending
+                    .iter()
+                    .map(|&i| {
+                        let (object, served) = &objects[i];
+                        async move { Ok::<_, Error>((i, self.readiness_of(object, served, checks).await?)) }
+                    })
+                    .collect::<Vec<_>>(),
+            )
             .buffered(concurrency.max(1))
             .try_collect::<Vec<_>>();
             // A round cut short by the deadline leaves the reasons of the round before.

@@ -24,6 +24,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
         connect: connect_options(&args.cluster),
         concurrency: args.concurrency,
         servers,
+        keys: crate::action::Keys::Search(None),
     };
     let environments = match super::environments(global, &args.select)? {
         Environments::One(env) if args.correct => return correct(ui, args, options(&env, None)),

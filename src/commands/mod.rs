@@ -159,6 +159,7 @@ pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectO
         context: cluster.context.clone().map(|context| (context, "--context".to_string())),
         request_timeout: cluster.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
         retry_budget: cluster.retry_budget.unwrap_or(crate::cluster::DEFAULT_RETRY_BUDGET),
+        given: None,
     }
 }
 
@@ -227,7 +228,7 @@ pub(crate) fn render_options(
     };
     RenderOptions {
         selection: selection(global, select, env),
-        identity: identity.identity.clone(),
+        keys: crate::action::Keys::Search(identity.identity.clone()),
         if_empty: IfEmpty::Warn,
         validate,
         overrides: OverrideFlags {
@@ -271,7 +272,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
         Command::Completions(_) | Command::Charts(_) | Command::Import(_) | Command::Report(_) => (None, None),
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
-        Command::Operator(OperatorCommand::Crd) => (None, None),
+        Command::Operator(OperatorCommand::Crd(_)) => (None, None),
     };
     let outer = std::mem::take(&mut cli.cluster);
     let unused = |flag: &str| {
@@ -352,11 +353,7 @@ pub(crate) fn report_error(ui: &Ui, err: &Error) {
 
 /// An error as a report quotes it: the message with its location, then the help, redacted.
 pub(crate) fn error_text(ui: &Ui, err: &Error) -> String {
-    let text = match &err.help {
-        Some(help) => format!("{err}\nhelp: {help}"),
-        None => err.to_string(),
-    };
-    ui.redactor.redact(&text).into_owned()
+    err.redacted(&ui.redactor)
 }
 
 /// The refusal of a flag that works on one environment when the selection is a fleet: `what`

@@ -6,12 +6,11 @@
 //! seconds. [`Progress`] shows any wait (a lock, say); [`WaitDisplay`] shows
 //! [`Cluster::wait_ready`](crate::cluster::Cluster::wait_ready).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -164,7 +163,7 @@ pub struct ApplyProgress<'u> {
     ui: &'u Ui,
     settings: Settings,
     text: bool,
-    waits: RefCell<HashMap<String, WaitDisplay>>,
+    waits: Mutex<HashMap<String, WaitDisplay>>,
     pub interrupted: Arc<AtomicBool>,
 }
 
@@ -174,7 +173,7 @@ impl<'u> ApplyProgress<'u> {
             ui,
             settings: settings.clone(),
             text: output == ListFormat::Text,
-            waits: RefCell::new(HashMap::new()),
+            waits: Mutex::default(),
             interrupted: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -194,15 +193,18 @@ impl<'u> ApplyProgress<'u> {
         };
         match event {
             Event::WaitStarted { release, .. } => {
-                self.waits.borrow_mut().insert(release.to_string(), WaitDisplay::new(ui, self.settings.timeout));
+                self.waits
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(release.to_string(), WaitDisplay::new(ui, self.settings.timeout));
             }
             Event::WaitProgress { release, progress } => {
-                if let Some(display) = self.waits.borrow_mut().get_mut(release) {
+                if let Some(display) = self.waits.lock().unwrap_or_else(PoisonError::into_inner).get_mut(release) {
                     display.update(progress);
                 }
             }
             Event::WaitFinished { release, outcome } => {
-                if let Some(display) = self.waits.borrow_mut().remove(release) {
+                if let Some(display) = self.waits.lock().unwrap_or_else(PoisonError::into_inner).remove(release) {
                     display.finish(outcome);
                 }
             }

@@ -118,6 +118,8 @@ pub enum IdentityOrigin {
     SopsKey,
     EnvironmentFile(PathBuf),
     DefaultFile(PathBuf),
+    /// Handed over whole, such as the controller's from a Secret (`Secret team/age-keys`).
+    Given(String),
 }
 
 impl fmt::Display for IdentityOrigin {
@@ -129,6 +131,7 @@ impl fmt::Display for IdentityOrigin {
             IdentityOrigin::SopsKey => f.write_str("SOPS_AGE_KEY"),
             IdentityOrigin::EnvironmentFile(p) => write!(f, "identityFile {}", p.display()),
             IdentityOrigin::DefaultFile(p) => write!(f, "{}", p.display()),
+            IdentityOrigin::Given(what) => f.write_str(what),
         }
     }
 }
@@ -154,6 +157,14 @@ impl fmt::Debug for Identities {
 }
 
 impl Identities {
+    /// The identities of `text` (age's identity file format) alone: no file or variable is
+    /// searched.
+    pub fn given(origin: IdentityOrigin, text: &str) -> Result<Identities, SecretsError> {
+        let mut ids = Identities::default();
+        ids.load_text(origin, text)?;
+        Ok(ids)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

@@ -1,0 +1,116 @@
+//! Acting as the tenant: a short-lived token for the ServiceAccount a ConfigMapSync or an
+//! EnvironmentSync names, from the TokenRequest API, and a client that authenticates with
+//! nothing but that token. Tokens are cached per ServiceAccount and replaced well before they
+//! expire.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, PostParams};
+use kube::config::AuthInfo;
+use tokio::sync::Mutex;
+
+/// How long a requested token lives: the shortest lifetime API servers accept.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+/// A cached token is replaced once this much of its life has passed.
+pub const REFRESH_AFTER: Duration = Duration::from_secs(480);
+
+/// Why no tenant client could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("ServiceAccount {0} does not exist")]
+    ServiceAccountNotFound(String),
+    #[error("cannot request a token for ServiceAccount {account}: {source}")]
+    TokenRequest {
+        account: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot build a client for ServiceAccount {account}: {source}")]
+    Client {
+        account: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+#[derive(Clone)]
+struct Cached {
+    config: kube::Config,
+    client: kube::Client,
+    issued: tokio::time::Instant,
+}
+
+/// Tenant clients by (namespace, ServiceAccount).
+pub struct Tenants {
+    operator: kube::Client,
+    /// The operator's own connection settings: the server and its CA are kept, the credentials
+    /// are replaced by the tenant's token.
+    base: kube::Config,
+    /// The operator's request budget, which tenants' requests spend too.
+    rate: Option<crate::cluster::RequestRate>,
+    cache: Mutex<HashMap<(String, String), Cached>>,
+}
+
+impl Tenants {
+    pub fn new(operator: kube::Client, base: kube::Config, rate: Option<crate::cluster::RequestRate>) -> Self {
+        Tenants { operator, base, rate, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// A client acting as ServiceAccount `name` of `namespace`.
+    pub async fn client(&self, namespace: &str, name: &str) -> Result<kube::Client, TenantError> {
+        Ok(self.cached(namespace, name).await?.client)
+    }
+
+    /// The connection settings of [`Tenants::client`], for a caller that builds its own client
+    /// (an EnvironmentSync's apply); the token is as fresh as the client's.
+    pub async fn config(&self, namespace: &str, name: &str) -> Result<kube::Config, TenantError> {
+        Ok(self.cached(namespace, name).await?.config)
+    }
+
+    async fn cached(&self, namespace: &str, name: &str) -> Result<Cached, TenantError> {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(cached) = self.cache.lock().await.get(&key)
+            && cached.issued.elapsed() < REFRESH_AFTER
+        {
+            return Ok(cached.clone());
+        }
+        let account = format!("{namespace}/{name}");
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.operator.clone(), namespace);
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                // None: the API server's own audiences, so the token is good for its API.
+                audiences: None,
+                expiration_seconds: Some(TOKEN_LIFETIME.as_secs() as i64),
+                ..TokenRequestSpec::default()
+            }),
+            ..TokenRequest::default()
+        };
+        let issued = tokio::time::Instant::now();
+        let answer: TokenRequest = accounts
+            .create_subresource("token", name, &PostParams::default(), &request)
+            .await
+            .map_err(|source| match &source {
+            kube::Error::Api(status) if status.code == 404 => TenantError::ServiceAccountNotFound(account.clone()),
+            _ => TenantError::TokenRequest { account: account.clone(), source },
+        })?;
+        let token: String = answer.status.and_then(|s| s.token).unwrap_or_default();
+        let mut config = self.base.clone();
+        config.auth_info = AuthInfo { token: Some(token.into()), ..AuthInfo::default() };
+        let client = match &self.rate {
+            Some(rate) => rate.client(config.clone()),
+            None => kube::Client::try_from(config.clone()),
+        };
+        let client = client.map_err(|source| TenantError::Client { account: account.clone(), source })?;
+        let cached = Cached { config, client, issued };
+        self.cache.lock().await.insert(key, cached.clone());
+        Ok(cached)
+    }
+
+    /// Forgets a token the API server no longer accepts (401), so the next call requests one.
+    pub async fn forget(&self, namespace: &str, name: &str) {
+        self.cache.lock().await.remove(&(namespace.to_string(), name.to_string()));
+    }
+}

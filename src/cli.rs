@@ -188,8 +188,24 @@ const OPERATOR_EXAMPLES: &str = "Examples:
 pub enum OperatorCommand {
     /// Run the controller until SIGTERM or Ctrl-C (uses --kubeconfig and --context like other commands)
     Run(OperatorRunArgs),
-    /// Print the ConfigMapSync CustomResourceDefinition (generated from the operator's types)
-    Crd,
+    /// Print the CustomResourceDefinitions the controllers serve (generated from their types)
+    Crd(OperatorCrdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorCrdArgs {
+    /// Only this kind's CRD [default: every one, as a YAML stream]
+    #[arg(value_enum, value_name = "KIND")]
+    pub kind: Option<ControllerKind>,
+}
+
+/// The controllers `weaver operator run` can run, by the kind each reconciles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ControllerKind {
+    /// ConfigMapSync: copies a ConfigMap into other namespaces
+    Configmapsync,
+    /// EnvironmentSync: applies environments pulled from git
+    Environmentsync,
 }
 
 #[derive(Debug, Args)]
@@ -199,7 +215,12 @@ pub struct OperatorRunArgs {
     /// Log format: human-readable text, or one JSON object per line
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Only reconcile ConfigMapSyncs whose labels match (to shard them between operators)
+    /// Which controllers to run
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KINDS",
+          default_values_t = [ControllerKind::Configmapsync, ControllerKind::Environmentsync])]
+    pub controllers: Vec<ControllerKind>,
+    /// Only reconcile objects whose labels match (to shard them between operators, such as
+    /// weaver.example.com/shard=a)
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,
     /// Reconcile only while holding the leader Lease, so replicas are safe
@@ -215,6 +236,22 @@ pub struct OperatorRunArgs {
     #[arg(long, value_name = "N", default_value_t = crate::controllers::configmapsync::controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_concurrent_reconciles: u16,
+    /// How many EnvironmentSyncs to reconcile at once
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub concurrent: u16,
+    /// The ServiceAccount (of its own namespace) an EnvironmentSync without
+    /// spec.serviceAccountName applies as [default: none; such an EnvironmentSync is refused]
+    #[arg(long, value_name = "NAME")]
+    pub default_service_account: Option<String>,
+    /// Let an EnvironmentSync's dependsOn name EnvironmentSyncs of other namespaces
+    #[arg(long)]
+    pub allow_cross_namespace_refs: bool,
+    /// Where the git mirrors of EnvironmentSyncs' sources are kept [default: $TMPDIR/weaver-git]
+    #[arg(long, value_name = "DIR")]
+    pub git_cache_dir: Option<PathBuf>,
+    /// The git mirrors' total size in MiB; past it, the least recently used are removed
+    #[arg(long, value_name = "MIB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+    pub git_cache_max_mib: u64,
     /// Requests a second to the API server, on average (as client-go's QPS); tenants' writes count
     #[arg(long, value_name = "QPS", default_value_t = 50.0, value_parser = positive_rate)]
     pub kube_api_qps: f64,

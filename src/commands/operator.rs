@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use crate::cli::{GlobalArgs, LogFormat, OperatorCommand, OperatorRunArgs};
-use crate::controllers::configmapsync::controller::Role;
+use crate::cli::{ControllerKind, GlobalArgs, LogFormat, OperatorCommand, OperatorRunArgs};
+use crate::controllers::election::Role;
 
 /// The leader Lease, named after the controller.
 const LEASE_NAME: &str = crate::controllers::configmapsync::controller::CONTROLLER_NAME;
@@ -15,8 +15,17 @@ const LEASE_DURATION: Duration = Duration::from_secs(15);
 
 pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> crate::Result<ExitCode> {
     match command {
-        OperatorCommand::Crd => {
-            super::write_stdout(crate::yaml::to_yaml_string(&crate::controllers::configmapsync::crd()).as_bytes())?;
+        OperatorCommand::Crd(args) => {
+            let crds = [
+                (ControllerKind::Configmapsync, crate::controllers::configmapsync::crd()),
+                (ControllerKind::Environmentsync, crate::controllers::gitops::crd()),
+            ];
+            let documents: Vec<String> = crds
+                .iter()
+                .filter(|(kind, _)| args.kind.is_none_or(|wanted| wanted == *kind))
+                .map(|(_, crd)| crate::yaml::to_yaml_string(crd))
+                .collect();
+            super::write_stdout(documents.join("---\n").as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         OperatorCommand::Run(args) => run_controller(global, args),
@@ -76,13 +85,17 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             .ok_or_else(|| crate::Error::new("--kube-api-qps and --kube-api-burst must be positive"))?;
         let cluster = crate::cluster::Cluster::from_config(config.clone(), info, Some(&rate)).await?;
         let client = cluster.client();
-        tracing::info!(context = %cluster.info.context, server = %cluster.info.server, "starting the ConfigMapSync controller");
+        tracing::info!(context = %cluster.info.context, server = %cluster.info.server, controllers = ?args.controllers, "starting");
         let telemetry = std::sync::Arc::new(crate::controllers::configmapsync::telemetry::Telemetry::default());
         let settings = crate::controllers::configmapsync::controller::Settings {
             label_selector: args.selector.clone(),
             concurrency: args.max_concurrent_reconciles,
-            rate: Some(rate),
+            rate: Some(rate.clone()),
             telemetry: telemetry.clone(),
+        };
+        let gitops = match args.controllers.contains(&ControllerKind::Environmentsync) {
+            false => None,
+            true => Some(gitops_shared(args, &client, &config, &cluster.info, &rate)?),
         };
         let listener = tokio::net::TcpListener::bind(args.metrics_addr).await.map_err(|err| {
             crate::Error::new(format!(
@@ -92,7 +105,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             ))
         })?;
         tracing::info!(address = %args.metrics_addr, "serving /healthz, /readyz and /metrics");
-        tokio::spawn(crate::controllers::configmapsync::endpoints::serve(listener, telemetry, std::future::pending()));
+        tokio::spawn(crate::controllers::configmapsync::endpoints::serve(listener, telemetry.clone(), std::future::pending()));
         let election = match args.leader_elect {
             false => None,
             true => {
@@ -110,13 +123,56 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             }
         };
         let on_role = |role: Role| match role {
-            Role::Leading => tracing::info!("leading: reconciling ConfigMapSyncs"),
+            Role::Leading => tracing::info!("leading: reconciling"),
             Role::Following { leader } => tracing::info!(%leader, "following: another replica leads"),
         };
-        crate::controllers::configmapsync::controller::run_elected(client, config, settings, election, on_role, shutdown_signal())
-            .await?;
+        let ready = |ready| telemetry.set_ready(ready);
+        let configmapsync = args.controllers.contains(&ControllerKind::Configmapsync);
+        let selector = args.selector.clone();
+        let concurrent = args.concurrent;
+        crate::controllers::election::lead(election, ready, on_role, shutdown_signal(), |stopped| async move {
+            let mut stopped = stopped.split(2).into_iter();
+            let (first, second) = (stopped.next().expect("two signals"), stopped.next().expect("two signals"));
+            let configmapsyncs = async {
+                if configmapsync {
+                    crate::controllers::configmapsync::controller::run(client, config, settings, first).await
+                }
+            };
+            let environmentsyncs = async {
+                if let Some(shared) = gitops {
+                    let settings = crate::controllers::gitops::controller::Settings { label_selector: selector, concurrency: concurrent };
+                    crate::controllers::gitops::controller::run(shared, settings, second).await
+                }
+            };
+            tokio::join!(configmapsyncs, environmentsyncs);
+        })
+        .await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// What the EnvironmentSync controller's reconciles share: the git cache, tenants' tokens.
+fn gitops_shared(
+    args: &OperatorRunArgs,
+    client: &kube::Client,
+    config: &kube::Config,
+    info: &crate::cluster::ClusterInfo,
+    rate: &crate::cluster::RequestRate,
+) -> crate::Result<crate::controllers::gitops::reconcile::Shared> {
+    let dir = args.git_cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("weaver-git"));
+    let limits = crate::source::CacheLimits {
+        max_disk_bytes: args.git_cache_max_mib.saturating_mul(1 << 20),
+        max_repositories: 1000,
+    };
+    let cache = crate::source::GitCache::new(dir, limits).map_err(|err| err.context("--git-cache-dir"))?;
+    Ok(crate::controllers::gitops::reconcile::Shared {
+        client: client.clone(),
+        info: info.clone(),
+        tenants: crate::controllers::tenant::Tenants::new(client.clone(), config.clone(), Some(rate.clone())),
+        cache: std::sync::Arc::new(cache),
+        default_account: args.default_service_account.clone(),
+        cross_namespace_refs: args.allow_cross_namespace_refs,
     })
 }
 

@@ -2,7 +2,7 @@
 //! remembered, so that a reconcile reads targets from the operator's cache and still reports
 //! only what the account could have read itself.
 //!
-//! An answer is kept until the account's token is renewed (`tenant::REFRESH_AFTER`) or any
+//! An answer is kept until the account's token is renewed (`controllers::tenant::REFRESH_AFTER`) or any
 //! RBAC object changes ([`Access::forget_all`], from the controller's RBAC watch), whichever
 //! comes first: a grant or a revocation is seen at once, and authorizers other than RBAC
 //! (webhooks) within one token lifetime. The API server's authorizer learns of an RBAC change
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::{Api, PostParams};
 
-use super::tenant::REFRESH_AFTER;
+use crate::controllers::tenant::REFRESH_AFTER;
 
 /// How long after an RBAC change answers may still describe the old rules.
 const SETTLING: std::time::Duration = std::time::Duration::from_secs(5);

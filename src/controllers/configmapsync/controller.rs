@@ -29,7 +29,7 @@ use super::api::{ConfigMapSync, ConfigMapSyncStatus};
 use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
 use super::status::{self, Blocked, Outcome};
 use super::telemetry::Telemetry;
-use super::tenant::{TenantError, Tenants};
+use crate::controllers::tenant::{TenantError, Tenants};
 
 /// Deletes every target before its ConfigMapSync goes.
 pub const FINALIZER: &str = "weaver.example.com/configmapsync";
@@ -330,66 +330,24 @@ where
         .boxed()
 }
 
-/// Where this replica stands in the leader election.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    /// Another replica holds the Lease; this one waits and does not reconcile.
-    Following { leader: String },
-    /// This replica holds the Lease and runs the controller.
-    Leading,
-}
+pub use crate::controllers::election::Role;
 
 /// Runs the controller only while this replica holds the leader Lease (`election`), or at once
-/// without one. Returns when `shutdown` completes (releasing the Lease, so another replica
-/// takes over at once) or with an error when the Lease is lost: the process should then exit,
-/// as client-go's leader election does, and start campaigning again.
+/// without one (see [`crate::controllers::election::lead`]).
 pub async fn run_elected(
     client: kube::Client,
     base: kube::Config,
     settings: Settings,
     election: Option<(crate::cluster::Cluster, crate::cluster::LockOptions)>,
-    mut on_role: impl FnMut(Role),
+    on_role: impl FnMut(Role),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::Result<()> {
-    let Some((cluster, options)) = election else {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop.send(());
-        });
-        run(client, base, settings, async {
-            let _ = stopped.await;
-        })
-        .await;
-        return Ok(());
-    };
-    let mut shutdown = Box::pin(shutdown);
     let telemetry = settings.telemetry.clone();
-    let acquiring = cluster.acquire_lock(&options, |crate::cluster::LockEvent::Waiting { holder, .. }| {
-        // A follower is a healthy standby.
-        telemetry.set_ready(true);
-        on_role(Role::Following { leader: holder })
-    });
-    let lease = tokio::select! {
-        () = &mut shutdown => return Ok(()),
-        lease = acquiring => lease?,
-    };
-    on_role(Role::Leading);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let lost = lease.on_loss();
-    tokio::spawn(async move {
-        tokio::select! {
-            () = shutdown => {}
-            () = lost => {}
-        }
-        let _ = stop.send(());
-    });
-    run(client, base, settings, async {
-        let _ = stopped.await;
+    let ready = move |ready| telemetry.set_ready(ready);
+    crate::controllers::election::lead(election, ready, on_role, shutdown, |stopped| {
+        run(client, base, settings, stopped)
     })
-    .await;
-    lease.check()?;
-    lease.release().await
+    .await
 }
 
 /// Objects by a key each may carry, kept up to date from their watch, so an event or a

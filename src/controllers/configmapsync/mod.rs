@@ -11,7 +11,6 @@ pub mod endpoints;
 pub mod plan;
 pub mod status;
 pub mod telemetry;
-pub mod tenant;
 
 pub use api::{ConfigMapSync, ConfigMapSyncSpec, ConfigMapSyncStatus, SourceRef, TargetStatus};
 

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{ConfigMapSyncStatus, TargetStatus};
 use super::plan::Settled;
+use crate::controllers::conditions;
 
 /// How one target ended in a reconcile.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,27 +63,14 @@ impl Blocked {
     }
 }
 
-pub const READY: &str = "Ready";
+use crate::controllers::conditions::READY;
 
 fn condition(status: &str, reason: &str, message: String, generation: Option<i64>, now: &Time) -> Condition {
-    Condition {
-        type_: READY.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message,
-        observed_generation: generation,
-        last_transition_time: now.clone(),
-    }
+    conditions::condition(READY, status == "True", reason, message, generation, now)
 }
 
-/// Keeps the previous transition time when the condition's status did not change.
-fn carry_transition(mut new: Condition, previous: Option<&ConfigMapSyncStatus>) -> Condition {
-    if let Some(old) = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == new.type_))
-        && old.status == new.status
-    {
-        new.last_transition_time = old.last_transition_time.clone();
-    }
-    new
+fn carry_transition(new: Condition, previous: Option<&ConfigMapSyncStatus>) -> Condition {
+    conditions::carry_transition(new, previous.map_or(&[][..], |p| &p.conditions))
 }
 
 /// The condition while the finalizer cannot delete every target.

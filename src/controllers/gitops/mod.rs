@@ -1,0 +1,20 @@
+//! The EnvironmentSync controller: pulls environments from git (`crate::source`) and keeps them
+//! applied with the actions `weaver apply` and `weaver drift` run, as the EnvironmentSync's
+//! ServiceAccount. `api` holds the CustomResource types, `plan` the decisions, `status` the
+//! status they give, `reconcile` and `controller` the work against the cluster.
+
+pub mod api;
+pub mod controller;
+pub mod plan;
+pub mod reconcile;
+pub mod status;
+
+pub use api::{EnvironmentSync, EnvironmentSyncSpec, EnvironmentSyncStatus};
+
+use kube::CustomResourceExt;
+
+/// The EnvironmentSync CustomResourceDefinition, generated from the Rust types.
+pub fn crd() -> serde_json::Value {
+    // A CRD built by kube's derive always serializes.
+    serde_json::to_value(EnvironmentSync::crd()).expect("a generated CRD serializes to JSON")
+}

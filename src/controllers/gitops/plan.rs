@@ -1,0 +1,375 @@
+//! What an EnvironmentSync's reconcile does next, decided from its spec and status alone: no
+//! request is made here, so every rule is unit-tested. `reconcile` observes and carries out.
+
+use std::time::Duration;
+
+use super::api::{Approval, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, RefKind};
+
+/// Fetched and reconciled this often without `interval`, as Flux's default.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+/// Each environment's apply is bounded by this without `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How many reconciles `status.history` keeps.
+pub const HISTORY: usize = 5;
+/// Waiting for a dependency: looked at again this soon (its own status change wakes it too).
+pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(10);
+/// Asks for a reconcile now, whatever the interval: set it to any new value (a time, by
+/// convention), as Flux's `reconcile.fluxcd.io/requestedAt`.
+pub const RECONCILE_REQUESTED_AT: &str = "weaver.example.com/reconcile-requested-at";
+
+/// The spec, checked and with its defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub reference: (RefKind, String),
+    pub interval: Duration,
+    pub retry_interval: Duration,
+    pub timeout: Duration,
+    pub prune: bool,
+    /// Wait for what was applied to be ready.
+    pub wait: bool,
+    /// The ServiceAccount every request of the apply is made as.
+    pub account: String,
+}
+
+/// Whether the reconcile goes on, and why not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    /// `suspend: true`: nothing is fetched or applied, the status stays.
+    Suspended,
+    /// The spec cannot be acted on until it changes: Stalled, with a CamelCase reason.
+    Invalid {
+        reason: &'static str,
+        message: String,
+    },
+    Go(Settings),
+}
+
+/// Checks `sync`'s spec; `default_account` is the controller's `--default-service-account`.
+pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
+    let spec = &sync.spec;
+    if spec.suspend {
+        return Gate::Suspended;
+    }
+    let invalid = |reason, message: String| Gate::Invalid { reason, message };
+    let reference = match spec.source.reference.one() {
+        Ok((kind, value)) => (kind, value.to_string()),
+        Err(message) => return invalid("InvalidReference", message),
+    };
+    let duration = |field: &str, value: &Option<String>, default: Duration| match value {
+        None => Ok(default),
+        Some(text) => crate::project::parse_duration(text).map_err(|why| format!("spec.{field}: {why}")),
+    };
+    let durations = duration("interval", &spec.interval, DEFAULT_INTERVAL).and_then(|interval| {
+        let retry = duration("retryInterval", &spec.retry_interval, interval)?;
+        Ok((interval, retry, duration("timeout", &spec.timeout, DEFAULT_TIMEOUT)?))
+    });
+    let (interval, retry_interval, timeout) = match durations {
+        Ok(durations) => durations,
+        Err(message) => return invalid("InvalidSpec", message),
+    };
+    if spec.environments.is_empty() && spec.environment_selector.is_none() {
+        return invalid(
+            "NoEnvironments",
+            "the spec selects no environment: give spec.environments (names or globs) or spec.environmentSelector"
+                .into(),
+        );
+    }
+    let Some(account) = spec.service_account_name.as_deref().or(default_account) else {
+        return invalid(
+            "ServiceAccountRequired",
+            "no ServiceAccount to apply as: set spec.serviceAccountName (the controller has no \
+             --default-service-account), so that the account's RBAC bounds what this EnvironmentSync may do"
+                .into(),
+        );
+    };
+    Gate::Go(Settings {
+        reference,
+        interval,
+        retry_interval,
+        timeout,
+        prune: spec.prune.unwrap_or(true),
+        wait: spec.wait,
+        account: account.to_string(),
+    })
+}
+
+/// What the reconcile does with the fetched revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Apply every selected environment at the revision (a manual approval may hold it).
+    Apply,
+    /// Everything is applied at this revision: put back what drifted (`correctDrift`).
+    CorrectDrift,
+    /// Everything is applied at this revision: only report what drifted.
+    ReportDrift,
+}
+
+/// Applies when the revision, the spec or an earlier failure asks for it; an unchanged
+/// commit that is applied everywhere writes nothing but drift corrections.
+pub fn work(sync: &EnvironmentSync, commit: &str, selected: &[String]) -> Work {
+    let status = sync.status.clone().unwrap_or_default();
+    let applied_everywhere = selected.iter().all(|name| {
+        status
+            .environments
+            .iter()
+            .any(|env| &env.name == name && env.revision.as_deref() == Some(commit) && is_applied(&env.result))
+    });
+    let in_sync = status.last_applied_revision.as_deref() == Some(commit)
+        && status.observed_generation == sync.metadata.generation
+        && applied_everywhere;
+    match (in_sync, sync.spec.correct_drift) {
+        (false, _) => Work::Apply,
+        (true, true) => Work::CorrectDrift,
+        (true, false) => Work::ReportDrift,
+    }
+}
+
+/// An environment's result that leaves it applied at its revision.
+pub fn is_applied(result: &str) -> bool {
+    matches!(result, "Applied" | "Unchanged")
+}
+
+/// Whether a plan of digest `digest` may be applied.
+pub fn approved(sync: &EnvironmentSync, digest: &str) -> bool {
+    match sync.spec.approval.unwrap_or_default() {
+        Approval::Automatic => true,
+        Approval::Manual => sync.spec.approved_plan.as_deref() == Some(digest),
+    }
+}
+
+/// A dependency as the reconcile found it.
+pub struct Dependency<'a> {
+    /// `namespace/name`, for messages.
+    pub name: String,
+    /// None when it does not exist.
+    pub sync: Option<&'a EnvironmentSync>,
+}
+
+/// The first dependency not Ready, or Ready at another revision of the same source, as a
+/// message; None when all are ready for `sync` at `commit`.
+pub fn waiting_for(sync: &EnvironmentSync, commit: &str, dependencies: &[Dependency]) -> Option<String> {
+    dependencies.iter().find_map(|dependency| {
+        let name = &dependency.name;
+        let Some(other) = dependency.sync else {
+            return Some(format!("dependency EnvironmentSync {name} does not exist"));
+        };
+        let status = other.status.clone().unwrap_or_default();
+        let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+            && status.observed_generation == other.metadata.generation;
+        if !ready {
+            return Some(format!("dependency EnvironmentSync {name} is not Ready"));
+        }
+        let same_source = other.spec.source.url == sync.spec.source.url;
+        if same_source && status.last_applied_revision.as_deref() != Some(commit) {
+            let at = status.last_applied_revision.as_deref().map_or("no revision", short);
+            return Some(format!(
+                "dependency EnvironmentSync {name} is Ready at {at}, not yet at {} of the same source",
+                short(commit)
+            ));
+        }
+        None
+    })
+}
+
+/// A commit id as messages and `kubectl get` show it.
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// `history` with `entry` first, at most [`HISTORY`] entries.
+pub fn with_history(status: &EnvironmentSyncStatus, entry: HistoryEntry) -> Vec<HistoryEntry> {
+    std::iter::once(entry).chain(status.history.iter().cloned()).take(HISTORY).collect()
+}
+
+/// Whether the `reconcile-requested-at` annotation asks for a reconcile not handled yet.
+pub fn requested(sync: &EnvironmentSync) -> Option<String> {
+    let asked = sync.metadata.annotations.as_ref()?.get(RECONCILE_REQUESTED_AT)?;
+    let handled = sync.status.as_ref().and_then(|s| s.last_handled_reconcile_at.as_ref());
+    (handled != Some(asked)).then(|| asked.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::gitops::api::{EnvironmentStatus, EnvironmentSyncSpec, GitReference, GitSource};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    fn sync(spec: serde_json::Value) -> EnvironmentSync {
+        let mut base = serde_json::json!({
+            "source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}},
+            "environments": ["dev"],
+            "serviceAccountName": "deployer",
+        });
+        for (key, value) in spec.as_object().unwrap() {
+            base[key] = value.clone();
+        }
+        let spec: EnvironmentSyncSpec = serde_json::from_value(base).unwrap();
+        let mut sync = EnvironmentSync::new("shop", spec);
+        sync.metadata.namespace = Some("team".into());
+        sync.metadata.generation = Some(1);
+        sync
+    }
+
+    fn settings(sync: &EnvironmentSync) -> Settings {
+        match gate(sync, None) {
+            Gate::Go(settings) => settings,
+            other => panic!("expected Go, got {other:?}"),
+        }
+    }
+
+    fn ready(status: &str) -> Condition {
+        Condition {
+            type_: "Ready".into(),
+            status: status.into(),
+            reason: "Applied".into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+    const OTHER: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+    #[test]
+    fn defaults_follow_flux() {
+        let settings = settings(&sync(serde_json::json!({})));
+        assert_eq!(settings.interval, DEFAULT_INTERVAL);
+        assert_eq!(settings.retry_interval, DEFAULT_INTERVAL);
+        assert_eq!(settings.timeout, DEFAULT_TIMEOUT);
+        assert!(settings.prune);
+        assert_eq!(settings.reference, (RefKind::Branch, "main".to_string()));
+        let settings = settings_of(serde_json::json!({"interval": "1m30s", "retryInterval": "10s", "prune": false}));
+        assert_eq!(settings.interval, Duration::from_secs(90));
+        assert_eq!(settings.retry_interval, Duration::from_secs(10));
+        assert!(!settings.prune);
+    }
+
+    fn settings_of(spec: serde_json::Value) -> Settings {
+        settings(&sync(spec))
+    }
+
+    #[test]
+    fn a_spec_that_cannot_be_acted_on_says_why() {
+        let reason = |spec| match gate(&sync(spec), None) {
+            Gate::Invalid { reason, message } => (reason, message),
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        let (why, message) = reason(serde_json::json!({"serviceAccountName": null}));
+        assert_eq!(why, "ServiceAccountRequired");
+        assert!(message.contains("spec.serviceAccountName"), "{message}");
+        let (why, _) =
+            reason(serde_json::json!({"source": {"url": "https://x/y.git", "ref": {"branch": "a", "tag": "b"}}}));
+        assert_eq!(why, "InvalidReference");
+        let (why, _) = reason(serde_json::json!({"source": {"url": "https://x/y.git", "ref": {}}}));
+        assert_eq!(why, "InvalidReference");
+        let (why, message) = reason(serde_json::json!({"interval": "soon"}));
+        assert_eq!(why, "InvalidSpec");
+        assert!(message.contains("spec.interval: `soon` is not a duration"), "{message}");
+        let (why, _) = reason(serde_json::json!({"environments": []}));
+        assert_eq!(why, "NoEnvironments");
+        // The controller's default account serves an EnvironmentSync without one.
+        let without = sync(serde_json::json!({"serviceAccountName": null}));
+        assert!(matches!(gate(&without, Some("weaver-default")), Gate::Go(s) if s.account == "weaver-default"));
+        assert_eq!(gate(&sync(serde_json::json!({"suspend": true})), None), Gate::Suspended);
+    }
+
+    fn applied_at(sync: &mut EnvironmentSync, commit: &str, envs: &[&str], result: &str) {
+        sync.status = Some(EnvironmentSyncStatus {
+            observed_generation: Some(1),
+            last_applied_revision: Some(commit.into()),
+            environments: envs
+                .iter()
+                .map(|name| EnvironmentStatus {
+                    name: name.to_string(),
+                    revision: Some(commit.into()),
+                    result: result.into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+    }
+
+    #[test]
+    fn an_unchanged_commit_applied_everywhere_only_looks_at_drift() {
+        let selected = vec!["dev".to_string()];
+        let mut s = sync(serde_json::json!({}));
+        assert_eq!(work(&s, COMMIT, &selected), Work::Apply, "never applied");
+        applied_at(&mut s, COMMIT, &["dev"], "Applied");
+        assert_eq!(work(&s, COMMIT, &selected), Work::ReportDrift);
+        assert_eq!(work(&s, OTHER, &selected), Work::Apply, "a new commit");
+        assert_eq!(work(&s, COMMIT, &["dev".into(), "prod".into()]), Work::Apply, "a newly selected environment");
+        s.metadata.generation = Some(2);
+        assert_eq!(work(&s, COMMIT, &selected), Work::Apply, "a changed spec");
+        let mut failed = sync(serde_json::json!({}));
+        applied_at(&mut failed, COMMIT, &["dev"], "Failed");
+        assert_eq!(work(&failed, COMMIT, &selected), Work::Apply, "an earlier failure");
+        let mut healing = sync(serde_json::json!({"correctDrift": true}));
+        applied_at(&mut healing, COMMIT, &["dev"], "Unchanged");
+        assert_eq!(work(&healing, COMMIT, &selected), Work::CorrectDrift);
+    }
+
+    #[test]
+    fn a_manual_approval_holds_every_plan_but_the_approved_one() {
+        assert!(approved(&sync(serde_json::json!({})), "sha256:a"));
+        let manual = sync(serde_json::json!({"approval": "Manual"}));
+        assert!(!approved(&manual, "sha256:a"));
+        let approved_a = sync(serde_json::json!({"approval": "Manual", "approvedPlan": "sha256:a"}));
+        assert!(approved(&approved_a, "sha256:a"));
+        assert!(!approved(&approved_a, "sha256:b"), "a new plan needs a new approval");
+    }
+
+    #[test]
+    fn dependencies_must_be_ready_at_the_same_revision_of_a_shared_source() {
+        let me = sync(serde_json::json!({}));
+        let mut other = sync(serde_json::json!({}));
+        fn dependency(sync: Option<&EnvironmentSync>) -> Vec<Dependency<'_>> {
+            vec![Dependency { name: "team/base".into(), sync }]
+        }
+        let message = waiting_for(&me, COMMIT, &dependency(None)).unwrap();
+        assert!(message.contains("does not exist"), "{message}");
+        assert!(waiting_for(&me, COMMIT, &dependency(Some(&other))).unwrap().contains("is not Ready"));
+        applied_at(&mut other, OTHER, &["base"], "Applied");
+        other.status.as_mut().unwrap().conditions.push(ready("True"));
+        let message = waiting_for(&me, COMMIT, &dependency(Some(&other))).unwrap();
+        assert!(message.contains("not yet at 0123456789ab"), "{message}");
+        applied_at(&mut other, COMMIT, &["base"], "Applied");
+        other.status.as_mut().unwrap().conditions.push(ready("True"));
+        assert_eq!(waiting_for(&me, COMMIT, &dependency(Some(&other))), None);
+        // Another source's revision is not compared.
+        let mut elsewhere = sync(serde_json::json!({}));
+        elsewhere.spec.source = GitSource {
+            url: "https://git.example.org/base.git".into(),
+            reference: GitReference::default(),
+            ..me.spec.source.clone()
+        };
+        applied_at(&mut elsewhere, OTHER, &["base"], "Applied");
+        elsewhere.status.as_mut().unwrap().conditions.push(ready("True"));
+        assert_eq!(waiting_for(&me, COMMIT, &dependency(Some(&elsewhere))), None);
+        // Ready for an older generation of its spec is not ready.
+        elsewhere.metadata.generation = Some(2);
+        assert!(waiting_for(&me, COMMIT, &dependency(Some(&elsewhere))).is_some());
+    }
+
+    #[test]
+    fn history_keeps_the_last_five_newest_first() {
+        let mut status = EnvironmentSyncStatus::default();
+        for n in 0..7 {
+            let entry = HistoryEntry { revision: n.to_string(), ..Default::default() };
+            status.history = with_history(&status, entry);
+        }
+        let revisions: Vec<&str> = status.history.iter().map(|h| h.revision.as_str()).collect();
+        assert_eq!(revisions, ["6", "5", "4", "3", "2"]);
+    }
+
+    #[test]
+    fn a_reconcile_request_is_handled_once() {
+        let mut s = sync(serde_json::json!({}));
+        assert_eq!(requested(&s), None);
+        s.metadata.annotations = Some([(RECONCILE_REQUESTED_AT.to_string(), "t1".to_string())].into());
+        assert_eq!(requested(&s).as_deref(), Some("t1"));
+        s.status = Some(EnvironmentSyncStatus { last_handled_reconcile_at: Some("t1".into()), ..Default::default() });
+        assert_eq!(requested(&s), None);
+    }
+}

@@ -1,0 +1,458 @@
+//! One reconcile of an EnvironmentSync: fetch the source (`crate::source`), select the
+//! environments at the fetched commit, then, for each, the action the CLI runs (`weaver apply`,
+//! `weaver drift`, `weaver drift --correct`), as the EnvironmentSync's ServiceAccount. What to do
+//! is decided by `plan`, the status by `status`; this file observes and carries out.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use secrecy::SecretString;
+
+use super::api::{EnvironmentStatus, EnvironmentSync};
+use super::plan::{self, Settings as Spec, Work};
+use super::status::{Done, Outcome, drift_summary};
+use crate::action::apply::{ApplyActionOptions, Settings as ApplySettings};
+use crate::action::drift::{CorrectOptions, DriftOptions};
+use crate::action::fleet::{EnvironmentSelection, select_environments};
+use crate::action::render::{IfEmpty, RenderOptions, Selection};
+use crate::action::{Context as ActionContext, Keys, Progress};
+use crate::cluster::{ClusterInfo, ConnectOptions, GivenCluster};
+use crate::controllers::tenant::{TenantError, Tenants};
+use crate::project::Environment;
+use crate::secrets::Redactor;
+use crate::source::{Credentials, FetchRequest, Fetched, GitCache, GitRef};
+
+/// Requests in flight at once in one environment's apply.
+const CONCURRENCY: usize = 8;
+/// How long an apply waits for the environment's lock that another apply (the CLI's, or
+/// another EnvironmentSync's) holds, before it fails and is retried.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Each request's timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every reconcile shares.
+pub struct Shared {
+    /// The controller's own identity: Secrets of the EnvironmentSync's namespace, tokens.
+    pub client: kube::Client,
+    /// The controller's cluster as it reaches it: a tenant's connection keeps its server and CA.
+    pub info: ClusterInfo,
+    pub tenants: Tenants,
+    pub cache: Arc<GitCache>,
+    /// The controller's `--default-service-account`.
+    pub default_account: Option<String>,
+    /// Whether `dependsOn` may name another namespace's EnvironmentSync.
+    pub cross_namespace_refs: bool,
+}
+
+/// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
+/// finds the EnvironmentSyncs it depends on, by namespace and name.
+pub async fn reconcile(
+    sync: &EnvironmentSync,
+    spec: &Spec,
+    shared: &Shared,
+    others: impl Fn(&str, &str) -> Option<Arc<EnvironmentSync>>,
+) -> Outcome {
+    let namespace = sync.namespace().unwrap_or_default();
+    let failed = |reason, err: String, revision: Option<&str>| Outcome::Failed {
+        reason,
+        message: err,
+        revision: revision.map(str::to_string),
+    };
+    let request = match fetch_request(sync, &namespace, spec, &shared.client).await {
+        Ok(request) => request,
+        Err((reason, message)) => return failed(reason, message, None),
+    };
+    let cache = shared.cache.clone();
+    let fetched = match tokio::task::spawn_blocking(move || cache.fetch(&request)).await {
+        Ok(Ok(fetched)) => fetched,
+        Ok(Err(err)) => return failed(err.failure.reason(), err.message, None),
+        Err(join) => return failed("GitFetchFailed", format!("the fetch stopped: {join}"), None),
+    };
+    let commit = fetched.commit.clone();
+    let dependencies: Vec<(String, String)> = sync
+        .spec
+        .depends_on
+        .iter()
+        .map(|d| (d.namespace.clone().unwrap_or_else(|| namespace.clone()), d.name.clone()))
+        .collect();
+    if let Some((ns, name)) = dependencies.iter().find(|(ns, _)| *ns != namespace && !shared.cross_namespace_refs) {
+        return Outcome::Invalid {
+            reason: "CrossNamespaceReference",
+            message: format!(
+                "spec.dependsOn names EnvironmentSync {ns}/{name} of another namespace, which this controller does not allow (--allow-cross-namespace-refs)"
+            ),
+        };
+    }
+    let found: Vec<Option<Arc<EnvironmentSync>>> = dependencies.iter().map(|(ns, name)| others(ns, name)).collect();
+    let named: Vec<plan::Dependency> = dependencies
+        .iter()
+        .zip(&found)
+        .map(|((ns, name), sync)| plan::Dependency { name: format!("{ns}/{name}"), sync: sync.as_deref() })
+        .collect();
+    if let Some(message) = plan::waiting_for(sync, &commit, &named) {
+        return Outcome::Waiting { revision: commit, message };
+    }
+    let redactor = Redactor::new();
+    let selection = EnvironmentSelection {
+        envs: sync.spec.environments.clone(),
+        selectors: sync.spec.environment_selector.clone().into_iter().collect(),
+        ..EnvironmentSelection::default()
+    };
+    let repository = fetched.repository.clone();
+    let rev = commit.clone();
+    let environments =
+        match tokio::task::spawn_blocking(move || select_environments(&repository, Some(&rev), &selection)).await {
+            Ok(Ok(environments)) => environments,
+            Ok(Err(err)) => return failed("EnvironmentSelectionFailed", err.redacted(&redactor), Some(&commit)),
+            Err(join) => return failed("EnvironmentSelectionFailed", join.to_string(), Some(&commit)),
+        };
+    let names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
+    let work = plan::work(sync, &commit, &names);
+    let given = match cluster_for(sync, &namespace, spec, shared).await {
+        Ok(given) => given,
+        Err((reason, message)) => return failed(reason, message, Some(&commit)),
+    };
+    let keys = match keys_for(sync, &namespace, &shared.client).await {
+        Ok(keys) => keys,
+        Err((reason, message)) => return failed(reason, message, Some(&commit)),
+    };
+    let run = Run { spec, fetched: &fetched, given, keys, redactor: &redactor };
+    let previous = sync.status.clone().unwrap_or_default();
+    let mut results = Vec::new();
+    let (mut drifted, mut missing) = (0, 0);
+    for env in environments {
+        let name = env.name.clone();
+        let before = previous.environments.iter().find(|e| e.name == name).cloned();
+        let result = match work {
+            Work::Apply => run.apply(env).await,
+            Work::ReportDrift | Work::CorrectDrift => {
+                let found = run.drift(env, work == Work::CorrectDrift).await;
+                match found {
+                    Ok((d, m)) => {
+                        drifted += d;
+                        missing += m;
+                        before.unwrap_or_else(|| unchanged(&name, &commit))
+                    }
+                    Err(message) => EnvironmentStatus {
+                        message: Some(message),
+                        ..before.unwrap_or_else(|| unchanged(&name, &commit))
+                    },
+                }
+            }
+        };
+        results.push(result);
+    }
+    let drift = (work != Work::Apply).then(|| drift_summary(drifted, missing));
+    Outcome::Done(Done { revision: commit, work, environments: results, pending: None, drift })
+}
+
+fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
+    EnvironmentStatus {
+        name: name.to_string(),
+        revision: Some(commit.to_string()),
+        result: "Unchanged".into(),
+        ..Default::default()
+    }
+}
+
+/// What a reconcile's actions share.
+struct Run<'a> {
+    spec: &'a Spec,
+    fetched: &'a Fetched,
+    given: GivenCluster,
+    keys: Keys,
+    redactor: &'a Redactor,
+}
+
+impl Run<'_> {
+    fn selection(&self, env: Environment) -> Selection {
+        Selection {
+            env: env.name.clone(),
+            releases: Vec::new(),
+            selectors: Vec::new(),
+            changed_since: None,
+            repo: self.fetched.repository.clone(),
+            rev: Some(self.fetched.commit.clone()),
+            loaded: Some(Arc::new(env)),
+        }
+    }
+
+    fn connect(&self) -> ConnectOptions {
+        ConnectOptions {
+            kubeconfig: None,
+            context: None,
+            request_timeout: REQUEST_TIMEOUT,
+            retry_budget: crate::cluster::DEFAULT_RETRY_BUDGET,
+            given: Some(self.given.clone()),
+        }
+    }
+
+    fn settings(&self, wait: bool) -> ApplySettings {
+        ApplySettings {
+            dry_run: false,
+            wait,
+            timeout: self.spec.timeout,
+            force_conflicts: false,
+            prune: self.spec.prune,
+            concurrency: CONCURRENCY,
+            lock_timeout: LOCK_TIMEOUT,
+        }
+    }
+
+    /// What the actions tell, logged: warnings and statuses only, redacted.
+    fn on(&self) -> impl Fn(Progress<'_>) + Sync + '_ {
+        move |progress| match progress {
+            Progress::Warning(text) => tracing::warn!("{}", self.redactor.redact(&text)),
+            Progress::Status(text) => tracing::info!("{}", self.redactor.redact(&text)),
+            _ => {}
+        }
+    }
+
+    async fn apply(&self, env: Environment) -> EnvironmentStatus {
+        let name = env.name.clone();
+        let options = ApplyActionOptions {
+            render: RenderOptions {
+                selection: self.selection(env),
+                keys: self.keys.clone(),
+                if_empty: IfEmpty::Refuse,
+                validate: crate::validate::Mode::Strict,
+                overrides: Default::default(),
+            },
+            connect: self.connect(),
+            settings: self.settings(self.spec.wait),
+            require_clean: false,
+            prune_releases: self.spec.prune,
+            allow_overrides: false,
+            forget_helm_release: false,
+            servers: None,
+        };
+        let on = self.on();
+        let cx = ActionContext { redactor: self.redactor, on: &on };
+        let interrupted = AtomicBool::new(false);
+        let mut status = EnvironmentStatus { name, ..Default::default() };
+        match crate::action::apply::apply(&options, cx, &interrupted).await {
+            Err(err) => {
+                status.result = "Failed".into();
+                status.message = Some(err.redacted(self.redactor));
+            }
+            Ok(applied) => {
+                let totals = applied.report.totals();
+                let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                status.created = count(totals.created);
+                status.configured = count(totals.configured);
+                status.unchanged = count(totals.unchanged);
+                status.pruned = count(totals.pruned);
+                status.failed = count(totals.failed + totals.not_applied);
+                let failure = failure_of(&applied.report).or_else(|| applied.lock_lost.as_ref().map(|e| e.to_string()));
+                match failure {
+                    Some(message) => {
+                        status.result = "Failed".into();
+                        status.message = Some(self.redactor.redact(&message).into_owned());
+                    }
+                    None => {
+                        status.revision = Some(self.fetched.commit.clone());
+                        let changed = totals.created + totals.configured + totals.pruned > 0;
+                        status.result = if changed { "Applied" } else { "Unchanged" }.into();
+                    }
+                }
+            }
+        }
+        status
+    }
+
+    /// Drift found (drifted, missing) after a look, or a correction with `correct`.
+    async fn drift(&self, env: Environment, correct: bool) -> Result<(u32, u32), String> {
+        let options = DriftOptions {
+            selection: self.selection(env),
+            connect: self.connect(),
+            concurrency: CONCURRENCY,
+            servers: None,
+            keys: self.keys.clone(),
+        };
+        let on = self.on();
+        let cx = ActionContext { redactor: self.redactor, on: &on };
+        let report = match correct {
+            false => crate::action::drift::drift(&options, cx).await,
+            true => {
+                let options = CorrectOptions { drift: options, settings: self.settings(false) };
+                let interrupted = AtomicBool::new(false);
+                crate::action::drift::correct(&options, cx, &interrupted).await.map(|corrected| corrected.report)
+            }
+        };
+        let summary = report.map_err(|err| err.redacted(self.redactor))?.summary();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok((count(summary.drifted), count(summary.missing)))
+    }
+}
+
+/// The first failure an apply reports: a release's error, else an object's.
+fn failure_of(report: &crate::apply::Report) -> Option<String> {
+    if report.interrupted {
+        return Some("the apply was interrupted".into());
+    }
+    report.releases.iter().find_map(|release| {
+        if let Some(error) = &release.error {
+            return Some(format!("release {}: {error}", release.name));
+        }
+        release.objects.iter().find(|o| o.outcome == crate::apply::Outcome::Failed).map(|object| {
+            format!(
+                "{} {} (release {}): {}",
+                object.api_version,
+                object.key,
+                object.release,
+                object.message.as_deref().unwrap_or("failed")
+            )
+        })
+    })
+}
+
+/// A Secret of `namespace`, read with the controller's identity; `what` names its use.
+async fn secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+) -> Result<Secret, (&'static str, String)> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    match secrets.get_opt(name).await {
+        Ok(Some(secret)) => Ok(secret),
+        Ok(None) => Err(("SecretNotFound", format!("Secret {namespace}/{name} ({what}) does not exist; create it"))),
+        Err(err) => Err((
+            "SecretUnreadable",
+            format!(
+                "cannot read Secret {namespace}/{name} ({what}): {}",
+                crate::controllers::configmapsync::controller::api_message(&err)
+            ),
+        )),
+    }
+}
+
+/// The value of `key` in `secret`, as text.
+fn value(secret: &Secret, key: &str) -> Option<String> {
+    let data = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(data.0.clone()).ok()
+}
+
+/// The fetch of `sync`'s source, with its credentials and CA.
+async fn fetch_request(
+    sync: &EnvironmentSync,
+    namespace: &str,
+    spec: &Spec,
+    client: &kube::Client,
+) -> Result<FetchRequest, (&'static str, String)> {
+    let source = &sync.spec.source;
+    let credentials = match &source.secret_ref {
+        None => Credentials::None,
+        Some(reference) => {
+            let secret = secret(client, namespace, &reference.name, "spec.source.secretRef").await?;
+            let text = |key| value(&secret, key);
+            let name = format!("Secret {namespace}/{}", reference.name);
+            match (text("identity"), text("known_hosts"), text("bearerToken"), text("username"), text("password")) {
+                (Some(identity), Some(known_hosts), ..) => {
+                    Credentials::Ssh { identity: SecretString::from(identity), known_hosts }
+                }
+                (Some(_), None, ..) => {
+                    return Err((
+                        "SecretInvalid",
+                        format!(
+                            "{name} has an ssh `identity` but no `known_hosts`: add the server's host key (host keys are never trusted on first use)"
+                        ),
+                    ));
+                }
+                (None, _, Some(token), ..) => Credentials::Bearer(SecretString::from(token)),
+                (None, _, None, Some(username), Some(password)) => {
+                    Credentials::Basic { username, password: SecretString::from(password) }
+                }
+                _ => {
+                    return Err((
+                        "SecretInvalid",
+                        format!(
+                            "{name} holds no credentials: expected `username` and `password`, `bearerToken`, or `identity` and `known_hosts`"
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let ca_pem = match &source.ca_secret_ref {
+        None => None,
+        Some(reference) => {
+            let secret = secret(client, namespace, &reference.name, "spec.source.caSecretRef").await?;
+            let pem = value(&secret, "ca.crt").ok_or((
+                "SecretInvalid",
+                format!("Secret {namespace}/{} (spec.source.caSecretRef) has no `ca.crt`", reference.name),
+            ))?;
+            Some(pem.into_bytes())
+        }
+    };
+    let (kind, value) = &spec.reference;
+    let reference = match kind {
+        super::api::RefKind::Branch => GitRef::Branch(value.clone()),
+        super::api::RefKind::Tag => GitRef::Tag(value.clone()),
+        super::api::RefKind::Semver => GitRef::Semver(value.clone()),
+        super::api::RefKind::Commit => GitRef::Commit(value.clone()),
+    };
+    Ok(FetchRequest { url: source.url.clone(), reference, credentials, ca_pem })
+}
+
+/// The cluster `sync` applies to, as whom: its own cluster as its ServiceAccount, or the
+/// cluster of its `kubeConfig` Secret.
+async fn cluster_for(
+    sync: &EnvironmentSync,
+    namespace: &str,
+    spec: &Spec,
+    shared: &Shared,
+) -> Result<GivenCluster, (&'static str, String)> {
+    if let Some(kube_config) = &sync.spec.kube_config {
+        let name = &kube_config.secret_ref.name;
+        let secret = secret(&shared.client, namespace, name, "spec.kubeConfig.secretRef").await?;
+        let described = format!("the kubeconfig of Secret {namespace}/{name}");
+        let text = value(&secret, "value").or_else(|| value(&secret, "value.yaml")).ok_or((
+            "SecretInvalid",
+            format!("Secret {namespace}/{name} (spec.kubeConfig.secretRef) has no `value` (or `value.yaml`) key"),
+        ))?;
+        return crate::cluster::given_kubeconfig(&text, &described)
+            .map_err(|err| ("KubeConfigInvalid", err.redacted(&Redactor::new())));
+    }
+    let config = shared.tenants.config(namespace, &spec.account).await.map_err(|err| match err {
+        TenantError::ServiceAccountNotFound(account) => (
+            "ServiceAccountNotFound",
+            format!("ServiceAccount {account} does not exist; create it, or name another in spec.serviceAccountName"),
+        ),
+        other => ("TokenRequestFailed", other.to_string()),
+    })?;
+    let info = ClusterInfo { context: format!("ServiceAccount {namespace}/{}", spec.account), ..shared.info.clone() };
+    Ok(GivenCluster::Config { config, info })
+}
+
+/// The age identities of `spec.decryption`, or none.
+async fn keys_for(
+    sync: &EnvironmentSync,
+    namespace: &str,
+    client: &kube::Client,
+) -> Result<Keys, (&'static str, String)> {
+    let Some(decryption) = &sync.spec.decryption else {
+        return Ok(Keys::Given {
+            origin: "no spec.decryption".into(),
+            identities: Arc::new(SecretString::from(String::new())),
+        });
+    };
+    let name = &decryption.secret_ref.name;
+    let secret = secret(client, namespace, name, "spec.decryption.secretRef").await?;
+    // Every value may hold identities, one a line, as an age identity file.
+    let text: Vec<String> =
+        secret.data.iter().flatten().filter_map(|(_, value)| String::from_utf8(value.0.clone()).ok()).collect();
+    Ok(Keys::Given {
+        origin: format!("Secret {namespace}/{name}"),
+        identities: Arc::new(SecretString::from(text.join("\n"))),
+    })
+}
+
+/// Seconds since `started`, for the history.
+pub fn seconds_since(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 10.0).round() / 10.0
+}

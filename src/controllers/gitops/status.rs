@@ -1,0 +1,305 @@
+//! The EnvironmentSync status after a reconcile, following kstatus: `Ready` (True, or False
+//! with a CamelCase reason and a message that says what to do), `Reconciling` while the
+//! controller retries, `Stalled` when only a change of the spec can help, `observedGeneration`,
+//! the revisions, one entry per environment and the last reconciles. Built from the outcome
+//! alone, so an unchanged outcome gives an equal status and no write.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::api::{DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan};
+use super::plan::{self, Work};
+use crate::controllers::conditions::{READY, RECONCILING, STALLED, carry_transition, condition};
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Suspended: the status stays as it was.
+    Suspended,
+    /// The spec cannot be acted on until it changes.
+    Invalid { reason: &'static str, message: String },
+    /// Nothing was applied (the source, its credentials, the selection): the cluster stays at
+    /// the last applied revision.
+    Failed { reason: &'static str, message: String, revision: Option<String> },
+    /// A dependency is not ready for this revision yet.
+    Waiting { revision: String, message: String },
+    /// Every selected environment was looked at.
+    Done(Done),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    pub revision: String,
+    pub work: Work,
+    /// One entry per selected environment, by name.
+    pub environments: Vec<EnvironmentStatus>,
+    pub pending: Option<PendingPlan>,
+    pub drift: Option<DriftSummary>,
+}
+
+impl Outcome {
+    /// The Ready condition's reason and message, and whether it is True.
+    fn ready(&self) -> (bool, &str, String) {
+        match self {
+            Outcome::Suspended => (false, "Suspended", String::new()),
+            Outcome::Invalid { reason, message } | Outcome::Failed { reason, message, .. } => {
+                (false, reason, message.clone())
+            }
+            Outcome::Waiting { message, .. } => (false, "DependencyNotReady", message.clone()),
+            Outcome::Done(done) => {
+                let failed: Vec<&EnvironmentStatus> =
+                    done.environments.iter().filter(|e| e.result == "Failed").collect();
+                if let Some(first) = failed.first() {
+                    let names: Vec<&str> = failed.iter().map(|e| e.name.as_str()).collect();
+                    let message = format!(
+                        "environment(s) {} failed at {}: {}",
+                        names.join(", "),
+                        plan::short(&done.revision),
+                        first.message.as_deref().unwrap_or("see status.environments")
+                    );
+                    return (false, "ApplyFailed", message);
+                }
+                if let Some(pending) = &done.pending {
+                    let message = format!(
+                        "the plan of {} waits for approval: set spec.approvedPlan to {} (weaver sync approve)",
+                        plan::short(&done.revision),
+                        pending.digest
+                    );
+                    return (false, "AwaitingApproval", message);
+                }
+                let message = format!(
+                    "applied revision {} to {} environment(s)",
+                    plan::short(&done.revision),
+                    done.environments.len()
+                );
+                (true, "ReconciliationSucceeded", message)
+            }
+        }
+    }
+
+    /// The history entry of this reconcile, if it is worth one: a reconcile that only found
+    /// everything in sync (or waits) adds none.
+    fn history(&self) -> Option<(String, String, Option<String>)> {
+        let (_, reason, message) = self.ready();
+        match self {
+            Outcome::Failed { revision: Some(revision), .. } => {
+                Some((revision.clone(), reason.to_string(), Some(message)))
+            }
+            Outcome::Done(done) if done.work != Work::ReportDrift || reason != "ReconciliationSucceeded" => {
+                Some((done.revision.clone(), reason.to_string(), Some(message)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The status of `sync` after a reconcile that ended in `outcome` at `now` and took `took`
+/// seconds; `request` is the reconcile-requested-at value it handled.
+pub fn after(
+    sync: &EnvironmentSync,
+    outcome: &Outcome,
+    request: Option<String>,
+    now: &Time,
+    took: f64,
+) -> EnvironmentSyncStatus {
+    let previous = sync.status.clone().unwrap_or_default();
+    if *outcome == Outcome::Suspended {
+        return previous;
+    }
+    let generation = sync.metadata.generation;
+    let (ready, reason, message) = outcome.ready();
+    let mut conditions: Vec<Condition> = vec![condition(READY, ready, reason, message.clone(), generation, now)];
+    match outcome {
+        Outcome::Invalid { .. } => conditions.push(condition(STALLED, true, reason, message, generation, now)),
+        Outcome::Failed { .. } | Outcome::Waiting { .. } => {
+            conditions.push(condition(RECONCILING, true, "ProgressingWithRetry", message, generation, now))
+        }
+        Outcome::Done(done) if !ready && done.pending.is_none() => {
+            conditions.push(condition(RECONCILING, true, "ProgressingWithRetry", message, generation, now))
+        }
+        _ => {}
+    }
+    let conditions = conditions.into_iter().map(|c| carry_transition(c, &previous.conditions)).collect();
+    let mut status = EnvironmentSyncStatus {
+        observed_generation: generation,
+        conditions,
+        last_handled_reconcile_at: request.or(previous.last_handled_reconcile_at.clone()),
+        ..previous.clone()
+    };
+    match outcome {
+        Outcome::Failed { revision, .. } => {
+            status.last_attempted_revision = revision.clone().or(status.last_attempted_revision)
+        }
+        Outcome::Waiting { revision, .. } => status.last_attempted_revision = Some(revision.clone()),
+        Outcome::Done(done) => {
+            status.last_attempted_revision = Some(done.revision.clone());
+            status.environments = done.environments.clone();
+            if done
+                .environments
+                .iter()
+                .all(|e| plan::is_applied(&e.result) && e.revision.as_deref() == Some(&done.revision))
+            {
+                status.last_applied_revision = Some(done.revision.clone());
+            }
+            status.pending_plan = done.pending.clone();
+            if done.drift.is_some() {
+                status.drift = done.drift.clone();
+            }
+            let ready = done.environments.iter().filter(|e| plan::is_applied(&e.result)).count();
+            status.environments_ready = Some(format!("{ready}/{}", done.environments.len()));
+        }
+        Outcome::Invalid { .. } | Outcome::Suspended => {}
+    }
+    if let Some((revision, result, message)) = outcome.history() {
+        let newest = previous.history.first();
+        // A retry failing the same way is one entry, not five.
+        if newest.is_none_or(|h| h.revision != revision || h.result != result) {
+            let entry = HistoryEntry { revision, time: now.0.to_string(), result, message, duration_seconds: took };
+            status.history = plan::with_history(&previous, entry);
+        }
+    }
+    status
+}
+
+/// `2 drifted, 1 missing`, or `none`.
+pub fn drift_summary(drifted: u32, missing: u32) -> DriftSummary {
+    let summary = match (drifted, missing) {
+        (0, 0) => "none".to_string(),
+        (d, 0) => format!("{d} drifted"),
+        (0, m) => format!("{m} missing"),
+        (d, m) => format!("{d} drifted, {m} missing"),
+    };
+    DriftSummary { drifted, missing, summary }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::gitops::api::EnvironmentSyncSpec;
+
+    const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn sync() -> EnvironmentSync {
+        let spec: EnvironmentSyncSpec = serde_json::from_value(serde_json::json!({
+            "source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}},
+            "environments": ["dev", "prod"],
+            "serviceAccountName": "deployer",
+        }))
+        .unwrap();
+        let mut sync = EnvironmentSync::new("shop", spec);
+        sync.metadata.generation = Some(4);
+        sync
+    }
+
+    fn time(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn env(name: &str, result: &str) -> EnvironmentStatus {
+        EnvironmentStatus {
+            name: name.into(),
+            revision: Some(COMMIT.into()),
+            result: result.into(),
+            ..Default::default()
+        }
+    }
+
+    fn done(work: Work, environments: Vec<EnvironmentStatus>) -> Outcome {
+        Outcome::Done(Done { revision: COMMIT.into(), work, environments, pending: None, drift: None })
+    }
+
+    fn condition_of<'a>(status: &'a EnvironmentSyncStatus, type_: &str) -> Option<(&'a str, &'a str)> {
+        status.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.as_str(), c.reason.as_str()))
+    }
+
+    #[test]
+    fn applied_everywhere_is_ready_at_the_revision() {
+        let mut s = sync();
+        let status =
+            after(&s, &done(Work::Apply, vec![env("dev", "Applied"), env("prod", "Unchanged")]), None, &time(1), 2.0);
+        assert_eq!(condition_of(&status, READY), Some(("True", "ReconciliationSucceeded")));
+        assert_eq!(condition_of(&status, RECONCILING), None);
+        assert_eq!(status.last_applied_revision.as_deref(), Some(COMMIT));
+        assert_eq!(status.environments_ready.as_deref(), Some("2/2"));
+        assert_eq!(status.observed_generation, Some(4));
+        assert_eq!(status.history.len(), 1);
+        // The next interval finds it in sync: an equal status, so nothing is written.
+        s.status = Some(status.clone());
+        let again = after(
+            &s,
+            &done(Work::ReportDrift, vec![env("dev", "Applied"), env("prod", "Unchanged")]),
+            None,
+            &time(300),
+            0.1,
+        );
+        assert_eq!(again, status);
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_applied_revision_and_retries() {
+        let mut s = sync();
+        s.status = Some(after(
+            &s,
+            &done(Work::Apply, vec![env("dev", "Applied"), env("prod", "Applied")]),
+            None,
+            &time(1),
+            1.0,
+        ));
+        let failed = Outcome::Failed {
+            reason: "GitUnreachable",
+            message: "cannot reach https://git.example.org/shop.git".into(),
+            revision: None,
+        };
+        let status = after(&s, &failed, None, &time(2), 1.0);
+        assert_eq!(condition_of(&status, READY), Some(("False", "GitUnreachable")));
+        assert_eq!(condition_of(&status, RECONCILING), Some(("True", "ProgressingWithRetry")));
+        assert_eq!(status.last_applied_revision.as_deref(), Some(COMMIT));
+        let mut partly = env("prod", "Failed");
+        partly.message = Some("configmaps \"x\" is forbidden".into());
+        let status = after(&s, &done(Work::Apply, vec![env("dev", "Applied"), partly]), None, &time(3), 1.0);
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, "ApplyFailed");
+        assert!(ready.message.contains("prod") && ready.message.contains("forbidden"), "{}", ready.message);
+        assert_eq!(status.environments_ready.as_deref(), Some("1/2"));
+    }
+
+    #[test]
+    fn an_invalid_spec_is_stalled_and_a_retry_failing_alike_adds_no_history() {
+        let s = sync();
+        let invalid = Outcome::Invalid { reason: "ServiceAccountRequired", message: "set it".into() };
+        let status = after(&s, &invalid, None, &time(1), 0.0);
+        assert_eq!(condition_of(&status, STALLED), Some(("True", "ServiceAccountRequired")));
+        let failed =
+            |t| Outcome::Failed { reason: "RenderFailed", message: format!("try {t}"), revision: Some(COMMIT.into()) };
+        let mut s = sync();
+        s.status = Some(after(&s, &failed(1), None, &time(1), 0.0));
+        let status = after(&s, &failed(2), None, &time(2), 0.0);
+        assert_eq!(status.history.len(), 1);
+        assert_eq!(status.conditions[0].last_transition_time, time(1), "the transition time stays");
+    }
+
+    #[test]
+    fn a_pending_plan_waits_for_approval_without_retrying() {
+        let s = sync();
+        let pending = PendingPlan { digest: "sha256:abc".into(), revision: COMMIT.into(), releases: Vec::new() };
+        let outcome = Outcome::Done(Done {
+            revision: COMMIT.into(),
+            work: Work::Apply,
+            environments: vec![env("dev", "AwaitingApproval")],
+            pending: Some(pending),
+            drift: None,
+        });
+        let status = after(&s, &outcome, Some("now".into()), &time(1), 0.5);
+        assert_eq!(condition_of(&status, READY), Some(("False", "AwaitingApproval")));
+        assert_eq!(condition_of(&status, RECONCILING), None);
+        assert!(status.conditions[0].message.contains("sha256:abc"));
+        assert_eq!(status.last_applied_revision, None);
+        assert_eq!(status.last_handled_reconcile_at.as_deref(), Some("now"));
+    }
+
+    #[test]
+    fn drift_is_summarised_for_kubectl_get() {
+        assert_eq!(drift_summary(0, 0).summary, "none");
+        assert_eq!(drift_summary(2, 1).summary, "2 drifted, 1 missing");
+        assert_eq!(drift_summary(0, 3).summary, "3 missing");
+    }
+}

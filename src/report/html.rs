@@ -246,6 +246,7 @@ mod tests {
             changes: Vec::new(),
             conflict: None,
             adopt: false,
+            owner: None,
             ignored: 0,
             desired: None,
             respected: None,

@@ -289,6 +289,7 @@ mod tests {
             changes: Vec::new(),
             conflict: None,
             adopt: false,
+            owner: None,
             ignored: 0,
             desired: None,
             respected: None,

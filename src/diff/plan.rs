@@ -616,4 +616,45 @@ mod tests {
         let asked: Vec<usize> = plan.server_candidates().into_iter().map(|(index, _)| index).collect();
         assert_eq!(asked, [0, 1]);
     }
+
+    #[test]
+    fn an_object_labelled_as_another_environment_s_is_refused_naming_both_unless_taken() {
+        let labelled = |environment: &str, release: &str, data: Value| {
+            let mut object = config_map("shared", data);
+            object["metadata"]["labels"] = json!({LABEL_RELEASE: release, LABEL_ENVIRONMENT: environment});
+            object
+        };
+        let release = RenderedRelease {
+            name: "web".into(),
+            namespace: "shop".into(),
+            chart: "web".into(),
+            chart_meta: None,
+            installed: true,
+            manifests: vec![Manifest {
+                release: "web".into(),
+                source: "charts/web/templates/cm.yaml".into(),
+                document: 0,
+                object: labelled("staging", "web", json!({"a": "1"})),
+                patched_by: Vec::new(),
+            }],
+            hooks: Vec::new(),
+            warnings: Vec::new(),
+            ignore_differences: Vec::new(),
+        };
+        let plan_with =
+            |live: Value| plan_with_records(std::slice::from_ref(&release), &HashMap::new(), &[live]).unwrap();
+        // Another release of the same environment: a move, not a conflict.
+        let moved = plan_with(labelled("staging", "api", json!({"a": "1"})));
+        assert_eq!(moved.owned_elsewhere().count(), 0);
+        assert!(moved.refuse_taking("staging", "nothing was applied").is_ok());
+        let taken = plan_with(labelled("prod", "api", json!({"a": "1"})));
+        assert_eq!(taken.objects[0].owner, Some(Owner { environment: "prod".into(), release: "api".into() }));
+        assert_eq!(taken.objects[0].action, Action::Update, "its labels change");
+        let err = taken.refuse_taking("staging", "nothing was applied").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment `staging` would take 1 object(s) from another environment, each applying its own over the other's; nothing was applied:\n  v1 ConfigMap shop/shared (release web) is environment `prod`'s (release api)"
+        );
+        assert!(err.help.unwrap().contains("--take-ownership"));
+    }
 }

@@ -82,6 +82,11 @@ fn an_object_of_another_environment_is_taken_only_with_take_ownership() {
     assert_eq!(json.code, 1, "{}", json.stderr);
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["objects"][0]["ownedBy"], json!({"environment": "a", "release": "app"}));
+    for format in ["markdown", "html"] {
+        let run = weaver(&["diff", "--env", "c", "-o", format]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stdout.contains("owned by environment"), "{format}: {}", run.stdout);
+    }
     let preview = weaver(&["diff", "--env", "c", "--take-ownership", "-o", "json", "--exit-code"]);
     assert_eq!(preview.code, 2, "a change, no error: {}", preview.stderr);
     let report: Value = serde_json::from_str(&preview.stdout).unwrap();

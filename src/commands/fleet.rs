@@ -249,14 +249,7 @@ pub(crate) fn plan_text(ui: &Ui, plan: &DiffReport) -> String {
             out.push('\n');
         }
         if let Some(owner) = &object.owner {
-            out.push_str(&ui.paint(
-                color,
-                Style::Yellow,
-                &format!(
-                    "! owned by environment `{}` (release {}): an apply takes it only with --take-ownership",
-                    owner.environment, owner.release
-                ),
-            ));
+            out.push_str(&ui.paint(color, Style::Yellow, &format!("! {}", report::owner_note(owner))));
             out.push('\n');
         }
         if let Some(conflict) = &object.conflict {

@@ -520,6 +520,9 @@ pub struct DiffArgs {
     /// Also show the removal of releases the environment no longer has (found by their records in every namespace)
     #[arg(long, conflicts_with_all = ["live_from", "releases", "selectors"])]
     pub prune_releases: bool,
+    /// Show objects labelled as another environment's as an apply --take-ownership takes them (without it, they make the diff fail, as the apply would)
+    #[arg(long)]
+    pub take_ownership: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
@@ -541,6 +544,9 @@ pub struct ApplyArgs {
     /// Also remove releases the environment no longer has (found by their records in every namespace)
     #[arg(long, conflicts_with_all = ["releases", "selectors"])]
     pub prune_releases: bool,
+    /// Apply objects labelled as another environment's (which are otherwise refused), making them this environment's
+    #[arg(long)]
+    pub take_ownership: bool,
     /// Once a release that adopts the Helm release of its name has applied, delete that Helm release's records (every sh.helm.release.v1.<release>.v<N> Secret)
     #[arg(long)]
     pub forget_helm_release: bool,

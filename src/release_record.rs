@@ -90,6 +90,20 @@ pub struct AdoptedFrom {
     pub helm_revision: u32,
 }
 
+/// An object a revision took from another environment (`weaver apply --take-ownership`): the
+/// object, and the environment and release it was labelled with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TakenFrom {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    pub environment: String,
+    pub release: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
@@ -133,6 +147,9 @@ pub struct Record {
     /// The Helm release whose objects this revision took over (`crate::adopt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted_from: Option<AdoptedFrom>,
+    /// The objects this revision took from other environments (`--take-ownership`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taken_from: Vec<TakenFrom>,
 }
 
 /// One hook an apply ran (or meant to run), for the record.
@@ -418,6 +435,7 @@ impl Record {
             hooks: Vec::new(),
             hook_runs: Vec::new(),
             adopted_from: None,
+            taken_from: Vec::new(),
         }
     }
 }

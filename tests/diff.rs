@@ -385,6 +385,7 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         hooks: Vec::new(),
         hook_runs: Vec::new(),
         adopted_from: None,
+        taken_from: Vec::new(),
     };
     demo.cluster.apply(&weaver::release_record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
 

@@ -76,6 +76,7 @@ impl Deployed {
             hooks: Vec::new(),
             hook_runs: Vec::new(),
             adopted_from: None,
+            taken_from: Vec::new(),
         };
         self.cluster.apply(&to_secrets(&record, &self.ns).unwrap(), "weaver");
     }
@@ -669,6 +670,7 @@ fn bad_input_exits_1_with_a_clear_message() {
             hooks: Vec::new(),
             hook_runs: Vec::new(),
             adopted_from: None,
+            taken_from: Vec::new(),
         },
         &deployed.ns,
     )

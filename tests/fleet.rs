@@ -185,25 +185,10 @@ fn a_fleet_apply_refuses_a_cycle_a_need_of_a_later_wave_and_an_unknown_need_befo
     );
     assert!(one.stdout.starts_with("1 environments: 0 applied, 1 failed,"), "{}", one.stdout);
 }
-/// [`fleet_repo`]'s `app` in environments `a` and `b`, each in a namespace of the test cluster
-/// of its own, and `c` in `a`'s.
-fn cluster_fleet(cluster: &common::cluster::TestCluster) -> Repo {
-    let repo = Repo::minimal();
-    let lock = cluster.namespace("lock");
-    let (a, b) = (cluster.namespace("a"), cluster.namespace("b"));
-    for (env, ns) in [("a", &a), ("b", &b), ("c", &a)] {
-        repo.write(
-            &format!("environments/{env}.yaml"),
-            &format!("namespace: {ns}\ncluster: {{lockNamespace: {lock}}}\nlabels: {{fleet: test}}\nreleases:\n  - name: app\n    chart: app\n"),
-        );
-    }
-    repo
-}
-
 #[test]
 fn diff_and_drift_of_a_fleet_against_a_cluster() {
     let cluster = common::cluster::TestCluster::start();
-    let repo = cluster_fleet(&cluster);
+    let repo = Repo::cluster_fleet(&cluster);
     let weaver = |args: &[&str]| repo.weaver_on(&cluster, args);
     weaver(&["apply", "--env", "a"]).success();
     let run = weaver(&["diff", "--env", "a,b", "-o", "json", "--exit-code"]);
@@ -239,7 +224,7 @@ fn diff_and_drift_of_a_fleet_against_a_cluster() {
 #[test]
 fn two_environments_owning_one_object_of_a_cluster_are_refused_naming_both() {
     let cluster = common::cluster::TestCluster::start();
-    let repo = cluster_fleet(&cluster);
+    let repo = Repo::cluster_fleet(&cluster);
     // d fails on its own: its error is told as well as the collision.
     repo.write("environments/d.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: nowhere\n");
     let run = repo.weaver_on(&cluster, &["diff", "--env", "a,b,c,d"]);
@@ -259,7 +244,7 @@ fn two_environments_owning_one_object_of_a_cluster_are_refused_naming_both() {
 #[test]
 fn a_fleet_apply_of_two_environments_owning_one_object_writes_nothing() {
     let cluster = common::cluster::TestCluster::start();
-    let repo = cluster_fleet(&cluster);
+    let repo = Repo::cluster_fleet(&cluster);
     let (ns_a, ns_b) = (format!("{}-a", cluster.prefix), format!("{}-b", cluster.prefix));
     for args in [&["apply", "--env", "a,b,c"][..], &["apply", "--env-selector", "fleet=test", "--dry-run"]] {
         let err = repo.weaver_on(&cluster, args).failure().to_string();

@@ -669,8 +669,9 @@ fn a_renamed_release_keeps_its_objects_under_prune_releases() {
     let plan: Value =
         serde_json::from_str(chart.weaver(&["diff", "--env", env, "-o", "json", "--prune-releases"]).success())
             .unwrap();
-    // (The old release is not observed, so its labelled ConfigMap is news to the new one.)
-    assert_eq!(planned_objects(&plan), [triple("renamed", "app", "create")]);
+    // The old release's labelled ConfigMap is seen (the LIST selects any weaver object the
+    // environment renders): an update of its release label, of the same environment.
+    assert_eq!(planned_objects(&plan), [triple("renamed", "app", "update")]);
     assert_eq!(planned_hooks(&plan), [("cleanup".into(), vec![])]);
     let (run, seen) = chart.with_controller(&["apply", "--env", env, "--timeout", "60s", "--prune-releases"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -30,6 +30,7 @@ mod lookup;
 mod notify;
 mod operator;
 mod operator_chart;
+mod ownership;
 mod patch_kubectl;
 mod reference;
 mod remote_charts;

@@ -37,6 +37,10 @@ pub struct Settings {
     pub concurrency: usize,
     /// How long to wait for another apply of the environment to finish.
     pub lock_timeout: Duration,
+    /// Apply objects labelled as another environment's (`--take-ownership`); without it they
+    /// are refused before anything is written. Only `apply` sets it: a rollback or a drift
+    /// correction never takes an object from another environment.
+    pub take_ownership: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +250,7 @@ pub(super) fn apply_options(
         overrides: Vec::new(),
         sensitive: Default::default(),
         forget_helm_release: false,
+        take_ownership: settings.take_ownership,
     }
 }
 
@@ -328,6 +333,10 @@ async fn execute_locked(
     let started = Instant::now();
     let plan = plan_adopting(&releases, &live.records, &live.objects, &live.helm)?;
     phase(on, "plan", started);
+    // Two environments must not take one object from each other, apply after apply.
+    if !options.take_ownership {
+        plan.refuse_taking(&options.environment, "nothing was applied")?;
+    }
     // Interrupted before writing (an environment of a fleet, whose interruption is caught from
     // the start): nothing is applied, as a single apply interrupted before it writes.
     if interrupted.load(Ordering::SeqCst) {

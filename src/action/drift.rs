@@ -106,7 +106,18 @@ pub(super) async fn recorded_live(
 ) -> Result<Live> {
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
     let unlabelled = Unlabelled::new();
-    list_live(cluster, BTreeSet::new(), &names, environment, wanted, managed_fields, concurrency, &unlabelled).await
+    list_live(
+        cluster,
+        BTreeSet::new(),
+        &names,
+        &Default::default(),
+        environment,
+        wanted,
+        managed_fields,
+        concurrency,
+        &unlabelled,
+    )
+    .await
 }
 
 /// The live objects by key, the records left out.

@@ -27,7 +27,7 @@ use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
 use crate::project::HealthCheck;
-use crate::release_record::{AdoptedFrom, HookOutcome, Record, Status};
+use crate::release_record::{AdoptedFrom, HookOutcome, Record, Status, TakenFrom};
 use crate::render::RenderedRelease;
 
 /// How to apply.
@@ -62,6 +62,9 @@ pub struct ApplyOptions {
     pub sensitive: HashSet<ObjectKey>,
     /// Delete the record Secrets of the Helm release a release adopted, once it applied.
     pub forget_helm_release: bool,
+    /// Apply objects labelled as another environment's, which are otherwise refused before
+    /// anything is written (see `Plan::refuse_taking`): they become this environment's.
+    pub take_ownership: bool,
 }
 
 /// One release to apply.
@@ -336,6 +339,35 @@ pub async fn apply(
     }
 }
 
+/// The objects of `planned` that another environment owned and `results` says were applied.
+fn taken_from(planned: &[&ObjectPlan], results: &[ObjectResult]) -> Vec<TakenFrom> {
+    let applied: HashSet<&ObjectKey> = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Created | Outcome::Configured))
+        .map(|r| &r.key)
+        .collect();
+    let taken = planned.iter().filter(|o| applied.contains(&o.key));
+    taken
+        .filter_map(|o| {
+            let owner = o.owner.as_ref()?;
+            Some(TakenFrom {
+                api_version: o.api_version.clone(),
+                kind: o.key.kind.clone(),
+                namespace: o.key.namespace.clone(),
+                name: o.key.name.clone(),
+                environment: owner.environment.clone(),
+                release: owner.release.clone(),
+            })
+        })
+        .collect()
+}
+
+/// What an apply says of an object it took from another environment.
+fn taken_note(object: &ObjectPlan) -> Option<String> {
+    let owner = object.owner.as_ref()?;
+    Some(format!("taken from environment `{}` (release {})", owner.environment, owner.release))
+}
+
 fn result_of(object: &ObjectPlan, outcome: Outcome, message: Option<String>) -> ObjectResult {
     ObjectResult {
         release: object.release.clone(),
@@ -530,6 +562,9 @@ impl Run<'_> {
                     helm_revision: adoption.helm.revision,
                 });
             }
+            if let Some(record) = record.as_mut() {
+                record.taken_from = taken_from(objects, &result.objects);
+            }
             if let Some(record) = record {
                 // The record's requests go one after another, holding one permit.
                 let permit = self.permits.acquire().await.expect("the semaphore is never closed");
@@ -649,7 +684,7 @@ impl Run<'_> {
         }
         let force = options.force_conflicts || object.adopt;
         let result = match self.cluster.apply(desired, &served, options.dry_run, force).await {
-            Ok(_) => result_of(object, applied, None),
+            Ok(_) => result_of(object, applied, taken_note(object)),
             Err(ApplyError::Conflict(message)) => result_of(
                 object,
                 Outcome::Failed,

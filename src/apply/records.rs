@@ -151,6 +151,7 @@ impl<'a> History<'a> {
             hooks: hooks.to_vec(),
             hook_runs: result.hooks.iter().map(super::HookResult::to_record).collect(),
             adopted_from: None,
+            taken_from: Vec::new(),
         })
     }
 

@@ -2,7 +2,7 @@
 //! LISTs with weaver's release label, release records from the Secrets of each release
 //! namespace, and server mode's dry-run applies. Only reads: nothing is stored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -70,9 +70,11 @@ pub async fn observe_reusing(
         }
     }
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
+    let desired: HashSet<ObjectKey> = releases.iter().flat_map(|r| r.manifests.iter().map(Manifest::key)).collect();
     // Planning reads managedFields only where a release has no record (diff::fields).
     let wanted = Wanted::Deployed;
-    list_live(cluster, targets, &names, environment, wanted, ManagedFields::Text, concurrency, unlabelled).await
+    let fields = ManagedFields::Text;
+    list_live(cluster, targets, &names, &desired, environment, wanted, fields, concurrency, unlabelled).await
 }
 
 /// Lists `targets` plus the Secrets of every release namespace (where the release records
@@ -80,11 +82,18 @@ pub async fn observe_reusing(
 /// `releases` (`(name, namespace)`): one LIST per (resource, namespace), none for a target
 /// `unlabelled` covers, listed objects' `managed_fields` read as it says. Recorded objects of
 /// kinds the cluster no longer serves are left out (they cannot be live).
+///
+/// Objects of `desired` carrying another release's label (another environment's, or another
+/// release's of this one) are listed too, so that the plan sees whose they are: but for
+/// Secrets, targets are listed with weaver's release label of any value, and what is neither
+/// of `releases` nor desired is dropped. Secrets are listed by their release label only, since
+/// the records of every release of the namespace are Secrets too.
 #[allow(clippy::too_many_arguments)]
 pub async fn list_live(
     cluster: &Cluster,
     mut targets: BTreeSet<ListTarget>,
     releases: &[(&str, &str)],
+    desired: &HashSet<ObjectKey>,
     environment: &str,
     wanted: Wanted,
     managed_fields: ManagedFields,
@@ -103,7 +112,7 @@ pub async fn list_live(
         return Ok(Live { objects: Vec::new(), records: HashMap::new(), helm: HashMap::new() });
     }
     let names: Vec<&str> = releases.iter().map(|(name, _)| *name).collect();
-    let labelled = Labelled { selector: release_selector(&names), names: &names, unlabelled, managed_fields };
+    let labelled = Labelled { selector: release_selector(&names), names: &names, desired, unlabelled, managed_fields };
     let mut objects = labelled.list(cluster, &targets, concurrency).await?;
 
     // Objects that only the records name may need more LISTs. A release's records are those
@@ -210,6 +219,8 @@ pub async fn observe_helm(
 struct Labelled<'a> {
     selector: String,
     names: &'a [&'a str],
+    /// The objects the releases render: listed whatever release label they carry.
+    desired: &'a HashSet<ObjectKey>,
     unlabelled: &'a Unlabelled<'a>,
     managed_fields: ManagedFields,
 }
@@ -218,12 +229,22 @@ impl Labelled<'_> {
     async fn list(&self, cluster: &Cluster, targets: &BTreeSet<ListTarget>, concurrency: usize) -> Result<Vec<Value>> {
         let (listed, to_list): (BTreeSet<ListTarget>, BTreeSet<ListTarget>) =
             targets.iter().cloned().partition(|target| self.unlabelled.contains_key(target));
-        let mut objects = cluster.list(&to_list, &self.selector, self.managed_fields, concurrency).await?;
-        let labelled = |object: &&Value| {
-            let release = label(object, LABEL_RELEASE);
-            release.is_some_and(|release| self.names.contains(&release))
+        let ours = |object: &Value| label(object, LABEL_RELEASE).is_some_and(|release| self.names.contains(&release));
+        let wanted = |object: &&Value| {
+            ours(object)
+                || (label(object, LABEL_RELEASE).is_some()
+                    && !release_record::is_record(object)
+                    && self.desired.contains(&ObjectKey::of(object)))
         };
-        objects.extend(listed.iter().flat_map(|target| self.unlabelled[target].iter()).filter(labelled).cloned());
+        // Secrets (records among them) by the releases' label; the rest by weaver's label.
+        let (secrets, others): (BTreeSet<ListTarget>, BTreeSet<ListTarget>) =
+            to_list.into_iter().partition(|t| self.desired.is_empty() || (t.api_version == "v1" && t.kind == "Secret"));
+        let mut objects = cluster.list(&secrets, &self.selector, self.managed_fields, concurrency).await?;
+        if !others.is_empty() {
+            let any = cluster.list(&others, LABEL_RELEASE, self.managed_fields, concurrency).await?;
+            objects.extend(any.into_iter().filter(|o| wanted(&o)));
+        }
+        objects.extend(listed.iter().flat_map(|target| self.unlabelled[target].iter()).filter(wanted).cloned());
         Ok(objects)
     }
 }

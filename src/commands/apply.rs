@@ -10,7 +10,7 @@ use super::fleet::FleetFormat;
 use super::progress::{ApplyProgress, FleetApplyProgress, failure, finish, interruptions, summary};
 use super::{Environments, Ui, apply_settings, block_on, connect_options};
 use crate::action::Context;
-use crate::action::apply::{Applied, ApplyActionOptions, apply};
+use crate::action::apply::{Applied, ApplyActionOptions, Settings, apply};
 use crate::action::fleet::{self, Ended, FleetApplied, FleetApplyOptions, FleetContext};
 use crate::cli::{ApplyArgs, GlobalArgs, ListFormat};
 use crate::cluster::SharedServers;
@@ -23,7 +23,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
     let options = |env: &str, servers: Option<SharedServers>| ApplyActionOptions {
         render: super::render_options(global, &args.render, env, &args.identity),
         connect: connect_options(&args.cluster),
-        settings: apply_settings(&args.apply),
+        settings: Settings { take_ownership: args.take_ownership, ..apply_settings(&args.apply) },
         require_clean: args.require_clean,
         allow_overrides: args.allow_overrides,
         prune_releases: args.prune_releases,
@@ -40,7 +40,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         }
         Environments::Fleet(environments) => environments,
     };
-    let settings = apply_settings(&args.apply);
+    let settings = Settings { take_ownership: args.take_ownership, ..apply_settings(&args.apply) };
     // Environments that reach one server share its budget of requests in flight.
     let servers = SharedServers::new(settings.concurrency)?;
     let progress = FleetApplyProgress::new(ui, &settings, args.apply.output);

@@ -14,6 +14,9 @@ use crate::error::Result;
 use crate::report::json::{AnyFleetReport, DiffReport, FleetCommand, FleetReport};
 use crate::report::{self, DiffContext};
 
+/// What a diff says of a plan that takes objects from another environment, after showing it.
+const REFUSED: &str = "an apply would refuse it and write nothing";
+
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     let options = |env: &str, servers: Option<SharedServers>| PlanOptions {
         render: super::render_options(global, &args.render, env, &args.identity),
@@ -69,6 +72,13 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         DiffFormat::Html => FleetFormat::Html,
     };
     super::fleet::write(ui, &report, format)?;
+    if !args.take_ownership {
+        for outcome in &planned {
+            if let Ok(planned) = &outcome.result {
+                planned.plan.refuse_taking(&outcome.environment, REFUSED)?;
+            }
+        }
+    }
     Ok(super::fleet::exit_code(&report, args.exit_code))
 }
 
@@ -91,5 +101,8 @@ fn one(global: &GlobalArgs, ui: &Ui, args: &DiffArgs, options: &PlanOptions) -> 
         DiffFormat::Html => report::html::diff(&report, &ui.redactor),
     };
     write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    if !args.take_ownership {
+        plan.refuse_taking(&env.name, REFUSED)?;
+    }
     Ok(if args.exit_code && report.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -108,6 +108,8 @@ fn correct(ui: &Ui, args: &DriftArgs, drift: DriftOptions) -> Result<ExitCode> {
         prune: false,
         concurrency: args.concurrency,
         lock_timeout: args.lock_timeout,
+        // What another environment took since is its own now: a correction never takes it back.
+        take_ownership: false,
     };
     let progress = ApplyProgress::quiet(ui, &settings);
     let options = CorrectOptions { drift, settings };

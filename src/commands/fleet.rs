@@ -248,6 +248,10 @@ pub(crate) fn plan_text(ui: &Ui, plan: &DiffReport) -> String {
             out.push_str(&ui.paint(color, Style::Dim, &format!("  {note}")));
             out.push('\n');
         }
+        if let Some(owner) = &object.owner {
+            out.push_str(&ui.paint(color, Style::Yellow, &format!("! {}", report::owner_note(owner))));
+            out.push('\n');
+        }
         if let Some(conflict) = &object.conflict {
             out.push_str(&ui.paint(
                 color,
@@ -278,8 +282,10 @@ pub(crate) fn plan_text(ui: &Ui, plan: &DiffReport) -> String {
     let summary = plan.summary;
     let adopted = plan.objects.iter().filter(|o| o.adopted).count();
     let adopted = if adopted > 0 { format!("; {adopted} adopted from Helm") } else { String::new() };
+    let owned = plan.objects.iter().filter(|o| o.owner.is_some()).count();
+    let owned = if owned > 0 { format!("; {owned} owned by another environment") } else { String::new() };
     out.push_str(&format!(
-        "{} to create, {} to update, {} to delete, {} unchanged{adopted}{}\n",
+        "{} to create, {} to update, {} to delete, {} unchanged{adopted}{owned}{}\n",
         summary.create,
         summary.update,
         summary.delete,

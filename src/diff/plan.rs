@@ -52,11 +52,34 @@ pub struct ObjectPlan {
     pub adopt: bool,
     /// How many field changes `ignoreDifferences` kept out of `changes` (and out of the apply).
     pub ignored: usize,
+    /// The live object is labelled as another environment's: an apply refuses it, unless it
+    /// takes ownership (`--take-ownership`), and then relabels it as this environment's.
+    pub owner: Option<Owner>,
     /// The desired object (prepared, not redacted), which the release record keeps: never printed.
     pub(crate) desired: Option<Value>,
     /// What an apply sends instead of `desired` to the existing object: live values at the
     /// fields `ignoreDifferences` ignores. None when that is `desired`.
     pub(crate) respected: Option<Value>,
+}
+
+/// Who owns a live object by weaver's labels: the environment and release it is labelled with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub environment: String,
+    pub release: String,
+}
+
+impl Owner {
+    /// The live object's owner when its environment label names another environment than the
+    /// desired object's. Objects carry no lock namespace: two projects' environments of one
+    /// name cannot be told apart by the object, and count as one.
+    fn other_than(desired: &Value, live: &Value) -> Option<Owner> {
+        let (ours, theirs) = (label(desired, LABEL_ENVIRONMENT)?, label(live, LABEL_ENVIRONMENT)?);
+        (ours != theirs).then(|| Owner {
+            environment: theirs.to_string(),
+            release: label(live, LABEL_RELEASE).unwrap_or_default().to_string(),
+        })
+    }
 }
 
 impl ObjectPlan {
@@ -182,6 +205,7 @@ fn plan_sent(
             conflict: None,
             adopt: false,
             ignored: 0,
+            owner: None,
             desired,
             respected: None,
         };
@@ -245,6 +269,7 @@ fn compare(
         conflict: None,
         adopt,
         ignored: 0,
+        owner: None,
         desired,
         respected: None,
     }
@@ -311,8 +336,10 @@ pub fn plan_adopting(
             let live = live_by_key.get(&key).copied();
             let adopt = adopting.zip(live).is_some_and(|(helm, live)| installed_by(live, helm));
             let rules = rules_for(&release.ignore_differences, key);
-            let planned =
+            let owner = live.and_then(|live| Owner::other_than(&desired, live));
+            let mut planned =
                 plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied(), adopt, &rules);
+            planned.owner = owner;
             plan.objects.push(planned);
             desired_keys.insert(key);
         }
@@ -416,6 +443,49 @@ fn plan_hooks(release: &str, hooks: &[Value], lifecycle: Option<hook::Lifecycle>
     planned
 }
 
+/// How many objects a refusal to take them names; the rest are counted.
+const NAMED_TAKEN: usize = 10;
+
+impl Plan {
+    /// The objects labelled as another environment's (see [`Owner`]).
+    pub fn owned_elsewhere(&self) -> impl Iterator<Item = (&ObjectPlan, &Owner)> {
+        self.objects.iter().filter_map(|o| Some((o, o.owner.as_ref()?)))
+    }
+
+    /// Refuses a plan of `environment` that would take objects labelled as another
+    /// environment's: each environment's next apply would take them back, and its prune or drift
+    /// would act on what the other owns. `then` says what became of the run.
+    ///
+    /// # Errors
+    /// Naming the objects (at most ten), both environments and both releases.
+    pub fn refuse_taking(&self, environment: &str, then: &str) -> Result<()> {
+        let taken: Vec<String> = self
+            .owned_elsewhere()
+            .map(|(o, owner)| {
+                format!(
+                    "{} {} (release {}) is environment `{}`'s (release {})",
+                    o.api_version, o.key, o.release, owner.environment, owner.release
+                )
+            })
+            .collect();
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let count = taken.len();
+        let more = match count.saturating_sub(NAMED_TAKEN) {
+            0 => String::new(),
+            more => format!("\n  and {more} more"),
+        };
+        Err(Error::new(format!(
+            "environment `{environment}` would take {count} object(s) from another environment, each applying its own over the other's; {then}:\n  {}{more}",
+            taken[..count.min(NAMED_TAKEN)].join("\n  ")
+        ))
+        .with_help(format!(
+            "remove the object(s) from one of the environments, or pass --take-ownership to move them to environment `{environment}`"
+        )))
+    }
+}
+
 impl Plan {
     /// The objects server mode asks the server about, with what an apply would send and their
     /// release: those client mode creates or updates, and those adopted from Helm. Client mode orders lists as the server
@@ -441,13 +511,13 @@ impl Plan {
                 continue;
             }
             let live = live_by_key.get(&object.key).copied();
-            let (adopt, ignored) = (object.adopt, object.ignored);
+            let (adopt, ignored, owner) = (object.adopt, object.ignored, object.owner.clone());
             let desired = self.objects[index].desired.take();
             let respected = self.objects[index].respected.take();
             let refined = compare(&self.objects[index].release, live, Some(result), desired, adopt);
             // An adopted object is applied with force: Helm's fields are taken, as are any others.
             let conflict = conflict.filter(|_| !adopt);
-            self.objects[index] = ObjectPlan { conflict, ignored, respected, ..refined };
+            self.objects[index] = ObjectPlan { conflict, ignored, respected, owner, ..refined };
         }
     }
 }
@@ -545,5 +615,46 @@ mod tests {
         // Server mode would ask about the create and the update only.
         let asked: Vec<usize> = plan.server_candidates().into_iter().map(|(index, _)| index).collect();
         assert_eq!(asked, [0, 1]);
+    }
+
+    #[test]
+    fn an_object_labelled_as_another_environment_s_is_refused_naming_both_unless_taken() {
+        let labelled = |environment: &str, release: &str, data: Value| {
+            let mut object = config_map("shared", data);
+            object["metadata"]["labels"] = json!({LABEL_RELEASE: release, LABEL_ENVIRONMENT: environment});
+            object
+        };
+        let release = RenderedRelease {
+            name: "web".into(),
+            namespace: "shop".into(),
+            chart: "web".into(),
+            chart_meta: None,
+            installed: true,
+            manifests: vec![Manifest {
+                release: "web".into(),
+                source: "charts/web/templates/cm.yaml".into(),
+                document: 0,
+                object: labelled("staging", "web", json!({"a": "1"})),
+                patched_by: Vec::new(),
+            }],
+            hooks: Vec::new(),
+            warnings: Vec::new(),
+            ignore_differences: Vec::new(),
+        };
+        let plan_with =
+            |live: Value| plan_with_records(std::slice::from_ref(&release), &HashMap::new(), &[live]).unwrap();
+        // Another release of the same environment: a move, not a conflict.
+        let moved = plan_with(labelled("staging", "api", json!({"a": "1"})));
+        assert_eq!(moved.owned_elsewhere().count(), 0);
+        assert!(moved.refuse_taking("staging", "nothing was applied").is_ok());
+        let taken = plan_with(labelled("prod", "api", json!({"a": "1"})));
+        assert_eq!(taken.objects[0].owner, Some(Owner { environment: "prod".into(), release: "api".into() }));
+        assert_eq!(taken.objects[0].action, Action::Update, "its labels change");
+        let err = taken.refuse_taking("staging", "nothing was applied").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment `staging` would take 1 object(s) from another environment, each applying its own over the other's; nothing was applied:\n  v1 ConfigMap shop/shared (release web) is environment `prod`'s (release api)"
+        );
+        assert!(err.help.unwrap().contains("--take-ownership"));
     }
 }

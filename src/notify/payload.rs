@@ -276,6 +276,7 @@ mod tests {
             overrides: Vec::new(),
             sensitive: HashSet::new(),
             forget_helm_release: false,
+            take_ownership: false,
         };
         let message = Message::applied(&report, &options, "kind-dev", false, &redactor);
         assert_eq!(message.severity, Severity::Error);

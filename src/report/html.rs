@@ -152,6 +152,9 @@ pub fn diff(report: &DiffReport, redactor: &Redactor) -> String {
                 esc(conflict)
             ));
         }
+        if let Some(owner) = &object.owner {
+            body.push_str(&format!("<p class=\"conflict\">{}</p>\n", esc(&crate::report::owner_note(owner))));
+        }
         if let Some(note) = crate::report::ignored_note(object.ignored) {
             body.push_str(&format!("<p class=\"note\">{}</p>\n", esc(&note)));
         }
@@ -246,6 +249,7 @@ mod tests {
             changes: Vec::new(),
             conflict: None,
             adopt: false,
+            owner: None,
             ignored: 0,
             desired: None,
             respected: None,

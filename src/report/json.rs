@@ -108,6 +108,10 @@ pub struct DiffObject<'a> {
     pub adopted: bool,
     /// Field changes `ignoreDifferences` kept out of `changes` (an apply sends the live values).
     pub ignored: usize,
+    /// The live object is labelled as another environment's: an apply refuses the plan unless
+    /// it takes ownership (`--take-ownership`). Absent when it is not.
+    #[serde(rename = "ownedBy", default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::diff::plan::Owner>,
 }
 
 impl DiffReport<'_> {
@@ -145,6 +149,7 @@ impl<'a> DiffReport<'a> {
                     diff: diff.map(|d| redactor.redact(&d.text).into_owned()),
                     adopted: object.adopt,
                     ignored: object.ignored,
+                    owner: object.owner.clone(),
                 }
             })
             .collect();
@@ -600,6 +605,10 @@ pub struct HistoryRevision<'a> {
     /// The Helm release whose objects the revision took over (`{helmRelease, helmRevision}`),
     /// or null.
     pub adopted_from: Option<&'a crate::release_record::AdoptedFrom>,
+    /// The objects the revision took from other environments (`apply --take-ownership`):
+    /// `{apiVersion, kind, namespace, name, environment, release}` each, the environment and
+    /// release it was labelled with before.
+    pub taken_from: &'a [crate::release_record::TakenFrom],
 }
 
 impl<'a> HistoryReport<'a> {
@@ -625,6 +634,7 @@ impl<'a> HistoryReport<'a> {
                     applied: r.objects.iter().filter(|o| o.applied).count(),
                     hook_runs: &r.hook_runs,
                     adopted_from: r.adopted_from.as_ref(),
+                    taken_from: &r.taken_from,
                 })
                 .collect(),
         }

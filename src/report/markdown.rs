@@ -227,6 +227,9 @@ fn block(object: &DiffObject, redactor: &Redactor) -> Block {
             html_escape(&redactor.redact(conflict))
         ));
     }
+    if let Some(owner) = &object.owner {
+        summary.push_str(&format!(" ⚠ {}", html_escape(&crate::report::owner_note(owner))));
+    }
     if let Some(note) = crate::report::ignored_note(object.ignored) {
         summary.push_str(&format!(" · {note}"));
     }
@@ -289,6 +292,7 @@ mod tests {
             changes: Vec::new(),
             conflict: None,
             adopt: false,
+            owner: None,
             ignored: 0,
             desired: None,
             respected: None,

@@ -28,6 +28,14 @@ pub struct DiffContext<'a> {
 }
 
 /// `+`, `~`, `-` or `=`: the sign of an action in every format.
+/// What every format of a plan says of an object labelled as another environment's.
+pub fn owner_note(owner: &crate::diff::plan::Owner) -> String {
+    format!(
+        "owned by environment `{}` (release {}): an apply takes it only with --take-ownership",
+        owner.environment, owner.release
+    )
+}
+
 /// What text reports say of an object whose field changes `ignoreDifferences` kept out; None
 /// for none.
 pub fn ignored_note(ignored: usize) -> Option<String> {

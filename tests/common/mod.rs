@@ -106,6 +106,22 @@ impl Repo {
         repo
     }
 
+    /// [`Repo::minimal`]'s chart `app` (a ConfigMap named after its release) in environments
+    /// `a` and `b` (label `fleet: test`), each in a namespace of `cluster` of its own, and `c`
+    /// in `a`'s: `a` and `c` own one object. All three share one lock namespace.
+    pub fn cluster_fleet(cluster: &cluster::TestCluster) -> Repo {
+        let repo = Repo::minimal();
+        let lock = cluster.namespace("lock");
+        let (a, b) = (cluster.namespace("a"), cluster.namespace("b"));
+        for (env, ns) in [("a", &a), ("b", &b), ("c", &a)] {
+            repo.write(
+                &format!("environments/{env}.yaml"),
+                &format!("namespace: {ns}\ncluster: {{lockNamespace: {lock}}}\nlabels: {{fleet: test}}\nreleases:\n  - name: app\n    chart: app\n"),
+            );
+        }
+        repo
+    }
+
     /// A copy of the demo repository (environments, charts, secrets) of this checkout.
     pub fn demo() -> Repo {
         let repo = Repo::empty();

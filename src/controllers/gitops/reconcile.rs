@@ -197,6 +197,8 @@ impl Run<'_> {
             wait,
             timeout: self.spec.timeout,
             force_conflicts: false,
+            // An object another environment owns is refused, never taken by an interval.
+            take_ownership: false,
             prune: self.spec.prune,
             concurrency: CONCURRENCY,
             lock_timeout: LOCK_TIMEOUT,

@@ -131,6 +131,10 @@ pub struct Record {
     /// before it was kept have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_namespace: Option<String>,
+    /// Who applied it: `alice@build-7 pid 4242`, or `EnvironmentSync team/shop`; records
+    /// written before it was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
     /// The chart applied; records written before it was kept, and kustomizations, have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<ChartMeta>,
@@ -418,6 +422,7 @@ impl Record {
             })
             .collect();
         Record {
+            applied_by: None,
             release: "web".into(),
             environment: "dev".into(),
             revision: 1,

@@ -59,6 +59,7 @@ impl Deployed {
     /// Writes a release record as `weaver apply` does.
     fn record(&self, release: &str, revision: u32, status: Status, manifests: Vec<Value>) {
         let record = Record {
+            applied_by: None,
             release: release.into(),
             environment: "dev".into(),
             revision,
@@ -653,6 +654,7 @@ fn bad_input_exits_1_with_a_clear_message() {
     // A damaged record is an error naming it, not "no drift".
     let mut broken = to_secrets(
         &Record {
+            applied_by: None,
             release: "web".into(),
             environment: "dev".into(),
             revision: 2,

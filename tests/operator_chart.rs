@@ -15,11 +15,11 @@ const CRD_FILE: &str = "charts/configmapsync-operator/crds/configmapsyncs.weaver
 
 #[test]
 fn the_chart_ships_the_crd_generated_from_the_types() {
-    let generated = weaver_in(&project_root(), &["operator", "crd"], &[]);
+    let generated = weaver_in(&project_root(), &["operator", "crd", "configmapsync"], &[]);
     let checked_in = std::fs::read_to_string(project_root().join(CRD_FILE)).expect("the chart's CRD file");
     assert!(
         generated.success() == checked_in,
-        "{CRD_FILE} differs from `weaver operator crd`; regenerate it with\n  cargo run -- operator crd > {CRD_FILE}"
+        "{CRD_FILE} differs from `weaver operator crd`; regenerate it with\n  cargo run -- operator crd configmapsync > {CRD_FILE}"
     );
     let crd: Value = serde_saphyr::from_str(&checked_in).unwrap();
     assert_eq!(crd["metadata"]["name"], "configmapsyncs.weaver.example.com");
@@ -143,8 +143,13 @@ fn the_operator_may_read_configmaps_but_never_write_them() {
     for resource in ["roles", "rolebindings", "clusterroles", "clusterrolebindings"] {
         assert_eq!(verbs_on(rules, "rbac.authorization.k8s.io", resource), ["list", "watch"], "{resource}");
     }
-    // Nothing else: no secrets, no impersonation, no wildcard.
-    for (group, resource) in [("", "secrets"), ("", "users"), ("", "serviceaccounts"), ("", "groups")] {
+    // The GitOps controller reads EnvironmentSyncs and the Secrets they name (credentials, keys),
+    // and writes only their status: every apply is made with the tenant's token.
+    assert_eq!(verbs_on(rules, "weaver.example.com", "environmentsyncs"), ["get", "list", "watch"]);
+    assert_eq!(verbs_on(rules, "weaver.example.com", "environmentsyncs/status"), ["get", "patch", "update"]);
+    assert_eq!(verbs_on(rules, "", "secrets"), ["get"], "Secrets are read one by one, never listed or written");
+    // Nothing else: no impersonation, no wildcard.
+    for (group, resource) in [("", "users"), ("", "serviceaccounts"), ("", "groups")] {
         assert!(verbs_on(rules, group, resource).is_empty(), "the operator needs nothing on {resource}");
     }
 
@@ -167,9 +172,11 @@ fn the_deployment_meets_the_restricted_pod_security_standard() {
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(pod["serviceAccountName"], "configmapsync-operator");
-    for key in ["hostNetwork", "hostPID", "hostIPC", "volumes"] {
+    for key in ["hostNetwork", "hostPID", "hostIPC"] {
         assert!(pod.get(key).is_none(), "the pod sets {key}");
     }
+    // One volume, an emptyDir for the git mirrors (restricted allows it), bounded.
+    assert_eq!(pod["volumes"], json!([{"name": "git-cache", "emptyDir": {"sizeLimit": "2Gi"}}]));
     let containers = pod["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 1);
     let container = &containers[0];
@@ -227,6 +234,7 @@ fn the_demo_renders_a_disruption_budget_a_spread_and_a_network_policy_that_selec
         policy["spec"]["egress"],
         json!([
             {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]},
+            {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 22, "protocol": "TCP"}]},
             {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                      "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
              "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},

@@ -37,6 +37,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// How long to wait for another apply of the environment to finish.
     pub lock_timeout: Duration,
+    /// Who applies, when not this process (`alice@build-7 pid 4242`): the EnvironmentSync that
+    /// does. Named as the lock's holder, and recorded in each revision.
+    pub applier: Option<String>,
     /// Apply objects labelled as another environment's (`--take-ownership`); without it they
     /// are refused before anything is written. Only `apply` sets it: a rollback or a drift
     /// correction never takes an object from another environment.
@@ -52,7 +55,7 @@ pub struct ApplyActionOptions {
     /// Refuse to apply from a working tree with uncommitted changes.
     pub require_clean: bool,
     /// Also remove the releases the environment no longer has but the cluster does.
-    pub prune_releases: bool,
+    pub prune_releases: super::removed::PruneReleases,
     /// Apply although values flags (`--set`, …) change what git holds; they are recorded.
     pub allow_overrides: bool,
     /// Delete the records of the Helm releases adopted once their release applied.
@@ -179,10 +182,8 @@ pub async fn apply_rendered(
         {
             redactor.register_secret_data(&secret.object);
         }
-        if options.prune_releases {
-            let removed = removed_releases(&cluster, &env, &releases, redactor, on).await?;
-            releases.extend(removed);
-        }
+        let removed = removed_releases(&cluster, &env, &releases, redactor, &options.prune_releases, on).await?;
+        releases.extend(removed);
         Ok(Locked { releases, options: apply_options, looked_up })
     };
     let applied = execute(&cluster, &env, &options.settings, desired, interrupted, on).await?;
@@ -242,6 +243,7 @@ pub(super) fn apply_options(
         concurrency: settings.concurrency,
         wait: settings.wait,
         timeout: settings.timeout,
+        applied_by: settings.applier.clone().unwrap_or_else(crate::cluster::this_process),
         health_checks: env.releases.iter().map(|r| (r.name.clone(), r.health_checks.clone())).collect(),
         commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
         dirty: provenance.map(|(_, dirty)| dirty),
@@ -274,7 +276,10 @@ pub(super) async fn execute(
     let lock = match settings.dry_run {
         true => None,
         false => {
-            let lock_options = LockOptions::new(env, settings.lock_timeout);
+            let mut lock_options = LockOptions::new(env, settings.lock_timeout);
+            if let Some(applier) = &settings.applier {
+                lock_options.holder = applier.clone();
+            }
             let acquire = cluster.acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
                 on(Progress::Status(format!(
                     "waiting for the lock of environment `{}` (Lease {}/{}), held by {holder} since {since}",

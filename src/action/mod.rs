@@ -13,6 +13,8 @@ pub mod import;
 mod notifications;
 pub mod plan;
 mod removed;
+
+pub use removed::PruneReleases;
 pub mod render;
 pub mod report;
 pub mod rollback;

@@ -37,7 +37,7 @@ pub struct PlanOptions {
     pub concurrency: usize,
     /// Also plan the removal of the releases the environment no longer has but the cluster
     /// does (against a cluster only).
-    pub prune_releases: bool,
+    pub prune_releases: super::removed::PruneReleases,
     /// What the environments of a fleet share per API server (requests in flight, discovery).
     pub servers: Option<SharedServers>,
 }
@@ -80,10 +80,9 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
                 prepared.for_cluster(offline, &cluster, options.concurrency, cx.on).await?;
             let server_version = prepared.server_version(&rendered, &cluster).await?;
             prepared.warn_removed(&rendered, server_version.as_deref(), cx.on);
-            if options.prune_releases {
-                let removed = removed_releases(&cluster, &env, &rendered.releases, cx.redactor, cx.on).await?;
-                rendered.releases.extend(removed);
-            }
+            let search = &options.prune_releases;
+            let removed = removed_releases(&cluster, &env, &rendered.releases, cx.redactor, search, cx.on).await?;
+            rendered.releases.extend(removed);
             let started = Instant::now();
             let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
             let mut live =

@@ -2,7 +2,7 @@
 //! they are, and removed as `installed: false` removes a release (its recorded `pre-delete`
 //! hooks, its objects pruned, its `post-delete` hooks, a record that holds nothing).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{OnProgress, Progress};
 use crate::cluster::Cluster;
@@ -12,6 +12,17 @@ use crate::manifest::{LABEL_RELEASE, ObjectKey};
 use crate::project::Environment;
 use crate::render::RenderedRelease;
 use crate::secrets::Redactor;
+
+/// Where `--prune-releases` looks for the records of releases an environment no longer has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PruneReleases {
+    No,
+    /// Every namespace (one LIST of Secrets across the cluster), as the CLI does.
+    Everywhere,
+    /// The environment's own namespaces (its releases' and its default): what an account that
+    /// may not list Secrets across the cluster can search, as the controller's tenants.
+    InEnvironment,
+}
 
 /// The releases of `env` that the cluster has deployed records of and the environment no longer
 /// defines, each as a release to remove. A release whose last record holds nothing is already
@@ -24,13 +35,22 @@ pub(super) async fn removed_releases(
     env: &Environment,
     rendered: &[RenderedRelease],
     redactor: &Redactor,
+    search: &PruneReleases,
     on: OnProgress<'_>,
 ) -> Result<Vec<RenderedRelease>> {
+    let within: Option<BTreeSet<String>> = match search {
+        PruneReleases::No => return Ok(Vec::new()),
+        PruneReleases::Everywhere => None,
+        PruneReleases::InEnvironment => {
+            Some(env.releases.iter().map(|r| r.namespace.clone()).chain([env.namespace.clone()]).collect())
+        }
+    };
     let defined: HashMap<&str, &str> = env.releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-    let found = deployed_records_everywhere(cluster, &env.name, &env.lock_namespace, |namespace, release| {
-        defined.get(release) != Some(&namespace)
-    })
-    .await?;
+    let found =
+        deployed_records_everywhere(cluster, &env.name, &env.lock_namespace, within.as_ref(), |namespace, release| {
+            defined.get(release) != Some(&namespace)
+        })
+        .await?;
     for (namespace, name) in &found.unlabelled {
         on(Progress::Warning(format!(
             "release `{name}` has a deployed revision of environment `{}` in namespace {namespace} written before weaver labelled records with their lock namespace, so it cannot tell whether the release is this project's: --prune-releases leaves it; if it is, remove it with `installed: false`",

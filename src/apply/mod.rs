@@ -36,6 +36,8 @@ pub struct ApplyOptions {
     pub environment: String,
     /// The environment's lock namespace, labelled on the records written.
     pub lock_namespace: String,
+    /// Who applies, recorded in each revision.
+    pub applied_by: String,
     /// A server-side dry run: nothing is written, not even a record.
     pub dry_run: bool,
     pub force_conflicts: bool,

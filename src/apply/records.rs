@@ -145,6 +145,7 @@ impl<'a> History<'a> {
                 None => Vec::new(),
             },
             lock_namespace: Some(options.lock_namespace.clone()),
+            applied_by: Some(options.applied_by.clone()),
             chart: self.chart.clone(),
             objects,
             manifests,

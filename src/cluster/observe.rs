@@ -359,17 +359,27 @@ pub struct DeployedRecords {
 /// The newest deployed record of each release of `environment` (with lock namespace
 /// `lock_namespace`: another project's environment of the same name has another, or shares its
 /// lock) that `wanted(namespace, release)` picks, wherever in the cluster its records are, with
-/// its namespace: one LIST of Secrets in every namespace, selected by the records' labels. Only
+/// its namespace: one LIST of Secrets in every namespace (or in each of `within`), selected by
+/// the records' labels. Only
 /// the records picked are decoded.
 pub async fn deployed_records_everywhere(
     cluster: &Cluster,
     environment: &str,
     lock_namespace: &str,
+    within: Option<&BTreeSet<String>>,
     wanted: impl Fn(&str, &str) -> bool,
 ) -> Result<DeployedRecords> {
-    let every_namespace = ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: None };
+    let target = |namespace: Option<&String>| ListTarget {
+        api_version: "v1".into(),
+        kind: "Secret".into(),
+        namespace: namespace.cloned(),
+    };
+    let targets: BTreeSet<ListTarget> = match within {
+        None => BTreeSet::from([target(None)]),
+        Some(namespaces) => namespaces.iter().map(|ns| target(Some(ns))).collect(),
+    };
     let selector = format!("{LABEL_ENVIRONMENT}={environment},{LABEL_STATUS}={}", Status::Deployed.as_str());
-    let secrets = cluster.list(&BTreeSet::from([every_namespace]), &selector, ManagedFields::Text, 1).await?;
+    let secrets = cluster.list(&targets, &selector, ManagedFields::Text, 1).await?;
     let mut by_namespace: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     let mut unlabelled = BTreeSet::new();
     for secret in &secrets {

@@ -251,6 +251,7 @@ pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
         prune: !flags.no_prune,
         concurrency: flags.concurrency,
         lock_timeout: flags.lock_timeout,
+        applier: None,
         take_ownership: false,
     }
 }

@@ -260,6 +260,7 @@ mod tests {
             retried_requests: 0,
         };
         let options = ApplyOptions {
+            applied_by: "alice@build-7 pid 4242".into(),
             environment: "dev".into(),
             lock_namespace: "weaver".into(),
             dry_run: false,

@@ -588,6 +588,9 @@ pub struct HistoryRevision<'a> {
     pub time: &'a str,
     pub commit: Option<&'a str>,
     pub dirty: Option<bool>,
+    /// Who applied it (`alice@build-7 pid 4242`, `EnvironmentSync team/shop`); null in records
+    /// written before weaver kept it.
+    pub applied_by: Option<&'a str>,
     pub rollback_of: Option<u32>,
     /// The revision a drift correction (`weaver drift --correct`) put back; null otherwise.
     pub correction_of: Option<u32>,
@@ -626,6 +629,7 @@ impl<'a> HistoryReport<'a> {
                     time: &r.time,
                     commit: r.commit.as_deref(),
                     dirty: r.dirty,
+                    applied_by: r.applied_by.as_deref(),
                     rollback_of: r.rollback_of,
                     correction_of: r.correction_of,
                     overrides: r.overrides.iter().map(|flag| crate::render::overrides::brief(flag)).collect(),

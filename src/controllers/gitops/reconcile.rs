@@ -3,6 +3,7 @@
 //! `weaver drift`, `weaver drift --correct`), as the EnvironmentSync's ServiceAccount. What to do
 //! is decided by `plan`, the status by `status`; this file observes and carries out.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -10,18 +11,21 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
-use super::api::{EnvironmentStatus, EnvironmentSync};
+use super::api::{Approval, EnvironmentStatus, EnvironmentSync, PendingPlan, ReleaseChanges};
 use super::plan::{self, Settings as Spec, Work};
 use super::status::{Done, Outcome, drift_summary};
 use crate::action::apply::{ApplyActionOptions, Settings as ApplySettings};
 use crate::action::drift::{CorrectOptions, DriftOptions};
 use crate::action::fleet::{EnvironmentSelection, select_environments};
+use crate::action::plan::{Against, PlanOptions};
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
-use crate::action::{Context as ActionContext, Keys, Progress};
+use crate::action::{Context as ActionContext, Keys, Progress, PruneReleases};
 use crate::cluster::{ClusterInfo, ConnectOptions, GivenCluster};
 use crate::controllers::tenant::{TenantError, Tenants};
+use crate::diff::Action;
 use crate::project::Environment;
 use crate::secrets::Redactor;
 use crate::source::{Credentials, FetchRequest, Fetched, GitCache, GitRef};
@@ -120,10 +124,35 @@ pub async fn reconcile(
         Ok(keys) => keys,
         Err((reason, message)) => return failed(reason, message, Some(&commit)),
     };
-    let run = Run { spec, fetched: &fetched, given, keys, redactor: &redactor };
+    let applier = format!("EnvironmentSync {namespace}/{}", sync.name_any());
+    let approval_key = match &keys {
+        Keys::Given { identities, .. } => identities.expose_secret().as_bytes().to_vec(),
+        Keys::Search(_) => Vec::new(),
+    };
+    let run = Run { applier, approval_key, spec, fetched: &fetched, given, keys, redactor: &redactor };
     let previous = sync.status.clone().unwrap_or_default();
     let mut results = Vec::new();
     let (mut drifted, mut missing) = (0, 0);
+    let manual = sync.spec.approval == Some(Approval::Manual);
+    if work == Work::Apply && manual {
+        match run.pending_plan(&environments).await {
+            Err(status) => {
+                let done = Done { revision: commit, work, environments: vec![status], pending: None, drift: None };
+                return Outcome::Done(done);
+            }
+            Ok(plan) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
+                let waiting = |env: &Environment| EnvironmentStatus {
+                    name: env.name.clone(),
+                    result: "AwaitingApproval".into(),
+                    ..previous.environments.iter().find(|e| e.name == env.name).cloned().unwrap_or_default()
+                };
+                let environments = environments.iter().map(waiting).collect();
+                return Outcome::Done(Done { revision: commit, work, environments, pending: Some(plan), drift: None });
+            }
+            // Approved, or nothing to change: applied below.
+            Ok(_) => {}
+        }
+    }
     for env in environments {
         let name = env.name.clone();
         let before = previous.environments.iter().find(|e| e.name == name).cloned();
@@ -161,6 +190,11 @@ fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
 
 /// What a reconcile's actions share.
 struct Run<'a> {
+    /// `EnvironmentSync team/shop`: the lock's holder and the records' `appliedBy`.
+    applier: String,
+    /// What the plan digest's Secret values are keyed with (the decryption identities), so the
+    /// digest in the status cannot confirm a guessed value.
+    approval_key: Vec<u8>,
     spec: &'a Spec,
     fetched: &'a Fetched,
     given: GivenCluster,
@@ -181,6 +215,25 @@ impl Run<'_> {
         }
     }
 
+    fn render(&self, env: Environment) -> RenderOptions {
+        RenderOptions {
+            selection: self.selection(env),
+            keys: self.keys.clone(),
+            if_empty: IfEmpty::Refuse,
+            validate: crate::validate::Mode::Strict,
+            overrides: Default::default(),
+        }
+    }
+
+    /// Releases the environment no longer has are removed with `prune`, found in the
+    /// environment's namespaces: its tenant's account may not list Secrets across the cluster.
+    fn prune_releases(&self) -> PruneReleases {
+        match self.spec.prune {
+            true => PruneReleases::InEnvironment,
+            false => PruneReleases::No,
+        }
+    }
+
     fn connect(&self) -> ConnectOptions {
         ConnectOptions {
             kubeconfig: None,
@@ -196,12 +249,15 @@ impl Run<'_> {
             dry_run: false,
             wait,
             timeout: self.spec.timeout,
-            force_conflicts: false,
+            // Git is the source of truth: fields another manager took are taken back, as Flux's
+            // server-side apply forces ownership.
+            force_conflicts: true,
             // An object another environment owns is refused, never taken by an interval.
             take_ownership: false,
             prune: self.spec.prune,
             concurrency: CONCURRENCY,
             lock_timeout: LOCK_TIMEOUT,
+            applier: Some(self.applier.clone()),
         }
     }
 
@@ -217,17 +273,11 @@ impl Run<'_> {
     async fn apply(&self, env: Environment) -> EnvironmentStatus {
         let name = env.name.clone();
         let options = ApplyActionOptions {
-            render: RenderOptions {
-                selection: self.selection(env),
-                keys: self.keys.clone(),
-                if_empty: IfEmpty::Refuse,
-                validate: crate::validate::Mode::Strict,
-                overrides: Default::default(),
-            },
+            render: self.render(env),
             connect: self.connect(),
             settings: self.settings(self.spec.wait),
             require_clean: false,
-            prune_releases: self.spec.prune,
+            prune_releases: self.prune_releases(),
             allow_overrides: false,
             forget_helm_release: false,
             servers: None,
@@ -266,6 +316,61 @@ impl Run<'_> {
         status
     }
 
+    /// The plan of every environment at this revision, as `weaver diff` makes it, summarised
+    /// with its digest; an environment's failure as its status.
+    async fn pending_plan(&self, environments: &[Environment]) -> Result<PendingPlan, EnvironmentStatus> {
+        let mut digest = Sha256::new();
+        digest.update(self.fetched.commit.as_bytes());
+        let mut releases = Vec::new();
+        for env in environments {
+            let options = PlanOptions {
+                render: self.render(env.clone()),
+                against: Against::Cluster(self.connect()),
+                server_side: false,
+                concurrency: CONCURRENCY,
+                prune_releases: self.prune_releases(),
+                servers: None,
+            };
+            let on = self.on();
+            let cx = ActionContext { redactor: self.redactor, on: &on };
+            let planned = crate::action::plan::plan(&options, cx).await.map_err(|err| EnvironmentStatus {
+                name: env.name.clone(),
+                result: "Failed".into(),
+                message: Some(err.redacted(self.redactor)),
+                ..Default::default()
+            })?;
+            let mut counts: BTreeMap<&str, ReleaseChanges> = BTreeMap::new();
+            for object in planned.plan.objects.iter().filter(|o| o.action != Action::Unchanged) {
+                let entry = counts.entry(&object.release).or_insert_with(|| ReleaseChanges {
+                    environment: env.name.clone(),
+                    release: object.release.clone(),
+                    ..Default::default()
+                });
+                match object.action {
+                    Action::Create => entry.create += 1,
+                    Action::Update => entry.update += 1,
+                    Action::Delete => entry.delete += 1,
+                    Action::Unchanged => {}
+                }
+                let desired = object.desired.as_ref().map(|d| keyed_secret_values(d, &self.approval_key));
+                let part = serde_json::json!([
+                    env.name,
+                    object.release,
+                    object.key.to_string(),
+                    format!("{:?}", object.action),
+                    desired
+                ]);
+                digest.update(part.to_string().as_bytes());
+            }
+            releases.extend(counts.into_values());
+        }
+        Ok(PendingPlan {
+            digest: format!("sha256:{}", hex::encode(digest.finalize())),
+            revision: self.fetched.commit.clone(),
+            releases,
+        })
+    }
+
     /// Drift found (drifted, missing) after a look, or a correction with `correct`.
     async fn drift(&self, env: Environment, correct: bool) -> Result<(u32, u32), String> {
         let options = DriftOptions {
@@ -289,6 +394,25 @@ impl Run<'_> {
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Ok((count(summary.drifted), count(summary.missing)))
     }
+}
+
+/// `desired` with each value of a Secret's `data` and `stringData` replaced by its HMAC under
+/// `key`: what a plan digest covers of a Secret.
+fn keyed_secret_values(desired: &serde_json::Value, key: &[u8]) -> serde_json::Value {
+    use hmac::Mac;
+    let mut object = desired.clone();
+    if crate::diff::is_secret(&object) {
+        for field in ["data", "stringData"] {
+            if let Some(values) = object.get_mut(field).and_then(serde_json::Value::as_object_mut) {
+                for value in values.values_mut() {
+                    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+                    mac.update(value.to_string().as_bytes());
+                    *value = serde_json::Value::String(hex::encode(mac.finalize().into_bytes()));
+                }
+            }
+        }
+    }
+    object
 }
 
 /// The first failure an apply reports: a release's error, else an object's.

@@ -103,7 +103,8 @@ pub fn after(
 ) -> EnvironmentSyncStatus {
     let previous = sync.status.clone().unwrap_or_default();
     if *outcome == Outcome::Suspended {
-        return previous;
+        // Seen, and nothing else said: the conditions stay those of the last reconcile.
+        return EnvironmentSyncStatus { observed_generation: sync.metadata.generation, ..previous };
     }
     let generation = sync.metadata.generation;
     let (ready, reason, message) = outcome.ready();

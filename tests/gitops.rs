@@ -1,0 +1,502 @@
+//! The EnvironmentSync controller, run in-process against the fake API server or, unchanged, the
+//! cluster of `WEAVER_TEST_KUBECONFIG`, pulling from a git server on loopback (git's own
+//! http-backend). It applies as the EnvironmentSync's ServiceAccount, which each test grants
+//! what it needs in its own namespaces. Each test's EnvironmentSyncs carry a label with the
+//! test's prefix, and its controller only watches those.
+
+use crate::common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::cluster::TestCluster;
+use common::eventually;
+use common::git_http::{GitHttpServer, Options, http_backend_missing};
+use common::skip::interop_or_skip;
+use serde_json::{Value, json};
+
+const MANAGER: &str = "gitops-test";
+
+/// The controller on its own runtime; dropping it stops it.
+struct Controller {
+    runtime: Option<tokio::runtime::Runtime>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _cache: tempfile::TempDir,
+}
+
+impl Controller {
+    fn start(cluster: &TestCluster, default_account: Option<&str>) -> Controller {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let connect = weaver::cluster::ConnectOptions {
+            kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
+            context: None,
+            request_timeout: Duration::from_secs(30),
+            retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+            given: None,
+        };
+        let (config, info) = runtime.block_on(weaver::cluster::kube_config(&connect)).unwrap();
+        let config = weaver::cluster::for_watching(config);
+        let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
+        let limits = weaver::source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        let shared = weaver::controllers::gitops::reconcile::Shared {
+            client: client.clone(),
+            info,
+            tenants: weaver::controllers::tenant::Tenants::new(client, config, None),
+            cache: std::sync::Arc::new(weaver::source::GitCache::new(cache.path().to_path_buf(), limits).unwrap()),
+            default_account: default_account.map(String::from),
+            cross_namespace_refs: false,
+        };
+        let settings = weaver::controllers::gitops::controller::Settings {
+            label_selector: Some(format!("weaver-test={}", cluster.prefix)),
+            concurrency: 2,
+        };
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(weaver::controllers::gitops::controller::run(shared, settings, async {
+            let _ = stop.await;
+        }));
+        Controller { runtime: Some(runtime), shutdown: Some(shutdown), _cache: cache }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+/// A repository served over smart HTTP, with a working tree to commit in.
+struct Source {
+    root: tempfile::TempDir,
+    repo: git2::Repository,
+    server: GitHttpServer,
+}
+
+impl Source {
+    /// The minimal project (chart `app`: one ConfigMap) with environment `dev` applying to
+    /// `namespace`, its lock there too.
+    fn new(namespace: &str) -> Source {
+        let root = tempfile::tempdir().unwrap();
+        let repo = common::git::init(&root.path().join("shop"));
+        repo.set_head("refs/heads/main").unwrap();
+        let server = GitHttpServer::start(root.path(), Options::default());
+        let source = Source { root, repo, server };
+        source.write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n");
+        source.write("charts/app/values.yaml", "greeting: hello\n");
+        source.write(
+            "charts/app/templates/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n  greeting: {{ values.greeting }}\n",
+        );
+        source.write(
+            "environments/dev.yaml",
+            &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\n"),
+        );
+        source
+    }
+
+    fn work(&self) -> PathBuf {
+        self.root.path().join("shop")
+    }
+
+    fn url(&self) -> String {
+        format!("{}/shop", self.server.base)
+    }
+
+    fn write(&self, path: &str, content: &str) {
+        let full = self.work().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+
+    /// Commits the working tree; the commit's id.
+    fn commit(&self, message: &str) -> String {
+        common::git::commit_all(&self.repo, message).to_string()
+    }
+}
+
+/// Namespace `app` where environment `dev` applies, and ServiceAccount `deployer` there, which
+/// may do anything in it (and read namespaces) but nothing elsewhere.
+fn tenant(cluster: &TestCluster) -> String {
+    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    let namespace = cluster.namespace("app");
+    cluster.create(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": namespace}}));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "deployer", "namespace": namespace},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    }));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "deployer", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}]
+    }));
+    let reader = format!("{}-namespace-reader", cluster.prefix);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": reader},
+        "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]
+    }));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": reader},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}]
+    }));
+    namespace
+}
+
+fn environment_sync(cluster: &TestCluster, namespace: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"weaver-test": cluster.prefix}},
+        "spec": spec,
+    })
+}
+
+fn get(cluster: &TestCluster, object: &Value) -> Value {
+    cluster.get(object).unwrap_or_else(|| panic!("{} is gone", object["metadata"]["name"]))
+}
+
+/// The Ready condition's (status, reason, message).
+fn ready(sync: &Value) -> Option<(String, String, String)> {
+    let conditions = sync.pointer("/status/conditions")?.as_array()?;
+    let ready = conditions.iter().find(|c| c["type"] == "Ready")?;
+    let text = |key: &str| ready[key].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+/// Waits until the EnvironmentSync's Ready condition has `reason` at its generation; its body.
+fn until_ready_with(cluster: &TestCluster, sync: &Value, reason: &str, what: &str) -> Value {
+    eventually(what, || {
+        let live = get(cluster, sync);
+        let current = live.pointer("/status/observedGeneration") == live.pointer("/metadata/generation");
+        match ready(&live) {
+            Some((_, r, _)) if r == reason && current => Ok(live),
+            other => Err(format!("Ready is {other:?}; status {}", live["status"])),
+        }
+    })
+}
+
+fn config_map(cluster: &TestCluster, namespace: &str, name: &str) -> Option<Value> {
+    cluster.get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}))
+}
+
+fn http_or_skip() -> bool {
+    interop_or_skip(http_backend_missing().as_deref())
+}
+
+#[test]
+fn a_pushed_commit_is_applied_and_an_unchanged_one_writes_nothing() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let first = source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "2s"}),
+    );
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the first commit applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    assert_eq!(live["status"]["environmentsReady"], "1/1");
+    assert_eq!(live["status"]["environments"][0]["result"], "Applied");
+    assert_eq!(live["status"]["environments"][0]["created"], 1);
+    let applied = config_map(&cluster, &namespace, "app").expect("the release's ConfigMap");
+    assert_eq!(applied["data"]["greeting"], "hello");
+
+    // The CLI sees the controller's revision, recorded as `weaver apply` records it.
+    let history = common::weaver_in(
+        &source.work(),
+        &["history", "--env", "dev", "app", "-o", "json", "--kubeconfig", cluster.kubeconfig().to_str().unwrap()],
+        &[],
+    );
+    let history: Value = serde_json::from_str(history.success()).unwrap();
+    let revisions = history.pointer("/revisions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let revision = revisions.iter().find(|r| r["commit"] == first).unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(revision["appliedBy"], format!("EnvironmentSync {namespace}/shop"));
+
+    // Intervals that find the commit applied write nothing: not the object, not a record, not
+    // the status.
+    let versions = |cluster: &TestCluster| {
+        let records = cluster.list("v1", "Secret", "secrets", &namespace);
+        let records: Vec<Value> = records.iter().map(|s| s["metadata"]["resourceVersion"].clone()).collect();
+        (
+            config_map(cluster, &namespace, "app").unwrap()["metadata"]["resourceVersion"].clone(),
+            records,
+            get(cluster, &sync)["metadata"]["resourceVersion"].clone(),
+        )
+    };
+    // The first interval after the apply looks at drift, and says so once (`drift: none`).
+    eventually("the first look at drift", || match get(&cluster, &sync).pointer("/status/drift/summary") {
+        Some(summary) if summary == "none" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    let before = versions(&cluster);
+    let status_before = get(&cluster, &sync)["status"].clone();
+    std::thread::sleep(Duration::from_secs(5));
+    let status_after = get(&cluster, &sync)["status"].clone();
+    assert_eq!(
+        versions(&cluster),
+        before,
+        "an unchanged commit wrote something: status {status_before} then {status_after}"
+    );
+
+    source.write("charts/app/values.yaml", "greeting: hi\n");
+    let second = source.commit("second");
+    let live = eventually("the second commit applied by the interval", || {
+        let live = get(&cluster, &sync);
+        match live["status"]["lastAppliedRevision"] == second.as_str() {
+            true => Ok(live),
+            false => Err(format!("status {}", live["status"])),
+        }
+    });
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
+    assert_eq!(live["status"]["environments"][0]["configured"], 1);
+    let history: Vec<&str> =
+        live["status"]["history"].as_array().unwrap().iter().map(|h| h["revision"].as_str().unwrap()).collect();
+    assert_eq!(history, [second.as_str(), first.as_str()]);
+}
+
+#[test]
+fn drift_is_reported_without_correct_drift_and_put_back_with_it() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "2s"}),
+    );
+    cluster.create(&sync);
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
+    let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": namespace}});
+    cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
+    eventually("the drift reported", || {
+        let live = get(&cluster, &sync);
+        match live.pointer("/status/drift/drifted") == Some(&json!(1)) {
+            true => Ok(()),
+            false => Err(format!("status {}", live["status"])),
+        }
+    });
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "by hand", "reported only");
+    assert_eq!(get(&cluster, &sync)["status"]["drift"]["summary"], "1 drifted");
+
+    cluster.merge_patch(&sync, &json!({"spec": {"correctDrift": true}}), MANAGER);
+    eventually("the drift corrected", || match config_map(&cluster, &namespace, "app") {
+        Some(live) if live["data"]["greeting"] == "hello" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+}
+
+#[test]
+fn failures_say_why_and_leave_the_last_applied_revision() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let elsewhere = cluster.namespace("elsewhere");
+    let source = Source::new(&namespace);
+    let good = source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+
+    // No account to apply as, and the controller has no default: refused, never applied with
+    // the controller's own rights.
+    let anonymous = environment_sync(
+        &cluster,
+        &namespace,
+        "anonymous",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"]}),
+    );
+    cluster.create(&anonymous);
+    let live = until_ready_with(&cluster, &anonymous, "ServiceAccountRequired", "refused without an account");
+    let stalled = live["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Stalled").cloned();
+    assert_eq!(stalled.map(|c| c["status"].clone()), Some(json!("True")));
+
+    // A ref the repository does not have.
+    let unknown = environment_sync(
+        &cluster,
+        &namespace,
+        "unknown-ref",
+        json!({"source": {"url": source.url(), "ref": {"branch": "nope"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer"}),
+    );
+    cluster.create(&unknown);
+    let live = until_ready_with(&cluster, &unknown, "GitRefNotFound", "an unknown branch");
+    assert!(ready(&live).unwrap().2.contains("nope"), "{}", live["status"]);
+
+    // Applied, then a commit that does not render: the status names the file, and the cluster
+    // keeps what was applied.
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "2s", "retryInterval": "2s"}),
+    );
+    cluster.create(&sync);
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
+    source.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name\n",
+    );
+    source.commit("broken template");
+    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "the broken commit refused");
+    let message = ready(&live).unwrap().2;
+    assert!(message.contains("charts/app/templates/configmap.yaml"), "{message}");
+    assert_eq!(live["status"]["lastAppliedRevision"], good);
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+
+    // An object in a namespace the account may not write: the namespace named, with the
+    // server's reason, and nothing written (the observation is refused before any write).
+    source.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n  greeting: {{ values.greeting }}\n",
+    );
+    source.write(
+        "charts/app/templates/elsewhere.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: intruder\n  namespace: {elsewhere}\n"),
+    );
+    source.commit("an object elsewhere");
+    let live = eventually("the forbidden write reported", || {
+        let live = get(&cluster, &sync);
+        match ready(&live) {
+            Some((_, reason, message)) if reason == "ApplyFailed" && message.contains(&elsewhere) => Ok(live),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let message = ready(&live).unwrap().2;
+    assert!(message.contains("forbidden"), "{message}");
+    assert!(config_map(&cluster, &elsewhere, "intruder").is_none(), "written with more than the account's rights");
+    assert_eq!(live["status"]["lastAppliedRevision"], good);
+}
+
+#[test]
+fn suspend_holds_new_commits_and_a_requested_reconcile_applies_at_once() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.commit("first");
+    let _controller = Controller::start(&cluster, Some("deployer"));
+    // No serviceAccountName: the controller's default account serves it.
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"], "interval": "1h"}),
+    );
+    cluster.create(&sync);
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied as the default account");
+    cluster.merge_patch(&sync, &json!({"spec": {"suspend": true}}), MANAGER);
+    eventually("the suspension seen", || {
+        let live = get(&cluster, &sync);
+        match live["status"]["observedGeneration"] == live["metadata"]["generation"] {
+            true => Ok(()),
+            false => Err("not yet".to_string()),
+        }
+    });
+    source.write("charts/app/values.yaml", "greeting: hi\n");
+    let second = source.commit("second");
+    let request = |at: &str| json!({"metadata": {"annotations": {"weaver.example.com/reconcile-requested-at": at}}});
+    cluster.merge_patch(&sync, &request("2026-11-25T10:00:00Z"), MANAGER);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"],
+        "hello",
+        "applied while suspended"
+    );
+
+    cluster.merge_patch(&sync, &json!({"spec": {"suspend": false}}), MANAGER);
+    cluster.merge_patch(&sync, &request("2026-11-25T10:01:00Z"), MANAGER);
+    let live = eventually("the requested reconcile", || {
+        let live = get(&cluster, &sync);
+        let handled = live["status"]["lastHandledReconcileAt"] == "2026-11-25T10:01:00Z";
+        match handled && live["status"]["lastAppliedRevision"] == second.as_str() {
+            true => Ok(live),
+            false => Err(format!("status {}", live["status"])),
+        }
+    });
+    assert_eq!(live["status"]["lastHandledReconcileAt"], "2026-11-25T10:01:00Z");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
+}
+
+#[test]
+fn a_manual_approval_holds_the_plan_until_its_digest_is_approved_and_a_new_commit_voids_it() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let first = source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "2s", "approval": "Manual"}),
+    );
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "AwaitingApproval", "the plan waiting");
+    let pending = live["status"]["pendingPlan"].clone();
+    assert_eq!(pending["revision"], first);
+    assert_eq!(
+        pending["releases"],
+        json!([{"environment": "dev", "release": "app", "create": 1, "update": 0, "delete": 0}])
+    );
+    let digest = pending["digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert!(ready(&live).unwrap().2.contains(&digest), "the message says what to approve");
+    // Nothing is applied before the approval, and the plan stays the same while nothing changes.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(config_map(&cluster, &namespace, "app").is_none(), "applied without approval");
+    assert_eq!(get(&cluster, &sync)["status"]["pendingPlan"]["digest"], digest.as_str());
+
+    // An approval of another plan applies nothing.
+    cluster.merge_patch(&sync, &json!({"spec": {"approvedPlan": "sha256:0000"}}), MANAGER);
+    until_ready_with(&cluster, &sync, "AwaitingApproval", "a wrong digest refused");
+    assert!(config_map(&cluster, &namespace, "app").is_none(), "applied with another plan's approval");
+
+    cluster.merge_patch(&sync, &json!({"spec": {"approvedPlan": digest}}), MANAGER);
+    let live = until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the approved plan applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    assert!(live["status"].get("pendingPlan").is_none(), "{}", live["status"]);
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+
+    // A new commit is a new plan: the old approval does not cover it.
+    source.write("charts/app/values.yaml", "greeting: hi\n");
+    let second = source.commit("second");
+    let live = eventually("the new commit waiting", || {
+        let live = get(&cluster, &sync);
+        match live.pointer("/status/pendingPlan/revision") == Some(&json!(second)) {
+            true => Ok(live),
+            false => Err(format!("status {}", live["status"])),
+        }
+    });
+    assert_ne!(live["status"]["pendingPlan"]["digest"], digest.as_str());
+    assert_eq!(live["status"]["pendingPlan"]["releases"][0]["update"], 1);
+    assert_eq!(live["status"]["lastAppliedRevision"], first, "the cluster stays at the approved revision");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+}

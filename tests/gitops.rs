@@ -500,3 +500,238 @@ fn a_manual_approval_holds_the_plan_until_its_digest_is_approved_and_a_new_commi
     assert_eq!(live["status"]["lastAppliedRevision"], first, "the cluster stays at the approved revision");
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
 }
+
+/// Environment `platform` beside `dev`, in the same namespace, with a ConfigMap of its own.
+fn with_platform(source: &Source, namespace: &str) {
+    source.write("charts/platform/chart.yaml", "name: platform\nversion: 0.1.0\n");
+    source.write(
+        "charts/platform/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: platform\ndata:\n  ready: 'yes'\n",
+    );
+    source.write(
+        "environments/platform.yaml",
+        &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: platform\n    chart: platform\n"),
+    );
+}
+
+#[test]
+fn depends_on_waits_for_the_dependency_at_the_same_revision() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    with_platform(&source, &namespace);
+    let commit = source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let spec = |envs: &[&str], depends: Value| {
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": envs,
+               "serviceAccountName": "deployer", "interval": "1h", "dependsOn": depends})
+    };
+    let app = environment_sync(&cluster, &namespace, "app", spec(&["dev"], json!([{"name": "platform"}])));
+    cluster.create(&app);
+    let live = until_ready_with(&cluster, &app, "DependencyNotReady", "waiting for a dependency that does not exist");
+    assert!(ready(&live).unwrap().2.contains(&format!("{namespace}/platform does not exist")), "{}", live["status"]);
+    assert!(config_map(&cluster, &namespace, "app").is_none(), "applied before its dependency");
+
+    let platform = environment_sync(&cluster, &namespace, "platform", spec(&["platform"], json!([])));
+    cluster.create(&platform);
+    let live = until_ready_with(&cluster, &app, "ReconciliationSucceeded", "applied after its dependency");
+    assert_eq!(live["status"]["lastAppliedRevision"], commit);
+    let platform = get(&cluster, &platform);
+    assert_eq!(platform["status"]["lastAppliedRevision"], commit);
+    // The dependency's ConfigMap was there first.
+    let created = |name: &str| config_map(&cluster, &namespace, name).unwrap()["metadata"]["creationTimestamp"].clone();
+    assert!(created("platform").as_str() <= created("app").as_str());
+
+    // Another namespace's EnvironmentSync may not be named unless the controller allows it.
+    let elsewhere = environment_sync(
+        &cluster,
+        &namespace,
+        "elsewhere",
+        spec(&["dev"], json!([{"name": "platform", "namespace": "kube-system"}])),
+    );
+    cluster.create(&elsewhere);
+    until_ready_with(&cluster, &elsewhere, "CrossNamespaceReference", "a cross-namespace reference refused");
+}
+
+#[test]
+fn a_cli_apply_holding_the_lock_makes_the_controller_wait_and_the_cli_sees_its_revision() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.commit("first");
+    // Someone's `weaver apply` of dev holds the environment's lock, and stops renewing it.
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    cluster.create(&json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "weaver-lock-dev", "namespace": namespace},
+        "spec": {"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 8, "acquireTime": now, "renewTime": now}
+    }));
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "1h"}),
+    );
+    cluster.create(&sync);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(config_map(&cluster, &namespace, "app").is_none(), "applied while another apply held the lock");
+    // Once the Lease expires, the controller takes it and applies.
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied after the lock expired");
+    assert!(config_map(&cluster, &namespace, "app").is_some());
+
+    // A CLI apply now finds the controller's revision and applies nothing new.
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let run = common::weaver_in(&source.work(), &["apply", "--env", "dev", "--kubeconfig", &kubeconfig], &[]);
+    let out = run.success();
+    assert!(out.contains("0 created, 0 configured, 1 unchanged"), "{out}");
+}
+
+#[test]
+fn a_kubeconfig_from_a_secret_applies_to_that_cluster_and_a_context_without_one_is_refused() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    // The "remote cluster": another namespace, reached with another account's kubeconfig.
+    let remote = cluster.namespace("remote");
+    cluster.create(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "hub", "namespace": remote}}),
+    );
+    for (kind, name) in [("Role", "hub"), ("RoleBinding", "hub")] {
+        let object = match kind {
+            "Role" => {
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name, "namespace": remote},
+                             "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]})
+            }
+            _ => {
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name, "namespace": remote},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
+                        "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": remote}]})
+            }
+        };
+        cluster.create(&object);
+    }
+    let reader = format!("{}-remote-namespace-reader", cluster.prefix);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": reader},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("{}-namespace-reader", cluster.prefix)},
+        "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": remote}]
+    }));
+    let hub = cluster.identity(&remote, "hub");
+    let kubeconfig: Value = serde_json::from_str(&hub.kubeconfig).unwrap();
+    let context = kubeconfig["current-context"].as_str().unwrap().to_string();
+    cluster.create(
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "remote-cluster", "namespace": namespace},
+                           "stringData": {"value": hub.kubeconfig}}),
+    );
+    let source = Source::new(&remote);
+    source.write(
+        "environments/dev.yaml",
+        &format!("namespace: {remote}\ncluster:\n  context: {context}\n  lockNamespace: {remote}\nreleases:\n  - name: app\n    chart: app\n"),
+    );
+    source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+
+    // Without spec.kubeConfig, an environment naming a context is refused.
+    let local = environment_sync(
+        &cluster,
+        &namespace,
+        "local",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "1h"}),
+    );
+    cluster.create(&local);
+    let live = until_ready_with(&cluster, &local, "ApplyFailed", "a context refused in the cluster");
+    assert!(ready(&live).unwrap().2.contains(&format!("context `{context}`")), "{}", live["status"]);
+    assert!(config_map(&cluster, &remote, "app").is_none());
+
+    let hubbed = environment_sync(
+        &cluster,
+        &namespace,
+        "hubbed",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "1h", "kubeConfig": {"secretRef": {"name": "remote-cluster"}}}),
+    );
+    cluster.create(&hubbed);
+    until_ready_with(&cluster, &hubbed, "ReconciliationSucceeded", "applied through the kubeconfig");
+    assert_eq!(config_map(&cluster, &remote, "app").unwrap()["data"]["greeting"], "hello");
+
+    // A kubeconfig that would run a program in the controller's pod is refused.
+    cluster.create(
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "exec-cluster", "namespace": namespace},
+        "stringData": {"value": format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:1'}}}}]\n\
+             users: [{{name: u, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}}}}}}]\n\
+             contexts: [{{name: {context}, context: {{cluster: c, user: u}}}}]\ncurrent-context: {context}\n")}}),
+    );
+    let exec = environment_sync(
+        &cluster,
+        &namespace,
+        "exec",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "1h", "kubeConfig": {"secretRef": {"name": "exec-cluster"}}}),
+    );
+    cluster.create(&exec);
+    let live = until_ready_with(&cluster, &exec, "KubeConfigInvalid", "an exec kubeconfig refused");
+    assert!(ready(&live).unwrap().2.contains("sets exec"), "{}", live["status"]);
+}
+
+#[test]
+fn no_credential_reaches_a_status_or_an_event() {
+    if !http_or_skip() {
+        return;
+    }
+    const PASSWORD: &str = "s3cret-Pa55word-for-git";
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let mut source = Source::new(&namespace);
+    source.commit("first");
+    source.server = GitHttpServer::start(
+        source.root.path(),
+        Options { basic: Some(("deploy".into(), PASSWORD.into())), ..Options::default() },
+    );
+    let _controller = Controller::start(&cluster, None);
+    let credentials = |name: &str, password: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+               "stringData": {"username": "deploy", "password": password}})
+    };
+    cluster.create(&credentials("good", PASSWORD));
+    cluster.create(&credentials("wrong", &format!("{PASSWORD}-not")));
+    let spec = |secret: &str, url: String| {
+        json!({"source": {"url": url, "ref": {"branch": "main"}, "secretRef": {"name": secret}},
+               "environments": ["dev"], "serviceAccountName": "deployer", "interval": "1h"})
+    };
+    let good = environment_sync(&cluster, &namespace, "good", spec("good", source.url()));
+    cluster.create(&good);
+    until_ready_with(&cluster, &good, "ReconciliationSucceeded", "fetched with Basic credentials");
+    let wrong = environment_sync(&cluster, &namespace, "wrong", spec("wrong", source.url()));
+    cluster.create(&wrong);
+    until_ready_with(&cluster, &wrong, "GitAuthenticationFailed", "wrong credentials");
+    // Credentials in the URL itself are refused, and never repeated.
+    let inline = source.url().replacen("://", &format!("://deploy:{PASSWORD}-inline@"), 1);
+    let in_url = environment_sync(&cluster, &namespace, "in-url", spec("wrong", inline));
+    cluster.create(&in_url);
+    until_ready_with(&cluster, &in_url, "InvalidSourceUrl", "a password in the URL refused");
+
+    let mut seen = String::new();
+    for sync in [&good, &wrong, &in_url] {
+        seen.push_str(&get(&cluster, sync)["status"].to_string());
+    }
+    for event in cluster.list("events.k8s.io/v1", "Event", "events", &namespace) {
+        seen.push_str(&event.to_string());
+    }
+    for event in cluster.list("v1", "Event", "events", &namespace) {
+        seen.push_str(&event.to_string());
+    }
+    assert!(seen.contains("GitAuthenticationFailed"), "the statuses and events were read: {seen}");
+    assert!(!seen.contains(PASSWORD), "a password reached a status or an event: {seen}");
+}

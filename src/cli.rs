@@ -223,6 +223,10 @@ pub struct OperatorRunArgs {
     /// weaver.example.com/shard=a)
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,
+    /// Reconcile only objects labelled weaver.example.com/shard=NAME, electing a leader on a
+    /// Lease of this shard's own, so shards run side by side
+    #[arg(long, value_name = "NAME", value_parser = shard_name)]
+    pub shard: Option<String>,
     /// Reconcile only while holding the leader Lease, so replicas are safe
     #[arg(long)]
     pub leader_elect: bool,
@@ -258,6 +262,18 @@ pub struct OperatorRunArgs {
     /// Requests at once above that rate (as client-go's Burst)
     #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_burst: u32,
+}
+
+/// A shard's name: a DNS label, as it becomes a label value and part of a Lease's name.
+fn shard_name(text: &str) -> Result<String, String> {
+    let label = regex::Regex::new("^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$").expect("a valid pattern");
+    match label.is_match(text) {
+        true => Ok(text.to_string()),
+        false => {
+            Err("expected a DNS label of at most 40 characters (lower-case letters, digits and -), such as a or eu-1"
+                .into())
+        }
+    }
 }
 
 fn positive_rate(text: &str) -> Result<f64, String> {

@@ -10,6 +10,8 @@ use crate::controllers::election::Role;
 
 /// The leader Lease, named after the controller.
 const LEASE_NAME: &str = crate::controllers::configmapsync::controller::CONTROLLER_NAME;
+/// The label that puts an object in a shard (`--shard`), as Flux's `sharding.fluxcd.io/key`.
+const SHARD_LABEL: &str = "weaver.example.com/shard";
 /// As client-go's leader election: a leader that stops renewing is replaced after 15 s.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
 
@@ -74,6 +76,14 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         .map_err(|err| crate::Error::new(format!("cannot start the operator's logs: {err}")))?;
     // Checked here, so a typo is an error naming the flag, not a watch the server keeps refusing.
     crate::project::selector::Selector::parse_all(args.selector.as_slice())?;
+    // A shard sees only its objects, and elects its leader on a Lease of its own.
+    let shard = args.shard.as_ref().map(|shard| format!("{SHARD_LABEL}={shard}"));
+    let selector = match (&args.selector, shard) {
+        (Some(selector), Some(shard)) => Some(format!("{selector},{shard}")),
+        (selector, shard) => selector.clone().or(shard),
+    };
+    let lease_name =
+        args.shard.as_ref().map_or_else(|| LEASE_NAME.to_string(), |shard| format!("{LEASE_NAME}-{shard}"));
     let connect = super::connect_options(&args.cluster);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;
@@ -88,7 +98,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         tracing::info!(context = %cluster.info.context, server = %cluster.info.server, controllers = ?args.controllers, "starting");
         let telemetry = std::sync::Arc::new(crate::controllers::configmapsync::telemetry::Telemetry::default());
         let settings = crate::controllers::configmapsync::controller::Settings {
-            label_selector: args.selector.clone(),
+            label_selector: selector.clone(),
             concurrency: args.max_concurrent_reconciles,
             rate: Some(rate.clone()),
             telemetry: telemetry.clone(),
@@ -118,7 +128,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
                             "give --leader-election-namespace NAMESPACE, or set POD_NAMESPACE (the chart does)",
                         )
                     })?;
-                let lease = crate::cluster::LockOptions::leadership(&namespace, LEASE_NAME, LEASE_DURATION);
+                let lease = crate::cluster::LockOptions::leadership(&namespace, &lease_name, LEASE_DURATION);
                 Some((cluster, lease))
             }
         };
@@ -128,7 +138,6 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         };
         let ready = |ready| telemetry.set_ready(ready);
         let configmapsync = args.controllers.contains(&ControllerKind::Configmapsync);
-        let selector = args.selector.clone();
         let concurrent = args.concurrent;
         crate::controllers::election::lead(election, ready, on_role, shutdown_signal(), |stopped| async move {
             let mut stopped = stopped.split(2).into_iter();

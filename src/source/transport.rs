@@ -90,12 +90,17 @@ pub(super) fn register() {
             let session = current()?;
             Transport::smart(remote, true, super::http::HttpSubtransport::new(session))
         };
+        let ssh = |remote: &git2::Remote<'_>| {
+            let session = current()?;
+            Transport::smart(remote, false, super::ssh::SshSubtransport::new(session))
+        };
         // SAFETY: `Once` runs this before any fetch of this process creates a transport.
         unsafe {
             for (scheme, result) in [
                 ("https", git2::transport::register("https", http)),
                 // Plain http only ever reaches a loopback address (SourceUrl refuses others).
                 ("http", git2::transport::register("http", http)),
+                ("ssh", git2::transport::register("ssh", ssh)),
             ] {
                 if let Err(err) = result {
                     tracing::error!("cannot register weaver's {scheme} transport with libgit2: {}", err.message());

@@ -124,7 +124,10 @@ impl SshStream {
         let key = russh::keys::decode_secret_key(identity.expose_secret(), None).map_err(|_| {
             (
                 FetchFailure::AuthenticationFailed,
-                format!("{what}: the Secret's identity is not an unencrypted OpenSSH or PEM private key: check it"),
+                format!(
+                    "{what}: the Secret's identity is not an unencrypted ed25519 or ECDSA private key (OpenSSH or PEM; \
+                     RSA keys are not supported): check it, or make a deploy key with `ssh-keygen -t ed25519`"
+                ),
             )
         })?;
         let url = &session.url;

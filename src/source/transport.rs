@@ -20,8 +20,6 @@ pub(super) struct Session {
     /// The first failure a transport understood (a 401, a refused host key), which explains the
     /// libgit2 error that follows it better than libgit2 can.
     failure: Mutex<Option<FetchError>>,
-    /// Requests sent, for tests and logs.
-    pub requests: std::sync::atomic::AtomicU64,
     /// Bytes the transport read from the server.
     pub bytes_read: std::sync::atomic::AtomicU64,
 }
@@ -34,7 +32,6 @@ impl Session {
             credentials,
             ca_pem,
             failure: Mutex::new(None),
-            requests: std::sync::atomic::AtomicU64::new(0),
             bytes_read: std::sync::atomic::AtomicU64::new(0),
         }
     }

@@ -450,3 +450,186 @@ fn no_credential_appears_in_any_error_or_debug_output() {
     }
     assert_eq!(seen, urls.len() * all_credentials.len() * 2);
 }
+
+/// OpenSSH's sshd on a loopback port, with a host key and one authorized client key.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    /// Why sshd cannot run here, if it cannot.
+    fn missing() -> Option<String> {
+        if !Path::new("/usr/sbin/sshd").exists() {
+            return Some("OpenSSH's sshd (/usr/sbin/sshd, Debian's openssh-server) is not installed".into());
+        }
+        if Command::new("ssh-keygen").arg("-?").output().is_err() {
+            return Some("ssh-keygen (Debian's openssh-client) is not installed".into());
+        }
+        None
+    }
+
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["host", "client", "other"] {
+            keygen(&dir.path().join(name));
+        }
+        std::fs::copy(dir.path().join("client.pub"), dir.path().join("authorized_keys")).unwrap();
+        // sshd's privilege separation directory, which Debian makes at boot.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = dir.path().display();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\n\
+             StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n"
+        );
+        std::fs::write(dir.path().join("sshd_config"), config).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(dir.path().join("sshd_config"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let sshd = Sshd { dir, port, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not listen on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sshd
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
+    }
+
+    /// A known_hosts line for this server with the public key in `file`.
+    fn known_host(&self, file: &str) -> String {
+        format!("[127.0.0.1]:{} {}", self.port, self.read(file))
+    }
+
+    fn url(&self, repository: &Path) -> String {
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        format!("ssh://{}@127.0.0.1:{}{}", user.trim(), self.port, repository.display())
+    }
+
+    fn credentials(&self, identity: &str, known_hosts: &str) -> Credentials {
+        Credentials::Ssh { identity: self.read(identity).into(), known_hosts: known_hosts.to_string() }
+    }
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "weaver-test", "-f"])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ssh-keygen");
+}
+
+#[test]
+fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
+    if !interop_or_skip(Sshd::missing().as_deref()) {
+        return;
+    }
+    let mut served = served();
+    let sshd = Sshd::start();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let known_hosts = format!("# the test server\n{}", sshd.known_host("host.pub"));
+    let url = sshd.url(&served.work());
+    let fetch = |reference: GitRef, known_hosts: &str| {
+        cache.fetch(&FetchRequest {
+            url: url.clone(),
+            reference,
+            credentials: sshd.credentials("client", known_hosts),
+            ca_pem: None,
+        })
+    };
+
+    let main = fetch(GitRef::Branch("main".into()), &known_hosts).unwrap();
+    assert_eq!(main.commit, served.commits[3].to_string());
+    assert!(main.transferred && main.bytes_received > 0);
+    assert_eq!(read_at(&main.repository, &main.commit, "app.yaml"), "version: 3\n");
+    let again = fetch(GitRef::Branch("main".into()), &known_hosts).unwrap();
+    assert_eq!((again.transferred, again.bytes_received), (false, 0));
+    let tag = fetch(GitRef::Semver("^1".into()), &known_hosts).unwrap();
+    assert_eq!(
+        (tag.reference.as_str(), tag.commit.as_str()),
+        ("refs/tags/1.1.0", served.commits[2].to_string().as_str())
+    );
+
+    // Hashed as `ssh-keygen -H` writes them.
+    let hashed_file = sshd.dir.path().join("known_hosts");
+    std::fs::write(&hashed_file, &known_hosts).unwrap();
+    assert!(Command::new("ssh-keygen").arg("-H").arg("-f").arg(&hashed_file).output().unwrap().status.success());
+    let hashed = std::fs::read_to_string(&hashed_file).unwrap();
+    assert!(hashed.contains("|1|") && !hashed.contains("127.0.0.1"), "{hashed}");
+    let new = served.commit("app.yaml", "version: 4\n");
+    let next = fetch(GitRef::Branch("main".into()), &hashed).unwrap();
+    assert_eq!((next.commit.as_str(), next.transferred), (new.to_string().as_str(), true));
+    assert_eq!(read_at(&next.repository, &next.commit, "app.yaml"), "version: 4\n");
+}
+
+#[test]
+fn ssh_refuses_hosts_not_listed_or_listed_with_another_key_and_wrong_client_keys() {
+    if !interop_or_skip(Sshd::missing().as_deref()) {
+        return;
+    }
+    let served = served();
+    let sshd = Sshd::start();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let fetch = |url: String, identity: &str, known_hosts: &str| {
+        let request = FetchRequest {
+            url,
+            reference: GitRef::Branch("main".into()),
+            credentials: sshd.credentials(identity, known_hosts),
+            ca_pem: None,
+        };
+        let err = cache.fetch(&request).unwrap_err();
+        // The identities' key material never shows.
+        for identity in ["client", "other"] {
+            let key = sshd.read(identity);
+            for line in key.lines().filter(|l| !l.starts_with("-----")) {
+                assert!(!format!("{err} {err:?} {request:?}").contains(line), "{err}");
+            }
+        }
+        err
+    };
+    let url = sshd.url(&served.work());
+
+    let unlisted = format!("[127.0.0.1]:{} {}\n", sshd.port + 1, sshd.read("host.pub"));
+    for known_hosts in [String::new(), unlisted] {
+        let err = fetch(url.clone(), "client", &known_hosts);
+        assert_eq!((err.failure, err.failure.reason()), (FetchFailure::HostKeyMismatch, "GitHostKeyMismatch"), "{err}");
+        assert!(err.message.contains("add the host's key to the Secret's known_hosts"), "{err}");
+        assert!(err.message.contains("SHA256:"), "the message shows the server's key's fingerprint: {err}");
+    }
+    let err = fetch(url.clone(), "client", &sshd.known_host("other.pub"));
+    assert_eq!(err.failure, FetchFailure::HostKeyMismatch, "{err}");
+    assert!(err.message.contains("lists another"), "{err}");
+
+    let known_hosts = sshd.known_host("host.pub");
+    let err = fetch(url.clone(), "other", &known_hosts);
+    assert_eq!(err.failure, FetchFailure::AuthenticationFailed, "{err}");
+    assert!(err.message.contains("deploy key"), "{err}");
+
+    let err = fetch(sshd.url(&served.root.path().join("missing")), "client", &known_hosts);
+    assert_eq!(err.failure, FetchFailure::Other, "{err}");
+    assert!(err.message.contains("git-upload-pack"), "{err}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = fetch(format!("ssh://git@127.0.0.1:{closed}/repo"), "client", &known_hosts);
+    assert_eq!(err.failure, FetchFailure::Unreachable, "{err}");
+}

@@ -83,6 +83,7 @@ struct FlightKey {
     url: String,
     reference: GitRef,
     credentials: [u8; 32],
+    ca_pem: Option<Vec<u8>>,
 }
 
 /// One fetch in progress, which callers with the same key wait for.
@@ -131,13 +132,14 @@ impl GitCache {
     }
 
     /// Fetches `request.reference` into the URL's mirror. Blocking. A call made while another
-    /// with the same URL, ref and credentials is fetching waits for it and returns its result.
+    /// with the same URL, ref, credentials and CA is fetching waits for it and returns its result.
     pub fn fetch(&self, request: &FetchRequest) -> Result<Fetched, FetchError> {
         let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
         let key = FlightKey {
             url: url.normalized(),
             reference: request.reference.clone(),
             credentials: request.credentials.fingerprint(),
+            ca_pem: request.ca_pem.clone(),
         };
         let (flight, leader) = {
             let mut flights = lock(&self.flights);

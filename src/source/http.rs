@@ -97,7 +97,6 @@ impl HttpStream {
 
     fn send(&mut self) -> std::io::Result<ureq::BodyReader<'static>> {
         let session = &self.session;
-        session.requests.fetch_add(1, Ordering::Relaxed);
         let authorization = match &session.credentials {
             Credentials::Basic { username, password } => {
                 use base64::Engine;

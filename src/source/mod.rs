@@ -7,6 +7,7 @@
 
 pub mod git;
 mod http;
+mod ssh;
 mod transport;
 
 use std::fmt;

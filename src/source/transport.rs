@@ -20,8 +20,6 @@ pub(super) struct Session {
     /// The first failure a transport understood (a 401, a refused host key), which explains the
     /// libgit2 error that follows it better than libgit2 can.
     failure: Mutex<Option<FetchError>>,
-    /// Requests sent, for tests and logs.
-    pub requests: std::sync::atomic::AtomicU64,
     /// Bytes the transport read from the server.
     pub bytes_read: std::sync::atomic::AtomicU64,
 }
@@ -34,7 +32,6 @@ impl Session {
             credentials,
             ca_pem,
             failure: Mutex::new(None),
-            requests: std::sync::atomic::AtomicU64::new(0),
             bytes_read: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -90,12 +87,17 @@ pub(super) fn register() {
             let session = current()?;
             Transport::smart(remote, true, super::http::HttpSubtransport::new(session))
         };
+        let ssh = |remote: &git2::Remote<'_>| {
+            let session = current()?;
+            Transport::smart(remote, false, super::ssh::SshSubtransport::new(session))
+        };
         // SAFETY: `Once` runs this before any fetch of this process creates a transport.
         unsafe {
             for (scheme, result) in [
                 ("https", git2::transport::register("https", http)),
                 // Plain http only ever reaches a loopback address (SourceUrl refuses others).
                 ("http", git2::transport::register("http", http)),
+                ("ssh", git2::transport::register("ssh", ssh)),
             ] {
                 if let Err(err) = result {
                     tracing::error!("cannot register weaver's {scheme} transport with libgit2: {}", err.message());

@@ -1,0 +1,304 @@
+//! Git over ssh with russh: one session per connection libgit2 opens, authenticated with the
+//! Secret's private key, running `git-upload-pack '<path>'`, whose channel is libgit2's stream.
+//! The server's host key must be listed in the Secret's `known_hosts` (hashed entries and
+//! `[host]:port` included); a host not listed, or listed with another key, is refused, never
+//! trusted on first use. russh is async: each connection runs on a one-thread tokio runtime of
+//! its own, and the stream libgit2 reads and writes is bridged to it with channels.
+
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream};
+use russh::ChannelMsg;
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
+use secrecy::ExposeSecret;
+use tokio::sync::mpsc;
+
+use super::transport::Session;
+use super::{Credentials, FetchFailure};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection that carries nothing for this long is closed.
+const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub(super) struct SshSubtransport {
+    session: Arc<Session>,
+}
+
+impl SshSubtransport {
+    pub fn new(session: Arc<Session>) -> SshSubtransport {
+        SshSubtransport { session }
+    }
+}
+
+impl SmartSubtransport for SshSubtransport {
+    /// libgit2 asks for the ref listing; the negotiation that follows reuses its stream (the
+    /// ssh transport is stateful), which git2 hands back itself.
+    fn action(&self, _url: &str, action: Service) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
+        if action != Service::UploadPackLs {
+            return Err(git2::Error::from_str("weaver's git sources only fetch"));
+        }
+        let stream = SshStream::open(self.session.clone())
+            .map_err(|message| git2::Error::from_str(&self.session.fail(message.0, message.1).to_string()))?;
+        Ok(Box::new(stream))
+    }
+
+    fn close(&self) -> Result<(), git2::Error> {
+        Ok(())
+    }
+}
+
+/// What the server sent on the channel: data, or why it ended early.
+type Incoming = Result<Vec<u8>, String>;
+
+struct SshStream {
+    session: Arc<Session>,
+    runtime: Option<tokio::runtime::Runtime>,
+    to_server: mpsc::UnboundedSender<Vec<u8>>,
+    from_server: mpsc::UnboundedReceiver<Incoming>,
+    pending: Vec<u8>,
+    offset: usize,
+}
+
+/// Why the host key was refused, which russh reports only as an unknown key.
+#[derive(Default)]
+struct Verdict(Mutex<Option<String>>);
+
+struct Client {
+    known_hosts: String,
+    host: String,
+    port: u16,
+    verdict: Arc<Verdict>,
+}
+
+impl russh::client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, server: &PublicKey) -> Result<bool, Self::Error> {
+        let refusal = check_host_key(&self.known_hosts, &self.host, self.port, server).err();
+        let accepted = refusal.is_none();
+        *self.verdict.0.lock().unwrap_or_else(PoisonError::into_inner) = refusal;
+        Ok(accepted)
+    }
+}
+
+/// Whether `known_hosts` lists `key` for `host` (as `[host]:port` off port 22): Err says why not.
+fn check_host_key(known_hosts: &str, host: &str, port: u16, key: &PublicKey) -> Result<(), String> {
+    let fingerprint = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
+    let listed = if port == 22 { host.to_string() } else { format!("[{host}]:{port}") };
+    let add = format!(
+        "add the host's key to the Secret's known_hosts (`ssh-keyscan{} {host}`, checked against a fingerprint from \
+         the server's owner)",
+        if port == 22 { String::new() } else { format!(" -p {port}") }
+    );
+    // russh reads known_hosts from a file; the Secret's lines are written to a private one.
+    let written = tempfile::NamedTempFile::new().and_then(|mut file| {
+        file.write_all(known_hosts.as_bytes())?;
+        file.flush()?;
+        Ok(file)
+    });
+    let file = written.map_err(|e| format!("cannot check the host key: cannot write known_hosts: {e}"))?;
+    match russh::keys::known_hosts::check_known_hosts_path(host, port, key, file.path()) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("the server's host key ({fingerprint}) is not in known_hosts for {listed}: {add}")),
+        Err(russh::keys::Error::KeyChanged { .. }) => Err(format!(
+            "known_hosts lists another {} key for {listed} than the server's ({fingerprint}): the host's key changed, or \
+             this is not the host: check with its owner, then {add}",
+            key.algorithm()
+        )),
+        Err(e) => Err(format!("known_hosts cannot be read ({e}): give one `host keytype key` line per key")),
+    }
+}
+
+impl SshStream {
+    fn open(session: Arc<Session>) -> Result<SshStream, (FetchFailure, String)> {
+        let what = session.what();
+        let Credentials::Ssh { identity, known_hosts } = &session.credentials else {
+            return Err((
+                FetchFailure::AuthenticationFailed,
+                format!("{what}: an ssh URL needs a Secret with an identity (private key) and known_hosts"),
+            ));
+        };
+        let key = russh::keys::decode_secret_key(identity.expose_secret(), None).map_err(|_| {
+            (
+                FetchFailure::AuthenticationFailed,
+                format!(
+                    "{what}: the Secret's identity is not an unencrypted ed25519 or ECDSA private key (OpenSSH or PEM; \
+                     RSA keys are not supported): check it, or make a deploy key with `ssh-keygen -t ed25519`"
+                ),
+            )
+        })?;
+        let url = &session.url;
+        let host = url.host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = url.port.unwrap_or(22);
+        let user = url.user.clone().unwrap_or_else(|| "git".to_string());
+        // `ssh://host/~/path` and `host:path` are relative to the login's home, as git has it.
+        let path = url.path.strip_prefix("/~").map_or(url.path.clone(), |rest| format!("~{rest}"));
+        let command = format!("git-upload-pack '{}'", path.replace('\'', r"'\''"));
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("weaver-ssh")
+            .enable_all()
+            .build()
+            .map_err(|e| (FetchFailure::Other, format!("{what}: cannot start the ssh client: {e}")))?;
+        let verdict = Arc::new(Verdict::default());
+        let client = Client { known_hosts: known_hosts.clone(), host: host.clone(), port, verdict: verdict.clone() };
+        let config =
+            Arc::new(russh::client::Config { inactivity_timeout: Some(INACTIVITY_TIMEOUT), ..Default::default() });
+        let connected = runtime.block_on(async {
+            let connect = russh::client::connect(config, (host.as_str(), port), client);
+            let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(handle)) => handle,
+                Ok(Err(e)) => return Err(Failed::Connect(e)),
+                Err(_) => return Err(Failed::Timeout),
+            };
+            let hash = handle.best_supported_rsa_hash().await.map_err(Failed::Session)?.flatten();
+            let auth = handle
+                .authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+                .await
+                .map_err(Failed::Session)?;
+            if !auth.success() {
+                return Err(Failed::Refused);
+            }
+            let channel = handle.channel_open_session().await.map_err(Failed::Session)?;
+            channel.exec(true, command).await.map_err(Failed::Session)?;
+            Ok((handle, channel))
+        });
+        let (handle, channel) = connected.map_err(|failed| {
+            let refused_host = verdict.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+            match (failed, refused_host) {
+                (_, Some(why)) => (FetchFailure::HostKeyMismatch, format!("{what}: {why}")),
+                (Failed::Timeout, None) => (
+                    FetchFailure::Unreachable,
+                    format!("{what}: no answer within {}s: check the URL and that the network lets the controller reach the host", CONNECT_TIMEOUT.as_secs()),
+                ),
+                (Failed::Connect(e), None) => (
+                    FetchFailure::Unreachable,
+                    format!("{what}: cannot connect: {e}: check the URL, that the server is up and that the network lets the controller reach it"),
+                ),
+                (Failed::Refused, None) => (
+                    FetchFailure::AuthenticationFailed,
+                    format!("{what}: the server refused the key for user {user}: check the Secret's identity, and that its public key is a deploy key of the repository"),
+                ),
+                (Failed::Session(e), None) => (FetchFailure::Other, format!("{what}: ssh: {e}")),
+            }
+        })?;
+
+        let (to_server, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (incoming, from_server) = mpsc::unbounded_channel::<Incoming>();
+        let (mut read_half, write_half) = channel.split();
+        runtime.spawn(async move {
+            while let Some(data) = outgoing.recv().await {
+                if write_half.data(&data[..]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        runtime.spawn(async move {
+            // Kept alive while the channel is read; the session ends with this task.
+            let _handle = handle;
+            let mut stderr = Vec::new();
+            let mut status = None;
+            while let Some(message) = read_half.wait().await {
+                match message {
+                    // Data is passed on in the guard; the stream's reader is gone when that fails.
+                    ChannelMsg::Data { data } if incoming.send(Ok(data.to_vec())).is_err() => return,
+                    ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
+                    ChannelMsg::Failure => {
+                        let _ = incoming.send(Err("the server refused to run git-upload-pack".to_string()));
+                        return;
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                    ChannelMsg::Eof | ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+            if status.is_some_and(|s| s != 0) || !stderr.is_empty() {
+                let status = status.map_or_else(String::new, |s| format!(" (exit status {s})"));
+                let _ = incoming.send(Err(format!("git-upload-pack ended{status}: {stderr}")));
+            }
+        });
+        Ok(SshStream { session, runtime: Some(runtime), to_server, from_server, pending: Vec::new(), offset: 0 })
+    }
+}
+
+enum Failed {
+    Connect(russh::Error),
+    Timeout,
+    Refused,
+    Session(russh::Error),
+}
+
+impl Read for SshStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.offset == self.pending.len() {
+            match self.from_server.blocking_recv() {
+                Some(Ok(data)) => {
+                    self.session.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    (self.pending, self.offset) = (data, 0);
+                }
+                Some(Err(why)) => {
+                    let what = self.session.what();
+                    return Err(self.session.fail(
+                        FetchFailure::Other,
+                        format!("{what}: {why}: check the repository path in the URL and the key's access to it"),
+                    ));
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.offset);
+        buf[..n].copy_from_slice(&self.pending[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
+    }
+}
+
+impl Write for SshStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.to_server
+            .send(buf.to_vec())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the ssh channel is closed"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SshStream {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    const OTHER: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIBvdPXwXWJLI2l7mRmbRFdGvcoiqNiZu2CO9hNk0ehgl";
+
+    fn key(base64: &str) -> PublicKey {
+        russh::keys::parse_public_key_base64(base64).unwrap()
+    }
+
+    #[test]
+    fn host_keys_are_checked_against_known_hosts_never_trusted_on_first_use() {
+        let known = format!("# comment\n[git.example.com]:2222 ssh-ed25519 {KEY}\ngithub.com ssh-ed25519 {KEY}\n");
+        assert!(check_host_key(&known, "git.example.com", 2222, &key(KEY)).is_ok());
+        assert!(check_host_key(&known, "github.com", 22, &key(KEY)).is_ok());
+        let unlisted = check_host_key(&known, "git.example.com", 22, &key(KEY)).unwrap_err();
+        assert!(unlisted.contains("not in known_hosts for git.example.com"), "{unlisted}");
+        let changed = check_host_key(&known, "github.com", 22, &key(OTHER)).unwrap_err();
+        assert!(changed.contains("lists another"), "{changed}");
+        assert!(check_host_key("", "github.com", 22, &key(KEY)).is_err());
+    }
+}

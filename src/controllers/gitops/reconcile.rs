@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use super::api::{EnvironmentStatus, EnvironmentSync};
 use super::plan::{self, Settings as Spec, Work};
 use super::status::{Done, Outcome, drift_summary};
+use super::telemetry::Metrics;
 use crate::action::apply::{ApplyActionOptions, Settings as ApplySettings};
 use crate::action::drift::{CorrectOptions, DriftOptions};
 use crate::action::fleet::{EnvironmentSelection, select_environments};
@@ -46,6 +47,8 @@ pub struct Shared {
     pub default_account: Option<String>,
     /// Whether `dependsOn` may name another namespace's EnvironmentSync.
     pub cross_namespace_refs: bool,
+    /// Where fetches and reconciles are counted, for `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
@@ -72,6 +75,7 @@ pub async fn reconcile(
         Ok(Err(err)) => return failed(err.failure.reason(), err.message, None),
         Err(join) => return failed("GitFetchFailed", format!("the fetch stopped: {join}"), None),
     };
+    shared.metrics.fetched(&fetched);
     let commit = fetched.commit.clone();
     let dependencies: Vec<(String, String)> = sync
         .spec
@@ -313,7 +317,7 @@ fn failure_of(report: &crate::apply::Report) -> Option<String> {
 }
 
 /// A Secret of `namespace`, read with the controller's identity; `what` names its use.
-async fn secret(
+pub(super) async fn secret(
     client: &kube::Client,
     namespace: &str,
     name: &str,
@@ -334,7 +338,7 @@ async fn secret(
 }
 
 /// The value of `key` in `secret`, as text.
-fn value(secret: &Secret, key: &str) -> Option<String> {
+pub(super) fn value(secret: &Secret, key: &str) -> Option<String> {
     let data = secret.data.as_ref()?.get(key)?;
     String::from_utf8(data.0.clone()).ok()
 }

@@ -18,6 +18,7 @@ mod examples;
 mod fleet;
 mod git;
 mod git_source;
+mod gitops_webhook;
 mod health;
 mod helm;
 mod hooks;

@@ -12,14 +12,15 @@ use serde_json::{Value, json};
 
 const CHART: &str = "charts/configmapsync-operator";
 const CRD_FILE: &str = "charts/configmapsync-operator/crds/configmapsyncs.weaver.example.com.yaml";
+const ENVIRONMENTSYNC_CRD_FILE: &str = "charts/configmapsync-operator/crds/environmentsyncs.weaver.example.com.yaml";
 
 #[test]
 fn the_chart_ships_the_crd_generated_from_the_types() {
-    let generated = weaver_in(&project_root(), &["operator", "crd"], &[]);
+    let generated = weaver_in(&project_root(), &["operator", "crd", "configmapsync"], &[]);
     let checked_in = std::fs::read_to_string(project_root().join(CRD_FILE)).expect("the chart's CRD file");
     assert!(
         generated.success() == checked_in,
-        "{CRD_FILE} differs from `weaver operator crd`; regenerate it with\n  cargo run -- operator crd > {CRD_FILE}"
+        "{CRD_FILE} differs from `weaver operator crd`; regenerate it with\n  cargo run -- operator crd configmapsync > {CRD_FILE}"
     );
     let crd: Value = serde_saphyr::from_str(&checked_in).unwrap();
     assert_eq!(crd["metadata"]["name"], "configmapsyncs.weaver.example.com");
@@ -43,6 +44,27 @@ fn the_chart_ships_the_crd_generated_from_the_types() {
     assert_eq!(spec["properties"]["serviceAccountName"]["pattern"], dns_label);
     assert_eq!(spec["properties"]["targetNamespaces"]["items"]["pattern"], dns_label);
     assert_eq!(spec["properties"]["targetNamespaces"]["items"]["maxLength"], 63);
+}
+
+#[test]
+fn the_chart_ships_the_environmentsync_crd_generated_from_the_types() {
+    let generated = weaver_in(&project_root(), &["operator", "crd", "environmentsync"], &[]);
+    let checked_in =
+        std::fs::read_to_string(project_root().join(ENVIRONMENTSYNC_CRD_FILE)).expect("the chart's CRD file");
+    assert!(
+        generated.success() == checked_in,
+        "{ENVIRONMENTSYNC_CRD_FILE} differs from `weaver operator crd environmentsync`; regenerate it with\n  \
+         cargo run -- operator crd environmentsync > {ENVIRONMENTSYNC_CRD_FILE}"
+    );
+    let crd: Value = serde_saphyr::from_str(&checked_in).unwrap();
+    assert_eq!(crd["metadata"]["name"], "environmentsyncs.weaver.example.com");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert!(version["subresources"]["status"].is_object(), "status subresource");
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(spec["properties"]["webhook"]["required"], json!(["secretRef"]));
+    assert_eq!(spec["properties"]["webhook"]["properties"]["secretRef"]["required"], json!(["name"]));
 }
 
 /// The chart in an environment of its own, rendered by weaver.

@@ -236,6 +236,10 @@ pub struct OperatorRunArgs {
     /// Where to serve /healthz, /readyz and /metrics
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
+    /// Where to receive git hosts' webhooks, POST /hook/NAMESPACE/NAME, each asking for a
+    /// reconcile of that EnvironmentSync now [default: not served]
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_addr: Option<std::net::SocketAddr>,
     /// How many ConfigMapSyncs to reconcile at once
     #[arg(long, value_name = "N", default_value_t = crate::controllers::configmapsync::controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1000))]

@@ -15,6 +15,7 @@ pub(crate) mod drift;
 pub mod error;
 pub mod git;
 pub(crate) mod helm;
+pub(crate) mod hmac;
 pub mod hook;
 pub(crate) mod http;
 pub(crate) mod import;

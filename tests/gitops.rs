@@ -46,6 +46,7 @@ impl Controller {
             cache: std::sync::Arc::new(weaver::source::GitCache::new(cache.path().to_path_buf(), limits).unwrap()),
             default_account: default_account.map(String::from),
             cross_namespace_refs: false,
+            metrics: Default::default(),
         };
         let settings = weaver::controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
@@ -74,7 +75,10 @@ impl Drop for Controller {
 struct Source {
     root: tempfile::TempDir,
     repo: git2::Repository,
-    server: GitHttpServer,
+    /// None while the server is down.
+    server: Option<GitHttpServer>,
+    /// `http://127.0.0.1:PORT`, which stays when the server goes down and comes back.
+    base: String,
 }
 
 impl Source {
@@ -85,7 +89,8 @@ impl Source {
         let repo = common::git::init(&root.path().join("shop"));
         repo.set_head("refs/heads/main").unwrap();
         let server = GitHttpServer::start(root.path(), Options::default());
-        let source = Source { root, repo, server };
+        let base = server.base.clone();
+        let source = Source { root, repo, server: Some(server), base };
         source.write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n");
         source.write("charts/app/values.yaml", "greeting: hello\n");
         source.write(
@@ -104,7 +109,7 @@ impl Source {
     }
 
     fn url(&self) -> String {
-        format!("{}/shop", self.server.base)
+        format!("{}/shop", self.base)
     }
 
     fn write(&self, path: &str, content: &str) {
@@ -695,10 +700,12 @@ fn no_credential_reaches_a_status_or_an_event() {
     let namespace = tenant(&cluster);
     let mut source = Source::new(&namespace);
     source.commit("first");
-    source.server = GitHttpServer::start(
+    let server = GitHttpServer::start(
         source.root.path(),
         Options { basic: Some(("deploy".into(), PASSWORD.into())), ..Options::default() },
     );
+    source.base = server.base.clone();
+    source.server = Some(server);
     let _controller = Controller::start(&cluster, None);
     let credentials = |name: &str, password: &str| {
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
@@ -734,4 +741,48 @@ fn no_credential_reaches_a_status_or_an_event() {
     }
     assert!(seen.contains("GitAuthenticationFailed"), "the statuses and events were read: {seen}");
     assert!(!seen.contains(PASSWORD), "a password reached a status or an event: {seen}");
+}
+
+#[test]
+fn the_git_server_down_keeps_the_last_applied_revision_and_its_return_is_picked_up() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let mut source = Source::new(&namespace);
+    let first = source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+               "serviceAccountName": "deployer", "interval": "2s", "retryInterval": "1s"}),
+    );
+    cluster.create(&sync);
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
+    // The server goes away, and a commit is made meanwhile.
+    let port: u16 = source.base.rsplit(':').next().unwrap().parse().unwrap();
+    source.server = None;
+    source.write("charts/app/values.yaml", "greeting: hi\n");
+    let second = source.commit("second");
+    let live = until_ready_with(&cluster, &sync, "GitUnreachable", "the server down");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    assert!(ready(&live).unwrap().2.contains(&format!("127.0.0.1:{port}")), "{}", live["status"]);
+    let reconciling =
+        live["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Reconciling").cloned();
+    assert_eq!(reconciling.map(|c| c["status"].clone()), Some(json!("True")), "retrying");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+    // Back on its port: picked up without a restart of the controller.
+    source.server = Some(GitHttpServer::start(source.root.path(), Options { port, ..Options::default() }));
+    let live = eventually("the return of the server", || {
+        let live = get(&cluster, &sync);
+        match live["status"]["lastAppliedRevision"] == second.as_str() {
+            true => Ok(live),
+            false => Err(format!("status {}", live["status"])),
+        }
+    });
+    assert_eq!(ready(&live).unwrap().1, "ReconciliationSucceeded");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
 }

@@ -19,6 +19,7 @@ mod fleet;
 mod git;
 mod git_source;
 mod gitops;
+mod gitops_webhook;
 mod health;
 mod helm;
 mod hooks;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 const CHART: &str = "charts/configmapsync-operator";
 const CRD_FILE: &str = "charts/configmapsync-operator/crds/configmapsyncs.weaver.example.com.yaml";
+const ENVIRONMENTSYNC_CRD_FILE: &str = "charts/configmapsync-operator/crds/environmentsyncs.weaver.example.com.yaml";
 
 #[test]
 fn the_chart_ships_the_crd_generated_from_the_types() {
@@ -43,6 +44,27 @@ fn the_chart_ships_the_crd_generated_from_the_types() {
     assert_eq!(spec["properties"]["serviceAccountName"]["pattern"], dns_label);
     assert_eq!(spec["properties"]["targetNamespaces"]["items"]["pattern"], dns_label);
     assert_eq!(spec["properties"]["targetNamespaces"]["items"]["maxLength"], 63);
+}
+
+#[test]
+fn the_chart_ships_the_environmentsync_crd_generated_from_the_types() {
+    let generated = weaver_in(&project_root(), &["operator", "crd", "environmentsync"], &[]);
+    let checked_in =
+        std::fs::read_to_string(project_root().join(ENVIRONMENTSYNC_CRD_FILE)).expect("the chart's CRD file");
+    assert!(
+        generated.success() == checked_in,
+        "{ENVIRONMENTSYNC_CRD_FILE} differs from `weaver operator crd environmentsync`; regenerate it with\n  \
+         cargo run -- operator crd environmentsync > {ENVIRONMENTSYNC_CRD_FILE}"
+    );
+    let crd: Value = serde_saphyr::from_str(&checked_in).unwrap();
+    assert_eq!(crd["metadata"]["name"], "environmentsyncs.weaver.example.com");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert!(version["subresources"]["status"].is_object(), "status subresource");
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(spec["properties"]["webhook"]["required"], json!(["secretRef"]));
+    assert_eq!(spec["properties"]["webhook"]["properties"]["secretRef"]["required"], json!(["name"]));
 }
 
 /// The chart in an environment of its own, rendered by weaver.
@@ -145,7 +167,7 @@ fn the_operator_may_read_configmaps_but_never_write_them() {
     }
     // The GitOps controller reads EnvironmentSyncs and the Secrets they name (credentials, keys),
     // and writes only their status: every apply is made with the tenant's token.
-    assert_eq!(verbs_on(rules, "weaver.example.com", "environmentsyncs"), ["get", "list", "watch"]);
+    assert_eq!(verbs_on(rules, "weaver.example.com", "environmentsyncs"), ["get", "list", "watch", "patch"]);
     assert_eq!(verbs_on(rules, "weaver.example.com", "environmentsyncs/status"), ["get", "patch", "update"]);
     assert_eq!(verbs_on(rules, "", "secrets"), ["get"], "Secrets are read one by one, never listed or written");
     // Nothing else: no impersonation, no wildcard.
@@ -227,8 +249,11 @@ fn the_demo_renders_a_disruption_budget_a_spread_and_a_network_policy_that_selec
     assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");
     assert_eq!(&policy["spec"]["podSelector"]["matchLabels"], labels);
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
-    // In: the metrics port only, from anywhere.
-    assert_eq!(policy["spec"]["ingress"], json!([{"ports": [{"port": metrics_port(&objects), "protocol": "TCP"}]}]));
+    // In: the metrics port and the webhook receiver's, from anywhere.
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([{"ports": [{"port": metrics_port(&objects), "protocol": "TCP"}]}, {"ports": [{"port": 9292, "protocol": "TCP"}]}])
+    );
     // Out: the API server's ports to any address, and DNS in kube-system.
     assert_eq!(
         policy["spec"]["egress"],
@@ -247,14 +272,16 @@ fn the_demo_renders_a_disruption_budget_a_spread_and_a_network_policy_that_selec
 fn the_network_policy_follows_the_metrics_port_and_narrows_to_the_peers_and_addresses_given() {
     let objects = render_chart_with(
         "{metricsPort: 9090, networkPolicy: {metricsFrom: [{namespaceSelector: {matchLabels: {team: monitoring}}}], \
-         apiServer: {ports: [6443], cidrs: [10.0.0.10/32, 10.0.0.11/32]}}}",
+         apiServer: {ports: [6443], cidrs: [10.0.0.10/32, 10.0.0.11/32]}}, \
+         gitops: {webhook: {from: [{ipBlock: {cidr: 192.0.2.0/24}}]}}}",
     );
     assert_eq!(metrics_port(&objects), 9090);
     let policy = &the(&objects, "NetworkPolicy")["spec"];
     assert_eq!(
         policy["ingress"],
         json!([{"ports": [{"port": 9090, "protocol": "TCP"}],
-            "from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}]}])
+            "from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}]},
+            {"ports": [{"port": 9292, "protocol": "TCP"}], "from": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}])
     );
     assert_eq!(
         policy["egress"][0],

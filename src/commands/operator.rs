@@ -84,6 +84,12 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
     };
     let lease_name =
         args.shard.as_ref().map_or_else(|| LEASE_NAME.to_string(), |shard| format!("{LEASE_NAME}-{shard}"));
+    if args.webhook_addr.is_some() && !args.controllers.contains(&ControllerKind::Environmentsync) {
+        return Err(crate::Error::new(
+            "--webhook-addr receives EnvironmentSyncs' webhooks, and their controller is not run",
+        )
+        .with_help("add environmentsync to --controllers, or leave --webhook-addr out"));
+    }
     let connect = super::connect_options(&args.cluster);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;
@@ -105,17 +111,18 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         };
         let gitops = match args.controllers.contains(&ControllerKind::Environmentsync) {
             false => None,
-            true => Some(gitops_shared(args, &client, &config, &cluster.info, &rate)?),
+            true => Some(gitops_shared(args, &client, &config, &cluster.info, &rate, &telemetry)?),
         };
-        let listener = tokio::net::TcpListener::bind(args.metrics_addr).await.map_err(|err| {
-            crate::Error::new(format!(
-                "--metrics-addr {}: cannot listen there: {}",
-                args.metrics_addr,
-                crate::error::io_reason(&err)
-            ))
-        })?;
+        let listener = listen("--metrics-addr", args.metrics_addr).await?;
         tracing::info!(address = %args.metrics_addr, "serving /healthz, /readyz and /metrics");
         tokio::spawn(crate::controllers::configmapsync::endpoints::serve(listener, telemetry.clone(), std::future::pending()));
+        if let Some(address) = args.webhook_addr {
+            let listener = listen("--webhook-addr", address).await?;
+            tracing::info!(%address, "receiving webhooks on POST /hook/NAMESPACE/NAME");
+            // Every replica receives: an annotation is all it writes, the leader acts on it.
+            let metrics = telemetry.environmentsync.clone();
+            tokio::spawn(crate::controllers::gitops::webhook::serve(listener, client.clone(), metrics, std::future::pending()));
+        }
         let election = match args.leader_elect {
             false => None,
             true => {
@@ -168,6 +175,7 @@ fn gitops_shared(
     config: &kube::Config,
     info: &crate::cluster::ClusterInfo,
     rate: &crate::cluster::RequestRate,
+    telemetry: &crate::controllers::configmapsync::telemetry::Telemetry,
 ) -> crate::Result<crate::controllers::gitops::reconcile::Shared> {
     let dir = args.git_cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("weaver-git"));
     let limits = crate::source::CacheLimits {
@@ -182,6 +190,14 @@ fn gitops_shared(
         cache: std::sync::Arc::new(cache),
         default_account: args.default_service_account.clone(),
         cross_namespace_refs: args.allow_cross_namespace_refs,
+        metrics: telemetry.environmentsync.clone(),
+    })
+}
+
+/// A listener on `address`, which `flag` gave.
+async fn listen(flag: &str, address: std::net::SocketAddr) -> crate::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address).await.map_err(|err| {
+        crate::Error::new(format!("{flag} {address}: cannot listen there: {}", crate::error::io_reason(&err)))
     })
 }
 

@@ -29,6 +29,9 @@ pub struct Options {
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
     /// How long each answer waits.
     pub delay: Duration,
+    /// The port to listen on; 0 for any free one. A server started again on its port is the
+    /// same server coming back.
+    pub port: u16,
 }
 
 pub struct GitHttpServer {
@@ -42,7 +45,7 @@ impl GitHttpServer {
     /// Serves the repositories under `root` (`<base>/<dir>` is `root/<dir>`).
     pub fn start(root: &Path, options: Options) -> GitHttpServer {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", options.port))).unwrap();
         let port = listener.local_addr().unwrap().port();
         let scheme = if options.tls.is_some() { "https" } else { "http" };
         let acceptor = options.tls.as_ref().map(|(chain, key)| {

@@ -20,16 +20,28 @@ pub async fn serve(
     telemetry: Arc<Telemetry>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    serve_with(listener, move |request| answer(telemetry.clone(), request), shutdown).await
+}
+
+/// Serves plain HTTP/1 on `listener`, each request answered by `answer`, until `shutdown`
+/// completes (the EnvironmentSync webhook receiver's port too).
+pub async fn serve_with<A, F>(
+    listener: tokio::net::TcpListener,
+    answer: A,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    A: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let telemetry = telemetry.clone();
+                let answer = answer.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(telemetry.clone(), request));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(answer)).await;
                 });
             }
         }

@@ -1,7 +1,8 @@
 //! What the operator tells its surroundings over HTTP: `/healthz` (the process answers),
 //! `/readyz` (ready once the ConfigMapSync cache has synced; a follower waiting for the leader
 //! Lease is ready too, as a healthy standby) and `/metrics` in Prometheus' text format:
-//! reconciles, failed reconciles, reconcile duration, and targets by state.
+//! reconciles, failed reconciles, reconcile duration, and targets by state; and, in the same
+//! registry, the EnvironmentSync controller's (`gitops::telemetry`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -16,6 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::api::ConfigMapSyncStatus;
+use crate::controllers::gitops::telemetry::Metrics as EnvironmentSyncMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TargetState {
@@ -33,11 +35,16 @@ pub struct Telemetry {
     /// Target states per ConfigMapSync (`namespace/name`), summed into `targets`.
     states: Mutex<HashMap<String, BTreeMap<String, i64>>>,
     ready: AtomicBool,
+    /// The EnvironmentSync controller's and webhook receiver's, for them to count into.
+    pub environmentsync: EnvironmentSyncMetrics,
 }
 
 impl Default for Telemetry {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("configmapsync");
+        let mut root = Registry::default();
+        let environmentsync = EnvironmentSyncMetrics::default();
+        environmentsync.register(root.sub_registry_with_prefix("environmentsync"));
+        let registry = root.sub_registry_with_prefix("configmapsync");
         let reconciles = Counter::default();
         let failures = Counter::default();
         // 5 ms to about 10 s.
@@ -48,13 +55,14 @@ impl Default for Telemetry {
         registry.register("reconcile_duration_seconds", "How long a reconcile took", duration.clone());
         registry.register("targets", "Target namespaces by state, over every ConfigMapSync", targets.clone());
         Telemetry {
-            registry,
+            registry: root,
             reconciles,
             failures,
             duration,
             targets,
             states: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
+            environmentsync,
         }
     }
 }

@@ -90,6 +90,11 @@ pub struct EnvironmentSyncSpec {
     /// Apply to another cluster, from a kubeconfig in a Secret of this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_config: Option<KubeConfigRef>,
+    /// Let a git host ask for a reconcile at once: a push to `POST /hook/<namespace>/<name>`
+    /// on the controller's `--webhook-addr`, signed with the Secret's token (the book's GitOps
+    /// webhooks guide). Without it, that path answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
 }
 
 /// A git repository and a revision of it.
@@ -168,6 +173,14 @@ pub enum Approval {
 pub struct KubeConfigRef {
     /// A Secret of this namespace holding a kubeconfig under `value` (or `value.yaml`), as
     /// Flux's `kubeConfig.secretRef`.
+    pub secret_ref: LocalObjectReference,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// A Secret of this namespace whose `token` is the webhook's secret: the key of GitHub's
+    /// `X-Hub-Signature-256`, or GitLab's `X-Gitlab-Token` itself.
     pub secret_ref: LocalObjectReference,
 }
 

@@ -112,6 +112,7 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     let request = plan::requested(&sync);
     let now = Time(jiff::Timestamp::now());
     let status = status::after(&sync, &outcome, request, &now, seconds_since(started));
+    cx.shared.metrics.reconciled(&outcome, started.elapsed());
     let previous = sync.status.clone().unwrap_or_default();
     if status != previous {
         write_status(&sync, &cx, &previous, &status).await?;

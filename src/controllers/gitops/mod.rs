@@ -1,13 +1,16 @@
 //! The EnvironmentSync controller: pulls environments from git (`crate::source`) and keeps them
 //! applied with the actions `weaver apply` and `weaver drift` run, as the EnvironmentSync's
 //! ServiceAccount. `api` holds the CustomResource types, `plan` the decisions, `status` the
-//! status they give, `reconcile` and `controller` the work against the cluster.
+//! status they give, `reconcile` and `controller` the work against the cluster; `webhook`
+//! receives git hosts' pushes, `telemetry` counts for `/metrics`.
 
 pub mod api;
 pub mod controller;
 pub mod plan;
 pub mod reconcile;
 pub mod status;
+pub mod telemetry;
+pub mod webhook;
 
 pub use api::{EnvironmentSync, EnvironmentSyncSpec, EnvironmentSyncStatus};
 

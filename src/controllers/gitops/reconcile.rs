@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::api::{Approval, EnvironmentStatus, EnvironmentSync, PendingPlan, ReleaseChanges};
 use super::plan::{self, Settings as Spec, Work};
 use super::status::{Done, Outcome, drift_summary};
+use super::telemetry::Metrics;
 use crate::action::apply::{ApplyActionOptions, Settings as ApplySettings};
 use crate::action::drift::{CorrectOptions, DriftOptions};
 use crate::action::fleet::{EnvironmentSelection, select_environments};
@@ -50,6 +51,8 @@ pub struct Shared {
     pub default_account: Option<String>,
     /// Whether `dependsOn` may name another namespace's EnvironmentSync.
     pub cross_namespace_refs: bool,
+    /// Where fetches and reconciles are counted, for `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
@@ -76,6 +79,7 @@ pub async fn reconcile(
         Ok(Err(err)) => return failed(err.failure.reason(), err.message, None),
         Err(join) => return failed("GitFetchFailed", format!("the fetch stopped: {join}"), None),
     };
+    shared.metrics.fetched(&fetched);
     let commit = fetched.commit.clone();
     let dependencies: Vec<(String, String)> = sync
         .spec
@@ -399,15 +403,13 @@ impl Run<'_> {
 /// `desired` with each value of a Secret's `data` and `stringData` replaced by its HMAC under
 /// `key`: what a plan digest covers of a Secret.
 fn keyed_secret_values(desired: &serde_json::Value, key: &[u8]) -> serde_json::Value {
-    use hmac::Mac;
     let mut object = desired.clone();
     if crate::diff::is_secret(&object) {
+        let mac = crate::hmac::HmacSha256::new(key);
         for field in ["data", "stringData"] {
             if let Some(values) = object.get_mut(field).and_then(serde_json::Value::as_object_mut) {
                 for value in values.values_mut() {
-                    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-                    mac.update(value.to_string().as_bytes());
-                    *value = serde_json::Value::String(hex::encode(mac.finalize().into_bytes()));
+                    *value = serde_json::Value::String(hex::encode(mac.mac(value.to_string().as_bytes())));
                 }
             }
         }
@@ -437,7 +439,7 @@ fn failure_of(report: &crate::apply::Report) -> Option<String> {
 }
 
 /// A Secret of `namespace`, read with the controller's identity; `what` names its use.
-async fn secret(
+pub(super) async fn secret(
     client: &kube::Client,
     namespace: &str,
     name: &str,
@@ -458,7 +460,7 @@ async fn secret(
 }
 
 /// The value of `key` in `secret`, as text.
-fn value(secret: &Secret, key: &str) -> Option<String> {
+pub(super) fn value(secret: &Secret, key: &str) -> Option<String> {
     let data = secret.data.as_ref()?.get(key)?;
     String::from_utf8(data.0.clone()).ok()
 }

@@ -38,7 +38,7 @@ pub struct Done {
 
 impl Outcome {
     /// The Ready condition's reason and message, and whether it is True.
-    fn ready(&self) -> (bool, &str, String) {
+    pub fn ready(&self) -> (bool, &str, String) {
         match self {
             Outcome::Suspended => (false, "Suspended", String::new()),
             Outcome::Invalid { reason, message } | Outcome::Failed { reason, message, .. } => {

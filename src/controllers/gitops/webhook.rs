@@ -1,0 +1,247 @@
+//! The webhook receiver (`weaver operator run --webhook-addr`): a git host's push to `POST
+//! /hook/<namespace>/<name>` asks for a reconcile of that EnvironmentSync at once. Proven with
+//! the token of its `spec.webhook.secretRef`, by GitHub's `X-Hub-Signature-256` or GitLab's
+//! `X-Gitlab-Token`, the request sets the `RECONCILE_REQUESTED_AT` annotation to the time, as
+//! Flux's Receiver annotates its targets; the controller's watch does the rest. Each request is
+//! counted by outcome and logged in one line; the token and the body never are.
+
+use std::convert::Infallible;
+
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use kube::api::{Api, Patch, PatchParams};
+use sha2::{Digest, Sha256};
+
+use super::api::EnvironmentSync;
+use super::plan::RECONCILE_REQUESTED_AT;
+use super::reconcile::{secret, value};
+use super::telemetry::Metrics;
+use crate::controllers::configmapsync::controller::api_message;
+use crate::controllers::configmapsync::endpoints::serve_with;
+use crate::hmac::{HmacSha256, constant_time_eq};
+
+/// The largest body read: a push event is tens of kilobytes.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// How a request was answered, as counted and logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// A reconcile was requested.
+    Accepted,
+    /// GitHub's `ping` on creating the webhook: verified, nothing requested.
+    Ping,
+    Unauthorized,
+    /// No such EnvironmentSync, or one without `spec.webhook`: the same answer, so names
+    /// cannot be probed.
+    NotFound,
+    MethodNotAllowed,
+    TooLarge,
+    /// The receiver could not do its part; the log says why.
+    Failed,
+}
+
+impl Answer {
+    fn outcome(self) -> &'static str {
+        match self {
+            Answer::Accepted => "accepted",
+            Answer::Ping => "ping",
+            Answer::Unauthorized => "unauthorized",
+            Answer::NotFound => "not_found",
+            Answer::MethodNotAllowed => "method_not_allowed",
+            Answer::TooLarge => "too_large",
+            Answer::Failed => "failed",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Answer::Accepted => StatusCode::ACCEPTED,
+            Answer::Ping => StatusCode::OK,
+            Answer::Unauthorized => StatusCode::UNAUTHORIZED,
+            Answer::NotFound => StatusCode::NOT_FOUND,
+            Answer::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Answer::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Answer::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Answer::Accepted => "accepted: a reconcile is requested\n",
+            Answer::Ping => "pong: pushes will request a reconcile\n",
+            Answer::Unauthorized => {
+                "X-Hub-Signature-256 (GitHub) or X-Gitlab-Token (GitLab) does not match the token of the \
+                 EnvironmentSync's spec.webhook.secretRef\n"
+            }
+            Answer::NotFound => "no EnvironmentSync with a webhook here: POST /hook/<namespace>/<name>\n",
+            Answer::MethodNotAllowed => "only POST is served\n",
+            Answer::TooLarge => "the body is over 1 MiB\n",
+            Answer::Failed => "the receiver failed; the operator's log says why\n",
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, reading and annotating EnvironmentSyncs with `client`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    client: kube::Client,
+    metrics: Metrics,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    serve_with(listener, move |request| answer(client.clone(), metrics.clone(), request), shutdown).await
+}
+
+async fn answer(
+    client: kube::Client,
+    metrics: Metrics,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_string();
+    let (answer, why) = receive(&client, request).await;
+    let outcome = answer.outcome();
+    metrics.webhook_request(outcome);
+    match why {
+        Some(why) => tracing::warn!(%path, outcome, "webhook request: {why}"),
+        None => tracing::info!(%path, outcome, "webhook request"),
+    }
+    let mut response = Response::builder().status(answer.status()).header(CONTENT_TYPE, "text/plain; charset=utf-8");
+    if answer == Answer::MethodNotAllowed {
+        response = response.header(ALLOW, "POST");
+    }
+    // A status and static headers always make a valid response.
+    Ok(response.body(Full::new(answer.body().into())).expect("a valid response"))
+}
+
+/// The answer to `request`, and for a failure what the operator should know.
+async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, Option<String>) {
+    let Some((namespace, name)) = target(request.uri().path()) else { return (Answer::NotFound, None) };
+    let (namespace, name) = (namespace.to_string(), name.to_string());
+    if request.method() != Method::POST {
+        return (Answer::MethodNotAllowed, None);
+    }
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|n| n.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return (Answer::TooLarge, None);
+    }
+    let syncs: Api<EnvironmentSync> = Api::namespaced(client.clone(), &namespace);
+    let sync = match syncs.get_opt(&name).await {
+        Ok(Some(sync)) => sync,
+        Ok(None) => return (Answer::NotFound, None),
+        Err(err) => {
+            return (
+                Answer::Failed,
+                Some(format!("cannot read EnvironmentSync {namespace}/{name}: {}", api_message(&err))),
+            );
+        }
+    };
+    let Some(webhook) = &sync.spec.webhook else { return (Answer::NotFound, None) };
+    let secret_name = &webhook.secret_ref.name;
+    let token = match secret(client, &namespace, secret_name, "spec.webhook.secretRef").await {
+        Ok(secret) => value(&secret, "token").filter(|token| !token.is_empty()),
+        Err((_, message)) => return (Answer::Failed, Some(message)),
+    };
+    let Some(token) = token else {
+        let why = format!(
+            "Secret {namespace}/{secret_name} (spec.webhook.secretRef) has no `token`; add the webhook's secret under `token`"
+        );
+        return (Answer::Failed, Some(why));
+    };
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) if err.is::<LengthLimitError>() => return (Answer::TooLarge, None),
+        Err(err) => return (Answer::Failed, Some(format!("cannot read the request's body: {err}"))),
+    };
+    if !verified(&parts.headers, &body, &token) {
+        return (Answer::Unauthorized, None);
+    }
+    if parts.headers.get("x-github-event").is_some_and(|event| event == "ping") {
+        return (Answer::Ping, None);
+    }
+    let now = jiff::Timestamp::now().to_string();
+    let patch = serde_json::json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: now}}});
+    match syncs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => (Answer::Accepted, None),
+        Err(kube::Error::Api(status)) if status.code == 404 => (Answer::NotFound, None),
+        Err(err) => (
+            Answer::Failed,
+            Some(format!(
+                "cannot annotate EnvironmentSync {namespace}/{name}: {}; the controller needs patch on environmentsyncs",
+                api_message(&err)
+            )),
+        ),
+    }
+}
+
+/// The namespace and name of `/hook/<namespace>/<name>`; anything else, or what no object can
+/// be named, is none.
+fn target(path: &str) -> Option<(&str, &str)> {
+    let (namespace, name) = path.strip_prefix("/hook/")?.split_once('/')?;
+    let label = |s: &str| {
+        (1..=63).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let subdomain = |s: &str| (1..=253).contains(&s.len()) && s.split('.').all(label);
+    (label(namespace) && subdomain(name)).then_some((namespace, name))
+}
+
+/// Whether `headers` prove the sender knows `token`: GitHub's HMAC-SHA256 of `body` keyed with
+/// it, or GitLab's copy of it. Only the first present is looked at.
+fn verified(headers: &HeaderMap, body: &[u8], token: &str) -> bool {
+    if let Some(signature) = headers.get("x-hub-signature-256") {
+        let given =
+            signature.to_str().ok().and_then(|s| s.strip_prefix("sha256=")).and_then(|hex| hex::decode(hex).ok());
+        return given.is_some_and(|given| constant_time_eq(&given, &HmacSha256::new(token.as_bytes()).mac(body)));
+    }
+    if let Some(given) = headers.get("x-gitlab-token") {
+        // Compared as digests, so the time taken tells nothing of the token's length either.
+        return constant_time_eq(&Sha256::digest(given.as_bytes()), &Sha256::digest(token.as_bytes()));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| (hyper::header::HeaderName::from_static(name), value.parse().unwrap()))
+            .collect()
+    }
+
+    /// GitHub's own example ("Validating webhook deliveries"), which
+    /// `printf '%s' 'Hello, World!' | openssl dgst -sha256 -hmac "It's a Secret to Everybody"` agrees with.
+    #[test]
+    fn a_github_signature_verifies_as_github_documents_it() {
+        let (token, body) = ("It's a Secret to Everybody", b"Hello, World!");
+        let signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(verified(&headers(&[("x-hub-signature-256", signature)]), body, token));
+        assert!(!verified(&headers(&[("x-hub-signature-256", signature)]), b"Hello, World?", token));
+        assert!(!verified(&headers(&[("x-hub-signature-256", signature)]), body, "another token"));
+        let unprefixed = signature.trim_start_matches("sha256=");
+        assert!(!verified(&headers(&[("x-hub-signature-256", unprefixed)]), body, token));
+        assert!(!verified(&headers(&[("x-hub-signature-256", "sha256=zz")]), body, token));
+        // A wrong signature is not rescued by a right GitLab token.
+        let both = headers(&[("x-hub-signature-256", "sha256=00"), ("x-gitlab-token", token)]);
+        assert!(!verified(&both, body, token));
+    }
+
+    #[test]
+    fn a_gitlab_token_must_equal_the_secrets() {
+        assert!(verified(&headers(&[("x-gitlab-token", "s3cret")]), b"{}", "s3cret"));
+        assert!(!verified(&headers(&[("x-gitlab-token", "s3cre")]), b"{}", "s3cret"));
+        assert!(!verified(&headers(&[]), b"{}", "s3cret"));
+    }
+
+    #[test]
+    fn only_hook_paths_naming_a_possible_object_are_targets() {
+        assert_eq!(target("/hook/apps/shop"), Some(("apps", "shop")));
+        assert_eq!(target("/hook/apps/shop.v2"), Some(("apps", "shop.v2")));
+        for path in ["/hook/apps", "/hook/apps/", "/hook/apps/shop/x", "/hook/Apps/shop", "/hooks/apps/shop", "/"] {
+            assert_eq!(target(path), None, "{path}");
+        }
+    }
+}

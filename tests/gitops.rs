@@ -154,6 +154,20 @@ fn tenant(cluster: &TestCluster) -> String {
     namespace
 }
 
+/// The spec of an EnvironmentSync of `source`'s branch main applying environment `dev` as
+/// ServiceAccount `deployer`, with `extra`'s fields over it (a null leaves one out).
+fn spec(source: &Source, extra: Value) -> Value {
+    let mut spec = json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
+                          "serviceAccountName": "deployer"});
+    for (key, value) in extra.as_object().expect("an object of fields") {
+        match value {
+            Value::Null => spec.as_object_mut().unwrap().remove(key),
+            _ => spec.as_object_mut().unwrap().insert(key.clone(), value.clone()),
+        };
+    }
+    spec
+}
+
 fn environment_sync(cluster: &TestCluster, namespace: &str, name: &str, spec: Value) -> Value {
     json!({
         "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
@@ -204,13 +218,7 @@ fn a_pushed_commit_is_applied_and_an_unchanged_one_writes_nothing() {
     let source = Source::new(&namespace);
     let first = source.commit("first");
     let _controller = Controller::start(&cluster, None);
-    let sync = environment_sync(
-        &cluster,
-        &namespace,
-        "shop",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "2s"}),
-    );
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s"})));
     cluster.create(&sync);
     let live = until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the first commit applied");
     assert_eq!(live["status"]["lastAppliedRevision"], first);
@@ -283,13 +291,7 @@ fn drift_is_reported_without_correct_drift_and_put_back_with_it() {
     let source = Source::new(&namespace);
     source.commit("first");
     let _controller = Controller::start(&cluster, None);
-    let sync = environment_sync(
-        &cluster,
-        &namespace,
-        "shop",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "2s"}),
-    );
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s"})));
     cluster.create(&sync);
     until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": namespace}});
@@ -325,12 +327,8 @@ fn failures_say_why_and_leave_the_last_applied_revision() {
 
     // No account to apply as, and the controller has no default: refused, never applied with
     // the controller's own rights.
-    let anonymous = environment_sync(
-        &cluster,
-        &namespace,
-        "anonymous",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"]}),
-    );
+    let anonymous =
+        environment_sync(&cluster, &namespace, "anonymous", spec(&source, json!({"serviceAccountName": null})));
     cluster.create(&anonymous);
     let live = until_ready_with(&cluster, &anonymous, "ServiceAccountRequired", "refused without an account");
     let stalled = live["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Stalled").cloned();
@@ -341,8 +339,7 @@ fn failures_say_why_and_leave_the_last_applied_revision() {
         &cluster,
         &namespace,
         "unknown-ref",
-        json!({"source": {"url": source.url(), "ref": {"branch": "nope"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer"}),
+        spec(&source, json!({"source": {"url": source.url(), "ref": {"branch": "nope"}}})),
     );
     cluster.create(&unknown);
     let live = until_ready_with(&cluster, &unknown, "GitRefNotFound", "an unknown branch");
@@ -350,13 +347,8 @@ fn failures_say_why_and_leave_the_last_applied_revision() {
 
     // Applied, then a commit that does not render: the status names the file, and the cluster
     // keeps what was applied.
-    let sync = environment_sync(
-        &cluster,
-        &namespace,
-        "shop",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "2s", "retryInterval": "2s"}),
-    );
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s", "retryInterval": "2s"})));
     cluster.create(&sync);
     until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
     source.write(
@@ -405,12 +397,7 @@ fn suspend_holds_new_commits_and_a_requested_reconcile_applies_at_once() {
     source.commit("first");
     let _controller = Controller::start(&cluster, Some("deployer"));
     // No serviceAccountName: the controller's default account serves it.
-    let sync = environment_sync(
-        &cluster,
-        &namespace,
-        "shop",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"], "interval": "1h"}),
-    );
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1h"})));
     cluster.create(&sync);
     until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied as the default account");
     cluster.merge_patch(&sync, &json!({"spec": {"suspend": true}}), MANAGER);
@@ -456,13 +443,8 @@ fn a_manual_approval_holds_the_plan_until_its_digest_is_approved_and_a_new_commi
     let source = Source::new(&namespace);
     let first = source.commit("first");
     let _controller = Controller::start(&cluster, None);
-    let sync = environment_sync(
-        &cluster,
-        &namespace,
-        "shop",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "2s", "approval": "Manual"}),
-    );
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s", "approval": "Manual"})));
     cluster.create(&sync);
     let live = until_ready_with(&cluster, &sync, "AwaitingApproval", "the plan waiting");
     let pending = live["status"]["pendingPlan"].clone();
@@ -578,13 +560,7 @@ fn a_cli_apply_holding_the_lock_makes_the_controller_wait_and_the_cli_sees_its_r
         "spec": {"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 8, "acquireTime": now, "renewTime": now}
     }));
     let _controller = Controller::start(&cluster, None);
-    let sync = environment_sync(
-        &cluster,
-        &namespace,
-        "shop",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "1h"}),
-    );
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1h"})));
     cluster.create(&sync);
     std::thread::sleep(Duration::from_secs(4));
     assert!(config_map(&cluster, &namespace, "app").is_none(), "applied while another apply held the lock");
@@ -647,13 +623,7 @@ fn a_kubeconfig_from_a_secret_applies_to_that_cluster_and_a_context_without_one_
     let _controller = Controller::start(&cluster, None);
 
     // Without spec.kubeConfig, an environment naming a context is refused.
-    let local = environment_sync(
-        &cluster,
-        &namespace,
-        "local",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "1h"}),
-    );
+    let local = environment_sync(&cluster, &namespace, "local", spec(&source, json!({"interval": "1h"})));
     cluster.create(&local);
     let live = until_ready_with(&cluster, &local, "ApplyFailed", "a context refused in the cluster");
     assert!(ready(&live).unwrap().2.contains(&format!("context `{context}`")), "{}", live["status"]);
@@ -663,8 +633,7 @@ fn a_kubeconfig_from_a_secret_applies_to_that_cluster_and_a_context_without_one_
         &cluster,
         &namespace,
         "hubbed",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "1h", "kubeConfig": {"secretRef": {"name": "remote-cluster"}}}),
+        spec(&source, json!({"interval": "1h", "kubeConfig": {"secretRef": {"name": "remote-cluster"}}})),
     );
     cluster.create(&hubbed);
     until_ready_with(&cluster, &hubbed, "ReconciliationSucceeded", "applied through the kubeconfig");
@@ -682,8 +651,7 @@ fn a_kubeconfig_from_a_secret_applies_to_that_cluster_and_a_context_without_one_
         &cluster,
         &namespace,
         "exec",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "1h", "kubeConfig": {"secretRef": {"name": "exec-cluster"}}}),
+        spec(&source, json!({"interval": "1h", "kubeConfig": {"secretRef": {"name": "exec-cluster"}}})),
     );
     cluster.create(&exec);
     let live = until_ready_with(&cluster, &exec, "KubeConfigInvalid", "an exec kubeconfig refused");
@@ -753,13 +721,8 @@ fn the_git_server_down_keeps_the_last_applied_revision_and_its_return_is_picked_
     let mut source = Source::new(&namespace);
     let first = source.commit("first");
     let _controller = Controller::start(&cluster, None);
-    let sync = environment_sync(
-        &cluster,
-        &namespace,
-        "shop",
-        json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
-               "serviceAccountName": "deployer", "interval": "2s", "retryInterval": "1s"}),
-    );
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s", "retryInterval": "1s"})));
     cluster.create(&sync);
     until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
     // The server goes away, and a commit is made meanwhile.

@@ -7,3 +7,24 @@ pub mod configmapsync;
 pub mod election;
 pub mod gitops;
 pub mod tenant;
+
+use kube::runtime::controller::{Action, Error as QueueError};
+use kube::runtime::reflector::ObjectRef;
+
+/// What a controller's queue says of each reconcile, at debug: outcomes are in the statuses, and
+/// `error_policy` logs failures with their reason. Only a failure of the queue itself warns.
+pub async fn log_queue<K, E, W>(result: Result<(ObjectRef<K>, Action), QueueError<E, W>>)
+where
+    K: kube::Resource,
+    K::DynamicType: std::fmt::Debug,
+    E: std::error::Error,
+    W: std::error::Error,
+{
+    match result {
+        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+        // Deleted while queued (its finalizer, if any, already ran): nothing left to do.
+        Err(QueueError::ObjectNotFound(object)) => tracing::debug!(%object, "gone before its reconcile"),
+        Err(QueueError::ReconcilerFailed(_, object)) => tracing::debug!(%object, "reconcile failed"),
+        Err(err) => tracing::warn!("the controller's queue failed: {err}"),
+    }
+}

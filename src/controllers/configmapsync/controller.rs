@@ -279,20 +279,7 @@ pub async fn run(
         .reconcile_all_on(rbac_changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(configmapsync = %object, "reconciled"),
-                // Deleted while queued (its finalizer already ran): nothing left to do.
-                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
-                    tracing::debug!(configmapsync = %object, "gone before its reconcile")
-                }
-                // `error_policy` has logged it, with the reason.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(_, object)) => {
-                    tracing::debug!(configmapsync = %object, "reconcile failed")
-                }
-                Err(err) => tracing::warn!("the controller's queue failed: {err}"),
-            }
-        })
+        .for_each(crate::controllers::log_queue)
         .await;
 }
 

@@ -73,18 +73,7 @@ pub async fn run(shared: Shared, settings: Settings, shutdown: impl Future<Outpu
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(environmentsync = %object, "reconciled"),
-                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
-                    tracing::debug!(environmentsync = %object, "gone before its reconcile")
-                }
-                Err(kube::runtime::controller::Error::ReconcilerFailed(_, object)) => {
-                    tracing::debug!(environmentsync = %object, "reconcile failed")
-                }
-                Err(err) => tracing::warn!("the controller's queue failed: {err}"),
-            }
-        })
+        .for_each(crate::controllers::log_queue)
         .await;
 }
 

@@ -749,3 +749,33 @@ fn the_git_server_down_keeps_the_last_applied_revision_and_its_return_is_picked_
     assert_eq!(ready(&live).unwrap().1, "ReconciliationSucceeded");
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
 }
+
+#[test]
+fn the_api_server_restarted_under_the_controller_is_ridden_out() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let Some(restarter) = cluster.restarter() else { return };
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s", "retryInterval": "1s"})));
+    cluster.create(&sync);
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
+    restarter.restart(Duration::from_secs(3));
+    // The watches come back by themselves, and the next commit is applied as before.
+    source.write("charts/app/values.yaml", "greeting: hi\n");
+    let second = source.commit("second");
+    let live = eventually("the commit after the restart", || {
+        let live = get(&cluster, &sync);
+        match live["status"]["lastAppliedRevision"] == second.as_str() {
+            true => Ok(live),
+            false => Err(format!("status {}", live["status"])),
+        }
+    });
+    assert_eq!(ready(&live).unwrap().1, "ReconciliationSucceeded");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
+}

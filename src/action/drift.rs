@@ -36,6 +36,9 @@ pub struct DriftOptions {
     pub servers: Option<SharedServers>,
     /// The age identities of `fromSecret` notification URLs, drift's only decryption.
     pub keys: super::Keys,
+    /// Tell the environment's `notifications:` of drift found (the CLI, each run); the
+    /// controller tells only drift that differs from what it found before ([`tell_drift`]).
+    pub notify: bool,
 }
 
 /// Compares each selected release's last deployed revision with the cluster: one LIST of
@@ -49,10 +52,18 @@ pub async fn drift(options: &DriftOptions, cx: Context<'_>) -> Result<Report> {
         connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "comparing with", on).await?;
     let (report, _) = compare(&cluster, &selected, options.concurrency, on).await?;
     tell_retries(&cluster, on);
-    if report.has_drift() {
+    if options.notify && report.has_drift() {
         tell(&selected, options, &report, cx).await;
     }
     Ok(report)
+}
+
+/// Tells the environment's notifications of the drift in `report`, which [`drift`] found
+/// without telling.
+pub async fn tell_drift(options: &DriftOptions, report: &Report, cx: Context<'_>) -> Result<()> {
+    let selected = select(&options.selection, IfEmpty::Warn, cx.on)?;
+    tell(&selected, options, report, cx).await;
+    Ok(())
 }
 
 /// Tells the environment's notifications of the drift in `report`, and of its correction.

@@ -103,7 +103,8 @@ pub enum Keys {
     /// environment variables, the environment's `identityFile`, the default file.
     Search(Option<PathBuf>),
     /// These alone, whatever the environment names: the controller's, from a Secret, so that
-    /// a tenant's repository cannot point it at a key file of the controller's pod.
+    /// a tenant's repository cannot point it at a key file of the controller's pod (nor at its
+    /// variables: a notification's `fromEnv` is refused).
     Given { origin: String, identities: Arc<secrecy::SecretString> },
 }
 

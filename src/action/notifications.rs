@@ -30,7 +30,9 @@ pub(super) async fn notify(
         return;
     }
     let load_ids = || keys.load(repo, env.identity_file.as_ref());
-    let mut urls = Urls { source, redactor, ids: None, load_ids: &load_ids, files: HashMap::new() };
+    // The controller reads nothing of its own machine for a tenant: not its variables either.
+    let own_environment = matches!(keys, super::Keys::Search(_));
+    let mut urls = Urls { source, redactor, ids: None, load_ids: &load_ids, files: HashMap::new(), own_environment };
     let mut sending = Vec::new();
     for notification in subscribed {
         match urls.resolve(&notification.url) {
@@ -61,12 +63,17 @@ struct Urls<'a> {
     ids: Option<Identities>,
     load_ids: &'a (dyn Fn() -> crate::Result<Identities> + Sync),
     files: HashMap<PathBuf, serde_json::Value>,
+    /// Whether `fromEnv` may read this process's environment variables (the CLI's).
+    own_environment: bool,
 }
 
 impl Urls<'_> {
     /// The URL, or why it cannot be read (never a value).
     fn resolve(&mut self, url: &UrlSource) -> Result<String, String> {
         match url {
+            UrlSource::Env(var) if !self.own_environment => Err(format!(
+                "environment variable {var} is not read in the cluster: the controller's variables are not a tenant's; use fromSecret"
+            )),
             UrlSource::Env(var) => match std::env::var(var) {
                 Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
                 Ok(_) => Err(format!("environment variable {var}, which holds its URL, is empty")),

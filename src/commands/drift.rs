@@ -25,6 +25,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
         concurrency: args.concurrency,
         servers,
         keys: crate::action::Keys::Search(None),
+        notify: true,
     };
     let environments = match super::environments(global, &args.select)? {
         Environments::One(env) if args.correct => return correct(ui, args, options(&env, None)),

@@ -22,6 +22,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> 
         concurrency: args.concurrency,
         servers,
         keys: crate::action::Keys::Search(None),
+        notify: true,
     };
     let environments = match super::environments(global, &args.select)? {
         Environments::One(env) => {

@@ -272,6 +272,16 @@ pub struct EnvironmentStatus {
     pub pruned: u32,
     #[serde(default)]
     pub failed: u32,
+    /// Objects that drifted from, and are missing of, the last applied revision, at the last
+    /// look.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drifted: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -163,17 +163,14 @@ pub async fn reconcile(
         let result = match work {
             Work::Apply => run.apply(env).await,
             Work::ReportDrift | Work::CorrectDrift => {
-                let found = run.drift(env, work == Work::CorrectDrift).await;
-                match found {
+                let before = before.unwrap_or_else(|| unchanged(&name, &commit));
+                match run.drift(env, work == Work::CorrectDrift, (before.drifted, before.missing)).await {
                     Ok((d, m)) => {
                         drifted += d;
                         missing += m;
-                        before.unwrap_or_else(|| unchanged(&name, &commit))
+                        EnvironmentStatus { drifted: d, missing: m, ..before }
                     }
-                    Err(message) => EnvironmentStatus {
-                        message: Some(message),
-                        ..before.unwrap_or_else(|| unchanged(&name, &commit))
-                    },
+                    Err(message) => EnvironmentStatus { message: Some(message), ..before },
                 }
             }
         };
@@ -270,6 +267,15 @@ impl Run<'_> {
         move |progress| match progress {
             Progress::Warning(text) => tracing::warn!("{}", self.redactor.redact(&text)),
             Progress::Status(text) => tracing::info!("{}", self.redactor.redact(&text)),
+            Progress::Notified(delivery) => match &delivery.result {
+                Ok(_) => tracing::info!(notification = delivery.name, "sent"),
+                Err(failure) => tracing::warn!(
+                    notification = delivery.name,
+                    at = %delivery.at,
+                    "not sent: {}",
+                    self.redactor.redact(&failure.reason)
+                ),
+            },
             _ => {}
         }
     }
@@ -375,28 +381,36 @@ impl Run<'_> {
         })
     }
 
-    /// Drift found (drifted, missing) after a look, or a correction with `correct`.
-    async fn drift(&self, env: Environment, correct: bool) -> Result<(u32, u32), String> {
+    /// Drift found (drifted, missing), told to the environment's notifications when it differs
+    /// from `before` (what the last look found), not on every interval; with `correct`, put back
+    /// and told as `weaver drift --correct` tells it.
+    async fn drift(&self, env: Environment, correct: bool, before: (u32, u32)) -> Result<(u32, u32), String> {
         let options = DriftOptions {
             selection: self.selection(env),
             connect: self.connect(),
             concurrency: CONCURRENCY,
             servers: None,
             keys: self.keys.clone(),
+            notify: correct,
         };
         let on = self.on();
         let cx = ActionContext { redactor: self.redactor, on: &on };
         let report = match correct {
             false => crate::action::drift::drift(&options, cx).await,
             true => {
-                let options = CorrectOptions { drift: options, settings: self.settings(false) };
+                let options = CorrectOptions { drift: options.clone(), settings: self.settings(false) };
                 let interrupted = AtomicBool::new(false);
                 crate::action::drift::correct(&options, cx, &interrupted).await.map(|corrected| corrected.report)
             }
         };
-        let summary = report.map_err(|err| err.redacted(self.redactor))?.summary();
+        let report = report.map_err(|err| err.redacted(self.redactor))?;
+        let summary = report.summary();
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        Ok((count(summary.drifted), count(summary.missing)))
+        let found = (count(summary.drifted), count(summary.missing));
+        if !correct && report.has_drift() && found != before {
+            crate::action::drift::tell_drift(&options, &report, cx).await.map_err(|err| err.redacted(self.redactor))?;
+        }
+        Ok(found)
     }
 }
 

@@ -779,3 +779,62 @@ fn the_api_server_restarted_under_the_controller_is_ridden_out() {
     assert_eq!(ready(&live).unwrap().1, "ReconciliationSucceeded");
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
 }
+
+#[test]
+fn the_secrets_an_environment_sync_names_are_read_as_its_account() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    // An account that may read no Secret, naming one it cannot read: the controller, which
+    // could, does not read it for it.
+    cluster.create(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "limited", "namespace": namespace}}),
+    );
+    cluster.create(
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "platform-git", "namespace": namespace},
+                           "stringData": {"username": "platform", "password": "platform-team-password"}}),
+    );
+    let source = Source::new(&namespace);
+    source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "borrowed",
+        spec(
+            &source,
+            json!({"serviceAccountName": "limited",
+                             "source": {"url": source.url(), "ref": {"branch": "main"}, "secretRef": {"name": "platform-git"}}}),
+        ),
+    );
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "SecretUnreadable", "a Secret its account may not read");
+    let message = ready(&live).unwrap().2;
+    assert!(message.contains("may not read Secret") && message.contains("platform-git"), "{message}");
+    assert!(!live.to_string().contains("platform-team-password"));
+}
+
+#[test]
+fn a_values_template_reads_no_environment_variable_of_the_controller() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.write("values/app.yaml.gotmpl", "greeting: {{ env \"HOME\" }}\n");
+    source.write(
+        "environments/dev.yaml",
+        &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/app.yaml.gotmpl]\n"),
+    );
+    source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({})));
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "env refused in a values template");
+    let message = ready(&live).unwrap().2;
+    assert!(message.contains("values/app.yaml.gotmpl:1:") && message.contains("not read in the cluster"), "{message}");
+    assert!(config_map(&cluster, &namespace, "app").is_none());
+}

@@ -36,15 +36,15 @@ pub fn render(
     source: &Arc<dyn Source>,
     path: &Path,
     text: &str,
-    env: &Environment,
-    release: &Release,
+    (env, release): (&Environment, &Release),
+    own_environment: bool,
 ) -> Result<String> {
     let name = path.display().to_string();
     let mut set = Templates::new(name.clone());
     set.set_missing_key(MissingKey::Error);
     sprig::register(&mut set);
     crate::helm::funcs::register(&mut set);
-    register(&mut set, source);
+    register(&mut set, source, own_environment);
     let located = |e: &gotemplate::Error| match e.location() {
         Some(at) => Location::at(path, at.line as u64, at.column.map_or(0, |c| c as u64 + 1)),
         None => Location::file(path),
@@ -82,11 +82,17 @@ pub fn render(
 }
 
 /// helmfile's functions, and the refusals.
-fn register(set: &mut Templates, source: &Arc<dyn Source>) {
-    set.add_function("env", Function::new(&[Type::String], |_, args| Ok(Value::from(env(str_arg(args, 0))?))));
+fn register(set: &mut Templates, source: &Arc<dyn Source>, own_environment: bool) {
+    let env = move |name: &str| match own_environment {
+        true => env(name),
+        false => Err(FuncError::new(format!(
+            "`{name}`: environment variables are not read in the cluster (the controller's are not a tenant's)"
+        ))),
+    };
+    set.add_function("env", Function::new(&[Type::String], move |_, args| Ok(Value::from(env(str_arg(args, 0))?))));
     set.add_function(
         "requiredEnv",
-        Function::new(&[Type::String], |_, args| match env(str_arg(args, 0))? {
+        Function::new(&[Type::String], move |_, args| match env(str_arg(args, 0))? {
             value if !value.is_empty() => Ok(Value::from(value)),
             _ => Err(FuncError::new(format!("required env var `{}` is not set", str_arg(args, 0)))),
         }),

@@ -105,6 +105,9 @@ pub struct Secrets {
     pub values_files: HashMap<PathBuf, Map<String, Value>>,
     /// `--set` and the other value flags, over every chart release's values.
     pub overrides: overrides::Overrides,
+    /// Whether values templates' `env` and `requiredEnv` read this process's environment: the
+    /// CLI's; never the controller's, whose variables are not a tenant's.
+    pub own_environment: bool,
 }
 
 /// Renders the given releases of `env` with their decrypted `secrets`.
@@ -914,7 +917,7 @@ fn read_files(
         let mut text = crate::project::source::utf8(&file.path, bytes)?;
         let templated = template.filter(|_| gotmpl::is_template(&file.path));
         if let Some((env, release)) = templated {
-            text = gotmpl::render(&project.source, &file.path, &text, env, release)?;
+            text = gotmpl::render(&project.source, &file.path, &text, (env, release), secrets.own_environment)?;
         }
         let parsed = parse(&file.path, &text).map_err(|e| match templated {
             Some(_) => e.with_help("the line is that of the template's output, not of the template"),

@@ -200,6 +200,11 @@ pub struct EnvironmentSyncStatus {
     /// The commit every selected environment was last applied at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_revision: Option<String>,
+    /// The `metadata.generation` of the spec it was applied with: a spec changed since (an
+    /// account, a kubeConfig, prune) is applied again, whatever the outcome of the reconciles
+    /// in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_generation: Option<i64>,
     /// The last `weaver.example.com/reconcile-requested-at` annotation value handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,

@@ -11,7 +11,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How many reconciles `status.history` keeps.
 pub const HISTORY: usize = 5;
-/// Waiting for a dependency: looked at again this soon (its own status change wakes it too).
+/// Waiting for a dependency: looked at again this soon (its status changes are not watched).
 pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(10);
 /// Asks for a reconcile now, whatever the interval: set it to any new value (a time, by
 /// convention), as Flux's `reconcile.fluxcd.io/requestedAt`.
@@ -115,7 +115,7 @@ pub fn work(sync: &EnvironmentSync, commit: &str, selected: &[String]) -> Work {
             .any(|env| &env.name == name && env.revision.as_deref() == Some(commit) && is_applied(&env.result))
     });
     let in_sync = status.last_applied_revision.as_deref() == Some(commit)
-        && status.observed_generation == sync.metadata.generation
+        && status.last_applied_generation == sync.metadata.generation
         && applied_everywhere;
     match (in_sync, sync.spec.correct_drift) {
         (false, _) => Work::Apply,
@@ -145,9 +145,9 @@ pub struct Dependency<'a> {
     pub sync: Option<&'a EnvironmentSync>,
 }
 
-/// The first dependency not Ready, or Ready at another revision of the same source, as a
-/// message; None when all are ready for `sync` at `commit`.
-pub fn waiting_for(sync: &EnvironmentSync, commit: &str, dependencies: &[Dependency]) -> Option<String> {
+/// The first dependency not Ready, or (with `commit`) Ready at another revision of the same
+/// source, as a message; None when all are ready for `sync`.
+pub fn waiting_for(sync: &EnvironmentSync, commit: Option<&str>, dependencies: &[Dependency]) -> Option<String> {
     dependencies.iter().find_map(|dependency| {
         let name = &dependency.name;
         let Some(other) = dependency.sync else {
@@ -159,6 +159,7 @@ pub fn waiting_for(sync: &EnvironmentSync, commit: &str, dependencies: &[Depende
         if !ready {
             return Some(format!("dependency EnvironmentSync {name} is not Ready"));
         }
+        let commit = commit?;
         let same_source = other.spec.source.url == sync.spec.source.url;
         if same_source && status.last_applied_revision.as_deref() != Some(commit) {
             let at = status.last_applied_revision.as_deref().map_or("no revision", short);
@@ -171,9 +172,51 @@ pub fn waiting_for(sync: &EnvironmentSync, commit: &str, dependencies: &[Depende
     })
 }
 
+/// A loop of `dependsOn` through `sync` (`team/a → team/b → team/a`), following the
+/// EnvironmentSyncs `others` finds by namespace and name; None without one.
+pub fn cycle(
+    sync: &EnvironmentSync,
+    others: impl Fn(&str, &str) -> Option<std::sync::Arc<EnvironmentSync>>,
+) -> Option<String> {
+    let key = |s: &EnvironmentSync| {
+        (s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default())
+    };
+    let start = key(sync);
+    let edges = |s: &EnvironmentSync| -> Vec<(String, String)> {
+        let namespace = s.metadata.namespace.clone().unwrap_or_default();
+        s.spec
+            .depends_on
+            .iter()
+            .map(|d| (d.namespace.clone().unwrap_or_else(|| namespace.clone()), d.name.clone()))
+            .collect()
+    };
+    // Depth first, each EnvironmentSync once: a path back to `sync` is the loop.
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<Vec<(String, String)>> = edges(sync).into_iter().map(|next| vec![start.clone(), next]).collect();
+    while let Some(path) = stack.pop() {
+        let last = path.last().expect("a path has a start").clone();
+        if last == start {
+            let names: Vec<String> = path.iter().map(|(ns, name)| format!("{ns}/{name}")).collect();
+            return Some(names.join(" → "));
+        }
+        if !seen.insert(last.clone()) {
+            continue;
+        }
+        if let Some(next) = others(&last.0, &last.1) {
+            for edge in edges(&next) {
+                let mut longer = path.clone();
+                longer.push(edge);
+                stack.push(longer);
+            }
+        }
+    }
+    None
+}
+
 /// A commit id as messages and `kubectl get` show it.
 pub fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+    // A status anyone may write could hold any text: never cut inside a character.
+    commit.get(..12).unwrap_or(commit)
 }
 
 /// `history` with `entry` first, at most [`HISTORY`] entries.
@@ -278,6 +321,7 @@ mod tests {
         sync.status = Some(EnvironmentSyncStatus {
             observed_generation: Some(1),
             last_applied_revision: Some(commit.into()),
+            last_applied_generation: Some(1),
             environments: envs
                 .iter()
                 .map(|name| EnvironmentStatus {
@@ -302,6 +346,9 @@ mod tests {
         assert_eq!(work(&s, COMMIT, &["dev".into(), "prod".into()]), Work::Apply, "a newly selected environment");
         s.metadata.generation = Some(2);
         assert_eq!(work(&s, COMMIT, &selected), Work::Apply, "a changed spec");
+        // Seen at generation 2 (a reconcile that failed or waited), but not applied with it.
+        s.status.as_mut().unwrap().observed_generation = Some(2);
+        assert_eq!(work(&s, COMMIT, &selected), Work::Apply, "a changed spec not applied yet");
         let mut failed = sync(serde_json::json!({}));
         applied_at(&mut failed, COMMIT, &["dev"], "Failed");
         assert_eq!(work(&failed, COMMIT, &selected), Work::Apply, "an earlier failure");
@@ -327,16 +374,16 @@ mod tests {
         fn dependency(sync: Option<&EnvironmentSync>) -> Vec<Dependency<'_>> {
             vec![Dependency { name: "team/base".into(), sync }]
         }
-        let message = waiting_for(&me, COMMIT, &dependency(None)).unwrap();
+        let message = waiting_for(&me, Some(COMMIT), &dependency(None)).unwrap();
         assert!(message.contains("does not exist"), "{message}");
-        assert!(waiting_for(&me, COMMIT, &dependency(Some(&other))).unwrap().contains("is not Ready"));
+        assert!(waiting_for(&me, Some(COMMIT), &dependency(Some(&other))).unwrap().contains("is not Ready"));
         applied_at(&mut other, OTHER, &["base"], "Applied");
         other.status.as_mut().unwrap().conditions.push(ready("True"));
-        let message = waiting_for(&me, COMMIT, &dependency(Some(&other))).unwrap();
+        let message = waiting_for(&me, Some(COMMIT), &dependency(Some(&other))).unwrap();
         assert!(message.contains("not yet at 0123456789ab"), "{message}");
         applied_at(&mut other, COMMIT, &["base"], "Applied");
         other.status.as_mut().unwrap().conditions.push(ready("True"));
-        assert_eq!(waiting_for(&me, COMMIT, &dependency(Some(&other))), None);
+        assert_eq!(waiting_for(&me, Some(COMMIT), &dependency(Some(&other))), None);
         // Another source's revision is not compared.
         let mut elsewhere = sync(serde_json::json!({}));
         elsewhere.spec.source = GitSource {
@@ -346,10 +393,38 @@ mod tests {
         };
         applied_at(&mut elsewhere, OTHER, &["base"], "Applied");
         elsewhere.status.as_mut().unwrap().conditions.push(ready("True"));
-        assert_eq!(waiting_for(&me, COMMIT, &dependency(Some(&elsewhere))), None);
+        assert_eq!(waiting_for(&me, Some(COMMIT), &dependency(Some(&elsewhere))), None);
         // Ready for an older generation of its spec is not ready.
         elsewhere.metadata.generation = Some(2);
-        assert!(waiting_for(&me, COMMIT, &dependency(Some(&elsewhere))).is_some());
+        assert!(waiting_for(&me, Some(COMMIT), &dependency(Some(&elsewhere))).is_some());
+    }
+
+    #[test]
+    fn a_loop_of_dependencies_is_found_and_a_chain_is_not() {
+        let named = |name: &str, depends: &[&str]| {
+            let mut s = sync(
+                serde_json::json!({"dependsOn": depends.iter().map(|d| serde_json::json!({"name": d})).collect::<Vec<_>>()}),
+            );
+            s.metadata.name = Some(name.into());
+            std::sync::Arc::new(s)
+        };
+        let all = [named("a", &["b"]), named("b", &["c"]), named("c", &["a"]), named("d", &["b"])];
+        let find = |ns: &str, name: &str| {
+            all.iter().find(|s| ns == "team" && s.metadata.name.as_deref() == Some(name)).cloned()
+        };
+        assert_eq!(cycle(&all[0], find).as_deref(), Some("team/a → team/b → team/c → team/a"));
+        // d depends on the loop but is not in it: its dependencies say so themselves.
+        assert_eq!(cycle(&all[3], find), None);
+        let alone = named("e", &["e"]);
+        assert_eq!(cycle(&alone, find).as_deref(), Some("team/e → team/e"));
+        let chain = [named("x", &["y"]), named("y", &[])];
+        assert_eq!(
+            cycle(&chain[0], |_: &str, name: &str| chain
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name))
+                .cloned()),
+            None
+        );
     }
 
     #[test]

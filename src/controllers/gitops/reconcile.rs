@@ -69,18 +69,6 @@ pub async fn reconcile(
         message: err,
         revision: revision.map(str::to_string),
     };
-    let request = match fetch_request(sync, &namespace, spec, &shared.client).await {
-        Ok(request) => request,
-        Err((reason, message)) => return failed(reason, message, None),
-    };
-    let cache = shared.cache.clone();
-    let fetched = match tokio::task::spawn_blocking(move || cache.fetch(&request)).await {
-        Ok(Ok(fetched)) => fetched,
-        Ok(Err(err)) => return failed(err.failure.reason(), err.message, None),
-        Err(join) => return failed("GitFetchFailed", format!("the fetch stopped: {join}"), None),
-    };
-    shared.metrics.fetched(&fetched);
-    let commit = fetched.commit.clone();
     let dependencies: Vec<(String, String)> = sync
         .spec
         .depends_on
@@ -95,14 +83,42 @@ pub async fn reconcile(
             ),
         };
     }
+    if let Some(cycle) = plan::cycle(sync, &others) {
+        return Outcome::Invalid {
+            reason: "DependencyCycle",
+            message: format!("spec.dependsOn goes round in a circle ({cycle}): no EnvironmentSync of it can be first"),
+        };
+    }
     let found: Vec<Option<Arc<EnvironmentSync>>> = dependencies.iter().map(|(ns, name)| others(ns, name)).collect();
     let named: Vec<plan::Dependency> = dependencies
         .iter()
         .zip(&found)
         .map(|((ns, name), sync)| plan::Dependency { name: format!("{ns}/{name}"), sync: sync.as_deref() })
         .collect();
-    if let Some(message) = plan::waiting_for(sync, &commit, &named) {
-        return Outcome::Waiting { revision: commit, message };
+    // Not ready at all: waiting costs no fetch. (At which revision is checked after it.)
+    if let Some(message) = plan::waiting_for(sync, None, &named) {
+        return Outcome::Waiting { revision: None, message };
+    }
+    // The Secrets the EnvironmentSync names are read as its account: naming another's Secret
+    // gives nothing its account may not read.
+    let tenant = match tenant_client(&namespace, spec, shared).await {
+        Ok(tenant) => tenant,
+        Err((reason, message)) => return failed(reason, message, None),
+    };
+    let request = match fetch_request(sync, &namespace, spec, &tenant).await {
+        Ok(request) => request,
+        Err((reason, message)) => return failed(reason, message, None),
+    };
+    let cache = shared.cache.clone();
+    let fetched = match tokio::task::spawn_blocking(move || cache.fetch(&request)).await {
+        Ok(Ok(fetched)) => fetched,
+        Ok(Err(err)) => return failed(err.failure.reason(), err.message, None),
+        Err(join) => return failed("GitFetchFailed", format!("the fetch stopped: {join}"), None),
+    };
+    shared.metrics.fetched(&fetched);
+    let commit = fetched.commit.clone();
+    if let Some(message) = plan::waiting_for(sync, Some(&commit), &named) {
+        return Outcome::Waiting { revision: Some(commit), message };
     }
     let redactor = Redactor::new();
     let selection = EnvironmentSelection {
@@ -120,11 +136,11 @@ pub async fn reconcile(
         };
     let names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
     let work = plan::work(sync, &commit, &names);
-    let given = match cluster_for(sync, &namespace, spec, shared).await {
+    let given = match cluster_for(sync, &namespace, spec, shared, &tenant).await {
         Ok(given) => given,
         Err((reason, message)) => return failed(reason, message, Some(&commit)),
     };
-    let keys = match keys_for(sync, &namespace, &shared.client).await {
+    let keys = match keys_for(sync, &namespace, &tenant).await {
         Ok(keys) => keys,
         Err((reason, message)) => return failed(reason, message, Some(&commit)),
     };
@@ -168,9 +184,11 @@ pub async fn reconcile(
                     Ok((d, m)) => {
                         drifted += d;
                         missing += m;
-                        EnvironmentStatus { drifted: d, missing: m, ..before }
+                        EnvironmentStatus { drifted: d, missing: m, message: None, ..before }
                     }
-                    Err(message) => EnvironmentStatus { message: Some(message), ..before },
+                    // Not known to be applied any more: Ready says so, and the next reconcile
+                    // applies again.
+                    Err(message) => EnvironmentStatus { result: "Failed".into(), message: Some(message), ..before },
                 }
             }
         };
@@ -452,7 +470,8 @@ fn failure_of(report: &crate::apply::Report) -> Option<String> {
     })
 }
 
-/// A Secret of `namespace`, read with the controller's identity; `what` names its use.
+/// A Secret of `namespace`, read with `client` (the EnvironmentSync's account; the webhook
+/// receiver's own); `what` names its use.
 pub(super) async fn secret(
     client: &kube::Client,
     namespace: &str,
@@ -463,6 +482,10 @@ pub(super) async fn secret(
     match secrets.get_opt(name).await {
         Ok(Some(secret)) => Ok(secret),
         Ok(None) => Err(("SecretNotFound", format!("Secret {namespace}/{name} ({what}) does not exist; create it"))),
+        Err(kube::Error::Api(status)) if status.code == 403 => Err((
+            "SecretUnreadable",
+            format!("the ServiceAccount may not read Secret {namespace}/{name} ({what}): grant it get on that Secret"),
+        )),
         Err(err) => Err((
             "SecretUnreadable",
             format!(
@@ -541,6 +564,21 @@ async fn fetch_request(
     Ok(FetchRequest { url: source.url.clone(), reference, credentials, ca_pem })
 }
 
+/// A client acting as the EnvironmentSync's account.
+async fn tenant_client(namespace: &str, spec: &Spec, shared: &Shared) -> Result<kube::Client, (&'static str, String)> {
+    shared.tenants.client(namespace, &spec.account).await.map_err(tenant_failure)
+}
+
+fn tenant_failure(err: TenantError) -> (&'static str, String) {
+    match err {
+        TenantError::ServiceAccountNotFound(account) => (
+            "ServiceAccountNotFound",
+            format!("ServiceAccount {account} does not exist; create it, or name another in spec.serviceAccountName"),
+        ),
+        other => ("TokenRequestFailed", other.to_string()),
+    }
+}
+
 /// The cluster `sync` applies to, as whom: its own cluster as its ServiceAccount, or the
 /// cluster of its `kubeConfig` Secret.
 async fn cluster_for(
@@ -548,10 +586,11 @@ async fn cluster_for(
     namespace: &str,
     spec: &Spec,
     shared: &Shared,
+    tenant: &kube::Client,
 ) -> Result<GivenCluster, (&'static str, String)> {
     if let Some(kube_config) = &sync.spec.kube_config {
         let name = &kube_config.secret_ref.name;
-        let secret = secret(&shared.client, namespace, name, "spec.kubeConfig.secretRef").await?;
+        let secret = secret(tenant, namespace, name, "spec.kubeConfig.secretRef").await?;
         let described = format!("the kubeconfig of Secret {namespace}/{name}");
         let text = value(&secret, "value").or_else(|| value(&secret, "value.yaml")).ok_or((
             "SecretInvalid",
@@ -560,13 +599,7 @@ async fn cluster_for(
         return crate::cluster::given_kubeconfig(&text, &described)
             .map_err(|err| ("KubeConfigInvalid", err.redacted(&Redactor::new())));
     }
-    let config = shared.tenants.config(namespace, &spec.account).await.map_err(|err| match err {
-        TenantError::ServiceAccountNotFound(account) => (
-            "ServiceAccountNotFound",
-            format!("ServiceAccount {account} does not exist; create it, or name another in spec.serviceAccountName"),
-        ),
-        other => ("TokenRequestFailed", other.to_string()),
-    })?;
+    let config = shared.tenants.config(namespace, &spec.account).await.map_err(tenant_failure)?;
     let info = ClusterInfo { context: format!("ServiceAccount {namespace}/{}", spec.account), ..shared.info.clone() };
     Ok(GivenCluster::Config { config, info })
 }

@@ -20,8 +20,8 @@ pub enum Outcome {
     /// Nothing was applied (the source, its credentials, the selection): the cluster stays at
     /// the last applied revision.
     Failed { reason: &'static str, message: String, revision: Option<String> },
-    /// A dependency is not ready for this revision yet.
-    Waiting { revision: String, message: String },
+    /// A dependency is not ready (for this revision, once fetched) yet.
+    Waiting { revision: Option<String>, message: String },
     /// Every selected environment was looked at.
     Done(Done),
 }
@@ -130,7 +130,9 @@ pub fn after(
         Outcome::Failed { revision, .. } => {
             status.last_attempted_revision = revision.clone().or(status.last_attempted_revision)
         }
-        Outcome::Waiting { revision, .. } => status.last_attempted_revision = Some(revision.clone()),
+        Outcome::Waiting { revision, .. } => {
+            status.last_attempted_revision = revision.clone().or(status.last_attempted_revision)
+        }
         Outcome::Done(done) => {
             status.last_attempted_revision = Some(done.revision.clone());
             status.environments = done.environments.clone();
@@ -140,6 +142,7 @@ pub fn after(
                 .all(|e| plan::is_applied(&e.result) && e.revision.as_deref() == Some(&done.revision))
             {
                 status.last_applied_revision = Some(done.revision.clone());
+                status.last_applied_generation = generation;
             }
             status.pending_plan = done.pending.clone();
             if done.drift.is_some() {

@@ -124,6 +124,9 @@ pub enum Command {
     /// The ConfigMapSync operator
     #[command(subcommand, after_help = OPERATOR_EXAMPLES)]
     Operator(OperatorCommand),
+    /// See and steer the cluster's EnvironmentSyncs (GitOps): get, reconcile, suspend, resume, approve
+    #[command(subcommand, after_help = SYNC_EXAMPLES)]
+    Sync(SyncCommand),
 }
 
 /// The examples that end each command's `--help` (tests/reference.rs parses every one).
@@ -183,6 +186,106 @@ const COMPLETIONS_EXAMPLES: &str = "Examples:
 const OPERATOR_EXAMPLES: &str = "Examples:
   weaver operator crd | kubectl apply --server-side -f -
   weaver operator run --context my-cluster --log-format json";
+const SYNC_EXAMPLES: &str = "Examples:
+  weaver sync get -A                          # every EnvironmentSync, exit 2 unless all are ready
+  weaver sync get shop -n flux-system         # one, with its environments, pending plan and history
+  weaver sync reconcile shop -n flux-system --timeout 10m
+  weaver sync suspend shop -n flux-system
+  weaver sync approve shop -n flux-system --digest sha256:3f2a…   # only the plan you looked at";
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// List EnvironmentSyncs and their state; with a NAME, also its environments, pending plan and history (exit 0 when every one listed is ready, 2 when one is not)
+    Get(SyncGetArgs),
+    /// Ask the controller to reconcile an EnvironmentSync now, and wait for the outcome (exit 0 ready, 2 not ready, 1 on timeout)
+    Reconcile(SyncReconcileArgs),
+    /// Stop the controller fetching and applying an EnvironmentSync (spec.suspend: true)
+    Suspend(SyncNameArgs),
+    /// Let the controller fetch and apply an EnvironmentSync again, and ask it for a reconcile
+    Resume(SyncNameArgs),
+    /// Approve the plan an EnvironmentSync waits with (spec.approval: Manual): spec.approvedPlan set to its digest
+    Approve(SyncApproveArgs),
+}
+
+/// Where the EnvironmentSyncs are.
+#[derive(Debug, Args)]
+pub struct SyncNamespaceArgs {
+    /// The namespace [default: the context's namespace, else default]
+    #[arg(short, long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncGetArgs {
+    /// Only this EnvironmentSync, shown in full
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub namespace: SyncNamespaceArgs,
+    /// Those of every namespace
+    #[arg(short = 'A', long, conflicts_with_all = ["name", "namespace"])]
+    pub all_namespaces: bool,
+    /// Only those whose labels match (k=v, k!=v, k in (a,b), k, !k)
+    #[arg(short = 'l', long, value_name = "SELECTOR", conflicts_with = "name")]
+    pub selector: Option<String>,
+    /// Output format: a table, or a report as JSON or YAML
+    #[arg(short, long, value_enum, default_value_t = SyncFormat::Text)]
+    pub output: SyncFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncReconcileArgs {
+    /// The EnvironmentSync
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub namespace: SyncNamespaceArgs,
+    /// How long to wait for the controller to handle the request
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Only ask for the reconcile; do not wait for it
+    #[arg(long, conflicts_with = "timeout")]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncNameArgs {
+    /// The EnvironmentSync
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub namespace: SyncNamespaceArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncApproveArgs {
+    /// The EnvironmentSync
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub namespace: SyncNamespaceArgs,
+    /// The digest of the plan you looked at (`weaver sync get NAME`): refused when the plan waiting is another
+    #[arg(long, value_name = "sha256:…")]
+    pub digest: Option<String>,
+    /// Approve without asking (needed without a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {

@@ -43,5 +43,6 @@ mod report_merge;
 mod restart;
 mod secrets;
 mod secrets_cli;
+mod sync;
 mod validate;
 mod wait;

@@ -19,6 +19,7 @@ pub mod render;
 pub mod report;
 pub mod rollback;
 pub mod status;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -11,6 +11,7 @@ pub(crate) mod observe;
 mod rate_limit;
 mod ready;
 mod retry;
+mod syncs;
 mod wait;
 
 use std::collections::{BTreeSet, HashMap};
@@ -32,6 +33,7 @@ pub use rate_limit::{RequestRate, SharedServers};
 pub use ready::{Readiness, readiness};
 pub use retry::DEFAULT_RETRY_BUDGET;
 use retry::{Retrier, transient_answer};
+pub use syncs::{Patched, Syncs};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
 use crate::error::{Error, Result};

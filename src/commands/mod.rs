@@ -19,6 +19,7 @@ mod report;
 mod rollback;
 mod secrets;
 mod status;
+mod sync;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ use crate::action::fleet::{EnvironmentSelection, Outcome, select_environments};
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{
     ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, OperatorCommand,
-    RenderFlags, SecretsCommand, SelectArgs, ValidateChoice,
+    RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateChoice,
 };
 use crate::error::Error;
 use crate::project::Environment;
@@ -275,11 +276,15 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Command::Completions(_) | Command::Charts(_) | Command::Import(_) | Command::Report(_) => (None, None),
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
         Command::Operator(OperatorCommand::Crd(_)) => (None, None),
+        Command::Sync(SyncCommand::Get(args)) => (Some(&mut args.cluster), None),
+        Command::Sync(SyncCommand::Reconcile(args)) => (Some(&mut args.cluster), None),
+        Command::Sync(SyncCommand::Suspend(args) | SyncCommand::Resume(args)) => (Some(&mut args.cluster), None),
+        Command::Sync(SyncCommand::Approve(args)) => (Some(&mut args.cluster), None),
     };
     let outer = std::mem::take(&mut cli.cluster);
     let unused = |flag: &str| {
         Error::new(format!("{flag} does nothing for this command: it is not one that talks to the cluster"))
-            .with_help("diff, apply, history, rollback, drift, status and operator run take the cluster options")
+            .with_help("diff, apply, history, rollback, drift, status, sync and operator run take the cluster options")
     };
     match cluster {
         Some(inner) => {
@@ -329,6 +334,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Import(command) => import::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
         Command::Operator(command) => operator::run(&cli.global, command),
+        Command::Sync(command) => sync::run(&ui, command),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,112 @@
+//! EnvironmentSyncs (`weaver.example.com/v1alpha1`), for `weaver sync`: reading them, merge
+//! patches of their spec and annotations, and watching one. A connection of its own, without
+//! discovery: the kind is known, and `sync get` is one request.
+
+use futures::{Stream, StreamExt};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use serde_json::Value;
+
+use super::retry::{GaveUp, Retrier};
+use super::{ClusterInfo, ConnectOptions};
+use crate::controllers::gitops::EnvironmentSync;
+use crate::error::{Error, Result};
+use crate::manifest::MANAGER;
+use crate::retry::RetryPolicy;
+
+/// A client for EnvironmentSyncs of the kubeconfig's cluster.
+pub struct Syncs {
+    client: kube::Client,
+    /// For [`Syncs::watch`]: reads may idle as long as a watch lasts.
+    watching: kube::Client,
+    pub info: ClusterInfo,
+    /// The context's namespace (`default` when it names none), as kubectl's.
+    pub default_namespace: String,
+    retry: Retrier,
+}
+
+/// How a merge patch guarded by a resourceVersion ended.
+pub enum Patched {
+    Done(Box<EnvironmentSync>),
+    /// The object changed since that resourceVersion (409 Conflict).
+    Changed,
+}
+
+impl Syncs {
+    pub async fn connect(options: &ConnectOptions) -> Result<Syncs> {
+        let (config, info) = super::config::config(options).await?;
+        let default_namespace = config.default_namespace.clone();
+        let client = |config| kube::Client::try_from(config).map_err(|err| super::client_error(&err, &info));
+        let watching = client(super::for_watching(config.clone()))?;
+        let client = client(config)?;
+        let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
+        Ok(Syncs { client, watching, info, default_namespace, retry })
+    }
+
+    fn api(&self, namespace: Option<&str>) -> Api<EnvironmentSync> {
+        match namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    fn error(&self, gave_up: GaveUp, doing: &str) -> Error {
+        let not_served = matches!(&gave_up.error, kube::Error::Api(status)
+            if status.code == 404 && (status.details.as_ref().is_none_or(|d| d.name.is_empty())));
+        let err = gave_up.into_error(doing, &self.info);
+        if not_served {
+            // A LIST answers 404 only when the kind is not served.
+            return err.with_help(
+                "the cluster may not serve EnvironmentSyncs: install the CRD with \
+                 `weaver operator crd environmentsync | kubectl apply --server-side -f -`",
+            );
+        }
+        err
+    }
+
+    /// Every EnvironmentSync of `namespace` (None: of every namespace) that `selector` selects.
+    pub async fn list(&self, namespace: Option<&str>, selector: Option<&str>) -> Result<Vec<EnvironmentSync>> {
+        let doing = match namespace {
+            Some(ns) => format!("listing environmentsyncs in namespace {ns}"),
+            None => "listing environmentsyncs in all namespaces".to_string(),
+        };
+        let params = selector.map_or_else(ListParams::default, |s| ListParams::default().labels(s));
+        let api = self.api(namespace);
+        let list = self.retry.run(|| api.list(&params)).await.map_err(|gave_up| self.error(gave_up, &doing))?;
+        Ok(list.items)
+    }
+
+    /// The EnvironmentSync, or None when there is none of that name.
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<Option<EnvironmentSync>> {
+        let doing = format!("reading environmentsync {namespace}/{name}");
+        let api = self.api(Some(namespace));
+        self.retry.run(|| api.get_opt(name)).await.map_err(|gave_up| self.error(gave_up, &doing))
+    }
+
+    /// A JSON merge patch of the object, as field manager `weaver`; `doing` says what it is
+    /// for, in errors. With `metadata.resourceVersion` in `patch`, see [`Patched::Changed`].
+    pub async fn merge_patch(&self, namespace: &str, name: &str, patch: &Value, doing: &str) -> Result<Patched> {
+        let doing = format!("{doing} environmentsync {namespace}/{name}");
+        let api = self.api(Some(namespace));
+        let params = PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() };
+        let patch = Patch::Merge(patch);
+        match self.retry.run(|| api.patch(name, &params, &patch)).await {
+            Ok(patched) => Ok(Patched::Done(Box::new(patched))),
+            Err(GaveUp { error: kube::Error::Api(status), .. }) if status.code == 409 => Ok(Patched::Changed),
+            Err(gave_up) => Err(self.error(gave_up, &doing)),
+        }
+    }
+
+    /// The object each time it changes (None once it is gone), from a watch that starts again
+    /// (backing off) when it fails; a failure is an item, and the stream goes on.
+    pub fn watch(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Stream<Item = std::result::Result<Option<EnvironmentSync>, String>> + Send + use<> {
+        let api: Api<EnvironmentSync> = Api::namespaced(self.watching.clone(), namespace);
+        kube::runtime::watcher::watch_object(api, name)
+            .default_backoff()
+            .map(|item| item.map_err(|err| super::error::innermost(&err)))
+    }
+}

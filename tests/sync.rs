@@ -1,0 +1,307 @@
+//! `weaver sync`: EnvironmentSyncs read and steered from the command line, against the fake API
+//! server or, unchanged, the cluster of `WEAVER_TEST_KUBECONFIG`. No controller runs: each test
+//! writes the statuses a controller would (`patch_status`) and checks what the commands show,
+//! their exit codes, and what they patch.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::Repo;
+use common::cluster::TestCluster;
+use serde_json::{Value, json};
+
+const MANAGER: &str = "sync-test";
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const ANNOTATION: &str = "weaver.example.com/reconcile-requested-at";
+
+fn setup() -> (TestCluster, String, Repo) {
+    let cluster = TestCluster::start();
+    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    let ns = cluster.namespace("sync");
+    (cluster, ns, Repo::empty())
+}
+
+fn create(cluster: &TestCluster, ns: &str, name: &str, extra: Value) -> Value {
+    let mut spec = json!({
+        "source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}},
+        "environments": ["dev", "prod"],
+        "serviceAccountName": "deployer",
+    });
+    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let object = json!({
+        "apiVersion": "weaver.example.com/v1alpha1",
+        "kind": "EnvironmentSync",
+        "metadata": {"name": name, "namespace": ns, "labels": {"test": cluster.prefix}},
+        "spec": spec,
+    });
+    cluster.create(&object);
+    object
+}
+
+fn ready_condition(status: &str, reason: &str, message: &str, generation: i64) -> Value {
+    json!({
+        "type": "Ready", "status": status, "reason": reason, "message": message,
+        "observedGeneration": generation, "lastTransitionTime": "2025-01-01T00:00:00Z",
+    })
+}
+
+fn ready_status(generation: i64) -> Value {
+    json!({
+        "observedGeneration": generation,
+        "conditions": [ready_condition("True", "ReconciliationSucceeded", "applied revision 0123456789ab to 2 environment(s)", generation)],
+        "lastAttemptedRevision": COMMIT,
+        "lastAppliedRevision": COMMIT,
+        "environmentsReady": "2/2",
+        "drift": {"drifted": 0, "missing": 0, "summary": "none"},
+        "environments": [
+            {"name": "dev", "revision": COMMIT, "result": "Applied", "created": 1, "configured": 2, "unchanged": 3, "pruned": 0, "failed": 0},
+            {"name": "prod", "revision": COMMIT, "result": "Unchanged", "created": 0, "configured": 0, "unchanged": 6, "pruned": 0, "failed": 0},
+        ],
+        "history": [{"revision": COMMIT, "time": "2025-01-01T00:00:00Z", "result": "ReconciliationSucceeded", "message": "applied", "durationSeconds": 1.5}],
+    })
+}
+
+fn awaiting_status(generation: i64) -> Value {
+    json!({
+        "observedGeneration": generation,
+        "conditions": [ready_condition("False", "AwaitingApproval", &format!("the plan of 0123456789ab waits for approval: set spec.approvedPlan to {DIGEST} (weaver sync approve)"), generation)],
+        "lastAttemptedRevision": COMMIT,
+        "pendingPlan": {"digest": DIGEST, "revision": COMMIT, "releases": [
+            {"environment": "prod", "release": "web", "create": 1, "update": 2, "delete": 0},
+        ]},
+        "environments": [{"name": "prod", "revision": COMMIT, "result": "AwaitingApproval", "created": 0, "configured": 0, "unchanged": 0, "pruned": 0, "failed": 0}],
+    })
+}
+
+fn weaver(repo: &Repo, cluster: &TestCluster, args: &[&str]) -> common::Run {
+    let mut all = vec!["sync"];
+    all.extend_from_slice(args);
+    repo.weaver_on(cluster, &all)
+}
+
+#[test]
+fn get_shows_the_table_the_details_and_exits_by_readiness() {
+    let (cluster, ns, repo) = setup();
+    let ready = create(&cluster, &ns, "ready", json!({}));
+    let waiting = create(&cluster, &ns, "waiting", json!({"approval": "Manual"}));
+    cluster.patch_status(&ready, &ready_status(1));
+    cluster.patch_status(&waiting, &awaiting_status(1));
+
+    let run = weaver(&repo, &cluster, &["get", "-n", &ns]);
+    assert_eq!(run.code, 2, "one waits for approval: {run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("READY  REVISION      ENVS  DRIFT  AGE"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with("ready") && lines[1].contains("True") && lines[1].contains("0123456789ab "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].contains("2/2") && lines[1].contains("none") && lines[1].contains("applied revision"),
+        "{}",
+        run.stdout
+    );
+    assert!(lines[2].starts_with("waiting") && lines[2].contains("False") && lines[2].contains("waits for approval"));
+    assert!(!run.stdout.contains(COMMIT), "the table shows 12 characters of a commit");
+
+    let one = weaver(&repo, &cluster, &["get", "ready", "-n", &ns]);
+    assert_eq!(one.code, 0, "{one:?}");
+    assert!(one.stdout.contains("Environments:") && one.stdout.contains("History (newest first):"), "{}", one.stdout);
+    let dev = one.stdout.lines().find(|l| l.starts_with("dev ")).expect("dev's row");
+    assert_eq!(dev.split_whitespace().collect::<Vec<_>>(), ["dev", "Applied", "0123456789ab", "1", "2", "0", "0", "-"]);
+
+    let plan = weaver(&repo, &cluster, &["get", "waiting", "-n", &ns]);
+    assert_eq!(plan.code, 2);
+    assert!(plan.stdout.contains(&format!("digest:   {DIGEST}")), "{}", plan.stdout);
+    assert!(plan.stdout.contains(&format!("weaver sync approve waiting -n {ns} --digest {DIGEST}")), "{}", plan.stdout);
+    let web = plan.stdout.lines().find(|l| l.starts_with("prod ") && l.contains("web")).expect("web's changes");
+    assert_eq!(web.split_whitespace().collect::<Vec<_>>(), ["prod", "web", "1", "2", "0"]);
+
+    let json = weaver(&repo, &cluster, &["get", "-n", &ns, "-o", "json"]);
+    assert_eq!(json.code, 2);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!((report["schemaVersion"].as_u64(), report["ready"].as_bool()), (Some(1), Some(false)));
+    assert_eq!(report["namespace"], json!(ns));
+    let syncs = report["syncs"].as_array().unwrap();
+    assert_eq!(syncs.len(), 2);
+    assert_eq!(syncs[0]["name"], "ready");
+    assert_eq!((syncs[0]["ready"].as_str(), syncs[0]["upToDate"].as_bool()), (Some("True"), Some(true)));
+    assert_eq!(syncs[0]["revision"], COMMIT);
+    assert_eq!(syncs[0]["environments"][0]["configured"], 2);
+    assert_eq!(
+        (syncs[1]["reason"].as_str(), syncs[1]["approval"].as_str()),
+        (Some("AwaitingApproval"), Some("Manual"))
+    );
+    assert_eq!(syncs[1]["pendingPlan"]["digest"], DIGEST);
+
+    let yaml = weaver(&repo, &cluster, &["get", "ready", "-n", &ns, "-o", "yaml"]);
+    assert_eq!(yaml.code, 0, "{yaml:?}");
+    assert!(yaml.stdout.contains("schemaVersion: 1") && yaml.stdout.contains("upToDate: true"), "{}", yaml.stdout);
+
+    // Every namespace, by label: the NAMESPACE column comes first.
+    let selector = format!("test={}", cluster.prefix);
+    let all = weaver(&repo, &cluster, &["get", "-A", "-l", &selector]);
+    assert_eq!(all.code, 2);
+    assert!(all.stdout.starts_with("NAMESPACE"), "{}", all.stdout);
+    assert!(all.stdout.lines().nth(1).unwrap().starts_with(&format!("{ns}  ready")), "{}", all.stdout);
+
+    // A spec change the controller has not handled yet: not ready, and said so.
+    cluster.merge_patch(&ready, &json!({"spec": {"prune": false}}), MANAGER);
+    let stale = weaver(&repo, &cluster, &["get", "ready", "-n", &ns]);
+    assert_eq!(stale.code, 2, "{stale:?}");
+    assert!(stale.stdout.contains("the controller has not handled generation 2 yet"), "{}", stale.stdout);
+
+    let missing = weaver(&repo, &cluster, &["get", "nope", "-n", &ns]);
+    let stderr = missing.failure();
+    assert!(stderr.contains(&format!("EnvironmentSync `nope` not found in namespace `{ns}`")), "{stderr}");
+    assert!(stderr.contains(&format!("weaver sync get -n {ns}")), "{stderr}");
+
+    let empty = cluster.namespace("empty");
+    let none = weaver(&repo, &cluster, &["get", "-n", &empty]);
+    assert_eq!((none.code, none.stdout.as_str()), (0, ""), "{none:?}");
+    assert!(none.stderr.contains("no EnvironmentSync found in namespace"), "{}", none.stderr);
+}
+
+#[test]
+fn suspend_and_resume_patch_the_spec_and_resume_asks_for_a_reconcile() {
+    let (cluster, ns, repo) = setup();
+    let object = create(&cluster, &ns, "shop", json!({}));
+
+    let run = weaver(&repo, &cluster, &["suspend", "shop", "-n", &ns]);
+    assert!(run.success().contains(&format!("EnvironmentSync {ns}/shop suspended")), "{}", run.stdout);
+    let live = cluster.get(&object).unwrap();
+    assert_eq!(live["spec"]["suspend"], true);
+    let again = weaver(&repo, &cluster, &["suspend", "shop", "-n", &ns]);
+    assert!(again.success().contains("was already suspended"));
+
+    // Nothing would handle a reconcile request of a suspended one.
+    let refused = weaver(&repo, &cluster, &["reconcile", "shop", "-n", &ns, "--no-wait"]);
+    assert!(refused.failure().contains("is suspended"), "{}", refused.stderr);
+
+    let resumed = weaver(&repo, &cluster, &["resume", "shop", "-n", &ns]);
+    assert!(resumed.success().contains(&format!("EnvironmentSync {ns}/shop resumed; asked for a reconcile")));
+    let live = cluster.get(&object).unwrap();
+    assert_eq!(live["spec"]["suspend"], false);
+    let asked = live["metadata"]["annotations"][ANNOTATION].as_str().expect("the reconcile request");
+    assert!(asked.parse::<jiff::Timestamp>().is_ok(), "RFC 3339: {asked}");
+}
+
+#[test]
+fn approve_sets_the_pending_digest_and_refuses_a_plan_that_changed() {
+    let (cluster, ns, repo) = setup();
+    let object = create(&cluster, &ns, "shop", json!({"approval": "Manual"}));
+    let approved = |cluster: &TestCluster| cluster.get(&object).unwrap()["spec"].get("approvedPlan").cloned();
+
+    let nothing = weaver(&repo, &cluster, &["approve", "shop", "-n", &ns, "--yes"]);
+    assert!(nothing.failure().contains("nothing waits for approval"), "{}", nothing.stderr);
+
+    cluster.patch_status(&object, &awaiting_status(1));
+    // Without a terminal to ask on, only --yes approves.
+    let unasked = weaver(&repo, &cluster, &["approve", "shop", "-n", &ns]);
+    assert!(unasked.failure().contains("help: pass --yes"), "{}", unasked.stderr);
+
+    let other = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    let stale = weaver(&repo, &cluster, &["approve", "shop", "-n", &ns, "--yes", "--digest", other]);
+    let stderr = stale.failure();
+    assert!(stderr.contains("the plan changed since you looked") && stderr.contains(DIGEST), "{stderr}");
+    assert_eq!(approved(&cluster), None, "a refused approval patches nothing");
+
+    let run = weaver(&repo, &cluster, &["approve", "shop", "-n", &ns, "--yes", "--digest", DIGEST]);
+    let stdout = run.success();
+    assert!(stdout.contains(&format!("digest:   {DIGEST}")) && stdout.contains("approved:"), "{stdout}");
+    let web = stdout.lines().find(|l| l.starts_with("prod ")).expect("the plan's changes");
+    assert_eq!(web.split_whitespace().collect::<Vec<_>>(), ["prod", "web", "1", "2", "0"]);
+    assert_eq!(approved(&cluster), Some(json!(DIGEST)));
+
+    let again = weaver(&repo, &cluster, &["approve", "shop", "-n", &ns, "--yes"]);
+    assert_eq!(again.code, 0);
+    assert!(again.stderr.contains("is already approved"), "{}", again.stderr);
+}
+
+/// Writes, from a thread of its own, the status a controller writes once it handled the
+/// reconcile request the object's annotation makes: `ready` or awaiting approval.
+fn handle_request(cluster: &TestCluster, ns: &str, name: &str, ready: bool) -> std::thread::JoinHandle<()> {
+    // A client of the thread's own runtime: the cluster's serves requests only while it runs.
+    let kubeconfig = cluster.kubeconfig().to_path_buf();
+    let (ns, name) = (ns.to_string(), name.to_string());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = runtime.block_on(async {
+            let config = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
+            kube::Client::try_from(config).unwrap()
+        });
+        let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+            client,
+            &ns,
+            &kube::api::ApiResource {
+                group: "weaver.example.com".into(),
+                version: "v1alpha1".into(),
+                api_version: "weaver.example.com/v1alpha1".into(),
+                kind: "EnvironmentSync".into(),
+                plural: "environmentsyncs".into(),
+            },
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let live = serde_json::to_value(runtime.block_on(api.get(&name)).unwrap()).unwrap();
+            if let Some(asked) = live["metadata"]["annotations"][ANNOTATION].as_str() {
+                let generation = live["metadata"]["generation"].as_i64().unwrap();
+                let mut status = if ready { ready_status(generation) } else { awaiting_status(generation) };
+                status["lastHandledReconcileAt"] = json!(asked);
+                let patch = kube::api::Patch::Merge(json!({"status": status}));
+                runtime.block_on(api.patch_status(&name, &Default::default(), &patch)).unwrap();
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "no reconcile request came");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+#[test]
+fn reconcile_waits_for_the_status_handling_its_request() {
+    let (cluster, ns, repo) = setup();
+    let object = create(&cluster, &ns, "shop", json!({}));
+    // An earlier request's status does not count as this one's.
+    let mut old = ready_status(1);
+    old["lastHandledReconcileAt"] = json!("2025-01-01T00:00:00Z");
+    cluster.patch_status(&object, &old);
+
+    let controller = handle_request(&cluster, &ns, "shop", true);
+    let run = weaver(&repo, &cluster, &["reconcile", "shop", "-n", &ns, "--timeout", "1m"]);
+    controller.join().unwrap();
+    let stdout = run.success();
+    assert!(
+        stdout.contains(&format!("EnvironmentSync {ns}/shop reconciled: Ready=True (ReconciliationSucceeded)")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("revision: {COMMIT}")) && stdout.contains("Unchanged"), "{stdout}");
+    assert!(run.stderr.contains("asked for a reconcile"), "{}", run.stderr);
+
+    // Ended not ready: exit 2.
+    cluster.merge_patch(&object, &json!({"metadata": {"annotations": {ANNOTATION: null}}}), MANAGER);
+    let controller = handle_request(&cluster, &ns, "shop", false);
+    let run = weaver(&repo, &cluster, &["reconcile", "shop", "-n", &ns, "--timeout", "1m"]);
+    controller.join().unwrap();
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("Ready=False (AwaitingApproval)"), "{}", run.stdout);
+
+    // Nobody handles it: a timeout, exit 1.
+    let run = weaver(&repo, &cluster, &["reconcile", "shop", "-n", &ns, "--timeout", "2s"]);
+    let stderr = run.failure();
+    assert!(stderr.contains("did not handle the reconcile request") && stderr.contains("within 2s"), "{stderr}");
+
+    // --no-wait only asks.
+    let before = cluster.get(&object).unwrap()["metadata"]["annotations"][ANNOTATION].clone();
+    let run = weaver(&repo, &cluster, &["reconcile", "shop", "-n", &ns, "--no-wait"]);
+    assert!(run.success().contains("asked for a reconcile"));
+    let after = cluster.get(&object).unwrap()["metadata"]["annotations"][ANNOTATION].clone();
+    assert!(after.is_string() && after != before, "a new request: {before} then {after}");
+}

@@ -41,6 +41,8 @@ struct Cached {
     config: kube::Config,
     client: kube::Client,
     issued: tokio::time::Instant,
+    /// How long the token was asked to live.
+    lifetime: Duration,
 }
 
 /// Tenant clients by (namespace, ServiceAccount).
@@ -61,29 +63,33 @@ impl Tenants {
 
     /// A client acting as ServiceAccount `name` of `namespace`.
     pub async fn client(&self, namespace: &str, name: &str) -> Result<kube::Client, TenantError> {
-        Ok(self.cached(namespace, name).await?.client)
+        Ok(self.cached(namespace, name, Duration::ZERO).await?.client)
     }
 
     /// The connection settings of [`Tenants::client`], for a caller that builds its own client
-    /// (an EnvironmentSync's apply); the token is as fresh as the client's.
-    pub async fn config(&self, namespace: &str, name: &str) -> Result<kube::Config, TenantError> {
-        Ok(self.cached(namespace, name).await?.config)
+    /// (an EnvironmentSync's apply), with a token that lives `at_least` this long more: an apply
+    /// that waits for a lock and for readiness must not see it expire half-way.
+    pub async fn config(&self, namespace: &str, name: &str, at_least: Duration) -> Result<kube::Config, TenantError> {
+        Ok(self.cached(namespace, name, at_least).await?.config)
     }
 
-    async fn cached(&self, namespace: &str, name: &str) -> Result<Cached, TenantError> {
+    async fn cached(&self, namespace: &str, name: &str, at_least: Duration) -> Result<Cached, TenantError> {
         let key = (namespace.to_string(), name.to_string());
         if let Some(cached) = self.cache.lock().await.get(&key)
             && cached.issued.elapsed() < REFRESH_AFTER
+            && cached.lifetime.saturating_sub(cached.issued.elapsed()) >= at_least
         {
             return Ok(cached.clone());
         }
+        // What is left to live after the refresh point covers the longest wait asked for.
+        let lifetime = TOKEN_LIFETIME.max(at_least + (TOKEN_LIFETIME - REFRESH_AFTER));
         let account = format!("{namespace}/{name}");
         let accounts: Api<ServiceAccount> = Api::namespaced(self.operator.clone(), namespace);
         let request = TokenRequest {
             spec: Some(TokenRequestSpec {
                 // None: the API server's own audiences, so the token is good for its API.
                 audiences: None,
-                expiration_seconds: Some(TOKEN_LIFETIME.as_secs() as i64),
+                expiration_seconds: Some(lifetime.as_secs() as i64),
                 ..TokenRequestSpec::default()
             }),
             ..TokenRequest::default()
@@ -104,7 +110,7 @@ impl Tenants {
             None => kube::Client::try_from(config.clone()),
         };
         let client = client.map_err(|source| TenantError::Client { account: account.clone(), source })?;
-        let cached = Cached { config, client, issued };
+        let cached = Cached { config, client, issued, lifetime };
         self.cache.lock().await.insert(key, cached.clone());
         Ok(cached)
     }

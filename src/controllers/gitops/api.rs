@@ -263,7 +263,8 @@ pub struct EnvironmentStatus {
     /// The commit this environment was last applied at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
-    /// `Applied`, `Unchanged`, `Failed`, `AwaitingApproval`, `Blocked`.
+    /// `Applied`, `Unchanged`, `Failed`, `AwaitingApproval`, or `Pending` (not applied yet: another
+    /// environment's plan failed).
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

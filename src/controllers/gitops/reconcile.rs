@@ -136,7 +136,7 @@ pub async fn reconcile(
         };
     let names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
     let work = plan::work(sync, &commit, &names);
-    let given = match cluster_for(sync, &namespace, spec, shared, &tenant).await {
+    let given = match cluster_for(sync, &namespace, spec, shared, &tenant, environments.len()).await {
         Ok(given) => given,
         Err((reason, message)) => return failed(reason, message, Some(&commit)),
     };
@@ -156,9 +156,23 @@ pub async fn reconcile(
     let manual = sync.spec.approval == Some(Approval::Manual);
     if work == Work::Apply && manual {
         match run.pending_plan(&environments).await {
-            Err(status) => {
-                let done = Done { revision: commit, work, environments: vec![status], pending: None, drift: None };
-                return Outcome::Done(done);
+            // The environment that could not be planned says why; the others keep what they had.
+            Err(failed) => {
+                let environments =
+                    environments
+                        .iter()
+                        .map(|env| match env.name == failed.name {
+                            true => failed.clone(),
+                            false => previous.environments.iter().find(|e| e.name == env.name).cloned().unwrap_or_else(
+                                || EnvironmentStatus {
+                                    name: env.name.clone(),
+                                    result: "Pending".into(),
+                                    ..Default::default()
+                                },
+                            ),
+                        })
+                        .collect();
+                return Outcome::Done(Done { revision: commit, work, environments, pending: None, drift: None });
             }
             Ok(plan) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
                 let waiting = |env: &Environment| EnvironmentStatus {
@@ -587,6 +601,7 @@ async fn cluster_for(
     spec: &Spec,
     shared: &Shared,
     tenant: &kube::Client,
+    environments: usize,
 ) -> Result<GivenCluster, (&'static str, String)> {
     if let Some(kube_config) = &sync.spec.kube_config {
         let name = &kube_config.secret_ref.name;
@@ -599,7 +614,10 @@ async fn cluster_for(
         return crate::cluster::given_kubeconfig(&text, &described)
             .map_err(|err| ("KubeConfigInvalid", err.redacted(&Redactor::new())));
     }
-    let config = shared.tenants.config(namespace, &spec.account).await.map_err(tenant_failure)?;
+    // One token serves every environment's apply: each may wait for its lock and its timeout.
+    let environments = u32::try_from(environments.max(1)).unwrap_or(u32::MAX);
+    let at_least = (spec.timeout + LOCK_TIMEOUT).saturating_mul(environments) + Duration::from_secs(60);
+    let config = shared.tenants.config(namespace, &spec.account, at_least).await.map_err(tenant_failure)?;
     let info = ClusterInfo { context: format!("ServiceAccount {namespace}/{}", spec.account), ..shared.info.clone() };
     Ok(GivenCluster::Config { config, info })
 }

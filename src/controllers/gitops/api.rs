@@ -147,7 +147,8 @@ pub struct LocalObjectReference {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Decryption {
-    /// A Secret of this namespace whose every value is age identities (`AGE-SECRET-KEY-1…`).
+    /// A Secret of this namespace whose every value holds age identities, one a line, as an age
+    /// identity file does (the output of `age-keygen`).
     pub secret_ref: LocalObjectReference,
 }
 

@@ -110,6 +110,12 @@ pub enum Keys {
 }
 
 impl Keys {
+    /// Whether the action runs for this machine's user (the CLI), and so may read this
+    /// machine's environment variables: never for a tenant of the controller.
+    pub fn own_machine(&self) -> bool {
+        matches!(self, Keys::Search(_))
+    }
+
     /// The identities, for repository `repo` and the environment's `identityFile`. A relative
     /// `identityFile` is a key on this machine, relative to `repo`, even under --rev: private
     /// keys are not read from git history.

@@ -30,8 +30,7 @@ pub(super) async fn notify(
         return;
     }
     let load_ids = || keys.load(repo, env.identity_file.as_ref());
-    // The controller reads nothing of its own machine for a tenant: not its variables either.
-    let own_environment = matches!(keys, super::Keys::Search(_));
+    let own_environment = keys.own_machine();
     let mut urls = Urls { source, redactor, ids: None, load_ids: &load_ids, files: HashMap::new(), own_environment };
     let mut sending = Vec::new();
     for notification in subscribed {

@@ -241,7 +241,7 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     }
     register_substituted_leaves(&selected, &values_files, redactor);
     warn_of_repeated_keys(&selected, &values_files, on);
-    let own_environment = matches!(options.keys, super::Keys::Search(_));
+    let own_environment = options.keys.own_machine();
     let secrets = crate::render::Secrets { values, values_files, overrides, own_environment };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })

@@ -151,6 +151,7 @@ pub async fn reconcile(
     };
     let run = Run { applier, approval_key, spec, fetched: &fetched, given, keys, redactor: &redactor };
     let previous = sync.status.clone().unwrap_or_default();
+    let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
     let mut results = Vec::new();
     let (mut drifted, mut missing) = (0, 0);
     let manual = sync.spec.approval == Some(Approval::Manual);
@@ -158,27 +159,24 @@ pub async fn reconcile(
         match run.pending_plan(&environments).await {
             // The environment that could not be planned says why; the others keep what they had.
             Err(failed) => {
-                let environments =
-                    environments
-                        .iter()
-                        .map(|env| match env.name == failed.name {
-                            true => failed.clone(),
-                            false => previous.environments.iter().find(|e| e.name == env.name).cloned().unwrap_or_else(
-                                || EnvironmentStatus {
-                                    name: env.name.clone(),
-                                    result: "Pending".into(),
-                                    ..Default::default()
-                                },
-                            ),
-                        })
-                        .collect();
+                let environments = environments
+                    .iter()
+                    .map(|env| match env.name == failed.name {
+                        true => failed.clone(),
+                        false => earlier(&env.name).unwrap_or_else(|| EnvironmentStatus {
+                            name: env.name.clone(),
+                            result: "Pending".into(),
+                            ..Default::default()
+                        }),
+                    })
+                    .collect();
                 return Outcome::Done(Done { revision: commit, work, environments, pending: None, drift: None });
             }
             Ok(plan) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
                 let waiting = |env: &Environment| EnvironmentStatus {
                     name: env.name.clone(),
                     result: "AwaitingApproval".into(),
-                    ..previous.environments.iter().find(|e| e.name == env.name).cloned().unwrap_or_default()
+                    ..earlier(&env.name).unwrap_or_default()
                 };
                 let environments = environments.iter().map(waiting).collect();
                 return Outcome::Done(Done { revision: commit, work, environments, pending: Some(plan), drift: None });
@@ -189,7 +187,7 @@ pub async fn reconcile(
     }
     for env in environments {
         let name = env.name.clone();
-        let before = previous.environments.iter().find(|e| e.name == name).cloned();
+        let before = earlier(&name);
         let result = match work {
             Work::Apply => run.apply(env).await,
             Work::ReportDrift | Work::CorrectDrift => {

@@ -145,7 +145,8 @@ fn a_second_fetch_transfers_nothing_and_a_new_commit_is_fetched() {
     assert_eq!(next.commit, new.to_string());
     assert!(next.transferred && next.bytes_received > 0);
     assert_eq!(read_at(&next.repository, &next.commit, "app.yaml"), "version: 4\n");
-    // An incremental fetch sends what changed, far less than the first.
+    // An incremental fetch sends no more than about what a first would (the repository is tiny
+    // here; benches/git_fetch shows the difference on a large one).
     assert!(next.bytes_received <= first.bytes_received * 2, "{} vs {}", next.bytes_received, first.bytes_received);
 }
 

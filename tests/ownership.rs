@@ -125,12 +125,17 @@ fn an_object_of_another_environment_is_taken_only_with_take_ownership() {
     assert_eq!(records_of(&cluster, &ns, "a").len(), 2, "a recorded nothing more");
 }
 
-/// Chart `shared` renders ConfigMap `shared` whatever its release's name.
+/// Chart `shared` renders ConfigMap `shared` and Secret `shared` whatever its release's name.
 fn with_shared_chart(repo: &Repo) {
-    repo.write("charts/shared/chart.yaml", "name: shared\nversion: 0.1.0\n").write(
-        "charts/shared/templates/configmap.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  by: {{ release.name }}\n",
-    );
+    repo.write("charts/shared/chart.yaml", "name: shared\nversion: 0.1.0\n")
+        .write(
+            "charts/shared/templates/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  by: {{ release.name }}\n",
+        )
+        .write(
+            "charts/shared/templates/secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: shared\nstringData:\n  token: not-a-real-token-8c1f\n",
+        );
 }
 
 /// Environments whose releases of different names render one object: the second environment
@@ -150,15 +155,20 @@ fn an_object_of_another_environment_s_release_of_another_name_is_refused_too() {
     let weaver = |args: &[&str]| repo.weaver_on(&cluster, args);
     weaver(&["apply", "--env", "one"]).success();
     let err = weaver(&["apply", "--env", "two"]).failure().to_string();
-    assert!(
-        err.contains(&format!("v1 ConfigMap {ns}/shared (release second) is environment `one`'s (release first)")),
-        "{err}"
-    );
+    for kind in ["ConfigMap", "Secret"] {
+        let refused = format!("v1 {kind} {ns}/shared (release second) is environment `one`'s (release first)");
+        assert!(err.contains(&refused), "{err}");
+    }
     let object = config_map("shared", &ns);
-    assert_eq!(owner(&cluster, &object), ("one".into(), "first".into()));
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shared", "namespace": ns}});
+    for object in [&object, &secret] {
+        assert_eq!(owner(&cluster, object), ("one".into(), "first".into()));
+    }
     assert!(records_of(&cluster, &ns, "two").is_empty());
     weaver(&["apply", "--env", "two", "--take-ownership"]).success();
-    assert_eq!(owner(&cluster, &object), ("two".into(), "second".into()));
+    for object in [&object, &secret] {
+        assert_eq!(owner(&cluster, object), ("two".into(), "second".into()));
+    }
 }
 
 /// Moving an object from one release of an environment to another is a refactor, not a
@@ -190,5 +200,5 @@ fn an_object_moves_between_releases_of_one_environment_without_take_ownership() 
     assert!(!out.contains("pruned v1 ConfigMap"), "{out}");
     assert_eq!(owner(&cluster, &object), ("dev".into(), "new".into()), "not pruned by `old`");
     let out = weaver(&["apply", "--env", "dev"]).success().to_string();
-    assert!(out.contains("Apply summary: 0 created, 0 configured, 2 unchanged, 0 pruned"), "{out}");
+    assert!(out.contains("Apply summary: 0 created, 0 configured, 3 unchanged, 0 pruned"), "{out}");
 }

@@ -269,8 +269,9 @@ fn handle_request(cluster: &TestCluster, ns: &str, name: &str, ready: bool) -> s
 fn reconcile_waits_for_the_status_handling_its_request() {
     let (cluster, ns, repo) = setup();
     let object = create(&cluster, &ns, "shop", json!({}));
-    // An earlier request's status does not count as this one's.
-    let mut old = ready_status(1);
+    // An earlier request's status does not count as this one's (it says another outcome, so a
+    // reconcile that did not wait would print that one).
+    let mut old = awaiting_status(1);
     old["lastHandledReconcileAt"] = json!("2025-01-01T00:00:00Z");
     cluster.patch_status(&object, &old);
 

@@ -240,6 +240,18 @@ impl Labelled<'_> {
         let (secrets, others): (BTreeSet<ListTarget>, BTreeSet<ListTarget>) =
             to_list.into_iter().partition(|t| self.desired.is_empty() || (t.api_version == "v1" && t.kind == "Secret"));
         let mut objects = cluster.list(&secrets, &self.selector, self.managed_fields, concurrency).await?;
+        // A Secret this run renders may be labelled by another release (another environment's):
+        // one more LIST of weaver's Secrets that are not records (records carry a status label),
+        // only where this run renders a Secret.
+        let renders_secret = |target: &ListTarget| {
+            self.desired.iter().any(|k| k.group.is_empty() && k.kind == "Secret" && k.namespace == target.namespace)
+        };
+        let foreign: BTreeSet<ListTarget> = secrets.iter().filter(|t| renders_secret(t)).cloned().collect();
+        if !foreign.is_empty() {
+            let selector = format!("{LABEL_RELEASE},!{LABEL_STATUS}");
+            let any = cluster.list(&foreign, &selector, self.managed_fields, concurrency).await?;
+            objects.extend(any.into_iter().filter(|o| !ours(o) && wanted(&o)));
+        }
         if !others.is_empty() {
             let any = cluster.list(&others, LABEL_RELEASE, self.managed_fields, concurrency).await?;
             objects.extend(any.into_iter().filter(|o| wanted(&o)));

@@ -233,9 +233,15 @@ impl SourceUrl {
             None => (Scheme::Ssh, url, true),
         };
         let (authority, path) = if scp {
-            // `user@host:path`, the colon before any slash (else it would be a local path).
-            match rest.split_once(':') {
-                Some((authority, path)) if !authority.contains('/') && !path.is_empty() => (authority, path),
+            // `user@host:path`: the host's colon is the first after the last `@` before any slash
+            // (else it would be a local path), so that `user:password@host:path` keeps its
+            // password in the userinfo, which is refused, and out of the host and path shown.
+            let before_slash = rest.find('/').map_or(rest, |slash| &rest[..slash]);
+            let host_start = before_slash.rfind('@').map_or(0, |at| at + 1);
+            match rest[host_start..].split_once(':') {
+                Some((host, path)) if !host.contains('/') && !path.is_empty() => {
+                    (&rest[..host_start + host.len()], path)
+                }
                 _ => return invalid("is not a URL: use https://host/path, ssh://host/path or user@host:path"),
             }
         } else {
@@ -356,7 +362,12 @@ mod tests {
 
     #[test]
     fn urls_with_credentials_or_plain_http_elsewhere_are_refused_without_showing_the_password() {
-        for url in ["https://user:hunter2@host/repo", "ssh://git:hunter2@host/repo", "https://hunter2@host/r"] {
+        for url in [
+            "https://user:hunter2@host/repo",
+            "ssh://git:hunter2@host/repo",
+            "https://hunter2@host/r",
+            "git:hunter2@host:org/repo.git",
+        ] {
             let err = SourceUrl::parse(url).unwrap_err();
             assert!(!err.contains("hunter2"), "{err}");
         }

@@ -138,15 +138,17 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
     };
     let Some(webhook) = &sync.spec.webhook else { return (Answer::NotFound, None) };
     let secret_name = &webhook.secret_ref.name;
+    // Without a usable token the answer is the one for no webhook, so that a caller cannot tell
+    // which names have one; the log says what to mend.
     let token = match secret(client, &namespace, secret_name, "spec.webhook.secretRef").await {
         Ok(secret) => value(&secret, "token").filter(|token| !token.is_empty()),
-        Err((_, message)) => return (Answer::Failed, Some(message)),
+        Err((_, message)) => return (Answer::NotFound, Some(message)),
     };
     let Some(token) = token else {
         let why = format!(
             "Secret {namespace}/{secret_name} (spec.webhook.secretRef) has no `token`; add the webhook's secret under `token`"
         );
-        return (Answer::Failed, Some(why));
+        return (Answer::NotFound, Some(why));
     };
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {

@@ -420,6 +420,12 @@ fn one_discovery_pass_and_one_list_per_resource_and_namespace() {
     let helm_lists: Vec<_> = requests.iter().filter(|r| helm(r)).map(|r| r.path.clone()).collect();
     assert_eq!(helm_lists, [format!("/api/v1/namespaces/{}/secrets", demo.ns)], "{requests:#?}");
     requests.retain(|r| !helm(r));
+    // Where the run renders a Secret, one more LIST of weaver's Secrets that are not records:
+    // another environment's, which an apply must not take (records are listed by release name).
+    let foreign = |r: &weaver_test_apiserver::RequestRecord| r.query.contains("%21weaver.example.com%2Fstatus");
+    let foreign_lists: Vec<_> = requests.iter().filter(|r| foreign(r)).map(|r| r.path.clone()).collect();
+    assert_eq!(foreign_lists, [format!("/api/v1/namespaces/{}/secrets", demo.ns)], "{requests:#?}");
+    requests.retain(|r| !foreign(r));
     let discovery: Vec<_> = requests.iter().filter(|r| r.path == "/api" || r.path == "/apis").collect();
     assert_eq!(discovery.len(), 2, "aggregated discovery is /api and /apis: {requests:#?}");
     let lists: Vec<&str> =

@@ -243,7 +243,8 @@ pub(super) fn apply_options(
         concurrency: settings.concurrency,
         wait: settings.wait,
         timeout: settings.timeout,
-        applied_by: settings.applier.clone().unwrap_or_else(crate::cluster::this_process),
+        // As the lock names its holder (the pod, in a pod), so the Lease and the record agree.
+        applied_by: settings.applier.clone().unwrap_or_else(|| LockOptions::new(env, settings.lock_timeout).holder),
         health_checks: env.releases.iter().map(|r| (r.name.clone(), r.health_checks.clone())).collect(),
         commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
         dirty: provenance.map(|(_, dirty)| dirty),

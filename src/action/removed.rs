@@ -24,6 +24,16 @@ pub enum PruneReleases {
     InEnvironment,
 }
 
+impl From<bool> for PruneReleases {
+    /// `--prune-releases`, or not: the CLI's search, across the cluster.
+    fn from(prune_releases: bool) -> PruneReleases {
+        match prune_releases {
+            true => PruneReleases::Everywhere,
+            false => PruneReleases::No,
+        }
+    }
+}
+
 /// The releases of `env` that the cluster has deployed records of and the environment no longer
 /// defines, each as a release to remove. A release whose last record holds nothing is already
 /// removed. One whose objects a release of `rendered` (this run's) renders was renamed: it is

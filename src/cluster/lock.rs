@@ -525,7 +525,7 @@ fn since_text(spec: &LeaseSpec) -> String {
 }
 
 /// `alice@build-7 pid 4242`: enough for someone waiting to find the process holding the lock.
-pub fn this_process() -> String {
+fn this_process() -> String {
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
     let mut name = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname writes at most that much.

@@ -136,7 +136,11 @@ pub async fn list_live(
         }
     }
     if !more.is_empty() {
-        objects.extend(labelled.list(cluster, &more, concurrency).await?);
+        // Only the records name these: no desired object is among them, so the releases' own
+        // label selects them, not every weaver object of the namespace.
+        let none = HashSet::new();
+        let recorded = Labelled { desired: &none, ..labelled };
+        objects.extend(recorded.list(cluster, &more, concurrency).await?);
     }
     Ok(Live { objects, records, helm: HashMap::new() })
 }

@@ -26,10 +26,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         settings: Settings { take_ownership: args.take_ownership, ..apply_settings(&args.apply) },
         require_clean: args.require_clean,
         allow_overrides: args.allow_overrides,
-        prune_releases: match args.prune_releases {
-            true => crate::action::PruneReleases::Everywhere,
-            false => crate::action::PruneReleases::No,
-        },
+        prune_releases: args.prune_releases.into(),
         forget_helm_release: args.forget_helm_release,
         servers,
     };

@@ -26,10 +26,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         },
         server_side: args.server_side,
         concurrency: args.concurrency,
-        prune_releases: match args.prune_releases {
-            true => crate::action::PruneReleases::Everywhere,
-            false => crate::action::PruneReleases::No,
-        },
+        prune_releases: args.prune_releases.into(),
         servers,
     };
     let environments = match super::environments(global, &args.render.select)? {

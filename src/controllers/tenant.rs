@@ -28,6 +28,8 @@ pub enum TenantError {
         #[source]
         source: kube::Error,
     },
+    #[error("the API server answered the token request for ServiceAccount {0} without a token")]
+    NoToken(String),
     #[error("cannot build a client for ServiceAccount {account}: {source}")]
     Client {
         account: String,
@@ -102,7 +104,8 @@ impl Tenants {
             kube::Error::Api(status) if status.code == 404 => TenantError::ServiceAccountNotFound(account.clone()),
             _ => TenantError::TokenRequest { account: account.clone(), source },
         })?;
-        let token: String = answer.status.and_then(|s| s.token).unwrap_or_default();
+        let token = answer.status.and_then(|s| s.token).filter(|token| !token.is_empty());
+        let token = token.ok_or_else(|| TenantError::NoToken(account.clone()))?;
         let mut config = self.base.clone();
         config.auth_info = AuthInfo { token: Some(token.into()), ..AuthInfo::default() };
         let client = match &self.rate {

@@ -27,7 +27,6 @@ pub struct DiffContext<'a> {
     pub provenance: Option<&'a Provenance>,
 }
 
-/// `+`, `~`, `-` or `=`: the sign of an action in every format.
 /// What every format of a plan says of an object labelled as another environment's.
 pub fn owner_note(owner: &crate::diff::plan::Owner) -> String {
     format!(
@@ -78,6 +77,7 @@ pub fn correction_line(release: &ReleaseDrift, dry_run: bool) -> Option<String> 
     })
 }
 
+/// `+`, `~`, `-` or `=`: the sign of an action in every format.
 pub fn action_sign(action: Action) -> &'static str {
     match action {
         Action::Create => "+",

@@ -236,11 +236,14 @@ impl GitCache {
         let found = fetch_into(&repo, &session)?;
         drop(_entered);
 
-        let size = disk_usage(&path);
+        // A fetch that transferred nothing left the mirror's size as it was: no walk of its files.
+        let size = found.transferred.then(|| disk_usage(&path));
         let lease = {
             let mut state = lock(&self.state);
             let mirror = state.mirrors.entry(name.clone()).or_insert_with(|| Mirror::new(0, SystemTime::now()));
-            mirror.size = size;
+            if let Some(size) = size {
+                mirror.size = size;
+            }
             mirror.last_used = SystemTime::now();
             mirror.leases += 1;
             Arc::new(Lease { state: self.state.clone(), name })

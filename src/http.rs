@@ -6,7 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::Agent;
-use ureq::tls::{RootCerts, TlsConfig};
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
+
+/// The certificates of a PEM file (a CA bundle) as trust roots; None when it holds none.
+pub(crate) fn root_certs(pem: &[u8]) -> Option<RootCerts> {
+    let certs: Vec<_> = ureq::tls::parse_pem(pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    (!certs.is_empty()).then(|| RootCerts::new_with_certs(&certs))
+}
 
 /// An agent that returns every HTTP status as a response (the caller says what each means),
 /// ends a request after `timeout` and follows at most `max_redirects`.

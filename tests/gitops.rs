@@ -690,7 +690,12 @@ fn no_credential_reaches_a_status_or_an_event() {
     until_ready_with(&cluster, &good, "ReconciliationSucceeded", "fetched with Basic credentials");
     let wrong = environment_sync(&cluster, &namespace, "wrong", spec("wrong", source.url()));
     cluster.create(&wrong);
-    until_ready_with(&cluster, &wrong, "GitAuthenticationFailed", "wrong credentials");
+    let live = until_ready_with(&cluster, &wrong, "GitAuthenticationFailed", "wrong credentials");
+    assert!(
+        ready(&live).unwrap().2.contains(&format!("(Secret {namespace}/wrong, spec.source.secretRef)")),
+        "{}",
+        live["status"]
+    );
     // Credentials in the URL itself are refused, and never repeated.
     let inline = source.url().replacen("://", &format!("://deploy:{PASSWORD}-inline@"), 1);
     let in_url = environment_sync(&cluster, &namespace, "in-url", spec("wrong", inline));

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use ureq::Agent;
-use ureq::tls::{PemItem, RootCerts};
 
 use super::registry_login;
 use crate::error::{Error, Result};
@@ -141,17 +140,11 @@ impl Connection {
                     Error::io("read CA file", ca_file, e)
                         .with_help(format!("the CA of repository {}", chart.repository))
                 })?;
-                let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                    .filter_map(|item| match item {
-                        Ok(PemItem::Certificate(cert)) => Some(cert),
-                        _ => None,
-                    })
-                    .collect();
-                if certs.is_empty() {
-                    return Err(Error::new(format!("CA file {} holds no PEM certificate", ca_file.display()))
-                        .with_help(format!("the CA of repository {}", chart.repository)));
-                }
-                Some(RootCerts::new_with_certs(&certs))
+                let roots = crate::http::root_certs(&pem).ok_or_else(|| {
+                    Error::new(format!("CA file {} holds no PEM certificate", ca_file.display()))
+                        .with_help(format!("the CA of repository {}", chart.repository))
+                })?;
+                Some(roots)
             }
         };
         // ureq's default number of redirects, as before.

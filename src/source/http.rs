@@ -10,7 +10,6 @@ use std::time::Duration;
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream};
 use secrecy::ExposeSecret;
 use ureq::Agent;
-use ureq::tls::{PemItem, RootCerts};
 
 use super::transport::Session;
 use super::{Credentials, FetchFailure};
@@ -21,21 +20,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub(super) struct HttpSubtransport {
     session: Arc<Session>,
     agent: Agent,
+    /// The CA given holds no certificate: every https request fails, saying so.
+    empty_ca: bool,
 }
 
 impl HttpSubtransport {
     pub fn new(session: Arc<Session>) -> HttpSubtransport {
-        let roots = session.ca_pem.as_deref().map(|pem| {
-            let certs: Vec<_> = ureq::tls::parse_pem(pem)
-                .filter_map(|item| match item {
-                    Ok(PemItem::Certificate(cert)) => Some(cert),
-                    _ => None,
-                })
-                .collect();
-            RootCerts::new_with_certs(&certs)
-        });
-        let agent = crate::http::agent(roots, REQUEST_TIMEOUT, 5);
-        HttpSubtransport { session, agent }
+        let roots = session.ca_pem.as_deref().map(crate::http::root_certs);
+        let empty_ca = matches!(roots, Some(None));
+        let agent = crate::http::agent(roots.flatten(), REQUEST_TIMEOUT, 5);
+        HttpSubtransport { session, agent, empty_ca }
     }
 }
 
@@ -44,13 +38,7 @@ impl SmartSubtransport for HttpSubtransport {
         if !matches!(action, Service::UploadPackLs | Service::UploadPack) {
             return Err(git2::Error::from_str("weaver's git sources only fetch"));
         }
-        if self.session.url.scheme == super::Scheme::Https
-            && self
-                .session
-                .ca_pem
-                .as_deref()
-                .is_some_and(|pem| !ureq::tls::parse_pem(pem).any(|item| matches!(item, Ok(PemItem::Certificate(_)))))
-        {
+        if self.session.url.scheme == super::Scheme::Https && self.empty_ca {
             return Err(git2::Error::from_str(
                 &self
                     .session

@@ -112,7 +112,7 @@ pub async fn reconcile(
     let cache = shared.cache.clone();
     let fetched = match tokio::task::spawn_blocking(move || cache.fetch(&request)).await {
         Ok(Ok(fetched)) => fetched,
-        Ok(Err(err)) => return failed(err.failure.reason(), err.message, None),
+        Ok(Err(err)) => return failed(err.failure.reason(), with_secret(&err, sync, &namespace), None),
         Err(join) => return failed("GitFetchFailed", format!("the fetch stopped: {join}"), None),
     };
     shared.metrics.fetched(&fetched);
@@ -574,6 +574,17 @@ async fn fetch_request(
         super::api::RefKind::Commit => GitRef::Commit(value.clone()),
     };
     Ok(FetchRequest { url: source.url.clone(), reference, credentials, ca_pem })
+}
+
+/// A failed fetch's message, naming the Secret the credentials came from when the failure is
+/// theirs (the source module knows the values, not where they were read).
+fn with_secret(err: &crate::source::FetchError, sync: &EnvironmentSync, namespace: &str) -> String {
+    use crate::source::FetchFailure;
+    let theirs = matches!(err.failure, FetchFailure::AuthenticationFailed | FetchFailure::HostKeyMismatch);
+    match sync.spec.source.secret_ref.as_ref().filter(|_| theirs) {
+        Some(secret) => format!("{} (Secret {namespace}/{}, spec.source.secretRef)", err.message, secret.name),
+        None => err.message.clone(),
+    }
 }
 
 /// A client acting as the EnvironmentSync's account.

@@ -2,7 +2,6 @@
 //! Kubernetes objects. README.md has the tour; the book (docs/) the rest.
 
 pub(crate) mod action;
-pub(crate) mod adopt;
 pub(crate) mod apply;
 pub mod charts;
 pub mod cli;
@@ -11,26 +10,21 @@ pub mod commands;
 pub(crate) mod completion;
 pub mod controllers;
 pub(crate) mod diff;
-pub(crate) mod drift;
 pub mod error;
 pub mod git;
 pub(crate) mod helm;
-pub(crate) mod hmac;
-pub mod hook;
-pub(crate) mod http;
 pub(crate) mod import;
 pub mod kustomize;
 pub(crate) mod manifest;
+pub(crate) mod net;
 pub(crate) mod notify;
 pub mod patch;
 pub mod project;
-pub mod release_record;
+pub mod release;
 pub(crate) mod render;
 pub(crate) mod report;
-pub(crate) mod retry;
 pub mod secrets;
 pub mod source;
-pub(crate) mod status;
 pub(crate) mod validate;
 pub mod yaml;
 

@@ -337,7 +337,7 @@ pub struct Listed {
     pub metadata: Value,
 }
 
-/// Apply phases, in order (DESIGN.md "Desired set and order").
+/// Apply phases, in order (the book's concepts/apply.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Phase {
     CustomResourceDefinitions,

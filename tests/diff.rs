@@ -367,12 +367,12 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         .filter(|o| o.pointer("/metadata/labels/weaver.example.com~1release").and_then(Value::as_str) == Some("web"))
         .cloned()
         .collect();
-    let record = weaver::release_record::Record {
+    let record = weaver::release::record::Record {
         applied_by: None,
         release: "web".into(),
         environment: "dev".into(),
         revision: 1,
-        status: weaver::release_record::Status::Deployed,
+        status: weaver::release::record::Status::Deployed,
         time: "2026-11-21T10:00:00Z".into(),
         commit: None,
         dirty: None,
@@ -388,7 +388,7 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         adopted_from: None,
         taken_from: Vec::new(),
     };
-    demo.cluster.apply(&weaver::release_record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
+    demo.cluster.apply(&weaver::release::record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
 
     let plan = demo.plan();
     assert_eq!(

@@ -8,7 +8,7 @@ use crate::common;
 use common::cluster::TestCluster;
 use common::{Repo, Run};
 use serde_json::{Value, json};
-use weaver::release_record::{Record, Status, to_secrets};
+use weaver::release::record::{Record, Status, to_secrets};
 
 /// The demo's dev environment, deployed into a namespace of the test cluster.
 struct Deployed {

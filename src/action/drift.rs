@@ -17,14 +17,14 @@ use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell
 use crate::apply::{Outcome, Report as ApplyReport};
 use crate::cluster::observe::{Live, Unlabelled, list_live, recorded_target};
 use crate::cluster::{Cluster, ConnectOptions, ManagedFields, SharedServers};
-use crate::drift::{
-    Correction, CorrectionResult, CorrectionRun, ReleaseCorrection, ReleaseState, Report, State, compare_release,
-};
 use crate::error::Result;
 use crate::manifest::ObjectKey;
 use crate::notify::Message;
 use crate::project::Release;
-use crate::release_record::{self, Record, RecordedObject, Wanted};
+use crate::release::drift::{
+    Correction, CorrectionResult, CorrectionRun, ReleaseCorrection, ReleaseState, Report, State, compare_release,
+};
+use crate::release::record::{self, Record, RecordedObject, Wanted};
 
 #[derive(Debug, Clone)]
 pub struct DriftOptions {
@@ -133,7 +133,7 @@ pub(super) async fn recorded_live(
 
 /// The live objects by key, the records left out.
 pub(super) fn by_key(live: &Live) -> HashMap<ObjectKey, &Value> {
-    live.objects.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect()
+    live.objects.iter().filter(|o| !record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect()
 }
 
 /// Where the cluster keeps a recorded object of `release`: its namespace (None when

@@ -440,7 +440,7 @@ pub fn drift(
     environments: &[Arc<Environment>],
     options: impl Fn(&str) -> DriftOptions + Sync,
     cx: FleetContext,
-) -> Vec<Outcome<crate::drift::Report>> {
+) -> Vec<Outcome<crate::release::drift::Report>> {
     each(environments, cx, |env, cx| {
         let mut options = options(&env.name);
         options.selection.loaded = Some(Arc::clone(env));
@@ -453,7 +453,7 @@ pub fn status(
     environments: &[Arc<Environment>],
     options: impl Fn(&str) -> super::status::StatusOptions + Sync,
     cx: FleetContext,
-) -> Vec<Outcome<crate::status::Report>> {
+) -> Vec<Outcome<crate::release::status::Report>> {
     each(environments, cx, |env, cx| {
         let mut options = options(&env.name);
         options.selection.loaded = Some(Arc::clone(env));

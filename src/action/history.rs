@@ -5,7 +5,7 @@ use crate::cluster::ConnectOptions;
 use crate::cluster::observe::release_records;
 use crate::error::Result;
 use crate::project::{Environment, Release};
-use crate::release_record::Record;
+use crate::release::record::Record;
 
 /// Which release's history.
 #[derive(Debug, Clone)]

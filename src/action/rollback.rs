@@ -12,7 +12,7 @@ use crate::cluster::observe::release_records;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectKey};
 use crate::project::Release;
-use crate::release_record::{Record, RecordedObject, Status, secret_name};
+use crate::release::record::{Record, RecordedObject, Status, secret_name};
 use crate::render::RenderedRelease;
 use crate::secrets::Redactor;
 

@@ -10,8 +10,8 @@ use super::render::{IfEmpty, select};
 use super::{OnProgress, connect_sharing, phase, tell_retries};
 use crate::cluster::{ManagedFields, Readiness, readiness};
 use crate::error::Result;
-use crate::release_record::Wanted;
-use crate::status::{Health, Report, release_health};
+use crate::release::record::Wanted;
+use crate::release::status::{Health, Report, release_health};
 
 /// Status reads what drift reads: the selection, how to connect, how many requests at once.
 pub type StatusOptions = DriftOptions;

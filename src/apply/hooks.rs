@@ -1,5 +1,5 @@
 //! Running a release's hooks as helm runs them: the hooks of one event one after another in
-//! helm's order (`hook::for_event`), each applied (after deleting the previous one, with
+//! helm's order (`hooks::for_event`), each applied (after deleting the previous one, with
 //! `before-hook-creation`) and waited for until done; the first that fails stops the rest
 //! and the release, with the last lines of its pods' logs. `hook-succeeded` hooks are deleted
 //! once every hook of the event has succeeded, a `hook-failed` one when it fails.
@@ -10,9 +10,9 @@ use tokio::time::Instant;
 use super::{ApplyError, Event, Run, describe, interruption};
 use crate::cluster::{Deleted, PodLog, Readiness, ServedKind};
 use crate::error::Error;
-use crate::hook::{self, DeletePolicy, Spec};
+use crate::helm::hooks::{self, DeletePolicy, Spec};
 use crate::manifest::ObjectKey;
-use crate::release_record::{HookOutcome, HookRun};
+use crate::release::record::{HookOutcome, HookRun};
 
 /// How many log lines of each pod of a failed hook are shown.
 pub const LOG_LINES: i64 = 20;
@@ -21,7 +21,7 @@ pub const LOG_LINES: i64 = 20;
 #[derive(Debug, Clone)]
 pub struct HookResult {
     pub release: String,
-    pub event: hook::Event,
+    pub event: hooks::Event,
     pub api_version: String,
     pub key: ObjectKey,
     pub weight: i64,
@@ -49,10 +49,10 @@ impl Run<'_> {
     pub(super) async fn run_hooks(
         &self,
         release: &str,
-        event: hook::Event,
+        event: hooks::Event,
         objects: &[Value],
     ) -> (Vec<HookResult>, Option<String>) {
-        let hooks = hook::for_event(objects, event);
+        let hooks = hooks::for_event(objects, event);
         let mut results = Vec::new();
         let mut error: Option<String> = None;
         for (object, spec) in &hooks {
@@ -101,11 +101,11 @@ impl Run<'_> {
     pub(super) fn hooks_not_run(
         &self,
         release: &str,
-        event: hook::Event,
+        event: hooks::Event,
         objects: &[Value],
         why: &str,
     ) -> Vec<HookResult> {
-        hook::for_event(objects, event)
+        hooks::for_event(objects, event)
             .into_iter()
             .map(|(object, spec)| {
                 let result = HookResult {

@@ -1,5 +1,5 @@
 //! Applying a plan to the cluster. Releases go in `needs` order, independent ones in parallel;
-//! each release's objects go in apply phases (DESIGN.md), in parallel within a phase, with
+//! each release's objects go in apply phases (the book's concepts/apply.md), in parallel within a phase, with
 //! CRDs Established before any custom resource. Then readiness (`--wait`), prune, and the
 //! release record. Nothing here prints: the caller hears about progress through [`Event`]s and
 //! gets a [`Report`] that says, object by object, what was and was not done.
@@ -20,14 +20,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::adopt::HelmRelease;
 use crate::cluster::observe::Live;
 use crate::cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, WaitProgress};
 use crate::diff::{Action, ObjectPlan, Plan};
 use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
 use crate::project::HealthCheck;
-use crate::release_record::{AdoptedFrom, HookOutcome, Record, Status, TakenFrom};
+use crate::release::adopt::HelmRelease;
+use crate::release::record::{AdoptedFrom, HookOutcome, Record, Status, TakenFrom};
 use crate::render::RenderedRelease;
 
 /// How to apply.
@@ -121,7 +121,7 @@ pub struct ReleaseResult {
     pub helm: Option<HelmAdoption>,
 }
 
-/// What an apply did about the Helm release its release adopts (`crate::adopt`).
+/// What an apply did about the Helm release its release adopts (`crate::release::adopt`).
 #[derive(Debug, Clone)]
 pub struct HelmAdoption {
     pub helm: HelmRelease,
@@ -165,7 +165,7 @@ pub enum Event<'a> {
     /// A hook is created and waited for.
     HookStarted {
         release: &'a str,
-        event: crate::hook::Event,
+        event: crate::helm::hooks::Event,
         key: &'a ObjectKey,
     },
     /// A hook is done, failed, or was not run.
@@ -461,7 +461,7 @@ impl Run<'_> {
         // Hooks run when the release changes: as `helmfile apply` upgrades only releases
         // with a diff. Removing a release runs the hooks its last record kept.
         // A release adopted from Helm is deployed already, as the plan says.
-        let lifecycle = crate::hook::Lifecycle::of(
+        let lifecycle = crate::helm::hooks::Lifecycle::of(
             input.rendered.installed,
             history.last_deployed().is_some() || self.adoption(&input.rendered.name).is_some(),
             self.options.rollback_of.is_some(),
@@ -470,7 +470,9 @@ impl Run<'_> {
             // A correction puts objects back; it is no install, upgrade or rollback.
             _ if self.options.correction => &[],
             (false, _) => &[],
-            (true, crate::hook::Lifecycle::Delete) => history.last_deployed().map_or(&[][..], |r| r.hooks.as_slice()),
+            (true, crate::helm::hooks::Lifecycle::Delete) => {
+                history.last_deployed().map_or(&[][..], |r| r.hooks.as_slice())
+            }
             (true, _) => &hooks,
         };
         let [before, after] = lifecycle.events();

@@ -10,7 +10,7 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::manifest::{LABEL_RELEASE, ObjectKey, ObjectKeyRef, label, namespace_of};
 use crate::project::chart::ChartMeta;
-use crate::release_record::{self, LABEL_STATUS, Record, RecordedObject, Status};
+use crate::release::record::{self, LABEL_STATUS, Record, RecordedObject, Status};
 
 /// How many revisions of a release are kept, as helm's default `--history-max`.
 pub const KEPT_REVISIONS: usize = 10;
@@ -40,7 +40,7 @@ impl<'a> History<'a> {
         environment: &str,
     ) -> History<'a> {
         let release = &input.rendered.name;
-        let deployed = release_record::deployed_revisions(secrets.iter().copied(), environment)
+        let deployed = record::deployed_revisions(secrets.iter().copied(), environment)
             .into_keys()
             .filter(|(name, _)| name == release)
             .map(|(_, revision)| revision)
@@ -49,7 +49,7 @@ impl<'a> History<'a> {
             release: release.clone(),
             namespace: input.rendered.namespace.clone(),
             environment: environment.to_string(),
-            revisions: release_record::revisions(secrets.iter().copied(), release),
+            revisions: record::revisions(secrets.iter().copied(), release),
             deployed,
             last_deployed,
             chart: input.rendered.chart_meta.clone(),
@@ -160,7 +160,7 @@ impl<'a> History<'a> {
     /// beyond the last [`KEPT_REVISIONS`] are deleted.
     pub(super) async fn write(&self, cluster: &Cluster, record: &Record) -> Result<()> {
         let served = cluster.resolve("v1", "Secret").map_err(|_| Error::new("the cluster does not serve v1 Secret"))?;
-        for secret in release_record::to_secrets(record, &self.namespace)? {
+        for secret in record::to_secrets(record, &self.namespace)? {
             // Server-side apply is idempotent, so a retried or leftover chunk is simply replaced.
             cluster.apply(&secret, &served, false, true).await.map_err(|err| match err {
                 // It names the Secret already ("applying Secret NS/NAME: …").
@@ -192,7 +192,7 @@ impl<'a> History<'a> {
 /// so a run over many releases decodes every record once.
 pub(super) fn by_release(live: &[Value]) -> HashMap<(&str, &str), Vec<&Value>> {
     let mut grouped: HashMap<(&str, &str), Vec<&Value>> = HashMap::new();
-    for secret in live.iter().filter(|o| release_record::is_record(o)) {
+    for secret in live.iter().filter(|o| record::is_record(o)) {
         let release = label(secret, LABEL_RELEASE).unwrap_or_default();
         grouped.entry((namespace_of(secret).unwrap_or_default(), release)).or_default().push(secret);
     }

@@ -140,7 +140,7 @@ impl Connection {
                     Error::io("read CA file", ca_file, e)
                         .with_help(format!("the CA of repository {}", chart.repository))
                 })?;
-                let roots = crate::http::root_certs(&pem).ok_or_else(|| {
+                let roots = crate::net::http::root_certs(&pem).ok_or_else(|| {
                     Error::new(format!("CA file {} holds no PEM certificate", ca_file.display()))
                         .with_help(format!("the CA of repository {}", chart.repository))
                 })?;
@@ -148,7 +148,7 @@ impl Connection {
             }
         };
         // ureq's default number of redirects, as before.
-        let agent = crate::http::agent(roots, Duration::from_secs(300), 10);
+        let agent = crate::net::http::agent(roots, Duration::from_secs(300), 10);
         Ok(Connection {
             agent,
             credentials,

@@ -39,7 +39,7 @@ pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 use crate::error::{Error, Result};
 pub use crate::manifest::{ListTarget, Listed};
 use crate::manifest::{MANAGER, api_group};
-use crate::retry::RetryPolicy;
+use crate::net::retry::RetryPolicy;
 
 /// How many requests weaver keeps in flight at once, by default. Below the 49 seats a 1.32
 /// server's API priority and fairness gives the `global-default` level (where a user's

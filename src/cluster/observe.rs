@@ -8,13 +8,13 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::{ApplyError, Cluster, ListTarget, ManagedFields, Unserved};
-use crate::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{
     LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, ObjectKeyRef, Scopes, api_group, label, namespace_of,
 };
 use crate::project::Release;
-use crate::release_record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status, Wanted};
+use crate::release::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by};
+use crate::release::record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status, Wanted};
 use crate::render::RenderedRelease;
 
 /// What the cluster has of some releases: the objects carrying their release label, and the
@@ -119,12 +119,12 @@ pub async fn list_live(
     // in its own namespace: another namespace listed here may hold a namesake's.
     let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
     let own = objects.iter().filter(|o| {
-        release_record::is_record(o)
+        record::is_record(o)
             && label(o, LABEL_RELEASE)
                 .and_then(|release| namespaces.get(release))
                 .is_some_and(|own| Some(*own) == namespace_of(o))
     });
-    let records = release_record::last_records(own, environment, wanted)?;
+    let records = record::last_records(own, environment, wanted)?;
     let mut more = BTreeSet::new();
     for (release, namespace) in releases {
         for manifest in records.get(*release).into_iter().flat_map(|r| &r.manifests) {
@@ -145,7 +145,7 @@ pub async fn list_live(
     Ok(Live { objects, records, helm: HashMap::new() })
 }
 
-/// Adoption from Helm (see `crate::adopt`): for each of `releases` (already observed into
+/// Adoption from Helm (see `crate::release::adopt`): for each of `releases` (already observed into
 /// `live`) that has no deployed record yet, or every one with `every`, whether a Helm release of
 /// the same name has records in its namespace (one metadata-only LIST of Secrets per namespace,
 /// selected by Helm's `owner` and `name` labels: their content is never read). For each one
@@ -237,7 +237,7 @@ impl Labelled<'_> {
         let wanted = |object: &&Value| {
             ours(object)
                 || (label(object, LABEL_RELEASE).is_some()
-                    && !release_record::is_record(object)
+                    && !record::is_record(object)
                     && self.desired.contains(&ObjectKey::of(object)))
         };
         // Secrets (records among them) by the releases' label; the rest by weaver's label.
@@ -413,7 +413,7 @@ pub async fn deployed_records_everywhere(
     }
     let mut records = Vec::new();
     for (namespace, secrets) in by_namespace {
-        let mut newest: Vec<Record> = release_record::last_deployed(secrets, environment)?.into_values().collect();
+        let mut newest: Vec<Record> = record::last_deployed(secrets, environment)?.into_values().collect();
         newest.sort_by(|a, b| a.release.cmp(&b.release));
         records.extend(newest.into_iter().map(|record| (namespace.to_string(), record)));
     }
@@ -428,5 +428,5 @@ pub async fn release_records(cluster: &Cluster, release: &Release, environment: 
         ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: Some(release.namespace.clone()) };
     let selector = format!("{LABEL_RELEASE}={}", release.name);
     let secrets = cluster.list(&BTreeSet::from([target]), &selector, ManagedFields::Text, 1).await?;
-    Ok(release_record::from_secrets(&secrets)?.into_iter().filter(|r| r.environment == environment).collect())
+    Ok(record::from_secrets(&secrets)?.into_iter().filter(|r| r.environment == environment).collect())
 }

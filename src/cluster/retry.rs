@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::ClusterInfo;
 use super::error::{chain_mentions, humanize, request_error, timed_out};
 use crate::error::Error;
-use crate::retry::RetryPolicy;
+use crate::net::retry::RetryPolicy;
 
 /// How long requests may keep failing before weaver gives up, by default (`--retry-budget`).
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);

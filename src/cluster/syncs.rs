@@ -12,7 +12,7 @@ use super::{ClusterInfo, ConnectOptions};
 use crate::controllers::gitops::EnvironmentSync;
 use crate::error::{Error, Result};
 use crate::manifest::MANAGER;
-use crate::retry::RetryPolicy;
+use crate::net::retry::RetryPolicy;
 
 /// A client for EnvironmentSyncs of the kubeconfig's cluster.
 pub struct Syncs {

@@ -13,8 +13,8 @@ use crate::action::drift::{CorrectOptions, Corrected, DriftOptions, correct as c
 use crate::action::fleet::{self, FleetContext};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
 use crate::cluster::SharedServers;
-use crate::drift::Report;
 use crate::error::{Error, Result};
+use crate::release::drift::Report;
 use crate::report;
 use crate::report::json::{AnyFleetReport, DriftReport, FleetCommand, FleetReport};
 

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use super::{Style, Ui, write_stdout};
 use crate::diff::Action;
-use crate::drift::{ObjectDrift, ReleaseDrift, Report, State};
 use crate::error::{Error, Result};
+use crate::release::drift::{ObjectDrift, ReleaseDrift, Report, State};
 use crate::report::json::{AnyFleetReport, DiffReport, DriftReport, FleetApplyState, FleetReport, to_text};
 use crate::report::{self, drift_lines};
 

@@ -6,7 +6,7 @@ use super::{Ui, block_on, connect_options, table, write_stdout};
 use crate::action::history::{History, HistoryOptions, history};
 use crate::cli::{GlobalArgs, HistoryArgs, ListFormat};
 use crate::error::Result;
-use crate::release_record::{Record, Status};
+use crate::release::record::{Record, Status};
 use crate::report::json::{HistoryReport, to_text};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &HistoryArgs) -> Result<ExitCode> {

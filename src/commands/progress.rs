@@ -22,7 +22,7 @@ use crate::apply::{ApplyOptions, Event, HelmAdoption, HelmRecords, ObjectResult,
 use crate::cli::ListFormat;
 use crate::cluster::{WaitOutcome, WaitProgress, humanize};
 use crate::error::{Error, Result};
-use crate::release_record::HookOutcome;
+use crate::release::record::HookOutcome;
 use crate::report::json::{ApplyReport, to_text};
 
 /// How often plain output repeats a message that keeps changing.

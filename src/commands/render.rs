@@ -135,7 +135,7 @@ const STREAM_CHUNK: usize = 1 << 20;
 /// around the release rather than keeping it.
 fn push_source_comment(out: &mut String, m: &Manifest, hook: bool) {
     out.push_str(&format!("# Source: {} (release {})\n", m.source.display(), m.release));
-    if let Some(spec) = hook.then(|| crate::hook::Spec::of(&m.object)).flatten() {
+    if let Some(spec) = hook.then(|| crate::helm::hooks::Spec::of(&m.object)).flatten() {
         let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
         out.push_str(&format!("# Hook: {}, weight {}\n", events.join(","), spec.weight));
     }

@@ -11,9 +11,9 @@ use crate::action::status::{StatusOptions, status};
 use crate::cli::{GlobalArgs, StatusArgs, StatusFormat};
 use crate::cluster::SharedServers;
 use crate::error::{Error, Result};
+use crate::release::status::{Health, Report};
 use crate::report::json::{FleetCommand, FleetReport, StatusReport};
 use crate::report::{self, object_name};
-use crate::status::{Health, Report};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> {
     let options = |env: &str, servers: Option<SharedServers>| StatusOptions {

@@ -1,4 +1,4 @@
-//! The three-way diff (DESIGN.md "Three-way diff"): for every object in desired ∪ last-applied,
+//! The three-way diff (the book's concepts/diff.md): for every object in desired ∪ last-applied,
 //! whether an apply would create, update, delete or leave it, and which fields change.
 //!
 //! Client mode merges here: merged = live − (fields weaver set last time that desired no

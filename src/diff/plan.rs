@@ -11,12 +11,12 @@ use super::ignore::{respect, rules_for};
 use super::{
     Change, Kind, applies_unchanged, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values,
 };
-use crate::adopt::{HelmRelease, installed_by};
 use crate::error::{Error, Location, Result};
-use crate::hook;
+use crate::helm::hooks;
 use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, ObjectKey, ObjectKeyRef, label};
 use crate::project::IgnoreRule;
-use crate::release_record::{self, Record};
+use crate::release::adopt::{HelmRelease, installed_by};
+use crate::release::record::{self, Record};
 use crate::render::RenderedRelease;
 
 /// Objects carrying this annotation are never pruned, so never planned for deletion.
@@ -90,7 +90,7 @@ impl ObjectPlan {
 }
 
 /// A release that takes over what the Helm release of the same name installed in its
-/// namespace (see `crate::adopt`).
+/// namespace (see `crate::release::adopt`).
 #[derive(Debug, Clone)]
 pub struct Adoption {
     pub release: String,
@@ -113,12 +113,12 @@ pub struct HookPlan {
     pub release: String,
     pub api_version: String,
     pub key: ObjectKey,
-    pub events: Vec<hook::Event>,
+    pub events: Vec<hooks::Event>,
     pub weight: i64,
-    pub delete_policies: Vec<hook::DeletePolicy>,
+    pub delete_policies: Vec<hooks::DeletePolicy>,
     /// The events of this apply that run it, in order; empty when it does not run (the
     /// release does not change, or its lifecycle fires none of the hook's events).
-    pub runs: Vec<hook::Event>,
+    pub runs: Vec<hooks::Event>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -283,7 +283,7 @@ fn prune_disabled(object: &Value) -> bool {
 /// Plans every object of `releases` against `live` objects (records among them are used, not
 /// planned). Deletions come from the releases' last deployed records.
 pub fn plan_against(releases: &[RenderedRelease], environment: &str, live: &[Value]) -> Result<Plan> {
-    plan_with_records(releases, &release_record::last_deployed(live, environment)?, live)
+    plan_with_records(releases, &record::last_deployed(live, environment)?, live)
 }
 
 /// Plans every object of `releases` against `live` objects, given their last deployed records.
@@ -309,7 +309,7 @@ pub fn plan_adopting(
     helm: &HashMap<String, HelmRelease>,
 ) -> Result<Plan> {
     let live_by_key: HashMap<ObjectKeyRef, &Value> =
-        live.iter().filter(|o| !release_record::is_record(o)).map(|o| (ObjectKeyRef::of(o), o)).collect();
+        live.iter().filter(|o| !record::is_record(o)).map(|o| (ObjectKeyRef::of(o), o)).collect();
     let mut plan = Plan::default();
     // Every object and hook the releases render, once some release has something to delete.
     let mut rendered_anywhere: Option<HashSet<ObjectKeyRef>> = None;
@@ -401,9 +401,9 @@ pub fn plan_adopting(
             || objects.iter().any(|o| o.action != Action::Unchanged);
         // A release adopted from Helm is deployed already: its upgrade hooks run, not its
         // install hooks.
-        let lifecycle = hook::Lifecycle::of(release.installed, record.is_some() || helm.is_some(), false);
+        let lifecycle = hooks::Lifecycle::of(release.installed, record.is_some() || helm.is_some(), false);
         let hooks = match lifecycle {
-            hook::Lifecycle::Delete => record.map(|r| r.hooks.clone()).unwrap_or_default(),
+            hooks::Lifecycle::Delete => record.map(|r| r.hooks.clone()).unwrap_or_default(),
             _ => hooks,
         };
         plan.hooks.extend(plan_hooks(&release.name, &hooks, changes.then_some(lifecycle)));
@@ -413,9 +413,9 @@ pub fn plan_adopting(
 
 /// The hooks of one release: those `lifecycle` runs, in the order it runs them (before the
 /// objects, then after), then the others by weight and name.
-fn plan_hooks(release: &str, hooks: &[Value], lifecycle: Option<hook::Lifecycle>) -> Vec<HookPlan> {
+fn plan_hooks(release: &str, hooks: &[Value], lifecycle: Option<hooks::Lifecycle>) -> Vec<HookPlan> {
     let mut planned: Vec<HookPlan> = Vec::new();
-    let mut add = |object: &Value, spec: hook::Spec, event: Option<hook::Event>| {
+    let mut add = |object: &Value, spec: hooks::Spec, event: Option<hooks::Event>| {
         let key = ObjectKey::of(object);
         match planned.iter_mut().find(|p| p.key == key) {
             Some(known) => known.runs.extend(event),
@@ -430,12 +430,12 @@ fn plan_hooks(release: &str, hooks: &[Value], lifecycle: Option<hook::Lifecycle>
             }),
         }
     };
-    for event in lifecycle.map(hook::Lifecycle::events).into_iter().flatten() {
-        for (object, spec) in hook::for_event(hooks, event) {
+    for event in lifecycle.map(hooks::Lifecycle::events).into_iter().flatten() {
+        for (object, spec) in hooks::for_event(hooks, event) {
             add(object, spec, Some(event));
         }
     }
-    let mut rest: Vec<(&Value, hook::Spec)> = hooks.iter().filter_map(|h| Some((h, hook::Spec::of(h)?))).collect();
+    let mut rest: Vec<(&Value, hooks::Spec)> = hooks.iter().filter_map(|h| Some((h, hooks::Spec::of(h)?))).collect();
     rest.sort_by(|(a, sa), (b, sb)| sa.weight.cmp(&sb.weight).then_with(|| ObjectKey::of(a).cmp(&ObjectKey::of(b))));
     for (object, spec) in rest {
         add(object, spec, None);

@@ -18,6 +18,7 @@ pub mod builtins;
 pub mod chart;
 pub mod engine;
 pub mod funcs;
+pub(crate) mod hooks;
 pub mod ignore;
 pub mod lookup;
 pub mod manifests;

@@ -1,7 +1,7 @@
 //! Notifications: what an environment's webhooks (`notifications:`, see
 //! `crate::project::notifications`) are told of an apply or of drift, in weaver's JSON document
 //! (`payload.rs`, schema in docs/src/reference/json-output.md) or Slack's incoming-webhook
-//! format, and sending it: a POST retried with backoff (`crate::retry`) until the
+//! format, and sending it: a POST retried with backoff (`crate::net::retry`) until the
 //! notification's `timeout`. Sending never fails the run: it ends in a [`Delivery`] for the
 //! caller to report. The URL holds a credential: no message here ever quotes it, nor any
 //! error of the HTTP client (which may).
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use ureq::http::StatusCode;
 
 use crate::error::Location;
+use crate::net::retry::RetryPolicy;
 use crate::project::notifications::{EventKind, Kind, Notification};
-use crate::retry::RetryPolicy;
 pub use payload::Message;
 
 /// How one notification went.
@@ -90,7 +90,7 @@ fn post(url: &str, body: &[u8], timeout: Duration) -> Result<Sent, Failure> {
     let deadline = started + policy.budget;
     // A webhook answers where it is asked: a redirect is an answer to report, not to follow
     // (a POST followed would become a GET, and carry the body nowhere).
-    let agent = crate::http::agent(None, timeout, 0);
+    let agent = crate::net::http::agent(None, timeout, 0);
     let mut attempts = 0;
     loop {
         attempts += 1;

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::apply::{ApplyOptions, Report as ApplyResults};
-use crate::drift::{CorrectionResult, Report as DriftResults, State};
 use crate::project::notifications::EventKind;
+use crate::release::drift::{CorrectionResult, Report as DriftResults, State};
 use crate::report::json::{ApplyReport, DriftReport};
 use crate::secrets::Redactor;
 
@@ -202,9 +202,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::adopt::HelmRelease;
     use crate::apply::{HelmAdoption, HelmRecords, ObjectResult, Outcome, ReleaseResult};
     use crate::manifest::ObjectKey;
+    use crate::release::adopt::HelmRelease;
 
     /// A failed apply's server messages may quote a decrypted value: neither the message's
     /// lines nor the report it embeds, in either format, carry it.

@@ -708,7 +708,7 @@ impl Run<'_> {
         if release.kustomize.is_none() && self.helm.is_helm_chart(&release.chart) {
             let (hooks, manifests) = std::mem::take(&mut out.manifests)
                 .into_iter()
-                .partition(|m| crate::hook::Spec::of(&m.object).is_some());
+                .partition(|m| crate::helm::hooks::Spec::of(&m.object).is_some());
             (out.hooks, out.manifests) = (hooks, manifests);
         }
     }

@@ -5,7 +5,7 @@
 use super::json::DiffReport;
 use super::{action_sign, drift_lines, html_escape, object_name};
 use crate::diff::Action;
-use crate::drift::{ReleaseState, Report, State};
+use crate::release::drift::{ReleaseState, Report, State};
 use crate::secrets::Redactor;
 
 const STYLE: &str = "\

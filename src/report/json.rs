@@ -12,16 +12,16 @@ use serde::{Deserialize, Serialize};
 use super::{DiffContext, object_diff};
 use crate::apply::{ApplyOptions, Outcome, Report as ApplyResults, Totals};
 use crate::diff::{Action, Change, Plan, Summary as PlanSummary};
-use crate::drift::{
-    Correction, CorrectionRun, FieldDrift, ObjectDrift, ReleaseCorrection, ReleaseDrift, ReleaseState, Report,
-    Revision as ComparedRevision, State, Summary as DriftSummary,
-};
 use crate::git::{ChangeSet, Comparison, Revision};
 use crate::manifest::ObjectKey;
 use crate::project::{Environment, Release};
-use crate::release_record::{Record, Status};
+use crate::release::drift::{
+    Correction, CorrectionRun, FieldDrift, ObjectDrift, ReleaseCorrection, ReleaseDrift, ReleaseState, Report,
+    Revision as ComparedRevision, State, Summary as DriftSummary,
+};
+use crate::release::record::{Record, Status};
+use crate::release::status::{self, Health, Summary as StatusSummary};
 use crate::secrets::redact::Redactor;
-use crate::status::{self, Health, Summary as StatusSummary};
 
 /// An object as every report names it: `apiVersion`, `kind`, `namespace` (null for
 /// cluster-scoped kinds) and `name`, in that order.
@@ -84,11 +84,11 @@ pub struct DiffHook<'a> {
     pub release: Cow<'a, str>,
     #[serde(flatten)]
     pub object: ObjectIdentity<'a>,
-    pub events: Cow<'a, [crate::hook::Event]>,
+    pub events: Cow<'a, [crate::helm::hooks::Event]>,
     pub weight: i64,
-    pub delete_policies: Cow<'a, [crate::hook::DeletePolicy]>,
+    pub delete_policies: Cow<'a, [crate::helm::hooks::DeletePolicy]>,
     /// The events of this apply that run it; empty when it does not run.
-    pub runs: Cow<'a, [crate::hook::Event]>,
+    pub runs: Cow<'a, [crate::helm::hooks::Event]>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -236,7 +236,7 @@ pub struct DriftRevision<'a> {
 }
 
 impl<'a> DriftRevision<'a> {
-    fn new(revision: &'a crate::drift::Revision) -> Self {
+    fn new(revision: &'a crate::release::drift::Revision) -> Self {
         DriftRevision {
             number: revision.number,
             time: (&revision.time).into(),
@@ -566,11 +566,11 @@ pub struct ApplyHelm<'a> {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyHook<'a> {
-    pub event: crate::hook::Event,
+    pub event: crate::helm::hooks::Event,
     #[serde(flatten)]
     pub object: ObjectIdentity<'a>,
     pub weight: i64,
-    pub result: crate::release_record::HookOutcome,
+    pub result: crate::release::record::HookOutcome,
     pub message: Option<String>,
 }
 
@@ -697,14 +697,14 @@ pub struct HistoryRevision<'a> {
     pub objects: usize,
     pub applied: usize,
     /// The Helm hooks the revision's apply ran, in order, and how each ended.
-    pub hook_runs: &'a [crate::release_record::HookRun],
+    pub hook_runs: &'a [crate::release::record::HookRun],
     /// The Helm release whose objects the revision took over (`{helmRelease, helmRevision}`),
     /// or null.
-    pub adopted_from: Option<&'a crate::release_record::AdoptedFrom>,
+    pub adopted_from: Option<&'a crate::release::record::AdoptedFrom>,
     /// The objects the revision took from other environments (`apply --take-ownership`):
     /// `{apiVersion, kind, namespace, name, environment, release}` each, the environment and
     /// release it was labelled with before.
-    pub taken_from: &'a [crate::release_record::TakenFrom],
+    pub taken_from: &'a [crate::release::record::TakenFrom],
 }
 
 impl<'a> HistoryReport<'a> {

@@ -1,7 +1,7 @@
 //! `weaver drift -o junit`: JUnit XML for CI dashboards (GitLab, Jenkins…).
 
 use super::{drift_lines, escape_markup, missing_message, no_record, object_name};
-use crate::drift::{ReleaseDrift, ReleaseState, Report, State};
+use crate::release::drift::{ReleaseDrift, ReleaseState, Report, State};
 
 /// Text for XML content: markup characters escaped, and characters XML 1.0 cannot carry at
 /// all (most control characters) replaced.
@@ -190,8 +190,8 @@ fn testcases(report: &Report, release: &ReleaseDrift) -> String {
 mod tests {
     use super::*;
     use crate::diff::ChangeOp;
-    use crate::drift::{FieldDrift, ObjectDrift, Revision};
     use crate::manifest::ObjectKey;
+    use crate::release::drift::{FieldDrift, ObjectDrift, Revision};
     use serde_json::json;
 
     #[test]

@@ -12,9 +12,9 @@ use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use crate::diff::{Action, ChangeOp, ObjectPlan, SECRET_CHANGED_MARKER, SECRET_MARKER};
-use crate::drift::{Correction, CorrectionResult, FieldDrift, ObjectDrift, ReleaseDrift, State};
 use crate::git::Provenance;
-use crate::hook::Event;
+use crate::helm::hooks::Event;
+use crate::release::drift::{Correction, CorrectionResult, FieldDrift, ObjectDrift, ReleaseDrift, State};
 use json::{DiffHook, DiffReport, ObjectIdentity};
 
 /// What a diff report says besides the plan itself.
@@ -116,7 +116,7 @@ pub fn adoption_lines(report: &DiffReport) -> Vec<String> {
             if adoption.helm_status == "deployed" { String::new() } else { format!(", {}", adoption.helm_status) };
         lines.push(format!(
             "release `{}` will be adopted from Helm release `{}` (revision {}{status}): its {} object(s) Helm installed take weaver's labels, and their fields move from field manager `{}` to `{}` (applied with force, for this release only)",
-            adoption.release, adoption.helm_release, adoption.helm_revision, adoption.objects, crate::adopt::HELM_MANAGER, crate::manifest::MANAGER
+            adoption.release, adoption.helm_release, adoption.helm_revision, adoption.objects, crate::release::adopt::HELM_MANAGER, crate::manifest::MANAGER
         ));
         if !adoption.not_rendered.is_empty() {
             let names: Vec<String> = adoption.not_rendered.iter().map(ObjectIdentity::name).collect();
@@ -227,7 +227,7 @@ fn escape_markup(text: &str, apostrophe: Option<&str>) -> String {
 }
 
 /// Why a release has nothing to compare.
-pub(crate) fn no_record(release: &crate::drift::ReleaseDrift, environment: &str) -> String {
+pub(crate) fn no_record(release: &crate::release::drift::ReleaseDrift, environment: &str) -> String {
     format!(
         "release `{}` has no deployed revision of environment `{environment}` in namespace {}: nothing to compare (never applied, or its release records were deleted)",
         release.name, release.namespace

@@ -14,6 +14,7 @@
 mod cipher;
 mod edit;
 mod error;
+pub(crate) mod hmac;
 mod json;
 mod keys;
 pub mod redact;

@@ -58,7 +58,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use rand::RngCore;
 use rand::rngs::OsRng;
 
-use crate::hmac::HmacSha256;
+use crate::secrets::hmac::HmacSha256;
 
 /// Numbers of fewer digits, and single characters, are not matched in text; see the module docs.
 pub const MIN_LEN: usize = 4;

@@ -26,9 +26,9 @@ pub(super) struct HttpSubtransport {
 
 impl HttpSubtransport {
     pub fn new(session: Arc<Session>) -> HttpSubtransport {
-        let roots = session.ca_pem.as_deref().map(crate::http::root_certs);
+        let roots = session.ca_pem.as_deref().map(crate::net::http::root_certs);
         let empty_ca = matches!(roots, Some(None));
-        let agent = crate::http::agent(roots.flatten(), REQUEST_TIMEOUT, 5);
+        let agent = crate::net::http::agent(roots.flatten(), REQUEST_TIMEOUT, 5);
         HttpSubtransport { session, agent, empty_ca }
     }
 }

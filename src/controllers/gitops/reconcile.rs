@@ -449,7 +449,7 @@ impl Run<'_> {
 fn keyed_secret_values(desired: &serde_json::Value, key: &[u8]) -> serde_json::Value {
     let mut object = desired.clone();
     if crate::diff::is_secret(&object) {
-        let mac = crate::hmac::HmacSha256::new(key);
+        let mac = crate::secrets::hmac::HmacSha256::new(key);
         for field in ["data", "stringData"] {
             if let Some(values) = object.get_mut(field).and_then(serde_json::Value::as_object_mut) {
                 for value in values.values_mut() {

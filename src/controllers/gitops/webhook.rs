@@ -20,7 +20,7 @@ use super::reconcile::{secret, value};
 use super::telemetry::Metrics;
 use crate::controllers::configmapsync::controller::api_message;
 use crate::controllers::configmapsync::endpoints::serve_with;
-use crate::hmac::{HmacSha256, constant_time_eq};
+use crate::secrets::hmac::{HmacSha256, constant_time_eq};
 
 /// The largest body read: a push event is tens of kilobytes.
 pub const MAX_BODY: usize = 1 << 20;

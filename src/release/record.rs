@@ -148,7 +148,7 @@ pub struct Record {
     /// The hooks this apply ran, in order, and how each ended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hook_runs: Vec<HookRun>,
-    /// The Helm release whose objects this revision took over (`crate::adopt`).
+    /// The Helm release whose objects this revision took over (`crate::release::adopt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted_from: Option<AdoptedFrom>,
     /// The objects this revision took from other environments (`--take-ownership`).
@@ -160,7 +160,7 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookRun {
-    pub event: crate::hook::Event,
+    pub event: crate::helm::hooks::Event,
     pub api_version: String,
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,4 +1,4 @@
-//! Drift (DESIGN.md "Drift"): what changed in the cluster out of band since each release's last
+//! Drift (the book's concepts/drift.md): what changed in the cluster out of band since each release's last
 //! deployed revision. The release record holds every object exactly as weaver applied it; each
 //! recorded field is compared with the live object:
 //! - a recorded field whose live value differs, or that is gone, is drift;
@@ -30,7 +30,7 @@ use crate::diff::{ChangeOp, FieldSet, as_stored, element_path, field_path, is_se
 use crate::manifest::{MANAGER, ObjectKey};
 use crate::patch::merge_keys::{self, ListStrategy};
 use crate::project::Release;
-use crate::release_record::Record;
+use crate::release::record::Record;
 
 /// One recorded field whose live value differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -818,7 +818,7 @@ pub(crate) mod tests {
             revision: 3,
             commit: Some("abc".into()),
             dirty: Some(false),
-            objects: vec![crate::release_record::RecordedObject {
+            objects: vec![crate::release::record::RecordedObject {
                 api_version: "v1".into(),
                 kind: "ConfigMap".into(),
                 namespace: Some("shop".into()),

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::drift::{Found, RecordedObject, Revision, recorded_objects, unserved};
 use crate::manifest::ObjectKey;
 use crate::project::Release;
-use crate::release_record::{Record, Status};
+use crate::release::drift::{Found, RecordedObject, Revision, recorded_objects, unserved};
+use crate::release::record::{Record, Status};
 
 /// How an object is doing; ordered from best to worst, so a release is as healthy as its
 /// worst object.
@@ -127,7 +127,7 @@ pub fn release_health(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drift::tests::release;
+    use crate::release::drift::tests::release;
     use serde_json::json;
 
     #[test]

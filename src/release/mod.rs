@@ -1,0 +1,9 @@
+//! What weaver knows of a release it deployed, kept in the cluster and compared with it: its
+//! records (`record`), what changed out of band since (`drift`), how its objects are doing
+//! (`status`), and taking one over from Helm (`adopt`). Pure: the cluster is read by
+//! `crate::cluster`, and the actions put the pieces together.
+
+pub(crate) mod adopt;
+pub(crate) mod drift;
+pub mod record;
+pub(crate) mod status;

@@ -47,6 +47,7 @@ impl Controller {
             default_account: default_account.map(String::from),
             cross_namespace_refs: false,
             metrics: Default::default(),
+            live: Default::default(),
         };
         let settings = weaver::controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
@@ -308,6 +309,73 @@ fn drift_is_reported_without_correct_drift_and_put_back_with_it() {
 
     cluster.merge_patch(&sync, &json!({"spec": {"correctDrift": true}}), MANAGER);
     eventually("the drift corrected", || match config_map(&cluster, &namespace, "app") {
+        Some(live) if live["data"]["greeting"] == "hello" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+}
+
+#[test]
+fn drift_is_noticed_from_the_watch_and_intervals_list_nothing() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    // An hour's interval: what is noticed before it came from the watches.
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1h"})));
+    cluster.create(&sync);
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
+
+    // A requested reconcile of the applied commit looks at drift from the watches: no LIST.
+    if let Some(fake) = cluster.fake("counting LISTs") {
+        fake.clear_requests();
+        let at = "2026-11-25T10:00:00Z";
+        cluster.merge_patch(
+            &sync,
+            &json!({"metadata": {"annotations": {"weaver.example.com/reconcile-requested-at": at}}}),
+            MANAGER,
+        );
+        eventually("the requested reconcile", || {
+            match get(&cluster, &sync).pointer("/status/lastHandledReconcileAt") {
+                Some(handled) if handled == at => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+        let lists: Vec<String> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.contains(&format!("/namespaces/{namespace}/")))
+            .filter(|r| !r.query.contains("watch=") && !r.path.contains("/environmentsyncs/"))
+            .map(|r| format!("{} {}", r.path, r.query))
+            .collect();
+        assert_eq!(lists, Vec::<String>::new(), "a reconcile read the namespace with requests, not the watches");
+    }
+
+    let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": namespace}});
+    cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
+    let live = eventually("the drift reported from the watch", || {
+        let live = get(&cluster, &sync);
+        match live.pointer("/status/drift/drifted") == Some(&json!(1)) {
+            true => Ok(live),
+            false => Err(format!("status {}", live["status"])),
+        }
+    });
+    assert_eq!(live["status"]["drift"]["summary"], "1 drifted");
+    let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
+    let told = events.iter().any(|e| e["regarding"]["name"] == "shop" && e["reason"] == "DriftDetected");
+    assert!(told, "no Event tells of the drift: {events:?}");
+
+    cluster.merge_patch(&sync, &json!({"spec": {"correctDrift": true}}), MANAGER);
+    eventually("the drift corrected", || match config_map(&cluster, &namespace, "app") {
+        Some(live) if live["data"]["greeting"] == "hello" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    // Changed by hand again: put back from the watch, long before the interval.
+    cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand again"}}), "kubectl-edit");
+    eventually("the second drift corrected from the watch", || match config_map(&cluster, &namespace, "app") {
         Some(live) if live["data"]["greeting"] == "hello" => Ok(()),
         other => Err(format!("{other:?}")),
     });

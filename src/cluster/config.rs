@@ -31,7 +31,8 @@ pub struct ConnectOptions {
 pub enum GivenCluster {
     /// This connection as it is: the controller's own cluster, as a tenant's ServiceAccount.
     /// An environment's `cluster.context` is refused: there is no other cluster to choose.
-    Config { config: kube::Config, info: ClusterInfo },
+    /// With `live`, LISTs of weaver's objects are answered from its watches.
+    Config { config: kube::Config, info: ClusterInfo, live: Option<super::LiveCache> },
     /// This kubeconfig (from a Secret), among whose contexts `cluster.context` chooses.
     Kubeconfig { kubeconfig: Kubeconfig, described: String },
 }
@@ -68,6 +69,14 @@ pub fn given_kubeconfig(text: &str, described: &str) -> Result<GivenCluster> {
 }
 
 impl ConnectOptions {
+    /// The cache of live state the caller hands over with its cluster.
+    pub(super) fn live(&self) -> Option<&super::LiveCache> {
+        match &self.given {
+            Some(GivenCluster::Config { live, .. }) => live.as_ref(),
+            _ => None,
+        }
+    }
+
     /// These options with a retry budget no longer than `timeout` (apply's `--timeout`): a run
     /// told to give up on readiness after 30 s does not wait a minute for a server to come back.
     pub fn retrying_within(mut self, timeout: Duration) -> ConnectOptions {
@@ -80,7 +89,7 @@ impl ConnectOptions {
 /// no kubeconfig at all (no --kubeconfig, KUBECONFIG, ~/.kube/config or context), the pod's
 /// ServiceAccount, as kubectl does.
 pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
-    if let Some(GivenCluster::Config { config, info }) = &options.given {
+    if let Some(GivenCluster::Config { config, info, .. }) = &options.given {
         if let Some((name, origin)) = &options.context {
             return Err(Error::new(format!(
                 "context `{name}` (from {origin}) cannot be used: this EnvironmentSync applies to the cluster it runs in"

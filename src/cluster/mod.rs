@@ -5,6 +5,7 @@
 mod config;
 mod error;
 mod hooks;
+mod live;
 mod lock;
 mod objects;
 pub(crate) mod observe;
@@ -27,6 +28,7 @@ use serde_json::Value;
 pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watching, given_kubeconfig};
 pub(crate) use error::humanize;
 pub use hooks::{PodLog, hook_done};
+pub use live::{Changed, LiveCache};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
 pub use objects::Deleted;
 pub use rate_limit::{RequestRate, SharedServers};
@@ -65,6 +67,8 @@ pub struct Cluster {
     discovered: Arc<Discovered>,
     /// For requests that are safe to repeat (see `retry`); counts those retried.
     retry: Retrier,
+    /// Where LISTs of weaver's objects are answered from watches, and as whom (see `live`).
+    live: Option<(LiveCache, String)>,
 }
 
 /// What discovery found.
@@ -151,6 +155,9 @@ impl Cluster {
     /// cluster to connect with the same context.
     pub async fn connect_sharing(options: &ConnectOptions, servers: Option<&SharedServers>) -> Result<Cluster> {
         let (config, info) = config::config(options).await?;
+        if let Some(live) = options.live() {
+            return Self::watching(config, info, live.clone()).await;
+        }
         let Some(server) = servers.map(|servers| servers.server(&info.server)) else {
             return Self::from_config(config, info, None).await;
         };
@@ -158,7 +165,17 @@ impl Cluster {
             server.client(&info.context, info.request_timeout, config).map_err(|err| client_error(&err, &info))?;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovered = server.discovered.get_or_try_init(|| discover(&client, &info, &retry)).await?.clone();
-        Ok(Cluster { client, info, discovered, retry })
+        Ok(Cluster { client, info, discovered, retry, live: None })
+    }
+
+    /// Connects as `info.context` with a client and discovery `live` keeps, LISTs of weaver's
+    /// objects answered from its watches.
+    async fn watching(config: kube::Config, info: ClusterInfo, live: LiveCache) -> Result<Cluster> {
+        let client = live.client(&info.context, config).map_err(|err| client_error(&err, &info))?;
+        let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
+        let discovered = live.discovered(discover(&client, &info, &retry)).await?;
+        let identity = info.context.clone();
+        Ok(Cluster { client, info, discovered, retry, live: Some((live, identity)) })
     }
 
     /// Connects with settings already read (see [`kube_config`]), as [`Cluster::connect`] does,
@@ -171,7 +188,7 @@ impl Cluster {
         let client = client.map_err(|err| client_error(&err, &info))?;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovered = discover(&client, &info, &retry).await?;
-        Ok(Cluster { client, info, discovered, retry })
+        Ok(Cluster { client, info, discovered, retry, live: None })
     }
 
     /// How many requests were sent more than once (see `retry`) through this handle so far.
@@ -244,13 +261,51 @@ impl Cluster {
         managed_fields: ManagedFields,
         concurrency: usize,
     ) -> Result<Vec<Value>> {
+        let mut objects = Vec::new();
+        let mut to_list = BTreeSet::new();
+        for target in targets {
+            match self.watched(target, label_selector, managed_fields).await {
+                Some(watched) => objects.extend(watched),
+                None => drop(to_list.insert(target.clone())),
+            }
+        }
+        if to_list.is_empty() {
+            return Ok(objects);
+        }
         let lists = match managed_fields {
-            ManagedFields::Parsed => self.list_each_as::<Value>(targets, Some(label_selector), concurrency).await?,
+            ManagedFields::Parsed => self.list_each_as::<Value>(&to_list, Some(label_selector), concurrency).await?,
             ManagedFields::Text => {
-                self.list_each_as::<WithFieldsAsText>(targets, Some(label_selector), concurrency).await?
+                self.list_each_as::<WithFieldsAsText>(&to_list, Some(label_selector), concurrency).await?
             }
         };
-        Ok(lists.into_iter().flat_map(|(_, listed)| listed.items).collect())
+        objects.extend(lists.into_iter().flat_map(|(_, listed)| listed.items));
+        Ok(objects)
+    }
+
+    /// `target`'s objects that `label_selector` selects, from a watch when this cluster has
+    /// one for it (see `live`); None when they must be LISTed.
+    async fn watched(
+        &self,
+        target: &ListTarget,
+        label_selector: &str,
+        managed_fields: ManagedFields,
+    ) -> Option<Vec<Value>> {
+        let (live, identity) = self.live.as_ref()?;
+        let served = self.resolve(&target.api_version, &target.kind).ok()?;
+        live.list(&self.client, identity, &served, target, label_selector, managed_fields).await
+    }
+
+    /// Tells the watches of a write (`answer`: the object after it; None for a deletion), so
+    /// that this process reads it back.
+    fn wrote(&self, served: &ServedKind, namespace: Option<&str>, name: &str, answer: Option<&Value>) {
+        if let Some((live, _)) = &self.live {
+            let target = ListTarget {
+                api_version: served.resource.api_version.clone(),
+                kind: served.resource.kind.clone(),
+                namespace: namespace.filter(|_| served.namespaced).map(str::to_string),
+            };
+            live.wrote(target, name, answer);
+        }
     }
 
     /// Each target's LIST answer (every object, or those `label_selector` selects), as JSON:
@@ -354,7 +409,13 @@ impl Cluster {
         let api = self.api(served, namespace);
         let patch = Patch::Apply(object);
         match self.retry.run(|| api.patch(name, &params, &patch)).await {
-            Ok(result) => object_value(result, &served.resource).map_err(ApplyError::Other),
+            Ok(result) => {
+                let result = object_value(result, &served.resource).map_err(ApplyError::Other)?;
+                if !dry_run {
+                    self.wrote(served, namespace, name, Some(&result));
+                }
+                Ok(result)
+            }
             Err(retry::GaveUp { error: kube::Error::Api(status), .. }) if status.code == 409 => {
                 Err(ApplyError::Conflict(status.message.clone()))
             }

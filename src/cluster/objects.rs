@@ -46,7 +46,12 @@ impl Cluster {
         let api = self.api(served, namespace);
         // A retried delete whose first attempt landed answers 404: the object is gone either way.
         match self.retry.run(|| api.delete(name, &params)).await {
-            Ok(_) => Ok(Deleted::Deleted),
+            Ok(_) => {
+                if !dry_run {
+                    self.wrote(served, namespace, name, None);
+                }
+                Ok(Deleted::Deleted)
+            }
             Err(GaveUp { error: kube::Error::Api(status), .. }) if status.code == 404 => Ok(Deleted::AlreadyGone),
             Err(gave_up) => Err(gave_up.into_error(&doing, &self.info)),
         }
@@ -91,11 +96,10 @@ impl Cluster {
         let api = self.api(served, namespace);
         let params = PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() };
         let patch = Patch::Merge(&patch);
-        self.retry
-            .run(|| api.patch(name, &params, &patch))
-            .await
-            .map(drop)
-            .map_err(|gave_up| gave_up.into_error(&doing, &self.info))
+        let patched = self.retry.run(|| api.patch(name, &params, &patch)).await;
+        let patched = patched.map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
+        self.wrote(served, namespace, name, Some(&object_value(patched, &served.resource)?));
+        Ok(())
     }
 }
 

@@ -191,6 +191,7 @@ fn gitops_shared(
         default_account: args.default_service_account.clone(),
         cross_namespace_refs: args.allow_cross_namespace_refs,
         metrics: telemetry.environmentsync.clone(),
+        live: crate::cluster::LiveCache::default(),
     })
 }
 

@@ -18,9 +18,10 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::api::{EnvironmentSync, EnvironmentSyncStatus};
+use super::plan::Work;
 use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, seconds_since};
-use super::status::{self, Outcome};
+use super::status::{self, Done, Outcome};
 use crate::controllers::configmapsync::controller::api_message;
 
 /// The event reporter, and the Lease of leader election.
@@ -68,13 +69,42 @@ pub async fn run(shared: Shared, settings: Settings, shutdown: impl Future<Outpu
         controller: CONTROLLER_NAME.to_string(),
         instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
     };
+    let changed = changed_environments(shared.live.changes(), reader.clone());
     let context = Arc::new(Context { shared, recorder: Recorder::new(client, reporter), syncs: reader.clone() });
     Controller::for_stream(trigger, reader)
+        .reconcile_on(changed)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(crate::controllers::log_queue)
         .await;
+}
+
+/// The EnvironmentSyncs that applied the environment of an object someone else changed, as the
+/// watches of live state tell it: drift is looked for when it happens, not at the next interval.
+fn changed_environments(
+    changes: tokio::sync::broadcast::Receiver<crate::cluster::Changed>,
+    syncs: Store<EnvironmentSync>,
+) -> impl futures::Stream<Item = ObjectRef<EnvironmentSync>> + Send + 'static {
+    let changed = futures::stream::unfold(changes, |mut changes| async move {
+        loop {
+            match changes.recv().await {
+                Ok(changed) => return Some((changed, changes)),
+                // Missed changes are caught by the interval.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    changed.flat_map(move |changed| {
+        let applied = |sync: &Arc<EnvironmentSync>| {
+            let environments = sync.status.as_ref().map(|s| s.environments.as_slice()).unwrap_or_default();
+            environments.iter().any(|env| Some(&env.name) == changed.environment.as_ref())
+        };
+        let refs: Vec<ObjectRef<EnvironmentSync>> =
+            syncs.state().iter().filter(|sync| applied(sync)).map(|sync| ObjectRef::from_obj(sync.as_ref())).collect();
+        futures::stream::iter(refs)
+    })
 }
 
 /// What a reconcile can fail with: only writing its own status; everything else is an outcome.
@@ -152,7 +182,8 @@ async fn write_status(
     Ok(())
 }
 
-/// An Event when the Ready condition changed, or an apply changed something.
+/// An Event when the Ready condition changed, or an apply changed something; another when
+/// drift was found that the last look did not find, or was put back.
 async fn tell(
     sync: &EnvironmentSync,
     cx: &Context,
@@ -167,18 +198,39 @@ async fn tell(
         Outcome::Done(done) => done.environments.iter().any(|e| e.result == "Applied"),
         _ => false,
     };
-    if !changed && !applied {
+    if changed || applied {
+        let type_ = if now.status == "True" { EventType::Normal } else { EventType::Warning };
+        publish(sync, cx, type_, &now.reason, &now.message).await;
+    }
+    let Outcome::Done(Done { work, drift: Some(drift), .. }) = outcome else { return };
+    if drift.drifted + drift.missing == 0 {
         return;
     }
-    let type_ = if now.status == "True" { EventType::Normal } else { EventType::Warning };
+    match work {
+        Work::CorrectDrift => {
+            let note = format!("put back what changed in the cluster ({})", drift.summary);
+            publish(sync, cx, EventType::Normal, "DriftCorrected", &note).await;
+        }
+        _ if previous.drift.as_ref() != Some(drift) => {
+            let note = format!(
+                "the cluster differs from what was applied ({}): weaver drift shows how; spec.correctDrift puts it back",
+                drift.summary
+            );
+            publish(sync, cx, EventType::Warning, "DriftDetected", &note).await;
+        }
+        _ => {}
+    }
+}
+
+async fn publish(sync: &EnvironmentSync, cx: &Context, type_: EventType, reason: &str, note: &str) {
     let event = Event {
         type_,
-        reason: now.reason.clone(),
-        note: Some(now.message.clone()),
+        reason: reason.to_string(),
+        note: Some(note.to_string()),
         action: "Reconcile".into(),
         secondary: None,
     };
     if let Err(err) = cx.recorder.publish(&event, &sync.object_ref(&())).await {
-        tracing::warn!(reason = now.reason, "cannot record an event: {}", api_message(&err));
+        tracing::warn!(reason, "cannot record an event: {}", api_message(&err));
     }
 }

@@ -53,6 +53,8 @@ pub struct Shared {
     pub cross_namespace_refs: bool,
     /// Where fetches and reconciles are counted, for `/metrics`.
     pub metrics: Metrics,
+    /// Live state from watches, for every EnvironmentSync of this cluster.
+    pub live: crate::cluster::LiveCache,
 }
 
 /// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
@@ -628,7 +630,7 @@ async fn cluster_for(
     let at_least = (spec.timeout + LOCK_TIMEOUT).saturating_mul(environments) + Duration::from_secs(60);
     let config = shared.tenants.config(namespace, &spec.account, at_least).await.map_err(tenant_failure)?;
     let info = ClusterInfo { context: format!("ServiceAccount {namespace}/{}", spec.account), ..shared.info.clone() };
-    Ok(GivenCluster::Config { config, info })
+    Ok(GivenCluster::Config { config, info, live: Some(shared.live.clone()) })
 }
 
 /// The age identities of `spec.decryption`, or none.

@@ -1,0 +1,535 @@
+//! Live state from watches, for a process that reads the same objects on every interval (the
+//! GitOps controller): where the CLI LISTs, a [`LiveCache`] answers a LIST of weaver's objects
+//! from a watch of the same resource and namespace, started by the first such LIST and kept
+//! while it is read. One watch per (identity, resource, namespace) selects every object
+//! carrying weaver's release label, so every release and selector weaver asks for there is
+//! answered from it, filtered here; a LIST whose selector does not imply that label goes to the
+//! server.
+//!
+//! Reads see this process's own writes: each write through a cluster of the cache is pending
+//! for its resource until the watch has delivered it, and a read waits for that (briefly: then
+//! it LISTs, as the CLI would). Another process's writes are seen as soon as the watch delivers
+//! them, which is what [`LiveCache::changes`] tells: objects changed by anyone but weaver's
+//! field manager, so that drift is noticed when it happens rather than on the next interval.
+//!
+//! A watch runs as whom its first reader connected as (the tenant's token): a reader with
+//! another token for the same identity (a renewed one) starts it again. A watch the server
+//! refuses (the account may list but not watch) is not used: its readers LIST.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{Discovered, ManagedFields, ServedKind, with_kind};
+use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, ListTarget, MANAGER};
+
+/// How long a read waits for a watch to start (its first LIST) or to deliver this process's
+/// writes, before it LISTs instead.
+const CATCH_UP: Duration = Duration::from_secs(5);
+/// A watch nobody read for this long is stopped.
+const IDLE: Duration = Duration::from_secs(30 * 60);
+/// How long discovery's answer is used before it is asked again: a CRD one EnvironmentSync
+/// installs is served to the others after at most this.
+const DISCOVERY_AGE: Duration = Duration::from_secs(60);
+
+/// Watches shared by every cluster connection made with this cache (cheap to clone).
+#[derive(Clone)]
+pub struct LiveCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    watches: Mutex<HashMap<(String, ListTarget), Arc<Watch>>>,
+    /// Clients by identity, with the digest of the token each was built with.
+    clients: Mutex<HashMap<String, ([u8; 32], kube::Client)>>,
+    discovered: tokio::sync::Mutex<Option<(Arc<Discovered>, Instant)>>,
+    changes: tokio::sync::broadcast::Sender<Changed>,
+    /// Writes not yet delivered by their resource's watch, by resource and namespace.
+    pending: Mutex<HashMap<ListTarget, Vec<Pending>>>,
+    /// Counts writes, so a watch that LISTed again knows which writes its LIST includes.
+    writes: std::sync::atomic::AtomicU64,
+}
+
+/// A write a watch has yet to deliver.
+struct Pending {
+    name: String,
+    /// The object's resourceVersion after the write (0 for a deletion: any event of it will do).
+    version: u64,
+    /// `Inner::writes` when it was made.
+    sequence: u64,
+}
+
+/// An object of weaver's changed by someone else than weaver's field manager, or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub environment: Option<String>,
+    pub release: Option<String>,
+    pub namespace: Option<String>,
+    pub kind: String,
+    pub name: String,
+}
+
+/// One watch, and the objects it has delivered.
+struct Watch {
+    objects: RwLock<HashMap<String, Arc<Value>>>,
+    state: tokio::sync::watch::Sender<State>,
+    read_at: Mutex<Instant>,
+    /// The digest of the token the watch runs with.
+    token: [u8; 32],
+    task: tokio::task::AbortHandle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Starting,
+    /// Everything listed: `.0` is `Inner::writes` when the LIST began.
+    Synced(u64),
+    /// The server refused the watch (forbidden, unauthorized): readers LIST.
+    Refused,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Default for LiveCache {
+    fn default() -> Self {
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        LiveCache {
+            inner: Arc::new(Inner {
+                watches: Mutex::default(),
+                clients: Mutex::default(),
+                discovered: tokio::sync::Mutex::default(),
+                changes,
+                pending: Mutex::default(),
+                writes: std::sync::atomic::AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for LiveCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()).len();
+        f.debug_struct("LiveCache").field("watches", &watches).finish()
+    }
+}
+
+impl LiveCache {
+    /// Objects of weaver's changed by another field manager, or deleted, as the watches see them.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Changed> {
+        self.inner.changes.subscribe()
+    }
+
+    /// How many watches run.
+    pub fn watches(&self) -> usize {
+        self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The client of `identity` for `config`: the one built before while its token is the
+    /// same, so that requests and watches share connections.
+    pub(super) fn client(&self, identity: &str, config: kube::Config) -> Result<kube::Client, kube::Error> {
+        let token = token_digest(&config);
+        let mut clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((digest, client)) = clients.get(identity)
+            && *digest == token
+        {
+            return Ok(client.clone());
+        }
+        let client = kube::Client::try_from(config)?;
+        clients.insert(identity.to_string(), (token, client.clone()));
+        Ok(client)
+    }
+
+    /// What discovery found, asked again when older than [`DISCOVERY_AGE`].
+    pub(super) async fn discovered<F>(&self, discover: F) -> crate::error::Result<Arc<Discovered>>
+    where
+        F: std::future::Future<Output = crate::error::Result<Arc<Discovered>>>,
+    {
+        let mut discovered = self.inner.discovered.lock().await;
+        if let Some((found, at)) = discovered.as_ref()
+            && at.elapsed() < DISCOVERY_AGE
+        {
+            return Ok(found.clone());
+        }
+        let found = discover.await?;
+        *discovered = Some((found.clone(), Instant::now()));
+        Ok(found)
+    }
+
+    /// The objects of `target` that `selector` selects, from the watch of `target` as
+    /// `identity` (started now if none runs), with `managed_fields` as asked; None when the
+    /// caller must LIST: the selector does not imply weaver's release label, or the watch
+    /// cannot answer yet.
+    pub(super) async fn list(
+        &self,
+        client: &kube::Client,
+        identity: &str,
+        served: &ServedKind,
+        target: &ListTarget,
+        selector: &str,
+        managed_fields: ManagedFields,
+    ) -> Option<Vec<Value>> {
+        let selects = Selector::parse(selector).filter(Selector::implies_release_label)?;
+        let watch = self.watch(client, identity, served, target);
+        let mut state = watch.state.subscribe();
+        let synced = tokio::time::timeout(CATCH_UP, state.wait_for(|s| *s != State::Starting)).await;
+        if !matches!(synced.ok()?.ok().map(|s| *s), Some(State::Synced(_))) {
+            return None;
+        }
+        if !self.caught_up(target).await {
+            // The LIST the caller makes instead is as new as any write: what is pending is moot.
+            self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(target);
+            return None;
+        }
+        *watch.read_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let objects = watch.objects.read().unwrap_or_else(|e| e.into_inner());
+        let selected = objects.values().filter(|object| selects.matches(object)).map(|object| match managed_fields {
+            ManagedFields::Text => Value::clone(object),
+            ManagedFields::Parsed => fields_parsed(object),
+        });
+        Some(selected.collect())
+    }
+
+    /// Notes a write of `name` in `target`, which answered `answer` (the object after it; None
+    /// for a deletion): reads of `target` wait until its watch has delivered it.
+    pub(super) fn wrote(&self, target: ListTarget, name: &str, answer: Option<&Value>) {
+        let version = match answer {
+            None => 0,
+            Some(object) => match resource_version(object) {
+                Some(version) => version,
+                // Not a number: nothing to wait for that could be told apart. The next read LISTs.
+                None => u64::MAX,
+            },
+        };
+        let sequence = self.inner.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.entry(target).or_default().push(Pending { name: name.to_string(), version, sequence });
+    }
+
+    /// Waits until no write to `target` is pending, up to [`CATCH_UP`]; whether it got there.
+    async fn caught_up(&self, target: &ListTarget) -> bool {
+        let deadline = Instant::now() + CATCH_UP;
+        loop {
+            let waiting = {
+                let pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+                pending.get(target).is_some_and(|p| !p.is_empty())
+            };
+            if !waiting {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The watch of `target` as `identity`, started when none runs with `client`'s token.
+    fn watch(&self, client: &kube::Client, identity: &str, served: &ServedKind, target: &ListTarget) -> Arc<Watch> {
+        let token = {
+            let clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
+            clients.get(identity).map(|(token, _)| *token).unwrap_or_default()
+        };
+        let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
+        watches.retain(|_, watch| watch.read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < IDLE);
+        let key = (identity.to_string(), target.clone());
+        if let Some(watch) = watches.get(&key)
+            && watch.token == token
+        {
+            return watch.clone();
+        }
+        let api: Api<DynamicObject> = match target.namespace.as_deref().filter(|_| served.namespaced) {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &served.resource),
+            None => Api::all_with(client.clone(), &served.resource),
+        };
+        let (state, _) = tokio::sync::watch::channel(State::Starting);
+        let objects = RwLock::default();
+        let watch = Arc::new_cyclic(|weak: &std::sync::Weak<Watch>| {
+            let task = tokio::spawn(run(
+                weak.clone(),
+                Arc::downgrade(&self.inner),
+                api,
+                served.resource.clone(),
+                target.clone(),
+            ));
+            Watch { objects, state, read_at: Mutex::new(Instant::now()), token, task: task.abort_handle() }
+        });
+        watches.insert(key, watch.clone());
+        watch
+    }
+}
+
+/// Feeds `watch` from the server until it is dropped.
+async fn run(
+    watch: std::sync::Weak<Watch>,
+    cache: std::sync::Weak<Inner>,
+    api: Api<DynamicObject>,
+    resource: ApiResource,
+    target: ListTarget,
+) {
+    let config = watcher::Config::default().labels(LABEL_RELEASE);
+    let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
+    let mut listing: Option<(HashMap<String, Arc<Value>>, u64)> = None;
+    while let Some(event) = events.next().await {
+        let (Some(watch), Some(cache)) = (watch.upgrade(), cache.upgrade()) else { return };
+        match event {
+            Ok(Event::Init) => listing = Some((HashMap::new(), cache.writes.load(std::sync::atomic::Ordering::SeqCst))),
+            Ok(Event::InitApply(object)) => {
+                if let (Some((objects, _)), Some(value)) = (listing.as_mut(), as_value(object, &resource)) {
+                    objects.insert(name_of(&value), Arc::new(value));
+                }
+            }
+            Ok(Event::InitDone) => {
+                if let Some((objects, began)) = listing.take() {
+                    *watch.objects.write().unwrap_or_else(|e| e.into_inner()) = objects;
+                    // Writes made before the LIST began are in it.
+                    if let Some(pending) = cache.pending.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&target) {
+                        pending.retain(|p| p.sequence > began);
+                    }
+                    watch.state.send_replace(State::Synced(began));
+                }
+            }
+            Ok(Event::Apply(object)) => {
+                let Some(value) = as_value(object, &resource) else { continue };
+                let (name, version) = (name_of(&value), resource_version(&value).unwrap_or(0));
+                let foreign = changed_by_another(&value);
+                watch.objects.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::new(value.clone()));
+                delivered(&cache, &target, &name, Some(version));
+                if foreign {
+                    let _ = cache.changes.send(changed(&value, &target));
+                }
+            }
+            Ok(Event::Delete(object)) => {
+                let Some(value) = as_value(object, &resource) else { continue };
+                let name = name_of(&value);
+                watch.objects.write().unwrap_or_else(|e| e.into_inner()).remove(&name);
+                delivered(&cache, &target, &name, None);
+                let _ = cache.changes.send(changed(&value, &target));
+            }
+            Err(err) => {
+                if refused(&err) {
+                    watch.state.send_replace(State::Refused);
+                }
+                tracing::debug!(resource = %resource.plural, namespace = ?target.namespace, "watch: {err}");
+            }
+        }
+    }
+}
+
+/// Clears the writes of `name` the event (of `version`; None: a deletion) delivers.
+fn delivered(cache: &Inner, target: &ListTarget, name: &str, version: Option<u64>) {
+    let mut pending = cache.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(writes) = pending.get_mut(target) {
+        writes.retain(|p| p.name != name || version.is_some_and(|v| v < p.version));
+    }
+}
+
+fn refused(err: &watcher::Error) -> bool {
+    let status = match err {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
+        watcher::Error::WatchError(status) => status.code,
+        _ => return false,
+    };
+    matches!(status, 401 | 403)
+}
+
+/// An object as a LIST with [`ManagedFields::Text`] gives it.
+fn as_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
+    let mut value = serde_json::to_value(object).ok()?;
+    if let Some(fields) = value.pointer_mut("/metadata/managedFields") {
+        *fields = Value::String(fields.to_string());
+    }
+    Some(with_kind(value, resource))
+}
+
+/// `object` with its managedFields parsed back, as a LIST with [`ManagedFields::Parsed`].
+fn fields_parsed(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(fields) = object.pointer_mut("/metadata/managedFields")
+        && let Some(parsed) = fields.as_str().and_then(|text| serde_json::from_str(text).ok())
+    {
+        *fields = parsed;
+    }
+    object
+}
+
+fn name_of(object: &Value) -> String {
+    object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn resource_version(object: &Value) -> Option<u64> {
+    object.pointer("/metadata/resourceVersion").and_then(Value::as_str)?.parse().ok()
+}
+
+/// Whether the newest managedFields entries name another manager than weaver's: a change made
+/// by hand, by another tool, or by a controller. Entries carry times to the second: an entry
+/// of another manager in weaver's second counts as a change.
+fn changed_by_another(object: &Value) -> bool {
+    let fields: Vec<Value> = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    let time = |entry: &Value| entry.get("time").and_then(Value::as_str).unwrap_or_default().to_string();
+    let Some(newest) = fields.iter().map(time).max() else { return false };
+    fields.iter().filter(|entry| time(entry) == newest).any(|entry| {
+        entry.get("manager").and_then(Value::as_str) != Some(MANAGER)
+            && entry.get("subresource").and_then(Value::as_str) != Some("status")
+    })
+}
+
+fn changed(object: &Value, target: &ListTarget) -> Changed {
+    let label = |key: &str| crate::manifest::label(object, key).map(str::to_string);
+    Changed {
+        environment: label(LABEL_ENVIRONMENT),
+        release: label(LABEL_RELEASE),
+        namespace: target.namespace.clone(),
+        kind: target.kind.clone(),
+        name: name_of(object),
+    }
+}
+
+fn token_digest(config: &kube::Config) -> [u8; 32] {
+    use secrecy::ExposeSecret;
+    let token = config.auth_info.token.as_ref().map(|t| t.expose_secret().to_string()).unwrap_or_default();
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A label selector in Kubernetes' text form (`a`, `!a`, `a=b`, `a==b`, `a!=b`, `a in (b,c)`,
+/// `a notin (b,c)`, joined by commas).
+#[derive(Debug, PartialEq)]
+struct Selector(Vec<Requirement>);
+
+#[derive(Debug, PartialEq)]
+enum Requirement {
+    Exists(String),
+    Absent(String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+}
+
+impl Selector {
+    fn parse(text: &str) -> Option<Selector> {
+        let mut requirements = Vec::new();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            // A term ends at the first comma outside parentheses.
+            let mut depth = 0;
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    c == ',' && depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            requirements.push(Requirement::parse(rest[..end].trim())?);
+            rest = rest[end..].trim_start_matches(',').trim();
+        }
+        Some(Selector(requirements))
+    }
+
+    /// Whether only objects carrying weaver's release label can match (what the watches hold).
+    fn implies_release_label(&self) -> bool {
+        self.0.iter().any(|r| matches!(r, Requirement::Exists(k) | Requirement::In(k, _) if k == LABEL_RELEASE))
+    }
+
+    fn matches(&self, object: &Arc<Value>) -> bool {
+        let label = |key: &str| crate::manifest::label(object, key);
+        self.0.iter().all(|requirement| match requirement {
+            Requirement::Exists(key) => label(key).is_some(),
+            Requirement::Absent(key) => label(key).is_none(),
+            Requirement::In(key, values) => label(key).is_some_and(|v| values.iter().any(|w| w == v)),
+            Requirement::NotIn(key, values) => label(key).is_none_or(|v| values.iter().all(|w| w != v)),
+        })
+    }
+}
+
+impl Requirement {
+    fn parse(term: &str) -> Option<Requirement> {
+        let key = |k: &str| Some(k.trim().to_string()).filter(|k| !k.is_empty() && !k.contains(char::is_whitespace));
+        let set = |values: &str| -> Option<Vec<String>> {
+            let inner = values.trim().strip_prefix('(')?.strip_suffix(')')?;
+            Some(inner.split(',').map(|v| v.trim().to_string()).collect())
+        };
+        if let Some(absent) = term.strip_prefix('!') {
+            return Some(Requirement::Absent(key(absent)?));
+        }
+        if let Some((k, v)) = term.split_once("!=") {
+            return Some(Requirement::NotIn(key(k)?, vec![v.trim().to_string()]));
+        }
+        if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            return Some(Requirement::In(key(k)?, vec![v.trim().to_string()]));
+        }
+        if let Some((k, values)) = term.split_once(" notin ") {
+            return Some(Requirement::NotIn(key(k)?, set(values)?));
+        }
+        if let Some((k, values)) = term.split_once(" in ") {
+            return Some(Requirement::In(key(k)?, set(values)?));
+        }
+        Some(Requirement::Exists(key(term)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn labelled(labels: Value) -> Arc<Value> {
+        Arc::new(json!({"metadata": {"name": "x", "labels": labels}}))
+    }
+
+    #[test]
+    fn selectors_weaver_writes_are_read_and_matched() {
+        let release = format!("{LABEL_RELEASE} in (web, db)");
+        let selector = Selector::parse(&release).unwrap();
+        assert!(selector.implies_release_label());
+        assert!(selector.matches(&labelled(json!({LABEL_RELEASE: "db"}))));
+        assert!(!selector.matches(&labelled(json!({LABEL_RELEASE: "api"}))));
+        assert!(!selector.matches(&labelled(json!({}))));
+
+        let foreign = Selector::parse(&format!("{LABEL_RELEASE},!weaver.example.com/status")).unwrap();
+        assert!(foreign.implies_release_label());
+        assert!(foreign.matches(&labelled(json!({LABEL_RELEASE: "db"}))));
+        assert!(!foreign.matches(&labelled(json!({LABEL_RELEASE: "db", "weaver.example.com/status": "deployed"}))));
+
+        let other = Selector::parse("app=web,tier notin (cache),env!=prod").unwrap();
+        assert!(!other.implies_release_label(), "a selector without weaver's label goes to the server");
+        assert!(other.matches(&labelled(json!({"app": "web", "env": "dev"}))));
+        assert!(!other.matches(&labelled(json!({"app": "web", "tier": "cache"}))));
+        assert!(!other.matches(&labelled(json!({"app": "web", "env": "prod"}))));
+        assert_eq!(Selector::parse("a in (b"), None);
+        assert_eq!(Selector::parse(""), Some(Selector(Vec::new())));
+    }
+
+    #[test]
+    fn a_change_is_another_managers_when_it_is_among_the_newest_entries() {
+        let with = |entries: Value| json!({"metadata": {"managedFields": entries.to_string()}});
+        let ours = json!({"manager": MANAGER, "operation": "Apply", "time": "2026-11-25T10:00:05Z"});
+        let earlier_edit = json!({"manager": "kubectl-edit", "operation": "Update", "time": "2026-11-25T10:00:01Z"});
+        let later_edit = json!({"manager": "kubectl-edit", "operation": "Update", "time": "2026-11-25T10:00:09Z"});
+        let status =
+            json!({"manager": "kube-controller-manager", "subresource": "status", "time": "2026-11-25T10:00:09Z"});
+        assert!(!changed_by_another(&with(json!([earlier_edit, ours]))));
+        assert!(changed_by_another(&with(json!([ours, later_edit]))));
+        assert!(!changed_by_another(&with(json!([ours, status]))), "a status written by a controller is not drift");
+        assert!(!changed_by_another(&json!({"metadata": {}})));
+    }
+}

@@ -151,6 +151,36 @@ fn a_second_fetch_transfers_nothing_and_a_new_commit_is_fetched() {
 }
 
 #[test]
+fn a_recent_enough_answer_is_reused_without_reading_the_remote() {
+    if !http_or_skip() {
+        return;
+    }
+    let mut served = served();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let main = request(&format!("{}/repo", server.base), GitRef::Branch("main".into()));
+    let first = cache.fetch(&main).unwrap();
+    let reads = server.count("GET");
+    assert!(reads > 0);
+
+    let new = served.commit("app.yaml", "version: 5\n");
+    let recent = cache.fetch_within(&main, Duration::from_secs(60)).unwrap();
+    assert_eq!(server.count("GET"), reads, "the remote's refs were read again within the minute");
+    assert_eq!((recent.commit.as_str(), recent.transferred), (first.commit.as_str(), false));
+
+    // Other credentials never share an answer: each must pass the server's check itself.
+    let mut other = main.clone();
+    other.credentials = Credentials::Bearer("another".to_string().into());
+    let theirs = cache.fetch_within(&other, Duration::from_secs(60)).unwrap();
+    assert_eq!(theirs.commit, new.to_string());
+    assert!(server.count("GET") > reads);
+
+    let now = cache.fetch_within(&main, Duration::ZERO).unwrap();
+    assert_eq!(now.commit, new.to_string(), "no answer is recent enough within nothing");
+}
+
+#[test]
 fn unknown_refs_are_ref_not_found_and_a_server_down_is_unreachable() {
     if !http_or_skip() {
         return;

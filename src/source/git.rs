@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use git2::{AutotagOption, Direction, ErrorClass, ErrorCode, FetchOptions, Oid, Repository};
 
@@ -35,6 +35,18 @@ pub struct GitCache {
     limits: CacheLimits,
     state: Arc<Mutex<State>>,
     flights: Mutex<HashMap<FlightKey, Arc<Flight>>>,
+    /// The last successful fetch of each key and when it read the remote's refs, for callers
+    /// content with a recent answer ([`GitCache::fetch_within`]).
+    recent: Mutex<HashMap<FlightKey, Recent>>,
+}
+
+/// A fetch's answer, kept without holding its mirror: eviction may still remove it.
+struct Recent {
+    commit: String,
+    repository: PathBuf,
+    reference: String,
+    mirror: String,
+    at: Instant,
 }
 
 #[derive(Default)]
@@ -97,6 +109,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How long a fetch's answer is kept for [`GitCache::fetch_within`]: two default intervals (a
+/// longer interval reads the refs each time).
+const RECENT_KEPT: Duration = Duration::from_secs(600);
+
 /// libgit2's pack windows: at most this much of the packs is mapped at once (process-wide;
 /// libgit2's defaults on 64-bit are 1 GiB windows and 8 GiB mapped).
 const MWINDOW_SIZE: usize = 32 << 20;
@@ -126,7 +142,13 @@ impl GitCache {
             let last_used = entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
             state.mirrors.insert(name, Mirror::new(disk_usage(&entry.path()), last_used));
         }
-        let cache = GitCache { dir, limits, state: Arc::new(Mutex::new(state)), flights: Mutex::new(HashMap::new()) };
+        let cache = GitCache {
+            dir,
+            limits,
+            state: Arc::new(Mutex::new(state)),
+            flights: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
+        };
         cache.evict();
         Ok(cache)
     }
@@ -134,6 +156,13 @@ impl GitCache {
     /// Fetches `request.reference` into the URL's mirror. Blocking. A call made while another
     /// with the same URL, ref, credentials and CA is fetching waits for it and returns its result.
     pub fn fetch(&self, request: &FetchRequest) -> Result<Fetched, FetchError> {
+        self.fetch_within(request, Duration::ZERO)
+    }
+
+    /// [`GitCache::fetch`], or the answer of a fetch with the same URL, ref, credentials and
+    /// CA that read the remote's refs less than `within` ago: EnvironmentSyncs of one
+    /// repository reconciled on their intervals read its refs once per interval between them.
+    pub fn fetch_within(&self, request: &FetchRequest, within: Duration) -> Result<Fetched, FetchError> {
         let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
         let key = FlightKey {
             url: url.normalized(),
@@ -141,6 +170,9 @@ impl GitCache {
             credentials: request.credentials.fingerprint(),
             ca_pem: request.ca_pem.clone(),
         };
+        if let Some(fetched) = self.recent(&key, within) {
+            return Ok(fetched);
+        }
         let (flight, leader) = {
             let mut flights = lock(&self.flights);
             match flights.get(&key) {
@@ -173,14 +205,45 @@ impl GitCache {
                 self.flight.done.notify_all();
             }
         }
-        let land = Land { cache: self, key, flight };
+        let land = Land { cache: self, key: key.clone(), flight };
         let result = self.fetch_now(url, request);
+        if let Ok(fetched) = &result {
+            let recent = Recent {
+                commit: fetched.commit.clone(),
+                repository: fetched.repository.clone(),
+                reference: fetched.reference.clone(),
+                mirror: mirror_name(&key.url),
+                at: Instant::now(),
+            };
+            lock(&self.recent).insert(key, recent);
+        }
         *lock(&land.flight.result) = Some(result.clone());
         drop(land);
         if result.is_ok() {
             self.evict();
         }
         result
+    }
+
+    /// The answer of `key`'s last fetch if it read the remote less than `within` ago and its
+    /// mirror is still there (leased again).
+    fn recent(&self, key: &FlightKey, within: Duration) -> Option<Fetched> {
+        let mut recent = lock(&self.recent);
+        recent.retain(|_, r| r.at.elapsed() < RECENT_KEPT);
+        let found = recent.get(key).filter(|r| r.at.elapsed() < within)?;
+        let mut state = lock(&self.state);
+        let mirror = state.mirrors.get_mut(&found.mirror)?;
+        mirror.last_used = SystemTime::now();
+        mirror.leases += 1;
+        Some(Fetched {
+            commit: found.commit.clone(),
+            repository: found.repository.clone(),
+            reference: found.reference.clone(),
+            transferred: false,
+            bytes_received: 0,
+            duration: Duration::ZERO,
+            lease: Arc::new(Lease { state: self.state.clone(), name: found.mirror.clone() }),
+        })
     }
 
     fn fetch_now(&self, url: SourceUrl, request: &FetchRequest) -> Result<Fetched, FetchError> {

@@ -112,7 +112,15 @@ pub async fn reconcile(
         Err((reason, message)) => return failed(reason, message, None),
     };
     let cache = shared.cache.clone();
-    let fetched = match tokio::task::spawn_blocking(move || cache.fetch(&request)).await {
+    // On its interval, a fetch of the same source by another EnvironmentSync within the
+    // interval will do; asked for (webhook, annotation) or with a new spec, the remote is read
+    // now.
+    let observed = sync.status.as_ref().and_then(|s| s.observed_generation);
+    let within = match plan::requested(sync).is_some() || observed != sync.metadata.generation {
+        true => Duration::ZERO,
+        false => spec.interval,
+    };
+    let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, within)).await {
         Ok(Ok(fetched)) => fetched,
         Ok(Err(err)) => return failed(err.failure.reason(), with_secret(&err, sync, &namespace), None),
         Err(join) => return failed("GitFetchFailed", format!("the fetch stopped: {join}"), None),

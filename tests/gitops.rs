@@ -382,6 +382,50 @@ fn drift_is_noticed_from_the_watch_and_intervals_list_nothing() {
 }
 
 #[test]
+fn environments_apply_in_needs_order_and_one_after_a_failed_one_is_skipped() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    // The account may not write here: dev fails there.
+    let forbidden = cluster.namespace("forbidden");
+    let source = Source::new(&namespace);
+    let environment = |ns: &str, release: &str, needs: &str| {
+        format!(
+            "namespace: {ns}\ncluster:\n  lockNamespace: {namespace}\n{needs}releases:\n  - name: {release}\n    chart: app\n"
+        )
+    };
+    source.write("environments/dev.yaml", &environment(&forbidden, "dev-app", ""));
+    source.write("environments/prod.yaml", &environment(&namespace, "prod-app", "needs: [dev]\n"));
+    source.commit("prod needs dev");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        spec(&source, json!({"interval": "2s", "retryInterval": "2s", "environments": ["dev", "prod"]})),
+    );
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "dev failed");
+    let environments = live["status"]["environments"].as_array().unwrap();
+    let result =
+        |name: &str| environments.iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("{live}")).clone();
+    assert_eq!(result("dev")["result"], "Failed", "{live}");
+    assert_eq!(result("prod")["result"], "Skipped", "{live}");
+    assert!(result("prod")["message"].as_str().unwrap().contains("environment `dev`"), "{live}");
+    assert!(config_map(&cluster, &namespace, "prod-app").is_none(), "prod was applied before what it needs");
+
+    source.write("environments/dev.yaml", &environment(&namespace, "dev-app", ""));
+    let fixed = source.commit("dev where its account may write");
+    let live = until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "both applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], fixed);
+    assert!(
+        config_map(&cluster, &namespace, "dev-app").is_some() && config_map(&cluster, &namespace, "prod-app").is_some()
+    );
+}
+
+#[test]
 fn failures_say_why_and_leave_the_last_applied_revision() {
     if !http_or_skip() {
         return;

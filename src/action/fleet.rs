@@ -480,12 +480,13 @@ pub struct FleetApplied {
 }
 
 /// The environments of a fleet apply in order, and what each waits for (see [`apply_order`]).
-type Order<'a> = (Vec<&'a Arc<Environment>>, Vec<Vec<usize>>);
+pub(crate) type Order<'a> = (Vec<&'a Arc<Environment>>, Vec<Vec<usize>>);
 
-/// The order of a fleet apply: `environments` sorted by wave, each after those it `needs`
-/// (among the selected ones), with what each waits for. An error (nothing is applied) for a
+/// The order of a fleet apply (and of an EnvironmentSync's environments): `environments`
+/// sorted by wave, each after those it `needs` (among the selected ones), with what each waits
+/// for (positions in the order). An error (nothing is applied) for a
 /// cycle of `needs`, or an environment needing one of a later wave.
-fn apply_order<'a>(environments: &'a [Arc<Environment>], on: OnFleetProgress) -> Result<Order<'a>> {
+pub(crate) fn apply_order<'a>(environments: &'a [Arc<Environment>], on: OnFleetProgress) -> Result<Order<'a>> {
     let index: HashMap<&str, usize> = environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
     let mut needs = Vec::new();
     for env in environments {

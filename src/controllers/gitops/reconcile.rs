@@ -195,12 +195,37 @@ pub async fn reconcile(
             Ok(_) => {}
         }
     }
-    for env in environments {
+    // Applied as a fleet apply orders them: by wave, each after the environments it `needs`.
+    let environments: Vec<Arc<Environment>> = environments.into_iter().map(Arc::new).collect();
+    let tell = |env: &str, progress: Progress<'_>| {
+        if let Progress::Status(text) = progress {
+            tracing::info!(environment = env, "{text}");
+        }
+    };
+    let (order, waits_for) = match crate::action::fleet::apply_order(&environments, &tell) {
+        Ok(order) => order,
+        Err(err) => return failed("EnvironmentOrderInvalid", err.redacted(&redactor), Some(&commit)),
+    };
+    for (position, env) in order.into_iter().enumerate() {
         let name = env.name.clone();
+        let env = Environment::clone(env);
         let before = earlier(&name);
-        let result = match work {
-            Work::Apply => run.apply(env).await,
-            Work::ReportDrift | Work::CorrectDrift => {
+        let not_applied = waits_for[position]
+            .iter()
+            .map(|&p| &results[p])
+            .find(|r: &&EnvironmentStatus| !plan::is_applied(&r.result));
+        let result = match (work, not_applied) {
+            (Work::Apply, Some(blocker)) => EnvironmentStatus {
+                name,
+                result: "Skipped".into(),
+                message: Some(format!(
+                    "not applied: it comes after environment `{}` (its `needs`, or an earlier wave), which did not apply",
+                    blocker.name
+                )),
+                ..Default::default()
+            },
+            (Work::Apply, None) => run.apply(env).await,
+            (Work::ReportDrift | Work::CorrectDrift, _) => {
                 let before = before.unwrap_or_else(|| unchanged(&name, &commit));
                 match run.drift(env, work == Work::CorrectDrift, (before.drifted, before.missing)).await {
                     Ok((d, m)) => {
@@ -216,6 +241,7 @@ pub async fn reconcile(
         };
         results.push(result);
     }
+    results.sort_by(|a, b| a.name.cmp(&b.name));
     let drift = (work != Work::Apply).then(|| drift_summary(drifted, missing));
     Outcome::Done(Done { revision: commit, work, environments: results, pending: None, drift })
 }

@@ -47,7 +47,7 @@ impl Outcome {
             Outcome::Waiting { message, .. } => (false, "DependencyNotReady", message.clone()),
             Outcome::Done(done) => {
                 let failed: Vec<&EnvironmentStatus> =
-                    done.environments.iter().filter(|e| e.result == "Failed").collect();
+                    done.environments.iter().filter(|e| matches!(e.result.as_str(), "Failed" | "Skipped")).collect();
                 if let Some(first) = failed.first() {
                     let names: Vec<&str> = failed.iter().map(|e| e.name.as_str()).collect();
                     let message = format!(

@@ -600,6 +600,75 @@ fn a_manual_approval_holds_the_plan_until_its_digest_is_approved_and_a_new_commi
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
 }
 
+#[test]
+fn an_approved_plan_is_not_applied_when_the_cluster_changed_while_it_waited_for_the_lock() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\n  - name: other\n    chart: app\n    values:\n      greeting: steady\n"
+        ),
+    );
+    source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1h", "approval": "Manual"})));
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "AwaitingApproval", "the first plan waiting");
+    cluster.merge_patch(&sync, &json!({"spec": {"approvedPlan": live["status"]["pendingPlan"]["digest"]}}), MANAGER);
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the first plan applied");
+
+    source.write("charts/app/values.yaml", "greeting: hi\n");
+    source.commit("second");
+    cluster.merge_patch(
+        &sync,
+        &json!({"metadata": {"annotations": {"weaver.example.com/reconcile-requested-at": "second"}}}),
+        MANAGER,
+    );
+    let live = eventually("the second plan waiting", || {
+        let live = get(&cluster, &sync);
+        match live.pointer("/status/pendingPlan/releases").and_then(Value::as_array).map(Vec::len) {
+            Some(1) => Ok(live),
+            _ => Err(format!("status {}", live["status"])),
+        }
+    });
+    let approved = live["status"]["pendingPlan"]["digest"].as_str().unwrap().to_string();
+    // A CLI apply holds the lock when the approval comes; meanwhile someone changes `other`,
+    // which the approved plan leaves as it is.
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                       "metadata": {"name": "weaver-lock-dev", "namespace": namespace}});
+    let held = json!({"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 15, "acquireTime": now, "renewTime": now});
+    cluster.merge_patch(&lease, &json!({"spec": held}), "alice");
+    cluster.merge_patch(&sync, &json!({"spec": {"approvedPlan": approved}}), MANAGER);
+    // Time for the reconcile to plan (approved) and wait for the lock.
+    std::thread::sleep(Duration::from_secs(6));
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": namespace}});
+    cluster.merge_patch(&other, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
+
+    // Refused under the lock; the next look plans again: a new digest, waiting for its own
+    // approval. The history keeps the refusal.
+    let live = eventually("the new plan waiting", || {
+        let live = get(&cluster, &sync);
+        let digest = live.pointer("/status/pendingPlan/digest").and_then(Value::as_str);
+        match digest.is_some_and(|d| d != approved) && ready(&live).is_some_and(|r| r.1 == "AwaitingApproval") {
+            true => Ok(live),
+            false => Err(format!("status {}", live["status"])),
+        }
+    });
+    let history = live["status"]["history"].as_array().unwrap();
+    let refused = history.iter().find(|h| h["result"] == "ApplyFailed").unwrap_or_else(|| panic!("{history:?}"));
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("not the approved one") && message.contains("nothing was applied"), "{message}");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello", "applied unapproved");
+    assert_eq!(live["status"]["pendingPlan"]["releases"].as_array().unwrap().len(), 2, "{live}");
+}
+
 /// Environment `platform` beside `dev`, in the same namespace, with a ConfigMap of its own.
 fn with_platform(source: &Source, namespace: &str) {
     source.write("charts/platform/chart.yaml", "name: platform\nversion: 0.1.0\n");

@@ -15,7 +15,7 @@ use crate::cluster::observe::{Unlabelled, observe_helm, observe_reusing};
 use crate::cluster::{
     Cluster, ConnectOptions, HeldLock, ListTarget, Listed as Listing, LockEvent, LockOptions, SharedServers,
 };
-use crate::diff::plan::plan_adopting;
+use crate::diff::plan::{Plan, plan_adopting};
 use crate::error::{Error, Result};
 use crate::manifest::{ObjectKey, Scopes};
 use crate::notify::Message;
@@ -44,6 +44,19 @@ pub struct Settings {
     /// are refused before anything is written. Only `apply` sets it: a rollback or a drift
     /// correction never takes an object from another environment.
     pub take_ownership: bool,
+    /// The only plan this apply may carry out (an EnvironmentSync's approved plan), checked
+    /// under the lock before anything is written.
+    pub plan_check: Option<PlanCheck>,
+}
+
+/// Whether a plan made under the lock is the one approved: Err says how it is not.
+#[derive(Clone)]
+pub struct PlanCheck(pub Arc<dyn Fn(&Plan) -> std::result::Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for PlanCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanCheck")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -307,7 +320,7 @@ pub(super) async fn execute(
         if let Some(lock) = &lock {
             lock.check()?;
         }
-        execute_locked(cluster, env, desired, lock.as_ref(), interrupted, on).await
+        execute_locked(cluster, env, desired, lock.as_ref(), settings.plan_check.as_ref(), interrupted, on).await
     }
     .await;
     if let Some(lock) = lock {
@@ -326,6 +339,7 @@ async fn execute_locked(
     env: &Environment,
     desired: Locked,
     lock: Option<&HeldLock>,
+    check: Option<&PlanCheck>,
     interrupted: &AtomicBool,
     on: OnProgress<'_>,
 ) -> Result<(Applied, Option<Error>)> {
@@ -342,6 +356,12 @@ async fn execute_locked(
     // Two environments must not take one object from each other, apply after apply.
     if !options.take_ownership {
         plan.refuse_taking(&options.environment, "nothing was applied")?;
+    }
+    if let Some(PlanCheck(check)) = check {
+        check(&plan).map_err(|why| {
+            Error::new(format!("environment `{}`: {why}; nothing was applied", options.environment))
+                .with_help("the plan changed since it was approved: approve the new one (weaver sync approve)")
+        })?;
     }
     // Interrupted before writing (an environment of a fleet, whose interruption is caught from
     // the start): nothing is applied, as a single apply interrupted before it writes.

@@ -81,6 +81,7 @@ struct Watch {
     objects: RwLock<HashMap<String, Arc<Value>>>,
     state: tokio::sync::watch::Sender<State>,
     read_at: Mutex<Instant>,
+    started: Instant,
     /// The digest of the token the watch runs with.
     token: [u8; 32],
     task: tokio::task::AbortHandle,
@@ -182,11 +183,14 @@ impl LiveCache {
         let selects = Selector::parse(selector).filter(Selector::implies_release_label)?;
         let watch = self.watch(client, identity, served, target);
         let mut state = watch.state.subscribe();
-        let synced = tokio::time::timeout(CATCH_UP, state.wait_for(|s| *s != State::Starting)).await;
+        // Only the first readers of a watch wait for it to start: one that has not started in
+        // that time is LISTed around until it has.
+        let wait = CATCH_UP.saturating_sub(watch.started.elapsed());
+        let synced = tokio::time::timeout(wait, state.wait_for(|s| *s != State::Starting)).await;
         if !matches!(synced.ok()?.ok().map(|s| *s), Some(State::Synced(_))) {
             return None;
         }
-        if !self.caught_up(target).await {
+        if !self.caught_up(target, &watch).await {
             // The LIST the caller makes instead is as new as any write: what is pending is moot.
             self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(target);
             return None;
@@ -216,13 +220,23 @@ impl LiveCache {
         pending.entry(target).or_default().push(Pending { name: name.to_string(), version, sequence });
     }
 
-    /// Waits until no write to `target` is pending, up to [`CATCH_UP`]; whether it got there.
-    async fn caught_up(&self, target: &ListTarget) -> bool {
+    /// Waits until `watch` holds every write to `target` this process made, up to
+    /// [`CATCH_UP`]; whether it got there. A write that changed nothing (an apply of what is
+    /// there) sends no event: it is held once the object's resourceVersion is as new.
+    async fn caught_up(&self, target: &ListTarget, watch: &Watch) -> bool {
         let deadline = Instant::now() + CATCH_UP;
         loop {
             let waiting = {
-                let pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-                pending.get(target).is_some_and(|p| !p.is_empty())
+                let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let objects = watch.objects.read().unwrap_or_else(|e| e.into_inner());
+                let held = |p: &Pending| match (objects.get(&p.name), p.version) {
+                    (None, 0) => true,
+                    (Some(object), version) if version > 0 => resource_version(object).is_some_and(|v| v >= version),
+                    _ => false,
+                };
+                let writes = pending.entry(target.clone()).or_default();
+                writes.retain(|p| !held(p));
+                !writes.is_empty()
             };
             if !waiting {
                 return true;
@@ -262,7 +276,8 @@ impl LiveCache {
                 served.resource.clone(),
                 target.clone(),
             ));
-            Watch { objects, state, read_at: Mutex::new(Instant::now()), token, task: task.abort_handle() }
+            let now = Instant::now();
+            Watch { objects, state, read_at: Mutex::new(now), started: now, token, task: task.abort_handle() }
         });
         watches.insert(key, watch.clone());
         watch

@@ -252,6 +252,7 @@ pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
         prune: !flags.no_prune,
         concurrency: flags.concurrency,
         lock_timeout: flags.lock_timeout,
+        plan_check: None,
         applier: None,
         take_ownership: false,
     }

@@ -231,6 +231,55 @@ pub fn requested(sync: &EnvironmentSync) -> Option<String> {
     (handled != Some(asked)).then(|| asked.clone())
 }
 
+/// The digest of one environment's plan: each object it changes, with its release, action and
+/// desired state, a Secret's values replaced by their HMAC under `key` (the decryption
+/// identities), so that the digest in the status cannot confirm a guessed value.
+pub fn environment_digest(environment: &str, plan: &crate::diff::plan::Plan, key: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for object in plan.objects.iter().filter(|o| o.action != crate::diff::Action::Unchanged) {
+        let desired = object.desired.as_ref().map(|d| keyed_secret_values(d, key));
+        let part = serde_json::json!([
+            environment,
+            object.release,
+            object.key.to_string(),
+            format!("{:?}", object.action),
+            desired
+        ]);
+        digest.update(part.to_string().as_bytes());
+    }
+    hex::encode(digest.finalize())
+}
+
+/// The digest an approval names (`spec.approvedPlan`): the commit's and its environments'
+/// plans', in the order the EnvironmentSync selects them.
+pub fn plan_digest<'a>(commit: &str, environments: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    digest.update(commit.as_bytes());
+    for environment in environments {
+        digest.update(environment.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(digest.finalize()))
+}
+
+/// `desired` with each value of a Secret's `data` and `stringData` replaced by its HMAC under
+/// `key`.
+fn keyed_secret_values(desired: &serde_json::Value, key: &[u8]) -> serde_json::Value {
+    let mut object = desired.clone();
+    if crate::diff::is_secret(&object) {
+        let mac = crate::secrets::hmac::HmacSha256::new(key);
+        for field in ["data", "stringData"] {
+            if let Some(values) = object.get_mut(field).and_then(serde_json::Value::as_object_mut) {
+                for value in values.values_mut() {
+                    *value = serde_json::Value::String(hex::encode(mac.mac(value.to_string().as_bytes())));
+                }
+            }
+        }
+    }
+    object
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

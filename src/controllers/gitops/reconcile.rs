@@ -12,13 +12,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 
 use super::api::{Approval, EnvironmentStatus, EnvironmentSync, PendingPlan, ReleaseChanges};
 use super::plan::{self, Settings as Spec, Work};
 use super::status::{Done, Outcome, drift_summary};
 use super::telemetry::Metrics;
-use crate::action::apply::{ApplyActionOptions, Settings as ApplySettings};
+use crate::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use crate::action::drift::{CorrectOptions, DriftOptions};
 use crate::action::fleet::{EnvironmentSelection, select_environments};
 use crate::action::plan::{Against, PlanOptions};
@@ -165,6 +164,9 @@ pub async fn reconcile(
     let mut results = Vec::new();
     let (mut drifted, mut missing) = (0, 0);
     let manual = sync.spec.approval == Some(Approval::Manual);
+    // With a manual approval, the digest of each environment's approved plan, which its apply
+    // checks under the lock: a cluster changed since is a new plan, never applied unapproved.
+    let mut approved = None;
     if work == Work::Apply && manual {
         match run.pending_plan(&environments).await {
             // The environment that could not be planned says why; the others keep what they had.
@@ -182,7 +184,7 @@ pub async fn reconcile(
                     .collect();
                 return Outcome::Done(Done { revision: commit, work, environments, pending: None, drift: None });
             }
-            Ok(plan) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
+            Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
                 let waiting = |env: &Environment| EnvironmentStatus {
                     name: env.name.clone(),
                     result: "AwaitingApproval".into(),
@@ -192,7 +194,7 @@ pub async fn reconcile(
                 return Outcome::Done(Done { revision: commit, work, environments, pending: Some(plan), drift: None });
             }
             // Approved, or nothing to change: applied below.
-            Ok(_) => {}
+            Ok((_, digests)) => approved = Some(digests),
         }
     }
     // Applied as a fleet apply orders them: by wave, each after the environments it `needs`.
@@ -224,7 +226,10 @@ pub async fn reconcile(
                 )),
                 ..Default::default()
             },
-            (Work::Apply, None) => run.apply(env).await,
+            (Work::Apply, None) => {
+                let expected = approved.as_ref().and_then(|digests| digests.get(&name).cloned());
+                run.apply(env, expected).await
+            }
             (Work::ReportDrift | Work::CorrectDrift, _) => {
                 let before = before.unwrap_or_else(|| unchanged(&name, &commit));
                 match run.drift(env, work == Work::CorrectDrift, (before.drifted, before.missing)).await {
@@ -325,6 +330,7 @@ impl Run<'_> {
             concurrency: CONCURRENCY,
             lock_timeout: LOCK_TIMEOUT,
             applier: Some(self.applier.clone()),
+            plan_check: None,
         }
     }
 
@@ -346,12 +352,23 @@ impl Run<'_> {
         }
     }
 
-    async fn apply(&self, env: Environment) -> EnvironmentStatus {
+    /// Applies `env`; with `approved`, only the plan of that digest.
+    async fn apply(&self, env: Environment, approved: Option<String>) -> EnvironmentStatus {
         let name = env.name.clone();
+        let mut settings = self.settings(self.spec.wait);
+        if let Some(expected) = approved {
+            let (environment, key) = (name.clone(), self.approval_key.clone());
+            settings.plan_check = Some(PlanCheck(Arc::new(move |planned| {
+                match plan::environment_digest(&environment, planned, &key) == expected {
+                    true => Ok(()),
+                    false => Err("the plan made under the lock is not the approved one: the cluster changed".into()),
+                }
+            })));
+        }
         let options = ApplyActionOptions {
             render: self.render(env),
             connect: self.connect(),
-            settings: self.settings(self.spec.wait),
+            settings,
             require_clean: false,
             prune_releases: self.prune_releases(),
             allow_overrides: false,
@@ -393,10 +410,13 @@ impl Run<'_> {
     }
 
     /// The plan of every environment at this revision, as `weaver diff` makes it, summarised
-    /// with its digest; an environment's failure as its status.
-    async fn pending_plan(&self, environments: &[Environment]) -> Result<PendingPlan, EnvironmentStatus> {
-        let mut digest = Sha256::new();
-        digest.update(self.fetched.commit.as_bytes());
+    /// with its digest, and each environment's digest (which the apply checks under the lock);
+    /// an environment's failure as its status.
+    async fn pending_plan(
+        &self,
+        environments: &[Environment],
+    ) -> Result<(PendingPlan, BTreeMap<String, String>), EnvironmentStatus> {
+        let mut digests = BTreeMap::new();
         let mut releases = Vec::new();
         for env in environments {
             let options = PlanOptions {
@@ -428,23 +448,13 @@ impl Run<'_> {
                     Action::Delete => entry.delete += 1,
                     Action::Unchanged => {}
                 }
-                let desired = object.desired.as_ref().map(|d| keyed_secret_values(d, &self.approval_key));
-                let part = serde_json::json!([
-                    env.name,
-                    object.release,
-                    object.key.to_string(),
-                    format!("{:?}", object.action),
-                    desired
-                ]);
-                digest.update(part.to_string().as_bytes());
             }
             releases.extend(counts.into_values());
+            digests.insert(env.name.clone(), plan::environment_digest(&env.name, &planned.plan, &self.approval_key));
         }
-        Ok(PendingPlan {
-            digest: format!("sha256:{}", hex::encode(digest.finalize())),
-            revision: self.fetched.commit.clone(),
-            releases,
-        })
+        let order: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+        let digest = plan::plan_digest(&self.fetched.commit, order.iter().map(|name| digests[*name].as_str()));
+        Ok((PendingPlan { digest, revision: self.fetched.commit.clone(), releases }, digests))
     }
 
     /// Drift found (drifted, missing), told to the environment's notifications when it differs
@@ -478,23 +488,6 @@ impl Run<'_> {
         }
         Ok(found)
     }
-}
-
-/// `desired` with each value of a Secret's `data` and `stringData` replaced by its HMAC under
-/// `key`: what a plan digest covers of a Secret.
-fn keyed_secret_values(desired: &serde_json::Value, key: &[u8]) -> serde_json::Value {
-    let mut object = desired.clone();
-    if crate::diff::is_secret(&object) {
-        let mac = crate::secrets::hmac::HmacSha256::new(key);
-        for field in ["data", "stringData"] {
-            if let Some(values) = object.get_mut(field).and_then(serde_json::Value::as_object_mut) {
-                for value in values.values_mut() {
-                    *value = serde_json::Value::String(hex::encode(mac.mac(value.to_string().as_bytes())));
-                }
-            }
-        }
-    }
-    object
 }
 
 /// The first failure an apply reports: a release's error, else an object's.

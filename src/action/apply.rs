@@ -51,7 +51,9 @@ pub struct Settings {
 
 /// Whether a plan made under the lock is the one approved: Err says how it is not.
 #[derive(Clone)]
-pub struct PlanCheck(pub Arc<dyn Fn(&Plan) -> std::result::Result<(), String> + Send + Sync>);
+pub struct PlanCheck(pub Arc<CheckPlan>);
+
+pub type CheckPlan = dyn Fn(&Plan) -> std::result::Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for PlanCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

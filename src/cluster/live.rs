@@ -209,11 +209,8 @@ impl LiveCache {
     pub(super) fn wrote(&self, target: ListTarget, name: &str, answer: Option<&Value>) {
         let version = match answer {
             None => 0,
-            Some(object) => match resource_version(object) {
-                Some(version) => version,
-                // Not a number: nothing to wait for that could be told apart. The next read LISTs.
-                None => u64::MAX,
-            },
+            // Not a number: nothing to wait for that could be told apart. The next read LISTs.
+            Some(object) => resource_version(object).unwrap_or(u64::MAX),
         };
         let sequence = self.inner.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());

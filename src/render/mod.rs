@@ -948,7 +948,7 @@ struct HelmCharts {
     charts: BTreeMap<String, ChartSlot>,
     /// charts.lock, read when a chart needs it: a repository without remote charts renders
     /// whatever its lock holds.
-    lock: std::sync::OnceLock<Result<crate::charts::Lock>>,
+    lock: std::sync::OnceLock<Result<crate::source::charts::Lock>>,
     capabilities: Arc<crate::helm::Capabilities>,
 }
 
@@ -997,14 +997,14 @@ impl HelmCharts {
         if remote.is_empty() {
             return Ok(());
         }
-        let lock = self.lock.get_or_init(|| crate::charts::Lock::load(project.source.as_ref())).as_ref();
+        let lock = self.lock.get_or_init(|| crate::source::charts::Lock::load(project.source.as_ref())).as_ref();
         let lock = lock.map_err(Error::clone)?;
         let missing: Vec<&(&Release, &crate::project::chart::RemoteChart)> =
             remote.iter().filter(|(_, chart)| lock.find(chart).is_none()).collect();
         let what = |(release, chart): &(&Release, &crate::project::chart::RemoteChart)| {
             format!("chart {} of release `{}`", chart.describe(), release.name)
         };
-        let file = crate::charts::LOCK_FILE;
+        let file = crate::source::charts::LOCK_FILE;
         match missing.as_slice() {
             [] => Ok(()),
             [one] => Err(Error::at(one.0.chart_at.clone(), format!("{} is not in {file}", what(one)))),
@@ -1035,11 +1035,11 @@ impl HelmCharts {
         let cached = |chart: &crate::project::chart::RemoteChart| {
             let lock = self
                 .lock
-                .get_or_init(|| crate::charts::Lock::load(project.source.as_ref()))
+                .get_or_init(|| crate::source::charts::Lock::load(project.source.as_ref()))
                 .as_ref()
                 .map_err(Error::clone)?;
-            let cache = crate::charts::Cache::from_env(|key| std::env::var(key).ok())?;
-            crate::charts::cached_archive(lock, &cache, &user, chart)
+            let cache = crate::source::charts::Cache::from_env(|key| std::env::var(key).ok())?;
+            crate::source::charts::cached_archive(lock, &cache, &user, chart)
         };
         let pull = |dependency: &crate::project::chart::RemoteChart| cached(dependency).map(Some);
         let subcharts = crate::helm::Unvendored { repositories: &env.repositories, pull: &pull };

@@ -1,10 +1,14 @@
-//! Sources: fetching the git repositories an in-cluster sync deploys from, apart from any
-//! reconcile (as Flux's source-controller is apart from its kustomize-controller).
+//! Sources: fetching what a deployment is made from, apart from any reconcile (as Flux's
+//! source-controller is apart from its kustomize-controller): git repositories, and remote
+//! Helm charts.
 //!
 //! [`GitCache`] keeps one bare mirror per repository URL and fetches one ref at a time into it,
 //! shallow, over transports of weaver's own (smart HTTP on ureq and rustls, ssh on russh): see
-//! docs/src/architecture/git-sources.md.
+//! docs/src/architecture/git-sources.md. [`charts`] pins remote charts in `charts.lock` and
+//! pulls their archives into a cache by digest (`weaver charts`; the controller's share its
+//! disk budget with the mirrors).
 
+pub mod charts;
 pub mod git;
 mod http;
 mod ssh;

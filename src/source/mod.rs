@@ -8,6 +8,7 @@
 //! pulls their archives into a cache by digest (`weaver charts`; the controller's share its
 //! disk budget with the mirrors).
 
+mod budget;
 pub mod charts;
 pub mod git;
 mod http;
@@ -21,7 +22,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use git::{CacheLimits, GitCache};
+pub(crate) use budget::Lease;
+pub use budget::{Budget, CacheLimits, Usage};
+pub use charts::pulls::ChartCache;
+pub use git::GitCache;
 
 /// Which commit of the repository to fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -150,7 +154,7 @@ pub struct Fetched {
     pub bytes_received: u64,
     pub duration: Duration,
     #[expect(dead_code, reason = "held for its Drop: the mirror is not evicted while a Fetched lives")]
-    pub(crate) lease: Arc<git::Lease>,
+    pub(crate) lease: Arc<Lease>,
 }
 
 /// Why a fetch failed, as a condition reason.

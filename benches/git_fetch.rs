@@ -14,7 +14,7 @@ mod git_http;
 
 use std::time::Instant;
 
-use weaver::source::{CacheLimits, Credentials, FetchRequest, GitCache, GitRef};
+use weaver::source::{Budget, CacheLimits, Credentials, FetchRequest, GitCache, GitRef};
 
 fn main() {
     if let Some(missing) = git_http::http_backend_missing() {
@@ -48,7 +48,7 @@ fn main() {
     let server = git_http::GitHttpServer::start(root.path(), git_http::Options::default());
     let cache_dir = tempfile::tempdir().unwrap();
     let limits = CacheLimits { max_disk_bytes: u64::MAX, max_repositories: usize::MAX };
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), limits).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(limits)).unwrap();
     let request = FetchRequest {
         url: format!("{}/repo", server.base),
         reference: GitRef::Branch("main".into()),

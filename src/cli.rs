@@ -357,12 +357,15 @@ pub struct OperatorRunArgs {
     /// Let an EnvironmentSync's dependsOn name EnvironmentSyncs of other namespaces
     #[arg(long)]
     pub allow_cross_namespace_refs: bool,
-    /// Where the git mirrors of EnvironmentSyncs' sources are kept [default: $TMPDIR/weaver-git]
-    #[arg(long, value_name = "DIR")]
-    pub git_cache_dir: Option<PathBuf>,
-    /// The git mirrors' total size in MiB; past it, the least recently used are removed
-    #[arg(long, value_name = "MIB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
-    pub git_cache_max_mib: u64,
+    /// Where the git mirrors of EnvironmentSyncs' sources and their remote charts (in
+    /// charts/) are kept [default: $TMPDIR/weaver-cache]
+    #[arg(long, visible_alias = "git-cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The git mirrors' and chart archives' total size in MiB; past it, the least recently used
+    /// that no reconcile is reading are removed
+    #[arg(long, visible_alias = "git-cache-max-mib", value_name = "MIB", default_value_t = 2048,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_max_mib: u64,
     /// Requests a second to the API server, on average (as client-go's QPS); tenants' writes count
     #[arg(long, value_name = "QPS", default_value_t = 50.0, value_parser = positive_rate)]
     pub kube_api_qps: f64,

@@ -3,7 +3,6 @@
 
 pub(crate) mod action;
 pub(crate) mod apply;
-pub mod charts;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

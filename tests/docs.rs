@@ -639,8 +639,8 @@ fn the_file_formats_list_every_field() {
         ("src/project/ignore.rs", &["IgnoreRuleFile"]),
         ("src/project/chart.rs", &["ChartFile"]),
         ("src/project/settings.rs", &["SettingsFile"]),
-        ("src/charts/mod.rs", &["Lock", "LockedChart", "ChartRef"]),
-        ("src/charts/http.rs", &["CredentialsFile", "Credentials"]),
+        ("src/source/charts/mod.rs", &["Lock", "LockedChart", "ChartRef"]),
+        ("src/source/charts/http.rs", &["CredentialsFile", "Credentials"]),
     ];
     let field = Regex::new(r"^\s*(?:pub )?([a-z_]+): ").unwrap();
     let mut missing = Vec::new();

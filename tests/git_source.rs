@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use git2::{Oid, Repository, Signature, Time};
-use weaver::source::{CacheLimits, Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
+use weaver::source::{Budget, CacheLimits, Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
 
 use crate::common::git::{commit_all, init};
 use crate::common::git_http::{GitHttpServer, Options, http_backend_missing};
@@ -86,7 +86,7 @@ fn branches_tags_version_ranges_and_commits_resolve_to_their_commits() {
     let served = served();
     let server = GitHttpServer::start(served.root.path(), Options::default());
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let url = format!("{}/repo", server.base);
     let c = |i: usize| served.commits[i].to_string();
 
@@ -128,7 +128,7 @@ fn a_second_fetch_transfers_nothing_and_a_new_commit_is_fetched() {
     let mut served = served();
     let server = GitHttpServer::start(served.root.path(), Options::default());
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let main = request(&format!("{}/repo", server.base), GitRef::Branch("main".into()));
 
     let first = cache.fetch(&main).unwrap();
@@ -158,7 +158,7 @@ fn a_recent_enough_answer_is_reused_without_reading_the_remote() {
     let mut served = served();
     let server = GitHttpServer::start(served.root.path(), Options::default());
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let main = request(&format!("{}/repo", server.base), GitRef::Branch("main".into()));
     let first = cache.fetch(&main).unwrap();
     let reads = server.count("GET");
@@ -188,7 +188,7 @@ fn unknown_refs_are_ref_not_found_and_a_server_down_is_unreachable() {
     let served = served();
     let server = GitHttpServer::start(served.root.path(), Options::default());
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let url = format!("{}/repo", server.base);
     for reference in [
         GitRef::Branch("nope".into()),
@@ -296,7 +296,7 @@ fn https_with_a_private_ca_and_basic_credentials_and_a_wrong_password() {
         Options { basic: Some(("alice".into(), "s3cret-pass".into())), tls: Some((chain, key)), ..Options::default() };
     let server = GitHttpServer::start(served.root.path(), options);
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let url = format!("{}/repo", server.base);
     assert!(url.starts_with("https://"));
     let basic = |password: &str| Credentials::Basic { username: "alice".into(), password: password.into() };
@@ -331,7 +331,7 @@ fn a_bearer_token_is_sent_and_a_wrong_one_refused() {
     let options = Options { bearer: Some("tok-good".into()), ..Options::default() };
     let server = GitHttpServer::start(served.root.path(), options);
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let mut request = request(&format!("{}/repo", server.base), GitRef::Tag("v1.0.0".into()));
     request.credentials = Credentials::Bearer("tok-good".into());
     assert_eq!(cache.fetch(&request).unwrap().commit, served.commits[1].to_string());
@@ -352,7 +352,7 @@ fn concurrent_fetches_of_one_ref_share_one_fetch() {
     // What one fetch sends, alone.
     let alone = GitHttpServer::start(served.root.path(), Options::default());
     let cache_dir = tempfile::tempdir().unwrap();
-    GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED)
+    GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED))
         .unwrap()
         .fetch(&request(&url(&alone), GitRef::Branch("main".into())))
         .unwrap();
@@ -362,7 +362,7 @@ fn concurrent_fetches_of_one_ref_share_one_fetch() {
     let server =
         GitHttpServer::start(served.root.path(), Options { delay: Duration::from_millis(300), ..Options::default() });
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap());
+    let cache = Arc::new(GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap());
     let barrier = Arc::new(Barrier::new(4));
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -399,15 +399,15 @@ fn least_recently_used_mirrors_not_in_use_are_evicted_over_the_limits() {
     };
     // How large one mirror is.
     let probe_dir = tempfile::tempdir().unwrap();
-    let probe = GitCache::new(probe_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let probe = GitCache::new(probe_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     drop(fetch_from(&probe, "a"));
-    let (_, one) = probe.usage();
+    let one = probe.usage().bytes;
     assert!(one > 0);
 
     // Room for two mirrors and a half.
     let cache_dir = tempfile::tempdir().unwrap();
     let limits = CacheLimits { max_disk_bytes: one * 5 / 2, max_repositories: 10 };
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), limits).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(limits)).unwrap();
     let a = fetch_from(&cache, "a"); // held: in use
     let b = fetch_from(&cache, "b");
     let b_path = b.repository.clone();
@@ -416,21 +416,26 @@ fn least_recently_used_mirrors_not_in_use_are_evicted_over_the_limits() {
     assert!(a.repository.exists(), "a leased mirror stays, though least recently used");
     assert!(!b_path.exists(), "the least recently used mirror not in use is removed");
     assert!(c.repository.exists());
-    assert_eq!(cache.usage().0, 2);
+    assert_eq!(cache.usage().mirrors, 2);
     drop((a, c));
 
     // By count: one mirror at most; the others go once released.
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache =
-        GitCache::new(cache_dir.path().to_path_buf(), CacheLimits { max_disk_bytes: u64::MAX, max_repositories: 1 })
-            .unwrap();
+    let cache = GitCache::new(
+        cache_dir.path().to_path_buf(),
+        Budget::new(CacheLimits { max_disk_bytes: u64::MAX, max_repositories: 1 }),
+    )
+    .unwrap();
     let a = fetch_from(&cache, "a").repository;
     let b = fetch_from(&cache, "b").repository;
     assert!(!a.exists() && b.exists());
     // A cache reopened on the directory finds its mirror, and keeps it within the limits.
     drop(cache);
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), CacheLimits { max_disk_bytes: 0, max_repositories: 0 });
-    assert_eq!(cache.unwrap().usage().0, 0);
+    let cache = GitCache::new(
+        cache_dir.path().to_path_buf(),
+        Budget::new(CacheLimits { max_disk_bytes: 0, max_repositories: 0 }),
+    );
+    assert_eq!(cache.unwrap().usage().mirrors, 0);
     assert!(!b.exists());
 }
 
@@ -445,7 +450,7 @@ fn no_credential_appears_in_any_error_or_debug_output() {
         Options { basic: Some(("alice".into(), "right-pass".into())), ..Options::default() },
     );
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let secrets = ["pw-LEAK-1", "tok-LEAK-2", "key-LEAK-3", "url-LEAK-4"];
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let urls = [
@@ -576,7 +581,7 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
     let mut served = served();
     let sshd = Sshd::start();
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let known_hosts = format!("# the test server\n{}", sshd.known_host("host.pub"));
     let url = sshd.url(&served.work());
     let fetch = |reference: GitRef, known_hosts: &str| {
@@ -620,7 +625,7 @@ fn ssh_refuses_hosts_not_listed_or_listed_with_another_key_and_wrong_client_keys
     let served = served();
     let sshd = Sshd::start();
     let cache_dir = tempfile::tempdir().unwrap();
-    let cache = GitCache::new(cache_dir.path().to_path_buf(), UNLIMITED).unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let fetch = |url: String, identity: &str, known_hosts: &str| {
         let request = FetchRequest {
             url,

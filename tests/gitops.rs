@@ -21,11 +21,22 @@ const MANAGER: &str = "gitops-test";
 struct Controller {
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    _cache: tempfile::TempDir,
+    /// Its git mirrors, and chart archives in `charts/`.
+    cache: tempfile::TempDir,
 }
 
 impl Controller {
     fn start(cluster: &TestCluster, default_account: Option<&str>) -> Controller {
+        let limits = weaver::source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        Controller::start_within(cluster, default_account, limits)
+    }
+
+    /// The controller, its git mirrors and chart archives within `limits`.
+    fn start_within(
+        cluster: &TestCluster,
+        default_account: Option<&str>,
+        limits: weaver::source::CacheLimits,
+    ) -> Controller {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let connect = weaver::cluster::ConnectOptions {
@@ -38,12 +49,15 @@ impl Controller {
         let (config, info) = runtime.block_on(weaver::cluster::kube_config(&connect)).unwrap();
         let config = weaver::cluster::for_watching(config);
         let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
-        let limits = weaver::source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        let budget = weaver::source::Budget::new(limits);
+        let git = weaver::source::GitCache::new(cache.path().to_path_buf(), budget.clone()).unwrap();
+        let charts = weaver::source::ChartCache::new(cache.path().join("charts"), budget).unwrap();
         let shared = weaver::controllers::gitops::reconcile::Shared {
             client: client.clone(),
             info,
             tenants: weaver::controllers::tenant::Tenants::new(client, config, None),
-            cache: std::sync::Arc::new(weaver::source::GitCache::new(cache.path().to_path_buf(), limits).unwrap()),
+            cache: std::sync::Arc::new(git),
+            charts: std::sync::Arc::new(charts),
             default_account: default_account.map(String::from),
             cross_namespace_refs: false,
             metrics: Default::default(),
@@ -57,7 +71,7 @@ impl Controller {
         runtime.spawn(weaver::controllers::gitops::controller::run(shared, settings, async {
             let _ = stop.await;
         }));
-        Controller { runtime: Some(runtime), shutdown: Some(shutdown), _cache: cache }
+        Controller { runtime: Some(runtime), shutdown: Some(shutdown), cache }
     }
 }
 
@@ -1023,4 +1037,137 @@ fn a_values_template_reads_no_environment_variable_of_the_controller() {
     let message = ready(&live).unwrap().2;
     assert!(message.contains("values/app.yaml.gotmpl:1:") && message.contains("not read in the cluster"), "{message}");
     assert!(config_map(&cluster, &namespace, "app").is_none());
+}
+
+/// An anonymous chart repository of web 1.0.0, 1.1.0 and 2.0.0 (remote_charts' own), counting
+/// the archives it sends; each archive is sent after `delay`, so that pulls not shared overlap.
+struct ChartServer {
+    /// The served files: `charts/index.yaml`, `charts/web-<version>.tgz`.
+    dir: tempfile::TempDir,
+    server: crate::remote_charts::TestServer,
+    archives_sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ChartServer {
+    fn start(delay: Duration) -> ChartServer {
+        let dir = tempfile::tempdir().unwrap();
+        crate::remote_charts::chart_repository(dir.path());
+        let root = dir.path().to_path_buf();
+        let archives_sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sent = archives_sent.clone();
+        let server = crate::remote_charts::TestServer::start(move |_, request| {
+            if request.path.ends_with(".tgz") {
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(delay);
+            }
+            match std::fs::read(root.join(&request.path)).ok().filter(|_| !request.path.contains("..")) {
+                Some(body) => ("200 OK", String::new(), body),
+                None => ("404 Not Found", String::new(), b"not found".to_vec()),
+            }
+        });
+        ChartServer { dir, server, archives_sent }
+    }
+
+    fn archives_sent(&self) -> usize {
+        self.archives_sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn archive(&self, version: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(format!("charts/web-{version}.tgz"))).unwrap()
+    }
+}
+
+/// `source`'s environments `dev` and `qa`, applying releases `web` and `web-qa` of the remote
+/// chart `stable/web` 1.0.0 to `namespace`, pinned by `weaver charts lock` (into a cache of its
+/// own: the controller never reads the CLI's) and committed.
+fn with_remote_chart(source: &Source, namespace: &str, charts: &ChartServer) -> String {
+    for (env, release) in [("dev", "web"), ("qa", "web-qa")] {
+        source.write(
+            &format!("environments/{env}.yaml"),
+            &format!(
+                "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nrepositories:\n{}releases:\n  - name: {release}\n    chart: stable/web\n    version: 1.0.0\n",
+                charts.server.as_stable()
+            ),
+        );
+    }
+    let cli_cache = tempfile::tempdir().unwrap();
+    common::weaver_in(
+        &source.work(),
+        &["charts", "lock"],
+        &[("WEAVER_CHART_CACHE", cli_cache.path().to_str().unwrap())],
+    )
+    .success();
+    source.commit("remote chart web 1.0.0")
+}
+
+/// The chart archives in the controller's cache, by digest.
+fn cached_charts(controller: &Controller) -> Vec<String> {
+    let dir = controller.cache.path().join("charts/sha256");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_remote_chart_is_pulled_once_by_digest_for_every_environmentsync_that_needs_it() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let charts = ChartServer::start(Duration::from_secs(1));
+    let commit = with_remote_chart(&source, &namespace, &charts);
+    let sent_by_the_cli = charts.archives_sent();
+    let controller = Controller::start(&cluster, None);
+    let syncs: Vec<Value> = ["dev", "qa"]
+        .iter()
+        .map(|env| environment_sync(&cluster, &namespace, env, spec(&source, json!({"environments": [env]}))))
+        .collect();
+    for sync in &syncs {
+        cluster.create(sync);
+    }
+    for sync in &syncs {
+        let live = until_ready_with(&cluster, sync, "ReconciliationSucceeded", "the remote chart applied");
+        assert_eq!(live["status"]["lastAppliedRevision"], commit);
+    }
+    for release in ["web", "web-qa"] {
+        let applied = config_map(&cluster, &namespace, release).expect("the remote chart's ConfigMap");
+        assert_eq!(applied["data"]["version"], "1.0.0");
+    }
+    // Two reconciles at once (the controller runs two), one archive sent: the second waited for
+    // the first's pull, or found its archive.
+    assert_eq!(charts.archives_sent() - sent_by_the_cli, 1);
+    let digest = crate::remote_charts::sha256_hex(&charts.archive("1.0.0"));
+    assert_eq!(cached_charts(&controller), [format!("{digest}.tgz")]);
+}
+
+#[test]
+fn an_archive_that_is_not_the_pinned_one_fails_the_reconcile_naming_the_chart_and_the_digest() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let charts = ChartServer::start(Duration::ZERO);
+    with_remote_chart(&source, &namespace, &charts);
+    let pinned = crate::remote_charts::sha256_hex(&charts.archive("1.0.0"));
+    // The repository serves other content under the pinned version.
+    std::fs::write(charts.dir.path().join("charts/web-1.0.0.tgz"), charts.archive("2.0.0")).unwrap();
+    let served = crate::remote_charts::sha256_hex(&charts.archive("2.0.0"));
+    let controller = Controller::start(&cluster, None);
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({})));
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "the tampered archive refused");
+    let (_, _, message) = ready(&live).unwrap();
+    assert!(message.contains("`stable/web` version `1.0.0`"), "{message}");
+    assert!(
+        message.contains(&format!("has digest sha256:{served}, but charts.lock pins sha256:{pinned}")),
+        "{message}"
+    );
+    assert!(config_map(&cluster, &namespace, "web").is_none(), "nothing of the release was applied");
+    assert_eq!(cached_charts(&controller), Vec::<String>::new(), "the refused archive was not kept");
 }

@@ -197,7 +197,8 @@ fn the_deployment_meets_the_restricted_pod_security_standard() {
     for key in ["hostNetwork", "hostPID", "hostIPC"] {
         assert!(pod.get(key).is_none(), "the pod sets {key}");
     }
-    // One volume, an emptyDir for the git mirrors (restricted allows it), bounded.
+    // One volume, an emptyDir for the git mirrors and the remote charts (restricted allows it),
+    // bounded.
     assert_eq!(pod["volumes"], json!([{"name": "git-cache", "emptyDir": {"sizeLimit": "2Gi"}}]));
     let containers = pod["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 1);
@@ -447,4 +448,24 @@ fn the_api_server_admits_the_operators_pods_in_a_restricted_namespace() {
         "pods \"configmapsync-operator-restricted\" is forbidden: violates PodSecurity \"restricted:latest\": \
          runAsNonRoot != true (pod or container \"operator\" must set securityContext.runAsNonRoot=true)"
     );
+}
+
+/// The Deployment's arguments are `weaver operator run`'s: the controller's cache (git mirrors
+/// and remote charts) in the emptyDir, within `gitops.cacheMaxMiB`, through the flags' older
+/// names the chart still gives.
+#[test]
+fn the_deployments_arguments_parse_and_keep_the_cache_in_the_empty_dir() {
+    use clap::Parser;
+    let objects = render_chart_with("{gitops: {cacheMaxMiB: 300}}");
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").expect("a Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = std::iter::once("weaver").chain(strings(&container["args"]));
+    let cli = weaver::cli::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{}", e.render()));
+    let weaver::cli::Command::Operator(weaver::cli::OperatorCommand::Run(run)) = cli.command else {
+        panic!("not `operator run`: {}", container["args"]);
+    };
+    assert_eq!(run.cache_max_mib, 300);
+    let dir = run.cache_dir.expect("--cache-dir");
+    let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+    assert!(dir.starts_with(mount), "{} is outside the emptyDir at {mount}", dir.display());
 }

@@ -54,29 +54,29 @@ fn chart_archive(dir: &Path, version: &str) -> PathBuf {
     archive
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
 /// A request as the test servers see it: the path (without its leading `/`, query kept) and
 /// the Authorization header.
-struct Request {
-    path: String,
+pub(crate) struct Request {
+    pub path: String,
     authorization: String,
 }
 
 /// An answer: status line, extra header lines, body.
-type Answer = (&'static str, String, Vec<u8>);
+pub(crate) type Answer = (&'static str, String, Vec<u8>);
 
 /// An HTTP server on a loopback port answering each request with `handler`.
-struct TestServer {
+pub(crate) struct TestServer {
     port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestServer {
-    fn start(handler: impl Fn(u16, &Request) -> Answer + Send + 'static) -> TestServer {
+    pub(crate) fn start(handler: impl Fn(u16, &Request) -> Answer + Send + 'static) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -113,12 +113,12 @@ impl TestServer {
         })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/charts", self.port)
     }
 
     /// The environment's `repositories:` entry naming this server `stable`.
-    fn as_stable(&self) -> String {
+    pub(crate) fn as_stable(&self) -> String {
         format!("  - name: stable\n    url: {}\n", self.url())
     }
 }
@@ -167,7 +167,7 @@ fn served_chart_repository() -> (tempfile::TempDir, Vec<(String, Vec<u8>)>, Test
 }
 
 /// A chart repository holding web 1.0.0, 1.1.0 and 2.0.0, with index.yaml (relative URLs, digests).
-fn chart_repository(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn chart_repository(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let charts = dir.join("charts");
     std::fs::create_dir_all(&charts).unwrap();
     let mut index = String::from("apiVersion: v1\nentries:\n  web:\n");
@@ -928,4 +928,79 @@ fn every_remote_chart_missing_from_the_lock_is_named_with_its_place() {
     );
     let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
     assert!(err.contains("error: environments/dev.yaml:7:12: chart `stable/web` (newest version) of release `web` is not in charts.lock"), "{err}");
+}
+
+/// The controller's chart cache, through its API: archives pulled by digest, anonymously, within
+/// a budget smaller than two charts; what a reconcile holds stays, the least recently used goes.
+#[test]
+fn the_controllers_chart_cache_evicts_the_least_recently_used_archive_that_no_reconcile_holds() {
+    use weaver::source::charts::pulls::Pulls;
+    use weaver::source::charts::{Lock, LockedChart};
+    use weaver::source::{Budget, CacheLimits, ChartCache};
+
+    let served = tempfile::tempdir().unwrap();
+    let archives = chart_repository(served.path());
+    let root = served.path().to_path_buf();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sent.clone();
+    let server = TestServer::start(move |_, request| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        match std::fs::read(root.join(&request.path)) {
+            Ok(body) => ("200 OK", String::new(), body),
+            Err(_) => ("404 Not Found", String::new(), b"not found".to_vec()),
+        }
+    });
+    let chart = |version: &str| weaver::project::chart::RemoteChart {
+        repository: server.url(),
+        repository_name: Some("stable".into()),
+        name: "web".into(),
+        version: version.into(),
+        plain_http: false,
+    };
+    let data = |version: &str| &archives.iter().find(|(v, _)| v == version).unwrap().1;
+    let lock = Lock {
+        charts: ["1.0.0", "2.0.0"]
+            .iter()
+            .map(|version| LockedChart {
+                repository: server.url(),
+                name: "web".into(),
+                constraint: version.to_string(),
+                version: version.to_string(),
+                url: format!("{}/web-{version}.tgz", server.url()),
+                digest: format!("sha256:{}", sha256_hex(data(version))),
+                required_by: None,
+            })
+            .collect(),
+    };
+    let (one, two) = (data("1.0.0").len() as u64, data("2.0.0").len() as u64);
+    let limits = CacheLimits { max_disk_bytes: one.max(two) + one.min(two) / 2, max_repositories: 1 };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(ChartCache::new(dir.path().to_path_buf(), Budget::new(limits)).unwrap());
+    let cached = |version: &str| dir.path().join(format!("sha256/{}.tgz", sha256_hex(data(version)))).exists();
+    let pull = |pulls: &Pulls, version: &str| {
+        let (archive, origin) = pulls.archive(&lock, "release `web`", &chart(version)).unwrap();
+        assert_eq!(&archive, data(version));
+        assert_eq!(origin, PathBuf::from(format!("stable/web-{version}.tgz")));
+    };
+
+    let first = Pulls::new(cache.clone());
+    pull(&first, "1.0.0");
+    let second = Pulls::new(cache.clone());
+    pull(&second, "2.0.0");
+    // Over the budget, but both are held by a reconcile in flight.
+    assert!(cached("1.0.0") && cached("2.0.0"));
+    pull(&first, "1.0.0");
+    assert_eq!(sent.load(Ordering::SeqCst), 2, "what a run holds is not pulled again");
+    drop((first, second));
+
+    // 1.0.0 again: found in the cache, and 2.0.0, now the least recently used, goes.
+    let third = Pulls::new(cache.clone());
+    pull(&third, "1.0.0");
+    assert_eq!(sent.load(Ordering::SeqCst), 2);
+    assert!(cached("1.0.0") && !cached("2.0.0"));
+    drop(third);
+    let fourth = Pulls::new(cache.clone());
+    pull(&fourth, "2.0.0");
+    assert_eq!(sent.load(Ordering::SeqCst), 3);
+    assert!(!cached("1.0.0") && cached("2.0.0"));
 }

@@ -9,9 +9,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{OnProgress, Progress, open_project};
-use crate::charts::{Cache, ChartRef, Fetcher, LOCK_FILE, Lock, Outcome, http::Machine};
 use crate::error::{Error, Result};
 use crate::project::chart::RemoteChart;
+use crate::source::charts::{Cache, ChartRef, Fetcher, LOCK_FILE, Lock, Outcome, http::Machine};
 
 #[derive(Debug, Clone)]
 pub struct ChartsOptions {
@@ -114,7 +114,7 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
         if !named.contains(&chart) {
             continue;
         }
-        let (data, origin) = crate::charts::cached_archive(&lock, &cache, &releases.join(", "), &chart)?;
+        let (data, origin) = crate::source::charts::cached_archive(&lock, &cache, &releases.join(", "), &chart)?;
         let archive = crate::helm::archive::load(&data, &origin)?;
         for user in releases {
             let env = user.split_once('/').map_or(user.as_str(), |(env, _)| env);

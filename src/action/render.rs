@@ -60,6 +60,8 @@ pub struct RenderOptions {
     pub validate: crate::validate::Mode,
     /// `--set`, `--values` and the like, over the selected chart releases' values.
     pub overrides: OverrideFlags,
+    /// Where remote charts' archives come from: the machine's chart cache, or the controller's.
+    pub charts: crate::source::charts::Archives,
 }
 
 /// The selected releases of an environment, not rendered.
@@ -242,7 +244,8 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     register_substituted_leaves(&selected, &values_files, redactor);
     warn_of_repeated_keys(&selected, &values_files, on);
     let own_environment = options.keys.own_machine();
-    let secrets = crate::render::Secrets { values, values_files, overrides, own_environment };
+    let charts = options.charts.clone();
+    let secrets = crate::render::Secrets { values, values_files, overrides, own_environment, charts };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })
 }

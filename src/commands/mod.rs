@@ -239,6 +239,7 @@ pub(crate) fn render_options(
             set_string: overrides.set_string.clone(),
             set_file: overrides.set_file.clone(),
         },
+        charts: crate::source::charts::Archives::Machine,
     }
 }
 

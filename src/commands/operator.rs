@@ -168,7 +168,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
     })
 }
 
-/// What the EnvironmentSync controller's reconciles share: the git cache, tenants' tokens.
+/// What the EnvironmentSync controller's reconciles share: the git and chart caches, tenants' tokens.
 fn gitops_shared(
     args: &OperatorRunArgs,
     client: &kube::Client,
@@ -177,17 +177,22 @@ fn gitops_shared(
     rate: &crate::cluster::RequestRate,
     telemetry: &crate::controllers::configmapsync::telemetry::Telemetry,
 ) -> crate::Result<crate::controllers::gitops::reconcile::Shared> {
-    let dir = args.git_cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("weaver-git"));
+    let dir = args.cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("weaver-cache"));
     let limits = crate::source::CacheLimits {
-        max_disk_bytes: args.git_cache_max_mib.saturating_mul(1 << 20),
+        max_disk_bytes: args.cache_max_mib.saturating_mul(1 << 20),
         max_repositories: 1000,
     };
-    let cache = crate::source::GitCache::new(dir, limits).map_err(|err| err.context("--git-cache-dir"))?;
+    // One budget: a chart pulled may remove a mirror no reconcile reads, and the reverse.
+    let budget = crate::source::Budget::new(limits);
+    let cache = crate::source::GitCache::new(dir.clone(), budget.clone()).map_err(|err| err.context("--cache-dir"))?;
+    let charts =
+        crate::source::ChartCache::new(dir.join("charts"), budget).map_err(|err| err.context("--cache-dir"))?;
     Ok(crate::controllers::gitops::reconcile::Shared {
         client: client.clone(),
         info: info.clone(),
         tenants: crate::controllers::tenant::Tenants::new(client.clone(), config.clone(), Some(rate.clone())),
         cache: std::sync::Arc::new(cache),
+        charts: std::sync::Arc::new(charts),
         default_account: args.default_service_account.clone(),
         cross_namespace_refs: args.allow_cross_namespace_refs,
         metrics: telemetry.environmentsync.clone(),

@@ -31,13 +31,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{ChangedPath, GitRepo, Revision};
-use crate::charts::{ChartRef, LOCK_FILE, Lock, LockedChart};
 use crate::error::{Error, Result};
 use crate::project::chart::{CHARTS_DIR, RemoteChart, chart_path, is_archive};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
 use crate::project::settings::{SETTINGS_FILE, Settings};
 use crate::project::source::lexical;
 use crate::project::{Environment, FsSource, Project, Release};
+use crate::source::charts::{ChartRef, LOCK_FILE, Lock, LockedChart};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ReleaseStatus {

@@ -70,7 +70,7 @@ pub fn chart_dir(name: &str) -> PathBuf {
 }
 
 /// A Helm chart from a chart repository or an OCI registry, as a release names it. Its exact
-/// version, URL and digest are pinned in `charts.lock` (see `crate::charts`).
+/// version, URL and digest are pinned in `charts.lock` (see `crate::source::charts`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RemoteChart {
     /// `https://host/path` (a chart repository serving `index.yaml`) or `oci://host/path`.

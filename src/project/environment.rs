@@ -61,7 +61,7 @@ struct EnvironmentFile {
 }
 
 /// A chart repository releases name charts of (`chart: <name>/<chart>`), as helmfile's
-/// `repositories:`. Credentials are never here: they come from the machine (see `crate::charts`).
+/// `repositories:`. Credentials are never here: they come from the machine (see `crate::source::charts`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RepositoryFile {

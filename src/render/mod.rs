@@ -96,7 +96,7 @@ pub struct ClusterView {
 }
 
 /// What rendering needs besides the repository: what was decrypted (every value registered
-/// with the redactor) and the values given on the command line.
+/// with the redactor), the values given on the command line, and where remote charts come from.
 #[derive(Debug, Default)]
 pub struct Secrets {
     /// The environment's `secrets` files, merged.
@@ -108,6 +108,9 @@ pub struct Secrets {
     /// Whether values templates' `env` and `requiredEnv` read this process's environment: the
     /// CLI's; never the controller's, whose variables are not a tenant's.
     pub own_environment: bool,
+    /// Where remote charts' archives come from: the machine's cache (the CLI's), or the
+    /// controller's pulls.
+    pub charts: crate::source::charts::Archives,
 }
 
 /// Renders the given releases of `env` with their decrypted `secrets`.
@@ -482,7 +485,7 @@ impl Run<'_> {
             return Ok(rendered(true, None, manifests, Vec::new()));
         }
         if self.helm.is_helm_chart(&release.chart) {
-            let chart = self.helm.get(project, env, release);
+            let chart = self.helm.get(project, env, release, &secrets.charts);
             let output = match &chart {
                 Ok(chart) => render_helm(project, env, release, chart, &self.helm.capabilities, &cluster.live, secrets),
                 Err(_) => Ok(Vec::new()),
@@ -948,7 +951,7 @@ struct HelmCharts {
     charts: BTreeMap<String, ChartSlot>,
     /// charts.lock, read when a chart needs it: a repository without remote charts renders
     /// whatever its lock holds.
-    lock: std::sync::OnceLock<Result<crate::charts::Lock>>,
+    lock: std::sync::OnceLock<Result<crate::source::charts::Lock>>,
     capabilities: Arc<crate::helm::Capabilities>,
 }
 
@@ -997,14 +1000,14 @@ impl HelmCharts {
         if remote.is_empty() {
             return Ok(());
         }
-        let lock = self.lock.get_or_init(|| crate::charts::Lock::load(project.source.as_ref())).as_ref();
+        let lock = self.lock.get_or_init(|| crate::source::charts::Lock::load(project.source.as_ref())).as_ref();
         let lock = lock.map_err(Error::clone)?;
         let missing: Vec<&(&Release, &crate::project::chart::RemoteChart)> =
             remote.iter().filter(|(_, chart)| lock.find(chart).is_none()).collect();
         let what = |(release, chart): &(&Release, &crate::project::chart::RemoteChart)| {
             format!("chart {} of release `{}`", chart.describe(), release.name)
         };
-        let file = crate::charts::LOCK_FILE;
+        let file = crate::source::charts::LOCK_FILE;
         match missing.as_slice() {
             [] => Ok(()),
             [one] => Err(Error::at(one.0.chart_at.clone(), format!("{} is not in {file}", what(one)))),
@@ -1022,7 +1025,13 @@ impl HelmCharts {
 
     /// The chart of `release` (a release of a Helm chart), loaded if no other release holds it.
     /// A chart that fails to load fails each of its releases, each error naming its own.
-    fn get(&self, project: &Project, env: &Environment, release: &Release) -> Result<Arc<crate::helm::HelmChart>> {
+    fn get(
+        &self,
+        project: &Project,
+        env: &Environment,
+        release: &Release,
+        archives: &crate::source::charts::Archives,
+    ) -> Result<Arc<crate::helm::HelmChart>> {
         let slot = &self.charts[&release.chart];
         // Held while loading: the chart's other releases wait for it rather than load it again.
         let mut loaded = slot.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -1035,11 +1044,10 @@ impl HelmCharts {
         let cached = |chart: &crate::project::chart::RemoteChart| {
             let lock = self
                 .lock
-                .get_or_init(|| crate::charts::Lock::load(project.source.as_ref()))
+                .get_or_init(|| crate::source::charts::Lock::load(project.source.as_ref()))
                 .as_ref()
                 .map_err(Error::clone)?;
-            let cache = crate::charts::Cache::from_env(|key| std::env::var(key).ok())?;
-            crate::charts::cached_archive(lock, &cache, &user, chart)
+            archives.archive(lock, &user, chart)
         };
         let pull = |dependency: &crate::project::chart::RemoteChart| cached(dependency).map(Some);
         let subcharts = crate::helm::Unvendored { repositories: &env.repositories, pull: &pull };
@@ -1266,8 +1274,9 @@ mod tests {
         let releases: Vec<&Release> = env.releases.iter().collect();
         let charts = HelmCharts::new(&env, &releases, None).unwrap();
 
-        let first = charts.get(&project, &env, releases[0]).unwrap();
-        let again = charts.get(&project, &env, releases[1]).unwrap();
+        let archives = crate::source::charts::Archives::Machine;
+        let first = charts.get(&project, &env, releases[0], &archives).unwrap();
+        let again = charts.get(&project, &env, releases[1], &archives).unwrap();
         assert!(Arc::ptr_eq(&first, &again), "loaded once for both releases");
         let held = Arc::downgrade(&first);
         drop((first, again));

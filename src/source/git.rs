@@ -2,29 +2,21 @@
 //! normalized URL. A fetch lists the remote's refs, resolves the ref to a commit, and fetches
 //! (shallow) only when the mirror lacks that commit. Concurrent fetches of one (URL, ref,
 //! credentials) share one fetch; fetches into one mirror take turns; different mirrors fetch in
-//! parallel. After each fetch, least recently used mirrors that nobody holds a lease on are
-//! removed until the cache is within its limits.
+//! parallel. After each fetch, least recently used mirrors (and chart archives: they share the
+//! [`Budget`]) that nobody holds a lease on are removed until the cache is within its limits.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
 use git2::{AutotagOption, Direction, ErrorClass, ErrorCode, FetchOptions, Oid, Repository};
 
+use super::budget::{Budget, Flights, Kind, Usage, lock};
 use super::transport::{self, Session};
 use super::{Credentials, FetchError, FetchFailure, FetchRequest, Fetched, GitRef, Scheme, SourceUrl};
 use crate::error::{Error, Result};
-
-/// How large the cache may grow. Mirrors being fetched or leased are never removed, so the
-/// cache can exceed the limits while they are in use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheLimits {
-    /// Total size of the mirrors' files.
-    pub max_disk_bytes: u64,
-    pub max_repositories: usize,
-}
 
 /// The bare mirrors of one controller process. `Send + Sync`: share it with an `Arc`.
 ///
@@ -32,9 +24,9 @@ pub struct CacheLimits {
 /// reconcile keeps its `Fetched` while it reads the commit, and eviction passes over it.
 pub struct GitCache {
     dir: PathBuf,
-    limits: CacheLimits,
-    state: Arc<Mutex<State>>,
-    flights: Mutex<HashMap<FlightKey, Arc<Flight>>>,
+    /// Shared with the controller's chart archives.
+    budget: Arc<Budget>,
+    flights: Flights<FlightKey, Result<Fetched, FetchError>>,
     /// The last successful fetch of each key and when it read the remote's refs, for callers
     /// content with a recent answer ([`GitCache::fetch_within`]).
     recent: Mutex<HashMap<FlightKey, Recent>>,
@@ -45,50 +37,12 @@ struct Recent {
     commit: String,
     repository: PathBuf,
     reference: String,
-    mirror: String,
     at: Instant,
 }
 
-#[derive(Default)]
-struct State {
-    mirrors: HashMap<String, Mirror>,
-}
-
-struct Mirror {
-    /// Held while fetching into the mirror (and while evicting it).
-    lock: Arc<Mutex<()>>,
-    size: u64,
-    last_used: SystemTime,
-    leases: usize,
-}
-
-impl Mirror {
-    fn new(size: u64, last_used: SystemTime) -> Mirror {
-        Mirror { lock: Arc::new(Mutex::new(())), size, last_used, leases: 0 }
-    }
-}
-
-/// Keeps a mirror from eviction while it lives (shared by the clones of one [`Fetched`]).
-pub struct Lease {
-    state: Arc<Mutex<State>>,
-    name: String,
-}
-
-impl std::fmt::Debug for Lease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Lease({})", self.name)
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let mut state = lock(&self.state);
-        if let Some(mirror) = state.mirrors.get_mut(&self.name) {
-            mirror.leases = mirror.leases.saturating_sub(1);
-            mirror.last_used = SystemTime::now();
-        }
-    }
-}
+/// How long a fetch's answer is kept for [`GitCache::fetch_within`]: two default intervals (a
+/// longer interval reads the refs each time).
+const RECENT_KEPT: Duration = Duration::from_secs(600);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct FlightKey {
@@ -98,30 +52,15 @@ struct FlightKey {
     ca_pem: Option<Vec<u8>>,
 }
 
-/// One fetch in progress, which callers with the same key wait for.
-#[derive(Default)]
-struct Flight {
-    result: Mutex<Option<Result<Fetched, FetchError>>>,
-    done: Condvar,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// How long a fetch's answer is kept for [`GitCache::fetch_within`]: two default intervals (a
-/// longer interval reads the refs each time).
-const RECENT_KEPT: Duration = Duration::from_secs(600);
-
 /// libgit2's pack windows: at most this much of the packs is mapped at once (process-wide;
 /// libgit2's defaults on 64-bit are 1 GiB windows and 8 GiB mapped).
 const MWINDOW_SIZE: usize = 32 << 20;
 const MWINDOW_MAPPED_LIMIT: usize = 256 << 20;
 
 impl GitCache {
-    /// A cache in `dir` (created if missing); mirrors already there are kept, their last use
-    /// taken from the directory's modification time.
-    pub fn new(dir: PathBuf, limits: CacheLimits) -> Result<GitCache> {
+    /// A cache in `dir` (created if missing), within `budget`; mirrors already there are kept,
+    /// their last use taken from the directory's modification time.
+    pub fn new(dir: PathBuf, budget: Arc<Budget>) -> Result<GitCache> {
         static MWINDOW: Once = Once::new();
         MWINDOW.call_once(|| {
             // SAFETY: set once, before this process's fetches.
@@ -132,25 +71,16 @@ impl GitCache {
         });
         transport::register();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create the git cache directory", &dir, e))?;
-        let mut state = State::default();
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("read the git cache directory", &dir, e))?;
         for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !is_mirror_name(&name) {
+            if !is_mirror_name(&entry.file_name().to_string_lossy()) {
                 continue;
             }
             let last_used = entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-            state.mirrors.insert(name, Mirror::new(disk_usage(&entry.path()), last_used));
+            budget.found(entry.path(), Kind::Mirror, disk_usage(&entry.path()), last_used);
         }
-        let cache = GitCache {
-            dir,
-            limits,
-            state: Arc::new(Mutex::new(state)),
-            flights: Mutex::new(HashMap::new()),
-            recent: Mutex::new(HashMap::new()),
-        };
-        cache.evict();
-        Ok(cache)
+        budget.evict();
+        Ok(GitCache { dir, budget, flights: Flights::new(), recent: Mutex::default() })
     }
 
     /// Fetches `request.reference` into the URL's mirror. Blocking. A call made while another
@@ -173,54 +103,20 @@ impl GitCache {
         if let Some(fetched) = self.recent(&key, within) {
             return Ok(fetched);
         }
-        let (flight, leader) = {
-            let mut flights = lock(&self.flights);
-            match flights.get(&key) {
-                Some(flight) => (flight.clone(), false),
-                None => {
-                    let flight = Arc::new(Flight::default());
-                    flights.insert(key.clone(), flight.clone());
-                    (flight, true)
-                }
-            }
-        };
-        if !leader {
-            let mut result = lock(&flight.result);
-            while result.is_none() {
-                result = flight.done.wait(result).unwrap_or_else(PoisonError::into_inner);
-            }
-            return result.clone().expect("checked above");
-        }
-        // Publishes the result, or a failure if the fetch panicked, and ends the flight.
-        struct Land<'a> {
-            cache: &'a GitCache,
-            key: FlightKey,
-            flight: Arc<Flight>,
-        }
-        impl Drop for Land<'_> {
-            fn drop(&mut self) {
-                lock(&self.cache.flights).remove(&self.key);
-                let mut result = lock(&self.flight.result);
-                result.get_or_insert_with(|| Err(FetchError::new(FetchFailure::Other, "the fetch panicked")));
-                self.flight.done.notify_all();
-            }
-        }
-        let land = Land { cache: self, key: key.clone(), flight };
-        let result = self.fetch_now(url, request);
+        let result = self.flights.run(
+            key.clone(),
+            || self.fetch_now(url, request),
+            || Err(FetchError::new(FetchFailure::Other, "the fetch panicked")),
+        );
         if let Ok(fetched) = &result {
             let recent = Recent {
                 commit: fetched.commit.clone(),
                 repository: fetched.repository.clone(),
                 reference: fetched.reference.clone(),
-                mirror: mirror_name(&key.url),
                 at: Instant::now(),
             };
             lock(&self.recent).insert(key, recent);
-        }
-        *lock(&land.flight.result) = Some(result.clone());
-        drop(land);
-        if result.is_ok() {
-            self.evict();
+            self.budget.evict();
         }
         result
     }
@@ -231,10 +127,7 @@ impl GitCache {
         let mut recent = lock(&self.recent);
         recent.retain(|_, r| r.at.elapsed() < RECENT_KEPT);
         let found = recent.get(key).filter(|r| r.at.elapsed() < within)?;
-        let mut state = lock(&self.state);
-        let mirror = state.mirrors.get_mut(&found.mirror)?;
-        mirror.last_used = SystemTime::now();
-        mirror.leases += 1;
+        let lease = self.budget.lease_held(&found.repository)?;
         Some(Fetched {
             commit: found.commit.clone(),
             repository: found.repository.clone(),
@@ -242,7 +135,7 @@ impl GitCache {
             transferred: false,
             bytes_received: 0,
             duration: Duration::ZERO,
-            lease: Arc::new(Lease { state: self.state.clone(), name: found.mirror.clone() }),
+            lease,
         })
     }
 
@@ -274,13 +167,8 @@ impl GitCache {
                 ),
             ));
         }
-        let name = mirror_name(&url.normalized());
-        let path = self.dir.join(&name);
-        let mirror_lock = {
-            let mut state = lock(&self.state);
-            let mirror = state.mirrors.entry(name.clone()).or_insert_with(|| Mirror::new(0, SystemTime::now()));
-            mirror.lock.clone()
-        };
+        let path = self.dir.join(mirror_name(&url.normalized()));
+        let mirror_lock = self.budget.writing(&path, Kind::Mirror);
         let _fetching = lock(&mirror_lock);
         let session =
             Arc::new(Session::new(url, request.reference.clone(), request.credentials.clone(), request.ca_pem.clone()));
@@ -301,16 +189,7 @@ impl GitCache {
 
         // A fetch that transferred nothing left the mirror's size as it was: no walk of its files.
         let size = found.transferred.then(|| disk_usage(&path));
-        let lease = {
-            let mut state = lock(&self.state);
-            let mirror = state.mirrors.entry(name.clone()).or_insert_with(|| Mirror::new(0, SystemTime::now()));
-            if let Some(size) = size {
-                mirror.size = size;
-            }
-            mirror.last_used = SystemTime::now();
-            mirror.leases += 1;
-            Arc::new(Lease { state: self.state.clone(), name })
-        };
+        let lease = self.budget.lease(&path, Kind::Mirror, size);
         Ok(Fetched {
             commit: found.commit.to_string(),
             repository: path,
@@ -322,50 +201,10 @@ impl GitCache {
         })
     }
 
-    /// Removes least recently used mirrors, neither leased nor being fetched, until the cache
-    /// is within its limits.
-    fn evict(&self) {
-        let mut state = lock(&self.state);
-        let mut candidates: Vec<(SystemTime, String)> = state
-            .mirrors
-            .iter()
-            .filter(|(_, mirror)| mirror.leases == 0)
-            .map(|(name, mirror)| (mirror.last_used, name.clone()))
-            .collect();
-        candidates.sort();
-        let mut candidates = candidates.into_iter();
-        loop {
-            let total: u64 = state.mirrors.values().map(|m| m.size).sum();
-            if total <= self.limits.max_disk_bytes && state.mirrors.len() <= self.limits.max_repositories {
-                return;
-            }
-            let Some((_, name)) = candidates.next() else {
-                tracing::warn!(
-                    "the git cache holds {} mirrors, {total} bytes, over its limits, and every one is in use",
-                    state.mirrors.len()
-                );
-                return;
-            };
-            let mirror_lock = state.mirrors[&name].lock.clone();
-            // A mirror being fetched into is skipped (its fetch holds the lock).
-            let Ok(_evicting) = mirror_lock.try_lock() else { continue };
-            let path = self.dir.join(&name);
-            match std::fs::remove_dir_all(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!("cannot remove the git mirror {}: {e}", path.display());
-                    continue;
-                }
-            }
-            state.mirrors.remove(&name);
-        }
-    }
-
-    /// How many mirrors the cache holds and their total size, for metrics and tests.
-    pub fn usage(&self) -> (usize, u64) {
-        let state = lock(&self.state);
-        (state.mirrors.len(), state.mirrors.values().map(|m| m.size).sum())
+    /// What the cache holds (the chart archives that share its budget among it), for metrics
+    /// and tests.
+    pub fn usage(&self) -> Usage {
+        self.budget.usage()
     }
 }
 

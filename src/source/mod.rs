@@ -1,10 +1,15 @@
-//! Sources: fetching the git repositories an in-cluster sync deploys from, apart from any
-//! reconcile (as Flux's source-controller is apart from its kustomize-controller).
+//! Sources: fetching what a deployment is made from, apart from any reconcile (as Flux's
+//! source-controller is apart from its kustomize-controller): git repositories, and remote
+//! Helm charts.
 //!
 //! [`GitCache`] keeps one bare mirror per repository URL and fetches one ref at a time into it,
 //! shallow, over transports of weaver's own (smart HTTP on ureq and rustls, ssh on russh): see
-//! docs/src/architecture/git-sources.md.
+//! docs/src/architecture/git-sources.md. [`charts`] pins remote charts in `charts.lock` and
+//! pulls their archives into a cache by digest (`weaver charts`; the controller's share its
+//! disk budget with the mirrors).
 
+mod budget;
+pub mod charts;
 pub mod git;
 mod http;
 mod ssh;
@@ -17,7 +22,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use git::{CacheLimits, GitCache};
+pub(crate) use budget::Lease;
+pub use budget::{Budget, CacheLimits, Usage};
+pub use charts::pulls::ChartCache;
+pub use git::GitCache;
 
 /// Which commit of the repository to fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -146,7 +154,7 @@ pub struct Fetched {
     pub bytes_received: u64,
     pub duration: Duration,
     #[expect(dead_code, reason = "held for its Drop: the mirror is not evicted while a Fetched lives")]
-    pub(crate) lease: Arc<git::Lease>,
+    pub(crate) lease: Arc<Lease>,
 }
 
 /// Why a fetch failed, as a condition reason.

@@ -28,7 +28,9 @@ use crate::controllers::tenant::{TenantError, Tenants};
 use crate::diff::Action;
 use crate::project::Environment;
 use crate::secrets::Redactor;
-use crate::source::{Credentials, FetchRequest, Fetched, GitCache, GitRef};
+use crate::source::charts::Archives;
+use crate::source::charts::pulls::Pulls;
+use crate::source::{ChartCache, Credentials, FetchRequest, Fetched, GitCache, GitRef};
 
 /// Requests in flight at once in one environment's apply.
 const CONCURRENCY: usize = 8;
@@ -46,6 +48,8 @@ pub struct Shared {
     pub info: ClusterInfo,
     pub tenants: Tenants,
     pub cache: Arc<GitCache>,
+    /// Remote charts, by digest, within the git cache's budget.
+    pub charts: Arc<ChartCache>,
     /// The controller's `--default-service-account`.
     pub default_account: Option<String>,
     /// Whether `dependsOn` may name another namespace's EnvironmentSync.
@@ -158,7 +162,9 @@ pub async fn reconcile(
         Keys::Given { identities, .. } => identities.expose_secret().as_bytes().to_vec(),
         Keys::Search(_) => Vec::new(),
     };
-    let run = Run { applier, approval_key, spec, fetched: &fetched, given, keys, redactor: &redactor };
+    // Leased until this reconcile ends: its plan and its apply read the same archives.
+    let pulls = Arc::new(Pulls::new(shared.charts.clone()));
+    let run = Run { applier, approval_key, spec, fetched: &fetched, given, keys, redactor: &redactor, pulls };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
     let mut results = Vec::new();
@@ -272,6 +278,8 @@ struct Run<'a> {
     given: GivenCluster,
     keys: Keys,
     redactor: &'a Redactor,
+    /// The remote charts this reconcile pulled or found, leased.
+    pulls: Arc<Pulls>,
 }
 
 impl Run<'_> {
@@ -294,6 +302,7 @@ impl Run<'_> {
             if_empty: IfEmpty::Refuse,
             validate: crate::validate::Mode::Strict,
             overrides: Default::default(),
+            charts: Archives::Pulled(self.pulls.clone()),
         }
     }
 

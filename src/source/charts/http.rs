@@ -39,11 +39,16 @@ struct CredentialsFile {
     repositories: Vec<Credentials>,
 }
 
+/// How a [`Machine`] reads an environment variable.
+type Variables = Box<dyn Fn(&str) -> Option<String>>;
+
 /// The credentials file's entries, and how to read environment variables.
 pub struct Machine {
     file: Vec<Credentials>,
     registry_configs: Vec<PathBuf>,
-    var: Box<dyn Fn(&str) -> Option<String>>,
+    var: Variables,
+    /// [`Machine::anonymous`]: a refusal cannot be mended with this machine's credentials.
+    anonymous: bool,
 }
 
 impl Machine {
@@ -55,7 +60,7 @@ impl Machine {
                 Some(home) => (Path::new(&home).join(".config/weaver/credentials.yaml"), false),
                 None => {
                     let registry_configs = registry_login::config_files(&var);
-                    return Ok(Machine { file: Vec::new(), registry_configs, var: Box::new(var) });
+                    return Ok(Machine { file: Vec::new(), registry_configs, var: Box::new(var), anonymous: false });
                 }
             },
         };
@@ -68,7 +73,13 @@ impl Machine {
             }
         };
         let registry_configs = registry_login::config_files(&var);
-        Ok(Machine { file: file.repositories, registry_configs, var: Box::new(var) })
+        Ok(Machine { file: file.repositories, registry_configs, var: Box::new(var), anonymous: false })
+    }
+
+    /// No credentials and no CA but the public roots: the controller's, whose machine's
+    /// variables and files are not its tenants' to use.
+    pub fn anonymous() -> Machine {
+        Machine { file: Vec::new(), registry_configs: Vec::new(), var: Box::new(|_| None), anonymous: true }
     }
 
     fn credentials(&self, chart: &RemoteChart) -> Result<Credentials> {
@@ -119,6 +130,8 @@ pub struct Connection {
     tokens: HashMap<String, String>,
     /// The repository, for messages.
     pub repository: String,
+    /// Whether the machine's credentials were out of reach (the controller's pulls).
+    anonymous: bool,
 }
 
 /// A response, read whole.
@@ -155,6 +168,7 @@ impl Connection {
             origin: origin(base_url).to_string(),
             tokens: HashMap::new(),
             repository: chart.repository.clone(),
+            anonymous: machine.anonymous,
         })
     }
 
@@ -213,6 +227,10 @@ impl Connection {
     /// An error for an answer with an unexpected status.
     pub fn status_error(&self, url: &str, response: &Response) -> Error {
         let help = match response.status {
+            401 | 403 if self.anonymous => format!(
+                "repository {} refused an anonymous request: the controller pulls remote charts without credentials (private chart repositories are not supported in the cluster yet; vendor the chart in the repository instead, see docs/src/concepts/remote-charts.md)",
+                self.repository
+            ),
             401 | 403 => format!(
                 "repository {} refused the credentials (or asked for some): set them in WEAVER_REPOSITORY_<NAME>_USERNAME/_PASSWORD or the credentials file (see docs/src/concepts/remote-charts.md)",
                 self.repository
@@ -391,6 +409,7 @@ mod tests {
                 ..Credentials::default()
             }],
             var: Box::new(|key| (key == "WEAVER_REPOSITORY_MY_REPO_USERNAME").then(|| "env-user".to_string())),
+            anonymous: false,
         };
         let user = |c: Credentials| c.username;
         assert_eq!(

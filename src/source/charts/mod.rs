@@ -1,16 +1,20 @@
 //! Remote Helm charts: the lock (`charts.lock`, at the repository's root) that pins each chart
 //! releases name remotely to an exact version, URL and sha256 digest; the content-addressed
 //! cache their archives are pulled into; and the resolving and pulling (`weaver charts lock`
-//! and `fetch`). Rendering reads only the cache, verified against the lock: it never fetches.
+//! and `fetch`). The CLI's rendering reads only the cache, verified against the lock: it never
+//! fetches. The controller's pulls what the lock pins into a cache of its own ([`pulls`]).
 
 pub mod http;
 pub mod oci;
+pub mod pulls;
 pub mod registry_login;
 pub mod repository;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -232,6 +236,39 @@ pub fn cached_archive(lock: &Lock, cache: &Cache, user: &str, chart: &RemoteChar
             locked.digest
         ))
         .with_help("the cached file is damaged or was changed: run `weaver charts fetch` to pull it again")),
+    }
+}
+
+/// Where a render's remote charts come from.
+#[derive(Clone, Default)]
+pub enum Archives {
+    /// This machine's chart cache ([`Cache::from_env`]), which `weaver charts fetch` fills:
+    /// render never fetches. The CLI's.
+    #[default]
+    Machine,
+    /// The controller's cache, pulling what the lock pins on first use (see [`pulls`]).
+    Pulled(Arc<pulls::Pulls>),
+}
+
+impl fmt::Debug for Archives {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Archives::Machine => f.write_str("Machine"),
+            Archives::Pulled(pulls) => pulls.fmt(f),
+        }
+    }
+}
+
+impl Archives {
+    /// The archive of `chart` as `lock` pins it, verified: see [`cached_archive`].
+    pub fn archive(&self, lock: &Lock, user: &str, chart: &RemoteChart) -> Result<(Vec<u8>, PathBuf)> {
+        match self {
+            Archives::Machine => {
+                let cache = Cache::from_env(|key| std::env::var(key).ok())?;
+                cached_archive(lock, &cache, user, chart)
+            }
+            Archives::Pulled(pulls) => pulls.archive(lock, user, chart),
+        }
     }
 }
 

@@ -1,0 +1,346 @@
+//! The controller's disk budget, which its git mirrors and chart archives share: each entry's
+//! size, last use and leases, and the removal of the least recently used entries nobody leases
+//! or writes until the whole is within its limits. And [`Flights`]: one piece of work per key
+//! at a time, which callers asking for the same key at once wait for and share.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+/// How large the cache may grow. Entries being written or leased are never removed, so the
+/// cache can exceed the limits while they are in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Total size of the mirrors' files and the chart archives.
+    pub max_disk_bytes: u64,
+    /// Git mirrors at most (chart archives are counted in bytes alone).
+    pub max_repositories: usize,
+}
+
+/// What an entry is, which says how it is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A bare git mirror: a directory.
+    Mirror,
+    /// A chart archive: a file.
+    Chart,
+}
+
+struct Entry {
+    kind: Kind,
+    /// Held while the entry is written (a fetch into a mirror, a chart's pull) and while it is
+    /// removed.
+    lock: Arc<Mutex<()>>,
+    size: u64,
+    last_used: SystemTime,
+    leases: usize,
+}
+
+/// The entries of one controller's cache directory, by path. `Send + Sync`: share it with an
+/// `Arc`.
+pub struct Budget {
+    limits: CacheLimits,
+    entries: Mutex<HashMap<PathBuf, Entry>>,
+}
+
+/// Keeps an entry from removal while it lives (shared, through an `Arc`, by those who got it
+/// from one fetch or pull).
+pub struct Lease {
+    budget: Arc<Budget>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lease({})", self.path.display())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut entries = lock(&self.budget.entries);
+        if let Some(entry) = entries.get_mut(&self.path) {
+            entry.leases = entry.leases.saturating_sub(1);
+            entry.last_used = SystemTime::now();
+        }
+    }
+}
+
+/// What the cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub mirrors: usize,
+    pub charts: usize,
+    /// Of mirrors and charts together.
+    pub bytes: u64,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Budget {
+    pub fn new(limits: CacheLimits) -> Arc<Budget> {
+        Arc::new(Budget { limits, entries: Mutex::new(HashMap::new()) })
+    }
+
+    /// An entry found on disk when the cache opens, last used when it was last modified.
+    pub(crate) fn found(&self, path: PathBuf, kind: Kind, size: u64, last_used: SystemTime) {
+        lock(&self.entries).insert(path, Entry { kind, lock: Arc::new(Mutex::new(())), size, last_used, leases: 0 });
+    }
+
+    /// The lock whoever writes `path` holds (the entry is made, empty, if it is new): removal
+    /// passes over an entry while it is held.
+    pub(crate) fn writing(&self, path: &Path, kind: Kind) -> Arc<Mutex<()>> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.entry(path.to_path_buf()).or_insert_with(|| Entry {
+            kind,
+            lock: Arc::new(Mutex::new(())),
+            size: 0,
+            last_used: SystemTime::now(),
+            leases: 0,
+        });
+        entry.lock.clone()
+    }
+
+    /// `path` used now, at `size` (None: as it was), and leased until the lease drops.
+    pub(crate) fn lease(self: &Arc<Self>, path: &Path, kind: Kind, size: Option<u64>) -> Arc<Lease> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.entry(path.to_path_buf()).or_insert_with(|| Entry {
+            kind,
+            lock: Arc::new(Mutex::new(())),
+            size: 0,
+            last_used: SystemTime::now(),
+            leases: 0,
+        });
+        if let Some(size) = size {
+            entry.size = size;
+        }
+        entry.last_used = SystemTime::now();
+        entry.leases += 1;
+        Arc::new(Lease { budget: self.clone(), path: path.to_path_buf() })
+    }
+
+    /// A lease of `path` used now, if the budget still holds it (it was not evicted).
+    pub(crate) fn lease_held(self: &Arc<Self>, path: &Path) -> Option<Arc<Lease>> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(path)?;
+        entry.last_used = SystemTime::now();
+        entry.leases += 1;
+        Some(Arc::new(Lease { budget: self.clone(), path: path.to_path_buf() }))
+    }
+
+    /// Removes least recently used entries, neither leased nor being written, until the cache
+    /// is within its limits.
+    pub(crate) fn evict(&self) {
+        let mut entries = lock(&self.entries);
+        let mut candidates: Vec<(SystemTime, PathBuf)> = entries
+            .iter()
+            .filter(|(_, entry)| entry.leases == 0)
+            .map(|(path, entry)| (entry.last_used, path.clone()))
+            .collect();
+        candidates.sort();
+        let mut candidates = candidates.into_iter();
+        loop {
+            let usage = usage(&entries);
+            if usage.bytes <= self.limits.max_disk_bytes && usage.mirrors <= self.limits.max_repositories {
+                return;
+            }
+            let Some((_, path)) = candidates.next() else {
+                tracing::warn!(
+                    "the cache holds {} git mirrors and {} charts, {} bytes, over its limits, and every one is in use",
+                    usage.mirrors,
+                    usage.charts,
+                    usage.bytes
+                );
+                return;
+            };
+            let entry = &entries[&path];
+            // Within the byte limit, only mirrors beyond their number need to go.
+            if usage.bytes <= self.limits.max_disk_bytes && entry.kind != Kind::Mirror {
+                continue;
+            }
+            let (kind, entry_lock) = (entry.kind, entry.lock.clone());
+            // An entry being written is skipped (its writer holds the lock).
+            let Ok(_removing) = entry_lock.try_lock() else { continue };
+            let removed = match kind {
+                Kind::Mirror => std::fs::remove_dir_all(&path),
+                Kind::Chart => std::fs::remove_file(&path),
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!("cannot remove {} from the cache: {e}", path.display());
+                    continue;
+                }
+            }
+            entries.remove(&path);
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        usage(&lock(&self.entries))
+    }
+}
+
+fn usage(entries: &HashMap<PathBuf, Entry>) -> Usage {
+    let count = |kind| entries.values().filter(|e| e.kind == kind).count();
+    Usage { mirrors: count(Kind::Mirror), charts: count(Kind::Chart), bytes: entries.values().map(|e| e.size).sum() }
+}
+
+/// Work in progress by key: a caller asking for a key already being worked on waits for that
+/// work and gets a clone of its result.
+pub(crate) struct Flights<K, V> {
+    flights: Mutex<HashMap<K, Arc<Flight<V>>>>,
+}
+
+struct Flight<V> {
+    result: Mutex<Option<V>>,
+    done: Condvar,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
+    pub fn new() -> Flights<K, V> {
+        Flights { flights: Mutex::new(HashMap::new()) }
+    }
+
+    /// `work`'s result, or that of the work already under way for `key`; `panicked` is what
+    /// the waiters get if the work panics.
+    pub fn run(&self, key: K, work: impl FnOnce() -> V, panicked: impl Fn() -> V) -> V {
+        let (flight, leader) = {
+            let mut flights = lock(&self.flights);
+            match flights.get(&key) {
+                Some(flight) => (flight.clone(), false),
+                None => {
+                    let flight = Arc::new(Flight { result: Mutex::new(None), done: Condvar::new() });
+                    flights.insert(key.clone(), flight.clone());
+                    (flight, true)
+                }
+            }
+        };
+        if !leader {
+            let mut result = lock(&flight.result);
+            while result.is_none() {
+                result = flight.done.wait(result).unwrap_or_else(PoisonError::into_inner);
+            }
+            return result.clone().expect("checked above");
+        }
+        // Publishes the result, or `panicked`'s if the work panicked, and ends the flight.
+        struct Land<'a, K: Hash + Eq, V, P: Fn() -> V> {
+            flights: &'a Mutex<HashMap<K, Arc<Flight<V>>>>,
+            key: Option<K>,
+            flight: Arc<Flight<V>>,
+            panicked: P,
+        }
+        impl<K: Hash + Eq, V, P: Fn() -> V> Drop for Land<'_, K, V, P> {
+            fn drop(&mut self) {
+                if let Some(key) = self.key.take() {
+                    lock(self.flights).remove(&key);
+                }
+                let mut result = lock(&self.flight.result);
+                result.get_or_insert_with(&self.panicked);
+                self.flight.done.notify_all();
+            }
+        }
+        let land = Land { flights: &self.flights, key: Some(key), flight, panicked };
+        let result = work();
+        *lock(&land.flight.result) = Some(result.clone());
+        drop(land);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A budget over `dir` holding charts `a`, `b`, `c` of 100 bytes each, used in that order.
+    fn three_charts(dir: &Path, limits: CacheLimits) -> (Arc<Budget>, [PathBuf; 3]) {
+        let budget = Budget::new(limits);
+        let paths = ["a", "b", "c"].map(|name| dir.join(format!("{name}.tgz")));
+        for (i, path) in paths.iter().enumerate() {
+            std::fs::write(path, [0u8; 100]).unwrap();
+            let used = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+            budget.found(path.clone(), Kind::Chart, 100, used);
+        }
+        (budget, paths)
+    }
+
+    #[test]
+    fn the_least_recently_used_go_first_until_the_bytes_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (budget, [a, b, c]) = three_charts(dir.path(), CacheLimits { max_disk_bytes: 150, max_repositories: 9 });
+        budget.evict();
+        assert_eq!((a.exists(), b.exists(), c.exists()), (false, false, true));
+        assert_eq!(budget.usage(), Usage { mirrors: 0, charts: 1, bytes: 100 });
+    }
+
+    #[test]
+    fn a_leased_or_written_entry_stays_and_the_next_goes_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (budget, [a, b, c]) = three_charts(dir.path(), CacheLimits { max_disk_bytes: 250, max_repositories: 9 });
+        let lease = budget.lease(&a, Kind::Chart, None);
+        // `a` is now the most recently used and leased; `b` is written to.
+        let writing = budget.writing(&b, Kind::Chart);
+        let held = writing.lock().unwrap();
+        budget.evict();
+        assert_eq!((a.exists(), b.exists(), c.exists()), (true, true, false));
+        drop(held);
+        drop(lease);
+        let tight = Budget::new(CacheLimits { max_disk_bytes: 0, max_repositories: 9 });
+        tight.found(a.clone(), Kind::Chart, 100, SystemTime::now());
+        let kept = tight.lease(&a, Kind::Chart, None);
+        tight.evict();
+        assert!(a.exists(), "a leased entry is never removed, even over the limit");
+        drop(kept);
+        tight.evict();
+        assert!(!a.exists() && tight.usage() == Usage::default());
+    }
+
+    #[test]
+    fn mirrors_beyond_their_number_go_but_not_charts_within_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (budget, [a, ..]) = three_charts(dir.path(), CacheLimits { max_disk_bytes: 1000, max_repositories: 1 });
+        let mirrors = ["m1", "m2"].map(|name| dir.path().join(name));
+        for (i, mirror) in mirrors.iter().enumerate() {
+            std::fs::create_dir_all(mirror.join("objects")).unwrap();
+            std::fs::write(mirror.join("objects/pack"), [0u8; 10]).unwrap();
+            let used = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2000 + i as u64);
+            budget.found(mirror.clone(), Kind::Mirror, 10, used);
+        }
+        budget.evict();
+        assert_eq!((a.exists(), mirrors[0].exists(), mirrors[1].exists()), (true, false, true));
+        assert_eq!(budget.usage(), Usage { mirrors: 1, charts: 3, bytes: 310 });
+    }
+
+    #[test]
+    fn one_flight_per_key_and_every_caller_gets_its_result() {
+        let flights: Arc<Flights<&str, usize>> = Arc::new(Flights::new());
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Arc::new(std::sync::Barrier::new(4));
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let (flights, runs, started) = (flights.clone(), runs.clone(), started.clone());
+                std::thread::spawn(move || {
+                    started.wait();
+                    flights.run(
+                        "chart",
+                        || {
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 7
+                        },
+                        || 0,
+                    )
+                })
+            })
+            .collect();
+        let results: Vec<usize> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1, "{results:?}");
+        assert_eq!(results, [7, 7, 7, 7]);
+        // Once landed, the key is free: the next call works again.
+        assert_eq!(flights.run("chart", || 1, || 0), 1);
+    }
+}

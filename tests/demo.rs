@@ -1,7 +1,8 @@
 //! The demo repository end to end: `weaver apply --env dev` on an empty cluster installs the
-//! ConfigMapSync CRD, the operator's release and the tenant's ConfigMapSync in one run, `weaver
-//! diff` then has nothing to do, and the operator, run as the chart's own ServiceAccount, syncs
-//! the demo: its RBAC is enough for that and no more.
+//! operator's CRDs, its release and its tenants (a ConfigMapSync, and an EnvironmentSync of the
+//! demo's staging environment) in one run, `weaver diff` then has nothing to do, and the
+//! operator, run as the chart's own ServiceAccount, syncs the demo: its RBAC is enough for that
+//! and no more, and the EnvironmentSync's account applies staging with the Roles the demo gives it.
 //!
 //! On the fake API server, or unchanged on the cluster of `WEAVER_TEST_KUBECONFIG`.
 
@@ -11,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 
 use common::demo::Demo;
 use common::eventually;
+use common::git_http::{GitHttpServer, Options, http_backend_missing};
+use common::skip::interop_or_skip;
 use serde_json::{Value, json};
 
 /// `weaver operator run` as a separate process, killed when dropped.
@@ -28,12 +31,32 @@ fn config_map(namespace: &str, name: &str) -> Value {
 }
 
 #[test]
-fn apply_installs_the_operator_and_its_tenant_in_one_run_and_the_operator_syncs_with_its_own_account() {
+fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs_with_their_own_accounts() {
     let demo = Demo::with_operator();
     let operator_ns = format!("{}-weaver-system", demo.cluster.prefix);
     let (reports, jobs) = (format!("{}-reports", demo.ns), format!("{}-jobs", demo.ns));
+    let staging = format!("{}-staging", demo.cluster.prefix);
 
-    // One run: the CRD (a chart's crds/), the operator, then the tenant's ConfigMapSync.
+    // The EnvironmentSync's source is this demo, committed and served over smart HTTP on
+    // loopback (from the repository's parent directory; the URL names the demo's alone).
+    // Without git's http-backend it keeps the public URL, and only its spec is checked.
+    let repo_dir = demo.repo.path();
+    let served = interop_or_skip(http_backend_missing().as_deref()).then(|| {
+        let server = GitHttpServer::start(repo_dir.parent().unwrap(), Options::default());
+        let url = format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap());
+        demo.edit(
+            "charts/environment-sync/values.yaml",
+            "url: https://github.com/example/weaver.git",
+            &format!("url: {url}"),
+        );
+        (server, url)
+    });
+    let git = common::git::init(repo_dir);
+    git.set_head("refs/heads/main").unwrap();
+    let commit = common::git::commit_all(&git, "the demo").to_string();
+
+    // One run: the CRDs (a chart's crds/), the operator, then the tenants' ConfigMapSync and
+    // EnvironmentSync.
     let applied = demo.weaver(&["apply", "--env", "dev"]);
     let out = applied.success();
     let position = |line: &str| out.find(line).unwrap_or_else(|| panic!("no {line:?} in:\n{out}"));
@@ -59,7 +82,22 @@ fn apply_installs_the_operator_and_its_tenant_in_one_run_and_the_operator_syncs_
         assert!(crd.is_some_and(|crd| crd.kind == "CustomResourceDefinition" && crd.applied), "{:?}", record.objects);
     }
     assert!(out.contains("release settings-sync: revision 1 deployed"), "{out}");
+    let environment_sync_created = position(&format!(
+        "created weaver.example.com/v1alpha1 EnvironmentSync {}/staging-sync (release staging-sync)",
+        demo.ns
+    ));
+    assert!(operator_deployed < environment_sync_created, "the EnvironmentSync went before its CRD's release:\n{out}");
+    assert!(out.contains("release staging-sync: revision 1 deployed"), "{out}");
     assert!(out.contains(", 0 failed"), "{out}");
+    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
+    let live = demo.cluster.get(&environment_sync).expect("the EnvironmentSync");
+    let url = served.as_ref().map_or("https://github.com/example/weaver.git", |(_, url)| url.as_str());
+    assert_eq!(
+        live["spec"],
+        json!({"source": {"url": url, "ref": {"branch": "main"}}, "environments": ["staging"],
+               "serviceAccountName": "staging-sync", "interval": "5m", "approval": "Automatic"}),
+    );
 
     // Right after, nothing to do.
     let diff = demo.weaver(&["diff", "--env", "dev", "--exit-code"]);
@@ -71,10 +109,13 @@ fn apply_installs_the_operator_and_its_tenant_in_one_run_and_the_operator_syncs_
     let kubeconfig = demo.repo.path().join("operator.kubeconfig");
     std::fs::write(&kubeconfig, &identity.kubeconfig).unwrap();
     let log = demo.repo.path().join("operator.log");
+    let git_cache = tempfile::tempdir().unwrap();
     let process = OperatorProcess(
         Command::new(env!("CARGO_BIN_EXE_weaver"))
             .args(["operator", "run", "--leader-elect", "--leader-election-namespace", &operator_ns])
             .args(["--metrics-addr", "127.0.0.1:0", "-l", &format!("weaver-test={}", demo.cluster.prefix)])
+            .arg("--git-cache-dir")
+            .arg(git_cache.path())
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .env("POD_NAME", "demo-operator")
@@ -122,7 +163,30 @@ fn apply_installs_the_operator_and_its_tenant_in_one_run_and_the_operator_syncs_
         other => panic!("the operator's account wrote a ConfigMap itself: {other:?}"),
     }
 
-    // And weaver still sees nothing to do: the operator's finalizer and status are its own.
+    // The EnvironmentSync applies the demo's staging environment at the commit served, as its
+    // own account: the demo's Roles are enough for that.
+    if served.is_some() {
+        let live = eventually("the demo's EnvironmentSync to apply staging", || {
+            let live = demo.cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+            match live.pointer("/status/lastAppliedRevision").and_then(Value::as_str) {
+                Some(applied) if applied == commit => Ok(live),
+                _ => Err(format!("{}\noperator log:\n{}", live["status"], operator_log())),
+            }
+        });
+        assert_eq!(live["status"]["environmentsReady"], "1/1", "{}", live["status"]);
+        let web =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": staging}});
+        assert!(demo.cluster.get(&web).is_some(), "staging's web is not applied");
+        let history = demo.weaver(&["history", "--env", "staging", "web", "-o", "json"]);
+        let history: Value = serde_json::from_str(history.success()).unwrap();
+        assert_eq!(
+            history["revisions"][0]["appliedBy"],
+            format!("EnvironmentSync {}/staging-sync", demo.ns),
+            "{history}"
+        );
+    }
+
+    // And weaver still sees nothing to do: the operators' finalizer and statuses are their own.
     let diff = demo.weaver(&["diff", "--env", "dev", "--exit-code"]);
     assert_eq!(diff.code, 0, "diff with the operator running:\n{}\n{}", diff.stdout, diff.stderr);
 

@@ -136,8 +136,9 @@ fn a_base_edit_affects_the_environments_extending_it_transitively() {
 
     replace(&repo, "environments/base.yaml", "team: shop", "team: shop-platform");
     let report = changed_json(&repo, &["--base", "HEAD"]);
-    // dev also deploys the ConfigMapSync operator and its tenant.
-    let dev = ["configmapsync-operator", "redis", "settings-sync", "web"].map(|r| format!("dev/{r} changed"));
+    // dev also deploys the operator and its two tenants.
+    let dev =
+        ["configmapsync-operator", "redis", "settings-sync", "staging-sync", "web"].map(|r| format!("dev/{r} changed"));
     let everything: Vec<String> = dev
         .into_iter()
         .chain(
@@ -179,7 +180,13 @@ fn a_secrets_edit_affects_its_environments_releases() {
     let report = changed_after(|repo| append(repo, "secrets/dev.yaml", "# re-encrypted\n"));
     assert_eq!(
         affected(&report),
-        ["dev/configmapsync-operator changed", "dev/redis changed", "dev/settings-sync changed", "dev/web changed"]
+        [
+            "dev/configmapsync-operator changed",
+            "dev/redis changed",
+            "dev/settings-sync changed",
+            "dev/staging-sync changed",
+            "dev/web changed"
+        ]
     );
     assert_eq!(reasons(&report, "dev/redis"), ["secrets/dev.yaml"]);
 }
@@ -310,6 +317,7 @@ fn text_output_names_the_versions_releases_and_unattributed_paths() {
          dev          configmapsync-operator  changed  secrets/dev.yaml\n\
          dev          redis                   changed  secrets/dev.yaml\n\
          dev          settings-sync           changed  secrets/dev.yaml\n\
+         dev          staging-sync            changed  secrets/dev.yaml\n\
          dev          web                     changed  secrets/dev.yaml\n\n\
          unattributed (weaver cannot tell which releases these affect):\n  README.md\n"
     );
@@ -373,7 +381,10 @@ fn changed_since_names_removed_releases_and_combines_with_other_selectors() {
     replace(&repo, "environments/dev.yaml", "extends: base\n", "extends: base\nabstract: true\n");
     repo.write("environments/dev-local.yaml", "extends: dev\n");
     let run = repo.weaver(&["render", "--env", "dev-local", "--changed-since", "HEAD"]);
-    assert_eq!(rendered_releases(run.success()), ["redis", "web", "configmapsync-operator", "settings-sync"]);
+    assert_eq!(
+        rendered_releases(run.success()),
+        ["redis", "web", "configmapsync-operator", "settings-sync", "staging-sync"]
+    );
     let run = repo.weaver(&["render", "--env", "staging", "--changed-since", "HEAD", "-r", "web"]);
     assert_eq!(rendered_releases(run.success()), ["web"]);
 

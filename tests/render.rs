@@ -305,7 +305,7 @@ fn render_says_when_it_redacted_values_and_output_dir_needs_a_choice() {
 fn verbose_twice_adds_the_time_of_each_phase() {
     let once = weaver_in(&project_root(), &["render", "--env", "dev", "-v"], &[]);
     once.success();
-    assert!(once.stderr.contains("weaver: rendered 30 objects of 4 releases\n"), "{}", once.stderr);
+    assert!(once.stderr.contains("weaver: rendered 39 objects of 5 releases\n"), "{}", once.stderr);
     assert!(!once.stderr.contains("took"), "{}", once.stderr);
     let twice = weaver_in(&project_root(), &["render", "--env", "dev", "-vv"], &[]);
     twice.success();
@@ -477,7 +477,7 @@ fn completion_offers_environments_releases_and_only_the_options_a_command_uses()
     assert_eq!(complete(repo.path(), &["diff", "--env", "st"]), ["staging"]);
     assert_eq!(
         complete(repo.path(), &["render", "--env", "dev", "-r", ""]),
-        ["redis", "web", "configmapsync-operator", "settings-sync"]
+        ["redis", "web", "configmapsync-operator", "settings-sync", "staging-sync"]
     );
     assert!(complete(repo.path(), &["history", "--env", "dev", ""]).contains(&"web".to_string()));
     assert_eq!(complete(repo.path(), &["diff", "--env", "dev", "--kube"]), ["--kubeconfig"]);

@@ -31,33 +31,57 @@ impl Demo {
         Demo::with_releases(cluster, ns, false)
     }
 
-    /// The whole demo, the ConfigMapSync operator and its tenant included, in namespaces of
-    /// this test (`<prefix>-shop`, `<prefix>-weaver-system`, and the tenant's targets
-    /// `<prefix>-shop-reports` and `<prefix>-shop-jobs`), all deleted with the test. The
-    /// ConfigMapSync carries the label `weaver-test=<prefix>`, so an operator of this test can
-    /// watch only it. The CRD is shared by every test on a real cluster and stays.
+    /// The whole demo, the operator and its two tenants included, in namespaces of this test
+    /// (`<prefix>-shop`, `<prefix>-weaver-system`, the ConfigMapSync's targets
+    /// `<prefix>-shop-reports` and `<prefix>-shop-jobs`, and staging's `<prefix>-staging`, which
+    /// the EnvironmentSync applies), all deleted with the test; staging locks where dev does.
+    /// The ConfigMapSync and the EnvironmentSync carry the label `weaver-test=<prefix>`, so an
+    /// operator of this test can watch only them. The CRDs are shared by every test on a real
+    /// cluster and stay.
     pub fn with_operator() -> Demo {
         let cluster = TestCluster::start();
         let ns = format!("{}-shop", cluster.prefix);
         let operator_ns = format!("{}-weaver-system", cluster.prefix);
-        for name in [&ns, &operator_ns, &format!("{ns}-reports"), &format!("{ns}-jobs")] {
+        let staging_ns = format!("{}-staging", cluster.prefix);
+        for name in [&ns, &operator_ns, &format!("{ns}-reports"), &format!("{ns}-jobs"), &staging_ns] {
             cluster.delete_later(
                 &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
             );
         }
-        let role = format!("{operator_ns}-configmapsync-operator");
-        for kind in ["ClusterRole", "ClusterRoleBinding"] {
-            cluster.delete_later(&serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
-                "metadata": {"name": role}}));
+        for role in [format!("{operator_ns}-configmapsync-operator"), format!("{ns}-staging-sync")] {
+            for kind in ["ClusterRole", "ClusterRoleBinding"] {
+                cluster.delete_later(&serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+                    "metadata": {"name": role}}));
+            }
         }
         let demo = Demo::with_releases(cluster, ns, true);
         demo.edit("environments/dev.yaml", "namespace: weaver-system", &format!("namespace: {operator_ns}"));
-        let prefix = demo.cluster.prefix.clone();
+        let lock_namespace = demo.lock_namespace();
         demo.edit(
-            "charts/settings-sync/templates/configmapsync.yaml",
-            "metadata:\n",
-            &format!("metadata:\n  labels:\n    weaver-test: {prefix}\n"),
+            "environments/staging.yaml",
+            "namespace: shop-staging",
+            &format!("namespace: {staging_ns}\ncluster:\n  lockNamespace: {lock_namespace}"),
         );
+        demo.edit(
+            "charts/environment-sync/values.yaml",
+            "namespace: shop-staging",
+            &format!("namespace: {staging_ns}"),
+        );
+        demo.edit(
+            "charts/environment-sync/values.yaml",
+            "lockNamespace: kube-system",
+            &format!("lockNamespace: {lock_namespace}"),
+        );
+        let prefix = demo.cluster.prefix.clone();
+        for template in
+            ["settings-sync/templates/configmapsync.yaml", "environment-sync/templates/environmentsync.yaml"]
+        {
+            demo.edit(
+                &format!("charts/{template}"),
+                "metadata:\n",
+                &format!("metadata:\n  labels:\n    weaver-test: {prefix}\n"),
+            );
+        }
         demo
     }
 

@@ -35,6 +35,7 @@ pub const SECRET_CHANGED_MARKER: &str = "<redacted, changed>";
 /// Secret's `stringData` folded into base64 `data`.
 pub fn as_stored(mut object: Value) -> Value {
     drop_nulls(&mut object);
+    integral_floats(&mut object);
     let base64_field = match (object["apiVersion"].as_str(), object["kind"].as_str()) {
         (Some("v1"), Some("Secret")) => Some("data"),
         (Some("v1"), Some("ConfigMap")) => Some("binaryData"),
@@ -73,6 +74,21 @@ fn drop_nulls(value: &mut Value) {
             map.values_mut().for_each(drop_nulls);
         }
         Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// Go's JSON encoding writes a float64 with no fraction as an integer: the server gives `0.0`
+/// back as `0` (a CRD's `minimum`, a custom resource's number).
+fn integral_floats(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(integral_floats),
+        Value::Array(items) => items.iter_mut().for_each(integral_floats),
         _ => {}
     }
 }
@@ -422,6 +438,14 @@ pub fn redact_secret_values(before: Option<&mut Value>, after: Option<&mut Value
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn floats_without_a_fraction_are_stored_as_integers() {
+        let stored = as_stored(serde_json::json!({"spec": {"minimum": 0.0, "ratio": 1.5, "sizes": [2.0, 3]}}));
+        assert_eq!(stored["spec"], serde_json::json!({"minimum": 0, "ratio": 1.5, "sizes": [2, 3]}));
+        assert_eq!(stored["spec"]["minimum"].to_string(), "0");
+    }
+
     use super::*;
     use serde_json::json;
 

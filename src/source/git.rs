@@ -2,12 +2,12 @@
 //! normalized URL. A fetch lists the remote's refs, resolves the ref to a commit, and fetches
 //! (shallow) only when the mirror lacks that commit. Concurrent fetches of one (URL, ref,
 //! credentials) share one fetch; fetches into one mirror take turns; different mirrors fetch in
-//! parallel. After each fetch, least recently used mirrors that nobody holds a lease on are
-//! removed until the cache is within its limits.
+//! parallel. After each fetch, least recently used mirrors that nobody uses (no fetch waiting
+//! or running, no [`Fetched`] alive) are removed until the cache is within its limits.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Instant, SystemTime};
 
@@ -43,10 +43,12 @@ struct State {
 }
 
 struct Mirror {
-    /// Held while fetching into the mirror (and while evicting it).
+    /// Held while fetching into the mirror.
     lock: Arc<Mutex<()>>,
     size: u64,
     last_used: SystemTime,
+    /// The [`Lease`]s on the mirror: fetches into it (waiting for its lock or running) and the
+    /// [`Fetched`] values naming it. Eviction removes only a mirror with none.
     leases: usize,
 }
 
@@ -56,7 +58,8 @@ impl Mirror {
     }
 }
 
-/// Keeps a mirror from eviction while it lives (shared by the clones of one [`Fetched`]).
+/// Keeps a mirror from eviction while it lives: taken, under the cache's lock, by a fetch
+/// before it waits for the mirror, then handed to the [`Fetched`] (shared by its clones).
 pub struct Lease {
     state: Arc<Mutex<State>>,
     name: String,
@@ -71,6 +74,7 @@ impl std::fmt::Debug for Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
+        // Present: a mirror with a lease is never removed.
         if let Some(mirror) = state.mirrors.get_mut(&self.name) {
             mirror.leases = mirror.leases.saturating_sub(1);
             mirror.last_used = SystemTime::now();
@@ -120,6 +124,11 @@ impl GitCache {
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("read the git cache directory", &dir, e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(DISCARDED) {
+                // Moved aside for removal by a process that stopped before removing it.
+                remove_discarded(&entry.path());
+                continue;
+            }
             if !is_mirror_name(&name) {
                 continue;
             }
@@ -213,22 +222,34 @@ impl GitCache {
         }
         let name = mirror_name(&url.normalized());
         let path = self.dir.join(&name);
-        let mirror_lock = {
+        // Leased before waiting for the mirror, so that no eviction removes it meanwhile.
+        let (lease, mirror_lock) = {
             let mut state = lock(&self.state);
             let mirror = state.mirrors.entry(name.clone()).or_insert_with(|| Mirror::new(0, SystemTime::now()));
-            mirror.lock.clone()
+            mirror.leases += 1;
+            let lease = Lease { state: self.state.clone(), name: name.clone() };
+            (Arc::new(lease), mirror.lock.clone())
         };
         let _fetching = lock(&mirror_lock);
-        let session =
-            Arc::new(Session::new(url, request.reference.clone(), request.credentials.clone(), request.ca_pem.clone()));
+        // The deadline runs from here: waiting for another fetch into the mirror is bounded by
+        // that fetch's own.
+        let session = Arc::new(Session::new(
+            url,
+            request.reference.clone(),
+            request.credentials.clone(),
+            request.ca_pem.clone(),
+            self.limits.max_disk_bytes,
+            request.timeout,
+        ));
         let other = |what: &str, err: &dyn std::fmt::Display| {
             FetchError::new(FetchFailure::Other, format!("{}: cannot {what}: {err}", session.what()))
         };
         let repo = match Repository::open_bare(&path) {
             Ok(repo) => repo,
             Err(_) => {
-                // A mirror left half made by a crash is made again.
-                let _ = std::fs::remove_dir_all(&path);
+                // A mirror left half made by a crash is made again (moved aside first, so that
+                // the new one is never mixed with files of the old).
+                self.discard(&path);
                 Repository::init_bare(&path).map_err(|e| other("create the mirror", &e.message()))?
             }
         };
@@ -238,16 +259,14 @@ impl GitCache {
 
         // A fetch that transferred nothing left the mirror's size as it was: no walk of its files.
         let size = found.transferred.then(|| disk_usage(&path));
-        let lease = {
+        {
             let mut state = lock(&self.state);
-            let mirror = state.mirrors.entry(name.clone()).or_insert_with(|| Mirror::new(0, SystemTime::now()));
-            if let Some(size) = size {
-                mirror.size = size;
+            // Present: a leased mirror is never removed.
+            if let Some(mirror) = state.mirrors.get_mut(&name) {
+                mirror.size = size.unwrap_or(mirror.size);
+                mirror.last_used = SystemTime::now();
             }
-            mirror.last_used = SystemTime::now();
-            mirror.leases += 1;
-            Arc::new(Lease { state: self.state.clone(), name })
-        };
+        }
         Ok(Fetched {
             commit: found.commit.to_string(),
             repository: path,
@@ -259,43 +278,66 @@ impl GitCache {
         })
     }
 
-    /// Removes least recently used mirrors, neither leased nor being fetched, until the cache
-    /// is within its limits.
+    /// Removes least recently used mirrors without a lease until the cache is within its
+    /// limits. Under the cache's lock, each is taken out of the cache and its directory moved
+    /// aside (a rename: quick, and a fetch of its URL that starts next makes a new one); the
+    /// files are removed after the lock is released.
     fn evict(&self) {
-        let mut state = lock(&self.state);
-        let mut candidates: Vec<(SystemTime, String)> = state
-            .mirrors
-            .iter()
-            .filter(|(_, mirror)| mirror.leases == 0)
-            .map(|(name, mirror)| (mirror.last_used, name.clone()))
-            .collect();
-        candidates.sort();
-        let mut candidates = candidates.into_iter();
-        loop {
-            let total: u64 = state.mirrors.values().map(|m| m.size).sum();
-            if total <= self.limits.max_disk_bytes && state.mirrors.len() <= self.limits.max_repositories {
-                return;
-            }
-            let Some((_, name)) = candidates.next() else {
-                tracing::warn!(
-                    "the git cache holds {} mirrors, {total} bytes, over its limits, and every one is in use",
-                    state.mirrors.len()
-                );
-                return;
-            };
-            let mirror_lock = state.mirrors[&name].lock.clone();
-            // A mirror being fetched into is skipped (its fetch holds the lock).
-            let Ok(_evicting) = mirror_lock.try_lock() else { continue };
-            let path = self.dir.join(&name);
-            match std::fs::remove_dir_all(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!("cannot remove the git mirror {}: {e}", path.display());
-                    continue;
+        let mut discarded = Vec::new();
+        {
+            let mut state = lock(&self.state);
+            let mut candidates: Vec<(SystemTime, String)> = state
+                .mirrors
+                .iter()
+                .filter(|(_, mirror)| mirror.leases == 0)
+                .map(|(name, mirror)| (mirror.last_used, name.clone()))
+                .collect();
+            candidates.sort();
+            let mut candidates = candidates.into_iter();
+            loop {
+                let total: u64 = state.mirrors.values().map(|m| m.size).sum();
+                if total <= self.limits.max_disk_bytes && state.mirrors.len() <= self.limits.max_repositories {
+                    break;
+                }
+                let Some((_, name)) = candidates.next() else {
+                    tracing::warn!(
+                        "the git cache holds {} mirrors, {total} bytes, over its limits, and every one is in use",
+                        state.mirrors.len()
+                    );
+                    break;
+                };
+                match self.move_aside(&self.dir.join(&name)) {
+                    Ok(moved) => {
+                        state.mirrors.remove(&name);
+                        discarded.extend(moved);
+                    }
+                    Err(e) => tracing::warn!("cannot remove the git mirror {}: {e}", self.dir.join(&name).display()),
                 }
             }
-            state.mirrors.remove(&name);
+        }
+        for path in discarded {
+            remove_discarded(&path);
+        }
+    }
+
+    /// Moves `path` aside and removes it.
+    fn discard(&self, path: &Path) {
+        match self.move_aside(path) {
+            Ok(moved) => moved.iter().for_each(|moved| remove_discarded(moved)),
+            Err(e) => tracing::warn!("cannot remove the git mirror {}: {e}", path.display()),
+        }
+    }
+
+    /// Renames `path` to a name no mirror has; None when there is nothing at `path`.
+    fn move_aside(&self, path: &Path) -> std::io::Result<Option<PathBuf>> {
+        static DISCARDS: AtomicU64 = AtomicU64::new(0);
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let n = DISCARDS.fetch_add(1, Ordering::Relaxed);
+        let aside = self.dir.join(format!("{name}.{}-{n}{DISCARDED}", std::process::id()));
+        match std::fs::rename(path, &aside) {
+            Ok(()) => Ok(Some(aside)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -303,6 +345,17 @@ impl GitCache {
     pub fn usage(&self) -> (usize, u64) {
         let state = lock(&self.state);
         (state.mirrors.len(), state.mirrors.values().map(|m| m.size).sum())
+    }
+}
+
+/// The suffix of a directory moved aside to be removed.
+const DISCARDED: &str = ".discarded";
+
+fn remove_discarded(path: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove the discarded git mirror {}: {e}", path.display());
     }
 }
 
@@ -491,7 +544,8 @@ mod tests {
     use super::*;
 
     fn session(reference: GitRef) -> Session {
-        Session::new(SourceUrl::parse("https://h/r").unwrap(), reference, Credentials::None, None)
+        let url = SourceUrl::parse("https://h/r").unwrap();
+        Session::new(url, reference, Credentials::None, None, u64::MAX, std::time::Duration::from_secs(60))
     }
 
     fn oid(n: u8) -> Oid {

@@ -22,6 +22,10 @@ use crate::controllers::configmapsync::controller::api_message;
 use crate::controllers::configmapsync::endpoints::serve_with;
 use crate::secrets::hmac::{HmacSha256, constant_time_eq};
 
+/// The field manager of the annotation the receiver sets, as `kubectl annotate` is one: the
+/// object's managedFields show that the webhook asked for the reconcile.
+pub const FIELD_MANAGER: &str = "weaver-webhook";
+
 /// The largest body read: a push event is tens of kilobytes.
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -138,6 +142,10 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
     };
     let Some(webhook) = &sync.spec.webhook else { return (Answer::NotFound, None) };
     let secret_name = &webhook.secret_ref.name;
+    // Read with the controller's own client, not the tenant's account as the reconcile reads
+    // its Secrets: the request is anonymous until this token verifies it, and a token for the
+    // tenant's account would be asked for on behalf of anyone who can reach the receiver. The
+    // Secret is the one the EnvironmentSync names in its own namespace.
     // Without a usable token the answer is the one for no webhook, so that a caller cannot tell
     // which names have one; the log says what to mend.
     let token = match secret(client, &namespace, secret_name, "spec.webhook.secretRef").await {
@@ -164,7 +172,8 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
     }
     let now = jiff::Timestamp::now().to_string();
     let patch = serde_json::json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: now}}});
-    match syncs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+    match syncs.patch(&name, &params, &Patch::Merge(&patch)).await {
         Ok(_) => (Answer::Accepted, None),
         Err(kube::Error::Api(status)) if status.code == 404 => (Answer::NotFound, None),
         Err(err) => (

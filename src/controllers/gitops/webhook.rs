@@ -13,6 +13,7 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use kube::api::{Api, Patch, PatchParams};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::api::EnvironmentSync;
 use super::plan::RECONCILE_REQUESTED_AT;
@@ -20,7 +21,7 @@ use super::reconcile::{secret, value};
 use super::telemetry::Metrics;
 use crate::controllers::configmapsync::controller::api_message;
 use crate::controllers::configmapsync::endpoints::serve_with;
-use crate::secrets::hmac::{HmacSha256, constant_time_eq};
+use crate::secrets::hmac::HmacSha256;
 
 /// The field manager of the annotation the receiver sets, as `kubectl annotate` is one: the
 /// object's managedFields show that the webhook asked for the reconcile.
@@ -203,11 +204,11 @@ fn verified(headers: &HeaderMap, body: &[u8], token: &str) -> bool {
     if let Some(signature) = headers.get("x-hub-signature-256") {
         let given =
             signature.to_str().ok().and_then(|s| s.strip_prefix("sha256=")).and_then(|hex| hex::decode(hex).ok());
-        return given.is_some_and(|given| constant_time_eq(&given, &HmacSha256::new(token.as_bytes()).mac(body)));
+        return given.is_some_and(|given| given.ct_eq(&HmacSha256::new(token.as_bytes()).mac(body)).into());
     }
     if let Some(given) = headers.get("x-gitlab-token") {
         // Compared as digests, so the time taken tells nothing of the token's length either.
-        return constant_time_eq(&Sha256::digest(given.as_bytes()), &Sha256::digest(token.as_bytes()));
+        return Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())).into();
     }
     false
 }

@@ -636,9 +636,12 @@ impl Sshd {
     fn start() -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         for name in ["host", "client", "other"] {
-            keygen(&dir.path().join(name));
+            keygen(&dir.path().join(name), "ed25519");
         }
-        std::fs::copy(dir.path().join("client.pub"), dir.path().join("authorized_keys")).unwrap();
+        keygen(&dir.path().join("client-rsa"), "rsa");
+        let authorized =
+            ["client.pub", "client-rsa.pub"].map(|key| std::fs::read_to_string(dir.path().join(key)).unwrap());
+        std::fs::write(dir.path().join("authorized_keys"), authorized.concat()).unwrap();
         // sshd's privilege separation directory, which Debian makes at boot.
         let _ = std::fs::create_dir_all("/run/sshd");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -683,9 +686,9 @@ impl Sshd {
     }
 }
 
-fn keygen(path: &Path) {
+fn keygen(path: &Path, kind: &str) {
     let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "weaver-test", "-f"])
+        .args(["-q", "-t", kind, "-N", "", "-C", "weaver-test", "-f"])
         .arg(path)
         .status()
         .unwrap()
@@ -720,6 +723,21 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
     assert_eq!(read_at(&main.repository, &main.commit, "app.yaml"), "version: 3\n");
     let again = fetch(GitRef::Branch("main".into()), &known_hosts).unwrap();
     assert_eq!((again.transferred, again.bytes_received), (false, 0));
+    // An RSA key, though authorized, is refused before connecting, saying what to use instead
+    // (russh 0.56's RSA support does not build with the rsa release candidate weaver locks).
+    let rsa = cache.fetch(&FetchRequest {
+        url: url.clone(),
+        reference: GitRef::Tag("v1.0.0".into()),
+        credentials: sshd.credentials("client-rsa", &known_hosts),
+        ca_pem: None,
+        timeout: TIMEOUT,
+    });
+    let err = rsa.unwrap_err();
+    assert_eq!(err.failure, FetchFailure::AuthenticationFailed, "{err}");
+    assert!(
+        err.message.contains("RSA keys are not supported") && err.message.contains("ssh-keygen -t ed25519"),
+        "{err}"
+    );
     // A cache smaller than what the server sends refuses the fetch, over ssh as over https.
     let small_dir = tempfile::tempdir().unwrap();
     let limits = CacheLimits { max_disk_bytes: main.bytes_received - 1, max_repositories: 10 };

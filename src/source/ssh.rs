@@ -146,7 +146,7 @@ impl SshStream {
                 format!("{what}: an ssh URL needs a Secret with an identity (private key) and known_hosts"),
             ));
         };
-        let key = russh::keys::decode_secret_key(identity.expose_secret(), None).map_err(|_| {
+        let unusable = || {
             (
                 FetchFailure::AuthenticationFailed,
                 format!(
@@ -154,7 +154,13 @@ impl SshStream {
                      RSA keys are not supported): check it, or make a deploy key with `ssh-keygen -t ed25519`"
                 ),
             )
-        })?;
+        };
+        let key = russh::keys::decode_secret_key(identity.expose_secret(), None).map_err(|_| unusable())?;
+        // An RSA key parses, but russh is built without RSA signatures: the server would refuse
+        // it as if it were not authorized, which would send the reader to the wrong place.
+        if matches!(key.algorithm(), russh::keys::Algorithm::Rsa { .. }) {
+            return Err(unusable());
+        }
         let url = &session.url;
         let host = url.host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = url.port.unwrap_or(22);

@@ -70,7 +70,18 @@ impl GitHttpServer {
     pub fn start(root: &Path, options: Options) -> GitHttpServer {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let address = options.address.unwrap_or(Ipv4Addr::LOCALHOST);
-        let listener = runtime.block_on(tokio::net::TcpListener::bind((address, options.port))).unwrap();
+        // A server started again on its port may find it held a moment longer by the one
+        // dropped, whose runtime shuts down in the background.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match runtime.block_on(tokio::net::TcpListener::bind((address, options.port))) {
+                Ok(listener) => break listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("listen on {address}:{}: {e}", options.port),
+            }
+        };
         let port = listener.local_addr().unwrap().port();
         let scheme = if options.tls.is_some() { "https" } else { "http" };
         let acceptor = options.tls.as_ref().map(|(chain, key)| {

@@ -54,6 +54,7 @@ fn main() {
         reference: GitRef::Branch("main".into()),
         credentials: Credentials::None,
         ca_pem: None,
+        timeout: std::time::Duration::from_secs(600),
     };
     let fetch = |what: &str| {
         reset_peak_rss();

@@ -14,6 +14,7 @@ use crate::common::git_http::{GitHttpServer, Options, http_backend_missing};
 use crate::common::skip::interop_or_skip;
 
 const UNLIMITED: CacheLimits = CacheLimits { max_disk_bytes: u64::MAX, max_repositories: usize::MAX };
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A repository served by the test server: `root/<name>` with a working tree to commit in.
 struct Served {
@@ -63,7 +64,7 @@ fn served() -> Served {
 }
 
 fn request(url: &str, reference: GitRef) -> FetchRequest {
-    FetchRequest { url: url.to_string(), reference, credentials: Credentials::None, ca_pem: None }
+    FetchRequest { url: url.to_string(), reference, credentials: Credentials::None, ca_pem: None, timeout: TIMEOUT }
 }
 
 /// The content of `file` at `commit` in the mirror, read as weaver reads a commit.
@@ -305,6 +306,7 @@ fn https_with_a_private_ca_and_basic_credentials_and_a_wrong_password() {
         reference: GitRef::Branch("main".into()),
         credentials,
         ca_pem: ca.map(<[u8]>::to_vec),
+        timeout: TIMEOUT,
     };
 
     let fetched = cache.fetch(&with(basic("s3cret-pass"), Some(&ca))).unwrap();
@@ -440,6 +442,158 @@ fn least_recently_used_mirrors_not_in_use_are_evicted_over_the_limits() {
 }
 
 #[test]
+fn concurrent_fetches_under_a_small_bound_never_remove_a_mirror_in_use() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    let names = ["a", "b", "c"];
+    for name in names {
+        std::os::unix::fs::symlink(served.work(), served.root.path().join(name)).unwrap();
+    }
+    // Slow enough answers that fetches overlap with others' evictions.
+    let server =
+        GitHttpServer::start(served.root.path(), Options { delay: Duration::from_millis(20), ..Options::default() });
+    let cache_dir = tempfile::tempdir().unwrap();
+    let limits = CacheLimits { max_disk_bytes: u64::MAX, max_repositories: 1 };
+    let cache = Arc::new(GitCache::new(cache_dir.path().to_path_buf(), Budget::new(limits)).unwrap());
+    let refs = [
+        (GitRef::Branch("main".into()), "version: 3\n"),
+        (GitRef::Tag("v1.0.0".into()), "version: 1\n"),
+        (GitRef::Semver("~1.1".into()), "version: 2\n"),
+    ];
+    let barrier = Arc::new(Barrier::new(6));
+    let threads: Vec<_> = (0..6)
+        .map(|thread| {
+            let (cache, barrier, refs, base) = (cache.clone(), barrier.clone(), refs.clone(), server.base.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for round in 0..4 {
+                    let name = names[(thread + round) % names.len()];
+                    let (reference, content) = refs[(thread / 2 + round) % refs.len()].clone();
+                    let fetched = cache.fetch(&request(&format!("{base}/{name}"), reference)).unwrap();
+                    // Held: the mirror stays while other fetches land and evict.
+                    assert_eq!(read_at(&fetched.repository, &fetched.commit, "app.yaml"), content);
+                    std::thread::sleep(Duration::from_millis(30));
+                    assert_eq!(read_at(&fetched.repository, &fetched.commit, "app.yaml"), content);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // Nothing in use: the next fetch leaves one mirror, and nothing moved aside stays on disk.
+    let last = cache.fetch(&request(&format!("{}/a", server.base), GitRef::Branch("main".into()))).unwrap();
+    assert_eq!(cache.usage().mirrors, 1);
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache_dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries, vec![last.repository.clone()]);
+}
+
+/// `len` bytes that do not compress, as hex text.
+fn noise(len: usize) -> String {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len / 16)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            format!("{state:016x}")
+        })
+        .collect()
+}
+
+#[test]
+fn a_fetch_larger_than_the_cache_fails_and_the_mirror_keeps_its_commit() {
+    if !http_or_skip() {
+        return;
+    }
+    let mut served = served();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    // Room for the small repository, not for 512 KiB of noise (about 256 KiB in a pack).
+    let limits = CacheLimits { max_disk_bytes: 64 << 10, max_repositories: 10 };
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(limits)).unwrap();
+    let url = format!("{}/repo", server.base);
+    let first = cache.fetch(&request(&url, GitRef::Branch("main".into()))).unwrap();
+
+    served.commit("noise.txt", &noise(512 << 10));
+    let err = cache.fetch(&request(&url, GitRef::Branch("main".into()))).unwrap_err();
+    assert_eq!((err.failure, err.failure.reason()), (FetchFailure::TooLarge, "GitFetchTooLarge"), "{err}");
+    assert!(err.message.contains("more than 65536 bytes"), "{err}");
+
+    // The commit fetched before is still there, and found without a transfer.
+    assert_eq!(read_at(&first.repository, &first.commit, "app.yaml"), "version: 3\n");
+    let again = cache.fetch(&request(&url, GitRef::Commit(first.commit.clone()))).unwrap();
+    assert_eq!((again.commit.as_str(), again.transferred), (first.commit.as_str(), false));
+}
+
+#[test]
+fn a_fetch_that_outlasts_its_timeout_fails_and_the_mirror_keeps_its_commit() {
+    if !http_or_skip() {
+        return;
+    }
+    let mut served = served();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
+    let url = format!("{}/repo", server.base);
+    let first = cache.fetch(&request(&url, GitRef::Branch("main".into()))).unwrap();
+
+    // The same server, now answering after 5 s: a fetch given 1 s ends at 1 s.
+    drop(server);
+    let delay = Duration::from_secs(5);
+    let _slow = GitHttpServer::start(served.root.path(), Options { port, delay, ..Options::default() });
+    served.commit("app.yaml", "version: 4\n");
+    let short = FetchRequest { timeout: Duration::from_secs(1), ..request(&url, GitRef::Branch("main".into())) };
+    let started = std::time::Instant::now();
+    let err = cache.fetch(&short).unwrap_err();
+    assert_eq!((err.failure, err.failure.reason()), (FetchFailure::TimedOut, "GitFetchTimedOut"), "{err}");
+    assert!(started.elapsed() < delay, "ended at its timeout, not the server's answer: {:?}", started.elapsed());
+    assert!(err.message.contains("not done within 1s") && err.message.contains("spec.timeout"), "{err}");
+    assert_eq!(read_at(&first.repository, &first.commit, "app.yaml"), "version: 3\n");
+}
+
+#[test]
+fn the_first_request_follows_redirects_and_credentials_never_go_to_another_host() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
+    // 127.0.0.2 is another host than 127.0.0.1 to the client, on the same loopback.
+    let redirecting_to = |target: &GitHttpServer| {
+        let redirect = Some(("/moved".to_string(), target.base.clone()));
+        let address = Some(std::net::Ipv4Addr::new(127, 0, 0, 2));
+        GitHttpServer::start(served.root.path(), Options { address, redirect, ..Options::default() })
+    };
+
+    // As git by default (http.followRedirects=initial): the ref advertisement's redirect is
+    // followed, and the negotiation goes where it led (this server redirects POSTs too).
+    let target = GitHttpServer::start(served.root.path(), Options::default());
+    let moved = redirecting_to(&target);
+    let fetched = cache.fetch(&request(&format!("{}/moved/repo", moved.base), GitRef::Branch("main".into()))).unwrap();
+    assert_eq!(fetched.commit, served.commits[3].to_string());
+    assert!(moved.count("GET") > 0 && target.count("POST") > 0, "{:?}", target.requests.lock().unwrap());
+    assert_eq!(moved.count("POST"), 0, "{:?}", moved.requests.lock().unwrap());
+
+    // A token for the first host is not sent to the host it redirects to.
+    let guarded =
+        GitHttpServer::start(served.root.path(), Options { bearer: Some("tok-first".into()), ..Options::default() });
+    let moved = redirecting_to(&guarded);
+    let with_token = FetchRequest {
+        credentials: Credentials::Bearer("tok-first".into()),
+        ..request(&format!("{}/moved/repo", moved.base), GitRef::Branch("main".into()))
+    };
+    let err = cache.fetch(&with_token).unwrap_err();
+    assert_eq!(err.failure, FetchFailure::AuthenticationFailed, "{err}");
+    assert!(err.message.contains("another host"), "{err}");
+    assert_eq!(guarded.count("GET"), 1, "{:?}", guarded.requests.lock().unwrap());
+}
+
+#[test]
 fn no_credential_appears_in_any_error_or_debug_output() {
     if !http_or_skip() {
         return;
@@ -474,6 +628,7 @@ fn no_credential_appears_in_any_error_or_debug_output() {
                     reference,
                     credentials: credentials.clone(),
                     ca_pem: Some(b"not a certificate".to_vec()),
+                    timeout: TIMEOUT,
                 };
                 let err = cache.fetch(&request).expect_err("every one of these fetches fails");
                 let text = format!("{err} {err:?} {:?} {request:?} {:#?}", err.failure, request);
@@ -516,9 +671,12 @@ impl Sshd {
     fn start() -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         for name in ["host", "client", "other"] {
-            keygen(&dir.path().join(name));
+            keygen(&dir.path().join(name), "ed25519");
         }
-        std::fs::copy(dir.path().join("client.pub"), dir.path().join("authorized_keys")).unwrap();
+        keygen(&dir.path().join("client-rsa"), "rsa");
+        let authorized =
+            ["client.pub", "client-rsa.pub"].map(|key| std::fs::read_to_string(dir.path().join(key)).unwrap());
+        std::fs::write(dir.path().join("authorized_keys"), authorized.concat()).unwrap();
         // sshd's privilege separation directory, which Debian makes at boot.
         let _ = std::fs::create_dir_all("/run/sshd");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -563,9 +721,9 @@ impl Sshd {
     }
 }
 
-fn keygen(path: &Path) {
+fn keygen(path: &Path, kind: &str) {
     let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "weaver-test", "-f"])
+        .args(["-q", "-t", kind, "-N", "", "-C", "weaver-test", "-f"])
         .arg(path)
         .status()
         .unwrap()
@@ -590,6 +748,7 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
             reference,
             credentials: sshd.credentials("client", known_hosts),
             ca_pem: None,
+            timeout: TIMEOUT,
         })
     };
 
@@ -599,6 +758,34 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
     assert_eq!(read_at(&main.repository, &main.commit, "app.yaml"), "version: 3\n");
     let again = fetch(GitRef::Branch("main".into()), &known_hosts).unwrap();
     assert_eq!((again.transferred, again.bytes_received), (false, 0));
+    // An RSA key, though authorized, is refused before connecting, saying what to use instead
+    // (russh 0.56's RSA support does not build with the rsa release candidate weaver locks).
+    let rsa = cache.fetch(&FetchRequest {
+        url: url.clone(),
+        reference: GitRef::Tag("v1.0.0".into()),
+        credentials: sshd.credentials("client-rsa", &known_hosts),
+        ca_pem: None,
+        timeout: TIMEOUT,
+    });
+    let err = rsa.unwrap_err();
+    assert_eq!(err.failure, FetchFailure::AuthenticationFailed, "{err}");
+    assert!(
+        err.message.contains("RSA keys are not supported") && err.message.contains("ssh-keygen -t ed25519"),
+        "{err}"
+    );
+    // A cache smaller than what the server sends refuses the fetch, over ssh as over https.
+    let small_dir = tempfile::tempdir().unwrap();
+    let limits = CacheLimits { max_disk_bytes: main.bytes_received - 1, max_repositories: 10 };
+    let small = GitCache::new(small_dir.path().to_path_buf(), Budget::new(limits)).unwrap();
+    let request = FetchRequest {
+        url: url.clone(),
+        reference: GitRef::Branch("main".into()),
+        credentials: sshd.credentials("client", &known_hosts),
+        ca_pem: None,
+        timeout: TIMEOUT,
+    };
+    let err = small.fetch(&request).unwrap_err();
+    assert_eq!(err.failure, FetchFailure::TooLarge, "{err}");
     let tag = fetch(GitRef::Semver("^1".into()), &known_hosts).unwrap();
     assert_eq!(
         (tag.reference.as_str(), tag.commit.as_str()),
@@ -632,6 +819,7 @@ fn ssh_refuses_hosts_not_listed_or_listed_with_another_key_and_wrong_client_keys
             reference: GitRef::Branch("main".into()),
             credentials: sshd.credentials(identity, known_hosts),
             ca_pem: None,
+            timeout: TIMEOUT,
         };
         let err = cache.fetch(&request).unwrap_err();
         // The identities' key material never shows.

@@ -143,6 +143,17 @@ fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted()
     assert_eq!(status, 202, "{body}");
     let first = requested(&cluster, &shop).expect("the annotation is set");
     first.parse::<jiff::Timestamp>().unwrap_or_else(|err| panic!("{first} is not RFC 3339: {err}"));
+    // Set by the webhook's own field manager, as `kubectl annotate` sets it by kubectl's.
+    let live = cluster.get(&shop).unwrap();
+    let annotation = format!("f:{RECONCILE_REQUESTED_AT}");
+    let managers: Vec<&str> = live["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["fieldsV1"]["f:metadata"]["f:annotations"].get(&annotation).is_some())
+        .filter_map(|entry| entry["manager"].as_str())
+        .collect();
+    assert_eq!(managers, [weaver::controllers::gitops::webhook::FIELD_MANAGER], "{live:#}");
 
     // GitLab: the token itself.
     let (status, body) = receiver.post(&hook, &[("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", TOKEN)], PUSH);

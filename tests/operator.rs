@@ -777,3 +777,31 @@ fn configmapsyncs_that_exist_at_startup_are_all_synced() {
         wait_for_ready(&cluster, sync, "Synced");
     }
 }
+
+/// A tenant's token the API server refuses (its ServiceAccount was deleted and made again) is
+/// forgotten at the 401, so the next client asks for a new one instead of failing until the
+/// cached token's refresh, minutes later.
+#[test]
+fn a_tenant_token_answered_401_is_forgotten_and_the_next_client_has_a_new_one() {
+    use weaver::controllers::tenant::Tenants;
+    let cluster = TestCluster::start();
+    let namespace = cluster.namespace("tenant-token");
+    let account =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": namespace}});
+    cluster.create(&account);
+    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig()).unwrap();
+    let base = cluster.block_on(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())).unwrap();
+    let tenants = Tenants::new(cluster.client(), base, None);
+    let client = cluster.block_on(tenants.client(&namespace, "deployer")).unwrap();
+    // /version answers any valid token, and 401 to a refused one.
+    cluster.block_on(client.apiserver_version()).expect("the tenant's token is accepted");
+
+    cluster.delete(&account);
+    cluster.create(&account);
+    eventually("the old token to be refused", || match cluster.block_on(client.apiserver_version()) {
+        Err(kube::Error::Api(status)) if status.code == 401 => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    let again = cluster.block_on(tenants.client(&namespace, "deployer")).unwrap();
+    cluster.block_on(again.apiserver_version()).expect("a new token, accepted");
+}

@@ -1,9 +1,13 @@
 //! Acting as the tenant: a short-lived token for the ServiceAccount a ConfigMapSync or an
 //! EnvironmentSync names, from the TokenRequest API, and a client that authenticates with
 //! nothing but that token. Tokens are cached per ServiceAccount and replaced well before they
-//! expire.
+//! expire, or as soon as the API server refuses one (401: the account was deleted and made
+//! again, or the token revoked).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -45,6 +49,69 @@ struct Cached {
     issued: tokio::time::Instant,
     /// How long the token was asked to live.
     lifetime: Duration,
+    /// Set when the API server answered a request of `client` with 401.
+    refused: Refused,
+}
+
+/// A layer that notes a 401 answer to any request of the client it is part of.
+#[derive(Clone, Default)]
+struct Refused(Arc<AtomicBool>);
+
+impl Refused {
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl<S> tower::Layer<S> for Refused {
+    type Service = NotingRefusals<S>;
+
+    fn layer(&self, inner: S) -> NotingRefusals<S> {
+        NotingRefusals { inner, refused: self.clone() }
+    }
+}
+
+struct NotingRefusals<S> {
+    inner: S,
+    refused: Refused,
+}
+
+/// An answer whose HTTP status can be looked at, whatever its body.
+trait Answered {
+    fn status_code(&self) -> hyper::StatusCode;
+}
+
+impl<B> Answered for hyper::Response<B> {
+    fn status_code(&self) -> hyper::StatusCode {
+        self.status()
+    }
+}
+
+impl<S, R> tower::Service<R> for NotingRefusals<S>
+where
+    S: tower::Service<R>,
+    S::Response: Answered,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let answer = self.inner.call(request);
+        let refused = self.refused.clone();
+        Box::pin(async move {
+            let response = answer.await?;
+            if response.status_code() == hyper::StatusCode::UNAUTHORIZED {
+                refused.0.store(true, Ordering::Relaxed);
+            }
+            Ok(response)
+        })
+    }
 }
 
 /// Tenant clients by (namespace, ServiceAccount).
@@ -78,6 +145,7 @@ impl Tenants {
     async fn cached(&self, namespace: &str, name: &str, at_least: Duration) -> Result<Cached, TenantError> {
         let key = (namespace.to_string(), name.to_string());
         if let Some(cached) = self.cache.lock().await.get(&key)
+            && !cached.refused.is_set()
             && cached.issued.elapsed() < REFRESH_AFTER
             && cached.lifetime.saturating_sub(cached.issued.elapsed()) >= at_least
         {
@@ -108,18 +176,15 @@ impl Tenants {
         let token = token.ok_or_else(|| TenantError::NoToken(account.clone()))?;
         let mut config = self.base.clone();
         config.auth_info = AuthInfo { token: Some(token.into()), ..AuthInfo::default() };
+        let refused = Refused::default();
+        let builder = kube::client::ClientBuilder::try_from(config.clone())
+            .map_err(|source| TenantError::Client { account: account.clone(), source })?;
         let client = match &self.rate {
-            Some(rate) => rate.client(config.clone()),
-            None => kube::Client::try_from(config.clone()),
+            Some(rate) => builder.with_layer(rate).with_layer(&refused).build(),
+            None => builder.with_layer(&refused).build(),
         };
-        let client = client.map_err(|source| TenantError::Client { account: account.clone(), source })?;
-        let cached = Cached { config, client, issued, lifetime };
+        let cached = Cached { config, client, issued, lifetime, refused };
         self.cache.lock().await.insert(key, cached.clone());
         Ok(cached)
-    }
-
-    /// Forgets a token the API server no longer accepts (401), so the next call requests one.
-    pub async fn forget(&self, namespace: &str, name: &str) {
-        self.cache.lock().await.remove(&(namespace.to_string(), name.to_string()));
     }
 }

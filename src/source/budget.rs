@@ -123,6 +123,19 @@ impl Budget {
         Arc::new(Lease { budget: self.clone(), path: path.to_path_buf() })
     }
 
+    /// The most one entry may take: the whole budget (a fetch larger is refused).
+    pub(crate) fn max_disk_bytes(&self) -> u64 {
+        self.limits.max_disk_bytes
+    }
+
+    /// `path` used now, at `size` (None: as it was), if the budget still holds it.
+    pub(crate) fn used(&self, path: &Path, size: Option<u64>) {
+        if let Some(entry) = lock(&self.entries).get_mut(path) {
+            entry.size = size.unwrap_or(entry.size);
+            entry.last_used = SystemTime::now();
+        }
+    }
+
     /// A lease of `path` used now, if the budget still holds it (it was not evicted).
     pub(crate) fn lease_held(self: &Arc<Self>, path: &Path) -> Option<Arc<Lease>> {
         let mut entries = lock(&self.entries);
@@ -135,49 +148,51 @@ impl Budget {
     /// Removes least recently used entries, neither leased nor being written, until the cache
     /// is within its limits.
     pub(crate) fn evict(&self) {
-        let mut entries = lock(&self.entries);
-        let mut candidates: Vec<(SystemTime, PathBuf)> = entries
-            .iter()
-            .filter(|(_, entry)| entry.leases == 0)
-            .map(|(path, entry)| (entry.last_used, path.clone()))
-            .collect();
-        candidates.sort();
-        let mut candidates = candidates.into_iter();
-        loop {
-            let usage = usage(&entries);
-            if usage.bytes <= self.limits.max_disk_bytes && usage.mirrors <= self.limits.max_repositories {
-                return;
-            }
-            let Some((_, path)) = candidates.next() else {
-                tracing::warn!(
-                    "the cache holds {} git mirrors and {} charts, {} bytes, over its limits, and every one is in use",
-                    usage.mirrors,
-                    usage.charts,
-                    usage.bytes
-                );
-                return;
-            };
-            let entry = &entries[&path];
-            // Within the byte limit, only mirrors beyond their number need to go.
-            if usage.bytes <= self.limits.max_disk_bytes && entry.kind != Kind::Mirror {
-                continue;
-            }
-            let (kind, entry_lock) = (entry.kind, entry.lock.clone());
-            // An entry being written is skipped (its writer holds the lock).
-            let Ok(_removing) = entry_lock.try_lock() else { continue };
-            let removed = match kind {
-                Kind::Mirror => std::fs::remove_dir_all(&path),
-                Kind::Chart => std::fs::remove_file(&path),
-            };
-            match removed {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!("cannot remove {} from the cache: {e}", path.display());
+        // Under the lock each is taken out of the budget and moved aside (a rename: quick, and
+        // a fetch or pull of it that starts next makes a new one); removed after the lock.
+        let mut discarded = Vec::new();
+        {
+            let mut entries = lock(&self.entries);
+            let mut candidates: Vec<(SystemTime, PathBuf)> = entries
+                .iter()
+                .filter(|(_, entry)| entry.leases == 0)
+                .map(|(path, entry)| (entry.last_used, path.clone()))
+                .collect();
+            candidates.sort();
+            let mut candidates = candidates.into_iter();
+            loop {
+                let usage = usage(&entries);
+                if usage.bytes <= self.limits.max_disk_bytes && usage.mirrors <= self.limits.max_repositories {
+                    break;
+                }
+                let Some((_, path)) = candidates.next() else {
+                    tracing::warn!(
+                        "the cache holds {} git mirrors and {} charts, {} bytes, over its limits, and every one is in use",
+                        usage.mirrors,
+                        usage.charts,
+                        usage.bytes
+                    );
+                    break;
+                };
+                let entry = &entries[&path];
+                // Within the byte limit, only mirrors beyond their number need to go.
+                if usage.bytes <= self.limits.max_disk_bytes && entry.kind != Kind::Mirror {
                     continue;
                 }
+                let entry_lock = entry.lock.clone();
+                // An entry being written is skipped (its writer holds the lock).
+                let Ok(_removing) = entry_lock.try_lock() else { continue };
+                match super::git::move_aside(&path) {
+                    Ok(moved) => {
+                        entries.remove(&path);
+                        discarded.extend(moved);
+                    }
+                    Err(e) => tracing::warn!("cannot remove {} from the cache: {e}", path.display()),
+                }
             }
-            entries.remove(&path);
+        }
+        for path in discarded {
+            super::git::remove_discarded(&path);
         }
     }
 

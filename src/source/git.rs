@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -73,6 +73,11 @@ impl GitCache {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create the git cache directory", &dir, e))?;
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("read the git cache directory", &dir, e))?;
         for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(DISCARDED) {
+                // Moved aside for removal by a process that stopped before removing it.
+                remove_discarded(&entry.path());
+                continue;
+            }
             if !is_mirror_name(&entry.file_name().to_string_lossy()) {
                 continue;
             }
@@ -168,18 +173,31 @@ impl GitCache {
             ));
         }
         let path = self.dir.join(mirror_name(&url.normalized()));
+        // Leased before waiting for the mirror, so that no eviction removes it meanwhile.
+        let lease = self.budget.lease(&path, Kind::Mirror, None);
         let mirror_lock = self.budget.writing(&path, Kind::Mirror);
         let _fetching = lock(&mirror_lock);
-        let session =
-            Arc::new(Session::new(url, request.reference.clone(), request.credentials.clone(), request.ca_pem.clone()));
+        // The deadline runs from here: waiting for another fetch into the mirror is bounded by
+        // that fetch's own.
+        let session = Arc::new(Session::new(
+            url,
+            request.reference.clone(),
+            request.credentials.clone(),
+            request.ca_pem.clone(),
+            self.budget.max_disk_bytes(),
+            request.timeout,
+        ));
         let other = |what: &str, err: &dyn std::fmt::Display| {
             FetchError::new(FetchFailure::Other, format!("{}: cannot {what}: {err}", session.what()))
         };
         let repo = match Repository::open_bare(&path) {
             Ok(repo) => repo,
             Err(_) => {
-                // A mirror left half made by a crash is made again.
-                let _ = std::fs::remove_dir_all(&path);
+                // A mirror left half made by a crash is made again (moved aside first, so that
+                // the new one is never mixed with files of the old).
+                if let Ok(Some(aside)) = move_aside(&path) {
+                    remove_discarded(&aside);
+                }
                 Repository::init_bare(&path).map_err(|e| other("create the mirror", &e.message()))?
             }
         };
@@ -189,7 +207,7 @@ impl GitCache {
 
         // A fetch that transferred nothing left the mirror's size as it was: no walk of its files.
         let size = found.transferred.then(|| disk_usage(&path));
-        let lease = self.budget.lease(&path, Kind::Mirror, size);
+        self.budget.used(&path, size);
         Ok(Fetched {
             commit: found.commit.to_string(),
             repository: path,
@@ -205,6 +223,35 @@ impl GitCache {
     /// and tests.
     pub fn usage(&self) -> Usage {
         self.budget.usage()
+    }
+}
+
+/// The suffix of a directory moved aside to be removed.
+pub(crate) const DISCARDED: &str = ".discarded";
+
+/// Renames `path` to a name no entry has, in its directory; None when nothing is at `path`.
+pub(crate) fn move_aside(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    static DISCARDS: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let n = DISCARDS.fetch_add(1, Ordering::Relaxed);
+    let aside = path.with_file_name(format!("{name}.{}-{n}{DISCARDED}", std::process::id()));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => Ok(Some(aside)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes what [`move_aside`] moved, a directory or a file.
+pub(crate) fn remove_discarded(path: &Path) {
+    let removed = match path.is_dir() {
+        true => std::fs::remove_dir_all(path),
+        false => std::fs::remove_file(path),
+    };
+    if let Err(e) = removed
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove the discarded {}: {e}", path.display());
     }
 }
 
@@ -393,7 +440,8 @@ mod tests {
     use super::*;
 
     fn session(reference: GitRef) -> Session {
-        Session::new(SourceUrl::parse("https://h/r").unwrap(), reference, Credentials::None, None)
+        let url = SourceUrl::parse("https://h/r").unwrap();
+        Session::new(url, reference, Credentials::None, None, u64::MAX, std::time::Duration::from_secs(60))
     }
 
     fn oid(n: u8) -> Oid {

@@ -1,35 +1,47 @@
 //! Git's smart HTTP protocol over ureq (rustls on aws-lc-rs, weaver's one TLS stack): a GET of
 //! `info/refs?service=git-upload-pack`, then a POST to `git-upload-pack` per negotiation round,
 //! whose body is what libgit2 writes and whose answer is what it reads.
+//!
+//! Redirects are followed as git follows them by default (`http.followRedirects=initial`): for
+//! the GET alone, whose final URL becomes the base of the POSTs. Credentials go to a redirect's
+//! target only on the same host, never downgraded from https to http.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream};
 use secrecy::ExposeSecret;
-use ureq::Agent;
+use ureq::config::RedirectAuthHeaders;
+use ureq::{Agent, ResponseExt};
 
 use super::transport::Session;
-use super::{Credentials, FetchFailure};
+use super::{Credentials, FetchFailure, Scheme, SourceUrl};
 
-/// The longest one request (its answer's body included) may take.
+/// The longest one request (its answer's body included) may take; the fetch's deadline is
+/// usually sooner.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// Redirects followed for the ref advertisement (git's `http.maxRedirects` is 20; hosting
+/// services use one or two).
+const MAX_REDIRECTS: u32 = 5;
+const ADVERTISEMENT: &str = "/info/refs?service=git-upload-pack";
 
 pub(super) struct HttpSubtransport {
     session: Arc<Session>,
     agent: Agent,
     /// The CA given holds no certificate: every https request fails, saying so.
     empty_ca: bool,
+    /// Where the GET was redirected to, which the POSTs of this connection go to.
+    redirected: Arc<Mutex<Option<SourceUrl>>>,
 }
 
 impl HttpSubtransport {
     pub fn new(session: Arc<Session>) -> HttpSubtransport {
         let roots = session.ca_pem.as_deref().map(crate::net::http::root_certs);
         let empty_ca = matches!(roots, Some(None));
-        let agent = crate::net::http::agent(roots.flatten(), REQUEST_TIMEOUT, 5);
-        HttpSubtransport { session, agent, empty_ca }
+        // No redirect for the POSTs: the GET's are allowed per request.
+        let agent = crate::net::http::agent(roots.flatten(), REQUEST_TIMEOUT, 0);
+        HttpSubtransport { session, agent, empty_ca, redirected: Arc::default() }
     }
 }
 
@@ -55,6 +67,7 @@ impl SmartSubtransport for HttpSubtransport {
         Ok(Box::new(HttpStream {
             session: self.session.clone(),
             agent: self.agent.clone(),
+            redirected: self.redirected.clone(),
             list: action == Service::UploadPackLs,
             request: Vec::new(),
             response: None,
@@ -69,23 +82,63 @@ impl SmartSubtransport for HttpSubtransport {
 struct HttpStream {
     session: Arc<Session>,
     agent: Agent,
+    redirected: Arc<Mutex<Option<SourceUrl>>>,
     /// The ref advertisement (GET), else a negotiation round (POST).
     list: bool,
     request: Vec<u8>,
     response: Option<ureq::BodyReader<'static>>,
 }
 
+/// The repository's URL, as requests are made to it.
+fn base(url: &SourceUrl) -> String {
+    let scheme = if url.scheme == Scheme::Http { "http" } else { "https" };
+    let port = url.port.map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{}{port}{}", url.host, url.path.trim_end_matches('/'))
+}
+
+/// Whether credentials for `from` may go to `to`: the same host, and https stays https (the
+/// rule ureq follows for the redirect itself).
+fn may_carry_credentials(from: &SourceUrl, to: &SourceUrl) -> bool {
+    from.host == to.host && (from.scheme == to.scheme || to.scheme == Scheme::Https)
+}
+
 impl HttpStream {
-    fn base(&self) -> String {
-        let url = &self.session.url;
-        let scheme = if url.scheme == super::Scheme::Http { "http" } else { "https" };
-        let port = url.port.map(|p| format!(":{p}")).unwrap_or_default();
-        format!("{scheme}://{}{port}{}", url.host, url.path.trim_end_matches('/'))
+    /// The repository the GET was redirected to, from the answer's final URL.
+    fn follow(&self, final_url: &str) -> std::io::Result<()> {
+        let session = &self.session;
+        if final_url == format!("{}{ADVERTISEMENT}", base(&session.url)) {
+            return Ok(());
+        }
+        let moved = final_url.strip_suffix(ADVERTISEMENT).map(SourceUrl::parse);
+        let moved = match moved {
+            Some(Ok(moved)) if !(session.url.scheme == Scheme::Https && moved.scheme != Scheme::Https) => moved,
+            _ => {
+                return Err(session.fail(
+                    FetchFailure::Other,
+                    format!(
+                        "{}: the server redirected to {}, which is not a git repository's URL over https: give the \
+                         repository's URL",
+                        session.what(),
+                        super::redact_url(final_url)
+                    ),
+                ));
+            }
+        };
+        tracing::debug!("{}: redirected to {}", session.what(), moved.display());
+        *self.redirected.lock().unwrap_or_else(PoisonError::into_inner) = Some(moved);
+        Ok(())
     }
 
     fn send(&mut self) -> std::io::Result<ureq::BodyReader<'static>> {
         let session = &self.session;
-        let authorization = match &session.credentials {
+        let remaining = session.remaining()?;
+        let redirected = self.redirected.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let target = redirected.as_ref().unwrap_or(&session.url);
+        let credentials = match may_carry_credentials(&session.url, target) {
+            true => &session.credentials,
+            false => &Credentials::None,
+        };
+        let authorization = match credentials {
             Credentials::Basic { username, password } => {
                 use base64::Engine;
                 let pair = format!("{username}:{}", password.expose_secret());
@@ -97,26 +150,36 @@ impl HttpStream {
         let result = if self.list {
             let mut request = self
                 .agent
-                .get(format!("{}/info/refs?service=git-upload-pack", self.base()))
+                .get(format!("{}{ADVERTISEMENT}", base(&session.url)))
                 .header("User-Agent", "git/2.0 (weaver)")
                 .header("Accept", "*/*");
             if let Some(value) = &authorization {
                 request = request.header("Authorization", value);
             }
-            request.call()
+            request
+                .config()
+                .timeout_global(Some(remaining))
+                .max_redirects(MAX_REDIRECTS)
+                .redirect_auth_headers(RedirectAuthHeaders::SameHost)
+                .https_only(session.url.scheme == Scheme::Https)
+                .build()
+                .call()
         } else {
             let mut request = self
                 .agent
-                .post(format!("{}/git-upload-pack", self.base()))
+                .post(format!("{}/git-upload-pack", base(target)))
                 .header("User-Agent", "git/2.0 (weaver)")
                 .header("Content-Type", "application/x-git-upload-pack-request")
                 .header("Accept", "application/x-git-upload-pack-result");
             if let Some(value) = &authorization {
                 request = request.header("Authorization", value);
             }
-            request.send(&self.request[..])
+            request.config().timeout_global(Some(remaining)).build().send(&self.request[..])
         };
         let response = result.map_err(|e| {
+            if session.expired() {
+                return session.timed_out();
+            }
             let tls =
                 matches!(&e, ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()));
             let (failure, what_to_do) = match &e {
@@ -126,6 +189,13 @@ impl HttpStream {
                 ),
                 ureq::Error::HostNotFound => {
                     (FetchFailure::Unreachable, "the host name does not resolve: check the URL")
+                }
+                ureq::Error::RequireHttpsOnly(_) => (
+                    FetchFailure::Other,
+                    "the server redirected from https to plain http, which is refused: give the repository's https URL",
+                ),
+                ureq::Error::TooManyRedirects => {
+                    (FetchFailure::Other, "the server redirected too many times: give the repository's final URL")
                 }
                 ureq::Error::ConnectionFailed | ureq::Error::Io(_) | ureq::Error::Timeout(_) => (
                     FetchFailure::Unreachable,
@@ -141,8 +211,24 @@ impl HttpStream {
         })?;
         let status = response.status().as_u16();
         let refused = |failure, text: String| Err(session.fail(failure, format!("{}: {text}", session.what())));
+        // Where the GET's redirects led, when to a host the credentials are not sent to.
+        let landed = self.list.then(|| response.get_uri().to_string());
+        let elsewhere = landed
+            .as_deref()
+            .and_then(|url| SourceUrl::parse(url.strip_suffix(ADVERTISEMENT)?).ok())
+            .filter(|to| !may_carry_credentials(&session.url, to));
         match status {
             200 => {}
+            401 | 403 if elsewhere.is_some() => {
+                let to = elsewhere.as_ref().map(SourceUrl::display).unwrap_or_default();
+                return refused(
+                    FetchFailure::AuthenticationFailed,
+                    format!(
+                        "the server redirected to {to}, another host, which is never sent the Secret's credentials \
+                         (HTTP {status}): give the repository's URL on that host"
+                    ),
+                );
+            }
             401 | 403 => {
                 let what_to_do = match session.credentials {
                     Credentials::None => {
@@ -164,7 +250,19 @@ impl HttpStream {
                         .to_string(),
                 );
             }
+            300..=399 => {
+                return refused(
+                    FetchFailure::Other,
+                    format!(
+                        "the server redirected a request after the first (HTTP {status}), which git does not follow: \
+                         give the repository's final URL"
+                    ),
+                );
+            }
             _ => return refused(FetchFailure::Other, format!("the server answered HTTP {status}")),
+        }
+        if let Some(landed) = &landed {
+            self.follow(landed)?;
         }
         let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
         let expected = if self.list {
@@ -196,17 +294,16 @@ impl Read for HttpStream {
         if self.response.is_none() {
             self.response = Some(self.send()?);
         }
-        let response = self.response.as_mut().expect("sent above");
-        let read = response.read(buf);
-        if let Ok(n) = read {
-            self.session.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        read.map_err(|e| {
-            self.session.fail(
+        let Some(response) = self.response.as_mut() else { return Ok(0) };
+        match response.read(buf) {
+            Ok(n) => self.session.received(n).map(|()| n),
+            // ureq ends a request at its timeout, which is the fetch's deadline.
+            Err(_) if self.session.expired() => Err(self.session.timed_out()),
+            Err(e) => Err(self.session.fail(
                 FetchFailure::Unreachable,
                 format!("{}: the connection broke: {}: check the network and retry", self.session.what(), e),
-            )
-        })
+            )),
+        }
     }
 }
 

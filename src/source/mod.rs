@@ -126,6 +126,8 @@ pub struct FetchRequest {
     /// PEM certificates: the CAs an https server's certificate is checked against, in place of
     /// the public (webpki) roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// The longest the fetch may take once it has the mirror (an EnvironmentSync's timeout).
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for FetchRequest {
@@ -135,6 +137,7 @@ impl fmt::Debug for FetchRequest {
             .field("reference", &self.reference)
             .field("credentials", &self.credentials)
             .field("ca_pem", &self.ca_pem.as_ref().map(|pem| format!("{} bytes", pem.len())))
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -165,6 +168,10 @@ pub enum FetchFailure {
     RefNotFound,
     HostKeyMismatch,
     InvalidUrl,
+    /// The server sent more than the cache may hold.
+    TooLarge,
+    /// The fetch did not end within its timeout.
+    TimedOut,
     Other,
 }
 
@@ -177,6 +184,8 @@ impl FetchFailure {
             FetchFailure::RefNotFound => "GitRefNotFound",
             FetchFailure::HostKeyMismatch => "GitHostKeyMismatch",
             FetchFailure::InvalidUrl => "InvalidSourceUrl",
+            FetchFailure::TooLarge => "GitFetchTooLarge",
+            FetchFailure::TimedOut => "GitFetchTimedOut",
             FetchFailure::Other => "GitFetchFailed",
         }
     }
@@ -399,6 +408,7 @@ mod tests {
                 reference: GitRef::Branch("main".into()),
                 credentials,
                 ca_pem: None,
+                timeout: Duration::from_secs(60),
             };
             let text = format!("{request:?} {:#?}", request);
             assert!(!text.contains("hunter2"), "{text}");

@@ -2,12 +2,12 @@
 //! Secret's private key, running `git-upload-pack '<path>'`, whose channel is libgit2's stream.
 //! The server's host key must be listed in the Secret's `known_hosts` (hashed entries and
 //! `[host]:port` included); a host not listed, or listed with another key, is refused, never
-//! trusted on first use. russh is async: each connection runs on a one-thread tokio runtime of
-//! its own, and the stream libgit2 reads and writes is bridged to it with channels.
+//! trusted on first use. russh is async: every connection runs on one small tokio runtime shared
+//! by the process (libgit2 calls the transport from threads that may belong to no runtime), and
+//! the stream libgit2 reads and writes is bridged to it with channels.
 
 use std::io::{Read, Write};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream};
@@ -22,6 +22,29 @@ use super::{Credentials, FetchFailure};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection that carries nothing for this long is closed.
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(600);
+/// What is kept of the server's stderr, for the error message: the start, where git says why.
+const STDERR_KEPT: usize = 4096;
+
+/// The runtime every ssh connection of the process runs on.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    let built = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("weaver-ssh")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    built.as_ref().map_err(Clone::clone)
+}
+
+/// Appends `data` to `kept`, up to [`STDERR_KEPT`] bytes: a server cannot make the stream
+/// hold more of its stderr than that.
+fn keep_stderr(kept: &mut Vec<u8>, data: &[u8]) {
+    let room = STDERR_KEPT.saturating_sub(kept.len());
+    kept.extend_from_slice(&data[..data.len().min(room)]);
+}
 
 pub(super) struct SshSubtransport {
     session: Arc<Session>,
@@ -55,9 +78,11 @@ type Incoming = Result<Vec<u8>, String>;
 
 struct SshStream {
     session: Arc<Session>,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: &'static tokio::runtime::Runtime,
+    /// The tasks carrying the channel, ended with the stream (which ends the connection).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     to_server: mpsc::UnboundedSender<Vec<u8>>,
-    from_server: mpsc::UnboundedReceiver<Incoming>,
+    from_server: mpsc::Receiver<Incoming>,
     pending: Vec<u8>,
     offset: usize,
 }
@@ -121,7 +146,7 @@ impl SshStream {
                 format!("{what}: an ssh URL needs a Secret with an identity (private key) and known_hosts"),
             ));
         };
-        let key = russh::keys::decode_secret_key(identity.expose_secret(), None).map_err(|_| {
+        let unusable = || {
             (
                 FetchFailure::AuthenticationFailed,
                 format!(
@@ -129,7 +154,13 @@ impl SshStream {
                      RSA keys are not supported): check it, or make a deploy key with `ssh-keygen -t ed25519`"
                 ),
             )
-        })?;
+        };
+        let key = russh::keys::decode_secret_key(identity.expose_secret(), None).map_err(|_| unusable())?;
+        // An RSA key parses, but russh is built without RSA signatures: the server would refuse
+        // it as if it were not authorized, which would send the reader to the wrong place.
+        if matches!(key.algorithm(), russh::keys::Algorithm::Rsa { .. }) {
+            return Err(unusable());
+        }
         let url = &session.url;
         let host = url.host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = url.port.unwrap_or(22);
@@ -138,19 +169,17 @@ impl SshStream {
         let path = url.path.strip_prefix("/~").map_or(url.path.clone(), |rest| format!("~{rest}"));
         let command = format!("git-upload-pack '{}'", path.replace('\'', r"'\''"));
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("weaver-ssh")
-            .enable_all()
-            .build()
-            .map_err(|e| (FetchFailure::Other, format!("{what}: cannot start the ssh client: {e}")))?;
+        let runtime =
+            runtime().map_err(|e| (FetchFailure::Other, format!("{what}: cannot start the ssh client: {e}")))?;
+        let remaining = session.remaining().map_err(|e| (FetchFailure::TimedOut, e.to_string()))?;
+        let connect_timeout = CONNECT_TIMEOUT.min(remaining);
         let verdict = Arc::new(Verdict::default());
         let client = Client { known_hosts: known_hosts.clone(), host: host.clone(), port, verdict: verdict.clone() };
         let config =
             Arc::new(russh::client::Config { inactivity_timeout: Some(INACTIVITY_TIMEOUT), ..Default::default() });
         let connected = runtime.block_on(async {
             let connect = russh::client::connect(config, (host.as_str(), port), client);
-            let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            let mut handle = match tokio::time::timeout(connect_timeout, connect).await {
                 Ok(Ok(handle)) => handle,
                 Ok(Err(e)) => return Err(Failed::Connect(e)),
                 Err(_) => return Err(Failed::Timeout),
@@ -171,9 +200,10 @@ impl SshStream {
             let refused_host = verdict.0.lock().unwrap_or_else(PoisonError::into_inner).take();
             match (failed, refused_host) {
                 (_, Some(why)) => (FetchFailure::HostKeyMismatch, format!("{what}: {why}")),
+                (Failed::Timeout, None) if session.expired() => (FetchFailure::TimedOut, session.timed_out().to_string()),
                 (Failed::Timeout, None) => (
                     FetchFailure::Unreachable,
-                    format!("{what}: no answer within {}s: check the URL and that the network lets the controller reach the host", CONNECT_TIMEOUT.as_secs()),
+                    format!("{what}: no answer within {}s: check the URL and that the network lets the controller reach the host", connect_timeout.as_secs()),
                 ),
                 (Failed::Connect(e), None) => (
                     FetchFailure::Unreachable,
@@ -188,16 +218,17 @@ impl SshStream {
         })?;
 
         let (to_server, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
-        let (incoming, from_server) = mpsc::unbounded_channel::<Incoming>();
+        // Bounded: a server sending faster than libgit2 reads waits instead of filling memory.
+        let (incoming, from_server) = mpsc::channel::<Incoming>(64);
         let (mut read_half, write_half) = channel.split();
-        runtime.spawn(async move {
+        let writer = runtime.spawn(async move {
             while let Some(data) = outgoing.recv().await {
                 if write_half.data(&data[..]).await.is_err() {
                     return;
                 }
             }
         });
-        runtime.spawn(async move {
+        let reader = runtime.spawn(async move {
             // Kept alive while the channel is read; the session ends with this task.
             let _handle = handle;
             let mut stderr = Vec::new();
@@ -205,10 +236,10 @@ impl SshStream {
             while let Some(message) = read_half.wait().await {
                 match message {
                     // Data is passed on in the guard; the stream's reader is gone when that fails.
-                    ChannelMsg::Data { data } if incoming.send(Ok(data.to_vec())).is_err() => return,
-                    ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
+                    ChannelMsg::Data { data } if incoming.send(Ok(data.to_vec())).await.is_err() => return,
+                    ChannelMsg::ExtendedData { data, .. } => keep_stderr(&mut stderr, &data),
                     ChannelMsg::Failure => {
-                        let _ = incoming.send(Err("the server refused to run git-upload-pack".to_string()));
+                        let _ = incoming.send(Err("the server refused to run git-upload-pack".to_string())).await;
                         return;
                     }
                     ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
@@ -219,10 +250,18 @@ impl SshStream {
             let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
             if status.is_some_and(|s| s != 0) || !stderr.is_empty() {
                 let status = status.map_or_else(String::new, |s| format!(" (exit status {s})"));
-                let _ = incoming.send(Err(format!("git-upload-pack ended{status}: {stderr}")));
+                let _ = incoming.send(Err(format!("git-upload-pack ended{status}: {stderr}"))).await;
             }
         });
-        Ok(SshStream { session, runtime: Some(runtime), to_server, from_server, pending: Vec::new(), offset: 0 })
+        Ok(SshStream {
+            session,
+            runtime,
+            tasks: vec![writer, reader],
+            to_server,
+            from_server,
+            pending: Vec::new(),
+            offset: 0,
+        })
     }
 }
 
@@ -236,9 +275,14 @@ enum Failed {
 impl Read for SshStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.offset == self.pending.len() {
-            match self.from_server.blocking_recv() {
+            let remaining = self.session.remaining()?;
+            // The timer is made inside: it needs the runtime, which this thread may not be in.
+            let from_server = &mut self.from_server;
+            let received = self.runtime.block_on(async { tokio::time::timeout(remaining, from_server.recv()).await });
+            let Ok(received) = received else { return Err(self.session.timed_out()) };
+            match received {
                 Some(Ok(data)) => {
-                    self.session.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    self.session.received(data.len())?;
                     (self.pending, self.offset) = (data, 0);
                 }
                 Some(Err(why)) => {
@@ -273,8 +317,8 @@ impl Write for SshStream {
 
 impl Drop for SshStream {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }
@@ -288,6 +332,16 @@ mod tests {
 
     fn key(base64: &str) -> PublicKey {
         russh::keys::parse_public_key_base64(base64).unwrap()
+    }
+
+    #[test]
+    fn what_is_kept_of_the_servers_stderr_is_capped() {
+        let mut kept = Vec::new();
+        keep_stderr(&mut kept, b"fatal: ");
+        keep_stderr(&mut kept, &vec![b'x'; 3 * STDERR_KEPT]);
+        keep_stderr(&mut kept, b"more");
+        assert_eq!(kept.len(), STDERR_KEPT);
+        assert!(kept.starts_with(b"fatal: x"));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! thread that fetches), so no credential is ever put in a URL libgit2 sees.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::time::{Duration, Instant};
 
 use git2::transport::Transport;
 
@@ -21,19 +23,76 @@ pub(super) struct Session {
     /// libgit2 error that follows it better than libgit2 can.
     failure: Mutex<Option<FetchError>>,
     /// Bytes the transport read from the server.
-    pub bytes_read: std::sync::atomic::AtomicU64,
+    pub bytes_read: AtomicU64,
+    /// The most the server may send: a fetch cannot fill the disk past the cache's limit.
+    max_bytes: u64,
+    /// When the fetch must have ended, so that a server that stalls cannot hold a reconcile.
+    deadline: Instant,
+    timeout: Duration,
 }
 
 impl Session {
-    pub fn new(url: SourceUrl, reference: GitRef, credentials: Credentials, ca_pem: Option<Vec<u8>>) -> Session {
+    pub fn new(
+        url: SourceUrl,
+        reference: GitRef,
+        credentials: Credentials,
+        ca_pem: Option<Vec<u8>>,
+        max_bytes: u64,
+        timeout: Duration,
+    ) -> Session {
         Session {
             url,
             reference,
             credentials,
             ca_pem,
             failure: Mutex::new(None),
-            bytes_read: std::sync::atomic::AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            max_bytes,
+            deadline: Instant::now() + timeout,
+            timeout,
         }
+    }
+
+    /// Counts `n` bytes read from the server; past the cap, fails the fetch.
+    pub fn received(&self, n: usize) -> std::io::Result<()> {
+        let total = self.bytes_read.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if total <= self.max_bytes {
+            return Ok(());
+        }
+        Err(self.fail(
+            FetchFailure::TooLarge,
+            format!(
+                "{}: the server sent more than {} bytes, the git cache's size limit: raise --git-cache-max-mib, or \
+                 fetch a smaller repository",
+                self.what(),
+                self.max_bytes
+            ),
+        ))
+    }
+
+    /// The time left before the deadline; when none is left, fails the fetch.
+    pub fn remaining(&self) -> std::io::Result<Duration> {
+        match self.deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(self.timed_out()),
+        }
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Fails the fetch for its deadline.
+    pub fn timed_out(&self) -> std::io::Error {
+        self.fail(
+            FetchFailure::TimedOut,
+            format!(
+                "{}: not done within {}: check that the server is reachable and answering, or raise spec.timeout",
+                self.what(),
+                crate::project::humanize(self.timeout)
+            ),
+        )
     }
 
     /// Records why the transport failed (the first reason wins) and returns it as the I/O

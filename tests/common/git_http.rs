@@ -4,19 +4,37 @@
 //! count what a client sent and make fetches overlap.
 
 use std::convert::Infallible;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 
-pub const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
+/// git's http-backend, in the directory `git --exec-path` names (where git keeps its
+/// programs: /usr/lib/git-core on Debian, /usr/local/libexec/git-core built from source).
+fn http_backend() -> Result<&'static Path, &'static str> {
+    static BACKEND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = BACKEND.get_or_init(|| {
+        let output = std::process::Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .map_err(|e| format!("git is not installed ({e}), so neither is its http-backend"))?;
+        let dir = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let backend = Path::new(&dir).join("git-http-backend");
+        match output.status.success() && backend.exists() {
+            true => Ok(backend),
+            false => Err(format!("git's http-backend is not installed (not in `git --exec-path`: {dir:?})")),
+        }
+    });
+    found.as_deref().map_err(String::as_str)
+}
 
 /// Why git's http-backend cannot be used, if it cannot.
 pub fn http_backend_missing() -> Option<String> {
-    (!Path::new(HTTP_BACKEND).exists()).then(|| format!("git's http-backend ({HTTP_BACKEND}) is not installed"))
+    http_backend().err().map(str::to_string)
 }
 
 #[derive(Clone, Default)]
@@ -32,6 +50,12 @@ pub struct Options {
     /// The port to listen on; 0 for any free one. A server started again on its port is the
     /// same server coming back.
     pub port: u16,
+    /// The loopback address to listen on (127.0.0.1 when None): another address is another
+    /// host to a client.
+    pub address: Option<Ipv4Addr>,
+    /// Answers every request under the first (a path prefix, `/moved`) with a 302 to the same
+    /// path and query under the second (a URL, `http://127.0.0.1:PORT`).
+    pub redirect: Option<(String, String)>,
 }
 
 pub struct GitHttpServer {
@@ -45,7 +69,19 @@ impl GitHttpServer {
     /// Serves the repositories under `root` (`<base>/<dir>` is `root/<dir>`).
     pub fn start(root: &Path, options: Options) -> GitHttpServer {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", options.port))).unwrap();
+        let address = options.address.unwrap_or(Ipv4Addr::LOCALHOST);
+        // A server started again on its port may find it held a moment longer by the one
+        // dropped, whose runtime shuts down in the background.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match runtime.block_on(tokio::net::TcpListener::bind((address, options.port))) {
+                Ok(listener) => break listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("listen on {address}:{}: {e}", options.port),
+            }
+        };
         let port = listener.local_addr().unwrap().port();
         let scheme = if options.tls.is_some() { "https" } else { "http" };
         let acceptor = options.tls.as_ref().map(|(chain, key)| {
@@ -85,7 +121,7 @@ impl GitHttpServer {
                 });
             }
         });
-        GitHttpServer { base: format!("{scheme}://127.0.0.1:{port}"), requests, runtime: Some(runtime) }
+        GitHttpServer { base: format!("{scheme}://{address}:{port}"), requests, runtime: Some(runtime) }
     }
 
     /// The requests received so far whose line starts with `prefix` ("POST", "GET").
@@ -111,6 +147,15 @@ async fn handle(state: State, request: Request<Incoming>) -> Result<Response<Ful
     let query = request.uri().query().unwrap_or_default().to_string();
     requests.lock().unwrap().push(format!("{method} {path}"));
     tokio::time::sleep(options.delay).await;
+    if let Some((from, to)) = &options.redirect
+        && let Some(rest) = path.strip_prefix(from.as_str())
+    {
+        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = hyper::StatusCode::FOUND;
+        response.headers_mut().insert("location", format!("{to}{rest}{query}").parse().unwrap());
+        return Ok(response);
+    }
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let authorization = header("authorization");
     let expected = match (&options.basic, &options.bearer) {
@@ -135,7 +180,7 @@ async fn handle(state: State, request: Request<Incoming>) -> Result<Response<Ful
     let root = root.clone();
     let output = tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let mut child = std::process::Command::new(HTTP_BACKEND)
+        let mut child = std::process::Command::new(http_backend().expect("checked by http_backend_missing"))
             .env("GIT_PROJECT_ROOT", &root)
             .env("GIT_HTTP_EXPORT_ALL", "1")
             .env("PATH_INFO", &path)

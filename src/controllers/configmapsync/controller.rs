@@ -566,8 +566,8 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
                 // The cache was behind the server (a target created or changed a moment ago):
                 // decide again once it has caught up, rather than report a passing state.
                 Err(kube::Error::Api(status)) if status.code == 409 => return Ok(Action::requeue(RETRY_STALE)),
+                // The token was refused: Tenants requests another for the retry.
                 Err(kube::Error::Api(status)) if status.code == 401 => {
-                    ctx.tenants.forget(&namespace, &account.name).await;
                     return Err(Error::Kube(kube::Error::Api(status)));
                 }
                 Err(err) => outcome_of(err),

@@ -7,7 +7,7 @@ use super::api::{Approval, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry,
 
 /// Fetched and reconciled this often without `interval`, as Flux's default.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
-/// Each environment's apply is bounded by this without `timeout`.
+/// The git fetch and each environment's apply are bounded by this without `timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How many reconciles `status.history` keeps.
 pub const HISTORY: usize = 5;

@@ -611,7 +611,7 @@ async fn fetch_request(
         super::api::RefKind::Semver => GitRef::Semver(value.clone()),
         super::api::RefKind::Commit => GitRef::Commit(value.clone()),
     };
-    Ok(FetchRequest { url: source.url.clone(), reference, credentials, ca_pem })
+    Ok(FetchRequest { url: source.url.clone(), reference, credentials, ca_pem, timeout: spec.timeout })
 }
 
 /// A failed fetch's message, naming the Secret the credentials came from when the failure is

@@ -13,6 +13,7 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use kube::api::{Api, Patch, PatchParams};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::api::EnvironmentSync;
 use super::plan::RECONCILE_REQUESTED_AT;
@@ -20,7 +21,11 @@ use super::reconcile::{secret, value};
 use super::telemetry::Metrics;
 use crate::controllers::configmapsync::controller::api_message;
 use crate::controllers::configmapsync::endpoints::serve_with;
-use crate::secrets::hmac::{HmacSha256, constant_time_eq};
+use crate::secrets::hmac::HmacSha256;
+
+/// The field manager of the annotation the receiver sets, as `kubectl annotate` is one: the
+/// object's managedFields show that the webhook asked for the reconcile.
+pub const FIELD_MANAGER: &str = "weaver-webhook";
 
 /// The largest body read: a push event is tens of kilobytes.
 pub const MAX_BODY: usize = 1 << 20;
@@ -138,6 +143,10 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
     };
     let Some(webhook) = &sync.spec.webhook else { return (Answer::NotFound, None) };
     let secret_name = &webhook.secret_ref.name;
+    // Read with the controller's own client, not the tenant's account as the reconcile reads
+    // its Secrets: the request is anonymous until this token verifies it, and a token for the
+    // tenant's account would be asked for on behalf of anyone who can reach the receiver. The
+    // Secret is the one the EnvironmentSync names in its own namespace.
     // Without a usable token the answer is the one for no webhook, so that a caller cannot tell
     // which names have one; the log says what to mend.
     let token = match secret(client, &namespace, secret_name, "spec.webhook.secretRef").await {
@@ -164,7 +173,8 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
     }
     let now = jiff::Timestamp::now().to_string();
     let patch = serde_json::json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: now}}});
-    match syncs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+    match syncs.patch(&name, &params, &Patch::Merge(&patch)).await {
         Ok(_) => (Answer::Accepted, None),
         Err(kube::Error::Api(status)) if status.code == 404 => (Answer::NotFound, None),
         Err(err) => (
@@ -194,11 +204,11 @@ fn verified(headers: &HeaderMap, body: &[u8], token: &str) -> bool {
     if let Some(signature) = headers.get("x-hub-signature-256") {
         let given =
             signature.to_str().ok().and_then(|s| s.strip_prefix("sha256=")).and_then(|hex| hex::decode(hex).ok());
-        return given.is_some_and(|given| constant_time_eq(&given, &HmacSha256::new(token.as_bytes()).mac(body)));
+        return given.is_some_and(|given| given.ct_eq(&HmacSha256::new(token.as_bytes()).mac(body)).into());
     }
     if let Some(given) = headers.get("x-gitlab-token") {
         // Compared as digests, so the time taken tells nothing of the token's length either.
-        return constant_time_eq(&Sha256::digest(given.as_bytes()), &Sha256::digest(token.as_bytes()));
+        return Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())).into();
     }
     false
 }

@@ -29,9 +29,10 @@ pub struct ConnectOptions {
 /// A cluster to connect to that is not read from this machine's kubeconfig.
 #[derive(Debug, Clone)]
 pub enum GivenCluster {
-    /// This connection as it is: the controller's own cluster, as a tenant's ServiceAccount.
-    /// An environment's `cluster.context` is refused: there is no other cluster to choose.
-    Config { config: kube::Config, info: ClusterInfo },
+    /// This connection as it is: the controller's own cluster, as a tenant's ServiceAccount,
+    /// within the controller's budget of requests (`--kube-api-qps`), when it has one. An
+    /// environment's `cluster.context` is refused: there is no other cluster to choose.
+    Config { config: kube::Config, info: ClusterInfo, rate: Option<super::RequestRate> },
     /// This kubeconfig (from a Secret), among whose contexts `cluster.context` chooses.
     Kubeconfig { kubeconfig: Kubeconfig, described: String },
 }
@@ -80,7 +81,7 @@ impl ConnectOptions {
 /// no kubeconfig at all (no --kubeconfig, KUBECONFIG, ~/.kube/config or context), the pod's
 /// ServiceAccount, as kubectl does.
 pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
-    if let Some(GivenCluster::Config { config, info }) = &options.given {
+    if let Some(GivenCluster::Config { config, info, .. }) = &options.given {
         if let Some((name, origin)) = &options.context {
             return Err(Error::new(format!(
                 "context `{name}` (from {origin}) cannot be used: this EnvironmentSync applies to the cluster it runs in"

@@ -151,8 +151,12 @@ impl Cluster {
     /// cluster to connect with the same context.
     pub async fn connect_sharing(options: &ConnectOptions, servers: Option<&SharedServers>) -> Result<Cluster> {
         let (config, info) = config::config(options).await?;
+        let rate = match &options.given {
+            Some(GivenCluster::Config { rate, .. }) => rate.as_ref(),
+            _ => None,
+        };
         let Some(server) = servers.map(|servers| servers.server(&info.server)) else {
-            return Self::from_config(config, info, None).await;
+            return Self::from_config(config, info, rate).await;
         };
         let client =
             server.client(&info.context, info.request_timeout, config).map_err(|err| client_error(&err, &info))?;

@@ -628,7 +628,8 @@ async fn cluster_for(
     let at_least = (spec.timeout + LOCK_TIMEOUT).saturating_mul(environments) + Duration::from_secs(60);
     let config = shared.tenants.config(namespace, &spec.account, at_least).await.map_err(tenant_failure)?;
     let info = ClusterInfo { context: format!("ServiceAccount {namespace}/{}", spec.account), ..shared.info.clone() };
-    Ok(GivenCluster::Config { config, info })
+    // Its requests spend the controller's budget, as every tenant's do.
+    Ok(GivenCluster::Config { config, info, rate: shared.tenants.rate().cloned() })
 }
 
 /// The age identities of `spec.decryption`, or none.

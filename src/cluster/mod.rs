@@ -27,7 +27,7 @@ use serde_json::Value;
 pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watching, given_kubeconfig};
 pub(crate) use error::humanize;
 pub use hooks::{PodLog, hook_done};
-pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
+pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};
 pub use objects::Deleted;
 pub use rate_limit::{RequestRate, SharedServers};
 pub use ready::{Readiness, readiness};

@@ -1,7 +1,7 @@
 //! The EnvironmentSync controller on `kube::runtime::Controller`, shaped as the ConfigMapSync
 //! one: a watch of EnvironmentSyncs (by label, for shards), `reconcile` and `error_policy`.
-//! A reconcile runs `reconcile::reconcile` (the CLI's actions, as the tenant), writes the
-//! status only when it changed, records an Event when the outcome changed or something was
+//! A reconcile runs `reconcile::reconcile` (the CLI's actions, as the tenant), writes what an
+//! apply is doing while it runs (`status::working`), then the status only when it changed, records an Event when the outcome changed or something was
 //! applied, and asks to be woken at the next interval, or sooner to retry.
 
 use std::hash::{Hash, Hasher};
@@ -20,7 +20,7 @@ use kube::{Resource, ResourceExt};
 use super::api::{EnvironmentSync, EnvironmentSyncStatus};
 use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, seconds_since};
-use super::status::{self, Outcome};
+use super::status::{self, Outcome, Working};
 use crate::controllers::configmapsync::controller::api_message;
 
 /// The event reporter, and the Lease of leader election.
@@ -90,19 +90,49 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     }
     let started = Instant::now();
     let gate = plan::gate(&sync, cx.shared.default_account.as_deref());
-    let outcome = match &gate {
-        Gate::Suspended => Outcome::Suspended,
-        Gate::Invalid { reason, message } => Outcome::Invalid { reason, message: message.clone() },
-        Gate::Go(spec) => {
-            let others = |namespace: &str, name: &str| cx.syncs.get(&ObjectRef::new(name).within(namespace));
-            reconcile::reconcile(&sync, spec, &cx.shared, others).await
+    // The apply's progress goes to the status as it comes, the latest only, beside the reconcile.
+    let (progress, mut heard) = tokio::sync::watch::channel::<Option<Working>>(None);
+    let reconciling = async {
+        let working = move |working: Working| {
+            progress.send_replace(Some(working));
+        };
+        match &gate {
+            Gate::Suspended => Outcome::Suspended,
+            Gate::Invalid { reason, message } => Outcome::Invalid { reason, message: message.clone() },
+            Gate::Go(spec) => {
+                let others = |namespace: &str, name: &str| cx.syncs.get(&ObjectRef::new(name).within(namespace));
+                reconcile::reconcile(&sync, spec, &cx.shared, others, &working).await
+            }
         }
     };
+    let writing = async {
+        let mut written = sync.status.clone().unwrap_or_default();
+        // Ends when the reconcile does (and drops `progress`).
+        while heard.changed().await.is_ok() {
+            let Some(working) = heard.borrow_and_update().clone() else { continue };
+            let status = status::working(&sync, &written, &working, &Time(jiff::Timestamp::now()));
+            if status == written {
+                continue;
+            }
+            match write_status(&sync, &cx, &written, &status).await {
+                Ok(()) => written = status,
+                // The outcome's status is written all the same; progress is worth no retry.
+                Err(err) => tracing::warn!(
+                    environmentsync = %ObjectRef::from_obj(sync.as_ref()),
+                    "cannot write the apply's progress to the status: {}",
+                    api_message(&err)
+                ),
+            }
+        }
+        written
+    };
+    let (outcome, previous) = tokio::join!(reconciling, writing);
     let request = plan::requested(&sync);
     let now = Time(jiff::Timestamp::now());
-    let status = status::after(&sync, &outcome, request, &now, seconds_since(started));
+    // Built on the status as last written, so the conditions' transitions count the apply's.
+    let current = EnvironmentSync { status: Some(previous.clone()), ..(*sync).clone() };
+    let status = status::after(&current, &outcome, request, &now, seconds_since(started));
     cx.shared.metrics.reconciled(&outcome, started.elapsed());
-    let previous = sync.status.clone().unwrap_or_default();
     if status != previous {
         write_status(&sync, &cx, &previous, &status).await?;
     }

@@ -363,6 +363,15 @@ fn failures_say_why_and_leave_the_last_applied_revision() {
     assert!(message.contains("charts/app/templates/configmap.yaml"), "{message}");
     assert_eq!(live["status"]["lastAppliedRevision"], good);
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+    // Retries failing the same way (each says it is applying first) record one Event, once.
+    std::thread::sleep(Duration::from_secs(5));
+    let failed: Vec<Value> = cluster
+        .list("events.k8s.io/v1", "Event", "events", &namespace)
+        .into_iter()
+        .filter(|e| e["regarding"]["name"] == "shop" && e["reason"] == "ApplyFailed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(failed[0]["series"].is_null(), "recorded again: {}", failed[0]);
 
     // An object in a namespace the account may not write: the namespace named, with the
     // server's reason, and nothing written (the observation is refused before any write).

@@ -126,17 +126,19 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
         }
         written
     };
-    let (outcome, previous) = tokio::join!(reconciling, writing);
+    let (outcome, written) = tokio::join!(reconciling, writing);
     let request = plan::requested(&sync);
     let now = Time(jiff::Timestamp::now());
     // Built on the status as last written, so the conditions' transitions count the apply's.
-    let current = EnvironmentSync { status: Some(previous.clone()), ..(*sync).clone() };
+    let current = EnvironmentSync { status: Some(written.clone()), ..(*sync).clone() };
     let status = status::after(&current, &outcome, request, &now, seconds_since(started));
     cx.shared.metrics.reconciled(&outcome, started.elapsed());
-    if status != previous {
-        write_status(&sync, &cx, &previous, &status).await?;
+    if status != written {
+        write_status(&sync, &cx, &written, &status).await?;
     }
-    tell(&sync, &cx, &outcome, &previous, &status).await;
+    // Against the outcome before this reconcile, not its progress: a retry failing as the last
+    // one did records no second Event.
+    tell(&sync, &cx, &outcome, &sync.status.clone().unwrap_or_default(), &status).await;
     let wait = match (&gate, &outcome) {
         (Gate::Go(spec), Outcome::Failed { .. }) => spec.retry_interval,
         (_, Outcome::Waiting { .. }) => plan::DEPENDENCY_RETRY,

@@ -1,8 +1,9 @@
 //! The EnvironmentSync controller on `kube::runtime::Controller`, shaped as the ConfigMapSync
 //! one: a watch of EnvironmentSyncs (by label, for shards), `reconcile` and `error_policy`.
 //! A reconcile runs `reconcile::reconcile` (the CLI's actions, as the tenant), writes what an
-//! apply is doing while it runs (`status::working`), then the status only when it changed, records an Event when the outcome changed or something was
-//! applied, and asks to be woken at the next interval, or sooner to retry.
+//! apply is doing while it runs (`status::working`), then the status only when it changed,
+//! records an Event when the outcome changed or something was applied, and asks to be woken at
+//! the next interval, or sooner to retry.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

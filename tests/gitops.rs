@@ -252,7 +252,9 @@ fn a_pushed_commit_is_applied_and_an_unchanged_one_writes_nothing() {
     let history: Value = serde_json::from_str(history.success()).unwrap();
     let revisions = history.pointer("/revisions").and_then(Value::as_array).cloned().unwrap_or_default();
     let revision = revisions.iter().find(|r| r["commit"] == first).unwrap_or_else(|| panic!("{history}"));
-    assert_eq!(revision["appliedBy"], format!("EnvironmentSync {namespace}/shop"));
+    // The controller runs in this process: this process is the replica that applied it.
+    let replica = weaver::cluster::this_replica();
+    assert_eq!(revision["appliedBy"], format!("EnvironmentSync {namespace}/shop on {replica}"));
 
     // Intervals that find the commit applied write nothing: not the object, not a record, not
     // the status.
@@ -487,6 +489,15 @@ fn failures_say_why_and_leave_the_last_applied_revision() {
     assert!(message.contains("charts/app/templates/configmap.yaml"), "{message}");
     assert_eq!(live["status"]["lastAppliedRevision"], good);
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+    // Retries failing the same way (each says it is applying first) record one Event, once.
+    std::thread::sleep(Duration::from_secs(5));
+    let failed: Vec<Value> = cluster
+        .list("events.k8s.io/v1", "Event", "events", &namespace)
+        .into_iter()
+        .filter(|e| e["regarding"]["name"] == "shop" && e["reason"] == "ApplyFailed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(failed[0]["series"].is_null(), "recorded again: {}", failed[0]);
 
     // An object in a namespace the account may not write: the namespace named, with the
     // server's reason, and nothing written (the observation is refused before any write).
@@ -660,8 +671,14 @@ fn an_approved_plan_is_not_applied_when_the_cluster_changed_while_it_waited_for_
     let held = json!({"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 15, "acquireTime": now, "renewTime": now});
     cluster.merge_patch(&lease, &json!({"spec": held}), "alice");
     cluster.merge_patch(&sync, &json!({"spec": {"approvedPlan": approved}}), MANAGER);
-    // Time for the reconcile to plan (approved) and wait for the lock.
-    std::thread::sleep(Duration::from_secs(6));
+    // The reconcile planned, found its plan approved, and waits for the lock.
+    eventually("the approved apply waiting for the lock", || {
+        let live = get(&cluster, &sync);
+        match ready(&live) {
+            Some((_, reason, message)) if reason == "Progressing" && message.contains("held by alice") => Ok(()),
+            other => Err(format!("Ready is {other:?}")),
+        }
+    });
     let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": namespace}});
     cluster.merge_patch(&other, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
 
@@ -1170,4 +1187,252 @@ fn an_archive_that_is_not_the_pinned_one_fails_the_reconcile_naming_the_chart_an
     );
     assert!(config_map(&cluster, &namespace, "web").is_none(), "nothing of the release was applied");
     assert_eq!(cached_charts(&controller), Vec::<String>::new(), "the refused archive was not kept");
+}
+
+/// A replica of the controller as a Deployment runs it: `weaver operator run` in its own
+/// process, electing its leader on a Lease in `lease_namespace`, named `name` (its pod's name).
+/// Dropping it kills it.
+struct Replica {
+    name: &'static str,
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+    _cache: tempfile::TempDir,
+}
+
+impl Replica {
+    fn start(cluster: &TestCluster, lease_namespace: &str, name: &'static str) -> Replica {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new(common::WEAVER)
+            .args(["operator", "run", "--controllers", "environmentsync", "--leader-elect"])
+            .args(["--leader-election-namespace", lease_namespace, "--metrics-addr", "127.0.0.1:0"])
+            .args(["-l", &format!("weaver-test={}", cluster.prefix)])
+            .arg("--git-cache-dir")
+            .arg(cache.path())
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .env("POD_NAME", name)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("start weaver operator run");
+        Replica { name, child, log, _cache: cache }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Waits until the replica's log says `line`.
+    fn until_logged(&self, line: &str) {
+        eventually(&format!("{} to log {line:?}", self.name), || match self.log() {
+            log if log.contains(line) => Ok(()),
+            log => Err(log),
+        });
+    }
+
+    /// SIGKILL: no shutdown, no release of its Leases.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one look at the EnvironmentSync found.
+#[derive(Debug)]
+struct Seen {
+    at: Duration,
+    ready: Option<(String, String, String)>,
+    reconciling: Option<(String, String)>,
+    last_applied: Option<String>,
+}
+
+fn seen(live: &Value, at: Duration) -> Seen {
+    let conditions = live.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let reconciling = conditions.iter().find(|c| c["type"] == "Reconciling").map(|c| {
+        (c["status"].as_str().unwrap_or_default().to_string(), c["message"].as_str().unwrap_or_default().to_string())
+    });
+    Seen {
+        at,
+        ready: ready(live),
+        reconciling,
+        last_applied: live.pointer("/status/lastAppliedRevision").and_then(Value::as_str).map(String::from),
+    }
+}
+
+/// The controller SIGKILLed in the middle of an apply of 3,000 objects, a second replica taking
+/// over: it leads once the leader Lease expires, waits for the environment's lock (its holder,
+/// the killed replica, named in the status) until that Lease expires too, and finishes the
+/// apply. Nothing is lost, and the status never says Ready before the apply is done.
+#[test]
+fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest_status() {
+    if !http_or_skip() {
+        return;
+    }
+    const RELEASES: usize = 6;
+    const PER_RELEASE: usize = 500;
+    const OBJECTS: usize = RELEASES * PER_RELEASE;
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let leases = cluster.namespace("leader");
+    let source = Source::new(&namespace);
+    source.write("charts/many/chart.yaml", "name: many\nversion: 0.1.0\n");
+    source.write(
+        "charts/many/templates/configmaps.yaml",
+        "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
+    );
+    let releases: String = (0..RELEASES)
+        .map(|r| format!("  - name: part-{r}\n    chart: many\n    values: {{count: {PER_RELEASE}}}\n"))
+        .collect();
+    source.write(
+        "environments/dev.yaml",
+        &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n{releases}"),
+    );
+    let commit = source.commit("3,000 ConfigMaps");
+    let ours = |cluster: &TestCluster| {
+        let listed = cluster.list("v1", "ConfigMap", "configmaps", &namespace);
+        listed.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("part-"))).count()
+    };
+
+    let mut first = Replica::start(&cluster, &leases, "replica-a");
+    first.until_logged("leading: reconciling");
+    let second = Replica::start(&cluster, &leases, "replica-b");
+    second.until_logged("following: another replica leads");
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1h"})));
+    cluster.create(&sync);
+    let started = std::time::Instant::now();
+    let mut observed = Vec::new();
+
+    // Part-way through the apply: some objects there, not all.
+    let deadline = started + Duration::from_secs(120);
+    let present = loop {
+        let live = get(&cluster, &sync);
+        observed.push(seen(&live, started.elapsed()));
+        let present = ours(&cluster);
+        if present >= OBJECTS / 10 {
+            break present;
+        }
+        assert!(std::time::Instant::now() < deadline, "no apply under way; log of replica-a:\n{}", first.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(present < OBJECTS, "the apply ended before it could be interrupted ({present} objects)");
+    let applying = observed.last().unwrap();
+    let short = weaver::controllers::gitops::plan::short(&commit);
+    assert_eq!(
+        applying.ready.as_ref().map(|r| (r.0.as_str(), r.1.as_str())),
+        Some(("Unknown", "Progressing")),
+        "{applying:?}"
+    );
+    let message = applying.reconciling.as_ref().map(|r| r.1.clone()).unwrap_or_default();
+    assert!(message.contains(&format!("applying revision {short} to environment `dev`")), "{applying:?}");
+    // Killed right after it renewed the environment's lock: the lock then outlives the leader
+    // Lease (30 s against 15 s), so the new leader finds it held, as after most kills.
+    let lock = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                      "metadata": {"name": "weaver-lock-dev", "namespace": namespace}});
+    let renewed = |cluster: &TestCluster| get(cluster, &lock)["spec"]["renewTime"].clone();
+    let before = renewed(&cluster);
+    while renewed(&cluster) == before {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill();
+    let killed = std::time::Instant::now();
+    let left = ours(&cluster);
+    assert!(left < OBJECTS, "the apply ended as it was killed");
+    eprintln!("killed replica-a at {:?} with {left} of {OBJECTS} objects applied", started.elapsed());
+
+    // The second replica leads, waits for the lock the killed one held, and applies the rest.
+    let deadline = killed + Duration::from_secs(150);
+    let done = loop {
+        let live = get(&cluster, &sync);
+        let look = seen(&live, started.elapsed());
+        let ready = look.ready.clone();
+        observed.push(look);
+        if let Some((status, ..)) = &ready
+            && status == "True"
+        {
+            break live;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not Ready in time; last seen {:?}; log of replica-b:\n{}",
+            observed.last(),
+            second.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let took = killed.elapsed();
+    // Ready claims the apply is done: it is.
+    assert_eq!(ours(&cluster), OBJECTS, "Ready before every object was applied");
+    eprintln!("replica-b finished the apply {took:?} after the kill, {:?} after the start", started.elapsed());
+    assert!(second.log().contains("leading: reconciling"), "{}", second.log());
+    assert_eq!(done["status"]["lastAppliedRevision"], commit);
+    assert_eq!(done["status"]["environments"][0]["result"], "Applied", "{}", done["status"]);
+    let (_, reason, message) = ready(&done).unwrap();
+    assert_eq!(reason, "ReconciliationSucceeded", "{message}");
+    assert_eq!(
+        done["status"]
+            .pointer("/conditions")
+            .and_then(Value::as_array)
+            .map(|c| c.iter().any(|c| c["type"] == "Reconciling")),
+        Some(false)
+    );
+
+    // Honest throughout: Ready was never True before the end, nor the commit claimed applied;
+    // while the new leader waited for the lock, the status named its holder, the killed replica.
+    let before_end = &observed[..observed.len() - 1];
+    for look in before_end {
+        assert_ne!(look.ready.as_ref().map(|r| r.0.as_str()), Some("True"), "Ready before the apply ended: {look:?}");
+        assert_eq!(look.last_applied, None, "applied before the apply ended: {look:?}");
+    }
+    let holder = format!("held by EnvironmentSync {namespace}/shop on replica-a");
+    let waited = before_end.iter().find(|look| {
+        look.at > killed.duration_since(started)
+            && look
+                .reconciling
+                .as_ref()
+                .is_some_and(|r| r.0 == "True" && r.1.contains("waiting for the lock") && r.1.contains(&holder))
+    });
+    assert!(waited.is_some(), "no status named the lock's holder: {before_end:#?}");
+    let waiting = |look: &&Seen| look.reconciling.as_ref().is_some_and(|r| r.1.contains("waiting for the lock"));
+    let resumed = before_end.iter().skip_while(|look| !waiting(look)).find(|look| !waiting(look));
+    if let Some(resumed) = resumed {
+        eprintln!(
+            "replica-b took the lock and applied from {:?} after the kill",
+            resumed.at - killed.duration_since(started)
+        );
+    }
+
+    // Every release recorded once, deployed at the commit, complete (what the CLI reads), by
+    // whichever replica finished it; no revision left half-written stands in the way.
+    let secrets = cluster.list("v1", "Secret", "secrets", &namespace);
+    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    for r in 0..RELEASES {
+        let release = format!("part-{r}");
+        let deployed: Vec<_> = records
+            .iter()
+            .filter(|record| record.release == release && record.status == weaver::release::record::Status::Deployed)
+            .collect();
+        assert_eq!(deployed.len(), 1, "{release}: {records:#?}");
+        let record = deployed[0];
+        assert_eq!(record.commit.as_deref(), Some(commit.as_str()), "{release}");
+        assert_eq!(record.objects.len(), PER_RELEASE, "{release}");
+        assert!(record.objects.iter().all(|o| o.applied), "{release}");
+    }
+    let history = common::weaver_in(
+        &source.work(),
+        &["history", "--env", "dev", "part-0", "-o", "json", "--kubeconfig", cluster.kubeconfig().to_str().unwrap()],
+        &[],
+    );
+    let history: Value = serde_json::from_str(history.success()).unwrap();
+    let newest = history.pointer("/revisions").and_then(Value::as_array).and_then(|r| r.last().cloned()).unwrap();
+    assert_eq!(newest["status"], "deployed", "{history}");
+    assert_eq!(newest["commit"], commit, "{history}");
 }

@@ -29,10 +29,11 @@ pub struct ConnectOptions {
 /// A cluster to connect to that is not read from this machine's kubeconfig.
 #[derive(Debug, Clone)]
 pub enum GivenCluster {
-    /// This connection as it is: the controller's own cluster, as a tenant's ServiceAccount.
-    /// An environment's `cluster.context` is refused: there is no other cluster to choose.
+    /// This connection as it is: the controller's own cluster, as a tenant's ServiceAccount,
+    /// within the controller's budget of requests (`--kube-api-qps`), when it has one. An
+    /// environment's `cluster.context` is refused: there is no other cluster to choose.
     /// With `live`, LISTs of weaver's objects are answered from its watches.
-    Config { config: kube::Config, info: ClusterInfo, live: Option<super::LiveCache> },
+    Config { config: kube::Config, info: ClusterInfo, rate: Option<super::RequestRate>, live: Option<super::LiveCache> },
     /// This kubeconfig (from a Secret), among whose contexts `cluster.context` chooses.
     Kubeconfig { kubeconfig: Kubeconfig, described: String },
 }

@@ -138,7 +138,12 @@ impl LiveCache {
 
     /// The client of `identity` for `config`: the one built before while its token is the
     /// same, so that requests and watches share connections.
-    pub(super) fn client(&self, identity: &str, config: kube::Config) -> Result<kube::Client, kube::Error> {
+    pub(super) fn client(
+        &self,
+        identity: &str,
+        config: kube::Config,
+        rate: Option<&super::RequestRate>,
+    ) -> Result<kube::Client, kube::Error> {
         let token = token_digest(&config);
         let mut clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((digest, client)) = clients.get(identity)
@@ -146,7 +151,10 @@ impl LiveCache {
         {
             return Ok(client.clone());
         }
-        let client = kube::Client::try_from(config)?;
+        let client = match rate {
+            Some(rate) => rate.client(config)?,
+            None => kube::Client::try_from(config)?,
+        };
         clients.insert(identity.to_string(), (token, client.clone()));
         Ok(client)
     }

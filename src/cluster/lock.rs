@@ -64,13 +64,13 @@ impl LockOptions {
 }
 
 impl LockOptions {
-    /// Leadership of controller `name`: a Lease of that name in `namespace`, held by this pod
-    /// (`POD_NAME`) or process, waited for as long as it takes.
+    /// Leadership of controller `name`: a Lease of that name in `namespace`, held by this
+    /// replica, waited for as long as it takes.
     pub fn leadership(namespace: &str, name: &str, lease_duration: Duration) -> LockOptions {
         LockOptions {
             namespace: namespace.to_string(),
             subject: LockSubject::Leadership(name.to_string()),
-            holder: std::env::var("POD_NAME").ok().filter(|pod| !pod.is_empty()).unwrap_or_else(this_process),
+            holder: this_replica(),
             // A century: a follower waits until the leader stops, however long that is.
             wait: Duration::from_secs(100 * 365 * 24 * 3600),
             lease_duration,
@@ -522,6 +522,12 @@ fn since_text(spec: &LeaseSpec) -> String {
         Some(time) => time.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         None => "an unknown time".to_string(),
     }
+}
+
+/// This replica of a controller, as a Lease names its holder: its pod (`POD_NAME`) in a pod,
+/// else this process.
+pub fn this_replica() -> String {
+    std::env::var("POD_NAME").ok().filter(|pod| !pod.is_empty()).unwrap_or_else(this_process)
 }
 
 /// `alice@build-7 pid 4242`: enough for someone waiting to find the process holding the lock.

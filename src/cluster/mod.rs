@@ -29,7 +29,7 @@ pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watchi
 pub(crate) use error::humanize;
 pub use hooks::{PodLog, hook_done};
 pub use live::{Changed, LiveCache};
-pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject};
+pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};
 pub use objects::Deleted;
 pub use rate_limit::{RequestRate, SharedServers};
 pub use ready::{Readiness, readiness};
@@ -155,11 +155,15 @@ impl Cluster {
     /// cluster to connect with the same context.
     pub async fn connect_sharing(options: &ConnectOptions, servers: Option<&SharedServers>) -> Result<Cluster> {
         let (config, info) = config::config(options).await?;
+        let rate = match &options.given {
+            Some(GivenCluster::Config { rate, .. }) => rate.as_ref(),
+            _ => None,
+        };
         if let Some(live) = options.live() {
-            return Self::watching(config, info, live.clone()).await;
+            return Self::watching(config, info, live.clone(), rate).await;
         }
         let Some(server) = servers.map(|servers| servers.server(&info.server)) else {
-            return Self::from_config(config, info, None).await;
+            return Self::from_config(config, info, rate).await;
         };
         let client =
             server.client(&info.context, info.request_timeout, config).map_err(|err| client_error(&err, &info))?;
@@ -170,8 +174,13 @@ impl Cluster {
 
     /// Connects as `info.context` with a client and discovery `live` keeps, LISTs of weaver's
     /// objects answered from its watches.
-    async fn watching(config: kube::Config, info: ClusterInfo, live: LiveCache) -> Result<Cluster> {
-        let client = live.client(&info.context, config).map_err(|err| client_error(&err, &info))?;
+    async fn watching(
+        config: kube::Config,
+        info: ClusterInfo,
+        live: LiveCache,
+        rate: Option<&RequestRate>,
+    ) -> Result<Cluster> {
+        let client = live.client(&info.context, config, rate).map_err(|err| client_error(&err, &info))?;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovered = live.discovered(discover(&client, &info, &retry)).await?;
         let identity = info.context.clone();

@@ -32,6 +32,12 @@ pub struct RequestRate {
     clock: DefaultClock,
 }
 
+impl std::fmt::Debug for RequestRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestRate").finish_non_exhaustive()
+    }
+}
+
 impl RequestRate {
     /// None unless `qps` is a positive number of requests a second and `burst` at least 1.
     pub fn new(qps: f64, burst: u32) -> Option<RequestRate> {

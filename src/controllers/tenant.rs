@@ -130,6 +130,11 @@ impl Tenants {
         Tenants { operator, base, rate, cache: Mutex::new(HashMap::new()) }
     }
 
+    /// The operator's request budget, for the clients a caller builds from [`Tenants::config`].
+    pub fn rate(&self) -> Option<&crate::cluster::RequestRate> {
+        self.rate.as_ref()
+    }
+
     /// A client acting as ServiceAccount `name` of `namespace`.
     pub async fn client(&self, namespace: &str, name: &str) -> Result<kube::Client, TenantError> {
         Ok(self.cached(namespace, name, Duration::ZERO).await?.client)

@@ -539,6 +539,9 @@ mod tests {
         let revisions: BTreeMap<&str, u32> = newest.iter().map(|(name, r)| (name.as_str(), r.revision)).collect();
         assert_eq!(revisions, BTreeMap::from([("api", 5), ("db", 2), ("web", 2)]));
         assert!(newest.iter().all(|(name, r)| *name == r.release));
+        // The next apply (a new leader's, after a kill) numbers its revision after the
+        // interrupted one (`apply::records`), so no leftover chunk mixes into its record.
+        assert_eq!(super::revisions(&secrets, "web").into_keys().next_back(), Some(3));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The EnvironmentSync controller on `kube::runtime::Controller`, shaped as the ConfigMapSync
 //! one: a watch of EnvironmentSyncs (by label, for shards), `reconcile` and `error_policy`.
-//! A reconcile runs `reconcile::reconcile` (the CLI's actions, as the tenant), writes the
-//! status only when it changed, records an Event when the outcome changed or something was
-//! applied, and asks to be woken at the next interval, or sooner to retry.
+//! A reconcile runs `reconcile::reconcile` (the CLI's actions, as the tenant), writes what an
+//! apply is doing while it runs (`status::working`), then the status only when it changed,
+//! records an Event when the outcome changed or something was applied, and asks to be woken at
+//! the next interval, or sooner to retry.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use super::api::{EnvironmentSync, EnvironmentSyncStatus};
 use super::plan::Work;
 use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, seconds_since};
-use super::status::{self, Done, Outcome};
+use super::status::{self, Done, Outcome, Working};
 use crate::controllers::configmapsync::controller::api_message;
 
 /// The event reporter, and the Lease of leader election.
@@ -41,6 +42,26 @@ pub struct Context {
     shared: Shared,
     recorder: Recorder,
     syncs: Store<EnvironmentSync>,
+    /// The status this controller last wrote to each EnvironmentSync, with the resourceVersion
+    /// the write gave it: the watch's copy may not have it yet when the next reconcile starts.
+    written: std::sync::Mutex<std::collections::HashMap<ObjectRef<EnvironmentSync>, (u64, EnvironmentSyncStatus)>>,
+}
+
+impl Context {
+    /// `sync` with the status last written, where the watch's copy is older than that write:
+    /// a reconcile right after another builds on what that one wrote (its history), not on a
+    /// status the write replaced.
+    fn latest(&self, sync: Arc<EnvironmentSync>) -> Arc<EnvironmentSync> {
+        let version =
+            |sync: &EnvironmentSync| sync.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match (written.get(&ObjectRef::from_obj(sync.as_ref())), version(&sync)) {
+            (Some((at, status)), Some(seen)) if seen < *at => {
+                Arc::new(EnvironmentSync { status: Some(status.clone()), ..(*sync).clone() })
+            }
+            _ => sync,
+        }
+    }
 }
 
 /// Changes worth a reconcile: the spec (generation), a reconcile asked for by annotation, the
@@ -70,7 +91,12 @@ pub async fn run(shared: Shared, settings: Settings, shutdown: impl Future<Outpu
         instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
     };
     let changed = changed_environments(shared.live.changes(), reader.clone());
-    let context = Arc::new(Context { shared, recorder: Recorder::new(client, reporter), syncs: reader.clone() });
+    let context = Arc::new(Context {
+        shared,
+        recorder: Recorder::new(client, reporter),
+        syncs: reader.clone(),
+        written: Default::default(),
+    });
     Controller::for_stream(trigger, reader)
         .reconcile_on(changed)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
@@ -113,30 +139,64 @@ fn changed_environments(
 pub struct Error(#[from] kube::Error);
 
 pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<Action, Error> {
+    let sync = cx.latest(sync);
     if sync.meta().deletion_timestamp.is_some() {
+        cx.written.lock().unwrap_or_else(|e| e.into_inner()).remove(&ObjectRef::from_obj(sync.as_ref()));
         // What it applied stays, as Flux's `prune: false` leaves it: records and objects are
         // the environment's, which a CLI apply or another EnvironmentSync may take on.
         return Ok(Action::await_change());
     }
     let started = Instant::now();
     let gate = plan::gate(&sync, cx.shared.default_account.as_deref());
-    let outcome = match &gate {
-        Gate::Suspended => Outcome::Suspended,
-        Gate::Invalid { reason, message } => Outcome::Invalid { reason, message: message.clone() },
-        Gate::Go(spec) => {
-            let others = |namespace: &str, name: &str| cx.syncs.get(&ObjectRef::new(name).within(namespace));
-            reconcile::reconcile(&sync, spec, &cx.shared, others).await
+    // The apply's progress goes to the status as it comes, the latest only, beside the reconcile.
+    let (progress, mut heard) = tokio::sync::watch::channel::<Option<Working>>(None);
+    let reconciling = async {
+        let working = move |working: Working| {
+            progress.send_replace(Some(working));
+        };
+        match &gate {
+            Gate::Suspended => Outcome::Suspended,
+            Gate::Invalid { reason, message } => Outcome::Invalid { reason, message: message.clone() },
+            Gate::Go(spec) => {
+                let others = |namespace: &str, name: &str| cx.syncs.get(&ObjectRef::new(name).within(namespace));
+                reconcile::reconcile(&sync, spec, &cx.shared, others, &working).await
+            }
         }
     };
+    let writing = async {
+        let mut written = sync.status.clone().unwrap_or_default();
+        // Ends when the reconcile does (and drops `progress`).
+        while heard.changed().await.is_ok() {
+            let Some(working) = heard.borrow_and_update().clone() else { continue };
+            let status = status::working(&sync, &written, &working, &Time(jiff::Timestamp::now()));
+            if status == written {
+                continue;
+            }
+            match write_status(&sync, &cx, &written, &status).await {
+                Ok(()) => written = status,
+                // The outcome's status is written all the same; progress is worth no retry.
+                Err(err) => tracing::warn!(
+                    environmentsync = %ObjectRef::from_obj(sync.as_ref()),
+                    "cannot write the apply's progress to the status: {}",
+                    api_message(&err)
+                ),
+            }
+        }
+        written
+    };
+    let (outcome, written) = tokio::join!(reconciling, writing);
     let request = plan::requested(&sync);
     let now = Time(jiff::Timestamp::now());
-    let status = status::after(&sync, &outcome, request, &now, seconds_since(started));
+    // Built on the status as last written, so the conditions' transitions count the apply's.
+    let current = EnvironmentSync { status: Some(written.clone()), ..(*sync).clone() };
+    let status = status::after(&current, &outcome, request, &now, seconds_since(started));
     cx.shared.metrics.reconciled(&outcome, started.elapsed());
-    let previous = sync.status.clone().unwrap_or_default();
-    if status != previous {
-        write_status(&sync, &cx, &previous, &status).await?;
+    if status != written {
+        write_status(&sync, &cx, &written, &status).await?;
     }
-    tell(&sync, &cx, &outcome, &previous, &status).await;
+    // Against the outcome before this reconcile, not its progress: a retry failing as the last
+    // one did records no second Event.
+    tell(&sync, &cx, &outcome, &sync.status.clone().unwrap_or_default(), &status).await;
     let wait = match (&gate, &outcome) {
         (Gate::Go(spec), Outcome::Failed { .. }) => spec.retry_interval,
         (_, Outcome::Waiting { .. }) => plan::DEPENDENCY_RETRY,
@@ -176,9 +236,12 @@ async fn write_status(
         }
     }
     let syncs: Api<EnvironmentSync> = Api::namespaced(cx.shared.client.clone(), &sync.namespace().unwrap_or_default());
-    syncs
-        .patch_status(&sync.name_any(), &PatchParams::default(), &Patch::Merge(&serde_json::json!({"status": patch})))
-        .await?;
+    let patch = Patch::Merge(serde_json::json!({"status": patch}));
+    let patched = syncs.patch_status(&sync.name_any(), &PatchParams::default(), &patch).await?;
+    if let Some(version) = patched.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()) {
+        let mut written = cx.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.insert(ObjectRef::from_obj(sync), (version, status.clone()));
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::api::{Approval, EnvironmentStatus, EnvironmentSync, PendingPlan, ReleaseChanges};
 use super::plan::{self, Settings as Spec, Work};
-use super::status::{Done, Outcome, drift_summary};
+use super::status::{Done, Outcome, Working, drift_summary};
 use super::telemetry::Metrics;
 use crate::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use crate::action::drift::{CorrectOptions, DriftOptions};
@@ -61,12 +61,14 @@ pub struct Shared {
 }
 
 /// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
-/// finds the EnvironmentSyncs it depends on, by namespace and name.
+/// finds the EnvironmentSyncs it depends on, by namespace and name; `working` hears what an
+/// apply is doing while it runs, for the status.
 pub async fn reconcile(
     sync: &EnvironmentSync,
     spec: &Spec,
     shared: &Shared,
     others: impl Fn(&str, &str) -> Option<Arc<EnvironmentSync>>,
+    working: &(dyn Fn(Working) + Sync),
 ) -> Outcome {
     let namespace = sync.namespace().unwrap_or_default();
     let failed = |reason, err: String, revision: Option<&str>| Outcome::Failed {
@@ -157,14 +159,16 @@ pub async fn reconcile(
         Ok(keys) => keys,
         Err((reason, message)) => return failed(reason, message, Some(&commit)),
     };
-    let applier = format!("EnvironmentSync {namespace}/{}", sync.name_any());
+    // The replica too: after a failover, who waits for the lock can tell the replica that
+    // stopped from one applying now.
+    let applier = format!("EnvironmentSync {namespace}/{} on {}", sync.name_any(), crate::cluster::this_replica());
     let approval_key = match &keys {
         Keys::Given { identities, .. } => identities.expose_secret().as_bytes().to_vec(),
         Keys::Search(_) => Vec::new(),
     };
     // Leased until this reconcile ends: its plan and its apply read the same archives.
     let pulls = Arc::new(Pulls::new(shared.charts.clone()));
-    let run = Run { applier, approval_key, spec, fetched: &fetched, given, keys, redactor: &redactor, pulls };
+    let run = Run { applier, approval_key, spec, fetched: &fetched, given, keys, redactor: &redactor, pulls, working };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
     let mut results = Vec::new();
@@ -268,7 +272,8 @@ fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
 
 /// What a reconcile's actions share.
 struct Run<'a> {
-    /// `EnvironmentSync team/shop`: the lock's holder and the records' `appliedBy`.
+    /// `EnvironmentSync team/shop on weaver-7d9f-x2x`: the lock's holder and the records'
+    /// `appliedBy`.
     applier: String,
     /// What the plan digest's Secret values are keyed with (the decryption identities), so the
     /// digest in the status cannot confirm a guessed value.
@@ -280,6 +285,8 @@ struct Run<'a> {
     redactor: &'a Redactor,
     /// The remote charts this reconcile pulled or found, leased.
     pulls: Arc<Pulls>,
+    /// Hears what an apply is doing, for the status.
+    working: &'a (dyn Fn(Working) + Sync),
 }
 
 impl Run<'_> {
@@ -384,7 +391,19 @@ impl Run<'_> {
             forget_helm_release: false,
             servers: None,
         };
-        let on = self.on();
+        let applying = format!("applying revision {} to environment `{name}`", plan::short(&self.fetched.commit));
+        let tell = |message: String| (self.working)(Working { revision: self.fetched.commit.clone(), message });
+        tell(applying.clone());
+        let logged = self.on();
+        // What the apply waits for (another holder of the lock) is told until its next phase.
+        let on = |progress: Progress<'_>| {
+            match &progress {
+                Progress::Status(text) => tell(format!("{applying}: {}", self.redactor.redact(text))),
+                Progress::Phase(..) | Progress::Writing => tell(applying.clone()),
+                _ => {}
+            }
+            logged(progress);
+        };
         let cx = ActionContext { redactor: self.redactor, on: &on };
         let interrupted = AtomicBool::new(false);
         let mut status = EnvironmentStatus { name, ..Default::default() };
@@ -666,7 +685,9 @@ async fn cluster_for(
     let at_least = (spec.timeout + LOCK_TIMEOUT).saturating_mul(environments) + Duration::from_secs(60);
     let config = shared.tenants.config(namespace, &spec.account, at_least).await.map_err(tenant_failure)?;
     let info = ClusterInfo { context: format!("ServiceAccount {namespace}/{}", spec.account), ..shared.info.clone() };
-    Ok(GivenCluster::Config { config, info, live: Some(shared.live.clone()) })
+    // Its requests spend the controller's budget, as every tenant's do.
+    let rate = shared.tenants.rate().cloned();
+    Ok(GivenCluster::Config { config, info, rate, live: Some(shared.live.clone()) })
 }
 
 /// The age identities of `spec.decryption`, or none.

@@ -2,7 +2,8 @@
 //! with a CamelCase reason and a message that says what to do), `Reconciling` while the
 //! controller retries, `Stalled` when only a change of the spec can help, `observedGeneration`,
 //! the revisions, one entry per environment and the last reconciles. Built from the outcome
-//! alone, so an unchanged outcome gives an equal status and no write.
+//! alone, so an unchanged outcome gives an equal status and no write. While an apply runs, the
+//! status says so ([`working`]): Ready is Unknown until the apply's outcome is known.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -89,6 +90,40 @@ impl Outcome {
             }
             _ => None,
         }
+    }
+}
+
+/// What a reconcile is doing while it applies: the revision, and a message naming the
+/// environment and what the apply waits for (another holder of its lock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Working {
+    pub revision: String,
+    pub message: String,
+}
+
+/// `previous` (the status as last written) while `working` goes on, as kstatus reads work in
+/// progress: Reconciling True and Ready Unknown, both with reason `Progressing` and the
+/// message; the revision is the last attempted one. Nothing else changes: the last applied
+/// revision stays what the cluster is known to hold.
+pub fn working(
+    sync: &EnvironmentSync,
+    previous: &EnvironmentSyncStatus,
+    working: &Working,
+    now: &Time,
+) -> EnvironmentSyncStatus {
+    let generation = sync.metadata.generation;
+    let progressing = |type_| {
+        let mut condition = condition(type_, true, "Progressing", working.message.clone(), generation, now);
+        if type_ == READY {
+            condition.status = "Unknown".into();
+        }
+        carry_transition(condition, &previous.conditions)
+    };
+    EnvironmentSyncStatus {
+        observed_generation: generation,
+        conditions: vec![progressing(READY), progressing(RECONCILING)],
+        last_attempted_revision: Some(working.revision.clone()),
+        ..previous.clone()
     }
 }
 
@@ -298,6 +333,28 @@ mod tests {
         assert!(status.conditions[0].message.contains("sha256:abc"));
         assert_eq!(status.last_applied_revision, None);
         assert_eq!(status.last_handled_reconcile_at.as_deref(), Some("now"));
+    }
+
+    #[test]
+    fn an_apply_in_progress_is_reconciling_and_not_ready_until_it_ends() {
+        let mut s = sync();
+        s.status = Some(after(&s, &done(Work::Apply, vec![env("dev", "Applied")]), None, &time(1), 1.0));
+        let next = "fedcba9876543210fedcba9876543210fedcba98";
+        let applying =
+            Working { revision: next.into(), message: "applying revision fedcba9 to environment `dev`".into() };
+        let status = working(&s, s.status.as_ref().unwrap(), &applying, &time(2));
+        assert_eq!(condition_of(&status, READY), Some(("Unknown", "Progressing")));
+        assert_eq!(condition_of(&status, RECONCILING), Some(("True", "Progressing")));
+        assert_eq!(status.conditions[0].message, applying.message);
+        assert_eq!(status.conditions[0].last_transition_time, time(2));
+        assert_eq!(status.last_attempted_revision.as_deref(), Some(next));
+        assert_eq!(status.last_applied_revision.as_deref(), Some(COMMIT), "still what the cluster holds");
+        assert_eq!(status.history.len(), 1);
+        // Waiting for the lock changes the message, not when the conditions turned.
+        let waiting = Working { message: format!("{}: waiting for the lock", applying.message), ..applying };
+        let status = working(&s, &status, &waiting, &time(3));
+        assert_eq!(status.conditions[0].message, waiting.message);
+        assert_eq!(status.conditions[0].last_transition_time, time(2));
     }
 
     #[test]

@@ -257,14 +257,17 @@ fn a_pushed_commit_is_applied_and_an_unchanged_one_writes_nothing() {
     assert_eq!(revision["appliedBy"], format!("EnvironmentSync {namespace}/shop on {replica}"));
 
     // Intervals that find the commit applied write nothing: not the object, not a record, not
-    // the status.
+    // the status, not an Event.
     let versions = |cluster: &TestCluster| {
         let records = cluster.list("v1", "Secret", "secrets", &namespace);
         let records: Vec<Value> = records.iter().map(|s| s["metadata"]["resourceVersion"].clone()).collect();
+        let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
+        let events: Vec<Value> = events.iter().map(|e| e["metadata"]["resourceVersion"].clone()).collect();
         (
             config_map(cluster, &namespace, "app").unwrap()["metadata"]["resourceVersion"].clone(),
             records,
             get(cluster, &sync)["metadata"]["resourceVersion"].clone(),
+            events,
         )
     };
     // The first interval after the apply looks at drift, and says so once (`drift: none`).

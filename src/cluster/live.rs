@@ -247,6 +247,7 @@ impl LiveCache {
                 return true;
             }
             if Instant::now() >= deadline {
+                tracing::debug!(resource = %target.kind, namespace = ?target.namespace, "writes not delivered by the watch in time: listing");
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

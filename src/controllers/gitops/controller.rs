@@ -258,7 +258,8 @@ async fn tell(
     let Some(now) = ready(status) else { return };
     let changed = ready(previous).is_none_or(|before| before.reason != now.reason || before.message != now.message);
     let applied = match outcome {
-        Outcome::Done(done) => done.environments.iter().any(|e| e.result == "Applied"),
+        // A look at drift carries the last apply's results: only an apply is news.
+        Outcome::Done(done) => done.work == Work::Apply && done.environments.iter().any(|e| e.result == "Applied"),
         _ => false,
     };
     if changed || applied {

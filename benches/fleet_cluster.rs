@@ -195,11 +195,7 @@ fn spent(server: &Option<support::ServerCpu>, runs: usize) -> Option<Spent> {
 /// weaver's CPU and the server's spread over all of them (etcd's, and what else the server
 /// does meanwhile, left out: it is a lower bound).
 fn floor(weaver: Duration, server: &Option<Spent>) -> Option<Duration> {
-    server.as_ref().filter(|server| server.local).map(|server| (weaver + server.cpu) / cores())
-}
-
-fn cores() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
+    server.as_ref().filter(|server| server.local).map(|server| (weaver + server.cpu) / support::cores())
 }
 
 /// The API server's CPU beside a run and the run's [`floor`], to print.
@@ -210,7 +206,7 @@ fn beside(weaver: Duration, server: &Option<Spent>) -> String {
         Some(floor) => format!(
             "{cpu}: with it on this machine, the median run cannot take under {} on {} cores",
             support::ms(floor),
-            cores()
+            support::cores()
         ),
         None => cpu,
     }

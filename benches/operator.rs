@@ -18,10 +18,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use std::time::{Duration, Instant};
+use support::Operator;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
@@ -164,52 +166,6 @@ fn per_reconcile(requests: Requests, reconciles: f64) -> String {
     )
 }
 
-/// The operator process; killed when dropped.
-struct Operator {
-    child: Child,
-    metrics: String,
-}
-
-impl Operator {
-    /// Peak resident memory so far (VmHWM), in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| v.trim().trim_end_matches(" kB"));
-        kb.and_then(|kb| kb.trim().parse::<u64>().ok()).unwrap_or(0) * 1024
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        use std::io::{Read, Write};
-        // A freshly started operator serves its metrics a moment later.
-        let started = Instant::now();
-        let mut stream = loop {
-            match std::net::TcpStream::connect(&self.metrics) {
-                Ok(stream) => break stream,
-                Err(err) if started.elapsed() > Duration::from_secs(10) => panic!("the operator's metrics: {err}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
-        write!(stream, "GET /metrics HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text.lines()
-            .filter_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_whitespace().last()))
-            .filter_map(|v| v.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn main() {
     let syncs: usize = env_number("WEAVER_BENCH_SYNCS", 200);
     let targets: usize = env_number("WEAVER_BENCH_TARGETS", 10);
@@ -299,33 +255,12 @@ fn main() {
     );
 
     // The operator's kubeconfig: its ServiceAccount's token.
-    let cluster_entry = {
-        let config = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-        let current = config.current_context.clone().unwrap();
-        let context = config.contexts.iter().find(|c| c.name == current).unwrap().context.clone().unwrap();
-        config.clusters.iter().find(|c| c.name == context.cluster).unwrap().cluster.clone().unwrap()
-    };
-    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(bench.client.clone(), NS);
-    let request = serde_json::from_value(json!({"spec": {"expirationSeconds": 7200}})).unwrap();
-    let token =
-        bench.runtime.block_on(accounts.create_token_request("operator", &PostParams::default(), &request)).unwrap();
     let operator_kubeconfig = scratch.path().join("operator.kubeconfig");
-    std::fs::write(
-        &operator_kubeconfig,
-        serde_json::to_string(&json!({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "bench", "cluster": cluster_entry}],
-            "users": [{"name": "operator", "user": {"token": token.status.unwrap().token}}],
-            "contexts": [{"name": "operator", "context": {"cluster": "bench", "user": "operator"}}],
-            "current-context": "operator",
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    support::account_kubeconfig(&bench.client, &bench.runtime, &kubeconfig, NS, "operator", &operator_kubeconfig);
 
     let log = scratch.path().join("operator.log");
     let start_operator = || {
-        let metrics = format!("127.0.0.1:{}", free_port());
+        let metrics = format!("127.0.0.1:{}", support::free_port());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         Operator {
             child: Command::new(support::WEAVER)

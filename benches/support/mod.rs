@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "../../tests/common/fs.rs"]
@@ -279,4 +279,115 @@ impl<'a> ServerCpu<'a> {
         let (now, started) = server_cpu_reading(self.kubeconfig)?;
         (started == self.started).then(|| now.saturating_sub(self.start).saturating_sub(self.reading))
     }
+}
+
+/// This machine's cores.
+pub fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `weaver operator run`, serving its metrics on `metrics`; killed when dropped.
+/// Its CPU and memory are read from /proc while it runs.
+pub struct Operator {
+    pub child: Child,
+    pub metrics: String,
+}
+
+impl Operator {
+    /// A field of /proc/PID/status in kB (`VmHWM`, `VmRSS`), in bytes.
+    fn status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .map(|v| v.trim().trim_end_matches(" kB"));
+        kb.and_then(|kb| kb.trim().parse::<u64>().ok()).unwrap_or(0) * 1024
+    }
+
+    /// Peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        self.status_bytes("VmHWM")
+    }
+
+    /// Resident memory now (VmRSS), in bytes.
+    pub fn rss(&self) -> u64 {
+        self.status_bytes("VmRSS")
+    }
+
+    /// CPU time so far, user and system, every thread's (/proc/PID/stat's utime and stime).
+    pub fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // The fields after the command's name (which may hold spaces) start at field 3, state:
+        // utime and stime are fields 14 and 15, in clock ticks.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // SAFETY: sysconf reads a constant of the system.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / per_second)
+    }
+
+    /// The sum of a metric's samples (every label set) on the operator's `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        use std::io::Write;
+        // A freshly started operator serves its metrics a moment later.
+        let started = Instant::now();
+        let mut stream = loop {
+            match std::net::TcpStream::connect(&self.metrics) {
+                Ok(stream) => break stream,
+                Err(err) if started.elapsed() > Duration::from_secs(10) => panic!("the operator's metrics: {err}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_whitespace().last()))
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a kubeconfig at `path` for the kubeconfig's current cluster, as ServiceAccount
+/// `namespace/account` (a TokenRequest token, two hours), so that a process the bench starts
+/// has that account's rights and its requests carry that user.
+pub fn account_kubeconfig(
+    client: &kube::Client,
+    runtime: &tokio::runtime::Runtime,
+    kubeconfig: &str,
+    namespace: &str,
+    account: &str,
+    path: &std::path::Path,
+) {
+    let cluster_entry = {
+        let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+        let current = config.current_context.clone().unwrap();
+        let context = config.contexts.iter().find(|c| c.name == current).unwrap().context.clone().unwrap();
+        config.clusters.iter().find(|c| c.name == context.cluster).unwrap().cluster.clone().unwrap()
+    };
+    let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let request = serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 7200}})).unwrap();
+    let token = runtime.block_on(accounts.create_token_request(account, &Default::default(), &request)).unwrap();
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "bench", "cluster": cluster_entry}],
+        "users": [{"name": account, "user": {"token": token.status.unwrap().token}}],
+        "contexts": [{"name": account, "context": {"cluster": "bench", "user": account}}],
+        "current-context": account,
+    });
+    std::fs::write(path, serde_json::to_string(&config).unwrap()).unwrap();
 }

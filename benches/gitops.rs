@@ -1,0 +1,789 @@
+//! The EnvironmentSync controller (issue 54) as it runs: the release binary, `weaver operator
+//! run --controllers environmentsync`, as a ServiceAccount of its own, pulling from git's
+//! smart-HTTP backend on loopback (tests/common/git_http.rs), applying as each namespace's tenant
+//! ServiceAccount `deployer`.
+//! 1. Push to applied: one EnvironmentSync of one environment of 250 releases (a ConfigMap
+//!    each), applied; then commits changing all 250, each followed by a requested reconcile (the
+//!    annotation the webhook sets), timed until Ready at the new commit, beside the reconcile's
+//!    own duration (`status.history[0].durationSeconds`). Target on a real server: ≤ 3 s.
+//! 2. Steady state: N EnvironmentSyncs (`WEAVER_BENCH_SYNCS`, 250,500,1000) of 20 ConfigMaps
+//!    each (two releases of ten), N environments of ONE repository, over 10 namespaces with a
+//!    tenant account each, on `WEAVER_BENCH_INTERVAL` (60s). The sizes grow one set-up: each
+//!    size adds EnvironmentSyncs and starts the operator again, timed until all are Ready; then
+//!    one interval and a fifth is measured: the controller's CPU (target ≤ 0.25 cores) and RSS
+//!    (≤ 500 MB), writes (target 0: resourceVersions of every ConfigMap, Secret and
+//!    EnvironmentSync), LISTs of ConfigMaps and Secrets (target 0) and reads of the remote's refs
+//!    (`GET …/info/refs`: target one per interval). Then at the largest size, 4 shards (4
+//!    operators with `--shard`, each EnvironmentSync labelled with one of 4), in total.
+//! 3. Drift noticed, at the largest size: a ConfigMap changed by another field manager, timed
+//!    until the EnvironmentSync's `status.drift.drifted` is 1 and an Event DriftDetected tells
+//!    (target ≤ 5 s); then with `correctDrift: true`, another changed, timed until put back
+//!    (target ≤ 10 s).
+//!
+//! Every figure comes with the operator's CPU (/proc/PID/stat) and the cores it used, its peak
+//! and current RSS (VmHWM, VmRSS), its requests by verb and resource (the fake's log, by the
+//! operator's and tenants' users; on a real server `apiserver_request_total`, which counts every
+//! client of the server, other workers' too) and the load average; on a real server on this
+//! machine, the least the wall time can be with the server's CPU spread over the shared cores.
+//! Runs against the in-process fake, or the current context of `WEAVER_BENCH_KUBECONFIG=FILE`
+//! (namespaces `bench-gitops-<pid>*` and ClusterRoles `bench-gitops-<pid>-*`, deleted at the
+//! end). `WEAVER_BENCH_QPS`, `WEAVER_BENCH_BURST` (50, 300: the operator's defaults) and
+//! `WEAVER_BENCH_CONCURRENT` (4: the chart's) are the operator's; `WEAVER_BENCH_OPERATOR_LOG`
+//! its `RUST_LOG` (warn).
+
+mod support;
+
+#[path = "../tests/common/git_http.rs"]
+mod git_http;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+const GROUP_VERSION: &str = "weaver.example.com/v1alpha1";
+const SHARD_LABEL: &str = "weaver.example.com/shard";
+const SHARDS: usize = 4;
+const TENANT_NAMESPACES: usize = 10;
+const PUSH_RELEASES: usize = 250;
+const PUSH_RUNS: usize = 3;
+/// Each steady-state environment: two releases of chart `ten`, ten ConfigMaps each.
+const FLEET_RELEASES: [&str; 2] = ["a", "b"];
+const CONFIGMAPS_PER_RELEASE: usize = 10;
+const LIMIT: Duration = Duration::from_secs(3600);
+
+fn env_text(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+struct Bench {
+    client: kube::Client,
+    runtime: tokio::runtime::Runtime,
+    fake: Option<weaver_test_apiserver::TestApiServer>,
+    kubeconfig: String,
+    /// `bench-gitops-<pid>`: the operator's namespace, and the prefix of every name made.
+    prefix: String,
+}
+
+impl Bench {
+    fn api(&self, api_version: &str, kind: &str, plural: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        }
+    }
+
+    fn api_of(&self, object: &Value, plural: &str) -> (Api<DynamicObject>, String) {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).map(String::from);
+        let api = self.api(
+            &text("/apiVersion").unwrap(),
+            &text("/kind").unwrap(),
+            plural,
+            text("/metadata/namespace").as_deref(),
+        );
+        (api, text("/metadata/name").unwrap())
+    }
+
+    /// Server-side applies `object` (field manager `bench`, forced).
+    fn apply(&self, plural: &str, object: Value) {
+        let (api, name) = self.api_of(&object, plural);
+        let params = PatchParams::apply("bench").force();
+        self.runtime
+            .block_on(api.patch(&name, &params, &Patch::Apply(&object)))
+            .unwrap_or_else(|e| panic!("apply {plural} {name}: {e}"));
+    }
+
+    /// A merge patch of `object` (its apiVersion, kind and name) as field manager `manager`.
+    fn merge_patch(&self, plural: &str, object: &Value, patch: Value, manager: &str) {
+        let (api, name) = self.api_of(object, plural);
+        let params = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
+        self.runtime
+            .block_on(api.patch(&name, &params, &Patch::Merge(&patch)))
+            .unwrap_or_else(|e| panic!("patch {plural} {name}: {e}"));
+    }
+
+    fn get(&self, plural: &str, object: &Value) -> Value {
+        let (api, name) = self.api_of(object, plural);
+        let live = self.runtime.block_on(api.get(&name)).unwrap_or_else(|e| panic!("get {plural} {name}: {e}"));
+        serde_json::to_value(live).unwrap()
+    }
+
+    fn list(&self, api_version: &str, kind: &str, plural: &str, namespace: Option<&str>, selector: &str) -> Vec<Value> {
+        let api = self.api(api_version, kind, plural, namespace);
+        let params = match selector {
+            "" => ListParams::default(),
+            selector => ListParams::default().labels(selector),
+        };
+        let list = self.runtime.block_on(api.list(&params)).unwrap();
+        list.items.into_iter().map(|o| serde_json::to_value(o).unwrap()).collect()
+    }
+
+    fn syncs(&self, selector: &str) -> Vec<Value> {
+        self.list(GROUP_VERSION, "EnvironmentSync", "environmentsyncs", None, selector)
+    }
+
+    fn wait_until(&self, what: &str, poll: Duration, mut done: impl FnMut(&Bench) -> bool) -> Duration {
+        let started = Instant::now();
+        while !done(self) {
+            assert!(started.elapsed() < LIMIT, "{what}: not done after {LIMIT:?}");
+            std::thread::sleep(poll);
+        }
+        started.elapsed()
+    }
+
+    fn tenant_namespaces(&self) -> Vec<String> {
+        (0..TENANT_NAMESPACES).map(|t| format!("{}-t{t}", self.prefix)).collect()
+    }
+
+    /// Whose requests are the operator's: its own account and the tenants'.
+    fn operator_user(&self, user: &str) -> bool {
+        user.starts_with(&format!("system:serviceaccount:{}", self.prefix))
+    }
+
+    /// Requests so far by "VERB resource": the fake's log of the operator's users, or a real
+    /// server's `apiserver_request_total` (every client's).
+    fn requests(&self) -> BTreeMap<String, u64> {
+        let mut count = BTreeMap::new();
+        match &self.fake {
+            Some(server) => {
+                for request in server.requests().iter().filter(|r| self.operator_user(&r.user)) {
+                    *count.entry(verb_and_resource(&request.method, &request.path, &request.query)).or_default() += 1;
+                }
+            }
+            None => {
+                let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+                let text = self.runtime.block_on(self.client.request_text(request)).expect("the server's /metrics");
+                for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+                    let label = |name: &str| {
+                        let start = line.find(&format!(",{name}=\"")).or_else(|| line.find(&format!("{{{name}=\"")))?;
+                        line[start + name.len() + 3..].split('"').next()
+                    };
+                    let (Some(verb), Some(resource)) = (label("verb"), label("resource")) else { continue };
+                    let resource = match label("subresource") {
+                        Some(sub) if !sub.is_empty() => format!("{resource}/{sub}"),
+                        _ => resource.to_string(),
+                    };
+                    let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64;
+                    *count.entry(format!("{verb} {resource}")).or_default() += value;
+                }
+            }
+        }
+        count
+    }
+
+    fn server_cpu(&self) -> Option<support::ServerCpu<'_>> {
+        match self.fake {
+            Some(_) => None,
+            None => support::ServerCpu::start(&self.kubeconfig),
+        }
+    }
+}
+
+/// The verb (as `apiserver_request_total` names it) and resource of a request to the fake.
+fn verb_and_resource(method: &str, path: &str, query: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match parts.as_slice() {
+        ["api", _, rest @ ..] | ["apis", _, _, rest @ ..] => rest,
+        _ => return format!("{method} discovery"),
+    };
+    let rest = match rest {
+        ["namespaces", _, rest @ ..] if !rest.is_empty() => rest,
+        rest => rest,
+    };
+    let (resource, named) = match rest {
+        [] => return format!("{method} discovery"),
+        [resource] => (resource.to_string(), false),
+        [resource, _] => (resource.to_string(), true),
+        [resource, _, sub, ..] => (format!("{resource}/{sub}"), true),
+    };
+    let verb = match method {
+        "GET" if query.contains("watch=true") || query.contains("watch=1") => "WATCH",
+        "GET" if named => "GET",
+        "GET" => "LIST",
+        "POST" => "CREATE",
+        "PUT" => "UPDATE",
+        other => other,
+    };
+    format!("{verb} {resource}")
+}
+
+/// What `after` counts more than `before`, nonzero only.
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(key, n)| (key.clone(), n - before.get(key).copied().unwrap_or(0).min(*n)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The requests that weaver's controller sends, as one line (a real server's are every
+/// client's, so only the resources it uses are shown).
+fn requests_line(requests: &BTreeMap<String, u64>, fake: bool) -> String {
+    const RESOURCES: &[&str] = &[
+        "configmaps",
+        "secrets",
+        "leases",
+        "environmentsyncs",
+        "environmentsyncs/status",
+        "events",
+        "serviceaccounts/token",
+        "namespaces",
+        "discovery",
+    ];
+    let shown: Vec<String> = requests
+        .iter()
+        .filter(|(key, _)| fake || key.split(' ').nth(1).is_some_and(|r| RESOURCES.contains(&r)))
+        .map(|(key, n)| format!("{key} {n}"))
+        .collect();
+    let whose = if fake { "the operator's and tenants'" } else { "server-wide, every client's" };
+    format!("requests ({whose}): {}", if shown.is_empty() { "none".to_string() } else { shown.join(", ") })
+}
+
+/// LISTs of ConfigMaps and Secrets.
+fn lists(requests: &BTreeMap<String, u64>) -> u64 {
+    ["LIST configmaps", "LIST secrets"].iter().map(|key| requests.get(*key).copied().unwrap_or(0)).sum()
+}
+
+/// Ready at `commit`, at the EnvironmentSync's current generation.
+fn ready_at(sync: &Value, commit: &str) -> bool {
+    let ready = sync
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+    ready
+        && sync.pointer("/status/lastAppliedRevision").and_then(Value::as_str) == Some(commit)
+        && sync.pointer("/status/observedGeneration") == sync.pointer("/metadata/generation")
+}
+
+/// The operator processes measured together: their CPU, memory and metrics summed.
+struct Operators(Vec<support::Operator>);
+
+impl Operators {
+    fn cpu(&self) -> Duration {
+        self.0.iter().map(support::Operator::cpu).sum()
+    }
+
+    fn memory(&self) -> String {
+        let peak: u64 = self.0.iter().map(support::Operator::peak_rss).sum();
+        let now: u64 = self.0.iter().map(support::Operator::rss).sum();
+        format!("peak RSS {:.1} MB, RSS {:.1} MB", peak as f64 / 1e6, now as f64 / 1e6)
+    }
+
+    fn reconciles(&self) -> f64 {
+        self.0.iter().map(|o| o.metric("environmentsync_reconcile_duration_seconds_count")).sum()
+    }
+}
+
+/// CPU over a wall time, and the cores it kept busy.
+fn cpu_line(cpu: Duration, wall: Duration) -> String {
+    format!("controller CPU {:.2} s ({:.2} cores)", cpu.as_secs_f64(), cpu.as_secs_f64() / wall.as_secs_f64().max(1e-3))
+}
+
+/// The API server's CPU over a wall time, and where it shares this machine, the least that wall
+/// time can be: the controller's CPU and the server's spread over every core (etcd's and the
+/// other workers' left out: a lower bound).
+fn server_line(server: &Option<support::ServerCpu>, controller: Duration) -> String {
+    let Some(server) = server else { return String::new() };
+    let Some(spent) = server.spent() else { return String::new() };
+    let line = format!("; the API server's CPU {}", support::ms(spent));
+    match server.local {
+        true => format!(
+            "{line}: sharing this machine, no less than {} on {} cores",
+            support::ms((controller + spent) / support::cores()),
+            support::cores()
+        ),
+        false => line,
+    }
+}
+
+/// A repository served over smart HTTP, with a working tree to commit in.
+struct Repository {
+    git: git2::Repository,
+    work: PathBuf,
+    url: String,
+}
+
+impl Repository {
+    fn new(root: &Path, name: &str, base: &str) -> Repository {
+        let work = root.join(name);
+        let git = support::git::init(&work);
+        git.set_head("refs/heads/main").unwrap();
+        Repository { git, work, url: format!("{base}/{name}") }
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let full = self.work.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    }
+
+    fn commit(&self, message: &str) -> String {
+        support::git::commit_all(&self.git, message).to_string()
+    }
+}
+
+fn environment_sync(name: &str, namespace: &str, labels: Value, url: &str, environment: &str, interval: &str) -> Value {
+    json!({
+        "apiVersion": GROUP_VERSION, "kind": "EnvironmentSync",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"source": {"url": url, "ref": {"branch": "main"}}, "environments": [environment],
+                 "serviceAccountName": "deployer", "interval": interval},
+    })
+}
+
+fn main() {
+    if let Some(missing) = git_http::http_backend_missing() {
+        println!("not run: {missing}");
+        return;
+    }
+    let (fake, kubeconfig) = support::cluster();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = support::client(&runtime, &kubeconfig);
+    let prefix = format!("bench-gitops-{}", std::process::id());
+    let bench = Bench { client, runtime, fake, kubeconfig, prefix };
+    let mut sizes: Vec<usize> = env_text("WEAVER_BENCH_SYNCS", "250,500,1000")
+        .split(',')
+        .map(|n| n.trim().parse().expect("WEAVER_BENCH_SYNCS: numbers separated by commas"))
+        .collect();
+    sizes.sort_unstable();
+    let interval_text = env_text("WEAVER_BENCH_INTERVAL", "60s");
+    let interval = Duration::from_secs(
+        interval_text.trim_end_matches('s').parse().expect("WEAVER_BENCH_INTERVAL: seconds, as 60s"),
+    );
+    println!(
+        "against {}, on {} cores (load average {}); operator --kube-api-qps {} --kube-api-burst {} --concurrent {}",
+        support::cluster_name(&bench.fake, &bench.kubeconfig),
+        support::cores(),
+        support::load_average(),
+        env_text("WEAVER_BENCH_QPS", "50"),
+        env_text("WEAVER_BENCH_BURST", "300"),
+        env_text("WEAVER_BENCH_CONCURRENT", "4"),
+    );
+
+    let scratch = tempfile::tempdir().unwrap();
+    let git_root = scratch.path().join("git");
+    std::fs::create_dir_all(&git_root).unwrap();
+    let git = git_http::GitHttpServer::start(&git_root, git_http::Options::default());
+    set_up(&bench);
+    let operator_kubeconfig = scratch.path().join("operator.kubeconfig");
+    support::account_kubeconfig(
+        &bench.client,
+        &bench.runtime,
+        &bench.kubeconfig,
+        &bench.prefix,
+        "operator",
+        &operator_kubeconfig,
+    );
+    let log = scratch.path().join("operator.log");
+    let start = |selector: &str, shard: Option<&str>, cache: &str| {
+        let metrics = format!("127.0.0.1:{}", support::free_port());
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut command = Command::new(support::WEAVER);
+        command
+            .args(["operator", "run", "--controllers", "environmentsync", "-l", selector, "--metrics-addr", &metrics])
+            .args(["--kube-api-qps", &env_text("WEAVER_BENCH_QPS", "50")])
+            .args(["--kube-api-burst", &env_text("WEAVER_BENCH_BURST", "300")])
+            .args(["--concurrent", &env_text("WEAVER_BENCH_CONCURRENT", "4")])
+            .arg("--git-cache-dir")
+            .arg(scratch.path().join(cache))
+            .arg("--kubeconfig")
+            .arg(&operator_kubeconfig)
+            .args(shard.map(|shard| ["--shard", shard]).into_iter().flatten())
+            .env("RUST_LOG", env_text("WEAVER_BENCH_OPERATOR_LOG", "warn"))
+            .stdout(Stdio::null())
+            .stderr(log);
+        support::Operator { child: command.spawn().unwrap(), metrics }
+    };
+
+    push_to_applied(&bench, &git_root, &git, &start);
+    steady_state(&bench, &git_root, &git, &start, &sizes, &interval_text, interval);
+
+    clean_up(&bench);
+    let operator_log = std::fs::read_to_string(&log).unwrap_or_default();
+    if !operator_log.trim().is_empty() {
+        println!(
+            "operator warnings (first 20 lines):\n{}",
+            operator_log.lines().take(20).collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+/// The CRD; the operator's namespace and ServiceAccount, which may do anything; the tenants'
+/// namespaces, each with ServiceAccount `deployer` that may do anything there and read
+/// namespaces.
+fn set_up(bench: &Bench) {
+    bench.apply("customresourcedefinitions", weaver::controllers::gitops::crd());
+    bench.wait_until("the CRD to be established", Duration::from_millis(250), |b| {
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                         "metadata": {"name": "environmentsyncs.weaver.example.com"}});
+        let crd = b.get("customresourcedefinitions", &crd);
+        crd.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
+    });
+    let prefix = &bench.prefix;
+    let rbac = "rbac.authorization.k8s.io/v1";
+    let role_ref =
+        |kind: &str, name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name});
+    bench.apply("namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": prefix}}));
+    bench.apply(
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "operator", "namespace": prefix}}),
+    );
+    bench.apply(
+        "clusterroles",
+        json!({"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": format!("{prefix}-operator")},
+               "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+    );
+    bench.apply(
+        "clusterrolebindings",
+        json!({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": format!("{prefix}-operator")},
+               "roleRef": role_ref("ClusterRole", &format!("{prefix}-operator")),
+               "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": prefix}]}),
+    );
+    let mut tenants = bench.tenant_namespaces();
+    tenants.push(format!("{prefix}-push"));
+    for ns in &tenants {
+        bench.apply("namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        bench.apply(
+            "serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": ns}}),
+        );
+        bench.apply(
+            "roles",
+            json!({"apiVersion": rbac, "kind": "Role", "metadata": {"name": "deployer", "namespace": ns},
+                   "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+        );
+        bench.apply(
+            "rolebindings",
+            json!({"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "deployer", "namespace": ns},
+                   "roleRef": role_ref("Role", "deployer"),
+                   "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}]}),
+        );
+    }
+    bench.apply(
+        "clusterroles",
+        json!({"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": format!("{prefix}-namespaces")},
+               "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]}),
+    );
+    let subjects: Vec<Value> =
+        tenants.iter().map(|ns| json!({"kind": "ServiceAccount", "name": "deployer", "namespace": ns})).collect();
+    bench.apply(
+        "clusterrolebindings",
+        json!({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": format!("{prefix}-namespaces")},
+               "roleRef": role_ref("ClusterRole", &format!("{prefix}-namespaces")), "subjects": subjects}),
+    );
+}
+
+/// Scenario 1: a commit changing all 250 releases of one environment, from the requested
+/// reconcile to Ready at that commit.
+fn push_to_applied(
+    bench: &Bench,
+    git_root: &Path,
+    git: &git_http::GitHttpServer,
+    start: &dyn Fn(&str, Option<&str>, &str) -> support::Operator,
+) {
+    let namespace = format!("{}-push", bench.prefix);
+    let repo = Repository::new(git_root, "push", &git.base);
+    repo.write("charts/one/chart.yaml", "name: one\nversion: 1.0.0\n");
+    repo.write("charts/one/values.yaml", "greeting: hello-0\n");
+    repo.write(
+        "charts/one/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n  greeting: {{ values.greeting }}\n  release: {{ release.name }}\n",
+    );
+    let mut env = format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n");
+    for i in 0..PUSH_RELEASES {
+        env.push_str(&format!("  - name: p-{i:04}\n    chart: one\n"));
+    }
+    repo.write("environments/push.yaml", &env);
+    let mut commit = repo.commit("push: first");
+
+    let selector = format!("bench-gitops={}-push", std::process::id());
+    let labels = json!({"bench-gitops": format!("{}-push", std::process::id())});
+    // An hour's interval: only the requested reconciles apply.
+    let sync = environment_sync("push", &namespace, labels, &repo.url, "push", "1h");
+    let operators = Operators(vec![start(selector.as_str(), None, "cache-push")]);
+    let (cpu, requests, server) = (operators.cpu(), bench.requests(), bench.server_cpu());
+    bench.apply("environmentsyncs", sync.clone());
+    let first = bench.wait_until("the first apply of 250 releases", Duration::from_millis(100), |b| {
+        ready_at(&b.get("environmentsyncs", &sync), &commit)
+    });
+    let spent = operators.cpu() - cpu;
+    println!(
+        "push: first apply of {PUSH_RELEASES} releases: Ready in {}; {}{}; {}; {}; load average {}",
+        support::ms(first),
+        cpu_line(spent, first),
+        server_line(&server, spent),
+        operators.memory(),
+        requests_line(&delta(&requests, &bench.requests()), bench.fake.is_some()),
+        support::load_average()
+    );
+
+    for run in 1..=PUSH_RUNS {
+        repo.write("charts/one/values.yaml", &format!("greeting: hello-{run}\n"));
+        commit = repo.commit(&format!("push: change {run}"));
+        let (cpu, requests, server) = (operators.cpu(), bench.requests(), bench.server_cpu());
+        let asked = format!("bench-push-{run}");
+        let annotation = json!({"metadata": {"annotations": {"weaver.example.com/reconcile-requested-at": asked}}});
+        let started = Instant::now();
+        bench.merge_patch("environmentsyncs", &sync, annotation, "bench");
+        let mut live = Value::Null;
+        bench.wait_until("the pushed commit applied", Duration::from_millis(50), |b| {
+            live = b.get("environmentsyncs", &sync);
+            ready_at(&live, &commit) && live.pointer("/status/lastHandledReconcileAt") == Some(&json!(asked))
+        });
+        let took = started.elapsed();
+        let spent = operators.cpu() - cpu;
+        let reconcile = live.pointer("/status/history/0/durationSeconds").and_then(Value::as_f64).unwrap_or(f64::NAN);
+        let configured = live.pointer("/status/environments/0/configured").cloned().unwrap_or(Value::Null);
+        println!(
+            "push to applied, run {run}: {} changed, Ready at the new commit in {} (the reconcile's own duration {:.0} ms); {}{}; {}; {}; load average {}",
+            configured,
+            support::ms(took),
+            reconcile * 1000.0,
+            cpu_line(spent, took),
+            server_line(&server, spent),
+            operators.memory(),
+            requests_line(&delta(&requests, &bench.requests()), bench.fake.is_some()),
+            support::load_average()
+        );
+    }
+}
+
+/// Scenarios 2 and 3.
+fn steady_state(
+    bench: &Bench,
+    git_root: &Path,
+    git: &git_http::GitHttpServer,
+    start: &dyn Fn(&str, Option<&str>, &str) -> support::Operator,
+    sizes: &[usize],
+    interval_text: &str,
+    interval: Duration,
+) {
+    let Some(&largest) = sizes.last() else { return };
+    let namespaces = bench.tenant_namespaces();
+    let repo = Repository::new(git_root, "fleet", &git.base);
+    repo.write("charts/ten/chart.yaml", "name: ten\nversion: 1.0.0\n");
+    repo.write("charts/ten/values.yaml", "tier: bench\n");
+    for k in 0..CONFIGMAPS_PER_RELEASE {
+        repo.write(
+            &format!("charts/ten/templates/configmap-{k:02}.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ release.name }}}}-{k:02}\ndata:\n  index: \"{k}\"\n  tier: {{{{ values.tier }}}}\n"),
+        );
+    }
+    let environment = |i: usize| format!("env-{i:04}");
+    let namespace = |i: usize| namespaces[i % TENANT_NAMESPACES].clone();
+    for i in 0..largest {
+        let ns = namespace(i);
+        let mut text = format!("namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n");
+        for release in FLEET_RELEASES {
+            text.push_str(&format!("  - name: e{i:04}-{release}\n    chart: ten\n"));
+        }
+        repo.write(&format!("environments/{}.yaml", environment(i)), &text);
+    }
+    let commit = repo.commit("fleet");
+    let refs = "GET /fleet/info/refs";
+    let label = format!("{}-fleet", std::process::id());
+    let selector = format!("bench-gitops={label}");
+    let sync_of = |i: usize| {
+        let labels = json!({"bench-gitops": label, SHARD_LABEL: format!("s{}", i % SHARDS)});
+        environment_sync(&environment(i), &namespace(i), labels, &repo.url, &environment(i), interval_text)
+    };
+    let objects_per_sync = FLEET_RELEASES.len() * CONFIGMAPS_PER_RELEASE;
+
+    // Every ConfigMap, Secret (the release records) and EnvironmentSync, by resourceVersion.
+    let versions = |b: &Bench| -> BTreeMap<String, String> {
+        let mut all = b.syncs(&selector);
+        for ns in &namespaces {
+            all.extend(b.list("v1", "ConfigMap", "configmaps", Some(ns), ""));
+            all.extend(b.list("v1", "Secret", "secrets", Some(ns), ""));
+        }
+        all.iter()
+            .map(|o| {
+                let key = format!("{}/{}/{}", o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]);
+                (key, o["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string())
+            })
+            .collect()
+    };
+    // Measures one interval and a fifth, with nothing to do.
+    let measure = |what: &str, operators: &Operators| {
+        let before = versions(bench);
+        let (cpu, requests, server, reads, reconciles) =
+            (operators.cpu(), bench.requests(), bench.server_cpu(), git.count(refs), operators.reconciles());
+        let window = interval + interval / 5;
+        let started = Instant::now();
+        std::thread::sleep(window);
+        let (spent, wall) = (operators.cpu() - cpu, started.elapsed());
+        let server = server.and_then(|s| s.spent());
+        let (reads, reconciles) = (git.count(refs) - reads, operators.reconciles() - reconciles);
+        let requests = delta(&requests, &bench.requests());
+        let memory = operators.memory();
+        let after = versions(bench);
+        let changed: Vec<&String> =
+            before.iter().filter(|(key, v)| after.get(*key) != Some(*v)).map(|(k, _)| k).collect();
+        println!(
+            "{what}, {} s: {}; {memory}; {reconciles} reconciles; {} of {} objects written{}; {} LISTs of ConfigMaps and Secrets; {reads} reads of the remote's refs ({:.1} an interval); {}{}; load average {}",
+            wall.as_secs(),
+            cpu_line(spent, wall),
+            changed.len(),
+            before.len(),
+            if changed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", changed.iter().take(5).map(|k| k.as_str()).collect::<Vec<_>>().join(", "))
+            },
+            lists(&requests),
+            reads as f64 * interval.as_secs_f64() / wall.as_secs_f64(),
+            requests_line(&requests, bench.fake.is_some()),
+            server
+                .map(|s| format!(
+                    "; the API server's CPU {:.2} cores (everyone's work)",
+                    s.as_secs_f64() / wall.as_secs_f64()
+                ))
+                .unwrap_or_default(),
+            support::load_average()
+        );
+    };
+    let settled = |b: &Bench, n: usize| {
+        let all = b.syncs(&selector);
+        all.len() == n
+            && all.iter().all(|s| ready_at(s, &commit) && s.pointer("/status/drift/summary") == Some(&json!("none")))
+    };
+
+    let mut created = 0;
+    let mut operators = Operators(Vec::new());
+    for &n in sizes {
+        operators.0.clear();
+        let started = Instant::now();
+        for i in created..n {
+            bench.apply("environmentsyncs", sync_of(i));
+        }
+        let made = started.elapsed();
+        let (requests, server, reads) = (bench.requests(), bench.server_cpu(), git.count(refs));
+        operators = Operators(vec![start(selector.as_str(), None, "cache-single")]);
+        let cold = bench.wait_until("every EnvironmentSync Ready", Duration::from_secs(1), |b| {
+            let all = b.syncs(&selector);
+            all.len() == n && all.iter().all(|s| ready_at(s, &commit))
+        });
+        let spent = operators.cpu();
+        println!(
+            "steady state, {n} EnvironmentSyncs × {objects_per_sync} ConfigMaps: {} new ones created in {}, then the operator started: all Ready in {} ({} reconciles, {} reads of the remote's refs); {}{}; {}; {}; load average {}",
+            n - created,
+            support::ms(made),
+            support::ms(cold),
+            operators.reconciles(),
+            git.count(refs) - reads,
+            cpu_line(spent, cold),
+            server_line(&server, spent),
+            operators.memory(),
+            requests_line(&delta(&requests, &bench.requests()), bench.fake.is_some()),
+            support::load_average()
+        );
+        created = n;
+        // The first interval after an apply looks at drift and says so (`drift: none`) once.
+        let first_look =
+            bench.wait_until("every EnvironmentSync's first look at drift", Duration::from_secs(1), |b| settled(b, n));
+        println!("steady state, {n}: every first look at drift done {} later", support::ms(first_look));
+        measure(&format!("steady state, {n} EnvironmentSyncs, one operator, interval {interval_text}"), &operators);
+    }
+
+    drift_noticed(bench, &namespace(0), &environment(0));
+
+    // The same EnvironmentSyncs over 4 shards.
+    operators.0.clear();
+    let (requests, reads) = (bench.requests(), git.count(refs));
+    let started = Instant::now();
+    operators = Operators(
+        (0..SHARDS)
+            .map(|s| start(selector.as_str(), Some(format!("s{s}").as_str()), format!("cache-s{s}").as_str()))
+            .collect(),
+    );
+    let restarted = bench.wait_until("every EnvironmentSync reconciled by its shard", Duration::from_secs(1), |_| {
+        operators.reconciles() >= largest as f64
+    });
+    bench.wait_until("every EnvironmentSync settled", Duration::from_secs(1), |b| settled(b, largest));
+    let spent = operators.cpu();
+    println!(
+        "steady state, {largest} EnvironmentSyncs over {SHARDS} shards: each reconciled once {} after the operators started ({} reads of the remote's refs); {}; {}; {}; load average {}",
+        support::ms(restarted),
+        git.count(refs) - reads,
+        cpu_line(spent, started.elapsed()),
+        operators.memory(),
+        requests_line(&delta(&requests, &bench.requests()), bench.fake.is_some()),
+        support::load_average()
+    );
+    measure(
+        &format!("steady state, {largest} EnvironmentSyncs, {SHARDS} shards in total, interval {interval_text}"),
+        &operators,
+    );
+}
+
+/// Scenario 3: one of the steady state's ConfigMaps changed by hand, with the operator running.
+fn drift_noticed(bench: &Bench, namespace: &str, name: &str) {
+    let sync = json!({"apiVersion": GROUP_VERSION, "kind": "EnvironmentSync", "metadata": {"name": name, "namespace": namespace}});
+    let config_map = |n: usize| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": format!("e{}-a-{n:02}", name.trim_start_matches("env-")), "namespace": namespace}})
+    };
+    let told = |b: &Bench| {
+        b.list("events.k8s.io/v1", "Event", "events", Some(namespace), "")
+            .iter()
+            .any(|e| e["regarding"]["name"] == name && e["reason"] == "DriftDetected")
+    };
+    let started = Instant::now();
+    bench.merge_patch("configmaps", &config_map(0), json!({"data": {"index": "by hand"}}), "bench-kubectl");
+    let (mut reported, mut event) = (None, None);
+    bench.wait_until("the drift reported", Duration::from_millis(100), |b| {
+        let live = b.get("environmentsyncs", &sync);
+        if reported.is_none() && live.pointer("/status/drift/drifted").and_then(Value::as_u64).unwrap_or(0) >= 1 {
+            reported = Some(started.elapsed());
+        }
+        if event.is_none() && told(b) {
+            event = Some(started.elapsed());
+        }
+        reported.is_some() && event.is_some()
+    });
+    println!(
+        "drift noticed: a ConfigMap changed by hand, in status.drift after {}, the Event DriftDetected after {}; load average {}",
+        support::ms(reported.unwrap()),
+        support::ms(event.unwrap()),
+        support::load_average()
+    );
+
+    bench.merge_patch("environmentsyncs", &sync, json!({"spec": {"correctDrift": true}}), "bench");
+    let back = |b: &Bench, n: usize| b.get("configmaps", &config_map(n))["data"]["index"] == json!(n.to_string());
+    let first = bench.wait_until("the drift corrected", Duration::from_millis(100), |b| back(b, 0));
+    bench.merge_patch("configmaps", &config_map(1), json!({"data": {"index": "by hand again"}}), "bench-kubectl");
+    let corrected = bench.wait_until("the second drift put back", Duration::from_millis(100), |b| back(b, 1));
+    println!(
+        "drift corrected: with correctDrift set, the first change put back {} after the spec changed; another ConfigMap changed by hand then, put back in {}; load average {}",
+        support::ms(first),
+        support::ms(corrected),
+        support::load_average()
+    );
+}
+
+/// Deletes the namespaces (and so everything in them) and the cluster-wide RBAC made here.
+fn clean_up(bench: &Bench) {
+    let prefix = &bench.prefix;
+    let mut namespaces = bench.tenant_namespaces();
+    namespaces.push(format!("{prefix}-push"));
+    namespaces.push(prefix.clone());
+    let api = bench.api("v1", "Namespace", "namespaces", None);
+    for ns in &namespaces {
+        let _ = bench.runtime.block_on(api.delete(ns, &DeleteParams::default()));
+    }
+    let rbac = "rbac.authorization.k8s.io/v1";
+    for suffix in ["operator", "namespaces"] {
+        let name = format!("{prefix}-{suffix}");
+        for (kind, plural) in [("ClusterRole", "clusterroles"), ("ClusterRoleBinding", "clusterrolebindings")] {
+            let _ = bench.runtime.block_on(bench.api(rbac, kind, plural, None).delete(&name, &DeleteParams::default()));
+        }
+    }
+}

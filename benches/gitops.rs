@@ -42,7 +42,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 const GROUP_VERSION: &str = "weaver.example.com/v1alpha1";
@@ -71,12 +70,7 @@ struct Bench {
 
 impl Bench {
     fn api(&self, api_version: &str, kind: &str, plural: &str, namespace: Option<&str>) -> Api<DynamicObject> {
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
-        }
+        support::api(&self.client, api_version, kind, plural, namespace)
     }
 
     fn api_of(&self, object: &Value, plural: &str) -> (Api<DynamicObject>, String) {

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use support::Operator;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 const NS: &str = "bench-cms";
@@ -41,12 +40,7 @@ struct Bench {
 
 impl Bench {
     fn api(&self, api_version: &str, kind: &str, plural: &str, namespace: Option<&str>) -> Api<DynamicObject> {
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
-        }
+        support::api(&self.client, api_version, kind, plural, namespace)
     }
 
     /// Server-side applies `object` (field manager `bench`, forced).

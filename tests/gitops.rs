@@ -215,6 +215,27 @@ fn until_ready_with(cluster: &TestCluster, sync: &Value, reason: &str, what: &st
     })
 }
 
+/// Waits until the EnvironmentSync is as `done` wants it; its body.
+fn until_status(cluster: &TestCluster, sync: &Value, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, || {
+        let live = get(cluster, sync);
+        match done(&live) {
+            true => Ok(live),
+            false => Err(format!("status {}", live["status"])),
+        }
+    })
+}
+
+/// Waits until the EnvironmentSync's last applied revision is `commit`; its body.
+fn until_applied(cluster: &TestCluster, sync: &Value, commit: &str, what: &str) -> Value {
+    until_status(cluster, sync, what, |live| live["status"]["lastAppliedRevision"] == commit)
+}
+
+/// Waits until the EnvironmentSync's status counts one drifted object; its body.
+fn until_drifted(cluster: &TestCluster, sync: &Value, what: &str) -> Value {
+    until_status(cluster, sync, what, |live| live.pointer("/status/drift/drifted") == Some(&json!(1)))
+}
+
 fn config_map(cluster: &TestCluster, namespace: &str, name: &str) -> Option<Value> {
     cluster.get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}))
 }
@@ -287,13 +308,7 @@ fn a_pushed_commit_is_applied_and_an_unchanged_one_writes_nothing() {
 
     source.write("charts/app/values.yaml", "greeting: hi\n");
     let second = source.commit("second");
-    let live = eventually("the second commit applied by the interval", || {
-        let live = get(&cluster, &sync);
-        match live["status"]["lastAppliedRevision"] == second.as_str() {
-            true => Ok(live),
-            false => Err(format!("status {}", live["status"])),
-        }
-    });
+    let live = until_applied(&cluster, &sync, &second, "the second commit applied by the interval");
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
     assert_eq!(live["status"]["environments"][0]["configured"], 1);
     let history: Vec<&str> =
@@ -316,13 +331,7 @@ fn drift_is_reported_without_correct_drift_and_put_back_with_it() {
     until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": namespace}});
     cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
-    eventually("the drift reported", || {
-        let live = get(&cluster, &sync);
-        match live.pointer("/status/drift/drifted") == Some(&json!(1)) {
-            true => Ok(()),
-            false => Err(format!("status {}", live["status"])),
-        }
-    });
+    until_drifted(&cluster, &sync, "the drift reported");
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "by hand", "reported only");
     assert_eq!(get(&cluster, &sync)["status"]["drift"]["summary"], "1 drifted");
 
@@ -375,13 +384,7 @@ fn drift_is_noticed_from_the_watch_and_intervals_list_nothing() {
 
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": namespace}});
     cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
-    let live = eventually("the drift reported from the watch", || {
-        let live = get(&cluster, &sync);
-        match live.pointer("/status/drift/drifted") == Some(&json!(1)) {
-            true => Ok(live),
-            false => Err(format!("status {}", live["status"])),
-        }
-    });
+    let live = until_drifted(&cluster, &sync, "the drift reported from the watch");
     assert_eq!(live["status"]["drift"]["summary"], "1 drifted");
     let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
     let told = events.iter().any(|e| e["regarding"]["name"] == "shop" && e["reason"] == "DriftDetected");
@@ -615,12 +618,8 @@ fn a_manual_approval_holds_the_plan_until_its_digest_is_approved_and_a_new_commi
     // A new commit is a new plan: the old approval does not cover it.
     source.write("charts/app/values.yaml", "greeting: hi\n");
     let second = source.commit("second");
-    let live = eventually("the new commit waiting", || {
-        let live = get(&cluster, &sync);
-        match live.pointer("/status/pendingPlan/revision") == Some(&json!(second)) {
-            true => Ok(live),
-            false => Err(format!("status {}", live["status"])),
-        }
+    let live = until_status(&cluster, &sync, "the new commit waiting", |live| {
+        live.pointer("/status/pendingPlan/revision") == Some(&json!(second))
     });
     assert_ne!(live["status"]["pendingPlan"]["digest"], digest.as_str());
     assert_eq!(live["status"]["pendingPlan"]["releases"][0]["update"], 1);
@@ -959,13 +958,7 @@ fn the_git_server_down_keeps_the_last_applied_revision_and_its_return_is_picked_
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
     // Back on its port: picked up without a restart of the controller.
     source.server = Some(GitHttpServer::start(source.root.path(), Options { port, ..Options::default() }));
-    let live = eventually("the return of the server", || {
-        let live = get(&cluster, &sync);
-        match live["status"]["lastAppliedRevision"] == second.as_str() {
-            true => Ok(live),
-            false => Err(format!("status {}", live["status"])),
-        }
-    });
+    let live = until_applied(&cluster, &sync, &second, "the return of the server");
     assert_eq!(ready(&live).unwrap().1, "ReconciliationSucceeded");
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
 }
@@ -989,13 +982,7 @@ fn the_api_server_restarted_under_the_controller_is_ridden_out() {
     // The watches come back by themselves, and the next commit is applied as before.
     source.write("charts/app/values.yaml", "greeting: hi\n");
     let second = source.commit("second");
-    let live = eventually("the commit after the restart", || {
-        let live = get(&cluster, &sync);
-        match live["status"]["lastAppliedRevision"] == second.as_str() {
-            true => Ok(live),
-            false => Err(format!("status {}", live["status"])),
-        }
-    });
+    let live = until_applied(&cluster, &sync, &second, "the commit after the restart");
     assert_eq!(ready(&live).unwrap().1, "ReconciliationSucceeded");
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
 }

@@ -199,6 +199,23 @@ pub fn client(runtime: &tokio::runtime::Runtime, kubeconfig: &str) -> kube::Clie
     kube::Client::try_from(config).unwrap()
 }
 
+/// The objects of `kind` (`plural` its resource) at `api_version`, in `namespace` or all.
+pub fn api(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+    namespace: Option<&str>,
+) -> kube::Api<kube::api::DynamicObject> {
+    use kube::core::{ApiResource, GroupVersionKind};
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    match namespace {
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &resource),
+        None => kube::Api::all_with(client.clone(), &resource),
+    }
+}
+
 /// Deletes a namespace a bench made, and so everything in it (on a real cluster, in the
 /// background).
 pub fn delete_namespace(kubeconfig: &str, namespace: &str) {

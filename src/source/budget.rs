@@ -95,26 +95,13 @@ impl Budget {
     /// passes over an entry while it is held.
     pub(crate) fn writing(&self, path: &Path, kind: Kind) -> Arc<Mutex<()>> {
         let mut entries = lock(&self.entries);
-        let entry = entries.entry(path.to_path_buf()).or_insert_with(|| Entry {
-            kind,
-            lock: Arc::new(Mutex::new(())),
-            size: 0,
-            last_used: SystemTime::now(),
-            leases: 0,
-        });
-        entry.lock.clone()
+        entry(&mut entries, path, kind).lock.clone()
     }
 
     /// `path` used now, at `size` (None: as it was), and leased until the lease drops.
     pub(crate) fn lease(self: &Arc<Self>, path: &Path, kind: Kind, size: Option<u64>) -> Arc<Lease> {
         let mut entries = lock(&self.entries);
-        let entry = entries.entry(path.to_path_buf()).or_insert_with(|| Entry {
-            kind,
-            lock: Arc::new(Mutex::new(())),
-            size: 0,
-            last_used: SystemTime::now(),
-            leases: 0,
-        });
+        let entry = entry(&mut entries, path, kind);
         if let Some(size) = size {
             entry.size = size;
         }
@@ -199,6 +186,17 @@ impl Budget {
     pub fn usage(&self) -> Usage {
         usage(&lock(&self.entries))
     }
+}
+
+/// The entry of `path`, made empty if it is new.
+fn entry<'a>(entries: &'a mut HashMap<PathBuf, Entry>, path: &Path, kind: Kind) -> &'a mut Entry {
+    entries.entry(path.to_path_buf()).or_insert_with(|| Entry {
+        kind,
+        lock: Arc::new(Mutex::new(())),
+        size: 0,
+        last_used: SystemTime::now(),
+        leases: 0,
+    })
 }
 
 fn usage(entries: &HashMap<PathBuf, Entry>) -> Usage {

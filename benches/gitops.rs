@@ -27,7 +27,7 @@
 //! machine, the least the wall time can be with the server's CPU spread over the shared cores.
 //! Runs against the in-process fake, or the current context of `WEAVER_BENCH_KUBECONFIG=FILE`
 //! (namespaces `bench-gitops-<pid>*` and ClusterRoles `bench-gitops-<pid>-*`, deleted at the
-//! end). `WEAVER_BENCH_QPS`, `WEAVER_BENCH_BURST` (50, 300: the operator's defaults) and
+//! end). `WEAVER_BENCH_QPS`, `WEAVER_BENCH_BURST` (unset: the operator's default) and
 //! `WEAVER_BENCH_CONCURRENT` (4: the chart's) are the operator's; `WEAVER_BENCH_OPERATOR_LOG`
 //! its `RUST_LOG` (warn).
 
@@ -355,8 +355,8 @@ fn main() {
         support::cluster_name(&bench.fake, &bench.kubeconfig),
         support::cores(),
         support::load_average(),
-        env_text("WEAVER_BENCH_QPS", "50"),
-        env_text("WEAVER_BENCH_BURST", "300"),
+        env_text("WEAVER_BENCH_QPS", "(unset)"),
+        env_text("WEAVER_BENCH_BURST", "(unset)"),
         env_text("WEAVER_BENCH_CONCURRENT", "4"),
     );
 
@@ -381,8 +381,12 @@ fn main() {
         let mut command = Command::new(support::WEAVER);
         command
             .args(["operator", "run", "--controllers", "environmentsync", "-l", selector, "--metrics-addr", &metrics])
-            .args(["--kube-api-qps", &env_text("WEAVER_BENCH_QPS", "50")])
-            .args(["--kube-api-burst", &env_text("WEAVER_BENCH_BURST", "300")])
+            .args(
+                std::env::var("WEAVER_BENCH_QPS").map(|qps| ["--kube-api-qps".to_string(), qps]).into_iter().flatten(),
+            )
+            .args(
+                std::env::var("WEAVER_BENCH_BURST").map(|n| ["--kube-api-burst".to_string(), n]).into_iter().flatten(),
+            )
             .args(["--concurrent", &env_text("WEAVER_BENCH_CONCURRENT", "4")])
             .arg("--git-cache-dir")
             .arg(scratch.path().join(cache))

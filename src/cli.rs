@@ -366,12 +366,14 @@ pub struct OperatorRunArgs {
     #[arg(long, visible_alias = "git-cache-max-mib", value_name = "MIB", default_value_t = 2048,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_mib: u64,
-    /// Requests a second to the API server, on average (as client-go's QPS); tenants' writes count
-    #[arg(long, value_name = "QPS", default_value_t = 50.0, value_parser = positive_rate)]
-    pub kube_api_qps: f64,
-    /// Requests at once above that rate (as client-go's Burst)
-    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
-    pub kube_api_burst: u32,
+    /// Requests a second to the API server, on average (as client-go's QPS); tenants' writes count.
+    /// Without it or --kube-api-burst: none where the server runs API Priority and Fairness (it
+    /// queues and sheds load itself), else 50
+    #[arg(long, value_name = "QPS", value_parser = positive_rate)]
+    pub kube_api_qps: Option<f64>,
+    /// Requests at once above that rate (as client-go's Burst) [default: 300]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_burst: Option<u32>,
 }
 
 /// A shard's name: a DNS label, as it becomes a label value and part of a Lease's name.

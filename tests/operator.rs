@@ -805,3 +805,35 @@ fn a_tenant_token_answered_401_is_forgotten_and_the_next_client_has_a_new_one() 
     let again = cluster.block_on(tenants.client(&namespace, "deployer")).unwrap();
     cluster.block_on(again.apiserver_version()).expect("a new token, accepted");
 }
+
+/// The operator leaves rate limiting to a server that runs API Priority and Fairness (1.32 does,
+/// and so does the fake), keeps a budget asked for, and falls back to client-go's where it
+/// cannot tell.
+#[test]
+fn the_request_budget_is_left_to_the_server_unless_one_is_asked_for() {
+    use weaver::cluster::{Budgeted, operator_budget};
+    let cluster = TestCluster::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let connect = weaver::cluster::ConnectOptions {
+        kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
+        context: None,
+        request_timeout: Duration::from_secs(5),
+        retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+        given: None,
+    };
+    runtime.block_on(async {
+        let (config, _) = weaver::cluster::kube_config(&connect).await.unwrap();
+        let (rate, budgeted) = operator_budget(&config, None, None).await;
+        assert_eq!(budgeted, Budgeted::ByTheServer);
+        assert!(rate.is_none());
+        let (rate, budgeted) = operator_budget(&config, None, Some(10)).await;
+        assert_eq!(budgeted, Budgeted::AsGiven);
+        assert!(rate.is_some());
+        // Nothing listens on port 1.
+        let mut unreachable = config.clone();
+        unreachable.cluster_url = "https://127.0.0.1:1".parse().unwrap();
+        let (rate, budgeted) = operator_budget(&unreachable, None, None).await;
+        assert!(matches!(budgeted, Budgeted::ByDefault { unknown: Some(_) }), "{budgeted:?}");
+        assert!(rate.is_some());
+    });
+}

@@ -241,14 +241,21 @@ impl LiveCache {
                 };
                 let writes = pending.entry(target.clone()).or_default();
                 writes.retain(|p| !held(p));
+                if !writes.is_empty() && Instant::now() >= deadline {
+                    let stuck: Vec<String> = writes
+                        .iter()
+                        .map(|p| {
+                            let seen = objects.get(&p.name).and_then(|o| resource_version(o));
+                            format!("{} (wrote {}, watch has {seen:?})", p.name, p.version)
+                        })
+                        .collect();
+                    tracing::debug!(resource = %target.kind, namespace = ?target.namespace, ?stuck, "writes not delivered by the watch in time: listing");
+                    return false;
+                }
                 !writes.is_empty()
             };
             if !waiting {
                 return true;
-            }
-            if Instant::now() >= deadline {
-                tracing::debug!(resource = %target.kind, namespace = ?target.namespace, "writes not delivered by the watch in time: listing");
-                return false;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

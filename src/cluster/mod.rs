@@ -31,7 +31,7 @@ pub use hooks::{PodLog, hook_done};
 pub use live::{Changed, LiveCache};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};
 pub use objects::Deleted;
-pub use rate_limit::{RequestRate, SharedServers};
+pub use rate_limit::{Budgeted, RequestRate, SharedServers, operator_budget};
 pub use ready::{Readiness, readiness};
 pub use retry::DEFAULT_RETRY_BUDGET;
 use retry::{Retrier, transient_answer};

@@ -97,21 +97,32 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         let (config, info) = crate::cluster::kube_config(&connect).await?;
         let config = crate::cluster::for_watching(config);
         // One connection: the controller drives its client, the leader election its Lease.
-        let rate = crate::cluster::RequestRate::new(args.kube_api_qps, args.kube_api_burst)
-            .ok_or_else(|| crate::Error::new("--kube-api-qps and --kube-api-burst must be positive"))?;
-        let cluster = crate::cluster::Cluster::from_config(config.clone(), info, Some(&rate)).await?;
+        let (rate, budgeted) = crate::cluster::operator_budget(&config, args.kube_api_qps, args.kube_api_burst).await;
+        match budgeted {
+            crate::cluster::Budgeted::ByTheServer => tracing::info!(
+                "the API server runs API Priority and Fairness: no client-side budget of requests (--kube-api-qps sets one)"
+            ),
+            crate::cluster::Budgeted::ByDefault { unknown: Some(reason) } => tracing::warn!(
+                "cannot tell whether the API server runs API Priority and Fairness ({reason}): 50 requests a second, 300 at once"
+            ),
+            crate::cluster::Budgeted::ByDefault { unknown: None } => {
+                tracing::info!("the API server does not run API Priority and Fairness: 50 requests a second, 300 at once")
+            }
+            crate::cluster::Budgeted::AsGiven => {}
+        }
+        let cluster = crate::cluster::Cluster::from_config(config.clone(), info, rate.as_ref()).await?;
         let client = cluster.client();
         tracing::info!(context = %cluster.info.context, server = %cluster.info.server, controllers = ?args.controllers, "starting");
         let telemetry = std::sync::Arc::new(crate::controllers::configmapsync::telemetry::Telemetry::default());
         let settings = crate::controllers::configmapsync::controller::Settings {
             label_selector: selector.clone(),
             concurrency: args.max_concurrent_reconciles,
-            rate: Some(rate.clone()),
+            rate: rate.clone(),
             telemetry: telemetry.clone(),
         };
         let gitops = match args.controllers.contains(&ControllerKind::Environmentsync) {
             false => None,
-            true => Some(gitops_shared(args, &client, &config, &cluster.info, &rate, &telemetry)?),
+            true => Some(gitops_shared(args, &client, &config, &cluster.info, rate.as_ref(), &telemetry)?),
         };
         let listener = listen("--metrics-addr", args.metrics_addr).await?;
         tracing::info!(address = %args.metrics_addr, "serving /healthz, /readyz and /metrics");
@@ -174,7 +185,7 @@ fn gitops_shared(
     client: &kube::Client,
     config: &kube::Config,
     info: &crate::cluster::ClusterInfo,
-    rate: &crate::cluster::RequestRate,
+    rate: Option<&crate::cluster::RequestRate>,
     telemetry: &crate::controllers::configmapsync::telemetry::Telemetry,
 ) -> crate::Result<crate::controllers::gitops::reconcile::Shared> {
     let dir = args.cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("weaver-cache"));
@@ -190,7 +201,7 @@ fn gitops_shared(
     Ok(crate::controllers::gitops::reconcile::Shared {
         client: client.clone(),
         info: info.clone(),
-        tenants: crate::controllers::tenant::Tenants::new(client.clone(), config.clone(), Some(rate.clone())),
+        tenants: crate::controllers::tenant::Tenants::new(client.clone(), config.clone(), rate.cloned()),
         cache: std::sync::Arc::new(cache),
         charts: std::sync::Arc::new(charts),
         default_account: args.default_service_account.clone(),

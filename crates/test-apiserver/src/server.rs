@@ -206,11 +206,23 @@ async fn rebind(address: std::net::SocketAddr) -> tokio::net::TcpListener {
     panic!("cannot listen on {address} again")
 }
 
+/// The headers of API Priority and Fairness: the UIDs of the FlowSchema and PriorityLevel a
+/// request was classified in (the fake has one of each).
+const PRIORITY_AND_FAIRNESS: [(&str, &str); 2] = [
+    ("X-Kubernetes-PF-FlowSchema-UID", "00000000-0000-0000-0000-00000000f10e"),
+    ("X-Kubernetes-PF-PriorityLevel-UID", "00000000-0000-0000-0000-00000000f1e1"),
+];
+
 fn respond(r: ApiResponse) -> Response<Body> {
     let mut builder = Response::builder()
         .status(r.status)
         .header("Content-Type", &r.content_type)
         .header("Cache-Control", "no-cache, private");
+    // As a server with API Priority and Fairness (on by default since 1.20) classifies every
+    // request: clients such as the operator read these to leave rate limiting to the server.
+    for (name, uid) in PRIORITY_AND_FAIRNESS {
+        builder = builder.header(name, uid);
+    }
     for w in &r.warnings {
         builder = builder.header("Warning", format!("299 - {w:?}"));
     }

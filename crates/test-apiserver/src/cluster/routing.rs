@@ -37,7 +37,7 @@ impl Cluster {
                 &json!({"major": "1", "minor": "32", "gitVersion": "v1.32.13-weaver-fake", "gitCommit": "", "gitTreeState": "clean",
                     "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"}),
             ))),
-            ["healthz" | "livez" | "readyz"] => get_only(Ok(ApiResponse {
+            ["healthz" | "livez" | "readyz"] | ["livez" | "readyz", "ping"] => get_only(Ok(ApiResponse {
                 status: 200,
                 content_type: "text/plain; charset=utf-8".into(),
                 body: b"ok".to_vec(),

@@ -13,8 +13,9 @@
 //! field manager, so that drift is noticed when it happens rather than on the next interval.
 //!
 //! A watch runs as whom its first reader connected as (the tenant's token): a reader with
-//! another token for the same identity (a renewed one) starts it again. A watch the server
-//! refuses (the account may list but not watch) is not used: its readers LIST.
+//! another token for the same identity (a renewed one) starts another, which takes over once
+//! it has listed; until then the old one answers, so a renewal costs no reader a wait. A watch
+//! the server refuses (the account may list but not watch) is not used: its readers LIST.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -46,7 +47,7 @@ pub struct LiveCache {
 }
 
 struct Inner {
-    watches: Mutex<HashMap<(String, ListTarget), Arc<Watch>>>,
+    watches: Mutex<HashMap<(String, ListTarget), Watches>>,
     /// Clients by identity, with the digest of the token each was built with.
     clients: Mutex<HashMap<String, ([u8; 32], kube::Client)>>,
     discovered: tokio::sync::Mutex<Option<(Arc<Discovered>, Instant)>>,
@@ -74,6 +75,12 @@ pub struct Changed {
     pub namespace: Option<String>,
     pub kind: String,
     pub name: String,
+}
+
+/// The watch of one (identity, target), and the one started with a renewed token to replace it.
+struct Watches {
+    current: Arc<Watch>,
+    next: Option<Arc<Watch>>,
 }
 
 /// One watch, and the objects it has delivered.
@@ -261,27 +268,49 @@ impl LiveCache {
         }
     }
 
-    /// The watch of `target` as `identity`, started when none runs with `client`'s token.
+    /// The watch of `target` as `identity`, started when none runs. One that runs with another
+    /// token than `client`'s answers until the watch started with this one has listed.
     fn watch(&self, client: &kube::Client, identity: &str, served: &ServedKind, target: &ListTarget) -> Arc<Watch> {
         let token = {
             let clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
             clients.get(identity).map(|(token, _)| *token).unwrap_or_default()
         };
         let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
-        watches.retain(|_, watch| watch.read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < IDLE);
+        watches.retain(|_, watches| watches.current.read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < IDLE);
         let key = (identity.to_string(), target.clone());
-        if let Some(watch) = watches.get(&key)
-            && watch.token == token
-        {
-            return watch.clone();
+        let Some(entry) = watches.get_mut(&key) else {
+            let watch = self.start(client, served, target, token);
+            watches.insert(key, Watches { current: watch.clone(), next: None });
+            return watch;
+        };
+        if entry.current.token == token {
+            return entry.current.clone();
         }
+        let next = match entry.next.take().filter(|next| next.token == token) {
+            Some(next) => next,
+            None => self.start(client, served, target, token),
+        };
+        let listed = matches!(*next.state.borrow(), State::Synced(_));
+        // An old token the server now refuses (expired) has nothing to answer with.
+        let refused = *entry.current.state.borrow() == State::Refused;
+        if listed || refused {
+            entry.current = next.clone();
+            return next;
+        }
+        *entry.current.read_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        entry.next = Some(next);
+        entry.current.clone()
+    }
+
+    /// A watch of `target` through `client`, whose token has digest `token`.
+    fn start(&self, client: &kube::Client, served: &ServedKind, target: &ListTarget, token: [u8; 32]) -> Arc<Watch> {
         let api: Api<DynamicObject> = match target.namespace.as_deref().filter(|_| served.namespaced) {
             Some(namespace) => Api::namespaced_with(client.clone(), namespace, &served.resource),
             None => Api::all_with(client.clone(), &served.resource),
         };
         let (state, _) = tokio::sync::watch::channel(State::Starting);
         let objects = RwLock::default();
-        let watch = Arc::new_cyclic(|weak: &std::sync::Weak<Watch>| {
+        Arc::new_cyclic(|weak: &std::sync::Weak<Watch>| {
             let task = tokio::spawn(run(
                 weak.clone(),
                 Arc::downgrade(&self.inner),
@@ -291,9 +320,7 @@ impl LiveCache {
             ));
             let now = Instant::now();
             Watch { objects, state, read_at: Mutex::new(now), started: now, token, task: task.abort_handle() }
-        });
-        watches.insert(key, watch.clone());
-        watch
+        })
     }
 }
 
@@ -545,6 +572,44 @@ mod tests {
         assert!(!other.matches(&labelled(json!({"app": "web", "env": "prod"}))));
         assert_eq!(Selector::parse("a in (b"), None);
         assert_eq!(Selector::parse(""), Some(Selector(Vec::new())));
+    }
+
+    /// A client with `token` for a server that never answers: its watches never list.
+    fn client_with(cache: &LiveCache, token: &str) -> kube::Client {
+        let mut config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
+        config.auth_info.token = Some(token.to_string().into());
+        cache.client("ServiceAccount ns/deployer", config, None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_renewed_token_takes_the_watch_over_once_its_own_has_listed() {
+        let cache = LiveCache::default();
+        let served =
+            ServedKind { resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()), namespaced: true };
+        let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("ns".into()) };
+        let identity = "ServiceAccount ns/deployer";
+        let old = cache.watch(&client_with(&cache, "old"), identity, &served, &target);
+        old.state.send_replace(State::Synced(0));
+
+        let renewed = client_with(&cache, "renewed");
+        let answering = cache.watch(&renewed, identity, &served, &target);
+        assert!(Arc::ptr_eq(&answering, &old), "the old watch answers while the new one lists");
+        let again = cache.watch(&renewed, identity, &served, &target);
+        assert!(Arc::ptr_eq(&again, &old), "one new watch, not one a read");
+        let next = cache.inner.watches.lock().unwrap()[&(identity.to_string(), target.clone())].next.clone().unwrap();
+        assert!(!Arc::ptr_eq(&next, &old));
+
+        next.state.send_replace(State::Synced(0));
+        let answering = cache.watch(&renewed, identity, &served, &target);
+        assert!(Arc::ptr_eq(&answering, &next), "the new watch answers once it has listed");
+        assert_eq!(cache.watches(), 1);
+
+        // A token the server refuses (expired) hands over at once.
+        let third = client_with(&cache, "third");
+        next.state.send_replace(State::Refused);
+        let answering = cache.watch(&third, identity, &served, &target);
+        assert!(!Arc::ptr_eq(&answering, &next), "a refused watch does not answer");
+        assert_eq!(*answering.state.borrow(), State::Starting);
     }
 
     #[test]

@@ -114,7 +114,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
         Command::new(env!("CARGO_BIN_EXE_weaver"))
             .args(["operator", "run", "--leader-elect", "--leader-election-namespace", &operator_ns])
             .args(["--metrics-addr", "127.0.0.1:0", "-l", &format!("weaver-test={}", demo.cluster.prefix)])
-            .arg("--git-cache-dir")
+            .arg("--cache-dir")
             .arg(git_cache.path())
             .arg("--kubeconfig")
             .arg(&kubeconfig)

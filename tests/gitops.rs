@@ -1197,7 +1197,7 @@ impl Replica {
             .args(["operator", "run", "--controllers", "environmentsync", "--leader-elect"])
             .args(["--leader-election-namespace", lease_namespace, "--metrics-addr", "127.0.0.1:0"])
             .args(["-l", &format!("weaver-test={}", cluster.prefix)])
-            .arg("--git-cache-dir")
+            .arg("--cache-dir")
             .arg(cache.path())
             .arg("--kubeconfig")
             .arg(cluster.kubeconfig())

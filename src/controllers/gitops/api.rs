@@ -52,7 +52,8 @@ pub struct EnvironmentSyncSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION))]
     pub retry_interval: Option<String>,
-    /// Bounds each environment's apply, its waiting included (default 5m).
+    /// Bounds each environment's apply, its waiting included, and each fetch of the source
+    /// (default 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION))]
     pub timeout: Option<String>,

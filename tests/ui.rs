@@ -235,7 +235,7 @@ fn actions_need_the_session_token_and_the_digest_shown() {
 }
 
 #[test]
-fn an_environment_shows_health_plan_and_drift_and_no_decrypted_value() {
+fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret_shows() {
     let demo = Demo::new();
     let forms = crate::leaks::decrypted_forms(&demo);
     demo.weaver(&["apply", "--env", "dev"]).success();
@@ -253,9 +253,38 @@ fn an_environment_shows_health_plan_and_drift_and_no_decrypted_value() {
     assert!(page.contains("<code>Secret/") && page.contains("data.API_KEY"), "the Secret drifted: {page}");
     assert!(!page.contains("role=\"alert\""), "every part of the page was read: {page}");
 
+    // Revision 2 applied from the edited tree; the page rolls web back to revision 1.
+    demo.weaver(&["apply", "--env", "dev", "-r", "web", "--force-conflicts"]).success();
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": demo.ns}});
+    assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 2);
+    let release = served.dom("/environments/dev/releases/web").unwrap();
+    assert!(release.contains("id=\"revision-2\" data-status=\"deployed\""), "{release}");
+    assert!(release.contains("id=\"rollback-1\"") && !release.contains("id=\"rollback-2\""), "{release}");
+    let confirm = served.get("/environments/dev/releases/web/confirm/rollback?revision=1", None);
+    assert_eq!((confirm.status, confirm.field("revision")), (200, "1".to_string()), "{}", confirm.body);
+    let (cookie, csrf) = (confirm.cookie(), confirm.field("csrf"));
+    let rollback = "/environments/dev/releases/web/rollback";
+    let refused = served.post(rollback, Some(&cookie), None, &[("revision", "1")]);
+    assert_eq!(refused.status, 403, "no CSRF token: {}", refused.body);
+    assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 2, "nothing was rolled back");
+    let done = served.post(rollback, Some(&cookie), None, &[("csrf", &csrf), ("revision", "1")]);
+    assert_eq!(
+        (done.status, done.header("location")),
+        (303, "/environments/dev/releases/web?done=rollback"),
+        "{}",
+        done.body
+    );
+    assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 1, "revision 1 applied again");
+    let history = served.dom("/environments/dev/releases/web?done=rollback").unwrap();
+    assert!(
+        history.contains("id=\"revision-3\" data-status=\"deployed\"") && history.contains("rollback to 1"),
+        "{history}"
+    );
+    assert!(history.contains("id=\"done\""), "{history}");
+
     let token = std::fs::read_to_string(demo.cluster.kubeconfig()).unwrap();
     let token = token.lines().find_map(|l| l.trim().strip_prefix("token: ")).map(str::to_string);
-    for path in ["/", "/environments/dev", "/ui.css", "/environments/nope"] {
+    for path in ["/", "/environments/dev", "/environments/dev/releases/web", "/ui.css", "/environments/nope"] {
         let reply = served.get(path, None);
         for form in forms.iter().chain(["hand-edited-key-9x".to_string()].iter()).chain(token.iter()) {
             assert!(!reply.body.contains(form.as_str()), "{path} shows a secret: {}", reply.body);

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -206,6 +207,16 @@ impl Server {
                 self.act(request, session, &ns, &name, &action).await
             }
             (&Method::GET, ["environments", env]) => self.environment(session, env).await,
+            (&Method::GET, ["environments", env, "releases", release]) => {
+                self.release(session, env, release, query.get("done")).await
+            }
+            (&Method::GET, ["environments", env, "releases", release, "confirm", "rollback"]) => {
+                self.confirm_rollback(session, env, release, query.get("revision"))
+            }
+            (&Method::POST, ["environments", env, "releases", release, "rollback"]) => {
+                let (env, release) = (env.to_string(), release.to_string());
+                self.roll_back(request, session, &env, &release).await
+            }
             (&Method::GET, _) => Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n"),
             _ => Answer::text(StatusCode::METHOD_NOT_ALLOWED, "only GET, and POST for actions\n"),
         }
@@ -271,7 +282,7 @@ impl Server {
         action: &str,
         digest: Option<&String>,
     ) -> Answer {
-        let Some(what) = pages::confirm_words(action) else {
+        let Some((what, button)) = pages::sync_action(action) else {
             return Answer::text(StatusCode::NOT_FOUND, "no such action: reconcile, suspend, resume or approve\n");
         };
         if action == "approve" && digest.is_none() {
@@ -290,7 +301,16 @@ impl Server {
             .as_ref()
             .and_then(|s| s.pending_plan.as_ref())
             .filter(|plan| digest.is_some_and(|d| *d == plan.digest));
-        let page = pages::ConfirmPage { namespace: ns, name, action, digest: digest.map(String::as_str), plan, what };
+        let back = pages::sync_path(ns, name);
+        let page = pages::ConfirmPage {
+            title: format!("{button} EnvironmentSync {ns}/{name}?"),
+            what,
+            post: format!("{back}/{action}"),
+            fields: digest.map(|d| ("digest", d.clone())).into_iter().collect(),
+            button,
+            back,
+            plan,
+        };
         self.page("confirm.html", &self.chrome(session, Vec::new()), page)
     }
 
@@ -304,24 +324,13 @@ impl Server {
         name: &str,
         action: &str,
     ) -> Answer {
-        if pages::confirm_words(action).is_none() {
+        if pages::sync_action(action).is_none() {
             return Answer::text(StatusCode::NOT_FOUND, "no such action: reconcile, suspend, resume or approve\n");
         }
-        if !self.same_origin(request.headers()) {
-            return Answer::text(StatusCode::FORBIDDEN, "refused: the request comes from another site\n");
-        }
-        let form = match Limited::new(request.into_body(), MAX_FORM).collect().await {
-            Ok(body) => form_urlencoded::parse(&body.to_bytes()).into_owned().collect::<HashMap<String, String>>(),
-            Err(_) => return Answer::text(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than an action's\n"),
+        let form = match self.checked_form(request, session).await {
+            Ok(form) => form,
+            Err(refused) => return refused,
         };
-        let expected = self.csrf(session);
-        let given = form.get("csrf").map(String::as_bytes).unwrap_or_default();
-        if !bool::from(given.ct_eq(expected.as_bytes())) {
-            return Answer::text(
-                StatusCode::FORBIDDEN,
-                "refused: the form's CSRF token is missing or not this session's (reload the page)\n",
-            );
-        }
         let target = self.target(ns);
         let name = name.to_string();
         let digest = form.get("digest").cloned();
@@ -353,10 +362,120 @@ impl Server {
         match done.and_then(|done| done) {
             Ok(what) => {
                 (self.options.on)(Progress::Status(format!("ui: {what} EnvironmentSync {ns}/{name}")));
-                let base = sync_path(ns, &name);
-                Answer::see_other(format!("{base}?done={action}"))
+                Answer::see_other(format!("{}?done={action}", pages::sync_path(ns, &name)))
             }
             // Refused by the action (a plan that changed, nothing waiting) or by the cluster.
+            Err(err) => self.error_page(session, StatusCode::CONFLICT, &err),
+        }
+    }
+
+    /// An action's form, once the request passed the checks: from this server's own page
+    /// (Origin, Sec-Fetch-Site), with the session's CSRF token. Else the refusal.
+    async fn checked_form(
+        &self,
+        request: Request<Incoming>,
+        session: &str,
+    ) -> std::result::Result<HashMap<String, String>, Answer> {
+        if !self.same_origin(request.headers()) {
+            return Err(Answer::text(StatusCode::FORBIDDEN, "refused: the request comes from another site\n"));
+        }
+        let form = match Limited::new(request.into_body(), MAX_FORM).collect().await {
+            Ok(body) => form_urlencoded::parse(&body.to_bytes()).into_owned().collect::<HashMap<String, String>>(),
+            Err(_) => return Err(Answer::text(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than an action's\n")),
+        };
+        let expected = self.csrf(session);
+        let given = form.get("csrf").map(String::as_bytes).unwrap_or_default();
+        if !bool::from(given.ct_eq(expected.as_bytes())) {
+            return Err(Answer::text(
+                StatusCode::FORBIDDEN,
+                "refused: the form's CSRF token is missing or not this session's (reload the page)\n",
+            ));
+        }
+        Ok(form)
+    }
+
+    /// A release's recorded revisions, as `weaver history` reads them.
+    async fn release(self: &Arc<Self>, session: &str, env: &str, release: &str, done: Option<&String>) -> Answer {
+        let options = crate::action::history::HistoryOptions {
+            repo: self.options.repo.clone(),
+            env: env.to_string(),
+            release: release.to_string(),
+            connect: self.options.connect.clone(),
+        };
+        let found = run(move |on| async move { crate::action::history::history(&options, on).await }).await;
+        match found.and_then(|found| found) {
+            Ok(h) => {
+                let history = crate::report::json::HistoryReport::new(&h.env, &h.release, &h.records);
+                let done = done.and_then(|d| pages::done_message(d));
+                self.page("release.html", &self.chrome(session, Vec::new()), pages::ReleasePage { history, done })
+            }
+            Err(err) => self.error_page(session, StatusCode::NOT_FOUND, &err),
+        }
+    }
+
+    fn confirm_rollback(&self, session: &str, env: &str, release: &str, revision: Option<&String>) -> Answer {
+        let Some(revision) = revision.filter(|r| r.parse::<u32>().is_ok()) else {
+            return Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply (?revision=N)\n");
+        };
+        let back = pages::release_path(env, release);
+        let page = pages::ConfirmPage {
+            title: format!("Roll release {release} of {env} back to revision {revision}?"),
+            what: pages::ROLLBACK,
+            post: format!("{back}/rollback"),
+            fields: vec![("revision", revision.clone())],
+            button: "Roll back",
+            back,
+            plan: None,
+        };
+        self.page("confirm.html", &self.chrome(session, Vec::new()), page)
+    }
+
+    /// A rollback's POST: `weaver rollback --env ENV RELEASE REVISION`, with its defaults.
+    async fn roll_back(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        session: &str,
+        env: &str,
+        release: &str,
+    ) -> Answer {
+        let form = match self.checked_form(request, session).await {
+            Ok(form) => form,
+            Err(refused) => return refused,
+        };
+        let Some(revision) = form.get("revision").and_then(|r| r.parse::<u32>().ok()) else {
+            return Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply\n");
+        };
+        let options = crate::action::rollback::RollbackOptions {
+            repo: self.options.repo.clone(),
+            env: env.to_string(),
+            release: release.to_string(),
+            revision: Some(revision),
+            connect: self.options.connect.clone(),
+            settings: self.options.rollback.clone(),
+        };
+        let me = self.clone();
+        let done = run(move |on| async move {
+            let cx = Context { redactor: &me.options.redactor, on };
+            // Nothing interrupts a rollback the page asked for: it runs to its end.
+            let applied = crate::action::rollback::rollback(&options, cx, &AtomicBool::new(false)).await?;
+            let totals = applied.report.totals();
+            match applied.lock_lost {
+                Some(lost) => Err(lost),
+                None if totals.failed > 0 => Err(Error::new(format!(
+                    "the rollback to revision {revision} failed for {} object(s); the release's history records it",
+                    totals.failed
+                ))),
+                None => Ok(()),
+            }
+        })
+        .await;
+        match done.and_then(|done| done) {
+            Ok(()) => {
+                (self.options.on)(Progress::Status(format!(
+                    "ui: rolled release {release} of environment {env} back to revision {revision}"
+                )));
+                Answer::see_other(format!("{}?done=rollback", pages::release_path(env, release)))
+            }
             Err(err) => self.error_page(session, StatusCode::CONFLICT, &err),
         }
     }
@@ -459,10 +578,6 @@ fn environments(repo: &std::path::Path, selector: Option<&str>) -> Result<Vec<cr
         }
     }
     Ok(environments)
-}
-
-fn sync_path(ns: &str, name: &str) -> String {
-    format!("/syncs/{}/{}", pages::segment(ns), pages::segment(name))
 }
 
 /// The value, or None with its error (redacted, as a report quotes one) kept for the page.

@@ -1,8 +1,8 @@
 //! The web view of the fleet (`weaver ui`): server-rendered pages of the cluster's
 //! EnvironmentSyncs and of the local repository's environments, built from the actions the CLI
-//! runs (`action::sync`, `action::status`, `action::plan`, `action::drift`), never a copy of the
-//! pipeline; and the actions `weaver sync` takes (reconcile, suspend, resume, approve by digest),
-//! each confirmed on a page of its own. `pages.rs` builds the page models and renders them
+//! runs (`action::sync`, `action::status`, `action::plan`, `action::drift`, `action::history`),
+//! never a copy of the pipeline; and the actions `weaver sync` takes (reconcile, suspend, resume,
+//! approve by digest) and `weaver rollback`, each confirmed on a page of its own. `pages.rs` builds the page models and renders them
 //! (minijinja, auto-escaped, templates and CSS embedded in the binary); `http.rs` serves them:
 //! routes, the session cookie and CSRF tokens, the security headers.
 //!
@@ -37,6 +37,8 @@ pub struct Options {
     pub keys: Keys,
     /// Requests in flight at once, per page.
     pub concurrency: usize,
+    /// How a rollback from the pages applies: as `weaver rollback` without flags.
+    pub rollback: crate::action::apply::Settings,
     /// Every decrypted value is registered here; every response passes through it.
     pub redactor: Redactor,
     /// Where the actions taken are told (`Progress::Status`), as the CLI tells its own.

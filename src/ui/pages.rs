@@ -13,17 +13,18 @@ use crate::controllers::gitops::EnvironmentSync;
 use crate::controllers::gitops::plan::short;
 use crate::error::{Error, Result};
 use crate::project::Environment;
-use crate::report::json::{DiffReport, DriftReport, EnvsReport, StatusReport};
+use crate::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, StatusReport};
 
 /// The stylesheet every page links: light and dark by `prefers-color-scheme`.
 pub const STYLESHEET: &str = include_str!("templates/ui.css");
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("base.html", include_str!("templates/base.html")),
     ("fleet.html", include_str!("templates/fleet.html")),
     ("sync.html", include_str!("templates/sync.html")),
     ("confirm.html", include_str!("templates/confirm.html")),
     ("environment.html", include_str!("templates/environment.html")),
+    ("release.html", include_str!("templates/release.html")),
 ];
 
 /// The templates, parsed once.
@@ -208,6 +209,7 @@ pub fn done_message(action: &str) -> Option<&'static str> {
         "reconcile" => "Reconcile requested.",
         "suspend" => "Suspended: the controller no longer fetches or applies it.",
         "resume" => "Resumed, and a reconcile requested.",
+        "rollback" => "Rolled back: the revision was applied again, and recorded as a new one.",
         _ => return None,
     })
 }
@@ -226,27 +228,55 @@ pub fn sync<'a>(sync: &'a EnvironmentSync, done: Option<&'static str>) -> SyncPa
     SyncPage { row: SyncRow::new(sync), sync, done, history }
 }
 
-/// An action asked for, to confirm: what it does to which EnvironmentSync.
+/// An action asked for, to confirm: what it does, the form that does it and where Cancel leads.
 #[derive(Serialize)]
 pub struct ConfirmPage<'a> {
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub action: &'a str,
-    /// The plan's digest, for an approval: the one the page was loaded with.
-    pub digest: Option<&'a str>,
-    pub plan: Option<&'a crate::controllers::gitops::api::PendingPlan>,
+    /// `Approve EnvironmentSync team/shop?`
+    pub title: String,
     pub what: &'static str,
+    /// The form's target, and its fields besides the CSRF token.
+    pub post: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub button: &'static str,
+    pub back: String,
+    /// For an approval, the plan the digest names, when it still waits.
+    pub plan: Option<&'a crate::controllers::gitops::api::PendingPlan>,
 }
 
-/// The words of an action's confirmation, or None for an action there is not.
-pub fn confirm_words(action: &str) -> Option<&'static str> {
+/// The path of an EnvironmentSync's page.
+pub fn sync_path(ns: &str, name: &str) -> String {
+    format!("/syncs/{}/{}", segment(ns), segment(name))
+}
+
+/// The path of a release's page.
+pub fn release_path(env: &str, release: &str) -> String {
+    format!("/environments/{}/releases/{}", segment(env), segment(release))
+}
+
+/// The words of an EnvironmentSync action's confirmation and its button, or None for an action
+/// there is not.
+pub fn sync_action(action: &str) -> Option<(&'static str, &'static str)> {
     Some(match action {
-        "approve" => "Approve this plan: the controller applies it, and only it.",
-        "reconcile" => "Ask the controller to reconcile now (the annotation `weaver sync reconcile` sets).",
-        "suspend" => "Suspend: the controller stops fetching and applying (spec.suspend: true).",
-        "resume" => "Resume: the controller fetches and applies again, starting now.",
+        "approve" => ("Approve this plan: the controller applies it, and only it.", "Approve"),
+        "reconcile" => {
+            ("Ask the controller to reconcile now (the annotation `weaver sync reconcile` sets).", "Reconcile")
+        }
+        "suspend" => ("Suspend: the controller stops fetching and applying (spec.suspend: true).", "Suspend"),
+        "resume" => ("Resume: the controller fetches and applies again, starting now.", "Resume"),
         _ => return None,
     })
+}
+
+/// What a rollback's confirmation says.
+pub const ROLLBACK: &str = "Re-apply this revision's recorded objects, pruning what it did not have, and record the \
+    result as a new revision (as `weaver rollback` does).";
+
+/// A release of a local environment: its recorded revisions, newest first, each but the
+/// deployed one with a rollback to it.
+#[derive(Serialize)]
+pub struct ReleasePage<'a> {
+    pub history: HistoryReport<'a>,
+    pub done: Option<&'static str>,
 }
 
 /// A local environment: its releases' health, the plan of the working tree against the live

@@ -282,9 +282,31 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
     );
     assert!(history.contains("id=\"done\""), "{history}");
 
+    // Objects: live YAML, fields by manager, a Secret's values never.
+    let object = |kind: &str, name: &str| {
+        let version = if kind == "Deployment" { "apps%2Fv1" } else { "v1" };
+        format!("/environments/dev/object?apiVersion={version}&kind={kind}&namespace={}&name={name}", demo.ns)
+    };
+    let deployment = served.dom(&object("Deployment", "web")).unwrap();
+    assert!(deployment.contains("id=\"manager-weaver\"") && deployment.contains("replicas: 1"), "{deployment}");
+    assert!(page.contains(&object("Deployment", "web").replace('&', "&amp;")), "the environment links it: {page}");
+    let secret_page = object("Secret", "web-secrets");
+    let secret = served.get(&secret_page, None);
+    assert_eq!(secret.status, 200, "{}", secret.body);
+    assert!(secret.body.contains("API_KEY: &lt;redacted&gt;"), "{}", secret.body);
+    // The apply forced above took the hand-edited field back: weaver owns it again.
+    assert!(
+        secret.body.contains("id=\"manager-weaver\"") && secret.body.contains("<code>data.API_KEY</code>"),
+        "{}",
+        secret.body
+    );
+    assert_eq!(served.get(&object("Secret", "nope"), None).status, 404);
+
     let token = std::fs::read_to_string(demo.cluster.kubeconfig()).unwrap();
     let token = token.lines().find_map(|l| l.trim().strip_prefix("token: ")).map(str::to_string);
-    for path in ["/", "/environments/dev", "/environments/dev/releases/web", "/ui.css", "/environments/nope"] {
+    for path in
+        ["/", "/environments/dev", "/environments/dev/releases/web", &secret_page, "/ui.css", "/environments/nope"]
+    {
         let reply = served.get(path, None);
         for form in forms.iter().chain(["hand-edited-key-9x".to_string()].iter()).chain(token.iter()) {
             assert!(!reply.body.contains(form.as_str()), "{path} shows a secret: {}", reply.body);

@@ -207,6 +207,7 @@ impl Server {
                 self.act(request, session, &ns, &name, &action).await
             }
             (&Method::GET, ["environments", env]) => self.environment(session, env).await,
+            (&Method::GET, ["environments", env, "object"]) => self.object(session, env, &query).await,
             (&Method::GET, ["environments", env, "releases", release]) => {
                 self.release(session, env, release, query.get("done")).await
             }
@@ -392,6 +393,44 @@ impl Server {
             ));
         }
         Ok(form)
+    }
+
+    /// One live object of the environment's cluster (`?apiVersion=&kind=&namespace=&name=`).
+    async fn object(self: &Arc<Self>, session: &str, env: &str, query: &HashMap<String, String>) -> Answer {
+        let given = |key: &str| query.get(key).filter(|v| !v.is_empty()).cloned();
+        let (Some(api_version), Some(kind), Some(name)) = (given("apiVersion"), given("kind"), given("name")) else {
+            return Answer::text(
+                StatusCode::BAD_REQUEST,
+                "an object is named by ?apiVersion=&kind=&name= (and &namespace=)\n",
+            );
+        };
+        let options = crate::action::object::ObjectOptions {
+            repo: self.options.repo.clone(),
+            env: env.to_string(),
+            connect: self.options.connect.clone(),
+            api_version,
+            kind,
+            namespace: given("namespace"),
+            name,
+        };
+        let wanted = options.clone();
+        let found = run(move |on| async move { crate::action::object::object(&options, on).await }).await;
+        match found.and_then(|found| found) {
+            Ok(Some(live)) => {
+                let page = pages::ObjectPage::new(env, &wanted, &live);
+                self.page("object.html", &self.chrome(session, Vec::new()), page)
+            }
+            Ok(None) => self.error_page(
+                session,
+                StatusCode::NOT_FOUND,
+                &Error::new(format!(
+                    "{} {} not found in the cluster",
+                    wanted.kind,
+                    wanted.namespace.map_or(wanted.name.clone(), |ns| format!("{ns}/{}", wanted.name))
+                )),
+            ),
+            Err(err) => self.error_page(session, StatusCode::NOT_FOUND, &err),
+        }
     }
 
     /// A release's recorded revisions, as `weaver history` reads them.

@@ -18,13 +18,14 @@ use crate::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, St
 /// The stylesheet every page links: light and dark by `prefers-color-scheme`.
 pub const STYLESHEET: &str = include_str!("templates/ui.css");
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("templates/base.html")),
     ("fleet.html", include_str!("templates/fleet.html")),
     ("sync.html", include_str!("templates/sync.html")),
     ("confirm.html", include_str!("templates/confirm.html")),
     ("environment.html", include_str!("templates/environment.html")),
     ("release.html", include_str!("templates/release.html")),
+    ("object.html", include_str!("templates/object.html")),
 ];
 
 /// The templates, parsed once.
@@ -270,6 +271,31 @@ pub fn sync_action(action: &str) -> Option<(&'static str, &'static str)> {
 /// What a rollback's confirmation says.
 pub const ROLLBACK: &str = "Re-apply this revision's recorded objects, pruning what it did not have, and record the \
     result as a new revision (as `weaver rollback` does).";
+
+/// One live object: its YAML as shown, and the fields each manager owns.
+#[derive(Serialize)]
+pub struct ObjectPage<'a> {
+    pub env: &'a str,
+    pub title: String,
+    pub yaml: String,
+    pub managers: &'a [crate::action::object::Manager],
+}
+
+impl<'a> ObjectPage<'a> {
+    pub fn new(
+        env: &'a str,
+        wanted: &crate::action::object::ObjectOptions,
+        live: &'a crate::action::object::LiveObject,
+    ) -> ObjectPage<'a> {
+        let place = wanted.namespace.as_ref().map_or(wanted.name.clone(), |ns| format!("{ns}/{}", wanted.name));
+        ObjectPage {
+            env,
+            title: format!("{} {place}", wanted.kind),
+            yaml: crate::yaml::to_yaml_string(&live.object),
+            managers: &live.managers,
+        }
+    }
+}
 
 /// A release of a local environment: its recorded revisions, newest first, each but the
 /// deployed one with a rollback to it.

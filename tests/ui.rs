@@ -87,6 +87,18 @@ impl Served {
         Some(browser::headless_url(&chromium.unwrap(), profile.path(), &format!("{}{path}", self.url), &["--dump-dom"]))
     }
 
+    /// A PNG of the page at `path`, taken by headless Chromium with `args` (window size, theme,
+    /// zoom), written to `file`.
+    fn screenshot(&self, path: &str, file: &std::path::Path, args: &[&str]) {
+        let chromium = browser::chromium().expect("Chromium, which dom() found");
+        let profile = tempfile::tempdir().unwrap();
+        let shot = format!("--screenshot={}", file.display());
+        let mut all = vec![shot.as_str(), "--hide-scrollbars"];
+        all.extend_from_slice(args);
+        browser::headless_url(&chromium, profile.path(), &format!("{}{path}", self.url), &all);
+        assert!(std::fs::read(file).expect("chromium wrote the screenshot").starts_with(b"\x89PNG"));
+    }
+
     fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
         let body = response.body_mut().read_to_string().expect("a UTF-8 body");
         Reply { status: response.status().as_u16(), headers: response.headers().clone(), body }
@@ -158,6 +170,22 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
     assert!(sync.contains(&approve.replace('&', "&amp;")), "the approval names the digest shown: {sync}");
     let done = served.dom(&format!("/syncs/{ns}/ready?done=<script>")).unwrap();
     assert!(!done.contains("id=\"done\"") && !done.contains("<script>"), "only the known actions' words: {done}");
+
+    // The guide's screenshots, under WEAVER_BLESS=1 only (a few seconds each): light and dark by
+    // the system's setting, and at 200 % zoom (twice the pixels per CSS pixel, half the width).
+    if std::env::var_os("WEAVER_BLESS").is_none() {
+        return;
+    }
+    let dir = common::project_root().join("docs/src/guides/ui");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sync = format!("/syncs/{ns}/waiting");
+    for (file, path, args) in [
+        ("fleet.png", "/", &["--window-size=1280,720"][..]),
+        ("fleet-dark.png", "/", &["--window-size=1280,720", "--force-dark-mode"][..]),
+        ("sync-zoom-200.png", &sync, &["--window-size=640,1000", "--force-device-scale-factor=2"][..]),
+    ] {
+        served.screenshot(path, &dir.join(file), args);
+    }
 }
 
 #[test]

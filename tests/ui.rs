@@ -275,15 +275,27 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
     );
     let served = Served::start(&demo.repo, &demo.cluster, &["-n", &demo.ns]);
 
+    // A ReplicaSet the Deployment owns (no controller makes one here): drawn under it.
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": demo.ns}});
+    let uid = demo.cluster.get(&web).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
+    let labels = json!({"tree": "web"});
+    demo.cluster.create(&json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-5d4f", "namespace": demo.ns,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": uid}]},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}));
+
     let Some(page) = served.dom("/environments/dev") else { return };
     assert!(page.contains("id=\"release-web\""), "{page}");
+    let deployment_row = page.find("class=\"depth-1\" data-kind=\"Deployment\" data-name=\"web\"").expect(&page);
+    let owned_row = page.find("class=\"depth-2\" data-kind=\"ReplicaSet\" data-name=\"web-5d4f\"").expect(&page);
+    assert!(deployment_row < owned_row, "the ReplicaSet under its Deployment: {page}");
     assert!(page.contains("-  replicas: 1") && page.contains("+  replicas: 2"), "the CLI's diff: {page}");
     assert!(page.contains("<code>Secret/") && page.contains("data.API_KEY"), "the Secret drifted: {page}");
     assert!(!page.contains("role=\"alert\""), "every part of the page was read: {page}");
 
     // Revision 2 applied from the edited tree; the page rolls web back to revision 1.
     demo.weaver(&["apply", "--env", "dev", "-r", "web", "--force-conflicts"]).success();
-    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": demo.ns}});
     assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 2);
     let release = served.dom("/environments/dev/releases/web").unwrap();
     assert!(release.contains("id=\"revision-2\" data-status=\"deployed\""), "{release}");

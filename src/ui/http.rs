@@ -571,7 +571,7 @@ impl Server {
             };
             let cx = Context { redactor: &o.redactor, on };
             futures::join!(
-                crate::action::status::status(&observe, on),
+                crate::action::status::status_with_dependents(&observe, on),
                 crate::action::plan::plan(&plan, cx),
                 crate::action::drift::drift(&observe, cx)
             )

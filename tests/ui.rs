@@ -55,7 +55,12 @@ impl Reply {
 
 impl Served {
     fn start(repo: &Repo, cluster: &TestCluster, args: &[&str]) -> Served {
-        let kubeconfig = cluster.kubeconfig().to_str().expect("a UTF-8 path").to_string();
+        Served::start_as(repo, cluster.kubeconfig(), args)
+    }
+
+    /// `weaver ui` as the identity of `kubeconfig`.
+    fn start_as(repo: &Repo, kubeconfig: &std::path::Path, args: &[&str]) -> Served {
+        let kubeconfig = kubeconfig.to_str().expect("a UTF-8 path").to_string();
         let mut all = vec!["--kubeconfig", &kubeconfig, "ui", "--address", "127.0.0.1:0"];
         all.extend_from_slice(args);
         let mut child = repo.spawn(&all);
@@ -260,6 +265,58 @@ fn actions_need_the_session_token_and_the_digest_shown() {
     assert!(asked.is_string(), "resume asks for a reconcile");
     let reconcile = served.post(&format!("/syncs/{ns}/shop/reconcile"), Some(&cookie), None, &[("csrf", &csrf)]);
     assert_eq!(reconcile.status, 303, "{}", reconcile.body);
+}
+
+#[test]
+fn a_user_whose_rbac_allows_one_namespace_sees_and_acts_there_only() {
+    let (cluster, ns, _) = setup();
+    let other = cluster.namespace("other");
+    let repo = Repo::minimal();
+    let mine = create(&cluster, &ns, "mine", json!({"approval": "Manual"}));
+    let theirs = create(&cluster, &other, "theirs", json!({"approval": "Manual"}));
+    for object in [&mine, &theirs] {
+        cluster.patch_status(object, &awaiting_status(1));
+    }
+    let developer = cluster.service_account(&ns, "developer");
+    cluster.apply(
+        &[
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "syncs", "namespace": ns},
+                "rules": [{"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"],
+                    "verbs": ["get", "list", "watch", "patch"]}]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "syncs", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "syncs"},
+                "subjects": [{"kind": "ServiceAccount", "name": "developer", "namespace": ns}]}),
+        ],
+        "ui-test",
+    );
+    repo.write("developer-kubeconfig", &developer.kubeconfig);
+    let everywhere = Served::start_as(&repo, &repo.path().join("developer-kubeconfig"), &[]);
+    let served = Served::start_as(&repo, &repo.path().join("developer-kubeconfig"), &["-n", &ns]);
+
+    // A real server's authorizer learns of the new binding within moments.
+    let fleet = eventually("the developer's binding applies", || {
+        let reply = served.get("/", None);
+        reply.body.contains(&format!("id=\"sync-{ns}-mine\"")).then_some(reply.body.clone()).ok_or(reply.body)
+    });
+    assert!(!fleet.contains("theirs") && !fleet.contains("role=\"alert\""), "{fleet}");
+    let all = everywhere.get("/", None);
+    assert!(all.body.contains("role=\"alert\"") && all.body.contains("forbidden"), "{}", all.body);
+    assert!(!all.body.contains("id=\"sync-"), "nothing listed that may not be: {}", all.body);
+    let elsewhere = served.get(&format!("/syncs/{other}/theirs"), None);
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
+    assert!(elsewhere.body.contains("forbidden") && !elsewhere.body.contains(DIGEST), "{}", elsewhere.body);
+
+    let confirm = served.get(&format!("/syncs/{ns}/mine/confirm/approve?digest={DIGEST}"), None);
+    let (cookie, csrf) = (confirm.cookie(), confirm.field("csrf"));
+    let form = [("csrf", csrf.as_str()), ("digest", DIGEST)];
+    let refused = served.post(&format!("/syncs/{other}/theirs/approve"), Some(&cookie), None, &form);
+    assert!(refused.status >= 400 && refused.body.contains("forbidden"), "{} {}", refused.status, refused.body);
+    assert_eq!(cluster.get(&theirs).unwrap()["spec"].get("approvedPlan"), None);
+    let approved = served.post(&format!("/syncs/{ns}/mine/approve"), Some(&cookie), None, &form);
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    assert_eq!(cluster.get(&mine).unwrap()["spec"]["approvedPlan"], DIGEST);
 }
 
 #[test]

@@ -127,6 +127,9 @@ pub enum Command {
     /// See and steer the cluster's EnvironmentSyncs (GitOps): get, reconcile, suspend, resume, approve
     #[command(subcommand, after_help = SYNC_EXAMPLES)]
     Sync(SyncCommand),
+    /// Serve the fleet as web pages on this machine, as your kubeconfig's identity: EnvironmentSyncs, plans, drift, approvals
+    #[command(after_help = UI_EXAMPLES)]
+    Ui(UiArgs),
 }
 
 /// The examples that end each command's `--help` (tests/reference.rs parses every one).
@@ -192,6 +195,28 @@ const SYNC_EXAMPLES: &str = "Examples:
   weaver sync reconcile shop -n flux-system --timeout 10m
   weaver sync suspend shop -n flux-system
   weaver sync approve shop -n flux-system --digest sha256:3f2a…   # only the plan you looked at";
+
+const UI_EXAMPLES: &str = "Examples:
+  weaver ui                                   # http://127.0.0.1:8080/: every namespace's EnvironmentSyncs, this repository's environments
+  weaver ui -n flux-system --address 127.0.0.1:9090
+  weaver ui --context staging --identity ~/.config/weaver/age.key";
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The loopback address and port to serve on (127.0.0.1 or ::1; port 0: any free one)
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8080")]
+    pub address: std::net::SocketAddr,
+    /// Only the EnvironmentSyncs of this namespace [default: every namespace]
+    #[arg(short, long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// How many requests a page keeps in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {

@@ -24,6 +24,7 @@ pub(crate) mod render;
 pub(crate) mod report;
 pub mod secrets;
 pub mod source;
+pub(crate) mod ui;
 pub(crate) mod validate;
 pub mod yaml;
 

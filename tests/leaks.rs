@@ -10,7 +10,7 @@ use common::demo::Demo;
 use serde_json::{Value, json};
 
 /// The demo's decrypted dev secrets, and the forms an output could carry them in.
-fn decrypted_forms(demo: &Demo) -> Vec<String> {
+pub(crate) fn decrypted_forms(demo: &Demo) -> Vec<String> {
     let text = run(demo, &["secrets", "decrypt", "secrets/dev.yaml"]).success().to_string();
     let tree: Value = serde_saphyr::from_str(&text).unwrap();
     let mut values = Vec::new();

@@ -44,5 +44,6 @@ mod restart;
 mod secrets;
 mod secrets_cli;
 mod sync;
+mod ui;
 mod validate;
 mod wait;

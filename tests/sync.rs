@@ -11,19 +11,19 @@ use common::Repo;
 use common::cluster::TestCluster;
 use serde_json::{Value, json};
 
-const MANAGER: &str = "sync-test";
-const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-const ANNOTATION: &str = "weaver.example.com/reconcile-requested-at";
+pub(crate) const MANAGER: &str = "sync-test";
+pub(crate) const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+pub(crate) const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+pub(crate) const ANNOTATION: &str = "weaver.example.com/reconcile-requested-at";
 
-fn setup() -> (TestCluster, String, Repo) {
+pub(crate) fn setup() -> (TestCluster, String, Repo) {
     let cluster = TestCluster::start();
     cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
     let ns = cluster.namespace("sync");
     (cluster, ns, Repo::empty())
 }
 
-fn create(cluster: &TestCluster, ns: &str, name: &str, extra: Value) -> Value {
+pub(crate) fn create(cluster: &TestCluster, ns: &str, name: &str, extra: Value) -> Value {
     let mut spec = json!({
         "source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}},
         "environments": ["dev", "prod"],
@@ -47,7 +47,7 @@ fn ready_condition(status: &str, reason: &str, message: &str, generation: i64) -
     })
 }
 
-fn ready_status(generation: i64) -> Value {
+pub(crate) fn ready_status(generation: i64) -> Value {
     json!({
         "observedGeneration": generation,
         "conditions": [ready_condition("True", "ReconciliationSucceeded", "applied revision 0123456789ab to 2 environment(s)", generation)],
@@ -63,7 +63,7 @@ fn ready_status(generation: i64) -> Value {
     })
 }
 
-fn awaiting_status(generation: i64) -> Value {
+pub(crate) fn awaiting_status(generation: i64) -> Value {
     json!({
         "observedGeneration": generation,
         "conditions": [ready_condition("False", "AwaitingApproval", &format!("the plan of 0123456789ab waits for approval: set spec.approvedPlan to {DIGEST} (weaver sync approve)"), generation)],

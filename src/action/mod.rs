@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod history;
 pub mod import;
 mod notifications;
+pub mod object;
 pub mod plan;
 mod removed;
 

@@ -1,8 +1,10 @@
 //! Status: the health of each object of the selected releases' last applied revisions, as
 //! the cluster has it now. Nothing is rendered or decrypted: the records say which objects
 //! each release has, `crate::cluster::ready` what healthy means (with the environment's
-//! `healthChecks`). Only reads, the same LISTs as drift.
+//! `healthChecks`). Only reads, the same LISTs as drift (and, for `weaver ui`, those of the
+//! objects they own).
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::drift::{DriftOptions, by_key, place, recorded_live};
@@ -10,14 +12,29 @@ use super::render::{IfEmpty, select};
 use super::{OnProgress, connect_sharing, phase, tell_retries};
 use crate::cluster::{ManagedFields, Readiness, readiness};
 use crate::error::Result;
+use crate::manifest::ListTarget;
 use crate::release::record::Wanted;
-use crate::release::status::{Health, Report, release_health};
+use crate::release::status::{Health, Report, owned_by, release_health};
 
 /// Status reads what drift reads: the selection, how to connect, how many requests at once.
 pub type StatusOptions = DriftOptions;
 
+/// What objects of the release namespaces can own others and be owned: a Deployment's
+/// ReplicaSets, their Pods, a CronJob's Jobs and theirs. `weaver ui` draws them under their owners.
+const DEPENDENT_KINDS: [(&str, &str); 3] = [("apps/v1", "ReplicaSet"), ("v1", "Pod"), ("batch/v1", "Job")];
+
 /// The health of each selected release's last deployed objects.
 pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Report> {
+    judged(options, false, on).await
+}
+
+/// [`status`], each object with the live objects it owns (of [`DEPENDENT_KINDS`], in the
+/// release namespaces: one more LIST per kind and namespace), judged by the same rules.
+pub async fn status_with_dependents(options: &StatusOptions, on: OnProgress<'_>) -> Result<Report> {
+    judged(options, true, on).await
+}
+
+async fn judged(options: &StatusOptions, with_dependents: bool, on: OnProgress<'_>) -> Result<Report> {
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
     let cluster =
         connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "reading health in", on)
@@ -31,6 +48,26 @@ pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Repor
         recorded_live(&cluster, &releases, &selected.env.name, Wanted::Applied, managed_fields, options.concurrency)
             .await?;
     let by_key = by_key(&live);
+    let others = match with_dependents {
+        true => {
+            let namespaces: BTreeSet<&str> = releases.iter().map(|r| r.namespace.as_str()).collect();
+            let targets: BTreeSet<ListTarget> = DEPENDENT_KINDS
+                .iter()
+                .filter(|(api_version, kind)| cluster.resolve(api_version, kind).is_ok())
+                .flat_map(|(api_version, kind)| {
+                    namespaces.iter().map(|ns| ListTarget {
+                        api_version: api_version.to_string(),
+                        kind: kind.to_string(),
+                        namespace: Some(ns.to_string()),
+                    })
+                })
+                .collect();
+            let listed = cluster.list_each(&targets, None, options.concurrency).await?;
+            listed.into_iter().flat_map(|(_, listed)| listed.items).collect()
+        }
+        false => Vec::new(),
+    };
+    let owned = owned_by(&others);
     let releases = releases
         .iter()
         .map(|release| {
@@ -39,6 +76,7 @@ pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Repor
                 release,
                 record,
                 &by_key,
+                &owned,
                 |manifest| place(&cluster, manifest, release),
                 |object| health(readiness(object, &release.health_checks)),
             )

@@ -20,6 +20,7 @@ mod rollback;
 mod secrets;
 mod status;
 mod sync;
+mod ui;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -282,11 +283,13 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Command::Sync(SyncCommand::Reconcile(args)) => (Some(&mut args.cluster), None),
         Command::Sync(SyncCommand::Suspend(args) | SyncCommand::Resume(args)) => (Some(&mut args.cluster), None),
         Command::Sync(SyncCommand::Approve(args)) => (Some(&mut args.cluster), None),
+        Command::Ui(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
     };
     let outer = std::mem::take(&mut cli.cluster);
     let unused = |flag: &str| {
-        Error::new(format!("{flag} does nothing for this command: it is not one that talks to the cluster"))
-            .with_help("diff, apply, history, rollback, drift, status, sync and operator run take the cluster options")
+        Error::new(format!("{flag} does nothing for this command: it is not one that talks to the cluster")).with_help(
+            "diff, apply, history, rollback, drift, status, sync, ui and operator run take the cluster options",
+        )
     };
     match cluster {
         Some(inner) => {
@@ -337,6 +340,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Completions(args) => completions::run(args),
         Command::Operator(command) => operator::run(&cli.global, command),
         Command::Sync(command) => sync::run(&ui, command),
+        Command::Ui(args) => ui::run(&cli.global, &ui, args),
     };
     match result {
         Ok(code) => code,

@@ -105,6 +105,25 @@ impl FieldSet {
         }
     }
 
+    /// Each owned leaf as drift and `-o json` write paths: `spec.replicas`,
+    /// `spec.template.spec.containers[name=web].image`, `metadata.finalizers[x]`.
+    pub fn field_paths(&self) -> Vec<String> {
+        let scalar = |value: &Value| value.as_str().map_or_else(|| value.to_string(), str::to_string);
+        self.leaves()
+            .into_iter()
+            .map(|steps| {
+                steps.into_iter().fold(String::new(), |path, step| match step {
+                    Step::Field(name) => super::paths::field_path(&path, name),
+                    Step::Key(key) => {
+                        let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={}", scalar(v))).collect();
+                        format!("{path}[{}]", parts.join(","))
+                    }
+                    Step::Value(value) => super::paths::set_element_path(&path, value),
+                })
+            })
+            .collect()
+    }
+
     /// Whether nothing below this point is listed: a field owned whole (a scalar, or an
     /// atomic map or list).
     pub fn is_leaf(&self) -> bool {
@@ -285,6 +304,17 @@ mod tests {
     use serde_json::json;
 
     const DEPLOYMENT: Kind = Kind { api_version: "apps/v1", kind: "Deployment" };
+
+    #[test]
+    fn paths_name_each_owned_leaf_as_drift_writes_them() {
+        let set = FieldSet::from_fields_v1(&json!({"f:metadata": {"f:finalizers": {"v:\"x\"": {}}},
+            "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+            "k:{\"name\":\"web\"}": {".": {}, "f:image": {}}}}}}}));
+        assert_eq!(
+            set.field_paths(),
+            ["metadata.finalizers[x]", "spec.replicas", "spec.template.spec.containers[name=web].image"]
+        );
+    }
 
     #[test]
     fn managed_fields_and_last_applied_give_the_same_set() {

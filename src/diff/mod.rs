@@ -25,7 +25,7 @@ pub use plan::{Action, ObjectPlan, Plan, Summary};
 use crate::manifest::MANAGER;
 use crate::patch::merge_keys::{self, ListStrategy};
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// A Secret value in diff output. The changed side says so, so a diff shows which keys changed.
 pub const SECRET_MARKER: &str = "<redacted>";
 pub const SECRET_CHANGED_MARKER: &str = "<redacted, changed>";

@@ -33,6 +33,55 @@ pub struct ObjectHealth {
     pub health: Health,
     /// Why it is not healthy.
     pub reason: Option<String>,
+    /// The live objects it owns (their `ownerReferences` name it), each with its own: a
+    /// Deployment's ReplicaSets and their Pods. Empty unless the caller listed them.
+    pub dependents: Vec<ObjectHealth>,
+}
+
+/// Live objects by the uid of each owner their `ownerReferences` name.
+pub type Owned<'a> = HashMap<&'a str, Vec<&'a Value>>;
+
+/// `objects` by the owners they name.
+pub fn owned_by(objects: &[Value]) -> Owned<'_> {
+    let mut owned: Owned = HashMap::new();
+    for object in objects {
+        let owners = object.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten();
+        for uid in owners.filter_map(|owner| owner.get("uid").and_then(Value::as_str)) {
+            owned.entry(uid).or_default().push(object);
+        }
+    }
+    owned
+}
+
+/// How deep a tree of dependents goes: Deployment, ReplicaSet, Pod, and a level to spare. A
+/// cycle of owner references (which the garbage collector would refuse) ends here too.
+const DEPENDENT_DEPTH: usize = 4;
+
+/// What `owner` owns, judged by `health_of`, down to [`DEPENDENT_DEPTH`].
+fn dependents(
+    owner: &Value,
+    owned: &Owned,
+    health_of: &impl Fn(&Value) -> (Health, Option<String>),
+    depth: usize,
+) -> Vec<ObjectHealth> {
+    let uid = owner.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+    let children = if depth < DEPENDENT_DEPTH { owned.get(uid).map(Vec::as_slice) } else { None };
+    let mut found: Vec<ObjectHealth> = children
+        .unwrap_or_default()
+        .iter()
+        .map(|child| {
+            let (health, reason) = health_of(child);
+            ObjectHealth {
+                api_version: child.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
+                key: ObjectKey::of(child),
+                health,
+                reason,
+                dependents: dependents(child, owned, health_of, depth + 1),
+            }
+        })
+        .collect();
+    found.sort_by(|a, b| (&a.key.kind, &a.key.name).cmp(&(&b.key.kind, &b.key.name)));
+    found
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,11 +146,12 @@ impl Report {
 
 /// The health of the objects of one release's `record`. `place` says where the cluster keeps a
 /// recorded object (as for drift: `Some(namespace)`, None when its kind is not served);
-/// `health_of` judges a live object.
+/// `health_of` judges a live object, and each one's dependents among `owned`.
 pub fn release_health(
     release: &Release,
     record: Option<&Record>,
     live: &HashMap<ObjectKey, &Value>,
+    owned: &Owned,
     place: impl Fn(&Value) -> Option<Option<String>>,
     health_of: impl Fn(&Value) -> (Health, Option<String>),
 ) -> ReleaseHealth {
@@ -114,12 +164,14 @@ pub fn release_health(
     };
     for recorded in record.into_iter().flat_map(|r| recorded_objects(r, live, &place)) {
         let RecordedObject { api_version, key, live, .. } = recorded;
-        let (state, reason) = match live {
-            Found::Unserved => (Health::Failed, Some(unserved(&api_version, &key.kind))),
-            Found::Missing => (Health::Failed, Some("not found: deleted since it was applied".to_string())),
-            Found::Live(object) => health_of(object),
+        let ((state, reason), dependents) = match live {
+            Found::Unserved => ((Health::Failed, Some(unserved(&api_version, &key.kind))), Vec::new()),
+            Found::Missing => {
+                ((Health::Failed, Some("not found: deleted since it was applied".to_string())), Vec::new())
+            }
+            Found::Live(object) => (health_of(object), dependents(object, owned, &health_of, 1)),
         };
-        health.objects.push(ObjectHealth { api_version, key, health: state, reason });
+        health.objects.push(ObjectHealth { api_version, key, health: state, reason, dependents });
     }
     health
 }
@@ -144,17 +196,51 @@ mod tests {
             Some("Deployment") => (Health::Progressing, Some("1 of 3 replicas updated".to_string())),
             _ => (Health::Healthy, None),
         };
-        let health = release_health(&release("web"), Some(&record), &live, place, judge);
+        let health = release_health(&release("web"), Some(&record), &live, &Owned::new(), place, judge);
         let states: Vec<(&str, Health)> = health.objects.iter().map(|o| (o.key.name.as_str(), o.health)).collect();
         assert_eq!(states, [("settings", Health::Healthy), ("web", Health::Progressing), ("w", Health::Failed)]);
         assert_eq!(health.objects[2].reason.as_deref(), Some("the cluster does not serve example.com/v1 Widget"));
         assert_eq!(health.health(), Some(Health::Failed));
 
         let gone: HashMap<ObjectKey, &Value> = HashMap::new();
-        let health = release_health(&release("web"), Some(&record), &gone, place, judge);
+        let health = release_health(&release("web"), Some(&record), &gone, &Owned::new(), place, judge);
         assert_eq!(health.objects[0].reason.as_deref(), Some("not found: deleted since it was applied"));
-        let none = release_health(&release("web"), None, &live, place, judge);
+        let none = release_health(&release("web"), None, &live, &Owned::new(), place, judge);
         assert!(none.revision.is_none() && none.objects.is_empty() && none.health().is_none());
+    }
+
+    #[test]
+    fn dependents_hang_under_their_owners_by_uid() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "d1"}});
+        let record = Record::of_manifests(vec![deployment.clone()]);
+        let live: HashMap<ObjectKey, &Value> = [(ObjectKey::of(&deployment), &deployment)].into_iter().collect();
+        let owned_by_uid = |kind: &str, name: &str, uid: &str, owner: &str| {
+            json!({"apiVersion": if kind == "Pod" { "v1" } else { "apps/v1" }, "kind": kind,
+                "metadata": {"name": name, "namespace": "shop", "uid": uid, "ownerReferences": [{"uid": owner}]}})
+        };
+        let others = vec![
+            owned_by_uid("ReplicaSet", "web-7d", "r1", "d1"),
+            owned_by_uid("Pod", "web-7d-b", "p2", "r1"),
+            owned_by_uid("Pod", "web-7d-a", "p1", "r1"),
+            owned_by_uid("ReplicaSet", "loop", "l1", "l1"),
+            owned_by_uid("Pod", "stranger", "s1", "x"),
+        ];
+        let owned = owned_by(&others);
+        let place = |_: &Value| Some(Some("shop".to_string()));
+        let judge = |o: &Value| match o["kind"].as_str() {
+            Some("Pod") => (Health::Progressing, Some("not ready".to_string())),
+            _ => (Health::Healthy, None),
+        };
+        let health = release_health(&release("web"), Some(&record), &live, &owned, place, judge);
+        let web = &health.objects[0];
+        let names = |o: &ObjectHealth| o.dependents.iter().map(|d| d.key.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(web), ["web-7d"]);
+        assert_eq!(names(&web.dependents[0]), ["web-7d-a", "web-7d-b"], "sorted, the stranger left out");
+        assert_eq!(web.dependents[0].dependents[0].health, Health::Progressing);
+        // An object owning itself ends at the depth limit instead of looping.
+        let looped = dependents(&others[3], &owned, &judge, 1);
+        assert_eq!(looped.len(), 1);
     }
 
     #[test]
@@ -164,6 +250,7 @@ mod tests {
             key: ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: None, name: "c".into() },
             health,
             reason: None,
+            dependents: Vec::new(),
         };
         let mut report =
             Report { environment: "dev".into(), context: String::new(), server: String::new(), releases: vec![] };

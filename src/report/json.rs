@@ -381,6 +381,20 @@ pub struct StatusObject<'a> {
     pub object: ObjectIdentity<'a>,
     /// Why it is not healthy; null when it is.
     pub reason: Option<&'a str>,
+    /// What it owns, for `weaver ui` (`weaver status` lists none, and writes no such field).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<StatusObject<'a>>,
+}
+
+impl<'a> StatusObject<'a> {
+    fn new(object: &'a status::ObjectHealth) -> StatusObject<'a> {
+        StatusObject {
+            health: object.health,
+            object: ObjectIdentity::new(&object.api_version, &object.key),
+            reason: object.reason.as_deref(),
+            dependents: object.dependents.iter().map(StatusObject::new).collect(),
+        }
+    }
 }
 
 impl<'a> StatusReport<'a> {
@@ -397,15 +411,7 @@ impl<'a> StatusReport<'a> {
                     revision: DriftRevision::new(revision),
                     status: *status,
                 }),
-                objects: release
-                    .objects
-                    .iter()
-                    .map(|object| StatusObject {
-                        health: object.health,
-                        object: ObjectIdentity::new(&object.api_version, &object.key),
-                        reason: object.reason.as_deref(),
-                    })
-                    .collect(),
+                objects: release.objects.iter().map(StatusObject::new).collect(),
             })
             .collect();
         StatusReport {

@@ -1,5 +1,6 @@
-//! Headless Chromium (Debian's `chromium`) for tests of the HTML reports, without a
-//! browser-driver crate: `--dump-dom` gives the DOM after parsing, `--screenshot` a PNG.
+//! Headless Chromium (Debian's `chromium`) for tests of the HTML reports and of `weaver ui`'s
+//! pages, without a browser-driver crate: `--dump-dom` gives the DOM after parsing,
+//! `--screenshot` a PNG.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,11 @@ pub fn chromium() -> Option<PathBuf> {
 
 /// Runs headless Chromium on `page` with `args` (say `--dump-dom`), offline.
 pub fn headless(browser: &Path, profile: &Path, page: &Path, args: &[&str]) -> String {
+    headless_url(browser, profile, &format!("file://{}", page.display()), args)
+}
+
+/// Runs headless Chromium on the page at `url` with `args`; no network but the URL's.
+pub fn headless_url(browser: &Path, profile: &Path, url: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(browser)
         .args([
             "--headless",
@@ -25,7 +31,7 @@ pub fn headless(browser: &Path, profile: &Path, page: &Path, args: &[&str]) -> S
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
-        .arg(format!("file://{}", page.display()))
+        .arg(url)
         .output()
         .expect("run chromium");
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));

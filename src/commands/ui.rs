@@ -1,0 +1,49 @@
+//! `weaver ui`: the fleet's pages (`crate::ui`) served on loopback, as the kubeconfig's identity,
+//! until Ctrl-C. Says where it serves, and each action taken, on stderr.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{Ui, block_on, connect_options};
+use crate::cli::{ApplyFlags, GlobalArgs, UiArgs};
+use crate::error::{Error, Result};
+
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
+    let address = crate::ui::loopback(args.address)?;
+    let told = ui.clone();
+    let options = crate::ui::Options {
+        repo: global.repo.clone(),
+        connect: connect_options(&args.cluster),
+        namespace: args.namespace.clone(),
+        keys: crate::action::Keys::Search(args.identity.identity.clone()),
+        concurrency: args.concurrency,
+        rollback: rollback_settings(),
+        redactor: ui.redactor.clone(),
+        on: Arc::new(move |p| told.progress(p)),
+    };
+    block_on(async {
+        let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| {
+            Error::new(format!("cannot listen on --address {address}: {err}"))
+                .with_help("give another port, or 0 for any free one")
+        })?;
+        let url = format!("http://{}/", listener.local_addr().unwrap_or(address));
+        ui.status(&format!("weaver ui: serving {url} (Ctrl-C stops)"));
+        crate::ui::serve(options, listener, async {
+            // Without a signal handler Ctrl-C ends the process anyway.
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A rollback from the pages applies as `weaver rollback` does without flags: the defaults of
+/// its apply flags, read from their definition.
+fn rollback_settings() -> crate::action::apply::Settings {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        apply: ApplyFlags,
+    }
+    super::apply_settings(&<Defaults as clap::Parser>::parse_from(["weaver ui"]).apply)
+}

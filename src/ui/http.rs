@@ -1,0 +1,640 @@
+//! HTTP for the UI, in one place: hyper's HTTP/1 as the operator serves its endpoints
+//! (`serve_with`), the routes, the session cookie and its CSRF token, the checks every request
+//! passes (Host, and for actions Origin and the token) and the security headers of every answer.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use super::Options;
+use super::pages::{self, Chrome, Filter, Pages, SyncState};
+use crate::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
+use crate::action::{Context, Progress};
+use crate::controllers::configmapsync::endpoints::serve_with;
+use crate::error::{Error, Result};
+use crate::secrets::hmac::HmacSha256;
+
+/// The session cookie's name.
+const COOKIE: &str = "weaver-ui";
+/// The largest action form read: a CSRF token and a digest.
+const MAX_FORM: usize = 4096;
+
+/// Every answer's headers: no script, style or form target but this server's, never framed,
+/// never cached, no referrer sent elsewhere.
+const SECURITY_HEADERS: [(&str, &str); 7] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+];
+
+struct Server {
+    options: Options,
+    pages: Pages,
+    /// Signs sessions into CSRF tokens: a key of this process, never shown.
+    key: HmacSha256,
+    /// The Host headers answered: the listening address, and `localhost` at its port.
+    hosts: Vec<String>,
+    server_url: String,
+}
+
+/// Serves the UI on `listener` until `shutdown` completes.
+pub async fn serve(
+    options: Options,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let address =
+        listener.local_addr().map_err(|err| Error::new(format!("reading the address weaver ui listens on: {err}")))?;
+    // Read once: the pages say which cluster they show.
+    let (_, info) = crate::cluster::kube_config(&options.connect).await?;
+    let mut key = [0; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    let server = Arc::new(Server {
+        pages: Pages::new()?,
+        key: HmacSha256::new(&key),
+        hosts: vec![address.to_string(), format!("localhost:{}", address.port())],
+        server_url: format!("{} ({})", info.context, info.server),
+        options,
+    });
+    serve_with(listener, move |request| answer(server.clone(), request), shutdown).await;
+    Ok(())
+}
+
+/// An answer before the security headers and the cookie are added.
+struct Answer {
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+    location: Option<String>,
+}
+
+impl Answer {
+    fn html(status: StatusCode, body: String) -> Answer {
+        Answer { status, content_type: "text/html; charset=utf-8", body, location: None }
+    }
+
+    fn text(status: StatusCode, body: impl Into<String>) -> Answer {
+        Answer { status, content_type: "text/plain; charset=utf-8", body: body.into(), location: None }
+    }
+
+    /// 303: after an action, the page it leads back to (reloading it repeats nothing).
+    fn see_other(location: String) -> Answer {
+        Answer { location: Some(location), ..Answer::text(StatusCode::SEE_OTHER, "") }
+    }
+}
+
+async fn answer(
+    server: Arc<Server>,
+    request: Request<Incoming>,
+) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
+    let (session, new_session) = match session_of(request.headers()) {
+        Some(session) => (session, false),
+        None => (new_session_id(), true),
+    };
+    let answer = if !server.host_allowed(request.headers()) {
+        Answer::text(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("weaver ui answers only to http://{}/\n", server.hosts[0]),
+        )
+    } else {
+        server.route(request, &session).await
+    };
+    let mut builder = Response::builder().status(answer.status).header(header::CONTENT_TYPE, answer.content_type);
+    for (name, value) in SECURITY_HEADERS {
+        builder = builder.header(name, value);
+    }
+    if let Some(location) = answer.location {
+        builder = builder.header(header::LOCATION, location);
+    }
+    if new_session {
+        // Loopback HTTP: a Secure cookie would never be sent back.
+        builder = builder.header(header::SET_COOKIE, format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict"));
+    }
+    // Every value set is ASCII of our own making: the response is always valid.
+    let body = server.options.redactor.redact(&answer.body).into_owned();
+    Ok(builder.body(Full::new(Bytes::from(body))).expect("a valid response"))
+}
+
+/// The session the cookie names, when it is one this server could have made (64 hex digits).
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string)
+}
+
+fn new_session_id() -> String {
+    let mut id = [0; 32];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    hex::encode(id)
+}
+
+/// The path's segments, percent-decoded; None when one is not UTF-8.
+fn segments(path: &str) -> Option<Vec<String>> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|s| s.into_owned()))
+        .collect()
+}
+
+fn query(request: &Request<Incoming>) -> HashMap<String, String> {
+    form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).into_owned().collect()
+}
+
+impl Server {
+    /// Whether the request names this server: a page of another site that rebinds a name of its
+    /// own to 127.0.0.1 sends that name.
+    fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(|h| self.hosts.iter().any(|a| a == h))
+    }
+
+    fn csrf(&self, session: &str) -> String {
+        hex::encode(self.key.mac(format!("csrf {session}").as_bytes()))
+    }
+
+    fn chrome(&self, session: &str, errors: Vec<String>) -> Chrome {
+        Chrome { server: self.server_url.clone(), errors, csrf: self.csrf(session) }
+    }
+
+    fn page(&self, name: &str, chrome: &Chrome, page: impl serde::Serialize) -> Answer {
+        match self.pages.render(name, chrome, page) {
+            Ok(html) => Answer::html(StatusCode::OK, html),
+            Err(err) => Answer::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n")),
+        }
+    }
+
+    fn target(&self, namespace: &str) -> Target {
+        Target { connect: self.options.connect.clone(), namespace: Some(namespace.to_string()) }
+    }
+
+    async fn route(self: &Arc<Self>, request: Request<Incoming>, session: &str) -> Answer {
+        let Some(path) = segments(request.uri().path()) else {
+            return Answer::text(StatusCode::BAD_REQUEST, "the path is not UTF-8\n");
+        };
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let query = query(&request);
+        let method = request.method().clone();
+        match (&method, path.as_slice()) {
+            (&Method::GET, []) => self.fleet(session, &query).await,
+            (&Method::GET, ["ui.css"]) => {
+                Answer { content_type: "text/css; charset=utf-8", ..Answer::text(StatusCode::OK, pages::STYLESHEET) }
+            }
+            (&Method::GET, ["syncs", ns, name]) => self.sync(session, ns, name, query.get("done")).await,
+            (&Method::GET, ["syncs", ns, name, "confirm", action]) => {
+                self.confirm(session, ns, name, action, query.get("digest")).await
+            }
+            (&Method::POST, ["syncs", ns, name, action]) => {
+                let (ns, name, action) = (ns.to_string(), name.to_string(), action.to_string());
+                self.act(request, session, &ns, &name, &action).await
+            }
+            (&Method::GET, ["environments", env]) => self.environment(session, env).await,
+            (&Method::GET, ["environments", env, "object"]) => self.object(session, env, &query).await,
+            (&Method::GET, ["environments", env, "releases", release]) => {
+                self.release(session, env, release, query.get("done")).await
+            }
+            (&Method::GET, ["environments", env, "releases", release, "confirm", "rollback"]) => {
+                self.confirm_rollback(session, env, release, query.get("revision"))
+            }
+            (&Method::POST, ["environments", env, "releases", release, "rollback"]) => {
+                let (env, release) = (env.to_string(), release.to_string());
+                self.roll_back(request, session, &env, &release).await
+            }
+            (&Method::GET, _) => Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n"),
+            _ => Answer::text(StatusCode::METHOD_NOT_ALLOWED, "only GET, and POST for actions\n"),
+        }
+    }
+
+    async fn fleet(self: &Arc<Self>, session: &str, query: &HashMap<String, String>) -> Answer {
+        let label = query.get("label").map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
+        let state = query.get("state").filter(|s| !s.is_empty());
+        let mut errors = Vec::new();
+        let state = match state.map(|s| SyncState::parse(s).ok_or(s)) {
+            Some(Err(word)) => {
+                errors
+                    .push(format!("no state `{word}`: the states are {}", SyncState::ALL.map(|s| s.name()).join(", ")));
+                None
+            }
+            Some(Ok(state)) => Some(state),
+            None => None,
+        };
+        let filter = Filter { label, state };
+        let me = self.clone();
+        let selector = filter.label.clone();
+        let (syncs, environments) = run(move |on| async move {
+            let options = GetOptions {
+                target: Target { connect: me.options.connect.clone(), namespace: me.options.namespace.clone() },
+                all_namespaces: me.options.namespace.is_none(),
+                selector: selector.clone(),
+                name: None,
+            };
+            let syncs = sync::get(&options, on).await.map(|listing| listing.syncs);
+            (syncs, environments(&me.options.repo, selector.as_deref()))
+        })
+        .await
+        .unwrap_or_else(|err| (Err(err), Ok(Vec::new())));
+        let syncs = keep(syncs, &mut errors, &self.options.redactor).unwrap_or_default();
+        let environments = keep(environments, &mut errors, &self.options.redactor).unwrap_or_default();
+        let chrome = self.chrome(session, errors);
+        self.page("fleet.html", &chrome, pages::fleet(&filter, &syncs, &environments))
+    }
+
+    /// One EnvironmentSync, read as `weaver sync get NAME` reads it.
+    async fn read_sync(self: &Arc<Self>, ns: &str, name: &str) -> Result<crate::controllers::gitops::EnvironmentSync> {
+        let options =
+            GetOptions { target: self.target(ns), all_namespaces: false, selector: None, name: Some(name.to_string()) };
+        let listing = run(move |on| async move { sync::get(&options, on).await }).await??;
+        listing.syncs.into_iter().next().ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")))
+    }
+
+    async fn sync(self: &Arc<Self>, session: &str, ns: &str, name: &str, done: Option<&String>) -> Answer {
+        match self.read_sync(ns, name).await {
+            Ok(found) => {
+                let done = done.and_then(|d| pages::done_message(d));
+                self.page("sync.html", &self.chrome(session, Vec::new()), pages::sync(&found, done))
+            }
+            Err(err) => self.error_page(session, StatusCode::NOT_FOUND, &err),
+        }
+    }
+
+    async fn confirm(
+        self: &Arc<Self>,
+        session: &str,
+        ns: &str,
+        name: &str,
+        action: &str,
+        digest: Option<&String>,
+    ) -> Answer {
+        let Some((what, button)) = pages::sync_action(action) else {
+            return Answer::text(StatusCode::NOT_FOUND, "no such action: reconcile, suspend, resume or approve\n");
+        };
+        if action == "approve" && digest.is_none() {
+            return Answer::text(
+                StatusCode::BAD_REQUEST,
+                "an approval names the digest of the plan shown (?digest=)\n",
+            );
+        }
+        let found = match self.read_sync(ns, name).await {
+            Ok(found) => found,
+            Err(err) => return self.error_page(session, StatusCode::NOT_FOUND, &err),
+        };
+        // The plan shown is the one the digest names; another one waiting is not shown as it.
+        let plan = found
+            .status
+            .as_ref()
+            .and_then(|s| s.pending_plan.as_ref())
+            .filter(|plan| digest.is_some_and(|d| *d == plan.digest));
+        let back = pages::sync_path(ns, name);
+        let page = pages::ConfirmPage {
+            title: format!("{button} EnvironmentSync {ns}/{name}?"),
+            what,
+            post: format!("{back}/{action}"),
+            fields: digest.map(|d| ("digest", d.clone())).into_iter().collect(),
+            button,
+            back,
+            plan,
+        };
+        self.page("confirm.html", &self.chrome(session, Vec::new()), page)
+    }
+
+    /// An action's POST: from this server's own page (Origin, Sec-Fetch-Site), with the
+    /// session's CSRF token; done as `weaver sync` does it, told as the CLI tells it.
+    async fn act(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        session: &str,
+        ns: &str,
+        name: &str,
+        action: &str,
+    ) -> Answer {
+        if pages::sync_action(action).is_none() {
+            return Answer::text(StatusCode::NOT_FOUND, "no such action: reconcile, suspend, resume or approve\n");
+        }
+        let form = match self.checked_form(request, session).await {
+            Ok(form) => form,
+            Err(refused) => return refused,
+        };
+        let target = self.target(ns);
+        let name = name.to_string();
+        let digest = form.get("digest").cloned();
+        let done = match (action, digest) {
+            ("approve", None) => {
+                return Answer::text(StatusCode::BAD_REQUEST, "an approval names the digest of the plan shown\n");
+            }
+            ("approve", Some(digest)) => {
+                let options = ApproveOptions { target, name: name.clone(), digest: Some(digest.clone()) };
+                run(move |on| async move { sync::approve(&options, &|_, _| Ok(true), on).await.map(|_| ()) })
+                    .await
+                    .map(|done| done.map(|()| format!("approved the plan {digest} of")))
+            }
+            ("reconcile", _) => {
+                let options = ReconcileOptions { target, name: name.clone(), wait: None };
+                run(move |on| async move { sync::reconcile(&options, on).await.map(|_| ()) })
+                    .await
+                    .map(|done| done.map(|()| "asked for a reconcile of".to_string()))
+            }
+            (_, _) => {
+                let suspend = action == "suspend";
+                let options = SuspendOptions { target, name: name.clone(), suspend };
+                let what = if suspend { "suspended" } else { "resumed" };
+                run(move |on| async move { sync::suspend(&options, on).await.map(|_| ()) })
+                    .await
+                    .map(|done| done.map(|()| what.to_string()))
+            }
+        };
+        match done.and_then(|done| done) {
+            Ok(what) => {
+                (self.options.on)(Progress::Status(format!("ui: {what} EnvironmentSync {ns}/{name}")));
+                Answer::see_other(format!("{}?done={action}", pages::sync_path(ns, &name)))
+            }
+            // Refused by the action (a plan that changed, nothing waiting) or by the cluster.
+            Err(err) => self.error_page(session, StatusCode::CONFLICT, &err),
+        }
+    }
+
+    /// An action's form, once the request passed the checks: from this server's own page
+    /// (Origin, Sec-Fetch-Site), with the session's CSRF token. Else the refusal.
+    async fn checked_form(
+        &self,
+        request: Request<Incoming>,
+        session: &str,
+    ) -> std::result::Result<HashMap<String, String>, Answer> {
+        if !self.same_origin(request.headers()) {
+            return Err(Answer::text(StatusCode::FORBIDDEN, "refused: the request comes from another site\n"));
+        }
+        let form = match Limited::new(request.into_body(), MAX_FORM).collect().await {
+            Ok(body) => form_urlencoded::parse(&body.to_bytes()).into_owned().collect::<HashMap<String, String>>(),
+            Err(_) => return Err(Answer::text(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than an action's\n")),
+        };
+        let expected = self.csrf(session);
+        let given = form.get("csrf").map(String::as_bytes).unwrap_or_default();
+        if !bool::from(given.ct_eq(expected.as_bytes())) {
+            return Err(Answer::text(
+                StatusCode::FORBIDDEN,
+                "refused: the form's CSRF token is missing or not this session's (reload the page)\n",
+            ));
+        }
+        Ok(form)
+    }
+
+    /// One live object of the environment's cluster (`?apiVersion=&kind=&namespace=&name=`).
+    async fn object(self: &Arc<Self>, session: &str, env: &str, query: &HashMap<String, String>) -> Answer {
+        let given = |key: &str| query.get(key).filter(|v| !v.is_empty()).cloned();
+        let (Some(api_version), Some(kind), Some(name)) = (given("apiVersion"), given("kind"), given("name")) else {
+            return Answer::text(
+                StatusCode::BAD_REQUEST,
+                "an object is named by ?apiVersion=&kind=&name= (and &namespace=)\n",
+            );
+        };
+        let options = crate::action::object::ObjectOptions {
+            repo: self.options.repo.clone(),
+            env: env.to_string(),
+            connect: self.options.connect.clone(),
+            api_version,
+            kind,
+            namespace: given("namespace"),
+            name,
+        };
+        let wanted = options.clone();
+        let found = run(move |on| async move { crate::action::object::object(&options, on).await }).await;
+        match found.and_then(|found| found) {
+            Ok(Some(live)) => {
+                let page = pages::ObjectPage::new(env, &wanted, &live);
+                self.page("object.html", &self.chrome(session, Vec::new()), page)
+            }
+            Ok(None) => self.error_page(
+                session,
+                StatusCode::NOT_FOUND,
+                &Error::new(format!(
+                    "{} {} not found in the cluster",
+                    wanted.kind,
+                    wanted.namespace.map_or(wanted.name.clone(), |ns| format!("{ns}/{}", wanted.name))
+                )),
+            ),
+            Err(err) => self.error_page(session, StatusCode::NOT_FOUND, &err),
+        }
+    }
+
+    /// A release's recorded revisions, as `weaver history` reads them.
+    async fn release(self: &Arc<Self>, session: &str, env: &str, release: &str, done: Option<&String>) -> Answer {
+        let options = crate::action::history::HistoryOptions {
+            repo: self.options.repo.clone(),
+            env: env.to_string(),
+            release: release.to_string(),
+            connect: self.options.connect.clone(),
+        };
+        let found = run(move |on| async move { crate::action::history::history(&options, on).await }).await;
+        match found.and_then(|found| found) {
+            Ok(h) => {
+                let history = crate::report::json::HistoryReport::new(&h.env, &h.release, &h.records);
+                let done = done.and_then(|d| pages::done_message(d));
+                self.page("release.html", &self.chrome(session, Vec::new()), pages::ReleasePage { history, done })
+            }
+            Err(err) => self.error_page(session, StatusCode::NOT_FOUND, &err),
+        }
+    }
+
+    fn confirm_rollback(&self, session: &str, env: &str, release: &str, revision: Option<&String>) -> Answer {
+        let Some(revision) = revision.filter(|r| r.parse::<u32>().is_ok()) else {
+            return Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply (?revision=N)\n");
+        };
+        let back = pages::release_path(env, release);
+        let page = pages::ConfirmPage {
+            title: format!("Roll release {release} of {env} back to revision {revision}?"),
+            what: pages::ROLLBACK,
+            post: format!("{back}/rollback"),
+            fields: vec![("revision", revision.clone())],
+            button: "Roll back",
+            back,
+            plan: None,
+        };
+        self.page("confirm.html", &self.chrome(session, Vec::new()), page)
+    }
+
+    /// A rollback's POST: `weaver rollback --env ENV RELEASE REVISION`, with its defaults.
+    async fn roll_back(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        session: &str,
+        env: &str,
+        release: &str,
+    ) -> Answer {
+        let form = match self.checked_form(request, session).await {
+            Ok(form) => form,
+            Err(refused) => return refused,
+        };
+        let Some(revision) = form.get("revision").and_then(|r| r.parse::<u32>().ok()) else {
+            return Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply\n");
+        };
+        let options = crate::action::rollback::RollbackOptions {
+            repo: self.options.repo.clone(),
+            env: env.to_string(),
+            release: release.to_string(),
+            revision: Some(revision),
+            connect: self.options.connect.clone(),
+            settings: self.options.rollback.clone(),
+        };
+        let me = self.clone();
+        let done = run(move |on| async move {
+            let cx = Context { redactor: &me.options.redactor, on };
+            // Nothing interrupts a rollback the page asked for: it runs to its end.
+            let applied = crate::action::rollback::rollback(&options, cx, &AtomicBool::new(false)).await?;
+            let totals = applied.report.totals();
+            match applied.lock_lost {
+                Some(lost) => Err(lost),
+                None if totals.failed > 0 => Err(Error::new(format!(
+                    "the rollback to revision {revision} failed for {} object(s); the release's history records it",
+                    totals.failed
+                ))),
+                None => Ok(()),
+            }
+        })
+        .await;
+        match done.and_then(|done| done) {
+            Ok(()) => {
+                (self.options.on)(Progress::Status(format!(
+                    "ui: rolled release {release} of environment {env} back to revision {revision}"
+                )));
+                Answer::see_other(format!("{}?done=rollback", pages::release_path(env, release)))
+            }
+            Err(err) => self.error_page(session, StatusCode::CONFLICT, &err),
+        }
+    }
+
+    /// Whether the browser says the request comes from this server's own pages. A browser
+    /// sends Origin with every POST; `Sec-Fetch-Site`, when sent, must agree.
+    fn same_origin(&self, headers: &HeaderMap) -> bool {
+        let value = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        let origin_ok =
+            value(header::ORIGIN).is_none_or(|origin| self.hosts.iter().any(|host| origin == format!("http://{host}")));
+        let site_ok = value(header::HeaderName::from_static("sec-fetch-site"))
+            .is_none_or(|site| site == "same-origin" || site == "none");
+        origin_ok && site_ok
+    }
+
+    /// A local environment: `weaver status`, `weaver diff` and `weaver drift` of it, at once.
+    async fn environment(self: &Arc<Self>, session: &str, env: &str) -> Answer {
+        let me = self.clone();
+        let env_name = env.to_string();
+        let results = run(move |on| async move {
+            let o = &me.options;
+            let selection = crate::action::render::Selection {
+                env: env_name,
+                releases: Vec::new(),
+                selectors: Vec::new(),
+                changed_since: None,
+                repo: o.repo.clone(),
+                rev: None,
+                loaded: None,
+            };
+            let observe = crate::action::drift::DriftOptions {
+                selection: selection.clone(),
+                connect: o.connect.clone(),
+                concurrency: o.concurrency,
+                servers: None,
+                keys: o.keys.clone(),
+                // A page view is no run of `weaver drift`: nobody is notified.
+                notify: false,
+            };
+            let plan = crate::action::plan::PlanOptions {
+                render: crate::action::render::RenderOptions {
+                    selection,
+                    keys: o.keys.clone(),
+                    if_empty: crate::action::render::IfEmpty::Warn,
+                    validate: crate::validate::Mode::Warn,
+                    overrides: Default::default(),
+                    charts: crate::source::charts::Archives::Machine,
+                },
+                against: crate::action::plan::Against::Cluster(o.connect.clone()),
+                server_side: false,
+                concurrency: o.concurrency,
+                prune_releases: crate::action::PruneReleases::Everywhere,
+                servers: None,
+            };
+            let cx = Context { redactor: &o.redactor, on };
+            futures::join!(
+                crate::action::status::status_with_dependents(&observe, on),
+                crate::action::plan::plan(&plan, cx),
+                crate::action::drift::drift(&observe, cx)
+            )
+        })
+        .await;
+        let (status, planned, drift) = match results {
+            Ok(results) => results,
+            Err(err) => return self.error_page(session, StatusCode::INTERNAL_SERVER_ERROR, &err),
+        };
+        let mut errors = Vec::new();
+        let status = keep(status, &mut errors, &self.options.redactor);
+        let planned = keep(planned, &mut errors, &self.options.redactor);
+        let drift = keep(drift, &mut errors, &self.options.redactor);
+        let context = crate::report::DiffContext { environment: env, mode: "client", provenance: None };
+        let page = pages::EnvironmentPage {
+            name: env,
+            status: status.as_ref().map(crate::report::json::StatusReport::new),
+            plan: planned.as_ref().map(|p| {
+                pages::PlanView::new(crate::report::json::DiffReport::new(&p.plan, &context, &self.options.redactor))
+            }),
+            drift: drift.as_ref().map(crate::report::json::DriftReport::new),
+        };
+        self.page("environment.html", &self.chrome(session, errors), page)
+    }
+
+    fn error_page(&self, session: &str, status: StatusCode, err: &Error) -> Answer {
+        let chrome = self.chrome(session, vec![err.redacted(&self.options.redactor)]);
+        let page = self.page("base.html", &chrome, ());
+        Answer { status, ..page }
+    }
+}
+
+/// The repository's environments (not the abstract ones) whose labels `selector` matches: none
+/// matching is an answer, not an error, on a page that filters.
+fn environments(repo: &std::path::Path, selector: Option<&str>) -> Result<Vec<crate::project::Environment>> {
+    let selector = crate::project::Selector::parse_flag(&Vec::from_iter(selector), "the label filter")?;
+    let project = crate::action::open_project(repo, None)?;
+    let mut environments = Vec::new();
+    for name in project.environment_names()? {
+        let env = project.environment(&name)?;
+        if !env.is_abstract && selector.matches(&env.labels) {
+            environments.push(env);
+        }
+    }
+    Ok(environments)
+}
+
+/// The value, or None with its error (redacted, as a report quotes one) kept for the page.
+fn keep<T>(result: Result<T>, errors: &mut Vec<String>, redactor: &crate::secrets::Redactor) -> Option<T> {
+    result.map_err(|err| errors.push(err.redacted(redactor))).ok()
+}
+
+/// Runs actions on a thread of their own, on a runtime of their own, as a command runs them
+/// (their futures need not be `Send`). What they tell as they go is not shown: a page shows
+/// their results and errors.
+async fn run<F, Fut, T>(work: F) -> Result<T>
+where
+    F: FnOnce(crate::action::OnProgress<'static>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    fn unheard(_: Progress<'_>) {}
+    tokio::task::spawn_blocking(move || crate::action::block_on(work(&unheard)))
+        .await
+        .map_err(|err| Error::new(format!("a page's work stopped: {err}")))
+}

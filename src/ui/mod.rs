@@ -1,0 +1,68 @@
+//! The web view of the fleet (`weaver ui`): server-rendered pages of the cluster's
+//! EnvironmentSyncs and of the local repository's environments, built from the actions the CLI
+//! runs (`action::sync`, `action::status`, `action::plan`, `action::drift`, `action::history`),
+//! never a copy of the pipeline; and the actions `weaver sync` takes (reconcile, suspend, resume,
+//! approve by digest) and `weaver rollback`, each confirmed on a page of its own. `pages.rs` builds the page models and renders them
+//! (minijinja, auto-escaped, templates and CSS embedded in the binary); `http.rs` serves them:
+//! routes, the session cookie and CSRF tokens, the security headers.
+//!
+//! `weaver ui` serves on loopback only, as the kubeconfig's identity: whoever may reach the port
+//! acts as that identity, so the port is the machine's own, its Host header is checked (a page
+//! of another site cannot rebind a name to it), and every action needs the session's CSRF token.
+
+mod http;
+mod pages;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::action::{Keys, Progress};
+use crate::cluster::ConnectOptions;
+use crate::error::{Error, Result};
+use crate::secrets::Redactor;
+
+pub use http::serve;
+
+/// What `weaver ui` serves, and as whom.
+#[derive(Clone)]
+pub struct Options {
+    /// The local repository, whose environments are planned against the live cluster.
+    pub repo: PathBuf,
+    /// The kubeconfig's identity: every page and action is that identity's.
+    pub connect: ConnectOptions,
+    /// Where EnvironmentSyncs are listed: None for every namespace.
+    pub namespace: Option<String>,
+    /// The age identities the plans decrypt with.
+    pub keys: Keys,
+    /// Requests in flight at once, per page.
+    pub concurrency: usize,
+    /// How a rollback from the pages applies: as `weaver rollback` without flags.
+    pub rollback: crate::action::apply::Settings,
+    /// Every decrypted value is registered here; every response passes through it.
+    pub redactor: Redactor,
+    /// Where the actions taken are told (`Progress::Status`), as the CLI tells its own.
+    pub on: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
+}
+
+/// The address `weaver ui` may listen on: a loopback one, `--address` named when it is not.
+pub fn loopback(address: SocketAddr) -> Result<SocketAddr> {
+    if address.ip().is_loopback() {
+        return Ok(address);
+    }
+    Err(Error::new(format!("--address {address} is not a loopback address"))
+        .with_help("weaver ui acts as your kubeconfig's identity: it serves this machine only (127.0.0.1 or ::1)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_served() {
+        assert!(loopback("127.0.0.1:0".parse().unwrap()).is_ok());
+        assert!(loopback("[::1]:8080".parse().unwrap()).is_ok());
+        let err = loopback("0.0.0.0:8080".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("--address 0.0.0.0:8080"), "{err}");
+    }
+}

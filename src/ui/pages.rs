@@ -1,0 +1,412 @@
+//! The pages' models, built from what the actions return, and their rendering: minijinja with
+//! HTML auto-escaping (every template is `.html`), the templates and the stylesheet embedded.
+//! Nothing here reads the cluster: `http.rs` runs the actions and hands their results in.
+
+use std::collections::BTreeMap;
+
+use minijinja::Environment as Templates;
+use minijinja::value::Serde;
+use serde::Serialize;
+
+use crate::action::sync::{State, state};
+use crate::controllers::gitops::EnvironmentSync;
+use crate::controllers::gitops::plan::short;
+use crate::error::{Error, Result};
+use crate::project::Environment;
+use crate::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, StatusReport};
+
+/// The stylesheet every page links: light and dark by `prefers-color-scheme`.
+pub const STYLESHEET: &str = include_str!("templates/ui.css");
+
+const TEMPLATES: [(&str, &str); 7] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("fleet.html", include_str!("templates/fleet.html")),
+    ("sync.html", include_str!("templates/sync.html")),
+    ("confirm.html", include_str!("templates/confirm.html")),
+    ("environment.html", include_str!("templates/environment.html")),
+    ("release.html", include_str!("templates/release.html")),
+    ("object.html", include_str!("templates/object.html")),
+];
+
+/// The templates, parsed once.
+pub struct Pages {
+    templates: Templates<'static>,
+}
+
+impl Pages {
+    pub fn new() -> Result<Pages> {
+        let mut templates = Templates::new();
+        // minijinja's own needs a feature that builds another crate; this is its one use.
+        templates.add_filter("urlencode", |text: &str| segment(text));
+        for (name, source) in TEMPLATES {
+            templates
+                .add_template(name, source)
+                .map_err(|err| Error::new(format!("the UI's template {name} does not parse: {err}")))?;
+        }
+        Ok(Pages { templates })
+    }
+
+    /// `page` rendered with its template (`name`), around `chrome`'s header.
+    pub fn render(&self, name: &str, chrome: &Chrome, page: impl Serialize) -> Result<String> {
+        let render = || {
+            self.templates
+                .get_template(name)?
+                .render(minijinja::context! { chrome => Serde(chrome), page => Serde(&page) })
+        };
+        render().map_err(|err| Error::new(format!("rendering the UI's page {name}: {err}")))
+    }
+}
+
+/// What a path segment or a query value keeps as it is: RFC 3986's unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `text` as one segment of a path or a query value: all but the unreserved characters
+/// percent-encoded.
+pub fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
+}
+
+/// What every page shows around its own content.
+#[derive(Serialize)]
+pub struct Chrome {
+    /// The API server the pages read.
+    pub server: String,
+    /// Errors of the actions the page ran (redacted later with the whole page).
+    pub errors: Vec<String>,
+    /// The session's CSRF token, for the page's forms.
+    pub csrf: String,
+}
+
+/// What the fleet page selects: `?label=SELECTOR&state=STATE`.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub label: Option<String>,
+    pub state: Option<SyncState>,
+}
+
+/// An EnvironmentSync's state in one word, as the fleet page filters by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncState {
+    Ready,
+    Progressing,
+    AwaitingApproval,
+    Failed,
+    Suspended,
+}
+
+impl SyncState {
+    pub const ALL: [SyncState; 5] = [
+        SyncState::Ready,
+        SyncState::Progressing,
+        SyncState::AwaitingApproval,
+        SyncState::Failed,
+        SyncState::Suspended,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncState::Ready => "ready",
+            SyncState::Progressing => "progressing",
+            SyncState::AwaitingApproval => "awaiting-approval",
+            SyncState::Failed => "failed",
+            SyncState::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<SyncState> {
+        SyncState::ALL.into_iter().find(|s| s.name() == word)
+    }
+
+    /// Suspended first (nothing moves), then a plan waiting for a person, then the Ready
+    /// condition as `weaver sync get` reads it.
+    fn of(sync: &EnvironmentSync, state: &State) -> SyncState {
+        if sync.spec.suspend {
+            SyncState::Suspended
+        } else if awaiting(sync).is_some() {
+            SyncState::AwaitingApproval
+        } else if state.up_to_date {
+            SyncState::Ready
+        } else if state.stalled || (state.ready == "False" && !state.reconciling) {
+            SyncState::Failed
+        } else {
+            SyncState::Progressing
+        }
+    }
+}
+
+/// The digest of the plan waiting for approval, when one waits and is not approved yet.
+fn awaiting(sync: &EnvironmentSync) -> Option<&str> {
+    let plan = sync.status.as_ref()?.pending_plan.as_ref()?;
+    (sync.spec.approved_plan.as_deref() != Some(plan.digest.as_str())).then_some(plan.digest.as_str())
+}
+
+/// One row of the fleet's EnvironmentSyncs.
+#[derive(Serialize)]
+pub struct SyncRow {
+    pub namespace: String,
+    pub name: String,
+    pub state: SyncState,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    /// The revision applied, 12 characters of it.
+    pub revision: Option<String>,
+    pub environments_ready: Option<String>,
+    pub drift: Option<String>,
+    pub pending: Option<String>,
+    /// The last apply's time and result.
+    pub last: Option<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SyncRow {
+    fn new(sync: &EnvironmentSync) -> SyncRow {
+        let read = state(sync);
+        let status = sync.status.as_ref();
+        SyncRow {
+            namespace: sync.metadata.namespace.clone().unwrap_or_default(),
+            name: sync.metadata.name.clone().unwrap_or_default(),
+            state: SyncState::of(sync, &read),
+            reason: read.reason,
+            message: read.message,
+            revision: status.and_then(|s| s.last_applied_revision.as_deref()).map(|r| short(r).to_string()),
+            environments_ready: status.and_then(|s| s.environments_ready.clone()),
+            drift: status.and_then(|s| s.drift.as_ref()).map(|d| d.summary.clone()),
+            pending: awaiting(sync).map(str::to_string),
+            last: status.and_then(|s| s.history.last()).map(|h| (h.time.clone(), h.result.clone())),
+            labels: sync.metadata.labels.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct FleetPage<'a> {
+    pub label: Option<&'a str>,
+    pub state: Option<SyncState>,
+    pub states: Vec<&'static str>,
+    pub syncs: Vec<SyncRow>,
+    /// The local repository's environments the label selects.
+    pub environments: Option<EnvsReport<'a>>,
+}
+
+/// The fleet: the EnvironmentSyncs in the state asked for (the label selected them already,
+/// on the server), and the repository's environments.
+pub fn fleet<'a>(filter: &'a Filter, syncs: &[EnvironmentSync], environments: &'a [Environment]) -> FleetPage<'a> {
+    FleetPage {
+        label: filter.label.as_deref(),
+        state: filter.state,
+        states: SyncState::ALL.iter().map(|s| s.name()).collect(),
+        syncs: syncs.iter().map(SyncRow::new).filter(|row| filter.state.is_none_or(|s| row.state == s)).collect(),
+        environments: Some(EnvsReport::new(environments)).filter(|r| !r.environments.is_empty()),
+    }
+}
+
+/// What a done action says on the page it leads back to (`?done=`): fixed words, never text of
+/// the request.
+pub fn done_message(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "approve" => "Approved: the controller applies the plan at its next reconcile.",
+        "reconcile" => "Reconcile requested.",
+        "suspend" => "Suspended: the controller no longer fetches or applies it.",
+        "resume" => "Resumed, and a reconcile requested.",
+        "rollback" => "Rolled back: the revision was applied again, and recorded as a new one.",
+        _ => return None,
+    })
+}
+
+#[derive(Serialize)]
+pub struct SyncPage<'a> {
+    pub row: SyncRow,
+    pub sync: &'a EnvironmentSync,
+    pub done: Option<&'static str>,
+    /// Newest first.
+    pub history: Vec<&'a crate::controllers::gitops::api::HistoryEntry>,
+}
+
+pub fn sync<'a>(sync: &'a EnvironmentSync, done: Option<&'static str>) -> SyncPage<'a> {
+    let history = sync.status.iter().flat_map(|s| s.history.iter().rev()).collect();
+    SyncPage { row: SyncRow::new(sync), sync, done, history }
+}
+
+/// An action asked for, to confirm: what it does, the form that does it and where Cancel leads.
+#[derive(Serialize)]
+pub struct ConfirmPage<'a> {
+    /// `Approve EnvironmentSync team/shop?`
+    pub title: String,
+    pub what: &'static str,
+    /// The form's target, and its fields besides the CSRF token.
+    pub post: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub button: &'static str,
+    pub back: String,
+    /// For an approval, the plan the digest names, when it still waits.
+    pub plan: Option<&'a crate::controllers::gitops::api::PendingPlan>,
+}
+
+/// The path of an EnvironmentSync's page.
+pub fn sync_path(ns: &str, name: &str) -> String {
+    format!("/syncs/{}/{}", segment(ns), segment(name))
+}
+
+/// The path of a release's page.
+pub fn release_path(env: &str, release: &str) -> String {
+    format!("/environments/{}/releases/{}", segment(env), segment(release))
+}
+
+/// The words of an EnvironmentSync action's confirmation and its button, or None for an action
+/// there is not.
+pub fn sync_action(action: &str) -> Option<(&'static str, &'static str)> {
+    Some(match action {
+        "approve" => ("Approve this plan: the controller applies it, and only it.", "Approve"),
+        "reconcile" => {
+            ("Ask the controller to reconcile now (the annotation `weaver sync reconcile` sets).", "Reconcile")
+        }
+        "suspend" => ("Suspend: the controller stops fetching and applying (spec.suspend: true).", "Suspend"),
+        "resume" => ("Resume: the controller fetches and applies again, starting now.", "Resume"),
+        _ => return None,
+    })
+}
+
+/// What a rollback's confirmation says.
+pub const ROLLBACK: &str = "Re-apply this revision's recorded objects, pruning what it did not have, and record the \
+    result as a new revision (as `weaver rollback` does).";
+
+/// One live object: its YAML as shown, and the fields each manager owns.
+#[derive(Serialize)]
+pub struct ObjectPage<'a> {
+    pub env: &'a str,
+    pub title: String,
+    pub yaml: String,
+    pub managers: &'a [crate::action::object::Manager],
+}
+
+impl<'a> ObjectPage<'a> {
+    pub fn new(
+        env: &'a str,
+        wanted: &crate::action::object::ObjectOptions,
+        live: &'a crate::action::object::LiveObject,
+    ) -> ObjectPage<'a> {
+        let place = wanted.namespace.as_ref().map_or(wanted.name.clone(), |ns| format!("{ns}/{}", wanted.name));
+        ObjectPage {
+            env,
+            title: format!("{} {place}", wanted.kind),
+            yaml: crate::yaml::to_yaml_string(&live.object),
+            managers: &live.managers,
+        }
+    }
+}
+
+/// A release of a local environment: its recorded revisions, newest first, each but the
+/// deployed one with a rollback to it.
+#[derive(Serialize)]
+pub struct ReleasePage<'a> {
+    pub history: HistoryReport<'a>,
+    pub done: Option<&'static str>,
+}
+
+/// A local environment: its releases' health, the plan of the working tree against the live
+/// cluster, its drift. Each part is there when its action succeeded (the page names the
+/// errors of the others).
+#[derive(Serialize)]
+pub struct EnvironmentPage<'a> {
+    pub name: &'a str,
+    pub status: Option<StatusReport<'a>>,
+    pub plan: Option<PlanView<'a>>,
+    pub drift: Option<DriftReport<'a>>,
+}
+
+/// The plan as the CLI shows it: its objects that change, each with the CLI's diff, split in
+/// lines for the page to colour.
+#[derive(Serialize)]
+pub struct PlanView<'a> {
+    pub report: DiffReport<'a>,
+    pub changes: bool,
+    pub diffs: Vec<Vec<(&'static str, String)>>,
+}
+
+impl<'a> PlanView<'a> {
+    pub fn new(report: DiffReport<'a>) -> PlanView<'a> {
+        let diffs = report
+            .objects
+            .iter()
+            .map(|object| {
+                object.diff.as_deref().unwrap_or_default().lines().map(|l| (line_class(l), l.into())).collect()
+            })
+            .collect();
+        PlanView { changes: report.has_changes(), report, diffs }
+    }
+}
+
+/// How a line of a unified diff is shown.
+fn line_class(line: &str) -> &'static str {
+    match line.as_bytes().first() {
+        Some(b'+') => "add",
+        Some(b'-') => "del",
+        Some(b'@') => "hunk",
+        _ => "ctx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sync(spec: serde_json::Value, status: serde_json::Value) -> EnvironmentSync {
+        serde_json::from_value(json!({
+            "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+            "metadata": {"name": "shop", "namespace": "team", "generation": 1},
+            "spec": spec, "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn base_spec() -> serde_json::Value {
+        json!({"source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}}, "environments": ["dev"]})
+    }
+
+    fn ready(status: &str, reason: &str) -> serde_json::Value {
+        json!({"observedGeneration": 1, "conditions": [{"type": "Ready", "status": status, "reason": reason, "message": "m",
+            "lastTransitionTime": "2025-01-01T00:00:00Z", "observedGeneration": 1}]})
+    }
+
+    #[test]
+    fn the_state_word_is_suspended_then_awaiting_then_ready_or_failed() {
+        let mut spec = base_spec();
+        let plan = json!({"digest": "sha256:aa", "revision": "0123456789abcdef", "releases": []});
+        let mut waiting = ready("False", "AwaitingApproval");
+        waiting["pendingPlan"] = plan;
+        let row =
+            |spec: &serde_json::Value, status: &serde_json::Value| SyncRow::new(&sync(spec.clone(), status.clone()));
+        assert_eq!(row(&spec, &ready("True", "ReconciliationSucceeded")).state, SyncState::Ready);
+        assert_eq!(row(&spec, &ready("False", "ApplyFailed")).state, SyncState::Failed);
+        assert_eq!(row(&spec, &json!({})).state, SyncState::Progressing);
+        let awaiting = row(&spec, &waiting);
+        assert_eq!((awaiting.state, awaiting.pending.as_deref()), (SyncState::AwaitingApproval, Some("sha256:aa")));
+        spec["approvedPlan"] = json!("sha256:aa");
+        assert_eq!(row(&spec, &waiting).pending, None, "an approved plan waits for nobody");
+        spec["suspend"] = json!(true);
+        assert_eq!(row(&spec, &waiting).state, SyncState::Suspended);
+    }
+
+    #[test]
+    fn every_state_word_reads_back() {
+        for state in SyncState::ALL {
+            assert_eq!(SyncState::parse(state.name()), Some(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), json!(state.name()));
+        }
+        assert_eq!(SyncState::parse("unknown"), None);
+    }
+
+    #[test]
+    fn templates_escape_what_they_show() {
+        let pages = Pages::new().unwrap();
+        let chrome =
+            Chrome { server: "https://k8s".into(), errors: vec!["<script>x</script>".into()], csrf: "t".into() };
+        let filter = Filter { label: Some("a=\"><b>".into()), state: None };
+        let html = pages.render("fleet.html", &chrome, fleet(&filter, &[], &[])).unwrap();
+        assert!(!html.contains("<script>x") && html.contains("&lt;script&gt;x"), "{html}");
+        assert!(!html.contains("\"><b>"), "{html}");
+    }
+}

@@ -1,0 +1,414 @@
+//! `weaver ui`: its pages read in headless Chromium, its actions posted as a browser posts them,
+//! against the fake API server or, unchanged, the cluster of `WEAVER_TEST_KUBECONFIG`. No
+//! controller runs: EnvironmentSync statuses are written as a controller would (tests/sync.rs's).
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use base64::Engine;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+
+use crate::common;
+use crate::sync::{COMMIT, DIGEST, awaiting_status, create, ready_status, setup};
+use common::browser;
+use common::cluster::TestCluster;
+use common::demo::Demo;
+use common::{Repo, eventually};
+use serde_json::json;
+
+/// `weaver ui` serving in the background, stopped with the test.
+struct Served {
+    child: Child,
+    url: String,
+    /// What it said on stderr after where it serves.
+    said: Arc<Mutex<String>>,
+    agent: ureq::Agent,
+}
+
+/// An answer: its status, headers and body.
+struct Reply {
+    status: u16,
+    headers: ureq::http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    /// The session cookie it sets, as a request sends it back.
+    fn cookie(&self) -> String {
+        let set = self.header("set-cookie");
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        set.split(';').next().unwrap().to_string()
+    }
+
+    /// The value of the form field `name` of the page.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start =
+            self.body.find(&marker).unwrap_or_else(|| panic!("no field {name} in:\n{}", self.body)) + marker.len();
+        self.body[start..start + self.body[start..].find('"').unwrap()].to_string()
+    }
+}
+
+impl Served {
+    fn start(repo: &Repo, cluster: &TestCluster, args: &[&str]) -> Served {
+        Served::start_as(repo, cluster.kubeconfig(), args)
+    }
+
+    /// `weaver ui` as the identity of `kubeconfig`.
+    fn start_as(repo: &Repo, kubeconfig: &std::path::Path, args: &[&str]) -> Served {
+        let kubeconfig = kubeconfig.to_str().expect("a UTF-8 path").to_string();
+        let mut all = vec!["--kubeconfig", &kubeconfig, "ui", "--address", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = repo.spawn(&all);
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("weaver ui says where it serves").expect("stderr is UTF-8");
+            if let Some(rest) = line.strip_prefix("weaver ui: serving ") {
+                break rest.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+            }
+        };
+        let said = Arc::new(Mutex::new(String::new()));
+        let sink = said.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        Served { child, url, said, agent }
+    }
+
+    /// The page at `path` as headless Chromium has it, or None without Chromium (said skipped).
+    fn dom(&self, path: &str) -> Option<String> {
+        let chromium = browser::chromium();
+        if !common::interop_available("chromium", chromium.is_some()) {
+            return None;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        Some(browser::headless_url(&chromium.unwrap(), profile.path(), &format!("{}{path}", self.url), &["--dump-dom"]))
+    }
+
+    /// A PNG of the page at `path`, taken by headless Chromium with `args` (window size, theme,
+    /// zoom), written to `file`.
+    fn screenshot(&self, path: &str, file: &std::path::Path, args: &[&str]) {
+        let chromium = browser::chromium().expect("Chromium, which dom() found");
+        let profile = tempfile::tempdir().unwrap();
+        let shot = format!("--screenshot={}", file.display());
+        let mut all = vec![shot.as_str(), "--hide-scrollbars"];
+        all.extend_from_slice(args);
+        browser::headless_url(&chromium, profile.path(), &format!("{}{path}", self.url), &all);
+        assert!(std::fs::read(file).expect("chromium wrote the screenshot").starts_with(b"\x89PNG"));
+    }
+
+    fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
+        let body = response.body_mut().read_to_string().expect("a UTF-8 body");
+        Reply { status: response.status().as_u16(), headers: response.headers().clone(), body }
+    }
+
+    fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        let mut request = self.agent.get(format!("{}{path}", self.url));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        Served::reply(request.call().expect("weaver ui answers"))
+    }
+
+    /// A form posted as a browser posts it from this server's page (`Origin` its own) unless
+    /// `origin` says otherwise.
+    fn post(&self, path: &str, cookie: Option<&str>, origin: Option<&str>, form: &[(&str, &str)]) -> Reply {
+        let mut request = self.agent.post(format!("{}{path}", self.url));
+        request = request.header("Origin", origin.unwrap_or(&self.url));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        Served::reply(request.send_form(form.iter().copied()).expect("weaver ui answers"))
+    }
+
+    fn said(&self) -> String {
+        self.said.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
+    let (cluster, ns, _) = setup();
+    let repo = Repo::minimal();
+    let ready = create(&cluster, &ns, "ready", json!({}));
+    cluster.merge_patch(&ready, &json!({"metadata": {"labels": {"tier": "prod"}}}), "ui-test");
+    let waiting = create(&cluster, &ns, "waiting", json!({"approval": "Manual"}));
+    cluster.patch_status(&ready, &ready_status(1));
+    cluster.patch_status(&waiting, &awaiting_status(1));
+    let served = Served::start(&repo, &cluster, &["-n", &ns]);
+
+    let Some(fleet) = served.dom("/") else { return };
+    assert!(fleet.contains(&format!("id=\"sync-{ns}-ready\" data-state=\"ready\"")), "{fleet}");
+    assert!(fleet.contains(&format!("id=\"sync-{ns}-waiting\" data-state=\"awaiting-approval\"")), "{fleet}");
+    assert!(fleet.contains(&COMMIT[..12]) && !fleet.contains(COMMIT), "the revision, shortened: {fleet}");
+    assert!(fleet.contains("id=\"env-dev\""), "the repository's environments: {fleet}");
+
+    // The filters over plain HTTP: Chromium read the same HTML above.
+    let awaiting = served.get("/?state=awaiting-approval", None).body;
+    assert!(awaiting.contains("-waiting\"") && !awaiting.contains("-ready\""), "{awaiting}");
+    let prod = served.get("/?label=tier%3Dprod", None).body;
+    assert!(prod.contains("-ready\"") && !prod.contains("-waiting\""), "{prod}");
+    assert!(!prod.contains("id=\"env-dev\""), "dev has no tier label: {prod}");
+    let none = served.get("/?label=tier%3Dnone", None).body;
+    assert!(
+        none.contains("id=\"no-syncs\"") && !none.contains("role=\"alert\""),
+        "nothing matching is no error: {none}"
+    );
+
+    let sync = served.dom(&format!("/syncs/{ns}/waiting")).unwrap();
+    assert!(browser::text_of(&sync, "digest") == DIGEST, "{sync}");
+    assert!(browser::text_of(&sync, "state") == "awaiting-approval", "{sync}");
+    let approve = format!("/syncs/{ns}/waiting/confirm/approve?digest=sha256%3A{}", &DIGEST[7..]);
+    assert!(sync.contains(&approve.replace('&', "&amp;")), "the approval names the digest shown: {sync}");
+    let done = served.get(&format!("/syncs/{ns}/ready?done=%3Cscript%3E"), None).body;
+    assert!(!done.contains("id=\"done\"") && !done.contains("<script>"), "only the known actions' words: {done}");
+
+    // The guide's screenshots, under WEAVER_BLESS=1 only (a few seconds each): light and dark by
+    // the system's setting, and at 200 % zoom (twice the pixels per CSS pixel, half the width).
+    if std::env::var_os("WEAVER_BLESS").is_none() {
+        return;
+    }
+    let dir = common::project_root().join("docs/src/guides/ui");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sync = format!("/syncs/{ns}/waiting");
+    for (file, path, args) in [
+        ("fleet.png", "/", &["--window-size=1280,720"][..]),
+        ("fleet-dark.png", "/", &["--window-size=1280,720", "--force-dark-mode"][..]),
+        ("sync-zoom-200.png", &sync, &["--window-size=640,1000", "--force-device-scale-factor=2"][..]),
+    ] {
+        served.screenshot(path, &dir.join(file), args);
+    }
+}
+
+#[test]
+fn actions_need_the_session_token_and_the_digest_shown() {
+    let (cluster, ns, _) = setup();
+    let repo = Repo::minimal();
+    let object = create(&cluster, &ns, "shop", json!({"approval": "Manual"}));
+    cluster.patch_status(&object, &awaiting_status(1));
+    let served = Served::start(&repo, &cluster, &["-n", &ns]);
+    let spec = || cluster.get(&object).unwrap()["spec"].clone();
+
+    let confirm = served.get(&format!("/syncs/{ns}/shop/confirm/approve?digest={DIGEST}"), None);
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    for (header, value) in [
+        ("content-security-policy", "default-src 'none'"),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        assert!(confirm.header(header).contains(value), "{header}: {:?}", confirm.headers);
+    }
+    let cookie = confirm.cookie();
+    let csrf = confirm.field("csrf");
+    assert_eq!(confirm.field("digest"), DIGEST);
+    let approve = format!("/syncs/{ns}/shop/approve");
+
+    // Without the token, with another session's, from another site: refused, nothing patched.
+    let other = served.get("/", None).cookie();
+    assert_ne!(other, cookie);
+    let refused = [
+        served.post(&approve, Some(&cookie), None, &[("digest", DIGEST)]),
+        served.post(&approve, Some(&other), None, &[("csrf", &csrf), ("digest", DIGEST)]),
+        served.post(&approve, None, None, &[("csrf", &csrf), ("digest", DIGEST)]),
+        served.post(&approve, Some(&cookie), Some("http://evil.example"), &[("csrf", &csrf), ("digest", DIGEST)]),
+    ];
+    for reply in refused {
+        assert_eq!(reply.status, 403, "{}", reply.body);
+    }
+    assert_eq!(spec().get("approvedPlan"), None);
+
+    // A name of another site resolving to this port (DNS rebinding) is not answered.
+    let port = served.url.rsplit(':').next().unwrap();
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(stream, "GET / HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 421"), "{raw}");
+
+    // The plan changed since the page was loaded: the digest shown is refused.
+    let newer = format!("sha256:{}", "2".repeat(64));
+    let mut status = awaiting_status(1);
+    status["pendingPlan"]["digest"] = json!(newer);
+    cluster.patch_status(&object, &status);
+    let stale = served.post(&approve, Some(&cookie), None, &[("csrf", &csrf), ("digest", DIGEST)]);
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("the plan changed since you looked"), "{}", stale.body);
+    assert_eq!(spec().get("approvedPlan"), None);
+
+    let approved = served.post(&approve, Some(&cookie), None, &[("csrf", &csrf), ("digest", &newer)]);
+    assert_eq!((approved.status, approved.header("location")), (303, &*format!("/syncs/{ns}/shop?done=approve")));
+    assert_eq!(spec()["approvedPlan"], json!(newer));
+    let said = format!("ui: approved the plan {newer} of EnvironmentSync {ns}/shop");
+    eventually("weaver ui tells the approval", || served.said().contains(&said).then_some(()).ok_or(served.said()));
+
+    for (action, check) in [("suspend", true), ("resume", false)] {
+        let reply = served.post(&format!("/syncs/{ns}/shop/{action}"), Some(&cookie), None, &[("csrf", &csrf)]);
+        assert_eq!(reply.status, 303, "{action}: {}", reply.body);
+        assert_eq!(spec()["suspend"], json!(check), "{action}");
+    }
+    let asked = cluster.get(&object).unwrap()["metadata"]["annotations"][crate::sync::ANNOTATION].clone();
+    assert!(asked.is_string(), "resume asks for a reconcile");
+    let reconcile = served.post(&format!("/syncs/{ns}/shop/reconcile"), Some(&cookie), None, &[("csrf", &csrf)]);
+    assert_eq!(reconcile.status, 303, "{}", reconcile.body);
+}
+
+#[test]
+fn a_user_whose_rbac_allows_one_namespace_sees_and_acts_there_only() {
+    let (cluster, ns, _) = setup();
+    let other = cluster.namespace("other");
+    let repo = Repo::minimal();
+    let mine = create(&cluster, &ns, "mine", json!({"approval": "Manual"}));
+    let theirs = create(&cluster, &other, "theirs", json!({"approval": "Manual"}));
+    for object in [&mine, &theirs] {
+        cluster.patch_status(object, &awaiting_status(1));
+    }
+    let developer = cluster.service_account(&ns, "developer");
+    cluster.apply(
+        &[
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "syncs", "namespace": ns},
+                "rules": [{"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"],
+                    "verbs": ["get", "list", "watch", "patch"]}]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "syncs", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "syncs"},
+                "subjects": [{"kind": "ServiceAccount", "name": "developer", "namespace": ns}]}),
+        ],
+        "ui-test",
+    );
+    repo.write("developer-kubeconfig", &developer.kubeconfig);
+    let everywhere = Served::start_as(&repo, &repo.path().join("developer-kubeconfig"), &[]);
+    let served = Served::start_as(&repo, &repo.path().join("developer-kubeconfig"), &["-n", &ns]);
+
+    // A real server's authorizer learns of the new binding within moments.
+    let fleet = eventually("the developer's binding applies", || {
+        let reply = served.get("/", None);
+        reply.body.contains(&format!("id=\"sync-{ns}-mine\"")).then_some(reply.body.clone()).ok_or(reply.body)
+    });
+    assert!(!fleet.contains("theirs") && !fleet.contains("role=\"alert\""), "{fleet}");
+    let all = everywhere.get("/", None);
+    assert!(all.body.contains("role=\"alert\"") && all.body.contains("forbidden"), "{}", all.body);
+    assert!(!all.body.contains("id=\"sync-"), "nothing listed that may not be: {}", all.body);
+    let elsewhere = served.get(&format!("/syncs/{other}/theirs"), None);
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
+    assert!(elsewhere.body.contains("forbidden") && !elsewhere.body.contains(DIGEST), "{}", elsewhere.body);
+
+    let confirm = served.get(&format!("/syncs/{ns}/mine/confirm/approve?digest={DIGEST}"), None);
+    let (cookie, csrf) = (confirm.cookie(), confirm.field("csrf"));
+    let form = [("csrf", csrf.as_str()), ("digest", DIGEST)];
+    let refused = served.post(&format!("/syncs/{other}/theirs/approve"), Some(&cookie), None, &form);
+    assert!(refused.status >= 400 && refused.body.contains("forbidden"), "{} {}", refused.status, refused.body);
+    assert_eq!(cluster.get(&theirs).unwrap()["spec"].get("approvedPlan"), None);
+    let approved = served.post(&format!("/syncs/{ns}/mine/approve"), Some(&cookie), None, &form);
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    assert_eq!(cluster.get(&mine).unwrap()["spec"]["approvedPlan"], DIGEST);
+}
+
+#[test]
+fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret_shows() {
+    let demo = Demo::new();
+    let forms = crate::leaks::decrypted_forms(&demo);
+    demo.weaver(&["apply", "--env", "dev"]).success();
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
+    demo.cluster.merge_patch(
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": demo.ns}}),
+        &json!({"data": {"API_KEY": base64::engine::general_purpose::STANDARD.encode("hand-edited-key-9x")}}),
+        "kubectl-edit",
+    );
+    let served = Served::start(&demo.repo, &demo.cluster, &["-n", &demo.ns]);
+
+    // A ReplicaSet the Deployment owns (no controller makes one here): drawn under it.
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": demo.ns}});
+    let uid = demo.cluster.get(&web).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
+    let labels = json!({"tree": "web"});
+    demo.cluster.create(&json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-5d4f", "namespace": demo.ns,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": uid}]},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}));
+
+    let Some(page) = served.dom("/environments/dev") else { return };
+    assert!(page.contains("id=\"release-web\""), "{page}");
+    let deployment_row = page.find("class=\"depth-1\" data-kind=\"Deployment\" data-name=\"web\"").expect(&page);
+    let owned_row = page.find("class=\"depth-2\" data-kind=\"ReplicaSet\" data-name=\"web-5d4f\"").expect(&page);
+    assert!(deployment_row < owned_row, "the ReplicaSet under its Deployment: {page}");
+    assert!(page.contains("-  replicas: 1") && page.contains("+  replicas: 2"), "the CLI's diff: {page}");
+    assert!(page.contains("<code>Secret/") && page.contains("data.API_KEY"), "the Secret drifted: {page}");
+    assert!(!page.contains("role=\"alert\""), "every part of the page was read: {page}");
+
+    // Revision 2 applied from the edited tree; the page rolls web back to revision 1.
+    demo.weaver(&["apply", "--env", "dev", "-r", "web", "--force-conflicts"]).success();
+    assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 2);
+    let release = served.dom("/environments/dev/releases/web").unwrap();
+    assert!(release.contains("id=\"revision-2\" data-status=\"deployed\""), "{release}");
+    assert!(release.contains("id=\"rollback-1\"") && !release.contains("id=\"rollback-2\""), "{release}");
+    let confirm = served.get("/environments/dev/releases/web/confirm/rollback?revision=1", None);
+    assert_eq!((confirm.status, confirm.field("revision")), (200, "1".to_string()), "{}", confirm.body);
+    let (cookie, csrf) = (confirm.cookie(), confirm.field("csrf"));
+    let rollback = "/environments/dev/releases/web/rollback";
+    let refused = served.post(rollback, Some(&cookie), None, &[("revision", "1")]);
+    assert_eq!(refused.status, 403, "no CSRF token: {}", refused.body);
+    assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 2, "nothing was rolled back");
+    let done = served.post(rollback, Some(&cookie), None, &[("csrf", &csrf), ("revision", "1")]);
+    assert_eq!(
+        (done.status, done.header("location")),
+        (303, "/environments/dev/releases/web?done=rollback"),
+        "{}",
+        done.body
+    );
+    assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 1, "revision 1 applied again");
+    let history = served.dom("/environments/dev/releases/web?done=rollback").unwrap();
+    assert!(
+        history.contains("id=\"revision-3\" data-status=\"deployed\"") && history.contains("rollback to 1"),
+        "{history}"
+    );
+    assert!(history.contains("id=\"done\""), "{history}");
+
+    // Objects: live YAML, fields by manager, a Secret's values never.
+    let object = |kind: &str, name: &str| {
+        let version = if kind == "Deployment" { "apps%2Fv1" } else { "v1" };
+        format!("/environments/dev/object?apiVersion={version}&kind={kind}&namespace={}&name={name}", demo.ns)
+    };
+    let deployment = served.dom(&object("Deployment", "web")).unwrap();
+    assert!(deployment.contains("id=\"manager-weaver\"") && deployment.contains("replicas: 1"), "{deployment}");
+    assert!(page.contains(&object("Deployment", "web").replace('&', "&amp;")), "the environment links it: {page}");
+    let secret_page = object("Secret", "web-secrets");
+    let secret = served.get(&secret_page, None);
+    assert_eq!(secret.status, 200, "{}", secret.body);
+    assert!(secret.body.contains("API_KEY: &lt;redacted&gt;"), "{}", secret.body);
+    // The apply forced above took the hand-edited field back: weaver owns it again.
+    assert!(
+        secret.body.contains("id=\"manager-weaver\"") && secret.body.contains("<code>data.API_KEY</code>"),
+        "{}",
+        secret.body
+    );
+    assert_eq!(served.get(&object("Secret", "nope"), None).status, 404);
+
+    let token = std::fs::read_to_string(demo.cluster.kubeconfig()).unwrap();
+    let token = token.lines().find_map(|l| l.trim().strip_prefix("token: ")).map(str::to_string);
+    for path in
+        ["/", "/environments/dev", "/environments/dev/releases/web", &secret_page, "/ui.css", "/environments/nope"]
+    {
+        let reply = served.get(path, None);
+        for form in forms.iter().chain(["hand-edited-key-9x".to_string()].iter()).chain(token.iter()) {
+            assert!(!reply.body.contains(form.as_str()), "{path} shows a secret: {}", reply.body);
+        }
+    }
+    assert!(!served.said().contains("hand-edited"), "{}", served.said());
+}

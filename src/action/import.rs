@@ -3,10 +3,12 @@
 //! over existing ones unless told to.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Location, Result};
 use crate::import::helmfile::{self, Files, Found};
-use crate::project::source::{lexical, utf8};
+use crate::project::source::{Entry, FsSource, Source, lexical, utf8};
+use crate::render::gotmpl;
 
 pub struct ImportOptions {
     /// The weaver repository to write into.
@@ -33,6 +35,30 @@ struct DiskFiles {
     dir: PathBuf,
     /// The repository, absolute and without symbolic links.
     repo: PathBuf,
+    /// What templates read: the repository, or the helmfile's directory when it is outside it.
+    source: Arc<dyn Source>,
+}
+
+/// A directory of a source, as templates of a file in it read it: helmfile resolves their
+/// paths relative to the file's directory. Reads stay confined to the source.
+struct Within {
+    source: Arc<dyn Source>,
+    dir: PathBuf,
+}
+
+impl Source for Within {
+    fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        self.source.read(&self.dir.join(path))
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<Entry>>> {
+        self.source.list(&self.dir.join(dir))
+    }
+    fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
+        self.source.resolve(&self.dir.join(path))
+    }
+    fn describe(&self) -> String {
+        self.source.describe()
+    }
 }
 
 impl Files for DiskFiles {
@@ -77,6 +103,15 @@ impl Files for DiskFiles {
             Err(err) => Err(crate::error::io_reason(&err)),
         }
     }
+
+    fn render(&self, path: &str, text: &str, data: &serde_json::Value) -> Result<String> {
+        // The file's directory, as a path of what `source` reads.
+        let file = self.dir.join(path);
+        let parent = file.parent().unwrap_or(&self.dir);
+        let dir = parent.strip_prefix(&self.repo).or_else(|_| parent.strip_prefix(&self.dir)).unwrap_or(Path::new(""));
+        let within: Arc<dyn Source> = Arc::new(Within { source: Arc::clone(&self.source), dir: dir.to_path_buf() });
+        gotmpl::render_with(&within, Path::new(path), text, data, true, "helmfile template")
+    }
 }
 
 /// Converts the helmfile and writes the environment files it gives.
@@ -90,8 +125,24 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
     let dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
     // The helmfile's directory without symbolic links, as the repository is.
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    let files = DiskFiles { dir, repo: repo.clone() };
-    let imported = helmfile::convert(path, &text, &files)?;
+    let source: Arc<dyn Source> = match dir.starts_with(&repo) {
+        true => Arc::new(FsSource::new(&repo)),
+        false => Arc::new(FsSource::new(&dir)),
+    };
+    let files = DiskFiles { dir, repo: repo.clone(), source };
+    // What the conversion names by its path relative to the helmfile's directory, by the path
+    // the helmfile was given as.
+    let given_dir = path.parent().unwrap_or(Path::new(""));
+    let as_given = |file: &Path| match Some(file.as_os_str()) == path.file_name() {
+        true => path.clone(),
+        false => given_dir.join(file),
+    };
+    let imported = helmfile::convert(path, &text, &files).map_err(|mut err| {
+        if let Some(at) = err.location.as_mut() {
+            at.path = as_given(&at.path);
+        }
+        err
+    })?;
 
     let existing: Vec<String> = imported
         .files
@@ -124,7 +175,7 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
     let left_out = imported
         .left_out
         .iter()
-        .map(|l| format!("{}: {l}", Location { path: path.clone(), line: Some(l.line), column: None }))
+        .map(|l| format!("{}: {l}", Location { path: as_given(Path::new(&l.file)), line: Some(l.line), column: None }))
         .collect();
     Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts })
 }

@@ -39,22 +39,34 @@ struct DiskFiles {
     source: Arc<dyn Source>,
 }
 
-/// A directory of a source, as templates of a file in it read it: helmfile resolves their
-/// paths relative to the file's directory. Reads stay confined to the source.
+/// A directory of a source, as templates of a state in it read it: helmfile resolves their
+/// paths relative to the state's directory, or as absolute paths. Reads stay confined to the
+/// source.
 struct Within {
     source: Arc<dyn Source>,
+    /// The source's root, absolute: an absolute path below it is one of the source's.
+    root: PathBuf,
     dir: PathBuf,
+}
+
+impl Within {
+    fn path(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.root) {
+            Ok(inside) => inside.to_path_buf(),
+            Err(_) => self.dir.join(path),
+        }
+    }
 }
 
 impl Source for Within {
     fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-        self.source.read(&self.dir.join(path))
+        self.source.read(&self.path(path))
     }
     fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<Entry>>> {
-        self.source.list(&self.dir.join(dir))
+        self.source.list(&self.path(dir))
     }
     fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
-        self.source.resolve(&self.dir.join(path))
+        self.source.resolve(&self.path(path))
     }
     fn describe(&self) -> String {
         self.source.describe()
@@ -104,12 +116,33 @@ impl Files for DiskFiles {
         }
     }
 
-    fn render(&self, path: &str, text: &str, data: &serde_json::Value) -> Result<String> {
-        // The file's directory, as a path of what `source` reads.
-        let file = self.dir.join(path);
-        let parent = file.parent().unwrap_or(&self.dir);
-        let dir = parent.strip_prefix(&self.repo).or_else(|_| parent.strip_prefix(&self.dir)).unwrap_or(Path::new(""));
-        let within: Arc<dyn Source> = Arc::new(Within { source: Arc::clone(&self.source), dir: dir.to_path_buf() });
+    fn glob(&self, pattern: &str) -> Vec<String> {
+        // The files below the pattern's directories without wildcards, as the source reads
+        // them, matched.
+        let Some(pattern) = lexical(Path::new(pattern)) else { return Vec::new() };
+        let base = self.dir.strip_prefix(&self.repo).unwrap_or(Path::new("")).to_path_buf();
+        let fixed: PathBuf =
+            pattern.components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).collect();
+        let Ok(glob) = globset::GlobBuilder::new(&pattern.to_string_lossy()).literal_separator(true).build() else {
+            return Vec::new();
+        };
+        let glob = glob.compile_matcher();
+        let Ok(files) = self.source.walk(&base.join(&fixed)) else { return Vec::new() };
+        files
+            .into_iter()
+            .filter_map(|file| file.strip_prefix(&base).ok().map(Path::to_path_buf))
+            .filter(|file| glob.is_match(file))
+            .map(|file| file.to_string_lossy().replace('\\', "/"))
+            .collect()
+    }
+
+    fn render(&self, path: &str, dir: &str, text: &str, data: &serde_json::Value) -> Result<String> {
+        // `dir` as a path of what `source` reads.
+        let full = self.dir.join(dir);
+        let dir = full.strip_prefix(&self.repo).or_else(|_| full.strip_prefix(&self.dir)).unwrap_or(Path::new(""));
+        let root = if self.dir.starts_with(&self.repo) { &self.repo } else { &self.dir };
+        let within: Arc<dyn Source> =
+            Arc::new(Within { source: Arc::clone(&self.source), root: root.clone(), dir: dir.to_path_buf() });
         gotmpl::render_with(&within, Path::new(path), text, data, true, "helmfile template")
     }
 }

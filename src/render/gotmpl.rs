@@ -1,5 +1,6 @@
 //! Templated values files (`*.gotmpl` in a release's `valuesFiles`), as helmfile renders them
-//! before handing them to helm: Go templates with sprig and helm's `toYaml`, `fromYaml`,
+//! before handing them to helm, and helmfile's state files as `weaver import helmfile` renders
+//! them ([`render_with`], over the data it gives): Go templates with sprig and helm's `toYaml`, `fromYaml`,
 //! `toJson`, `fromJson`, `required`, `fail`, `tpl` and `include`, over the data helmfile gives:
 //! `.Environment.Name`, `.Environment.Values` (also `.Values` and `.StateValues`: the
 //! environment's `values`), `.Environment.KubeContext`, `.Namespace`, and `.Release.Name`,
@@ -163,9 +164,7 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>, own_environment: bool
     set.add_function(
         "exec",
         Function::variadic(&[], Type::Any, |_, _| {
-            Err(FuncError::new(
-                "weaver does not run commands from values templates (a pull request could run anything)",
-            ))
+            Err(FuncError::new("weaver does not run commands from templates (a pull request could run anything)"))
         }),
     );
     for vals in ["fetchSecretValue", "expandSecretRefs"] {

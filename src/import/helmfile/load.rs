@@ -38,6 +38,11 @@ impl Ctx {
         self.lines.get((rendered as usize).saturating_sub(1)).copied().unwrap_or(rendered)
     }
 
+    /// The file's directory, as a path relative to the imported helmfile's directory.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
     /// `path` as the file writes it, as a path relative to the imported helmfile's directory.
     pub fn local(&self, path: &str) -> String {
         match self.dir.is_empty() || Path::new(path).is_absolute() {
@@ -56,6 +61,59 @@ pub(super) struct EnvState {
     /// The state's own `values:`, which its values override.
     pub defaults: Map<String, Value>,
     pub context: Option<String>,
+    /// What of them the environment files write.
+    pub written: Written,
+}
+
+/// The values of an environment that its files write: not those of a values file that reads
+/// environment variables.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Written {
+    pub values: Map<String, Value>,
+    pub defaults: Map<String, Value>,
+}
+
+impl Written {
+    pub fn merged(&self) -> Map<String, Value> {
+        let mut merged = self.defaults.clone();
+        deep_merge(&mut merged, self.values.clone());
+        merged
+    }
+}
+
+/// The directory of `file`, a path as written.
+fn parent(file: &str) -> String {
+    Path::new(file).parent().map(|d| d.display().to_string()).unwrap_or_default()
+}
+
+/// Whether a path is a glob, as helmfile reads one.
+pub(super) fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+/// Whether a template calls `env` or `requiredEnv` (helmfile's functions reading environment
+/// variables), as opposed to reading a field of that name (`.Values.env`).
+pub(super) fn reads_variables(template: &str) -> bool {
+    template.split("{{").skip(1).any(|action| {
+        let action = action.split("}}").next().unwrap_or_default();
+        let mut previous = ' ';
+        let mut word = String::new();
+        for c in action.chars().chain([' ']) {
+            if c.is_alphanumeric() || c == '_' {
+                if word.is_empty() && previous == '.' {
+                    word.push('.');
+                }
+                word.push(c);
+            } else {
+                if word == "env" || word == "requiredEnv" {
+                    return true;
+                }
+                word.clear();
+            }
+            previous = c;
+        }
+        false
+    })
 }
 
 impl EnvState {
@@ -178,17 +236,19 @@ impl Convert<'_> {
     /// or read is passed over here: loading each environment reports it.
     pub(super) fn environment_names(&mut self, file: &str, text: &str) -> Vec<String> {
         let mut names = Vec::new();
-        self.names_in(file, text, 0, &mut names);
+        self.names_in(file, &parent(file), text, 0, &mut names);
         if names.is_empty() {
             names.push("default".to_string());
         }
         names
     }
 
-    fn names_in(&mut self, file: &str, text: &str, depth: usize, names: &mut Vec<String>) {
-        let dir = Path::new(file).parent().map(|d| d.display().to_string()).unwrap_or_default();
+    fn names_in(&mut self, file: &str, dir: &str, text: &str, depth: usize, names: &mut Vec<String>) {
+        let dir = dir.to_string();
         for (_, part) in parts(text) {
-            let Ok(rendered) = self.files.render(file, &part, &EnvState::named("default").data()) else { continue };
+            let Ok(rendered) = self.files.render(file, &dir, &part, &EnvState::named("default").data()) else {
+                continue;
+            };
             let Ok(docs) = documents::<Spanned<Node>>(Path::new(file), &rendered, "invalid helmfile") else { continue };
             self.ctx = Rc::new(Ctx { file: file.to_string(), dir: dir.clone(), lines: line_map(&part, &rendered) });
             for doc in docs {
@@ -219,7 +279,7 @@ impl Convert<'_> {
                                 let local = self.ctx.local(path);
                                 if let Ok(Some(text)) = self.files.read(&local) {
                                     let ctx = Rc::clone(&self.ctx);
-                                    self.names_in(&local, &text, depth + 1, names);
+                                    self.names_in(&local, &dir, &text, depth + 1, names);
                                     self.ctx = ctx;
                                 }
                             }
@@ -232,26 +292,40 @@ impl Convert<'_> {
     }
 
     /// The state at `file` (a path relative to the imported helmfile's directory) whose text is
-    /// `text`, loaded for `env` as helmfile loads it; `bases` read unless it is a base itself.
-    /// An error when a part does not render or is not a helmfile: helmfile stops there too.
+    /// `text`, loaded for `env` as helmfile loads it; `bases` read unless it is a base itself,
+    /// `base_of` the directory of the state naming it (helmfile reads a base's paths relative to
+    /// it, and a nested helmfile's relative to its own). An error when a part does not render or
+    /// is not a helmfile: helmfile stops there too.
     pub(super) fn load(
         &mut self,
         file: &str,
         text: &str,
         env: EnvState,
-        is_base: bool,
+        base_of: Option<&str>,
         depth: usize,
     ) -> Result<Loaded> {
+        let is_base = base_of.is_some();
         if depth > MAX_DEPTH {
             return Err(Error::at(
                 Location::file(file),
                 format!("bases and helmfiles nested more than {MAX_DEPTH} deep: one of them names itself"),
             ));
         }
-        let dir = Path::new(file).parent().map(|d| d.display().to_string()).unwrap_or_default();
+        let dir = base_of.map_or_else(|| parent(file), str::to_string);
         let mut loaded = Loaded { env, entries: Vec::new() };
         for (_, part) in parts(text) {
-            let rendered = self.files.render(file, &part, &loaded.env.data())?;
+            let rendered = match self.files.render(file, &dir, &part, &loaded.env.data()) {
+                Ok(rendered) => rendered,
+                // helmfile v1 renders only `.gotmpl` states (v0 rendered all, and their files
+                // escape the templates of releases: `{{`{{ .Release.Name }}`}}`): one that does
+                // not render but reads is read as v1 reads it.
+                Err(_)
+                    if !file.ends_with(".gotmpl") && documents::<Spanned<Node>>(Path::new(file), &part, "").is_ok() =>
+                {
+                    part.clone()
+                }
+                Err(err) => return Err(err),
+            };
             let ctx = Rc::new(Ctx { file: file.to_string(), dir: dir.clone(), lines: line_map(&part, &rendered) });
             let what = match rendered == part {
                 true => "invalid helmfile",
@@ -287,7 +361,7 @@ impl Convert<'_> {
                             let local = ctx.local(&path);
                             match self.files.read(&local) {
                                 Ok(Some(text)) => {
-                                    let base = self.load(&local, &text, loaded.env.clone(), true, depth + 1)?;
+                                    let base = self.load(&local, &text, loaded.env.clone(), Some(&dir), depth + 1)?;
                                     loaded.env = base.env;
                                     part_entries.extend(base.entries);
                                 }
@@ -313,13 +387,14 @@ impl Convert<'_> {
                 }
             }
             if let Some(spec) = spec {
-                self.environment(&spec, &mut loaded.env);
+                self.environment(&spec, &mut loaded.env)?;
             }
             if let Some(node) = defaults {
-                let mut values = Map::new();
+                let (mut values, mut written) = (Map::new(), Map::new());
                 let env = loaded.env.clone();
-                self.environment_values(&node, "values", &mut values, &env);
+                self.environment_values(&node, "values", (&mut values, &mut written), &env)?;
                 deep_merge(&mut loaded.env.defaults, values);
+                deep_merge(&mut loaded.env.written.defaults, written);
             }
             // A later part's keys replace the earlier parts' (mergo's override, in helmfile).
             let replaced: BTreeSet<&str> = part_entries
@@ -345,13 +420,18 @@ impl Convert<'_> {
         for item in self.list(node, "helmfiles") {
             self.ctx = Rc::clone(&ctx);
             let mut path = None;
-            let mut overrides = Map::new();
+            let (mut overrides, mut written) = (Map::new(), Map::new());
+            let mut failed = None;
             match &item.value {
                 Node::Map(fields) => {
                     for (key, value) in fields {
                         match key.value.0.as_str() {
                             "path" => path = self.text(value, "helmfiles path"),
-                            "values" => self.environment_values(value, "helmfiles values", &mut overrides, &loaded.env),
+                            "values" => {
+                                let env = loaded.env.clone();
+                                let into = (&mut overrides, &mut written);
+                                failed = self.environment_values(value, "helmfiles values", into, &env).err();
+                            }
                             _ if is_default(&value.value) => {}
                             other => self.leave(
                                 line(key),
@@ -365,43 +445,64 @@ impl Convert<'_> {
             }
             let Some(path) = path else { continue };
             let what = format!("helmfiles `{path}`");
+            if let Some(err) = failed {
+                let what = format!("{what} in environment `{}`", loaded.env.name);
+                self.leave(line(item), what, format!("not read: {err}"));
+                continue;
+            }
             if path.contains("://") || path.starts_with("git::") {
                 self.leave(line(item), what, "a remote helmfile: not read; import it from its own repository");
                 continue;
             }
-            if path.contains(['*', '?', '[']) {
-                self.leave(line(item), what, "a glob: not read; name each helmfile it matches");
-                continue;
-            }
-            let local = ctx.local(&path);
-            let text = match self.files.read(&local) {
-                Ok(Some(text)) => text,
-                Ok(None) => {
-                    self.leave(line(item), what, "not found: not read");
-                    continue;
-                }
-                Err(reason) => {
-                    self.leave(line(item), what, format!("not read: {reason}"));
-                    continue;
-                }
+            let paths = match is_glob(&path) {
+                true => self.files.glob(&ctx.local(&path)),
+                false => vec![ctx.local(&path)],
             };
-            let mut env = EnvState::named(&loaded.env.name);
-            env.values = overrides.clone();
-            match self.load(&local, &text, env, false, depth + 1) {
-                Ok(sub) => {
-                    let mut values = sub.env.merged();
-                    deep_merge(&mut values, overrides);
-                    deep_merge(&mut loaded.env.values, values);
-                    loaded.entries.extend(sub.entries);
-                }
-                Err(err) => {
-                    self.ctx = Rc::clone(&ctx);
-                    self.leave(
-                        line(item),
-                        format!("{what} in environment `{}`", loaded.env.name),
-                        format!("not read: {err}"),
-                    );
-                }
+            if paths.is_empty() {
+                self.leave(line(item), what.clone(), "matches no file: not read");
+            }
+            for local in paths {
+                self.ctx = Rc::clone(&ctx);
+                self.nested_one(item, &what, &local, (&overrides, &written), loaded, depth);
+            }
+        }
+    }
+
+    /// The nested helmfile at `local` loaded for `loaded`'s environment and added to it, as
+    /// [`Convert::nested`] adds it.
+    fn nested_one(
+        &mut self,
+        item: &Spanned<Node>,
+        what: &str,
+        local: &str,
+        (overrides, written): (&Map<String, Value>, &Map<String, Value>),
+        loaded: &mut Loaded,
+        depth: usize,
+    ) {
+        let ctx = Rc::clone(&self.ctx);
+        let text = match self.files.read(local) {
+            Ok(Some(text)) => text,
+            Ok(None) => return self.leave(line(item), what, "not found: not read"),
+            Err(reason) => return self.leave(line(item), what, format!("not read: {reason}")),
+        };
+        // helmfile gives a nested helmfile the entry's `values` over its own.
+        let mut env = EnvState::named(&loaded.env.name);
+        env.values = overrides.clone();
+        env.written.values = written.clone();
+        match self.load(local, &text, env, None, depth + 1) {
+            Ok(sub) => {
+                let mut values = sub.env.merged();
+                deep_merge(&mut values, overrides.clone());
+                deep_merge(&mut loaded.env.values, values);
+                let mut values = sub.env.written.merged();
+                deep_merge(&mut values, written.clone());
+                deep_merge(&mut loaded.env.written.values, values);
+                loaded.entries.extend(sub.entries);
+            }
+            Err(err) => {
+                self.ctx = ctx;
+                let what = format!("{what} ({local}) in environment `{}`", loaded.env.name);
+                self.leave(line(item), what, format!("not read: {err}"));
             }
         }
     }

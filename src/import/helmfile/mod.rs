@@ -47,10 +47,14 @@ pub trait Files {
     fn found(&self, path: &Path) -> Found;
     /// The text of the file at `path` (as written); `Ok(None)` when there is none.
     fn read(&self, path: &str) -> std::result::Result<Option<String>, String>;
+    /// The files a glob (as written: `*` within a directory, `**` across them) matches, as
+    /// written, sorted.
+    fn glob(&self, pattern: &str) -> Vec<String>;
     /// `text`, the file at `path` (as written), rendered as helmfile renders its templates: Go
-    /// templates with sprig and helmfile's functions over `data`, paths they read relative to
-    /// the file's directory. Errors name `path`, line and column.
-    fn render(&self, path: &str, text: &str, data: &Value) -> Result<String>;
+    /// templates with sprig and helmfile's functions over `data`, the paths they read relative
+    /// to `dir` (as written: the directory of the state file, helmfile's base path). Errors name
+    /// `path`, line and column.
+    fn render(&self, path: &str, dir: &str, text: &str, data: &Value) -> Result<String>;
 }
 
 /// Something of the helmfile that is not in the files written, or not exactly.
@@ -92,7 +96,7 @@ pub fn convert(file: &Path, text: &str, files: &dyn Files) -> Result<Imported> {
     let mut states = Vec::new();
     let mut first_error = None;
     for env in convert.environment_names(&name, text) {
-        match convert.load(&name, text, load::EnvState::named(&env), false, 0) {
+        match convert.load(&name, text, load::EnvState::named(&env), None, 0) {
             Ok(loaded) => states.push(convert.env_state(loaded)),
             Err(err) => {
                 let at = err.location.clone().unwrap_or_else(|| Location::file(&name));
@@ -244,7 +248,6 @@ fn flag_reason(key: &str) -> Option<&'static str> {
         "hooks" => "weaver runs no commands (a Helm chart's own `helm.sh/hook` objects are run)",
         "kubeVersion" => "weaver sets `kubeVersion` per environment, not per release",
         "apiVersions" => "not supported: offline renders see Kubernetes 1.32's API versions and the CRDs of the charts",
-        "missingFileHandler" | "missingFileHandlerConfig" => "not needed: a missing file is an error in weaver",
         "enableDNS" => "not supported: weaver's Helm rendering never reaches the network",
         "cascade" | "deleteWait" | "deleteTimeout" => "not supported: weaver deletes in the foreground",
         "adopt" | "takeOwnership" => {
@@ -312,6 +315,10 @@ struct Shared {
     context: Option<String>,
     create_namespace: Option<bool>,
     common_labels: Map<String, Value>,
+    /// The environment's template data, for the templates of releases.
+    data: Value,
+    /// Whether a missing values file is passed over (`missingFileHandler` other than `Error`).
+    missing_ok: bool,
 }
 
 impl Convert<'_> {
@@ -399,61 +406,99 @@ impl Convert<'_> {
 
     /// An environment's (or the state's) `values:` list merged into `into`: inline maps and
     /// YAML files, in order, as helmfile merges them; a `.gotmpl` file rendered first over `env`
-    /// with the values merged so far, as helmfile renders it.
+    /// with the values merged so far, as helmfile renders it (an error when it does not render:
+    /// helmfile stops there too). `written` gets the same but for a file that reads environment
+    /// variables: what it gives may be a secret, which is never written into a file.
     fn environment_values(
         &mut self,
         node: &Spanned<Node>,
         what: &str,
-        into: &mut Map<String, Value>,
+        (into, written): (&mut Map<String, Value>, &mut Map<String, Value>),
         env: &load::EnvState,
-    ) {
+    ) -> Result<()> {
         for item in self.list(node, what) {
             match &item.value {
                 Node::Map(_) => {
                     if let Some(map) = self.map(item, what) {
-                        deep_merge(into, map);
+                        deep_merge(into, map.clone());
+                        deep_merge(written, map);
                     }
                 }
                 _ => {
-                    let Some(written) = self.text(item, &format!("{what} file")) else { continue };
-                    let path = self.ctx.local(&written);
-                    let file = format!("{what} file `{written}`");
-                    let text = match self.files.read(&path) {
-                        Ok(Some(text)) => text,
-                        Ok(None) => {
-                            self.leave(line(item), file, "not found");
-                            continue;
-                        }
-                        Err(reason) => {
-                            self.leave(line(item), file, format!("not read: {reason}"));
-                            continue;
-                        }
+                    let Some(given) = self.text(item, &format!("{what} file")) else { continue };
+                    let file = format!("{what} file `{given}`");
+                    // helmfile reads each file a glob matches, in order.
+                    let paths = match load::is_glob(&given) {
+                        true => self.files.glob(&self.ctx.local(&given)),
+                        false => vec![self.ctx.local(&given)],
                     };
-                    let text = match path.ends_with(".gotmpl") {
-                        true => {
-                            let mut so_far = env.clone();
-                            deep_merge(&mut so_far.values, into.clone());
-                            match self.files.render(&path, &text, &so_far.data()) {
-                                Ok(text) => text,
-                                Err(err) => {
-                                    self.leave(line(item), file, format!("not rendered: {err}"));
-                                    continue;
-                                }
-                            }
-                        }
-                        false => text,
-                    };
-                    match documents::<Option<Map<String, Value>>>(Path::new(&path), &text, "invalid YAML") {
-                        Ok(docs) => {
-                            for map in docs.into_iter().flatten() {
-                                deep_merge(into, map);
-                            }
-                        }
-                        Err(err) => self.leave(line(item), file, format!("not read: {err}")),
+                    if paths.is_empty() {
+                        self.leave(line(item), file.clone(), "matches no file");
+                    }
+                    for path in paths {
+                        let file = match load::is_glob(&given) {
+                            true => format!("{file} ({path})"),
+                            false => file.clone(),
+                        };
+                        self.values_file(item, &file, &path, (&mut *into, &mut *written), env)?;
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The values file at `path` (as written, from `item`, `file` for messages) merged into
+    /// `into` and `written`, as [`Convert::environment_values`] merges it.
+    fn values_file(
+        &mut self,
+        item: &Spanned<Node>,
+        file: &str,
+        path: &str,
+        (into, written): (&mut Map<String, Value>, &mut Map<String, Value>),
+        env: &load::EnvState,
+    ) -> Result<()> {
+        let text = match self.files.read(path) {
+            Ok(Some(text)) => text,
+            Ok(None) => {
+                self.leave(line(item), file, "not found");
+                return Ok(());
+            }
+            Err(reason) => {
+                self.leave(line(item), file, format!("not read: {reason}"));
+                return Ok(());
+            }
+        };
+        let reads_variables = path.ends_with(".gotmpl") && load::reads_variables(&text);
+        let text = match path.ends_with(".gotmpl") {
+            true => {
+                let mut so_far = env.clone();
+                deep_merge(&mut so_far.values, into.clone());
+                self.files.render(path, self.ctx.dir(), &text, &so_far.data())?
+            }
+            false => text,
+        };
+        match documents::<Option<Map<String, Value>>>(Path::new(path), &text, "invalid YAML") {
+            Ok(docs) => {
+                for map in docs.into_iter().flatten() {
+                    deep_merge(into, map.clone());
+                    if !reads_variables {
+                        deep_merge(written, map);
+                    }
+                }
+            }
+            Err(err) => self.leave(line(item), file, format!("not read: {err}")),
+        }
+        if reads_variables {
+            self.leave(
+                line(item),
+                file,
+                "reads environment variables (`env`, `requiredEnv`), which may hold secrets: the state was \
+                 rendered with its values, but they are not written; put them in the environment's `values:`, or \
+                 in a SOPS file the releases list",
+            );
+        }
+        Ok(())
     }
 
     /// A path the helmfile names as a path of the weaver repository, or `None` (listed).
@@ -482,6 +527,8 @@ impl Convert<'_> {
             context: None,
             create_namespace: None,
             common_labels: Map::new(),
+            data: loaded.env.data(),
+            missing_ok: false,
         };
         let mut kube_version = None;
         for (ctx, key, node) in &loaded.entries {
@@ -518,6 +565,10 @@ impl Convert<'_> {
                 "lockFilePath" => {
                     self.leave(at, "lockFilePath", "weaver pins charts in charts.lock: run `weaver charts lock`")
                 }
+                "missingFileHandler" => {
+                    shared.missing_ok = self.text(node, "missingFileHandler").is_some_and(|h| h != "Error")
+                }
+                "missingFileHandlerConfig" => {}
                 "helmBinary" | "kustomizeBinary" => {
                     self.leave(at, key.value.0.clone(), "not needed: weaver renders charts and kustomizations itself")
                 }
@@ -600,15 +651,11 @@ impl Convert<'_> {
             }
             self.ctx = Rc::clone(&release.ctx);
             for need in dropped {
-                self.leave(
-                    release.line,
-                    format!("release `{}`: needs `{need}`", release.name),
-                    format!(
-                        "environment `{}` has no such release (it was left out, see its line, or is not in this \
-                         environment), so this need is left out too",
-                        loaded.env.name
-                    ),
-                );
+                let why = match shared.releases.iter().any(|(name, _)| *name == need) {
+                    true => "the release it names was left out (see its line), so this need is too".to_string(),
+                    false => format!("environment `{}` has no such release, so this need is left out", loaded.env.name),
+                };
+                self.leave(release.line, format!("release `{}`: needs `{need}`", release.name), why);
             }
         }
         EnvConverted { env: loaded.env, repositories, releases: converted, context: shared.context, kube_version }
@@ -625,7 +672,7 @@ impl Convert<'_> {
         };
         let context_alike = alike(&|s| serde_json::json!(s.context));
         let kube_version_alike = alike(&|s| serde_json::json!(s.kube_version));
-        let defaults_alike = alike(&|s| Value::Object(s.env.defaults.clone()));
+        let defaults_alike = alike(&|s| Value::Object(s.env.written.defaults.clone()));
         let mut repositories: Vec<&(String, Value)> = Vec::new();
         for repository in states.iter().flat_map(|s| &s.repositories) {
             if !repositories.iter().any(|(name, _)| *name == repository.0) {
@@ -649,7 +696,7 @@ impl Convert<'_> {
         if let (true, Some(Some(version))) = (kube_version_alike, first.map(|s| &s.kube_version)) {
             base_file.insert("kubeVersion".into(), Value::String(version.clone()));
         }
-        if let (true, Some(defaults)) = (defaults_alike, first.map(|s| &s.env.defaults))
+        if let (true, Some(defaults)) = (defaults_alike, first.map(|s| &s.env.written.defaults))
             && !defaults.is_empty()
         {
             base_file.insert("values".into(), Value::Object(defaults.clone()));
@@ -712,8 +759,8 @@ impl Convert<'_> {
                 map.insert("kubeVersion".into(), Value::String(version.clone()));
             }
             let values = match defaults_alike {
-                true => state.env.values.clone(),
-                false => state.env.merged(),
+                true => state.env.written.values.clone(),
+                false => state.env.written.merged(),
             };
             if !values.is_empty() {
                 map.insert("values".into(), Value::Object(values));
@@ -824,12 +871,14 @@ impl Convert<'_> {
 
     /// The spec of the environment being loaded, `env`, applied to it: its values merged over
     /// the ones it has, its `kubeContext`.
-    fn environment(&mut self, spec: &Spanned<Node>, env: &mut load::EnvState) {
+    fn environment(&mut self, spec: &Spanned<Node>, env: &mut load::EnvState) -> Result<()> {
         let what = format!("environment `{}`", env.name);
-        let mut values = Map::new();
+        let (mut values, mut written) = (Map::new(), Map::new());
         for (key, value) in self.entries(spec, &what) {
             match key.value.0.as_str() {
-                "values" => self.environment_values(value, &format!("{what} values"), &mut values, env),
+                "values" => {
+                    self.environment_values(value, &format!("{what} values"), (&mut values, &mut written), env)?
+                }
                 "kubeContext" => {
                     if let Some(context) = self.text(value, &format!("{what} kubeContext")) {
                         env.context = Some(context);
@@ -865,6 +914,8 @@ impl Convert<'_> {
             }
         }
         deep_merge(&mut env.values, values);
+        deep_merge(&mut env.written.values, written);
+        Ok(())
     }
 
     fn helm_defaults(&mut self, node: &Spanned<Node>, shared: &mut Shared) {
@@ -891,7 +942,94 @@ impl Convert<'_> {
         Some(labels)
     }
 
+    /// A release with the templates of its fields rendered, as helmfile renders a release's
+    /// own once the state is read (`{{ .Release.Name }}` in a values file's path): over the
+    /// environment's data and the release's name, namespace, labels and chart. Inline values are
+    /// data, not templates. A field that does not render is listed, and the release left out.
+    fn release_templates(&mut self, node: &Spanned<Node>, shared: &Shared) -> Option<Spanned<Node>> {
+        let Node::Map(fields) = &node.value else { return Some(node.clone()) };
+        fn has_template(node: &Node) -> bool {
+            match node {
+                Node::Scalar(Value::String(s)) => s.contains("{{"),
+                Node::List(items) => items.iter().any(|i| has_template(&i.value)),
+                Node::Map(entries) => entries.iter().any(|(_, v)| has_template(&v.value)),
+                _ => false,
+            }
+        }
+        let templated = |(key, value): &(Spanned<Key>, Spanned<Node>)| match (key.value.0.as_str(), &value.value) {
+            ("hooks", _) => false,
+            ("values", Node::List(items)) => {
+                items.iter().any(|i| matches!(&i.value, Node::Scalar(_)) && has_template(&i.value))
+            }
+            _ => has_template(&value.value),
+        };
+        if !fields.iter().any(templated) {
+            return Some(node.clone());
+        }
+        let field = |name: &str| {
+            fields.iter().find(|(k, _)| k.value.0 == name).map(|(_, v)| match &v.value {
+                Node::Scalar(Value::String(s)) => Value::String(s.clone()),
+                Node::Map(entries) => Value::Object(
+                    entries
+                        .iter()
+                        .filter_map(|(k, v)| match &v.value {
+                            Node::Scalar(value) => Some((
+                                k.value.0.clone(),
+                                Value::String(value.as_str().map_or_else(|| value.to_string(), str::to_string)),
+                            )),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
+            })
+        };
+        let mut data = shared.data.clone();
+        data["Release"] = serde_json::json!({
+            "Name": field("name").unwrap_or_default(),
+            "Namespace": field("namespace").unwrap_or_else(|| Value::String(String::new())),
+            "Labels": field("labels").unwrap_or_else(|| Value::Object(Map::new())),
+            "Chart": field("chart").unwrap_or_default(),
+            "KubeContext": field("kubeContext").unwrap_or_else(|| Value::String(String::new())),
+        });
+        let name = field("name").and_then(|n| n.as_str().map(str::to_string)).unwrap_or_default();
+        let mut out = node.clone();
+        let Node::Map(fields) = &mut out.value else { return Some(out) };
+        let mut failed = None;
+        for (key, value) in fields.iter_mut() {
+            let mut render = |text: &mut String, at: u64| {
+                if !text.contains("{{") || failed.is_some() {
+                    return;
+                }
+                match self.files.render(&self.ctx.file, self.ctx.dir(), text, &data) {
+                    Ok(rendered) => *text = rendered,
+                    Err(err) => failed = Some((at, format!("release `{name}`: {}", key.value.0), err.message)),
+                }
+            };
+            fn walk(node: &mut Spanned<Node>, inline: bool, render: &mut dyn FnMut(&mut String, u64)) {
+                let at = node.referenced.line();
+                match &mut node.value {
+                    Node::Scalar(Value::String(s)) => render(s, at),
+                    Node::List(items) => items.iter_mut().for_each(|i| walk(i, inline, render)),
+                    Node::Map(_) if inline => {}
+                    Node::Map(entries) => entries.iter_mut().for_each(|(_, v)| walk(v, false, render)),
+                    _ => {}
+                }
+            }
+            // Hooks are rendered when they run (`.Event`), and left out anyway.
+            if key.value.0 != "hooks" {
+                walk(value, key.value.0 == "values", &mut render);
+            }
+        }
+        if let Some((at, what, message)) = failed {
+            self.leave(at, what, format!("{message}: the release is left out"));
+            return None;
+        }
+        Some(out)
+    }
+
     fn release(&mut self, node: &Spanned<Node>, shared: &Shared) -> Option<Converted> {
+        let node = &self.release_templates(node, shared)?;
         let at = line(node);
         let fields = self.entries(node, "release");
         let name_node = fields.iter().find(|(k, _)| k.value.0 == "name").map(|(_, v)| v);
@@ -910,6 +1048,7 @@ impl Convert<'_> {
         let mut installed = None;
         let mut condition = None;
         let mut patches = Vec::new();
+        let mut missing_ok = shared.missing_ok;
         // `values` and `secrets` in helmfile's order: values, then secrets, each in order.
         let mut values_items: Vec<&Spanned<Node>> = Vec::new();
         let mut secrets_items: Vec<&Spanned<Node>> = Vec::new();
@@ -1002,7 +1141,8 @@ impl Convert<'_> {
                     "not supported: write what the template gives in the release (YAML anchors `<<: *name` are \
                      converted)",
                 ),
-                "description" => {}
+                "description" | "missingFileHandlerConfig" => {}
+                "missingFileHandler" => missing_ok = self.text(value, &field_what).is_some_and(|h| h != "Error"),
                 "valuesTemplate" | "setTemplate" | "installedTemplate" | "conditionTemplate" | "waitTemplate"
                 | "verifyTemplate" => {
                     self.leave(line(key), field_what, "templated: helmfile evaluates it when it runs")
@@ -1031,15 +1171,9 @@ impl Convert<'_> {
                     out.insert("version".into(), Value::String(version));
                 }
             }
+            // helm ignores `--version` for a chart directory, and so does weaver: nothing is lost.
             Chart::Local(chart) => {
                 out.insert("chart".into(), Value::String(chart));
-                if let Some((version, at)) = version {
-                    self.leave(
-                        at,
-                        format!("{what}: version `{version}`"),
-                        "a chart of the repository is the version it holds",
-                    );
-                }
             }
             Chart::Kustomize(dir) => {
                 if has_values {
@@ -1089,7 +1223,10 @@ impl Convert<'_> {
                         continue;
                     };
                     if self.files.found(Path::new(&repo_path)) != Found::File {
-                        self.leave(line(item), format!("{what} {kind} `{path}`"), "not found");
+                        // helmfile passes over a missing file unless its handler says `Error`.
+                        if !missing_ok {
+                            self.leave(line(item), format!("{what} {kind} `{path}`"), "not found");
+                        }
                         continue;
                     }
                     if secret {
@@ -1420,10 +1557,16 @@ mod tests {
     }
 
     impl Files for Memory {
-        fn render(&self, path: &str, text: &str, data: &Value) -> Result<String> {
-            let dir = Path::new(path).parent().unwrap_or(Path::new("")).to_path_buf();
+        fn glob(&self, pattern: &str) -> Vec<String> {
+            let glob = globset::GlobBuilder::new(pattern).literal_separator(true).build().unwrap().compile_matcher();
+            let mut found: Vec<String> =
+                self.0.iter().filter(|(p, _)| glob.is_match(p)).map(|(p, _)| p.to_string()).collect();
+            found.sort();
+            found
+        }
+        fn render(&self, path: &str, dir: &str, text: &str, data: &Value) -> Result<String> {
             let source: std::sync::Arc<dyn crate::project::source::Source> =
-                std::sync::Arc::new(Below(self.clone(), dir));
+                std::sync::Arc::new(Below(self.clone(), PathBuf::from(dir)));
             crate::render::gotmpl::render_with(&source, Path::new(path), text, data, true, "helmfile template")
         }
         fn repository_path(&self, path: &str) -> Option<PathBuf> {
@@ -1670,7 +1813,8 @@ releases:
                 ("charts/web/Chart.yaml", ""),
                 (
                     "common/environments.yaml",
-                    "environments:\n  dev:\n    values: [dev.yaml]\n  prod:\n    values: [{ns: prod}]\n",
+                    // A base's paths are relative to the helmfile naming it, as helmfile reads them.
+                    "environments:\n  dev:\n    values: ['common/dev*.yaml']\n  prod:\n    values: [{ns: prod}]\n",
                 ),
                 ("common/dev.yaml", "ns: dev\n"),
                 (
@@ -1715,5 +1859,40 @@ releases:
             "{}",
             base(&imported)
         );
+    }
+
+    #[test]
+    fn values_read_from_environment_variables_render_the_state_but_are_never_written() {
+        let imported = convert_text(
+            "environments:\n  default:\n    values: [env.yaml.gotmpl, {ns: shop}]\n---\nreleases:\n\
+             - {name: web, chart: ./charts/web, namespace: '{{ .Values.ns }}-{{ .Values.home | empty | not }}'}\n",
+            &[("charts/web/Chart.yaml", ""), ("env.yaml.gotmpl", "home: {{ requiredEnv \"PATH\" | quote }}\n")],
+        );
+        let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+        assert_eq!(listed, [(3, "environment `default` values file `env.yaml.gotmpl`")]);
+        let default = file(&imported, "default");
+        assert!(default.contains("values:\n  ns: shop\n"), "{default}");
+        assert!(!default.contains("home"), "{default}");
+        assert!(base(&imported).contains("  namespace: shop-true\n"), "{}", base(&imported));
+    }
+
+    #[test]
+    fn a_release_s_own_templates_are_rendered_with_the_release() {
+        // helmfile v1 renders no `helmfile.yaml`: its release templates are rendered with the
+        // release; a v0 file escapes them so that they survive its state's rendering.
+        for text in [
+            "releases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n  missingFileHandler: Warn\n  \
+             values: ['values/{{ .Release.Name }}.yaml', 'values/{{ .Release.Namespace }}-missing.yaml']\n",
+            "releases:\n- name: web\n  chart: ./charts/web\n  namespace: {{ \"shop\" }}\n  missingFileHandler: Warn\n  \
+             values: ['values/{{`{{ .Release.Name }}`}}.yaml', 'values/{{`{{ .Release.Namespace }}`}}-missing.yaml']\n",
+        ] {
+            let imported = convert_text(text, &[("charts/web/Chart.yaml", ""), ("values/web.yaml", "")]);
+            assert_eq!(imported.left_out, []);
+            assert!(
+                base(&imported).ends_with("  namespace: shop\n  valuesFiles:\n  - values/web.yaml\n"),
+                "{}",
+                base(&imported)
+            );
+        }
     }
 }

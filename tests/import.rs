@@ -614,3 +614,31 @@ fn a_release_s_secrets_become_its_own_secrets_applied_after_its_values() {
     let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
     assert!(base.contains("  valuesFiles:\n  - values/app.yaml\n  secrets:\n  - secrets/app.yaml\n"), "{base}");
 }
+
+#[test]
+fn helmfile_files_in_environments_that_weaver_would_refuse_stop_the_import_before_it_writes() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("environments/_defaults.yaml", "domain: example.org\n")
+        .write(
+            "helmfile.yaml",
+            "environments:\n  dev:\n    values: [environments/_defaults.yaml]\n---\nreleases:\n- name: web\n  \
+             chart: ./charts/web\n",
+        );
+    let stderr = import(&repo, &[]).failure().to_string();
+    assert!(stderr.starts_with("error: environments/_defaults.yaml: not a weaver environment"), "{stderr}");
+    assert!(
+        !repo.path().join("environments/dev.yaml").exists() && !repo.path().join("environments/base.yaml").exists()
+    );
+
+    // Moved out, the import writes what weaver loads.
+    std::fs::rename(repo.path().join("environments/_defaults.yaml"), repo.path().join("defaults.yaml")).unwrap();
+    repo.write(
+        "helmfile.yaml",
+        "environments:\n  dev:\n    values: [defaults.yaml]\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  \
+         namespace: '{{ .Values.domain | replace \".\" \"-\" }}'\n",
+    );
+    assert_eq!(import(&repo, &[]).code, 0);
+    let envs = repo.weaver(&["envs"]);
+    assert!(envs.success().lines().any(|l| l.starts_with("dev ") && l.contains("example-org")), "{}", envs.stdout);
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Location, Result};
 use crate::import::helmfile::{self, Files, Found};
+use crate::project::environment::{ENVIRONMENTS_DIR, environment_path, list_environments, load_environment};
 use crate::project::source::{Entry, FsSource, Source, lexical, utf8};
 use crate::render::gotmpl;
 
@@ -195,6 +196,26 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
             ),
         )
         .with_help("weaver import never replaces environment files silently: move them away, or give --force"));
+    }
+    // weaver reads every file of environments/ as an environment: one that is not (helmfile's
+    // environment values kept there) would make it refuse the repository the import writes.
+    let repository: &dyn Source = &FsSource::new(&repo);
+    let existing = match repo.join(ENVIRONMENTS_DIR).is_dir() {
+        true => list_environments(repository)?,
+        false => Vec::new(),
+    };
+    for name in existing {
+        let path = environment_path(&name);
+        if imported.files.iter().any(|(file, _)| *file == path) {
+            continue;
+        }
+        if let Err(err) = load_environment(repository, &name) {
+            return Err(Error::at(
+                Location::file(&path),
+                format!("not a weaver environment ({}), and weaver reads every file of environments/ as one", err.message),
+            )
+            .with_help("move the files that are not environments out of environments/, change the helmfile's paths to them, and import again"));
+        }
     }
     let mut written = Vec::new();
     for (file, content) in &imported.files {

@@ -531,6 +531,8 @@ impl Convert<'_> {
             missing_ok: false,
         };
         let mut kube_version = None;
+        let mut templates: Vec<(String, Spanned<Node>)> = Vec::new();
+        let mut default_inherit: Vec<String> = Vec::new();
         for (ctx, key, node) in &loaded.entries {
             self.ctx = Rc::clone(ctx);
             let at = line(key);
@@ -559,8 +561,18 @@ impl Convert<'_> {
                 }
                 "kubeVersion" => kube_version = self.text(node, "kubeVersion"),
                 // Definitions releases reach through YAML anchors (`<<: *name`), which the
-                // parser resolves; `inherit:` is listed with the release using it.
-                "templates" => {}
+                // parser resolves, or `inherit:` and `defaultInherit`.
+                "templates" => {
+                    for (name, template) in self.entries(node, "templates") {
+                        templates.push((name.value.0.clone(), template.clone()));
+                    }
+                }
+                "defaultInherit" => match &node.value {
+                    Node::List(items) => {
+                        default_inherit = items.iter().filter_map(|i| self.text(i, "defaultInherit")).collect()
+                    }
+                    _ => default_inherit = self.text(node, "defaultInherit").into_iter().collect(),
+                },
                 "hooks" => self.leave(at, "hooks", flag_reason("hooks").unwrap_or_default()),
                 "lockFilePath" => {
                     self.leave(at, "lockFilePath", "weaver pins charts in charts.lock: run `weaver charts lock`")
@@ -602,7 +614,8 @@ impl Convert<'_> {
         let mut converted: Vec<Converted> = Vec::new();
         for (ctx, release) in &releases {
             self.ctx = Rc::clone(ctx);
-            let Some(mut release) = self.release(release, &shared) else { continue };
+            let release = self.inherit(release, &templates, &default_inherit);
+            let Some(mut release) = self.release(&release, &shared) else { continue };
             if converted.iter().any(|r| r.name == release.name) {
                 self.leave(
                     release.line,
@@ -942,6 +955,76 @@ impl Convert<'_> {
         Some(labels)
     }
 
+    /// A release with the release templates it inherits (its `inherit:`, after the state's
+    /// `defaultInherit`) merged in, as helmfile merges them: a field the release or an earlier
+    /// template has stays, lists are appended, a template's `except` fields are left out.
+    fn inherit(
+        &mut self,
+        node: &Spanned<Node>,
+        templates: &[(String, Spanned<Node>)],
+        default: &[String],
+    ) -> Spanned<Node> {
+        let Node::Map(fields) = &node.value else { return node.clone() };
+        let mut inherits: Vec<(String, Vec<String>, u64)> =
+            default.iter().map(|name| (name.clone(), Vec::new(), line(node))).collect();
+        if let Some((key, value)) = fields.iter().find(|(k, _)| k.value.0 == "inherit") {
+            let items = match &value.value {
+                Node::List(items) => items.clone(),
+                _ => vec![value.clone()],
+            };
+            for item in &items {
+                let (mut name, mut except) = (None, Vec::new());
+                for (k, v) in self.entries(item, "inherit") {
+                    match (k.value.0.as_str(), &v.value) {
+                        ("template", _) => name = self.text(v, "inherit template"),
+                        ("except", Node::List(keys)) => {
+                            except = keys.iter().filter_map(|k| self.text(k, "inherit except")).collect()
+                        }
+                        _ => {}
+                    }
+                }
+                match name {
+                    Some(name) => {
+                        inherits.retain(|(n, _, _)| *n != name);
+                        inherits.push((name, except, line(key)));
+                    }
+                    None => self.leave(line(item), "inherit", "names no `template`"),
+                }
+            }
+        }
+        if inherits.is_empty() {
+            return node.clone();
+        }
+        let mut merged: Vec<(Spanned<Key>, Spanned<Node>)> = Vec::new();
+        for (name, except, at) in inherits {
+            let Some((_, template)) = templates.iter().find(|(n, _)| *n == name) else {
+                self.leave(at, format!("inherit `{name}`"), "no such template in `templates:`: not inherited");
+                continue;
+            };
+            if let Node::Map(entries) = &template.value {
+                let kept = entries.iter().filter(|(k, _)| !except.contains(&k.value.0) && k.value.0 != "inherit");
+                fill(&mut merged, kept.cloned().collect());
+            }
+        }
+        fill(&mut merged, fields.iter().filter(|(k, _)| k.value.0 != "inherit").cloned().collect());
+        /// `from`'s fields into `into`, as mergo merges without overriding: lists appended,
+        /// mappings key by key, any other field kept where `into` has it.
+        fn fill(into: &mut Vec<(Spanned<Key>, Spanned<Node>)>, from: Vec<(Spanned<Key>, Spanned<Node>)>) {
+            for (key, value) in from {
+                match into.iter_mut().find(|(k, _)| k.value.0 == key.value.0) {
+                    None => into.push((key, value)),
+                    Some((_, have)) => match (&mut have.value, value.value) {
+                        (Node::List(items), Node::List(more)) => items.extend(more),
+                        (Node::Map(entries), Node::Map(more)) => fill(entries, more),
+                        (Node::Null, other) => have.value = other,
+                        _ => {}
+                    },
+                }
+            }
+        }
+        Spanned { value: Node::Map(merged), referenced: node.referenced, defined: node.defined }
+    }
+
     /// A release with the templates of its fields rendered, as helmfile renders a release's
     /// own once the state is read (`{{ .Release.Name }}` in a values file's path): over the
     /// environment's data and the release's name, namespace, labels and chart. Inline values are
@@ -1135,12 +1218,6 @@ impl Convert<'_> {
                         );
                     }
                 }
-                "inherit" => self.leave(
-                    line(key),
-                    field_what,
-                    "not supported: write what the template gives in the release (YAML anchors `<<: *name` are \
-                     converted)",
-                ),
                 "description" | "missingFileHandlerConfig" => {}
                 "missingFileHandler" => missing_ok = self.text(value, &field_what).is_some_and(|h| h != "Error"),
                 "valuesTemplate" | "setTemplate" | "installedTemplate" | "conditionTemplate" | "waitTemplate"
@@ -1894,5 +1971,25 @@ releases:
                 base(&imported)
             );
         }
+    }
+
+    #[test]
+    fn releases_inherit_templates_as_helmfile_merges_them() {
+        let imported = convert_text(
+            "templates:\n  default:\n    chart: ./charts/web\n    namespace: shop\n    values: [values/common.yaml]\n    \
+             labels: {tier: web}\n  db:\n    namespace: data\n    labels: {tier: db}\n\
+             defaultInherit: default\nreleases:\n- name: web\n  namespace: ignored\n  values: [values/web.yaml]\n\
+             - name: db\n  inherit: [{template: db}, {template: default, except: [values]}]\n",
+            &[("charts/web/Chart.yaml", ""), ("values/common.yaml", ""), ("values/web.yaml", "")],
+        );
+        assert_eq!(imported.left_out, []);
+        assert!(
+            base(&imported).ends_with(
+                "- name: web\n  chart: web\n  namespace: shop\n  labels:\n    tier: web\n  valuesFiles:\n  - values/common.yaml\n  \
+                 - values/web.yaml\n- name: db\n  chart: web\n  namespace: data\n  labels:\n    tier: db\n"
+            ),
+            "{}",
+            base(&imported)
+        );
     }
 }

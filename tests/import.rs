@@ -57,7 +57,7 @@ spec:
 fn write_helmfile(repo: &Repo) {
     repo.write("env/common.yaml", "domain: example.com\nlog:\n  level: info\n")
         .write("env/prod.yaml", "log:\n  level: warn\n")
-        .write("env/dev.yaml.gotmpl", "debug: {{ env \"DEBUG\" }}\n")
+        .write("env/dev.yaml.gotmpl", "tier: {{ .Environment.Name }}-{{ .Values.log.level }}\n")
         .write("values/app.yaml", "replicas: 2\nimage:\n  tag: \"1.4\"\nconfig:\n  tags: [x, y]\n")
         .write(
             "values/app.yaml.gotmpl",
@@ -212,14 +212,13 @@ releases:
     assert_eq!(
         dev,
         "# Imported from helmfile.yaml by `weaver import helmfile`.\nextends: base\ncluster:\n  context: kind-dev\n\
-         values:\n  domain: example.com\n  log:\n    level: info\n  replicasOverride: 1\n"
+         values:\n  domain: example.com\n  log:\n    level: info\n  tier: dev-info\n  replicasOverride: 1\n"
     );
     let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
     assert!(prod.contains("  log:\n    level: warn\n  extra:\n    enabled: true\n"), "{prod}");
 
     let file = repo.path().join("helmfile.yaml").display().to_string();
     let expected = [
-        format!("not converted: {file}:5: environment `dev` values file `env/dev.yaml.gotmpl`: a templated file"),
         format!(
             "not converted: {file}:16: helmDefaults wait: weaver waits for readiness when applied with `weaver apply --wait`"
         ),
@@ -232,7 +231,7 @@ releases:
     for (line, want) in lines.iter().zip(&expected) {
         assert!(line.starts_with(want.as_str()), "\n{line}\nshould start with\n{want}");
     }
-    assert!(lines.last().unwrap().starts_with("5 things were not converted"), "{}", run.stderr);
+    assert!(lines.last().unwrap().starts_with("4 things were not converted"), "{}", run.stderr);
 
     // The converted repository is a valid one.
     let envs = repo.weaver(&["envs"]);
@@ -385,36 +384,172 @@ releases:
     assert!(envs.success().contains("metrics (not installed)"), "{}", envs.stdout);
 }
 
-#[test]
-fn a_templated_helmfile_is_converted_where_it_is_plain_data_and_each_template_is_listed() {
-    let repo = Repo::empty();
-    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n").write(
-        "helmfile.yaml",
-        r#"bases:
-  - common.yaml
+/// A `.gotmpl` helmfile as real repositories write them: environments in the first part, the
+/// releases rendered with their values in the next, values files named after the environment,
+/// a release only one environment has, one a value turns off, and a repository weaver cannot
+/// load.
+fn write_templated_helmfile(repo: &Repo) {
+    write_chart(repo);
+    repo.write("env/dev.yaml", "namespace: shop-dev\npostgres: {enabled: true}\n")
+        .write("env/prod.yaml", "namespace: shop\npostgres: {enabled: false}\nreplicas: 3\n")
+        .write("values/app/dev.yaml", "image:\n  tag: dev\n")
+        .write("values/app/prod.yaml", "image:\n  tag: \"1.4\"\nconfig:\n  level: warn\n")
+        .write(
+            "helmfile.yaml.gotmpl",
+            r#"environments:
+  dev:
+    values: [env/dev.yaml]
+  prod:
+    values: [env/prod.yaml]
+    kubeContext: prod-eu
 ---
+repositories:
+  - name: bitnami
+    url: https://charts.bitnami.com/bitnami
+  - name: private
+    url: git+https://github.com/example/charts@charts?ref=main
 releases:
-{{ if eq .Environment.Name "prod" }}
-  - name: web
-    chart: ./charts/web
+  - name: app
+    chart: ./charts/app
     namespace: {{ .Values.namespace }}
     values:
-      - replicas: 2
-        host: web.{{ .Values.domain }}
-{{ end }}
+      - values/app/{{ .Environment.Name }}.yaml
+      - replicas: {{ .Values | get "replicas" 1 }}
+  - name: postgres
+    chart: bitnami/postgresql
+    version: 16.2.0
+    namespace: {{ .Values.namespace }}
+    installed: {{ .Values.postgres.enabled }}
+{{- if eq .Environment.Name "prod" }}
+  - name: backup
+    chart: ./charts/app
+    namespace: {{ .Values.namespace }}
+    needs: [postgres]
+{{- end }}
+  - name: tools
+    chart: private/tools
 "#,
+        );
+}
+
+#[test]
+fn a_templated_helmfile_is_rendered_for_each_environment_and_what_differs_goes_into_its_file() {
+    let repo = Repo::empty();
+    write_templated_helmfile(&repo);
+    let helmfile = repo.path().join("helmfile.yaml.gotmpl");
+    let run = repo.weaver(&["import", "helmfile", helmfile.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let file = helmfile.display().to_string();
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with(&format!(
+            "not converted: {file}:11: repository `private`: not a chart repository weaver can load"
+        )),
+        "{}",
+        run.stderr
     );
-    let run = import(&repo, &[]);
+    assert!(
+        lines[1].starts_with(&format!(
+            "not converted: {file}:32: release `tools`: chart `private/tools`: its repository `private` was left out"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("github.com"), "a repository URL may hold credentials: {}", run.stderr);
+
+    let read = |name: &str| std::fs::read_to_string(repo.path().join("environments").join(name)).unwrap();
+    let header = "# Imported from helmfile.yaml.gotmpl by `weaver import helmfile`.\n";
+    assert_eq!(
+        read("base.yaml"),
+        format!(
+            "{header}abstract: true\nrepositories:\n- name: bitnami\n  url: https://charts.bitnami.com/bitnami\nreleases:\n\
+             - name: app\n  chart: app\n- name: postgres\n  chart: bitnami/postgresql\n  version: '16.2.0'\n"
+        )
+    );
+    assert_eq!(
+        read("dev.yaml"),
+        format!(
+            "{header}extends: base\nvalues:\n  namespace: shop-dev\n  postgres:\n    enabled: true\nreleases:\n\
+             - name: app\n  namespace: shop-dev\n  valuesFiles:\n  - values/app/dev.yaml\n  values:\n    replicas: 1\n\
+             - name: postgres\n  namespace: shop-dev\n"
+        )
+    );
+    // postgres is not installed in prod, as helmfile says; backup is prod's alone.
+    assert_eq!(
+        read("prod.yaml"),
+        format!(
+            "{header}extends: base\ncluster:\n  context: prod-eu\nvalues:\n  namespace: shop\n  postgres:\n    enabled: false\n  \
+             replicas: 3\nreleases:\n- name: app\n  namespace: shop\n  valuesFiles:\n  - values/app/prod.yaml\n  values:\n    \
+             replicas: 3\n- name: postgres\n  namespace: shop\n  installed: false\n- name: backup\n  chart: app\n  namespace: shop\n  \
+             needs:\n  - postgres\n"
+        )
+    );
+
+    // What was written loads: every environment, with every release.
+    let envs = repo.weaver(&["envs"]);
+    let listed = envs.success();
+    for (env, release, namespace) in [
+        ("dev", "app", "shop-dev"),
+        ("dev", "postgres", "shop-dev"),
+        ("prod", "backup", "shop"),
+        ("prod", "postgres", "shop"),
+    ] {
+        assert!(
+            listed.lines().any(|l| l.starts_with(&format!("{env} "))
+                && l.contains(&format!(" {release} "))
+                && l.contains(namespace)),
+            "{env} {release} {namespace}:\n{listed}"
+        );
+    }
+    assert!(!listed.lines().any(|l| l.starts_with("dev ") && l.contains(" backup ")), "{listed}");
+
+    // Each environment's app renders what helm template gives with the values helmfile passes:
+    // its environment's values file, then the inline values.
+    let Some(helm) = common::helm_or_skip() else { return };
+    for (env, namespace, replicas) in [("dev", "shop-dev", "1"), ("prod", "shop", "3")] {
+        let out = Command::new(&helm)
+            .current_dir(repo.path())
+            .args(["template", "app", "charts/app", "-n", namespace, "--kube-version", "v1.32.0"])
+            .args(["--include-crds", "--skip-tests", "-f", &format!("values/app/{env}.yaml")])
+            .args(["--set", &format!("replicas={replicas}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rendered = repo.weaver(&["render", "--env", env, "-r", "app"]);
+        let actual = by_key(rendered.success());
+        assert_eq!(actual, by_key(&String::from_utf8(out.stdout).unwrap()), "environment {env}");
+        assert_eq!(actual["Deployment/app"]["spec"]["replicas"].to_string(), replicas);
+    }
+}
+
+#[test]
+fn an_environment_that_does_not_render_is_listed_and_one_that_none_renders_is_an_error() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n").write(
+        "helmfile.yaml.gotmpl",
+        "environments:\n  dev: {}\n  prod: {}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n\
+         {{- if eq .Environment.Name \"prod\" }}\n  namespace: {{ .Values.namespace }}\n{{- end }}\n",
+    );
+    let run = repo.weaver(&["import", "helmfile", repo.path().join("helmfile.yaml.gotmpl").to_str().unwrap()]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let stderr = &run.stderr;
-    assert!(stderr.contains("helmfile.yaml:1: bases: not read"), "{stderr}");
-    assert!(stderr.contains("helmfile.yaml:5: template `{{ if eq .Environment.Name \"prod\" }}`"), "{stderr}");
-    assert!(stderr.contains("helmfile.yaml:8: release `web` namespace `{{ .Values.namespace }}`"), "{stderr}");
-    // The text beside a template is not repeated: it may be a secret.
-    assert!(stderr.contains("helmfile.yaml:11: release `web` values `host` `…{{ .Values.domain }}`"), "{stderr}");
-    assert!(stderr.contains("helmfile.yaml:12: template `{{ end }}`"), "{stderr}");
-    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
-    assert!(base.ends_with("- name: web\n  chart: web\n  values:\n    replicas: 2\n"), "{base}");
+    let file = repo.path().join("helmfile.yaml.gotmpl").display().to_string();
+    assert!(
+        run.stderr.starts_with(&format!("not converted: {file}:9: environment `prod`: helmfile template: ")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("map has no entry for key \"namespace\""), "{}", run.stderr);
+    assert_eq!(run.stdout, "wrote environments/base.yaml\nwrote environments/dev.yaml\n");
+
+    repo.write(
+        "helmfile.yaml",
+        "releases:\n- name: web\n  chart: ./charts/web\n  namespace: {{ requiredEnv \"WEAVER_TEST_SURELY_UNSET\" }}\n",
+    );
+    let stderr = import(&repo, &["--force"]).failure().to_string();
+    let file = repo.path().join("helmfile.yaml").display().to_string();
+    assert!(stderr.starts_with(&format!("error: {file}:4:")), "{stderr}");
+    assert!(stderr.contains("required env var `WEAVER_TEST_SURELY_UNSET` is not set"), "{stderr}");
 }
 
 #[test]
@@ -478,4 +613,32 @@ fn a_release_s_secrets_become_its_own_secrets_applied_after_its_values() {
     assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
     assert!(base.contains("  valuesFiles:\n  - values/app.yaml\n  secrets:\n  - secrets/app.yaml\n"), "{base}");
+}
+
+#[test]
+fn helmfile_files_in_environments_that_weaver_would_refuse_stop_the_import_before_it_writes() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("environments/_defaults.yaml", "domain: example.org\n")
+        .write(
+            "helmfile.yaml",
+            "environments:\n  dev:\n    values: [environments/_defaults.yaml]\n---\nreleases:\n- name: web\n  \
+             chart: ./charts/web\n",
+        );
+    let stderr = import(&repo, &[]).failure().to_string();
+    assert!(stderr.starts_with("error: environments/_defaults.yaml: not a weaver environment"), "{stderr}");
+    assert!(
+        !repo.path().join("environments/dev.yaml").exists() && !repo.path().join("environments/base.yaml").exists()
+    );
+
+    // Moved out, the import writes what weaver loads.
+    std::fs::rename(repo.path().join("environments/_defaults.yaml"), repo.path().join("defaults.yaml")).unwrap();
+    repo.write(
+        "helmfile.yaml",
+        "environments:\n  dev:\n    values: [defaults.yaml]\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  \
+         namespace: '{{ .Values.domain | replace \".\" \"-\" }}'\n",
+    );
+    assert_eq!(import(&repo, &[]).code, 0);
+    let envs = repo.weaver(&["envs"]);
+    assert!(envs.success().lines().any(|l| l.starts_with("dev ") && l.contains("example-org")), "{}", envs.stdout);
 }

@@ -3,10 +3,13 @@
 //! over existing ones unless told to.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Location, Result};
 use crate::import::helmfile::{self, Files, Found};
-use crate::project::source::{lexical, utf8};
+use crate::project::environment::{ENVIRONMENTS_DIR, environment_path, list_environments, load_environment};
+use crate::project::source::{Entry, FsSource, Source, lexical, utf8};
+use crate::render::gotmpl;
 
 pub struct ImportOptions {
     /// The weaver repository to write into.
@@ -33,6 +36,42 @@ struct DiskFiles {
     dir: PathBuf,
     /// The repository, absolute and without symbolic links.
     repo: PathBuf,
+    /// What templates read: the repository, or the helmfile's directory when it is outside it.
+    source: Arc<dyn Source>,
+}
+
+/// A directory of a source, as templates of a state in it read it: helmfile resolves their
+/// paths relative to the state's directory, or as absolute paths. Reads stay confined to the
+/// source.
+struct Within {
+    source: Arc<dyn Source>,
+    /// The source's root, absolute: an absolute path below it is one of the source's.
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl Within {
+    fn path(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.root) {
+            Ok(inside) => inside.to_path_buf(),
+            Err(_) => self.dir.join(path),
+        }
+    }
+}
+
+impl Source for Within {
+    fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        self.source.read(&self.path(path))
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<Entry>>> {
+        self.source.list(&self.path(dir))
+    }
+    fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
+        self.source.resolve(&self.path(path))
+    }
+    fn describe(&self) -> String {
+        self.source.describe()
+    }
 }
 
 impl Files for DiskFiles {
@@ -77,6 +116,36 @@ impl Files for DiskFiles {
             Err(err) => Err(crate::error::io_reason(&err)),
         }
     }
+
+    fn glob(&self, pattern: &str) -> Vec<String> {
+        // The files below the pattern's directories without wildcards, as the source reads
+        // them, matched.
+        let Some(pattern) = lexical(Path::new(pattern)) else { return Vec::new() };
+        let base = self.dir.strip_prefix(&self.repo).unwrap_or(Path::new("")).to_path_buf();
+        let fixed: PathBuf =
+            pattern.components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).collect();
+        let Ok(glob) = globset::GlobBuilder::new(&pattern.to_string_lossy()).literal_separator(true).build() else {
+            return Vec::new();
+        };
+        let glob = glob.compile_matcher();
+        let Ok(files) = self.source.walk(&base.join(&fixed)) else { return Vec::new() };
+        files
+            .into_iter()
+            .filter_map(|file| file.strip_prefix(&base).ok().map(Path::to_path_buf))
+            .filter(|file| glob.is_match(file))
+            .map(|file| file.to_string_lossy().replace('\\', "/"))
+            .collect()
+    }
+
+    fn render(&self, path: &str, dir: &str, text: &str, data: &serde_json::Value) -> Result<String> {
+        // `dir` as a path of what `source` reads.
+        let full = self.dir.join(dir);
+        let dir = full.strip_prefix(&self.repo).or_else(|_| full.strip_prefix(&self.dir)).unwrap_or(Path::new(""));
+        let root = if self.dir.starts_with(&self.repo) { &self.repo } else { &self.dir };
+        let within: Arc<dyn Source> =
+            Arc::new(Within { source: Arc::clone(&self.source), root: root.clone(), dir: dir.to_path_buf() });
+        gotmpl::render_with(&within, Path::new(path), text, data, true, "helmfile template")
+    }
 }
 
 /// Converts the helmfile and writes the environment files it gives.
@@ -90,8 +159,24 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
     let dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
     // The helmfile's directory without symbolic links, as the repository is.
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    let files = DiskFiles { dir, repo: repo.clone() };
-    let imported = helmfile::convert(path, &text, &files)?;
+    let source: Arc<dyn Source> = match dir.starts_with(&repo) {
+        true => Arc::new(FsSource::new(&repo)),
+        false => Arc::new(FsSource::new(&dir)),
+    };
+    let files = DiskFiles { dir, repo: repo.clone(), source };
+    // What the conversion names by its path relative to the helmfile's directory, by the path
+    // the helmfile was given as.
+    let given_dir = path.parent().unwrap_or(Path::new(""));
+    let as_given = |file: &Path| match Some(file.as_os_str()) == path.file_name() {
+        true => path.clone(),
+        false => given_dir.join(file),
+    };
+    let imported = helmfile::convert(path, &text, &files).map_err(|mut err| {
+        if let Some(at) = err.location.as_mut() {
+            at.path = as_given(&at.path);
+        }
+        err
+    })?;
 
     let existing: Vec<String> = imported
         .files
@@ -112,6 +197,26 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         )
         .with_help("weaver import never replaces environment files silently: move them away, or give --force"));
     }
+    // weaver reads every file of environments/ as an environment: one that is not (helmfile's
+    // environment values kept there) would make it refuse the repository the import writes.
+    let repository: &dyn Source = &FsSource::new(&repo);
+    let existing = match repo.join(ENVIRONMENTS_DIR).is_dir() {
+        true => list_environments(repository)?,
+        false => Vec::new(),
+    };
+    for name in existing {
+        let path = environment_path(&name);
+        if imported.files.iter().any(|(file, _)| *file == path) {
+            continue;
+        }
+        if let Err(err) = load_environment(repository, &name) {
+            return Err(Error::at(
+                Location::file(&path),
+                format!("not a weaver environment ({}), and weaver reads every file of environments/ as one", err.message),
+            )
+            .with_help("move the files that are not environments out of environments/, change the helmfile's paths to them, and import again"));
+        }
+    }
     let mut written = Vec::new();
     for (file, content) in &imported.files {
         let full = repo.join(file);
@@ -124,7 +229,7 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
     let left_out = imported
         .left_out
         .iter()
-        .map(|l| format!("{}: {l}", Location { path: path.clone(), line: Some(l.line), column: None }))
+        .map(|l| format!("{}: {l}", Location { path: as_given(Path::new(&l.file)), line: Some(l.line), column: None }))
         .collect();
     Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts })
 }

@@ -1,5 +1,6 @@
 //! Templated values files (`*.gotmpl` in a release's `valuesFiles`), as helmfile renders them
-//! before handing them to helm: Go templates with sprig and helm's `toYaml`, `fromYaml`,
+//! before handing them to helm, and helmfile's state files as `weaver import helmfile` renders
+//! them ([`render_with`], over the data it gives): Go templates with sprig and helm's `toYaml`, `fromYaml`,
 //! `toJson`, `fromJson`, `required`, `fail`, `tpl` and `include`, over the data helmfile gives:
 //! `.Environment.Name`, `.Environment.Values` (also `.Values` and `.StateValues`: the
 //! environment's `values`), `.Environment.KubeContext`, `.Namespace`, and `.Release.Name`,
@@ -31,7 +32,6 @@ pub fn is_template(path: &Path) -> bool {
 }
 
 /// The text of the values file at `path` (as written, `text`) rendered for `release` of `env`.
-/// Errors name the file, line and column, with the data values Go's messages embed redacted.
 pub fn render(
     source: &Arc<dyn Source>,
     path: &Path,
@@ -39,17 +39,6 @@ pub fn render(
     (env, release): (&Environment, &Release),
     own_environment: bool,
 ) -> Result<String> {
-    let name = path.display().to_string();
-    let mut set = Templates::new(name.clone());
-    set.set_missing_key(MissingKey::Error);
-    sprig::register(&mut set);
-    crate::helm::funcs::register(&mut set);
-    register(&mut set, source, own_environment);
-    let located = |e: &gotemplate::Error| match e.location() {
-        Some(at) => Location::at(path, at.line as u64, at.column.map_or(0, |c| c as u64 + 1)),
-        None => Location::file(path),
-    };
-    set.parse(&name, text).map_err(|e| Error::at(located(&e), e.redacted()))?;
     let values = serde_json::Value::Object(env.values.clone());
     let data = json!({
         "Environment": {"Name": env.name, "KubeContext": env.context.clone().unwrap_or_default(), "Values": values},
@@ -63,7 +52,33 @@ pub fn render(
             "Chart": release.chart,
         },
     });
-    let out = set.execute(&name, &Value::from_json(&data, Numbers::Float64)).map_err(|e| {
+    render_with(source, path, text, &data, own_environment, "values template")
+}
+
+/// `text`, the file at `path`, rendered over `data` with helmfile's functions (`what` it is
+/// begins the messages of errors in its execution): a values file, or a helmfile state
+/// (`weaver import helmfile`). Errors name the file, line and column, with the data values Go's
+/// messages embed redacted.
+pub fn render_with(
+    source: &Arc<dyn Source>,
+    path: &Path,
+    text: &str,
+    data: &serde_json::Value,
+    own_environment: bool,
+    what: &str,
+) -> Result<String> {
+    let name = path.display().to_string();
+    let mut set = Templates::new(name.clone());
+    set.set_missing_key(MissingKey::Error);
+    sprig::register(&mut set);
+    crate::helm::funcs::register(&mut set);
+    register(&mut set, source, own_environment);
+    let located = |e: &gotemplate::Error| match e.location() {
+        Some(at) => Location::at(path, at.line as u64, at.column.map_or(0, |c| c as u64 + 1)),
+        None => Location::file(path),
+    };
+    set.parse(&name, text).map_err(|e| Error::at(located(&e), e.redacted()))?;
+    let out = set.execute(&name, &Value::from_json(data, Numbers::Float64)).map_err(|e| {
         let mut innermost = &e;
         while let Some(inner) = innermost.source_error().filter(|inner| inner.location().is_some()) {
             innermost = inner;
@@ -76,7 +91,7 @@ pub fn render(
             }
             _ => message,
         };
-        Error::at(located(innermost), format!("values template: {message}"))
+        Error::at(located(innermost), format!("{what}: {message}"))
     })?;
     Ok(out)
 }
@@ -149,9 +164,7 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>, own_environment: bool
     set.add_function(
         "exec",
         Function::variadic(&[], Type::Any, |_, _| {
-            Err(FuncError::new(
-                "weaver does not run commands from values templates (a pull request could run anything)",
-            ))
+            Err(FuncError::new("weaver does not run commands from templates (a pull request could run anything)"))
         }),
     );
     for vals in ["fetchSecretValue", "expandSecretRefs"] {

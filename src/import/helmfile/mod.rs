@@ -1,15 +1,21 @@
 //! `weaver import helmfile`: a helmfile state file as weaver environment files.
 //!
-//! One file per helmfile environment (`default` when it has none), each `extends` an abstract
-//! base that holds what they share: `repositories`, `releases`, the state's `values`, and
-//! `helmDefaults.kubeContext`. What has no weaver equivalent (hooks running commands, `bases`,
-//! nested `helmfiles`, templates, helm flags) is left out and listed with its line, and so is
-//! what weaver could only approximate. Pure: [`Files`] is the caller's view of the files the
-//! helmfile names.
+//! The state is loaded once per environment as helmfile loads it (`load`): its parts rendered
+//! as Go templates over that environment's values, `bases:` and nested `helmfiles:` read. Each
+//! environment's state is converted, and what every environment has alike goes into an
+//! abstract base the environment files `extend`: `repositories`, the releases (each field that
+//! is the same everywhere), the state's `values`, `helmDefaults.kubeContext`. What differs
+//! (a namespace, values files named after the environment, a release only some environments
+//! have) is written in each environment's file. What has no weaver equivalent (hooks running
+//! commands, helm flags) is left out and listed with its file and line, and so is what weaver
+//! could only approximate. Pure: [`Files`] is the caller's view of the files the helmfile names.
+
+mod load;
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -41,11 +47,21 @@ pub trait Files {
     fn found(&self, path: &Path) -> Found;
     /// The text of the file at `path` (as written); `Ok(None)` when there is none.
     fn read(&self, path: &str) -> std::result::Result<Option<String>, String>;
+    /// The files a glob (as written: `*` within a directory, `**` across them) matches, as
+    /// written, sorted.
+    fn glob(&self, pattern: &str) -> Vec<String>;
+    /// `text`, the file at `path` (as written), rendered as helmfile renders its templates: Go
+    /// templates with sprig and helmfile's functions over `data`, the paths they read relative
+    /// to `dir` (as written: the directory of the state file, helmfile's base path). Errors name
+    /// `path`, line and column.
+    fn render(&self, path: &str, dir: &str, text: &str, data: &Value) -> Result<String>;
 }
 
 /// Something of the helmfile that is not in the files written, or not exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeftOut {
+    /// The file, as a path relative to the imported helmfile's directory.
+    pub file: String,
     pub line: u64,
     /// What it is: `release `web`: hooks`.
     pub what: String,
@@ -72,34 +88,35 @@ pub struct Imported {
 
 /// The environment files for the helmfile at `file` (its name is only for the files' header
 /// comment) whose text is `text`. An error only when the text is not a helmfile at all
-/// (invalid YAML, not a mapping); everything else that cannot be converted is listed.
+/// (invalid YAML, not a mapping, or no environment renders); everything else that cannot be
+/// converted is listed.
 pub fn convert(file: &Path, text: &str, files: &dyn Files) -> Result<Imported> {
-    let (text, templates, directives) = Templates::mask(text);
-    let docs: Vec<Spanned<Node>> = documents(file, &text, "invalid helmfile")?;
-    let mut convert = Convert { files, templates, left_out: Vec::new() };
-    for (line, directive) in directives {
-        convert.leave(
-            line,
-            format!("template `{directive}`"),
-            "helmfile evaluates templates when it runs and weaver cannot at import: it is left out, and the lines it \
-             controls were converted as if it were not there; check them",
-        );
-    }
-    let mut entries = Vec::new();
-    for doc in docs {
-        match doc.value {
-            Node::Null => {}
-            Node::Map(map) => entries.extend(map),
-            _ => {
-                return Err(Error::at(
-                    Location::at(file, doc.referenced.line(), doc.referenced.column()),
-                    "invalid helmfile: expected a mapping of helmfile keys (`releases`, `environments`, …)",
-                ));
+    let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut convert = Convert { files, left_out: Vec::new(), ctx: Rc::new(load::Ctx::default()) };
+    let mut states = Vec::new();
+    let mut first_error = None;
+    for env in convert.environment_names(&name, text) {
+        match convert.load(&name, text, load::EnvState::named(&env), None, 0) {
+            Ok(loaded) => states.push(convert.env_state(loaded)),
+            Err(err) => {
+                let at = err.location.clone().unwrap_or_else(|| Location::file(&name));
+                convert.left_out.push(LeftOut {
+                    file: at.path.display().to_string(),
+                    line: at.line.unwrap_or(1),
+                    what: format!("environment `{env}`"),
+                    why: format!(
+                        "{}: not written (helmfile fails on it too, or it needs what weaver refuses)",
+                        err.message
+                    ),
+                });
+                first_error.get_or_insert(err);
             }
         }
     }
-    let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(convert.state(&name, entries))
+    if let (true, Some(err)) = (states.is_empty(), first_error) {
+        return Err(err);
+    }
+    Ok(convert.files_of(&name, states))
 }
 
 /// The documents of `text` as helmfile v1 reads them (go-yaml v3: only `true` and `false` are
@@ -205,108 +222,6 @@ fn line<T>(spanned: &Spanned<T>) -> u64 {
     spanned.referenced.line()
 }
 
-/// Go template actions (`{{ … }}`) of a helmfile, replaced before it is parsed: a line that
-/// is only actions (`{{ if … }}`, `{{ end }}`) becomes empty, and an action within a line
-/// becomes a marker, so that the YAML around it parses and the values holding one are found.
-#[derive(Debug, Default)]
-struct Templates {
-    actions: Vec<String>,
-}
-
-const MARKER: &str = "__weaver_template_";
-
-impl Templates {
-    /// The masked text, the actions, and the lines that were only actions (1-based).
-    fn mask(text: &str) -> (String, Templates, Vec<(u64, String)>) {
-        let mut templates = Templates::default();
-        let mut directives = Vec::new();
-        let mut out = String::with_capacity(text.len());
-        for (n, raw) in text.split_inclusive('\n').enumerate() {
-            let (body, end) = match raw.strip_suffix('\n') {
-                Some(body) => (body.strip_suffix('\r').unwrap_or(body), &raw[body.len()..]),
-                None => (raw, ""),
-            };
-            if !body.contains("{{") {
-                out.push_str(raw);
-                continue;
-            }
-            let mut rest = body;
-            let mut kept = String::new();
-            let mut found = Vec::new();
-            while let Some(start) = rest.find("{{") {
-                let Some(len) = rest[start..].find("}}") else { break };
-                kept.push_str(&rest[..start]);
-                found.push((kept.len(), rest[start..start + len + 2].to_string()));
-                rest = &rest[start + len + 2..];
-            }
-            kept.push_str(rest);
-            if found.is_empty() {
-                out.push_str(raw);
-            } else if kept.trim().is_empty() {
-                let actions: Vec<String> = found.into_iter().map(|(_, a)| a).collect();
-                directives.push((n as u64 + 1, actions.join(" ")));
-                out.push_str(end);
-            } else {
-                let mut line = String::new();
-                let mut at = 0;
-                for (pos, action) in found {
-                    line.push_str(&kept[at..pos]);
-                    line.push_str(&format!("{MARKER}{}__", templates.actions.len()));
-                    templates.actions.push(action);
-                    at = pos;
-                }
-                line.push_str(&kept[at..]);
-                out.push_str(&line);
-                out.push_str(end);
-            }
-        }
-        (out, templates, directives)
-    }
-
-    fn is_templated(text: &str) -> bool {
-        text.contains(MARKER)
-    }
-
-    /// `text` with its markers replaced by the actions they stand for.
-    #[cfg(test)]
-    fn restore(&self, text: &str) -> String {
-        self.restored(text, true)
-    }
-
-    /// The actions of `text` for a message, the text around them written `…`: a value beside
-    /// a template (`postgres://app:PASSWORD@{{ .Values.host }}`) may be a secret.
-    fn actions_of(&self, text: &str) -> String {
-        self.restored(text, false)
-    }
-
-    fn restored(&self, text: &str, keep_text: bool) -> String {
-        let mut out = String::new();
-        let mut rest = text;
-        let literal = |out: &mut String, part: &str| match (keep_text, part.is_empty()) {
-            (true, _) => out.push_str(part),
-            (false, false) => out.push('…'),
-            (false, true) => {}
-        };
-        while let Some(start) = rest.find(MARKER) {
-            literal(&mut out, &rest[..start]);
-            let after = &rest[start + MARKER.len()..];
-            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-            match (after[..digits].parse::<usize>().ok().and_then(|i| self.actions.get(i)), &after[digits..]) {
-                (Some(action), tail) if tail.starts_with("__") => {
-                    out.push_str(action);
-                    rest = &tail[2..];
-                }
-                _ => {
-                    out.push_str(MARKER);
-                    rest = after;
-                }
-            }
-        }
-        literal(&mut out, rest);
-        out
-    }
-}
-
 /// helm's flags helmfile sets, and what weaver has instead.
 fn flag_reason(key: &str) -> Option<&'static str> {
     Some(match key {
@@ -333,7 +248,6 @@ fn flag_reason(key: &str) -> Option<&'static str> {
         "hooks" => "weaver runs no commands (a Helm chart's own `helm.sh/hook` objects are run)",
         "kubeVersion" => "weaver sets `kubeVersion` per environment, not per release",
         "apiVersions" => "not supported: offline renders see Kubernetes 1.32's API versions and the CRDs of the charts",
-        "missingFileHandler" | "missingFileHandlerConfig" => "not needed: a missing file is an error in weaver",
         "enableDNS" => "not supported: weaver's Helm rendering never reaches the network",
         "cascade" | "deleteWait" | "deleteTimeout" => "not supported: weaver deletes in the foreground",
         "adopt" | "takeOwnership" => {
@@ -364,20 +278,27 @@ fn escape(text: &str) -> String {
 
 struct Convert<'a> {
     files: &'a dyn Files,
-    templates: Templates,
     left_out: Vec<LeftOut>,
+    /// The file the nodes being converted come from.
+    ctx: Rc<load::Ctx>,
 }
 
-/// One helmfile environment.
-struct Env {
-    name: String,
-    values: Map<String, Value>,
+/// One environment's state, converted.
+struct EnvConverted {
+    env: load::EnvState,
+    /// By name, in order.
+    repositories: Vec<(String, Value)>,
+    releases: Vec<Converted>,
+    /// `helmDefaults.kubeContext`.
     context: Option<String>,
+    kube_version: Option<String>,
 }
 
 /// A release as converted, before it is written into the base.
 struct Converted {
     name: String,
+    /// Where it is written: its file and its line in the rendered text.
+    ctx: Rc<load::Ctx>,
     line: u64,
     fields: Map<String, Value>,
     /// `condition`, evaluated per environment, and its line.
@@ -387,24 +308,27 @@ struct Converted {
 /// What every release sees of the rest of the helmfile.
 struct Shared {
     repositories: BTreeSet<String>,
+    /// Repositories left out (a kind weaver cannot load): their releases are too.
+    refused: BTreeSet<String>,
     /// Every release's name and namespace, in order (duplicates included).
     releases: Vec<(String, Option<String>)>,
     context: Option<String>,
     create_namespace: Option<bool>,
     common_labels: Map<String, Value>,
+    /// The environment's template data, for the templates of releases.
+    data: Value,
+    /// Whether a missing values file is passed over (`missingFileHandler` other than `Error`).
+    missing_ok: bool,
 }
 
 impl Convert<'_> {
+    /// Lists what is left out at `line` of the rendered text being converted.
     fn leave(&mut self, line: u64, what: impl Into<String>, why: impl Into<String>) {
-        self.left_out.push(LeftOut { line, what: what.into(), why: why.into() });
+        let at = self.ctx.source_line(line);
+        self.left_out.push(LeftOut { file: self.ctx.file.clone(), line: at, what: what.into(), why: why.into() });
     }
 
-    fn templated(&mut self, line: u64, what: &str, text: &str) {
-        let why = "a template helmfile evaluates when it runs; weaver cannot at import";
-        self.leave(line, format!("{what} `{}`", self.templates.actions_of(text)), why);
-    }
-
-    /// A scalar's text, or `None` (listed) when it is templated or not a scalar.
+    /// A scalar's text, or `None` (listed) when it is not a scalar.
     fn text(&mut self, node: &Spanned<Node>, what: &str) -> Option<String> {
         let text = match &node.value {
             Node::Scalar(Value::String(s)) => s.clone(),
@@ -414,10 +338,6 @@ impl Convert<'_> {
                 return None;
             }
         };
-        if Templates::is_templated(&text) {
-            self.templated(line(node), what, &text);
-            return None;
-        }
         Some(text)
     }
 
@@ -432,23 +352,15 @@ impl Convert<'_> {
         }
     }
 
-    /// The node as a value, each templated string (and key) left out and listed.
+    /// The node as a value.
     fn value(&mut self, node: &Spanned<Node>, what: &str) -> Option<Value> {
         Some(match &node.value {
             Node::Null => Value::Null,
-            Node::Scalar(Value::String(s)) if Templates::is_templated(s) => {
-                self.templated(line(node), what, s);
-                return None;
-            }
             Node::Scalar(v) => v.clone(),
             Node::List(items) => Value::Array(items.iter().filter_map(|item| self.value(item, what)).collect()),
             Node::Map(entries) => {
                 let mut map = Map::new();
                 for (key, value) in entries {
-                    if Templates::is_templated(&key.value.0) {
-                        self.templated(line(key), what, &key.value.0);
-                        continue;
-                    }
                     let inner = format!("{what} `{}`", key.value.0);
                     if let Some(v) = self.value(value, &inner) {
                         map.insert(key.value.0.clone(), v);
@@ -493,50 +405,105 @@ impl Convert<'_> {
     }
 
     /// An environment's (or the state's) `values:` list merged into `into`: inline maps and
-    /// plain YAML files, in order, as helmfile merges them.
-    fn environment_values(&mut self, node: &Spanned<Node>, what: &str, into: &mut Map<String, Value>) {
+    /// YAML files, in order, as helmfile merges them; a `.gotmpl` file rendered first over `env`
+    /// with the values merged so far, as helmfile renders it (an error when it does not render:
+    /// helmfile stops there too). `written` gets the same but for a file that reads environment
+    /// variables: what it gives may be a secret, which is never written into a file.
+    fn environment_values(
+        &mut self,
+        node: &Spanned<Node>,
+        what: &str,
+        (into, written): (&mut Map<String, Value>, &mut Map<String, Value>),
+        env: &load::EnvState,
+    ) -> Result<()> {
         for item in self.list(node, what) {
             match &item.value {
                 Node::Map(_) => {
                     if let Some(map) = self.map(item, what) {
-                        deep_merge(into, map);
+                        deep_merge(into, map.clone());
+                        deep_merge(written, map);
                     }
                 }
                 _ => {
-                    let Some(path) = self.text(item, &format!("{what} file")) else { continue };
-                    let file = format!("{what} file `{path}`");
-                    if path.ends_with(".gotmpl") {
-                        self.leave(
-                            line(item),
-                            file,
-                            "a templated file helmfile renders when it runs; weaver's environment values are plain \
-                             data (weaver renders `.gotmpl` files only as a release's valuesFiles): write its values \
-                             in the environment's `values:`",
-                        );
-                        continue;
+                    let Some(given) = self.text(item, &format!("{what} file")) else { continue };
+                    let file = format!("{what} file `{given}`");
+                    // helmfile reads each file a glob matches, in order.
+                    let paths = match load::is_glob(&given) {
+                        true => self.files.glob(&self.ctx.local(&given)),
+                        false => vec![self.ctx.local(&given)],
+                    };
+                    if paths.is_empty() {
+                        self.leave(line(item), file.clone(), "matches no file");
                     }
-                    match self.files.read(&path) {
-                        Ok(Some(text)) => {
-                            match documents::<Option<Map<String, Value>>>(Path::new(&path), &text, "invalid YAML") {
-                                Ok(docs) => {
-                                    for map in docs.into_iter().flatten() {
-                                        deep_merge(into, map);
-                                    }
-                                }
-                                Err(err) => self.leave(line(item), file, format!("not read: {err}")),
-                            }
-                        }
-                        Ok(None) => self.leave(line(item), file, "not found"),
-                        Err(reason) => self.leave(line(item), file, format!("not read: {reason}")),
+                    for path in paths {
+                        let file = match load::is_glob(&given) {
+                            true => format!("{file} ({path})"),
+                            false => file.clone(),
+                        };
+                        self.values_file(item, &file, &path, (&mut *into, &mut *written), env)?;
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The values file at `path` (as written, from `item`, `file` for messages) merged into
+    /// `into` and `written`, as [`Convert::environment_values`] merges it.
+    fn values_file(
+        &mut self,
+        item: &Spanned<Node>,
+        file: &str,
+        path: &str,
+        (into, written): (&mut Map<String, Value>, &mut Map<String, Value>),
+        env: &load::EnvState,
+    ) -> Result<()> {
+        let text = match self.files.read(path) {
+            Ok(Some(text)) => text,
+            Ok(None) => {
+                self.leave(line(item), file, "not found");
+                return Ok(());
+            }
+            Err(reason) => {
+                self.leave(line(item), file, format!("not read: {reason}"));
+                return Ok(());
+            }
+        };
+        let reads_variables = path.ends_with(".gotmpl") && load::reads_variables(&text);
+        let text = match path.ends_with(".gotmpl") {
+            true => {
+                let mut so_far = env.clone();
+                deep_merge(&mut so_far.values, into.clone());
+                self.files.render(path, self.ctx.dir(), &text, &so_far.data())?
+            }
+            false => text,
+        };
+        match documents::<Option<Map<String, Value>>>(Path::new(path), &text, "invalid YAML") {
+            Ok(docs) => {
+                for map in docs.into_iter().flatten() {
+                    deep_merge(into, map.clone());
+                    if !reads_variables {
+                        deep_merge(written, map);
+                    }
+                }
+            }
+            Err(err) => self.leave(line(item), file, format!("not read: {err}")),
+        }
+        if reads_variables {
+            self.leave(
+                line(item),
+                file,
+                "reads environment variables (`env`, `requiredEnv`), which may hold secrets: the state was \
+                 rendered with its values, but they are not written; put them in the environment's `values:`, or \
+                 in a SOPS file the releases list",
+            );
+        }
+        Ok(())
     }
 
     /// A path the helmfile names as a path of the weaver repository, or `None` (listed).
     fn repository_path(&mut self, at: u64, what: &str, path: &str) -> Option<String> {
-        match self.files.repository_path(path) {
+        match self.files.repository_path(&self.ctx.local(path)) {
             Some(p) => Some(p.to_string_lossy().replace('\\', "/")),
             None => {
                 self.leave(
@@ -549,47 +516,43 @@ impl Convert<'_> {
         }
     }
 
-    fn state(mut self, file_name: &str, entries: Vec<(Spanned<Key>, Spanned<Node>)>) -> Imported {
-        let mut repositories: Vec<Value> = Vec::new();
-        let mut repository_names = BTreeSet::new();
-        let mut base_values = Map::new();
-        let mut environments: Vec<Env> = Vec::new();
-        let mut releases: Vec<Spanned<Node>> = Vec::new();
+    /// The state `loaded` for one environment, converted.
+    fn env_state(&mut self, loaded: load::Loaded) -> EnvConverted {
+        let mut repositories: Vec<(String, Value)> = Vec::new();
+        let mut releases: Vec<(Rc<load::Ctx>, Spanned<Node>)> = Vec::new();
         let mut shared = Shared {
             repositories: BTreeSet::new(),
+            refused: BTreeSet::new(),
             releases: Vec::new(),
             context: None,
             create_namespace: None,
             common_labels: Map::new(),
+            data: loaded.env.data(),
+            missing_ok: false,
         };
         let mut kube_version = None;
-        for (key, node) in &entries {
+        let mut templates: Vec<(String, Spanned<Node>)> = Vec::new();
+        let mut default_inherit: Vec<String> = Vec::new();
+        for (ctx, key, node) in &loaded.entries {
+            self.ctx = Rc::clone(ctx);
             let at = line(key);
             match key.value.0.as_str() {
                 "repositories" => {
                     for item in self.list(node, "repositories") {
-                        if let Some((name, repository)) = self.repository(item)
-                            && repository_names.insert(name)
-                        {
-                            repositories.push(repository);
-                        }
-                    }
-                }
-                "releases" => releases.extend(self.list(node, "releases").iter().cloned()),
-                "environments" => {
-                    for (name, spec) in self.entries(node, "environments") {
-                        if let Some(env) = self.environment(name, spec) {
-                            match environments.iter_mut().find(|e| e.name == env.name) {
-                                Some(same) => {
-                                    deep_merge(&mut same.values, env.values);
-                                    same.context = env.context.or(same.context.take());
+                        match self.repository(item) {
+                            Ok((name, repository)) => {
+                                if !repositories.iter().any(|(n, _)| *n == name) {
+                                    repositories.push((name, repository));
                                 }
-                                None => environments.push(env),
                             }
+                            Err(Some(name)) => {
+                                shared.refused.insert(name);
+                            }
+                            Err(None) => {}
                         }
                     }
                 }
-                "values" => self.environment_values(node, "values", &mut base_values),
+                "releases" => releases.extend(self.list(node, "releases").iter().map(|r| (Rc::clone(ctx), r.clone()))),
                 "helmDefaults" => self.helm_defaults(node, &mut shared),
                 "commonLabels" => {
                     if let Some(labels) = self.labels(node, "commonLabels") {
@@ -598,24 +561,26 @@ impl Convert<'_> {
                 }
                 "kubeVersion" => kube_version = self.text(node, "kubeVersion"),
                 // Definitions releases reach through YAML anchors (`<<: *name`), which the
-                // parser resolves; `inherit:` is listed with the release using it.
-                "templates" => {}
-                "bases" => self.leave(
-                    at,
-                    "bases",
-                    "not read: weaver's environments extend one base each (`extends:`); import each base and \
-                     merge what it holds",
-                ),
-                "helmfiles" => self.leave(
-                    at,
-                    "helmfiles",
-                    "nested helmfiles are not read: import each with `weaver import helmfile FILE` (into its own \
-                     repository, or merge their releases)",
-                ),
+                // parser resolves, or `inherit:` and `defaultInherit`.
+                "templates" => {
+                    for (name, template) in self.entries(node, "templates") {
+                        templates.push((name.value.0.clone(), template.clone()));
+                    }
+                }
+                "defaultInherit" => match &node.value {
+                    Node::List(items) => {
+                        default_inherit = items.iter().filter_map(|i| self.text(i, "defaultInherit")).collect()
+                    }
+                    _ => default_inherit = self.text(node, "defaultInherit").into_iter().collect(),
+                },
                 "hooks" => self.leave(at, "hooks", flag_reason("hooks").unwrap_or_default()),
                 "lockFilePath" => {
                     self.leave(at, "lockFilePath", "weaver pins charts in charts.lock: run `weaver charts lock`")
                 }
+                "missingFileHandler" => {
+                    shared.missing_ok = self.text(node, "missingFileHandler").is_some_and(|h| h != "Error")
+                }
+                "missingFileHandlerConfig" => {}
                 "helmBinary" | "kustomizeBinary" => {
                     self.leave(at, key.value.0.clone(), "not needed: weaver renders charts and kustomizations itself")
                 }
@@ -628,10 +593,10 @@ impl Convert<'_> {
                 },
             }
         }
-        shared.repositories = repository_names;
+        shared.repositories = repositories.iter().map(|(name, _)| name.clone()).collect();
 
         // Release names and namespaces first: `needs` refers to them.
-        for release in &releases {
+        for (_, release) in &releases {
             let mut name = None;
             let mut namespace = None;
             if let Node::Map(fields) = &release.value {
@@ -645,9 +610,12 @@ impl Convert<'_> {
             }
             shared.releases.push((name.unwrap_or_default(), namespace));
         }
+        let values = loaded.env.merged();
         let mut converted: Vec<Converted> = Vec::new();
-        for release in &releases {
-            let Some(release) = self.release(release, &shared) else { continue };
+        for (ctx, release) in &releases {
+            self.ctx = Rc::clone(ctx);
+            let release = self.inherit(release, &templates, &default_inherit);
+            let Some(mut release) = self.release(&release, &shared) else { continue };
             if converted.iter().any(|r| r.name == release.name) {
                 self.leave(
                     release.line,
@@ -656,6 +624,25 @@ impl Convert<'_> {
                      environment; rename it (or put it in another environment) and add it by hand",
                 );
                 continue;
+            }
+            if let Some((condition, at)) = release.condition.take() {
+                match lookup(&values, &condition) {
+                    Some(Value::Bool(true)) => {}
+                    Some(Value::Bool(false)) => {
+                        release.fields.insert("installed".into(), Value::Bool(false));
+                    }
+                    found => self.leave(
+                        at,
+                        format!(
+                            "release `{}`: condition `{condition}` in environment `{}`",
+                            release.name, loaded.env.name
+                        ),
+                        match found {
+                            None => "the environment's values have no such key: write `installed:` in its file",
+                            Some(_) => "not true or false in the environment's values: write `installed:` in its file",
+                        },
+                    ),
+                }
             }
             converted.push(release);
         }
@@ -675,95 +662,155 @@ impl Convert<'_> {
             if needs.is_empty() {
                 release.fields.remove("needs");
             }
+            self.ctx = Rc::clone(&release.ctx);
             for need in dropped {
-                self.leave(
-                    release.line,
-                    format!("release `{}`: needs `{need}`", release.name),
-                    "the release it names was left out (see its line), so this need is too",
-                );
+                let why = match shared.releases.iter().any(|(name, _)| *name == need) {
+                    true => "the release it names was left out (see its line), so this need is too".to_string(),
+                    false => format!("environment `{}` has no such release, so this need is left out", loaded.env.name),
+                };
+                self.leave(release.line, format!("release `{}`: needs `{need}`", release.name), why);
+            }
+        }
+        EnvConverted { env: loaded.env, repositories, releases: converted, context: shared.context, kube_version }
+    }
+
+    /// The files of every environment's converted state: what they all have alike in the
+    /// abstract base, the rest in each one's file.
+    fn files_of(self, file_name: &str, states: Vec<EnvConverted>) -> Imported {
+        let base = if states.iter().any(|s| s.env.name == "base") { "helmfile-base" } else { "base" };
+        let header = format!("# Imported from {file_name} by `weaver import helmfile`.\n");
+        let alike = |of: &dyn Fn(&EnvConverted) -> Value| {
+            let first = states.first().map(of);
+            states.iter().all(|s| Some(of(s)) == first)
+        };
+        let context_alike = alike(&|s| serde_json::json!(s.context));
+        let kube_version_alike = alike(&|s| serde_json::json!(s.kube_version));
+        let defaults_alike = alike(&|s| Value::Object(s.env.written.defaults.clone()));
+        let mut repositories: Vec<&(String, Value)> = Vec::new();
+        for repository in states.iter().flat_map(|s| &s.repositories) {
+            if !repositories.iter().any(|(name, _)| *name == repository.0) {
+                repositories.push(repository);
+            }
+        }
+        // Releases in the order they first appear.
+        let mut names: Vec<&str> = Vec::new();
+        for release in states.iter().flat_map(|s| &s.releases) {
+            if !names.contains(&release.name.as_str()) {
+                names.push(&release.name);
             }
         }
 
-        if environments.is_empty() {
-            environments.push(Env { name: "default".to_string(), values: Map::new(), context: None });
-        }
-        let base = if environments.iter().any(|e| e.name == "base") { "helmfile-base" } else { "base" };
-        let header = format!("# Imported from {file_name} by `weaver import helmfile`.\n");
-
-        let mut files = Vec::new();
         let mut base_file = Map::new();
         base_file.insert("abstract".into(), Value::Bool(true));
-        if let Some(context) = &shared.context {
+        let first = states.first();
+        if let (true, Some(Some(context))) = (context_alike, first.map(|s| &s.context)) {
             base_file.insert("cluster".into(), serde_json::json!({ "context": context }));
         }
-        if let Some(version) = kube_version {
-            base_file.insert("kubeVersion".into(), Value::String(version));
+        if let (true, Some(Some(version))) = (kube_version_alike, first.map(|s| &s.kube_version)) {
+            base_file.insert("kubeVersion".into(), Value::String(version.clone()));
         }
-        if !base_values.is_empty() {
-            base_file.insert("values".into(), Value::Object(base_values.clone()));
+        if let (true, Some(defaults)) = (defaults_alike, first.map(|s| &s.env.written.defaults))
+            && !defaults.is_empty()
+        {
+            base_file.insert("values".into(), Value::Object(defaults.clone()));
         }
         if !repositories.is_empty() {
-            base_file.insert("repositories".into(), Value::Array(repositories));
+            base_file.insert("repositories".into(), repositories.iter().map(|(_, r)| r.clone()).collect());
         }
-        if !converted.is_empty() {
-            let list = converted.iter().map(|r| Value::Object(r.fields.clone())).collect();
-            base_file.insert("releases".into(), Value::Array(list));
-        }
-        files.push((base_path(base), format!("{header}{}", crate::yaml::to_yaml_string(&Value::Object(base_file)))));
-
-        for env in &environments {
-            let mut values = base_values.clone();
-            deep_merge(&mut values, env.values.clone());
-            let mut overrides = Vec::new();
-            for release in &converted {
-                let Some((condition, at)) = &release.condition else { continue };
-                match lookup(&values, condition) {
-                    Some(Value::Bool(true)) => {}
-                    Some(Value::Bool(false)) => {
-                        if release.fields.get("installed") != Some(&Value::Bool(false)) {
-                            overrides.push(serde_json::json!({ "name": release.name, "installed": false }));
-                        }
+        // Each environment's releases as its file writes them: whole where the base has none
+        // of the name, else the fields that differ from the base's.
+        let mut own: Vec<Vec<Value>> = vec![Vec::new(); states.len()];
+        let mut base_releases = Vec::new();
+        for name in &names {
+            let found: Vec<Option<&Converted>> =
+                states.iter().map(|s| s.releases.iter().find(|r| r.name == *name)).collect();
+            let everywhere: Option<Vec<&Converted>> = found.iter().copied().collect();
+            let Some(everywhere) = everywhere else {
+                for (i, release) in found.iter().enumerate() {
+                    if let Some(release) = release {
+                        own[i].push(Value::Object(release.fields.clone()));
                     }
-                    found => self.leave(
-                        *at,
-                        format!("release `{}`: condition `{condition}` in environment `{}`", release.name, env.name),
-                        match found {
-                            None => "the environment's values have no such key: write `installed:` in its file",
-                            Some(_) => "not true or false in the environment's values: write `installed:` in its file",
-                        },
-                    ),
+                }
+                continue;
+            };
+            let mut common = Map::new();
+            for (key, value) in &everywhere[0].fields {
+                if everywhere.iter().all(|r| r.fields.get(key) == Some(value)) {
+                    common.insert(key.clone(), value.clone());
                 }
             }
+            for (i, release) in everywhere.iter().enumerate() {
+                let differ: Map<String, Value> = release
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| !common.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if !differ.is_empty() {
+                    let mut entry = Map::new();
+                    entry.insert("name".into(), Value::String(name.to_string()));
+                    entry.extend(differ);
+                    own[i].push(Value::Object(entry));
+                }
+            }
+            base_releases.push(Value::Object(common));
+        }
+        if !base_releases.is_empty() {
+            base_file.insert("releases".into(), Value::Array(base_releases));
+        }
+        let mut files =
+            vec![(base_path(base), format!("{header}{}", crate::yaml::to_yaml_string(&Value::Object(base_file))))];
+
+        for (state, releases) in states.iter().zip(own) {
             let mut map = Map::new();
             map.insert("extends".into(), Value::String(base.to_string()));
-            if let Some(context) = &env.context {
+            let context = state.env.context.as_ref().or(state.context.as_ref().filter(|_| !context_alike));
+            if let Some(context) = context {
                 map.insert("cluster".into(), serde_json::json!({ "context": context }));
             }
-            if !env.values.is_empty() {
-                map.insert("values".into(), Value::Object(env.values.clone()));
+            if let (false, Some(version)) = (kube_version_alike, &state.kube_version) {
+                map.insert("kubeVersion".into(), Value::String(version.clone()));
             }
-            if !overrides.is_empty() {
-                map.insert("releases".into(), Value::Array(overrides));
+            let values = match defaults_alike {
+                true => state.env.written.values.clone(),
+                false => state.env.written.merged(),
+            };
+            if !values.is_empty() {
+                map.insert("values".into(), Value::Object(values));
             }
-            files.push((base_path(&env.name), format!("{header}{}", crate::yaml::to_yaml_string(&Value::Object(map)))));
+            if !releases.is_empty() {
+                map.insert("releases".into(), Value::Array(releases));
+            }
+            files.push((
+                base_path(&state.env.name),
+                format!("{header}{}", crate::yaml::to_yaml_string(&Value::Object(map))),
+            ));
         }
 
         let mut remote_charts: Vec<String> = Vec::new();
-        for release in &converted {
-            if let Some(Value::String(chart)) = release.fields.get("chart")
-                && (chart.starts_with("oci://")
-                    || chart.split_once('/').is_some_and(|(r, _)| shared.repositories.contains(r)))
-                && !remote_charts.contains(chart)
-            {
-                remote_charts.push(chart.clone());
+        for state in &states {
+            for release in &state.releases {
+                if let Some(Value::String(chart)) = release.fields.get("chart")
+                    && (chart.starts_with("oci://")
+                        || chart.split_once('/').is_some_and(|(r, _)| state.repositories.iter().any(|(n, _)| n == r)))
+                    && !remote_charts.contains(chart)
+                {
+                    remote_charts.push(chart.clone());
+                }
             }
         }
+        // Each environment lists what all of them leave out: once is enough.
         let mut left_out = self.left_out;
-        left_out.sort_by_key(|l| l.line);
+        left_out.sort_by(|a, b| (&a.file, a.line, &a.what, &a.why).cmp(&(&b.file, b.line, &b.what, &b.why)));
+        left_out.dedup();
+        let main = file_name.to_string();
+        left_out.sort_by_key(|l| (l.file != main, l.file.clone(), l.line));
         Imported { files, left_out, remote_charts }
     }
 
-    fn repository(&mut self, item: &Spanned<Node>) -> Option<(String, Value)> {
+    /// A repository as weaver writes it; `Err` with its name when it is of a kind weaver cannot
+    /// load (its releases are left out then), `Err(None)` when it is not one at all.
+    fn repository(&mut self, item: &Spanned<Node>) -> std::result::Result<(String, Value), Option<String>> {
         let mut name = None;
         let mut url = None;
         let mut oci = false;
@@ -782,7 +829,7 @@ impl Convert<'_> {
         }
         let Some(name) = name else {
             self.leave(at, "repository", "has no `name`");
-            return None;
+            return Err(None);
         };
         for (at, key) in credentials {
             let upper: String =
@@ -800,12 +847,28 @@ impl Convert<'_> {
             };
             self.leave(at, format!("repository `{name}`: {key}"), why);
         }
-        let url = self.text(url?, &format!("repository `{name}` url"))?;
+        let Some(url) = url.and_then(|url| self.text(url, &format!("repository `{name}` url"))) else {
+            self.leave(at, format!("repository `{name}`"), "has no `url`: its releases are left out");
+            return Err(Some(name));
+        };
         let url = if oci && !url.starts_with("oci://") {
             format!("oci://{}", url.split_once("://").map_or(url.as_str(), |(_, rest)| rest))
         } else {
-            url
+            url.trim_end_matches('/').to_string()
         };
+        // What weaver loads (`crate::project::environment`): anything else would make every
+        // command refuse the environment. The URL is not repeated: it may hold credentials.
+        let scheme = ["https://", "http://", "oci://"].into_iter().find(|s| url.starts_with(s));
+        if scheme.is_none_or(|s| url.len() == s.len()) || url.contains(['?', '#', '@']) {
+            self.leave(
+                at,
+                format!("repository `{name}`"),
+                "not a chart repository weaver can load (an https:// repository with an index.yaml or an oci:// \
+                 registry, without credentials or a query in its URL; helm plugins' `git+https://`, `s3://`… are \
+                 not): it and its releases are left out",
+            );
+            return Err(Some(name));
+        }
         let mut repository = Map::new();
         repository.insert("name".into(), Value::String(name.clone()));
         repository.insert("url".into(), Value::String(url.clone()));
@@ -816,26 +879,24 @@ impl Convert<'_> {
                 self.leave(at, format!("repository `{name}`: plainHttp"), "weaver takes it for oci:// registries only");
             }
         }
-        Some((name, Value::Object(repository)))
+        Ok((name, Value::Object(repository)))
     }
 
-    fn environment(&mut self, name: &Spanned<Key>, spec: &Spanned<Node>) -> Option<Env> {
-        let at = line(name);
-        let name = name.value.0.clone();
-        if Templates::is_templated(&name) {
-            self.templated(at, "environment", &name);
-            return None;
-        }
-        if !is_plain_name(&name) {
-            self.leave(at, format!("environment `{name}`"), "not a file name: weaver writes environments/<name>.yaml");
-            return None;
-        }
-        let mut env = Env { name: name.clone(), values: Map::new(), context: None };
-        let what = format!("environment `{name}`");
+    /// The spec of the environment being loaded, `env`, applied to it: its values merged over
+    /// the ones it has, its `kubeContext`.
+    fn environment(&mut self, spec: &Spanned<Node>, env: &mut load::EnvState) -> Result<()> {
+        let what = format!("environment `{}`", env.name);
+        let (mut values, mut written) = (Map::new(), Map::new());
         for (key, value) in self.entries(spec, &what) {
             match key.value.0.as_str() {
-                "values" => self.environment_values(value, &format!("{what} values"), &mut env.values),
-                "kubeContext" => env.context = self.text(value, &format!("{what} kubeContext")),
+                "values" => {
+                    self.environment_values(value, &format!("{what} values"), (&mut values, &mut written), env)?
+                }
+                "kubeContext" => {
+                    if let Some(context) = self.text(value, &format!("{what} kubeContext")) {
+                        env.context = Some(context);
+                    }
+                }
                 "secrets" => {
                     for item in self.list(value, "secrets") {
                         if let Some(path) = self.text(item, &format!("{what} secrets file")) {
@@ -865,7 +926,9 @@ impl Convert<'_> {
                 ),
             }
         }
-        Some(env)
+        deep_merge(&mut env.values, values);
+        deep_merge(&mut env.written.values, written);
+        Ok(())
     }
 
     fn helm_defaults(&mut self, node: &Spanned<Node>, shared: &mut Shared) {
@@ -892,7 +955,164 @@ impl Convert<'_> {
         Some(labels)
     }
 
+    /// A release with the release templates it inherits (its `inherit:`, after the state's
+    /// `defaultInherit`) merged in, as helmfile merges them: a field the release or an earlier
+    /// template has stays, lists are appended, a template's `except` fields are left out.
+    fn inherit(
+        &mut self,
+        node: &Spanned<Node>,
+        templates: &[(String, Spanned<Node>)],
+        default: &[String],
+    ) -> Spanned<Node> {
+        let Node::Map(fields) = &node.value else { return node.clone() };
+        let mut inherits: Vec<(String, Vec<String>, u64)> =
+            default.iter().map(|name| (name.clone(), Vec::new(), line(node))).collect();
+        if let Some((key, value)) = fields.iter().find(|(k, _)| k.value.0 == "inherit") {
+            let items = match &value.value {
+                Node::List(items) => items.clone(),
+                _ => vec![value.clone()],
+            };
+            for item in &items {
+                let (mut name, mut except) = (None, Vec::new());
+                for (k, v) in self.entries(item, "inherit") {
+                    match (k.value.0.as_str(), &v.value) {
+                        ("template", _) => name = self.text(v, "inherit template"),
+                        ("except", Node::List(keys)) => {
+                            except = keys.iter().filter_map(|k| self.text(k, "inherit except")).collect()
+                        }
+                        _ => {}
+                    }
+                }
+                match name {
+                    Some(name) => {
+                        inherits.retain(|(n, _, _)| *n != name);
+                        inherits.push((name, except, line(key)));
+                    }
+                    None => self.leave(line(item), "inherit", "names no `template`"),
+                }
+            }
+        }
+        if inherits.is_empty() {
+            return node.clone();
+        }
+        let mut merged: Vec<(Spanned<Key>, Spanned<Node>)> = Vec::new();
+        for (name, except, at) in inherits {
+            let Some((_, template)) = templates.iter().find(|(n, _)| *n == name) else {
+                self.leave(at, format!("inherit `{name}`"), "no such template in `templates:`: not inherited");
+                continue;
+            };
+            if let Node::Map(entries) = &template.value {
+                let kept = entries.iter().filter(|(k, _)| !except.contains(&k.value.0) && k.value.0 != "inherit");
+                fill(&mut merged, kept.cloned().collect());
+            }
+        }
+        fill(&mut merged, fields.iter().filter(|(k, _)| k.value.0 != "inherit").cloned().collect());
+        /// `from`'s fields into `into`, as mergo merges without overriding: lists appended,
+        /// mappings key by key, any other field kept where `into` has it.
+        fn fill(into: &mut Vec<(Spanned<Key>, Spanned<Node>)>, from: Vec<(Spanned<Key>, Spanned<Node>)>) {
+            for (key, value) in from {
+                match into.iter_mut().find(|(k, _)| k.value.0 == key.value.0) {
+                    None => into.push((key, value)),
+                    Some((_, have)) => match (&mut have.value, value.value) {
+                        (Node::List(items), Node::List(more)) => items.extend(more),
+                        (Node::Map(entries), Node::Map(more)) => fill(entries, more),
+                        (Node::Null, other) => have.value = other,
+                        _ => {}
+                    },
+                }
+            }
+        }
+        Spanned { value: Node::Map(merged), referenced: node.referenced, defined: node.defined }
+    }
+
+    /// A release with the templates of its fields rendered, as helmfile renders a release's
+    /// own once the state is read (`{{ .Release.Name }}` in a values file's path): over the
+    /// environment's data and the release's name, namespace, labels and chart. Inline values are
+    /// data, not templates. A field that does not render is listed, and the release left out.
+    fn release_templates(&mut self, node: &Spanned<Node>, shared: &Shared) -> Option<Spanned<Node>> {
+        let Node::Map(fields) = &node.value else { return Some(node.clone()) };
+        fn has_template(node: &Node) -> bool {
+            match node {
+                Node::Scalar(Value::String(s)) => s.contains("{{"),
+                Node::List(items) => items.iter().any(|i| has_template(&i.value)),
+                Node::Map(entries) => entries.iter().any(|(_, v)| has_template(&v.value)),
+                _ => false,
+            }
+        }
+        let templated = |(key, value): &(Spanned<Key>, Spanned<Node>)| match (key.value.0.as_str(), &value.value) {
+            ("hooks", _) => false,
+            ("values", Node::List(items)) => {
+                items.iter().any(|i| matches!(&i.value, Node::Scalar(_)) && has_template(&i.value))
+            }
+            _ => has_template(&value.value),
+        };
+        if !fields.iter().any(templated) {
+            return Some(node.clone());
+        }
+        let field = |name: &str| {
+            fields.iter().find(|(k, _)| k.value.0 == name).map(|(_, v)| match &v.value {
+                Node::Scalar(Value::String(s)) => Value::String(s.clone()),
+                Node::Map(entries) => Value::Object(
+                    entries
+                        .iter()
+                        .filter_map(|(k, v)| match &v.value {
+                            Node::Scalar(value) => Some((
+                                k.value.0.clone(),
+                                Value::String(value.as_str().map_or_else(|| value.to_string(), str::to_string)),
+                            )),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
+            })
+        };
+        let mut data = shared.data.clone();
+        data["Release"] = serde_json::json!({
+            "Name": field("name").unwrap_or_default(),
+            "Namespace": field("namespace").unwrap_or_else(|| Value::String(String::new())),
+            "Labels": field("labels").unwrap_or_else(|| Value::Object(Map::new())),
+            "Chart": field("chart").unwrap_or_default(),
+            "KubeContext": field("kubeContext").unwrap_or_else(|| Value::String(String::new())),
+        });
+        let name = field("name").and_then(|n| n.as_str().map(str::to_string)).unwrap_or_default();
+        let mut out = node.clone();
+        let Node::Map(fields) = &mut out.value else { return Some(out) };
+        let mut failed = None;
+        for (key, value) in fields.iter_mut() {
+            let mut render = |text: &mut String, at: u64| {
+                if !text.contains("{{") || failed.is_some() {
+                    return;
+                }
+                match self.files.render(&self.ctx.file, self.ctx.dir(), text, &data) {
+                    Ok(rendered) => *text = rendered,
+                    Err(err) => failed = Some((at, format!("release `{name}`: {}", key.value.0), err.message)),
+                }
+            };
+            fn walk(node: &mut Spanned<Node>, inline: bool, render: &mut dyn FnMut(&mut String, u64)) {
+                let at = node.referenced.line();
+                match &mut node.value {
+                    Node::Scalar(Value::String(s)) => render(s, at),
+                    Node::List(items) => items.iter_mut().for_each(|i| walk(i, inline, render)),
+                    Node::Map(_) if inline => {}
+                    Node::Map(entries) => entries.iter_mut().for_each(|(_, v)| walk(v, false, render)),
+                    _ => {}
+                }
+            }
+            // Hooks are rendered when they run (`.Event`), and left out anyway.
+            if key.value.0 != "hooks" {
+                walk(value, key.value.0 == "values", &mut render);
+            }
+        }
+        if let Some((at, what, message)) = failed {
+            self.leave(at, what, format!("{message}: the release is left out"));
+            return None;
+        }
+        Some(out)
+    }
+
     fn release(&mut self, node: &Spanned<Node>, shared: &Shared) -> Option<Converted> {
+        let node = &self.release_templates(node, shared)?;
         let at = line(node);
         let fields = self.entries(node, "release");
         let name_node = fields.iter().find(|(k, _)| k.value.0 == "name").map(|(_, v)| v);
@@ -911,6 +1131,7 @@ impl Convert<'_> {
         let mut installed = None;
         let mut condition = None;
         let mut patches = Vec::new();
+        let mut missing_ok = shared.missing_ok;
         // `values` and `secrets` in helmfile's order: values, then secrets, each in order.
         let mut values_items: Vec<&Spanned<Node>> = Vec::new();
         let mut secrets_items: Vec<&Spanned<Node>> = Vec::new();
@@ -997,13 +1218,8 @@ impl Convert<'_> {
                         );
                     }
                 }
-                "inherit" => self.leave(
-                    line(key),
-                    field_what,
-                    "not supported: write what the template gives in the release (YAML anchors `<<: *name` are \
-                     converted)",
-                ),
-                "description" => {}
+                "description" | "missingFileHandlerConfig" => {}
+                "missingFileHandler" => missing_ok = self.text(value, &field_what).is_some_and(|h| h != "Error"),
                 "valuesTemplate" | "setTemplate" | "installedTemplate" | "conditionTemplate" | "waitTemplate"
                 | "verifyTemplate" => {
                     self.leave(line(key), field_what, "templated: helmfile evaluates it when it runs")
@@ -1032,15 +1248,9 @@ impl Convert<'_> {
                     out.insert("version".into(), Value::String(version));
                 }
             }
+            // helm ignores `--version` for a chart directory, and so does weaver: nothing is lost.
             Chart::Local(chart) => {
                 out.insert("chart".into(), Value::String(chart));
-                if let Some((version, at)) = version {
-                    self.leave(
-                        at,
-                        format!("{what}: version `{version}`"),
-                        "a chart of the repository is the version it holds",
-                    );
-                }
             }
             Chart::Kustomize(dir) => {
                 if has_values {
@@ -1090,7 +1300,10 @@ impl Convert<'_> {
                         continue;
                     };
                     if self.files.found(Path::new(&repo_path)) != Found::File {
-                        self.leave(line(item), format!("{what} {kind} `{path}`"), "not found");
+                        // helmfile passes over a missing file unless its handler says `Error`.
+                        if !missing_ok {
+                            self.leave(line(item), format!("{what} {kind} `{path}`"), "not found");
+                        }
                         continue;
                     }
                     if secret {
@@ -1130,7 +1343,7 @@ impl Convert<'_> {
         if !patches.is_empty() {
             out.insert("patches".into(), Value::Array(patches));
         }
-        Some(Converted { name, line: at, fields: out, condition })
+        Some(Converted { name, ctx: Rc::clone(&self.ctx), line: at, fields: out, condition })
     }
 
     fn chart(&mut self, at: u64, what: &str, chart: &str, shared: &Shared) -> Option<Chart> {
@@ -1138,10 +1351,19 @@ impl Convert<'_> {
             return Some(Chart::Remote(chart.to_string()));
         }
         if let Some((repository, rest)) = chart.split_once('/')
-            && shared.repositories.contains(repository)
             && is_plain_name(rest)
         {
-            return Some(Chart::Remote(chart.to_string()));
+            if shared.repositories.contains(repository) {
+                return Some(Chart::Remote(chart.to_string()));
+            }
+            if shared.refused.contains(repository) {
+                self.leave(
+                    at,
+                    format!("{what}: chart `{chart}`"),
+                    format!("its repository `{repository}` was left out (see its line): left out"),
+                );
+                return None;
+            }
         }
         let what = format!("{what}: chart `{chart}`");
         let path = self.repository_path(at, &what, chart)?;
@@ -1260,7 +1482,8 @@ impl Convert<'_> {
             return;
         }
         let files = self.files;
-        let read = move |path: &str| match files.read(path) {
+        let ctx = Rc::clone(&self.ctx);
+        let read = move |path: &str| match files.read(&ctx.local(path)) {
             Ok(Some(text)) => Ok(text),
             Ok(None) => Err(format!("{path} not found")),
             Err(reason) => Err(reason),
@@ -1379,9 +1602,50 @@ mod tests {
     use super::*;
 
     /// The helmfile's directory is the repository's root; `files` are what it holds.
+    #[derive(Clone)]
     struct Memory(Vec<(&'static str, &'static str)>);
 
+    /// The files below a directory of a [`Memory`], as templates of a file there read them.
+    struct Below(Memory, PathBuf);
+
+    impl crate::project::source::Source for Below {
+        fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+            let path = self.1.join(path);
+            Ok(self.0.0.iter().find(|(p, _)| Path::new(p) == path).map(|(_, text)| text.as_bytes().to_vec()))
+        }
+        fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<crate::project::source::Entry>>> {
+            let dir = self.1.join(dir);
+            let entries: Vec<_> = self
+                .0
+                .0
+                .iter()
+                .filter_map(|(p, _)| Path::new(p).strip_prefix(&dir).ok())
+                .filter(|rest| rest.components().count() == 1)
+                .map(|rest| crate::project::source::Entry { name: rest.display().to_string(), is_dir: false })
+                .collect();
+            Ok((!entries.is_empty()).then_some(entries))
+        }
+        fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
+            Ok(self.1.join(path))
+        }
+        fn describe(&self) -> String {
+            "memory".to_string()
+        }
+    }
+
     impl Files for Memory {
+        fn glob(&self, pattern: &str) -> Vec<String> {
+            let glob = globset::GlobBuilder::new(pattern).literal_separator(true).build().unwrap().compile_matcher();
+            let mut found: Vec<String> =
+                self.0.iter().filter(|(p, _)| glob.is_match(p)).map(|(p, _)| p.to_string()).collect();
+            found.sort();
+            found
+        }
+        fn render(&self, path: &str, dir: &str, text: &str, data: &Value) -> Result<String> {
+            let source: std::sync::Arc<dyn crate::project::source::Source> =
+                std::sync::Arc::new(Below(self.clone(), PathBuf::from(dir)));
+            crate::render::gotmpl::render_with(&source, Path::new(path), text, data, true, "helmfile template")
+        }
         fn repository_path(&self, path: &str) -> Option<PathBuf> {
             crate::project::source::lexical(Path::new(path))
         }
@@ -1450,13 +1714,282 @@ mod tests {
         assert!(base(&imported).ends_with("releases:\n- name: c\n  chart: c\n"), "{}", base(&imported));
     }
 
+    fn file<'i>(imported: &'i Imported, name: &str) -> &'i str {
+        let path = base_path(name);
+        imported.files.iter().find(|(p, _)| *p == path).map(|(_, text)| text.as_str()).unwrap_or_default()
+    }
+
     #[test]
-    fn template_actions_are_masked_and_restored() {
-        let (text, templates, directives) =
-            Templates::mask("a: {{ .X }}\n{{- if .Y }}\nb: \"{{ .Z | quote }}-{{ .W }}\"\n{{ end }}\n");
-        assert_eq!(directives, [(2, "{{- if .Y }}".to_string()), (4, "{{ end }}".to_string())]);
-        assert_eq!(text, "a: __weaver_template_0__\n\nb: \"__weaver_template_1__-__weaver_template_2__\"\n\n");
-        assert_eq!(templates.restore("x __weaver_template_1__ y"), "x {{ .Z | quote }} y");
-        assert_eq!(templates.actions_of("x __weaver_template_1__ y"), "…{{ .Z | quote }}…");
+    fn helmfile_s_functions_render_the_state() {
+        let imported = convert_text(
+            r#"environments:
+  default:
+    values:
+      - name: shop
+        db: {host: db.local}
+---
+releases:
+- name: web
+  chart: ./charts/web
+  namespace: {{ .Values | get "name" }}-{{ .Values | getOrNil "missing" | default "x" }}-{{ .Values | get "none" "d" }}
+  values:
+  - fromFile: {{ readFile "data.txt" | trim | quote }}
+    isFile: {{ isFile "data.txt" }}
+    noFile: {{ isFile "nope.txt" }}
+    dir: {{ readDir "conf" | toJson }}
+    path: {{ env "PATH" | empty | not }}
+    host: {{ .Values.db | toYaml | fromYaml | get "host" }}
+    tpl: {{ tpl "{{ .Values.name }}-tpl" . }}
+    required: {{ required "name is needed" .Values.name }}
+    env: {{ .Environment.Name }}
+"#,
+            &[("charts/web/Chart.yaml", ""), ("data.txt", "from a file\n"), ("conf/a.yaml", "")],
+        );
+        assert_eq!(imported.left_out, []);
+        let default = file(&imported, "default");
+        assert!(default.contains("values:\n  name: shop\n  db:\n    host: db.local\n"), "{default}");
+        assert!(
+            base(&imported).ends_with(
+                "  namespace: shop-x-d\n  values:\n    fromFile: from a file\n    isFile: true\n    noFile: false\n    \
+                 dir:\n    - conf/a.yaml\n    path: true\n    host: db.local\n    tpl: shop-tpl\n    required: shop\n    \
+                 env: default\n"
+            ),
+            "{}",
+            base(&imported)
+        );
+    }
+
+    #[test]
+    fn the_environments_part_is_read_first_and_the_rest_rendered_with_its_values() {
+        let files = [
+            ("charts/web/Chart.yaml", ""),
+            ("env/prod.yaml.gotmpl", "ns: {{ .Values.team }}-{{ .Environment.Name }}\n"),
+        ];
+        let imported = convert_text(
+            "values:\n- team: shop\n---\nenvironments:\n  dev:\n    values: [{ns: dev}]\n  prod:\n    values: [env/prod.yaml.gotmpl]\n\
+             ---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: {{ .Values.ns }}\n",
+            &files,
+        );
+        assert_eq!(imported.left_out, []);
+        assert!(
+            base(&imported).contains("values:\n  team: shop\nreleases:\n- name: web\n  chart: web\n"),
+            "{}",
+            base(&imported)
+        );
+        assert!(
+            file(&imported, "dev").ends_with("releases:\n- name: web\n  namespace: dev\n"),
+            "{}",
+            file(&imported, "dev")
+        );
+        assert!(
+            file(&imported, "prod")
+                .ends_with("values:\n  ns: shop-prod\nreleases:\n- name: web\n  namespace: shop-prod\n"),
+            "{}",
+            file(&imported, "prod")
+        );
+
+        // In the part that defines them, the environment's values are not there yet (helmfile
+        // renders a part before it reads it): the error names the line.
+        let err = convert(
+            Path::new("helmfile.yaml"),
+            "environments:\n  dev:\n    values: [{ns: dev}]\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: {{ .Values.ns }}\n",
+            &Memory(files.to_vec()),
+        )
+        .unwrap_err();
+        assert_eq!(err.location.as_ref().and_then(|l| l.line), Some(7), "{err}");
+        assert!(err.message.contains("map has no entry for key \"ns\""), "{err}");
+    }
+
+    #[test]
+    fn what_environments_share_is_in_the_base_and_what_differs_in_each_file() {
+        let imported = convert_text(
+            r#"environments:
+  dev: {values: [{replicas: 1, db: true}]}
+  prod: {values: [{replicas: 3, db: false}]}
+---
+releases:
+- name: web
+  chart: ./charts/web
+  namespace: shop
+  values:
+  - values/{{ .Environment.Name }}.yaml
+  - replicas: {{ .Values.replicas }}
+- name: db
+  chart: ./charts/web
+  installed: {{ .Values.db }}
+{{- if eq .Environment.Name "prod" }}
+- name: backup
+  chart: ./charts/web
+  needs: [db]
+{{- end }}
+"#,
+            &[("charts/web/Chart.yaml", ""), ("values/dev.yaml", ""), ("values/prod.yaml", "")],
+        );
+        assert_eq!(imported.left_out, []);
+        assert!(
+            base(&imported)
+                .ends_with("releases:\n- name: web\n  chart: web\n  namespace: shop\n- name: db\n  chart: web\n"),
+            "{}",
+            base(&imported)
+        );
+        assert!(
+            file(&imported, "dev")
+                .ends_with("releases:\n- name: web\n  valuesFiles:\n  - values/dev.yaml\n  values:\n    replicas: 1\n"),
+            "{}",
+            file(&imported, "dev")
+        );
+        assert!(
+            file(&imported, "prod").ends_with(
+                "releases:\n- name: web\n  valuesFiles:\n  - values/prod.yaml\n  values:\n    replicas: 3\n- name: db\n  \
+                 installed: false\n- name: backup\n  chart: web\n  needs:\n  - db\n"
+            ),
+            "{}",
+            file(&imported, "prod")
+        );
+    }
+
+    #[test]
+    fn an_environment_that_does_not_render_is_listed_with_its_line_and_the_others_written() {
+        let imported = convert_text(
+            r#"environments:
+  dev: {}
+  prod: {}
+  ci: {}
+---
+releases:
+- name: web
+  chart: ./charts/web
+{{- if eq .Environment.Name "prod" }}
+  namespace: {{ requiredEnv "WEAVER_TEST_SURELY_UNSET" }}
+{{- end }}
+{{- if eq .Environment.Name "ci" }}
+  namespace: {{ exec "kubectl" (list "get" "ns") }}
+{{- end }}
+"#,
+            &[("charts/web/Chart.yaml", "")],
+        );
+        let listed: Vec<(&str, u64, &str)> =
+            imported.left_out.iter().map(|l| (l.file.as_str(), l.line, l.what.as_str())).collect();
+        assert_eq!(listed, [("helmfile.yaml", 10, "environment `prod`"), ("helmfile.yaml", 13, "environment `ci`")]);
+        assert!(
+            imported.left_out[0].why.contains("required env var `WEAVER_TEST_SURELY_UNSET` is not set"),
+            "{:?}",
+            imported.left_out
+        );
+        assert!(imported.left_out[1].why.contains("weaver does not run commands"), "{:?}", imported.left_out);
+        let written: Vec<String> = imported.files.iter().map(|(p, _)| p.display().to_string()).collect();
+        assert_eq!(written, ["environments/base.yaml", "environments/dev.yaml"]);
+    }
+
+    #[test]
+    fn bases_and_nested_helmfiles_are_read_for_each_environment() {
+        let imported = convert_text(
+            "bases: [common/environments.yaml]\n---\nhelmfiles: [apps/helmfile.yaml, 'apps/*/helmfile.yaml']\n\
+             releases:\n- {name: web, chart: ./charts/web, namespace: '{{ .Values.ns }}'}\n",
+            &[
+                ("charts/web/Chart.yaml", ""),
+                (
+                    "common/environments.yaml",
+                    // A base's paths are relative to the helmfile naming it, as helmfile reads them.
+                    "environments:\n  dev:\n    values: ['common/dev*.yaml']\n  prod:\n    values: [{ns: prod}]\n",
+                ),
+                ("common/dev.yaml", "ns: dev\n"),
+                (
+                    "apps/helmfile.yaml",
+                    "environments:\n  dev: {values: [{api: v1}]}\n  prod: {}\n---\nreleases:\n- name: api\n  chart: ../charts/web\n  \
+                     values: [api/{{ .Environment.Name }}.yaml]\n",
+                ),
+                ("apps/api/dev.yaml", ""),
+                ("apps/api/prod.yaml", ""),
+            ],
+        );
+        let listed: Vec<(&str, u64, &str)> =
+            imported.left_out.iter().map(|l| (l.file.as_str(), l.line, l.what.as_str())).collect();
+        assert_eq!(listed, [("helmfile.yaml", 3, "helmfiles `apps/*/helmfile.yaml`")]);
+        assert!(file(&imported, "dev").contains("values:\n  ns: dev\n  api: v1\n"), "{}", file(&imported, "dev"));
+        assert!(
+            file(&imported, "prod").ends_with(
+                "releases:\n- name: web\n  namespace: prod\n- name: api\n  valuesFiles:\n  - apps/api/prod.yaml\n"
+            ),
+            "{}",
+            file(&imported, "prod")
+        );
+        assert!(base(&imported).ends_with("- name: api\n  chart: web\n"), "{}", base(&imported));
+    }
+
+    #[test]
+    fn a_repository_weaver_cannot_load_is_left_out_with_its_releases() {
+        let imported = convert_text(
+            "repositories:\n- {name: private, url: 'git+https://github.com/example/charts@charts?ref=main'}\n\
+             - {name: stable, url: 'https://charts.example.com/'}\nreleases:\n- {name: tools, chart: private/tools}\n\
+             - {name: web, chart: stable/web}\n",
+            &[],
+        );
+        let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+        assert_eq!(listed, [(2, "repository `private`"), (5, "release `tools`: chart `private/tools`")]);
+        // Its URL may hold credentials: it is not repeated.
+        assert!(imported.left_out.iter().all(|l| !l.why.contains("github.com")), "{:?}", imported.left_out);
+        assert!(
+            base(&imported).ends_with(
+                "repositories:\n- name: stable\n  url: https://charts.example.com\nreleases:\n- name: web\n  chart: stable/web\n"
+            ),
+            "{}",
+            base(&imported)
+        );
+    }
+
+    #[test]
+    fn values_read_from_environment_variables_render_the_state_but_are_never_written() {
+        let imported = convert_text(
+            "environments:\n  default:\n    values: [env.yaml.gotmpl, {ns: shop}]\n---\nreleases:\n\
+             - {name: web, chart: ./charts/web, namespace: '{{ .Values.ns }}-{{ .Values.home | empty | not }}'}\n",
+            &[("charts/web/Chart.yaml", ""), ("env.yaml.gotmpl", "home: {{ requiredEnv \"PATH\" | quote }}\n")],
+        );
+        let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+        assert_eq!(listed, [(3, "environment `default` values file `env.yaml.gotmpl`")]);
+        let default = file(&imported, "default");
+        assert!(default.contains("values:\n  ns: shop\n"), "{default}");
+        assert!(!default.contains("home"), "{default}");
+        assert!(base(&imported).contains("  namespace: shop-true\n"), "{}", base(&imported));
+    }
+
+    #[test]
+    fn a_release_s_own_templates_are_rendered_with_the_release() {
+        // helmfile v1 renders no `helmfile.yaml`: its release templates are rendered with the
+        // release; a v0 file escapes them so that they survive its state's rendering.
+        for text in [
+            "releases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n  missingFileHandler: Warn\n  \
+             values: ['values/{{ .Release.Name }}.yaml', 'values/{{ .Release.Namespace }}-missing.yaml']\n",
+            "releases:\n- name: web\n  chart: ./charts/web\n  namespace: {{ \"shop\" }}\n  missingFileHandler: Warn\n  \
+             values: ['values/{{`{{ .Release.Name }}`}}.yaml', 'values/{{`{{ .Release.Namespace }}`}}-missing.yaml']\n",
+        ] {
+            let imported = convert_text(text, &[("charts/web/Chart.yaml", ""), ("values/web.yaml", "")]);
+            assert_eq!(imported.left_out, []);
+            assert!(
+                base(&imported).ends_with("  namespace: shop\n  valuesFiles:\n  - values/web.yaml\n"),
+                "{}",
+                base(&imported)
+            );
+        }
+    }
+
+    #[test]
+    fn releases_inherit_templates_as_helmfile_merges_them() {
+        let imported = convert_text(
+            "templates:\n  default:\n    chart: ./charts/web\n    namespace: shop\n    values: [values/common.yaml]\n    \
+             labels: {tier: web}\n  db:\n    namespace: data\n    labels: {tier: db}\n\
+             defaultInherit: default\nreleases:\n- name: web\n  namespace: ignored\n  values: [values/web.yaml]\n\
+             - name: db\n  inherit: [{template: db}, {template: default, except: [values]}]\n",
+            &[("charts/web/Chart.yaml", ""), ("values/common.yaml", ""), ("values/web.yaml", "")],
+        );
+        assert_eq!(imported.left_out, []);
+        assert!(
+            base(&imported).ends_with(
+                "- name: web\n  chart: web\n  namespace: shop\n  labels:\n    tier: web\n  valuesFiles:\n  - values/common.yaml\n  \
+                 - values/web.yaml\n- name: db\n  chart: web\n  namespace: data\n  labels:\n    tier: db\n"
+            ),
+            "{}",
+            base(&imported)
+        );
     }
 }

@@ -16,10 +16,12 @@ use kube::api::{Api, PostParams};
 use kube::config::AuthInfo;
 use tokio::sync::Mutex;
 
-/// How long a requested token lives: the shortest lifetime API servers accept.
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
-/// A cached token is replaced once this much of its life has passed.
-pub const REFRESH_AFTER: Duration = Duration::from_secs(480);
+/// How long a requested token lives: the API server's default for a TokenRequest, and what the
+/// kubelet gives pods. A renewal starts the live cache's watches again (one LIST each), so a
+/// short life would LIST every few intervals.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// A cached token is replaced once this much of its life has passed (80 %, as the kubelet).
+const REFRESH_AFTER: Duration = Duration::from_secs(2880);
 
 /// Why no tenant client could be made.
 #[derive(Debug, thiserror::Error)]

@@ -2,10 +2,9 @@
 //! remembered, so that a reconcile reads targets from the operator's cache and still reports
 //! only what the account could have read itself.
 //!
-//! An answer is kept until the account's token is renewed (`controllers::tenant::REFRESH_AFTER`) or any
-//! RBAC object changes ([`Access::forget_all`], from the controller's RBAC watch), whichever
-//! comes first: a grant or a revocation is seen at once, and authorizers other than RBAC
-//! (webhooks) within one token lifetime. The API server's authorizer learns of an RBAC change
+//! An answer is kept for [`ANSWER_AGE`] or until any RBAC object changes
+//! ([`Access::forget_all`], from the controller's RBAC watch), whichever comes first: a grant or
+//! a revocation is seen at once, and authorizers other than RBAC (webhooks) within that age. The API server's authorizer learns of an RBAC change
 //! from its own watch, which may lag the operator's: answers given just after a change are kept
 //! only briefly ([`SETTLING`]), and a ConfigMapSync not in sync asks again on its next retry.
 
@@ -16,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::{Api, PostParams};
 
-use crate::controllers::tenant::REFRESH_AFTER;
+/// How long an answer not followed by an RBAC change is kept.
+const ANSWER_AGE: std::time::Duration = std::time::Duration::from_secs(480);
 
 /// How long after an RBAC change answers may still describe the old rules.
 const SETTLING: std::time::Duration = std::time::Duration::from_secs(5);
@@ -146,7 +146,7 @@ impl Access {
         // An answer asked before an RBAC change is not kept: it may describe the old rules.
         if self.epoch.load(Ordering::SeqCst) == epoch {
             let changed = *self.changed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let until = if asked.duration_since(changed) < SETTLING { asked + SETTLING } else { asked + REFRESH_AFTER };
+            let until = if asked.duration_since(changed) < SETTLING { asked + SETTLING } else { asked + ANSWER_AGE };
             self.answers
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())

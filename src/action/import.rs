@@ -1,12 +1,13 @@
-//! `weaver import helmfile`: reads a helmfile and the files it names, converts it
-//! (`crate::import::helmfile`), and writes the environment files into the repository, never
-//! over existing ones unless told to.
+//! `weaver import helmfile` and `weaver import flux`: read a helmfile and the files it names,
+//! or a Flux repository, convert them (`crate::import`), and write the environment files into
+//! the repository, never over existing ones unless told to.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Location, Result};
+use crate::import::flux;
 use crate::import::helmfile::{self, Files, Found};
-use crate::project::source::{lexical, utf8};
+use crate::project::source::{FsSource, lexical, utf8};
 
 pub struct ImportOptions {
     /// The weaver repository to write into.
@@ -93,13 +94,21 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
     let files = DiskFiles { dir, repo: repo.clone() };
     let imported = helmfile::convert(path, &text, &files)?;
 
-    let existing: Vec<String> = imported
-        .files
+    let written = write_files(&repo, &imported.files, options.force)?;
+    let left_out = imported
+        .left_out
         .iter()
-        .filter(|(file, _)| repo.join(file).exists())
-        .map(|(file, _)| file.display().to_string())
+        .map(|l| format!("{}: {l}", Location { path: path.clone(), line: Some(l.line), column: None }))
         .collect();
-    if !existing.is_empty() && !options.force {
+    Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts })
+}
+
+/// Writes the files an import gives into the repository at `repo`, refusing (before writing
+/// any) to replace one that exists unless `force`.
+fn write_files(repo: &Path, files: &[(PathBuf, String)], force: bool) -> Result<Vec<PathBuf>> {
+    let existing: Vec<String> =
+        files.iter().filter(|(file, _)| repo.join(file).exists()).map(|(file, _)| file.display().to_string()).collect();
+    if !existing.is_empty() && !force {
         return Err(Error::at(
             Location::file(&existing[0]),
             format!(
@@ -113,7 +122,7 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         .with_help("weaver import never replaces environment files silently: move them away, or give --force"));
     }
     let mut written = Vec::new();
-    for (file, content) in &imported.files {
+    for (file, content) in files {
         let full = repo.join(file);
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).map_err(|err| Error::io("create directory", parent, err))?;
@@ -121,10 +130,34 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         std::fs::write(&full, content).map_err(|err| Error::io("write", &full, err))?;
         written.push(file.clone());
     }
-    let left_out = imported
-        .left_out
-        .iter()
-        .map(|l| format!("{}: {l}", Location { path: path.clone(), line: Some(l.line), column: None }))
-        .collect();
+    Ok(written)
+}
+
+/// What `weaver import flux` reads.
+pub struct ImportFluxOptions {
+    /// The weaver repository to write into.
+    pub repo: PathBuf,
+    /// The Flux repository's root (where its Kustomizations' paths start), relative to the
+    /// current directory and inside `repo`; `None` for `repo` itself.
+    pub path: Option<PathBuf>,
+    /// Replace existing files.
+    pub force: bool,
+}
+
+/// Converts the Flux repository and writes the environment files (and the kustomizations and
+/// variable files they name) it gives.
+pub fn import_flux(options: &ImportFluxOptions) -> Result<ImportReport> {
+    let repo =
+        std::fs::canonicalize(&options.repo).map_err(|err| Error::io("open the repository", &options.repo, err))?;
+    let given = options.path.as_ref().unwrap_or(&options.repo);
+    let path = std::fs::canonicalize(given).map_err(|err| Error::io("open the Flux repository", given, err))?;
+    let Ok(root) = path.strip_prefix(&repo) else {
+        return Err(Error::at(Location::file(given), "is outside the weaver repository").with_help(
+            "import a Flux repository inside the weaver repository (--repo), such as its root: `weaver import flux`",
+        ));
+    };
+    let imported = flux::convert(&FsSource::new(&repo), root)?;
+    let written = write_files(&repo, &imported.files, options.force)?;
+    let left_out = imported.left_out.iter().map(ToString::to_string).collect();
     Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts })
 }

@@ -87,12 +87,18 @@ spec:
         name: cluster-vars
       - kind: Secret
         name: cluster-secrets
+      - kind: Secret
+        name: absent
         optional: true
 "#,
     )
     .write(
         "clusters/prod/vars.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cluster-vars\n  namespace: flux-system\ndata:\n  domain: prod.example.com\n",
+    )
+    .write(
+        "clusters/prod/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: cluster-secrets\n  namespace: flux-system\ndata:\n  token: dG9rLTQy\n",
     )
     .write(
         "infra/kustomization.yaml",
@@ -169,6 +175,7 @@ spec:
           env:
             - {name: HOST, value: "web.${domain}"}
             - {name: MODE, value: "${mode:=fast}"}
+            - {name: TOKEN, value: "${token}"}
 "#,
     )
     .write(
@@ -226,8 +233,7 @@ fn a_flux_repository_becomes_an_environment_per_cluster_listing_what_is_left_out
         run.stdout,
         "wrote environments/dev.yaml\nwrote flux-import/dev/infra/kustomization.yaml\nwrote environments/prod.yaml\n\
          wrote clusters/prod/kustomization.yaml\nwrote flux-import/prod/flux-system/kustomization.yaml\n\
-         wrote flux-import/prod/apps/kustomization.yaml\nwrote flux-import/prod/vars/flux-system-cluster-vars.yaml\n\
-         wrote flux-import/prod/infra/kustomization.yaml\n"
+         wrote flux-import/prod/apps/kustomization.yaml\nwrote flux-import/prod/infra/kustomization.yaml\n"
     );
     let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
     assert_eq!(
@@ -242,7 +248,8 @@ releases:
   substitute:
     replicas: '3'
   substituteFrom:
-  - flux-import/prod/vars/flux-system-cluster-vars.yaml
+  - clusters/prod/vars.yaml
+  - clusters/prod/secret.yaml
   needs:
   - infra
   - app
@@ -285,16 +292,25 @@ releases:
     // What was written loads, and renders what Flux would apply.
     let envs = repo.weaver(&["envs"]);
     assert!(envs.success().lines().any(|l| l.starts_with("prod ") && l.contains(" apps ")), "{}", envs.stdout);
-    let render = repo.weaver(&["render", "--env", "prod", "-r", "apps", "-r", "flux-system"]);
+    let render = repo.weaver(&["render", "--env", "prod", "-r", "apps", "-r", "flux-system", "--show-secrets"]);
     let rendered = objects(render.success());
     let keys: Vec<&str> = rendered.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["ConfigMap/flux-system/cluster-vars", "Deployment/shop/web"], "{}", render.stdout);
-    let web = &rendered[1].1;
+    assert_eq!(
+        keys,
+        ["ConfigMap/flux-system/cluster-vars", "Secret/flux-system/cluster-secrets", "Deployment/shop/web"],
+        "{}",
+        render.stdout
+    );
+    let web = &rendered[2].1;
     assert_eq!(web["spec"]["replicas"], json!(3));
     assert_eq!(web["metadata"]["annotations"], json!({"team": "shop"}));
     assert_eq!(
         web["spec"]["template"]["spec"]["containers"][0]["env"],
-        json!([{"name": "HOST", "value": "web.prod.example.com"}, {"name": "MODE", "value": "fast"}])
+        json!([
+            {"name": "HOST", "value": "web.prod.example.com"},
+            {"name": "MODE", "value": "fast"},
+            {"name": "TOKEN", "value": "tok-42"}
+        ])
     );
     let chart = repo.weaver(&["render", "--env", "prod", "-r", "app"]);
     let app = &objects(chart.success())[0].1;
@@ -354,4 +370,39 @@ fn existing_files_are_never_replaced_without_force_and_a_full_conversion_exits_0
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     let render = repo.weaver(&["render", "--env", "dev"]);
     assert_eq!(objects(render.success())[0].0, "ConfigMap/dev/settings");
+}
+
+#[test]
+fn variables_nothing_sets_are_empty_as_flux_substitutes_them_unless_a_source_was_not_read() {
+    let repo = Repo::empty();
+    let ks = |name: &str, from: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
+             spec:\n  path: ./app\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  postBuild:\n    \
+             substitute:\n      a: x\n    substituteFrom: {from}\n"
+        )
+    };
+    repo.write("clusters/dev/app.yaml", &ks("app", "[]"))
+        .write("clusters/prod/app.yaml", &ks("app", "[{kind: Secret, name: in-the-cluster}]"))
+        .write(
+            "app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\n",
+        )
+        .write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  v: \"${a}-${b}\"\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("  substitute:\n    a: x\n    b: ''\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(objects(render.success())[0].1["data"]["v"], json!("x-"));
+    // In prod `b` may be the Secret's: the release waits, installed: false, for it.
+    let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
+    assert!(prod.contains("  installed: false\n") && !prod.contains("b: ''"), "{prod}");
+    assert!(
+        run.stderr
+            .contains("clusters/prod/app.yaml:11: Kustomization flux-system/app: postBuild variables b: set by no"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(repo.weaver(&["render", "--env", "prod"]).success(), "");
 }

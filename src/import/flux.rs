@@ -104,7 +104,9 @@ impl Obj {
     }
     fn is_flux(&self) -> bool {
         let group = self.group();
-        group.ends_with(".toolkit.fluxcd.io") || group.ends_with(".extensions.fluxcd.io")
+        group.ends_with(".toolkit.fluxcd.io")
+            || group.ends_with(".extensions.fluxcd.io")
+            || group == "fluxcd.controlplane.io"
     }
     fn spec(&self, key: &str) -> Option<&Value> {
         self.object.pointer(&format!("/spec/{key}")).filter(|v| !v.is_null())
@@ -274,18 +276,27 @@ impl Import<'_> {
         let mut clusters: Vec<Cluster> = Vec::new();
         for file in files {
             for obj in self.objects_of(&file) {
-                let is_bootstrap = obj.kind() == "Kustomization"
-                    && obj.is_flux()
-                    && obj.name() == "flux-system"
-                    && obj.text("/spec/sourceRef/kind") == "GitRepository";
-                if !is_bootstrap {
-                    continue;
-                }
-                let Some(dir) = self.join(obj.text("/spec/path")) else { continue };
+                // `flux bootstrap`'s Kustomization, or the flux-operator's FluxInstance syncing
+                // this repository.
+                let path = match obj.kind() {
+                    "Kustomization"
+                        if obj.is_flux()
+                            && obj.name() == "flux-system"
+                            && obj.text("/spec/sourceRef/kind") == "GitRepository" =>
+                    {
+                        obj.text("/spec/path")
+                    }
+                    "FluxInstance" if obj.is_flux() && obj.text("/spec/sync/kind") == "GitRepository" => {
+                        obj.text("/spec/sync/path")
+                    }
+                    _ => continue,
+                };
+                let Some(dir) = self.join(path) else { continue };
                 if clusters.iter().any(|c| c.dir == dir) {
                     continue;
                 }
-                clusters.push(Cluster { env: String::new(), dir, root: Some(obj) });
+                let root = (obj.kind() == "Kustomization").then_some(obj);
+                clusters.push(Cluster { env: String::new(), dir, root });
             }
         }
         if clusters.is_empty() {
@@ -459,6 +470,8 @@ impl Import<'_> {
                          move its data into a SOPS values file (`weaver secrets encrypt`) and render the Secret from \
                          a chart or with `substituteFrom`",
                     );
+                    // substituteFrom and valuesFrom may still name it.
+                    config.push(obj.clone());
                     ks.dropped.push(obj);
                 } else {
                     if obj.kind() == "ConfigMap" || obj.kind() == "Secret" {
@@ -687,6 +700,16 @@ impl Import<'_> {
                 }
             }
         }
+    }
+
+    /// Whether an object is the only document of its file, read from it as it is (not made by
+    /// a generator), so that weaver can read the file in its place.
+    fn alone_in_file(&mut self, obj: &Obj) -> bool {
+        let generated = obj
+            .file
+            .file_name()
+            .is_some_and(|n| ["kustomization.yaml", "kustomization.yml", "Kustomization"].iter().any(|k| n == *k));
+        !generated && self.objects_of(&obj.file).len() == 1
     }
 
     /// A Kustomization's variables for the Flux objects it holds (which Flux substitutes as
@@ -919,6 +942,10 @@ impl Import<'_> {
         };
         fields.insert("kustomize".into(), Value::String(kustomize_dir.to_string_lossy().replace('\\', "/")));
 
+        // The names of the variables a Secret file gives (its values are read at render).
+        let mut secret_names = BTreeSet::new();
+        // Whether a substituteFrom source was left out: then an unset variable may be its.
+        let mut unread_source = false;
         if let Some(post) = obj.spec("postBuild") {
             if let Some(Value::Object(substitute)) = post.get("substitute")
                 && !substitute.is_empty()
@@ -934,6 +961,17 @@ impl Import<'_> {
                 let optional = from.get("optional").and_then(Value::as_bool).unwrap_or(false);
                 let line = self.line_containing(&obj, &format!("name: {from_name}"));
                 match (kind, find(config, kind, from_name, obj.namespace())) {
+                    // A file of its own: weaver reads its data (decrypting it when SOPS
+                    // encrypted it), so the file is named as it is.
+                    (_, Some(found)) if self.alone_in_file(found) => {
+                        if kind == "Secret" {
+                            for field in ["data", "stringData"] {
+                                let keys = found.object.get(field).and_then(Value::as_object).into_iter().flatten();
+                                secret_names.extend(keys.map(|(k, _)| k.clone()));
+                            }
+                        }
+                        from_files.push(Value::String(found.file.to_string_lossy().replace('\\', "/")));
+                    }
                     ("ConfigMap", Some(cm)) => {
                         let data: Map<String, Value> =
                             cm.object.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -955,23 +993,29 @@ impl Import<'_> {
                         from_files.push(Value::String(path.to_string_lossy().replace('\\', "/")));
                     }
                     (_, None) if optional => {}
-                    ("Secret", Some(secret)) => self.leave(
-                        &obj.file,
-                        line,
-                        format!("{what}: substituteFrom Secret {from_name}"),
-                        format!(
-                            "a Secret's values are not copied into files ({}): write them in a SOPS-encrypted flat \
+                    ("Secret", Some(secret)) => {
+                        unread_source = true;
+                        self.leave(
+                            &obj.file,
+                            line,
+                            format!("{what}: substituteFrom Secret {from_name}"),
+                            format!(
+                                "a Secret's values are not copied into files ({}): write them in a SOPS-encrypted flat \
                              file (`weaver secrets encrypt`) and list it in the release's `substituteFrom`",
-                            secret.file.display()
-                        ),
-                    ),
-                    _ => self.leave(
-                        &obj.file,
-                        line,
-                        format!("{what}: substituteFrom {kind} {from_name}"),
-                        "not found in the repository (Flux reads it from the cluster): write its variables in a file \
-                         and list it in the release's `substituteFrom`",
-                    ),
+                                secret.file.display()
+                            ),
+                        );
+                    }
+                    _ => {
+                        unread_source = true;
+                        self.leave(
+                            &obj.file,
+                            line,
+                            format!("{what}: substituteFrom {kind} {from_name}"),
+                            "not found in the repository (Flux reads it from the cluster): write its variables in a \
+                             file and list it in the release's `substituteFrom`",
+                        );
+                    }
                 }
             }
             if !from_files.is_empty() {
@@ -984,6 +1028,7 @@ impl Import<'_> {
                 let mut object = plain.object.clone();
                 let styles = substitute::Styles::of("");
                 let mut vars = vars.clone();
+                vars.extend(secret_names.iter().map(|name| (name.clone(), String::new())));
                 // Each unset variable in turn, so that all of them are named.
                 while let Err(substitute::Problem::Unset(name)) =
                     substitute::substitute(&mut object, plain.document, &styles, &vars)
@@ -992,7 +1037,13 @@ impl Import<'_> {
                     unset.insert(name);
                 }
             }
-            if !unset.is_empty() {
+            if !unset.is_empty() && !unread_source {
+                // Flux's default (without StrictPostBuildSubstitutions) substitutes nothing.
+                let substitute = fields.entry("substitute").or_insert_with(|| json!({}));
+                for name in &unset {
+                    substitute[name.as_str()] = Value::String(String::new());
+                }
+            } else if !unset.is_empty() {
                 fields.insert("installed".into(), Value::Bool(false));
                 let names: Vec<String> = unset.into_iter().collect();
                 let line = self.line(&obj, Some("postBuild"));

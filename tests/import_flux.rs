@@ -406,3 +406,36 @@ fn variables_nothing_sets_are_empty_as_flux_substitutes_them_unless_a_source_was
     );
     assert_eq!(repo.weaver(&["render", "--env", "prod"]).success(), "");
 }
+
+#[test]
+fn without_a_bootstrap_children_come_through_their_parents_patches() {
+    let repo = Repo::empty();
+    let ks = |name: &str, path: &str, rest: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
+             spec:\n  path: {path}\n{rest}"
+        )
+    };
+    // `home` is the GitRepository flux-operator makes for this repository: not in it.
+    let parent_rest = "  sourceRef:\n    kind: GitRepository\n    name: home\n  patches:\n    - patch: |-\n        \
+                       apiVersion: kustomize.toolkit.fluxcd.io/v1\n        kind: Kustomization\n        metadata:\n          \
+                       name: _\n        spec:\n          targetNamespace: team\n          sourceRef:\n            \
+                       kind: GitRepository\n            name: home\n      target:\n        kind: Kustomization\n";
+    repo.write("flux/cluster/ks.yaml", &ks("apps", "./apps", parent_rest))
+        .write("apps/web/ks.yaml", &ks("web", "./apps/web/app", ""))
+        .write(
+            "apps/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web/ks.yaml\n",
+        )
+        .write(
+            "apps/web/app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\n",
+        )
+        .write("apps/web/app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  a: b\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let env = std::fs::read_to_string(repo.path().join("environments/default.yaml")).unwrap();
+    assert!(env.contains("- name: web\n  namespace: team\n  kustomize: apps/web/app\n"), "{env}");
+    let render = repo.weaver(&["render", "--env", "default"]);
+    assert_eq!(objects(render.success())[0].0, "ConfigMap/team/web");
+}

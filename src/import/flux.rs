@@ -412,6 +412,24 @@ impl Import<'_> {
             };
             ks.has_kustomization = has_kustomization;
             let mut objects = objects;
+            if cluster.root.is_none() && kss.is_empty() {
+                // Without a bootstrap the cluster's directory holds every Kustomization, the
+                // children of others among them: those come through their parents, patched as
+                // the parents patch them.
+                let paths: Vec<PathBuf> = objects
+                    .iter()
+                    .filter(|o| o.kind() == "Kustomization" && o.is_flux())
+                    .filter_map(|o| self.join(o.text("/spec/path")))
+                    .filter(|p| !p.as_os_str().is_empty() && *p != dir)
+                    .collect();
+                let whole_repository = dir == self.root;
+                objects.retain(|o| {
+                    // The whole repository stands for a root no file names: it applies only the
+                    // Flux objects no Kustomization applies.
+                    let plain = !o.is_flux() && o.object.get("sops").is_none();
+                    !(whole_repository && plain) && !(o.is_flux() && paths.iter().any(|p| o.file.starts_with(p)))
+                });
+            }
             self.patch_flux_objects(&ks.obj, &mut objects);
             let target_namespace = ks.obj.text("/spec/targetNamespace").to_string();
             let vars = self.variables(&ks.obj, &config);
@@ -600,7 +618,9 @@ impl Import<'_> {
                 let git = sources
                     .iter()
                     .find(|s| s.kind() == "GitRepository" && s.name() == name && s.namespace() == namespace);
-                let is_this_repository = name == "flux-system" || git.is_some_and(|g| g.text("/spec/url").is_empty());
+                // One the repository does not define is the one bootstrap (or flux-operator)
+                // made for it.
+                let is_this_repository = name == "flux-system" || git.is_none_or(|g| g.text("/spec/url").is_empty());
                 if !is_this_repository {
                     let url = git.map(|g| g.text("/spec/url").to_string()).unwrap_or_default();
                     self.leave_at(
@@ -1081,7 +1101,7 @@ impl Import<'_> {
                 }
                 "kubeConfig" => "a remote cluster: give the environment's `cluster.context`",
                 "healthCheckExprs" => "write them as the environment's `healthChecks:` (CEL rules per kind)",
-                "deletionPolicy" if value.as_str() != Some("MachineGenerated") => {
+                "deletionPolicy" if !matches!(value.as_str(), Some("MachineGenerated" | "Delete")) => {
                     "weaver deletes a release's objects when the release is removed (`apply --prune-releases`)"
                 }
                 "healthChecks" => {

@@ -427,7 +427,7 @@ impl Import<'_> {
                     // The whole repository stands for a root no file names: it applies only the
                     // Flux objects no Kustomization applies.
                     let plain = !o.is_flux() && o.object.get("sops").is_none();
-                    !(whole_repository && plain) && !(o.is_flux() && paths.iter().any(|p| o.file.starts_with(p)))
+                    !(whole_repository && plain || o.is_flux() && paths.iter().any(|p| o.file.starts_with(p)))
                 });
             }
             self.patch_flux_objects(&ks.obj, &mut objects);

@@ -178,7 +178,9 @@ const CHARTS_EXAMPLES: &str = "Examples:
   weaver charts fetch           # pull what charts.lock pins (CI, a fresh clone)";
 const IMPORT_EXAMPLES: &str = "Examples:
   weaver import helmfile
-  weaver import helmfile deploy/helmfile.yaml --force";
+  weaver import helmfile deploy/helmfile.yaml --force
+  weaver import flux                          # the repository (--repo) is a Flux repository
+  weaver import flux fleet/ --force           # the Flux repository in fleet/";
 const REPORT_EXAMPLES: &str = "Examples:
   weaver diff --env \"*\" --shard 2/4 -o json > diff-2.json   # on each of 4 runners
   weaver report merge diff-*.json -o markdown > comment.md     # then once, over every shard's file
@@ -430,6 +432,18 @@ pub enum LogFormat {
 pub enum ImportCommand {
     /// Convert a helmfile.yaml into environments/*.yaml; list what has no weaver equivalent
     Helmfile(ImportHelmfileArgs),
+    /// Convert a Flux repository (Kustomizations, HelmReleases and their sources) into one environment per cluster; list what has no weaver equivalent
+    Flux(ImportFluxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFluxArgs {
+    /// The Flux repository's root, where its Kustomizations' paths start, relative to the current directory and inside --repo [default: --repo]
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// Replace files that already exist
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

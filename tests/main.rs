@@ -25,6 +25,7 @@ mod helm;
 mod hooks;
 mod ignore;
 mod import;
+mod import_flux;
 mod kustomize;
 mod leaks;
 mod lock;

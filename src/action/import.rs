@@ -1,11 +1,12 @@
-//! `weaver import helmfile`: reads a helmfile and the files it names, converts it
-//! (`crate::import::helmfile`), and writes the environment files into the repository, never
-//! over existing ones unless told to.
+//! `weaver import helmfile` and `weaver import flux`: read a helmfile and the files it names,
+//! or a Flux repository, convert them (`crate::import`), and write the environment files into
+//! the repository, never over existing ones unless told to.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Location, Result};
+use crate::import::flux;
 use crate::import::helmfile::{self, Files, Found};
 use crate::project::environment::{ENVIRONMENTS_DIR, environment_path, list_environments, load_environment};
 use crate::project::source::{Entry, FsSource, Source, lexical, utf8};
@@ -178,13 +179,22 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         err
     })?;
 
-    let existing: Vec<String> = imported
-        .files
+    let written = write_files(&repo, &imported.files, options.force)?;
+    let left_out = imported
+        .left_out
         .iter()
-        .filter(|(file, _)| repo.join(file).exists())
-        .map(|(file, _)| file.display().to_string())
+        .map(|l| format!("{}: {l}", Location { path: as_given(Path::new(&l.file)), line: Some(l.line), column: None }))
         .collect();
-    if !existing.is_empty() && !options.force {
+    Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts })
+}
+
+/// Writes the files an import gives into the repository at `repo`, refusing (before writing
+/// any) to replace one that exists unless `force`, or to write into an environments/ that holds
+/// a file weaver would refuse as an environment.
+fn write_files(repo: &Path, files: &[(PathBuf, String)], force: bool) -> Result<Vec<PathBuf>> {
+    let existing: Vec<String> =
+        files.iter().filter(|(file, _)| repo.join(file).exists()).map(|(file, _)| file.display().to_string()).collect();
+    if !existing.is_empty() && !force {
         return Err(Error::at(
             Location::file(&existing[0]),
             format!(
@@ -199,14 +209,14 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
     }
     // weaver reads every file of environments/ as an environment: one that is not (helmfile's
     // environment values kept there) would make it refuse the repository the import writes.
-    let repository: &dyn Source = &FsSource::new(&repo);
+    let repository: &dyn Source = &FsSource::new(repo);
     let existing = match repo.join(ENVIRONMENTS_DIR).is_dir() {
         true => list_environments(repository)?,
         false => Vec::new(),
     };
     for name in existing {
         let path = environment_path(&name);
-        if imported.files.iter().any(|(file, _)| *file == path) {
+        if files.iter().any(|(file, _)| *file == path) {
             continue;
         }
         if let Err(err) = load_environment(repository, &name) {
@@ -214,11 +224,11 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
                 Location::file(&path),
                 format!("not a weaver environment ({}), and weaver reads every file of environments/ as one", err.message),
             )
-            .with_help("move the files that are not environments out of environments/, change the helmfile's paths to them, and import again"));
+            .with_help("move the files that are not environments out of environments/, and import again (changing the paths that name them)"));
         }
     }
     let mut written = Vec::new();
-    for (file, content) in &imported.files {
+    for (file, content) in files {
         let full = repo.join(file);
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).map_err(|err| Error::io("create directory", parent, err))?;
@@ -226,10 +236,34 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         std::fs::write(&full, content).map_err(|err| Error::io("write", &full, err))?;
         written.push(file.clone());
     }
-    let left_out = imported
-        .left_out
-        .iter()
-        .map(|l| format!("{}: {l}", Location { path: as_given(Path::new(&l.file)), line: Some(l.line), column: None }))
-        .collect();
+    Ok(written)
+}
+
+/// What `weaver import flux` reads.
+pub struct ImportFluxOptions {
+    /// The weaver repository to write into.
+    pub repo: PathBuf,
+    /// The Flux repository's root (where its Kustomizations' paths start), relative to the
+    /// current directory and inside `repo`; `None` for `repo` itself.
+    pub path: Option<PathBuf>,
+    /// Replace existing files.
+    pub force: bool,
+}
+
+/// Converts the Flux repository and writes the environment files (and the kustomizations and
+/// variable files they name) it gives.
+pub fn import_flux(options: &ImportFluxOptions) -> Result<ImportReport> {
+    let repo =
+        std::fs::canonicalize(&options.repo).map_err(|err| Error::io("open the repository", &options.repo, err))?;
+    let given = options.path.as_ref().unwrap_or(&options.repo);
+    let path = std::fs::canonicalize(given).map_err(|err| Error::io("open the Flux repository", given, err))?;
+    let Ok(root) = path.strip_prefix(&repo) else {
+        return Err(Error::at(Location::file(given), "is outside the weaver repository").with_help(
+            "import a Flux repository inside the weaver repository (--repo), such as its root: `weaver import flux`",
+        ));
+    };
+    let imported = flux::convert(&FsSource::new(&repo), root)?;
+    let written = write_files(&repo, &imported.files, options.force)?;
+    let left_out = imported.left_out.iter().map(ToString::to_string).collect();
     Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts })
 }

@@ -260,9 +260,14 @@ fn register_substituted_leaves(
 ) {
     let releases = selected.releases();
     let files = releases.iter().flat_map(|r| &r.substitute_from).filter_map(|f| decrypted.get(&f.path));
-    for value in files.flat_map(Map::values) {
-        if let Some(Ok(Some(parsed))) = value.as_str().map(crate::helm::yaml::from_str) {
-            redactor.register_tree(&parsed);
+    // A Secret's variables are its data decoded: the redactor must know those.
+    let variables = files.filter_map(|map| crate::render::substitute_from_variables(map.clone()).ok());
+    for vars in variables {
+        for value in vars.values() {
+            redactor.register_tree(value);
+            if let Some(Ok(Some(parsed))) = value.as_str().map(crate::helm::yaml::from_str) {
+                redactor.register_tree(&parsed);
+            }
         }
     }
 }

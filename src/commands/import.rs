@@ -1,18 +1,26 @@
-//! `weaver import helmfile [FILE]`: environment files from a helmfile. Prints the files
+//! `weaver import helmfile [FILE]` and `weaver import flux [PATH]`: environment files from a
+//! helmfile or a Flux repository. Prints the files
 //! written on stdout, and on stderr what was not converted, one `FILE:LINE` line each; exits 2
 //! when something was left out.
 
 use std::process::ExitCode;
 
 use super::Ui;
-use crate::action::import::{ImportOptions, import_helmfile};
+use crate::action::import::{ImportFluxOptions, ImportOptions, import_flux, import_helmfile};
 use crate::cli::{GlobalArgs, ImportCommand};
 use crate::error::Result;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, command: &ImportCommand) -> Result<ExitCode> {
-    let ImportCommand::Helmfile(args) = command;
-    let report =
-        import_helmfile(&ImportOptions { repo: global.repo.clone(), helmfile: args.file.clone(), force: args.force })?;
+    let report = match command {
+        ImportCommand::Helmfile(args) => import_helmfile(&ImportOptions {
+            repo: global.repo.clone(),
+            helmfile: args.file.clone(),
+            force: args.force,
+        })?,
+        ImportCommand::Flux(args) => {
+            import_flux(&ImportFluxOptions { repo: global.repo.clone(), path: args.path.clone(), force: args.force })?
+        }
+    };
     let mut out = String::new();
     for file in &report.written {
         out.push_str(&format!("wrote {}\n", file.display()));

@@ -2,4 +2,5 @@
 //! the text and a view of the files it names, and get back the files to write and what could
 //! not be converted.
 
+pub mod flux;
 pub mod helmfile;

@@ -852,6 +852,11 @@ const RELEASE_NAME: LabelRule = LabelRule {
     rule: "at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit",
 };
 
+/// Whether `name` is a valid release name (what an import checks before writing one).
+pub fn is_release_name(name: &str) -> bool {
+    name.len() <= RELEASE_NAME.max && crate::manifest::is_dns1123_label(name)
+}
+
 const NAMESPACE_NAME: LabelRule = LabelRule { what: "namespace", max: 63, rule: crate::manifest::DNS1123_LABEL };
 
 impl LabelRule {

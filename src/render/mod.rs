@@ -806,6 +806,9 @@ fn variables(project: &Project, release: &Release, secrets: &Secrets) -> Result<
         crate::yaml::from_str::<Option<Value>>(path, text)
     })?;
     for (file, map) in release.substitute_from.iter().zip(files) {
+        let map = substitute_from_variables(map).map_err(|message| {
+            Error::at(file.at.clone(), format!("substituteFrom file {}: {message}", file.path.display()))
+        })?;
         for (name, value) in map {
             let problem = match variable_value(&value) {
                 _ if !is_variable_name(&name) => Some((format!("`{name}` is not a variable name"), VARIABLE_NAME_HELP)),
@@ -825,6 +828,36 @@ fn variables(project: &Project, release: &Release, secrets: &Secrets) -> Result<
         }
     }
     vars.extend(release.substitute.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(vars)
+}
+
+/// The variables of a `substituteFrom` file: the file itself, or, when it holds a ConfigMap or
+/// a Secret (as Flux's substituteFrom names them, SOPS-encrypted or not), its data: a Secret's
+/// `data` base64-decoded, then its `stringData` over it, as the API server merges them.
+pub(crate) fn substitute_from_variables(map: Map<String, Value>) -> std::result::Result<Map<String, Value>, String> {
+    let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    if map.get("apiVersion").and_then(Value::as_str) != Some("v1") || !matches!(kind.as_str(), "ConfigMap" | "Secret") {
+        return Ok(map);
+    }
+    let mut vars = Map::new();
+    for (name, value) in map.get("data").and_then(Value::as_object).into_iter().flatten() {
+        let value = match (kind.as_str(), value.as_str()) {
+            ("Secret", Some(encoded)) => {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|_| format!("the Secret's `data.{name}` is not base64"))?;
+                Value::String(String::from_utf8(bytes).map_err(|_| format!("the Secret's `data.{name}` is not text"))?)
+            }
+            _ => value.clone(),
+        };
+        vars.insert(name.clone(), value);
+    }
+    if kind == "Secret" {
+        for (name, value) in map.get("stringData").and_then(Value::as_object).into_iter().flatten() {
+            vars.insert(name.clone(), value.clone());
+        }
+    }
     Ok(vars)
 }
 
@@ -1257,6 +1290,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_substitute_from_configmap_or_secret_gives_its_data() {
+        let map = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let flat = map(json!({"a": "1", "kind": "Secret"}));
+        assert_eq!(substitute_from_variables(flat.clone()).unwrap(), flat, "a flat file is its own variables");
+        let cm = map(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}));
+        assert_eq!(substitute_from_variables(cm).unwrap(), map(json!({"a": "1"})));
+        let secret = map(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "data": {"a": "b25l", "b": "dHdv"}, "stringData": {"b": "three"},
+        }));
+        assert_eq!(substitute_from_variables(secret).unwrap(), map(json!({"a": "one", "b": "three"})));
+        let bad = map(json!({"apiVersion": "v1", "kind": "Secret", "data": {"a": "not base64!"}}));
+        assert_eq!(substitute_from_variables(bad).unwrap_err(), "the Secret's `data.a` is not base64");
+    }
 
     #[test]
     fn a_helm_chart_is_loaded_by_its_first_release_and_goes_after_its_last() {

@@ -1,0 +1,1740 @@
+//! `weaver import flux`: a Flux repository as weaver environment files.
+//!
+//! One environment per cluster: a directory that a `flux-system` Kustomization syncs (Flux's
+//! bootstrap writes it in `gotk-sync.yaml`), else each directory under `clusters/`, else the
+//! repository itself (`default`). From there the import follows what Flux would apply: each
+//! Kustomization's path is built as kustomize-controller builds it, the Flux objects it holds
+//! are followed (Kustomizations) or converted (HelmReleases, with their sources), and its other
+//! objects become a `kustomize:` release. Flux's settings that kustomize expresses
+//! (`targetNamespace`, `patches`, `images`, `components`, `namePrefix`, `commonMetadata`) go
+//! into a kustomization written beside the environments, which builds the Flux path and drops
+//! the Flux objects. Everything else is listed, with its file and line. Pure: files are read
+//! through a [`Source`], the files to write are returned.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Location, Result};
+use crate::helm::strvals::{self, Kind};
+use crate::kustomize::{self, substitute};
+use crate::project::environment::is_release_name;
+use crate::project::source::{Source, is_plain_name, lexical};
+use crate::project::values::deep_merge;
+
+/// Where the kustomizations and variable files the import writes go, under one directory per
+/// environment.
+pub const GENERATED_DIR: &str = "flux-import";
+
+/// Something of the Flux repository that is not in the files written, or not exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub file: PathBuf,
+    pub line: u64,
+    /// What it is: `HelmRelease podinfo/podinfo: spec.install`.
+    pub what: String,
+    /// Why, and what to do instead.
+    pub why: String,
+}
+
+impl fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}: {}", self.file.display(), self.line, self.what, self.why)
+    }
+}
+
+/// The converted repository.
+#[derive(Debug, Clone, Default)]
+pub struct Imported {
+    /// Repository paths and their text: per environment, its file, then what it refers to.
+    pub files: Vec<(PathBuf, String)>,
+    /// By file and line.
+    pub left_out: Vec<LeftOut>,
+    /// The remote charts releases name (`repo/chart`, `oci://…`), for `weaver charts lock`.
+    pub remote_charts: Vec<String>,
+}
+
+/// The environments for the Flux repository at `root` (a directory of `source`, `""` for its
+/// root). An error only when `root` cannot be read at all.
+pub fn convert(source: &dyn Source, root: &Path) -> Result<Imported> {
+    let mut import = Import { source, root: root.to_path_buf(), texts: HashMap::new(), left_out: Vec::new() };
+    let mut imported = Imported::default();
+    for cluster in import.clusters()? {
+        let converted = import.cluster(&cluster);
+        for chart in converted.remote_charts {
+            if !imported.remote_charts.contains(&chart) {
+                imported.remote_charts.push(chart);
+            }
+        }
+        imported.files.extend(converted.files);
+    }
+    let mut left_out = import.left_out;
+    left_out.sort_by(|a, b| (&a.file, a.line, &a.what).cmp(&(&b.file, b.line, &b.what)));
+    left_out.dedup();
+    imported.left_out = left_out;
+    Ok(imported)
+}
+
+/// One object Flux would apply, with where it was written.
+#[derive(Debug, Clone)]
+struct Obj {
+    object: Value,
+    file: PathBuf,
+    /// Its document in `file`, 1-based.
+    document: usize,
+}
+
+impl Obj {
+    fn text(&self, pointer: &str) -> &str {
+        self.object.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    }
+    fn kind(&self) -> &str {
+        self.text("/kind")
+    }
+    fn name(&self) -> &str {
+        self.text("/metadata/name")
+    }
+    fn namespace(&self) -> &str {
+        self.text("/metadata/namespace")
+    }
+    fn group(&self) -> &str {
+        crate::manifest::api_group(self.text("/apiVersion"))
+    }
+    fn is_flux(&self) -> bool {
+        let group = self.group();
+        group.ends_with(".toolkit.fluxcd.io")
+            || group.ends_with(".extensions.fluxcd.io")
+            || group == "fluxcd.controlplane.io"
+    }
+    fn spec(&self, key: &str) -> Option<&Value> {
+        self.object.pointer(&format!("/spec/{key}")).filter(|v| !v.is_null())
+    }
+    fn describe(&self) -> String {
+        match self.namespace() {
+            "" => format!("{} {}", self.kind(), self.name()),
+            ns => format!("{} {ns}/{}", self.kind(), self.name()),
+        }
+    }
+}
+
+/// A cluster: where Flux starts syncing it, and the environment it becomes.
+struct Cluster {
+    env: String,
+    /// The directory its root Kustomization builds.
+    dir: PathBuf,
+    /// The bootstrap's Kustomization and GitRepository, when the repository has them.
+    root: Option<Obj>,
+}
+
+/// A Flux Kustomization of a cluster, built.
+struct Ks {
+    obj: Obj,
+    /// The directory it builds, as a repository path; `None` when it is not in the repository.
+    dir: Option<PathBuf>,
+    /// Its objects that are not Flux's.
+    plain: Vec<Obj>,
+    /// Its Flux objects and SOPS-encrypted Secrets, which the release drops.
+    dropped: Vec<Obj>,
+    /// Whether `dir` has a kustomization file (else Flux generates one).
+    has_kustomization: bool,
+    /// The weaver releases made of it (its own and its HelmReleases').
+    releases: Vec<String>,
+}
+
+/// A release as converted, with where it was defined and what it needs in Flux's terms.
+struct Release {
+    name: String,
+    fields: Map<String, Value>,
+    /// Kustomizations (namespace, name) whose releases this one needs.
+    after_ks: Vec<(String, String)>,
+    /// HelmReleases (namespace, name) this one needs, and where that was written.
+    after_hr: Vec<(String, String, PathBuf, u64)>,
+}
+
+struct Import<'a> {
+    source: &'a dyn Source,
+    root: PathBuf,
+    /// File texts read, for line numbers.
+    texts: HashMap<PathBuf, String>,
+    left_out: Vec<LeftOut>,
+}
+
+/// The files and charts of one cluster.
+struct Converted {
+    files: Vec<(PathBuf, String)>,
+    remote_charts: Vec<String>,
+}
+
+impl Import<'_> {
+    fn read(&mut self, path: &Path) -> Option<String> {
+        if let Some(text) = self.texts.get(path) {
+            return Some(text.clone());
+        }
+        let bytes = self.source.read(path).ok()??;
+        let text = String::from_utf8(bytes).ok()?;
+        self.texts.insert(path.to_path_buf(), text.clone());
+        Some(text)
+    }
+
+    /// The line of `key` (a YAML key, as written) in an object's document, or the document's
+    /// first line.
+    fn line(&mut self, obj: &Obj, key: Option<&str>) -> u64 {
+        self.line_in(&obj.file, obj.document, key)
+    }
+
+    fn line_in(&mut self, file: &Path, document: usize, key: Option<&str>) -> u64 {
+        let Some(text) = self.read(file) else { return 1 };
+        let mut doc = 1;
+        let mut start = None;
+        let mut seen_content = false;
+        for (n, line) in text.lines().enumerate() {
+            let n = n as u64 + 1;
+            if line.starts_with("---") {
+                if seen_content {
+                    doc += 1;
+                    seen_content = false;
+                }
+                continue;
+            }
+            let trimmed = line.trim_start();
+            if doc == document && !trimmed.is_empty() && !trimmed.starts_with('#') {
+                let first = *start.get_or_insert(n);
+                let Some(key) = key else { return first };
+                let bare = trimmed.trim_start_matches("- ");
+                if bare.starts_with(&format!("{key}:")) {
+                    return n;
+                }
+            }
+            if !trimmed.is_empty() && !trimmed.starts_with('#') {
+                seen_content = true;
+            }
+            if doc > document {
+                break;
+            }
+        }
+        start.unwrap_or(1)
+    }
+
+    fn leave(&mut self, file: &Path, line: u64, what: impl Into<String>, why: impl Into<String>) {
+        self.left_out.push(LeftOut { file: file.to_path_buf(), line, what: what.into(), why: why.into() });
+    }
+
+    fn leave_at(&mut self, obj: &Obj, key: Option<&str>, what: impl Into<String>, why: impl Into<String>) {
+        let line = self.line(obj, key);
+        self.leave(&obj.file, line, what, why);
+    }
+
+    fn join(&self, path: &str) -> Option<PathBuf> {
+        lexical(&self.root.join(path))
+    }
+
+    /// Every `.yaml`/`.yml` file under `dir`, depth first in name order, as Flux's generator
+    /// walks; with `stop_at_kustomization`, a subdirectory holding a kustomization file is
+    /// listed itself instead of its files.
+    fn walk(&self, dir: &Path, stop_at_kustomization: bool, out: &mut Vec<PathBuf>) {
+        let Ok(Some(entries)) = self.source.list(dir) else { return };
+        for entry in entries {
+            let path = dir.join(&entry.name);
+            if entry.is_dir {
+                if entry.name.starts_with('.') {
+                    continue;
+                }
+                if stop_at_kustomization && self.kustomization_in(&path) {
+                    out.push(path);
+                } else {
+                    self.walk(&path, stop_at_kustomization, out);
+                }
+            } else if entry.name.ends_with(".yaml") || entry.name.ends_with(".yml") {
+                out.push(path);
+            }
+        }
+    }
+
+    fn kustomization_in(&self, dir: &Path) -> bool {
+        ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+            .iter()
+            .any(|name| matches!(self.source.read(&dir.join(name)), Ok(Some(_))))
+    }
+
+    /// The objects of a file, as kyaml reads them; none when it is not Kubernetes YAML.
+    fn objects_of(&mut self, file: &Path) -> Vec<Obj> {
+        let Some(text) = self.read(file) else { return Vec::new() };
+        let Ok(docs) = crate::yaml::documents_kyaml(file, &text) else { return Vec::new() };
+        docs.into_iter()
+            .enumerate()
+            .filter(|(_, doc)| doc.get("kind").is_some() && doc.get("apiVersion").is_some())
+            .map(|(i, object)| Obj { object, file: file.to_path_buf(), document: i + 1 })
+            .collect()
+    }
+
+    /// The clusters of the repository (see the module documentation).
+    fn clusters(&mut self) -> Result<Vec<Cluster>> {
+        let mut files = Vec::new();
+        self.walk(&self.root.clone(), false, &mut files);
+        let mut clusters: Vec<Cluster> = Vec::new();
+        for file in files {
+            for obj in self.objects_of(&file) {
+                // `flux bootstrap`'s Kustomization, or the flux-operator's FluxInstance syncing
+                // this repository.
+                let path = match obj.kind() {
+                    "Kustomization"
+                        if obj.is_flux()
+                            && obj.name() == "flux-system"
+                            && obj.text("/spec/sourceRef/kind") == "GitRepository" =>
+                    {
+                        obj.text("/spec/path")
+                    }
+                    "FluxInstance" if obj.is_flux() && obj.text("/spec/sync/kind") == "GitRepository" => {
+                        obj.text("/spec/sync/path")
+                    }
+                    _ => continue,
+                };
+                let Some(dir) = self.join(path) else { continue };
+                if clusters.iter().any(|c| c.dir == dir) {
+                    continue;
+                }
+                let root = (obj.kind() == "Kustomization").then_some(obj);
+                clusters.push(Cluster { env: String::new(), dir, root });
+            }
+        }
+        if clusters.is_empty() {
+            let dir = self.root.join("clusters");
+            if let Ok(Some(entries)) = self.source.list(&dir) {
+                for entry in entries.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
+                    clusters.push(Cluster { env: String::new(), dir: dir.join(entry.name), root: None });
+                }
+            }
+        }
+        if clusters.is_empty() {
+            clusters.push(Cluster { env: "default".into(), dir: self.root.clone(), root: None });
+        }
+        // The environment is named by the cluster's directory under `clusters/`, else its last.
+        let mut names = BTreeSet::new();
+        for cluster in &mut clusters {
+            if !cluster.env.is_empty() {
+                continue;
+            }
+            let relative = cluster.dir.strip_prefix(&self.root).unwrap_or(&cluster.dir);
+            let parts: Vec<String> =
+                relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            let parts = match parts.iter().position(|p| p == "clusters") {
+                Some(i) if i + 1 < parts.len() => parts[i + 1..].to_vec(),
+                _ => parts.last().cloned().into_iter().collect(),
+            };
+            let mut env: String = parts
+                .join("-")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+                .collect();
+            if env.is_empty() || !is_plain_name(&env) {
+                env = "default".into();
+            }
+            let mut unique = env.clone();
+            let mut n = 2;
+            while !names.insert(unique.clone()) {
+                unique = format!("{env}-{n}");
+                n += 1;
+            }
+            cluster.env = unique;
+        }
+        Ok(clusters)
+    }
+
+    /// What Flux builds from `dir`: its kustomization, or the one Flux generates of its files.
+    fn build(&mut self, dir: &Path, at: &Obj) -> std::result::Result<(Vec<Obj>, bool), String> {
+        if self.kustomization_in(dir) {
+            let location = Location::file(&at.file);
+            let resources = kustomize::build(self.source, dir, &location).map_err(|err| err.to_string())?;
+            return Ok((
+                resources.into_iter().map(|r| Obj { object: r.object, file: r.source, document: r.document }).collect(),
+                true,
+            ));
+        }
+        if !matches!(self.source.list(dir), Ok(Some(_))) {
+            return Err(format!("{} is not a directory of the repository", dir.display()));
+        }
+        let mut entries = Vec::new();
+        self.walk(dir, true, &mut entries);
+        let mut objects = Vec::new();
+        for entry in entries {
+            if self.kustomization_in(&entry) && entry != dir {
+                objects.extend(self.build(&entry, at)?.0);
+            } else {
+                objects.extend(self.objects_of(&entry));
+            }
+        }
+        Ok((objects, false))
+    }
+
+    fn cluster(&mut self, cluster: &Cluster) -> Converted {
+        let env = cluster.env.clone();
+        // The root: the bootstrap's Kustomization, or one standing for it.
+        let root = cluster.root.clone().unwrap_or_else(|| Obj {
+            object: json!({
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+                "kind": "Kustomization",
+                "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                "spec": {"path": cluster.dir.to_string_lossy(), "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+            }),
+            file: cluster.dir.clone(),
+            document: 1,
+        });
+        let mut queue = VecDeque::from([(root, Some(cluster.dir.clone()))]);
+        let mut seen = BTreeSet::new();
+        let mut kss: Vec<Ks> = Vec::new();
+        let mut helm_releases: Vec<(usize, Obj)> = Vec::new();
+        let mut sources: Vec<Obj> = Vec::new();
+        let mut config: Vec<Obj> = Vec::new();
+        let mut components_seen = BTreeSet::new();
+        while let Some((obj, dir)) = queue.pop_front() {
+            let id = (obj.namespace().to_string(), obj.name().to_string());
+            if !seen.insert(id) {
+                continue;
+            }
+            let dir = dir.or_else(|| self.ks_dir(&obj, &sources));
+            let mut ks =
+                Ks { obj, dir, plain: Vec::new(), dropped: Vec::new(), has_kustomization: false, releases: Vec::new() };
+            let Some(dir) = ks.dir.clone() else {
+                kss.push(ks);
+                continue;
+            };
+            let (objects, has_kustomization) = match self.build(&dir, &ks.obj) {
+                Ok(built) => built,
+                Err(err) => {
+                    let what = format!("{} (path {})", ks.obj.describe(), dir.display());
+                    self.leave_at(&ks.obj, Some("path"), what, format!("not built: {err}"));
+                    ks.dir = None;
+                    kss.push(ks);
+                    continue;
+                }
+            };
+            ks.has_kustomization = has_kustomization;
+            let mut objects = objects;
+            if cluster.root.is_none() && kss.is_empty() {
+                // Without a bootstrap the cluster's directory holds every Kustomization, the
+                // children of others among them: those come through their parents, patched as
+                // the parents patch them.
+                let paths: Vec<PathBuf> = objects
+                    .iter()
+                    .filter(|o| o.kind() == "Kustomization" && o.is_flux())
+                    .filter_map(|o| self.join(o.text("/spec/path")))
+                    .filter(|p| !p.as_os_str().is_empty() && *p != dir)
+                    .collect();
+                let whole_repository = dir == self.root;
+                objects.retain(|o| {
+                    // The whole repository stands for a root no file names: it applies only the
+                    // Flux objects no Kustomization applies.
+                    let plain = !o.is_flux() && o.object.get("sops").is_none();
+                    !(whole_repository && plain || o.is_flux() && paths.iter().any(|p| o.file.starts_with(p)))
+                });
+            }
+            self.patch_flux_objects(&ks.obj, &mut objects);
+            let target_namespace = ks.obj.text("/spec/targetNamespace").to_string();
+            let vars = self.variables(&ks.obj, &config);
+            let index = kss.len();
+            for mut obj in objects {
+                if obj.file.file_name().is_some_and(|n| n == "gotk-components.yaml") {
+                    if components_seen.insert(obj.file.clone()) {
+                        self.leave(
+                            &obj.file,
+                            1,
+                            "Flux's own controllers and CRDs",
+                            "not converted: weaver applies from your pipeline (or its operator, `weaver operator`), \
+                             not through Flux's controllers",
+                        );
+                    }
+                    ks.dropped.push(obj);
+                    continue;
+                }
+                if obj.is_flux() {
+                    // The release drops it as the build gives it, before Flux's changes.
+                    ks.dropped.push(obj.clone());
+                    if !target_namespace.is_empty() {
+                        obj.object["metadata"]["namespace"] = Value::String(target_namespace.clone());
+                    }
+                    if let Some(vars) = &vars {
+                        self.substitute(&mut obj, vars);
+                    }
+                    match obj.kind() {
+                        "Kustomization" if obj.group() == "kustomize.toolkit.fluxcd.io" => {
+                            queue.push_back((obj.clone(), None));
+                        }
+                        "HelmRelease" => helm_releases.push((index, obj.clone())),
+                        "GitRepository" | "HelmRepository" | "OCIRepository" | "ArtifactGenerator" => {
+                            sources.push(obj.clone())
+                        }
+                        kind => {
+                            let why = match kind {
+                                "Alert" | "Provider" | "Receiver" => {
+                                    "weaver has no controller to notify from: an environment's `notifications:` \
+                                     tell webhooks of applies and drift"
+                                }
+                                "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation" => {
+                                    "not supported: weaver does not update images in git"
+                                }
+                                _ => "not supported: weaver runs no Flux controllers",
+                            };
+                            self.leave_at(&obj, None, obj.describe(), why);
+                        }
+                    }
+                } else if obj.object.get("sops").is_some_and(Value::is_object) {
+                    self.leave_at(
+                        &obj,
+                        Some("sops"),
+                        format!("{} (SOPS-encrypted)", obj.describe()),
+                        "not converted: weaver decrypts SOPS files as values, not objects of a kustomization: \
+                         move its data into a SOPS values file (`weaver secrets encrypt`) and render the Secret from \
+                         a chart or with `substituteFrom`",
+                    );
+                    // substituteFrom and valuesFrom may still name it.
+                    config.push(obj.clone());
+                    ks.dropped.push(obj);
+                } else {
+                    if obj.kind() == "ConfigMap" || obj.kind() == "Secret" {
+                        config.push(obj.clone());
+                    }
+                    ks.plain.push(obj);
+                }
+            }
+            kss.push(ks);
+        }
+
+        let mut releases: Vec<Release> = Vec::new();
+        let mut files: Vec<(PathBuf, String)> = Vec::new();
+        let taken: BTreeSet<String> = helm_releases.iter().map(|(_, hr)| helm_name(hr)).collect();
+        for ks in &mut kss {
+            if let Some(release) = self.kustomization_release(&env, ks, &config, &releases, &taken, &mut files) {
+                ks.releases.push(release.name.clone());
+                releases.push(release);
+            }
+        }
+        let mut repositories: BTreeMap<String, Value> = BTreeMap::new();
+        let mut remote_charts = Vec::new();
+        let mut hr_names: HashMap<(String, String), String> = HashMap::new();
+        for (index, hr) in &helm_releases {
+            let parent = &kss[*index];
+            let Some(mut release) = self.helm_release(hr, &sources, &config, &releases, &mut repositories) else {
+                continue;
+            };
+            release.after_ks.extend(depends_on(&parent.obj));
+            if let Some(Value::String(chart)) = release.fields.get("chart")
+                && (chart.starts_with("oci://") || repositories.contains_key(chart.split('/').next().unwrap_or("")))
+                && !remote_charts.contains(chart)
+            {
+                remote_charts.push(chart.clone());
+            }
+            hr_names.insert((hr.namespace().to_string(), hr.name().to_string()), release.name.clone());
+            kss[*index].releases.push(release.name.clone());
+            releases.push(release);
+        }
+
+        // `needs`: a Kustomization's dependsOn holds back each of its releases until every
+        // release of the Kustomizations it names is applied.
+        let ks_releases: HashMap<(String, String), Vec<String>> = kss
+            .iter()
+            .map(|k| ((k.obj.namespace().to_string(), k.obj.name().to_string()), k.releases.clone()))
+            .collect();
+        let mut out_releases = Vec::new();
+        for release in &releases {
+            let mut needs: Vec<String> = Vec::new();
+            for (ns, name) in &release.after_ks {
+                match ks_releases.get(&(ns.clone(), name.clone())) {
+                    Some(names) => needs.extend(names.iter().filter(|n| **n != release.name).cloned()),
+                    None => {
+                        let owner = kss.iter().find(|k| k.releases.contains(&release.name)).map(|k| k.obj.clone());
+                        if let Some(owner) = owner {
+                            self.leave_at(
+                                &owner,
+                                Some("dependsOn"),
+                                format!("{}: dependsOn {ns}/{name}", owner.describe()),
+                                "no such Kustomization in this cluster: not converted",
+                            );
+                        }
+                    }
+                }
+            }
+            for (ns, name, file, line) in &release.after_hr {
+                match hr_names.get(&(ns.clone(), name.clone())) {
+                    Some(n) => needs.push(n.clone()),
+                    None => self.leave(
+                        file,
+                        *line,
+                        format!("release `{}`: dependsOn HelmRelease {ns}/{name}", release.name),
+                        "no such HelmRelease converted in this cluster: not converted",
+                    ),
+                }
+            }
+            let mut fields = release.fields.clone();
+            let mut unique = Vec::new();
+            for need in needs {
+                if !unique.contains(&need) {
+                    unique.push(need);
+                }
+            }
+            if !unique.is_empty() {
+                fields.insert("needs".into(), json!(unique));
+            }
+            out_releases.push(Value::Object(fields));
+        }
+
+        let mut env_file = Map::new();
+        if !repositories.is_empty() {
+            env_file.insert("repositories".into(), Value::Array(repositories.into_values().collect()));
+        }
+        env_file.insert("releases".into(), Value::Array(out_releases));
+        let header = format!(
+            "# Imported from the Flux cluster {} by `weaver import flux`.\n",
+            if cluster.dir.as_os_str().is_empty() { ".".into() } else { cluster.dir.display().to_string() }
+        );
+        let mut all = vec![(
+            PathBuf::from("environments").join(format!("{env}.yaml")),
+            format!("{header}{}", crate::yaml::to_yaml_string(&Value::Object(env_file))),
+        )];
+        all.extend(files);
+        Converted { files: all, remote_charts }
+    }
+
+    /// The repository directory a Kustomization builds, or `None` (listed).
+    fn ks_dir(&mut self, ks: &Obj, sources: &[Obj]) -> Option<PathBuf> {
+        let kind = ks.text("/spec/sourceRef/kind").to_string();
+        let name = ks.text("/spec/sourceRef/name").to_string();
+        let path = ks.text("/spec/path").to_string();
+        let what = format!("{}: sourceRef {kind} {name}", ks.describe());
+        if path.contains("${") {
+            self.leave_at(
+                ks,
+                Some("path"),
+                format!("{}: path `{path}`", ks.describe()),
+                "a variable no substitution sets here",
+            );
+            return None;
+        }
+        match kind.as_str() {
+            "GitRepository" => {
+                let namespace = ks.text("/spec/sourceRef/namespace");
+                let namespace = if namespace.is_empty() { ks.namespace() } else { namespace };
+                let git = sources
+                    .iter()
+                    .find(|s| s.kind() == "GitRepository" && s.name() == name && s.namespace() == namespace);
+                // One the repository does not define is the one bootstrap (or flux-operator)
+                // made for it.
+                let is_this_repository = name == "flux-system" || git.is_none_or(|g| g.text("/spec/url").is_empty());
+                if !is_this_repository {
+                    let url = git.map(|g| g.text("/spec/url").to_string()).unwrap_or_default();
+                    self.leave_at(
+                        ks,
+                        Some("sourceRef"),
+                        what,
+                        format!(
+                            "another git repository{}: weaver builds kustomizations of its own repository: import \
+                             that repository, or vendor the path into this one",
+                            if url.is_empty() { String::new() } else { format!(" ({url})") }
+                        ),
+                    );
+                    return None;
+                }
+                let dir = self.join(&path);
+                if dir.is_none() {
+                    self.leave_at(
+                        ks,
+                        Some("path"),
+                        format!("{}: path `{path}`", ks.describe()),
+                        "leaves the repository",
+                    );
+                }
+                dir
+            }
+            "ExternalArtifact" => {
+                // An ArtifactGenerator's `copy` of this repository's directories.
+                let generator = sources.iter().find(|s| {
+                    s.kind() == "ArtifactGenerator"
+                        && s.spec("artifacts").and_then(Value::as_array).is_some_and(|a| {
+                            a.iter().any(|x| x.get("name").and_then(Value::as_str) == Some(name.as_str()))
+                        })
+                });
+                let mapped = generator.and_then(|g| artifact_path(g, &name, &path));
+                match mapped.and_then(|p| self.join(&p)) {
+                    Some(dir) => Some(dir),
+                    None => {
+                        self.leave_at(
+                            ks,
+                            Some("sourceRef"),
+                            what,
+                            "not an ArtifactGenerator's copy of directories of this repository: not converted",
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.leave_at(
+                    ks,
+                    Some("sourceRef"),
+                    what,
+                    "weaver builds kustomizations of its own repository, not of OCI artifacts or buckets: import the \
+                     repository they are built from",
+                );
+                None
+            }
+        }
+    }
+
+    /// Applies a Kustomization's `patches` to the Flux objects of its build, as Flux patches
+    /// the whole build (its other objects get them from the release's kustomization): a child
+    /// Kustomization or HelmRelease is converted as patched.
+    fn patch_flux_objects(&mut self, ks: &Obj, objects: &mut [Obj]) {
+        let patches = ks.spec("patches").and_then(Value::as_array).cloned().unwrap_or_default();
+        for patch in patches {
+            let text = patch.get("patch").map(scalar_text).unwrap_or_default();
+            let target = patch.get("target").cloned().unwrap_or(Value::Null);
+            let line = self.line_containing(ks, "patch:");
+            let body = match crate::yaml::from_str::<Value>(Path::new("patch"), &text) {
+                Ok(body @ (Value::Array(_) | Value::Object(_))) => body,
+                _ => {
+                    let why =
+                        "neither JSON 6902 operations nor a strategic merge patch: not applied to its Flux objects";
+                    self.leave(&ks.file, line, format!("{}: patch", ks.describe()), why);
+                    continue;
+                }
+            };
+            for obj in objects.iter_mut().filter(|o| o.is_flux() && selects(&target, &body, o)) {
+                let api_version = obj.text("/apiVersion").to_string();
+                let kind = obj.kind().to_string();
+                let result = match &body {
+                    Value::Array(_) => crate::patch::json6902::apply(&mut obj.object, &body),
+                    _ => {
+                        // kustomize names the patch after each target it selects.
+                        let mut body = body.clone();
+                        if let Some(Value::Object(meta)) = body.get_mut("metadata") {
+                            meta.remove("name");
+                            meta.remove("namespace");
+                        }
+                        crate::patch::strategic::merge(&mut obj.object, &body, &api_version, &kind)
+                    }
+                };
+                if let Err(err) = result {
+                    let what = format!("{}: patch of {}", ks.describe(), obj.describe());
+                    self.leave(&ks.file, line, what, format!("not applied: {err}"));
+                }
+            }
+        }
+    }
+
+    /// Whether an object is the only document of its file, read from it as it is (not made by
+    /// a generator), so that weaver can read the file in its place.
+    fn alone_in_file(&mut self, obj: &Obj) -> bool {
+        let generated = obj
+            .file
+            .file_name()
+            .is_some_and(|n| ["kustomization.yaml", "kustomization.yml", "Kustomization"].iter().any(|k| n == *k));
+        !generated && self.objects_of(&obj.file).len() == 1
+    }
+
+    /// A Kustomization's variables for the Flux objects it holds (which Flux substitutes as
+    /// well), or `None` when it has no `postBuild`. A variable whose value the import cannot
+    /// read (a Secret's) is not set, so that what uses it is listed.
+    fn variables(&mut self, ks: &Obj, config: &[Obj]) -> Option<HashMap<String, String>> {
+        let post = ks.spec("postBuild")?;
+        let mut vars = HashMap::new();
+        for from in post.get("substituteFrom").and_then(Value::as_array).into_iter().flatten() {
+            let kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let name = from.get("name").and_then(Value::as_str).unwrap_or_default();
+            if kind == "ConfigMap"
+                && let Some(cm) = find(config, "ConfigMap", name, ks.namespace())
+            {
+                for (key, value) in cm.object.get("data").and_then(Value::as_object).into_iter().flatten() {
+                    if let Some(value) = value.as_str() {
+                        vars.insert(key.clone(), value.to_string());
+                    }
+                }
+            }
+        }
+        for (key, value) in post.get("substitute").and_then(Value::as_object).into_iter().flatten() {
+            vars.insert(key.clone(), scalar_text(value));
+        }
+        Some(vars)
+    }
+
+    /// Substitutes a Kustomization's variables in a Flux object it holds, as Flux does; what
+    /// cannot be is listed, and the object kept as written.
+    fn substitute(&mut self, obj: &mut Obj, vars: &HashMap<String, String>) {
+        let styles =
+            self.read(&obj.file).map(|t| substitute::Styles::of(&t)).unwrap_or_else(|| substitute::Styles::of(""));
+        let mut copy = obj.object.clone();
+        match substitute::substitute(&mut copy, obj.document, &styles, vars) {
+            Ok(_) => obj.object = copy,
+            Err(problem) => {
+                let name = match &problem {
+                    substitute::Problem::Unset(name) | substitute::Problem::Unsupported { variable: name, .. } => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                };
+                let line = match &name {
+                    Some(name) => self.line_containing(obj, &format!("${{{name}")),
+                    None => self.line(obj, None),
+                };
+                self.leave(
+                    &obj.file,
+                    line,
+                    format!("{}: variables", obj.describe()),
+                    format!(
+                        "{problem} (Flux substitutes it from its Kustomization's postBuild; a Secret's values are \
+                         not read at import): it is converted as written, with the `${{…}}` text"
+                    ),
+                );
+            }
+        }
+    }
+
+    fn line_containing(&mut self, obj: &Obj, needle: &str) -> u64 {
+        let start = self.line(obj, None);
+        let text = self.read(&obj.file).unwrap_or_default();
+        text.lines()
+            .enumerate()
+            .skip(start as usize - 1)
+            .find(|(_, l)| l.contains(needle))
+            .map_or(start, |(n, _)| n as u64 + 1)
+    }
+
+    /// The `kustomize:` release of a Kustomization's objects that are not Flux's, or `None`
+    /// when it has none.
+    fn kustomization_release(
+        &mut self,
+        env: &str,
+        ks: &mut Ks,
+        config: &[Obj],
+        releases: &[Release],
+        taken: &BTreeSet<String>,
+        files: &mut Vec<(PathBuf, String)>,
+    ) -> Option<Release> {
+        let obj = ks.obj.clone();
+        let what = obj.describe();
+        self.kustomization_settings(&obj);
+        let dir = ks.dir.clone()?;
+        if ks.plain.is_empty() {
+            return None;
+        }
+        if obj.spec("postBuild").is_none()
+            && let Some(named) = ks.plain.iter().find(|o| substitute::in_identity(&o.object))
+        {
+            // Flux would apply the `${…}` text itself, which no object's name can be.
+            let named = named.clone();
+            self.leave_at(
+                &named,
+                None,
+                format!("{what} (path {})", dir.display()),
+                format!(
+                    "{} is named with a `${{…}}` variable, and this Kustomization substitutes none: import the \
+                     Kustomization that applies this path with its postBuild",
+                    named.describe()
+                ),
+            );
+            return None;
+        }
+        let name = unique_name(obj.name(), obj.namespace(), releases, taken);
+        if !is_release_name(&name) {
+            self.leave_at(&obj, Some("name"), what, format!("`{name}` is not a release name: {RELEASE_NAME_RULE}"));
+            return None;
+        }
+        let mut fields = Map::new();
+        fields.insert("name".into(), Value::String(name.clone()));
+        let target_namespace = obj.text("/spec/targetNamespace").to_string();
+        if !target_namespace.is_empty() {
+            if !crate::manifest::is_dns1123_label(&target_namespace) {
+                let why = format!("targetNamespace `{target_namespace}` is not a namespace name");
+                self.leave_at(&obj, Some("targetNamespace"), what, why);
+                return None;
+            }
+            fields.insert("namespace".into(), Value::String(target_namespace.clone()));
+        }
+        // What kustomize expresses goes into a kustomization of the import's, around Flux's.
+        let mut wrapper = Map::new();
+        let spec = |key: &str| obj.spec(key).cloned();
+        if !target_namespace.is_empty()
+            && ks.plain.iter().any(|o| !o.namespace().is_empty() && o.namespace() != target_namespace)
+        {
+            wrapper.insert("namespace".into(), Value::String(target_namespace.clone()));
+        }
+        for key in ["namePrefix", "nameSuffix"] {
+            if let Some(v) = spec(key) {
+                wrapper.insert(key.into(), v);
+            }
+        }
+        if let Some(meta) = spec("commonMetadata") {
+            if let Some(labels) = meta.get("labels").filter(|l| l.as_object().is_some_and(|m| !m.is_empty())) {
+                wrapper.insert("labels".into(), json!([{ "pairs": labels, "includeSelectors": false }]));
+            }
+            if let Some(annotations) = meta.get("annotations") {
+                wrapper.insert("commonAnnotations".into(), annotations.clone());
+            }
+        }
+        if let Some(images) = spec("images") {
+            wrapper.insert("images".into(), images);
+        }
+        let generated_dir = PathBuf::from(GENERATED_DIR).join(env).join(&name);
+        let mut patches: Vec<Value> = Vec::new();
+        for patch in obj.spec("patches").and_then(Value::as_array).into_iter().flatten() {
+            patches.push(patch.clone());
+        }
+        // Every object of a Flux kind goes (one patch a kind: names repeat across namespaces);
+        // an encrypted Secret by its name.
+        let mut kinds = BTreeSet::new();
+        for dropped in &ks.dropped {
+            let (target, name) = if dropped.is_flux() {
+                if !kinds.insert((dropped.text("/apiVersion").to_string(), dropped.kind().to_string())) {
+                    continue;
+                }
+                (json!({ "group": dropped.group(), "kind": dropped.kind() }), "_".to_string())
+            } else {
+                let mut target = json!({ "kind": dropped.kind(), "name": regex::escape(dropped.name()) });
+                if !dropped.namespace().is_empty() {
+                    target["namespace"] = Value::String(regex::escape(dropped.namespace()));
+                }
+                (target, dropped.name().to_string())
+            };
+            patches.push(json!({
+                "patch": format!(
+                    "$patch: delete\napiVersion: {}\nkind: {}\nmetadata:\n  name: {name}\n",
+                    dropped.text("/apiVersion"),
+                    dropped.kind(),
+                ),
+                "target": target,
+            }));
+        }
+        let mut components = Vec::new();
+        for component in obj.spec("components").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(path) = component.as_str().and_then(|c| lexical(&dir.join(c))) {
+                components.push(Value::String(relative(&generated_dir, &path)));
+            }
+        }
+        if !components.is_empty() {
+            wrapper.insert("components".into(), Value::Array(components));
+        }
+        if !patches.is_empty() {
+            wrapper.insert("patches".into(), Value::Array(patches));
+        }
+        if !ks.has_kustomization {
+            // weaver builds kustomization files only: the one Flux generates is written where
+            // Flux would generate it, and Flux then reads it instead of generating the same.
+            let mut entries = Vec::new();
+            self.walk(&dir, true, &mut entries);
+            let resources: Vec<Value> = entries
+                .into_iter()
+                .filter(|entry| self.kustomization_in(entry) || !self.objects_of(entry).is_empty())
+                .map(|entry| Value::String(relative(&dir, &entry)))
+                .collect();
+            let text = json!({
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": resources,
+            });
+            files.push((
+                dir.join("kustomization.yaml"),
+                format!(
+                    "# The kustomization Flux generates for this directory, written by `weaver import flux` (Flux \
+                     reads it instead of generating the same).\n{}",
+                    crate::yaml::to_yaml_string(&text)
+                ),
+            ));
+            ks.has_kustomization = true;
+        }
+        let kustomize_dir = if wrapper.is_empty() {
+            dir.clone()
+        } else {
+            let mut text = Map::new();
+            text.insert("apiVersion".into(), json!("kustomize.config.k8s.io/v1beta1"));
+            text.insert("kind".into(), json!("Kustomization"));
+            text.insert("resources".into(), json!([relative(&generated_dir, &dir)]));
+            text.extend(wrapper);
+            files.push((
+                generated_dir.join("kustomization.yaml"),
+                format!(
+                    "# Flux Kustomization {} ({}) as kustomize-controller builds it, by `weaver import flux`.\n{}",
+                    obj.name(),
+                    obj.file.display(),
+                    crate::yaml::to_yaml_string(&Value::Object(text))
+                ),
+            ));
+            generated_dir.clone()
+        };
+        fields.insert("kustomize".into(), Value::String(kustomize_dir.to_string_lossy().replace('\\', "/")));
+
+        // The names of the variables a Secret file gives (its values are read at render).
+        let mut secret_names = BTreeSet::new();
+        // Whether a substituteFrom source was left out: then an unset variable may be its.
+        let mut unread_source = false;
+        if let Some(post) = obj.spec("postBuild") {
+            if let Some(Value::Object(substitute)) = post.get("substitute")
+                && !substitute.is_empty()
+            {
+                let vars: Map<String, Value> =
+                    substitute.iter().map(|(k, v)| (k.clone(), Value::String(scalar_text(v)))).collect();
+                fields.insert("substitute".into(), Value::Object(vars));
+            }
+            let mut from_files = Vec::new();
+            for from in post.get("substituteFrom").and_then(Value::as_array).into_iter().flatten() {
+                let kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
+                let from_name = from.get("name").and_then(Value::as_str).unwrap_or_default();
+                let optional = from.get("optional").and_then(Value::as_bool).unwrap_or(false);
+                let line = self.line_containing(&obj, &format!("name: {from_name}"));
+                match (kind, find(config, kind, from_name, obj.namespace())) {
+                    // A file of its own: weaver reads its data (decrypting it when SOPS
+                    // encrypted it), so the file is named as it is.
+                    (_, Some(found)) if self.alone_in_file(found) => {
+                        if kind == "Secret" {
+                            for field in ["data", "stringData"] {
+                                let keys = found.object.get(field).and_then(Value::as_object).into_iter().flatten();
+                                secret_names.extend(keys.map(|(k, _)| k.clone()));
+                            }
+                        }
+                        from_files.push(Value::String(found.file.to_string_lossy().replace('\\', "/")));
+                    }
+                    ("ConfigMap", Some(cm)) => {
+                        let data: Map<String, Value> =
+                            cm.object.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+                        let path = PathBuf::from(GENERATED_DIR).join(env).join("vars").join(format!(
+                            "{}-{}.yaml",
+                            if cm.namespace().is_empty() { obj.namespace() } else { cm.namespace() },
+                            from_name
+                        ));
+                        if !files.iter().any(|(p, _)| *p == path) {
+                            files.push((
+                                path.clone(),
+                                format!(
+                                    "# The data of ConfigMap {from_name} ({}), Flux's substituteFrom, by `weaver import flux`.\n{}",
+                                    cm.file.display(),
+                                    crate::yaml::to_yaml_string(&Value::Object(data))
+                                ),
+                            ));
+                        }
+                        from_files.push(Value::String(path.to_string_lossy().replace('\\', "/")));
+                    }
+                    (_, None) if optional => {}
+                    ("Secret", Some(secret)) => {
+                        unread_source = true;
+                        self.leave(
+                            &obj.file,
+                            line,
+                            format!("{what}: substituteFrom Secret {from_name}"),
+                            format!(
+                                "a Secret's values are not copied into files ({}): write them in a SOPS-encrypted flat \
+                             file (`weaver secrets encrypt`) and list it in the release's `substituteFrom`",
+                                secret.file.display()
+                            ),
+                        );
+                    }
+                    _ => {
+                        unread_source = true;
+                        self.leave(
+                            &obj.file,
+                            line,
+                            format!("{what}: substituteFrom {kind} {from_name}"),
+                            "not found in the repository (Flux reads it from the cluster): write its variables in a \
+                             file and list it in the release's `substituteFrom`",
+                        );
+                    }
+                }
+            }
+            if !from_files.is_empty() {
+                fields.insert("substituteFrom".into(), Value::Array(from_files));
+            }
+        }
+        if let Some(vars) = self.variables(&obj, config) {
+            let mut unset = BTreeSet::new();
+            for plain in &ks.plain {
+                let mut object = plain.object.clone();
+                let styles = substitute::Styles::of("");
+                let mut vars = vars.clone();
+                vars.extend(secret_names.iter().map(|name| (name.clone(), String::new())));
+                // Each unset variable in turn, so that all of them are named.
+                while let Err(substitute::Problem::Unset(name)) =
+                    substitute::substitute(&mut object, plain.document, &styles, &vars)
+                {
+                    vars.insert(name.clone(), String::new());
+                    unset.insert(name);
+                }
+            }
+            if !unset.is_empty() && !unread_source {
+                // Flux's default (without StrictPostBuildSubstitutions) substitutes nothing.
+                let substitute = fields.entry("substitute").or_insert_with(|| json!({}));
+                for name in &unset {
+                    substitute[name.as_str()] = Value::String(String::new());
+                }
+            } else if !unset.is_empty() {
+                fields.insert("installed".into(), Value::Bool(false));
+                let names: Vec<String> = unset.into_iter().collect();
+                let line = self.line(&obj, Some("postBuild"));
+                self.leave(
+                    &obj.file,
+                    line,
+                    format!("{what}: postBuild variables {}", names.join(", ")),
+                    "set by no substitute or ConfigMap of the repository (a Secret's, or the cluster's): the release \
+                     is written with `installed: false`; give them in a `substituteFrom` file and remove that line",
+                );
+            }
+        }
+        let after_ks = depends_on(&obj);
+        Some(Release { name, fields, after_ks, after_hr: Vec::new() })
+    }
+
+    /// Lists a Kustomization's settings that have no weaver equivalent.
+    fn kustomization_settings(&mut self, obj: &Obj) {
+        let what = obj.describe();
+        let Some(Value::Object(spec)) = obj.object.get("spec") else { return };
+        for (key, value) in spec {
+            let why = match key.as_str() {
+                "prune" if value == &Value::Bool(false) => {
+                    "weaver prunes what a revision dropped: give `weaver apply --no-prune` to keep it"
+                }
+                "suspend" if value == &Value::Bool(true) => {
+                    "nothing reconciles between weaver's applies: leave the release out of the environment while \
+                     it is suspended"
+                }
+                "force" if value == &Value::Bool(true) => {
+                    "weaver never replaces objects: `weaver apply --force-conflicts` takes fields others own"
+                }
+                "serviceAccountName" => {
+                    "weaver applies as the kubeconfig's user, or as an EnvironmentSync's `serviceAccountName`"
+                }
+                "kubeConfig" => "a remote cluster: give the environment's `cluster.context`",
+                "healthCheckExprs" => "write them as the environment's `healthChecks:` (CEL rules per kind)",
+                "deletionPolicy" if !matches!(value.as_str(), Some("MachineGenerated" | "Delete")) => {
+                    "weaver deletes a release's objects when the release is removed (`apply --prune-releases`)"
+                }
+                "healthChecks" => {
+                    "`weaver apply --wait` waits for every object of every release (these included when they are \
+                     the release's)"
+                }
+                _ => continue,
+            };
+            let line = self.line(obj, Some(key));
+            self.leave(&obj.file, line, format!("{what}: {key}"), why);
+        }
+    }
+
+    /// A HelmRelease as a chart release, or `None` (listed).
+    fn helm_release(
+        &mut self,
+        hr: &Obj,
+        sources: &[Obj],
+        config: &[Obj],
+        releases: &[Release],
+        repositories: &mut BTreeMap<String, Value>,
+    ) -> Option<Release> {
+        let what = hr.describe();
+        let namespace = match hr.text("/spec/targetNamespace") {
+            "" => hr.namespace().to_string(),
+            target => target.to_string(),
+        };
+        let helm_name = helm_name(hr);
+        if !is_release_name(&helm_name) {
+            self.leave_at(hr, Some("name"), what, format!("`{helm_name}` is not a release name: {RELEASE_NAME_RULE}"));
+            return None;
+        }
+        if releases.iter().any(|r| r.name == helm_name) {
+            self.leave_at(
+                hr,
+                None,
+                what,
+                format!(
+                    "a second release named `{helm_name}` in this cluster: weaver's release names are unique in an \
+                     environment; put one in another environment"
+                ),
+            );
+            return None;
+        }
+        let mut fields = Map::new();
+        fields.insert("name".into(), Value::String(helm_name.clone()));
+        self.chart(hr, &namespace, sources, repositories, &mut fields)?;
+        if !namespace.is_empty() {
+            if !crate::manifest::is_dns1123_label(&namespace) {
+                self.leave_at(hr, None, what, format!("namespace `{namespace}` is not a namespace name"));
+                return None;
+            }
+            fields.insert("namespace".into(), Value::String(namespace.clone()));
+        }
+        let mut values = Map::new();
+        for from in hr.spec("valuesFrom").and_then(Value::as_array).into_iter().flatten() {
+            self.values_from(hr, from, config, &mut values);
+        }
+        if let Some(Value::Object(inline)) = hr.spec("values") {
+            deep_merge(&mut values, inline.clone());
+        }
+        if !values.is_empty() {
+            fields.insert("values".into(), Value::Object(values));
+        }
+        let mut patches = Vec::new();
+        for renderer in hr.spec("postRenderers").and_then(Value::as_array).into_iter().flatten() {
+            self.post_renderer(hr, renderer, &mut patches);
+        }
+        if !patches.is_empty() {
+            fields.insert("patches".into(), Value::Array(patches));
+        }
+        let mut after_hr = Vec::new();
+        for dep in hr.spec("dependsOn").and_then(Value::as_array).into_iter().flatten() {
+            let name = dep.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let ns = dep.get("namespace").and_then(Value::as_str).unwrap_or(hr.namespace()).to_string();
+            let line = self.line_containing(hr, &name);
+            after_hr.push((ns, name, hr.file.clone(), line));
+        }
+        self.helm_release_settings(hr, &namespace);
+        Some(Release { name: helm_name, fields, after_ks: Vec::new(), after_hr })
+    }
+
+    /// The release's `chart` (and `version`, and the repository it names), or `None` (listed).
+    fn chart(
+        &mut self,
+        hr: &Obj,
+        namespace: &str,
+        sources: &[Obj],
+        repositories: &mut BTreeMap<String, Value>,
+        fields: &mut Map<String, Value>,
+    ) -> Option<()> {
+        let what = hr.describe();
+        if let Some(chart_ref) = hr.spec("chartRef") {
+            let kind = chart_ref.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let name = chart_ref.get("name").and_then(Value::as_str).unwrap_or_default();
+            let ns = chart_ref.get("namespace").and_then(Value::as_str).unwrap_or(hr.namespace());
+            let oci = (kind == "OCIRepository").then(|| find(sources, kind, name, ns)).flatten();
+            let Some(oci) = oci else {
+                self.leave_at(
+                    hr,
+                    Some("chartRef"),
+                    format!("{what}: chartRef {kind} {name}"),
+                    "not an OCIRepository of this cluster: not converted",
+                );
+                return None;
+            };
+            let url = oci.text("/spec/url").to_string();
+            fields.insert("chart".into(), Value::String(url));
+            let reference = oci.spec("ref").cloned().unwrap_or(Value::Null);
+            match (
+                reference.get("digest").and_then(Value::as_str),
+                reference.get("semver").and_then(Value::as_str),
+                reference.get("tag").and_then(Value::as_str),
+            ) {
+                (Some(digest), _, _) => {
+                    let chart = format!("{}@{digest}", oci.text("/spec/url"));
+                    fields.insert("chart".into(), Value::String(chart));
+                }
+                (None, Some(version), _) | (None, None, Some(version)) => {
+                    fields.insert("version".into(), Value::String(version.to_string()));
+                }
+                _ => {}
+            }
+            return Some(());
+        }
+        let spec = hr.spec("chart/spec").cloned().unwrap_or(Value::Null);
+        let chart = spec.get("chart").and_then(Value::as_str).unwrap_or_default().to_string();
+        let source_kind = spec.pointer("/sourceRef/kind").and_then(Value::as_str).unwrap_or_default();
+        let source_name = spec.pointer("/sourceRef/name").and_then(Value::as_str).unwrap_or_default();
+        let source_ns =
+            spec.pointer("/sourceRef/namespace").and_then(Value::as_str).unwrap_or(namespace_or(hr, namespace));
+        let version = spec.get("version").and_then(Value::as_str).filter(|v| !v.is_empty() && *v != "*");
+        if let Some(files) = spec.get("valuesFiles").and_then(Value::as_array).filter(|f| !f.is_empty()) {
+            let names: Vec<String> = files.iter().map(scalar_text).collect();
+            self.leave_at(
+                hr,
+                Some("valuesFiles"),
+                format!("{what}: chart valuesFiles {}", names.join(", ")),
+                "values files inside the chart: copy them into the repository and list them in `valuesFiles`",
+            );
+        }
+        match source_kind {
+            "HelmRepository" => {
+                let Some(repository) = find(sources, source_kind, source_name, source_ns) else {
+                    self.leave_at(
+                        hr,
+                        Some("sourceRef"),
+                        format!("{what}: sourceRef HelmRepository {source_ns}/{source_name}"),
+                        "not found in this cluster's Flux objects: not converted",
+                    );
+                    return None;
+                };
+                let url = repository.text("/spec/url").trim_end_matches('/').to_string();
+                let is_oci = repository.text("/spec/type") == "oci" || url.starts_with("oci://");
+                if is_oci {
+                    let base = url.strip_prefix("oci://").unwrap_or(&url);
+                    fields.insert("chart".into(), Value::String(format!("oci://{base}/{chart}")));
+                } else {
+                    let mut name = source_name.to_string();
+                    if repositories.get(&name).is_some_and(|r| r["url"] != Value::String(url.clone())) {
+                        name = format!("{source_ns}-{source_name}");
+                    }
+                    repositories.insert(name.clone(), json!({ "name": name, "url": url }));
+                    fields.insert("chart".into(), Value::String(format!("{name}/{chart}")));
+                }
+                if let Some(version) = version {
+                    fields.insert("version".into(), Value::String(version.to_string()));
+                }
+                Some(())
+            }
+            "GitRepository" if source_name == "flux-system" => {
+                let path = self.join(&chart);
+                match path.as_deref().map(|p| (p.parent(), p.file_name())) {
+                    Some((Some(parent), Some(file))) if parent == self.root.join("charts") => {
+                        fields.insert("chart".into(), Value::String(file.to_string_lossy().into_owned()));
+                        Some(())
+                    }
+                    _ => {
+                        self.leave_at(
+                            hr,
+                            Some("chart"),
+                            format!("{what}: chart {chart}"),
+                            "weaver reads a repository's Helm charts from charts/<name>/: move it there and write \
+                             `chart: <name>`",
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.leave_at(
+                    hr,
+                    Some("sourceRef"),
+                    format!("{what}: chart from {source_kind} {source_name}"),
+                    "weaver takes charts from chart repositories, OCI registries and charts/ of its repository: \
+                     vendor the chart into charts/ or publish it",
+                );
+                None
+            }
+        }
+    }
+
+    /// A `valuesFrom` entry merged into `values`, or listed.
+    fn values_from(&mut self, hr: &Obj, from: &Value, config: &[Obj], values: &mut Map<String, Value>) {
+        let what = hr.describe();
+        let kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let name = from.get("name").and_then(Value::as_str).unwrap_or_default();
+        let key = from.get("valuesKey").and_then(Value::as_str).unwrap_or("values.yaml");
+        let target_path = from.get("targetPath").and_then(Value::as_str).unwrap_or_default();
+        let optional = from.get("optional").and_then(Value::as_bool).unwrap_or(false);
+        let line = self.line_containing(hr, &format!("name: {name}"));
+        let found = find(config, kind, name, hr.namespace());
+        let text = match (kind, found) {
+            ("ConfigMap", Some(cm)) => cm
+                .object
+                .pointer(&format!("/data/{}", key.replace('~', "~0").replace('/', "~1")))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            ("Secret", Some(secret)) => {
+                self.leave(
+                    &hr.file,
+                    line,
+                    format!("{what}: valuesFrom Secret {name}"),
+                    format!(
+                        "a Secret's values are not copied into files ({}): put them in a SOPS-encrypted values file \
+                         (`weaver secrets encrypt`) in the release's `secrets:`",
+                        secret.file.display()
+                    ),
+                );
+                return;
+            }
+            (_, None) if optional => return,
+            _ => {
+                self.leave(
+                    &hr.file,
+                    line,
+                    format!("{what}: valuesFrom {kind} {name}"),
+                    "not found in the repository (Flux reads it from the cluster): write its values in the \
+                     release's `values:` or a values file",
+                );
+                return;
+            }
+        };
+        let Some(text) = text else {
+            if !optional {
+                self.leave(&hr.file, line, format!("{what}: valuesFrom {kind} {name}"), format!("has no key `{key}`"));
+            }
+            return;
+        };
+        if !target_path.is_empty() {
+            // helm-controller sets the text at the path as `--set-string` would (escaped commas).
+            let line_text = format!("{target_path}={}", text.replace('\\', "\\\\").replace(',', "\\,"));
+            if let Err(err) = strvals::parse_into(&line_text, values, Kind::String, &|_| Err(String::new())) {
+                self.leave(&hr.file, line, format!("{what}: valuesFrom {name} targetPath {target_path}"), err);
+            }
+            return;
+        }
+        match crate::yaml::from_str::<Option<Map<String, Value>>>(Path::new(name), &text) {
+            Ok(map) => deep_merge(values, map.unwrap_or_default()),
+            Err(err) => self.leave(
+                &hr.file,
+                line,
+                format!("{what}: valuesFrom {kind} {name}"),
+                format!("not a YAML mapping: {err}"),
+            ),
+        }
+    }
+
+    /// A post-renderer's kustomize patches as release `patches`, each patch string read as
+    /// kustomize reads it: a list is RFC 6902 operations, a mapping a strategic merge patch.
+    fn post_renderer(&mut self, hr: &Obj, renderer: &Value, patches: &mut Vec<Value>) {
+        let what = hr.describe();
+        let line = self.line(hr, Some("postRenderers"));
+        let Some(kustomize) = renderer.get("kustomize").and_then(Value::as_object) else {
+            self.leave(&hr.file, line, format!("{what}: postRenderers"), "only kustomize post-renderers exist");
+            return;
+        };
+        for (key, value) in kustomize {
+            let items = value.as_array().cloned().unwrap_or_default();
+            match key.as_str() {
+                "patches" => {
+                    for item in items {
+                        let target = item.get("target").cloned();
+                        let text = item.get("patch").map(scalar_text).unwrap_or_default();
+                        match crate::yaml::from_str::<Value>(Path::new("patch"), &text) {
+                            Ok(Value::Array(ops)) => match target {
+                                Some(target) => patches.push(json!({ "target": release_target(&target), "ops": ops })),
+                                None => self.leave(
+                                    &hr.file,
+                                    line,
+                                    format!("{what}: postRenderers patch"),
+                                    "JSON 6902 operations need a `target`",
+                                ),
+                            },
+                            Ok(Value::Object(patch)) => {
+                                let target = target.map(|t| release_target(&t)).unwrap_or_else(|| {
+                                    json!({
+                                        "kind": patch.get("kind").cloned().unwrap_or(Value::Null),
+                                        "name": patch.get("metadata").and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null),
+                                    })
+                                });
+                                let mut body = patch.clone();
+                                body.remove("apiVersion");
+                                body.remove("kind");
+                                if let Some(Value::Object(meta)) = body.get_mut("metadata") {
+                                    meta.remove("name");
+                                    meta.remove("namespace");
+                                    if meta.is_empty() {
+                                        body.remove("metadata");
+                                    }
+                                }
+                                patches.push(json!({ "target": target, "patch": body }));
+                            }
+                            _ => self.leave(
+                                &hr.file,
+                                line,
+                                format!("{what}: postRenderers patch"),
+                                "neither operations nor a mapping",
+                            ),
+                        }
+                    }
+                }
+                "patchesStrategicMerge" => {
+                    for patch in items {
+                        let target = json!({
+                            "kind": patch.get("kind").cloned().unwrap_or(Value::Null),
+                            "name": patch.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+                        });
+                        let mut body = patch.as_object().cloned().unwrap_or_default();
+                        body.remove("apiVersion");
+                        body.remove("kind");
+                        body.remove("metadata");
+                        patches.push(json!({ "target": target, "patch": body }));
+                    }
+                }
+                "patchesJson6902" => {
+                    for item in items {
+                        let target = item.get("target").map(release_target).unwrap_or(Value::Null);
+                        patches
+                            .push(json!({ "target": target, "ops": item.get("patch").cloned().unwrap_or(json!([])) }));
+                    }
+                }
+                other => self.leave(
+                    &hr.file,
+                    line,
+                    format!("{what}: postRenderers kustomize {other}"),
+                    "not supported: write what it changes as the release's `patches:`",
+                ),
+            }
+        }
+    }
+
+    /// Lists a HelmRelease's settings that have no weaver equivalent.
+    fn helm_release_settings(&mut self, hr: &Obj, namespace: &str) {
+        let what = hr.describe();
+        let Some(Value::Object(spec)) = hr.object.get("spec") else { return };
+        for (key, value) in spec {
+            let why = match key.as_str() {
+                "install" | "upgrade" | "rollback" | "uninstall" | "test" => {
+                    let Some(settings) = value.as_object() else { continue };
+                    let mut keys: Vec<&String> = settings.keys().filter(|k| k.as_str() != "createNamespace").collect();
+                    keys.retain(|k| !matches!(settings[k.as_str()], Value::Null));
+                    if key == "test" && settings.get("enable") != Some(&Value::Bool(true)) {
+                        continue;
+                    }
+                    if keys.is_empty() {
+                        continue;
+                    }
+                    let line = self.line(hr, Some(key));
+                    let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+                    self.leave(
+                        &hr.file,
+                        line,
+                        format!("{what}: {key} ({})", keys.join(", ")),
+                        "not supported: weaver installs and upgrades alike (server-side apply), records a failed apply \
+                         as failed and re-applies a revision with `weaver rollback`; CRDs in crds/ are always applied",
+                    );
+                    continue;
+                }
+                "suspend" if value == &Value::Bool(true) => {
+                    "nothing reconciles between weaver's applies: leave the release out while it is suspended"
+                }
+                "driftDetection" => "`weaver drift` (and `--correct`), with `ignoreDifferences:` rules",
+                "serviceAccountName" => {
+                    "weaver applies as the kubeconfig's user, or as an EnvironmentSync's `serviceAccountName`"
+                }
+                "kubeConfig" => "a remote cluster: give the environment's `cluster.context`",
+                "storageNamespace" if value.as_str() != Some(namespace) => {
+                    "weaver keeps a release's records in the release's namespace"
+                }
+                "maxHistory" => "weaver keeps the last 10 revisions",
+                "persistentClient" | "timeout" | "interval" | "releaseName" | "targetNamespace" | "values"
+                | "valuesFrom" | "chart" | "chartRef" | "dependsOn" | "postRenderers" | "storageNamespace"
+                | "suspend" => {
+                    continue;
+                }
+                "commonMetadata" => "write the labels as the chart's values, or as the release's `patches:`",
+                _ => "not a HelmRelease field weaver converts",
+            };
+            let line = self.line(hr, Some(key));
+            self.leave(&hr.file, line, format!("{what}: {key}"), why);
+        }
+    }
+}
+
+/// The path an ArtifactGenerator's artifact `name` gives to `path` inside it, as a path of
+/// the repository, when the artifact copies directories of this repository (`@alias/dir/**`).
+fn artifact_path(generator: &Obj, name: &str, path: &str) -> Option<String> {
+    let artifact = generator
+        .spec("artifacts")?
+        .as_array()?
+        .iter()
+        .find(|a| a.get("name").and_then(Value::as_str) == Some(name))?;
+    let inside = path.trim_start_matches("./").trim_end_matches('/');
+    let mut best: Option<(usize, String)> = None;
+    for copy in artifact.get("copy")?.as_array()? {
+        let from = copy.get("from")?.as_str()?;
+        let to = copy.get("to")?.as_str()?;
+        let from_dir = from.strip_prefix('@')?.split_once('/')?.1.strip_suffix("/**")?;
+        let to_dir = to.strip_prefix("@artifact/")?.trim_end_matches('/');
+        let rest = if to_dir.is_empty() {
+            Some(inside)
+        } else if inside == to_dir {
+            Some("")
+        } else {
+            inside.strip_prefix(&format!("{to_dir}/"))
+        };
+        if let Some(rest) = rest
+            && best.as_ref().is_none_or(|(len, _)| to_dir.len() >= *len)
+        {
+            let mapped = if rest.is_empty() { from_dir.to_string() } else { format!("{from_dir}/{rest}") };
+            best = Some((to_dir.len(), mapped));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+const RELEASE_NAME_RULE: &str = "weaver's are at most 53 lowercase letters, digits and '-', starting and ending with a \
+                                 letter or digit; rename it (a variable in it is substituted by no Kustomization the import read)";
+
+/// Whether a kustomize patch `target` (or, without one, a strategic merge patch's own kind and
+/// name) selects `obj`; names and namespaces are regular expressions, as kustomize takes them.
+fn selects(target: &Value, body: &Value, obj: &Obj) -> bool {
+    let matches =
+        |pattern: &str, text: &str| regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(text));
+    let field = |key: &str| target.get(key).and_then(Value::as_str);
+    if target.is_null() {
+        return body.get("kind").and_then(Value::as_str) == Some(obj.kind())
+            && body.pointer("/metadata/name").and_then(Value::as_str) == Some(obj.name());
+    }
+    let api_version = obj.text("/apiVersion");
+    let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
+    field("group").is_none_or(|g| g == obj.group())
+        && field("version").is_none_or(|v| v == version)
+        && field("kind").is_none_or(|k| k == obj.kind())
+        && field("name").is_none_or(|n| matches(n, obj.name()))
+        && field("namespace").is_none_or(|n| matches(n, obj.namespace()))
+        && field("labelSelector").is_none_or(|selector| {
+            // Equality requirements (`a=b,c=d`), the form Flux repositories write.
+            selector.split(',').all(|requirement| match requirement.split_once('=') {
+                Some((k, v)) => {
+                    obj.object
+                        .pointer(&format!("/metadata/labels/{}", k.trim().replace('/', "~1")))
+                        .and_then(Value::as_str)
+                        == Some(v.trim_start_matches('=').trim())
+                }
+                None => false,
+            })
+        })
+}
+
+/// helm's release name, as helm-controller gives it: a chart names its objects after it.
+fn helm_name(hr: &Obj) -> String {
+    match (hr.text("/spec/releaseName"), hr.text("/spec/targetNamespace")) {
+        ("", "") => hr.name().to_string(),
+        ("", target) => format!("{target}-{}", hr.name()),
+        (name, _) => name.to_string(),
+    }
+}
+
+/// The Kustomizations (namespace, name) an object's `dependsOn` names.
+fn depends_on(obj: &Obj) -> Vec<(String, String)> {
+    obj.spec("dependsOn")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let name = d.get("name")?.as_str()?.to_string();
+            let ns = d.get("namespace").and_then(Value::as_str).unwrap_or(obj.namespace()).to_string();
+            Some((ns, name))
+        })
+        .collect()
+}
+
+fn find<'o>(objects: &'o [Obj], kind: &str, name: &str, namespace: &str) -> Option<&'o Obj> {
+    objects
+        .iter()
+        .find(|o| o.kind() == kind && o.name() == name && (o.namespace() == namespace || o.namespace().is_empty()))
+}
+
+fn namespace_or<'a>(hr: &'a Obj, namespace: &'a str) -> &'a str {
+    if hr.namespace().is_empty() { namespace } else { hr.namespace() }
+}
+
+/// A YAML scalar as the text Flux takes it for.
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A kustomize patch target (`group`, `version`, `kind`, `name`, `namespace`) as a release's.
+fn release_target(target: &Value) -> Value {
+    let mut out = Map::new();
+    let group = target.get("group").and_then(Value::as_str).unwrap_or_default();
+    let version = target.get("version").and_then(Value::as_str).unwrap_or_default();
+    if !group.is_empty() || !version.is_empty() {
+        let api = match (group, version) {
+            (g, "") => g.to_string(),
+            ("", v) => v.to_string(),
+            (g, v) => format!("{g}/{v}"),
+        };
+        out.insert("apiVersion".into(), Value::String(api));
+    }
+    for key in ["kind", "name", "namespace"] {
+        if let Some(v) = target.get(key).filter(|v| v.is_string()) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// `name`, or `namespace-name` when a release already has it, or `name-manifests` when a
+/// HelmRelease (`taken`) will.
+fn unique_name(name: &str, namespace: &str, releases: &[Release], taken: &BTreeSet<String>) -> String {
+    let free = |n: &str| !releases.iter().any(|r| r.name == n) && !taken.contains(n);
+    [name.to_string(), format!("{namespace}-{name}"), format!("{name}-manifests")]
+        .into_iter()
+        .find(|n| free(n))
+        .unwrap_or_else(|| format!("{namespace}-{name}-manifests"))
+}
+
+/// `to` relative to the directory `from` (both repository paths).
+fn relative(from: &Path, to: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to_parts: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to_parts).take_while(|(a, b)| a == b).count();
+    let mut out: Vec<String> = vec!["..".to_string(); from.len() - common];
+    out.extend(to_parts[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    if out.is_empty() { ".".into() } else { out.join("/") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(yaml: &str) -> Obj {
+        let object = crate::yaml::documents(Path::new("t.yaml"), yaml).unwrap().remove(0);
+        Obj { object, file: PathBuf::from("t.yaml"), document: 1 }
+    }
+
+    #[test]
+    fn an_artifact_generator_s_copies_map_artifact_paths_to_the_repository() {
+        let generator = obj(
+            "apiVersion: source.extensions.fluxcd.io/v1beta1\nkind: ArtifactGenerator\nmetadata: {name: g}\nspec:\n  \
+             artifacts:\n  - name: apps\n    copy:\n    - {from: \"@repo/apps/base/**\", to: \"@artifact/base/\"}\n    \
+             - {from: \"@repo/apps/prod/**\", to: \"@artifact/prod/\"}\n  - name: infra\n    copy:\n    \
+             - {from: \"@repo/infrastructure/**\", to: \"@artifact/\"}\n",
+        );
+        assert_eq!(artifact_path(&generator, "apps", "./prod").as_deref(), Some("apps/prod"));
+        assert_eq!(artifact_path(&generator, "apps", "./base/podinfo").as_deref(), Some("apps/base/podinfo"));
+        assert_eq!(artifact_path(&generator, "infra", "./controllers").as_deref(), Some("infrastructure/controllers"));
+        assert_eq!(artifact_path(&generator, "apps", "./staging"), None);
+        assert_eq!(artifact_path(&generator, "other", "./prod"), None);
+    }
+
+    #[test]
+    fn patch_targets_select_as_kustomize_s_do() {
+        let hr = obj(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web-api\n  namespace: shop\n  \
+             labels: {tier: front}\n",
+        );
+        let select = |target: Value| selects(&target, &Value::Null, &hr);
+        assert!(select(json!({"kind": "HelmRelease"})));
+        assert!(select(json!({"group": "helm.toolkit.fluxcd.io", "version": "v2", "name": "web-.*"})));
+        assert!(select(json!({"labelSelector": "tier=front"})));
+        assert!(!select(json!({"name": "web"})), "names are anchored");
+        assert!(!select(json!({"kind": "Kustomization"})));
+        assert!(!select(json!({"labelSelector": "tier=back"})));
+        assert!(!select(json!({"namespace": "other"})));
+        // Without a target, a strategic merge patch selects by its own kind and name.
+        let body = json!({"kind": "HelmRelease", "metadata": {"name": "web-api"}});
+        assert!(selects(&Value::Null, &body, &hr));
+        assert!(!selects(&Value::Null, &json!({"kind": "HelmRelease", "metadata": {"name": "x"}}), &hr));
+    }
+
+    #[test]
+    fn helm_release_names_are_helm_controller_s() {
+        let named =
+            |spec: &str| helm_name(&obj(&format!("kind: HelmRelease\nmetadata: {{name: app}}\nspec: {spec}\n")));
+        assert_eq!(named("{}"), "app");
+        assert_eq!(named("{targetNamespace: shop}"), "shop-app");
+        assert_eq!(named("{targetNamespace: shop, releaseName: web}"), "web");
+    }
+
+    #[test]
+    fn paths_are_written_relative_to_the_generated_kustomization() {
+        assert_eq!(relative(Path::new("flux-import/prod/apps"), Path::new("apps/prod")), "../../../apps/prod");
+        assert_eq!(relative(Path::new("clusters/prod"), Path::new("clusters/prod/infra.yaml")), "infra.yaml");
+        assert_eq!(relative(Path::new("a"), Path::new("a")), ".");
+    }
+
+    #[test]
+    fn a_left_out_line_names_file_line_what_and_why() {
+        let line = LeftOut { file: "a/b.yaml".into(), line: 7, what: "HelmRelease x/y: test".into(), why: "no".into() };
+        assert_eq!(line.to_string(), "a/b.yaml:7: HelmRelease x/y: test: no");
+    }
+
+    #[test]
+    fn lines_are_found_per_document_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("f.yaml"),
+            "# comment\napiVersion: v1\nkind: A\n---\napiVersion: v1\nkind: B\nspec:\n  install:\n    x: 1\n",
+        )
+        .unwrap();
+        let source = crate::project::source::FsSource::new(dir.path());
+        let mut import = Import { source: &source, root: PathBuf::new(), texts: HashMap::new(), left_out: Vec::new() };
+        assert_eq!(import.line_in(Path::new("f.yaml"), 1, None), 2);
+        assert_eq!(import.line_in(Path::new("f.yaml"), 2, None), 5);
+        assert_eq!(import.line_in(Path::new("f.yaml"), 2, Some("install")), 8);
+        assert_eq!(import.line_in(Path::new("f.yaml"), 2, Some("absent")), 5);
+    }
+}

@@ -1,0 +1,441 @@
+//! `weaver import flux`: a small Flux repository (two clusters bootstrapped by `flux
+//! bootstrap`, Kustomizations with dependsOn, targetNamespace, patches, postBuild variables,
+//! a HelmRelease of a chart of the repository with valuesFrom and a post-renderer) converted,
+//! the result loaded and rendered, and what is listed as not converted.
+
+use crate::common;
+
+use std::path::Path;
+
+use common::Repo;
+use serde_json::{Value, json};
+
+const SYNC: &str = r#"apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 1m
+  url: ssh://git@example.com/fleet
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 10m
+  path: ./clusters/CLUSTER
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"#;
+
+/// The Flux repository: clusters `prod` (infra and apps) and `dev` (infra only).
+fn write_flux(repo: &Repo) {
+    for cluster in ["prod", "dev"] {
+        repo.write(&format!("clusters/{cluster}/flux-system/gotk-sync.yaml"), &SYNC.replace("CLUSTER", cluster))
+            .write(
+                &format!("clusters/{cluster}/flux-system/gotk-components.yaml"),
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n",
+            )
+            .write(
+                &format!("clusters/{cluster}/flux-system/kustomization.yaml"),
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n",
+            )
+            .write(
+                &format!("clusters/{cluster}/infra.yaml"),
+                "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: infra\n  namespace: flux-system\n\
+                 spec:\n  interval: 1h\n  path: ./infra\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+            );
+    }
+    repo.write(
+        "clusters/prod/apps.yaml",
+        r#"apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: 1h
+  dependsOn:
+    - name: infra
+  path: ./apps/prod
+  prune: true
+  targetNamespace: shop
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  healthChecks:
+    - kind: Deployment
+      name: web
+      namespace: shop
+  patches:
+    - patch: |
+        - op: add
+          path: /metadata/annotations
+          value: {team: shop}
+      target:
+        kind: Deployment
+  postBuild:
+    substitute:
+      replicas: "3"
+    substituteFrom:
+      - kind: ConfigMap
+        name: cluster-vars
+      - kind: Secret
+        name: cluster-secrets
+      - kind: Secret
+        name: absent
+        optional: true
+"#,
+    )
+    .write(
+        "clusters/prod/vars.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cluster-vars\n  namespace: flux-system\ndata:\n  domain: prod.example.com\n",
+    )
+    .write(
+        "clusters/prod/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: cluster-secrets\n  namespace: flux-system\ndata:\n  token: dG9rLTQy\n",
+    )
+    .write(
+        "infra/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- release.yaml\n- values.yaml\n",
+    )
+    .write(
+        "infra/release.yaml",
+        r#"apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: app
+  namespace: infra
+spec:
+  interval: 1h
+  chart:
+    spec:
+      chart: ./charts/app
+      sourceRef:
+        kind: GitRepository
+        name: flux-system
+        namespace: flux-system
+  install:
+    remediation:
+      retries: 3
+  valuesFrom:
+    - kind: ConfigMap
+      name: app-values
+    - kind: ConfigMap
+      name: app-values
+      valuesKey: tag
+      targetPath: image.tag
+  values:
+    replicas: 2
+  postRenderers:
+    - kustomize:
+        patches:
+          - target:
+              kind: Deployment
+            patch: |
+              apiVersion: apps/v1
+              kind: Deployment
+              metadata:
+                name: any
+                labels:
+                  patched: "yes"
+"#,
+    )
+    .write(
+        "infra/values.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-values\n  namespace: infra\ndata:\n  values.yaml: |\n    replicas: 1\n    image:\n      repository: example/app\n  tag: \"1.2\"\n",
+    )
+    .write(
+        "apps/prod/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n- alert.yaml\n",
+    )
+    .write(
+        "apps/prod/web.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: elsewhere
+spec:
+  replicas: ${replicas}
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: example/web:1.0
+          env:
+            - {name: HOST, value: "web.${domain}"}
+            - {name: MODE, value: "${mode:=fast}"}
+            - {name: TOKEN, value: "${token}"}
+"#,
+    )
+    .write(
+        "apps/prod/alert.yaml",
+        "apiVersion: notification.toolkit.fluxcd.io/v1beta3\nkind: Alert\nmetadata:\n  name: slack\nspec:\n  providerRef:\n    name: slack\n",
+    )
+    .write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\n")
+    .write("charts/app/values.yaml", "replicas: 1\nimage:\n  repository: nginx\n  tag: latest\n")
+    .write(
+        "charts/app/templates/deployment.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+        - name: app
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+"#,
+    );
+}
+
+/// The objects of a render, by `kind/namespace/name`.
+fn objects(text: &str) -> Vec<(String, Value)> {
+    weaver::yaml::documents(Path::new("render"), text)
+        .unwrap()
+        .into_iter()
+        .filter(|o| !o.is_null())
+        .map(|o| {
+            let key = format!(
+                "{}/{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap()
+            );
+            (key, o)
+        })
+        .collect()
+}
+
+#[test]
+fn a_flux_repository_becomes_an_environment_per_cluster_listing_what_is_left_out() {
+    let repo = Repo::empty();
+    write_flux(&repo);
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "wrote environments/dev.yaml\nwrote flux-import/dev/infra/kustomization.yaml\nwrote environments/prod.yaml\n\
+         wrote clusters/prod/kustomization.yaml\nwrote flux-import/prod/flux-system/kustomization.yaml\n\
+         wrote flux-import/prod/apps/kustomization.yaml\nwrote flux-import/prod/infra/kustomization.yaml\n"
+    );
+    let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
+    assert_eq!(
+        prod,
+        r#"# Imported from the Flux cluster clusters/prod by `weaver import flux`.
+releases:
+- name: flux-system
+  kustomize: flux-import/prod/flux-system
+- name: apps
+  namespace: shop
+  kustomize: flux-import/prod/apps
+  substitute:
+    replicas: '3'
+  substituteFrom:
+  - clusters/prod/vars.yaml
+  - clusters/prod/secret.yaml
+  needs:
+  - infra
+  - app
+- name: infra
+  kustomize: flux-import/prod/infra
+- name: app
+  chart: app
+  namespace: infra
+  values:
+    replicas: 2
+    image:
+      repository: example/app
+      tag: '1.2'
+  patches:
+  - target:
+      kind: Deployment
+    patch:
+      metadata:
+        labels:
+          patched: 'yes'
+"#
+    );
+    let expected = [
+        "clusters/dev/flux-system/gotk-components.yaml:1: Flux's own controllers and CRDs: not converted",
+        "clusters/prod/apps.yaml:16: Kustomization flux-system/apps: healthChecks: `weaver apply --wait` waits",
+        "clusters/prod/flux-system/gotk-components.yaml:1: Flux's own controllers and CRDs: not converted",
+        "apps/prod/alert.yaml:1: Alert shop/slack: weaver has no controller to notify from",
+        "infra/release.yaml:15: HelmRelease infra/app: install (remediation): not supported",
+    ];
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    for want in expected {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("not converted: {want}"))),
+            "no line `{want}` in\n{}",
+            run.stderr
+        );
+    }
+    assert!(lines.last().unwrap().starts_with("5 things were not converted"), "{}", run.stderr);
+
+    // What was written loads, and renders what Flux would apply.
+    let envs = repo.weaver(&["envs"]);
+    assert!(envs.success().lines().any(|l| l.starts_with("prod ") && l.contains(" apps ")), "{}", envs.stdout);
+    let render = repo.weaver(&["render", "--env", "prod", "-r", "apps", "-r", "flux-system", "--show-secrets"]);
+    let rendered = objects(render.success());
+    let keys: Vec<&str> = rendered.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["ConfigMap/flux-system/cluster-vars", "Secret/flux-system/cluster-secrets", "Deployment/shop/web"],
+        "{}",
+        render.stdout
+    );
+    let web = &rendered[2].1;
+    assert_eq!(web["spec"]["replicas"], json!(3));
+    assert_eq!(web["metadata"]["annotations"], json!({"team": "shop"}));
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([
+            {"name": "HOST", "value": "web.prod.example.com"},
+            {"name": "MODE", "value": "fast"},
+            {"name": "TOKEN", "value": "tok-42"}
+        ])
+    );
+    let chart = repo.weaver(&["render", "--env", "prod", "-r", "app"]);
+    let app = &objects(chart.success())[0].1;
+    assert_eq!(app["metadata"]["labels"]["patched"], json!("yes"), "{}", chart.stdout);
+    assert_eq!(app["spec"]["replicas"], json!(2));
+    assert_eq!(app["spec"]["template"]["spec"]["containers"][0]["image"], json!("example/app:1.2"));
+    // dev has infra only: its ConfigMap and the chart, needing nothing.
+    let dev = repo.weaver(&["envs", "--env", "dev"]);
+    let releases: Vec<&str> = dev.success().lines().skip(1).map(|l| l.split_whitespace().nth(2).unwrap()).collect();
+    assert_eq!(releases, ["infra", "app"], "{}", dev.stdout);
+    assert!(dev.stdout.lines().skip(1).all(|l| l.ends_with(" -")), "{}", dev.stdout);
+}
+
+#[test]
+fn the_imported_kustomizations_build_as_kubectl_kustomize_builds_them() {
+    let Ok((kubectl, _)) = common::tools::kubectl_kustomize_v5() else {
+        common::interop_available("kubectl kustomize v5", false);
+        return;
+    };
+    let repo = Repo::empty();
+    write_flux(&repo);
+    repo.weaver(&["import", "flux"]);
+    // The wrapper of `apps`: Flux's patch and targetNamespace, the Alert dropped; weaver then
+    // substitutes, which kubectl does not, so compare the objects' identities and patches.
+    let built = std::process::Command::new(kubectl)
+        .args(["kustomize", "flux-import/prod/apps"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let kubectl_objects = objects(&String::from_utf8(built.stdout).unwrap());
+    let render = repo.weaver(&["render", "--env", "prod", "-r", "apps"]);
+    let weaver_objects = objects(render.success());
+    let identities = |objects: &[(String, Value)]| objects.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(identities(&weaver_objects), identities(&kubectl_objects));
+    assert_eq!(weaver_objects[0].1["metadata"]["annotations"], kubectl_objects[0].1["metadata"]["annotations"]);
+}
+
+#[test]
+fn existing_files_are_never_replaced_without_force_and_a_full_conversion_exits_0() {
+    let repo = Repo::empty();
+    repo.write(
+        "clusters/dev/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: dev\ndata:\n  a: b\n",
+    )
+    .write(
+        "clusters/dev/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- app.yaml\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "wrote environments/dev.yaml\n");
+    let again = repo.weaver(&["import", "flux"]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("environments/dev.yaml: already exists"), "{}", again.stderr);
+    let forced = repo.weaver(&["import", "flux", "--force"]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    let render = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(objects(render.success())[0].0, "ConfigMap/dev/settings");
+}
+
+#[test]
+fn variables_nothing_sets_are_empty_as_flux_substitutes_them_unless_a_source_was_not_read() {
+    let repo = Repo::empty();
+    let ks = |name: &str, from: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
+             spec:\n  path: ./app\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  postBuild:\n    \
+             substitute:\n      a: x\n    substituteFrom: {from}\n"
+        )
+    };
+    repo.write("clusters/dev/app.yaml", &ks("app", "[]"))
+        .write("clusters/prod/app.yaml", &ks("app", "[{kind: Secret, name: in-the-cluster}]"))
+        .write(
+            "app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\n",
+        )
+        .write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  v: \"${a}-${b}\"\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("  substitute:\n    a: x\n    b: ''\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(objects(render.success())[0].1["data"]["v"], json!("x-"));
+    // In prod `b` may be the Secret's: the release waits, installed: false, for it.
+    let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
+    assert!(prod.contains("  installed: false\n") && !prod.contains("b: ''"), "{prod}");
+    assert!(
+        run.stderr
+            .contains("clusters/prod/app.yaml:11: Kustomization flux-system/app: postBuild variables b: set by no"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(repo.weaver(&["render", "--env", "prod"]).success(), "");
+}
+
+#[test]
+fn without_a_bootstrap_children_come_through_their_parents_patches() {
+    let repo = Repo::empty();
+    let ks = |name: &str, path: &str, rest: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
+             spec:\n  path: {path}\n{rest}"
+        )
+    };
+    // `home` is the GitRepository flux-operator makes for this repository: not in it.
+    let parent_rest = "  sourceRef:\n    kind: GitRepository\n    name: home\n  patches:\n    - patch: |-\n        \
+                       apiVersion: kustomize.toolkit.fluxcd.io/v1\n        kind: Kustomization\n        metadata:\n          \
+                       name: _\n        spec:\n          targetNamespace: team\n          sourceRef:\n            \
+                       kind: GitRepository\n            name: home\n      target:\n        kind: Kustomization\n";
+    repo.write("flux/cluster/ks.yaml", &ks("apps", "./apps", parent_rest))
+        .write("apps/web/ks.yaml", &ks("web", "./apps/web/app", ""))
+        .write(
+            "apps/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web/ks.yaml\n",
+        )
+        .write(
+            "apps/web/app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\n",
+        )
+        .write("apps/web/app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  a: b\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let env = std::fs::read_to_string(repo.path().join("environments/default.yaml")).unwrap();
+    assert!(env.contains("- name: web\n  namespace: team\n  kustomize: apps/web/app\n"), "{env}");
+    let render = repo.weaver(&["render", "--env", "default"]);
+    assert_eq!(objects(render.success())[0].0, "ConfigMap/team/web");
+}

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod drift;
 pub mod fleet;
 pub mod history;
+pub mod hydrate;
 pub mod import;
 mod notifications;
 pub mod plan;

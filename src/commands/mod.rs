@@ -11,6 +11,7 @@ mod drift;
 mod envs;
 mod fleet;
 mod history;
+mod hydrate;
 mod import;
 mod operator;
 mod progress;
@@ -32,7 +33,7 @@ use crate::action::fleet::{EnvironmentSelection, Outcome, select_environments};
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{
     ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, OperatorCommand,
-    RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateChoice,
+    RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateArgs, ValidateChoice,
 };
 use crate::error::Error;
 use crate::project::Environment;
@@ -222,16 +223,11 @@ pub(crate) fn render_options(
     identity: &IdentityArgs,
 ) -> RenderOptions {
     let RenderFlags { select, validate, overrides } = flags;
-    let validate = match validate.validate {
-        ValidateChoice::Strict => crate::validate::Mode::Strict,
-        ValidateChoice::Warn => crate::validate::Mode::Warn,
-        ValidateChoice::Ignore => crate::validate::Mode::Ignore,
-    };
     RenderOptions {
         selection: selection(global, select, env),
         keys: crate::action::Keys::Search(identity.identity.clone()),
         if_empty: IfEmpty::Warn,
-        validate,
+        validate: validate_mode(validate),
         overrides: OverrideFlags {
             values: overrides.values.clone(),
             set_json: overrides.set_json.clone(),
@@ -240,6 +236,15 @@ pub(crate) fn render_options(
             set_file: overrides.set_file.clone(),
         },
         charts: crate::source::charts::Archives::Machine,
+    }
+}
+
+/// What offline validation does, as `--validate` says.
+pub(crate) fn validate_mode(args: &ValidateArgs) -> crate::validate::Mode {
+    match args.validate {
+        ValidateChoice::Strict => crate::validate::Mode::Strict,
+        ValidateChoice::Warn => crate::validate::Mode::Warn,
+        ValidateChoice::Ignore => crate::validate::Mode::Ignore,
     }
 }
 
@@ -270,6 +275,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Command::Drift(args) => (Some(&mut args.cluster), None),
         Command::Status(args) => (Some(&mut args.cluster), None),
         Command::Render(args) => (None, Some(&mut args.identity)),
+        Command::Hydrate(args) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Decrypt(args)) => (None, Some(&mut args.identity)),
         Command::Secrets(
             SecretsCommand::Edit(args) | SecretsCommand::Rotate(args) | SecretsCommand::Updatekeys(args),
@@ -306,7 +312,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Some(inner) => inner.identity = inner.identity.take().or(outer.identity),
         None if outer.identity.is_some() => {
             return Err(Error::new("--identity does nothing for this command: it decrypts nothing")
-                .with_help("render, diff, apply and secrets decrypt/edit/rotate/updatekeys decrypt"));
+                .with_help("render, hydrate, diff, apply and secrets decrypt/edit/rotate/updatekeys decrypt"));
         }
         None => {}
     }
@@ -322,6 +328,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
     }
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, &ui, args),
+        Command::Hydrate(args) => hydrate::run(&cli.global, &ui, args),
         Command::Envs(args) => envs::run(&cli.global, &ui, args),
         Command::Changed(args) => changed::run(&cli.global, &ui, args),
         Command::Secrets(command) => secrets::run(&cli.global, &ui, command),

@@ -236,6 +236,13 @@ fn a_branch_gets_a_commit_linked_both_ways_with_the_source_and_no_plaintext_secr
     assert_eq!(third["environments"][0]["written"], json!(["dev/web.yaml", "dev/weaver-hydrate.metadata"]));
     let note = git.find_note(Some("refs/notes/weaver-hydrated"), changed).unwrap();
     assert_eq!(note.message().unwrap(), format!("hydrated {}\n", new_tip.id()));
+    // The Secret did not change: its ciphertext is the one committed before, byte for byte.
+    let secret_of = |commit: &git2::Commit| -> String {
+        let blob = commit.tree().unwrap().get_path(Path::new("dev/web.yaml")).unwrap().to_object(&git).unwrap();
+        let text = String::from_utf8(blob.peel_to_blob().unwrap().content().to_vec()).unwrap();
+        split_documents(&text).into_iter().find(|d| d.contains("kind: Secret")).unwrap()
+    };
+    assert_eq!(secret_of(&new_tip), secret_of(&tip));
 
     // No Secret value in plaintext (nor base64) in any commit of the branch or its notes.
     let values = secret_values(&repo);
@@ -247,6 +254,48 @@ fn a_branch_gets_a_commit_linked_both_ways_with_the_source_and_no_plaintext_secr
             assert!(!text.contains(value.as_str()), "a Secret value is in the branch's history in plaintext");
         }
     }
+}
+
+#[test]
+fn a_fleet_is_one_commit_and_an_environment_hydrated_alone_leaves_the_others_files() {
+    let repo = Repo::minimal();
+    for env in ["a", "b"] {
+        repo.write(
+            &format!("environments/{env}.yaml"),
+            &format!("namespace: ns-{env}\nlabels: {{fleet: test}}\nreleases:\n  - name: app\n    chart: app\n"),
+        );
+    }
+    let git = committed(&repo);
+    let report =
+        json_of(&repo.weaver(&["hydrate", "--env-selector", "fleet=test", "--branch", "hydrated", "-o", "json"]), 2);
+    let environments: Vec<&str> =
+        report["environments"].as_array().unwrap().iter().map(|e| e["environment"].as_str().unwrap()).collect();
+    assert_eq!(environments, ["a", "b"]);
+    let tip = git.find_branch("hydrated", git2::BranchType::Local).unwrap().get().peel_to_commit().unwrap();
+    assert!(tip.message().unwrap().starts_with("weaver hydrate: a, b\n"), "{:?}", tip.message());
+    let tree = tip.tree().unwrap();
+    let hydrated_ns = |env: &str| -> String {
+        let blob = tree.get_path(Path::new(&format!("{env}/app.yaml"))).unwrap().to_object(&git).unwrap();
+        let objects = weaver::yaml::documents(
+            Path::new("app.yaml"),
+            std::str::from_utf8(blob.peel_to_blob().unwrap().content()).unwrap(),
+        )
+        .unwrap();
+        objects[0]["metadata"]["namespace"].as_str().unwrap().to_string()
+    };
+    assert_eq!((hydrated_ns("a"), hydrated_ns("b")), ("ns-a".to_string(), "ns-b".to_string()));
+
+    repo.write("charts/app/values.yaml", "greeting: bonjour\n");
+    let alone = json_of(&repo.weaver(&["hydrate", "--env", "a", "--branch", "hydrated", "-o", "json"]), 2);
+    assert_eq!(alone["environments"][0]["written"], json!(["a/app.yaml", "a/weaver-hydrate.metadata"]));
+    let next = git.find_branch("hydrated", git2::BranchType::Local).unwrap().get().peel_to_commit().unwrap();
+    let (before, after) = (tip.tree().unwrap(), next.tree().unwrap());
+    assert_eq!(before.get_path(Path::new("b")).unwrap().id(), after.get_path(Path::new("b")).unwrap().id());
+    assert_ne!(before.get_path(Path::new("a")).unwrap().id(), after.get_path(Path::new("a")).unwrap().id());
+    // Hydrated from a working tree with uncommitted changes: the metadata says so.
+    let blob = after.get_path(Path::new("a/weaver-hydrate.metadata")).unwrap().to_object(&git).unwrap();
+    let meta: Value = serde_json::from_slice(blob.peel_to_blob().unwrap().content()).unwrap();
+    assert_eq!(meta["source"]["dirty"], true);
 }
 
 #[test]

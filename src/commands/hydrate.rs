@@ -12,11 +12,8 @@ use crate::error::{Error, Result};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode> {
     let selection = super::environment_selection(&args.environments);
-    if selection.is_empty() {
-        return Err(Error::new(
-            "no environment selected: give --env NAME (several, or a glob such as prod-*) or --env-selector SELECTOR",
-        )
-        .with_help("`weaver envs` lists the environments and their labels"));
+    if selection.envs.is_empty() && selection.selectors.is_empty() {
+        return Err(super::no_environment_selected());
     }
     let rev = args.source.rev.clone();
     let environments = select_environments(&global.repo, rev.as_deref(), &selection)?;

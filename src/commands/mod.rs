@@ -186,10 +186,7 @@ pub(crate) enum Environments {
 pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::Result<Environments> {
     let selection = environment_selection(&select.environments);
     if selection.envs.is_empty() && selection.selectors.is_empty() {
-        return Err(Error::new(
-            "no environment selected: give --env NAME (several, or a glob such as prod-*) or --env-selector SELECTOR",
-        )
-        .with_help("`weaver envs` lists the environments and their labels"));
+        return Err(no_environment_selected());
     }
     Ok(match selection.single() {
         Some(env) => Environments::One(env.to_string()),
@@ -200,6 +197,14 @@ pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::R
                 .collect(),
         ),
     })
+}
+
+/// The refusal of a command run without `--env` or `--env-selector`.
+pub(crate) fn no_environment_selected() -> Error {
+    Error::new(
+        "no environment selected: give --env NAME (several, or a glob such as prod-*) or --env-selector SELECTOR",
+    )
+    .with_help("`weaver envs` lists the environments and their labels")
 }
 
 /// Which releases of environment `env` the flags select.

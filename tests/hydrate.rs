@@ -101,7 +101,8 @@ fn a_directory_gets_a_file_per_release_and_a_metadata_file_and_nothing_is_rewrit
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("hydrated");
     let dir_arg = dir.to_str().unwrap();
-    let report = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir_arg, "-o", "json"]), 2);
+    let first = repo.weaver(&["-vv", "hydrate", "--env", "dev", "--out", dir_arg, "-o", "json"]);
+    let report = json_of(&first, 2);
     assert_eq!(report["changed"], true);
     assert_eq!(report["target"], json!({"directory": dir_arg}));
     let written = files(&dir);
@@ -132,7 +133,14 @@ fn a_directory_gets_a_file_per_release_and_a_metadata_file_and_nothing_is_rewrit
     };
     let before = mtimes(&dir);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let again = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir_arg, "-o", "json"]), 0);
+    // Read back (decrypted) to tell it unchanged, the Secret is not shown either.
+    let second = repo.weaver(&["-vv", "hydrate", "--env", "dev", "--out", dir_arg, "-o", "json"]);
+    for value in secret_values(&repo) {
+        for run in [&first, &second] {
+            assert!(!run.stdout.contains(&value) && !run.stderr.contains(&value), "hydrate printed a Secret value");
+        }
+    }
+    let again = json_of(&second, 0);
     assert_eq!(again["changed"], false);
     assert_eq!(again["environments"][0]["written"], json!([]));
     assert_eq!(files(&dir), written, "an unchanged hydration rewrote a file (the Secret's ciphertext included)");
@@ -361,6 +369,8 @@ fn bad_input_is_refused_with_exit_code_1() {
     assert!(both.failure().contains("--out <DIR>' cannot be used with '--branch <NAME>'"), "{}", both.stderr);
     let neither = repo.weaver(&["hydrate", "--env", "dev"]);
     assert!(neither.failure().contains("--out <DIR>"), "{}", neither.stderr);
+    let inside = repo.weaver(&["hydrate", "--env", "dev", "--out", repo.path().join("secrets").to_str().unwrap()]);
+    assert!(inside.failure().contains("secrets is inside the repository's secrets/"), "{}", inside.stderr);
     let none = repo.weaver(&["hydrate", "--out", dir]);
     assert!(none.failure().contains("no environment selected"), "{}", none.stderr);
     let outside_git = repo.weaver(&["hydrate", "--env", "dev", "--branch", "hydrated"]);

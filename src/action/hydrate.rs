@@ -127,7 +127,10 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
     let source = crate::git::provenance(repo, rev)?;
     let writing = match &options.target {
         Target::Branch(name) => Writing::Branch(GitRepo::open(repo)?.hydrated_branch(name)?),
-        Target::Directory(dir) => Writing::Directory(dir),
+        Target::Directory(dir) => {
+            super::refuse_repository_dirs("--out", dir, repo)?;
+            Writing::Directory(dir)
+        }
     };
     let previous = |path: &str| -> Result<Option<Vec<u8>>> {
         match &writing {

@@ -304,6 +304,13 @@ fn a_fleet_is_one_commit_and_an_environment_hydrated_alone_leaves_the_others_fil
     let blob = after.get_path(Path::new("a/weaver-hydrate.metadata")).unwrap().to_object(&git).unwrap();
     let meta: Value = serde_json::from_slice(blob.peel_to_blob().unwrap().content()).unwrap();
     assert_eq!(meta["source"]["dirty"], true);
+    // --rev: that commit's files, whatever the working tree holds.
+    let out = tempfile::tempdir().unwrap();
+    let head = git.head().unwrap().peel_to_commit().unwrap().id().to_string();
+    assert_eq!(repo.weaver(&["hydrate", "--env", "a", "--rev", "HEAD", "--out", out.path().to_str().unwrap()]).code, 2);
+    assert_eq!(metadata(out.path(), "a")["source"], json!({"commit": head, "dirty": false}));
+    let app = std::fs::read_to_string(out.path().join("a/app.yaml")).unwrap();
+    assert!(app.contains("greeting: hello") && !app.contains("bonjour"), "{app}");
 }
 
 #[test]

@@ -192,6 +192,15 @@ struct Planned {
     report: EnvironmentReport,
 }
 
+/// What encrypting an environment's Secrets needs, found once and only when a Secret needs it.
+#[derive(Default)]
+struct Encryption {
+    /// The recipients and selector (see [`EnvironmentWriter::encryption_settings`]).
+    settings: Option<EncryptionSettings>,
+    /// The identities that read back the Secrets hydrated before, if any can be loaded.
+    identities: Option<Option<Identities>>,
+}
+
 /// Reads a file of the target (`<env>/<file>`), `None` when there is none.
 type Previous<'a> = &'a dyn Fn(&str) -> Result<Option<Vec<u8>>>;
 
@@ -215,8 +224,7 @@ impl EnvironmentWriter<'_> {
         let previous_metadata = (self.previous)(&path(METADATA_FILE))?;
         let previous_files =
             previous_metadata.as_deref().map(|m| release_files(&path(METADATA_FILE), m)).transpose()?;
-        let mut settings = None;
-        let mut identities = None;
+        let mut encryption = Encryption::default();
         let mut report = EnvironmentReport {
             environment: env.clone(),
             changed: false,
@@ -227,54 +235,16 @@ impl EnvironmentWriter<'_> {
         };
         let mut changes = BTreeMap::new();
         let mut releases = Vec::new();
-        let mut omitted = Vec::new();
         for release in &rendered.releases {
-            if release.documents().next().is_none() {
-                continue;
-            }
             let file = format!("{}.yaml", release.name);
             let previous = (self.previous)(&path(&file))?;
-            let mut reusable = None;
-            let mut text = String::new();
-            let mut objects = 0;
-            for (m, _) in release.documents() {
-                let document = if crate::diff::is_secret(&m.object) {
-                    let name = format!("{}/{}/{}", m.release, m.namespace().unwrap_or_default(), m.name());
-                    report.secrets.insert(name.clone(), mode);
-                    if mode == SecretObjects::Omitted {
-                        omitted.push(name);
-                        continue;
-                    }
-                    let reusable = reusable.get_or_insert_with(|| {
-                        let ids = identities.get_or_insert_with(|| self.identities());
-                        self.encrypted_documents(&path(&file), previous.as_deref(), ids.as_ref())
-                    });
-                    match reusable.iter().find(|(plain, _)| plain == &m.object) {
-                        Some((_, encrypted)) => encrypted.clone(),
-                        None => {
-                            if settings.is_none() {
-                                settings = Some(self.encryption_settings()?);
-                            }
-                            encrypt(&path(&file), m, settings.as_ref().expect("set above"))?
-                        }
-                    }
-                } else {
-                    self.refuse_decrypted_values(m)?;
-                    let mut plain = String::new();
-                    crate::yaml::write_yaml(&mut plain, &m.object);
-                    plain
-                };
-                text.push_str("---\n");
-                text.push_str(&document);
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                objects += 1;
-            }
-            if objects == 0 {
+            let Some(text) =
+                self.release_file(release, &path(&file), previous.as_deref(), mode, &mut encryption, &mut report)?
+            else {
                 continue;
-            }
+            };
             let digest = format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())));
+            let objects = documents(&text).count();
             releases.push(ReleaseMetadata { name: release.name.clone(), file: file.clone(), digest, objects });
             if previous.as_deref() == Some(text.as_bytes()) {
                 report.unchanged.push(path(&file));
@@ -298,7 +268,12 @@ impl EnvironmentWriter<'_> {
                 source,
                 weaver: env!("CARGO_PKG_VERSION"),
                 releases,
-                omitted_secrets: omitted,
+                omitted_secrets: report
+                    .secrets
+                    .iter()
+                    .filter(|(_, s)| **s == SecretObjects::Omitted)
+                    .map(|(name, _)| name.clone())
+                    .collect(),
             };
             let mut bytes = serde_json::to_vec_pretty(&metadata).expect("metadata serializes");
             bytes.push(b'\n');
@@ -308,6 +283,55 @@ impl EnvironmentWriter<'_> {
             report.unchanged.push(path(METADATA_FILE));
         }
         Ok(Planned { changes, report })
+    }
+
+    /// A release's file (`path`): its documents, each Secret encrypted (keeping the ciphertext
+    /// of `previous`, the file as the target has it, for a Secret that did not change) or left
+    /// out, each recorded in `report`. None when the release has no object to write.
+    fn release_file(
+        &self,
+        release: &crate::render::RenderedRelease,
+        path: &str,
+        previous: Option<&[u8]>,
+        mode: SecretObjects,
+        encryption: &mut Encryption,
+        report: &mut EnvironmentReport,
+    ) -> Result<Option<String>> {
+        let mut reusable = None;
+        let mut text = String::new();
+        for (m, _) in release.documents() {
+            let document = if crate::diff::is_secret(&m.object) {
+                let name = format!("{}/{}/{}", m.release, m.namespace().unwrap_or_default(), m.name());
+                report.secrets.insert(name, mode);
+                if mode == SecretObjects::Omitted {
+                    continue;
+                }
+                let reusable = reusable.get_or_insert_with(|| {
+                    let ids = encryption.identities.get_or_insert_with(|| self.identities());
+                    self.encrypted_documents(path, previous, ids.as_ref())
+                });
+                match reusable.iter().find(|(plain, _)| plain == &m.object) {
+                    Some((_, encrypted)) => encrypted.clone(),
+                    None => {
+                        if encryption.settings.is_none() {
+                            encryption.settings = Some(self.encryption_settings()?);
+                        }
+                        encrypt(path, m, encryption.settings.as_ref().expect("set above"))?
+                    }
+                }
+            } else {
+                self.refuse_decrypted_values(m)?;
+                let mut plain = String::new();
+                crate::yaml::write_yaml(&mut plain, &m.object);
+                plain
+            };
+            text.push_str("---\n");
+            text.push_str(&document);
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        Ok(Some(text).filter(|text| !text.is_empty()))
     }
 
     /// Refuses an object other than a Secret that holds a decrypted value (a template copied

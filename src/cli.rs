@@ -82,6 +82,9 @@ pub enum Command {
     /// Print an environment's Kubernetes objects
     #[command(after_help = RENDER_EXAMPLES)]
     Render(RenderArgs),
+    /// Write environments' rendered objects to a directory or a git branch, Secrets encrypted (exit 2 when written, 0 when unchanged)
+    #[command(after_help = HYDRATE_EXAMPLES)]
+    Hydrate(HydrateArgs),
     /// List environments with their releases, charts and namespaces
     #[command(after_help = ENVS_EXAMPLES)]
     Envs(EnvsArgs),
@@ -138,6 +141,10 @@ const RENDER_EXAMPLES: &str = "Examples:
   weaver render --env dev,staging             # a fleet: each environment's stream in turn
   weaver render --env prod -r web             # only the web release
   weaver render --env prod --output-dir out/  # one file per object";
+const HYDRATE_EXAMPLES: &str = "Examples:
+  weaver hydrate --env dev --out hydrated/              # hydrated/dev/<release>.yaml
+  weaver hydrate --env-selector tier=prod --branch hydrated   # a commit on branch `hydrated`
+  weaver hydrate --env prod --branch hydrated --secrets omit -o json";
 const ENVS_EXAMPLES: &str = "Examples:
   weaver envs
   weaver envs --env \"prod-*\" --env-selector tier=prod
@@ -663,6 +670,36 @@ pub struct RenderArgs {
     pub redact: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HydrateArgs {
+    #[command(flatten)]
+    pub environments: EnvironmentArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Write DIR/<env>/<release>.yaml and DIR/<env>/weaver-hydrate.metadata
+    #[arg(long, value_name = "DIR", conflicts_with = "branch", required_unless_present = "branch")]
+    pub out: Option<PathBuf>,
+    /// Commit <env>/<release>.yaml to this branch of the repository (created if missing), without touching the working tree or the index
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// Secret objects: SOPS-encrypted to the environment's age recipients, or left out (named in the metadata)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = HydrateSecrets::Encrypt)]
+    pub secrets: HydrateSecrets,
+    #[command(flatten)]
+    pub validate: ValidateArgs,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HydrateSecrets {
+    Encrypt,
+    Omit,
 }
 
 #[derive(Debug, Args)]

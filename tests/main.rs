@@ -23,6 +23,7 @@ mod gitops_webhook;
 mod health;
 mod helm;
 mod hooks;
+mod hydrate;
 mod ignore;
 mod import;
 mod import_flux;

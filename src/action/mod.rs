@@ -9,6 +9,7 @@ pub mod charts;
 pub mod drift;
 pub mod fleet;
 pub mod history;
+pub mod hydrate;
 pub mod import;
 mod notifications;
 pub mod object;
@@ -87,6 +88,41 @@ pub fn open_project(repo: &Path, rev: Option<&str>) -> Result<Project> {
             Project::new(Arc::new(git.tree_source(&git.resolve(rev, "--rev")?)?))
         }
     })
+}
+
+/// The directories of the repository that a command's output directory (`flag`) must not be:
+/// its root (a release or environment named `charts` would write into `charts/`) and anything
+/// below `charts/`, `environments/` or `secrets/`, where written files would be read back as
+/// the repository's own by the next render.
+pub fn refuse_repository_dirs(flag: &str, dir: &Path, repo: &Path) -> Result<()> {
+    let (Some(dir), Some(repo)) = (resolved(dir), resolved(repo)) else { return Ok(()) };
+    let Ok(inside) = dir.strip_prefix(&repo) else { return Ok(()) };
+    let first = inside.components().next();
+    let reads = ["charts", "environments", "secrets"];
+    match first {
+        None => Err(Error::new(format!("{flag} {} is the repository's root", dir.display()))),
+        Some(std::path::Component::Normal(part)) if reads.iter().any(|r| part == *r) => Err(Error::new(format!(
+            "{flag} {} is inside the repository's {}/, which the next render would read",
+            dir.display(),
+            part.to_string_lossy()
+        ))),
+        _ => return Ok(()),
+    }
+    .map_err(|err| err.with_help("write to a directory of its own, such as rendered/ (or one outside the repository)"))
+}
+
+/// `path` made absolute with every link of its existing part resolved, the rest as written.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return Some(rest.iter().rev().fold(real, |path: PathBuf, part| path.join(part)));
+        }
+        rest.push(existing.file_name()?.to_os_string());
+        existing = existing.parent()?;
+    }
 }
 
 /// Compares commit `base` with `head` (the working tree when `None`); the flags name where the

@@ -11,6 +11,7 @@ mod drift;
 mod envs;
 mod fleet;
 mod history;
+mod hydrate;
 mod import;
 mod operator;
 mod progress;
@@ -33,7 +34,7 @@ use crate::action::fleet::{EnvironmentSelection, Outcome, select_environments};
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{
     ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, OperatorCommand,
-    RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateChoice,
+    RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateArgs, ValidateChoice,
 };
 use crate::error::Error;
 use crate::project::Environment;
@@ -186,10 +187,7 @@ pub(crate) enum Environments {
 pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::Result<Environments> {
     let selection = environment_selection(&select.environments);
     if selection.envs.is_empty() && selection.selectors.is_empty() {
-        return Err(Error::new(
-            "no environment selected: give --env NAME (several, or a glob such as prod-*) or --env-selector SELECTOR",
-        )
-        .with_help("`weaver envs` lists the environments and their labels"));
+        return Err(no_environment_selected());
     }
     Ok(match selection.single() {
         Some(env) => Environments::One(env.to_string()),
@@ -200,6 +198,14 @@ pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::R
                 .collect(),
         ),
     })
+}
+
+/// The refusal of a command run without `--env` or `--env-selector`.
+pub(crate) fn no_environment_selected() -> Error {
+    Error::new(
+        "no environment selected: give --env NAME (several, or a glob such as prod-*) or --env-selector SELECTOR",
+    )
+    .with_help("`weaver envs` lists the environments and their labels")
 }
 
 /// Which releases of environment `env` the flags select.
@@ -223,16 +229,11 @@ pub(crate) fn render_options(
     identity: &IdentityArgs,
 ) -> RenderOptions {
     let RenderFlags { select, validate, overrides } = flags;
-    let validate = match validate.validate {
-        ValidateChoice::Strict => crate::validate::Mode::Strict,
-        ValidateChoice::Warn => crate::validate::Mode::Warn,
-        ValidateChoice::Ignore => crate::validate::Mode::Ignore,
-    };
     RenderOptions {
         selection: selection(global, select, env),
         keys: crate::action::Keys::Search(identity.identity.clone()),
         if_empty: IfEmpty::Warn,
-        validate,
+        validate: validate_mode(validate),
         overrides: OverrideFlags {
             values: overrides.values.clone(),
             set_json: overrides.set_json.clone(),
@@ -241,6 +242,15 @@ pub(crate) fn render_options(
             set_file: overrides.set_file.clone(),
         },
         charts: crate::source::charts::Archives::Machine,
+    }
+}
+
+/// What offline validation does, as `--validate` says.
+pub(crate) fn validate_mode(args: &ValidateArgs) -> crate::validate::Mode {
+    match args.validate {
+        ValidateChoice::Strict => crate::validate::Mode::Strict,
+        ValidateChoice::Warn => crate::validate::Mode::Warn,
+        ValidateChoice::Ignore => crate::validate::Mode::Ignore,
     }
 }
 
@@ -271,6 +281,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Command::Drift(args) => (Some(&mut args.cluster), None),
         Command::Status(args) => (Some(&mut args.cluster), None),
         Command::Render(args) => (None, Some(&mut args.identity)),
+        Command::Hydrate(args) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Decrypt(args)) => (None, Some(&mut args.identity)),
         Command::Secrets(
             SecretsCommand::Edit(args) | SecretsCommand::Rotate(args) | SecretsCommand::Updatekeys(args),
@@ -309,7 +320,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Some(inner) => inner.identity = inner.identity.take().or(outer.identity),
         None if outer.identity.is_some() => {
             return Err(Error::new("--identity does nothing for this command: it decrypts nothing")
-                .with_help("render, diff, apply and secrets decrypt/edit/rotate/updatekeys decrypt"));
+                .with_help("render, hydrate, diff, apply and secrets decrypt/edit/rotate/updatekeys decrypt"));
         }
         None => {}
     }
@@ -325,6 +336,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
     }
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, &ui, args),
+        Command::Hydrate(args) => hydrate::run(&cli.global, &ui, args),
         Command::Envs(args) => envs::run(&cli.global, &ui, args),
         Command::Changed(args) => changed::run(&cli.global, &ui, args),
         Command::Secrets(command) => secrets::run(&cli.global, &ui, command),

@@ -88,7 +88,7 @@ fn one(
         write_stream(&texts)?;
         return Ok(ExitCode::SUCCESS);
     };
-    refuse_repository_dirs(dir, &options.selection.repo)?;
+    crate::action::refuse_repository_dirs("--output-dir", dir, &options.selection.repo)?;
     let mut rendered = render(options, cx)?.rendered;
     let redacted: usize =
         rendered.releases.iter_mut().flat_map(|r| r.documents_mut()).map(|(m, _)| redact(&mut m.object)).sum();
@@ -144,41 +144,6 @@ fn push_source_comment(out: &mut String, m: &Manifest, hook: bool) {
 /// The file in an --output-dir listing the files weaver wrote there, so the next render removes
 /// those it no longer writes and never a file of the user's.
 const WRITTEN_LIST: &str = ".weaver-render";
-
-/// The directories of the repository that an --output-dir must not be: its root (a release
-/// named `charts` would write into `charts/`) and anything below `charts/`, `environments/` or
-/// `secrets/`, where rendered files would be read back as the repository's own by the next
-/// render.
-fn refuse_repository_dirs(dir: &Path, repo: &Path) -> Result<()> {
-    let (Some(dir), Some(repo)) = (resolved(dir), resolved(repo)) else { return Ok(()) };
-    let Ok(inside) = dir.strip_prefix(&repo) else { return Ok(()) };
-    let first = inside.components().next();
-    let reads = ["charts", "environments", "secrets"];
-    match first {
-        None => Err(Error::new(format!("--output-dir {} is the repository's root", dir.display()))),
-        Some(Component::Normal(part)) if reads.iter().any(|r| part == *r) => Err(Error::new(format!(
-            "--output-dir {} is inside the repository's {}/, which the next render would read",
-            dir.display(),
-            part.to_string_lossy()
-        ))),
-        _ => return Ok(()),
-    }
-    .map_err(|err| err.with_help("write to a directory of its own, such as rendered/ (or one outside the repository)"))
-}
-
-/// `path` made absolute with every link of its existing part resolved, the rest as written.
-fn resolved(path: &Path) -> Option<PathBuf> {
-    let absolute = std::path::absolute(path).ok()?;
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return Some(rest.iter().rev().fold(real, |path: PathBuf, part| path.join(part)));
-        }
-        rest.push(existing.file_name()?.to_os_string());
-        existing = existing.parent()?;
-    }
-}
 
 /// `DIR/<release>/<kind>-<name>.yaml`, or `DIR/<release>/<namespace>/<kind>-<name>.yaml` for
 /// objects of a release that share kind and name in several namespaces (a Role per target

@@ -5,6 +5,7 @@
 //! module returns is relative to the weaver repository, and changes outside it are ignored.
 
 pub mod changes;
+pub mod hydrated;
 pub mod tree_source;
 
 use std::fmt;

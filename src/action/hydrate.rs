@@ -1,0 +1,525 @@
+//! Hydrate: the rendered-manifests pattern. Each selected environment's objects, rendered by
+//! [`super::render::render`], written as one file per release to a directory or to a git
+//! branch, with a metadata file naming where they came from. Secrets are SOPS-encrypted to the
+//! environment's own age recipients, or left out; their plaintext never leaves memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::fleet::FleetContext;
+use super::render::{RenderOptions, render};
+use super::{Context, open_project};
+use crate::error::{Error, Location, Result};
+use crate::git::hydrated::Branch;
+use crate::git::{GitRepo, Provenance};
+use crate::manifest::Manifest;
+use crate::project::{Environment, Project};
+use crate::secrets::{self, EncryptionSettings, Identities, Selector, SopsFile};
+
+/// The file in each environment's directory that says what was hydrated, from what. Not
+/// `.yaml` or `.json`, so that Flux and Argo CD do not take it for manifests (Argo CD's hydrator
+/// names its own `hydrator.metadata` alike).
+pub const METADATA_FILE: &str = "weaver-hydrate.metadata";
+
+/// What Flux's kustomize-controller (and sops' Kubernetes convention) encrypts of a Secret.
+const SECRET_FIELDS: &str = "^(data|stringData)$";
+
+/// Where hydrated environments go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `--out DIR`: `DIR/<env>/<release>.yaml`.
+    Directory(PathBuf),
+    /// `--branch NAME`: `<env>/<release>.yaml` in a commit on that branch of the repository.
+    Branch(String),
+}
+
+/// What becomes of Secret objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SecretObjects {
+    /// SOPS-encrypted (age) to the environment's recipients.
+    Encrypted,
+    /// Left out; the metadata names them.
+    Omitted,
+}
+
+/// How to hydrate.
+pub struct HydrateOptions {
+    /// One environment's render each, in the order given.
+    pub renders: Vec<RenderOptions>,
+    pub target: Target,
+    pub secrets: SecretObjects,
+}
+
+/// What a hydration did (`-o json`, schema version 1).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hydrated {
+    pub schema_version: u32,
+    /// `{"directory": DIR}` or `{"branch": NAME}`.
+    pub target: TargetReport,
+    /// Whether anything was written: exit code 2 when so, 0 when not.
+    pub changed: bool,
+    /// The commit made on the branch; null for a directory or when nothing changed.
+    pub commit: Option<String>,
+    /// The branch's commit before (the new commit's parent); null for a new branch or a directory.
+    pub parent: Option<String>,
+    /// The commit rendered from, and whether the working tree differed from it; null outside git.
+    pub source: Option<Provenance>,
+    pub environments: Vec<EnvironmentReport>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TargetReport {
+    Directory(PathBuf),
+    Branch(String),
+}
+
+/// One environment's part of [`Hydrated`]; paths are relative to the target.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentReport {
+    pub environment: String,
+    /// Whether a release's file was written or removed (the metadata is rewritten then only).
+    pub changed: bool,
+    /// Files written (created or changed), the metadata file included.
+    pub written: Vec<String>,
+    /// Files of releases the environment no longer renders, removed.
+    pub removed: Vec<String>,
+    /// Files that were already as rendered.
+    pub unchanged: Vec<String>,
+    /// Secret objects, `<release>/<namespace>/<name>`, and what became of them.
+    pub secrets: BTreeMap<String, SecretObjects>,
+}
+
+/// The metadata file's content (schema version 1).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata<'a> {
+    schema_version: u32,
+    environment: &'a str,
+    source: Option<&'a Provenance>,
+    weaver: &'static str,
+    releases: Vec<ReleaseMetadata>,
+    /// Secrets left out (`--secrets omit`), by name only.
+    omitted_secrets: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReleaseMetadata {
+    name: String,
+    file: String,
+    /// `sha256:<hex>` of the file as written.
+    digest: String,
+    objects: usize,
+}
+
+/// Renders each environment and writes those whose files differ from the target's; nothing is
+/// written unless every environment rendered.
+pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
+    let first = options.renders.first().ok_or_else(|| Error::new("no environment to hydrate"))?;
+    let (repo, rev) = (&first.selection.repo, first.selection.rev.as_deref());
+    let source = crate::git::provenance(repo, rev)?;
+    let writing = match &options.target {
+        Target::Branch(name) => Writing::Branch(GitRepo::open(repo)?.hydrated_branch(name)?),
+        Target::Directory(dir) => {
+            super::refuse_repository_dirs("--out", dir, repo)?;
+            Writing::Directory(dir)
+        }
+    };
+    let previous = |path: &str| -> Result<Option<Vec<u8>>> {
+        match &writing {
+            Writing::Branch(branch) => branch.read(Path::new(path)),
+            Writing::Directory(dir) => read_file(&dir.join(path)),
+        }
+    };
+    let project = open_project(repo, rev)?;
+    let mut planned = Vec::new();
+    for render_options in &options.renders {
+        let env_name = render_options.selection.env.clone();
+        let on = |progress: super::Progress<'_>| (cx.on)(&env_name, progress);
+        let context = Context { redactor: cx.redactor, on: &on };
+        let desired = render(render_options, context)?;
+        let env = desired.env.as_ref();
+        let writer =
+            EnvironmentWriter { project: &project, options: render_options, env, context, previous: &previous };
+        planned.push(writer.plan(&desired.rendered, options.secrets, source.as_ref())?);
+    }
+    let changes: BTreeMap<String, Option<Vec<u8>>> = planned.iter().flat_map(|p| p.changes.clone()).collect();
+    let changed = !changes.is_empty();
+    let (mut commit, mut parent) = (None, None);
+    match &writing {
+        Writing::Branch(branch) => {
+            parent = branch.tip();
+            if changed {
+                let names: Vec<&str> =
+                    planned.iter().filter(|p| p.report.changed).map(|p| p.report.environment.as_str()).collect();
+                let subject = format!("weaver hydrate: {}", names.join(", "));
+                commit = Some(branch.commit(&changes, &subject, source.as_ref())?);
+            }
+        }
+        Writing::Directory(dir) => write_directory(dir, &changes)?,
+    }
+    Ok(Hydrated {
+        schema_version: 1,
+        target: match &options.target {
+            Target::Directory(dir) => TargetReport::Directory(dir.clone()),
+            Target::Branch(name) => TargetReport::Branch(name.clone()),
+        },
+        changed,
+        commit,
+        parent,
+        source,
+        environments: planned.into_iter().map(|p| p.report).collect(),
+    })
+}
+
+/// Where a hydration writes, opened.
+enum Writing<'a> {
+    Directory(&'a Path),
+    Branch(Branch),
+}
+
+/// One environment's files as they should be, compared with the target's.
+struct Planned {
+    /// `<env>/<file>` → its new content, or None to remove it.
+    changes: BTreeMap<String, Option<Vec<u8>>>,
+    report: EnvironmentReport,
+}
+
+/// What encrypting an environment's Secrets needs, found once and only when a Secret needs it.
+#[derive(Default)]
+struct Encryption {
+    /// The recipients and selector (see [`EnvironmentWriter::encryption_settings`]).
+    settings: Option<EncryptionSettings>,
+    /// The identities that read back the Secrets hydrated before, if any can be loaded.
+    identities: Option<Option<Identities>>,
+}
+
+/// Reads a file of the target (`<env>/<file>`), `None` when there is none.
+type Previous<'a> = &'a dyn Fn(&str) -> Result<Option<Vec<u8>>>;
+
+struct EnvironmentWriter<'a> {
+    project: &'a Project,
+    options: &'a RenderOptions,
+    env: &'a Environment,
+    context: Context<'a>,
+    previous: Previous<'a>,
+}
+
+impl EnvironmentWriter<'_> {
+    fn plan(
+        &self,
+        rendered: &crate::render::Rendered,
+        mode: SecretObjects,
+        source: Option<&Provenance>,
+    ) -> Result<Planned> {
+        let env = &self.env.name;
+        let path = |file: &str| format!("{env}/{file}");
+        let previous_metadata = (self.previous)(&path(METADATA_FILE))?;
+        let previous_files =
+            previous_metadata.as_deref().map(|m| release_files(&path(METADATA_FILE), m)).transpose()?;
+        let mut encryption = Encryption::default();
+        let mut report = EnvironmentReport {
+            environment: env.clone(),
+            changed: false,
+            written: Vec::new(),
+            removed: Vec::new(),
+            unchanged: Vec::new(),
+            secrets: BTreeMap::new(),
+        };
+        let mut changes = BTreeMap::new();
+        let mut releases = Vec::new();
+        for release in &rendered.releases {
+            let file = format!("{}.yaml", release.name);
+            let previous = (self.previous)(&path(&file))?;
+            let Some(text) =
+                self.release_file(release, &path(&file), previous.as_deref(), mode, &mut encryption, &mut report)?
+            else {
+                continue;
+            };
+            let digest = format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())));
+            let objects = documents(&text).count();
+            releases.push(ReleaseMetadata { name: release.name.clone(), file: file.clone(), digest, objects });
+            if previous.as_deref() == Some(text.as_bytes()) {
+                report.unchanged.push(path(&file));
+            } else {
+                report.written.push(path(&file));
+                changes.insert(path(&file), Some(text.into_bytes()));
+            }
+        }
+        let kept: BTreeSet<&str> = releases.iter().map(|r| r.file.as_str()).collect();
+        for stale in previous_files.iter().flatten().filter(|f| !kept.contains(f.as_str())) {
+            if (self.previous)(&path(stale))?.is_some() {
+                report.removed.push(path(stale));
+                changes.insert(path(stale), None);
+            }
+        }
+        report.changed = !changes.is_empty() || previous_metadata.is_none();
+        if report.changed {
+            let metadata = Metadata {
+                schema_version: 1,
+                environment: env,
+                source,
+                weaver: env!("CARGO_PKG_VERSION"),
+                releases,
+                omitted_secrets: report
+                    .secrets
+                    .iter()
+                    .filter(|(_, s)| **s == SecretObjects::Omitted)
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+            };
+            let mut bytes = serde_json::to_vec_pretty(&metadata).expect("metadata serializes");
+            bytes.push(b'\n');
+            report.written.push(path(METADATA_FILE));
+            changes.insert(path(METADATA_FILE), Some(bytes));
+        } else {
+            report.unchanged.push(path(METADATA_FILE));
+        }
+        Ok(Planned { changes, report })
+    }
+
+    /// A release's file (`path`): its documents, each Secret encrypted (keeping the ciphertext
+    /// of `previous`, the file as the target has it, for a Secret that did not change) or left
+    /// out, each recorded in `report`. None when the release has no object to write.
+    fn release_file(
+        &self,
+        release: &crate::render::RenderedRelease,
+        path: &str,
+        previous: Option<&[u8]>,
+        mode: SecretObjects,
+        encryption: &mut Encryption,
+        report: &mut EnvironmentReport,
+    ) -> Result<Option<String>> {
+        let mut reusable = None;
+        let mut text = String::new();
+        for (m, _) in release.documents() {
+            let document = if crate::diff::is_secret(&m.object) {
+                let name = format!("{}/{}/{}", m.release, m.namespace().unwrap_or_default(), m.name());
+                report.secrets.insert(name, mode);
+                if mode == SecretObjects::Omitted {
+                    continue;
+                }
+                let reusable = reusable.get_or_insert_with(|| {
+                    let ids = encryption.identities.get_or_insert_with(|| self.identities());
+                    self.encrypted_documents(path, previous, ids.as_ref())
+                });
+                match reusable.iter().find(|(plain, _)| plain == &m.object) {
+                    Some((_, encrypted)) => encrypted.clone(),
+                    None => {
+                        if encryption.settings.is_none() {
+                            encryption.settings = Some(self.encryption_settings()?);
+                        }
+                        encrypt(path, m, encryption.settings.as_ref().expect("set above"))?
+                    }
+                }
+            } else {
+                self.refuse_decrypted_values(m)?;
+                let mut plain = String::new();
+                crate::yaml::write_yaml(&mut plain, &m.object);
+                plain
+            };
+            text.push_str("---\n");
+            text.push_str(&document);
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        Ok(Some(text).filter(|text| !text.is_empty()))
+    }
+
+    /// Refuses an object other than a Secret that holds a decrypted value (a template copied
+    /// one into a ConfigMap or an env var): only Secrets are encrypted, so it would be written
+    /// in plaintext.
+    fn refuse_decrypted_values(&self, m: &Manifest) -> Result<()> {
+        let redactor = self.context.redactor;
+        if redactor.is_empty() || redactor.redact_value(&mut m.object.clone()) == 0 {
+            return Ok(());
+        }
+        let namespace = m.namespace().map_or_else(String::new, |ns| format!("{ns}/"));
+        Err(Error::new(format!(
+            "release `{}`: {} {namespace}{} holds a decrypted secret value, and only Secrets are encrypted: hydrate would write it in plaintext",
+            m.release,
+            m.kind(),
+            m.name()
+        ))
+        .with_help("keep decrypted values in Secret objects and refer to them (envFrom, secretKeyRef, a secret volume)"))
+    }
+
+    /// The identities the render would decrypt with, to read back the Secrets hydrated before;
+    /// None when there are none (each Secret is then encrypted again).
+    fn identities(&self) -> Option<Identities> {
+        self.options.keys.load(&self.options.selection.repo, self.env.identity_file.as_ref()).ok()
+    }
+
+    /// The SOPS-encrypted documents of a release's previous file that `ids` decrypt, each with
+    /// its plaintext object: an unchanged Secret keeps its ciphertext, so that its file (and
+    /// the branch) changes only when the Secret does. Every value read is registered with the
+    /// redactor.
+    fn encrypted_documents(
+        &self,
+        path: &str,
+        previous: Option<&[u8]>,
+        ids: Option<&Identities>,
+    ) -> Vec<(serde_json::Value, String)> {
+        let (Some(text), Some(ids)) = (previous.and_then(|p| std::str::from_utf8(p).ok()), ids) else {
+            return Vec::new();
+        };
+        let path = Path::new(path);
+        documents(text)
+            .filter(|document| document.lines().any(|line| line.starts_with("sops:")))
+            .filter_map(|document| {
+                let plain = SopsFile::parse(path, document).ok()?.decrypt(ids).ok()?.into_plaintext().to_json();
+                self.context.redactor.register_secret_data(&plain);
+                Some((plain, document.to_string()))
+            })
+            .collect()
+    }
+
+    /// What the environment's Secrets are encrypted to: the age recipients of its first secrets
+    /// file, as the nearest `.sops.yaml` from that file's directory up assigns them (as sops
+    /// finds rules), else as the file's own `sops.age` lists them.
+    fn encryption_settings(&self) -> Result<EncryptionSettings> {
+        let repo = &self.options.selection.repo;
+        let source = self.project.source.as_ref();
+        let mut recipients = Vec::new();
+        if let Some(file) = self.env.secrets.first() {
+            if let Some(rules) = file.path.ancestors().skip(1).map(|dir| dir.join(".sops.yaml")).find_map(|rules| {
+                source.read_named(&rules, &file.at, "creation rules").transpose().map(|bytes| (rules, bytes))
+            }) {
+                let (rules_path, bytes) = rules;
+                let text = String::from_utf8_lossy(&bytes?).into_owned();
+                let rules = secrets::CreationRules::parse(&repo.join(&rules_path), &text)?;
+                if let Ok(settings) = secrets::encryption_settings(&repo.join(&file.path), Some(&rules), &[]) {
+                    recipients = settings.recipients;
+                }
+            }
+            if recipients.is_empty()
+                && let Some(bytes) = source.read_named(&file.path, &file.at, "secrets file")?
+                && let Ok(sops) = SopsFile::parse(&file.path, &String::from_utf8_lossy(&bytes))
+            {
+                recipients = sops.recipients();
+            }
+        }
+        if recipients.is_empty() {
+            let listed = match self.env.secrets.first() {
+                Some(file) => {
+                    format!("neither a .sops.yaml creation rule for {} nor that file names any", file.path.display())
+                }
+                None => "it lists no secrets file".to_string(),
+            };
+            let message = format!(
+                "environment `{}` renders Secrets, and has no age recipients to encrypt them to: {listed}",
+                self.env.name
+            );
+            let error = match self.env.files.first() {
+                Some(file) => Error::at(Location::file(file), message),
+                None => Error::new(message),
+            };
+            return Err(error.with_help(
+                "list a SOPS secrets file in the environment (`secrets:`) whose .sops.yaml creation rule names its recipients, or leave Secrets out with --secrets omit",
+            ));
+        }
+        Ok(EncryptionSettings {
+            recipients,
+            selector: Selector::EncryptedRegex(regex::Regex::new(SECRET_FIELDS).expect("a valid regex")),
+            mac_only_encrypted: false,
+        })
+    }
+}
+
+/// A Secret as a SOPS document: its `data` and `stringData` encrypted, the rest as it is. The
+/// plaintext is formatted and encrypted in memory.
+fn encrypt(path: &str, m: &Manifest, settings: &EncryptionSettings) -> Result<String> {
+    let path = Path::new(path);
+    let mut plain = String::new();
+    crate::yaml::write_yaml(&mut plain, &m.object);
+    let document = secrets::Document::parse_as(path, &plain, secrets::Format::Yaml)?;
+    Ok(secrets::encrypt(path, &document, settings)?)
+}
+
+/// The documents of a file hydrate wrote, each as written after its `---` line.
+fn documents(text: &str) -> impl Iterator<Item = &str> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        at += line.len();
+        if line == "---\n" {
+            starts.push(at);
+        }
+    }
+    let ends: Vec<usize> = starts.iter().skip(1).map(|start| start - "---\n".len()).chain([text.len()]).collect();
+    starts.into_iter().zip(ends).map(move |(start, end)| &text[start..end])
+}
+
+/// The release files a metadata file lists: plain `<name>.yaml` names only, so that a
+/// hand-edited one cannot make hydrate remove anything else.
+fn release_files(path: &str, metadata: &[u8]) -> Result<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_slice(metadata).map_err(|e| {
+        Error::at(Location::file(Path::new(path)), format!("is not the JSON weaver hydrate writes: {e}"))
+            .with_help("remove the file (and the environment's files) and hydrate again")
+    })?;
+    let files = value["releases"].as_array().into_iter().flatten().filter_map(|r| r["file"].as_str());
+    Ok(files
+        .filter(|f| f.ends_with(".yaml") && !f.starts_with('.') && !f.contains(['/', '\\']))
+        .map(str::to_string)
+        .collect())
+}
+
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// Writes and removes `changes` below `dir`.
+fn write_directory(dir: &Path, changes: &BTreeMap<String, Option<Vec<u8>>>) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::at(Location::file(dir), "--out is not a directory")
+            .with_help("name a directory (it is created if missing)"));
+    }
+    for (relative, content) in changes {
+        let path = dir.join(relative);
+        match content {
+            Some(bytes) => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+                }
+                std::fs::write(&path, bytes).map_err(|e| Error::io("write file", &path, e))?;
+            }
+            None => match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove stale file", &path, e)),
+            },
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_metadata_file_names_only_plain_release_files() {
+        let metadata = br#"{"releases": [{"file": "web.yaml"}, {"file": "../x.yaml"}, {"file": ".git.yaml"}, {"file": "a/b.yaml"}, {"file": "notes.txt"}]}"#;
+        assert_eq!(release_files("dev/m", metadata).unwrap(), vec!["web.yaml"]);
+        let err = release_files("dev/m", b"{").unwrap_err();
+        assert!(err.to_string().contains("dev/m"), "{err}");
+    }
+
+    #[test]
+    fn documents_are_split_at_their_separators() {
+        let text = "---\na: 1\n---\nb: |\n  ---\n  x---\n";
+        assert_eq!(documents(text).collect::<Vec<_>>(), vec!["a: 1\n", "b: |\n  ---\n  x---\n"]);
+    }
+}

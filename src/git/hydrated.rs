@@ -1,0 +1,199 @@
+//! A branch that `weaver hydrate` writes rendered objects to: read from its tip, committed to
+//! in the object database (never the working tree or the index), each commit linked with the
+//! source commit it was rendered from both ways: a trailer in the commit's message and a git
+//! note on the source commit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use git2::{ErrorCode, Index, IndexEntry, IndexTime, Oid, Reference};
+
+use super::{GitRepo, git_error};
+use crate::error::{Error, Result};
+
+/// The notes ref the source commit's note goes to: `git log --notes=weaver-hydrated` shows it.
+pub const NOTES_REF: &str = "refs/notes/weaver-hydrated";
+
+/// The trailer naming the source commit in a hydrated commit's message.
+pub const SOURCE_TRAILER: &str = "Weaver-Source-Commit";
+
+/// A branch to hydrate to, as it was when opened.
+pub struct Branch {
+    git: GitRepo,
+    name: String,
+    refname: String,
+    /// The branch's commit when opened; `None` when it does not exist yet.
+    tip: Option<Oid>,
+}
+
+impl GitRepo {
+    /// The branch `name` (created on the first commit), refused when git refuses the name or
+    /// when it is the branch checked out here: moving it under the working tree would make
+    /// every file look changed.
+    pub fn hydrated_branch(&self, name: &str) -> Result<Branch> {
+        let refname = format!("refs/heads/{name}");
+        if name.starts_with('-') || !Reference::is_valid_name(&refname) {
+            return Err(Error::new(format!("--branch `{name}` is not a branch name git accepts"))
+                .with_help("see `git check-ref-format --branch`: no spaces, `..`, `~`, `^`, `:`, `?`, `*`, `[`, `\\`, nor a trailing `/`, `.lock` or `.`"));
+        }
+        let repo = self.lock();
+        let head = repo.head().ok().and_then(|head| head.name().ok().map(str::to_string));
+        if !repo.is_bare() && head.as_deref() == Some(refname.as_str()) {
+            return Err(Error::new(format!("--branch `{name}` is the branch checked out in this working tree"))
+                .with_help(
+                    "hydrate to a branch of its own (such as `hydrated`); weaver never touches the working tree",
+                ));
+        }
+        let tip = match repo.find_reference(&refname) {
+            Ok(reference) => {
+                Some(reference.peel_to_commit().map_err(|e| git_error(&format!("read branch `{name}`"), &e))?.id())
+            }
+            Err(e) if e.code() == ErrorCode::NotFound => None,
+            Err(e) => return Err(git_error(&format!("read branch `{name}`"), &e)),
+        };
+        drop(repo);
+        Ok(Branch { git: self.clone(), name: name.to_string(), refname, tip })
+    }
+}
+
+impl Branch {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The branch's commit when opened (full SHA), `None` for a new branch.
+    pub fn tip(&self) -> Option<String> {
+        self.tip.map(|oid| oid.to_string())
+    }
+
+    /// The file at `path` (from the branch's root) in its tip, `None` when there is none.
+    pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        let Some(tip) = self.tip else { return Ok(None) };
+        let repo = self.git.lock();
+        let tree = repo.find_commit(tip).and_then(|c| c.tree()).map_err(|e| git_error("read the branch", &e))?;
+        let entry = match tree.get_path(path) {
+            Ok(entry) => entry,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(git_error("read the branch", &e)),
+        };
+        match entry.to_object(&repo).map(|o| o.into_blob()) {
+            Ok(Ok(blob)) => Ok(Some(blob.content().to_vec())),
+            Ok(Err(_)) => Ok(None),
+            Err(e) => Err(git_error("read the branch", &e)),
+        }
+    }
+
+    /// Commits the tip's tree with `changes` (a path's new content, or `None` to remove it) on
+    /// the branch, as the repository's configured identity (user.name, user.email); the
+    /// message ends with the source trailer. The branch moves only if it is still where it was
+    /// when opened. With a source commit, its note in [`NOTES_REF`] names the new commit.
+    /// Returns the new commit's SHA.
+    pub fn commit(
+        &self,
+        changes: &BTreeMap<String, Option<Vec<u8>>>,
+        subject: &str,
+        source: Option<&super::Provenance>,
+    ) -> Result<String> {
+        let repo = self.git.lock();
+        let signature = repo.signature().map_err(|e| {
+            Error::new(format!("git: no identity to commit to --branch `{}` with: {}", self.name, e.message()))
+                .with_help("set one: git config user.name NAME; git config user.email EMAIL")
+        })?;
+        let parent =
+            self.tip.map(|tip| repo.find_commit(tip)).transpose().map_err(|e| git_error("read the branch", &e))?;
+        // An index of its own, in memory: the repository's index is never read or written.
+        let mut index = Index::new().map_err(|e| git_error("build the tree", &e))?;
+        if let Some(parent) = &parent {
+            index
+                .read_tree(&parent.tree().map_err(|e| git_error("read the branch", &e))?)
+                .map_err(|e| git_error("build the tree", &e))?;
+        }
+        for (path, content) in changes {
+            let built = match content {
+                None => index.remove_path(Path::new(path)),
+                Some(bytes) => repo.blob(bytes).and_then(|id| index.add(&blob_entry(path, id, bytes.len()))),
+            };
+            built.map_err(|e| git_error(&format!("write {path} to the tree"), &e))?;
+        }
+        let tree = index
+            .write_tree_to(&repo)
+            .and_then(|id| repo.find_tree(id))
+            .map_err(|e| git_error("write the tree", &e))?;
+        let mut message = format!("{subject}\n");
+        if let Some(source) = source {
+            message.push_str(&format!("\n{SOURCE_TRAILER}: {}\n", source.commit));
+        }
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let commit = repo
+            .commit(None, &signature, &signature, &message, &tree, &parents)
+            .map_err(|e| git_error("commit", &e))?;
+        let log = format!("weaver hydrate: {subject}");
+        let moved = match self.tip {
+            Some(tip) => repo.reference_matching(&self.refname, commit, true, tip, &log),
+            None => repo.reference(&self.refname, commit, false, &log),
+        };
+        moved.map_err(|e| {
+            Error::new(format!("git: cannot move branch `{}`: {}", self.name, e.message()))
+                .with_help("another process changed the branch meanwhile: run weaver hydrate again")
+        })?;
+        if let Some(source) = source {
+            let source_oid = Oid::from_str(&source.commit).map_err(|e| git_error("read the source commit", &e))?;
+            let note = note_lines(
+                repo.find_note(Some(NOTES_REF), source_oid).ok().and_then(|n| n.message().ok().map(str::to_string)),
+                &self.name,
+                &format!(
+                    "{commit}{}",
+                    if source.dirty { " (from a working tree with uncommitted changes)" } else { "" }
+                ),
+            );
+            repo.note(&signature, &signature, Some(NOTES_REF), source_oid, &note, true)
+                .map_err(|e| git_error("write the note on the source commit", &e))?;
+        }
+        Ok(commit.to_string())
+    }
+}
+
+/// The note on a source commit: one line per branch hydrated from it, `<branch> <commit>`;
+/// this branch's line replaced, the others' kept.
+fn note_lines(existing: Option<String>, branch: &str, hydrated: &str) -> String {
+    let mut lines: BTreeMap<String, String> = existing
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter_map(|line| line.split_once(' ').map(|(b, rest)| (b.to_string(), rest.to_string())))
+        .collect();
+    lines.insert(branch.to_string(), hydrated.to_string());
+    lines.iter().map(|(branch, commit)| format!("{branch} {commit}\n")).collect()
+}
+
+/// An index entry for a regular file's blob.
+fn blob_entry(path: &str, id: Oid, size: usize) -> IndexEntry {
+    IndexEntry {
+        ctime: IndexTime::new(0, 0),
+        mtime: IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        file_size: size as u32,
+        id,
+        // The low 12 bits hold the path's length (0xfff for longer ones), as git writes them.
+        flags: path.len().min(0xfff) as u16,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::note_lines;
+
+    #[test]
+    fn a_note_keeps_other_branches_lines_and_replaces_its_own() {
+        let first = note_lines(None, "hydrated", "aaa");
+        assert_eq!(first, "hydrated aaa\n");
+        let second = note_lines(Some(first), "prod-hydrated", "bbb");
+        assert_eq!(second, "hydrated aaa\nprod-hydrated bbb\n");
+        assert_eq!(note_lines(Some(second), "hydrated", "ccc"), "hydrated ccc\nprod-hydrated bbb\n");
+    }
+}

@@ -1,0 +1,498 @@
+//! `weaver hydrate`: environments' rendered objects written to a directory or a git branch,
+//! Secrets SOPS-encrypted (or left out), nothing written when nothing changed, and the objects
+//! applied with `kubectl apply --server-side` the same as `weaver apply` makes them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use git2::Repository;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::common::cluster::TestCluster;
+use crate::common::demo::Demo;
+use crate::common::{Repo, Run, git, interop_available, tools};
+
+/// A git repository of `repo` with one commit, and an identity to commit hydrated branches as.
+fn committed(repo: &Repo) -> Repository {
+    let git = git::init(repo.path());
+    let mut config = git.config().unwrap();
+    config.set_str("user.name", "Hydrator").unwrap();
+    config.set_str("user.email", "hydrator@weaver.invalid").unwrap();
+    git::commit_all(&git, "source");
+    git
+}
+
+/// Every file below `dir`, by path relative to it.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                found.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+fn json_of(run: &Run, code: i32) -> Value {
+    assert_eq!(run.code, code, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+fn metadata(dir: &Path, env: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join(env).join("weaver-hydrate.metadata")).unwrap()).unwrap()
+}
+
+/// The documents of a hydrated file, split at its `---` lines (an age stanza's armor lines end
+/// in `---` too).
+fn split_documents(text: &str) -> Vec<String> {
+    let mut documents: Vec<String> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        match documents.last_mut() {
+            Some(document) if line != "---\n" => document.push_str(line),
+            _ => documents.push(String::new()),
+        }
+    }
+    documents
+}
+
+/// The documents of a hydrated file, those SOPS-encrypted decrypted with `key` as Flux's
+/// kustomize-controller decrypts them (each object on its own).
+fn decrypted(file: &Path, key: &Path) -> Vec<Value> {
+    let ids = weaver::secrets::IdentitySources::from_env(Some(key.to_path_buf()), None, |_| None).load().unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    split_documents(&text)
+        .iter()
+        .map(|document| {
+            if document.lines().any(|l| l.starts_with("sops:")) {
+                weaver::secrets::decrypt_bytes(Path::new("secret.yaml"), document.as_bytes(), &ids).unwrap().to_json()
+            } else {
+                weaver::yaml::documents(file, document).unwrap().remove(0)
+            }
+        })
+        .collect()
+}
+
+/// The demo's Secret values, as `weaver render --show-secrets` gives them (plain and base64).
+fn secret_values(repo: &Repo) -> Vec<String> {
+    let out = repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
+    let objects = weaver::yaml::documents(Path::new("render"), out.success()).unwrap();
+    let secret = objects.iter().find(|o| o["kind"] == "Secret").expect("the demo renders a Secret");
+    let values: Vec<String> =
+        secret["stringData"].as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert!(values.len() >= 3 && values.iter().all(|v| v.len() >= 8), "{values:?}");
+    use base64::Engine;
+    let encoded: Vec<String> =
+        values.iter().map(|v| base64::engine::general_purpose::STANDARD.encode(v.as_bytes())).collect();
+    values.into_iter().chain(encoded).collect()
+}
+
+#[test]
+fn a_directory_gets_a_file_per_release_and_a_metadata_file_and_nothing_is_rewritten_when_unchanged() {
+    let repo = Repo::demo_without_operator();
+    let git = committed(&repo);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("hydrated");
+    let dir_arg = dir.to_str().unwrap();
+    let first = repo.weaver(&["-vv", "hydrate", "--env", "dev", "--out", dir_arg, "-o", "json"]);
+    let report = json_of(&first, 2);
+    assert_eq!(report["changed"], true);
+    assert_eq!(report["target"], json!({"directory": dir_arg}));
+    let written = files(&dir);
+    let names: Vec<&str> = written.keys().map(String::as_str).collect();
+    assert_eq!(names, ["dev/redis.yaml", "dev/weaver-hydrate.metadata", "dev/web.yaml"]);
+    assert_eq!(report["environments"][0]["written"].as_array().unwrap().len(), 3);
+    let head = git.head().unwrap().peel_to_commit().unwrap().id().to_string();
+    let meta = metadata(&dir, "dev");
+    assert_eq!(meta["source"], json!({"commit": head, "dirty": false}));
+    assert_eq!(report["source"], meta["source"]);
+    assert_eq!(meta["weaver"], env!("CARGO_PKG_VERSION"));
+    for release in meta["releases"].as_array().unwrap() {
+        let file = &written[&format!("dev/{}", release["file"].as_str().unwrap())];
+        assert_eq!(release["digest"], format!("sha256:{}", hex::encode(Sha256::digest(file))));
+    }
+    // The same objects as `weaver render`, Secret values aside.
+    let rendered =
+        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap();
+    let key = repo.path().join("secrets/dev.agekey");
+    let hydrated: Vec<Value> =
+        ["redis", "web"].iter().flat_map(|r| decrypted(&dir.join(format!("dev/{r}.yaml")), &key)).collect();
+    let without_secrets =
+        |objects: &[Value]| -> Vec<Value> { objects.iter().filter(|o| o["kind"] != "Secret").cloned().collect() };
+    assert_eq!(without_secrets(&hydrated), without_secrets(&rendered));
+
+    let mtimes = |dir: &Path| -> Vec<std::time::SystemTime> {
+        files(dir).keys().map(|f| std::fs::metadata(dir.join(f)).unwrap().modified().unwrap()).collect()
+    };
+    let before = mtimes(&dir);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Read back (decrypted) to tell it unchanged, the Secret is not shown either.
+    let second = repo.weaver(&["-vv", "hydrate", "--env", "dev", "--out", dir_arg, "-o", "json"]);
+    for value in secret_values(&repo) {
+        for run in [&first, &second] {
+            assert!(!run.stdout.contains(&value) && !run.stderr.contains(&value), "hydrate printed a Secret value");
+        }
+    }
+    let again = json_of(&second, 0);
+    assert_eq!(again["changed"], false);
+    assert_eq!(again["environments"][0]["written"], json!([]));
+    assert_eq!(files(&dir), written, "an unchanged hydration rewrote a file (the Secret's ciphertext included)");
+    assert_eq!(mtimes(&dir), before);
+    let text = repo.weaver(&["hydrate", "--env", "dev", "--out", dir_arg]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.contains("dev: unchanged"), "{}", text.stdout);
+}
+
+#[test]
+fn files_of_releases_gone_are_removed_and_other_files_stay() {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\nreleases:\n  - name: app\n    chart: app\n  - name: extra\n    chart: app\n",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    assert_eq!(repo.weaver(&["hydrate", "--env", "dev", "--out", dir]).code, 2);
+    std::fs::write(out.path().join("dev/kustomization.yaml"), "resources: []\n").unwrap();
+    assert!(out.path().join("dev/extra.yaml").exists());
+    let meta = metadata(out.path(), "dev");
+    assert_eq!(meta["source"], Value::Null, "outside git there is no source commit");
+
+    repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n");
+    let report = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
+    assert_eq!(report["environments"][0]["removed"], json!(["dev/extra.yaml"]));
+    assert_eq!(report["environments"][0]["unchanged"], json!(["dev/app.yaml"]));
+    let names: Vec<String> = files(out.path()).into_keys().collect();
+    assert_eq!(names, ["dev/app.yaml", "dev/kustomization.yaml", "dev/weaver-hydrate.metadata"]);
+    let meta = metadata(out.path(), "dev");
+    let releases: Vec<&str> =
+        meta["releases"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(releases, ["app"]);
+}
+
+/// Every blob of every commit reachable from `branch`, and every note of the notes ref.
+fn history_blobs(git: &Repository, refs: &[&str]) -> Vec<Vec<u8>> {
+    let mut blobs = Vec::new();
+    let mut walk = git.revwalk().unwrap();
+    for name in refs {
+        walk.push_ref(name).unwrap();
+    }
+    for oid in walk {
+        let commit = git.find_commit(oid.unwrap()).unwrap();
+        blobs.push(commit.message_bytes().to_vec());
+        commit
+            .tree()
+            .unwrap()
+            .walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+                if let Ok(blob) = entry.to_object(git).and_then(|o| o.peel_to_blob()) {
+                    blobs.push(blob.content().to_vec());
+                }
+                git2::TreeWalkResult::Ok
+            })
+            .unwrap();
+    }
+    blobs
+}
+
+#[test]
+fn a_branch_gets_a_commit_linked_both_ways_with_the_source_and_no_plaintext_secret_anywhere() {
+    let repo = Repo::demo_without_operator();
+    let git = committed(&repo);
+    let source = git.head().unwrap().peel_to_commit().unwrap().id();
+    let status_before = git.statuses(None).unwrap().len();
+    let report = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--branch", "hydrated", "-o", "json"]), 2);
+    let tip = git.find_branch("hydrated", git2::BranchType::Local).unwrap().get().peel_to_commit().unwrap();
+    assert_eq!(report["commit"], tip.id().to_string());
+    assert_eq!(report["parent"], Value::Null);
+    assert_eq!(tip.parent_count(), 0);
+    assert!(tip.message().unwrap().contains(&format!("\nWeaver-Source-Commit: {source}\n")), "{:?}", tip.message());
+    assert_eq!(tip.author().name().unwrap(), "Hydrator");
+    let note = git.find_note(Some("refs/notes/weaver-hydrated"), source).unwrap();
+    assert_eq!(note.message().unwrap(), format!("hydrated {}\n", tip.id()));
+    // The working tree and index are as they were: HEAD's branch did not move.
+    assert_eq!(git.head().unwrap().peel_to_commit().unwrap().id(), source);
+    assert_eq!(git.statuses(None).unwrap().len(), status_before);
+    let tree = tip.tree().unwrap();
+    let dev = tree.get_path(Path::new("dev")).unwrap().to_object(&git).unwrap().peel_to_tree().unwrap();
+    let paths: Vec<String> = dev.iter().map(|e| e.name().unwrap().to_string()).collect();
+    assert_eq!(paths, ["redis.yaml", "weaver-hydrate.metadata", "web.yaml"]);
+
+    // Unchanged: no commit.
+    let again = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--branch", "hydrated", "-o", "json"]), 0);
+    assert_eq!(again["commit"], Value::Null);
+    assert_eq!(again["parent"], tip.id().to_string());
+    assert_eq!(
+        git.find_branch("hydrated", git2::BranchType::Local).unwrap().get().peel_to_commit().unwrap().id(),
+        tip.id()
+    );
+
+    // A change of the source: a commit on the tip, the source commit's note naming it.
+    let values = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    repo.write("environments/dev.yaml", &values.replace("replicas: 1", "replicas: 3"));
+    let changed = git::commit_all(&git, "three replicas");
+    let third = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--branch", "hydrated", "-o", "json"]), 2);
+    let new_tip = git.find_branch("hydrated", git2::BranchType::Local).unwrap().get().peel_to_commit().unwrap();
+    assert_eq!(third["commit"], new_tip.id().to_string());
+    assert_eq!(new_tip.parent_id(0).unwrap(), tip.id());
+    assert_eq!(third["environments"][0]["written"], json!(["dev/web.yaml", "dev/weaver-hydrate.metadata"]));
+    let note = git.find_note(Some("refs/notes/weaver-hydrated"), changed).unwrap();
+    assert_eq!(note.message().unwrap(), format!("hydrated {}\n", new_tip.id()));
+    // The Secret did not change: its ciphertext is the one committed before, byte for byte.
+    let secret_of = |commit: &git2::Commit| -> String {
+        let blob = commit.tree().unwrap().get_path(Path::new("dev/web.yaml")).unwrap().to_object(&git).unwrap();
+        let text = String::from_utf8(blob.peel_to_blob().unwrap().content().to_vec()).unwrap();
+        split_documents(&text).into_iter().find(|d| d.contains("kind: Secret")).unwrap()
+    };
+    assert_eq!(secret_of(&new_tip), secret_of(&tip));
+
+    // No Secret value in plaintext (nor base64) in any commit of the branch or its notes.
+    let values = secret_values(&repo);
+    let blobs = history_blobs(&git, &["refs/heads/hydrated", "refs/notes/weaver-hydrated"]);
+    assert!(blobs.len() > 6, "{}", blobs.len());
+    for blob in &blobs {
+        let text = String::from_utf8_lossy(blob);
+        for value in &values {
+            assert!(!text.contains(value.as_str()), "a Secret value is in the branch's history in plaintext");
+        }
+    }
+}
+
+#[test]
+fn a_fleet_is_one_commit_and_an_environment_hydrated_alone_leaves_the_others_files() {
+    let repo = Repo::minimal();
+    for env in ["a", "b"] {
+        repo.write(
+            &format!("environments/{env}.yaml"),
+            &format!("namespace: ns-{env}\nlabels: {{fleet: test}}\nreleases:\n  - name: app\n    chart: app\n"),
+        );
+    }
+    let git = committed(&repo);
+    let report =
+        json_of(&repo.weaver(&["hydrate", "--env-selector", "fleet=test", "--branch", "hydrated", "-o", "json"]), 2);
+    let environments: Vec<&str> =
+        report["environments"].as_array().unwrap().iter().map(|e| e["environment"].as_str().unwrap()).collect();
+    assert_eq!(environments, ["a", "b"]);
+    let tip = git.find_branch("hydrated", git2::BranchType::Local).unwrap().get().peel_to_commit().unwrap();
+    assert!(tip.message().unwrap().starts_with("weaver hydrate: a, b\n"), "{:?}", tip.message());
+    let tree = tip.tree().unwrap();
+    let hydrated_ns = |env: &str| -> String {
+        let blob = tree.get_path(Path::new(&format!("{env}/app.yaml"))).unwrap().to_object(&git).unwrap();
+        let objects = weaver::yaml::documents(
+            Path::new("app.yaml"),
+            std::str::from_utf8(blob.peel_to_blob().unwrap().content()).unwrap(),
+        )
+        .unwrap();
+        objects[0]["metadata"]["namespace"].as_str().unwrap().to_string()
+    };
+    assert_eq!((hydrated_ns("a"), hydrated_ns("b")), ("ns-a".to_string(), "ns-b".to_string()));
+
+    repo.write("charts/app/values.yaml", "greeting: bonjour\n");
+    let alone = json_of(&repo.weaver(&["hydrate", "--env", "a", "--branch", "hydrated", "-o", "json"]), 2);
+    assert_eq!(alone["environments"][0]["written"], json!(["a/app.yaml", "a/weaver-hydrate.metadata"]));
+    let next = git.find_branch("hydrated", git2::BranchType::Local).unwrap().get().peel_to_commit().unwrap();
+    let (before, after) = (tip.tree().unwrap(), next.tree().unwrap());
+    assert_eq!(before.get_path(Path::new("b")).unwrap().id(), after.get_path(Path::new("b")).unwrap().id());
+    assert_ne!(before.get_path(Path::new("a")).unwrap().id(), after.get_path(Path::new("a")).unwrap().id());
+    // Hydrated from a working tree with uncommitted changes: the metadata says so.
+    let blob = after.get_path(Path::new("a/weaver-hydrate.metadata")).unwrap().to_object(&git).unwrap();
+    let meta: Value = serde_json::from_slice(blob.peel_to_blob().unwrap().content()).unwrap();
+    assert_eq!(meta["source"]["dirty"], true);
+    // --rev: that commit's files, whatever the working tree holds.
+    let out = tempfile::tempdir().unwrap();
+    let head = git.head().unwrap().peel_to_commit().unwrap().id().to_string();
+    assert_eq!(repo.weaver(&["hydrate", "--env", "a", "--rev", "HEAD", "--out", out.path().to_str().unwrap()]).code, 2);
+    assert_eq!(metadata(out.path(), "a")["source"], json!({"commit": head, "dirty": false}));
+    let app = std::fs::read_to_string(out.path().join("a/app.yaml")).unwrap();
+    assert!(app.contains("greeting: hello") && !app.contains("bonjour"), "{app}");
+}
+
+#[test]
+fn the_secret_is_encrypted_to_the_environments_recipient_and_decrypts_to_the_rendered_values() {
+    let repo = Repo::demo_without_operator();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let report = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
+    assert_eq!(report["environments"][0]["secrets"], json!({"web/shop-dev/web-secrets": "encrypted"}));
+    let web = std::fs::read_to_string(out.path().join("dev/web.yaml")).unwrap();
+    // SOPS as Flux decrypts it: only data and stringData encrypted, to the demo's recipient.
+    let documents = split_documents(&web);
+    let secret = documents.iter().find(|d| d.contains("kind: Secret")).unwrap();
+    assert!(secret.contains("encrypted_regex: ^(data|stringData)$"), "{secret}");
+    assert!(secret.contains(crate::common::demo::DEMO_RECIPIENT), "{secret}");
+    assert!(secret.contains("name: web-secrets") && secret.contains("DATABASE_URL: ENC[AES256_GCM,"), "{secret}");
+    for (path, content) in files(out.path()) {
+        let text = String::from_utf8_lossy(&content);
+        for value in secret_values(&repo).iter().take(3) {
+            assert!(!text.contains(value.as_str()), "{path} holds a Secret value in plaintext");
+        }
+    }
+    let rendered = weaver::yaml::documents(
+        Path::new("render"),
+        repo.weaver(&["render", "--env", "dev", "--show-secrets"]).success(),
+    )
+    .unwrap();
+    let key = repo.path().join("secrets/dev.agekey");
+    let back = decrypted(&out.path().join("dev/web.yaml"), &key);
+    let secret = |objects: &[Value]| objects.iter().find(|o| o["kind"] == "Secret").cloned().unwrap();
+    assert_eq!(secret(&back), secret(&rendered));
+
+    // --secrets omit: no Secret, named in the metadata.
+    let omit = tempfile::tempdir().unwrap();
+    let omitted = json_of(
+        &repo.weaver(&[
+            "hydrate",
+            "--env",
+            "dev",
+            "--out",
+            omit.path().to_str().unwrap(),
+            "--secrets",
+            "omit",
+            "-o",
+            "json",
+        ]),
+        2,
+    );
+    assert_eq!(omitted["environments"][0]["secrets"], json!({"web/shop-dev/web-secrets": "omitted"}));
+    let web = std::fs::read_to_string(omit.path().join("dev/web.yaml")).unwrap();
+    assert!(!web.contains("kind: Secret") && !web.contains("sops:"), "{web}");
+    assert_eq!(metadata(omit.path(), "dev")["omittedSecrets"], json!(["web/shop-dev/web-secrets"]));
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_code_1() {
+    let repo = Repo::minimal();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let err = repo.weaver(&["hydrate", "--env", "nope", "--out", dir]);
+    assert!(err.failure().contains("unknown environment `nope` (--env)"), "{}", err.stderr);
+    let both = repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "--branch", "b"]);
+    assert!(both.failure().contains("--out <DIR>' cannot be used with '--branch <NAME>'"), "{}", both.stderr);
+    let neither = repo.weaver(&["hydrate", "--env", "dev"]);
+    assert!(neither.failure().contains("--out <DIR>"), "{}", neither.stderr);
+    let inside = repo.weaver(&["hydrate", "--env", "dev", "--out", repo.path().join("secrets").to_str().unwrap()]);
+    assert!(inside.failure().contains("secrets is inside the repository's secrets/"), "{}", inside.stderr);
+    let none = repo.weaver(&["hydrate", "--out", dir]);
+    assert!(none.failure().contains("no environment selected"), "{}", none.stderr);
+    let outside_git = repo.weaver(&["hydrate", "--env", "dev", "--branch", "hydrated"]);
+    assert!(outside_git.failure().contains("is not inside a git repository"), "{}", outside_git.stderr);
+    let git = committed(&repo);
+    for name in ["bad..name", "with space", "end.lock"] {
+        let bad = repo.weaver(&["hydrate", "--env", "dev", "--branch", name]);
+        assert!(
+            bad.failure().contains(&format!("--branch `{name}` is not a branch name git accepts")),
+            "{}",
+            bad.stderr
+        );
+    }
+    let head = git.head().unwrap().shorthand().unwrap().to_string();
+    let checked_out = repo.weaver(&["hydrate", "--env", "dev", "--branch", &head]);
+    assert!(checked_out.failure().contains("is the branch checked out in this working tree"), "{}", checked_out.stderr);
+    assert!(files(out.path()).is_empty(), "a refused hydration wrote files");
+
+    // A Secret with no recipients to encrypt it to.
+    repo.write(
+        "charts/app/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ release.name }}\nstringData:\n  token: not-so-secret\n",
+    );
+    let no_recipients = repo.weaver(&["hydrate", "--env", "dev", "--out", dir]);
+    let stderr = no_recipients.failure();
+    assert!(stderr.contains("environment `dev` renders Secrets, and has no age recipients"), "{stderr}");
+    assert!(stderr.contains("--secrets omit"), "{stderr}");
+    assert!(files(out.path()).is_empty(), "a refused hydration wrote files");
+    assert_eq!(repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "--secrets", "omit"]).code, 2);
+}
+
+#[test]
+fn a_decrypted_value_outside_a_secret_is_refused_rather_than_written_in_plaintext() {
+    let repo = Repo::demo_without_operator();
+    repo.write(
+        "charts/web-app/templates/leak.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leak\ndata:\n  key: {{ secrets.web.apiKey | quote }}\n",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap()]);
+    let stderr = run.failure();
+    assert!(stderr.contains("release `web`: ConfigMap shop-dev/leak holds a decrypted secret value"), "{stderr}");
+    for value in secret_values(&repo) {
+        assert!(!stderr.contains(&value), "the error quotes a Secret value");
+    }
+    assert!(files(out.path()).is_empty(), "a refused hydration wrote files");
+}
+
+/// The live objects of `keys` (apiVersion, kind, name) in `ns`, as far as their content goes:
+/// what the server adds of its own (uid, resourceVersion, timestamps, managedFields, status) left out.
+fn live(cluster: &TestCluster, ns: &str, keys: &[(String, String, String)]) -> Vec<Value> {
+    keys.iter()
+        .map(|(api_version, kind, name)| {
+            let mut object = cluster
+                .get(&json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": ns}}))
+                .unwrap_or_else(|| panic!("{kind} {name} is not live"));
+            let metadata = object["metadata"].as_object_mut().unwrap();
+            for field in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation"] {
+                metadata.remove(field);
+            }
+            object.as_object_mut().unwrap().remove("status");
+            // Allocated by the server at each creation.
+            if let Some(spec) = object["spec"].as_object_mut().filter(|_| kind == "Service") {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+            }
+            object
+        })
+        .collect()
+}
+
+#[test]
+fn the_hydrated_objects_applied_with_kubectl_are_those_weaver_apply_makes() {
+    let tool = tools::kubectl_kustomize_v5();
+    if !interop_available("kubectl", tool.is_ok()) {
+        return;
+    }
+    let (kubectl, _) = tool.unwrap();
+    let demo = Demo::new();
+    let out = tempfile::tempdir().unwrap();
+    let hydrated = demo.repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(hydrated.code, 2, "{}", hydrated.stderr);
+    // What Flux does: the SOPS documents decrypted, then applied server-side.
+    let key = demo.repo.path().join("secrets/dev.agekey");
+    let plain = tempfile::tempdir().unwrap();
+    let mut keys = Vec::new();
+    for release in ["redis", "web"] {
+        let objects = decrypted(&out.path().join(format!("dev/{release}.yaml")), &key);
+        for o in &objects {
+            let key = (
+                o["apiVersion"].as_str().unwrap(),
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap(),
+            );
+            keys.push((key.0.to_string(), key.1.to_string(), key.2.to_string()));
+        }
+        let text: String = objects.iter().map(|o| format!("---\n{}\n", serde_json::to_string(o).unwrap())).collect();
+        std::fs::write(plain.path().join(format!("{release}.yaml")), text).unwrap();
+    }
+    assert!(keys.iter().any(|k| k.1 == "Secret") && keys.len() >= 5, "{keys:?}");
+    let applied = std::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(demo.cluster.client_go_kubeconfig())
+        .args(["apply", "--server-side", "-f"])
+        .arg(plain.path())
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&applied.stderr));
+    let by_kubectl = live(&demo.cluster, &demo.ns, &keys);
+    for (api_version, kind, name) in &keys {
+        demo.cluster.delete(
+            &json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": demo.ns}}),
+        );
+    }
+    demo.weaver(&["apply", "--env", "dev"]).success();
+    let by_weaver = live(&demo.cluster, &demo.ns, &keys);
+    assert_eq!(by_kubectl, by_weaver);
+}

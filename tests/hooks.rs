@@ -645,7 +645,7 @@ fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
     assert!(chart.config_map().is_none(), "the release's ConfigMap is pruned");
     let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": ns}});
     assert!(chart.cluster.get(&other).is_some());
-    let last = chart.records().into_iter().filter(|r| r.release == "app").next_back().unwrap();
+    let last = chart.records().into_iter().rfind(|r| r.release == "app").unwrap();
     assert!(last.manifests.is_empty() && last.objects.is_empty(), "the release's record holds nothing: {last:?}");
     assert_eq!(last.hook_runs.len(), 2, "{last:?}");
 
@@ -682,7 +682,7 @@ fn a_renamed_release_keeps_its_objects_under_prune_releases() {
     assert!(run.stderr.contains(&warning), "{}", run.stderr);
     let config_map = chart.config_map().expect("the ConfigMap stays");
     assert_eq!(config_map["metadata"]["labels"]["weaver.example.com/release"], "renamed");
-    let last = chart.records().into_iter().filter(|r| r.release == "app").next_back().unwrap();
+    let last = chart.records().into_iter().rfind(|r| r.release == "app").unwrap();
     assert_eq!(last.manifests.len(), 1, "the old release is left as it was: {last:?}");
 
     // A release moved to another namespace is not removed from the one it left: said, not done.

@@ -387,7 +387,7 @@ fn patches_match_kubectl() {
                 (ours, theirs) => failures.push(format!(
                     "{}: weaver and {tool} disagree\n  weaver: {}\n  {tool}: {}",
                     case.name,
-                    show(&ours),
+                    show(ours),
                     show(&theirs)
                 )),
             }

@@ -197,7 +197,8 @@ fn validate_flag_warns_or_ignores_as_kubectl_does() {
         "charts/app/templates/extra.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndatas: {}\n",
     );
-    for flag in ["--validate=warn"] {
+    {
+        let flag = "--validate=warn";
         let run = repo.weaver(&["render", "--env", "dev", flag]);
         assert!(run.success().contains("name: extra"));
         assert!(run.stderr.contains("warning: release `app`, charts/app/templates/extra.yaml: ConfigMap apps/extra: .datas: unknown field \"datas\""), "{}", run.stderr);

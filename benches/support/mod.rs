@@ -139,7 +139,7 @@ pub fn split_until_rendered<T>(
             let failing = stderr
                 .split('`')
                 .filter_map(|quoted| quoted.strip_prefix("rel-")?.parse::<usize>().ok())
-                .last()
+                .next_back()
                 .unwrap_or_else(|| panic!("weaver render of {env} failed naming no release: {stderr}"));
             let at = groups[group].iter().position(|item| id(item) == failing).unwrap();
             let item = groups[group].remove(at);

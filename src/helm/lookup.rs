@@ -252,8 +252,8 @@ fn from_file(objects: &[Json], query: &Query) -> Json {
     }
     matching
         .filter(|o| object_name(o) == Some(name) && (!namespace.is_empty() || object_namespace(o).is_none()))
-        .cloned()
         .next()
+        .cloned()
         .unwrap_or_else(empty)
 }
 

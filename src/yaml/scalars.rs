@@ -64,10 +64,8 @@ pub(crate) fn walk(
                 path.clear();
                 null_document = false;
             }
-            Event::DocumentEnd => {
-                if !null_document {
-                    documents += 1;
-                }
+            Event::DocumentEnd if !null_document => {
+                documents += 1;
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 path.extend(token);

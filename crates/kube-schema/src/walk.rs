@@ -170,11 +170,11 @@ impl Walker<'_> {
                 }
             }
             Value::String(text) => self.format(node.format, text, value, path),
-            Value::Number(n) if node.format == Some(Format::Int32) => {
-                if integer(n).is_none_or(|n| i32::try_from(n).is_err()) {
-                    let message = format!("{path}: Invalid value: {n}: {path} in body must be of type int32: {n}");
-                    self.issue(path, message);
-                }
+            Value::Number(n)
+                if node.format == Some(Format::Int32) && integer(n).is_none_or(|n| i32::try_from(n).is_err()) =>
+            {
+                let message = format!("{path}: Invalid value: {n}: {path} in body must be of type int32: {n}");
+                self.issue(path, message);
             }
             _ => {}
         }

@@ -153,5 +153,5 @@ fn values_file(
         return Ok(chart.chart.values.clone());
     }
     let (path, text) = target.read_file(&args.values_file, at, "helmCharts")?;
-    Ok(crate::helm::chart::read_values(&path, text.as_bytes())?)
+    crate::helm::chart::read_values(&path, text.as_bytes())
 }

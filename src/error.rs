@@ -45,11 +45,20 @@ pub struct Error {
     pub location: Option<Location>,
     pub message: String,
     pub help: Option<String>,
+    /// The cluster refused the request as forbidden (403): the user's rights, not the input,
+    /// are at fault (the web UI answers 403 for it).
+    pub forbidden: bool,
 }
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
-        Error { location: None, message: message.into(), help: None }
+        Error { location: None, message: message.into(), help: None, forbidden: false }
+    }
+
+    /// The same error, said to be a refusal of the user's rights (see [`Error::forbidden`]).
+    pub fn as_forbidden(mut self) -> Self {
+        self.forbidden = true;
+        self
     }
 
     pub fn at(location: Location, message: impl Into<String>) -> Self {
@@ -80,7 +89,7 @@ impl Error {
     /// from), which is shown before the location.
     pub fn context(self, context: impl fmt::Display) -> Self {
         let message = format!("{context}: {self}");
-        Error { location: None, message, help: self.help }
+        Error { location: None, message, help: self.help, forbidden: self.forbidden }
     }
 
     /// Wraps an I/O error on `path` with a message that says what was being done.

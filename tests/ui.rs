@@ -313,7 +313,8 @@ fn a_user_whose_rbac_allows_one_namespace_sees_and_acts_there_only() {
     let (cookie, csrf) = (confirm.cookie(), confirm.field("csrf"));
     let form = [("csrf", csrf.as_str()), ("digest", DIGEST)];
     let refused = served.post(&format!("/syncs/{other}/theirs/approve"), Some(&cookie), None, &form);
-    assert!(refused.status >= 400 && refused.body.contains("forbidden"), "{} {}", refused.status, refused.body);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("forbidden"), "{}", refused.body);
     assert_eq!(cluster.get(&theirs).unwrap()["spec"].get("approvedPlan"), None);
     let approved = served.post(&format!("/syncs/{ns}/mine/approve"), Some(&cookie), None, &form);
     assert_eq!(approved.status, 303, "{}", approved.body);

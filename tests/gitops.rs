@@ -39,13 +39,7 @@ impl Controller {
     ) -> Controller {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cache = tempfile::tempdir().unwrap();
-        let connect = weaver::cluster::ConnectOptions {
-            kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
-            context: None,
-            request_timeout: Duration::from_secs(30),
-            retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
-            given: None,
-        };
+        let connect = cluster.connect_options(Duration::from_secs(30));
         let (config, info) = runtime.block_on(weaver::cluster::kube_config(&connect)).unwrap();
         let config = weaver::cluster::for_watching(config);
         let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });

@@ -9,17 +9,11 @@ use std::time::Duration;
 use common::Repo;
 use common::cluster::TestCluster;
 use serde_json::{Value, json};
-use weaver::cluster::{Cluster, ConnectOptions, HeldLock, LockEvent, LockOptions, LockSubject};
+use weaver::cluster::{Cluster, HeldLock, LockEvent, LockOptions, LockSubject};
 use weaver::project::{FsSource, Project};
 
 fn connect(cluster: &TestCluster) -> Cluster {
-    let options = ConnectOptions {
-        kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
-        context: None,
-        request_timeout: Duration::from_secs(10),
-        retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
-        given: None,
-    };
+    let options = cluster.connect_options(Duration::from_secs(10));
     cluster.block_on(Cluster::connect(&options)).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -814,13 +814,7 @@ fn the_request_budget_is_left_to_the_server_unless_one_is_asked_for() {
     use weaver::cluster::{Budgeted, operator_budget};
     let cluster = TestCluster::start();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let connect = weaver::cluster::ConnectOptions {
-        kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
-        context: None,
-        request_timeout: Duration::from_secs(5),
-        retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
-        given: None,
-    };
+    let connect = cluster.connect_options(Duration::from_secs(5));
     runtime.block_on(async {
         let (config, _) = weaver::cluster::kube_config(&connect).await.unwrap();
         let (rate, budgeted) = operator_budget(&config, None, None).await;

@@ -84,6 +84,17 @@ impl TestCluster {
         &self.kubeconfig
     }
 
+    /// How weaver's own code connects to this cluster (its kubeconfig's current context).
+    pub fn connect_options(&self, request_timeout: std::time::Duration) -> weaver::cluster::ConnectOptions {
+        weaver::cluster::ConnectOptions {
+            kubeconfig: Some(self.kubeconfig.clone()),
+            context: None,
+            request_timeout,
+            retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+            given: None,
+        }
+    }
+
     /// The kubeconfig for client-go tools (helm, kubectl): the test kubeconfig on a real
     /// cluster; on the fake, one for its port that takes requests without credentials as the
     /// admin's, since client-go sends none to a plain-HTTP server.

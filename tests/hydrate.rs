@@ -148,6 +148,17 @@ fn a_directory_gets_a_file_per_release_and_a_metadata_file_and_nothing_is_rewrit
     let text = repo.weaver(&["hydrate", "--env", "dev", "--out", dir_arg]);
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(text.stdout.contains("dev: unchanged"), "{}", text.stdout);
+
+    // A recipient added to the rules: the unchanged Secret is encrypted again, to both.
+    let added = "age1rh2xsjg8avja92j3jhtttuczgmqkz89lezxt4e3mmp5ukl5j4f9smvteju";
+    let rules = std::fs::read_to_string(repo.path().join("secrets/.sops.yaml")).unwrap();
+    let demo = crate::common::demo::DEMO_RECIPIENT;
+    repo.write("secrets/.sops.yaml", &rules.replacen(&format!("age: {demo}"), &format!("age: {demo},{added}"), 1));
+    let third = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir_arg, "-o", "json"]), 2);
+    assert_eq!(third["environments"][0]["unchanged"], json!(["dev/redis.yaml"]), "{third}");
+    assert!(third["environments"][0]["written"].as_array().unwrap().contains(&json!("dev/web.yaml")), "{third}");
+    let web = std::fs::read_to_string(dir.join("dev/web.yaml")).unwrap();
+    assert!(web.contains(added) && web.contains(demo), "{web}");
 }
 
 #[test]
@@ -423,6 +434,18 @@ fn a_decrypted_value_outside_a_secret_is_refused_rather_than_written_in_plaintex
     for value in secret_values(&repo) {
         assert!(!stderr.contains(&value), "the error quotes a Secret value");
     }
+    assert!(files(out.path()).is_empty(), "a refused hydration wrote files");
+
+    // In a Secret, only data and stringData are encrypted: a value in an annotation is refused.
+    repo.remove("charts/web-app/templates/leak.yaml");
+    repo.write(
+        "charts/web-app/templates/leak.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: leak\n  annotations:\n    key: {{ secrets.web.apiKey | quote }}\ntype: Opaque\n",
+    );
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap()]);
+    let stderr = run.failure();
+    assert!(stderr.contains("charts/web-app/templates/leak.yaml"), "{stderr}");
+    assert!(stderr.contains("release `web`: Secret shop-dev/leak holds a decrypted secret value"), "{stderr}");
     assert!(files(out.path()).is_empty(), "a refused hydration wrote files");
 }
 

@@ -306,21 +306,28 @@ impl EnvironmentWriter<'_> {
                 if mode == SecretObjects::Omitted {
                     continue;
                 }
+                // Only data and stringData are encrypted: a value elsewhere (an annotation)
+                // would be written in plaintext.
+                let mut unencrypted = m.object.clone();
+                if let Some(fields) = unencrypted.as_object_mut() {
+                    fields.remove("data");
+                    fields.remove("stringData");
+                }
+                self.refuse_decrypted_values(m, &unencrypted)?;
+                if encryption.settings.is_none() {
+                    encryption.settings = Some(self.encryption_settings()?);
+                }
+                let settings = encryption.settings.as_ref().expect("set above");
                 let reusable = reusable.get_or_insert_with(|| {
                     let ids = encryption.identities.get_or_insert_with(|| self.identities());
-                    self.encrypted_documents(path, previous, ids.as_ref())
+                    self.encrypted_documents(path, previous, ids.as_ref(), &settings.recipients)
                 });
                 match reusable.iter().find(|(plain, _)| plain == &m.object) {
                     Some((_, encrypted)) => encrypted.clone(),
-                    None => {
-                        if encryption.settings.is_none() {
-                            encryption.settings = Some(self.encryption_settings()?);
-                        }
-                        encrypt(path, m, encryption.settings.as_ref().expect("set above"))?
-                    }
+                    None => encrypt(path, m, settings)?,
                 }
             } else {
-                self.refuse_decrypted_values(m)?;
+                self.refuse_decrypted_values(m, &m.object)?;
                 let mut plain = String::new();
                 crate::yaml::write_yaml(&mut plain, &m.object);
                 plain
@@ -337,13 +344,13 @@ impl EnvironmentWriter<'_> {
     /// Refuses an object other than a Secret that holds a decrypted value (a template copied
     /// one into a ConfigMap or an env var): only Secrets are encrypted, so it would be written
     /// in plaintext.
-    fn refuse_decrypted_values(&self, m: &Manifest) -> Result<()> {
+    fn refuse_decrypted_values(&self, m: &Manifest, written: &serde_json::Value) -> Result<()> {
         let redactor = self.context.redactor;
-        if redactor.is_empty() || redactor.redact_value(&mut m.object.clone()) == 0 {
+        if redactor.is_empty() || redactor.redact_value(&mut written.clone()) == 0 {
             return Ok(());
         }
         let namespace = m.namespace().map_or_else(String::new, |ns| format!("{ns}/"));
-        Err(Error::new(format!(
+        Err(Error::at(Location::file(&m.source), format!(
             "release `{}`: {} {namespace}{} holds a decrypted secret value, and only Secrets are encrypted: hydrate would write it in plaintext",
             m.release,
             m.kind(),
@@ -358,15 +365,17 @@ impl EnvironmentWriter<'_> {
         self.options.keys.load(&self.options.selection.repo, self.env.identity_file.as_ref()).ok()
     }
 
-    /// The SOPS-encrypted documents of a release's previous file that `ids` decrypt, each with
-    /// its plaintext object: an unchanged Secret keeps its ciphertext, so that its file (and
-    /// the branch) changes only when the Secret does. Every value read is registered with the
-    /// redactor.
+    /// The SOPS-encrypted documents of a release's previous file that `ids` decrypt and that
+    /// are encrypted to exactly `recipients` (a recipient added or removed encrypts again),
+    /// each with its plaintext object: an unchanged Secret keeps its ciphertext, so that its
+    /// file (and the branch) changes only when the Secret does. Every value read is registered
+    /// with the redactor.
     fn encrypted_documents(
         &self,
         path: &str,
         previous: Option<&[u8]>,
         ids: Option<&Identities>,
+        recipients: &[String],
     ) -> Vec<(serde_json::Value, String)> {
         let (Some(text), Some(ids)) = (previous.and_then(|p| std::str::from_utf8(p).ok()), ids) else {
             return Vec::new();
@@ -375,7 +384,14 @@ impl EnvironmentWriter<'_> {
         documents(text)
             .filter(|document| document.lines().any(|line| line.starts_with("sops:")))
             .filter_map(|document| {
-                let plain = SopsFile::parse(path, document).ok()?.decrypt(ids).ok()?.into_plaintext().to_json();
+                let file = SopsFile::parse(path, document).ok()?;
+                let (mut had, mut wanted) = (file.recipients(), recipients.to_vec());
+                had.sort();
+                wanted.sort();
+                if had != wanted {
+                    return None;
+                }
+                let plain = file.decrypt(ids).ok()?.into_plaintext().to_json();
                 self.context.redactor.register_secret_data(&plain);
                 Some((plain, document.to_string()))
             })

@@ -333,6 +333,15 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
         "kubectl-edit",
     );
     let served = Served::start(&demo.repo, &demo.cluster, &["-n", &demo.ns]);
+    // A decrypted value copied into an object other than a Secret, its page the first one
+    // this server shows: the environment's secrets are decrypted for it all the same.
+    let copied = forms.iter().max_by_key(|form| form.len()).unwrap();
+    demo.cluster.create(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "copied", "namespace": demo.ns}, "data": {"value": copied}}));
+    let first = served
+        .get(&format!("/environments/dev/object?apiVersion=v1&kind=ConfigMap&namespace={}&name=copied", demo.ns), None);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(!first.body.contains(copied.as_str()), "the object page shows a decrypted value: {}", first.body);
 
     // A ReplicaSet the Deployment owns (no controller makes one here): drawn under it.
     let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": demo.ns}});

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{OnProgress, connect, open_project};
+use super::render::{IfEmpty, Quotes, RenderOptions, Selection, prepare};
+use super::{Context, Keys, connect, open_project};
 use crate::cluster::{ConnectOptions, Unserved};
 use crate::diff::{FieldSet, is_secret, redact_secret_values};
 use crate::error::{Error, Result};
@@ -22,6 +23,9 @@ pub struct ObjectOptions {
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
+    /// The environment's age identities: every secret it has is decrypted first, so that a
+    /// value copied into any object (not only a Secret) is known to the redactor.
+    pub keys: Keys,
 }
 
 /// The object as shown, and who owns which of its fields.
@@ -43,8 +47,28 @@ pub struct Manager {
     pub fields: Vec<String>,
 }
 
-/// The object, or None when the cluster has no such object.
-pub async fn object(options: &ObjectOptions, on: OnProgress<'_>) -> Result<Option<LiveObject>> {
+/// The object, or None when the cluster has no such object. Every secret of the environment
+/// is decrypted first and registered with `cx`'s redactor, as `weaver diff` does before it
+/// quotes the cluster.
+pub async fn object(options: &ObjectOptions, cx: Context<'_>) -> Result<Option<LiveObject>> {
+    let on = cx.on;
+    let render = RenderOptions {
+        selection: Selection {
+            env: options.env.clone(),
+            releases: Vec::new(),
+            selectors: Vec::new(),
+            changed_since: None,
+            repo: options.repo.clone(),
+            rev: None,
+            loaded: None,
+        },
+        keys: options.keys.clone(),
+        if_empty: IfEmpty::Warn,
+        validate: crate::validate::Mode::Warn,
+        overrides: Default::default(),
+        charts: crate::source::charts::Archives::Machine,
+    };
+    prepare(&render, cx, Quotes::Cluster)?;
     let env = open_project(&options.repo, None)?.environment(&options.env)?;
     let cluster = connect(options.connect.clone(), &env, "reading from", on).await?;
     let (api_version, kind) = (&options.api_version, &options.kind);

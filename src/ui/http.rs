@@ -413,9 +413,15 @@ impl Server {
             kind,
             namespace: given("namespace"),
             name,
+            keys: self.options.keys.clone(),
         };
         let wanted = options.clone();
-        let found = run(move |on| async move { crate::action::object::object(&options, on).await }).await;
+        let me = self.clone();
+        let found = run(move |on| async move {
+            let cx = Context { redactor: &me.options.redactor, on };
+            crate::action::object::object(&options, cx).await
+        })
+        .await;
         match found.and_then(|found| found) {
             Ok(Some(live)) => {
                 let page = pages::ObjectPage::new(env, &wanted, &live);

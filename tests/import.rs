@@ -552,6 +552,28 @@ fn an_environment_that_does_not_render_is_listed_and_one_that_none_renders_is_an
     assert!(stderr.contains("required env var `WEAVER_TEST_SURELY_UNSET` is not set"), "{stderr}");
 }
 
+/// A value the helmfile's templates read from an environment variable (often a credential)
+/// is never written: neither from the state itself nor through an environment's values.
+#[test]
+fn a_value_read_from_an_environment_variable_is_never_written() {
+    let secret = "s3cret-from-the-environment";
+    for state in [
+        "environments:\n  prod:\n    values:\n    - password: {{ requiredEnv \"WEAVER_TEST_PASSWORD\" }}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n",
+        "environments:\n  prod: {}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n  values:\n  - password: {{ env \"WEAVER_TEST_PASSWORD\" }}\n",
+    ] {
+        let repo = Repo::empty();
+        repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+            .write("helmfile.yaml.gotmpl", state);
+        let helmfile = repo.path().join("helmfile.yaml.gotmpl");
+        let run =
+            repo.weaver_env(&["import", "helmfile", helmfile.to_str().unwrap()], &[("WEAVER_TEST_PASSWORD", secret)]);
+        let stderr = run.failure();
+        assert!(stderr.contains("would hold the value of environment variable WEAVER_TEST_PASSWORD"), "{stderr}");
+        assert!(!stderr.contains(secret) && !run.stdout.contains(secret), "the refusal shows the value");
+        assert!(!repo.path().join("environments").exists(), "a refused import wrote files");
+    }
+}
+
 #[test]
 fn a_helmfile_with_nothing_left_out_exits_0() {
     let repo = Repo::empty();

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::drift::{DriftOptions, by_key, place, recorded_live};
 use super::render::{IfEmpty, select};
-use super::{OnProgress, connect_sharing, phase, tell_retries};
+use super::{OnProgress, Progress, connect_sharing, phase, tell_retries};
 use crate::cluster::{ManagedFields, Readiness, readiness};
 use crate::error::Result;
 use crate::manifest::ListTarget;
@@ -62,8 +62,15 @@ async fn judged(options: &StatusOptions, with_dependents: bool, on: OnProgress<'
                     })
                 })
                 .collect();
-            let listed = cluster.list_each(&targets, None, options.concurrency).await?;
-            listed.into_iter().flat_map(|(_, listed)| listed.items).collect()
+            // The tree is an addition to the health: one the user may not list (no `list pods`)
+            // costs only the tree.
+            match cluster.list_each(&targets, None, options.concurrency).await {
+                Ok(listed) => listed.into_iter().flat_map(|(_, listed)| listed.items).collect(),
+                Err(err) => {
+                    on(Progress::Warning(format!("objects' dependents not shown: {err}")));
+                    Vec::new()
+                }
+            }
         }
         false => Vec::new(),
     };

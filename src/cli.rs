@@ -144,7 +144,8 @@ const RENDER_EXAMPLES: &str = "Examples:
 const HYDRATE_EXAMPLES: &str = "Examples:
   weaver hydrate --env dev --out hydrated/              # hydrated/dev/<release>.yaml
   weaver hydrate --env-selector tier=prod --branch hydrated   # a commit on branch `hydrated`
-  weaver hydrate --env prod --branch hydrated --secrets omit -o json";
+  weaver hydrate --env prod --branch hydrated --secrets omit -o json
+  weaver hydrate --env-selector tier=prod --oci ghcr.io/org/shop-hydrated:prod   # a Flux OCI artifact";
 const ENVS_EXAMPLES: &str = "Examples:
   weaver envs
   weaver envs --env \"prod-*\" --env-selector tier=prod
@@ -679,11 +680,17 @@ pub struct HydrateArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Write DIR/<env>/<release>.yaml and DIR/<env>/weaver-hydrate.metadata
-    #[arg(long, value_name = "DIR", conflicts_with = "branch", required_unless_present = "branch")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["branch", "oci"], required_unless_present_any = ["branch", "oci"])]
     pub out: Option<PathBuf>,
     /// Commit <env>/<release>.yaml to this branch of the repository (created if missing), without touching the working tree or the index
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "oci")]
     pub branch: Option<String>,
+    /// Push <env>/<release>.yaml as an OCI artifact in Flux's format to this tag (REGISTRY/REPO:TAG), keeping the other files the tag held
+    #[arg(long, value_name = "REF")]
+    pub oci: Option<String>,
+    /// --oci: talk to the registry over plain http, not https (as helm's --plain-http)
+    #[arg(long)]
+    pub plain_http: bool,
     /// Secret objects: SOPS-encrypted to the environment's age recipients, or left out (named in the metadata)
     #[arg(long, value_enum, value_name = "MODE", default_value_t = HydrateSecrets::Encrypt)]
     pub secrets: HydrateSecrets,

@@ -519,3 +519,176 @@ fn the_hydrated_objects_applied_with_kubectl_are_those_weaver_apply_makes() {
     let by_weaver = live(&demo.cluster, &demo.ns, &keys);
     assert_eq!(by_kubectl, by_weaver);
 }
+
+/// GETs `path` of the registry at `port` over plain HTTP/1.0 (no weaver code): the body.
+fn registry_get(port: u16, path: &str, accept: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: {accept}\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
+    let head = String::from_utf8_lossy(&response[..at]).into_owned();
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    response[at + 4..].to_vec()
+}
+
+/// The artifact `digest` of `repository`, pulled by digest: its manifest, and its layer's
+/// tree (checked against the descriptors' digests).
+fn pull_by_digest(port: u16, repository: &str, digest: &str) -> (Value, BTreeMap<String, Vec<u8>>, Vec<u8>) {
+    use std::io::Read;
+    let bytes = registry_get(
+        port,
+        &format!("/v2/{repository}/manifests/{digest}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&bytes))), digest);
+    let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+    let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap();
+    let layer = registry_get(port, &format!("/v2/{repository}/blobs/{layer_digest}"), "*/*");
+    assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&layer))), layer_digest);
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(layer.as_slice()).read_to_end(&mut tar).unwrap();
+    let mut tree = BTreeMap::new();
+    for entry in tar::Archive::new(tar.as_slice()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type() == tar::EntryType::Regular {
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            tree.insert(path, content);
+        }
+    }
+    (manifest, tree, tar)
+}
+
+#[test]
+fn an_oci_artifact_in_fluxs_format_holds_the_tree_out_writes_and_is_pushed_only_when_it_changes() {
+    let registry = crate::common::registry::Registry::start();
+    if !crate::common::skip::interop_or_skip(registry.as_ref().err().map(String::as_str)) {
+        return;
+    }
+    let registry = registry.unwrap();
+    let repo = Repo::demo_without_operator();
+    let git = committed(&repo);
+    git.remote("origin", "https://ci:t0ken-in-url@git.example.org/shop.git").unwrap();
+    let source = git.head().unwrap().peel_to_commit().unwrap().id().to_string();
+    let reference = format!("127.0.0.1:{}/shop/hydrated:dev", registry.port);
+    let push = |extra: &[&str]| {
+        let mut args = vec!["hydrate", "--env", "dev", "--oci", &reference, "--plain-http", "-o", "json"];
+        args.extend_from_slice(extra);
+        repo.weaver(&args)
+    };
+    let first = push(&[]);
+    let report = json_of(&first, 2);
+    assert_eq!(report["target"], json!({"oci": reference}));
+    let digest = report["digest"].as_str().unwrap().to_string();
+    assert!(!first.stdout.contains("t0ken-in-url") && !first.stderr.contains("t0ken-in-url"));
+
+    // Flux's format, pulled back by digest over plain HTTP.
+    let (manifest, tree, tar) = pull_by_digest(registry.port, "shop/hydrated", &digest);
+    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.cncf.flux.config.v1+json");
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0]["mediaType"], "application/vnd.cncf.flux.content.v1.tar+gzip");
+    assert_eq!(
+        manifest["annotations"],
+        json!({
+            "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
+            "org.opencontainers.image.source": "https://git.example.org/shop.git",
+            "org.opencontainers.image.revision": format!("sha1:{source}"),
+        })
+    );
+    let names: Vec<&str> = tree.keys().map(String::as_str).collect();
+    assert_eq!(names, ["dev/redis.yaml", "dev/weaver-hydrate.metadata", "dev/web.yaml"]);
+    // No Secret value in plaintext (nor base64) in the layer; the Secret decrypts to the render's.
+    let layer_text = String::from_utf8_lossy(&tar);
+    for value in secret_values(&repo) {
+        assert!(!layer_text.contains(&value), "a Secret value is in the artifact in plaintext");
+    }
+    let unpacked = tempfile::tempdir().unwrap();
+    for (path, content) in &tree {
+        std::fs::create_dir_all(unpacked.path().join(path).parent().unwrap()).unwrap();
+        std::fs::write(unpacked.path().join(path), content).unwrap();
+    }
+    let key = repo.path().join("secrets/dev.agekey");
+    let out = tempfile::tempdir().unwrap();
+    json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap(), "-o", "json"]), 2);
+    for file in ["dev/redis.yaml", "dev/web.yaml"] {
+        assert_eq!(decrypted(&unpacked.path().join(file), &key), decrypted(&out.path().join(file), &key), "{file}");
+    }
+    // The source commit's note names the artifact.
+    let note = git.find_note(Some("refs/notes/weaver-hydrated"), git2::Oid::from_str(&source).unwrap()).unwrap();
+    assert_eq!(note.message().unwrap(), format!("{reference} {digest}\n"));
+
+    // Unchanged: the same digest, and nothing pushed (the registry's tag link is not rewritten).
+    let link =
+        registry.dir().join("data/docker/registry/v2/repositories/shop/hydrated/_manifests/tags/dev/current/link");
+    let written_at = std::fs::metadata(&link).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let again = json_of(&push(&[]), 0);
+    assert_eq!((again["changed"].as_bool(), again["digest"].as_str()), (Some(false), Some(digest.as_str())));
+    assert_eq!(std::fs::metadata(&link).unwrap().modified().unwrap(), written_at, "an unchanged tree was pushed");
+    let text = repo.weaver(&["hydrate", "--env", "dev", "--oci", &reference, "--plain-http"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout.contains(&format!("nothing changed: {reference}@{digest} holds it already")),
+        "{}",
+        text.stdout
+    );
+
+    // A change: a new artifact, the unchanged Secret's ciphertext read back from the tag's.
+    let values = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    repo.write("environments/dev.yaml", &values.replace("replicas: 1", "replicas: 3"));
+    git::commit_all(&git, "three replicas");
+    let changed = json_of(&push(&[]), 2);
+    let new_digest = changed["digest"].as_str().unwrap();
+    assert_ne!(new_digest, digest);
+    assert_eq!(changed["environments"][0]["unchanged"], json!(["dev/redis.yaml"]));
+    let (_, new_tree, _) = pull_by_digest(registry.port, "shop/hydrated", new_digest);
+    let secret = |tree: &BTreeMap<String, Vec<u8>>| -> String {
+        let text = String::from_utf8(tree["dev/web.yaml"].clone()).unwrap();
+        split_documents(&text).into_iter().find(|d| d.contains("kind: Secret")).unwrap()
+    };
+    assert_eq!(secret(&new_tree), secret(&tree));
+    assert_ne!(new_tree["dev/web.yaml"], tree["dev/web.yaml"]);
+
+    // Without Secrets (nothing random), the artifact's files are --out's, byte for byte, and
+    // the same tree from the same commit is the same digest on another tag.
+    let omit_reference = format!("127.0.0.1:{}/shop/omitted:dev", registry.port);
+    let other_reference = format!("127.0.0.1:{}/shop/omitted:again", registry.port);
+    let omitted = |reference: &str| {
+        let run = repo.weaver(&[
+            "hydrate",
+            "--env",
+            "dev",
+            "--oci",
+            reference,
+            "--plain-http",
+            "--secrets",
+            "omit",
+            "-o",
+            "json",
+        ]);
+        json_of(&run, 2)["digest"].as_str().unwrap().to_string()
+    };
+    let omitted_digest = omitted(&omit_reference);
+    assert_eq!(omitted(&other_reference), omitted_digest);
+    let out = tempfile::tempdir().unwrap();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap(), "--secrets", "omit"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let (_, omitted_tree, _) = pull_by_digest(registry.port, "shop/omitted", &omitted_digest);
+    assert_eq!(omitted_tree, files(out.path()));
+}
+
+#[test]
+fn a_bad_oci_reference_or_a_tag_that_is_not_a_flux_artifact_is_refused() {
+    let repo = Repo::minimal();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--oci", "127.0.0.1:5000/shop"]);
+    assert!(run.failure().contains("--oci `127.0.0.1:5000/shop` names no tag"), "{}", run.stderr);
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--plain-http", "--out", "x"]);
+    assert!(run.failure().contains("--oci"), "{}", run.stderr);
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--oci", "127.0.0.1:5000/shop:v1", "--branch", "b"]);
+    assert!(run.failure().contains("cannot be used with"), "{}", run.stderr);
+}

@@ -9,10 +9,9 @@ use crate::common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::Repo;
@@ -776,60 +775,10 @@ fn an_oci_registry_with_token_auth_gets_a_token_for_the_credentials() {
     assert_eq!(config_maps(&out)[0]["data"]["version"], "3.1.0", "{out}");
 }
 
-/// Debian's docker-registry on a loopback port, its storage in a temporary directory.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Result<Registry, String> {
-        let binary = Path::new("/usr/bin/docker-registry");
-        if !binary.exists() {
-            return Err("no /usr/bin/docker-registry (apt-get install docker-registry)".into());
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start docker-registry: {e}"))?;
-        let registry = Registry { child, port, _dir: dir };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(20) {
-                return Err("docker-registry did not listen within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(registry)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn an_oci_registry_chart_is_locked_by_tag_or_digest_and_rendered_from_the_cache() {
     let helm = common::tools::helm();
-    let registry = Registry::start();
+    let registry = common::registry::Registry::start();
     let missing = match (&helm, &registry) {
         (Err(e), _) | (_, Err(e)) => Some(e.clone()),
         _ => None,

@@ -18,6 +18,8 @@ use crate::git::{GitRepo, Provenance};
 use crate::manifest::Manifest;
 use crate::project::{Environment, Project};
 use crate::secrets::{self, EncryptionSettings, Identities, Selector, SopsFile};
+use crate::source::charts::http::{Connection, Machine};
+use crate::source::charts::oci::{self, Artifact};
 
 /// The file in each environment's directory that says what was hydrated, from what. Not
 /// `.yaml` or `.json`, so that Flux and Argo CD do not take it for manifests (Argo CD's hydrator
@@ -34,6 +36,9 @@ pub enum Target {
     Directory(PathBuf),
     /// `--branch NAME`: `<env>/<release>.yaml` in a commit on that branch of the repository.
     Branch(String),
+    /// `--oci REGISTRY/REPO:TAG`: the tree a branch would hold, pushed as an OCI artifact in
+    /// Flux's format, in place of what the tag held.
+    Oci(Artifact),
 }
 
 /// What becomes of Secret objects.
@@ -67,6 +72,9 @@ pub struct Hydrated {
     pub commit: Option<String>,
     /// The branch's commit before (the new commit's parent); null for a new branch or a directory.
     pub parent: Option<String>,
+    /// `--oci`: the digest (`sha256:…`) of the artifact the tag names now, pushed or already
+    /// there; null for a directory or a branch.
+    pub digest: Option<String>,
     /// The commit rendered from, and whether the working tree differed from it; null outside git.
     pub source: Option<Provenance>,
     pub environments: Vec<EnvironmentReport>,
@@ -77,6 +85,8 @@ pub struct Hydrated {
 pub enum TargetReport {
     Directory(PathBuf),
     Branch(String),
+    /// `REGISTRY/REPO:TAG`.
+    Oci(String),
 }
 
 /// One environment's part of [`Hydrated`]; paths are relative to the target.
@@ -125,17 +135,24 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
     let first = options.renders.first().ok_or_else(|| Error::new("no environment to hydrate"))?;
     let (repo, rev) = (&first.selection.repo, first.selection.rev.as_deref());
     let source = crate::git::provenance(repo, rev)?;
-    let writing = match &options.target {
+    let mut writing = match &options.target {
         Target::Branch(name) => Writing::Branch(GitRepo::open(repo)?.hydrated_branch(name)?),
         Target::Directory(dir) => {
             super::refuse_repository_dirs("--out", dir, repo)?;
             Writing::Directory(dir)
+        }
+        Target::Oci(artifact) => {
+            let mut connection = artifact.connect(&Machine::load(|key| std::env::var(key).ok())?)?;
+            let pulled = oci::pull_artifact(&mut connection, artifact, None)?;
+            let (digest, tree) = pulled.map_or((None, oci::Tree::new()), |(digest, tree)| (Some(digest), tree));
+            Writing::Oci(Box::new(Registry { artifact, connection, digest, tree }))
         }
     };
     let previous = |path: &str| -> Result<Option<Vec<u8>>> {
         match &writing {
             Writing::Branch(branch) => branch.read(Path::new(path)),
             Writing::Directory(dir) => read_file(&dir.join(path)),
+            Writing::Oci(registry) => Ok(registry.tree.get(path).cloned()),
         }
     };
     let project = open_project(repo, rev)?;
@@ -152,8 +169,8 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
     }
     let changes: BTreeMap<String, Option<Vec<u8>>> = planned.iter().flat_map(|p| p.changes.clone()).collect();
     let changed = !changes.is_empty();
-    let (mut commit, mut parent) = (None, None);
-    match &writing {
+    let (mut commit, mut parent, mut digest) = (None, None, None);
+    match &mut writing {
         Writing::Branch(branch) => {
             parent = branch.tip();
             if changed {
@@ -164,16 +181,19 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
             }
         }
         Writing::Directory(dir) => write_directory(dir, &changes)?,
+        Writing::Oci(registry) => digest = registry.push(&changes, repo, source.as_ref())?,
     }
     Ok(Hydrated {
         schema_version: 1,
         target: match &options.target {
             Target::Directory(dir) => TargetReport::Directory(dir.clone()),
             Target::Branch(name) => TargetReport::Branch(name.clone()),
+            Target::Oci(artifact) => TargetReport::Oci(artifact.to_string()),
         },
         changed,
         commit,
         parent,
+        digest,
         source,
         environments: planned.into_iter().map(|p| p.report).collect(),
     })
@@ -183,6 +203,57 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
 enum Writing<'a> {
     Directory(&'a Path),
     Branch(Branch),
+    Oci(Box<Registry<'a>>),
+}
+
+/// An artifact's tag, with the tree it held when opened (empty for a new tag).
+struct Registry<'a> {
+    artifact: &'a Artifact,
+    connection: Connection,
+    /// The tag's manifest digest when opened; None for a new tag.
+    digest: Option<String>,
+    tree: oci::Tree,
+}
+
+impl Registry<'_> {
+    /// The tag's tree with `changes` pushed, unless nothing changed or the tag already names
+    /// that artifact; the source commit's note names it. Returns the tag's digest.
+    fn push(
+        &mut self,
+        changes: &BTreeMap<String, Option<Vec<u8>>>,
+        repo: &Path,
+        source: Option<&Provenance>,
+    ) -> Result<Option<String>> {
+        if changes.is_empty() {
+            return Ok(self.digest.clone());
+        }
+        for (path, content) in changes {
+            match content {
+                Some(bytes) => self.tree.insert(path.clone(), bytes.clone()),
+                None => self.tree.remove(path),
+            };
+        }
+        let git = source.map(|_| GitRepo::open(repo)).transpose()?;
+        let described = match (&git, source) {
+            (Some(git), Some(source)) => Some(git.artifact_source(source)?),
+            _ => None,
+        };
+        // Outside git, the time `flux push artifact --reproducible` gives.
+        let annotations = BTreeMap::from([
+            (oci::CREATED_ANNOTATION, described.as_ref().map_or("1970-01-01T00:00:00Z", |s| s.created.as_str())),
+            (oci::SOURCE_ANNOTATION, described.as_ref().map_or("", |s| s.url.as_str())),
+            (oci::REVISION_ANNOTATION, described.as_ref().map_or("", |s| s.revision.as_str())),
+        ]);
+        let annotations = annotations.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let built = oci::build_artifact(&self.tree, annotations);
+        if self.digest.as_deref() != Some(built.digest.as_str()) {
+            oci::push_artifact(&mut self.connection, self.artifact, &built)?;
+        }
+        if let (Some(git), Some(source)) = (&git, source) {
+            git.note_artifact(source, &self.artifact.to_string(), &built.digest)?;
+        }
+        Ok(Some(built.digest))
+    }
 }
 
 /// One environment's files as they should be, compared with the target's.

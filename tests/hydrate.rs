@@ -405,6 +405,31 @@ fn bad_input_is_refused_with_exit_code_1() {
     let head = git.head().unwrap().shorthand().unwrap().to_string();
     let checked_out = repo.weaver(&["hydrate", "--env", "dev", "--branch", &head]);
     assert!(checked_out.failure().contains("is the branch checked out in this working tree"), "{}", checked_out.stderr);
+    // Checked out in another working tree of the repository (`git worktree add`): refused too,
+    // from either side.
+    let tip = git.head().unwrap().peel_to_commit().unwrap();
+    let branch = git.branch("elsewhere", &tip, false).unwrap();
+    let linked = tempfile::tempdir().unwrap();
+    let linked_dir = linked.path().join("linked");
+    let mut options = git2::WorktreeAddOptions::new();
+    options.reference(Some(branch.get()));
+    git.worktree("linked", &linked_dir, Some(&options)).unwrap();
+    let elsewhere = repo.weaver(&["hydrate", "--env", "dev", "--branch", "elsewhere"]);
+    let stderr = elsewhere.failure();
+    let shown = std::fs::canonicalize(&linked_dir).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "--branch `elsewhere` is the branch checked out in the working tree {}",
+            shown.display()
+        )),
+        "{stderr}"
+    );
+    let from_linked = crate::common::weaver_in(&linked_dir, &["hydrate", "--env", "dev", "--branch", &head], &[]);
+    assert!(
+        from_linked.failure().contains(&format!("--branch `{head}` is the branch checked out in the working tree")),
+        "{}",
+        from_linked.stderr
+    );
     assert!(files(out.path()).is_empty(), "a refused hydration wrote files");
 
     // A Secret with no recipients to encrypt it to.
@@ -691,4 +716,55 @@ fn a_bad_oci_reference_or_a_tag_that_is_not_a_flux_artifact_is_refused() {
     assert!(run.failure().contains("--oci"), "{}", run.stderr);
     let run = repo.weaver(&["hydrate", "--env", "dev", "--oci", "127.0.0.1:5000/shop:v1", "--branch", "b"]);
     assert!(run.failure().contains("cannot be used with"), "{}", run.stderr);
+}
+
+#[test]
+fn helm_hooks_are_left_out_of_the_files_and_named_in_the_metadata() {
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n")
+        .write("charts/app/templates/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n")
+        .write(
+            "charts/app/templates/migrate.yaml",
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: run\n          image: busybox:1.36\n",
+        )
+        .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let report = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
+    let hook = json!({"release": "app", "kind": "Job", "namespace": "apps", "name": "migrate", "events": "pre-install,pre-upgrade"});
+    assert_eq!(report["environments"][0]["hooks"], json!([hook]));
+    let app = std::fs::read_to_string(out.path().join("dev/app.yaml")).unwrap();
+    assert!(app.contains("kind: ConfigMap") && !app.contains("migrate"), "{app}");
+    assert_eq!(metadata(out.path(), "dev")["omittedHooks"], json!([hook]));
+    // The hook gone, the objects the same: the metadata alone is rewritten.
+    repo.remove("charts/app/templates/migrate.yaml");
+    let report = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
+    assert_eq!(report["environments"][0]["written"], json!(["dev/weaver-hydrate.metadata"]));
+    assert_eq!(metadata(out.path(), "dev")["omittedHooks"], json!([]));
+}
+
+#[test]
+fn a_secret_hydrated_before_that_cannot_be_read_back_is_encrypted_again_with_a_warning() {
+    let repo = Repo::demo_without_operator();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
+    // A ciphertext damaged (its MAC no longer matches): the identities cannot decrypt it.
+    let web = out.path().join("dev/web.yaml");
+    let text = std::fs::read_to_string(&web).unwrap();
+    let at = text.find("ENC[AES256_GCM,data:").unwrap() + "ENC[AES256_GCM,data:".len();
+    let flipped = if &text[at..at + 1] == "A" { "B" } else { "A" };
+    std::fs::write(&web, format!("{}{flipped}{}", &text[..at], &text[at + 1..])).unwrap();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]);
+    let report = json_of(&run, 2);
+    assert!(report["environments"][0]["written"].as_array().unwrap().contains(&json!("dev/web.yaml")), "{report}");
+    assert!(
+        run.stderr.contains("environment `dev`: the Secrets hydrated before cannot be read back")
+            && run.stderr.contains("at every run"),
+        "{}",
+        run.stderr
+    );
+    for value in secret_values(&repo) {
+        assert!(!run.stderr.contains(&value), "the warning quotes a Secret value");
+    }
 }

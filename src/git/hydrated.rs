@@ -37,12 +37,18 @@ impl GitRepo {
                 .with_help("see `git check-ref-format --branch`: no spaces, `..`, `~`, `^`, `:`, `?`, `*`, `[`, `\\`, nor a trailing `/`, `.lock` or `.`"));
         }
         let repo = self.lock();
-        let head = repo.head().ok().and_then(|head| head.name().ok().map(str::to_string));
-        if !repo.is_bare() && head.as_deref() == Some(refname.as_str()) {
-            return Err(Error::new(format!("--branch `{name}` is the branch checked out in this working tree"))
-                .with_help(
-                    "hydrate to a branch of its own (such as `hydrated`); weaver never touches the working tree",
-                ));
+        let help = "hydrate to a branch of its own (such as `hydrated`); weaver never touches a working tree";
+        if !repo.is_bare() && head_of(&repo).as_deref() == Some(refname.as_str()) {
+            return Err(
+                Error::new(format!("--branch `{name}` is the branch checked out in this working tree")).with_help(help)
+            );
+        }
+        if let Some(dir) = checked_out_elsewhere(&repo, &refname) {
+            return Err(Error::new(format!(
+                "--branch `{name}` is the branch checked out in the working tree {}",
+                dir.display()
+            ))
+            .with_help(help));
         }
         let tip = match repo.find_reference(&refname) {
             Ok(reference) => {
@@ -141,6 +147,31 @@ impl Branch {
         }
         Ok(commit.to_string())
     }
+}
+
+/// The ref HEAD names (`refs/heads/…`), if it names one.
+fn head_of(repo: &git2::Repository) -> Option<String> {
+    repo.head().ok().and_then(|head| head.name().ok().map(str::to_string))
+}
+
+/// The working tree (other than `repo`'s) that has `refname` checked out, if one has: the
+/// main one, or one of `git worktree add`'s. Moving the branch under it would make every file
+/// look changed there.
+fn checked_out_elsewhere(repo: &git2::Repository, refname: &str) -> Option<std::path::PathBuf> {
+    let main = git2::Repository::open(repo.commondir()).ok()?;
+    let mut trees: Vec<git2::Repository> = Vec::new();
+    for name in main.worktrees().ok()?.iter().flatten().flatten() {
+        let Ok(worktree) = main.find_worktree(name) else { continue };
+        if let Ok(opened) = git2::Repository::open_from_worktree(&worktree) {
+            trees.push(opened);
+        }
+    }
+    trees.push(main);
+    let this = repo.workdir().and_then(|dir| std::fs::canonicalize(dir).ok());
+    trees.into_iter().find_map(|tree| {
+        let dir = std::fs::canonicalize(tree.workdir()?).ok()?;
+        (Some(&dir) != this.as_ref() && head_of(&tree).as_deref() == Some(refname)).then_some(dir)
+    })
 }
 
 /// What an artifact pushed from a source commit says of it, as `flux push artifact` annotates

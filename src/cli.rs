@@ -162,7 +162,8 @@ const DIFF_EXAMPLES: &str = "Examples:
   weaver diff --env dev
   weaver diff --env prod -o markdown > plan.md
   weaver diff --env-selector tier=prod -o json    # a fleet: every prod environment in one plan
-  weaver diff --env dev --live-from tests/fixtures/live-dev.yaml   # offline, against a file";
+  weaver diff --env dev --live-from tests/fixtures/live-dev.yaml   # offline, against a file
+  weaver diff --env-selector tier=prod --base origin/main -o markdown   # a pull request: rendered objects before and after";
 const APPLY_EXAMPLES: &str = "Examples:
   weaver apply --env dev
   weaver apply --env prod --rev HEAD --changed-since origin/main --wait
@@ -719,6 +720,9 @@ pub struct DiffArgs {
     /// Diff against objects in a file (`kubectl get -o yaml` output or a YAML stream), offline
     #[arg(long, value_name = "FILE")]
     pub live_from: Option<PathBuf>,
+    /// Diff against the render of this commit (a pull request's target branch, as `weaver changed --base`): the rendered objects before and after, without a cluster
+    #[arg(long, value_name = "REV", conflicts_with_all = ["live_from", "server_side", "prune_releases"])]
+    pub base: Option<String>,
     /// Output format: text, JSON for pipelines, Markdown for a pull-request comment, or one HTML page
     #[arg(short, long, value_enum, default_value_t = DiffFormat::Text)]
     pub output: DiffFormat,

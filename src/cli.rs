@@ -145,7 +145,7 @@ const HYDRATE_EXAMPLES: &str = "Examples:
   weaver hydrate --env dev --out hydrated/              # hydrated/dev/<release>.yaml
   weaver hydrate --env-selector tier=prod --branch hydrated   # a commit on branch `hydrated`
   weaver hydrate --env prod --branch hydrated --secrets omit -o json
-  weaver hydrate --env-selector tier=prod --oci ghcr.io/org/shop-hydrated:prod   # a Flux OCI artifact";
+  weaver hydrate --env prod --oci ghcr.io/org/shop-hydrated:prod   # a Flux OCI artifact";
 const ENVS_EXAMPLES: &str = "Examples:
   weaver envs
   weaver envs --env \"prod-*\" --env-selector tier=prod
@@ -163,7 +163,7 @@ const DIFF_EXAMPLES: &str = "Examples:
   weaver diff --env prod -o markdown > plan.md
   weaver diff --env-selector tier=prod -o json    # a fleet: every prod environment in one plan
   weaver diff --env dev --live-from tests/fixtures/live-dev.yaml   # offline, against a file
-  weaver diff --env-selector tier=prod --base origin/main -o markdown   # a pull request: rendered objects before and after";
+  weaver diff --env-selector tier=prod --base origin/main -o markdown   # a pull request";
 const APPLY_EXAMPLES: &str = "Examples:
   weaver apply --env dev
   weaver apply --env prod --rev HEAD --changed-since origin/main --wait

@@ -545,17 +545,54 @@ fn the_hydrated_objects_applied_with_kubectl_are_those_weaver_apply_makes() {
     assert_eq!(by_kubectl, by_weaver);
 }
 
-/// GETs `path` of the registry at `port` over plain HTTP/1.0 (no weaver code): the body.
-fn registry_get(port: u16, path: &str, accept: &str) -> Vec<u8> {
+/// Sends a request to the registry at `port` over plain HTTP/1.0 (no weaver code): the
+/// response's head and body.
+fn registry_request(port: u16, request: &str, body: &[u8]) -> (String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: {accept}\r\n\r\n").unwrap();
+    write!(stream, "{request}\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    stream.write_all(body).unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let at = response.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
-    let head = String::from_utf8_lossy(&response[..at]).into_owned();
+    (String::from_utf8_lossy(&response[..at]).into_owned(), response[at + 4..].to_vec())
+}
+
+/// GETs `path` of the registry at `port`: the body.
+fn registry_get(port: u16, path: &str, accept: &str) -> Vec<u8> {
+    let (head, body) = registry_request(port, &format!("GET {path} HTTP/1.0\r\nAccept: {accept}"), &[]);
     assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
-    response[at + 4..].to_vec()
+    body
+}
+
+/// Pushes to `repository:tag` a manifest whose one layer is of `media_type` (its content `{}`).
+fn registry_push_other(port: u16, repository: &str, tag: &str, media_type: &str) {
+    let blob = b"{}";
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(blob)));
+    let (head, _) = registry_request(port, &format!("POST /v2/{repository}/blobs/uploads/ HTTP/1.0"), &[]);
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+        .unwrap_or_else(|| panic!("{head}"));
+    let location = location.split_once("://").map_or(location, |(_, rest)| &rest[rest.find('/').unwrap()..]);
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put = format!(
+        "PUT {location}{separator}digest={} HTTP/1.0\r\nContent-Type: application/octet-stream",
+        digest.replace(':', "%3A")
+    );
+    let (head, _) = registry_request(port, &put, blob);
+    assert!(head.contains(" 201 "), "{head}");
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": 2},
+        "layers": [{"mediaType": media_type, "digest": digest, "size": 2}],
+    });
+    let put = format!(
+        "PUT /v2/{repository}/manifests/{tag} HTTP/1.0\r\nContent-Type: application/vnd.oci.image.manifest.v1+json"
+    );
+    let (head, _) = registry_request(port, &put, manifest.to_string().as_bytes());
+    assert!(head.contains(" 201 "), "{head}");
 }
 
 /// The artifact `digest` of `repository`, pulled by digest: its manifest, and its layer's
@@ -705,10 +742,22 @@ fn an_oci_artifact_in_fluxs_format_holds_the_tree_out_writes_and_is_pushed_only_
     assert_eq!(run.code, 2, "{}", run.stderr);
     let (_, omitted_tree, _) = pull_by_digest(registry.port, "shop/omitted", &omitted_digest);
     assert_eq!(omitted_tree, files(out.path()));
+
+    // A tag that holds something else (a Helm chart) is refused, and left as it was.
+    registry_push_other(registry.port, "shop/hydrated", "chart", "application/vnd.cncf.helm.chart.content.v1.tar+gzip");
+    let chart_reference = format!("127.0.0.1:{}/shop/hydrated:chart", registry.port);
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--oci", &chart_reference, "--plain-http"]);
+    assert!(
+        run.failure().contains(&format!(
+            "{chart_reference} is not a Flux artifact: its manifest has no layer of type application/vnd.cncf.flux.content.v1.tar+gzip"
+        )),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
-fn a_bad_oci_reference_or_a_tag_that_is_not_a_flux_artifact_is_refused() {
+fn a_bad_oci_reference_or_flag_is_refused() {
     let repo = Repo::minimal();
     let run = repo.weaver(&["hydrate", "--env", "dev", "--oci", "127.0.0.1:5000/shop"]);
     assert!(run.failure().contains("--oci `127.0.0.1:5000/shop` names no tag"), "{}", run.stderr);

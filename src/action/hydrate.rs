@@ -163,14 +163,14 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
             let mut connection = artifact.connect(&Machine::load(|key| std::env::var(key).ok())?)?;
             let pulled = oci::pull_artifact(&mut connection, artifact, None)?;
             let (digest, tree) = pulled.map_or((None, oci::Tree::new()), |(digest, tree)| (Some(digest), tree));
-            Writing::Oci(Box::new(Registry { artifact, connection, digest, tree }))
+            Writing::Oci(Box::new(ArtifactTag { artifact, connection, digest, tree }))
         }
     };
     let previous = |path: &str| -> Result<Option<Vec<u8>>> {
         match &writing {
             Writing::Branch(branch) => branch.read(Path::new(path)),
             Writing::Directory(dir) => read_file(&dir.join(path)),
-            Writing::Oci(registry) => Ok(registry.tree.get(path).cloned()),
+            Writing::Oci(tag) => Ok(tag.tree.get(path).cloned()),
         }
     };
     let project = open_project(repo, rev)?;
@@ -199,7 +199,7 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
             }
         }
         Writing::Directory(dir) => write_directory(dir, &changes)?,
-        Writing::Oci(registry) => digest = registry.push(&changes, repo, source.as_ref())?,
+        Writing::Oci(tag) => digest = tag.push(&changes, repo, source.as_ref())?,
     }
     Ok(Hydrated {
         schema_version: 1,
@@ -221,11 +221,11 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
 enum Writing<'a> {
     Directory(&'a Path),
     Branch(Branch),
-    Oci(Box<Registry<'a>>),
+    Oci(Box<ArtifactTag<'a>>),
 }
 
 /// An artifact's tag, with the tree it held when opened (empty for a new tag).
-struct Registry<'a> {
+struct ArtifactTag<'a> {
     artifact: &'a Artifact,
     connection: Connection,
     /// The tag's manifest digest when opened; None for a new tag.
@@ -233,7 +233,7 @@ struct Registry<'a> {
     tree: oci::Tree,
 }
 
-impl Registry<'_> {
+impl ArtifactTag<'_> {
     /// The tag's tree with `changes` pushed, unless nothing changed or the tag already names
     /// that artifact; the source commit's note names it. Returns the tag's digest.
     fn push(

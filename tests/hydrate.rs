@@ -817,3 +817,93 @@ fn a_secret_hydrated_before_that_cannot_be_read_back_is_encrypted_again_with_a_w
         assert!(!run.stderr.contains(&value), "the warning quotes a Secret value");
     }
 }
+
+/// A registry with token auth (as GHCR, Docker Hub and Harbor run it) in front of the test's
+/// docker-registry: the token service hands a pull or a push token out for the credentials,
+/// and writes (POST, PUT) need the push one.
+#[test]
+fn an_artifact_is_pushed_with_the_docker_logins_credentials_through_the_token_flow_each_body_sent_once() {
+    use crate::remote_charts::TestServer;
+    use base64::Engine;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const PASSWORD: &str = "push-Passw0rd-not-shown";
+    let registry = crate::common::registry::Registry::start();
+    if !crate::common::skip::interop_or_skip(registry.as_ref().err().map(String::as_str)) {
+        return;
+    }
+    let registry = registry.unwrap();
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("pusher:{PASSWORD}")));
+    let (tokens, layer_uploads) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (counted_tokens, counted_uploads) = (tokens.clone(), layer_uploads.clone());
+    let registry_port = registry.port;
+    let proxy = TestServer::start(move |port, request| {
+        if let Some(query) = request.path.strip_prefix("token?") {
+            counted_tokens.fetch_add(1, Ordering::SeqCst);
+            if request.authorization != basic {
+                return ("401 Unauthorized", String::new(), b"bad credentials".to_vec());
+            }
+            let token = if query.contains("pull%2Cpush") { "push-t0ken" } else { "pull-t0ken" };
+            return ("200 OK", String::new(), format!("{{\"token\":\"{token}\"}}").into_bytes());
+        }
+        // Every time the layer's bytes arrive, taken or not.
+        if request.method == "PUT" && request.path.contains("/blobs/uploads/") && request.body.len() > 2 {
+            counted_uploads.fetch_add(1, Ordering::SeqCst);
+        }
+        let writing = request.method == "POST" || request.method == "PUT";
+        let allowed =
+            request.authorization == "Bearer push-t0ken" || (!writing && request.authorization == "Bearer pull-t0ken");
+        if !allowed {
+            let scope = if writing { "pull,push" } else { "pull" };
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test\",scope=\"repository:shop/hydrated:{scope}\"\r\n"
+            );
+            return ("401 Unauthorized", challenge, b"{}".to_vec());
+        }
+        let forwarded = format!(
+            "{} /{} HTTP/1.0\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nContent-Type: {}",
+            request.method, request.path, request.content_type
+        );
+        let (head, body) = registry_request(registry_port, &forwarded, &request.body);
+        let status = match head.split_whitespace().nth(1).unwrap_or_default() {
+            "200" => "200 OK",
+            "201" => "201 Created",
+            "202" => "202 Accepted",
+            "404" => "404 Not Found",
+            _ => "500 Internal Server Error",
+        };
+        let headers: String = head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("location:"))
+            .map(|l| format!("{}\r\n", l.replace(&format!("127.0.0.1:{registry_port}"), &format!("127.0.0.1:{port}"))))
+            .collect();
+        (status, headers, if request.method == "HEAD" { Vec::new() } else { body })
+    });
+    let repo = Repo::minimal();
+    let home = tempfile::tempdir().unwrap();
+    let docker = home.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let login = base64::engine::general_purpose::STANDARD.encode(format!("pusher:{PASSWORD}"));
+    std::fs::write(
+        docker.join("config.json"),
+        format!("{{\"auths\": {{\"127.0.0.1:{}\": {{\"auth\": \"{login}\"}}}}}}", proxy.port),
+    )
+    .unwrap();
+    let reference = format!("127.0.0.1:{}/shop/hydrated:v1", proxy.port);
+    let home_dir = home.path().to_str().unwrap();
+    let args = ["hydrate", "--env", "dev", "--oci", &reference, "--plain-http", "-o", "json"];
+    let run = repo.weaver_env(&args, &[("HOME", home_dir), ("DOCKER_CONFIG", docker.to_str().unwrap())]);
+    let report = json_of(&run, 2);
+    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD), "the password was shown");
+    assert_eq!(tokens.load(Ordering::SeqCst), 2, "a pull token, then a push token");
+    assert_eq!(layer_uploads.load(Ordering::SeqCst), 1, "the layer was sent more than once");
+    let digest = report["digest"].as_str().unwrap();
+    let (_, tree, _) = pull_by_digest(registry.port, "shop/hydrated", digest);
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap()]).code, 2);
+    assert_eq!(tree, files(out.path()));
+
+    // Without a login: refused, saying where credentials go.
+    let run = repo.weaver_env(&args, &[("HOME", home_dir), ("DOCKER_CONFIG", home_dir)]);
+    assert!(run.failure().contains("refused the credentials (or asked for some)"), "{}", run.stderr);
+}

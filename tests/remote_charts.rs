@@ -57,11 +57,14 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// A request as the test servers see it: the path (without its leading `/`, query kept) and
-/// the Authorization header.
+/// A request as the test servers see it: the method, the path (without its leading `/`, query
+/// kept), the Authorization and Content-Type headers and the body.
 pub(crate) struct Request {
+    pub method: String,
     pub path: String,
-    authorization: String,
+    pub authorization: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
 /// An answer: status line, extra header lines, body.
@@ -69,7 +72,7 @@ pub(crate) type Answer = (&'static str, String, Vec<u8>);
 
 /// An HTTP server on a loopback port answering each request with `handler`.
 pub(crate) struct TestServer {
-    port: u16,
+    pub(crate) port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -138,20 +141,30 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
-    let mut authorization = String::new();
+    let (mut authorization, mut content_type, mut length) = (String::new(), String::new(), 0);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
         }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("authorization")
-        {
-            authorization = value.trim().to_string();
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim().to_string();
+            match name.to_ascii_lowercase().as_str() {
+                "authorization" => authorization = value,
+                "content-type" => content_type = value,
+                "content-length" => length = value.parse().unwrap_or(0),
+                _ => {}
+            }
         }
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
-    let (status, headers, body) = handler(&Request { path, authorization });
+    let mut body = vec![0; length];
+    if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+        return;
+    }
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_string();
+    let path = words.next().unwrap_or("/").trim_start_matches('/').to_string();
+    let (status, headers, body) = handler(&Request { method, path, authorization, content_type, body });
     let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
 }

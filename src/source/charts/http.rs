@@ -129,6 +129,9 @@ pub struct Connection {
     /// Where the credentials may be sent: the repository's scheme, host and port.
     origin: String,
     tokens: HashMap<String, String>,
+    /// The answer to a challenge that the server last took: sent up front with the next
+    /// request, so that a request is not sent twice (an upload's body among them) each time.
+    accepted: Option<String>,
     /// The repository, for messages.
     pub repository: String,
     /// Whether the machine's credentials were out of reach (the controller's pulls).
@@ -194,6 +197,7 @@ impl Connection {
             credentials,
             origin: origin(base_url).to_string(),
             tokens: HashMap::new(),
+            accepted: None,
             repository: repository.to_string(),
             anonymous: machine.anonymous,
         })
@@ -207,7 +211,8 @@ impl Connection {
     /// Sends a request to `url` with `accept`, answering a Basic or Bearer challenge once.
     pub fn send(&mut self, method: Method<'_>, url: &str, accept: &str) -> Result<Response> {
         let same_origin = origin(url) == self.origin;
-        let mut authorization: Option<String> = None;
+        let mut authorization = self.accepted.clone().filter(|_| same_origin);
+        let mut answered = false;
         loop {
             let mut headers = vec![("Accept", accept.to_string())];
             if let Some(value) = &authorization {
@@ -228,8 +233,9 @@ impl Connection {
             };
             let mut response = sent.map_err(|e| self.failed(url, &e.to_string()))?;
             let status = response.status().as_u16();
-            // One answer to one challenge: a second 401 is the server's verdict.
-            if status == 401 && authorization.is_none() && same_origin {
+            // One answer to one challenge: a second 401 is the server's verdict. (A token
+            // taken before may lack this request's scope: it is challenged, and answered.)
+            if status == 401 && !answered && same_origin {
                 let challenge = response
                     .headers()
                     .get("www-authenticate")
@@ -238,8 +244,12 @@ impl Connection {
                     .to_string();
                 if let Some(value) = self.answer(&challenge)? {
                     authorization = Some(value);
+                    answered = true;
                     continue;
                 }
+            }
+            if answered && status != 401 && status != 403 {
+                self.accepted = authorization;
             }
             let next = response
                 .headers()

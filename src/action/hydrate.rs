@@ -1,7 +1,8 @@
 //! Hydrate: the rendered-manifests pattern. Each selected environment's objects, rendered by
-//! [`super::render::render`], written as one file per release to a directory or to a git
-//! branch, with a metadata file naming where they came from. Secrets are SOPS-encrypted to the
-//! environment's own age recipients, or left out; their plaintext never leaves memory.
+//! [`super::render::render`], written as one file per release to a directory, to a git branch
+//! or to an OCI artifact's tag (Flux's format), with a metadata file naming where they came
+//! from. Secrets are SOPS-encrypted to the environment's own age recipients, or left out; their
+//! plaintext never leaves memory. Helm hooks are left out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! `weaver hydrate`: write environments' rendered objects to a directory or a git branch.
+//! `weaver hydrate`: write environments' rendered objects to a directory, a git branch or an
+//! OCI artifact.
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -144,7 +144,8 @@ const RENDER_EXAMPLES: &str = "Examples:
 const HYDRATE_EXAMPLES: &str = "Examples:
   weaver hydrate --env dev --out hydrated/              # hydrated/dev/<release>.yaml
   weaver hydrate --env-selector tier=prod --branch hydrated   # a commit on branch `hydrated`
-  weaver hydrate --env prod --branch hydrated --secrets omit -o json";
+  weaver hydrate --env prod --branch hydrated --secrets omit -o json
+  weaver hydrate --env prod --oci ghcr.io/org/shop-hydrated:prod   # a Flux OCI artifact";
 const ENVS_EXAMPLES: &str = "Examples:
   weaver envs
   weaver envs --env \"prod-*\" --env-selector tier=prod
@@ -161,7 +162,8 @@ const DIFF_EXAMPLES: &str = "Examples:
   weaver diff --env dev
   weaver diff --env prod -o markdown > plan.md
   weaver diff --env-selector tier=prod -o json    # a fleet: every prod environment in one plan
-  weaver diff --env dev --live-from tests/fixtures/live-dev.yaml   # offline, against a file";
+  weaver diff --env dev --live-from tests/fixtures/live-dev.yaml   # offline, against a file
+  weaver diff --env-selector tier=prod --base origin/main -o markdown   # a pull request";
 const APPLY_EXAMPLES: &str = "Examples:
   weaver apply --env dev
   weaver apply --env prod --rev HEAD --changed-since origin/main --wait
@@ -679,11 +681,17 @@ pub struct HydrateArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Write DIR/<env>/<release>.yaml and DIR/<env>/weaver-hydrate.metadata
-    #[arg(long, value_name = "DIR", conflicts_with = "branch", required_unless_present = "branch")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["branch", "oci"], required_unless_present_any = ["branch", "oci"])]
     pub out: Option<PathBuf>,
     /// Commit <env>/<release>.yaml to this branch of the repository (created if missing), without touching the working tree or the index
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "oci")]
     pub branch: Option<String>,
+    /// Push <env>/<release>.yaml as an OCI artifact in Flux's format to this tag (REGISTRY/REPO:TAG), keeping the other files the tag held
+    #[arg(long, value_name = "REF")]
+    pub oci: Option<String>,
+    /// --oci: talk to the registry over plain http, not https (as helm's --plain-http)
+    #[arg(long)]
+    pub plain_http: bool,
     /// Secret objects: SOPS-encrypted to the environment's age recipients, or left out (named in the metadata)
     #[arg(long, value_enum, value_name = "MODE", default_value_t = HydrateSecrets::Encrypt)]
     pub secrets: HydrateSecrets,
@@ -712,6 +720,9 @@ pub struct DiffArgs {
     /// Diff against objects in a file (`kubectl get -o yaml` output or a YAML stream), offline
     #[arg(long, value_name = "FILE")]
     pub live_from: Option<PathBuf>,
+    /// Diff against the render of this commit (a pull request's target branch, as `weaver changed --base`): the rendered objects before and after, without a cluster
+    #[arg(long, value_name = "REV", conflicts_with_all = ["live_from", "server_side", "prune_releases"])]
+    pub base: Option<String>,
     /// Output format: text, JSON for pipelines, Markdown for a pull-request comment, or one HTML page
     #[arg(short, long, value_enum, default_value_t = DiffFormat::Text)]
     pub output: DiffFormat,

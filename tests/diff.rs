@@ -525,3 +525,77 @@ fn write_live_fixture(path: &std::path::Path) {
         # Regenerate: WEAVER_UPDATE_FIXTURES=1 cargo test --test suite diff::diffs_offline\n";
     std::fs::write(path, format!("{header}{}", weaver::yaml::to_yaml_string(&list))).unwrap();
 }
+
+/// `weaver diff --base REV`: a pull request's rendered objects before (the base commit's
+/// render, as if applied) and after (the working tree's), per environment, with no cluster.
+#[test]
+fn diff_base_shows_the_rendered_objects_before_and_after_without_a_cluster() {
+    let repo = Repo::demo_without_operator();
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    repo.write("environments/dev.yaml", &format!("{dev}  - name: cache\n    chart: redis\n"));
+    let git = common::git::init(repo.path());
+    let base = common::git::commit_all(&git, "base").to_string();
+    // The pull request: three replicas, the cache release gone, a Secret's value changed, and
+    // a new environment.
+    repo.write(
+        "environments/dev.yaml",
+        &format!(
+            "{}    patches:\n      - target: {{ kind: Secret, name: web-secrets }}\n        patch: {{ stringData: {{ API_KEY: brand-new-api-key-value }} }}\n",
+            dev.replace("replicas: 1", "replicas: 3")
+        ),
+    );
+    repo.write("environments/preview.yaml", "extends: base\nnamespace: shop-preview\nlabels: { tier: preview }\n");
+    let no_cluster = [("KUBECONFIG", "/nonexistent/kubeconfig")];
+    let secret_values = {
+        let out = repo.weaver(&["render", "--env", "dev", "--show-secrets", "--rev", "HEAD"]);
+        let objects = weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap();
+        let secret = objects.into_iter().find(|o| o["kind"] == "Secret").unwrap();
+        let mut values: Vec<String> =
+            secret["stringData"].as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()).collect();
+        values.push("brand-new-api-key-value".to_string());
+        values
+    };
+
+    let json = repo.weaver_env(&["diff", "--env", "dev", "--base", "HEAD", "-o", "json"], &no_cluster);
+    let plan: Value = serde_json::from_str(json.success()).unwrap();
+    assert_eq!(plan["base"], base.as_str());
+    let mut changed = changed_objects(&plan);
+    changed.sort();
+    let expected: Vec<(String, String, String)> = [
+        ("delete", "ConfigMap", "cache-config"),
+        ("delete", "Service", "cache"),
+        ("delete", "StatefulSet", "cache"),
+        ("update", "Deployment", "web"),
+        ("update", "Secret", "web-secrets"),
+    ]
+    .iter()
+    .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
+    .collect();
+    assert_eq!(changed, expected);
+    let deployment = planned(&plan, "Deployment");
+    assert_eq!(deployment["changes"], json!([{"path": "spec.replicas", "op": "replace"}]));
+
+    let markdown = repo.weaver_env(&["diff", "--env", "dev", "--base", "HEAD", "-o", "markdown"], &no_cluster);
+    let text = markdown.success();
+    assert!(text.contains(&format!("compared with the render of commit `{base}` (no cluster)")), "{text}");
+    assert!(text.contains("-  replicas: 1") && text.contains("+  replicas: 3"), "{text}");
+    for value in &secret_values {
+        assert!(!text.contains(value.as_str()) && !json.stdout.contains(value.as_str()), "a Secret value in the diff");
+    }
+
+    // A fleet, as a pull request comment: the new environment is all created.
+    let fleet = repo.weaver_env(&["diff", "--env", "dev,preview", "--base", "HEAD", "-o", "json"], &no_cluster);
+    let report: Value = serde_json::from_str(fleet.success()).unwrap();
+    let preview = report["environments"].as_array().unwrap().iter().find(|e| e["environment"] == "preview").unwrap();
+    let summary = &preview["report"]["summary"];
+    assert!(summary["create"].as_u64().unwrap() >= 3, "{preview}");
+    assert_eq!((summary["update"].as_u64(), summary["delete"].as_u64()), (Some(0), Some(0)), "{preview}");
+    let comment = repo.weaver_env(&["diff", "--env", "dev,preview", "--base", "HEAD", "-o", "markdown"], &no_cluster);
+    assert!(comment.success().contains("compared with the render of commit"), "{}", comment.stdout);
+    // Nothing changed between a commit and itself.
+    let same =
+        repo.weaver_env(&["diff", "--env", "dev", "--rev", "HEAD", "--base", "HEAD", "--exit-code"], &no_cluster);
+    assert_eq!(same.code, 0, "{}\n{}", same.stdout, same.stderr);
+    let bad = repo.weaver_env(&["diff", "--env", "dev", "--base", "nope"], &no_cluster);
+    assert!(bad.failure().contains("unknown revision `nope` (--base)"), "{}", bad.stderr);
+}

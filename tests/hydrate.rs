@@ -405,6 +405,31 @@ fn bad_input_is_refused_with_exit_code_1() {
     let head = git.head().unwrap().shorthand().unwrap().to_string();
     let checked_out = repo.weaver(&["hydrate", "--env", "dev", "--branch", &head]);
     assert!(checked_out.failure().contains("is the branch checked out in this working tree"), "{}", checked_out.stderr);
+    // Checked out in another working tree of the repository (`git worktree add`): refused too,
+    // from either side.
+    let tip = git.head().unwrap().peel_to_commit().unwrap();
+    let branch = git.branch("elsewhere", &tip, false).unwrap();
+    let linked = tempfile::tempdir().unwrap();
+    let linked_dir = linked.path().join("linked");
+    let mut options = git2::WorktreeAddOptions::new();
+    options.reference(Some(branch.get()));
+    git.worktree("linked", &linked_dir, Some(&options)).unwrap();
+    let elsewhere = repo.weaver(&["hydrate", "--env", "dev", "--branch", "elsewhere"]);
+    let stderr = elsewhere.failure();
+    let shown = std::fs::canonicalize(&linked_dir).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "--branch `elsewhere` is the branch checked out in the working tree {}",
+            shown.display()
+        )),
+        "{stderr}"
+    );
+    let from_linked = crate::common::weaver_in(&linked_dir, &["hydrate", "--env", "dev", "--branch", &head], &[]);
+    assert!(
+        from_linked.failure().contains(&format!("--branch `{head}` is the branch checked out in the working tree")),
+        "{}",
+        from_linked.stderr
+    );
     assert!(files(out.path()).is_empty(), "a refused hydration wrote files");
 
     // A Secret with no recipients to encrypt it to.
@@ -518,4 +543,367 @@ fn the_hydrated_objects_applied_with_kubectl_are_those_weaver_apply_makes() {
     demo.weaver(&["apply", "--env", "dev"]).success();
     let by_weaver = live(&demo.cluster, &demo.ns, &keys);
     assert_eq!(by_kubectl, by_weaver);
+}
+
+/// Sends a request to the registry at `port` over plain HTTP/1.0 (no weaver code): the
+/// response's head and body.
+fn registry_request(port: u16, request: &str, body: &[u8]) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "{request}\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
+    (String::from_utf8_lossy(&response[..at]).into_owned(), response[at + 4..].to_vec())
+}
+
+/// GETs `path` of the registry at `port`: the body.
+fn registry_get(port: u16, path: &str, accept: &str) -> Vec<u8> {
+    let (head, body) = registry_request(port, &format!("GET {path} HTTP/1.0\r\nAccept: {accept}"), &[]);
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    body
+}
+
+/// Pushes to `repository:tag` a manifest whose one layer is of `media_type` (its content `{}`).
+fn registry_push_other(port: u16, repository: &str, tag: &str, media_type: &str) {
+    let blob = b"{}";
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(blob)));
+    let (head, _) = registry_request(port, &format!("POST /v2/{repository}/blobs/uploads/ HTTP/1.0"), &[]);
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+        .unwrap_or_else(|| panic!("{head}"));
+    let location = location.split_once("://").map_or(location, |(_, rest)| &rest[rest.find('/').unwrap()..]);
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put = format!(
+        "PUT {location}{separator}digest={} HTTP/1.0\r\nContent-Type: application/octet-stream",
+        digest.replace(':', "%3A")
+    );
+    let (head, _) = registry_request(port, &put, blob);
+    assert!(head.contains(" 201 "), "{head}");
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": 2},
+        "layers": [{"mediaType": media_type, "digest": digest, "size": 2}],
+    });
+    let put = format!(
+        "PUT /v2/{repository}/manifests/{tag} HTTP/1.0\r\nContent-Type: application/vnd.oci.image.manifest.v1+json"
+    );
+    let (head, _) = registry_request(port, &put, manifest.to_string().as_bytes());
+    assert!(head.contains(" 201 "), "{head}");
+}
+
+/// The artifact `digest` of `repository`, pulled by digest: its manifest, and its layer's
+/// tree (checked against the descriptors' digests).
+fn pull_by_digest(port: u16, repository: &str, digest: &str) -> (Value, BTreeMap<String, Vec<u8>>, Vec<u8>) {
+    use std::io::Read;
+    let bytes = registry_get(
+        port,
+        &format!("/v2/{repository}/manifests/{digest}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&bytes))), digest);
+    let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+    let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap();
+    let layer = registry_get(port, &format!("/v2/{repository}/blobs/{layer_digest}"), "*/*");
+    assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&layer))), layer_digest);
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(layer.as_slice()).read_to_end(&mut tar).unwrap();
+    let mut tree = BTreeMap::new();
+    for entry in tar::Archive::new(tar.as_slice()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type() == tar::EntryType::Regular {
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            tree.insert(path, content);
+        }
+    }
+    (manifest, tree, tar)
+}
+
+#[test]
+fn an_oci_artifact_in_fluxs_format_holds_the_tree_out_writes_and_is_pushed_only_when_it_changes() {
+    let registry = crate::common::registry::Registry::start();
+    if !crate::common::skip::interop_or_skip(registry.as_ref().err().map(String::as_str)) {
+        return;
+    }
+    let registry = registry.unwrap();
+    let repo = Repo::demo_without_operator();
+    let git = committed(&repo);
+    git.remote("origin", "https://ci:t0ken-in-url@git.example.org/shop.git").unwrap();
+    let source = git.head().unwrap().peel_to_commit().unwrap().id().to_string();
+    let reference = format!("127.0.0.1:{}/shop/hydrated:dev", registry.port);
+    let push = |extra: &[&str]| {
+        let mut args = vec!["hydrate", "--env", "dev", "--oci", &reference, "--plain-http", "-o", "json"];
+        args.extend_from_slice(extra);
+        repo.weaver(&args)
+    };
+    let first = push(&[]);
+    let report = json_of(&first, 2);
+    assert_eq!(report["target"], json!({"oci": reference}));
+    let digest = report["digest"].as_str().unwrap().to_string();
+    assert!(!first.stdout.contains("t0ken-in-url") && !first.stderr.contains("t0ken-in-url"));
+
+    // Flux's format, pulled back by digest over plain HTTP.
+    let (manifest, tree, tar) = pull_by_digest(registry.port, "shop/hydrated", &digest);
+    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.cncf.flux.config.v1+json");
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0]["mediaType"], "application/vnd.cncf.flux.content.v1.tar+gzip");
+    assert_eq!(
+        manifest["annotations"],
+        json!({
+            "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
+            "org.opencontainers.image.source": "https://git.example.org/shop.git",
+            "org.opencontainers.image.revision": format!("sha1:{source}"),
+        })
+    );
+    let names: Vec<&str> = tree.keys().map(String::as_str).collect();
+    assert_eq!(names, ["dev/redis.yaml", "dev/weaver-hydrate.metadata", "dev/web.yaml"]);
+    // No Secret value in plaintext (nor base64) in the layer; the Secret decrypts to the render's.
+    let layer_text = String::from_utf8_lossy(&tar);
+    for value in secret_values(&repo) {
+        assert!(!layer_text.contains(&value), "a Secret value is in the artifact in plaintext");
+    }
+    let unpacked = tempfile::tempdir().unwrap();
+    for (path, content) in &tree {
+        std::fs::create_dir_all(unpacked.path().join(path).parent().unwrap()).unwrap();
+        std::fs::write(unpacked.path().join(path), content).unwrap();
+    }
+    let key = repo.path().join("secrets/dev.agekey");
+    let out = tempfile::tempdir().unwrap();
+    json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap(), "-o", "json"]), 2);
+    for file in ["dev/redis.yaml", "dev/web.yaml"] {
+        assert_eq!(decrypted(&unpacked.path().join(file), &key), decrypted(&out.path().join(file), &key), "{file}");
+    }
+    // The source commit's note names the artifact.
+    let note = git.find_note(Some("refs/notes/weaver-hydrated"), git2::Oid::from_str(&source).unwrap()).unwrap();
+    assert_eq!(note.message().unwrap(), format!("{reference} {digest}\n"));
+
+    // Unchanged: the same digest, and nothing pushed (the registry's tag link is not rewritten).
+    let link =
+        registry.dir().join("data/docker/registry/v2/repositories/shop/hydrated/_manifests/tags/dev/current/link");
+    let written_at = std::fs::metadata(&link).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let again = json_of(&push(&[]), 0);
+    assert_eq!((again["changed"].as_bool(), again["digest"].as_str()), (Some(false), Some(digest.as_str())));
+    assert_eq!(std::fs::metadata(&link).unwrap().modified().unwrap(), written_at, "an unchanged tree was pushed");
+    let text = repo.weaver(&["hydrate", "--env", "dev", "--oci", &reference, "--plain-http"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout.contains(&format!("nothing changed: {reference}@{digest} holds it already")),
+        "{}",
+        text.stdout
+    );
+
+    // A change: a new artifact, the unchanged Secret's ciphertext read back from the tag's.
+    let values = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    repo.write("environments/dev.yaml", &values.replace("replicas: 1", "replicas: 3"));
+    git::commit_all(&git, "three replicas");
+    let changed = json_of(&push(&[]), 2);
+    let new_digest = changed["digest"].as_str().unwrap();
+    assert_ne!(new_digest, digest);
+    assert_eq!(changed["environments"][0]["unchanged"], json!(["dev/redis.yaml"]));
+    let (_, new_tree, _) = pull_by_digest(registry.port, "shop/hydrated", new_digest);
+    let secret = |tree: &BTreeMap<String, Vec<u8>>| -> String {
+        let text = String::from_utf8(tree["dev/web.yaml"].clone()).unwrap();
+        split_documents(&text).into_iter().find(|d| d.contains("kind: Secret")).unwrap()
+    };
+    assert_eq!(secret(&new_tree), secret(&tree));
+    assert_ne!(new_tree["dev/web.yaml"], tree["dev/web.yaml"]);
+
+    // Without Secrets (nothing random), the artifact's files are --out's, byte for byte, and
+    // the same tree from the same commit is the same digest on another tag.
+    let omit_reference = format!("127.0.0.1:{}/shop/omitted:dev", registry.port);
+    let other_reference = format!("127.0.0.1:{}/shop/omitted:again", registry.port);
+    let omitted = |reference: &str| {
+        let run = repo.weaver(&[
+            "hydrate",
+            "--env",
+            "dev",
+            "--oci",
+            reference,
+            "--plain-http",
+            "--secrets",
+            "omit",
+            "-o",
+            "json",
+        ]);
+        json_of(&run, 2)["digest"].as_str().unwrap().to_string()
+    };
+    let omitted_digest = omitted(&omit_reference);
+    assert_eq!(omitted(&other_reference), omitted_digest);
+    let out = tempfile::tempdir().unwrap();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap(), "--secrets", "omit"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let (_, omitted_tree, _) = pull_by_digest(registry.port, "shop/omitted", &omitted_digest);
+    assert_eq!(omitted_tree, files(out.path()));
+
+    // A tag that holds something else (a Helm chart) is refused, and left as it was.
+    registry_push_other(registry.port, "shop/hydrated", "chart", "application/vnd.cncf.helm.chart.content.v1.tar+gzip");
+    let chart_reference = format!("127.0.0.1:{}/shop/hydrated:chart", registry.port);
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--oci", &chart_reference, "--plain-http"]);
+    assert!(
+        run.failure().contains(&format!(
+            "{chart_reference} is not a Flux artifact: its manifest has no layer of type application/vnd.cncf.flux.content.v1.tar+gzip"
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_bad_oci_reference_or_flag_is_refused() {
+    let repo = Repo::minimal();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--oci", "127.0.0.1:5000/shop"]);
+    assert!(run.failure().contains("--oci `127.0.0.1:5000/shop` names no tag"), "{}", run.stderr);
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--plain-http", "--out", "x"]);
+    assert!(run.failure().contains("--oci"), "{}", run.stderr);
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--oci", "127.0.0.1:5000/shop:v1", "--branch", "b"]);
+    assert!(run.failure().contains("cannot be used with"), "{}", run.stderr);
+}
+
+#[test]
+fn helm_hooks_are_left_out_of_the_files_and_named_in_the_metadata() {
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n")
+        .write("charts/app/templates/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n")
+        .write(
+            "charts/app/templates/migrate.yaml",
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: run\n          image: busybox:1.36\n",
+        )
+        .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let report = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
+    let hook = json!({"release": "app", "kind": "Job", "namespace": "apps", "name": "migrate", "events": "pre-install,pre-upgrade"});
+    assert_eq!(report["environments"][0]["hooks"], json!([hook]));
+    let app = std::fs::read_to_string(out.path().join("dev/app.yaml")).unwrap();
+    assert!(app.contains("kind: ConfigMap") && !app.contains("migrate"), "{app}");
+    assert_eq!(metadata(out.path(), "dev")["omittedHooks"], json!([hook]));
+    // The hook gone, the objects the same: the metadata alone is rewritten.
+    repo.remove("charts/app/templates/migrate.yaml");
+    let report = json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
+    assert_eq!(report["environments"][0]["written"], json!(["dev/weaver-hydrate.metadata"]));
+    assert_eq!(metadata(out.path(), "dev")["omittedHooks"], json!([]));
+}
+
+#[test]
+fn a_secret_hydrated_before_that_cannot_be_read_back_is_encrypted_again_with_a_warning() {
+    let repo = Repo::demo_without_operator();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
+    // A ciphertext damaged (its MAC no longer matches): the identities cannot decrypt it.
+    let web = out.path().join("dev/web.yaml");
+    let text = std::fs::read_to_string(&web).unwrap();
+    let at = text.find("ENC[AES256_GCM,data:").unwrap() + "ENC[AES256_GCM,data:".len();
+    let flipped = if &text[at..at + 1] == "A" { "B" } else { "A" };
+    std::fs::write(&web, format!("{}{flipped}{}", &text[..at], &text[at + 1..])).unwrap();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]);
+    let report = json_of(&run, 2);
+    assert!(report["environments"][0]["written"].as_array().unwrap().contains(&json!("dev/web.yaml")), "{report}");
+    assert!(
+        run.stderr.contains("environment `dev`: the Secrets hydrated before cannot be read back")
+            && run.stderr.contains("at every run"),
+        "{}",
+        run.stderr
+    );
+    for value in secret_values(&repo) {
+        assert!(!run.stderr.contains(&value), "the warning quotes a Secret value");
+    }
+}
+
+/// A registry with token auth (as GHCR, Docker Hub and Harbor run it) in front of the test's
+/// docker-registry: the token service hands a pull or a push token out for the credentials,
+/// and writes (POST, PUT) need the push one.
+#[test]
+fn an_artifact_is_pushed_with_the_docker_logins_credentials_through_the_token_flow_each_body_sent_once() {
+    use crate::remote_charts::TestServer;
+    use base64::Engine;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const PASSWORD: &str = "push-Passw0rd-not-shown";
+    let registry = crate::common::registry::Registry::start();
+    if !crate::common::skip::interop_or_skip(registry.as_ref().err().map(String::as_str)) {
+        return;
+    }
+    let registry = registry.unwrap();
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("pusher:{PASSWORD}")));
+    let (tokens, layer_uploads) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (counted_tokens, counted_uploads) = (tokens.clone(), layer_uploads.clone());
+    let registry_port = registry.port;
+    let proxy = TestServer::start(move |port, request| {
+        if let Some(query) = request.path.strip_prefix("token?") {
+            counted_tokens.fetch_add(1, Ordering::SeqCst);
+            if request.authorization != basic {
+                return ("401 Unauthorized", String::new(), b"bad credentials".to_vec());
+            }
+            let token = if query.contains("pull%2Cpush") { "push-t0ken" } else { "pull-t0ken" };
+            return ("200 OK", String::new(), format!("{{\"token\":\"{token}\"}}").into_bytes());
+        }
+        // Every time the layer's bytes arrive, taken or not.
+        if request.method == "PUT" && request.path.contains("/blobs/uploads/") && request.body.len() > 2 {
+            counted_uploads.fetch_add(1, Ordering::SeqCst);
+        }
+        let writing = request.method == "POST" || request.method == "PUT";
+        let allowed =
+            request.authorization == "Bearer push-t0ken" || (!writing && request.authorization == "Bearer pull-t0ken");
+        if !allowed {
+            let scope = if writing { "pull,push" } else { "pull" };
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test\",scope=\"repository:shop/hydrated:{scope}\"\r\n"
+            );
+            return ("401 Unauthorized", challenge, b"{}".to_vec());
+        }
+        let forwarded = format!(
+            "{} /{} HTTP/1.0\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nContent-Type: {}",
+            request.method, request.path, request.content_type
+        );
+        let (head, body) = registry_request(registry_port, &forwarded, &request.body);
+        let status = match head.split_whitespace().nth(1).unwrap_or_default() {
+            "200" => "200 OK",
+            "201" => "201 Created",
+            "202" => "202 Accepted",
+            "404" => "404 Not Found",
+            _ => "500 Internal Server Error",
+        };
+        let headers: String = head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("location:"))
+            .map(|l| format!("{}\r\n", l.replace(&format!("127.0.0.1:{registry_port}"), &format!("127.0.0.1:{port}"))))
+            .collect();
+        (status, headers, if request.method == "HEAD" { Vec::new() } else { body })
+    });
+    let repo = Repo::minimal();
+    let home = tempfile::tempdir().unwrap();
+    let docker = home.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let login = base64::engine::general_purpose::STANDARD.encode(format!("pusher:{PASSWORD}"));
+    std::fs::write(
+        docker.join("config.json"),
+        format!("{{\"auths\": {{\"127.0.0.1:{}\": {{\"auth\": \"{login}\"}}}}}}", proxy.port),
+    )
+    .unwrap();
+    let reference = format!("127.0.0.1:{}/shop/hydrated:v1", proxy.port);
+    let home_dir = home.path().to_str().unwrap();
+    let args = ["hydrate", "--env", "dev", "--oci", &reference, "--plain-http", "-o", "json"];
+    let run = repo.weaver_env(&args, &[("HOME", home_dir), ("DOCKER_CONFIG", docker.to_str().unwrap())]);
+    let report = json_of(&run, 2);
+    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD), "the password was shown");
+    assert_eq!(tokens.load(Ordering::SeqCst), 2, "a pull token, then a push token");
+    assert_eq!(layer_uploads.load(Ordering::SeqCst), 1, "the layer was sent more than once");
+    let digest = report["digest"].as_str().unwrap();
+    let (_, tree, _) = pull_by_digest(registry.port, "shop/hydrated", digest);
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap()]).code, 2);
+    assert_eq!(tree, files(out.path()));
+
+    // Without a login: refused, saying where credentials go.
+    let run = repo.weaver_env(&args, &[("HOME", home_dir), ("DOCKER_CONFIG", home_dir)]);
+    assert!(run.failure().contains("refused the credentials (or asked for some)"), "{}", run.stderr);
 }

@@ -9,10 +9,9 @@ use crate::common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::Repo;
@@ -58,11 +57,14 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// A request as the test servers see it: the path (without its leading `/`, query kept) and
-/// the Authorization header.
+/// A request as the test servers see it: the method, the path (without its leading `/`, query
+/// kept), the Authorization and Content-Type headers and the body.
 pub(crate) struct Request {
+    pub method: String,
     pub path: String,
-    authorization: String,
+    pub authorization: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
 /// An answer: status line, extra header lines, body.
@@ -70,7 +72,7 @@ pub(crate) type Answer = (&'static str, String, Vec<u8>);
 
 /// An HTTP server on a loopback port answering each request with `handler`.
 pub(crate) struct TestServer {
-    port: u16,
+    pub(crate) port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -139,20 +141,30 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
-    let mut authorization = String::new();
+    let (mut authorization, mut content_type, mut length) = (String::new(), String::new(), 0);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
         }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("authorization")
-        {
-            authorization = value.trim().to_string();
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim().to_string();
+            match name.to_ascii_lowercase().as_str() {
+                "authorization" => authorization = value,
+                "content-type" => content_type = value,
+                "content-length" => length = value.parse().unwrap_or(0),
+                _ => {}
+            }
         }
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
-    let (status, headers, body) = handler(&Request { path, authorization });
+    let mut body = vec![0; length];
+    if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+        return;
+    }
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_string();
+    let path = words.next().unwrap_or("/").trim_start_matches('/').to_string();
+    let (status, headers, body) = handler(&Request { method, path, authorization, content_type, body });
     let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
 }
@@ -776,60 +788,10 @@ fn an_oci_registry_with_token_auth_gets_a_token_for_the_credentials() {
     assert_eq!(config_maps(&out)[0]["data"]["version"], "3.1.0", "{out}");
 }
 
-/// Debian's docker-registry on a loopback port, its storage in a temporary directory.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Result<Registry, String> {
-        let binary = Path::new("/usr/bin/docker-registry");
-        if !binary.exists() {
-            return Err("no /usr/bin/docker-registry (apt-get install docker-registry)".into());
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start docker-registry: {e}"))?;
-        let registry = Registry { child, port, _dir: dir };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(20) {
-                return Err("docker-registry did not listen within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(registry)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn an_oci_registry_chart_is_locked_by_tag_or_digest_and_rendered_from_the_cache() {
     let helm = common::tools::helm();
-    let registry = Registry::start();
+    let registry = common::registry::Registry::start();
     let missing = match (&helm, &registry) {
         (Err(e), _) | (_, Err(e)) => Some(e.clone()),
         _ => None,

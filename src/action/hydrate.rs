@@ -1,7 +1,8 @@
 //! Hydrate: the rendered-manifests pattern. Each selected environment's objects, rendered by
-//! [`super::render::render`], written as one file per release to a directory or to a git
-//! branch, with a metadata file naming where they came from. Secrets are SOPS-encrypted to the
-//! environment's own age recipients, or left out; their plaintext never leaves memory.
+//! [`super::render::render`], written as one file per release to a directory, to a git branch
+//! or to an OCI artifact's tag (Flux's format), with a metadata file naming where they came
+//! from. Secrets are SOPS-encrypted to the environment's own age recipients, or left out; their
+//! plaintext never leaves memory. Helm hooks are left out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use crate::git::{GitRepo, Provenance};
 use crate::manifest::Manifest;
 use crate::project::{Environment, Project};
 use crate::secrets::{self, EncryptionSettings, Identities, Selector, SopsFile};
+use crate::source::charts::http::{Connection, Machine};
+use crate::source::charts::oci::{self, Artifact};
 
 /// The file in each environment's directory that says what was hydrated, from what. Not
 /// `.yaml` or `.json`, so that Flux and Argo CD do not take it for manifests (Argo CD's hydrator
@@ -34,6 +37,9 @@ pub enum Target {
     Directory(PathBuf),
     /// `--branch NAME`: `<env>/<release>.yaml` in a commit on that branch of the repository.
     Branch(String),
+    /// `--oci REGISTRY/REPO:TAG`: the tree a branch would hold, pushed as an OCI artifact in
+    /// Flux's format, in place of what the tag held.
+    Oci(Artifact),
 }
 
 /// What becomes of Secret objects.
@@ -67,6 +73,9 @@ pub struct Hydrated {
     pub commit: Option<String>,
     /// The branch's commit before (the new commit's parent); null for a new branch or a directory.
     pub parent: Option<String>,
+    /// `--oci`: the digest (`sha256:…`) of the artifact the tag names now, pushed or already
+    /// there; null for a directory or a branch.
+    pub digest: Option<String>,
     /// The commit rendered from, and whether the working tree differed from it; null outside git.
     pub source: Option<Provenance>,
     pub environments: Vec<EnvironmentReport>,
@@ -77,6 +86,8 @@ pub struct Hydrated {
 pub enum TargetReport {
     Directory(PathBuf),
     Branch(String),
+    /// `REGISTRY/REPO:TAG`.
+    Oci(String),
 }
 
 /// One environment's part of [`Hydrated`]; paths are relative to the target.
@@ -94,6 +105,22 @@ pub struct EnvironmentReport {
     pub unchanged: Vec<String>,
     /// Secret objects, `<release>/<namespace>/<name>`, and what became of them.
     pub secrets: BTreeMap<String, SecretObjects>,
+    /// Helm hooks left out (see [`HookMetadata`]).
+    pub hooks: Vec<HookMetadata>,
+}
+
+/// A Helm hook (`helm.sh/hook`) left out of the files: a GitOps tool other than Argo CD would
+/// apply it as a plain object, once, beside the others (a pre-upgrade migration Job with the
+/// Deployment it should precede, a test Pod at every sync), and keep it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookMetadata {
+    pub release: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// The `helm.sh/hook` annotation: `pre-install,pre-upgrade`.
+    pub events: String,
 }
 
 /// The metadata file's content (schema version 1).
@@ -107,6 +134,8 @@ struct Metadata<'a> {
     releases: Vec<ReleaseMetadata>,
     /// Secrets left out (`--secrets omit`), by name only.
     omitted_secrets: Vec<String>,
+    /// Helm hooks, always left out.
+    omitted_hooks: &'a [HookMetadata],
 }
 
 #[derive(Serialize)]
@@ -125,17 +154,24 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
     let first = options.renders.first().ok_or_else(|| Error::new("no environment to hydrate"))?;
     let (repo, rev) = (&first.selection.repo, first.selection.rev.as_deref());
     let source = crate::git::provenance(repo, rev)?;
-    let writing = match &options.target {
+    let mut writing = match &options.target {
         Target::Branch(name) => Writing::Branch(GitRepo::open(repo)?.hydrated_branch(name)?),
         Target::Directory(dir) => {
             super::refuse_repository_dirs("--out", dir, repo)?;
             Writing::Directory(dir)
+        }
+        Target::Oci(artifact) => {
+            let mut connection = artifact.connect(&Machine::load(|key| std::env::var(key).ok())?)?;
+            let pulled = oci::pull_artifact(&mut connection, artifact, None)?;
+            let (digest, tree) = pulled.map_or((None, oci::Tree::new()), |(digest, tree)| (Some(digest), tree));
+            Writing::Oci(Box::new(ArtifactTag { artifact, connection, digest, tree }))
         }
     };
     let previous = |path: &str| -> Result<Option<Vec<u8>>> {
         match &writing {
             Writing::Branch(branch) => branch.read(Path::new(path)),
             Writing::Directory(dir) => read_file(&dir.join(path)),
+            Writing::Oci(tag) => Ok(tag.tree.get(path).cloned()),
         }
     };
     let project = open_project(repo, rev)?;
@@ -152,8 +188,8 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
     }
     let changes: BTreeMap<String, Option<Vec<u8>>> = planned.iter().flat_map(|p| p.changes.clone()).collect();
     let changed = !changes.is_empty();
-    let (mut commit, mut parent) = (None, None);
-    match &writing {
+    let (mut commit, mut parent, mut digest) = (None, None, None);
+    match &mut writing {
         Writing::Branch(branch) => {
             parent = branch.tip();
             if changed {
@@ -164,16 +200,19 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
             }
         }
         Writing::Directory(dir) => write_directory(dir, &changes)?,
+        Writing::Oci(tag) => digest = tag.push(&changes, repo, source.as_ref())?,
     }
     Ok(Hydrated {
         schema_version: 1,
         target: match &options.target {
             Target::Directory(dir) => TargetReport::Directory(dir.clone()),
             Target::Branch(name) => TargetReport::Branch(name.clone()),
+            Target::Oci(artifact) => TargetReport::Oci(artifact.to_string()),
         },
         changed,
         commit,
         parent,
+        digest,
         source,
         environments: planned.into_iter().map(|p| p.report).collect(),
     })
@@ -183,6 +222,57 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
 enum Writing<'a> {
     Directory(&'a Path),
     Branch(Branch),
+    Oci(Box<ArtifactTag<'a>>),
+}
+
+/// An artifact's tag, with the tree it held when opened (empty for a new tag).
+struct ArtifactTag<'a> {
+    artifact: &'a Artifact,
+    connection: Connection,
+    /// The tag's manifest digest when opened; None for a new tag.
+    digest: Option<String>,
+    tree: oci::Tree,
+}
+
+impl ArtifactTag<'_> {
+    /// The tag's tree with `changes` pushed, unless nothing changed or the tag already names
+    /// that artifact; the source commit's note names it. Returns the tag's digest.
+    fn push(
+        &mut self,
+        changes: &BTreeMap<String, Option<Vec<u8>>>,
+        repo: &Path,
+        source: Option<&Provenance>,
+    ) -> Result<Option<String>> {
+        if changes.is_empty() {
+            return Ok(self.digest.clone());
+        }
+        for (path, content) in changes {
+            match content {
+                Some(bytes) => self.tree.insert(path.clone(), bytes.clone()),
+                None => self.tree.remove(path),
+            };
+        }
+        let git = source.map(|_| GitRepo::open(repo)).transpose()?;
+        let described = match (&git, source) {
+            (Some(git), Some(source)) => Some(git.artifact_source(source)?),
+            _ => None,
+        };
+        // Outside git, the time `flux push artifact --reproducible` gives.
+        let annotations = BTreeMap::from([
+            (oci::CREATED_ANNOTATION, described.as_ref().map_or("1970-01-01T00:00:00Z", |s| s.created.as_str())),
+            (oci::SOURCE_ANNOTATION, described.as_ref().map_or("", |s| s.url.as_str())),
+            (oci::REVISION_ANNOTATION, described.as_ref().map_or("", |s| s.revision.as_str())),
+        ]);
+        let annotations = annotations.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let built = oci::build_artifact(&self.tree, annotations);
+        if self.digest.as_deref() != Some(built.digest.as_str()) {
+            oci::push_artifact(&mut self.connection, self.artifact, &built)?;
+        }
+        if let (Some(git), Some(source)) = (&git, source) {
+            git.note_artifact(source, &self.artifact.to_string(), &built.digest)?;
+        }
+        Ok(Some(built.digest))
+    }
 }
 
 /// One environment's files as they should be, compared with the target's.
@@ -232,6 +322,7 @@ impl EnvironmentWriter<'_> {
             removed: Vec::new(),
             unchanged: Vec::new(),
             secrets: BTreeMap::new(),
+            hooks: Vec::new(),
         };
         let mut changes = BTreeMap::new();
         let mut releases = Vec::new();
@@ -260,7 +351,13 @@ impl EnvironmentWriter<'_> {
                 changes.insert(path(stale), None);
             }
         }
-        report.changed = !changes.is_empty() || previous_metadata.is_none();
+        // The hooks left out are named in the metadata only: a change of them rewrites it.
+        let hooks_before = previous_metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_slice::<serde_json::Value>(m).ok())
+            .map(|m| m["omittedHooks"].clone());
+        let hooks_now = serde_json::to_value(&report.hooks).expect("hooks serialize");
+        report.changed = !changes.is_empty() || hooks_before.as_ref() != Some(&hooks_now);
         if report.changed {
             let metadata = Metadata {
                 schema_version: 1,
@@ -274,6 +371,7 @@ impl EnvironmentWriter<'_> {
                     .filter(|(_, s)| **s == SecretObjects::Omitted)
                     .map(|(name, _)| name.clone())
                     .collect(),
+                omitted_hooks: &report.hooks,
             };
             let mut bytes = serde_json::to_vec_pretty(&metadata).expect("metadata serializes");
             bytes.push(b'\n');
@@ -299,7 +397,14 @@ impl EnvironmentWriter<'_> {
     ) -> Result<Option<String>> {
         let mut reusable = None;
         let mut text = String::new();
-        for (m, _) in release.documents() {
+        report.hooks.extend(release.hooks.iter().map(|hook| HookMetadata {
+            release: hook.release.clone(),
+            kind: hook.kind().to_string(),
+            namespace: hook.namespace().unwrap_or_default().to_string(),
+            name: hook.name().to_string(),
+            events: hook.object["metadata"]["annotations"]["helm.sh/hook"].as_str().unwrap_or_default().to_string(),
+        }));
+        for m in &release.manifests {
             let document = if crate::diff::is_secret(&m.object) {
                 let name = format!("{}/{}/{}", m.release, m.namespace().unwrap_or_default(), m.name());
                 report.secrets.insert(name, mode);
@@ -319,8 +424,7 @@ impl EnvironmentWriter<'_> {
                 }
                 let settings = encryption.settings.as_ref().expect("set above");
                 let reusable = reusable.get_or_insert_with(|| {
-                    let ids = encryption.identities.get_or_insert_with(|| self.identities());
-                    self.encrypted_documents(path, previous, ids.as_ref(), &settings.recipients)
+                    self.encrypted_documents(path, previous, &mut encryption.identities, &settings.recipients)
                 });
                 match reusable.iter().find(|(plain, _)| plain == &m.object) {
                     Some((_, encrypted)) => encrypted.clone(),
@@ -360,61 +464,88 @@ impl EnvironmentWriter<'_> {
     }
 
     /// The identities the render would decrypt with, to read back the Secrets hydrated before;
-    /// None when there are none (each Secret is then encrypted again).
+    /// None, with a warning, when they cannot be loaded.
     fn identities(&self) -> Option<Identities> {
-        self.options.keys.load(&self.options.selection.repo, self.env.identity_file.as_ref()).ok()
+        match self.options.keys.load(&self.options.selection.repo, self.env.identity_file.as_ref()) {
+            Ok(ids) => Some(ids),
+            Err(e) => {
+                self.warn_encrypted_again(&format!("no identity to decrypt them with loads ({e})"));
+                None
+            }
+        }
     }
 
-    /// The SOPS-encrypted documents of a release's previous file that `ids` decrypt and that
-    /// are encrypted to exactly `recipients` (a recipient added or removed encrypts again),
-    /// each with its plaintext object: an unchanged Secret keeps its ciphertext, so that its
-    /// file (and the branch) changes only when the Secret does. Every value read is registered
-    /// with the redactor.
+    /// Says that the Secrets hydrated before cannot be read back, and what follows.
+    fn warn_encrypted_again(&self, why: &str) {
+        (self.context.on)(super::Progress::Warning(format!(
+            "environment `{}`: the Secrets hydrated before cannot be read back to tell whether they changed: {why}; they are encrypted again, so their files change (and a branch gets a commit, an artifact a push) at every run",
+            self.env.name
+        )));
+    }
+
+    /// The SOPS-encrypted documents of a release's previous file that are encrypted to exactly
+    /// `recipients` (a recipient added or removed encrypts again), decrypted with `identities`
+    /// (loaded on first need), each with its plaintext object: an unchanged Secret keeps its
+    /// ciphertext, so that its file (and the branch) changes only when the Secret does. Every
+    /// value read is registered with the redactor.
     fn encrypted_documents(
         &self,
         path: &str,
         previous: Option<&[u8]>,
-        ids: Option<&Identities>,
+        identities: &mut Option<Option<Identities>>,
         recipients: &[String],
     ) -> Vec<(serde_json::Value, String)> {
-        let (Some(text), Some(ids)) = (previous.and_then(|p| std::str::from_utf8(p).ok()), ids) else {
-            return Vec::new();
-        };
+        let Some(text) = previous.and_then(|p| std::str::from_utf8(p).ok()) else { return Vec::new() };
         let path = Path::new(path);
-        documents(text)
+        let mut wanted = recipients.to_vec();
+        wanted.sort();
+        let encrypted: Vec<(SopsFile, &str)> = documents(text)
             .filter(|document| document.lines().any(|line| line.starts_with("sops:")))
-            .filter_map(|document| {
-                let file = SopsFile::parse(path, document).ok()?;
-                let (mut had, mut wanted) = (file.recipients(), recipients.to_vec());
+            .filter_map(|document| SopsFile::parse(path, document).ok().map(|file| (file, document)))
+            .filter(|(file, _)| {
+                let mut had = file.recipients();
                 had.sort();
-                wanted.sort();
-                if had != wanted {
-                    return None;
-                }
-                let plain = file.decrypt(ids).ok()?.into_plaintext().to_json();
-                self.context.redactor.register_secret_data(&plain);
-                Some((plain, document.to_string()))
+                had == wanted
             })
-            .collect()
+            .collect();
+        if encrypted.is_empty() {
+            return Vec::new();
+        }
+        let Some(ids) = identities.get_or_insert_with(|| self.identities()) else { return Vec::new() };
+        let mut read = Vec::new();
+        for (file, document) in encrypted {
+            match file.decrypt(ids) {
+                Ok(plain) => {
+                    let plain = plain.into_plaintext().to_json();
+                    self.context.redactor.register_secret_data(&plain);
+                    read.push((plain, document.to_string()));
+                }
+                Err(e) => self.warn_encrypted_again(&format!("{}: {e}", path.display())),
+            }
+        }
+        read
     }
 
     /// What the environment's Secrets are encrypted to: the age recipients of its first secrets
-    /// file, as the nearest `.sops.yaml` from that file's directory up assigns them (as sops
-    /// finds rules), else as the file's own `sops.age` lists them.
+    /// file, as its creation rules assign them (found as `weaver secrets` finds them), else as
+    /// the file's own `sops.age` lists them.
     fn encryption_settings(&self) -> Result<EncryptionSettings> {
         let repo = &self.options.selection.repo;
         let source = self.project.source.as_ref();
         let mut recipients = Vec::new();
         if let Some(file) = self.env.secrets.first() {
-            if let Some(rules) = file.path.ancestors().skip(1).map(|dir| dir.join(".sops.yaml")).find_map(|rules| {
-                source.read_named(&rules, &file.at, "creation rules").transpose().map(|bytes| (rules, bytes))
-            }) {
-                let (rules_path, bytes) = rules;
-                let text = String::from_utf8_lossy(&bytes?).into_owned();
-                let rules = secrets::CreationRules::parse(&repo.join(&rules_path), &text)?;
-                if let Ok(settings) = secrets::encryption_settings(&repo.join(&file.path), Some(&rules), &[]) {
-                    recipients = settings.recipients;
-                }
+            // Paths below the repository, read from the source (a commit with --rev); the
+            // ancestors above it are not the repository's.
+            let mut read = |candidate: &Path| -> Result<Option<String>> {
+                let Ok(relative) = candidate.strip_prefix(repo) else { return Ok(None) };
+                let bytes = source.read_named(relative, &file.at, "creation rules")?;
+                Ok(bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+            };
+            let (path, fallback) = (repo.join(&file.path), repo.join("secrets/.sops.yaml"));
+            if let Some(rules) = secrets::CreationRules::nearest(&path, &fallback, &mut read)?
+                && let Ok(settings) = secrets::encryption_settings(&path, Some(&rules), &[])
+            {
+                recipients = settings.recipients;
             }
             if recipients.is_empty()
                 && let Some(bytes) = source.read_named(&file.path, &file.at, "secrets file")?

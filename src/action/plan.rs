@@ -12,11 +12,13 @@ use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
 use super::{Context, connect_sharing, phase, tell_retries};
 use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_helm, observe_reusing};
 use crate::cluster::{Cluster, ConnectOptions, SharedServers};
-use crate::diff::plan::{plan_adopting, plan_against};
+use crate::diff::plan::{plan_adopting, plan_against, plan_with_records};
 use crate::diff::{Plan, as_stored};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{ObjectKey, ObjectKeyRef};
 use crate::project::Environment;
+use crate::release::record::Record;
+use crate::render::RenderedRelease;
 
 /// What the desired state is compared with.
 #[derive(Debug, Clone)]
@@ -25,6 +27,9 @@ pub enum Against {
     Cluster(ConnectOptions),
     /// Objects read from a file (`--live-from`), offline.
     File(PathBuf),
+    /// The environment rendered at another commit (`--base REV`, a pull request's target), as
+    /// if that render were applied: the rendered objects before and after, without a cluster.
+    Revision(String),
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +76,26 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
             let plan = plan_against(&rendered.releases, &env.name, &live)?;
             (env, plan, None)
         }
+        Against::Revision(base) => {
+            let Desired { env, rendered, .. } = prepared.render(Offline::Alone, cx.on)?;
+            prepared.warn_removed(&rendered, None, cx.on);
+            let before = render_at(&options.render, base, cx)?;
+            let live: Vec<Value> =
+                before.iter().flat_map(|r| &r.manifests).map(|m| as_stored(m.object.clone())).collect();
+            let records: HashMap<String, Record> =
+                before.iter().map(|r| (r.name.clone(), applied(r, &env.name))).collect();
+            let mut releases = rendered.releases;
+            // Releases the environment had at the base and no longer has: deleted, as a prune
+            // would delete them.
+            let gone: Vec<RenderedRelease> = before
+                .iter()
+                .filter(|b| !releases.iter().any(|r| r.name == b.name))
+                .map(|b| RenderedRelease::removed(&b.name, &b.namespace))
+                .collect();
+            releases.extend(gone);
+            let plan = plan_with_records(&releases, &records, &live)?;
+            (env, plan, None)
+        }
         Against::Cluster(connect_options) => {
             let offline = prepared.render(Offline::BeforeCluster, cx.on)?;
             let servers = options.servers.as_ref();
@@ -98,6 +123,49 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
         }
     };
     Ok(Planned { env, plan, server })
+}
+
+/// The releases `options` select, rendered at `base` (checked, `--base`): none when the
+/// environment does not exist there (a pull request that adds it).
+fn render_at(options: &RenderOptions, base: &str, cx: Context<'_>) -> Result<Vec<RenderedRelease>> {
+    let repo = &options.selection.repo;
+    let commit = crate::git::GitRepo::open(repo)?.resolve(base, "--base")?.commit.to_string();
+    let env = &options.selection.env;
+    if !super::open_project(repo, Some(&commit))?.environment_names()?.contains(env) {
+        return Ok(Vec::new());
+    }
+    let mut at_base = options.clone();
+    at_base.selection.rev = Some(commit);
+    at_base.selection.loaded = None;
+    at_base.selection.changed_since = None;
+    Ok(super::render::render(&at_base, cx)?.rendered.releases)
+}
+
+/// The record an apply of `release` (rendered at the base) would have left: what the next
+/// render is compared with, three ways, and what it deletes.
+fn applied(release: &RenderedRelease, environment: &str) -> Record {
+    let manifests: Vec<Value> = release.manifests.iter().map(|m| as_stored(m.object.clone())).collect();
+    Record {
+        release: release.name.clone(),
+        environment: environment.to_string(),
+        revision: 1,
+        status: crate::release::record::Status::Deployed,
+        time: String::new(),
+        commit: None,
+        dirty: None,
+        rollback_of: None,
+        correction_of: None,
+        overrides: Vec::new(),
+        lock_namespace: None,
+        applied_by: None,
+        chart: release.chart_meta.clone(),
+        objects: Vec::new(),
+        manifests,
+        hooks: release.hooks.iter().map(|h| as_stored(h.object.clone())).collect(),
+        hook_runs: Vec::new(),
+        adopted_from: None,
+        taken_from: Vec::new(),
+    }
 }
 
 /// Server mode: a dry-run server-side apply of every object client mode found changed; the

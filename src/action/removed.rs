@@ -109,18 +109,7 @@ pub(super) async fn removed_releases(
             env.name, record.revision
         )));
         super::rollback::register_secret_values(redactor, record);
-        removed.push(RenderedRelease {
-            name: name.clone(),
-            namespace: namespace.clone(),
-            chart: String::new(),
-            chart_meta: None,
-            installed: false,
-            manifests: Vec::new(),
-            hooks: Vec::new(),
-            warnings: Vec::new(),
-            // Nothing is rendered: what it had is deleted, not compared.
-            ignore_differences: Vec::new(),
-        });
+        removed.push(RenderedRelease::removed(name, namespace));
     }
     Ok(removed)
 }

@@ -18,11 +18,18 @@ use crate::report::{self, DiffContext};
 const REFUSED: &str = "an apply would refuse it and write nothing";
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
+    // --base: the commit's full SHA, resolved once for every environment.
+    let base = match &args.base {
+        Some(rev) => Some(crate::git::GitRepo::open(&global.repo)?.resolve(rev, "--base")?.commit.to_string()),
+        None => None,
+    };
+    let base = &base;
     let options = |env: &str, servers: Option<SharedServers>| PlanOptions {
         render: super::render_options(global, &args.render, env, &args.identity),
-        against: match &args.live_from {
-            Some(path) => Against::File(path.clone()),
-            None => Against::Cluster(connect_options(&args.cluster)),
+        against: match (&args.live_from, &base) {
+            (Some(path), _) => Against::File(path.clone()),
+            (None, Some(base)) => Against::Revision(base.clone()),
+            (None, None) => Against::Cluster(connect_options(&args.cluster)),
         },
         server_side: args.server_side,
         concurrency: args.concurrency,
@@ -30,7 +37,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         servers,
     };
     let environments = match super::environments(global, &args.render.select)? {
-        Environments::One(env) => return one(global, ui, args, &options(&env, None)),
+        Environments::One(env) => return one(global, ui, args, &options(&env, None), base.as_deref()),
         Environments::Fleet(environments) => environments,
     };
     // Environments that reach one server share its budget of requests in flight, and discovery.
@@ -59,7 +66,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
         provenance.as_ref(),
         &results,
         |planned, environment| {
-            let context = DiffContext { environment, mode, provenance: provenance.as_ref() };
+            let context = DiffContext { environment, mode, provenance: provenance.as_ref(), base: base.as_deref() };
             DiffReport::new(&planned.plan, &context, &ui.redactor)
         },
         DiffReport::has_changes,
@@ -83,7 +90,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
 }
 
 /// One environment, as `weaver diff --env NAME` always showed it.
-fn one(global: &GlobalArgs, ui: &Ui, args: &DiffArgs, options: &PlanOptions) -> Result<ExitCode> {
+fn one(global: &GlobalArgs, ui: &Ui, args: &DiffArgs, options: &PlanOptions, base: Option<&str>) -> Result<ExitCode> {
     let Planned { env, plan, .. } =
         block_on(plan(options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     // Text names no commit: it needs no look at git.
@@ -92,7 +99,7 @@ fn one(global: &GlobalArgs, ui: &Ui, args: &DiffArgs, options: &PlanOptions) -> 
         _ => crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?,
     };
     let mode = if args.server_side { "server" } else { "client" };
-    let context = DiffContext { environment: &env.name, mode, provenance: provenance.as_ref() };
+    let context = DiffContext { environment: &env.name, mode, provenance: provenance.as_ref(), base };
     let report = DiffReport::new(&plan, &context, &ui.redactor);
     let text = match args.output {
         DiffFormat::Text => super::fleet::plan_text(ui, &report),

@@ -1,4 +1,5 @@
-//! `weaver hydrate`: write environments' rendered objects to a directory or a git branch.
+//! `weaver hydrate`: write environments' rendered objects to a directory, a git branch or an
+//! OCI artifact.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use crate::action::hydrate::{HydrateOptions, Hydrated, SecretObjects, Target, Ta
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{GlobalArgs, HydrateArgs, HydrateSecrets, ListFormat};
 use crate::error::{Error, Result};
+use crate::source::charts::oci::Artifact;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode> {
     let selection = super::environment_selection(&args.environments);
@@ -34,9 +36,15 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode>
             charts: crate::source::charts::Archives::Machine,
         })
         .collect();
+    if args.plain_http && args.oci.is_none() {
+        return Err(Error::new("--plain-http is for --oci: a directory or a branch is written locally")
+            .with_help("drop --plain-http, or push with --oci REGISTRY/REPO:TAG --plain-http"));
+    }
+    let oci = args.oci.as_deref().map(|reference| Artifact::parse(reference, args.plain_http, "--oci")).transpose()?;
     let target = (args.out.clone().map(Target::Directory))
         .or_else(|| args.branch.clone().map(Target::Branch))
-        .ok_or_else(|| Error::new("nowhere to hydrate to: give --out DIR or --branch NAME"))?;
+        .or_else(|| oci.map(Target::Oci))
+        .ok_or_else(|| Error::new("nowhere to hydrate to: give --out DIR, --branch NAME or --oci REGISTRY/REPO:TAG"))?;
     let secrets = match args.secrets {
         HydrateSecrets::Encrypt => SecretObjects::Encrypted,
         HydrateSecrets::Omit => SecretObjects::Omitted,
@@ -68,11 +76,18 @@ fn summary(hydrated: &Hydrated) -> String {
         text.push_str(&format!("{}: {state}{secrets}\n", env.environment));
     }
     match (&hydrated.target, &hydrated.commit) {
+        (TargetReport::Oci(artifact), _) if !hydrated.changed => match &hydrated.digest {
+            Some(digest) => text.push_str(&format!("nothing changed: {artifact}@{digest} holds it already\n")),
+            None => text.push_str("nothing changed: nothing pushed\n"),
+        },
         (_, None) if !hydrated.changed => text.push_str("nothing changed: nothing written\n"),
         (TargetReport::Branch(branch), Some(commit)) => {
             text.push_str(&format!("committed {} to branch {branch}\n", &commit[..12]));
         }
         (TargetReport::Directory(dir), _) => text.push_str(&format!("wrote to {}\n", dir.display())),
+        (TargetReport::Oci(artifact), _) => {
+            text.push_str(&format!("pushed {artifact}@{}\n", hydrated.digest.as_deref().unwrap_or_default()));
+        }
         (TargetReport::Branch(_), None) => {}
     }
     text

@@ -22,18 +22,15 @@ pub fn run(global: &GlobalArgs, ui: &Ui, command: &SecretsCommand) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// Creation rules as sops finds them: the nearest `.sops.yaml` from the file's directory up,
-/// else the repository's `secrets/.sops.yaml`.
+/// Creation rules as sops finds them (see [`CreationRules::nearest`]).
 fn creation_rules(global: &GlobalArgs, file: &Path) -> Result<Option<CreationRules>> {
     let start = std::path::absolute(file).map_err(|e| Error::io("resolve path", file, e))?;
-    let repo_rules = global.repo.join("secrets/.sops.yaml");
-    let candidates = start.ancestors().skip(1).map(|dir| dir.join(".sops.yaml")).chain([repo_rules]);
-    for candidate in candidates {
-        if let Some(rules) = CreationRules::load(&candidate)? {
-            return Ok(Some(rules));
-        }
-    }
-    Ok(None)
+    let fallback = global.repo.join("secrets/.sops.yaml");
+    CreationRules::nearest(&start, &fallback, &mut |candidate| match std::fs::read_to_string(candidate) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read creation rules", candidate, e)),
+    })
 }
 
 /// Identities for `file`, including the identityFile of the environment whose `secrets` list

@@ -37,12 +37,18 @@ impl GitRepo {
                 .with_help("see `git check-ref-format --branch`: no spaces, `..`, `~`, `^`, `:`, `?`, `*`, `[`, `\\`, nor a trailing `/`, `.lock` or `.`"));
         }
         let repo = self.lock();
-        let head = repo.head().ok().and_then(|head| head.name().ok().map(str::to_string));
-        if !repo.is_bare() && head.as_deref() == Some(refname.as_str()) {
-            return Err(Error::new(format!("--branch `{name}` is the branch checked out in this working tree"))
-                .with_help(
-                    "hydrate to a branch of its own (such as `hydrated`); weaver never touches the working tree",
-                ));
+        let help = "hydrate to a branch of its own (such as `hydrated`); weaver never touches a working tree";
+        if !repo.is_bare() && head_of(&repo).as_deref() == Some(refname.as_str()) {
+            return Err(
+                Error::new(format!("--branch `{name}` is the branch checked out in this working tree")).with_help(help)
+            );
+        }
+        if let Some(dir) = checked_out_elsewhere(&repo, &refname) {
+            return Err(Error::new(format!(
+                "--branch `{name}` is the branch checked out in the working tree {}",
+                dir.display()
+            ))
+            .with_help(help));
         }
         let tip = match repo.find_reference(&refname) {
             Ok(reference) => {
@@ -137,24 +143,103 @@ impl Branch {
                 .with_help("another process changed the branch meanwhile: run weaver hydrate again")
         })?;
         if let Some(source) = source {
-            let source_oid = Oid::from_str(&source.commit).map_err(|e| git_error("read the source commit", &e))?;
-            let note = note_lines(
-                repo.find_note(Some(NOTES_REF), source_oid).ok().and_then(|n| n.message().ok().map(str::to_string)),
-                &self.name,
-                &format!(
-                    "{commit}{}",
-                    if source.dirty { " (from a working tree with uncommitted changes)" } else { "" }
-                ),
-            );
-            repo.note(&signature, &signature, Some(NOTES_REF), source_oid, &note, true)
-                .map_err(|e| git_error("write the note on the source commit", &e))?;
+            write_note(&repo, &signature, source, &self.name, &commit.to_string())?;
         }
         Ok(commit.to_string())
     }
 }
 
-/// The note on a source commit: one line per branch hydrated from it, `<branch> <commit>`;
-/// this branch's line replaced, the others' kept.
+/// The ref HEAD names (`refs/heads/…`), if it names one.
+fn head_of(repo: &git2::Repository) -> Option<String> {
+    repo.head().ok().and_then(|head| head.name().ok().map(str::to_string))
+}
+
+/// The working tree (other than `repo`'s) that has `refname` checked out, if one has: the
+/// main one, or one of `git worktree add`'s. Moving the branch under it would make every file
+/// look changed there.
+fn checked_out_elsewhere(repo: &git2::Repository, refname: &str) -> Option<std::path::PathBuf> {
+    let main = git2::Repository::open(repo.commondir()).ok()?;
+    let mut trees: Vec<git2::Repository> = Vec::new();
+    for name in main.worktrees().ok()?.iter().flatten().flatten() {
+        let Ok(worktree) = main.find_worktree(name) else { continue };
+        if let Ok(opened) = git2::Repository::open_from_worktree(&worktree) {
+            trees.push(opened);
+        }
+    }
+    trees.push(main);
+    let this = repo.workdir().and_then(|dir| std::fs::canonicalize(dir).ok());
+    trees.into_iter().find_map(|tree| {
+        let dir = std::fs::canonicalize(tree.workdir()?).ok()?;
+        (Some(&dir) != this.as_ref() && head_of(&tree).as_deref() == Some(refname)).then_some(dir)
+    })
+}
+
+/// What an artifact pushed from a source commit says of it, as `flux push artifact` annotates
+/// one (`org.opencontainers.image.*`).
+pub struct ArtifactSource {
+    /// The commit's time, RFC 3339 in UTC: the same tree from the same commit is the same
+    /// artifact, wherever and whenever it is pushed.
+    pub created: String,
+    /// The `origin` remote's URL without credentials; empty without one.
+    pub url: String,
+    /// `sha1:<commit>`, Flux's revision format for a commit.
+    pub revision: String,
+}
+
+impl GitRepo {
+    /// See [`ArtifactSource`].
+    pub fn artifact_source(&self, source: &super::Provenance) -> Result<ArtifactSource> {
+        let repo = self.lock();
+        let oid = Oid::from_str(&source.commit).map_err(|e| git_error("read the source commit", &e))?;
+        let seconds = repo.find_commit(oid).map_err(|e| git_error("read the source commit", &e))?.time().seconds();
+        let created = jiff::Timestamp::from_second(seconds)
+            .map_err(|e| Error::new(format!("the source commit's time is out of range: {e}")))?
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let url = repo.find_remote("origin").ok().and_then(|r| r.url().ok().map(without_userinfo)).unwrap_or_default();
+        Ok(ArtifactSource { created, url, revision: format!("sha1:{}", source.commit) })
+    }
+
+    /// Notes on the source commit that `artifact` holds what was rendered from it, as
+    /// `<artifact> <digest>` (see [`NOTES_REF`]). False when the repository has no identity
+    /// to write the note as (the artifact is pushed all the same).
+    pub fn note_artifact(&self, source: &super::Provenance, artifact: &str, digest: &str) -> Result<bool> {
+        let repo = self.lock();
+        let Ok(signature) = repo.signature() else { return Ok(false) };
+        write_note(&repo, &signature, source, artifact, digest)?;
+        Ok(true)
+    }
+}
+
+/// Sets `key`'s line of the source commit's note in [`NOTES_REF`] to `value`.
+fn write_note(
+    repo: &git2::Repository,
+    signature: &git2::Signature<'_>,
+    source: &super::Provenance,
+    key: &str,
+    value: &str,
+) -> Result<()> {
+    let source_oid = Oid::from_str(&source.commit).map_err(|e| git_error("read the source commit", &e))?;
+    let note = note_lines(
+        repo.find_note(Some(NOTES_REF), source_oid).ok().and_then(|n| n.message().ok().map(str::to_string)),
+        key,
+        &format!("{value}{}", if source.dirty { " (from a working tree with uncommitted changes)" } else { "" }),
+    );
+    repo.note(signature, signature, Some(NOTES_REF), source_oid, &note, true)
+        .map_err(|e| git_error("write the note on the source commit", &e))?;
+    Ok(())
+}
+
+/// A remote's URL as it may be shown: `scheme://user:token@host/…` without `user:token@`.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
+/// The note on a source commit: one line per branch or artifact hydrated from it, `<branch>
+/// <commit>` or `<artifact> <digest>`; this one's line replaced, the others' kept.
 fn note_lines(existing: Option<String>, branch: &str, hydrated: &str) -> String {
     let mut lines: BTreeMap<String, String> = existing
         .iter()
@@ -186,7 +271,15 @@ fn blob_entry(path: &str, id: Oid, size: usize) -> IndexEntry {
 
 #[cfg(test)]
 mod tests {
-    use super::note_lines;
+    use super::{note_lines, without_userinfo};
+
+    #[test]
+    fn a_remote_url_is_shown_without_its_credentials() {
+        assert_eq!(without_userinfo("https://ci:s3cr3t@git.example.org/shop.git"), "https://git.example.org/shop.git");
+        assert_eq!(without_userinfo("https://git.example.org/shop.git"), "https://git.example.org/shop.git");
+        assert_eq!(without_userinfo("git@github.com:org/shop.git"), "git@github.com:org/shop.git");
+        assert_eq!(without_userinfo("ssh://git@host"), "ssh://host");
+    }
 
     #[test]
     fn a_note_keeps_other_branches_lines_and_replaces_its_own() {

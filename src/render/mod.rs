@@ -46,6 +46,22 @@ pub struct RenderedRelease {
 }
 
 impl RenderedRelease {
+    /// A release the environment no longer has: nothing rendered; what its record holds is
+    /// deleted, not compared.
+    pub fn removed(name: &str, namespace: &str) -> RenderedRelease {
+        RenderedRelease {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            chart: String::new(),
+            chart_meta: None,
+            installed: false,
+            manifests: Vec::new(),
+            hooks: Vec::new(),
+            warnings: Vec::new(),
+            ignore_differences: Vec::new(),
+        }
+    }
+
     /// What `weaver render` prints of the release: its objects, then its hooks (as `helm
     /// template` prints them), each with whether it is a hook.
     pub fn documents(&self) -> impl Iterator<Item = (&Manifest, bool)> {

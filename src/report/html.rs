@@ -254,7 +254,7 @@ mod tests {
             desired: None,
             respected: None,
         };
-        let context = DiffContext { environment: "dev", mode: "client", provenance: None };
+        let context = DiffContext { environment: "dev", mode: "client", provenance: None, base: None };
         let plan = Plan { objects: vec![object], ..Plan::default() };
         let html = diff(&DiffReport::new(&plan, &context, &redactor), &redactor);
         assert!(!html.contains("word-9f2e"), "{html}");

@@ -55,6 +55,9 @@ pub struct DiffReport<'a> {
     pub commit: Option<Cow<'a, str>>,
     /// Whether the working tree differed from `commit` (never under `--rev`); null outside git.
     pub dirty: Option<bool>,
+    /// `--base`: the commit whose render the objects are compared with, in place of a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Cow<'a, str>>,
     pub summary: PlanSummary,
     pub objects: Vec<DiffObject<'a>>,
     /// Helm hooks: run by an apply around their release's objects, never created, updated
@@ -159,6 +162,7 @@ impl<'a> DiffReport<'a> {
             mode: context.mode.into(),
             commit: context.provenance.map(|p| p.commit.as_str().into()),
             dirty: context.provenance.map(|p| p.dirty),
+            base: context.base.map(Cow::Borrowed),
             summary: plan.summary(),
             objects,
             hooks: plan

@@ -89,8 +89,10 @@ pub fn fleet_diff(fleet: &FleetReport<DiffReport>, redactor: &Redactor, limit: u
         .collect();
     let mut out = format!("### weaver diff: {} environments\n\n", plans.len());
     // Every environment of a fleet is planned in one mode: the first report says which.
-    let mode = plans.iter().find_map(|(_, plan)| plan.ok()).map_or("client", |report| &report.mode);
-    out.push_str(&rendered_from(fleet.commit.as_deref(), fleet.dirty, mode));
+    let first = plans.iter().find_map(|(_, plan)| plan.ok());
+    let mode = first.map_or("client", |report| &report.mode);
+    let base = first.and_then(|report| report.base.as_deref());
+    out.push_str(&rendered_from(fleet.commit.as_deref(), fleet.dirty, mode, base));
     out.push_str("| Environment | Create | Update | Delete | Unchanged |\n| :-- | --: | --: | --: | --: |\n");
     for (env, plan) in &plans {
         out.push_str(&match plan {
@@ -149,20 +151,21 @@ pub fn fleet_diff(fleet: &FleetReport<DiffReport>, redactor: &Redactor, limit: u
 const SECTION_FRAME: usize = "<details><summary><code></code>: </summary>\n\n\n</details>\n\n".len();
 
 /// `Rendered from commit `…`, client mode.`, when rendered from a commit.
-fn rendered_from(commit: Option<&str>, dirty: Option<bool>, mode: &str) -> String {
-    match commit {
-        Some(commit) => {
-            let dirty = if dirty == Some(true) { " with uncommitted changes" } else { "" };
-            format!("Rendered from commit `{commit}`{dirty}, {mode} mode.\n\n")
-        }
-        None => String::new(),
+fn rendered_from(commit: Option<&str>, dirty: Option<bool>, mode: &str, base: Option<&str>) -> String {
+    let dirty = if dirty == Some(true) { " with uncommitted changes" } else { "" };
+    match (commit, base) {
+        (Some(commit), Some(base)) => format!(
+            "Rendered from commit `{commit}`{dirty}, compared with the render of commit `{base}` (no cluster).\n\n"
+        ),
+        (Some(commit), None) => format!("Rendered from commit `{commit}`{dirty}, {mode} mode.\n\n"),
+        (None, _) => String::new(),
     }
 }
 
 /// Totals, then a table row per release (plan order).
 fn summary(report: &DiffReport) -> String {
     let mut out = format!("### weaver diff: `{}`\n\n", report.environment);
-    out.push_str(&rendered_from(report.commit.as_deref(), report.dirty, &report.mode));
+    out.push_str(&rendered_from(report.commit.as_deref(), report.dirty, &report.mode, report.base.as_deref()));
     let total = report.summary;
     out.push_str(&format!(
         "**{} to create, {} to update, {} to delete, {} unchanged{}**\n\n",
@@ -301,7 +304,7 @@ mod tests {
 
     /// The plan's Markdown, as `diff -o markdown` writes it for environment `dev`.
     fn diff(plan: &Plan, limit: usize) -> String {
-        let context = DiffContext { environment: "dev", mode: "client", provenance: None };
+        let context = DiffContext { environment: "dev", mode: "client", provenance: None, base: None };
         super::diff(&DiffReport::new(plan, &context, &Redactor::new()), &Redactor::new(), limit)
     }
 
@@ -367,7 +370,7 @@ mod tests {
             None,
             &results,
             |plan, environment| {
-                let context = DiffContext { environment, mode: "client", provenance: None };
+                let context = DiffContext { environment, mode: "client", provenance: None, base: None };
                 DiffReport::new(plan, &context, &Redactor::new())
             },
             DiffReport::has_changes,

@@ -25,6 +25,9 @@ pub struct DiffContext<'a> {
     pub mode: &'a str,
     /// The commit the releases were rendered from; None outside git.
     pub provenance: Option<&'a Provenance>,
+    /// `--base`: the commit whose render the plan compares with (full SHA); None against a
+    /// cluster or a file.
+    pub base: Option<&'a str>,
 }
 
 /// What every format of a plan says of an object labelled as another environment's.

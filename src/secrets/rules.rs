@@ -129,6 +129,25 @@ impl CreationRules {
         }
     }
 
+    /// The creation rules for `file` as sops finds them: the nearest `.sops.yaml` from the
+    /// file's directory up, else `fallback` (the weaver repository's `secrets/.sops.yaml`).
+    /// `read` gives a candidate's text, None when there is none: from the disk (`weaver
+    /// secrets`, with absolute paths) or from a commit (`weaver hydrate`, with paths relative
+    /// to the repository, as `file` and `fallback` are then).
+    pub fn nearest<E: From<SecretsError>>(
+        file: &Path,
+        fallback: &Path,
+        read: &mut dyn FnMut(&Path) -> Result<Option<String>, E>,
+    ) -> Result<Option<CreationRules>, E> {
+        let nearer = file.ancestors().skip(1).map(|dir| dir.join(".sops.yaml"));
+        for candidate in nearer.chain([fallback.to_path_buf()]) {
+            if let Some(text) = read(&candidate)? {
+                return Ok(Some(CreationRules::parse(&candidate, &text)?));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn parse(file: &Path, text: &str) -> Result<CreationRules, SecretsError> {
         let error = |message: String| SecretsError::Rules { path: file.to_owned(), message };
         let raw = if text.trim().is_empty() {

@@ -592,7 +592,7 @@ impl Server {
         let status = keep(status, &mut errors, &self.options.redactor);
         let planned = keep(planned, &mut errors, &self.options.redactor);
         let drift = keep(drift, &mut errors, &self.options.redactor);
-        let context = crate::report::DiffContext { environment: env, mode: "client", provenance: None };
+        let context = crate::report::DiffContext { environment: env, mode: "client", provenance: None, base: None };
         let page = pages::EnvironmentPage {
             name: env,
             status: status.as_ref().map(crate::report::json::StatusReport::new),

@@ -7,6 +7,7 @@ pub mod fs;
 pub mod generated;
 pub mod git;
 pub mod git_http;
+pub mod registry;
 pub mod skip;
 pub mod tools;
 

@@ -12,7 +12,6 @@ use ureq::Agent;
 
 use super::registry_login;
 use crate::error::{Error, Result};
-use crate::project::chart::RemoteChart;
 
 /// Most a response may hold: a chart repository's index (bitnami's is about 30 MiB) or an archive.
 const MAX_BODY: u64 = 200 << 20;
@@ -82,8 +81,10 @@ impl Machine {
         Machine { file: Vec::new(), registry_configs: Vec::new(), var: Box::new(|_| None), anonymous: true }
     }
 
-    fn credentials(&self, chart: &RemoteChart) -> Result<Credentials> {
-        if let Some(name) = &chart.repository_name {
+    /// The credentials for `repository` (its URL: `https://…` or `oci://host/path`), named
+    /// `repository_name` in `repositories:` if it is one of them.
+    fn credentials(&self, repository: &str, repository_name: Option<&str>) -> Result<Credentials> {
+        if let Some(name) = repository_name {
             let prefix = format!(
                 "WEAVER_REPOSITORY_{}_",
                 name.chars()
@@ -91,7 +92,7 @@ impl Machine {
                     .collect::<String>()
             );
             let from_env = Credentials {
-                url: chart.repository.clone(),
+                url: repository.to_string(),
                 username: (self.var)(&format!("{prefix}USERNAME")),
                 password: (self.var)(&format!("{prefix}PASSWORD")),
                 ca_file: (self.var)(&format!("{prefix}CA_FILE")).map(PathBuf::from),
@@ -100,7 +101,7 @@ impl Machine {
                 return Ok(from_env);
             }
         }
-        let url = chart.repository.as_str();
+        let url = repository;
         let starts = |prefix: &str| {
             let prefix = prefix.trim_end_matches('/');
             url == prefix || url.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
@@ -128,6 +129,9 @@ pub struct Connection {
     /// Where the credentials may be sent: the repository's scheme, host and port.
     origin: String,
     tokens: HashMap<String, String>,
+    /// The answer to a challenge that the server last took: sent up front with the next
+    /// request, so that a request is not sent twice (an upload's body among them) each time.
+    accepted: Option<String>,
     /// The repository, for messages.
     pub repository: String,
     /// Whether the machine's credentials were out of reach (the controller's pulls).
@@ -140,22 +144,48 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The target of a `Link: <…>; rel="next"` header (RFC 8288), as registries paginate.
     pub next: Option<String>,
+    /// The `Location` header, resolved against the request's URL: where a registry takes an
+    /// upload.
+    pub location: Option<String>,
+}
+
+impl Response {
+    /// A response of which only the status matters, for an error's message.
+    pub fn status_only(status: u16) -> Response {
+        Response { status, body: Vec::new(), next: None, location: None }
+    }
+}
+
+/// What a request does besides GET.
+#[derive(Clone, Copy)]
+pub enum Method<'a> {
+    Get,
+    /// Whether a blob or manifest is there, without its content.
+    Head,
+    /// `(content type, body)`.
+    Post(&'a str, &'a [u8]),
+    Put(&'a str, &'a [u8]),
 }
 
 impl Connection {
-    /// `base_url` is the repository's HTTP(S) URL (an OCI registry's `https://host`).
-    pub fn open(machine: &Machine, chart: &RemoteChart, base_url: &str) -> Result<Connection> {
-        let credentials = machine.credentials(chart)?;
+    /// `repository` is as [`Machine::credentials`] takes it; `base_url` is its HTTP(S) URL (an
+    /// OCI registry's `https://host`).
+    pub fn open(
+        machine: &Machine,
+        repository: &str,
+        repository_name: Option<&str>,
+        base_url: &str,
+    ) -> Result<Connection> {
+        let credentials = machine.credentials(repository, repository_name)?;
         let roots = match &credentials.ca_file {
             None => None,
             Some(ca_file) => {
                 let pem = std::fs::read(ca_file).map_err(|e| {
-                    Error::io("read CA file", ca_file, e)
-                        .with_help(format!("the CA of repository {}", chart.repository))
+                    Error::io("read CA file", ca_file, e).with_help(format!("the CA of repository {repository}"))
                 })?;
                 let roots = crate::net::http::root_certs(&pem).ok_or_else(|| {
                     Error::new(format!("CA file {} holds no PEM certificate", ca_file.display()))
-                        .with_help(format!("the CA of repository {}", chart.repository))
+                        .with_help(format!("the CA of repository {repository}"))
                 })?;
                 Some(roots)
             }
@@ -167,27 +197,45 @@ impl Connection {
             credentials,
             origin: origin(base_url).to_string(),
             tokens: HashMap::new(),
-            repository: chart.repository.clone(),
+            accepted: None,
+            repository: repository.to_string(),
             anonymous: machine.anonymous,
         })
     }
 
     /// GETs `url` with `accept`, answering a Basic or Bearer challenge once.
     pub fn get(&mut self, url: &str, accept: &str) -> Result<Response> {
+        self.send(Method::Get, url, accept)
+    }
+
+    /// Sends a request to `url` with `accept`, answering a Basic or Bearer challenge once.
+    pub fn send(&mut self, method: Method<'_>, url: &str, accept: &str) -> Result<Response> {
         let same_origin = origin(url) == self.origin;
-        let mut authorization: Option<String> = None;
+        let mut authorization = self.accepted.clone().filter(|_| same_origin);
+        let mut answered = false;
         loop {
-            let mut request = self.agent.get(url).header("Accept", accept);
+            let mut headers = vec![("Accept", accept.to_string())];
             if let Some(value) = &authorization {
-                request = request.header("Authorization", value);
+                headers.push(("Authorization", value.clone()));
             } else if same_origin && let Some(basic) = self.basic() {
                 // Chart repositories expect credentials up front, as helm sends them.
-                request = request.header("Authorization", basic);
+                headers.push(("Authorization", basic));
             }
-            let mut response = request.call().map_err(|e| self.failed(url, &e.to_string()))?;
+            let sent = match method {
+                Method::Get => with_headers(self.agent.get(url), &headers).call(),
+                Method::Head => with_headers(self.agent.head(url), &headers).call(),
+                Method::Post(content_type, body) => {
+                    with_headers(self.agent.post(url), &headers).content_type(content_type).send(body)
+                }
+                Method::Put(content_type, body) => {
+                    with_headers(self.agent.put(url), &headers).content_type(content_type).send(body)
+                }
+            };
+            let mut response = sent.map_err(|e| self.failed(url, &e.to_string()))?;
             let status = response.status().as_u16();
-            // One answer to one challenge: a second 401 is the server's verdict.
-            if status == 401 && authorization.is_none() && same_origin {
+            // One answer to one challenge: a second 401 is the server's verdict. (A token
+            // taken before may lack this request's scope: it is challenged, and answered.)
+            if status == 401 && !answered && same_origin {
                 let challenge = response
                     .headers()
                     .get("www-authenticate")
@@ -196,8 +244,12 @@ impl Connection {
                     .to_string();
                 if let Some(value) = self.answer(&challenge)? {
                     authorization = Some(value);
+                    answered = true;
                     continue;
                 }
+            }
+            if answered && status != 401 && status != 403 {
+                self.accepted = authorization;
             }
             let next = response
                 .headers()
@@ -206,13 +258,15 @@ impl Connection {
                 .filter_map(|v| v.to_str().ok())
                 .find_map(next_link)
                 .map(|target| resolve_reference(url, &target));
+            let location = (response.headers().get("location").and_then(|v| v.to_str().ok()))
+                .map(|target| resolve_reference(url, target));
             let body = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_BODY)
                 .read_to_vec()
                 .map_err(|e| self.failed(url, &e.to_string()))?;
-            return Ok(Response { status, body, next });
+            return Ok(Response { status, body, next, location });
         }
     }
 
@@ -281,7 +335,7 @@ impl Connection {
         let mut response = request.call().map_err(|e| self.failed(realm, &e.to_string()))?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
-            return Err(self.status_error(realm, &Response { status, body: Vec::new(), next: None }));
+            return Err(self.status_error(realm, &Response::status_only(status)));
         }
         #[derive(Deserialize)]
         struct Token {
@@ -297,6 +351,13 @@ impl Connection {
         self.tokens.insert(scope, token.clone());
         Ok(Some(format!("Bearer {token}")))
     }
+}
+
+fn with_headers<B>(mut request: ureq::RequestBuilder<B>, headers: &[(&str, String)]) -> ureq::RequestBuilder<B> {
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -394,13 +455,6 @@ mod tests {
 
     #[test]
     fn credentials_come_from_the_environment_first_then_the_file_by_url_prefix() {
-        let chart = |name: Option<&str>, url: &str| RemoteChart {
-            repository: url.into(),
-            repository_name: name.map(str::to_string),
-            name: "web".into(),
-            version: String::new(),
-            plain_http: false,
-        };
         let machine = Machine {
             registry_configs: Vec::new(),
             file: vec![Credentials {
@@ -412,14 +466,11 @@ mod tests {
             anonymous: false,
         };
         let user = |c: Credentials| c.username;
+        assert_eq!(user(machine.credentials("https://other", Some("my-repo")).unwrap()).as_deref(), Some("env-user"));
         assert_eq!(
-            user(machine.credentials(&chart(Some("my-repo"), "https://other")).unwrap()).as_deref(),
-            Some("env-user")
-        );
-        assert_eq!(
-            user(machine.credentials(&chart(Some("x"), "https://charts.example.com/stable")).unwrap()).as_deref(),
+            user(machine.credentials("https://charts.example.com/stable", Some("x")).unwrap()).as_deref(),
             Some("file-user")
         );
-        assert_eq!(user(machine.credentials(&chart(None, "https://charts.example.com.evil")).unwrap()), None);
+        assert_eq!(user(machine.credentials("https://charts.example.com.evil", None).unwrap()), None);
     }
 }

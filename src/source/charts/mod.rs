@@ -299,7 +299,8 @@ impl Fetcher {
     fn connection(&mut self, chart: &RemoteChart) -> Result<&mut http::Connection> {
         if !self.connections.contains_key(&chart.repository) {
             let base = if chart.is_oci() { oci::location(chart).0 } else { chart.repository.clone() };
-            let connection = http::Connection::open(&self.machine, chart, &base)?;
+            let connection =
+                http::Connection::open(&self.machine, &chart.repository, chart.repository_name.as_deref(), &base)?;
             self.connections.insert(chart.repository.clone(), connection);
         }
         Ok(self.connections.get_mut(&chart.repository).expect("inserted above"))

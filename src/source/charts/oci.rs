@@ -1,17 +1,31 @@
-//! Charts in OCI registries, through the distribution API as helm stores them: a tag per
-//! version (`+` written `_`), a manifest whose layer of type [`CHART_LAYER`] is the archive.
-//! A dozen requests' worth of protocol: `oci-client` would bring an async client and reqwest
-//! beside kube's hyper, for the same three GETs and the token flow `http` already does.
+//! OCI registries, through the distribution API: charts pulled as helm stores them (a tag per
+//! version, `+` written `_`, a manifest whose layer of type [`CHART_LAYER`] is the archive),
+//! and artifacts in Flux's format pushed and pulled (`weaver hydrate --oci`, see
+//! [`Artifact`]). A dozen requests' worth of protocol: `oci-client` would bring an async client
+//! and reqwest beside kube's hyper, for the same few requests and the token flow `http`
+//! already does.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Read;
 
-use super::http::Connection;
+use serde::{Deserialize, Serialize};
+
+use super::http::{Connection, Method};
 use super::{LockedChart, sha256_digest};
 use crate::error::{Error, Result};
 use crate::project::chart::{RemoteChart, is_sha256_digest};
 
 const CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Flux's media types (fluxcd/pkg's `oci` package), which its OCIRepository pulls.
+pub const FLUX_CONFIG: &str = "application/vnd.cncf.flux.config.v1+json";
+pub const FLUX_CONTENT: &str = "application/vnd.cncf.flux.content.v1.tar+gzip";
+/// The annotations `flux push artifact` sets on the manifest (OpenContainers' names).
+pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
+pub const SOURCE_ANNOTATION: &str = "org.opencontainers.image.source";
+pub const REVISION_ANNOTATION: &str = "org.opencontainers.image.revision";
+/// Most an artifact's tree may hold unpacked.
+const MAX_UNPACKED: u64 = 200 << 20;
 
 /// The registry's base URL (`https://host`) and the chart's repository path in it.
 pub fn location(chart: &RemoteChart) -> (String, String) {
@@ -22,18 +36,27 @@ pub fn location(chart: &RemoteChart) -> (String, String) {
     (format!("{scheme}://{host}"), repository)
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Manifest {
     #[serde(default)]
-    layers: Vec<Descriptor>,
+    schema_version: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    media_type: String,
     config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Descriptor {
     media_type: String,
     digest: String,
+    #[serde(default)]
+    size: u64,
 }
 
 /// Resolves the chart's constraint against the registry's tags (or its digest), and pulls it.
@@ -68,16 +91,8 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
         super::repository::newest(versions.iter().map(|(v, t)| (v.as_str(), *t)), chart)?.clone()
     };
     let url = format!("{base}/v2/{repository}/manifests/{reference}");
-    let response = connection.get(&url, MANIFEST)?;
-    if response.status != 200 {
-        return Err(connection.status_error(&url, &response));
-    }
-    let manifest_digest = sha256_digest(&response.body);
-    if is_sha256_digest(&reference) && manifest_digest != reference {
-        return Err(connection.failed(&url, &format!("the registry's manifest has digest {manifest_digest}")));
-    }
-    let manifest: Manifest = serde_json::from_slice(&response.body)
-        .map_err(|e| connection.failed(&url, &format!("not an OCI manifest: {e}")))?;
+    let (manifest_digest, manifest) = manifest(connection, &base, &repository, &reference)?
+        .ok_or_else(|| connection.status_error(&url, &super::http::Response::status_only(404)))?;
     let Some(layer) = manifest.layers.iter().find(|l| l.media_type == CHART_LAYER) else {
         return Err(Error::new(format!("{url} is not a Helm chart: its manifest has no layer of type {CHART_LAYER}"))
             .with_help(format!("push charts with `helm push`; repository {}", chart.repository)));
@@ -112,9 +127,39 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
 /// The blob `digest` of the chart's repository, checked against its digest.
 pub fn blob(connection: &mut Connection, chart: &RemoteChart, digest: &str) -> Result<Vec<u8>> {
     let (base, repository) = location(chart);
+    blob_of(connection, &base, &repository, digest)
+}
+
+/// The manifest `reference` (a tag or a digest) of `repository` at `base`, with its digest
+/// (checked against a digest reference); None when the registry has no such manifest.
+fn manifest(
+    connection: &mut Connection,
+    base: &str,
+    repository: &str,
+    reference: &str,
+) -> Result<Option<(String, Manifest)>> {
+    let url = format!("{base}/v2/{repository}/manifests/{reference}");
+    let response = connection.get(&url, MANIFEST)?;
+    if response.status == 404 {
+        return Ok(None);
+    }
+    if response.status != 200 {
+        return Err(connection.status_error(&url, &response));
+    }
+    let digest = sha256_digest(&response.body);
+    if is_sha256_digest(reference) && digest != reference {
+        return Err(connection.failed(&url, &format!("the registry's manifest has digest {digest}")));
+    }
+    let manifest = serde_json::from_slice(&response.body)
+        .map_err(|e| connection.failed(&url, &format!("not an OCI manifest: {e}")))?;
+    Ok(Some((digest, manifest)))
+}
+
+/// The blob `digest` of `repository` at `base`, checked against its digest.
+fn blob_of(connection: &mut Connection, base: &str, repository: &str, digest: &str) -> Result<Vec<u8>> {
     if !is_sha256_digest(digest) {
         return Err(Error::new(format!("`{digest}` is not a sha256 digest"))
-            .with_help(format!("repository {}", chart.repository)));
+            .with_help(format!("repository {}", connection.repository)));
     }
     let url = format!("{base}/v2/{repository}/blobs/{digest}");
     let response = connection.get(&url, "application/octet-stream")?;
@@ -126,4 +171,287 @@ pub fn blob(connection: &mut Connection, chart: &RemoteChart, digest: &str) -> R
         return Err(connection.failed(&url, &format!("the blob's content has digest {actual}")));
     }
     Ok(response.body)
+}
+
+/// An artifact's place, `REGISTRY/REPOSITORY:TAG`, pushed and pulled in Flux's format (as
+/// `flux push artifact` makes it and Flux's OCIRepository pulls it): a config of type
+/// [`FLUX_CONFIG`], one layer of type [`FLUX_CONTENT`], a gzipped tar of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// `host[:port]`.
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    /// Plain http instead of https (`--plain-http`, as helm's flag).
+    pub plain_http: bool,
+}
+
+impl Artifact {
+    /// `REGISTRY/REPOSITORY:TAG`, `oci://` before it or not (Flux writes it); `flag` names
+    /// where it was given, for errors.
+    pub fn parse(text: &str, plain_http: bool, flag: &str) -> Result<Artifact> {
+        let bad = |why: &str| {
+            Error::new(format!("{flag} `{text}` {why}")).with_help(
+                "write REGISTRY/REPOSITORY:TAG, such as ghcr.io/org/shop-hydrated:prod or 127.0.0.1:5000/shop:latest",
+            )
+        };
+        let rest = text.strip_prefix("oci://").unwrap_or(text);
+        let Some((registry, path)) = rest.split_once('/') else { return Err(bad("names no repository")) };
+        let Some((repository, tag)) = path.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) else {
+            return Err(bad("names no tag"));
+        };
+        if registry.is_empty() || registry.contains(['@', '?', '#']) {
+            return Err(bad("names no registry host (credentials go in the docker config, not the reference)"));
+        }
+        // The distribution spec's grammar for names and tags.
+        let component = regex::Regex::new("^[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*$").expect("a valid regex");
+        if repository.is_empty() || !repository.split('/').all(|c| component.is_match(c)) {
+            return Err(bad(
+                "has a repository name the distribution spec does not accept (lowercase letters, digits, `.`, `_`, `-`, `/`)",
+            ));
+        }
+        let tag_grammar = regex::Regex::new("^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$").expect("a valid regex");
+        if !tag_grammar.is_match(tag) {
+            return Err(bad(
+                "has a tag the distribution spec does not accept (letters, digits, `_`, `.`, `-`; at most 128)",
+            ));
+        }
+        Ok(Artifact {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+            plain_http,
+        })
+    }
+
+    /// `http(s)://registry`.
+    fn base(&self) -> String {
+        format!("{}://{}", if self.plain_http { "http" } else { "https" }, self.registry)
+    }
+
+    /// A connection with the machine's credentials for the registry, found as a chart's are.
+    pub fn connect(&self, machine: &super::http::Machine) -> Result<Connection> {
+        let url = format!("oci://{}/{}", self.registry, self.repository);
+        Connection::open(machine, &url, None, &self.base())
+    }
+}
+
+impl std::fmt::Display for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}:{}", self.registry, self.repository, self.tag)
+    }
+}
+
+/// An artifact's tree, by path (`/`-separated, relative), as pulled.
+pub type Tree = BTreeMap<String, Vec<u8>>;
+
+/// The tree the artifact's tag (or `reference`, a digest, when given) holds, with its
+/// manifest's digest; None when the registry has no such tag.
+pub fn pull_artifact(
+    connection: &mut Connection,
+    artifact: &Artifact,
+    reference: Option<&str>,
+) -> Result<Option<(String, Tree)>> {
+    let (base, reference) = (artifact.base(), reference.unwrap_or(&artifact.tag));
+    let Some((digest, manifest)) = manifest(connection, &base, &artifact.repository, reference)? else {
+        return Ok(None);
+    };
+    let Some(layer) = manifest.layers.iter().find(|l| l.media_type == FLUX_CONTENT) else {
+        return Err(Error::new(format!(
+            "{artifact} is not a Flux artifact: its manifest has no layer of type {FLUX_CONTENT}"
+        ))
+        .with_help("push hydrated trees to a tag of their own: weaver replaces what the tag holds"));
+    };
+    let data = blob_of(connection, &base, &artifact.repository, &layer.digest)?;
+    let tree = unpack(&data).map_err(|why| {
+        Error::new(format!("{artifact}: cannot read its layer {}: {why}", layer.digest))
+            .with_help("push hydrated trees to a tag of their own: weaver replaces what the tag holds")
+    })?;
+    Ok(Some((digest, tree)))
+}
+
+/// An artifact built, not yet pushed: its manifest's digest names it.
+pub struct Built {
+    pub digest: String,
+    manifest: Vec<u8>,
+    config: Vec<u8>,
+    layer: Vec<u8>,
+}
+
+/// `tree` as an artifact with `annotations` on its manifest; the same tree and annotations
+/// give the same bytes, so the same digest (entries sorted, times, owners and modes fixed).
+pub fn build_artifact(tree: &Tree, annotations: BTreeMap<String, String>) -> Built {
+    let layer = pack(tree);
+    // OCI's empty JSON: Flux reads nothing of the config but its media type.
+    let config = b"{}".to_vec();
+    let descriptor = |media_type: &str, bytes: &[u8]| Descriptor {
+        media_type: media_type.to_string(),
+        digest: sha256_digest(bytes),
+        size: bytes.len() as u64,
+    };
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: MANIFEST.to_string(),
+        config: Some(descriptor(FLUX_CONFIG, &config)),
+        layers: vec![descriptor(FLUX_CONTENT, &layer)],
+        annotations,
+    };
+    let manifest = serde_json::to_vec(&manifest).expect("a manifest serializes");
+    Built { digest: sha256_digest(&manifest), manifest, config, layer }
+}
+
+/// Pushes `built` to the artifact's tag: its blobs (those the registry lacks), then its
+/// manifest. Returns the manifest's digest as the registry took it.
+pub fn push_artifact(connection: &mut Connection, artifact: &Artifact, built: &Built) -> Result<String> {
+    let base = artifact.base();
+    let repository = &artifact.repository;
+    for blob in [&built.config, &built.layer] {
+        let digest = sha256_digest(blob);
+        let url = format!("{base}/v2/{repository}/blobs/{digest}");
+        if connection.send(Method::Head, &url, "*/*")?.status == 200 {
+            continue;
+        }
+        let start = format!("{base}/v2/{repository}/blobs/uploads/");
+        let response = connection.send(Method::Post("application/octet-stream", &[]), &start, "*/*")?;
+        let Some(location) = response.location.clone().filter(|_| response.status == 202) else {
+            return Err(connection.status_error(&start, &response));
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{separator}digest={}", digest.replace(':', "%3A"));
+        let response = connection.send(Method::Put("application/octet-stream", blob), &url, "*/*")?;
+        if response.status != 201 {
+            return Err(connection.status_error(&url, &response));
+        }
+    }
+    let url = format!("{base}/v2/{repository}/manifests/{}", artifact.tag);
+    let response = connection.send(Method::Put(MANIFEST, &built.manifest), &url, "*/*")?;
+    if response.status != 201 {
+        return Err(connection.status_error(&url, &response));
+    }
+    Ok(built.digest.clone())
+}
+
+/// `tree` as a gzipped tar: its directories, then files, in path order; every time zero,
+/// every owner root, modes 0755 and 0644.
+fn pack(tree: &Tree) -> Vec<u8> {
+    let mut directories = std::collections::BTreeSet::new();
+    for path in tree.keys() {
+        let mut at = path.as_str();
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            directories.insert(format!("{parent}/"));
+            at = parent;
+        }
+    }
+    let gzip = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::default());
+    let mut archive = tar::Builder::new(gzip);
+    let entries = (directories.iter().map(|d| (d.as_str(), None)))
+        .chain(tree.iter().map(|(path, bytes)| (path.as_str(), Some(bytes.as_slice()))));
+    let mut all: Vec<(&str, Option<&[u8]>)> = entries.collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    for (path, content) in all {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        let bytes = content.unwrap_or_default();
+        match content {
+            Some(_) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+            }
+        }
+        header.set_size(bytes.len() as u64);
+        archive.append_data(&mut header, path, bytes).expect("writing to memory");
+    }
+    let gzip = archive.into_inner().expect("writing to memory");
+    gzip.finish().expect("writing to memory")
+}
+
+/// The regular files of a gzipped tar; a path outside the tree is refused.
+fn unpack(data: &[u8]) -> std::result::Result<Tree, String> {
+    let gzip = flate2::read::GzDecoder::new(data);
+    let mut archive = tar::Archive::new(gzip.take(MAX_UNPACKED));
+    let mut tree = Tree::new();
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
+            continue;
+        }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = raw.trim_start_matches("./");
+        if path.is_empty() || path.starts_with('/') || path.split('/').any(|part| part == ".." || part.is_empty()) {
+            return Err(format!("`{raw}` is not a path inside the tree"));
+        }
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        tree.insert(path.to_string(), bytes);
+    }
+    Ok(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_artifact_reference_is_registry_repository_and_tag() {
+        let artifact = Artifact::parse("oci://127.0.0.1:5000/shop/hydrated:prod-1", true, "--oci").unwrap();
+        assert_eq!(
+            (artifact.registry.as_str(), artifact.repository.as_str(), artifact.tag.as_str()),
+            ("127.0.0.1:5000", "shop/hydrated", "prod-1")
+        );
+        assert_eq!(artifact.base(), "http://127.0.0.1:5000");
+        assert_eq!(artifact.to_string(), "127.0.0.1:5000/shop/hydrated:prod-1");
+        for (bad, why) in [
+            ("ghcr.io", "names no repository"),
+            ("ghcr.io/org/shop", "names no tag"),
+            ("localhost:5000/shop", "names no tag"),
+            ("ghcr.io/Org/shop:v1", "repository name"),
+            ("ghcr.io/org/shop:-v1", "has a tag"),
+            ("user:pw@ghcr.io/org/shop:v1", "names no registry host"),
+        ] {
+            let err = Artifact::parse(bad, false, "--oci").unwrap_err().to_string();
+            assert!(err.contains(&format!("--oci `{bad}`")) && err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_tree_packs_the_same_bytes_each_time_and_unpacks_to_itself() {
+        let tree: Tree =
+            [("prod/web.yaml", "a: 1\n"), ("dev/web.yaml", "b: 2\n"), ("dev/weaver-hydrate.metadata", "{}\n")]
+                .into_iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect();
+        let annotations = BTreeMap::from([(REVISION_ANNOTATION.to_string(), "sha1:abc".to_string())]);
+        let (first, second) = (build_artifact(&tree, annotations.clone()), build_artifact(&tree, annotations));
+        assert_eq!(first.digest, second.digest);
+        assert_eq!(first.layer, second.layer);
+        assert_eq!(unpack(&first.layer).unwrap(), tree);
+        let mut other = tree.clone();
+        other.insert("dev/web.yaml".into(), b"b: 3\n".to_vec());
+        assert_ne!(build_artifact(&other, BTreeMap::new()).digest, first.digest);
+        let manifest: serde_json::Value = serde_json::from_slice(&first.manifest).unwrap();
+        assert_eq!(manifest["config"]["mediaType"], FLUX_CONFIG);
+        assert_eq!(manifest["layers"][0]["mediaType"], FLUX_CONTENT);
+        assert_eq!(manifest["annotations"][REVISION_ANNOTATION], "sha1:abc");
+    }
+
+    #[test]
+    fn a_layer_with_a_path_outside_its_tree_is_refused() {
+        let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut archive = tar::Builder::new(gzip);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_entry_type(tar::EntryType::Regular);
+        // append_data refuses `..`: the name is written into the header directly.
+        header.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../x.yaml");
+        header.set_cksum();
+        archive.append(&header, &b"x"[..]).unwrap();
+        let data = archive.into_inner().unwrap().finish().unwrap();
+        assert!(unpack(&data).unwrap_err().contains("`../x.yaml` is not a path inside the tree"));
+    }
 }

@@ -1,0 +1,64 @@
+//! Debian's `docker-registry` (the distribution project's registry) for the tests that push
+//! to or pull from an OCI registry: remote charts, `weaver hydrate --oci`.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's docker-registry on a loopback port, its storage in a temporary directory.
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Result<Registry, String> {
+        let binary = Path::new("/usr/bin/docker-registry");
+        if !binary.exists() {
+            return Err("no /usr/bin/docker-registry (apt-get install docker-registry)".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start docker-registry: {e}"))?;
+        let registry = Registry { child, port, dir };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err("docker-registry did not listen within 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(registry)
+    }
+}
+
+impl Registry {
+    /// Where the registry keeps its configuration and storage (`data/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

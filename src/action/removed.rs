@@ -120,6 +120,7 @@ pub(super) async fn removed_releases(
             warnings: Vec::new(),
             // Nothing is rendered: what it had is deleted, not compared.
             ignore_differences: Vec::new(),
+            values: Default::default(),
         });
     }
     Ok(removed)

@@ -28,6 +28,8 @@ pub(super) struct History<'a> {
     last_deployed: Option<&'a Record>,
     /// The chart this apply applies.
     chart: Option<ChartMeta>,
+    /// The release's `values:` as the environment sets them.
+    values: Map<String, Value>,
 }
 
 impl<'a> History<'a> {
@@ -53,6 +55,7 @@ impl<'a> History<'a> {
             deployed,
             last_deployed,
             chart: input.rendered.chart_meta.clone(),
+            values: input.rendered.values.clone(),
         }
     }
 
@@ -129,7 +132,7 @@ impl<'a> History<'a> {
                 }
             })
             .collect();
-        Some(Record {
+        let mut record = Record {
             release: self.release.clone(),
             environment: self.environment.clone(),
             revision: self.revisions.keys().next_back().map_or(1, |last| last + 1),
@@ -153,7 +156,11 @@ impl<'a> History<'a> {
             hook_runs: result.hooks.iter().map(super::HookResult::to_record).collect(),
             adopted_from: None,
             taken_from: Vec::new(),
-        })
+            values: self.values.clone(),
+            signature: None,
+        };
+        record.signature = options.record_key.as_ref().map(|key| key.sign(&record.signed_content()));
+        Some(record)
     }
 
     /// Writes `record`; a deployed one supersedes the previous deployed revision. Revisions

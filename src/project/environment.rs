@@ -28,6 +28,7 @@ use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive};
 use crate::project::health::{HealthCheck, HealthCheckFile};
 use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
 use crate::project::notifications::{Notification, NotificationFile};
+use crate::project::promotion::{Promoted, Promotion, PromotionFile, read_promoted};
 use crate::project::source::{Source, is_plain_name, utf8};
 use crate::project::values::{deep_merge, merge_overrides};
 
@@ -57,6 +58,7 @@ struct EnvironmentFile {
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
     notifications: Option<Vec<Spanned<NotificationFile>>>,
     health_checks: Option<Vec<Spanned<HealthCheckFile>>>,
+    promotion: Option<Spanned<PromotionFile>>,
     releases: Option<Vec<Spanned<ReleaseFile>>>,
 }
 
@@ -174,6 +176,9 @@ pub struct Release {
     /// `healthChecks`: the release's own rules, then the environment's (the first for a kind
     /// decides, so the release's win).
     pub health_checks: Vec<HealthCheck>,
+    /// Image repository → tag, set on the containers of that repository after rendering: the
+    /// image pins `weaver promote` wrote (`crate::project::promotion`).
+    pub images: BTreeMap<String, String>,
     /// Where the release is (last) defined: the most derived file that mentions it.
     pub at: Location,
     /// Where its `chart` (or `kustomize`) is set, for "chart not found" errors.
@@ -217,6 +222,9 @@ pub struct Environment {
     /// `healthChecks`: CEL rules saying when objects of a kind are healthy, compiled (each
     /// release's `health_checks` holds them too, after its own).
     pub health_checks: Vec<HealthCheck>,
+    /// `promotion`: what the environment takes from another (`weaver promote`), with what it
+    /// took last; its pins are already laid over the releases.
+    pub promotion: Option<Promotion>,
 }
 
 impl PathRef {
@@ -473,6 +481,7 @@ impl PartialRelease {
                 .into_iter()
                 .chain(environment_checks.iter().cloned())
                 .collect(),
+            images: BTreeMap::new(),
             name: self.name,
             kustomize: is_kustomization.then(|| PathBuf::from(&chart)),
             chart,
@@ -610,6 +619,16 @@ fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {
 
 /// Loads `environments/<name>.yaml`, resolves `extends`, and validates the result.
 pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> {
+    load(source, name, None)
+}
+
+/// [`load_environment`], with `promoted` in place of its promotions file: the environment as a
+/// promotion would leave it.
+pub fn load_environment_promoted(source: &dyn Source, name: &str, promoted: Promoted) -> Result<Environment> {
+    load(source, name, Some(promoted))
+}
+
+fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<Environment> {
     // A name, not a path: `./dev` and `dev` would be one environment with two identities.
     if !is_plain_name(name) {
         return Err(Error::new(format!("`{name}` is not an environment name"))
@@ -666,6 +685,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut ignore_differences = Vec::new();
     let mut notifications = Vec::new();
     let mut health_checks = Vec::new();
+    let mut promotion = None;
     let mut releases: Vec<PartialRelease> = Vec::new();
     // Where each release name is in `releases`: a derived file's release merges into its base's.
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -711,6 +731,9 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         if let Some(rules) = file.health_checks {
             health_checks = self::health_checks(&file_path, rules)?;
         }
+        if let Some(spanned) = file.promotion {
+            promotion = Some(Promotion::parse(&file_path, spanned)?);
+        }
         for spanned in file.repositories.unwrap_or_default() {
             let repository = Repository::parse(&file_path, spanned)?;
             repositories.insert(repository.name.clone(), repository);
@@ -741,7 +764,14 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         .into_iter()
         .map(|r| r.finish(&namespace, &repositories, &ignore_differences, &health_checks))
         .collect::<Result<Vec<_>>>()?;
-    let releases = order_by_needs(releases)?;
+    let mut releases = order_by_needs(releases)?;
+    if let Some(promotion) = &mut promotion {
+        promotion.promoted = match promoted {
+            Some(promoted) => promoted,
+            None => read_promoted(source, name)?,
+        };
+        promotion.apply(name, &mut releases)?;
+    }
 
     Ok(Environment {
         name: name.to_string(),
@@ -762,6 +792,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         ignore_differences,
         notifications,
         health_checks,
+        promotion,
     })
 }
 

@@ -350,3 +350,30 @@ fn a_promotion_names_what_it_cannot_take() {
     let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
     assert!(stderr.contains("a chart pin is for a remote chart"), "{stderr}");
 }
+
+#[test]
+fn a_change_of_values_alone_is_recorded_for_promotions_to_read() {
+    let setup = Setup::new(&["staging"]);
+    setup.environment("staging", 0, "staging", STAGING, "");
+    setup.apply("staging");
+    setup.apply("staging");
+    let revisions = |setup: &Setup| {
+        let out = setup.weaver(&["history", "--env", "staging", "web", "-o", "json"]);
+        let history: Value = serde_json::from_str(out.success()).unwrap();
+        history["revisions"].as_array().unwrap().len()
+    };
+    assert_eq!(revisions(&setup), 1, "an apply that changes nothing records nothing");
+    // The chart reads no `image.digest`: the objects stay, the values a pin would read change.
+    setup.environment(
+        "staging",
+        0,
+        "staging",
+        "{image: {tag: 1.1.0, digest: abc}, sidecar: '2.0', greeting: staging}",
+        "",
+    );
+    setup.apply("staging");
+    assert_eq!(revisions(&setup), 2);
+    let secrets = setup.cluster.list("v1", "Secret", "secrets", setup.namespace("staging"));
+    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    assert_eq!(records.last().unwrap().values["image"]["digest"], "abc");
+}

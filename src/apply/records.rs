@@ -81,6 +81,7 @@ impl<'a> History<'a> {
                 !same_objects(&last.manifests, &self.manifests(desired, &[]))
                     || !last.has_hooks(hooks)
                     || !self.same_chart(last)
+                    || !self.same_values(last)
             })
     }
 
@@ -88,6 +89,12 @@ impl<'a> History<'a> {
     /// says nothing: the first apply after that upgrade writes no revision for it alone.
     fn same_chart(&self, last: &Record) -> bool {
         last.chart.is_none() || last.chart == self.chart
+    }
+
+    /// Whether `last` records the values applied now, which promotions read. A record from
+    /// before values were kept says nothing, as for charts.
+    fn same_values(&self, last: &Record) -> bool {
+        last.values.is_empty() || last.values == self.values
     }
 
     /// The revision to record for `result`, or None when the apply changed nothing and the
@@ -104,7 +111,10 @@ impl<'a> History<'a> {
         let acted = result.objects.iter().any(|o| o.outcome != Outcome::Unchanged && o.outcome != Outcome::Kept)
             || !result.hooks.is_empty();
         let recorded = self.last_deployed().is_some_and(|last| {
-            same_objects(&last.manifests, &manifests) && last.has_hooks(hooks) && self.same_chart(last)
+            same_objects(&last.manifests, &manifests)
+                && last.has_hooks(hooks)
+                && self.same_chart(last)
+                && self.same_values(last)
         });
         if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
             return None;

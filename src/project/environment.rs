@@ -1083,6 +1083,49 @@ releases:
         assert!(direct * 4 >= texts.len() * 3, "only {direct} of {} environment files read directly", texts.len());
     }
 
+    #[test]
+    fn what_was_promoted_is_laid_over_the_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            std::fs::create_dir_all(dir.path().join(path).parent().unwrap()).unwrap();
+            std::fs::write(dir.path().join(path), text).unwrap();
+        };
+        write(
+            "environments/prod.yaml",
+            "repositories: [{name: stable, url: https://charts.example}]
+promotion: {from: staging, pins: [{release: db, chart: true}, {release: web, values: image.tag}]}
+releases:
+  - {name: web, chart: web, values: {image: {tag: 1.0.0, pull: Always}}}
+  - {name: db, chart: stable/postgres, version: '~15.0'}
+",
+        );
+        let source = FsSource::new(dir.path());
+        let before = load_environment(&source, "prod").unwrap();
+        assert_eq!(before.release("db").unwrap().chart, "stable/postgres@~15.0");
+        write(
+            "promotions/prod.yaml",
+            "from: staging
+releases:
+  db: {revision: 3, applied: '2026-11-26T03:00:00Z', version: 15.2.1}
+  web: {revision: 7, applied: '2026-11-26T03:00:00Z', images: {registry.example/web: '2.0'}, values: {image: {tag: 1.1.0}}}
+",
+        );
+        let env = load_environment(&source, "prod").unwrap();
+        let web = env.release("web").unwrap();
+        assert_eq!(Value::Object(web.values.clone()), serde_json::json!({"image": {"tag": "1.1.0", "pull": "Always"}}));
+        assert_eq!(web.images, BTreeMap::from([("registry.example/web".to_string(), "2.0".to_string())]));
+        let db = env.release("db").unwrap();
+        assert_eq!(
+            (db.chart.as_str(), db.remote.as_ref().unwrap().version.as_str()),
+            ("stable/postgres@15.2.1", "15.2.1")
+        );
+        assert_eq!(env.promotion.as_ref().unwrap().promoted.releases["db"].revision, 3);
+
+        write("promotions/prod.yaml", "from: staging\nreleases:\n  gone: {revision: 1, applied: x}\n");
+        let err = load_environment(&source, "prod").unwrap_err().to_string();
+        assert!(err.contains("promotions/prod.yaml") && err.contains("release `gone`"), "{err}");
+    }
+
     fn load(files: &[(&str, &str)], name: &str) -> Result<Environment> {
         let dir = tempfile::tempdir().unwrap();
         for (path, text) in files {

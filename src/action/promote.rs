@@ -516,3 +516,70 @@ fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result<(Stri
     let commit = git.commit_new_branch(&branch, head.commit, &files, &message)?;
     Ok((branch, commit))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ObjectKey;
+    use crate::release::status::{ObjectHealth, ReleaseHealth};
+
+    fn source(health: Health, changed_at: Option<&str>) -> (StatusReport, HashMap<String, Record>) {
+        let object = ObjectHealth {
+            api_version: "apps/v1".into(),
+            key: ObjectKey {
+                group: "apps".into(),
+                kind: "Deployment".into(),
+                namespace: Some("shop".into()),
+                name: "web".into(),
+            },
+            health,
+            reason: None,
+            changed_at: changed_at.map(str::to_string),
+            dependents: Vec::new(),
+        };
+        let release = ReleaseHealth {
+            name: "web".into(),
+            namespace: "shop".into(),
+            installed: true,
+            revision: None,
+            objects: vec![object],
+        };
+        let report = StatusReport {
+            environment: "staging".into(),
+            context: String::new(),
+            server: String::new(),
+            releases: vec![release],
+        };
+        let record = Record { time: "2026-11-26T10:00:00Z".into(), ..Record::of_manifests(Vec::new()) };
+        (report, HashMap::from([("web".to_string(), record)]))
+    }
+
+    #[test]
+    fn the_soak_restarts_at_the_last_apply_or_condition_transition() {
+        let soak = Duration::from_secs(30 * 60);
+        let at = |time: &str| time.parse::<jiff::Timestamp>().unwrap();
+        let (status, records) = source(Health::Healthy, Some("2026-11-26T10:20:00Z"));
+        let gate = soak_gate(&status, &records, soak, at("2026-11-26T10:35:00Z"));
+        assert!(!gate.passed);
+        assert_eq!(
+            gate.evidence,
+            [
+                "last change: Deployment.apps shop/web condition changed at 2026-11-26T10:20:00Z",
+                "unchanged for 15m of 30m, healthy now (at 2026-11-26T10:35:00Z)",
+            ]
+        );
+        assert!(soak_gate(&status, &records, soak, at("2026-11-26T10:50:00Z")).passed);
+        // Without a transition since, the apply starts it.
+        let (status, records) = source(Health::Healthy, Some("2026-11-26T09:00:00Z"));
+        let gate = soak_gate(&status, &records, soak, at("2026-11-26T10:31:00Z"));
+        assert!(gate.passed && gate.evidence[0].contains("revision 1 applied at 2026-11-26T10:00:00Z"), "{gate:?}");
+        // Long enough, but not healthy now.
+        let (status, records) = source(Health::Progressing, None);
+        let gate = soak_gate(&status, &records, soak, at("2026-11-26T12:00:00Z"));
+        assert!(!gate.passed && gate.evidence[1].ends_with("not healthy now (at 2026-11-26T12:00:00Z)"), "{gate:?}");
+        // A time that is no time fails the gate, named.
+        let (status, records) = source(Health::Healthy, Some("yesterday"));
+        let gate = soak_gate(&status, &records, soak, at("2026-11-26T12:00:00Z"));
+        assert!(!gate.passed && gate.evidence[0].contains("`yesterday` is not a time"), "{gate:?}");
+    }
+}

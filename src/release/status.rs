@@ -257,6 +257,17 @@ mod tests {
     }
 
     #[test]
+    fn an_object_changed_when_its_latest_condition_did() {
+        let object = json!({"status": {"conditions": [
+            {"type": "Available", "status": "True", "lastTransitionTime": "2026-11-26T10:20:00Z"},
+            {"type": "Progressing", "status": "True", "lastTransitionTime": "2026-11-26T09:00:00Z"},
+            {"type": "Odd", "status": "True", "lastTransitionTime": "not a time"},
+        ]}});
+        assert_eq!(last_transition(&object).as_deref(), Some("2026-11-26T10:20:00Z"));
+        assert_eq!(last_transition(&json!({"data": {}})), None);
+    }
+
+    #[test]
     fn a_report_is_as_healthy_as_its_worst_object() {
         let object = |health| ObjectHealth {
             api_version: "v1".into(),

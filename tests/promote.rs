@@ -197,10 +197,18 @@ fn a_promotion_in_waves_writes_exactly_the_pins_on_a_new_branch() {
     }
     soak();
 
-    // A dry run shows the gates, the change and the plan, and writes nothing.
+    // A dry run shows the gates, the change and the plan, and writes nothing; what is not
+    // committed is not promoted, and it says so.
     let before = setup.branches();
+    setup.repo.write("notes.txt", "uncommitted");
     let dry = setup.weaver(&["promote", "--env-selector", "tier=prod", "--wave", "1", "--dry-run"]);
     assert_eq!(dry.code, 2, "{}{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stderr.contains("uncommitted changes: weaver promote reads and branches from HEAD's commit"),
+        "{}",
+        dry.stderr
+    );
+    setup.repo.remove("notes.txt");
     let body = &dry.stdout;
     assert!(body.contains("## Promote `staging` → `prod-a`"), "{body}");
     for gate in ["**healthy**", "**soak**", "**no-drift**", "**signed**", "**check**"] {

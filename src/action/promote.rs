@@ -132,6 +132,12 @@ pub struct PinChange {
 /// writes the changes as one commit on a new branch (unless a dry run). Nothing is written when
 /// any target's gate fails.
 pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promotions> {
+    if crate::git::provenance(&options.repo, None)?.is_some_and(|p| p.dirty) {
+        (cx.on)(super::Progress::Warning(
+            "the working tree has uncommitted changes: weaver promote reads and branches from HEAD's commit, without them"
+                .to_string(),
+        ));
+    }
     let project = open_project(&options.repo, Some(HEAD))?;
     let targets = select_environments(&options.repo, Some(HEAD), &options.targets)?;
     let mut results = Vec::new();

@@ -214,7 +214,7 @@ fn a_promotion_in_waves_writes_exactly_the_pins_on_a_new_branch() {
     for gate in ["**healthy**", "**soak**", "**no-drift**", "**signed**", "**check**"] {
         assert!(body.contains(&format!("- {gate}")), "{gate} missing:\n{body}");
     }
-    assert!(!body.contains("❌"), "{body}");
+    assert!(!body.contains("❌") && body.contains("`promotions/prod-a.yaml` would be written"), "{body}");
     assert!(body.contains("| `web` | values `image.tag` | `\"1.0.0\"` | `\"1.1.0\"` |"), "{body}");
     assert!(body.contains("| `web` | image `registry.example/shop/sidecar` | — | `\"2.0\"` |"), "{body}");
     assert!(body.contains("### weaver diff: `prod-a`") && body.contains("to update"), "{body}");
@@ -259,6 +259,7 @@ fn a_promotion_in_waves_writes_exactly_the_pins_on_a_new_branch() {
     let wave2 = setup.weaver(&["promote", "--env-selector", "tier=prod", "--wave", "2", "--branch", "promote-b"]);
     assert_eq!(wave2.code, 2, "{}{}", wave2.stdout, wave2.stderr);
     assert!(wave2.stdout.contains("## Promote `prod-a` → `prod-b`"), "{}", wave2.stdout);
+    assert!(wave2.stdout.contains("`promotions/prod-b.yaml` is written on branch `promote-b`"), "{}", wave2.stdout);
     assert_eq!(setup.changed_paths("promote-b"), ["promotions/prod-b.yaml"]);
     assert_eq!(images(&setup.render("prod-b", "promote-b")), staging);
 }

@@ -278,7 +278,10 @@ pub fn promotion(report: &PromoteReport, redactor: &Redactor, limit: usize) -> S
             (true, true) => {
                 format!("Nothing to promote: `{}` has what `{}` applied.\n\n", promotion.environment, promotion.from)
             }
-            (true, false) => format!("Every gate passed; `{}` is written.\n\n", promotion.file),
+            (true, false) => match report.branch {
+                Some(branch) => format!("Every gate passed: `{}` is written on branch `{branch}`.\n\n", promotion.file),
+                None => format!("Every gate passed: `{}` would be written.\n\n", promotion.file),
+            },
         });
         out.push_str("### Gates\n\n");
         for gate in &promotion.gates {

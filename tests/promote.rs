@@ -358,6 +358,9 @@ fn a_promotion_names_what_it_cannot_take() {
     );
     let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
     assert!(stderr.contains("a chart pin is for a remote chart"), "{stderr}");
+    repo.write("environments/prod.yaml", "namespace: apps\npromotion: {from: dev, pins: []}\nreleases: []\n");
+    let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
+    assert!(stderr.contains("environments/prod.yaml:2:") && stderr.contains("`promotion.pins` is empty"), "{stderr}");
 }
 
 #[test]

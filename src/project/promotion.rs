@@ -149,6 +149,11 @@ impl Promotion {
             Some(text) => super::parse_duration(&text.value)
                 .map_err(|why| Error::at(location(file, &text.referenced), format!("`soakTime`: {why}")))?,
         };
+        if fields.pins.is_empty() {
+            return Err(Error::at(at, "`promotion.pins` is empty: a promotion takes something").with_help(
+                "pin a release's values path, image repository or chart: pins: [{ release: web, values: image.tag }]",
+            ));
+        }
         let mut pins = Vec::new();
         for spanned in fields.pins {
             let pin_at = location(file, &spanned.referenced);

@@ -109,6 +109,9 @@ pub enum Command {
     /// Report what changed in the cluster since each release's last deployed revision (exit 2 on drift)
     #[command(after_help = DRIFT_EXAMPLES)]
     Drift(DriftArgs),
+    /// Take what another environment last applied (its `promotion:` pins) once its gates pass, as a commit on a new branch with the pull request's body (exit 2 when a promotion is written, 0 when there is nothing to promote, 1 when a gate fails)
+    #[command(after_help = PROMOTE_EXAMPLES)]
+    Promote(PromoteArgs),
     /// Show the health of each release's objects: healthy, progressing, failed or unknown (exit 2 when not all healthy, 1 when one failed)
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
@@ -182,6 +185,10 @@ const STATUS_EXAMPLES: &str = "Examples:
   weaver status --env prod
   weaver status --env prod -r web -o json
   weaver status --env \"prod-*\"            # a fleet: a summary, then each environment";
+const PROMOTE_EXAMPLES: &str = "Examples:
+  weaver promote --to prod --dry-run                 # the gates and the change, nothing written
+  weaver promote --to prod --body-file pr.md         # a commit on a new branch; pr.md, its pull request
+  weaver promote --env-selector tier=prod --wave 1 -o json   # the first wave of prod environments";
 const CHARTS_EXAMPLES: &str = "Examples:
   weaver charts lock            # pin new or changed constraints, pull them
   weaver charts fetch           # pull what charts.lock pins (CI, a fresh clone)";
@@ -876,6 +883,45 @@ pub struct StatusArgs {
     pub concurrency: usize,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The target environment(s): names (comma-separated or repeated) or globs (prod-*), each with a `promotion:`
+    #[arg(long = "to", value_name = "ENV", value_delimiter = ',',
+          add = ArgValueCompleter::new(completion::environments))]
+    pub to: Vec<String>,
+    /// Only targets whose labels match (-l's syntax; repeatable)
+    #[arg(long = "env-selector", value_name = "SELECTOR")]
+    pub env_selectors: Vec<String>,
+    /// Of the selected targets, only those of this wave (their `wave:`)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub wave: Option<i32>,
+    /// Check the gates and show the change and the plan; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The new branch to commit the promotion to [default: weaver/promote-<targets>-<digest>]
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// Also write the pull request's Markdown body to this file
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// Output format: the pull request's Markdown body, or JSON for pipelines
+    #[arg(short, long, value_enum, default_value_t = PromoteFormat::Markdown)]
+    pub output: PromoteFormat,
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PromoteFormat {
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

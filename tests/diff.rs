@@ -387,6 +387,8 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         hook_runs: Vec::new(),
         adopted_from: None,
         taken_from: Vec::new(),
+        values: Default::default(),
+        signature: None,
     };
     demo.cluster.apply(&weaver::release::record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
 

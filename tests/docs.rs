@@ -637,6 +637,7 @@ fn the_file_formats_list_every_field() {
             ["EnvironmentFile", "ClusterFile", "RepositoryFile", "ReleaseFile", "PatchFile", "PatchTarget"].as_slice(),
         ),
         ("src/project/ignore.rs", &["IgnoreRuleFile"]),
+        ("src/project/promotion.rs", &["PromotionFile", "PinFile", "Promoted", "PromotedRelease"]),
         ("src/project/chart.rs", &["ChartFile"]),
         ("src/project/settings.rs", &["SettingsFile"]),
         ("src/source/charts/mod.rs", &["Lock", "LockedChart", "ChartRef"]),

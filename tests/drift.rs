@@ -78,6 +78,8 @@ impl Deployed {
             hook_runs: Vec::new(),
             adopted_from: None,
             taken_from: Vec::new(),
+            values: Default::default(),
+            signature: None,
         };
         self.cluster.apply(&to_secrets(&record, &self.ns).unwrap(), "weaver");
     }
@@ -673,6 +675,8 @@ fn bad_input_exits_1_with_a_clear_message() {
             hook_runs: Vec::new(),
             adopted_from: None,
             taken_from: Vec::new(),
+            values: Default::default(),
+            signature: None,
         },
         &deployed.ns,
     )

@@ -36,6 +36,7 @@ mod operator;
 mod operator_chart;
 mod ownership;
 mod patch_kubectl;
+mod promote;
 mod reference;
 mod remote_charts;
 mod render;

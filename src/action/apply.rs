@@ -269,6 +269,7 @@ pub(super) fn apply_options(
         sensitive: Default::default(),
         forget_helm_release: false,
         take_ownership: settings.take_ownership,
+        record_key: None,
     }
 }
 
@@ -345,7 +346,9 @@ async fn execute_locked(
     interrupted: &AtomicBool,
     on: OnProgress<'_>,
 ) -> Result<(Applied, Option<Error>)> {
-    let Locked { mut releases, options, looked_up } = desired;
+    let Locked { mut releases, mut options, looked_up } = desired;
+    // Read where every apply (rollbacks, corrections and the controller's too) passes.
+    options.record_key = crate::secrets::record_key::RecordKey::from_environment()?;
     let started = Instant::now();
     let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
     let mut live =

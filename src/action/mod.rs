@@ -14,6 +14,7 @@ pub mod import;
 mod notifications;
 pub mod object;
 pub mod plan;
+pub mod promote;
 mod removed;
 
 pub use removed::PruneReleases;

@@ -165,6 +165,8 @@ fn applied(release: &RenderedRelease, environment: &str) -> Record {
         hook_runs: Vec::new(),
         adopted_from: None,
         taken_from: Vec::new(),
+        values: release.values.clone(),
+        signature: None,
     }
 }
 

@@ -104,6 +104,7 @@ pub(super) fn recorded_release(release: &Release, record: &Record) -> RenderedRe
         hooks: recorded(&record.hooks),
         warnings: Vec::new(),
         ignore_differences: release.ignore_differences.clone(),
+        values: record.values.clone(),
     }
 }
 

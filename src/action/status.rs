@@ -4,7 +4,7 @@
 //! `healthChecks`). Only reads, the same LISTs as drift (and, for `weaver ui`, those of the
 //! objects they own).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use super::drift::{DriftOptions, by_key, place, recorded_live};
@@ -13,7 +13,7 @@ use super::{OnProgress, Progress, connect_sharing, phase, tell_retries};
 use crate::cluster::{ManagedFields, Readiness, readiness};
 use crate::error::Result;
 use crate::manifest::ListTarget;
-use crate::release::record::Wanted;
+use crate::release::record::{Record, Wanted};
 use crate::release::status::{Health, Report, owned_by, release_health};
 
 /// Status reads what drift reads: the selection, how to connect, how many requests at once.
@@ -25,16 +25,28 @@ const DEPENDENT_KINDS: [(&str, &str); 3] = [("apps/v1", "ReplicaSet"), ("v1", "P
 
 /// The health of each selected release's last deployed objects.
 pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Report> {
+    Ok(judged(options, false, on).await?.0)
+}
+
+/// [`status`], with the records it read (each release's last applied), by release name.
+pub async fn status_with_records(
+    options: &StatusOptions,
+    on: OnProgress<'_>,
+) -> Result<(Report, HashMap<String, Record>)> {
     judged(options, false, on).await
 }
 
 /// [`status`], each object with the live objects it owns (of [`DEPENDENT_KINDS`], in the
 /// release namespaces: one more LIST per kind and namespace), judged by the same rules.
 pub async fn status_with_dependents(options: &StatusOptions, on: OnProgress<'_>) -> Result<Report> {
-    judged(options, true, on).await
+    Ok(judged(options, true, on).await?.0)
 }
 
-async fn judged(options: &StatusOptions, with_dependents: bool, on: OnProgress<'_>) -> Result<Report> {
+async fn judged(
+    options: &StatusOptions,
+    with_dependents: bool,
+    on: OnProgress<'_>,
+) -> Result<(Report, HashMap<String, Record>)> {
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
     let cluster =
         connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "reading health in", on)
@@ -91,12 +103,13 @@ async fn judged(options: &StatusOptions, with_dependents: bool, on: OnProgress<'
         .collect();
     phase(on, "observe", started);
     tell_retries(&cluster, on);
-    Ok(Report {
+    let report = Report {
         environment: selected.env.name.clone(),
         context: cluster.info.context.clone(),
         server: cluster.info.server.clone(),
         releases,
-    })
+    };
+    Ok((report, live.records))
 }
 
 /// A wait's readiness as health: ready is healthy, pending progressing.

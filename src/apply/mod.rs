@@ -67,6 +67,8 @@ pub struct ApplyOptions {
     /// Apply objects labelled as another environment's, which are otherwise refused before
     /// anything is written (see `Plan::refuse_taking`): they become this environment's.
     pub take_ownership: bool,
+    /// The key that signs each record written (`WEAVER_RECORD_KEY_FILE`), if any.
+    pub record_key: Option<crate::secrets::record_key::RecordKey>,
 }
 
 /// One release to apply.

@@ -28,6 +28,8 @@ pub(super) struct History<'a> {
     last_deployed: Option<&'a Record>,
     /// The chart this apply applies.
     chart: Option<ChartMeta>,
+    /// The release's `values:` as the environment sets them.
+    values: Map<String, Value>,
 }
 
 impl<'a> History<'a> {
@@ -53,6 +55,7 @@ impl<'a> History<'a> {
             deployed,
             last_deployed,
             chart: input.rendered.chart_meta.clone(),
+            values: input.rendered.values.clone(),
         }
     }
 
@@ -78,6 +81,7 @@ impl<'a> History<'a> {
                 !same_objects(&last.manifests, &self.manifests(desired, &[]))
                     || !last.has_hooks(hooks)
                     || !self.same_chart(last)
+                    || !self.same_values(last)
             })
     }
 
@@ -85,6 +89,12 @@ impl<'a> History<'a> {
     /// says nothing: the first apply after that upgrade writes no revision for it alone.
     fn same_chart(&self, last: &Record) -> bool {
         last.chart.is_none() || last.chart == self.chart
+    }
+
+    /// Whether `last` records the values applied now, which promotions read. A record from
+    /// before values were kept says nothing, as for charts.
+    fn same_values(&self, last: &Record) -> bool {
+        last.values.is_empty() || last.values == self.values
     }
 
     /// The revision to record for `result`, or None when the apply changed nothing and the
@@ -101,7 +111,10 @@ impl<'a> History<'a> {
         let acted = result.objects.iter().any(|o| o.outcome != Outcome::Unchanged && o.outcome != Outcome::Kept)
             || !result.hooks.is_empty();
         let recorded = self.last_deployed().is_some_and(|last| {
-            same_objects(&last.manifests, &manifests) && last.has_hooks(hooks) && self.same_chart(last)
+            same_objects(&last.manifests, &manifests)
+                && last.has_hooks(hooks)
+                && self.same_chart(last)
+                && self.same_values(last)
         });
         if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
             return None;
@@ -129,7 +142,7 @@ impl<'a> History<'a> {
                 }
             })
             .collect();
-        Some(Record {
+        let mut record = Record {
             release: self.release.clone(),
             environment: self.environment.clone(),
             revision: self.revisions.keys().next_back().map_or(1, |last| last + 1),
@@ -153,7 +166,11 @@ impl<'a> History<'a> {
             hook_runs: result.hooks.iter().map(super::HookResult::to_record).collect(),
             adopted_from: None,
             taken_from: Vec::new(),
-        })
+            values: self.values.clone(),
+            signature: None,
+        };
+        record.signature = options.record_key.as_ref().map(|key| key.sign(&record.signed_content()));
+        Some(record)
     }
 
     /// Writes `record`; a deployed one supersedes the previous deployed revision. Revisions

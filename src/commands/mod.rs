@@ -15,6 +15,7 @@ mod hydrate;
 mod import;
 mod operator;
 mod progress;
+mod promote;
 mod render;
 mod report;
 mod rollback;
@@ -280,6 +281,7 @@ fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
         Command::Rollback(args) => (Some(&mut args.cluster), None),
         Command::Drift(args) => (Some(&mut args.cluster), None),
         Command::Status(args) => (Some(&mut args.cluster), None),
+        Command::Promote(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Hydrate(args) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Decrypt(args)) => (None, Some(&mut args.identity)),
@@ -347,6 +349,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
         Command::Report(command) => report::run(&ui, command),
         Command::Status(args) => status::run(&cli.global, &ui, args),
+        Command::Promote(args) => promote::run(&cli.global, &ui, args),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Import(command) => import::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),

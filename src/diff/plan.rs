@@ -560,6 +560,7 @@ mod tests {
             hooks: Vec::new(),
             warnings: Vec::new(),
             ignore_differences: Vec::new(),
+            values: Default::default(),
         };
         let release = rendered("web", &desired);
         // `moved` now belongs to another release of this apply; `taken` is labelled as another's, and
@@ -640,6 +641,7 @@ mod tests {
             hooks: Vec::new(),
             warnings: Vec::new(),
             ignore_differences: Vec::new(),
+            values: Default::default(),
         };
         let plan_with =
             |live: Value| plan_with_records(std::slice::from_ref(&release), &HashMap::new(), &[live]).unwrap();

@@ -334,6 +334,9 @@ fn affected_releases(
             paths.iter().filter(|p| p.exists_in(side) && matches(&p.path)).map(|p| p.path.as_path()).collect()
         };
         environment_files.extend(touched(&|path| env.files.iter().any(|file| file == path)));
+        // What `weaver promote` pinned is part of the environment's definition.
+        let promoted = crate::project::promotion::promoted_path(&env.name);
+        environment_files.extend(touched(&|path| env.promotion.is_some() && path == promoted));
         let secrets = touched(&|path| refers_to(&env.secrets, path));
         for release in &env.releases {
             let own = match release.kustomize {

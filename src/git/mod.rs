@@ -6,6 +6,7 @@
 
 pub mod changes;
 pub mod hydrated;
+pub mod promotion;
 pub mod tree_source;
 
 use std::fmt;

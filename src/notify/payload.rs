@@ -278,6 +278,7 @@ mod tests {
             sensitive: HashSet::new(),
             forget_helm_release: false,
             take_ownership: false,
+            record_key: None,
         };
         let message = Message::applied(&report, &options, "kind-dev", false, &redactor);
         assert_eq!(message.severity, Severity::Error);

@@ -28,6 +28,7 @@ use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive};
 use crate::project::health::{HealthCheck, HealthCheckFile};
 use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
 use crate::project::notifications::{Notification, NotificationFile};
+use crate::project::promotion::{Promoted, Promotion, PromotionFile, read_promoted};
 use crate::project::source::{Source, is_plain_name, utf8};
 use crate::project::values::{deep_merge, merge_overrides};
 
@@ -57,6 +58,7 @@ struct EnvironmentFile {
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
     notifications: Option<Vec<Spanned<NotificationFile>>>,
     health_checks: Option<Vec<Spanned<HealthCheckFile>>>,
+    promotion: Option<Spanned<PromotionFile>>,
     releases: Option<Vec<Spanned<ReleaseFile>>>,
 }
 
@@ -174,6 +176,9 @@ pub struct Release {
     /// `healthChecks`: the release's own rules, then the environment's (the first for a kind
     /// decides, so the release's win).
     pub health_checks: Vec<HealthCheck>,
+    /// Image repository → tag, set on the containers of that repository after rendering: the
+    /// image pins `weaver promote` wrote (`crate::project::promotion`).
+    pub images: BTreeMap<String, String>,
     /// Where the release is (last) defined: the most derived file that mentions it.
     pub at: Location,
     /// Where its `chart` (or `kustomize`) is set, for "chart not found" errors.
@@ -217,6 +222,9 @@ pub struct Environment {
     /// `healthChecks`: CEL rules saying when objects of a kind are healthy, compiled (each
     /// release's `health_checks` holds them too, after its own).
     pub health_checks: Vec<HealthCheck>,
+    /// `promotion`: what the environment takes from another (`weaver promote`), with what it
+    /// took last; its pins are already laid over the releases.
+    pub promotion: Option<Promotion>,
 }
 
 impl PathRef {
@@ -473,6 +481,7 @@ impl PartialRelease {
                 .into_iter()
                 .chain(environment_checks.iter().cloned())
                 .collect(),
+            images: BTreeMap::new(),
             name: self.name,
             kustomize: is_kustomization.then(|| PathBuf::from(&chart)),
             chart,
@@ -610,6 +619,16 @@ fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {
 
 /// Loads `environments/<name>.yaml`, resolves `extends`, and validates the result.
 pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> {
+    load(source, name, None)
+}
+
+/// [`load_environment`], with `promoted` in place of its promotions file: the environment as a
+/// promotion would leave it.
+pub fn load_environment_promoted(source: &dyn Source, name: &str, promoted: Promoted) -> Result<Environment> {
+    load(source, name, Some(promoted))
+}
+
+fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<Environment> {
     // A name, not a path: `./dev` and `dev` would be one environment with two identities.
     if !is_plain_name(name) {
         return Err(Error::new(format!("`{name}` is not an environment name"))
@@ -666,6 +685,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
     let mut ignore_differences = Vec::new();
     let mut notifications = Vec::new();
     let mut health_checks = Vec::new();
+    let mut promotion = None;
     let mut releases: Vec<PartialRelease> = Vec::new();
     // Where each release name is in `releases`: a derived file's release merges into its base's.
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -711,6 +731,9 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         if let Some(rules) = file.health_checks {
             health_checks = self::health_checks(&file_path, rules)?;
         }
+        if let Some(spanned) = file.promotion {
+            promotion = Some(Promotion::parse(&file_path, spanned)?);
+        }
         for spanned in file.repositories.unwrap_or_default() {
             let repository = Repository::parse(&file_path, spanned)?;
             repositories.insert(repository.name.clone(), repository);
@@ -741,7 +764,14 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         .into_iter()
         .map(|r| r.finish(&namespace, &repositories, &ignore_differences, &health_checks))
         .collect::<Result<Vec<_>>>()?;
-    let releases = order_by_needs(releases)?;
+    let mut releases = order_by_needs(releases)?;
+    if let Some(promotion) = &mut promotion {
+        promotion.promoted = match promoted {
+            Some(promoted) => promoted,
+            None => read_promoted(source, name)?,
+        };
+        promotion.apply(name, &mut releases)?;
+    }
 
     Ok(Environment {
         name: name.to_string(),
@@ -762,6 +792,7 @@ pub fn load_environment(source: &dyn Source, name: &str) -> Result<Environment> 
         ignore_differences,
         notifications,
         health_checks,
+        promotion,
     })
 }
 
@@ -1050,6 +1081,49 @@ releases:
             }
         }
         assert!(direct * 4 >= texts.len() * 3, "only {direct} of {} environment files read directly", texts.len());
+    }
+
+    #[test]
+    fn what_was_promoted_is_laid_over_the_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            std::fs::create_dir_all(dir.path().join(path).parent().unwrap()).unwrap();
+            std::fs::write(dir.path().join(path), text).unwrap();
+        };
+        write(
+            "environments/prod.yaml",
+            "repositories: [{name: stable, url: https://charts.example}]
+promotion: {from: staging, pins: [{release: db, chart: true}, {release: web, values: image.tag}]}
+releases:
+  - {name: web, chart: web, values: {image: {tag: 1.0.0, pull: Always}}}
+  - {name: db, chart: stable/postgres, version: '~15.0'}
+",
+        );
+        let source = FsSource::new(dir.path());
+        let before = load_environment(&source, "prod").unwrap();
+        assert_eq!(before.release("db").unwrap().chart, "stable/postgres@~15.0");
+        write(
+            "promotions/prod.yaml",
+            "from: staging
+releases:
+  db: {revision: 3, applied: '2026-11-26T03:00:00Z', version: 15.2.1}
+  web: {revision: 7, applied: '2026-11-26T03:00:00Z', images: {registry.example/web: '2.0'}, values: {image: {tag: 1.1.0}}}
+",
+        );
+        let env = load_environment(&source, "prod").unwrap();
+        let web = env.release("web").unwrap();
+        assert_eq!(Value::Object(web.values.clone()), serde_json::json!({"image": {"tag": "1.1.0", "pull": "Always"}}));
+        assert_eq!(web.images, BTreeMap::from([("registry.example/web".to_string(), "2.0".to_string())]));
+        let db = env.release("db").unwrap();
+        assert_eq!(
+            (db.chart.as_str(), db.remote.as_ref().unwrap().version.as_str()),
+            ("stable/postgres@15.2.1", "15.2.1")
+        );
+        assert_eq!(env.promotion.as_ref().unwrap().promoted.releases["db"].revision, 3);
+
+        write("promotions/prod.yaml", "from: staging\nreleases:\n  gone: {revision: 1, applied: x}\n");
+        let err = load_environment(&source, "prod").unwrap_err().to_string();
+        assert!(err.contains("promotions/prod.yaml") && err.contains("release `gone`"), "{err}");
     }
 
     fn load(files: &[(&str, &str)], name: &str) -> Result<Environment> {

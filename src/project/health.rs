@@ -120,13 +120,10 @@ impl HealthCheck {
     /// then `current`, the first true one decides, as in Flux (RFC 0009).
     pub fn evaluate(&self, object: &Value) -> Verdict {
         // The object's fields are converted once for the rule's expressions.
-        let mut context = cel::Context::with_env(ENV.clone());
-        for (name, value) in object.as_object().into_iter().flatten() {
-            match cel::to_value(value) {
-                Ok(value) => context.add_variable_from_value(name.as_str(), value),
-                Err(err) => return Verdict::Error(format!("`{name}` is not a CEL value: {err}")),
-            }
-        }
+        let context = match context_of(object.as_object().into_iter().flatten()) {
+            Ok(context) => context,
+            Err(why) => return Verdict::Error(why),
+        };
         let ordered = [
             (self.in_progress.as_ref(), Verdict::InProgress),
             (self.failed.as_ref(), Verdict::Failed),
@@ -150,7 +147,7 @@ impl HealthCheck {
 }
 
 impl Expression {
-    fn compile(file: &Path, field: &'static str, spanned: Spanned<String>) -> Result<Expression> {
+    pub(super) fn compile(file: &Path, field: &'static str, spanned: Spanned<String>) -> Result<Expression> {
         let at = location(file, &spanned.referenced);
         let text = spanned.value;
         match ENV.compile(&text) {
@@ -161,6 +158,14 @@ impl Expression {
                     .with_help(CEL_HELP))
             }
         }
+    }
+
+    /// Whether the expression is true with these variables, or why it could not say.
+    pub fn evaluate_with<'v>(
+        &self,
+        variables: impl IntoIterator<Item = (&'v String, &'v Value)>,
+    ) -> std::result::Result<bool, String> {
+        self.evaluate(&context_of(variables)?)
     }
 
     /// Whether the expression is true of the object whose fields `context` holds, or why it
@@ -180,6 +185,20 @@ impl Expression {
     fn describe(&self) -> String {
         format!("the CEL expression `{}` ({})", self.field, self.at)
     }
+}
+
+/// A context of weaver's CEL environment holding `variables`.
+fn context_of<'v>(
+    variables: impl IntoIterator<Item = (&'v String, &'v Value)>,
+) -> std::result::Result<cel::Context<'static, 'static>, String> {
+    let mut context = cel::Context::with_env(ENV.clone());
+    for (name, value) in variables {
+        match cel::to_value(value) {
+            Ok(value) => context.add_variable_from_value(name.as_str(), value),
+            Err(err) => return Err(format!("`{name}` is not a CEL value: {err}")),
+        }
+    }
+    Ok(context)
 }
 
 /// What went wrong, without the object's values the error may quote (a Secret's data, which no

@@ -5,6 +5,7 @@ pub mod environment;
 pub mod health;
 pub mod ignore;
 pub mod notifications;
+pub mod promotion;
 pub mod selector;
 pub mod settings;
 pub mod source;

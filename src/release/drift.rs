@@ -802,6 +802,7 @@ pub(crate) mod tests {
             patches: Vec::new(),
             ignore_differences: Vec::new(),
             health_checks: Vec::new(),
+            images: Default::default(),
             at: nowhere.clone(),
             chart_at: nowhere,
         }

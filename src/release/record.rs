@@ -154,6 +154,15 @@ pub struct Record {
     /// The objects this revision took from other environments (`--take-ownership`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taken_from: Vec<TakenFrom>,
+    /// The release's `values:` as its environment files (and promotions) set them, no secret
+    /// among them: what `weaver promote`'s values pins read. Records written before it was
+    /// kept have none.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub values: serde_json::Map<String, Value>,
+    /// `hmac-sha256:<key id>:<MAC>` of [`Record::signed_content`], by the key of the apply that
+    /// wrote it (`crate::secrets::record_key`); None when it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// One hook an apply ran (or meant to run), for the record.
@@ -181,6 +190,14 @@ pub enum HookOutcome {
 }
 
 impl Record {
+    /// What the signature covers: the record as JSON without its signature and with the status
+    /// it was written with as `deployed` (the status is a label, which superseding the revision
+    /// changes).
+    pub fn signed_content(&self) -> Vec<u8> {
+        let unsigned = Record { signature: None, status: Status::Deployed, ..self.clone() };
+        serde_json::to_vec(&unsigned).expect("a record is JSON")
+    }
+
     /// Whether the record holds exactly `hooks` (as the server stores them), in any order.
     pub fn has_hooks(&self, hooks: &[Value]) -> bool {
         self.hooks.len() == hooks.len() && hooks.iter().all(|h| self.hooks.contains(h))
@@ -441,6 +458,8 @@ impl Record {
             hook_runs: Vec::new(),
             adopted_from: None,
             taken_from: Vec::new(),
+            values: Default::default(),
+            signature: None,
         }
     }
 }

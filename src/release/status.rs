@@ -33,6 +33,9 @@ pub struct ObjectHealth {
     pub health: Health,
     /// Why it is not healthy.
     pub reason: Option<String>,
+    /// The latest `lastTransitionTime` of its live conditions (RFC 3339): when its state last
+    /// changed, as far as the object says.
+    pub changed_at: Option<String>,
     /// The live objects it owns (their `ownerReferences` name it), each with its own: a
     /// Deployment's ReplicaSets and their Pods. Empty unless the caller listed them.
     pub dependents: Vec<ObjectHealth>,
@@ -76,6 +79,7 @@ fn dependents(
                 key: ObjectKey::of(child),
                 health,
                 reason,
+                changed_at: last_transition(child),
                 dependents: dependents(child, owned, health_of, depth + 1),
             }
         })
@@ -164,16 +168,25 @@ pub fn release_health(
     };
     for recorded in record.into_iter().flat_map(|r| recorded_objects(r, live, &place)) {
         let RecordedObject { api_version, key, live, .. } = recorded;
-        let ((state, reason), dependents) = match live {
-            Found::Unserved => ((Health::Failed, Some(unserved(&api_version, &key.kind))), Vec::new()),
+        let ((state, reason), dependents, changed_at) = match live {
+            Found::Unserved => ((Health::Failed, Some(unserved(&api_version, &key.kind))), Vec::new(), None),
             Found::Missing => {
-                ((Health::Failed, Some("not found: deleted since it was applied".to_string())), Vec::new())
+                ((Health::Failed, Some("not found: deleted since it was applied".to_string())), Vec::new(), None)
             }
-            Found::Live(object) => (health_of(object), dependents(object, owned, &health_of, 1)),
+            Found::Live(object) => {
+                (health_of(object), dependents(object, owned, &health_of, 1), last_transition(object))
+            }
         };
-        health.objects.push(ObjectHealth { api_version, key, health: state, reason, dependents });
+        health.objects.push(ObjectHealth { api_version, key, health: state, reason, changed_at, dependents });
     }
     health
+}
+
+/// The latest `lastTransitionTime` of `object`'s `status.conditions`.
+fn last_transition(object: &Value) -> Option<String> {
+    let conditions = object.pointer("/status/conditions").and_then(Value::as_array)?;
+    let times = conditions.iter().filter_map(|c| c.get("lastTransitionTime").and_then(Value::as_str));
+    times.filter_map(|t| t.parse::<jiff::Timestamp>().ok().map(|parsed| (parsed, t))).max().map(|(_, t)| t.to_string())
 }
 
 #[cfg(test)]
@@ -244,12 +257,24 @@ mod tests {
     }
 
     #[test]
+    fn an_object_changed_when_its_latest_condition_did() {
+        let object = json!({"status": {"conditions": [
+            {"type": "Available", "status": "True", "lastTransitionTime": "2026-11-26T10:20:00Z"},
+            {"type": "Progressing", "status": "True", "lastTransitionTime": "2026-11-26T09:00:00Z"},
+            {"type": "Odd", "status": "True", "lastTransitionTime": "not a time"},
+        ]}});
+        assert_eq!(last_transition(&object).as_deref(), Some("2026-11-26T10:20:00Z"));
+        assert_eq!(last_transition(&json!({"data": {}})), None);
+    }
+
+    #[test]
     fn a_report_is_as_healthy_as_its_worst_object() {
         let object = |health| ObjectHealth {
             api_version: "v1".into(),
             key: ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: None, name: "c".into() },
             health,
             reason: None,
+            changed_at: None,
             dependents: Vec::new(),
         };
         let mut report =

@@ -43,6 +43,8 @@ pub struct RenderedRelease {
     /// The release's `ignoreDifferences` rules (the environment's among them), which its plan
     /// follows.
     pub ignore_differences: Vec<crate::project::IgnoreRule>,
+    /// The release's `values:` as its environment files set them (no secrets), for its record.
+    pub values: Map<String, Value>,
 }
 
 impl RenderedRelease {
@@ -59,6 +61,7 @@ impl RenderedRelease {
             hooks: Vec::new(),
             warnings: Vec::new(),
             ignore_differences: Vec::new(),
+            values: Default::default(),
         }
     }
 
@@ -492,6 +495,7 @@ impl Run<'_> {
             hooks: Vec::new(),
             warnings,
             ignore_differences: release.ignore_differences.clone(),
+            values: release.values.clone(),
         };
         if !release.installed {
             return Ok(rendered(false, None, Vec::new(), Vec::new()));

@@ -58,6 +58,9 @@ pub fn apply(
         }
     }
     for m in manifests.iter_mut() {
+        for (repository, tag) in &release.images {
+            crate::kustomize::filters::images::set_tag(&mut m.object, repository, tag);
+        }
         set_labels(&mut m.object, &release.name, environment);
     }
     if helm || release.kustomize.is_some() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::action_sign;
 use super::html_escape;
-use super::json::{DiffObject, DiffReport, FleetReport};
+use super::json::{DiffObject, DiffReport, FleetReport, PromoteReport};
 use crate::diff::{Action, Summary};
 use crate::secrets::Redactor;
 
@@ -266,6 +266,68 @@ fn cut_note(blocks: &[Block], cut: &[usize], left_out: usize, limit: usize) -> S
     }
     note.push_str(" Run `weaver diff` to see everything.\n\n");
     note
+}
+
+/// `weaver promote`'s pull-request body: per target, the gates with their evidence, the pinned
+/// changes, and the target's plan as [`diff`] writes it (the plans share the size limit).
+pub fn promotion(report: &PromoteReport, redactor: &Redactor, limit: usize) -> String {
+    let mut out = String::new();
+    let plans = report.targets.iter().filter(|t| t.plan.is_some()).count().max(1);
+    for target in &report.targets {
+        let promotion = target.promotion;
+        out.push_str(&format!("## Promote `{}` → `{}`\n\n", promotion.from, promotion.environment));
+        out.push_str(&match (target.passed, promotion.changes.is_empty()) {
+            (false, _) => "**Refused: a gate failed.**\n\n".to_string(),
+            (true, true) => {
+                format!("Nothing to promote: `{}` has what `{}` applied.\n\n", promotion.environment, promotion.from)
+            }
+            (true, false) => match report.branch {
+                Some(branch) => format!("Every gate passed: `{}` is written on branch `{branch}`.\n\n", promotion.file),
+                None => format!("Every gate passed: `{}` would be written.\n\n", promotion.file),
+            },
+        });
+        out.push_str("### Gates\n\n");
+        for gate in &promotion.gates {
+            let name =
+                serde_json::to_value(gate.gate).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let expression =
+                gate.expression.as_deref().map(|e| format!(" `{}`", e.replace('`', "'"))).unwrap_or_default();
+            let verdict = if gate.passed { "✅ pass" } else { "❌ fail" };
+            out.push_str(&format!("- **{name}**{expression}: {verdict}\n"));
+            for line in &gate.evidence {
+                out.push_str(&format!("  - {}\n", super::escape_markup(&redactor.redact(line), None)));
+            }
+        }
+        out.push('\n');
+        if !promotion.changes.is_empty() {
+            out.push_str(
+                "### Pinned changes\n\n| release | pin | from | to | source revision |\n|---|---|---|---|---|\n",
+            );
+            for change in &promotion.changes {
+                let cell = |value: Option<&serde_json::Value>| match value {
+                    // In a code span only a cell's `|` needs escaping.
+                    Some(value) => format!("`{}`", redactor.redact(&value.to_string()).replace('|', "\\|")),
+                    None => "—".to_string(),
+                };
+                let pin = match change.name.as_str() {
+                    "" => change.pin.to_string(),
+                    name => format!("{} `{name}`", change.pin),
+                };
+                out.push_str(&format!(
+                    "| `{}` | {pin} | {} | {} | {} |\n",
+                    change.release,
+                    cell(change.from.as_ref()),
+                    cell(Some(&change.to)),
+                    change.revision
+                ));
+            }
+            out.push('\n');
+        }
+        if let Some(plan) = &target.plan {
+            out.push_str(&diff(plan, redactor, limit / plans));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod error;
 pub(crate) mod hmac;
 mod json;
 mod keys;
+pub mod record_key;
 pub mod redact;
 mod rules;
 mod sops;

@@ -42,6 +42,36 @@ pub fn apply(image: &Image, config: &TransformerConfig, resources: &mut [Resourc
     }
 }
 
+/// Sets the tag of every container image of `repository` in `object` (what `weaver promote`
+/// pinned): `tag` is `1.4.2`, `1.4.2@sha256:…` or `@sha256:…`.
+pub fn set_tag(object: &mut Value, repository: &str, tag: &str) {
+    let image = match tag.strip_prefix('@') {
+        Some(digest) => format!("{repository}@{digest}"),
+        None => format!("{repository}:{tag}"),
+    };
+    walk(object, &mut |value| {
+        if split(value).0 == repository {
+            *value = image.clone();
+        }
+    });
+}
+
+/// The tags of the container images of `repository` in `object`, as [`set_tag`] takes them
+/// (`1.4.2`, `1.4.2@sha256:…`, `@sha256:…`; empty for an image without either).
+pub fn tags_of(object: &Value, repository: &str) -> Vec<String> {
+    let mut tags = Vec::new();
+    walk(&mut object.clone(), &mut |value| {
+        let (name, tag, digest) = split(value);
+        if name == repository {
+            tags.push(match digest.is_empty() {
+                true => tag,
+                false => format!("{tag}@{digest}"),
+            });
+        }
+    });
+    tags
+}
+
 /// Calls `update` on the `image` of every element of every `containers`/`initContainers` list.
 fn walk(node: &mut Value, update: &mut dyn FnMut(&mut String)) {
     match node {
@@ -109,5 +139,21 @@ mod tests {
         assert_eq!(s("localhost:5000/nginx:1.2"), ("localhost:5000/nginx".into(), "1.2".into(), "".into()));
         assert_eq!(s("nginx@sha256:ab"), ("nginx".into(), "".into(), "sha256:ab".into()));
         assert_eq!(s("nginx:1@sha256:ab"), ("nginx".into(), "1".into(), "sha256:ab".into()));
+    }
+
+    #[test]
+    fn pinned_tags_are_read_and_set_by_repository() {
+        let mut pod = serde_json::json!({"spec": {
+            "initContainers": [{"image": "localhost:5000/web@sha256:ab"}],
+            "containers": [{"image": "localhost:5000/web:1.0"}, {"image": "localhost:5000/webhook:1.0"}],
+        }});
+        let mut tags = tags_of(&pod, "localhost:5000/web");
+        tags.sort();
+        assert_eq!(tags, ["1.0", "@sha256:ab"]);
+        set_tag(&mut pod, "localhost:5000/web", "2.0@sha256:cd");
+        assert_eq!(tags_of(&pod, "localhost:5000/web"), ["2.0@sha256:cd", "2.0@sha256:cd"]);
+        assert_eq!(tags_of(&pod, "localhost:5000/webhook"), ["1.0"], "another repository is left alone");
+        set_tag(&mut pod, "localhost:5000/web", "@sha256:ef");
+        assert_eq!(pod["spec"]["containers"][0]["image"], "localhost:5000/web@sha256:ef");
     }
 }

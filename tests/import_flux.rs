@@ -439,3 +439,98 @@ fn without_a_bootstrap_children_come_through_their_parents_patches() {
     let render = repo.weaver(&["render", "--env", "default"]);
     assert_eq!(objects(render.success())[0].0, "ConfigMap/team/web");
 }
+
+/// A Flux Kustomization named `app` in `clusters/dev`, building `./app`, with `postBuild`.
+fn app_kustomization(post_build: &str) -> String {
+    format!(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: app\n  namespace: flux-system\n\
+         spec:\n  path: ./app\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n{post_build}"
+    )
+}
+
+#[test]
+fn what_flux_builds_and_kustomize_would_refuse_is_built_and_what_cannot_be_read_is_listed() {
+    let repo = Repo::empty();
+    let post_build =
+        "  postBuild:\n    substituteFrom:\n    - {kind: ConfigMap, name: plain}\n    - {kind: ConfigMap, name: enc}\n";
+    repo.write("clusters/dev/app.yaml", &app_kustomization(post_build))
+        // One file, so that neither ConfigMap can be named as a file of its own.
+        .write(
+            "clusters/dev/vars.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain, namespace: flux-system}\ndata: {a: one}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {name: enc, namespace: flux-system}\n\
+             data: {b: 'ENC[AES256_GCM,data:c2VjcmV0,iv:x,tag:y,type:str]'}\nsops: {version: 3.9.0, age: []}\n",
+        )
+        // A resource outside the kustomization's directory: Flux builds with LoadRestrictionsNone.
+        .write(
+            "app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../shared/cm.yaml\n",
+        )
+        .write("shared/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  v: \"${a}-${b}\"\n")
+        // A directory Flux generates a kustomization for, with a file that does not parse.
+        .write("clusters/dev/broken/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("  kustomize: app\n  loadRestrictions: none\n"), "{dev}");
+    // The encrypted ConfigMap's `ENC[…]` is never a variable: it is listed, and the release
+    // waits for its variable.
+    let written = walk(repo.path());
+    assert!(written.iter().all(|(_, text)| !text.contains("ENC[") || text.contains("sops:")), "{written:?}");
+    assert!(
+        run.stderr.contains("clusters/dev/app.yaml:14: Kustomization flux-system/app: substituteFrom ConfigMap enc: "),
+        "{}",
+        run.stderr
+    );
+    assert!(dev.contains("  installed: false\n"), "{dev}");
+    assert!(run.stderr.contains("clusters/dev/broken/bad.yaml:3: the file: not read: "), "{}", run.stderr);
+
+    // Installed, it renders what kubectl kustomize builds with LoadRestrictionsNone.
+    repo.write("environments/dev.yaml", &dev.replace("  installed: false\n", "  substitute: {b: two}\n"));
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app"]);
+    assert_eq!(objects(render.success())[0].1["data"]["v"], json!("one-two"));
+}
+
+#[test]
+fn a_plain_secret_s_variables_are_redacted_as_decrypted_ones_are() {
+    let repo = Repo::empty();
+    repo.write(
+        "clusters/dev/app.yaml",
+        &app_kustomization("  postBuild:\n    substituteFrom:\n    - {kind: Secret, name: creds}\n"),
+    )
+    .write(
+        "clusters/dev/creds.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: flux-system}\n\
+             stringData: {password: plain-hunter2}\n",
+    )
+    .write(
+        "app/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\n",
+    )
+    .write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  url: \"db://app:${password}@db\"\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert!(run.code == 0 || run.code == 2, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("  substituteFrom:\n  - clusters/dev/creds.yaml\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app", "-vv"]);
+    let out = render.success();
+    assert!(out.contains("url: db://app:") && !out.contains("plain-hunter2"), "{out}");
+    assert!(!render.stderr.contains("plain-hunter2"), "{}", render.stderr);
+}
+
+/// Every file under `dir` but `.git`'s, with its text.
+fn walk(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            out.push((path.display().to_string(), text));
+        }
+    }
+    out
+}

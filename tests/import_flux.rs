@@ -534,3 +534,25 @@ fn walk(dir: &Path) -> Vec<(String, String)> {
     }
     out
 }
+
+#[test]
+fn a_helm_release_s_chart_outside_charts_is_named_by_its_path() {
+    let repo = Repo::empty();
+    repo.write(
+        "clusters/dev/web.yaml",
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  \
+         chart:\n    spec:\n      chart: ./deploy/web\n      sourceRef:\n        kind: GitRepository\n        \
+         name: flux-system\n        namespace: flux-system\n  values:\n    greeting: hello\n",
+    )
+    .write("deploy/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+    .write(
+        "deploy/web/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting }}\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("- name: web\n  chart: ./deploy/web\n  namespace: shop\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
+    assert_eq!(objects(render.success())[0].1["data"]["greeting"], json!("hello"));
+}

@@ -61,14 +61,7 @@ pub struct Imported {
 /// The environments for the Flux repository at `root` (a directory of `source`, `""` for its
 /// root). An error only when `root` cannot be read at all.
 pub fn convert(source: &dyn Source, root: &Path) -> Result<Imported> {
-    let mut import = Import {
-        source,
-        root: root.to_path_buf(),
-        texts: HashMap::new(),
-        nodes: HashMap::new(),
-        unrestricted: BTreeSet::new(),
-        left_out: Vec::new(),
-    };
+    let mut import = Import::new(source, root);
     let mut imported = Imported::default();
     for cluster in import.clusters()? {
         let converted = import.cluster(&cluster);
@@ -176,6 +169,8 @@ struct Import<'a> {
     nodes: HashMap<PathBuf, Vec<Spanned<Node>>>,
     /// The kustomizations that build only without kustomize's default load restrictions.
     unrestricted: BTreeSet<PathBuf>,
+    /// The Flux objects (file, document) whose variables could not all be substituted.
+    unsubstituted: BTreeSet<(PathBuf, usize)>,
     left_out: Vec<LeftOut>,
 }
 
@@ -185,7 +180,19 @@ struct Converted {
     remote_charts: Vec<String>,
 }
 
-impl Import<'_> {
+impl<'a> Import<'a> {
+    fn new(source: &'a dyn Source, root: &Path) -> Import<'a> {
+        Import {
+            source,
+            root: root.to_path_buf(),
+            texts: HashMap::new(),
+            nodes: HashMap::new(),
+            unrestricted: BTreeSet::new(),
+            unsubstituted: BTreeSet::new(),
+            left_out: Vec::new(),
+        }
+    }
+
     fn read(&mut self, path: &Path) -> Option<String> {
         if let Some(text) = self.texts.get(path) {
             return Some(text.clone());
@@ -829,6 +836,7 @@ impl Import<'_> {
         match substitute::substitute(&mut copy, obj.document, &styles, vars) {
             Ok(_) => obj.object = copy,
             Err(problem) => {
+                self.unsubstituted.insert((obj.file.clone(), obj.document));
                 let name = match &problem {
                     substitute::Problem::Unset(name) | substitute::Problem::Unsupported { variable: name, .. } => {
                         Some(name.clone())
@@ -846,7 +854,7 @@ impl Import<'_> {
                     format!(
                         "{problem} (Flux substitutes it from its Kustomization's postBuild; a Secret's or a \
                          SOPS-encrypted ConfigMap's values are not read at import): it is converted as written, with \
-                         the `${{…}}` text"
+                         the `${{…}}` text (a Kustomization's release is written `installed: false`)"
                     ),
                 );
             }
@@ -1134,6 +1142,11 @@ impl Import<'_> {
                 );
             }
         }
+        if self.unsubstituted.contains(&(obj.file.clone(), obj.document)) && !fields.contains_key("installed") {
+            // Its own settings keep a `${…}` its parent would have substituted (listed where it
+            // is): rendered so, the release would deploy that text.
+            fields.insert("installed".into(), Value::Bool(false));
+        }
         let after_ks = depends_on(&obj);
         Some(Release { name, fields, after_ks, after_hr: Vec::new() })
     }
@@ -1331,10 +1344,17 @@ impl Import<'_> {
                 Some(())
             }
             "GitRepository" if source_name == "flux-system" => {
-                let path = self.join(&chart);
-                match path.as_deref().map(|p| (p.parent(), p.file_name())) {
-                    Some((Some(parent), Some(file))) if parent == self.root.join("charts") => {
-                        fields.insert("chart".into(), Value::String(file.to_string_lossy().into_owned()));
+                let path = self.join(&chart).filter(|p| !p.as_os_str().is_empty());
+                match path {
+                    Some(path) if path.parent() == Some(Path::new("charts")) => {
+                        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                        fields.insert("chart".into(), Value::String(name));
+                        Some(())
+                    }
+                    // weaver names a chart elsewhere by its path from the repository's root.
+                    Some(path) if self.source.exists(&path.join("Chart.yaml")) => {
+                        let path = path.to_string_lossy().replace('\\', "/");
+                        fields.insert("chart".into(), Value::String(format!("./{path}")));
                         Some(())
                     }
                     _ => {
@@ -1342,8 +1362,7 @@ impl Import<'_> {
                             hr,
                             Some("chart"),
                             format!("{what}: chart {chart}"),
-                            "weaver reads a repository's Helm charts from charts/<name>/: move it there and write \
-                             `chart: <name>`",
+                            "not a Helm chart directory of the repository (no Chart.yaml there)",
                         );
                         None
                     }
@@ -1720,14 +1739,7 @@ mod tests {
         std::fs::write(dir.path().join("ks.yaml"), ks).unwrap();
         std::fs::write(dir.path().join("hr.yaml"), releases).unwrap();
         let source = crate::project::source::FsSource::new(dir.path());
-        let mut import = Import {
-            source: &source,
-            root: PathBuf::new(),
-            texts: HashMap::new(),
-            nodes: HashMap::new(),
-            unrestricted: BTreeSet::new(),
-            left_out: Vec::new(),
-        };
+        let mut import = Import::new(&source, Path::new(""));
         let kustomization = import.objects_of(Path::new("ks.yaml")).remove(0);
         let mut objects = import.objects_of(Path::new("hr.yaml"));
         import.patch_flux_objects(&kustomization, &mut objects);
@@ -1778,14 +1790,7 @@ mod tests {
         )
         .unwrap();
         let source = crate::project::source::FsSource::new(dir.path());
-        let mut import = Import {
-            source: &source,
-            root: PathBuf::new(),
-            texts: HashMap::new(),
-            nodes: HashMap::new(),
-            unrestricted: BTreeSet::new(),
-            left_out: Vec::new(),
-        };
+        let mut import = Import::new(&source, Path::new(""));
         assert_eq!(import.line_in(Path::new("f.yaml"), 1, None), 2);
         assert_eq!(import.line_in(Path::new("f.yaml"), 2, None), 5);
         assert_eq!(import.line_in(Path::new("f.yaml"), 2, Some("install")), 8);

@@ -749,3 +749,56 @@ fn a_chart_outside_charts_is_named_by_its_path_and_environment_values_files_stay
         ["prod/app"]
     );
 }
+
+#[test]
+fn a_local_chart_s_file_dependencies_are_read_as_helm_dependency_build_vendors_them() {
+    let repo = Repo::empty();
+    repo.write(
+        "apps/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\ndependencies:\n- name: common\n  version: 1.0.0\n  \
+         repository: file://../../lib/common\n",
+    )
+    .write("apps/web/templates/cm.yaml", "{{ include \"common.configmap\" . }}\n")
+    .write("apps/web/values.yaml", "greeting: hello\n")
+    .write("lib/common/Chart.yaml", "apiVersion: v2\nname: common\nversion: 1.0.0\ntype: library\n")
+    .write(
+        "lib/common/templates/_cm.tpl",
+        "{{- define \"common.configmap\" -}}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n\
+         data:\n  greeting: {{ .Values.greeting }}\n{{- end }}\n",
+    )
+    .write("helmfile.yaml", "releases:\n- {name: web, chart: ./apps/web, namespace: shop}\n");
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rendered = by_key(repo.weaver(&["render", "--env", "default"]).success());
+    assert_eq!(rendered["ConfigMap/web"]["data"]["greeting"], "hello");
+    let Some(helm) = common::helm_or_skip() else { return };
+    // What helmfile does before it renders a local chart: `helm dependency build`.
+    let copy = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .args(["-r"])
+        .arg(repo.path().join("apps"))
+        .arg(repo.path().join("lib"))
+        .arg(copy.path())
+        .status();
+    assert!(status.unwrap().success());
+    let build =
+        Command::new(&helm).current_dir(copy.path()).args(["dependency", "build", "apps/web"]).output().unwrap();
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    let out = Command::new(&helm)
+        .current_dir(copy.path())
+        .args([
+            "template",
+            "web",
+            "apps/web",
+            "-n",
+            "shop",
+            "--kube-version",
+            "v1.32.0",
+            "--include-crds",
+            "--skip-tests",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rendered, by_key(&String::from_utf8(out.stdout).unwrap()));
+}

@@ -177,6 +177,37 @@ pub fn load_dir(
 }
 
 fn read_dir(source: &dyn Source, name: &str, dir: &Path, referenced_at: &Location) -> Result<Chart, Error> {
+    read_dir_at(source, name, dir, referenced_at, 0)
+}
+
+/// How deep `file://` dependencies are followed: a chart naming itself stops there.
+const FILE_DEPENDENCY_DEPTH: usize = 8;
+
+fn read_dir_at(
+    source: &dyn Source,
+    name: &str,
+    dir: &Path,
+    referenced_at: &Location,
+    depth: usize,
+) -> Result<Chart, Error> {
+    let mut chart = read_files(source, name, dir, referenced_at)?;
+    // helm's `file://` dependencies not vendored are read from their directories in the
+    // repository, as `helm dependency build` (which helmfile runs before it renders a local
+    // chart) copies them into charts/. One outside the repository stays missing (an error).
+    for dependency in chart.metadata.dependencies.clone() {
+        let Some(path) = dependency.repository.strip_prefix("file://") else { continue };
+        let Some(dependency_dir) = lexical(&chart.origin.join(path)) else { continue };
+        let vendored = chart.dependencies.iter().any(|d| d.name() == dependency.name);
+        if vendored || depth >= FILE_DEPENDENCY_DEPTH || !source.exists(&dependency_dir.join("Chart.yaml")) {
+            continue;
+        }
+        let read = read_dir_at(source, &dependency.name, &dependency_dir, referenced_at, depth + 1)?;
+        chart.dependencies.push(Arc::new(read));
+    }
+    Ok(chart)
+}
+
+fn read_files(source: &dyn Source, name: &str, dir: &Path, referenced_at: &Location) -> Result<Chart, Error> {
     let dir = dir.to_path_buf();
     let reader = ChartReader::new(source, name, &dir, referenced_at)?;
     let ignore_path = dir.join(".helmignore");

@@ -556,3 +556,31 @@ fn a_helm_release_s_chart_outside_charts_is_named_by_its_path() {
     let render = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
     assert_eq!(objects(render.success())[0].1["data"]["greeting"], json!("hello"));
 }
+
+#[test]
+fn a_kustomization_keeping_a_variable_its_parent_would_substitute_is_not_installed() {
+    let repo = Repo::empty();
+    let ks = |name: &str, path: &str, post_build: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
+             spec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  postBuild:\n{post_build}"
+        )
+    };
+    let kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n";
+    // The parent's variables come from a Secret of the cluster, which the import cannot read.
+    repo.write(
+        "clusters/dev/apps.yaml",
+        &ks("apps", "./apps", "    substituteFrom:\n    - {kind: Secret, name: cluster-secrets}\n"),
+    )
+    .write("apps/kustomization.yaml", &format!("{kustomization}- web.yaml\n"))
+    .write("apps/web.yaml", &ks("web", "./web", "    substitute:\n      HOST: \"${CLUSTER}.example.com\"\n"))
+    .write("web/kustomization.yaml", &format!("{kustomization}- cm.yaml\n"))
+    .write("web/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  host: ${HOST}\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("apps/web.yaml:13: Kustomization flux-system/web: variables: "), "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let web = dev.split("- name: ").find(|r| r.starts_with("web\n")).unwrap_or_default();
+    assert!(web.contains("  installed: false\n"), "{dev}");
+    assert_eq!(repo.weaver(&["render", "--env", "dev", "-r", "web"]).success(), "");
+}

@@ -172,7 +172,8 @@ def corpus(weaver, repo, work_root):
     left_out = [line for line in imported.stderr.splitlines() if line.startswith("not converted: ")]
     envs = sorted(f[:-5] for f in os.listdir(os.path.join(work, "environments")) if f.endswith(".yaml"))
     loaded = run([weaver, "envs"], work)
-    rows = {"envs": len(envs), "kustomize": 0, "charts": 0, "equal": 0, "unequal": [], "loads": loaded.returncode == 0}
+    rows = {"envs": len(envs), "kustomize": 0, "charts": 0, "equal": 0, "not_installed": 0, "unequal": [],
+            "loads": loaded.returncode == 0}
     if not rows["loads"]:
         rows["unequal"].append("weaver envs: " + loaded.stderr.strip()[:200])
     for env in envs:
@@ -182,7 +183,9 @@ def corpus(weaver, repo, work_root):
             if "kustomize" in release:
                 rows["kustomize"] += 1
                 problem = compare_release(weaver, work, env, release)
-                if problem is None:
+                if release.get("installed") is False:
+                    rows["not_installed"] += 1
+                elif problem is None:
                     rows["equal"] += 1
                 else:
                     rows["unequal"].append(f"{env}/{release['name']}: {problem}")
@@ -210,8 +213,8 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     weaver = os.path.abspath(args.weaver)
-    print("| repository | envs | kustomize releases | chart releases | not converted | loads | render equal |")
-    print("|---|---|---|---|---|---|---|")
+    print("| repository | envs | kustomize releases | chart releases | not converted | loads | installed: false | render equal |")
+    print("|---|---|---|---|---|---|---|---|")
     for repo in args.repos:
         name, rows, left_out = corpus(weaver, os.path.abspath(repo), args.work)
         if isinstance(rows, str):
@@ -219,7 +222,8 @@ def main():
             continue
         print(
             f"| {name} | {rows['envs']} | {rows['kustomize']} | {rows['charts']} | {len(left_out)} | "
-            f"{'y' if rows['loads'] else 'n'} | {rows['equal']}/{rows['kustomize']} |"
+            f"{'y' if rows['loads'] else 'n'} | {rows['not_installed']} | "
+            f"{rows['equal']}/{rows['kustomize'] - rows['not_installed']} |"
         )
         if args.details:
             for why, n in why_counts(left_out)[:8]:

@@ -113,7 +113,7 @@ def compare_release(repo, env, name, release, namespace, weaver, helm, helmfile)
     chart_dir = chart if chart.startswith('./') else os.path.join('charts', chart)
     if not compare_release_is_local(repo, release):
         return None
-    w, _ = run([weaver, 'render', '--env', env, '-r', name], cwd=repo)
+    w, _ = run([weaver, 'render', '--env', env, '-r', name, '--show-secrets'], cwd=repo)
     if helmfile is not None:
         rendered = helmfile.get(name)
         if rendered is not None:

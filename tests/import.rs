@@ -212,10 +212,13 @@ releases:
     assert_eq!(
         dev,
         "# Imported from helmfile.yaml by `weaver import helmfile`.\nextends: base\ncluster:\n  context: kind-dev\n\
-         values:\n  domain: example.com\n  log:\n    level: info\n  tier: dev-info\n  replicasOverride: 1\n"
+         valuesFiles:\n- env/common.yaml\nvalues:\n  tier: dev-info\n  replicasOverride: 1\n"
     );
     let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
-    assert!(prod.contains("  log:\n    level: warn\n  extra:\n    enabled: true\n"), "{prod}");
+    assert!(
+        prod.contains("valuesFiles:\n- env/common.yaml\n- env/prod.yaml\nvalues:\n  extra:\n    enabled: true\n"),
+        "{prod}"
+    );
 
     let file = repo.path().join("helmfile.yaml").display().to_string();
     let expected = [
@@ -470,7 +473,7 @@ fn a_templated_helmfile_is_rendered_for_each_environment_and_what_differs_goes_i
     assert_eq!(
         read("dev.yaml"),
         format!(
-            "{header}extends: base\nvalues:\n  namespace: shop-dev\n  postgres:\n    enabled: true\nreleases:\n\
+            "{header}extends: base\nvaluesFiles:\n- env/dev.yaml\nreleases:\n\
              - name: app\n  namespace: shop-dev\n  valuesFiles:\n  - values/app/dev.yaml\n  values:\n    replicas: 1\n\
              - name: postgres\n  namespace: shop-dev\n"
         )
@@ -479,8 +482,7 @@ fn a_templated_helmfile_is_rendered_for_each_environment_and_what_differs_goes_i
     assert_eq!(
         read("prod.yaml"),
         format!(
-            "{header}extends: base\ncluster:\n  context: prod-eu\nvalues:\n  namespace: shop\n  postgres:\n    enabled: false\n  \
-             replicas: 3\nreleases:\n- name: app\n  namespace: shop\n  valuesFiles:\n  - values/app/prod.yaml\n  values:\n    \
+            "{header}extends: base\ncluster:\n  context: prod-eu\nvaluesFiles:\n- env/prod.yaml\nreleases:\n- name: app\n  namespace: shop\n  valuesFiles:\n  - values/app/prod.yaml\n  values:\n    \
              replicas: 3\n- name: postgres\n  namespace: shop\n  installed: false\n- name: backup\n  chart: app\n  namespace: shop\n  \
              needs:\n  - postgres\n"
         )
@@ -663,4 +665,140 @@ fn helmfile_files_in_environments_that_weaver_would_refuse_stop_the_import_befor
     assert_eq!(import(&repo, &[]).code, 0);
     let envs = repo.weaver(&["envs"]);
     assert!(envs.success().lines().any(|l| l.starts_with("dev ") && l.contains("example-org")), "{}", envs.stdout);
+}
+
+#[test]
+fn a_chart_outside_charts_is_named_by_its_path_and_environment_values_files_stay_files() {
+    let repo = Repo::empty();
+    write_chart(&repo);
+    std::fs::create_dir_all(repo.path().join("deploy")).unwrap();
+    std::fs::rename(repo.path().join("charts/app"), repo.path().join("deploy/app")).unwrap();
+    repo.write("env/common.yaml", "domain: example.com\nreplicas: 1\n")
+        .write("env/prod.yaml", "domain: prod.example.com\n")
+        .write("values/app.yaml.gotmpl", "replicas: {{ .Values.replicas }}\nconfig:\n  host: app.{{ .Values.domain }}\n")
+        .write(
+            "helmfile.yaml",
+            "environments:\n  dev:\n    values: [env/common.yaml]\n  prod:\n    values: [env/common.yaml, env/prod.yaml, {replicas: 3}]\n\
+             ---\nreleases:\n- name: app\n  chart: ./deploy/app\n  namespace: shop\n  values: [values/app.yaml.gotmpl]\n",
+        );
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let read = |path: &str| std::fs::read_to_string(repo.path().join(path)).unwrap();
+    assert!(
+        read("environments/base.yaml").contains("- name: app\n  chart: ./deploy/app\n"),
+        "{}",
+        read("environments/base.yaml")
+    );
+    // The environments' values files are listed, not copied; what follows them inline is written.
+    assert!(
+        read("environments/dev.yaml").ends_with("extends: base\nvaluesFiles:\n- env/common.yaml\n"),
+        "{}",
+        read("environments/dev.yaml")
+    );
+    assert!(
+        read("environments/prod.yaml")
+            .ends_with("valuesFiles:\n- env/common.yaml\n- env/prod.yaml\nvalues:\n  replicas: 3\n"),
+        "{}",
+        read("environments/prod.yaml")
+    );
+
+    let helm = common::helm_or_skip();
+    for (env, host, replicas) in [("dev", "app.example.com", 1), ("prod", "app.prod.example.com", 3)] {
+        // The release's template values file sees the values the environment's files give.
+        let rendered = by_key(repo.weaver(&["render", "--env", env]).success());
+        assert_eq!(rendered["Deployment/app"]["spec"]["replicas"], replicas, "{env}");
+        let Some(helm) = &helm else { continue };
+        // What helmfile gives helm: the rendered values file.
+        repo.write(".helm/app.yaml", &format!("replicas: {replicas}\nconfig:\n  host: {host}\n"));
+        let out = Command::new(helm)
+            .current_dir(repo.path())
+            .args(["template", "app", "./deploy/app", "-n", "shop", "--kube-version", "v1.32.0"])
+            .args(["--include-crds", "--skip-tests", "-f", ".helm/app.yaml"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(rendered, by_key(&String::from_utf8(out.stdout).unwrap()), "environment {env}");
+    }
+
+    // A change to the chart, or to an environment's values file, affects what uses it.
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "imported");
+    let changed = |edit: &dyn Fn()| {
+        edit();
+        let out = repo.weaver(&["changed", "--base", "HEAD", "-o", "json"]);
+        let report: Value = serde_json::from_str(out.success()).unwrap();
+        let affected: Vec<String> = report["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}/{}", r["environment"].as_str().unwrap(), r["release"].as_str().unwrap()))
+            .collect();
+        assert_eq!(report["unattributed"], serde_json::json!([]), "{report}");
+        common::git::commit_all(&git, "edit");
+        affected
+    };
+    let template = repo.path().join("deploy/app/templates/configmap.yaml");
+    assert_eq!(
+        changed(&|| std::fs::write(&template, std::fs::read_to_string(&template).unwrap() + "  more: x\n").unwrap()),
+        ["dev/app", "prod/app"]
+    );
+    assert_eq!(
+        changed(&|| {
+            repo.write("env/prod.yaml", "domain: eu.example.com\n");
+        }),
+        ["prod/app"]
+    );
+}
+
+#[test]
+fn a_local_chart_s_file_dependencies_are_read_as_helm_dependency_build_vendors_them() {
+    let repo = Repo::empty();
+    repo.write(
+        "apps/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\ndependencies:\n- name: common\n  version: 1.0.0\n  \
+         repository: file://../../lib/common\n",
+    )
+    .write("apps/web/templates/cm.yaml", "{{ include \"common.configmap\" . }}\n")
+    .write("apps/web/values.yaml", "greeting: hello\n")
+    .write("lib/common/Chart.yaml", "apiVersion: v2\nname: common\nversion: 1.0.0\ntype: library\n")
+    .write(
+        "lib/common/templates/_cm.tpl",
+        "{{- define \"common.configmap\" -}}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n\
+         data:\n  greeting: {{ .Values.greeting }}\n{{- end }}\n",
+    )
+    .write("helmfile.yaml", "releases:\n- {name: web, chart: ./apps/web, namespace: shop}\n");
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rendered = by_key(repo.weaver(&["render", "--env", "default"]).success());
+    assert_eq!(rendered["ConfigMap/web"]["data"]["greeting"], "hello");
+    let Some(helm) = common::helm_or_skip() else { return };
+    // What helmfile does before it renders a local chart: `helm dependency build`.
+    let copy = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .args(["-r"])
+        .arg(repo.path().join("apps"))
+        .arg(repo.path().join("lib"))
+        .arg(copy.path())
+        .status();
+    assert!(status.unwrap().success());
+    let build =
+        Command::new(&helm).current_dir(copy.path()).args(["dependency", "build", "apps/web"]).output().unwrap();
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    let out = Command::new(&helm)
+        .current_dir(copy.path())
+        .args([
+            "template",
+            "web",
+            "apps/web",
+            "-n",
+            "shop",
+            "--kube-version",
+            "v1.32.0",
+            "--include-crds",
+            "--skip-tests",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rendered, by_key(&String::from_utf8(out.stdout).unwrap()));
 }

@@ -439,3 +439,148 @@ fn without_a_bootstrap_children_come_through_their_parents_patches() {
     let render = repo.weaver(&["render", "--env", "default"]);
     assert_eq!(objects(render.success())[0].0, "ConfigMap/team/web");
 }
+
+/// A Flux Kustomization named `app` in `clusters/dev`, building `./app`, with `postBuild`.
+fn app_kustomization(post_build: &str) -> String {
+    format!(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: app\n  namespace: flux-system\n\
+         spec:\n  path: ./app\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n{post_build}"
+    )
+}
+
+#[test]
+fn what_flux_builds_and_kustomize_would_refuse_is_built_and_what_cannot_be_read_is_listed() {
+    let repo = Repo::empty();
+    let post_build =
+        "  postBuild:\n    substituteFrom:\n    - {kind: ConfigMap, name: plain}\n    - {kind: ConfigMap, name: enc}\n";
+    repo.write("clusters/dev/app.yaml", &app_kustomization(post_build))
+        // One file, so that neither ConfigMap can be named as a file of its own.
+        .write(
+            "clusters/dev/vars.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain, namespace: flux-system}\ndata: {a: one}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {name: enc, namespace: flux-system}\n\
+             data: {b: 'ENC[AES256_GCM,data:c2VjcmV0,iv:x,tag:y,type:str]'}\nsops: {version: 3.9.0, age: []}\n",
+        )
+        // A resource outside the kustomization's directory: Flux builds with LoadRestrictionsNone.
+        .write(
+            "app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../shared/cm.yaml\n",
+        )
+        .write("shared/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  v: \"${a}-${b}\"\n")
+        // A directory Flux generates a kustomization for, with a file that does not parse.
+        .write("clusters/dev/broken/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("  kustomize: app\n  loadRestrictions: none\n"), "{dev}");
+    // The encrypted ConfigMap's `ENC[…]` is never a variable: it is listed, and the release
+    // waits for its variable.
+    let written = walk(repo.path());
+    assert!(written.iter().all(|(_, text)| !text.contains("ENC[") || text.contains("sops:")), "{written:?}");
+    assert!(
+        run.stderr.contains("clusters/dev/app.yaml:14: Kustomization flux-system/app: substituteFrom ConfigMap enc: "),
+        "{}",
+        run.stderr
+    );
+    assert!(dev.contains("  installed: false\n"), "{dev}");
+    assert!(run.stderr.contains("clusters/dev/broken/bad.yaml:3: the file: not read: "), "{}", run.stderr);
+
+    // Installed, it renders what kubectl kustomize builds with LoadRestrictionsNone.
+    repo.write("environments/dev.yaml", &dev.replace("  installed: false\n", "  substitute: {b: two}\n"));
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app"]);
+    assert_eq!(objects(render.success())[0].1["data"]["v"], json!("one-two"));
+}
+
+#[test]
+fn a_plain_secret_s_variables_are_redacted_as_decrypted_ones_are() {
+    let repo = Repo::empty();
+    repo.write(
+        "clusters/dev/app.yaml",
+        &app_kustomization("  postBuild:\n    substituteFrom:\n    - {kind: Secret, name: creds}\n"),
+    )
+    .write(
+        "clusters/dev/creds.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: flux-system}\n\
+             stringData: {password: plain-hunter2}\n",
+    )
+    .write(
+        "app/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\n",
+    )
+    .write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  url: \"db://app:${password}@db\"\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert!(run.code == 0 || run.code == 2, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("  substituteFrom:\n  - clusters/dev/creds.yaml\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app", "-vv"]);
+    let out = render.success();
+    assert!(out.contains("url: db://app:") && !out.contains("plain-hunter2"), "{out}");
+    assert!(!render.stderr.contains("plain-hunter2"), "{}", render.stderr);
+}
+
+/// Every file under `dir` but `.git`'s, with its text.
+fn walk(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            out.push((path.display().to_string(), text));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_helm_release_s_chart_outside_charts_is_named_by_its_path() {
+    let repo = Repo::empty();
+    repo.write(
+        "clusters/dev/web.yaml",
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  \
+         chart:\n    spec:\n      chart: ./deploy/web\n      sourceRef:\n        kind: GitRepository\n        \
+         name: flux-system\n        namespace: flux-system\n  values:\n    greeting: hello\n",
+    )
+    .write("deploy/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+    .write(
+        "deploy/web/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting }}\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("- name: web\n  chart: ./deploy/web\n  namespace: shop\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
+    assert_eq!(objects(render.success())[0].1["data"]["greeting"], json!("hello"));
+}
+
+#[test]
+fn a_kustomization_keeping_a_variable_its_parent_would_substitute_is_not_installed() {
+    let repo = Repo::empty();
+    let ks = |name: &str, path: &str, post_build: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
+             spec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  postBuild:\n{post_build}"
+        )
+    };
+    let kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n";
+    // The parent's variables come from a Secret of the cluster, which the import cannot read.
+    repo.write(
+        "clusters/dev/apps.yaml",
+        &ks("apps", "./apps", "    substituteFrom:\n    - {kind: Secret, name: cluster-secrets}\n"),
+    )
+    .write("apps/kustomization.yaml", &format!("{kustomization}- web.yaml\n"))
+    .write("apps/web.yaml", &ks("web", "./web", "    substitute:\n      HOST: \"${CLUSTER}.example.com\"\n"))
+    .write("web/kustomization.yaml", &format!("{kustomization}- cm.yaml\n"))
+    .write("web/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  host: ${HOST}\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("apps/web.yaml:13: Kustomization flux-system/web: variables: "), "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let web = dev.split("- name: ").find(|r| r.starts_with("web\n")).unwrap_or_default();
+    assert!(web.contains("  installed: false\n"), "{dev}");
+    assert_eq!(repo.weaver(&["render", "--env", "dev", "-r", "web"]).success(), "");
+}

@@ -21,7 +21,7 @@ fn unknown_key_in_environment_names_file_and_line() {
     repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    replicaz: 3\n");
     assert_eq!(
         render_error(&repo),
-        "error: environments/dev.yaml:5:5: invalid environment file: unknown field `replicaz`, expected one of name, chart, version, kustomize, namespace, createNamespace, needs, labels, values, valuesFiles, secrets, substitute, substituteFrom, installed, patches, ignoreDifferences, healthChecks"
+        "error: environments/dev.yaml:5:5: invalid environment file: unknown field `replicaz`, expected one of name, chart, version, kustomize, namespace, createNamespace, needs, labels, values, valuesFiles, secrets, substitute, substituteFrom, loadRestrictions, installed, patches, ignoreDifferences, healthChecks"
     );
 }
 

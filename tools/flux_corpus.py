@@ -7,12 +7,14 @@
 Each repository is copied into DIR (default /tmp/flux-corpus-work), imported there, and, for
 every environment, each `kustomize:` release is rendered with `weaver render --show-secrets`
 and compared, object by object (weaver's labels and the namespace weaver gives objects
-without one set aside), with `kubectl kustomize` of the same directory after substituting the
-release's variables as Flux does. Chart releases are counted, not rendered (their charts are
+without one set aside), with `kubectl kustomize --load-restrictor LoadRestrictionsNone` (as
+kustomize-controller builds) of the same directory after substituting the release's variables
+as Flux does. Chart releases are counted, not rendered (their charts are
 remote). Prints one table row per repository, Markdown.
 """
 
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -67,6 +69,19 @@ def envsubst(text, variables):
     return "".join(out)
 
 
+def file_variables(doc):
+    """A substituteFrom file's variables: a ConfigMap's data, a Secret's data decoded then its
+    stringData (as Flux reads the objects), or the flat file itself."""
+    if doc.get("apiVersion") == "v1" and doc.get("kind") in ("ConfigMap", "Secret"):
+        out = {}
+        for k, v in (doc.get("data") or {}).items():
+            out[k] = base64.b64decode(v).decode() if doc["kind"] == "Secret" else str(v)
+        if doc["kind"] == "Secret":
+            out.update({k: str(v) for k, v in (doc.get("stringData") or {}).items()})
+        return out
+    return {k: str(v) for k, v in doc.items()}
+
+
 def substitute(doc_text, variables):
     labels = yaml.safe_load(doc_text) or {}
     meta = labels.get("metadata", {}) or {}
@@ -103,13 +118,14 @@ def compare_release(weaver, work, env, release):
     if release.get("installed") is False:
         return "installed: false (variables the import could not read)"
     directory = release["kustomize"]
-    built = run(["kubectl", "kustomize", directory], work)
+    # kustomize-controller builds with LoadRestrictionsNone.
+    built = run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", directory], work)
     if built.returncode != 0:
         return "kubectl: " + built.stderr.strip().splitlines()[-1][:120]
     variables = {}
     for path in release.get("substituteFrom", []):
         with open(os.path.join(work, path)) as f:
-            variables.update({k: str(v) for k, v in (yaml.safe_load(f) or {}).items()})
+            variables.update(file_variables(yaml.safe_load(f) or {}))
     variables.update({k: str(v) for k, v in (release.get("substitute") or {}).items()})
     expected = {}
     substituting = "substitute" in release or "substituteFrom" in release
@@ -156,7 +172,8 @@ def corpus(weaver, repo, work_root):
     left_out = [line for line in imported.stderr.splitlines() if line.startswith("not converted: ")]
     envs = sorted(f[:-5] for f in os.listdir(os.path.join(work, "environments")) if f.endswith(".yaml"))
     loaded = run([weaver, "envs"], work)
-    rows = {"envs": len(envs), "kustomize": 0, "charts": 0, "equal": 0, "unequal": [], "loads": loaded.returncode == 0}
+    rows = {"envs": len(envs), "kustomize": 0, "charts": 0, "equal": 0, "not_installed": 0, "unequal": [],
+            "loads": loaded.returncode == 0}
     if not rows["loads"]:
         rows["unequal"].append("weaver envs: " + loaded.stderr.strip()[:200])
     for env in envs:
@@ -166,7 +183,9 @@ def corpus(weaver, repo, work_root):
             if "kustomize" in release:
                 rows["kustomize"] += 1
                 problem = compare_release(weaver, work, env, release)
-                if problem is None:
+                if release.get("installed") is False:
+                    rows["not_installed"] += 1
+                elif problem is None:
                     rows["equal"] += 1
                 else:
                     rows["unequal"].append(f"{env}/{release['name']}: {problem}")
@@ -194,8 +213,8 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     weaver = os.path.abspath(args.weaver)
-    print("| repository | envs | kustomize releases | chart releases | not converted | loads | render equal |")
-    print("|---|---|---|---|---|---|---|")
+    print("| repository | envs | kustomize releases | chart releases | not converted | loads | installed: false | render equal |")
+    print("|---|---|---|---|---|---|---|---|")
     for repo in args.repos:
         name, rows, left_out = corpus(weaver, os.path.abspath(repo), args.work)
         if isinstance(rows, str):
@@ -203,7 +222,8 @@ def main():
             continue
         print(
             f"| {name} | {rows['envs']} | {rows['kustomize']} | {rows['charts']} | {len(left_out)} | "
-            f"{'y' if rows['loads'] else 'n'} | {rows['equal']}/{rows['kustomize']} |"
+            f"{'y' if rows['loads'] else 'n'} | {rows['not_installed']} | "
+            f"{rows['equal']}/{rows['kustomize'] - rows['not_installed']} |"
         )
         if args.details:
             for why, n in why_counts(left_out)[:8]:

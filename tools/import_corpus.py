@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
 """Import real helmfile repositories with `weaver import helmfile` and check what it wrote.
 
-    tools/import_corpus.py LIST [--weaver BIN] [--helm BIN] [--work DIR]
+    tools/import_corpus.py LIST [--weaver BIN] [--helm BIN] [--helmfile BIN] [--work DIR]
 
 LIST has one line per helmfile: `CHECKOUT<TAB>HELMFILE[<TAB>VAR=value ...]`, CHECKOUT a
 directory (a checkout of the repository, never changed: it is copied into --work first),
 HELMFILE the state file's path in it, then the environment variables helmfile would need
 (`requiredEnv`); `#` starts a comment. For each, in the copy: `weaver import helmfile HELMFILE`
 (the copy is the weaver repository), then `weaver envs` (everything written must load) and
-for each installed release of a chart of the repository (charts/<name>) in each environment
-written, `weaver render --env E -r RELEASE` (remote charts would need `weaver charts lock`, and
-the network), and `helm template` with the values the environment file gives it
-(its valuesFiles, then its inline values: what helmfile passes, as the import converted it; a
-release with a `.gotmpl` values file or SOPS secrets is not compared), compared object by object
-with `weaver render --env E -r RELEASE` (weaver's own labels and namespaces aside).
+for each installed release of a chart of the repository (charts/<name>, or one named by its
+path, ./<dir>) in each environment written, `weaver render --env E -r RELEASE` (remote charts
+would need `weaver charts lock`, and the network), compared object by object (weaver's own labels
+and namespaces aside) with what helmfile itself renders, `helmfile -e E template --output-dir`
+(--helmfile, with the helm on PATH; hooks find no cluster: KUBECONFIG names none); where helmfile
+fails (a hook that needs a cluster, a remote chart it would fetch), with `helm template` given the
+values the environment file gives it (its valuesFiles, then its inline values: what helmfile
+passes, as the import converted it; a release with a `.gotmpl` values file or SOPS secrets is
+not compared so).
 
 Prints one row per helmfile: environments, releases (over all environments), the exit code, how
 many things were not converted and their most common reasons, the local releases that render, and
@@ -69,17 +72,57 @@ def objects(text):
     return {key(o): normalise(o) for o in documents(text)}
 
 
-def compare_release(repo, env, name, release, namespace, weaver, helm):
+def helmfile_renders(helmfile, state, env, repo, variables):
+    """What `helmfile template` renders for each release of an environment, by release name
+    (one run, each release into a directory of its own; a release helmfile fails on is absent)."""
+    out = tempfile.mkdtemp(prefix='helmfile-out-')
+    home = tempfile.mkdtemp(prefix='helmfile-home-')
+    argv = [helmfile, '-f', state, '-e', env, 'template', '--skip-deps', '--skip-tests', '--include-crds',
+            '--kube-version', 'v1.32.0', '--output-dir', out, '--output-dir-template', '{{ .OutputDir }}/{{ .Release.Name }}']
+    environ = dict(os.environ, **variables, KUBECONFIG=os.path.join(home, 'none'), HOME=home)
+    try:
+        subprocess.run(argv, cwd=repo, env=environ, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pass
+    renders = {}
+    for name in os.listdir(out):
+        texts = []
+        for root, _, files in sorted(os.walk(os.path.join(out, name))):
+            for f in sorted(files):
+                with open(os.path.join(root, f)) as fh:
+                    texts.append(fh.read())
+        renders[name] = '\n---\n'.join(texts)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(home, ignore_errors=True)
+    return renders
+
+
+def compare_release_is_local(repo, release):
+    chart = release.get('chart', '')
+    chart_dir = chart if chart.startswith('./') else os.path.join('charts', chart)
+    return (chart.startswith('./') or '/' not in chart) and os.path.isdir(os.path.join(repo, chart_dir)) \
+        and release.get('installed') is not False
+
+
+def compare_release(repo, env, name, release, namespace, weaver, helm, helmfile):
     """For an installed release of a chart of the repository: (whether weaver renders it,
-    whether that equals helm's render: None when not compared); None for any other release."""
+    whether that equals helm's render: None when not compared, what it was compared with);
+    None for any other release."""
     chart = release.get('chart', '')
     files = release.get('valuesFiles') or []
-    if '/' in chart or not os.path.isdir(os.path.join(repo, 'charts', chart)) or release.get('installed') is False:
+    chart_dir = chart if chart.startswith('./') else os.path.join('charts', chart)
+    if not compare_release_is_local(repo, release):
         return None
-    w, _ = run([weaver, 'render', '--env', env, '-r', name], cwd=repo)
+    w, _ = run([weaver, 'render', '--env', env, '-r', name, '--show-secrets'], cwd=repo)
+    if helmfile is not None:
+        rendered = helmfile.get(name)
+        if rendered is not None:
+            if w.returncode != 0:
+                return False, False, 'helmfile'
+            return True, objects(rendered) == objects(w.stdout), 'helmfile'
     if release.get('secrets') or any(f.endswith('.gotmpl') for f in files):
-        return w.returncode == 0, None
-    argv = [helm, 'template', name, os.path.join('charts', chart), '-n', release.get('namespace', namespace),
+        return w.returncode == 0, None, None
+    argv = [helm, 'template', name, chart_dir, '-n', release.get('namespace', namespace),
             '--kube-version', 'v1.32.0', '--include-crds', '--skip-tests']
     for f in files:
         argv += ['-f', f]
@@ -90,8 +133,8 @@ def compare_release(repo, env, name, release, namespace, weaver, helm):
         argv += ['-f', inline.name]
     h, _ = run(argv, cwd=repo)
     if h.returncode != 0 or w.returncode != 0:
-        return w.returncode == 0, h.returncode != 0 and w.returncode != 0
-    return True, objects(h.stdout) == objects(w.stdout)
+        return w.returncode == 0, h.returncode != 0 and w.returncode != 0, 'helm'
+    return True, objects(h.stdout) == objects(w.stdout), 'helm'
 
 
 def reason(line):
@@ -100,7 +143,7 @@ def reason(line):
     return re.sub(r'`[^`]*`', 'X', what_why)[:90]
 
 
-def one(checkout, helmfile, variables, weaver, helm, work):
+def one(checkout, helmfile, variables, weaver, helm, helmfile_bin, work):
     repo = os.path.join(work, os.path.basename(checkout.rstrip('/')))
     shutil.rmtree(repo, ignore_errors=True)
     shutil.copytree(checkout, repo, symlinks=True)
@@ -113,14 +156,20 @@ def one(checkout, helmfile, variables, weaver, helm, work):
            'envs': len(envs), 'not_converted': len(left),
            'reasons': collections.Counter(reason(l) for l in left).most_common(3),
            'error': p.stderr.strip().splitlines()[-1] if p.returncode == 1 else None}
+    # weaver renders `.gotmpl` values files reading them too, as helmfile does.
+    saved = dict(os.environ)
+    os.environ.update(variables)
     loads, _ = run([weaver, 'envs'], cwd=repo)
     row['loads'] = loads.returncode == 0 if written else None
     releases, local, rendered, compared, equal = set(), 0, 0, 0, 0
+    by_helmfile = 0
     for e in envs:
         rels, namespace = releases_of(repo, e)
         releases |= {(name, e) for name in rels}
+        local_releases = {n for n, r in rels.items() if compare_release_is_local(repo, r)}
+        against = helmfile_renders(helmfile_bin, helmfile, e, repo, variables) if helmfile_bin and local_releases else None
         for name, release in rels.items():
-            checked = compare_release(repo, e, name, release, namespace, weaver, helm)
+            checked = compare_release(repo, e, name, release, namespace, weaver, helm, against)
             if checked is None:
                 continue
             local += 1
@@ -129,10 +178,14 @@ def one(checkout, helmfile, variables, weaver, helm, work):
                 row.setdefault('render_errors', []).append(f'{e}/{name}')
             if checked[1] is not None:
                 compared += 1
+                by_helmfile += checked[2] == 'helmfile'
                 equal += checked[1]
                 if not checked[1]:
                     row.setdefault('differ', []).append(f'{e}/{name}')
-    row.update(releases=len(releases), rendered=f'{rendered}/{local}', helm_equal=f'{equal}/{compared}')
+    os.environ.clear()
+    os.environ.update(saved)
+    row.update(releases=len(releases), rendered=f'{rendered}/{local}',
+               helm_equal=f'{equal}/{compared}' + (f' ({by_helmfile} by helmfile)' if compared else ''))
     return row
 
 
@@ -141,11 +194,12 @@ def main():
     ap.add_argument('list')
     ap.add_argument('--weaver', default=os.path.abspath('target/debug/weaver'))
     ap.add_argument('--helm', default=os.environ.get('WEAVER_HELM') or shutil.which('helm'))
+    ap.add_argument('--helmfile', default=shutil.which('helmfile'))
     ap.add_argument('--work', default=tempfile.mkdtemp(prefix='import-corpus-'))
     ap.add_argument('--json')
     args = ap.parse_args()
-    rows = [one(*r, args.weaver, args.helm, args.work) for r in read_list(args.list)]
-    print('| repo | envs | releases (env×release) | exit | not converted | most common reasons | local releases rendered | = helm template |')
+    rows = [one(*r, args.weaver, args.helm, args.helmfile, args.work) for r in read_list(args.list)]
+    print('| repo | envs | releases (env×release) | exit | not converted | most common reasons | local releases rendered | = helmfile or helm template |')
     print('|---|---|---|---|---|---|---|---|')
     for r in rows:
         reasons = '; '.join(f'{n}× {why}' for why, n in r['reasons']) or (r['error'] or '')

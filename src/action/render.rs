@@ -259,9 +259,14 @@ fn register_substituted_leaves(
     redactor: &Redactor,
 ) {
     let releases = selected.releases();
-    let files = releases.iter().flat_map(|r| &r.substitute_from).filter_map(|f| decrypted.get(&f.path));
+    let source = selected.project.source.as_ref();
+    // A plain Secret's values are as secret as decrypted ones: they are read, and known, too.
+    let files = releases.iter().flat_map(|r| &r.substitute_from).filter_map(|f| match decrypted.get(&f.path) {
+        Some(map) => Some(map.clone()),
+        None => plain_secret(source, &f.path),
+    });
     // A Secret's variables are its data decoded: the redactor must know those.
-    let variables = files.filter_map(|map| crate::render::substitute_from_variables(map.clone()).ok());
+    let variables = files.filter_map(|map| crate::render::substitute_from_variables(map).ok());
     for vars in variables {
         for value in vars.values() {
             redactor.register_tree(value);
@@ -269,6 +274,16 @@ fn register_substituted_leaves(
                 redactor.register_tree(&parsed);
             }
         }
+    }
+}
+
+/// The file at `path` when it holds a Secret SOPS did not encrypt; None otherwise, or when it
+/// does not read (rendering says why).
+fn plain_secret(source: &dyn crate::project::Source, path: &std::path::Path) -> Option<Map<String, serde_json::Value>> {
+    let text = String::from_utf8(source.read(path).ok()??).ok()?;
+    match crate::yaml::from_str::<Option<serde_json::Value>>(path, &text).ok()?? {
+        serde_json::Value::Object(map) if map.get("kind").and_then(|k| k.as_str()) == Some("Secret") => Some(map),
+        _ => None,
     }
 }
 

@@ -16,7 +16,8 @@
 //!   declaring a subchart (not vendored) whose pinned entry differs; an entry that differs and
 //!   that neither a remote release names nor `requiredBy` explains (a lock from before
 //!   `requiredBy`) counts for every remote release (its archive may declare it);
-//! - a values file: the releases listing it in `valuesFiles`; a file of variables: the
+//! - a values file: the releases listing it in `valuesFiles` (an environment's: every release
+//!   of the environment); a file of variables: the
 //!   kustomization releases listing it in `substituteFrom`;
 //! - a secrets file: every release of the environments listing it in `secrets`;
 //! - `.sops.yaml`, `weaver.yaml`, an `identityFile`, or a chart no release uses: nothing to
@@ -32,7 +33,7 @@ use std::sync::Arc;
 
 use super::{ChangedPath, GitRepo, Revision};
 use crate::error::{Error, Result};
-use crate::project::chart::{CHARTS_DIR, RemoteChart, chart_path, is_archive};
+use crate::project::chart::{CHARTS_DIR, RemoteChart, chart_path, is_archive, is_path};
 use crate::project::environment::{ENVIRONMENTS_DIR, PathRef, environment_path};
 use crate::project::settings::{SETTINGS_FILE, Settings};
 use crate::project::source::lexical;
@@ -337,7 +338,8 @@ fn affected_releases(
         // What `weaver promote` pinned is part of the environment's definition.
         let promoted = crate::project::promotion::promoted_path(&env.name);
         environment_files.extend(touched(&|path| env.promotion.is_some() && path == promoted));
-        let secrets = touched(&|path| refers_to(&env.secrets, path));
+        // The environment's secrets and values files reach every release of it.
+        let environment_wide = touched(&|path| refers_to(&env.secrets, path) || refers_to(&env.values_files, path));
         for release in &env.releases {
             let own = match release.kustomize {
                 Some(_) => {
@@ -365,7 +367,7 @@ fn affected_releases(
                     }
                 },
             };
-            reasons.entry(&release.name).or_default().extend(own.into_iter().chain(secrets.iter().copied()));
+            reasons.entry(&release.name).or_default().extend(own.into_iter().chain(environment_wide.iter().copied()));
         }
     }
 
@@ -408,7 +410,7 @@ fn refers_to(refs: &[PathRef], path: &Path) -> bool {
     refs.iter().any(|r| lexical(&r.path).is_some_and(|r| r == path))
 }
 
-/// Every values, secrets and identity file and packaged chart the environments name, and every
+/// Every values, secrets and identity file and chart path the environments name, and every
 /// file their kustomizations read.
 fn referenced_paths<'a>(
     environments: impl Iterator<Item = &'a Environment>,
@@ -424,15 +426,20 @@ fn referenced_paths<'a>(
                 .collect();
             let values_files =
                 env.releases.iter().flat_map(|r| r.values_files.iter().chain(&r.secrets).chain(&r.substitute_from));
-            let archives =
-                env.releases.iter().filter(|r| is_archive(&r.chart)).filter_map(|r| lexical(&chart_path(&r.chart)));
+            // Charts named by their paths, which may lie outside charts/.
+            let charts = env
+                .releases
+                .iter()
+                .filter(|r| r.kustomize.is_none() && (is_archive(&r.chart) || is_path(&r.chart)))
+                .filter_map(|r| lexical(&chart_path(&r.chart)));
             // Paths leading out of the repository (an absolute identityFile) are never changed paths.
             env.secrets
                 .iter()
+                .chain(&env.values_files)
                 .chain(&env.identity_file)
                 .chain(values_files)
                 .filter_map(|r| lexical(&r.path))
-                .chain(archives)
+                .chain(charts)
                 .chain(kustomized)
         })
         .collect()

@@ -37,7 +37,7 @@ pub use builtins::{Capabilities, DEFAULT_API_VERSIONS, DEFAULT_KUBE_VERSION};
 use chart::{Chart, File};
 
 use crate::error::{Error, Location};
-use crate::project::chart::{CHARTS_DIR, ChartReader, RemoteChart, chart_dir, is_archive};
+use crate::project::chart::{CHARTS_DIR, ChartReader, RemoteChart, chart_path, is_archive, is_path};
 use crate::project::environment::Repository;
 use crate::project::source::{Source, is_plain_name, lexical};
 
@@ -99,7 +99,8 @@ pub struct RenderedDocument {
 /// Whether `chart` (as a release names it) is a Helm chart: a packaged `.tgz`, or a chart
 /// directory with helm's `Chart.yaml` (weaver's own charts have `chart.yaml`).
 pub fn is_helm_chart(source: &dyn Source, chart: &str) -> bool {
-    is_archive(chart) || (is_plain_name(chart) && source.exists(&chart_dir(chart).join("Chart.yaml")))
+    is_archive(chart)
+        || ((is_plain_name(chart) || is_path(chart)) && source.exists(&chart_path(chart).join("Chart.yaml")))
 }
 
 /// Whether a release renders a Helm chart: a remote one, or one [`is_helm_chart`] finds.
@@ -137,11 +138,11 @@ pub fn load(
     installable(read(source, chart, referenced_at)?, referenced_at, unvendored)
 }
 
-/// Reads the Helm chart `chart` names (a directory of charts/ or a packaged chart's path),
-/// unchecked: a library chart, or dependencies missing.
+/// Reads the Helm chart `chart` names (a directory of charts/, a chart directory's path or a
+/// packaged chart's path), unchecked: a library chart, or dependencies missing.
 pub fn read(source: &dyn Source, chart: &str, referenced_at: &Location) -> Result<Chart, Error> {
     if !is_archive(chart) {
-        return read_dir(source, chart, &chart_dir(chart), referenced_at);
+        return read_dir(source, chart, &chart_path(chart), referenced_at);
     }
     let path = lexical(Path::new(chart)).ok_or_else(|| {
         Error::at(referenced_at.clone(), format!("`chart: {chart}` leads outside the repository"))
@@ -176,6 +177,37 @@ pub fn load_dir(
 }
 
 fn read_dir(source: &dyn Source, name: &str, dir: &Path, referenced_at: &Location) -> Result<Chart, Error> {
+    read_dir_at(source, name, dir, referenced_at, 0)
+}
+
+/// How deep `file://` dependencies are followed: a chart naming itself stops there.
+const FILE_DEPENDENCY_DEPTH: usize = 8;
+
+fn read_dir_at(
+    source: &dyn Source,
+    name: &str,
+    dir: &Path,
+    referenced_at: &Location,
+    depth: usize,
+) -> Result<Chart, Error> {
+    let mut chart = read_files(source, name, dir, referenced_at)?;
+    // helm's `file://` dependencies not vendored are read from their directories in the
+    // repository, as `helm dependency build` (which helmfile runs before it renders a local
+    // chart) copies them into charts/. One outside the repository stays missing (an error).
+    for dependency in chart.metadata.dependencies.clone() {
+        let Some(path) = dependency.repository.strip_prefix("file://") else { continue };
+        let Some(dependency_dir) = lexical(&chart.origin.join(path)) else { continue };
+        let vendored = chart.dependencies.iter().any(|d| d.name() == dependency.name);
+        if vendored || depth >= FILE_DEPENDENCY_DEPTH || !source.exists(&dependency_dir.join("Chart.yaml")) {
+            continue;
+        }
+        let read = read_dir_at(source, &dependency.name, &dependency_dir, referenced_at, depth + 1)?;
+        chart.dependencies.push(Arc::new(read));
+    }
+    Ok(chart)
+}
+
+fn read_files(source: &dyn Source, name: &str, dir: &Path, referenced_at: &Location) -> Result<Chart, Error> {
     let dir = dir.to_path_buf();
     let reader = ChartReader::new(source, name, &dir, referenced_at)?;
     let ignore_path = dir.join(".helmignore");

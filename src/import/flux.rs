@@ -16,10 +16,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
+use serde_saphyr::Spanned;
 
 use crate::error::{Location, Result};
 use crate::helm::strvals::{self, Kind};
-use crate::kustomize::{self, substitute};
+use crate::import::node::{Node, line};
+use crate::kustomize::{self, LoadRestrictions, substitute};
 use crate::project::environment::is_release_name;
 use crate::project::source::{Source, is_plain_name, lexical};
 use crate::project::values::deep_merge;
@@ -59,7 +61,7 @@ pub struct Imported {
 /// The environments for the Flux repository at `root` (a directory of `source`, `""` for its
 /// root). An error only when `root` cannot be read at all.
 pub fn convert(source: &dyn Source, root: &Path) -> Result<Imported> {
-    let mut import = Import { source, root: root.to_path_buf(), texts: HashMap::new(), left_out: Vec::new() };
+    let mut import = Import::new(source, root);
     let mut imported = Imported::default();
     for cluster in import.clusters()? {
         let converted = import.cluster(&cluster);
@@ -108,6 +110,11 @@ impl Obj {
             || group.ends_with(".extensions.fluxcd.io")
             || group == "fluxcd.controlplane.io"
     }
+    /// Whether SOPS encrypted it: its values read here would be `ENC[…]` text.
+    fn is_encrypted(&self) -> bool {
+        self.object.get("sops").is_some_and(Value::is_object)
+    }
+
     fn spec(&self, key: &str) -> Option<&Value> {
         self.object.pointer(&format!("/spec/{key}")).filter(|v| !v.is_null())
     }
@@ -156,8 +163,14 @@ struct Release {
 struct Import<'a> {
     source: &'a dyn Source,
     root: PathBuf,
-    /// File texts read, for line numbers.
+    /// File texts read.
     texts: HashMap<PathBuf, String>,
+    /// Files parsed for line numbers, by document.
+    nodes: HashMap<PathBuf, Vec<Spanned<Node>>>,
+    /// The kustomizations that build only without kustomize's default load restrictions.
+    unrestricted: BTreeSet<PathBuf>,
+    /// The Flux objects (file, document) whose variables could not all be substituted.
+    unsubstituted: BTreeSet<(PathBuf, usize)>,
     left_out: Vec<LeftOut>,
 }
 
@@ -167,7 +180,19 @@ struct Converted {
     remote_charts: Vec<String>,
 }
 
-impl Import<'_> {
+impl<'a> Import<'a> {
+    fn new(source: &'a dyn Source, root: &Path) -> Import<'a> {
+        Import {
+            source,
+            root: root.to_path_buf(),
+            texts: HashMap::new(),
+            nodes: HashMap::new(),
+            unrestricted: BTreeSet::new(),
+            unsubstituted: BTreeSet::new(),
+            left_out: Vec::new(),
+        }
+    }
+
     fn read(&mut self, path: &Path) -> Option<String> {
         if let Some(text) = self.texts.get(path) {
             return Some(text.clone());
@@ -178,43 +203,55 @@ impl Import<'_> {
         Some(text)
     }
 
-    /// The line of `key` (a YAML key, as written) in an object's document, or the document's
-    /// first line.
+    /// The parsed documents of a file, with the line of every key and item, in the order the
+    /// objects read from it number them (empty documents left out).
+    fn document(&mut self, file: &Path, document: usize) -> Option<&Spanned<Node>> {
+        if !self.nodes.contains_key(file) {
+            let text = self.read(file).unwrap_or_default();
+            let docs = crate::yaml::documents_as::<Spanned<Node>>(file, &text, "invalid YAML").unwrap_or_default();
+            let docs = docs.into_iter().filter(|doc| !matches!(doc.value, Node::Null)).collect();
+            self.nodes.insert(file.to_path_buf(), docs);
+        }
+        self.nodes.get(file)?.get(document.checked_sub(1)?)
+    }
+
+    /// The line of `key` in an object's document, or the document's first line: `key` is a JSON
+    /// pointer (`/spec/chart/spec/valuesFiles`), or a field of its `spec`, itself or its
+    /// `metadata`, looked for in that order.
     fn line(&mut self, obj: &Obj, key: Option<&str>) -> u64 {
         self.line_in(&obj.file, obj.document, key)
     }
 
     fn line_in(&mut self, file: &Path, document: usize, key: Option<&str>) -> u64 {
-        let Some(text) = self.read(file) else { return 1 };
-        let mut doc = 1;
-        let mut start = None;
-        let mut seen_content = false;
-        for (n, line) in text.lines().enumerate() {
-            let n = n as u64 + 1;
-            if line.starts_with("---") {
-                if seen_content {
-                    doc += 1;
-                    seen_content = false;
-                }
-                continue;
-            }
-            let trimmed = line.trim_start();
-            if doc == document && !trimmed.is_empty() && !trimmed.starts_with('#') {
-                let first = *start.get_or_insert(n);
-                let Some(key) = key else { return first };
-                let bare = trimmed.trim_start_matches("- ");
-                if bare.starts_with(&format!("{key}:")) {
-                    return n;
-                }
-            }
-            if !trimmed.is_empty() && !trimmed.starts_with('#') {
-                seen_content = true;
-            }
-            if doc > document {
-                break;
-            }
-        }
-        start.unwrap_or(1)
+        let Some(doc) = self.document(file, document) else { return 1 };
+        let pointers = match key {
+            None => Vec::new(),
+            Some(pointer) if pointer.starts_with('/') => vec![pointer.to_string()],
+            Some(key) => ["/spec/", "/", "/metadata/"].iter().map(|at| format!("{at}{key}")).collect(),
+        };
+        pointers.iter().find_map(|pointer| Node::line_of(doc, pointer)).unwrap_or_else(|| line(doc))
+    }
+
+    /// The line of the item of the list at `list` (a JSON pointer) whose `field` is `value`, or
+    /// of the list.
+    fn item_line(&mut self, obj: &Obj, list: &str, field: &str, value: &str) -> u64 {
+        let found = self.document(&obj.file, obj.document).and_then(|doc| match &Node::at(doc, list)?.value {
+            Node::List(items) => items
+                .iter()
+                .find(|item| {
+                    Node::at(item, &format!("/{field}"))
+                        .is_some_and(|v| matches!(&v.value, Node::Scalar(Value::String(s)) if s == value))
+                })
+                .map(line),
+            _ => None,
+        });
+        found.unwrap_or_else(|| self.line(obj, Some(list)))
+    }
+
+    /// The line of the first string of an object's document that contains `needle`.
+    fn line_containing(&mut self, obj: &Obj, needle: &str) -> u64 {
+        let found = self.document(&obj.file, obj.document).and_then(|doc| Node::line_containing(doc, needle));
+        found.unwrap_or_else(|| self.line(obj, None))
     }
 
     fn leave(&mut self, file: &Path, line: u64, what: impl Into<String>, why: impl Into<String>) {
@@ -260,13 +297,28 @@ impl Import<'_> {
 
     /// The objects of a file, as kyaml reads them; none when it is not Kubernetes YAML.
     fn objects_of(&mut self, file: &Path) -> Vec<Obj> {
-        let Some(text) = self.read(file) else { return Vec::new() };
-        let Ok(docs) = crate::yaml::documents_kyaml(file, &text) else { return Vec::new() };
-        docs.into_iter()
+        self.parsed(file).unwrap_or_default()
+    }
+
+    /// The objects of a file Flux builds: one that does not parse is listed, as Flux fails on it.
+    fn objects_built(&mut self, file: &Path) -> Vec<Obj> {
+        self.parsed(file).unwrap_or_else(|err| {
+            let line = err.location.as_ref().and_then(|l| l.line).unwrap_or(1);
+            let why = format!("not read: {}; kustomize-controller fails to build the path holding it", err.message);
+            self.leave(file, line, "the file", why);
+            Vec::new()
+        })
+    }
+
+    fn parsed(&mut self, file: &Path) -> Result<Vec<Obj>> {
+        let Some(text) = self.read(file) else { return Ok(Vec::new()) };
+        let docs = crate::yaml::documents_kyaml(file, &text)?;
+        Ok(docs
+            .into_iter()
             .enumerate()
             .filter(|(_, doc)| doc.get("kind").is_some() && doc.get("apiVersion").is_some())
             .map(|(i, object)| Obj { object, file: file.to_path_buf(), document: i + 1 })
-            .collect()
+            .collect())
     }
 
     /// The clusters of the repository (see the module documentation).
@@ -346,7 +398,13 @@ impl Import<'_> {
     fn build(&mut self, dir: &Path, at: &Obj) -> std::result::Result<(Vec<Obj>, bool), String> {
         if self.kustomization_in(dir) {
             let location = Location::file(&at.file);
-            let resources = kustomize::build(self.source, dir, &location).map_err(|err| err.to_string())?;
+            // kustomize-controller builds with LoadRestrictionsNone; the release says so when
+            // kustomize's default would refuse the build.
+            let built = |restrictions| kustomize::build(self.source, dir, &location, restrictions);
+            let resources = built(LoadRestrictions::None).map_err(|err| err.to_string())?;
+            if built(LoadRestrictions::RootOnly).is_err() {
+                self.unrestricted.insert(dir.to_path_buf());
+            }
             return Ok((
                 resources.into_iter().map(|r| Obj { object: r.object, file: r.source, document: r.document }).collect(),
                 true,
@@ -362,7 +420,7 @@ impl Import<'_> {
             if self.kustomization_in(&entry) && entry != dir {
                 objects.extend(self.build(&entry, at)?.0);
             } else {
-                objects.extend(self.objects_of(&entry));
+                objects.extend(self.objects_built(&entry));
             }
         }
         Ok((objects, false))
@@ -479,7 +537,7 @@ impl Import<'_> {
                             self.leave_at(&obj, None, obj.describe(), why);
                         }
                     }
-                } else if obj.object.get("sops").is_some_and(Value::is_object) {
+                } else if obj.is_encrypted() {
                     self.leave_at(
                         &obj,
                         Some("sops"),
@@ -684,40 +742,50 @@ impl Import<'_> {
     /// Applies a Kustomization's `patches` to the Flux objects of its build, as Flux patches
     /// the whole build (its other objects get them from the release's kustomization): a child
     /// Kustomization or HelmRelease is converted as patched.
-    fn patch_flux_objects(&mut self, ks: &Obj, objects: &mut [Obj]) {
-        let patches = ks.spec("patches").and_then(Value::as_array).cloned().unwrap_or_default();
-        for patch in patches {
-            let text = patch.get("patch").map(scalar_text).unwrap_or_default();
-            let target = patch.get("target").cloned().unwrap_or(Value::Null);
-            let line = self.line_containing(ks, "patch:");
-            let body = match crate::yaml::from_str::<Value>(Path::new("patch"), &text) {
-                Ok(body @ (Value::Array(_) | Value::Object(_))) => body,
-                _ => {
-                    let why =
-                        "neither JSON 6902 operations nor a strategic merge patch: not applied to its Flux objects";
-                    self.leave(&ks.file, line, format!("{}: patch", ks.describe()), why);
-                    continue;
+    /// Applies a Kustomization's `patches` to the Flux objects it built, with kustomize's
+    /// patches transformer, as kustomize-controller does (every object is patched, so that a
+    /// patch without a target finds its object; the others are patched again at render).
+    fn patch_flux_objects(&mut self, ks: &Obj, objects: &mut Vec<Obj>) {
+        let Some(Value::Array(entries)) = ks.spec("patches") else { return };
+        if entries.is_empty() || !objects.iter().any(Obj::is_flux) {
+            return;
+        }
+        let mut patches = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let pointer = format!("/spec/patches/{i}");
+            let at = self.line(ks, Some(&pointer));
+            match serde_json::from_value::<kustomize::kustomization::PatchEntry>(entry.clone()) {
+                Ok(value) => {
+                    let node = self.document(&ks.file, ks.document).and_then(|doc| Node::at(doc, &pointer));
+                    let Some(node) = node else { continue };
+                    patches.push(Spanned { value, referenced: node.referenced, defined: node.defined });
                 }
-            };
-            for obj in objects.iter_mut().filter(|o| o.is_flux() && selects(&target, &body, o)) {
-                let api_version = obj.text("/apiVersion").to_string();
-                let kind = obj.kind().to_string();
-                let result = match &body {
-                    Value::Array(_) => crate::patch::json6902::apply(&mut obj.object, &body),
-                    _ => {
-                        // kustomize names the patch after each target it selects.
-                        let mut body = body.clone();
-                        if let Some(Value::Object(meta)) = body.get_mut("metadata") {
-                            meta.remove("name");
-                            meta.remove("namespace");
-                        }
-                        crate::patch::strategic::merge(&mut obj.object, &body, &api_version, &kind)
-                    }
-                };
-                if let Err(err) = result {
-                    let what = format!("{}: patch of {}", ks.describe(), obj.describe());
-                    self.leave(&ks.file, line, what, format!("not applied: {err}"));
+                Err(err) => {
+                    let what = format!("{}: patch", ks.describe());
+                    self.leave(
+                        &ks.file,
+                        at,
+                        what,
+                        format!("not a kustomize patch ({err}): not applied to its Flux objects"),
+                    );
                 }
+            }
+        }
+        let resources = objects.iter().map(|o| kustomize::Resource::new(o.object.clone(), o.file.clone(), o.document));
+        match kustomize::apply_patches(self.source, &ks.file, patches, resources.collect()) {
+            Ok(patched) => {
+                // Plain objects stay as read (the release patches them); Flux objects as patched.
+                let mut patched: HashMap<(PathBuf, usize), Value> =
+                    patched.into_iter().map(|r| ((r.source, r.document), r.object)).collect();
+                objects.retain_mut(|o| match o.is_flux() {
+                    false => true,
+                    true => patched.remove(&(o.file.clone(), o.document)).map(|object| o.object = object).is_some(),
+                });
+            }
+            Err(err) => {
+                let line = err.location.as_ref().and_then(|l| l.line).unwrap_or_else(|| self.line(ks, Some("patches")));
+                let what = format!("{}: patches", ks.describe());
+                self.leave(&ks.file, line, what, format!("not applied to its Flux objects: {}", err.message));
             }
         }
     }
@@ -741,8 +809,10 @@ impl Import<'_> {
         for from in post.get("substituteFrom").and_then(Value::as_array).into_iter().flatten() {
             let kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
             let name = from.get("name").and_then(Value::as_str).unwrap_or_default();
+            // An encrypted ConfigMap's values are read at render, not here: what uses them is
+            // listed as a Secret's are.
             if kind == "ConfigMap"
-                && let Some(cm) = find(config, "ConfigMap", name, ks.namespace())
+                && let Some(cm) = find(config, "ConfigMap", name, ks.namespace()).filter(|cm| !cm.is_encrypted())
             {
                 for (key, value) in cm.object.get("data").and_then(Value::as_object).into_iter().flatten() {
                     if let Some(value) = value.as_str() {
@@ -766,6 +836,7 @@ impl Import<'_> {
         match substitute::substitute(&mut copy, obj.document, &styles, vars) {
             Ok(_) => obj.object = copy,
             Err(problem) => {
+                self.unsubstituted.insert((obj.file.clone(), obj.document));
                 let name = match &problem {
                     substitute::Problem::Unset(name) | substitute::Problem::Unsupported { variable: name, .. } => {
                         Some(name.clone())
@@ -781,22 +852,13 @@ impl Import<'_> {
                     line,
                     format!("{}: variables", obj.describe()),
                     format!(
-                        "{problem} (Flux substitutes it from its Kustomization's postBuild; a Secret's values are \
-                         not read at import): it is converted as written, with the `${{…}}` text"
+                        "{problem} (Flux substitutes it from its Kustomization's postBuild; a Secret's or a \
+                         SOPS-encrypted ConfigMap's values are not read at import): it is converted as written, with \
+                         the `${{…}}` text (a Kustomization's release is written `installed: false`)"
                     ),
                 );
             }
         }
-    }
-
-    fn line_containing(&mut self, obj: &Obj, needle: &str) -> u64 {
-        let start = self.line(obj, None);
-        let text = self.read(&obj.file).unwrap_or_default();
-        text.lines()
-            .enumerate()
-            .skip(start as usize - 1)
-            .find(|(_, l)| l.contains(needle))
-            .map_or(start, |(n, _)| n as u64 + 1)
     }
 
     /// The `kustomize:` release of a Kustomization's objects that are not Flux's, or `None`
@@ -961,6 +1023,9 @@ impl Import<'_> {
             generated_dir.clone()
         };
         fields.insert("kustomize".into(), Value::String(kustomize_dir.to_string_lossy().replace('\\', "/")));
+        if self.unrestricted.iter().any(|built| built.starts_with(&dir)) {
+            fields.insert("loadRestrictions".into(), Value::String("none".into()));
+        }
 
         // The names of the variables a Secret file gives (its values are read at render).
         let mut secret_names = BTreeSet::new();
@@ -979,12 +1044,12 @@ impl Import<'_> {
                 let kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
                 let from_name = from.get("name").and_then(Value::as_str).unwrap_or_default();
                 let optional = from.get("optional").and_then(Value::as_bool).unwrap_or(false);
-                let line = self.line_containing(&obj, &format!("name: {from_name}"));
+                let line = self.item_line(&obj, "/spec/postBuild/substituteFrom", "name", from_name);
                 match (kind, find(config, kind, from_name, obj.namespace())) {
                     // A file of its own: weaver reads its data (decrypting it when SOPS
                     // encrypted it), so the file is named as it is.
                     (_, Some(found)) if self.alone_in_file(found) => {
-                        if kind == "Secret" {
+                        if kind == "Secret" || found.is_encrypted() {
                             for field in ["data", "stringData"] {
                                 let keys = found.object.get(field).and_then(Value::as_object).into_iter().flatten();
                                 secret_names.extend(keys.map(|(k, _)| k.clone()));
@@ -992,7 +1057,7 @@ impl Import<'_> {
                         }
                         from_files.push(Value::String(found.file.to_string_lossy().replace('\\', "/")));
                     }
-                    ("ConfigMap", Some(cm)) => {
+                    ("ConfigMap", Some(cm)) if !cm.is_encrypted() => {
                         let data: Map<String, Value> =
                             cm.object.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
                         let path = PathBuf::from(GENERATED_DIR).join(env).join("vars").join(format!(
@@ -1013,15 +1078,16 @@ impl Import<'_> {
                         from_files.push(Value::String(path.to_string_lossy().replace('\\', "/")));
                     }
                     (_, None) if optional => {}
-                    ("Secret", Some(secret)) => {
+                    ("Secret" | "ConfigMap", Some(secret)) => {
                         unread_source = true;
                         self.leave(
                             &obj.file,
                             line,
-                            format!("{what}: substituteFrom Secret {from_name}"),
+                            format!("{what}: substituteFrom {kind} {from_name}"),
                             format!(
-                                "a Secret's values are not copied into files ({}): write them in a SOPS-encrypted flat \
-                             file (`weaver secrets encrypt`) and list it in the release's `substituteFrom`",
+                                "a Secret's or SOPS-encrypted ConfigMap's values are not copied into files ({}): write \
+                                 them in a SOPS-encrypted flat file (`weaver secrets encrypt`) and list it in the \
+                                 release's `substituteFrom`",
                                 secret.file.display()
                             ),
                         );
@@ -1075,6 +1141,11 @@ impl Import<'_> {
                      is written with `installed: false`; give them in a `substituteFrom` file and remove that line",
                 );
             }
+        }
+        if self.unsubstituted.contains(&(obj.file.clone(), obj.document)) && !fields.contains_key("installed") {
+            // Its own settings keep a `${…}` its parent would have substituted (listed where it
+            // is): rendered so, the release would deploy that text.
+            fields.insert("installed".into(), Value::Bool(false));
         }
         let after_ks = depends_on(&obj);
         Some(Release { name, fields, after_ks, after_hr: Vec::new() })
@@ -1177,7 +1248,7 @@ impl Import<'_> {
         for dep in hr.spec("dependsOn").and_then(Value::as_array).into_iter().flatten() {
             let name = dep.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
             let ns = dep.get("namespace").and_then(Value::as_str).unwrap_or(hr.namespace()).to_string();
-            let line = self.line_containing(hr, &name);
+            let line = self.item_line(hr, "/spec/dependsOn", "name", &name);
             after_hr.push((ns, name, hr.file.clone(), line));
         }
         self.helm_release_settings(hr, &namespace);
@@ -1238,7 +1309,7 @@ impl Import<'_> {
             let names: Vec<String> = files.iter().map(scalar_text).collect();
             self.leave_at(
                 hr,
-                Some("valuesFiles"),
+                Some("/spec/chart/spec/valuesFiles"),
                 format!("{what}: chart valuesFiles {}", names.join(", ")),
                 "values files inside the chart: copy them into the repository and list them in `valuesFiles`",
             );
@@ -1273,10 +1344,17 @@ impl Import<'_> {
                 Some(())
             }
             "GitRepository" if source_name == "flux-system" => {
-                let path = self.join(&chart);
-                match path.as_deref().map(|p| (p.parent(), p.file_name())) {
-                    Some((Some(parent), Some(file))) if parent == self.root.join("charts") => {
-                        fields.insert("chart".into(), Value::String(file.to_string_lossy().into_owned()));
+                let path = self.join(&chart).filter(|p| !p.as_os_str().is_empty());
+                match path {
+                    Some(path) if path.parent() == Some(Path::new("charts")) => {
+                        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                        fields.insert("chart".into(), Value::String(name));
+                        Some(())
+                    }
+                    // weaver names a chart elsewhere by its path from the repository's root.
+                    Some(path) if self.source.exists(&path.join("Chart.yaml")) => {
+                        let path = path.to_string_lossy().replace('\\', "/");
+                        fields.insert("chart".into(), Value::String(format!("./{path}")));
                         Some(())
                     }
                     _ => {
@@ -1284,8 +1362,7 @@ impl Import<'_> {
                             hr,
                             Some("chart"),
                             format!("{what}: chart {chart}"),
-                            "weaver reads a repository's Helm charts from charts/<name>/: move it there and write \
-                             `chart: <name>`",
+                            "not a Helm chart directory of the repository (no Chart.yaml there)",
                         );
                         None
                     }
@@ -1312,22 +1389,22 @@ impl Import<'_> {
         let key = from.get("valuesKey").and_then(Value::as_str).unwrap_or("values.yaml");
         let target_path = from.get("targetPath").and_then(Value::as_str).unwrap_or_default();
         let optional = from.get("optional").and_then(Value::as_bool).unwrap_or(false);
-        let line = self.line_containing(hr, &format!("name: {name}"));
+        let line = self.item_line(hr, "/spec/valuesFrom", "name", name);
         let found = find(config, kind, name, hr.namespace());
         let text = match (kind, found) {
-            ("ConfigMap", Some(cm)) => cm
+            ("ConfigMap", Some(cm)) if !cm.is_encrypted() => cm
                 .object
                 .pointer(&format!("/data/{}", key.replace('~', "~0").replace('/', "~1")))
                 .and_then(Value::as_str)
                 .map(str::to_string),
-            ("Secret", Some(secret)) => {
+            ("Secret" | "ConfigMap", Some(secret)) => {
                 self.leave(
                     &hr.file,
                     line,
-                    format!("{what}: valuesFrom Secret {name}"),
+                    format!("{what}: valuesFrom {kind} {name}"),
                     format!(
-                        "a Secret's values are not copied into files ({}): put them in a SOPS-encrypted values file \
-                         (`weaver secrets encrypt`) in the release's `secrets:`",
+                        "a Secret's or SOPS-encrypted ConfigMap's values are not copied into files ({}): put them in \
+                         a SOPS-encrypted values file (`weaver secrets encrypt`) in the release's `secrets:`",
                         secret.file.display()
                     ),
                 );
@@ -1542,37 +1619,6 @@ fn artifact_path(generator: &Obj, name: &str, path: &str) -> Option<String> {
 const RELEASE_NAME_RULE: &str = "weaver's are at most 53 lowercase letters, digits and '-', starting and ending with a \
                                  letter or digit; rename it (a variable in it is substituted by no Kustomization the import read)";
 
-/// Whether a kustomize patch `target` (or, without one, a strategic merge patch's own kind and
-/// name) selects `obj`; names and namespaces are regular expressions, as kustomize takes them.
-fn selects(target: &Value, body: &Value, obj: &Obj) -> bool {
-    let matches =
-        |pattern: &str, text: &str| regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(text));
-    let field = |key: &str| target.get(key).and_then(Value::as_str);
-    if target.is_null() {
-        return body.get("kind").and_then(Value::as_str) == Some(obj.kind())
-            && body.pointer("/metadata/name").and_then(Value::as_str) == Some(obj.name());
-    }
-    let api_version = obj.text("/apiVersion");
-    let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
-    field("group").is_none_or(|g| g == obj.group())
-        && field("version").is_none_or(|v| v == version)
-        && field("kind").is_none_or(|k| k == obj.kind())
-        && field("name").is_none_or(|n| matches(n, obj.name()))
-        && field("namespace").is_none_or(|n| matches(n, obj.namespace()))
-        && field("labelSelector").is_none_or(|selector| {
-            // Equality requirements (`a=b,c=d`), the form Flux repositories write.
-            selector.split(',').all(|requirement| match requirement.split_once('=') {
-                Some((k, v)) => {
-                    obj.object
-                        .pointer(&format!("/metadata/labels/{}", k.trim().replace('/', "~1")))
-                        .and_then(Value::as_str)
-                        == Some(v.trim_start_matches('=').trim())
-                }
-                None => false,
-            })
-        })
-}
-
 /// helm's release name, as helm-controller gives it: a chart names its objects after it.
 fn helm_name(hr: &Obj) -> String {
     match (hr.text("/spec/releaseName"), hr.text("/spec/targetNamespace")) {
@@ -1681,23 +1727,35 @@ mod tests {
     }
 
     #[test]
-    fn patch_targets_select_as_kustomize_s_do() {
-        let hr = obj(
-            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web-api\n  namespace: shop\n  \
-             labels: {tier: front}\n",
-        );
-        let select = |target: Value| selects(&target, &Value::Null, &hr);
-        assert!(select(json!({"kind": "HelmRelease"})));
-        assert!(select(json!({"group": "helm.toolkit.fluxcd.io", "version": "v2", "name": "web-.*"})));
-        assert!(select(json!({"labelSelector": "tier=front"})));
-        assert!(!select(json!({"name": "web"})), "names are anchored");
-        assert!(!select(json!({"kind": "Kustomization"})));
-        assert!(!select(json!({"labelSelector": "tier=back"})));
-        assert!(!select(json!({"namespace": "other"})));
-        // Without a target, a strategic merge patch selects by its own kind and name.
-        let body = json!({"kind": "HelmRelease", "metadata": {"name": "web-api"}});
-        assert!(selects(&Value::Null, &body, &hr));
-        assert!(!selects(&Value::Null, &json!({"kind": "HelmRelease", "metadata": {"name": "x"}}), &hr));
+    fn a_kustomization_s_patches_reach_its_flux_objects_as_kustomize_selects_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: apps, namespace: flux-system}\n\
+                  spec:\n  patches:\n  - target: {kind: HelmRelease, annotationSelector: tier=front}\n    patch: |\n      \
+                  - {op: add, path: /spec/interval, value: 1m}\n  - patch: |\n      apiVersion: helm.toolkit.fluxcd.io/v2\n      \
+                  kind: HelmRelease\n      metadata: {name: db}\n      spec: {timeout: 9m}\n";
+        let releases = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\n  \
+                        annotations: {tier: front}\nspec: {}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n\
+                        metadata:\n  name: db\n  labels: {tier: front}\n";
+        std::fs::write(dir.path().join("ks.yaml"), ks).unwrap();
+        std::fs::write(dir.path().join("hr.yaml"), releases).unwrap();
+        let source = crate::project::source::FsSource::new(dir.path());
+        let mut import = Import::new(&source, Path::new(""));
+        let kustomization = import.objects_of(Path::new("ks.yaml")).remove(0);
+        let mut objects = import.objects_of(Path::new("hr.yaml"));
+        import.patch_flux_objects(&kustomization, &mut objects);
+        assert!(import.left_out.is_empty(), "{:?}", import.left_out);
+        // The annotation selects web (a label of the same name on db does not); db is patched
+        // by its own kind and name.
+        assert_eq!(objects[0].object["spec"], json!({"interval": "1m"}));
+        assert_eq!(objects[1].object["spec"], json!({"timeout": "9m"}));
+
+        // A patch kustomize refuses is listed at its line in the Kustomization's file.
+        std::fs::write(dir.path().join("bad.yaml"), ks.replace("metadata: {name: db}", "metadata: {name: none}"))
+            .unwrap();
+        let bad = import.objects_of(Path::new("bad.yaml")).remove(0);
+        import.patch_flux_objects(&bad, &mut objects);
+        let listed: Vec<(u64, &str)> = import.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+        assert_eq!(listed, [(9, "Kustomization flux-system/apps: patches")], "{:?}", import.left_out);
     }
 
     #[test]
@@ -1727,14 +1785,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("f.yaml"),
-            "# comment\napiVersion: v1\nkind: A\n---\napiVersion: v1\nkind: B\nspec:\n  install:\n    x: 1\n",
+            "# comment\napiVersion: v1\nkind: A\n---\napiVersion: v1\nkind: B\nspec:\n  install:\n    x: 1\n---\n---\n\
+             kind: C\nspec:\n  values:\n    install: \"${x}\"\n  install: {}\n  dependsOn:\n  - name: a # b\n  - name: b\n",
         )
         .unwrap();
         let source = crate::project::source::FsSource::new(dir.path());
-        let mut import = Import { source: &source, root: PathBuf::new(), texts: HashMap::new(), left_out: Vec::new() };
+        let mut import = Import::new(&source, Path::new(""));
         assert_eq!(import.line_in(Path::new("f.yaml"), 1, None), 2);
         assert_eq!(import.line_in(Path::new("f.yaml"), 2, None), 5);
         assert_eq!(import.line_in(Path::new("f.yaml"), 2, Some("install")), 8);
         assert_eq!(import.line_in(Path::new("f.yaml"), 2, Some("absent")), 5);
+        // A key is found where the parser puts it, not where its text first appears.
+        assert_eq!(import.line_in(Path::new("f.yaml"), 3, Some("/spec/values/install")), 15);
+        assert_eq!(import.line_in(Path::new("f.yaml"), 3, Some("install")), 16);
+        let obj = Obj { object: Value::Null, file: "f.yaml".into(), document: 3 };
+        assert_eq!(import.item_line(&obj, "/spec/dependsOn", "name", "b"), 19);
+        assert_eq!(import.line_containing(&obj, "${x"), 15);
     }
 }

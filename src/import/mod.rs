@@ -4,3 +4,4 @@
 
 pub mod flux;
 pub mod helmfile;
+mod node;

@@ -14,7 +14,9 @@
 //! Load restrictions are kustomize's default (`LoadRestrictionsRootOnly`): a file a
 //! kustomization reads (a resource, a patch, a generator's input) must be inside the
 //! kustomization's directory; another kustomization directory may be anywhere in the
-//! repository. Nothing is read from outside the repository, and remote bases are refused.
+//! repository. A release may ask for `LoadRestrictionsNone` (what Flux's kustomize-controller
+//! builds with): then the file may be anywhere in the repository. Nothing is read from outside
+//! the repository, and remote bases are refused.
 
 pub mod filters;
 pub mod kustomization;
@@ -56,7 +58,8 @@ struct PrevId {
 }
 
 impl Resource {
-    fn new(object: Value, source: PathBuf, document: usize) -> Resource {
+    /// An object read from `source`'s `document`, as a build starts with it.
+    pub fn new(object: Value, source: PathBuf, document: usize) -> Resource {
         Resource {
             object,
             source,
@@ -140,9 +143,25 @@ impl Resource {
     }
 }
 
+/// Where the files a kustomization reads may be (kustomize's `--load-restrictor`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LoadRestrictions {
+    /// Inside the kustomization's directory: kustomize's default, `LoadRestrictionsRootOnly`.
+    #[default]
+    RootOnly,
+    /// Anywhere in the repository: `LoadRestrictionsNone`, as Flux's kustomize-controller builds.
+    None,
+}
+
 /// Builds the kustomization in `dir` (a directory of the repository), as `kubectl kustomize
-/// <dir>` does; `referenced_at` is where a release names it.
-pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Result<Vec<Resource>> {
+/// <dir>` does (with `--load-restrictor LoadRestrictionsNone` for [`LoadRestrictions::None`]);
+/// `referenced_at` is where a release names it.
+pub fn build(
+    source: &dyn Source,
+    dir: &Path,
+    referenced_at: &Location,
+    restrictions: LoadRestrictions,
+) -> Result<Vec<Resource>> {
     let Some(dir) = lexical(dir).filter(|d| !d.as_os_str().is_empty() || dir == Path::new(".")) else {
         return Err(Error::at(referenced_at.clone(), format!("`kustomize: {}` leaves the repository", dir.display()))
             .with_help("name a directory of the repository, relative to its root"));
@@ -157,7 +176,7 @@ pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Resul
             ),
         ));
     }
-    let mut builder = Builder { source, stack: Vec::new() };
+    let mut builder = Builder { source, stack: Vec::new(), restrictions };
     let Accumulation { mut resources, config, vars } =
         builder.target(&dir, referenced_at, Role::Release, Accumulation::new())?;
     filters::generators::add_hashes(&mut resources);
@@ -166,6 +185,22 @@ pub fn build(source: &dyn Source, dir: &Path, referenced_at: &Location) -> Resul
     for resource in &mut resources {
         finish_annotations(&mut resource.object);
     }
+    Ok(resources)
+}
+
+/// Applies `patches`, kustomize `patches` entries written in `file`, to `resources`, as a
+/// kustomization's `patches` transformer applies them: how kustomize-controller applies a Flux
+/// Kustomization's `spec.patches` to what it built.
+pub fn apply_patches(
+    source: &dyn Source,
+    file: &Path,
+    patches: Vec<serde_saphyr::Spanned<kustomization::PatchEntry>>,
+    mut resources: Vec<Resource>,
+) -> Result<Vec<Resource>> {
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let target = Target { source, file: file.to_path_buf(), dir, restrictions: LoadRestrictions::None };
+    let k = Kustomization { patches: Some(patches), ..Kustomization::default() };
+    filters::patches::patches(&target, &k, &mut resources)?;
     Ok(resources)
 }
 
@@ -289,6 +324,7 @@ enum Role {
 
 struct Builder<'a> {
     source: &'a dyn Source,
+    restrictions: LoadRestrictions,
     /// The kustomization files being built, outermost first: one seen again is a cycle.
     stack: Vec<PathBuf>,
 }
@@ -298,6 +334,7 @@ pub(crate) struct Target<'a> {
     pub source: &'a dyn Source,
     pub file: PathBuf,
     pub dir: PathBuf,
+    pub restrictions: LoadRestrictions,
 }
 
 impl Target<'_> {
@@ -306,8 +343,9 @@ impl Target<'_> {
         Error::at(location(&self.file, at), message)
     }
 
-    /// The file `path` (relative to the kustomization's directory) names, read under kustomize's
-    /// LoadRestrictionsRootOnly: inside the kustomization's directory, and inside the repository.
+    /// The file `path` (relative to the kustomization's directory) names, read under the
+    /// build's load restrictions: inside the kustomization's directory (unless `None`), and
+    /// inside the repository.
     pub fn read_file(&self, path: &str, at: &serde_saphyr::Location, field: &str) -> Result<(PathBuf, String)> {
         let full = self.file_path(path, at, field)?;
         let Some(bytes) = self.source.read_named(&full, &location(&self.file, at), field)? else {
@@ -331,7 +369,7 @@ impl Target<'_> {
                 .map_err(|err| Error::io_at(location(&self.file, at), &format!("read {field}"), p, err))
         };
         let (real, real_dir) = (within(&full)?, within(&self.dir)?);
-        if !real.starts_with(&real_dir) {
+        if self.restrictions == LoadRestrictions::RootOnly && !real.starts_with(&real_dir) {
             return Err(self.error(
                 at,
                 format!(
@@ -339,7 +377,7 @@ impl Target<'_> {
                     shown(&self.dir)
                 ),
             )
-            .with_help("move the file into the kustomization's directory, or make its directory a kustomization and list that"));
+            .with_help("move the file into the kustomization's directory, or make its directory a kustomization and list that, or give the release `loadRestrictions: none` (as Flux builds)"));
         }
         Ok(full)
     }
@@ -392,7 +430,7 @@ impl Builder<'_> {
             ));
         }
         self.stack.push(file.clone());
-        let target = Target { source: self.source, file, dir: dir.to_path_buf() };
+        let target = Target { source: self.source, file, dir: dir.to_path_buf(), restrictions: self.restrictions };
         let result = self.accumulate(&target, &k, accumulated);
         self.stack.pop();
         result

@@ -7,7 +7,8 @@
 //! reads Flux's text, so `replicas: ${replicas}` becomes a number), while a quoted or block
 //! scalar stays a string, as kyaml keeps the style it was written in. How a scalar was written
 //! is read from the object's file ([`Styles`]); a value that is not found there (generated,
-//! patched in) counts as plain.
+//! patched in) counts as plain unless it spans lines: kyaml writes such a string as a block
+//! (or quoted) scalar, never plain, so it stays a string (a generated dashboard's JSON).
 //!
 //! The rules ([`expand`]):
 //! - `${var}` is the variable's value; a variable that is not set is an error (Flux's strict
@@ -193,12 +194,13 @@ impl Styles {
     }
 
     /// Whether the string `text` at `pointer` of `document` (1-based) was written plain: as it
-    /// was there, else as that text was written anywhere in the file when that was always quoted.
+    /// was there, else as that text was written anywhere in the file when that was always quoted,
+    /// else as kyaml writes it (a string of several lines is never plain).
     fn is_plain(&self, document: usize, pointer: &str, text: &str) -> bool {
         let here = document.checked_sub(1).and_then(|d| self.documents.get(d)).and_then(|d| d.get(pointer));
         match here {
             Some((written, plain)) if written == text => *plain,
-            _ => !matches!(self.texts.get(text), Some((false, true))),
+            _ => !text.contains('\n') && !matches!(self.texts.get(text), Some((false, true))),
         }
     }
 }
@@ -413,6 +415,15 @@ mod tests {
         let set = vars(&[("n", "1"), ("m", "2")]);
         substitute(&mut value, 1, &Styles::of(text), &set).unwrap();
         assert_eq!(value, serde_json::json!({"moved": {"a": "1"}, "other": 2}));
+    }
+
+    #[test]
+    fn a_string_of_several_lines_found_nowhere_in_the_file_stays_a_string() {
+        // A generated ConfigMap's JSON file: kyaml writes it as a block scalar, which Flux's
+        // substituted text keeps a string.
+        let mut value = serde_json::json!({"data": {"dashboard.json": "{\n  \"ds\": \"${DS}\"\n}\n", "one": "${n}"}});
+        substitute(&mut value, 1, &Styles::default(), &vars(&[("DS", ""), ("n", "1")])).unwrap();
+        assert_eq!(value, serde_json::json!({"data": {"dashboard.json": "{\n  \"ds\": \"\"\n}\n", "one": 1}}));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Location, Result};
-use crate::project::source::{Escape, Source, is_plain_name, utf8};
+use crate::project::source::{Escape, Source, is_plain_name, lexical, utf8};
 
 pub const CHARTS_DIR: &str = "charts";
 
@@ -120,10 +120,27 @@ pub fn is_archive(chart: &str) -> bool {
     chart.ends_with(".tgz")
 }
 
-/// The repository path a release's `chart` refers to: `charts/<name>`, or a packaged chart's
-/// path.
+/// Whether a release's `chart` names a chart directory by its path in the repository
+/// (`./deploy/helm/app`), as helmfile's and helm's local charts are named, rather than a
+/// directory of charts/ by its name.
+pub fn is_path(chart: &str) -> bool {
+    chart.starts_with("./")
+}
+
+/// Whether a release's `chart` names a chart of the repository: a directory of charts/, a
+/// directory by its path, or a packaged chart's path.
+pub fn is_local(chart: &str) -> bool {
+    is_plain_name(chart) || is_path(chart) || is_archive(chart)
+}
+
+/// The repository path a release's `chart` refers to: `charts/<name>`, a chart directory's
+/// path, or a packaged chart's path (normalized; the loader refuses one leading outside the
+/// repository).
 pub fn chart_path(chart: &str) -> PathBuf {
-    if is_archive(chart) { PathBuf::from(chart) } else { chart_dir(chart) }
+    match is_path(chart) || is_archive(chart) {
+        true => lexical(Path::new(chart)).unwrap_or_else(|| PathBuf::from(chart)),
+        false => chart_dir(chart),
+    }
 }
 
 /// The names of the charts in the repository, sorted.
@@ -133,15 +150,17 @@ pub fn list_charts(source: &dyn Source) -> Result<Vec<String>> {
     Ok(entries.into_iter().filter(|e| e.is_dir).map(|e| e.name).collect())
 }
 
-/// Loads `charts/<name>`; `referenced_at` is where a release names the chart. Every file is
-/// read through [`ChartReader`], so none comes from outside the chart's directory.
+/// Loads `charts/<name>` or the chart directory `./<path>` names; `referenced_at` is where a
+/// release names the chart. Every file is read through [`ChartReader`], so none comes from
+/// outside the chart's directory.
 pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> Result<Chart> {
-    // A name, not a path: `chart: ..` would make the whole repository, `.git` included, a chart.
-    if !is_plain_name(name) {
+    // A name or a path below the root: `chart: ..` would make the whole repository, `.git`
+    // included, a chart.
+    let dir = chart_path(name);
+    if !(is_plain_name(name) || is_path(name)) || dir.as_os_str().is_empty() {
         return Err(Error::at(referenced_at.clone(), format!("`chart: {name}` is not a chart name"))
-            .with_help("name a chart: a directory of charts/"));
+            .with_help("name a chart: a directory of charts/, or a chart directory by its path (`./deploy/chart`)"));
     }
-    let dir = chart_dir(name);
     let meta_path = dir.join("chart.yaml");
     let reader = ChartReader::new(source, name, &dir, referenced_at)?;
     let Some(meta_text) = reader.read(&meta_path)? else {

@@ -24,13 +24,14 @@ use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
-use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive};
+use crate::kustomize::LoadRestrictions;
+use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive, is_local, is_path};
 use crate::project::health::{HealthCheck, HealthCheckFile};
 use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
 use crate::project::notifications::{Notification, NotificationFile};
 use crate::project::promotion::{Promoted, Promotion, PromotionFile, read_promoted};
-use crate::project::source::{Source, is_plain_name, utf8};
-use crate::project::values::{deep_merge, merge_overrides};
+use crate::project::source::{Source, is_plain_name, lexical, utf8};
+use crate::project::values::{deep_merge, merge_overrides, read_layer};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 
@@ -51,6 +52,7 @@ struct EnvironmentFile {
     wave: Option<i32>,
     namespace: Option<Spanned<String>>,
     values: Option<Map<String, Value>>,
+    values_files: Option<Vec<Spanned<String>>>,
     secrets: Option<Vec<Spanned<String>>>,
     identity_file: Option<Spanned<String>>,
     kube_version: Option<Spanned<String>>,
@@ -96,6 +98,7 @@ struct ReleaseFile {
     secrets: Option<Vec<Spanned<String>>>,
     substitute: Option<BTreeMap<String, Spanned<Value>>>,
     substitute_from: Option<Vec<Spanned<String>>>,
+    load_restrictions: Option<Spanned<String>>,
     installed: Option<bool>,
     patches: Option<Vec<Spanned<PatchFile>>>,
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
@@ -169,6 +172,8 @@ pub struct Release {
     /// `substituteFrom`: files of variables (plain or SOPS-encrypted flat mappings), in order:
     /// a later file's variable wins, and `substitute` wins over all of them.
     pub substitute_from: Vec<PathRef>,
+    /// `loadRestrictions`: where the files a kustomization reads may be.
+    pub load_restrictions: LoadRestrictions,
     pub installed: bool,
     pub patches: Vec<Patch>,
     /// `ignoreDifferences`: the environment's rules, then the release's own.
@@ -203,7 +208,10 @@ pub struct Environment {
     /// (`cluster.lockNamespace`, default [`DEFAULT_LOCK_NAMESPACE`]).
     pub lock_namespace: String,
     pub namespace: String,
+    /// `values`, over each file's `valuesFiles` (read when the environment loads), root first.
     pub values: Map<String, Value>,
+    /// Every `valuesFiles` entry of its files, root first: what `values` was read from.
+    pub values_files: Vec<PathRef>,
     pub secrets: Vec<PathRef>,
     pub identity_file: Option<PathRef>,
     /// The Kubernetes version Helm charts see as `.Capabilities.KubeVersion` (`kubeVersion`,
@@ -270,6 +278,8 @@ impl Environment {
         Environment {
             files: Vec::new(),
             releases: Vec::new(),
+            // What they hold is in `values`: which files held it changes nothing deployed.
+            values_files: Vec::new(),
             secrets: self.secrets.iter().map(PathRef::unlocated).collect(),
             identity_file: self.identity_file.as_ref().map(PathRef::unlocated),
             needs: self.needs.iter().map(|(name, _)| (name.clone(), Location::file(""))).collect(),
@@ -325,6 +335,7 @@ struct PartialRelease {
     substitute_from: Option<Vec<PathRef>>,
     /// Where `substitute` or `substituteFrom` was last written: a chart release refuses them.
     substitute_at: Option<Location>,
+    load_restrictions: Option<(LoadRestrictions, Location)>,
     installed: Option<bool>,
     patches: Option<Vec<Patch>>,
     ignore_differences: Option<Vec<IgnoreRule>>,
@@ -360,6 +371,21 @@ impl PartialRelease {
         if let Some(first) = substitute_from.as_ref().and_then(|files| files.first()) {
             substitute_at.get_or_insert_with(|| first.at.clone());
         }
+        let load_restrictions = match fields.load_restrictions {
+            None => None,
+            Some(spanned) => {
+                let at = location(file, &spanned.referenced);
+                let restrictions = match spanned.value.as_str() {
+                    "rootOnly" => LoadRestrictions::RootOnly,
+                    "none" => LoadRestrictions::None,
+                    other => {
+                        return Err(Error::at(at, format!("`loadRestrictions: {other}` is not a load restriction"))
+                            .with_help("write `rootOnly` (kustomize's default) or `none` (files anywhere in the repository, as Flux builds)"));
+                    }
+                };
+                Some((restrictions, at))
+            }
+        };
         let chart = match (fields.chart, fields.kustomize) {
             (Some(_), Some(k)) => {
                 return Err(Error::at(
@@ -386,6 +412,7 @@ impl PartialRelease {
             substitute,
             substitute_from,
             substitute_at,
+            load_restrictions,
             installed: fields.installed,
             patches,
             ignore_differences,
@@ -415,6 +442,7 @@ impl PartialRelease {
         }
         self.substitute_from = child.substitute_from.or(self.substitute_from.take());
         self.substitute_at = child.substitute_at.or(self.substitute_at.take());
+        self.load_restrictions = child.load_restrictions.or(self.load_restrictions.take());
         self.installed = child.installed.or(self.installed);
         self.patches = child.patches.or(self.patches.take());
         self.ignore_differences = child.ignore_differences.or(self.ignore_differences.take());
@@ -439,11 +467,21 @@ impl PartialRelease {
             true => None,
             false => remote_chart(&chart, &chart_at, self.version.as_ref(), repositories)?,
         };
+        if !is_kustomization && remote.is_none() {
+            local_chart(&chart, &chart_at)?;
+        }
         if let (false, Some(at)) = (is_kustomization, &self.substitute_at) {
             let field =
                 if self.substitute.as_ref().is_some_and(|s| !s.is_empty()) { "substitute" } else { "substituteFrom" };
             return Err(Error::at(at.clone(), format!("release `{}`: `{field}` is for kustomizations", self.name))
                 .with_help("variables are substituted in the objects of a `kustomize:` release, as Flux's postBuild does; a chart takes `values`"));
+        }
+        if let (false, Some((_, at))) = (is_kustomization, &self.load_restrictions) {
+            return Err(Error::at(
+                at.clone(),
+                format!("release `{}`: `loadRestrictions` is for kustomizations", self.name),
+            )
+            .with_help("it says where the files a `kustomize:` release's kustomization reads may be"));
         }
         if let (true, Some(first)) = (is_kustomization, self.secrets.as_ref().and_then(|files| files.first())) {
             return Err(Error::at(first.at.clone(), format!("release `{}`: `secrets` is for chart releases", self.name))
@@ -468,6 +506,7 @@ impl PartialRelease {
             secrets: self.secrets.unwrap_or_default(),
             substitute: self.substitute.unwrap_or_default(),
             substitute_from: self.substitute_from.unwrap_or_default(),
+            load_restrictions: self.load_restrictions.map(|(r, _)| r).unwrap_or_default(),
             installed: self.installed.unwrap_or(true),
             patches: self.patches.unwrap_or_default(),
             ignore_differences: environment_rules
@@ -527,6 +566,21 @@ impl Repository {
     }
 }
 
+/// Checks that a chart of the repository is named as one: a directory of charts/ by its name,
+/// or a chart directory or packaged chart by its path from the repository's root, inside it.
+fn local_chart(chart: &str, at: &Location) -> Result<()> {
+    if !is_local(chart) {
+        return Err(Error::at(at.clone(), format!("`chart: {chart}` is not a chart name")).with_help(
+            "name a directory of charts/ by its name (`chart: web`), or a chart directory by its path from the repository's root (`chart: ./deploy/web`)",
+        ));
+    }
+    if (is_path(chart) || is_archive(chart)) && lexical(Path::new(chart)).is_none_or(|p| p.as_os_str().is_empty()) {
+        return Err(Error::at(at.clone(), format!("`chart: {chart}` leads outside the repository"))
+            .with_help("name a chart by its path from the repository's root, below it (`chart: ./deploy/web`)"));
+    }
+    Ok(())
+}
+
 /// The remote chart `chart` names, if it names one: `<repository>/<chart>` of `repositories`,
 /// or `oci://host/path/chart`; `@sha256:…` after an OCI chart pins its manifest instead of
 /// `version`, its constraint.
@@ -561,7 +615,7 @@ fn remote_chart(
                     "a chart of this repository's {CHARTS_DIR}/ directory is named by its directory alone: `chart: {name}`"
                 ),
                 _ => format!(
-                    "repositories of this environment: {known}; a chart of this repository's {CHARTS_DIR}/ directory is named by its directory alone (`chart: <name>`)"
+                    "repositories of this environment: {known}; a chart of this repository's {CHARTS_DIR}/ directory is named by its directory alone (`chart: <name>`), one elsewhere by its path (`chart: ./{chart}`)"
                 ),
             };
             return bad(format!("`chart: {chart}`: no repository `{repository}` in `repositories`"), &help);
@@ -678,6 +732,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
     let mut lock_namespace = None;
     let mut namespace = None;
     let mut values = Map::new();
+    let mut values_files = Vec::new();
     let mut secrets = Vec::new();
     let mut identity_file = None;
     let mut kube_version = None;
@@ -708,6 +763,12 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         wave = file.wave.unwrap_or(wave);
         if let Some(ns) = file.namespace {
             namespace = Some(located_namespace(&file_path, ns)?);
+        }
+        // A file's values files are below its own `values`, and above what it extends.
+        for spanned in file.values_files.unwrap_or_default() {
+            let file_ref = path_ref(&file_path, spanned);
+            deep_merge(&mut values, read_layer(source, &file_ref, "values file")?);
+            values_files.push(file_ref);
         }
         if let Some(v) = file.values {
             deep_merge(&mut values, v);
@@ -784,6 +845,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         lock_namespace: lock_namespace.unwrap_or_else(|| DEFAULT_LOCK_NAMESPACE.to_string()),
         namespace,
         values,
+        values_files,
         secrets,
         identity_file,
         repositories,
@@ -1414,6 +1476,63 @@ releases:
         let err = load(&[("dev.yaml", in_release.as_str())], "dev").unwrap_err();
         assert_eq!(err.location.unwrap().to_string(), "environments/dev.yaml:6:9");
         assert!(err.message.ends_with("(first at line 5)"), "{}", err.message);
+    }
+
+    #[test]
+    fn an_environment_s_values_files_are_under_its_values_and_over_what_it_extends() {
+        let files = [
+            ("../vals/base.yaml", "a: base-file\nb: base-file\nc: base-file\nd: base-file\n"),
+            ("base.yaml", "abstract: true\nvaluesFiles: [vals/base.yaml]\nvalues: {b: base}\n"),
+            ("../vals/one.yaml", "c: one\nd: one\nnested: {x: 1}\n"),
+            ("../vals/two.yaml", "d: two\nnested: {y: 2}\n"),
+            ("dev.yaml", "extends: base\nvaluesFiles: [vals/one.yaml, ./vals/two.yaml]\nvalues: {e: dev}\n"),
+        ];
+        let env = load(&files, "dev").unwrap();
+        assert_eq!(
+            Value::Object(env.values),
+            serde_json::json!({"a": "base-file", "b": "base", "c": "one", "d": "two", "e": "dev", "nested": {"x": 1, "y": 2}})
+        );
+        let listed: Vec<&Path> = env.values_files.iter().map(|f| f.path.as_path()).collect();
+        assert_eq!(listed, [Path::new("vals/base.yaml"), Path::new("vals/one.yaml"), Path::new("./vals/two.yaml")]);
+    }
+
+    #[test]
+    fn an_environment_s_values_file_that_is_missing_or_not_a_mapping_is_an_error_where_it_is_listed() {
+        let missing = load(&[("dev.yaml", "namespace: dev\nvaluesFiles:\n  - vals/none.yaml\n")], "dev").unwrap_err();
+        assert!(missing.to_string().contains("environments/dev.yaml:3"), "{missing}");
+        assert!(missing.to_string().contains("vals/none.yaml"), "{missing}");
+        let files = [("../vals/list.yaml", "- a\n"), ("dev.yaml", "valuesFiles: [vals/list.yaml]\n")];
+        let not_a_map = load(&files, "dev").unwrap_err().to_string();
+        assert!(not_a_map.contains("vals/list.yaml") && not_a_map.contains("must be a mapping"), "{not_a_map}");
+        let files = [
+            ("../vals/enc.yaml", "a: ENC[AES256_GCM,data:x]\nsops: {version: 3.9.0}\n"),
+            ("dev.yaml", "valuesFiles: [vals/enc.yaml]\n"),
+        ];
+        let encrypted = load(&files, "dev").unwrap_err().to_string();
+        assert!(
+            encrypted.contains("environments/dev.yaml:1") && encrypted.contains("encrypted with SOPS"),
+            "{encrypted}"
+        );
+    }
+
+    #[test]
+    fn a_chart_is_named_by_its_name_or_by_a_path_inside_the_repository() {
+        let release =
+            |chart: &str| load(&[("dev.yaml", &format!("releases:\n  - name: web\n    chart: {chart}\n"))], "dev");
+        for chart in ["web", "./deploy/web", "./charts/../deploy/web", "vendor/web-1.0.0.tgz"] {
+            assert_eq!(release(chart).unwrap().releases[0].chart, chart);
+        }
+        for chart in ["../web", "./../web", "./deploy/../../web", ".", "./"] {
+            let err = release(chart).unwrap_err().to_string();
+            assert!(err.contains("environments/dev.yaml:3"), "{chart}: {err}");
+            assert!(
+                err.contains("leads outside the repository") || err.contains("is not a chart name"),
+                "{chart}: {err}"
+            );
+        }
+        let err = release("deploy/web").unwrap_err();
+        assert!(err.to_string().contains("no repository `deploy`"), "{err}");
+        assert!(format!("{err:?}").contains("./deploy/web"), "{err:?}");
     }
 
     #[test]

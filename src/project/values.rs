@@ -1,7 +1,40 @@
 //! Values merging, as helm does it: maps merge key by key, anything else replaces, and a
 //! `null` in the override removes the key.
 
+use std::path::Path;
+
 use serde_json::{Map, Value};
+
+use crate::error::{Error, Location, Result};
+use crate::project::environment::PathRef;
+use crate::project::source::{Source, utf8};
+
+/// The values file `file` lists (`what` says where: "values file", "file of variables"), read
+/// and parsed as a layer of values: how an environment's `valuesFiles` are read; a release's are
+/// read at render time through [`layer`], after decryption or templating.
+pub fn read_layer(source: &dyn Source, file: &PathRef, what: &str) -> Result<Map<String, Value>> {
+    let Some(bytes) = source.read_named(&file.path, &file.at, what)? else {
+        return Err(source.missing(&file.path, &file.at, what));
+    };
+    let text = utf8(&file.path, bytes)?;
+    layer(file, what, crate::yaml::from_str::<Option<Value>>(&file.path, &text)?)
+}
+
+/// A values file's parsed content as a layer of values: nothing for an empty file; an error for
+/// one SOPS encrypted and not decrypted (its values would be `ENC[…]`) or not a mapping.
+pub fn layer(file: &PathRef, what: &str, parsed: Option<Value>) -> Result<Map<String, Value>> {
+    match parsed {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) if map.get("sops").is_some_and(Value::is_object) => Err(Error::at(
+            file.at.clone(),
+            format!("{what} {} is encrypted with SOPS and was not decrypted", file.path.display()),
+        )),
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => {
+            Err(Error::at(Location::file(Path::new(&file.path)), "must be a mapping of values at the top level"))
+        }
+    }
+}
 
 pub fn deep_merge(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     for (key, value) in overlay {

@@ -798,6 +798,7 @@ pub(crate) mod tests {
             secrets: Vec::new(),
             substitute: Default::default(),
             substitute_from: Vec::new(),
+            load_restrictions: Default::default(),
             installed: true,
             patches: Vec::new(),
             ignore_differences: Vec::new(),

@@ -744,8 +744,9 @@ impl Run<'_> {
 /// A kustomization release: the objects `kubectl kustomize <dir>` builds, with the release's
 /// variables substituted (when it has any), each checked as a rendered document is.
 fn render_kustomization(project: &Project, release: &Release, dir: &Path, secrets: &Secrets) -> Result<Vec<Manifest>> {
-    let mut resources = crate::kustomize::build(project.source.as_ref(), dir, &release.chart_at)
-        .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
+    let mut resources =
+        crate::kustomize::build(project.source.as_ref(), dir, &release.chart_at, release.load_restrictions)
+            .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
     if !release.substitute.is_empty() || !release.substitute_from.is_empty() {
         substitute(project, release, secrets, &mut resources)?;
     }
@@ -979,20 +980,7 @@ fn read_files(
             Some(_) => e.with_help("the line is that of the template's output, not of the template"),
             None => e,
         })?;
-        match parsed {
-            None | Some(Value::Null) => layers.push(Map::new()),
-            // Encrypted values read as they are would deploy `ENC[…]` as values.
-            Some(Value::Object(map)) if map.get("sops").is_some_and(Value::is_object) => {
-                return Err(Error::at(
-                    file.at.clone(),
-                    format!("{what} {} is encrypted with SOPS and was not decrypted", file.path.display()),
-                ));
-            }
-            Some(Value::Object(map)) => layers.push(map),
-            Some(_) => {
-                return Err(Error::at(Location::file(&file.path), "must be a mapping of values at the top level"));
-            }
-        }
+        layers.push(crate::project::values::layer(file, what, parsed)?);
     }
     Ok(layers)
 }

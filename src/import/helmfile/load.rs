@@ -13,8 +13,9 @@ use std::rc::Rc;
 use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
 
-use super::{Convert, Key, Node, documents, is_default, line};
+use super::{Convert, documents, is_default};
 use crate::error::{Error, Location, Result};
+use crate::import::node::{Key, Node, line};
 use crate::project::source::is_plain_name;
 use crate::project::values::deep_merge;
 
@@ -69,15 +70,32 @@ pub(super) struct EnvState {
 /// environment variables.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Written {
+    /// Its values files that the environment's file lists in `valuesFiles` (by repository path,
+    /// with what they hold), under `values`.
+    pub files: Vec<(String, Map<String, Value>)>,
     pub values: Map<String, Value>,
     pub defaults: Map<String, Value>,
 }
 
 impl Written {
+    /// All of them in one map, the files' contents included.
     pub fn merged(&self) -> Map<String, Value> {
         let mut merged = self.defaults.clone();
+        for (_, values) in &self.files {
+            deep_merge(&mut merged, values.clone());
+        }
         deep_merge(&mut merged, self.values.clone());
         merged
+    }
+
+    /// An environment's values as one `values:` list gives them: `files` are kept as files
+    /// while nothing was written inline before them, else their contents are written.
+    pub fn add(&mut self, files: Vec<(String, Map<String, Value>)>, values: Map<String, Value>) {
+        match self.values.is_empty() {
+            true => self.files.extend(files),
+            false => files.into_iter().for_each(|(_, file)| deep_merge(&mut self.values, file)),
+        }
+        deep_merge(&mut self.values, values);
     }
 }
 
@@ -392,7 +410,7 @@ impl Convert<'_> {
             if let Some(node) = defaults {
                 let (mut values, mut written) = (Map::new(), Map::new());
                 let env = loaded.env.clone();
-                self.environment_values(&node, "values", (&mut values, &mut written), &env)?;
+                self.environment_values(&node, "values", (&mut values, &mut written), None, &env)?;
                 deep_merge(&mut loaded.env.defaults, values);
                 deep_merge(&mut loaded.env.written.defaults, written);
             }
@@ -430,7 +448,7 @@ impl Convert<'_> {
                             "values" => {
                                 let env = loaded.env.clone();
                                 let into = (&mut overrides, &mut written);
-                                failed = self.environment_values(value, "helmfiles values", into, &env).err();
+                                failed = self.environment_values(value, "helmfiles values", into, None, &env).err();
                             }
                             _ if is_default(&value.value) => {}
                             other => self.leave(

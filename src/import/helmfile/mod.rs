@@ -17,10 +17,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de;
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
+use super::node::{Key, Node, line};
 use crate::error::{Error, Location, Result};
 use crate::helm::strvals::{self, Kind};
 use crate::project::source::is_plain_name;
@@ -135,91 +136,6 @@ fn documents<T: de::DeserializeOwned>(path: &Path, text: &str, what: &str) -> Re
             }
         }
     })
-}
-
-/// A YAML node with the line of every key and item, so that whatever is left out can be named
-/// by its line.
-#[derive(Debug, Clone)]
-enum Node {
-    Null,
-    Scalar(Value),
-    List(Vec<Spanned<Node>>),
-    Map(Vec<(Spanned<Key>, Spanned<Node>)>),
-}
-
-/// A mapping key, whatever scalar it is written as.
-#[derive(Debug, Clone)]
-struct Key(String);
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        struct NodeVisitor;
-        impl<'de> Visitor<'de> for NodeVisitor {
-            type Value = Node;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any YAML value")
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Node, E> {
-                Ok(Node::Scalar(Value::Bool(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Node, E> {
-                Ok(Node::Scalar(Value::from(v)))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Node, E> {
-                Ok(Node::Scalar(Value::from(v)))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Node, E> {
-                Ok(serde_json::Number::from_f64(v)
-                    .map_or(Node::Scalar(Value::String(v.to_string())), |n| Node::Scalar(Value::Number(n))))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Node, E> {
-                Ok(Node::Scalar(Value::String(v.to_string())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Node, E> {
-                Ok(Node::Scalar(Value::String(v)))
-            }
-            fn visit_unit<E: de::Error>(self) -> std::result::Result<Node, E> {
-                Ok(Node::Null)
-            }
-            fn visit_none<E: de::Error>(self) -> std::result::Result<Node, E> {
-                Ok(Node::Null)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Node, D::Error> {
-                Node::deserialize(d)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Node, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<Node>>()? {
-                    items.push(item);
-                }
-                Ok(Node::List(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Node, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(key) = map.next_key::<Spanned<Key>>()? {
-                    entries.push((key, map.next_value::<Spanned<Node>>()?));
-                }
-                Ok(Node::Map(entries))
-            }
-        }
-        deserializer.deserialize_any(NodeVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        match Node::deserialize(deserializer)? {
-            Node::Scalar(Value::String(s)) => Ok(Key(s)),
-            Node::Scalar(other) => Ok(Key(other.to_string())),
-            Node::Null => Ok(Key("null".to_string())),
-            _ => Err(de::Error::custom("expected a scalar mapping key")),
-        }
-    }
-}
-
-/// The line a span starts on.
-fn line<T>(spanned: &Spanned<T>) -> u64 {
-    spanned.referenced.line()
 }
 
 /// helm's flags helmfile sets, and what weaver has instead.
@@ -408,12 +324,15 @@ impl Convert<'_> {
     /// YAML files, in order, as helmfile merges them; a `.gotmpl` file rendered first over `env`
     /// with the values merged so far, as helmfile renders it (an error when it does not render:
     /// helmfile stops there too). `written` gets the same but for a file that reads environment
-    /// variables: what it gives may be a secret, which is never written into a file.
+    /// variables: what it gives may be a secret, which is never written into a file. With
+    /// `files`, the plain YAML files before anything written inline go there instead of into
+    /// `written`: the environment's file lists them in `valuesFiles`, under its `values`.
     fn environment_values(
         &mut self,
         node: &Spanned<Node>,
         what: &str,
         (into, written): (&mut Map<String, Value>, &mut Map<String, Value>),
+        mut files: Option<&mut Vec<(String, Map<String, Value>)>>,
         env: &load::EnvState,
     ) -> Result<()> {
         for item in self.list(node, what) {
@@ -422,6 +341,7 @@ impl Convert<'_> {
                     if let Some(map) = self.map(item, what) {
                         deep_merge(into, map.clone());
                         deep_merge(written, map);
+                        files = None;
                     }
                 }
                 _ => {
@@ -440,7 +360,17 @@ impl Convert<'_> {
                             true => format!("{file} ({path})"),
                             false => file.clone(),
                         };
-                        self.values_file(item, &file, &path, (&mut *into, &mut *written), env)?;
+                        let referenced = self.values_file(
+                            item,
+                            &file,
+                            &path,
+                            (&mut *into, &mut *written),
+                            files.as_deref_mut(),
+                            env,
+                        )?;
+                        if !referenced {
+                            files = None;
+                        }
                     }
                 }
             }
@@ -449,28 +379,32 @@ impl Convert<'_> {
     }
 
     /// The values file at `path` (as written, from `item`, `file` for messages) merged into
-    /// `into` and `written`, as [`Convert::environment_values`] merges it.
+    /// `into` and `written`, or for a plain YAML file of the weaver repository into `into` and
+    /// `files` when given, as [`Convert::environment_values`] merges it. Whether it went into
+    /// `files`, or nothing was written of it.
     fn values_file(
         &mut self,
         item: &Spanned<Node>,
         file: &str,
         path: &str,
         (into, written): (&mut Map<String, Value>, &mut Map<String, Value>),
+        files: Option<&mut Vec<(String, Map<String, Value>)>>,
         env: &load::EnvState,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let text = match self.files.read(path) {
             Ok(Some(text)) => text,
             Ok(None) => {
                 self.leave(line(item), file, "not found");
-                return Ok(());
+                return Ok(true);
             }
             Err(reason) => {
                 self.leave(line(item), file, format!("not read: {reason}"));
-                return Ok(());
+                return Ok(true);
             }
         };
-        let reads_variables = path.ends_with(".gotmpl") && load::reads_variables(&text);
-        let text = match path.ends_with(".gotmpl") {
+        let templated = path.ends_with(".gotmpl");
+        let reads_variables = templated && load::reads_variables(&text);
+        let text = match templated {
             true => {
                 let mut so_far = env.clone();
                 deep_merge(&mut so_far.values, into.clone());
@@ -478,16 +412,26 @@ impl Convert<'_> {
             }
             false => text,
         };
-        match documents::<Option<Map<String, Value>>>(Path::new(path), &text, "invalid YAML") {
-            Ok(docs) => {
-                for map in docs.into_iter().flatten() {
-                    deep_merge(into, map.clone());
-                    if !reads_variables {
-                        deep_merge(written, map);
-                    }
-                }
+        let docs = match documents::<Option<Map<String, Value>>>(Path::new(path), &text, "invalid YAML") {
+            Ok(docs) => docs,
+            Err(err) => {
+                self.leave(line(item), file, format!("not read: {err}"));
+                return Ok(true);
             }
-            Err(err) => self.leave(line(item), file, format!("not read: {err}")),
+        };
+        // weaver reads one plain YAML mapping of the repository per file, as it is.
+        let repository_path = self.files.repository_path(path).filter(|_| !templated && docs.len() <= 1);
+        if let (Some(files), Some(repository_path)) = (files, repository_path) {
+            let values = docs.into_iter().flatten().next().unwrap_or_default();
+            deep_merge(into, values.clone());
+            files.push((repository_path.to_string_lossy().replace('\\', "/"), values));
+            return Ok(true);
+        }
+        for map in docs.into_iter().flatten() {
+            deep_merge(into, map.clone());
+            if !reads_variables {
+                deep_merge(written, map);
+            }
         }
         if reads_variables {
             self.leave(
@@ -498,7 +442,7 @@ impl Convert<'_> {
                  in a SOPS file the releases list",
             );
         }
-        Ok(())
+        Ok(reads_variables)
     }
 
     /// A path the helmfile names as a path of the weaver repository, or `None` (listed).
@@ -771,8 +715,17 @@ impl Convert<'_> {
             if let (false, Some(version)) = (kube_version_alike, &state.kube_version) {
                 map.insert("kubeVersion".into(), Value::String(version.clone()));
             }
+            // The environment's values files are under what its base gives, and over the
+            // state's values: kept as files when those are in the base.
             let values = match defaults_alike {
-                true => state.env.written.values.clone(),
+                true => {
+                    let files: Vec<Value> =
+                        state.env.written.files.iter().map(|(path, _)| Value::String(path.clone())).collect();
+                    if !files.is_empty() {
+                        map.insert("valuesFiles".into(), Value::Array(files));
+                    }
+                    state.env.written.values.clone()
+                }
                 false => state.env.written.merged(),
             };
             if !values.is_empty() {
@@ -886,12 +839,16 @@ impl Convert<'_> {
     /// the ones it has, its `kubeContext`.
     fn environment(&mut self, spec: &Spanned<Node>, env: &mut load::EnvState) -> Result<()> {
         let what = format!("environment `{}`", env.name);
-        let (mut values, mut written) = (Map::new(), Map::new());
+        let (mut values, mut written, mut files) = (Map::new(), Map::new(), Vec::new());
         for (key, value) in self.entries(spec, &what) {
             match key.value.0.as_str() {
-                "values" => {
-                    self.environment_values(value, &format!("{what} values"), (&mut values, &mut written), env)?
-                }
+                "values" => self.environment_values(
+                    value,
+                    &format!("{what} values"),
+                    (&mut values, &mut written),
+                    Some(&mut files),
+                    env,
+                )?,
                 "kubeContext" => {
                     if let Some(context) = self.text(value, &format!("{what} kubeContext")) {
                         env.context = Some(context);
@@ -927,7 +884,7 @@ impl Convert<'_> {
             }
         }
         deep_merge(&mut env.values, values);
-        deep_merge(&mut env.written.values, written);
+        env.written.add(files, written);
         Ok(())
     }
 
@@ -1373,14 +1330,13 @@ impl Convert<'_> {
                 (Some(parent), Some(name)) if parent == Path::new("charts") => {
                     Some(Chart::Local(name.to_string_lossy().into_owned()))
                 }
-                _ => {
+                // weaver names a chart elsewhere by its path from the repository's root.
+                (_, Some(_)) => Some(Chart::Local(format!("./{path}"))),
+                (_, None) => {
                     self.leave(
                         at,
                         what,
-                        format!(
-                            "weaver reads a repository's Helm charts from charts/<name>/: move {path} there and \
-                             write `chart: <name>`"
-                        ),
+                        "the repository's root is a chart: weaver names a chart by a directory below it",
                     );
                     None
                 }
@@ -1702,16 +1658,19 @@ mod tests {
     }
 
     #[test]
-    fn a_chart_outside_charts_and_a_missing_repository_are_listed_with_their_lines() {
+    fn a_chart_outside_charts_is_named_by_its_path_and_a_missing_repository_listed_with_its_line() {
         let imported = convert_text(
             "releases:\n- {name: a, chart: ./vendor/a}\n- {name: b, chart: nope/b}\n- {name: c, chart: ./charts/c}\n",
             &[("vendor/a/Chart.yaml", ""), ("charts/c/Chart.yaml", "")],
         );
         let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
-        assert_eq!(listed, [(2, "release `a`: chart `./vendor/a`"), (3, "release `b`: chart `nope/b`")]);
-        assert!(imported.left_out[0].why.contains("move vendor/a there"), "{:?}", imported.left_out);
-        assert!(imported.left_out[1].why.contains("no repository `nope`"), "{:?}", imported.left_out);
-        assert!(base(&imported).ends_with("releases:\n- name: c\n  chart: c\n"), "{}", base(&imported));
+        assert_eq!(listed, [(3, "release `b`: chart `nope/b`")]);
+        assert!(imported.left_out[0].why.contains("no repository `nope`"), "{:?}", imported.left_out);
+        assert!(
+            base(&imported).ends_with("releases:\n- name: a\n  chart: ./vendor/a\n- name: c\n  chart: c\n"),
+            "{}",
+            base(&imported)
+        );
     }
 
     fn file<'i>(imported: &'i Imported, name: &str) -> &'i str {
@@ -1906,7 +1865,12 @@ releases:
         let listed: Vec<(&str, u64, &str)> =
             imported.left_out.iter().map(|l| (l.file.as_str(), l.line, l.what.as_str())).collect();
         assert_eq!(listed, [("helmfile.yaml", 3, "helmfiles `apps/*/helmfile.yaml`")]);
-        assert!(file(&imported, "dev").contains("values:\n  ns: dev\n  api: v1\n"), "{}", file(&imported, "dev"));
+        // The base's values file stays a file; the nested helmfile's values are written.
+        assert!(
+            file(&imported, "dev").contains("valuesFiles:\n- common/dev.yaml\nvalues:\n  api: v1\n"),
+            "{}",
+            file(&imported, "dev")
+        );
         assert!(
             file(&imported, "prod").ends_with(
                 "releases:\n- name: web\n  namespace: prod\n- name: api\n  valuesFiles:\n  - apps/api/prod.yaml\n"

@@ -306,7 +306,7 @@ fn a_user_whose_rbac_allows_one_namespace_sees_and_acts_there_only() {
     assert!(all.body.contains("role=\"alert\"") && all.body.contains("forbidden"), "{}", all.body);
     assert!(!all.body.contains("id=\"sync-"), "nothing listed that may not be: {}", all.body);
     let elsewhere = served.get(&format!("/syncs/{other}/theirs"), None);
-    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.body);
     assert!(elsewhere.body.contains("forbidden") && !elsewhere.body.contains(DIGEST), "{}", elsewhere.body);
 
     let confirm = served.get(&format!("/syncs/{ns}/mine/confirm/approve?digest={DIGEST}"), None);

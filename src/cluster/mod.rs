@@ -4,6 +4,7 @@
 
 mod config;
 mod error;
+mod events;
 mod hooks;
 mod live;
 mod lock;
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watching, given_kubeconfig};
 pub(crate) use error::humanize;
+pub use events::{EVENTS_SHOWN, ObjectEvent, newest_first};
 pub use hooks::{PodLog, hook_done};
 pub use live::{Changed, LiveCache};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};

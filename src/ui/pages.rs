@@ -9,17 +9,20 @@ use minijinja::value::Serde;
 use serde::Serialize;
 
 use crate::action::sync::{State, state};
+use crate::cluster::ObjectEvent;
 use crate::controllers::gitops::EnvironmentSync;
 use crate::controllers::gitops::plan::short;
 use crate::error::{Error, Result};
 use crate::project::Environment;
 use crate::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, StatusReport};
+use crate::report::{SideBySide, diff_line_class, side_by_side};
 
 /// The stylesheet every page links: light and dark by `prefers-color-scheme`.
 pub const STYLESHEET: &str = include_str!("templates/ui.css");
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("templates/base.html")),
+    ("macros.html", include_str!("templates/macros.html")),
     ("fleet.html", include_str!("templates/fleet.html")),
     ("sync.html", include_str!("templates/sync.html")),
     ("confirm.html", include_str!("templates/confirm.html")),
@@ -67,6 +70,11 @@ pub fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
+/// A cluster as a page's header names it: `context (server)`.
+pub fn cluster_name(info: &crate::cluster::ClusterInfo) -> String {
+    format!("{} ({})", info.context, info.server)
+}
+
 /// What every page shows around its own content.
 #[derive(Serialize)]
 pub struct Chrome {
@@ -74,6 +82,8 @@ pub struct Chrome {
     pub server: String,
     /// Errors of the actions the page ran (redacted later with the whole page).
     pub errors: Vec<String>,
+    /// What they warned of: a part of the page left out, and why.
+    pub warnings: Vec<String>,
     /// The session's CSRF token, for the page's forms.
     pub csrf: String,
 }
@@ -279,6 +289,7 @@ pub struct ObjectPage<'a> {
     pub title: String,
     pub yaml: String,
     pub managers: &'a [crate::action::object::Manager],
+    pub events: &'a [ObjectEvent],
 }
 
 impl<'a> ObjectPage<'a> {
@@ -293,6 +304,7 @@ impl<'a> ObjectPage<'a> {
             title: format!("{} {place}", wanted.kind),
             yaml: crate::yaml::to_yaml_string(&live.object),
             managers: &live.managers,
+            events: &live.events,
         }
     }
 }
@@ -302,6 +314,9 @@ impl<'a> ObjectPage<'a> {
 #[derive(Serialize)]
 pub struct ReleasePage<'a> {
     pub history: HistoryReport<'a>,
+    /// By revision of `history`, oldest first: what it changed against the one before.
+    pub changes: Vec<DiffView<'a>>,
+    pub layout: Layout,
     pub done: Option<&'static str>,
 }
 
@@ -312,39 +327,57 @@ pub struct ReleasePage<'a> {
 pub struct EnvironmentPage<'a> {
     pub name: &'a str,
     pub status: Option<StatusReport<'a>>,
-    pub plan: Option<PlanView<'a>>,
+    pub plan: Option<DiffView<'a>>,
     pub drift: Option<DriftReport<'a>>,
+    /// What the cluster said of the objects, newest first.
+    pub events: &'a [ObjectEvent],
 }
 
-/// The plan as the CLI shows it: its objects that change, each with the CLI's diff, split in
-/// lines for the page to colour.
-#[derive(Serialize)]
-pub struct PlanView<'a> {
-    pub report: DiffReport<'a>,
-    pub changes: bool,
-    pub diffs: Vec<Vec<(&'static str, String)>>,
+/// How a page lays out diffs: `?diff=unified` (the CLI's) or `?diff=side-by-side`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    #[default]
+    Unified,
+    SideBySide,
 }
 
-impl<'a> PlanView<'a> {
-    pub fn new(report: DiffReport<'a>) -> PlanView<'a> {
-        let diffs = report
-            .objects
-            .iter()
-            .map(|object| {
-                object.diff.as_deref().unwrap_or_default().lines().map(|l| (line_class(l), l.into())).collect()
-            })
-            .collect();
-        PlanView { changes: report.has_changes(), report, diffs }
+impl Layout {
+    /// The layout a query value names; the CLI's for any other.
+    pub fn parse(word: Option<&str>) -> Layout {
+        match word {
+            Some("side-by-side") => Layout::SideBySide,
+            _ => Layout::Unified,
+        }
     }
 }
 
-/// How a line of a unified diff is shown.
-fn line_class(line: &str) -> &'static str {
-    match line.as_bytes().first() {
-        Some(b'+') => "add",
-        Some(b'-') => "del",
-        Some(b'@') => "hunk",
-        _ => "ctx",
+/// A plan as the CLI shows it (the pending plan, or what a revision changed): its objects that
+/// change, each with the CLI's diff, in lines for the page to colour, or side by side.
+#[derive(Serialize)]
+pub struct DiffView<'a> {
+    pub report: DiffReport<'a>,
+    pub changes: bool,
+    pub layout: Layout,
+    /// By object of the report: the unified diff's lines, with their classes.
+    pub diffs: Vec<Vec<(&'static str, String)>>,
+    /// By object of the report, side by side (empty in the unified layout).
+    pub sides: Vec<Vec<SideBySide>>,
+}
+
+impl<'a> DiffView<'a> {
+    pub fn new(report: DiffReport<'a>, layout: Layout) -> DiffView<'a> {
+        let text = |object: &crate::report::json::DiffObject| object.diff.clone().unwrap_or_default();
+        let diffs = report
+            .objects
+            .iter()
+            .map(|object| text(object).lines().map(|l| (diff_line_class(l), l.to_string())).collect())
+            .collect();
+        let sides = match layout {
+            Layout::SideBySide => report.objects.iter().map(|object| side_by_side(&text(object))).collect(),
+            Layout::Unified => Vec::new(),
+        };
+        DiffView { changes: report.has_changes(), report, layout, diffs, sides }
     }
 }
 
@@ -402,11 +435,16 @@ mod tests {
     #[test]
     fn templates_escape_what_they_show() {
         let pages = Pages::new().unwrap();
-        let chrome =
-            Chrome { server: "https://k8s".into(), errors: vec!["<script>x</script>".into()], csrf: "t".into() };
+        let chrome = Chrome {
+            server: "https://k8s".into(),
+            errors: vec!["<script>x</script>".into()],
+            warnings: vec!["<b>w</b>".into()],
+            csrf: "t".into(),
+        };
         let filter = Filter { label: Some("a=\"><b>".into()), state: None };
         let html = pages.render("fleet.html", &chrome, fleet(&filter, &[], &[])).unwrap();
         assert!(!html.contains("<script>x") && html.contains("&lt;script&gt;x"), "{html}");
+        assert!(!html.contains("<b>w") && html.contains("&lt;b&gt;w"), "{html}");
         assert!(!html.contains("\"><b>"), "{html}");
     }
 }

@@ -422,3 +422,107 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
     }
     assert!(!served.said().contains("hand-edited"), "{}", served.said());
 }
+
+#[test]
+fn an_environment_shows_its_events_its_history_diffs_its_own_context_and_what_its_user_may_not_list() {
+    let demo = Demo::new();
+    let forms = crate::leaks::decrypted_forms(&demo);
+    demo.weaver(&["apply", "--env", "dev"]).success();
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
+    demo.weaver(&["apply", "--env", "dev", "-r", "web"]).success();
+    let event = |name: &str, kind: &str, object: &str, reason: &str, second: u32| {
+        let time = format!("2026-01-01T00:00:{second:02}Z");
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": demo.ns},
+            "involvedObject": {"kind": kind, "name": object, "namespace": demo.ns},
+            "reason": reason, "message": format!("{reason} happened"), "type": "Normal", "count": 1,
+            "firstTimestamp": time, "lastTimestamp": time, "source": {"component": "ui-test"}})
+    };
+    for object in [
+        event("web.older", "Deployment", "web", "OlderReason", 1),
+        event("web.newer", "Deployment", "web", "NewerReason", 9),
+        event("stranger", "ConfigMap", "not-the-environments", "StrangerReason", 5),
+    ] {
+        demo.cluster.create(&object);
+    }
+
+    // A viewer who may read the environment's objects and events, but not the Pods and
+    // ReplicaSets they own; the environment names the viewer's context, the kubeconfig's
+    // current one is another.
+    let viewer = demo.cluster.service_account(&demo.ns, "viewer");
+    let rule = |groups: &[&str], resources: &[&str]| json!({"apiGroups": groups, "resources": resources, "verbs": ["get", "list", "watch"]});
+    demo.cluster.apply(
+        &[
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "viewer", "namespace": demo.ns},
+            "rules": [
+                rule(&[""], &["secrets", "configmaps", "services", "serviceaccounts", "events"]),
+                rule(&["apps"], &["deployments", "statefulsets"]),
+                rule(&["autoscaling"], &["horizontalpodautoscalers"]),
+                rule(&["policy"], &["poddisruptionbudgets"]),
+                rule(&["networking.k8s.io"], &["networkpolicies", "ingresses"]),
+            ]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "viewer", "namespace": demo.ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+                "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": demo.ns}]}),
+        ],
+        "ui-test",
+    );
+    let mut kubeconfig: serde_json::Value = serde_json::from_str(&viewer.kubeconfig).unwrap();
+    let mut elsewhere = kubeconfig["contexts"][0].clone();
+    elsewhere["name"] = json!("elsewhere");
+    kubeconfig["contexts"].as_array_mut().unwrap().push(elsewhere);
+    kubeconfig["current-context"] = json!("elsewhere");
+    demo.repo.write("viewer-kubeconfig", &kubeconfig.to_string());
+    demo.edit("environments/dev.yaml", "cluster:\n", "cluster:\n  context: viewer\n");
+    let served = Served::start_as(&demo.repo, &demo.repo.path().join("viewer-kubeconfig"), &["-n", &demo.ns]);
+
+    // A real server's authorizer learns of the new binding within moments.
+    let page = eventually("the viewer's binding applies", || {
+        let reply = served.get("/environments/dev", None);
+        reply.body.contains("id=\"release-web\"").then_some(reply.body.clone()).ok_or(reply.body)
+    });
+    assert!(page.contains("data-kind=\"Deployment\" data-name=\"web\""), "the health rows stay: {page}");
+    assert!(
+        page.contains("class=\"warning\" role=\"status\">objects&#x27; dependents not shown")
+            && page.contains("forbidden"),
+        "the tree left out, and why: {page}"
+    );
+    assert!(page.contains("id=\"server\">viewer ("), "the environment's own context: {page}");
+    assert!(served.get("/", None).body.contains("id=\"server\">elsewhere ("), "the fleet's is the kubeconfig's");
+    let (newer, older) = (page.find("NewerReason").expect(&page), page.find("OlderReason").expect(&page));
+    assert!(newer < older, "newest first: {page}");
+    assert!(!page.contains("StrangerReason"), "only the environment's objects' events: {page}");
+
+    let deployment =
+        format!("/environments/dev/object?apiVersion=apps%2Fv1&kind=Deployment&namespace={}&name=web", demo.ns);
+    let Some(object) = served.dom(&deployment) else { return };
+    assert!(object.contains("NewerReason happened") && object.contains("OlderReason"), "{object}");
+    assert!(object.contains("id=\"server\">viewer ("), "{object}");
+
+    // Each revision with what it changed: revision 2 the replicas, revision 1 everything, the
+    // values of the Secret (which holds decrypted values) never.
+    let release = served.dom("/environments/dev/releases/web").unwrap();
+    let second = release.find("id=\"changes-2\"").expect(&release);
+    let first = release.find("id=\"changes-1\"").expect(&release);
+    let changed = &release[second..first];
+    assert!(changed.contains("-  replicas: 1") && changed.contains("+  replicas: 2"), "{changed}");
+    let secret = release[first..].find("web-secrets</code>").expect(&release) + first;
+    assert!(release[secret..].split("</details>").next().unwrap().contains("class=\"note withheld\""), "{release}");
+    let split = served.get("/environments/dev/releases/web?diff=side-by-side", None).body;
+    assert!(
+        split.contains("<td class=\"del\">  replicas: 1</td><td class=\"add\">  replicas: 2</td>"),
+        "the removed line beside what replaced it: {split}"
+    );
+    for body in [&page, &object, &release, &split] {
+        for form in &forms {
+            assert!(!body.contains(form.as_str()), "a decrypted value shows: {body}");
+        }
+    }
+    // What does not exist is 404, what may not be read 403.
+    assert_eq!(served.get("/environments/nope", None).status, 404);
+    assert_eq!(served.get("/environments/dev/releases/nope", None).status, 404);
+    let secret_elsewhere = "/environments/dev/object?apiVersion=v1&kind=Secret&namespace=kube-system&name=x";
+    let forbidden = served.get(secret_elsewhere, None);
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+}

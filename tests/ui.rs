@@ -110,9 +110,13 @@ impl Served {
     }
 
     fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.get_with(path, cookie.map(|cookie| ("Cookie", cookie)).as_slice())
+    }
+
+    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.agent.get(format!("{}{path}", self.url));
-        if let Some(cookie) = cookie {
-            request = request.header("Cookie", cookie);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         Served::reply(request.call().expect("weaver ui answers"))
     }
@@ -519,6 +523,34 @@ fn an_environment_shows_its_events_its_history_diffs_its_own_context_and_what_it
             assert!(!body.contains(form.as_str()), "a decrypted value shows: {body}");
         }
     }
+    // Live updates: the page links the script (never inline) and where its events come from.
+    assert!(
+        page.contains("<script src=\"/ui.js\" defer></script>")
+            && page.contains("data-live=\"&#x2f;environments&#x2f;dev&#x2f;live\""),
+        "{page}"
+    );
+    let script = served.get("/ui.js", None);
+    assert!(script.header("content-type").starts_with("text/javascript") && script.body.contains("EventSource"));
+    let policy = script.header("content-security-policy");
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"), "{policy}");
+    let first = served.get("/environments/dev/live", None);
+    assert_eq!(first.header("content-type"), "text/event-stream; charset=utf-8", "{}", first.body);
+    let marks = first.body.lines().find_map(|l| l.strip_prefix("id: ")).expect(&first.body).to_string();
+    assert!(!first.body.contains("event:"), "nothing changed yet: {}", first.body);
+    // A wait from those marks ends with the first change after them: an event of the
+    // environment's namespace here (an apply's record is another).
+    let waited = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| served.get_with("/environments/dev/live", &[("Last-Event-ID", &marks)]));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        demo.cluster.create(&event("web.live", "Deployment", "web", "LiveReason", 30));
+        waiting.join().unwrap()
+    });
+    assert!(waited.body.contains("event: changed\ndata: Event web.live\n"), "{}", waited.body);
+    let next = waited.body.lines().find_map(|l| l.strip_prefix("id: ")).expect(&waited.body);
+    assert_ne!(next, marks, "the next wait starts after the change");
+    let refused = served.get_with("/environments/dev/live", &[("Last-Event-ID", "1 event: x")]);
+    assert!(refused.body.starts_with("retry: 1000\nid: "), "marks not ours are read again: {}", refused.body);
+
     // What does not exist is 404, what may not be read 403.
     assert_eq!(served.get("/environments/nope", None).status, 404);
     assert_eq!(served.get("/environments/dev/releases/nope", None).status, 404);

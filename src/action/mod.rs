@@ -22,6 +22,7 @@ pub mod report;
 pub mod rollback;
 pub mod status;
 pub mod sync;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -17,7 +17,9 @@ use subtle::ConstantTimeEq;
 use super::Options;
 use super::pages::{self, Chrome, Filter, Pages, SyncState};
 use crate::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
+use crate::action::watch::{self, WatchOptions};
 use crate::action::{Context, Progress};
+use crate::cluster::Waited;
 use crate::controllers::configmapsync::endpoints::serve_with;
 use crate::error::{Error, Result};
 use crate::secrets::hmac::HmacSha256;
@@ -32,7 +34,7 @@ const MAX_FORM: usize = 4096;
 const SECURITY_HEADERS: [(&str, &str); 7] = [
     (
         "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
@@ -173,7 +175,7 @@ impl Server {
 
     /// The header of a page that ran actions which failed with `errors` and warned of `warnings`.
     fn chrome(&self, session: &str, errors: Vec<String>, warnings: Vec<String>) -> Chrome {
-        Chrome { server: self.server_url.clone(), errors, warnings, csrf: self.csrf(session) }
+        Chrome { server: self.server_url.clone(), errors, warnings, csrf: self.csrf(session), live: None }
     }
 
     fn page(&self, name: &str, chrome: &Chrome, page: impl serde::Serialize) -> Answer {
@@ -199,7 +201,15 @@ impl Server {
             (&Method::GET, ["ui.css"]) => {
                 Answer { content_type: "text/css; charset=utf-8", ..Answer::text(StatusCode::OK, pages::STYLESHEET) }
             }
+            (&Method::GET, ["ui.js"]) => {
+                Answer { content_type: "text/javascript; charset=utf-8", ..Answer::text(StatusCode::OK, pages::SCRIPT) }
+            }
             (&Method::GET, ["syncs", ns, name]) => self.sync(session, ns, name, query.get("done")).await,
+            (&Method::GET, ["syncs", ns, name, "live"]) => {
+                let connect = self.options.connect.clone();
+                let options = WatchOptions::Sync { namespace: ns.to_string(), name: name.to_string(), connect };
+                self.live(request.headers(), options).await
+            }
             (&Method::GET, ["syncs", ns, name, "confirm", action]) => {
                 self.confirm(session, ns, name, action, query.get("digest")).await
             }
@@ -208,6 +218,11 @@ impl Server {
                 self.act(request, session, &ns, &name, &action).await
             }
             (&Method::GET, ["environments", env]) => self.environment(session, env, &query).await,
+            (&Method::GET, ["environments", env, "live"]) => {
+                let (repo, connect) = (self.options.repo.clone(), self.options.connect.clone());
+                let options = WatchOptions::Environment { repo, env: env.to_string(), connect };
+                self.live(request.headers(), options).await
+            }
             (&Method::GET, ["environments", env, "object"]) => self.object(session, env, &query).await,
             (&Method::GET, ["environments", env, "releases", release]) => {
                 self.release(session, env, release, &query).await
@@ -275,7 +290,9 @@ impl Server {
         match self.read_sync(ns, name).await {
             Ok(found) => {
                 let done = done.and_then(|d| pages::done_message(d));
-                self.page("sync.html", &self.chrome(session, Vec::new(), Vec::new()), pages::sync(&found, done))
+                let live = Some(format!("{}/live", pages::sync_path(ns, name)));
+                let chrome = Chrome { live, ..self.chrome(session, Vec::new(), Vec::new()) };
+                self.page("sync.html", &chrome, pages::sync(&found, done))
             }
             Err(err) => self.error_page(session, read_refusal(&err), &err),
         }
@@ -643,13 +660,38 @@ impl Server {
             drift: drift.as_ref().map(crate::report::json::DriftReport::new),
             events: status.as_ref().map_or(&[], |s| &s.events),
         };
-        let chrome = Chrome { server: pages::cluster_name(&cluster), ..self.chrome(session, errors, warnings) };
+        let live = Some(format!("/environments/{}/live", pages::segment(env)));
+        let chrome = Chrome { server: pages::cluster_name(&cluster), live, ..self.chrome(session, errors, warnings) };
         self.page("environment.html", &chrome, page)
     }
 
     /// The header of an environment's page: the cluster the environment's context reaches.
     fn env_chrome(&self, session: &str, cluster: &crate::cluster::ClusterInfo, warnings: Vec<String>) -> Chrome {
         Chrome { server: pages::cluster_name(cluster), ..self.chrome(session, Vec::new(), warnings) }
+    }
+
+    /// A page's live updates (server-sent events): the marks of where the page's watched
+    /// resources stand when the browser sent none (`Last-Event-ID`), else the first change after
+    /// them, or after [`pages::LIVE_WAIT`] that nothing changed. Each answer is whole: the
+    /// browser asks again with the marks it ended at, so nothing between is missed.
+    async fn live(self: &Arc<Self>, headers: &HeaderMap, options: WatchOptions) -> Answer {
+        let marks = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(pages::marks_of);
+        let waited = run(async move |on| {
+            let Some(marks) = marks else { return Ok(pages::live_event(&watch::marks(&options, on).await?, None)) };
+            Ok(match watch::next_change(&options, &marks, pages::LIVE_WAIT, on).await? {
+                Waited::Changed { marks, what } => pages::live_event(&marks, Some(&what)),
+                Waited::Quiet { marks } => pages::live_event(&marks, None),
+                Waited::Expired => {
+                    pages::live_event(&watch::marks(&options, on).await?, Some("the watch started again"))
+                }
+            })
+        })
+        .await;
+        let body = match waited.and_then(|ran| ran.value) {
+            Ok(events) => events,
+            Err(err) => pages::live_failed(&err.redacted(&self.options.redactor)),
+        };
+        Answer { content_type: "text/event-stream; charset=utf-8", ..Answer::text(StatusCode::OK, body) }
     }
 
     fn error_page(&self, session: &str, status: StatusCode, err: &Error) -> Answer {

@@ -20,6 +20,10 @@ use crate::report::{SideBySide, diff_line_class, side_by_side};
 /// The stylesheet every page links: light and dark by `prefers-color-scheme`.
 pub const STYLESHEET: &str = include_str!("templates/ui.css");
 
+/// The script of the pages that update themselves (the only one, linked, never inline: the
+/// Content-Security-Policy allows this server's scripts alone). The pages read fully without it.
+pub const SCRIPT: &str = include_str!("templates/ui.js");
+
 const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
@@ -86,6 +90,8 @@ pub struct Chrome {
     pub warnings: Vec<String>,
     /// The session's CSRF token, for the page's forms.
     pub csrf: String,
+    /// Where the page's live updates come from (server-sent events), when it has them.
+    pub live: Option<String>,
 }
 
 /// What the fleet page selects: `?label=SELECTOR&state=STATE`.
@@ -333,6 +339,43 @@ pub struct EnvironmentPage<'a> {
     pub events: &'a [ObjectEvent],
 }
 
+/// How long a page's wait for a change lasts before the server answers that nothing changed
+/// (the browser asks again at once, from where the wait ended).
+pub const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(50);
+
+/// How soon the browser asks again for the next change (`retry:`), in milliseconds.
+const LIVE_RETRY: u32 = 1000;
+
+/// The marks a browser sent back (`Last-Event-ID`: the `id:` of the last event it had), or
+/// None when they are not marks this server could have sent.
+pub fn marks_of(last_event_id: &str) -> Option<Vec<String>> {
+    let marks: Vec<String> = last_event_id.split(',').map(str::to_string).collect();
+    let mark_ok = |m: &String| {
+        (1..=64).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (marks.len() <= 256 && marks.iter().all(mark_ok)).then_some(marks)
+}
+
+/// A page's live update as server-sent events: the marks to wait from next as the event's id
+/// (the browser sends them back when it asks again), and `changed` when something did, what.
+pub fn live_event(marks: &[String], changed: Option<&str>) -> String {
+    let mut text = format!("retry: {LIVE_RETRY}\nid: {}\n", marks.join(","));
+    if let Some(what) = changed {
+        text.push_str(&format!("event: changed\ndata: {}\n", one_line(what)));
+    }
+    text + "\n"
+}
+
+/// Live updates that stopped, and why: the page says so, and its script asks no more.
+pub fn live_failed(why: &str) -> String {
+    format!("retry: 60000\nevent: failed\ndata: {}\n\n", one_line(why))
+}
+
+/// `text` on one line: a line break would end an event's data.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n']).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
 /// How a page lays out diffs: `?diff=unified` (the CLI's) or `?diff=side-by-side`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -433,6 +476,21 @@ mod tests {
     }
 
     #[test]
+    fn live_events_carry_their_marks_and_one_line_of_what_changed() {
+        let marks = vec!["41".to_string(), "7".to_string()];
+        assert_eq!(live_event(&marks, None), "retry: 1000\nid: 41,7\n\n");
+        assert_eq!(
+            live_event(&marks, Some("Deployment web\ndata: injected")),
+            "retry: 1000\nid: 41,7\nevent: changed\ndata: Deployment web data: injected\n\n"
+        );
+        assert_eq!(marks_of("41,7"), Some(marks));
+        for sent in ["", "41,", "4 1", "41\nid: 2", &"9".repeat(65)] {
+            assert_eq!(marks_of(sent), None, "{sent:?}");
+        }
+        assert!(live_failed("forbidden\nhelp: ask").ends_with("data: forbidden help: ask\n\n"));
+    }
+
+    #[test]
     fn templates_escape_what_they_show() {
         let pages = Pages::new().unwrap();
         let chrome = Chrome {
@@ -440,6 +498,7 @@ mod tests {
             errors: vec!["<script>x</script>".into()],
             warnings: vec!["<b>w</b>".into()],
             csrf: "t".into(),
+            live: None,
         };
         let filter = Filter { label: Some("a=\"><b>".into()), state: None };
         let html = pages.render("fleet.html", &chrome, fleet(&filter, &[], &[])).unwrap();

@@ -144,6 +144,32 @@ impl Drop for Served {
     }
 }
 
+/// A page a keyboard reaches whole, in reading order: the skip link first, leading to the main
+/// content; nothing taken out of or moved in the tab order (no `tabindex`); no control that
+/// only a mouse works (a click handler on something not a control); every field labelled; and
+/// the stylesheet outlines whatever has the focus.
+fn assert_keyboard_reachable(dom: &str, css: &str) {
+    let body = &dom[dom.find("<body").expect(dom)..];
+    let controls = ["<a ", "<button", "<input", "<select", "<summary", "<textarea"];
+    let first = controls.iter().filter_map(|tag| body.find(tag)).min().expect(dom);
+    assert!(body[first..].starts_with("<a class=\"skip\" href=\"#main\""), "the skip link comes first: {dom}");
+    assert!(dom.contains("<main id=\"main\""), "{dom}");
+    assert!(!dom.contains("tabindex") && !dom.contains("onclick"), "{dom}");
+    for field in dom.split("<input").skip(1).chain(dom.split("<select").skip(1)) {
+        let tag = &field[..field.find('>').unwrap()];
+        if tag.contains("type=\"hidden\"") {
+            continue;
+        }
+        let id = tag.split("id=\"").nth(1).and_then(|rest| rest.split('"').next()).expect(tag);
+        assert!(dom.contains(&format!("<label for=\"{id}\"")), "field {id} has a label: {dom}");
+    }
+    let focus = css.find(":focus{outline:3px solid").expect(css);
+    let focused = &css[..focus + ":focus".len()];
+    for element in ["a:focus", "button:focus", "input:focus", "select:focus", "summary:focus"] {
+        assert!(focused.rsplit('}').next().unwrap().contains(element), "{element} is outlined: {css}");
+    }
+}
+
 #[test]
 fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
     let (cluster, ns, _) = setup();
@@ -175,6 +201,11 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
 
     let sync = served.dom(&format!("/syncs/{ns}/waiting")).unwrap();
     assert!(browser::text_of(&sync, "digest") == DIGEST, "{sync}");
+    let css = served.get("/ui.css", None).body;
+    let confirm = served.dom(&format!("/syncs/{ns}/waiting/confirm/approve?digest={DIGEST}")).unwrap();
+    for page in [&fleet, &sync, &confirm] {
+        assert_keyboard_reachable(page, &css);
+    }
     assert!(browser::text_of(&sync, "state") == "awaiting-approval", "{sync}");
     let approve = format!("/syncs/{ns}/waiting/confirm/approve?digest=sha256%3A{}", &DIGEST[7..]);
     assert!(sync.contains(&approve.replace('&', "&amp;")), "the approval names the digest shown: {sync}");
@@ -369,6 +400,8 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
     // Revision 2 applied from the edited tree; the page rolls web back to revision 1.
     demo.weaver(&["apply", "--env", "dev", "-r", "web", "--force-conflicts"]).success();
     assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 2);
+    let healed = served.get("/environments/dev", None).body;
+    assert!(healed.contains("id=\"no-drift\"") && !healed.contains("data.API_KEY"), "the drift healed: {healed}");
     let release = served.dom("/environments/dev/releases/web").unwrap();
     assert!(release.contains("id=\"revision-2\" data-status=\"deployed\""), "{release}");
     assert!(release.contains("id=\"rollback-1\"") && !release.contains("id=\"rollback-2\""), "{release}");
@@ -388,6 +421,10 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
     );
     assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 1, "revision 1 applied again");
     let history = served.dom("/environments/dev/releases/web?done=rollback").unwrap();
+    let css = served.get("/ui.css", None).body;
+    for dom in [&page, &release, &history] {
+        assert_keyboard_reachable(dom, &css);
+    }
     assert!(
         history.contains("id=\"revision-3\" data-status=\"deployed\"") && history.contains("rollback to 1"),
         "{history}"
@@ -425,6 +462,29 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
         }
     }
     assert!(!served.said().contains("hand-edited"), "{}", served.said());
+
+    // The guide's screenshots, under WEAVER_BLESS=1 only: an environment light, dark and at
+    // 200 % zoom, and a release's history side by side.
+    if std::env::var_os("WEAVER_BLESS").is_none() {
+        return;
+    }
+    let dir = common::project_root().join("docs/src/guides/ui");
+    for (file, path, args) in [
+        ("environment.png", "/environments/dev", &["--window-size=1280,1400"][..]),
+        ("environment-dark.png", "/environments/dev", &["--window-size=1280,1400", "--force-dark-mode"][..]),
+        (
+            "environment-zoom-200.png",
+            "/environments/dev",
+            &["--window-size=640,1400", "--force-device-scale-factor=2"][..],
+        ),
+        (
+            "release-side-by-side.png",
+            "/environments/dev/releases/web?diff=side-by-side",
+            &["--window-size=1280,1400"][..],
+        ),
+    ] {
+        served.screenshot(path, &dir.join(file), args);
+    }
 }
 
 #[test]
@@ -557,4 +617,51 @@ fn an_environment_shows_its_events_its_history_diffs_its_own_context_and_what_it
     let secret_elsewhere = "/environments/dev/object?apiVersion=v1&kind=Secret&namespace=kube-system&name=x";
     let forbidden = served.get(secret_elsewhere, None);
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+}
+
+#[test]
+fn a_pending_plan_approved_on_its_page_is_applied_by_the_controller_and_the_page_follows_it() {
+    use crate::gitops::{
+        Controller, Source, config_map, environment_sync, http_or_skip, spec, tenant, until_ready_with,
+    };
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let first = source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s", "approval": "Manual"})));
+    cluster.create(&sync);
+    let waiting = until_ready_with(&cluster, &sync, "AwaitingApproval", "the plan waiting");
+    let digest = waiting["status"]["pendingPlan"]["digest"].as_str().unwrap().to_string();
+    let served = Served::start(&Repo::minimal(), &cluster, &["-n", &namespace]);
+    let page = format!("/syncs/{namespace}/shop");
+
+    let Some(before) = served.dom(&page) else { return };
+    assert_eq!(browser::text_of(&before, "state"), "awaiting-approval", "{before}");
+    assert_eq!(browser::text_of(&before, "digest"), digest, "{before}");
+    assert!(before.contains("data-live=\"/syncs/") && before.contains("id=\"live-status\""), "{before}");
+    let marks = served.get(&format!("{page}/live"), None).body;
+    let marks = marks.lines().find_map(|l| l.strip_prefix("id: ")).expect(&marks).to_string();
+
+    // Approved as a person does it: the confirmation page, then its form.
+    let confirm = served.get(&format!("{page}/confirm/approve?digest={digest}"), None);
+    let (cookie, csrf) = (confirm.cookie(), confirm.field("csrf"));
+    let approved =
+        served.post(&format!("{page}/approve"), Some(&cookie), None, &[("csrf", &csrf), ("digest", &digest)]);
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    // The page hears of the change from its watch (the approval itself, then the controller's
+    // status) without being reloaded.
+    let heard = served.get_with(&format!("{page}/live"), &[("Last-Event-ID", &marks)]);
+    assert!(heard.body.contains("event: changed\ndata: EnvironmentSync shop\n"), "{}", heard.body);
+
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the approved plan applied");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+    let after = served.dom(&format!("{page}?done=approve")).unwrap();
+    assert_eq!(browser::text_of(&after, "state"), "ready", "{after}");
+    assert_eq!(browser::text_of(&after, "revision"), &first[..12], "{after}");
+    assert!(after.contains("id=\"no-plan\"") && after.contains("id=\"done\""), "{after}");
 }

@@ -77,9 +77,9 @@ fn main() {
         );
 
         clear();
-        let server = server_cpu(&fake, &kubeconfig);
+        let server = support::server_cpu(&fake, &kubeconfig);
         let noop = support::time_weaver(&apply, RUNS);
-        let noop_server = spent(&server, RUNS);
+        let noop_server = support::spent(&server, RUNS);
         applied(&noop.stdout, environments);
         println!(
             "fleet no-op apply of {environments:>2} environments: median {} (min {}, max {}), CPU {}, peak RSS {:.1} MB; {}{}; load average {}",
@@ -89,7 +89,7 @@ fn main() {
             support::ms(noop.median_cpu()),
             mb(noop.peak_rss),
             requests(RUNS),
-            beside(noop.median_cpu(), &noop_server),
+            support::beside(noop.median_cpu(), &noop_server),
             support::load_average()
         );
 
@@ -99,9 +99,9 @@ fn main() {
         std::fs::write(&changed, text.replacen("replicas: 1\n", "replicas: 5\n", 1)).unwrap();
         let diff = ["--repo", repo, "--kubeconfig", &kubeconfig, "diff", "--env", "env-*", "-o", "json"];
         clear();
-        let server = server_cpu(&fake, &kubeconfig);
+        let server = support::server_cpu(&fake, &kubeconfig);
         let fleet = support::time_weaver(&diff, RUNS);
-        let fleet_server = spent(&server, RUNS);
+        let fleet_server = support::spent(&server, RUNS);
         let report: Value = serde_json::from_slice(&fleet.stdout).expect("diff -o json");
         assert_eq!(report["summary"]["environments"], environments, "{}", report["summary"]);
         assert_eq!(report["summary"]["changed"], 1, "one environment changed: {}", report["summary"]);
@@ -110,7 +110,7 @@ fn main() {
         // The loop: one process per environment, one after another, as a shell loop runs them.
         let (mut looped, mut looped_cpu) = (Duration::ZERO, Duration::ZERO);
         let mut loop_rss = 0;
-        let server = server_cpu(&fake, &kubeconfig);
+        let server = support::server_cpu(&fake, &kubeconfig);
         for i in 0..environments {
             let name = format!("env-{i:02}");
             let one = support::time_weaver(&["--repo", repo, "--kubeconfig", &kubeconfig, "diff", "--env", &name], 1);
@@ -118,7 +118,7 @@ fn main() {
             looped_cpu += one.cpu[0];
             loop_rss = loop_rss.max(one.peak_rss);
         }
-        let loop_server = spent(&server, 1);
+        let loop_server = support::spent(&server, 1);
         println!(
             "fleet diff of {environments:>2} environments, 1 changed: median {} (min {}, max {}), CPU {}, peak RSS {:.1} MB; {fleet_requests}{}; loop of {environments} single diffs: {}, CPU {}, peak RSS {:.1} MB each{}; {:.2}× faster (CPU {:.2}×){}; load average {}",
             support::ms(fleet.median()),
@@ -126,7 +126,7 @@ fn main() {
             support::ms(fleet.times[RUNS - 1]),
             support::ms(fleet.median_cpu()),
             mb(fleet.peak_rss),
-            beside(fleet.median_cpu(), &fleet_server),
+            support::beside(fleet.median_cpu(), &fleet_server),
             support::ms(looped),
             support::ms(looped_cpu),
             mb(loop_rss),
@@ -135,7 +135,7 @@ fn main() {
                 .unwrap_or_default(),
             looped.as_secs_f64() / fleet.median().as_secs_f64(),
             looped_cpu.as_secs_f64() / fleet.median_cpu().as_secs_f64(),
-            floor(fleet.median_cpu(), &fleet_server)
+            support::floor(fleet.median_cpu(), &fleet_server)
                 .map(|floor| format!(", at most {:.2}× here", looped.as_secs_f64() / floor.as_secs_f64()))
                 .unwrap_or_default(),
             support::load_average()
@@ -167,48 +167,6 @@ fn main() {
     );
     for i in 0..4 {
         support::delete_namespace(&kubeconfig, &format!("{prefix}-{i:02}"));
-    }
-}
-
-/// On a real cluster, its API server's CPU from now on.
-fn server_cpu<'a>(
-    fake: &Option<weaver_test_apiserver::TestApiServer>,
-    kubeconfig: &'a str,
-) -> Option<support::ServerCpu<'a>> {
-    fake.as_ref().map_or_else(|| support::ServerCpu::start(kubeconfig), |_| None)
-}
-
-/// The API server's CPU over some runs.
-struct Spent {
-    /// The mean over the runs (with one run, the whole loop's).
-    cpu: Duration,
-    /// The server shares this machine's cores.
-    local: bool,
-}
-
-fn spent(server: &Option<support::ServerCpu>, runs: usize) -> Option<Spent> {
-    let server = server.as_ref()?;
-    Some(Spent { cpu: server.spent()? / runs as u32, local: server.local })
-}
-
-/// The least time the median run can take where the API server shares this machine's cores:
-/// weaver's CPU and the server's spread over all of them (etcd's, and what else the server
-/// does meanwhile, left out: it is a lower bound).
-fn floor(weaver: Duration, server: &Option<Spent>) -> Option<Duration> {
-    server.as_ref().filter(|server| server.local).map(|server| (weaver + server.cpu) / support::cores())
-}
-
-/// The API server's CPU beside a run and the run's [`floor`], to print.
-fn beside(weaver: Duration, server: &Option<Spent>) -> String {
-    let Some(spent) = server else { return String::new() };
-    let cpu = format!("; the API server's CPU {} a run", support::ms(spent.cpu));
-    match floor(weaver, server) {
-        Some(floor) => format!(
-            "{cpu}: with it on this machine, the median run cannot take under {} on {} cores",
-            support::ms(floor),
-            support::cores()
-        ),
-        None => cpu,
     }
 }
 

@@ -48,16 +48,25 @@ pub struct Error {
     /// The cluster refused the request as forbidden (403): the user's rights, not the input,
     /// are at fault (the web UI answers 403 for it).
     pub forbidden: bool,
+    /// What was asked for does not exist: an environment, a release, an object (the web UI
+    /// answers 404 for it).
+    pub not_found: bool,
 }
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
-        Error { location: None, message: message.into(), help: None, forbidden: false }
+        Error { location: None, message: message.into(), help: None, forbidden: false, not_found: false }
     }
 
     /// The same error, said to be a refusal of the user's rights (see [`Error::forbidden`]).
     pub fn as_forbidden(mut self) -> Self {
         self.forbidden = true;
+        self
+    }
+
+    /// The same error, said to be about something that does not exist (see [`Error::not_found`]).
+    pub fn as_not_found(mut self) -> Self {
+        self.not_found = true;
         self
     }
 
@@ -89,7 +98,7 @@ impl Error {
     /// from), which is shown before the location.
     pub fn context(self, context: impl fmt::Display) -> Self {
         let message = format!("{context}: {self}");
-        Error { location: None, message, help: self.help, forbidden: self.forbidden }
+        Error { location: None, message, help: self.help, ..self }
     }
 
     /// Wraps an I/O error on `path` with a message that says what was being done.

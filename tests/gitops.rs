@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 const MANAGER: &str = "gitops-test";
 
 /// The controller on its own runtime; dropping it stops it.
-struct Controller {
+pub(crate) struct Controller {
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     /// Its git mirrors, and chart archives in `charts/`.
@@ -26,7 +26,7 @@ struct Controller {
 }
 
 impl Controller {
-    fn start(cluster: &TestCluster, default_account: Option<&str>) -> Controller {
+    pub(crate) fn start(cluster: &TestCluster, default_account: Option<&str>) -> Controller {
         let limits = weaver::source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
         Controller::start_within(cluster, default_account, limits)
     }
@@ -81,7 +81,7 @@ impl Drop for Controller {
 }
 
 /// A repository served over smart HTTP, with a working tree to commit in.
-struct Source {
+pub(crate) struct Source {
     root: tempfile::TempDir,
     repo: git2::Repository,
     /// None while the server is down.
@@ -93,7 +93,7 @@ struct Source {
 impl Source {
     /// The minimal project (chart `app`: one ConfigMap) with environment `dev` applying to
     /// `namespace`, its lock there too.
-    fn new(namespace: &str) -> Source {
+    pub(crate) fn new(namespace: &str) -> Source {
         let root = tempfile::tempdir().unwrap();
         let repo = common::git::init(&root.path().join("shop"));
         repo.set_head("refs/heads/main").unwrap();
@@ -128,14 +128,14 @@ impl Source {
     }
 
     /// Commits the working tree; the commit's id.
-    fn commit(&self, message: &str) -> String {
+    pub(crate) fn commit(&self, message: &str) -> String {
         common::git::commit_all(&self.repo, message).to_string()
     }
 }
 
 /// Namespace `app` where environment `dev` applies, and ServiceAccount `deployer` there, which
 /// may do anything in it (and read namespaces) but nothing elsewhere.
-fn tenant(cluster: &TestCluster) -> String {
+pub(crate) fn tenant(cluster: &TestCluster) -> String {
     cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
     let namespace = cluster.namespace("app");
     cluster.create(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": namespace}}));
@@ -165,7 +165,7 @@ fn tenant(cluster: &TestCluster) -> String {
 
 /// The spec of an EnvironmentSync of `source`'s branch main applying environment `dev` as
 /// ServiceAccount `deployer`, with `extra`'s fields over it (a null leaves one out).
-fn spec(source: &Source, extra: Value) -> Value {
+pub(crate) fn spec(source: &Source, extra: Value) -> Value {
     let mut spec = json!({"source": {"url": source.url(), "ref": {"branch": "main"}}, "environments": ["dev"],
                           "serviceAccountName": "deployer"});
     for (key, value) in extra.as_object().expect("an object of fields") {
@@ -177,7 +177,7 @@ fn spec(source: &Source, extra: Value) -> Value {
     spec
 }
 
-fn environment_sync(cluster: &TestCluster, namespace: &str, name: &str, spec: Value) -> Value {
+pub(crate) fn environment_sync(cluster: &TestCluster, namespace: &str, name: &str, spec: Value) -> Value {
     json!({
         "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
         "metadata": {"name": name, "namespace": namespace, "labels": {"weaver-test": cluster.prefix}},
@@ -198,7 +198,7 @@ fn ready(sync: &Value) -> Option<(String, String, String)> {
 }
 
 /// Waits until the EnvironmentSync's Ready condition has `reason` at its generation; its body.
-fn until_ready_with(cluster: &TestCluster, sync: &Value, reason: &str, what: &str) -> Value {
+pub(crate) fn until_ready_with(cluster: &TestCluster, sync: &Value, reason: &str, what: &str) -> Value {
     eventually(what, || {
         let live = get(cluster, sync);
         let current = live.pointer("/status/observedGeneration") == live.pointer("/metadata/generation");
@@ -230,11 +230,11 @@ fn until_drifted(cluster: &TestCluster, sync: &Value, what: &str) -> Value {
     until_status(cluster, sync, what, |live| live.pointer("/status/drift/drifted") == Some(&json!(1)))
 }
 
-fn config_map(cluster: &TestCluster, namespace: &str, name: &str) -> Option<Value> {
+pub(crate) fn config_map(cluster: &TestCluster, namespace: &str, name: &str) -> Option<Value> {
     cluster.get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}))
 }
 
-fn http_or_skip() -> bool {
+pub(crate) fn http_or_skip() -> bool {
     interop_or_skip(http_backend_missing().as_deref())
 }
 

@@ -110,9 +110,13 @@ impl Served {
     }
 
     fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.get_with(path, cookie.map(|cookie| ("Cookie", cookie)).as_slice())
+    }
+
+    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.agent.get(format!("{}{path}", self.url));
-        if let Some(cookie) = cookie {
-            request = request.header("Cookie", cookie);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         Served::reply(request.call().expect("weaver ui answers"))
     }
@@ -137,6 +141,32 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A page a keyboard reaches whole, in reading order: the skip link first, leading to the main
+/// content; nothing taken out of or moved in the tab order (no `tabindex`); no control that
+/// only a mouse works (a click handler on something not a control); every field labelled; and
+/// the stylesheet outlines whatever has the focus.
+fn assert_keyboard_reachable(dom: &str, css: &str) {
+    let body = &dom[dom.find("<body").expect(dom)..];
+    let controls = ["<a ", "<button", "<input", "<select", "<summary", "<textarea"];
+    let first = controls.iter().filter_map(|tag| body.find(tag)).min().expect(dom);
+    assert!(body[first..].starts_with("<a class=\"skip\" href=\"#main\""), "the skip link comes first: {dom}");
+    assert!(dom.contains("<main id=\"main\""), "{dom}");
+    assert!(!dom.contains("tabindex") && !dom.contains("onclick"), "{dom}");
+    for field in dom.split("<input").skip(1).chain(dom.split("<select").skip(1)) {
+        let tag = &field[..field.find('>').unwrap()];
+        if tag.contains("type=\"hidden\"") {
+            continue;
+        }
+        let id = tag.split("id=\"").nth(1).and_then(|rest| rest.split('"').next()).expect(tag);
+        assert!(dom.contains(&format!("<label for=\"{id}\"")), "field {id} has a label: {dom}");
+    }
+    let focus = css.find(":focus{outline:3px solid").expect(css);
+    let focused = &css[..focus + ":focus".len()];
+    for element in ["a:focus", "button:focus", "input:focus", "select:focus", "summary:focus"] {
+        assert!(focused.rsplit('}').next().unwrap().contains(element), "{element} is outlined: {css}");
     }
 }
 
@@ -171,6 +201,11 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
 
     let sync = served.dom(&format!("/syncs/{ns}/waiting")).unwrap();
     assert!(browser::text_of(&sync, "digest") == DIGEST, "{sync}");
+    let css = served.get("/ui.css", None).body;
+    let confirm = served.dom(&format!("/syncs/{ns}/waiting/confirm/approve?digest={DIGEST}")).unwrap();
+    for page in [&fleet, &sync, &confirm] {
+        assert_keyboard_reachable(page, &css);
+    }
     assert!(browser::text_of(&sync, "state") == "awaiting-approval", "{sync}");
     let approve = format!("/syncs/{ns}/waiting/confirm/approve?digest=sha256%3A{}", &DIGEST[7..]);
     assert!(sync.contains(&approve.replace('&', "&amp;")), "the approval names the digest shown: {sync}");
@@ -306,7 +341,7 @@ fn a_user_whose_rbac_allows_one_namespace_sees_and_acts_there_only() {
     assert!(all.body.contains("role=\"alert\"") && all.body.contains("forbidden"), "{}", all.body);
     assert!(!all.body.contains("id=\"sync-"), "nothing listed that may not be: {}", all.body);
     let elsewhere = served.get(&format!("/syncs/{other}/theirs"), None);
-    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.body);
     assert!(elsewhere.body.contains("forbidden") && !elsewhere.body.contains(DIGEST), "{}", elsewhere.body);
 
     let confirm = served.get(&format!("/syncs/{ns}/mine/confirm/approve?digest={DIGEST}"), None);
@@ -365,6 +400,8 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
     // Revision 2 applied from the edited tree; the page rolls web back to revision 1.
     demo.weaver(&["apply", "--env", "dev", "-r", "web", "--force-conflicts"]).success();
     assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 2);
+    let healed = served.get("/environments/dev", None).body;
+    assert!(healed.contains("id=\"no-drift\"") && !healed.contains("data.API_KEY"), "the drift healed: {healed}");
     let release = served.dom("/environments/dev/releases/web").unwrap();
     assert!(release.contains("id=\"revision-2\" data-status=\"deployed\""), "{release}");
     assert!(release.contains("id=\"rollback-1\"") && !release.contains("id=\"rollback-2\""), "{release}");
@@ -384,6 +421,10 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
     );
     assert_eq!(demo.cluster.get(&web).unwrap()["spec"]["replicas"], 1, "revision 1 applied again");
     let history = served.dom("/environments/dev/releases/web?done=rollback").unwrap();
+    let css = served.get("/ui.css", None).body;
+    for dom in [&page, &release, &history] {
+        assert_keyboard_reachable(dom, &css);
+    }
     assert!(
         history.contains("id=\"revision-3\" data-status=\"deployed\"") && history.contains("rollback to 1"),
         "{history}"
@@ -421,4 +462,210 @@ fn an_environment_shows_health_plan_and_drift_a_release_rolls_back_and_no_secret
         }
     }
     assert!(!served.said().contains("hand-edited"), "{}", served.said());
+
+    // The guide's screenshots, under WEAVER_BLESS=1 only: an environment light, dark and at
+    // 200 % zoom, and a release's history side by side.
+    if std::env::var_os("WEAVER_BLESS").is_none() {
+        return;
+    }
+    let dir = common::project_root().join("docs/src/guides/ui");
+    for (file, path, args) in [
+        ("environment.png", "/environments/dev", &["--window-size=1280,1400"][..]),
+        ("environment-dark.png", "/environments/dev", &["--window-size=1280,1400", "--force-dark-mode"][..]),
+        (
+            "environment-zoom-200.png",
+            "/environments/dev",
+            &["--window-size=640,1400", "--force-device-scale-factor=2"][..],
+        ),
+        (
+            "release-side-by-side.png",
+            "/environments/dev/releases/web?diff=side-by-side",
+            &["--window-size=1280,1400"][..],
+        ),
+    ] {
+        served.screenshot(path, &dir.join(file), args);
+    }
+}
+
+#[test]
+fn an_environment_shows_its_events_its_history_diffs_its_own_context_and_what_its_user_may_not_list() {
+    let demo = Demo::new();
+    let forms = crate::leaks::decrypted_forms(&demo);
+    demo.weaver(&["apply", "--env", "dev"]).success();
+    demo.edit("environments/dev.yaml", "replicas: 1", "replicas: 2");
+    demo.weaver(&["apply", "--env", "dev", "-r", "web"]).success();
+    let event = |name: &str, kind: &str, object: &str, reason: &str, second: u32| {
+        let time = format!("2026-01-01T00:00:{second:02}Z");
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": demo.ns},
+            "involvedObject": {"kind": kind, "name": object, "namespace": demo.ns},
+            "reason": reason, "message": format!("{reason} happened"), "type": "Normal", "count": 1,
+            "firstTimestamp": time, "lastTimestamp": time, "source": {"component": "ui-test"}})
+    };
+    for object in [
+        event("web.older", "Deployment", "web", "OlderReason", 1),
+        event("web.newer", "Deployment", "web", "NewerReason", 9),
+        event("stranger", "ConfigMap", "not-the-environments", "StrangerReason", 5),
+    ] {
+        demo.cluster.create(&object);
+    }
+
+    // A viewer who may read the environment's objects and events, but not the Pods and
+    // ReplicaSets they own; the environment names the viewer's context, the kubeconfig's
+    // current one is another.
+    let viewer = demo.cluster.service_account(&demo.ns, "viewer");
+    let rule = |groups: &[&str], resources: &[&str]| json!({"apiGroups": groups, "resources": resources, "verbs": ["get", "list", "watch"]});
+    demo.cluster.apply(
+        &[
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "viewer", "namespace": demo.ns},
+            "rules": [
+                rule(&[""], &["secrets", "configmaps", "services", "serviceaccounts", "events"]),
+                rule(&["apps"], &["deployments", "statefulsets"]),
+                rule(&["autoscaling"], &["horizontalpodautoscalers"]),
+                rule(&["policy"], &["poddisruptionbudgets"]),
+                rule(&["networking.k8s.io"], &["networkpolicies", "ingresses"]),
+            ]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "viewer", "namespace": demo.ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+                "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": demo.ns}]}),
+        ],
+        "ui-test",
+    );
+    let mut kubeconfig: serde_json::Value = serde_json::from_str(&viewer.kubeconfig).unwrap();
+    let mut elsewhere = kubeconfig["contexts"][0].clone();
+    elsewhere["name"] = json!("elsewhere");
+    kubeconfig["contexts"].as_array_mut().unwrap().push(elsewhere);
+    kubeconfig["current-context"] = json!("elsewhere");
+    demo.repo.write("viewer-kubeconfig", &kubeconfig.to_string());
+    demo.edit("environments/dev.yaml", "cluster:\n", "cluster:\n  context: viewer\n");
+    let served = Served::start_as(&demo.repo, &demo.repo.path().join("viewer-kubeconfig"), &["-n", &demo.ns]);
+
+    // A real server's authorizer learns of the new binding within moments.
+    let page = eventually("the viewer's binding applies", || {
+        let reply = served.get("/environments/dev", None);
+        reply.body.contains("id=\"release-web\"").then_some(reply.body.clone()).ok_or(reply.body)
+    });
+    assert!(page.contains("data-kind=\"Deployment\" data-name=\"web\""), "the health rows stay: {page}");
+    assert!(
+        page.contains("class=\"warning\" role=\"status\">objects&#x27; dependents not shown")
+            && page.contains("forbidden"),
+        "the tree left out, and why: {page}"
+    );
+    assert!(page.contains("id=\"server\">viewer ("), "the environment's own context: {page}");
+    assert!(served.get("/", None).body.contains("id=\"server\">elsewhere ("), "the fleet's is the kubeconfig's");
+    let (newer, older) = (page.find("NewerReason").expect(&page), page.find("OlderReason").expect(&page));
+    assert!(newer < older, "newest first: {page}");
+    assert!(!page.contains("StrangerReason"), "only the environment's objects' events: {page}");
+
+    let deployment =
+        format!("/environments/dev/object?apiVersion=apps%2Fv1&kind=Deployment&namespace={}&name=web", demo.ns);
+    let Some(object) = served.dom(&deployment) else { return };
+    assert!(object.contains("NewerReason happened") && object.contains("OlderReason"), "{object}");
+    assert!(object.contains("id=\"server\">viewer ("), "{object}");
+
+    // Each revision with what it changed: revision 2 the replicas, revision 1 everything, the
+    // values of the Secret (which holds decrypted values) never.
+    let release = served.dom("/environments/dev/releases/web").unwrap();
+    let second = release.find("id=\"changes-2\"").expect(&release);
+    let first = release.find("id=\"changes-1\"").expect(&release);
+    let changed = &release[second..first];
+    assert!(changed.contains("-  replicas: 1") && changed.contains("+  replicas: 2"), "{changed}");
+    let secret = release[first..].find("web-secrets</code>").expect(&release) + first;
+    assert!(release[secret..].split("</details>").next().unwrap().contains("class=\"note withheld\""), "{release}");
+    let split = served.get("/environments/dev/releases/web?diff=side-by-side", None).body;
+    assert!(
+        split.contains("<td class=\"del\">  replicas: 1</td><td class=\"add\">  replicas: 2</td>"),
+        "the removed line beside what replaced it: {split}"
+    );
+    for body in [&page, &object, &release, &split] {
+        for form in &forms {
+            assert!(!body.contains(form.as_str()), "a decrypted value shows: {body}");
+        }
+    }
+    // Live updates: the page links the script (never inline) and where its events come from.
+    assert!(
+        page.contains("<script src=\"/ui.js\" defer></script>")
+            && page.contains("data-live=\"&#x2f;environments&#x2f;dev&#x2f;live\""),
+        "{page}"
+    );
+    let script = served.get("/ui.js", None);
+    assert!(script.header("content-type").starts_with("text/javascript") && script.body.contains("EventSource"));
+    let policy = script.header("content-security-policy");
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"), "{policy}");
+    let first = served.get("/environments/dev/live", None);
+    assert_eq!(first.header("content-type"), "text/event-stream; charset=utf-8", "{}", first.body);
+    let marks = first.body.lines().find_map(|l| l.strip_prefix("id: ")).expect(&first.body).to_string();
+    assert!(!first.body.contains("event:"), "nothing changed yet: {}", first.body);
+    // A change after the marks is told by a wait from them, or from where the waits before it
+    // ended (on a real cluster the namespace's Pods say things of their own meanwhile): an
+    // event of the environment's namespace here (an apply's record is another).
+    demo.cluster.create(&event("web.live", "Deployment", "web", "LiveReason", 30));
+    let mut marks = marks;
+    let told = (0..30).find_map(|_| {
+        let waited = served.get_with("/environments/dev/live", &[("Last-Event-ID", &marks)]);
+        assert!(waited.body.contains("event: changed\n"), "a change came before the wait ended: {}", waited.body);
+        let next = waited.body.lines().find_map(|l| l.strip_prefix("id: ")).expect(&waited.body).to_string();
+        assert_ne!(next, marks, "the next wait starts after the change");
+        marks = next;
+        waited.body.contains("data: Event web.live\n").then_some(())
+    });
+    assert!(told.is_some(), "the event was told");
+    let refused = served.get_with("/environments/dev/live", &[("Last-Event-ID", "1 event: x")]);
+    assert!(refused.body.starts_with("retry: 1000\nid: "), "marks not ours are read again: {}", refused.body);
+
+    // What does not exist is 404, what may not be read 403.
+    assert_eq!(served.get("/environments/nope", None).status, 404);
+    assert_eq!(served.get("/environments/dev/releases/nope", None).status, 404);
+    let secret_elsewhere = "/environments/dev/object?apiVersion=v1&kind=Secret&namespace=kube-system&name=x";
+    let forbidden = served.get(secret_elsewhere, None);
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+}
+
+#[test]
+fn a_pending_plan_approved_on_its_page_is_applied_by_the_controller_and_the_page_follows_it() {
+    use crate::gitops::{
+        Controller, Source, config_map, environment_sync, http_or_skip, spec, tenant, until_ready_with,
+    };
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let first = source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s", "approval": "Manual"})));
+    cluster.create(&sync);
+    let waiting = until_ready_with(&cluster, &sync, "AwaitingApproval", "the plan waiting");
+    let digest = waiting["status"]["pendingPlan"]["digest"].as_str().unwrap().to_string();
+    let served = Served::start(&Repo::minimal(), &cluster, &["-n", &namespace]);
+    let page = format!("/syncs/{namespace}/shop");
+
+    let Some(before) = served.dom(&page) else { return };
+    assert_eq!(browser::text_of(&before, "state"), "awaiting-approval", "{before}");
+    assert_eq!(browser::text_of(&before, "digest"), digest, "{before}");
+    // The page's script ran under the Content-Security-Policy, and listens.
+    assert_eq!(browser::text_of(&before, "live-status"), "Live: this page updates itself as the cluster changes.");
+    let marks = served.get(&format!("{page}/live"), None).body;
+    let marks = marks.lines().find_map(|l| l.strip_prefix("id: ")).expect(&marks).to_string();
+
+    // Approved as a person does it: the confirmation page, then its form.
+    let confirm = served.get(&format!("{page}/confirm/approve?digest={digest}"), None);
+    let (cookie, csrf) = (confirm.cookie(), confirm.field("csrf"));
+    let approved =
+        served.post(&format!("{page}/approve"), Some(&cookie), None, &[("csrf", &csrf), ("digest", &digest)]);
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    // The page hears of the change from its watch (the approval itself, then the controller's
+    // status) without being reloaded.
+    let heard = served.get_with(&format!("{page}/live"), &[("Last-Event-ID", &marks)]);
+    assert!(heard.body.contains("event: changed\ndata: EnvironmentSync shop\n"), "{}", heard.body);
+
+    until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the approved plan applied");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+    let after = served.dom(&format!("{page}?done=approve")).unwrap();
+    assert_eq!(browser::text_of(&after, "state"), "ready", "{after}");
+    assert_eq!(browser::text_of(&after, "revision"), &first[..12], "{after}");
+    assert!(after.contains("id=\"no-plan\"") && after.contains("id=\"done\""), "{after}");
 }

@@ -298,6 +298,48 @@ impl<'a> ServerCpu<'a> {
     }
 }
 
+/// On a real cluster, its API server's CPU from now on.
+pub fn server_cpu<'a>(
+    fake: &Option<weaver_test_apiserver::TestApiServer>,
+    kubeconfig: &'a str,
+) -> Option<ServerCpu<'a>> {
+    fake.as_ref().map_or_else(|| ServerCpu::start(kubeconfig), |_| None)
+}
+
+/// The API server's CPU over some runs.
+pub struct Spent {
+    /// The mean over the runs (with one run, the whole loop's).
+    pub cpu: Duration,
+    /// The server shares this machine's cores.
+    pub local: bool,
+}
+
+pub fn spent(server: &Option<ServerCpu>, runs: usize) -> Option<Spent> {
+    let server = server.as_ref()?;
+    Some(Spent { cpu: server.spent()? / runs as u32, local: server.local })
+}
+
+/// The least time the median run can take where the API server shares this machine's cores:
+/// weaver's CPU and the server's spread over all of them (etcd's, and what else the server
+/// does meanwhile, left out: it is a lower bound).
+pub fn floor(weaver: Duration, server: &Option<Spent>) -> Option<Duration> {
+    server.as_ref().filter(|server| server.local).map(|server| (weaver + server.cpu) / cores())
+}
+
+/// The API server's CPU beside a run and the run's [`floor`], to print.
+pub fn beside(weaver: Duration, server: &Option<Spent>) -> String {
+    let Some(spent) = server else { return String::new() };
+    let cpu = format!("; the API server's CPU {} a run", ms(spent.cpu));
+    match floor(weaver, server) {
+        Some(floor) => format!(
+            "{cpu}: with it on this machine, the median run cannot take under {} on {} cores",
+            ms(floor),
+            cores()
+        ),
+        None => cpu,
+    }
+}
+
 /// This machine's cores.
 pub fn cores() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
@@ -308,8 +350,8 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A running `weaver operator run`, serving its metrics on `metrics`; killed when dropped.
-/// Its CPU and memory are read from /proc while it runs.
+/// A running weaver server (`weaver operator run`, serving its metrics on `metrics`; `weaver
+/// ui`); killed when dropped. Its CPU and memory are read from /proc while it runs.
 pub struct Operator {
     pub child: Child,
     pub metrics: String,

@@ -1,8 +1,10 @@
-//! History: a release's recorded revisions.
+//! History: a release's recorded revisions, and what each changed.
 
 use super::{OnProgress, connect, open_project, release};
 use crate::cluster::ConnectOptions;
 use crate::cluster::observe::release_records;
+use crate::diff::Plan;
+use crate::diff::plan::between_revisions;
 use crate::error::Result;
 use crate::project::{Environment, Release};
 use crate::release::record::Record;
@@ -29,4 +31,21 @@ pub async fn history(options: &HistoryOptions, on: OnProgress<'_>) -> Result<His
     let cluster = connect(options.connect.clone(), &env, "reading from", on).await?;
     let records = release_records(&cluster, &release, &env.name).await?;
     Ok(History { env, release, records })
+}
+
+/// What each of `records` (oldest first) changed against the revision before it, the first
+/// against nothing, in the same order: the objects each applied, planned as an apply of them
+/// over the previous revision's (Secret values and decrypted values redacted as a plan
+/// redacts them; see [`between_revisions`]).
+pub fn changes(records: &[Record]) -> Vec<Plan> {
+    let mut previous: Option<&Record> = None;
+    records
+        .iter()
+        .map(|record| {
+            let before = previous.into_iter().flat_map(Record::applied_manifests);
+            let plan = between_revisions(&record.release, before, record.applied_manifests());
+            previous = Some(record);
+            plan
+        })
+        .collect()
 }

@@ -23,6 +23,7 @@ pub mod report;
 pub mod rollback;
 pub mod status;
 pub mod sync;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -217,6 +218,14 @@ async fn server_of(options: ConnectOptions, env: &Environment) -> Result<String>
     Ok(crate::cluster::kube_config(&of_environment(options, env)).await?.1.server)
 }
 
+/// The context and server [`connect`] would reach for the environment `name` of the
+/// repository at `repo`, read from the kubeconfig without a request: what `weaver ui` names on
+/// an environment's pages.
+pub async fn cluster_of(repo: &Path, name: &str, options: ConnectOptions) -> Result<crate::cluster::ClusterInfo> {
+    let env = open_project(repo, None)?.environment(name)?;
+    Ok(crate::cluster::kube_config(&of_environment(options, &env)).await?.1)
+}
+
 /// Says how many requests `cluster` had to retry, if any: a read-only run's one trace of a
 /// server that failed for a while (an apply's summary counts them itself).
 fn tell_retries(cluster: &Cluster, on: OnProgress<'_>) {
@@ -235,5 +244,6 @@ fn release<'a>(env: &'a Environment, name: &str) -> Result<&'a Release> {
         let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
         Error::new(format!("environment `{}` has no release `{name}`", env.name))
             .with_help(format!("its releases: {}", known.join(", ")))
+            .as_not_found()
     })
 }

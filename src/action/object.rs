@@ -1,6 +1,7 @@
 //! Object: one live object of an environment's cluster, as `weaver ui` shows it: a Secret's
 //! values replaced as the diff replaces them (and kubectl's last-applied annotation, which
-//! repeats them, left out), and the fields each manager owns instead of `managedFields`.
+//! repeats them, left out), the fields each manager owns instead of `managedFields`, and the
+//! object's events.
 
 use std::path::PathBuf;
 
@@ -8,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::render::{IfEmpty, Quotes, RenderOptions, Selection, prepare};
-use super::{Context, Keys, connect, open_project};
-use crate::cluster::{ConnectOptions, Unserved};
+use super::{Context, Keys, Progress, connect, open_project};
+use crate::cluster::{ConnectOptions, EVENTS_SHOWN, ObjectEvent, Unserved, newest_first};
 use crate::diff::{FieldSet, is_secret, redact_secret_values};
 use crate::error::{Error, Result};
 
@@ -28,10 +29,12 @@ pub struct ObjectOptions {
     pub keys: Keys,
 }
 
-/// The object as shown, and who owns which of its fields.
+/// The object as shown, who owns which of its fields, and what the cluster said of it.
 pub struct LiveObject {
     pub object: Value,
     pub managers: Vec<Manager>,
+    /// Newest first, at most [`EVENTS_SHOWN`].
+    pub events: Vec<ObjectEvent>,
 }
 
 /// One entry of `managedFields`.
@@ -81,7 +84,17 @@ pub async fn object(options: &ObjectOptions, cx: Context<'_>) -> Result<Option<L
             .with_help(help)
     })?;
     let live = cluster.get(&served, options.namespace.as_deref(), &options.name).await?;
-    Ok(live.map(shown))
+    let Some(live) = live else { return Ok(None) };
+    // A cluster-scoped object's events are kept in `default`, as `kubectl describe` finds them.
+    let events_namespace = options.namespace.as_deref().unwrap_or("default");
+    let events = match cluster.events(events_namespace, Some((kind, &options.name))).await {
+        Ok(events) => newest_first(events, EVENTS_SHOWN),
+        Err(err) => {
+            on(Progress::Warning(format!("events not shown: {err}")));
+            Vec::new()
+        }
+    };
+    Ok(Some(LiveObject { events, ..shown(live) }))
 }
 
 /// `live` as shown: without `managedFields` (given by manager), a Secret's values redacted.
@@ -114,7 +127,7 @@ pub fn shown(mut live: Value) -> LiveObject {
         }
         redact_secret_values(Some(&mut live), None);
     }
-    LiveObject { object: live, managers }
+    LiveObject { object: live, managers, events: Vec::new() }
 }
 
 #[cfg(test)]

@@ -4,17 +4,19 @@
 //! `healthChecks`). Only reads, the same LISTs as drift (and, for `weaver ui`, those of the
 //! objects they own).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use super::drift::{DriftOptions, by_key, place, recorded_live};
 use super::render::{IfEmpty, select};
 use super::{OnProgress, Progress, connect_sharing, phase, tell_retries};
-use crate::cluster::{ManagedFields, Readiness, readiness};
+use serde_json::Value;
+
+use crate::cluster::{Cluster, EVENTS_SHOWN, ManagedFields, ObjectEvent, Readiness, newest_first, readiness};
 use crate::error::Result;
 use crate::manifest::ListTarget;
 use crate::release::record::{Record, Wanted};
-use crate::release::status::{Health, Report, owned_by, release_health};
+use crate::release::status::{Health, ObjectHealth, Report, owned_by, release_health};
 
 /// Status reads what drift reads: the selection, how to connect, how many requests at once.
 pub type StatusOptions = DriftOptions;
@@ -33,20 +35,33 @@ pub async fn status_with_records(
     options: &StatusOptions,
     on: OnProgress<'_>,
 ) -> Result<(Report, HashMap<String, Record>)> {
-    judged(options, false, on).await
+    let (report, _, records) = judged(options, false, on).await?;
+    Ok((report, records))
+}
+
+/// What `weaver ui`'s environment page reads of the cluster: the health of each object with
+/// the live objects it owns, and what the cluster said of them all.
+pub struct Detailed {
+    pub report: Report,
+    /// The events of the objects and their dependents, newest first, at most [`EVENTS_SHOWN`].
+    pub events: Vec<ObjectEvent>,
 }
 
 /// [`status`], each object with the live objects it owns (of [`DEPENDENT_KINDS`], in the
-/// release namespaces: one more LIST per kind and namespace), judged by the same rules.
-pub async fn status_with_dependents(options: &StatusOptions, on: OnProgress<'_>) -> Result<Report> {
-    Ok(judged(options, true, on).await?.0)
+/// release namespaces: one more LIST per kind and namespace), judged by the same rules, and
+/// their events (one LIST per release namespace). Either addition the user may not list is a
+/// warning and costs only itself.
+pub async fn status_in_detail(options: &StatusOptions, on: OnProgress<'_>) -> Result<Detailed> {
+    let (report, events, _) = judged(options, true, on).await?;
+    Ok(Detailed { report, events })
 }
 
+/// The health report, the events (when `in_detail`) and the records read, by release name.
 async fn judged(
     options: &StatusOptions,
-    with_dependents: bool,
+    in_detail: bool,
     on: OnProgress<'_>,
-) -> Result<(Report, HashMap<String, Record>)> {
+) -> Result<(Report, Vec<ObjectEvent>, HashMap<String, Record>)> {
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
     let cluster =
         connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "reading health in", on)
@@ -56,36 +71,24 @@ async fn judged(
     // The last apply's objects, deployed or not: a wait that failed left them in the cluster.
     // Health rules (CEL) may read any field of the objects.
     let managed_fields = ManagedFields::Parsed;
-    let live =
-        recorded_live(&cluster, &releases, &selected.env.name, Wanted::Applied, managed_fields, options.concurrency)
-            .await?;
-    let by_key = by_key(&live);
-    let others = match with_dependents {
-        true => {
-            let namespaces: BTreeSet<&str> = releases.iter().map(|r| r.namespace.as_str()).collect();
-            let targets: BTreeSet<ListTarget> = DEPENDENT_KINDS
-                .iter()
-                .filter(|(api_version, kind)| cluster.resolve(api_version, kind).is_ok())
-                .flat_map(|(api_version, kind)| {
-                    namespaces.iter().map(|ns| ListTarget {
-                        api_version: api_version.to_string(),
-                        kind: kind.to_string(),
-                        namespace: Some(ns.to_string()),
-                    })
-                })
-                .collect();
-            // The tree is an addition to the health: one the user may not list (no `list pods`)
-            // costs only the tree.
-            match cluster.list_each(&targets, None, options.concurrency).await {
-                Ok(listed) => listed.into_iter().flat_map(|(_, listed)| listed.items).collect(),
-                Err(err) => {
-                    on(Progress::Warning(format!("objects' dependents not shown: {err}")));
-                    Vec::new()
+    let namespaces: BTreeSet<&str> = releases.iter().map(|r| r.namespace.as_str()).collect();
+    // Read at once: the dependents and events need only the release namespaces.
+    let (live, (others, events)) = futures::join!(
+        recorded_live(&cluster, &releases, &selected.env.name, Wanted::Applied, managed_fields, options.concurrency),
+        async {
+            match in_detail {
+                true => {
+                    futures::join!(
+                        dependents(&cluster, &namespaces, options.concurrency, on),
+                        events(&cluster, &namespaces, on)
+                    )
                 }
+                false => (Vec::new(), Vec::new()),
             }
         }
-        false => Vec::new(),
-    };
+    );
+    let live = live?;
+    let by_key = by_key(&live);
     let owned = owned_by(&others);
     let releases = releases
         .iter()
@@ -109,7 +112,65 @@ async fn judged(
         server: cluster.info.server.clone(),
         releases,
     };
-    Ok((report, live.records))
+    let events = of_objects(events, &report);
+    Ok((report, events, live.records))
+}
+
+/// The live objects of [`DEPENDENT_KINDS`] in `namespaces`; none, with a warning, when the user
+/// may not list them (no `list pods`): the tree is an addition to the health.
+async fn dependents(
+    cluster: &Cluster,
+    namespaces: &BTreeSet<&str>,
+    concurrency: usize,
+    on: OnProgress<'_>,
+) -> Vec<Value> {
+    let targets: BTreeSet<ListTarget> = DEPENDENT_KINDS
+        .iter()
+        .filter(|(api_version, kind)| cluster.resolve(api_version, kind).is_ok())
+        .flat_map(|(api_version, kind)| {
+            namespaces.iter().map(|ns| ListTarget {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                namespace: Some(ns.to_string()),
+            })
+        })
+        .collect();
+    match cluster.list_each(&targets, None, concurrency).await {
+        Ok(listed) => listed.into_iter().flat_map(|(_, listed)| listed.items).collect(),
+        Err(err) => {
+            on(Progress::Warning(format!("objects' dependents not shown: {err}")));
+            Vec::new()
+        }
+    }
+}
+
+/// The events of `namespaces`; none, with a warning, when the user may not list them.
+async fn events(cluster: &Cluster, namespaces: &BTreeSet<&str>, on: OnProgress<'_>) -> Vec<ObjectEvent> {
+    let listed = futures::future::try_join_all(namespaces.iter().map(|ns| cluster.events(ns, None))).await;
+    match listed {
+        Ok(listed) => listed.into_iter().flatten().collect(),
+        Err(err) => {
+            on(Progress::Warning(format!("events not shown: {err}")));
+            Vec::new()
+        }
+    }
+}
+
+/// The events of the objects `report` shows (theirs and their dependents'), newest first,
+/// at most [`EVENTS_SHOWN`].
+fn of_objects(events: Vec<ObjectEvent>, report: &Report) -> Vec<ObjectEvent> {
+    fn keys<'a>(objects: &'a [ObjectHealth], into: &mut HashSet<(&'a str, Option<&'a str>, &'a str)>) {
+        for object in objects {
+            into.insert((&object.key.kind, object.key.namespace.as_deref(), &object.key.name));
+            keys(&object.dependents, into);
+        }
+    }
+    let mut shown = HashSet::new();
+    for release in &report.releases {
+        keys(&release.objects, &mut shown);
+    }
+    let about = |e: &ObjectEvent| shown.contains(&(e.kind.as_str(), e.namespace.as_deref(), e.name.as_str()));
+    newest_first(events.into_iter().filter(about).collect(), EVENTS_SHOWN)
 }
 
 /// A wait's readiness as health: ready is healthy, pending progressing.

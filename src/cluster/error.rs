@@ -57,7 +57,7 @@ pub(crate) fn request_error(err: kube::Error, doing: &str, cluster: &ClusterInfo
                 403 => Error::new(format!("{doing}: forbidden ({at}): {server_says}"))
                     .with_help("weaver's user needs this permission; `kubectl auth can-i` checks it")
                     .as_forbidden(),
-                404 => Error::new(format!("{doing}: not found ({at}): {server_says}")),
+                404 => Error::new(format!("{doing}: not found ({at}): {server_says}")).as_not_found(),
                 code => {
                     Error::new(format!("{doing}: the server answered {code} {} ({at}): {server_says}", status.reason))
                 }

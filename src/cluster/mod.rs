@@ -2,8 +2,10 @@
 //! objects weaver manages, server-side apply, retries, and the per-environment lock. Async
 //! (kube is); commands drive it from a small runtime. Nothing here prints.
 
+mod changes;
 mod config;
 mod error;
+mod events;
 mod hooks;
 mod live;
 mod lock;
@@ -25,8 +27,10 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
+pub use changes::{Waited, Watched};
 pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watching, given_kubeconfig};
 pub(crate) use error::humanize;
+pub use events::{EVENTS_SHOWN, ObjectEvent, newest_first};
 pub use hooks::{PodLog, hook_done};
 pub use live::{Changed, LiveCache};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};

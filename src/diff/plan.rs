@@ -275,6 +275,49 @@ fn compare(
     }
 }
 
+/// What changed from one recorded revision of a release to the next, object by object, as a
+/// plan shows an apply: `before` and `after` are the two revisions' applied manifests, each
+/// with whether it holds a decrypted value outside a Secret's data (see
+/// [`Record::applied_manifests`]), in `after`'s order, then what `after` no longer has. Such an
+/// object shows the paths that changed and never its values, as drift shows it: the keys that
+/// would recognise an old value may be gone.
+pub fn between_revisions<'a>(
+    release: &str,
+    before: impl IntoIterator<Item = (&'a Value, bool)>,
+    after: impl IntoIterator<Item = (&'a Value, bool)>,
+) -> Plan {
+    let before: Vec<(&Value, bool)> = before.into_iter().collect();
+    let mut earlier: HashMap<ObjectKey, usize> =
+        before.iter().enumerate().map(|(at, (object, _))| (ObjectKey::of(object), at)).collect();
+    let mut objects: Vec<ObjectPlan> = after
+        .into_iter()
+        .map(|(object, sensitive)| {
+            let was = earlier.remove(&ObjectKey::of(object)).map(|at| before[at]);
+            let then = was.map(|(object, _)| as_stored(object.clone()));
+            let now = as_stored(object.clone());
+            let plan = compare(release, then.as_ref(), Some(now.clone()), Some(now), false);
+            values_hidden(plan, sensitive || was.is_some_and(|(_, sensitive)| sensitive))
+        })
+        .collect();
+    let mut gone: Vec<usize> = earlier.into_values().collect();
+    gone.sort_unstable();
+    objects.extend(gone.into_iter().map(|at| {
+        let (object, sensitive) = before[at];
+        values_hidden(compare(release, Some(&as_stored(object.clone())), None, None, false), sensitive)
+    }));
+    Plan { objects, ..Plan::default() }
+}
+
+/// `plan` without its sides when `sensitive`: its changed paths alone are shown.
+fn values_hidden(mut plan: ObjectPlan, sensitive: bool) -> ObjectPlan {
+    if sensitive {
+        plan.before = None;
+        plan.after = None;
+    }
+    plan.desired = None;
+    plan
+}
+
 fn prune_disabled(object: &Value) -> bool {
     object.pointer("/metadata/annotations").and_then(|a| a.get(PRUNE_ANNOTATION)).and_then(Value::as_str)
         == Some("disabled")
@@ -529,6 +572,39 @@ mod tests {
     use super::*;
     use crate::diff::ChangeOp;
     use crate::manifest::Manifest;
+
+    #[test]
+    fn a_revision_is_planned_over_the_one_before_with_values_redacted_as_a_plan_redacts_them() {
+        let config = |value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}, "data": {"k": value}});
+        let secret = |value: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"}, "stringData": {"pw": value}});
+        let gone = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gone", "namespace": "n"}});
+        let copied = |value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "copied", "namespace": "n"}, "data": {"v": value}});
+        let before = [(config("1"), false), (secret("old-pass"), false), (gone, false), (copied("old-pass"), true)];
+        let after =
+            [(config("2"), false), (secret("new-pass"), false), (copied("new-pass"), true), (config("1"), false)];
+        let mut added = after[3].0.clone();
+        added["metadata"]["name"] = json!("added");
+        let after = [after[0].clone(), after[1].clone(), after[2].clone(), (added, false)];
+        let plan = between_revisions("web", before.iter().map(|(o, s)| (o, *s)), after.iter().map(|(o, s)| (o, *s)));
+        let actions: Vec<(&str, Action)> = plan.objects.iter().map(|o| (o.key.name.as_str(), o.action)).collect();
+        assert_eq!(
+            actions,
+            [
+                ("c", Action::Update),
+                ("s", Action::Update),
+                ("copied", Action::Update),
+                ("added", Action::Create),
+                ("gone", Action::Delete)
+            ]
+        );
+        let shown = format!("{:?}", plan.objects.iter().map(|o| (&o.before, &o.after)).collect::<Vec<_>>());
+        assert!(!shown.contains("pass") && !shown.contains("cGFzc"), "{shown}");
+        assert_eq!(plan.objects[1].after.as_ref().unwrap()["data"]["pw"], crate::diff::SECRET_CHANGED_MARKER);
+        let copied = &plan.objects[2];
+        assert!(copied.before.is_none() && copied.after.is_none(), "its values never show");
+        assert_eq!(copied.changes.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(), ["data.v"]);
+        assert!(plan.objects.iter().all(|o| o.desired.is_none()), "nothing to apply is kept");
+    }
 
     fn config_map(name: &str, data: Value) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "shop"}, "data": data})

@@ -692,7 +692,8 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
     let Some(bytes) = source.read(&path).map_err(|err| Error::io("read environment file", &path, err))? else {
         let known = list_environments(source)?;
         return Err(Error::new(format!("unknown environment `{name}`: {} does not exist", path.display()))
-            .with_help(format!("known environments: {}", known.join(", "))));
+            .with_help(format!("known environments: {}", known.join(", ")))
+            .as_not_found());
     };
 
     // Walk the chain leaf → root, catching cycles and missing bases.

@@ -69,12 +69,7 @@ fn page(title: &str, meta: &[String], counts: &[Count], body: &str) -> String {
 fn diff_lines(text: &str) -> String {
     let mut out = String::from("<pre>");
     for line in text.lines() {
-        let class = match line.chars().next() {
-            Some('+') => "add",
-            Some('-') => "del",
-            Some('@') => "hunk",
-            _ => "ctx",
-        };
+        let class = super::diff_line_class(line);
         out.push_str(&format!("<span class=\"{class}\">{}</span>", highlight(line, class)));
     }
     out.push_str("</pre>\n");

@@ -8,6 +8,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 
+use serde::Serialize;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
@@ -172,6 +173,64 @@ pub fn object_diff(object: &ObjectPlan) -> Option<ObjectDiff> {
     })
 }
 
+/// How a line of a unified diff is shown: `add`, `del`, `hunk` (its header) or `ctx`.
+pub fn diff_line_class(line: &str) -> &'static str {
+    match line.as_bytes().first() {
+        Some(b'+') => "add",
+        Some(b'-') => "del",
+        Some(b'@') => "hunk",
+        _ => "ctx",
+    }
+}
+
+/// One line of a side-by-side diff: its class (as [`diff_line_class`] says) and its text
+/// without the sign.
+pub type Side = (&'static str, String);
+
+/// A row of a side-by-side diff: the line before and the line after (None where that side has
+/// none); a hunk's header spans both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SideBySide {
+    pub before: Option<Side>,
+    pub after: Option<Side>,
+}
+
+/// The unified diff `text` side by side: context on both sides, each run of removed lines
+/// beside the added lines that follow it (what replaced them), line for line.
+pub fn side_by_side(text: &str) -> Vec<SideBySide> {
+    let side = |line: &str| -> Side {
+        let class = diff_line_class(line);
+        (class, if class == "hunk" { line.to_string() } else { line.get(1..).unwrap_or_default().to_string() })
+    };
+    let mut rows = Vec::new();
+    let (mut removed, mut added): (Vec<Side>, Vec<Side>) = (Vec::new(), Vec::new());
+    let flush = |removed: &mut Vec<Side>, added: &mut Vec<Side>, rows: &mut Vec<SideBySide>| {
+        let (mut before, mut after) = (removed.drain(..), added.drain(..));
+        loop {
+            match (before.next(), after.next()) {
+                (None, None) => break,
+                (before, after) => rows.push(SideBySide { before, after }),
+            }
+        }
+    };
+    for line in text.lines() {
+        match diff_line_class(line) {
+            "del" if added.is_empty() => removed.push(side(line)),
+            "del" => {
+                flush(&mut removed, &mut added, &mut rows);
+                removed.push(side(line));
+            }
+            "add" => added.push(side(line)),
+            _ => {
+                flush(&mut removed, &mut added, &mut rows);
+                rows.push(SideBySide { before: Some(side(line)), after: Some(side(line)) });
+            }
+        }
+    }
+    flush(&mut removed, &mut added, &mut rows);
+    rows
+}
+
 /// A value on one line: JSON, so `"1"` and `1` differ, shortened past 100 characters.
 fn show(value: &Value) -> String {
     const MAX: usize = 100;
@@ -253,5 +312,31 @@ impl json::ObjectIdentity<'_> {
     /// The object as [`object_name`] names it.
     pub fn name(&self) -> String {
         named(&self.api_version, &self.kind, self.namespace.as_deref(), &self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diff_side_by_side_pairs_what_was_removed_with_what_replaced_it() {
+        let text =
+            "@@ -1,4 +1,4 @@\n spec:\n-  replicas: 1\n-  paused: true\n+  replicas: 2\n   image: a\n+  added: x\n";
+        let row = |before: Option<(&'static str, &str)>, after: Option<(&'static str, &str)>| SideBySide {
+            before: before.map(|(c, t)| (c, t.to_string())),
+            after: after.map(|(c, t)| (c, t.to_string())),
+        };
+        assert_eq!(
+            side_by_side(text),
+            [
+                row(Some(("hunk", "@@ -1,4 +1,4 @@")), Some(("hunk", "@@ -1,4 +1,4 @@"))),
+                row(Some(("ctx", "spec:")), Some(("ctx", "spec:"))),
+                row(Some(("del", "  replicas: 1")), Some(("add", "  replicas: 2"))),
+                row(Some(("del", "  paused: true")), None),
+                row(Some(("ctx", "  image: a")), Some(("ctx", "  image: a"))),
+                row(None, Some(("add", "  added: x"))),
+            ]
+        );
     }
 }

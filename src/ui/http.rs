@@ -17,7 +17,9 @@ use subtle::ConstantTimeEq;
 use super::Options;
 use super::pages::{self, Chrome, Filter, Pages, SyncState};
 use crate::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
+use crate::action::watch::{self, WatchOptions};
 use crate::action::{Context, Progress};
+use crate::cluster::Waited;
 use crate::controllers::configmapsync::endpoints::serve_with;
 use crate::error::{Error, Result};
 use crate::secrets::hmac::HmacSha256;
@@ -32,7 +34,7 @@ const MAX_FORM: usize = 4096;
 const SECURITY_HEADERS: [(&str, &str); 7] = [
     (
         "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
@@ -68,7 +70,7 @@ pub async fn serve(
         pages: Pages::new()?,
         key: HmacSha256::new(&key),
         hosts: vec![address.to_string(), format!("localhost:{}", address.port())],
-        server_url: format!("{} ({})", info.context, info.server),
+        server_url: pages::cluster_name(&info),
         options,
     });
     serve_with(listener, move |request| answer(server.clone(), request), shutdown).await;
@@ -171,8 +173,9 @@ impl Server {
         hex::encode(self.key.mac(format!("csrf {session}").as_bytes()))
     }
 
-    fn chrome(&self, session: &str, errors: Vec<String>) -> Chrome {
-        Chrome { server: self.server_url.clone(), errors, csrf: self.csrf(session) }
+    /// The header of a page that ran actions which failed with `errors` and warned of `warnings`.
+    fn chrome(&self, session: &str, errors: Vec<String>, warnings: Vec<String>) -> Chrome {
+        Chrome { server: self.server_url.clone(), errors, warnings, csrf: self.csrf(session), live: None }
     }
 
     fn page(&self, name: &str, chrome: &Chrome, page: impl serde::Serialize) -> Answer {
@@ -198,7 +201,15 @@ impl Server {
             (&Method::GET, ["ui.css"]) => {
                 Answer { content_type: "text/css; charset=utf-8", ..Answer::text(StatusCode::OK, pages::STYLESHEET) }
             }
+            (&Method::GET, ["ui.js"]) => {
+                Answer { content_type: "text/javascript; charset=utf-8", ..Answer::text(StatusCode::OK, pages::SCRIPT) }
+            }
             (&Method::GET, ["syncs", ns, name]) => self.sync(session, ns, name, query.get("done")).await,
+            (&Method::GET, ["syncs", ns, name, "live"]) => {
+                let connect = self.options.connect.clone();
+                let options = WatchOptions::Sync { namespace: ns.to_string(), name: name.to_string(), connect };
+                self.live(request.headers(), options).await
+            }
             (&Method::GET, ["syncs", ns, name, "confirm", action]) => {
                 self.confirm(session, ns, name, action, query.get("digest")).await
             }
@@ -206,10 +217,15 @@ impl Server {
                 let (ns, name, action) = (ns.to_string(), name.to_string(), action.to_string());
                 self.act(request, session, &ns, &name, &action).await
             }
-            (&Method::GET, ["environments", env]) => self.environment(session, env).await,
+            (&Method::GET, ["environments", env]) => self.environment(session, env, &query).await,
+            (&Method::GET, ["environments", env, "live"]) => {
+                let (repo, connect) = (self.options.repo.clone(), self.options.connect.clone());
+                let options = WatchOptions::Environment { repo, env: env.to_string(), connect };
+                self.live(request.headers(), options).await
+            }
             (&Method::GET, ["environments", env, "object"]) => self.object(session, env, &query).await,
             (&Method::GET, ["environments", env, "releases", release]) => {
-                self.release(session, env, release, query.get("done")).await
+                self.release(session, env, release, &query).await
             }
             (&Method::GET, ["environments", env, "releases", release, "confirm", "rollback"]) => {
                 self.confirm_rollback(session, env, release, query.get("revision"))
@@ -239,7 +255,7 @@ impl Server {
         let filter = Filter { label, state };
         let me = self.clone();
         let selector = filter.label.clone();
-        let (syncs, environments) = run(move |on| async move {
+        let ran = run(async move |on| {
             let options = GetOptions {
                 target: Target { connect: me.options.connect.clone(), namespace: me.options.namespace.clone() },
                 all_namespaces: me.options.namespace.is_none(),
@@ -249,11 +265,12 @@ impl Server {
             let syncs = sync::get(&options, on).await.map(|listing| listing.syncs);
             (syncs, environments(&me.options.repo, selector.as_deref()))
         })
-        .await
-        .unwrap_or_else(|err| (Err(err), Ok(Vec::new())));
+        .await;
+        let Ran { value: (syncs, environments), warnings } =
+            ran.unwrap_or_else(|err| Ran { value: (Err(err), Ok(Vec::new())), warnings: Vec::new() });
         let syncs = keep(syncs, &mut errors, &self.options.redactor).unwrap_or_default();
         let environments = keep(environments, &mut errors, &self.options.redactor).unwrap_or_default();
-        let chrome = self.chrome(session, errors);
+        let chrome = self.chrome(session, errors, warnings);
         self.page("fleet.html", &chrome, pages::fleet(&filter, &syncs, &environments))
     }
 
@@ -261,17 +278,23 @@ impl Server {
     async fn read_sync(self: &Arc<Self>, ns: &str, name: &str) -> Result<crate::controllers::gitops::EnvironmentSync> {
         let options =
             GetOptions { target: self.target(ns), all_namespaces: false, selector: None, name: Some(name.to_string()) };
-        let listing = run(move |on| async move { sync::get(&options, on).await }).await??;
-        listing.syncs.into_iter().next().ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")))
+        let listing = run(async move |on| sync::get(&options, on).await).await?.value?;
+        listing
+            .syncs
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")).as_not_found())
     }
 
     async fn sync(self: &Arc<Self>, session: &str, ns: &str, name: &str, done: Option<&String>) -> Answer {
         match self.read_sync(ns, name).await {
             Ok(found) => {
                 let done = done.and_then(|d| pages::done_message(d));
-                self.page("sync.html", &self.chrome(session, Vec::new()), pages::sync(&found, done))
+                let live = Some(format!("{}/live", pages::sync_path(ns, name)));
+                let chrome = Chrome { live, ..self.chrome(session, Vec::new(), Vec::new()) };
+                self.page("sync.html", &chrome, pages::sync(&found, done))
             }
-            Err(err) => self.error_page(session, StatusCode::NOT_FOUND, &err),
+            Err(err) => self.error_page(session, read_refusal(&err), &err),
         }
     }
 
@@ -294,7 +317,7 @@ impl Server {
         }
         let found = match self.read_sync(ns, name).await {
             Ok(found) => found,
-            Err(err) => return self.error_page(session, StatusCode::NOT_FOUND, &err),
+            Err(err) => return self.error_page(session, read_refusal(&err), &err),
         };
         // The plan shown is the one the digest names; another one waiting is not shown as it.
         let plan = found
@@ -312,7 +335,7 @@ impl Server {
             back,
             plan,
         };
-        self.page("confirm.html", &self.chrome(session, Vec::new()), page)
+        self.page("confirm.html", &self.chrome(session, Vec::new(), Vec::new()), page)
     }
 
     /// An action's POST: from this server's own page (Origin, Sec-Fetch-Site), with the
@@ -341,23 +364,23 @@ impl Server {
             }
             ("approve", Some(digest)) => {
                 let options = ApproveOptions { target, name: name.clone(), digest: Some(digest.clone()) };
-                run(move |on| async move { sync::approve(&options, &|_, _| Ok(true), on).await.map(|_| ()) })
+                run(async move |on| sync::approve(&options, &|_, _| Ok(true), on).await.map(|_| ()))
                     .await
-                    .map(|done| done.map(|()| format!("approved the plan {digest} of")))
+                    .map(|ran| self.told(ran).map(|()| format!("approved the plan {digest} of")))
             }
             ("reconcile", _) => {
                 let options = ReconcileOptions { target, name: name.clone(), wait: None };
-                run(move |on| async move { sync::reconcile(&options, on).await.map(|_| ()) })
+                run(async move |on| sync::reconcile(&options, on).await.map(|_| ()))
                     .await
-                    .map(|done| done.map(|()| "asked for a reconcile of".to_string()))
+                    .map(|ran| self.told(ran).map(|()| "asked for a reconcile of".to_string()))
             }
             (_, _) => {
                 let suspend = action == "suspend";
                 let options = SuspendOptions { target, name: name.clone(), suspend };
                 let what = if suspend { "suspended" } else { "resumed" };
-                run(move |on| async move { sync::suspend(&options, on).await.map(|_| ()) })
+                run(async move |on| sync::suspend(&options, on).await.map(|_| ()))
                     .await
-                    .map(|done| done.map(|()| what.to_string()))
+                    .map(|ran| self.told(ran).map(|()| what.to_string()))
             }
         };
         match done.and_then(|done| done) {
@@ -417,17 +440,18 @@ impl Server {
         };
         let wanted = options.clone();
         let me = self.clone();
-        let found = run(move |on| async move {
+        let found = run(async move |on| {
             let cx = Context { redactor: &me.options.redactor, on };
-            crate::action::object::object(&options, cx).await
+            let cluster = crate::action::cluster_of(&options.repo, &options.env, options.connect.clone()).await?;
+            Ok(crate::action::object::object(&options, cx).await?.map(|live| (live, cluster)))
         })
         .await;
-        match found.and_then(|found| found) {
-            Ok(Some(live)) => {
+        match found.and_then(Ran::result) {
+            Ok((Some((live, cluster)), warnings)) => {
                 let page = pages::ObjectPage::new(env, &wanted, &live);
-                self.page("object.html", &self.chrome(session, Vec::new()), page)
+                self.page("object.html", &self.env_chrome(session, &cluster, warnings), page)
             }
-            Ok(None) => self.error_page(
+            Ok((None, _)) => self.error_page(
                 session,
                 StatusCode::NOT_FOUND,
                 &Error::new(format!(
@@ -436,26 +460,50 @@ impl Server {
                     wanted.namespace.map_or(wanted.name.clone(), |ns| format!("{ns}/{}", wanted.name))
                 )),
             ),
-            Err(err) => self.error_page(session, StatusCode::NOT_FOUND, &err),
+            Err(err) => self.error_page(session, read_refusal(&err), &err),
         }
     }
 
     /// A release's recorded revisions, as `weaver history` reads them.
-    async fn release(self: &Arc<Self>, session: &str, env: &str, release: &str, done: Option<&String>) -> Answer {
+    /// A release's recorded revisions, as `weaver history` reads them, each with what it changed.
+    async fn release(
+        self: &Arc<Self>,
+        session: &str,
+        env: &str,
+        release: &str,
+        query: &HashMap<String, String>,
+    ) -> Answer {
         let options = crate::action::history::HistoryOptions {
             repo: self.options.repo.clone(),
             env: env.to_string(),
             release: release.to_string(),
             connect: self.options.connect.clone(),
         };
-        let found = run(move |on| async move { crate::action::history::history(&options, on).await }).await;
-        match found.and_then(|found| found) {
-            Ok(h) => {
+        let found = run(async move |on| {
+            let cluster = crate::action::cluster_of(&options.repo, &options.env, options.connect.clone()).await?;
+            Ok((crate::action::history::history(&options, on).await?, cluster))
+        })
+        .await;
+        match found.and_then(Ran::result) {
+            Ok(((h, cluster), warnings)) => {
                 let history = crate::report::json::HistoryReport::new(&h.env, &h.release, &h.records);
-                let done = done.and_then(|d| pages::done_message(d));
-                self.page("release.html", &self.chrome(session, Vec::new()), pages::ReleasePage { history, done })
+                let layout = pages::Layout::parse(query.get("diff").map(String::as_str));
+                let plans = crate::action::history::changes(&h.records);
+                let context = crate::report::DiffContext { environment: env, mode: "client", provenance: None, base: None };
+                let changes = plans
+                    .iter()
+                    .map(|plan| {
+                        pages::DiffView::new(
+                            crate::report::json::DiffReport::new(plan, &context, &self.options.redactor),
+                            layout,
+                        )
+                    })
+                    .collect();
+                let done = query.get("done").and_then(|d| pages::done_message(d));
+                let page = pages::ReleasePage { history, changes, layout, done };
+                self.page("release.html", &self.env_chrome(session, &cluster, warnings), page)
             }
-            Err(err) => self.error_page(session, StatusCode::NOT_FOUND, &err),
+            Err(err) => self.error_page(session, read_refusal(&err), &err),
         }
     }
 
@@ -473,7 +521,7 @@ impl Server {
             back,
             plan: None,
         };
-        self.page("confirm.html", &self.chrome(session, Vec::new()), page)
+        self.page("confirm.html", &self.chrome(session, Vec::new(), Vec::new()), page)
     }
 
     /// A rollback's POST: `weaver rollback --env ENV RELEASE REVISION`, with its defaults.
@@ -500,7 +548,7 @@ impl Server {
             settings: self.options.rollback.clone(),
         };
         let me = self.clone();
-        let done = run(move |on| async move {
+        let done = run(async move |on| {
             let cx = Context { redactor: &me.options.redactor, on };
             // Nothing interrupts a rollback the page asked for: it runs to its end.
             let applied = crate::action::rollback::rollback(&options, cx, &AtomicBool::new(false)).await?;
@@ -515,7 +563,7 @@ impl Server {
             }
         })
         .await;
-        match done.and_then(|done| done) {
+        match done.and_then(|ran| self.told(ran)) {
             Ok(()) => {
                 (self.options.on)(Progress::Status(format!(
                     "ui: rolled release {release} of environment {env} back to revision {revision}"
@@ -537,12 +585,15 @@ impl Server {
         origin_ok && site_ok
     }
 
-    /// A local environment: `weaver status`, `weaver diff` and `weaver drift` of it, at once.
-    async fn environment(self: &Arc<Self>, session: &str, env: &str) -> Answer {
+    /// A local environment: `weaver status` (with the objects' dependents and events),
+    /// `weaver diff` and `weaver drift` of it, at once, sharing connections and discovery.
+    async fn environment(self: &Arc<Self>, session: &str, env: &str, query: &HashMap<String, String>) -> Answer {
         let me = self.clone();
         let env_name = env.to_string();
-        let results = run(move |on| async move {
+        let results = run(async move |on| {
             let o = &me.options;
+            let servers = crate::cluster::SharedServers::new(o.concurrency)?;
+            let cluster = crate::action::cluster_of(&o.repo, &env_name, o.connect.clone()).await?;
             let selection = crate::action::render::Selection {
                 env: env_name,
                 releases: Vec::new(),
@@ -556,7 +607,7 @@ impl Server {
                 selection: selection.clone(),
                 connect: o.connect.clone(),
                 concurrency: o.concurrency,
-                servers: None,
+                servers: Some(servers.clone()),
                 keys: o.keys.clone(),
                 // A page view is no run of `weaver drift`: nobody is notified.
                 notify: false,
@@ -574,40 +625,89 @@ impl Server {
                 server_side: false,
                 concurrency: o.concurrency,
                 prune_releases: crate::action::PruneReleases::Everywhere,
-                servers: None,
+                servers: Some(servers),
             };
             let cx = Context { redactor: &o.redactor, on };
-            futures::join!(
-                crate::action::status::status_with_dependents(&observe, on),
+            let (status, planned, drift) = futures::join!(
+                crate::action::status::status_in_detail(&observe, on),
                 crate::action::plan::plan(&plan, cx),
                 crate::action::drift::drift(&observe, cx)
-            )
+            );
+            Ok((cluster, status, planned, drift))
         })
         .await;
-        let (status, planned, drift) = match results {
+        let ((cluster, status, planned, drift), warnings) = match results.and_then(Ran::result) {
             Ok(results) => results,
-            Err(err) => return self.error_page(session, StatusCode::INTERNAL_SERVER_ERROR, &err),
+            Err(err) => return self.error_page(session, read_refusal(&err), &err),
         };
+        // An environment none of whose parts could be read answers as its first error.
+        if let (Err(err), Err(_), Err(_)) = (&status, &planned, &drift) {
+            return self.error_page(session, read_refusal(err), err);
+        }
         let mut errors = Vec::new();
         let status = keep(status, &mut errors, &self.options.redactor);
         let planned = keep(planned, &mut errors, &self.options.redactor);
         let drift = keep(drift, &mut errors, &self.options.redactor);
         let context = crate::report::DiffContext { environment: env, mode: "client", provenance: None, base: None };
+        let layout = pages::Layout::parse(query.get("diff").map(String::as_str));
         let page = pages::EnvironmentPage {
             name: env,
-            status: status.as_ref().map(crate::report::json::StatusReport::new),
+            status: status.as_ref().map(|s| crate::report::json::StatusReport::new(&s.report)),
             plan: planned.as_ref().map(|p| {
-                pages::PlanView::new(crate::report::json::DiffReport::new(&p.plan, &context, &self.options.redactor))
+                let report = crate::report::json::DiffReport::new(&p.plan, &context, &self.options.redactor);
+                pages::DiffView::new(report, layout)
             }),
             drift: drift.as_ref().map(crate::report::json::DriftReport::new),
+            events: status.as_ref().map_or(&[], |s| &s.events),
         };
-        self.page("environment.html", &self.chrome(session, errors), page)
+        let live = Some(format!("/environments/{}/live", pages::segment(env)));
+        let chrome = Chrome { server: pages::cluster_name(&cluster), live, ..self.chrome(session, errors, warnings) };
+        self.page("environment.html", &chrome, page)
+    }
+
+    /// The header of an environment's page: the cluster the environment's context reaches.
+    fn env_chrome(&self, session: &str, cluster: &crate::cluster::ClusterInfo, warnings: Vec<String>) -> Chrome {
+        Chrome { server: pages::cluster_name(cluster), ..self.chrome(session, Vec::new(), warnings) }
+    }
+
+    /// A page's live updates (server-sent events): the marks of where the page's watched
+    /// resources stand when the browser sent none (`Last-Event-ID`), else the first change after
+    /// them, or after [`pages::LIVE_WAIT`] that nothing changed. Each answer is whole: the
+    /// browser asks again with the marks it ended at, so nothing between is missed.
+    async fn live(self: &Arc<Self>, headers: &HeaderMap, options: WatchOptions) -> Answer {
+        let marks = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(pages::marks_of);
+        let waited = run(async move |on| {
+            let Some(marks) = marks else { return Ok(pages::live_event(&watch::marks(&options, on).await?, None)) };
+            Ok(match watch::next_change(&options, &marks, pages::LIVE_WAIT, on).await? {
+                Waited::Changed { marks, what } => pages::live_event(&marks, Some(&what)),
+                Waited::Quiet { marks } => pages::live_event(&marks, None),
+                Waited::Expired => {
+                    pages::live_event(&watch::marks(&options, on).await?, Some("the watch started again"))
+                }
+            })
+        })
+        .await;
+        let body = match waited.and_then(|ran| ran.value) {
+            Ok(events) => events,
+            Err(err) => pages::live_failed(&err.redacted(&self.options.redactor)),
+        };
+        Answer { content_type: "text/event-stream; charset=utf-8", ..Answer::text(StatusCode::OK, body) }
     }
 
     fn error_page(&self, session: &str, status: StatusCode, err: &Error) -> Answer {
-        let chrome = self.chrome(session, vec![err.redacted(&self.options.redactor)]);
+        let chrome = self.chrome(session, vec![err.redacted(&self.options.redactor)], Vec::new());
         let page = self.page("base.html", &chrome, ());
         Answer { status, ..page }
+    }
+
+    /// `ran`'s value, its warnings told where the actions taken are (an action's answer is a
+    /// redirection, with no page to show them on).
+    fn told<T>(&self, ran: Ran<T>) -> T {
+        for warning in ran.warnings {
+            let warning = self.options.redactor.redact(&warning).into_owned();
+            (self.options.on)(Progress::Warning(warning));
+        }
+        ran.value
     }
 }
 
@@ -626,6 +726,19 @@ fn environments(repo: &std::path::Path, selector: Option<&str>) -> Result<Vec<cr
     Ok(environments)
 }
 
+/// The status a page's read error is answered with: 403 when the cluster refused the user's
+/// rights, 404 when what the page shows does not exist, else 500 (the repository or the
+/// cluster failed).
+fn read_refusal(err: &Error) -> StatusCode {
+    if err.forbidden {
+        StatusCode::FORBIDDEN
+    } else if err.not_found {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
 /// The status an action's error is answered with: 403 when the cluster refused the user's
 /// rights, 409 for anything else that stopped it.
 fn refusal(err: &Error) -> StatusCode {
@@ -640,17 +753,37 @@ fn keep<T>(result: Result<T>, errors: &mut Vec<String>, redactor: &crate::secret
     result.map_err(|err| errors.push(err.redacted(redactor))).ok()
 }
 
+/// What actions returned, and what they warned of as they went.
+struct Ran<T> {
+    value: T,
+    warnings: Vec<String>,
+}
+
+impl<T> Ran<Result<T>> {
+    /// The value with the warnings, or the error.
+    fn result(self) -> Result<(T, Vec<String>)> {
+        Ok((self.value?, self.warnings))
+    }
+}
+
 /// Runs actions on a thread of their own, on a runtime of their own, as a command runs them
-/// (their futures need not be `Send`). What they tell as they go is not shown: a page shows
-/// their results and errors.
-async fn run<F, Fut, T>(work: F) -> Result<T>
+/// (their futures need not be `Send`). Of what they tell as they go, their warnings are kept:
+/// a page shows them with the actions' results and errors.
+async fn run<F, T>(work: F) -> Result<Ran<T>>
 where
-    F: FnOnce(crate::action::OnProgress<'static>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = T>,
+    F: AsyncFnOnce(crate::action::OnProgress<'_>) -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn unheard(_: Progress<'_>) {}
-    tokio::task::spawn_blocking(move || crate::action::block_on(work(&unheard)))
-        .await
-        .map_err(|err| Error::new(format!("a page's work stopped: {err}")))
+    tokio::task::spawn_blocking(move || {
+        let warnings = std::sync::Mutex::new(Vec::new());
+        let heard = |progress: Progress<'_>| {
+            if let Progress::Warning(warning) = progress {
+                warnings.lock().unwrap_or_else(|e| e.into_inner()).push(warning);
+            }
+        };
+        let value = crate::action::block_on(work(&heard));
+        Ran { value, warnings: warnings.into_inner().unwrap_or_else(|e| e.into_inner()) }
+    })
+    .await
+    .map_err(|err| Error::new(format!("a page's work stopped: {err}")))
 }

@@ -9,17 +9,24 @@ use minijinja::value::Serde;
 use serde::Serialize;
 
 use crate::action::sync::{State, state};
+use crate::cluster::ObjectEvent;
 use crate::controllers::gitops::EnvironmentSync;
 use crate::controllers::gitops::plan::short;
 use crate::error::{Error, Result};
 use crate::project::Environment;
 use crate::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, StatusReport};
+use crate::report::{SideBySide, diff_line_class, side_by_side};
 
 /// The stylesheet every page links: light and dark by `prefers-color-scheme`.
 pub const STYLESHEET: &str = include_str!("templates/ui.css");
 
-const TEMPLATES: [(&str, &str); 7] = [
+/// The script of the pages that update themselves (the only one, linked, never inline: the
+/// Content-Security-Policy allows this server's scripts alone). The pages read fully without it.
+pub const SCRIPT: &str = include_str!("templates/ui.js");
+
+const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("templates/base.html")),
+    ("macros.html", include_str!("templates/macros.html")),
     ("fleet.html", include_str!("templates/fleet.html")),
     ("sync.html", include_str!("templates/sync.html")),
     ("confirm.html", include_str!("templates/confirm.html")),
@@ -67,6 +74,11 @@ pub fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
+/// A cluster as a page's header names it: `context (server)`.
+pub fn cluster_name(info: &crate::cluster::ClusterInfo) -> String {
+    format!("{} ({})", info.context, info.server)
+}
+
 /// What every page shows around its own content.
 #[derive(Serialize)]
 pub struct Chrome {
@@ -74,8 +86,12 @@ pub struct Chrome {
     pub server: String,
     /// Errors of the actions the page ran (redacted later with the whole page).
     pub errors: Vec<String>,
+    /// What they warned of: a part of the page left out, and why.
+    pub warnings: Vec<String>,
     /// The session's CSRF token, for the page's forms.
     pub csrf: String,
+    /// Where the page's live updates come from (server-sent events), when it has them.
+    pub live: Option<String>,
 }
 
 /// What the fleet page selects: `?label=SELECTOR&state=STATE`.
@@ -279,6 +295,7 @@ pub struct ObjectPage<'a> {
     pub title: String,
     pub yaml: String,
     pub managers: &'a [crate::action::object::Manager],
+    pub events: &'a [ObjectEvent],
 }
 
 impl<'a> ObjectPage<'a> {
@@ -293,6 +310,7 @@ impl<'a> ObjectPage<'a> {
             title: format!("{} {place}", wanted.kind),
             yaml: crate::yaml::to_yaml_string(&live.object),
             managers: &live.managers,
+            events: &live.events,
         }
     }
 }
@@ -302,6 +320,9 @@ impl<'a> ObjectPage<'a> {
 #[derive(Serialize)]
 pub struct ReleasePage<'a> {
     pub history: HistoryReport<'a>,
+    /// By revision of `history`, oldest first: what it changed against the one before.
+    pub changes: Vec<DiffView<'a>>,
+    pub layout: Layout,
     pub done: Option<&'static str>,
 }
 
@@ -312,39 +333,94 @@ pub struct ReleasePage<'a> {
 pub struct EnvironmentPage<'a> {
     pub name: &'a str,
     pub status: Option<StatusReport<'a>>,
-    pub plan: Option<PlanView<'a>>,
+    pub plan: Option<DiffView<'a>>,
     pub drift: Option<DriftReport<'a>>,
+    /// What the cluster said of the objects, newest first.
+    pub events: &'a [ObjectEvent],
 }
 
-/// The plan as the CLI shows it: its objects that change, each with the CLI's diff, split in
-/// lines for the page to colour.
-#[derive(Serialize)]
-pub struct PlanView<'a> {
-    pub report: DiffReport<'a>,
-    pub changes: bool,
-    pub diffs: Vec<Vec<(&'static str, String)>>,
+/// How long a page's wait for a change lasts before the server answers that nothing changed
+/// (the browser asks again at once, from where the wait ended).
+pub const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(50);
+
+/// How soon the browser asks again for the next change (`retry:`), in milliseconds.
+const LIVE_RETRY: u32 = 1000;
+
+/// The marks a browser sent back (`Last-Event-ID`: the `id:` of the last event it had), or
+/// None when they are not marks this server could have sent.
+pub fn marks_of(last_event_id: &str) -> Option<Vec<String>> {
+    let marks: Vec<String> = last_event_id.split(',').map(str::to_string).collect();
+    let mark_ok = |m: &String| {
+        (1..=64).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (marks.len() <= 256 && marks.iter().all(mark_ok)).then_some(marks)
 }
 
-impl<'a> PlanView<'a> {
-    pub fn new(report: DiffReport<'a>) -> PlanView<'a> {
-        let diffs = report
-            .objects
-            .iter()
-            .map(|object| {
-                object.diff.as_deref().unwrap_or_default().lines().map(|l| (line_class(l), l.into())).collect()
-            })
-            .collect();
-        PlanView { changes: report.has_changes(), report, diffs }
+/// A page's live update as server-sent events: the marks to wait from next as the event's id
+/// (the browser sends them back when it asks again), and `changed` when something did, what.
+pub fn live_event(marks: &[String], changed: Option<&str>) -> String {
+    let mut text = format!("retry: {LIVE_RETRY}\nid: {}\n", marks.join(","));
+    if let Some(what) = changed {
+        text.push_str(&format!("event: changed\ndata: {}\n", one_line(what)));
+    }
+    text + "\n"
+}
+
+/// Live updates that stopped, and why: the page says so, and its script asks no more.
+pub fn live_failed(why: &str) -> String {
+    format!("retry: 60000\nevent: failed\ndata: {}\n\n", one_line(why))
+}
+
+/// `text` on one line: a line break would end an event's data.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n']).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// How a page lays out diffs: `?diff=unified` (the CLI's) or `?diff=side-by-side`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    #[default]
+    Unified,
+    SideBySide,
+}
+
+impl Layout {
+    /// The layout a query value names; the CLI's for any other.
+    pub fn parse(word: Option<&str>) -> Layout {
+        match word {
+            Some("side-by-side") => Layout::SideBySide,
+            _ => Layout::Unified,
+        }
     }
 }
 
-/// How a line of a unified diff is shown.
-fn line_class(line: &str) -> &'static str {
-    match line.as_bytes().first() {
-        Some(b'+') => "add",
-        Some(b'-') => "del",
-        Some(b'@') => "hunk",
-        _ => "ctx",
+/// A plan as the CLI shows it (the pending plan, or what a revision changed): its objects that
+/// change, each with the CLI's diff, in lines for the page to colour, or side by side.
+#[derive(Serialize)]
+pub struct DiffView<'a> {
+    pub report: DiffReport<'a>,
+    pub changes: bool,
+    pub layout: Layout,
+    /// By object of the report: the unified diff's lines, with their classes.
+    pub diffs: Vec<Vec<(&'static str, String)>>,
+    /// By object of the report, side by side (empty in the unified layout).
+    pub sides: Vec<Vec<SideBySide>>,
+}
+
+impl<'a> DiffView<'a> {
+    pub fn new(report: DiffReport<'a>, layout: Layout) -> DiffView<'a> {
+        let text = |object: &crate::report::json::DiffObject| object.diff.clone().unwrap_or_default();
+        let diffs = report
+            .objects
+            .iter()
+            .map(|object| text(object).lines().map(|l| (diff_line_class(l), l.to_string())).collect())
+            .collect();
+        let sides = match layout {
+            Layout::SideBySide => report.objects.iter().map(|object| side_by_side(&text(object))).collect(),
+            Layout::Unified => Vec::new(),
+        };
+        DiffView { changes: report.has_changes(), report, layout, diffs, sides }
     }
 }
 
@@ -400,13 +476,34 @@ mod tests {
     }
 
     #[test]
+    fn live_events_carry_their_marks_and_one_line_of_what_changed() {
+        let marks = vec!["41".to_string(), "7".to_string()];
+        assert_eq!(live_event(&marks, None), "retry: 1000\nid: 41,7\n\n");
+        assert_eq!(
+            live_event(&marks, Some("Deployment web\ndata: injected")),
+            "retry: 1000\nid: 41,7\nevent: changed\ndata: Deployment web data: injected\n\n"
+        );
+        assert_eq!(marks_of("41,7"), Some(marks));
+        for sent in ["", "41,", "4 1", "41\nid: 2", &"9".repeat(65)] {
+            assert_eq!(marks_of(sent), None, "{sent:?}");
+        }
+        assert!(live_failed("forbidden\nhelp: ask").ends_with("data: forbidden help: ask\n\n"));
+    }
+
+    #[test]
     fn templates_escape_what_they_show() {
         let pages = Pages::new().unwrap();
-        let chrome =
-            Chrome { server: "https://k8s".into(), errors: vec!["<script>x</script>".into()], csrf: "t".into() };
+        let chrome = Chrome {
+            server: "https://k8s".into(),
+            errors: vec!["<script>x</script>".into()],
+            warnings: vec!["<b>w</b>".into()],
+            csrf: "t".into(),
+            live: None,
+        };
         let filter = Filter { label: Some("a=\"><b>".into()), state: None };
         let html = pages.render("fleet.html", &chrome, fleet(&filter, &[], &[])).unwrap();
         assert!(!html.contains("<script>x") && html.contains("&lt;script&gt;x"), "{html}");
+        assert!(!html.contains("<b>w") && html.contains("&lt;b&gt;w"), "{html}");
         assert!(!html.contains("\"><b>"), "{html}");
     }
 }

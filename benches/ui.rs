@@ -1,0 +1,87 @@
+//! `weaver ui`'s environment page (issue 56: ≤ 300 ms for 3,000 objects): a generated
+//! environment of 1,000 releases (a ConfigMap, a Deployment and a Service each) applied, then
+//! its page served by `weaver ui` (status with the objects' dependents and events, the plan of
+//! the working tree, drift: the whole page), read over HTTP as a browser reads it. Reports the
+//! median of the page views with `weaver ui`'s own CPU per view, and on a real cluster the API
+//! server's CPU and, where the server shares this machine, the least a view can take (both
+//! processes' CPU spread over the cores).
+//!
+//! Runs against the in-process fake, or against the current context of
+//! `WEAVER_BENCH_KUBECONFIG=FILE` (a scratch cluster: it creates namespace `ui-<pid>-00` and
+//! deletes it when done).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Releases of the environment: 3 objects each.
+const RELEASES: usize = 1000;
+/// Page views measured (the median is reported), after one that warms up.
+const RUNS: usize = 5;
+
+fn main() {
+    let (fake, kubeconfig) = support::cluster();
+    println!("against {}", support::cluster_name(&fake, &kubeconfig));
+    let prefix = format!("ui-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    support::generate_fleet_in(dir.path(), 1, RELEASES, &prefix);
+    let repo = dir.path().to_str().unwrap();
+    let apply = support::time_weaver(&["--repo", repo, "--kubeconfig", &kubeconfig, "apply", "--env", "env-00"], 1);
+    println!("set up: the first apply of {} objects took {}", RELEASES * 3, support::ms(apply.times[0]));
+
+    let address = format!("127.0.0.1:{}", support::free_port());
+    let mut child = Command::new(support::WEAVER)
+        .args(["--repo", repo, "--kubeconfig", &kubeconfig, "ui", "--address", &address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(child.stderr.take().unwrap()).lines();
+    let serving = said.by_ref().map_while(Result::ok).find(|line| line.starts_with("weaver ui: serving"));
+    assert!(serving.is_some(), "weaver ui did not start");
+    // What it says later (a warning per view, say) must not fill the pipe and stop it.
+    std::thread::spawn(move || said.for_each(drop));
+    let ui = support::Operator { child, metrics: String::new() };
+
+    let view = || {
+        let started = Instant::now();
+        let page = get(&address, "/environments/env-00");
+        (started.elapsed(), page)
+    };
+    let (first, page) = view();
+    let rows = page.matches("data-kind=").count();
+    assert!(page.starts_with("HTTP/1.1 200"), "{}", &page[..page.len().min(2000)]);
+    assert!(rows >= RELEASES * 3, "{rows} objects on the page");
+    assert!(!page.contains("role=\"alert\""), "every part of the page was read");
+    println!("first view (discovery, the chart's first render): {}", support::ms(first));
+
+    let server = support::server_cpu(&fake, &kubeconfig);
+    let cpu_before = ui.cpu();
+    let mut times: Vec<Duration> = (0..RUNS).map(|_| view().0).collect();
+    let cpu = (ui.cpu() - cpu_before) / RUNS as u32;
+    let server = support::spent(&server, RUNS);
+    times.sort();
+    println!(
+        "environment page of {rows} objects: median {} (min {}, max {}), weaver ui's CPU {} a view, peak RSS {:.1} MB{}; load average {}",
+        support::ms(times[RUNS / 2]),
+        support::ms(times[0]),
+        support::ms(times[RUNS - 1]),
+        support::ms(cpu),
+        ui.peak_rss() as f64 / 1e6,
+        support::beside(cpu, &server),
+        support::load_average()
+    );
+    drop(ui);
+    support::delete_namespace(&kubeconfig, &format!("{prefix}-00"));
+}
+
+/// The answer to `GET path`, head and body, as the page's browser would have it.
+fn get(address: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}

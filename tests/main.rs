@@ -47,5 +47,6 @@ mod secrets;
 mod secrets_cli;
 mod sync;
 mod ui;
+mod ui_controller;
 mod validate;
 mod wait;

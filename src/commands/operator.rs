@@ -84,11 +84,12 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
     };
     let lease_name =
         args.shard.as_ref().map_or_else(|| LEASE_NAME.to_string(), |shard| format!("{LEASE_NAME}-{shard}"));
-    if args.webhook_addr.is_some() && !args.controllers.contains(&ControllerKind::Environmentsync) {
-        return Err(crate::Error::new(
-            "--webhook-addr receives EnvironmentSyncs' webhooks, and their controller is not run",
-        )
-        .with_help("add environmentsync to --controllers, or leave --webhook-addr out"));
+    for (flag, given) in [("--webhook-addr", args.webhook_addr.is_some()), ("--ui-address", args.ui_address.is_some())]
+    {
+        if given && !args.controllers.contains(&ControllerKind::Environmentsync) {
+            return Err(crate::Error::new(format!("{flag} serves EnvironmentSyncs, and their controller is not run"))
+                .with_help(format!("add environmentsync to --controllers, or leave {flag} out")));
+        }
     }
     let connect = super::connect_options(&args.cluster);
     let runtime = tokio::runtime::Runtime::new()
@@ -133,6 +134,20 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             // Every replica receives: an annotation is all it writes, the leader acts on it.
             let metrics = telemetry.environmentsync.clone();
             tokio::spawn(crate::controllers::gitops::webhook::serve(listener, client.clone(), metrics, std::future::pending()));
+        }
+        if let Some(address) = args.ui_address {
+            let listener = listen("--ui-address", address).await?;
+            let bound = listener.local_addr().unwrap_or(address);
+            tracing::info!("serving the web UI on http://{bound}/: users sign in with a token the API server accepts");
+            // Every replica serves, from a watch of its own: followers run no controller.
+            let (syncs, watching) = crate::cluster::SyncCache::watch(client.clone(), selector.as_deref());
+            tokio::spawn(watching);
+            let options = ui_options(global, &connect, crate::ui::SignIn { client: client.clone(), syncs });
+            tokio::spawn(async move {
+                if let Err(err) = crate::ui::serve(options, listener, std::future::pending()).await {
+                    tracing::error!("the web UI stopped: {err}");
+                }
+            });
         }
         let election = match args.leader_elect {
             false => None,
@@ -209,6 +224,35 @@ fn gitops_shared(
         metrics: telemetry.environmentsync.clone(),
         live: crate::cluster::LiveCache::default(),
     })
+}
+
+/// The controller's UI: its EnvironmentSyncs' pages, actions taken with the controller's
+/// identity once the API server says the signed-in user may; each told in the log.
+fn ui_options(
+    global: &GlobalArgs,
+    connect: &crate::cluster::ConnectOptions,
+    sign_in: crate::ui::SignIn,
+) -> crate::ui::Options {
+    crate::ui::Options {
+        // Unused: the controller serves no repository's environments.
+        repo: global.repo.clone(),
+        connect: connect.clone(),
+        namespace: None,
+        // The pages it serves decrypt nothing: no key of the pod is looked for.
+        keys: crate::action::Keys::Given {
+            origin: "the controller's UI".into(),
+            identities: std::sync::Arc::new(secrecy::SecretString::from("")),
+        },
+        concurrency: crate::cluster::DEFAULT_CONCURRENCY,
+        rollback: super::ui::rollback_settings(),
+        redactor: crate::secrets::Redactor::default(),
+        on: std::sync::Arc::new(|progress| {
+            if let crate::action::Progress::Status(line) = progress {
+                tracing::info!("{line}");
+            }
+        }),
+        sign_in: Some(sign_in),
+    }
 }
 
 /// A listener on `address`, which `flag` gave.

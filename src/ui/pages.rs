@@ -18,7 +18,7 @@ use crate::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, St
 /// The stylesheet every page links: light and dark by `prefers-color-scheme`.
 pub const STYLESHEET: &str = include_str!("templates/ui.css");
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("templates/base.html")),
     ("fleet.html", include_str!("templates/fleet.html")),
     ("sync.html", include_str!("templates/sync.html")),
@@ -26,6 +26,7 @@ const TEMPLATES: [(&str, &str); 7] = [
     ("environment.html", include_str!("templates/environment.html")),
     ("release.html", include_str!("templates/release.html")),
     ("object.html", include_str!("templates/object.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
 ];
 
 /// The templates, parsed once.
@@ -76,6 +77,8 @@ pub struct Chrome {
     pub errors: Vec<String>,
     /// The session's CSRF token, for the page's forms.
     pub csrf: String,
+    /// The user signed in to the controller's UI (`weaver ui` has none: it is the kubeconfig's).
+    pub user: Option<String>,
 }
 
 /// What the fleet page selects: `?label=SELECTOR&state=STATE`.
@@ -402,11 +405,15 @@ mod tests {
     #[test]
     fn templates_escape_what_they_show() {
         let pages = Pages::new().unwrap();
-        let chrome =
-            Chrome { server: "https://k8s".into(), errors: vec!["<script>x</script>".into()], csrf: "t".into() };
+        let chrome = Chrome {
+            server: "https://k8s".into(),
+            errors: vec!["<script>x</script>".into()],
+            csrf: "t".into(),
+            user: Some("<b>u</b>".into()),
+        };
         let filter = Filter { label: Some("a=\"><b>".into()), state: None };
         let html = pages.render("fleet.html", &chrome, fleet(&filter, &[], &[])).unwrap();
         assert!(!html.contains("<script>x") && html.contains("&lt;script&gt;x"), "{html}");
-        assert!(!html.contains("\"><b>"), "{html}");
+        assert!(!html.contains("\"><b>") && !html.contains("<b>u"), "{html}");
     }
 }

@@ -168,6 +168,18 @@ fn a_user_signs_in_with_a_token_and_sees_and_does_only_what_rbac_allows() {
     assert!(fleet.body.contains(&format!("id=\"sync-{ns}-shop\"")), "{}", fleet.body);
     assert!(!fleet.body.contains("blog") && !fleet.body.contains(&other), "{}", fleet.body);
     assert!(fleet.body.contains(&format!("system:serviceaccount:{ns}:dev")), "{}", fleet.body);
+    // Read from the controller's watch: a page view LISTs nothing.
+    if let Some(server) = cluster.fake("counting the requests of a page view") {
+        server.clear_requests();
+        assert_eq!(controller.get("/", Some(&session)).status, 200);
+        let reads: Vec<_> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("environmentsyncs") && r.method == "GET" && !r.query.contains("watch=true"))
+            .map(|r| r.path)
+            .collect();
+        assert!(reads.is_empty(), "{reads:?}");
+    }
     let elsewhere = controller.get(&format!("/syncs/{other}/blog"), Some(&session));
     assert_eq!(elsewhere.status, 403, "{}", elsewhere.body);
 

@@ -142,9 +142,9 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             // Every replica serves, from a watch of its own: followers run no controller.
             let (syncs, watching) = crate::cluster::SyncCache::watch(client.clone(), selector.as_deref());
             tokio::spawn(watching);
-            let options = ui_options(global, &connect, crate::ui::SignIn { client: client.clone(), syncs });
+            let serving = serve_ui(connect.clone(), client.clone(), syncs, listener, std::future::pending());
             tokio::spawn(async move {
-                if let Err(err) = crate::ui::serve(options, listener, std::future::pending()).await {
+                if let Err(err) = serving.await {
                     tracing::error!("the web UI stopped: {err}");
                 }
             });
@@ -226,17 +226,21 @@ fn gitops_shared(
     })
 }
 
-/// The controller's UI: its EnvironmentSyncs' pages, actions taken with the controller's
-/// identity once the API server says the signed-in user may; each told in the log.
-fn ui_options(
-    global: &GlobalArgs,
-    connect: &crate::cluster::ConnectOptions,
-    sign_in: crate::ui::SignIn,
-) -> crate::ui::Options {
-    crate::ui::Options {
-        // Unused: the controller serves no repository's environments.
-        repo: global.repo.clone(),
-        connect: connect.clone(),
+/// Serves the controller's UI on `listener` until `shutdown` completes: the pages of `syncs`
+/// (the controller's watch), to users who sign in; TokenReviews and SubjectAccessReviews asked
+/// with `client`, actions taken as `connect` (the controller's identity) once the API server
+/// says the user may; each told in the log.
+pub async fn serve_ui(
+    connect: crate::cluster::ConnectOptions,
+    client: kube::Client,
+    syncs: crate::cluster::SyncCache,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> crate::Result<()> {
+    let options = crate::ui::Options {
+        // The controller serves no repository's environments (those pages answer 404).
+        repo: std::path::PathBuf::new(),
+        connect,
         namespace: None,
         // The pages it serves decrypt nothing: no key of the pod is looked for.
         keys: crate::action::Keys::Given {
@@ -251,8 +255,9 @@ fn ui_options(
                 tracing::info!("{line}");
             }
         }),
-        sign_in: Some(sign_in),
-    }
+        sign_in: Some(crate::ui::SignIn { client, syncs }),
+    };
+    crate::ui::serve(options, listener, shutdown).await
 }
 
 /// A listener on `address`, which `flag` gave.

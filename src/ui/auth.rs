@@ -190,3 +190,45 @@ pub fn over_https(headers: &hyper::HeaderMap) -> bool {
     value("x-forwarded-proto").split(',').next().is_some_and(|proto| proto.trim() == "https")
         || value("forwarded").split([';', ',']).any(|pair| pair.trim() == "proto=https")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_proxy_saying_https_makes_the_cookie_secure() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = hyper::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().unwrap());
+            }
+            map
+        };
+        assert!(over_https(&headers(&[("x-forwarded-proto", "https")])));
+        assert!(over_https(&headers(&[("x-forwarded-proto", "HTTPS, http")])));
+        assert!(over_https(&headers(&[("forwarded", "for=192.0.2.1;proto=https;by=203.0.113.1")])));
+        assert!(!over_https(&headers(&[("x-forwarded-proto", "http")])));
+        assert!(!over_https(&headers(&[("forwarded", "for=192.0.2.1;proto=http")])));
+        assert!(!over_https(&headers(&[])));
+    }
+
+    #[tokio::test]
+    async fn sign_in_attempts_are_limited_per_address_before_the_api_server_is_asked() {
+        // No API server behind it: an empty token is refused without asking one.
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let (syncs, _) = SyncCache::watch(client.clone(), None);
+        let auth = Auth::new(SignIn { client, syncs });
+        let (one, other): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..SIGN_IN_BURST {
+            assert!(matches!(auth.sign_in(one, " ").await, Err(Refused::NotAccepted)));
+        }
+        match auth.sign_in(one, " ").await {
+            Err(Refused::TooMany(wait)) => assert!(wait <= SIGN_IN_EVERY && !wait.is_zero(), "{wait:?}"),
+            _ => panic!("the attempt past the burst is not refused"),
+        }
+        assert!(matches!(auth.sign_in(other, " ").await, Err(Refused::NotAccepted)), "another address is not limited");
+        assert_eq!(auth.name_of("no-such-session"), None);
+        assert!(auth.user("no-such-session").await.unwrap().is_none());
+    }
+}

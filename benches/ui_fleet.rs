@@ -134,10 +134,21 @@ async fn viewer(client: &kube::Client, name: &str) -> String {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": name}]});
     create(rbac, "ClusterRoleBinding", "clusterrolebindings", None, binding).await;
+    // A new binding takes a moment to apply on a real server: the first view is timed after.
+    let user = format!("system:serviceaccount:{name}:viewer");
+    let groups = ["system:serviceaccounts", "system:authenticated"];
+    let review: k8s_openapi::api::authorization::v1::SubjectAccessReview = serde_json::from_value(json!({"spec": {
+        "user": user, "groups": groups, "resourceAttributes": {
+            "namespace": name, "verb": "get", "group": "weaver.example.com", "resource": "environmentsyncs"}}}))
+    .unwrap();
+    let reviews: kube::Api<k8s_openapi::api::authorization::v1::SubjectAccessReview> = kube::Api::all(client.clone());
+    while !reviews.create(&Default::default(), &review).await.unwrap().status.is_some_and(|s| s.allowed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> = kube::Api::namespaced(client.clone(), name);
     let request = serde_json::from_value(json!({"spec": {}})).unwrap();
     let issued = accounts.create_token_request("viewer", &Default::default(), &request).await.unwrap();
-    issued.status.expect("a token").token
+    issued.status.and_then(|status| status.token).expect("a token")
 }
 
 async fn clean_up(client: &kube::Client, name: &str) {

@@ -32,6 +32,8 @@ pub const ACCESS_AGE: Duration = Duration::from_secs(10);
 /// Sign-in attempts a client address may make at once, and how often one more is allowed.
 pub const SIGN_IN_BURST: u32 = 5;
 pub const SIGN_IN_EVERY: Duration = Duration::from_secs(12);
+/// Client addresses remembered before those with nothing to remember are dropped.
+const MAX_ADDRESSES: usize = 10_000;
 /// The API group and resource of EnvironmentSyncs, as SubjectAccessReviews name them.
 const GROUP: &str = "weaver.example.com";
 const SYNCS: &str = "environmentsyncs";
@@ -84,6 +86,10 @@ impl Auth {
     /// A new session for whoever `token` authenticates, under a new random id (never the one
     /// the browser had before: a session id planted beforehand signs no one in).
     pub async fn sign_in(&self, client: IpAddr, token: &str) -> std::result::Result<String, Refused> {
+        // Addresses whose attempts are all forgotten take no memory: many of them are dropped.
+        if self.attempts.len() > MAX_ADDRESSES {
+            self.attempts.retain_recent();
+        }
         if let Err(not_until) = self.attempts.check_key(&client) {
             return Err(Refused::TooMany(not_until.wait_time_from(DefaultClock::default().now())));
         }

@@ -58,8 +58,29 @@ pub struct Driven {
 }
 
 impl Driven {
-    /// Chromium with a fresh profile, showing `url` once it has loaded.
+    /// Chromium with a fresh profile, showing `url` once it has loaded. A Chromium that stops
+    /// as it starts (it does, now and then, on a loaded machine) is started once more.
     pub fn open(browser: &Path, url: &str) -> Driven {
+        for attempt in 0..2 {
+            let mut driven = Driven::start(browser);
+            let target = match driven.try_send("Target.createTarget", serde_json::json!({"url": url})) {
+                Ok(target) => target,
+                Err(error) if attempt == 0 => {
+                    eprintln!("chromium stopped as it started ({error}): starting it again");
+                    continue;
+                }
+                Err(error) => panic!("chromium stopped as it started, twice: {error}"),
+            };
+            let attached = driven
+                .send("Target.attachToTarget", serde_json::json!({"targetId": target["targetId"], "flatten": true}));
+            driven.session = attached["sessionId"].as_str().expect("a session").to_string();
+            driven.loaded(|_| true);
+            return driven;
+        }
+        unreachable!("the second attempt returns or panics")
+    }
+
+    fn start(browser: &Path) -> Driven {
         use std::os::fd::FromRawFd;
         use std::os::unix::process::CommandExt;
         let pipe = || {
@@ -94,20 +115,14 @@ impl Driven {
             libc::close(from_chromium[1]);
             (std::fs::File::from_raw_fd(to_chromium[1]), std::fs::File::from_raw_fd(from_chromium[0]))
         };
-        let mut driven = Driven {
+        Driven {
             child,
             commands,
             answers: std::io::BufReader::new(answers),
             session: String::new(),
             sent: 0,
             _profile: profile,
-        };
-        let target = driven.send("Target.createTarget", serde_json::json!({"url": url}));
-        let attached =
-            driven.send("Target.attachToTarget", serde_json::json!({"targetId": target["targetId"], "flatten": true}));
-        driven.session = attached["sessionId"].as_str().expect("a session").to_string();
-        driven.loaded(|_| true);
-        driven
+        }
     }
 
     /// Sends a command (to the page, once attached) and waits for its result.
@@ -125,11 +140,14 @@ impl Driven {
         }
         let mut bytes = serde_json::to_vec(&message).unwrap();
         bytes.push(0);
-        self.commands.write_all(&bytes).expect("chromium reads its commands");
+        let gone = |error: String| serde_json::json!({"message": error});
+        self.commands.write_all(&bytes).map_err(|e| gone(format!("writing a command: {e}")))?;
         loop {
             let mut answer = Vec::new();
-            self.answers.read_until(0, &mut answer).expect("chromium answers");
-            assert!(!answer.is_empty(), "chromium closed its pipe");
+            self.answers.read_until(0, &mut answer).map_err(|e| gone(format!("reading an answer: {e}")))?;
+            if answer.is_empty() {
+                return Err(gone(format!("chromium closed its pipe ({:?})", self.child.try_wait())));
+            }
             answer.pop();
             let answer: serde_json::Value = serde_json::from_slice(&answer).expect("an answer is JSON");
             if answer["id"] == self.sent {

@@ -386,6 +386,11 @@ pub struct OperatorRunArgs {
     /// reconcile of that EnvironmentSync now [default: not served]
     #[arg(long, value_name = "ADDR")]
     pub webhook_addr: Option<std::net::SocketAddr>,
+    /// Where to serve the web UI of the EnvironmentSyncs (`weaver ui`'s pages): users sign in
+    /// with a token the API server accepts and see and do what its RBAC lets them
+    /// [default: not served]
+    #[arg(long, value_name = "ADDR")]
+    pub ui_address: Option<std::net::SocketAddr>,
     /// How many ConfigMapSyncs to reconcile at once
     #[arg(long, value_name = "N", default_value_t = crate::controllers::configmapsync::controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1000))]

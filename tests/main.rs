@@ -48,5 +48,6 @@ mod secrets;
 mod secrets_cli;
 mod sync;
 mod ui;
+mod ui_controller;
 mod validate;
 mod wait;

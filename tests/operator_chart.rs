@@ -469,3 +469,64 @@ fn the_deployments_arguments_parse_and_keep_the_cache_in_the_empty_dir() {
     let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
     assert!(dir.starts_with(mount), "{} is outside the emptyDir at {mount}", dir.display());
 }
+
+#[test]
+fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls() {
+    let off = render_chart();
+    assert!(!off.iter().any(|o| o["metadata"]["name"] == "configmapsync-operator-ui"), "off by default");
+    let rules = the(&off, "ClusterRole")["rules"].as_array().unwrap().clone();
+    assert!(verbs_on(&rules, "authentication.k8s.io", "tokenreviews").is_empty(), "no sign-in, no TokenReviews");
+
+    let objects = render_chart_with(
+        "{gitops: {ui: {enabled: true, port: 9494, servicePort: 8443, from: [{podSelector: {matchLabels: {app: ingress}}}], \
+         ingress: {host: weaver.example.org, className: nginx, tlsSecretName: weaver-tls, \
+         annotations: {nginx.ingress.kubernetes.io/affinity: cookie}}}}}",
+    );
+    use clap::Parser;
+    let container = &the(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let args = std::iter::once("weaver").chain(strings(&container["args"]));
+    let cli = weaver::cli::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{}", e.render()));
+    let weaver::cli::Command::Operator(weaver::cli::OperatorCommand::Run(run)) = cli.command else {
+        panic!("not `operator run`: {}", container["args"]);
+    };
+    assert_eq!(run.ui_address, Some("0.0.0.0:9494".parse().unwrap()));
+    let ports = container["ports"].as_array().unwrap();
+    assert!(ports.contains(&json!({"name": "ui", "containerPort": 9494, "protocol": "TCP"})), "{ports:?}");
+
+    let service = objects.iter().find(|o| o["metadata"]["name"] == "configmapsync-operator-ui").expect("a Service");
+    assert_eq!(service["kind"], "Service");
+    assert_eq!(&service["spec"]["selector"], pod_labels(&objects));
+    assert_eq!(service["spec"]["ports"], json!([{"name": "ui", "port": 8443, "targetPort": "ui", "protocol": "TCP"}]));
+    let ingress = the(&objects, "Ingress");
+    assert_eq!(ingress["metadata"]["annotations"], json!({"nginx.ingress.kubernetes.io/affinity": "cookie"}));
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ingress["spec"]["tls"], json!([{"hosts": ["weaver.example.org"], "secretName": "weaver-tls"}]));
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "weaver.example.org");
+    assert_eq!(
+        rule["http"]["paths"][0]["backend"]["service"],
+        json!({"name": "configmapsync-operator-ui", "port": {"name": "ui"}})
+    );
+
+    // The policy lets the users' peers in; the operator may review their tokens.
+    let policy = &the(&objects, "NetworkPolicy")["spec"]["ingress"];
+    assert!(
+        policy.as_array().unwrap().contains(&json!({"ports": [{"port": 9494, "protocol": "TCP"}],
+            "from": [{"podSelector": {"matchLabels": {"app": "ingress"}}}]})),
+        "{policy}"
+    );
+    let rules = the(&objects, "ClusterRole")["rules"].as_array().unwrap().clone();
+    assert_eq!(verbs_on(&rules, "authentication.k8s.io", "tokenreviews"), ["create"]);
+    assert_eq!(verbs_on(&rules, "authorization.k8s.io", "subjectaccessreviews"), ["create"]);
+
+    // Without a host, no Ingress; without a Secret, no TLS.
+    let plain = render_chart_with("{gitops: {ui: {enabled: true}}}");
+    assert!(!kinds(&plain).contains(&"Ingress"));
+    let no_tls = render_chart_with("{gitops: {ui: {enabled: true, ingress: {host: weaver.example.org}}}}");
+    assert!(the(&no_tls, "Ingress")["spec"].get("tls").is_none());
+    assert!(
+        the(&no_tls, "Ingress")["metadata"]
+            .get("annotations")
+            .is_none_or(|a| a.get("nginx.ingress.kubernetes.io/affinity").is_none())
+    );
+}

@@ -17,7 +17,7 @@ use common::{Repo, eventually};
 use serde_json::json;
 
 /// `weaver ui` serving in the background, stopped with the test.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     url: String,
     /// What it said on stderr after where it serves.
@@ -26,14 +26,14 @@ struct Served {
 }
 
 /// An answer: its status, headers and body.
-struct Reply {
-    status: u16,
-    headers: ureq::http::HeaderMap,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: ureq::http::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 
@@ -45,7 +45,7 @@ impl Reply {
     }
 
     /// The value of the form field `name` of the page.
-    fn field(&self, name: &str) -> String {
+    pub(crate) fn field(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");
         let start =
             self.body.find(&marker).unwrap_or_else(|| panic!("no field {name} in:\n{}", self.body)) + marker.len();
@@ -104,7 +104,7 @@ impl Served {
         assert!(std::fs::read(file).expect("chromium wrote the screenshot").starts_with(b"\x89PNG"));
     }
 
-    fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
+    pub(crate) fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
         let body = response.body_mut().read_to_string().expect("a UTF-8 body");
         Reply { status: response.status().as_u16(), headers: response.headers().clone(), body }
     }
@@ -244,7 +244,7 @@ fn actions_need_the_session_token_and_the_digest_shown() {
         ("content-security-policy", "default-src 'none'"),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("cache-control", "no-store"),
     ] {
         assert!(confirm.header(header).contains(value), "{header}: {:?}", confirm.headers);

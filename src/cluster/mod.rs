@@ -2,6 +2,7 @@
 //! objects weaver manages, server-side apply, retries, and the per-environment lock. Async
 //! (kube is); commands drive it from a small runtime. Nothing here prints.
 
+mod access;
 mod changes;
 mod config;
 mod error;
@@ -27,6 +28,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
+pub use access::{Access, Question, Subject, review_token};
 pub use changes::{Waited, Watched};
 pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watching, given_kubeconfig};
 pub(crate) use error::humanize;
@@ -39,7 +41,7 @@ pub use rate_limit::{Budgeted, RequestRate, SharedServers, operator_budget};
 pub use ready::{Readiness, readiness};
 pub use retry::DEFAULT_RETRY_BUDGET;
 use retry::{Retrier, transient_answer};
-pub use syncs::{Patched, Syncs};
+pub use syncs::{Patched, SyncCache, Syncs};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
 use crate::error::{Error, Result};

@@ -110,3 +110,58 @@ impl Syncs {
             .map(|item| item.map_err(|err| super::error::innermost(&err)))
     }
 }
+
+/// Every EnvironmentSync a label selector selects, kept by one watch: the controller's UI reads
+/// its pages from it (no LIST per page view). Cheap to clone.
+#[derive(Clone)]
+pub struct SyncCache {
+    store: kube::runtime::reflector::Store<EnvironmentSync>,
+}
+
+impl SyncCache {
+    /// The cache, and the watch that fills it (it runs while polled, starting again, backing
+    /// off, when it fails).
+    pub fn watch(
+        client: kube::Client,
+        selector: Option<&str>,
+    ) -> (SyncCache, impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut config = kube::runtime::watcher::Config::default();
+        if let Some(selector) = selector {
+            config = config.labels(selector);
+        }
+        let (store, writer) = kube::runtime::reflector::store();
+        let watching = kube::runtime::watcher(Api::<EnvironmentSync>::all(client), config)
+            .default_backoff()
+            .reflect(writer)
+            .for_each(|_| std::future::ready(()));
+        (SyncCache { store }, watching)
+    }
+
+    /// A cache of `syncs` as given, for benchmarks and tests of what reads it.
+    pub fn of(syncs: impl IntoIterator<Item = EnvironmentSync>) -> SyncCache {
+        let (store, mut writer) = kube::runtime::reflector::store();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+        for sync in syncs {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(sync));
+        }
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        SyncCache { store }
+    }
+
+    /// Waits until the watch has listed once.
+    pub async fn ready(&self) {
+        // Only a dropped writer fails it, and the watch holds the writer while it runs.
+        let _ = self.store.wait_until_ready().await;
+    }
+
+    /// Every EnvironmentSync, by namespace then name.
+    pub fn all(&self) -> Vec<std::sync::Arc<EnvironmentSync>> {
+        let mut syncs = self.store.state();
+        syncs.sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+        syncs
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<EnvironmentSync>> {
+        self.store.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+}

@@ -13,7 +13,8 @@ mod fleet;
 mod history;
 mod hydrate;
 mod import;
-mod operator;
+// Public for the UI benchmark, which serves the controller's UI as `operator run` does.
+pub mod operator;
 mod progress;
 mod promote;
 mod render;

@@ -84,11 +84,12 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
     };
     let lease_name =
         args.shard.as_ref().map_or_else(|| LEASE_NAME.to_string(), |shard| format!("{LEASE_NAME}-{shard}"));
-    if args.webhook_addr.is_some() && !args.controllers.contains(&ControllerKind::Environmentsync) {
-        return Err(crate::Error::new(
-            "--webhook-addr receives EnvironmentSyncs' webhooks, and their controller is not run",
-        )
-        .with_help("add environmentsync to --controllers, or leave --webhook-addr out"));
+    for (flag, given) in [("--webhook-addr", args.webhook_addr.is_some()), ("--ui-address", args.ui_address.is_some())]
+    {
+        if given && !args.controllers.contains(&ControllerKind::Environmentsync) {
+            return Err(crate::Error::new(format!("{flag} serves EnvironmentSyncs, and their controller is not run"))
+                .with_help(format!("add environmentsync to --controllers, or leave {flag} out")));
+        }
     }
     let connect = super::connect_options(&args.cluster);
     let runtime = tokio::runtime::Runtime::new()
@@ -133,6 +134,20 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             // Every replica receives: an annotation is all it writes, the leader acts on it.
             let metrics = telemetry.environmentsync.clone();
             tokio::spawn(crate::controllers::gitops::webhook::serve(listener, client.clone(), metrics, std::future::pending()));
+        }
+        if let Some(address) = args.ui_address {
+            let listener = listen("--ui-address", address).await?;
+            let bound = listener.local_addr().unwrap_or(address);
+            tracing::info!("serving the web UI on http://{bound}/: users sign in with a token the API server accepts");
+            // Every replica serves, from a watch of its own: followers run no controller.
+            let (syncs, watching) = crate::cluster::SyncCache::watch(client.clone(), selector.as_deref());
+            tokio::spawn(watching);
+            let serving = serve_ui(connect.clone(), client.clone(), syncs, listener, std::future::pending());
+            tokio::spawn(async move {
+                if let Err(err) = serving.await {
+                    tracing::error!("the web UI stopped: {err}");
+                }
+            });
         }
         let election = match args.leader_elect {
             false => None,
@@ -209,6 +224,40 @@ fn gitops_shared(
         metrics: telemetry.environmentsync.clone(),
         live: crate::cluster::LiveCache::default(),
     })
+}
+
+/// Serves the controller's UI on `listener` until `shutdown` completes: the pages of `syncs`
+/// (the controller's watch), to users who sign in; TokenReviews and SubjectAccessReviews asked
+/// with `client`, actions taken as `connect` (the controller's identity) once the API server
+/// says the user may; each told in the log.
+pub async fn serve_ui(
+    connect: crate::cluster::ConnectOptions,
+    client: kube::Client,
+    syncs: crate::cluster::SyncCache,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> crate::Result<()> {
+    let options = crate::ui::Options {
+        // The controller serves no repository's environments (those pages answer 404).
+        repo: std::path::PathBuf::new(),
+        connect,
+        namespace: None,
+        // The pages it serves decrypt nothing: no key of the pod is looked for.
+        keys: crate::action::Keys::Given {
+            origin: "the controller's UI".into(),
+            identities: std::sync::Arc::new(secrecy::SecretString::from("")),
+        },
+        concurrency: crate::cluster::DEFAULT_CONCURRENCY,
+        rollback: super::ui::rollback_settings(),
+        redactor: crate::secrets::Redactor::default(),
+        on: std::sync::Arc::new(|progress| {
+            if let crate::action::Progress::Status(line) = progress {
+                tracing::info!("{line}");
+            }
+        }),
+        sign_in: Some(crate::ui::SignIn { client, syncs }),
+    };
+    crate::ui::serve(options, listener, shutdown).await
 }
 
 /// A listener on `address`, which `flag` gave.

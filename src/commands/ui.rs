@@ -20,6 +20,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
         rollback: rollback_settings(),
         redactor: ui.redactor.clone(),
         on: Arc::new(move |p| told.progress(p)),
+        sign_in: None,
     };
     block_on(async {
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| {
@@ -39,7 +40,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
 
 /// A rollback from the pages applies as `weaver rollback` does without flags: the defaults of
 /// its apply flags, read from their definition.
-fn rollback_settings() -> crate::action::apply::Settings {
+pub(super) fn rollback_settings() -> crate::action::apply::Settings {
     #[derive(clap::Parser)]
     struct Defaults {
         #[command(flatten)]

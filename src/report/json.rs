@@ -1105,7 +1105,8 @@ impl<'a> PromoteReport<'a> {
                 promotion: target,
                 passed: target.passed(),
                 plan: target.plan.as_ref().map(|planned| {
-                    let context = super::DiffContext { environment: &target.environment, mode: "client", provenance, base: None };
+                    let context =
+                        super::DiffContext { environment: &target.environment, mode: "client", provenance, base: None };
                     DiffReport::new(&planned.plan, &context, redactor)
                 }),
             })

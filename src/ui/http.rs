@@ -1,6 +1,8 @@
 //! HTTP for the UI, in one place: hyper's HTTP/1 as the operator serves its endpoints
 //! (`serve_with`), the routes, the session cookie and its CSRF token, the checks every request
 //! passes (Host, and for actions Origin and the token) and the security headers of every answer.
+//! In the controller (`Options::sign_in`), every page but the sign-in page needs a signed-in
+//! user, and shows or does only what the API server says that user may (`auth.rs`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,6 +17,7 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use super::Options;
+use super::auth::{self, Auth, Refused};
 use super::pages::{self, Chrome, Filter, Pages, SyncState};
 use crate::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
 use crate::action::watch::{self, WatchOptions};
@@ -26,11 +29,14 @@ use crate::secrets::hmac::HmacSha256;
 
 /// The session cookie's name.
 const COOKIE: &str = "weaver-ui";
-/// The largest action form read: a CSRF token and a digest.
-const MAX_FORM: usize = 4096;
+/// The largest form read: a CSRF token and a digest, or a token to sign in with (an OIDC ID
+/// token with many groups runs to a few kilobytes).
+const MAX_FORM: usize = 16 * 1024;
 
 /// Every answer's headers: no script, style or form target but this server's, never framed,
-/// never cached, no referrer sent elsewhere.
+/// never cached, no referrer sent elsewhere (`same-origin`, not `no-referrer`: under
+/// `no-referrer` a browser sends `Origin: null` with a form's POST, which the Origin check
+/// must then refuse).
 const SECURITY_HEADERS: [(&str, &str); 7] = [
     (
         "content-security-policy",
@@ -38,7 +44,7 @@ const SECURITY_HEADERS: [(&str, &str); 7] = [
     ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("cache-control", "no-store"),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
@@ -52,6 +58,8 @@ struct Server {
     /// The Host headers answered: the listening address, and `localhost` at its port.
     hosts: Vec<String>,
     server_url: String,
+    /// The controller's signed-in users; None for `weaver ui`.
+    auth: Option<Auth>,
 }
 
 /// Serves the UI on `listener` until `shutdown` completes.
@@ -67,6 +75,7 @@ pub async fn serve(
     let mut key = [0; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
     let server = Arc::new(Server {
+        auth: options.sign_in.clone().map(Auth::new),
         pages: Pages::new()?,
         key: HmacSha256::new(&key),
         hosts: vec![address.to_string(), format!("localhost:{}", address.port())],
@@ -83,15 +92,17 @@ struct Answer {
     content_type: &'static str,
     body: String,
     location: Option<String>,
+    /// A new session id for the cookie, and how long it lasts (None: until the browser closes).
+    session: Option<(String, Option<std::time::Duration>)>,
 }
 
 impl Answer {
     fn html(status: StatusCode, body: String) -> Answer {
-        Answer { status, content_type: "text/html; charset=utf-8", body, location: None }
+        Answer { status, content_type: "text/html; charset=utf-8", body, location: None, session: None }
     }
 
     fn text(status: StatusCode, body: impl Into<String>) -> Answer {
-        Answer { status, content_type: "text/plain; charset=utf-8", body: body.into(), location: None }
+        Answer { status, content_type: "text/plain; charset=utf-8", body: body.into(), location: None, session: None }
     }
 
     /// 303: after an action, the page it leads back to (reloading it repeats nothing).
@@ -106,8 +117,9 @@ async fn answer(
 ) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
     let (session, new_session) = match session_of(request.headers()) {
         Some(session) => (session, false),
-        None => (new_session_id(), true),
+        None => (auth::new_id(), true),
     };
+    let secure = auth::over_https(request.headers());
     let answer = if !server.host_allowed(request.headers()) {
         Answer::text(
             StatusCode::MISDIRECTED_REQUEST,
@@ -123,9 +135,16 @@ async fn answer(
     if let Some(location) = answer.location {
         builder = builder.header(header::LOCATION, location);
     }
-    if new_session {
-        // Loopback HTTP: a Secure cookie would never be sent back.
-        builder = builder.header(header::SET_COOKIE, format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict"));
+    let cookie = match answer.session {
+        Some(set) => Some(set),
+        None => new_session.then_some((session, None)),
+    };
+    if let Some((id, age)) = cookie {
+        // Over plain HTTP (loopback) a Secure cookie would never be sent back.
+        let secure = if secure { "; Secure" } else { "" };
+        let age = age.map(|age| format!("; Max-Age={}", age.as_secs())).unwrap_or_default();
+        builder = builder
+            .header(header::SET_COOKIE, format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"));
     }
     // Every value set is ASCII of our own making: the response is always valid.
     let body = server.options.redactor.redact(&answer.body).into_owned();
@@ -144,12 +163,6 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn new_session_id() -> String {
-    let mut id = [0; 32];
-    rand::rngs::OsRng.fill_bytes(&mut id);
-    hex::encode(id)
-}
-
 /// The path's segments, percent-decoded; None when one is not UTF-8.
 fn segments(path: &str) -> Option<Vec<String>> {
     path.split('/')
@@ -164,9 +177,14 @@ fn query(request: &Request<Incoming>) -> HashMap<String, String> {
 
 impl Server {
     /// Whether the request names this server: a page of another site that rebinds a name of its
-    /// own to 127.0.0.1 sends that name.
+    /// own to 127.0.0.1 sends that name. The controller answers to any name its Service or
+    /// Ingress has: a page of another site has no session there.
     fn host_allowed(&self, headers: &HeaderMap) -> bool {
-        headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(|h| self.hosts.iter().any(|a| a == h))
+        self.auth.is_some()
+            || headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|h| self.hosts.iter().any(|a| a == h))
     }
 
     fn csrf(&self, session: &str) -> String {
@@ -175,7 +193,8 @@ impl Server {
 
     /// The header of a page that ran actions which failed with `errors` and warned of `warnings`.
     fn chrome(&self, session: &str, errors: Vec<String>, warnings: Vec<String>) -> Chrome {
-        Chrome { server: self.server_url.clone(), errors, warnings, csrf: self.csrf(session), live: None }
+        let user = self.auth.as_ref().and_then(|auth| auth.name_of(session));
+        Chrome { server: self.server_url.clone(), errors, warnings, csrf: self.csrf(session), live: None, user }
     }
 
     fn page(&self, name: &str, chrome: &Chrome, page: impl serde::Serialize) -> Answer {
@@ -196,8 +215,53 @@ impl Server {
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let query = query(&request);
         let method = request.method().clone();
+        let mut user = None;
+        if let Some(auth) = &self.auth {
+            match (&method, path.as_slice()) {
+                (_, ["ui.css"]) => {}
+                (&Method::GET, ["sign-in"]) => return self.sign_in_page(session, Vec::new()),
+                (&Method::POST, ["sign-in"]) => return self.sign_in(request, session).await,
+                (&Method::POST, ["sign-out"]) => return self.sign_out(request, session).await,
+                (_, ["environments", ..]) => {
+                    return Answer::text(
+                        StatusCode::NOT_FOUND,
+                        "the controller shows its EnvironmentSyncs; a repository's environments are `weaver ui`'s, on your machine\n",
+                    );
+                }
+                _ => match auth.user(session).await {
+                    Ok(Some(subject)) => user = Some(subject),
+                    Ok(None) if method == Method::GET => return Answer::see_other("/sign-in".to_string()),
+                    Ok(None) => return Answer::text(StatusCode::UNAUTHORIZED, "sign in first: /sign-in\n"),
+                    Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+                },
+            }
+        }
+        // Every EnvironmentSync page and action asks first whether the signed-in user may.
+        if let (Some(auth), Some(subject), ["syncs", ns, name, rest @ ..]) = (&self.auth, &user, path.as_slice()) {
+            let may = match method == Method::GET {
+                true => auth.may_read(subject, ns, name).await,
+                false => auth.may_change(subject, ns, name).await,
+            };
+            let (verb, needs) = match method == Method::GET {
+                true => ("see", "get"),
+                false => ("change", "patch or update"),
+            };
+            match may {
+                Ok(true) => {}
+                Ok(false) => {
+                    let err = Error::new(format!(
+                        "{} may not {verb} EnvironmentSync {ns}/{name}{}",
+                        subject.user,
+                        if rest.is_empty() { String::new() } else { format!(" ({})", rest.join("/")) }
+                    ))
+                    .with_help(format!("that needs {needs} on environmentsyncs.weaver.example.com in namespace {ns}"));
+                    return self.error_page(session, StatusCode::FORBIDDEN, &err);
+                }
+                Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+            }
+        }
         match (&method, path.as_slice()) {
-            (&Method::GET, []) => self.fleet(session, &query).await,
+            (&Method::GET, []) => self.fleet(session, user.as_ref(), &query).await,
             (&Method::GET, ["ui.css"]) => {
                 Answer { content_type: "text/css; charset=utf-8", ..Answer::text(StatusCode::OK, pages::STYLESHEET) }
             }
@@ -239,7 +303,12 @@ impl Server {
         }
     }
 
-    async fn fleet(self: &Arc<Self>, session: &str, query: &HashMap<String, String>) -> Answer {
+    async fn fleet(
+        self: &Arc<Self>,
+        session: &str,
+        user: Option<&crate::cluster::Subject>,
+        query: &HashMap<String, String>,
+    ) -> Answer {
         let label = query.get("label").map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
         let state = query.get("state").filter(|s| !s.is_empty());
         let mut errors = Vec::new();
@@ -253,6 +322,15 @@ impl Server {
             None => None,
         };
         let filter = Filter { label, state };
+        if let (Some(auth), Some(user)) = (&self.auth, user) {
+            let syncs = keep(
+                self.readable_syncs(auth, user, filter.label.as_deref()).await,
+                &mut errors,
+                &self.options.redactor,
+            );
+            let chrome = self.chrome(session, errors, Vec::new());
+            return self.page("fleet.html", &chrome, pages::fleet(&filter, &syncs.unwrap_or_default(), &[]));
+        }
         let me = self.clone();
         let selector = filter.label.clone();
         let ran = run(async move |on| {
@@ -274,8 +352,34 @@ impl Server {
         self.page("fleet.html", &chrome, pages::fleet(&filter, &syncs, &environments))
     }
 
-    /// One EnvironmentSync, read as `weaver sync get NAME` reads it.
+    /// The controller's EnvironmentSyncs the label selects that `user` may read, from its watch.
+    async fn readable_syncs(
+        &self,
+        auth: &Auth,
+        user: &crate::cluster::Subject,
+        label: Option<&str>,
+    ) -> Result<Vec<crate::controllers::gitops::EnvironmentSync>> {
+        let selector = crate::project::Selector::parse_flag(&Vec::from_iter(label), "the label filter")?;
+        let selected: Vec<_> = auth
+            .syncs
+            .all()
+            .into_iter()
+            .filter(|sync| selector.matches(sync.metadata.labels.as_ref().unwrap_or(&Default::default())))
+            .collect();
+        let asked = selected.iter().map(|sync| {
+            let ns = sync.metadata.namespace.as_deref().unwrap_or_default();
+            auth.may_read(user, ns, sync.metadata.name.as_deref().unwrap_or_default())
+        });
+        let allowed = futures::future::try_join_all(asked).await?;
+        Ok(selected.into_iter().zip(allowed).filter(|(_, allowed)| *allowed).map(|(sync, _)| (*sync).clone()).collect())
+    }
+
+    /// One EnvironmentSync, read as `weaver sync get NAME` reads it (the controller: from its watch).
     async fn read_sync(self: &Arc<Self>, ns: &str, name: &str) -> Result<crate::controllers::gitops::EnvironmentSync> {
+        if let Some(auth) = &self.auth {
+            let found = auth.syncs.get(ns, name).map(|sync| (*sync).clone());
+            return found.ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")));
+        }
         let options =
             GetOptions { target: self.target(ns), all_namespaces: false, selector: None, name: Some(name.to_string()) };
         let listing = run(async move |on| sync::get(&options, on).await).await?.value?;
@@ -385,7 +489,9 @@ impl Server {
         };
         match done.and_then(|done| done) {
             Ok(what) => {
-                (self.options.on)(Progress::Status(format!("ui: {what} EnvironmentSync {ns}/{name}")));
+                let who = self.auth.as_ref().and_then(|auth| auth.name_of(session));
+                let who = who.map(|user| format!(" (for {user})")).unwrap_or_default();
+                (self.options.on)(Progress::Status(format!("ui: {what} EnvironmentSync {ns}/{name}{who}")));
                 Answer::see_other(format!("{}?done={action}", pages::sync_path(ns, &name)))
             }
             // Refused by the cluster for the user's rights (403), or by the action (a plan that
@@ -417,6 +523,55 @@ impl Server {
             ));
         }
         Ok(form)
+    }
+
+    /// The sign-in page: a token to paste, and what it is.
+    fn sign_in_page(&self, session: &str, errors: Vec<String>) -> Answer {
+        self.page("sign_in.html", &self.chrome(session, errors, Vec::new()), ())
+    }
+
+    /// A sign-in's POST: the token reviewed by the API server, a new session for its user.
+    /// Nothing of the token is ever answered, logged or kept but in the session.
+    async fn sign_in(&self, request: Request<Incoming>, session: &str) -> Answer {
+        let Some(auth) = &self.auth else { return Answer::text(StatusCode::NOT_FOUND, "not found\n") };
+        let client = request.extensions().get::<std::net::SocketAddr>().map(|peer| peer.ip());
+        let form = match self.checked_form(request, session).await {
+            Ok(form) => form,
+            Err(refused) => return refused,
+        };
+        let token = form.get("token").map(String::as_str).unwrap_or_default();
+        let client = client.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        let refused = match auth.sign_in(client, token).await {
+            Ok(id) => {
+                let name = auth.name_of(&id).unwrap_or_default();
+                (self.options.on)(Progress::Status(format!("ui: {name} signed in")));
+                return Answer { session: Some((id, Some(auth::SESSION_AGE))), ..Answer::see_other("/".to_string()) };
+            }
+            Err(refused) => refused,
+        };
+        let (status, message) = match refused {
+            Refused::TooMany(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many sign-in attempts from your address: try again in {} s", wait.as_secs().max(1)),
+            ),
+            Refused::NotAccepted => (
+                StatusCode::UNAUTHORIZED,
+                "the API server does not accept that token (expired, revoked, or not meant for it)".to_string(),
+            ),
+            Refused::Unavailable(err) => (StatusCode::SERVICE_UNAVAILABLE, err.redacted(&self.options.redactor)),
+        };
+        Answer { status, ..self.sign_in_page(session, vec![message]) }
+    }
+
+    /// A sign-out's POST: the session forgotten here, the browser given a new one.
+    async fn sign_out(&self, request: Request<Incoming>, session: &str) -> Answer {
+        if let Err(refused) = self.checked_form(request, session).await {
+            return refused;
+        }
+        if let Some(auth) = &self.auth {
+            auth.sign_out(session);
+        }
+        Answer { session: Some((auth::new_id(), None)), ..Answer::see_other("/sign-in".to_string()) }
     }
 
     /// One live object of the environment's cluster (`?apiVersion=&kind=&namespace=&name=`).
@@ -489,7 +644,8 @@ impl Server {
                 let history = crate::report::json::HistoryReport::new(&h.env, &h.release, &h.records);
                 let layout = pages::Layout::parse(query.get("diff").map(String::as_str));
                 let plans = crate::action::history::changes(&h.records);
-                let context = crate::report::DiffContext { environment: env, mode: "client", provenance: None, base: None };
+                let context =
+                    crate::report::DiffContext { environment: env, mode: "client", provenance: None, base: None };
                 let changes = plans
                     .iter()
                     .map(|plan| {
@@ -578,8 +734,14 @@ impl Server {
     /// sends Origin with every POST; `Sec-Fetch-Site`, when sent, must agree.
     fn same_origin(&self, headers: &HeaderMap) -> bool {
         let value = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-        let origin_ok =
-            value(header::ORIGIN).is_none_or(|origin| self.hosts.iter().any(|host| origin == format!("http://{host}")));
+        // The controller's own name is whatever its Service or Ingress is reached by.
+        let hosts = match &self.auth {
+            Some(_) => Vec::from_iter(value(header::HOST).map(str::to_string)),
+            None => self.hosts.clone(),
+        };
+        let origin_ok = value(header::ORIGIN).is_none_or(|origin| {
+            hosts.iter().any(|host| origin == format!("http://{host}") || origin == format!("https://{host}"))
+        });
         let site_ok = value(header::HeaderName::from_static("sec-fetch-site"))
             .is_none_or(|site| site == "same-origin" || site == "none");
         origin_ok && site_ok

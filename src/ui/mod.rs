@@ -9,7 +9,12 @@
 //! `weaver ui` serves on loopback only, as the kubeconfig's identity: whoever may reach the port
 //! acts as that identity, so the port is the machine's own, its Host header is checked (a page
 //! of another site cannot rebind a name to it), and every action needs the session's CSRF token.
+//!
+//! The controller (`weaver operator run --ui-address`) serves the same pages of its
+//! EnvironmentSyncs to users who sign in (`auth.rs`): each sees and does only what the cluster's
+//! RBAC lets them, and pages read the controller's watch, not the API server.
 
+mod auth;
 mod http;
 mod pages;
 
@@ -43,6 +48,18 @@ pub struct Options {
     pub redactor: Redactor,
     /// Where the actions taken are told (`Progress::Status`), as the CLI tells its own.
     pub on: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
+    /// The controller's UI: users sign in, and act through `connect` (the controller's own
+    /// identity) once the API server says they may. None for `weaver ui`.
+    pub sign_in: Option<SignIn>,
+}
+
+/// What the controller's UI needs of the controller.
+#[derive(Clone)]
+pub struct SignIn {
+    /// The controller's client, which asks the TokenReviews and SubjectAccessReviews.
+    pub client: kube::Client,
+    /// The EnvironmentSyncs the pages show.
+    pub syncs: crate::cluster::SyncCache,
 }
 
 /// The address `weaver ui` may listen on: a loopback one, `--address` named when it is not.

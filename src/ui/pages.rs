@@ -24,7 +24,7 @@ pub const STYLESHEET: &str = include_str!("templates/ui.css");
 /// Content-Security-Policy allows this server's scripts alone). The pages read fully without it.
 pub const SCRIPT: &str = include_str!("templates/ui.js");
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("fleet.html", include_str!("templates/fleet.html")),
@@ -33,6 +33,7 @@ const TEMPLATES: [(&str, &str); 8] = [
     ("environment.html", include_str!("templates/environment.html")),
     ("release.html", include_str!("templates/release.html")),
     ("object.html", include_str!("templates/object.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
 ];
 
 /// The templates, parsed once.
@@ -92,6 +93,8 @@ pub struct Chrome {
     pub csrf: String,
     /// Where the page's live updates come from (server-sent events), when it has them.
     pub live: Option<String>,
+    /// The user signed in to the controller's UI (`weaver ui` has none: it is the kubeconfig's).
+    pub user: Option<String>,
 }
 
 /// What the fleet page selects: `?label=SELECTOR&state=STATE`.
@@ -499,11 +502,12 @@ mod tests {
             warnings: vec!["<b>w</b>".into()],
             csrf: "t".into(),
             live: None,
+            user: Some("<b>u</b>".into()),
         };
         let filter = Filter { label: Some("a=\"><b>".into()), state: None };
         let html = pages.render("fleet.html", &chrome, fleet(&filter, &[], &[])).unwrap();
         assert!(!html.contains("<script>x") && html.contains("&lt;script&gt;x"), "{html}");
         assert!(!html.contains("<b>w") && html.contains("&lt;b&gt;w"), "{html}");
-        assert!(!html.contains("\"><b>"), "{html}");
+        assert!(!html.contains("\"><b>") && !html.contains("<b>u"), "{html}");
     }
 }

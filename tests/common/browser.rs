@@ -44,3 +44,150 @@ pub fn text_of<'a>(dom: &'a str, id: &str) -> &'a str {
     let start = dom.find(&open).unwrap_or_else(|| panic!("no #{id} in the DOM:\n{dom}")) + open.len();
     &dom[start..start + dom[start..].find('<').unwrap()]
 }
+
+/// Headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
+/// JSON messages, each ended by a NUL, commands on its fd 3, answers on its fd 4): one page,
+/// in which a test types and clicks with script as a user would. Stopped when dropped.
+pub struct Driven {
+    child: std::process::Child,
+    commands: std::fs::File,
+    answers: std::io::BufReader<std::fs::File>,
+    session: String,
+    sent: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Driven {
+    /// Chromium with a fresh profile, showing `url` once it has loaded. A Chromium that stops
+    /// as it starts (it does, now and then, on a loaded machine) is started once more.
+    pub fn open(browser: &Path, url: &str) -> Driven {
+        for attempt in 0..2 {
+            let mut driven = Driven::start(browser);
+            let target = match driven.try_send("Target.createTarget", serde_json::json!({"url": url})) {
+                Ok(target) => target,
+                Err(error) if attempt == 0 => {
+                    eprintln!("chromium stopped as it started ({error}): starting it again");
+                    continue;
+                }
+                Err(error) => panic!("chromium stopped as it started, twice: {error}"),
+            };
+            let attached = driven
+                .send("Target.attachToTarget", serde_json::json!({"targetId": target["targetId"], "flatten": true}));
+            driven.session = attached["sessionId"].as_str().expect("a session").to_string();
+            driven.loaded(|_| true);
+            return driven;
+        }
+        unreachable!("the second attempt returns or panics")
+    }
+
+    fn start(browser: &Path) -> Driven {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::process::CommandExt;
+        let pipe = || {
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "a pipe");
+            fds
+        };
+        let (to_chromium, from_chromium) = (pipe(), pipe());
+        let profile = tempfile::tempdir().unwrap();
+        let mut command = std::process::Command::new(browser);
+        command
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-pipe"])
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let (read_end, write_end) = (to_chromium[0], from_chromium[1]);
+        // SAFETY: only dup2, which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(read_end, 3) < 0 || libc::dup2(write_end, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start chromium");
+        // SAFETY: the descriptors are ours (pipe2 above), each wrapped once; the child's copies are its own.
+        let (commands, answers) = unsafe {
+            libc::close(to_chromium[0]);
+            libc::close(from_chromium[1]);
+            (std::fs::File::from_raw_fd(to_chromium[1]), std::fs::File::from_raw_fd(from_chromium[0]))
+        };
+        Driven {
+            child,
+            commands,
+            answers: std::io::BufReader::new(answers),
+            session: String::new(),
+            sent: 0,
+            _profile: profile,
+        }
+    }
+
+    /// Sends a command (to the page, once attached) and waits for its result.
+    fn send(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.try_send(method, params).unwrap_or_else(|error| panic!("{method}: {error}"))
+    }
+
+    /// The result of a command, or its error.
+    fn try_send(&mut self, method: &str, params: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
+        use std::io::{BufRead, Write};
+        self.sent += 1;
+        let mut message = serde_json::json!({"id": self.sent, "method": method, "params": params});
+        if !self.session.is_empty() {
+            message["sessionId"] = serde_json::json!(self.session);
+        }
+        let mut bytes = serde_json::to_vec(&message).unwrap();
+        bytes.push(0);
+        let gone = |error: String| serde_json::json!({"message": error});
+        self.commands.write_all(&bytes).map_err(|e| gone(format!("writing a command: {e}")))?;
+        loop {
+            let mut answer = Vec::new();
+            self.answers.read_until(0, &mut answer).map_err(|e| gone(format!("reading an answer: {e}")))?;
+            if answer.is_empty() {
+                return Err(gone(format!("chromium closed its pipe ({:?})", self.child.try_wait())));
+            }
+            answer.pop();
+            let answer: serde_json::Value = serde_json::from_slice(&answer).expect("an answer is JSON");
+            if answer["id"] == self.sent {
+                return match answer.get("error") {
+                    Some(error) => Err(error.clone()),
+                    None => Ok(answer["result"].clone()),
+                };
+            }
+        }
+    }
+
+    /// The value of a JavaScript expression evaluated in the page.
+    pub fn evaluate(&mut self, expression: &str) -> serde_json::Value {
+        let params = serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true});
+        self.send("Runtime.evaluate", params)["result"]["value"].clone()
+    }
+
+    /// Waits until the page has loaded at a location `wanted` accepts; its DOM.
+    pub fn loaded(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // While a page loads, it may have no context to evaluate in yet.
+        let expression =
+            "document.readyState === 'complete' ? location.href + ' ' + document.documentElement.outerHTML : ''";
+        let params = serde_json::json!({"expression": expression, "returnByValue": true});
+        loop {
+            let page = self.try_send("Runtime.evaluate", params.clone()).map(|r| r["result"]["value"].clone());
+            let page = page.ok().and_then(|page| page.as_str().map(str::to_string)).unwrap_or_default();
+            let (at, dom) = page.split_once(' ').unwrap_or_default();
+            if !at.is_empty() && at != "about:blank" && wanted(at) {
+                return dom.to_string();
+            }
+            assert!(std::time::Instant::now() < deadline, "the page did not load: at {at}: {dom}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

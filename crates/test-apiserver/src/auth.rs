@@ -56,6 +56,8 @@ pub struct IssuedToken {
     pub uid: String,
     pub expires: jiff::Timestamp,
     pub audiences: Vec<String>,
+    /// The token's `jti`, which a TokenReview reports as its credential id.
+    pub id: String,
 }
 
 /// 32 bytes from the OS's random source, URL-safe base64: unguessable.
@@ -327,6 +329,17 @@ fn bootstrap_rules(user: &User) -> Vec<Rule> {
         rules.push(Rule::non_resource(&["/healthz", "/livez", "/readyz", "/version", "/version/"]));
     }
     if in_group("system:authenticated") {
+        // `system:basic-user`: anyone signed in may ask what they themselves may do.
+        rules.push(Rule {
+            verbs: vec!["create".into()],
+            api_groups: vec!["authentication.k8s.io".into(), "authorization.k8s.io".into()],
+            resources: vec![
+                "selfsubjectaccessreviews".into(),
+                "selfsubjectrulesreviews".into(),
+                "selfsubjectreviews".into(),
+            ],
+            ..Rule::default()
+        });
         rules.push(Rule::non_resource(&[
             "/api",
             "/api/*",

@@ -503,20 +503,87 @@ async fn refused(client: &Client, objects: &[Value]) -> String {
 
 /// A SubjectAccessReview as `c`: the review's status, or the API error.
 async fn review(c: &Client, spec: Value) -> Result<Value, Error> {
+    review_of(c, "authorization.k8s.io", "SubjectAccessReview", spec).await
+}
+
+/// A review of `kind` (a SubjectAccessReview, a SelfSubjectAccessReview, a TokenReview) as `c`:
+/// its status, or the API error.
+async fn review_of(c: &Client, group: &str, kind: &str, spec: Value) -> Result<Value, Error> {
     let ar = ApiResource {
-        group: "authorization.k8s.io".into(),
+        group: group.into(),
         version: "v1".into(),
-        api_version: "authorization.k8s.io/v1".into(),
-        kind: "SubjectAccessReview".into(),
-        plural: "subjectaccessreviews".into(),
+        api_version: format!("{group}/v1"),
+        kind: kind.into(),
+        plural: format!("{}s", kind.to_lowercase()),
     };
     let reviews: Api<DynamicObject> = Api::all_with(c.clone(), &ar);
-    let object: DynamicObject = serde_json::from_value(
-        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "metadata": {}, "spec": spec}),
-    )
-    .unwrap();
+    let object: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": ar.api_version, "kind": kind, "metadata": {}, "spec": spec}))
+            .unwrap();
     let answer = reviews.create(&PostParams::default(), &object).await?;
     Ok(serde_json::to_value(answer).unwrap()["status"].clone())
+}
+
+#[tokio::test]
+async fn token_reviews_say_whose_token_it_is_and_self_reviews_what_i_may_do() {
+    let server = TestApiServer::start();
+    let admin = admin(&server).await;
+    namespace(&admin, "team").await;
+    service_account(&admin, "team", "dev").await;
+    let issued = token(&admin, "team", "dev").await;
+    let sa = Api::<ServiceAccount>::namespaced(admin.clone(), "team").get("dev").await.unwrap();
+    let token_review = |c: &Client, token: &str| {
+        let (c, spec) = (c.clone(), json!({"token": token}));
+        async move { review_of(&c, "authentication.k8s.io", "TokenReview", spec).await }
+    };
+    // As kube-apiserver 1.32 reports a TokenRequest's token.
+    let status = token_review(&admin, &issued).await.unwrap();
+    assert_eq!(status["authenticated"], true, "{status}");
+    assert_eq!(status["user"]["username"], "system:serviceaccount:team:dev");
+    assert_eq!(status["user"]["uid"], json!(sa.metadata.uid));
+    assert_eq!(
+        status["user"]["groups"],
+        json!(["system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"])
+    );
+    let id = status["user"]["extra"]["authentication.kubernetes.io/credential-id"][0].as_str().unwrap();
+    assert!(id.starts_with("JTI="), "{status}");
+    assert_eq!(status["audiences"], json!(["https://kubernetes.default.svc.cluster.local"]));
+    // A token nobody issued authenticates no one; no token is a bad request.
+    assert_eq!(token_review(&admin, "bogus").await.unwrap(), json!({"user": {}, "error": "invalid bearer token"}));
+    let err = api_error(token_review(&admin, "").await.unwrap_err());
+    assert_eq!((err.code, err.message.as_str()), (400, "token is required for TokenReview in authentication"));
+    // Reviewing tokens is a right of its own (system:auth-delegator's).
+    let dev = with_token(&server, &issued);
+    let err = api_error(token_review(&dev, &issued).await.unwrap_err());
+    assert_eq!(err.code, 403, "{}", err.message);
+    assert!(err.message.contains("cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\""));
+
+    // Anyone signed in may ask what they themselves may do (system:basic-user).
+    let may = |verb: &str| json!({"resourceAttributes": {"namespace": "team", "verb": verb, "resource": "configmaps"}});
+    let ask = |spec: Value| {
+        let dev = dev.clone();
+        async move { review_of(&dev, "authorization.k8s.io", "SelfSubjectAccessReview", spec).await }
+    };
+    assert_eq!(ask(may("get")).await.unwrap()["allowed"], false);
+    apply(
+        &admin,
+        &[
+            role(
+                "Role",
+                Some("team"),
+                "reader",
+                json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]),
+            ),
+            binding("RoleBinding", Some("team"), "reader", "Role", "reader", sa_subject("team", "dev")),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ask(may("get")).await.unwrap()["allowed"], true);
+    assert_eq!(ask(may("delete")).await.unwrap()["allowed"], false);
+    let err = api_error(ask(json!({})).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    assert!(err.message.contains("exactly one of nonResourceAttributes or resourceAttributes"), "{}", err.message);
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ ROOTS = [
     "io.k8s.api.rbac.v1.ClusterRole", "io.k8s.api.rbac.v1.ClusterRoleBinding",
     "io.k8s.api.policy.v1.PodDisruptionBudget", "io.k8s.api.coordination.v1.Lease",
     "io.k8s.api.events.v1.Event", "io.k8s.api.authorization.v1.SubjectAccessReview",
+    "io.k8s.api.authorization.v1.SelfSubjectAccessReview", "io.k8s.api.authentication.v1.TokenReview",
     "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
     "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
 ]

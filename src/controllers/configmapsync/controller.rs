@@ -24,11 +24,12 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::access::{Access, Account, Verdict};
+use super::access::{self, Account, Verdict};
 use super::api::{ConfigMapSync, ConfigMapSyncStatus};
 use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
 use super::status::{self, Blocked, Outcome};
 use super::telemetry::Telemetry;
+use crate::cluster::Access;
 use crate::controllers::tenant::{TenantError, Tenants};
 
 /// Deletes every target before its ConfigMapSync goes.
@@ -131,7 +132,7 @@ impl Context {
         };
         Context {
             tenants: Tenants::new(client.clone(), base, settings.rate.clone()),
-            access: Access::new(client.clone()),
+            access: Access::new(client.clone(), access::ANSWER_AGE),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             telemetry: settings.telemetry.clone(),
@@ -530,7 +531,9 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
         Err(err) => return Err(err.into()),
     };
     // The source is copied only if the account may read it itself.
-    if let Verdict::Denied(message) = ctx.access.may(&account, &namespace, "get", &sync.spec.source.name).await? {
+    if let Verdict::Denied(message) =
+        access::may(&ctx.access, &account, &namespace, "get", &sync.spec.source.name).await?
+    {
         return blocked(sync, ctx, Blocked::SourceForbidden(message)).await;
     }
     let caches = &ctx.caches;
@@ -547,7 +550,7 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
     // tenant could find out itself.
     let mut targets = BTreeMap::new();
     for target in plan::target_namespaces(sync, &namespaces).into_keys() {
-        let seen = match ctx.access.may(&account, &target, "get", &sync.spec.source.name).await? {
+        let seen = match access::may(&ctx.access, &account, &target, "get", &sync.spec.source.name).await? {
             Verdict::Denied(message) => plan::Seen::Forbidden(message),
             Verdict::Allowed => plan::Seen::Readable(cached(&target, &sync.spec.source.name)),
         };

@@ -23,8 +23,9 @@ pub async fn serve(
     serve_with(listener, move |request| answer(telemetry.clone(), request), shutdown).await
 }
 
-/// Serves plain HTTP/1 on `listener`, each request answered by `answer`, until `shutdown`
-/// completes (the EnvironmentSync webhook receiver's port too).
+/// Serves plain HTTP/1 on `listener`, each request answered by `answer` (with the client's
+/// `SocketAddr` among its extensions), until `shutdown` completes (the EnvironmentSync webhook
+/// receiver's port and the UI's too).
 pub async fn serve_with<A, F>(
     listener: tokio::net::TcpListener,
     answer: A,
@@ -38,10 +39,15 @@ pub async fn serve_with<A, F>(
         tokio::select! {
             () = &mut shutdown => return,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let answer = answer.clone();
+                // The client's address, for whoever limits by it (the UI's sign-in).
+                let service = service_fn(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(peer);
+                    answer(request)
+                });
                 tokio::spawn(async move {
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(answer)).await;
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         }

@@ -125,9 +125,12 @@ impl Cluster {
     ) -> Result<ApiResponse, ApiError> {
         let Target { res, ns, name, sub } = self.route(group, version, rest)?;
         let ns_str = ns.clone().unwrap_or_default();
-        if res.is("authorization.k8s.io", "SubjectAccessReview") {
+        let review = ["SubjectAccessReview", "SelfSubjectAccessReview", "TokenReview"].into_iter().find(|kind| {
+            res.kind == *kind && (res.group == "authorization.k8s.io" || res.group == "authentication.k8s.io")
+        });
+        if let Some(kind) = review {
             return match (req.method.as_str(), &name) {
-                ("POST", None) => self.subject_access_review(req),
+                ("POST", None) => self.review(kind, req),
                 _ => {
                     Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"))
                 }
@@ -208,7 +211,14 @@ impl Cluster {
         let expires = expires_at.parse().map_err(|e| ApiError::internal(format!("token expiry: {e}")))?;
         self.tokens.insert(
             token.clone(),
-            IssuedToken { namespace: ns.into(), name: name.into(), uid, expires, audiences: audiences.clone() },
+            IssuedToken {
+                namespace: ns.into(),
+                name: name.into(),
+                uid,
+                expires,
+                audiences: audiences.clone(),
+                id: util::uid(),
+            },
         );
         let out = json!({
             "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",

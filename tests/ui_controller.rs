@@ -1,0 +1,240 @@
+//! The controller's UI (`weaver operator run --ui-address`): sign-in with a ServiceAccount's
+//! token in headless Chromium and over plain HTTP, the session cookie, the sign-in rate limit,
+//! and pages and actions filtered by the signed-in user's RBAC; against the fake API server or,
+//! unchanged, the cluster of `WEAVER_TEST_KUBECONFIG`. The EnvironmentSyncs are suspended: the
+//! controller runs but fetches nothing.
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::common::cluster::TestCluster;
+use crate::common::{self, browser, eventually};
+use crate::sync::{create, setup};
+use crate::ui::{Reply, Served};
+
+/// `weaver operator run --ui-address`, stopped with the test; its log kept.
+struct Controller {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+    agent: ureq::Agent,
+}
+
+impl Controller {
+    fn start(cluster: &TestCluster) -> Controller {
+        let cache = std::env::temp_dir().join(format!("weaver-ui-controller-{}", cluster.prefix));
+        let mut child = std::process::Command::new(common::WEAVER)
+            .args(["operator", "run", "--controllers", "environmentsync", "--metrics-addr", "127.0.0.1:0"])
+            .args(["--ui-address", "127.0.0.1:0", "-l", &format!("test={}", cluster.prefix)])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start weaver operator run");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let url = loop {
+            let line = lines.next().expect("the controller says where it serves").expect("UTF-8");
+            log.lock().unwrap().push_str(&(line.clone() + "\n"));
+            if let Some((_, rest)) = line.split_once("serving the web UI on ") {
+                break rest.split('/').take(3).collect::<Vec<_>>().join("/");
+            }
+        };
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        Controller { child, url, log, agent }
+    }
+
+    fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        let mut request = self.agent.get(format!("{}{path}", self.url));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        Served::reply(request.call().expect("the UI answers"))
+    }
+
+    /// A form posted as a browser posts it from this server's page, with `headers` besides.
+    fn post(&self, path: &str, cookie: &str, headers: &[(&str, &str)], form: &[(&str, &str)]) -> Reply {
+        let mut request = self.agent.post(format!("{}{path}", self.url)).header("Origin", &self.url);
+        request = request.header("Cookie", cookie);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Served::reply(request.send_form(form.iter().copied()).expect("the UI answers"))
+    }
+
+    /// The anonymous session the sign-in page gives, and its CSRF token.
+    fn visit(&self) -> (String, String) {
+        let page = self.get("/sign-in", None);
+        assert_eq!(page.status, 200, "{}", page.body);
+        (cookie_of(&page), page.field("csrf"))
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The cookie an answer sets, as a request sends it back.
+fn cookie_of(reply: &Reply) -> String {
+    reply.header("set-cookie").split(';').next().unwrap().to_string()
+}
+
+/// ServiceAccount `name` of `ns`, which may read and patch the EnvironmentSyncs of `ns` only;
+/// its token, once the API server's authorizer says so.
+fn team_member(cluster: &TestCluster, ns: &str, name: &str) -> String {
+    let identity = cluster.service_account(ns, name);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "syncs", "namespace": ns},
+        "rules": [{"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"], "verbs": ["get", "list", "watch", "patch"]}],
+    }));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "syncs", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "syncs"},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+    }));
+    // As the account sees it itself (a SelfSubjectAccessReview): a new binding takes a moment.
+    let client = cluster.client_for(&identity);
+    let reviews: kube::Api<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview> = kube::Api::all(client);
+    let review = serde_json::from_value(json!({"spec": {"resourceAttributes": {
+        "namespace": ns, "verb": "patch", "group": "weaver.example.com", "resource": "environmentsyncs"}}}))
+    .unwrap();
+    eventually("the Role to apply", || {
+        let answer = cluster.block_on(reviews.create(&Default::default(), &review)).map_err(|e| e.to_string())?;
+        answer.status.filter(|s| s.allowed).map(drop).ok_or_else(|| "not allowed yet".to_string())
+    });
+    cluster.token(ns, name)
+}
+
+#[test]
+fn a_user_signs_in_with_a_token_and_sees_and_does_only_what_rbac_allows() {
+    let (cluster, ns, _) = setup();
+    let other = cluster.namespace("other");
+    let shop = create(&cluster, &ns, "shop", json!({"suspend": true}));
+    let blog = create(&cluster, &other, "blog", json!({"suspend": true}));
+    let token = team_member(&cluster, &ns, "dev");
+    let controller = Controller::start(&cluster);
+
+    // Nobody signed in: every page leads to the sign-in page.
+    let first = controller.get("/", None);
+    assert_eq!((first.status, first.header("location")), (303, "/sign-in"), "{}", first.body);
+    let (anonymous, csrf) = controller.visit();
+
+    // A token the API server does not accept, and a form without the session's CSRF token.
+    let bogus = "not-a-token-of-this-cluster";
+    let refused = controller.post("/sign-in", &anonymous, &[], &[("csrf", &csrf), ("token", bogus)]);
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("does not accept that token") && !refused.body.contains(bogus), "{}", refused.body);
+    let forged = controller.post("/sign-in", &anonymous, &[], &[("csrf", "0"), ("token", &token)]);
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // Signed in: a new session (never the one the browser had), HttpOnly, SameSite=Strict,
+    // expiring; Secure when the proxy in front says the request came over HTTPS.
+    let https = [("X-Forwarded-Proto", "https")];
+    let signed = controller.post("/sign-in", &anonymous, &https, &[("csrf", &csrf), ("token", &token)]);
+    assert_eq!((signed.status, signed.header("location")), (303, "/"), "{}", signed.body);
+    let set = signed.header("set-cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Max-Age=28800", "Path=/"] {
+        assert!(set.contains(flag), "{flag}: {set}");
+    }
+    let session = cookie_of(&signed);
+    assert_ne!(session, anonymous);
+
+    // The fleet: this namespace's EnvironmentSync, not the other's, and who is signed in.
+    let fleet = controller.get("/", Some(&session));
+    assert_eq!(fleet.status, 200, "{}", fleet.body);
+    assert!(fleet.body.contains(&format!("id=\"sync-{ns}-shop\"")), "{}", fleet.body);
+    assert!(!fleet.body.contains("blog") && !fleet.body.contains(&other), "{}", fleet.body);
+    assert!(fleet.body.contains(&format!("system:serviceaccount:{ns}:dev")), "{}", fleet.body);
+    // Read from the controller's watch: a page view LISTs nothing.
+    if let Some(server) = cluster.fake("counting the requests of a page view") {
+        server.clear_requests();
+        assert_eq!(controller.get("/", Some(&session)).status, 200);
+        let reads: Vec<_> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("environmentsyncs") && r.method == "GET" && !r.query.contains("watch=true"))
+            .map(|r| r.path)
+            .collect();
+        assert!(reads.is_empty(), "{reads:?}");
+    }
+    let elsewhere = controller.get(&format!("/syncs/{other}/blog"), Some(&session));
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.body);
+
+    // Actions: elsewhere 403, nothing written; without the CSRF token 403; here, done.
+    let csrf = fleet.field("csrf");
+    let suspend = controller.post(&format!("/syncs/{other}/blog/resume"), &session, &[], &[("csrf", &csrf)]);
+    assert_eq!(suspend.status, 403, "{}", suspend.body);
+    assert_eq!(cluster.get(&blog).unwrap()["spec"]["suspend"], true);
+    let resume = format!("/syncs/{ns}/shop/resume");
+    assert_eq!(controller.post(&resume, &session, &[], &[]).status, 403);
+    let done = controller.post(&resume, &session, &[], &[("csrf", &csrf)]);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(cluster.get(&shop).unwrap()["spec"]["suspend"], false);
+    assert!(
+        controller.log().contains(&format!("resumed EnvironmentSync {ns}/shop (for system:serviceaccount:{ns}:dev)"))
+    );
+
+    // Signed out: the session is gone from the server, not only from the browser.
+    let out = controller.post("/sign-out", &session, &[], &[("csrf", &csrf)]);
+    assert_eq!((out.status, out.header("location")), (303, "/sign-in"));
+    assert_eq!(controller.get("/", Some(&session)).status, 303);
+
+    // In a real browser: the token pasted in the form, the fleet shown.
+    let chromium = browser::chromium();
+    if common::interop_available("chromium", chromium.is_some()) {
+        let chromium = chromium.unwrap();
+        let mut page = browser::Driven::open(&chromium, &format!("{}/", controller.url));
+        let fill = format!(
+            "document.getElementById('token').value = {}; document.getElementById('sign-in-button').click(); true",
+            serde_json::to_string(&token).unwrap()
+        );
+        page.evaluate(&fill);
+        let dom = page.loaded(|at| !at.ends_with("/sign-in"));
+        assert!(dom.contains(&format!("id=\"sync-{ns}-shop\"")) && !dom.contains("blog"), "{dom}");
+        assert!(!dom.contains(&token), "{dom}");
+        // The cookie is out of script's reach.
+        assert_eq!(page.evaluate("document.cookie"), json!(""));
+    }
+
+    // Too many attempts from one address: refused before the API server is asked, the right
+    // token too.
+    let (anonymous, csrf) = controller.visit();
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| controller.post("/sign-in", &anonymous, &[], &[("csrf", &csrf), ("token", bogus)]).status)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(statuses.iter().take_while(|s| **s == 401).count() <= 5, "{statuses:?}");
+    let late = controller.post("/sign-in", &anonymous, &[], &[("csrf", &csrf), ("token", &token)]);
+    assert_eq!(late.status, 429, "{}", late.body);
+
+    // Nothing of the token anywhere: not in the log, not in any answer above.
+    let log = controller.log();
+    assert!(log.contains(&format!("system:serviceaccount:{ns}:dev signed in")), "{log}");
+    assert!(!log.contains(&token) && !log.contains(bogus), "{log}");
+    for reply in [&first, &refused, &signed, &fleet, &elsewhere, &suspend, &done, &late] {
+        assert!(!reply.body.contains(&token) && !format!("{:?}", reply.headers).contains(&token));
+    }
+}

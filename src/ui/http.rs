@@ -378,7 +378,7 @@ impl Server {
     async fn read_sync(self: &Arc<Self>, ns: &str, name: &str) -> Result<crate::controllers::gitops::EnvironmentSync> {
         if let Some(auth) = &self.auth {
             let found = auth.syncs.get(ns, name).map(|sync| (*sync).clone());
-            return found.ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")));
+            return found.ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")).as_not_found());
         }
         let options =
             GetOptions { target: self.target(ns), all_namespaces: false, selector: None, name: Some(name.to_string()) };

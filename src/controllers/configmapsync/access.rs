@@ -19,12 +19,6 @@ pub struct Account {
     pub name: String,
 }
 
-impl Account {
-    pub fn user(&self) -> String {
-        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
-    }
-}
-
 /// The answer to "may the account `get` this ConfigMap?".
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -50,6 +44,6 @@ pub async fn may(
     // kube-apiserver's own wording for the request the account would have made.
     Ok(Verdict::Denied(format!(
         "configmaps {name:?} is forbidden: User {:?} cannot {verb} resource \"configmaps\" in API group \"\" in the namespace {namespace:?}",
-        account.user()
+        subject.user
     )))
 }

@@ -809,6 +809,7 @@ fn a_secret_hydrated_before_that_cannot_be_read_back_is_encrypted_again_with_a_w
     assert!(report["environments"][0]["written"].as_array().unwrap().contains(&json!("dev/web.yaml")), "{report}");
     assert!(
         run.stderr.contains("environment `dev`: the Secrets hydrated before cannot be read back")
+            && !run.stderr.contains("environment `dev`: environment `dev`")
             && run.stderr.contains("at every run"),
         "{}",
         run.stderr

@@ -361,6 +361,10 @@ fn a_promotion_names_what_it_cannot_take() {
     repo.write("environments/prod.yaml", "namespace: apps\npromotion: {from: dev, pins: []}\nreleases: []\n");
     let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
     assert!(stderr.contains("environments/prod.yaml:2:") && stderr.contains("`promotion.pins` is empty"), "{stderr}");
+    // A target that promotes nothing: the error names its file.
+    common::git::commit_all(&common::git::init(repo.path()), "first");
+    let stderr = repo.weaver(&["promote", "--to", "dev", "--dry-run"]).failure().to_string();
+    assert!(stderr.contains("environments/dev.yaml") && stderr.contains("has no `promotion:`"), "{stderr}");
 }
 
 #[test]

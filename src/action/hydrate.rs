@@ -477,9 +477,9 @@ impl EnvironmentWriter<'_> {
 
     /// Says that the Secrets hydrated before cannot be read back, and what follows.
     fn warn_encrypted_again(&self, why: &str) {
+        // The fleet's progress names the environment.
         (self.context.on)(super::Progress::Warning(format!(
-            "environment `{}`: the Secrets hydrated before cannot be read back to tell whether they changed: {why}; they are encrypted again, so their files change (and a branch gets a commit, an artifact a push) at every run",
-            self.env.name
+            "the Secrets hydrated before cannot be read back to tell whether they changed: {why}; they are encrypted again, so their files change (and a branch gets a commit, an artifact a push) at every run"
         )));
     }
 

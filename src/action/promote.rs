@@ -160,7 +160,9 @@ async fn promote_one(
     cx: Context<'_>,
 ) -> Result<TargetPromotion> {
     let Some(promotion) = &target.promotion else {
-        return Err(Error::new(format!("environment `{}` has no `promotion:`", target.name)).with_help(
+        let file = target.files.first().map(crate::error::Location::file);
+        let err = format!("environment `{}` has no `promotion:`", target.name);
+        return Err(file.map_or_else(|| Error::new(&err), |at| Error::at(at, &err)).with_help(
             "say what it takes from which environment: promotion: { from: staging, pins: [{ release: web, values: image.tag }] }",
         ));
     };

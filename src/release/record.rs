@@ -190,11 +190,15 @@ pub enum HookOutcome {
 }
 
 impl Record {
-    /// What the signature covers: the record as JSON without its signature and with the status
-    /// it was written with as `deployed` (the status is a label, which superseding the revision
-    /// changes).
+    /// What the signature covers: the record as JSON without its signature, with the status it
+    /// was written with. Superseding a deployed revision relabels it, so `superseded` is signed
+    /// as `deployed`; a failed record relabelled `deployed` no longer verifies.
     pub fn signed_content(&self) -> Vec<u8> {
-        let unsigned = Record { signature: None, status: Status::Deployed, ..self.clone() };
+        let status = match self.status {
+            Status::Superseded => Status::Deployed,
+            written => written,
+        };
+        let unsigned = Record { signature: None, status, ..self.clone() };
         serde_json::to_vec(&unsigned).expect("a record is JSON")
     }
 
@@ -485,6 +489,15 @@ mod tests {
             }],
             ..Record::of_manifests(manifests)
         }
+    }
+
+    #[test]
+    fn a_signature_survives_superseding_but_not_a_failed_record_relabelled_deployed() {
+        let deployed = Record::of_manifests(Vec::new());
+        let superseded = Record { status: Status::Superseded, ..deployed.clone() };
+        let failed = Record { status: Status::Failed, ..deployed.clone() };
+        assert_eq!(superseded.signed_content(), deployed.signed_content());
+        assert_ne!(failed.signed_content(), deployed.signed_content());
     }
 
     #[test]

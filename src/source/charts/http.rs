@@ -272,7 +272,7 @@ impl Connection {
 
     /// An error for a request that got no usable answer.
     pub fn failed(&self, url: &str, reason: &str) -> Error {
-        Error::new(format!("cannot fetch {url}: {reason}")).with_help(format!(
+        Error::new(format!("cannot fetch {}: {reason}", shown(url))).with_help(format!(
             "repository {}; check its URL, the network, and the machine's credentials for it",
             self.repository
         ))
@@ -295,7 +295,7 @@ impl Connection {
             ),
             _ => format!("repository {}", self.repository),
         };
-        Error::new(format!("{url} answered HTTP {}", response.status)).with_help(help)
+        Error::new(format!("{} answered HTTP {}", shown(url), response.status)).with_help(help)
     }
 
     fn basic(&self) -> Option<String> {
@@ -424,9 +424,22 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+/// `url` as errors show it: without its query, where a registry's upload location or a signed
+/// download URL carries its credentials (a pre-signed object storage signature).
+fn shown(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(before, _)| before)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_show_urls_without_their_query() {
+        let upload = "https://bucket.example/uploads/1?X-Amz-Signature=abc123&digest=sha256%3A0";
+        assert_eq!(shown(upload), "https://bucket.example/uploads/1");
+        assert_eq!(shown("https://r.example/v2/x/manifests/1"), "https://r.example/v2/x/manifests/1");
+    }
 
     #[test]
     fn bearer_challenge_parameters_are_read_quoted_or_not() {

@@ -21,6 +21,9 @@ use kube::api::{Api, PostParams};
 /// How long after an RBAC change answers may still describe the old rules.
 const SETTLING: Duration = Duration::from_secs(5);
 
+/// How many answers are kept before those past their age are dropped.
+const KEPT_BEFORE_PRUNING: usize = 4096;
+
 /// A user as the API server authenticated them: what a SubjectAccessReview asks about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Subject {
@@ -141,10 +144,14 @@ impl Access {
         if self.epoch.load(Ordering::SeqCst) == epoch {
             let changed = *self.changed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let age = if asked.duration_since(changed) < SETTLING { SETTLING.min(self.age) } else { self.age };
-            self.answers
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(key, Answer { allowed, until: asked + age, epoch });
+            let mut answers = self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Each signed-in token is a subject of its own: answers past their age go, or the
+            // map would grow with every sign-in for the life of the process.
+            if answers.len() >= KEPT_BEFORE_PRUNING {
+                let now = tokio::time::Instant::now();
+                answers.retain(|_, answer| answer.until > now);
+            }
+            answers.insert(key, Answer { allowed, until: asked + age, epoch });
         }
         Ok(allowed)
     }

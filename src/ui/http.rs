@@ -366,9 +366,16 @@ impl Server {
             .into_iter()
             .filter(|sync| selector.matches(sync.metadata.labels.as_ref().unwrap_or(&Default::default())))
             .collect();
+        let namespace =
+            |sync: &crate::controllers::gitops::EnvironmentSync| sync.metadata.namespace.clone().unwrap_or_default();
+        // The question for every name of a namespace once per namespace, before the syncs of
+        // a namespace asked at once would each ask it (its answer not kept yet).
+        let namespaces: std::collections::BTreeSet<String> = selected.iter().map(|sync| namespace(sync)).collect();
+        let every = namespaces.iter().map(|ns| auth.may_read(user, ns, ""));
+        futures::future::try_join_all(every).await?;
         let asked = selected.iter().map(|sync| {
-            let ns = sync.metadata.namespace.as_deref().unwrap_or_default();
-            auth.may_read(user, ns, sync.metadata.name.as_deref().unwrap_or_default())
+            let ns = namespace(sync);
+            async move { auth.may_read(user, &ns, sync.metadata.name.as_deref().unwrap_or_default()).await }
         });
         let allowed = futures::future::try_join_all(asked).await?;
         Ok(selected.into_iter().zip(allowed).filter(|(_, allowed)| *allowed).map(|(sync, _)| (*sync).clone()).collect())

@@ -392,4 +392,16 @@ fn a_change_of_values_alone_is_recorded_for_promotions_to_read() {
     let secrets = setup.cluster.list("v1", "Secret", "secrets", setup.namespace("staging"));
     let records = weaver::release::record::from_secrets(&secrets).unwrap();
     assert_eq!(records.last().unwrap().values["image"]["digest"], "abc");
+
+    // Applied without the key, then with it and nothing else changed: a signed revision.
+    setup.environment("staging", 0, "staging", "{image: {tag: 1.2.0}, sidecar: '2.0', greeting: staging}", "");
+    setup.weaver_with(&["apply", "--env", "staging"], &[]).success();
+    assert_eq!(revisions(&setup), 3);
+    setup.apply("staging");
+    assert_eq!(revisions(&setup), 4, "a record another apply left unsigned is signed again");
+    let secrets = setup.cluster.list("v1", "Secret", "secrets", setup.namespace("staging"));
+    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    assert!(records.last().unwrap().signature.is_some());
+    setup.apply("staging");
+    assert_eq!(revisions(&setup), 4, "a signed record is not written again");
 }

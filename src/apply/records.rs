@@ -82,6 +82,7 @@ impl<'a> History<'a> {
                     || !last.has_hooks(hooks)
                     || !self.same_chart(last)
                     || !self.same_values(last)
+                    || !signed_as_asked(last, options)
             })
     }
 
@@ -92,9 +93,10 @@ impl<'a> History<'a> {
     }
 
     /// Whether `last` records the values applied now, which promotions read. A record from
-    /// before values were kept says nothing, as for charts.
+    /// before values were kept (none) gets a revision that has them: a pin could not be taken
+    /// from it, and an apply is how the guide says to give it one.
     fn same_values(&self, last: &Record) -> bool {
-        last.values.is_empty() || last.values == self.values
+        last.values == self.values
     }
 
     /// The revision to record for `result`, or None when the apply changed nothing and the
@@ -115,6 +117,7 @@ impl<'a> History<'a> {
                 && last.has_hooks(hooks)
                 && self.same_chart(last)
                 && self.same_values(last)
+                && signed_as_asked(last, options)
         });
         if result.error.is_none() && !acted && recorded && options.rollback_of.is_none() {
             return None;
@@ -227,6 +230,13 @@ fn same_objects(recorded: &[Value], manifests: &[&Value]) -> bool {
     recorded.len() == manifests.len()
         && index.len() == manifests.len()
         && manifests.iter().all(|m| index.get(&ObjectKeyRef::of(m)).is_some_and(|r| r == m))
+}
+
+/// Whether `last` is signed by the key this apply signs with (when it has one): an unsigned
+/// record, or one another key signed, is written again signed, as `weaver promote`'s `signed`
+/// gate asks.
+fn signed_as_asked(last: &Record, options: &ApplyOptions) -> bool {
+    options.record_key.as_ref().is_none_or(|key| key.signed(last.signature.as_deref()))
 }
 
 #[cfg(test)]

@@ -79,6 +79,15 @@ impl RecordKey {
         format!("{SCHEME}:{}:{}", self.id, hex::encode(self.mac.mac(content)))
     }
 
+    /// Whether `signature` is one of this key's (its scheme and key id; not checked against
+    /// content: see [`RecordKey::verify`]).
+    pub fn signed(&self, signature: Option<&str>) -> bool {
+        signature
+            .and_then(|s| s.strip_prefix(SCHEME))
+            .and_then(|s| s.strip_prefix(':'))
+            .is_some_and(|rest| rest.split_once(':').is_some_and(|(id, _)| id == self.id))
+    }
+
     pub fn verify(&self, content: &[u8], signature: Option<&str>) -> Verified {
         let Some(signature) = signature else { return Verified::Unsigned };
         let mut parts = signature.splitn(3, ':');

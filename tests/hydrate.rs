@@ -474,6 +474,25 @@ fn a_decrypted_value_outside_a_secret_is_refused_rather_than_written_in_plaintex
     assert!(files(out.path()).is_empty(), "a refused hydration wrote files");
 }
 
+#[test]
+fn a_chart_literal_in_secrets_and_config_maps_hydrates_again_unchanged() {
+    // The Secrets' values read back from the first run's files are compared, not taken for
+    // decrypted values: a ConfigMap repeating a chart's literal, checked after another
+    // release's Secret was read back, passes the second run as it did the first.
+    let repo = Repo::demo_without_operator();
+    for (chart, name) in [("web-app", "literal-web"), ("redis", "literal-redis")] {
+        repo.write(
+            &format!("charts/{chart}/templates/literal.yaml"),
+            &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n  pw: chart-literal-value-1234\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  pw: chart-literal-value-1234\n"),
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let first = repo.weaver(&["hydrate", "--env", "dev", "--out", dir]);
+    assert_eq!(first.code, 2, "{}", first.stderr);
+    repo.weaver(&["hydrate", "--env", "dev", "--out", dir]).success();
+}
+
 /// The live objects of `keys` (apiVersion, kind, name) in `ns`, as far as their content goes:
 /// what the server adds of its own (uid, resourceVersion, timestamps, managedFields, status) left out.
 fn live(cluster: &TestCluster, ns: &str, keys: &[(String, String, String)]) -> Vec<Value> {

@@ -46,6 +46,8 @@ fn main() {
         connect,
         client.clone(),
         syncs,
+        None,
+        (Vec::new(), Duration::from_secs(60)),
         listener,
         std::future::pending(),
     ));

@@ -391,6 +391,15 @@ pub struct OperatorRunArgs {
     /// [default: not served]
     #[arg(long, value_name = "ADDR")]
     pub ui_address: Option<std::net::SocketAddr>,
+    /// The proxies in front of the web UI (an Ingress controller's pods), as address blocks
+    /// (10.0.0.0/8,fd00::/8): from these peers the client's address, which the sign-in rate
+    /// limit counts, is read from X-Forwarded-For [default: none; the peer is the client]
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',', requires = "ui_address")]
+    pub ui_trusted_proxies: Vec<crate::ui::proxy::Cidr>,
+    /// How often the web UI asks the API server again whether a signed-in user's token is
+    /// still accepted: a token revoked signs its user out within this
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub ui_review_every: std::time::Duration,
     /// How many ConfigMapSyncs to reconcile at once
     #[arg(long, value_name = "N", default_value_t = crate::controllers::configmapsync::controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1000))]

@@ -62,7 +62,7 @@ impl Controller {
             concurrency: 2,
         };
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(weaver::controllers::gitops::controller::run(shared, settings, async {
+        runtime.spawn(weaver::controllers::gitops::controller::run(std::sync::Arc::new(shared), settings, async {
             let _ = stop.await;
         }));
         Controller { runtime: Some(runtime), shutdown: Some(shutdown), cache }

@@ -479,6 +479,7 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
 
     let objects = render_chart_with(
         "{gitops: {ui: {enabled: true, port: 9494, servicePort: 8443, from: [{podSelector: {matchLabels: {app: ingress}}}], \
+         trustedProxies: [10.244.0.0/16, 'fd00::/8'], \
          ingress: {host: weaver.example.org, className: nginx, tlsSecretName: weaver-tls, \
          annotations: {nginx.ingress.kubernetes.io/affinity: cookie}}}}}",
     );
@@ -490,6 +491,8 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
         panic!("not `operator run`: {}", container["args"]);
     };
     assert_eq!(run.ui_address, Some("0.0.0.0:9494".parse().unwrap()));
+    let proxies = ["10.244.0.0/16", "fd00::/8"].map(|cidr| cidr.parse().unwrap());
+    assert_eq!(run.ui_trusted_proxies, proxies);
     let ports = container["ports"].as_array().unwrap();
     assert!(ports.contains(&json!({"name": "ui", "containerPort": 9494, "protocol": "TCP"})), "{ports:?}");
 
@@ -522,6 +525,8 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
     // Without a host, no Ingress; without a Secret, no TLS.
     let plain = render_chart_with("{gitops: {ui: {enabled: true}}}");
     assert!(!kinds(&plain).contains(&"Ingress"));
+    let args = strings(&the(&plain, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(!args.iter().any(|arg| arg.starts_with("--ui-trusted-proxies")), "no proxy trusted: {args:?}");
     let no_tls = render_chart_with("{gitops: {ui: {enabled: true, ingress: {host: weaver.example.org}}}}");
     assert!(the(&no_tls, "Ingress")["spec"].get("tls").is_none());
     assert!(

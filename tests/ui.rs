@@ -95,13 +95,7 @@ impl Served {
     /// A PNG of the page at `path`, taken by headless Chromium with `args` (window size, theme,
     /// zoom), written to `file`.
     fn screenshot(&self, path: &str, file: &std::path::Path, args: &[&str]) {
-        let chromium = browser::chromium().expect("Chromium, which dom() found");
-        let profile = tempfile::tempdir().unwrap();
-        let shot = format!("--screenshot={}", file.display());
-        let mut all = vec![shot.as_str(), "--hide-scrollbars"];
-        all.extend_from_slice(args);
-        browser::headless_url(&chromium, profile.path(), &format!("{}{path}", self.url), &all);
-        assert!(std::fs::read(file).expect("chromium wrote the screenshot").starts_with(b"\x89PNG"));
+        browser::screenshot(&format!("{}{path}", self.url), file, args);
     }
 
     pub(crate) fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {

@@ -24,11 +24,13 @@ struct Controller {
 }
 
 impl Controller {
-    fn start(cluster: &TestCluster) -> Controller {
+    /// The controller, with `flags` besides those every test gives.
+    fn start(cluster: &TestCluster, flags: &[&str]) -> Controller {
         let cache = std::env::temp_dir().join(format!("weaver-ui-controller-{}", cluster.prefix));
         let mut child = std::process::Command::new(common::WEAVER)
             .args(["operator", "run", "--controllers", "environmentsync", "--metrics-addr", "127.0.0.1:0"])
             .args(["--ui-address", "127.0.0.1:0", "-l", &format!("test={}", cluster.prefix)])
+            .args(flags)
             .arg("--cache-dir")
             .arg(&cache)
             .arg("--kubeconfig")
@@ -83,6 +85,14 @@ impl Controller {
         (cookie_of(&page), page.field("csrf"))
     }
 
+    /// A session signed in with `token`, as the cookie sends it.
+    fn sign_in(&self, token: &str) -> String {
+        let (anonymous, csrf) = self.visit();
+        let signed = self.post("/sign-in", &anonymous, &[], &[("csrf", &csrf), ("token", token)]);
+        assert_eq!(signed.status, 303, "{}", signed.body);
+        cookie_of(&signed)
+    }
+
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -135,7 +145,7 @@ fn a_user_signs_in_with_a_token_and_sees_and_does_only_what_rbac_allows() {
     let shop = create(&cluster, &ns, "shop", json!({"suspend": true}));
     let blog = create(&cluster, &other, "blog", json!({"suspend": true}));
     let token = team_member(&cluster, &ns, "dev");
-    let controller = Controller::start(&cluster);
+    let controller = Controller::start(&cluster, &[]);
 
     // Nobody signed in: every page leads to the sign-in page.
     let first = controller.get("/", None);
@@ -149,6 +159,12 @@ fn a_user_signs_in_with_a_token_and_sees_and_does_only_what_rbac_allows() {
     assert!(refused.body.contains("does not accept that token") && !refused.body.contains(bogus), "{}", refused.body);
     let forged = controller.post("/sign-in", &anonymous, &[], &[("csrf", "0"), ("token", &token)]);
     assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // The guide's screenshot of the sign-in page, under WEAVER_BLESS=1 only.
+    if std::env::var_os("WEAVER_BLESS").is_some() {
+        let file = common::project_root().join("docs/src/guides/ui/sign-in.png");
+        browser::screenshot(&format!("{}/sign-in", controller.url), &file, &["--window-size=1280,320"]);
+    }
 
     // Signed in: a new session (never the one the browser had), HttpOnly, SameSite=Strict,
     // expiring; Secure when the proxy in front says the request came over HTTPS.
@@ -227,6 +243,14 @@ fn a_user_signs_in_with_a_token_and_sees_and_does_only_what_rbac_allows() {
         .collect();
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(statuses.iter().take_while(|s| **s == 401).count() <= 5, "{statuses:?}");
+    // No proxy trusted: an X-Forwarded-For of a new address per attempt is not believed.
+    let forged = controller.post(
+        "/sign-in",
+        &anonymous,
+        &[("X-Forwarded-For", "198.51.100.77")],
+        &[("csrf", &csrf), ("token", bogus)],
+    );
+    assert_eq!(forged.status, 429, "{}", forged.body);
     let late = controller.post("/sign-in", &anonymous, &[], &[("csrf", &csrf), ("token", &token)]);
     assert_eq!(late.status, 429, "{}", late.body);
 
@@ -237,4 +261,122 @@ fn a_user_signs_in_with_a_token_and_sees_and_does_only_what_rbac_allows() {
     for reply in [&first, &refused, &signed, &fleet, &elsewhere, &suspend, &done, &late] {
         assert!(!reply.body.contains(&token) && !format!("{:?}", reply.headers).contains(&token));
     }
+}
+
+/// `n` sign-in attempts with a wrong token, each forwarded for `client(i)`: their statuses.
+fn attempts(controller: &Controller, n: usize, client: impl Fn(usize) -> String) -> Vec<u16> {
+    let (anonymous, csrf) = controller.visit();
+    (0..n)
+        .map(|i| {
+            let forwarded = [("X-Forwarded-For", client(i))];
+            let headers: Vec<(&str, &str)> = forwarded.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            controller.post("/sign-in", &anonymous, &headers, &[("csrf", &csrf), ("token", "not-a-token")]).status
+        })
+        .collect()
+}
+
+#[test]
+fn behind_a_trusted_proxy_sign_in_attempts_are_limited_per_forwarded_client() {
+    let (cluster, _, _) = setup();
+    // The test's requests come from 127.0.0.1: the proxy.
+    let controller = Controller::start(&cluster, &["--ui-trusted-proxies", "192.0.2.0/24,127.0.0.1/32"]);
+    // A client each attempt (the proxy's own address appended, as a proxy chain writes it):
+    // none is limited, though they share the proxy's peer address.
+    let spread = attempts(&controller, 8, |i| format!("198.51.100.{i}, 192.0.2.10"));
+    assert!(spread.iter().all(|s| *s == 401), "{spread:?}");
+    // One client through the proxy: limited after the burst.
+    let one = attempts(&controller, 8, |_| "203.0.113.9".to_string());
+    assert!(one.contains(&429), "{one:?}");
+    assert!(one.iter().take_while(|s| **s == 401).count() <= 5, "{one:?}");
+    // What the client wrote left of the proxy's entry is the client's claim and not believed
+    // past it: the client is the nearest untrusted address.
+    let claimed = attempts(&controller, 1, |i| format!("10.9.9.{i}, 203.0.113.9"));
+    assert_eq!(claimed, [429]);
+}
+
+#[test]
+fn a_revoked_token_ends_its_session_once_reviewed_again() {
+    let (cluster, ns, _) = setup();
+    create(&cluster, &ns, "shop", json!({"suspend": true}));
+    let token = team_member(&cluster, &ns, "leaver");
+    let controller = Controller::start(&cluster, &["--ui-review-every", "1s"]);
+    let session = controller.sign_in(&token);
+    assert_eq!(controller.get(&format!("/syncs/{ns}/shop"), Some(&session)).status, 200);
+
+    // The ServiceAccount deleted: its tokens no longer authenticate. Past the review
+    // interval, the next page asks again and the session is refused.
+    cluster.delete(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "leaver", "namespace": ns}}),
+    );
+    let gone = eventually("the session to end", || {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let page = controller.get(&format!("/syncs/{ns}/shop"), Some(&session));
+        (page.status == 303).then_some(page).ok_or_else(|| "still served".to_string())
+    });
+    assert_eq!(gone.header("location"), "/sign-in");
+    // As the API server says it (the fake as kube-apiserver 1.32): not authenticated, and why.
+    let reviews: kube::Api<k8s_openapi::api::authentication::v1::TokenReview> = kube::Api::all(cluster.client());
+    let review = serde_json::from_value(json!({"spec": {"token": token}})).unwrap();
+    let answer = cluster.block_on(reviews.create(&Default::default(), &review)).unwrap().status.unwrap();
+    assert_ne!(answer.authenticated, Some(true));
+    assert_eq!(answer.error.as_deref(), Some("[invalid bearer token, serviceaccounts \"leaver\" not found]"));
+    // Gone for good: the session is forgotten, not asked about again.
+    assert_eq!(controller.get("/", Some(&session)).status, 303);
+    assert!(!controller.log().contains(&token));
+}
+
+#[test]
+fn a_sync_page_hears_of_changes_from_the_controllers_watch() {
+    let (cluster, ns, _) = setup();
+    let shop = create(&cluster, &ns, "shop", json!({"suspend": true}));
+    let token = team_member(&cluster, &ns, "dev");
+    let controller = Controller::start(&cluster, &[]);
+    let session = controller.sign_in(&token);
+    let live = format!("/syncs/{ns}/shop/live");
+    let id_of = |reply: &Reply| reply.body.lines().find_map(|l| l.strip_prefix("id: ")).unwrap_or_default().to_string();
+    let version = |object: &serde_json::Value| object["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    // Where the page starts from: the EnvironmentSync's resourceVersion, once the watch has it.
+    let mark = eventually("the controller's watch to hold the EnvironmentSync", || {
+        let first = controller.get(&live, Some(&session));
+        let (mark, now) = (id_of(&first), version(&cluster.get(&shop).unwrap()));
+        (first.status == 200 && mark == now).then(|| mark.clone()).ok_or(format!("{} {mark} (now {now})", first.status))
+    });
+
+    if let Some(server) = cluster.fake("counting the requests of live updates") {
+        server.clear_requests();
+    }
+    // Waiting from there: a change made meanwhile ends the wait, at its new resourceVersion.
+    let waiting = {
+        let (agent, url, session) = (controller.agent.clone(), format!("{}{live}", controller.url), session.clone());
+        let mark = mark.clone();
+        std::thread::spawn(move || {
+            let request = agent.get(url).header("Cookie", &session).header("Last-Event-ID", &mark);
+            Served::reply(request.call().expect("the UI answers"))
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Patched without discovery, so that the only requests are the controller's.
+    let syncs: kube::Api<weaver::controllers::gitops::EnvironmentSync> = kube::Api::namespaced(cluster.client(), &ns);
+    let touch = json!({"metadata": {"annotations": {"test/touched": "yes"}}});
+    let patched = cluster.block_on(syncs.patch("shop", &Default::default(), &kube::api::Patch::Merge(&touch))).unwrap();
+    let changed = waiting.join().unwrap();
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert!(changed.body.contains("event: changed\ndata: EnvironmentSync shop"), "{}", changed.body);
+    assert_eq!(Some(id_of(&changed)), patched.metadata.resource_version);
+    // Read from the watch the controller runs anyway: no discovery, no watch of its own.
+    if let Some(server) = cluster.fake("counting the requests of live updates") {
+        let asked: Vec<_> = server
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.method == "GET" && (r.path == "/apis" || r.path == "/api" || r.query.contains("metadata.name"))
+            })
+            .map(|r| format!("{} ?{}", r.path, r.query))
+            .collect();
+        assert!(asked.is_empty(), "{asked:?}");
+    }
+    // Another namespace's EnvironmentSync: refused before anything is waited for.
+    let other = cluster.namespace("other");
+    create(&cluster, &other, "blog", json!({"suspend": true}));
+    assert_eq!(controller.get(&format!("/syncs/{other}/blog/live"), Some(&session)).status, 403);
 }

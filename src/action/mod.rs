@@ -219,10 +219,15 @@ async fn server_of(options: ConnectOptions, env: &Environment) -> Result<String>
 }
 
 /// The context and server [`connect`] would reach for the environment `name` of the
-/// repository at `repo`, read from the kubeconfig without a request: what `weaver ui` names on
-/// an environment's pages.
-pub async fn cluster_of(repo: &Path, name: &str, options: ConnectOptions) -> Result<crate::cluster::ClusterInfo> {
-    let env = open_project(repo, None)?.environment(name)?;
+/// repository at `repo` (at `rev`, else its working tree), read from the kubeconfig without a
+/// request: what `weaver ui` names on an environment's pages.
+pub async fn cluster_of(
+    repo: &Path,
+    rev: Option<&str>,
+    name: &str,
+    options: ConnectOptions,
+) -> Result<crate::cluster::ClusterInfo> {
+    let env = open_project(repo, rev)?.environment(name)?;
     Ok(crate::cluster::kube_config(&of_environment(options, &env)).await?.1)
 }
 

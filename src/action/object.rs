@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct ObjectOptions {
     pub repo: PathBuf,
+    /// The commit the environment is read at; None: the working tree.
+    pub rev: Option<String>,
     pub env: String,
     pub connect: ConnectOptions,
     pub api_version: String,
@@ -35,6 +37,9 @@ pub struct LiveObject {
     pub managers: Vec<Manager>,
     /// Newest first, at most [`EVENTS_SHOWN`].
     pub events: Vec<ObjectEvent>,
+    /// The resource it was read as (group, plural): the controller's UI asks whether its user
+    /// may get it. None for an object not read from a cluster.
+    pub resource: Option<kube::discovery::ApiResource>,
 }
 
 /// One entry of `managedFields`.
@@ -62,7 +67,7 @@ pub async fn object(options: &ObjectOptions, cx: Context<'_>) -> Result<Option<L
             selectors: Vec::new(),
             changed_since: None,
             repo: options.repo.clone(),
-            rev: None,
+            rev: options.rev.clone(),
             loaded: None,
         },
         keys: options.keys.clone(),
@@ -72,7 +77,7 @@ pub async fn object(options: &ObjectOptions, cx: Context<'_>) -> Result<Option<L
         charts: crate::source::charts::Archives::Machine,
     };
     prepare(&render, cx, Quotes::Cluster)?;
-    let env = open_project(&options.repo, None)?.environment(&options.env)?;
+    let env = open_project(&options.repo, options.rev.as_deref())?.environment(&options.env)?;
     let cluster = connect(options.connect.clone(), &env, "reading from", on).await?;
     let (api_version, kind) = (&options.api_version, &options.kind);
     let served = cluster.resolve(api_version, kind).map_err(|unserved| {
@@ -94,7 +99,7 @@ pub async fn object(options: &ObjectOptions, cx: Context<'_>) -> Result<Option<L
             Vec::new()
         }
     };
-    Ok(Some(LiveObject { events, ..shown(live) }))
+    Ok(Some(LiveObject { events, resource: Some(served.resource), ..shown(live) }))
 }
 
 /// `live` as shown: without `managedFields` (given by manager), a Secret's values redacted.
@@ -127,7 +132,7 @@ pub fn shown(mut live: Value) -> LiveObject {
         }
         redact_secret_values(Some(&mut live), None);
     }
-    LiveObject { object: live, managers, events: Vec::new() }
+    LiveObject { object: live, managers, events: Vec::new(), resource: None }
 }
 
 #[cfg(test)]

@@ -56,8 +56,8 @@ impl Subject {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Question {
     pub verb: &'static str,
-    pub group: &'static str,
-    pub resource: &'static str,
+    pub group: String,
+    pub resource: String,
     pub namespace: String,
     pub name: String,
 }
@@ -127,8 +127,8 @@ impl Access {
                 resource_attributes: Some(ResourceAttributes {
                     namespace: (!question.namespace.is_empty()).then(|| question.namespace.clone()),
                     verb: Some(question.verb.to_string()),
-                    group: Some(question.group.to_string()),
-                    resource: Some(question.resource.to_string()),
+                    group: Some(question.group.clone()),
+                    resource: Some(question.resource.clone()),
                     name: (!question.name.is_empty()).then(|| question.name.clone()),
                     ..ResourceAttributes::default()
                 }),

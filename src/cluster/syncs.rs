@@ -2,6 +2,8 @@
 //! patches of their spec and annotations, and watching one. A connection of its own, without
 //! discovery: the kind is known, and `sync get` is one request.
 
+use std::time::Duration;
+
 use futures::{Stream, StreamExt};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
@@ -116,6 +118,8 @@ impl Syncs {
 #[derive(Clone)]
 pub struct SyncCache {
     store: kube::runtime::reflector::Store<EnvironmentSync>,
+    /// Ticks at each event the watch applies: a page waiting for a change wakes then.
+    changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl SyncCache {
@@ -130,11 +134,15 @@ impl SyncCache {
             config = config.labels(selector);
         }
         let (store, writer) = kube::runtime::reflector::store();
+        let (changed, changes) = tokio::sync::watch::channel(0u64);
         let watching = kube::runtime::watcher(Api::<EnvironmentSync>::all(client), config)
             .default_backoff()
             .reflect(writer)
-            .for_each(|_| std::future::ready(()));
-        (SyncCache { store }, watching)
+            .for_each(move |_| {
+                changed.send_modify(|tick| *tick = tick.wrapping_add(1));
+                std::future::ready(())
+            });
+        (SyncCache { store, changes }, watching)
     }
 
     /// A cache of `syncs` as given, for benchmarks and tests of what reads it.
@@ -145,7 +153,9 @@ impl SyncCache {
             writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(sync));
         }
         writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
-        SyncCache { store }
+        // Nothing changes it: waits for a change last until they give up.
+        let (_, changes) = tokio::sync::watch::channel(0u64);
+        SyncCache { store, changes }
     }
 
     /// Waits until the watch has listed once.
@@ -163,5 +173,33 @@ impl SyncCache {
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<EnvironmentSync>> {
         self.store.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+
+    /// Where the EnvironmentSync stands: its resourceVersion, `gone` when there is none.
+    pub fn mark(&self, namespace: &str, name: &str) -> String {
+        let sync = self.get(namespace, name);
+        sync.and_then(|sync| sync.metadata.resource_version.clone()).unwrap_or_else(|| "gone".to_string())
+    }
+
+    /// Waits, at most `within`, until the EnvironmentSync is no longer at `mark` (see
+    /// [`SyncCache::mark`]): its new mark, or None when it did not change. From the watch
+    /// already running: no request to the API server.
+    pub async fn next_change(&self, namespace: &str, name: &str, mark: &str, within: Duration) -> Option<String> {
+        let mut changes = self.changes.clone();
+        let waiting = async {
+            loop {
+                // Seen before reading, so a change after the read wakes the wait.
+                changes.borrow_and_update();
+                let now = self.mark(namespace, name);
+                if now != mark {
+                    return now;
+                }
+                if changes.changed().await.is_err() {
+                    // The watch stopped (the process is ending): nothing more will change.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(within, waiting).await.ok()
     }
 }

@@ -123,7 +123,14 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         };
         let gitops = match args.controllers.contains(&ControllerKind::Environmentsync) {
             false => None,
-            true => Some(gitops_shared(args, &client, &config, &cluster.info, rate.as_ref(), &telemetry)?),
+            true => Some(std::sync::Arc::new(gitops_shared(
+                args,
+                &client,
+                &config,
+                &cluster.info,
+                rate.as_ref(),
+                &telemetry,
+            )?)),
         };
         let listener = listen("--metrics-addr", args.metrics_addr).await?;
         tracing::info!(address = %args.metrics_addr, "serving /healthz, /readyz and /metrics");
@@ -142,7 +149,9 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             // Every replica serves, from a watch of its own: followers run no controller.
             let (syncs, watching) = crate::cluster::SyncCache::watch(client.clone(), selector.as_deref());
             tokio::spawn(watching);
-            let serving = serve_ui(connect.clone(), client.clone(), syncs, listener, std::future::pending());
+            let sign_in = (args.ui_trusted_proxies.clone(), args.ui_review_every);
+            let serving =
+                serve_ui(connect.clone(), client.clone(), syncs, gitops.clone(), sign_in, listener, std::future::pending());
             tokio::spawn(async move {
                 if let Err(err) = serving.await {
                     tracing::error!("the web UI stopped: {err}");
@@ -227,13 +236,17 @@ fn gitops_shared(
 }
 
 /// Serves the controller's UI on `listener` until `shutdown` completes: the pages of `syncs`
-/// (the controller's watch), to users who sign in; TokenReviews and SubjectAccessReviews asked
-/// with `client`, actions taken as `connect` (the controller's identity) once the API server
-/// says the user may; each told in the log.
+/// (the controller's watch) and of what each applied (read as `gitops`'s reconciles read it),
+/// to users who sign in (the proxies trusted to name the client,
+/// how often a token is reviewed again: `--ui-trusted-proxies`, `--ui-review-every`);
+/// TokenReviews and SubjectAccessReviews asked with `client`, actions taken as `connect` (the
+/// controller's identity) once the API server says the user may; each told in the log.
 pub async fn serve_ui(
     connect: crate::cluster::ConnectOptions,
     client: kube::Client,
     syncs: crate::cluster::SyncCache,
+    gitops: Option<std::sync::Arc<crate::controllers::gitops::reconcile::Shared>>,
+    (trusted_proxies, review_every): (Vec<crate::ui::proxy::Cidr>, std::time::Duration),
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> crate::Result<()> {
@@ -255,7 +268,7 @@ pub async fn serve_ui(
                 tracing::info!("{line}");
             }
         }),
-        sign_in: Some(crate::ui::SignIn { client, syncs }),
+        sign_in: Some(crate::ui::SignIn { client, syncs, gitops, trusted_proxies, review_every }),
     };
     crate::ui::serve(options, listener, shutdown).await
 }

@@ -1,7 +1,8 @@
 //! Sign-in to the controller's UI, and what each user may see and do, from the cluster itself:
 //! a user pastes a token the API server accepts, which a TokenReview names (user, groups,
 //! extra); the token is kept in this process's memory only, under a random session id the
-//! cookie carries, and reviewed again every [`REVIEW_AGE`] (a revoked token ends its session);
+//! cookie carries, and reviewed again every [`SignIn::review_every`] (a revoked token ends its
+//! session);
 //! every page and action asks SubjectAccessReviews for that user, whose answers are kept
 //! [`ACCESS_AGE`]. Sign-in attempts are limited per client address.
 
@@ -24,9 +25,6 @@ use crate::error::{Error, Result};
 
 /// How long a session lasts after sign-in (the cookie's Max-Age).
 pub const SESSION_AGE: Duration = Duration::from_secs(8 * 3600);
-/// How often a session's token is reviewed again: a token revoked (its ServiceAccount deleted,
-/// its OIDC session ended) signs its user out within this.
-pub const REVIEW_AGE: Duration = Duration::from_secs(60);
 /// How long an answer of a SubjectAccessReview is kept: a grant or a revocation shows within this.
 pub const ACCESS_AGE: Duration = Duration::from_secs(10);
 /// Sign-in attempts a client address may make at once, and how often one more is allowed.
@@ -50,7 +48,12 @@ struct Session {
 pub struct Auth {
     client: kube::Client,
     pub syncs: SyncCache,
+    /// What the EnvironmentSync controller's reconciles share, for the environments' pages.
+    pub gitops: Option<std::sync::Arc<crate::controllers::gitops::reconcile::Shared>>,
+    /// Whose `X-Forwarded-For` names the client the sign-in rate limit counts.
+    pub trusted_proxies: Vec<super::proxy::Cidr>,
     access: Access,
+    review_every: Duration,
     sessions: Mutex<HashMap<String, Session>>,
     attempts: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>,
 }
@@ -74,6 +77,9 @@ impl Auth {
             access: Access::new(sign_in.client.clone(), ACCESS_AGE),
             client: sign_in.client,
             syncs: sign_in.syncs,
+            gitops: sign_in.gitops,
+            review_every: sign_in.review_every,
+            trusted_proxies: sign_in.trusted_proxies,
             sessions: Mutex::new(HashMap::new()),
             attempts: RateLimiter::keyed(quota),
         }
@@ -125,7 +131,7 @@ impl Auth {
                     sessions.remove(session);
                     return Ok(None);
                 }
-                Some(found) if now.duration_since(found.reviewed) < REVIEW_AGE => {
+                Some(found) if now.duration_since(found.reviewed) < self.review_every => {
                     return Ok(Some(found.subject.clone()));
                 }
                 Some(found) => found.token.clone(),
@@ -169,11 +175,31 @@ impl Auth {
     }
 
     async fn may(&self, subject: &Subject, verb: &'static str, namespace: &str, name: &str) -> Result<bool> {
-        let question =
-            Question { verb, group: GROUP, resource: SYNCS, namespace: namespace.to_string(), name: name.to_string() };
+        self.may_on(subject, verb, GROUP, SYNCS, namespace, name).await
+    }
+
+    /// Whether `subject` may `verb` the `resource` of API `group` named `name` ("" for every
+    /// name) in `namespace`: what an environment's and an object's pages ask besides.
+    pub async fn may_on(
+        &self,
+        subject: &Subject,
+        verb: &'static str,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool> {
+        let question = Question {
+            verb,
+            group: group.to_string(),
+            resource: resource.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
         self.access.may(subject, &question).await.map_err(|err| {
+            let what = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
             Error::new(format!(
-                "cannot ask the API server whether {} may {verb} EnvironmentSync {namespace}/{name} (a SubjectAccessReview): {}",
+                "cannot ask the API server whether {} may {verb} {what} {namespace}/{name} (a SubjectAccessReview): {}",
                 subject.user,
                 api_message(&err)
             ))
@@ -224,7 +250,8 @@ mod tests {
         let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
         let (syncs, _) = SyncCache::watch(client.clone(), None);
-        let auth = Auth::new(SignIn { client, syncs });
+        let review_every = Duration::from_secs(60);
+        let auth = Auth::new(SignIn { client, syncs, gitops: None, trusted_proxies: Vec::new(), review_every });
         let (one, other): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         for _ in 0..SIGN_IN_BURST {
             assert!(matches!(auth.sign_in(one, " ").await, Err(Refused::NotAccepted)));

@@ -86,6 +86,21 @@ pub async fn serve(
     Ok(())
 }
 
+/// Where an environment's pages read it: `weaver ui`'s working tree through the kubeconfig, or
+/// in the controller what an EnvironmentSync last applied, as its account.
+struct EnvSource {
+    repo: std::path::PathBuf,
+    /// The commit read; None: the working tree.
+    rev: Option<String>,
+    connect: crate::cluster::ConnectOptions,
+    keys: crate::action::Keys,
+    charts: crate::source::charts::Archives,
+    /// The path the environment's pages are under.
+    path: String,
+    /// Held while the page reads the mirror: the git cache evicts no mirror that is leased.
+    _lease: Option<crate::source::Fetched>,
+}
+
 /// An answer before the security headers and the cookie are added.
 struct Answer {
     status: StatusCode,
@@ -194,7 +209,8 @@ impl Server {
     /// The header of a page that ran actions which failed with `errors` and warned of `warnings`.
     fn chrome(&self, session: &str, errors: Vec<String>, warnings: Vec<String>) -> Chrome {
         let user = self.auth.as_ref().and_then(|auth| auth.name_of(session));
-        Chrome { server: self.server_url.clone(), errors, warnings, csrf: self.csrf(session), live: None, user }
+        let (server, csrf) = (self.server_url.clone(), self.csrf(session));
+        Chrome { server, errors, warnings, csrf, live: None, user, env_path: String::new() }
     }
 
     fn page(&self, name: &str, chrome: &Chrome, page: impl serde::Serialize) -> Answer {
@@ -202,6 +218,73 @@ impl Server {
             Ok(html) => Answer::html(StatusCode::OK, html),
             Err(err) => Answer::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n")),
         }
+    }
+
+    /// `weaver ui`'s environment `env`: the working tree, through the kubeconfig.
+    fn local(&self, env: &str) -> EnvSource {
+        EnvSource {
+            repo: self.options.repo.clone(),
+            rev: None,
+            connect: self.options.connect.clone(),
+            keys: self.options.keys.clone(),
+            charts: crate::source::charts::Archives::Machine,
+            path: format!("/environments/{}", pages::segment(env)),
+            _lease: None,
+        }
+    }
+
+    /// The controller's environment `env` of EnvironmentSync `ns/name`: what it last applied,
+    /// read as its reconcile reads it (its git cache's mirror at that commit, its cluster as its
+    /// account, its keys). With `listing` (the environment's page), only once the API server
+    /// says `user` may list Pods in every namespace the environment's releases go to; an
+    /// object's page asks of the object itself.
+    async fn applied(
+        self: &Arc<Self>,
+        auth: &Auth,
+        user: &crate::cluster::Subject,
+        ns: &str,
+        name: &str,
+        env: &str,
+        listing: bool,
+    ) -> Result<EnvSource> {
+        let sync = self.read_sync(ns, name).await?;
+        let applies = sync.status.as_ref().is_some_and(|s| s.environments.iter().any(|e| e.name == env));
+        let Some(shared) = auth.gitops.as_ref().filter(|_| applies) else {
+            return Err(Error::new(format!("EnvironmentSync {ns}/{name} applies no environment {env}")).as_not_found());
+        };
+        let applied =
+            crate::controllers::gitops::reconcile::applied(&sync, shared).await.map_err(|(reason, why)| {
+                Error::new(format!("cannot read what EnvironmentSync {ns}/{name} applied ({reason}): {why}"))
+            })?;
+        let (repo, commit) = (applied.fetched.repository.clone(), applied.fetched.commit.clone());
+        if listing {
+            let (at, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());
+            let read = move || crate::action::open_project(&at, Some(&rev))?.environment(&wanted);
+            let environment = tokio::task::spawn_blocking(read)
+                .await
+                .map_err(|err| Error::new(format!("reading environment {env}: {err}")))??;
+            let namespaces: std::collections::BTreeSet<&str> =
+                environment.releases.iter().map(|r| r.namespace.as_str()).collect();
+            for namespace in namespaces {
+                if !auth.may_on(user, "list", "", "pods", namespace, "").await? {
+                    return Err(Error::new(format!(
+                        "{} may not see environment {env} of EnvironmentSync {ns}/{name}: it may not list pods in namespace {namespace}",
+                        user.user
+                    ))
+                    .with_help(format!("that needs list on pods in namespace {namespace}, where the environment applies"))
+                    .as_forbidden());
+                }
+            }
+        }
+        Ok(EnvSource {
+            repo,
+            rev: Some(commit),
+            connect: crate::cluster::ConnectOptions { given: Some(applied.given), ..self.options.connect.clone() },
+            keys: applied.keys,
+            charts: applied.charts,
+            path: format!("{}/environments/{}", pages::sync_path(ns, name), pages::segment(env)),
+            _lease: Some(applied.fetched),
+        })
     }
 
     fn target(&self, namespace: &str) -> Target {
@@ -269,11 +352,14 @@ impl Server {
                 Answer { content_type: "text/javascript; charset=utf-8", ..Answer::text(StatusCode::OK, pages::SCRIPT) }
             }
             (&Method::GET, ["syncs", ns, name]) => self.sync(session, ns, name, query.get("done")).await,
-            (&Method::GET, ["syncs", ns, name, "live"]) => {
-                let connect = self.options.connect.clone();
-                let options = WatchOptions::Sync { namespace: ns.to_string(), name: name.to_string(), connect };
-                self.live(request.headers(), options).await
-            }
+            (&Method::GET, ["syncs", ns, name, "live"]) => match &self.auth {
+                Some(auth) => sync_live(&auth.syncs, request.headers(), ns, name).await,
+                None => {
+                    let connect = self.options.connect.clone();
+                    let options = WatchOptions::Sync { namespace: ns.to_string(), name: name.to_string(), connect };
+                    self.live(request.headers(), options).await
+                }
+            },
             (&Method::GET, ["syncs", ns, name, "confirm", action]) => {
                 self.confirm(session, ns, name, action, query.get("digest")).await
             }
@@ -281,13 +367,29 @@ impl Server {
                 let (ns, name, action) = (ns.to_string(), name.to_string(), action.to_string());
                 self.act(request, session, &ns, &name, &action).await
             }
-            (&Method::GET, ["environments", env]) => self.environment(session, env, &query).await,
+            (&Method::GET, ["environments", env]) => self.environment(session, env, self.local(env), &query).await,
             (&Method::GET, ["environments", env, "live"]) => {
                 let (repo, connect) = (self.options.repo.clone(), self.options.connect.clone());
                 let options = WatchOptions::Environment { repo, env: env.to_string(), connect };
                 self.live(request.headers(), options).await
             }
-            (&Method::GET, ["environments", env, "object"]) => self.object(session, env, &query).await,
+            (&Method::GET, ["environments", env, "object"]) => {
+                self.object(session, None, env, self.local(env), &query).await
+            }
+            (&Method::GET, ["syncs", ns, name, "environments", env, rest @ ..]) if rest.len() <= 1 => {
+                let (Some(auth), Some(user)) = (&self.auth, &user) else {
+                    return Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n");
+                };
+                let source = match self.applied(auth, user, ns, name, env, rest.is_empty()).await {
+                    Ok(source) => source,
+                    Err(err) => return self.error_page(session, read_refusal(&err), &err),
+                };
+                match rest {
+                    [] => self.environment(session, env, source, &query).await,
+                    ["object"] => self.object(session, Some(user), env, source, &query).await,
+                    _ => Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n"),
+                }
+            }
             (&Method::GET, ["environments", env, "releases", release]) => {
                 self.release(session, env, release, &query).await
             }
@@ -541,13 +643,14 @@ impl Server {
     /// Nothing of the token is ever answered, logged or kept but in the session.
     async fn sign_in(&self, request: Request<Incoming>, session: &str) -> Answer {
         let Some(auth) = &self.auth else { return Answer::text(StatusCode::NOT_FOUND, "not found\n") };
-        let client = request.extensions().get::<std::net::SocketAddr>().map(|peer| peer.ip());
+        let peer = request.extensions().get::<std::net::SocketAddr>().map(|peer| peer.ip());
+        let peer = peer.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        let client = super::proxy::client_address(peer, request.headers(), &auth.trusted_proxies);
         let form = match self.checked_form(request, session).await {
             Ok(form) => form,
             Err(refused) => return refused,
         };
         let token = form.get("token").map(String::as_str).unwrap_or_default();
-        let client = client.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
         let refused = match auth.sign_in(client, token).await {
             Ok(id) => {
                 let name = auth.name_of(&id).unwrap_or_default();
@@ -581,8 +684,16 @@ impl Server {
         Answer { session: Some((auth::new_id(), None)), ..Answer::see_other("/sign-in".to_string()) }
     }
 
-    /// One live object of the environment's cluster (`?apiVersion=&kind=&namespace=&name=`).
-    async fn object(self: &Arc<Self>, session: &str, env: &str, query: &HashMap<String, String>) -> Answer {
+    /// One live object of the environment's cluster (`?apiVersion=&kind=&namespace=&name=`),
+    /// shown in the controller only when `user` may get it.
+    async fn object(
+        self: &Arc<Self>,
+        session: &str,
+        user: Option<&crate::cluster::Subject>,
+        env: &str,
+        source: EnvSource,
+        query: &HashMap<String, String>,
+    ) -> Answer {
         let given = |key: &str| query.get(key).filter(|v| !v.is_empty()).cloned();
         let (Some(api_version), Some(kind), Some(name)) = (given("apiVersion"), given("kind"), given("name")) else {
             return Answer::text(
@@ -591,27 +702,44 @@ impl Server {
             );
         };
         let options = crate::action::object::ObjectOptions {
-            repo: self.options.repo.clone(),
+            repo: source.repo.clone(),
+            rev: source.rev.clone(),
             env: env.to_string(),
-            connect: self.options.connect.clone(),
+            connect: source.connect.clone(),
             api_version,
             kind,
             namespace: given("namespace"),
             name,
-            keys: self.options.keys.clone(),
+            keys: source.keys.clone(),
         };
         let wanted = options.clone();
         let me = self.clone();
         let found = run(async move |on| {
             let cx = Context { redactor: &me.options.redactor, on };
-            let cluster = crate::action::cluster_of(&options.repo, &options.env, options.connect.clone()).await?;
+            let (repo, rev) = (&options.repo, options.rev.as_deref());
+            let cluster = crate::action::cluster_of(repo, rev, &options.env, options.connect.clone()).await?;
             Ok(crate::action::object::object(&options, cx).await?.map(|live| (live, cluster)))
         })
         .await;
         match found.and_then(Ran::result) {
             Ok((Some((live, cluster)), warnings)) => {
+                if let (Some(auth), Some(user), Some(resource)) = (&self.auth, user, &live.resource) {
+                    let ns = wanted.namespace.as_deref().unwrap_or_default();
+                    let (group, plural) = (&resource.group, &resource.plural);
+                    match auth.may_on(user, "get", group, plural, ns, &wanted.name).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            let what = if group.is_empty() { plural.clone() } else { format!("{plural}.{group}") };
+                            let err = Error::new(format!("{} may not get {} {}", user.user, wanted.kind, wanted.name))
+                                .with_help(format!("that needs get on {what} in namespace {ns}"));
+                            return self.error_page(session, StatusCode::FORBIDDEN, &err);
+                        }
+                        Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+                    }
+                }
                 let page = pages::ObjectPage::new(env, &wanted, &live);
-                self.page("object.html", &self.env_chrome(session, &cluster, warnings), page)
+                let chrome = Chrome { env_path: source.path.clone(), ..self.env_chrome(session, &cluster, warnings) };
+                self.page("object.html", &chrome, page)
             }
             Ok((None, _)) => self.error_page(
                 session,
@@ -642,7 +770,7 @@ impl Server {
             connect: self.options.connect.clone(),
         };
         let found = run(async move |on| {
-            let cluster = crate::action::cluster_of(&options.repo, &options.env, options.connect.clone()).await?;
+            let cluster = crate::action::cluster_of(&options.repo, None, &options.env, options.connect.clone()).await?;
             Ok((crate::action::history::history(&options, on).await?, cluster))
         })
         .await;
@@ -756,41 +884,48 @@ impl Server {
 
     /// A local environment: `weaver status` (with the objects' dependents and events),
     /// `weaver diff` and `weaver drift` of it, at once, sharing connections and discovery.
-    async fn environment(self: &Arc<Self>, session: &str, env: &str, query: &HashMap<String, String>) -> Answer {
+    async fn environment(
+        self: &Arc<Self>,
+        session: &str,
+        env: &str,
+        source: EnvSource,
+        query: &HashMap<String, String>,
+    ) -> Answer {
         let me = self.clone();
         let env_name = env.to_string();
+        let path = source.path.clone();
         let results = run(async move |on| {
-            let o = &me.options;
+            let (o, s) = (&me.options, &source);
             let servers = crate::cluster::SharedServers::new(o.concurrency)?;
-            let cluster = crate::action::cluster_of(&o.repo, &env_name, o.connect.clone()).await?;
+            let cluster = crate::action::cluster_of(&s.repo, s.rev.as_deref(), &env_name, s.connect.clone()).await?;
             let selection = crate::action::render::Selection {
                 env: env_name,
                 releases: Vec::new(),
                 selectors: Vec::new(),
                 changed_since: None,
-                repo: o.repo.clone(),
-                rev: None,
+                repo: s.repo.clone(),
+                rev: s.rev.clone(),
                 loaded: None,
             };
             let observe = crate::action::drift::DriftOptions {
                 selection: selection.clone(),
-                connect: o.connect.clone(),
+                connect: s.connect.clone(),
                 concurrency: o.concurrency,
                 servers: Some(servers.clone()),
-                keys: o.keys.clone(),
+                keys: s.keys.clone(),
                 // A page view is no run of `weaver drift`: nobody is notified.
                 notify: false,
             };
             let plan = crate::action::plan::PlanOptions {
                 render: crate::action::render::RenderOptions {
                     selection,
-                    keys: o.keys.clone(),
+                    keys: s.keys.clone(),
                     if_empty: crate::action::render::IfEmpty::Warn,
                     validate: crate::validate::Mode::Warn,
                     overrides: Default::default(),
-                    charts: crate::source::charts::Archives::Machine,
+                    charts: s.charts.clone(),
                 },
-                against: crate::action::plan::Against::Cluster(o.connect.clone()),
+                against: crate::action::plan::Against::Cluster(s.connect.clone()),
                 server_side: false,
                 concurrency: o.concurrency,
                 prune_releases: crate::action::PruneReleases::Everywhere,
@@ -829,8 +964,14 @@ impl Server {
             drift: drift.as_ref().map(crate::report::json::DriftReport::new),
             events: status.as_ref().map_or(&[], |s| &s.events),
         };
-        let live = Some(format!("/environments/{}/live", pages::segment(env)));
-        let chrome = Chrome { server: pages::cluster_name(&cluster), live, ..self.chrome(session, errors, warnings) };
+        // The controller's environments are read at a commit: nothing to follow live (yet).
+        let live = self.auth.is_none().then(|| format!("{path}/live"));
+        let chrome = Chrome {
+            server: pages::cluster_name(&cluster),
+            live,
+            env_path: path,
+            ..self.chrome(session, errors, warnings)
+        };
         self.page("environment.html", &chrome, page)
     }
 
@@ -878,6 +1019,20 @@ impl Server {
         }
         ran.value
     }
+}
+
+/// The controller's live updates of an EnvironmentSync's page, from its watch of them (as
+/// [`Server::live`] answers, without a connection, discovery or watch of its own per request).
+async fn sync_live(syncs: &crate::cluster::SyncCache, headers: &HeaderMap, ns: &str, name: &str) -> Answer {
+    let marks = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(pages::marks_of);
+    let body = match marks.as_deref() {
+        Some([mark]) => match syncs.next_change(ns, name, mark, pages::LIVE_WAIT).await {
+            Some(now) => pages::live_event(&[now], Some(&format!("EnvironmentSync {name}"))),
+            None => pages::live_event(std::slice::from_ref(mark), None),
+        },
+        _ => pages::live_event(&[syncs.mark(ns, name)], None),
+    };
+    Answer { content_type: "text/event-stream; charset=utf-8", ..Answer::text(StatusCode::OK, body) }
 }
 
 /// The repository's environments (not the abstract ones) whose labels `selector` matches: none

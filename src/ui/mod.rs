@@ -17,6 +17,7 @@
 mod auth;
 mod http;
 mod pages;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,15 @@ pub struct SignIn {
     pub client: kube::Client,
     /// The EnvironmentSyncs the pages show.
     pub syncs: crate::cluster::SyncCache,
+    /// What the EnvironmentSync controller's reconciles share (the git cache, the tenants'
+    /// tokens): an environment's pages read what its EnvironmentSync applied through them.
+    pub gitops: Option<Arc<crate::controllers::gitops::reconcile::Shared>>,
+    /// The proxies in front (an Ingress controller) whose `X-Forwarded-For` names the client
+    /// the sign-in rate limit counts; from any other peer, the peer is the client.
+    pub trusted_proxies: Vec<proxy::Cidr>,
+    /// How often a session's token is reviewed again: a token revoked (its ServiceAccount
+    /// deleted, its OIDC session ended) signs its user out within this.
+    pub review_every: std::time::Duration,
 }
 
 /// The address `weaver ui` may listen on: a loopback one, `--address` named when it is not.

@@ -95,6 +95,9 @@ pub struct Chrome {
     pub live: Option<String>,
     /// The user signed in to the controller's UI (`weaver ui` has none: it is the kubeconfig's).
     pub user: Option<String>,
+    /// The path an environment's pages are under (`/environments/ENV`; in the controller
+    /// `/syncs/NAMESPACE/NAME/environments/ENV`); empty on other pages.
+    pub env_path: String,
 }
 
 /// What the fleet page selects: `?label=SELECTOR&state=STATE`.
@@ -503,6 +506,7 @@ mod tests {
             csrf: "t".into(),
             live: None,
             user: Some("<b>u</b>".into()),
+            env_path: String::new(),
         };
         let filter = Filter { label: Some("a=\"><b>".into()), state: None };
         let html = pages.render("fleet.html", &chrome, fleet(&filter, &[], &[])).unwrap();

@@ -38,6 +38,18 @@ pub fn headless_url(browser: &Path, profile: &Path, url: &str, args: &[&str]) ->
     String::from_utf8(out.stdout).expect("the DOM is UTF-8")
 }
 
+/// A PNG of the page at `url`, taken by headless Chromium with `args` (window size, theme,
+/// zoom), written to `file`: the book's screenshots.
+pub fn screenshot(url: &str, file: &Path, args: &[&str]) {
+    let chromium = chromium().expect("Chromium, for the book's screenshots");
+    let profile = tempfile::tempdir().unwrap();
+    let shot = format!("--screenshot={}", file.display());
+    let mut all = vec![shot.as_str(), "--hide-scrollbars"];
+    all.extend_from_slice(args);
+    headless_url(&chromium, profile.path(), url, &all);
+    assert!(std::fs::read(file).expect("chromium wrote the screenshot").starts_with(b"\x89PNG"));
+}
+
 /// The text of the element with `id`, from a serialized DOM.
 pub fn text_of<'a>(dom: &'a str, id: &str) -> &'a str {
     let open = format!("id=\"{id}\">");

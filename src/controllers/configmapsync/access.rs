@@ -36,8 +36,13 @@ pub async fn may(
     name: &str,
 ) -> Result<Verdict, kube::Error> {
     let subject = Subject::service_account(&account.namespace, &account.name);
-    let question =
-        Question { verb, group: "", resource: "configmaps", namespace: namespace.to_string(), name: name.to_string() };
+    let question = Question {
+        verb,
+        group: String::new(),
+        resource: "configmaps".into(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    };
     if access.may(&subject, &question).await? {
         return Ok(Verdict::Allowed);
     }

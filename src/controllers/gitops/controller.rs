@@ -39,7 +39,7 @@ pub struct Settings {
 
 /// What every reconcile shares.
 pub struct Context {
-    shared: Shared,
+    shared: Arc<Shared>,
     recorder: Recorder,
     syncs: Store<EnvironmentSync>,
     /// The status this controller last wrote to each EnvironmentSync, with the resourceVersion
@@ -74,7 +74,7 @@ fn spec_or_request(sync: &EnvironmentSync) -> Option<u64> {
 }
 
 /// Runs the controller until `shutdown` completes; in-flight reconciles finish first.
-pub async fn run(shared: Shared, settings: Settings, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = shared.client.clone();
     let mut selected = watcher::Config::default();
     if let Some(selector) = &settings.label_selector {

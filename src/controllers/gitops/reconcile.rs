@@ -713,6 +713,46 @@ async fn keys_for(
     })
 }
 
+/// What the UI reads an EnvironmentSync's environments with: its source at the commit it last
+/// applied, the cluster it applies to as its account, its decryption keys and the remote
+/// charts; each as a reconcile gets it (the git cache's mirror, fetched only when it lacks the
+/// commit), so the pages show what the controller applied.
+pub struct Applied {
+    pub fetched: Fetched,
+    pub given: GivenCluster,
+    pub keys: Keys,
+    pub charts: Archives,
+}
+
+/// What `sync` last applied, read as its reconcile reads it: Err (reason, message) when it has
+/// applied nothing yet, or what it applied cannot be read (the account, the Secrets, the fetch).
+pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Applied, (&'static str, String)> {
+    let namespace = sync.namespace().unwrap_or_default();
+    let Some(commit) = sync.status.as_ref().and_then(|s| s.last_applied_revision.clone()) else {
+        return Err(("NotApplied", format!("EnvironmentSync {namespace}/{} has applied nothing yet", sync.name_any())));
+    };
+    // A suspended EnvironmentSync still shows what it applied.
+    let mut shown = sync.clone();
+    shown.spec.suspend = false;
+    let spec = match plan::gate(&shown, shared.default_account.as_deref()) {
+        plan::Gate::Go(spec) => Spec { reference: (super::api::RefKind::Commit, commit), ..spec },
+        plan::Gate::Invalid { reason, message } => return Err((reason, message)),
+        plan::Gate::Suspended => return Err(("Suspended", "suspended".to_string())),
+    };
+    let tenant = tenant_client(&namespace, &spec, shared).await?;
+    let request = fetch_request(sync, &namespace, &spec, &tenant).await?;
+    let cache = shared.cache.clone();
+    let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, spec.interval)).await {
+        Ok(Ok(fetched)) => fetched,
+        Ok(Err(err)) => return Err((err.failure.reason(), with_secret(&err, sync, &namespace))),
+        Err(join) => return Err(("GitFetchFailed", format!("the fetch stopped: {join}"))),
+    };
+    let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
+    let keys = keys_for(sync, &namespace, &tenant).await?;
+    let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
+    Ok(Applied { fetched, given, keys, charts })
+}
+
 /// Seconds since `started`, for the history.
 pub fn seconds_since(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 10.0).round() / 10.0

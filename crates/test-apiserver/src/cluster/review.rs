@@ -72,8 +72,22 @@ impl Cluster {
         if token.is_empty() {
             return Err(ApiError::bad_request("token is required for TokenReview in authentication"));
         }
-        let Some((user, issued)) = self.authenticate(token).zip(self.tokens.get(token)) else {
+        let Some(issued) = self.tokens.get(token) else {
             return Ok(json!({"user": {}, "error": "invalid bearer token"}));
+        };
+        let Some(user) = self.authenticate(token) else {
+            // A token of a ServiceAccount since deleted: kube-apiserver 1.32 says which.
+            let key = super::ObjKey {
+                group: String::new(),
+                resource: "serviceaccounts".into(),
+                namespace: issued.namespace.clone(),
+                name: issued.name.clone(),
+            };
+            let error = match self.objects().get(&key) {
+                None => format!("[invalid bearer token, serviceaccounts \"{}\" not found]", issued.name),
+                Some(_) => "invalid bearer token".to_string(),
+            };
+            return Ok(json!({"user": {}, "error": error}));
         };
         Ok(json!({
             "authenticated": true,

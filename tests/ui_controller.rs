@@ -113,29 +113,40 @@ fn cookie_of(reply: &Reply) -> String {
 /// ServiceAccount `name` of `ns`, which may read and patch the EnvironmentSyncs of `ns` only;
 /// its token, once the API server's authorizer says so.
 fn team_member(cluster: &TestCluster, ns: &str, name: &str) -> String {
-    let identity = cluster.service_account(ns, name);
+    cluster.service_account(ns, name);
+    grant(
+        cluster,
+        ns,
+        name,
+        &format!("{name}-syncs"),
+        json!({"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"],
+        "verbs": ["get", "list", "watch", "patch"]}),
+    );
+    cluster.token(ns, name)
+}
+
+/// Role `role` of `ns` with `rule`, bound to ServiceAccount `name` there, once the API server's
+/// authorizer says so (as the account sees it itself: a new binding takes a moment).
+fn grant(cluster: &TestCluster, ns: &str, name: &str, role: &str, rule: serde_json::Value) {
     cluster.create(&json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "syncs", "namespace": ns},
-        "rules": [{"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"], "verbs": ["get", "list", "watch", "patch"]}],
+        "metadata": {"name": role, "namespace": ns}, "rules": [rule],
     }));
     cluster.create(&json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "syncs", "namespace": ns},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "syncs"},
+        "metadata": {"name": role, "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
     }));
-    // As the account sees it itself (a SelfSubjectAccessReview): a new binding takes a moment.
-    let client = cluster.client_for(&identity);
+    let client = cluster.client_for(&cluster.identity(ns, name));
     let reviews: kube::Api<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview> = kube::Api::all(client);
     let review = serde_json::from_value(json!({"spec": {"resourceAttributes": {
-        "namespace": ns, "verb": "patch", "group": "weaver.example.com", "resource": "environmentsyncs"}}}))
+        "namespace": ns, "verb": rule["verbs"][0], "group": rule["apiGroups"][0], "resource": rule["resources"][0]}}}))
     .unwrap();
     eventually("the Role to apply", || {
         let answer = cluster.block_on(reviews.create(&Default::default(), &review)).map_err(|e| e.to_string())?;
         answer.status.filter(|s| s.allowed).map(drop).ok_or_else(|| "not allowed yet".to_string())
     });
-    cluster.token(ns, name)
 }
 
 #[test]
@@ -379,4 +390,106 @@ fn a_sync_page_hears_of_changes_from_the_controllers_watch() {
     let other = cluster.namespace("other");
     create(&cluster, &other, "blog", json!({"suspend": true}));
     assert_eq!(controller.get(&format!("/syncs/{other}/blog/live"), Some(&session)).status, 403);
+}
+
+#[test]
+fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies() {
+    use base64::Engine as _;
+    if !crate::gitops::http_or_skip() {
+        return;
+    }
+    let (cluster, _, _) = setup();
+    // Namespace `app`, where the sync's account `deployer` applies environment `dev`.
+    let app = crate::gitops::tenant(&cluster);
+    let source = crate::gitops::Source::new(&app);
+    let literal = "chart-literal-0xq7";
+    source.write(
+        "charts/app/templates/secret.yaml",
+        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{{{ release.name }}}}-key\nstringData:\n  password: {literal}\n"),
+    );
+    let commit = source.commit("first");
+    let mut sync = crate::gitops::environment_sync(&cluster, &app, "shop", crate::gitops::spec(&source, json!({})));
+    sync["metadata"]["labels"]["test"] = json!(cluster.prefix);
+    cluster.create(&sync);
+    let outsider = team_member(&cluster, &app, "outsider");
+    let viewer = team_member(&cluster, &app, "viewer");
+    grant(
+        &cluster,
+        &app,
+        "viewer",
+        "viewer-reads",
+        json!({"apiGroups": [""], "resources": ["pods", "configmaps"],
+        "verbs": ["list", "get"]}),
+    );
+    let controller = Controller::start(&cluster, &[]);
+    let live = crate::gitops::until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the commit applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], commit);
+    // Changed by hand since: the page's plan shows it put back.
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": app}});
+    cluster.merge_patch(&config_map, &json!({"data": {"greeting": "edited-by-hand"}}), "kubectl-edit");
+
+    let mut replies = Vec::new();
+    let env = format!("/syncs/{app}/shop/environments/dev");
+    // May get the EnvironmentSync, not list where it applies: refused.
+    let session = controller.sign_in(&outsider);
+    let refused = controller.get(&env, Some(&session));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("may not list pods in namespace"), "{}", refused.body);
+    replies.push(refused);
+
+    // May list there: the objects as a tree with their health, and the plan of the commit the
+    // sync applied against the cluster, read as the sync's account.
+    let session = controller.sign_in(&viewer);
+    let sync_page = controller.get(&format!("/syncs/{app}/shop"), Some(&session));
+    // Links as a browser reads them (the templates escape a path's slashes).
+    let links = |reply: &Reply| reply.body.replace("&#x2f;", "/").replace("&amp;", "&");
+    assert!(links(&sync_page).contains(&format!("href=\"{env}\" id=\"environment-dev\"")), "{}", sync_page.body);
+    let page = controller.get(&env, Some(&session));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("role=\"alert\""), "every part of the page was read: {}", page.body);
+    assert!(page.body.contains("id=\"release-app\""), "{}", page.body);
+    assert!(page.body.contains("data-kind=\"ConfigMap\" data-name=\"app\""), "{}", page.body);
+    assert!(page.body.contains("data-kind=\"Secret\" data-name=\"app-key\""), "{}", page.body);
+    assert!(
+        page.body.contains("-  greeting: edited-by-hand") && page.body.contains("+  greeting: hello"),
+        "{}",
+        page.body
+    );
+    let object = |kind: &str, name: &str| format!("{env}/object?apiVersion=v1&kind={kind}&namespace={app}&name={name}");
+    assert!(links(&page).contains(&object("ConfigMap", "app")), "{}", page.body);
+    assert!(!links(&page).contains(&format!("{env}/releases/")), "no link to a page not served: {}", page.body);
+    replies.push(page);
+
+    // An object's page: its live YAML, when the user may get it; a Secret redacted, and only
+    // for a user who may get Secrets.
+    let config = controller.get(&object("ConfigMap", "app"), Some(&session));
+    assert_eq!(config.status, 200, "{}", config.body);
+    assert!(config.body.contains("greeting: edited-by-hand"), "{}", config.body);
+    replies.push(config);
+    let secret = controller.get(&object("Secret", "app-key"), Some(&session));
+    assert_eq!(secret.status, 403, "{}", secret.body);
+    assert!(secret.body.contains("get on secrets in namespace"), "{}", secret.body);
+    replies.push(secret);
+    grant(
+        &cluster,
+        &app,
+        "viewer",
+        "viewer-secrets",
+        json!({"apiGroups": [""], "resources": ["secrets"],
+        "verbs": ["get"]}),
+    );
+    let shown = eventually("the grant to reach the UI (its answers are kept 10 s)", || {
+        let page = controller.get(&object("Secret", "app-key"), Some(&session));
+        (page.status == 200).then_some(page).ok_or_else(|| "still refused".to_string())
+    });
+    assert!(shown.body.contains("&lt;redacted&gt;"), "{}", shown.body);
+    replies.push(shown);
+
+    // No value of a Secret and no token anywhere.
+    let encoded = base64::engine::general_purpose::STANDARD.encode(literal);
+    for reply in &replies {
+        for secret in [literal, encoded.as_str(), outsider.as_str(), viewer.as_str()] {
+            assert!(!reply.body.contains(secret), "{secret} in {}", reply.body);
+        }
+    }
 }

@@ -95,6 +95,9 @@ struct EnvSource {
     connect: crate::cluster::ConnectOptions,
     keys: crate::action::Keys,
     charts: crate::source::charts::Archives,
+    /// Where the plan looks for releases the environment no longer has: a controller's
+    /// tenant may not list Secrets across the cluster, and prunes as its reconcile does.
+    prune_releases: crate::action::PruneReleases,
     /// The path the environment's pages are under.
     path: String,
     /// Held while the page reads the mirror: the git cache evicts no mirror that is leased.
@@ -228,6 +231,7 @@ impl Server {
             connect: self.options.connect.clone(),
             keys: self.options.keys.clone(),
             charts: crate::source::charts::Archives::Machine,
+            prune_releases: crate::action::PruneReleases::Everywhere,
             path: format!("/environments/{}", pages::segment(env)),
             _lease: None,
         }
@@ -282,6 +286,7 @@ impl Server {
             connect: crate::cluster::ConnectOptions { given: Some(applied.given), ..self.options.connect.clone() },
             keys: applied.keys,
             charts: applied.charts,
+            prune_releases: applied.prune_releases,
             path: format!("{}/environments/{}", pages::sync_path(ns, name), pages::segment(env)),
             _lease: Some(applied.fetched),
         })
@@ -928,7 +933,7 @@ impl Server {
                 against: crate::action::plan::Against::Cluster(s.connect.clone()),
                 server_side: false,
                 concurrency: o.concurrency,
-                prune_releases: crate::action::PruneReleases::Everywhere,
+                prune_releases: s.prune_releases.clone(),
                 servers: Some(servers),
             };
             let cx = Context { redactor: &o.redactor, on };

@@ -313,13 +313,8 @@ impl Run<'_> {
         }
     }
 
-    /// Releases the environment no longer has are removed with `prune`, found in the
-    /// environment's namespaces: its tenant's account may not list Secrets across the cluster.
     fn prune_releases(&self) -> PruneReleases {
-        match self.spec.prune {
-            true => PruneReleases::InEnvironment,
-            false => PruneReleases::No,
-        }
+        prune_releases(self.spec)
     }
 
     fn connect(&self) -> ConnectOptions {
@@ -713,6 +708,15 @@ async fn keys_for(
     })
 }
 
+/// Releases the environment no longer has are removed with `prune`, found in the
+/// environment's namespaces: its tenant's account may not list Secrets across the cluster.
+fn prune_releases(spec: &Spec) -> PruneReleases {
+    match spec.prune {
+        true => PruneReleases::InEnvironment,
+        false => PruneReleases::No,
+    }
+}
+
 /// What the UI reads an EnvironmentSync's environments with: its source at the commit it last
 /// applied, the cluster it applies to as its account, its decryption keys and the remote
 /// charts; each as a reconcile gets it (the git cache's mirror, fetched only when it lacks the
@@ -722,6 +726,7 @@ pub struct Applied {
     pub given: GivenCluster,
     pub keys: Keys,
     pub charts: Archives,
+    pub prune_releases: PruneReleases,
 }
 
 /// What `sync` last applied, read as its reconcile reads it: Err (reason, message) when it has
@@ -750,7 +755,7 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Applied,
     let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
     let keys = keys_for(sync, &namespace, &tenant).await?;
     let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
-    Ok(Applied { fetched, given, keys, charts })
+    Ok(Applied { fetched, given, keys, charts, prune_releases: prune_releases(&spec) })
 }
 
 /// Seconds since `started`, for the history.

@@ -436,6 +436,9 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(refused.body.contains("may not list pods in namespace"), "{}", refused.body);
     replies.push(refused);
+    let history = controller.get(&format!("{env}/releases/app"), Some(&session));
+    assert_eq!(history.status, 403, "{}", history.body);
+    replies.push(history);
 
     // May list there: the objects as a tree with their health, and the plan of the commit the
     // sync applied against the cluster, read as the sync's account.
@@ -457,8 +460,19 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     );
     let object = |kind: &str, name: &str| format!("{env}/object?apiVersion=v1&kind={kind}&namespace={app}&name={name}");
     assert!(links(&page).contains(&object("ConfigMap", "app")), "{}", page.body);
-    assert!(!links(&page).contains(&format!("{env}/releases/")), "no link to a page not served: {}", page.body);
+    assert!(links(&page).contains(&format!("href=\"{env}/releases/app\"")), "{}", page.body);
     replies.push(page);
+
+    // The release's history, each revision with what it changed; no rollback offered here.
+    let release = controller.get(&format!("{env}/releases/app"), Some(&session));
+    assert_eq!(release.status, 200, "{}", release.body);
+    assert!(
+        release.body.contains("id=\"changes-1\"") && release.body.contains(">+  greeting: hello<"),
+        "{}",
+        release.body
+    );
+    assert!(!release.body.contains("confirm/rollback"), "{}", release.body);
+    replies.push(release);
 
     // An object's page: its live YAML, when the user may get it; a Secret redacted, and only
     // for a user who may get Secrets.

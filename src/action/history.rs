@@ -13,6 +13,8 @@ use crate::release::record::Record;
 #[derive(Debug, Clone)]
 pub struct HistoryOptions {
     pub repo: std::path::PathBuf,
+    /// The commit the environment is read at; None: the working tree.
+    pub rev: Option<String>,
     pub env: String,
     pub release: String,
     pub connect: ConnectOptions,
@@ -26,7 +28,7 @@ pub struct History {
 }
 
 pub async fn history(options: &HistoryOptions, on: OnProgress<'_>) -> Result<History> {
-    let env = open_project(&options.repo, None)?.environment(&options.env)?;
+    let env = open_project(&options.repo, options.rev.as_deref())?.environment(&options.env)?;
     let release = release(&env, &options.release)?.clone();
     let cluster = connect(options.connect.clone(), &env, "reading from", on).await?;
     let records = release_records(&cluster, &release, &env.name).await?;

@@ -12,6 +12,7 @@ use crate::report::json::{HistoryReport, to_text};
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &HistoryArgs) -> Result<ExitCode> {
     let options = HistoryOptions {
         repo: global.repo.clone(),
+        rev: None,
         env: args.env.clone(),
         release: args.release.clone(),
         connect: connect_options(&args.cluster),

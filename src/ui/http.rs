@@ -239,7 +239,7 @@ impl Server {
 
     /// The controller's environment `env` of EnvironmentSync `ns/name`: what it last applied,
     /// read as its reconcile reads it (its git cache's mirror at that commit, its cluster as its
-    /// account, its keys). With `listing` (the environment's page), only once the API server
+    /// account, its keys). With `listing` (the environment's and its releases' pages), only once the API server
     /// says `user` may list Pods in every namespace the environment's releases go to; an
     /// object's page asks of the object itself.
     async fn applied(
@@ -381,22 +381,26 @@ impl Server {
             (&Method::GET, ["environments", env, "object"]) => {
                 self.object(session, None, env, self.local(env), &query).await
             }
-            (&Method::GET, ["syncs", ns, name, "environments", env, rest @ ..]) if rest.len() <= 1 => {
+            (&Method::GET, ["syncs", ns, name, "environments", env, rest @ ..])
+                if matches!(rest, [] | ["object"] | ["releases", _]) =>
+            {
                 let (Some(auth), Some(user)) = (&self.auth, &user) else {
                     return Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n");
                 };
-                let source = match self.applied(auth, user, ns, name, env, rest.is_empty()).await {
+                // An object's page asks of the object itself; the others show the namespaces'.
+                let listing = rest != ["object"];
+                let source = match self.applied(auth, user, ns, name, env, listing).await {
                     Ok(source) => source,
                     Err(err) => return self.error_page(session, read_refusal(&err), &err),
                 };
                 match rest {
-                    [] => self.environment(session, env, source, &query).await,
                     ["object"] => self.object(session, Some(user), env, source, &query).await,
-                    _ => Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n"),
+                    ["releases", release] => self.release(session, env, source, release, &query).await,
+                    _ => self.environment(session, env, source, &query).await,
                 }
             }
             (&Method::GET, ["environments", env, "releases", release]) => {
-                self.release(session, env, release, &query).await
+                self.release(session, env, self.local(env), release, &query).await
             }
             (&Method::GET, ["environments", env, "releases", release, "confirm", "rollback"]) => {
                 self.confirm_rollback(session, env, release, query.get("revision"))
@@ -759,23 +763,25 @@ impl Server {
         }
     }
 
-    /// A release's recorded revisions, as `weaver history` reads them.
     /// A release's recorded revisions, as `weaver history` reads them, each with what it changed.
     async fn release(
         self: &Arc<Self>,
         session: &str,
         env: &str,
+        source: EnvSource,
         release: &str,
         query: &HashMap<String, String>,
     ) -> Answer {
         let options = crate::action::history::HistoryOptions {
-            repo: self.options.repo.clone(),
+            repo: source.repo.clone(),
+            rev: source.rev.clone(),
             env: env.to_string(),
             release: release.to_string(),
-            connect: self.options.connect.clone(),
+            connect: source.connect.clone(),
         };
         let found = run(async move |on| {
-            let cluster = crate::action::cluster_of(&options.repo, None, &options.env, options.connect.clone()).await?;
+            let (repo, rev) = (&options.repo, options.rev.as_deref());
+            let cluster = crate::action::cluster_of(repo, rev, &options.env, options.connect.clone()).await?;
             Ok((crate::action::history::history(&options, on).await?, cluster))
         })
         .await;
@@ -797,7 +803,8 @@ impl Server {
                     .collect();
                 let done = query.get("done").and_then(|d| pages::done_message(d));
                 let page = pages::ReleasePage { history, changes, layout, done };
-                self.page("release.html", &self.env_chrome(session, &cluster, warnings), page)
+                let chrome = Chrome { env_path: source.path.clone(), ..self.env_chrome(session, &cluster, warnings) };
+                self.page("release.html", &chrome, page)
             }
             Err(err) => self.error_page(session, read_refusal(&err), &err),
         }

@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 
 /// The demo's decrypted dev secrets, and the forms an output could carry them in.
 pub(crate) fn decrypted_forms(demo: &Demo) -> Vec<String> {
-    let text = run(demo, &["secrets", "decrypt", "secrets/dev.yaml"]).success().to_string();
+    decrypted_forms_in(demo.repo.path())
+}
+
+/// The decrypted secrets of `secrets/dev.yaml` in the repository at `dir` (the demo's), and the
+/// forms an output could carry them in.
+pub(crate) fn decrypted_forms_in(dir: &std::path::Path) -> Vec<String> {
+    let text = common::weaver_in(dir, &["secrets", "decrypt", "secrets/dev.yaml"], &[]).success().to_string();
     let tree: Value = serde_saphyr::from_str(&text).unwrap();
     let mut values = Vec::new();
     fn leaves(value: &Value, out: &mut Vec<String>) {

@@ -394,7 +394,6 @@ fn a_sync_page_hears_of_changes_from_the_controllers_watch() {
 
 #[test]
 fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies() {
-    use base64::Engine as _;
     if !crate::gitops::http_or_skip() {
         return;
     }
@@ -402,13 +401,25 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     // Namespace `app`, where the sync's account `deployer` applies environment `dev`.
     let app = crate::gitops::tenant(&cluster);
     let source = crate::gitops::Source::new(&app);
-    let literal = "chart-literal-0xq7";
+    // The demo's age-encrypted secrets, decrypted with a key the EnvironmentSync names.
+    let demo = common::project_root();
+    for file in ["secrets/dev.yaml", "secrets/dev.agekey"] {
+        source.write(file, &std::fs::read_to_string(demo.join(file)).unwrap());
+    }
+    source.write(
+        "environments/dev.yaml",
+        &format!("namespace: {app}\ncluster:\n  lockNamespace: {app}\nsecrets: [secrets/dev.yaml]\nreleases:\n  - name: app\n    chart: app\n"),
+    );
     source.write(
         "charts/app/templates/secret.yaml",
-        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{{{ release.name }}}}-key\nstringData:\n  password: {literal}\n"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ release.name }}-key\nstringData:\n  password: {{ secrets.redis.password | quote }}\n",
     );
     let commit = source.commit("first");
-    let mut sync = crate::gitops::environment_sync(&cluster, &app, "shop", crate::gitops::spec(&source, json!({})));
+    let key = std::fs::read_to_string(demo.join("secrets/dev.agekey")).unwrap();
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "age", "namespace": app},
+        "stringData": {"identity": key}}));
+    let decryption = json!({"decryption": {"secretRef": {"name": "age"}}});
+    let mut sync = crate::gitops::environment_sync(&cluster, &app, "shop", crate::gitops::spec(&source, decryption));
     sync["metadata"]["labels"]["test"] = json!(cluster.prefix);
     cluster.create(&sync);
     let outsider = team_member(&cluster, &app, "outsider");
@@ -499,11 +510,17 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     assert!(shown.body.contains("&lt;redacted&gt;"), "{}", shown.body);
     replies.push(shown);
 
-    // No value of a Secret and no token anywhere.
-    let encoded = base64::engine::general_purpose::STANDARD.encode(literal);
+    // No decrypted value and no token anywhere.
+    let mut secrets = crate::leaks::decrypted_forms_in(&demo);
+    // What the sync applied holds one: the pages had one to leak.
+    let key =
+        cluster.get(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app-key", "namespace": app}}));
+    let applied = key.unwrap()["data"]["password"].as_str().unwrap().to_string();
+    assert!(secrets.contains(&applied), "the Secret holds no decrypted value: {applied}");
+    secrets.extend([outsider, viewer]);
     for reply in &replies {
-        for secret in [literal, encoded.as_str(), outsider.as_str(), viewer.as_str()] {
-            assert!(!reply.body.contains(secret), "{secret} in {}", reply.body);
+        for secret in &secrets {
+            assert!(!reply.body.contains(secret.as_str()), "{secret} in {}", reply.body);
         }
     }
 }

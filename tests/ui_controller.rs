@@ -472,7 +472,29 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     let object = |kind: &str, name: &str| format!("{env}/object?apiVersion=v1&kind={kind}&namespace={app}&name={name}");
     assert!(links(&page).contains(&object("ConfigMap", "app")), "{}", page.body);
     assert!(links(&page).contains(&format!("href=\"{env}/releases/app\"")), "{}", page.body);
+    assert!(links(&page).contains(&format!("data-live=\"{env}/live\"")), "{}", page.body);
     replies.push(page);
+
+    // Live updates: where the page's watches stand, then the first change after it (an Event
+    // of its objects, as a rollout's would be).
+    let first = controller.get(&format!("{env}/live"), Some(&session));
+    assert_eq!(first.status, 200, "{}", first.body);
+    let marks = first.body.lines().find_map(|l| l.strip_prefix("id: ")).expect(&first.body).to_string();
+    let waiting = {
+        let (agent, url, session) =
+            (controller.agent.clone(), format!("{}{env}/live", controller.url), session.clone());
+        std::thread::spawn(move || {
+            let request = agent.get(url).header("Cookie", &session).header("Last-Event-ID", &marks);
+            Served::reply(request.call().expect("the UI answers"))
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "app.rolled", "namespace": app},
+        "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "name": "app", "namespace": app},
+        "reason": "Rolled", "message": "rolled by the test", "type": "Normal"}));
+    let changed = waiting.join().unwrap();
+    assert!(changed.body.contains("event: changed"), "{}", changed.body);
+    replies.extend([first, changed]);
 
     // The release's history, each revision with what it changed; no rollback offered here.
     let release = controller.get(&format!("{env}/releases/app"), Some(&session));

@@ -375,14 +375,14 @@ impl Server {
             (&Method::GET, ["environments", env]) => self.environment(session, env, self.local(env), &query).await,
             (&Method::GET, ["environments", env, "live"]) => {
                 let (repo, connect) = (self.options.repo.clone(), self.options.connect.clone());
-                let options = WatchOptions::Environment { repo, env: env.to_string(), connect };
+                let options = WatchOptions::Environment { repo, rev: None, env: env.to_string(), connect };
                 self.live(request.headers(), options).await
             }
             (&Method::GET, ["environments", env, "object"]) => {
                 self.object(session, None, env, self.local(env), &query).await
             }
             (&Method::GET, ["syncs", ns, name, "environments", env, rest @ ..])
-                if matches!(rest, [] | ["object"] | ["releases", _]) =>
+                if matches!(rest, [] | ["live"] | ["object"] | ["releases", _]) =>
             {
                 let (Some(auth), Some(user)) = (&self.auth, &user) else {
                     return Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n");
@@ -394,6 +394,11 @@ impl Server {
                     Err(err) => return self.error_page(session, read_refusal(&err), &err),
                 };
                 match rest {
+                    ["live"] => {
+                        let (repo, rev, connect) = (source.repo.clone(), source.rev.clone(), source.connect.clone());
+                        let options = WatchOptions::Environment { repo, rev, env: env.to_string(), connect };
+                        self.live(request.headers(), options).await
+                    }
                     ["object"] => self.object(session, Some(user), env, source, &query).await,
                     ["releases", release] => self.release(session, env, source, release, &query).await,
                     _ => self.environment(session, env, source, &query).await,
@@ -976,8 +981,7 @@ impl Server {
             drift: drift.as_ref().map(crate::report::json::DriftReport::new),
             events: status.as_ref().map_or(&[], |s| &s.events),
         };
-        // The controller's environments are read at a commit: nothing to follow live (yet).
-        let live = self.auth.is_none().then(|| format!("{path}/live"));
+        let live = Some(format!("{path}/live"));
         let chrome = Chrome {
             server: pages::cluster_name(&cluster),
             live,

@@ -512,6 +512,10 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     let config = controller.get(&object("ConfigMap", "app"), Some(&session));
     assert_eq!(config.status, 200, "{}", config.body);
     assert!(config.body.contains("greeting: edited-by-hand"), "{}", config.body);
+    // The fields each manager owns: the sync's apply and the hand edit.
+    for manager in ["weaver", "kubectl-edit"] {
+        assert!(config.body.contains(&format!("id=\"manager-{manager}\"")), "{manager}: {}", config.body);
+    }
     replies.push(config);
     let secret = controller.get(&object("Secret", "app-key"), Some(&session));
     assert_eq!(secret.status, 403, "{}", secret.body);

@@ -742,7 +742,8 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Applied,
     let spec = match plan::gate(&shown, shared.default_account.as_deref()) {
         plan::Gate::Go(spec) => Spec { reference: (super::api::RefKind::Commit, commit), ..spec },
         plan::Gate::Invalid { reason, message } => return Err((reason, message)),
-        plan::Gate::Suspended => return Err(("Suspended", "suspended".to_string())),
+        // Not reached (suspend was cleared above); said as the gate would say it.
+        plan::Gate::Suspended => return Err(("Suspended", "the EnvironmentSync is suspended".to_string())),
     };
     let tenant = tenant_client(&namespace, &spec, shared).await?;
     let request = fetch_request(sync, &namespace, &spec, &tenant).await?;

@@ -6,7 +6,11 @@
 //! pushed again when nothing is new.
 
 use crate::common;
-use crate::gitops::{Controller, Source, config_map, environment_sync, get, http_or_skip, spec, tenant, until_status};
+use crate::gitops::{
+    ChartServer, Controller, Source, config_map, environment_sync, get, http_or_skip, spec, tenant, until_status,
+};
+
+use std::time::Duration;
 
 use common::cluster::TestCluster;
 use serde_json::{Value, json};
@@ -173,6 +177,14 @@ fn a_branch_of_its_own_gets_the_promotion_once_and_an_unhealthy_source_gets_none
     // Staging's ConfigMap says it is not ok: unhealthy by the environment's rule.
     environment(&source, "staging", &staging_ns, "v2", "no", "");
     environment(&source, "prod", &namespace, "v1", "yes", &promotion("1s"));
+    // Prod also has a remote chart, which its plan renders from the controller's pulls.
+    let charts = ChartServer::start(Duration::ZERO);
+    let prod = std::fs::read_to_string(source.work().join("environments/prod.yaml")).unwrap();
+    let remote = "  - name: web\n    chart: stable/web\n    version: 1.0.0\n";
+    source.write("environments/prod.yaml", &format!("{prod}{remote}repositories:\n{}", charts.server.as_stable()));
+    let cli_cache = tempfile::tempdir().unwrap();
+    let cache = [("WEAVER_CHART_CACHE", cli_cache.path().to_str().unwrap())];
+    common::weaver_in(&source.work(), &["charts", "lock"], &cache).success();
     source.commit("staging and prod");
     let key = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(key.path(), KEY).unwrap();

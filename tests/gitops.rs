@@ -1067,15 +1067,15 @@ fn a_values_template_reads_no_environment_variable_of_the_controller() {
 
 /// An anonymous chart repository of web 1.0.0, 1.1.0 and 2.0.0 (remote_charts' own), counting
 /// the archives it sends; each archive is sent after `delay`, so that pulls not shared overlap.
-struct ChartServer {
+pub(crate) struct ChartServer {
     /// The served files: `charts/index.yaml`, `charts/web-<version>.tgz`.
     dir: tempfile::TempDir,
-    server: crate::remote_charts::TestServer,
+    pub(crate) server: crate::remote_charts::TestServer,
     archives_sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ChartServer {
-    fn start(delay: Duration) -> ChartServer {
+    pub(crate) fn start(delay: Duration) -> ChartServer {
         let dir = tempfile::tempdir().unwrap();
         crate::remote_charts::chart_repository(dir.path());
         let root = dir.path().to_path_buf();

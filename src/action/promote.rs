@@ -56,6 +56,9 @@ pub struct PromoteOptions {
     pub author: Option<(String, String)>,
     /// The key the source's records are checked with (`WEAVER_RECORD_KEY_FILE`'s).
     pub record_key: Option<RecordKey>,
+    /// Where the targets' remote charts come from: this machine's cache (the CLI's), or the
+    /// controller's, which pulls them.
+    pub charts: crate::source::charts::Archives,
 }
 
 impl PromoteOptions {
@@ -270,7 +273,7 @@ async fn promote_one(
         if_empty: IfEmpty::Warn,
         validate: crate::validate::Mode::Warn,
         overrides: Default::default(),
-        charts: crate::source::charts::Archives::Machine,
+        charts: options.charts.clone(),
     };
     let planning = PlanOptions {
         render,

@@ -37,6 +37,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
         rev: None,
         author: None,
         record_key: crate::secrets::record_key::RecordKey::from_environment()?,
+        charts: crate::source::charts::Archives::Machine,
     };
     let promotions = block_on(promote(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let provenance = crate::git::provenance(&global.repo, Some("HEAD"))?;

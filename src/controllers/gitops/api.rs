@@ -284,8 +284,9 @@ pub struct PromotionStatus {
     pub last_pushed_commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_push_time: Option<String>,
-    /// One entry per target environment.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// One entry per target environment; empty when none was judged (an error). Always
+    /// written: the status is a merge patch, which would keep the last run's otherwise.
+    #[serde(default)]
     pub targets: Vec<PromotionTarget>,
 }
 

@@ -614,6 +614,7 @@ impl Run<'_> {
             rev: Some(commit.clone()),
             author: Some(settings.author.clone()),
             record_key: self.record_key.clone(),
+            charts: Archives::Pulled(self.pulls.clone()),
         };
         let on = self.on();
         let cx = ActionContext { redactor: self.redactor, on: &on };

@@ -1026,6 +1026,28 @@ mod tests {
     }
 
     #[test]
+    fn a_soak_time_takes_days_written_in_hours_as_go_writes_them() {
+        use crate::project::{MAX_SOAK_TIME, humanize, parse_duration_up_to};
+        assert_eq!(parse_duration_up_to("72h", MAX_SOAK_TIME), Ok(Duration::from_secs(72 * 3600)));
+        assert_eq!(parse_duration_up_to("2160h", MAX_SOAK_TIME), Ok(MAX_SOAK_TIME));
+        assert_eq!(
+            parse_duration_up_to("2161h", MAX_SOAK_TIME).unwrap_err(),
+            "`2161h` is too long: expected at most 2160h"
+        );
+        for days in ["3d", "1w", "3 days", "1d12h"] {
+            let err = parse_duration_up_to(days, MAX_SOAK_TIME).unwrap_err();
+            assert!(err.contains("counts days or longer") && err.contains("72h"), "{days}: {err}");
+        }
+        // What the evidence says reads back as the same duration.
+        for text in ["72h", "1h30m", "25h0m5s", "45s", "500ms"] {
+            let duration = parse_duration_up_to(text, MAX_SOAK_TIME).unwrap();
+            assert_eq!(parse_duration_up_to(&humanize(duration), MAX_SOAK_TIME), Ok(duration), "{text}");
+        }
+        assert_eq!(humanize(Duration::from_secs(72 * 3600)), "72h");
+        assert_eq!(humanize(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
     fn out_of_range_zero_negative_and_malformed_durations_are_errors() {
         // These overflowed (a panic) or wrapped silently in the hand-written parser.
         assert!(parse_duration("18446744073709551615s1s").unwrap_err().contains("is not a duration"));

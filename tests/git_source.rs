@@ -857,3 +857,91 @@ fn ssh_refuses_hosts_not_listed_or_listed_with_another_key_and_wrong_client_keys
     let err = fetch(format!("ssh://git@127.0.0.1:{closed}/repo"), "client", &known_hosts);
     assert_eq!(err.failure, FetchFailure::Unreachable, "{err}");
 }
+
+/// A commit in `mirror` over `parent`'s tree with `file` set to `content`; its id.
+fn commit_in_mirror(mirror: &Path, parent: &str, file: &str, content: &str) -> String {
+    let repo = Repository::open_bare(mirror).unwrap();
+    let parent = repo.find_commit(Oid::from_str(parent).unwrap()).unwrap();
+    let mut tree = repo.treebuilder(Some(&parent.tree().unwrap())).unwrap();
+    tree.insert(file, repo.blob(content.as_bytes()).unwrap(), 0o100644).unwrap();
+    let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+    let signature = Signature::new("pusher", "pusher@weaver.invalid", &Time::new(1_700_000_100, 0)).unwrap();
+    repo.commit(None, &signature, &signature, "pushed", &tree, &[&parent]).unwrap().to_string()
+}
+
+/// Pushes over both transports: a new branch and a fast-forward of the tracked one, nothing
+/// when the branch holds the commit or the same change, a non-fast-forward refused unless
+/// forced, and the server's refusal of the credentials named without them.
+fn pushes(url: &str, credentials: Credentials, wrong: Credentials, served: &mut Served) {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
+    let to = |branch: &str, credentials: &Credentials| FetchRequest {
+        url: url.to_string(),
+        reference: GitRef::Branch(branch.into()),
+        credentials: credentials.clone(),
+        ca_pem: None,
+        timeout: TIMEOUT,
+    };
+    let fetched = cache.fetch(&to("main", &credentials)).unwrap();
+    let ours = commit_in_mirror(&fetched.repository, &fetched.commit, "promoted.yaml", "tag: 2\n");
+    let branch = |name: &str| served.repo.find_reference(&format!("refs/heads/{name}")).ok().and_then(|r| r.target());
+    assert_eq!(cache.push(&fetched, &to("promote", &credentials), &ours, true), Ok(true));
+    assert_eq!(branch("promote").map(|o| o.to_string()), Some(ours.clone()));
+    assert_eq!(cache.push(&fetched, &to("promote", &credentials), &ours, true), Ok(false), "already there");
+    // The same change made again (another time, another id) is not pushed either.
+    let again = {
+        let repo = Repository::open_bare(&fetched.repository).unwrap();
+        let parent = repo.find_commit(Oid::from_str(&fetched.commit).unwrap()).unwrap();
+        let tree = repo.find_commit(Oid::from_str(&ours).unwrap()).unwrap().tree().unwrap();
+        let signature = Signature::new("pusher", "pusher@weaver.invalid", &Time::new(1_700_000_200, 0)).unwrap();
+        repo.commit(None, &signature, &signature, "pushed again", &tree, &[&parent]).unwrap().to_string()
+    };
+    assert_ne!(again, ours);
+    assert_eq!(cache.push(&fetched, &to("promote", &credentials), &again, true), Ok(false), "the same change");
+    let err = cache.push(&fetched, &to("promote", &wrong), &ours, true).unwrap_err();
+    assert_eq!(err.failure, FetchFailure::AuthenticationFailed, "{err}");
+    assert!(err.message.starts_with("pushing to ") && !err.message.contains("LEAK"), "{err}");
+
+    // The tracked branch, fast-forwarded.
+    assert_eq!(cache.push(&fetched, &to("main", &credentials), &ours, false), Ok(true));
+    assert_eq!(branch("main").map(|o| o.to_string()), Some(ours.clone()));
+    // A commit on the old tip is not a fast-forward any more: refused, unless forced.
+    let behind = commit_in_mirror(&fetched.repository, &fetched.commit, "other.yaml", "x\n");
+    let err = cache.push(&fetched, &to("main", &credentials), &behind, false).unwrap_err();
+    assert_eq!(err.failure, FetchFailure::PushRejected, "{err}");
+    assert_eq!(err.failure.reason(), "GitPushRejected");
+    assert_eq!(branch("main").map(|o| o.to_string()), Some(ours));
+    served.commits.push(Oid::from_str(&behind).unwrap());
+}
+
+#[test]
+fn pushes_go_over_http_with_the_fetchs_credentials_and_only_fast_forward_the_tracked_branch() {
+    if !http_or_skip() {
+        return;
+    }
+    let mut served = served();
+    // The server's working tree follows pushes to its checked-out branch.
+    served.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    let options = Options { basic: Some(("pusher".into(), "s3cret".into())), ..Options::default() };
+    let server = GitHttpServer::start(served.root.path(), options);
+    let url = format!("{}/repo", server.base);
+    let good = Credentials::Basic { username: "pusher".into(), password: "s3cret".to_string().into() };
+    let wrong = Credentials::Basic { username: "pusher".into(), password: "LEAK-wrong".to_string().into() };
+    pushes(&url, good, wrong, &mut served);
+    assert!(server.count("POST /repo/git-receive-pack") >= 2, "{:?}", server.requests.lock().unwrap());
+}
+
+#[test]
+fn pushes_go_over_ssh_with_the_fetchs_key() {
+    if !interop_or_skip(Sshd::missing().as_deref()) {
+        return;
+    }
+    let mut served = served();
+    served.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    let sshd = Sshd::start();
+    let known_hosts = sshd.known_host("host.pub");
+    let url = sshd.url(&served.work());
+    let good = sshd.credentials("client", &known_hosts);
+    let wrong = sshd.credentials("other", &known_hosts);
+    pushes(&url, good, wrong, &mut served);
+}

@@ -28,14 +28,24 @@ pub(crate) struct Controller {
 impl Controller {
     pub(crate) fn start(cluster: &TestCluster, default_account: Option<&str>) -> Controller {
         let limits = weaver::source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
-        Controller::start_within(cluster, default_account, limits)
+        Controller::start_with(cluster, default_account, limits, None)
+    }
+
+    /// The controller, checking records with `record_key` (its pod's WEAVER_RECORD_KEY_FILE).
+    pub(crate) fn start_with_record_key(
+        cluster: &TestCluster,
+        record_key: weaver::secrets::record_key::RecordKey,
+    ) -> Controller {
+        let limits = weaver::source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        Controller::start_with(cluster, None, limits, Some(record_key))
     }
 
     /// The controller, its git mirrors and chart archives within `limits`.
-    fn start_within(
+    fn start_with(
         cluster: &TestCluster,
         default_account: Option<&str>,
         limits: weaver::source::CacheLimits,
+        record_key: Option<weaver::secrets::record_key::RecordKey>,
     ) -> Controller {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cache = tempfile::tempdir().unwrap();
@@ -56,6 +66,7 @@ impl Controller {
             cross_namespace_refs: false,
             metrics: Default::default(),
             live: Default::default(),
+            record_key,
         };
         let settings = weaver::controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
@@ -83,7 +94,7 @@ impl Drop for Controller {
 /// A repository served over smart HTTP, with a working tree to commit in.
 pub(crate) struct Source {
     root: tempfile::TempDir,
-    repo: git2::Repository,
+    pub(crate) repo: git2::Repository,
     /// None while the server is down.
     server: Option<GitHttpServer>,
     /// `http://127.0.0.1:PORT`, which stays when the server goes down and comes back.
@@ -113,7 +124,7 @@ impl Source {
         source
     }
 
-    fn work(&self) -> PathBuf {
+    pub(crate) fn work(&self) -> PathBuf {
         self.root.path().join("shop")
     }
 
@@ -185,7 +196,7 @@ pub(crate) fn environment_sync(cluster: &TestCluster, namespace: &str, name: &st
     })
 }
 
-fn get(cluster: &TestCluster, object: &Value) -> Value {
+pub(crate) fn get(cluster: &TestCluster, object: &Value) -> Value {
     cluster.get(object).unwrap_or_else(|| panic!("{} is gone", object["metadata"]["name"]))
 }
 
@@ -210,7 +221,7 @@ pub(crate) fn until_ready_with(cluster: &TestCluster, sync: &Value, reason: &str
 }
 
 /// Waits until the EnvironmentSync is as `done` wants it; its body.
-fn until_status(cluster: &TestCluster, sync: &Value, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn until_status(cluster: &TestCluster, sync: &Value, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     eventually(what, || {
         let live = get(cluster, sync);
         match done(&live) {
@@ -1056,15 +1067,15 @@ fn a_values_template_reads_no_environment_variable_of_the_controller() {
 
 /// An anonymous chart repository of web 1.0.0, 1.1.0 and 2.0.0 (remote_charts' own), counting
 /// the archives it sends; each archive is sent after `delay`, so that pulls not shared overlap.
-struct ChartServer {
+pub(crate) struct ChartServer {
     /// The served files: `charts/index.yaml`, `charts/web-<version>.tgz`.
     dir: tempfile::TempDir,
-    server: crate::remote_charts::TestServer,
+    pub(crate) server: crate::remote_charts::TestServer,
     archives_sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ChartServer {
-    fn start(delay: Duration) -> ChartServer {
+    pub(crate) fn start(delay: Duration) -> ChartServer {
         let dir = tempfile::tempdir().unwrap();
         crate::remote_charts::chart_repository(dir.path());
         let root = dir.path().to_path_buf();

@@ -450,6 +450,40 @@ fn the_api_server_admits_the_operators_pods_in_a_restricted_namespace() {
     );
 }
 
+/// `gitops.recordKey.secretName` mounts the Secret's key read-only where
+/// `WEAVER_RECORD_KEY_FILE` names it, readable by the operator's group; without it, neither.
+#[test]
+fn the_record_key_is_mounted_read_only_from_its_secret_and_named_by_the_variable() {
+    let objects = render_chart_with("{gitops: {recordKey: {secretName: weaver-record-key, key: hmac}}}");
+    let deployment = the(&objects, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let variable = container["env"].as_array().unwrap().iter().find(|e| e["name"] == "WEAVER_RECORD_KEY_FILE");
+    let file = variable.expect("WEAVER_RECORD_KEY_FILE")["value"].as_str().unwrap();
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    let mount = mounts.iter().find(|m| m["name"] == "record-key").expect("the record key's mount");
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "record-key").unwrap();
+    assert_eq!(volume["secret"]["secretName"], "weaver-record-key");
+    let item = &volume["secret"]["items"][0];
+    assert_eq!(item["key"], "hmac");
+    assert_eq!(file, format!("{}/{}", mount["mountPath"].as_str().unwrap(), item["path"].as_str().unwrap()));
+    assert_eq!(volume["secret"]["defaultMode"], 0o440);
+    assert_eq!(pod["securityContext"]["fsGroup"], 65532, "the group the key is readable by");
+    assert_eq!(pod["securityContext"]["runAsGroup"], 65532);
+    // The API server takes it as it is.
+    let cluster = TestCluster::start();
+    let namespace = cluster.namespace("record-key");
+    let deployment =
+        the(&render_chart_in(&namespace, "{gitops: {recordKey: {secretName: record-key}}}"), "Deployment").clone();
+    cluster.dry_run_apply(&deployment, "weaver").unwrap_or_else(|status| panic!("{status:?}"));
+
+    let pod = the(&render_chart(), "Deployment")["spec"]["template"]["spec"].clone();
+    assert!(!pod["containers"][0]["env"].as_array().unwrap().iter().any(|e| e["name"] == "WEAVER_RECORD_KEY_FILE"));
+    assert!(!pod["volumes"].as_array().unwrap().iter().any(|v| v["name"] == "record-key"));
+    assert!(pod["securityContext"].get("fsGroup").is_none());
+}
+
 /// The Deployment's arguments are `weaver operator run`'s: the controller's cache (git mirrors
 /// and remote charts) in the emptyDir, within `gitops.cacheMaxMiB`, through the flags' older
 /// names the chart still gives.

@@ -284,7 +284,7 @@ fn a_source_too_recent_drifted_unsigned_edited_or_unhealthy_is_refused_naming_th
     let branches = setup.branches();
 
     // Applied seconds ago, against an hour.
-    refused(setup.weaver(&["promote", "--to", "prod"]), "soak", "of 60m, healthy now");
+    refused(setup.weaver(&["promote", "--to", "prod"]), "soak", "of 1h, healthy now");
     setup.environment("prod", 1, "prod", PROD, &promotion("staging", "1s"));
     setup.commit("a second is enough");
     soak();
@@ -358,6 +358,20 @@ fn a_promotion_names_what_it_cannot_take() {
     );
     let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
     assert!(stderr.contains("a chart pin is for a remote chart"), "{stderr}");
+    // Days are written in hours, as Go's durations, up to 90 days.
+    let soaking = |soak: &str| {
+        format!(
+            "namespace: apps\npromotion: {{from: dev, soakTime: {soak}, pins: [{{release: app, values: a}}]}}\nreleases:\n  - name: app\n    chart: app\n"
+        )
+    };
+    repo.write("environments/prod.yaml", &soaking("3d"));
+    let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
+    assert!(stderr.contains("environments/prod.yaml:2:") && stderr.contains("like 72h for 3d"), "{stderr}");
+    repo.write("environments/prod.yaml", &soaking("2400h"));
+    let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
+    assert!(stderr.contains("`soakTime`: `2400h` is too long: expected at most 2160h"), "{stderr}");
+    repo.write("environments/prod.yaml", &soaking("72h"));
+    repo.weaver(&["render", "--env", "prod"]).success();
     repo.write("environments/prod.yaml", "namespace: apps\npromotion: {from: dev, pins: []}\nreleases: []\n");
     let stderr = repo.weaver(&["render", "--env", "prod"]).failure().to_string();
     assert!(stderr.contains("environments/prod.yaml:2:") && stderr.contains("`promotion.pins` is empty"), "{stderr}");

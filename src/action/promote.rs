@@ -49,6 +49,22 @@ pub struct PromoteOptions {
     pub dry_run: bool,
     /// The new branch's name; one made of the targets and the change's digest when None.
     pub branch: Option<String>,
+    /// The commit read and branched from: HEAD's (the CLI) when None, else this one (the
+    /// controller's fetched commit, in its mirror).
+    pub rev: Option<String>,
+    /// Who commits (name, email): the repository's user.name and user.email when None.
+    pub author: Option<(String, String)>,
+    /// The key the source's records are checked with (`WEAVER_RECORD_KEY_FILE`'s).
+    pub record_key: Option<RecordKey>,
+    /// Where the targets' remote charts come from: this machine's cache (the CLI's), or the
+    /// controller's, which pulls them.
+    pub charts: crate::source::charts::Archives,
+}
+
+impl PromoteOptions {
+    fn rev(&self) -> &str {
+        self.rev.as_deref().unwrap_or(HEAD)
+    }
 }
 
 /// What a promotion found and did.
@@ -132,14 +148,14 @@ pub struct PinChange {
 /// writes the changes as one commit on a new branch (unless a dry run). Nothing is written when
 /// any target's gate fails.
 pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promotions> {
-    if crate::git::provenance(&options.repo, None)?.is_some_and(|p| p.dirty) {
+    if options.rev.is_none() && crate::git::provenance(&options.repo, None)?.is_some_and(|p| p.dirty) {
         (cx.on)(super::Progress::Warning(
             "the working tree has uncommitted changes: weaver promote reads and branches from HEAD's commit, without them"
                 .to_string(),
         ));
     }
-    let project = open_project(&options.repo, Some(HEAD))?;
-    let targets = select_environments(&options.repo, Some(HEAD), &options.targets)?;
+    let project = open_project(&options.repo, Some(options.rev()))?;
+    let targets = select_environments(&options.repo, Some(options.rev()), &options.targets)?;
     let mut results = Vec::new();
     for target in &targets {
         results.push(promote_one(&project, target, options, cx).await?);
@@ -188,7 +204,7 @@ async fn promote_one(
         selectors: Vec::new(),
         changed_since: None,
         repo: options.repo.clone(),
-        rev: Some(HEAD.to_string()),
+        rev: Some(options.rev().to_string()),
         loaded: Some(source.clone()),
     };
     let read = DriftOptions {
@@ -206,7 +222,7 @@ async fn promote_one(
         healthy_gate(&status, &records),
         soak_gate(&status, &records, promotion.soak_time, now),
         drift_gate(&drifted),
-        signed_gate(&pinned, &records)?,
+        signed_gate(&pinned, &records, options.record_key.as_ref()),
     ];
     let document = serde_json::to_value(crate::report::json::StatusReport::new(&status))
         .map_err(|e| Error::new(format!("cannot encode the source's status: {e}")))?;
@@ -250,14 +266,14 @@ async fn promote_one(
             selectors: Vec::new(),
             changed_since: None,
             repo: options.repo.clone(),
-            rev: Some(HEAD.to_string()),
+            rev: Some(options.rev().to_string()),
             loaded: Some(changed),
         },
         keys: options.keys.clone(),
         if_empty: IfEmpty::Warn,
         validate: crate::validate::Mode::Warn,
         overrides: Default::default(),
-        charts: crate::source::charts::Archives::Machine,
+        charts: options.charts.clone(),
     };
     let planning = PlanOptions {
         render,
@@ -467,12 +483,12 @@ fn drift_gate(report: &DriftReport) -> Gate {
     Gate { gate: GateKind::NoDrift, passed: !report.has_drift(), expression: None, evidence }
 }
 
-fn signed_gate(pinned: &[String], records: &HashMap<String, Record>) -> Result<Gate> {
-    let Some(key) = RecordKey::from_environment()? else {
+fn signed_gate(pinned: &[String], records: &HashMap<String, Record>, key: Option<&RecordKey>) -> Gate {
+    let Some(key) = key else {
         let evidence = vec![format!(
             "no record key to check signatures with: set {RECORD_KEY_VARIABLE} to the file of the key applies sign with"
         )];
-        return Ok(Gate { gate: GateKind::Signed, passed: false, expression: None, evidence });
+        return Gate { gate: GateKind::Signed, passed: false, expression: None, evidence };
     };
     let mut passed = true;
     let mut evidence = Vec::new();
@@ -490,13 +506,19 @@ fn signed_gate(pinned: &[String], records: &HashMap<String, Record>) -> Result<G
             }
         });
     }
-    Ok(Gate { gate: GateKind::Signed, passed, expression: None, evidence })
+    Gate { gate: GateKind::Signed, passed, expression: None, evidence }
 }
 
 /// Commits each changed target's promotions file on a new branch from HEAD.
 fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result<(String, String)> {
-    let git = GitRepo::open(&options.repo)?;
-    let head = git.head()?.ok_or_else(|| Error::new("the repository has no commit to promote from"))?;
+    let mut git = GitRepo::open(&options.repo)?;
+    if let Some((name, email)) = &options.author {
+        git = git.with_identity(name, email);
+    }
+    let head = match &options.rev {
+        None => git.head()?.ok_or_else(|| Error::new("the repository has no commit to promote from"))?,
+        Some(rev) => git.resolve(rev, "the promotion's revision")?,
+    };
     let files: BTreeMap<String, Vec<u8>> =
         changed.iter().map(|t| (t.file.clone(), t.promoted.to_text(&t.environment).into_bytes())).collect();
     let names: Vec<&str> = changed.iter().map(|t| t.environment.as_str()).collect();

@@ -232,6 +232,8 @@ fn gitops_shared(
         cross_namespace_refs: args.allow_cross_namespace_refs,
         metrics: telemetry.environmentsync.clone(),
         live: crate::cluster::LiveCache::default(),
+        // Read once: a key mounted from a Secret is replaced by restarting the pod.
+        record_key: crate::secrets::record_key::RecordKey::from_environment()?,
     })
 }
 

@@ -34,6 +34,10 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
         keys: crate::action::Keys::Search(args.identity.identity.clone()),
         dry_run: args.dry_run,
         branch: args.branch.clone(),
+        rev: None,
+        author: None,
+        record_key: crate::secrets::record_key::RecordKey::from_environment()?,
+        charts: crate::source::charts::Archives::Machine,
     };
     let promotions = block_on(promote(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let provenance = crate::git::provenance(&global.repo, Some("HEAD"))?;

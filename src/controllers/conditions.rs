@@ -9,6 +9,8 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 /// kstatus: the controller cannot go on until the spec changes.
 pub const STALLED: &str = "Stalled";
+/// An EnvironmentSync's last auto-promotion: True when it pushed or found nothing to push.
+pub const PROMOTED: &str = "Promoted";
 
 pub fn condition(
     type_: &str,

@@ -101,7 +101,7 @@ impl Branch {
         source: Option<&super::Provenance>,
     ) -> Result<String> {
         let repo = self.git.lock();
-        let signature = repo.signature().map_err(|e| {
+        let signature = self.git.signature(&repo).map_err(|e| {
             Error::new(format!("git: no identity to commit to --branch `{}` with: {}", self.name, e.message()))
                 .with_help("set one: git config user.name NAME; git config user.email EMAIL")
         })?;

@@ -70,6 +70,8 @@ pub struct GitRepo {
     prefix: PathBuf,
     /// The weaver repository's directory on disk, as given with --repo.
     root: PathBuf,
+    /// Who commits (name, email), in place of the repository's user.name and user.email.
+    identity: Option<(String, String)>,
 }
 
 impl GitRepo {
@@ -99,7 +101,7 @@ impl GitRepo {
             }
             None => PathBuf::new(),
         };
-        Ok(Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf() }))
+        Ok(Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf(), identity: None }))
     }
 
     /// Like [`GitRepo::discover`], but no repository is an error: what needs git history.
@@ -109,6 +111,20 @@ impl GitRepo {
                 "--rev, --changed-since and `weaver changed` read git history: point --repo at a git checkout",
             )
         })
+    }
+
+    /// This repository, committing as `name` <`email`> (the controller's, whose mirrors have
+    /// no identity of their own).
+    pub fn with_identity(self, name: &str, email: &str) -> GitRepo {
+        GitRepo { identity: Some((name.to_string(), email.to_string())), ..self }
+    }
+
+    /// The identity commits are made with: the one given, else user.name and user.email.
+    fn signature(&self, repo: &Repository) -> std::result::Result<git2::Signature<'static>, git2::Error> {
+        match &self.identity {
+            Some((name, email)) => git2::Signature::now(name, email),
+            None => repo.signature(),
+        }
     }
 
     /// The weaver repository's directory on disk.

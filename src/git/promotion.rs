@@ -51,4 +51,14 @@ impl GitRepo {
         }
         committed
     }
+
+    /// Removes branch `name`, which need not exist (a promotion's local branch, once pushed).
+    pub fn delete_branch(&self, name: &str) -> Result<()> {
+        let repo = self.lock();
+        match repo.find_reference(&format!("refs/heads/{name}")) {
+            Ok(mut reference) => reference.delete().map_err(|e| git_error(&format!("delete branch `{name}`"), &e)),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(()),
+            Err(e) => Err(git_error(&format!("read branch `{name}`"), &e)),
+        }
+    }
 }

@@ -84,6 +84,8 @@ pub fn select_releases<'a>(
 /// The longest duration a flag or a file takes: waits this long are mistakes, and a bound keeps
 /// `Instant::now() + duration` from overflowing.
 pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The longest `soakTime`: promotions wait days, and more than a quarter is a mistake.
+pub const MAX_SOAK_TIME: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// An environment file defines something twice where only one counts (a release, a
 /// notification, a kind's health check): the error, at the second, names the first's line.
@@ -99,10 +101,26 @@ pub(crate) fn defined_twice(
 
 /// `30s`, `5m`, `1m30s`, `500ms`, `2h`: the durations kubectl's flags take (and environment
 /// files: a notification's `timeout`), parsed by jiff's friendly format (which also takes
-/// `1h 30m`, `1.5h`, `90 seconds`). clap prefixes the flag; a file's error, its location.
+/// `1h 30m`, `1.5h`, `90 seconds`), at most [`MAX_DURATION`]. clap prefixes the flag; a file's
+/// error, its location.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    parse_duration_up_to(text, MAX_DURATION)
+}
+
+/// [`parse_duration`] up to `max`, for the few settings that take days (`soakTime`). Days are
+/// not a unit, as in Go's `time.ParseDuration` that Flux and Kargo users write: `72h`, not `3d`.
+pub fn parse_duration_up_to(text: &str, max: std::time::Duration) -> Result<std::time::Duration, String> {
     let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
-        format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms")
+        // jiff reads `3d` as a calendar span, which a duration is not: say what to write.
+        let calendar = text.trim().parse::<jiff::Span>().is_ok_and(|span| {
+            span.get_years() != 0 || span.get_months() != 0 || span.get_weeks() != 0 || span.get_days() != 0
+        });
+        match calendar {
+            true => format!(
+                "`{text}` counts days or longer, which durations do not (as Go's): write hours, like 72h for 3d"
+            ),
+            false => format!("`{text}` is not a duration: expected a number with a unit, like 30s, 5m, 1m30s or 500ms"),
+        }
     })?;
     if parsed.is_negative() {
         return Err(format!("`{text}` is negative: expected a duration longer than zero, like 30s"));
@@ -111,21 +129,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         Ok(duration) if duration.is_zero() => {
             Err(format!("`{text}` is zero: expected a duration longer than zero, like 30s"))
         }
-        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
-        _ => Err(format!("`{text}` is too long: expected at most 24h")),
+        Ok(duration) if duration <= max => Ok(duration),
+        _ => Err(format!("`{text}` is too long: expected at most {}", humanize(max))),
     }
 }
 
-/// `30s`, `1m30s`, `500ms`: a duration as [`parse_duration`] reads it.
+/// `30s`, `1m30s`, `500ms`, `72h`: a duration as [`parse_duration`] reads it.
 pub fn humanize(duration: std::time::Duration) -> String {
     let ms = duration.as_millis();
     if ms < 1000 {
         return format!("{ms}ms");
     }
     let secs = duration.as_secs();
-    match (secs / 60, secs % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m{s}s"),
-    }
+    let parts = [(secs / 3600, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")];
+    parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect()
 }

@@ -146,7 +146,7 @@ impl Promotion {
         }
         let soak_time = match fields.soak_time {
             None => Duration::ZERO,
-            Some(text) => super::parse_duration(&text.value)
+            Some(text) => super::parse_duration_up_to(&text.value, super::MAX_SOAK_TIME)
                 .map_err(|why| Error::at(location(file, &text.referenced), format!("`soakTime`: {why}")))?,
         };
         if fields.pins.is_empty() {

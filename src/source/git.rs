@@ -219,6 +219,105 @@ impl GitCache {
         })
     }
 
+    /// Pushes `commit`, a commit of `fetched`'s mirror, to the branch `request.reference`
+    /// names, with the request's credentials and CA (a fetch's); `force` replaces what the
+    /// branch has, else the server's branch must be an ancestor (git's fast-forward rule).
+    /// Nothing is pushed when the branch has `commit`, or a commit of the same tree on the same
+    /// parents (an earlier push of this change). Returns whether it pushed. Blocking.
+    pub fn push(
+        &self,
+        fetched: &Fetched,
+        request: &FetchRequest,
+        commit: &str,
+        force: bool,
+    ) -> Result<bool, FetchError> {
+        let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
+        let session = Arc::new(
+            Session::new(
+                url,
+                request.reference.clone(),
+                request.credentials.clone(),
+                request.ca_pem.clone(),
+                self.budget.max_disk_bytes(),
+                request.timeout,
+            )
+            .pushing(),
+        );
+        let other = |what: &str, err: &dyn std::fmt::Display| {
+            FetchError::new(FetchFailure::Other, format!("{}: cannot {what}: {err}", session.what()))
+        };
+        let GitRef::Branch(branch) = &request.reference else {
+            return Err(other("push", &"only a branch is pushed to"));
+        };
+        let refname = if branch.starts_with("refs/") { branch.clone() } else { format!("refs/heads/{branch}") };
+        let ours = Oid::from_str(commit).map_err(|e| other("read the commit", &e.message()))?;
+        // Fetches into the mirror wait: the push reads its objects.
+        let mirror_lock = self.budget.writing(&fetched.repository, Kind::Mirror);
+        let _pushing = lock(&mirror_lock);
+        let repo = Repository::open_bare(&fetched.repository).map_err(|e| other("open the mirror", &e.message()))?;
+        if repo.is_shallow() && fetched.reference.starts_with("refs/") {
+            // libgit2 walks the history of what it pushes past a shallow mirror's boundary
+            // (its revision walk reads no shallow grafts): the fetched ref's whole history first.
+            let deepening = Arc::new(Session::new(
+                session.url.clone(),
+                GitRef::Branch(fetched.reference.clone()),
+                request.credentials.clone(),
+                request.ca_pem.clone(),
+                self.budget.max_disk_bytes(),
+                request.timeout,
+            ));
+            let _entered = transport::enter(deepening.clone());
+            let mut remote = repo.remote_anonymous(&deepening.url.display()).map_err(|e| classify(&deepening, &e))?;
+            let mut options = FetchOptions::new();
+            options.download_tags(AutotagOption::None).update_fetchhead(false).depth(i32::MAX);
+            let refspec = format!("+{0}:{0}", fetched.reference);
+            remote.fetch(&[refspec], Some(&mut options), None).map_err(|e| classify(&deepening, &e))?;
+            self.budget.used(&fetched.repository, Some(disk_usage(&fetched.repository)));
+        }
+        let _entered = transport::enter(session.clone());
+        let mut remote = repo.remote_anonymous(&session.url.display()).map_err(|e| classify(&session, &e))?;
+        let theirs = {
+            let connection = remote.connect_auth(Direction::Push, None, None).map_err(|e| classify(&session, &e))?;
+            let heads = connection.list().map_err(|e| classify(&session, &e))?;
+            heads.iter().find(|head| head.name() == refname).map(|head| head.oid())
+        };
+        let same_change = |theirs: Oid| {
+            let (Ok(theirs), Ok(ours)) = (repo.find_commit(theirs), repo.find_commit(ours)) else { return false };
+            theirs.tree_id() == ours.tree_id() && theirs.parent_ids().eq(ours.parent_ids())
+        };
+        if theirs.is_some_and(|theirs| theirs == ours || same_change(theirs)) {
+            return Ok(false);
+        }
+        let mut refused = None;
+        let mut callbacks = git2::RemoteCallbacks::new();
+        callbacks.push_update_reference(|_, status| {
+            refused = status.map(str::to_string);
+            Ok(())
+        });
+        let mut options = git2::PushOptions::new();
+        options.remote_callbacks(callbacks);
+        let refspec = format!("{}{ours}:{refname}", if force { "+" } else { "" });
+        let pushed = remote.push(&[refspec], Some(&mut options));
+        drop(options);
+        match pushed {
+            Err(e) if e.code() == ErrorCode::NotFastForward => Err(FetchError::new(
+                FetchFailure::PushRejected,
+                format!(
+                    "{}: the branch has commits this push is not based on: the next fetch reads them and promotes again",
+                    session.what()
+                ),
+            )),
+            Err(e) => Err(classify(&session, &e)),
+            Ok(()) => match refused {
+                Some(why) => Err(FetchError::new(
+                    FetchFailure::PushRejected,
+                    format!("{}: the server refused the update: {why}", session.what()),
+                )),
+                None => Ok(true),
+            },
+        }
+    }
+
     /// What the cache holds (the chart archives that share its budget among it), for metrics
     /// and tests.
     pub fn usage(&self) -> Usage {

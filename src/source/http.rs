@@ -1,6 +1,7 @@
 //! Git's smart HTTP protocol over ureq (rustls on aws-lc-rs, weaver's one TLS stack): a GET of
 //! `info/refs?service=git-upload-pack`, then a POST to `git-upload-pack` per negotiation round,
-//! whose body is what libgit2 writes and whose answer is what it reads.
+//! whose body is what libgit2 writes and whose answer is what it reads (`git-receive-pack` for
+//! a push, as `git push` speaks it).
 //!
 //! Redirects are followed as git follows them by default (`http.followRedirects=initial`): for
 //! the GET alone, whose final URL becomes the base of the POSTs. Credentials go to a redirect's
@@ -24,7 +25,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// Redirects followed for the ref advertisement (git's `http.maxRedirects` is 20; hosting
 /// services use one or two).
 const MAX_REDIRECTS: u32 = 5;
-const ADVERTISEMENT: &str = "/info/refs?service=git-upload-pack";
+
+/// The ref advertisement's path of the session's service.
+fn advertisement(service: &str) -> String {
+    format!("/info/refs?service={service}")
+}
 
 pub(super) struct HttpSubtransport {
     session: Arc<Session>,
@@ -47,8 +52,13 @@ impl HttpSubtransport {
 
 impl SmartSubtransport for HttpSubtransport {
     fn action(&self, _url: &str, action: Service) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
-        if !matches!(action, Service::UploadPackLs | Service::UploadPack) {
-            return Err(git2::Error::from_str("weaver's git sources only fetch"));
+        let service = match action {
+            Service::UploadPackLs | Service::UploadPack => super::transport::UPLOAD_PACK,
+            Service::ReceivePackLs | Service::ReceivePack => super::transport::RECEIVE_PACK,
+        };
+        // A fetch's session never pushes (nor a push's fetches): what libgit2 asks must be it.
+        if service != self.session.service {
+            return Err(git2::Error::from_str(&format!("{}: libgit2 asked for {service}", self.session.what())));
         }
         if self.session.url.scheme == super::Scheme::Https && self.empty_ca {
             return Err(git2::Error::from_str(
@@ -68,7 +78,7 @@ impl SmartSubtransport for HttpSubtransport {
             session: self.session.clone(),
             agent: self.agent.clone(),
             redirected: self.redirected.clone(),
-            list: action == Service::UploadPackLs,
+            list: matches!(action, Service::UploadPackLs | Service::ReceivePackLs),
             request: Vec::new(),
             response: None,
         }))
@@ -106,10 +116,11 @@ impl HttpStream {
     /// The repository the GET was redirected to, from the answer's final URL.
     fn follow(&self, final_url: &str) -> std::io::Result<()> {
         let session = &self.session;
-        if final_url == format!("{}{ADVERTISEMENT}", base(&session.url)) {
+        let advertisement = advertisement(session.service);
+        if final_url == format!("{}{advertisement}", base(&session.url)) {
             return Ok(());
         }
-        let moved = final_url.strip_suffix(ADVERTISEMENT).map(SourceUrl::parse);
+        let moved = final_url.strip_suffix(advertisement.as_str()).map(SourceUrl::parse);
         let moved = match moved {
             Some(Ok(moved)) if !(session.url.scheme == Scheme::Https && moved.scheme != Scheme::Https) => moved,
             _ => {
@@ -150,7 +161,7 @@ impl HttpStream {
         let result = if self.list {
             let mut request = self
                 .agent
-                .get(format!("{}{ADVERTISEMENT}", base(&session.url)))
+                .get(format!("{}{}", base(&session.url), advertisement(session.service)))
                 .header("User-Agent", "git/2.0 (weaver)")
                 .header("Accept", "*/*");
             if let Some(value) = &authorization {
@@ -167,10 +178,10 @@ impl HttpStream {
         } else {
             let mut request = self
                 .agent
-                .post(format!("{}/git-upload-pack", base(target)))
+                .post(format!("{}/{}", base(target), session.service))
                 .header("User-Agent", "git/2.0 (weaver)")
-                .header("Content-Type", "application/x-git-upload-pack-request")
-                .header("Accept", "application/x-git-upload-pack-result");
+                .header("Content-Type", format!("application/x-{}-request", session.service))
+                .header("Accept", format!("application/x-{}-result", session.service));
             if let Some(value) = &authorization {
                 request = request.header("Authorization", value);
             }
@@ -215,7 +226,7 @@ impl HttpStream {
         let landed = self.list.then(|| response.get_uri().to_string());
         let elsewhere = landed
             .as_deref()
-            .and_then(|url| SourceUrl::parse(url.strip_suffix(ADVERTISEMENT)?).ok())
+            .and_then(|url| SourceUrl::parse(url.strip_suffix(advertisement(session.service).as_str())?).ok())
             .filter(|to| !may_carry_credentials(&session.url, to));
         match status {
             200 => {}
@@ -265,15 +276,16 @@ impl HttpStream {
             self.follow(landed)?;
         }
         let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let expected = if self.list {
-            "application/x-git-upload-pack-advertisement"
-        } else {
-            "application/x-git-upload-pack-result"
+        let expected = match self.list {
+            true => format!("application/x-{}-advertisement", session.service),
+            false => format!("application/x-{}-result", session.service),
         };
-        if !content_type.starts_with(expected) {
+        if !content_type.starts_with(expected.as_str()) {
             return refused(
                 FetchFailure::Other,
-                format!("the server answered {content_type:?}, not {expected}: it is not a smart git HTTP server"),
+                format!(
+                    "the server answered {content_type:?}, not {expected}: it is not a smart git HTTP server (or, for a push, it does not take pushes)"
+                ),
             );
         }
         Ok(response.into_body().into_with_config().limit(u64::MAX).reader())

@@ -172,6 +172,8 @@ pub enum FetchFailure {
     TooLarge,
     /// The fetch did not end within its timeout.
     TimedOut,
+    /// A push the server refused, or that is not a fast-forward of its branch.
+    PushRejected,
     Other,
 }
 
@@ -186,6 +188,7 @@ impl FetchFailure {
             FetchFailure::InvalidUrl => "InvalidSourceUrl",
             FetchFailure::TooLarge => "GitFetchTooLarge",
             FetchFailure::TimedOut => "GitFetchTimedOut",
+            FetchFailure::PushRejected => "GitPushRejected",
             FetchFailure::Other => "GitFetchFailed",
         }
     }

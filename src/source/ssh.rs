@@ -60,8 +60,14 @@ impl SmartSubtransport for SshSubtransport {
     /// libgit2 asks for the ref listing; the negotiation that follows reuses its stream (the
     /// ssh transport is stateful), which git2 hands back itself.
     fn action(&self, _url: &str, action: Service) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
-        if action != Service::UploadPackLs {
-            return Err(git2::Error::from_str("weaver's git sources only fetch"));
+        let service = match action {
+            Service::UploadPackLs => super::transport::UPLOAD_PACK,
+            Service::ReceivePackLs => super::transport::RECEIVE_PACK,
+            _ => return Err(git2::Error::from_str("the ssh transport starts with the ref listing")),
+        };
+        // A fetch's session never pushes (nor a push's fetches): what libgit2 asks must be it.
+        if service != self.session.service {
+            return Err(git2::Error::from_str(&format!("{}: libgit2 asked for {service}", self.session.what())));
         }
         let stream = SshStream::open(self.session.clone())
             .map_err(|message| git2::Error::from_str(&self.session.fail(message.0, message.1).to_string()))?;
@@ -167,7 +173,8 @@ impl SshStream {
         let user = url.user.clone().unwrap_or_else(|| "git".to_string());
         // `ssh://host/~/path` and `host:path` are relative to the login's home, as git has it.
         let path = url.path.strip_prefix("/~").map_or(url.path.clone(), |rest| format!("~{rest}"));
-        let command = format!("git-upload-pack '{}'", path.replace('\'', r"'\''"));
+        let command = format!("{} '{}'", session.service, path.replace('\'', r"'\''"));
+        let service = session.service;
 
         let runtime =
             runtime().map_err(|e| (FetchFailure::Other, format!("{what}: cannot start the ssh client: {e}")))?;
@@ -239,7 +246,7 @@ impl SshStream {
                     ChannelMsg::Data { data } if incoming.send(Ok(data.to_vec())).await.is_err() => return,
                     ChannelMsg::ExtendedData { data, .. } => keep_stderr(&mut stderr, &data),
                     ChannelMsg::Failure => {
-                        let _ = incoming.send(Err("the server refused to run git-upload-pack".to_string())).await;
+                        let _ = incoming.send(Err(format!("the server refused to run {service}"))).await;
                         return;
                     }
                     ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
@@ -250,7 +257,7 @@ impl SshStream {
             let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
             if status.is_some_and(|s| s != 0) || !stderr.is_empty() {
                 let status = status.map_or_else(String::new, |s| format!(" (exit status {s})"));
-                let _ = incoming.send(Err(format!("git-upload-pack ended{status}: {stderr}"))).await;
+                let _ = incoming.send(Err(format!("{service} ended{status}: {stderr}"))).await;
             }
         });
         Ok(SshStream {

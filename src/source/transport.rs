@@ -29,7 +29,13 @@ pub(super) struct Session {
     /// When the fetch must have ended, so that a server that stalls cannot hold a reconcile.
     deadline: Instant,
     timeout: Duration,
+    /// `git-upload-pack` (a fetch) or `git-receive-pack` (a push): the server's program.
+    pub service: &'static str,
 }
+
+/// The server's program of a fetch, and of a push.
+pub(super) const UPLOAD_PACK: &str = "git-upload-pack";
+pub(super) const RECEIVE_PACK: &str = "git-receive-pack";
 
 impl Session {
     pub fn new(
@@ -50,7 +56,13 @@ impl Session {
             max_bytes,
             deadline: Instant::now() + timeout,
             timeout,
+            service: UPLOAD_PACK,
         }
+    }
+
+    /// This session pushes: the transports ask for `git-receive-pack`.
+    pub fn pushing(self) -> Session {
+        Session { service: RECEIVE_PACK, ..self }
     }
 
     /// Counts `n` bytes read from the server; past the cap, fails the fetch.
@@ -107,9 +119,12 @@ impl Session {
         self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// `fetching <url> (<ref>)`, the start of every message.
+    /// `fetching <url> (<ref>)` or `pushing to <url> (<ref>)`, the start of every message.
     pub fn what(&self) -> String {
-        format!("fetching {} ({})", self.url.display(), self.reference)
+        match self.service {
+            RECEIVE_PACK => format!("pushing to {} ({})", self.url.display(), self.reference),
+            _ => format!("fetching {} ({})", self.url.display(), self.reference),
+        }
     }
 }
 
@@ -134,7 +149,7 @@ impl Drop for Entered {
 
 fn current() -> Result<Arc<Session>, git2::Error> {
     CURRENT.with(|current| current.borrow().clone()).ok_or_else(|| {
-        git2::Error::from_str("weaver's network transports serve only fetches made through source::GitCache")
+        git2::Error::from_str("weaver's network transports serve only fetches and pushes made through source::GitCache")
     })
 }
 

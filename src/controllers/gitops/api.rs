@@ -91,6 +91,11 @@ pub struct EnvironmentSyncSpec {
     /// Apply to another cluster, from a kubeconfig in a Secret of this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_config: Option<KubeConfigRef>,
+    /// Auto-promotion: on its interval, the selected environments that have a `promotion:`
+    /// take their source's pins as `weaver promote` takes them (the same gates), committed as
+    /// `author` and pushed with `source.secretRef`'s credentials (the book's promotion guide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<AutoPromotion>,
     /// Let a git host ask for a reconcile at once: a push to `POST /hook/<namespace>/<name>`
     /// on the controller's `--webhook-addr`, signed with the Secret's token (the book's GitOps
     /// webhooks guide). Without it, that path answers 404.
@@ -180,6 +185,40 @@ pub struct KubeConfigRef {
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct AutoPromotion {
+    /// How often the gates are judged (default 10m); a reconcile that is due runs it after
+    /// its apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
+    pub interval: Option<String>,
+    /// Where the commit goes; without it, to the branch `source.ref.branch` tracks, which
+    /// the next reconcile applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PromotionPush>,
+    /// Who the commits are by (author and committer).
+    pub author: GitAuthor,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionPush {
+    /// A branch of its own (`weaver/promote-prod`), to open a pull request from: each
+    /// promotion replaces what it holds (a force push). The tracked branch itself is only
+    /// fast-forwarded.
+    #[schemars(length(min = 1, max = 255))]
+    pub branch: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct GitAuthor {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[schemars(length(min = 3), regex(pattern = "^[^<>\\s]+@[^<>\\s]+$"))]
+    pub email: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Webhook {
     /// A Secret of this namespace whose `token` is the webhook's secret: the key of GitHub's
     /// `X-Hub-Signature-256`, or GitLab's `X-Gitlab-Token` itself.
@@ -226,6 +265,55 @@ pub struct EnvironmentSyncStatus {
     /// The last 5 reconciles that fetched a revision, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// The last auto-promotion (`spec.promotion`): its gates, what it pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionStatus>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionStatus {
+    /// When the gates were last judged, RFC 3339, UTC.
+    pub last_attempt_time: String,
+    /// The commit they were judged at (the promotion's parent).
+    pub revision: String,
+    /// The branch pushed to.
+    pub branch: String,
+    /// The last commit pushed, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pushed_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_push_time: Option<String>,
+    /// One entry per target environment; empty when none was judged (an error). Always
+    /// written: the status is a merge patch, which would keep the last run's otherwise.
+    #[serde(default)]
+    pub targets: Vec<PromotionTarget>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionTarget {
+    pub environment: String,
+    pub from: String,
+    /// Every gate passed.
+    pub passed: bool,
+    pub gates: Vec<PromotionGate>,
+    /// The pins that change (`web values image.tag: 1.0.0 -> 1.1.0`); none when the target
+    /// has what its source applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionGate {
+    /// `healthy`, `soak`, `no-drift`, `signed` or `check`.
+    pub gate: String,
+    pub passed: bool,
+    /// A check's CEL expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    pub evidence: Vec<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -23,6 +23,7 @@ use super::plan::Work;
 use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, seconds_since};
 use super::status::{self, Done, Outcome, Working};
+use crate::controllers::conditions::PROMOTED;
 use crate::controllers::configmapsync::controller::api_message;
 
 /// The event reporter, and the Lease of leader election.
@@ -203,7 +204,7 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
         (Gate::Go(spec), Outcome::Done(done)) if done.environments.iter().any(|e| e.result == "Failed") => {
             spec.retry_interval
         }
-        (Gate::Go(spec), _) => spec.interval,
+        (Gate::Go(spec), _) => spec.next(),
         _ => return Ok(Action::await_change()),
     };
     tracing::info!(
@@ -265,6 +266,17 @@ async fn tell(
     if changed || applied {
         let type_ = if now.status == "True" { EventType::Normal } else { EventType::Warning };
         publish(sync, cx, type_, &now.reason, &now.message).await;
+    }
+    if let Outcome::Done(Done { promotion: Some(promoted), .. }) = outcome {
+        let condition = |s: &EnvironmentSyncStatus| {
+            s.conditions.iter().find(|c| c.type_ == PROMOTED).map(|c| (c.reason.clone(), c.message.clone()))
+        };
+        // One Event per push; a refusal once, not at every interval that finds it so.
+        if promoted.pushed.is_some() {
+            publish(sync, cx, EventType::Normal, promoted.reason, &promoted.message).await;
+        } else if !promoted.passed && condition(previous) != condition(status) {
+            publish(sync, cx, EventType::Warning, promoted.reason, &promoted.message).await;
+        }
     }
     let Outcome::Done(Done { work, drift: Some(drift), .. }) = outcome else { return };
     if drift.drifted + drift.missing == 0 {

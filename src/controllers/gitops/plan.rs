@@ -29,6 +29,41 @@ pub struct Settings {
     pub wait: bool,
     /// The ServiceAccount every request of the apply is made as.
     pub account: String,
+    /// `spec.promotion`, checked.
+    pub promotion: Option<Promotion>,
+}
+
+/// How often auto-promotion judges the gates without `spec.promotion.interval`.
+pub const DEFAULT_PROMOTION_INTERVAL: Duration = Duration::from_secs(600);
+
+/// `spec.promotion`, with its defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promotion {
+    pub interval: Duration,
+    /// The branch pushed to.
+    pub branch: String,
+    /// Replace what the branch holds (a branch of its own), rather than fast-forward it (the
+    /// tracked branch).
+    pub force: bool,
+    /// (name, email).
+    pub author: (String, String),
+}
+
+impl Settings {
+    /// How soon the next reconcile is due: the interval, or sooner for a promotion.
+    pub fn next(&self) -> Duration {
+        self.promotion.as_ref().map_or(self.interval, |p| p.interval.min(self.interval))
+    }
+}
+
+/// Whether a promotion is due at `now`: never tried, or tried `interval` ago or more.
+pub fn promotion_due(sync: &EnvironmentSync, interval: Duration, now: jiff::Timestamp) -> bool {
+    let last =
+        sync.status.as_ref().and_then(|s| s.promotion.as_ref()).map(|p| p.last_attempt_time.parse::<jiff::Timestamp>());
+    match last {
+        Some(Ok(at)) => now.duration_since(at) >= jiff::SignedDuration::try_from(interval).unwrap_or_default(),
+        _ => true,
+    }
 }
 
 /// Whether the reconcile goes on, and why not.
@@ -82,6 +117,28 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
                 .into(),
         );
     };
+    let promotion = match &spec.promotion {
+        None => None,
+        Some(promotion) => {
+            let interval = match duration("promotion.interval", &promotion.interval, DEFAULT_PROMOTION_INTERVAL) {
+                Ok(interval) => interval,
+                Err(message) => return invalid("InvalidSpec", message),
+            };
+            let tracked = (reference.0 == RefKind::Branch).then(|| reference.1.clone());
+            let branch = match (promotion.push.as_ref().map(|p| p.branch.clone()), tracked.clone()) {
+                (Some(branch), _) | (None, Some(branch)) => branch,
+                (None, None) => {
+                    return invalid(
+                        "InvalidSpec",
+                        "spec.promotion has no push.branch and spec.source.ref names no branch to push to: name one in spec.promotion.push.branch".into(),
+                    );
+                }
+            };
+            let force = tracked.as_deref() != Some(branch.as_str());
+            let author = (promotion.author.name.clone(), promotion.author.email.clone());
+            Some(Promotion { interval, branch, force, author })
+        }
+    };
     Gate::Go(Settings {
         reference,
         interval,
@@ -90,6 +147,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         prune: spec.prune.unwrap_or(true),
         wait: spec.wait,
         account: account.to_string(),
+        promotion,
     })
 }
 
@@ -364,6 +422,41 @@ mod tests {
         let without = sync(serde_json::json!({"serviceAccountName": null}));
         assert!(matches!(gate(&without, Some("weaver-default")), Gate::Go(s) if s.account == "weaver-default"));
         assert_eq!(gate(&sync(serde_json::json!({"suspend": true})), None), Gate::Suspended);
+    }
+
+    #[test]
+    fn a_promotion_pushes_to_the_tracked_branch_or_forces_a_branch_of_its_own_when_due() {
+        let author = serde_json::json!({"name": "Bot", "email": "bot@example.org"});
+        let tracked =
+            settings_of(serde_json::json!({"interval": "5m", "promotion": {"interval": "1m", "author": author}}));
+        let promotion = tracked.promotion.clone().unwrap();
+        assert_eq!((promotion.branch.as_str(), promotion.force), ("main", false));
+        assert_eq!(promotion.author, ("Bot".to_string(), "bot@example.org".to_string()));
+        assert_eq!(tracked.next(), Duration::from_secs(60), "woken for the promotion");
+        let own = settings_of(
+            serde_json::json!({"promotion": {"push": {"branch": "weaver/promote-prod"}, "author": author}}),
+        );
+        let promotion = own.promotion.clone().unwrap();
+        assert_eq!((promotion.branch.as_str(), promotion.force), ("weaver/promote-prod", true));
+        assert_eq!((promotion.interval, own.next()), (DEFAULT_PROMOTION_INTERVAL, DEFAULT_INTERVAL));
+        let at_tag = sync(serde_json::json!({"source": {"url": "https://x/y.git", "ref": {"tag": "v1"}},
+                                             "promotion": {"author": author}}));
+        assert!(
+            matches!(gate(&at_tag, None), Gate::Invalid { reason: "InvalidSpec", message } if message.contains("push.branch"))
+        );
+
+        let mut s = sync(serde_json::json!({}));
+        let now: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        assert!(promotion_due(&s, Duration::from_secs(60), now), "never tried");
+        s.status = Some(EnvironmentSyncStatus {
+            promotion: Some(crate::controllers::gitops::api::PromotionStatus {
+                last_attempt_time: "2026-11-26T09:59:30Z".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(!promotion_due(&s, Duration::from_secs(60), now));
+        assert!(promotion_due(&s, Duration::from_secs(30), now));
     }
 
     fn applied_at(sync: &mut EnvironmentSync, commit: &str, envs: &[&str], result: &str) {

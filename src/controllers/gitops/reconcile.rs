@@ -13,14 +13,18 @@ use kube::ResourceExt;
 use kube::api::Api;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::api::{Approval, EnvironmentStatus, EnvironmentSync, PendingPlan, ReleaseChanges};
+use super::api::{
+    Approval, EnvironmentStatus, EnvironmentSync, PendingPlan, PromotionGate, PromotionStatus, PromotionTarget,
+    ReleaseChanges,
+};
 use super::plan::{self, Settings as Spec, Work};
-use super::status::{Done, Outcome, Working, drift_summary};
+use super::status::{Done, Outcome, Promoted, Working, drift_summary};
 use super::telemetry::Metrics;
 use crate::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use crate::action::drift::{CorrectOptions, DriftOptions};
 use crate::action::fleet::{EnvironmentSelection, select_environments};
 use crate::action::plan::{Against, PlanOptions};
+use crate::action::promote::{PromoteOptions, TargetPromotion};
 use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::action::{Context as ActionContext, Keys, Progress, PruneReleases};
 use crate::cluster::{ClusterInfo, ConnectOptions, GivenCluster};
@@ -28,6 +32,7 @@ use crate::controllers::tenant::{TenantError, Tenants};
 use crate::diff::Action;
 use crate::project::Environment;
 use crate::secrets::Redactor;
+use crate::secrets::record_key::RecordKey;
 use crate::source::charts::Archives;
 use crate::source::charts::pulls::Pulls;
 use crate::source::{ChartCache, Credentials, FetchRequest, Fetched, GitCache, GitRef};
@@ -58,6 +63,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Live state from watches, for every EnvironmentSync of this cluster.
     pub live: crate::cluster::LiveCache,
+    /// The key release records are checked with by auto-promotions (`WEAVER_RECORD_KEY_FILE`).
+    pub record_key: Option<RecordKey>,
 }
 
 /// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
@@ -117,6 +124,11 @@ pub async fn reconcile(
         Err((reason, message)) => return failed(reason, message, None),
     };
     let cache = shared.cache.clone();
+    // A promotion pushes where the fetch fetched from, with its credentials and CA.
+    let push_to = spec
+        .promotion
+        .as_ref()
+        .map(|p| FetchRequest { reference: GitRef::Branch(p.branch.clone()), ..request.clone() });
     // On its interval, a fetch of the same source by another EnvironmentSync within the
     // interval will do; asked for (webhook, annotation) or with a new spec, the remote is read
     // now.
@@ -168,7 +180,19 @@ pub async fn reconcile(
     };
     // Leased until this reconcile ends: its plan and its apply read the same archives.
     let pulls = Arc::new(Pulls::new(shared.charts.clone()));
-    let run = Run { applier, approval_key, spec, fetched: &fetched, given, keys, redactor: &redactor, pulls, working };
+    let record_key = shared.record_key.clone();
+    let run = Run {
+        applier,
+        approval_key,
+        spec,
+        fetched: &fetched,
+        given,
+        keys,
+        redactor: &redactor,
+        pulls,
+        working,
+        record_key,
+    };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
     let mut results = Vec::new();
@@ -192,7 +216,14 @@ pub async fn reconcile(
                         }),
                     })
                     .collect();
-                return Outcome::Done(Done { revision: commit, work, environments, pending: None, drift: None });
+                return Outcome::Done(Done {
+                    revision: commit,
+                    work,
+                    environments,
+                    pending: None,
+                    drift: None,
+                    promotion: None,
+                });
             }
             Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
                 let waiting = |env: &Environment| EnvironmentStatus {
@@ -201,7 +232,14 @@ pub async fn reconcile(
                     ..earlier(&env.name).unwrap_or_default()
                 };
                 let environments = environments.iter().map(waiting).collect();
-                return Outcome::Done(Done { revision: commit, work, environments, pending: Some(plan), drift: None });
+                return Outcome::Done(Done {
+                    revision: commit,
+                    work,
+                    environments,
+                    pending: Some(plan),
+                    drift: None,
+                    promotion: None,
+                });
             }
             // Approved, or nothing to change: applied below.
             Ok((_, digests)) => approved = Some(digests),
@@ -258,7 +296,13 @@ pub async fn reconcile(
     }
     results.sort_by(|a, b| a.name.cmp(&b.name));
     let drift = (work != Work::Apply).then(|| drift_summary(drifted, missing));
-    Outcome::Done(Done { revision: commit, work, environments: results, pending: None, drift })
+    let promotion = match (&spec.promotion, push_to) {
+        (Some(promotion), Some(push_to)) if plan::promotion_due(sync, promotion.interval, jiff::Timestamp::now()) => {
+            Some(Box::new(run.promote(&environments, promotion, &shared.cache, &push_to, sync, &namespace).await))
+        }
+        _ => None,
+    };
+    Outcome::Done(Done { revision: commit, work, environments: results, pending: None, drift, promotion })
 }
 
 fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
@@ -287,6 +331,8 @@ struct Run<'a> {
     pulls: Arc<Pulls>,
     /// Hears what an apply is doing, for the status.
     working: &'a (dyn Fn(Working) + Sync),
+    /// What promotions check the source's records with.
+    record_key: Option<RecordKey>,
 }
 
 impl Run<'_> {
@@ -510,6 +556,142 @@ impl Run<'_> {
             crate::action::drift::tell_drift(&options, &report, cx).await.map_err(|err| err.redacted(self.redactor))?;
         }
         Ok(found)
+    }
+}
+
+impl Run<'_> {
+    /// Auto-promotion: `weaver promote`'s action over the selected environments that have a
+    /// `promotion:`, at the fetched commit in its mirror; its commit (on a local branch of the
+    /// mirror, removed after) pushed to `push_to`'s branch.
+    async fn promote(
+        &self,
+        environments: &[Arc<Environment>],
+        settings: &plan::Promotion,
+        cache: &Arc<GitCache>,
+        push_to: &FetchRequest,
+        sync: &EnvironmentSync,
+        namespace: &str,
+    ) -> Promoted {
+        let previous = sync.status.as_ref().and_then(|s| s.promotion.as_ref());
+        let now = jiff::Timestamp::now().to_string();
+        let commit = self.fetched.commit.clone();
+        let mut status = PromotionStatus {
+            last_attempt_time: now.clone(),
+            revision: commit.clone(),
+            branch: settings.branch.clone(),
+            last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
+            last_push_time: previous.and_then(|p| p.last_push_time.clone()),
+            targets: Vec::new(),
+        };
+        let targets: Vec<String> =
+            environments.iter().filter(|e| e.promotion.is_some()).map(|e| e.name.clone()).collect();
+        let result =
+            |passed, reason, message: String, status| Promoted { passed, reason, message, status, pushed: None };
+        if targets.is_empty() {
+            let message = "no selected environment has a `promotion:` saying what it takes from which".to_string();
+            return result(false, "NoPromotionTargets", message, status);
+        }
+        // A branch of this reconcile's own: mirrors are shared, and a promotion's branch is new.
+        let local = format!(
+            "weaver/auto-promote/{}/{}-{}",
+            sync.uid().unwrap_or_else(|| sync.name_any()),
+            plan::short(&commit),
+            jiff::Timestamp::now().as_nanosecond()
+        );
+        let options = PromoteOptions {
+            repo: self.fetched.repository.clone(),
+            targets: EnvironmentSelection { envs: targets, ..EnvironmentSelection::default() },
+            connect: self.connect(),
+            concurrency: CONCURRENCY,
+            keys: self.keys.clone(),
+            dry_run: false,
+            branch: Some(local.clone()),
+            rev: Some(commit.clone()),
+            author: Some(settings.author.clone()),
+            record_key: self.record_key.clone(),
+            charts: Archives::Pulled(self.pulls.clone()),
+        };
+        let on = self.on();
+        let cx = ActionContext { redactor: self.redactor, on: &on };
+        let promotions = match crate::action::promote::promote(&options, cx).await {
+            Ok(promotions) => promotions,
+            Err(err) => return result(false, "PromotionFailed", err.redacted(self.redactor), status),
+        };
+        status.targets = promotions.targets.iter().map(|t| target_status(t, self.redactor)).collect();
+        let failed: Vec<String> = status
+            .targets
+            .iter()
+            .flat_map(|t| t.gates.iter().filter(|g| !g.passed).map(move |g| (t, g)))
+            .map(|(t, g)| {
+                format!("{} from {}: gate `{}` failed: {}", t.environment, t.from, g.gate, g.evidence.join("; "))
+            })
+            .collect();
+        if !failed.is_empty() {
+            return result(false, "GatesFailed", format!("nothing pushed: {}", failed.join("; ")), status);
+        }
+        let Some((_, promoted)) = promotions.commit else {
+            let message = format!("every target has what its source applied at {}", plan::short(&commit));
+            return result(true, "UpToDate", message, status);
+        };
+        let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
+        let pushing = promoted.clone();
+        let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
+        if let Err(err) = crate::git::GitRepo::open(&self.fetched.repository).and_then(|git| git.delete_branch(&local))
+        {
+            tracing::warn!("cannot remove the promotion's local branch {local}: {}", err.redacted(self.redactor));
+        }
+        let changes: Vec<String> = status
+            .targets
+            .iter()
+            .flat_map(|t| t.changes.iter().map(move |c| format!("{}: {c}", t.environment)))
+            .collect();
+        match pushed {
+            Ok(Ok(true)) => {
+                status.last_pushed_commit = Some(promoted.clone());
+                status.last_push_time = Some(now);
+                let message =
+                    format!("pushed {} to branch {} ({})", plan::short(&promoted), settings.branch, changes.join("; "));
+                Promoted { passed: true, reason: "Promoted", message, status, pushed: Some(promoted) }
+            }
+            Ok(Ok(false)) => {
+                let message = format!("branch {} has this promotion already ({})", settings.branch, changes.join("; "));
+                result(true, "UpToDate", message, status)
+            }
+            Ok(Err(err)) => result(false, err.failure.reason(), with_secret(&err, sync, namespace), status),
+            Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
+        }
+    }
+}
+
+/// A target's gates and changes, for the status.
+fn target_status(target: &TargetPromotion, redactor: &Redactor) -> PromotionTarget {
+    let text = |value: &Option<serde_json::Value>| value.as_ref().map_or("unset".to_string(), |v| v.to_string());
+    PromotionTarget {
+        environment: target.environment.clone(),
+        from: target.from.clone(),
+        passed: target.passed(),
+        gates: target
+            .gates
+            .iter()
+            .map(|gate| PromotionGate {
+                gate: serde_json::to_value(gate.gate)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                passed: gate.passed,
+                expression: gate.expression.clone(),
+                evidence: gate.evidence.iter().map(|e| redactor.redact(e).into_owned()).collect(),
+            })
+            .collect(),
+        changes: target
+            .changes
+            .iter()
+            .map(|c| {
+                let name = if c.name.is_empty() { String::new() } else { format!(" {}", c.name) };
+                let line = format!("{} {}{name}: {} -> {}", c.release, c.pin, text(&c.from), c.to);
+                redactor.redact(&line).into_owned()
+            })
+            .collect(),
     }
 }
 

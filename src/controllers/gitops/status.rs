@@ -7,9 +7,11 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::api::{DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan};
+use super::api::{
+    DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan, PromotionStatus,
+};
 use super::plan::{self, Work};
-use crate::controllers::conditions::{READY, RECONCILING, STALLED, carry_transition, condition};
+use crate::controllers::conditions::{PROMOTED, READY, RECONCILING, STALLED, carry_transition, condition};
 
 /// How a reconcile ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,20 @@ pub struct Done {
     pub environments: Vec<EnvironmentStatus>,
     pub pending: Option<PendingPlan>,
     pub drift: Option<DriftSummary>,
+    /// The auto-promotion run after it, when one was due (boxed: most reconciles have none).
+    pub promotion: Option<Box<Promoted>>,
+}
+
+/// An auto-promotion's outcome: the `Promoted` condition, and the status's `promotion`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promoted {
+    /// True: pushed, or nothing to push; False: a gate failed, or an error.
+    pub passed: bool,
+    pub reason: &'static str,
+    pub message: String,
+    pub status: PromotionStatus,
+    /// The commit this run pushed.
+    pub pushed: Option<String>,
 }
 
 impl Outcome {
@@ -121,7 +137,10 @@ pub fn working(
     };
     EnvironmentSyncStatus {
         observed_generation: generation,
-        conditions: vec![progressing(READY), progressing(RECONCILING)],
+        conditions: [progressing(READY), progressing(RECONCILING)]
+            .into_iter()
+            .chain(previous.conditions.iter().find(|c| c.type_ == PROMOTED).cloned())
+            .collect(),
         last_attempted_revision: Some(working.revision.clone()),
         ..previous.clone()
     }
@@ -154,6 +173,18 @@ pub fn after(
         }
         _ => {}
     }
+    // The last promotion's condition stays until the next one says otherwise.
+    match outcome {
+        Outcome::Done(Done { promotion: Some(promoted), .. }) => conditions.push(condition(
+            PROMOTED,
+            promoted.passed,
+            promoted.reason,
+            promoted.message.clone(),
+            generation,
+            now,
+        )),
+        _ => conditions.extend(previous.conditions.iter().find(|c| c.type_ == PROMOTED).cloned()),
+    }
     let conditions = conditions.into_iter().map(|c| carry_transition(c, &previous.conditions)).collect();
     let mut status = EnvironmentSyncStatus {
         observed_generation: generation,
@@ -182,6 +213,9 @@ pub fn after(
             status.pending_plan = done.pending.clone();
             if done.drift.is_some() {
                 status.drift = done.drift.clone();
+            }
+            if let Some(promoted) = &done.promotion {
+                status.promotion = Some(promoted.status.clone());
             }
             let ready = done.environments.iter().filter(|e| plan::is_applied(&e.result)).count();
             status.environments_ready = Some(format!("{ready}/{}", done.environments.len()));
@@ -243,7 +277,7 @@ mod tests {
     }
 
     fn done(work: Work, environments: Vec<EnvironmentStatus>) -> Outcome {
-        Outcome::Done(Done { revision: COMMIT.into(), work, environments, pending: None, drift: None })
+        Outcome::Done(Done { revision: COMMIT.into(), work, environments, pending: None, drift: None, promotion: None })
     }
 
     fn condition_of<'a>(status: &'a EnvironmentSyncStatus, type_: &str) -> Option<(&'a str, &'a str)> {
@@ -326,6 +360,7 @@ mod tests {
             environments: vec![env("dev", "AwaitingApproval")],
             pending: Some(pending),
             drift: None,
+            promotion: None,
         });
         let status = after(&s, &outcome, Some("now".into()), &time(1), 0.5);
         assert_eq!(condition_of(&status, READY), Some(("False", "AwaitingApproval")));
@@ -355,6 +390,32 @@ mod tests {
         let status = working(&s, &status, &waiting, &time(3));
         assert_eq!(status.conditions[0].message, waiting.message);
         assert_eq!(status.conditions[0].last_transition_time, time(2));
+    }
+
+    #[test]
+    fn a_promotions_condition_stays_until_the_next_promotion_and_leaves_ready_alone() {
+        let mut s = sync();
+        let refused = Promoted {
+            passed: false,
+            reason: "GatesFailed",
+            message: "nothing pushed: prod from staging: gate `soak` failed".into(),
+            status: PromotionStatus { last_attempt_time: "t1".into(), ..Default::default() },
+            pushed: None,
+        };
+        let Outcome::Done(mut promoting) = done(Work::Apply, vec![env("dev", "Applied")]) else { unreachable!() };
+        promoting.promotion = Some(Box::new(refused));
+        let status = after(&s, &Outcome::Done(promoting), None, &time(1), 1.0);
+        assert_eq!(condition_of(&status, READY), Some(("True", "ReconciliationSucceeded")));
+        assert_eq!(condition_of(&status, PROMOTED), Some(("False", "GatesFailed")));
+        assert_eq!(status.promotion.as_ref().map(|p| p.last_attempt_time.as_str()), Some("t1"));
+        s.status = Some(status.clone());
+        // A reconcile that promoted nothing (not due), and an apply in progress, keep it.
+        let status = after(&s, &done(Work::ReportDrift, vec![env("dev", "Applied")]), None, &time(2), 0.1);
+        assert_eq!(condition_of(&status, PROMOTED), Some(("False", "GatesFailed")));
+        assert_eq!(status.conditions.iter().find(|c| c.type_ == PROMOTED).unwrap().last_transition_time, time(1));
+        let applying = Working { revision: COMMIT.into(), message: "applying".into() };
+        let status = working(&s, &status, &applying, &time(3));
+        assert_eq!(condition_of(&status, PROMOTED), Some(("False", "GatesFailed")));
     }
 
     #[test]

@@ -122,7 +122,14 @@ mod tests {
             ..EnvironmentStatus::default()
         };
         let environments = vec![env("dev", 2, 1, 0), env("prod", 0, 3, 1)];
-        Outcome::Done(Done { revision: "a".repeat(40), work, environments, pending: None, drift: None })
+        Outcome::Done(Done {
+            revision: "a".repeat(40),
+            work,
+            environments,
+            pending: None,
+            drift: None,
+            promotion: None,
+        })
     }
 
     #[test]

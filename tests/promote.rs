@@ -405,3 +405,26 @@ fn a_change_of_values_alone_is_recorded_for_promotions_to_read() {
     setup.apply("staging");
     assert_eq!(revisions(&setup), 4, "a signed record is not written again");
 }
+
+/// The record key is read before the environment's lock is taken: a key file that is missing or
+/// too short fails the apply naming the file, with no Lease taken and nothing applied.
+#[test]
+fn an_unreadable_record_key_fails_an_apply_before_its_lock_is_taken() {
+    let setup = Setup::new(&["staging"]);
+    setup.environment("staging", 0, "staging", STAGING, "");
+    let short = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(short.path(), "too short\n").unwrap();
+    let missing = short.path().with_extension("missing");
+    for (file, why) in [(missing.as_path(), "cannot read the record key"), (short.path(), "has 9 bytes")] {
+        let run =
+            setup.weaver_with(&["apply", "--env", "staging"], &[("WEAVER_RECORD_KEY_FILE", file.to_str().unwrap())]);
+        let stderr = run.failure();
+        assert!(stderr.contains(&file.display().to_string()) && stderr.contains(why), "{stderr}");
+        let leases = setup.cluster.list("coordination.k8s.io/v1", "Lease", "leases", &setup.lock);
+        assert!(leases.is_empty(), "a Lease was taken: {leases:?}");
+        let objects = setup.cluster.list("v1", "ConfigMap", "configmaps", setup.namespace("staging"));
+        assert!(objects.iter().all(|o| o["metadata"]["name"] != "settings"), "something was applied");
+    }
+    setup.apply("staging");
+    assert_eq!(setup.cluster.list("coordination.k8s.io/v1", "Lease", "leases", &setup.lock).len(), 1);
+}

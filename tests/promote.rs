@@ -428,3 +428,25 @@ fn an_unreadable_record_key_fails_an_apply_before_its_lock_is_taken() {
     setup.apply("staging");
     assert_eq!(setup.cluster.list("coordination.k8s.io/v1", "Lease", "leases", &setup.lock).len(), 1);
 }
+
+/// A promotion reads its source's health, records and drift and plans its target over one
+/// client and one discovery of the server, as a fleet's environments share them.
+#[test]
+fn a_promotion_discovers_the_server_once() {
+    let setup = Setup::new(&["staging", "prod"]);
+    setup.environment("staging", 0, "staging", STAGING, "");
+    setup.environment("prod", 1, "prod", PROD, &promotion("staging", "1s"));
+    setup.commit("staging and prod");
+    setup.apply("staging");
+    setup.apply("prod");
+    soak();
+    let Some(fake) = setup.cluster.fake("counting requests") else { return };
+    fake.clear_requests();
+    let run = setup.weaver(&["promote", "--to", "prod", "--dry-run"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let requests = fake.requests();
+    let mut discovery: Vec<&str> =
+        requests.iter().filter(|r| r.path == "/api" || r.path == "/apis").map(|r| r.path.as_str()).collect();
+    discovery.sort();
+    assert_eq!(discovery, ["/api", "/apis"], "one discovery pass for status, drift and the plan");
+}

@@ -22,7 +22,7 @@ use super::removed::PruneReleases;
 use super::render::{IfEmpty, RenderOptions, Selection};
 use super::status::status_with_records;
 use super::{Context, Keys, open_project};
-use crate::cluster::ConnectOptions;
+use crate::cluster::{ConnectOptions, SharedServers};
 use crate::error::{Error, Result};
 use crate::git::GitRepo;
 use crate::project::environment::load_environment_promoted;
@@ -138,11 +138,17 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
                 .to_string(),
         ));
     }
+    // Read before anything else: a missing or short key file is refused before any request.
+    let record_key = RecordKey::from_environment()?;
     let project = open_project(&options.repo, Some(HEAD))?;
     let targets = select_environments(&options.repo, Some(HEAD), &options.targets)?;
+    // The reads of the sources and the plans of the targets share a client and discovery per
+    // server and context, as a fleet's environments do.
+    let servers = SharedServers::new(options.concurrency)?;
     let mut results = Vec::new();
     for target in &targets {
-        results.push(promote_one(&project, target, options, cx).await?);
+        let shared = Shared { record_key: record_key.as_ref(), servers: &servers };
+        results.push(promote_one(&project, target, options, shared, cx).await?);
     }
     let refused = results.iter().any(|t| !t.passed());
     let changed: Vec<&TargetPromotion> = results.iter().filter(|t| !t.changes.is_empty()).collect();
@@ -153,10 +159,18 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
     Ok(Promotions { targets: results, commit, dry_run: options.dry_run })
 }
 
+/// What the targets of one run share.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    record_key: Option<&'a RecordKey>,
+    servers: &'a SharedServers,
+}
+
 async fn promote_one(
     project: &Project,
     target: &Environment,
     options: &PromoteOptions,
+    shared: Shared<'_>,
     cx: Context<'_>,
 ) -> Result<TargetPromotion> {
     let Some(promotion) = &target.promotion else {
@@ -195,7 +209,7 @@ async fn promote_one(
         selection,
         connect: options.connect.clone(),
         concurrency: options.concurrency,
-        servers: None,
+        servers: Some(shared.servers.clone()),
         keys: options.keys.clone(),
         notify: false,
     };
@@ -206,7 +220,7 @@ async fn promote_one(
         healthy_gate(&status, &records),
         soak_gate(&status, &records, promotion.soak_time, now),
         drift_gate(&drifted),
-        signed_gate(&pinned, &records)?,
+        signed_gate(&pinned, &records, shared.record_key),
     ];
     let document = serde_json::to_value(crate::report::json::StatusReport::new(&status))
         .map_err(|e| Error::new(format!("cannot encode the source's status: {e}")))?;
@@ -265,7 +279,7 @@ async fn promote_one(
         server_side: false,
         concurrency: options.concurrency,
         prune_releases: PruneReleases::No,
-        servers: None,
+        servers: Some(shared.servers.clone()),
     };
     result.plan = Some(plan(&planning, cx).await?);
     result.promoted = promoted;
@@ -467,12 +481,12 @@ fn drift_gate(report: &DriftReport) -> Gate {
     Gate { gate: GateKind::NoDrift, passed: !report.has_drift(), expression: None, evidence }
 }
 
-fn signed_gate(pinned: &[String], records: &HashMap<String, Record>) -> Result<Gate> {
-    let Some(key) = RecordKey::from_environment()? else {
+fn signed_gate(pinned: &[String], records: &HashMap<String, Record>, key: Option<&RecordKey>) -> Gate {
+    let Some(key) = key else {
         let evidence = vec![format!(
             "no record key to check signatures with: set {RECORD_KEY_VARIABLE} to the file of the key applies sign with"
         )];
-        return Ok(Gate { gate: GateKind::Signed, passed: false, expression: None, evidence });
+        return Gate { gate: GateKind::Signed, passed: false, expression: None, evidence };
     };
     let mut passed = true;
     let mut evidence = Vec::new();
@@ -490,7 +504,7 @@ fn signed_gate(pinned: &[String], records: &HashMap<String, Record>) -> Result<G
             }
         });
     }
-    Ok(Gate { gate: GateKind::Signed, passed, expression: None, evidence })
+    Gate { gate: GateKind::Signed, passed, expression: None, evidence }
 }
 
 /// Commits each changed target's promotions file on a new branch from HEAD.

@@ -236,6 +236,12 @@ fn a_promotion_in_waves_writes_exactly_the_pins_on_a_new_branch() {
     assert_eq!(setup.git.head().unwrap().peel_to_commit().unwrap().id(), base);
     assert!(!setup.repo.path().join("promotions").exists(), "the working tree is not touched");
     assert_eq!(setup.changed_paths("promote-a"), ["promotions/prod-a.yaml"]);
+    // The branch was created at its commit, never at HEAD's before it: its log has one entry.
+    let reflog = setup.git.reflog("refs/heads/promote-a").unwrap();
+    let created: Vec<(bool, git2::Oid)> = reflog.iter().map(|e| (e.id_old().is_zero(), e.id_new())).collect();
+    let tip = setup.git.find_branch("promote-a", git2::BranchType::Local).unwrap().get().target().unwrap();
+    assert_eq!(created, [(true, tip)]);
+    assert_eq!(report["commit"], tip.to_string());
 
     // The branch's prod-a renders staging's images, and nothing else changes.
     let staging = images(&setup.render("staging", "HEAD"));

@@ -456,3 +456,66 @@ fn a_promotion_discovers_the_server_once() {
     discovery.sort();
     assert_eq!(discovery, ["/api", "/apis"], "one discovery pass for status, drift and the plan");
 }
+
+/// A chart pin end to end: staging applied chart `web` 1.1.0 from a chart repository, prod
+/// 1.0.0; the promotion writes 1.1.0, and prod's render on the branch is then staging's.
+#[test]
+fn a_chart_pin_promotes_the_remote_chart_version_the_source_applied() {
+    use crate::remote_charts::{PASSWORD, USER, served_chart_repository};
+    let (_served, _archives, server) = served_chart_repository();
+    let setup = Setup::new(&["staging", "prod"]);
+    let environment = |env: &str, version: &str, promotion: &str| {
+        setup.repo.write(
+            &format!("environments/{env}.yaml"),
+            &format!(
+                "namespace: {}\ncluster: {{lockNamespace: {}}}\nrepositories:\n{}{promotion}releases:\n  - name: web\n    chart: stable/web\n    version: {version}\n",
+                setup.namespace(env),
+                setup.lock,
+                server.as_stable()
+            ),
+        );
+    };
+    environment("staging", "1.1.0", "");
+    let pins = "promotion:\n  from: staging\n  soakTime: 1s\n  pins: [{release: web, chart: true}]\n";
+    environment("prod", "1.0.0", pins);
+    let cache = tempfile::tempdir().unwrap();
+    let key = setup.key.path().to_str().unwrap();
+    let envs = [
+        ("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()),
+        ("WEAVER_REPOSITORY_STABLE_USERNAME", USER),
+        ("WEAVER_REPOSITORY_STABLE_PASSWORD", PASSWORD),
+        ("WEAVER_RECORD_KEY_FILE", key),
+    ];
+    setup.repo.weaver_env(&["charts", "lock"], &envs).success();
+    setup.commit("staging at web 1.1.0, prod at 1.0.0");
+    for env in ["staging", "prod"] {
+        setup.weaver_with(&["apply", "--env", env], &envs).success();
+    }
+    soak();
+
+    let run = setup.weaver_with(&["promote", "--to", "prod", "--branch", "promote-chart", "-o", "json"], &envs);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let change = json!({"release": "web", "pin": "chart", "name": "", "from": "1.0.0", "to": "1.1.0", "revision": 1});
+    assert_eq!(report["targets"][0]["changes"], json!([change]));
+    assert_eq!(setup.changed_paths("promote-chart"), ["promotions/prod.yaml"]);
+    let promoted = setup.git.revparse_single("promote-chart:promotions/prod.yaml").unwrap();
+    let text = String::from_utf8(promoted.as_blob().unwrap().content().to_vec()).unwrap();
+    assert!(text.contains("    version: '1.1.0'\n"), "{text}");
+
+    // Prod's render on the branch is staging's (but for the namespace and the environment's
+    // label): the chart at 1.1.0.
+    let render = |env: &str, rev: &str| -> Vec<Value> {
+        let out = setup.repo.weaver_env(&["render", "--env", env, "--rev", rev], &envs);
+        let mut objects = weaver::yaml::documents(Path::new("render"), out.success()).unwrap();
+        for object in &mut objects {
+            object["metadata"].as_object_mut().unwrap().remove("namespace");
+            object["metadata"]["labels"].as_object_mut().unwrap().remove("weaver.example.com/environment");
+        }
+        objects
+    };
+    let staging = render("staging", "HEAD");
+    assert_eq!(staging[0]["data"]["version"], "1.1.0", "{staging:?}");
+    assert_ne!(render("prod", "HEAD"), staging);
+    assert_eq!(render("prod", "promote-chart"), staging);
+}

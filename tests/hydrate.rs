@@ -812,6 +812,31 @@ fn helm_hooks_are_left_out_of_the_files_and_named_in_the_metadata() {
 }
 
 #[test]
+fn a_secret_left_out_alone_rewrites_the_metadata_that_names_it() {
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n")
+        .write(
+            "charts/app/templates/config.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n",
+        )
+        .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n");
+    let out = tempfile::tempdir().unwrap();
+    let args = ["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap(), "--secrets", "omit", "-o", "json"];
+    json_of(&repo.weaver(&args), 2);
+    assert_eq!(metadata(out.path(), "dev")["omittedSecrets"], json!([]));
+    // A Secret added, left out: the release's file is the same, the metadata names it.
+    repo.write(
+        "charts/app/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\nstringData:\n  token: left-out\n",
+    );
+    let report = json_of(&repo.weaver(&args), 2);
+    assert_eq!(report["environments"][0]["written"], json!(["dev/weaver-hydrate.metadata"]));
+    assert_eq!(report["environments"][0]["unchanged"], json!(["dev/app.yaml"]));
+    assert_eq!(metadata(out.path(), "dev")["omittedSecrets"], json!(["app/apps/app"]));
+    json_of(&repo.weaver(&args), 0);
+}
+
+#[test]
 fn a_secret_hydrated_before_that_cannot_be_read_back_is_encrypted_again_with_a_warning() {
     let repo = Repo::demo_without_operator();
     let out = tempfile::tempdir().unwrap();

@@ -475,6 +475,20 @@ fn a_decrypted_value_outside_a_secret_is_refused_rather_than_written_in_plaintex
 }
 
 #[test]
+fn errors_name_the_repository_s_files_by_their_paths_in_it() {
+    let repo = Repo::demo_without_operator();
+    repo.write("secrets/.sops.yaml", "creation_rules:\n  - path_regex: ^dev\\.yaml$\n    age: 5\n");
+    let out = tempfile::tempdir().unwrap();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap()]);
+    let stderr = run.failure();
+    assert!(stderr.contains("secrets/.sops.yaml"), "{stderr}");
+    let repo_dir = std::fs::canonicalize(repo.path()).unwrap();
+    for absolute in [repo.path(), repo_dir.as_path()] {
+        assert!(!stderr.contains(absolute.to_str().unwrap()), "an absolute path: {stderr}");
+    }
+}
+
+#[test]
 fn a_chart_literal_in_secrets_and_config_maps_hydrates_again_unchanged() {
     // The Secrets' values read back from the first run's files are compared, not taken for
     // decrypted values: a ConfigMap repeating a chart's literal, checked after another

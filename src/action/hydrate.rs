@@ -538,20 +538,21 @@ impl EnvironmentWriter<'_> {
     /// file, as its creation rules assign them (found as `weaver secrets` finds them), else as
     /// the file's own `sops.age` lists them.
     fn encryption_settings(&self) -> Result<EncryptionSettings> {
-        let repo = &self.options.selection.repo;
         let source = self.project.source.as_ref();
         let mut recipients = Vec::new();
         if let Some(file) = self.env.secrets.first() {
-            // Paths below the repository, read from the source (a commit with --rev); the
-            // ancestors above it are not the repository's.
+            // Paths of the repository, as errors name them, read from the source (a commit
+            // with --rev); nothing above the repository is its.
             let mut read = |candidate: &Path| -> Result<Option<String>> {
-                let Ok(relative) = candidate.strip_prefix(repo) else { return Ok(None) };
-                let bytes = source.read_named(relative, &file.at, "creation rules")?;
+                if candidate.is_absolute() {
+                    return Ok(None);
+                }
+                let bytes = source.read_named(candidate, &file.at, "creation rules")?;
                 Ok(bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
             };
-            let (path, fallback) = (repo.join(&file.path), repo.join("secrets/.sops.yaml"));
-            if let Some(rules) = secrets::CreationRules::nearest(&path, &fallback, &mut read)?
-                && let Ok(settings) = secrets::encryption_settings(&path, Some(&rules), &[])
+            let (path, fallback) = (&file.path, Path::new("secrets/.sops.yaml"));
+            if let Some(rules) = secrets::CreationRules::nearest(path, fallback, &mut read)?
+                && let Ok(settings) = secrets::encryption_settings(path, Some(&rules), &[])
             {
                 recipients = settings.recipients;
             }

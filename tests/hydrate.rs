@@ -964,5 +964,9 @@ fn an_artifact_is_pushed_with_the_docker_logins_credentials_through_the_token_fl
 
     // Without a login: refused, saying where credentials go.
     let run = repo.weaver_env(&args, &[("HOME", home_dir), ("DOCKER_CONFIG", home_dir)]);
-    assert!(run.failure().contains("refused the credentials (or asked for some)"), "{}", run.stderr);
+    let stderr = run.failure();
+    assert!(stderr.contains("refused the credentials (or asked for some)"), "{stderr}");
+    // An artifact is no repository of `repositories:`: where its credentials come from.
+    let log_in = format!("docker login 127.0.0.1:{}", proxy.port);
+    assert!(stderr.contains(&log_in) && !stderr.contains("WEAVER_REPOSITORY_"), "{stderr}");
 }

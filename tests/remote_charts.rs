@@ -230,7 +230,7 @@ fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
 
     // Without credentials the repository refuses, and the error says where credentials go.
     let err = repo.weaver_env(&["charts", "lock"], &[("WEAVER_CHART_CACHE", cache_dir)]).failure().to_string();
-    assert!(err.contains("answered HTTP 401") && err.contains("WEAVER_REPOSITORY_<NAME>_USERNAME"), "{err}");
+    assert!(err.contains("answered HTTP 401") && err.contains("WEAVER_REPOSITORY_STABLE_USERNAME"), "{err}");
     let wrong = [credentials[0], credentials[1], ("WEAVER_REPOSITORY_STABLE_PASSWORD", "wrong-Passw0rd")];
     let err = repo.weaver_env(&["charts", "lock"], &wrong).failure().to_string();
     assert!(err.contains("answered HTTP 401") && !err.contains("wrong-Passw0rd"), "{err}");

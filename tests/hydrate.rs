@@ -475,6 +475,20 @@ fn a_decrypted_value_outside_a_secret_is_refused_rather_than_written_in_plaintex
 }
 
 #[test]
+fn errors_name_the_repository_s_files_by_their_paths_in_it() {
+    let repo = Repo::demo_without_operator();
+    repo.write("secrets/.sops.yaml", "creation_rules:\n  - path_regex: ^dev\\.yaml$\n    age: 5\n");
+    let out = tempfile::tempdir().unwrap();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap()]);
+    let stderr = run.failure();
+    assert!(stderr.contains("secrets/.sops.yaml"), "{stderr}");
+    let repo_dir = std::fs::canonicalize(repo.path()).unwrap();
+    for absolute in [repo.path(), repo_dir.as_path()] {
+        assert!(!stderr.contains(absolute.to_str().unwrap()), "an absolute path: {stderr}");
+    }
+}
+
+#[test]
 fn a_chart_literal_in_secrets_and_config_maps_hydrates_again_unchanged() {
     // The Secrets' values read back from the first run's files are compared, not taken for
     // decrypted values: a ConfigMap repeating a chart's literal, checked after another
@@ -812,6 +826,31 @@ fn helm_hooks_are_left_out_of_the_files_and_named_in_the_metadata() {
 }
 
 #[test]
+fn a_secret_left_out_alone_rewrites_the_metadata_that_names_it() {
+    let repo = Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n")
+        .write(
+            "charts/app/templates/config.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n",
+        )
+        .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n");
+    let out = tempfile::tempdir().unwrap();
+    let args = ["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap(), "--secrets", "omit", "-o", "json"];
+    json_of(&repo.weaver(&args), 2);
+    assert_eq!(metadata(out.path(), "dev")["omittedSecrets"], json!([]));
+    // A Secret added, left out: the release's file is the same, the metadata names it.
+    repo.write(
+        "charts/app/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\nstringData:\n  token: left-out\n",
+    );
+    let report = json_of(&repo.weaver(&args), 2);
+    assert_eq!(report["environments"][0]["written"], json!(["dev/weaver-hydrate.metadata"]));
+    assert_eq!(report["environments"][0]["unchanged"], json!(["dev/app.yaml"]));
+    assert_eq!(metadata(out.path(), "dev")["omittedSecrets"], json!(["app/apps/app"]));
+    json_of(&repo.weaver(&args), 0);
+}
+
+#[test]
 fn a_secret_hydrated_before_that_cannot_be_read_back_is_encrypted_again_with_a_warning() {
     let repo = Repo::demo_without_operator();
     let out = tempfile::tempdir().unwrap();
@@ -925,5 +964,9 @@ fn an_artifact_is_pushed_with_the_docker_logins_credentials_through_the_token_fl
 
     // Without a login: refused, saying where credentials go.
     let run = repo.weaver_env(&args, &[("HOME", home_dir), ("DOCKER_CONFIG", home_dir)]);
-    assert!(run.failure().contains("refused the credentials (or asked for some)"), "{}", run.stderr);
+    let stderr = run.failure();
+    assert!(stderr.contains("refused the credentials (or asked for some)"), "{stderr}");
+    // An artifact is no repository of `repositories:`: where its credentials come from.
+    let log_in = format!("docker login 127.0.0.1:{}", proxy.port);
+    assert!(stderr.contains(&log_in) && !stderr.contains("WEAVER_REPOSITORY_"), "{stderr}");
 }

@@ -555,24 +555,58 @@ fn an_environment_that_does_not_render_is_listed_and_one_that_none_renders_is_an
 }
 
 /// A value the helmfile's templates read from an environment variable (often a credential)
-/// is never written: neither from the state itself nor through an environment's values.
+/// never reaches the files or the output, however the templates encode it (b64enc) and however
+/// short it is: the templates get a placeholder, and each read is listed with its line.
 #[test]
 fn a_value_read_from_an_environment_variable_is_never_written() {
-    let secret = "s3cret-from-the-environment";
-    for state in [
-        "environments:\n  prod:\n    values:\n    - password: {{ requiredEnv \"WEAVER_TEST_PASSWORD\" }}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n",
-        "environments:\n  prod: {}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n  values:\n  - password: {{ env \"WEAVER_TEST_PASSWORD\" }}\n",
+    use base64::Engine;
+    let secrets = [("WEAVER_TEST_PASSWORD", "s3cret-from-the-environment"), ("WEAVER_TEST_SHORT", "pw")];
+    for (state, variable, line) in [
+        (
+            "environments:\n  prod:\n    values:\n    - password: {{ requiredEnv \"WEAVER_TEST_PASSWORD\" }}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n",
+            "WEAVER_TEST_PASSWORD",
+            4,
+        ),
+        (
+            "environments:\n  prod: {}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n  values:\n  - password: {{ env \"WEAVER_TEST_PASSWORD\" }}\n",
+            "WEAVER_TEST_PASSWORD",
+            9,
+        ),
+        (
+            "environments:\n  prod: {}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n  set:\n  - name: auth\n    value: {{ requiredEnv \"WEAVER_TEST_PASSWORD\" | b64enc }}\n",
+            "WEAVER_TEST_PASSWORD",
+            10,
+        ),
+        (
+            "environments:\n  prod: {}\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  namespace: shop\n  values:\n  - pin: {{ env \"WEAVER_TEST_SHORT\" | quote }}\n",
+            "WEAVER_TEST_SHORT",
+            9,
+        ),
     ] {
         let repo = Repo::empty();
         repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
             .write("helmfile.yaml.gotmpl", state);
         let helmfile = repo.path().join("helmfile.yaml.gotmpl");
-        let run =
-            repo.weaver_env(&["import", "helmfile", helmfile.to_str().unwrap()], &[("WEAVER_TEST_PASSWORD", secret)]);
-        let stderr = run.failure();
-        assert!(stderr.contains("would hold the value of environment variable WEAVER_TEST_PASSWORD"), "{stderr}");
-        assert!(!stderr.contains(secret) && !run.stdout.contains(secret), "the refusal shows the value");
-        assert!(!repo.path().join("environments").exists(), "a refused import wrote files");
+        let run = repo.weaver_env(&["import", "helmfile", helmfile.to_str().unwrap()], &secrets);
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        let listed = format!("helmfile.yaml.gotmpl:{line}: environment variable `{variable}`: ");
+        assert!(run.stderr.contains(&listed), "{listed}\n{}", run.stderr);
+        let written: Vec<String> = ["base", "prod"]
+            .iter()
+            .map(|env| std::fs::read_to_string(repo.path().join(format!("environments/{env}.yaml"))).unwrap())
+            .collect();
+        let placeholder = format!("FROM-ENV-{variable}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&placeholder);
+        assert!(written.iter().any(|text| text.contains(&placeholder) || text.contains(&encoded)), "{written:?}");
+        for (_, value) in secrets {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(value);
+            for text in written.iter().chain([&run.stdout, &run.stderr]) {
+                assert!(!text.contains(&b64), "{b64} in {text}");
+                // The short value is in common words (`prod`): only a whole scalar is its.
+                assert!(!text.contains(&format!(" {value}\n")) && !text.contains(&format!("\"{value}\"")), "{text}");
+                assert!(value.len() < 4 || !text.contains(value), "{text}");
+            }
+        }
     }
 }
 

@@ -236,6 +236,12 @@ fn a_promotion_in_waves_writes_exactly_the_pins_on_a_new_branch() {
     assert_eq!(setup.git.head().unwrap().peel_to_commit().unwrap().id(), base);
     assert!(!setup.repo.path().join("promotions").exists(), "the working tree is not touched");
     assert_eq!(setup.changed_paths("promote-a"), ["promotions/prod-a.yaml"]);
+    // The branch was created at its commit, never at HEAD's before it: its log has one entry.
+    let reflog = setup.git.reflog("refs/heads/promote-a").unwrap();
+    let created: Vec<(bool, git2::Oid)> = reflog.iter().map(|e| (e.id_old().is_zero(), e.id_new())).collect();
+    let tip = setup.git.find_branch("promote-a", git2::BranchType::Local).unwrap().get().target().unwrap();
+    assert_eq!(created, [(true, tip)]);
+    assert_eq!(report["commit"], tip.to_string());
 
     // The branch's prod-a renders staging's images, and nothing else changes.
     let staging = images(&setup.render("staging", "HEAD"));
@@ -418,4 +424,112 @@ fn a_change_of_values_alone_is_recorded_for_promotions_to_read() {
     assert!(records.last().unwrap().signature.is_some());
     setup.apply("staging");
     assert_eq!(revisions(&setup), 4, "a signed record is not written again");
+}
+
+/// The record key is read before the environment's lock is taken: a key file that is missing or
+/// too short fails the apply naming the file, with no Lease taken and nothing applied.
+#[test]
+fn an_unreadable_record_key_fails_an_apply_before_its_lock_is_taken() {
+    let setup = Setup::new(&["staging"]);
+    setup.environment("staging", 0, "staging", STAGING, "");
+    let short = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(short.path(), "too short\n").unwrap();
+    let missing = short.path().with_extension("missing");
+    for (file, why) in [(missing.as_path(), "cannot read the record key"), (short.path(), "has 9 bytes")] {
+        let run =
+            setup.weaver_with(&["apply", "--env", "staging"], &[("WEAVER_RECORD_KEY_FILE", file.to_str().unwrap())]);
+        let stderr = run.failure();
+        assert!(stderr.contains(&file.display().to_string()) && stderr.contains(why), "{stderr}");
+        let leases = setup.cluster.list("coordination.k8s.io/v1", "Lease", "leases", &setup.lock);
+        assert!(leases.is_empty(), "a Lease was taken: {leases:?}");
+        let objects = setup.cluster.list("v1", "ConfigMap", "configmaps", setup.namespace("staging"));
+        assert!(objects.iter().all(|o| o["metadata"]["name"] != "settings"), "something was applied");
+    }
+    setup.apply("staging");
+    assert_eq!(setup.cluster.list("coordination.k8s.io/v1", "Lease", "leases", &setup.lock).len(), 1);
+}
+
+/// A promotion reads its source's health, records and drift and plans its target over one
+/// client and one discovery of the server, as a fleet's environments share them.
+#[test]
+fn a_promotion_discovers_the_server_once() {
+    let setup = Setup::new(&["staging", "prod"]);
+    setup.environment("staging", 0, "staging", STAGING, "");
+    setup.environment("prod", 1, "prod", PROD, &promotion("staging", "1s"));
+    setup.commit("staging and prod");
+    setup.apply("staging");
+    setup.apply("prod");
+    soak();
+    let Some(fake) = setup.cluster.fake("counting requests") else { return };
+    fake.clear_requests();
+    let run = setup.weaver(&["promote", "--to", "prod", "--dry-run"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let requests = fake.requests();
+    let mut discovery: Vec<&str> =
+        requests.iter().filter(|r| r.path == "/api" || r.path == "/apis").map(|r| r.path.as_str()).collect();
+    discovery.sort();
+    assert_eq!(discovery, ["/api", "/apis"], "one discovery pass for status, drift and the plan");
+}
+
+/// A chart pin end to end: staging applied chart `web` 1.1.0 from a chart repository, prod
+/// 1.0.0; the promotion writes 1.1.0, and prod's render on the branch is then staging's.
+#[test]
+fn a_chart_pin_promotes_the_remote_chart_version_the_source_applied() {
+    use crate::remote_charts::{PASSWORD, USER, served_chart_repository};
+    let (_served, _archives, server) = served_chart_repository();
+    let setup = Setup::new(&["staging", "prod"]);
+    let environment = |env: &str, version: &str, promotion: &str| {
+        setup.repo.write(
+            &format!("environments/{env}.yaml"),
+            &format!(
+                "namespace: {}\ncluster: {{lockNamespace: {}}}\nrepositories:\n{}{promotion}releases:\n  - name: web\n    chart: stable/web\n    version: {version}\n",
+                setup.namespace(env),
+                setup.lock,
+                server.as_stable()
+            ),
+        );
+    };
+    environment("staging", "1.1.0", "");
+    let pins = "promotion:\n  from: staging\n  soakTime: 1s\n  pins: [{release: web, chart: true}]\n";
+    environment("prod", "1.0.0", pins);
+    let cache = tempfile::tempdir().unwrap();
+    let key = setup.key.path().to_str().unwrap();
+    let envs = [
+        ("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()),
+        ("WEAVER_REPOSITORY_STABLE_USERNAME", USER),
+        ("WEAVER_REPOSITORY_STABLE_PASSWORD", PASSWORD),
+        ("WEAVER_RECORD_KEY_FILE", key),
+    ];
+    setup.repo.weaver_env(&["charts", "lock"], &envs).success();
+    setup.commit("staging at web 1.1.0, prod at 1.0.0");
+    for env in ["staging", "prod"] {
+        setup.weaver_with(&["apply", "--env", env], &envs).success();
+    }
+    soak();
+
+    let run = setup.weaver_with(&["promote", "--to", "prod", "--branch", "promote-chart", "-o", "json"], &envs);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let change = json!({"release": "web", "pin": "chart", "name": "", "from": "1.0.0", "to": "1.1.0", "revision": 1});
+    assert_eq!(report["targets"][0]["changes"], json!([change]));
+    assert_eq!(setup.changed_paths("promote-chart"), ["promotions/prod.yaml"]);
+    let promoted = setup.git.revparse_single("promote-chart:promotions/prod.yaml").unwrap();
+    let text = String::from_utf8(promoted.as_blob().unwrap().content().to_vec()).unwrap();
+    assert!(text.contains("    version: '1.1.0'\n"), "{text}");
+
+    // Prod's render on the branch is staging's (but for the namespace and the environment's
+    // label): the chart at 1.1.0.
+    let render = |env: &str, rev: &str| -> Vec<Value> {
+        let out = setup.repo.weaver_env(&["render", "--env", env, "--rev", rev], &envs);
+        let mut objects = weaver::yaml::documents(Path::new("render"), out.success()).unwrap();
+        for object in &mut objects {
+            object["metadata"].as_object_mut().unwrap().remove("namespace");
+            object["metadata"]["labels"].as_object_mut().unwrap().remove("weaver.example.com/environment");
+        }
+        objects
+    };
+    let staging = render("staging", "HEAD");
+    assert_eq!(staging[0]["data"]["version"], "1.1.0", "{staging:?}");
+    assert_ne!(render("prod", "HEAD"), staging);
+    assert_eq!(render("prod", "promote-chart"), staging);
 }

@@ -18,8 +18,8 @@ use common::Repo;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const USER: &str = "ci-reader";
-const PASSWORD: &str = "s3cret-Passw0rd";
+pub(crate) const USER: &str = "ci-reader";
+pub(crate) const PASSWORD: &str = "s3cret-Passw0rd";
 
 /// A credentials file in `dir` giving the test's user and password for `url`.
 fn credentials_file(dir: &Path, url: &str) -> PathBuf {
@@ -171,7 +171,7 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
 
 /// [`chart_repository`] in a directory of its own, served by a [`TestServer`] (which asks for
 /// the test credentials): the directory, the archives and the server.
-fn served_chart_repository() -> (tempfile::TempDir, Vec<(String, Vec<u8>)>, TestServer) {
+pub(crate) fn served_chart_repository() -> (tempfile::TempDir, Vec<(String, Vec<u8>)>, TestServer) {
     let served = tempfile::tempdir().unwrap();
     let archives = chart_repository(served.path());
     let server = TestServer::chart_repository(served.path().to_path_buf());
@@ -230,7 +230,7 @@ fn a_chart_repository_is_locked_fetched_and_rendered_from_the_cache_only() {
 
     // Without credentials the repository refuses, and the error says where credentials go.
     let err = repo.weaver_env(&["charts", "lock"], &[("WEAVER_CHART_CACHE", cache_dir)]).failure().to_string();
-    assert!(err.contains("answered HTTP 401") && err.contains("WEAVER_REPOSITORY_<NAME>_USERNAME"), "{err}");
+    assert!(err.contains("answered HTTP 401") && err.contains("WEAVER_REPOSITORY_STABLE_USERNAME"), "{err}");
     let wrong = [credentials[0], credentials[1], ("WEAVER_REPOSITORY_STABLE_PASSWORD", "wrong-Passw0rd")];
     let err = repo.weaver_env(&["charts", "lock"], &wrong).failure().to_string();
     assert!(err.contains("answered HTTP 401") && !err.contains("wrong-Passw0rd"), "{err}");

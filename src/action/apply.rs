@@ -289,6 +289,9 @@ pub(super) async fn execute(
     interrupted: &AtomicBool,
     on: OnProgress<'_>,
 ) -> Result<Applied> {
+    // Read where every apply (rollbacks, corrections and the controller's too) passes, before
+    // the lock: a missing or short key file is refused with nothing taken or written.
+    let record_key = crate::secrets::record_key::RecordKey::from_environment()?;
     // One apply per environment at a time; a dry run writes nothing, the Lease included.
     let lock = match settings.dry_run {
         true => None,
@@ -317,7 +320,8 @@ pub(super) async fn execute(
         }
     };
     let result = async {
-        let desired = desired.await?;
+        let mut desired = desired.await?;
+        desired.options.record_key = record_key;
         // Rendering under the lock blocks its renewal while it runs: a render longer than the
         // Lease lets another apply in, which this one must not write over.
         if let Some(lock) = &lock {
@@ -346,9 +350,7 @@ async fn execute_locked(
     interrupted: &AtomicBool,
     on: OnProgress<'_>,
 ) -> Result<(Applied, Option<Error>)> {
-    let Locked { mut releases, mut options, looked_up } = desired;
-    // Read where every apply (rollbacks, corrections and the controller's too) passes.
-    options.record_key = crate::secrets::record_key::RecordKey::from_environment()?;
+    let Locked { mut releases, options, looked_up } = desired;
     let started = Instant::now();
     let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
     let mut live =

@@ -95,7 +95,8 @@ pub enum TargetReport {
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentReport {
     pub environment: String,
-    /// Whether a release's file was written or removed (the metadata is rewritten then only).
+    /// Whether a release's file was written or removed, or what the metadata says of them (the
+    /// Secrets and hooks left out) changed: the metadata is rewritten then only.
     pub changed: bool,
     /// Files written (created or changed), the metadata file included.
     pub written: Vec<String>,
@@ -351,30 +352,36 @@ impl EnvironmentWriter<'_> {
                 changes.insert(path(stale), None);
             }
         }
-        // The hooks left out are named in the metadata only: a change of them rewrites it.
-        let hooks_before = previous_metadata
-            .as_deref()
-            .and_then(|m| serde_json::from_slice::<serde_json::Value>(m).ok())
-            .map(|m| m["omittedHooks"].clone());
-        let hooks_now = serde_json::to_value(&report.hooks).expect("hooks serialize");
-        report.changed = !changes.is_empty() || hooks_before.as_ref() != Some(&hooks_now);
+        let metadata = Metadata {
+            schema_version: 1,
+            environment: env,
+            source,
+            weaver: env!("CARGO_PKG_VERSION"),
+            releases,
+            omitted_secrets: report
+                .secrets
+                .iter()
+                .filter(|(_, s)| **s == SecretObjects::Omitted)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            omitted_hooks: &report.hooks,
+        };
+        let now = serde_json::to_value(&metadata).expect("metadata serializes");
+        let mut bytes = serde_json::to_vec_pretty(&metadata).expect("metadata serializes");
+        bytes.push(b'\n');
+        // What the metadata says of the tree (the files, the Secrets and hooks left out, which
+        // only it names): a change of it rewrites it; a new source commit or weaver alone not.
+        let of_tree = |metadata: &serde_json::Value| {
+            let mut said = metadata.clone();
+            if let Some(fields) = said.as_object_mut() {
+                fields.remove("source");
+                fields.remove("weaver");
+            }
+            said
+        };
+        let before = previous_metadata.as_deref().and_then(|m| serde_json::from_slice::<serde_json::Value>(m).ok());
+        report.changed = !changes.is_empty() || before.as_ref().map(of_tree) != Some(of_tree(&now));
         if report.changed {
-            let metadata = Metadata {
-                schema_version: 1,
-                environment: env,
-                source,
-                weaver: env!("CARGO_PKG_VERSION"),
-                releases,
-                omitted_secrets: report
-                    .secrets
-                    .iter()
-                    .filter(|(_, s)| **s == SecretObjects::Omitted)
-                    .map(|(name, _)| name.clone())
-                    .collect(),
-                omitted_hooks: &report.hooks,
-            };
-            let mut bytes = serde_json::to_vec_pretty(&metadata).expect("metadata serializes");
-            bytes.push(b'\n');
             report.written.push(path(METADATA_FILE));
             changes.insert(path(METADATA_FILE), Some(bytes));
         } else {
@@ -531,20 +538,21 @@ impl EnvironmentWriter<'_> {
     /// file, as its creation rules assign them (found as `weaver secrets` finds them), else as
     /// the file's own `sops.age` lists them.
     fn encryption_settings(&self) -> Result<EncryptionSettings> {
-        let repo = &self.options.selection.repo;
         let source = self.project.source.as_ref();
         let mut recipients = Vec::new();
         if let Some(file) = self.env.secrets.first() {
-            // Paths below the repository, read from the source (a commit with --rev); the
-            // ancestors above it are not the repository's.
+            // Paths of the repository, as errors name them, read from the source (a commit
+            // with --rev); nothing above the repository is its.
             let mut read = |candidate: &Path| -> Result<Option<String>> {
-                let Ok(relative) = candidate.strip_prefix(repo) else { return Ok(None) };
-                let bytes = source.read_named(relative, &file.at, "creation rules")?;
+                if candidate.is_absolute() {
+                    return Ok(None);
+                }
+                let bytes = source.read_named(candidate, &file.at, "creation rules")?;
                 Ok(bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
             };
-            let (path, fallback) = (repo.join(&file.path), repo.join("secrets/.sops.yaml"));
-            if let Some(rules) = secrets::CreationRules::nearest(&path, &fallback, &mut read)?
-                && let Ok(settings) = secrets::encryption_settings(&path, Some(&rules), &[])
+            let (path, fallback) = (&file.path, Path::new("secrets/.sops.yaml"));
+            if let Some(rules) = secrets::CreationRules::nearest(path, fallback, &mut read)?
+                && let Ok(settings) = secrets::encryption_settings(path, Some(&rules), &[])
             {
                 recipients = settings.recipients;
             }

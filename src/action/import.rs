@@ -39,8 +39,6 @@ struct DiskFiles {
     repo: PathBuf,
     /// What templates read: the repository, or the helmfile's directory when it is outside it.
     source: Arc<dyn Source>,
-    /// The environment variables the templates rendered name (`env "X"`, `requiredEnv "X"`).
-    variables: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 /// A directory of a source, as templates of a state in it read it: helmfile resolves their
@@ -147,31 +145,13 @@ impl Files for DiskFiles {
         let root = if self.dir.starts_with(&self.repo) { &self.repo } else { &self.dir };
         let within: Arc<dyn Source> =
             Arc::new(Within { source: Arc::clone(&self.source), root: root.clone(), dir: dir.to_path_buf() });
-        let named =
-            regex::Regex::new(r#"\b(?:requiredEnv|env)\s+"([A-Za-z_][A-Za-z0-9_]*)""#).expect("a valid pattern");
-        self.variables.borrow_mut().extend(named.captures_iter(text).map(|c| c[1].to_string()));
-        gotmpl::render_with(&within, Path::new(path), text, data, true, "helmfile template")
+        // No value of an environment variable reaches the conversion, so none can be written.
+        gotmpl::render_with(&within, Path::new(path), text, data, gotmpl::Variables::Placeholders, "helmfile template")
     }
-}
 
-/// Refuses, before anything is written, a file that would hold the value of an environment
-/// variable the helmfile's templates read: such values are often credentials (a state or a
-/// values file reading `requiredEnv "DB_PASSWORD"`), and helmfile reads them at each run,
-/// where weaver's files are committed. Values shorter than 4 characters are too common to tell.
-fn refuse_variable_values(files: &[(PathBuf, String)], variables: &std::collections::BTreeSet<String>) -> Result<()> {
-    for name in variables {
-        let Some(value) = std::env::var(name).ok().filter(|v| v.len() >= 4) else { continue };
-        if let Some((file, _)) = files.iter().find(|(_, text)| text.contains(&value)) {
-            return Err(Error::at(
-                Location::file(file),
-                format!("would hold the value of environment variable {name}, which the helmfile's templates read: nothing was written"),
-            )
-            .with_help(format!(
-                "weaver writes no value read from the environment: keep {name}'s value in an encrypted secrets file (weaver secrets edit) and refer to it from the release, then import with {name} unset"
-            )));
-        }
+    fn placeholder(&self, name: &str) -> String {
+        gotmpl::placeholder(name)
     }
-    Ok(())
 }
 
 /// Converts the helmfile and writes the environment files it gives.
@@ -189,7 +169,7 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         true => Arc::new(FsSource::new(&repo)),
         false => Arc::new(FsSource::new(&dir)),
     };
-    let files = DiskFiles { dir, repo: repo.clone(), source, variables: Default::default() };
+    let files = DiskFiles { dir, repo: repo.clone(), source };
     // What the conversion names by its path relative to the helmfile's directory, by the path
     // the helmfile was given as.
     let given_dir = path.parent().unwrap_or(Path::new(""));
@@ -203,8 +183,6 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         }
         err
     })?;
-
-    refuse_variable_values(&imported.files, &files.variables.borrow())?;
     let written = write_files(&repo, &imported.files, options.force)?;
     let left_out = imported
         .left_out

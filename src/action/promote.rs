@@ -22,7 +22,7 @@ use super::removed::PruneReleases;
 use super::render::{IfEmpty, RenderOptions, Selection};
 use super::status::status_with_records;
 use super::{Context, Keys, open_project};
-use crate::cluster::ConnectOptions;
+use crate::cluster::{ConnectOptions, SharedServers};
 use crate::error::{Error, Result};
 use crate::git::GitRepo;
 use crate::project::environment::load_environment_promoted;
@@ -101,8 +101,9 @@ impl TargetPromotion {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Its name (`no-drift`) is what `-o json`, the body and the errors say: [`GateKind::name`],
+/// the one mapping, which serialization and parsing go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GateKind {
     /// The pinned releases' last applies deployed and their objects healthy now.
     Healthy,
@@ -116,8 +117,53 @@ pub enum GateKind {
     Check,
 }
 
+impl GateKind {
+    pub const ALL: [GateKind; 5] =
+        [GateKind::Healthy, GateKind::Soak, GateKind::NoDrift, GateKind::Signed, GateKind::Check];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GateKind::Healthy => "healthy",
+            GateKind::Soak => "soak",
+            GateKind::NoDrift => "no-drift",
+            GateKind::Signed => "signed",
+            GateKind::Check => "check",
+        }
+    }
+}
+
+impl std::fmt::Display for GateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for GateKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<GateKind, String> {
+        GateKind::ALL.into_iter().find(|kind| kind.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = GateKind::ALL.iter().map(|kind| kind.name()).collect();
+            format!("unknown gate `{name}`: expected one of {}", names.join(", "))
+        })
+    }
+}
+
+impl Serialize for GateKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GateKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<GateKind, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One gate, with what it saw.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Gate {
     pub gate: GateKind,
@@ -156,9 +202,12 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
     }
     let project = open_project(&options.repo, Some(options.rev()))?;
     let targets = select_environments(&options.repo, Some(options.rev()), &options.targets)?;
+    // The reads of the sources and the plans of the targets share a client and discovery per
+    // server and context, as a fleet's environments do.
+    let servers = SharedServers::new(options.concurrency)?;
     let mut results = Vec::new();
     for target in &targets {
-        results.push(promote_one(&project, target, options, cx).await?);
+        results.push(promote_one(&project, target, options, &servers, cx).await?);
     }
     let refused = results.iter().any(|t| !t.passed());
     let changed: Vec<&TargetPromotion> = results.iter().filter(|t| !t.changes.is_empty()).collect();
@@ -173,6 +222,7 @@ async fn promote_one(
     project: &Project,
     target: &Environment,
     options: &PromoteOptions,
+    servers: &SharedServers,
     cx: Context<'_>,
 ) -> Result<TargetPromotion> {
     let Some(promotion) = &target.promotion else {
@@ -211,7 +261,7 @@ async fn promote_one(
         selection,
         connect: options.connect.clone(),
         concurrency: options.concurrency,
-        servers: None,
+        servers: Some(servers.clone()),
         keys: options.keys.clone(),
         notify: false,
     };
@@ -281,7 +331,7 @@ async fn promote_one(
         server_side: false,
         concurrency: options.concurrency,
         prune_releases: PruneReleases::No,
-        servers: None,
+        servers: Some(servers.clone()),
     };
     result.plan = Some(plan(&planning, cx).await?);
     result.promoted = promoted;
@@ -582,6 +632,22 @@ mod tests {
         };
         let record = Record { time: "2026-11-26T10:00:00Z".into(), ..Record::of_manifests(Vec::new()) };
         (report, HashMap::from([("web".to_string(), record)]))
+    }
+
+    #[test]
+    fn gate_kinds_serialize_and_parse_back_by_one_name() {
+        for kind in GateKind::ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, Value::from(kind.to_string()));
+            assert_eq!(serde_json::from_value::<GateKind>(json).unwrap(), kind);
+        }
+        assert_eq!(serde_json::to_value(GateKind::NoDrift).unwrap(), "no-drift");
+        let gate =
+            Gate { gate: GateKind::Check, passed: false, expression: Some("x".into()), evidence: vec!["e".into()] };
+        let json = serde_json::to_value(&gate).unwrap();
+        assert_eq!(serde_json::to_value(serde_json::from_value::<Gate>(json.clone()).unwrap()).unwrap(), json);
+        let err = serde_json::from_value::<GateKind>(Value::from("drift")).unwrap_err().to_string();
+        assert!(err.contains("unknown gate `drift`: expected one of healthy, soak, no-drift, signed, check"), "{err}");
     }
 
     #[test]

@@ -60,13 +60,12 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
         .iter()
         .flat_map(|t| t.gates.iter().filter(|g| !g.passed).map(move |g| (t, g)))
         .map(|(target, gate)| {
-            let name = serde_json::to_value(gate.gate).ok().and_then(|v| v.as_str().map(str::to_string));
             let expression = gate.expression.as_deref().map(|e| format!(" `{e}`")).unwrap_or_default();
             format!(
                 "{} from {}: gate `{}`{expression} failed: {}",
                 target.environment,
                 target.from,
-                name.unwrap_or_default(),
+                gate.gate,
                 gate.evidence.join("; ")
             )
         })

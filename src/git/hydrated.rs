@@ -24,6 +24,9 @@ pub struct Branch {
     refname: String,
     /// The branch's commit when opened; `None` when it does not exist yet.
     tip: Option<Oid>,
+    /// For a branch that does not exist yet, the parent of its first commit (a promotion's
+    /// HEAD); `None`: a commit without parent.
+    base: Option<Oid>,
 }
 
 impl GitRepo {
@@ -58,7 +61,7 @@ impl GitRepo {
             Err(e) => return Err(git_error(&format!("read branch `{name}`"), &e)),
         };
         drop(repo);
-        Ok(Branch { git: self.clone(), name: name.to_string(), refname, tip })
+        Ok(Branch { git: self.clone(), name: name.to_string(), refname, tip, base: None })
     }
 }
 
@@ -70,6 +73,12 @@ impl Branch {
     /// The branch's commit when opened (full SHA), `None` for a new branch.
     pub fn tip(&self) -> Option<String> {
         self.tip.map(|oid| oid.to_string())
+    }
+
+    /// The same new branch, its first commit a child of `base`: the branch is created by that
+    /// commit, never before it, so it never names `base` itself.
+    pub(super) fn with_base(self, base: Oid) -> Branch {
+        Branch { base: Some(base), ..self }
     }
 
     /// The file at `path` (from the branch's root) in its tip, `None` when there is none.
@@ -92,7 +101,8 @@ impl Branch {
     /// Commits the tip's tree with `changes` (a path's new content, or `None` to remove it) on
     /// the branch, as the repository's configured identity (user.name, user.email); the
     /// message ends with the source trailer. The branch moves only if it is still where it was
-    /// when opened. With a source commit, its note in [`NOTES_REF`] names the new commit.
+    /// when opened (a new branch is created only if it still does not exist). With a source
+    /// commit, its note in [`NOTES_REF`] names the new commit.
     /// Returns the new commit's SHA.
     pub fn commit(
         &self,
@@ -105,8 +115,8 @@ impl Branch {
             Error::new(format!("git: no identity to commit to --branch `{}` with: {}", self.name, e.message()))
                 .with_help("set one: git config user.name NAME; git config user.email EMAIL")
         })?;
-        let parent =
-            self.tip.map(|tip| repo.find_commit(tip)).transpose().map_err(|e| git_error("read the branch", &e))?;
+        let parent = (self.tip.or(self.base).map(|parent| repo.find_commit(parent)).transpose())
+            .map_err(|e| git_error("read the branch", &e))?;
         // An index of its own, in memory: the repository's index is never read or written.
         let mut index = Index::new().map_err(|e| git_error("build the tree", &e))?;
         if let Some(parent) = &parent {
@@ -133,14 +143,14 @@ impl Branch {
         let commit = repo
             .commit(None, &signature, &signature, &message, &tree, &parents)
             .map_err(|e| git_error("commit", &e))?;
-        let log = format!("weaver hydrate: {subject}");
+        let log = subject.lines().next().unwrap_or_default();
         let moved = match self.tip {
-            Some(tip) => repo.reference_matching(&self.refname, commit, true, tip, &log),
-            None => repo.reference(&self.refname, commit, false, &log),
+            Some(tip) => repo.reference_matching(&self.refname, commit, true, tip, log),
+            None => repo.reference(&self.refname, commit, false, log),
         };
         moved.map_err(|e| {
             Error::new(format!("git: cannot move branch `{}`: {}", self.name, e.message()))
-                .with_help("another process changed the branch meanwhile: run weaver hydrate again")
+                .with_help("another process changed the branch meanwhile: run the command again")
         })?;
         if let Some(source) = source {
             write_note(&repo, &signature, source, &self.name, &commit.to_string())?;

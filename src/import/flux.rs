@@ -167,6 +167,9 @@ struct Import<'a> {
     texts: HashMap<PathBuf, String>,
     /// Files parsed for line numbers, by document.
     nodes: HashMap<PathBuf, Vec<Spanned<Node>>>,
+    /// Files parsed as kyaml reads them: each is read again and again (a substituteFrom
+    /// ConfigMap's file, by every Kustomization naming it), and parsed once.
+    objects: HashMap<PathBuf, Vec<Obj>>,
     /// The kustomizations that build only without kustomize's default load restrictions.
     unrestricted: BTreeSet<PathBuf>,
     /// The Flux objects (file, document) whose variables could not all be substituted.
@@ -187,6 +190,7 @@ impl<'a> Import<'a> {
             root: root.to_path_buf(),
             texts: HashMap::new(),
             nodes: HashMap::new(),
+            objects: HashMap::new(),
             unrestricted: BTreeSet::new(),
             unsubstituted: BTreeSet::new(),
             left_out: Vec::new(),
@@ -311,14 +315,19 @@ impl<'a> Import<'a> {
     }
 
     fn parsed(&mut self, file: &Path) -> Result<Vec<Obj>> {
+        if let Some(objects) = self.objects.get(file) {
+            return Ok(objects.clone());
+        }
         let Some(text) = self.read(file) else { return Ok(Vec::new()) };
         let docs = crate::yaml::documents_kyaml(file, &text)?;
-        Ok(docs
+        let objects: Vec<Obj> = docs
             .into_iter()
             .enumerate()
             .filter(|(_, doc)| doc.get("kind").is_some() && doc.get("apiVersion").is_some())
             .map(|(i, object)| Obj { object, file: file.to_path_buf(), document: i + 1 })
-            .collect())
+            .collect();
+        self.objects.insert(file.to_path_buf(), objects.clone());
+        Ok(objects)
     }
 
     /// The clusters of the repository (see the module documentation).

@@ -7,7 +7,7 @@
 //! `.Release.Namespace`, `.Release.Labels`, `.Release.Chart`. A missing key is an error, as in
 //! helmfile (`get "a.b" "default" .Values` reads one that may be missing).
 //!
-//! helmfile's own functions: `env` and `requiredEnv` read the environment; `readFile` reads a
+//! helmfile's own functions: `env` and `requiredEnv` read the environment (see [`Variables`]); `readFile` reads a
 //! file of the repository (confined to it, as every read is; the path is relative to the
 //! repository's root); `isFile`, `isDir` and `readDir` (the files of a directory, as paths joined
 //! to the one given) look at the repository the same way; `get` and `getOrNil` read a dotted path. Neither reads an age key (the
@@ -25,6 +25,25 @@ use crate::error::{Error, Location, Result};
 use crate::project::source::Source;
 use crate::project::{Environment, Release};
 use crate::secrets::{KEY_VARIABLES, SECRET_KEY_PREFIX};
+
+/// What `env` and `requiredEnv` give a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variables {
+    /// This machine's variables: the CLI's own values files.
+    Read,
+    /// None: the controller renders a tenant's files, and its variables are not the tenant's.
+    Refused,
+    /// Whether each is set, and [`placeholder`] for its value, which is never read:
+    /// `weaver import helmfile`, whose files must not hold a value read from the environment
+    /// (often a credential), however a template encodes it.
+    Placeholders,
+}
+
+/// What `env "NAME"` and `requiredEnv "NAME"` give in [`Variables::Placeholders`] for a variable
+/// that is set: text that YAML reads as a plain string wherever a template puts it.
+pub fn placeholder(name: &str) -> String {
+    format!("FROM-ENV-{name}")
+}
 
 /// Whether a values file is a template.
 pub fn is_template(path: &Path) -> bool {
@@ -52,7 +71,8 @@ pub fn render(
             "Chart": release.chart,
         },
     });
-    render_with(source, path, text, &data, own_environment, "values template")
+    let variables = if own_environment { Variables::Read } else { Variables::Refused };
+    render_with(source, path, text, &data, variables, "values template")
 }
 
 /// `text`, the file at `path`, rendered over `data` with helmfile's functions (`what` it is
@@ -64,7 +84,7 @@ pub fn render_with(
     path: &Path,
     text: &str,
     data: &serde_json::Value,
-    own_environment: bool,
+    variables: Variables,
     what: &str,
 ) -> Result<String> {
     let name = path.display().to_string();
@@ -72,7 +92,7 @@ pub fn render_with(
     set.set_missing_key(MissingKey::Error);
     sprig::register(&mut set);
     crate::helm::funcs::register(&mut set);
-    register(&mut set, source, own_environment);
+    register(&mut set, source, variables);
     let located = |e: &gotemplate::Error| match e.location() {
         Some(at) => Location::at(path, at.line as u64, at.column.map_or(0, |c| c as u64 + 1)),
         None => Location::file(path),
@@ -97,12 +117,16 @@ pub fn render_with(
 }
 
 /// helmfile's functions, and the refusals.
-fn register(set: &mut Templates, source: &Arc<dyn Source>, own_environment: bool) {
-    let env = move |name: &str| match own_environment {
-        true => env(name),
-        false => Err(FuncError::new(format!(
+fn register(set: &mut Templates, source: &Arc<dyn Source>, variables: Variables) {
+    let env = move |name: &str| match variables {
+        Variables::Read => env(name),
+        Variables::Refused => Err(FuncError::new(format!(
             "`{name}`: environment variables are not read in the cluster (the controller's are not a tenant's)"
         ))),
+        Variables::Placeholders => {
+            let set = std::env::var_os(name).is_some_and(|value| !value.is_empty());
+            Ok(if set { placeholder(name) } else { String::new() })
+        }
     };
     set.add_function("env", Function::new(&[Type::String], move |_, args| Ok(Value::from(env(str_arg(args, 0))?))));
     set.add_function(

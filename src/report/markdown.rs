@@ -288,12 +288,10 @@ pub fn promotion(report: &PromoteReport, redactor: &Redactor, limit: usize) -> S
         });
         out.push_str("### Gates\n\n");
         for gate in &promotion.gates {
-            let name =
-                serde_json::to_value(gate.gate).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             let expression =
                 gate.expression.as_deref().map(|e| format!(" `{}`", e.replace('`', "'"))).unwrap_or_default();
             let verdict = if gate.passed { "✅ pass" } else { "❌ fail" };
-            out.push_str(&format!("- **{name}**{expression}: {verdict}\n"));
+            out.push_str(&format!("- **{}**{expression}: {verdict}\n", gate.gate));
             for line in &gate.evidence {
                 out.push_str(&format!("  - {}\n", super::escape_markup(&redactor.redact(line), None)));
             }

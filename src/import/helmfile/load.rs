@@ -109,29 +109,80 @@ pub(super) fn is_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
-/// Whether a template calls `env` or `requiredEnv` (helmfile's functions reading environment
-/// variables), as opposed to reading a field of that name (`.Values.env`).
-pub(super) fn reads_variables(template: &str) -> bool {
-    template.split("{{").skip(1).any(|action| {
-        let action = action.split("}}").next().unwrap_or_default();
-        let mut previous = ' ';
-        let mut word = String::new();
-        for c in action.chars().chain([' ']) {
-            if c.is_alphanumeric() || c == '_' {
-                if word.is_empty() && previous == '.' {
-                    word.push('.');
-                }
-                word.push(c);
-            } else {
-                if word == "env" || word == "requiredEnv" {
-                    return true;
-                }
-                word.clear();
-            }
-            previous = c;
+/// A call of `env` or `requiredEnv` (helmfile's functions reading environment variables) in a
+/// template, as opposed to a field of that name (`.Values.env`) or a string (`"env"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct VariableRead {
+    /// The line of the template it is on, from 1.
+    pub line: u64,
+    /// The variable, when a string literal names it.
+    pub name: Option<String>,
+}
+
+impl VariableRead {
+    /// What the import says of it, in `file`: the files hold `files`' placeholder for its value.
+    pub(super) fn left_out(&self, file: &str, files: &dyn super::Files) -> super::LeftOut {
+        let (what, placeholder) = match &self.name {
+            Some(name) => (format!("environment variable `{name}`"), files.placeholder(name)),
+            None => ("an environment variable a template names".to_string(), files.placeholder("<NAME>")),
+        };
+        super::LeftOut {
+            file: file.to_string(),
+            line: self.line,
+            what,
+            why: format!(
+                "weaver imports no value read from the environment (it may be a secret): the files have `{placeholder}` \
+                 where the template puts its value (encoded as the template encodes it, with b64enc its base64): write \
+                 the value in a SOPS secrets file the release lists, or in the environment's `values:`"
+            ),
         }
-        false
-    })
+    }
+}
+
+/// The calls of `env` and `requiredEnv` in `template`, in order.
+pub(super) fn variables_read(template: &str) -> Vec<VariableRead> {
+    let word_char = |c: char| c.is_alphanumeric() || c == '_';
+    let mut reads = Vec::new();
+    for (open, _) in template.match_indices("{{") {
+        let start = open + 2;
+        let action = &template[start..];
+        let action = &action[..action.find("}}").unwrap_or(action.len())];
+        let mut at = 0;
+        while let Some(c) = action[at..].chars().next() {
+            if c == '"' || c == '`' {
+                at += quoted(&action[at..]).0;
+            } else if word_char(c) {
+                let len = action[at..].find(|c: char| !word_char(c)).unwrap_or(action.len() - at);
+                let word = &action[at..at + len];
+                let field = action[..at].ends_with(['.', '$']);
+                if !field && (word == "env" || word == "requiredEnv") {
+                    let after = action[at + len..].trim_start();
+                    let name = quoted(after).1.filter(|name| !name.is_empty());
+                    let line = template[..start + at].matches('\n').count() as u64 + 1;
+                    reads.push(VariableRead { line, name });
+                }
+                at += len;
+            } else {
+                at += c.len_utf8();
+            }
+        }
+    }
+    reads
+}
+
+/// The length of the string literal `text` starts with (`"…"` with escapes, or `` `…` ``), and
+/// its content when it has no escape; (0, None) when it starts with none.
+fn quoted(text: &str) -> (usize, Option<String>) {
+    let Some(quote) = text.chars().next().filter(|c| *c == '"' || *c == '`') else { return (0, None) };
+    let mut escaped = false;
+    for (i, c) in text.char_indices().skip(1) {
+        if c == quote && !escaped {
+            let content = &text[1..i];
+            return (i + 1, (!content.contains('\\') || quote == '`').then(|| content.to_string()));
+        }
+        escaped = quote == '"' && c == '\\' && !escaped;
+    }
+    (text.len(), None)
 }
 
 impl EnvState {
@@ -356,6 +407,11 @@ impl Convert<'_> {
                 err
             })?;
             self.ctx = Rc::clone(&ctx);
+            // Templates were given a placeholder for each variable they read, never its value.
+            if rendered != part {
+                let files = self.files;
+                self.left_out.extend(variables_read(&part).iter().map(|read| read.left_out(file, files)));
+            }
             let mut own = Vec::new();
             for doc in docs {
                 match doc.value {
@@ -529,6 +585,15 @@ impl Convert<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_read_are_calls_of_env_and_required_env_with_their_lines() {
+        let template = "a: {{ requiredEnv \"DB_PASSWORD\" | b64enc }}\nb: {{ .Values.env }} {{ $env }} {{ get \"env\" . }}\nc: {{\n  env `HOME` | quote }}\nd: {{ env $name }}\n";
+        let reads = variables_read(template);
+        let read = |line, name: Option<&str>| VariableRead { line, name: name.map(str::to_string) };
+        assert_eq!(reads, [read(1, Some("DB_PASSWORD")), read(4, Some("HOME")), read(5, None)]);
+        assert!(variables_read("{{ .Environment.Name }} env requiredEnv").is_empty());
+    }
 
     #[test]
     fn parts_keep_the_lines_of_the_file() {

@@ -53,9 +53,12 @@ pub trait Files {
     fn glob(&self, pattern: &str) -> Vec<String>;
     /// `text`, the file at `path` (as written), rendered as helmfile renders its templates: Go
     /// templates with sprig and helmfile's functions over `data`, the paths they read relative
-    /// to `dir` (as written: the directory of the state file, helmfile's base path). Errors name
-    /// `path`, line and column.
+    /// to `dir` (as written: the directory of the state file, helmfile's base path), `env` and
+    /// `requiredEnv` giving [`Files::placeholder`] for a variable that is set, never its value.
+    /// Errors name `path`, line and column.
     fn render(&self, path: &str, dir: &str, text: &str, data: &Value) -> Result<String>;
+    /// What templates get for the value of environment variable `name`.
+    fn placeholder(&self, name: &str) -> String;
 }
 
 /// Something of the helmfile that is not in the files written, or not exactly.
@@ -403,7 +406,7 @@ impl Convert<'_> {
             }
         };
         let templated = path.ends_with(".gotmpl");
-        let reads_variables = templated && load::reads_variables(&text);
+        let reads_variables = templated && !load::variables_read(&text).is_empty();
         let text = match templated {
             true => {
                 let mut so_far = env.clone();
@@ -437,9 +440,12 @@ impl Convert<'_> {
             self.leave(
                 line(item),
                 file,
-                "reads environment variables (`env`, `requiredEnv`), which may hold secrets: the state was \
-                 rendered with its values, but they are not written; put them in the environment's `values:`, or \
-                 in a SOPS file the releases list",
+                format!(
+                    "reads environment variables (`env`, `requiredEnv`), which may hold secrets: the state was \
+                     rendered with its values (a placeholder, `{}`, for each variable's), but they are not written; \
+                     put them in the environment's `values:`, or in a SOPS file the releases list",
+                    self.files.placeholder("<NAME>")
+                ),
             );
         }
         Ok(reads_variables)
@@ -1600,7 +1606,11 @@ mod tests {
         fn render(&self, path: &str, dir: &str, text: &str, data: &Value) -> Result<String> {
             let source: std::sync::Arc<dyn crate::project::source::Source> =
                 std::sync::Arc::new(Below(self.clone(), PathBuf::from(dir)));
-            crate::render::gotmpl::render_with(&source, Path::new(path), text, data, true, "helmfile template")
+            let variables = crate::render::gotmpl::Variables::Placeholders;
+            crate::render::gotmpl::render_with(&source, Path::new(path), text, data, variables, "helmfile template")
+        }
+        fn placeholder(&self, name: &str) -> String {
+            crate::render::gotmpl::placeholder(name)
         }
         fn repository_path(&self, path: &str) -> Option<PathBuf> {
             crate::project::source::lexical(Path::new(path))
@@ -1704,7 +1714,10 @@ releases:
 "#,
             &[("charts/web/Chart.yaml", ""), ("data.txt", "from a file\n"), ("conf/a.yaml", "")],
         );
-        assert_eq!(imported.left_out, []);
+        // A variable's value is never read: a placeholder stands for it, and the read is listed.
+        let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+        assert_eq!(listed, [(16, "environment variable `PATH`")]);
+        assert!(imported.left_out[0].why.contains("the files have `FROM-ENV-PATH`"), "{:?}", imported.left_out);
         let default = file(&imported, "default");
         assert!(default.contains("values:\n  name: shop\n  db:\n    host: db.local\n"), "{default}");
         assert!(
@@ -1829,13 +1842,18 @@ releases:
         );
         let listed: Vec<(&str, u64, &str)> =
             imported.left_out.iter().map(|l| (l.file.as_str(), l.line, l.what.as_str())).collect();
-        assert_eq!(listed, [("helmfile.yaml", 10, "environment `prod`"), ("helmfile.yaml", 13, "environment `ci`")]);
+        // The state reads a variable (which prod's render needs): listed as every read is.
+        let variable = ("helmfile.yaml", 10, "environment variable `WEAVER_TEST_SURELY_UNSET`");
+        assert_eq!(
+            listed,
+            [("helmfile.yaml", 10, "environment `prod`"), variable, ("helmfile.yaml", 13, "environment `ci`")]
+        );
         assert!(
             imported.left_out[0].why.contains("required env var `WEAVER_TEST_SURELY_UNSET` is not set"),
             "{:?}",
             imported.left_out
         );
-        assert!(imported.left_out[1].why.contains("weaver does not run commands"), "{:?}", imported.left_out);
+        assert!(imported.left_out[2].why.contains("weaver does not run commands"), "{:?}", imported.left_out);
         let written: Vec<String> = imported.files.iter().map(|(p, _)| p.display().to_string()).collect();
         assert_eq!(written, ["environments/base.yaml", "environments/dev.yaml"]);
     }

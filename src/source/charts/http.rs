@@ -85,12 +85,7 @@ impl Machine {
     /// `repository_name` in `repositories:` if it is one of them.
     fn credentials(&self, repository: &str, repository_name: Option<&str>) -> Result<Credentials> {
         if let Some(name) = repository_name {
-            let prefix = format!(
-                "WEAVER_REPOSITORY_{}_",
-                name.chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
-                    .collect::<String>()
-            );
+            let prefix = variable_prefix(name);
             let from_env = Credentials {
                 url: repository.to_string(),
                 username: (self.var)(&format!("{prefix}USERNAME")),
@@ -134,6 +129,8 @@ pub struct Connection {
     accepted: Option<String>,
     /// The repository, for messages.
     pub repository: String,
+    /// Its name in `repositories:`, if it is one of them: where its credentials come from.
+    repository_name: Option<String>,
     /// Whether the machine's credentials were out of reach (the controller's pulls).
     anonymous: bool,
 }
@@ -199,6 +196,7 @@ impl Connection {
             tokens: HashMap::new(),
             accepted: None,
             repository: repository.to_string(),
+            repository_name: repository_name.map(str::to_string),
             anonymous: machine.anonymous,
         })
     }
@@ -286,8 +284,9 @@ impl Connection {
                 self.repository
             ),
             401 | 403 => format!(
-                "repository {} refused the credentials (or asked for some): set them in WEAVER_REPOSITORY_<NAME>_USERNAME/_PASSWORD or the credentials file (see docs/src/concepts/remote-charts.md)",
-                self.repository
+                "repository {} refused the credentials (or asked for some): {}",
+                self.repository,
+                credentials_help(&self.repository, self.repository_name.as_deref())
             ),
             404 => format!(
                 "repository {} has no such file: check the repository URL and the chart's name",
@@ -351,6 +350,30 @@ impl Connection {
         self.tokens.insert(scope, token.clone());
         Ok(Some(format!("Bearer {token}")))
     }
+}
+
+/// `WEAVER_REPOSITORY_<NAME>_`: how the variables of a repository of `repositories:` begin.
+fn variable_prefix(name: &str) -> String {
+    let upper: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("WEAVER_REPOSITORY_{upper}_")
+}
+
+/// Where the machine's credentials for `repository` (named `repository_name` in
+/// `repositories:`, if it is one of them) are looked for, in [`Machine::credentials`]' order:
+/// the help of every error that asks for them.
+pub fn credentials_help(repository: &str, repository_name: Option<&str>) -> String {
+    let mut places = Vec::new();
+    if let Some(name) = repository_name {
+        let prefix = variable_prefix(name);
+        places.push(format!("{prefix}USERNAME and {prefix}PASSWORD"));
+    }
+    places.push(format!("an entry of the credentials file (WEAVER_CREDENTIALS) whose url begins {repository}"));
+    if let Some(registry) = repository.strip_prefix("oci://") {
+        let host = registry.split('/').next().unwrap_or(registry);
+        places.push(format!("a login: helm registry login {host} (or docker login {host})"));
+    }
+    format!("set them in {} (see docs/src/concepts/remote-charts.md)", places.join(", or "))
 }
 
 fn with_headers<B>(mut request: ureq::RequestBuilder<B>, headers: &[(&str, String)]) -> ureq::RequestBuilder<B> {
@@ -464,6 +487,17 @@ mod tests {
             Some("https://a/x?p=3")
         );
         assert_eq!(next_link(r#"<https://a/x?p=1>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn the_credentials_help_names_where_this_repository_s_are_looked_for() {
+        assert_eq!(
+            credentials_help("https://charts.example.com", Some("my-repo")),
+            "set them in WEAVER_REPOSITORY_MY_REPO_USERNAME and WEAVER_REPOSITORY_MY_REPO_PASSWORD, or an entry of the credentials file (WEAVER_CREDENTIALS) whose url begins https://charts.example.com (see docs/src/concepts/remote-charts.md)"
+        );
+        let artifact = credentials_help("oci://127.0.0.1:5000/shop/hydrated", None);
+        assert!(!artifact.contains("WEAVER_REPOSITORY_"), "{artifact}");
+        assert!(artifact.ends_with("or a login: helm registry login 127.0.0.1:5000 (or docker login 127.0.0.1:5000) (see docs/src/concepts/remote-charts.md)"), "{artifact}");
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use git2::Oid;
+use git2::{ErrorCode, Oid};
 
-use super::GitRepo;
+use super::{GitRepo, git_error};
 use crate::error::{Error, Result};
 
 impl GitRepo {

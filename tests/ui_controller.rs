@@ -536,6 +536,18 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     assert!(shown.body.contains("&lt;redacted&gt;"), "{}", shown.body);
     replies.push(shown);
 
+    // A sync whose first plan awaits approval has applied nothing: its environment has no page yet.
+    let held_spec =
+        crate::gitops::spec(&source, json!({"decryption": {"secretRef": {"name": "age"}}, "approval": "Manual"}));
+    let mut held = crate::gitops::environment_sync(&cluster, &app, "held", held_spec);
+    held["metadata"]["labels"]["test"] = json!(cluster.prefix);
+    cluster.create(&held);
+    crate::gitops::until_ready_with(&cluster, &held, "AwaitingApproval", "the first plan waiting");
+    let unapplied = controller.get(&format!("/syncs/{app}/held/environments/dev"), Some(&session));
+    assert_eq!(unapplied.status, 404, "{}", unapplied.body);
+    assert!(unapplied.body.contains("has applied nothing yet"), "{}", unapplied.body);
+    replies.push(unapplied);
+
     // No decrypted value and no token anywhere.
     let mut secrets = crate::leaks::decrypted_forms_in(&demo);
     // What the sync applied holds one: the pages had one to leak.

@@ -258,7 +258,9 @@ impl Server {
         };
         let applied =
             crate::controllers::gitops::reconcile::applied(&sync, shared).await.map_err(|(reason, why)| {
-                Error::new(format!("cannot read what EnvironmentSync {ns}/{name} applied ({reason}): {why}"))
+                let err = Error::new(format!("cannot read what EnvironmentSync {ns}/{name} applied ({reason}): {why}"));
+                // Nothing applied yet (a first plan awaiting approval): there is no such page yet.
+                if reason == "NotApplied" { err.as_not_found() } else { err }
             })?;
         let (repo, commit) = (applied.fetched.repository.clone(), applied.fetched.commit.clone());
         if listing {

@@ -34,7 +34,7 @@ pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watchi
 pub(crate) use error::humanize;
 pub use events::{EVENTS_SHOWN, ObjectEvent, newest_first};
 pub use hooks::{PodLog, hook_done};
-pub use live::{Changed, LiveCache};
+pub use live::{Changed, LiveCache, fields_parsed};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};
 pub use objects::Deleted;
 pub use rate_limit::{Budgeted, RequestRate, SharedServers, operator_budget};

@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 use super::Options;
 use super::auth::{self, Auth, Refused};
 use super::pages::{self, Chrome, Filter, Pages, SyncState};
+use super::view;
 use crate::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
 use crate::action::watch::{self, WatchOptions};
 use crate::action::{Context, Progress};
@@ -60,6 +61,8 @@ struct Server {
     server_url: String,
     /// The controller's signed-in users; None for `weaver ui`.
     auth: Option<Auth>,
+    /// The environments' renders, kept while no file they read changes.
+    renders: crate::action::renders::Renders,
 }
 
 /// Serves the UI on `listener` until `shutdown` completes.
@@ -81,6 +84,7 @@ pub async fn serve(
         hosts: vec![address.to_string(), format!("localhost:{}", address.port())],
         server_url: pages::cluster_name(&info),
         options,
+        renders: Default::default(),
     });
     serve_with(listener, move |request| answer(server.clone(), request), shutdown).await;
     Ok(())
@@ -755,57 +759,26 @@ impl Server {
     }
 
     /// A local environment: `weaver status` (with the objects' dependents and events),
-    /// `weaver diff` and `weaver drift` of it, at once, sharing connections and discovery.
+    /// `weaver diff` and `weaver drift` of it, the cluster read once for all three.
     async fn environment(self: &Arc<Self>, session: &str, env: &str, query: &HashMap<String, String>) -> Answer {
         let me = self.clone();
         let env_name = env.to_string();
         let results = run(async move |on| {
             let o = &me.options;
-            let servers = crate::cluster::SharedServers::new(o.concurrency)?;
-            let cluster = crate::action::cluster_of(&o.repo, &env_name, o.connect.clone()).await?;
-            let selection = crate::action::render::Selection {
-                env: env_name,
-                releases: Vec::new(),
-                selectors: Vec::new(),
-                changed_since: None,
-                repo: o.repo.clone(),
-                rev: None,
-                loaded: None,
-            };
-            let observe = crate::action::drift::DriftOptions {
-                selection: selection.clone(),
-                connect: o.connect.clone(),
+            let of = view::Source {
+                repo: &o.repo,
+                env: &env_name,
+                connect: &o.connect,
+                keys: &o.keys,
                 concurrency: o.concurrency,
-                servers: Some(servers.clone()),
-                keys: o.keys.clone(),
-                // A page view is no run of `weaver drift`: nobody is notified.
-                notify: false,
+                renders: &me.renders,
+                log: &*o.on,
             };
-            let plan = crate::action::plan::PlanOptions {
-                render: crate::action::render::RenderOptions {
-                    selection,
-                    keys: o.keys.clone(),
-                    if_empty: crate::action::render::IfEmpty::Warn,
-                    validate: crate::validate::Mode::Warn,
-                    overrides: Default::default(),
-                    charts: crate::source::charts::Archives::Machine,
-                },
-                against: crate::action::plan::Against::Cluster(o.connect.clone()),
-                server_side: false,
-                concurrency: o.concurrency,
-                prune_releases: crate::action::PruneReleases::Everywhere,
-                servers: Some(servers),
-            };
-            let cx = Context { redactor: &o.redactor, on };
-            let (status, planned, drift) = futures::join!(
-                crate::action::status::status_in_detail(&observe, on),
-                crate::action::plan::plan(&plan, cx),
-                crate::action::drift::drift(&observe, cx)
-            );
-            Ok((cluster, status, planned, drift))
+            view::environment(&of, Context { redactor: &o.redactor, on }).await
         })
         .await;
-        let ((cluster, status, planned, drift), warnings) = match results.and_then(Ran::result) {
+        let (view::EnvironmentView { cluster, status, planned, drift }, warnings) = match results.and_then(Ran::result)
+        {
             Ok(results) => results,
             Err(err) => return self.error_page(session, read_refusal(&err), &err),
         };

@@ -96,7 +96,8 @@ async fn judged(
             Some(Observed { live, .. }) => {
                 let names: Vec<(&str, &str)> =
                     releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
-                let records = own_records(&live.objects, &names, environment, Wanted::Applied)?;
+                // Mostly the plan's deployed records: those are not decoded again.
+                let records = own_records(&live.objects, &names, environment, Wanted::Applied, &live.records)?;
                 let extra = unlisted(cluster, live, &releases, &records, options.concurrency).await?;
                 Ok::<_, Error>((records, extra))
             }

@@ -119,7 +119,7 @@ pub async fn list_live(
     let mut objects = labelled.list(cluster, &targets, concurrency).await?;
 
     // Objects that only the records name may need more LISTs.
-    let records = own_records(&objects, releases, environment, wanted)?;
+    let records = own_records(&objects, releases, environment, wanted, &HashMap::new())?;
     let mut more = BTreeSet::new();
     for (release, namespace) in releases {
         for manifest in records.get(*release).into_iter().flat_map(|r| &r.manifests) {
@@ -142,13 +142,15 @@ pub async fn list_live(
 }
 
 /// The newest record `wanted` picks of each of `releases` (`(name, namespace)`) among `objects`
-/// (listed Secrets). A release's records are those in its own namespace: another namespace
-/// listed may hold a namesake's.
+/// (listed Secrets), those `known` holds taken from there (`record::last_records_reusing`). A
+/// release's records are those in its own namespace: another namespace listed may hold a
+/// namesake's.
 pub fn own_records(
     objects: &[Value],
     releases: &[(&str, &str)],
     environment: &str,
     wanted: Wanted,
+    known: &HashMap<String, Record>,
 ) -> Result<HashMap<String, Record>> {
     let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
     let own = objects.iter().filter(|o| {
@@ -157,7 +159,7 @@ pub fn own_records(
                 .and_then(|release| namespaces.get(release))
                 .is_some_and(|own| Some(*own) == namespace_of(o))
     });
-    record::last_records(own, environment, wanted)
+    record::last_records_reusing(own, environment, wanted, known)
 }
 
 /// The objects of `targets` carrying the release label of `releases` (names), as [`list_live`]

@@ -702,6 +702,9 @@ fn an_environment_page_lists_each_resource_once_and_renders_again_only_after_an_
     }
     assert_eq!(served.get("/environments/dev", None).status, 200);
     if let Some(fake) = fake {
+        // Over the first view's connections, but each view sees the kinds served now.
+        let discovery = fake.requests().into_iter().filter(|r| r.path == "/apis").count();
+        assert_eq!(discovery, 1, "{:#?}", fake.requests());
         let ns = format!("/namespaces/{}/", demo.ns);
         let lists: Vec<(String, String)> = fake
             .requests()

@@ -63,6 +63,8 @@ struct Server {
     auth: Option<Auth>,
     /// The environments' renders, kept while no file they read changes.
     renders: crate::action::renders::Renders,
+    /// The environment pages' connections to their API servers, kept between views.
+    servers: crate::cluster::SharedServers,
 }
 
 /// Serves the UI on `listener` until `shutdown` completes.
@@ -83,8 +85,9 @@ pub async fn serve(
         key: HmacSha256::new(&key),
         hosts: vec![address.to_string(), format!("localhost:{}", address.port())],
         server_url: pages::cluster_name(&info),
-        options,
         renders: Default::default(),
+        servers: crate::cluster::SharedServers::new(options.concurrency)?,
+        options,
     });
     serve_with(listener, move |request| answer(server.clone(), request), shutdown).await;
     Ok(())
@@ -772,6 +775,7 @@ impl Server {
                 keys: &o.keys,
                 concurrency: o.concurrency,
                 renders: &me.renders,
+                servers: &me.servers,
                 log: &*o.on,
             };
             view::environment(&of, Context { redactor: &o.redactor, on }).await

@@ -42,7 +42,8 @@ pub struct Options {
     pub namespace: Option<String>,
     /// The age identities the plans decrypt with.
     pub keys: Keys,
-    /// Requests in flight at once, per page.
+    /// Requests in flight at once, per page; environment pages share theirs, and their
+    /// connections, between views.
     pub concurrency: usize,
     /// How a rollback from the pages applies: as `weaver rollback` without flags.
     pub rollback: crate::action::apply::Settings,

@@ -25,6 +25,8 @@ pub struct Source<'a> {
     pub concurrency: usize,
     /// The renders kept from earlier views.
     pub renders: &'a Renders,
+    /// The connections kept from earlier views (discovery is read again for each).
+    pub servers: &'a SharedServers,
     /// The server's log, told how long each phase took (`weaver ui -vv`).
     pub log: OnProgress<'a>,
 }
@@ -49,7 +51,7 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
         other => (cx.on)(other),
     };
     let cx = Context { redactor: cx.redactor, on: &heard };
-    let servers = SharedServers::new(of.concurrency)?;
+    let servers = of.servers.again();
     let mut selection = Selection {
         env: of.env.to_string(),
         releases: Vec::new(),

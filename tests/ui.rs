@@ -732,4 +732,13 @@ fn an_environment_page_lists_each_resource_once_and_renders_again_only_after_an_
     assert_eq!(edited.status, 200, "{}", edited.body);
     assert!(edited.body.contains("LOG_LEVEL: trace"), "the edit is planned: {}", edited.body);
     eventually("the third view's phases are logged", || (loads() == 2).then_some(()).ok_or_else(|| served.said()));
+
+    // A working tree that does not render has no plan to share: health and drift read the
+    // cluster themselves, and show.
+    demo.edit("environments/values/web-dev.yaml", "LOG_LEVEL: trace", "LOG_LEVEL: [trace");
+    let broken = served.get("/environments/dev", None);
+    assert_eq!(broken.status, 200, "{}", broken.body);
+    assert!(broken.body.contains("role=\"alert\"") && broken.body.contains("web-dev.yaml"), "{}", broken.body);
+    assert!(broken.body.contains("data-kind=\"Deployment\" data-name=\"web\""), "the health: {}", broken.body);
+    assert!(broken.body.contains("id=\"no-drift\""), "the drift: {}", broken.body);
 }

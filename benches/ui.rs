@@ -33,7 +33,8 @@ fn main() {
 
     let address = format!("127.0.0.1:{}", support::free_port());
     let mut child = Command::new(support::WEAVER)
-        .args(["--repo", repo, "--kubeconfig", &kubeconfig, "ui", "--address", &address])
+        // -vv: how long each phase of a view took, printed for the last view.
+        .args(["--repo", repo, "--kubeconfig", &kubeconfig, "-vv", "ui", "--address", &address])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -41,8 +42,10 @@ fn main() {
     let mut said = BufReader::new(child.stderr.take().unwrap()).lines();
     let serving = said.by_ref().map_while(Result::ok).find(|line| line.starts_with("weaver ui: serving"));
     assert!(serving.is_some(), "weaver ui did not start");
-    // What it says later (a warning per view, say) must not fill the pipe and stop it.
-    std::thread::spawn(move || said.for_each(drop));
+    // What it says later (the phases of each view) must not fill the pipe and stop it.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = log.clone();
+    std::thread::spawn(move || said.map_while(Result::ok).for_each(|line| heard.lock().unwrap().push(line)));
     let ui = support::Operator { child, metrics: String::new() };
 
     let view = || {
@@ -73,6 +76,16 @@ fn main() {
         support::beside(cpu, &server),
         support::load_average()
     );
+    // The log's lines for a view end with the whole view's; the phases of status, plan and
+    // drift overlap.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = log.lock().unwrap();
+    let ends: Vec<usize> =
+        log.iter().enumerate().filter(|(_, l)| l.contains("environment page's reads took")).map(|(i, _)| i).collect();
+    if let [.., before, last] = ends[..] {
+        let phases: Vec<&str> = log[before + 1..=last].iter().filter_map(|l| l.strip_prefix("weaver: ")).collect();
+        println!("the last view's phases: {}", phases.join("; "));
+    }
     drop(ui);
     support::delete_namespace(&kubeconfig, &format!("{prefix}-00"));
 }

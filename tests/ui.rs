@@ -672,3 +672,67 @@ fn a_pending_plan_approved_on_its_page_is_applied_by_the_controller_and_the_page
     assert_eq!(browser::text_of(&after, "revision"), &first[..12], "{after}");
     assert!(after.contains("id=\"no-plan\"") && after.contains("id=\"done\""), "{after}");
 }
+
+/// An environment's page reads the cluster once for its plan, status and drift (the plan's
+/// observation, judged by the other two), and renders the working tree again only when a file
+/// it reads changed: a values file edited shows in the next view's plan.
+#[test]
+fn an_environment_page_lists_each_resource_once_and_renders_again_only_after_an_edit() {
+    let demo = Demo::new();
+    demo.weaver(&["apply", "--env", "dev"]).success();
+    // -vv: the server's log says how long each phase of a view took, `load` among them once
+    // per render.
+    let served = Served::start(&demo.repo, &demo.cluster, &["-n", &demo.ns, "-vv"]);
+    let loads = || served.said().matches("load took").count();
+    let first = served.get("/environments/dev", None);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(!first.body.contains("role=\"alert\""), "every part of the page was read: {}", first.body);
+    assert!(first.body.contains("id=\"no-drift\""), "{}", first.body);
+    eventually("the first view's phases are logged", || (loads() == 1).then_some(()).ok_or_else(|| served.said()));
+
+    let fake = demo.cluster.fake("counting the LISTs of a page view");
+    if let Some(fake) = fake {
+        fake.clear_requests();
+    }
+    assert_eq!(served.get("/environments/dev", None).status, 200);
+    if let Some(fake) = fake {
+        // Over the first view's connections, but each view sees the kinds served now.
+        let discovery = fake.requests().into_iter().filter(|r| r.path == "/apis").count();
+        assert_eq!(discovery, 1, "{:#?}", fake.requests());
+        let ns = format!("/namespaces/{}/", demo.ns);
+        let lists: Vec<(String, String)> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.contains(&ns) && !r.query.contains("watch=true"))
+            .map(|r| (r.path, r.query))
+            .collect();
+        // Status, plan and drift each listed these before they shared one observation.
+        for resource in ["configmaps", "services", "deployments"] {
+            let listed = lists.iter().filter(|(path, _)| path.ends_with(&format!("{ns}{resource}"))).count();
+            assert_eq!(listed, 1, "{resource}: {lists:#?}");
+        }
+        let mut distinct = lists.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), lists.len(), "no LIST is made twice: {lists:#?}");
+    }
+    // Nothing changed: nothing rendered again.
+    let said = |what: &str| served.said().contains(what).then_some(()).ok_or_else(|| served.said());
+    eventually("the second view's phases are logged", || said("render (kept: no file changed) took"));
+    assert_eq!(loads(), 1, "{}", served.said());
+
+    demo.edit("environments/values/web-dev.yaml", "LOG_LEVEL: debug", "LOG_LEVEL: trace");
+    let edited = served.get("/environments/dev", None);
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert!(edited.body.contains("LOG_LEVEL: trace"), "the edit is planned: {}", edited.body);
+    eventually("the third view's phases are logged", || (loads() == 2).then_some(()).ok_or_else(|| served.said()));
+
+    // A working tree that does not render has no plan to share: health and drift read the
+    // cluster themselves, and show.
+    demo.edit("environments/values/web-dev.yaml", "LOG_LEVEL: trace", "LOG_LEVEL: [trace");
+    let broken = served.get("/environments/dev", None);
+    assert_eq!(broken.status, 200, "{}", broken.body);
+    assert!(broken.body.contains("role=\"alert\"") && broken.body.contains("web-dev.yaml"), "{}", broken.body);
+    assert!(broken.body.contains("data-kind=\"Deployment\" data-name=\"web\""), "the health: {}", broken.body);
+    assert!(broken.body.contains("id=\"no-drift\""), "the drift: {}", broken.body);
+}

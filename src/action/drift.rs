@@ -11,14 +11,15 @@ use serde_json::Value;
 
 use super::apply::{Applied, Locked, Settings, apply_options, execute};
 use super::notifications::notify;
+use super::plan::Observed;
 use super::render::{IfEmpty, Selected, Selection, select};
 use super::rollback::{recorded_release, register_secret_values};
 use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell_retries};
 use crate::apply::{Outcome, Report as ApplyReport};
-use crate::cluster::observe::{Live, Unlabelled, list_live, recorded_target};
+use crate::cluster::observe::{Live, Unlabelled, list_labelled, list_live, recorded_target};
 use crate::cluster::{Cluster, ConnectOptions, ManagedFields, SharedServers};
 use crate::error::Result;
-use crate::manifest::ObjectKey;
+use crate::manifest::{LABEL_RELEASE, ObjectKey, label};
 use crate::notify::Message;
 use crate::project::Release;
 use crate::release::drift::{
@@ -46,12 +47,34 @@ pub struct DriftOptions {
 /// records name, all with weaver's release label. Only reads the cluster; drift found is told
 /// to the environment's `notifications:`.
 pub async fn drift(options: &DriftOptions, cx: Context<'_>) -> Result<Report> {
+    drift_observed(options, None, cx).await
+}
+
+/// [`drift`], judging `observed` where given: a plan's observation of the same selection
+/// (which lists what the deployed records name, and their Secrets), so that `weaver ui`'s
+/// environment page reads the cluster once for its plan, drift and status.
+pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>, cx: Context<'_>) -> Result<Report> {
     let on = cx.on;
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
-    let cluster =
-        connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "comparing with", on).await?;
-    let (report, _) = compare(&cluster, &selected, options.concurrency, on).await?;
-    tell_retries(&cluster, on);
+    let report = match observed {
+        Some(Observed { cluster, live }) => {
+            let started = Instant::now();
+            let releases = selected.releases();
+            let extra = unlisted(cluster, live, &releases, &live.records, options.concurrency).await?;
+            let report =
+                judge(cluster, &selected, &live.records, &by_key(live.objects.iter().chain(&extra), &releases));
+            phase(on, "compare", started);
+            report
+        }
+        None => {
+            let cluster =
+                connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "comparing with", on)
+                    .await?;
+            let (report, _) = compare(&cluster, &selected, options.concurrency, on).await?;
+            tell_retries(&cluster, on);
+            report
+        }
+    };
     if options.notify && report.has_drift() {
         tell(&selected, options, &report, cx).await;
     }
@@ -80,28 +103,36 @@ async fn compare(
     concurrency: usize,
     on: OnProgress<'_>,
 ) -> Result<(Report, HashMap<String, Record>)> {
-    let environment = &selected.env.name;
     let started = Instant::now();
     let releases = selected.releases();
-    let live =
-        recorded_live(cluster, &releases, environment, Wanted::Deployed, ManagedFields::Text, concurrency).await?;
-    let by_key = by_key(&live);
-    let releases = releases
+    let live = recorded_live(cluster, &releases, &selected.env.name, Wanted::Deployed, concurrency).await?;
+    let report = judge(cluster, selected, &live.records, &by_key(live.objects.iter(), &releases));
+    phase(on, "observe and compare", started);
+    Ok((report, live.records))
+}
+
+/// The drift of the selected releases: their `records` compared with the live objects.
+fn judge(
+    cluster: &Cluster,
+    selected: &Selected,
+    records: &HashMap<String, Record>,
+    by_key: &HashMap<ObjectKey, &Value>,
+) -> Report {
+    let releases = selected
+        .releases()
         .iter()
         .map(|release| {
-            let record = live.records.get(&release.name);
-            compare_release(release, record, &by_key, |manifest| place(cluster, manifest, release))
+            let record = records.get(&release.name);
+            compare_release(release, record, by_key, |manifest| place(cluster, manifest, release))
         })
         .collect();
-    phase(on, "observe and compare", started);
-    let report = Report {
-        environment: environment.clone(),
+    Report {
+        environment: selected.env.name.clone(),
         context: cluster.info.context.clone(),
         server: cluster.info.server.clone(),
         releases,
         correction: None,
-    };
-    Ok((report, live.records))
+    }
 }
 
 /// The newest record of `releases` that `wanted` picks and the live objects they name: one
@@ -112,7 +143,6 @@ pub(super) async fn recorded_live(
     releases: &[&Release],
     environment: &str,
     wanted: Wanted,
-    managed_fields: ManagedFields,
     concurrency: usize,
 ) -> Result<Live> {
     let names: Vec<(&str, &str)> = releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
@@ -124,16 +154,49 @@ pub(super) async fn recorded_live(
         &Default::default(),
         environment,
         wanted,
-        managed_fields,
+        ManagedFields::Text,
         concurrency,
         &unlabelled,
     )
     .await
 }
 
-/// The live objects by key, the records left out.
-pub(super) fn by_key(live: &Live) -> HashMap<ObjectKey, &Value> {
-    live.objects.iter().filter(|o| !record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect()
+/// The live objects of `releases` among `objects` by key, the records left out. An
+/// observation made for a plan holds objects of other releases too (those it renders).
+pub(super) fn by_key<'a>(
+    objects: impl Iterator<Item = &'a Value>,
+    releases: &[&Release],
+) -> HashMap<ObjectKey, &'a Value> {
+    let names: HashSet<&str> = releases.iter().map(|r| r.name.as_str()).collect();
+    let ours = |o: &&Value| label(o, LABEL_RELEASE).is_some_and(|release| names.contains(release));
+    objects.filter(ours).filter(|o| !record::is_record(o)).map(|o| (ObjectKey::of(o), o)).collect()
+}
+
+/// The objects of `releases` that `records` name and `live` did not list (an observation made
+/// for other records: a plan's has the deployed ones, status reads the newest of any status),
+/// listed now; usually none.
+pub(super) async fn unlisted(
+    cluster: &Cluster,
+    live: &Live,
+    releases: &[&Release],
+    records: &HashMap<String, Record>,
+    concurrency: usize,
+) -> Result<Vec<Value>> {
+    let mut missing = BTreeSet::new();
+    for release in releases {
+        for manifest in records.get(&release.name).into_iter().flat_map(|r| &r.manifests) {
+            if let Some(target) = recorded_target(cluster, manifest, &release.namespace)
+                && !live.listed.contains(&target)
+            {
+                missing.insert(target);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = releases.iter().map(|r| r.name.as_str()).collect();
+    list_labelled(cluster, &missing, &names, ManagedFields::Text, concurrency).await
 }
 
 /// Where the cluster keeps a recorded object of `release`: its namespace (None when

@@ -19,6 +19,7 @@ mod removed;
 
 pub use removed::PruneReleases;
 pub mod render;
+pub mod renders;
 pub mod report;
 pub mod rollback;
 pub mod status;
@@ -155,6 +156,15 @@ impl Keys {
         matches!(self, Keys::Search(_))
     }
 
+    /// The files [`Keys::load`] may read the identities from, whether they exist or not: none
+    /// for keys given.
+    pub fn files(&self, repo: &Path, identity_file: Option<&PathRef>) -> Vec<PathBuf> {
+        match self {
+            Keys::Search(flag) => identity_sources(repo, flag.as_deref(), identity_file).files(),
+            Keys::Given { .. } => Vec::new(),
+        }
+    }
+
     /// The identities, for repository `repo` and the environment's `identityFile`. A relative
     /// `identityFile` is a key on this machine, relative to `repo`, even under --rev: private
     /// keys are not read from git history.
@@ -172,10 +182,14 @@ impl Keys {
 /// Age identities in the documented order: `flag` (--identity), the environment variables,
 /// the environment's `identityFile`, the default file (see [`Keys::load`]).
 pub fn load_identities(repo: &Path, flag: Option<&Path>, identity_file: Option<&PathRef>) -> Result<Identities> {
+    Ok(identity_sources(repo, flag, identity_file).load()?)
+}
+
+/// Where [`load_identities`] looks.
+fn identity_sources(repo: &Path, flag: Option<&Path>, identity_file: Option<&PathRef>) -> IdentitySources {
     // `join` keeps an absolute identityFile as it is.
     let env_identity = identity_file.map(|file| repo.join(&file.path));
-    let sources = IdentitySources::from_env(flag.map(Path::to_path_buf), env_identity, |k| std::env::var_os(k));
-    Ok(sources.load()?)
+    IdentitySources::from_env(flag.map(Path::to_path_buf), env_identity, |k| std::env::var_os(k))
 }
 
 /// Connects to the cluster of `env`: `options`' context, else the environment's

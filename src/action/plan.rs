@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::removed::removed_releases;
 use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
+use super::renders::Renders;
 use super::{Context, connect_sharing, phase, tell_retries};
-use crate::cluster::observe::{Unlabelled, dry_run_apply, observe_helm, observe_reusing};
+use crate::cluster::observe::{Live, Unlabelled, dry_run_apply, observe_helm, observe_reusing};
 use crate::cluster::{Cluster, ConnectOptions, SharedServers};
 use crate::diff::plan::{plan_adopting, plan_against, plan_with_records};
 use crate::diff::{Plan, as_stored};
@@ -54,10 +55,35 @@ pub struct Planned {
     pub server: Option<String>,
 }
 
+/// What a plan against a cluster read of it: the live objects of the releases it renders and
+/// their deployed records. Status and drift of the same selection judge it instead of listing
+/// again (`weaver ui`'s environment page reads the cluster once for all three).
+pub struct Observed {
+    pub cluster: Cluster,
+    pub live: Live,
+}
+
 /// Renders (against a cluster, Helm charts with its capabilities), observes and plans.
 pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
-    let prepared = prepare(&options.render, cx, Quotes::Cluster)?;
-    let (env, plan, server) = match &options.against {
+    Ok(plan_observing(options, None, cx).await?.0)
+}
+
+/// [`plan`], with what it read of the cluster (None against a file or a revision). Against a
+/// cluster, the render is taken from `renders` where given: kept from an earlier plan while no
+/// file it read changed.
+pub async fn plan_observing(
+    options: &PlanOptions,
+    renders: Option<&Renders>,
+    cx: Context<'_>,
+) -> Result<(Planned, Option<Observed>)> {
+    let (prepared, mut offline) = match (renders, &options.against) {
+        (Some(renders), Against::Cluster(_)) => {
+            let (prepared, offline) = renders.prepared(&options.render, cx)?;
+            (prepared, Some(offline))
+        }
+        _ => (Arc::new(prepare(&options.render, cx, Quotes::Cluster)?), None),
+    };
+    let (env, plan, observed) = match &options.against {
         Against::File(path) => {
             // Read first: Helm charts' `lookup` finds what the file has.
             let live = read_live_file(path)?;
@@ -97,7 +123,10 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
             (env, plan, None)
         }
         Against::Cluster(connect_options) => {
-            let offline = prepared.render(Offline::BeforeCluster, cx.on)?;
+            let offline = match offline.take() {
+                Some(offline) => offline,
+                None => prepared.render(Offline::BeforeCluster, cx.on)?,
+            };
             let servers = options.servers.as_ref();
             let cluster =
                 connect_sharing(connect_options.clone(), servers, &offline.env, "comparing with", cx.on).await?;
@@ -119,10 +148,11 @@ pub async fn plan(options: &PlanOptions, cx: Context<'_>) -> Result<Planned> {
             }
             phase(cx.on, "observe and plan", started);
             tell_retries(&cluster, cx.on);
-            (env, plan, Some(cluster.info.server.clone()))
+            (env, plan, Some(Observed { cluster, live }))
         }
     };
-    Ok(Planned { env, plan, server })
+    let server = observed.as_ref().map(|o| o.cluster.info.server.clone());
+    Ok((Planned { env, plan, server }, observed))
 }
 
 /// The releases `options` select, rendered at `base` (checked, `--base`): none when the

@@ -83,6 +83,7 @@ impl Selected {
 }
 
 /// The desired state.
+#[derive(Clone)]
 pub struct Desired {
     pub env: Arc<Environment>,
     pub rendered: Rendered,
@@ -357,6 +358,11 @@ fn overrides_of(selected: &Selected, flags: &OverrideFlags, on: OnProgress) -> R
 }
 
 impl Prepared {
+    /// The environment, as loaded.
+    pub fn environment(&self) -> &Environment {
+        &self.selected.env
+    }
+
     /// Where the environment was read from (the working tree, or `--rev`'s commit).
     pub fn source(&self) -> &dyn crate::project::Source {
         self.selected.project.source.as_ref()

@@ -7,13 +7,15 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
-use super::drift::{DriftOptions, by_key, place, recorded_live};
+use super::drift::{DriftOptions, by_key, place, recorded_live, unlisted};
+use super::plan::Observed;
 use super::render::{IfEmpty, select};
 use super::{OnProgress, Progress, connect_sharing, phase, tell_retries};
 use serde_json::Value;
 
-use crate::cluster::{Cluster, EVENTS_SHOWN, ManagedFields, ObjectEvent, Readiness, newest_first, readiness};
-use crate::error::Result;
+use crate::cluster::observe::own_records;
+use crate::cluster::{Cluster, EVENTS_SHOWN, ObjectEvent, Readiness, fields_parsed, newest_first, readiness};
+use crate::error::{Error, Result};
 use crate::manifest::ListTarget;
 use crate::release::record::{Record, Wanted};
 use crate::release::status::{Health, ObjectHealth, Report, owned_by, release_health};
@@ -27,7 +29,7 @@ const DEPENDENT_KINDS: [(&str, &str); 3] = [("apps/v1", "ReplicaSet"), ("v1", "P
 
 /// The health of each selected release's last deployed objects.
 pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Report> {
-    Ok(judged(options, false, on).await?.0)
+    Ok(judged(options, false, None, on).await?.0)
 }
 
 /// [`status`], with the records it read (each release's last applied), by release name.
@@ -35,7 +37,7 @@ pub async fn status_with_records(
     options: &StatusOptions,
     on: OnProgress<'_>,
 ) -> Result<(Report, HashMap<String, Record>)> {
-    let (report, _, records) = judged(options, false, on).await?;
+    let (report, _, records) = judged(options, false, None, on).await?;
     Ok((report, records))
 }
 
@@ -50,9 +52,14 @@ pub struct Detailed {
 /// [`status`], each object with the live objects it owns (of [`DEPENDENT_KINDS`], in the
 /// release namespaces: one more LIST per kind and namespace), judged by the same rules, and
 /// their events (one LIST per release namespace). Either addition the user may not list is a
-/// warning and costs only itself.
-pub async fn status_in_detail(options: &StatusOptions, on: OnProgress<'_>) -> Result<Detailed> {
-    let (report, events, _) = judged(options, true, on).await?;
+/// warning and costs only itself. Where `observed` is given (a plan's observation of the same
+/// selection), the releases' objects and records are read from it, not listed again.
+pub async fn status_in_detail(
+    options: &StatusOptions,
+    observed: Option<&Observed>,
+    on: OnProgress<'_>,
+) -> Result<Detailed> {
+    let (report, events, _) = judged(options, true, observed, on).await?;
     Ok(Detailed { report, events })
 }
 
@@ -60,60 +67,95 @@ pub async fn status_in_detail(options: &StatusOptions, on: OnProgress<'_>) -> Re
 async fn judged(
     options: &StatusOptions,
     in_detail: bool,
+    observed: Option<&Observed>,
     on: OnProgress<'_>,
 ) -> Result<(Report, Vec<ObjectEvent>, HashMap<String, Record>)> {
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
-    let cluster =
-        connect_sharing(options.connect.clone(), options.servers.as_ref(), &selected.env, "reading health in", on)
+    let own;
+    let cluster = match observed {
+        Some(observed) => &observed.cluster,
+        None => {
+            own = connect_sharing(
+                options.connect.clone(),
+                options.servers.as_ref(),
+                &selected.env,
+                "reading health in",
+                on,
+            )
             .await?;
+            &own
+        }
+    };
     let started = Instant::now();
     let releases = selected.releases();
-    // The last apply's objects, deployed or not: a wait that failed left them in the cluster.
-    // Health rules (CEL) may read any field of the objects.
-    let managed_fields = ManagedFields::Parsed;
+    let environment = &selected.env.name;
     let namespaces: BTreeSet<&str> = releases.iter().map(|r| r.namespace.as_str()).collect();
-    // Read at once: the dependents and events need only the release namespaces.
-    let (live, (others, events)) = futures::join!(
-        recorded_live(&cluster, &releases, &selected.env.name, Wanted::Applied, managed_fields, options.concurrency),
-        async {
-            match in_detail {
-                true => {
-                    futures::join!(
-                        dependents(&cluster, &namespaces, options.concurrency, on),
-                        events(&cluster, &namespaces, on)
-                    )
-                }
-                false => (Vec::new(), Vec::new()),
+    // The last apply's objects, deployed or not: a wait that failed left them in the cluster.
+    let live = async {
+        match observed {
+            Some(Observed { live, .. }) => {
+                let names: Vec<(&str, &str)> =
+                    releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
+                // Mostly the plan's deployed records: those are not decoded again.
+                let records = own_records(&live.objects, &names, environment, Wanted::Applied, &live.records)?;
+                let extra = unlisted(cluster, live, &releases, &records, options.concurrency).await?;
+                Ok::<_, Error>((records, extra))
+            }
+            None => {
+                let live = recorded_live(cluster, &releases, environment, Wanted::Applied, options.concurrency).await?;
+                Ok((live.records, live.objects))
             }
         }
-    );
-    let live = live?;
-    let by_key = by_key(&live);
+    };
+    // Read at once: the dependents and events need only the release namespaces.
+    let (live, (others, events)) = futures::join!(live, async {
+        match in_detail {
+            true => {
+                futures::join!(
+                    dependents(cluster, &namespaces, options.concurrency, on),
+                    events(cluster, &namespaces, on)
+                )
+            }
+            false => (Vec::new(), Vec::new()),
+        }
+    });
+    // What this read itself: all of the objects, or what the observation given lacks.
+    let (records, listed) = live?;
+    let observed_objects = observed.map_or(&[][..], |o| &o.live.objects[..]);
+    let by_key = by_key(observed_objects.iter().chain(&listed), &releases);
     let owned = owned_by(&others);
     let releases = releases
         .iter()
         .map(|release| {
-            let record = live.records.get(&release.name);
+            let record = records.get(&release.name);
             release_health(
                 release,
                 record,
                 &by_key,
                 &owned,
-                |manifest| place(&cluster, manifest, release),
-                |object| health(readiness(object, &release.health_checks)),
+                |manifest| place(cluster, manifest, release),
+                |object| match release.health_checks.is_empty() {
+                    true => health(readiness(object, &[])),
+                    // The environment's rules (CEL) may read any field, managedFields too, which
+                    // the LISTs kept as text.
+                    false => health(readiness(&fields_parsed(object), &release.health_checks)),
+                },
             )
         })
         .collect();
     phase(on, "observe", started);
-    tell_retries(&cluster, on);
+    // An observation given was told of by the plan that made it.
+    if observed.is_none() {
+        tell_retries(cluster, on);
+    }
     let report = Report {
-        environment: selected.env.name.clone(),
+        environment: environment.clone(),
         context: cluster.info.context.clone(),
         server: cluster.info.server.clone(),
         releases,
     };
     let events = of_objects(events, &report);
-    Ok((report, events, live.records))
+    Ok((report, events, records))
 }
 
 /// The live objects of [`DEPENDENT_KINDS`] in `namespaces`; none, with a warning, when the user

@@ -410,7 +410,7 @@ fn as_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
 }
 
 /// `object` with its managedFields parsed back, as a LIST with [`ManagedFields::Parsed`].
-fn fields_parsed(object: &Value) -> Value {
+pub fn fields_parsed(object: &Value) -> Value {
     let mut object = object.clone();
     if let Some(fields) = object.pointer_mut("/metadata/managedFields")
         && let Some(parsed) = fields.as_str().and_then(|text| serde_json::from_str(text).ok())

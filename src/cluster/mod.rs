@@ -34,7 +34,7 @@ pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watchi
 pub(crate) use error::humanize;
 pub use events::{EVENTS_SHOWN, ObjectEvent, newest_first};
 pub use hooks::{PodLog, hook_done};
-pub use live::{Changed, LiveCache};
+pub use live::{Changed, LiveCache, fields_parsed};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};
 pub use objects::Deleted;
 pub use rate_limit::{Budgeted, RequestRate, SharedServers, operator_budget};
@@ -168,13 +168,15 @@ impl Cluster {
         if let Some(live) = options.live() {
             return Self::watching(config, info, live.clone(), rate).await;
         }
-        let Some(server) = servers.map(|servers| servers.server(&info.server)) else {
+        let Some(servers) = servers else {
             return Self::from_config(config, info, rate).await;
         };
+        let server = servers.server(&info.server);
         let client =
             server.client(&info.context, info.request_timeout, config).map_err(|err| client_error(&err, &info))?;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
-        let discovered = server.discovered.get_or_try_init(|| discover(&client, &info, &retry)).await?.clone();
+        let discovery = servers.discovery(&info.server);
+        let discovered = discovery.get_or_try_init(|| discover(&client, &info, &retry)).await?.clone();
         Ok(Cluster { client, info, discovered, retry, live: None })
     }
 

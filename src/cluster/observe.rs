@@ -28,6 +28,9 @@ pub struct Live {
     /// The Helm release of the same name in the same namespace, by weaver release, where
     /// [`observe_helm`] looked and found one.
     pub helm: HashMap<String, HelmRelease>,
+    /// The (resource, namespace) pairs whose objects with the releases' label `objects` holds
+    /// whole: another reader of the same releases lists only what is not among them.
+    pub listed: BTreeSet<ListTarget>,
 }
 
 /// LISTs already made without a label selector (for Helm charts' `lookup`), by target: the
@@ -109,22 +112,14 @@ pub async fn list_live(
         });
     }
     if releases.is_empty() {
-        return Ok(Live { objects: Vec::new(), records: HashMap::new(), helm: HashMap::new() });
+        return Ok(Live { objects: Vec::new(), records: HashMap::new(), helm: HashMap::new(), listed: targets });
     }
     let names: Vec<&str> = releases.iter().map(|(name, _)| *name).collect();
     let labelled = Labelled { selector: release_selector(&names), names: &names, desired, unlabelled, managed_fields };
     let mut objects = labelled.list(cluster, &targets, concurrency).await?;
 
-    // Objects that only the records name may need more LISTs. A release's records are those
-    // in its own namespace: another namespace listed here may hold a namesake's.
-    let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
-    let own = objects.iter().filter(|o| {
-        record::is_record(o)
-            && label(o, LABEL_RELEASE)
-                .and_then(|release| namespaces.get(release))
-                .is_some_and(|own| Some(*own) == namespace_of(o))
-    });
-    let records = record::last_records(own, environment, wanted)?;
+    // Objects that only the records name may need more LISTs.
+    let records = own_records(&objects, releases, environment, wanted, &HashMap::new())?;
     let mut more = BTreeSet::new();
     for (release, namespace) in releases {
         for manifest in records.get(*release).into_iter().flat_map(|r| &r.manifests) {
@@ -142,7 +137,49 @@ pub async fn list_live(
         let recorded = Labelled { desired: &none, ..labelled };
         objects.extend(recorded.list(cluster, &more, concurrency).await?);
     }
-    Ok(Live { objects, records, helm: HashMap::new() })
+    targets.extend(more);
+    Ok(Live { objects, records, helm: HashMap::new(), listed: targets })
+}
+
+/// The newest record `wanted` picks of each of `releases` (`(name, namespace)`) among `objects`
+/// (listed Secrets), those `known` holds taken from there (`record::last_records_reusing`). A
+/// release's records are those in its own namespace: another namespace listed may hold a
+/// namesake's.
+pub fn own_records(
+    objects: &[Value],
+    releases: &[(&str, &str)],
+    environment: &str,
+    wanted: Wanted,
+    known: &HashMap<String, Record>,
+) -> Result<HashMap<String, Record>> {
+    let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
+    let own = objects.iter().filter(|o| {
+        record::is_record(o)
+            && label(o, LABEL_RELEASE)
+                .and_then(|release| namespaces.get(release))
+                .is_some_and(|own| Some(*own) == namespace_of(o))
+    });
+    record::last_records_reusing(own, environment, wanted, known)
+}
+
+/// The objects of `targets` carrying the release label of `releases` (names), as [`list_live`]
+/// lists what only the records name: for a reader of an observation made for other records.
+pub async fn list_labelled(
+    cluster: &Cluster,
+    targets: &BTreeSet<ListTarget>,
+    releases: &[&str],
+    managed_fields: ManagedFields,
+    concurrency: usize,
+) -> Result<Vec<Value>> {
+    let (desired, unlabelled) = (HashSet::new(), Unlabelled::new());
+    let labelled = Labelled {
+        selector: release_selector(releases),
+        names: releases,
+        desired: &desired,
+        unlabelled: &unlabelled,
+        managed_fields,
+    };
+    labelled.list(cluster, targets, concurrency).await
 }
 
 /// Adoption from Helm (see `crate::release::adopt`): for each of `releases` (already observed into

@@ -156,6 +156,8 @@ impl<S: tower::Service<R>, R> tower::Service<R> for RateLimited<S> {
 pub struct SharedServers {
     in_flight: usize,
     servers: Arc<Mutex<HashMap<String, Arc<Server>>>>,
+    /// Each server's discovery, read once: by the run's clones, not by [`SharedServers::again`]'s.
+    discovered: Arc<Mutex<HashMap<String, Discovery>>>,
     /// Where the shared clients' connections live (see [`OnRuntime`]).
     io: Arc<IoRuntime>,
 }
@@ -226,10 +228,12 @@ where
     }
 }
 
+/// A server's discovery, read by the first to ask.
+pub(super) type Discovery = Arc<tokio::sync::OnceCell<Arc<Discovered>>>;
+
 /// One server's share.
 pub(super) struct Server {
     pub in_flight: GlobalConcurrencyLimitLayer,
-    pub discovered: tokio::sync::OnceCell<Arc<Discovered>>,
     /// By context and request timeout (all a run's settings that shape a client): environments
     /// that connect alike send their requests over the same connections, where each client
     /// would open (and the server accept, with a TLS handshake each) connections of its own.
@@ -274,7 +278,20 @@ impl SharedServers {
                 crate::error::Error::new(format!("cannot start the threads of the cluster connections: {err}"))
             })?;
         let io = Arc::new(IoRuntime(Some(io)));
-        Ok(SharedServers { in_flight: in_flight.max(1), servers: Arc::default(), io })
+        Ok(SharedServers { in_flight: in_flight.max(1), servers: Arc::default(), discovered: Arc::default(), io })
+    }
+
+    /// What another run shares with this one: the requests in flight, the clients and their
+    /// connections (no TLS handshake again), not discovery, which it reads again (`weaver ui`'s
+    /// page views: each sees the kinds the cluster serves when it is read).
+    pub fn again(&self) -> SharedServers {
+        SharedServers { discovered: Arc::default(), ..self.clone() }
+    }
+
+    /// The discovery of the server at `url`, for this run.
+    pub(super) fn discovery(&self, url: &str) -> Discovery {
+        let mut discovered = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(discovered.entry(url.to_string()).or_default())
     }
 
     pub(super) fn server(&self, url: &str) -> Arc<Server> {
@@ -282,7 +299,6 @@ impl SharedServers {
         let server = servers.entry(url.to_string()).or_insert_with(|| {
             Arc::new(Server {
                 in_flight: GlobalConcurrencyLimitLayer::new(self.in_flight),
-                discovered: tokio::sync::OnceCell::new(),
                 clients: Mutex::default(),
                 io: Arc::clone(&self.io),
             })

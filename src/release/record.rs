@@ -404,17 +404,31 @@ pub fn last_records<'a>(
     environment: &str,
     wanted: Wanted,
 ) -> Result<HashMap<String, Record>> {
+    last_records_reusing(listed, environment, wanted, &HashMap::new())
+}
+
+/// [`last_records`], a revision `known` holds (records of the same releases, decoded before
+/// for another `wanted`) taken from there rather than decoded again.
+pub fn last_records_reusing<'a>(
+    listed: impl IntoIterator<Item = &'a Value>,
+    environment: &str,
+    wanted: Wanted,
+    known: &HashMap<String, Record>,
+) -> Result<HashMap<String, Record>> {
     // Each release's revisions, newest first: the newest complete one is its record.
-    let mut by_release: BTreeMap<String, Vec<Vec<&Value>>> = BTreeMap::new();
-    for ((release, _), chunks) in revisions_wanted(listed, environment, wanted).into_iter().rev() {
-        by_release.entry(release).or_default().push(chunks);
+    let mut by_release: BTreeMap<String, Vec<(u32, Vec<&Value>)>> = BTreeMap::new();
+    for ((release, revision), chunks) in revisions_wanted(listed, environment, wanted).into_iter().rev() {
+        by_release.entry(release).or_default().push((revision, chunks));
     }
     // Decoding (gzip, then JSON) is most of the cost of reading a thousand records: in
     // parallel; an error is the first in release order.
     let newest: Vec<Result<Option<(String, Record)>>> = by_release
         .into_par_iter()
         .map(|(release, revisions)| {
-            for chunks in revisions {
+            for (revision, chunks) in revisions {
+                if let Some(record) = known.get(&release).filter(|r| r.revision == revision) {
+                    return Ok(Some((release, record.clone())));
+                }
                 if let Some(record) = from_secrets(chunks)?.pop() {
                     return Ok(Some((release, record)));
                 }
@@ -549,6 +563,24 @@ mod tests {
         assert_eq!(newest.len(), 1);
         assert_eq!(newest["web"].revision, 2);
         assert!(last_deployed(&secrets, "staging").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_revision_decoded_before_is_taken_from_what_is_known() {
+        let at = |revision, status| Record { revision, status, ..record(Vec::new()) };
+        let mut secrets = Vec::new();
+        for r in [at(1, Status::Deployed), at(2, Status::Failed)] {
+            secrets.extend(to_secrets(&r, "shop").unwrap());
+        }
+        let deployed = last_deployed(&secrets, "dev").unwrap();
+        // Told apart from what the Secrets hold: taken from `known`, not decoded.
+        let mut known = deployed.clone();
+        known.get_mut("web").unwrap().time = "known".into();
+        let applied = last_records_reusing(&secrets, "dev", Wanted::Applied, &known).unwrap();
+        assert_eq!(applied["web"].revision, 2);
+        assert_ne!(applied["web"].time, "known", "revision 2 is decoded");
+        let deployed = last_records_reusing(&secrets, "dev", Wanted::Deployed, &known).unwrap();
+        assert_eq!((deployed["web"].revision, deployed["web"].time.as_str()), (1, "known"));
     }
 
     #[test]

@@ -77,6 +77,15 @@ impl IdentitySources {
         }
     }
 
+    /// The files [`IdentitySources::load`] reads, when they exist.
+    pub fn files(&self) -> Vec<PathBuf> {
+        [&self.flag, &self.weaver_key_file, &self.sops_key_file, &self.environment_file, &self.default_file]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
     /// Loads every available source. A named file that cannot be read, or a line that is not a
     /// key, is an error; finding no keys at all is not (decrypting then says what was searched).
     pub fn load(&self) -> Result<Identities, SecretsError> {

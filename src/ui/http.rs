@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 use super::Options;
 use super::auth::{self, Auth, Refused};
 use super::pages::{self, Chrome, Filter, Pages, SyncState};
+use super::view;
 use crate::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
 use crate::action::watch::{self, WatchOptions};
 use crate::action::{Context, Progress};
@@ -60,6 +61,10 @@ struct Server {
     server_url: String,
     /// The controller's signed-in users; None for `weaver ui`.
     auth: Option<Auth>,
+    /// The environments' renders, kept while no file they read changes.
+    renders: crate::action::renders::Renders,
+    /// The environment pages' connections to their API servers, kept between views.
+    servers: crate::cluster::SharedServers,
 }
 
 /// Serves the UI on `listener` until `shutdown` completes.
@@ -80,6 +85,8 @@ pub async fn serve(
         key: HmacSha256::new(&key),
         hosts: vec![address.to_string(), format!("localhost:{}", address.port())],
         server_url: pages::cluster_name(&info),
+        renders: Default::default(),
+        servers: crate::cluster::SharedServers::new(options.concurrency)?,
         options,
     });
     serve_with(listener, move |request| answer(server.clone(), request), shutdown).await;
@@ -902,7 +909,7 @@ impl Server {
     }
 
     /// A local environment: `weaver status` (with the objects' dependents and events),
-    /// `weaver diff` and `weaver drift` of it, at once, sharing connections and discovery.
+    /// `weaver diff` and `weaver drift` of it, the cluster read once for all three.
     async fn environment(
         self: &Arc<Self>,
         session: &str,
@@ -915,51 +922,33 @@ impl Server {
         let path = source.path.clone();
         let results = run(async move |on| {
             let (o, s) = (&me.options, &source);
-            let servers = crate::cluster::SharedServers::new(o.concurrency)?;
-            let cluster = crate::action::cluster_of(&s.repo, s.rev.as_deref(), &env_name, s.connect.clone()).await?;
-            let selection = crate::action::render::Selection {
-                env: env_name,
-                releases: Vec::new(),
-                selectors: Vec::new(),
-                changed_since: None,
-                repo: s.repo.clone(),
-                rev: s.rev.clone(),
-                loaded: None,
+            // A working tree's render is kept while its files stay as they were, and its
+            // connections between views. What a controller's EnvironmentSync applied is read at
+            // a commit, as that sync's account: nothing kept, so no view shares another
+            // account's client.
+            let local = s.rev.is_none();
+            let servers = match local {
+                true => me.servers.again(),
+                false => crate::cluster::SharedServers::new(o.concurrency)?,
             };
-            let observe = crate::action::drift::DriftOptions {
-                selection: selection.clone(),
-                connect: s.connect.clone(),
-                concurrency: o.concurrency,
-                servers: Some(servers.clone()),
-                keys: s.keys.clone(),
-                // A page view is no run of `weaver drift`: nobody is notified.
-                notify: false,
-            };
-            let plan = crate::action::plan::PlanOptions {
-                render: crate::action::render::RenderOptions {
-                    selection,
-                    keys: s.keys.clone(),
-                    if_empty: crate::action::render::IfEmpty::Warn,
-                    validate: crate::validate::Mode::Warn,
-                    overrides: Default::default(),
-                    charts: s.charts.clone(),
-                },
-                against: crate::action::plan::Against::Cluster(s.connect.clone()),
-                server_side: false,
-                concurrency: o.concurrency,
+            let of = view::Source {
+                repo: &s.repo,
+                rev: s.rev.as_deref(),
+                env: &env_name,
+                connect: &s.connect,
+                keys: &s.keys,
+                charts: s.charts.clone(),
                 prune_releases: s.prune_releases.clone(),
-                servers: Some(servers),
+                concurrency: o.concurrency,
+                renders: local.then_some(&me.renders),
+                servers,
+                log: &*o.on,
             };
-            let cx = Context { redactor: &o.redactor, on };
-            let (status, planned, drift) = futures::join!(
-                crate::action::status::status_in_detail(&observe, on),
-                crate::action::plan::plan(&plan, cx),
-                crate::action::drift::drift(&observe, cx)
-            );
-            Ok((cluster, status, planned, drift))
+            view::environment(&of, Context { redactor: &o.redactor, on }).await
         })
         .await;
-        let ((cluster, status, planned, drift), warnings) = match results.and_then(Ran::result) {
+        let (view::EnvironmentView { cluster, status, planned, drift }, warnings) = match results.and_then(Ran::result)
+        {
             Ok(results) => results,
             Err(err) => return self.error_page(session, read_refusal(&err), &err),
         };

@@ -3,7 +3,8 @@
 //! runs (`action::sync`, `action::status`, `action::plan`, `action::drift`, `action::history`),
 //! never a copy of the pipeline; and the actions `weaver sync` takes (reconcile, suspend, resume,
 //! approve by digest) and `weaver rollback`, each confirmed on a page of its own. `pages.rs` builds the page models and renders them
-//! (minijinja, auto-escaped, templates and CSS embedded in the binary); `http.rs` serves them:
+//! (minijinja, auto-escaped, templates and CSS embedded in the binary); `view.rs` reads an
+//! environment's page, the cluster once for its plan, health and drift; `http.rs` serves them:
 //! routes, the session cookie and CSRF tokens, the security headers.
 //!
 //! `weaver ui` serves on loopback only, as the kubeconfig's identity: whoever may reach the port
@@ -18,6 +19,7 @@ mod auth;
 mod http;
 mod pages;
 pub mod proxy;
+mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,7 +43,8 @@ pub struct Options {
     pub namespace: Option<String>,
     /// The age identities the plans decrypt with.
     pub keys: Keys,
-    /// Requests in flight at once, per page.
+    /// Requests in flight at once, per page; environment pages share theirs, and their
+    /// connections, between views.
     pub concurrency: usize,
     /// How a rollback from the pages applies: as `weaver rollback` without flags.
     pub rollback: crate::action::apply::Settings,

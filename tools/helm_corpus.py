@@ -570,7 +570,8 @@ def weaver_release(chart_dir, weaver, flags, values=None, namespace='ns'):
             f.write(f'releases:\n  - name: rel\n    chart: {name}\n    namespace: {namespace}\n')
             if values:
                 f.write(f'    valuesFiles: [{json.dumps(f"charts/{name}/{values}")}]\n')
-        return run([weaver, 'render', '--env', 'corpus', *flags], cwd=repo)
+        # Absolute: `--weaver target/release/weaver` would be looked for in the temporary repository.
+        return run([os.path.abspath(weaver), 'render', '--env', 'corpus', *flags], cwd=repo)
     finally:
         shutil.rmtree(repo)
 

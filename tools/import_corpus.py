@@ -198,7 +198,7 @@ def main():
     ap.add_argument('--work', default=tempfile.mkdtemp(prefix='import-corpus-'))
     ap.add_argument('--json')
     args = ap.parse_args()
-    rows = [one(*r, args.weaver, args.helm, args.helmfile, args.work) for r in read_list(args.list)]
+    rows = [one(*r, os.path.abspath(args.weaver), args.helm, args.helmfile, args.work) for r in read_list(args.list)]
     print('| repo | envs | releases (env×release) | exit | not converted | most common reasons | local releases rendered | = helmfile or helm template |')
     print('|---|---|---|---|---|---|---|---|')
     for r in rows:

@@ -3,6 +3,7 @@
 
     tools/kustomize_corpus.py build CORPUS SOURCE...   extract repositories into CORPUS
     tools/kustomize_corpus.py compare CORPUS [--weaver BIN] [--kubectl BIN] [--json OUT] [--jobs N]
+                                      [--every N [--offset K]]
 
 `build` extracts each source (a directory, or a git directory whose HEAD is read with `git
 archive`, each top-level directory that holds a kustomization) into CORPUS/<name>.
@@ -17,7 +18,9 @@ objects that have none aside. Where kubectl fails, weaver must fail too, naming 
 kustomization file (values are compared exactly: nothing here is random). One line per
 directory, then the differences by class, the total and the times of both tools, as
 helm_corpus.py prints and writes them (`report`; the JSON's seconds are {kustomize, weaver});
-`--jobs` directories at once. Exit 0 whatever the outcome.
+`--jobs` directories at once; `--every N --offset K` compares only the directories K, K+N,
+K+2N... of the sorted list (a sample across all repositories, when the whole run takes too
+long). Exit 0 whatever the outcome.
 """
 import argparse, concurrent.futures, json, operator, os, re, shutil, sys
 
@@ -126,13 +129,16 @@ def compare_outputs(kube, w):
     return 'equal', f'{len(k)} objects', ''
 
 
-def compare(corpus, weaver, kubectl, out, jobs=None):
+def compare(corpus, weaver, kubectl, out, jobs=None, every=1, offset=0):
     cases = [(repo, d) for repo in sorted(os.listdir(corpus)) if os.path.isdir(os.path.join(corpus, repo))
              for d in kustomizations(os.path.join(corpus, repo))]
+    # The index names each case's environment file: the sample keeps the cases' own.
+    indexed = list(enumerate(cases))[offset::every]
+    cases = [case for _, case in indexed]
     results = {}
     with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count()) as pool:
         outcomes = pool.map(lambda c: compare_one(os.path.join(corpus, c[1][0]), c[1][1], c[0], weaver, kubectl),
-                            enumerate(cases))
+                            indexed)
         for (repo, directory), result in zip(cases, outcomes):
             results[f'{repo}:{directory}'] = result
             print(f'{repo}:{directory}: {result["outcome"]}: {result["detail"]}', flush=True)
@@ -158,11 +164,13 @@ def main():
     c.add_argument('--kubectl', default=shutil.which('kubectl') or 'kubectl')
     c.add_argument('--json')
     c.add_argument('--jobs', type=int, default=os.cpu_count(), help='directories compared at once')
+    c.add_argument('--every', type=int, default=1, help='compare every Nth directory only')
+    c.add_argument('--offset', type=int, default=0, help='the first directory compared with --every')
     args = p.parse_args()
     if args.command == 'build':
         build(args.corpus, args.sources)
     else:
-        compare(args.corpus, args.weaver, args.kubectl, args.json, args.jobs)
+        compare(args.corpus, args.weaver, args.kubectl, args.json, args.jobs, args.every, args.offset)
 
 
 if __name__ == '__main__':

@@ -247,6 +247,9 @@ fn translate(pattern: &str) -> Result<String, String> {
                 out.push('\\');
                 out.push(c);
             }
+            // In Go a `{` that starts no counted repetition is a literal (`\$__env{[^}]+}`, in
+            // grafana's chart); Rust refuses it, or reads `{,n}` as one.
+            '{' if !in_class && !starts_repeat(&pattern[i..]) => out.push_str(r"\{"),
             other => out.push(other),
         }
     }
@@ -254,6 +257,19 @@ fn translate(pattern: &str) -> Result<String, String> {
         return Err(syntax_error("missing closing ]", &pattern[class_start..]));
     }
     Ok(out)
+}
+
+/// Whether `s` starts with a counted repetition as Go's parser reads one: `{n}`, `{n,}`, `{n,m}`.
+fn starts_repeat(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('{') else { return false };
+    let digits = |t: &str| t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let min = digits(rest);
+    if min == 0 {
+        return false;
+    }
+    let rest = &rest[min..];
+    let rest = rest.strip_prefix(',').map_or(rest, |r| &r[digits(r)..]);
+    rest.starts_with('}')
 }
 
 /// Go's text for a pattern Rust rejected, from the parser's error kind.

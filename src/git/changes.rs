@@ -291,11 +291,14 @@ impl<'a> Pins<'a> {
     }
 }
 
+/// The files one kustomization directory reads.
+type InputFiles = Arc<HashSet<PathBuf>>;
+
 /// The files each kustomization reads, on each side, found once per directory.
 struct Kustomizations<'a> {
     base: &'a dyn crate::project::Source,
     head: &'a dyn crate::project::Source,
-    inputs: std::sync::Mutex<HashMap<(bool, PathBuf), Arc<HashSet<PathBuf>>>>,
+    inputs: std::sync::Mutex<HashMap<(bool, PathBuf), InputFiles>>,
 }
 
 impl Kustomizations<'_> {

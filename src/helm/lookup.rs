@@ -242,7 +242,7 @@ fn answer(target: &Target, listing: &Listing, name: &str) -> Json {
 /// as helm finds no namespaced object by name without its namespace.
 fn from_file(objects: &[Json], query: &Query) -> Json {
     let Query { api_version, kind, namespace, name } = *query;
-    let matching = objects.iter().filter(|o| {
+    let mut matching = objects.iter().filter(|o| {
         o.get("apiVersion").and_then(Json::as_str) == Some(api_version)
             && o.get("kind").and_then(Json::as_str) == Some(kind)
             && (namespace.is_empty() || object_namespace(o).is_none_or(|ns| ns == namespace))
@@ -251,8 +251,7 @@ fn from_file(objects: &[Json], query: &Query) -> Json {
         return list_object(api_version, kind, matching.cloned().collect(), json!({}));
     }
     matching
-        .filter(|o| object_name(o) == Some(name) && (!namespace.is_empty() || object_namespace(o).is_none()))
-        .next()
+        .find(|o| object_name(o) == Some(name) && (!namespace.is_empty() || object_namespace(o).is_none()))
         .cloned()
         .unwrap_or_else(empty)
 }

@@ -179,14 +179,7 @@ impl GitCache {
         let _fetching = lock(&mirror_lock);
         // The deadline runs from here: waiting for another fetch into the mirror is bounded by
         // that fetch's own.
-        let session = Arc::new(Session::new(
-            url,
-            request.reference.clone(),
-            request.credentials.clone(),
-            request.ca_pem.clone(),
-            self.budget.max_disk_bytes(),
-            request.timeout,
-        ));
+        let session = Arc::new(self.session(url, request));
         let other = |what: &str, err: &dyn std::fmt::Display| {
             FetchError::new(FetchFailure::Other, format!("{}: cannot {what}: {err}", session.what()))
         };
@@ -219,6 +212,18 @@ impl GitCache {
         })
     }
 
+    /// The transports' session for `request` to `url`, within this cache's disk budget.
+    fn session(&self, url: SourceUrl, request: &FetchRequest) -> Session {
+        Session::new(
+            url,
+            request.reference.clone(),
+            request.credentials.clone(),
+            request.ca_pem.clone(),
+            self.budget.max_disk_bytes(),
+            request.timeout,
+        )
+    }
+
     /// Pushes `commit`, a commit of `fetched`'s mirror, to the branch `request.reference`
     /// names, with the request's credentials and CA (a fetch's); `force` replaces what the
     /// branch has, else the server's branch must be an ancestor (git's fast-forward rule).
@@ -232,17 +237,7 @@ impl GitCache {
         force: bool,
     ) -> Result<bool, FetchError> {
         let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
-        let session = Arc::new(
-            Session::new(
-                url,
-                request.reference.clone(),
-                request.credentials.clone(),
-                request.ca_pem.clone(),
-                self.budget.max_disk_bytes(),
-                request.timeout,
-            )
-            .pushing(),
-        );
+        let session = Arc::new(self.session(url, request).pushing());
         let other = |what: &str, err: &dyn std::fmt::Display| {
             FetchError::new(FetchFailure::Other, format!("{}: cannot {what}: {err}", session.what()))
         };

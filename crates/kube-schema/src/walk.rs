@@ -237,7 +237,7 @@ impl Walker<'_> {
     fn enumeration(&mut self, node: &Node, value: &Value, path: &str) {
         if !node.enumeration.is_empty()
             && !node.enumeration.contains(value)
-            && !(node.empty_allowed && value.as_str() == Some(""))
+            && (!node.empty_allowed || value.as_str() != Some(""))
         {
             let supported: Vec<String> = node.enumeration.iter().map(|v| shown(v, true)).collect();
             let message = format!(

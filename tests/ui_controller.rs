@@ -530,6 +530,9 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     replies.push(config);
     let secret = controller.get(&object("Secret", "app-key"), Some(&session));
     assert_eq!(secret.status, 403, "{}", secret.body);
+    // Refused alike whether it exists or not: a user who may not get Secrets learns nothing.
+    let absent = controller.get(&object("Secret", "no-such-secret"), Some(&session));
+    assert_eq!(absent.status, 403, "{}", absent.body);
     assert!(secret.body.contains("get on secrets in namespace"), "{}", secret.body);
     replies.push(secret);
     grant(

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::render::{IfEmpty, Quotes, RenderOptions, Selection, prepare};
 use super::{Context, Keys, Progress, connect, open_project};
-use crate::cluster::{ConnectOptions, EVENTS_SHOWN, ObjectEvent, Unserved, newest_first};
+use crate::cluster::{ClusterInfo, ConnectOptions, EVENTS_SHOWN, ObjectEvent, Unserved, newest_first};
 use crate::diff::{FieldSet, is_secret, redact_secret_values};
 use crate::error::{Error, Result};
 
@@ -37,9 +37,6 @@ pub struct LiveObject {
     pub managers: Vec<Manager>,
     /// Newest first, at most [`EVENTS_SHOWN`].
     pub events: Vec<ObjectEvent>,
-    /// The resource it was read as (group, plural): the controller's UI asks whether its user
-    /// may get it. None for an object not read from a cluster.
-    pub resource: Option<kube::discovery::ApiResource>,
 }
 
 /// One entry of `managedFields`.
@@ -55,11 +52,36 @@ pub struct Manager {
     pub fields: Vec<String>,
 }
 
-/// The object, or None when the cluster has no such object. Every secret of the environment
-/// is decrypted first and registered with `cx`'s redactor, as `weaver diff` does before it
-/// quotes the cluster.
-pub async fn object(options: &ObjectOptions, cx: Context<'_>) -> Result<Option<LiveObject>> {
+/// Whether the reader may read a resource (group, plural) in a namespace: `Ok(())`, or the
+/// error to answer with. The controller's UI asks the API server for its signed-in user.
+pub type MayGet<'a> =
+    &'a (dyn Fn(&kube::discovery::ApiResource) -> futures::future::BoxFuture<'static, Result<()>> + Sync);
+
+/// The cluster the object was looked for in, and the object, or None when the cluster has no
+/// such object. `may_get`, when given, is asked once the kind is resolved and before anything
+/// is decrypted or read, so that a reader it refuses learns nothing of the object, not even
+/// whether it exists. Every secret of the environment is decrypted first and registered with
+/// `cx`'s redactor, as `weaver diff` does before it quotes the cluster.
+pub async fn object(
+    options: &ObjectOptions,
+    may_get: Option<MayGet<'_>>,
+    cx: Context<'_>,
+) -> Result<(ClusterInfo, Option<LiveObject>)> {
     let on = cx.on;
+    let env = open_project(&options.repo, options.rev.as_deref())?.environment(&options.env)?;
+    let cluster = connect(options.connect.clone(), &env, "reading from", on).await?;
+    let (api_version, kind) = (&options.api_version, &options.kind);
+    let served = cluster.resolve(api_version, kind).map_err(|unserved| {
+        let help = match unserved {
+            Unserved::Kind => "the cluster serves no such kind".to_string(),
+            Unserved::Version(versions) => format!("it serves it as {}", versions.join(", ")),
+        };
+        Error::new(format!("{kind} of {api_version} is not served by the cluster of environment {}", env.name))
+            .with_help(help)
+    })?;
+    if let Some(may_get) = may_get {
+        may_get(&served.resource).await?;
+    }
     let render = RenderOptions {
         selection: Selection {
             env: options.env.clone(),
@@ -77,19 +99,8 @@ pub async fn object(options: &ObjectOptions, cx: Context<'_>) -> Result<Option<L
         charts: crate::source::charts::Archives::Machine,
     };
     prepare(&render, cx, Quotes::Cluster)?;
-    let env = open_project(&options.repo, options.rev.as_deref())?.environment(&options.env)?;
-    let cluster = connect(options.connect.clone(), &env, "reading from", on).await?;
-    let (api_version, kind) = (&options.api_version, &options.kind);
-    let served = cluster.resolve(api_version, kind).map_err(|unserved| {
-        let help = match unserved {
-            Unserved::Kind => "the cluster serves no such kind".to_string(),
-            Unserved::Version(versions) => format!("it serves it as {}", versions.join(", ")),
-        };
-        Error::new(format!("{kind} of {api_version} is not served by the cluster of environment {}", env.name))
-            .with_help(help)
-    })?;
     let live = cluster.get(&served, options.namespace.as_deref(), &options.name).await?;
-    let Some(live) = live else { return Ok(None) };
+    let Some(live) = live else { return Ok((cluster.info, None)) };
     // A cluster-scoped object's events are kept in `default`, as `kubectl describe` finds them.
     let events_namespace = options.namespace.as_deref().unwrap_or("default");
     let events = match cluster.events(events_namespace, Some((kind, &options.name))).await {
@@ -99,7 +110,7 @@ pub async fn object(options: &ObjectOptions, cx: Context<'_>) -> Result<Option<L
             Vec::new()
         }
     };
-    Ok(Some(LiveObject { events, resource: Some(served.resource), ..shown(live) }))
+    Ok((cluster.info, Some(LiveObject { events, ..shown(live) })))
 }
 
 /// `live` as shown: without `managedFields` (given by manager), a Secret's values redacted.
@@ -132,7 +143,7 @@ pub fn shown(mut live: Value) -> LiveObject {
         }
         redact_secret_values(Some(&mut live), None);
     }
-    LiveObject { object: live, managers, events: Vec::new(), resource: None }
+    LiveObject { object: live, managers, events: Vec::new() }
 }
 
 #[cfg(test)]

@@ -736,35 +736,51 @@ impl Server {
             keys: source.keys.clone(),
         };
         let wanted = options.clone();
+        // In the controller, the user must be allowed to get the object before anything of it is
+        // read (or decrypted): asked on this runtime, where the controller's client lives.
+        let may_get = match (&self.auth, user) {
+            (Some(_), Some(user)) => {
+                let (server, user, main) = (self.clone(), user.clone(), tokio::runtime::Handle::current());
+                let (ns, name, kind) =
+                    (wanted.namespace.clone().unwrap_or_default(), wanted.name.clone(), wanted.kind.clone());
+                Some(move |resource: &kube::discovery::ApiResource| {
+                    let (server, user, ns, name, kind) =
+                        (server.clone(), user.clone(), ns.clone(), name.clone(), kind.clone());
+                    let (group, plural) = (resource.group.clone(), resource.plural.clone());
+                    let asked = main.spawn(async move {
+                        let Some(auth) = server.auth.as_ref() else {
+                            return Err(Error::new("this server signs nobody in: no user to ask for").as_forbidden());
+                        };
+                        if auth.may_on(&user, "get", &group, &plural, &ns, &name).await? {
+                            return Ok(());
+                        }
+                        let what = if group.is_empty() { plural } else { format!("{plural}.{group}") };
+                        Err(Error::new(format!("{} may not get {kind} {name}", user.user))
+                            .with_help(format!("that needs get on {what} in namespace {ns}"))
+                            .as_forbidden())
+                    });
+                    let asked = async move {
+                        asked.await.map_err(|err| Error::new(format!("asking whether the user may: {err}")))?
+                    };
+                    Box::pin(asked) as futures::future::BoxFuture<'static, Result<()>>
+                })
+            }
+            _ => None,
+        };
         let me = self.clone();
         let found = run(async move |on| {
             let cx = Context { redactor: &me.options.redactor, on };
-            let (repo, rev) = (&options.repo, options.rev.as_deref());
-            let cluster = crate::action::cluster_of(repo, rev, &options.env, options.connect.clone()).await?;
-            Ok(crate::action::object::object(&options, cx).await?.map(|live| (live, cluster)))
+            let may_get = may_get.as_ref().map(|f| f as crate::action::object::MayGet<'_>);
+            crate::action::object::object(&options, may_get, cx).await
         })
         .await;
         match found.and_then(Ran::result) {
-            Ok((Some((live, cluster)), warnings)) => {
-                if let (Some(auth), Some(user), Some(resource)) = (&self.auth, user, &live.resource) {
-                    let ns = wanted.namespace.as_deref().unwrap_or_default();
-                    let (group, plural) = (&resource.group, &resource.plural);
-                    match auth.may_on(user, "get", group, plural, ns, &wanted.name).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            let what = if group.is_empty() { plural.clone() } else { format!("{plural}.{group}") };
-                            let err = Error::new(format!("{} may not get {} {}", user.user, wanted.kind, wanted.name))
-                                .with_help(format!("that needs get on {what} in namespace {ns}"));
-                            return self.error_page(session, StatusCode::FORBIDDEN, &err);
-                        }
-                        Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
-                    }
-                }
+            Ok(((cluster, Some(live)), warnings)) => {
                 let page = pages::ObjectPage::new(env, &wanted, &live);
                 let chrome = Chrome { env_path: source.path.clone(), ..self.env_chrome(session, &cluster, warnings) };
                 self.page("object.html", &chrome, page)
             }
-            Ok((None, _)) => self.error_page(
+            Ok(((_, None), _)) => self.error_page(
                 session,
                 StatusCode::NOT_FOUND,
                 &Error::new(format!(

@@ -190,8 +190,13 @@ impl Artifact {
     /// `REGISTRY/REPOSITORY:TAG`, `oci://` before it or not (Flux writes it); `flag` names
     /// where it was given, for errors.
     pub fn parse(text: &str, plain_http: bool, flag: &str) -> Result<Artifact> {
+        // Whatever comes before an `@` may be credentials (`user:password@host`): never shown.
+        let shown = match text.rsplit_once('@') {
+            Some((_, after)) => format!("***@{after}"),
+            None => text.to_string(),
+        };
         let bad = |why: &str| {
-            Error::new(format!("{flag} `{text}` {why}")).with_help(
+            Error::new(format!("{flag} `{shown}` {why}")).with_help(
                 "write REGISTRY/REPOSITORY:TAG, such as ghcr.io/org/shop-hydrated:prod or 127.0.0.1:5000/shop:latest",
             )
         };
@@ -412,10 +417,19 @@ mod tests {
             ("localhost:5000/shop", "names no tag"),
             ("ghcr.io/Org/shop:v1", "repository name"),
             ("ghcr.io/org/shop:-v1", "has a tag"),
-            ("user:pw@ghcr.io/org/shop:v1", "names no registry host"),
         ] {
             let err = Artifact::parse(bad, false, "--oci").unwrap_err().to_string();
             assert!(err.contains(&format!("--oci `{bad}`")) && err.contains(why), "{bad}: {err}");
+        }
+        // Credentials written into the reference are refused without being shown, a password
+        // holding a `/` too.
+        for (bad, why) in [
+            ("user:pw@ghcr.io/org/shop:v1", "names no registry host"),
+            ("user:p/w@ghcr.io/org/shop:v1", "repository name"),
+        ] {
+            let err = Artifact::parse(bad, false, "--oci").unwrap_err().to_string();
+            assert!(err.contains("--oci `***@ghcr.io/org/shop:v1`") && err.contains(why), "{bad}: {err}");
+            assert!(!err.contains("pw") && !err.contains("p/w"), "{err}");
         }
     }
 

@@ -808,13 +808,9 @@ fn a_local_chart_s_file_dependencies_are_read_as_helm_dependency_build_vendors_t
     let Some(helm) = common::helm_or_skip() else { return };
     // What helmfile does before it renders a local chart: `helm dependency build`.
     let copy = tempfile::tempdir().unwrap();
-    let status = Command::new("cp")
-        .args(["-r"])
-        .arg(repo.path().join("apps"))
-        .arg(repo.path().join("lib"))
-        .arg(copy.path())
-        .status();
-    assert!(status.unwrap().success());
+    for dir in ["apps", "lib"] {
+        common::fs::copy_dir(&repo.path().join(dir), &copy.path().join(dir));
+    }
     let build =
         Command::new(&helm).current_dir(copy.path()).args(["dependency", "build", "apps/web"]).output().unwrap();
     assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));

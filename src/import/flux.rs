@@ -112,7 +112,7 @@ impl Obj {
     }
     /// Whether SOPS encrypted it: its values read here would be `ENC[…]` text.
     fn is_encrypted(&self) -> bool {
-        self.object.get("sops").is_some_and(Value::is_object)
+        self.object.as_object().is_some_and(crate::project::values::is_sops_encrypted)
     }
 
     fn spec(&self, key: &str) -> Option<&Value> {

@@ -25,7 +25,7 @@ pub fn read_layer(source: &dyn Source, file: &PathRef, what: &str) -> Result<Map
 pub fn layer(file: &PathRef, what: &str, parsed: Option<Value>) -> Result<Map<String, Value>> {
     match parsed {
         None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(map)) if map.get("sops").is_some_and(Value::is_object) => Err(Error::at(
+        Some(Value::Object(map)) if is_sops_encrypted(&map) => Err(Error::at(
             file.at.clone(),
             format!("{what} {} is encrypted with SOPS and was not decrypted", file.path.display()),
         )),
@@ -34,6 +34,11 @@ pub fn layer(file: &PathRef, what: &str, parsed: Option<Value>) -> Result<Map<St
             Err(Error::at(Location::file(Path::new(&file.path)), "must be a mapping of values at the top level"))
         }
     }
+}
+
+/// Whether a document's top level is SOPS's: its values are `ENC[…]` text until decrypted.
+pub fn is_sops_encrypted(document: &Map<String, Value>) -> bool {
+    document.get("sops").is_some_and(Value::is_object)
 }
 
 pub fn deep_merge(base: &mut Map<String, Value>, overlay: Map<String, Value>) {

@@ -66,7 +66,7 @@ impl Overrides {
             let text = read(path, "--values")?;
             let map = match crate::helm::yaml::from_str(&text) {
                 Ok(None | Some(Value::Null)) => Map::new(),
-                Ok(Some(Value::Object(map))) if map.get("sops").is_some_and(Value::is_object) => {
+                Ok(Some(Value::Object(map))) if crate::project::values::is_sops_encrypted(&map) => {
                     return Err(Error::at(
                         Location::file(path),
                         "--values: the file is encrypted with SOPS; weaver decrypts encrypted values files a release lists in `valuesFiles`",

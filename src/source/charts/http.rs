@@ -270,6 +270,11 @@ impl Connection {
 
     /// An error for a request that got no usable answer.
     pub fn failed(&self, url: &str, reason: &str) -> Error {
+        // The client's reason may quote the URL whole (ureq's "bad uri"): its query goes too.
+        let reason = match url.split_once('?') {
+            Some((_, query)) if !query.is_empty() => reason.replace(query, "…"),
+            _ => reason.to_string(),
+        };
         Error::new(format!("cannot fetch {}: {reason}", shown(url))).with_help(format!(
             "repository {}; check its URL, the network, and the machine's credentials for it",
             self.repository
@@ -462,6 +467,10 @@ mod tests {
         let upload = "https://bucket.example/uploads/1?X-Amz-Signature=abc123&digest=sha256%3A0";
         assert_eq!(shown(upload), "https://bucket.example/uploads/1");
         assert_eq!(shown("https://r.example/v2/x/manifests/1"), "https://r.example/v2/x/manifests/1");
+        let connection = Connection::open(&Machine::anonymous(), "r.example", None, "https://r.example").unwrap();
+        let err = connection.failed(upload, &format!("bad uri: {upload} is missing host")).to_string();
+        assert!(!err.contains("X-Amz-Signature") && !err.contains("secret"), "{err}");
+        assert!(err.contains("cannot fetch https://bucket.example/uploads/1"), "{err}");
     }
 
     #[test]

@@ -96,6 +96,15 @@ pub struct TargetPromotion {
 }
 
 impl TargetPromotion {
+    /// Each gate that failed, in a line: `prod from staging: gate `soak` failed: evidence`.
+    pub fn refusals(&self) -> impl Iterator<Item = String> + '_ {
+        self.gates.iter().filter(|g| !g.passed).map(|gate| {
+            let expression = gate.expression.as_deref().map(|e| format!(" `{e}`")).unwrap_or_default();
+            let evidence = gate.evidence.join("; ");
+            format!("{} from {}: gate `{}`{expression} failed: {evidence}", self.environment, self.from, gate.gate)
+        })
+    }
+
     pub fn passed(&self) -> bool {
         self.gates.iter().all(|g| g.passed)
     }

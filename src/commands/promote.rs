@@ -55,21 +55,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
     if let Some((branch, commit)) = &promotions.commit {
         ui.status(&format!("promotion committed on branch `{branch}` ({})", &commit[..8]));
     }
-    let failed: Vec<String> = promotions
-        .targets
-        .iter()
-        .flat_map(|t| t.gates.iter().filter(|g| !g.passed).map(move |g| (t, g)))
-        .map(|(target, gate)| {
-            let expression = gate.expression.as_deref().map(|e| format!(" `{e}`")).unwrap_or_default();
-            format!(
-                "{} from {}: gate `{}`{expression} failed: {}",
-                target.environment,
-                target.from,
-                gate.gate,
-                gate.evidence.join("; ")
-            )
-        })
-        .collect();
+    let failed: Vec<String> = promotions.targets.iter().flat_map(|t| t.refusals()).collect();
     if !failed.is_empty() {
         return Err(Error::new(format!("promotion refused, nothing written:\n  {}", failed.join("\n  ")))
             .with_help("each gate's evidence is in the body above; promote again once the source passes"));

@@ -618,13 +618,11 @@ impl Run<'_> {
             Err(err) => return result(false, "PromotionFailed", err.redacted(self.redactor), status),
         };
         status.targets = promotions.targets.iter().map(|t| target_status(t, self.redactor)).collect();
-        let failed: Vec<String> = status
+        let failed: Vec<String> = promotions
             .targets
             .iter()
-            .flat_map(|t| t.gates.iter().filter(|g| !g.passed).map(move |g| (t, g)))
-            .map(|(t, g)| {
-                format!("{} from {}: gate `{}` failed: {}", t.environment, t.from, g.gate, g.evidence.join("; "))
-            })
+            .flat_map(|t| t.refusals())
+            .map(|r| self.redactor.redact(&r).into_owned())
             .collect();
         if !failed.is_empty() {
             return result(false, "GatesFailed", format!("nothing pushed: {}", failed.join("; ")), status);
@@ -674,10 +672,7 @@ fn target_status(target: &TargetPromotion, redactor: &Redactor) -> PromotionTarg
             .gates
             .iter()
             .map(|gate| PromotionGate {
-                gate: serde_json::to_value(gate.gate)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                gate: gate.gate.name().to_string(),
                 passed: gate.passed,
                 expression: gate.expression.clone(),
                 evidence: gate.evidence.iter().map(|e| redactor.redact(e).into_owned()).collect(),

@@ -253,14 +253,8 @@ impl GitCache {
         if repo.is_shallow() && fetched.reference.starts_with("refs/") {
             // libgit2 walks the history of what it pushes past a shallow mirror's boundary
             // (its revision walk reads no shallow grafts): the fetched ref's whole history first.
-            let deepening = Arc::new(Session::new(
-                session.url.clone(),
-                GitRef::Branch(fetched.reference.clone()),
-                request.credentials.clone(),
-                request.ca_pem.clone(),
-                self.budget.max_disk_bytes(),
-                request.timeout,
-            ));
+            let reference = GitRef::Branch(fetched.reference.clone());
+            let deepening = Arc::new(self.session(session.url.clone(), &FetchRequest { reference, ..request.clone() }));
             let _entered = transport::enter(deepening.clone());
             let mut remote = repo.remote_anonymous(&deepening.url.display()).map_err(|e| classify(&deepening, &e))?;
             let mut options = FetchOptions::new();

@@ -674,48 +674,73 @@ fn a_pending_plan_approved_on_its_page_is_applied_by_the_controller_and_the_page
 }
 
 /// An environment's page reads the cluster once for its plan, status and drift (the plan's
-/// observation, judged by the other two), and renders the working tree again only when a file
-/// it reads changed: a values file edited shows in the next view's plan.
+/// observation, judged by the other two), its objects from watches after the first view (a
+/// change made elsewhere shows as the watch delivers it), and renders the working tree again
+/// only when a file it reads changed: a values file edited shows in the next view's plan.
 #[test]
-fn an_environment_page_lists_each_resource_once_and_renders_again_only_after_an_edit() {
+fn an_environment_page_reads_its_objects_from_watches_and_renders_again_only_after_an_edit() {
     let demo = Demo::new();
     demo.weaver(&["apply", "--env", "dev"]).success();
     // -vv: the server's log says how long each phase of a view took, `load` among them once
     // per render.
     let served = Served::start(&demo.repo, &demo.cluster, &["-n", &demo.ns, "-vv"]);
     let loads = || served.said().matches("load took").count();
+    let ns = format!("/namespaces/{}/", demo.ns);
+    let fake = demo.cluster.fake("counting the LISTs of a page view");
+    let lists = |resource: &str| {
+        let fake = fake.expect("counted on the fake only");
+        let path = format!("{ns}{resource}");
+        let requests = fake.requests().into_iter().filter(|r| r.method == "GET" && r.path.ends_with(&path));
+        requests.map(|r| r.query).collect::<Vec<String>>()
+    };
+    if let Some(fake) = fake {
+        fake.clear_requests();
+    }
     let first = served.get("/environments/dev", None);
     assert_eq!(first.status, 200, "{}", first.body);
     assert!(!first.body.contains("role=\"alert\""), "every part of the page was read: {}", first.body);
     assert!(first.body.contains("id=\"no-drift\""), "{}", first.body);
     eventually("the first view's phases are logged", || (loads() == 1).then_some(()).ok_or_else(|| served.said()));
-
-    let fake = demo.cluster.fake("counting the LISTs of a page view");
-    if let Some(fake) = fake {
-        fake.clear_requests();
+    if fake.is_some() {
+        // The first view LISTs each resource once (status, plan and drift each listed before
+        // they shared one observation), to watch it from there.
+        for resource in ["configmaps", "services", "deployments", "secrets"] {
+            let queries = lists(resource);
+            let listed = queries.iter().filter(|q| !q.contains("watch=true")).count();
+            assert_eq!(listed, 1, "{resource}: {queries:#?}");
+        }
+        fake.unwrap().clear_requests();
     }
+
     assert_eq!(served.get("/environments/dev", None).status, 200);
     if let Some(fake) = fake {
         // Over the first view's connections, but each view sees the kinds served now.
         let discovery = fake.requests().into_iter().filter(|r| r.path == "/apis").count();
         assert_eq!(discovery, 1, "{:#?}", fake.requests());
-        let ns = format!("/namespaces/{}/", demo.ns);
-        let lists: Vec<(String, String)> = fake
-            .requests()
-            .into_iter()
-            .filter(|r| r.method == "GET" && r.path.contains(&ns) && !r.query.contains("watch=true"))
-            .map(|r| (r.path, r.query))
-            .collect();
-        // Status, plan and drift each listed these before they shared one observation.
-        for resource in ["configmaps", "services", "deployments"] {
-            let listed = lists.iter().filter(|(path, _)| path.ends_with(&format!("{ns}{resource}"))).count();
-            assert_eq!(listed, 1, "{resource}: {lists:#?}");
+        for resource in ["configmaps", "services", "deployments", "secrets"] {
+            let queries = lists(resource);
+            assert!(
+                queries.iter().all(|q| q.contains("watch=true")),
+                "{resource} answered from its watch: {queries:#?}\n{}",
+                served.said()
+            );
         }
-        let mut distinct = lists.clone();
-        distinct.sort();
-        distinct.dedup();
-        assert_eq!(distinct.len(), lists.len(), "no LIST is made twice: {lists:#?}");
     }
+    // Changed by someone else: the watch tells the next views.
+    demo.cluster.merge_patch(
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": demo.ns}}),
+        &json!({"data": {"LOG_LEVEL": "changed-by-hand"}}),
+        "kubectl-edit",
+    );
+    eventually("a view shows the drift", || {
+        let body = served.get("/environments/dev", None).body;
+        (body.contains("<code>data.LOG_LEVEL</code>") && !body.contains("id=\"no-drift\"")).then_some(()).ok_or(body)
+    });
+    demo.weaver(&["apply", "--env", "dev", "--force-conflicts"]).success();
+    eventually("a view shows the drift healed", || {
+        let body = served.get("/environments/dev", None).body;
+        body.contains("id=\"no-drift\"").then_some(()).ok_or(body)
+    });
     // Nothing changed: nothing rendered again.
     let said = |what: &str| served.said().contains(what).then_some(()).ok_or_else(|| served.said());
     eventually("the second view's phases are logged", || said("render (kept: no file changed) took"));

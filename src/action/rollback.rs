@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use super::apply::{Applied, Locked, Settings, apply_options, execute};
-use super::{Context, Progress, connect, open_project, release};
+use super::{Context, Progress, connect_sharing, open_project, release};
 use crate::cluster::ConnectOptions;
 use crate::cluster::observe::release_records;
 use crate::error::{Error, Result};
@@ -25,6 +25,8 @@ pub struct RollbackOptions {
     pub revision: Option<u32>,
     pub connect: ConnectOptions,
     pub settings: Settings,
+    /// The connections to share (`weaver ui`'s, whose views then see the rollback's writes).
+    pub servers: Option<crate::cluster::SharedServers>,
 }
 
 /// Re-applies the revision. `interrupted` (Ctrl-C) stops starting new work.
@@ -32,8 +34,8 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
     let Context { redactor, on } = cx;
     let env = open_project(&options.repo, None)?.environment(&options.env)?;
     let release = release(&env, &options.release)?;
-    let cluster =
-        connect(options.connect.clone().retrying_within(options.settings.timeout), &env, "applying to", on).await?;
+    let connect = options.connect.clone().retrying_within(options.settings.timeout);
+    let cluster = connect_sharing(connect, options.servers.as_ref(), &env, "applying to", on).await?;
     let records = release_records(&cluster, release, &env.name).await?;
     let current = records.iter().rev().find(|r| r.status == Status::Deployed);
     let target = match options.revision {

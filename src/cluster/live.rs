@@ -56,6 +56,9 @@ struct Inner {
     pending: Mutex<HashMap<ListTarget, Vec<Pending>>>,
     /// Counts writes, so a watch that LISTed again knows which writes its LIST includes.
     writes: std::sync::atomic::AtomicU64,
+    /// Where watches run: the caller's runtime when None (the controller's, which lives as
+    /// long as the process).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// A write a watch has yet to deliver.
@@ -91,7 +94,10 @@ struct Watch {
     started: Instant,
     /// The digest of the token the watch runs with.
     token: [u8; 32],
-    task: tokio::task::AbortHandle,
+    /// Set once the task is started, after the watch is made: a task started while it is
+    /// being made (`Arc::new_cyclic`) could run on another thread before it can be reached,
+    /// and end.
+    task: std::sync::OnceLock<tokio::task::AbortHandle>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,23 +111,15 @@ enum State {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
     }
 }
 
 impl Default for LiveCache {
     fn default() -> Self {
-        let (changes, _) = tokio::sync::broadcast::channel(1024);
-        LiveCache {
-            inner: Arc::new(Inner {
-                watches: Mutex::default(),
-                clients: Mutex::default(),
-                discovered: tokio::sync::Mutex::default(),
-                changes,
-                pending: Mutex::default(),
-                writes: std::sync::atomic::AtomicU64::new(0),
-            }),
-        }
+        LiveCache::running_on(None)
     }
 }
 
@@ -133,6 +131,23 @@ impl std::fmt::Debug for LiveCache {
 }
 
 impl LiveCache {
+    /// A cache whose watches run on `runtime` (None: on the runtime of the read that starts
+    /// each), for readers whose runtimes end before the watches should.
+    pub(super) fn running_on(runtime: Option<tokio::runtime::Handle>) -> LiveCache {
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        LiveCache {
+            inner: Arc::new(Inner {
+                watches: Mutex::default(),
+                clients: Mutex::default(),
+                discovered: tokio::sync::Mutex::default(),
+                changes,
+                pending: Mutex::default(),
+                writes: std::sync::atomic::AtomicU64::new(0),
+                runtime,
+            }),
+        }
+    }
+
     /// Objects of weaver's changed by another field manager, or deleted, as the watches see them.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Changed> {
         self.inner.changes.subscribe()
@@ -309,18 +324,23 @@ impl LiveCache {
             None => Api::all_with(client.clone(), &served.resource),
         };
         let (state, _) = tokio::sync::watch::channel(State::Starting);
-        let objects = RwLock::default();
-        Arc::new_cyclic(|weak: &std::sync::Weak<Watch>| {
-            let task = tokio::spawn(run(
-                weak.clone(),
-                Arc::downgrade(&self.inner),
-                api,
-                served.resource.clone(),
-                target.clone(),
-            ));
-            let now = Instant::now();
-            Watch { objects, state, read_at: Mutex::new(now), started: now, token, task: task.abort_handle() }
-        })
+        let now = Instant::now();
+        let watch = Arc::new(Watch {
+            objects: RwLock::default(),
+            state,
+            read_at: Mutex::new(now),
+            started: now,
+            token,
+            task: std::sync::OnceLock::new(),
+        });
+        let fed =
+            run(Arc::downgrade(&watch), Arc::downgrade(&self.inner), api, served.resource.clone(), target.clone());
+        let task = match &self.inner.runtime {
+            Some(runtime) => runtime.spawn(fed),
+            None => tokio::spawn(fed),
+        };
+        let _ = watch.task.set(task.abort_handle());
+        watch
     }
 }
 

@@ -73,8 +73,17 @@ pub struct Cluster {
     discovered: Arc<Discovered>,
     /// For requests that are safe to repeat (see `retry`); counts those retried.
     retry: Retrier,
-    /// Where LISTs of weaver's objects are answered from watches, and as whom (see `live`).
-    live: Option<(LiveCache, String)>,
+    /// Where LISTs of weaver's objects are answered from watches (see `live`).
+    live: Option<Watching>,
+}
+
+/// The watches a cluster's LISTs of weaver's objects are answered from: as whom, over which
+/// client (one whose requests are not counted among those in flight: a watch is in flight for
+/// as long as it lasts).
+struct Watching {
+    cache: LiveCache,
+    identity: String,
+    client: kube::Client,
 }
 
 /// What discovery found.
@@ -172,12 +181,20 @@ impl Cluster {
             return Self::from_config(config, info, rate).await;
         };
         let server = servers.server(&info.server);
+        let live = match servers.live() {
+            Some(live) => {
+                let client =
+                    server.watch_client(&info.context, config.clone()).map_err(|err| client_error(&err, &info))?;
+                Some(Watching { cache: live.clone(), identity: info.context.clone(), client })
+            }
+            None => None,
+        };
         let client =
             server.client(&info.context, info.request_timeout, config).map_err(|err| client_error(&err, &info))?;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovery = servers.discovery(&info.server);
         let discovered = discovery.get_or_try_init(|| discover(&client, &info, &retry)).await?.clone();
-        Ok(Cluster { client, info, discovered, retry, live: None })
+        Ok(Cluster { client, info, discovered, retry, live })
     }
 
     /// Connects as `info.context` with a client and discovery `live` keeps, LISTs of weaver's
@@ -191,8 +208,8 @@ impl Cluster {
         let client = live.client(&info.context, config, rate).map_err(|err| client_error(&err, &info))?;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovered = live.discovered(discover(&client, &info, &retry)).await?;
-        let identity = info.context.clone();
-        Ok(Cluster { client, info, discovered, retry, live: Some((live, identity)) })
+        let watching = Watching { cache: live, identity: info.context.clone(), client: client.clone() };
+        Ok(Cluster { client, info, discovered, retry, live: Some(watching) })
     }
 
     /// Connects with settings already read (see [`kube_config`]), as [`Cluster::connect`] does,
@@ -307,15 +324,15 @@ impl Cluster {
         label_selector: &str,
         managed_fields: ManagedFields,
     ) -> Option<Vec<Value>> {
-        let (live, identity) = self.live.as_ref()?;
+        let Watching { cache, identity, client } = self.live.as_ref()?;
         let served = self.resolve(&target.api_version, &target.kind).ok()?;
-        live.list(&self.client, identity, &served, target, label_selector, managed_fields).await
+        cache.list(client, identity, &served, target, label_selector, managed_fields).await
     }
 
     /// Tells the watches of a write (`answer`: the object after it; None for a deletion), so
     /// that this process reads it back.
     fn wrote(&self, served: &ServedKind, namespace: Option<&str>, name: &str, answer: Option<&Value>) {
-        if let Some((live, _)) = &self.live {
+        if let Some(Watching { cache: live, .. }) = &self.live {
             let target = ListTarget {
                 api_version: served.resource.api_version.clone(),
                 kind: served.resource.kind.clone(),

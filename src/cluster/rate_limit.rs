@@ -160,6 +160,9 @@ pub struct SharedServers {
     discovered: Arc<Mutex<HashMap<String, Discovery>>>,
     /// Where the shared clients' connections live (see [`OnRuntime`]).
     io: Arc<IoRuntime>,
+    /// Where LISTs of weaver's objects are answered from watches, when they are (see
+    /// [`SharedServers::watching`]).
+    live: Option<super::LiveCache>,
 }
 
 /// A runtime of its own for the connections of shared clients. A fleet runs each environment on
@@ -238,6 +241,8 @@ pub(super) struct Server {
     /// that connect alike send their requests over the same connections, where each client
     /// would open (and the server accept, with a TLS handshake each) connections of its own.
     clients: Mutex<HashMap<(String, Duration), kube::Client>>,
+    /// The clients watches run over, by context.
+    watch_clients: Mutex<HashMap<String, kube::Client>>,
     io: Arc<IoRuntime>,
 }
 
@@ -260,6 +265,22 @@ impl Server {
         clients.insert(key, client.clone());
         Ok(client)
     }
+
+    /// The client of `context` that watches run over: its connections on the shared runtime,
+    /// as [`Server::client`]'s, but outside the budget of requests in flight (a watch would hold
+    /// its share for as long as it runs) and reading as long as a watch may idle.
+    pub fn watch_client(&self, context: &str, config: kube::Config) -> Result<kube::Client, kube::Error> {
+        let mut clients = self.watch_clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients.get(context) {
+            return Ok(client.clone());
+        }
+        let _on_shared = self.io.handle().enter();
+        let client = kube::client::ClientBuilder::try_from(super::config::for_watching(config))?
+            .with_layer(&OnRuntime { runtime: self.io.handle().clone() })
+            .build();
+        clients.insert(context.to_string(), client.clone());
+        Ok(client)
+    }
 }
 
 impl SharedServers {
@@ -278,7 +299,27 @@ impl SharedServers {
                 crate::error::Error::new(format!("cannot start the threads of the cluster connections: {err}"))
             })?;
         let io = Arc::new(IoRuntime(Some(io)));
-        Ok(SharedServers { in_flight: in_flight.max(1), servers: Arc::default(), discovered: Arc::default(), io })
+        Ok(SharedServers {
+            in_flight: in_flight.max(1),
+            servers: Arc::default(),
+            discovered: Arc::default(),
+            io,
+            live: None,
+        })
+    }
+
+    /// These servers, with LISTs of weaver's objects answered from watches (see `live`),
+    /// started by the first such LIST and kept while read, on this share's runtime: for a
+    /// reader that reads the same objects again and again (`weaver ui`'s page views), each as
+    /// the context it connects as.
+    pub fn watching(self) -> SharedServers {
+        let live = super::LiveCache::running_on(Some(self.io.handle().clone()));
+        SharedServers { live: Some(live), ..self }
+    }
+
+    /// The watches LISTs are answered from, if any.
+    pub(super) fn live(&self) -> Option<&super::LiveCache> {
+        self.live.as_ref()
     }
 
     /// What another run shares with this one: the requests in flight, the clients and their
@@ -300,6 +341,7 @@ impl SharedServers {
             Arc::new(Server {
                 in_flight: GlobalConcurrencyLimitLayer::new(self.in_flight),
                 clients: Mutex::default(),
+                watch_clients: Mutex::default(),
                 io: Arc::clone(&self.io),
             })
         });

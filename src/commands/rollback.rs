@@ -18,6 +18,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
         revision: args.revision,
         connect: connect_options(&args.cluster),
         settings: apply_settings(&args.apply),
+        servers: None,
     };
     let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
     let applied = block_on(rollback(

@@ -86,7 +86,8 @@ pub async fn serve(
         hosts: vec![address.to_string(), format!("localhost:{}", address.port())],
         server_url: pages::cluster_name(&info),
         renders: Default::default(),
-        servers: crate::cluster::SharedServers::new(options.concurrency)?,
+        // Views of an environment LIST its objects once, then read them from watches.
+        servers: crate::cluster::SharedServers::new(options.concurrency)?.watching(),
         options,
     });
     serve_with(listener, move |request| answer(server.clone(), request), shutdown).await;
@@ -879,6 +880,8 @@ impl Server {
             revision: Some(revision),
             connect: self.options.connect.clone(),
             settings: self.options.rollback.clone(),
+            // The environment page's watches then hold what the rollback wrote when next read.
+            servers: Some(self.servers.again()),
         };
         let me = self.clone();
         let done = run(async move |on| {

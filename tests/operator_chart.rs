@@ -79,6 +79,11 @@ fn render_chart_with(values: &str) -> Vec<Value> {
 
 /// The chart in an environment of its own, its release in `namespace` with `values`.
 fn render_chart_in(namespace: &str, values: &str) -> Vec<Value> {
+    rendered(&chart_repo(namespace, values), "ops")
+}
+
+/// A repository whose environment `ops` has the chart's release in `namespace` with `values`.
+fn chart_repo(namespace: &str, values: &str) -> Repo {
     let repo = Repo::empty();
     copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
     repo.write(
@@ -88,7 +93,7 @@ fn render_chart_in(namespace: &str, values: &str) -> Vec<Value> {
              namespace: {namespace}\n    values: {values}\n"
         ),
     );
-    rendered(&repo, "ops")
+    repo
 }
 
 fn rendered(repo: &Repo, env: &str) -> Vec<Value> {
@@ -561,7 +566,20 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
     assert!(!kinds(&plain).contains(&"Ingress"));
     let args = strings(&the(&plain, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
     assert!(!args.iter().any(|arg| arg.starts_with("--ui-trusted-proxies")), "no proxy trusted: {args:?}");
-    let no_tls = render_chart_with("{gitops: {ui: {enabled: true, ingress: {host: weaver.example.org}}}}");
+}
+
+#[test]
+fn an_ingress_host_without_tls_is_refused_unless_tls_ends_before_it() {
+    // Tokens pasted into the sign-in page would cross the network in clear.
+    let behind = |ingress: &str| {
+        chart_repo("weaver-system", &format!("{{gitops: {{ui: {{enabled: true, ingress: {ingress}}}}}}}"))
+    };
+    let error = behind("{host: weaver.example.org}").weaver(&["render", "--env", "ops"]).failure().to_string();
+    assert!(error.contains("templates/ui.yaml"), "{error}");
+    assert!(error.contains("gitops.ui.ingress.host weaver.example.org is served without TLS"), "{error}");
+    assert!(error.contains("gitops.ui.ingress.plainHTTP: true"), "{error}");
+    // TLS terminated in front of the Ingress: served plain by it, as asked.
+    let no_tls = rendered(&behind("{host: weaver.example.org, plainHTTP: true}"), "ops");
     assert!(the(&no_tls, "Ingress")["spec"].get("tls").is_none());
     assert!(
         the(&no_tls, "Ingress")["metadata"]

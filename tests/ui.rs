@@ -142,7 +142,7 @@ impl Drop for Served {
 /// content; nothing taken out of or moved in the tab order (no `tabindex`); no control that
 /// only a mouse works (a click handler on something not a control); every field labelled; and
 /// the stylesheet outlines whatever has the focus.
-fn assert_keyboard_reachable(dom: &str, css: &str) {
+pub(crate) fn assert_keyboard_reachable(dom: &str, css: &str) {
     let body = &dom[dom.find("<body").expect(dom)..];
     let controls = ["<a ", "<button", "<input", "<select", "<summary", "<textarea"];
     let first = controls.iter().filter_map(|tag| body.find(tag)).min().expect(dom);

@@ -105,6 +105,11 @@ impl Drop for Controller {
     }
 }
 
+/// An answer's body as a browser shows its text (the templates escape slashes and quotes).
+fn text(reply: &Reply) -> String {
+    reply.body.replace("&#x2f;", "/").replace("&#x27;", "'").replace("&amp;", "&")
+}
+
 /// The cookie an answer sets, as a request sends it back.
 fn cookie_of(reply: &Reply) -> String {
     reply.header("set-cookie").split(';').next().unwrap().to_string()
@@ -486,11 +491,14 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     assert!(links(&page).contains(&format!("data-live=\"{env}/live\"")), "{}", page.body);
     replies.push(page);
 
-    // Live updates: where the page's watches stand, then the first change after it (an Event
-    // of its objects, as a rollout's would be).
+    // Live updates: where the page stands, then the first change after it: an object of the
+    // environment changed by hand, which the controller's own watches see.
     let first = controller.get(&format!("{env}/live"), Some(&session));
     assert_eq!(first.status, 200, "{}", first.body);
     let marks = first.body.lines().find_map(|l| l.strip_prefix("id: ")).expect(&first.body).to_string();
+    if let Some(server) = cluster.fake("counting the requests of live updates") {
+        server.clear_requests();
+    }
     let waiting = {
         let (agent, url, session) =
             (controller.agent.clone(), format!("{}{env}/live", controller.url), session.clone());
@@ -499,12 +507,24 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
             Served::reply(request.call().expect("the UI answers"))
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    cluster.create(&json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "app.rolled", "namespace": app},
-        "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "name": "app", "namespace": app},
-        "reason": "Rolled", "message": "rolled by the test", "type": "Normal"}));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // Asked before the change: what the wait itself asked of the API server.
+    let asked = cluster.fake("counting the requests of live updates").map(|server| server.requests());
+    cluster.merge_patch(&config_map, &json!({"data": {"greeting": "edited-again"}}), "kubectl-edit");
     let changed = waiting.join().unwrap();
-    assert!(changed.body.contains("event: changed"), "{}", changed.body);
+    assert!(changed.body.contains("event: changed\ndata: ConfigMap app"), "{}", changed.body);
+    // No discovery, no Secret (keys, credentials) read, no watch of its own: at most the
+    // user's SubjectAccessReviews, which are kept 10 s.
+    if let Some(asked) = asked {
+        let own: Vec<_> = asked
+            .iter()
+            .filter(|r| {
+                r.path == "/api" || r.path == "/apis" || r.path.contains("/secrets") || r.path.contains("/events")
+            })
+            .map(|r| format!("{} {} ?{}", r.method, r.path, r.query))
+            .collect();
+        assert!(own.is_empty(), "{own:?}");
+    }
     replies.extend([first, changed]);
 
     // The release's history, each revision with what it changed; no rollback offered here.
@@ -515,14 +535,16 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
         "{}",
         release.body
     );
+    // No rollback while the EnvironmentSync runs: its next reconcile would undo it.
     assert!(!release.body.contains("confirm/rollback"), "{}", release.body);
+    assert!(release.body.contains("id=\"rollback-note\""), "{}", release.body);
     replies.push(release);
 
     // An object's page: its live YAML, when the user may get it; a Secret redacted, and only
     // for a user who may get Secrets.
     let config = controller.get(&object("ConfigMap", "app"), Some(&session));
     assert_eq!(config.status, 200, "{}", config.body);
-    assert!(config.body.contains("greeting: edited-by-hand"), "{}", config.body);
+    assert!(config.body.contains("greeting: edited-again"), "{}", config.body);
     // The fields each manager owns: the sync's apply and the hand edit.
     for manager in ["weaver", "kubectl-edit"] {
         assert!(config.body.contains(&format!("id=\"manager-{manager}\"")), "{manager}: {}", config.body);
@@ -550,6 +572,36 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     assert!(shown.body.contains("&lt;redacted&gt;"), "{}", shown.body);
     replies.push(shown);
 
+    // In a real browser: signed in with the form, the environment's page, its release's and
+    // the Secret's read, each keyboard-reachable; no decrypted value in any of them.
+    let chromium = browser::chromium();
+    let mut doms = Vec::new();
+    if common::interop_available("chromium", chromium.is_some()) {
+        let mut page = browser::Driven::open(&chromium.unwrap(), &format!("{}/", controller.url));
+        let fill = format!(
+            "document.getElementById('token').value = {}; document.getElementById('sign-in-button').click(); true",
+            serde_json::to_string(&viewer).unwrap()
+        );
+        page.evaluate(&fill);
+        page.loaded(|at| !at.ends_with("/sign-in"));
+        let mut visit = |path: &str| {
+            let url = format!("{}{path}", controller.url);
+            page.evaluate(&format!("location.href = {}; true", serde_json::to_string(&url).unwrap()));
+            page.loaded(|at| at == url)
+        };
+        let environment = visit(&env);
+        assert!(environment.contains("data-kind=\"Secret\" data-name=\"app-key\""), "{environment}");
+        let history = visit(&format!("{env}/releases/app"));
+        assert!(history.contains("id=\"running\">Revision 1 runs"), "{history}");
+        let secret = visit(&object("Secret", "app-key"));
+        assert!(secret.contains("&lt;redacted&gt;") && secret.contains("app-key"), "{secret}");
+        let css = controller.get("/ui.css", None).body;
+        for dom in [&environment, &history, &secret] {
+            crate::ui::assert_keyboard_reachable(dom, &css);
+        }
+        doms.extend([environment, history, secret]);
+    }
+
     // A sync whose first plan awaits approval has applied nothing: its environment has no page yet.
     let held_spec =
         crate::gitops::spec(&source, json!({"decryption": {"secretRef": {"name": "age"}}, "approval": "Manual"}));
@@ -570,9 +622,123 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     let applied = key.unwrap()["data"]["password"].as_str().unwrap().to_string();
     assert!(secrets.contains(&applied), "the Secret holds no decrypted value: {applied}");
     secrets.extend([outsider, viewer]);
-    for reply in &replies {
+    for page in replies.iter().map(|reply| &reply.body).chain(&doms) {
         for secret in &secrets {
-            assert!(!reply.body.contains(secret.as_str()), "{secret} in {}", reply.body);
+            assert!(!page.contains(secret.as_str()), "{secret} in {page}");
         }
+    }
+}
+
+#[test]
+fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_suspended() {
+    if !crate::gitops::http_or_skip() {
+        return;
+    }
+    let (cluster, _, _) = setup();
+    // Namespace `app`, where the sync's account `deployer` applies environment `dev`.
+    let app = crate::gitops::tenant(&cluster);
+    let source = crate::gitops::Source::new(&app);
+    let first = source.commit("first");
+    let mut sync = crate::gitops::environment_sync(
+        &cluster,
+        &app,
+        "shop",
+        crate::gitops::spec(&source, json!({"interval": "2s"})),
+    );
+    sync["metadata"]["labels"]["test"] = json!(cluster.prefix);
+    cluster.create(&sync);
+    // `dev` may patch the EnvironmentSync; `reader` may only read it. Both may list Pods where
+    // it applies, which its release pages need.
+    let dev = team_member(&cluster, &app, "dev");
+    cluster.service_account(&app, "reader");
+    let syncs = |verbs: serde_json::Value| json!({"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"], "verbs": verbs});
+    grant(&cluster, &app, "reader", "reader-syncs", syncs(json!(["get", "list", "watch"])));
+    let reader = cluster.token(&app, "reader");
+    for account in ["dev", "reader"] {
+        let pods = json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]});
+        grant(&cluster, &app, account, &format!("{account}-pods"), pods);
+    }
+    let controller = Controller::start(&cluster, &[]);
+    let live = crate::gitops::until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the first commit applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    source.write("charts/app/values.yaml", "greeting: bonjour\n");
+    let second = source.commit("second");
+    crate::gitops::until_status(&cluster, &sync, "the second commit applied", |live| {
+        live["status"]["lastAppliedRevision"] == second
+    });
+    let greeting = || crate::gitops::config_map(&cluster, &app, "app").unwrap()["data"]["greeting"].clone();
+    assert_eq!(greeting(), "bonjour");
+
+    let session = controller.sign_in(&dev);
+    let release = format!("/syncs/{app}/shop/environments/dev/releases/app");
+    let confirm = format!("{release}/confirm/rollback?revision=1");
+    // While the EnvironmentSync runs: the revision running shown, no rollback offered, and one
+    // asked for refused (its next reconcile would undo it), nothing applied.
+    let running = controller.get(&release, Some(&session));
+    assert_eq!(running.status, 200, "{}", running.body);
+    assert!(running.body.contains("id=\"running\">Revision 2 runs"), "{}", running.body);
+    assert!(
+        running.body.contains("is not suspended") && !running.body.contains("confirm/rollback"),
+        "{}",
+        running.body
+    );
+    let csrf = running.field("csrf");
+    let refused = controller.get(&confirm, Some(&session));
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let rollback = format!("{release}/rollback");
+    let refused = controller.post(&rollback, &session, &[], &[("csrf", &csrf), ("revision", "1")]);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let said = text(&refused);
+    assert!(said.contains(&format!("EnvironmentSync {app}/shop is not suspended")), "{said}");
+    assert!(said.contains(&format!("suspend EnvironmentSync {app}/shop first")), "{said}");
+    assert_eq!(greeting(), "bonjour");
+
+    // Suspended from its page: the rollback offered, its confirmation saying until when it stays.
+    let suspended = controller.post(&format!("/syncs/{app}/shop/suspend"), &session, &[], &[("csrf", &csrf)]);
+    assert_eq!(suspended.status, 303, "{}", suspended.body);
+    let offered = eventually("the controller's watch to see the EnvironmentSync suspended", || {
+        let page = controller.get(&release, Some(&session));
+        page.body.contains("id=\"rollback-1\"").then_some(page).ok_or_else(|| "no rollback offered yet".to_string())
+    });
+    assert!(offered.body.contains("stays until it is resumed"), "{}", offered.body);
+    let confirming = controller.get(&confirm, Some(&session));
+    assert_eq!(confirming.status, 200, "{}", confirming.body);
+    assert!(confirming.body.contains("next reconcile then applies the commit git names again"), "{}", confirming.body);
+
+    // A user who may read the EnvironmentSync but not change it: refused, nothing applied.
+    let reading = controller.sign_in(&reader);
+    let page = controller.get(&release, Some(&reading));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let forbidden = controller.post(&rollback, &reading, &[], &[("csrf", &page.field("csrf")), ("revision", "1")]);
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    assert!(forbidden.body.contains("needs patch or update on environmentsyncs"), "{}", forbidden.body);
+    assert_eq!(greeting(), "bonjour");
+
+    // Rolled back: the first revision's objects applied again as the sync's account, recorded
+    // as a rollback by the user, through the EnvironmentSync.
+    let done = controller.post(&rollback, &session, &[], &[("csrf", &csrf), ("revision", "1")]);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), format!("{release}?done=rollback"));
+    assert_eq!(greeting(), "hello");
+    let after = controller.get(&format!("{release}?done=rollback"), Some(&session));
+    assert!(after.body.contains("id=\"running\">Revision 3 runs"), "{}", after.body);
+    assert!(after.body.contains(", a rollback to 1."), "{}", after.body);
+    assert!(text(&after).contains(&format!("system:serviceaccount:{app}:dev through the UI")), "{}", after.body);
+    assert!(
+        controller.log().contains("ui: rolled release app of environment dev back to revision 1"),
+        "{}",
+        controller.log()
+    );
+
+    // Resumed: the next reconcile applies git's commit again.
+    let resumed = controller.post(&format!("/syncs/{app}/shop/resume"), &session, &[], &[("csrf", &csrf)]);
+    assert_eq!(resumed.status, 303, "{}", resumed.body);
+    eventually("git's commit applied again", || {
+        let now = greeting();
+        (now == "bonjour").then_some(()).ok_or_else(|| format!("greeting {now}"))
+    });
+
+    for reply in [&running, &refused, &offered, &confirming, &forbidden, &done, &after] {
+        assert!(!reply.body.contains(&dev) && !reply.body.contains(&reader), "a token in {}", reply.body);
     }
 }

@@ -19,6 +19,9 @@ use crate::secrets::Redactor;
 #[derive(Debug, Clone)]
 pub struct RollbackOptions {
     pub repo: PathBuf,
+    /// The commit whose environment is read (the controller's: what its EnvironmentSync
+    /// applied); None: the working tree.
+    pub rev: Option<String>,
     pub env: String,
     pub release: String,
     /// The revision to re-apply; the one deployed before the current one when None.
@@ -32,7 +35,7 @@ pub struct RollbackOptions {
 /// Re-applies the revision. `interrupted` (Ctrl-C) stops starting new work.
 pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
     let Context { redactor, on } = cx;
-    let env = open_project(&options.repo, None)?.environment(&options.env)?;
+    let env = open_project(&options.repo, options.rev.as_deref())?.environment(&options.env)?;
     let release = release(&env, &options.release)?;
     let connect = options.connect.clone().retrying_within(options.settings.timeout);
     let cluster = connect_sharing(connect, options.servers.as_ref(), &env, "applying to", on).await?;

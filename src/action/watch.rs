@@ -17,10 +17,9 @@ use crate::release::record::RECORD_TYPE;
 /// Which page watches, through which cluster.
 #[derive(Debug, Clone)]
 pub enum WatchOptions {
-    /// `rev`: the commit the environment is read at (the controller's); None: the working tree.
+    /// `weaver ui`'s environment of the working tree (the controller's wait on its own watches).
     Environment {
         repo: PathBuf,
-        rev: Option<String>,
         env: String,
         connect: ConnectOptions,
     },
@@ -34,8 +33,8 @@ pub enum WatchOptions {
 /// The cluster a page's watches go to, and what they watch.
 async fn targets(options: &WatchOptions, on: OnProgress<'_>) -> Result<(Cluster, Vec<Watched>)> {
     match options {
-        WatchOptions::Environment { repo, rev, env, connect: options } => {
-            let env = open_project(repo, rev.as_deref())?.environment(env)?;
+        WatchOptions::Environment { repo, env, connect: options } => {
+            let env = open_project(repo, None)?.environment(env)?;
             let cluster = connect(options.clone(), &env, "watching", on).await?;
             let namespaces: BTreeSet<&str> = env.releases.iter().map(|r| r.namespace.as_str()).collect();
             let targets = namespaces

@@ -52,6 +52,8 @@ struct Inner {
     clients: Mutex<HashMap<String, ([u8; 32], kube::Client)>>,
     discovered: tokio::sync::Mutex<Option<(Arc<Discovered>, Instant)>>,
     changes: tokio::sync::broadcast::Sender<Changed>,
+    /// By environment, how many changes were told and the last: where a page waits from.
+    told: Mutex<HashMap<String, (u64, Changed)>>,
     /// Writes not yet delivered by their resource's watch, by resource and namespace.
     pending: Mutex<HashMap<ListTarget, Vec<Pending>>>,
     /// Counts writes, so a watch that LISTed again knows which writes its LIST includes.
@@ -141,6 +143,7 @@ impl LiveCache {
                 clients: Mutex::default(),
                 discovered: tokio::sync::Mutex::default(),
                 changes,
+                told: Mutex::default(),
                 pending: Mutex::default(),
                 writes: std::sync::atomic::AtomicU64::new(0),
                 runtime,
@@ -151,6 +154,36 @@ impl LiveCache {
     /// Objects of weaver's changed by another field manager, or deleted, as the watches see them.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Changed> {
         self.inner.changes.subscribe()
+    }
+
+    /// How many changes of `environment`'s objects were told so far: where a page that waits
+    /// for the next one starts (see [`LiveCache::next_told`]).
+    pub fn told(&self, environment: &str) -> u64 {
+        self.last_told(environment).map_or(0, |(count, _)| count)
+    }
+
+    fn last_told(&self, environment: &str) -> Option<(u64, Changed)> {
+        self.inner.told.lock().unwrap_or_else(|e| e.into_inner()).get(environment).cloned()
+    }
+
+    /// Waits, at most `within`, until a change of `environment`'s objects is told after `mark`
+    /// (a count [`LiveCache::told`] gave): the count then and the last change; None when none
+    /// came. From the watches already running: no request to the API server.
+    pub async fn next_told(&self, environment: &str, mark: u64, within: Duration) -> Option<(u64, Changed)> {
+        // Subscribed before the count is read, so a change told after the read wakes the wait.
+        let mut changes = self.changes();
+        let waiting = async {
+            loop {
+                if let Some(told) = self.last_told(environment).filter(|(count, _)| *count != mark) {
+                    return told;
+                }
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = changes.recv().await {
+                    // Not reached: the cache holds the sender while it lives.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(within, waiting).await.ok()
     }
 
     /// How many watches run.
@@ -381,7 +414,7 @@ async fn run(
                 watch.objects.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::new(value.clone()));
                 delivered(&cache, &target, &name, Some(version));
                 if foreign {
-                    let _ = cache.changes.send(changed(&value, &target));
+                    tell(&cache, changed(&value, &target));
                 }
             }
             Ok(Event::Delete(object)) => {
@@ -389,7 +422,7 @@ async fn run(
                 let name = name_of(&value);
                 watch.objects.write().unwrap_or_else(|e| e.into_inner()).remove(&name);
                 delivered(&cache, &target, &name, None);
-                let _ = cache.changes.send(changed(&value, &target));
+                tell(&cache, changed(&value, &target));
             }
             Err(err) => {
                 if refused(&err) {
@@ -399,6 +432,16 @@ async fn run(
             }
         }
     }
+}
+
+/// Tells `changed` to the changes' receivers, counted for its environment's pages.
+fn tell(cache: &Inner, changed: Changed) {
+    if let Some(environment) = &changed.environment {
+        let mut told = cache.told.lock().unwrap_or_else(|e| e.into_inner());
+        let count = told.get(environment).map_or(0, |(count, _)| *count);
+        told.insert(environment.clone(), (count + 1, changed.clone()));
+    }
+    let _ = cache.changes.send(changed);
 }
 
 /// Clears the writes of `name` the event (of `version`; None: a deletion) delivers.
@@ -592,6 +635,36 @@ mod tests {
         assert!(!other.matches(&labelled(json!({"app": "web", "env": "prod"}))));
         assert_eq!(Selector::parse("a in (b"), None);
         assert_eq!(Selector::parse(""), Some(Selector(Vec::new())));
+    }
+
+    #[tokio::test]
+    async fn a_page_hears_the_changes_told_of_its_environment_after_its_mark_and_only_those() {
+        let cache = LiveCache::default();
+        let of = |environment: &str, name: &str| Changed {
+            environment: Some(environment.to_string()),
+            release: Some("app".to_string()),
+            namespace: Some("ns".to_string()),
+            kind: "ConfigMap".to_string(),
+            name: name.to_string(),
+        };
+        tell(&cache.inner, of("dev", "before"));
+        let mark = cache.told("dev");
+        assert_eq!(mark, 1);
+        let short = Duration::from_millis(50);
+        assert_eq!(cache.next_told("dev", mark, short).await, None, "nothing after the mark");
+        // Another environment's change wakes no page of this one; a change of its own does.
+        let teller = cache.clone();
+        let telling = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tell(&teller.inner, of("prod", "elsewhere"));
+            tell(&teller.inner, of("dev", "edited"));
+        });
+        let heard = cache.next_told("dev", mark, Duration::from_secs(5)).await;
+        telling.await.unwrap();
+        assert_eq!(heard, Some((2, of("dev", "edited"))));
+        // A mark from before a change hears it at once: nothing between two waits is missed.
+        assert_eq!(cache.next_told("dev", mark, short).await, Some((2, of("dev", "edited"))));
+        assert_eq!(cache.told("prod"), 1);
     }
 
     /// A client with `token` for a server that never answers: its watches never list.

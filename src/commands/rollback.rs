@@ -13,6 +13,7 @@ use crate::error::Result;
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode> {
     let options = RollbackOptions {
         repo: global.repo.clone(),
+        rev: None,
         env: args.env.clone(),
         release: args.release.clone(),
         revision: args.revision,

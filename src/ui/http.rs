@@ -65,6 +65,17 @@ struct Server {
     renders: crate::action::renders::Renders,
     /// The environment pages' connections to their API servers, kept between views.
     servers: crate::cluster::SharedServers,
+    /// In the controller, by EnvironmentSync (namespace, name) and environment: where the
+    /// environment's releases apply, which live updates ask of the user without reading the
+    /// commit again.
+    release_namespaces: std::sync::Mutex<HashMap<(String, String, String), ReleaseNamespaces>>,
+}
+
+/// The namespaces an environment's releases apply to, where a user must be allowed to list
+/// Pods to see it, as read at a commit.
+struct ReleaseNamespaces {
+    commit: String,
+    namespaces: Vec<String>,
 }
 
 /// Serves the UI on `listener` until `shutdown` completes.
@@ -88,6 +99,7 @@ pub async fn serve(
         renders: Default::default(),
         // Views of an environment LIST its objects once, then read them from watches.
         servers: crate::cluster::SharedServers::new(options.concurrency)?.watching(),
+        release_namespaces: Default::default(),
         options,
     });
     serve_with(listener, move |request| answer(server.clone(), request), shutdown).await;
@@ -110,6 +122,13 @@ struct EnvSource {
     path: String,
     /// Held while the page reads the mirror: the git cache evicts no mirror that is leased.
     _lease: Option<crate::source::Fetched>,
+}
+
+impl EnvSource {
+    /// The path of release `release`'s page.
+    fn release_path(&self, release: &str) -> String {
+        format!("{}/releases/{}", self.path, pages::segment(release))
+    }
 }
 
 /// An answer before the security headers and the cookie are added.
@@ -277,18 +296,13 @@ impl Server {
             let environment = tokio::task::spawn_blocking(read)
                 .await
                 .map_err(|err| Error::new(format!("reading environment {env}: {err}")))??;
-            let namespaces: std::collections::BTreeSet<&str> =
-                environment.releases.iter().map(|r| r.namespace.as_str()).collect();
-            for namespace in namespaces {
-                if !auth.may_on(user, "list", "", "pods", namespace, "").await? {
-                    return Err(Error::new(format!(
-                        "{} may not see environment {env} of EnvironmentSync {ns}/{name}: it may not list pods in namespace {namespace}",
-                        user.user
-                    ))
-                    .with_help(format!("that needs list on pods in namespace {namespace}, where the environment applies"))
-                    .as_forbidden());
-                }
-            }
+            let namespaces: std::collections::BTreeSet<String> =
+                environment.releases.iter().map(|r| r.namespace.clone()).collect();
+            let namespaces = Vec::from_iter(namespaces);
+            may_list_where(auth, user, ns, name, env, &namespaces).await?;
+            let mut known = self.release_namespaces.lock().unwrap_or_else(|e| e.into_inner());
+            let read = ReleaseNamespaces { commit: commit.clone(), namespaces };
+            known.insert((ns.to_string(), name.to_string(), env.to_string()), read);
         }
         Ok(EnvSource {
             repo,
@@ -300,6 +314,31 @@ impl Server {
             path: format!("{}/environments/{}", pages::sync_path(ns, name), pages::segment(env)),
             _lease: Some(applied.fetched),
         })
+    }
+
+    /// Whether `user` may see environment `env` of EnvironmentSync `ns/name` (see
+    /// [`Server::applied`]), asked of the namespaces known for the commit it last applied; only
+    /// the first time for a commit is the commit read.
+    async fn may_see_applied(
+        self: &Arc<Self>,
+        auth: &Auth,
+        user: &crate::cluster::Subject,
+        ns: &str,
+        name: &str,
+        env: &str,
+    ) -> Result<()> {
+        let sync = self.read_sync(ns, name).await?;
+        let commit = sync.status.as_ref().and_then(|s| s.last_applied_revision.clone());
+        let known = {
+            let known = self.release_namespaces.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (ns.to_string(), name.to_string(), env.to_string());
+            known.get(&key).filter(|read| Some(&read.commit) == commit.as_ref()).map(|read| read.namespaces.clone())
+        };
+        let applies = sync.status.as_ref().is_some_and(|s| s.environments.iter().any(|e| e.name == env));
+        match known {
+            Some(namespaces) if applies => may_list_where(auth, user, ns, name, env, &namespaces).await,
+            _ => self.applied(auth, user, ns, name, env, true).await.map(drop),
+        }
     }
 
     fn target(&self, namespace: &str) -> Target {
@@ -368,7 +407,7 @@ impl Server {
             }
             (&Method::GET, ["syncs", ns, name]) => self.sync(session, ns, name, query.get("done")).await,
             (&Method::GET, ["syncs", ns, name, "live"]) => match &self.auth {
-                Some(auth) => sync_live(&auth.syncs, request.headers(), ns, name).await,
+                Some(auth) => sync_live(&auth.syncs, None, request.headers(), ns, name).await,
                 None => {
                     let connect = self.options.connect.clone();
                     let options = WatchOptions::Sync { namespace: ns.to_string(), name: name.to_string(), connect };
@@ -385,18 +424,35 @@ impl Server {
             (&Method::GET, ["environments", env]) => self.environment(session, env, self.local(env), &query).await,
             (&Method::GET, ["environments", env, "live"]) => {
                 let (repo, connect) = (self.options.repo.clone(), self.options.connect.clone());
-                let options = WatchOptions::Environment { repo, rev: None, env: env.to_string(), connect };
+                let options = WatchOptions::Environment { repo, env: env.to_string(), connect };
                 self.live(request.headers(), options).await
             }
             (&Method::GET, ["environments", env, "object"]) => {
                 self.object(session, None, env, self.local(env), &query).await
             }
             (&Method::GET, ["syncs", ns, name, "environments", env, rest @ ..])
-                if matches!(rest, [] | ["live"] | ["object"] | ["releases", _]) =>
+                if matches!(
+                    rest,
+                    [] | ["live"] | ["object"] | ["releases", _] | ["releases", _, "confirm", "rollback"]
+                ) =>
             {
                 let (Some(auth), Some(user)) = (&self.auth, &user) else {
                     return Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n");
                 };
+                if rest == ["live"] {
+                    // From the controller's watches: nothing read, connected or discovered per wait.
+                    if let Err(err) = self.may_see_applied(auth, user, ns, name, env).await {
+                        return self.error_page(session, read_refusal(&err), &err);
+                    }
+                    let heard = auth.gitops.as_ref().map(|shared| (&shared.live, *env));
+                    return sync_live(&auth.syncs, heard, request.headers(), ns, name).await;
+                }
+                // A rollback only while the EnvironmentSync is suspended: refused before anything is read.
+                if matches!(rest, ["releases", _, "confirm", "rollback"])
+                    && let Err(err) = self.suspended_for_rollback(ns, name).await
+                {
+                    return self.error_page(session, refusal(&err), &err);
+                }
                 // An object's page asks of the object itself; the others show the namespaces'.
                 let listing = rest != ["object"];
                 let source = match self.applied(auth, user, ns, name, env, listing).await {
@@ -404,25 +460,57 @@ impl Server {
                     Err(err) => return self.error_page(session, read_refusal(&err), &err),
                 };
                 match rest {
-                    ["live"] => {
-                        let (repo, rev, connect) = (source.repo.clone(), source.rev.clone(), source.connect.clone());
-                        let options = WatchOptions::Environment { repo, rev, env: env.to_string(), connect };
-                        self.live(request.headers(), options).await
-                    }
                     ["object"] => self.object(session, Some(user), env, source, &query).await,
-                    ["releases", release] => self.release(session, env, source, release, &query).await,
+                    ["releases", release] => {
+                        let refused = self.suspended_for_rollback(ns, name).await.err();
+                        let refused = refused.map(|err| err.redacted(&self.options.redactor));
+                        let offer = pages::RollbackOffer::of_sync(ns, name, refused);
+                        self.release(session, env, source, release, offer, &query).await
+                    }
+                    ["releases", release, ..] => {
+                        let note = pages::rollback_stays(ns, name);
+                        self.confirm_rollback(session, &source, env, release, query.get("revision"), Some(note))
+                    }
                     _ => self.environment(session, env, source, &query).await,
                 }
             }
+            (&Method::POST, ["syncs", ns, name, "environments", env, "releases", release, "rollback"]) => {
+                let (Some(auth), Some(user)) = (&self.auth, &user) else {
+                    return Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n");
+                };
+                let (ns, name, env, release) = (ns.to_string(), name.to_string(), env.to_string(), release.to_string());
+                let revision = match self.rollback_form(request, session).await {
+                    Ok(revision) => revision,
+                    Err(refused) => return refused,
+                };
+                if let Err(err) = self.suspended_for_rollback(&ns, &name).await {
+                    return self.error_page(session, refusal(&err), &err);
+                }
+                let source = match self.applied(auth, user, &ns, &name, &env, true).await {
+                    Ok(source) => source,
+                    Err(err) => return self.error_page(session, read_refusal(&err), &err),
+                };
+                // Recorded as the user's, through the EnvironmentSync whose account applies it.
+                let applier = format!(
+                    "{} through the UI, as EnvironmentSync {ns}/{name} on {}",
+                    user.user,
+                    crate::cluster::this_replica()
+                );
+                self.roll_back(session, &env, &release, revision, source, Some(applier)).await
+            }
             (&Method::GET, ["environments", env, "releases", release]) => {
-                self.release(session, env, self.local(env), release, &query).await
+                let (source, offer) = (self.local(env), pages::RollbackOffer::LOCAL);
+                self.release(session, env, source, release, offer, &query).await
             }
             (&Method::GET, ["environments", env, "releases", release, "confirm", "rollback"]) => {
-                self.confirm_rollback(session, env, release, query.get("revision"))
+                self.confirm_rollback(session, &self.local(env), env, release, query.get("revision"), None)
             }
             (&Method::POST, ["environments", env, "releases", release, "rollback"]) => {
                 let (env, release) = (env.to_string(), release.to_string());
-                self.roll_back(request, session, &env, &release).await
+                match self.rollback_form(request, session).await {
+                    Ok(revision) => self.roll_back(session, &env, &release, revision, self.local(&env), None).await,
+                    Err(refused) => refused,
+                }
             }
             (&Method::GET, _) => Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n"),
             _ => Answer::text(StatusCode::METHOD_NOT_ALLOWED, "only GET, and POST for actions\n"),
@@ -571,6 +659,7 @@ impl Server {
             button,
             back,
             plan,
+            note: None,
         };
         self.page("confirm.html", &self.chrome(session, Vec::new(), Vec::new()), page)
     }
@@ -801,6 +890,7 @@ impl Server {
         env: &str,
         source: EnvSource,
         release: &str,
+        rollback: pages::RollbackOffer,
         query: &HashMap<String, String>,
     ) -> Answer {
         let options = crate::action::history::HistoryOptions {
@@ -833,7 +923,7 @@ impl Server {
                     })
                     .collect();
                 let done = query.get("done").and_then(|d| pages::done_message(d));
-                let page = pages::ReleasePage { history, changes, layout, done };
+                let page = pages::ReleasePage { history, changes, layout, done, rollback };
                 let chrome = Chrome { env_path: source.path.clone(), ..self.env_chrome(session, &cluster, warnings) };
                 self.page("release.html", &chrome, page)
             }
@@ -841,11 +931,20 @@ impl Server {
         }
     }
 
-    fn confirm_rollback(&self, session: &str, env: &str, release: &str, revision: Option<&String>) -> Answer {
+    /// A rollback's confirmation, with what else to know (`note`) before it.
+    fn confirm_rollback(
+        &self,
+        session: &str,
+        source: &EnvSource,
+        env: &str,
+        release: &str,
+        revision: Option<&String>,
+        note: Option<String>,
+    ) -> Answer {
         let Some(revision) = revision.filter(|r| r.parse::<u32>().is_ok()) else {
             return Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply (?revision=N)\n");
         };
-        let back = pages::release_path(env, release);
+        let back = source.release_path(release);
         let page = pages::ConfirmPage {
             title: format!("Roll release {release} of {env} back to revision {revision}?"),
             what: pages::ROLLBACK,
@@ -854,37 +953,64 @@ impl Server {
             button: "Roll back",
             back,
             plan: None,
+            note,
         };
         self.page("confirm.html", &self.chrome(session, Vec::new(), Vec::new()), page)
     }
 
-    /// A rollback's POST: `weaver rollback --env ENV RELEASE REVISION`, with its defaults.
+    /// A rollback's form, once it passed the checks: the revision it names. Else the refusal.
+    async fn rollback_form(&self, request: Request<Incoming>, session: &str) -> std::result::Result<u32, Answer> {
+        let form = self.checked_form(request, session).await?;
+        form.get("revision")
+            .and_then(|r| r.parse::<u32>().ok())
+            .ok_or_else(|| Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply\n"))
+    }
+
+    /// Why a rollback of an environment EnvironmentSync `ns/name` applies is refused now: while
+    /// it runs, its next reconcile would apply git's commit again over the rollback (Argo CD
+    /// refuses a rollback under auto-sync alike). Ok: it is suspended.
+    async fn suspended_for_rollback(self: &Arc<Self>, ns: &str, name: &str) -> Result<()> {
+        if self.read_sync(ns, name).await?.spec.suspend {
+            return Ok(());
+        }
+        Err(Error::new(format!(
+            "EnvironmentSync {ns}/{name} is not suspended: its next reconcile would apply the commit git names \
+                 again over a rollback"
+        ))
+        .with_help(format!(
+            "suspend EnvironmentSync {ns}/{name} first (its page's Suspend, or `weaver sync suspend {name} -n {ns}`), \
+                 roll back, and resume it when git should apply again"
+        )))
+    }
+
+    /// A rollback: `weaver rollback --env ENV RELEASE REVISION`, with its defaults, of the
+    /// environment `source` reads, recorded as applied by `applier` (None: this process).
     async fn roll_back(
         self: &Arc<Self>,
-        request: Request<Incoming>,
         session: &str,
         env: &str,
         release: &str,
+        revision: u32,
+        source: EnvSource,
+        applier: Option<String>,
     ) -> Answer {
-        let form = match self.checked_form(request, session).await {
-            Ok(form) => form,
-            Err(refused) => return refused,
-        };
-        let Some(revision) = form.get("revision").and_then(|r| r.parse::<u32>().ok()) else {
-            return Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply\n");
-        };
+        let back = source.release_path(release);
         let options = crate::action::rollback::RollbackOptions {
-            repo: self.options.repo.clone(),
+            repo: source.repo.clone(),
+            rev: source.rev.clone(),
             env: env.to_string(),
             release: release.to_string(),
             revision: Some(revision),
-            connect: self.options.connect.clone(),
-            settings: self.options.rollback.clone(),
-            // The environment page's watches then hold what the rollback wrote when next read.
-            servers: Some(self.servers.again()),
+            connect: source.connect.clone(),
+            settings: crate::action::apply::Settings { applier: applier.clone(), ..self.options.rollback.clone() },
+            // A working tree's environment page's watches then hold what the rollback wrote
+            // when next read; a controller's rollback runs as its sync's account, apart.
+            servers: source.rev.is_none().then(|| self.servers.again()),
         };
         let me = self.clone();
         let done = run(async move |on| {
+            // The mirror the environment is read from stays while the rollback reads it.
+            let _source = source;
             let cx = Context { redactor: &me.options.redactor, on };
             // Nothing interrupts a rollback the page asked for: it runs to its end.
             let applied = crate::action::rollback::rollback(&options, cx, &AtomicBool::new(false)).await?;
@@ -901,10 +1027,11 @@ impl Server {
         .await;
         match done.and_then(|ran| self.told(ran)) {
             Ok(()) => {
+                let by = applier.map(|applier| format!(" ({applier})")).unwrap_or_default();
                 (self.options.on)(Progress::Status(format!(
-                    "ui: rolled release {release} of environment {env} back to revision {revision}"
+                    "ui: rolled release {release} of environment {env} back to revision {revision}{by}"
                 )));
-                Answer::see_other(format!("{}?done=rollback", pages::release_path(env, release)))
+                Answer::see_other(format!("{back}?done=rollback"))
             }
             Err(err) => self.error_page(session, refusal(&err), &err),
         }
@@ -1047,18 +1174,70 @@ impl Server {
     }
 }
 
-/// The controller's live updates of an EnvironmentSync's page, from its watch of them (as
-/// [`Server::live`] answers, without a connection, discovery or watch of its own per request).
-async fn sync_live(syncs: &crate::cluster::SyncCache, headers: &HeaderMap, ns: &str, name: &str) -> Answer {
+/// The controller's live updates of an EnvironmentSync's page, or (`heard`: the controller's
+/// watches of weaver's objects, and the environment) of an environment it applies, as
+/// [`Server::live`] answers them, without a connection, discovery or watch of their own per
+/// request: from its watch of EnvironmentSyncs (each reconcile writes the status: an apply's
+/// end, drift found) and, for an environment, the changes others make to its objects, which
+/// the controller's watches see (drift as it happens).
+async fn sync_live(
+    syncs: &crate::cluster::SyncCache,
+    heard: Option<(&crate::cluster::LiveCache, &str)>,
+    headers: &HeaderMap,
+    ns: &str,
+    name: &str,
+) -> Answer {
     let marks = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(pages::marks_of);
-    let body = match marks.as_deref() {
-        Some([mark]) => match syncs.next_change(ns, name, mark, pages::LIVE_WAIT).await {
-            Some(now) => pages::live_event(&[now], Some(&format!("EnvironmentSync {name}"))),
+    let sync_changed = format!("EnvironmentSync {name}");
+    // Where the page stands now, for a browser that sent no marks (or none of this page's).
+    let fresh = || {
+        let told = heard.map(|(live, env)| live.told(env).to_string());
+        pages::live_event(&[vec![syncs.mark(ns, name)], Vec::from_iter(told)].concat(), None)
+    };
+    let body = match (marks.as_deref(), heard) {
+        (Some([mark]), None) => match syncs.next_change(ns, name, mark, pages::LIVE_WAIT).await {
+            Some(now) => pages::live_event(&[now], Some(&sync_changed)),
             None => pages::live_event(std::slice::from_ref(mark), None),
         },
-        _ => pages::live_event(&[syncs.mark(ns, name)], None),
+        (Some([mark, told]), Some((live, env))) => match told.parse::<u64>() {
+            Ok(count) => tokio::select! {
+                changed = syncs.next_change(ns, name, mark, pages::LIVE_WAIT) => match changed {
+                    Some(now) => pages::live_event(&[now, told.clone()], Some(&sync_changed)),
+                    None => pages::live_event(&[mark.clone(), told.clone()], None),
+                },
+                Some((now, changed)) = live.next_told(env, count, pages::LIVE_WAIT) => {
+                    let what = format!("{} {}", changed.kind, changed.name);
+                    pages::live_event(&[mark.clone(), now.to_string()], Some(&what))
+                }
+            },
+            Err(_) => fresh(),
+        },
+        _ => fresh(),
     };
     Answer { content_type: "text/event-stream; charset=utf-8", ..Answer::text(StatusCode::OK, body) }
+}
+
+/// Whether `user` may see an environment of EnvironmentSync `ns/name` whose releases apply to
+/// `namespaces`: list Pods in each of them.
+async fn may_list_where(
+    auth: &Auth,
+    user: &crate::cluster::Subject,
+    ns: &str,
+    name: &str,
+    env: &str,
+    namespaces: &[String],
+) -> Result<()> {
+    for namespace in namespaces {
+        if !auth.may_on(user, "list", "", "pods", namespace, "").await? {
+            return Err(Error::new(format!(
+                "{} may not see environment {env} of EnvironmentSync {ns}/{name}: it may not list pods in namespace {namespace}",
+                user.user
+            ))
+            .with_help(format!("that needs list on pods in namespace {namespace}, where the environment applies"))
+            .as_forbidden());
+        }
+    }
+    Ok(())
 }
 
 /// The repository's environments (not the abstract ones) whose labels `selector` matches: none
@@ -1090,11 +1269,14 @@ fn read_refusal(err: &Error) -> StatusCode {
 }
 
 /// The status an action's error is answered with: 403 when the cluster refused the user's
-/// rights, 409 for anything else that stopped it.
+/// rights, 404 when what it acts on does not exist, 409 for anything else that stopped it.
 fn refusal(err: &Error) -> StatusCode {
-    match err.forbidden {
-        true => StatusCode::FORBIDDEN,
-        false => StatusCode::CONFLICT,
+    if err.forbidden {
+        StatusCode::FORBIDDEN
+    } else if err.not_found {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::CONFLICT
     }
 }
 

@@ -264,16 +264,13 @@ pub struct ConfirmPage<'a> {
     pub back: String,
     /// For an approval, the plan the digest names, when it still waits.
     pub plan: Option<&'a crate::controllers::gitops::api::PendingPlan>,
+    /// What else to know before confirming (a rollback in the controller: until when it stays).
+    pub note: Option<String>,
 }
 
 /// The path of an EnvironmentSync's page.
 pub fn sync_path(ns: &str, name: &str) -> String {
     format!("/syncs/{}/{}", segment(ns), segment(name))
-}
-
-/// The path of a release's page.
-pub fn release_path(env: &str, release: &str) -> String {
-    format!("/environments/{}/releases/{}", segment(env), segment(release))
 }
 
 /// The words of an EnvironmentSync action's confirmation and its button, or None for an action
@@ -293,6 +290,39 @@ pub fn sync_action(action: &str) -> Option<(&'static str, &'static str)> {
 /// What a rollback's confirmation says.
 pub const ROLLBACK: &str = "Re-apply this revision's recorded objects, pruning what it did not have, and record the \
     result as a new revision (as `weaver rollback` does).";
+
+/// Whether a release's page offers a rollback to each revision but the deployed one, and what
+/// it says of rollbacks there.
+#[derive(Serialize)]
+pub struct RollbackOffer {
+    pub offered: bool,
+    /// In the controller: until when a rollback stays, or why none is offered now.
+    pub note: Option<String>,
+}
+
+impl RollbackOffer {
+    /// `weaver ui`'s: nothing but the user applies the working tree.
+    pub const LOCAL: RollbackOffer = RollbackOffer { offered: true, note: None };
+
+    /// The controller's, of an environment EnvironmentSync `ns/name` applies: only while it is
+    /// suspended, as its next reconcile would apply git's commit again over a rollback
+    /// (`refused`: why not, when it is not).
+    pub fn of_sync(ns: &str, name: &str, refused: Option<String>) -> RollbackOffer {
+        match refused {
+            Some(why) => RollbackOffer { offered: false, note: Some(why) },
+            None => RollbackOffer { offered: true, note: Some(rollback_stays(ns, name)) },
+        }
+    }
+}
+
+/// Until when a rollback from the controller's page stays: the EnvironmentSync's resume.
+pub fn rollback_stays(ns: &str, name: &str) -> String {
+    format!(
+        "EnvironmentSync {ns}/{name} is suspended: a rollback stays until it is resumed, and its next reconcile then \
+         applies the commit git names again (push a revert to keep an older revision). A rollback is applied as \
+         the ServiceAccount the EnvironmentSync applies as."
+    )
+}
 
 /// One live object: its YAML as shown, and the fields each manager owns.
 #[derive(Serialize)]
@@ -330,6 +360,7 @@ pub struct ReleasePage<'a> {
     pub changes: Vec<DiffView<'a>>,
     pub layout: Layout,
     pub done: Option<&'static str>,
+    pub rollback: RollbackOffer,
 }
 
 /// A local environment: its releases' health, the plan of the working tree against the live

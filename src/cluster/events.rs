@@ -1,6 +1,7 @@
 //! Events: what the cluster's components said of objects (core/v1 Events, as `kubectl
 //! describe` reads them), for `weaver ui`'s pages: newest first, a bounded number.
 
+use crate::manifest::ListTarget;
 use kube::api::ListParams;
 use serde::Serialize;
 use serde_json::Value;
@@ -74,6 +75,13 @@ impl Cluster {
         let served = self
             .resolve("v1", "Event")
             .map_err(|_| Error::new(format!("the cluster of context `{}` serves no v1 Events", self.info.context)))?;
+        if about.is_none() {
+            let target =
+                ListTarget { api_version: "v1".into(), kind: "Event".into(), namespace: Some(namespace.into()) };
+            if let Some(events) = self.watched(&target, "", super::ManagedFields::Text).await {
+                return Ok(events.iter().map(ObjectEvent::of).collect());
+            }
+        }
         let mut params = ListParams::default();
         let doing = match about {
             Some((kind, name)) => {

@@ -47,7 +47,7 @@ pub struct LiveCache {
 }
 
 struct Inner {
-    watches: Mutex<HashMap<(String, ListTarget), Watches>>,
+    watches: Mutex<HashMap<(String, ListTarget, Scope), Watches>>,
     /// Clients by identity, with the digest of the token each was built with.
     clients: Mutex<HashMap<String, ([u8; 32], kube::Client)>>,
     discovered: tokio::sync::Mutex<Option<(Arc<Discovered>, Instant)>>,
@@ -61,6 +61,20 @@ struct Inner {
     /// Where watches run: the caller's runtime when None (the controller's, which lives as
     /// long as the process).
     runtime: Option<tokio::runtime::Handle>,
+    /// Which LISTs are answered from watches.
+    scope: Scope,
+}
+
+/// Which objects of a resource and namespace are watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// weaver's (those carrying its release label): LISTs whose selector implies that label
+    /// are answered, others go to the server. The controller's: it reads them every interval,
+    /// and a tenant's other objects are none of its business.
+    Weavers,
+    /// Every object: any LIST is answered (weaver's objects still from a watch of theirs).
+    /// `weaver ui`'s, whose pages read the objects' dependents and events as well.
+    All,
 }
 
 /// A write a watch has yet to deliver.
@@ -121,7 +135,7 @@ impl Drop for Watch {
 
 impl Default for LiveCache {
     fn default() -> Self {
-        LiveCache::running_on(None)
+        LiveCache::running_on(None, Scope::Weavers)
     }
 }
 
@@ -133,9 +147,9 @@ impl std::fmt::Debug for LiveCache {
 }
 
 impl LiveCache {
-    /// A cache whose watches run on `runtime` (None: on the runtime of the read that starts
-    /// each), for readers whose runtimes end before the watches should.
-    pub(super) fn running_on(runtime: Option<tokio::runtime::Handle>) -> LiveCache {
+    /// A cache of the LISTs `scope` says, whose watches run on `runtime` (None: on the runtime
+    /// of the read that starts each), for readers whose runtimes end before the watches should.
+    pub(super) fn running_on(runtime: Option<tokio::runtime::Handle>, scope: Scope) -> LiveCache {
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         LiveCache {
             inner: Arc::new(Inner {
@@ -147,6 +161,7 @@ impl LiveCache {
                 pending: Mutex::default(),
                 writes: std::sync::atomic::AtomicU64::new(0),
                 runtime,
+                scope,
             }),
         }
     }
@@ -243,8 +258,13 @@ impl LiveCache {
         selector: &str,
         managed_fields: ManagedFields,
     ) -> Option<Vec<Value>> {
-        let selects = Selector::parse(selector).filter(Selector::implies_release_label)?;
-        let watch = self.watch(client, identity, served, target);
+        let selects = Selector::parse(selector)?;
+        let watched = match (selects.implies_release_label(), self.inner.scope) {
+            (true, _) => Scope::Weavers,
+            (false, Scope::All) => Scope::All,
+            (false, Scope::Weavers) => return None,
+        };
+        let watch = self.watch(client, identity, served, target, watched);
         let mut state = watch.state.subscribe();
         // Only the first readers of a watch wait for it to start: one that has not started in
         // that time is LISTed around until it has.
@@ -318,16 +338,23 @@ impl LiveCache {
 
     /// The watch of `target` as `identity`, started when none runs. One that runs with another
     /// token than `client`'s answers until the watch started with this one has listed.
-    fn watch(&self, client: &kube::Client, identity: &str, served: &ServedKind, target: &ListTarget) -> Arc<Watch> {
+    fn watch(
+        &self,
+        client: &kube::Client,
+        identity: &str,
+        served: &ServedKind,
+        target: &ListTarget,
+        watched: Scope,
+    ) -> Arc<Watch> {
         let token = {
             let clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
             clients.get(identity).map(|(token, _)| *token).unwrap_or_default()
         };
         let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
         watches.retain(|_, watches| watches.current.read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < IDLE);
-        let key = (identity.to_string(), target.clone());
+        let key = (identity.to_string(), target.clone(), watched);
         let Some(entry) = watches.get_mut(&key) else {
-            let watch = self.start(client, served, target, token);
+            let watch = self.start(client, served, target, token, watched);
             watches.insert(key, Watches { current: watch.clone(), next: None });
             return watch;
         };
@@ -336,7 +363,7 @@ impl LiveCache {
         }
         let next = match entry.next.take().filter(|next| next.token == token) {
             Some(next) => next,
-            None => self.start(client, served, target, token),
+            None => self.start(client, served, target, token, watched),
         };
         let listed = matches!(*next.state.borrow(), State::Synced(_));
         // An old token the server now refuses (expired) has nothing to answer with.
@@ -351,7 +378,14 @@ impl LiveCache {
     }
 
     /// A watch of `target` through `client`, whose token has digest `token`.
-    fn start(&self, client: &kube::Client, served: &ServedKind, target: &ListTarget, token: [u8; 32]) -> Arc<Watch> {
+    fn start(
+        &self,
+        client: &kube::Client,
+        served: &ServedKind,
+        target: &ListTarget,
+        token: [u8; 32],
+        watched: Scope,
+    ) -> Arc<Watch> {
         let api: Api<DynamicObject> = match target.namespace.as_deref().filter(|_| served.namespaced) {
             Some(namespace) => Api::namespaced_with(client.clone(), namespace, &served.resource),
             None => Api::all_with(client.clone(), &served.resource),
@@ -366,8 +400,8 @@ impl LiveCache {
             token,
             task: std::sync::OnceLock::new(),
         });
-        let fed =
-            run(Arc::downgrade(&watch), Arc::downgrade(&self.inner), api, served.resource.clone(), target.clone());
+        let (resource, target) = (served.resource.clone(), target.clone());
+        let fed = run(Arc::downgrade(&watch), Arc::downgrade(&self.inner), api, resource, target, watched);
         let task = match &self.inner.runtime {
             Some(runtime) => runtime.spawn(fed),
             None => tokio::spawn(fed),
@@ -384,8 +418,14 @@ async fn run(
     api: Api<DynamicObject>,
     resource: ApiResource,
     target: ListTarget,
+    watched: Scope,
 ) {
-    let config = watcher::Config::default().labels(LABEL_RELEASE);
+    let config = match watched {
+        Scope::Weavers => watcher::Config::default().labels(LABEL_RELEASE),
+        Scope::All => watcher::Config::default(),
+    };
+    // weaver's writes, and others' changes to its objects, are told by the watch of its objects.
+    let weavers = watched == Scope::Weavers;
     let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
     let mut listing: Option<(HashMap<String, Arc<Value>>, u64)> = None;
     while let Some(event) = events.next().await {
@@ -401,7 +441,9 @@ async fn run(
                 if let Some((objects, began)) = listing.take() {
                     *watch.objects.write().unwrap_or_else(|e| e.into_inner()) = objects;
                     // Writes made before the LIST began are in it.
-                    if let Some(pending) = cache.pending.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&target) {
+                    if weavers
+                        && let Some(pending) = cache.pending.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&target)
+                    {
                         pending.retain(|p| p.sequence > began);
                     }
                     watch.state.send_replace(State::Synced(began));
@@ -410,19 +452,23 @@ async fn run(
             Ok(Event::Apply(object)) => {
                 let Some(value) = as_value(object, &resource) else { continue };
                 let (name, version) = (name_of(&value), resource_version(&value).unwrap_or(0));
-                let foreign = changed_by_another(&value);
-                watch.objects.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::new(value.clone()));
-                delivered(&cache, &target, &name, Some(version));
-                if foreign {
-                    tell(&cache, changed(&value, &target));
+                let value = Arc::new(value);
+                watch.objects.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&value));
+                if weavers {
+                    delivered(&cache, &target, &name, Some(version));
+                    if changed_by_another(&value) {
+                        tell(&cache, changed(&value, &target));
+                    }
                 }
             }
             Ok(Event::Delete(object)) => {
                 let Some(value) = as_value(object, &resource) else { continue };
                 let name = name_of(&value);
                 watch.objects.write().unwrap_or_else(|e| e.into_inner()).remove(&name);
-                delivered(&cache, &target, &name, None);
-                tell(&cache, changed(&value, &target));
+                if weavers {
+                    delivered(&cache, &target, &name, None);
+                    tell(&cache, changed(&value, &target));
+                }
             }
             Err(err) => {
                 if refused(&err) {
@@ -681,26 +727,27 @@ mod tests {
             ServedKind { resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()), namespaced: true };
         let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("ns".into()) };
         let identity = "ServiceAccount ns/deployer";
-        let old = cache.watch(&client_with(&cache, "old"), identity, &served, &target);
+        let old = cache.watch(&client_with(&cache, "old"), identity, &served, &target, Scope::Weavers);
         old.state.send_replace(State::Synced(0));
 
         let renewed = client_with(&cache, "renewed");
-        let answering = cache.watch(&renewed, identity, &served, &target);
+        let answering = cache.watch(&renewed, identity, &served, &target, Scope::Weavers);
         assert!(Arc::ptr_eq(&answering, &old), "the old watch answers while the new one lists");
-        let again = cache.watch(&renewed, identity, &served, &target);
+        let again = cache.watch(&renewed, identity, &served, &target, Scope::Weavers);
         assert!(Arc::ptr_eq(&again, &old), "one new watch, not one a read");
-        let next = cache.inner.watches.lock().unwrap()[&(identity.to_string(), target.clone())].next.clone().unwrap();
+        let key = (identity.to_string(), target.clone(), Scope::Weavers);
+        let next = cache.inner.watches.lock().unwrap()[&key].next.clone().unwrap();
         assert!(!Arc::ptr_eq(&next, &old));
 
         next.state.send_replace(State::Synced(0));
-        let answering = cache.watch(&renewed, identity, &served, &target);
+        let answering = cache.watch(&renewed, identity, &served, &target, Scope::Weavers);
         assert!(Arc::ptr_eq(&answering, &next), "the new watch answers once it has listed");
         assert_eq!(cache.watches(), 1);
 
         // A token the server refuses (expired) hands over at once.
         let third = client_with(&cache, "third");
         next.state.send_replace(State::Refused);
-        let answering = cache.watch(&third, identity, &served, &target);
+        let answering = cache.watch(&third, identity, &served, &target, Scope::Weavers);
         assert!(!Arc::ptr_eq(&answering, &next), "a refused watch does not answer");
         assert_eq!(*answering.state.borrow(), State::Starting);
     }

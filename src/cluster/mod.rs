@@ -318,7 +318,7 @@ impl Cluster {
 
     /// `target`'s objects that `label_selector` selects, from a watch when this cluster has
     /// one for it (see `live`); None when they must be LISTed.
-    async fn watched(
+    pub(super) async fn watched(
         &self,
         target: &ListTarget,
         label_selector: &str,
@@ -352,7 +352,18 @@ impl Cluster {
         label_selector: Option<&str>,
         concurrency: usize,
     ) -> Result<Vec<(ListTarget, Listed)>> {
-        self.list_each_as::<Value>(targets, label_selector, concurrency).await
+        let mut lists = Vec::new();
+        let mut to_list = BTreeSet::new();
+        for target in targets {
+            match self.watched(target, label_selector.unwrap_or_default(), ManagedFields::Parsed).await {
+                Some(items) => lists.push((target.clone(), Listed { items, metadata: Default::default() })),
+                None => drop(to_list.insert(target.clone())),
+            }
+        }
+        if !to_list.is_empty() {
+            lists.extend(self.list_each_as::<Value>(&to_list, label_selector, concurrency).await?);
+        }
+        Ok(lists)
     }
 
     /// [`Cluster::list_each`], each item read as `I`.

@@ -308,12 +308,12 @@ impl SharedServers {
         })
     }
 
-    /// These servers, with LISTs of weaver's objects answered from watches (see `live`),
-    /// started by the first such LIST and kept while read, on this share's runtime: for a
-    /// reader that reads the same objects again and again (`weaver ui`'s page views), each as
-    /// the context it connects as.
+    /// These servers, with LISTs answered from watches (see `live`; every object of a
+    /// resource and namespace listed, weaver's or not), started by the first such LIST and kept
+    /// while read, on this share's runtime: for a reader that reads the same objects again and
+    /// again (`weaver ui`'s page views), each as the context it connects as.
     pub fn watching(self) -> SharedServers {
-        let live = super::LiveCache::running_on(Some(self.io.handle().clone()));
+        let live = super::LiveCache::running_on(Some(self.io.handle().clone()), super::live::Scope::All);
         SharedServers { live: Some(live), ..self }
     }
 

@@ -405,9 +405,14 @@ fn drift_is_noticed_from_the_watch_and_intervals_list_nothing() {
     cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
     let live = until_drifted(&cluster, &sync, "the drift reported from the watch");
     assert_eq!(live["status"]["drift"]["summary"], "1 drifted");
-    let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
-    let told = events.iter().any(|e| e["regarding"]["name"] == "shop" && e["reason"] == "DriftDetected");
-    assert!(told, "no Event tells of the drift: {events:?}");
+    // Recorded after the status is written.
+    eventually("an Event telling of the drift", || {
+        let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
+        match events.iter().any(|e| e["regarding"]["name"] == "shop" && e["reason"] == "DriftDetected") {
+            true => Ok(()),
+            false => Err(format!("{events:?}")),
+        }
+    });
 
     cluster.merge_patch(&sync, &json!({"spec": {"correctDrift": true}}), MANAGER);
     eventually("the drift corrected", || match config_map(&cluster, &namespace, "app") {

@@ -67,6 +67,7 @@ impl Controller {
             metrics: Default::default(),
             live: Default::default(),
             record_key,
+            lock_lease: weaver::cluster::DEFAULT_LEASE_DURATION,
         };
         let settings = weaver::controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
@@ -1222,6 +1223,9 @@ impl Replica {
             .args(["operator", "run", "--controllers", "environmentsync", "--leader-elect"])
             .args(["--leader-election-namespace", lease_namespace, "--metrics-addr", "127.0.0.1:0"])
             .args(["-l", &format!("weaver-test={}", cluster.prefix)])
+            // The defaults' ratio (a lock outliving the leader Lease), a third of their length:
+            // what follows a kill is waited out in seconds.
+            .args(["--leader-election-lease-duration", "5s", "--lock-lease-duration", "10s"])
             .args(budget)
             .arg("--cache-dir")
             .arg(cache.path())
@@ -1319,7 +1323,7 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     };
 
     // The leader applies at 20 requests a second, so its apply (20 s) outlasts the wait for a
-    // tenth of the objects and the next renewal of the lock (every 10 s) that the kill waits
+    // tenth of the objects and the next renewal of the lock (every 3.3 s) that the kill waits
     // for; without a budget, on a server with API Priority and Fairness, it could end first.
     // The second replica applies the rest with the operator's default budget.
     let mut first = Replica::start(&cluster, &leases, "replica-a", &["--kube-api-qps", "20", "--kube-api-burst", "20"]);
@@ -1354,11 +1358,15 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     let message = applying.reconciling.as_ref().map(|r| r.1.clone()).unwrap_or_default();
     assert!(message.contains(&format!("applying revision {short} to environment `dev`")), "{applying:?}");
     // Killed right after it renewed the environment's lock: the lock then outlives the leader
-    // Lease (30 s against 15 s), so the new leader finds it held, as after most kills.
+    // Lease (10 s against 5 s), so the new leader finds it held, as after most kills.
     let lock = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                       "metadata": {"name": "weaver-lock-dev", "namespace": namespace}});
     let renewed = |cluster: &TestCluster| get(cluster, &lock)["spec"]["renewTime"].clone();
     let before = renewed(&cluster);
+    // The flags' durations are the Leases' own.
+    assert_eq!(get(&cluster, &lock)["spec"]["leaseDurationSeconds"], 10);
+    let leader = cluster.list("coordination.k8s.io/v1", "Lease", "leases", &leases);
+    assert!(!leader.is_empty() && leader.iter().all(|l| l["spec"]["leaseDurationSeconds"] == 5), "{leader:?}");
     while renewed(&cluster) == before {
         std::thread::sleep(Duration::from_millis(50));
     }

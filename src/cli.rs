@@ -379,6 +379,15 @@ pub struct OperatorRunArgs {
     /// Where the leader Lease lives [default: $POD_NAMESPACE]
     #[arg(long, value_name = "NAMESPACE", requires = "leader_elect")]
     pub leader_election_namespace: Option<String>,
+    /// How long the leader Lease stays held by a replica that stopped renewing it (killed, cut
+    /// off from the API server): another replica leads after this
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = lease_duration, requires = "leader_elect")]
+    pub leader_election_lease_duration: std::time::Duration,
+    /// How long an environment's lock stays held by a replica that stopped renewing it: the next
+    /// apply of that environment (another replica's, the CLI's) waits this long after the last
+    /// renewal
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = lease_duration)]
+    pub lock_lease_duration: std::time::Duration,
     /// Where to serve /healthz, /readyz and /metrics
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
@@ -442,6 +451,14 @@ fn shard_name(text: &str) -> Result<String, String> {
             Err("expected a DNS label of at most 40 characters (lower-case letters, digits and -), such as a or eu-1"
                 .into())
         }
+    }
+}
+
+/// A Lease's duration: whole seconds on the server, so at least one.
+fn lease_duration(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        duration if duration.as_secs() >= 1 => Ok(duration),
+        _ => Err(format!("`{text}` is shorter than a second: a Lease counts whole seconds")),
     }
 }
 
@@ -1060,6 +1077,17 @@ mod tests {
         for bad in ["", "30", "5x", "s", "1m30", "abc"] {
             assert!(parse_duration(bad).unwrap_err().contains("is not a duration"), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_lease_lasts_a_second_or_more() {
+        assert_eq!(lease_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(lease_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            lease_duration("999ms").unwrap_err(),
+            "`999ms` is shorter than a second: a Lease counts whole seconds"
+        );
+        assert!(lease_duration("0s").unwrap_err().contains("is zero"));
     }
 
     proptest! {

@@ -377,16 +377,23 @@ fn normalise(text: &str, cx: Option<&Context>) -> String {
         text = text.replace(&cx.home.path().display().to_string(), "~");
         text = text.replace(&cx.repo.path().display().to_string(), ".");
     }
-    let rules = [
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
-        (r"\b[0-9a-f]{40}\b", "[COMMIT]"),
-        (r"\b(commit|on commit) [0-9a-f]{8,12}\b", "$1 [COMMIT]"),
-        (r"(?m)^(\d+ +\w+ +\[TIME\] +\S+ +\S+ +)[0-9a-f]{12}\b", "$1[COMMIT]"),
-        (r"(https?)://127\.0\.0\.1:\d+", "$1://127.0.0.1:PORT"),
-        (r"\(\d+(\.\d+)?(µs|ms|s)\)", "([DURATION])"),
-    ];
-    for (pattern, replacement) in rules {
-        text = Regex::new(pattern).unwrap().replace_all(&text, replacement).into_owned();
+    // Compiled once: this runs for every line of every example, and compiling the patterns
+    // each time was half the test's CPU in a debug build.
+    static RULES: std::sync::LazyLock<Vec<(Regex, &str)>> = std::sync::LazyLock::new(|| {
+        [
+            (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+            (r"\b[0-9a-f]{40}\b", "[COMMIT]"),
+            (r"\b(commit|on commit) [0-9a-f]{8,12}\b", "$1 [COMMIT]"),
+            (r"(?m)^(\d+ +\w+ +\[TIME\] +\S+ +\S+ +)[0-9a-f]{12}\b", "$1[COMMIT]"),
+            (r"(https?)://127\.0\.0\.1:\d+", "$1://127.0.0.1:PORT"),
+            (r"\(\d+(\.\d+)?(µs|ms|s)\)", "([DURATION])"),
+        ]
+        .into_iter()
+        .map(|(pattern, replacement)| (Regex::new(pattern).unwrap(), replacement))
+        .collect()
+    });
+    for (pattern, replacement) in RULES.iter() {
+        text = pattern.replace_all(&text, *replacement).into_owned();
     }
     text
 }

@@ -67,6 +67,7 @@ impl Controller {
             metrics: Default::default(),
             live: Default::default(),
             record_key,
+            lock_lease: weaver::cluster::DEFAULT_LEASE_DURATION,
         };
         let settings = weaver::controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
@@ -405,9 +406,14 @@ fn drift_is_noticed_from_the_watch_and_intervals_list_nothing() {
     cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
     let live = until_drifted(&cluster, &sync, "the drift reported from the watch");
     assert_eq!(live["status"]["drift"]["summary"], "1 drifted");
-    let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
-    let told = events.iter().any(|e| e["regarding"]["name"] == "shop" && e["reason"] == "DriftDetected");
-    assert!(told, "no Event tells of the drift: {events:?}");
+    // Recorded after the status is written.
+    eventually("an Event telling of the drift", || {
+        let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
+        match events.iter().any(|e| e["regarding"]["name"] == "shop" && e["reason"] == "DriftDetected") {
+            true => Ok(()),
+            false => Err(format!("{events:?}")),
+        }
+    });
 
     cluster.merge_patch(&sync, &json!({"spec": {"correctDrift": true}}), MANAGER);
     eventually("the drift corrected", || match config_map(&cluster, &namespace, "app") {
@@ -1209,16 +1215,18 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(cluster: &TestCluster, lease_namespace: &str, name: &'static str) -> Replica {
+    /// `budget`: its `--kube-api-qps` and `--kube-api-burst` flags, if any.
+    fn start(cluster: &TestCluster, lease_namespace: &str, name: &'static str, budget: &[&str]) -> Replica {
         let log = tempfile::NamedTempFile::new().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let child = std::process::Command::new(common::WEAVER)
             .args(["operator", "run", "--controllers", "environmentsync", "--leader-elect"])
             .args(["--leader-election-namespace", lease_namespace, "--metrics-addr", "127.0.0.1:0"])
             .args(["-l", &format!("weaver-test={}", cluster.prefix)])
-            // A budget of requests, as without one on a server with API Priority and Fairness
-            // an apply of thousands of objects may end before a kill meant to land mid-apply.
-            .args(["--kube-api-qps", "50", "--kube-api-burst", "300"])
+            // The defaults' ratio (a lock outliving the leader Lease), a third of their length:
+            // what follows a kill is waited out in seconds.
+            .args(["--leader-election-lease-duration", "5s", "--lock-lease-duration", "10s"])
+            .args(budget)
             .arg("--cache-dir")
             .arg(cache.path())
             .arg("--kubeconfig")
@@ -1280,7 +1288,7 @@ fn seen(live: &Value, at: Duration) -> Seen {
     }
 }
 
-/// The controller SIGKILLed in the middle of an apply of 3,000 objects, a second replica taking
+/// The controller SIGKILLed in the middle of an apply of 400 objects, a second replica taking
 /// over: it leads once the leader Lease expires, waits for the environment's lock (its holder,
 /// the killed replica, named in the status) until that Lease expires too, and finishes the
 /// apply. Nothing is lost, and the status never says Ready before the apply is done.
@@ -1289,8 +1297,8 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     if !http_or_skip() {
         return;
     }
-    const RELEASES: usize = 6;
-    const PER_RELEASE: usize = 500;
+    const RELEASES: usize = 4;
+    const PER_RELEASE: usize = 100;
     const OBJECTS: usize = RELEASES * PER_RELEASE;
     let cluster = TestCluster::start();
     let namespace = tenant(&cluster);
@@ -1308,15 +1316,19 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
         "environments/dev.yaml",
         &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n{releases}"),
     );
-    let commit = source.commit("3,000 ConfigMaps");
+    let commit = source.commit("400 ConfigMaps");
     let ours = |cluster: &TestCluster| {
         let listed = cluster.list("v1", "ConfigMap", "configmaps", &namespace);
         listed.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("part-"))).count()
     };
 
-    let mut first = Replica::start(&cluster, &leases, "replica-a");
+    // The leader applies at 20 requests a second, so its apply (20 s) outlasts the wait for a
+    // tenth of the objects and the next renewal of the lock (every 3.3 s) that the kill waits
+    // for; without a budget, on a server with API Priority and Fairness, it could end first.
+    // The second replica applies the rest with the operator's default budget.
+    let mut first = Replica::start(&cluster, &leases, "replica-a", &["--kube-api-qps", "20", "--kube-api-burst", "20"]);
     first.until_logged("leading: reconciling");
-    let second = Replica::start(&cluster, &leases, "replica-b");
+    let second = Replica::start(&cluster, &leases, "replica-b", &[]);
     second.until_logged("following: another replica leads");
     let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1h"})));
     cluster.create(&sync);
@@ -1346,11 +1358,15 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     let message = applying.reconciling.as_ref().map(|r| r.1.clone()).unwrap_or_default();
     assert!(message.contains(&format!("applying revision {short} to environment `dev`")), "{applying:?}");
     // Killed right after it renewed the environment's lock: the lock then outlives the leader
-    // Lease (30 s against 15 s), so the new leader finds it held, as after most kills.
+    // Lease (10 s against 5 s), so the new leader finds it held, as after most kills.
     let lock = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                       "metadata": {"name": "weaver-lock-dev", "namespace": namespace}});
     let renewed = |cluster: &TestCluster| get(cluster, &lock)["spec"]["renewTime"].clone();
     let before = renewed(&cluster);
+    // The flags' durations are the Leases' own.
+    assert_eq!(get(&cluster, &lock)["spec"]["leaseDurationSeconds"], 10);
+    let leader = cluster.list("coordination.k8s.io/v1", "Lease", "leases", &leases);
+    assert!(!leader.is_empty() && leader.iter().all(|l| l["spec"]["leaseDurationSeconds"] == 5), "{leader:?}");
     while renewed(&cluster) == before {
         std::thread::sleep(Duration::from_millis(50));
     }

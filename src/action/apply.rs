@@ -37,6 +37,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// How long to wait for another apply of the environment to finish.
     pub lock_timeout: Duration,
+    /// How long the environment's lock stays held without renewal: after an applier that
+    /// stopped (killed), the next one waits this long.
+    pub lock_lease: Duration,
     /// Who applies, when not this process (`alice@build-7 pid 4242`): the EnvironmentSync that
     /// does. Named as the lock's holder, and recorded in each revision.
     pub applier: Option<String>,
@@ -297,6 +300,7 @@ pub(super) async fn execute(
         true => None,
         false => {
             let mut lock_options = LockOptions::new(env, settings.lock_timeout);
+            lock_options.lease_duration = settings.lock_lease;
             if let Some(applier) = &settings.applier {
                 lock_options.holder = applier.clone();
             }

@@ -109,6 +109,7 @@ fn correct(ui: &Ui, args: &DriftArgs, drift: DriftOptions) -> Result<ExitCode> {
         prune: false,
         concurrency: args.concurrency,
         lock_timeout: args.lock_timeout,
+        lock_lease: crate::cluster::DEFAULT_LEASE_DURATION,
         plan_check: None,
         applier: None,
         // What another environment took since is its own now: a correction never takes it back.

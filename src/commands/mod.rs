@@ -266,6 +266,7 @@ pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
         prune: !flags.no_prune,
         concurrency: flags.concurrency,
         lock_timeout: flags.lock_timeout,
+        lock_lease: crate::cluster::DEFAULT_LEASE_DURATION,
         plan_check: None,
         applier: None,
         take_ownership: false,

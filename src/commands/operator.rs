@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use std::time::Duration;
-
 use crate::cli::{ControllerKind, GlobalArgs, LogFormat, OperatorCommand, OperatorRunArgs};
 use crate::controllers::election::Role;
 
@@ -12,8 +10,6 @@ use crate::controllers::election::Role;
 const LEASE_NAME: &str = crate::controllers::configmapsync::controller::CONTROLLER_NAME;
 /// The label that puts an object in a shard (`--shard`), as Flux's `sharding.fluxcd.io/key`.
 const SHARD_LABEL: &str = "weaver.example.com/shard";
-/// As client-go's leader election: a leader that stops renewing is replaced after 15 s.
-const LEASE_DURATION: Duration = Duration::from_secs(15);
 
 pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> crate::Result<ExitCode> {
     match command {
@@ -170,7 +166,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
                             "give --leader-election-namespace NAMESPACE, or set POD_NAMESPACE (the chart does)",
                         )
                     })?;
-                let lease = crate::cluster::LockOptions::leadership(&namespace, &lease_name, LEASE_DURATION);
+                let lease = crate::cluster::LockOptions::leadership(&namespace, &lease_name, args.leader_election_lease_duration);
                 Some((cluster, lease))
             }
         };
@@ -232,6 +228,7 @@ fn gitops_shared(
         cross_namespace_refs: args.allow_cross_namespace_refs,
         metrics: telemetry.environmentsync.clone(),
         live: crate::cluster::LiveCache::default(),
+        lock_lease: args.lock_lease_duration,
         // Read once: a key mounted from a Secret is replaced by restarting the pod.
         record_key: crate::secrets::record_key::RecordKey::from_environment()?,
     })

@@ -65,6 +65,8 @@ pub struct Shared {
     pub live: crate::cluster::LiveCache,
     /// The key release records are checked with by auto-promotions (`WEAVER_RECORD_KEY_FILE`).
     pub record_key: Option<RecordKey>,
+    /// How long an environment's lock stays held without renewal (`--lock-lease-duration`).
+    pub lock_lease: Duration,
 }
 
 /// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
@@ -192,6 +194,7 @@ pub async fn reconcile(
         pulls,
         working,
         record_key,
+        lock_lease: shared.lock_lease,
     };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
@@ -333,6 +336,8 @@ struct Run<'a> {
     working: &'a (dyn Fn(Working) + Sync),
     /// What promotions check the source's records with.
     record_key: Option<RecordKey>,
+    /// How long the environment's lock stays held without renewal.
+    lock_lease: Duration,
 }
 
 impl Run<'_> {
@@ -386,6 +391,7 @@ impl Run<'_> {
             prune: self.spec.prune,
             concurrency: CONCURRENCY,
             lock_timeout: LOCK_TIMEOUT,
+            lock_lease: self.lock_lease,
             applier: Some(self.applier.clone()),
             plan_check: None,
         }

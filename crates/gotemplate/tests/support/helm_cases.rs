@@ -113,7 +113,11 @@ pub fn render_with(
     register: fn(&mut Templates),
     state: &mut (dyn Any + Send),
 ) -> Result<String, String> {
-    let mut set = templates_with(mode, register);
+    render_in(templates_with(mode, register), mode, case, state)
+}
+
+/// Renders a case as [`render_with`] does, in `set`: one [`templates_with`] made, or a copy of one.
+pub fn render_in(mut set: Templates, mode: Mode, case: &Case, state: &mut (dyn Any + Send)) -> Result<String, String> {
     set.parse(CASE_TEMPLATE, &case.template).map_err(|e| e.to_string())?;
     let values = Value::from_json(&case.values, Numbers::Float64);
     let data = Value::Map(Map::from_iter([("Values".to_string(), values)]));

@@ -118,9 +118,11 @@ fn judge(
     records: &HashMap<String, Record>,
     by_key: &HashMap<ObjectKey, &Value>,
 ) -> Report {
+    use rayon::prelude::*;
+    // Each release's objects compared on a thread of the pool: thousands of objects on a page.
     let releases = selected
         .releases()
-        .iter()
+        .par_iter()
         .map(|release| {
             let record = records.get(&release.name);
             compare_release(release, record, by_key, |manifest| place(cluster, manifest, release))

@@ -406,7 +406,8 @@ pub fn normalize(mut object: Value) -> Value {
     object
 }
 
-fn sort_keys(value: &mut Value) {
+/// Every map of `value`, at any depth, in key order.
+pub fn sort_keys(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.sort_keys();

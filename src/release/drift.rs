@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diff::ignore::{respect, rules_for};
-use crate::diff::{ChangeOp, FieldSet, as_stored, element_path, field_path, is_secret, normalize, set_element_path};
+use crate::diff::{
+    ChangeOp, FieldSet, as_stored, element_path, field_path, is_secret, normalize, set_element_path, sort_keys,
+};
 use crate::manifest::{MANAGER, ObjectKey};
 use crate::patch::merge_keys::{self, ListStrategy};
 use crate::project::Release;
@@ -333,7 +335,9 @@ fn withhold_value(change: &mut FieldDrift) {
 pub fn object_drift(recorded: &Value, live: &Value) -> Vec<FieldDrift> {
     let recorded = normalize(as_stored(recorded.clone()));
     let owned = FieldSet::applied_by(live, MANAGER);
-    let live = normalize(live.clone());
+    // The walk reads only the recorded fields, which normalizing left out of the recorded side
+    // as it would have of the live one (status, the server's metadata): the live object is read
+    // as it is, not copied, and only the values reported are put in key order.
     let walker = Walker {
         api_version: recorded.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
         kind: recorded.get("kind").and_then(Value::as_str).unwrap_or_default(),
@@ -343,7 +347,12 @@ pub fn object_drift(recorded: &Value, live: &Value) -> Vec<FieldDrift> {
         None => Owned::Unknown,
     };
     let mut out = Vec::new();
-    walker.walk(&recorded, &live, owned, &mut Vec::new(), "", &mut out);
+    walker.walk(&recorded, live, owned, &mut Vec::new(), "", &mut out);
+    for change in &mut out {
+        if let Some(live) = &mut change.live {
+            sort_keys(live);
+        }
+    }
     if is_secret(&recorded) {
         out.iter_mut().filter(|c| is_secret_value(&c.path)).for_each(withhold_value);
     }

@@ -7,6 +7,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use super::drift::{DriftOptions, by_key, place, recorded_live, unlisted};
 use super::plan::Observed;
 use super::render::{IfEmpty, select};
@@ -124,8 +126,9 @@ async fn judged(
     let observed_objects = observed.map_or(&[][..], |o| &o.live.objects[..]);
     let by_key = by_key(observed_objects.iter().chain(&listed), &releases);
     let owned = owned_by(&others);
+    // Each release judged on the thread pool: thousands of objects on a page.
     let releases = releases
-        .iter()
+        .par_iter()
         .map(|release| {
             let record = records.get(&release.name);
             release_health(

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -353,36 +354,22 @@ pub fn plan_adopting(
 ) -> Result<Plan> {
     let live_by_key: HashMap<ObjectKeyRef, &Value> =
         live.iter().filter(|o| !record::is_record(o)).map(|o| (ObjectKeyRef::of(o), o)).collect();
+    // Each release's rendered objects planned on the thread pool: most of a large plan's cost,
+    // and no release's depends on another's.
+    let rendered: Vec<Result<Vec<(ObjectKeyRef, ObjectPlan)>>> = releases
+        .par_iter()
+        .map(|release| plan_rendered(release, records.get(&release.name), &live_by_key, helm.get(&release.name)))
+        .collect();
     let mut plan = Plan::default();
     // Every object and hook the releases render, once some release has something to delete.
     let mut rendered_anywhere: Option<HashSet<ObjectKeyRef>> = None;
-    for release in releases {
+    for (release, rendered) in releases.iter().zip(rendered) {
         let record = records.get(&release.name);
-        // Records hold objects as stored (see `apply::records`).
-        let last_applied: HashMap<ObjectKeyRef, &Value> =
-            record.map(|r| r.manifests.iter().map(|m| (ObjectKeyRef::of(m), m)).collect()).unwrap_or_default();
         let mut desired_keys = HashSet::new();
         let release_start = plan.objects.len();
         let helm = helm.get(&release.name);
         let adopting = helm.filter(|_| record.is_none());
-        for manifest in &release.manifests {
-            let desired = as_stored(manifest.object.clone());
-            let key = ObjectKeyRef::of(&manifest.object);
-            if let Some((what, keys)) = key_problem(&desired, kind_of(&desired)) {
-                let key = ObjectKey::from(key);
-                let error =
-                    Error::at(Location::file(&manifest.source), format!("{key} (release {}): {what}", release.name));
-                return Err(error.with_help(format!(
-                    "server-side apply tells the elements of this list apart by {keys}: each needs one, and a different one"
-                )));
-            }
-            let live = live_by_key.get(&key).copied();
-            let adopt = adopting.zip(live).is_some_and(|(helm, live)| installed_by(live, helm));
-            let rules = rules_for(&release.ignore_differences, key);
-            let owner = live.and_then(|live| Owner::other_than(&desired, live));
-            let mut planned =
-                plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied(), adopt, &rules);
-            planned.owner = owner;
+        for (key, planned) in rendered? {
             plan.objects.push(planned);
             desired_keys.insert(key);
         }
@@ -452,6 +439,42 @@ pub fn plan_adopting(
         plan.hooks.extend(plan_hooks(&release.name, &hooks, changes.then_some(lifecycle)));
     }
     Ok(plan)
+}
+
+/// The objects `release` renders, planned against `live` and its `record`, with their keys;
+/// adopted from `helm` when the release has no record yet and Helm installed them.
+fn plan_rendered<'a>(
+    release: &'a RenderedRelease,
+    record: Option<&Record>,
+    live_by_key: &HashMap<ObjectKeyRef, &Value>,
+    helm: Option<&HelmRelease>,
+) -> Result<Vec<(ObjectKeyRef<'a>, ObjectPlan)>> {
+    // Records hold objects as stored (see `apply::records`).
+    let last_applied: HashMap<ObjectKeyRef, &Value> =
+        record.map(|r| r.manifests.iter().map(|m| (ObjectKeyRef::of(m), m)).collect()).unwrap_or_default();
+    let adopting = helm.filter(|_| record.is_none());
+    let mut planned = Vec::with_capacity(release.manifests.len());
+    for manifest in &release.manifests {
+        let desired = as_stored(manifest.object.clone());
+        let key = ObjectKeyRef::of(&manifest.object);
+        if let Some((what, keys)) = key_problem(&desired, kind_of(&desired)) {
+            let key = ObjectKey::from(key);
+            let error =
+                Error::at(Location::file(&manifest.source), format!("{key} (release {}): {what}", release.name));
+            return Err(error.with_help(format!(
+                "server-side apply tells the elements of this list apart by {keys}: each needs one, and a different one"
+            )));
+        }
+        let live = live_by_key.get(&key).copied();
+        let adopt = adopting.zip(live).is_some_and(|(helm, live)| installed_by(live, helm));
+        let rules = rules_for(&release.ignore_differences, key);
+        let owner = live.and_then(|live| Owner::other_than(&desired, live));
+        let mut object =
+            plan_object(&release.name, Some(desired), live, last_applied.get(&key).copied(), adopt, &rules);
+        object.owner = owner;
+        planned.push((key, object));
+    }
+    Ok(planned)
 }
 
 /// The hooks of one release: those `lifecycle` runs, in the order it runs them (before the

@@ -147,6 +147,13 @@ impl std::fmt::Debug for LiveCache {
 }
 
 impl LiveCache {
+    /// A cache of weaver's objects whose watches and clients live on the runtime this is called
+    /// on (the controller's), whichever runtime reads through it later: a page view's, which
+    /// ends with the view, would take a watch or a client's connections with it.
+    pub fn on_current_runtime() -> LiveCache {
+        LiveCache::running_on(Some(tokio::runtime::Handle::current()), Scope::Weavers)
+    }
+
     /// A cache of the LISTs `scope` says, whose watches run on `runtime` (None: on the runtime
     /// of the read that starts each), for readers whose runtimes end before the watches should.
     pub(super) fn running_on(runtime: Option<tokio::runtime::Handle>, scope: Scope) -> LiveCache {
@@ -221,9 +228,22 @@ impl LiveCache {
         {
             return Ok(client.clone());
         }
-        let client = match rate {
-            Some(rate) => rate.client(config)?,
-            None => kube::Client::try_from(config)?,
+        let client = match &self.inner.runtime {
+            Some(runtime) => {
+                // kube's client starts a task in front of its service: on the cache's runtime,
+                // and so is each request (its connection), as for `SharedServers`.
+                let _on_cache = runtime.enter();
+                let builder = kube::client::ClientBuilder::try_from(config)?;
+                let on_cache = super::rate_limit::OnRuntime { runtime: runtime.clone() };
+                match rate {
+                    Some(rate) => builder.with_layer(rate).with_layer(&on_cache).build(),
+                    None => builder.with_layer(&on_cache).build(),
+                }
+            }
+            None => match rate {
+                Some(rate) => rate.client(config)?,
+                None => kube::Client::try_from(config)?,
+            },
         };
         clients.insert(identity.to_string(), (token, client.clone()));
         Ok(client)
@@ -718,6 +738,24 @@ mod tests {
         let mut config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
         config.auth_info.token = Some(token.to_string().into());
         cache.client("ServiceAccount ns/deployer", config, None).unwrap()
+    }
+
+    /// A watch (and its client) first asked for on a runtime that ends (a page view's) runs on
+    /// the cache's runtime, and outlives it.
+    #[test]
+    fn a_watch_started_from_a_runtime_that_ends_runs_on_the_caches() {
+        let caches = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let cache = caches.block_on(async { LiveCache::on_current_runtime() });
+        let served =
+            ServedKind { resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()), namespaced: true };
+        let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("ns".into()) };
+        let watch = crate::action::block_on(async {
+            let client = client_with(&cache, "token");
+            cache.watch(&client, "ServiceAccount ns/deployer", &served, &target, Scope::Weavers)
+        });
+        // The view's runtime is gone: the watch's task is not.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!watch.task.get().unwrap().is_finished(), "the watch ended with the runtime that started it");
     }
 
     #[tokio::test]

@@ -189,7 +189,7 @@ impl Drop for IoRuntime {
 /// task that drives it) is opened there, whichever runtime the caller runs on.
 #[derive(Clone)]
 pub(super) struct OnRuntime {
-    runtime: tokio::runtime::Handle,
+    pub(super) runtime: tokio::runtime::Handle,
 }
 
 impl<S> tower::Layer<S> for OnRuntime {

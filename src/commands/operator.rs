@@ -227,7 +227,8 @@ fn gitops_shared(
         default_account: args.default_service_account.clone(),
         cross_namespace_refs: args.allow_cross_namespace_refs,
         metrics: telemetry.environmentsync.clone(),
-        live: crate::cluster::LiveCache::default(),
+        // On this runtime: the UI's page views read through it from runtimes of their own.
+        live: crate::cluster::LiveCache::on_current_runtime(),
         lock_lease: args.lock_lease_duration,
         // Read once: a key mounted from a Secret is replaced by restarting the pod.
         record_key: crate::secrets::record_key::RecordKey::from_environment()?,

@@ -103,10 +103,19 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
         // A page view is no run of `weaver drift`: nobody is notified.
         notify: false,
     };
-    let (status, drift) = futures::join!(
-        status_in_detail(&observe, observed.as_ref(), cx.on),
-        drift_observed(&observe, observed.as_ref(), cx)
-    );
+    // Judged at once on two threads, each on a runtime of its own (their reads go through the
+    // shared connections and watches): most of what they do is work for the CPU.
+    let observed = observed.as_ref();
+    let (status, drift) = std::thread::scope(|scope| {
+        let status = scope.spawn(|| crate::action::block_on(status_in_detail(&observe, observed, cx.on)));
+        let drift = scope.spawn(|| crate::action::block_on(drift_observed(&observe, observed, cx)));
+        (joined(status), joined(drift))
+    });
     (cx.on)(Progress::Phase("the environment page's reads", started.elapsed()));
     Ok(EnvironmentView { cluster, status, planned, drift })
+}
+
+/// What a scoped thread returned; its panic goes on in this thread.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread.join().unwrap_or_else(|panicked| std::panic::resume_unwind(panicked))
 }

@@ -701,7 +701,7 @@ fn an_environment_page_reads_its_objects_from_watches_and_renders_again_only_aft
     assert!(!first.body.contains("role=\"alert\""), "every part of the page was read: {}", first.body);
     assert!(first.body.contains("id=\"no-drift\""), "{}", first.body);
     eventually("the first view's phases are logged", || (loads() == 1).then_some(()).ok_or_else(|| served.said()));
-    if fake.is_some() {
+    if let Some(fake) = fake {
         // The first view LISTs each resource once (status, plan and drift each listed before
         // they shared one observation), to watch it from there.
         for resource in ["configmaps", "services", "deployments", "secrets", "events", "replicasets", "pods"] {
@@ -709,7 +709,7 @@ fn an_environment_page_reads_its_objects_from_watches_and_renders_again_only_aft
             let listed = queries.iter().filter(|q| !q.contains("watch=true")).count();
             assert_eq!(listed, 1, "{resource}: {queries:#?}");
         }
-        fake.unwrap().clear_requests();
+        fake.clear_requests();
     }
 
     assert_eq!(served.get("/environments/dev", None).status, 200);

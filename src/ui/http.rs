@@ -279,7 +279,7 @@ impl Server {
         listing: bool,
     ) -> Result<EnvSource> {
         let sync = self.read_sync(ns, name).await?;
-        let applies = sync.status.as_ref().is_some_and(|s| s.environments.iter().any(|e| e.name == env));
+        let applies = applies_environment(&sync, env);
         let Some(shared) = auth.gitops.as_ref().filter(|_| applies) else {
             return Err(Error::new(format!("EnvironmentSync {ns}/{name} applies no environment {env}")).as_not_found());
         };
@@ -334,7 +334,7 @@ impl Server {
             let key = (ns.to_string(), name.to_string(), env.to_string());
             known.get(&key).filter(|read| Some(&read.commit) == commit.as_ref()).map(|read| read.namespaces.clone())
         };
-        let applies = sync.status.as_ref().is_some_and(|s| s.environments.iter().any(|e| e.name == env));
+        let applies = applies_environment(&sync, env);
         match known {
             Some(namespaces) if applies => may_list_where(auth, user, ns, name, env, &namespaces).await,
             _ => self.applied(auth, user, ns, name, env, true).await.map(drop),
@@ -1318,4 +1318,9 @@ where
     })
     .await
     .map_err(|err| Error::new(format!("a page's work stopped: {err}")))
+}
+
+/// Whether the EnvironmentSync's status names environment `env` among those it applies.
+fn applies_environment(sync: &crate::controllers::gitops::EnvironmentSync, env: &str) -> bool {
+    sync.status.as_ref().is_some_and(|s| s.environments.iter().any(|e| e.name == env))
 }

@@ -321,6 +321,22 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
         if chunks.len() != expected || chunks.keys().copied().ne(0..expected) {
             continue;
         }
+        // The same payloads decode to the same record: decoded once for a process that reads
+        // them again and again (`weaver ui`'s views, the controller's reconciles).
+        let digest = {
+            use sha2::Digest;
+            let mut digest = sha2::Sha256::new();
+            for payload in chunks.values() {
+                digest.update(payload.as_bytes());
+                digest.update([0]);
+            }
+            <[u8; 32]>::from(digest.finalize())
+        };
+        if let Some(mut record) = DECODED.get(&digest) {
+            record.status = status.unwrap_or(record.status);
+            records.push(record);
+            continue;
+        }
         let decode = || -> std::result::Result<Record, String> {
             let mut compressed = Vec::new();
             for payload in chunks.values() {
@@ -339,11 +355,50 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
                 secret_name(&release, revision, 0)
             ))
         })?;
+        DECODED.keep(digest, &record);
         record.status = status.unwrap_or(record.status);
         records.push(record);
     }
     records.sort_by_key(|r| (r.release.clone(), r.revision));
     Ok(records)
+}
+
+/// Records decoded in this process, by the SHA-256 of their payloads (what a Secret's owner
+/// cannot make collide), the least recently read half dropped when [`DECODED_KEPT`] are held.
+static DECODED: Decoded = Decoded(std::sync::Mutex::new(None));
+
+/// How many decoded records a process keeps: a few environments' thousand releases.
+const DECODED_KEPT: usize = 8192;
+
+struct Decoded(std::sync::Mutex<Option<DecodedRecords>>);
+
+struct DecodedRecords {
+    records: HashMap<[u8; 32], (Record, u64)>,
+    /// Counts reads, for which were read last.
+    reads: u64,
+}
+
+impl Decoded {
+    fn get(&self, digest: &[u8; 32]) -> Option<Record> {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let held = held.as_mut()?;
+        held.reads += 1;
+        let (record, read) = held.records.get_mut(digest)?;
+        *read = held.reads;
+        Some(record.clone())
+    }
+
+    fn keep(&self, digest: [u8; 32], record: &Record) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let held = held.get_or_insert_with(|| DecodedRecords { records: HashMap::new(), reads: 0 });
+        if held.records.len() >= DECODED_KEPT {
+            let mut reads: Vec<u64> = held.records.values().map(|(_, read)| *read).collect();
+            let (_, median, _) = reads.select_nth_unstable(DECODED_KEPT / 2);
+            let median = *median;
+            held.records.retain(|_, (_, read)| *read > median);
+        }
+        held.records.insert(digest, (record.clone(), held.reads));
+    }
 }
 
 /// Which revision of a release a reader wants.
@@ -539,6 +594,45 @@ mod tests {
         assert_eq!(secrets[0]["type"], RECORD_TYPE);
         assert_eq!(secrets[0]["metadata"]["labels"][LABEL_LOCK_NAMESPACE], "weaver-locks");
         assert_eq!(from_secrets(&secrets).unwrap(), vec![original]);
+    }
+
+    /// A record read again comes from what this process decoded, with the status its labels
+    /// say now (a deployed record superseded keeps its payload); the payload is what is matched.
+    #[test]
+    fn a_record_read_again_is_the_one_decoded_with_its_labels_status() {
+        let original = record(vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "reread"}})]);
+        let mut secrets = to_secrets(&original, "shop").unwrap();
+        assert_eq!(from_secrets(&secrets).unwrap(), vec![original.clone()]);
+        secrets[0]["metadata"]["labels"][LABEL_STATUS] = json!("superseded");
+        let again = from_secrets(&secrets).unwrap();
+        assert_eq!(again[0].status, Status::Superseded);
+        assert_eq!(Record { status: original.status, ..again[0].clone() }, original);
+        // Another payload is decoded, not matched to the first.
+        let mut other = original.clone();
+        other.manifests[0]["metadata"]["name"] = json!("other");
+        assert_eq!(from_secrets(&to_secrets(&other, "shop").unwrap()).unwrap(), vec![other]);
+    }
+
+    #[test]
+    fn decoded_records_kept_are_bounded_by_dropping_the_least_recently_read() {
+        let kept = Decoded(std::sync::Mutex::new(None));
+        let digest = |i: usize| {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            digest
+        };
+        let held = record(Vec::new());
+        for i in 0..DECODED_KEPT {
+            kept.keep(digest(i), &held);
+        }
+        // The first one read since: among the newest, kept.
+        assert!(kept.get(&digest(0)).is_some());
+        kept.keep(digest(DECODED_KEPT), &held);
+        let count = kept.0.lock().unwrap().as_ref().unwrap().records.len();
+        assert!(count <= DECODED_KEPT / 2 + 1, "{count} kept");
+        assert!(kept.get(&digest(0)).is_some(), "the one read last stays");
+        assert!(kept.get(&digest(DECODED_KEPT)).is_some(), "the one kept last stays");
+        assert!(kept.get(&digest(1)).is_none(), "one never read goes");
     }
 
     #[test]

@@ -66,22 +66,23 @@ pub struct Driven {
     answers: std::io::BufReader<std::fs::File>,
     session: String,
     sent: u64,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Driven {
     /// Chromium with a fresh profile, showing `url` once it has loaded. A Chromium that stops
-    /// as it starts (it does, now and then, on a loaded machine) is started once more.
+    /// as it starts is started once more, and what it said is shown. (The cause seen so far,
+    /// pipes given fds 3 and 4, is handled in `start`.)
     pub fn open(browser: &Path, url: &str) -> Driven {
         for attempt in 0..2 {
             let mut driven = Driven::start(browser);
             let target = match driven.try_send("Target.createTarget", serde_json::json!({"url": url})) {
                 Ok(target) => target,
                 Err(error) if attempt == 0 => {
-                    eprintln!("chromium stopped as it started ({error}): starting it again");
+                    eprintln!("chromium stopped as it started ({error}): starting it again; it said:\n{}", driven.said());
                     continue;
                 }
-                Err(error) => panic!("chromium stopped as it started, twice: {error}"),
+                Err(error) => panic!("chromium stopped as it started, twice: {error}; it said:\n{}", driven.said()),
             };
             let attached = driven
                 .send("Target.attachToTarget", serde_json::json!({"targetId": target["targetId"], "flatten": true}));
@@ -109,12 +110,22 @@ impl Driven {
             .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(std::fs::File::create(profile.path().join("stderr")).expect("chromium's stderr file"));
         let (read_end, write_end) = (to_chromium[0], from_chromium[1]);
-        // SAFETY: only dup2, which is async-signal-safe, runs between fork and exec.
+        // The pipes may have been given fds 3 or 4 themselves (a test process opens and closes
+        // descriptors on many threads): `dup2(3, 3)` would leave fd 3 close-on-exec, and
+        // `dup2(read_end, 3)` would close a write end still at 3. Moving both above 10 first
+        // (close-on-exec copies) makes each dup2 a real copy that clears close-on-exec.
+        // SAFETY: only fcntl and dup2, which are async-signal-safe, run between fork and exec.
         unsafe {
             command.pre_exec(move || {
-                if libc::dup2(read_end, 3) < 0 || libc::dup2(write_end, 4) < 0 {
+                let read_high = libc::fcntl(read_end, libc::F_DUPFD_CLOEXEC, 10);
+                let write_high = libc::fcntl(write_end, libc::F_DUPFD_CLOEXEC, 10);
+                if read_high < 0
+                    || write_high < 0
+                    || libc::dup2(read_high, 3) < 0
+                    || libc::dup2(write_high, 4) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -133,8 +144,14 @@ impl Driven {
             answers: std::io::BufReader::new(answers),
             session: String::new(),
             sent: 0,
-            _profile: profile,
+            profile,
         }
+    }
+
+    /// The end of what Chromium wrote to its stderr.
+    fn said(&self) -> String {
+        let said = std::fs::read(self.profile.path().join("stderr")).unwrap_or_default();
+        String::from_utf8_lossy(&said[said.len().saturating_sub(4000)..]).into_owned()
     }
 
     /// Sends a command (to the page, once attached) and waits for its result.

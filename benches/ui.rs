@@ -4,7 +4,9 @@
 //! the working tree, drift: the whole page), read over HTTP as a browser reads it. Reports the
 //! median of the page views with `weaver ui`'s own CPU per view, and on a real cluster the API
 //! server's CPU and, where the server shares this machine, the least a view can take (both
-//! processes' CPU spread over the cores).
+//! processes' CPU spread over the cores). Then the median of views each after one object was
+//! changed by someone else: what a change costs, where the views before judged again only the
+//! releases whose reads changed.
 //!
 //! Runs against the in-process fake, or against the current context of
 //! `WEAVER_BENCH_KUBECONFIG=FILE` (a scratch cluster: it creates namespace `ui-<pid>-00` and
@@ -27,6 +29,7 @@ fn main() {
     let prefix = format!("ui-{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     support::generate_fleet_in(dir.path(), 1, RELEASES, &prefix);
+    let namespace = format!("{prefix}-00");
     let repo = dir.path().to_str().unwrap();
     let apply = support::time_weaver(&["--repo", repo, "--kubeconfig", &kubeconfig, "apply", "--env", "env-00"], 1);
     println!("set up: the first apply of {} objects took {}", RELEASES * 3, support::ms(apply.times[0]));
@@ -97,6 +100,34 @@ fn main() {
         support::beside(cpu, &server),
         support::load_average()
     );
+    // Views after someone else changed one object (a different release's ConfigMap each
+    // time): the judgments of the releases whose reads did not change are kept from the view
+    // before, so these time what a change costs. The watch's delivery is waited for, untimed.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let configmaps =
+        support::api(&support::client(&runtime, &kubeconfig), "v1", "ConfigMap", "configmaps", Some(&namespace));
+    let cpu_before = ui.cpu();
+    let mut after_edit: Vec<Duration> = (0..RUNS)
+        .map(|run| {
+            let edited = format!("edited-by-hand-{run}");
+            let patch = kube::api::Patch::Merge(serde_json::json!({"data": {"LOG_LEVEL": edited}}));
+            let params = kube::api::PatchParams { field_manager: Some("bench-edit".into()), ..Default::default() };
+            runtime.block_on(configmaps.patch(&format!("svc-{:04}", run * 7), &params, &patch)).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let (took, page) = view();
+            assert!(page.contains(&edited), "the view after the edit shows it");
+            took
+        })
+        .collect();
+    let edit_cpu = (ui.cpu() - cpu_before) / RUNS as u32;
+    after_edit.sort();
+    println!(
+        "after one object changed elsewhere: median {} (min {}, max {}), weaver ui's CPU {} a view",
+        support::ms(after_edit[RUNS / 2]),
+        support::ms(after_edit[0]),
+        support::ms(after_edit[RUNS - 1]),
+        support::ms(edit_cpu)
+    );
     // The log's lines for a view end with the whole view's; the phases of status, plan and
     // drift overlap.
     std::thread::sleep(Duration::from_millis(200));
@@ -108,7 +139,7 @@ fn main() {
         println!("the last view's phases: {}", phases.join("; "));
     }
     drop(ui);
-    support::delete_namespace(&kubeconfig, &format!("{prefix}-00"));
+    support::delete_namespace(&kubeconfig, &namespace);
 }
 
 /// The answer to `GET path`, head and body, as the page's browser would have it.

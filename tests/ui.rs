@@ -732,14 +732,23 @@ fn an_environment_page_reads_its_objects_from_watches_and_renders_again_only_aft
         &json!({"data": {"LOG_LEVEL": "changed-by-hand"}}),
         "kubectl-edit",
     );
-    eventually("a view shows the drift", || {
+    // The plan of the page, which views keep per release while nothing it read changed.
+    let plan_of = |body: &str| {
+        let start = body.find("id=\"part-plan\"").expect("a plan part");
+        body[start..start + body[start..].find("id=\"part-drift\"").expect("a drift part")].to_string()
+    };
+    eventually("a view shows the drift, and plans to put it back", || {
         let body = served.get("/environments/dev", None).body;
-        (body.contains("<code>data.LOG_LEVEL</code>") && !body.contains("id=\"no-drift\"")).then_some(()).ok_or(body)
+        let drifted = body.contains("<code>data.LOG_LEVEL</code>") && !body.contains("id=\"no-drift\"");
+        (drifted && plan_of(&body).contains("changed-by-hand")).then_some(()).ok_or(body)
     });
     demo.weaver(&["apply", "--env", "dev", "--force-conflicts"]).success();
-    eventually("a view shows the drift healed", || {
+    eventually("a view shows the drift healed, and nothing to put back", || {
         let body = served.get("/environments/dev", None).body;
-        body.contains("id=\"no-drift\"").then_some(()).ok_or(body)
+        let plan = plan_of(&body);
+        (body.contains("id=\"no-drift\"") && !plan.contains("changed-by-hand") && plan.contains("id=\"no-changes\""))
+            .then_some(())
+            .ok_or(body)
     });
     // Nothing changed: nothing rendered again.
     let said = |what: &str| served.said().contains(what).then_some(()).ok_or_else(|| served.said());

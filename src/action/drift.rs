@@ -23,8 +23,10 @@ use crate::manifest::{LABEL_RELEASE, ObjectKey, label};
 use crate::notify::Message;
 use crate::project::Release;
 use crate::release::drift::{
-    Correction, CorrectionResult, CorrectionRun, ReleaseCorrection, ReleaseState, Report, State, compare_release,
+    Correction, CorrectionResult, CorrectionRun, ReleaseCorrection, ReleaseDrift, ReleaseState, Report, State,
+    compare_release,
 };
+use crate::release::kept::{Kept, of_recorded};
 use crate::release::record::{self, Record, RecordedObject, Wanted};
 
 #[derive(Debug, Clone)]
@@ -57,12 +59,13 @@ pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>,
     let on = cx.on;
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
     let report = match observed {
-        Some(Observed { cluster, live }) => {
+        Some(Observed { cluster, live, .. }) => {
             let started = Instant::now();
             let releases = selected.releases();
             let extra = unlisted(cluster, live, &releases, &live.records, options.concurrency).await?;
-            let report =
-                judge(cluster, &selected, &live.records, &by_key(live.objects.iter().chain(&extra), &releases));
+            let by_key = by_key(live.objects.iter().chain(&extra), &releases);
+            let kept = observed.and_then(|o| o.judgments.as_deref()).map(|j| &j.drift);
+            let report = judge(cluster, &selected, &live.records, &by_key, kept);
             phase(on, "compare", started);
             report
         }
@@ -106,17 +109,19 @@ async fn compare(
     let started = Instant::now();
     let releases = selected.releases();
     let live = recorded_live(cluster, &releases, &selected.env.name, Wanted::Deployed, concurrency).await?;
-    let report = judge(cluster, selected, &live.records, &by_key(live.objects.iter(), &releases));
+    let report = judge(cluster, selected, &live.records, &by_key(live.objects.iter(), &releases), None);
     phase(on, "observe and compare", started);
     Ok((report, live.records))
 }
 
-/// The drift of the selected releases: their `records` compared with the live objects.
+/// The drift of the selected releases: their `records` compared with the live objects, or
+/// kept from an earlier judgment of the same reads.
 fn judge(
     cluster: &Cluster,
     selected: &Selected,
     records: &HashMap<String, Record>,
     by_key: &HashMap<ObjectKey, &Value>,
+    kept: Option<&Kept<ReleaseDrift>>,
 ) -> Report {
     use rayon::prelude::*;
     // Each release's objects compared on a thread of the pool: thousands of objects on a page.
@@ -125,7 +130,12 @@ fn judge(
         .par_iter()
         .map(|release| {
             let record = records.get(&release.name);
-            compare_release(release, record, by_key, |manifest| place(cluster, manifest, release))
+            let place = |manifest: &Value| place(cluster, manifest, release);
+            let judge = || compare_release(release, record, by_key, place);
+            match kept {
+                Some(kept) => kept.judged(&release.name, of_recorded(record, by_key, place, None), judge),
+                None => judge(),
+            }
         })
         .collect();
     Report {

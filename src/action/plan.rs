@@ -18,6 +18,7 @@ use crate::diff::{Plan, as_stored};
 use crate::error::{Error, Location, Result};
 use crate::manifest::{ObjectKey, ObjectKeyRef};
 use crate::project::Environment;
+use crate::release::kept::Judgments;
 use crate::release::record::Record;
 use crate::render::RenderedRelease;
 
@@ -61,6 +62,9 @@ pub struct Planned {
 pub struct Observed {
     pub cluster: Cluster,
     pub live: Live,
+    /// The judgments kept with the render (a kept render's, `weaver ui`'s), which status and
+    /// drift reuse for the releases whose reads did not change.
+    pub judgments: Option<Arc<Judgments>>,
 }
 
 /// Renders (against a cluster, Helm charts with its capabilities), observes and plans.
@@ -76,12 +80,12 @@ pub async fn plan_observing(
     renders: Option<&Renders>,
     cx: Context<'_>,
 ) -> Result<(Planned, Option<Observed>)> {
-    let (prepared, mut offline) = match (renders, &options.against) {
+    let (prepared, mut offline, judgments) = match (renders, &options.against) {
         (Some(renders), Against::Cluster(_)) => {
-            let (prepared, offline) = renders.prepared(&options.render, cx)?;
-            (prepared, Some(offline))
+            let (prepared, offline, judgments) = renders.prepared(&options.render, cx)?;
+            (prepared, Some(offline), judgments)
         }
-        _ => (Arc::new(prepare(&options.render, cx, Quotes::Cluster)?), None),
+        _ => (Arc::new(prepare(&options.render, cx, Quotes::Cluster)?), None, None),
     };
     let (env, plan, observed) = match &options.against {
         Against::File(path) => {
@@ -142,13 +146,14 @@ pub async fn plan_observing(
             let mut live =
                 observe_reusing(&cluster, &mut rendered.releases, &env.name, options.concurrency, &unlabelled).await?;
             observe_helm(&cluster, &rendered.releases, &mut live, false, options.concurrency).await?;
-            let mut plan = plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm)?;
+            let kept = judgments.as_ref().map(|j| &j.plans);
+            let mut plan = plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept)?;
             if options.server_side {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
             }
             phase(cx.on, "observe and plan", started);
             tell_retries(&cluster, cx.on);
-            (env, plan, Some(Observed { cluster, live }))
+            (env, plan, Some(Observed { cluster, live, judgments }))
         }
     };
     let server = observed.as_ref().map(|o| o.cluster.info.server.clone());

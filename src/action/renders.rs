@@ -21,6 +21,7 @@ use std::time::Instant;
 use super::render::{Desired, Offline, Prepared, Quotes, RenderOptions, prepare};
 use super::{Context, Progress, phase};
 use crate::error::Result;
+use crate::release::kept::Judgments;
 
 /// The renders kept, by repository and environment: for one reader, whose keys and redactor
 /// stay the same.
@@ -38,14 +39,22 @@ struct Kept {
     offline: Desired,
     /// Its warnings, told again with each use: a page shows them each time.
     warnings: Vec<String>,
+    /// The releases' plans, health and drift judged with this render, kept while what each
+    /// read of the cluster is unchanged: dropped with the render when a file changes.
+    judgments: Arc<Judgments>,
 }
 
 impl Renders {
     /// The selection of `options` prepared (loaded and decrypted, for a plan against a
     /// cluster) and rendered before the cluster is read, as [`super::plan::plan`] does: the
     /// render kept from an earlier call when no file it read changed since, else a new one,
-    /// kept. Only whole environments of the working tree are kept.
-    pub fn prepared(&self, options: &RenderOptions, cx: Context<'_>) -> Result<(Arc<Prepared>, Desired)> {
+    /// kept. Only whole environments of the working tree are kept, each with the judgments
+    /// made with its render.
+    pub fn prepared(
+        &self,
+        options: &RenderOptions,
+        cx: Context<'_>,
+    ) -> Result<(Arc<Prepared>, Desired, Option<Arc<Judgments>>)> {
         let selection = &options.selection;
         let whole = selection.releases.is_empty()
             && selection.selectors.is_empty()
@@ -54,7 +63,7 @@ impl Renders {
         if !whole {
             let prepared = prepare(options, cx, Quotes::Cluster)?;
             let offline = prepared.render(Offline::BeforeCluster, cx.on)?;
-            return Ok((Arc::new(prepared), offline));
+            return Ok((Arc::new(prepared), offline, None));
         }
         let key = (selection.repo.clone(), selection.env.clone());
         let started = Instant::now();
@@ -66,7 +75,7 @@ impl Renders {
                 for warning in &kept.warnings {
                     (cx.on)(Progress::Warning(warning.clone()));
                 }
-                return Ok((Arc::clone(&kept.prepared), kept.offline.clone()));
+                return Ok((Arc::clone(&kept.prepared), kept.offline.clone(), Some(Arc::clone(&kept.judgments))));
             }
         }
         // The working tree as it is before the render reads it: an edit made meanwhile is
@@ -88,9 +97,17 @@ impl Renders {
         let offline = prepared.render(Offline::BeforeCluster, &heard)?;
         let prepared = Arc::new(prepared);
         let warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
-        let kept = Kept { state, key_files, prepared: Arc::clone(&prepared), offline: offline.clone(), warnings };
+        let judgments = Arc::new(Judgments::default());
+        let kept = Kept {
+            state,
+            key_files,
+            prepared: Arc::clone(&prepared),
+            offline: offline.clone(),
+            warnings,
+            judgments: Arc::clone(&judgments),
+        };
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::new(kept));
-        Ok((prepared, offline))
+        Ok((prepared, offline, Some(judgments)))
     }
 }
 

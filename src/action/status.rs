@@ -19,8 +19,9 @@ use crate::cluster::observe::own_records;
 use crate::cluster::{Cluster, EVENTS_SHOWN, ObjectEvent, Readiness, fields_parsed, newest_first, readiness};
 use crate::error::{Error, Result};
 use crate::manifest::ListTarget;
+use crate::release::kept::of_recorded;
 use crate::release::record::{Record, Wanted};
-use crate::release::status::{Health, ObjectHealth, Report, owned_by, release_health};
+use crate::release::status::{DEPENDENT_DEPTH, Health, ObjectHealth, Report, owned_by, release_health};
 
 /// Status reads what drift reads: the selection, how to connect, how many requests at once.
 pub type StatusOptions = DriftOptions;
@@ -126,24 +127,31 @@ async fn judged(
     let observed_objects = observed.map_or(&[][..], |o| &o.live.objects[..]);
     let by_key = by_key(observed_objects.iter().chain(&listed), &releases);
     let owned = owned_by(&others);
-    // Each release judged on the thread pool: thousands of objects on a page.
+    // Each release judged on the thread pool: thousands of objects on a page. Judgments kept
+    // with the render are reused for releases whose reads did not change.
+    let kept = observed.and_then(|o| o.judgments.as_deref()).map(|j| &j.health);
     let releases = releases
         .par_iter()
         .map(|release| {
             let record = records.get(&release.name);
-            release_health(
-                release,
-                record,
-                &by_key,
-                &owned,
-                |manifest| place(cluster, manifest, release),
-                |object| match release.health_checks.is_empty() {
-                    true => health(readiness(object, &[])),
-                    // The environment's rules (CEL) may read any field, managedFields too, which
-                    // the LISTs kept as text.
-                    false => health(readiness(&fields_parsed(object), &release.health_checks)),
-                },
-            )
+            let place = |manifest: &Value| place(cluster, manifest, release);
+            let judge = || {
+                release_health(release, record, &by_key, &owned, place, |object| {
+                    match release.health_checks.is_empty() {
+                        true => health(readiness(object, &[])),
+                        // The environment's rules (CEL) may read any field, managedFields too, which
+                        // the LISTs kept as text.
+                        false => health(readiness(&fields_parsed(object), &release.health_checks)),
+                    }
+                })
+            };
+            match kept {
+                Some(kept) => {
+                    let read = of_recorded(record, &by_key, place, Some((&owned, DEPENDENT_DEPTH)));
+                    kept.judged(&release.name, read, judge)
+                }
+                None => judge(),
+            }
         })
         .collect();
     phase(on, "observe", started);

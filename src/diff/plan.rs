@@ -17,6 +17,7 @@ use crate::helm::hooks;
 use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, ObjectKey, ObjectKeyRef, label};
 use crate::project::IgnoreRule;
 use crate::release::adopt::{HelmRelease, installed_by};
+use crate::release::kept::{Fingerprint, Kept};
 use crate::release::record::{self, Record};
 use crate::render::RenderedRelease;
 
@@ -340,17 +341,19 @@ pub fn plan_with_records(
     records: &HashMap<String, Record>,
     live: &[Value],
 ) -> Result<Plan> {
-    plan_adopting(releases, records, live, &HashMap::new())
+    plan_adopting(releases, records, live, &HashMap::new(), None)
 }
 
 /// [`plan_with_records`], where `helm` names the Helm release of the same name found for some
 /// releases: a release without a deployed record adopts what that Helm release installed (its
-/// objects are sent, forced; see [`Adoption`]).
+/// objects are sent, forced; see [`Adoption`]). Where `kept` holds a release's rendered objects
+/// planned against the same record, render and live objects, they are not planned again.
 pub fn plan_adopting(
     releases: &[RenderedRelease],
     records: &HashMap<String, Record>,
     live: &[Value],
     helm: &HashMap<String, HelmRelease>,
+    kept: Option<&Kept<Vec<ObjectPlan>>>,
 ) -> Result<Plan> {
     let live_by_key: HashMap<ObjectKeyRef, &Value> =
         live.iter().filter(|o| !record::is_record(o)).map(|o| (ObjectKeyRef::of(o), o)).collect();
@@ -358,7 +361,24 @@ pub fn plan_adopting(
     // and no release's depends on another's.
     let rendered: Vec<Result<Vec<(ObjectKeyRef, ObjectPlan)>>> = releases
         .par_iter()
-        .map(|release| plan_rendered(release, records.get(&release.name), &live_by_key, helm.get(&release.name)))
+        .map(|release| {
+            let (record, helm) = (records.get(&release.name), helm.get(&release.name));
+            let Some(kept) = kept else { return plan_rendered(release, record, &live_by_key, helm) };
+            let mut fingerprint = Fingerprint::of(record);
+            fingerprint.add(helm.map(|h| (h.revision, &h.status)));
+            for manifest in &release.manifests {
+                fingerprint.content(&manifest.object);
+                fingerprint.live(live_by_key.get(&ObjectKeyRef::of(&manifest.object)).copied());
+            }
+            let fingerprint = fingerprint.finish();
+            let keys = release.manifests.iter().map(|m| ObjectKeyRef::of(&m.object));
+            if let Some(planned) = kept.get(&release.name, fingerprint) {
+                return Ok(keys.zip(planned).collect());
+            }
+            let planned = plan_rendered(release, record, &live_by_key, helm)?;
+            kept.keep(&release.name, fingerprint, planned.iter().map(|(_, p)| p.clone()).collect());
+            Ok(planned)
+        })
         .collect();
     let mut plan = Plan::default();
     // Every object and hook the releases render, once some release has something to delete.

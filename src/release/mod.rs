@@ -1,9 +1,11 @@
 //! What weaver knows of a release it deployed, kept in the cluster and compared with it: its
 //! records (`record`), what changed out of band since (`drift`), how its objects are doing
-//! (`status`), and taking one over from Helm (`adopt`). Pure: the cluster is read by
+//! (`status`), taking one over from Helm (`adopt`), and judgments of them kept while nothing they
+//! read changed (`kept`). Pure: the cluster is read by
 //! `crate::cluster`, and the actions put the pieces together.
 
 pub(crate) mod adopt;
 pub(crate) mod drift;
+pub(crate) mod kept;
 pub mod record;
 pub(crate) mod status;

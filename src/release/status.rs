@@ -58,7 +58,7 @@ pub fn owned_by(objects: &[Value]) -> Owned<'_> {
 
 /// How deep a tree of dependents goes: Deployment, ReplicaSet, Pod, and a level to spare. A
 /// cycle of owner references (which the garbage collector would refuse) ends here too.
-const DEPENDENT_DEPTH: usize = 4;
+pub(crate) const DEPENDENT_DEPTH: usize = 4;
 
 /// What `owner` owns, judged by `health_of`, down to [`DEPENDENT_DEPTH`].
 fn dependents(

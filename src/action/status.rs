@@ -16,7 +16,9 @@ use super::{OnProgress, Progress, connect_sharing, phase, tell_retries};
 use serde_json::Value;
 
 use crate::cluster::observe::own_records;
-use crate::cluster::{Cluster, EVENTS_SHOWN, ObjectEvent, Readiness, fields_parsed, newest_first, readiness};
+use crate::cluster::{
+    Cluster, EVENTS_SHOWN, ManagedFields, ObjectEvent, Readiness, fields_parsed, newest_first, readiness,
+};
 use crate::error::{Error, Result};
 use crate::manifest::ListTarget;
 use crate::release::kept::of_recorded;
@@ -188,8 +190,10 @@ async fn dependents(
             })
         })
         .collect();
-    match cluster.list_each(&targets, None, concurrency).await {
-        Ok(listed) => listed.into_iter().flat_map(|(_, listed)| listed.items).collect(),
+    // Their managedFields kept as text: the tree never reads them, and health rules that may
+    // read them parse them per object (see `judged`).
+    match cluster.list(&targets, "", ManagedFields::Text, concurrency).await {
+        Ok(listed) => listed,
         Err(err) => {
             on(Progress::Warning(format!("objects' dependents not shown: {err}")));
             Vec::new()

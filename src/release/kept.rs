@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
@@ -36,7 +36,8 @@ pub struct Judgments {
 
 /// One kind of judgment, by release name, each with the fingerprint of what it read.
 pub struct Kept<T> {
-    judged: Mutex<HashMap<String, (u64, T)>>,
+    /// Shared, so that a copy is made outside the lock the threads judging releases share.
+    judged: Mutex<HashMap<String, (u64, Arc<T>)>>,
 }
 
 impl<T> Default for Kept<T> {
@@ -48,12 +49,14 @@ impl<T> Default for Kept<T> {
 impl<T: Clone> Kept<T> {
     /// The judgment of `release` kept with `fingerprint`, if one is.
     pub fn get(&self, release: &str, fingerprint: u64) -> Option<T> {
-        self.lock().get(release).filter(|(kept, _)| *kept == fingerprint).map(|(_, judged)| judged.clone())
+        let kept =
+            self.lock().get(release).filter(|(kept, _)| *kept == fingerprint).map(|(_, judged)| Arc::clone(judged));
+        kept.map(|judged| T::clone(&judged))
     }
 
     /// Keeps `judged` for `release`, in place of what was kept.
     pub fn keep(&self, release: &str, fingerprint: u64, judged: T) {
-        self.lock().insert(release.to_string(), (fingerprint, judged));
+        self.lock().insert(release.to_string(), (fingerprint, Arc::new(judged)));
     }
 
     /// The judgment of `release` kept with `fingerprint`, else `judge`'s, kept.
@@ -66,7 +69,7 @@ impl<T: Clone> Kept<T> {
         judged
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (u64, T)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (u64, Arc<T>)>> {
         self.judged.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -46,10 +46,19 @@ pub struct LiveCache {
     inner: Arc<Inner>,
 }
 
+/// An identity's clients, built with one token.
+#[derive(Clone)]
+pub(super) struct Clients {
+    /// The digest of the token they were built with.
+    token: [u8; 32],
+    pub requests: kube::Client,
+    pub watches: kube::Client,
+}
+
 struct Inner {
     watches: Mutex<HashMap<(String, ListTarget, Scope), Watches>>,
-    /// Clients by identity, with the digest of the token each was built with.
-    clients: Mutex<HashMap<String, ([u8; 32], kube::Client)>>,
+    /// Clients by identity.
+    clients: Mutex<HashMap<String, Clients>>,
     discovered: tokio::sync::Mutex<Option<(Arc<Discovered>, Instant)>>,
     changes: tokio::sync::broadcast::Sender<Changed>,
     /// By environment, how many changes were told and the last: where a page waits from.
@@ -213,40 +222,44 @@ impl LiveCache {
         self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// The client of `identity` for `config`: the one built before while its token is the
-    /// same, so that requests and watches share connections.
-    pub(super) fn client(
+    /// The clients of `identity` for `config`, for requests and for watches: those built before
+    /// while its token is the same, so that requests share connections, and watches theirs.
+    /// The watches' reads may idle as long as a watch lasts ([`super::for_watching`]): with
+    /// the request timeout as their read timeout, a quiet watch would be cut and started again
+    /// every request timeout.
+    pub(super) fn clients(
         &self,
         identity: &str,
         config: kube::Config,
         rate: Option<&super::RequestRate>,
-    ) -> Result<kube::Client, kube::Error> {
+    ) -> Result<Clients, kube::Error> {
         let token = token_digest(&config);
         let mut clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((digest, client)) = clients.get(identity)
-            && *digest == token
+        if let Some(kept) = clients.get(identity)
+            && kept.token == token
         {
-            return Ok(client.clone());
+            return Ok(kept.clone());
         }
-        let client = match &self.inner.runtime {
+        let build = |config: kube::Config| match &self.inner.runtime {
             Some(runtime) => {
                 // kube's client starts a task in front of its service: on the cache's runtime,
                 // and so is each request (its connection), as for `SharedServers`.
                 let _on_cache = runtime.enter();
                 let builder = kube::client::ClientBuilder::try_from(config)?;
                 let on_cache = super::rate_limit::OnRuntime { runtime: runtime.clone() };
-                match rate {
+                Ok(match rate {
                     Some(rate) => builder.with_layer(rate).with_layer(&on_cache).build(),
                     None => builder.with_layer(&on_cache).build(),
-                }
+                })
             }
             None => match rate {
-                Some(rate) => rate.client(config)?,
-                None => kube::Client::try_from(config)?,
+                Some(rate) => rate.client(config),
+                None => kube::Client::try_from(config),
             },
         };
-        clients.insert(identity.to_string(), (token, client.clone()));
-        Ok(client)
+        let built = Clients { token, watches: build(super::for_watching(config.clone()))?, requests: build(config)? };
+        clients.insert(identity.to_string(), built.clone());
+        Ok(built)
     }
 
     /// What discovery found, asked again when older than [`DISCOVERY_AGE`].
@@ -368,7 +381,7 @@ impl LiveCache {
     ) -> Arc<Watch> {
         let token = {
             let clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
-            clients.get(identity).map(|(token, _)| *token).unwrap_or_default()
+            clients.get(identity).map(|kept| kept.token).unwrap_or_default()
         };
         let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
         watches.retain(|_, watches| watches.current.read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < IDLE);
@@ -737,7 +750,7 @@ mod tests {
     fn client_with(cache: &LiveCache, token: &str) -> kube::Client {
         let mut config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
         config.auth_info.token = Some(token.to_string().into());
-        cache.client("ServiceAccount ns/deployer", config, None).unwrap()
+        cache.clients("ServiceAccount ns/deployer", config, None).unwrap().watches
     }
 
     /// A watch (and its client) first asked for on a runtime that ends (a page view's) runs on
@@ -756,6 +769,43 @@ mod tests {
         // The view's runtime is gone: the watch's task is not.
         std::thread::sleep(Duration::from_millis(50));
         assert!(!watch.task.get().unwrap().is_finished(), "the watch ended with the runtime that started it");
+    }
+
+    /// The controller's clusters (a config handed over, with the cache) read within the
+    /// request timeout, but their watches may idle as long as a watch lasts: a quiet watch is
+    /// not cut and started again every request timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_watch_of_the_controllers_outlasts_the_request_timeout() {
+        use crate::cluster::{Cluster, ClusterInfo, ConnectOptions, GivenCluster, ManagedFields};
+        let server = weaver_test_apiserver::TestApiServer::start();
+        let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+        let timeout = Duration::from_secs(1);
+        let info = ClusterInfo {
+            context: "controller".into(),
+            server: server.url(),
+            request_timeout: timeout,
+            retry_budget: timeout,
+        };
+        let options = ConnectOptions {
+            kubeconfig: None,
+            context: None,
+            request_timeout: timeout,
+            retry_budget: timeout,
+            given: Some(GivenCluster::Config { config, info, rate: None, live: Some(LiveCache::default()) }),
+        };
+        let cluster = Cluster::connect(&options).await.unwrap_or_else(|e| panic!("{e}"));
+        let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("quiet".into()) };
+        let targets = [target].into();
+        cluster.list(&targets, LABEL_RELEASE, ManagedFields::Text, 1).await.unwrap();
+        // Three request timeouts with nothing to tell.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let watches = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/namespaces/quiet/configmaps") && r.query.contains("watch=true"))
+            .count();
+        assert_eq!(watches, 1, "the watch was started again: {:#?}", server.requests());
     }
 
     #[tokio::test]

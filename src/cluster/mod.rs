@@ -205,10 +205,11 @@ impl Cluster {
         live: LiveCache,
         rate: Option<&RequestRate>,
     ) -> Result<Cluster> {
-        let client = live.client(&info.context, config, rate).map_err(|err| client_error(&err, &info))?;
+        let clients = live.clients(&info.context, config, rate).map_err(|err| client_error(&err, &info))?;
+        let client = clients.requests;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
         let discovered = live.discovered(discover(&client, &info, &retry)).await?;
-        let watching = Watching { cache: live, identity: info.context.clone(), client: client.clone() };
+        let watching = Watching { cache: live, identity: info.context.clone(), client: clients.watches };
         Ok(Cluster { client, info, discovered, retry, live: Some(watching) })
     }
 

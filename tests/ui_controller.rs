@@ -738,7 +738,38 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
         (now == "bonjour").then_some(()).ok_or_else(|| format!("greeting {now}"))
     });
 
-    for reply in [&running, &refused, &offered, &confirming, &forbidden, &done, &after] {
+    // Resumed while a rollback waits for the environment's lock (held here as a CLI apply holds
+    // it), after the page's check saw the sync suspended: the rollback reads the sync again
+    // under the lock and is refused, nothing applied; the reconcile the resume asked for
+    // applies git's commit.
+    let suspended = controller.post(&format!("/syncs/{app}/shop/suspend"), &session, &[], &[("csrf", &csrf)]);
+    assert_eq!(suspended.status, 303, "{}", suspended.body);
+    eventually("the controller's watch to see the EnvironmentSync suspended again", || {
+        let page = controller.get(&release, Some(&session));
+        page.body.contains("id=\"rollback-1\"").then_some(()).ok_or_else(|| "no rollback offered yet".to_string())
+    });
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                       "metadata": {"name": "weaver-lock-dev", "namespace": app}});
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let held = json!({"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 60, "acquireTime": now, "renewTime": now});
+    cluster.merge_patch(&lease, &json!({"spec": held}), "alice");
+    let raced = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| controller.post(&rollback, &session, &[], &[("csrf", &csrf), ("revision", "1")]));
+        // Long enough for the page's check and the records read; too short fails below, as
+        // the page's own refusal, never passes.
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let resumed = controller.post(&format!("/syncs/{app}/shop/resume"), &session, &[], &[("csrf", &csrf)]);
+        assert_eq!(resumed.status, 303, "{}", resumed.body);
+        cluster.merge_patch(&lease, &json!({"spec": {"holderIdentity": null}}), "alice");
+        waiting.join().unwrap()
+    });
+    assert_eq!(raced.status, 409, "{}", raced.body);
+    let said = text(&raced);
+    assert!(said.contains("nothing was applied: read again under the environment's lock"), "{said}");
+    assert!(said.contains(&format!("EnvironmentSync {app}/shop is not suspended")), "{said}");
+    assert_eq!(greeting(), "bonjour");
+
+    for reply in [&running, &refused, &offered, &confirming, &forbidden, &done, &after, &raced] {
         assert!(!reply.body.contains(&dev) && !reply.body.contains(&reader), "a token in {}", reply.body);
     }
 }

@@ -496,7 +496,12 @@ impl Server {
                     user.user,
                     crate::cluster::this_replica()
                 );
-                self.roll_back(session, &env, &release, revision, source, Some(applier)).await
+                let settings = crate::action::apply::Settings {
+                    applier: Some(applier),
+                    plan_check: Some(self.still_suspended(&ns, &name)),
+                    ..self.options.rollback.clone()
+                };
+                self.roll_back(session, &env, &release, revision, source, settings).await
             }
             (&Method::GET, ["environments", env, "releases", release]) => {
                 let (source, offer) = (self.local(env), pages::RollbackOffer::LOCAL);
@@ -508,7 +513,10 @@ impl Server {
             (&Method::POST, ["environments", env, "releases", release, "rollback"]) => {
                 let (env, release) = (env.to_string(), release.to_string());
                 match self.rollback_form(request, session).await {
-                    Ok(revision) => self.roll_back(session, &env, &release, revision, self.local(&env), None).await,
+                    Ok(revision) => {
+                        let settings = self.options.rollback.clone();
+                        self.roll_back(session, &env, &release, revision, self.local(&env), settings).await
+                    }
                     Err(refused) => refused,
                 }
             }
@@ -966,25 +974,34 @@ impl Server {
             .ok_or_else(|| Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply\n"))
     }
 
-    /// Why a rollback of an environment EnvironmentSync `ns/name` applies is refused now: while
-    /// it runs, its next reconcile would apply git's commit again over the rollback (Argo CD
-    /// refuses a rollback under auto-sync alike). Ok: it is suspended.
+    /// Why a rollback of an environment EnvironmentSync `ns/name` applies is refused now, as
+    /// the controller's watch last saw it (see [`Server::still_suspended`]).
     async fn suspended_for_rollback(self: &Arc<Self>, ns: &str, name: &str) -> Result<()> {
-        if self.read_sync(ns, name).await?.spec.suspend {
-            return Ok(());
-        }
-        Err(Error::new(format!(
-            "EnvironmentSync {ns}/{name} is not suspended: its next reconcile would apply the commit git names \
-                 again over a rollback"
-        ))
-        .with_help(format!(
-            "suspend EnvironmentSync {ns}/{name} first (its page's Suspend, or `weaver sync suspend {name} -n {ns}`), \
-                 roll back, and resume it when git should apply again"
-        )))
+        rollback_refusal(&self.read_sync(ns, name).await?, ns, name)
+    }
+
+    /// What a rollback through EnvironmentSync `ns/name` checks under the environment's lock
+    /// before it writes: the EnvironmentSync, read again from the API server (the watch may
+    /// not have seen a resume yet), is still suspended. Its reconciles apply under the same
+    /// lock, so one a resume starts after this check applies after the rollback: a resume
+    /// between the page's check and the lock is refused here, not undone by the next reconcile.
+    fn still_suspended(&self, ns: &str, name: &str) -> crate::action::apply::PlanCheck {
+        let (ns, name) = (ns.to_string(), name.to_string());
+        let options =
+            GetOptions { target: self.target(&ns), all_namespaces: false, selector: None, name: Some(name.clone()) };
+        crate::action::apply::PlanCheck(Arc::new(move |_| {
+            let (options, ns, name) = (options.clone(), ns.clone(), name.clone());
+            Box::pin(async move {
+                // Named, it is read alone, or not found is the error.
+                let read = sync::get(&options, &|_| {}).await?.syncs;
+                let still = read.iter().try_for_each(|sync| rollback_refusal(sync, &ns, &name));
+                still.map_err(|err| err.context("read again under the environment's lock"))
+            })
+        }))
     }
 
     /// A rollback: `weaver rollback --env ENV RELEASE REVISION`, with its defaults, of the
-    /// environment `source` reads, recorded as applied by `applier` (None: this process).
+    /// environment `source` reads, applied with `settings` (its applier recorded; None: this process).
     async fn roll_back(
         self: &Arc<Self>,
         session: &str,
@@ -992,9 +1009,10 @@ impl Server {
         release: &str,
         revision: u32,
         source: EnvSource,
-        applier: Option<String>,
+        settings: crate::action::apply::Settings,
     ) -> Answer {
         let back = source.release_path(release);
+        let applier = settings.applier.clone();
         let options = crate::action::rollback::RollbackOptions {
             repo: source.repo.clone(),
             rev: source.rev.clone(),
@@ -1002,7 +1020,7 @@ impl Server {
             release: release.to_string(),
             revision: Some(revision),
             connect: source.connect.clone(),
-            settings: crate::action::apply::Settings { applier: applier.clone(), ..self.options.rollback.clone() },
+            settings,
             // A working tree's environment page's watches then hold what the rollback wrote
             // when next read; a controller's rollback runs as its sync's account, apart.
             servers: source.rev.is_none().then(|| self.servers.again()),
@@ -1318,6 +1336,23 @@ where
     })
     .await
     .map_err(|err| Error::new(format!("a page's work stopped: {err}")))
+}
+
+/// Why a rollback of an environment EnvironmentSync `ns/name` (`sync`) applies is refused:
+/// while it runs, its next reconcile would apply git's commit again over the rollback (Argo CD
+/// refuses a rollback under auto-sync alike). Ok: it is suspended.
+fn rollback_refusal(sync: &crate::controllers::gitops::EnvironmentSync, ns: &str, name: &str) -> Result<()> {
+    if sync.spec.suspend {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "EnvironmentSync {ns}/{name} is not suspended: its next reconcile would apply the commit git names \
+             again over a rollback"
+    ))
+    .with_help(format!(
+        "suspend EnvironmentSync {ns}/{name} first (its page's Suspend, or `weaver sync suspend {name} -n {ns}`), \
+             roll back, and resume it when git should apply again"
+    )))
 }
 
 /// Whether the EnvironmentSync's status names environment `env` among those it applies.

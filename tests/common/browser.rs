@@ -79,7 +79,10 @@ impl Driven {
             let target = match driven.try_send("Target.createTarget", serde_json::json!({"url": url})) {
                 Ok(target) => target,
                 Err(error) if attempt == 0 => {
-                    eprintln!("chromium stopped as it started ({error}): starting it again; it said:\n{}", driven.said());
+                    eprintln!(
+                        "chromium stopped as it started ({error}): starting it again; it said:\n{}",
+                        driven.said()
+                    );
                     continue;
                 }
                 Err(error) => panic!("chromium stopped as it started, twice: {error}; it said:\n{}", driven.said()),
@@ -121,11 +124,7 @@ impl Driven {
             command.pre_exec(move || {
                 let read_high = libc::fcntl(read_end, libc::F_DUPFD_CLOEXEC, 10);
                 let write_high = libc::fcntl(write_end, libc::F_DUPFD_CLOEXEC, 10);
-                if read_high < 0
-                    || write_high < 0
-                    || libc::dup2(read_high, 3) < 0
-                    || libc::dup2(write_high, 4) < 0
-                {
+                if read_high < 0 || write_high < 0 || libc::dup2(read_high, 3) < 0 || libc::dup2(write_high, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -138,14 +137,7 @@ impl Driven {
             libc::close(from_chromium[1]);
             (std::fs::File::from_raw_fd(to_chromium[1]), std::fs::File::from_raw_fd(from_chromium[0]))
         };
-        Driven {
-            child,
-            commands,
-            answers: std::io::BufReader::new(answers),
-            session: String::new(),
-            sent: 0,
-            profile,
-        }
+        Driven { child, commands, answers: std::io::BufReader::new(answers), session: String::new(), sent: 0, profile }
     }
 
     /// The end of what Chromium wrote to its stderr.

@@ -705,10 +705,22 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     assert_eq!(confirming.status, 200, "{}", confirming.body);
     assert!(confirming.body.contains("next reconcile then applies the commit git names again"), "{}", confirming.body);
 
-    // A user who may read the EnvironmentSync but not change it: refused, nothing applied.
+    // A user who may read the EnvironmentSync but not change it: no rollback offered, the page
+    // saying why (what the POST's SubjectAccessReview asks); its confirmation and the POST
+    // refused, nothing applied.
     let reading = controller.sign_in(&reader);
     let page = controller.get(&release, Some(&reading));
     assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("confirm/rollback") && !page.body.contains("id=\"rollback-1\""), "{}", page.body);
+    let why = text(&page);
+    assert!(
+        why.contains(&format!("system:serviceaccount:{app}:reader may not change EnvironmentSync {app}/shop"))
+            && why.contains("needs patch or update on environmentsyncs"),
+        "{why}"
+    );
+    let unconfirmed = controller.get(&confirm, Some(&reading));
+    assert_eq!(unconfirmed.status, 403, "{}", unconfirmed.body);
+    assert!(!unconfirmed.body.contains("id=\"confirm\""), "{}", unconfirmed.body);
     let forbidden = controller.post(&rollback, &reading, &[], &[("csrf", &page.field("csrf")), ("revision", "1")]);
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
     assert!(forbidden.body.contains("needs patch or update on environmentsyncs"), "{}", forbidden.body);
@@ -769,7 +781,7 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     assert!(said.contains(&format!("EnvironmentSync {app}/shop is not suspended")), "{said}");
     assert_eq!(greeting(), "bonjour");
 
-    for reply in [&running, &refused, &offered, &confirming, &forbidden, &done, &after, &raced] {
+    for reply in [&running, &refused, &offered, &confirming, &page, &unconfirmed, &forbidden, &done, &after, &raced] {
         assert!(!reply.body.contains(&dev) && !reply.body.contains(&reader), "a token in {}", reply.body);
     }
 }

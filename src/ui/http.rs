@@ -379,19 +379,14 @@ impl Server {
                 true => auth.may_read(subject, ns, name).await,
                 false => auth.may_change(subject, ns, name).await,
             };
-            let (verb, needs) = match method == Method::GET {
-                true => ("see", "get"),
-                false => ("change", "patch or update"),
+            let asked = match method == Method::GET {
+                true => SEE,
+                false => CHANGE,
             };
             match may {
                 Ok(true) => {}
                 Ok(false) => {
-                    let err = Error::new(format!(
-                        "{} may not {verb} EnvironmentSync {ns}/{name}{}",
-                        subject.user,
-                        if rest.is_empty() { String::new() } else { format!(" ({})", rest.join("/")) }
-                    ))
-                    .with_help(format!("that needs {needs} on environmentsyncs.weaver.example.com in namespace {ns}"));
+                    let err = may_not(&subject.user, asked, ns, name, rest);
                     return self.error_page(session, StatusCode::FORBIDDEN, &err);
                 }
                 Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
@@ -447,11 +442,14 @@ impl Server {
                     let heard = auth.gitops.as_ref().map(|shared| (&shared.live, *env));
                     return sync_live(&auth.syncs, heard, request.headers(), ns, name).await;
                 }
-                // A rollback only while the EnvironmentSync is suspended: refused before anything is read.
-                if matches!(rest, ["releases", _, "confirm", "rollback"])
-                    && let Err(err) = self.suspended_for_rollback(ns, name).await
-                {
-                    return self.error_page(session, refusal(&err), &err);
+                // A rollback only by who may change the EnvironmentSync, while it is suspended:
+                // refused before anything is read.
+                if let ["releases", release, "confirm", "rollback"] = rest {
+                    match self.rollback_refused(auth, user, (ns, name), env, release).await {
+                        Ok(None) => {}
+                        Ok(Some(err)) => return self.error_page(session, refusal(&err), &err),
+                        Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+                    }
                 }
                 // An object's page asks of the object itself; the others show the namespaces'.
                 let listing = rest != ["object"];
@@ -462,7 +460,10 @@ impl Server {
                 match rest {
                     ["object"] => self.object(session, Some(user), env, source, &query).await,
                     ["releases", release] => {
-                        let refused = self.suspended_for_rollback(ns, name).await.err();
+                        let refused = match self.rollback_refused(auth, user, (ns, name), env, release).await {
+                            Ok(refused) => refused,
+                            Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+                        };
                         let refused = refused.map(|err| err.redacted(&self.options.redactor));
                         let offer = pages::RollbackOffer::of_sync(ns, name, refused);
                         self.release(session, env, source, release, offer, &query).await
@@ -980,6 +981,24 @@ impl Server {
         rollback_refusal(&self.read_sync(ns, name).await?, ns, name)
     }
 
+    /// Why `user` may not roll back `release` of environment `env`, which EnvironmentSync
+    /// `ns/name` applies: the SubjectAccessReview its POST is asked says no (the error is
+    /// forbidden), or the EnvironmentSync is not suspended. Err: the API server could not be asked.
+    async fn rollback_refused(
+        self: &Arc<Self>,
+        auth: &Auth,
+        user: &crate::cluster::Subject,
+        (ns, name): (&str, &str),
+        env: &str,
+        release: &str,
+    ) -> Result<Option<Error>> {
+        if !auth.may_change(user, ns, name).await? {
+            let posted = ["environments", env, "releases", release, "rollback"];
+            return Ok(Some(may_not(&user.user, CHANGE, ns, name, &posted).as_forbidden()));
+        }
+        Ok(self.suspended_for_rollback(ns, name).await.err())
+    }
+
     /// What a rollback through EnvironmentSync `ns/name` checks under the environment's lock
     /// before it writes: the EnvironmentSync, read again from the API server (the watch may
     /// not have seen a resume yet), is still suspended. Its reconciles apply under the same
@@ -1336,6 +1355,19 @@ where
     })
     .await
     .map_err(|err| Error::new(format!("a page's work stopped: {err}")))
+}
+
+/// What a user asked of an EnvironmentSync: to see it (a page), which needs `get`, or to change
+/// it (an action), which needs `patch` or `update`.
+const SEE: (&str, &str) = ("see", "get");
+const CHANGE: (&str, &str) = ("change", "patch or update");
+
+/// That `user` may not do what `asked` (SEE or CHANGE) of EnvironmentSync `ns/name`, for the
+/// page or action at `doing` under its path.
+fn may_not(user: &str, (verb, needs): (&str, &str), ns: &str, name: &str, doing: &[&str]) -> Error {
+    let doing = if doing.is_empty() { String::new() } else { format!(" ({})", doing.join("/")) };
+    Error::new(format!("{user} may not {verb} EnvironmentSync {ns}/{name}{doing}"))
+        .with_help(format!("that needs {needs} on environmentsyncs.weaver.example.com in namespace {ns}"))
 }
 
 /// Why a rollback of an environment EnvironmentSync `ns/name` (`sync`) applies is refused:

@@ -1372,22 +1372,57 @@ fn may_not(user: &str, (verb, needs): (&str, &str), ns: &str, name: &str, doing:
 
 /// Why a rollback of an environment EnvironmentSync `ns/name` (`sync`) applies is refused:
 /// while it runs, its next reconcile would apply git's commit again over the rollback (Argo CD
-/// refuses a rollback under auto-sync alike). Ok: it is suspended.
+/// refuses a rollback under auto-sync alike). Ok: it is suspended, and its controller has seen
+/// it so (`status.observedGeneration`): a sync's reconciles run one at a time, so one that
+/// started before the suspend, and could still apply, has ended.
 fn rollback_refusal(sync: &crate::controllers::gitops::EnvironmentSync, ns: &str, name: &str) -> Result<()> {
-    if sync.spec.suspend {
-        return Ok(());
-    }
-    Err(Error::new(format!(
-        "EnvironmentSync {ns}/{name} is not suspended: its next reconcile would apply the commit git names \
+    let observed = sync.status.as_ref().and_then(|s| s.observed_generation);
+    match (sync.spec.suspend, observed == sync.metadata.generation) {
+        (true, true) => Ok(()),
+        (true, false) => Err(Error::new(format!(
+            "EnvironmentSync {ns}/{name} is suspended, but its controller has not seen it so yet: a reconcile that \
+             started before may still apply the commit git names over a rollback"
+        ))
+        .with_help("roll back once its page shows it suspended (status.observedGeneration is metadata.generation)")),
+        (false, _) => Err(Error::new(format!(
+            "EnvironmentSync {ns}/{name} is not suspended: its next reconcile would apply the commit git names \
              again over a rollback"
-    ))
-    .with_help(format!(
-        "suspend EnvironmentSync {ns}/{name} first (its page's Suspend, or `weaver sync suspend {name} -n {ns}`), \
+        ))
+        .with_help(format!(
+            "suspend EnvironmentSync {ns}/{name} first (its page's Suspend, or `weaver sync suspend {name} -n {ns}`), \
              roll back, and resume it when git should apply again"
-    )))
+        ))),
+    }
 }
 
 /// Whether the EnvironmentSync's status names environment `env` among those it applies.
 fn applies_environment(sync: &crate::controllers::gitops::EnvironmentSync, env: &str) -> bool {
     sync.status.as_ref().is_some_and(|s| s.environments.iter().any(|e| e.name == env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::gitops::{EnvironmentSync, EnvironmentSyncStatus};
+
+    fn sync(suspend: bool, generation: i64, observed: Option<i64>) -> EnvironmentSync {
+        let spec = serde_json::json!({"source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}}, "environments": ["dev"],
+            "serviceAccountName": "deployer", "suspend": suspend});
+        let mut sync = EnvironmentSync::new("shop", serde_json::from_value(spec).unwrap());
+        sync.metadata.generation = Some(generation);
+        sync.status = Some(EnvironmentSyncStatus { observed_generation: observed, ..Default::default() });
+        sync
+    }
+
+    #[test]
+    fn a_rollback_waits_for_the_controller_to_have_seen_the_suspend() {
+        assert!(rollback_refusal(&sync(true, 3, Some(3)), "team", "shop").is_ok());
+        // Suspended, but a reconcile of the generation before may still be applying.
+        let err = rollback_refusal(&sync(true, 3, Some(2)), "team", "shop").unwrap_err();
+        assert!(err.to_string().contains("its controller has not seen it so yet"), "{err}");
+        let err = rollback_refusal(&sync(true, 3, None), "team", "shop").unwrap_err();
+        assert!(err.to_string().contains("has not seen it so yet"), "{err}");
+        let err = rollback_refusal(&sync(false, 3, Some(3)), "team", "shop").unwrap_err();
+        assert!(err.to_string().contains("EnvironmentSync team/shop is not suspended"), "{err}");
+    }
 }

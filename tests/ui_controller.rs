@@ -721,6 +721,24 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     let unconfirmed = controller.get(&confirm, Some(&reading));
     assert_eq!(unconfirmed.status, 403, "{}", unconfirmed.body);
     assert!(!unconfirmed.body.contains("id=\"confirm\""), "{}", unconfirmed.body);
+    // Nor the EnvironmentSync's own actions: its page says why, their confirmations are refused.
+    let sync_page = controller.get(&format!("/syncs/{app}/shop"), Some(&reading));
+    assert_eq!(sync_page.status, 200, "{}", sync_page.body);
+    assert!(!sync_page.body.contains("id=\"action-"), "{}", sync_page.body);
+    assert!(
+        text(&sync_page).contains(&format!("reader may not change EnvironmentSync {app}/shop")),
+        "{}",
+        sync_page.body
+    );
+    let resume = controller.get(&format!("/syncs/{app}/shop/confirm/resume"), Some(&reading));
+    assert_eq!(resume.status, 403, "{}", resume.body);
+    // Those of a user who may take them are there.
+    let acting = controller.get(&format!("/syncs/{app}/shop"), Some(&session));
+    assert!(
+        acting.body.contains("id=\"action-resume\"") && !acting.body.contains("id=\"actions-refused\""),
+        "{}",
+        acting.body
+    );
     let forbidden = controller.post(&rollback, &reading, &[], &[("csrf", &page.field("csrf")), ("revision", "1")]);
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
     assert!(forbidden.body.contains("needs patch or update on environmentsyncs"), "{}", forbidden.body);
@@ -781,7 +799,20 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     assert!(said.contains(&format!("EnvironmentSync {app}/shop is not suspended")), "{said}");
     assert_eq!(greeting(), "bonjour");
 
-    for reply in [&running, &refused, &offered, &confirming, &page, &unconfirmed, &forbidden, &done, &after, &raced] {
+    for reply in [
+        &running,
+        &refused,
+        &offered,
+        &confirming,
+        &page,
+        &unconfirmed,
+        &sync_page,
+        &resume,
+        &forbidden,
+        &done,
+        &after,
+        &raced,
+    ] {
         assert!(!reply.body.contains(&dev) && !reply.body.contains(&reader), "a token in {}", reply.body);
     }
 }

@@ -373,15 +373,16 @@ impl Server {
                 },
             }
         }
-        // Every EnvironmentSync page and action asks first whether the signed-in user may.
+        // Every EnvironmentSync page and action asks first whether the signed-in user may; an
+        // action's confirmation page as its POST does.
         if let (Some(auth), Some(subject), ["syncs", ns, name, rest @ ..]) = (&self.auth, &user, path.as_slice()) {
-            let may = match method == Method::GET {
-                true => auth.may_read(subject, ns, name).await,
-                false => auth.may_change(subject, ns, name).await,
-            };
-            let asked = match method == Method::GET {
+            let asked = match method == Method::GET && !rest.contains(&"confirm") {
                 true => SEE,
                 false => CHANGE,
+            };
+            let may = match asked == SEE {
+                true => auth.may_read(subject, ns, name).await,
+                false => auth.may_change(subject, ns, name).await,
             };
             match may {
                 Ok(true) => {}
@@ -400,7 +401,7 @@ impl Server {
             (&Method::GET, ["ui.js"]) => {
                 Answer { content_type: "text/javascript; charset=utf-8", ..Answer::text(StatusCode::OK, pages::SCRIPT) }
             }
-            (&Method::GET, ["syncs", ns, name]) => self.sync(session, ns, name, query.get("done")).await,
+            (&Method::GET, ["syncs", ns, name]) => self.sync(session, user.as_ref(), ns, name, query.get("done")).await,
             (&Method::GET, ["syncs", ns, name, "live"]) => match &self.auth {
                 Some(auth) => sync_live(&auth.syncs, None, request.headers(), ns, name).await,
                 None => {
@@ -620,13 +621,30 @@ impl Server {
             .ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")).as_not_found())
     }
 
-    async fn sync(self: &Arc<Self>, session: &str, ns: &str, name: &str, done: Option<&String>) -> Answer {
+    /// An EnvironmentSync's page; in the controller, its actions offered only to a `user` who
+    /// may take them (their POSTs' SubjectAccessReview), the others told why not.
+    async fn sync(
+        self: &Arc<Self>,
+        session: &str,
+        user: Option<&crate::cluster::Subject>,
+        ns: &str,
+        name: &str,
+        done: Option<&String>,
+    ) -> Answer {
+        let refused = match (&self.auth, user) {
+            (Some(auth), Some(user)) => match auth.may_change(user, ns, name).await {
+                Ok(true) => None,
+                Ok(false) => Some(may_not(&user.user, CHANGE, ns, name, &[]).redacted(&self.options.redactor)),
+                Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+            },
+            _ => None,
+        };
         match self.read_sync(ns, name).await {
             Ok(found) => {
                 let done = done.and_then(|d| pages::done_message(d));
                 let live = Some(format!("{}/live", pages::sync_path(ns, name)));
                 let chrome = Chrome { live, ..self.chrome(session, Vec::new(), Vec::new()) };
-                self.page("sync.html", &chrome, pages::sync(&found, done))
+                self.page("sync.html", &chrome, pages::sync(&found, done, refused))
             }
             Err(err) => self.error_page(session, read_refusal(&err), &err),
         }

@@ -443,14 +443,11 @@ impl Server {
                     let heard = auth.gitops.as_ref().map(|shared| (&shared.live, *env));
                     return sync_live(&auth.syncs, heard, request.headers(), ns, name).await;
                 }
-                // A rollback only by who may change the EnvironmentSync, while it is suspended:
-                // refused before anything is read.
-                if let ["releases", release, "confirm", "rollback"] = rest {
-                    match self.rollback_refused(auth, user, (ns, name), env, release).await {
-                        Ok(None) => {}
-                        Ok(Some(err)) => return self.error_page(session, refusal(&err), &err),
-                        Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
-                    }
+                // A rollback only while the EnvironmentSync is suspended: refused before anything is read.
+                if matches!(rest, ["releases", _, "confirm", "rollback"])
+                    && let Err(err) = self.suspended_for_rollback(ns, name).await
+                {
+                    return self.error_page(session, refusal(&err), &err);
                 }
                 // An object's page asks of the object itself; the others show the namespaces'.
                 let listing = rest != ["object"];

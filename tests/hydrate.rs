@@ -853,21 +853,39 @@ fn a_secret_left_out_alone_rewrites_the_metadata_that_names_it() {
 #[test]
 fn a_secret_hydrated_before_that_cannot_be_read_back_is_encrypted_again_with_a_warning() {
     let repo = Repo::demo_without_operator();
+    // Two Secrets in web's file.
+    let template = std::fs::read_to_string(repo.path().join("charts/web-app/templates/secret.yaml")).unwrap();
+    let copy = template.replace("name: {{ release.name }}-secrets", "name: {{ release.name }}-more-secrets");
+    repo.write("charts/web-app/templates/secret-more.yaml", &copy);
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_str().unwrap();
     json_of(&repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]), 2);
-    // A ciphertext damaged (its MAC no longer matches): the identities cannot decrypt it.
+    // Each Secret's ciphertext damaged (its MAC no longer matches): the identities cannot
+    // decrypt them.
     let web = out.path().join("dev/web.yaml");
-    let text = std::fs::read_to_string(&web).unwrap();
-    let at = text.find("ENC[AES256_GCM,data:").unwrap() + "ENC[AES256_GCM,data:".len();
-    let flipped = if &text[at..at + 1] == "A" { "B" } else { "A" };
-    std::fs::write(&web, format!("{}{flipped}{}", &text[..at], &text[at + 1..])).unwrap();
+    let mut text = std::fs::read_to_string(&web).unwrap();
+    let documents = split_documents(&text).len();
+    let mut damaged = 0;
+    for document in split_documents(&text) {
+        let Some(at) = document.find("ENC[AES256_GCM,data:").map(|at| at + "ENC[AES256_GCM,data:".len()) else {
+            continue;
+        };
+        let flipped = if &document[at..at + 1] == "A" { "B" } else { "A" };
+        text = text.replace(&document, &format!("{}{flipped}{}", &document[..at], &document[at + 1..]));
+        damaged += 1;
+    }
+    assert_eq!((damaged, split_documents(&text).len()), (2, documents), "{text}");
+    std::fs::write(&web, text).unwrap();
     let run = repo.weaver(&["hydrate", "--env", "dev", "--out", dir, "-o", "json"]);
     let report = json_of(&run, 2);
     assert!(report["environments"][0]["written"].as_array().unwrap().contains(&json!("dev/web.yaml")), "{report}");
+    // Said once for the run, with how many and where.
+    let warned = "environment `dev`: the Secrets hydrated before cannot be read back";
+    assert_eq!(run.stderr.matches(warned).count(), 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains("environment `dev`: the Secrets hydrated before cannot be read back")
+        run.stderr.contains("2 Secrets do not decrypt (2 in dev/web.yaml; dev/web.yaml: ")
             && !run.stderr.contains("environment `dev`: environment `dev`")
+            && !run.stderr.contains("dev/web.yaml: dev/web.yaml")
             && run.stderr.contains("at every run"),
         "{}",
         run.stderr

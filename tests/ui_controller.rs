@@ -705,10 +705,40 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     assert_eq!(confirming.status, 200, "{}", confirming.body);
     assert!(confirming.body.contains("next reconcile then applies the commit git names again"), "{}", confirming.body);
 
-    // A user who may read the EnvironmentSync but not change it: refused, nothing applied.
+    // A user who may read the EnvironmentSync but not change it: no rollback offered, the page
+    // saying why (what the POST's SubjectAccessReview asks); its confirmation and the POST
+    // refused, nothing applied.
     let reading = controller.sign_in(&reader);
     let page = controller.get(&release, Some(&reading));
     assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("confirm/rollback") && !page.body.contains("id=\"rollback-1\""), "{}", page.body);
+    let why = text(&page);
+    assert!(
+        why.contains(&format!("system:serviceaccount:{app}:reader may not change EnvironmentSync {app}/shop"))
+            && why.contains("needs patch or update on environmentsyncs"),
+        "{why}"
+    );
+    let unconfirmed = controller.get(&confirm, Some(&reading));
+    assert_eq!(unconfirmed.status, 403, "{}", unconfirmed.body);
+    assert!(!unconfirmed.body.contains("id=\"confirm\""), "{}", unconfirmed.body);
+    // Nor the EnvironmentSync's own actions: its page says why, their confirmations are refused.
+    let sync_page = controller.get(&format!("/syncs/{app}/shop"), Some(&reading));
+    assert_eq!(sync_page.status, 200, "{}", sync_page.body);
+    assert!(!sync_page.body.contains("id=\"action-"), "{}", sync_page.body);
+    assert!(
+        text(&sync_page).contains(&format!("reader may not change EnvironmentSync {app}/shop")),
+        "{}",
+        sync_page.body
+    );
+    let resume = controller.get(&format!("/syncs/{app}/shop/confirm/resume"), Some(&reading));
+    assert_eq!(resume.status, 403, "{}", resume.body);
+    // Those of a user who may take them are there.
+    let acting = controller.get(&format!("/syncs/{app}/shop"), Some(&session));
+    assert!(
+        acting.body.contains("id=\"action-resume\"") && !acting.body.contains("id=\"actions-refused\""),
+        "{}",
+        acting.body
+    );
     let forbidden = controller.post(&rollback, &reading, &[], &[("csrf", &page.field("csrf")), ("revision", "1")]);
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
     assert!(forbidden.body.contains("needs patch or update on environmentsyncs"), "{}", forbidden.body);
@@ -738,7 +768,51 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
         (now == "bonjour").then_some(()).ok_or_else(|| format!("greeting {now}"))
     });
 
-    for reply in [&running, &refused, &offered, &confirming, &forbidden, &done, &after] {
+    // Resumed while a rollback waits for the environment's lock (held here as a CLI apply holds
+    // it), after the page's check saw the sync suspended: the rollback reads the sync again
+    // under the lock and is refused, nothing applied; the reconcile the resume asked for
+    // applies git's commit.
+    let suspended = controller.post(&format!("/syncs/{app}/shop/suspend"), &session, &[], &[("csrf", &csrf)]);
+    assert_eq!(suspended.status, 303, "{}", suspended.body);
+    eventually("the controller's watch to see the EnvironmentSync suspended again", || {
+        let page = controller.get(&release, Some(&session));
+        page.body.contains("id=\"rollback-1\"").then_some(()).ok_or_else(|| "no rollback offered yet".to_string())
+    });
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                       "metadata": {"name": "weaver-lock-dev", "namespace": app}});
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let held = json!({"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 60, "acquireTime": now, "renewTime": now});
+    cluster.merge_patch(&lease, &json!({"spec": held}), "alice");
+    let raced = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| controller.post(&rollback, &session, &[], &[("csrf", &csrf), ("revision", "1")]));
+        // Long enough for the page's check and the records read; too short fails below, as
+        // the page's own refusal, never passes.
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let resumed = controller.post(&format!("/syncs/{app}/shop/resume"), &session, &[], &[("csrf", &csrf)]);
+        assert_eq!(resumed.status, 303, "{}", resumed.body);
+        cluster.merge_patch(&lease, &json!({"spec": {"holderIdentity": null}}), "alice");
+        waiting.join().unwrap()
+    });
+    assert_eq!(raced.status, 409, "{}", raced.body);
+    let said = text(&raced);
+    assert!(said.contains("nothing was applied: read again under the environment's lock"), "{said}");
+    assert!(said.contains(&format!("EnvironmentSync {app}/shop is not suspended")), "{said}");
+    assert_eq!(greeting(), "bonjour");
+
+    for reply in [
+        &running,
+        &refused,
+        &offered,
+        &confirming,
+        &page,
+        &unconfirmed,
+        &sync_page,
+        &resume,
+        &forbidden,
+        &done,
+        &after,
+        &raced,
+    ] {
         assert!(!reply.body.contains(&dev) && !reply.body.contains(&reader), "a token in {}", reply.body);
     }
 }

@@ -47,16 +47,18 @@ pub struct Settings {
     /// are refused before anything is written. Only `apply` sets it: a rollback or a drift
     /// correction never takes an object from another environment.
     pub take_ownership: bool,
-    /// The only plan this apply may carry out (an EnvironmentSync's approved plan), checked
-    /// under the lock before anything is written.
+    /// What must hold for this apply to write, checked under the lock, on the plan made
+    /// there, before anything is written: the plan is an EnvironmentSync's approved one, or
+    /// the EnvironmentSync a rollback goes through is still suspended.
     pub plan_check: Option<PlanCheck>,
 }
 
-/// Whether a plan made under the lock is the one approved: Err says how it is not.
+/// Whether an apply may write the plan made under the lock: Err says why not. A future, as a
+/// check may read the cluster again (a watch's copy may lag what the lock orders).
 #[derive(Clone)]
 pub struct PlanCheck(pub Arc<CheckPlan>);
 
-pub type CheckPlan = dyn Fn(&Plan) -> std::result::Result<(), String> + Send + Sync;
+pub type CheckPlan = dyn Fn(&Plan) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync;
 
 impl std::fmt::Debug for PlanCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -369,10 +371,9 @@ async fn execute_locked(
         plan.refuse_taking(&options.environment, "nothing was applied")?;
     }
     if let Some(PlanCheck(check)) = check {
-        check(&plan).map_err(|why| {
-            Error::new(format!("environment `{}`: {why}; nothing was applied", options.environment))
-                .with_help("the plan changed since it was approved: approve the new one (weaver sync approve)")
-        })?;
+        check(&plan)
+            .await
+            .map_err(|err| err.context(format!("environment `{}`: nothing was applied", options.environment)))?;
     }
     // Interrupted before writing (an environment of a fleet, whose interruption is caught from
     // the start): nothing is applied, as a single apply interrupted before it writes.

@@ -290,6 +290,20 @@ struct Encryption {
     settings: Option<EncryptionSettings>,
     /// The identities that read back the Secrets hydrated before, if any can be loaded.
     identities: Option<Option<Identities>>,
+    /// The Secrets hydrated before that did not decrypt, by file, with the first one's error:
+    /// told once, when every file is written.
+    unreadable: BTreeMap<String, (usize, String)>,
+}
+
+/// How many of the Secrets hydrated before do not decrypt, and where (`unreadable`: by file,
+/// with the first one's error): one line for a run, however many there are. None: all do.
+fn undecrypted(unreadable: &BTreeMap<String, (usize, String)>) -> Option<String> {
+    // The error names its file.
+    let (_, first) = unreadable.values().next()?;
+    let total: usize = unreadable.values().map(|(n, _)| n).sum();
+    let files: Vec<String> = unreadable.iter().map(|(file, (n, _))| format!("{n} in {file}")).collect();
+    let secrets = if total == 1 { "Secret does" } else { "Secrets do" };
+    Some(format!("{total} {secrets} not decrypt ({}; {first})", files.join(", ")))
 }
 
 /// Reads a file of the target (`<env>/<file>`), `None` when there is none.
@@ -344,6 +358,9 @@ impl EnvironmentWriter<'_> {
                 report.written.push(path(&file));
                 changes.insert(path(&file), Some(text.into_bytes()));
             }
+        }
+        if let Some(why) = undecrypted(&encryption.unreadable) {
+            self.warn_encrypted_again(&why);
         }
         let kept: BTreeSet<&str> = releases.iter().map(|r| r.file.as_str()).collect();
         for stale in previous_files.iter().flatten().filter(|f| !kept.contains(f.as_str())) {
@@ -431,7 +448,8 @@ impl EnvironmentWriter<'_> {
                 }
                 let settings = encryption.settings.as_ref().expect("set above");
                 let reusable = reusable.get_or_insert_with(|| {
-                    self.encrypted_documents(path, previous, &mut encryption.identities, &settings.recipients)
+                    let (identities, unreadable) = (&mut encryption.identities, &mut encryption.unreadable);
+                    self.encrypted_documents(path, previous, identities, &settings.recipients, unreadable)
                 });
                 match reusable.iter().find(|(plain, _)| plain == &m.object) {
                     Some((_, encrypted)) => encrypted.clone(),
@@ -493,14 +511,15 @@ impl EnvironmentWriter<'_> {
     /// The SOPS-encrypted documents of a release's previous file that are encrypted to exactly
     /// `recipients` (a recipient added or removed encrypts again), decrypted with `identities`
     /// (loaded on first need), each with its plaintext object: an unchanged Secret keeps its
-    /// ciphertext, so that its file (and the branch) changes only when the Secret does. Every
-    /// value read is registered with the redactor.
+    /// ciphertext, so that its file (and the branch) changes only when the Secret does. Those
+    /// that do not decrypt are counted in `unreadable`.
     fn encrypted_documents(
         &self,
         path: &str,
         previous: Option<&[u8]>,
         identities: &mut Option<Option<Identities>>,
         recipients: &[String],
+        unreadable: &mut BTreeMap<String, (usize, String)>,
     ) -> Vec<(serde_json::Value, String)> {
         let Some(text) = previous.and_then(|p| std::str::from_utf8(p).ok()) else { return Vec::new() };
         let path = Path::new(path);
@@ -528,7 +547,7 @@ impl EnvironmentWriter<'_> {
                     let plain = plain.into_plaintext().to_json();
                     read.push((plain, document.to_string()));
                 }
-                Err(e) => self.warn_encrypted_again(&format!("{}: {e}", path.display())),
+                Err(e) => unreadable.entry(path.display().to_string()).or_insert((0, e.to_string())).0 += 1,
             }
         }
         read

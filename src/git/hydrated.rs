@@ -206,7 +206,11 @@ impl GitRepo {
             .map_err(|e| Error::new(format!("the source commit's time is out of range: {e}")))?
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
-        let url = repo.find_remote("origin").ok().and_then(|r| r.url().ok().map(without_userinfo)).unwrap_or_default();
+        let url = repo
+            .find_remote("origin")
+            .ok()
+            .and_then(|r| r.url().ok().map(crate::source::redact_url))
+            .unwrap_or_default();
         Ok(ArtifactSource { created, url, revision: format!("sha1:{}", source.commit) })
     }
 
@@ -238,14 +242,6 @@ fn write_note(
     repo.note(signature, signature, Some(NOTES_REF), source_oid, &note, true)
         .map_err(|e| git_error("write the note on the source commit", &e))?;
     Ok(())
-}
-
-/// A remote's URL as it may be shown: `scheme://user:token@host/…` without `user:token@`.
-fn without_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    format!("{scheme}://{host}{path}")
 }
 
 /// The note on a source commit: one line per branch or artifact hydrated from it, `<branch>
@@ -281,15 +277,7 @@ fn blob_entry(path: &str, id: Oid, size: usize) -> IndexEntry {
 
 #[cfg(test)]
 mod tests {
-    use super::{note_lines, without_userinfo};
-
-    #[test]
-    fn a_remote_url_is_shown_without_its_credentials() {
-        assert_eq!(without_userinfo("https://ci:s3cr3t@git.example.org/shop.git"), "https://git.example.org/shop.git");
-        assert_eq!(without_userinfo("https://git.example.org/shop.git"), "https://git.example.org/shop.git");
-        assert_eq!(without_userinfo("git@github.com:org/shop.git"), "git@github.com:org/shop.git");
-        assert_eq!(without_userinfo("ssh://git@host"), "ssh://host");
-    }
+    use super::note_lines;
 
     #[test]
     fn a_note_keeps_other_branches_lines_and_replaces_its_own() {

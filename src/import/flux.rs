@@ -409,13 +409,17 @@ impl<'a> Import<'a> {
             let location = Location::file(&at.file);
             // kustomize-controller builds with LoadRestrictionsNone; the release says so when
             // kustomize's default would refuse the build.
-            let built = |restrictions| kustomize::build(self.source, dir, &location, restrictions);
-            let resources = built(LoadRestrictions::None).map_err(|err| err.to_string())?;
-            if built(LoadRestrictions::RootOnly).is_err() {
+            let built = kustomize::build(self.source, dir, &location, LoadRestrictions::None);
+            let built = built.map_err(|err| err.to_string())?;
+            if built.outside_root {
                 self.unrestricted.insert(dir.to_path_buf());
             }
             return Ok((
-                resources.into_iter().map(|r| Obj { object: r.object, file: r.source, document: r.document }).collect(),
+                built
+                    .resources
+                    .into_iter()
+                    .map(|r| Obj { object: r.object, file: r.source, document: r.document })
+                    .collect(),
                 true,
             ));
         }
@@ -1765,6 +1769,58 @@ mod tests {
         import.patch_flux_objects(&bad, &mut objects);
         let listed: Vec<(u64, &str)> = import.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
         assert_eq!(listed, [(9, "Kustomization flux-system/apps: patches")], "{:?}", import.left_out);
+    }
+
+    /// A repository's files, each read counted.
+    struct Counted {
+        files: crate::project::source::FsSource,
+        reads: std::sync::Mutex<BTreeMap<PathBuf, usize>>,
+    }
+
+    impl crate::project::source::Source for Counted {
+        fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+            *self.reads.lock().unwrap().entry(path.to_path_buf()).or_default() += 1;
+            self.files.read(path)
+        }
+        fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<crate::project::source::Entry>>> {
+            self.files.list(dir)
+        }
+        fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
+            self.files.resolve(path)
+        }
+        fn describe(&self) -> String {
+            self.files.describe()
+        }
+    }
+
+    #[test]
+    fn a_kustomization_is_built_once_and_said_unrestricted_when_it_reads_outside_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            std::fs::create_dir_all(dir.path().join(path).parent().unwrap()).unwrap();
+            std::fs::write(dir.path().join(path), text).unwrap();
+        };
+        let config_map = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n");
+        write("apps/kustomization.yaml", "resources: [app.yaml, ../shared/shared.yaml]\n");
+        write("apps/app.yaml", &config_map("app"));
+        write("shared/shared.yaml", &config_map("shared"));
+        write("infra/kustomization.yaml", "resources: [infra.yaml]\n");
+        write("infra/infra.yaml", &config_map("infra"));
+        let source = Counted { files: crate::project::source::FsSource::new(dir.path()), reads: Default::default() };
+        let mut import = Import::new(&source, Path::new(""));
+        let at = obj("kind: Kustomization\nmetadata: {name: apps}\n");
+        for (built, names) in [("apps", vec!["app", "shared"]), ("infra", vec!["infra"])] {
+            let (objects, has_kustomization) = import.build(Path::new(built), &at).unwrap();
+            assert!(has_kustomization);
+            assert_eq!(objects.iter().map(|o| o.name()).collect::<Vec<_>>(), names);
+        }
+        // What kustomize's default would refuse (a file outside the directory) is known
+        // from the one build.
+        assert_eq!(import.unrestricted, BTreeSet::from([PathBuf::from("apps")]));
+        let reads = source.reads.lock().unwrap();
+        for file in ["apps/app.yaml", "shared/shared.yaml", "infra/infra.yaml"] {
+            assert_eq!(reads.get(Path::new(file)), Some(&1), "{file}: {reads:?}");
+        }
     }
 
     #[test]

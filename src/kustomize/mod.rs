@@ -23,6 +23,8 @@ pub mod kustomization;
 pub mod substitute;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
@@ -161,7 +163,7 @@ pub fn build(
     dir: &Path,
     referenced_at: &Location,
     restrictions: LoadRestrictions,
-) -> Result<Vec<Resource>> {
+) -> Result<Built> {
     let Some(dir) = lexical(dir).filter(|d| !d.as_os_str().is_empty() || dir == Path::new(".")) else {
         return Err(Error::at(referenced_at.clone(), format!("`kustomize: {}` leaves the repository", dir.display()))
             .with_help("name a directory of the repository, relative to its root"));
@@ -176,7 +178,8 @@ pub fn build(
             ),
         ));
     }
-    let mut builder = Builder { source, stack: Vec::new(), restrictions };
+    let outside_root = Arc::new(AtomicBool::new(false));
+    let mut builder = Builder { source, stack: Vec::new(), restrictions, outside_root: outside_root.clone() };
     let Accumulation { mut resources, config, vars } =
         builder.target(&dir, referenced_at, Role::Release, Accumulation::new())?;
     filters::generators::add_hashes(&mut resources);
@@ -185,7 +188,15 @@ pub fn build(
     for resource in &mut resources {
         finish_annotations(&mut resource.object);
     }
-    Ok(resources)
+    Ok(Built { resources, outside_root: outside_root.load(Ordering::Relaxed) })
+}
+
+/// What [`build`] built: the objects, and whether it read a file outside the directory of the
+/// kustomization that named it, which kustomize's default ([`LoadRestrictions::RootOnly`])
+/// refuses: a [`LoadRestrictions::None`] build tells whether the default would have built it.
+pub struct Built {
+    pub resources: Vec<Resource>,
+    pub outside_root: bool,
 }
 
 /// Applies `patches`, kustomize `patches` entries written in `file`, to `resources`, as a
@@ -198,7 +209,13 @@ pub fn apply_patches(
     mut resources: Vec<Resource>,
 ) -> Result<Vec<Resource>> {
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let target = Target { source, file: file.to_path_buf(), dir, restrictions: LoadRestrictions::None };
+    let target = Target {
+        source,
+        file: file.to_path_buf(),
+        dir,
+        restrictions: LoadRestrictions::None,
+        outside_root: Default::default(),
+    };
     let k = Kustomization { patches: Some(patches), ..Kustomization::default() };
     filters::patches::patches(&target, &k, &mut resources)?;
     Ok(resources)
@@ -327,6 +344,8 @@ struct Builder<'a> {
     restrictions: LoadRestrictions,
     /// The kustomization files being built, outermost first: one seen again is a cycle.
     stack: Vec<PathBuf>,
+    /// Set when a file outside its kustomization's directory is read (see [`Built`]).
+    outside_root: Arc<AtomicBool>,
 }
 
 /// A kustomization being built: its file and directory, for paths and messages.
@@ -335,6 +354,8 @@ pub(crate) struct Target<'a> {
     pub file: PathBuf,
     pub dir: PathBuf,
     pub restrictions: LoadRestrictions,
+    /// Set when a file outside `dir` is read (see [`Built`]).
+    pub outside_root: Arc<AtomicBool>,
 }
 
 impl Target<'_> {
@@ -369,7 +390,9 @@ impl Target<'_> {
                 .map_err(|err| Error::io_at(location(&self.file, at), &format!("read {field}"), p, err))
         };
         let (real, real_dir) = (within(&full)?, within(&self.dir)?);
-        if self.restrictions == LoadRestrictions::RootOnly && !real.starts_with(&real_dir) {
+        let outside = !real.starts_with(&real_dir);
+        self.outside_root.fetch_or(outside, Ordering::Relaxed);
+        if self.restrictions == LoadRestrictions::RootOnly && outside {
             return Err(self.error(
                 at,
                 format!(
@@ -430,7 +453,13 @@ impl Builder<'_> {
             ));
         }
         self.stack.push(file.clone());
-        let target = Target { source: self.source, file, dir: dir.to_path_buf(), restrictions: self.restrictions };
+        let target = Target {
+            source: self.source,
+            file,
+            dir: dir.to_path_buf(),
+            restrictions: self.restrictions,
+            outside_root: self.outside_root.clone(),
+        };
         let result = self.accumulate(&target, &k, accumulated);
         self.stack.pop();
         result

@@ -746,6 +746,7 @@ impl Run<'_> {
 fn render_kustomization(project: &Project, release: &Release, dir: &Path, secrets: &Secrets) -> Result<Vec<Manifest>> {
     let mut resources =
         crate::kustomize::build(project.source.as_ref(), dir, &release.chart_at, release.load_restrictions)
+            .map(|built| built.resources)
             .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
     if !release.substitute.is_empty() || !release.substitute_from.is_empty() {
         substitute(project, release, secrets, &mut resources)?;

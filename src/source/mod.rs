@@ -347,7 +347,10 @@ impl SourceUrl {
     }
 }
 
-/// `url` without the userinfo of its authority, for messages about a URL that did not parse.
+/// `url` as it may be shown, without the userinfo of its authority (`https://ci:token@host/…`
+/// is `https://host/…`): in messages about a URL that did not parse, and for a remote's URL
+/// `weaver hydrate` records. An scp-like `git@host:path` keeps its user, who holds no secret
+/// (a scheme-less userinfo with a password, `ci:token@host/…`, is left out all the same).
 pub(crate) fn redact_url(url: &str) -> String {
     let (prefix, rest) = match url.find("://") {
         Some(i) => (&url[..i + 3], &url[i + 3..]),
@@ -355,14 +358,26 @@ pub(crate) fn redact_url(url: &str) -> String {
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{prefix}{}", &rest[at + 1..]),
-        None => url.to_string(),
+        Some(at) if !prefix.is_empty() || rest[..at].contains(':') => format!("{prefix}{}", &rest[at + 1..]),
+        _ => url.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_credentials() {
+        assert_eq!(redact_url("https://ci:s3cr3t@git.example.org/shop.git"), "https://git.example.org/shop.git");
+        assert_eq!(redact_url("https://git.example.org/shop.git"), "https://git.example.org/shop.git");
+        assert_eq!(redact_url("https://ci:s3cr3t@git.example.org"), "https://git.example.org");
+        assert_eq!(redact_url("ssh://git@host"), "ssh://host");
+        assert_eq!(redact_url("git@github.com:org/shop.git"), "git@github.com:org/shop.git");
+        assert_eq!(redact_url("ci:s3cr3t@git.example.org/shop.git"), "git.example.org/shop.git");
+        // An @ in the path is not userinfo.
+        assert_eq!(redact_url("https://host/org/@scope/repo"), "https://host/org/@scope/repo");
+    }
 
     #[test]
     fn urls_parse_with_their_userinfo_kept_out_of_what_is_shown() {

@@ -373,25 +373,21 @@ impl Server {
                 },
             }
         }
-        // Every EnvironmentSync page and action asks first whether the signed-in user may.
+        // Every EnvironmentSync page and action asks first whether the signed-in user may; an
+        // action's confirmation page as its POST does.
         if let (Some(auth), Some(subject), ["syncs", ns, name, rest @ ..]) = (&self.auth, &user, path.as_slice()) {
-            let may = match method == Method::GET {
+            let asked = match method == Method::GET && !rest.contains(&"confirm") {
+                true => SEE,
+                false => CHANGE,
+            };
+            let may = match asked == SEE {
                 true => auth.may_read(subject, ns, name).await,
                 false => auth.may_change(subject, ns, name).await,
-            };
-            let (verb, needs) = match method == Method::GET {
-                true => ("see", "get"),
-                false => ("change", "patch or update"),
             };
             match may {
                 Ok(true) => {}
                 Ok(false) => {
-                    let err = Error::new(format!(
-                        "{} may not {verb} EnvironmentSync {ns}/{name}{}",
-                        subject.user,
-                        if rest.is_empty() { String::new() } else { format!(" ({})", rest.join("/")) }
-                    ))
-                    .with_help(format!("that needs {needs} on environmentsyncs.weaver.example.com in namespace {ns}"));
+                    let err = may_not(&subject.user, asked, ns, name, rest);
                     return self.error_page(session, StatusCode::FORBIDDEN, &err);
                 }
                 Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
@@ -405,7 +401,7 @@ impl Server {
             (&Method::GET, ["ui.js"]) => {
                 Answer { content_type: "text/javascript; charset=utf-8", ..Answer::text(StatusCode::OK, pages::SCRIPT) }
             }
-            (&Method::GET, ["syncs", ns, name]) => self.sync(session, ns, name, query.get("done")).await,
+            (&Method::GET, ["syncs", ns, name]) => self.sync(session, user.as_ref(), ns, name, query.get("done")).await,
             (&Method::GET, ["syncs", ns, name, "live"]) => match &self.auth {
                 Some(auth) => sync_live(&auth.syncs, None, request.headers(), ns, name).await,
                 None => {
@@ -462,7 +458,10 @@ impl Server {
                 match rest {
                     ["object"] => self.object(session, Some(user), env, source, &query).await,
                     ["releases", release] => {
-                        let refused = self.suspended_for_rollback(ns, name).await.err();
+                        let refused = match self.rollback_refused(auth, user, (ns, name), env, release).await {
+                            Ok(refused) => refused,
+                            Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+                        };
                         let refused = refused.map(|err| err.redacted(&self.options.redactor));
                         let offer = pages::RollbackOffer::of_sync(ns, name, refused);
                         self.release(session, env, source, release, offer, &query).await
@@ -496,7 +495,12 @@ impl Server {
                     user.user,
                     crate::cluster::this_replica()
                 );
-                self.roll_back(session, &env, &release, revision, source, Some(applier)).await
+                let settings = crate::action::apply::Settings {
+                    applier: Some(applier),
+                    plan_check: Some(self.still_suspended(&ns, &name)),
+                    ..self.options.rollback.clone()
+                };
+                self.roll_back(session, &env, &release, revision, source, settings).await
             }
             (&Method::GET, ["environments", env, "releases", release]) => {
                 let (source, offer) = (self.local(env), pages::RollbackOffer::LOCAL);
@@ -508,7 +512,10 @@ impl Server {
             (&Method::POST, ["environments", env, "releases", release, "rollback"]) => {
                 let (env, release) = (env.to_string(), release.to_string());
                 match self.rollback_form(request, session).await {
-                    Ok(revision) => self.roll_back(session, &env, &release, revision, self.local(&env), None).await,
+                    Ok(revision) => {
+                        let settings = self.options.rollback.clone();
+                        self.roll_back(session, &env, &release, revision, self.local(&env), settings).await
+                    }
                     Err(refused) => refused,
                 }
             }
@@ -611,13 +618,30 @@ impl Server {
             .ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")).as_not_found())
     }
 
-    async fn sync(self: &Arc<Self>, session: &str, ns: &str, name: &str, done: Option<&String>) -> Answer {
+    /// An EnvironmentSync's page; in the controller, its actions offered only to a `user` who
+    /// may take them (their POSTs' SubjectAccessReview), the others told why not.
+    async fn sync(
+        self: &Arc<Self>,
+        session: &str,
+        user: Option<&crate::cluster::Subject>,
+        ns: &str,
+        name: &str,
+        done: Option<&String>,
+    ) -> Answer {
+        let refused = match (&self.auth, user) {
+            (Some(auth), Some(user)) => match auth.may_change(user, ns, name).await {
+                Ok(true) => None,
+                Ok(false) => Some(may_not(&user.user, CHANGE, ns, name, &[]).redacted(&self.options.redactor)),
+                Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+            },
+            _ => None,
+        };
         match self.read_sync(ns, name).await {
             Ok(found) => {
                 let done = done.and_then(|d| pages::done_message(d));
                 let live = Some(format!("{}/live", pages::sync_path(ns, name)));
                 let chrome = Chrome { live, ..self.chrome(session, Vec::new(), Vec::new()) };
-                self.page("sync.html", &chrome, pages::sync(&found, done))
+                self.page("sync.html", &chrome, pages::sync(&found, done, refused))
             }
             Err(err) => self.error_page(session, read_refusal(&err), &err),
         }
@@ -966,25 +990,52 @@ impl Server {
             .ok_or_else(|| Answer::text(StatusCode::BAD_REQUEST, "a rollback names the revision to re-apply\n"))
     }
 
-    /// Why a rollback of an environment EnvironmentSync `ns/name` applies is refused now: while
-    /// it runs, its next reconcile would apply git's commit again over the rollback (Argo CD
-    /// refuses a rollback under auto-sync alike). Ok: it is suspended.
+    /// Why a rollback of an environment EnvironmentSync `ns/name` applies is refused now, as
+    /// the controller's watch last saw it (see [`Server::still_suspended`]).
     async fn suspended_for_rollback(self: &Arc<Self>, ns: &str, name: &str) -> Result<()> {
-        if self.read_sync(ns, name).await?.spec.suspend {
-            return Ok(());
+        rollback_refusal(&self.read_sync(ns, name).await?, ns, name)
+    }
+
+    /// Why `user` may not roll back `release` of environment `env`, which EnvironmentSync
+    /// `ns/name` applies: the SubjectAccessReview its POST is asked says no (the error is
+    /// forbidden), or the EnvironmentSync is not suspended. Err: the API server could not be asked.
+    async fn rollback_refused(
+        self: &Arc<Self>,
+        auth: &Auth,
+        user: &crate::cluster::Subject,
+        (ns, name): (&str, &str),
+        env: &str,
+        release: &str,
+    ) -> Result<Option<Error>> {
+        if !auth.may_change(user, ns, name).await? {
+            let posted = ["environments", env, "releases", release, "rollback"];
+            return Ok(Some(may_not(&user.user, CHANGE, ns, name, &posted).as_forbidden()));
         }
-        Err(Error::new(format!(
-            "EnvironmentSync {ns}/{name} is not suspended: its next reconcile would apply the commit git names \
-                 again over a rollback"
-        ))
-        .with_help(format!(
-            "suspend EnvironmentSync {ns}/{name} first (its page's Suspend, or `weaver sync suspend {name} -n {ns}`), \
-                 roll back, and resume it when git should apply again"
-        )))
+        Ok(self.suspended_for_rollback(ns, name).await.err())
+    }
+
+    /// What a rollback through EnvironmentSync `ns/name` checks under the environment's lock
+    /// before it writes: the EnvironmentSync, read again from the API server (the watch may
+    /// not have seen a resume yet), is still suspended. Its reconciles apply under the same
+    /// lock, so one a resume starts after this check applies after the rollback: a resume
+    /// between the page's check and the lock is refused here, not undone by the next reconcile.
+    fn still_suspended(&self, ns: &str, name: &str) -> crate::action::apply::PlanCheck {
+        let (ns, name) = (ns.to_string(), name.to_string());
+        let options =
+            GetOptions { target: self.target(&ns), all_namespaces: false, selector: None, name: Some(name.clone()) };
+        crate::action::apply::PlanCheck(Arc::new(move |_| {
+            let (options, ns, name) = (options.clone(), ns.clone(), name.clone());
+            Box::pin(async move {
+                // Named, it is read alone, or not found is the error.
+                let read = sync::get(&options, &|_| {}).await?.syncs;
+                let still = read.iter().try_for_each(|sync| rollback_refusal(sync, &ns, &name));
+                still.map_err(|err| err.context("read again under the environment's lock"))
+            })
+        }))
     }
 
     /// A rollback: `weaver rollback --env ENV RELEASE REVISION`, with its defaults, of the
-    /// environment `source` reads, recorded as applied by `applier` (None: this process).
+    /// environment `source` reads, applied with `settings` (its applier recorded; None: this process).
     async fn roll_back(
         self: &Arc<Self>,
         session: &str,
@@ -992,9 +1043,10 @@ impl Server {
         release: &str,
         revision: u32,
         source: EnvSource,
-        applier: Option<String>,
+        settings: crate::action::apply::Settings,
     ) -> Answer {
         let back = source.release_path(release);
+        let applier = settings.applier.clone();
         let options = crate::action::rollback::RollbackOptions {
             repo: source.repo.clone(),
             rev: source.rev.clone(),
@@ -1002,7 +1054,7 @@ impl Server {
             release: release.to_string(),
             revision: Some(revision),
             connect: source.connect.clone(),
-            settings: crate::action::apply::Settings { applier: applier.clone(), ..self.options.rollback.clone() },
+            settings,
             // A working tree's environment page's watches then hold what the rollback wrote
             // when next read; a controller's rollback runs as its sync's account, apart.
             servers: source.rev.is_none().then(|| self.servers.again()),
@@ -1320,7 +1372,72 @@ where
     .map_err(|err| Error::new(format!("a page's work stopped: {err}")))
 }
 
+/// What a user asked of an EnvironmentSync: to see it (a page), which needs `get`, or to change
+/// it (an action), which needs `patch` or `update`.
+const SEE: (&str, &str) = ("see", "get");
+const CHANGE: (&str, &str) = ("change", "patch or update");
+
+/// That `user` may not do what `asked` (SEE or CHANGE) of EnvironmentSync `ns/name`, for the
+/// page or action at `doing` under its path.
+fn may_not(user: &str, (verb, needs): (&str, &str), ns: &str, name: &str, doing: &[&str]) -> Error {
+    let doing = if doing.is_empty() { String::new() } else { format!(" ({})", doing.join("/")) };
+    Error::new(format!("{user} may not {verb} EnvironmentSync {ns}/{name}{doing}"))
+        .with_help(format!("that needs {needs} on environmentsyncs.weaver.example.com in namespace {ns}"))
+}
+
+/// Why a rollback of an environment EnvironmentSync `ns/name` (`sync`) applies is refused:
+/// while it runs, its next reconcile would apply git's commit again over the rollback (Argo CD
+/// refuses a rollback under auto-sync alike). Ok: it is suspended, and its controller has seen
+/// it so (`status.observedGeneration`): a sync's reconciles run one at a time, so one that
+/// started before the suspend, and could still apply, has ended.
+fn rollback_refusal(sync: &crate::controllers::gitops::EnvironmentSync, ns: &str, name: &str) -> Result<()> {
+    let observed = sync.status.as_ref().and_then(|s| s.observed_generation);
+    match (sync.spec.suspend, observed == sync.metadata.generation) {
+        (true, true) => Ok(()),
+        (true, false) => Err(Error::new(format!(
+            "EnvironmentSync {ns}/{name} is suspended, but its controller has not seen it so yet: a reconcile that \
+             started before may still apply the commit git names over a rollback"
+        ))
+        .with_help("roll back once its page shows it suspended (status.observedGeneration is metadata.generation)")),
+        (false, _) => Err(Error::new(format!(
+            "EnvironmentSync {ns}/{name} is not suspended: its next reconcile would apply the commit git names \
+             again over a rollback"
+        ))
+        .with_help(format!(
+            "suspend EnvironmentSync {ns}/{name} first (its page's Suspend, or `weaver sync suspend {name} -n {ns}`), \
+             roll back, and resume it when git should apply again"
+        ))),
+    }
+}
+
 /// Whether the EnvironmentSync's status names environment `env` among those it applies.
 fn applies_environment(sync: &crate::controllers::gitops::EnvironmentSync, env: &str) -> bool {
     sync.status.as_ref().is_some_and(|s| s.environments.iter().any(|e| e.name == env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::gitops::{EnvironmentSync, EnvironmentSyncStatus};
+
+    fn sync(suspend: bool, generation: i64, observed: Option<i64>) -> EnvironmentSync {
+        let spec = serde_json::json!({"source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}}, "environments": ["dev"],
+            "serviceAccountName": "deployer", "suspend": suspend});
+        let mut sync = EnvironmentSync::new("shop", serde_json::from_value(spec).unwrap());
+        sync.metadata.generation = Some(generation);
+        sync.status = Some(EnvironmentSyncStatus { observed_generation: observed, ..Default::default() });
+        sync
+    }
+
+    #[test]
+    fn a_rollback_waits_for_the_controller_to_have_seen_the_suspend() {
+        assert!(rollback_refusal(&sync(true, 3, Some(3)), "team", "shop").is_ok());
+        // Suspended, but a reconcile of the generation before may still be applying.
+        let err = rollback_refusal(&sync(true, 3, Some(2)), "team", "shop").unwrap_err();
+        assert!(err.to_string().contains("its controller has not seen it so yet"), "{err}");
+        let err = rollback_refusal(&sync(true, 3, None), "team", "shop").unwrap_err();
+        assert!(err.to_string().contains("has not seen it so yet"), "{err}");
+        let err = rollback_refusal(&sync(false, 3, Some(3)), "team", "shop").unwrap_err();
+        assert!(err.to_string().contains("EnvironmentSync team/shop is not suspended"), "{err}");
+    }
 }

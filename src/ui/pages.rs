@@ -244,11 +244,17 @@ pub struct SyncPage<'a> {
     pub done: Option<&'static str>,
     /// Newest first.
     pub history: Vec<&'a crate::controllers::gitops::api::HistoryEntry>,
+    /// Why the user may take none of its actions; None: they may.
+    pub actions_refused: Option<String>,
 }
 
-pub fn sync<'a>(sync: &'a EnvironmentSync, done: Option<&'static str>) -> SyncPage<'a> {
+pub fn sync<'a>(
+    sync: &'a EnvironmentSync,
+    done: Option<&'static str>,
+    actions_refused: Option<String>,
+) -> SyncPage<'a> {
     let history = sync.status.iter().flat_map(|s| s.history.iter().rev()).collect();
-    SyncPage { row: SyncRow::new(sync), sync, done, history }
+    SyncPage { row: SyncRow::new(sync), sync, done, history, actions_refused }
 }
 
 /// An action asked for, to confirm: what it does, the form that does it and where Cancel leads.

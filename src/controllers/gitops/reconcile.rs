@@ -422,10 +422,14 @@ impl Run<'_> {
         if let Some(expected) = approved {
             let (environment, key) = (name.clone(), self.approval_key.clone());
             settings.plan_check = Some(PlanCheck(Arc::new(move |planned| {
-                match plan::environment_digest(&environment, planned, &key) == expected {
+                let approved = plan::environment_digest(&environment, planned, &key) == expected;
+                Box::pin(std::future::ready(match approved {
                     true => Ok(()),
-                    false => Err("the plan made under the lock is not the approved one: the cluster changed".into()),
-                }
+                    false => Err(crate::error::Error::new(
+                        "the plan made under the lock is not the approved one: the cluster changed",
+                    )
+                    .with_help("the plan changed since it was approved: approve the new one (weaver sync approve)")),
+                }))
             })));
         }
         let options = ApplyActionOptions {

@@ -56,7 +56,7 @@ pub(super) struct Clients {
 }
 
 struct Inner {
-    watches: Mutex<HashMap<(String, ListTarget, Scope), Watches>>,
+    watches: Mutex<HashMap<(String, ListTarget, Watched), Watches>>,
     /// Clients by identity.
     clients: Mutex<HashMap<String, Clients>>,
     discovered: tokio::sync::Mutex<Option<(Arc<Discovered>, Instant)>>,
@@ -74,16 +74,28 @@ struct Inner {
     scope: Scope,
 }
 
-/// Which objects of a resource and namespace are watched.
+/// Which LISTs a cache answers from watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// weaver's (those carrying its release label): LISTs whose selector implies that label
-    /// are answered, others go to the server. The controller's: it reads them every interval,
-    /// and a tenant's other objects are none of its business.
+    /// Those of weaver's objects (whose selector implies its release label); others go to the
+    /// server. The controller's: it reads them every interval, and a tenant's other objects
+    /// are none of its business.
     Weavers,
-    /// Every object: any LIST is answered (weaver's objects still from a watch of theirs).
-    /// `weaver ui`'s, whose pages read the objects' dependents and events as well.
+    /// Any LIST: one with another selector from a watch with that selector, weaver's objects
+    /// still from a watch of theirs. `weaver ui`'s, whose pages read the objects' dependents
+    /// and events as well.
     All,
+}
+
+/// What one watch of a resource and namespace holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Watched {
+    /// weaver's objects: those with its release label.
+    Weavers,
+    /// Those a label selector that does not imply weaver's label selects (every object for
+    /// none): the LIST it answers, made continuous (Helm's records by `owner=helm`, a chart's
+    /// `lookup`, the objects' dependents and events). [`Scope::All`] only.
+    Selected(String),
 }
 
 /// A write a watch has yet to deliver.
@@ -293,8 +305,8 @@ impl LiveCache {
     ) -> Option<Vec<Value>> {
         let selects = Selector::parse(selector)?;
         let watched = match (selects.implies_release_label(), self.inner.scope) {
-            (true, _) => Scope::Weavers,
-            (false, Scope::All) => Scope::All,
+            (true, _) => Watched::Weavers,
+            (false, Scope::All) => Watched::Selected(selector.to_string()),
             (false, Scope::Weavers) => return None,
         };
         let watch = self.watch(client, identity, served, target, watched);
@@ -377,7 +389,7 @@ impl LiveCache {
         identity: &str,
         served: &ServedKind,
         target: &ListTarget,
-        watched: Scope,
+        watched: Watched,
     ) -> Arc<Watch> {
         let token = {
             let clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
@@ -385,7 +397,7 @@ impl LiveCache {
         };
         let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
         watches.retain(|_, watches| watches.current.read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < IDLE);
-        let key = (identity.to_string(), target.clone(), watched);
+        let key = (identity.to_string(), target.clone(), watched.clone());
         let Some(entry) = watches.get_mut(&key) else {
             let watch = self.start(client, served, target, token, watched);
             watches.insert(key, Watches { current: watch.clone(), next: None });
@@ -417,7 +429,7 @@ impl LiveCache {
         served: &ServedKind,
         target: &ListTarget,
         token: [u8; 32],
-        watched: Scope,
+        watched: Watched,
     ) -> Arc<Watch> {
         let api: Api<DynamicObject> = match target.namespace.as_deref().filter(|_| served.namespaced) {
             Some(namespace) => Api::namespaced_with(client.clone(), namespace, &served.resource),
@@ -451,14 +463,15 @@ async fn run(
     api: Api<DynamicObject>,
     resource: ApiResource,
     target: ListTarget,
-    watched: Scope,
+    watched: Watched,
 ) {
-    let config = match watched {
-        Scope::Weavers => watcher::Config::default().labels(LABEL_RELEASE),
-        Scope::All => watcher::Config::default(),
+    let config = match &watched {
+        Watched::Weavers => watcher::Config::default().labels(LABEL_RELEASE),
+        Watched::Selected(selector) if selector.is_empty() => watcher::Config::default(),
+        Watched::Selected(selector) => watcher::Config::default().labels(selector),
     };
     // weaver's writes, and others' changes to its objects, are told by the watch of its objects.
-    let weavers = watched == Scope::Weavers;
+    let weavers = watched == Watched::Weavers;
     let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
     let mut listing: Option<(HashMap<String, Arc<Value>>, u64)> = None;
     while let Some(event) = events.next().await {
@@ -688,6 +701,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::cluster::{Cluster, ClusterInfo, ConnectOptions, GivenCluster, ManagedFields};
 
     fn labelled(labels: Value) -> Arc<Value> {
         Arc::new(json!({"metadata": {"name": "x", "labels": labels}}))
@@ -764,23 +778,18 @@ mod tests {
         let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("ns".into()) };
         let watch = crate::action::block_on(async {
             let client = client_with(&cache, "token");
-            cache.watch(&client, "ServiceAccount ns/deployer", &served, &target, Scope::Weavers)
+            cache.watch(&client, "ServiceAccount ns/deployer", &served, &target, Watched::Weavers)
         });
         // The view's runtime is gone: the watch's task is not.
         std::thread::sleep(Duration::from_millis(50));
         assert!(!watch.task.get().unwrap().is_finished(), "the watch ended with the runtime that started it");
     }
 
-    /// The controller's clusters (a config handed over, with the cache) read within the
-    /// request timeout, but their watches may idle as long as a watch lasts: a quiet watch is
-    /// not cut and started again every request timeout.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_quiet_watch_of_the_controllers_outlasts_the_request_timeout() {
-        use crate::cluster::{Cluster, ClusterInfo, ConnectOptions, GivenCluster, ManagedFields};
-        let server = weaver_test_apiserver::TestApiServer::start();
+    /// A cluster connected against `server` with `cache`, its request timeout `timeout`, as
+    /// the controller connects its EnvironmentSyncs'.
+    async fn connected(server: &weaver_test_apiserver::TestApiServer, cache: LiveCache, timeout: Duration) -> Cluster {
         let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
-        let timeout = Duration::from_secs(1);
         let info = ClusterInfo {
             context: "controller".into(),
             server: server.url(),
@@ -792,9 +801,48 @@ mod tests {
             context: None,
             request_timeout: timeout,
             retry_budget: timeout,
-            given: Some(GivenCluster::Config { config, info, rate: None, live: Some(LiveCache::default()) }),
+            given: Some(GivenCluster::Config { config, info, rate: None, live: Some(cache) }),
         };
-        let cluster = Cluster::connect(&options).await.unwrap_or_else(|e| panic!("{e}"));
+        Cluster::connect(&options).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A LIST with a selector that does not imply weaver's label (Helm's records) is answered
+    /// from a watch with that selector, which holds only what it selects.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_list_with_another_selector_is_answered_from_a_watch_of_that_selector() {
+        let server = weaver_test_apiserver::TestApiServer::start();
+        let cache = LiveCache::running_on(None, Scope::All);
+        let cluster = connected(&server, cache.clone(), Duration::from_secs(10)).await;
+        let served = cluster.resolve("v1", "Secret").ok().unwrap();
+        for (name, labels) in [("helm-record", json!({"owner": "helm"})), ("other", json!({"app": "web"}))] {
+            let secret = json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": "default", "labels": labels}});
+            cluster.apply(&secret, &served, false, false).await.unwrap();
+        }
+        let target = ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: Some("default".into()) };
+        let targets = [target.clone()].into();
+        let listed = cluster.list(&targets, "owner=helm", ManagedFields::Text, 1).await.unwrap();
+        assert_eq!(listed.iter().map(|s| s["metadata"]["name"].clone()).collect::<Vec<_>>(), ["helm-record"]);
+        // The watch's LIST (and the WATCH after it) asked for what the selector selects only.
+        let read: Vec<String> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/namespaces/default/secrets"))
+            .map(|r| r.query)
+            .collect();
+        assert!(!read.is_empty() && read.iter().all(|q| q.contains("labelSelector=owner%3Dhelm")), "{read:#?}");
+        let watches = cache.inner.watches.lock().unwrap();
+        let key = ("controller".to_string(), target, Watched::Selected("owner=helm".into()));
+        assert_eq!(watches[&key].current.objects.read().unwrap().len(), 1, "only what the selector selects is held");
+    }
+
+    /// The controller's clusters (a config handed over, with the cache) read within the
+    /// request timeout, but their watches may idle as long as a watch lasts: a quiet watch is
+    /// not cut and started again every request timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_watch_of_the_controllers_outlasts_the_request_timeout() {
+        let server = weaver_test_apiserver::TestApiServer::start();
+        let cluster = connected(&server, LiveCache::default(), Duration::from_secs(1)).await;
         let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("quiet".into()) };
         let targets = [target].into();
         cluster.list(&targets, LABEL_RELEASE, ManagedFields::Text, 1).await.unwrap();
@@ -815,27 +863,27 @@ mod tests {
             ServedKind { resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()), namespaced: true };
         let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("ns".into()) };
         let identity = "ServiceAccount ns/deployer";
-        let old = cache.watch(&client_with(&cache, "old"), identity, &served, &target, Scope::Weavers);
+        let old = cache.watch(&client_with(&cache, "old"), identity, &served, &target, Watched::Weavers);
         old.state.send_replace(State::Synced(0));
 
         let renewed = client_with(&cache, "renewed");
-        let answering = cache.watch(&renewed, identity, &served, &target, Scope::Weavers);
+        let answering = cache.watch(&renewed, identity, &served, &target, Watched::Weavers);
         assert!(Arc::ptr_eq(&answering, &old), "the old watch answers while the new one lists");
-        let again = cache.watch(&renewed, identity, &served, &target, Scope::Weavers);
+        let again = cache.watch(&renewed, identity, &served, &target, Watched::Weavers);
         assert!(Arc::ptr_eq(&again, &old), "one new watch, not one a read");
-        let key = (identity.to_string(), target.clone(), Scope::Weavers);
+        let key = (identity.to_string(), target.clone(), Watched::Weavers);
         let next = cache.inner.watches.lock().unwrap()[&key].next.clone().unwrap();
         assert!(!Arc::ptr_eq(&next, &old));
 
         next.state.send_replace(State::Synced(0));
-        let answering = cache.watch(&renewed, identity, &served, &target, Scope::Weavers);
+        let answering = cache.watch(&renewed, identity, &served, &target, Watched::Weavers);
         assert!(Arc::ptr_eq(&answering, &next), "the new watch answers once it has listed");
         assert_eq!(cache.watches(), 1);
 
         // A token the server refuses (expired) hands over at once.
         let third = client_with(&cache, "third");
         next.state.send_replace(State::Refused);
-        let answering = cache.watch(&third, identity, &served, &target, Scope::Weavers);
+        let answering = cache.watch(&third, identity, &served, &target, Watched::Weavers);
         assert!(!Arc::ptr_eq(&answering, &next), "a refused watch does not answer");
         assert_eq!(*answering.state.borrow(), State::Starting);
     }

@@ -146,6 +146,7 @@ pub async fn plan_observing(
             let mut live =
                 observe_reusing(&cluster, &mut rendered.releases, &env.name, options.concurrency, &unlabelled).await?;
             observe_helm(&cluster, &rendered.releases, &mut live, false, options.concurrency).await?;
+            phase(cx.on, "observe for the plan", started);
             let kept = judgments.as_ref().map(|j| &j.plans);
             let mut plan = plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept)?;
             if options.server_side {

@@ -5,6 +5,7 @@
 //! objects they own).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -126,9 +127,10 @@ async fn judged(
     });
     // What this read itself: all of the objects, or what the observation given lacks.
     let (records, listed) = live?;
+    phase(on, "read records, dependents and events", started);
     let observed_objects = observed.map_or(&[][..], |o| &o.live.objects[..]);
     let by_key = by_key(observed_objects.iter().chain(&listed), &releases);
-    let owned = owned_by(&others);
+    let owned = owned_by(others.iter().map(|object| &**object));
     // Each release judged on the thread pool: thousands of objects on a page. Judgments kept
     // with the render are reused for releases whose reads did not change.
     let kept = observed.and_then(|o| o.judgments.as_deref()).map(|j| &j.health);
@@ -178,7 +180,7 @@ async fn dependents(
     namespaces: &BTreeSet<&str>,
     concurrency: usize,
     on: OnProgress<'_>,
-) -> Vec<Value> {
+) -> Vec<Arc<Value>> {
     let targets: BTreeSet<ListTarget> = DEPENDENT_KINDS
         .iter()
         .filter(|(api_version, kind)| cluster.resolve(api_version, kind).is_ok())
@@ -190,9 +192,10 @@ async fn dependents(
             })
         })
         .collect();
-    // Their managedFields kept as text: the tree never reads them, and health rules that may
-    // read them parse them per object (see `judged`).
-    match cluster.list(&targets, "", ManagedFields::Text, concurrency).await {
+    // Shared with the watches, not copied, and their managedFields kept as text: the tree
+    // never reads them, and health rules that may read them parse them per object (see
+    // `judged`).
+    match cluster.list_shared(&targets, "", ManagedFields::Text, concurrency).await {
         Ok(listed) => listed,
         Err(err) => {
             on(Progress::Warning(format!("objects' dependents not shown: {err}")));

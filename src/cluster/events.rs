@@ -79,7 +79,7 @@ impl Cluster {
             let target =
                 ListTarget { api_version: "v1".into(), kind: "Event".into(), namespace: Some(namespace.into()) };
             if let Some(events) = self.watched(&target, "", super::ManagedFields::Text).await {
-                return Ok(events.iter().map(ObjectEvent::of).collect());
+                return Ok(events.iter().map(|event| ObjectEvent::of(event)).collect());
             }
         }
         let mut params = ListParams::default();

@@ -302,7 +302,7 @@ impl LiveCache {
         target: &ListTarget,
         selector: &str,
         managed_fields: ManagedFields,
-    ) -> Option<Vec<Value>> {
+    ) -> Option<Vec<Arc<Value>>> {
         let selects = Selector::parse(selector)?;
         let watched = match (selects.implies_release_label(), self.inner.scope) {
             (true, _) => Watched::Weavers,
@@ -325,9 +325,11 @@ impl LiveCache {
         }
         *watch.read_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let objects = watch.objects.read().unwrap_or_else(|e| e.into_inner());
+        // Shared, not copied: a reader that only reads (the objects' dependents, the events)
+        // copies nothing.
         let selected = objects.values().filter(|object| selects.matches(object)).map(|object| match managed_fields {
-            ManagedFields::Text => Value::clone(object),
-            ManagedFields::Parsed => fields_parsed(object),
+            ManagedFields::Text => Arc::clone(object),
+            ManagedFields::Parsed => Arc::new(fields_parsed(object)),
         });
         Some(selected.collect())
     }

@@ -296,6 +296,19 @@ impl Cluster {
         managed_fields: ManagedFields,
         concurrency: usize,
     ) -> Result<Vec<Value>> {
+        let shared = self.list_shared(targets, label_selector, managed_fields, concurrency).await?;
+        Ok(shared.into_iter().map(Arc::unwrap_or_clone).collect())
+    }
+
+    /// [`Cluster::list`], the objects a watch answers with shared with it rather than copied:
+    /// for readers that only read.
+    pub async fn list_shared(
+        &self,
+        targets: &BTreeSet<ListTarget>,
+        label_selector: &str,
+        managed_fields: ManagedFields,
+        concurrency: usize,
+    ) -> Result<Vec<Arc<Value>>> {
         let mut objects = Vec::new();
         let mut to_list = BTreeSet::new();
         for target in targets {
@@ -313,7 +326,7 @@ impl Cluster {
                 self.list_each_as::<WithFieldsAsText>(&to_list, Some(label_selector), concurrency).await?
             }
         };
-        objects.extend(lists.into_iter().flat_map(|(_, listed)| listed.items));
+        objects.extend(lists.into_iter().flat_map(|(_, listed)| listed.items).map(Arc::new));
         Ok(objects)
     }
 
@@ -324,7 +337,7 @@ impl Cluster {
         target: &ListTarget,
         label_selector: &str,
         managed_fields: ManagedFields,
-    ) -> Option<Vec<Value>> {
+    ) -> Option<Vec<Arc<Value>>> {
         let Watching { cache, identity, client } = self.live.as_ref()?;
         let served = self.resolve(&target.api_version, &target.kind).ok()?;
         cache.list(client, identity, &served, target, label_selector, managed_fields).await
@@ -357,7 +370,10 @@ impl Cluster {
         let mut to_list = BTreeSet::new();
         for target in targets {
             match self.watched(target, label_selector.unwrap_or_default(), ManagedFields::Parsed).await {
-                Some(items) => lists.push((target.clone(), Listed { items, metadata: Default::default() })),
+                Some(items) => {
+                    let items = items.into_iter().map(Arc::unwrap_or_clone).collect();
+                    lists.push((target.clone(), Listed { items, metadata: Default::default() }));
+                }
                 None => drop(to_list.insert(target.clone())),
             }
         }

@@ -45,7 +45,7 @@ pub struct ObjectHealth {
 pub type Owned<'a> = HashMap<&'a str, Vec<&'a Value>>;
 
 /// `objects` by the owners they name.
-pub fn owned_by(objects: &[Value]) -> Owned<'_> {
+pub fn owned_by<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Owned<'a> {
     let mut owned: Owned = HashMap::new();
     for object in objects {
         let owners = object.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten();

@@ -453,7 +453,7 @@ impl Run<'_> {
 
         // What the release's record holds: the desired objects as the plan prepared them, and
         // the hooks as the server stores them.
-        let desired: Vec<&Value> = objects.iter().filter_map(|o| o.desired.as_ref()).collect();
+        let desired: Vec<&Value> = objects.iter().filter_map(|o| o.desired.as_deref()).collect();
         let hooks: Vec<Value> = input.rendered.hooks.iter().map(|h| crate::diff::as_stored(h.object.clone())).collect();
         let writes =
             !changes.is_empty() || !removals.is_empty() || history.needs_record(&desired, &hooks, self.options);

@@ -3,6 +3,7 @@
 //! file). Pure: no I/O.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,8 @@ pub struct ObjectPlan {
     /// takes ownership (`--take-ownership`), and then relabels it as this environment's.
     pub owner: Option<Owner>,
     /// The desired object (prepared, not redacted), which the release record keeps: never printed.
-    pub(crate) desired: Option<Value>,
+    /// Shared: a plan kept between views (`release::kept`) is handed out again without a copy.
+    pub(crate) desired: Option<Arc<Value>>,
     /// What an apply sends instead of `desired` to the existing object: live values at the
     /// fields `ignoreDifferences` ignores. None when that is `desired`.
     pub(crate) respected: Option<Value>,
@@ -87,7 +89,7 @@ impl Owner {
 impl ObjectPlan {
     /// What an apply sends.
     pub(crate) fn to_send(&self) -> Option<&Value> {
-        self.respected.as_ref().or(self.desired.as_ref())
+        self.respected.as_ref().or(self.desired.as_deref())
     }
 }
 
@@ -178,7 +180,8 @@ fn plan_object(
     let unrespected = plan_sent(release, desired.clone(), live, last_applied, adopt);
     let mut plan = plan_sent(release, Some(sent), live, last_applied, adopt);
     plan.ignored = unrespected.changes.iter().filter(|c| !plan.changes.contains(c)).count();
-    plan.respected = std::mem::replace(&mut plan.desired, desired);
+    plan.respected = plan.desired.take().map(Arc::unwrap_or_clone);
+    plan.desired = desired.map(Arc::new);
     plan
 }
 
@@ -208,7 +211,7 @@ fn plan_sent(
             adopt: false,
             ignored: 0,
             owner: None,
-            desired,
+            desired: desired.map(Arc::new),
             respected: None,
         };
     }
@@ -272,7 +275,7 @@ fn compare(
         adopt,
         ignored: 0,
         owner: None,
-        desired,
+        desired: desired.map(Arc::new),
         respected: None,
     }
 }
@@ -598,7 +601,7 @@ impl Plan {
             }
             let live = live_by_key.get(&object.key).copied();
             let (adopt, ignored, owner) = (object.adopt, object.ignored, object.owner.clone());
-            let desired = self.objects[index].desired.take();
+            let desired = self.objects[index].desired.take().map(Arc::unwrap_or_clone);
             let respected = self.objects[index].respected.take();
             let refined = compare(&self.objects[index].release, live, Some(result), desired, adopt);
             // An adopted object is applied with force: Helm's fields are taken, as are any others.

@@ -92,7 +92,7 @@ fn main() {
     let server = support::spent(&server, RUNS);
     times.sort();
     println!(
-        "environment page of {shown} objects (the environment's {rows} and their dependents): median {} (min {}, max {}), weaver ui's CPU {} a view, peak RSS {:.1} MB{}; load average {}",
+        "environment page of {shown} objects (weaver's and their dependents): median {} (min {}, max {}), weaver ui's CPU {} a view, peak RSS {:.1} MB{}; load average {}",
         support::ms(times[RUNS / 2]),
         support::ms(times[0]),
         support::ms(times[RUNS - 1]),

@@ -129,12 +129,12 @@ fn main() {
         support::ms(after_edit[RUNS - 1]),
         support::ms(edit_cpu)
     );
-    // The log's lines for a view end with the whole view's; the phases of status, plan and
-    // drift overlap.
+    // The log's lines for a view end with its HTML's; the phases of status, plan and drift
+    // overlap.
     std::thread::sleep(Duration::from_millis(200));
     let log = log.lock().unwrap();
     let ends: Vec<usize> =
-        log.iter().enumerate().filter(|(_, l)| l.contains("environment page's reads took")).map(|(i, _)| i).collect();
+        log.iter().enumerate().filter(|(_, l)| l.contains("environment page's HTML took")).map(|(i, _)| i).collect();
     if let [.., before, last] = ends[..] {
         let phases: Vec<&str> = log[before + 1..=last].iter().filter_map(|l| l.strip_prefix("weaver: ")).collect();
         println!("the last view's phases: {}", phases.join("; "));

@@ -1154,6 +1154,7 @@ impl Server {
         if let (Err(err), Err(_), Err(_)) = (&status, &planned, &drift) {
             return self.error_page(session, read_refusal(err), err);
         }
+        let started = std::time::Instant::now();
         let mut errors = Vec::new();
         let status = keep(status, &mut errors, &self.options.redactor);
         let planned = keep(planned, &mut errors, &self.options.redactor);
@@ -1177,7 +1178,9 @@ impl Server {
             env_path: path,
             ..self.chrome(session, errors, warnings)
         };
-        self.page("environment.html", &chrome, page)
+        let page = self.page("environment.html", &chrome, page);
+        (self.options.on)(Progress::Phase("the environment page's HTML", started.elapsed()));
+        page
     }
 
     /// The header of an environment's page: the cluster the environment's context reaches.

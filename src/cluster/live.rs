@@ -103,6 +103,9 @@ struct Pending {
     name: String,
     /// The object's resourceVersion after the write (0 for a deletion: any event of it will do).
     version: u64,
+    /// Its labels after the write: a watch whose selector does not select them holds the
+    /// write once it does not hold the object.
+    labels: Value,
     /// `Inner::writes` when it was made.
     sequence: u64,
 }
@@ -126,6 +129,8 @@ struct Watches {
 /// One watch, and the objects it has delivered.
 struct Watch {
     objects: RwLock<HashMap<String, Arc<Value>>>,
+    /// What it selects: weaver's release label, or the selector of the LISTs it answers.
+    selector: Selector,
     state: tokio::sync::watch::Sender<State>,
     read_at: Mutex<Instant>,
     started: Instant,
@@ -309,6 +314,7 @@ impl LiveCache {
             (false, Scope::All) => Watched::Selected(selector.to_string()),
             (false, Scope::Weavers) => return None,
         };
+        let weavers = watched == Watched::Weavers;
         let watch = self.watch(client, identity, served, target, watched);
         let mut state = watch.state.subscribe();
         // Only the first readers of a watch wait for it to start: one that has not started in
@@ -318,9 +324,13 @@ impl LiveCache {
         if !matches!(synced.ok()?.ok().map(|s| *s), Some(State::Synced(_))) {
             return None;
         }
-        if !self.caught_up(target, &watch).await {
+        // The writes pending are the watch of weaver's objects' to clear: another watch of the
+        // target (another selector) only waits for them.
+        if !self.caught_up(target, &watch, weavers).await {
             // The LIST the caller makes instead is as new as any write: what is pending is moot.
-            self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(target);
+            if weavers {
+                self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(target);
+            }
             return None;
         }
         *watch.read_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -342,30 +352,42 @@ impl LiveCache {
             // Not a number: nothing to wait for that could be told apart. The next read LISTs.
             Some(object) => resource_version(object).unwrap_or(u64::MAX),
         };
+        let labels = answer.and_then(|object| object.pointer("/metadata/labels")).cloned().unwrap_or(Value::Null);
         let sequence = self.inner.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.entry(target).or_default().push(Pending { name: name.to_string(), version, sequence });
+        pending.entry(target).or_default().push(Pending { name: name.to_string(), version, labels, sequence });
     }
 
     /// Waits until `watch` holds every write to `target` this process made, up to
     /// [`CATCH_UP`]; whether it got there. A write that changed nothing (an apply of what is
-    /// there) sends no event: it is held once the object's resourceVersion is as new.
-    async fn caught_up(&self, target: &ListTarget, watch: &Watch) -> bool {
+    /// there) sends no event: it is held once the object's resourceVersion is as new. With
+    /// `clears`, the writes it holds are no longer pending.
+    async fn caught_up(&self, target: &ListTarget, watch: &Watch, clears: bool) -> bool {
         let deadline = Instant::now() + CATCH_UP;
         loop {
             let waiting = {
                 let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
                 let objects = watch.objects.read().unwrap_or_else(|e| e.into_inner());
-                let held = |p: &Pending| match (objects.get(&p.name), p.version) {
-                    (None, 0) => true,
-                    (Some(object), version) if version > 0 => resource_version(object).is_some_and(|v| v >= version),
-                    _ => false,
+                // A write the watch selects is held once it has the object as new; a deletion,
+                // or a write it does not select (the object left its selection, or never was
+                // in it), once it does not have the object.
+                let held = |p: &Pending| {
+                    let selected =
+                        p.version > 0 && watch.selector.selects(|key| p.labels.get(key).and_then(Value::as_str));
+                    match (objects.get(&p.name), selected) {
+                        (None, false) => true,
+                        (Some(object), true) => resource_version(object).is_some_and(|v| v >= p.version),
+                        _ => false,
+                    }
                 };
                 let writes = pending.entry(target.clone()).or_default();
-                writes.retain(|p| !held(p));
-                if !writes.is_empty() && Instant::now() >= deadline {
-                    let stuck: Vec<String> = writes
-                        .iter()
+                if clears {
+                    writes.retain(|p| !held(p));
+                }
+                let mut stuck = writes.iter().filter(|p| !held(p)).peekable();
+                let waiting = stuck.peek().is_some();
+                if waiting && Instant::now() >= deadline {
+                    let stuck: Vec<String> = stuck
                         .map(|p| {
                             let seen = objects.get(&p.name).and_then(|o| resource_version(o));
                             format!("{} (wrote {}, watch has {seen:?})", p.name, p.version)
@@ -374,7 +396,7 @@ impl LiveCache {
                     tracing::debug!(resource = %target.kind, namespace = ?target.namespace, ?stuck, "writes not delivered by the watch in time: listing");
                     return false;
                 }
-                !writes.is_empty()
+                waiting
             };
             if !waiting {
                 return true;
@@ -439,8 +461,14 @@ impl LiveCache {
         };
         let (state, _) = tokio::sync::watch::channel(State::Starting);
         let now = Instant::now();
+        let selector = match &watched {
+            Watched::Weavers => Selector(vec![Requirement::Exists(LABEL_RELEASE.to_string())]),
+            // Parsed before the watch was asked for.
+            Watched::Selected(selector) => Selector::parse(selector).unwrap_or(Selector(Vec::new())),
+        };
         let watch = Arc::new(Watch {
             objects: RwLock::default(),
+            selector,
             state,
             read_at: Mutex::new(now),
             started: now,
@@ -662,7 +690,11 @@ impl Selector {
     }
 
     fn matches(&self, object: &Arc<Value>) -> bool {
-        let label = |key: &str| crate::manifest::label(object, key);
+        self.selects(|key| crate::manifest::label(object, key))
+    }
+
+    /// Whether an object whose labels `label` reads is selected.
+    fn selects<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.0.iter().all(|requirement| match requirement {
             Requirement::Exists(key) => label(key).is_some(),
             Requirement::Absent(key) => label(key).is_none(),
@@ -836,6 +868,36 @@ mod tests {
         let watches = cache.inner.watches.lock().unwrap();
         let key = ("controller".to_string(), target, Watched::Selected("owner=helm".into()));
         assert_eq!(watches[&key].current.objects.read().unwrap().len(), 1, "only what the selector selects is held");
+    }
+
+    /// A write this process made that a selector's watch does not select (weaver's own object,
+    /// read with Helm's `owner=helm`) is not waited for there, and stays pending for the watch
+    /// of weaver's objects: that read does not LIST around it after a wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_another_selectors_watch_does_not_select_is_not_waited_for_there() {
+        let server = weaver_test_apiserver::TestApiServer::start();
+        let cache = LiveCache::running_on(None, Scope::All);
+        let cluster = connected(&server, cache.clone(), Duration::from_secs(10)).await;
+        let target =
+            ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("default".into()) };
+        let targets = [target].into();
+        // Helm's watch started, then a write of weaver's, which no watch of weaver's has
+        // delivered (none runs yet).
+        cluster.list(&targets, "owner=helm", ManagedFields::Text, 1).await.unwrap();
+        let served = cluster.resolve("v1", "ConfigMap").ok().unwrap();
+        let ours = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "ours", "namespace": "default", "labels": {LABEL_RELEASE: "web"}}});
+        cluster.apply(&ours, &served, false, false).await.unwrap();
+        server.clear_requests();
+        let started = Instant::now();
+        let helms = cluster.list(&targets, "owner=helm", ManagedFields::Text, 1).await.unwrap();
+        assert!(helms.is_empty());
+        assert!(started.elapsed() < CATCH_UP / 2, "waited {:?} for a write it never holds", started.elapsed());
+        let listed = server.requests().into_iter().filter(|r| r.method == "GET" && !r.query.contains("watch=true"));
+        assert_eq!(listed.count(), 0, "Helm's read answered from its watch: {:#?}", server.requests());
+        // Weaver's watch, started now, has the write.
+        let weavers = cluster.list(&targets, LABEL_RELEASE, ManagedFields::Text, 1).await.unwrap();
+        assert_eq!(weavers.len(), 1, "{weavers:?}");
     }
 
     /// The controller's clusters (a config handed over, with the cache) read within the

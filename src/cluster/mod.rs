@@ -309,14 +309,8 @@ impl Cluster {
         managed_fields: ManagedFields,
         concurrency: usize,
     ) -> Result<Vec<Arc<Value>>> {
-        let mut objects = Vec::new();
-        let mut to_list = BTreeSet::new();
-        for target in targets {
-            match self.watched(target, label_selector, managed_fields).await {
-                Some(watched) => objects.extend(watched),
-                None => drop(to_list.insert(target.clone())),
-            }
-        }
+        let (watched, to_list) = self.from_watches(targets, label_selector, managed_fields).await;
+        let mut objects: Vec<Arc<Value>> = watched.into_iter().flat_map(|(_, objects)| objects).collect();
         if to_list.is_empty() {
             return Ok(objects);
         }
@@ -328,6 +322,24 @@ impl Cluster {
         };
         objects.extend(lists.into_iter().flat_map(|(_, listed)| listed.items).map(Arc::new));
         Ok(objects)
+    }
+
+    /// The targets a watch answers, each with what it holds that `label_selector` selects,
+    /// and those that must be LISTed.
+    async fn from_watches(
+        &self,
+        targets: &BTreeSet<ListTarget>,
+        label_selector: &str,
+        managed_fields: ManagedFields,
+    ) -> (Vec<(ListTarget, Vec<Arc<Value>>)>, BTreeSet<ListTarget>) {
+        let (mut watched, mut to_list) = (Vec::new(), BTreeSet::new());
+        for target in targets {
+            match self.watched(target, label_selector, managed_fields).await {
+                Some(objects) => watched.push((target.clone(), objects)),
+                None => drop(to_list.insert(target.clone())),
+            }
+        }
+        (watched, to_list)
     }
 
     /// `target`'s objects that `label_selector` selects, from a watch when this cluster has
@@ -366,17 +378,15 @@ impl Cluster {
         label_selector: Option<&str>,
         concurrency: usize,
     ) -> Result<Vec<(ListTarget, Listed)>> {
-        let mut lists = Vec::new();
-        let mut to_list = BTreeSet::new();
-        for target in targets {
-            match self.watched(target, label_selector.unwrap_or_default(), ManagedFields::Parsed).await {
-                Some(items) => {
-                    let items = items.into_iter().map(Arc::unwrap_or_clone).collect();
-                    lists.push((target.clone(), Listed { items, metadata: Default::default() }));
-                }
-                None => drop(to_list.insert(target.clone())),
-            }
-        }
+        let (watched, to_list) =
+            self.from_watches(targets, label_selector.unwrap_or_default(), ManagedFields::Parsed).await;
+        let mut lists: Vec<(ListTarget, Listed)> = watched
+            .into_iter()
+            .map(|(target, items)| {
+                let items = items.into_iter().map(Arc::unwrap_or_clone).collect();
+                (target, Listed { items, metadata: Default::default() })
+            })
+            .collect();
         if !to_list.is_empty() {
             lists.extend(self.list_each_as::<Value>(&to_list, label_selector, concurrency).await?);
         }

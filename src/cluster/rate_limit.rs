@@ -308,8 +308,8 @@ impl SharedServers {
         })
     }
 
-    /// These servers, with LISTs answered from watches (see `live`; every object of a
-    /// resource and namespace listed, weaver's or not), started by the first such LIST and kept
+    /// These servers, with LISTs answered from watches (see `live`; any LIST, from a watch of
+    /// weaver's objects or of the LIST's own selector), started by the first such LIST and kept
     /// while read, on this share's runtime: for a reader that reads the same objects again and
     /// again (`weaver ui`'s page views), each as the context it connects as.
     pub fn watching(self) -> SharedServers {

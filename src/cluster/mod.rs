@@ -309,7 +309,7 @@ impl Cluster {
         managed_fields: ManagedFields,
         concurrency: usize,
     ) -> Result<Vec<Arc<Value>>> {
-        let (watched, to_list) = self.from_watches(targets, label_selector, managed_fields).await;
+        let (watched, to_list) = self.answered_by_watches(targets, label_selector, managed_fields).await;
         let mut objects: Vec<Arc<Value>> = watched.into_iter().flat_map(|(_, objects)| objects).collect();
         if to_list.is_empty() {
             return Ok(objects);
@@ -326,7 +326,7 @@ impl Cluster {
 
     /// The targets a watch answers, each with what it holds that `label_selector` selects,
     /// and those that must be LISTed.
-    async fn from_watches(
+    async fn answered_by_watches(
         &self,
         targets: &BTreeSet<ListTarget>,
         label_selector: &str,
@@ -379,7 +379,7 @@ impl Cluster {
         concurrency: usize,
     ) -> Result<Vec<(ListTarget, Listed)>> {
         let (watched, to_list) =
-            self.from_watches(targets, label_selector.unwrap_or_default(), ManagedFields::Parsed).await;
+            self.answered_by_watches(targets, label_selector.unwrap_or_default(), ManagedFields::Parsed).await;
         let mut lists: Vec<(ListTarget, Listed)> = watched
             .into_iter()
             .map(|(target, items)| {

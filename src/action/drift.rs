@@ -3,8 +3,8 @@
 //! only says which releases live where, and the records hold what to compare and re-apply.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -63,7 +63,7 @@ pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>,
             let started = Instant::now();
             let releases = selected.releases();
             let extra = unlisted(cluster, live, &releases, &live.records, options.concurrency).await?;
-            let by_key = by_key(live.objects.iter().chain(&extra), &releases);
+            let by_key = by_key(live.objects.iter().chain(&extra).map(|o| &**o), &releases);
             let kept = observed.and_then(|o| o.judgments.as_deref()).map(|j| &j.drift);
             let report = judge(cluster, &selected, &live.records, &by_key, kept);
             phase(on, "compare", started);
@@ -109,7 +109,7 @@ async fn compare(
     let started = Instant::now();
     let releases = selected.releases();
     let live = recorded_live(cluster, &releases, &selected.env.name, Wanted::Deployed, concurrency).await?;
-    let report = judge(cluster, selected, &live.records, &by_key(live.objects.iter(), &releases), None);
+    let report = judge(cluster, selected, &live.records, &by_key(live.objects.iter().map(|o| &**o), &releases), None);
     phase(on, "observe and compare", started);
     Ok((report, live.records))
 }
@@ -193,7 +193,7 @@ pub(super) async fn unlisted(
     releases: &[&Release],
     records: &HashMap<String, Record>,
     concurrency: usize,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<Arc<Value>>> {
     let mut missing = BTreeSet::new();
     for release in releases {
         for manifest in records.get(&release.name).into_iter().flat_map(|r| &r.manifests) {

@@ -208,7 +208,7 @@ fn applied(release: &RenderedRelease, environment: &str) -> Record {
 
 /// Server mode: a dry-run server-side apply of every object client mode found changed; the
 /// server's answer replaces the client's merge.
-async fn refine_on_server(cluster: &Cluster, plan: &mut Plan, live: &[Value], concurrency: usize) -> Result<()> {
+async fn refine_on_server(cluster: &Cluster, plan: &mut Plan, live: &[Arc<Value>], concurrency: usize) -> Result<()> {
     let (indices, objects): (Vec<usize>, Vec<(&Value, &str)>) = plan.server_candidates().into_iter().unzip();
     let answers = dry_run_apply(cluster, &objects, concurrency).await?;
     let answers: Vec<_> =

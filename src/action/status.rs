@@ -129,7 +129,7 @@ async fn judged(
     let (records, listed) = live?;
     phase(on, "read records, dependents and events", started);
     let observed_objects = observed.map_or(&[][..], |o| &o.live.objects[..]);
-    let by_key = by_key(observed_objects.iter().chain(&listed), &releases);
+    let by_key = by_key(observed_objects.iter().chain(&listed).map(|o| &**o), &releases);
     let owned = owned_by(others.iter().map(|object| &**object));
     // Each release judged on the thread pool: thousands of objects on a page. Judgments kept
     // with the render are reused for releases whose reads did not change.

@@ -2,6 +2,7 @@
 //! previous deployed revision, and keeping only the last [`KEPT_REVISIONS`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -210,9 +211,9 @@ impl<'a> History<'a> {
 
 /// The record Secrets among `live`, by (namespace, release): each release reads only its own,
 /// so a run over many releases decodes every record once.
-pub(super) fn by_release(live: &[Value]) -> HashMap<(&str, &str), Vec<&Value>> {
+pub(super) fn by_release(live: &[Arc<Value>]) -> HashMap<(&str, &str), Vec<&Value>> {
     let mut grouped: HashMap<(&str, &str), Vec<&Value>> = HashMap::new();
-    for secret in live.iter().filter(|o| record::is_record(o)) {
+    for secret in live.iter().map(|o| &**o).filter(|o| record::is_record(o)) {
         let release = label(secret, LABEL_RELEASE).unwrap_or_default();
         grouped.entry((namespace_of(secret).unwrap_or_default(), release)).or_default().push(secret);
     }

@@ -3,6 +3,7 @@
 //! namespace, and server mode's dry-run applies. Only reads: nothing is stored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -20,8 +21,9 @@ use crate::render::RenderedRelease;
 /// What the cluster has of some releases: the objects carrying their release label, and the
 /// last deployed record of each.
 pub struct Live {
-    /// Listed objects, the record Secrets among them.
-    pub objects: Vec<Value>,
+    /// Listed objects, the record Secrets among them: shared with the watches that answered
+    /// (`weaver ui`, the controller), not copied.
+    pub objects: Vec<Arc<Value>>,
     /// The newest record of each release the listing wanted (`deployed`, or of any status),
     /// for the environment.
     pub records: HashMap<String, Record>,
@@ -146,14 +148,14 @@ pub async fn list_live(
 /// release's records are those in its own namespace: another namespace listed may hold a
 /// namesake's.
 pub fn own_records(
-    objects: &[Value],
+    objects: &[Arc<Value>],
     releases: &[(&str, &str)],
     environment: &str,
     wanted: Wanted,
     known: &HashMap<String, Record>,
 ) -> Result<HashMap<String, Record>> {
     let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
-    let own = objects.iter().filter(|o| {
+    let own = objects.iter().map(|o| &**o).filter(|o| {
         record::is_record(o)
             && label(o, LABEL_RELEASE)
                 .and_then(|release| namespaces.get(release))
@@ -170,7 +172,7 @@ pub async fn list_labelled(
     releases: &[&str],
     managed_fields: ManagedFields,
     concurrency: usize,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<Arc<Value>>> {
     let (desired, unlabelled) = (HashSet::new(), Unlabelled::new());
     let labelled = Labelled {
         selector: release_selector(releases),
@@ -242,11 +244,11 @@ pub async fn observe_helm(
     if targets.is_empty() {
         return Ok(());
     }
-    let known: BTreeSet<ObjectKey> = live.objects.iter().map(ObjectKey::of).collect();
+    let known: BTreeSet<ObjectKey> = live.objects.iter().map(|o| ObjectKey::of(o)).collect();
     // Planned as the other live objects are (observe_reusing).
-    let installed = cluster.list(&targets, HELM_MANAGED_SELECTOR, ManagedFields::Text, concurrency).await?;
+    let installed = cluster.list_shared(&targets, HELM_MANAGED_SELECTOR, ManagedFields::Text, concurrency).await?;
     let adopted: Vec<&HelmRelease> = live.helm.values().collect();
-    let taken: Vec<Value> = installed
+    let taken: Vec<Arc<Value>> = installed
         .into_iter()
         .filter(|object| adopted.iter().any(|helm| installed_by(object, helm)))
         .filter(|object| !known.contains(&ObjectKey::of(object)))
@@ -267,7 +269,12 @@ struct Labelled<'a> {
 }
 
 impl Labelled<'_> {
-    async fn list(&self, cluster: &Cluster, targets: &BTreeSet<ListTarget>, concurrency: usize) -> Result<Vec<Value>> {
+    async fn list(
+        &self,
+        cluster: &Cluster,
+        targets: &BTreeSet<ListTarget>,
+        concurrency: usize,
+    ) -> Result<Vec<Arc<Value>>> {
         let (listed, to_list): (BTreeSet<ListTarget>, BTreeSet<ListTarget>) =
             targets.iter().cloned().partition(|target| self.unlabelled.contains_key(target));
         let ours = |object: &Value| label(object, LABEL_RELEASE).is_some_and(|release| self.names.contains(&release));
@@ -280,7 +287,7 @@ impl Labelled<'_> {
         // Secrets (records among them) by the releases' label; the rest by weaver's label.
         let (secrets, others): (BTreeSet<ListTarget>, BTreeSet<ListTarget>) =
             to_list.into_iter().partition(|t| self.desired.is_empty() || (t.api_version == "v1" && t.kind == "Secret"));
-        let mut objects = cluster.list(&secrets, &self.selector, self.managed_fields, concurrency).await?;
+        let mut objects = cluster.list_shared(&secrets, &self.selector, self.managed_fields, concurrency).await?;
         // A Secret this run renders may be labelled by another release (another environment's):
         // one more LIST of weaver's Secrets that are not records (records carry a status label),
         // only where this run renders a Secret.
@@ -290,14 +297,15 @@ impl Labelled<'_> {
         let foreign: BTreeSet<ListTarget> = secrets.iter().filter(|t| renders_secret(t)).cloned().collect();
         if !foreign.is_empty() {
             let selector = format!("{LABEL_RELEASE},!{LABEL_STATUS}");
-            let any = cluster.list(&foreign, &selector, self.managed_fields, concurrency).await?;
-            objects.extend(any.into_iter().filter(|o| !ours(o) && wanted(&o)));
+            let any = cluster.list_shared(&foreign, &selector, self.managed_fields, concurrency).await?;
+            objects.extend(any.into_iter().filter(|o| !ours(o) && wanted(&&**o)));
         }
         if !others.is_empty() {
-            let any = cluster.list(&others, LABEL_RELEASE, self.managed_fields, concurrency).await?;
-            objects.extend(any.into_iter().filter(|o| wanted(&o)));
+            let any = cluster.list_shared(&others, LABEL_RELEASE, self.managed_fields, concurrency).await?;
+            objects.extend(any.into_iter().filter(|o| wanted(&&**o)));
         }
-        objects.extend(listed.iter().flat_map(|target| self.unlabelled[target].iter()).filter(wanted).cloned());
+        let reused = listed.iter().flat_map(|target| self.unlabelled[target].iter()).filter(wanted);
+        objects.extend(reused.map(|object| Arc::new(object.clone())));
         Ok(objects)
     }
 }
@@ -432,10 +440,11 @@ pub async fn deployed_records_everywhere(
         Some(namespaces) => namespaces.iter().map(|ns| target(Some(ns))).collect(),
     };
     let selector = format!("{LABEL_ENVIRONMENT}={environment},{LABEL_STATUS}={}", Status::Deployed.as_str());
-    let secrets = cluster.list(&targets, &selector, ManagedFields::Text, 1).await?;
+    // Only read: shared with a watch that answers, not copied.
+    let secrets = cluster.list_shared(&targets, &selector, ManagedFields::Text, 1).await?;
     let mut by_namespace: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     let mut unlabelled = BTreeSet::new();
-    for secret in &secrets {
+    for secret in secrets.iter().map(|s| &**s) {
         let namespace = namespace_of(secret).unwrap_or_default();
         let Some(release) = label(secret, LABEL_RELEASE).filter(|release| wanted(namespace, release)) else {
             continue;

@@ -2,6 +2,7 @@
 //! and the releases' last applied records (observed by `cluster::observe`, or read from a
 //! file). Pure: no I/O.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -351,15 +352,15 @@ pub fn plan_with_records(
 /// releases: a release without a deployed record adopts what that Helm release installed (its
 /// objects are sent, forced; see [`Adoption`]). Where `kept` holds a release's rendered objects
 /// planned against the same record, render and live objects, they are not planned again.
-pub fn plan_adopting(
+pub fn plan_adopting<L: Borrow<Value> + Sync>(
     releases: &[RenderedRelease],
     records: &HashMap<String, Record>,
-    live: &[Value],
+    live: &[L],
     helm: &HashMap<String, HelmRelease>,
     kept: Option<&Kept<Vec<ObjectPlan>>>,
 ) -> Result<Plan> {
     let live_by_key: HashMap<ObjectKeyRef, &Value> =
-        live.iter().filter(|o| !record::is_record(o)).map(|o| (ObjectKeyRef::of(o), o)).collect();
+        live.iter().map(L::borrow).filter(|o| !record::is_record(o)).map(|o| (ObjectKeyRef::of(o), o)).collect();
     // Each release's rendered objects planned on the thread pool: most of a large plan's cost,
     // and no release's depends on another's.
     let rendered: Vec<Result<Vec<(ObjectKeyRef, ObjectPlan)>>> = releases
@@ -400,6 +401,7 @@ pub fn plan_adopting(
             let objects = plan.objects[release_start..].iter().filter(|o| o.adopt).count();
             let mut left: Vec<(String, ObjectKey)> = live
                 .iter()
+                .map(L::borrow)
                 .filter(|o| adopting.is_some() && installed_by(o, helm))
                 .filter(|o| !desired_keys.contains(&ObjectKeyRef::of(o)))
                 .map(|o| (kind_of(o).api_version.to_string(), ObjectKey::of(o)))
@@ -590,8 +592,13 @@ impl Plan {
 
     /// Server mode: the server's answer to a dry-run apply of object `index` (`result`, and
     /// the `conflict` an apply without force hit) replaces the client's merge.
-    pub fn refine(&mut self, live: &[Value], answers: impl IntoIterator<Item = (usize, Value, Option<String>)>) {
-        let live_by_key: HashMap<ObjectKey, &Value> = live.iter().map(|o| (ObjectKey::of(o), o)).collect();
+    pub fn refine(
+        &mut self,
+        live: &[impl Borrow<Value>],
+        answers: impl IntoIterator<Item = (usize, Value, Option<String>)>,
+    ) {
+        let live_by_key: HashMap<ObjectKey, &Value> =
+            live.iter().map(Borrow::borrow).map(|o| (ObjectKey::of(o), o)).collect();
         for (index, result, conflict) in answers {
             let object = &self.objects[index];
             if object.action == Action::Create {

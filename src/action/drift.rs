@@ -27,7 +27,7 @@ use crate::release::drift::{
     compare_release,
 };
 use crate::release::kept::{Kept, of_recorded};
-use crate::release::record::{self, Record, RecordedObject, Wanted};
+use crate::release::record::{self, RecordedObject, Records, Wanted};
 
 #[derive(Debug, Clone)]
 pub struct DriftOptions {
@@ -105,7 +105,7 @@ async fn compare(
     selected: &Selected,
     concurrency: usize,
     on: OnProgress<'_>,
-) -> Result<(Report, HashMap<String, Record>)> {
+) -> Result<(Report, Records)> {
     let started = Instant::now();
     let releases = selected.releases();
     let live = recorded_live(cluster, &releases, &selected.env.name, Wanted::Deployed, concurrency).await?;
@@ -119,7 +119,7 @@ async fn compare(
 fn judge(
     cluster: &Cluster,
     selected: &Selected,
-    records: &HashMap<String, Record>,
+    records: &Records,
     by_key: &HashMap<ObjectKey, &Value>,
     kept: Option<&Kept<ReleaseDrift>>,
 ) -> Report {
@@ -129,7 +129,7 @@ fn judge(
         .releases()
         .par_iter()
         .map(|release| {
-            let record = records.get(&release.name);
+            let record = records.get(&release.name).map(|r| &**r);
             let place = |manifest: &Value| place(cluster, manifest, release);
             let judge = || compare_release(release, record, by_key, place);
             match kept {
@@ -191,7 +191,7 @@ pub(super) async fn unlisted(
     cluster: &Cluster,
     live: &Live,
     releases: &[&Release],
-    records: &HashMap<String, Record>,
+    records: &Records,
     concurrency: usize,
 ) -> Result<Vec<Arc<Value>>> {
     let mut missing = BTreeSet::new();

@@ -19,7 +19,7 @@ use crate::error::{Error, Location, Result};
 use crate::manifest::{ObjectKey, ObjectKeyRef};
 use crate::project::Environment;
 use crate::release::kept::Judgments;
-use crate::release::record::Record;
+use crate::release::record::{Record, Records};
 use crate::render::RenderedRelease;
 
 /// What the desired state is compared with.
@@ -112,8 +112,7 @@ pub async fn plan_observing(
             let before = render_at(&options.render, base, cx)?;
             let live: Vec<Value> =
                 before.iter().flat_map(|r| &r.manifests).map(|m| as_stored(m.object.clone())).collect();
-            let records: HashMap<String, Record> =
-                before.iter().map(|r| (r.name.clone(), applied(r, &env.name))).collect();
+            let records: Records = before.iter().map(|r| (r.name.clone(), Arc::new(applied(r, &env.name)))).collect();
             let mut releases = rendered.releases;
             // Releases the environment had at the base and no longer has: deleted, as a prune
             // would delete them.

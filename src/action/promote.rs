@@ -7,7 +7,7 @@
 //! a commit on a new branch, built from HEAD's commit in the object database: the repository
 //! is read at HEAD and the working tree is never read or written.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ use crate::project::environment::load_environment_promoted;
 use crate::project::promotion::{Pinned, Promoted, PromotedRelease, promoted_path, set_value_at, value_at};
 use crate::project::{Environment, Project};
 use crate::release::drift::{Report as DriftReport, State};
-use crate::release::record::{Record, Status};
+use crate::release::record::{Records, Status};
 use crate::release::status::{Health, Report as StatusReport};
 use crate::secrets::record_key::{RECORD_KEY_VARIABLE, RecordKey, Verified};
 
@@ -331,7 +331,7 @@ async fn promote_one(
 fn take_pins(
     target: &Environment,
     promotion: &crate::project::promotion::Promotion,
-    records: &HashMap<String, Record>,
+    records: &Records,
 ) -> Result<(Promoted, Vec<PinChange>)> {
     let mut promoted = Promoted { from: promotion.from.clone(), releases: BTreeMap::new() };
     let mut changes = Vec::new();
@@ -409,7 +409,7 @@ fn take_pins(
     Ok((promoted, changes))
 }
 
-fn healthy_gate(status: &StatusReport, records: &HashMap<String, Record>) -> Gate {
+fn healthy_gate(status: &StatusReport, records: &Records) -> Gate {
     let mut evidence = Vec::new();
     let mut passed = true;
     for release in &status.releases {
@@ -452,7 +452,7 @@ fn healthy_gate(status: &StatusReport, records: &HashMap<String, Record>) -> Gat
 /// condition of a recorded object (their `lastTransitionTime`s). weaver does not watch the
 /// source between runs: a flap that ended leaves a newer transition time, which is seen; one
 /// of an object without conditions is not.
-fn soak_gate(status: &StatusReport, records: &HashMap<String, Record>, soak: Duration, now: jiff::Timestamp) -> Gate {
+fn soak_gate(status: &StatusReport, records: &Records, soak: Duration, now: jiff::Timestamp) -> Gate {
     let mut evidence = Vec::new();
     let mut latest: Option<(jiff::Timestamp, String)> = None;
     // A time that does not parse cannot show the soak: it fails the gate, named.
@@ -521,7 +521,7 @@ fn drift_gate(report: &DriftReport) -> Gate {
     Gate { gate: GateKind::NoDrift, passed: !report.has_drift(), expression: None, evidence }
 }
 
-fn signed_gate(pinned: &[String], records: &HashMap<String, Record>, key: Option<&RecordKey>) -> Gate {
+fn signed_gate(pinned: &[String], records: &Records, key: Option<&RecordKey>) -> Gate {
     let Some(key) = key else {
         let evidence = vec![format!(
             "no record key to check signatures with: set {RECORD_KEY_VARIABLE} to the file of the key applies sign with"
@@ -588,10 +588,13 @@ fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result<(Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
     use crate::manifest::ObjectKey;
+    use crate::release::record::Record;
     use crate::release::status::{ObjectHealth, ReleaseHealth};
 
-    fn source(health: Health, changed_at: Option<&str>) -> (StatusReport, HashMap<String, Record>) {
+    fn source(health: Health, changed_at: Option<&str>) -> (StatusReport, Records) {
         let object = ObjectHealth {
             api_version: "apps/v1".into(),
             key: ObjectKey {
@@ -619,7 +622,7 @@ mod tests {
             releases: vec![release],
         };
         let record = Record { time: "2026-11-26T10:00:00Z".into(), ..Record::of_manifests(Vec::new()) };
-        (report, HashMap::from([("web".to_string(), record)]))
+        (report, HashMap::from([("web".to_string(), std::sync::Arc::new(record))]))
     }
 
     #[test]

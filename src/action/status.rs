@@ -4,7 +4,7 @@
 //! `healthChecks`). Only reads, the same LISTs as drift (and, for `weaver ui`, those of the
 //! objects they own).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +23,7 @@ use crate::cluster::{
 use crate::error::{Error, Result};
 use crate::manifest::ListTarget;
 use crate::release::kept::of_recorded;
-use crate::release::record::{Record, Wanted};
+use crate::release::record::{Records, Wanted};
 use crate::release::status::{DEPENDENT_DEPTH, Health, ObjectHealth, Report, owned_by, release_health};
 
 /// Status reads what drift reads: the selection, how to connect, how many requests at once.
@@ -39,10 +39,7 @@ pub async fn status(options: &StatusOptions, on: OnProgress<'_>) -> Result<Repor
 }
 
 /// [`status`], with the records it read (each release's last applied), by release name.
-pub async fn status_with_records(
-    options: &StatusOptions,
-    on: OnProgress<'_>,
-) -> Result<(Report, HashMap<String, Record>)> {
+pub async fn status_with_records(options: &StatusOptions, on: OnProgress<'_>) -> Result<(Report, Records)> {
     let (report, _, records) = judged(options, false, None, on).await?;
     Ok((report, records))
 }
@@ -75,7 +72,7 @@ async fn judged(
     in_detail: bool,
     observed: Option<&Observed>,
     on: OnProgress<'_>,
-) -> Result<(Report, Vec<ObjectEvent>, HashMap<String, Record>)> {
+) -> Result<(Report, Vec<ObjectEvent>, Records)> {
     let selected = select(&options.selection, IfEmpty::Warn, on)?;
     let own;
     let cluster = match observed {
@@ -137,7 +134,7 @@ async fn judged(
     let releases = releases
         .par_iter()
         .map(|release| {
-            let record = records.get(&release.name);
+            let record = records.get(&release.name).map(|r| &**r);
             let place = |manifest: &Value| place(cluster, manifest, release);
             let judge = || {
                 release_health(release, record, &by_key, &owned, place, |object| {

@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::manifest::{ObjectKey, Phase, phase};
 use crate::project::HealthCheck;
 use crate::release::adopt::HelmRelease;
-use crate::release::record::{AdoptedFrom, HookOutcome, Record, Status, TakenFrom};
+use crate::release::record::{AdoptedFrom, HookOutcome, Records, Status, TakenFrom};
 use crate::render::RenderedRelease;
 
 /// How to apply.
@@ -252,7 +252,7 @@ struct Run<'a> {
     /// Each release's record Secrets, by (namespace, release), as observed before the apply.
     records: HashMap<(&'a str, &'a str), Vec<&'a Value>>,
     /// Each release's newest deployed record, as observed before the apply.
-    last_deployed: &'a HashMap<String, Record>,
+    last_deployed: &'a Records,
     /// The releases adopted from Helm.
     adoptions: Vec<&'a crate::diff::plan::Adoption>,
     permits: Semaphore,
@@ -443,7 +443,8 @@ impl Run<'_> {
 
         let key = (input.rendered.namespace.as_str(), name.as_str());
         let secrets = self.records.get(&key).map_or(&[][..], Vec::as_slice);
-        let history = records::History::of(secrets, self.last_deployed.get(name), input, &self.options.environment);
+        let history =
+            records::History::of(secrets, self.last_deployed.get(name).map(|r| &**r), input, &self.options.environment);
         let mut results: Vec<ObjectResult> = objects
             .iter()
             .filter(|o| o.action == Action::Unchanged && !o.adopt)

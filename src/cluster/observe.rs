@@ -15,7 +15,7 @@ use crate::manifest::{
 };
 use crate::project::Release;
 use crate::release::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by};
-use crate::release::record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Status, Wanted};
+use crate::release::record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Records, Status, Wanted};
 use crate::render::RenderedRelease;
 
 /// What the cluster has of some releases: the objects carrying their release label, and the
@@ -26,7 +26,7 @@ pub struct Live {
     pub objects: Vec<Arc<Value>>,
     /// The newest record of each release the listing wanted (`deployed`, or of any status),
     /// for the environment.
-    pub records: HashMap<String, Record>,
+    pub records: Records,
     /// The Helm release of the same name in the same namespace, by weaver release, where
     /// [`observe_helm`] looked and found one.
     pub helm: HashMap<String, HelmRelease>,
@@ -152,8 +152,8 @@ pub fn own_records(
     releases: &[(&str, &str)],
     environment: &str,
     wanted: Wanted,
-    known: &HashMap<String, Record>,
-) -> Result<HashMap<String, Record>> {
+    known: &Records,
+) -> Result<Records> {
     let namespaces: HashMap<&str, &str> = releases.iter().copied().collect();
     let own = objects.iter().map(|o| &**o).filter(|o| {
         record::is_record(o)
@@ -411,7 +411,7 @@ pub async fn dry_run_apply(
 /// [`deployed_records_everywhere`].
 pub struct DeployedRecords {
     /// Each release's newest deployed record with its namespace.
-    pub records: Vec<(String, Record)>,
+    pub records: Vec<(String, Arc<Record>)>,
     /// (namespace, release) of records written before weaver labelled records with their lock
     /// namespace: whether they are this project's cannot be told.
     pub unlabelled: Vec<(String, String)>,
@@ -459,7 +459,7 @@ pub async fn deployed_records_everywhere(
     }
     let mut records = Vec::new();
     for (namespace, secrets) in by_namespace {
-        let mut newest: Vec<Record> = record::last_deployed(secrets, environment)?.into_values().collect();
+        let mut newest: Vec<Arc<Record>> = record::last_deployed(secrets, environment)?.into_values().collect();
         newest.sort_by(|a, b| a.release.cmp(&b.release));
         records.extend(newest.into_iter().map(|record| (namespace.to_string(), record)));
     }

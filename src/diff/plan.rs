@@ -20,7 +20,7 @@ use crate::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, Object
 use crate::project::IgnoreRule;
 use crate::release::adopt::{HelmRelease, installed_by};
 use crate::release::kept::{Fingerprint, Kept};
-use crate::release::record::{self, Record};
+use crate::release::record::{self, Record, Records};
 use crate::render::RenderedRelease;
 
 /// Objects carrying this annotation are never pruned, so never planned for deletion.
@@ -340,11 +340,7 @@ pub fn plan_against(releases: &[RenderedRelease], environment: &str, live: &[Val
 /// # Errors
 /// A desired object with a keyed list that server-side apply would reject (an element without
 /// its key, or one twice).
-pub fn plan_with_records(
-    releases: &[RenderedRelease],
-    records: &HashMap<String, Record>,
-    live: &[Value],
-) -> Result<Plan> {
+pub fn plan_with_records(releases: &[RenderedRelease], records: &Records, live: &[Value]) -> Result<Plan> {
     plan_adopting(releases, records, live, &HashMap::new(), None)
 }
 
@@ -354,7 +350,7 @@ pub fn plan_with_records(
 /// planned against the same record, render and live objects, they are not planned again.
 pub fn plan_adopting<L: Borrow<Value> + Sync>(
     releases: &[RenderedRelease],
-    records: &HashMap<String, Record>,
+    records: &Records,
     live: &[L],
     helm: &HashMap<String, HelmRelease>,
     kept: Option<&Kept<Vec<ObjectPlan>>>,
@@ -366,7 +362,7 @@ pub fn plan_adopting<L: Borrow<Value> + Sync>(
     let rendered: Vec<Result<Vec<(ObjectKeyRef, ObjectPlan)>>> = releases
         .par_iter()
         .map(|release| {
-            let (record, helm) = (records.get(&release.name), helm.get(&release.name));
+            let (record, helm) = (records.get(&release.name).map(|r| &**r), helm.get(&release.name));
             let Some(kept) = kept else { return plan_rendered(release, record, &live_by_key, helm) };
             let mut fingerprint = Fingerprint::of(record);
             fingerprint.add(helm.map(|h| (h.revision, &h.status)));
@@ -388,7 +384,7 @@ pub fn plan_adopting<L: Borrow<Value> + Sync>(
     // Every object and hook the releases render, once some release has something to delete.
     let mut rendered_anywhere: Option<HashSet<ObjectKeyRef>> = None;
     for (release, rendered) in releases.iter().zip(rendered) {
-        let record = records.get(&release.name);
+        let record = records.get(&release.name).map(|r| &**r);
         let mut desired_keys = HashSet::new();
         let release_start = plan.objects.len();
         let helm = helm.get(&release.name);
@@ -723,7 +719,8 @@ mod tests {
             labelled_in("prod", "web", config_map("other-environment", json!({}))),
         ];
         let record = Record { revision: 3, ..Record::of_manifests(last_applied.to_vec()) };
-        let plan = plan_with_records(&[release, other], &HashMap::from([("web".to_string(), record)]), &live).unwrap();
+        let records = HashMap::from([("web".to_string(), Arc::new(record))]);
+        let plan = plan_with_records(&[release, other], &records, &live).unwrap();
         let actions: Vec<(&str, &str, Action)> =
             plan.objects.iter().map(|o| (o.release.as_str(), o.key.name.as_str(), o.action)).collect();
         assert_eq!(

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use base64::Engine;
 use rayon::prelude::*;
@@ -103,6 +104,10 @@ pub struct TakenFrom {
     pub environment: String,
     pub release: String,
 }
+
+/// The newest record of each release a reader wanted, by release name: shared with the
+/// process's decoded records (`weaver ui` and the controller read the same ones again and again).
+pub type Records = HashMap<String, Arc<Record>>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -289,6 +294,12 @@ pub fn revisions<'a>(secrets: impl IntoIterator<Item = &'a Value>, release: &str
 /// Every complete record among `secrets` (others are ignored), oldest revision first. The
 /// status label is authoritative: superseding a revision only relabels its Secrets.
 pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<Vec<Record>> {
+    Ok(shared_from_secrets(secrets)?.into_iter().map(Arc::unwrap_or_clone).collect())
+}
+
+/// [`from_secrets`], each record shared with the process's decoded records rather than
+/// copied: for readers that only read (a view reads a thousand).
+fn shared_from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<Vec<Arc<Record>>> {
     // (release, revision) → (namespace, expected chunks, status, chunk index → payload)
     type Chunks<'a> = (&'a str, usize, Option<Status>, BTreeMap<usize, &'a str>);
     let mut parts: BTreeMap<(String, u32), Chunks> = BTreeMap::new();
@@ -332,9 +343,8 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
             }
             <[u8; 32]>::from(digest.finalize())
         };
-        if let Some(mut record) = DECODED.get(&digest) {
-            record.status = status.unwrap_or(record.status);
-            records.push(record);
+        if let Some(record) = DECODED.get(&digest) {
+            records.push(labelled(record, status));
             continue;
         }
         let decode = || -> std::result::Result<Record, String> {
@@ -349,18 +359,25 @@ pub fn from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Result<
             serde_json::from_slice(&json)
                 .map_err(|e| format!("its content is not a release record (line {}, column {})", e.line(), e.column()))
         };
-        let mut record = decode().map_err(|err| {
+        let record = Arc::new(decode().map_err(|err| {
             Error::new(format!(
                 "release record {namespace}/{} cannot be read: {err}",
                 secret_name(&release, revision, 0)
             ))
-        })?;
+        })?);
         DECODED.keep(digest, &record);
-        record.status = status.unwrap_or(record.status);
-        records.push(record);
+        records.push(labelled(record, status));
     }
     records.sort_by_key(|r| (r.release.clone(), r.revision));
     Ok(records)
+}
+
+/// `record` with the status its Secret's label gives, copied only where that differs.
+fn labelled(mut record: Arc<Record>, status: Option<Status>) -> Arc<Record> {
+    if let Some(status) = status.filter(|s| *s != record.status) {
+        Arc::make_mut(&mut record).status = status;
+    }
+    record
 }
 
 /// Records decoded in this process, by the SHA-256 of their payloads (what a Secret's owner
@@ -373,22 +390,22 @@ const DECODED_KEPT: usize = 8192;
 struct Decoded(std::sync::Mutex<Option<DecodedRecords>>);
 
 struct DecodedRecords {
-    records: HashMap<[u8; 32], (Record, u64)>,
+    records: HashMap<[u8; 32], (Arc<Record>, u64)>,
     /// Counts reads, for which were read last.
     reads: u64,
 }
 
 impl Decoded {
-    fn get(&self, digest: &[u8; 32]) -> Option<Record> {
+    fn get(&self, digest: &[u8; 32]) -> Option<Arc<Record>> {
         let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let held = held.as_mut()?;
         held.reads += 1;
         let (record, read) = held.records.get_mut(digest)?;
         *read = held.reads;
-        Some(record.clone())
+        Some(Arc::clone(record))
     }
 
-    fn keep(&self, digest: [u8; 32], record: &Record) {
+    fn keep(&self, digest: [u8; 32], record: &Arc<Record>) {
         let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let held = held.get_or_insert_with(|| DecodedRecords { records: HashMap::new(), reads: 0 });
         if held.records.len() >= DECODED_KEPT {
@@ -397,7 +414,7 @@ impl Decoded {
             let median = *median;
             held.records.retain(|_, (_, read)| *read > median);
         }
-        held.records.insert(digest, (record.clone(), held.reads));
+        held.records.insert(digest, (Arc::clone(record), held.reads));
     }
 }
 
@@ -446,10 +463,7 @@ fn revisions_wanted<'a>(
 /// The newest `deployed` record of each release among `listed` objects (anything that is not a
 /// record is ignored), for `environment` only. Only that record is decoded (or, when a chunk
 /// of it is missing, the deployed one before it).
-pub fn last_deployed<'a>(
-    listed: impl IntoIterator<Item = &'a Value>,
-    environment: &str,
-) -> Result<HashMap<String, Record>> {
+pub fn last_deployed<'a>(listed: impl IntoIterator<Item = &'a Value>, environment: &str) -> Result<Records> {
     last_records(listed, environment, Wanted::Deployed)
 }
 
@@ -458,7 +472,7 @@ pub fn last_records<'a>(
     listed: impl IntoIterator<Item = &'a Value>,
     environment: &str,
     wanted: Wanted,
-) -> Result<HashMap<String, Record>> {
+) -> Result<Records> {
     last_records_reusing(listed, environment, wanted, &HashMap::new())
 }
 
@@ -468,8 +482,8 @@ pub fn last_records_reusing<'a>(
     listed: impl IntoIterator<Item = &'a Value>,
     environment: &str,
     wanted: Wanted,
-    known: &HashMap<String, Record>,
-) -> Result<HashMap<String, Record>> {
+    known: &Records,
+) -> Result<Records> {
     // Each release's revisions, newest first: the newest complete one is its record.
     let mut by_release: BTreeMap<String, Vec<(u32, Vec<&Value>)>> = BTreeMap::new();
     for ((release, revision), chunks) in revisions_wanted(listed, environment, wanted).into_iter().rev() {
@@ -477,14 +491,15 @@ pub fn last_records_reusing<'a>(
     }
     // Decoding (gzip, then JSON) is most of the cost of reading a thousand records: in
     // parallel; an error is the first in release order.
-    let newest: Vec<Result<Option<(String, Record)>>> = by_release
+    type Newest = Option<(String, Arc<Record>)>;
+    let newest: Vec<Result<Newest>> = by_release
         .into_par_iter()
         .map(|(release, revisions)| {
             for (revision, chunks) in revisions {
                 if let Some(record) = known.get(&release).filter(|r| r.revision == revision) {
-                    return Ok(Some((release, record.clone())));
+                    return Ok(Some((release, Arc::clone(record))));
                 }
-                if let Some(record) = from_secrets(chunks)?.pop() {
+                if let Some(record) = shared_from_secrets(chunks)?.pop() {
                     return Ok(Some((release, record)));
                 }
             }
@@ -621,7 +636,7 @@ mod tests {
             digest[..8].copy_from_slice(&(i as u64).to_le_bytes());
             digest
         };
-        let held = record(Vec::new());
+        let held = Arc::new(record(Vec::new()));
         for i in 0..DECODED_KEPT {
             kept.keep(digest(i), &held);
         }
@@ -669,7 +684,7 @@ mod tests {
         let deployed = last_deployed(&secrets, "dev").unwrap();
         // Told apart from what the Secrets hold: taken from `known`, not decoded.
         let mut known = deployed.clone();
-        known.get_mut("web").unwrap().time = "known".into();
+        Arc::make_mut(known.get_mut("web").unwrap()).time = "known".into();
         let applied = last_records_reusing(&secrets, "dev", Wanted::Applied, &known).unwrap();
         assert_eq!(applied["web"].revision, 2);
         assert_ne!(applied["web"].time, "known", "revision 2 is decoded");

@@ -23,7 +23,6 @@ pub mod kustomization;
 pub mod substitute;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
@@ -178,8 +177,8 @@ pub fn build(
             ),
         ));
     }
-    let outside_root = Arc::new(AtomicBool::new(false));
-    let mut builder = Builder { source, stack: Vec::new(), restrictions, outside_root: outside_root.clone() };
+    let outside_root = AtomicBool::new(false);
+    let mut builder = Builder { source, stack: Vec::new(), restrictions, outside_root: &outside_root };
     let Accumulation { mut resources, config, vars } =
         builder.target(&dir, referenced_at, Role::Release, Accumulation::new())?;
     filters::generators::add_hashes(&mut resources);
@@ -209,12 +208,13 @@ pub fn apply_patches(
     mut resources: Vec<Resource>,
 ) -> Result<Vec<Resource>> {
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let outside_root = AtomicBool::new(false);
     let target = Target {
         source,
         file: file.to_path_buf(),
         dir,
         restrictions: LoadRestrictions::None,
-        outside_root: Default::default(),
+        outside_root: &outside_root,
     };
     let k = Kustomization { patches: Some(patches), ..Kustomization::default() };
     filters::patches::patches(&target, &k, &mut resources)?;
@@ -345,7 +345,7 @@ struct Builder<'a> {
     /// The kustomization files being built, outermost first: one seen again is a cycle.
     stack: Vec<PathBuf>,
     /// Set when a file outside its kustomization's directory is read (see [`Built`]).
-    outside_root: Arc<AtomicBool>,
+    outside_root: &'a AtomicBool,
 }
 
 /// A kustomization being built: its file and directory, for paths and messages.
@@ -355,7 +355,7 @@ pub(crate) struct Target<'a> {
     pub dir: PathBuf,
     pub restrictions: LoadRestrictions,
     /// Set when a file outside `dir` is read (see [`Built`]).
-    pub outside_root: Arc<AtomicBool>,
+    pub outside_root: &'a AtomicBool,
 }
 
 impl Target<'_> {
@@ -458,7 +458,7 @@ impl Builder<'_> {
             file,
             dir: dir.to_path_buf(),
             restrictions: self.restrictions,
-            outside_root: self.outside_root.clone(),
+            outside_root: self.outside_root,
         };
         let result = self.accumulate(&target, &k, accumulated);
         self.stack.pop();

@@ -102,7 +102,7 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
             retry_budget: options.retry_budget,
             ..info.clone()
         };
-        return Ok((with_timeouts(config.clone(), options.request_timeout), info));
+        return Ok((with_client_settings(config.clone(), options.request_timeout), info));
     }
     let in_a_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
     let (kubeconfig, described) = match read_kubeconfig(options)? {
@@ -154,7 +154,7 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
     }
     let info =
         ClusterInfo { context, server, request_timeout: options.request_timeout, retry_budget: options.retry_budget };
-    Ok((with_timeouts(config, options.request_timeout), info))
+    Ok((with_client_settings(config, options.request_timeout), info))
 }
 
 /// The bearer token kube sends as it is written in the kubeconfig, in kube's own order: an
@@ -183,13 +183,21 @@ pub fn for_watching(mut config: kube::Config) -> kube::Config {
     config
 }
 
-fn with_timeouts(mut config: kube::Config, timeout: Duration) -> kube::Config {
+fn with_client_settings(mut config: kube::Config, timeout: Duration) -> kube::Config {
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
     // weaver retries by itself (`super::retry`), boundedly; kube's layer on top would multiply
     // the attempts and wait minutes on a server that keeps answering 503.
     config.default_retry = false;
+    // kube builds TLS settings even for a plain-HTTP server (`kubectl proxy`, a local test
+    // server) and, with no certificate authority given, reads the system's whole trust store into
+    // them: a tenth of a short command's CPU, for a connection that never uses TLS. An HTTPS proxy
+    // in front of such a server does use them, so it keeps the system's roots.
+    let https_proxy = config.proxy_url.as_ref().is_some_and(|proxy| proxy.scheme_str() == Some("https"));
+    if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() && !https_proxy {
+        config.root_cert = Some(Vec::new());
+    }
     config
 }
 
@@ -206,7 +214,7 @@ fn in_cluster(options: &ConnectOptions) -> Result<(kube::Config, ClusterInfo)> {
         request_timeout: options.request_timeout,
         retry_budget: options.retry_budget,
     };
-    Ok((with_timeouts(config, options.request_timeout), info))
+    Ok((with_client_settings(config, options.request_timeout), info))
 }
 
 fn default_kubeconfig() -> PathBuf {
@@ -418,6 +426,21 @@ mod tests {
             "apiVersion: v1\nkind: Config\ncurrent-context: '{current}'\nclusters:\n- name: c\n  cluster: {{ server: '{server}' }}\n\
              users:\n- name: u\n  user: {{ token: t-{server} }}\ncontexts:\n- name: {context}\n  context: {{ cluster: c, user: u }}\n"
         )
+    }
+
+    #[test]
+    fn only_a_plain_http_server_without_https_proxy_goes_without_the_systems_trust_store() {
+        let settled = |url: &str, proxy: Option<&str>, ca: Option<Vec<Vec<u8>>>| {
+            let mut config = kube::Config::new(url.parse().unwrap());
+            config.proxy_url = proxy.map(|p| p.parse().unwrap());
+            config.root_cert = ca;
+            with_client_settings(config, Duration::from_secs(5)).root_cert
+        };
+        assert_eq!(settled("http://127.0.0.1:8001", None, None), Some(vec![]), "kubectl proxy needs no roots");
+        assert_eq!(settled("http://127.0.0.1:8001", Some("http://proxy:3128"), None), Some(vec![]));
+        assert_eq!(settled("https://k8s.example", None, None), None, "no CA given: the system's roots");
+        assert_eq!(settled("http://10.0.0.1", Some("https://proxy:3128"), None), None, "the proxy's TLS needs them");
+        assert_eq!(settled("http://10.0.0.1", None, Some(vec![vec![1]])), Some(vec![vec![1]]), "a given CA is kept");
     }
 
     #[test]

@@ -126,14 +126,29 @@ pub fn render_in(mut set: Templates, mode: Mode, case: &Case, state: &mut (dyn A
 }
 
 /// Asserts that every case renders as the table says, and that the table has at least `min` cases.
-pub fn check_table(cases: &[(Mode, Case)], min: usize, render: impl Fn(Mode, &Case) -> Result<String, String>) {
-    let mut failures = Vec::new();
-    for (mode, case) in cases {
-        let got = render(*mode, case);
-        if got != case.expected {
-            failures.push(format!("case {:?}\n  want: {:?}\n  got:  {:?}", case.name, case.expected, got));
-        }
-    }
+/// The cases render on every core: a few (key generation) take most of the time.
+pub fn check_table(cases: &[(Mode, Case)], min: usize, render: impl Fn(Mode, &Case) -> Result<String, String> + Sync) {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut failures: Vec<(usize, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|first| {
+                let render = &render;
+                scope.spawn(move || {
+                    let mine = cases.iter().enumerate().skip(first).step_by(threads);
+                    mine.filter_map(|(i, (mode, case))| {
+                        let got = render(*mode, case);
+                        (got != case.expected).then(|| {
+                            (i, format!("case {:?}\n  want: {:?}\n  got:  {:?}", case.name, case.expected, got))
+                        })
+                    })
+                    .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a table worker panicked")).collect()
+    });
+    failures.sort_by_key(|(i, _)| *i);
+    let failures: Vec<String> = failures.into_iter().map(|(_, failure)| failure).collect();
     assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
     assert!(cases.len() >= min, "the table has {} cases", cases.len());
 }

@@ -305,6 +305,18 @@ pub fn shape_problem(object: &Value) -> Option<String> {
     if !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Some("has a `kind` that is not a Kubernetes kind name (letters and digits)".to_string());
     }
+    // The API server refuses them; weaver's labels must not quietly replace a malformed one.
+    for field in ["labels", "annotations"] {
+        match map["metadata"].get(field) {
+            None | Some(Value::Null | Value::Object(_)) => {}
+            Some(other) => {
+                return Some(format!(
+                    "has a `metadata.{field}` that is {}, not a mapping of names to values",
+                    crate::patch::type_name(other)
+                ));
+            }
+        }
+    }
     None
 }
 

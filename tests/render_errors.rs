@@ -281,6 +281,30 @@ fn rendered_document_without_name() {
     );
 }
 
+/// Issue 68.13: a `metadata.labels` that is not a mapping is refused where it is made, as the API
+/// server refuses it, where weaver replaced it with its own labels.
+#[test]
+fn rendered_labels_that_are_not_a_mapping_are_refused() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: app=a\n",
+    );
+    assert_eq!(
+        render_error(&repo),
+        "error: charts/app/templates/configmap.yaml: document 1 of the rendered output has a `metadata.labels` that is a string, not a mapping of names to values"
+    );
+    repo.write("app/kustomization.yaml", "resources: [objects.yaml]\n")
+        .write(
+            "app/objects.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations: [x]\n",
+        )
+        .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    kustomize: app\n");
+    let stderr = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+    assert!(stderr.starts_with("error: app/objects.yaml: "), "{stderr}");
+    assert!(stderr.contains("document 2 has a `metadata.annotations` that is a list, not a mapping"), "{stderr}");
+}
+
 #[test]
 fn rendered_names_that_the_api_server_refuses() {
     let repo = Repo::minimal();

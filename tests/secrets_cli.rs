@@ -174,7 +174,7 @@ fn quoted_and_short_secrets_are_redacted_in_render_output() {
     for leaked in ["it's-a-secret", "it''s-a-secret", "q7z", "6390"] {
         assert!(!out.contains(leaked), "render output leaked {leaked:?}:\n{out}");
     }
-    // Markers are keyed per run: equal values show the same one within the run.
+    // Equal values show the same marker.
     let marker = |line: &str| regex::Regex::new(line).unwrap().captures(out).map(|c| c[1].to_string());
     assert!(marker(r"\n  a: (<redacted:[0-9a-f]{8}>)\n").is_some(), "{out}");
     let short = marker(r"\n  b: (<redacted:[0-9a-f]{8}>)\n");
@@ -427,4 +427,54 @@ fn decrypt_finds_the_environment_s_identity_from_any_directory_and_says_which() 
     std::fs::copy(&file, &copy).unwrap();
     let error = common::weaver_in(elsewhere.path(), &["secrets", "decrypt", copy.to_str().unwrap()], &[]);
     assert!(error.failure().contains("no identityFile in the environment"), "{}", error.stderr);
+}
+
+/// The `<redacted:…>` marker on the line of `key` in a render.
+fn marker_of(render: &str, key: &str) -> String {
+    let pattern = regex::Regex::new(&format!(r"\n\s*{key}: (<redacted:[0-9a-f]{{8}}>)\n")).unwrap();
+    pattern.captures(render).unwrap_or_else(|| panic!("no marker for {key} in:\n{render}"))[1].to_string()
+}
+
+/// Issue 68.16: render's markers are keyed by the environment's age identity, not per run: two
+/// renders in separate processes print the same output, and a changed secret changes its
+/// marker and no other.
+#[test]
+fn render_markers_are_stable_across_runs_and_change_with_their_value() {
+    let repo = Repo::demo();
+    let render = || repo.weaver(&["render", "--env", "dev"]).success().to_string();
+    let first = render();
+    assert_eq!(render(), first, "two renders of one commit");
+    let file = secrets_file(&repo, "dev.yaml");
+    let plain = repo.weaver(&["secrets", "decrypt", &file]).success().replace(DEV_SECRETS[1], "dev-api-key-changed");
+    std::fs::write(&file, plain).unwrap();
+    repo.weaver(&["secrets", "encrypt", &file]).success();
+    let changed = render();
+    assert_ne!(marker_of(&changed, "API_KEY"), marker_of(&first, "API_KEY"));
+    for key in ["DATABASE_URL", "SESSION_SECRET"] {
+        assert_eq!(marker_of(&changed, key), marker_of(&first, key), "{key}");
+    }
+}
+
+/// Issue 68.16: with no secrets file to choose among them, every identity held keys the
+/// markers: the same one gives the same markers, another one others, and none (nothing can have
+/// been decrypted) a key drawn for the run.
+#[test]
+fn render_markers_depend_on_the_identity_held() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\nstringData:\n  password: pA55-w0rd.0001-Zq8xLm\n",
+    );
+    let render = |identity: Option<&Path>| {
+        let mut args = vec!["render", "--env", "dev"];
+        let identity = identity.map(|path| path.to_str().unwrap().to_string());
+        if let Some(path) = &identity {
+            args.extend(["--identity", path]);
+        }
+        marker_of(repo.weaver(&args).success(), "password")
+    };
+    let (dev, prod) = (project_root().join("secrets/dev.agekey"), fixture("prod-test.agekey"));
+    assert_eq!(render(Some(&dev)), render(Some(&dev)));
+    assert_ne!(render(Some(&dev)), render(Some(&prod)));
+    assert_ne!(render(None), render(None));
 }

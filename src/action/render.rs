@@ -93,6 +93,8 @@ pub struct Desired {
     /// Releases whose `lookup`s found nothing because a render reading the cluster follows:
     /// that render's objects are the ones validated (and its errors the ones reported).
     pub looking_up: BTreeSet<String>,
+    /// The context's redactor with the markers keyed by the environment's identities.
+    pub redactor: Redactor,
 }
 
 /// What `lookup` finds in an offline render.
@@ -121,8 +123,9 @@ pub fn render(options: &RenderOptions, cx: Context) -> Result<Desired> {
 }
 
 /// How [`render_formatted`]'s caller formats a document: its object (which it may change: it
-/// is not used afterwards) and whether it is a hook; the text, and how many values it redacted.
-pub type Format<'a> = &'a (dyn Fn(&mut Manifest, bool) -> (String, usize) + Sync);
+/// is not used afterwards), whether it is a hook, and the redactor keyed for its environment
+/// ([`Desired::redactor`]); the text, and how many values it redacted.
+pub type Format<'a> = &'a (dyn Fn(&mut Manifest, bool, &Redactor) -> (String, usize) + Sync);
 
 /// What [`render_formatted`] made: the text of each release's documents, in order, and how many
 /// values the formatting of that text redacted.
@@ -163,11 +166,15 @@ fn warn_of_releases<'a>(warnings: impl Iterator<Item = &'a String>, on: OnProgre
 }
 
 /// A release's documents formatted, and how many values that redacted.
-fn format_release(release: &mut crate::render::RenderedRelease, format: Format) -> (String, usize) {
+fn format_release(
+    release: &mut crate::render::RenderedRelease,
+    format: Format,
+    redactor: &Redactor,
+) -> (String, usize) {
     let mut text = String::new();
     let mut redacted = 0;
     for (m, hook) in release.documents_mut() {
-        let (document, count) = format(m, hook);
+        let (document, count) = format(m, hook, redactor);
         text.push_str(&document);
         redacted += count;
     }
@@ -191,7 +198,8 @@ pub struct Prepared {
     selected: Selected,
     secrets: crate::render::Secrets,
     validate: crate::validate::Mode,
-    /// Where the values of Secrets that `lookup` reads are registered.
+    /// Where the values of Secrets that `lookup` reads are registered, with the markers keyed
+    /// by the environment's identities.
     redactor: Redactor,
 }
 
@@ -217,7 +225,16 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     phase(on, "load", started);
     let (project, env) = (&selected.project, &selected.env);
     let started = Instant::now();
-    let ids = || options.keys.load(&options.selection.repo, env.identity_file.as_ref());
+    // Loaded once, whether or not anything is decrypted: the markers are keyed by them (a
+    // render that needs no key still masks Secrets). Failing to load them is an error only
+    // where a file must be decrypted.
+    let loaded = options.keys.load(&options.selection.repo, env.identity_file.as_ref());
+    let ids = || loaded.as_ref().map_err(Error::clone);
+    let recipients = crate::secrets::environment_recipients(project.source.as_ref(), env);
+    let redactor = &match loaded.as_ref().ok().and_then(|ids| ids.marker_key(&recipients)) {
+        Some(key) => redactor.keyed(key),
+        None => redactor.clone(),
+    };
     let needed = match quotes {
         Quotes::Rendered => reads_environment_secrets(&selected),
         Quotes::Cluster => !env.secrets.is_empty(),
@@ -228,7 +245,7 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
         }
         Map::new()
     } else {
-        let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, &ids()?, redactor)?;
+        let secrets = crate::secrets::load_environment_secrets(project.source.as_ref(), env, ids()?, redactor)?;
         on(Progress::Info(format!("decrypted {} secrets file(s)", env.secrets.len())));
         secrets
     };
@@ -491,7 +508,13 @@ impl Prepared {
             validate(&rendered, |release| offline.looking_up.contains(release), self.validate, on)?;
             phase(on, "validate", started);
         }
-        Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up, looking_up: BTreeSet::new() })
+        Ok(Desired {
+            env: Arc::clone(&self.selected.env),
+            rendered,
+            looked_up,
+            looking_up: BTreeSet::new(),
+            redactor: self.redactor.clone(),
+        })
     }
 
     /// Renders offline: Helm charts see the environment's `kubeVersion` (or the default) and
@@ -516,7 +539,13 @@ impl Prepared {
             validate(&rendered, |release| !looking_up.contains(release), self.validate, on)?;
             phase(on, "validate", started);
         }
-        Ok(Desired { env: Arc::clone(&self.selected.env), rendered, looked_up: Vec::new(), looking_up })
+        Ok(Desired {
+            env: Arc::clone(&self.selected.env),
+            rendered,
+            looked_up: Vec::new(),
+            looking_up,
+            redactor: self.redactor.clone(),
+        })
     }
 
     /// Renders offline, alone (as [`Prepared::render`] with [`Offline::Alone`]), `chunk`
@@ -556,7 +585,7 @@ impl Prepared {
                 .zip(reports)
                 .map(|(mut f, (report, removed))| {
                     let (objects, hooks) = (f.release.manifests.len(), f.release.hooks.len());
-                    let (mut text, redacted) = format_release(&mut f.release, format);
+                    let (mut text, redacted) = format_release(&mut f.release, format, &self.redactor);
                     // Kept to the end of the run: without the room it grew with (up to as much again).
                     text.shrink_to_fit();
                     let warnings = std::mem::take(&mut f.release.warnings);

@@ -12,18 +12,21 @@ use crate::cli::{GlobalArgs, RenderArgs};
 use crate::error::{Error, Location, Result};
 use crate::manifest::Manifest;
 use crate::render::Rendered;
+use crate::secrets::Redactor;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
     let options = |env: &str| super::render_options(global, &args.render, env, &args.identity);
     // Without --show-secrets, Secret values become markers and any decrypted value a template
     // copied elsewhere is redacted too, on the objects themselves so no quoting can hide it.
-    let redact = |object: &mut serde_json::Value| -> usize {
+    // The markers are keyed by the environment's identities (its redactor), so a marker
+    // changes from one render to the next exactly when its value does.
+    let redact = |object: &mut serde_json::Value, redactor: &Redactor| -> usize {
         if args.show_secrets {
             return 0;
         }
-        let mut count = ui.redactor.redact_secret_object(object);
-        if !ui.redactor.is_empty() {
-            count += ui.redactor.redact_value(object);
+        let mut count = redactor.redact_secret_object(object);
+        if !redactor.is_empty() {
+            count += redactor.redact_value(object);
         }
         count
     };
@@ -31,8 +34,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
     // before its whole run rendered and validated without an error.
     // A document may be formatted twice (a run that renders again): the count is the kept
     // text's.
-    let format = |m: &mut Manifest, hook: bool| {
-        let redacted = redact(&mut m.object);
+    let format = |m: &mut Manifest, hook: bool, redactor: &Redactor| {
+        let redacted = redact(&mut m.object, redactor);
         let mut out = String::with_capacity(1024);
         out.push_str("---\n");
         push_source_comment(&mut out, m, hook);
@@ -78,7 +81,7 @@ fn one(
     ui: &Ui,
     args: &RenderArgs,
     options: &RenderOptions,
-    redact: &dyn Fn(&mut serde_json::Value) -> usize,
+    redact: &dyn Fn(&mut serde_json::Value, &Redactor) -> usize,
     format: Format,
 ) -> Result<ExitCode> {
     let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
@@ -89,9 +92,15 @@ fn one(
         return Ok(ExitCode::SUCCESS);
     };
     crate::action::refuse_repository_dirs("--output-dir", dir, &options.selection.repo)?;
-    let mut rendered = render(options, cx)?.rendered;
-    let redacted: usize =
-        rendered.releases.iter_mut().flat_map(|r| r.documents_mut()).map(|(m, _)| redact(&mut m.object)).sum();
+    let desired = render(options, cx)?;
+    let mut rendered = desired.rendered;
+    let redactor = &desired.redactor;
+    let redacted: usize = rendered
+        .releases
+        .iter_mut()
+        .flat_map(|r| r.documents_mut())
+        .map(|(m, _)| redact(&mut m.object, redactor))
+        .sum();
     // Placeholders deployed by `weaver render | kubectl apply -f -` break things quietly.
     if redacted > 0 && !args.redact {
         return Err(Error::new(format!(

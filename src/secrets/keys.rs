@@ -1,6 +1,7 @@
 //! age identities (where they come from, loading them) and age encryption of data keys and
 //! whole files.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, BufReader, Read, Write};
@@ -12,6 +13,7 @@ use age::x25519;
 
 use super::SecretsError;
 use super::cipher::DataKey;
+use super::hmac::HmacSha256;
 
 /// The environment variables weaver reads age keys from, in the order it tries them:
 /// `WEAVER_AGE_KEY_FILE`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY` (the keys themselves).
@@ -234,6 +236,29 @@ impl Identities {
         Ok(())
     }
 
+    /// The key of the redaction markers of an environment whose files are encrypted to
+    /// `recipients` (see [`crate::secrets::Redactor::keyed`]): a hash of the secret keys of the
+    /// identities held among them (of every identity held when none is: a whole-file age file
+    /// names no recipient), sorted by public key, under HMAC with a label of its use. Stable for
+    /// whoever holds those keys, whatever other keys they hold and wherever they load them from;
+    /// unknowable to whoever holds none. None without an identity.
+    pub fn marker_key(&self, recipients: &BTreeSet<String>) -> Option<[u8; 32]> {
+        use secrecy::ExposeSecret;
+        use sha2::{Digest, Sha256};
+        let among: Vec<&Loaded> = self.keys.iter().filter(|k| recipients.contains(&k.public)).collect();
+        let mut used = if among.is_empty() { self.keys.iter().collect() } else { among };
+        if used.is_empty() {
+            return None;
+        }
+        used.sort_by(|a, b| a.public.cmp(&b.public));
+        let mut secret_keys = Sha256::new();
+        for loaded in used {
+            secret_keys.update(loaded.identity.to_string().expose_secret().as_bytes());
+            secret_keys.update(b"\n");
+        }
+        Some(HmacSha256::new(&secret_keys.finalize()).mac(b"weaver redaction markers v1"))
+    }
+
     fn has_public(&self, recipient: &str) -> bool {
         self.keys.iter().any(|k| k.public == recipient)
     }
@@ -358,5 +383,43 @@ fn io_reason(err: &io::Error) -> String {
     match err.kind() {
         io::ErrorKind::UnexpectedEof => "it ends too early (truncated)".to_owned(),
         _ => crate::error::io_reason(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    /// A fresh key: (secret key text, public key).
+    fn key() -> (String, String) {
+        let identity = x25519::Identity::generate();
+        (identity.to_string().expose_secret().to_owned(), identity.to_public().to_string())
+    }
+
+    fn held(keys: &[&str]) -> Identities {
+        Identities::given(IdentityOrigin::SopsKey, &keys.join("\n")).unwrap()
+    }
+
+    /// Issue 68.16: the markers' key is the same for whoever holds the environment's identity,
+    /// whatever other keys they hold and in whichever order; another identity gives another.
+    #[test]
+    fn the_marker_key_comes_from_the_identities_among_the_recipients() {
+        let ((alice, alice_public), (bob, bob_public), (other, _)) = (key(), key(), key());
+        let recipients = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<BTreeSet<String>>();
+        let for_alice = recipients(&[&alice_public]);
+        let alone = held(&[&alice]).marker_key(&for_alice);
+        assert!(alone.is_some());
+        assert_eq!(held(&[&other, &alice]).marker_key(&for_alice), alone, "a key not a recipient counts for nothing");
+        assert_ne!(held(&[&bob]).marker_key(&recipients(&[&bob_public])), alone);
+        // Several recipients held: all of them, in any order.
+        let both = recipients(&[&alice_public, &bob_public]);
+        assert_eq!(held(&[&alice, &bob]).marker_key(&both), held(&[&bob, &alice]).marker_key(&both));
+        assert_ne!(held(&[&alice, &bob]).marker_key(&both), alone);
+        // No recipient known (a whole-file age file, no secrets): every key held.
+        assert_eq!(held(&[&alice]).marker_key(&BTreeSet::new()), alone);
+        assert_ne!(held(&[&other, &alice]).marker_key(&BTreeSet::new()), alone);
+        assert_eq!(held(&[]).marker_key(&for_alice), None);
     }
 }

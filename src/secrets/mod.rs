@@ -81,15 +81,34 @@ pub fn environment_secrets_keys(
     env: &crate::project::Environment,
 ) -> Option<std::collections::BTreeSet<String>> {
     let mut keys = std::collections::BTreeSet::new();
-    for file in &env.secrets {
+    for sops in environment_sops_files(source, env) {
+        keys.extend(sops?.top_level_keys().map(str::to_string));
+    }
+    Some(keys)
+}
+
+/// The age recipients the environment's SOPS `secrets` files name (in clear text, read without
+/// decrypting); the files that do not show them (`.age` files, unreadable ones) add none.
+pub fn environment_recipients(
+    source: &dyn crate::project::Source,
+    env: &crate::project::Environment,
+) -> std::collections::BTreeSet<String> {
+    environment_sops_files(source, env).flatten().flat_map(|sops| sops.recipients()).collect()
+}
+
+/// Each of the environment's `secrets` files as SOPS metadata shows it without decrypting; None
+/// for a file that does not show it (an `.age` file, or one that cannot be read or parsed).
+fn environment_sops_files<'a>(
+    source: &'a dyn crate::project::Source,
+    env: &'a crate::project::Environment,
+) -> impl Iterator<Item = Option<SopsFile>> + 'a {
+    env.secrets.iter().map(move |file| {
         if file.path.extension().is_some_and(|e| e == "age") {
             return None;
         }
         let bytes = source.read_named(&file.path, &file.at, "secrets file").ok()??;
-        let sops = SopsFile::parse(&file.path, std::str::from_utf8(&bytes).ok()?).ok()?;
-        keys.extend(sops.top_level_keys().map(str::to_string));
-    }
-    Some(keys)
+        SopsFile::parse(&file.path, std::str::from_utf8(&bytes).ok()?).ok()
+    })
 }
 
 /// Decrypts an environment's `secrets` files (read through `source`), registers every value
@@ -125,10 +144,10 @@ pub fn load_environment_secrets(
 /// those with a top-level `sops` key) and registers every value with `redactor`. `ids` is
 /// called once, and only when one is encrypted; a file that cannot be read is left to its
 /// reader.
-pub fn load_encrypted_values_files<'f>(
+pub fn load_encrypted_values_files<'f, 'i>(
     source: &dyn crate::project::Source,
     files: impl IntoIterator<Item = &'f crate::project::environment::PathRef>,
-    ids: impl FnOnce() -> crate::Result<Identities>,
+    ids: impl FnOnce() -> crate::Result<&'i Identities>,
     redactor: &Redactor,
 ) -> crate::Result<std::collections::HashMap<std::path::PathBuf, serde_json::Map<String, serde_json::Value>>> {
     let mut encrypted: Vec<(&std::path::Path, SopsFile)> = Vec::new();
@@ -149,7 +168,7 @@ pub fn load_encrypted_values_files<'f>(
     }
     let ids = ids()?;
     for (path, sops) in encrypted {
-        let tree = sops.decrypt(&ids)?.into_plaintext().to_json();
+        let tree = sops.decrypt(ids)?.into_plaintext().to_json();
         redactor.register_tree(&tree);
         let serde_json::Value::Object(map) = tree else {
             return Err(crate::Error::at(

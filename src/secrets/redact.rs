@@ -3,9 +3,11 @@
 //! Every decrypted value is registered; any text shown to a user (diffs, logs, errors from
 //! other layers) goes through [`Redactor::redact`], which replaces each registered value with
 //! `<redacted:XXXXXXXX>`: the first 8 hex digits of an HMAC-SHA256 of the replaced text under a
-//! key drawn at random for each run (each [`Redactor`]). Within a run equal values show equal
-//! markers and a changed value a different one; across runs markers differ, so a marker cannot be
-//! used to confirm a guessed value (an unkeyed digest of a weak password can be brute-forced).
+//! secret key, so that a marker cannot be used to confirm a guessed value (an unkeyed digest of
+//! a weak password can be brute-forced). An environment's markers are keyed by its age
+//! identities ([`Redactor::keyed`], [`crate::secrets::Identities::marker_key`]): stable from run
+//! to run for whoever holds them, so a marker changes exactly when its value does. Without an
+//! identity the key is drawn at random for each [`Redactor`] (each run).
 //!
 //! Two ways in: [`Redactor::redact`] for text (errors, logs), and [`Redactor::redact_value`] for
 //! object trees before they are serialised (render output), which cannot be fooled by how the
@@ -76,7 +78,8 @@ const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
 const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
 const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
-/// Shared, cheap to clone (an `Arc`), usable from any thread. Clones share the marker key.
+/// Shared, cheap to clone (an `Arc`), usable from any thread. Clones share the registered
+/// values and the marker key; [`Redactor::keyed`] shares the values under another key.
 #[derive(Clone)]
 pub struct Redactor {
     inner: Arc<RwLock<Inner>>,
@@ -139,7 +142,13 @@ impl Redactor {
         Redactor::default()
     }
 
-    /// The marker shown in place of `value` in this run.
+    /// This redactor's registered values (present and future) with markers keyed by `key`:
+    /// an environment's, derived from its identities.
+    pub fn keyed(&self, key: [u8; 32]) -> Redactor {
+        Redactor { inner: Arc::clone(&self.inner), key: Arc::new(HmacSha256::new(&key)) }
+    }
+
+    /// The marker shown in place of `value` under this redactor's key.
     pub fn marker(&self, value: &str) -> String {
         format!("<redacted:{}>", &hex::encode(self.key.mac(value.as_bytes()))[..8])
     }
@@ -525,6 +534,14 @@ mod tests {
         assert_eq!(one.marker("hunter2"), one.clone().marker("hunter2"));
         assert_ne!(one.marker("hunter2"), one.marker("hunter3"));
         assert_ne!(one.marker("hunter2"), other.marker("hunter2"));
+        // Keyed alike, two runs' markers are equal; another key gives others.
+        let (keyed, other_keyed) = (one.keyed([7; 32]), other.keyed([7; 32]));
+        assert_eq!(keyed.marker("hunter2"), other_keyed.marker("hunter2"));
+        assert_ne!(keyed.marker("hunter2"), one.keyed([8; 32]).marker("hunter2"));
+        // The keyed redactor shares the values registered through either.
+        keyed.register("hunter2-Zq8xLm");
+        assert_eq!(one.redact("pw hunter2-Zq8xLm"), format!("pw {}", one.marker("hunter2-Zq8xLm")));
+        assert_eq!(keyed.redact("pw hunter2-Zq8xLm"), format!("pw {}", other_keyed.marker("hunter2-Zq8xLm")));
         let unkeyed = format!("<redacted:{}>", &hex::encode(Sha256::digest("hunter2"))[..8]);
         assert_ne!(one.marker("hunter2"), unkeyed);
         let mut secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "data": {"p": "aHVudGVyMg=="}});

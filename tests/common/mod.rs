@@ -220,7 +220,7 @@ pub fn helm_or_skip() -> Option<std::path::PathBuf> {
 }
 
 /// `text` with each `<redacted:…>` marker numbered in order of first appearance: markers are keyed
-/// per run, what stays the same is which values are equal.
+/// by the identity held (per run without one), what stays the same is which values are equal.
 pub fn numbered_markers(text: &str) -> String {
     let mut seen: Vec<String> = Vec::new();
     let pattern = regex::Regex::new(r"<redacted:[0-9a-f]{8}>").unwrap();

@@ -745,7 +745,7 @@ fn an_object_in_two_versions_keeps_its_last_copy_with_a_warning() {
         (Some("example.com/v1beta3"), &serde_json::json!(2))
     );
     assert!(
-        run.stderr.contains("warning: release `app` renders Widget.example.com w twice, with different content, by app/widgets.yaml document 1 and by app/widgets.yaml document 2: the last is kept"),
+        run.stderr.contains("warning: release `app` renders Widget.example.com apps/w twice, with different content, by app/widgets.yaml document 1 and by app/widgets.yaml document 2: the last is kept"),
         "{}",
         run.stderr
     );
@@ -757,6 +757,53 @@ fn an_object_in_two_versions_keeps_its_last_copy_with_a_warning() {
         }
         Err(reason) => {
             common::skip::interop_or_skip(Some(&format!("that kubectl kustomize prints both versions: {reason}")));
+        }
+    }
+}
+
+/// Issue 68.14: a kustomization's custom resource whose CRD the render does not hold gets the
+/// release's namespace when it has none, as kustomize's `namespace:` (Flux's `targetNamespace`,
+/// which the import makes the release's namespace) gives it; render and hydrate agree, and a
+/// known cluster-scoped kind keeps none.
+#[test]
+fn a_kustomization_s_custom_resources_of_unknown_scope_get_the_release_namespace() {
+    let repo = Repo::empty();
+    repo.write("app/kustomization.yaml", "resources: [objects.yaml]\n")
+        .write(
+            "app/objects.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n",
+        )
+        // What kustomize-controller builds for a Flux Kustomization with `targetNamespace: team`.
+        .write("flux/kustomization.yaml", "namespace: team\nresources: [../app]\n")
+        .write("environments/dev.yaml", "namespace: team\nreleases:\n  - name: app\n    kustomize: app\n");
+    let namespaces = |objects: Vec<Value>| -> BTreeMap<String, Option<String>> {
+        objects
+            .iter()
+            .map(|o| (o["kind"].as_str().unwrap().to_string(), o["metadata"]["namespace"].as_str().map(str::to_string)))
+            .collect()
+    };
+    let expected: BTreeMap<String, Option<String>> =
+        [("ClusterRole".to_string(), None), ("Widget".to_string(), Some("team".to_string()))].into();
+    let run = repo.weaver(&["render", "--env", "dev", "--validate=ignore"]);
+    assert_eq!(namespaces(weaver::yaml::documents(Path::new("render"), run.success()).unwrap()), expected);
+
+    let git = common::git::init(repo.path());
+    common::git::commit_all(&git, "source");
+    let out = tempfile::tempdir().unwrap();
+    let run = repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap(), "--validate=ignore"]);
+    assert_eq!(run.code, 2, "hydrate writes: {}", run.stderr);
+    let hydrated = std::fs::read_to_string(out.path().join("dev/app.yaml")).unwrap();
+    assert_eq!(namespaces(weaver::yaml::documents(Path::new("hydrated"), &hydrated).unwrap()), expected);
+
+    match kubectl() {
+        Ok(kubectl) => {
+            let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("flux")).output().unwrap();
+            let theirs = weaver::yaml::documents(Path::new("flux"), &String::from_utf8(out.stdout).unwrap()).unwrap();
+            assert_eq!(namespaces(theirs), expected);
+        }
+        Err(reason) => {
+            common::skip::interop_or_skip(Some(&reason));
         }
     }
 }

@@ -123,12 +123,14 @@ fn metadata(object: &mut Value) -> &mut Map<String, Value> {
 /// and a Helm chart's keep the one written, as `kubectl kustomize` and `helm template` print
 /// them; object identity ignores it (`ObjectKeyRef::of`) and the plan takes it away
 /// ([`settle_scopes`]). A kind whose scope the run does not know (a custom resource whose CRD
-/// it does not render) keeps the namespace as written, as helm and `kubectl kustomize` leave
-/// it: the cluster's discovery decides it once there is one.
+/// it does not render) keeps the namespace as written in a chart's release, as helm leaves
+/// it: the cluster's discovery decides it once there is one. A kustomization's gets the
+/// release's namespace when it has none, as kustomize's `namespace:` (and so Flux's
+/// `targetNamespace`) gives it to every kind it does not know as cluster-scoped.
 fn set_namespace(m: &mut Manifest, release: &Release, scopes: &Scopes, helm: bool) {
-    if let Some(namespaced) = scopes.known(manifest::api_group(m.api_version()), m.kind())
-        && (namespaced || (release.kustomize.is_none() && !helm))
-    {
+    let known = scopes.known(manifest::api_group(m.api_version()), m.kind());
+    let Some(namespaced) = known.or(release.kustomize.is_some().then_some(true)) else { return };
+    if namespaced || (release.kustomize.is_none() && !helm) {
         place_namespace(m, &release.namespace, namespaced);
     }
 }

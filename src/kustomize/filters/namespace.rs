@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::super::Resource;
 use super::TransformerConfig;
+use crate::kustomize::kustomization::FieldSpec;
 use crate::manifest::Scopes;
 
 /// Which (Cluster)RoleBinding subjects get the namespace (`setRoleBindingSubjects`).
@@ -83,9 +84,20 @@ pub fn apply(
         }
         let is_v1 = resource.api_version() == "v1";
         // kustomize sets metadata/namespace by the rule above alone, whatever field
-        // specifications name it (so a cluster-scoped object never gets one).
-        let selected: Vec<_> =
-            config.namespace.iter().filter(|s| s.selects(resource) && s.path != "metadata/namespace").collect();
+        // specifications name it (so a cluster-scoped object never gets one), and a binding's
+        // subjects by `setRoleBindingSubjects` alone: it drops the specifications of
+        // `subjects/namespace` for the binding kinds (operators' `configurations:` files give
+        // them, and kustomize leaves a subject's `namespace: placeholder` as written).
+        let by_subjects_alone = |spec: &FieldSpec| {
+            binding
+                && matches!(spec.kind.as_str(), "RoleBinding" | "ClusterRoleBinding")
+                && spec.path == "subjects/namespace"
+        };
+        let selected: Vec<_> = config
+            .namespace
+            .iter()
+            .filter(|s| s.selects(resource) && s.path != "metadata/namespace" && !by_subjects_alone(s))
+            .collect();
         let described = resource.describe();
         for spec in selected {
             if spec.path == "metadata/name" && !is_v1 {

@@ -807,3 +807,43 @@ fn a_kustomization_s_custom_resources_of_unknown_scope_get_the_release_namespace
         }
     }
 }
+
+/// Issue 68.17: the copy of an object at two versions that a release keeps is the one last in
+/// `kubectl kustomize`'s output, which `kubectl apply` of it leaves: kustomize sorts the copies
+/// by version (`v1` before `v1beta1`) whatever order the file lists them in, unless the
+/// kustomization asks for `sortOptions: {order: fifo}`.
+#[test]
+fn of_an_object_at_two_versions_the_copy_kubectl_kustomize_prints_last_is_kept() {
+    let repo = Repo::empty();
+    let widgets = "apiVersion: example.com/v1beta1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1}\n---\n\
+                   apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 2}\n";
+    repo.write("sorted/kustomization.yaml", "resources: [widgets.yaml]\n")
+        .write("sorted/widgets.yaml", widgets)
+        .write("fifo/kustomization.yaml", "resources: [widgets.yaml]\nsortOptions: {order: fifo}\n")
+        .write("fifo/widgets.yaml", widgets)
+        .write(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: sorted\n    kustomize: sorted\n  - name: fifo\n    kustomize: fifo\n",
+        );
+    let kept = |release: &str| {
+        let run = repo.weaver(&["render", "--env", "dev", "-r", release, "--validate=ignore"]);
+        let objects = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+        assert_eq!(objects.len(), 1, "{}", run.stdout);
+        objects[0]["apiVersion"].as_str().unwrap().to_string()
+    };
+    assert_eq!(kept("sorted"), "example.com/v1beta1");
+    assert_eq!(kept("fifo"), "example.com/v1");
+    match kubectl() {
+        Ok(kubectl) => {
+            for dir in ["sorted", "fifo"] {
+                let out = Command::new(&kubectl).arg("kustomize").arg(repo.path().join(dir)).output().unwrap();
+                let theirs = weaver::yaml::documents(Path::new(dir), &String::from_utf8(out.stdout).unwrap()).unwrap();
+                assert_eq!(theirs.len(), 2, "kubectl prints both");
+                assert_eq!(theirs[1]["apiVersion"].as_str().unwrap(), kept(dir), "{dir}");
+            }
+        }
+        Err(reason) => {
+            common::skip::interop_or_skip(Some(&reason));
+        }
+    }
+}

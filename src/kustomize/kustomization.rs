@@ -58,7 +58,8 @@ pub struct Kustomization {
     pub validators: Option<Spanned<Value>>,
     pub openapi: Option<Spanned<Value>>,
     pub build_metadata: Option<Spanned<Value>>,
-    /// Read and checked, and without effect: weaver orders a release's objects for apply itself.
+    /// weaver orders a release's objects for apply itself; the release's `order` decides only
+    /// which copy of an object at two versions is last, and kept (see `build`).
     pub sort_options: Option<SortOptions>,
 }
 

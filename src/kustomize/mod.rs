@@ -22,6 +22,7 @@ pub mod filters;
 pub mod kustomization;
 pub mod substitute;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -178,7 +179,7 @@ pub fn build(
         ));
     }
     let outside_root = AtomicBool::new(false);
-    let mut builder = Builder { source, stack: Vec::new(), restrictions, outside_root: &outside_root };
+    let mut builder = Builder { source, stack: Vec::new(), restrictions, outside_root: &outside_root, fifo: false };
     let Accumulation { mut resources, config, vars } =
         builder.target(&dir, referenced_at, Role::Release, Accumulation::new())?;
     filters::generators::add_hashes(&mut resources);
@@ -187,7 +188,34 @@ pub fn build(
     for resource in &mut resources {
         finish_annotations(&mut resource.object);
     }
+    if !builder.fifo {
+        resources = in_legacy_order_of_copies(resources);
+    }
     Ok(Built { resources, outside_root: outside_root.load(Ordering::Relaxed) })
+}
+
+/// `resources` with the copies of one object (one custom resource at two versions) in the order
+/// kustomize's default (`legacy`) output puts them: by their version followed by `_`, as its
+/// `Gvk.String` compares them (`v1` before `v1beta1`, `v10` before `v1`), whatever order they
+/// were read in. `kubectl apply` of that output leaves the last, which is the one the release
+/// keeps. Every other object stays where it was: weaver orders them for apply itself.
+fn in_legacy_order_of_copies(resources: Vec<Resource>) -> Vec<Resource> {
+    let mut copies: HashMap<(String, String, String, String), Vec<usize>> = HashMap::new();
+    for (index, r) in resources.iter().enumerate() {
+        let id = (r.group().to_string(), r.kind().to_string(), r.namespace().to_string(), r.name().to_string());
+        copies.entry(id).or_default().push(index);
+    }
+    let mut slots: Vec<Option<Resource>> = resources.into_iter().map(Some).collect();
+    for indices in copies.values().filter(|indices| indices.len() > 1) {
+        let mut ordered = indices.clone();
+        // Stable: copies of one version (which kustomize refuses) keep the order read.
+        ordered.sort_by_cached_key(|&i| format!("{}_", slots[i].as_ref().expect("each slot is filled").version()));
+        let taken: Vec<Resource> = ordered.iter().map(|&i| slots[i].take().expect("each slot is taken once")).collect();
+        for (&index, resource) in indices.iter().zip(taken) {
+            slots[index] = Some(resource);
+        }
+    }
+    slots.into_iter().flatten().collect()
 }
 
 /// What [`build`] built: the objects, and whether it read a file outside the directory of the
@@ -346,6 +374,9 @@ struct Builder<'a> {
     stack: Vec<PathBuf>,
     /// Set when a file outside its kustomization's directory is read (see [`Built`]).
     outside_root: &'a AtomicBool,
+    /// The release's kustomization asks for its objects in the order read
+    /// (`sortOptions.order: fifo`), not kustomize's default order.
+    fifo: bool,
 }
 
 /// A kustomization being built: its file and directory, for paths and messages.
@@ -435,6 +466,9 @@ impl Builder<'_> {
                 .with_help("a kustomization cannot include itself through its resources or components"));
         }
         let k = kustomization::load(self.source, &file)?;
+        if role == Role::Release {
+            self.fifo = matches!(k.sort_options.as_ref().and_then(|o| o.order), Some(kustomization::SortOrder::Fifo));
+        }
         if let Some((field, span, help)) = k.unsupported().first() {
             return Err(
                 Error::at(location(&file, span), format!("`{field}` is not supported by weaver yet")).with_help(*help)

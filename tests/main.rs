@@ -32,6 +32,7 @@ mod kustomize;
 mod leaks;
 mod lock;
 mod lookup;
+mod node;
 mod notify;
 mod operator;
 mod operator_chart;

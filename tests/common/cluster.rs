@@ -54,6 +54,12 @@ impl TestCluster {
         TestCluster::start_with(std::env::var_os("WEAVER_TEST_KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
     }
 
+    /// The real cluster of `kubeconfig` (its current context), whatever WEAVER_TEST_KUBECONFIG
+    /// says: the e2e suite's cluster with nodes.
+    pub fn start_on(kubeconfig: PathBuf) -> TestCluster {
+        TestCluster::start_with(Some(kubeconfig))
+    }
+
     /// Always the in-process fake, whatever WEAVER_TEST_KUBECONFIG says: for output that must be
     /// the same on every run (the documentation's examples).
     pub fn start_fake() -> TestCluster {
@@ -429,6 +435,20 @@ impl TestCluster {
             value
         };
         list.items.into_iter().map(typed).collect()
+    }
+
+    /// The objects of a cluster-scoped kind (for checks), as [`Self::list`].
+    pub fn list_all(&self, api_version: &str, kind: &str, plural: &str) -> Vec<Value> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource(api_version, kind, plural));
+        let list = self.block_on(api.list(&ListParams::default())).unwrap();
+        list.items.into_iter().map(|object| serde_json::to_value(object).unwrap()).collect()
+    }
+
+    /// A GET of `path` from the API server, its body as text, or the error: for subresources
+    /// such as a Pod's proxy and a node's stats.
+    pub fn get_text(&self, path: &str) -> Result<String, String> {
+        let request = http::Request::get(path).body(Vec::new()).unwrap();
+        self.block_on(self.client.request_text(request)).map_err(|e| format!("GET {path}: {e}"))
     }
 }
 

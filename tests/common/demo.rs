@@ -39,7 +39,11 @@ impl Demo {
     /// operator of this test can watch only them. The CRDs are shared by every test on a real
     /// cluster and stay.
     pub fn with_operator() -> Demo {
-        let cluster = TestCluster::start();
+        Demo::with_operator_on(TestCluster::start())
+    }
+
+    /// [`Demo::with_operator`] on `cluster` (the e2e suite's).
+    pub fn with_operator_on(cluster: TestCluster) -> Demo {
         let ns = format!("{}-shop", cluster.prefix);
         let operator_ns = format!("{}-weaver-system", cluster.prefix);
         let staging_ns = format!("{}-staging", cluster.prefix);

@@ -7,6 +7,8 @@ pub mod fs;
 pub mod generated;
 pub mod git;
 pub mod git_http;
+pub mod image;
+pub mod node;
 pub mod registry;
 pub mod skip;
 pub mod tools;

@@ -10,7 +10,7 @@ use git2::{Oid, Repository, Signature, Time};
 use weaver::source::{Budget, CacheLimits, Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
 
 use crate::common::git::{commit_all, init};
-use crate::common::git_http::{GitHttpServer, Options, http_backend_missing};
+use crate::common::git_http::{GitHttpServer, Options, http_backend_missing, test_certificates};
 use crate::common::skip::interop_or_skip;
 
 const UNLIMITED: CacheLimits = CacheLimits { max_disk_bytes: u64::MAX, max_repositories: usize::MAX };
@@ -218,76 +218,13 @@ fn unknown_refs_are_ref_not_found_and_a_server_down_is_unreachable() {
     assert_eq!(err.failure.reason(), "InvalidSourceUrl");
 }
 
-/// A CA and a certificate for 127.0.0.1 it signed, PEM, made with the openssl CLI.
-fn test_certificates(dir: &Path) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
-    let openssl =
-        |args: &[&str]| Command::new("openssl").args(args).current_dir(dir).output().is_ok_and(|o| o.status.success());
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let made = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=weaver test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-    ]) && openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]) && openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-    let read = |file: &str| std::fs::read(dir.join(file)).unwrap();
-    made.then(|| (read("ca.pem"), read("server.pem"), read("server.key")))
-}
-
 #[test]
 fn https_with_a_private_ca_and_basic_credentials_and_a_wrong_password() {
     if !http_or_skip() {
         return;
     }
     let certs_dir = tempfile::tempdir().unwrap();
-    let certs = test_certificates(certs_dir.path());
+    let certs = test_certificates(certs_dir.path(), std::net::Ipv4Addr::LOCALHOST);
     if !interop_or_skip(certs.is_none().then_some("the openssl CLI cannot make test certificates")) {
         return;
     }

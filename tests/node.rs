@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::demo::Demo;
 use common::eventually;
-use common::git_http::{GitHttpServer, Options, http_backend_missing};
+use common::git_http::{GitHttpServer, Options, http_backend_missing, test_certificates};
 use common::image;
 use common::node::{E2e, figure};
 use common::skip::say_skipped;
@@ -125,10 +125,12 @@ fn live_pods(cluster: &common::cluster::TestCluster, namespace: &str) -> Vec<Val
     pods.into_iter().filter(|p| p.pointer("/metadata/deletionTimestamp").is_none()).collect()
 }
 
-/// The holder of the operator's leader Lease in its namespace (the one Lease a Pod holds).
+/// The holder of the operator's leader Lease in its namespace (the one Lease there); None while
+/// it is released (no `holderIdentity`, or an empty one).
 fn leader(cluster: &common::cluster::TestCluster, namespace: &str) -> Option<String> {
     let leases = cluster.list("coordination.k8s.io/v1", "Lease", "leases", namespace);
-    leases.iter().find_map(|l| l.pointer("/spec/holderIdentity").and_then(Value::as_str).map(String::from))
+    let holder = leases.iter().find_map(|l| l.pointer("/spec/holderIdentity").and_then(Value::as_str));
+    holder.filter(|h| !h.is_empty()).map(String::from)
 }
 
 #[test]
@@ -144,14 +146,37 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
 
-    // The EnvironmentSync's source: this demo, committed and served over HTTP where the Pods
-    // reach this machine.
+    // The EnvironmentSync's source: this demo, committed and served over https (a private CA,
+    // in a Secret its `caSecretRef` names, which its account may read) where the Pods reach this machine.
+    let host = e2e.host_address(cluster);
+    let certs_dir = tempfile::tempdir().unwrap();
+    let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
+        say_skipped("the openssl CLI cannot make the git server's certificates");
+        return;
+    };
     let repo_dir = demo.repo.path();
-    let options = Options { address: Some(e2e.host_address(cluster)), ..Options::default() };
+    let options = Options { address: Some(host), tls: Some((chain, key)), ..Options::default() };
     let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
     let port = server.base.rsplit(':').next().unwrap().to_string();
     let url = format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap());
     demo.edit("charts/environment-sync/values.yaml", "url: https://github.com/example/weaver.git", &format!("url: {url}"));
+    demo.edit(
+        "charts/environment-sync/templates/environmentsync.yaml",
+        "    url: {{ values.source.url | quote }}\n",
+        "    url: {{ values.source.url | quote }}\n    caSecretRef: {name: git-ca}\n",
+    );
+    let ca = String::from_utf8(ca).unwrap().lines().map(|line| format!("    {line}\n")).collect::<String>();
+    demo.repo.write(
+        "charts/environment-sync/templates/git-ca.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: git-ca\nstringData:\n  ca.crt: |\n{ca}---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: git-ca-reader\nrules:\n  \
+             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [git-ca], verbs: [get]}}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: git-ca-reader\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: git-ca-reader}}\n\
+             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
+        ),
+    );
     // The operator from the image of the binary under test; its NetworkPolicy lets it reach
     // the git server's port.
     let (repository, tag) = images.weaver.names[0].rsplit_once(':').unwrap();
@@ -196,14 +221,21 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     assert!(names.contains(&holder), "the Lease is held by {holder}, not one of {names:?}");
 
     // The syncs ran in the Pod: the ConfigMapSync's targets, the EnvironmentSync at the commit
-    // with staging applied from the git server.
+    // with staging applied from the git server. `--wait` took a custom resource the controller
+    // had not written a status to yet as ready (kstatus's rule): they are awaited here.
     let sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
         "metadata": {"name": "shop-settings", "namespace": demo.ns}});
-    assert_eq!(cluster.get(&sync).unwrap()["status"]["targetsInSync"], "2/2");
+    eventually("the ConfigMapSync's targets in sync", || {
+        let status = cluster.get(&sync).ok_or("no ConfigMapSync")?["status"].clone();
+        if status["targetsInSync"] == "2/2" { Ok(()) } else { Err(status.to_string()) }
+    });
     let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
         "metadata": {"name": "staging-sync", "namespace": demo.ns}});
-    let live = cluster.get(&environment_sync).unwrap();
-    assert_eq!(live["status"]["lastAppliedRevision"].as_str().map(|r| r.contains(&commit)), Some(true), "{live:#}");
+    eventually("the EnvironmentSync to apply the commit", || {
+        let status = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?["status"].clone();
+        if status["lastAppliedRevision"] == commit.as_str() { Ok(()) } else { Err(status.to_string()) }
+    });
+    figure("install to the EnvironmentSync's first apply from the Pod (https, private CA)", &format!("{:.1?}", started.elapsed()));
     let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": staging_ns}});
     assert!(cluster.get(&web).is_some(), "the EnvironmentSync did not apply staging's web");
 
@@ -216,18 +248,27 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
         assert_eq!(ready.trim(), "ok", "{pod}");
     }
 
-    // Memory, as the kubelet counts it (the working set).
+    // Memory, as the kubelet counts it (the Pod's working set), once its stats (collected every
+    // 10 s or so) have the Pods.
     let node = pods[0]["spec"]["nodeName"].as_str().unwrap();
-    let summary: Value = serde_json::from_str(
-        &cluster.get_text(&format!("/api/v1/nodes/{node}/proxy/stats/summary")).unwrap(),
-    )
-    .unwrap();
-    for stats in summary["pods"].as_array().unwrap() {
-        if stats["podRef"]["namespace"] == operator_ns.as_str() {
-            let bytes = stats["memory"]["workingSetBytes"].as_f64().unwrap_or_default();
-            let role = if stats["podRef"]["name"] == holder.as_str() { "leader" } else { "standby" };
-            figure(&format!("operator Pod memory ({role})"), &format!("{:.1} MiB", bytes / 1048576.0));
-        }
+    let memory = eventually("the kubelet's memory stats of the operator's Pods", || {
+        let summary = cluster.get_text(&format!("/api/v1/nodes/{node}/proxy/stats/summary"))?;
+        let summary: Value = serde_json::from_str(&summary).map_err(|e| e.to_string())?;
+        let memory: BTreeMap<String, f64> = summary["pods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|stats| stats["podRef"]["namespace"] == operator_ns.as_str())
+            .filter_map(|stats| {
+                let bytes = stats["memory"]["workingSetBytes"].as_f64().filter(|b| *b > 0.0)?;
+                Some((stats["podRef"]["name"].as_str()?.to_string(), bytes))
+            })
+            .collect();
+        if memory.len() == 2 { Ok(memory) } else { Err(format!("{memory:?}")) }
+    });
+    for (pod, bytes) in memory {
+        let role = if pod == holder { "leader" } else { "standby" };
+        figure(&format!("operator Pod memory, working set ({role})"), &format!("{:.1} MiB", bytes / 1048576.0));
     }
 
     // The leader deleted: SIGTERM, it exits well within its 30 s grace period, and lets go of
@@ -267,13 +308,15 @@ fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_image_cannot
     let started = Instant::now();
     let applied = repo.weaver_on(&cluster, &["apply", "--env", "dev", "--wait", "--timeout", "2m"]);
     figure("apply --wait of an image that cannot be pulled, to its exit", &format!("{:.1?}", started.elapsed()));
-    let stderr = applied.failure();
+    // What the user reads: the release's failure (stdout) and the error (stderr).
+    let said = format!("{}{}", applied.stdout, applied.stderr);
+    assert_eq!(applied.code, 1, "{said}");
     let pods = live_pods(&cluster, &ns);
     assert_eq!(pods.len(), 1, "{pods:#?}");
     let pod = name(&pods[0]);
-    assert!(stderr.contains(pod), "the error does not name the Pod {pod}:\n{stderr}");
+    assert!(said.contains(pod), "the apply does not name the Pod {pod}:\n{said}");
     assert!(
-        stderr.contains("ErrImagePull") || stderr.contains("ImagePullBackOff"),
-        "the error does not give the kubelet's reason:\n{stderr}"
+        said.contains("ErrImagePull") || said.contains("ImagePullBackOff"),
+        "the apply does not give the kubelet's reason:\n{said}"
     );
 }

@@ -239,6 +239,14 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": staging_ns}});
     assert!(cluster.get(&web).is_some(), "the EnvironmentSync did not apply staging's web");
 
+    // No false drift once the node's controllers touched the objects (ReplicaSets and Pods of
+    // the Deployments, the StatefulSet's claim bound, ClusterIPs, defaulted fields, the
+    // controllers' finalizers and status).
+    let drift = demo.weaver(&["drift", "--env", "dev"]);
+    assert_eq!(drift.code, 0, "drift after the install:\n{}\n{}", drift.stdout, drift.stderr);
+    let diff = demo.weaver(&["diff", "--env", "dev", "--exit-code"]);
+    assert_eq!(diff.code, 0, "diff after the install:\n{}\n{}", diff.stdout, diff.stderr);
+
     // Probes and metrics answer, through the API server's proxy to the Pod.
     let metrics = cluster.get_text(&format!("/api/v1/namespaces/{operator_ns}/pods/{holder}:8080/proxy/metrics")).unwrap();
     let reconciles = metrics.lines().find_map(|l| l.strip_prefix("configmapsync_reconciles_total "));

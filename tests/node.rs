@@ -221,8 +221,9 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     assert!(names.contains(&holder), "the Lease is held by {holder}, not one of {names:?}");
 
     // The syncs ran in the Pod: the ConfigMapSync's targets, the EnvironmentSync at the commit
-    // with staging applied from the git server. `--wait` took a custom resource the controller
-    // had not written a status to yet as ready (kstatus's rule): they are awaited here.
+    // with staging applied from the git server. A custom resource without a status yet is ready
+    // to `--wait` (it has no signal to wait on: docs/src/concepts/health.md), so they are
+    // awaited here.
     let sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
         "metadata": {"name": "shop-settings", "namespace": demo.ns}});
     eventually("the ConfigMapSync's targets in sync", || {
@@ -295,18 +296,21 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     assert!(names.contains(&next), "the Lease went to {next}, not the standby of {names:?}");
 }
 
-#[test]
-fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_image_cannot_be_pulled() {
-    let Some(e2e) = E2e::or_skip() else { return };
+/// `weaver apply --env dev --wait` of one Deployment whose container is `container` (YAML, at the
+/// indentation of a containers item's fields) fails with exit 1, and what it says names the
+/// Deployment's Pod and one of `reasons` (what the kubelet says of it).
+fn apply_wait_fails_on_the_node(e2e: &E2e, what: &str, container: &str, reasons: &[&str]) {
     let cluster = e2e.cluster();
-    let (ns, lock) = (cluster.namespace("pull"), cluster.namespace("lock"));
+    let (ns, lock) = (cluster.namespace("fails"), cluster.namespace("lock"));
     let repo = common::Repo::empty();
     repo.write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n")
         .write(
             "charts/app/templates/deployment.yaml",
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  selector:\n    matchLabels: {app: app}\n  \
-             template:\n    metadata:\n      labels: {app: app}\n    spec:\n      containers:\n        - name: app\n          \
-             image: weaver-e2e.invalid/missing:1\n          imagePullPolicy: IfNotPresent\n",
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  selector:\n    \
+                 matchLabels: {{app: app}}\n  template:\n    metadata:\n      labels: {{app: app}}\n    spec:\n      \
+                 containers:\n        - name: app\n{container}"
+            ),
         )
         .write(
             "environments/dev.yaml",
@@ -315,7 +319,7 @@ fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_image_cannot
 
     let started = Instant::now();
     let applied = repo.weaver_on(&cluster, &["apply", "--env", "dev", "--wait", "--timeout", "2m"]);
-    figure("apply --wait of an image that cannot be pulled, to its exit", &format!("{:.1?}", started.elapsed()));
+    figure(&format!("apply --wait of {what}, to its exit"), &format!("{:.1?}", started.elapsed()));
     // What the user reads: the release's failure (stdout) and the error (stderr).
     let said = format!("{}{}", applied.stdout, applied.stderr);
     assert_eq!(applied.code, 1, "{said}");
@@ -323,8 +327,35 @@ fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_image_cannot
     assert_eq!(pods.len(), 1, "{pods:#?}");
     let pod = name(&pods[0]);
     assert!(said.contains(pod), "the apply does not name the Pod {pod}:\n{said}");
-    assert!(
-        said.contains("ErrImagePull") || said.contains("ImagePullBackOff"),
-        "the apply does not give the kubelet's reason:\n{said}"
+    assert!(reasons.iter().any(|r| said.contains(r)), "the apply does not give the kubelet's reason ({reasons:?}):\n{said}");
+}
+
+#[test]
+fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_image_cannot_be_pulled() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let container = "          image: weaver-e2e.invalid/missing:1\n          imagePullPolicy: IfNotPresent\n";
+    apply_wait_fails_on_the_node(&e2e, "an image that cannot be pulled", container, &["ErrImagePull", "ImagePullBackOff"]);
+}
+
+#[test]
+fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_container_crashes_in_a_loop() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let container = format!(
+        "          image: {}\n          command: [/bin/busybox, \"false\"]\n",
+        images.shop_web.names[0]
     );
+    apply_wait_fails_on_the_node(&e2e, "a container that exits 1", &container, &["CrashLoopBackOff"]);
+}
+
+#[test]
+fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_readiness_probe_fails() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let container = format!(
+        "          image: {}\n          readinessProbe:\n            httpGet: {{path: /no-such-page, port: 8080}}\n            \
+         periodSeconds: 2\n",
+        images.shop_web.names[0]
+    );
+    apply_wait_fails_on_the_node(&e2e, "a failing readiness probe", &container, &["Readiness probe failed"]);
 }

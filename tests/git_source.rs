@@ -9,8 +9,9 @@ use std::time::Duration;
 use git2::{Oid, Repository, Signature, Time};
 use weaver::source::{Budget, CacheLimits, Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
 
+use crate::common::certs::test_certificates;
 use crate::common::git::{commit_all, init};
-use crate::common::git_http::{GitHttpServer, Options, http_backend_missing, test_certificates};
+use crate::common::git_http::{GitHttpServer, Options, http_backend_missing};
 use crate::common::skip::interop_or_skip;
 
 const UNLIMITED: CacheLimits = CacheLimits { max_disk_bytes: u64::MAX, max_repositories: usize::MAX };

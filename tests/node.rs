@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use common::certs::test_certificates;
 use common::demo::Demo;
 use common::eventually;
-use common::git_http::{GitHttpServer, Options, http_backend_missing, test_certificates};
+use common::git_http::{GitHttpServer, Options, http_backend_missing};
 use common::image;
 use common::node::{E2e, figure};
 use common::skip::say_skipped;
@@ -146,8 +147,9 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
 
-    // The EnvironmentSync's source: this demo, committed and served over https (a private CA,
-    // in a Secret its `caSecretRef` names, which its account may read) where the Pods reach this machine.
+    // The EnvironmentSync's source: this demo, committed and served over https where the Pods
+    // reach this machine, its private CA in a Secret the `caSecretRef` names and its account
+    // may read.
     let host = e2e.host_address(cluster);
     let certs_dir = tempfile::tempdir().unwrap();
     let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
@@ -159,7 +161,11 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
     let port = server.base.rsplit(':').next().unwrap().to_string();
     let url = format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap());
-    demo.edit("charts/environment-sync/values.yaml", "url: https://github.com/example/weaver.git", &format!("url: {url}"));
+    demo.edit(
+        "charts/environment-sync/values.yaml",
+        "url: https://github.com/example/weaver.git",
+        &format!("url: {url}"),
+    );
     demo.edit(
         "charts/environment-sync/templates/environmentsync.yaml",
         "    url: {{ values.source.url | quote }}\n",
@@ -198,7 +204,10 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     let applied = demo.weaver(&["apply", "--env", "dev", "--wait", "--timeout", "4m"]);
     let install = started.elapsed();
     let out = applied.success();
-    figure("`weaver apply --env dev --wait` to all Ready (the operator's Pods, web, redis, the syncs)", &format!("{install:.1?}"));
+    figure(
+        "`weaver apply --env dev --wait` (CRDs, the operator's two Pods, web and Redis Ready)",
+        &format!("{install:.1?}"),
+    );
     assert!(out.contains(", 0 failed"), "{out}");
 
     // The operator's two Pods: Ready, from the image built here, never restarted.
@@ -236,8 +245,12 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
         let status = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?["status"].clone();
         if status["lastAppliedRevision"] == commit.as_str() { Ok(()) } else { Err(status.to_string()) }
     });
-    figure("install to the EnvironmentSync's first apply from the Pod (https, private CA)", &format!("{:.1?}", started.elapsed()));
-    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": staging_ns}});
+    figure(
+        "install to the EnvironmentSync's first apply from the Pod (https, private CA)",
+        &format!("{:.1?}", started.elapsed()),
+    );
+    let web =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": staging_ns}});
     assert!(cluster.get(&web).is_some(), "the EnvironmentSync did not apply staging's web");
 
     // No false drift once the node's controllers touched the objects (ReplicaSets and Pods of
@@ -249,11 +262,13 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     assert_eq!(diff.code, 0, "diff after the install:\n{}\n{}", diff.stdout, diff.stderr);
 
     // Probes and metrics answer, through the API server's proxy to the Pod.
-    let metrics = cluster.get_text(&format!("/api/v1/namespaces/{operator_ns}/pods/{holder}:8080/proxy/metrics")).unwrap();
+    let metrics =
+        cluster.get_text(&format!("/api/v1/namespaces/{operator_ns}/pods/{holder}:8080/proxy/metrics")).unwrap();
     let reconciles = metrics.lines().find_map(|l| l.strip_prefix("configmapsync_reconciles_total "));
     assert!(reconciles.and_then(|n| n.parse::<f64>().ok()).is_some_and(|n| n >= 1.0), "{metrics}");
     for pod in &names {
-        let ready = cluster.get_text(&format!("/api/v1/namespaces/{operator_ns}/pods/{pod}:8080/proxy/readyz")).unwrap();
+        let ready =
+            cluster.get_text(&format!("/api/v1/namespaces/{operator_ns}/pods/{pod}:8080/proxy/readyz")).unwrap();
         assert_eq!(ready.trim(), "ok", "{pod}");
     }
 
@@ -327,24 +342,30 @@ fn apply_wait_fails_on_the_node(e2e: &E2e, what: &str, container: &str, reasons:
     assert_eq!(pods.len(), 1, "{pods:#?}");
     let pod = name(&pods[0]);
     assert!(said.contains(pod), "the apply does not name the Pod {pod}:\n{said}");
-    assert!(reasons.iter().any(|r| said.contains(r)), "the apply does not give the kubelet's reason ({reasons:?}):\n{said}");
+    assert!(
+        reasons.iter().any(|r| said.contains(r)),
+        "the apply does not give the kubelet's reason ({reasons:?}):\n{said}"
+    );
 }
 
 #[test]
 fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_image_cannot_be_pulled() {
     let Some(e2e) = E2e::or_skip() else { return };
     let container = "          image: weaver-e2e.invalid/missing:1\n          imagePullPolicy: IfNotPresent\n";
-    apply_wait_fails_on_the_node(&e2e, "an image that cannot be pulled", container, &["ErrImagePull", "ImagePullBackOff"]);
+    apply_wait_fails_on_the_node(
+        &e2e,
+        "an image that cannot be pulled",
+        container,
+        &["ErrImagePull", "ImagePullBackOff"],
+    );
 }
 
 #[test]
 fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_container_crashes_in_a_loop() {
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    let container = format!(
-        "          image: {}\n          command: [/bin/busybox, \"false\"]\n",
-        images.shop_web.names[0]
-    );
+    let container =
+        format!("          image: {}\n          command: [/bin/busybox, \"false\"]\n", images.shop_web.names[0]);
     apply_wait_fails_on_the_node(&e2e, "a container that exits 1", &container, &["CrashLoopBackOff"]);
 }
 

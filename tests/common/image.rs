@@ -157,7 +157,8 @@ impl ImageBuilder {
         let config = serde_json::to_vec(&config)?;
         let config_name = format!("{}.json", hex::encode(Sha256::digest(&config)));
         let layer_name = format!("{diff_id}/layer.tar");
-        let manifest = serde_json::to_vec(&json!([{"Config": config_name, "RepoTags": names, "Layers": [layer_name]}]))?;
+        let manifest =
+            serde_json::to_vec(&json!([{"Config": config_name, "RepoTags": names, "Layers": [layer_name]}]))?;
 
         let mut out = tar::Builder::new(File::create(archive)?);
         let mut put = |name: &str, size: u64, content: &mut dyn Read| {
@@ -243,7 +244,10 @@ pub fn shop_web(dir: &Path) -> Result<Image, String> {
         .data("/www/healthz/ready", b"ok\n")
         .data("/www/healthz/live", b"ok\n")
         .config("User", json!("10001:10001"))
-        .config("Entrypoint", json!(["/bin/busybox", "httpd", "-f", "-v", "-p", SHOP_WEB_PORT.to_string(), "-h", "/www"]))
+        .config(
+            "Entrypoint",
+            json!(["/bin/busybox", "httpd", "-f", "-v", "-p", SHOP_WEB_PORT.to_string(), "-h", "/www"]),
+        )
         .config("ExposedPorts", json!({format!("{SHOP_WEB_PORT}/tcp"): {}}));
     let names: Vec<String> = SHOP_WEB_NAMES.iter().map(|n| n.to_string()).collect();
     image.write(&dir.join("shop-web.tar"), &names).map_err(|e| format!("cannot write the web app's image: {e}"))

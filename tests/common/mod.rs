@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: temporary repositories and running the binary.
 
 pub mod browser;
+pub mod certs;
 pub mod cluster;
 pub mod demo;
 pub mod fs;

@@ -491,6 +491,9 @@ pub struct ImportFluxArgs {
     /// Replace files that already exist
     #[arg(long)]
     pub force: bool,
+    /// The clusters' directory (each subdirectory a cluster), or one cluster's (a directory holding its YAML files), relative to the Flux repository's root, instead of the ones the import finds
+    #[arg(long, value_name = "PATH")]
+    pub clusters: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -232,7 +232,7 @@ fn a_flux_repository_becomes_an_environment_per_cluster_listing_what_is_left_out
     assert_eq!(
         run.stdout,
         "wrote environments/dev.yaml\nwrote flux-import/dev/infra/kustomization.yaml\nwrote environments/prod.yaml\n\
-         wrote clusters/prod/kustomization.yaml\nwrote flux-import/prod/flux-system/kustomization.yaml\n\
+         wrote flux-import/prod/flux-system/kustomization.yaml\n\
          wrote flux-import/prod/apps/kustomization.yaml\nwrote flux-import/prod/infra/kustomization.yaml\n"
     );
     let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
@@ -242,6 +242,7 @@ fn a_flux_repository_becomes_an_environment_per_cluster_listing_what_is_left_out
 releases:
 - name: flux-system
   kustomize: flux-import/prod/flux-system
+  loadRestrictions: none
 - name: apps
   namespace: shop
   kustomize: flux-import/prod/apps
@@ -578,9 +579,345 @@ fn a_kustomization_keeping_a_variable_its_parent_would_substitute_is_not_install
     .write("web/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  host: ${HOST}\n");
     let run = repo.weaver(&["import", "flux"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("apps/web.yaml:13: Kustomization flux-system/web: variables: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "apps/web.yaml:13: Kustomization flux-system/web: variable CLUSTER: Flux substitutes it from Secret \
+             flux-system/cluster-secrets"
+        ),
+        "{}",
+        run.stderr
+    );
     let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
     let web = dev.split("- name: ").find(|r| r.starts_with("web\n")).unwrap_or_default();
     assert!(web.contains("  installed: false\n"), "{dev}");
     assert_eq!(repo.weaver(&["render", "--env", "dev", "-r", "web"]).success(), "");
+}
+
+/// A chart `web` in charts/ whose ConfigMap shows the values it was given, and a default that
+/// only a `null` deletes.
+fn write_web_chart(repo: &Repo) {
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("charts/web/values.yaml", "global:\n  imageRegistry: docker.io\n")
+        .write(
+            "charts/web/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  \
+             values: {{ omit .Values \"global\" | toJson | quote }}\n  \
+             registry: {{ .Values.global.imageRegistry | default \"none\" | quote }}\n",
+        );
+}
+
+/// A HelmRelease of the chart `web` in namespace shop, named `name`, with the rest of its spec.
+fn web_release(name: &str, rest: &str) -> String {
+    format!(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n  \
+         chart:\n    spec:\n      chart: ./charts/web\n      sourceRef:\n        kind: GitRepository\n        \
+         name: flux-system\n        namespace: flux-system\n{rest}"
+    )
+}
+
+/// The release `name`'s part of an environment file.
+fn release_text<'a>(env: &'a str, name: &str) -> &'a str {
+    env.split("- name: ").find(|r| r.starts_with(&format!("{name}\n"))).unwrap_or_default()
+}
+
+#[test]
+fn an_explicit_null_in_helm_release_values_is_kept_and_deletes_the_chart_default() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    repo.write(
+        "clusters/dev/web.yaml",
+        &web_release(
+            "web",
+            "  valuesFrom:\n  - {kind: ConfigMap, name: web-values}\n  values:\n    global:\n      imageRegistry: null\n",
+        ),
+    )
+    .write(
+        "clusters/dev/values.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-values, namespace: shop}\n\
+         data:\n  values.yaml: |\n    a: 1\n    b: null\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(
+        release_text(&dev, "web")
+            .contains("  values:\n    a: 1\n    b: null\n    global:\n      imageRegistry: null\n"),
+        "{dev}"
+    );
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
+    let web = &objects(render.success())[0].1;
+    assert_eq!(web["data"]["registry"], json!("none"), "{}", render.stdout);
+    // As `helm template` gives it: a null the chart has no default for stays.
+    assert_eq!(web["data"]["values"], json!("{\"a\":1,\"b\":null}"), "{}", render.stdout);
+}
+
+#[test]
+fn values_from_config_maps_are_read_substituted_as_kustomize_controller_applies_them() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    repo.write(
+        "clusters/dev/app.yaml",
+        &app_kustomization("  postBuild:\n    substitute:\n      DOMAIN: example.com\n      TEAM: shop\n"),
+    )
+    .write(
+        "app/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n- values.yaml\n",
+    )
+    .write(
+        "app/web.yaml",
+        &web_release("web", "  valuesFrom:\n  - {kind: ConfigMap, name: web-values}\n  values:\n    inline: ${TEAM}\n"),
+    )
+    // `{team: ${TEAM}}` is YAML only once substituted: `{` in a flow mapping.
+    .write(
+        "app/values.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-values, namespace: shop}\n\
+         data:\n  values.yaml: |\n    host: web.${DOMAIN}\n    literal: $${KEEP}\n    labels: {team: ${TEAM}}\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(
+        release_text(&dev, "web").contains(
+            "  values:\n    host: web.example.com\n    literal: ${KEEP}\n    labels:\n      team: shop\n    inline: shop\n"
+        ),
+        "{dev}"
+    );
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
+    let values: Value =
+        serde_json::from_str(objects(render.success())[0].1["data"]["values"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        values,
+        json!({"host": "web.example.com", "literal": "${KEEP}", "labels": {"team": "shop"}, "inline": "shop"})
+    );
+}
+
+#[test]
+fn variables_are_substituted_one_by_one_and_those_of_an_unread_secret_listed_naming_it() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    repo.write(
+        "clusters/dev/app.yaml",
+        &app_kustomization(
+            "  postBuild:\n    substitute:\n      APP: web\n    substituteFrom:\n    - {kind: Secret, name: cluster-secrets}\n",
+        ),
+    )
+    .write(
+        "app/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n- values.yaml\n",
+    )
+    .write(
+        "app/web.yaml",
+        &web_release(
+            "${APP}",
+            "  valuesFrom:\n  - {kind: ConfigMap, name: \"${APP}-values\"}\n  values:\n    \
+             host: ${APP}.example.com\n    password: ${DB_PASSWORD}\n",
+        ),
+    )
+    .write(
+        "app/values.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"${APP}-values\", namespace: shop}\n\
+         data:\n  values.yaml: |\n    token: ${API_TOKEN}\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(!run.stderr.contains("variable APP") && !run.stderr.contains("`APP`"), "{}", run.stderr);
+    assert!(!run.stderr.contains("substituted by no Kustomization"), "{}", run.stderr);
+    for want in [
+        "not converted: app/web.yaml:18: HelmRelease shop/web: variable DB_PASSWORD: Flux substitutes it from Secret \
+         flux-system/cluster-secrets (its Kustomization's substituteFrom), which the import does not read",
+        "not converted: app/web.yaml:14: HelmRelease shop/web: valuesFrom ConfigMap web-values: ConfigMap \
+         shop/web-values (app/values.yaml): its variables `API_TOKEN` are Secret flux-system/cluster-secrets's",
+    ] {
+        assert!(run.stderr.lines().any(|l| l.starts_with(want)), "no `{want}` in\n{}", run.stderr);
+    }
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(
+        release_text(&dev, "web").contains(
+            "  values:\n    token: ${API_TOKEN}\n    host: web.example.com\n    password: ${DB_PASSWORD}\n  installed: false\n"
+        ),
+        "{dev}"
+    );
+}
+
+#[test]
+fn sops_secrets_of_a_kustomization_s_components_are_left_out_and_listed_as_those_of_its_path() {
+    let repo = Repo::empty();
+    repo.write("clusters/dev/app.yaml", &app_kustomization("  components:\n  - ../components/creds\n"))
+        .write(
+            "app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\n",
+        )
+        .write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n")
+        .write(
+            "components/creds/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n- creds.sops.yaml\n",
+        )
+        .write(
+            "components/creds/creds.sops.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: shop\n\
+             stringData:\n  password: ENC[AES256_GCM,data:c2VjcmV0,iv:x,tag:y,type:str]\n\
+             sops:\n  version: 3.9.0\n  age: []\n",
+        );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "not converted: components/creds/creds.sops.yaml:8: Secret shop/creds (SOPS-encrypted): not converted"
+        ),
+        "{}",
+        run.stderr
+    );
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app"]);
+    let keys: Vec<String> = objects(render.success()).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["ConfigMap/default/c"], "{}", render.stdout);
+}
+
+#[test]
+fn the_kustomization_flux_generates_is_written_under_flux_import_never_into_the_flux_tree() {
+    let repo = Repo::empty();
+    // Two clusters apply one directory without a kustomization file.
+    for cluster in ["dev", "prod"] {
+        repo.write(&format!("clusters/{cluster}/app.yaml"), &app_kustomization(""));
+    }
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "wrote environments/dev.yaml\nwrote flux-import/dev/app/kustomization.yaml\n\
+         wrote environments/prod.yaml\nwrote flux-import/prod/app/kustomization.yaml\n"
+    );
+    // The Flux directories are as they were: Flux still generates their kustomization.
+    for dir in ["app", "clusters/dev", "clusters/prod"] {
+        assert!(!repo.path().join(dir).join("kustomization.yaml").exists(), "{dir}");
+    }
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("- name: app\n  kustomize: flux-import/dev/app\n  loadRestrictions: none\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app"]);
+    let keys: Vec<String> = objects(render.success()).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["ConfigMap/shop/c"], "{}", render.stdout);
+}
+
+/// A Flux Kustomization `name` building `path` of this repository.
+fn flux_kustomization(name: &str, path: &str) -> String {
+    format!(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
+         spec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
+    )
+}
+
+#[test]
+fn clusters_are_found_without_bootstrap_files_or_a_root_clusters_directory_and_said() {
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n";
+    // Flux installed by a Helm chart: the clusters are under kubernetes/clusters.
+    let repo = Repo::empty();
+    repo.write("kubernetes/clusters/main/app.yaml", &flux_kustomization("app", "./kubernetes/app"))
+        .write("kubernetes/app/cm.yaml", config_map);
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("wrote environments/main.yaml\n"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("cluster kubernetes/clusters/main → environments/main.yaml: a directory of kubernetes/clusters"),
+        "{}",
+        run.stderr
+    );
+
+    // flux-operator's flux-instance chart, its sync path in the HelmRelease's values.
+    let repo = Repo::empty();
+    repo.write(
+        "infra/flux/instance.yaml",
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: flux-instance\n  namespace: flux-system\n\
+         spec:\n  chartRef: {kind: OCIRepository, name: flux-instance}\n  values:\n    instance:\n      sync:\n        \
+         kind: GitRepository\n        url: https://example.com/fleet.git\n        path: deploy/eu\n",
+    )
+    .write("deploy/eu/app.yaml", &flux_kustomization("app", "./apps"))
+    .write("apps/cm.yaml", config_map);
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "cluster deploy/eu → environments/eu.yaml: a flux-instance HelmRelease's instance.sync.path (infra/flux/instance.yaml)"
+        ),
+        "{}",
+        run.stderr
+    );
+    let eu = std::fs::read_to_string(repo.path().join("environments/eu.yaml")).unwrap();
+    assert!(eu.contains("- name: app\n"), "{eu}");
+
+    // A Kustomization whose path holds flux-system/ (bootstrap files elsewhere or gone).
+    let repo = Repo::empty();
+    repo.write("fleet/root.yaml", &flux_kustomization("cluster", "./fleet/one"))
+        .write("fleet/one/flux-system/README.md", "installed by the platform team\n")
+        .write("fleet/one/app.yaml", &flux_kustomization("app", "./apps"))
+        .write("apps/cm.yaml", config_map);
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cluster fleet/one → environments/one.yaml: the path of Kustomization cluster (fleet/root.yaml)"),
+        "{}",
+        run.stderr
+    );
+
+    // --clusters names one cluster's directory; the whole repository otherwise, where a
+    // line never names an empty file.
+    let repo = Repo::empty();
+    repo.write("ops/prod/app.yaml", &flux_kustomization("app", "./apps")).write("apps/cm.yaml", config_map).write(
+        "kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- missing.yaml\n",
+    );
+    let run = repo.weaver(&["import", "flux", "--clusters", "ops/prod"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("cluster ops/prod → environments/prod.yaml: given (--clusters)"), "{}", run.stderr);
+    let whole = repo.weaver(&["import", "flux", "--force"]);
+    assert!(whole.stderr.contains("cluster . → environments/default.yaml: no bootstrap"), "{}", whole.stderr);
+    let listed: Vec<&str> = whole.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    assert!(!listed.is_empty(), "{}", whole.stderr);
+    assert!(listed.iter().all(|l| !l.starts_with("not converted: :") && !l.contains("(path )")), "{}", whole.stderr);
+    let missing = repo.weaver(&["import", "flux", "--clusters", "nowhere"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("--clusters nowhere: not a directory of the Flux repository"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn a_remote_resource_is_listed_and_the_rest_of_its_kustomization_converted() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    repo.write("clusters/dev/app.yaml", &app_kustomization(""))
+        .write(
+            "app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n\
+             - https://example.com/releases/components.yaml\n- web.yaml\n- cm.yaml\n",
+        )
+        .write("app/web.yaml", &web_release("web", "  values:\n    a: 1\n"))
+        .write(
+            "app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n",
+        );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let listed: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    assert_eq!(listed.len(), 1, "{}", run.stderr);
+    assert!(
+        listed[0].starts_with(
+            "not converted: app/kustomization.yaml:4: remote resource https://example.com/releases/components.yaml: \
+             not converted: weaver builds only kustomizations of its repository"
+        ),
+        "{}",
+        run.stderr
+    );
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("- name: app\n  kustomize: flux-import/dev/app\n  loadRestrictions: none\n"), "{dev}");
+    assert!(dev.contains("- name: web\n  chart: web\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev"]);
+    let keys: Vec<String> = objects(render.success()).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["ConfigMap/shop/c", "ConfigMap/shop/web"], "{}", render.stdout);
 }

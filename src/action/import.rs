@@ -29,6 +29,8 @@ pub struct ImportReport {
     pub left_out: Vec<String>,
     /// The remote charts releases name, which `weaver charts lock` pins.
     pub remote_charts: Vec<String>,
+    /// What the import decided by itself, one line each (the Flux clusters it took, and why).
+    pub notes: Vec<String>,
 }
 
 /// The files of the helmfile's directory, as paths of the repository at `repo`.
@@ -189,7 +191,7 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         .iter()
         .map(|l| format!("{}: {l}", Location { path: as_given(Path::new(&l.file)), line: Some(l.line), column: None }))
         .collect();
-    Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts })
+    Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts, notes: Vec::new() })
 }
 
 /// Writes the files an import gives into the repository at `repo`, refusing (before writing
@@ -252,6 +254,9 @@ pub struct ImportFluxOptions {
     pub path: Option<PathBuf>,
     /// Replace existing files.
     pub force: bool,
+    /// The clusters' directory, or one cluster's, from the Flux repository's root; `None` to
+    /// find them.
+    pub clusters: Option<PathBuf>,
 }
 
 /// Converts the Flux repository and writes the environment files (and the kustomizations and
@@ -266,8 +271,8 @@ pub fn import_flux(options: &ImportFluxOptions) -> Result<ImportReport> {
             "import a Flux repository inside the weaver repository (--repo), such as its root: `weaver import flux`",
         ));
     };
-    let imported = flux::convert(&FsSource::new(&repo), root)?;
+    let imported = flux::convert(&FsSource::new(&repo), root, options.clusters.as_deref())?;
     let written = write_files(&repo, &imported.files, options.force)?;
     let left_out = imported.left_out.iter().map(ToString::to_string).collect();
-    Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts })
+    Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts, notes: imported.clusters })
 }

@@ -17,15 +17,21 @@ pub fn run(global: &GlobalArgs, ui: &Ui, command: &ImportCommand) -> Result<Exit
             helmfile: args.file.clone(),
             force: args.force,
         })?,
-        ImportCommand::Flux(args) => {
-            import_flux(&ImportFluxOptions { repo: global.repo.clone(), path: args.path.clone(), force: args.force })?
-        }
+        ImportCommand::Flux(args) => import_flux(&ImportFluxOptions {
+            repo: global.repo.clone(),
+            path: args.path.clone(),
+            force: args.force,
+            clusters: args.clusters.clone(),
+        })?,
     };
     let mut out = String::new();
     for file in &report.written {
         out.push_str(&format!("wrote {}\n", file.display()));
     }
     super::write_stdout(out.as_bytes())?;
+    for line in &report.notes {
+        ui.status(line);
+    }
     for line in &report.left_out {
         ui.status(&format!("not converted: {line}"));
     }

@@ -1,16 +1,19 @@
 //! `weaver import flux`: a Flux repository as weaver environment files.
 //!
 //! One environment per cluster: a directory that a `flux-system` Kustomization syncs (Flux's
-//! bootstrap writes it in `gotk-sync.yaml`), else each directory under `clusters/`, else the
-//! repository itself (`default`). From there the import follows what Flux would apply: each
-//! Kustomization's path is built as kustomize-controller builds it, the Flux objects it holds
-//! are followed (Kustomizations) or converted (HelmReleases, with their sources), and its other
-//! objects become a `kustomize:` release. Flux's settings that kustomize expresses
-//! (`targetNamespace`, `patches`, `images`, `components`, `namePrefix`, `commonMetadata`) go
-//! into a kustomization written beside the environments, which builds the Flux path and drops
+//! bootstrap writes it in `gotk-sync.yaml`) or a FluxInstance's `sync.path` (or its chart's
+//! values), else a Kustomization's path holding `flux-system/`, else each directory of the
+//! first `clusters/`, else the repository itself (`default`); or what `--clusters` names.
+//! From there the import follows what Flux would apply: each Kustomization's path is built as
+//! kustomize-controller builds it, the Flux objects it holds are followed (Kustomizations) or
+//! converted (HelmReleases, with their sources), and its other objects become a `kustomize:`
+//! release. Flux's settings that kustomize expresses (`targetNamespace`, `patches`, `images`,
+//! `components`, `namePrefix`, `commonMetadata`) go into a kustomization written under
+//! `flux-import/<env>/` (never into the Flux directories), which builds the Flux path and drops
 //! the Flux objects. Everything else is listed, with its file and line. Pure: files are read
 //! through a [`Source`], the files to write are returned.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,10 +24,11 @@ use serde_saphyr::Spanned;
 use crate::error::{Location, Result};
 use crate::helm::strvals::{self, Kind};
 use crate::import::node::{Node, line};
-use crate::kustomize::{self, LoadRestrictions, substitute};
+use crate::kustomize::substitute::{self, Lookup};
+use crate::kustomize::{self, LoadRestrictions};
 use crate::project::environment::is_release_name;
 use crate::project::source::{Source, is_plain_name, lexical};
-use crate::project::values::deep_merge;
+use crate::project::values::merge_overrides;
 
 /// Where the kustomizations and variable files the import writes go, under one directory per
 /// environment.
@@ -56,14 +60,27 @@ pub struct Imported {
     pub left_out: Vec<LeftOut>,
     /// The remote charts releases name (`repo/chart`, `oci://…`), for `weaver charts lock`.
     pub remote_charts: Vec<String>,
+    /// The clusters taken, one line each: their directory, environment and how it was found.
+    pub clusters: Vec<String>,
 }
 
 /// The environments for the Flux repository at `root` (a directory of `source`, `""` for its
-/// root). An error only when `root` cannot be read at all.
-pub fn convert(source: &dyn Source, root: &Path) -> Result<Imported> {
+/// root); `clusters`, a path from `root`, names the clusters' directory (or one cluster's)
+/// instead of finding them. An error only when `root` or `clusters` cannot be read.
+pub fn convert(source: &dyn Source, root: &Path, clusters: Option<&Path>) -> Result<Imported> {
     let mut import = Import::new(source, root);
     let mut imported = Imported::default();
-    for cluster in import.clusters()? {
+    let clusters = match clusters {
+        Some(given) => import.given_clusters(given)?,
+        None => import.clusters()?,
+    };
+    for cluster in clusters {
+        imported.clusters.push(format!(
+            "cluster {} → environments/{}.yaml: {}",
+            shown(&cluster.dir),
+            cluster.env,
+            cluster.found
+        ));
         let converted = import.cluster(&cluster);
         for chart in converted.remote_charts {
             if !imported.remote_charts.contains(&chart) {
@@ -129,6 +146,8 @@ impl Obj {
 /// A cluster: where Flux starts syncing it, and the environment it becomes.
 struct Cluster {
     env: String,
+    /// How the import found it, for the user.
+    found: String,
     /// The directory its root Kustomization builds.
     dir: PathBuf,
     /// The bootstrap's Kustomization and GitRepository, when the repository has them.
@@ -144,8 +163,8 @@ struct Ks {
     plain: Vec<Obj>,
     /// Its Flux objects and SOPS-encrypted Secrets, which the release drops.
     dropped: Vec<Obj>,
-    /// Whether `dir` has a kustomization file (else Flux generates one).
-    has_kustomization: bool,
+    /// What the release's kustomization lists in place of `dir` (see [`Import::build`]).
+    listed: Option<Vec<PathBuf>>,
     /// The weaver releases made of it (its own and its HelmReleases').
     releases: Vec<String>,
 }
@@ -158,6 +177,28 @@ struct Release {
     after_ks: Vec<(String, String)>,
     /// HelmReleases (namespace, name) this one needs, and where that was written.
     after_hr: Vec<(String, String, PathBuf, u64)>,
+}
+
+/// A Kustomization's variables, as the import can read them.
+#[derive(Debug, Clone, Default)]
+struct Vars {
+    /// From its `substitute` and the repository's ConfigMaps (`substitute` wins).
+    values: HashMap<String, String>,
+    /// The `substituteFrom` sources the import does not read (`Secret flux-system/secrets`): a
+    /// variable not in `values` may be one of theirs.
+    unread: Vec<String>,
+}
+
+impl Vars {
+    /// A variable as Flux substitutes it: one nothing sets is empty (Flux's default, without
+    /// the `StrictPostBuildSubstitutions` feature gate) when every source was read.
+    fn lookup(&self, name: &str) -> Lookup<'_> {
+        match self.values.get(name) {
+            Some(value) => Lookup::Set(value),
+            None if self.unread.is_empty() => Lookup::Set(""),
+            None => Lookup::Unknown,
+        }
+    }
 }
 
 struct Import<'a> {
@@ -174,6 +215,9 @@ struct Import<'a> {
     unrestricted: BTreeSet<PathBuf>,
     /// The Flux objects (file, document) whose variables could not all be substituted.
     unsubstituted: BTreeSet<(PathBuf, usize)>,
+    /// The ConfigMaps (file, document) whose data as kustomize-controller applies it (substituted)
+    /// the import could not substitute fully, and why: their values are read as written.
+    config_unsubstituted: HashMap<(PathBuf, usize), String>,
     left_out: Vec<LeftOut>,
 }
 
@@ -193,6 +237,7 @@ impl<'a> Import<'a> {
             objects: HashMap::new(),
             unrestricted: BTreeSet::new(),
             unsubstituted: BTreeSet::new(),
+            config_unsubstituted: HashMap::new(),
             left_out: Vec::new(),
         }
     }
@@ -330,25 +375,81 @@ impl<'a> Import<'a> {
         Ok(objects)
     }
 
+    /// The clusters `--clusters` names: the directory itself when it holds YAML files, else each
+    /// of its subdirectories.
+    fn given_clusters(&mut self, given: &Path) -> Result<Vec<Cluster>> {
+        let given_text = given.to_string_lossy().into_owned();
+        let entries = self.join(&given_text).and_then(|dir| Some((self.source.list(&dir).ok()??, dir)));
+        let Some((entries, dir)) = entries else {
+            return Err(crate::error::Error::new(format!(
+                "--clusters {}: not a directory of the Flux repository",
+                given.display()
+            ))
+            .with_help(
+                "give the directory of the clusters (or of one cluster), relative to the Flux repository's root",
+            ));
+        };
+        let is_yaml = |name: &str| name.ends_with(".yaml") || name.ends_with(".yml");
+        let mut clusters = Vec::new();
+        if entries.iter().any(|e| !e.is_dir && is_yaml(&e.name)) {
+            clusters.push(Cluster { env: String::new(), found: "given (--clusters)".into(), dir, root: None });
+        } else {
+            for entry in entries.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
+                let found = format!("a directory of {} (--clusters)", given.display());
+                clusters.push(Cluster { env: String::new(), found, dir: dir.join(entry.name), root: None });
+            }
+        }
+        self.name_clusters(&mut clusters);
+        Ok(clusters)
+    }
+
     /// The clusters of the repository (see the module documentation).
     fn clusters(&mut self) -> Result<Vec<Cluster>> {
         let mut files = Vec::new();
         self.walk(&self.root.clone(), false, &mut files);
         let mut clusters: Vec<Cluster> = Vec::new();
+        // Kustomizations whose path holds a `flux-system` directory: a cluster's, whose
+        // bootstrap files are elsewhere or gone.
+        let mut holding_flux_system: Vec<Cluster> = Vec::new();
         for file in files {
             for obj in self.objects_of(&file) {
                 // `flux bootstrap`'s Kustomization, or the flux-operator's FluxInstance syncing
-                // this repository.
-                let path = match obj.kind() {
+                // this repository (written as one, or as the values of its chart).
+                let (path, found) = match obj.kind() {
                     "Kustomization"
                         if obj.is_flux()
                             && obj.name() == "flux-system"
                             && obj.text("/spec/sourceRef/kind") == "GitRepository" =>
                     {
-                        obj.text("/spec/path")
+                        (obj.text("/spec/path"), "the bootstrap's flux-system Kustomization")
+                    }
+                    "Kustomization" if obj.is_flux() => {
+                        let dir = self.join(obj.text("/spec/path"));
+                        if let Some(dir) =
+                            dir.filter(|d| matches!(self.source.list(&d.join("flux-system")), Ok(Some(_))))
+                            && !holding_flux_system.iter().any(|c| c.dir == dir)
+                        {
+                            let found = format!(
+                                "the path of Kustomization {} ({}), which holds flux-system/",
+                                obj.name(),
+                                obj.file.display()
+                            );
+                            holding_flux_system.push(Cluster { env: String::new(), found, dir, root: None });
+                        }
+                        continue;
                     }
                     "FluxInstance" if obj.is_flux() && obj.text("/spec/sync/kind") == "GitRepository" => {
-                        obj.text("/spec/sync/path")
+                        (obj.text("/spec/sync/path"), "a FluxInstance's spec.sync.path")
+                    }
+                    "HelmRelease"
+                        if obj.is_flux()
+                            && matches!(obj.text("/spec/values/instance/sync/kind"), "GitRepository" | "")
+                            && !obj.text("/spec/values/instance/sync/path").is_empty() =>
+                    {
+                        (
+                            obj.text("/spec/values/instance/sync/path"),
+                            "a flux-instance HelmRelease's instance.sync.path",
+                        )
                     }
                     _ => continue,
                 };
@@ -356,24 +457,58 @@ impl<'a> Import<'a> {
                 if clusters.iter().any(|c| c.dir == dir) {
                     continue;
                 }
+                let found = format!("{found} ({})", obj.file.display());
                 let root = (obj.kind() == "Kustomization").then_some(obj);
-                clusters.push(Cluster { env: String::new(), dir, root });
+                clusters.push(Cluster { env: String::new(), found, dir, root });
             }
         }
         if clusters.is_empty() {
-            let dir = self.root.join("clusters");
-            if let Ok(Some(entries)) = self.source.list(&dir) {
-                for entry in entries.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
-                    clusters.push(Cluster { env: String::new(), dir: dir.join(entry.name), root: None });
+            clusters = holding_flux_system;
+        }
+        if clusters.is_empty() {
+            // `clusters/`, at the root or the shallowest elsewhere (`kubernetes/clusters`).
+            let mut dirs = VecDeque::from([self.root.clone()]);
+            while let Some(dir) = dirs.pop_front() {
+                let Ok(Some(entries)) = self.source.list(&dir) else { continue };
+                let subdirs: Vec<PathBuf> = entries
+                    .into_iter()
+                    .filter(|e| e.is_dir && !e.name.starts_with('.'))
+                    .map(|e| dir.join(e.name))
+                    .collect();
+                if let Some(found) = subdirs.iter().find(|d| d.file_name().is_some_and(|n| n == "clusters")) {
+                    let Ok(Some(entries)) = self.source.list(found) else { break };
+                    for entry in entries.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
+                        let why = format!(
+                            "a directory of {} (no bootstrap Kustomization, FluxInstance, or Kustomization of a path \
+                             holding flux-system/ was found; --clusters names others)",
+                            shown(found)
+                        );
+                        clusters.push(Cluster {
+                            env: String::new(),
+                            found: why,
+                            dir: found.join(entry.name),
+                            root: None,
+                        });
+                    }
+                    break;
                 }
+                dirs.extend(subdirs);
             }
         }
         if clusters.is_empty() {
-            clusters.push(Cluster { env: "default".into(), dir: self.root.clone(), root: None });
+            let found = "no bootstrap Kustomization, FluxInstance, Kustomization of a path holding flux-system/ nor \
+                         clusters/ directory was found: the whole repository (--clusters names the clusters' directory)";
+            clusters.push(Cluster { env: "default".into(), found: found.into(), dir: self.root.clone(), root: None });
         }
+        self.name_clusters(&mut clusters);
+        Ok(clusters)
+    }
+
+    /// Names each cluster's environment that has none.
+    fn name_clusters(&self, clusters: &mut [Cluster]) {
         // The environment is named by the cluster's directory under `clusters/`, else its last.
         let mut names = BTreeSet::new();
-        for cluster in &mut clusters {
+        for cluster in clusters.iter_mut() {
             if !cluster.env.is_empty() {
                 continue;
             }
@@ -400,43 +535,98 @@ impl<'a> Import<'a> {
             }
             cluster.env = unique;
         }
-        Ok(clusters)
     }
 
-    /// What Flux builds from `dir`: its kustomization, or the one Flux generates of its files.
-    fn build(&mut self, dir: &Path, at: &Obj) -> std::result::Result<(Vec<Obj>, bool), String> {
-        if self.kustomization_in(dir) {
-            let location = Location::file(&at.file);
-            // kustomize-controller builds with LoadRestrictionsNone; the release says so when
-            // kustomize's default would refuse the build.
-            let built = kustomize::build(self.source, dir, &location, LoadRestrictions::None);
-            let built = built.map_err(|err| err.to_string())?;
-            if built.outside_root {
-                self.unrestricted.insert(dir.to_path_buf());
+    /// What Flux builds from `dir`, and the entries that the release's kustomization lists in
+    /// place of the directory (`None`: it names the directory): the files of the one Flux
+    /// generates for a directory without a kustomization, or the local resources of one that
+    /// lists remote ones too (those listed as not converted).
+    fn build(&mut self, dir: &Path, at: &Obj) -> std::result::Result<(Vec<Obj>, Option<Vec<PathBuf>>), String> {
+        let entries = if self.kustomization_in(dir) {
+            match self.local_resources(dir) {
+                Some(local) => local,
+                None => return Ok((self.kustomize_build(dir, at)?, None)),
             }
-            return Ok((
-                built
-                    .resources
-                    .into_iter()
-                    .map(|r| Obj { object: r.object, file: r.source, document: r.document })
-                    .collect(),
-                true,
-            ));
-        }
-        if !matches!(self.source.list(dir), Ok(Some(_))) {
-            return Err(format!("{} is not a directory of the repository", dir.display()));
-        }
-        let mut entries = Vec::new();
-        self.walk(dir, true, &mut entries);
+        } else {
+            if !matches!(self.source.list(dir), Ok(Some(_))) {
+                return Err(format!("{} is not a directory of the repository", dir.display()));
+            }
+            let mut entries = Vec::new();
+            self.walk(dir, true, &mut entries);
+            entries
+        };
         let mut objects = Vec::new();
+        let mut listed = Vec::new();
         for entry in entries {
-            if self.kustomization_in(&entry) && entry != dir {
-                objects.extend(self.build(&entry, at)?.0);
+            if self.kustomization_in(&entry) {
+                objects.extend(self.kustomize_build(&entry, at)?);
+                listed.push(entry);
             } else {
-                objects.extend(self.objects_built(&entry));
+                let built = self.objects_built(&entry);
+                if !built.is_empty() {
+                    listed.push(entry);
+                }
+                objects.extend(built);
             }
         }
-        Ok((objects, false))
+        Ok((objects, Some(listed)))
+    }
+
+    /// The kustomization in `dir`, built as kustomize-controller builds it.
+    fn kustomize_build(&mut self, dir: &Path, at: &Obj) -> std::result::Result<Vec<Obj>, String> {
+        let location = Location::file(&at.file);
+        // kustomize-controller builds with LoadRestrictionsNone; the release says so when
+        // kustomize's default would refuse the build.
+        let built = kustomize::build(self.source, dir, &location, LoadRestrictions::None);
+        let built = built.map_err(|err| err.to_string())?;
+        if built.outside_root {
+            self.unrestricted.insert(dir.to_path_buf());
+        }
+        Ok(built
+            .resources
+            .into_iter()
+            .map(|r| Obj { object: r.object, file: r.source, document: r.document })
+            .collect())
+    }
+
+    /// When the kustomization in `dir` lists remote resources (`https://…`), which weaver does
+    /// not fetch: each is listed, and the local ones are given for the release's kustomization
+    /// to list in its place, when it holds nothing but resources; `None` otherwise.
+    fn local_resources(&mut self, dir: &Path) -> Option<Vec<PathBuf>> {
+        let file = kustomize::kustomization::find(self.source, dir)?;
+        let k = kustomize::kustomization::load(self.source, &file).ok()?;
+        let entries: Vec<_> = k.resources.iter().chain(&k.bases).flatten().cloned().collect();
+        if !entries.iter().any(|e| kustomize::is_remote(&e.value)) {
+            return None;
+        }
+        let text = self.read(&file)?;
+        let fields = crate::yaml::from_str::<Option<Map<String, Value>>>(&file, &text).ok()??;
+        let others: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["apiVersion", "kind", "metadata", "resources", "bases"].contains(k))
+            .collect();
+        let why = match others.is_empty() {
+            true => "not converted: weaver builds only kustomizations of its repository (the Kustomization's other \
+                     resources are converted): vendor it into the repository and list the file instead"
+                .to_string(),
+            false => format!(
+                "not converted: weaver builds only kustomizations of its repository, and the import lists the others \
+                 in place of a kustomization holding only resources (this one has {}): vendor it into the \
+                 repository and list the file instead",
+                others.join(", ")
+            ),
+        };
+        let mut local = Vec::new();
+        for entry in entries {
+            if kustomize::is_remote(&entry.value) {
+                let line = kustomize::kustomization::location(&file, &entry.referenced).line.unwrap_or(1);
+                self.leave(&file, line, format!("remote resource {}", entry.value), why.clone());
+            } else {
+                local.push(lexical(&dir.join(&entry.value))?);
+            }
+        }
+        others.is_empty().then_some(local)
     }
 
     fn cluster(&mut self, cluster: &Cluster) -> Converted {
@@ -449,7 +639,7 @@ impl<'a> Import<'a> {
                 "metadata": {"name": "flux-system", "namespace": "flux-system"},
                 "spec": {"path": cluster.dir.to_string_lossy(), "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
             }),
-            file: cluster.dir.clone(),
+            file: PathBuf::from(shown(&cluster.dir)),
             document: 1,
         });
         let mut queue = VecDeque::from([(root, Some(cluster.dir.clone()))]);
@@ -465,24 +655,39 @@ impl<'a> Import<'a> {
                 continue;
             }
             let dir = dir.or_else(|| self.ks_dir(&obj, &sources));
-            let mut ks =
-                Ks { obj, dir, plain: Vec::new(), dropped: Vec::new(), has_kustomization: false, releases: Vec::new() };
+            let mut ks = Ks { obj, dir, plain: Vec::new(), dropped: Vec::new(), listed: None, releases: Vec::new() };
             let Some(dir) = ks.dir.clone() else {
                 kss.push(ks);
                 continue;
             };
-            let (objects, has_kustomization) = match self.build(&dir, &ks.obj) {
+            let (objects, listed) = match self.build(&dir, &ks.obj) {
                 Ok(built) => built,
                 Err(err) => {
-                    let what = format!("{} (path {})", ks.obj.describe(), dir.display());
+                    let what = format!("{} (path {})", ks.obj.describe(), shown(&dir));
                     self.leave_at(&ks.obj, Some("path"), what, format!("not built: {err}"));
                     ks.dir = None;
                     kss.push(ks);
                     continue;
                 }
             };
-            ks.has_kustomization = has_kustomization;
+            ks.listed = listed;
             let mut objects = objects;
+            // Flux adds the Kustomization's `components` to its build: their objects (a SOPS
+            // Secret, a HelmRelease) are the build's as well.
+            for component in ks.obj.spec("components").and_then(Value::as_array).into_iter().flatten() {
+                let Some(component) = component.as_str() else { continue };
+                let built = match lexical(&dir.join(component)) {
+                    Some(path) => self.kustomize_build(&path, &ks.obj),
+                    None => Err("it leads outside the repository".to_string()),
+                };
+                match built {
+                    Ok(built) => objects.extend(built),
+                    Err(err) => {
+                        let what = format!("{}: component {component}", ks.obj.describe());
+                        self.leave_at(&ks.obj, Some("components"), what, format!("not built: {err}"));
+                    }
+                }
+            }
             if cluster.root.is_none() && kss.is_empty() {
                 // Without a bootstrap the cluster's directory holds every Kustomization, the
                 // children of others among them: those come through their parents, patched as
@@ -564,7 +769,15 @@ impl<'a> Import<'a> {
                     ks.dropped.push(obj);
                 } else {
                     if obj.kind() == "ConfigMap" || obj.kind() == "Secret" {
-                        config.push(obj.clone());
+                        let mut applied = obj.clone();
+                        if let Some(vars) = &vars
+                            && obj.kind() == "ConfigMap"
+                        {
+                            // kustomize-controller applies it substituted: that is what
+                            // helm-controller's valuesFrom and other Kustomizations read.
+                            self.substitute_config(&mut applied, vars);
+                        }
+                        config.push(applied);
                     }
                     ks.plain.push(obj);
                 }
@@ -655,10 +868,7 @@ impl<'a> Import<'a> {
             env_file.insert("repositories".into(), Value::Array(repositories.into_values().collect()));
         }
         env_file.insert("releases".into(), Value::Array(out_releases));
-        let header = format!(
-            "# Imported from the Flux cluster {} by `weaver import flux`.\n",
-            if cluster.dir.as_os_str().is_empty() { ".".into() } else { cluster.dir.display().to_string() }
-        );
+        let header = format!("# Imported from the Flux cluster {} by `weaver import flux`.\n", shown(&cluster.dir));
         let mut all = vec![(
             PathBuf::from("environments").join(format!("{env}.yaml")),
             format!("{header}{}", crate::yaml::to_yaml_string(&Value::Object(env_file))),
@@ -813,41 +1023,107 @@ impl<'a> Import<'a> {
         !generated && self.objects_of(&obj.file).len() == 1
     }
 
-    /// A Kustomization's variables for the Flux objects it holds (which Flux substitutes as
-    /// well), or `None` when it has no `postBuild`. A variable whose value the import cannot
-    /// read (a Secret's) is not set, so that what uses it is listed.
-    fn variables(&mut self, ks: &Obj, config: &[Obj]) -> Option<HashMap<String, String>> {
+    /// A Kustomization's variables for what it holds (which Flux substitutes in its Flux objects
+    /// as well), or `None` when it has no `postBuild`.
+    fn variables(&mut self, ks: &Obj, config: &[Obj]) -> Option<Vars> {
         let post = ks.spec("postBuild")?;
-        let mut vars = HashMap::new();
+        let mut vars = Vars::default();
         for from in post.get("substituteFrom").and_then(Value::as_array).into_iter().flatten() {
             let kind = from.get("kind").and_then(Value::as_str).unwrap_or_default();
             let name = from.get("name").and_then(Value::as_str).unwrap_or_default();
-            // An encrypted ConfigMap's values are read at render, not here: what uses them is
-            // listed as a Secret's are.
-            if kind == "ConfigMap"
-                && let Some(cm) = find(config, "ConfigMap", name, ks.namespace()).filter(|cm| !cm.is_encrypted())
-            {
-                for (key, value) in cm.object.get("data").and_then(Value::as_object).into_iter().flatten() {
-                    if let Some(value) = value.as_str() {
-                        vars.insert(key.clone(), value.to_string());
+            let optional = from.get("optional").and_then(Value::as_bool).unwrap_or(false);
+            match find(config, kind, name, ks.namespace()) {
+                // An encrypted ConfigMap's values are read at render, not here: what uses them
+                // is listed as a Secret's are.
+                Some(cm) if kind == "ConfigMap" && !cm.is_encrypted() => {
+                    for (key, value) in cm.object.get("data").and_then(Value::as_object).into_iter().flatten() {
+                        if let Some(value) = value.as_str() {
+                            vars.values.insert(key.clone(), value.to_string());
+                        }
                     }
+                }
+                None if optional => {}
+                found => {
+                    let namespace = found.map_or(ks.namespace(), |f| namespace_or(f, ks.namespace()));
+                    vars.unread.push(format!("{kind} {namespace}/{name}"));
                 }
             }
         }
         for (key, value) in post.get("substitute").and_then(Value::as_object).into_iter().flatten() {
-            vars.insert(key.clone(), scalar_text(value));
+            vars.values.insert(key.clone(), scalar_text(value));
         }
         Some(vars)
     }
 
-    /// Substitutes a Kustomization's variables in a Flux object it holds, as Flux does; what
-    /// cannot be is listed, and the object kept as written.
-    fn substitute(&mut self, obj: &mut Obj, vars: &HashMap<String, String>) {
+    /// Substitutes a Kustomization's variables in an object it holds, as Flux does, but for the
+    /// variables of sources the import does not read, whose references stay: their names.
+    fn substitute_known(
+        &mut self,
+        obj: &mut Obj,
+        vars: &Vars,
+    ) -> std::result::Result<BTreeSet<String>, substitute::Problem> {
         let styles =
             self.read(&obj.file).map(|t| substitute::Styles::of(&t)).unwrap_or_else(|| substitute::Styles::of(""));
+        let unknown = RefCell::new(BTreeSet::new());
+        let lookup = |name: &str| {
+            let found = vars.lookup(name);
+            if found == Lookup::Unknown {
+                unknown.borrow_mut().insert(name.to_string());
+            }
+            found
+        };
         let mut copy = obj.object.clone();
-        match substitute::substitute(&mut copy, obj.document, &styles, vars) {
-            Ok(_) => obj.object = copy,
+        substitute::substitute_known(&mut copy, obj.document, &styles, &lookup)?;
+        obj.object = copy;
+        Ok(unknown.into_inner())
+    }
+
+    /// A ConfigMap as kustomize-controller applies it, substituted; what cannot be is noted
+    /// for those who read it (`valuesFrom`).
+    fn substitute_config(&mut self, cm: &mut Obj, vars: &Vars) {
+        let key = (cm.file.clone(), cm.document);
+        let why = match self.substitute_known(cm, vars) {
+            Ok(unknown) if unknown.is_empty() => {
+                self.config_unsubstituted.remove(&key);
+                return;
+            }
+            Ok(unknown) => format!(
+                "its variables {} are {}'s (its Kustomization's substituteFrom), which the import does not read",
+                unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                vars.unread.join(" or ")
+            ),
+            Err(problem) => format!("not substituted: {problem}"),
+        };
+        self.config_unsubstituted.insert(key, format!("{} ({}): {why}", cm.describe(), cm.file.display()));
+    }
+
+    /// Substitutes a Kustomization's variables in a Flux object it holds, as Flux does; what
+    /// cannot be is listed, one line a variable.
+    fn substitute(&mut self, obj: &mut Obj, vars: &Vars) {
+        match self.substitute_known(obj, vars) {
+            Ok(unknown) => {
+                if !unknown.is_empty() {
+                    self.unsubstituted.insert((obj.file.clone(), obj.document));
+                }
+                for name in unknown {
+                    let line = match self.line_containing(obj, &format!("${{{name}}}")) {
+                        line if line != self.line(obj, None) => line,
+                        _ => self.line_containing(obj, &format!("${{{name}")),
+                    };
+                    self.leave(
+                        &obj.file,
+                        line,
+                        format!("{}: variable {name}", obj.describe()),
+                        format!(
+                            "Flux substitutes it from {} (its Kustomization's substituteFrom), which the import does \
+                             not read: kept as `${{{name}}}` and the release written `installed: false`; write the \
+                             value in its place (a secret one in a SOPS file: `weaver secrets encrypt`) and remove \
+                             that line",
+                            vars.unread.join(" or ")
+                        ),
+                    );
+                }
+            }
             Err(problem) => {
                 self.unsubstituted.insert((obj.file.clone(), obj.document));
                 let name = match &problem {
@@ -865,9 +1141,8 @@ impl<'a> Import<'a> {
                     line,
                     format!("{}: variables", obj.describe()),
                     format!(
-                        "{problem} (Flux substitutes it from its Kustomization's postBuild; a Secret's or a \
-                         SOPS-encrypted ConfigMap's values are not read at import): it is converted as written, with \
-                         the `${{…}}` text (a Kustomization's release is written `installed: false`)"
+                        "{problem} (Flux substitutes it from its Kustomization's postBuild): it is converted as \
+                         written, with the `${{…}}` text, and the release written `installed: false`"
                     ),
                 );
             }
@@ -879,7 +1154,7 @@ impl<'a> Import<'a> {
     fn kustomization_release(
         &mut self,
         env: &str,
-        ks: &mut Ks,
+        ks: &Ks,
         config: &[Obj],
         releases: &[Release],
         taken: &BTreeSet<String>,
@@ -900,7 +1175,7 @@ impl<'a> Import<'a> {
             self.leave_at(
                 &named,
                 None,
-                format!("{what} (path {})", dir.display()),
+                format!("{what} (path {})", shown(&dir)),
                 format!(
                     "{} is named with a `${{…}}` variable, and this Kustomization substitutes none: import the \
                      Kustomization that applies this path with its postBuild",
@@ -911,7 +1186,7 @@ impl<'a> Import<'a> {
         }
         let name = unique_name(obj.name(), obj.namespace(), releases, taken);
         if !is_release_name(&name) {
-            self.leave_at(&obj, Some("name"), what, format!("`{name}` is not a release name: {RELEASE_NAME_RULE}"));
+            self.leave_at(&obj, Some("name"), what, not_a_release_name(&name));
             return None;
         }
         let mut fields = Map::new();
@@ -991,43 +1266,31 @@ impl<'a> Import<'a> {
         if !patches.is_empty() {
             wrapper.insert("patches".into(), Value::Array(patches));
         }
-        if !ks.has_kustomization {
-            // weaver builds kustomization files only: the one Flux generates is written where
-            // Flux would generate it, and Flux then reads it instead of generating the same.
-            let mut entries = Vec::new();
-            self.walk(&dir, true, &mut entries);
-            let resources: Vec<Value> = entries
-                .into_iter()
-                .filter(|entry| self.kustomization_in(entry) || !self.objects_of(entry).is_empty())
-                .map(|entry| Value::String(relative(&dir, &entry)))
-                .collect();
-            let text = json!({
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": resources,
-            });
-            files.push((
-                dir.join("kustomization.yaml"),
-                format!(
-                    "# The kustomization Flux generates for this directory, written by `weaver import flux` (Flux \
-                     reads it instead of generating the same).\n{}",
-                    crate::yaml::to_yaml_string(&text)
-                ),
-            ));
-            ks.has_kustomization = true;
-        }
-        let kustomize_dir = if wrapper.is_empty() {
+        // The entries listed in place of the directory are written here, never into the Flux
+        // directory (where Flux would read a kustomization instead of generating its own, and
+        // miss the files added beside it later).
+        let resources: Vec<Value> = match &ks.listed {
+            None => vec![Value::String(relative(&generated_dir, &dir))],
+            Some(entries) => entries.iter().map(|entry| Value::String(relative(&generated_dir, entry))).collect(),
+        };
+        let kustomize_dir = if wrapper.is_empty() && ks.listed.is_none() {
             dir.clone()
         } else {
             let mut text = Map::new();
             text.insert("apiVersion".into(), json!("kustomize.config.k8s.io/v1beta1"));
             text.insert("kind".into(), json!("Kustomization"));
-            text.insert("resources".into(), json!([relative(&generated_dir, &dir)]));
+            text.insert("resources".into(), Value::Array(resources));
             text.extend(wrapper);
+            let generated = match (&ks.listed, self.kustomization_in(&dir)) {
+                (None, _) => "",
+                (Some(_), false) => ", with the kustomization Flux generates for a directory without one",
+                (Some(_), true) => ", listing the kustomization's resources but the remote ones",
+            };
             files.push((
                 generated_dir.join("kustomization.yaml"),
                 format!(
-                    "# Flux Kustomization {} ({}) as kustomize-controller builds it, by `weaver import flux`.\n{}",
+                    "# Flux Kustomization {} ({}) as kustomize-controller builds it{generated}, by `weaver import \
+                     flux`.\n{}",
                     obj.name(),
                     obj.file.display(),
                     crate::yaml::to_yaml_string(&Value::Object(text))
@@ -1036,7 +1299,8 @@ impl<'a> Import<'a> {
             generated_dir.clone()
         };
         fields.insert("kustomize".into(), Value::String(kustomize_dir.to_string_lossy().replace('\\', "/")));
-        if self.unrestricted.iter().any(|built| built.starts_with(&dir)) {
+        // The generated kustomization names the directory's files, outside its own directory.
+        if ks.listed.is_some() || self.unrestricted.iter().any(|built| built.starts_with(&dir)) {
             fields.insert("loadRestrictions".into(), Value::String("none".into()));
         }
 
@@ -1126,7 +1390,7 @@ impl<'a> Import<'a> {
             for plain in &ks.plain {
                 let mut object = plain.object.clone();
                 let styles = substitute::Styles::of("");
-                let mut vars = vars.clone();
+                let mut vars = vars.values.clone();
                 vars.extend(secret_names.iter().map(|name| (name.clone(), String::new())));
                 // Each unset variable in turn, so that all of them are named.
                 while let Err(substitute::Problem::Unset(name)) =
@@ -1215,7 +1479,7 @@ impl<'a> Import<'a> {
         };
         let helm_name = helm_name(hr);
         if !is_release_name(&helm_name) {
-            self.leave_at(hr, Some("name"), what, format!("`{helm_name}` is not a release name: {RELEASE_NAME_RULE}"));
+            self.leave_at(hr, Some("name"), what, not_a_release_name(&helm_name));
             return None;
         }
         if releases.iter().any(|r| r.name == helm_name) {
@@ -1244,8 +1508,9 @@ impl<'a> Import<'a> {
         for from in hr.spec("valuesFrom").and_then(Value::as_array).into_iter().flatten() {
             self.values_from(hr, from, config, &mut values);
         }
+        // helm-controller merges them keeping each `null`, which deletes the chart's default.
         if let Some(Value::Object(inline)) = hr.spec("values") {
-            deep_merge(&mut values, inline.clone());
+            merge_overrides(&mut values, inline.clone());
         }
         if !values.is_empty() {
             fields.insert("values".into(), Value::Object(values));
@@ -1265,6 +1530,11 @@ impl<'a> Import<'a> {
             after_hr.push((ns, name, hr.file.clone(), line));
         }
         self.helm_release_settings(hr, &namespace);
+        if self.unsubstituted.contains(&(hr.file.clone(), hr.document)) {
+            // A `${…}` Flux would substitute is kept (listed where it is): rendered so, the
+            // release would deploy that text.
+            fields.insert("installed".into(), Value::Bool(false));
+        }
         Some(Release { name: helm_name, fields, after_ks: Vec::new(), after_hr })
     }
 
@@ -1405,11 +1675,23 @@ impl<'a> Import<'a> {
         let line = self.item_line(hr, "/spec/valuesFrom", "name", name);
         let found = find(config, kind, name, hr.namespace());
         let text = match (kind, found) {
-            ("ConfigMap", Some(cm)) if !cm.is_encrypted() => cm
-                .object
-                .pointer(&format!("/data/{}", key.replace('~', "~0").replace('/', "~1")))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            ("ConfigMap", Some(cm)) if !cm.is_encrypted() => {
+                if let Some(why) = self.config_unsubstituted.get(&(cm.file.clone(), cm.document)).cloned() {
+                    self.leave(
+                        &hr.file,
+                        line,
+                        format!("{what}: valuesFrom ConfigMap {name}"),
+                        format!(
+                            "{why}: its values are merged as written there, and the release written `installed: false`"
+                        ),
+                    );
+                    self.unsubstituted.insert((hr.file.clone(), hr.document));
+                }
+                cm.object
+                    .pointer(&format!("/data/{}", key.replace('~', "~0").replace('/', "~1")))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }
             ("Secret" | "ConfigMap", Some(secret)) => {
                 self.leave(
                     &hr.file,
@@ -1450,7 +1732,7 @@ impl<'a> Import<'a> {
             return;
         }
         match crate::yaml::from_str::<Option<Map<String, Value>>>(Path::new(name), &text) {
-            Ok(map) => deep_merge(values, map.unwrap_or_default()),
+            Ok(map) => merge_overrides(values, map.unwrap_or_default()),
             Err(err) => self.leave(
                 &hr.file,
                 line,
@@ -1629,8 +1911,17 @@ fn artifact_path(generator: &Obj, name: &str, path: &str) -> Option<String> {
     best.map(|(_, p)| p)
 }
 
-const RELEASE_NAME_RULE: &str = "weaver's are at most 53 lowercase letters, digits and '-', starting and ending with a \
-                                 letter or digit; rename it (a variable in it is substituted by no Kustomization the import read)";
+/// Why `name` is not a release name, and what to do.
+fn not_a_release_name(name: &str) -> String {
+    let variable = match name.contains("${") {
+        true => " (a variable in it is substituted by no Kustomization the import read)",
+        false => "",
+    };
+    format!(
+        "`{name}` is not a release name: weaver's are at most 53 lowercase letters, digits and '-', starting and \
+         ending with a letter or digit; rename it{variable}"
+    )
+}
 
 /// helm's release name, as helm-controller gives it: a chart names its objects after it.
 fn helm_name(hr: &Obj) -> String {
@@ -1703,6 +1994,11 @@ fn unique_name(name: &str, namespace: &str, releases: &[Release], taken: &BTreeS
         .into_iter()
         .find(|n| free(n))
         .unwrap_or_else(|| format!("{namespace}-{name}-manifests"))
+}
+
+/// A repository path as the user reads it: `.` for the root.
+fn shown(path: &Path) -> String {
+    if path.as_os_str().is_empty() { ".".into() } else { path.display().to_string() }
 }
 
 /// `to` relative to the directory `from` (both repository paths).
@@ -1810,8 +2106,8 @@ mod tests {
         let mut import = Import::new(&source, Path::new(""));
         let at = obj("kind: Kustomization\nmetadata: {name: apps}\n");
         for (built, names) in [("apps", vec!["app", "shared"]), ("infra", vec!["infra"])] {
-            let (objects, has_kustomization) = import.build(Path::new(built), &at).unwrap();
-            assert!(has_kustomization);
+            let (objects, listed) = import.build(Path::new(built), &at).unwrap();
+            assert_eq!(listed, None);
             assert_eq!(objects.iter().map(|o| o.name()).collect::<Vec<_>>(), names);
         }
         // What kustomize's default would refuse (a file outside the directory) is known

@@ -438,7 +438,7 @@ impl Target<'_> {
 }
 
 /// A URL or a go-getter address, which kustomize would fetch.
-fn is_remote(path: &str) -> bool {
+pub fn is_remote(path: &str) -> bool {
     path.contains("://")
         || path.starts_with("github.com/")
         || path.starts_with("git@")

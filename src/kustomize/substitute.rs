@@ -57,9 +57,25 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// A variable, as the caller of a substitution knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'v> {
+    Set(&'v str),
+    /// Not set: its default, else [`Problem::Unset`].
+    Unset,
+    /// Set where the caller cannot read it (a Secret of the cluster): each reference to it,
+    /// default and all, is left as written.
+    Unknown,
+}
+
 /// `text` with its references expanded by the rules of the module documentation; `vars` gives
 /// a variable's value, `None` when it is not set.
 pub fn expand<'v>(text: &str, vars: &dyn Fn(&str) -> Option<&'v str>) -> Result<String, Problem> {
+    expand_known(text, &|name| vars(name).map_or(Lookup::Unset, Lookup::Set))
+}
+
+/// [`expand`], leaving the references to [`Lookup::Unknown`] variables as written.
+fn expand_known<'v>(text: &str, vars: &dyn Fn(&str) -> Lookup<'v>) -> Result<String, Problem> {
     if !text.contains('$') {
         return Ok(text.to_string());
     }
@@ -84,8 +100,16 @@ pub fn expand<'v>(text: &str, vars: &dyn Fn(&str) -> Option<&'v str>) -> Result<
     Ok(out)
 }
 
-/// The reference whose `${` ends just before `text`: its value, and the text after its `}`.
-fn reference<'t, 'v>(text: &'t str, vars: &dyn Fn(&str) -> Option<&'v str>) -> Result<(String, &'t str), Problem> {
+/// The reference whose `${` ends just before `text`: its value (or itself, as written, when its
+/// variable is unknown), and the text after its `}`.
+fn reference<'t, 'v>(text: &'t str, vars: &dyn Fn(&str) -> Lookup<'v>) -> Result<(String, &'t str), Problem> {
+    let (value, after) = evaluate(text, vars)?;
+    Ok((value.unwrap_or_else(|| format!("${{{}", &text[..text.len() - after.len()])), after))
+}
+
+/// The value of the reference whose `${` ends just before `text` (`None` when its variable is
+/// unknown), and the text after its `}`.
+fn evaluate<'t, 'v>(text: &'t str, vars: &dyn Fn(&str) -> Lookup<'v>) -> Result<(Option<String>, &'t str), Problem> {
     if let Some(after) = text.strip_prefix('#') {
         let variable: String = after.chars().take_while(|c| is_name_char(*c)).collect();
         return Err(Problem::Unsupported { variable, operator: "#".to_string() });
@@ -102,7 +126,11 @@ fn reference<'t, 'v>(text: &'t str, vars: &dyn Fn(&str) -> Option<&'v str>) -> R
     let unclosed = || Problem::Syntax(format!("`${{{name}` has no closing `}}`"));
     let value = vars(name);
     if let Some(after) = rest.strip_prefix('}') {
-        return value.map(|v| (v.to_string(), after)).ok_or_else(|| Problem::Unset(name.to_string()));
+        return match value {
+            Lookup::Set(v) => Ok((Some(v.to_string()), after)),
+            Lookup::Unset => Err(Problem::Unset(name.to_string())),
+            Lookup::Unknown => Ok((None, after)),
+        };
     }
     let operator = [":=", ":-", "="].into_iter().find(|op| rest.starts_with(op));
     let Some(operator) = operator else {
@@ -132,7 +160,11 @@ fn reference<'t, 'v>(text: &'t str, vars: &dyn Fn(&str) -> Option<&'v str>) -> R
             rest = &rest[1..];
         }
     }
-    let value = value.filter(|v| !v.is_empty()).map(str::to_string).unwrap_or(default);
+    let value = match value {
+        Lookup::Set(v) if !v.is_empty() => Some(v.to_string()),
+        Lookup::Set(_) | Lookup::Unset => Some(default),
+        Lookup::Unknown => None,
+    };
     Ok((value, rest))
 }
 
@@ -213,11 +245,21 @@ pub fn substitute(
     styles: &Styles,
     vars: &HashMap<String, String>,
 ) -> Result<bool, Problem> {
+    substitute_known(object, document, styles, &|name| vars.get(name).map_or(Lookup::Unset, |v| Lookup::Set(v)))
+}
+
+/// [`substitute`], with each variable looked up by `vars`: the references to an unknown one
+/// stay as written.
+pub fn substitute_known<'v>(
+    object: &mut Value,
+    document: usize,
+    styles: &Styles,
+    vars: &dyn Fn(&str) -> Lookup<'v>,
+) -> Result<bool, Problem> {
     if is_disabled(object) {
         return Ok(false);
     }
-    let lookup = |name: &str| vars.get(name).map(String::as_str);
-    let mut walk = Walk { document, styles, vars: &lookup, pointer: String::new(), changed: false };
+    let mut walk = Walk { document, styles, vars, pointer: String::new(), changed: false };
     walk.value(object)?;
     Ok(walk.changed)
 }
@@ -225,7 +267,7 @@ pub fn substitute(
 struct Walk<'a, 'v> {
     document: usize,
     styles: &'a Styles,
-    vars: &'a dyn Fn(&str) -> Option<&'v str>,
+    vars: &'a dyn Fn(&str) -> Lookup<'v>,
     /// The JSON pointer of the value being walked.
     pointer: String,
     changed: bool,
@@ -235,7 +277,7 @@ impl Walk<'_, '_> {
     fn value(&mut self, value: &mut Value) -> Result<(), Problem> {
         match value {
             Value::String(text) if text.contains('$') => {
-                let expanded = expand(text, self.vars)?;
+                let expanded = expand_known(text, self.vars)?;
                 if expanded != *text {
                     self.changed = true;
                     *value = match self.styles.is_plain(self.document, &self.pointer, text) {
@@ -284,7 +326,7 @@ impl Walk<'_, '_> {
         let mut written: HashMap<String, String> = HashMap::new();
         for (key, mut value) in map {
             self.child(&key, &mut value)?;
-            let expanded = expand(&key, self.vars)?;
+            let expanded = expand_known(&key, self.vars)?;
             if expanded != key {
                 self.changed = true;
             }
@@ -448,5 +490,28 @@ mod tests {
             substitute(&mut value, 1, &Styles::default(), &set),
             Err(Problem::SameKey("${a}".into(), "${b}".into()))
         );
+    }
+
+    #[test]
+    fn references_to_unknown_variables_stay_as_written_and_the_others_are_substituted() {
+        let mut value = serde_json::json!({
+            "metadata": {"name": "${APP}"},
+            "spec": {"a": "${TOKEN}", "b": "x-${TOKEN:=none}-${APP}", "c": "$${APP}", "d": "${gone:=d}"},
+        });
+        let lookup = |name: &str| match name {
+            "APP" => Lookup::Set("web"),
+            "TOKEN" => Lookup::Unknown,
+            _ => Lookup::Unset,
+        };
+        assert!(substitute_known(&mut value, 1, &Styles::default(), &lookup).unwrap());
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "metadata": {"name": "web"},
+                "spec": {"a": "${TOKEN}", "b": "x-${TOKEN:=none}-web", "c": "${APP}", "d": "d"},
+            })
+        );
+        let mut unset = serde_json::json!({"a": "${TOKEN}-${gone}"});
+        assert_eq!(substitute_known(&mut unset, 1, &Styles::default(), &lookup), Err(Problem::Unset("gone".into())));
     }
 }

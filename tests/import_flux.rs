@@ -921,3 +921,30 @@ fn a_remote_resource_is_listed_and_the_rest_of_its_kustomization_converted() {
     let keys: Vec<String> = objects(render.success()).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["ConfigMap/shop/c", "ConfigMap/shop/web"], "{}", render.stdout);
 }
+
+/// helm-controller reads a `valuesFrom` ConfigMap's values as helm reads a values file (YAML
+/// 1.1: `0777` is 511, `yes` is true), and a HelmRelease's inline values reach it through the
+/// API server, which reads `0777` as 511 too: the environment holds what renders the same.
+#[test]
+fn yaml_1_1_octals_and_booleans_in_values_are_read_as_helm_controller_reads_them() {
+    let repo = Repo::empty();
+    write_flux(&repo);
+    repo.write(
+        "infra/values.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-values\n  namespace: infra\ndata:\n  values.yaml: |\n    \
+         replicas: 1\n    volume: {defaultMode: 0777, readOnly: yes, octal: 0o17, sized: 1_000, quoted: '0777'}\n  \
+         tag: \"1.2\"\n",
+    );
+    let release = std::fs::read_to_string(repo.path().join("infra/release.yaml")).unwrap();
+    repo.write("infra/release.yaml", &release.replace("    replicas: 2\n", "    replicas: 2\n    umask: 0022\n"));
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
+    assert!(
+        prod.contains(
+            "  values:\n    replicas: 2\n    volume:\n      defaultMode: 511\n      readOnly: true\n      octal: 15\n      \
+             sized: 1000\n      quoted: '0777'\n    image:\n      tag: '1.2'\n    umask: 18\n"
+        ),
+        "{prod}"
+    );
+}

@@ -1731,13 +1731,18 @@ impl<'a> Import<'a> {
             }
             return;
         }
-        match crate::yaml::from_str::<Option<Map<String, Value>>>(Path::new(name), &text) {
-            Ok(map) => merge_overrides(values, map.unwrap_or_default()),
-            Err(err) => self.leave(
+        // helm-controller reads it as helm reads a values file (YAML 1.1: `0777` is 511, `yes` true).
+        match crate::helm::yaml::from_str(&text) {
+            Ok(None | Some(Value::Null)) => {}
+            Ok(Some(Value::Object(map))) => merge_overrides(values, map),
+            found => self.leave(
                 &hr.file,
                 line,
                 format!("{what}: valuesFrom {kind} {name}"),
-                format!("not a YAML mapping: {err}"),
+                match found {
+                    Err(err) => format!("not a YAML mapping: {err}"),
+                    _ => "not a YAML mapping".to_string(),
+                },
             ),
         }
     }

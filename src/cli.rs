@@ -498,9 +498,9 @@ pub struct ImportFluxArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportHelmfileArgs {
-    /// The helmfile, relative to the current directory
-    #[arg(default_value = "helmfile.yaml", value_name = "FILE")]
-    pub file: PathBuf,
+    /// The helmfile, relative to the current directory [default: helmfile.yaml, or helmfile.yaml.gotmpl when there is none]
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// Replace environment files that already exist
     #[arg(long)]
     pub force: bool,

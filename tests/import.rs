@@ -832,3 +832,52 @@ fn a_local_chart_s_file_dependencies_are_read_as_helm_dependency_build_vendors_t
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(rendered, by_key(&String::from_utf8(out.stdout).unwrap()));
 }
+
+/// `weaver import helmfile` without a file reads helmfile's default: `helmfile.yaml`, else
+/// `helmfile.yaml.gotmpl`. A state elsewhere is named by its path, in the files' header and
+/// in errors, with one line and column.
+#[test]
+fn the_default_helmfile_and_a_state_elsewhere_are_named_by_their_paths() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("helmfile.yaml.gotmpl", "releases:\n- name: web\n  chart: ./charts/web\n");
+    // In the repository, as a helmfile user runs it.
+    let import_here = |repo: &Repo, args: &[&str]| {
+        let out = Command::new(common::WEAVER)
+            .args(["import", "helmfile"])
+            .args(args)
+            .current_dir(repo.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        common::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    };
+    let run = import_here(&repo, &[]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "wrote environments/base.yaml\nwrote environments/default.yaml\n"),
+        "{}",
+        run.stderr
+    );
+    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
+    assert!(base.starts_with("# Imported from helmfile.yaml.gotmpl by `weaver import helmfile`.\n"), "{base}");
+
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n").write(
+        "charts/helmfile.yaml",
+        "environments:\n  dev: {}\n---\nreleases:\n- name: web\n  chart: ./web\n  namespace: {{ .Values.ns }}\n",
+    );
+    let stderr = import_here(&repo, &["charts/helmfile.yaml"]).failure().to_string();
+    assert_eq!(
+        stderr,
+        "error: charts/helmfile.yaml:7:24: helmfile template: at <.Values.ns>: map has no entry for key \"ns\"\n"
+    );
+    repo.write("charts/helmfile.yaml", "releases:\n- name: web\n  chart: ./web\n");
+    assert_eq!(import_here(&repo, &["charts/helmfile.yaml"]).code, 0);
+    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
+    assert!(base.starts_with("# Imported from charts/helmfile.yaml by `weaver import helmfile`.\n"), "{base}");
+}

@@ -15,8 +15,8 @@ use crate::render::gotmpl;
 pub struct ImportOptions {
     /// The weaver repository to write into.
     pub repo: PathBuf,
-    /// The helmfile, relative to the current directory.
-    pub helmfile: PathBuf,
+    /// The helmfile, relative to the current directory; `None` for helmfile's default.
+    pub helmfile: Option<PathBuf>,
     /// Replace existing environment files.
     pub force: bool,
 }
@@ -158,7 +158,14 @@ impl Files for DiskFiles {
 
 /// Converts the helmfile and writes the environment files it gives.
 pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
-    let path = &options.helmfile;
+    // helmfile's own default: `helmfile.yaml`, else `helmfile.yaml.gotmpl`.
+    let path = &options.helmfile.clone().unwrap_or_else(|| {
+        let gotmpl = PathBuf::from("helmfile.yaml.gotmpl");
+        match !Path::new("helmfile.yaml").exists() && gotmpl.is_file() {
+            true => gotmpl,
+            false => PathBuf::from("helmfile.yaml"),
+        }
+    });
     let bytes = std::fs::read(path).map_err(|err| Error::io("read helmfile", path, err))?;
     let text = utf8(path, bytes)?;
     let repo =

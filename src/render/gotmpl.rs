@@ -97,13 +97,20 @@ pub fn render_with(
         Some(at) => Location::at(path, at.line as u64, at.column.map_or(0, |c| c as u64 + 1)),
         None => Location::file(path),
     };
-    set.parse(&name, text).map_err(|e| Error::at(located(&e), e.redacted()))?;
+    // Go's text starts with the position the location gives (by the name the text was parsed
+    // under, its column from 0): once is enough, with the action that failed and why.
+    let message = |e: &gotemplate::Error| match (e.location(), e.context()) {
+        (None, _) => e.redacted(),
+        (Some(_), Some(action)) => format!("at <{action}>: {}", e.redacted_message()),
+        (Some(_), None) => e.redacted_message(),
+    };
+    set.parse(&name, text).map_err(|e| Error::at(located(&e), message(&e)))?;
     let out = set.execute(&name, &Value::from_json(data, Numbers::Float64)).map_err(|e| {
         let mut innermost = &e;
         while let Some(inner) = innermost.source_error().filter(|inner| inner.location().is_some()) {
             innermost = inner;
         }
-        let message = e.redacted();
+        let message = message(&e);
         // `required` and `fail` messages, as helm's own errors show them.
         let message = match (message.find(crate::helm::funcs::ERR_START), message.rfind(crate::helm::funcs::ERR_END)) {
             (Some(start), Some(end)) if start + crate::helm::funcs::ERR_START.len() <= end => {

@@ -188,13 +188,22 @@ impl Error {
 
     /// The message after Go's location prefix (for a wrapped error, including its whole text).
     pub fn message(&self) -> String {
-        struct M<'a>(&'a Message);
+        self.message_text(false)
+    }
+
+    /// [`Error::message`] with every data value that Go's messages embed replaced by `[redacted]`.
+    pub fn redacted_message(&self) -> String {
+        self.message_text(true)
+    }
+
+    fn message_text(&self, redact: bool) -> String {
+        struct M<'a>(&'a Message, bool);
         impl fmt::Display for M<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.write(f, false)
+                self.0.write(f, self.1)
             }
         }
-        M(&self.0.message).to_string()
+        M(&self.0.message, redact).to_string()
     }
 
     /// The error wrapped by this one (a template error inside `include`), if any.

@@ -628,7 +628,10 @@ impl Convert<'_> {
     /// abstract base, the rest in each one's file.
     fn files_of(self, file_name: &str, states: Vec<EnvConverted>) -> Imported {
         let base = if states.iter().any(|s| s.env.name == "base") { "helmfile-base" } else { "base" };
-        let header = format!("# Imported from {file_name} by `weaver import helmfile`.\n");
+        // The helmfile by its path in the repository (`deploy/helmfile.yaml`), as the files name theirs.
+        let shown = self.files.repository_path(file_name).map(|p| p.to_string_lossy().replace('\\', "/"));
+        let header =
+            format!("# Imported from {} by `weaver import helmfile`.\n", shown.as_deref().unwrap_or(file_name));
         let alike = |of: &dyn Fn(&EnvConverted) -> Value| {
             let first = states.first().map(of);
             states.iter().all(|s| Some(of(s)) == first)

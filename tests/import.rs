@@ -833,6 +833,36 @@ fn a_local_chart_s_file_dependencies_are_read_as_helm_dependency_build_vendors_t
     assert_eq!(rendered, by_key(&String::from_utf8(out.stdout).unwrap()));
 }
 
+/// A common helmfile layout keeps each environment's values in `environments/<env>.yaml`,
+/// where weaver writes environment `<env>`: the import refuses, naming both roles, and leaves
+/// the file as it was, --force or not.
+#[test]
+fn a_values_file_where_weaver_writes_an_environment_is_never_overwritten_even_with_force() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("environments/prod.yaml", "replicas: 3\n")
+        .write(
+            "helmfile.yaml",
+            "environments:\n  prod:\n    values:\n    - environments/{{ .Environment.Name }}.yaml\n---\nreleases:\n\
+             - name: web\n  chart: ./charts/web\n  values:\n  - replicas: {{ .Values.replicas }}\n",
+        );
+    let file = repo.path().join("helmfile.yaml").display().to_string();
+    for args in [&[][..], &["--force"][..]] {
+        let run = import(&repo, args);
+        assert_eq!(
+            run.failure(),
+            format!(
+                "error: {file}:4: environment `prod` values file `environments/prod.yaml`: weaver writes environment \
+                 `prod` to this file (environments/prod.yaml), and an import never overwrites a file it reads, --force \
+                 or not\n  help: weaver reads every file of environments/ as an environment: move this one out of it \
+                 (to values/prod.yaml, say), change the helmfile's paths to it, and import again\n"
+            )
+        );
+        assert_eq!(std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap(), "replicas: 3\n");
+        assert!(!repo.path().join("environments/base.yaml").exists());
+    }
+}
+
 /// `weaver import helmfile` without a file reads helmfile's default: `helmfile.yaml`, else
 /// `helmfile.yaml.gotmpl`. A state elsewhere is named by its path, in the files' header and
 /// in errors, with one line and column.

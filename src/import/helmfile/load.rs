@@ -13,7 +13,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
 
-use super::{Convert, documents, is_default};
+use super::{Convert, Missing, documents, is_default};
 use crate::error::{Error, Location, Result};
 use crate::import::node::{Key, Node, line};
 use crate::project::source::is_plain_name;
@@ -120,16 +120,21 @@ pub(super) struct VariableRead {
 }
 
 impl VariableRead {
-    /// What the import says of it, in `file`: the files hold `files`' placeholder for its value.
-    pub(super) fn left_out(&self, file: &str, files: &dyn super::Files) -> super::LeftOut {
+    /// What the import says of it, read first in `file` and then at `also` (`FILE:LINE`): the
+    /// files hold `files`' placeholder for its value. One line per variable, however often read.
+    pub(super) fn left_out(&self, file: &str, also: &[String], files: &dyn super::Files) -> super::LeftOut {
         let (what, placeholder) = match &self.name {
             Some(name) => (format!("environment variable `{name}`"), files.placeholder(name)),
             None => ("an environment variable a template names".to_string(), files.placeholder("<NAME>")),
         };
+        let also = match also {
+            [] => String::new(),
+            _ => format!(" (also read at {})", also.join(", ")),
+        };
         super::LeftOut {
             file: file.to_string(),
             line: self.line,
-            what,
+            what: format!("{what}{also}"),
             why: format!(
                 "weaver imports no value read from the environment (it may be a secret): the files have `{placeholder}` \
                  where the template puts its value (encoded as the template encodes it, with b64enc its base64): write \
@@ -272,12 +277,28 @@ fn literal_pieces(line: &str) -> Vec<&str> {
             piece = piece.trim_end();
         }
         pieces.push(piece);
-        let Some(end) = rest[start..].find("}}") else { return pieces };
+        let Some(end) = action_end(&rest[start + 2..]).map(|end| end + 2) else { return pieces };
         trim_start = rest[..start + end].ends_with('-');
         rest = &rest[start + end + 2..];
     }
     pieces.push(if trim_start { rest.trim_start() } else { rest });
     pieces
+}
+
+/// Where the action that `text` starts inside of ends (the index of its `}}`), its string
+/// literals skipped: `{{`{{ .Release.Name }}`}}` is one action.
+fn action_end(text: &str) -> Option<usize> {
+    let mut at = 0;
+    while let Some(c) = text[at..].chars().next() {
+        if text[at..].starts_with("}}") {
+            return Some(at);
+        }
+        at += match c {
+            '"' | '`' => quoted(&text[at..]).0,
+            _ => c.len_utf8(),
+        };
+    }
+    None
 }
 
 /// Whether a rendered line can be the output of the source line of these literal pieces.
@@ -395,7 +416,9 @@ impl Convert<'_> {
                 }
                 Err(err) => return Err(err),
             };
-            let ctx = Rc::new(Ctx { file: file.to_string(), dir: dir.clone(), lines: line_map(&part, &rendered) });
+            // A state read unrendered (v1's `helmfile.yaml`) keeps its lines, `{{` and all.
+            let lines = if rendered == part { Vec::new() } else { line_map(&part, &rendered) };
+            let ctx = Rc::new(Ctx { file: file.to_string(), dir: dir.clone(), lines });
             let what = match rendered == part {
                 true => "invalid helmfile",
                 false => "invalid helmfile (as its templates render it)",
@@ -409,8 +432,12 @@ impl Convert<'_> {
             self.ctx = Rc::clone(&ctx);
             // Templates were given a placeholder for each variable they read, never its value.
             if rendered != part {
-                let files = self.files;
-                self.left_out.extend(variables_read(&part).iter().map(|read| read.left_out(file, files)));
+                for read in variables_read(&part) {
+                    let read = (file.to_string(), read);
+                    if !self.variables.contains(&read) {
+                        self.variables.push(read);
+                    }
+                }
             }
             let mut own = Vec::new();
             for doc in docs {
@@ -435,6 +462,7 @@ impl Convert<'_> {
                             let local = ctx.local(&path);
                             match self.files.read(&local) {
                                 Ok(Some(text)) => {
+                                    self.name_file(line(item), &format!("bases `{path}`"), &local);
                                     let base = self.load(&local, &text, loaded.env.clone(), Some(&dir), depth + 1)?;
                                     loaded.env = base.env;
                                     part_entries.extend(base.entries);
@@ -466,7 +494,8 @@ impl Convert<'_> {
             if let Some(node) = defaults {
                 let (mut values, mut written) = (Map::new(), Map::new());
                 let env = loaded.env.clone();
-                self.environment_values(&node, "values", (&mut values, &mut written), None, &env)?;
+                let into = (&mut values, &mut written);
+                self.environment_values(&node, "values", into, None, &env, Missing::Listed)?;
                 deep_merge(&mut loaded.env.defaults, values);
                 deep_merge(&mut loaded.env.written.defaults, written);
             }
@@ -504,7 +533,9 @@ impl Convert<'_> {
                             "values" => {
                                 let env = loaded.env.clone();
                                 let into = (&mut overrides, &mut written);
-                                failed = self.environment_values(value, "helmfiles values", into, None, &env).err();
+                                failed = self
+                                    .environment_values(value, "helmfiles values", into, None, &env, Missing::Listed)
+                                    .err();
                             }
                             _ if is_default(&value.value) => {}
                             other => self.leave(
@@ -555,7 +586,10 @@ impl Convert<'_> {
     ) {
         let ctx = Rc::clone(&self.ctx);
         let text = match self.files.read(local) {
-            Ok(Some(text)) => text,
+            Ok(Some(text)) => {
+                self.name_file(line(item), what, local);
+                text
+            }
             Ok(None) => return self.leave(line(item), what, "not found: not read"),
             Err(reason) => return self.leave(line(item), what, format!("not read: {reason}")),
         };
@@ -611,5 +645,8 @@ mod tests {
         // A range repeats its lines: each is traced to the one that wrote it.
         let source = "list:\n{{- range .Values.items }}\n- item: {{ . }}\n{{- end }}\nafter: 1\n";
         assert_eq!(line_map(source, "list:\n- item: a\n- item: b\nafter: 1\n"), [1, 3, 3, 5]);
+        // An action escaping another (helmfile v0's) is one action.
+        let source = "a: {{ \"x\" }}\nb: ['v/{{`{{ .Release.Name }}`}}.yaml']\n";
+        assert_eq!(line_map(source, "a: x\nb: ['v/{{ .Release.Name }}.yaml']\n"), [1, 2]);
     }
 }

@@ -96,7 +96,17 @@ pub struct Imported {
 /// converted is listed.
 pub fn convert(file: &Path, text: &str, files: &dyn Files) -> Result<Imported> {
     let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let mut convert = Convert { files, left_out: Vec::new(), ctx: Rc::new(load::Ctx::default()) };
+    let mut convert = Convert {
+        files,
+        left_out: Vec::new(),
+        ctx: Rc::new(load::Ctx::default()),
+        variables: Vec::new(),
+        named: Vec::new(),
+    };
+    if let Some(path) = files.repository_path(&name) {
+        let role = LeftOut { file: name.clone(), line: 1, what: "the helmfile".into(), why: String::new() };
+        convert.named.push((path.to_string_lossy().replace('\\', "/"), role));
+    }
     let mut states = Vec::new();
     let mut first_error = None;
     for env in convert.environment_names(&name, text) {
@@ -120,14 +130,40 @@ pub fn convert(file: &Path, text: &str, files: &dyn Files) -> Result<Imported> {
     if let (true, Some(err)) = (states.is_empty(), first_error) {
         return Err(err);
     }
-    Ok(convert.files_of(&name, states))
+    let named = std::mem::take(&mut convert.named);
+    let imported = convert.files_of(&name, states);
+    // A helmfile's environment values are often kept in `environments/<env>.yaml`, where weaver
+    // writes environment `<env>`: writing it would lose the user's values, --force or not.
+    let overwritten = named.iter().find_map(|(path, role)| {
+        imported.files.iter().find(|(file, _)| file == Path::new(path)).map(|(file, _)| (file, role))
+    });
+    if let Some((file, role)) = overwritten {
+        let env = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        return Err(Error::at(
+            Location::at(&role.file, role.line, 0),
+            format!(
+                "{}: weaver writes environment `{env}` to this file ({}), and an import never overwrites a file it \
+                 reads, --force or not",
+                role.what,
+                file.display()
+            ),
+        )
+        .with_help(format!(
+            "weaver reads every file of {}/ as an environment: move this one out of it (to values/{env}.yaml, say), \
+             change the helmfile's paths to it, and import again",
+            file.parent().map(|p| p.display().to_string()).unwrap_or_default()
+        )));
+    }
+    Ok(imported)
 }
 
 /// The documents of `text` as helmfile v1 reads them (go-yaml v3: only `true` and `false` are
-/// booleans, so `on:` and `n` stay strings).
+/// booleans, so `on:` and `n` stay strings; `0777` is octal).
 fn documents<T: de::DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<Vec<T>> {
     let mut options = crate::yaml::options();
     options.strict_booleans = true;
+    // go-yaml v3 still reads YAML 1.1's `0777` as octal (511), as helm's reader does.
+    options.legacy_octal_numbers = true;
     serde_saphyr::from_str_multiple_with_options(text, options).map_err(|err| {
         // weaver's reader words the same syntax error with its line and column.
         match crate::yaml::documents_as::<Spanned<Node>>(path, text, what) {
@@ -190,9 +226,38 @@ fn is_default(node: &Node) -> bool {
     }
 }
 
+/// The variable whose placeholder (`prefix` and its name) a node holds, the first if several.
+fn variable_in(node: &Spanned<Node>, prefix: &str) -> Option<String> {
+    match &node.value {
+        Node::Scalar(Value::String(text)) => placeholder_variable(text, prefix),
+        Node::List(items) => items.iter().find_map(|item| variable_in(item, prefix)),
+        Node::Map(entries) => entries.iter().find_map(|(_, value)| variable_in(value, prefix)),
+        _ => None,
+    }
+}
+
+/// The variable whose placeholder (`prefix` and its name) `text` holds, the first if several.
+fn placeholder_variable(text: &str, prefix: &str) -> Option<String> {
+    let after = text.split(prefix).nth(1)?;
+    Some(after.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
+}
+
 /// helmfile's escaping of a `set` name or value for helm's `--set`.
 fn escape(text: &str) -> String {
     text.replace('{', "\\{").replace('}', "\\}").replace(',', "\\,")
+}
+
+/// What a values file that is not there is to the conversion, as helmfile's
+/// `missingFileHandler` has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// helmfile stops (`Error`, its default for an environment's values files): so does the
+    /// environment's conversion.
+    Refused,
+    /// helmfile passes over it (`Warn`, `Info`, `Debug`): listed, as weaver has no optional files.
+    Optional,
+    /// Listed, and the conversion goes on.
+    Listed,
 }
 
 struct Convert<'a> {
@@ -200,6 +265,12 @@ struct Convert<'a> {
     left_out: Vec<LeftOut>,
     /// The file the nodes being converted come from.
     ctx: Rc<load::Ctx>,
+    /// The calls of `env` and `requiredEnv` in the states' templates, with their files, in the
+    /// order they were read.
+    variables: Vec<(String, load::VariableRead)>,
+    /// The files of the repository the helmfile names (read, or referenced by what is written),
+    /// by repository path, with where and as what: none may be written over.
+    named: Vec<(String, LeftOut)>,
 }
 
 /// One environment's state, converted.
@@ -245,6 +316,17 @@ impl Convert<'_> {
     fn leave(&mut self, line: u64, what: impl Into<String>, why: impl Into<String>) {
         let at = self.ctx.source_line(line);
         self.left_out.push(LeftOut { file: self.ctx.file.clone(), line: at, what: what.into(), why: why.into() });
+    }
+
+    /// Notes that the file at `path` (as written, relative to the imported helmfile's
+    /// directory), named at `line` of the rendered text being converted as `what`, is the
+    /// helmfile's: the import must not write over it.
+    fn name_file(&mut self, line: u64, what: &str, path: &str) {
+        if let Some(repository_path) = self.files.repository_path(path) {
+            let at = self.ctx.source_line(line);
+            let role = LeftOut { file: self.ctx.file.clone(), line: at, what: what.to_string(), why: String::new() };
+            self.named.push((repository_path.to_string_lossy().replace('\\', "/"), role));
+        }
     }
 
     /// A scalar's text, or `None` (listed) when it is not a scalar.
@@ -337,6 +419,7 @@ impl Convert<'_> {
         (into, written): (&mut Map<String, Value>, &mut Map<String, Value>),
         mut files: Option<&mut Vec<(String, Map<String, Value>)>>,
         env: &load::EnvState,
+        missing: Missing,
     ) -> Result<()> {
         for item in self.list(node, what) {
             match &item.value {
@@ -356,7 +439,7 @@ impl Convert<'_> {
                         false => vec![self.ctx.local(&given)],
                     };
                     if paths.is_empty() {
-                        self.leave(line(item), file.clone(), "matches no file");
+                        self.missing(line(item), &file, "matches no file", missing)?;
                     }
                     for path in paths {
                         let file = match load::is_glob(&given) {
@@ -369,7 +452,7 @@ impl Convert<'_> {
                             &path,
                             (&mut *into, &mut *written),
                             files.as_deref_mut(),
-                            env,
+                            (env, missing),
                         )?;
                         if !referenced {
                             files = None;
@@ -392,12 +475,15 @@ impl Convert<'_> {
         path: &str,
         (into, written): (&mut Map<String, Value>, &mut Map<String, Value>),
         files: Option<&mut Vec<(String, Map<String, Value>)>>,
-        env: &load::EnvState,
+        (env, missing): (&load::EnvState, Missing),
     ) -> Result<bool> {
         let text = match self.files.read(path) {
-            Ok(Some(text)) => text,
+            Ok(Some(text)) => {
+                self.name_file(line(item), file, path);
+                text
+            }
             Ok(None) => {
-                self.leave(line(item), file, "not found");
+                self.missing(line(item), file, "not found", missing)?;
                 return Ok(true);
             }
             Err(reason) => {
@@ -449,6 +535,48 @@ impl Convert<'_> {
             );
         }
         Ok(reads_variables)
+    }
+
+    /// A values file (`what`, named at `at`) that is not there (`why`), as `missing` takes it:
+    /// an error, as in helmfile, or listed.
+    fn missing(&mut self, at: u64, what: &str, why: &str, missing: Missing) -> Result<()> {
+        let from_variable = placeholder_variable(what, &self.files.placeholder("")).map(|variable| {
+            format!("{why}: its path holds environment variable `{variable}`, whose value the import does not read")
+        });
+        let why = from_variable.as_deref().unwrap_or(why);
+        match missing {
+            Missing::Refused => Err(Error::at(
+                Location::at(&self.ctx.file, self.ctx.source_line(at), 0),
+                match from_variable {
+                    Some(_) => format!("{what}: {why}"),
+                    None => format!(
+                        "{what}: {why} (helmfile stops on it; with the environment's `missingFileHandler: Warn` it \
+                         passes over it)"
+                    ),
+                },
+            )),
+            Missing::Optional => {
+                self.optional(at, what, why);
+                Ok(())
+            }
+            Missing::Listed => {
+                self.leave(at, what, why);
+                Ok(())
+            }
+        }
+    }
+
+    /// Lists a values file that is not there (`why`) and that helmfile passes over: weaver has
+    /// nothing to say "read it if it exists", and a file added later must not be ignored.
+    fn optional(&mut self, at: u64, what: &str, why: &str) {
+        self.leave(
+            at,
+            what,
+            format!(
+                "{why}, and optional (`missingFileHandler`): weaver has no optional values files, so it is not in \
+                 `valuesFiles`; add it there once it exists"
+            ),
+        );
     }
 
     /// A path the helmfile names as a path of the weaver repository, or `None` (listed).
@@ -763,6 +891,21 @@ impl Convert<'_> {
         }
         // Each environment lists what all of them leave out: once is enough.
         let mut left_out = self.left_out;
+        // A variable is listed once, where it is first read, with the other places it is read.
+        let mut listed: Vec<&Option<String>> = Vec::new();
+        for (file, read) in &self.variables {
+            if listed.contains(&&read.name) {
+                continue;
+            }
+            listed.push(&read.name);
+            let also: Vec<String> = self
+                .variables
+                .iter()
+                .filter(|(other_file, other)| other.name == read.name && (other_file, other.line) != (file, read.line))
+                .map(|(other_file, other)| format!("{other_file}:{}", other.line))
+                .collect();
+            left_out.push(read.left_out(file, &also, self.files));
+        }
         left_out.sort_by(|a, b| (&a.file, a.line, &a.what, &a.why).cmp(&(&b.file, b.line, &b.what, &b.why)));
         left_out.dedup();
         let main = file_name.to_string();
@@ -849,7 +992,17 @@ impl Convert<'_> {
     fn environment(&mut self, spec: &Spanned<Node>, env: &mut load::EnvState) -> Result<()> {
         let what = format!("environment `{}`", env.name);
         let (mut values, mut written, mut files) = (Map::new(), Map::new(), Vec::new());
-        for (key, value) in self.entries(spec, &what) {
+        let entries = self.entries(spec, &what);
+        // helmfile's default for an environment's values files is `Error`.
+        let missing = match entries.iter().find(|(key, _)| key.value.0 == "missingFileHandler") {
+            Some((_, handler))
+                if self.text(handler, &format!("{what} missingFileHandler")).is_some_and(|h| h != "Error") =>
+            {
+                Missing::Optional
+            }
+            _ => Missing::Refused,
+        };
+        for (key, value) in entries {
             match key.value.0.as_str() {
                 "values" => self.environment_values(
                     value,
@@ -857,6 +1010,7 @@ impl Convert<'_> {
                     (&mut values, &mut written),
                     Some(&mut files),
                     env,
+                    missing,
                 )?,
                 "kubeContext" => {
                     if let Some(context) = self.text(value, &format!("{what} kubeContext")) {
@@ -1088,6 +1242,29 @@ impl Convert<'_> {
         };
         let name = self.text(name_node, "release name")?;
         let what = format!("release `{name}`");
+        // A name, namespace or path from a variable's placeholder would deploy something else.
+        let prefix = self.files.placeholder("");
+        for (key, value) in fields {
+            let decisive = match (key.value.0.as_str(), &value.value) {
+                ("values" | "secrets", Node::List(items)) => items
+                    .iter()
+                    .filter(|item| matches!(item.value, Node::Scalar(_)))
+                    .find_map(|i| variable_in(i, &prefix)),
+                ("values" | "set" | "setString" | "hooks" | "description", _) => None,
+                _ => variable_in(value, &prefix),
+            };
+            if let Some(variable) = decisive {
+                self.leave(
+                    line(key),
+                    format!("{what}: {}", key.value.0),
+                    format!(
+                        "comes from environment variable `{variable}`, whose value the import does not read: the \
+                         release is left out; add it by hand"
+                    ),
+                );
+                return None;
+            }
+        }
         let mut chart: Option<(String, u64)> = None;
         let mut version: Option<(String, u64)> = None;
         let mut namespace = None;
@@ -1267,11 +1444,15 @@ impl Convert<'_> {
                     };
                     if self.files.found(Path::new(&repo_path)) != Found::File {
                         // helmfile passes over a missing file unless its handler says `Error`.
-                        if !missing_ok {
-                            self.leave(line(item), format!("{what} {kind} `{path}`"), "not found");
+                        let file = format!("{what} {kind} `{path}`");
+                        match missing_ok {
+                            true => self.optional(line(item), &file, "not found"),
+                            false => self.leave(line(item), file, "not found"),
                         }
                         continue;
                     }
+                    let local = self.ctx.local(&path);
+                    self.name_file(line(item), &format!("{what} {kind} `{path}`"), &local);
                     if secret {
                         secret_files.push(Value::String(repo_path));
                         continue;
@@ -1949,7 +2130,10 @@ releases:
              values: ['values/{{`{{ .Release.Name }}`}}.yaml', 'values/{{`{{ .Release.Namespace }}`}}-missing.yaml']\n",
         ] {
             let imported = convert_text(text, &[("charts/web/Chart.yaml", ""), ("values/web.yaml", "")]);
-            assert_eq!(imported.left_out, []);
+            // The missing file helmfile passes over is listed: a file added later must not be ignored.
+            let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+            assert_eq!(listed, [(6, "release `web` values file `values/shop-missing.yaml`")]);
+            assert!(imported.left_out[0].why.contains("optional (`missingFileHandler`)"), "{:?}", imported.left_out);
             assert!(
                 base(&imported).ends_with("  namespace: shop\n  valuesFiles:\n  - values/web.yaml\n"),
                 "{}",
@@ -1973,6 +2157,105 @@ releases:
                 "- name: web\n  chart: web\n  namespace: shop\n  labels:\n    tier: web\n  valuesFiles:\n  - values/common.yaml\n  \
                  - values/web.yaml\n- name: db\n  chart: web\n  namespace: data\n  labels:\n    tier: db\n"
             ),
+            "{}",
+            base(&imported)
+        );
+    }
+
+    #[test]
+    fn a_file_the_helmfile_names_is_never_written_over() {
+        // helmfile's environment values in environments/<env>.yaml, where weaver writes <env>.
+        let files = [("charts/web/Chart.yaml", ""), ("environments/dev.yaml", "replicas: 2\n")];
+        let text = "environments:\n  dev:\n    values: [environments/dev.yaml]\n---\nreleases:\n- {name: web, chart: ./charts/web}\n";
+        let err = convert(Path::new("helmfile.yaml"), text, &Memory(files.to_vec())).unwrap_err();
+        assert_eq!(err.location, Some(Location::at("helmfile.yaml", 3, 0)), "{err}");
+        assert_eq!(
+            err.message,
+            "environment `dev` values file `environments/dev.yaml`: weaver writes environment `dev` to this file \
+             (environments/dev.yaml), and an import never overwrites a file it reads, --force or not"
+        );
+        // So is a release's values file where the base goes.
+        let files = [("charts/web/Chart.yaml", ""), ("environments/base.yaml", "")];
+        let text = "releases:\n- name: web\n  chart: ./charts/web\n  values: [environments/base.yaml]\n";
+        let err = convert(Path::new("helmfile.yaml"), text, &Memory(files.to_vec())).unwrap_err();
+        assert_eq!(err.location, Some(Location::at("helmfile.yaml", 4, 0)), "{err}");
+        assert!(err.message.starts_with("release `web` values file `environments/base.yaml`: weaver writes"), "{err}");
+    }
+
+    #[test]
+    fn yaml_1_1_octals_are_read_as_helmfile_reads_them() {
+        // go-yaml v3 (helmfile's): `0777` is octal as in YAML 1.1, `yes` is a string.
+        let imported = convert_text(
+            "environments:\n  default:\n    values: [{umask: 022}]\n---\nreleases:\n- name: web\n  chart: ./charts/web\n  \
+             values:\n  - {mode: 0777, o: 0o17, x: 0x1F, neg: -0777, zero: 0, plain: 777, quoted: '0777', word: yes}\n",
+            &[("charts/web/Chart.yaml", "")],
+        );
+        assert_eq!(imported.left_out, []);
+        assert!(
+            base(&imported).ends_with(
+                "  values:\n    mode: 511\n    o: 15\n    x: 31\n    neg: -511\n    zero: 0\n    plain: 777\n    \
+                 quoted: '0777'\n    word: 'yes'\n"
+            ),
+            "{}",
+            base(&imported)
+        );
+        assert!(file(&imported, "default").contains("values:\n  umask: 18\n"), "{}", file(&imported, "default"));
+    }
+
+    #[test]
+    fn a_missing_environment_values_file_is_refused_unless_its_handler_passes_over_it() {
+        let imported = convert_text(
+            "environments:\n  dev:\n    values: [env/dev.yaml]\n  prod:\n    missingFileHandler: Warn\n    \
+             values: [env/prod.yaml, env/credentials.yaml]\n---\nreleases:\n- {name: web, chart: ./charts/web}\n",
+            &[("charts/web/Chart.yaml", ""), ("env/prod.yaml", "a: 1\n")],
+        );
+        let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+        assert_eq!(
+            listed,
+            [(3, "environment `dev`"), (6, "environment `prod` values file `env/credentials.yaml`")],
+            "{:?}",
+            imported.left_out
+        );
+        // helmfile stops on dev: so does its conversion.
+        assert!(
+            imported.left_out[0]
+                .why
+                .starts_with("environment `dev` values file `env/dev.yaml`: not found (helmfile stops on it"),
+            "{:?}",
+            imported.left_out
+        );
+        assert!(imported.left_out[1].why.contains("weaver has no optional values files"), "{:?}", imported.left_out);
+        let written: Vec<String> = imported.files.iter().map(|(p, _)| p.display().to_string()).collect();
+        assert_eq!(written, ["environments/base.yaml", "environments/prod.yaml"]);
+        assert!(file(&imported, "prod").contains("valuesFiles:\n- env/prod.yaml\n"), "{}", file(&imported, "prod"));
+    }
+
+    #[test]
+    fn a_release_named_or_placed_by_a_variable_is_left_out_and_each_variable_listed_once() {
+        // PATH is set wherever tests run: templates get its placeholder, never its value.
+        let imported = convert_text(
+            "releases:\n- name: web\n  chart: ./charts/web\n  namespace: {{ env \"PATH\" }}\n- name: api\n  \
+             chart: ./charts/web\n  values:\n  - values/{{ requiredEnv \"PATH\" }}.yaml\n  - token: {{ env \"PATH\" }}\n\
+             - name: db\n  chart: ./charts/web\n  values:\n  - password: {{ requiredEnv \"PATH\" }}\n",
+            &[("charts/web/Chart.yaml", "")],
+        );
+        let listed: Vec<(u64, &str)> = imported.left_out.iter().map(|l| (l.line, l.what.as_str())).collect();
+        assert_eq!(
+            listed,
+            [
+                (4, "environment variable `PATH` (also read at helmfile.yaml:8, helmfile.yaml:9, helmfile.yaml:13)"),
+                (4, "release `web`: namespace"),
+                (7, "release `api`: values"),
+            ]
+        );
+        assert!(
+            imported.left_out[1].why.starts_with("comes from environment variable `PATH`"),
+            "{:?}",
+            imported.left_out
+        );
+        // A value from a variable is its placeholder, which the release keeps.
+        assert!(
+            base(&imported).ends_with("releases:\n- name: db\n  chart: web\n  values:\n    password: FROM-ENV-PATH\n"),
             "{}",
             base(&imported)
         );

@@ -298,3 +298,105 @@ fn a_cel_expression_that_does_not_compile_is_an_error_naming_its_file_and_line()
     assert!(stderr.contains("environments/dev.yaml:6:"), "{stderr}");
     assert!(stderr.contains("healthy"), "{stderr}");
 }
+
+/// A release `web` of a Deployment, a Pod of its own and a PodDisruptionBudget, applied (without
+/// waiting) with the fake's workload controllers off: the test writes the statuses a
+/// scheduler, a kubelet and the controllers would.
+#[test]
+fn status_tells_pods_from_the_kubelet_pending_is_not_healthy() {
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("Pods with a status the test sets") else { return };
+    fake.set_auto_ready(false);
+    let ns = cluster.namespace("health");
+    let lock = cluster.namespace("lock");
+    let repo = Repo::empty();
+    repo.write("charts/web/chart.yaml", "name: web\nversion: 0.1.0\n")
+        .write(
+            "charts/web/templates/web.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - {name: web, image: \"web:2\"}\n",
+        )
+        .write(
+            "charts/web/templates/redis.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: redis-0\nspec:\n  containers:\n    - {name: redis, image: \"redis:7\"}\n",
+        )
+        .write(
+            "charts/web/templates/budget.yaml",
+            "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: nothing}\n",
+        )
+        .write(
+            "environments/dev.yaml",
+            &format!("namespace: {ns}\ncluster:\n  lockNamespace: {lock}\nreleases:\n  - name: web\n    chart: web\n"),
+        );
+    repo.weaver_on(&cluster, &["apply", "--env", "dev"]).success();
+    let object = |api_version: &str, kind: &str, name: &str| json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": ns}});
+    // The scheduler found no node for the Pod; the budget's controller no Pod it selects.
+    cluster.patch_status(
+        &object("v1", "Pod", "redis-0"),
+        &json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient memory."}]}),
+    );
+    cluster.patch_status(
+        &object("policy/v1", "PodDisruptionBudget", "web"),
+        &json!({"observedGeneration": 1, "expectedPods": 0, "currentHealthy": 0, "desiredHealthy": 1,
+            "disruptionsAllowed": 0}),
+    );
+    // The Deployment's one ReplicaSet has a Pod that has not pulled its image for a long time.
+    let web = object("apps/v1", "Deployment", "web");
+    let uid = cluster.get(&web).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
+    cluster.patch_status(&web, &json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1}));
+    let labels = json!({"app": "web", "pod-template-hash": "7d9f"});
+    let owner = |kind: &str, name: &str, uid: &str| json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": true}]);
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-7d9f", "namespace": ns,
+        "labels": labels, "annotations": {"deployment.kubernetes.io/revision": "1"},
+        "ownerReferences": owner("Deployment", "web", &uid)},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "web:2"}]}}}});
+    cluster.create(&rs);
+    let rs_uid = cluster.get(&rs).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-7d9f-x", "namespace": ns,
+        "labels": labels, "ownerReferences": owner("ReplicaSet", "web-7d9f", &rs_uid)},
+        "spec": {"containers": [{"name": "web", "image": "web:2"}]}});
+    cluster.create(&pod);
+    cluster.patch_status(
+        &pod,
+        &json!({"phase": "Pending", "startTime": "2020-01-01T00:00:00Z", "containerStatuses": [{"name": "web",
+            "ready": false, "restartCount": 0, "image": "web:2",
+            "state": {"waiting": {"reason": "ErrImagePull", "message": "rpc error: web:2: not found"}}}]}),
+    );
+
+    let run = repo.weaver_on(&cluster, &["status", "--env", "dev", "-o", "json"]);
+    assert_eq!(run.code, 1, "a failed object: stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let health: Vec<(String, String, String)> = report["releases"][0]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let text = |key: &str| o[key].as_str().unwrap_or_default().to_string();
+            (text("kind"), text("health"), text("reason"))
+        })
+        .collect();
+    let expected = [
+        ("PodDisruptionBudget", "progressing", "selects no Pod (status.expectedPods 0)".to_string()),
+        (
+            "Pod",
+            "progressing",
+            format!(
+                "Pod {ns}/redis-0 not scheduled (PodScheduled=False Unschedulable: 0/1 nodes are available: 1 \
+                 Insufficient memory)"
+            ),
+        ),
+        (
+            "Deployment",
+            "failed",
+            format!(
+                "0 of 1 updated replicas available; Pod {ns}/web-7d9f-x ErrImagePull: rpc error: web:2: not found \
+                 (container web)"
+            ),
+        ),
+    ];
+    for (kind, health_word, reason) in expected {
+        let found = health.iter().find(|(k, _, _)| k == kind).unwrap_or_else(|| panic!("{kind}: {health:?}"));
+        assert_eq!((found.1.as_str(), found.2.as_str()), (health_word, reason.as_str()), "{kind}");
+    }
+}

@@ -274,3 +274,104 @@ fn a_transient_failure_while_waiting_is_retried_not_fatal() {
     let reads = fake.requests().iter().filter(|r| r.method == "GET" && r.path == path).count();
     assert_eq!(reads, 3, "two 503s, then the read that worked");
 }
+
+/// On the fake (no Deployment controller, no kubelet): `web`'s status as a rollout to ReplicaSet
+/// `web-new` stuck on its one Pod, which the test creates with `pod_status`; and an older
+/// ReplicaSet's Pod in a crash loop, which is not the rollout's concern.
+fn stuck_rollout(cluster: &TestCluster, ns: &str, pod_status: Value) -> Value {
+    let mut web = deployment(ns, "web");
+    web["spec"]["replicas"] = json!(1);
+    cluster.apply(std::slice::from_ref(&web), "weaver");
+    let uid = cluster.get(&web).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
+    cluster.patch_status(
+        &web,
+        &json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0,
+            "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                "message": "ReplicaSet \"web-new\" is progressing."}]}),
+    );
+    for (replica_set, revision, status) in [
+        ("web-new", "2", pod_status),
+        (
+            "web-old",
+            "1",
+            json!({"phase": "Running", "startTime": "2020-01-01T00:00:00Z",
+            "containerStatuses": [{"name": "web", "ready": false, "restartCount": 9, "image": "nginx:1.26",
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}}}]}),
+        ),
+    ] {
+        let labels = json!({"app": "web", "pod-template-hash": replica_set});
+        let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": replica_set, "namespace": ns, "labels": labels,
+                "annotations": {"deployment.kubernetes.io/revision": revision},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": uid,
+                    "controller": true}]},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": web["spec"]["template"]["spec"].clone()}}});
+        cluster.create(&rs);
+        let rs_uid = cluster.get(&rs).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("{replica_set}-x"), "namespace": ns, "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replica_set,
+                    "uid": rs_uid, "controller": true}]},
+            "spec": web["spec"]["template"]["spec"].clone()});
+        cluster.create(&pod);
+        cluster.patch_status(&pod, &status);
+    }
+    web
+}
+
+/// The status of a Pod whose container `web` cannot pull its image, started at `start`.
+fn image_pull_back_off(start: &str) -> Value {
+    json!({"phase": "Pending", "startTime": start, "conditions": [
+        {"type": "PodScheduled", "status": "True"},
+        {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": "containers with unready status: [web]"}],
+        "containerStatuses": [{"name": "web", "ready": false, "started": false, "restartCount": 0, "image": "nginx:1.27",
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"nginx:1.27\""}}}]})
+}
+
+#[test]
+fn a_rollout_whose_pod_cannot_pull_its_image_fails_naming_the_pod_and_the_kubelets_reason() {
+    let _crds = no_crd_changes();
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("Pods with a status the test sets") else { return };
+    let ns = cluster.namespace("shop");
+    fake.set_auto_ready(false);
+    // Pulling since long before the grace: the wait ends at once, naming the new ReplicaSet's Pod.
+    let web = stuck_rollout(&cluster, &ns, image_pull_back_off("2020-01-01T00:00:00Z"));
+    let (outcome, _) = wait(cluster.kubeconfig(), std::slice::from_ref(&web), Duration::from_secs(60));
+    assert!(outcome.elapsed < Duration::from_secs(20), "the Pod's trouble ends the wait: {:?}", outcome.elapsed);
+    let error = outcome.error().unwrap().to_string();
+    assert_eq!(
+        error.lines().collect::<Vec<_>>(),
+        [
+            "1 of 1 objects will not become ready:".to_string(),
+            format!(
+                "  apps/v1 Deployment {ns}/web: failed: 0 of 1 updated replicas available (Progressing=True \
+                 ReplicaSetUpdated: ReplicaSet \"web-new\" is progressing); Pod {ns}/web-new-x ImagePullBackOff: \
+                 Back-off pulling image \"nginx:1.27\" (container web)"
+            ),
+        ],
+        "{error}"
+    );
+}
+
+#[test]
+fn a_pod_pulling_within_the_grace_is_waited_for_with_its_reason() {
+    let _crds = no_crd_changes();
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("Pods with a status the test sets") else { return };
+    let ns = cluster.namespace("shop");
+    fake.set_auto_ready(false);
+    let started = jiff::Timestamp::now().to_string();
+    let web = stuck_rollout(&cluster, &ns, image_pull_back_off(&started));
+    let (outcome, log) = wait(cluster.kubeconfig(), std::slice::from_ref(&web), Duration::from_secs(3));
+    let [not_ready] = outcome.not_ready.as_slice() else { panic!("{outcome:?}") };
+    assert!(!not_ready.failed, "within the grace: {not_ready}");
+    assert!(
+        not_ready.reason.ends_with(&format!(
+            "; Pod {ns}/web-new-x ImagePullBackOff: Back-off pulling image \"nginx:1.27\" (container web)"
+        )),
+        "{not_ready}"
+    );
+    assert!(outcome.error().unwrap().to_string().starts_with("timed out after 3s"), "{log:?}");
+}

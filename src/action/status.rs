@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use crate::cluster::observe::own_records;
 use crate::cluster::{
-    Cluster, EVENTS_SHOWN, ManagedFields, ObjectEvent, Readiness, fields_parsed, newest_first, readiness,
+    Cluster, EVENTS_SHOWN, ManagedFields, ObjectEvent, Readiness, fields_parsed, newest_first, readiness, with_pods,
+    workload_kind,
 };
 use crate::error::{Error, Result};
 use crate::manifest::ListTarget;
@@ -128,6 +129,23 @@ async fn judged(
     let observed_objects = observed.map_or(&[][..], |o| &o.live.objects[..]);
     let by_key = by_key(observed_objects.iter().chain(&listed).map(|o| &**o), &releases);
     let owned = owned_by(others.iter().map(|object| &**object));
+    // A workload not ready is told with why its Pods are not: without the tree, they are read
+    // only for that.
+    let unready_workload =
+        |object: &&Value| workload_kind(object).is_some() && readiness(object, &[]) != Readiness::Ready;
+    let pods = match in_detail || !by_key.values().any(unready_workload) {
+        true => Vec::new(),
+        false => dependents(cluster, &namespaces, options.concurrency, on).await,
+    };
+    let pods_owned_by_status;
+    let pods_owned = match in_detail {
+        true => &owned,
+        false => {
+            pods_owned_by_status = owned_by(pods.iter().map(|object| &**object));
+            &pods_owned_by_status
+        }
+    };
+    let now = jiff::Timestamp::now();
     // Each release judged on the thread pool: thousands of objects on a page. Judgments kept
     // with the render are reused for releases whose reads did not change.
     let kept = observed.and_then(|o| o.judgments.as_deref()).map(|j| &j.health);
@@ -138,12 +156,13 @@ async fn judged(
             let place = |manifest: &Value| place(cluster, manifest, release);
             let judge = || {
                 release_health(release, record, &by_key, &owned, place, |object| {
-                    match release.health_checks.is_empty() {
-                        true => health(readiness(object, &[])),
+                    let judged = match release.health_checks.is_empty() {
+                        true => readiness(object, &[]),
                         // The environment's rules (CEL) may read any field, managedFields too, which
                         // the LISTs kept as text.
-                        false => health(readiness(&fields_parsed(object), &release.health_checks)),
-                    }
+                        false => readiness(&fields_parsed(object), &release.health_checks),
+                    };
+                    health(with_pods(judged, object, pods_owned, now))
                 })
             };
             match kept {

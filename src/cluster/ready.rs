@@ -8,6 +8,15 @@
 //!   deletes them), nor is a paused Deployment (as helm's `--wait` does).
 //! - Job: condition Complete=True; Failed=True is final.
 //! - CustomResourceDefinition: Established=True; NamesAccepted=False is final.
+//! - Pod: Running with `Ready=True`, or Succeeded (a Job's Pod that completed); phase Failed
+//!   failed. Otherwise what the scheduler or the kubelet says (see [`pod_trouble`]): a container
+//!   waiting for a reason Argo CD calls degraded (`Err…`, `…Error`, `…BackOff`:
+//!   `ErrImagePull`, `ImagePullBackOff`, `CrashLoopBackOff`, `CreateContainerConfigError`,
+//!   `InvalidImageName`…) is failed; Pending, unschedulable or a container still being created
+//!   is progressing, with the scheduler's or the kubelet's reason and message.
+//! - PodDisruptionBudget: once observed, progressing while it selects no Pod
+//!   (`status.expectedPods` 0) or fewer are healthy than it needs (`currentHealthy` below
+//!   `desiredHealthy`): it would block every voluntary eviction, a node drain included.
 //! - PersistentVolumeClaim: phase Bound, as helm's `--wait` (`pkg/kube/ready.go`). A claim of a
 //!   `WaitForFirstConsumer` StorageClass stays Pending until a pod uses it; helm waits for it
 //!   all the same (a pull request to treat it as ready, helm#11335, was closed), so weaver
@@ -25,11 +34,13 @@
 //! an unobserved generation is progressing, then `inProgress`, `failed`, `current`; none true
 //! is progressing, an expression that cannot be evaluated makes the health unknown.
 
+use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use crate::manifest::api_group;
 use crate::project::HealthCheck;
 use crate::project::health::Verdict;
+use crate::release::status::Owned;
 
 /// Whether an object is ready, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +75,8 @@ pub fn readiness(object: &Value, checks: &[HealthCheck]) -> Readiness {
         ("apps", "DaemonSet") => daemon_set(object),
         ("batch", "Job") => job(object),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(object),
+        ("", "Pod") => pod(object),
+        ("policy", "PodDisruptionBudget") => disruption_budget(object),
         ("", "PersistentVolumeClaim") => claim(object),
         _ => ready_condition(object),
     }
@@ -268,6 +281,203 @@ fn job(object: &Value) -> Readiness {
         count(object, "/status/succeeded"),
         count(object, "/status/failed"),
     );
+    explained(waiting, object)
+}
+
+/// How long a Pod may be in trouble the kubelet retries (an image it cannot pull, a Secret
+/// it cannot find) before a wait gives up on it: long enough for the kubelet's second try
+/// (its back-off starts at 10 s) and for another controller to create a missing Secret.
+pub const TROUBLE_GRACE: SignedDuration = SignedDuration::from_secs(30);
+
+/// Waiting reasons no wait cures: the kubelet has already retried (`CrashLoopBackOff`), or
+/// only a change of the Pod's spec can (an image name that does not parse, an image that may
+/// not be pulled).
+const HOPELESS: [&str; 3] = ["CrashLoopBackOff", "InvalidImageName", "ErrImageNeverPull"];
+
+/// Why a Pod is not Ready, as the scheduler or the kubelet says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodTrouble {
+    /// `Pod shop/web-7d9f-x ImagePullBackOff: Back-off pulling image "web:1" (container web)`.
+    pub text: String,
+    /// A container waits for a reason Argo CD calls degraded (`Err…`, `…Error`, `…BackOff`).
+    pub degraded: bool,
+    /// From when a wait stops waiting for the Pod (see [`PodTrouble::lasting`]); None: never,
+    /// it may still become Ready by itself (being scheduled, created, started).
+    pub hopeless_from: Option<Timestamp>,
+}
+
+impl PodTrouble {
+    /// It will not resolve by waiting any longer at `now`.
+    pub fn lasting(&self, now: Timestamp) -> bool {
+        self.hopeless_from.is_some_and(|from| now >= from)
+    }
+}
+
+fn timestamp(object: &Value, pointer: &str) -> Option<Timestamp> {
+    object.pointer(pointer).and_then(Value::as_str).and_then(|t| t.parse().ok())
+}
+
+/// Why `pod` is not Ready; None when it is Running and Ready or has Succeeded, and for phase
+/// Failed (a Pod that ended; [`readiness`] says so). In order: a container (init containers
+/// first) waiting for a degraded reason; one that is running but has not passed its readiness
+/// probe for longer than the probe allows (`initialDelaySeconds` + `failureThreshold` ×
+/// `periodSeconds`) and [`TROUBLE_GRACE`]; not scheduled; any other waiting container; the
+/// `Ready` condition.
+pub fn pod_trouble(pod: &Value) -> Option<PodTrouble> {
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+    let ready = is(condition(pod, "Ready"), "True");
+    if matches!(phase, "Succeeded" | "Failed") || (phase == "Running" && ready) {
+        return None;
+    }
+    let text = |what: String| {
+        let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+        let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        format!("Pod {namespace}/{name} {what}")
+    };
+    let waiting: Vec<(&Value, &str)> = ["/status/initContainerStatuses", "/status/containerStatuses"]
+        .iter()
+        .flat_map(|pointer| pod.pointer(pointer).and_then(Value::as_array).into_iter().flatten())
+        .filter_map(|c| Some((c, c.pointer("/state/waiting/reason").and_then(Value::as_str)?)))
+        .collect();
+    let said = |container: &Value, reason: &str| {
+        let message = container.pointer("/state/waiting/message").and_then(Value::as_str).unwrap_or_default();
+        let name = container["name"].as_str().unwrap_or_default();
+        let message = if message.is_empty() { String::new() } else { format!(": {}", message.trim()) };
+        format!("{reason}{message} (container {name})")
+    };
+    // Argo CD's rule for degraded waiting reasons, and those no wait cures.
+    let degraded = |reason: &str| {
+        reason.starts_with("Err")
+            || reason.ends_with("Error")
+            || reason.ends_with("BackOff")
+            || HOPELESS.contains(&reason)
+    };
+    if let Some((container, reason)) = waiting.iter().find(|(_, reason)| degraded(reason)) {
+        // The kubelet has tried since the Pod started on its node.
+        let started = timestamp(pod, "/status/startTime").or_else(|| timestamp(pod, "/metadata/creationTimestamp"));
+        let hopeless_from = match HOPELESS.contains(reason) {
+            true => Some(Timestamp::MIN),
+            false => started.map(|t| t.saturating_add(TROUBLE_GRACE).unwrap_or(t)),
+        };
+        return Some(PodTrouble { text: text(said(container, reason)), degraded: true, hopeless_from });
+    }
+    if let Some(unready) = phase.eq("Running").then(|| unready_past_probe(pod)).flatten() {
+        return Some(PodTrouble { text: text(unready.0), degraded: false, hopeless_from: Some(unready.1) });
+    }
+    let progressing = |what: String| Some(PodTrouble { text: text(what), degraded: false, hopeless_from: None });
+    if let Some(unscheduled) = condition(pod, "PodScheduled").filter(|c| c["status"] == "False") {
+        return progressing(format!("not scheduled ({})", describe(unscheduled)));
+    }
+    if let Some((container, reason)) = waiting.first() {
+        return progressing(said(container, reason));
+    }
+    let state = match condition(pod, "Ready") {
+        Some(ready) => format!("{phase}, not Ready ({})", describe(ready)),
+        None => format!("{phase}, not Ready"),
+    };
+    progressing(state)
+}
+
+/// The first container running without being ready for longer than its readiness probe
+/// allows (and [`TROUBLE_GRACE`]), started (a startup probe passed): what the kubelet says of
+/// it, and from when it is past the allowance.
+fn unready_past_probe(pod: &Value) -> Option<(String, Timestamp)> {
+    let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array)?;
+    let specs = pod.pointer("/spec/containers").and_then(Value::as_array)?;
+    statuses.iter().find_map(|status| {
+        if status["ready"] == true || status["started"] == false {
+            return None;
+        }
+        let since = timestamp(status, "/state/running/startedAt")?;
+        let name = status["name"].as_str().unwrap_or_default();
+        let probe = specs.iter().find(|spec| spec["name"] == name)?.get("readinessProbe")?;
+        let seconds = |field: &str, default: i64| probe.get(field).and_then(Value::as_i64).unwrap_or(default);
+        let allowed = seconds("initialDelaySeconds", 0) + seconds("failureThreshold", 3) * seconds("periodSeconds", 10);
+        let from = since.saturating_add(SignedDuration::from_secs(allowed) + TROUBLE_GRACE).ok()?;
+        let ready = condition(pod, "Ready").map(|c| format!(" ({})", describe(c))).unwrap_or_default();
+        Some((
+            format!("not Ready: container {name} running since {since} has not passed its readiness probe{ready}"),
+            from,
+        ))
+    })
+}
+
+fn pod(object: &Value) -> Readiness {
+    let phase = object.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+    if phase == "Failed" {
+        let text = |key: &str| object.pointer(&format!("/status/{key}")).and_then(Value::as_str);
+        let why = [text("reason"), text("message")].into_iter().flatten().collect::<Vec<_>>().join(": ");
+        return Readiness::Failed(if why.is_empty() {
+            "phase Failed".to_string()
+        } else {
+            format!("phase Failed: {why}")
+        });
+    }
+    match pod_trouble(object) {
+        None => Readiness::Ready,
+        Some(trouble) if trouble.degraded || trouble.lasting(Timestamp::now()) => Readiness::Failed(trouble.text),
+        Some(trouble) => Readiness::Pending(trouble.text),
+    }
+}
+
+/// The kind of `object` when it is a workload whose Pods [`with_pods`] reads: Deployment,
+/// StatefulSet, DaemonSet or Job.
+pub fn workload_kind(object: &Value) -> Option<&str> {
+    match (api_group(object["apiVersion"].as_str().unwrap_or_default()), object["kind"].as_str()?) {
+        ("apps", kind @ ("Deployment" | "StatefulSet" | "DaemonSet")) | ("batch", kind @ "Job") => Some(kind),
+        _ => None,
+    }
+}
+
+/// `readiness` of a Deployment, StatefulSet, DaemonSet or Job (`workload`), with why its Pods
+/// are not Ready (`owned`: its ReplicaSets and Pods by owner): the worst Pod's trouble, those
+/// of a Deployment's newest ReplicaSet only. A Pod whose trouble is lasting at `now` makes a
+/// workload that is not ready failed; other kinds, and a ready workload, are as they are.
+pub fn with_pods(readiness: Readiness, workload: &Value, owned: &Owned, now: Timestamp) -> Readiness {
+    let Readiness::Pending(why) = readiness else { return readiness };
+    // What `owner` owns of `kind`.
+    fn owned_of<'a>(owned: &Owned<'a>, owner: &Value, kind: &str) -> Vec<&'a Value> {
+        let uid = owner.pointer("/metadata/uid").and_then(Value::as_str);
+        let children = uid.and_then(|uid| owned.get(uid)).map(Vec::as_slice).unwrap_or_default();
+        children.iter().copied().filter(|o| o["kind"] == kind).collect()
+    }
+    let owner = match workload_kind(workload) {
+        Some("Deployment") => {
+            let revision = |rs: &&Value| {
+                let annotation = rs.pointer("/metadata/annotations/deployment.kubernetes.io~1revision");
+                annotation.and_then(Value::as_str).and_then(|r| r.parse::<i64>().ok()).unwrap_or(0)
+            };
+            owned_of(owned, workload, "ReplicaSet").into_iter().max_by_key(revision)
+        }
+        Some(_) => Some(workload),
+        None => None,
+    };
+    let Some(owner) = owner else { return Readiness::Pending(why) };
+    let troubles = owned_of(owned, owner, "Pod").into_iter().filter_map(pod_trouble);
+    // The worst first: lasting, then degraded; then by the Pod's name, for a steady report.
+    let worst =
+        troubles.min_by(|a, b| (!a.lasting(now), !a.degraded, &a.text).cmp(&(!b.lasting(now), !b.degraded, &b.text)));
+    match worst {
+        Some(trouble) if trouble.lasting(now) => Readiness::Failed(format!("{why}; {}", trouble.text)),
+        Some(trouble) => Readiness::Pending(format!("{why}; {}", trouble.text)),
+        None => Readiness::Pending(why),
+    }
+}
+
+fn disruption_budget(object: &Value) -> Readiness {
+    if let Some(pending) = unobserved(object) {
+        return pending;
+    }
+    let expected = count(object, "/status/expectedPods");
+    let healthy = count(object, "/status/currentHealthy");
+    let desired = count(object, "/status/desiredHealthy");
+    let waiting = if expected == 0 {
+        "selects no Pod (status.expectedPods 0)".to_string()
+    } else if healthy < desired {
+        format!("{healthy} of {desired} desired healthy Pods ({expected} expected)")
+    } else {
+        return Readiness::Ready;
+    };
     explained(waiting, object)
 }
 
@@ -656,6 +866,178 @@ mod tests {
         let strict = rule("apiVersion: cert-manager.io/v1\nkind: Certificate\ncurrent: status.phase == 'Issued'\n");
         let Readiness::Unknown(why) = readiness(&no_status, std::slice::from_ref(&strict)) else { panic!("unknown") };
         assert!(why.contains("could not be evaluated"), "{why}");
+    }
+
+    fn pod(name: &str, status: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+                "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "spec": {"restartPolicy": "Always", "containers": [{"name": "web", "image": "web:1",
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "initialDelaySeconds": 5}}]},
+            "status": status})
+    }
+
+    /// A status with the container `web` waiting for `reason`, the Pod started at `start`.
+    fn waiting(reason: &str, message: &str, start: &str) -> Value {
+        json!({"phase": "Pending", "startTime": start, "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+             "message": "containers with unready status: [web]"}],
+            "containerStatuses": [{"name": "web", "ready": false, "started": false, "restartCount": 0,
+                "image": "web:1", "state": {"waiting": {"reason": reason, "message": message}}}]})
+    }
+
+    #[test]
+    fn a_pod_is_ready_only_running_and_ready_or_succeeded() {
+        let running = |ready: &str| {
+            json!({"phase": "Running", "startTime": "2020-01-01T00:00:00Z", "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": ready, "reason": "ContainersNotReady",
+                 "message": "containers with unready status: [web]"}],
+                "containerStatuses": [{"name": "web", "ready": ready == "True", "started": true, "restartCount": 0,
+                    "state": {"running": {"startedAt": "2020-01-01T00:00:01Z"}}}]})
+        };
+        assert_eq!(readiness_of(&pod("web-1", running("True"))), Readiness::Ready);
+        assert_eq!(readiness_of(&pod("job-1", json!({"phase": "Succeeded"}))), Readiness::Ready);
+        // Not Ready long past what its probe allows (5 s + 3 × 10 s, and the grace): failed.
+        assert_eq!(
+            failed(readiness_of(&pod("web-1", running("False")))),
+            "Pod shop/web-1 not Ready: container web running since 2020-01-01T00:00:01Z has not passed its readiness \
+             probe (Ready=False ContainersNotReady: containers with unready status: [web])"
+        );
+        let mut starting = running("False");
+        starting["containerStatuses"][0]["state"]["running"]["startedAt"] = json!(Timestamp::now().to_string());
+        // Within it: progressing, and a wait goes on.
+        let why = pending(readiness_of(&pod("web-1", starting)));
+        assert!(why.starts_with("Pod shop/web-1 not Ready: container web running since "), "{why}");
+        let evicted =
+            json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."});
+        assert_eq!(
+            failed(readiness_of(&pod("web-1", evicted))),
+            "phase Failed: Evicted: The node was low on resource: memory."
+        );
+    }
+
+    #[test]
+    fn a_pending_pod_is_progressing_with_the_schedulers_reason() {
+        let unschedulable = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient memory."}]});
+        assert_eq!(
+            pending(readiness_of(&pod("redis-0", unschedulable))),
+            "Pod shop/redis-0 not scheduled (PodScheduled=False Unschedulable: 0/1 nodes are available: 1 \
+             Insufficient memory)"
+        );
+        assert_eq!(pending(readiness_of(&pod("redis-0", json!({})))), "Pod shop/redis-0 Pending, not Ready");
+        let creating = waiting("ContainerCreating", "", "2020-01-01T00:00:00Z");
+        assert_eq!(
+            pending(readiness_of(&pod("redis-0", creating))),
+            "Pod shop/redis-0 ContainerCreating (container web)"
+        );
+    }
+
+    #[test]
+    fn a_pod_waiting_for_a_degraded_reason_failed() {
+        for reason in
+            ["ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "CreateContainerConfigError", "InvalidImageName"]
+        {
+            let now = Timestamp::now().to_string();
+            let pod = pod("web-1", waiting(reason, "the kubelet's message", &now));
+            assert_eq!(
+                failed(readiness_of(&pod)),
+                format!("Pod shop/web-1 {reason}: the kubelet's message (container web)")
+            );
+            // Lasting (a wait gives up) at once when only a change cures it, else after the grace.
+            let trouble = pod_trouble(&pod).unwrap();
+            assert!(trouble.degraded);
+            let hopeless = HOPELESS.contains(&reason);
+            assert_eq!(trouble.lasting(Timestamp::now()), hopeless, "{reason}");
+            assert!(trouble.lasting(Timestamp::now() + TROUBLE_GRACE + SignedDuration::from_secs(1)), "{reason}");
+        }
+        // An init container's trouble counts as much.
+        let mut init = waiting("PodInitializing", "", "2020-01-01T00:00:00Z");
+        init["initContainerStatuses"] = json!([{"name": "migrate", "ready": false,
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"migrate:1\""}}}]);
+        let trouble = pod_trouble(&pod("web-1", init)).unwrap();
+        assert_eq!(
+            trouble.text,
+            "Pod shop/web-1 ImagePullBackOff: Back-off pulling image \"migrate:1\" (container migrate)"
+        );
+        assert!(trouble.lasting(Timestamp::now()), "started in 2020: past the grace");
+    }
+
+    /// A Deployment `web` rolled to revision 2 (ReplicaSet web-new), revision 1 (web-old) left.
+    fn rolled_deployment(pods: &[(&str, &str, Value)]) -> (Value, Vec<Value>) {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "uid-web", "generation": 2},
+            "spec": {"replicas": 1}, "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+                "availableReplicas": 0}});
+        let replica_set = |name: &str, revision: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name, "namespace": "shop",
+                "uid": format!("uid-{name}"), "annotations": {"deployment.kubernetes.io/revision": revision},
+                "ownerReferences": [{"uid": "uid-web", "kind": "Deployment", "name": "web"}]}})
+        };
+        let mut owned = vec![replica_set("web-new", "2"), replica_set("web-old", "1")];
+        for (name, owner, status) in pods {
+            let mut pod = pod(name, status.clone());
+            pod["metadata"]["ownerReferences"] = json!([{"uid": format!("uid-{owner}"), "kind": "ReplicaSet"}]);
+            owned.push(pod);
+        }
+        (deployment, owned)
+    }
+
+    #[test]
+    fn a_workload_not_ready_says_why_its_pods_are_not() {
+        let pulling = waiting("ImagePullBackOff", "Back-off pulling image \"web:2\"", "2020-01-01T00:00:00Z");
+        let old_crashing =
+            waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container", "2020-01-01T00:00:00Z");
+        let (deployment, objects) =
+            rolled_deployment(&[("web-new-a", "web-new", pulling), ("web-old-a", "web-old", old_crashing)]);
+        let owned = crate::release::status::owned_by(&objects);
+        let judged = with_pods(readiness_of(&deployment), &deployment, &owned, Timestamp::now());
+        // Only the newest ReplicaSet's Pods, and past the grace: the wait ends.
+        assert_eq!(
+            failed(judged),
+            "0 of 1 updated replicas available; Pod shop/web-new-a ImagePullBackOff: Back-off pulling image \"web:2\" \
+             (container web)"
+        );
+        // Within the grace: said, still waited for.
+        let recent = waiting("ErrImagePull", "rpc error: not found", &Timestamp::now().to_string());
+        let (deployment, objects) = rolled_deployment(&[("web-new-a", "web-new", recent)]);
+        let owned = crate::release::status::owned_by(&objects);
+        assert_eq!(
+            pending(with_pods(readiness_of(&deployment), &deployment, &owned, Timestamp::now())),
+            "0 of 1 updated replicas available; Pod shop/web-new-a ErrImagePull: rpc error: not found (container web)"
+        );
+        // A ready workload is ready whatever an old Pod says.
+        let mut done = deployment.clone();
+        done["status"] = json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1});
+        assert_eq!(with_pods(readiness_of(&done), &done, &owned, Timestamp::now()), Readiness::Ready);
+    }
+
+    #[test]
+    fn a_disruption_budget_without_pods_is_not_ready() {
+        let budget = |status: Value| {
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": "web", "namespace": "shop", "generation": 1},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}, "status": status})
+        };
+        let none = json!({"observedGeneration": 1, "expectedPods": 0, "currentHealthy": 0, "desiredHealthy": 1,
+            "disruptionsAllowed": 0, "conditions": [{"type": "DisruptionAllowed", "status": "False",
+            "reason": "InsufficientPods", "message": ""}]});
+        assert_eq!(
+            pending(readiness_of(&budget(none))),
+            "selects no Pod (status.expectedPods 0) (DisruptionAllowed=False InsufficientPods)"
+        );
+        let short = json!({"observedGeneration": 1, "expectedPods": 2, "currentHealthy": 0, "desiredHealthy": 1});
+        assert_eq!(pending(readiness_of(&budget(short))), "0 of 1 desired healthy Pods (2 expected)");
+        let fine = json!({"observedGeneration": 1, "expectedPods": 2, "currentHealthy": 2, "desiredHealthy": 1,
+            "disruptionsAllowed": 1, "conditions": [{"type": "DisruptionAllowed", "status": "True",
+            "reason": "SufficientPods"}]});
+        assert_eq!(readiness_of(&budget(fine)), Readiness::Ready);
+        assert_eq!(
+            pending(readiness_of(&budget(json!({})))),
+            "waiting for the controller to observe generation 1 (no status yet)"
+        );
     }
 
     #[test]

@@ -10,10 +10,12 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::humanize;
-use super::ready::{Readiness, readiness};
-use super::{Cluster, ServedKind};
+use super::ready::{Readiness, pod_trouble, readiness, with_pods, workload_kind};
+use super::{Cluster, ManagedFields, ServedKind};
 use crate::error::{Error, Result};
+use crate::manifest::ListTarget;
 use crate::project::HealthCheck;
+use crate::release::status::owned_by;
 
 /// How long to wait between reads of the objects not ready yet.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -197,12 +199,46 @@ impl Cluster {
         Ok(WaitOutcome { ready, not_ready, elapsed: start.elapsed() })
     }
 
+    /// How ready `object` is; a workload not ready with why its Pods are not (and failed once
+    /// one's trouble is lasting), a Pod in trouble the kubelet retries failed only once it is.
     async fn readiness_of(&self, object: &ObjectRef, served: &ServedKind, checks: &[HealthCheck]) -> Result<Readiness> {
         // Through `get`, so a transient failure during a long wait is retried, not fatal.
-        Ok(match self.get(served, object.namespace.as_deref(), &object.name).await? {
-            Some(live) => readiness(&live, checks),
-            None => Readiness::Pending("not found yet".to_string()),
+        let Some(live) = self.get(served, object.namespace.as_deref(), &object.name).await? else {
+            return Ok(Readiness::Pending("not found yet".to_string()));
+        };
+        let now = jiff::Timestamp::now();
+        Ok(match readiness(&live, checks) {
+            Readiness::Pending(why) if workload_kind(&live).is_some() => match self.pods_of(&live).await {
+                Ok(objects) => with_pods(Readiness::Pending(why), &live, &owned_by(&objects), now),
+                Err(err) => Readiness::Pending(format!("{why} (its Pods could not be read: {err})")),
+            },
+            Readiness::Failed(why) if object.kind == "Pod" && pod_trouble(&live).is_some_and(|t| !t.lasting(now)) => {
+                Readiness::Pending(why)
+            }
+            judged => judged,
         })
+    }
+
+    /// The Pods `workload`'s `spec.selector.matchLabels` selects in its namespace, and a
+    /// Deployment's ReplicaSets: [`with_pods`] keeps those the workload owns.
+    async fn pods_of(&self, workload: &Value) -> Result<Vec<Value>> {
+        let labels = workload.pointer("/spec/selector/matchLabels").and_then(Value::as_object);
+        let selector: Vec<String> = labels
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
+            .collect();
+        let namespace = workload.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from);
+        let target = |api_version: &str, kind: &str| ListTarget {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace: namespace.clone(),
+        };
+        let mut targets = std::collections::BTreeSet::from([target("v1", "Pod")]);
+        if workload_kind(workload) == Some("Deployment") {
+            targets.insert(target("apps/v1", "ReplicaSet"));
+        }
+        self.list(&targets, &selector.join(","), ManagedFields::Text, 2).await
     }
 }
 

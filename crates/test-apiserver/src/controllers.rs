@@ -82,6 +82,7 @@ impl Cluster {
             self.garbage_collector(&pass);
             if self.auto_ready {
                 self.workload_status(&pass);
+                self.disruption_budgets(&pass);
             }
         }
         self.reconciling = false;
@@ -284,6 +285,70 @@ impl Cluster {
                     "replicasets" => self.replicaset_status(key, &obj),
                     _ => self.job_status(key, &obj),
                 }
+            }
+        }
+    }
+
+    /// The disruption controller: each budget in a namespace where a budget or a workload
+    /// changed counts the Pods it selects. There are no Pods: the replicas of the Deployments
+    /// and StatefulSets whose Pod template it selects stand for them, all healthy (as their
+    /// status says). A budget selecting none expects no Pod, as on a real cluster.
+    fn disruption_budgets(&mut self, pass: &BTreeSet<ObjKey>) {
+        let namespaces: BTreeSet<String> = self
+            .work(pass)
+            .into_iter()
+            .filter(|k| {
+                (k.group == "policy" && k.resource == "poddisruptionbudgets")
+                    || (k.group == "apps" && (k.resource == "deployments" || k.resource == "statefulsets"))
+            })
+            .map(|k| k.namespace)
+            .collect();
+        for ns in namespaces {
+            let budgets: Vec<(ObjKey, Value)> = self
+                .objects()
+                .of_resource("policy", "poddisruptionbudgets", Some(ns.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (key, budget) in budgets {
+                if deleting(&budget) {
+                    continue;
+                }
+                let selector = &budget["spec"]["selector"]["matchLabels"];
+                let selects = |template_labels: &Value| {
+                    selector.as_object().is_some_and(|wanted| {
+                        !wanted.is_empty() && wanted.iter().all(|(k, v)| template_labels.get(k) == Some(v))
+                    })
+                };
+                let expected: i64 = ["deployments", "statefulsets"]
+                    .into_iter()
+                    .flat_map(|resource| self.objects().of_resource("apps", resource, Some(ns.as_str())))
+                    .filter(|(_, w)| !deleting(w) && selects(&w["spec"]["template"]["metadata"]["labels"]))
+                    .map(|(_, w)| w["spec"]["replicas"].as_i64().unwrap_or(1))
+                    .sum();
+                // An int or a percentage of the expected Pods (rounded up), as the controller does.
+                let of_expected = |value: &Value| match value.as_str().and_then(|p| p.strip_suffix('%')) {
+                    Some(percent) => (percent.parse::<i64>().unwrap_or(0) * expected + 99) / 100,
+                    None => value.as_i64().unwrap_or(0),
+                };
+                let desired = match (&budget["spec"]["minAvailable"], &budget["spec"]["maxUnavailable"]) {
+                    (min, _) if !min.is_null() => of_expected(min),
+                    (_, max) if !max.is_null() => (expected - of_expected(max)).max(0),
+                    _ => expected,
+                };
+                let allowed = (expected - desired).max(0);
+                let (state, reason) =
+                    if allowed > 0 { ("True", "SufficientPods") } else { ("False", "InsufficientPods") };
+                let condition = json!({"type": "DisruptionAllowed", "status": state, "reason": reason, "message": "",
+                    "observedGeneration": budget["metadata"]["generation"].clone()});
+                let status = json!({
+                    "conditions": conditions(&budget["status"]["conditions"], vec![condition], &["lastTransitionTime"]),
+                    "currentHealthy": expected,
+                    "desiredHealthy": desired,
+                    "disruptionsAllowed": allowed,
+                    "expectedPods": expected,
+                    "observedGeneration": budget["metadata"]["generation"].as_i64().unwrap_or(1),
+                });
+                self.system_update(&key, CONTROLLER_MANAGER, "status", |o| o["status"] = status);
             }
         }
     }

@@ -150,6 +150,27 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
         assert_eq!(copy["data"], source["data"], "the copy in {namespace}");
     }
     assert!(demo.cluster.get(&config_map("default", "shop-settings")).is_none(), "written where it may not");
+    // The denied target needs a change no retry makes: Stalled, so `weaver status` says failed
+    // (exit 1) instead of progressing forever.
+    let stalled = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Stalled").cloned();
+    assert_eq!(
+        stalled.as_ref().map(|c| (&c["status"], &c["reason"])),
+        Some((&json!("True"), &json!("TargetsNotSynced"))),
+        "{status}"
+    );
+    let run = demo.weaver(&["status", "--env", "dev", "-r", "settings-sync", "-o", "json"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let objects = report["releases"][0]["objects"].as_array().unwrap();
+    let health = objects.iter().find(|o| o["kind"] == "ConfigMapSync").unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(health["health"], "failed", "{report}");
+    assert!(
+        health["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Stalled=True TargetsNotSynced: no retry syncs target(s) default (Forbidden)"),
+        "{report}"
+    );
 
     // No more than it needs: the operator's own account may not write ConfigMaps anywhere.
     let client = demo.cluster.client_for(&identity);

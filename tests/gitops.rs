@@ -503,6 +503,12 @@ fn failures_say_why_and_leave_the_last_applied_revision() {
     cluster.create(&unknown);
     let live = until_ready_with(&cluster, &unknown, "GitRefNotFound", "an unknown branch");
     assert!(ready(&live).unwrap().2.contains("nope"), "{}", live["status"]);
+    // Only a change helps: Stalled, which `weaver status` and kstatus take as failed.
+    let stalled = live["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Stalled").cloned();
+    assert_eq!(
+        stalled.map(|c| (c["status"].clone(), c["reason"].clone())),
+        Some((json!("True"), json!("GitRefNotFound")))
+    );
 
     // Applied, then a commit that does not render: the status names the file, and the cluster
     // keeps what was applied.

@@ -30,6 +30,7 @@ use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL,
 use super::status::{self, Blocked, Outcome};
 use super::telemetry::Telemetry;
 use crate::cluster::Access;
+use crate::controllers::conditions::READY;
 use crate::controllers::tenant::{TenantError, Tenants};
 
 /// Deletes every target before its ConfigMapSync goes.
@@ -642,7 +643,7 @@ async fn report(sync: &ConfigMapSync, ctx: &Context, status: ConfigMapSyncStatus
         }
         patch_status(sync, ctx, &status).await?;
     }
-    if status.conditions.iter().any(|c| c.status == "True") {
+    if status.conditions.iter().any(|c| c.type_ == READY && c.status == "True") {
         ctx.settled(sync);
         Ok(Action::requeue(RESYNC))
     } else {

@@ -1,7 +1,9 @@
 //! The ConfigMapSync status, per the API conventions: a `Ready` condition (True, or False with a
 //! CamelCase reason and a message the tenant can act on, from the first reconcile on),
 //! `observedGeneration`, one line per target, and no phases. A condition keeps its
-//! `lastTransitionTime` while its status stays the same.
+//! `lastTransitionTime` while its status stays the same. kstatus's `Stalled=True` joins Ready
+//! False when no retry can help, only a change by someone (see [`stalled`]): readers that
+//! wait (`weaver status`, `apply --wait`, kstatus, Flux) then stop waiting.
 
 use std::collections::BTreeMap;
 
@@ -63,7 +65,7 @@ impl Blocked {
     }
 }
 
-use crate::controllers::conditions::READY;
+use crate::controllers::conditions::{READY, STALLED};
 
 fn condition(status: &str, reason: &str, message: String, generation: Option<i64>, now: &Time) -> Condition {
     conditions::condition(READY, status == "True", reason, message, generation, now)
@@ -139,12 +141,39 @@ pub fn after_reconcile(
         }
         None => condition("False", "TargetsNotSynced", format!("{synced}/{total} targets in sync"), generation, now),
     };
+    let stalled = stalled(blocked, &targets)
+        .map(|message| conditions::condition(STALLED, true, &ready.reason, message, generation, now));
     ConfigMapSyncStatus {
         observed_generation: generation,
-        conditions: vec![carry_transition(ready, previous)],
+        conditions: std::iter::once(ready).chain(stalled).map(|c| carry_transition(c, previous)).collect(),
         targets,
         targets_in_sync: Some(format!("{synced}/{total}")),
     }
+}
+
+/// Target reasons only a change cures: the tenant's RBAC (Forbidden), a ConfigMap of the
+/// name that someone else manages (Conflict). A missing or terminating namespace, a missing
+/// source and other failures may come right by themselves.
+const STALLING: [&str; 2] = ["Forbidden", "Conflict"];
+
+/// The Stalled message, when the sync as a whole is blocked or every target not in sync is
+/// so for a reason in [`STALLING`]; None while something may still come right by itself.
+fn stalled(blocked: Option<&Blocked>, targets: &[TargetStatus]) -> Option<String> {
+    if let Some(blocked) = blocked {
+        return Some(blocked.reason_and_message().1);
+    }
+    let unsynced: Vec<&TargetStatus> = targets.iter().filter(|t| !t.synced).collect();
+    let stuck = |t: &&TargetStatus| t.reason.as_deref().is_some_and(|r| STALLING.contains(&r));
+    if unsynced.is_empty() || !unsynced.iter().all(stuck) {
+        return None;
+    }
+    let named: Vec<String> =
+        unsynced.iter().map(|t| format!("{} ({})", t.namespace, t.reason.as_deref().unwrap_or_default())).collect();
+    Some(format!(
+        "no retry syncs target(s) {}: the ServiceAccount's RBAC or the ConfigMap in the way must change; \
+         status.targets says why for each",
+        named.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -170,6 +199,19 @@ mod tests {
         assert_eq!(status.targets[1].reason.as_deref(), Some("Forbidden"));
         assert_eq!(status.targets[1].message.as_deref(), Some("configmaps is forbidden"));
         assert_eq!(status.targets[2].reason.as_deref(), Some("Conflict"));
+        // Forbidden and Conflict need a change: Stalled, for kstatus and `weaver status`.
+        let stalled = &status.conditions[1];
+        assert_eq!((stalled.type_.as_str(), stalled.status.as_str()), ("Stalled", "True"));
+        assert_eq!(
+            stalled.message,
+            "no retry syncs target(s) b (Forbidden), c (Conflict): the ServiceAccount's RBAC or the ConfigMap in the \
+             way must change; status.targets says why for each"
+        );
+        // A failure that may pass is retried, not Stalled.
+        let mut passing = outcomes.clone();
+        passing.insert("d".to_string(), Outcome::Failed("connection reset".into()));
+        let status = after_reconcile(Some(3), true, None, &passing, None, &time(10));
+        assert_eq!(status.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["Ready"]);
 
         let all = BTreeMap::from([("a".to_string(), Outcome::Synced)]);
         let status = after_reconcile(Some(3), true, None, &all, None, &time(10));
@@ -195,8 +237,13 @@ mod tests {
         let blocked = Blocked::ServiceAccountNotFound("syncer".into());
         let status = after_reconcile(Some(1), true, Some(&blocked), &BTreeMap::new(), None, &time(1));
         assert_eq!(status.conditions[0].reason, "ServiceAccountNotFound");
+        assert_eq!(
+            (status.conditions[1].type_.as_str(), status.conditions[1].reason.as_str()),
+            ("Stalled", "ServiceAccountNotFound")
+        );
         let status = after_reconcile(Some(1), false, None, &BTreeMap::new(), None, &time(1));
         assert_eq!(status.conditions[0].reason, "SourceNotFound");
+        assert_eq!(status.conditions.len(), 1, "a source may be created: not Stalled");
         let blocked = Blocked::SourceForbidden("configmaps \"settings\" is forbidden".into());
         let status = after_reconcile(Some(1), true, Some(&blocked), &BTreeMap::new(), None, &time(1));
         let ready = &status.conditions[0];

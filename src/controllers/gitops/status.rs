@@ -13,6 +13,11 @@ use super::api::{
 use super::plan::{self, Work};
 use crate::controllers::conditions::{PROMOTED, READY, RECONCILING, STALLED, carry_transition, condition};
 
+/// Failures of the source no retry cures, only a change (its Secret, the URL or branch in the
+/// spec, the server's key): kstatus's `Stalled`, so that readers that wait (`weaver status`,
+/// `apply --wait`, kstatus, Flux) stop waiting. Unreachable servers and timeouts may pass.
+const STALLING: [&str; 4] = ["GitAuthenticationFailed", "GitHostKeyMismatch", "GitRefNotFound", "InvalidSourceUrl"];
+
 /// How a reconcile ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -165,6 +170,10 @@ pub fn after(
     let mut conditions: Vec<Condition> = vec![condition(READY, ready, reason, message.clone(), generation, now)];
     match outcome {
         Outcome::Invalid { .. } => conditions.push(condition(STALLED, true, reason, message, generation, now)),
+        // Retried all the same (a Secret or the server may be fixed), but no retry alone helps.
+        Outcome::Failed { reason, .. } if STALLING.contains(reason) => {
+            conditions.push(condition(STALLED, true, reason, message, generation, now))
+        }
         Outcome::Failed { .. } | Outcome::Waiting { .. } => {
             conditions.push(condition(RECONCILING, true, "ProgressingWithRetry", message, generation, now))
         }
@@ -325,7 +334,18 @@ mod tests {
         let status = after(&s, &failed, None, &time(2), 1.0);
         assert_eq!(condition_of(&status, READY), Some(("False", "GitUnreachable")));
         assert_eq!(condition_of(&status, RECONCILING), Some(("True", "ProgressingWithRetry")));
+        assert_eq!(condition_of(&status, STALLED), None, "an unreachable server may come back");
         assert_eq!(status.last_applied_revision.as_deref(), Some(COMMIT));
+        // A host key or credentials that do not match: only a change helps, Stalled (and retried).
+        let host_key = Outcome::Failed {
+            reason: "GitHostKeyMismatch",
+            message: "git.example.org's host key is not in known_hosts".into(),
+            revision: None,
+        };
+        let stalled = after(&s, &host_key, None, &time(2), 1.0);
+        assert_eq!(condition_of(&stalled, READY), Some(("False", "GitHostKeyMismatch")));
+        assert_eq!(condition_of(&stalled, STALLED), Some(("True", "GitHostKeyMismatch")));
+        assert_eq!(condition_of(&stalled, RECONCILING), None);
         let mut partly = env("prod", "Failed");
         partly.message = Some("configmaps \"x\" is forbidden".into());
         let status = after(&s, &done(Work::Apply, vec![env("dev", "Applied"), partly]), None, &time(3), 1.0);

@@ -260,15 +260,19 @@ fn the_demo_renders_a_disruption_budget_a_spread_and_a_network_policy_that_selec
         policy["spec"]["ingress"],
         json!([{"ports": [{"port": metrics_port(&objects), "protocol": "TCP"}]}, {"ports": [{"port": 9292, "protocol": "TCP"}]}])
     );
-    // Out: the API server's ports to any address, and DNS in kube-system.
+    // Out: the API server's ports to any address, and DNS: the pods in kube-system and NodeLocal
+    // DNSCache's address, on 53 and on 5353 (OpenShift's DNS pods, behind their Service).
+    let dns_ports = json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"},
+        {"port": 5353, "protocol": "UDP"}, {"port": 5353, "protocol": "TCP"}]);
     assert_eq!(
         policy["spec"]["egress"],
         json!([
-            {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]},
+            {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}]},
             {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 22, "protocol": "TCP"}]},
             {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-             "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+                    {"ipBlock": {"cidr": "169.254.20.10/32"}}],
+             "ports": dns_ports},
         ])
     );
     assert!(!kinds(&objects).contains(&"ServiceMonitor"), "the demo deploys no Prometheus Operator CRDs");
@@ -295,6 +299,65 @@ fn the_network_policy_follows_the_metrics_port_and_narrows_to_the_peers_and_addr
             "to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}, {"ipBlock": {"cidr": "10.0.0.11/32"}}]})
     );
     assert!(!kinds(&render_chart_with("{networkPolicy: {enabled: false}}")).contains(&"NetworkPolicy"));
+}
+
+#[test]
+fn the_dns_peers_and_ports_are_the_clusters_to_choose() {
+    // OpenShift: its DNS pods (the default label dropped with null), on 5353 only; no node-local
+    // cache.
+    let objects = render_chart_with(
+        "{networkPolicy: {dns: {namespace: openshift-dns, \
+         podLabels: {k8s-app: null, dns.operator.openshift.io/daemonset-dns: default}, cidrs: [], ports: [5353]}}}",
+    );
+    let dns = &the(&objects, "NetworkPolicy")["spec"]["egress"][2];
+    assert_eq!(
+        dns,
+        &json!({"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-dns"}},
+                        "podSelector": {"matchLabels": {"dns.operator.openshift.io/daemonset-dns": "default"}}}],
+                "ports": [{"port": 5353, "protocol": "UDP"}, {"port": 5353, "protocol": "TCP"}]})
+    );
+    let repo = chart_repo("weaver-system", "{networkPolicy: {dns: {ports: []}}}");
+    let run = repo.weaver(&["render", "--env", "ops"]);
+    let error = run.failure().to_string();
+    assert!(error.contains("at `/networkPolicy/dns/ports`"), "{error}");
+}
+
+#[test]
+fn the_demos_environment_sync_account_may_watch_what_it_applies() {
+    // The controller keeps watches of the kinds it applies (docs/src/guides/gitops.md): without
+    // `watch`, every look is a LIST, and drift waits for the interval.
+    let objects = rendered(&Repo::demo(), "dev");
+    let role = objects
+        .iter()
+        .find(|o| o["kind"] == "Role" && o["metadata"]["name"] == "staging-sync-deployer")
+        .expect("the EnvironmentSync account's Role");
+    let rules = role["rules"].as_array().unwrap();
+    for resource in ["secrets", "configmaps", "services", "deployments", "statefulsets", "ingresses"] {
+        let group = if ["deployments", "statefulsets"].contains(&resource) {
+            "apps"
+        } else if resource == "ingresses" {
+            "networking.k8s.io"
+        } else {
+            ""
+        };
+        assert_eq!(
+            verbs_on(rules, group, resource),
+            ["get", "list", "watch", "create", "update", "patch", "delete"],
+            "{resource}"
+        );
+    }
+}
+
+#[test]
+fn memory_requests_and_limits_follow_the_measured_figures() {
+    let objects = render_chart();
+    let container = &the(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    // 256Mi requested: 169 MB at 1,000 EnvironmentSyncs fits; the limit holds four concurrent
+    // renders of 306 MB over that (the chart's gitops.concurrent).
+    assert_eq!(container["resources"]["requests"]["memory"], "256Mi");
+    assert_eq!(container["resources"]["limits"]["memory"], "1536Mi");
+    let args = strings(&container["args"]);
+    assert!(args.contains(&"--concurrent=4"), "the limit assumes four applies at once: {args:?}");
 }
 
 #[test]

@@ -38,7 +38,7 @@ pub use live::{Changed, LiveCache, fields_parsed};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};
 pub use objects::Deleted;
 pub use rate_limit::{Budgeted, RequestRate, SharedServers, operator_budget};
-pub use ready::{PodTrouble, Readiness, TROUBLE_GRACE, pod_trouble, readiness, with_pods, workload_kind};
+pub use ready::{Readiness, readiness, with_pods, workload_kind};
 pub use retry::DEFAULT_RETRY_BUDGET;
 use retry::{Retrier, transient_answer};
 pub use syncs::{Patched, SyncCache, Syncs};

@@ -12,6 +12,7 @@ use weaver::source::{Budget, CacheLimits, Credentials, FetchFailure, FetchReques
 use crate::common::certs::test_certificates;
 use crate::common::git::{commit_all, init};
 use crate::common::git_http::{GitHttpServer, Options, http_backend_missing};
+use crate::common::git_ssh::Sshd;
 use crate::common::skip::interop_or_skip;
 
 const UNLIMITED: CacheLimits = CacheLimits { max_disk_bytes: u64::MAX, max_repositories: usize::MAX };
@@ -578,95 +579,6 @@ fn no_credential_appears_in_any_error_or_debug_output() {
         }
     }
     assert_eq!(seen, urls.len() * all_credentials.len() * 2);
-}
-
-/// OpenSSH's sshd on a loopback port, with a host key and one authorized client key.
-struct Sshd {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: std::process::Child,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sshd {
-    /// Why sshd cannot run here, if it cannot.
-    fn missing() -> Option<String> {
-        if !Path::new("/usr/sbin/sshd").exists() {
-            return Some("OpenSSH's sshd (/usr/sbin/sshd, Debian's openssh-server) is not installed".into());
-        }
-        if Command::new("ssh-keygen").arg("-?").output().is_err() {
-            return Some("ssh-keygen (Debian's openssh-client) is not installed".into());
-        }
-        None
-    }
-
-    fn start() -> Sshd {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["host", "client", "other"] {
-            keygen(&dir.path().join(name), "ed25519");
-        }
-        keygen(&dir.path().join("client-rsa"), "rsa");
-        let authorized =
-            ["client.pub", "client-rsa.pub"].map(|key| std::fs::read_to_string(dir.path().join(key)).unwrap());
-        std::fs::write(dir.path().join("authorized_keys"), authorized.concat()).unwrap();
-        // sshd's privilege separation directory, which Debian makes at boot.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let d = dir.path().display();
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\n\
-             StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n"
-        );
-        std::fs::write(dir.path().join("sshd_config"), config).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(dir.path().join("sshd_config"))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start sshd");
-        let sshd = Sshd { dir, port, child };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "sshd did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sshd
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
-    }
-
-    /// A known_hosts line for this server with the public key in `file`.
-    fn known_host(&self, file: &str) -> String {
-        format!("[127.0.0.1]:{} {}", self.port, self.read(file))
-    }
-
-    fn url(&self, repository: &Path) -> String {
-        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-        format!("ssh://{}@127.0.0.1:{}{}", user.trim(), self.port, repository.display())
-    }
-
-    fn credentials(&self, identity: &str, known_hosts: &str) -> Credentials {
-        Credentials::Ssh { identity: self.read(identity).into(), known_hosts: known_hosts.to_string() }
-    }
-}
-
-fn keygen(path: &Path, kind: &str) {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", kind, "-N", "", "-C", "weaver-test", "-f"])
-        .arg(path)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "ssh-keygen");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! weaver where users install it: its image, built here without docker from the binary under
 //! test (tests/common/image.rs), and, on a cluster with nodes (tests/common/node.rs: skipped
 //! without `WEAVER_E2E_KUBECONFIG` and `WEAVER_E2E_LOAD_IMAGE`), the demo installed with
-//! `weaver apply --env dev --wait` as a user does, its operator in Pods from that image, and
-//! what a node does to an apply (an image that cannot be pulled).
+//! `weaver apply --env dev --wait` as a user does, its operator in Pods from that image, its
+//! EnvironmentSync pulling over https and over ssh, and what a node does to an apply (an image
+//! that cannot be pulled).
 //!
 //! What the suite measures on the node it prints as `figure …` lines
 //! (docs/src/guides/install-in-a-cluster.md lists them).
@@ -17,8 +18,9 @@ use common::certs::test_certificates;
 use common::demo::Demo;
 use common::eventually;
 use common::git_http::{GitHttpServer, Options, http_backend_missing};
+use common::git_ssh::Sshd;
 use common::image;
-use common::node::{E2e, figure};
+use common::node::{E2e, Images, figure};
 use common::skip::say_skipped;
 use serde_json::{Value, json};
 
@@ -134,52 +136,48 @@ fn leader(cluster: &common::cluster::TestCluster, namespace: &str) -> Option<Str
     holder.filter(|h| !h.is_empty()).map(String::from)
 }
 
-#[test]
-fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serves_metrics_and_hands_over() {
-    let Some(e2e) = E2e::or_skip() else { return };
-    let Some(images) = e2e.images() else { return };
-    if let Some(why) = http_backend_missing() {
-        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
-        return;
-    }
-    let demo = Demo::with_operator_on(e2e.cluster());
-    let cluster = &demo.cluster;
-    let operator_ns = format!("{}-weaver-system", cluster.prefix);
-    let staging_ns = format!("{}-staging", cluster.prefix);
+/// The demo's EnvironmentSync's source, a server on this machine where the Pods reach it.
+struct Source {
+    url: String,
+    /// The server's port, which the operator's NetworkPolicy must let the Pods reach.
+    port: String,
+    /// What `spec.source` says beside the URL: the Secret it names (`caSecretRef`, `secretRef`).
+    fields: &'static str,
+    /// That Secret's name and its keys and values; the EnvironmentSync's account may read it.
+    secret: (&'static str, Vec<(&'static str, String)>),
+}
 
-    // The EnvironmentSync's source: this demo, committed and served over https where the Pods
-    // reach this machine, its private CA in a Secret the `caSecretRef` names and its account
-    // may read.
-    let host = e2e.host_address(cluster);
-    let certs_dir = tempfile::tempdir().unwrap();
-    let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
-        say_skipped("the openssl CLI cannot make the git server's certificates");
-        return;
-    };
+/// Installs the demo as a user does, `weaver apply --env dev --wait`, with the operator from
+/// weaver's image, no target the ConfigMapSync's account may not write, and the EnvironmentSync
+/// pulling this demo, committed, from `source`. Returns the commit and when the apply started.
+fn install_demo(demo: &Demo, images: &Images, source: Source) -> (String, Instant) {
     let repo_dir = demo.repo.path();
-    let options = Options { address: Some(host), tls: Some((chain, key)), ..Options::default() };
-    let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
-    let port = server.base.rsplit(':').next().unwrap().to_string();
-    let url = format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap());
     demo.edit(
         "charts/environment-sync/values.yaml",
         "url: https://github.com/example/weaver.git",
-        &format!("url: {url}"),
+        &format!("url: {}", source.url),
     );
     demo.edit(
         "charts/environment-sync/templates/environmentsync.yaml",
         "    url: {{ values.source.url | quote }}\n",
-        "    url: {{ values.source.url | quote }}\n    caSecretRef: {name: git-ca}\n",
+        &format!("    url: {{{{ values.source.url | quote }}}}\n    {}\n", source.fields),
     );
-    let ca = String::from_utf8(ca).unwrap().lines().map(|line| format!("    {line}\n")).collect::<String>();
+    let (secret, data) = source.secret;
+    let data: String = data
+        .iter()
+        .map(|(key, value)| {
+            let value: String = value.lines().map(|line| format!("    {line}\n")).collect();
+            format!("  {key}: |\n{value}")
+        })
+        .collect();
     demo.repo.write(
-        "charts/environment-sync/templates/git-ca.yaml",
+        "charts/environment-sync/templates/git-secret.yaml",
         &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: git-ca\nstringData:\n  ca.crt: |\n{ca}---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: git-ca-reader\nrules:\n  \
-             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [git-ca], verbs: [get]}}\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: git-ca-reader\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: git-ca-reader}}\n\
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret}\nstringData:\n{data}---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: git-secret-reader\nrules:\n  \
+             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [{secret}], verbs: [get]}}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: git-secret-reader\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: git-secret-reader}}\n\
              subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
         ),
     );
@@ -190,7 +188,8 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
         "environments/dev.yaml",
         "    chart: configmapsync-operator\n",
         &format!(
-            "    chart: configmapsync-operator\n    values:\n      image: {{repository: {repository}, tag: \"{tag}\"}}\n      gitops: {{gitPorts: [443, 22, {port}]}}\n"
+            "    chart: configmapsync-operator\n    values:\n      image: {{repository: {repository}, tag: \"{tag}\"}}\n      gitops: {{gitPorts: [443, 22, {}]}}\n",
+            source.port
         ),
     );
     // The demo names a target its tenant may not write, to show a Forbidden target in the
@@ -209,6 +208,40 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
         &format!("{install:.1?}"),
     );
     assert!(out.contains(", 0 failed"), "{out}");
+    (commit, started)
+}
+
+#[test]
+fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serves_metrics_and_hands_over() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = http_backend_missing() {
+        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
+        return;
+    }
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let staging_ns = format!("{}-staging", cluster.prefix);
+
+    // The EnvironmentSync's source: this demo served over https where the Pods reach this
+    // machine, its private CA in a Secret the `caSecretRef` names.
+    let host = e2e.host_address(cluster);
+    let certs_dir = tempfile::tempdir().unwrap();
+    let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
+        say_skipped("the openssl CLI cannot make the git server's certificates");
+        return;
+    };
+    let repo_dir = demo.repo.path();
+    let options = Options { address: Some(host), tls: Some((chain, key)), ..Options::default() };
+    let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
+    let source = Source {
+        url: format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap()),
+        port: server.base.rsplit(':').next().unwrap().to_string(),
+        fields: "caSecretRef: {name: git-ca}",
+        secret: ("git-ca", vec![("ca.crt", String::from_utf8(ca).unwrap())]),
+    };
+    let (commit, started) = install_demo(&demo, images, source);
 
     // The operator's two Pods: Ready, from the image built here, never restarted.
     let pods = live_pods(cluster, &operator_ns);
@@ -309,6 +342,110 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     });
     figure("the Lease taken by the other replica, after the delete", &format!("{:.1?}", deleted.elapsed()));
     assert!(names.contains(&next), "the Lease went to {next}, not the standby of {names:?}");
+}
+
+/// The Ready condition of an object's status: (status, reason, message).
+fn ready_condition(object: &Value) -> Option<(String, String, String)> {
+    let conditions = object.pointer("/status/conditions").and_then(Value::as_array)?;
+    let ready = conditions.iter().find(|c| c["type"] == "Ready")?;
+    let text = |field: &str| ready[field].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+#[test]
+fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_secrets_known_hosts() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    if let Some(why) = Sshd::missing() {
+        say_skipped(&format!("the EnvironmentSync's git server is OpenSSH's: {why}"));
+        return;
+    }
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+
+    // The EnvironmentSync's source: this demo over ssh where the Pods reach this machine, the
+    // client's key and the server's host key in the Secret its `secretRef` names.
+    let sshd = Sshd::start_on(e2e.host_address(cluster));
+    let source = Source {
+        url: sshd.url(demo.repo.path()),
+        port: sshd.port.to_string(),
+        fields: "secretRef: {name: git-ssh}",
+        secret: ("git-ssh", vec![("identity", sshd.read("client")), ("known_hosts", sshd.known_host("host.pub"))]),
+    };
+    let (commit, started) = install_demo(&demo, images, source);
+
+    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
+    let ready_at = |commit: &str| {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        match ready_condition(&live) {
+            Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit => Ok(live),
+            _ => Err(live["status"].to_string()),
+        }
+    };
+    let live = eventually("the EnvironmentSync Ready at the commit, fetched over ssh", || ready_at(&commit));
+    figure(
+        "install to the EnvironmentSync Ready at the commit from the Pod (ssh, known_hosts in its Secret)",
+        &format!("{:.1?}", started.elapsed()),
+    );
+    // The Secret's creation to Ready, as the API server dated them (to the second).
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git-ssh", "namespace": demo.ns}});
+    let created = cluster.get(&secret).expect("the Secret")["metadata"]["creationTimestamp"].clone();
+    let conditions = live["status"]["conditions"].as_array().unwrap();
+    let ready = conditions.iter().find(|c| c["type"] == "Ready").unwrap()["lastTransitionTime"].clone();
+    let seconds = |time: &Value| time.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let secret_to_ready = seconds(&ready).duration_since(seconds(&created));
+    figure("the Secret created to Ready (the server's timestamps, to the second)", &format!("{secret_to_ready:#}"));
+    // Staging's objects, as it renders from that commit, are in the cluster.
+    let diff = demo.weaver(&["diff", "--env", "staging", "--exit-code"]);
+    assert_eq!(diff.code, 0, "staging after the EnvironmentSync's apply:\n{}\n{}", diff.stdout, diff.stderr);
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": format!("{}-staging", cluster.prefix)}});
+    assert!(cluster.get(&web).is_some(), "the EnvironmentSync did not apply staging's web");
+
+    // Another host key listed for the server: the next fetch is refused, Ready=False with the
+    // host-key reason naming the Secret, and the cluster stays at the commit.
+    let request_reconcile = |at: &str| {
+        let mut request = environment_sync.clone();
+        request["metadata"]["annotations"] = json!({"weaver.example.com/reconcile-requested-at": at});
+        cluster.apply(&[request], "weaver-e2e");
+    };
+    let set_known_hosts = |file: &str| {
+        let mut changed = secret.clone();
+        changed["stringData"] = json!({"known_hosts": sshd.known_host(file)});
+        cluster.apply(&[changed], "weaver-e2e");
+    };
+    let changed = Instant::now();
+    set_known_hosts("other.pub");
+    request_reconcile("wrong host key");
+    let (live, message) = eventually("Ready=False for the host key", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        match ready_condition(&live) {
+            Some((status, reason, message)) if status == "False" && reason == "GitHostKeyMismatch" => {
+                Ok((live, message))
+            }
+            _ => Err(live["status"].to_string()),
+        }
+    });
+    figure(
+        "known_hosts listing another key to Ready=False (a reconcile requested)",
+        &format!("{:.1?}", changed.elapsed()),
+    );
+    let named = format!("Secret {}/git-ssh", demo.ns);
+    assert!(message.contains(&named) && message.contains("lists another"), "{message}");
+    assert_eq!(live["status"]["lastAppliedRevision"], commit.as_str(), "{:#}", live["status"]);
+    // Neither key is in the status.
+    let status = live["status"].to_string();
+    for line in sshd.read("client").lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!status.contains(line), "the client's key is in the status: {status}");
+    }
+
+    // The right key back: Ready again at the commit.
+    let corrected = Instant::now();
+    set_known_hosts("host.pub");
+    request_reconcile("right host key");
+    eventually("the EnvironmentSync Ready again", || ready_at(&commit));
+    figure("known_hosts corrected to Ready (a reconcile requested)", &format!("{:.1?}", corrected.elapsed()));
 }
 
 /// `weaver apply --env dev --wait` of one Deployment whose container is `container` (YAML, at the

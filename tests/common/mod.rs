@@ -8,6 +8,7 @@ pub mod fs;
 pub mod generated;
 pub mod git;
 pub mod git_http;
+pub mod git_ssh;
 pub mod image;
 pub mod node;
 pub mod registry;

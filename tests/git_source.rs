@@ -654,6 +654,55 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
     assert_eq!(read_at(&next.repository, &next.commit, "app.yaml"), "version: 4\n");
 }
 
+/// The controller's image has no /tmp and a read-only root: an ssh fetch (and a push, over the
+/// same transport) writes nothing but its cache. The environment is the process's, so the fetch
+/// runs in a process of its own (this binary, running the ignored test below) whose TMPDIR
+/// does not exist.
+#[test]
+fn ssh_fetches_with_no_temporary_directory() {
+    if !interop_or_skip(Sshd::missing().as_deref()) {
+        return;
+    }
+    let served = served();
+    let sshd = Sshd::start();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let run = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "git_source::ssh_fetch_in_this_process", "--ignored", "--nocapture"])
+        .env("TMPDIR", cache_dir.path().join("missing"))
+        .env("WEAVER_TEST_SSH_URL", sshd.url(&served.work()))
+        .env("WEAVER_TEST_SSH_KNOWN_HOSTS", sshd.known_host("host.pub"))
+        .env("WEAVER_TEST_SSH_IDENTITY", sshd.dir.path().join("client"))
+        .env("WEAVER_TEST_SSH_CACHE", cache_dir.path().join("cache"))
+        .env("WEAVER_TEST_SSH_COMMIT", served.commits[3].to_string())
+        .output()
+        .unwrap();
+    let output = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success() && output.contains("1 passed"), "{output}");
+    assert!(!cache_dir.path().join("missing").exists());
+}
+
+/// Run by `ssh_fetches_with_no_temporary_directory`, which says what to fetch.
+#[test]
+#[ignore = "run by ssh_fetches_with_no_temporary_directory in a process whose TMPDIR does not exist"]
+fn ssh_fetch_in_this_process() {
+    let given = |name: &str| std::env::var(name).unwrap();
+    let tmp = std::env::temp_dir();
+    assert!(!tmp.exists(), "TMPDIR {} exists", tmp.display());
+    let cache = GitCache::new(PathBuf::from(given("WEAVER_TEST_SSH_CACHE")), Budget::new(UNLIMITED)).unwrap();
+    let identity = std::fs::read_to_string(given("WEAVER_TEST_SSH_IDENTITY")).unwrap();
+    let fetched = cache
+        .fetch(&FetchRequest {
+            url: given("WEAVER_TEST_SSH_URL"),
+            reference: GitRef::Branch("main".into()),
+            credentials: Credentials::Ssh { identity: identity.into(), known_hosts: given("WEAVER_TEST_SSH_KNOWN_HOSTS") },
+            ca_pem: None,
+            timeout: TIMEOUT,
+        })
+        .unwrap();
+    assert_eq!(fetched.commit, given("WEAVER_TEST_SSH_COMMIT"));
+    assert_eq!(read_at(&fetched.repository, &fetched.commit, "app.yaml"), "version: 3\n");
+}
+
 #[test]
 fn ssh_refuses_hosts_not_listed_or_listed_with_another_key_and_wrong_client_keys() {
     if !interop_or_skip(Sshd::missing().as_deref()) {

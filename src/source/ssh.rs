@@ -124,23 +124,65 @@ fn check_host_key(known_hosts: &str, host: &str, port: u16, key: &PublicKey) -> 
          the server's owner)",
         if port == 22 { String::new() } else { format!(" -p {port}") }
     );
-    // russh reads known_hosts from a file; the Secret's lines are written to a private one.
-    let written = tempfile::NamedTempFile::new().and_then(|mut file| {
-        file.write_all(known_hosts.as_bytes())?;
-        file.flush()?;
-        Ok(file)
-    });
-    let file = written.map_err(|e| format!("cannot check the host key: cannot write known_hosts: {e}"))?;
-    match russh::keys::known_hosts::check_known_hosts_path(host, port, key, file.path()) {
+    match known_host_keys(known_hosts, &listed, key) {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("the server's host key ({fingerprint}) is not in known_hosts for {listed}: {add}")),
-        Err(russh::keys::Error::KeyChanged { .. }) => Err(format!(
+        Err(KnownHostsError::KeyChanged) => Err(format!(
             "known_hosts lists another {} key for {listed} than the server's ({fingerprint}): the host's key changed, or \
              this is not the host: check with its owner, then {add}",
             key.algorithm()
         )),
-        Err(e) => Err(format!("known_hosts cannot be read ({e}): give one `host keytype key` line per key")),
+        Err(KnownHostsError::Unreadable { line }) => Err(format!(
+            "known_hosts cannot be read (line {line}: not a public key): give one `host keytype key` line per key"
+        )),
     }
+}
+
+/// Why the lines of a known_hosts do not accept a key.
+#[derive(Debug, PartialEq)]
+enum KnownHostsError {
+    /// A line for the host lists another key of the same algorithm.
+    KeyChanged,
+    /// The key of a line for the host does not parse.
+    Unreadable { line: usize },
+}
+
+/// Whether a line of `known_hosts` lists `key` for `listed` (`host`, or `[host]:port`), as
+/// OpenSSH reads the file: comments, `|1|salt|hash` hashed names, comma-separated names. Read
+/// in memory: the controller's image has no writable directory but its cache.
+fn known_host_keys(known_hosts: &str, listed: &str, key: &PublicKey) -> Result<bool, KnownHostsError> {
+    let mut found = false;
+    for (number, line) in known_hosts.lines().enumerate() {
+        let mut fields = line.split_whitespace();
+        let (Some(hosts), Some(_algorithm), Some(listed_key)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        // `@cert-authority` and `@revoked` lines do not list a host's own key.
+        if hosts.starts_with('#') || hosts.starts_with('@') || !hosts.split(',').any(|name| host_matches(listed, name))
+        {
+            continue;
+        }
+        let listed_key = russh::keys::parse_public_key_base64(listed_key)
+            .map_err(|_| KnownHostsError::Unreadable { line: number + 1 })?;
+        match (listed_key.algorithm() == key.algorithm(), listed_key == *key) {
+            (true, true) => found = true,
+            (true, false) => return Err(KnownHostsError::KeyChanged),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `name` of a known_hosts line is `host`: equal, or its HMAC-SHA1 (`|1|salt|hash`).
+fn host_matches(host: &str, name: &str) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let Some(hashed) = name.strip_prefix("|1|") else { return name == host };
+    let Some((salt, hash)) = hashed.split_once('|') else { return false };
+    let engine = base64::engine::general_purpose::STANDARD;
+    let (Ok(salt), Ok(hash)) = (engine.decode(salt), engine.decode(hash)) else { return false };
+    hmac::Hmac::<sha1::Sha1>::new_from_slice(&salt)
+        .is_ok_and(|mac| mac.chain_update(host.as_bytes()).verify_slice(&hash).is_ok())
 }
 
 impl SshStream {
@@ -361,5 +403,20 @@ mod tests {
         let changed = check_host_key(&known, "github.com", 22, &key(OTHER)).unwrap_err();
         assert!(changed.contains("lists another"), "{changed}");
         assert!(check_host_key("", "github.com", 22, &key(KEY)).is_err());
+    }
+
+    #[test]
+    fn hashed_names_and_name_lists_match_and_other_lines_are_skipped() {
+        // `ssh-keygen -H`'s form of `[git.example.com]:2222`, with the salt 0, 1, .., 19.
+        let hashed = "|1|AAECAwQFBgcICQoLDA0ODxAREhM=|iB8ji+G7JiWchxZqOjryGAnIiTo=";
+        let known = format!(
+            "@cert-authority *.example.com ssh-ed25519 {OTHER}\n\n{hashed} ssh-ed25519 {KEY} a comment\n\
+             other.example.com,github.com ssh-ed25519 {KEY}\nbroken.example.com ssh-ed25519 not-a-key\n"
+        );
+        assert_eq!(known_host_keys(&known, "[git.example.com]:2222", &key(KEY)), Ok(true));
+        assert_eq!(known_host_keys(&known, "git.example.com", &key(KEY)), Ok(false));
+        assert_eq!(known_host_keys(&known, "github.com", &key(KEY)), Ok(true));
+        assert_eq!(known_host_keys(&known, "github.com", &key(OTHER)), Err(KnownHostsError::KeyChanged));
+        assert_eq!(known_host_keys(&known, "broken.example.com", &key(KEY)), Err(KnownHostsError::Unreadable { line: 5 }));
     }
 }

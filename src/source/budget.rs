@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
@@ -43,6 +44,9 @@ struct Entry {
 pub struct Budget {
     limits: CacheLimits,
     entries: Mutex<HashMap<PathBuf, Entry>>,
+    /// Bytes the fetches under way have received so far, which are on disk (packs being
+    /// written) before any eviction can make room: together, at most the whole budget.
+    receiving: AtomicU64,
 }
 
 /// Keeps an entry from removal while it lives (shared, through an `Arc`, by those who got it
@@ -83,7 +87,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Budget {
     pub fn new(limits: CacheLimits) -> Arc<Budget> {
-        Arc::new(Budget { limits, entries: Mutex::new(HashMap::new()) })
+        Arc::new(Budget { limits, entries: Mutex::new(HashMap::new()), receiving: AtomicU64::new(0) })
     }
 
     /// An entry found on disk when the cache opens, last used when it was last modified.
@@ -113,6 +117,19 @@ impl Budget {
     /// The most one entry may take: the whole budget (a fetch larger is refused).
     pub(crate) fn max_disk_bytes(&self) -> u64 {
         self.limits.max_disk_bytes
+    }
+
+    /// Counts `n` more bytes received by a fetch under way: Err with what the fetches under
+    /// way hold together, when that is over the budget (the fetch fails; its bytes are
+    /// counted until [`Budget::received_done`]).
+    pub(crate) fn receive(&self, n: u64) -> Result<(), u64> {
+        let together = self.receiving.fetch_add(n, Ordering::Relaxed) + n;
+        if together <= self.limits.max_disk_bytes { Ok(()) } else { Err(together) }
+    }
+
+    /// A fetch that received `n` bytes ended: they are the mirror's now (its size), or gone.
+    pub(crate) fn received_done(&self, n: u64) {
+        let _ = self.receiving.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| Some(held.saturating_sub(n)));
     }
 
     /// `path` used now, at `size` (None: as it was), if the budget still holds it.

@@ -219,7 +219,7 @@ impl GitCache {
             request.reference.clone(),
             request.credentials.clone(),
             request.ca_pem.clone(),
-            self.budget.max_disk_bytes(),
+            self.budget.clone(),
             request.timeout,
         )
     }
@@ -529,7 +529,8 @@ mod tests {
 
     fn session(reference: GitRef) -> Session {
         let url = SourceUrl::parse("https://h/r").unwrap();
-        Session::new(url, reference, Credentials::None, None, u64::MAX, std::time::Duration::from_secs(60))
+        let budget = Budget::new(super::super::CacheLimits { max_disk_bytes: u64::MAX, max_repositories: usize::MAX });
+        Session::new(url, reference, Credentials::None, None, budget, std::time::Duration::from_secs(60))
     }
 
     fn oid(n: u8) -> Oid {

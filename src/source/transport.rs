@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use git2::transport::Transport;
 
+use super::budget::Budget;
 use super::{Credentials, FetchError, FetchFailure, GitRef, SourceUrl};
 
 /// One fetch, as its transport sees it.
@@ -24,8 +25,9 @@ pub(super) struct Session {
     failure: Mutex<Option<FetchError>>,
     /// Bytes the transport read from the server.
     pub bytes_read: AtomicU64,
-    /// The most the server may send: a fetch cannot fill the disk past the cache's limit.
-    max_bytes: u64,
+    /// The cache's disk budget: the server may send no more than it, and all fetches under
+    /// way together no more either (each writes its pack before any eviction makes room).
+    budget: Arc<Budget>,
     /// When the fetch must have ended, so that a server that stalls cannot hold a reconcile.
     deadline: Instant,
     timeout: Duration,
@@ -43,7 +45,7 @@ impl Session {
         reference: GitRef,
         credentials: Credentials,
         ca_pem: Option<Vec<u8>>,
-        max_bytes: u64,
+        budget: Arc<Budget>,
         timeout: Duration,
     ) -> Session {
         Session {
@@ -53,7 +55,7 @@ impl Session {
             ca_pem,
             failure: Mutex::new(None),
             bytes_read: AtomicU64::new(0),
-            max_bytes,
+            budget,
             deadline: Instant::now() + timeout,
             timeout,
             service: UPLOAD_PACK,
@@ -61,25 +63,31 @@ impl Session {
     }
 
     /// This session pushes: the transports ask for `git-receive-pack`.
-    pub fn pushing(self) -> Session {
-        Session { service: RECEIVE_PACK, ..self }
+    pub fn pushing(mut self) -> Session {
+        self.service = RECEIVE_PACK;
+        self
     }
 
-    /// Counts `n` bytes read from the server; past the cap, fails the fetch.
+    /// Counts `n` bytes read from the server; past the cache's budget, alone or with the
+    /// other fetches under way, fails the fetch.
     pub fn received(&self, n: usize) -> std::io::Result<()> {
         let total = self.bytes_read.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        if total <= self.max_bytes {
-            return Ok(());
-        }
-        Err(self.fail(
-            FetchFailure::TooLarge,
-            format!(
-                "{}: the server sent more than {} bytes, the git cache's size limit: raise --git-cache-max-mib, or \
+        let max = self.budget.max_disk_bytes();
+        let together = self.budget.receive(n as u64);
+        let message = match together {
+            Ok(()) => return Ok(()),
+            Err(_) if total > max => format!(
+                "{}: the server sent more than {max} bytes, the git cache's size limit: raise --git-cache-max-mib, or \
                  fetch a smaller repository",
                 self.what(),
-                self.max_bytes
             ),
-        ))
+            Err(together) => format!(
+                "{}: the fetches under way received {together} bytes together, more than the git cache's size limit \
+                 ({max} bytes): this one stops, and is retried; raise --git-cache-max-mib to fetch them at once",
+                self.what(),
+            ),
+        };
+        Err(self.fail(FetchFailure::TooLarge, message))
     }
 
     /// The time left before the deadline; when none is left, fails the fetch.
@@ -125,6 +133,13 @@ impl Session {
             RECEIVE_PACK => format!("pushing to {} ({})", self.url.display(), self.reference),
             _ => format!("fetching {} ({})", self.url.display(), self.reference),
         }
+    }
+}
+
+impl Drop for Session {
+    /// What the fetch received is the mirror's now (counted in its size), or gone with it.
+    fn drop(&mut self) {
+        self.budget.received_done(self.bytes_read.load(Ordering::Relaxed));
     }
 }
 
@@ -179,4 +194,32 @@ pub(super) fn register() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::CacheLimits;
+
+    fn session(budget: &Arc<Budget>) -> Session {
+        let url = SourceUrl::parse("https://git.example.com/shop.git").unwrap();
+        Session::new(url, GitRef::Branch("main".into()), Credentials::None, None, budget.clone(), Duration::from_secs(60))
+    }
+
+    #[test]
+    fn fetches_under_way_together_receive_no_more_than_the_cache_holds() {
+        let budget = Budget::new(CacheLimits { max_disk_bytes: 100, max_repositories: 10 });
+        let (first, second) = (session(&budget), session(&budget));
+        first.received(60).unwrap();
+        second.received(30).unwrap();
+        let err = second.received(20).unwrap_err().to_string();
+        assert!(err.contains("the fetches under way received 110 bytes together") && err.contains("100 bytes"), "{err}");
+        assert_eq!(second.failure().map(|f| f.failure), Some(FetchFailure::TooLarge));
+        // Once they end, what they received is the mirrors' (or gone): a next fetch has room.
+        drop((first, second));
+        let third = session(&budget);
+        third.received(100).unwrap();
+        let err = third.received(1).unwrap_err().to_string();
+        assert!(err.contains("the server sent more than 100 bytes"), "{err}");
+    }
 }

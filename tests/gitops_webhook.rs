@@ -203,3 +203,33 @@ fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted()
         assert_eq!(receiver.counted(outcome), count, "{outcome}");
     }
 }
+
+/// A Secret made with `kubectl create secret generic --from-file=token=FILE` keeps the file's
+/// final newline, which no git host sends: the token is the value without trailing whitespace.
+#[test]
+fn a_token_secret_with_a_trailing_newline_verifies_pushes() {
+    let cluster = TestCluster::start();
+    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    let ns = cluster.namespace("hook");
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{TOKEN}\r\n"));
+    cluster.create(&json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "shop-webhook", "namespace": ns},
+        "data": {"token": token},
+    }));
+    let shop = environment_sync(&ns, "shop", Some("shop-webhook"));
+    cluster.create(&shop);
+    let receiver = Receiver::start(&cluster);
+    let hook = format!("/hook/{ns}/shop");
+
+    let github = [("X-GitHub-Event", "push"), ("X-Hub-Signature-256", PUSH_SIGNATURE)];
+    let (status, body) = receiver.post(&hook, &github, PUSH);
+    assert_eq!(status, 202, "{body}");
+    let first = requested(&cluster, &shop).expect("the annotation is set");
+    let (status, body) = receiver.post(&hook, &[("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", TOKEN)], PUSH);
+    assert_eq!(status, 202, "{body}");
+    assert_ne!(requested(&cluster, &shop), Some(first));
+    // Still the token, not a prefix of it.
+    let (status, _) = receiver.post(&hook, &[("X-Gitlab-Token", &TOKEN[..TOKEN.len() - 1])], PUSH);
+    assert_eq!(status, 401);
+}

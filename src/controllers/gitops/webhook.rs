@@ -150,7 +150,9 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
     // Without a usable token the answer is the one for no webhook, so that a caller cannot tell
     // which names have one; the log says what to mend.
     let token = match secret(client, &namespace, secret_name, "spec.webhook.secretRef").await {
-        Ok(secret) => value(&secret, "token").filter(|token| !token.is_empty()),
+        // Without trailing whitespace: `kubectl create secret --from-file` keeps a file's final
+        // newline, which no git host sends with the token.
+        Ok(secret) => value(&secret, "token").map(|token| token.trim_end().to_string()).filter(|token| !token.is_empty()),
         Err((_, message)) => return (Answer::NotFound, Some(message)),
     };
     let Some(token) = token else {

@@ -445,6 +445,16 @@ pub(crate) fn schema_violation(error: &jsonschema::ValidationError) -> String {
 mod tests {
     use super::*;
 
+    /// The controller's image has no zone data (no /usr/share/zoneinfo, which jiff reads
+    /// first, whatever TZDIR says): the tz database is built in (jiff's `tzdb-bundle-always`),
+    /// so a zone a chart names (`dateInZone`) is not silently UTC there.
+    #[test]
+    fn the_tz_database_is_built_in() {
+        let berlin = jiff::tz::TimeZoneDatabase::bundled().get("Europe/Berlin").expect("Europe/Berlin built in");
+        let summer = jiff::Timestamp::from_second(1_719_835_200).unwrap().to_zoned(berlin);
+        assert_eq!(summer.strftime("%H:%M %Z").to_string(), "14:00 CEST");
+    }
+
     #[test]
     fn unvendored_dependencies_name_a_url_or_a_repository_of_the_environment() {
         let chart_yaml = "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n\

@@ -194,9 +194,11 @@ fn with_client_settings(mut config: kube::Config, timeout: Duration) -> kube::Co
     // server) and, with no certificate authority given, reads the system's whole trust store into
     // them: 11 % of a short command's CPU in the tests' debug build, for a connection that never
     // uses TLS. An HTTPS proxy in front of such a server does use them, so it keeps the system's
-    // roots.
+    // roots. `insecure-skip-tls-verify` checks no certificate at all: without roots of its own,
+    // kube would still read the trust store, and fail where there is none (weaver's image).
     let https_proxy = config.proxy_url.as_ref().is_some_and(|proxy| proxy.scheme_str() == Some("https"));
-    if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() && !https_proxy {
+    let plain_http = config.cluster_url.scheme_str() == Some("http") && !https_proxy;
+    if (plain_http || config.accept_invalid_certs) && config.root_cert.is_none() {
         config.root_cert = Some(Vec::new());
     }
     config
@@ -431,12 +433,17 @@ mod tests {
 
     #[test]
     fn only_a_plain_http_server_without_https_proxy_goes_without_the_systems_trust_store() {
-        let settled = |url: &str, proxy: Option<&str>, ca: Option<Vec<Vec<u8>>>| {
+        let settled_insecure = |url: &str, proxy: Option<&str>, ca: Option<Vec<Vec<u8>>>, insecure: bool| {
             let mut config = kube::Config::new(url.parse().unwrap());
             config.proxy_url = proxy.map(|p| p.parse().unwrap());
             config.root_cert = ca;
+            config.accept_invalid_certs = insecure;
             with_client_settings(config, Duration::from_secs(5)).root_cert
         };
+        let settled = |url: &str, proxy: Option<&str>, ca| settled_insecure(url, proxy, ca, false);
+        // insecure-skip-tls-verify: no certificate is checked, so no roots are read.
+        assert_eq!(settled_insecure("https://k8s.example", None, None, true), Some(vec![]));
+        assert_eq!(settled_insecure("http://10.0.0.1", Some("https://proxy:3128"), None, true), Some(vec![]));
         assert_eq!(settled("http://127.0.0.1:8001", None, None), Some(vec![]), "kubectl proxy needs no roots");
         assert_eq!(settled("http://127.0.0.1:8001", Some("http://proxy:3128"), None), Some(vec![]));
         assert_eq!(settled("https://k8s.example", None, None), None, "no CA given: the system's roots");

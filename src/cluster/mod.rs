@@ -502,12 +502,18 @@ impl Cluster {
 }
 
 fn client_error(err: &kube::Error, info: &ClusterInfo) -> Error {
-    Error::new(format!(
-        "cannot set up a client for context `{}` ({}): {}",
-        info.context,
-        info.server,
-        error::innermost(err)
-    ))
+    let why = error::innermost(err);
+    let error = Error::new(format!("cannot set up a client for context `{}` ({}): {why}", info.context, info.server));
+    // rustls-platform-verifier's words for an empty trust store (no CA bundle, as in weaver's
+    // image). An API server's certificate is signed by the cluster's own CA, which no public
+    // root list holds: the kubeconfig must name it.
+    match why.contains("No CA certificates were loaded from the system") {
+        true => error.with_help(
+            "the kubeconfig gives no certificate-authority-data for this cluster, and this machine has no trust store \
+             to check the server with (weaver's image has none): add the cluster's CA to the kubeconfig",
+        ),
+        false => error,
+    }
 }
 
 /// Runs discovery (two requests with aggregated discovery, as kubectl does). Discovery is the

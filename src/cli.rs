@@ -388,7 +388,7 @@ pub struct OperatorRunArgs {
     /// renewal
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = lease_duration)]
     pub lock_lease_duration: std::time::Duration,
-    /// Where to serve /healthz, /readyz and /metrics
+    /// Where to serve /healthz, /readyz and /metrics (0.0.0.0 or [::]: every address, IPv6 and IPv4)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
     /// Where to receive git hosts' webhooks, POST /hook/NAMESPACE/NAME, each asking for a

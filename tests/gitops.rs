@@ -68,10 +68,12 @@ impl Controller {
             live: Default::default(),
             record_key,
             lock_lease: weaver::cluster::DEFAULT_LEASE_DURATION,
+            stopping: Default::default(),
         };
         let settings = weaver::controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
             concurrency: 2,
+            readiness: Default::default(),
         };
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(weaver::controllers::gitops::controller::run(std::sync::Arc::new(shared), settings, async {
@@ -1052,6 +1054,25 @@ fn the_secrets_an_environment_sync_names_are_read_as_its_account() {
     let message = ready(&live).unwrap().2;
     assert!(message.contains("may not read Secret") && message.contains("platform-git"), "{message}");
     assert!(!live.to_string().contains("platform-team-password"));
+
+    // Granted: the next try, seconds later (not the 5-minute retryInterval), reads it.
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "read-platform-git", "namespace": namespace},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["platform-git"], "verbs": ["get"]}]
+    }));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "read-platform-git", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-platform-git"},
+        "subjects": [{"kind": "ServiceAccount", "name": "limited", "namespace": namespace}]
+    }));
+    let granted = std::time::Instant::now();
+    let live = until_status(&cluster, &sync, "the grant to be noticed", |live| {
+        ready(live).is_some_and(|(_, reason, _)| reason != "SecretUnreadable")
+    });
+    eprintln!("the grant was noticed after {:?}", granted.elapsed());
+    assert!(granted.elapsed() < Duration::from_secs(30), "{:?}: {}", granted.elapsed(), live["status"]);
 }
 
 #[test]
@@ -1263,6 +1284,22 @@ impl Replica {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
+
+    /// SIGTERM, as the kubelet stops a pod; how long the replica took to exit, and how it did,
+    /// or None when it was still running after `grace` (then it is killed).
+    fn terminate(&mut self, grace: Duration) -> Option<(Duration, std::process::ExitStatus)> {
+        let signalled = std::time::Instant::now();
+        // SAFETY: kill(2) on the child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+        while signalled.elapsed() < grace {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some((signalled.elapsed(), status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
+    }
 }
 
 impl Drop for Replica {
@@ -1469,4 +1506,155 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     let newest = history.pointer("/revisions").and_then(Value::as_array).and_then(|r| r.last().cloned()).unwrap();
     assert_eq!(newest["status"], "deployed", "{history}");
     assert_eq!(newest["commit"], commit, "{history}");
+}
+
+/// SIGTERM in the middle of an apply of 400 objects (a rollout or a drain stopping the leader):
+/// the apply stops between objects, the status says it was interrupted and how far it got, the
+/// environment's lock and the leader Lease are released, and the process exits well within the
+/// pod's grace period (30 s by default). The next leader takes the lock at once and applies
+/// the rest.
+#[test]
+fn a_leader_stopped_mid_apply_releases_the_lock_and_says_so_and_the_next_finishes() {
+    if !http_or_skip() {
+        return;
+    }
+    const OBJECTS: usize = 400;
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let leases = cluster.namespace("leader");
+    let source = Source::new(&namespace);
+    source.write("charts/many/chart.yaml", "name: many\nversion: 0.1.0\n");
+    source.write(
+        "charts/many/templates/configmaps.yaml",
+        "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
+    );
+    source.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: part\n    chart: many\n    values: {{count: {OBJECTS}}}\n"
+        ),
+    );
+    let commit = source.commit("400 ConfigMaps");
+    let ours = |cluster: &TestCluster| {
+        let listed = cluster.list("v1", "ConfigMap", "configmaps", &namespace);
+        listed.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("part-"))).count()
+    };
+    // 20 requests a second: the apply takes 20 s, long enough to be stopped in the middle.
+    let mut first = Replica::start(&cluster, &leases, "replica-a", &["--kube-api-qps", "20", "--kube-api-burst", "20"]);
+    first.until_logged("leading: reconciling");
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1h"})));
+    cluster.create(&sync);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while ours(&cluster) < OBJECTS / 10 {
+        assert!(std::time::Instant::now() < deadline, "no apply under way; log of replica-a:\n{}", first.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (took, status) = first
+        .terminate(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("replica-a still ran 30 s after SIGTERM; its log:\n{}", first.log()));
+    let applied = ours(&cluster);
+    eprintln!("replica-a exited {took:?} after SIGTERM with {applied} of {OBJECTS} objects applied");
+    assert!(status.success(), "{status}; log:\n{}", first.log());
+    assert!(took < Duration::from_secs(10), "{took:?}; log:\n{}", first.log());
+    assert!(applied < OBJECTS, "the apply ended before it was stopped");
+
+    // The status says what happened: not applied, interrupted, and how far it got.
+    let live = get(&cluster, &sync);
+    let environment = &live["status"]["environments"][0];
+    assert_eq!(environment["result"], "Failed", "{}", live["status"]);
+    let message = environment["message"].as_str().unwrap_or_default();
+    assert!(message.contains("the apply was interrupted: the controller was stopped (SIGTERM)"), "{message}");
+    let counted = ["created", "configured", "unchanged"].iter().map(|k| environment[k].as_u64().unwrap_or(0)).sum::<u64>();
+    assert_eq!(counted as usize, applied, "{environment}");
+    assert_eq!(environment["failed"].as_u64().map(|n| n as usize), Some(OBJECTS - applied), "{environment}");
+    assert_eq!(live["status"]["lastAppliedRevision"], Value::Null, "{}", live["status"]);
+    assert_ne!(ready(&live).map(|r| r.0), Some("True".to_string()), "{}", live["status"]);
+    // Both Leases released: nobody holds the environment's lock nor the leadership.
+    let lock = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                      "metadata": {"name": "weaver-lock-dev", "namespace": namespace}});
+    assert_eq!(get(&cluster, &lock)["spec"]["holderIdentity"], Value::Null, "{}", get(&cluster, &lock));
+    let leader = cluster.list("coordination.k8s.io/v1", "Lease", "leases", &leases);
+    assert!(leader.iter().all(|l| l["spec"]["holderIdentity"].is_null()), "{leader:?}");
+
+    // The next leader leads at once, finds the lock free, and applies the rest.
+    let second = Replica::start(&cluster, &leases, "replica-b", &[]);
+    let done = until_applied(&cluster, &sync, &commit, "replica-b to finish the apply");
+    assert_eq!(ours(&cluster), OBJECTS);
+    assert_eq!(done["status"]["environments"][0]["result"], "Applied", "{}", done["status"]);
+    assert!(!second.log().contains("waiting for the lock"), "{}", second.log());
+}
+
+/// An account whose Role lacks `watch` (the demo chart's, once): the apply works (its reads
+/// LIST), and the EnvironmentSync says once, in one condition, what its account may not watch
+/// and what to grant; granted, the condition goes.
+#[test]
+fn a_missing_watch_right_is_one_condition_that_goes_once_granted() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let verbs = |watch: bool| {
+        let mut verbs = vec!["get", "list", "create", "update", "patch", "delete"];
+        if watch {
+            verbs.push("watch");
+        }
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "no-watch", "namespace": namespace},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": verbs}]
+        })
+    };
+    cluster.create(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "no-watch", "namespace": namespace}}));
+    cluster.create(&verbs(false));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "no-watch", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "no-watch"},
+        "subjects": [{"kind": "ServiceAccount", "name": "no-watch", "namespace": namespace}]
+    }));
+    let reader = format!("{}-namespace-reader", cluster.prefix);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("{reader}-no-watch")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader},
+        "subjects": [{"kind": "ServiceAccount", "name": "no-watch", "namespace": namespace}]
+    }));
+    let source = Source::new(&namespace);
+    source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(
+        &cluster,
+        &namespace,
+        "shop",
+        spec(&source, json!({"serviceAccountName": "no-watch", "interval": "2s"})),
+    );
+    cluster.create(&sync);
+    let refusal = |live: &Value| {
+        let conditions = live.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+        conditions.into_iter().find(|c| c["type"] == "WatchRefused")
+    };
+    let live = until_status(&cluster, &sync, "the refused watch in a condition", |live| refusal(live).is_some());
+    let condition = refusal(&live).unwrap();
+    let message = condition["message"].as_str().unwrap();
+    assert_eq!((condition["status"].as_str(), condition["reason"].as_str()), (Some("True"), Some("Forbidden")));
+    assert!(
+        message.contains(&format!("ServiceAccount {namespace}/no-watch may not watch configmaps in namespace {namespace}"))
+            && message.contains("grant it list and watch on configmaps"),
+        "{message}"
+    );
+    assert!(!message.contains("Status {"), "no debug dump: {message}");
+    // The apply itself is not held back by it.
+    let live = until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "applied without watching");
+    assert!(config_map(&cluster, &namespace, "app").is_some(), "{}", live["status"]);
+
+    // A watch that starts says nothing: it counts as granted once it has run 40 s without a
+    // refusal, after the watcher's next try (at most 30 s after the last).
+    cluster.apply_shared(&verbs(true), MANAGER);
+    let granted = std::time::Instant::now();
+    while refusal(&get(&cluster, &sync)).is_some() {
+        assert!(granted.elapsed() < Duration::from_secs(150), "still refused: {}", get(&cluster, &sync)["status"]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("the refusal went {:?} after watch was granted", granted.elapsed());
 }

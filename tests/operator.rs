@@ -119,14 +119,7 @@ impl Operator {
 
     /// The status code and body of a GET of `path` on the operator's endpoints.
     fn get(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(self.endpoints).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-        let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
-        (status, body)
+        get(self.endpoints, path)
     }
 
     /// Stops at once, as a killed pod: nothing is released or cleaned up.
@@ -501,8 +494,10 @@ fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_sta
     let operator = Operator::start(&cluster);
     assert_eq!(operator.get("/healthz").0, 200);
     if cluster.is_fake() {
+        // Not ready while the list is held back (or before the controller started).
         let (status, body) = operator.get("/readyz");
-        assert_eq!((status, body.as_str()), (503, "the ConfigMapSync cache has not synced yet\n"));
+        let why = ["the ConfigMapSync cache has not synced yet\n", "no controller runs yet: the replica is starting or campaigning\n"];
+        assert!(status == 503 && why.contains(&body.as_str()), "{status} {body}");
     }
     eventually("/readyz to answer 200", || match operator.get("/readyz") {
         (200, _) => Ok(()),
@@ -830,4 +825,182 @@ fn the_request_budget_is_left_to_the_server_unless_one_is_asked_for() {
         assert!(matches!(budgeted, Budgeted::ByDefault { unknown: Some(_) }), "{budgeted:?}");
         assert!(rate.is_some());
     });
+}
+
+/// GET `path` of the operator's endpoints at `address`: the status and the body.
+fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// `weaver operator run --controllers environmentsync` (no ConfigMapSync controller) is ready
+/// once its watch of EnvironmentSyncs has listed, without and with leader election.
+#[test]
+fn the_environmentsync_controller_alone_becomes_ready() {
+    let cluster = TestCluster::start();
+    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    let leases = cluster.namespace("leader");
+    let cache = tempfile::tempdir().unwrap();
+    for elect in [&[][..], &["--leader-elect", "--leader-election-namespace", &leases]] {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut operator = std::process::Command::new(common::WEAVER)
+            .args(["operator", "run", "--controllers", "environmentsync", "--metrics-addr", "127.0.0.1:0"])
+            .args(["-l", &format!("weaver-test={}", cluster.prefix)])
+            .args(elect)
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let read = || std::fs::read_to_string(log.path()).unwrap();
+        let address: std::net::SocketAddr = eventually("the operator to serve /readyz", || {
+            let log = read();
+            let address = log.lines().find(|l| l.contains("serving /healthz, /readyz and /metrics"));
+            address.and_then(|l| l.split("address=").nth(1)).and_then(|a| a.trim().parse().ok()).ok_or(log)
+        });
+        let ready = std::panic::catch_unwind(|| {
+            eventually("/readyz to answer 200", || match get(address, "/readyz") {
+                (200, _) => Ok(()),
+                other => Err(format!("{other:?}")),
+            })
+        });
+        let _ = operator.kill();
+        let _ = operator.wait();
+        assert!(ready.is_ok(), "{elect:?}: never ready; log:\n{}", read());
+    }
+}
+
+/// SIGTERM while the API server accepts connections and never answers: the operator exits at
+/// once, saying where it was, instead of waiting out the kubelet's grace period. It runs with
+/// SIGTERM ignored, as PID 1 of a container has it until it installs a handler.
+#[test]
+fn sigterm_while_the_api_server_never_answers_stops_the_operator_at_once() {
+    use std::os::unix::process::CommandExt;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let silent = {
+        let (done, accepted) = (done.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            // Held open, never read nor answered.
+            let mut held = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        held.push(stream);
+                        accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: silent\n  cluster:\n    server: {server}\n\
+             contexts:\n- name: silent\n  context:\n    cluster: silent\n    user: nobody\ncurrent-context: silent\n\
+             users:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut command = std::process::Command::new(common::WEAVER);
+    command
+        .args(["operator", "run", "--metrics-addr", "127.0.0.1:0", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap());
+    // SAFETY: between fork and exec only async-signal-safe calls are allowed; signal(2) is one.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut operator = command.spawn().unwrap();
+    let read = || std::fs::read_to_string(log.path()).unwrap();
+    eventually("the operator to connect", || match accepted.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => Err(read()),
+        _ => Ok(()),
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on the child's pid.
+    assert_eq!(unsafe { libc::kill(operator.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let status = loop {
+        if let Some(status) = operator.try_wait().unwrap() {
+            break Some(status);
+        }
+        if signalled.elapsed() > Duration::from_secs(5) {
+            let _ = operator.kill();
+            let _ = operator.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    silent.join().unwrap();
+    let log = read();
+    let status = status.unwrap_or_else(|| panic!("still running 5 s after SIGTERM:\n{log}"));
+    eprintln!("exited {:?} after SIGTERM", signalled.elapsed());
+    assert!(status.success(), "{status}: {log}");
+    assert!(
+        log.contains(&format!("stopped (SIGTERM or Ctrl-C) while reaching the API server {server}")),
+        "{log}"
+    );
+}
+
+/// A machine without a trust store (weaver's image has no CA bundle; here SSL_CERT_FILE and
+/// SSL_CERT_DIR name nothing): a kubeconfig with `insecure-skip-tls-verify` needs none, and one
+/// without the cluster's CA is refused saying so.
+#[test]
+fn without_a_trust_store_an_insecure_kubeconfig_connects_and_one_without_a_ca_says_what_to_add() {
+    // Closed: what a client that was set up then meets is a refused connection.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |insecure: bool| {
+        let kubeconfig = dir.path().join(format!("kubeconfig-{insecure}"));
+        let skip = if insecure { ", insecure-skip-tls-verify: true" } else { "" };
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{ server: 'https://127.0.0.1:{port}'{skip} }}\n\
+                 contexts:\n- name: c\n  context: {{ cluster: c, user: u }}\ncurrent-context: c\n\
+                 users:\n- name: u\n  user: {{ token: t }}\n"
+            ),
+        )
+        .unwrap();
+        let output = std::process::Command::new(common::WEAVER)
+            .args(["operator", "run", "--metrics-addr", "127.0.0.1:0", "--request-timeout", "2s", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env("SSL_CERT_FILE", dir.path().join("no-bundle.pem"))
+            .env("SSL_CERT_DIR", dir.path().join("no-certs"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = run(false);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no certificate-authority-data") && stderr.contains("add the cluster's CA"), "{stderr}");
+    let (code, stderr) = run(true);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!stderr.contains("certificate") && stderr.contains("refused"), "{stderr}");
 }

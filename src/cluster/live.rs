@@ -72,6 +72,8 @@ struct Inner {
     runtime: Option<tokio::runtime::Handle>,
     /// Which LISTs are answered from watches.
     scope: Scope,
+    /// The watches the server refuses (RBAC), by identity and target: why, in a sentence.
+    refused: Mutex<HashMap<(String, ListTarget), String>>,
 }
 
 /// Which LISTs a cache answers from watches.
@@ -195,8 +197,19 @@ impl LiveCache {
                 writes: std::sync::atomic::AtomicU64::new(0),
                 runtime,
                 scope,
+                refused: Mutex::default(),
             }),
         }
+    }
+
+    /// What the server refuses `identity` to watch (`ServiceAccount team/deployer`), a sentence
+    /// each saying what to grant, in a stable order.
+    pub fn refused_watches(&self, identity: &str) -> Vec<String> {
+        let refused = self.inner.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<String> =
+            refused.iter().filter(|((who, _), _)| who == identity).map(|(_, message)| message.clone()).collect();
+        found.sort();
+        found
     }
 
     /// Objects of weaver's changed by another field manager, or deleted, as the watches see them.
@@ -423,7 +436,7 @@ impl LiveCache {
         watches.retain(|_, watches| watches.current.read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < IDLE);
         let key = (identity.to_string(), target.clone(), watched.clone());
         let Some(entry) = watches.get_mut(&key) else {
-            let watch = self.start(client, served, target, token, watched);
+            let watch = self.start(client, identity, served, target, token, watched);
             watches.insert(key, Watches { current: watch.clone(), next: None });
             return watch;
         };
@@ -432,7 +445,7 @@ impl LiveCache {
         }
         let next = match entry.next.take().filter(|next| next.token == token) {
             Some(next) => next,
-            None => self.start(client, served, target, token, watched),
+            None => self.start(client, identity, served, target, token, watched),
         };
         let listed = matches!(*next.state.borrow(), State::Synced(_));
         // An old token the server now refuses (expired) has nothing to answer with.
@@ -450,6 +463,7 @@ impl LiveCache {
     fn start(
         &self,
         client: &kube::Client,
+        identity: &str,
         served: &ServedKind,
         target: &ListTarget,
         token: [u8; 32],
@@ -476,7 +490,8 @@ impl LiveCache {
             task: std::sync::OnceLock::new(),
         });
         let (resource, target) = (served.resource.clone(), target.clone());
-        let fed = run(Arc::downgrade(&watch), Arc::downgrade(&self.inner), api, resource, target, watched);
+        let watching = (identity.to_string(), target);
+        let fed = run(Arc::downgrade(&watch), Arc::downgrade(&self.inner), api, resource, watching, watched);
         let task = match &self.inner.runtime {
             Some(runtime) => runtime.spawn(fed),
             None => tokio::spawn(fed),
@@ -492,7 +507,7 @@ async fn run(
     cache: std::sync::Weak<Inner>,
     api: Api<DynamicObject>,
     resource: ApiResource,
-    target: ListTarget,
+    (identity, target): (String, ListTarget),
     watched: Watched,
 ) {
     let config = match &watched {
@@ -504,8 +519,35 @@ async fn run(
     let weavers = watched == Watched::Weavers;
     let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
     let mut listing: Option<(HashMap<String, Arc<Value>>, u64)> = None;
-    while let Some(event) = events.next().await {
+    let mut listed_at = 0;
+    let refusal_key = (identity.clone(), target.clone());
+    // What the server refused, until it is known to be granted: the LIST (true), or only the
+    // watch that follows it (false), which kube's watcher retries, with backoff, without listing.
+    let mut refused_now: Option<bool> = None;
+    loop {
+        let next = match refused_now {
+            // A watch that starts says nothing: one that runs past the longest backoff without
+            // another refusal is granted.
+            Some(false) => match tokio::time::timeout(WATCH_HELD, events.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let (Some(watch), Some(cache)) = (watch.upgrade(), cache.upgrade()) else { return };
+                    granted(&cache, &refusal_key, &resource);
+                    watch.state.send_replace(State::Synced(listed_at));
+                    refused_now = None;
+                    continue;
+                }
+            },
+            _ => events.next().await,
+        };
+        let Some(event) = next else { return };
         let (Some(watch), Some(cache)) = (watch.upgrade(), cache.upgrade()) else { return };
+        // Objects delivered: the watch runs (or, for a refused LIST, the LIST did).
+        let delivering = matches!(event, Ok(Event::Apply(_) | Event::Delete(_)));
+        if (delivering || (refused_now == Some(true) && matches!(event, Ok(Event::InitDone)))) && refused_now.is_some() {
+            granted(&cache, &refusal_key, &resource);
+            refused_now = None;
+        }
         match event {
             Ok(Event::Init) => listing = Some((HashMap::new(), cache.writes.load(std::sync::atomic::Ordering::SeqCst))),
             Ok(Event::InitApply(object)) => {
@@ -523,6 +565,7 @@ async fn run(
                         pending.retain(|p| p.sequence > began);
                     }
                     watch.state.send_replace(State::Synced(began));
+                    listed_at = began;
                 }
             }
             Ok(Event::Apply(object)) => {
@@ -547,12 +590,35 @@ async fn run(
                 }
             }
             Err(err) => {
-                if refused(&err) {
-                    watch.state.send_replace(State::Refused);
-                }
                 tracing::debug!(resource = %resource.plural, namespace = ?target.namespace, "watch: {err}");
+                let Some(why) = refused(&err) else { continue };
+                watch.state.send_replace(State::Refused);
+                refused_now = Some(matches!(err, watcher::Error::InitialListFailed(_)));
+                let mut refusals = cache.refused.lock().unwrap_or_else(|e| e.into_inner());
+                // Told once, not at every retry of the watch.
+                if !refusals.contains_key(&refusal_key) {
+                    let place = target.namespace.as_ref().map_or_else(String::new, |ns| format!(" in namespace {ns}"));
+                    let message = format!(
+                        "{identity} may not watch {}{place} ({why}): changes others make to them are found at each \
+                         interval instead of as they happen; grant it list and watch on {}",
+                        resource.plural, resource.plural
+                    );
+                    tracing::warn!("{message}");
+                    refusals.insert(refusal_key.clone(), message);
+                }
             }
         }
+    }
+}
+
+/// How long a watch refused after its LIST must run without another refusal to count as
+/// granted: longer than kube's watcher waits between two tries at most (30 s).
+const WATCH_HELD: Duration = Duration::from_secs(40);
+
+/// The refusal of `key` (identity, target) is over: told, and no longer a condition.
+fn granted(cache: &Inner, key: &(String, ListTarget), resource: &ApiResource) {
+    if cache.refused.lock().unwrap_or_else(|e| e.into_inner()).remove(key).is_some() {
+        tracing::info!(resource = %resource.plural, namespace = ?key.1.namespace, "{} may watch them now", key.0);
     }
 }
 
@@ -574,15 +640,16 @@ fn delivered(cache: &Inner, target: &ListTarget, name: &str, version: Option<u64
     }
 }
 
-fn refused(err: &watcher::Error) -> bool {
+/// Why the server refused the watch (forbidden, unauthorized), if it did: its message.
+fn refused(err: &watcher::Error) -> Option<String> {
     let status = match err {
         watcher::Error::InitialListFailed(kube::Error::Api(status))
         | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
-        watcher::Error::WatchError(status) => status.code,
-        _ => return false,
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status,
+        watcher::Error::WatchError(status) => status,
+        _ => return None,
     };
-    matches!(status, 401 | 403)
+    matches!(status.code, 401 | 403).then(|| format!("{} {}: {}", status.code, status.reason, status.message))
 }
 
 /// An object as a LIST with [`ManagedFields::Text`] gives it.

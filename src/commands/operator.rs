@@ -34,6 +34,10 @@ pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> crate::Result<Exit
 /// Status (at trace), and a TokenRequest's answer holds a token: it logs errors only, whatever
 /// `RUST_LOG` says. Its submodules (TLS, the HTTP layer) log no bodies and keep their warnings.
 const KUBE_CLIENT_BODIES_TARGET: &str = "kube_client::client";
+/// kube's watcher warns of a refused watch (403) at every retry, each a whole `Api(Status {…})`
+/// dump: errors only. weaver's watches of live state tell a refusal once, in a sentence naming
+/// what to grant (`cluster::live`); the controllers' own watches fail their queue (`log_queue`).
+const KUBE_WATCHER_TARGET: &str = "kube_runtime::watcher";
 
 /// The operator's logs on `writer`, text (`color` or not) or JSON: what `rust_log` (RUST_LOG)
 /// says when it is set and valid, else info (-v: weaver's debug too); never an event of
@@ -55,7 +59,8 @@ where
         .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
     let no_bodies = tracing_subscriber::filter::filter_fn(|meta| {
-        meta.target() != KUBE_CLIENT_BODIES_TARGET || *meta.level() == tracing::Level::ERROR
+        ![KUBE_CLIENT_BODIES_TARGET, KUBE_WATCHER_TARGET].contains(&meta.target())
+            || *meta.level() == tracing::Level::ERROR
     });
     let logs = tracing_subscriber::registry().with(filter).with(no_bodies);
     match format {
@@ -91,10 +96,23 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;
     runtime.block_on(async {
-        let (config, info) = crate::cluster::kube_config(&connect).await?;
+        // Heard from here on: a pod stopped while the API server does not answer exits at once,
+        // not when the kubelet kills it at the end of its grace period.
+        let shutdown = Shutdown::listen()
+            .map_err(|err| crate::Error::new(format!("cannot listen for SIGTERM: {}", crate::error::io_reason(&err))))?;
+        let stopped_while = |doing: &str| -> crate::Result<ExitCode> {
+            tracing::info!("stopped (SIGTERM or Ctrl-C) while {doing}, before any controller started");
+            Ok(ExitCode::SUCCESS)
+        };
+        let Some(found) = shutdown.before(crate::cluster::kube_config(&connect)).await else {
+            return stopped_while("reading the cluster's configuration");
+        };
+        let (config, info) = found?;
         let config = crate::cluster::for_watching(config);
+        let reaching = format!("reaching the API server {}", info.server);
         // One connection: the controller drives its client, the leader election its Lease.
-        let (rate, budgeted) = crate::cluster::operator_budget(&config, args.kube_api_qps, args.kube_api_burst).await;
+        let budget = crate::cluster::operator_budget(&config, args.kube_api_qps, args.kube_api_burst);
+        let Some((rate, budgeted)) = shutdown.before(budget).await else { return stopped_while(&reaching) };
         match budgeted {
             crate::cluster::Budgeted::ByTheServer => tracing::info!(
                 "the API server runs API Priority and Fairness: no client-side budget of requests (--kube-api-qps sets one)"
@@ -107,7 +125,9 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             }
             crate::cluster::Budgeted::AsGiven => {}
         }
-        let cluster = crate::cluster::Cluster::from_config(config.clone(), info, rate.as_ref()).await?;
+        let connecting = crate::cluster::Cluster::from_config(config.clone(), info, rate.as_ref());
+        let Some(cluster) = shutdown.before(connecting).await else { return stopped_while(&reaching) };
+        let cluster = cluster?;
         let client = cluster.client();
         tracing::info!(context = %cluster.info.context, server = %cluster.info.server, controllers = ?args.controllers, "starting");
         let telemetry = std::sync::Arc::new(crate::controllers::configmapsync::telemetry::Telemetry::default());
@@ -126,10 +146,12 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
                 &cluster.info,
                 rate.as_ref(),
                 &telemetry,
+                &shutdown,
             )?)),
         };
         let listener = listen("--metrics-addr", args.metrics_addr).await?;
-        tracing::info!(address = %args.metrics_addr, "serving /healthz, /readyz and /metrics");
+        let address = listener.local_addr().unwrap_or(args.metrics_addr);
+        tracing::info!(%address, "serving /healthz, /readyz and /metrics");
         tokio::spawn(crate::controllers::configmapsync::endpoints::serve(listener, telemetry.clone(), std::future::pending()));
         if let Some(address) = args.webhook_addr {
             let listener = listen("--webhook-addr", address).await?;
@@ -174,10 +196,11 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             Role::Leading => tracing::info!("leading: reconciling"),
             Role::Following { leader } => tracing::info!(%leader, "following: another replica leads"),
         };
-        let ready = |ready| telemetry.set_ready(ready);
+        let ready = |standby| telemetry.readiness.set_standby(standby);
         let configmapsync = args.controllers.contains(&ControllerKind::Configmapsync);
+        let readiness = telemetry.readiness.clone();
         let concurrent = args.concurrent;
-        crate::controllers::election::lead(election, ready, on_role, shutdown_signal(), |stopped| async move {
+        crate::controllers::election::lead(election, ready, on_role, shutdown.requested(), |stopped| async move {
             let mut stopped = stopped.split(2).into_iter();
             let (first, second) = (stopped.next().expect("two signals"), stopped.next().expect("two signals"));
             let configmapsyncs = async {
@@ -187,7 +210,11 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             };
             let environmentsyncs = async {
                 if let Some(shared) = gitops {
-                    let settings = crate::controllers::gitops::controller::Settings { label_selector: selector, concurrency: concurrent };
+                    let settings = crate::controllers::gitops::controller::Settings {
+                        label_selector: selector,
+                        concurrency: concurrent,
+                        readiness: readiness.clone(),
+                    };
                     crate::controllers::gitops::controller::run(shared, settings, second).await
                 }
             };
@@ -207,6 +234,7 @@ fn gitops_shared(
     info: &crate::cluster::ClusterInfo,
     rate: Option<&crate::cluster::RequestRate>,
     telemetry: &crate::controllers::configmapsync::telemetry::Telemetry,
+    shutdown: &Shutdown,
 ) -> crate::Result<crate::controllers::gitops::reconcile::Shared> {
     let dir = args.cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("weaver-cache"));
     let limits = crate::source::CacheLimits {
@@ -232,6 +260,7 @@ fn gitops_shared(
         lock_lease: args.lock_lease_duration,
         // Read once: a key mounted from a Secret is replaced by restarting the pod.
         record_key: crate::secrets::record_key::RecordKey::from_environment()?,
+        stopping: shutdown.heard.clone(),
     })
 }
 
@@ -273,22 +302,93 @@ pub async fn serve_ui(
     crate::ui::serve(options, listener, shutdown).await
 }
 
-/// A listener on `address`, which `flag` gave.
+/// A listener on `address`, which `flag` gave. An unspecified address (`0.0.0.0`, `::`) is
+/// every address of the pod, IPv6 and IPv4, as Go's `net.Listen` has it: an IPv6-only
+/// cluster's probes reach the chart's `0.0.0.0:PORT`. Where the pod has no IPv6, IPv4 only.
 async fn listen(flag: &str, address: std::net::SocketAddr) -> crate::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address).await.map_err(|err| {
+    let cannot = |err: std::io::Error| {
         crate::Error::new(format!("{flag} {address}: cannot listen there: {}", crate::error::io_reason(&err)))
-    })
+    };
+    if address.ip().is_unspecified() {
+        match every_address(address.port()) {
+            Ok(listener) => return tokio::net::TcpListener::from_std(listener).map_err(cannot),
+            // No IPv6 in the pod (disabled in the kernel, or no address to bind): IPv4 only.
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)) => {
+                let ipv4 = std::net::SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), address.port());
+                return tokio::net::TcpListener::bind(ipv4).await.map_err(cannot);
+            }
+            Err(err) => return Err(cannot(err)),
+        }
+    }
+    tokio::net::TcpListener::bind(address).await.map_err(cannot)
 }
 
-/// SIGTERM (a pod being stopped) or Ctrl-C.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// A socket on `[::]:port` that takes IPv4 connections too (IPV6_V6ONLY off, whatever the
+/// system's default), non-blocking as tokio wants it.
+fn every_address(port: u16) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    // As tokio's bind: a restarted process listens again at once.
+    socket.set_reuse_address(true)?;
+    socket.bind(&std::net::SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port).into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// SIGTERM (a pod being stopped) or Ctrl-C (SIGINT), heard from [`Shutdown::listen`] on.
+struct Shutdown {
+    /// Set once the signal came: what applies check between objects.
+    heard: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    told: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    /// Installs the handlers (on the current runtime): from now on the signals stop the
+    /// process gracefully instead of being ignored, as a PID 1 without handlers ignores them.
+    fn listen() -> std::io::Result<Shutdown> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut term, mut interrupt) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+        let heard = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tell, told) = tokio::sync::watch::channel(false);
+        let set = heard.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            set.store(true, std::sync::atomic::Ordering::SeqCst);
+            tell.send_replace(true);
+            // Kept: receivers wait on the value, which a dropped sender would end early.
+            std::future::pending::<()>().await;
+        });
+        Ok(Shutdown { heard, told })
+    }
+
+    /// Completes once the signal came.
+    fn requested(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut told = self.told.clone();
+        async move {
+            loop {
+                if *told.borrow_and_update() {
+                    return;
+                }
+                // The sender lives as long as the runtime: only a runtime shutting down ends it.
+                if told.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+
+    /// What `work` gives, or None when the signal comes first (`work` is then dropped).
+    async fn before<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            () = self.requested() => None,
+            done = work => Some(done),
+        }
     }
 }
 
@@ -296,7 +396,7 @@ async fn shutdown_signal() {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use super::{KUBE_CLIENT_BODIES_TARGET, LogFormat, log_subscriber};
+    use super::{KUBE_CLIENT_BODIES_TARGET, KUBE_WATCHER_TARGET, LogFormat, log_subscriber};
 
     /// What the operator's logs print of events inside a reconcile's span (as kube's
     /// controller opens one) under `rust_log`, in `format`.
@@ -310,6 +410,7 @@ mod tests {
             tracing::warn!(target: KUBE_CLIENT_BODIES_TARGET, "BODY-AT-WARN");
             tracing::trace!(target: KUBE_CLIENT_BODIES_TARGET, "BODY-AT-TRACE");
             tracing::error!(target: KUBE_CLIENT_BODIES_TARGET, "KUBE-ERROR");
+            tracing::warn!(target: KUBE_WATCHER_TARGET, "WATCH-403-DUMP");
             tracing::warn!(target: "kube_client::client::tls", "TLS-WARNING");
             tracing::info!(target: "weaver::operator", "WEAVER-INFO");
             tracing::debug!(target: "weaver::operator", "WEAVER-DEBUG");
@@ -329,6 +430,29 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_unspecified_address_listens_on_ipv6_and_ipv4_and_a_given_one_on_itself() {
+        let listener = super::listen("--metrics-addr", "0.0.0.0:0".parse().unwrap()).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // The test machine may have no IPv6 (then the listener is IPv4's only).
+        let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+        let mut reached = vec!["127.0.0.1"];
+        if ipv6 {
+            reached.push("::1");
+        }
+        for host in reached {
+            let connecting = tokio::net::TcpStream::connect((host, port));
+            let (connected, accepted) = tokio::join!(connecting, listener.accept());
+            assert!(connected.is_ok() && accepted.is_ok(), "{host}: {connected:?} {accepted:?}");
+        }
+        let loopback = super::listen("--ui-address", "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert!(loopback.local_addr().unwrap().is_ipv4());
+        if ipv6 {
+            let port = loopback.local_addr().unwrap().port();
+            assert!(tokio::net::TcpStream::connect(("::1", port)).await.is_err(), "a given address is that one only");
+        }
+    }
+
     #[test]
     fn kube_clients_answer_bodies_are_never_logged_whatever_rust_log_says() {
         let rust_logs = [
@@ -342,6 +466,7 @@ mod tests {
             for rust_log in rust_logs {
                 let logged = logged(rust_log, format);
                 assert!(!logged.contains("BODY-AT"), "{rust_log:?} {format:?}: {logged}");
+                assert!(!logged.contains("WATCH-403-DUMP"), "{rust_log:?} {format:?}: {logged}");
                 assert!(logged.contains("KUBE-ERROR"), "{rust_log:?} {format:?}: {logged}");
                 assert!(logged.contains("TLS-WARNING"), "{rust_log:?} {format:?}: {logged}");
             }

@@ -11,6 +11,9 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 /// An EnvironmentSync's last auto-promotion: True when it pushed or found nothing to push.
 pub const PROMOTED: &str = "Promoted";
+/// An EnvironmentSync whose account may not watch some of what it applied (True only; absent
+/// otherwise): changes others make to them are found at each interval, not as they happen.
+pub const WATCH_REFUSED: &str = "WatchRefused";
 
 pub fn condition(
     type_: &str,

@@ -6,6 +6,7 @@ pub mod conditions;
 pub mod configmapsync;
 pub mod election;
 pub mod gitops;
+pub mod readiness;
 pub mod tenant;
 
 use kube::runtime::controller::{Action, Error as QueueError};

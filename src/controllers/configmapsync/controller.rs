@@ -37,6 +37,8 @@ use crate::controllers::tenant::{TenantError, Tenants};
 pub const FINALIZER: &str = "weaver.example.com/configmapsync";
 /// The field manager and event reporter.
 pub const CONTROLLER_NAME: &str = "configmapsync-operator";
+/// What the controller's cache holds, as `/readyz` names it.
+const CACHE: &str = "ConfigMapSync";
 /// Even without events, every ConfigMapSync is looked at this often (missed events, expired
 /// tokens, authorizers other than RBAC).
 const RESYNC: Duration = Duration::from_secs(300);
@@ -205,7 +207,7 @@ pub async fn run(
     // Ready once the first list of ConfigMapSyncs is in the cache. (Seen on the event stream:
     // a second waiter on the store's readiness would steal the controller's wake-up.)
     let telemetry = settings.telemetry.clone();
-    telemetry.set_ready(false);
+    telemetry.readiness.set_synced(CACHE, false);
     let trigger = watcher(syncs, selected)
         .default_backoff()
         .reflect(writer)
@@ -213,7 +215,7 @@ pub async fn run(
             if let Ok(event) = event {
                 indexer.observe(event);
                 if matches!(event, watcher::Event::InitDone) {
-                    telemetry.set_ready(true);
+                    telemetry.readiness.set_synced(CACHE, true);
                 }
             }
         })
@@ -332,7 +334,7 @@ pub async fn run_elected(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::Result<()> {
     let telemetry = settings.telemetry.clone();
-    let ready = move |ready| telemetry.set_ready(ready);
+    let ready = move |standby| telemetry.readiness.set_standby(standby);
     crate::controllers::election::lead(election, ready, on_role, shutdown, |stopped| {
         run(client, base, settings, stopped)
     })

@@ -58,9 +58,9 @@ async fn answer(telemetry: Arc<Telemetry>, request: Request<Incoming>) -> Result
     const TEXT: &str = "text/plain; charset=utf-8";
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => (StatusCode::OK, TEXT, "ok\n".to_string()),
-        (&Method::GET, "/readyz") if telemetry.is_ready() => (StatusCode::OK, TEXT, "ok\n".to_string()),
-        (&Method::GET, "/readyz") => {
-            (StatusCode::SERVICE_UNAVAILABLE, TEXT, "the ConfigMapSync cache has not synced yet\n".to_string())
+        (&Method::GET, "/readyz") => match telemetry.readiness.not_ready() {
+            None => (StatusCode::OK, TEXT, "ok\n".to_string()),
+            Some(why) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
         }
         (&Method::GET, "/metrics") => {
             (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", telemetry.encode())

@@ -1,12 +1,11 @@
 //! What the operator tells its surroundings over HTTP: `/healthz` (the process answers),
-//! `/readyz` (ready once the ConfigMapSync cache has synced; a follower waiting for the leader
-//! Lease is ready too, as a healthy standby) and `/metrics` in Prometheus' text format:
+//! `/readyz` (`readiness`: once the cache of every controller run has synced; a follower
+//! waiting for the leader Lease is ready too, as a healthy standby) and `/metrics` in Prometheus' text format:
 //! reconciles, failed reconciles, reconcile duration, and targets by state; and, in the same
 //! registry, the EnvironmentSync controller's (`gitops::telemetry`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -34,7 +33,8 @@ pub struct Telemetry {
     targets: Family<TargetState, Gauge>,
     /// Target states per ConfigMapSync (`namespace/name`), summed into `targets`.
     states: Mutex<HashMap<String, BTreeMap<String, i64>>>,
-    ready: AtomicBool,
+    /// What `/readyz` answers.
+    pub readiness: crate::controllers::readiness::Readiness,
     /// The EnvironmentSync controller's and webhook receiver's, for them to count into.
     pub environmentsync: EnvironmentSyncMetrics,
 }
@@ -61,7 +61,7 @@ impl Default for Telemetry {
             duration,
             targets,
             states: Mutex::new(HashMap::new()),
-            ready: AtomicBool::new(false),
+            readiness: Default::default(),
             environmentsync,
         }
     }
@@ -101,14 +101,6 @@ impl Telemetry {
         for (state, count) in after {
             self.targets.get_or_create(&TargetState { state }).set(count);
         }
-    }
-
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
     }
 
     /// The metrics in Prometheus' text exposition format.

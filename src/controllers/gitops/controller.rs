@@ -36,7 +36,12 @@ pub struct Settings {
     pub label_selector: Option<String>,
     /// How many EnvironmentSyncs are reconciled at once (`--concurrent`).
     pub concurrency: u16,
+    /// Told when the watch of EnvironmentSyncs has listed, for `/readyz`.
+    pub readiness: crate::controllers::readiness::Readiness,
 }
+
+/// What the controller's cache holds, as `/readyz` names it.
+const CACHE: &str = "EnvironmentSync";
 
 /// What every reconcile shares.
 pub struct Context {
@@ -82,9 +87,16 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
         selected = selected.labels(selector);
     }
     let (reader, writer) = reflector::store();
+    let readiness = settings.readiness.clone();
+    readiness.set_synced(CACHE, false);
     let trigger = watcher(Api::<EnvironmentSync>::all(client.clone()), selected)
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::InitDone) = event {
+                readiness.set_synced(CACHE, true);
+            }
+        })
         .applied_objects()
         .predicate_filter(spec_or_request, PredicateConfig::default());
     let reporter = Reporter {
@@ -191,6 +203,16 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     // Built on the status as last written, so the conditions' transitions count the apply's.
     let current = EnvironmentSync { status: Some(written.clone()), ..(*sync).clone() };
     let status = status::after(&current, &outcome, request, &now, seconds_since(started));
+    // What the account may not watch (a missing right in its Role), read from the watches its
+    // apply or look at drift started: one condition, not a warning at every retry.
+    let status = match (&gate, &outcome) {
+        (_, Outcome::Suspended) => status,
+        (Gate::Go(spec), _) if sync.spec.kube_config.is_none() => {
+            let identity = reconcile::account_identity(&sync.namespace().unwrap_or_default(), spec);
+            status::with_refused_watches(status, &cx.shared.live.refused_watches(&identity), &written, &now)
+        }
+        _ => status::with_refused_watches(status, &[], &written, &now),
+    };
     cx.shared.metrics.reconciled(&outcome, started.elapsed());
     if status != written {
         write_status(&sync, &cx, &written, &status).await?;
@@ -199,7 +221,13 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     // one did records no second Event.
     tell(&sync, &cx, &outcome, &sync.status.clone().unwrap_or_default(), &status).await;
     let wait = match (&gate, &outcome) {
-        (Gate::Go(spec), Outcome::Failed { .. }) => spec.retry_interval,
+        (Gate::Go(spec), Outcome::Failed { reason, .. }) => {
+            let began = status.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.last_transition_time.0);
+            let failing = began.map_or(Duration::ZERO, |at| {
+                Duration::try_from(now.0.duration_since(at)).unwrap_or(Duration::ZERO)
+            });
+            plan::retry_after(spec, reason, failing)
+        }
         (_, Outcome::Waiting { .. }) => plan::DEPENDENCY_RETRY,
         (Gate::Go(spec), Outcome::Done(done)) if done.environments.iter().any(|e| e.result == "Failed") => {
             spec.retry_interval

@@ -56,6 +56,24 @@ impl Settings {
     }
 }
 
+/// The first retry after a failure that granting a right or creating an object mends.
+pub const ACCESS_RETRY: Duration = Duration::from_secs(5);
+
+/// Failures that a user mends elsewhere (a Role granted, a Secret or ServiceAccount created),
+/// which no change of the EnvironmentSync tells the controller about.
+const MENDED_ELSEWHERE: &[&str] = &["SecretUnreadable", "SecretNotFound", "ServiceAccountNotFound", "TokenRequestFailed"];
+
+/// How soon a reconcile that failed with `reason` is retried, `failing` after the failure
+/// began (its Ready condition's transition): for a failure mended elsewhere, as long as it has
+/// lasted, at least [`ACCESS_RETRY`] (5 s, 5 s, 10 s, 20 s: doubling), at most the
+/// retryInterval; for any other, the retryInterval.
+pub fn retry_after(settings: &Settings, reason: &str, failing: Duration) -> Duration {
+    match MENDED_ELSEWHERE.contains(&reason) {
+        true => failing.max(ACCESS_RETRY).min(settings.retry_interval),
+        false => settings.retry_interval,
+    }
+}
+
 /// Whether a promotion is due at `now`: never tried, or tried `interval` ago or more.
 pub fn promotion_due(sync: &EnvironmentSync, interval: Duration, now: jiff::Timestamp) -> bool {
     let last =
@@ -380,6 +398,20 @@ mod tests {
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
     const OTHER: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+    #[test]
+    fn a_failure_mended_elsewhere_is_retried_soon_then_less_often_up_to_the_retry_interval() {
+        let settings = settings(&sync(serde_json::json!({})));
+        let after = |reason, seconds| retry_after(&settings, reason, Duration::from_secs(seconds)).as_secs();
+        let waits: Vec<u64> = [0, 5, 10, 20, 40, 80, 160, 320].map(|s| after("SecretUnreadable", s)).to_vec();
+        assert_eq!(waits, [5, 5, 10, 20, 40, 80, 160, 300]);
+        assert_eq!(after("ServiceAccountNotFound", 0), 5);
+        // A fetch or an apply that failed waits for the retryInterval, as before.
+        assert_eq!(after("GitUnreachable", 0), 300);
+        assert_eq!(after("ApplyFailed", 10_000), 300);
+        let short = settings_of(serde_json::json!({"retryInterval": "3s"}));
+        assert_eq!(retry_after(&short, "SecretNotFound", Duration::ZERO), Duration::from_secs(3));
+    }
 
     #[test]
     fn defaults_follow_flux() {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -44,6 +44,10 @@ const CONCURRENCY: usize = 8;
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Each request's timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// An environment's result when the controller stopped (SIGTERM) in the middle of its apply.
+const STOPPED: &str = "the apply was interrupted: the controller was stopped (SIGTERM) before every object was \
+                       applied (the counts say how many were); the next reconcile, of this replica or the next \
+                       leader, applies the rest";
 
 /// What every reconcile shares.
 pub struct Shared {
@@ -67,6 +71,10 @@ pub struct Shared {
     pub record_key: Option<RecordKey>,
     /// How long an environment's lock stays held without renewal (`--lock-lease-duration`).
     pub lock_lease: Duration,
+    /// Set when the process is told to stop (SIGTERM): an apply under way stops between
+    /// objects, says so in the status and releases the environment's lock within the pod's
+    /// grace period, instead of being killed holding it.
+    pub stopping: Arc<AtomicBool>,
 }
 
 /// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
@@ -195,6 +203,7 @@ pub async fn reconcile(
         working,
         record_key,
         lock_lease: shared.lock_lease,
+        stopping: &shared.stopping,
     };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
@@ -300,7 +309,11 @@ pub async fn reconcile(
     results.sort_by(|a, b| a.name.cmp(&b.name));
     let drift = (work != Work::Apply).then(|| drift_summary(drifted, missing));
     let promotion = match (&spec.promotion, push_to) {
-        (Some(promotion), Some(push_to)) if plan::promotion_due(sync, promotion.interval, jiff::Timestamp::now()) => {
+        // Not while the process stops: a push is not interrupted half-way.
+        (Some(promotion), Some(push_to))
+            if plan::promotion_due(sync, promotion.interval, jiff::Timestamp::now())
+                && !shared.stopping.load(Ordering::SeqCst) =>
+        {
             Some(Box::new(run.promote(&environments, promotion, &shared.cache, &push_to, sync, &namespace).await))
         }
         _ => None,
@@ -338,9 +351,26 @@ struct Run<'a> {
     record_key: Option<RecordKey>,
     /// How long the environment's lock stays held without renewal.
     lock_lease: Duration,
+    /// The process is stopping: see [`Shared::stopping`].
+    stopping: &'a AtomicBool,
 }
 
 impl Run<'_> {
+    /// `work`, an apply whose flag is `interrupted`, interrupted (between objects) when the
+    /// process is told to stop. Its own flag: an apply that loses its lock sets it, which must
+    /// not stop the others.
+    async fn until_stopping<T>(&self, interrupted: &AtomicBool, work: impl Future<Output = T>) -> T {
+        let stopping = async {
+            crate::apply::interruption(self.stopping).await;
+            interrupted.store(true, Ordering::SeqCst);
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        tokio::select! {
+            done = work => done,
+            never = stopping => match never {},
+        }
+    }
+
     fn selection(&self, env: Environment) -> Selection {
         Selection {
             env: env.name.clone(),
@@ -458,7 +488,8 @@ impl Run<'_> {
         let cx = ActionContext { redactor: self.redactor, on: &on };
         let interrupted = AtomicBool::new(false);
         let mut status = EnvironmentStatus { name, ..Default::default() };
-        match crate::action::apply::apply(&options, cx, &interrupted).await {
+        let applied = self.until_stopping(&interrupted, crate::action::apply::apply(&options, cx, &interrupted)).await;
+        match applied {
             Err(err) => {
                 status.result = "Failed".into();
                 status.message = Some(err.redacted(self.redactor));
@@ -471,7 +502,11 @@ impl Run<'_> {
                 status.unchanged = count(totals.unchanged);
                 status.pruned = count(totals.pruned);
                 status.failed = count(totals.failed + totals.not_applied);
-                let failure = failure_of(&applied.report).or_else(|| applied.lock_lost.as_ref().map(|e| e.to_string()));
+                let failure = match applied.report.interrupted && self.stopping.load(Ordering::SeqCst) {
+                    true => Some(STOPPED.to_string()),
+                    false => failure_of(&applied.report),
+                };
+                let failure = failure.or_else(|| applied.lock_lost.as_ref().map(|e| e.to_string()));
                 match failure {
                     Some(message) => {
                         status.result = "Failed".into();
@@ -555,7 +590,8 @@ impl Run<'_> {
             true => {
                 let options = CorrectOptions { drift: options.clone(), settings: self.settings(false) };
                 let interrupted = AtomicBool::new(false);
-                crate::action::drift::correct(&options, cx, &interrupted).await.map(|corrected| corrected.report)
+                let correcting = crate::action::drift::correct(&options, cx, &interrupted);
+                self.until_stopping(&interrupted, correcting).await.map(|corrected| corrected.report)
             }
         };
         let report = report.map_err(|err| err.redacted(self.redactor))?;
@@ -866,10 +902,16 @@ async fn cluster_for(
     let environments = u32::try_from(environments.max(1)).unwrap_or(u32::MAX);
     let at_least = (spec.timeout + LOCK_TIMEOUT).saturating_mul(environments) + Duration::from_secs(60);
     let config = shared.tenants.config(namespace, &spec.account, at_least).await.map_err(tenant_failure)?;
-    let info = ClusterInfo { context: format!("ServiceAccount {namespace}/{}", spec.account), ..shared.info.clone() };
+    let info = ClusterInfo { context: account_identity(namespace, spec), ..shared.info.clone() };
     // Its requests spend the controller's budget, as every tenant's do.
     let rate = shared.tenants.rate().cloned();
     Ok(GivenCluster::Config { config, info, rate, live: Some(shared.live.clone()) })
+}
+
+/// Who an EnvironmentSync of `namespace` applies as in the controller's cluster, as its
+/// connection (and the watches of live state) name it.
+pub(super) fn account_identity(namespace: &str, spec: &Spec) -> String {
+    format!("ServiceAccount {namespace}/{}", spec.account)
 }
 
 /// The age identities of `spec.decryption`, or none.

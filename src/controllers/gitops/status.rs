@@ -11,7 +11,9 @@ use super::api::{
     DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan, PromotionStatus,
 };
 use super::plan::{self, Work};
-use crate::controllers::conditions::{PROMOTED, READY, RECONCILING, STALLED, carry_transition, condition};
+use crate::controllers::conditions::{
+    PROMOTED, READY, RECONCILING, STALLED, WATCH_REFUSED, carry_transition, condition,
+};
 
 /// Failures of the source no retry cures, only a change (its Secret, the URL or branch in the
 /// spec, the server's key): kstatus's `Stalled`, so that readers that wait (`weaver status`,
@@ -242,6 +244,22 @@ pub fn after(
     status
 }
 
+/// `status` (as [`after`] made it, from `previous`) with the WatchRefused condition when
+/// `refused` names watches the account may not make (a sentence each), without it when none.
+pub fn with_refused_watches(
+    mut status: EnvironmentSyncStatus,
+    refused: &[String],
+    previous: &EnvironmentSyncStatus,
+    now: &Time,
+) -> EnvironmentSyncStatus {
+    status.conditions.retain(|c| c.type_ != WATCH_REFUSED);
+    if !refused.is_empty() {
+        let refusal = condition(WATCH_REFUSED, true, "Forbidden", refused.join("; "), status.observed_generation, now);
+        status.conditions.push(carry_transition(refusal, &previous.conditions));
+    }
+    status
+}
+
 /// `2 drifted, 1 missing`, or `none`.
 pub fn drift_summary(drifted: u32, missing: u32) -> DriftSummary {
     let summary = match (drifted, missing) {
@@ -291,6 +309,26 @@ mod tests {
 
     fn condition_of<'a>(status: &'a EnvironmentSyncStatus, type_: &str) -> Option<(&'a str, &'a str)> {
         status.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.as_str(), c.reason.as_str()))
+    }
+
+    #[test]
+    fn a_refused_watch_is_one_condition_kept_while_refused_and_gone_once_granted() {
+        let refused = ["ServiceAccount app/deployer may not watch configmaps in namespace app (403 Forbidden: no)".to_string()];
+        let previous = EnvironmentSyncStatus::default();
+        let outcome = done(Work::Apply, vec![env("dev", "Applied"), env("prod", "Applied")]);
+        let status = after(&sync(), &outcome, None, &time(1), 0.1);
+        let first = with_refused_watches(status.clone(), &refused, &previous, &time(1));
+        let refusals: Vec<_> = first.conditions.iter().filter(|c| c.type_ == WATCH_REFUSED).collect();
+        assert_eq!(refusals.len(), 1, "{:?}", first.conditions);
+        assert_eq!((refusals[0].status.as_str(), refusals[0].reason.as_str()), ("True", "Forbidden"));
+        assert_eq!(refusals[0].message, refused[0]);
+        // Still refused later: the same condition, its transition kept (no write needed).
+        let again = with_refused_watches(status.clone(), &refused, &first, &time(2));
+        assert_eq!(again.conditions, first.conditions);
+        // Granted: gone; and Ready is untouched throughout.
+        let granted = with_refused_watches(status.clone(), &[], &first, &time(3));
+        assert!(granted.conditions.iter().all(|c| c.type_ != WATCH_REFUSED));
+        assert_eq!(granted.conditions, status.conditions);
     }
 
     #[test]

@@ -276,11 +276,14 @@ fn a_transient_failure_while_waiting_is_retried_not_fatal() {
 }
 
 /// On the fake (no Deployment controller, no kubelet): `web`'s status as a rollout to ReplicaSet
-/// `web-new` stuck on its one Pod, which the test creates with `pod_status`; and an older
-/// ReplicaSet's Pod in a crash loop, which is not the rollout's concern.
+/// `web-new` stuck on its one Pod `web-new-x` (its container `web` with a readiness probe), which
+/// the test creates with `pod_status`; and an older ReplicaSet's Pod `web-old-x` in a crash
+/// loop, which is not the rollout's concern.
 fn stuck_rollout(cluster: &TestCluster, ns: &str, pod_status: Value) -> Value {
     let mut web = deployment(ns, "web");
     web["spec"]["replicas"] = json!(1);
+    web["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 2});
     cluster.apply(std::slice::from_ref(&web), "weaver");
     let uid = cluster.get(&web).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
     cluster.patch_status(
@@ -374,4 +377,96 @@ fn a_pod_pulling_within_the_grace_is_waited_for_with_its_reason() {
         "{not_ready}"
     );
     assert!(outcome.error().unwrap().to_string().starts_with("timed out after 3s"), "{log:?}");
+}
+
+#[test]
+fn a_rollout_whose_readiness_probe_fails_says_what_the_kubelet_said_of_the_probe() {
+    let _crds = no_crd_changes();
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("Pods with a status the test sets") else { return };
+    let ns = cluster.namespace("shop");
+    fake.set_auto_ready(false);
+    // Running since long before its probe's allowance, never Ready: the wait ends at once.
+    let unready = json!({"phase": "Running", "startTime": "2020-01-01T00:00:00Z", "conditions": [
+        {"type": "PodScheduled", "status": "True"},
+        {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": "containers with unready status: [web]"}],
+        "containerStatuses": [{"name": "web", "ready": false, "started": true, "restartCount": 0, "image": "nginx:1.27",
+            "state": {"running": {"startedAt": "2020-01-01T00:00:01Z"}}}]});
+    let web = stuck_rollout(&cluster, &ns, unready);
+    let uid = |pod: &str| {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": ns}});
+        cluster.get(&pod).unwrap()["metadata"]["uid"].as_str().unwrap().to_string()
+    };
+    // What the kubelet said of the Pods' containers, as core/v1 Events (the kubelet's).
+    let event = |name: &str, pod: &str, container: &str, reason: &str, message: &str, count: u64, last: &str| {
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": pod, "uid": uid(pod),
+                "fieldPath": format!("spec.containers{{{container}}}")},
+            "reason": reason, "message": message, "type": "Warning", "count": count,
+            "firstTimestamp": "2020-01-01T00:00:02Z", "lastTimestamp": last, "source": {"component": "kubelet"}})
+    };
+    let refused = "Readiness probe failed: Get \"http://10.0.0.5:8080/ready\": dial tcp 10.0.0.5:8080: connect: \
+                   connection refused";
+    for event in [
+        event("a", "web-new-x", "web", "Unhealthy", refused, 2, "2020-01-01T00:00:05Z"),
+        event(
+            "b",
+            "web-new-x",
+            "web",
+            "Unhealthy",
+            "Readiness probe failed: HTTP probe failed with statuscode: 503",
+            12,
+            "2020-01-01T00:01:00Z",
+        ),
+        // Newer, but not the probe's, not the container's, not the Pod's.
+        event("c", "web-new-x", "web", "BackOff", "Back-off restarting failed container", 1, "2020-01-01T00:02:00Z"),
+        event("d", "web-new-x", "proxy", "Unhealthy", "Readiness probe failed: the proxy's", 1, "2020-01-01T00:03:00Z"),
+        event("e", "web-old-x", "web", "Unhealthy", "Readiness probe failed: the old Pod's", 1, "2020-01-01T00:04:00Z"),
+    ] {
+        cluster.create(&event);
+    }
+    let (outcome, _) = wait(cluster.kubeconfig(), std::slice::from_ref(&web), Duration::from_secs(60));
+    assert!(outcome.elapsed < Duration::from_secs(20), "the Pod's trouble ends the wait: {:?}", outcome.elapsed);
+    let unready = format!(
+        "  apps/v1 Deployment {ns}/web: failed: 0 of 1 updated replicas available (Progressing=True \
+         ReplicaSetUpdated: ReplicaSet \"web-new\" is progressing); Pod {ns}/web-new-x not Ready: container web \
+         running since 2020-01-01T00:00:01Z has not passed its readiness probe (Ready=False ContainersNotReady: \
+         containers with unready status: [web])"
+    );
+    let error = outcome.error().unwrap().to_string();
+    assert_eq!(
+        error.lines().collect::<Vec<_>>(),
+        [
+            "1 of 1 objects will not become ready:".to_string(),
+            format!("{unready}; Unhealthy (12 times): Readiness probe failed: HTTP probe failed with statuscode: 503"),
+        ],
+        "{error}"
+    );
+
+    // A user who may read the workload and its Pods but not the events: the same, without the
+    // kubelet's word.
+    let reader = cluster.service_account(&ns, "reader");
+    cluster.apply(
+        &[
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "no-events", "namespace": ns},
+                "rules": [{"apiGroups": ["", "apps"], "resources": ["deployments", "replicasets", "pods"],
+                    "verbs": ["get", "list"]}]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "no-events", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "no-events"},
+                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}]}),
+        ],
+        "test",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("reader-kubeconfig");
+    std::fs::write(&kubeconfig, &reader.kubeconfig).unwrap();
+    let (outcome, _) = wait(&kubeconfig, std::slice::from_ref(&web), Duration::from_secs(60));
+    let error = outcome.error().unwrap().to_string();
+    assert_eq!(
+        error.lines().collect::<Vec<_>>(),
+        ["1 of 1 objects will not become ready:", unready.as_str()],
+        "{error}"
+    );
 }

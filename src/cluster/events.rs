@@ -1,5 +1,6 @@
 //! Events: what the cluster's components said of objects (core/v1 Events, as `kubectl
-//! describe` reads them), for `weaver ui`'s pages: newest first, a bounded number.
+//! describe` reads them), for `weaver ui`'s pages: newest first, a bounded number; and the
+//! kubelet's word on a failing probe, for a wait's reason.
 
 use crate::manifest::ListTarget;
 use kube::api::ListParams;
@@ -7,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Cluster;
+use super::ready::ProbeFailing;
 use crate::error::{Error, Result};
 
 /// How many events a page shows: the newest.
@@ -72,9 +74,6 @@ impl Cluster {
     /// The events in `namespace`, only those of the object `about` (kind, name) when given:
     /// one LIST, in no particular order.
     pub async fn events(&self, namespace: &str, about: Option<(&str, &str)>) -> Result<Vec<ObjectEvent>> {
-        let served = self
-            .resolve("v1", "Event")
-            .map_err(|_| Error::new(format!("the cluster of context `{}` serves no v1 Events", self.info.context)))?;
         if about.is_none() {
             let target =
                 ListTarget { api_version: "v1".into(), kind: "Event".into(), namespace: Some(namespace.into()) };
@@ -82,17 +81,47 @@ impl Cluster {
                 return Ok(events.iter().map(|event| ObjectEvent::of(event)).collect());
             }
         }
-        let mut params = ListParams::default();
-        let doing = match about {
+        match about {
             Some((kind, name)) => {
-                params = params.fields(&format!("involvedObject.kind={kind},involvedObject.name={name}"));
-                format!("listing the events of {kind} {namespace}/{name}")
+                let fields = format!("involvedObject.kind={kind},involvedObject.name={name}");
+                self.events_selected(namespace, &fields, &format!("listing the events of {kind} {namespace}/{name}"))
+                    .await
             }
-            None => format!("listing events in namespace {namespace}"),
+            None => self.events_selected(namespace, "", &format!("listing events in namespace {namespace}")).await,
+        }
+    }
+
+    /// What the kubelet last said of the failing probe `failing` (its newest `Unhealthy` event
+    /// of the container, one of those probes'): `Readiness probe failed: HTTP probe failed with
+    /// statuscode: 503`, and how many times it said so. One LIST by field selector; None when
+    /// there is none or the events cannot be read (a user may not list them): the trouble is
+    /// told without it.
+    pub(super) async fn probe_failure(&self, failing: &ProbeFailing) -> Option<(String, u64)> {
+        let fields = format!(
+            "involvedObject.uid={},involvedObject.fieldPath={},reason=Unhealthy",
+            failing.pod_uid, failing.field_path
+        );
+        let doing = format!("listing the Unhealthy events of Pod {}/{}", failing.namespace, failing.pod_uid);
+        let events = self.events_selected(&failing.namespace, &fields, &doing).await.ok()?;
+        let of_probe =
+            |event: &ObjectEvent| failing.probes.iter().any(|p| event.message.starts_with(&format!("{p} probe ")));
+        let newest = newest_first(events.into_iter().filter(of_probe).collect(), 1).pop()?;
+        Some((newest.message.trim().to_string(), newest.count))
+    }
+
+    /// The events in `namespace` that the field selector `fields` selects (all for ""): one
+    /// LIST, in no particular order.
+    async fn events_selected(&self, namespace: &str, fields: &str, doing: &str) -> Result<Vec<ObjectEvent>> {
+        let served = self
+            .resolve("v1", "Event")
+            .map_err(|_| Error::new(format!("the cluster of context `{}` serves no v1 Events", self.info.context)))?;
+        let params = match fields {
+            "" => ListParams::default(),
+            fields => ListParams::default().fields(fields),
         };
         let api = self.api(&served, Some(namespace));
         let list =
-            self.retry.run(|| api.list(&params)).await.map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
+            self.retry.run(|| api.list(&params)).await.map_err(|gave_up| gave_up.into_error(doing, &self.info))?;
         list.items
             .iter()
             .map(|item| {

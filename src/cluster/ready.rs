@@ -304,6 +304,23 @@ pub struct PodTrouble {
     /// From when a wait stops waiting for the Pod (see [`PodTrouble::lasting`]); None: never,
     /// it may still become Ready by itself (being scheduled, created, started).
     pub hopeless_from: Option<Timestamp>,
+    /// The trouble is a probe's: the kubelet's words on it are in the Pod's events.
+    pub probe: Option<ProbeFailing>,
+}
+
+/// A container whose probe fails: its readiness probe not passed, or a crash loop of a
+/// container with a liveness or startup probe (the kubelet restarts it when either fails).
+/// The kubelet says why in a Warning event `Unhealthy` of the Pod, `Readiness probe failed:
+/// HTTP probe failed with statuscode: 503`; the status does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFailing {
+    pub namespace: String,
+    pub pod_uid: String,
+    /// The container as the events name it (`involvedObject.fieldPath`): `spec.containers{web}`.
+    pub field_path: String,
+    /// The probes that may have failed, as the kubelet's messages begin: `Readiness`;
+    /// `Liveness`, `Startup`.
+    pub probes: &'static [&'static str],
 }
 
 impl PodTrouble {
@@ -329,16 +346,24 @@ pub fn pod_trouble(pod: &Value) -> Option<PodTrouble> {
     if matches!(phase, "Succeeded" | "Failed") || (phase == "Running" && ready) {
         return None;
     }
+    let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
     let text = |what: String| {
-        let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
         let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         format!("Pod {namespace}/{name} {what}")
     };
-    let waiting: Vec<(&Value, &str)> = ["/status/initContainerStatuses", "/status/containerStatuses"]
-        .iter()
-        .flat_map(|pointer| pod.pointer(pointer).and_then(Value::as_array).into_iter().flatten())
-        .filter_map(|c| Some((c, c.pointer("/state/waiting/reason").and_then(Value::as_str)?)))
-        .collect();
+    let probe_failing = |field_path: String, probes| {
+        let pod_uid = pod.pointer("/metadata/uid").and_then(Value::as_str)?;
+        Some(ProbeFailing { namespace: namespace.to_string(), pod_uid: pod_uid.to_string(), field_path, probes })
+    };
+    // Each waiting container with its list in the spec, init containers first.
+    let waiting: Vec<(&str, &Value, &str)> =
+        [("initContainers", "/status/initContainerStatuses"), ("containers", "/status/containerStatuses")]
+            .iter()
+            .flat_map(|&(list, pointer)| {
+                pod.pointer(pointer).and_then(Value::as_array).into_iter().flatten().map(move |c| (list, c))
+            })
+            .filter_map(|(list, c)| Some((list, c, c.pointer("/state/waiting/reason").and_then(Value::as_str)?)))
+            .collect();
     let said = |container: &Value, reason: &str| {
         let message = container.pointer("/state/waiting/message").and_then(Value::as_str).unwrap_or_default();
         let name = container["name"].as_str().unwrap_or_default();
@@ -352,23 +377,31 @@ pub fn pod_trouble(pod: &Value) -> Option<PodTrouble> {
             || reason.ends_with("BackOff")
             || HOPELESS.contains(&reason)
     };
-    if let Some((container, reason)) = waiting.iter().find(|(_, reason)| degraded(reason)) {
+    if let Some(&(list, container, reason)) = waiting.iter().find(|(_, _, reason)| degraded(reason)) {
         // The kubelet has tried since the Pod started on its node.
         let started = timestamp(pod, "/status/startTime").or_else(|| timestamp(pod, "/metadata/creationTimestamp"));
-        let hopeless_from = match HOPELESS.contains(reason) {
+        let hopeless_from = match HOPELESS.contains(&reason) {
             true => Some(Timestamp::MIN),
             false => started.map(|t| t.saturating_add(TROUBLE_GRACE).unwrap_or(t)),
         };
-        return Some(PodTrouble { text: text(said(container, reason)), degraded: true, hopeless_from });
+        let name = container["name"].as_str().unwrap_or_default();
+        let probed = |spec: &Value| ["livenessProbe", "startupProbe"].iter().any(|p| spec.get(p).is_some());
+        let probe = match reason == "CrashLoopBackOff" && container_spec(pod, list, name).is_some_and(probed) {
+            true => probe_failing(format!("spec.{list}{{{name}}}"), &["Liveness", "Startup"][..]),
+            false => None,
+        };
+        return Some(PodTrouble { text: text(said(container, reason)), degraded: true, hopeless_from, probe });
     }
-    if let Some(unready) = phase.eq("Running").then(|| unready_past_probe(pod)).flatten() {
-        return Some(PodTrouble { text: text(unready.0), degraded: false, hopeless_from: Some(unready.1) });
+    if let Some((container, unready, from)) = phase.eq("Running").then(|| unready_past_probe(pod)).flatten() {
+        let probe = probe_failing(format!("spec.containers{{{container}}}"), &["Readiness"][..]);
+        return Some(PodTrouble { text: text(unready), degraded: false, hopeless_from: Some(from), probe });
     }
-    let progressing = |what: String| Some(PodTrouble { text: text(what), degraded: false, hopeless_from: None });
+    let progressing =
+        |what: String| Some(PodTrouble { text: text(what), degraded: false, hopeless_from: None, probe: None });
     if let Some(unscheduled) = condition(pod, "PodScheduled").filter(|c| c["status"] == "False") {
         return progressing(format!("not scheduled ({})", describe(unscheduled)));
     }
-    if let Some((container, reason)) = waiting.first() {
+    if let Some((_, container, reason)) = waiting.first() {
         return progressing(said(container, reason));
     }
     let state = match condition(pod, "Ready") {
@@ -378,24 +411,30 @@ pub fn pod_trouble(pod: &Value) -> Option<PodTrouble> {
     progressing(state)
 }
 
+/// The container `name` of the Pod's spec list `list` (`containers`, `initContainers`).
+fn container_spec<'a>(pod: &'a Value, list: &str, name: &str) -> Option<&'a Value> {
+    let specs = pod.pointer(&format!("/spec/{list}")).and_then(Value::as_array)?;
+    specs.iter().find(|spec| spec["name"] == name)
+}
+
 /// The first container running without being ready for longer than its readiness probe
-/// allows (and [`TROUBLE_GRACE`]), started (a startup probe passed): what the kubelet says of
-/// it, and from when it is past the allowance.
-fn unready_past_probe(pod: &Value) -> Option<(String, Timestamp)> {
+/// allows (and [`TROUBLE_GRACE`]), started (a startup probe passed): its name, what the
+/// kubelet says of it, and from when it is past the allowance.
+fn unready_past_probe(pod: &Value) -> Option<(String, String, Timestamp)> {
     let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array)?;
-    let specs = pod.pointer("/spec/containers").and_then(Value::as_array)?;
     statuses.iter().find_map(|status| {
         if status["ready"] == true || status["started"] == false {
             return None;
         }
         let since = timestamp(status, "/state/running/startedAt")?;
         let name = status["name"].as_str().unwrap_or_default();
-        let probe = specs.iter().find(|spec| spec["name"] == name)?.get("readinessProbe")?;
+        let probe = container_spec(pod, "containers", name)?.get("readinessProbe")?;
         let seconds = |field: &str, default: i64| probe.get(field).and_then(Value::as_i64).unwrap_or(default);
         let allowed = seconds("initialDelaySeconds", 0) + seconds("failureThreshold", 3) * seconds("periodSeconds", 10);
         let from = since.saturating_add(SignedDuration::from_secs(allowed) + TROUBLE_GRACE).ok()?;
         let ready = condition(pod, "Ready").map(|c| format!(" ({})", describe(c))).unwrap_or_default();
         Some((
+            name.to_string(),
             format!("not Ready: container {name} running since {since} has not passed its readiness probe{ready}"),
             from,
         ))
@@ -435,6 +474,22 @@ pub fn workload_kind(object: &Value) -> Option<&str> {
 /// workload that is not ready failed; other kinds, and a ready workload, are as they are.
 pub fn with_pods(readiness: Readiness, workload: &Value, owned: &Owned, now: Timestamp) -> Readiness {
     let Readiness::Pending(why) = readiness else { return readiness };
+    with_trouble(why, worst_pod_trouble(workload, owned, now), now)
+}
+
+/// A workload's readiness, pending for `why`, with its worst Pod's `trouble`: failed once that is
+/// lasting at `now`.
+pub fn with_trouble(why: String, trouble: Option<PodTrouble>, now: Timestamp) -> Readiness {
+    match trouble {
+        Some(trouble) if trouble.lasting(now) => Readiness::Failed(format!("{why}; {}", trouble.text)),
+        Some(trouble) => Readiness::Pending(format!("{why}; {}", trouble.text)),
+        None => Readiness::Pending(why),
+    }
+}
+
+/// The trouble of the worst of `workload`'s Pods (see [`with_pods`]): lasting at `now`, then
+/// degraded, then by the Pod's name.
+pub fn worst_pod_trouble(workload: &Value, owned: &Owned, now: Timestamp) -> Option<PodTrouble> {
     // What `owner` owns of `kind`.
     fn owned_of<'a>(owned: &Owned<'a>, owner: &Value, kind: &str) -> Vec<&'a Value> {
         let uid = owner.pointer("/metadata/uid").and_then(Value::as_str);
@@ -452,16 +507,9 @@ pub fn with_pods(readiness: Readiness, workload: &Value, owned: &Owned, now: Tim
         Some(_) => Some(workload),
         None => None,
     };
-    let Some(owner) = owner else { return Readiness::Pending(why) };
-    let troubles = owned_of(owned, owner, "Pod").into_iter().filter_map(pod_trouble);
+    let troubles = owned_of(owned, owner?, "Pod").into_iter().filter_map(pod_trouble);
     // The worst first: lasting, then degraded; then by the Pod's name, for a steady report.
-    let worst =
-        troubles.min_by(|a, b| (!a.lasting(now), !a.degraded, &a.text).cmp(&(!b.lasting(now), !b.degraded, &b.text)));
-    match worst {
-        Some(trouble) if trouble.lasting(now) => Readiness::Failed(format!("{why}; {}", trouble.text)),
-        Some(trouble) => Readiness::Pending(format!("{why}; {}", trouble.text)),
-        None => Readiness::Pending(why),
-    }
+    troubles.min_by(|a, b| (!a.lasting(now), !a.degraded, &a.text).cmp(&(!b.lasting(now), !b.degraded, &b.text)))
 }
 
 fn disruption_budget(object: &Value) -> Readiness {

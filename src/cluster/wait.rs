@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::humanize;
-use super::ready::{Readiness, pod_trouble, readiness, with_pods, workload_kind};
+use super::ready::{PodTrouble, Readiness, pod_trouble, readiness, with_trouble, workload_kind, worst_pod_trouble};
 use super::{Cluster, ManagedFields, ServedKind};
 use crate::error::{Error, Result};
 use crate::manifest::ListTarget;
@@ -209,18 +209,42 @@ impl Cluster {
         let now = jiff::Timestamp::now();
         Ok(match readiness(&live, checks) {
             Readiness::Pending(why) if workload_kind(&live).is_some() => match self.pods_of(&live).await {
-                Ok(objects) => with_pods(Readiness::Pending(why), &live, &owned_by(&objects), now),
+                Ok(objects) => {
+                    let trouble = worst_pod_trouble(&live, &owned_by(&objects), now);
+                    let trouble = match trouble {
+                        Some(trouble) if trouble.lasting(now) => Some(self.with_probe_failure(trouble).await),
+                        trouble => trouble,
+                    };
+                    with_trouble(why, trouble, now)
+                }
                 Err(err) => Readiness::Pending(format!("{why} (its Pods could not be read: {err})")),
             },
-            Readiness::Failed(why) if object.kind == "Pod" && pod_trouble(&live).is_some_and(|t| !t.lasting(now)) => {
-                Readiness::Pending(why)
-            }
+            Readiness::Failed(why) if object.kind == "Pod" => match pod_trouble(&live) {
+                Some(trouble) if !trouble.lasting(now) => Readiness::Pending(why),
+                // The Pod's readiness is its trouble: told with the kubelet's word on its probe.
+                Some(trouble) if trouble.text == why => Readiness::Failed(self.with_probe_failure(trouble).await.text),
+                _ => Readiness::Failed(why),
+            },
             judged => judged,
         })
     }
 
+    /// `trouble`, a lasting one that ends a wait, with the kubelet's newest word on the probe
+    /// that fails when that is the trouble (read only then: one LIST of the Pod's events).
+    async fn with_probe_failure(&self, mut trouble: PodTrouble) -> PodTrouble {
+        let said = match &trouble.probe {
+            Some(failing) => self.probe_failure(failing).await,
+            None => None,
+        };
+        if let Some((message, count)) = said {
+            let times = if count > 1 { format!(" ({count} times)") } else { String::new() };
+            trouble.text.push_str(&format!("; Unhealthy{times}: {message}"));
+        }
+        trouble
+    }
+
     /// The Pods `workload`'s `spec.selector.matchLabels` selects in its namespace, and a
-    /// Deployment's ReplicaSets: [`with_pods`] keeps those the workload owns.
+    /// Deployment's ReplicaSets: [`worst_pod_trouble`] keeps those the workload owns.
     async fn pods_of(&self, workload: &Value) -> Result<Vec<Value>> {
         let labels = workload.pointer("/spec/selector/matchLabels").and_then(Value::as_object);
         let selector: Vec<String> = labels

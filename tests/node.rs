@@ -501,8 +501,14 @@ fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_image_cannot
 fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_container_crashes_in_a_loop() {
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    let container =
-        format!("          image: {}\n          command: [/bin/busybox, \"false\"]\n", images.shop_web.names[0]);
+    // With a readiness probe, as the demo's charts have: without one, a container that exits at
+    // once is Ready for a moment and its Deployment available, which `--wait` (as `kubectl rollout
+    // status`) takes for done before the first restart.
+    let container = format!(
+        "          image: {}\n          command: [/bin/busybox, \"false\"]\n          readinessProbe:\n            \
+         httpGet: {{path: /healthz/ready, port: 8080}}\n            periodSeconds: 2\n",
+        images.shop_web.names[0]
+    );
     apply_wait_fails_on_the_node(&e2e, "a container that exits 1", &container, &["CrashLoopBackOff"]);
 }
 

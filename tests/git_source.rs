@@ -694,7 +694,10 @@ fn ssh_fetch_in_this_process() {
         .fetch(&FetchRequest {
             url: given("WEAVER_TEST_SSH_URL"),
             reference: GitRef::Branch("main".into()),
-            credentials: Credentials::Ssh { identity: identity.into(), known_hosts: given("WEAVER_TEST_SSH_KNOWN_HOSTS") },
+            credentials: Credentials::Ssh {
+                identity: identity.into(),
+                known_hosts: given("WEAVER_TEST_SSH_KNOWN_HOSTS"),
+            },
             ca_pem: None,
             timeout: TIMEOUT,
         })

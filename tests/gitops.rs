@@ -1347,23 +1347,9 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     let namespace = tenant(&cluster);
     let leases = cluster.namespace("leader");
     let source = Source::new(&namespace);
-    source.write("charts/many/chart.yaml", "name: many\nversion: 0.1.0\n");
-    source.write(
-        "charts/many/templates/configmaps.yaml",
-        "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
-    );
-    let releases: String = (0..RELEASES)
-        .map(|r| format!("  - name: part-{r}\n    chart: many\n    values: {{count: {PER_RELEASE}}}\n"))
-        .collect();
-    source.write(
-        "environments/dev.yaml",
-        &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n{releases}"),
-    );
-    let commit = source.commit("400 ConfigMaps");
-    let ours = |cluster: &TestCluster| {
-        let listed = cluster.list("v1", "ConfigMap", "configmaps", &namespace);
-        listed.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("part-"))).count()
-    };
+    let releases: Vec<String> = (0..RELEASES).map(|r| format!("part-{r}")).collect();
+    let commit = many_config_maps(&source, &namespace, &releases, PER_RELEASE);
+    let ours = |cluster: &TestCluster| parts_applied(cluster, &namespace);
 
     // The leader applies at 20 requests a second, so its apply (20 s) outlasts the wait for a
     // tenth of the objects and the next renewal of the lock (every 3.3 s) that the kill waits
@@ -1523,22 +1509,8 @@ fn a_leader_stopped_mid_apply_releases_the_lock_and_says_so_and_the_next_finishe
     let namespace = tenant(&cluster);
     let leases = cluster.namespace("leader");
     let source = Source::new(&namespace);
-    source.write("charts/many/chart.yaml", "name: many\nversion: 0.1.0\n");
-    source.write(
-        "charts/many/templates/configmaps.yaml",
-        "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
-    );
-    source.write(
-        "environments/dev.yaml",
-        &format!(
-            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: part\n    chart: many\n    values: {{count: {OBJECTS}}}\n"
-        ),
-    );
-    let commit = source.commit("400 ConfigMaps");
-    let ours = |cluster: &TestCluster| {
-        let listed = cluster.list("v1", "ConfigMap", "configmaps", &namespace);
-        listed.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("part-"))).count()
-    };
+    let commit = many_config_maps(&source, &namespace, &["part".to_string()], OBJECTS);
+    let ours = |cluster: &TestCluster| parts_applied(cluster, &namespace);
     // 20 requests a second: the apply takes 20 s, long enough to be stopped in the middle.
     let mut first = Replica::start(&cluster, &leases, "replica-a", &["--kube-api-qps", "20", "--kube-api-burst", "20"]);
     first.until_logged("leading: reconciling");
@@ -1564,7 +1536,8 @@ fn a_leader_stopped_mid_apply_releases_the_lock_and_says_so_and_the_next_finishe
     assert_eq!(environment["result"], "Failed", "{}", live["status"]);
     let message = environment["message"].as_str().unwrap_or_default();
     assert!(message.contains("the apply was interrupted: the controller was stopped (SIGTERM)"), "{message}");
-    let counted = ["created", "configured", "unchanged"].iter().map(|k| environment[k].as_u64().unwrap_or(0)).sum::<u64>();
+    let counted =
+        ["created", "configured", "unchanged"].iter().map(|k| environment[k].as_u64().unwrap_or(0)).sum::<u64>();
     assert_eq!(counted as usize, applied, "{environment}");
     assert_eq!(environment["failed"].as_u64().map(|n| n as usize), Some(OBJECTS - applied), "{environment}");
     assert_eq!(live["status"]["lastAppliedRevision"], Value::Null, "{}", live["status"]);
@@ -1639,8 +1612,9 @@ fn a_missing_watch_right_is_one_condition_that_goes_once_granted() {
     let message = condition["message"].as_str().unwrap();
     assert_eq!((condition["status"].as_str(), condition["reason"].as_str()), (Some("True"), Some("Forbidden")));
     assert!(
-        message.contains(&format!("ServiceAccount {namespace}/no-watch may not watch configmaps in namespace {namespace}"))
-            && message.contains("grant it list and watch on configmaps"),
+        message.contains(&format!(
+            "ServiceAccount {namespace}/no-watch may not watch configmaps in namespace {namespace}"
+        )) && message.contains("grant it list and watch on configmaps"),
         "{message}"
     );
     assert!(!message.contains("Status {"), "no debug dump: {message}");
@@ -1657,4 +1631,27 @@ fn a_missing_watch_right_is_one_condition_that_goes_once_granted() {
         std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!("the refusal went {:?} after watch was granted", granted.elapsed());
+}
+
+/// Commits to `source` a `dev` environment in `namespace` of the releases `releases`, each
+/// `count` ConfigMaps `<release>-<i>` of one chart; the commit.
+fn many_config_maps(source: &Source, namespace: &str, releases: &[String], count: usize) -> String {
+    source.write("charts/many/chart.yaml", "name: many\nversion: 0.1.0\n");
+    source.write(
+        "charts/many/templates/configmaps.yaml",
+        "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
+    );
+    let listed: String =
+        releases.iter().map(|r| format!("  - name: {r}\n    chart: many\n    values: {{count: {count}}}\n")).collect();
+    source.write(
+        "environments/dev.yaml",
+        &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n{listed}"),
+    );
+    source.commit(&format!("{} ConfigMaps", releases.len() * count))
+}
+
+/// How many of [`many_config_maps`]' ConfigMaps (named `part-…`) are in `namespace`.
+fn parts_applied(cluster: &TestCluster, namespace: &str) -> usize {
+    let listed = cluster.list("v1", "ConfigMap", "configmaps", namespace);
+    listed.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("part-"))).count()
 }

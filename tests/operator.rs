@@ -496,7 +496,10 @@ fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_sta
     if cluster.is_fake() {
         // Not ready while the list is held back (or before the controller started).
         let (status, body) = operator.get("/readyz");
-        let why = ["the ConfigMapSync cache has not synced yet\n", "no controller runs yet: the replica is starting or campaigning\n"];
+        let why = [
+            "the ConfigMapSync cache has not synced yet\n",
+            "no controller runs yet: the replica is starting or campaigning\n",
+        ];
         assert!(status == 503 && why.contains(&body.as_str()), "{status} {body}");
     }
     eventually("/readyz to answer 200", || match operator.get("/readyz") {
@@ -961,10 +964,7 @@ fn sigterm_while_the_api_server_never_answers_stops_the_operator_at_once() {
     let status = status.unwrap_or_else(|| panic!("still running 5 s after SIGTERM:\n{log}"));
     eprintln!("exited {:?} after SIGTERM", signalled.elapsed());
     assert!(status.success(), "{status}: {log}");
-    assert!(
-        log.contains(&format!("stopped (SIGTERM or Ctrl-C) while reaching the API server {server}")),
-        "{log}"
-    );
+    assert!(log.contains(&format!("stopped (SIGTERM or Ctrl-C) while reaching the API server {server}")), "{log}");
 }
 
 /// A machine without a trust store (weaver's image has no CA bundle; here SSL_CERT_FILE and

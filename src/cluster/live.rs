@@ -544,7 +544,8 @@ async fn run(
         let (Some(watch), Some(cache)) = (watch.upgrade(), cache.upgrade()) else { return };
         // Objects delivered: the watch runs (or, for a refused LIST, the LIST did).
         let delivering = matches!(event, Ok(Event::Apply(_) | Event::Delete(_)));
-        if (delivering || (refused_now == Some(true) && matches!(event, Ok(Event::InitDone)))) && refused_now.is_some() {
+        if (delivering || (refused_now == Some(true) && matches!(event, Ok(Event::InitDone)))) && refused_now.is_some()
+        {
             granted(&cache, &refusal_key, &resource);
             refused_now = None;
         }

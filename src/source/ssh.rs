@@ -417,6 +417,9 @@ mod tests {
         assert_eq!(known_host_keys(&known, "git.example.com", &key(KEY)), Ok(false));
         assert_eq!(known_host_keys(&known, "github.com", &key(KEY)), Ok(true));
         assert_eq!(known_host_keys(&known, "github.com", &key(OTHER)), Err(KnownHostsError::KeyChanged));
-        assert_eq!(known_host_keys(&known, "broken.example.com", &key(KEY)), Err(KnownHostsError::Unreadable { line: 5 }));
+        assert_eq!(
+            known_host_keys(&known, "broken.example.com", &key(KEY)),
+            Err(KnownHostsError::Unreadable { line: 5 })
+        );
     }
 }

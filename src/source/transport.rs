@@ -203,7 +203,14 @@ mod tests {
 
     fn session(budget: &Arc<Budget>) -> Session {
         let url = SourceUrl::parse("https://git.example.com/shop.git").unwrap();
-        Session::new(url, GitRef::Branch("main".into()), Credentials::None, None, budget.clone(), Duration::from_secs(60))
+        Session::new(
+            url,
+            GitRef::Branch("main".into()),
+            Credentials::None,
+            None,
+            budget.clone(),
+            Duration::from_secs(60),
+        )
     }
 
     #[test]
@@ -213,7 +220,10 @@ mod tests {
         first.received(60).unwrap();
         second.received(30).unwrap();
         let err = second.received(20).unwrap_err().to_string();
-        assert!(err.contains("the fetches under way received 110 bytes together") && err.contains("100 bytes"), "{err}");
+        assert!(
+            err.contains("the fetches under way received 110 bytes together") && err.contains("100 bytes"),
+            "{err}"
+        );
         assert_eq!(second.failure().map(|f| f.failure), Some(FetchFailure::TooLarge));
         // Once they end, what they received is the mirrors' (or gone): a next fetch has room.
         drop((first, second));

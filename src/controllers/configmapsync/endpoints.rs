@@ -61,7 +61,7 @@ async fn answer(telemetry: Arc<Telemetry>, request: Request<Incoming>) -> Result
         (&Method::GET, "/readyz") => match telemetry.readiness.not_ready() {
             None => (StatusCode::OK, TEXT, "ok\n".to_string()),
             Some(why) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
-        }
+        },
         (&Method::GET, "/metrics") => {
             (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", telemetry.encode())
         }

@@ -223,9 +223,8 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     let wait = match (&gate, &outcome) {
         (Gate::Go(spec), Outcome::Failed { reason, .. }) => {
             let began = status.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.last_transition_time.0);
-            let failing = began.map_or(Duration::ZERO, |at| {
-                Duration::try_from(now.0.duration_since(at)).unwrap_or(Duration::ZERO)
-            });
+            let failing = began
+                .map_or(Duration::ZERO, |at| Duration::try_from(now.0.duration_since(at)).unwrap_or(Duration::ZERO));
             plan::retry_after(spec, reason, failing)
         }
         (_, Outcome::Waiting { .. }) => plan::DEPENDENCY_RETRY,

@@ -61,7 +61,8 @@ pub const ACCESS_RETRY: Duration = Duration::from_secs(5);
 
 /// Failures that a user mends elsewhere (a Role granted, a Secret or ServiceAccount created),
 /// which no change of the EnvironmentSync tells the controller about.
-const MENDED_ELSEWHERE: &[&str] = &["SecretUnreadable", "SecretNotFound", "ServiceAccountNotFound", "TokenRequestFailed"];
+const MENDED_ELSEWHERE: &[&str] =
+    &["SecretUnreadable", "SecretNotFound", "ServiceAccountNotFound", "TokenRequestFailed"];
 
 /// How soon a reconcile that failed with `reason` is retried, `failing` after the failure
 /// began (its Ready condition's transition): for a failure mended elsewhere, as long as it has

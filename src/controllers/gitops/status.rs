@@ -313,7 +313,8 @@ mod tests {
 
     #[test]
     fn a_refused_watch_is_one_condition_kept_while_refused_and_gone_once_granted() {
-        let refused = ["ServiceAccount app/deployer may not watch configmaps in namespace app (403 Forbidden: no)".to_string()];
+        let refused =
+            ["ServiceAccount app/deployer may not watch configmaps in namespace app (403 Forbidden: no)".to_string()];
         let previous = EnvironmentSyncStatus::default();
         let outcome = done(Work::Apply, vec![env("dev", "Applied"), env("prod", "Applied")]);
         let status = after(&sync(), &outcome, None, &time(1), 0.1);

@@ -152,7 +152,9 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
     let token = match secret(client, &namespace, secret_name, "spec.webhook.secretRef").await {
         // Without trailing whitespace: `kubectl create secret --from-file` keeps a file's final
         // newline, which no git host sends with the token.
-        Ok(secret) => value(&secret, "token").map(|token| token.trim_end().to_string()).filter(|token| !token.is_empty()),
+        Ok(secret) => {
+            value(&secret, "token").map(|token| token.trim_end().to_string()).filter(|token| !token.is_empty())
+        }
         Err((_, message)) => return (Answer::NotFound, Some(message)),
     };
     let Some(token) = token else {

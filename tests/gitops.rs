@@ -152,29 +152,44 @@ impl Source {
 pub(crate) fn tenant(cluster: &TestCluster) -> String {
     cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
     let namespace = cluster.namespace("app");
-    cluster.create(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": namespace}}));
-    cluster.create(&json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "deployer", "namespace": namespace},
-        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
-    }));
-    cluster.create(&json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "deployer", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
-        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}]
-    }));
     let reader = format!("{}-namespace-reader", cluster.prefix);
     cluster.create(&json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": reader},
         "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]
     }));
-    cluster.create(&json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": reader},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader},
-        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}]
-    }));
+    account(cluster, &namespace, "deployer", &["*"]);
     namespace
+}
+
+/// ServiceAccount `name` in `namespace`, whose Role there grants `verbs` on everything, and
+/// which may read namespaces (the ClusterRole [`tenant`] makes).
+fn account(cluster: &TestCluster, namespace: &str, name: &str, verbs: &[&str]) {
+    cluster.create(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}}),
+    );
+    cluster.create(&account_role(namespace, name, verbs));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+    }));
+    let reader = format!("{}-namespace-reader", cluster.prefix);
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("{reader}-{name}")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+    }));
+}
+
+/// The Role of [`account`] `name`: `verbs` on everything in `namespace`.
+fn account_role(namespace: &str, name: &str, verbs: &[&str]) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": verbs}]
+    })
 }
 
 /// The spec of an EnvironmentSync of `source`'s branch main applying environment `dev` as
@@ -1567,32 +1582,8 @@ fn a_missing_watch_right_is_one_condition_that_goes_once_granted() {
     }
     let cluster = TestCluster::start();
     let namespace = tenant(&cluster);
-    let verbs = |watch: bool| {
-        let mut verbs = vec!["get", "list", "create", "update", "patch", "delete"];
-        if watch {
-            verbs.push("watch");
-        }
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "no-watch", "namespace": namespace},
-            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": verbs}]
-        })
-    };
-    cluster.create(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "no-watch", "namespace": namespace}}));
-    cluster.create(&verbs(false));
-    cluster.create(&json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "no-watch", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "no-watch"},
-        "subjects": [{"kind": "ServiceAccount", "name": "no-watch", "namespace": namespace}]
-    }));
-    let reader = format!("{}-namespace-reader", cluster.prefix);
-    cluster.create(&json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": format!("{reader}-no-watch")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader},
-        "subjects": [{"kind": "ServiceAccount", "name": "no-watch", "namespace": namespace}]
-    }));
+    let without_watch = ["get", "list", "create", "update", "patch", "delete"];
+    account(&cluster, &namespace, "no-watch", &without_watch);
     let source = Source::new(&namespace);
     source.commit("first");
     let _controller = Controller::start(&cluster, None);
@@ -1624,7 +1615,7 @@ fn a_missing_watch_right_is_one_condition_that_goes_once_granted() {
 
     // A watch that starts says nothing: it counts as granted once it has run 40 s without a
     // refusal, after the watcher's next try (at most 30 s after the last).
-    cluster.apply_shared(&verbs(true), MANAGER);
+    cluster.apply_shared(&account_role(&namespace, "no-watch", &[&without_watch[..], &["watch"]].concat()), MANAGER);
     let granted = std::time::Instant::now();
     while refusal(&get(&cluster, &sync)).is_some() {
         assert!(granted.elapsed() < Duration::from_secs(150), "still refused: {}", get(&cluster, &sync)["status"]);

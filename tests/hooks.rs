@@ -328,8 +328,13 @@ fn a_failing_hook_stops_the_apply_and_the_record_says_what_ran() {
     );
     let message = report["releases"][0]["hooks"][0]["message"].as_str().unwrap();
     assert!(message.contains("Failed=True BackoffLimitExceeded"), "{message}");
-    // No kubelet ran its pod (the test is its controller): the pod logged nothing.
-    assert!(message.contains("pod migrate-pod logged nothing"), "{message}");
+    // The test fails the Job itself: without a kubelet its pod logged nothing; on a cluster with
+    // nodes a kubelet may still be starting it, and the message says its log could not be read.
+    assert!(
+        message.contains("pod migrate-pod logged nothing")
+            || message.contains("the log of pod migrate-pod could not be read"),
+        "{message}"
+    );
     assert_eq!(report["releases"][0]["objects"][0]["result"], "not-applied");
     assert!(report["releases"][0]["error"].as_str().unwrap().contains("hook pre-install Job.batch"), "{report}");
 

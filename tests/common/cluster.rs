@@ -410,13 +410,15 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("patch the status of {name}: {e}"));
     }
 
-    /// Deletes an object and waits until it is gone.
+    /// Deletes an object and waits until it is gone. Gone means no object of its uid: one of the
+    /// same name made since (a lock's waiter taking the freed Lease) is another object.
     pub fn delete(&self, object: &Value) {
         let (api, _, _) = self.api_for(object);
         let name = object["metadata"]["name"].as_str().unwrap();
+        let uid = self.block_on(api.get_opt(name)).unwrap().and_then(|live| live.metadata.uid);
         self.block_on(api.delete(name, &DeleteParams::foreground())).unwrap_or_else(|e| panic!("delete {name}: {e}"));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.block_on(api.get_opt(name)).unwrap().is_some() {
+        while self.block_on(api.get_opt(name)).unwrap().is_some_and(|live| live.metadata.uid == uid) {
             assert!(Instant::now() < deadline, "{name} was not deleted");
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -650,3 +650,29 @@ fn an_ingress_host_without_tls_is_refused_unless_tls_ends_before_it() {
             .is_none_or(|a| a.get("nginx.ingress.kubernetes.io/affinity").is_none())
     );
 }
+
+#[test]
+fn the_webhooks_ingress_has_tls_as_the_uis_has_and_is_refused_in_clear() {
+    let objects = render_chart_with(
+        "{gitops: {webhook: {ingress: {host: hooks.example.org, className: nginx, tlsSecretName: hooks-tls, \
+         annotations: {nginx.ingress.kubernetes.io/proxy-body-size: 1m}}}}}",
+    );
+    let ingress = the(&objects, "Ingress");
+    assert_eq!(ingress["metadata"]["name"], "configmapsync-operator-webhook");
+    assert_eq!(ingress["metadata"]["annotations"], json!({"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}));
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ingress["spec"]["tls"], json!([{"hosts": ["hooks.example.org"], "secretName": "hooks-tls"}]));
+    let path = &ingress["spec"]["rules"][0]["http"]["paths"][0];
+    assert_eq!(path["path"], "/hook/");
+    assert_eq!(path["backend"]["service"], json!({"name": "configmapsync-operator-webhook", "port": {"name": "webhook"}}));
+
+    // GitLab's token crosses the Ingress as it is: not in clear, unless TLS ends before it.
+    let behind = |ingress: &str| chart_repo("weaver-system", &format!("{{gitops: {{webhook: {{ingress: {ingress}}}}}}}"));
+    let error = behind("{host: hooks.example.org}").weaver(&["render", "--env", "ops"]).failure().to_string();
+    assert!(error.contains("templates/webhook.yaml"), "{error}");
+    assert!(error.contains("gitops.webhook.ingress.host hooks.example.org is served without TLS"), "{error}");
+    assert!(error.contains("gitops.webhook.ingress.tlsSecretName"), "{error}");
+    let plain = rendered(&behind("{host: hooks.example.org, plainHTTP: true}"), "ops");
+    assert!(the(&plain, "Ingress")["spec"].get("tls").is_none());
+    assert_eq!(the(&plain, "Ingress")["spec"]["rules"][0]["host"], "hooks.example.org");
+}

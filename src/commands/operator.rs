@@ -170,9 +170,11 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
             let sign_in = (args.ui_trusted_proxies.clone(), args.ui_review_every);
             let serving =
                 serve_ui(connect.clone(), client.clone(), syncs, gitops.clone(), sign_in, listener, std::future::pending());
+            let liveness = telemetry.liveness.clone();
             tokio::spawn(async move {
                 if let Err(err) = serving.await {
                     tracing::error!("the web UI stopped: {err}");
+                    liveness.stopped("the web UI", err.to_string());
                 }
             });
         }

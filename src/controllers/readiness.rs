@@ -1,7 +1,8 @@
 //! Whether a replica of the operator is ready (`/readyz`): a follower once it waits for the
 //! leader Lease (a healthy standby); a leader, or a replica run without election, once the
 //! watch of every controller it runs has listed. Each controller says so of its own cache, so
-//! `--controllers=environmentsync` alone is ready once EnvironmentSyncs are listed.
+//! `--controllers=environmentsync` alone is ready once EnvironmentSyncs are listed. And whether
+//! it is alive (`/healthz`, [`Liveness`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -47,9 +48,30 @@ impl Readiness {
     }
 }
 
+/// Whether a replica is alive (`/healthz`): it is while what it serves runs. A server that
+/// stopped for good (the web UI's listener failed) says why here, and the kubelet's liveness
+/// probe then restarts the Pod, which serves it again. Cheap to clone: clones share one state.
+#[derive(Clone, Default)]
+pub struct Liveness(Arc<Mutex<BTreeMap<&'static str, String>>>);
+
+impl Liveness {
+    /// `what` ("the web UI") stopped, for `why`.
+    pub fn stopped(&self, what: &'static str, why: String) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(what, why);
+    }
+
+    /// None when alive; else what stopped and why, for the probe's answer.
+    pub fn not_alive(&self) -> Option<String> {
+        let stopped = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let lines: Vec<String> = stopped.iter().map(|(what, why)| format!("{what} stopped: {why}")).collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
 
     #[test]
     fn ready_once_every_running_controllers_cache_listed_or_as_a_standby() {

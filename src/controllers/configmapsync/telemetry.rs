@@ -1,4 +1,4 @@
-//! What the operator tells its surroundings over HTTP: `/healthz` (the process answers),
+//! What the operator tells its surroundings over HTTP: `/healthz` (`liveness`: what it serves runs),
 //! `/readyz` (`readiness`: once the cache of every controller run has synced; a follower
 //! waiting for the leader Lease is ready too, as a healthy standby) and `/metrics` in Prometheus' text format:
 //! reconciles, failed reconciles, reconcile duration, and targets by state; and, in the same
@@ -35,6 +35,8 @@ pub struct Telemetry {
     states: Mutex<HashMap<String, BTreeMap<String, i64>>>,
     /// What `/readyz` answers.
     pub readiness: crate::controllers::readiness::Readiness,
+    /// What `/healthz` answers.
+    pub liveness: crate::controllers::readiness::Liveness,
     /// The EnvironmentSync controller's and webhook receiver's, for them to count into.
     pub environmentsync: EnvironmentSyncMetrics,
 }
@@ -62,6 +64,7 @@ impl Default for Telemetry {
             targets,
             states: Mutex::new(HashMap::new()),
             readiness: Default::default(),
+            liveness: Default::default(),
             environmentsync,
         }
     }

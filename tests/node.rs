@@ -523,3 +523,119 @@ fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_readiness_pr
     );
     apply_wait_fails_on_the_node(&e2e, "a failing readiness probe", &container, &["Readiness probe failed"]);
 }
+
+/// How many of the ConfigMaps named `many-…` are in `namespace`.
+fn many_applied(cluster: &common::cluster::TestCluster, namespace: &str) -> usize {
+    let listed = cluster.list("v1", "ConfigMap", "configmaps", namespace);
+    listed.iter().filter(|c| name(c).starts_with("many-")).count()
+}
+
+#[test]
+fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other_replica_finishes() {
+    const OBJECTS: usize = 3000;
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = http_backend_missing() {
+        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
+        return;
+    }
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let staging_ns = format!("{}-staging", cluster.prefix);
+    let host = e2e.host_address(cluster);
+    let certs_dir = tempfile::tempdir().unwrap();
+    let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
+        say_skipped("the openssl CLI cannot make the git server's certificates");
+        return;
+    };
+    let repo_dir = demo.repo.path();
+    let options = Options { address: Some(host), tls: Some((chain, key)), ..Options::default() };
+    let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
+    let source = Source {
+        url: format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap()),
+        port: server.base.rsplit(':').next().unwrap().to_string(),
+        fields: "caSecretRef: {name: git-ca}",
+        secret: ("git-ca", vec![("ca.crt", String::from_utf8(ca).unwrap())]),
+    };
+    let (first, _) = install_demo(&demo, images, source);
+    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
+    let applied_at = |commit: &str| {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        match ready_condition(&live) {
+            Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit => Ok(live),
+            _ => Err(live["status"].to_string()),
+        }
+    };
+    eventually("the EnvironmentSync Ready at the demo's commit", || applied_at(&first));
+
+    // Staging gains 3,000 ConfigMaps: a push, and a reconcile requested.
+    demo.repo.write("charts/many/chart.yaml", "name: many\nversion: 0.1.0\n").write(
+        "charts/many/templates/configmaps.yaml",
+        "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: many-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
+    );
+    demo.append("environments/staging.yaml", &format!("  - name: many\n    chart: many\n    values: {{count: {OBJECTS}}}\n"));
+    let git = common::git::init(repo_dir);
+    let commit = common::git::commit_all(&git, "3,000 ConfigMaps").to_string();
+    let mut request = environment_sync.clone();
+    request["metadata"]["annotations"] = json!({"weaver.example.com/reconcile-requested-at": "3,000 ConfigMaps"});
+    cluster.apply(&[request], "weaver-e2e");
+
+    // Part-way through the apply: the leader's Pod deleted, as a rollout or a drain deletes it.
+    let holder = eventually("a leader", || leader(cluster, &operator_ns).ok_or("no holder".to_string()));
+    let present = eventually("the apply under way", || match many_applied(cluster, &staging_ns) {
+        n if n >= OBJECTS / 10 => Ok(n),
+        n => Err(format!("{n} of {OBJECTS} ConfigMaps")),
+    });
+    assert!(present < OBJECTS, "the apply ended before the Pod could be deleted");
+    let deleted = Instant::now();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": holder, "namespace": operator_ns}});
+    cluster.request_delete(&pod);
+
+    // Until the other replica has applied the commit: what the status says at each moment.
+    let (mut interrupted, mut gone, mut observed) = (None, None, Vec::new());
+    let deadline = deleted + Duration::from_secs(240);
+    loop {
+        let live = cluster.get(&environment_sync).expect("the EnvironmentSync");
+        let applied = many_applied(cluster, &staging_ns);
+        let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
+        if interrupted.is_none() && message.contains("the apply was interrupted") {
+            interrupted = Some((deleted.elapsed(), message.clone(), live["status"]["environments"][0].clone()));
+        }
+        if gone.is_none() && cluster.get(&pod).is_none() {
+            gone = Some(deleted.elapsed());
+        }
+        let done = ready_condition(&live).is_some_and(|(status, ..)| status == "True")
+            && live["status"]["lastAppliedRevision"] == commit.as_str();
+        // Ready at the commit claims every object applied: it must be so whenever it is said.
+        assert!(!done || applied == OBJECTS, "Ready at {commit} with {applied} of {OBJECTS} ConfigMaps: {:#}", live["status"]);
+        observed.push((deleted.elapsed(), applied, message));
+        if done && gone.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not applied in time; last seen {:?}", observed.last());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = deleted.elapsed();
+    let gone = gone.unwrap();
+    figure("the leader's Pod deleted mid-apply (3,000 ConfigMaps) to gone", &format!("{gone:.1?}"));
+    figure("the leader's Pod deleted mid-apply to the other replica's apply done", &format!("{finished:.1?}"));
+    assert!(gone < Duration::from_secs(15), "the leader took {gone:?} to exit, of its 30 s grace period");
+    // The deleted leader said, before it exited, that its apply was interrupted and how far it got.
+    let (when, message, environment) =
+        interrupted.unwrap_or_else(|| panic!("no status said the apply was interrupted: {observed:?}"));
+    assert!(message.contains("the controller was stopped (SIGTERM)"), "{message}");
+    let counted =
+        ["created", "configured", "unchanged"].iter().map(|k| environment[k].as_u64().unwrap_or(0)).sum::<u64>();
+    assert!(counted as usize >= present && (counted as usize) < OBJECTS, "{environment}");
+    eprintln!("interrupted at {when:?} with {counted} of {OBJECTS} applied");
+    // The other replica took the Lease and the environment's lock, and let the lock go after.
+    let next = leader(cluster, &operator_ns).expect("a leader");
+    assert_ne!(next, holder);
+    assert_eq!(many_applied(cluster, &staging_ns), OBJECTS);
+    let lock = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "weaver-lock-staging", "namespace": demo.lock_namespace()}});
+    let lock = cluster.get(&lock).expect("staging's lock Lease");
+    assert!(lock.pointer("/spec/holderIdentity").is_none_or(Value::is_null), "the lock is still held: {lock:#}");
+}

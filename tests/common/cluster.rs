@@ -415,13 +415,21 @@ impl TestCluster {
     pub fn delete(&self, object: &Value) {
         let (api, _, _) = self.api_for(object);
         let name = object["metadata"]["name"].as_str().unwrap();
-        let uid = self.block_on(api.get_opt(name)).unwrap().and_then(|live| live.metadata.uid);
-        self.block_on(api.delete(name, &DeleteParams::foreground())).unwrap_or_else(|e| panic!("delete {name}: {e}"));
+        let uid = self.request_delete(object);
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.block_on(api.get_opt(name)).unwrap().is_some_and(|live| live.metadata.uid == uid) {
             assert!(Instant::now() < deadline, "{name} was not deleted");
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Asks for an object's deletion (foreground) without waiting for it; its uid, when it was there.
+    pub fn request_delete(&self, object: &Value) -> Option<String> {
+        let (api, _, _) = self.api_for(object);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let uid = self.block_on(api.get_opt(name)).unwrap().and_then(|live| live.metadata.uid);
+        self.block_on(api.delete(name, &DeleteParams::foreground())).unwrap_or_else(|e| panic!("delete {name}: {e}"));
+        uid
     }
 
     /// The objects of a kind in a namespace (for checks).

@@ -147,6 +147,28 @@ struct Source {
     secret: (&'static str, Vec<(&'static str, String)>),
 }
 
+/// The demo served over https where the Pods reach this machine, its private CA in the Secret
+/// `caSecretRef` names: the server (serving while kept) and the EnvironmentSync's source. None
+/// after saying why the test skips.
+fn https_source(e2e: &E2e, demo: &Demo) -> Option<(GitHttpServer, Source)> {
+    let host = e2e.host_address(&demo.cluster);
+    let certs_dir = tempfile::tempdir().unwrap();
+    let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
+        say_skipped("the openssl CLI cannot make the git server's certificates");
+        return None;
+    };
+    let repo_dir = demo.repo.path();
+    let options = Options { address: Some(host), tls: Some((chain, key)), ..Options::default() };
+    let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
+    let source = Source {
+        url: format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap()),
+        port: server.base.rsplit(':').next().unwrap().to_string(),
+        fields: "caSecretRef: {name: git-ca}",
+        secret: ("git-ca", vec![("ca.crt", String::from_utf8(ca).unwrap())]),
+    };
+    Some((server, source))
+}
+
 /// Installs the demo as a user does, `weaver apply --env dev --wait`, with the operator from
 /// weaver's image, no target the ConfigMapSync's account may not write, and the EnvironmentSync
 /// pulling this demo, committed, from `source`. Returns the commit and when the apply started.
@@ -226,21 +248,7 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
 
     // The EnvironmentSync's source: this demo served over https where the Pods reach this
     // machine, its private CA in a Secret the `caSecretRef` names.
-    let host = e2e.host_address(cluster);
-    let certs_dir = tempfile::tempdir().unwrap();
-    let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
-        say_skipped("the openssl CLI cannot make the git server's certificates");
-        return;
-    };
-    let repo_dir = demo.repo.path();
-    let options = Options { address: Some(host), tls: Some((chain, key)), ..Options::default() };
-    let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
-    let source = Source {
-        url: format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap()),
-        port: server.base.rsplit(':').next().unwrap().to_string(),
-        fields: "caSecretRef: {name: git-ca}",
-        secret: ("git-ca", vec![("ca.crt", String::from_utf8(ca).unwrap())]),
-    };
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     let (commit, started) = install_demo(&demo, images, source);
 
     // The operator's two Pods: Ready, from the image built here, never restarted.
@@ -524,6 +532,23 @@ fn apply_wait_fails_naming_the_pod_and_the_kubelets_reason_when_its_readiness_pr
     apply_wait_fails_on_the_node(&e2e, "a failing readiness probe", &container, &["Readiness probe failed"]);
 }
 
+/// Pushes `count` ConfigMaps (`many-…`) into staging, committed, and asks the demo's
+/// EnvironmentSync for a reconcile at once; the commit.
+fn push_many_config_maps(demo: &Demo, count: usize) -> String {
+    demo.repo.write("charts/many/chart.yaml", "name: many\nversion: 0.1.0\n").write(
+        "charts/many/templates/configmaps.yaml",
+        "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: many-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
+    );
+    demo.append("environments/staging.yaml", &format!("  - name: many\n    chart: many\n    values: {{count: {count}}}\n"));
+    let git = common::git::init(demo.repo.path());
+    let commit = common::git::commit_all(&git, &format!("{count} ConfigMaps")).to_string();
+    let request = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "staging-sync", "namespace": demo.ns,
+                     "annotations": {"weaver.example.com/reconcile-requested-at": commit}}});
+    demo.cluster.apply(&[request], "weaver-e2e");
+    commit
+}
+
 /// How many of the ConfigMaps named `many-…` are in `namespace`.
 fn many_applied(cluster: &common::cluster::TestCluster, namespace: &str) -> usize {
     let listed = cluster.list("v1", "ConfigMap", "configmaps", namespace);
@@ -543,21 +568,7 @@ fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
-    let host = e2e.host_address(cluster);
-    let certs_dir = tempfile::tempdir().unwrap();
-    let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
-        say_skipped("the openssl CLI cannot make the git server's certificates");
-        return;
-    };
-    let repo_dir = demo.repo.path();
-    let options = Options { address: Some(host), tls: Some((chain, key)), ..Options::default() };
-    let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
-    let source = Source {
-        url: format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap()),
-        port: server.base.rsplit(':').next().unwrap().to_string(),
-        fields: "caSecretRef: {name: git-ca}",
-        secret: ("git-ca", vec![("ca.crt", String::from_utf8(ca).unwrap())]),
-    };
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     let (first, _) = install_demo(&demo, images, source);
     let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
         "metadata": {"name": "staging-sync", "namespace": demo.ns}});
@@ -570,17 +581,7 @@ fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other
     };
     eventually("the EnvironmentSync Ready at the demo's commit", || applied_at(&first));
 
-    // Staging gains 3,000 ConfigMaps: a push, and a reconcile requested.
-    demo.repo.write("charts/many/chart.yaml", "name: many\nversion: 0.1.0\n").write(
-        "charts/many/templates/configmaps.yaml",
-        "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: many-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
-    );
-    demo.append("environments/staging.yaml", &format!("  - name: many\n    chart: many\n    values: {{count: {OBJECTS}}}\n"));
-    let git = common::git::init(repo_dir);
-    let commit = common::git::commit_all(&git, "3,000 ConfigMaps").to_string();
-    let mut request = environment_sync.clone();
-    request["metadata"]["annotations"] = json!({"weaver.example.com/reconcile-requested-at": "3,000 ConfigMaps"});
-    cluster.apply(&[request], "weaver-e2e");
+    let commit = push_many_config_maps(&demo, OBJECTS);
 
     // Part-way through the apply: the leader's Pod deleted, as a rollout or a drain deletes it.
     let holder = eventually("a leader", || leader(cluster, &operator_ns).ok_or("no holder".to_string()));
@@ -638,4 +639,73 @@ fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other
         "metadata": {"name": "weaver-lock-staging", "namespace": demo.lock_namespace()}});
     let lock = cluster.get(&lock).expect("staging's lock Lease");
     assert!(lock.pointer("/spec/holderIdentity").is_none_or(Value::is_null), "the lock is still held: {lock:#}");
+}
+
+#[test]
+fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit_finishes_it() {
+    const OBJECTS: usize = 3000;
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = http_backend_missing() {
+        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
+        return;
+    }
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let staging_ns = format!("{}-staging", cluster.prefix);
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
+    let (first, _) = install_demo(&demo, images, source);
+    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
+    let ready_at = |live: &Value, commit: &str| {
+        ready_condition(live).is_some_and(|(status, ..)| status == "True") && live["status"]["lastAppliedRevision"] == commit
+    };
+    eventually("the EnvironmentSync Ready at the demo's commit", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        if ready_at(&live, &first) { Ok(()) } else { Err(live["status"].to_string()) }
+    });
+
+    // The operator's Pods under a memory limit they idle within, and a render of 3,000 objects
+    // does not fit (a user's limit set too low for their largest environment).
+    let operator_values = "      gitops: {gitPorts:";
+    let low = "      resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {memory: 48Mi}}\n";
+    demo.edit("environments/dev.yaml", operator_values, &format!("{low}{operator_values}"));
+    let applied = demo.weaver(&["apply", "--env", "dev", "--wait", "--timeout", "4m"]);
+    applied.success();
+    let commit = push_many_config_maps(&demo, OBJECTS);
+    let pushed = Instant::now();
+
+    // The node kills the leader as it renders; whichever replica leads next is killed too. Never
+    // is the commit said to be applied, nor every object there.
+    let oom_killed = |pods: &[Value]| {
+        pods.iter().any(|pod| {
+            let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array);
+            statuses.into_iter().flatten().any(|s| s.pointer("/lastState/terminated/reason") == Some(&json!("OOMKilled")))
+        })
+    };
+    let deadline = pushed + Duration::from_secs(180);
+    loop {
+        let live = cluster.get(&environment_sync).expect("the EnvironmentSync");
+        assert!(!ready_at(&live, &commit), "applied under a limit it cannot render within: {:#}", live["status"]);
+        if oom_killed(&live_pods(cluster, &operator_ns)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no operator Pod was OOM-killed: {:#?}", live_pods(cluster, &operator_ns));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    figure("the commit pushed to the leader OOM-killed (limit 48Mi, 3,000 ConfigMaps)", &format!("{:.1?}", pushed.elapsed()));
+
+    // The limit raised (the chart's default): the next leader applies the commit, all of it.
+    demo.edit("environments/dev.yaml", low, "");
+    let raised = Instant::now();
+    let applied = demo.weaver(&["apply", "--env", "dev", "--wait", "--timeout", "4m"]);
+    applied.success();
+    let done = eventually("the commit applied once the limit is raised", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        if ready_at(&live, &commit) { Ok(live) } else { Err(live["status"].to_string()) }
+    });
+    figure("the limit raised to the commit applied (rollout, the dead holder's lock expiring)", &format!("{:.1?}", raised.elapsed()));
+    assert_eq!(many_applied(cluster, &staging_ns), OBJECTS, "Ready before every object was applied");
+    assert_eq!(done["status"]["environments"][0]["result"], "Applied", "{:#}", done["status"]);
 }

@@ -709,3 +709,72 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
     assert_eq!(many_applied(cluster, &staging_ns), OBJECTS, "Ready before every object was applied");
     assert_eq!(done["status"]["environments"][0]["result"], "Applied", "{:#}", done["status"]);
 }
+
+#[test]
+fn containerd_restarted_under_the_node_leaves_the_operator_running_leading_and_applying_without_false_drift() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(restart) = e2e.runtime_restart() else { return };
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = http_backend_missing() {
+        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
+        return;
+    }
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let staging_ns = format!("{}-staging", cluster.prefix);
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
+    let (first, _) = install_demo(&demo, images, source);
+    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
+    let ready_at = |commit: &str| {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        match ready_condition(&live) {
+            Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit => Ok(live),
+            _ => Err(live["status"].to_string()),
+        }
+    };
+    eventually("the EnvironmentSync Ready at the demo's commit", || ready_at(&first));
+    // Each Pod's uid and its containers' ids and restarts: what a runtime restart must not change.
+    let containers = |namespace: &str| -> BTreeMap<String, (String, Vec<(String, u64)>)> {
+        live_pods(cluster, namespace)
+            .iter()
+            .map(|pod| {
+                let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+                let ids = statuses
+                    .iter()
+                    .map(|s| (s["containerID"].as_str().unwrap_or_default().to_string(), s["restartCount"].as_u64().unwrap_or(0)))
+                    .collect();
+                (name(pod).to_string(), (pod["metadata"]["uid"].as_str().unwrap().to_string(), ids))
+            })
+            .collect()
+    };
+    let before = (containers(&operator_ns), containers(&demo.ns));
+    let holder = eventually("a leader", || leader(cluster, &operator_ns).ok_or("no holder".to_string()));
+
+    let restarted = Instant::now();
+    restart.run();
+    figure("containerd restarted (the command, to containerd answering)", &format!("{:.1?}", restarted.elapsed()));
+    // The kubelet reconnects; the containers lived on in their shims: the same Pods, the same
+    // containers, no restart, the same leader.
+    eventually("the node Ready after the restart", || {
+        let nodes = cluster.list_all("v1", "Node", "nodes");
+        let ready = nodes.iter().all(|node| {
+            let conditions = node.pointer("/status/conditions").and_then(Value::as_array);
+            conditions.into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        if ready && !nodes.is_empty() { Ok(()) } else { Err("a node not Ready".to_string()) }
+    });
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!((containers(&operator_ns), containers(&demo.ns)), before, "a Pod or container changed");
+    assert_eq!(leader(cluster, &operator_ns).as_deref(), Some(holder.as_str()), "the leader changed");
+
+    // The operator still applies what is pushed, and nothing drifted.
+    let commit = push_many_config_maps(&demo, 10);
+    let pushed = Instant::now();
+    eventually("the EnvironmentSync Ready at the push after the restart", || ready_at(&commit));
+    figure("a push after the containerd restart to applied", &format!("{:.1?}", pushed.elapsed()));
+    assert_eq!(many_applied(cluster, &staging_ns), 10);
+    let drift = demo.weaver(&["drift", "--env", "dev"]);
+    assert_eq!(drift.code, 0, "drift after the restart:\n{}\n{}", drift.stdout, drift.stderr);
+}

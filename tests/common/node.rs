@@ -91,6 +91,23 @@ impl E2e {
         );
     }
 
+    /// How to restart the container runtime under the nodes: `WEAVER_E2E_RESTART_RUNTIME`, a
+    /// shell command returning once the runtime answers (`docker exec NODE systemctl restart
+    /// containerd` for kind, `minikube ssh -- sudo systemctl restart containerd`, the rig's
+    /// `restart-containerd.sh`); None after saying why the test skips, when it is not set.
+    pub fn runtime_restart(&self) -> Option<RuntimeRestart> {
+        match std::env::var("WEAVER_E2E_RESTART_RUNTIME").ok().filter(|v| !v.trim().is_empty()) {
+            Some(line) => Some(RuntimeRestart(line)),
+            None => {
+                super::skip::say_skipped(
+                    "WEAVER_E2E_RESTART_RUNTIME is not set (a command restarting the nodes' container runtime: \
+                     docs/src/guides/install-in-a-cluster.md)",
+                );
+                None
+            }
+        }
+    }
+
     /// The address Pods reach this machine at (for servers the test starts):
     /// `WEAVER_E2E_HOST_ADDRESS`, else the first node's InternalIP, right where the node is this
     /// machine (the rig, minikube's `none` driver); kind's is its network's gateway.
@@ -103,6 +120,24 @@ impl E2e {
         let internal = addresses.as_array().into_iter().flatten().find(|a| a["type"] == "InternalIP");
         let address = internal.and_then(|a| a["address"].as_str()).expect("a node with an InternalIP");
         address.parse().unwrap_or_else(|e| panic!("the node's InternalIP {address:?}: {e}"))
+    }
+}
+
+/// The command restarting the nodes' container runtime.
+pub struct RuntimeRestart(String);
+
+impl RuntimeRestart {
+    /// Runs it; a failure fails the test.
+    pub fn run(&self) {
+        let out = std::process::Command::new("sh").arg("-c").arg(&self.0).output().expect("run sh");
+        assert!(
+            out.status.success(),
+            "WEAVER_E2E_RESTART_RUNTIME (`{}`) failed: {}\n{}{}",
+            self.0,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -948,3 +948,149 @@ fn yaml_1_1_octals_and_booleans_in_values_are_read_as_helm_controller_reads_them
         "{prod}"
     );
 }
+
+/// Imports the Flux Kustomization `app` of `./app/prod`, whose tree is `files`, where each line
+/// holding `https://` is a remote entry: each is listed once at its line (`listed`, exactly),
+/// every HelmRelease of the rest is converted (`helm_releases`: the start of each release), the
+/// environment renders, and the release of the other objects renders what `kubectl kustomize`
+/// builds of the tree without the remote lines, but for the Flux objects.
+fn remote_entries_are_left_out(files: &[(&str, &str)], listed: &[&str], helm_releases: &[&str]) {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    repo.write("clusters/dev/app.yaml", &flux_kustomization("app", "./app/prod"));
+    for (path, text) in files {
+        repo.write(path, text);
+    }
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    assert_eq!(lines.len(), listed.len(), "{}", run.stderr);
+    for (line, want) in lines.iter().zip(listed) {
+        assert!(line.starts_with(&format!("not converted: {want}: not converted: weaver builds only")), "{line}");
+        assert!(line.ends_with("vendor the file into the repository and list it in place of the URL"), "{line}");
+    }
+    // The Flux tree is as it was: the copies without the remote entries are the import's.
+    for (path, text) in files {
+        assert_eq!(std::fs::read_to_string(repo.path().join(path)).unwrap(), *text, "{path}");
+    }
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(dev.contains("- name: app\n  kustomize: flux-import/dev/app\n  loadRestrictions: none\n"), "{dev}");
+    for release in helm_releases {
+        assert!(dev.contains(release), "no `{release}` in\n{dev}");
+    }
+    repo.weaver(&["render", "--env", "dev"]).success();
+
+    let Ok((kubectl, _)) = common::tools::kubectl_kustomize_v5() else {
+        common::interop_available("kubectl kustomize v5", false);
+        return;
+    };
+    let stripped = Repo::empty();
+    for (path, text) in files {
+        let local: Vec<&str> = text.lines().filter(|l| !l.contains("https://")).collect();
+        stripped.write(path, &format!("{}\n", local.join("\n")));
+    }
+    let built = std::process::Command::new(kubectl)
+        .args(["kustomize", "app/prod"])
+        .current_dir(stripped.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let mut expected: Vec<(String, Value)> = objects(&String::from_utf8(built.stdout).unwrap());
+    expected.retain(|(key, _)| !key.starts_with("HelmRelease/"));
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app"]);
+    let mut rendered = objects(render.success());
+    for (_, object) in &mut rendered {
+        let meta = object["metadata"].as_object_mut().unwrap();
+        let labels = meta["labels"].as_object_mut().unwrap();
+        for label in ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"] {
+            labels.remove(label);
+        }
+        if labels.is_empty() {
+            meta.remove("labels");
+        }
+    }
+    rendered.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(!expected.is_empty());
+    assert_eq!(rendered, expected, "{}", render.stdout);
+}
+
+const CONFIG_MAP_C: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n";
+
+#[test]
+fn a_remote_resource_among_namespace_and_patches_is_left_out_and_the_rest_converted() {
+    let kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: shop\n\
+                         resources:\n- web.yaml\n- https://example.com/releases/operator.yaml\n- api.yaml\n- cm.yaml\n\
+                         patches:\n- path: patch.yaml\n- target: {kind: HelmRelease, name: api}\n  patch: |\n    \
+                         - op: add\n      path: /spec/values/tier\n      value: backend\n";
+    remote_entries_are_left_out(
+        &[
+            ("app/prod/kustomization.yaml", kustomization),
+            ("app/prod/web.yaml", &web_release("web", "  values:\n    a: 1\n")),
+            ("app/prod/api.yaml", &web_release("api", "  values:\n    a: 2\n")),
+            ("app/prod/cm.yaml", CONFIG_MAP_C),
+            (
+                "app/prod/patch.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  patched: \"yes\"\n",
+            ),
+        ],
+        &["app/prod/kustomization.yaml:6: remote resource https://example.com/releases/operator.yaml"],
+        &[
+            "- name: web\n  chart: web\n  namespace: shop\n  values:\n    a: 1\n",
+            "- name: api\n  chart: web\n  namespace: shop\n  values:\n    a: 2\n    tier: backend\n",
+        ],
+    );
+}
+
+#[test]
+fn a_remote_resource_of_a_base_s_base_is_left_out_and_the_rest_converted() {
+    remote_entries_are_left_out(
+        &[
+            (
+                "app/prod/kustomization.yaml",
+                "resources:\n- ../base\n- cm.yaml\nnamespace: shop\ncommonLabels:\n  env: prod\n",
+            ),
+            ("app/prod/cm.yaml", CONFIG_MAP_C),
+            ("app/base/kustomization.yaml", "resources:\n- ../common\n- web.yaml\nnamePrefix: base-\n"),
+            ("app/base/web.yaml", &web_release("web", "")),
+            (
+                "app/common/kustomization.yaml",
+                "resources:\n  - \"https://example.com/base/crds.yaml\" # upstream\n  - settings.yaml\n\
+                 configMapGenerator:\n  - name: generated\n    literals: [tier=common]\n",
+            ),
+            (
+                "app/common/settings.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: \"1\"\n",
+            ),
+        ],
+        &["app/common/kustomization.yaml:2: remote resource https://example.com/base/crds.yaml"],
+        &["- name: base-web\n  chart: web\n  namespace: shop\n"],
+    );
+}
+
+#[test]
+fn a_remote_entry_of_a_component_is_left_out_and_the_rest_converted() {
+    remote_entries_are_left_out(
+        &[
+            (
+                "app/prod/kustomization.yaml",
+                "namespace: shop\nresources:\n- cm.yaml\n- web.yaml\ncomponents:\n- ../components/monitoring\n\
+                 - https://github.com/example/fleet//components/tracing?ref=v1\n",
+            ),
+            ("app/prod/cm.yaml", CONFIG_MAP_C),
+            ("app/prod/web.yaml", &web_release("web", "")),
+            (
+                "app/components/monitoring/kustomization.yaml",
+                "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n\
+                 - https://example.com/monitoring/rules.yaml\n- api.yaml\npatches:\n\
+                 - patch: '{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"c\"}, \"data\": {\"monitored\": \"yes\"}}'\n",
+            ),
+            ("app/components/monitoring/api.yaml", &web_release("api", "")),
+        ],
+        &[
+            "app/components/monitoring/kustomization.yaml:4: remote resource https://example.com/monitoring/rules.yaml",
+            "app/prod/kustomization.yaml:7: remote component https://github.com/example/fleet//components/tracing?ref=v1",
+        ],
+        &["- name: web\n  chart: web\n  namespace: shop\n", "- name: api\n  chart: web\n  namespace: shop\n"],
+    );
+}

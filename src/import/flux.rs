@@ -10,14 +10,16 @@
 //! release. Flux's settings that kustomize expresses (`targetNamespace`, `patches`, `images`,
 //! `components`, `namePrefix`, `commonMetadata`) go into a kustomization written under
 //! `flux-import/<env>/` (never into the Flux directories), which builds the Flux path and drops
-//! the Flux objects. Everything else is listed, with its file and line. Pure: files are read
-//! through a [`Source`], the files to write are returned.
+//! the Flux objects; a kustomization's remote entries, which weaver does not fetch, are left
+//! out of copies of the kustomizations written there too. Everything else is listed, with its
+//! file and line. Pure: files are read through a [`Source`], the files to write are returned.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use granit_parser::ScalarStyle;
 use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
 
@@ -27,12 +29,16 @@ use crate::import::node::{Node, line};
 use crate::kustomize::substitute::{self, Lookup};
 use crate::kustomize::{self, LoadRestrictions};
 use crate::project::environment::is_release_name;
-use crate::project::source::{Source, is_plain_name, lexical};
+use crate::project::source::{Entry, Source, is_plain_name, lexical};
 use crate::project::values::merge_overrides;
 
 /// Where the kustomizations and variable files the import writes go, under one directory per
 /// environment.
 pub const GENERATED_DIR: &str = "flux-import";
+
+/// Where, in a release's directory under [`GENERATED_DIR`], the copies of kustomizations
+/// without their remote entries go (see [`Import::copy_without_remote`]).
+const WITHOUT_REMOTE: &str = "without-remote";
 
 /// Something of the Flux repository that is not in the files written, or not exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +205,126 @@ impl Vars {
             None => Lookup::Unknown,
         }
     }
+}
+
+/// A kustomization of the Flux tree written again without its remote entries.
+struct Copy {
+    /// Where it is written.
+    file: PathBuf,
+    /// The kustomization file it copies.
+    original: PathBuf,
+    text: String,
+}
+
+/// The repository with the copies below `under`, as a build of a copy reads it.
+struct WithCopies<'a> {
+    source: &'a dyn Source,
+    under: &'a Path,
+    copies: &'a [Copy],
+}
+
+impl Source for WithCopies<'_> {
+    fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        match self.copies.iter().find(|c| c.file == path) {
+            Some(copy) => Ok(Some(copy.text.clone().into_bytes())),
+            None => self.source.read(path),
+        }
+    }
+
+    fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<Entry>>> {
+        let mut entries = self.source.list(dir)?;
+        for copy in self.copies {
+            let Ok(below) = copy.file.strip_prefix(dir) else { continue };
+            let mut parts = below.components();
+            let Some(first) = parts.next() else { continue };
+            let name = first.as_os_str().to_string_lossy().into_owned();
+            let listed = entries.get_or_insert_with(Vec::new);
+            if !listed.iter().any(|e| e.name == name) {
+                listed.push(Entry { name, is_dir: parts.next().is_some() });
+                listed.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+        }
+        Ok(entries)
+    }
+
+    fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
+        match path.starts_with(self.under) {
+            true => Ok(path.to_path_buf()),
+            false => self.source.resolve(path),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.source.describe()
+    }
+}
+
+/// A field of a kustomization that holds a path, relative to its directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PathField {
+    /// `resources`, `bases`, `components`: a file or kustomization, or a remote one.
+    Entry,
+    File,
+    /// A file or inline YAML (`patchesStrategicMerge`, `transformers`).
+    FileOrInline,
+    /// `[key=]file`: a generator's `files`.
+    KeyedFile,
+}
+
+impl PathField {
+    /// The field at a JSON pointer's tokens.
+    fn of(tokens: &[&str]) -> Option<PathField> {
+        Some(match tokens {
+            ["resources" | "bases" | "components", _] => PathField::Entry,
+            ["patchesStrategicMerge" | "transformers", _] => PathField::FileOrInline,
+            ["configMapGenerator" | "secretGenerator", _, "files", _] => PathField::KeyedFile,
+            ["patches" | "patchesJson6902" | "replacements", _, "path"]
+            | ["configurations" | "crds", _]
+            | ["configMapGenerator" | "secretGenerator", _, "envs", _]
+            | ["configMapGenerator" | "secretGenerator", _, "env"]
+            | ["helmCharts", _, "valuesFile"]
+            | ["helmCharts", _, "additionalValuesFiles", _]
+            | ["helmGlobals", "chartHome"] => PathField::File,
+            _ => return None,
+        })
+    }
+}
+
+/// A quoted scalar's bytes with its quotes.
+fn with_quotes(text: &str, bytes: std::ops::Range<usize>, style: ScalarStyle) -> std::ops::Range<usize> {
+    let quote = match style {
+        ScalarStyle::SingleQuoted => b'\'',
+        ScalarStyle::DoubleQuoted => b'"',
+        _ => return bytes,
+    };
+    match text.as_bytes().get(bytes.start) == Some(&quote) {
+        true => bytes,
+        false => bytes.start.saturating_sub(1)..(bytes.end + 1).min(text.len()),
+    }
+}
+
+/// The edit that leaves a sequence's item (its scalar at `bytes`) out of `text`: a block item's
+/// line becomes a comment, a flow item goes with its comma; `None` when it is written otherwise.
+fn without_item(text: &str, bytes: std::ops::Range<usize>) -> Option<(std::ops::Range<usize>, String)> {
+    let line_start = text[..bytes.start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[bytes.end..].find('\n').map_or(text.len(), |i| bytes.end + i);
+    let before = &text[line_start..bytes.start];
+    let after = text[bytes.end..line_end].trim();
+    if before.trim() == "-" && (after.is_empty() || after.starts_with('#')) {
+        let dash = line_start + before.find('-')?;
+        let item = text[dash..line_end].trim_end();
+        return Some((dash..line_end, format!("# {item} (remote: left out by `weaver import flux`)")));
+    }
+    let rest = &text[bytes.end..];
+    if let Some(next) = rest.trim_start().strip_prefix(',') {
+        let end = text.len() - next.trim_start().len();
+        return Some((bytes.start..end, String::new()));
+    }
+    let head = text[..bytes.start].trim_end();
+    if let Some(previous) = head.strip_suffix(',') {
+        return Some((previous.len()..bytes.end, String::new()));
+    }
+    head.ends_with('[').then(|| (bytes, String::new()))
 }
 
 struct Import<'a> {
@@ -539,22 +665,16 @@ impl<'a> Import<'a> {
 
     /// What Flux builds from `dir`, and the entries that the release's kustomization lists in
     /// place of the directory (`None`: it names the directory): the files of the one Flux
-    /// generates for a directory without a kustomization, or the local resources of one that
-    /// lists remote ones too (those listed as not converted).
+    /// generates for a directory without a kustomization.
     fn build(&mut self, dir: &Path, at: &Obj) -> std::result::Result<(Vec<Obj>, Option<Vec<PathBuf>>), String> {
-        let entries = if self.kustomization_in(dir) {
-            match self.local_resources(dir) {
-                Some(local) => local,
-                None => return Ok((self.kustomize_build(dir, at)?, None)),
-            }
-        } else {
-            if !matches!(self.source.list(dir), Ok(Some(_))) {
-                return Err(format!("{} is not a directory of the repository", dir.display()));
-            }
-            let mut entries = Vec::new();
-            self.walk(dir, true, &mut entries);
-            entries
-        };
+        if self.kustomization_in(dir) {
+            return Ok((self.kustomize_build(dir, at)?, None));
+        }
+        if !matches!(self.source.list(dir), Ok(Some(_))) {
+            return Err(format!("{} is not a directory of the repository", dir.display()));
+        }
+        let mut entries = Vec::new();
+        self.walk(dir, true, &mut entries);
         let mut objects = Vec::new();
         let mut listed = Vec::new();
         for entry in entries {
@@ -572,61 +692,174 @@ impl<'a> Import<'a> {
         Ok((objects, Some(listed)))
     }
 
-    /// The kustomization in `dir`, built as kustomize-controller builds it.
+    /// The kustomization in `dir`, built as kustomize-controller builds it, but for its remote
+    /// entries (and those of the kustomizations it includes), which weaver does not fetch: then
+    /// its copy without them is built (see [`Import::copy_without_remote`]).
     fn kustomize_build(&mut self, dir: &Path, at: &Obj) -> std::result::Result<Vec<Obj>, String> {
         let location = Location::file(&at.file);
+        let under = PathBuf::from(GENERATED_DIR).join(WITHOUT_REMOTE);
+        let mut copies = Vec::new();
+        let copy = self.copy_without_remote(dir, &under, &mut copies, &mut Vec::new())?;
+        let with_copies = WithCopies { source: self.source, under: &under, copies: &copies };
         // kustomize-controller builds with LoadRestrictionsNone; the release says so when
         // kustomize's default would refuse the build.
-        let built = kustomize::build(self.source, dir, &location, LoadRestrictions::None);
-        let built = built.map_err(|err| err.to_string())?;
+        let built = kustomize::build(&with_copies, copy.as_deref().unwrap_or(dir), &location, LoadRestrictions::None);
+        // What the copies say is said of the kustomizations they copy.
+        let original = |path: PathBuf| match copies.iter().find(|c| c.file == path) {
+            Some(copy) => copy.original.clone(),
+            None => path,
+        };
+        let built = built.map_err(|err| {
+            copies.iter().fold(err.to_string(), |message, copy| {
+                message.replace(&copy.file.display().to_string(), &copy.original.display().to_string())
+            })
+        })?;
         if built.outside_root {
             self.unrestricted.insert(dir.to_path_buf());
         }
         Ok(built
             .resources
             .into_iter()
-            .map(|r| Obj { object: r.object, file: r.source, document: r.document })
+            .map(|r| Obj { object: r.object, file: original(r.source), document: r.document })
             .collect())
     }
 
-    /// When the kustomization in `dir` lists remote resources (`https://…`), which weaver does
-    /// not fetch: each is listed, and the local ones are given for the release's kustomization
-    /// to list in its place, when it holds nothing but resources; `None` otherwise.
-    fn local_resources(&mut self, dir: &Path) -> Option<Vec<PathBuf>> {
-        let file = kustomize::kustomization::find(self.source, dir)?;
-        let k = kustomize::kustomization::load(self.source, &file).ok()?;
-        let entries: Vec<_> = k.resources.iter().chain(&k.bases).flatten().cloned().collect();
-        if !entries.iter().any(|e| kustomize::is_remote(&e.value)) {
-            return None;
+    /// A copy of the kustomization in `dir` without its remote entries (`resources`, `bases` or
+    /// `components` that are URLs), which weaver does not fetch, when it lists one or includes a
+    /// kustomization that does: written to `under/<dir>/kustomization.yaml` (pushed to `copies`,
+    /// after the copies it names in place of those it includes), its other paths rewritten to
+    /// lead where they led, every other byte as written (a remote entry's line becomes a
+    /// comment, so that lines stay where they were). Each remote entry is listed at its line.
+    /// `None` when no copy is needed, or when the kustomization does not read (its build says
+    /// why); `including` holds the kustomizations being copied, against cycles.
+    fn copy_without_remote(
+        &mut self,
+        dir: &Path,
+        under: &Path,
+        copies: &mut Vec<Copy>,
+        including: &mut Vec<PathBuf>,
+    ) -> std::result::Result<Option<PathBuf>, String> {
+        let copy_dir = under.join(dir);
+        if copies.iter().any(|c| c.file.parent() == Some(copy_dir.as_path())) {
+            return Ok(Some(copy_dir));
         }
-        let text = self.read(&file)?;
-        let fields = crate::yaml::from_str::<Option<Map<String, Value>>>(&file, &text).ok()??;
-        let others: Vec<&str> = fields
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !["apiVersion", "kind", "metadata", "resources", "bases"].contains(k))
-            .collect();
-        let why = match others.is_empty() {
-            true => "not converted: weaver builds only kustomizations of its repository (the Kustomization's other \
-                     resources are converted): vendor it into the repository and list the file instead"
-                .to_string(),
-            false => format!(
-                "not converted: weaver builds only kustomizations of its repository, and the import lists the others \
-                 in place of a kustomization holding only resources (this one has {}): vendor it into the \
-                 repository and list the file instead",
-                others.join(", ")
-            ),
+        let Some(file) = kustomize::kustomization::find(self.source, dir) else { return Ok(None) };
+        if including.contains(&file) {
+            return Ok(None);
+        }
+        let Some(text) = self.read(&file) else { return Ok(None) };
+        let mut scalars = Vec::new();
+        let walked = crate::yaml::scalars::walk(
+            &text,
+            |_, _, _| true,
+            |s| scalars.push((s.pointer, s.value.to_string(), s.style, s.bytes, s.line)),
+        );
+        if walked.is_none() {
+            return Ok(None);
+        }
+        let cannot = |line: usize, why: String| {
+            format!(
+                "{}:{line}: {why}, which the import cannot rewrite in a copy of the kustomization without its remote \
+                 entries: vendor them into the repository",
+                file.display()
+            )
         };
-        let mut local = Vec::new();
-        for entry in entries {
-            if kustomize::is_remote(&entry.value) {
-                let line = kustomize::kustomization::location(&file, &entry.referenced).line.unwrap_or(1);
-                self.leave(&file, line, format!("remote resource {}", entry.value), why.clone());
-            } else {
-                local.push(lexical(&dir.join(&entry.value))?);
+        including.push(file.clone());
+        let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+        let mut remote = Vec::new();
+        let mut includes_copy = false;
+        for (pointer, value, style, bytes, line) in scalars {
+            let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
+            let Some(field) = PathField::of(&tokens) else { continue };
+            let Some(bytes) = bytes.map(|b| with_quotes(&text, b, style)) else {
+                return Err(cannot(line, format!("{pointer} has no position")));
+            };
+            if field == PathField::Entry && kustomize::is_remote(&value) {
+                let edit = without_item(&text, bytes).ok_or_else(|| cannot(line, format!("remote entry {value}")))?;
+                edits.push(edit);
+                remote.push((line, tokens[0] == "components", value));
+                continue;
             }
+            let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+            let (key, path) = match value.split_once('=') {
+                Some((key, path)) if field == PathField::KeyedFile => (Some(key), path),
+                _ => (None, value.as_str()),
+            };
+            let target = lexical(&dir.join(path));
+            let is_dir = target.as_ref().is_some_and(|t| matches!(self.source.list(t), Ok(Some(_))));
+            if field == PathField::FileOrInline
+                && (block || !is_dir && !target.as_ref().is_some_and(|t| self.source.exists(t)))
+            {
+                continue;
+            }
+            let Some(target) = target.filter(|_| !block) else {
+                return Err(cannot(line, format!("{pointer} `{path}` (outside the repository, or a block scalar)")));
+            };
+            let mut to = target.clone();
+            if field == PathField::Entry
+                && is_dir
+                && let Some(copy) = self.copy_without_remote(&target, under, copies, including)?
+            {
+                includes_copy = true;
+                to = copy;
+            }
+            let path = relative(&copy_dir, &to);
+            let mut written = String::new();
+            crate::yaml::emit::write_double_quoted(
+                &mut written,
+                &key.map_or_else(|| path.clone(), |key| format!("{key}={path}")),
+            );
+            edits.push((bytes, written));
         }
-        others.is_empty().then_some(local)
+        including.pop();
+        if remote.is_empty() && !includes_copy {
+            return Ok(None);
+        }
+        let Ok(k) = kustomize::kustomization::load(self.source, &file) else { return Ok(None) };
+        // helmCharts are read from `chartHome`, `charts` beside the kustomization by default.
+        let mut added = String::new();
+        if k.helm_charts.as_ref().is_some_and(|charts| !charts.is_empty())
+            && k.helm_globals.as_ref().is_none_or(|g| g.chart_home.is_empty())
+        {
+            if k.helm_globals.is_some() {
+                return Err(cannot(1, "its helmGlobals have no chartHome".into()));
+            }
+            added.push_str("helmGlobals:\n  chartHome: ");
+            crate::yaml::emit::write_double_quoted(&mut added, &relative(&copy_dir, &dir.join("charts")));
+            added.push('\n');
+        }
+        let mut copied = text.clone();
+        edits.sort_by_key(|(bytes, _)| std::cmp::Reverse(bytes.start));
+        for (bytes, written) in edits {
+            copied.replace_range(bytes, &written);
+        }
+        if !copied.ends_with('\n') {
+            copied.push('\n');
+        }
+        copied.push_str(&added);
+        copied.push_str(&format!(
+            "# {} without its remote entries, which weaver does not fetch, by `weaver import flux`.\n",
+            file.display()
+        ));
+        let why = "not converted: weaver builds only kustomizations of its repository, and fetches nothing: the rest \
+                   is converted without it (from a copy of this kustomization under flux-import/, the Flux tree as it \
+                   was): vendor the file into the repository and list it in place of the URL";
+        for (line, component, value) in remote {
+            let what = format!("remote {} {value}", if component { "component" } else { "resource" });
+            self.leave(&file, line as u64, what, why);
+        }
+        copies.push(Copy { file: copy_dir.join("kustomization.yaml"), original: file, text: copied });
+        Ok(Some(copy_dir))
+    }
+
+    /// How the kustomization of the release in `generated_dir` names `path`, a file or
+    /// kustomization of the Flux tree: by its copy without remote entries when it needs one
+    /// (pushed to `copies`, written under `generated_dir`).
+    fn named_from(&mut self, generated_dir: &Path, path: &Path, copies: &mut Vec<Copy>) -> Value {
+        let under = generated_dir.join(WITHOUT_REMOTE);
+        // The build made the same copies, or failed and made no release.
+        let copy = self.copy_without_remote(path, &under, copies, &mut Vec::new()).ok().flatten();
+        Value::String(relative(generated_dir, copy.as_deref().unwrap_or(path)))
     }
 
     fn cluster(&mut self, cluster: &Cluster) -> Converted {
@@ -1254,10 +1487,13 @@ impl<'a> Import<'a> {
                 "target": target,
             }));
         }
+        // A kustomization listing remote entries, or including one that does, is named by its
+        // copy without them.
+        let mut copies = Vec::new();
         let mut components = Vec::new();
         for component in obj.spec("components").and_then(Value::as_array).into_iter().flatten() {
             if let Some(path) = component.as_str().and_then(|c| lexical(&dir.join(c))) {
-                components.push(Value::String(relative(&generated_dir, &path)));
+                components.push(self.named_from(&generated_dir, &path, &mut copies));
             }
         }
         if !components.is_empty() {
@@ -1269,11 +1505,10 @@ impl<'a> Import<'a> {
         // The entries listed in place of the directory are written here, never into the Flux
         // directory (where Flux would read a kustomization instead of generating its own, and
         // miss the files added beside it later).
-        let resources: Vec<Value> = match &ks.listed {
-            None => vec![Value::String(relative(&generated_dir, &dir))],
-            Some(entries) => entries.iter().map(|entry| Value::String(relative(&generated_dir, entry))).collect(),
-        };
-        let kustomize_dir = if wrapper.is_empty() && ks.listed.is_none() {
+        let entries = ks.listed.clone().unwrap_or_else(|| vec![dir.clone()]);
+        let resources: Vec<Value> =
+            entries.iter().map(|entry| self.named_from(&generated_dir, entry, &mut copies)).collect();
+        let kustomize_dir = if wrapper.is_empty() && ks.listed.is_none() && copies.is_empty() {
             dir.clone()
         } else {
             let mut text = Map::new();
@@ -1281,11 +1516,15 @@ impl<'a> Import<'a> {
             text.insert("kind".into(), json!("Kustomization"));
             text.insert("resources".into(), Value::Array(resources));
             text.extend(wrapper);
-            let generated = match (&ks.listed, self.kustomization_in(&dir)) {
-                (None, _) => "",
-                (Some(_), false) => ", with the kustomization Flux generates for a directory without one",
-                (Some(_), true) => ", listing the kustomization's resources but the remote ones",
-            };
+            let mut generated = String::new();
+            if ks.listed.is_some() {
+                generated.push_str(", with the kustomization Flux generates for a directory without one");
+            }
+            if !copies.is_empty() {
+                generated.push_str(&format!(
+                    ", naming copies of its kustomizations without their remote entries ({WITHOUT_REMOTE}/)"
+                ));
+            }
             files.push((
                 generated_dir.join("kustomization.yaml"),
                 format!(
@@ -1296,11 +1535,13 @@ impl<'a> Import<'a> {
                     crate::yaml::to_yaml_string(&Value::Object(text))
                 ),
             ));
+            files.extend(copies.iter().map(|copy| (copy.file.clone(), copy.text.clone())));
             generated_dir.clone()
         };
         fields.insert("kustomize".into(), Value::String(kustomize_dir.to_string_lossy().replace('\\', "/")));
-        // The generated kustomization names the directory's files, outside its own directory.
-        if ks.listed.is_some() || self.unrestricted.iter().any(|built| built.starts_with(&dir)) {
+        // The generated kustomization names the directory's files, and the copies the files of
+        // the Flux tree, outside their own directories.
+        if ks.listed.is_some() || !copies.is_empty() || self.unrestricted.iter().any(|built| built.starts_with(&dir)) {
             fields.insert("loadRestrictions".into(), Value::String("none".into()));
         }
 
@@ -2023,6 +2264,27 @@ mod tests {
     fn obj(yaml: &str) -> Obj {
         let object = crate::yaml::documents(Path::new("t.yaml"), yaml).unwrap().remove(0);
         Obj { object, file: PathBuf::from("t.yaml"), document: 1 }
+    }
+
+    #[test]
+    fn a_remote_entry_is_left_out_of_block_and_flow_sequences_or_not_at_all() {
+        let cut = |text: &str, item: &str| {
+            let at = text.find(item).unwrap();
+            let (bytes, written) = without_item(text, at..at + item.len())?;
+            let mut out = text.to_string();
+            out.replace_range(bytes, &written);
+            Some(out)
+        };
+        assert_eq!(
+            cut("resources:\n  - a.yaml\n  - \"https://x/y.yaml\" # upstream\n", "\"https://x/y.yaml\"").unwrap(),
+            "resources:\n  - a.yaml\n  # - \"https://x/y.yaml\" # upstream (remote: left out by `weaver import flux`)\n"
+        );
+        assert_eq!(cut("r: [https://x, a.yaml]\n", "https://x").unwrap(), "r: [a.yaml]\n");
+        assert_eq!(cut("r: [a, https://x, b]\n", "https://x").unwrap(), "r: [a, b]\n");
+        assert_eq!(cut("r: [a.yaml, https://x]\n", "https://x").unwrap(), "r: [a.yaml]\n");
+        assert_eq!(cut("r: ['https://x']\n", "'https://x'").unwrap(), "r: []\n");
+        assert_eq!(cut("r: {a: https://x}\n", "https://x"), None);
+        assert_eq!(cut("r:\n- &u https://x\n", "https://x"), None);
     }
 
     #[test]

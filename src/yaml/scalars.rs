@@ -16,6 +16,10 @@ pub(crate) struct Scalar<'v> {
     pub style: ScalarStyle,
     /// Whether it is a mapping's value (else a sequence's item).
     pub in_mapping: bool,
+    /// Where it is written: its bytes in the text (a quoted one's with or without its quotes,
+    /// as the parser gives them), and its line (1-based).
+    pub bytes: Option<std::ops::Range<usize>>,
+    pub line: usize,
 }
 
 enum Frame {
@@ -86,7 +90,17 @@ pub(crate) fn walk(
                         if want(&value, style, empty) {
                             let in_mapping = matches!(frames.last(), Some(Frame::Map(_)));
                             let pointer = pointer(&path, &token);
-                            visit(Scalar { document: documents, pointer, value: &value, style, in_mapping });
+                            let bytes = span.start.byte_offset().zip(span.end.byte_offset()).map(|(a, b)| a..b);
+                            let line = span.start.line();
+                            visit(Scalar {
+                                document: documents,
+                                pointer,
+                                value: &value,
+                                style,
+                                in_mapping,
+                                bytes,
+                                line,
+                            });
                         }
                         value_done(&mut frames);
                     }

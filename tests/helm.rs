@@ -189,6 +189,77 @@ fn the_environment_sets_the_kubernetes_version_helm_charts_see() {
     assert!(err.failure().contains("environments/dev.yaml:4"), "{}", err.stderr);
 }
 
+/// A chart that `fail`s without the Gateway API, as charts that render an HTTPRoute do.
+const GATEWAY_CHART: &str = "{{- if not (.Capabilities.APIVersions.Has \"gateway.networking.k8s.io/v1\") }}\
+    {{- fail \"this chart needs the Gateway API (gateway.networking.k8s.io/v1)\" }}{{- end }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: routes
+data:
+  monitor: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1/ServiceMonitor\" | quote }}
+  apps: {{ .Capabilities.APIVersions.Has \"apps/v1\" | quote }}
+  last: {{ last .Capabilities.APIVersions | quote }}
+";
+
+#[test]
+fn an_environment_s_api_versions_are_what_helm_charts_see_offline_as_helm_template_s_api_versions() {
+    let repo = chart_repo(&[("templates/routes.yaml", GATEWAY_CHART)]);
+    let err = repo.weaver(&["render", "--env", "dev"]);
+    assert_has(
+        err.failure(),
+        &["charts/app/templates/routes.yaml:1", "this chart needs the Gateway API (gateway.networking.k8s.io/v1)"],
+    );
+
+    let declared = ["gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1/ServiceMonitor"];
+    repo.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: apps\napiVersions:\n  - {}\n  - {}\nreleases:\n  - name: app\n    chart: app\n",
+            declared[0], declared[1]
+        ),
+    );
+    let objects = by_key(
+        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
+    );
+    assert_eq!(
+        objects["ConfigMap/routes"]["data"],
+        json!({"monitor": "true", "apps": "true", "last": "monitoring.coreos.com/v1/ServiceMonitor"}),
+        "helm's default group/versions, then the environment's"
+    );
+
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: apps\napiVersions:\n  - apps/v1\n  - gateway.networking.k8s.io\nreleases:\n  - name: app\n    chart: app\n",
+    );
+    assert_has(
+        repo.weaver(&["render", "--env", "dev"]).failure(),
+        &[
+            "environments/dev.yaml:4:5",
+            "`apiVersions` entry `gateway.networking.k8s.io` is not an API version",
+            "group/version (gateway.networking.k8s.io/v1) or group/version/Kind",
+        ],
+    );
+
+    let Some(helm) = common::helm_or_skip() else { return };
+    let template = |extra: &[&str]| {
+        let mut cmd = Command::new(&helm);
+        cmd.current_dir(repo.path()).args(["template", "app", "charts/app", "-n", "apps", "--kube-version", "v1.32.0"]);
+        for api_version in extra {
+            cmd.args(["--api-versions", api_version]);
+        }
+        cmd.output().expect("run helm")
+    };
+    let without = template(&[]);
+    assert!(!without.status.success(), "helm template fails without --api-versions too");
+    assert!(String::from_utf8_lossy(&without.stderr).contains("this chart needs the Gateway API"));
+    let with = template(&declared);
+    assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
+    let expected =
+        by_key(weaver::yaml::documents(Path::new("helm"), &String::from_utf8(with.stdout).unwrap()).unwrap());
+    assert_eq!(objects, expected, "helm template --api-versions gives the same");
+}
+
 /// A repository whose release `app` (namespace `apps`) uses the Helm chart `app` made of `files`.
 fn chart_repo(files: &[(&str, &str)]) -> Repo {
     let repo = Repo::empty();
@@ -607,11 +678,13 @@ fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
          unserved: {{{{ .Capabilities.APIVersions.Has \"{group}/v2\" | quote }}}}\n"
     );
     let repo = chart_repo(&[("templates/cm.yaml", &template)]);
-    // An explicit kubeVersion is for rendering offline: against a cluster, helm uses the server's.
+    // An explicit kubeVersion and apiVersions are for rendering offline: against a cluster, helm
+    // uses the server's version and discovery (only `helm template` takes --api-versions).
     repo.write(
         "environments/dev.yaml",
         &format!(
-            "namespace: {ns}\nkubeVersion: v1.29.3\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: app\n    chart: app\n"
+            "namespace: {ns}\nkubeVersion: v1.29.3\napiVersions: [{group}/v2]\ncluster:\n  lockNamespace: {ns}\n\
+             releases:\n  - name: app\n    chart: app\n"
         ),
     );
     let offline = by_key(
@@ -619,8 +692,8 @@ fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
     );
     assert_eq!(
         offline["ConfigMap/caps"]["data"],
-        json!({"kube": "v1.29.3", "minor": "29", "crd": "false", "crdKind": "false", "deployment": "false", "unserved": "false"}),
-        "offline: the environment's kubeVersion and helm's default group/versions (no kinds)"
+        json!({"kube": "v1.29.3", "minor": "29", "crd": "false", "crdKind": "false", "deployment": "false", "unserved": "true"}),
+        "offline: the environment's kubeVersion, helm's default group/versions (no kinds) and the environment's apiVersions"
     );
 
     let server = cluster.server_version();

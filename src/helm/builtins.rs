@@ -20,7 +20,7 @@ pub const DEFAULT_KUBE_VERSION: &str = "v1.32.0";
 
 /// chartutil.DefaultVersionSet in helm 3.17.1: the group versions of client-go's scheme, in its
 /// order. It does not depend on the Kubernetes version.
-pub const DEFAULT_API_VERSIONS: &[&str] = &[
+const DEFAULT_API_VERSIONS: &[&str] = &[
     "v1",
     "admissionregistration.k8s.io/v1",
     "admissionregistration.k8s.io/v1alpha1",
@@ -223,6 +223,46 @@ impl Object for VersionSet {
     }
 }
 
+/// Whether `version` is a Kubernetes version as helm's `--kube-version` takes it: `v1.32.0`,
+/// `1.32` or `1.32.0`.
+pub fn is_kube_version(version: &str) -> bool {
+    let numbers = version.strip_prefix('v').unwrap_or(version);
+    let parts: Vec<&str> = numbers.split('.').collect();
+    (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `entry` is an API version as discovery lists them and helm's `--api-versions` takes
+/// them: `group/version` or `group/version/Kind`, and for the core group `v1` or `v1/Pod`.
+/// helm takes any text, which `.Capabilities.APIVersions.Has` then never matches: a typo would
+/// pass unseen.
+pub fn is_api_version(entry: &str) -> bool {
+    use crate::manifest::is_dns1123_label;
+    // The core group's versions are Kubernetes versions: `v1`, `v2beta1`.
+    let core_version = |version: &str| {
+        let Some(number) = version.strip_prefix('v') else { return false };
+        let digits = number.bytes().take_while(u8::is_ascii_digit).count();
+        let stage = number[digits..].strip_prefix("alpha").or_else(|| number[digits..].strip_prefix("beta"));
+        digits > 0
+            && !number.starts_with('0')
+            && (digits == number.len() || stage.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+    };
+    let kind = |kind: &str| {
+        kind.starts_with(|c: char| c.is_ascii_uppercase()) && kind.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    let group_version = |group: &str, version: &str| {
+        group.len() <= 253 && group.split('.').all(is_dns1123_label) && is_dns1123_label(version)
+    };
+    match entry.split('/').collect::<Vec<_>>()[..] {
+        [version] => core_version(version),
+        [version, of_kind] if of_kind.starts_with(|c: char| c.is_ascii_uppercase()) => {
+            core_version(version) && kind(of_kind)
+        }
+        [group, version] => group_version(group, version),
+        [group, version, of_kind] => group_version(group, version) && kind(of_kind),
+        _ => false,
+    }
+}
+
 /// `.Capabilities.KubeVersion`: chartutil.KubeVersion. `{{ .Capabilities.KubeVersion }}` prints
 /// its version (its `String` method has a pointer receiver); passed to a function (`quote`,
 /// `printf`), it is a copy, which Go formats as a struct: `{v1.32.0 1 32}`.
@@ -280,11 +320,13 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Offline (`helm template --kube-version`): `None` when `kube_version` is not a version
-    /// helm would accept.
-    pub fn new(kube_version: &str, api_versions: Vec<String>) -> Option<Capabilities> {
+    /// Offline, as `helm template --kube-version K --api-versions A…`: helm's default
+    /// group/versions, then `extra`. `None` when `kube_version` is not a version helm would
+    /// accept.
+    pub fn offline(kube_version: &str, extra: &[String]) -> Option<Capabilities> {
         let v = sprig::semver::Version::parse(kube_version).ok()?;
         let kube = KubeVersion { version: format!("v{v}"), major: v.major().to_string(), minor: v.minor().to_string() };
+        let api_versions = DEFAULT_API_VERSIONS.iter().map(|v| v.to_string()).chain(extra.iter().cloned()).collect();
         Some(Capabilities::of(kube, api_versions))
     }
 
@@ -469,5 +511,46 @@ impl Object for ChartMetadata {
     }
     fn underlying(&self) -> Option<Value> {
         Some(self.json.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_are_group_versions_or_kinds_of_them_as_discovery_lists_them() {
+        for entry in [
+            "v1",
+            "v1/Pod",
+            "apps/v1",
+            "apps/v1/Deployment",
+            "gateway.networking.k8s.io/v1",
+            "gateway.networking.k8s.io/v1beta1/HTTPRoute",
+            "monitoring.coreos.com/v1/ServiceMonitor",
+            "example.com/v2alpha3",
+        ] {
+            assert!(is_api_version(entry), "{entry}");
+        }
+        for entry in [
+            "",
+            "apps",
+            "gateway.networking.k8s.io",
+            "HTTPRoute",
+            "apps/Deployment",
+            "gateway.networking.k8s.io/HTTPRoute",
+            "monitoring.coreos.com/v1/servicemonitor",
+            "Apps/v1",
+            "apps/V1",
+            "apps/v1/Deployment/x",
+            "apps//v1",
+            " apps/v1",
+            "--api-versions=apps/v1",
+            "apps/v1,batch/v1",
+            "v01",
+            "v1gamma1",
+        ] {
+            assert!(!is_api_version(entry), "{entry:?}");
+        }
     }
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-pub use builtins::{Capabilities, DEFAULT_API_VERSIONS, DEFAULT_KUBE_VERSION};
+pub use builtins::{Capabilities, DEFAULT_KUBE_VERSION, is_api_version, is_kube_version};
 use chart::{Chart, File};
 
 use crate::error::{Error, Location};

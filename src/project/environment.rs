@@ -3,7 +3,7 @@
 //! Merge rules for `extends` (documented in docs/src/concepts/environments.md): scalars of the child win; `values`,
 //! `labels` and `cluster` merge deeply; `substitute` merges key by key (the child's variable
 //! wins), as `labels` do; lists (`secrets`, `needs`, `valuesFiles`, `substituteFrom`,
-//! `patches`) replace the base's list; releases merge by `name`, base releases first in their
+//! `patches`, `apiVersions`) replace the base's list; releases merge by `name`, base releases first in their
 //! order, then the child's new ones. `abstract` is never inherited.
 //!
 //! `ignoreDifferences` is a list too: a derived file's replaces its base's, at the environment
@@ -56,6 +56,7 @@ struct EnvironmentFile {
     secrets: Option<Vec<Spanned<String>>>,
     identity_file: Option<Spanned<String>>,
     kube_version: Option<Spanned<String>>,
+    api_versions: Option<Vec<Spanned<String>>>,
     repositories: Option<Vec<Spanned<RepositoryFile>>>,
     ignore_differences: Option<Vec<Spanned<IgnoreRuleFile>>>,
     notifications: Option<Vec<Spanned<NotificationFile>>>,
@@ -217,6 +218,10 @@ pub struct Environment {
     /// The Kubernetes version Helm charts see as `.Capabilities.KubeVersion` (`kubeVersion`,
     /// `v1.32.0` form); None for helm's default.
     pub kube_version: Option<String>,
+    /// `apiVersions`: what Helm charts see in `.Capabilities.APIVersions` offline besides
+    /// helm's default group/versions (helm's `--api-versions`: `group/version` or
+    /// `group/version/Kind`); a connected server's discovery replaces both.
+    pub api_versions: Vec<String>,
     /// In `needs` order: every release comes after the releases it needs.
     pub releases: Vec<Release>,
     /// `repositories:`, by name: what releases' `<repository>/<chart>` and Helm charts'
@@ -737,6 +742,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
     let mut secrets = Vec::new();
     let mut identity_file = None;
     let mut kube_version = None;
+    let mut api_versions = Vec::new();
     let mut repositories: BTreeMap<String, Repository> = BTreeMap::new();
     let mut ignore_differences = Vec::new();
     let mut notifications = Vec::new();
@@ -783,6 +789,12 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         if let Some(version) = file.kube_version {
             check_kube_version(&version.value, &location(&file_path, &version.referenced))?;
             kube_version = Some(version.value);
+        }
+        if let Some(list) = file.api_versions {
+            api_versions = list
+                .into_iter()
+                .map(|entry| check_api_version(entry.value, &location(&file_path, &entry.referenced)))
+                .collect::<Result<_>>()?;
         }
         if let Some(rules) = file.ignore_differences {
             ignore_differences = ignore_rules(&file_path, rules)?;
@@ -851,6 +863,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         identity_file,
         repositories,
         kube_version,
+        api_versions,
         releases,
         ignore_differences,
         notifications,
@@ -881,16 +894,24 @@ fn health_checks(file: &Path, rules: Vec<Spanned<HealthCheckFile>>) -> Result<Ve
     Ok(checks)
 }
 
-/// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it: `v1.32.0`,
-/// `1.32` or `1.32.0`.
+/// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it.
 fn check_kube_version(version: &str, at: &Location) -> Result<()> {
-    let numbers = version.strip_prefix('v').unwrap_or(version);
-    let parts: Vec<&str> = numbers.split('.').collect();
-    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if crate::helm::is_kube_version(version) {
         return Ok(());
     }
     Err(Error::at(at.clone(), format!("`kubeVersion: {version}` is not a Kubernetes version"))
         .with_help("write it as helm's --kube-version takes it, such as v1.32.0"))
+}
+
+/// An `apiVersions` entry is an API version as helm's `--api-versions` takes it.
+fn check_api_version(entry: String, at: &Location) -> Result<String> {
+    if crate::helm::is_api_version(&entry) {
+        return Ok(entry);
+    }
+    Err(Error::at(at.clone(), format!("`apiVersions` entry `{entry}` is not an API version")).with_help(
+        "write it as helm's --api-versions takes it: group/version (gateway.networking.k8s.io/v1) or \
+         group/version/Kind (monitoring.coreos.com/v1/ServiceMonitor); v1 or v1/Pod for the core group",
+    ))
 }
 
 /// A `substitute:` variable's value as the string substituted for it, once its name is checked.
@@ -1088,6 +1109,7 @@ namespace: 'shop-é'   # quoted, after a non-ASCII character
 cluster: {context: kind-é, lockNamespace: ops}
 labels: {region: eu, tier: prod}
 kubeVersion: \"1.31.0\"
+apiVersions: [gateway.networking.k8s.io/v1, v1/Pod]
 values: {domain: é.example, replicas: 3, ratio: 1.5, flag: yes, list: [a, 1, true]}
 # a comment
 
@@ -1534,6 +1556,33 @@ releases:
         let err = release("deploy/web").unwrap_err();
         assert!(err.to_string().contains("no repository `deploy`"), "{err}");
         assert!(format!("{err:?}").contains("./deploy/web"), "{err:?}");
+    }
+
+    #[test]
+    fn api_versions_are_checked_where_written_and_replaced_through_extends() {
+        let files = [
+            ("base.yaml", "abstract: true\napiVersions:\n  - gateway.networking.k8s.io/v1\n  - v1/Pod\n"),
+            ("prod.yaml", "extends: base\n"),
+            ("staging.yaml", "extends: base\napiVersions: [monitoring.coreos.com/v1/ServiceMonitor]\n"),
+            ("dev.yaml", "extends: base\napiVersions: []\n"),
+        ];
+        assert_eq!(load(&files, "prod").unwrap().api_versions, ["gateway.networking.k8s.io/v1", "v1/Pod"]);
+        assert_eq!(load(&files, "staging").unwrap().api_versions, ["monitoring.coreos.com/v1/ServiceMonitor"]);
+        assert!(load(&files, "dev").unwrap().api_versions.is_empty());
+
+        let bad = "namespace: dev\napiVersions:\n  - apps/v1\n  - gateway.networking.k8s.io\n";
+        let err = load(&[("dev.yaml", bad)], "dev").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environments/dev.yaml:4:5: `apiVersions` entry `gateway.networking.k8s.io` is not an API version"
+        );
+        assert!(format!("{err:?}").contains("group/version (gateway.networking.k8s.io/v1)"), "{err:?}");
+        // A base's bad entry is named in the base, where it is written.
+        let files = [
+            ("base.yaml", "apiVersions: [monitoring.coreos.com/v1/servicemonitor]\n"),
+            ("dev.yaml", "extends: base\n"),
+        ];
+        assert!(load(&files, "dev").unwrap_err().to_string().starts_with("environments/base.yaml:1:15: "));
     }
 
     #[test]

@@ -108,7 +108,9 @@ struct ChartContext {
 #[derive(Clone, Default)]
 pub struct ClusterView {
     /// A connected server's capabilities; None: the environment's `kubeVersion` (or the
-    /// default) and helm's default API versions, as `helm template`.
+    /// default) and helm's default API versions with the environment's `apiVersions`, as `helm
+    /// template --kube-version --api-versions`. A server's discovery wins over both, as in helm,
+    /// whose `--api-versions` only `helm template` takes.
     pub capabilities: Option<Arc<crate::helm::Capabilities>>,
     /// What `lookup` reads.
     pub live: Arc<crate::helm::lookup::Live>,
@@ -1021,13 +1023,13 @@ impl HelmCharts {
             Some(server) => server,
             None => {
                 let kube_version = env.kube_version.as_deref().unwrap_or(crate::helm::DEFAULT_KUBE_VERSION);
-                let api_versions = crate::helm::DEFAULT_API_VERSIONS.iter().map(|v| v.to_string()).collect();
-                let capabilities = crate::helm::Capabilities::new(kube_version, api_versions).ok_or_else(|| {
-                    Error::new(format!(
-                        "environment `{}`: `kubeVersion: {kube_version}` is not a Kubernetes version",
-                        env.name
-                    ))
-                })?;
+                let capabilities =
+                    crate::helm::Capabilities::offline(kube_version, &env.api_versions).ok_or_else(|| {
+                        Error::new(format!(
+                            "environment `{}`: `kubeVersion: {kube_version}` is not a Kubernetes version",
+                            env.name
+                        ))
+                    })?;
                 Arc::new(capabilities)
             }
         };

@@ -23,7 +23,7 @@ use serde_saphyr::Spanned;
 use super::super::kustomization::{HelmChartArgs, Kustomization};
 use super::super::{Resource, Target, shown};
 use crate::error::{Error, Location, Result};
-use crate::helm::{Capabilities, DEFAULT_API_VERSIONS, DEFAULT_KUBE_VERSION, Output, ReleaseInput};
+use crate::helm::{Capabilities, DEFAULT_KUBE_VERSION, Output, ReleaseInput};
 use crate::project::source::lexical;
 use crate::project::values::merge_overrides;
 
@@ -100,8 +100,7 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
     }
 
     let kube_version = if args.kube_version.is_empty() { DEFAULT_KUBE_VERSION } else { args.kube_version.as_str() };
-    let api_versions = DEFAULT_API_VERSIONS.iter().map(|v| v.to_string()).chain(args.api_versions.iter().cloned());
-    let capabilities = Capabilities::new(kube_version, api_versions.collect()).ok_or_else(|| {
+    let capabilities = Capabilities::offline(kube_version, &args.api_versions).ok_or_else(|| {
         error(format!("`kubeVersion: {kube_version}` is not a Kubernetes version (expected v1.32.0)"))
     })?;
     let name = if args.release_name.is_empty() { args.name.as_str() } else { args.release_name.as_str() };

@@ -623,6 +623,44 @@ fn a_helmfile_with_nothing_left_out_exits_0() {
 }
 
 #[test]
+fn the_api_versions_helmfile_gives_helm_template_become_the_environment_s_and_the_chart_renders() {
+    let repo = Repo::empty();
+    repo.write("charts/routes/Chart.yaml", "apiVersion: v2\nname: routes\nversion: 0.1.0\n")
+        .write(
+            "charts/routes/templates/routes.yaml",
+            "{{- if not (.Capabilities.APIVersions.Has \"gateway.networking.k8s.io/v1\") }}{{ fail \"needs the Gateway API\" }}{{ end }}\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: routes\ndata:\n  \
+             monitor: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1/ServiceMonitor\" | quote }}\n  \
+             kube: {{ .Capabilities.KubeVersion.Version | quote }}\n",
+        )
+        .write(
+            "helmfile.yaml",
+            "apiVersions: [monitoring.coreos.com/v1/ServiceMonitor]\nhelmDefaults:\n  templateArgs:\n    \
+             - --api-versions=gateway.networking.k8s.io/v1 --kube-version v1.31.0\n    - --dry-run=server\n\
+             releases:\n  - name: routes\n    chart: charts/routes\n    namespace: web\n",
+        );
+    let run = import(&repo, &[]);
+    let stderr = run.stderr.replace(&format!("{}/", repo.path().display()), "");
+    assert_eq!(
+        (run.code, stderr.trim_end()),
+        (
+            2,
+            "not converted: helmfile.yaml:5: helmDefaults templateArgs: --dry-run=server: not supported: weaver runs no helm binary\n\
+             1 thing was not converted (listed above): edit the environment files for what you need of it"
+        ),
+    );
+    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
+    assert!(
+        base.contains(
+            "kubeVersion: v1.31.0\napiVersions:\n- monitoring.coreos.com/v1/ServiceMonitor\n- gateway.networking.k8s.io/v1\n"
+        ),
+        "{base}"
+    );
+    let objects = by_key(repo.weaver(&["render", "--env", "default"]).success());
+    assert_eq!(objects["ConfigMap/routes"]["data"], serde_json::json!({"monitor": "true", "kube": "v1.31.0"}));
+}
+
+#[test]
 fn existing_environment_files_are_never_replaced_without_force() {
     let repo = Repo::empty();
     repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")

@@ -23,7 +23,10 @@ use serde_saphyr::Spanned;
 
 use super::node::{Key, Node, line};
 use crate::error::{Error, Location, Result};
-use crate::helm::strvals::{self, Kind};
+use crate::helm::{
+    self,
+    strvals::{self, Kind},
+};
 use crate::project::source::is_plain_name;
 use crate::project::values::{deep_merge, merge_overrides};
 
@@ -191,7 +194,7 @@ fn flag_reason(key: &str) -> Option<&'static str> {
         "verify" | "keyring" => "not supported: `weaver charts lock` pins each chart's digest instead",
         "devel" => "write a `version` constraint that allows pre-releases, such as `>=1.0.0-0`",
         "skipDeps" | "skipRefresh" => "not needed: weaver renders subcharts vendored or pinned in charts.lock",
-        "args" | "diffArgs" | "syncArgs" | "templateArgs" => "not supported: weaver runs no helm binary",
+        "args" | "diffArgs" | "syncArgs" => "not supported: weaver runs no helm binary",
         "reuseValues" => "not supported: weaver renders from the repository's values only",
         "disableValidation" | "disableOpenAPIValidation" | "disableValidationOnInstall" | "skipSchemaValidation" => {
             "give `--validate=warn` or `--validate=ignore` to render, diff and apply"
@@ -201,8 +204,6 @@ fn flag_reason(key: &str) -> Option<&'static str> {
         }
         "transformers" => "not supported: write what they change as the release's `patches:`",
         "hooks" => "weaver runs no commands (a Helm chart's own `helm.sh/hook` objects are run)",
-        "kubeVersion" => "weaver sets `kubeVersion` per environment, not per release",
-        "apiVersions" => "not supported: offline renders see Kubernetes 1.32's API versions and the CRDs of the charts",
         "enableDNS" => "not supported: weaver's Helm rendering never reaches the network",
         "cascade" | "deleteWait" | "deleteTimeout" => "not supported: weaver deletes in the foreground",
         "adopt" | "takeOwnership" => {
@@ -281,7 +282,33 @@ struct EnvConverted {
     releases: Vec<Converted>,
     /// `helmDefaults.kubeContext`.
     context: Option<String>,
+    /// What Helm charts see offline: the state's `kubeVersion` and `apiVersions` with
+    /// `helmDefaults.templateArgs`' flags.
+    offline: Offline,
+}
+
+/// What Helm charts see when rendered offline, as helm's `--kube-version` and `--api-versions`
+/// give it: weaver's environment `kubeVersion` and `apiVersions`.
+#[derive(Debug, Clone, Default)]
+struct Offline {
     kube_version: Option<String>,
+    api_versions: Vec<String>,
+}
+
+impl Offline {
+    /// `self` (the state's or a release's fields) with `args` (`helmDefaults.templateArgs`'
+    /// flags), which helmfile passes after them: their API versions join, their
+    /// `--kube-version` wins.
+    fn with(&self, args: &Offline) -> Offline {
+        let mut api_versions = self.api_versions.clone();
+        api_versions.extend(args.api_versions.iter().filter(|v| !self.api_versions.contains(v)).cloned());
+        Offline { kube_version: args.kube_version.clone().or_else(|| self.kube_version.clone()), api_versions }
+    }
+
+    /// The API versions as `.Capabilities.APIVersions.Has` tells them apart: a set.
+    fn api_version_set(&self) -> BTreeSet<&str> {
+        self.api_versions.iter().map(String::as_str).collect()
+    }
 }
 
 /// A release as converted, before it is written into the base.
@@ -305,6 +332,10 @@ struct Shared {
     context: Option<String>,
     create_namespace: Option<bool>,
     common_labels: Map<String, Value>,
+    /// The state's own `kubeVersion` and `apiVersions`.
+    offline: Offline,
+    /// What `helmDefaults.templateArgs` gives of them (`--kube-version`, `--api-versions`).
+    template_args: Offline,
     /// The environment's template data, for the templates of releases.
     data: Value,
     /// Whether a missing values file is passed over (`missingFileHandler` other than `Error`).
@@ -605,10 +636,11 @@ impl Convert<'_> {
             context: None,
             create_namespace: None,
             common_labels: Map::new(),
+            offline: Offline::default(),
+            template_args: Offline::default(),
             data: loaded.env.data(),
             missing_ok: false,
         };
-        let mut kube_version = None;
         let mut templates: Vec<(String, Spanned<Node>)> = Vec::new();
         let mut default_inherit: Vec<String> = Vec::new();
         for (ctx, key, node) in &loaded.entries {
@@ -637,7 +669,8 @@ impl Convert<'_> {
                         shared.common_labels.extend(labels);
                     }
                 }
-                "kubeVersion" => kube_version = self.text(node, "kubeVersion"),
+                "kubeVersion" => shared.offline.kube_version = self.kube_version(node, "kubeVersion"),
+                "apiVersions" => shared.offline.api_versions = self.api_versions(node, "apiVersions"),
                 // Definitions releases reach through YAML anchors (`<<: *name`), which the
                 // parser resolves, or `inherit:` and `defaultInherit`.
                 "templates" => {
@@ -749,7 +782,8 @@ impl Convert<'_> {
                 self.leave(release.line, format!("release `{}`: needs `{need}`", release.name), why);
             }
         }
-        EnvConverted { env: loaded.env, repositories, releases: converted, context: shared.context, kube_version }
+        let offline = shared.offline.with(&shared.template_args);
+        EnvConverted { env: loaded.env, repositories, releases: converted, context: shared.context, offline }
     }
 
     /// The files of every environment's converted state: what they all have alike in the
@@ -765,7 +799,8 @@ impl Convert<'_> {
             states.iter().all(|s| Some(of(s)) == first)
         };
         let context_alike = alike(&|s| serde_json::json!(s.context));
-        let kube_version_alike = alike(&|s| serde_json::json!(s.kube_version));
+        let kube_version_alike = alike(&|s| serde_json::json!(s.offline.kube_version));
+        let api_versions_alike = alike(&|s| serde_json::json!(s.offline.api_versions));
         let defaults_alike = alike(&|s| Value::Object(s.env.written.defaults.clone()));
         let mut repositories: Vec<&(String, Value)> = Vec::new();
         for repository in states.iter().flat_map(|s| &s.repositories) {
@@ -787,8 +822,13 @@ impl Convert<'_> {
         if let (true, Some(Some(context))) = (context_alike, first.map(|s| &s.context)) {
             base_file.insert("cluster".into(), serde_json::json!({ "context": context }));
         }
-        if let (true, Some(Some(version))) = (kube_version_alike, first.map(|s| &s.kube_version)) {
+        if let (true, Some(Some(version))) = (kube_version_alike, first.map(|s| &s.offline.kube_version)) {
             base_file.insert("kubeVersion".into(), Value::String(version.clone()));
+        }
+        if let (true, Some(versions)) = (api_versions_alike, first.map(|s| &s.offline.api_versions))
+            && !versions.is_empty()
+        {
+            base_file.insert("apiVersions".into(), serde_json::json!(versions));
         }
         if let (true, Some(defaults)) = (defaults_alike, first.map(|s| &s.env.written.defaults))
             && !defaults.is_empty()
@@ -849,8 +889,11 @@ impl Convert<'_> {
             if let Some(context) = context {
                 map.insert("cluster".into(), serde_json::json!({ "context": context }));
             }
-            if let (false, Some(version)) = (kube_version_alike, &state.kube_version) {
+            if let (false, Some(version)) = (kube_version_alike, &state.offline.kube_version) {
                 map.insert("kubeVersion".into(), Value::String(version.clone()));
+            }
+            if !api_versions_alike && !state.offline.api_versions.is_empty() {
+                map.insert("apiVersions".into(), serde_json::json!(state.offline.api_versions));
             }
             // The environment's values files are under what its base gives, and over the
             // state's values: kept as files when those are in the base.
@@ -1056,12 +1099,112 @@ impl Convert<'_> {
             match key.value.0.as_str() {
                 "kubeContext" => shared.context = self.text(value, "helmDefaults kubeContext"),
                 "createNamespace" => shared.create_namespace = self.bool(value, "helmDefaults createNamespace"),
+                "templateArgs" => shared.template_args = self.template_args(value),
                 _ if is_default(&value.value) => {}
                 other => {
                     let why = flag_reason(other).unwrap_or("not a helmDefaults key weaver knows: not converted");
                     self.leave(line(key), format!("helmDefaults {other}"), why);
                 }
             }
+        }
+    }
+
+    /// `helmDefaults.templateArgs`: the flags helmfile adds to `helm template` (and to
+    /// helm-diff's render), split into flags as helmfile splits them. `--api-versions` (`-a`)
+    /// and `--kube-version` are what weaver's offline renders see; every other flag is listed,
+    /// one line each.
+    fn template_args(&mut self, node: &Spanned<Node>) -> Offline {
+        const WHAT: &str = "helmDefaults templateArgs";
+        let mut words: Vec<(String, u64)> = Vec::new();
+        for item in self.list(node, WHAT) {
+            if let Some(text) = self.text(item, WHAT) {
+                words.extend(text.split(' ').filter(|w| !w.is_empty()).map(|w| (w.to_string(), line(item))));
+            }
+        }
+        let mut found = Offline::default();
+        let mut words = words.into_iter().peekable();
+        while let Some((word, at)) = words.next() {
+            let (flag, attached) = match word.split_once('=') {
+                Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+                // pflag's shorthand with its value attached: `-agateway.networking.k8s.io/v1`.
+                None if word.len() > 2 && word.starts_with("-a") && !word.starts_with("--") => {
+                    ("-a".to_string(), Some(word[2..].to_string()))
+                }
+                None => (word.clone(), None),
+            };
+            // helmfile takes the next word for a flag's value unless it is a flag itself.
+            let next = match attached {
+                Some(_) => None,
+                None => words.next_if(|(next, _)| !next.starts_with('-')).map(|(next, _)| next),
+            };
+            let shown = next.as_ref().map_or_else(|| word.clone(), |next| format!("{word} {next}"));
+            let value = attached.or(next);
+            match (flag.as_str(), value) {
+                ("--api-versions" | "-a", Some(value)) => {
+                    let what = format!("{WHAT}: {flag}");
+                    for entry in value.split(',') {
+                        self.api_version(at, &what, entry, &mut found.api_versions);
+                    }
+                }
+                ("--kube-version", Some(value)) if helm::is_kube_version(&value) => found.kube_version = Some(value),
+                ("--kube-version", Some(_)) => self.leave(
+                    at,
+                    format!("{WHAT}: {shown}"),
+                    "not a Kubernetes version (such as v1.32.0): not converted",
+                ),
+                (_, _) => {
+                    let why = match flag.as_str() {
+                        "--api-versions" | "-a" | "--kube-version" => "has no value: not converted",
+                        _ => "not supported: weaver runs no helm binary",
+                    };
+                    self.leave(at, format!("{WHAT}: {shown}"), why);
+                }
+            }
+        }
+        found
+    }
+
+    /// A `kubeVersion` (the state's or a release's), when it is a Kubernetes version.
+    fn kube_version(&mut self, node: &Spanned<Node>, what: &str) -> Option<String> {
+        let version = self.text(node, what)?;
+        if helm::is_kube_version(&version) {
+            return Some(version);
+        }
+        self.leave(
+            line(node),
+            format!("{what}: `{version}`"),
+            "not a Kubernetes version (such as v1.32.0): not converted",
+        );
+        None
+    }
+
+    /// An `apiVersions` list (the state's or a release's): its API versions, each that is not one
+    /// listed.
+    fn api_versions(&mut self, node: &Spanned<Node>, what: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for item in self.list(node, what) {
+            if let Some(entry) = self.text(item, what) {
+                // helm's `--api-versions` splits its value at commas, as helmfile passes it.
+                for entry in entry.split(',') {
+                    self.api_version(line(item), what, entry, &mut found);
+                }
+            }
+        }
+        found
+    }
+
+    /// One API version of helm's `--api-versions`, into `found` unless it is not one (listed) or
+    /// already there.
+    fn api_version(&mut self, at: u64, what: &str, entry: &str, found: &mut Vec<String>) {
+        if !helm::is_api_version(entry) {
+            self.leave(
+                at,
+                format!("{what}: `{entry}`"),
+                "not an API version (group/version or group/version/Kind, such as gateway.networking.k8s.io/v1): \
+                 not converted",
+            );
+        } else if !found.iter().any(|v| v == entry) {
+            found.push(entry.to_string());
         }
     }
 
@@ -1358,6 +1501,49 @@ impl Convert<'_> {
                             field_what,
                             "weaver deploys an environment to one cluster (`cluster.context`): put the release in \
                              an environment of that context",
+                        );
+                    }
+                }
+                "apiVersions" => {
+                    let own = Offline { api_versions: self.api_versions(value, &field_what), ..shared.offline.clone() };
+                    let environment = shared.offline.with(&shared.template_args);
+                    // helmfile: a release's list, when it has one, replaces the state's.
+                    if !own.api_versions.is_empty()
+                        && own.with(&shared.template_args).api_version_set() != environment.api_version_set()
+                    {
+                        let listed = |versions: &[String]| match versions {
+                            [] => "none".to_string(),
+                            _ => versions.join(", "),
+                        };
+                        self.leave(
+                            line(key),
+                            field_what,
+                            format!(
+                                "weaver sets `apiVersions` per environment: this release's ({}), which replace the \
+                                 state's ({}) in helmfile, are not converted; add them to the environment's \
+                                 `apiVersions` if its other releases may see them too",
+                                own.api_versions.join(", "),
+                                listed(&shared.offline.api_versions),
+                            ),
+                        );
+                    }
+                }
+                "kubeVersion" => {
+                    let environment = shared.offline.with(&shared.template_args).kube_version;
+                    // helmfile: templateArgs' `--kube-version`, else the release's, else the state's.
+                    let own = self.kube_version(value, &field_what);
+                    let release = shared.template_args.kube_version.clone().or(own).or(environment.clone());
+                    if release != environment {
+                        self.leave(
+                            line(key),
+                            field_what,
+                            format!(
+                                "weaver sets `kubeVersion` per environment, and this release's ({}) differs from the \
+                                 environment's ({}): not converted",
+                                release.unwrap_or_default(),
+                                environment
+                                    .unwrap_or_else(|| format!("none: helm's default {}", helm::DEFAULT_KUBE_VERSION))
+                            ),
                         );
                     }
                 }
@@ -1838,6 +2024,60 @@ mod tests {
             "{}",
             base(&imported)
         );
+    }
+
+    #[test]
+    fn api_and_kube_versions_come_from_the_state_s_fields_and_template_args() {
+        let imported = convert_text(
+            "kubeVersion: v1.30.0\napiVersions:\n- monitoring.coreos.com/v1/ServiceMonitor\nhelmDefaults:\n  \
+             templateArgs:\n  - --api-versions gateway.networking.k8s.io/v1\n  - --api-versions=example.com/v1,example.com/v2\n  \
+             - -a\n  - v1/Pod\n  - --kube-version v1.31.2\n  - --dry-run=server --skip-crds\n  - -a apps\n\
+             releases:\n- name: web\n  chart: ./charts/web\n- name: same\n  chart: ./charts/web\n  \
+             apiVersions: [monitoring.coreos.com/v1/ServiceMonitor]\n  kubeVersion: v1.29.0\n\
+             - name: other\n  chart: ./charts/web\n  apiVersions: [cert-manager.io/v1]\n",
+            &[("charts/web/Chart.yaml", "")],
+        );
+        assert!(
+            base(&imported).starts_with(
+                "# Imported from helmfile.yaml by `weaver import helmfile`.\nabstract: true\nkubeVersion: v1.31.2\n\
+                 apiVersions:\n- monitoring.coreos.com/v1/ServiceMonitor\n- gateway.networking.k8s.io/v1\n\
+                 - example.com/v1\n- example.com/v2\n- v1/Pod\nreleases:\n"
+            ),
+            "{}",
+            base(&imported)
+        );
+        let left_out: Vec<String> = imported.left_out.iter().map(|l| format!("{}:{}: {l}", l.file, l.line)).collect();
+        assert_eq!(
+            left_out,
+            [
+                "helmfile.yaml:11: helmDefaults templateArgs: --dry-run=server: not supported: weaver runs no helm binary",
+                "helmfile.yaml:11: helmDefaults templateArgs: --skip-crds: not supported: weaver runs no helm binary",
+                "helmfile.yaml:12: helmDefaults templateArgs: -a: `apps`: not an API version (group/version or \
+                 group/version/Kind, such as gateway.networking.k8s.io/v1): not converted",
+                "helmfile.yaml:22: release `other`: apiVersions: weaver sets `apiVersions` per environment: this \
+                 release's (cert-manager.io/v1), which replace the state's (monitoring.coreos.com/v1/ServiceMonitor) in \
+                 helmfile, are not converted; add them to the environment's `apiVersions` if its other releases may see \
+                 them too",
+            ]
+        );
+
+        // Without templateArgs, a release's own kubeVersion is the one helmfile gives it.
+        let imported = convert_text(
+            "kubeVersion: v1.30.0\nreleases:\n- {name: web, chart: ./charts/web, kubeVersion: v1.30.0}\n\
+             - {name: old, chart: ./charts/web, kubeVersion: v1.29.0}\n- {name: bad, chart: ./charts/web, apiVersions: [apps]}\n",
+            &[("charts/web/Chart.yaml", "")],
+        );
+        let left_out: Vec<String> = imported.left_out.iter().map(|l| format!("{}:{}: {l}", l.file, l.line)).collect();
+        assert_eq!(
+            left_out,
+            [
+                "helmfile.yaml:4: release `old`: kubeVersion: weaver sets `kubeVersion` per environment, and this \
+                 release's (v1.29.0) differs from the environment's (v1.30.0): not converted",
+                "helmfile.yaml:5: release `bad`: apiVersions: `apps`: not an API version (group/version or \
+                 group/version/Kind, such as gateway.networking.k8s.io/v1): not converted",
+            ]
+        );
+        assert!(base(&imported).contains("\nkubeVersion: v1.30.0\n") && !base(&imported).contains("apiVersions"));
     }
 
     #[test]

@@ -18,6 +18,14 @@ values the environment file gives it (its valuesFiles, then its inline values: w
 passes, as the import converted it; a release with a `.gotmpl` values file or SOPS secrets is
 not compared so).
 
+Values: for each installed release of every environment (remote charts too), the values
+weaver gives the release's chart are compared with those helmfile passes helm. Both are read
+back through a chart that prints `.Values` (tools/values_dump.py): weaver renders the written
+environment with every release's chart replaced by it; helmfile (`-e E template`) runs a helm
+wrapper that renders it in place of each release's chart with the values files and --set
+flags helmfile passes, merged by helm itself. A release helmfile fails on is not compared (its
+error is listed).
+
 Prints one row per helmfile: environments, releases (over all environments), the exit code, how
 many things were not converted and their most common reasons, the local releases that render, and
 those whose render equals helm's out of those compared. Exit 0 whatever the outcome.
@@ -26,6 +34,7 @@ import argparse, collections, json, os, re, shutil, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helm_corpus import documents, key, normalise, run  # noqa: E402
+from values_dump import differences, dumped, helm_wrapper, point_releases_at_chart, weaver_values  # noqa: E402
 
 import yaml
 
@@ -68,8 +77,21 @@ def releases_of(repo, env):
     return releases, namespace
 
 
+def rels_abstract(repo, env):
+    with open(os.path.join(repo, 'environments', env + '.yaml')) as f:
+        return bool((yaml.safe_load(f) or {}).get('abstract'))
+
+
 def objects(text):
     return {key(o): normalise(o) for o in documents(text)}
+
+
+def same_objects(row, expected_text, actual_text):
+    """Whether two renders hold the same objects; counts them in the row."""
+    expected, actual = objects(expected_text), objects(actual_text)
+    row['objects'] += len(expected)
+    row['objects_equal'] += sum(1 for k, v in expected.items() if actual.get(k) == v)
+    return expected == actual
 
 
 def helmfile_renders(helmfile, state, env, repo, variables):
@@ -91,20 +113,128 @@ def helmfile_renders(helmfile, state, env, repo, variables):
             for f in sorted(files):
                 with open(os.path.join(root, f)) as fh:
                     texts.append(fh.read())
-        renders[name] = '\n---\n'.join(texts)
+        if any(t.strip() for t in texts):  # helmfile makes the directory of a release it fails on
+            renders[name] = '\n---\n'.join(texts)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
     return renders
 
 
+def helmfile_values(helmfile, state, env, repo, variables, helm):
+    """The values helmfile passes helm for each release of an environment (what helm gives
+    a chart as `.Values` for them: values files and --set flags merged by helm itself), by
+    release name; and helmfile's error, if it failed."""
+    work = tempfile.mkdtemp(prefix='helmfile-values-')
+    wrapper, wrapper_env = helm_wrapper(work, helm)
+    out = os.path.join(work, 'out')
+    argv = [helmfile, '--helm-binary', wrapper, '-f', state, '-e', env, 'template', '--skip-deps',
+            '--output-dir', out, '--output-dir-template', '{{ .OutputDir }}/{{ .Release.Name }}']
+    environ = dict(os.environ, **variables, **wrapper_env, KUBECONFIG=os.path.join(work, 'none'), HOME=work)
+    error, adjusted = None, []
+    for _ in range(12):
+        error = None
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            p = subprocess.run(argv, cwd=repo, env=environ, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            error = 'timed out'
+            break
+        if p.returncode == 0:
+            break
+        lines = [l for l in p.stderr.strip().splitlines() if len(l.strip()) > 2]
+        error = (lines[-1] if lines else f'exit {p.returncode}')[:200]
+        adjustment = helmfile_0166_adjustment(p.stderr, repo, state)
+        if not adjustment:
+            break
+        adjusted.append(adjustment)
+    values = {}
+    if os.path.isdir(out):
+        for root, _, files in os.walk(out):
+            for f in files:
+                with open(os.path.join(root, f)) as fh:
+                    values.update(dumped(fh.read()))
+    shutil.rmtree(work, ignore_errors=True)
+    return values, error, adjusted
+
+
+MISSING = re.compile(r'values file matching "([^"]+)" does not exist in "([^"]+)"')
+UNKNOWN_FIELD = re.compile(r'field (\w+) not found in type state\.HelmSpec')
+
+
+def helmfile_0166_adjustment(stderr, repo, state):
+    """What the only helmfile this machine has (0.166) refuses where helmfile 1 goes on,
+    changed in the copy so that it renders; None when nothing is known to change. A release
+    values file that is absent (helmfile 1 passes over it with the state's `missingFileHandler:
+    Warn`; weaver does not reference it) is made empty, which passes the same values; an
+    unknown helmDefaults field (`templateArgs`: helm flags, no values) is removed."""
+    made = []
+    for name, where in MISSING.findall(stderr):
+        path = os.path.normpath(os.path.join(repo, where, name))
+        if path.startswith(repo + os.sep) and not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                f.write('{}\n')
+            made.append(os.path.relpath(path, repo))
+    if made:
+        return 'absent values files made empty: ' + ', '.join(sorted(set(made)))
+    field = UNKNOWN_FIELD.search(stderr)
+    if field:
+        path = os.path.join(repo, state)
+        with open(path) as f:
+            lines = f.read().split('\n')
+        out, skip_indent = [], None
+        for line in lines:
+            indent = len(line) - len(line.lstrip())
+            if skip_indent is not None and (not line.strip() or indent > skip_indent):
+                continue
+            skip_indent = None
+            if line.strip().startswith(field.group(1) + ':'):
+                skip_indent = indent
+                continue
+            out.append(line)
+        if len(out) != len(lines):
+            with open(path, 'w') as f:
+                f.write('\n'.join(out))
+            return f'helmDefaults.{field.group(1)} removed (helmfile 0.166 lacks it)'
+    return None
+
+
+def compare_values(repo, valrepo, helmfile_bin, helmfile, env, variables, weaver, helm, row):
+    """One environment's releases: the values weaver gives each installed release's chart
+    against those helmfile passes helm."""
+    rels, _ = releases_of(valrepo, env)
+    installed = [n for n, r in rels.items() if r.get('installed') is not False]
+    if not installed:
+        return
+    expected, error, adjusted = helmfile_values(helmfile_bin, helmfile, env, repo, variables, helm)
+    row['adjusted'] = sorted(set(row.get('adjusted', [])) | set(adjusted))
+    actual = weaver_values(weaver, valrepo, env, installed)
+    for name in installed:
+        if name not in expected:
+            row['values_not_compared'].append(f'{env}/{name}: helmfile: {error or "no render"}')
+            continue
+        got = actual.get(name)
+        row['values_compared'] += 1
+        if not isinstance(got, dict) and got is not None:
+            row['values_differ'].append(f'{env}/{name}: {got}')
+            continue
+        diff = differences(expected[name], got)
+        if diff:
+            row['values_differ'].append(f'{env}/{name}: ' + '; '.join(diff[:4]))
+        else:
+            row['values_equal'] += 1
+
+
 def compare_release_is_local(repo, release):
     chart = release.get('chart', '')
+    if not chart:  # a kustomize directory helmfile makes a chart of (chartify): not compared
+        return False
     chart_dir = chart if chart.startswith('./') else os.path.join('charts', chart)
     return (chart.startswith('./') or '/' not in chart) and os.path.isdir(os.path.join(repo, chart_dir)) \
         and release.get('installed') is not False
 
 
-def compare_release(repo, env, name, release, namespace, weaver, helm, helmfile):
+def compare_release(repo, env, name, release, namespace, weaver, helm, helmfile, row):
     """For an installed release of a chart of the repository: (whether weaver renders it,
     whether that equals helm's render: None when not compared, what it was compared with);
     None for any other release."""
@@ -119,7 +249,7 @@ def compare_release(repo, env, name, release, namespace, weaver, helm, helmfile)
         if rendered is not None:
             if w.returncode != 0:
                 return False, False, 'helmfile'
-            return True, objects(rendered) == objects(w.stdout), 'helmfile'
+            return True, same_objects(row, rendered, w.stdout), 'helmfile'
     if release.get('secrets') or any(f.endswith('.gotmpl') for f in files):
         return w.returncode == 0, None, None
     argv = [helm, 'template', name, chart_dir, '-n', release.get('namespace', namespace),
@@ -132,9 +262,13 @@ def compare_release(repo, env, name, release, namespace, weaver, helm, helmfile)
         inline.close()
         argv += ['-f', inline.name]
     h, _ = run(argv, cwd=repo)
+    if h.returncode != 0 and 'helm dependency build' in h.stderr:
+        # what helmfile does before it renders a local chart (file:// dependencies, offline)
+        run([helm, 'dependency', 'build', chart_dir, '--skip-refresh'], cwd=repo)
+        h, _ = run(argv, cwd=repo)
     if h.returncode != 0 or w.returncode != 0:
         return w.returncode == 0, h.returncode != 0 and w.returncode != 0, 'helm'
-    return True, objects(h.stdout) == objects(w.stdout), 'helm'
+    return True, same_objects(row, h.stdout, w.stdout), 'helm'
 
 
 def reason(line):
@@ -163,13 +297,21 @@ def one(checkout, helmfile, variables, weaver, helm, helmfile_bin, work):
     row['loads'] = loads.returncode == 0 if written else None
     releases, local, rendered, compared, equal = set(), 0, 0, 0, 0
     by_helmfile = 0
+    row.update(values_compared=0, values_equal=0, values_differ=[], values_not_compared=[], objects=0, objects_equal=0)
+    valrepo = repo + '.values'
+    shutil.rmtree(valrepo, ignore_errors=True)
+    shutil.copytree(repo, valrepo, symlinks=True)
+    if written:
+        point_releases_at_chart(valrepo)
     for e in envs:
+        if helmfile_bin and not rels_abstract(repo, e):
+            compare_values(repo, valrepo, helmfile_bin, helmfile, e, variables, weaver, helm, row)
         rels, namespace = releases_of(repo, e)
         releases |= {(name, e) for name in rels}
         local_releases = {n for n, r in rels.items() if compare_release_is_local(repo, r)}
         against = helmfile_renders(helmfile_bin, helmfile, e, repo, variables) if helmfile_bin and local_releases else None
         for name, release in rels.items():
-            checked = compare_release(repo, e, name, release, namespace, weaver, helm, against)
+            checked = compare_release(repo, e, name, release, namespace, weaver, helm, against, row)
             if checked is None:
                 continue
             local += 1
@@ -199,14 +341,16 @@ def main():
     ap.add_argument('--json')
     args = ap.parse_args()
     rows = [one(*r, os.path.abspath(args.weaver), args.helm, args.helmfile, args.work) for r in read_list(args.list)]
-    print('| repo | envs | releases (env×release) | exit | not converted | most common reasons | local releases rendered | = helmfile or helm template |')
-    print('|---|---|---|---|---|---|---|---|')
+    print('| repository | environments | releases (env×release) | exit | not converted | most common reasons '
+          '| local releases rendered | = helmfile or helm template | objects equal | values compared | values equal |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     for r in rows:
         reasons = '; '.join(f'{n}× {why}' for why, n in r['reasons']) or (r['error'] or '')
         print(f"| {r['repo']} | {r['envs']} | {r['releases']} | {r['exit']} | {r['not_converted']} | {reasons} | "
-              f"{r['rendered']} | {r['helm_equal']} |")
+              f"{r['rendered']} | {r['helm_equal']} | {r['objects_equal']}/{r['objects']} | "
+              f"{r['values_compared']} | {r['values_equal']} |")
     for r in rows:
-        for what in ('render_errors', 'differ'):
+        for what in ('render_errors', 'differ', 'values_differ', 'values_not_compared', 'adjusted'):
             for line in r.get(what, []):
                 print(f"{r['repo']}: {what}: {line}")
     if args.json:

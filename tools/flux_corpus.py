@@ -259,7 +259,13 @@ def corpus(weaver, helm, repo, work_root):
     if imported.returncode not in (0, 2):
         return name, f"import failed: {imported.stderr.strip()[:200]}", []
     left_out = [line for line in imported.stderr.splitlines() if line.startswith("not converted: ")]
-    clusters = re.findall(r"^cluster (\S+) → environments/(\S+)\.yaml", imported.stdout + imported.stderr, re.M)
+    clusters = []
+    for root, env, how in re.findall(r"^cluster (\S+) → environments/(\S+)\.yaml: (.*)$", imported.stdout + imported.stderr, re.M):
+        # Taken for a cluster's root, the path of a Kustomization (no bootstrap file, no
+        # FluxInstance sync path the import could read): Flux applies that Kustomization from
+        # the directory of its file, with its own patches and variables.
+        parent = re.match(r"the path of Kustomization \S+ \((\S+)\)", how)
+        clusters.append((os.path.dirname(parent.group(1)) if parent else root, env))
     envs = sorted(f[:-5] for f in os.listdir(os.path.join(work, "environments")) if f.endswith(".yaml"))
     loaded = run([weaver, "envs"], work)
     rows = {"envs": len(envs), "kustomize": 0, "charts": 0, "equal": 0, "not_installed": 0, "unequal": [],

@@ -190,11 +190,15 @@ class Cluster:
             queue += children
         shutil.rmtree(self.wrap, ignore_errors=True)
 
-    def variables(self, ks, namespace):
+    def variables(self, ks, namespace, own):
+        """A Kustomization's variables, and the sources it could not read; a source neither
+        applied yet nor in its own build (`own`: Flux reads it from the cluster, where this
+        Kustomization applied it before) is Unreadable, to try again later."""
         post = (ks.get('spec') or {}).get('postBuild') or {}
         variables, unread = {}, []
         for ref in post.get('substituteFrom') or []:
-            obj = self.objects.get((ref.get('kind'), namespace, ref.get('name')))
+            obj = self.objects.get((ref.get('kind'), namespace, ref.get('name'))) or own.get(
+                (ref.get('kind'), namespace, ref.get('name')))
             if obj is None:
                 if ref.get('optional'):
                     continue
@@ -230,8 +234,6 @@ class Cluster:
             self.problems.append(f"Kustomization {meta.get('name')}: no directory {spec.get('path')}")
             return []
         substituting = 'postBuild' in spec
-        variables, unread = self.variables(ks, namespace) if substituting else ({}, [])
-        self.built.add(ident)
         if not has_kustomization(path):
             generate(path)
         wrapper = tempfile.mkdtemp(dir=self.wrap)
@@ -251,8 +253,17 @@ class Cluster:
         if p.returncode != 0:
             self.problems.append(f"Kustomization {meta.get('name')}: kustomize: {p.stderr.strip().splitlines()[-1][:150]}")
             return []
+        texts = [t for t in re.split(r'(?m)^---\n', p.stdout) if t.strip()]
+        own = {}
+        for text in texts:
+            obj = yaml.load(text, Loader=Yaml12)
+            if isinstance(obj, dict):
+                m = obj.get('metadata') or {}
+                own[(obj.get('kind'), m.get('namespace') or '', m.get('name'))] = (obj, False)
+        variables, unread = self.variables(ks, namespace, own) if substituting else ({}, [])
+        self.built.add(ident)
         children = []
-        for text in re.split(r'(?m)^---\n', p.stdout):
+        for text in texts:
             if not text.strip():
                 continue
             obj = yaml.load(text, Loader=Yaml12)

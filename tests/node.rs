@@ -315,20 +315,8 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
 
     // Memory, as the kubelet counts it (the Pod's working set), once its stats (collected every
     // 10 s or so) have the Pods.
-    let node = pods[0]["spec"]["nodeName"].as_str().unwrap();
     let memory = eventually("the kubelet's memory stats of the operator's Pods", || {
-        let summary = cluster.get_text(&format!("/api/v1/nodes/{node}/proxy/stats/summary"))?;
-        let summary: Value = serde_json::from_str(&summary).map_err(|e| e.to_string())?;
-        let memory: BTreeMap<String, f64> = summary["pods"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|stats| stats["podRef"]["namespace"] == operator_ns.as_str())
-            .filter_map(|stats| {
-                let bytes = stats["memory"]["workingSetBytes"].as_f64().filter(|b| *b > 0.0)?;
-                Some((stats["podRef"]["name"].as_str()?.to_string(), bytes))
-            })
-            .collect();
+        let memory = pods_memory(cluster, &operator_ns)?;
         if memory.len() == 2 { Ok(memory) } else { Err(format!("{memory:?}")) }
     });
     for (pod, bytes) in memory {
@@ -547,6 +535,22 @@ fn push_many_config_maps(demo: &Demo, count: usize) -> String {
                      "annotations": {"weaver.example.com/reconcile-requested-at": commit}}});
     demo.cluster.apply(&[request], "weaver-e2e");
     commit
+}
+
+/// The working set of each Pod of `namespace` in bytes, as the kubelets count it (their stats,
+/// collected every 10 s or so, may not have a new Pod yet).
+fn pods_memory(cluster: &common::cluster::TestCluster, namespace: &str) -> Result<BTreeMap<String, f64>, String> {
+    let mut memory = BTreeMap::new();
+    for node in cluster.list_all("v1", "Node", "nodes") {
+        let summary = cluster.get_text(&format!("/api/v1/nodes/{}/proxy/stats/summary", name(&node)))?;
+        let summary: Value = serde_json::from_str(&summary).map_err(|e| e.to_string())?;
+        let pods = summary["pods"].as_array().cloned().unwrap_or_default();
+        memory.extend(pods.iter().filter(|stats| stats["podRef"]["namespace"] == namespace).filter_map(|stats| {
+            let bytes = stats["memory"]["workingSetBytes"].as_f64().filter(|b| *b > 0.0)?;
+            Some((stats["podRef"]["name"].as_str()?.to_string(), bytes))
+        }));
+    }
+    Ok(memory)
 }
 
 /// How many of the ConfigMaps named `many-…` are in `namespace`.
@@ -777,4 +781,103 @@ fn containerd_restarted_under_the_node_leaves_the_operator_running_leading_and_a
     assert_eq!(many_applied(cluster, &staging_ns), 10);
     let drift = demo.weaver(&["drift", "--env", "dev"]);
     assert_eq!(drift.code, 0, "drift after the restart:\n{}\n{}", drift.stdout, drift.stderr);
+}
+
+#[test]
+fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Ok(sizes) = std::env::var("WEAVER_E2E_SYNCS") else {
+        say_skipped("a measurement, run when WEAVER_E2E_SYNCS names the fleet sizes to measure (250,1000)");
+        return;
+    };
+    let sizes: Vec<usize> = sizes.split(',').map(|n| n.trim().parse().expect("WEAVER_E2E_SYNCS: numbers")).collect();
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = http_backend_missing() {
+        say_skipped(&format!("the EnvironmentSyncs' git server needs git's http-backend: {why}"));
+        return;
+    }
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
+    let (url, ca) = (source.url.clone(), source.secret.1[0].1.clone());
+    install_demo(&demo, images, source);
+
+    // Ten tenant namespaces, each with an account `deployer` that may do anything there, the
+    // git server's CA, and the fleet's environments: two releases of ten ConfigMaps each.
+    let tenants: Vec<String> = (0..10).map(|i| cluster.namespace(&format!("fleet{i}"))).collect();
+    let reader = format!("{}-fleet-namespace-reader", cluster.prefix);
+    let rbac = "rbac.authorization.k8s.io/v1";
+    cluster.create(&json!({"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": reader},
+        "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]}));
+    let subjects: Vec<Value> =
+        tenants.iter().map(|ns| json!({"kind": "ServiceAccount", "name": "deployer", "namespace": ns})).collect();
+    cluster.create(&json!({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": reader},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader}, "subjects": subjects}));
+    for ns in &tenants {
+        cluster.create(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": ns}}));
+        cluster.create(&json!({"apiVersion": rbac, "kind": "Role", "metadata": {"name": "deployer", "namespace": ns},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}));
+        cluster.create(&json!({"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "deployer", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}]}));
+        cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git-ca", "namespace": ns},
+            "stringData": {"ca.crt": ca}}));
+    }
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    demo.repo.write("charts/ten/chart.yaml", "name: ten\nversion: 0.1.0\n").write(
+        "charts/ten/templates/configmaps.yaml",
+        "{% for i in range(10) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
+    );
+    for i in 0..largest {
+        let ns = &tenants[i % tenants.len()];
+        demo.repo.write(
+            &format!("environments/fleet-{i}.yaml"),
+            &format!("namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n  - name: a{i}\n    chart: ten\n  - name: b{i}\n    chart: ten\n"),
+        );
+    }
+    let git = common::git::init(demo.repo.path());
+    let commit = common::git::commit_all(&git, "the fleet").to_string();
+
+    let sync = |i: usize| {
+        json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+            "metadata": {"name": format!("fleet-{i}"), "namespace": tenants[i % tenants.len()]},
+            "spec": {"source": {"url": url, "ref": {"branch": "main"}, "caSecretRef": {"name": "git-ca"}},
+                     "environments": [format!("fleet-{i}")], "serviceAccountName": "deployer", "interval": "10m"}})
+    };
+    let ready = || -> usize {
+        tenants
+            .iter()
+            .flat_map(|ns| cluster.list("weaver.example.com/v1alpha1", "EnvironmentSync", "environmentsyncs", ns))
+            .filter(|live| {
+                ready_condition(live).is_some_and(|(status, ..)| status == "True")
+                    && live["status"]["lastAppliedRevision"] == commit.as_str()
+            })
+            .count()
+    };
+    let mut made = 0;
+    for size in sizes {
+        let started = Instant::now();
+        for i in made..size {
+            cluster.create(&sync(i));
+        }
+        made = made.max(size);
+        let deadline = started + Duration::from_secs(1800);
+        while ready() < size {
+            assert!(Instant::now() < deadline, "{} of {size} EnvironmentSyncs Ready after 30 min", ready());
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        figure(&format!("{size} EnvironmentSyncs (20 ConfigMaps each) created to all Ready"), &format!("{:.1?}", started.elapsed()));
+        // Settled: one more round of the kubelet's stats.
+        std::thread::sleep(Duration::from_secs(20));
+        let holder = leader(cluster, &operator_ns).expect("a leader");
+        let memory = pods_memory(cluster, &operator_ns).unwrap();
+        for (pod, bytes) in memory {
+            let role = if pod == holder { "leader" } else { "standby" };
+            figure(
+                &format!("operator Pod memory at {size} EnvironmentSyncs, working set ({role})"),
+                &format!("{:.1} MiB", bytes / 1048576.0),
+            );
+        }
+    }
 }

@@ -61,7 +61,7 @@ impl E2e {
             let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-images");
             std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let images = Images {
-                weaver: image::weaver(std::path::Path::new(super::WEAVER), &dir)?,
+                weaver: image::weaver(&weaver_binary(), &dir)?,
                 shop_web: image::shop_web(&dir)?,
                 redis: image::redis(&dir)?,
             };
@@ -121,6 +121,12 @@ impl E2e {
         let address = internal.and_then(|a| a["address"].as_str()).expect("a node with an InternalIP");
         address.parse().unwrap_or_else(|e| panic!("the node's InternalIP {address:?}: {e}"))
     }
+}
+
+/// The binary weaver's image is built from: `WEAVER_E2E_IMAGE_BINARY` (a release build, for
+/// figures of memory that hold for the image users run), else the binary under test.
+fn weaver_binary() -> PathBuf {
+    std::env::var_os("WEAVER_E2E_IMAGE_BINARY").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(super::WEAVER))
 }
 
 /// The command restarting the nodes' container runtime.

@@ -678,15 +678,26 @@ fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
          unserved: {{{{ .Capabilities.APIVersions.Has \"{group}/v2\" | quote }}}}\n"
     );
     let repo = chart_repo(&[("templates/cm.yaml", &template)]);
+    // A weaver chart's capabilities are never the cluster's: the environment's apiVersions, with
+    // or without one, so that `render` gives what `apply` sends.
+    repo.write("charts/own/chart.yaml", "name: own\nversion: 0.1.0\n").write(
+        "charts/own/templates/cm.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: own\ndata:\n  \
+             ownDeclared: \"{{{{ '{group}/v2' in capabilities.apiVersions }}}}\"\n  \
+             ownServed: \"{{{{ '{group}/v1' in capabilities.apiVersions }}}}\"\n"
+        ),
+    );
     // An explicit kubeVersion and apiVersions are for rendering offline: against a cluster, helm
     // uses the server's version and discovery (only `helm template` takes --api-versions).
     repo.write(
         "environments/dev.yaml",
         &format!(
             "namespace: {ns}\nkubeVersion: v1.29.3\napiVersions: [{group}/v2]\ncluster:\n  lockNamespace: {ns}\n\
-             releases:\n  - name: app\n    chart: app\n"
+             releases:\n  - name: app\n    chart: app\n  - name: own\n    chart: own\n"
         ),
     );
+    let own = json!({"ownDeclared": "true", "ownServed": "false"});
     let offline = by_key(
         weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
     );
@@ -695,13 +706,14 @@ fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
         json!({"kube": "v1.29.3", "minor": "29", "crd": "false", "crdKind": "false", "deployment": "false", "unserved": "true"}),
         "offline: the environment's kubeVersion, helm's default group/versions (no kinds) and the environment's apiVersions"
     );
+    assert_eq!(offline["ConfigMap/own"]["data"], own);
 
     let server = cluster.server_version();
     let minor = server.trim_start_matches('v').split('.').nth(1).unwrap().to_string();
     let expected = json!({"kube": server, "minor": minor, "crd": "true", "crdKind": "true", "deployment": "true", "unserved": "false"});
     let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
     let diff = repo.weaver(&["--kubeconfig", &kubeconfig, "diff", "--env", "dev"]);
-    for (key, value) in expected.as_object().unwrap() {
+    for (key, value) in expected.as_object().unwrap().iter().chain(own.as_object().unwrap()) {
         let prefix = format!("+  {key}: ");
         let shown = diff.stdout.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim_matches(['\'', '"']));
         assert_eq!(shown, value.as_str(), "{key} in:\n{}\n{}", diff.stdout, diff.stderr);
@@ -710,6 +722,9 @@ fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
     let live =
         cluster.get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "caps", "namespace": ns}}));
     assert_eq!(live.expect("the ConfigMap is live")["data"], expected);
+    let live =
+        cluster.get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "own", "namespace": ns}}));
+    assert_eq!(live.expect("the weaver chart's ConfigMap is live")["data"], own);
 }
 
 #[test]

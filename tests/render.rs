@@ -169,6 +169,48 @@ fn capabilities_name_kubernetes_apis_and_those_of_the_crds_the_environment_deplo
     assert_eq!(data(repo.weaver(&["render", "--env", "dev"])), ("true".into(), "false".into(), "false".into()));
 }
 
+/// An environment's `apiVersions` (APIs installed some other way than by its charts' CRDs) join
+/// what weaver charts see, as they join what Helm charts see offline (helm's --api-versions),
+/// entries as written: a `group/version/Kind` entry is not its group/version.
+#[test]
+fn an_environment_s_api_versions_are_in_what_weaver_charts_and_helm_charts_see() {
+    let repo = Repo::minimal();
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: own\ndata:\n  \
+         gateway: \"{{ 'gateway.networking.k8s.io/v1' in capabilities.apiVersions }}\"\n  \
+         monitorKind: \"{{ 'monitoring.coreos.com/v1/ServiceMonitor' in capabilities.apiVersions }}\"\n  \
+         monitor: \"{{ 'monitoring.coreos.com/v1' in capabilities.apiVersions }}\"\n",
+    )
+    .write("charts/helmapp/Chart.yaml", "apiVersion: v2\nname: helmapp\nversion: 1.0.0\n")
+    .write(
+        "charts/helmapp/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: helm\ndata:\n  \
+         gateway: {{ .Capabilities.APIVersions.Has \"gateway.networking.k8s.io/v1\" | quote }}\n  \
+         monitorKind: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1/ServiceMonitor\" | quote }}\n  \
+         monitor: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1\" | quote }}\n",
+    );
+    let environment = |api_versions: &str| {
+        format!(
+            "namespace: apps\n{api_versions}releases:\n  - name: app\n    chart: app\n  - name: helmapp\n    chart: helmapp\n"
+        )
+    };
+    let data = |run: common::Run| {
+        let objects: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(run.success()).unwrap();
+        let of = |name: &str| objects.iter().find(|o| o["metadata"]["name"] == name).expect(name)["data"].clone();
+        (of("own"), of("helm"))
+    };
+    repo.write("environments/dev.yaml", &environment(""));
+    let none = serde_json::json!({"gateway": "false", "monitorKind": "false", "monitor": "false"});
+    assert_eq!(data(repo.weaver(&["render", "--env", "dev"])), (none.clone(), none));
+    repo.write(
+        "environments/dev.yaml",
+        &environment("apiVersions: [gateway.networking.k8s.io/v1, monitoring.coreos.com/v1/ServiceMonitor]\n"),
+    );
+    let declared = serde_json::json!({"gateway": "true", "monitorKind": "true", "monitor": "false"});
+    assert_eq!(data(repo.weaver(&["render", "--env", "dev"])), (declared.clone(), declared));
+}
+
 #[test]
 fn output_dir_writes_one_file_per_object() {
     let out = tempfile::tempdir().unwrap();

@@ -220,7 +220,8 @@ pub struct Environment {
     pub kube_version: Option<String>,
     /// `apiVersions`: what Helm charts see in `.Capabilities.APIVersions` offline besides
     /// helm's default group/versions (helm's `--api-versions`: `group/version` or
-    /// `group/version/Kind`); a connected server's discovery replaces both.
+    /// `group/version/Kind`), a connected server's discovery replacing both; weaver charts see
+    /// them in `capabilities.apiVersions`, connected or not.
     pub api_versions: Vec<String>,
     /// In `needs` order: every release comes after the releases it needs.
     pub releases: Vec<Release>,

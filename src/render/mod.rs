@@ -446,7 +446,7 @@ fn with_run<T>(
     let charts = project.charts_for(deployed.iter().copied())?;
     let crds = chart_crds(&charts, &deployed)?;
     let capabilities = minijinja::context! {
-        apiVersions => capabilities::api_versions(crds.values().flatten().map(|m| &m.object)),
+        apiVersions => capabilities::api_versions(crds.values().flatten().map(|m| &m.object), &env.api_versions),
     };
     let installed: Vec<&Release> = releases.iter().copied().filter(|r| r.installed).collect();
     let helm_releases: Vec<&Release> =

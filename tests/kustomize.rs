@@ -421,6 +421,38 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
     }
 }
 
+/// Issue 68: kustomize reads `images` fields as strings through Go's decoder, which refuses a
+/// YAML number or boolean (`newTag: 1.10` is the number 1.1): weaver refused none of them.
+#[test]
+fn image_fields_written_as_numbers_or_booleans_are_refused_as_kubectl_kustomize_refuses_them() {
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - {name: web, image: nginx}\n";
+    for (field, found) in [
+        ("newTag: 1.10", "a number"),
+        ("newTag: 5", "an integer"),
+        ("newTag: true", "a boolean"),
+        ("newTag: yes", "a boolean"),
+        ("newName: 5", "an integer"),
+        ("digest: 1.5", "a number"),
+        ("tagSuffix: 1", "an integer"),
+    ] {
+        let kustomization = format!("resources: [deploy.yaml]\nimages:\n  - name: nginx\n    {field}\n");
+        let files = [("app/kustomization.yaml", kustomization.as_str()), ("app/deploy.yaml", deployment)];
+        let stderr = bad_input(&files, true);
+        assert!(stderr.starts_with("error: app/kustomization.yaml:4:"), "{field}: {stderr}");
+        assert!(stderr.contains(&format!("expected a string (quote it), found {found}")), "{field}: {stderr}");
+    }
+    // Quoted, they are the strings kubectl kustomize takes; a null is no tag, as in Go.
+    for (field, image) in
+        [("newTag: \"1.10\"", "nginx:1.10"), ("newTag: 1.10.3", "nginx:1.10.3"), ("newTag: ~", "nginx")]
+    {
+        let kustomization = format!("resources: [deploy.yaml]\nimages:\n  - name: nginx\n    {field}\n");
+        let repo = bad_repo(&[("app/kustomization.yaml", kustomization.as_str()), ("app/deploy.yaml", deployment)]);
+        let objects = rendered(&repo.weaver(&["render", "--env", "dev"]));
+        let deploy = objects.values().find(|o| o["kind"] == "Deployment").expect("the Deployment");
+        assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], image, "{field}");
+    }
+}
+
 /// kustomize ignores a `patches` entry whose target selects nothing, and so does weaver.
 #[test]
 fn a_patch_target_that_selects_nothing_is_no_error_as_in_kustomize() {

@@ -118,15 +118,41 @@ pub struct FieldSpec {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Image {
+    #[serde(deserialize_with = "go_string")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_string")]
     pub new_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_string")]
     pub new_tag: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_string")]
     pub digest: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_string")]
     pub tag_suffix: String,
+}
+
+/// A string field as kustomize's Go decoder reads it: a YAML number or boolean is refused
+/// (`newTag: 1.10` is the number 1.1, not the tag `1.10`), a null is empty.
+fn go_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<String, D::Error> {
+    struct GoString;
+    impl serde::de::Visitor<'_> for GoString {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string (quote it)")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> std::result::Result<String, E> {
+            Ok(text.to_string())
+        }
+        fn visit_string<E: serde::de::Error>(self, text: String) -> std::result::Result<String, E> {
+            Ok(text)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> std::result::Result<String, E> {
+            Ok(String::new())
+        }
+    }
+    deserializer.deserialize_any(GoString)
 }
 
 #[derive(Debug, Clone, Deserialize)]

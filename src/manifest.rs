@@ -284,7 +284,28 @@ pub fn unwrapped_base64(text: &str) -> String {
 /// accepts, checked as it checks them, so that nothing it would refuse is sent and
 /// `--output-dir` file names are safe.
 pub fn object_problem(object: &Value) -> Option<String> {
-    shape_problem(object).or_else(|| identity_problem(object))
+    shape_problem(object)
+        .or_else(|| identity_problem(object))
+        .or_else(|| metadata_value(object).map(|(_, problem)| problem))
+}
+
+/// The first label or annotation whose value the API server refuses (it decodes both as maps of
+/// strings; a null is an empty string), as its JSON pointer in `object` and why. Not part of
+/// [`shape_problem`]: kustomize reads annotations as strings (`1` becomes `"1"`), so a
+/// kustomization's objects are judged once built.
+pub fn metadata_value(object: &Value) -> Option<(String, String)> {
+    for (field, what) in [("labels", "a label"), ("annotations", "an annotation")] {
+        let Some(Value::Object(map)) = object["metadata"].get(field) else { continue };
+        if let Some((key, value)) = map.iter().find(|(_, v)| !matches!(v, Value::Null | Value::String(_))) {
+            let pointer = format!("/metadata/{field}/{}", key.replace('~', "~0").replace('/', "~1"));
+            let problem = format!(
+                "has {what} `{key}` whose value is {}, not a string (the API server takes only strings: quote it)",
+                crate::patch::type_name(value)
+            );
+            return Some((pointer, problem));
+        }
+    }
+    None
 }
 
 /// Why `object` is not a Kubernetes object at all: not a mapping, or without apiVersion, kind

@@ -453,6 +453,34 @@ fn image_fields_written_as_numbers_or_booleans_are_refused_as_kubectl_kustomize_
     }
 }
 
+/// Issue 68: label values are strings for the API server, which refuses `app: 1`, `enabled: true`
+/// or a mapping (kubectl kustomize passes them through): refused where the file writes them.
+#[test]
+fn labels_whose_values_are_not_strings_are_refused_where_the_file_writes_them() {
+    for (labels, found) in
+        [("{app: 1}", "a number"), ("{enabled: true}", "a boolean"), ("\n    tier:\n      a: b", "an object")]
+    {
+        let objects =
+            format!("{CONFIG_MAP}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  labels: {labels}\n");
+        let files = [("app/kustomization.yaml", "resources: [objects.yaml]\n"), ("app/objects.yaml", objects.as_str())];
+        let stderr = bad_input(&files, false);
+        let key = if labels.contains("tier") { "tier" } else { labels[1..].split(':').next().unwrap() };
+        let line = if labels.contains("tier") { 14 } else { 12 };
+        assert!(stderr.starts_with(&format!("error: app/objects.yaml:{line}: ")), "{labels}: {stderr}");
+        assert!(
+            stderr.contains(&format!("(document 2) has a label `{key}` whose value is {found}, not a string")),
+            "{labels}: {stderr}"
+        );
+    }
+    // kustomize reads annotations as strings, `1` as "1": the server takes what it builds.
+    let objects =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations: {replicas: 1, enabled: true}\n";
+    let repo = bad_repo(&[("app/kustomization.yaml", "resources: [objects.yaml]\n"), ("app/objects.yaml", objects)]);
+    let built = rendered(&repo.weaver(&["render", "--env", "dev"]));
+    let config = built.values().find(|o| o["kind"] == "ConfigMap").expect("the ConfigMap");
+    assert_eq!(config["metadata"]["annotations"], serde_json::json!({"replicas": "1", "enabled": "true"}));
+}
+
 /// kustomize ignores a `patches` entry whose target selects nothing, and so does weaver.
 #[test]
 fn a_patch_target_that_selects_nothing_is_no_error_as_in_kustomize() {

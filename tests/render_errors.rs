@@ -305,6 +305,38 @@ fn rendered_labels_that_are_not_a_mapping_are_refused() {
     assert!(stderr.contains("document 2 has a `metadata.annotations` that is a list, not a mapping"), "{stderr}");
 }
 
+/// Issue 68: label and annotation values are strings for the API server, which refuses a number,
+/// a boolean or a mapping there (helm template passes them through): refused when rendered,
+/// whatever `--validate` says.
+#[test]
+fn rendered_label_and_annotation_values_that_are_not_strings_are_refused() {
+    let repo = Repo::minimal();
+    for (metadata, problem) in [
+        ("labels: {app: a, enabled: true}", "has a label `enabled` whose value is a boolean, not a string"),
+        ("labels: {app: 1}", "has a label `app` whose value is a number, not a string"),
+        ("labels: {app: {name: a}}", "has a label `app` whose value is an object, not a string"),
+        ("annotations: {replicas: 3}", "has an annotation `replicas` whose value is a number, not a string"),
+    ] {
+        repo.write(
+            "charts/app/templates/configmap.yaml",
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  {metadata}\n"),
+        );
+        let stderr = repo.weaver(&["render", "--env", "dev", "--validate=ignore"]).failure().to_string();
+        assert_eq!(
+            stderr.lines().next().unwrap(),
+            format!(
+                "error: charts/app/templates/configmap.yaml: document 1 of the rendered output {problem} (the API server takes only strings: quote it)"
+            )
+        );
+    }
+    // A null is an empty value to the API server, which takes it.
+    repo.write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {app: null}\n",
+    );
+    repo.weaver(&["render", "--env", "dev"]).success();
+}
+
 #[test]
 fn rendered_names_that_the_api_server_refuses() {
     let repo = Repo::minimal();

@@ -766,8 +766,19 @@ fn render_kustomization(project: &Project, release: &Release, dir: &Path, secret
                 ),
                 false => format!("release `{}`", release.name),
             };
+            // A label's value the API server refuses is shown where the file writes it.
+            let line = manifest::metadata_value(&resource.object)
+                .filter(|(_, of_value)| *of_value == problem)
+                .and_then(|(pointer, _)| {
+                    let text = project.source.read(&resource.source).ok()??;
+                    crate::yaml::scalars::line_of(std::str::from_utf8(&text).ok()?, resource.document - 1, &pointer)
+                });
+            let at = match line {
+                Some(line) => Location::at(&resource.source, line as u64, 0),
+                None => Location::file(&resource.source),
+            };
             return Err(Error::at(
-                Location::file(&resource.source),
+                at,
                 format!("the kustomization's {} (document {}) {problem}", resource.describe(), resource.document),
             )
             .with_help(help));

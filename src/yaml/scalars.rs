@@ -118,6 +118,24 @@ pub(crate) fn walk(
     Some(documents)
 }
 
+/// The line (from 1) where the value at `pointer` of `document` (counted as in [`walk`]) is
+/// written: a scalar's own, a collection's first scalar's.
+pub(crate) fn line_of(text: &str, document: usize, pointer: &str) -> Option<usize> {
+    let mut line = None;
+    walk(
+        text,
+        |_, _, _| true,
+        |scalar| {
+            let at_or_under =
+                scalar.pointer.strip_prefix(pointer).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if line.is_none() && scalar.document == document && at_or_under {
+                line = Some(scalar.line);
+            }
+        },
+    )?;
+    line
+}
+
 fn value_done(frames: &mut [Frame]) {
     match frames.last_mut() {
         Some(Frame::Map(key)) => *key = None,

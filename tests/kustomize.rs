@@ -472,13 +472,25 @@ fn labels_whose_values_are_not_strings_are_refused_where_the_file_writes_them() 
             "{labels}: {stderr}"
         );
     }
-    // kustomize reads annotations as strings, `1` as "1": the server takes what it builds.
-    let objects =
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations: {replicas: 1, enabled: true}\n";
+    // kustomize reads annotations as strings, `1` as "1", a list or map as "": the server takes
+    // what it builds.
+    let objects = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  \
+                   annotations: {replicas: 1, enabled: true, owner: {team: a}, list: [x]}\n";
     let repo = bad_repo(&[("app/kustomization.yaml", "resources: [objects.yaml]\n"), ("app/objects.yaml", objects)]);
     let built = rendered(&repo.weaver(&["render", "--env", "dev"]));
-    let config = built.values().find(|o| o["kind"] == "ConfigMap").expect("the ConfigMap");
-    assert_eq!(config["metadata"]["annotations"], serde_json::json!({"replicas": "1", "enabled": "true"}));
+    let expected = serde_json::json!({"replicas": "1", "enabled": "true", "owner": "", "list": ""});
+    assert_eq!(built["ConfigMap/a"]["metadata"]["annotations"], expected);
+    match kubectl() {
+        Ok(kubectl) => {
+            let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let built = weaver::yaml::documents(Path::new("kubectl"), &text).unwrap();
+            assert_eq!(built[0]["metadata"]["annotations"], expected, "as kubectl kustomize builds it");
+        }
+        Err(reason) => {
+            common::skip::interop_or_skip(Some(&format!("kubectl kustomize's annotations: {reason}")));
+        }
+    }
 }
 
 /// kustomize ignores a `patches` entry whose target selects nothing, and so does weaver.

@@ -251,8 +251,9 @@ pub fn apply_patches(
 
 /// kustomize sets and removes its own internal annotations on every object, rewriting the
 /// map as strings: a scalar value becomes its text (`1` becomes `"1"`, `null` `"null"`; the
-/// text is serde's, so `0x1F` becomes `"31"` where kustomize keeps `"0x1F"`), and a map left
-/// empty (or one that was `null`) goes: `annotations: {}` is not in its output.
+/// text is serde's, so `0x1F` becomes `"31"` where kustomize keeps `"0x1F"`), a list or map
+/// value an empty string, and a map left empty (or one that was `null`) goes: `annotations: {}`
+/// is not in its output.
 fn finish_annotations(object: &mut Value) {
     let Some(Value::Object(metadata)) = object.get_mut("metadata") else { return };
     match metadata.get_mut("annotations") {
@@ -268,7 +269,8 @@ fn finish_annotations(object: &mut Value) {
                     Value::Null => "null".to_string(),
                     Value::Bool(b) => b.to_string(),
                     Value::Number(n) => n.to_string(),
-                    _ => continue,
+                    Value::Array(_) | Value::Object(_) => String::new(),
+                    Value::String(_) => continue,
                 };
                 *value = Value::String(text);
             }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use common::browser;
 use common::certs::test_certificates;
 use common::demo::Demo;
 use common::eventually;
@@ -173,6 +174,12 @@ fn https_source(e2e: &E2e, demo: &Demo) -> Option<(GitHttpServer, Source)> {
 /// weaver's image, no target the ConfigMapSync's account may not write, and the EnvironmentSync
 /// pulling this demo, committed, from `source`. Returns the commit and when the apply started.
 fn install_demo(demo: &Demo, images: &Images, source: Source) -> (String, Instant) {
+    install_demo_with(demo, images, source, "")
+}
+
+/// [`install_demo`], with `gitops` besides the operator's `gitPorts` in its release's `gitops`
+/// values (`, ui: {enabled: true}`).
+fn install_demo_with(demo: &Demo, images: &Images, source: Source, gitops: &str) -> (String, Instant) {
     let repo_dir = demo.repo.path();
     demo.edit(
         "charts/environment-sync/values.yaml",
@@ -210,7 +217,7 @@ fn install_demo(demo: &Demo, images: &Images, source: Source) -> (String, Instan
         "environments/dev.yaml",
         "    chart: configmapsync-operator\n",
         &format!(
-            "    chart: configmapsync-operator\n    values:\n      image: {{repository: {repository}, tag: \"{tag}\"}}\n      gitops: {{gitPorts: [443, 22, {}]}}\n",
+            "    chart: configmapsync-operator\n    values:\n      image: {{repository: {repository}, tag: \"{tag}\"}}\n      gitops: {{gitPorts: [443, 22, {}]{gitops}}}\n",
             source.port
         ),
     );
@@ -880,4 +887,185 @@ fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
             );
         }
     }
+}
+
+/// Signs in with `token` in headless Chromium at the UI served at `base`, as a user pastes it into
+/// the sign-in page; the page, at the fleet, and how long from the click to the fleet rendered.
+fn sign_in_in_chromium(chromium: &std::path::Path, base: &str, token: &str) -> (browser::Driven, Duration) {
+    let mut page = browser::Driven::open(chromium, &format!("{base}/sign-in"));
+    let fill = format!(
+        "document.getElementById('token').value = {}; document.getElementById('sign-in-button').click(); true",
+        serde_json::to_string(token).unwrap()
+    );
+    let clicked = Instant::now();
+    page.evaluate(&fill);
+    let fleet = page.loaded(|at| !at.ends_with("/sign-in"));
+    assert!(!fleet.contains(token), "{fleet}");
+    (page, clicked.elapsed())
+}
+
+/// The HTTP status the page now shown was answered with.
+fn page_status(page: &mut browser::Driven) -> Value {
+    page.evaluate("performance.getEntriesByType('navigation')[0].responseStatus")
+}
+
+#[test]
+fn the_controllers_ui_through_its_service_in_chromium_shows_the_sync_at_its_commit_to_a_reader_and_refuses_an_outsider()
+{
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = http_backend_missing() {
+        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
+        return;
+    }
+    let chromium = browser::chromium();
+    if !common::interop_available("chromium", chromium.is_some()) {
+        return;
+    }
+    let chromium = chromium.unwrap();
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let ns = demo.ns.clone();
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
+    let (commit, _) = install_demo_with(&demo, images, source, ", ui: {enabled: true}");
+    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "staging-sync", "namespace": ns}});
+    eventually("the EnvironmentSync Ready at the demo's commit", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        match ready_condition(&live) {
+            Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit.as_str() => {
+                Ok(())
+            }
+            _ => Err(live["status"].to_string()),
+        }
+    });
+
+    // The chart's Service, reached at its ClusterIP from this machine: the rig's node is this
+    // machine, and kube-proxy's iptables rules (its OUTPUT chain's KUBE-SERVICES) translate the
+    // ClusterIP for the host's own connections as for a Pod's, choosing a replica as the
+    // Service's sessionAffinity says. So the browser goes through the Service itself, not
+    // `kubectl port-forward svc/…`, which would pick one Pod once and tunnel to it, bypassing
+    // the Service's choice of replica and its affinity.
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "configmapsync-operator-ui", "namespace": operator_ns}});
+    let service = cluster.get(&service).expect("the chart's UI Service");
+    assert_eq!(service["spec"]["sessionAffinity"], "ClientIP", "{service:#}");
+    let address = service["spec"]["clusterIP"].as_str().unwrap();
+    let base = format!("http://{address}:{}", service["spec"]["ports"][0]["port"]);
+
+    // A reader: may get, list and watch the EnvironmentSyncs of the demo's namespace, nothing else.
+    cluster.service_account(&ns, "reader");
+    let rule = json!({"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"], "verbs": ["get", "list", "watch"]});
+    crate::ui_controller::grant(cluster, &ns, "reader", "environmentsync-reader", rule);
+    let token = cluster.token(&ns, "reader");
+
+    // Signed in through the Service, the EnvironmentSync's page: staging-sync ready at the commit.
+    let (mut page, signed_in) = sign_in_in_chromium(&chromium, &base, &token);
+    figure("sign-in through the Service in Chromium (the click to the fleet rendered)", &format!("{signed_in:.1?}"));
+    let sync_page = format!("{base}/syncs/{ns}/staging-sync");
+    let asked = Instant::now();
+    let dom = page.go(&sync_page);
+    figure(
+        "the EnvironmentSync's page through the Service (navigation to rendered)",
+        &format!("{:.1?}", asked.elapsed()),
+    );
+    assert_eq!(page_status(&mut page), 200, "{dom}");
+    let short = &commit[..12];
+    assert!(dom.contains(&format!("id=\"revision\">{short}</code>")), "not at {short}: {dom}");
+    assert!(dom.contains("id=\"state\">ready</span>"), "not ready: {dom}");
+    assert!(dom.contains(&format!("system:serviceaccount:{ns}:reader")), "{dom}");
+    // A reader is offered no actions.
+    assert!(dom.contains("id=\"actions-refused\"") && !dom.contains("id=\"action-reconcile\""), "{dom}");
+    assert!(!dom.contains(&token), "{dom}");
+
+    // A push: the page, left open, shows the new commit by itself (its live updates, a
+    // server-sent event through the Service, from the replica's own watch of the status the
+    // leader writes).
+    let pushed_commit = push_many_config_maps(&demo, 1);
+    let pushed = Instant::now();
+    let short = &pushed_commit[..12];
+    eventually("the open page to show the pushed commit", || {
+        let state = page.evaluate(
+            "document.getElementById('revision').textContent + ' ' + document.getElementById('state').textContent",
+        );
+        let state = state.as_str().unwrap_or_default().to_string();
+        if state == format!("{short} ready") { Ok(()) } else { Err(state) }
+    });
+    figure(
+        "a push to the open page showing it applied, live, through the Service",
+        &format!("{:.1?}", pushed.elapsed()),
+    );
+
+    // The session lives in one replica's memory. Each replica asked directly at its Pod's
+    // address with the browser's cookie: the one the Service chose knows it, the other sends
+    // the browser to sign in.
+    let cookie = page.cookie_header();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let get = |url: &str| {
+        let reply = agent.get(url).header("Cookie", &cookie).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let location = reply.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        (reply.status().as_u16(), location)
+    };
+    let pods = live_pods(cluster, &operator_ns);
+    assert_eq!(pods.len(), 2, "{pods:#?}");
+    let port = pods[0]["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "ui")
+        .unwrap()["containerPort"]
+        .clone();
+    let replicas: Vec<(String, String)> = pods
+        .iter()
+        .map(|pod| (name(pod).to_string(), format!("http://{}:{port}", pod["status"]["podIP"].as_str().unwrap())))
+        .collect();
+    let answers: Vec<(u16, String)> =
+        replicas.iter().map(|(_, url)| get(&format!("{url}/syncs/{ns}/staging-sync"))).collect();
+    eprintln!(
+        "the session's cookie asked of each replica: {:?}",
+        replicas.iter().map(|r| &r.0).zip(&answers).collect::<Vec<_>>()
+    );
+    let holder = answers.iter().position(|(status, _)| *status == 200).expect("no replica knows the session");
+    let other = 1 - holder;
+    assert_eq!(answers[other], (303, "/sign-in".to_string()), "{answers:?}");
+    let leading = leader(cluster, &operator_ns).expect("a leader");
+    let role = |replica: usize| if replicas[replica].0 == leading { "the leader" } else { "the standby" };
+    eprintln!("{} ({}) holds the session signed in through the Service", replicas[holder].0, role(holder));
+    // Through the Service, ClientIP affinity keeps this machine on that replica.
+    let mut times: Vec<Duration> = (0..20)
+        .map(|_| {
+            let asked = Instant::now();
+            assert_eq!(get(&sync_page).0, 200, "the Service moved the session to the other replica");
+            asked.elapsed()
+        })
+        .collect();
+    times.sort();
+    figure(
+        "the EnvironmentSync's page over HTTP through the Service, signed in (median of 20)",
+        &format!("{:.1?}", times[10]),
+    );
+
+    // The other replica serves the page too, to a user who signs in there: from its own watch.
+    let (mut there, _) = sign_in_in_chromium(&chromium, &replicas[other].1, &token);
+    let dom = there.go(&format!("{}/syncs/{ns}/staging-sync", replicas[other].1));
+    assert_eq!(page_status(&mut there), 200, "{dom}");
+    assert!(
+        dom.contains(&format!("id=\"revision\">{short}</code>")) && dom.contains("id=\"state\">ready</span>"),
+        "{dom}"
+    );
+    eprintln!("{} ({}) serves the page to its own sign-in", replicas[other].0, role(other));
+
+    // A user without rights, through the Service: signed in (the token is the API server's),
+    // shown an empty fleet, and refused the EnvironmentSync's page with the reason.
+    cluster.service_account(&ns, "outsider");
+    let outsider = cluster.token(&ns, "outsider");
+    let (mut refused, _) = sign_in_in_chromium(&chromium, &base, &outsider);
+    let fleet = refused.evaluate("document.documentElement.outerHTML");
+    assert!(!fleet.as_str().unwrap().contains("staging-sync"), "{fleet}");
+    let dom = refused.go(&sync_page);
+    assert_eq!(page_status(&mut refused), 403, "{dom}");
+    let said = format!("system:serviceaccount:{ns}:outsider may not see EnvironmentSync {ns}/staging-sync");
+    assert!(dom.contains(&said), "{dom}");
+    assert!(!dom.contains(short) && !dom.contains("id=\"state\""), "{dom}");
 }

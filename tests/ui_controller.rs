@@ -132,7 +132,7 @@ fn team_member(cluster: &TestCluster, ns: &str, name: &str) -> String {
 
 /// Role `role` of `ns` with `rule`, bound to ServiceAccount `name` there, once the API server's
 /// authorizer says so (as the account sees it itself: a new binding takes a moment).
-fn grant(cluster: &TestCluster, ns: &str, name: &str, role: &str, rule: serde_json::Value) {
+pub(crate) fn grant(cluster: &TestCluster, ns: &str, name: &str, role: &str, rule: serde_json::Value) {
     cluster.create(&json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": role, "namespace": ns}, "rules": [rule],

@@ -186,6 +186,26 @@ impl Driven {
         self.send("Runtime.evaluate", params)["result"]["value"].clone()
     }
 
+    /// The page's cookies as a request sends them back (`name=value; …`), the HttpOnly ones
+    /// too, which script cannot read.
+    pub fn cookie_header(&mut self) -> String {
+        let cookies = self.send("Network.getCookies", serde_json::json!({}))["cookies"].clone();
+        let pairs = cookies.as_array().into_iter().flatten();
+        pairs
+            .map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["value"].as_str().unwrap()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Goes to `url` as a link followed does, and waits until it has loaded there; its DOM.
+    pub fn go(&mut self, url: &str) -> String {
+        let url = serde_json::to_string(url).unwrap();
+        // As the browser writes it (`http://host:80/` is `http://host/`).
+        let href = self.evaluate(&format!("new URL({url}).href"));
+        self.evaluate(&format!("location.href = {url}; true"));
+        self.loaded(|at| at == href.as_str().unwrap())
+    }
+
     /// Waits until the page has loaded at a location `wanted` accepts; its DOM.
     pub fn loaded(&mut self, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

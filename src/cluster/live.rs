@@ -573,10 +573,11 @@ async fn run(
                 let Some(value) = as_value(object, &resource) else { continue };
                 let (name, version) = (name_of(&value), resource_version(&value).unwrap_or(0));
                 let value = Arc::new(value);
-                watch.objects.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&value));
+                let held =
+                    watch.objects.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&value));
                 if weavers {
                     delivered(&cache, &target, &name, Some(version));
-                    if changed_by_another(&value) {
+                    if changed_by_another(held.as_deref(), &value) {
                         tell(&cache, changed(&value, &target));
                     }
                 }
@@ -683,8 +684,11 @@ fn resource_version(object: &Value) -> Option<u64> {
 
 /// Whether the newest managedFields entries name another manager than weaver's: a change made
 /// by hand, by another tool, or by a controller. Entries carry times to the second: an entry
-/// of another manager in weaver's second counts as a change.
-fn changed_by_another(object: &Value) -> bool {
+/// of another manager in weaver's second counts as a change. A write through the `scale`
+/// subresource (`kubectl scale`, an autoscaler) leaves its entry without a time, so a spec
+/// changed since the object `held` before (its generation rose) with weaver's entry not among
+/// the newest is another's change too.
+fn changed_by_another(held: Option<&Value>, object: &Value) -> bool {
     let fields: Vec<Value> = object
         .pointer("/metadata/managedFields")
         .and_then(Value::as_str)
@@ -692,10 +696,13 @@ fn changed_by_another(object: &Value) -> bool {
         .unwrap_or_default();
     let time = |entry: &Value| entry.get("time").and_then(Value::as_str).unwrap_or_default().to_string();
     let Some(newest) = fields.iter().map(time).max() else { return false };
-    fields.iter().filter(|entry| time(entry) == newest).any(|entry| {
-        entry.get("manager").and_then(Value::as_str) != Some(MANAGER)
-            && entry.get("subresource").and_then(Value::as_str) != Some("status")
-    })
+    let manager = |entry: &Value| entry.get("manager").and_then(Value::as_str) == Some(MANAGER);
+    let newest_entries = || fields.iter().filter(|entry| time(entry) == newest);
+    let another = newest_entries()
+        .any(|entry| !manager(entry) && entry.get("subresource").and_then(Value::as_str) != Some("status"));
+    let generation = |object: &Value| object.pointer("/metadata/generation").and_then(Value::as_i64);
+    let spec_changed = held.is_some_and(|held| generation(object) > generation(held));
+    another || (spec_changed && !newest_entries().any(manager))
 }
 
 fn changed(object: &Value, target: &ListTarget) -> Changed {
@@ -1028,9 +1035,33 @@ mod tests {
         let later_edit = json!({"manager": "kubectl-edit", "operation": "Update", "time": "2026-11-25T10:00:09Z"});
         let status =
             json!({"manager": "kube-controller-manager", "subresource": "status", "time": "2026-11-25T10:00:09Z"});
-        assert!(!changed_by_another(&with(json!([earlier_edit, ours]))));
-        assert!(changed_by_another(&with(json!([ours, later_edit]))));
-        assert!(!changed_by_another(&with(json!([ours, status]))), "a status written by a controller is not drift");
-        assert!(!changed_by_another(&json!({"metadata": {}})));
+        assert!(!changed_by_another(None, &with(json!([earlier_edit, ours]))));
+        assert!(changed_by_another(None, &with(json!([ours, later_edit]))));
+        assert!(
+            !changed_by_another(None, &with(json!([ours, status]))),
+            "a status written by a controller is not drift"
+        );
+        assert!(!changed_by_another(None, &json!({"metadata": {}})));
+    }
+
+    /// As a real API server writes them (Kubernetes 1.32): an update through the `scale`
+    /// subresource leaves its managedFields entry without a time.
+    #[test]
+    fn a_scale_is_another_managers_change_though_its_entry_has_no_time() {
+        let at = |generation: i64, entries: Value| json!({"metadata": {"generation": generation, "managedFields": entries.to_string()}});
+        let ours = json!({"manager": MANAGER, "operation": "Apply", "time": "2026-11-25T10:00:05Z"});
+        let status =
+            json!({"manager": "kube-controller-manager", "subresource": "status", "time": "2026-11-25T10:00:09Z"});
+        let scale = json!({"manager": "kubectl-scale", "operation": "Update", "subresource": "scale"});
+        let held = at(1, json!([ours, status]));
+        let scaled = at(2, json!([ours, scale, status]));
+        assert!(changed_by_another(Some(&held), &scaled), "the scale raised the generation");
+        // The controller's status that follows changes no spec.
+        let later_status =
+            json!({"manager": "kube-controller-manager", "subresource": "status", "time": "2026-11-25T10:00:12Z"});
+        assert!(!changed_by_another(Some(&scaled), &at(2, json!([ours, scale, later_status]))));
+        // weaver's own apply raises the generation with its entry the newest.
+        let applied = json!({"manager": MANAGER, "operation": "Apply", "time": "2026-11-25T10:00:20Z"});
+        assert!(!changed_by_another(Some(&scaled), &at(3, json!([applied, status]))));
     }
 }

@@ -437,6 +437,15 @@ fn drift_is_noticed_from_the_watch_and_intervals_list_nothing() {
         Some(live) if live["data"]["greeting"] == "hello" => Ok(()),
         other => Err(format!("{other:?}")),
     });
+    // The spec's change applied the commit again, which put the drift back: the status says so
+    // at once, as its environments do, not the "1 drifted" of the look before until the next.
+    eventually("the status to say no drift", || {
+        let status = get(&cluster, &sync)["status"].clone();
+        match (&status["drift"]["summary"], &status["environments"][0]["drifted"]) {
+            (summary, Value::Null) if summary == "none" => Ok(()),
+            _ => Err(status.to_string()),
+        }
+    });
     // Changed by hand again: put back from the watch, long before the interval.
     cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand again"}}), "kubectl-edit");
     eventually("the second drift corrected from the watch", || match config_map(&cluster, &namespace, "app") {

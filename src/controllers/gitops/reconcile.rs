@@ -208,7 +208,6 @@ pub async fn reconcile(
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
     let mut results = Vec::new();
-    let (mut drifted, mut missing) = (0, 0);
     let manual = sync.spec.approval == Some(Approval::Manual);
     // With a manual approval, the digest of each environment's approved plan, which its apply
     // checks under the lock: a cluster changed since is a new plan, never applied unapproved.
@@ -293,11 +292,7 @@ pub async fn reconcile(
             (Work::ReportDrift | Work::CorrectDrift, _) => {
                 let before = before.unwrap_or_else(|| unchanged(&name, &commit));
                 match run.drift(env, work == Work::CorrectDrift, (before.drifted, before.missing)).await {
-                    Ok((d, m)) => {
-                        drifted += d;
-                        missing += m;
-                        EnvironmentStatus { drifted: d, missing: m, message: None, ..before }
-                    }
+                    Ok((d, m)) => EnvironmentStatus { drifted: d, missing: m, message: None, ..before },
                     // Not known to be applied any more: Ready says so, and the next reconcile
                     // applies again.
                     Err(message) => EnvironmentStatus { result: "Failed".into(), message: Some(message), ..before },
@@ -307,7 +302,9 @@ pub async fn reconcile(
         results.push(result);
     }
     results.sort_by(|a, b| a.name.cmp(&b.name));
-    let drift = (work != Work::Apply).then(|| drift_summary(drifted, missing));
+    // The environments' drift as this reconcile leaves it, which an apply puts back: the summary
+    // of the last look would otherwise say "1 drifted" beside environments that no longer do.
+    let drift = Some(drift_summary(results.iter().map(|e| e.drifted).sum(), results.iter().map(|e| e.missing).sum()));
     let promotion = match (&spec.promotion, push_to) {
         // Not while the process stops: a push is not interrupted half-way.
         (Some(promotion), Some(push_to))

@@ -152,6 +152,10 @@ struct Source {
 /// `caSecretRef` names: the server (serving while kept) and the EnvironmentSync's source. None
 /// after saying why the test skips.
 fn https_source(e2e: &E2e, demo: &Demo) -> Option<(GitHttpServer, Source)> {
+    if let Some(why) = http_backend_missing() {
+        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
+        return None;
+    }
     let host = e2e.host_address(&demo.cluster);
     let certs_dir = tempfile::tempdir().unwrap();
     let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
@@ -244,10 +248,6 @@ fn install_demo_with(demo: &Demo, images: &Images, source: Source, gitops: &str)
 fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serves_metrics_and_hands_over() {
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    if let Some(why) = http_backend_missing() {
-        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
-        return;
-    }
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
@@ -287,8 +287,7 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
         let status = cluster.get(&sync).ok_or("no ConfigMapSync")?["status"].clone();
         if status["targetsInSync"] == "2/2" { Ok(()) } else { Err(status.to_string()) }
     });
-    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
+    let environment_sync = environment_sync(&demo);
     eventually("the EnvironmentSync to apply the commit", || {
         let status = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?["status"].clone();
         if status["lastAppliedRevision"] == commit.as_str() { Ok(()) } else { Err(status.to_string()) }
@@ -355,6 +354,28 @@ fn ready_condition(object: &Value) -> Option<(String, String, String)> {
     Some((text("status"), text("reason"), text("message")))
 }
 
+/// The demo's EnvironmentSync, `staging-sync` (its name and namespace).
+fn environment_sync(demo: &Demo) -> Value {
+    json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "staging-sync", "namespace": demo.ns}})
+}
+
+/// The EnvironmentSync as it is once Ready at `commit`, or its status.
+fn ready_at(cluster: &common::cluster::TestCluster, environment_sync: &Value, commit: &str) -> Result<Value, String> {
+    let live = cluster.get(environment_sync).ok_or("no EnvironmentSync")?;
+    match ready_condition(&live) {
+        Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit => Ok(live),
+        _ => Err(live["status"].to_string()),
+    }
+}
+
+/// Asks the EnvironmentSync's controller for a reconcile, as `kubectl annotate` does.
+fn request_reconcile(cluster: &common::cluster::TestCluster, environment_sync: &Value, at: &str) {
+    let mut request = environment_sync.clone();
+    request["metadata"]["annotations"] = json!({"weaver.example.com/reconcile-requested-at": at});
+    cluster.apply(&[request], "weaver-e2e");
+}
+
 #[test]
 fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_secrets_known_hosts() {
     let Some(e2e) = E2e::or_skip() else { return };
@@ -377,15 +398,8 @@ fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_s
     };
     let (commit, started) = install_demo(&demo, images, source);
 
-    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
-    let ready_at = |commit: &str| {
-        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        match ready_condition(&live) {
-            Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit => Ok(live),
-            _ => Err(live["status"].to_string()),
-        }
-    };
+    let environment_sync = environment_sync(&demo);
+    let ready_at = |commit: &str| ready_at(cluster, &environment_sync, commit);
     let live = eventually("the EnvironmentSync Ready at the commit, fetched over ssh", || ready_at(&commit));
     figure(
         "install to the EnvironmentSync Ready at the commit from the Pod (ssh, known_hosts in its Secret)",
@@ -408,11 +422,7 @@ fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_s
 
     // Another host key listed for the server: the next fetch is refused, Ready=False with the
     // host-key reason naming the Secret, and the cluster stays at the commit.
-    let request_reconcile = |at: &str| {
-        let mut request = environment_sync.clone();
-        request["metadata"]["annotations"] = json!({"weaver.example.com/reconcile-requested-at": at});
-        cluster.apply(&[request], "weaver-e2e");
-    };
+    let request_reconcile = |at: &str| request_reconcile(cluster, &environment_sync, at);
     let set_known_hosts = |file: &str| {
         let mut changed = secret.clone();
         changed["stringData"] = json!({"known_hosts": sshd.known_host(file)});
@@ -534,13 +544,13 @@ fn push_many_config_maps(demo: &Demo, count: usize) -> String {
         "charts/many/templates/configmaps.yaml",
         "{% for i in range(values.count) %}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: many-{{ i }}\ndata:\n  index: \"{{ i }}\"\n{% endfor %}\n",
     );
-    demo.append("environments/staging.yaml", &format!("  - name: many\n    chart: many\n    values: {{count: {count}}}\n"));
+    demo.append(
+        "environments/staging.yaml",
+        &format!("  - name: many\n    chart: many\n    values: {{count: {count}}}\n"),
+    );
     let git = common::git::init(demo.repo.path());
     let commit = common::git::commit_all(&git, &format!("{count} ConfigMaps")).to_string();
-    let request = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-        "metadata": {"name": "staging-sync", "namespace": demo.ns,
-                     "annotations": {"weaver.example.com/reconcile-requested-at": commit}}});
-    demo.cluster.apply(&[request], "weaver-e2e");
+    request_reconcile(&demo.cluster, &environment_sync(demo), &commit);
     commit
 }
 
@@ -571,25 +581,14 @@ fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other
     const OBJECTS: usize = 3000;
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    if let Some(why) = http_backend_missing() {
-        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
-        return;
-    }
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
     let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     let (first, _) = install_demo(&demo, images, source);
-    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
-    let applied_at = |commit: &str| {
-        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        match ready_condition(&live) {
-            Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit => Ok(live),
-            _ => Err(live["status"].to_string()),
-        }
-    };
+    let environment_sync = environment_sync(&demo);
+    let applied_at = |commit: &str| ready_at(cluster, &environment_sync, commit);
     eventually("the EnvironmentSync Ready at the demo's commit", || applied_at(&first));
 
     let commit = push_many_config_maps(&demo, OBJECTS);
@@ -621,7 +620,11 @@ fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other
         let done = ready_condition(&live).is_some_and(|(status, ..)| status == "True")
             && live["status"]["lastAppliedRevision"] == commit.as_str();
         // Ready at the commit claims every object applied: it must be so whenever it is said.
-        assert!(!done || applied == OBJECTS, "Ready at {commit} with {applied} of {OBJECTS} ConfigMaps: {:#}", live["status"]);
+        assert!(
+            !done || applied == OBJECTS,
+            "Ready at {commit} with {applied} of {OBJECTS} ConfigMaps: {:#}",
+            live["status"]
+        );
         observed.push((deleted.elapsed(), applied, message));
         if done && gone.is_some() {
             break;
@@ -657,20 +660,16 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
     const OBJECTS: usize = 3000;
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    if let Some(why) = http_backend_missing() {
-        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
-        return;
-    }
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
     let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     let (first, _) = install_demo(&demo, images, source);
-    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
+    let environment_sync = environment_sync(&demo);
     let ready_at = |live: &Value, commit: &str| {
-        ready_condition(live).is_some_and(|(status, ..)| status == "True") && live["status"]["lastAppliedRevision"] == commit
+        ready_condition(live).is_some_and(|(status, ..)| status == "True")
+            && live["status"]["lastAppliedRevision"] == commit
     };
     eventually("the EnvironmentSync Ready at the demo's commit", || {
         let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
@@ -692,7 +691,10 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
     let oom_killed = |pods: &[Value]| {
         pods.iter().any(|pod| {
             let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array);
-            statuses.into_iter().flatten().any(|s| s.pointer("/lastState/terminated/reason") == Some(&json!("OOMKilled")))
+            statuses
+                .into_iter()
+                .flatten()
+                .any(|s| s.pointer("/lastState/terminated/reason") == Some(&json!("OOMKilled")))
         })
     };
     let deadline = pushed + Duration::from_secs(180);
@@ -705,7 +707,10 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
         assert!(Instant::now() < deadline, "no operator Pod was OOM-killed: {:#?}", live_pods(cluster, &operator_ns));
         std::thread::sleep(Duration::from_millis(200));
     }
-    figure("the commit pushed to the leader OOM-killed (limit 48Mi, 3,000 ConfigMaps)", &format!("{:.1?}", pushed.elapsed()));
+    figure(
+        "the commit pushed to the leader OOM-killed (limit 48Mi, 3,000 ConfigMaps)",
+        &format!("{:.1?}", pushed.elapsed()),
+    );
 
     // The limit raised (the chart's default): the next leader applies the commit, all of it.
     demo.edit("environments/dev.yaml", low, "");
@@ -716,7 +721,10 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
         let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
         if ready_at(&live, &commit) { Ok(live) } else { Err(live["status"].to_string()) }
     });
-    figure("the limit raised to the commit applied (rollout, the dead holder's lock expiring)", &format!("{:.1?}", raised.elapsed()));
+    figure(
+        "the limit raised to the commit applied (rollout, the dead holder's lock expiring)",
+        &format!("{:.1?}", raised.elapsed()),
+    );
     assert_eq!(many_applied(cluster, &staging_ns), OBJECTS, "Ready before every object was applied");
     assert_eq!(done["status"]["environments"][0]["result"], "Applied", "{:#}", done["status"]);
 }
@@ -726,35 +734,30 @@ fn containerd_restarted_under_the_node_leaves_the_operator_running_leading_and_a
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(restart) = e2e.runtime_restart() else { return };
     let Some(images) = e2e.images() else { return };
-    if let Some(why) = http_backend_missing() {
-        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
-        return;
-    }
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
     let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     let (first, _) = install_demo(&demo, images, source);
-    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-        "metadata": {"name": "staging-sync", "namespace": demo.ns}});
-    let ready_at = |commit: &str| {
-        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        match ready_condition(&live) {
-            Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit => Ok(live),
-            _ => Err(live["status"].to_string()),
-        }
-    };
+    let environment_sync = environment_sync(&demo);
+    let ready_at = |commit: &str| ready_at(cluster, &environment_sync, commit);
     eventually("the EnvironmentSync Ready at the demo's commit", || ready_at(&first));
     // Each Pod's uid and its containers' ids and restarts: what a runtime restart must not change.
     let containers = |namespace: &str| -> BTreeMap<String, (String, Vec<(String, u64)>)> {
         live_pods(cluster, namespace)
             .iter()
             .map(|pod| {
-                let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+                let statuses =
+                    pod.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
                 let ids = statuses
                     .iter()
-                    .map(|s| (s["containerID"].as_str().unwrap_or_default().to_string(), s["restartCount"].as_u64().unwrap_or(0)))
+                    .map(|s| {
+                        (
+                            s["containerID"].as_str().unwrap_or_default().to_string(),
+                            s["restartCount"].as_u64().unwrap_or(0),
+                        )
+                    })
                     .collect();
                 (name(pod).to_string(), (pod["metadata"]["uid"].as_str().unwrap().to_string(), ids))
             })
@@ -790,6 +793,443 @@ fn containerd_restarted_under_the_node_leaves_the_operator_running_leading_and_a
     assert_eq!(drift.code, 0, "drift after the restart:\n{}\n{}", drift.stdout, drift.stderr);
 }
 
+/// A Helm chart `app` (a ConfigMap `app` of `greeting: hello`, and `hooks`: file name, template)
+/// released as `dev` in a namespace of the test, which also holds its lock.
+fn hook_chart(e2e: &E2e, hooks: &[(&str, String)]) -> (common::cluster::TestCluster, common::Repo, String) {
+    let cluster = e2e.cluster();
+    let ns = cluster.namespace("hooks");
+    let repo = common::Repo::empty();
+    repo.write("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n")
+        .write("charts/app/values.yaml", "greeting: hello\n")
+        .write(
+            "charts/app/templates/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  greeting: {{ .Values.greeting }}\n",
+        )
+        .write(
+            "environments/dev.yaml",
+            &format!("namespace: {ns}\ncluster: {{lockNamespace: {ns}}}\nreleases:\n  - name: app\n    chart: app\n"),
+        );
+    for (file, text) in hooks {
+        repo.write(&format!("charts/app/templates/{file}"), text);
+    }
+    (cluster, repo, ns)
+}
+
+/// A hook Job for `event` that runs `script` once in busybox's sh from `image` (the web app's
+/// stand-in), with the release's ConfigMap `app` at /config when it exists.
+fn hook_job(image: &str, name: &str, event: &str, script: &str) -> String {
+    format!(
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+  annotations:
+    "helm.sh/hook": {event}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: run
+          image: {image}
+          command: [/bin/busybox, sh, -c, {script:?}]
+          volumeMounts: [{{name: config, mountPath: /config}}]
+      volumes:
+        - name: config
+          configMap: {{name: app, optional: true}}
+"#
+    )
+}
+
+/// What the one Pod of Job `job` logged, read from the kubelet through the API server.
+fn job_log(cluster: &common::cluster::TestCluster, ns: &str, job: &str) -> String {
+    let pods = cluster.list("v1", "Pod", "pods", ns);
+    let pods: Vec<&Value> = pods.iter().filter(|p| p["metadata"]["labels"]["job-name"] == job).collect();
+    assert_eq!(pods.len(), 1, "the pods of Job {job}: {pods:#?}");
+    cluster.get_text(&format!("/api/v1/namespaces/{ns}/pods/{}/log", name(pods[0]))).unwrap()
+}
+
+/// `(event, name, result)` of the first release's hooks in `weaver apply -o json`'s report.
+fn hook_results(report: &Value) -> Vec<(String, String, String)> {
+    let hooks = report["releases"][0]["hooks"].as_array().cloned().unwrap_or_default();
+    let text = |hook: &Value, field: &str| hook[field].as_str().unwrap_or_default().to_string();
+    hooks.iter().map(|h| (text(h, "event"), text(h, "name"), text(h, "result"))).collect()
+}
+
+fn triple(event: &str, name: &str, result: &str) -> (String, String, String) {
+    (event.into(), name.into(), result.into())
+}
+
+/// The release records of a namespace, decoded, by revision.
+fn records(cluster: &common::cluster::TestCluster, ns: &str) -> Vec<weaver::release::record::Record> {
+    let mut records = weaver::release::record::from_secrets(&cluster.list("v1", "Secret", "secrets", ns)).unwrap();
+    records.sort_by_key(|r| r.revision);
+    records
+}
+
+/// The script of a hook Job that says what its Pod saw of the release's ConfigMap.
+const SAYS_WHAT_IT_SAW: &str = "if [ -e /config/greeting ]; then echo \"greeting: $(/bin/busybox cat /config/greeting)\"; else echo no ConfigMap yet; fi";
+
+#[test]
+fn helm_hook_jobs_run_on_the_node_pre_install_before_the_releases_objects_and_post_install_after() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let image = &images.shop_web.names[0];
+    let (cluster, repo, ns) = hook_chart(
+        &e2e,
+        &[
+            ("pre.yaml", hook_job(image, "pre", "pre-install", SAYS_WHAT_IT_SAW)),
+            ("post.yaml", hook_job(image, "post", "post-install", SAYS_WHAT_IT_SAW)),
+        ],
+    );
+
+    let started = Instant::now();
+    let run = repo.weaver_on(&cluster, &["apply", "--env", "dev", "-o", "json", "--timeout", "2m"]);
+    figure(
+        "apply of a release with a pre-install and a post-install hook Job (each a Pod run to completion)",
+        &format!("{:.1?}", started.elapsed()),
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        hook_results(&report),
+        [triple("pre-install", "pre", "succeeded"), triple("post-install", "post", "succeeded")]
+    );
+    // What the Jobs' Pods saw, as the kubelet kept their logs: the pre-install one ran before
+    // the release's ConfigMap existed, the post-install one after, with its value.
+    assert_eq!(job_log(&cluster, &ns, "pre").trim(), "no ConfigMap yet");
+    assert_eq!(job_log(&cluster, &ns, "post").trim(), "greeting: hello");
+    for job in ["pre", "post"] {
+        let live =
+            cluster.get(&json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job, "namespace": ns}}));
+        let live = live.unwrap_or_else(|| panic!("no Job {job}"));
+        let conditions = live["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        assert!(
+            conditions.iter().any(|c| c["type"] == "Complete" && c["status"] == "True"),
+            "{job}: {:#}",
+            live["status"]
+        );
+        assert_eq!(live["status"]["succeeded"], 1, "{job}: {:#}", live["status"]);
+    }
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}});
+    assert_eq!(cluster.get(&config_map).expect("the release's ConfigMap")["data"]["greeting"], "hello");
+    let records = records(&cluster, &ns);
+    let record = records.last().expect("a release record");
+    assert_eq!(record.status, weaver::release::record::Status::Deployed);
+    let runs: Vec<(&str, &str)> = record.hook_runs.iter().map(|r| (r.event.as_str(), r.name.as_str())).collect();
+    assert_eq!(runs, [("pre-install", "pre"), ("post-install", "post")]);
+}
+
+#[test]
+fn a_hook_job_exiting_1_on_the_node_fails_the_apply_naming_the_job_its_reason_and_its_pods_log() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let image = &images.shop_web.names[0];
+    let (cluster, repo, ns) = hook_chart(
+        &e2e,
+        &[
+            (
+                "migrate.yaml",
+                hook_job(image, "migrate", "pre-install", "echo cannot reach the database at db:5432; exit 1"),
+            ),
+            ("post.yaml", hook_job(image, "post", "post-install", SAYS_WHAT_IT_SAW)),
+        ],
+    );
+
+    // What the user reads: the Job, the Job controller's reason, and what its Pod logged, from
+    // the kubelet.
+    let started = Instant::now();
+    let run = repo.weaver_on(&cluster, &["apply", "--env", "dev", "--timeout", "2m"]);
+    figure("apply whose pre-install hook Job exits 1, to its exit", &format!("{:.1?}", started.elapsed()));
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 1, "{said}");
+    for what in ["Job.batch", "migrate", "BackoffLimitExceeded", "cannot reach the database at db:5432"] {
+        assert!(said.contains(what), "the apply does not say {what:?}:\n{said}");
+    }
+
+    // The same in JSON, from a second install (a failed revision is none to upgrade).
+    let run = repo.weaver_on(&cluster, &["apply", "--env", "dev", "-o", "json", "--timeout", "2m"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        hook_results(&report),
+        [triple("pre-install", "migrate", "failed"), triple("post-install", "post", "not-run")]
+    );
+    let message = report["releases"][0]["hooks"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Failed=True BackoffLimitExceeded"), "{message}");
+    assert!(message.contains("cannot reach the database at db:5432"), "{message}");
+    let error = report["releases"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("hook pre-install Job.batch") && error.contains("migrate"), "{report:#}");
+
+    // Nothing after the failed hook: neither the release's objects nor the post-install Job.
+    assert_eq!(report["releases"][0]["objects"][0]["result"], "not-applied", "{report:#}");
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}});
+    assert!(cluster.get(&config_map).is_none(), "the release's ConfigMap was applied");
+    let post = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "post", "namespace": ns}});
+    assert!(cluster.get(&post).is_none(), "the post-install Job ran");
+    // The record says what was done and what was not.
+    let records = records(&cluster, &ns);
+    let record = records.last().expect("a release record");
+    assert_eq!(record.status, weaver::release::record::Status::Failed);
+    assert!(!record.objects[0].applied);
+    use weaver::release::record::HookOutcome::{Failed, NotRun};
+    let runs: Vec<(&str, &str, weaver::release::record::HookOutcome)> =
+        record.hook_runs.iter().map(|r| (r.event.as_str(), r.name.as_str(), r.outcome)).collect();
+    assert_eq!(runs, [("pre-install", "migrate", Failed), ("post-install", "post", NotRun)]);
+}
+
+/// Commits a change of staging to the demo's repository, as a push: its web app's
+/// `FEATURE_FLAGS` on. Returns the commit.
+fn push_feature_flags_on(demo: &Demo) -> String {
+    demo.edit(
+        "environments/staging.yaml",
+        "        host: staging.shop.example.org\n",
+        "        host: staging.shop.example.org\n      config: {FEATURE_FLAGS: \"on\"}\n",
+    );
+    let git = common::git::init(demo.repo.path());
+    common::git::commit_all(&git, "staging: feature flags on").to_string()
+}
+
+/// Staging's web app's `FEATURE_FLAGS`, live.
+fn staging_feature_flags(demo: &Demo) -> Value {
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "web-config", "namespace": format!("{}-staging", demo.cluster.prefix)}});
+    demo.cluster.get(&config).expect("staging's web-config")["data"]["FEATURE_FLAGS"].clone()
+}
+
+#[test]
+fn a_push_posted_to_the_webhook_receiver_through_the_charts_service_applies_the_new_commit() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
+    // The EnvironmentSync takes webhooks proved by the token of a Secret of its namespace.
+    let token = "e2e-webhook-token-5d1c9a";
+    demo.edit(
+        "charts/environment-sync/templates/environmentsync.yaml",
+        "  approval: Automatic\n",
+        "  approval: Automatic\n  webhook:\n    secretRef: {name: git-webhook}\n",
+    );
+    demo.repo.write(
+        "charts/environment-sync/templates/git-webhook.yaml",
+        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: git-webhook\nstringData:\n  token: {token}\n"),
+    );
+    let (commit, _) = install_demo(&demo, images, source);
+    let environment_sync = environment_sync(&demo);
+    eventually("the EnvironmentSync Ready at the first commit", || ready_at(cluster, &environment_sync, &commit));
+    assert_eq!(staging_feature_flags(&demo), "off");
+
+    // A push, and GitLab's webhook POSTed to the receiver through the chart's Service (the API
+    // server's proxy to the Service: its selector and named ports choose the Pod, on any
+    // cluster, whether or not the test machine reaches ClusterIPs).
+    let pushed = push_feature_flags_on(&demo);
+    let hook = format!(
+        "/api/v1/namespaces/{operator_ns}/services/configmapsync-operator-webhook:webhook/proxy/hook/{}/staging-sync",
+        demo.ns
+    );
+    let post = |token: &str| {
+        let headers =
+            [("Content-Type", "application/json"), ("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", token)];
+        cluster.post_text(&hook, &headers, r#"{"object_kind": "push", "ref": "refs/heads/main"}"#)
+    };
+    // Another token is refused, and requests nothing.
+    let refused = post("another-token");
+    assert!(refused.as_ref().is_err_and(|e| e.contains("401") && e.contains("does not match")), "{refused:?}");
+    let live = cluster.get(&environment_sync).unwrap();
+    assert!(live["metadata"]["annotations"]["weaver.example.com/reconcile-requested-at"].is_null(), "{live:#}");
+
+    let posted = Instant::now();
+    let answer = post(token).unwrap_or_else(|e| panic!("the receiver refused the push: {e}"));
+    assert_eq!(answer.trim(), "accepted: a reconcile is requested");
+    eventually("the EnvironmentSync Ready at the pushed commit", || ready_at(cluster, &environment_sync, &pushed));
+    figure(
+        "push-to-applied-through-service: the webhook POSTed through the chart's Service to Ready at the commit",
+        &format!("{:.1?}", posted.elapsed()),
+    );
+    assert_eq!(staging_feature_flags(&demo), "on");
+    // The receiver set the annotation, as its own field manager.
+    let live = cluster.get(&environment_sync).unwrap();
+    let managers = live["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+    assert!(managers.iter().any(|m| m["manager"] == "weaver-webhook"), "{managers:#?}");
+}
+
+/// The objects of a release in `weaver drift -o json`'s report: (kind, name) → the object.
+fn drift_objects(report: &Value, release: &str) -> BTreeMap<(String, String), Value> {
+    let releases = report["releases"].as_array().cloned().unwrap_or_default();
+    let release = releases.into_iter().find(|r| r["release"] == release).unwrap_or_else(|| panic!("{report:#}"));
+    let objects = release["objects"].as_array().cloned().unwrap_or_default();
+    let key = |o: &Value| (o["kind"].as_str().unwrap().to_string(), o["name"].as_str().unwrap().to_string());
+    objects.into_iter().map(|o| (key(&o), o)).collect()
+}
+
+#[test]
+fn on_the_node_an_autoscaled_replica_count_under_an_ignore_rule_is_no_drift_and_a_kubectl_scale_without_one_is_found_and_put_back()
+ {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
+    // dev's web app under a HorizontalPodAutoscaler (at least 2 replicas, where dev asks for 1),
+    // from a chart that renders `replicas` all the same, as many do (the demo's leaves it out
+    // under its autoscaler): the replica count is left to the autoscaler by an ignore rule.
+    demo.edit(
+        "charts/web-app/templates/deployment.yaml",
+        "{% if not values.autoscaling.enabled %}\n  replicas: {{ values.replicas }}\n{% endif %}\n",
+        "  replicas: {{ values.replicas }}\n",
+    );
+    demo.edit(
+        "environments/dev.yaml",
+        "      replicas: 1\n",
+        "      replicas: 1\n      autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4}\n    \
+         ignoreDifferences:\n      - {group: apps, kind: Deployment, name: web, jsonPointers: [/spec/replicas]}\n",
+    );
+    let (commit, _) = install_demo(&demo, images, source);
+    let environment_sync = environment_sync(&demo);
+    eventually("the EnvironmentSync Ready at the commit", || ready_at(cluster, &environment_sync, &commit));
+
+    let deployment =
+        |ns: &str| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns}});
+    let replicas = |web: &Value| cluster.get(web).unwrap()["spec"]["replicas"].as_i64().unwrap();
+    let (dev_web, staging_web) = (deployment(&demo.ns), deployment(&format!("{}-staging", cluster.prefix)));
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": demo.ns}});
+    eventually("the autoscaler to raise dev's web to its minimum of 2", || match replicas(&dev_web) {
+        2 => Ok(()),
+        n => Err(format!(
+            "{n} replicas; the HPA: {:#}",
+            cluster.get(&hpa).map(|h| h["status"].clone()).unwrap_or_default()
+        )),
+    });
+    // No drift: not from what the node's controllers wrote (ReplicaSets, ClusterIPs, defaults,
+    // the HPA's defaulted behavior), nor from the autoscaler's replica count, which the rule
+    // leaves out and counts.
+    let drift_of = |env: &str| {
+        let run = demo.weaver(&["drift", "--env", env, "-o", "json"]);
+        let report: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("drift -o json ({e}):\n{}\n{}", run.stdout, run.stderr));
+        (run.code, report)
+    };
+    let (code, report) = drift_of("dev");
+    assert_eq!(code, 0, "drift with the autoscaler's replicas:\n{report:#}");
+    let web = &drift_objects(&report, "web")[&("Deployment".to_string(), "web".to_string())];
+    assert_eq!((&web["state"], web["ignored"].as_u64().unwrap_or(0) >= 1), (&json!("in-sync"), true), "{web:#}");
+    // `kubectl scale` within the autoscaler's range: still the rule's, still no drift.
+    cluster.scale(&dev_web, 3);
+    let (code, report) = drift_of("dev");
+    assert_eq!(code, 0, "drift after kubectl scale under the rule:\n{report:#}");
+    let diff = demo.weaver(&["diff", "--env", "dev", "--exit-code"]);
+    assert_eq!(diff.code, 0, "diff after kubectl scale under the rule:\n{}\n{}", diff.stdout, diff.stderr);
+
+    // staging's web, which no rule covers, scaled by hand: drift, in `weaver drift` and in the
+    // EnvironmentSync's status (its watch), left as it is (correctDrift is false)…
+    let (code, report) = drift_of("staging");
+    assert_eq!(code, 0, "staging drifted before the scale:\n{report:#}");
+    let before = replicas(&staging_web);
+    let scaled = Instant::now();
+    cluster.scale(&staging_web, before + 1);
+    let (code, report) = drift_of("staging");
+    assert_eq!(code, 2, "no drift found after kubectl scale:\n{report:#}");
+    let web = &drift_objects(&report, "web")[&("Deployment".to_string(), "web".to_string())];
+    assert_eq!(web["state"], "drifted", "{web:#}");
+    let changes = web["changes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        changes.iter().any(|c| c["path"] == "spec.replicas" && c["recorded"] == before && c["live"] == before + 1),
+        "{web:#}"
+    );
+    let status = eventually("the EnvironmentSync to report the drift", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        let drift = &live["status"]["drift"];
+        if drift["drifted"].as_u64().unwrap_or(0) >= 1 {
+            Ok(live["status"].clone())
+        } else {
+            Err(live["status"].to_string())
+        }
+    });
+    figure(
+        "kubectl scale to the drift in the EnvironmentSync's status (its watch)",
+        &format!("{:.1?}", scaled.elapsed()),
+    );
+    let staging = status["environments"].as_array().into_iter().flatten().find(|e| e["name"] == "staging").cloned();
+    assert!(staging.is_some_and(|e| e["drifted"].as_u64().unwrap_or(0) >= 1), "{status:#}");
+    assert_eq!(replicas(&staging_web), before + 1, "the drift was put back with correctDrift false");
+
+    // …and put back once the EnvironmentSync corrects drift.
+    let correcting = Instant::now();
+    cluster.merge_patch(&environment_sync, &json!({"spec": {"correctDrift": true}}), "weaver-e2e");
+    eventually("staging's web put back", || match replicas(&staging_web) {
+        n if n == before => Ok(()),
+        n => Err(format!("{n} replicas")),
+    });
+    figure("correctDrift set to the scale put back", &format!("{:.1?}", correcting.elapsed()));
+    eventually("the EnvironmentSync to report no drift", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        if live["status"]["drift"]["summary"] == "none" { Ok(()) } else { Err(live["status"].to_string()) }
+    });
+    let (code, report) = drift_of("staging");
+    assert_eq!(code, 0, "staging drifted after the correction:\n{report:#}");
+}
+
+#[test]
+fn on_the_node_an_environmentsync_awaiting_approval_holds_the_plan_until_weaver_sync_approve() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
+    let (commit, _) = install_demo(&demo, images, source);
+    let environment_sync = environment_sync(&demo);
+    eventually("the EnvironmentSync Ready at the commit", || ready_at(cluster, &environment_sync, &commit));
+
+    // Every change held for a person from now on, and a push.
+    cluster.merge_patch(&environment_sync, &json!({"spec": {"approval": "Manual"}}), "weaver-e2e");
+    let pushed = push_feature_flags_on(&demo);
+    request_reconcile(cluster, &environment_sync, "a push");
+    let pending = eventually("the pushed commit's plan waiting for approval", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        let pending = &live["status"]["pendingPlan"];
+        match ready_condition(&live) {
+            Some((status, reason, _))
+                if status == "False" && reason == "AwaitingApproval" && pending["revision"] == pushed.as_str() =>
+            {
+                Ok(pending.clone())
+            }
+            _ => Err(live["status"].to_string()),
+        }
+    });
+    let digest = pending["digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{pending:#}");
+    let releases = pending["releases"].as_array().cloned().unwrap_or_default();
+    assert!(
+        releases
+            .iter()
+            .any(|r| r["environment"] == "staging" && r["release"] == "web" && r["update"].as_u64().unwrap_or(0) >= 1),
+        "{pending:#}"
+    );
+    // Nothing of it applied while it waits.
+    assert_eq!(staging_feature_flags(&demo), "off");
+    let live = cluster.get(&environment_sync).unwrap();
+    assert_eq!(live["status"]["lastAppliedRevision"], commit.as_str(), "{:#}", live["status"]);
+    let get = demo.weaver(&["sync", "get", "-n", &demo.ns, "staging-sync"]);
+    assert_eq!(get.code, 2, "{}\n{}", get.stdout, get.stderr);
+    assert!(get.stdout.contains(&digest), "{}", get.stdout);
+
+    // An approval of another digest is refused and changes nothing; the one shown applies it.
+    let other = format!("sha256:{}", "0".repeat(64));
+    let refused = demo.weaver(&["sync", "approve", "-n", &demo.ns, "staging-sync", "--digest", &other, "--yes"]);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(cluster.get(&environment_sync).unwrap()["spec"]["approvedPlan"].is_null());
+    let approved = Instant::now();
+    demo.weaver(&["sync", "approve", "-n", &demo.ns, "staging-sync", "--digest", &digest, "--yes"]).success();
+    let live = eventually("the approved plan applied", || ready_at(cluster, &environment_sync, &pushed));
+    figure("weaver sync approve to Ready at the approved commit", &format!("{:.1?}", approved.elapsed()));
+    assert_eq!(staging_feature_flags(&demo), "on");
+    assert!(live["status"]["pendingPlan"].is_null(), "{:#}", live["status"]);
+}
+
 #[test]
 fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
     let Some(e2e) = E2e::or_skip() else { return };
@@ -799,10 +1239,6 @@ fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
     };
     let sizes: Vec<usize> = sizes.split(',').map(|n| n.trim().parse().expect("WEAVER_E2E_SYNCS: numbers")).collect();
     let Some(images) = e2e.images() else { return };
-    if let Some(why) = http_backend_missing() {
-        say_skipped(&format!("the EnvironmentSyncs' git server needs git's http-backend: {why}"));
-        return;
-    }
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
@@ -822,12 +1258,16 @@ fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
     cluster.create(&json!({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": reader},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader}, "subjects": subjects}));
     for ns in &tenants {
-        cluster.create(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": ns}}));
+        cluster.create(
+            &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": ns}}),
+        );
         cluster.create(&json!({"apiVersion": rbac, "kind": "Role", "metadata": {"name": "deployer", "namespace": ns},
             "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}));
-        cluster.create(&json!({"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "deployer", "namespace": ns},
+        cluster.create(
+            &json!({"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "deployer", "namespace": ns},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
-            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}]}));
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}]}),
+        );
         cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git-ca", "namespace": ns},
             "stringData": {"ca.crt": ca}}));
     }
@@ -874,7 +1314,10 @@ fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
             assert!(Instant::now() < deadline, "{} of {size} EnvironmentSyncs Ready after 30 min", ready());
             std::thread::sleep(Duration::from_secs(2));
         }
-        figure(&format!("{size} EnvironmentSyncs (20 ConfigMaps each) created to all Ready"), &format!("{:.1?}", started.elapsed()));
+        figure(
+            &format!("{size} EnvironmentSyncs (20 ConfigMaps each) created to all Ready"),
+            &format!("{:.1?}", started.elapsed()),
+        );
         // Settled: one more round of the kubelet's stats.
         std::thread::sleep(Duration::from_secs(20));
         let holder = leader(cluster, &operator_ns).expect("a leader");

@@ -410,6 +410,17 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("patch the status of {name}: {e}"));
     }
 
+    /// Sets `spec.replicas` through the object's `scale` subresource, as `kubectl scale` does
+    /// (field manager `kubectl-scale`).
+    pub fn scale(&self, object: &Value, replicas: i64) {
+        let (api, _, _) = self.api_for(object);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let params = PatchParams { field_manager: Some("kubectl-scale".into()), ..Default::default() };
+        let patch = json!({"spec": {"replicas": replicas}});
+        self.block_on(api.patch_scale(name, &params, &Patch::Merge(&patch)))
+            .unwrap_or_else(|e| panic!("scale {name}: {e}"));
+    }
+
     /// Deletes an object and waits until it is gone. Gone means no object of its uid: one of the
     /// same name made since (a lock's waiter taking the freed Lease) is another object.
     pub fn delete(&self, object: &Value) {
@@ -459,6 +470,17 @@ impl TestCluster {
     pub fn get_text(&self, path: &str) -> Result<String, String> {
         let request = http::Request::get(path).body(Vec::new()).unwrap();
         self.block_on(self.client.request_text(request)).map_err(|e| format!("GET {path}: {e}"))
+    }
+
+    /// A POST of `body` with `headers` to `path` of the API server (a Service's proxy), the
+    /// answer's body as text, or the error (a status other than 2xx among them).
+    pub fn post_text(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Result<String, String> {
+        let mut request = http::Request::post(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.as_bytes().to_vec()).unwrap();
+        self.block_on(self.client.request_text(request)).map_err(|e| format!("POST {path}: {e}"))
     }
 }
 

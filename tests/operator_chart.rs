@@ -664,10 +664,14 @@ fn the_webhooks_ingress_has_tls_as_the_uis_has_and_is_refused_in_clear() {
     assert_eq!(ingress["spec"]["tls"], json!([{"hosts": ["hooks.example.org"], "secretName": "hooks-tls"}]));
     let path = &ingress["spec"]["rules"][0]["http"]["paths"][0];
     assert_eq!(path["path"], "/hook/");
-    assert_eq!(path["backend"]["service"], json!({"name": "configmapsync-operator-webhook", "port": {"name": "webhook"}}));
+    assert_eq!(
+        path["backend"]["service"],
+        json!({"name": "configmapsync-operator-webhook", "port": {"name": "webhook"}})
+    );
 
     // GitLab's token crosses the Ingress as it is: not in clear, unless TLS ends before it.
-    let behind = |ingress: &str| chart_repo("weaver-system", &format!("{{gitops: {{webhook: {{ingress: {ingress}}}}}}}"));
+    let behind =
+        |ingress: &str| chart_repo("weaver-system", &format!("{{gitops: {{webhook: {{ingress: {ingress}}}}}}}"));
     let error = behind("{host: hooks.example.org}").weaver(&["render", "--env", "ops"]).failure().to_string();
     assert!(error.contains("templates/webhook.yaml"), "{error}");
     assert!(error.contains("gitops.webhook.ingress.host hooks.example.org is served without TLS"), "{error}");

@@ -72,7 +72,6 @@ impl Liveness {
 mod tests {
     use super::*;
 
-
     #[test]
     fn ready_once_every_running_controllers_cache_listed_or_as_a_standby() {
         let readiness = Readiness::default();

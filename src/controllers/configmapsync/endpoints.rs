@@ -91,11 +91,17 @@ mod tests {
         assert_eq!(respond(&telemetry, &Method::GET, "/healthz").0, StatusCode::OK);
         telemetry.liveness.stopped("the web UI", "reading the kubeconfig: no such file".into());
         let (status, _, body) = respond(&telemetry, &Method::GET, "/healthz");
-        assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "the web UI stopped: reading the kubeconfig: no such file\n"));
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "the web UI stopped: reading the kubeconfig: no such file\n")
+        );
 
         telemetry.readiness.set_synced("EnvironmentSync", false);
         let (status, _, body) = respond(&telemetry, &Method::GET, "/readyz");
-        assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "the EnvironmentSync cache has not synced yet\n"));
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "the EnvironmentSync cache has not synced yet\n")
+        );
         assert_eq!(respond(&telemetry, &Method::POST, "/healthz").0, StatusCode::METHOD_NOT_ALLOWED);
     }
 }

@@ -570,6 +570,18 @@ fn pods_memory(cluster: &common::cluster::TestCluster, namespace: &str) -> Resul
     Ok(memory)
 }
 
+/// The demo installed as a user does (`extra` operator values, as [`install_demo_with`]) with its
+/// EnvironmentSync pulling over https, and that EnvironmentSync Ready at the commit: the demo,
+/// the git server (serving while kept) and the commit. None after saying why the test skips.
+fn installed_over_https(e2e: &E2e, images: &Images, extra: &str) -> Option<(Demo, GitHttpServer, String)> {
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let (server, source) = https_source(e2e, &demo)?;
+    let (commit, _) = install_demo_with(&demo, images, source, extra);
+    let sync = environment_sync(&demo);
+    eventually("the EnvironmentSync Ready at the demo's commit", || ready_at(&demo.cluster, &sync, &commit));
+    Some((demo, server, commit))
+}
+
 /// How many of the ConfigMaps named `many-…` are in `namespace`.
 fn many_applied(cluster: &common::cluster::TestCluster, namespace: &str) -> usize {
     let listed = cluster.list("v1", "ConfigMap", "configmaps", namespace);
@@ -581,15 +593,11 @@ fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other
     const OBJECTS: usize = 3000;
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    let demo = Demo::with_operator_on(e2e.cluster());
+    let Some((demo, _server, _)) = installed_over_https(&e2e, images, "") else { return };
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
-    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
-    let (first, _) = install_demo(&demo, images, source);
     let environment_sync = environment_sync(&demo);
-    let applied_at = |commit: &str| ready_at(cluster, &environment_sync, commit);
-    eventually("the EnvironmentSync Ready at the demo's commit", || applied_at(&first));
 
     let commit = push_many_config_maps(&demo, OBJECTS);
 
@@ -660,21 +668,15 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
     const OBJECTS: usize = 3000;
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    let demo = Demo::with_operator_on(e2e.cluster());
+    let Some((demo, _server, _)) = installed_over_https(&e2e, images, "") else { return };
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
-    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
-    let (first, _) = install_demo(&demo, images, source);
     let environment_sync = environment_sync(&demo);
-    let ready_at = |live: &Value, commit: &str| {
+    let is_ready_at = |live: &Value, commit: &str| {
         ready_condition(live).is_some_and(|(status, ..)| status == "True")
             && live["status"]["lastAppliedRevision"] == commit
     };
-    eventually("the EnvironmentSync Ready at the demo's commit", || {
-        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        if ready_at(&live, &first) { Ok(()) } else { Err(live["status"].to_string()) }
-    });
 
     // The operator's Pods under a memory limit they idle within, and a render of 3,000 objects
     // does not fit (a user's limit set too low for their largest environment).
@@ -700,7 +702,7 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
     let deadline = pushed + Duration::from_secs(180);
     loop {
         let live = cluster.get(&environment_sync).expect("the EnvironmentSync");
-        assert!(!ready_at(&live, &commit), "applied under a limit it cannot render within: {:#}", live["status"]);
+        assert!(!is_ready_at(&live, &commit), "applied under a limit it cannot render within: {:#}", live["status"]);
         if oom_killed(&live_pods(cluster, &operator_ns)) {
             break;
         }
@@ -719,7 +721,7 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
     applied.success();
     let done = eventually("the commit applied once the limit is raised", || {
         let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        if ready_at(&live, &commit) { Ok(live) } else { Err(live["status"].to_string()) }
+        if is_ready_at(&live, &commit) { Ok(live) } else { Err(live["status"].to_string()) }
     });
     figure(
         "the limit raised to the commit applied (rollout, the dead holder's lock expiring)",
@@ -734,15 +736,12 @@ fn containerd_restarted_under_the_node_leaves_the_operator_running_leading_and_a
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(restart) = e2e.runtime_restart() else { return };
     let Some(images) = e2e.images() else { return };
-    let demo = Demo::with_operator_on(e2e.cluster());
+    let Some((demo, _server, _)) = installed_over_https(&e2e, images, "") else { return };
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let staging_ns = format!("{}-staging", cluster.prefix);
-    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
-    let (first, _) = install_demo(&demo, images, source);
     let environment_sync = environment_sync(&demo);
     let ready_at = |commit: &str| ready_at(cluster, &environment_sync, commit);
-    eventually("the EnvironmentSync Ready at the demo's commit", || ready_at(&first));
     // Each Pod's uid and its containers' ids and restarts: what a runtime restart must not change.
     let containers = |namespace: &str| -> BTreeMap<String, (String, Vec<(String, u64)>)> {
         live_pods(cluster, namespace)
@@ -1177,12 +1176,9 @@ fn on_the_node_an_autoscaled_replica_count_under_an_ignore_rule_is_no_drift_and_
 fn on_the_node_an_environmentsync_awaiting_approval_holds_the_plan_until_weaver_sync_approve() {
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    let demo = Demo::with_operator_on(e2e.cluster());
+    let Some((demo, _server, commit)) = installed_over_https(&e2e, images, "") else { return };
     let cluster = &demo.cluster;
-    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
-    let (commit, _) = install_demo(&demo, images, source);
     let environment_sync = environment_sync(&demo);
-    eventually("the EnvironmentSync Ready at the commit", || ready_at(cluster, &environment_sync, &commit));
 
     // Every change held for a person from now on, and a push.
     cluster.merge_patch(&environment_sync, &json!({"spec": {"approval": "Manual"}}), "weaver-e2e");
@@ -1357,32 +1353,15 @@ fn the_controllers_ui_through_its_service_in_chromium_shows_the_sync_at_its_comm
 {
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    if let Some(why) = http_backend_missing() {
-        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
-        return;
-    }
     let chromium = browser::chromium();
     if !common::interop_available("chromium", chromium.is_some()) {
         return;
     }
     let chromium = chromium.unwrap();
-    let demo = Demo::with_operator_on(e2e.cluster());
+    let Some((demo, _server, commit)) = installed_over_https(&e2e, images, ", ui: {enabled: true}") else { return };
     let cluster = &demo.cluster;
     let operator_ns = format!("{}-weaver-system", cluster.prefix);
     let ns = demo.ns.clone();
-    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
-    let (commit, _) = install_demo_with(&demo, images, source, ", ui: {enabled: true}");
-    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-        "metadata": {"name": "staging-sync", "namespace": ns}});
-    eventually("the EnvironmentSync Ready at the demo's commit", || {
-        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        match ready_condition(&live) {
-            Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit.as_str() => {
-                Ok(())
-            }
-            _ => Err(live["status"].to_string()),
-        }
-    });
 
     // The chart's Service, reached at its ClusterIP from this machine: the rig's node is this
     // machine, and kube-proxy's iptables rules (its OUTPUT chain's KUBE-SERVICES) translate the

@@ -1094,3 +1094,40 @@ fn a_remote_entry_of_a_component_is_left_out_and_the_rest_converted() {
         &["- name: web\n  chart: web\n  namespace: shop\n", "- name: api\n  chart: web\n  namespace: shop\n"],
     );
 }
+
+#[test]
+fn a_chart_version_keeping_an_unread_variable_is_written_loadable_and_not_installed() {
+    let repo = Repo::empty();
+    repo.write(
+        "clusters/dev/app.yaml",
+        &app_kustomization(
+            "  postBuild:\n    substitute:\n      APP: web\n    substituteFrom:\n    - {kind: Secret, name: web-secret}\n",
+        ),
+    )
+    .write(
+        "app/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- oci.yaml\n- web.yaml\n- cm.yaml\n",
+    )
+    // Flux takes TEMPLATE_TAG from the Secret when it has it, else `5.0.1`.
+    .write(
+        "app/oci.yaml",
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: ${APP}\n  namespace: shop\n\
+         spec:\n  ref:\n    tag: ${TEMPLATE_TAG:=5.0.1}\n  url: oci://ghcr.io/example/web\n",
+    )
+    .write(
+        "app/web.yaml",
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: ${APP}\n  namespace: shop\n\
+         spec:\n  chartRef:\n    kind: OCIRepository\n    name: ${APP}\n",
+    )
+    .write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let want = "not converted: app/oci.yaml:8: HelmRelease shop/web: chart version ${TEMPLATE_TAG:=5.0.1}:";
+    assert!(run.stderr.lines().any(|l| l.starts_with(want)), "no `{want}` in\n{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let web = release_text(&dev, "web");
+    assert!(web.contains("  version: '5.0.1'\n") && web.contains("  installed: false\n"), "{dev}");
+    // The environment loads: its other release renders.
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app"]);
+    assert_eq!(objects(render.success())[0].0, "ConfigMap/shop/c");
+}

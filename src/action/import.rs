@@ -280,6 +280,21 @@ pub fn import_flux(options: &ImportFluxOptions) -> Result<ImportReport> {
     };
     let imported = flux::convert(&FsSource::new(&repo), root, options.clusters.as_deref())?;
     let written = write_files(&repo, &imported.files, options.force)?;
+    // What the import writes must load; one that does not is the import's defect, not the
+    // Flux repository's, and is said so rather than left for the next command to find.
+    let repository: &dyn Source = &FsSource::new(&repo);
+    for name in list_environments(repository)? {
+        let path = environment_path(&name);
+        if written.contains(&path)
+            && let Err(err) = load_environment(repository, &name)
+        {
+            return Err(Error::at(
+                Location::file(&path),
+                format!("the environment weaver import wrote does not load ({}): a defect of the import", err.message),
+            )
+            .with_help("report it with the Flux repository's files that this release comes from"));
+        }
+    }
     let left_out = imported.left_out.iter().map(ToString::to_string).collect();
     Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts, notes: imported.clusters })
 }

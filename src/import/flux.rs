@@ -1779,6 +1779,37 @@ impl<'a> Import<'a> {
         Some(Release { name: helm_name, fields, after_ks: Vec::new(), after_hr })
     }
 
+    /// Writes the release's chart `version`, written in `at`. One that keeps a `${…}` the import
+    /// could not substitute (its variable is in a source it does not read) is no version
+    /// constraint: its defaults are written in its place, or no version, and the release is not
+    /// installed (listed).
+    fn version(&mut self, hr: &Obj, at: &Obj, version: &str, fields: &mut Map<String, Value>) {
+        if !version.contains("${") {
+            fields.insert("version".into(), Value::String(version.to_string()));
+            return;
+        }
+        let defaults = substitute::expand(version, &|_| None).ok().filter(|v| !v.is_empty() && !v.contains("${"));
+        let written = match &defaults {
+            Some(default) => {
+                fields.insert("version".into(), Value::String(default.clone()));
+                format!("written `version: {default}` (its default)")
+            }
+            None => "written without a version".to_string(),
+        };
+        fields.insert("installed".into(), Value::Bool(false));
+        let line = self.line_containing(at, version);
+        self.leave(
+            &at.file,
+            line,
+            format!("{}: chart version {version}", hr.describe()),
+            format!(
+                "keeps a variable the import could not substitute (Flux takes it from a source the import does not \
+                 read, else its default): {written}, and the release `installed: false`; write the version in its \
+                 place and remove that line"
+            ),
+        );
+    }
+
     /// The release's `chart` (and `version`, and the repository it names), or `None` (listed).
     fn chart(
         &mut self,
@@ -1816,7 +1847,8 @@ impl<'a> Import<'a> {
                     fields.insert("chart".into(), Value::String(chart));
                 }
                 (None, Some(version), _) | (None, None, Some(version)) => {
-                    fields.insert("version".into(), Value::String(version.to_string()));
+                    let version = version.to_string();
+                    self.version(hr, &oci, &version, fields);
                 }
                 _ => {}
             }
@@ -1863,7 +1895,7 @@ impl<'a> Import<'a> {
                     fields.insert("chart".into(), Value::String(format!("{name}/{chart}")));
                 }
                 if let Some(version) = version {
-                    fields.insert("version".into(), Value::String(version.to_string()));
+                    self.version(hr, hr, version, fields);
                 }
                 Some(())
             }

@@ -1131,3 +1131,31 @@ fn a_chart_version_keeping_an_unread_variable_is_written_loadable_and_not_instal
     let render = repo.weaver(&["render", "--env", "dev", "-r", "app"]);
     assert_eq!(objects(render.success())[0].0, "ConfigMap/shop/c");
 }
+
+#[test]
+fn a_strategic_merge_patch_clears_empty_values_of_a_helm_release_and_keeps_spelled_out_nulls() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    repo.write(
+        "clusters/dev/app.yaml",
+        &app_kustomization(
+            "  patches:\n  - patch: |\n      apiVersion: helm.toolkit.fluxcd.io/v2\n      kind: HelmRelease\n      \
+             metadata:\n        name: web\n      spec:\n        values:\n          replicas: 2\n    \
+             target:\n      kind: HelmRelease\n",
+        ),
+    )
+    .write("app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n")
+    // kustomize's strategic merge drops `annotations:` (empty) and keeps `keep: null`, as
+    // `kubectl kustomize` of this build prints.
+    .write(
+        "app/web.yaml",
+        &web_release("web", "  values:\n    pod:\n      annotations:\n      labels: {a: b}\n    keep: null\n"),
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(
+        release_text(&dev, "web").contains("  values:\n    pod:\n      labels:\n        a: b\n    keep: null\n    replicas: 2\n"),
+        "{dev}"
+    );
+}

@@ -1227,8 +1227,14 @@ impl<'a> Import<'a> {
                 }
             }
         }
-        let resources = objects.iter().map(|o| kustomize::Resource::new(o.object.clone(), o.file.clone(), o.document));
-        match kustomize::apply_patches(self.source, &ks.file, patches, resources.collect()) {
+        let resources: Vec<kustomize::Resource> = objects
+            .iter()
+            .map(|o| {
+                let text = self.read(&o.file).unwrap_or_default();
+                kustomize::Resource::read(o.object.clone(), o.file.clone(), o.document, &text)
+            })
+            .collect();
+        match kustomize::apply_patches(self.source, &ks.file, patches, resources) {
             Ok(patched) => {
                 // Plain objects stay as read (the release patches them); Flux objects as patched.
                 let mut patched: HashMap<(PathBuf, usize), Value> =

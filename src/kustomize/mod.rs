@@ -73,6 +73,13 @@ impl Resource {
         }
     }
 
+    /// An object read from `source`'s `document`, whose `text` is that file's: its fields left
+    /// empty there (`key:`) are cleared by a strategic merge, as kustomize clears them.
+    pub fn read(object: Value, source: PathBuf, document: usize, text: &str) -> Resource {
+        let empty = crate::yaml::empty::empty_values(text).into_iter().nth(document.saturating_sub(1));
+        Resource { empty_values: empty.unwrap_or_default(), ..Resource::new(object, source, document) }
+    }
+
     fn text(&self, pointer: &str) -> &str {
         self.object.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
     }

@@ -1159,3 +1159,31 @@ fn a_strategic_merge_patch_clears_empty_values_of_a_helm_release_and_keeps_spell
         "{dev}"
     );
 }
+
+#[test]
+fn patches_a_parent_gives_its_children_clear_empty_values_of_their_helm_releases() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    // The parent `apps` gives every Kustomization a patch of its HelmReleases (the shape of
+    // `cluster-apps` in many home-ops repositories).
+    repo.write(
+        "clusters/dev/apps.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\n\
+         spec:\n  path: ./apps\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  patches:\n  - patch: |-\n      \
+         apiVersion: kustomize.toolkit.fluxcd.io/v1\n      kind: Kustomization\n      metadata:\n        name: _\n      spec:\n        \
+         patches:\n        - patch: |-\n            apiVersion: helm.toolkit.fluxcd.io/v2\n            kind: HelmRelease\n            \
+         metadata:\n              name: _\n            spec:\n              values:\n                replicas: 2\n          \
+         target:\n            kind: HelmRelease\n    target:\n      kind: Kustomization\n",
+    )
+    .write("apps/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- app.yaml\n")
+    .write("apps/app.yaml", &app_kustomization(""))
+    .write("app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n")
+    .write("app/web.yaml", &web_release("web", "  values:\n    pod:\n      annotations:\n      labels: {a: b}\n    keep: null\n"));
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(
+        release_text(&dev, "web").contains("  values:\n    pod:\n      labels:\n        a: b\n    keep: null\n    replicas: 2\n"),
+        "{dev}"
+    );
+}

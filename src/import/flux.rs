@@ -1212,7 +1212,9 @@ impl<'a> Import<'a> {
             let at = self.line(ks, Some(&pointer));
             match serde_json::from_value::<kustomize::kustomization::PatchEntry>(entry.clone()) {
                 Ok(value) => {
-                    let node = self.document(&ks.file, ks.document).and_then(|doc| Node::at(doc, &pointer));
+                    // A patch its parent's patches gave it is not in its file: it is located at
+                    // the Kustomization.
+                    let node = self.document(&ks.file, ks.document).map(|doc| Node::at(doc, &pointer).unwrap_or(doc));
                     let Some(node) = node else { continue };
                     patches.push(Spanned { value, referenced: node.referenced, defined: node.defined });
                 }

@@ -1187,3 +1187,39 @@ fn patches_a_parent_gives_its_children_clear_empty_values_of_their_helm_releases
         "{dev}"
     );
 }
+
+#[test]
+fn a_git_repository_with_the_url_the_cluster_syncs_from_is_taken_as_this_repository_and_said() {
+    let repo = Repo::empty();
+    // flux-operator syncs the cluster from this repository; the cluster's root Kustomization
+    // builds from a GitRepository of its own naming the same repository (ssh and https forms).
+    repo.write(
+        "kubernetes/flux/instance.yaml",
+        "apiVersion: fluxcd.controlplane.io/v1\nkind: FluxInstance\nmetadata:\n  name: flux\n  namespace: flux-system\n\
+         spec:\n  sync:\n    kind: GitRepository\n    url: ssh://git@github.com/example/home-ops.git\n    path: kubernetes/cluster\n",
+    )
+    .write(
+        "kubernetes/cluster/apps.yaml",
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: home\n  namespace: flux-system\n\
+         spec:\n  url: https://github.com/example/home-ops\n  ref:\n    branch: main\n---\n\
+         apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: app\n  namespace: flux-system\n\
+         spec:\n  path: ./kubernetes/app\n  sourceRef:\n    kind: GitRepository\n    name: home\n",
+    )
+    .write("kubernetes/app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\n")
+    .write("kubernetes/app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n");
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "GitRepository flux-system/home (https://github.com/example/home-ops, kubernetes/cluster/apps.yaml) taken as \
+             this repository"
+        ),
+        "{}",
+        run.stderr
+    );
+    let env = walk(&repo.path().join("environments"));
+    assert_eq!(env.len(), 1, "{env:?}");
+    let name = Path::new(&env[0].0).file_stem().unwrap().to_string_lossy().into_owned();
+    let render = repo.weaver(&["render", "--env", &name, "-r", "app"]);
+    assert_eq!(objects(render.success())[0].0, "ConfigMap/shop/c");
+}

@@ -95,6 +95,7 @@ pub fn convert(source: &dyn Source, root: &Path, clusters: Option<&Path>) -> Res
         }
         imported.files.extend(converted.files);
     }
+    imported.clusters.extend(std::mem::take(&mut import.taken_as_own));
     let mut left_out = import.left_out;
     left_out.sort_by(|a, b| (&a.file, a.line, &a.what).cmp(&(&b.file, b.line, &b.what)));
     left_out.dedup();
@@ -344,6 +345,11 @@ struct Import<'a> {
     /// The ConfigMaps (file, document) whose data as kustomize-controller applies it (substituted)
     /// the import could not substitute fully, and why: their values are read as written.
     config_unsubstituted: HashMap<(PathBuf, usize), String>,
+    /// The URLs (as [`git_url_identity`] gives them) a FluxInstance or flux-instance HelmRelease
+    /// syncs the clusters from: this repository's.
+    own_urls: BTreeSet<String>,
+    /// The GitRepositories not named flux-system taken as this repository, and why (said).
+    taken_as_own: BTreeSet<String>,
     left_out: Vec<LeftOut>,
 }
 
@@ -364,6 +370,8 @@ impl<'a> Import<'a> {
             unrestricted: BTreeSet::new(),
             unsubstituted: BTreeSet::new(),
             config_unsubstituted: HashMap::new(),
+            own_urls: BTreeSet::new(),
+            taken_as_own: BTreeSet::new(),
             left_out: Vec::new(),
         }
     }
@@ -539,6 +547,14 @@ impl<'a> Import<'a> {
         let mut holding_flux_system: Vec<Cluster> = Vec::new();
         for file in files {
             for obj in self.objects_of(&file) {
+                let sync_url = match obj.kind() {
+                    "FluxInstance" if obj.is_flux() => obj.text("/spec/sync/url"),
+                    "HelmRelease" if obj.is_flux() => obj.text("/spec/values/instance/sync/url"),
+                    _ => "",
+                };
+                if !sync_url.is_empty() {
+                    self.own_urls.insert(git_url_identity(sync_url));
+                }
                 // `flux bootstrap`'s Kustomization, or the flux-operator's FluxInstance syncing
                 // this repository (written as one, or as the values of its chart).
                 let (path, found) = match obj.kind() {
@@ -1135,6 +1151,24 @@ impl<'a> Import<'a> {
                 // One the repository does not define is the one bootstrap (or flux-operator)
                 // made for it.
                 let is_this_repository = name == "flux-system" || git.is_none_or(|g| g.text("/spec/url").is_empty());
+                // Another name for it: its URL is the one the clusters sync from.
+                let is_this_repository = is_this_repository
+                    || git.is_some_and(|g| {
+                        let url = git_url_identity(g.text("/spec/url"));
+                        let bootstrap = sources.iter().find(|s| s.kind() == "GitRepository" && s.name() == "flux-system");
+                        let own = self.own_urls.contains(&url)
+                            || bootstrap.is_some_and(|b| git_url_identity(b.text("/spec/url")) == url);
+                        if own {
+                            self.taken_as_own.insert(format!(
+                                "GitRepository {}/{name} ({}, {}) taken as this repository: its URL is the one the \
+                                 cluster syncs from",
+                                g.namespace(),
+                                g.text("/spec/url"),
+                                g.file.display()
+                            ));
+                        }
+                        own
+                    });
                 if !is_this_repository {
                     let url = git.map(|g| g.text("/spec/url").to_string()).unwrap_or_default();
                     self.leave_at(
@@ -2282,6 +2316,28 @@ fn unique_name(name: &str, namespace: &str, releases: &[Release], taken: &BTreeS
         .unwrap_or_else(|| format!("{namespace}-{name}-manifests"))
 }
 
+/// A git repository's URL as its identity: without scheme, user, port, `.git` and trailing `/`,
+/// the scp-like ssh form (`git@host:owner/name`) as the others, in lower case; so that
+/// `https://github.com/o/r`, `ssh://git@github.com/o/r.git` and `git@github.com:o/r` are one.
+fn git_url_identity(url: &str) -> String {
+    let mut rest = url.trim();
+    if let Some((_, after)) = rest.split_once("://") {
+        rest = after;
+    }
+    if let Some((user, after)) = rest.split_once('@')
+        && !user.contains('/')
+    {
+        rest = after;
+    }
+    let rest = rest.trim_end_matches('/');
+    let rest = rest.strip_suffix(".git").unwrap_or(rest);
+    let (host, path) = rest.split_once(['/', ':']).unwrap_or((rest, ""));
+    let path = match path.split_once('/') {
+        Some((port, after)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => after,
+        _ => path,
+    };
+    format!("{host}/{path}").to_lowercase()
+}
 /// A repository path as the user reads it: `.` for the root.
 fn shown(path: &Path) -> String {
     if path.as_os_str().is_empty() { ".".into() } else { path.display().to_string() }
@@ -2304,6 +2360,22 @@ mod tests {
     fn obj(yaml: &str) -> Obj {
         let object = crate::yaml::documents(Path::new("t.yaml"), yaml).unwrap().remove(0);
         Obj { object, file: PathBuf::from("t.yaml"), document: 1 }
+    }
+
+    #[test]
+    fn git_urls_of_one_repository_have_one_identity() {
+        let one = "github.com/damacus/home-ops";
+        for url in [
+            "https://github.com/damacus/home-ops",
+            "https://github.com/damacus/home-ops.git/",
+            "ssh://git@github.com/damacus/home-ops.git",
+            "ssh://git@github.com:22/damacus/Home-Ops",
+            "git@github.com:damacus/home-ops.git",
+        ] {
+            assert_eq!(git_url_identity(url), one, "{url}");
+        }
+        assert_ne!(git_url_identity("https://github.com/damacus/other"), one);
+        assert_ne!(git_url_identity("https://gitlab.com/damacus/home-ops"), one);
     }
 
     #[test]

@@ -1144,7 +1144,10 @@ fn a_strategic_merge_patch_clears_empty_values_of_a_helm_release_and_keeps_spell
              target:\n      kind: HelmRelease\n",
         ),
     )
-    .write("app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n")
+    .write(
+        "app/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n",
+    )
     // kustomize's strategic merge drops `annotations:` (empty) and keeps `keep: null`, as
     // `kubectl kustomize` of this build prints.
     .write(
@@ -1155,7 +1158,8 @@ fn a_strategic_merge_patch_clears_empty_values_of_a_helm_release_and_keeps_spell
     assert_eq!(run.code, 0, "{}", run.stderr);
     let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
     assert!(
-        release_text(&dev, "web").contains("  values:\n    pod:\n      labels:\n        a: b\n    keep: null\n    replicas: 2\n"),
+        release_text(&dev, "web")
+            .contains("  values:\n    pod:\n      labels:\n        a: b\n    keep: null\n    replicas: 2\n"),
         "{dev}"
     );
 }
@@ -1183,7 +1187,8 @@ fn patches_a_parent_gives_its_children_clear_empty_values_of_their_helm_releases
     assert_eq!(run.code, 0, "{}", run.stderr);
     let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
     assert!(
-        release_text(&dev, "web").contains("  values:\n    pod:\n      labels:\n        a: b\n    keep: null\n    replicas: 2\n"),
+        release_text(&dev, "web")
+            .contains("  values:\n    pod:\n      labels:\n        a: b\n    keep: null\n    replicas: 2\n"),
         "{dev}"
     );
 }

@@ -1155,7 +1155,8 @@ impl<'a> Import<'a> {
                 let is_this_repository = is_this_repository
                     || git.is_some_and(|g| {
                         let url = git_url_identity(g.text("/spec/url"));
-                        let bootstrap = sources.iter().find(|s| s.kind() == "GitRepository" && s.name() == "flux-system");
+                        let bootstrap =
+                            sources.iter().find(|s| s.kind() == "GitRepository" && s.name() == "flux-system");
                         let own = self.own_urls.contains(&url)
                             || bootstrap.is_some_and(|b| git_url_identity(b.text("/spec/url")) == url);
                         if own {
@@ -1890,7 +1891,7 @@ impl<'a> Import<'a> {
                 }
                 (None, Some(version), _) | (None, None, Some(version)) => {
                     let version = version.to_string();
-                    self.version(hr, &oci, &version, fields);
+                    self.version(hr, oci, &version, fields);
                 }
                 _ => {}
             }

@@ -1334,7 +1334,13 @@ impl Convert<'_> {
         data["Release"] = serde_json::json!({
             "Name": field("name").unwrap_or_default(),
             "Namespace": field("namespace").unwrap_or_else(|| Value::String(String::new())),
-            "Labels": field("labels").unwrap_or_else(|| Value::Object(Map::new())),
+            "Labels": with_common_labels(
+                match field("labels") {
+                    Some(Value::Object(own)) => own,
+                    _ => Map::new(),
+                },
+                &shared.common_labels,
+            ),
             "Chart": field("chart").unwrap_or_default(),
             "KubeContext": field("kubeContext").unwrap_or_else(|| Value::String(String::new())),
         });
@@ -1413,7 +1419,7 @@ impl Convert<'_> {
         let mut namespace = None;
         let mut create_namespace = shared.create_namespace.filter(|c| !c);
         let mut needs = Vec::new();
-        let mut labels = shared.common_labels.clone();
+        let mut labels = Map::new();
         let mut installed = None;
         let mut condition = None;
         let mut patches = Vec::new();
@@ -1434,7 +1440,7 @@ impl Convert<'_> {
                 "installed" => installed = self.bool(value, &field_what),
                 "labels" => {
                     if let Some(own) = self.labels(value, &format!("{what} labels")) {
-                        labels.extend(own);
+                        labels = own;
                     }
                 }
                 "condition" => condition = self.text(value, &field_what).map(|c| (c, line(value))),
@@ -1603,6 +1609,7 @@ impl Convert<'_> {
         if !needs.is_empty() {
             out.insert("needs".into(), Value::Array(needs.into_iter().map(Value::String).collect()));
         }
+        let labels = with_common_labels(labels, &shared.common_labels);
         if !labels.is_empty() {
             out.insert("labels".into(), Value::Object(labels));
         }
@@ -1917,6 +1924,13 @@ enum Chart {
 
 fn base_path(name: &str) -> PathBuf {
     crate::project::environment::environment_path(name)
+}
+
+/// A release's labels with the state's `commonLabels` merged in, as helmfile merges them before
+/// it renders the release's own templates: a common label wins over the release's of that name.
+fn with_common_labels(mut own: Map<String, Value>, common: &Map<String, Value>) -> Map<String, Value> {
+    own.extend(common.iter().map(|(k, v)| (k.clone(), v.clone())));
+    own
 }
 
 /// The value at the dotted `path` of `values`, as helmfile reads a `condition`.
@@ -2380,6 +2394,26 @@ releases:
                 base(&imported)
             );
         }
+    }
+
+    #[test]
+    fn release_templates_see_common_labels_which_win_over_the_release_labels() {
+        // helmfile 0.166: `helmfile list` shows `both:fromcommon,scope:deps` for this release.
+        let imported = convert_text(
+            "commonLabels:\n  scope: deps\n  both: fromcommon\nreleases:\n- name: web\n  chart: ./charts/web\n  \
+             labels: {both: fromrelease, own: yes}\n  \
+             values: ['values/{{`{{ .Release.Labels.scope }}`}}-{{`{{ .Release.Labels.both }}`}}.yaml']\n",
+            &[("charts/web/Chart.yaml", ""), ("values/deps-fromcommon.yaml", "")],
+        );
+        assert_eq!(imported.left_out, []);
+        assert!(
+            base(&imported).ends_with(
+                "- name: web\n  chart: web\n  labels:\n    both: fromcommon\n    own: 'yes'\n    scope: deps\n  \
+                 valuesFiles:\n  - values/deps-fromcommon.yaml\n"
+            ),
+            "{}",
+            base(&imported)
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! helmfile's own functions: `env` and `requiredEnv` read the environment (see [`Variables`]); `readFile` reads a
 //! file of the repository (confined to it, as every read is; the path is relative to the
 //! repository's root); `isFile`, `isDir` and `readDir` (the files of a directory, as paths joined
-//! to the one given) look at the repository the same way; `get` and `getOrNil` read a dotted path. Neither reads an age key (the
+//! to the one given) look at the repository the same way (`isFile` and `isDir` answer `false`
+//! for a path outside it, which they never look at); `get` and `getOrNil` read a dotted path. Neither reads an age key (the
 //! variables weaver takes keys from, a value or file holding `AGE-SECRET-KEY-`). `exec` is refused: rendering
 //! runs for pull requests, which must not run commands. `fetchSecretValue` and
 //! `expandSecretRefs` (vals references) are refused too: secrets come from SOPS files.
@@ -162,15 +163,16 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>, variables: Variables)
     set.add_function(
         "isFile",
         Function::new(&[Type::String], move |_, args| {
-            read(files.as_ref(), Path::new(str_arg(args, 0))).map(|found| Value::Bool(found.is_some()))
+            let found = files.read(Path::new(str_arg(args, 0))).map(|found| found.is_some());
+            inside_only(found, str_arg(args, 0))
         }),
     );
     let files = Arc::clone(source);
     set.add_function(
         "isDir",
         Function::new(&[Type::String], move |_, args| {
-            let path = Path::new(str_arg(args, 0));
-            listed(files.as_ref(), path).map(|entries| Value::Bool(entries.is_some()))
+            let found = files.list(Path::new(str_arg(args, 0))).map(|entries| entries.is_some());
+            inside_only(found, str_arg(args, 0))
         }),
     );
     let files = Arc::clone(source);
@@ -225,6 +227,19 @@ fn listed(
     source.list(path).map_err(|e| FuncError::new(Error::io("list directory", path, e).to_string()))
 }
 
+/// What `isFile` or `isDir` answers for `path`: whether the repository has it. A path outside
+/// the repository is `false`, never looked at: this machine's files are not the repository's
+/// (helmfile's `{{ if isDir "/helm-values" }}` answers `false` where there is none, so weaver
+/// renders as helmfile does on a machine without it), and a pull request's template must not
+/// learn what the machine that renders it holds.
+fn inside_only(found: std::io::Result<bool>, path: &str) -> std::result::Result<Value, FuncError> {
+    match found {
+        Ok(found) => Ok(Value::Bool(found)),
+        Err(err) if crate::error::Escape::of(&err).is_some() => Ok(Value::Bool(false)),
+        Err(err) => Err(FuncError::new(Error::io("look at", Path::new(path), err).to_string())),
+    }
+}
+
 /// An environment variable (empty when unset), unless it holds an age key: a pull request's
 /// template must not print the key that decrypts the repository's secrets.
 fn env(name: &str) -> std::result::Result<String, FuncError> {
@@ -269,4 +284,22 @@ fn get(args: &[Value], or_nil: bool) -> std::result::Result<Value, FuncError> {
 
 fn str_arg(args: &[Value], i: usize) -> &str {
     args.get(i).and_then(Value::as_str).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::source::FsSource;
+
+    #[test]
+    fn is_file_and_is_dir_answer_false_outside_the_repository_without_looking() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("conf")).unwrap();
+        std::fs::write(repo.path().join("conf/a.yaml"), "").unwrap();
+        let source: Arc<dyn Source> = Arc::new(FsSource::new(repo.path()));
+        // `/` and the repository's parent exist on every machine: they are still not looked at.
+        let text = r#"{{ isDir "conf" }} {{ isFile "conf/a.yaml" }} {{ isDir "/helm-values" }} {{ isDir "/" }} {{ isDir ".." }} {{ isFile "../x" }}"#;
+        let out = render_with(&source, Path::new("values.yaml.gotmpl"), text, &json!({}), Variables::Read, "values");
+        assert_eq!(out.unwrap(), "true true false false false false");
+    }
 }

@@ -1,6 +1,7 @@
 //! Name references: once the names are final (prefixes, suffixes, content hashes), every field
 //! `nameReference` table (the built-in one and the kustomization's `configurations`) lists that names a renamed object by one of its previous
-//! names gets its current name, as kustomize's `nameref` filter does it: candidates by previous
+//! names gets its current name, as kustomize's `nameref` filter does it: among the objects the
+//! referrer can name (see [`Reach`]), candidates by previous
 //! name and kind, then a `roleRef`'s kind, then the referrer's namespace (cluster-scoped objects
 //! and ServiceAccounts are seen from every namespace); a field that could mean objects of
 //! different names is an error.
@@ -14,6 +15,8 @@ use crate::manifest::Scopes;
 
 pub fn fix(config: &TransformerConfig, resources: &mut [Resource]) -> Result<()> {
     let scopes = Scopes::default();
+    // Taken before any field changes, as kustomize takes each referrer's candidates.
+    let reaches: Vec<Reach> = resources.iter().map(|r| Reach::of(r, &scopes)).collect();
     for backref in &config.name_reference {
         for spec in &backref.field_specs {
             for referrer in 0..resources.len() {
@@ -21,8 +24,14 @@ pub fn fix(config: &TransformerConfig, resources: &mut [Resource]) -> Result<()>
                     continue;
                 }
                 let mut object = resources[referrer].object.clone();
-                let context =
-                    Context { backref, resources, referrer: &resources[referrer], scopes: &scopes, path: &spec.path };
+                let context = Context {
+                    backref,
+                    resources,
+                    referrer: &resources[referrer],
+                    reach: &reaches[referrer],
+                    scopes: &scopes,
+                    path: &spec.path,
+                };
                 super::visit(&mut object, spec, &|| Value::Null, &mut |field| context.set(field)).map_err(|e| {
                     Error::at(Location::file(&resources[referrer].source), e)
                         .with_help(format!("in the name references of {}", resources[referrer].describe()))
@@ -34,15 +43,62 @@ pub fn fix(config: &TransformerConfig, resources: &mut [Resource]) -> Result<()>
     Ok(())
 }
 
+/// The objects a referrer can name, kustomize's `SubsetThatCouldBeReferencedByResource`: any,
+/// from a cluster-scoped referrer; otherwise the cluster-scoped ones, those of its namespace,
+/// and those of the namespaces its ServiceAccount subjects name (a RoleBinding's). A subject
+/// without a namespace so resolves among its own RoleBinding's namespace, even where one build
+/// holds that ServiceAccount in several namespaces.
+enum Reach {
+    Any,
+    Namespaces(Vec<String>),
+}
+
+impl Reach {
+    fn of(referrer: &Resource, scopes: &Scopes) -> Self {
+        if !scopes.is_namespaced(referrer.api_version(), referrer.kind()) {
+            return Reach::Any;
+        }
+        let mut namespaces = vec![referrer.namespace().to_string()];
+        if referrer.kind() == "RoleBinding"
+            && let Some(Value::Array(subjects)) = referrer.object.get("subjects")
+        {
+            namespaces.extend(
+                subjects
+                    .iter()
+                    .filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
+                    .filter_map(|s| s.get("namespace").and_then(Value::as_str).map(str::to_string)),
+            );
+        }
+        Reach::Namespaces(namespaces)
+    }
+
+    fn reaches(&self, target: &Resource, scopes: &Scopes) -> bool {
+        match self {
+            Reach::Any => true,
+            Reach::Namespaces(namespaces) => {
+                !scopes.is_namespaced(target.api_version(), target.kind())
+                    || same_namespace(&namespaces[0], target.namespace())
+                    || namespaces[1..].iter().any(|ns| ns == target.namespace())
+            }
+        }
+    }
+}
+
 struct Context<'a> {
     backref: &'a BackReference,
     resources: &'a [Resource],
     referrer: &'a Resource,
+    reach: &'a Reach,
     scopes: &'a Scopes,
     path: &'a str,
 }
 
 impl Context<'_> {
+    /// The objects the referrer can name.
+    fn reachable(&self) -> impl Iterator<Item = &Resource> {
+        self.resources.iter().filter(|r| self.reach.reaches(r, self.scopes))
+    }
+
     fn set(&self, field: &mut Value) -> Result<(), String> {
         match field {
             Value::String(_) => self.set_scalar(field),
@@ -63,7 +119,7 @@ impl Context<'_> {
 
     fn set_scalar(&self, field: &mut Value) -> Result<(), String> {
         let Some(old) = field.as_str() else { return Ok(()) };
-        let candidates: Vec<&Resource> = self.resources.iter().collect();
+        let candidates: Vec<&Resource> = self.reachable().collect();
         if let Some(referral) = self.select(old, candidates, false)? {
             *field = Value::String(referral.name().to_string());
         }
@@ -77,14 +133,14 @@ impl Context<'_> {
             return Err(format!("`{}` leads to a map without `name`", self.path));
         };
         let candidates: Vec<&Resource> = match map.get("namespace").and_then(Value::as_str) {
-            None => self.resources.iter().collect(),
+            None => self.reachable().collect(),
             Some(ns) => {
                 let original = |r: &&Resource| {
                     same_namespace(r.prev.first().map_or_else(|| r.namespace(), |id| id.namespace.as_str()), ns)
                 };
-                let by_original: Vec<&Resource> = self.resources.iter().filter(original).collect();
+                let by_original: Vec<&Resource> = self.reachable().filter(original).collect();
                 if by_original.is_empty() {
-                    self.resources.iter().filter(|r| same_namespace(r.namespace(), ns)).collect()
+                    self.reachable().filter(|r| same_namespace(r.namespace(), ns)).collect()
                 } else {
                     by_original
                 }

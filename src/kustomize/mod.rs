@@ -554,7 +554,7 @@ impl Builder<'_> {
             filters::images::apply(image, config, resources);
         }
         filters::replacements::run(target, k, resources)?;
-        filters::transformers::run(target, k, resources)?;
+        filters::transformers::run(target, k, resources, &mut |entry| self.built_objects(target, entry))?;
         let defined: Vec<filters::vars::DefinedVar> = k
             .vars
             .iter()
@@ -574,6 +574,19 @@ impl Builder<'_> {
         }
         lexical(&target.dir.join(path))
             .ok_or_else(|| target.error(&entry.referenced, format!("`{field}`: {path} leads outside the repository")))
+    }
+
+    /// The objects of the kustomization a `transformers` entry names, built as a base is (its
+    /// own transformations applied, as kustomize accumulates it), or `None` when the entry is a
+    /// file or inline YAML.
+    fn built_objects(&mut self, target: &Target, entry: &Located) -> Result<Option<Vec<Value>>> {
+        if entry.value.contains('\n') || kustomization::find(self.source, &target.dir.join(&entry.value)).is_none() {
+            return Ok(None);
+        }
+        let dir = self.directory(target, entry, "transformers")?;
+        let built =
+            self.target(&dir, &location(&target.file, &entry.referenced), Role::Resource, Accumulation::new())?;
+        Ok(Some(built.resources.into_iter().map(|r| r.object).collect()))
     }
 
     /// What one `resources` entry adds: a file's objects, or a kustomization directory's

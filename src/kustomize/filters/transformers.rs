@@ -1,4 +1,5 @@
-//! `transformers`: kustomize's builtin transformers configured by files (or inline YAML), as
+//! `transformers`: kustomize's builtin transformers configured by files, inline YAML or the
+//! objects of a kustomization directory, as
 //! kubebuilder's and podinfo's trees use them. Each configuration (`apiVersion: builtin`, or
 //! none) runs the same filter as the kustomization field it stands for, with the
 //! configuration's own `fieldSpecs` instead of the built-in ones, after the kustomization's
@@ -51,29 +52,43 @@ struct Config {
     set_role_binding_subjects: Option<String>,
 }
 
-pub(crate) fn run(target: &Target, k: &Kustomization, resources: &mut Vec<Resource>) -> Result<()> {
+/// Runs the kustomization's `transformers`; `build` gives the objects of the kustomization an
+/// entry names, `None` for a file or inline YAML.
+pub(crate) fn run(
+    target: &Target,
+    k: &Kustomization,
+    resources: &mut Vec<Resource>,
+    build: &mut dyn FnMut(&Located) -> Result<Option<Vec<Value>>>,
+) -> Result<()> {
     for entry in k.transformers.iter().flatten() {
-        for config in configs(target, entry)? {
+        for config in configs(target, entry, build)? {
             apply(target, &entry.referenced, &config, resources)?;
         }
     }
     Ok(())
 }
 
-/// The configurations an entry names: a file of one or more documents, or inline YAML.
-fn configs(target: &Target, entry: &Located) -> Result<Vec<Config>> {
+/// The configurations an entry names: a file of one or more documents, inline YAML, or a
+/// kustomization whose objects they are (built as kustomize builds it, its `namespace` and
+/// other fields applied to them).
+fn configs(
+    target: &Target,
+    entry: &Located,
+    build: &mut dyn FnMut(&Located) -> Result<Option<Vec<Value>>>,
+) -> Result<Vec<Config>> {
     let at = &entry.referenced;
-    let (path, text) = if entry.value.contains('\n') {
-        (target.file.clone(), entry.value.clone())
-    } else if super::super::kustomization::find(target.source, &target.dir.join(&entry.value)).is_some() {
-        return Err(target.error(
-            at,
-            format!("`transformers`: `{}` is a kustomization; weaver reads transformer configuration files (or inline YAML) only", entry.value),
-        ));
-    } else {
-        target.read_file(&entry.value, at, "transformers")?
+    let (path, documents) = match build(entry)? {
+        Some(objects) => (target.dir.join(&entry.value), objects),
+        None => {
+            let (path, text) = if entry.value.contains('\n') {
+                (target.file.clone(), entry.value.clone())
+            } else {
+                target.read_file(&entry.value, at, "transformers")?
+            };
+            let documents = crate::yaml::documents_kyaml(&path, &text)?;
+            (path, documents)
+        }
     };
-    let documents = crate::yaml::documents_kyaml(&path, &text)?;
     documents
         .into_iter()
         .map(|document| {

@@ -2,8 +2,8 @@
 //! test (tests/common/image.rs), and, on a cluster with nodes (tests/common/node.rs: skipped
 //! without `WEAVER_E2E_KUBECONFIG` and `WEAVER_E2E_LOAD_IMAGE`), the demo installed with
 //! `weaver apply --env dev --wait` as a user does, its operator in Pods from that image, its
-//! EnvironmentSync pulling over https and over ssh, and what a node does to an apply (an image
-//! that cannot be pulled).
+//! EnvironmentSync pulling over https and over ssh and pushing its auto-promotion over ssh, and
+//! what a node does to an apply (an image that cannot be pulled).
 //!
 //! What the suite measures on the node it prints as `figure …` lines
 //! (docs/src/guides/install-in-a-cluster.md lists them).
@@ -178,12 +178,18 @@ fn https_source(e2e: &E2e, demo: &Demo) -> Option<(GitHttpServer, Source)> {
 /// weaver's image, no target the ConfigMapSync's account may not write, and the EnvironmentSync
 /// pulling this demo, committed, from `source`. Returns the commit and when the apply started.
 fn install_demo(demo: &Demo, images: &Images, source: Source) -> (String, Instant) {
-    install_demo_with(demo, images, source, "")
+    install_demo_with(demo, images, source, "", &[])
 }
 
 /// [`install_demo`], with `gitops` besides the operator's `gitPorts` in its release's `gitops`
-/// values (`, ui: {enabled: true}`).
-fn install_demo_with(demo: &Demo, images: &Images, source: Source, gitops: &str) -> (String, Instant) {
+/// values (`, ui: {enabled: true}`), and `envs` set for the apply.
+fn install_demo_with(
+    demo: &Demo,
+    images: &Images,
+    source: Source,
+    gitops: &str,
+    envs: &[(&str, &str)],
+) -> (String, Instant) {
     let repo_dir = demo.repo.path();
     demo.edit(
         "charts/environment-sync/values.yaml",
@@ -233,7 +239,7 @@ fn install_demo_with(demo: &Demo, images: &Images, source: Source, gitops: &str)
     let commit = common::git::commit_all(&git, "the demo").to_string();
 
     let started = Instant::now();
-    let applied = demo.weaver(&["apply", "--env", "dev", "--wait", "--timeout", "4m"]);
+    let applied = demo.weaver_env(&["apply", "--env", "dev", "--wait", "--timeout", "4m"], envs);
     let install = started.elapsed();
     let out = applied.success();
     figure(
@@ -461,6 +467,129 @@ fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_s
     figure("known_hosts corrected to Ready (a reconcile requested)", &format!("{:.1?}", corrected.elapsed()));
 }
 
+/// The Promoted condition's (status, reason, message).
+fn promoted_condition(object: &Value) -> Option<(String, String, String)> {
+    let conditions = object.pointer("/status/conditions").and_then(Value::as_array)?;
+    let promoted = conditions.iter().find(|c| c["type"] == "Promoted")?;
+    let text = |field: &str| promoted[field].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+#[test]
+fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    if let Some(why) = Sshd::missing() {
+        say_skipped(&format!("the EnvironmentSync's git server is OpenSSH's: {why}"));
+        return;
+    }
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+
+    // Staging takes web's replicas from dev (2 -> 1), with no soak: the gates judge dev's web
+    // as the CLI applied it, its record signed with the key the operator's Pods mount.
+    demo.append("environments/staging.yaml", "promotion:\n  from: dev\n  pins: [{release: web, values: replicas}]\n");
+    const KEY: &str = "a record key of more than thirty-two bytes";
+    demo.repo.write(
+        "charts/configmapsync-operator/templates/record-key.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: weaver-record-key\nstringData:\n  record.key: \"{KEY}\"\n"
+        ),
+    );
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), KEY).unwrap();
+    // The EnvironmentSync promotes on a 2s interval, as Promoter Bot; its account reads dev's
+    // records and objects (the release namespace's), as `weaver status` and `weaver drift` do.
+    demo.edit(
+        "charts/environment-sync/templates/environmentsync.yaml",
+        "  approval: Automatic\n",
+        "  approval: Automatic\n  promotion:\n    interval: 2s\n    author: {name: Promoter Bot, email: promoter@weaver.invalid}\n",
+    );
+    demo.repo.write(
+        "charts/environment-sync/templates/source-reader.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: promotion-source-reader\nrules:\n  \
+         - {apiGroups: [\"*\"], resources: [\"*\"], verbs: [get, list, watch]}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: promotion-source-reader\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: promotion-source-reader}\n\
+         subjects: [{kind: ServiceAccount, name: \"{{ release.name }}\"}]\n",
+    );
+    // Over ssh: the client's key and the server's host key in the Secret `secretRef` names, the
+    // only known_hosts the Pod has (its image has no home, no /tmp, no ssh configuration).
+    let sshd = Sshd::start_on(e2e.host_address(cluster));
+    let source = Source {
+        url: sshd.url(demo.repo.path()),
+        port: sshd.port.to_string(),
+        fields: "secretRef: {name: git-ssh}",
+        secret: ("git-ssh", vec![("identity", sshd.read("client")), ("known_hosts", sshd.known_host("host.pub"))]),
+    };
+    let gitops = ", recordKey: {secretName: weaver-record-key, key: record.key}";
+    let envs = [("WEAVER_RECORD_KEY_FILE", key.path().to_str().unwrap())];
+    let (commit, started) = install_demo_with(&demo, images, source, gitops, &envs);
+    // The served repository takes pushes to its checked-out main (a push before this is refused,
+    // and the next interval pushes again).
+    let repo = git2::Repository::open(demo.repo.path()).unwrap();
+    repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+
+    let environment_sync = environment_sync(&demo);
+    let main = || repo.find_reference("refs/heads/main").unwrap().target().unwrap().to_string();
+    let live = eventually("the promotion pushed to main over ssh", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        match promoted_condition(&live) {
+            Some((_, reason, _)) if reason == "Promoted" && main() != commit => Ok(live),
+            _ => Err(live["status"].to_string()),
+        }
+    });
+    figure(
+        "install to the promotion pushed over ssh from the Pod (gates passed, no soak)",
+        &format!("{:.1?}", started.elapsed()),
+    );
+    let status = &live["status"]["promotion"];
+    let pushed = status["lastPushedCommit"].as_str().unwrap().to_string();
+    let (condition, _, message) = promoted_condition(&live).unwrap();
+    assert_eq!(condition, "True", "{message}");
+    assert!(message.contains(&format!("pushed {} to branch main", &pushed[..12])), "{message}");
+    assert_eq!(main(), pushed, "main is the pushed commit");
+    let targets = status["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{status:#}");
+    assert_eq!(
+        (&targets[0]["environment"], &targets[0]["from"], &targets[0]["passed"]),
+        (&json!("staging"), &json!("dev"), &json!(true))
+    );
+    let changes = targets[0]["changes"].as_array().unwrap();
+    assert!(
+        changes.len() == 1 && changes[0].as_str().unwrap().starts_with("web values replicas: 2 -> 1"),
+        "{status:#}"
+    );
+    // The commit: on the installed one, by Promoter Bot, pinning dev's replicas for staging.
+    let pushed_commit = repo.find_commit(pushed.parse().unwrap()).unwrap();
+    assert_eq!(pushed_commit.parent_id(0).unwrap().to_string(), commit);
+    let author = pushed_commit.author();
+    assert_eq!((author.name().ok(), author.email().ok()), (Some("Promoter Bot"), Some("promoter@weaver.invalid")));
+    let tree = pushed_commit.tree().unwrap();
+    let blob = tree.get_path(std::path::Path::new("promotions/staging.yaml")).unwrap().to_object(&repo).unwrap();
+    let file = String::from_utf8(blob.as_blob().unwrap().content().to_vec()).unwrap();
+    assert!(file.contains("from: dev") && file.contains("replicas: 1"), "{file}");
+    // No key in the status.
+    let all = live["status"].to_string();
+    for line in sshd.read("client").lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!all.contains(line), "the client's key is in the status: {all}");
+    }
+    assert!(!all.contains(KEY), "the record key is in the status");
+
+    // The next reconcile fetches the pushed commit over ssh and applies it: staging's web at
+    // dev's one replica.
+    let requested = Instant::now();
+    request_reconcile(cluster, &environment_sync, "promoted");
+    eventually("the EnvironmentSync Ready at the pushed commit", || ready_at(cluster, &environment_sync, &pushed));
+    figure(
+        "a reconcile requested to the promotion applied (fetched over ssh)",
+        &format!("{:.1?}", requested.elapsed()),
+    );
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": format!("{}-staging", cluster.prefix)}});
+    assert_eq!(cluster.get(&web).expect("staging's web")["spec"]["replicas"], 1);
+}
+
 /// `weaver apply --env dev --wait` of one Deployment whose container is `container` (YAML, at the
 /// indentation of a containers item's fields) fails with exit 1, and what it says names the
 /// Deployment's Pod and one of `reasons` (what the kubelet says of it).
@@ -576,7 +705,7 @@ fn pods_memory(cluster: &common::cluster::TestCluster, namespace: &str) -> Resul
 fn installed_over_https(e2e: &E2e, images: &Images, extra: &str) -> Option<(Demo, GitHttpServer, String)> {
     let demo = Demo::with_operator_on(e2e.cluster());
     let (server, source) = https_source(e2e, &demo)?;
-    let (commit, _) = install_demo_with(&demo, images, source, extra);
+    let (commit, _) = install_demo_with(&demo, images, source, extra, &[]);
     let sync = environment_sync(&demo);
     eventually("the EnvironmentSync Ready at the demo's commit", || ready_at(&demo.cluster, &sync, &commit));
     Some((demo, server, commit))

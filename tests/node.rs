@@ -174,6 +174,24 @@ fn https_source(e2e: &E2e, demo: &Demo) -> Option<(GitHttpServer, Source)> {
     Some((server, source))
 }
 
+/// The demo served over ssh where the Pods reach this machine, the client's key and the
+/// server's host key in the Secret `secretRef` names: the server (serving while kept) and the
+/// EnvironmentSync's source. None after saying why the test skips.
+fn ssh_source(e2e: &E2e, demo: &Demo) -> Option<(Sshd, Source)> {
+    if let Some(why) = Sshd::missing() {
+        say_skipped(&format!("the EnvironmentSync's git server is OpenSSH's: {why}"));
+        return None;
+    }
+    let sshd = Sshd::start_on(e2e.host_address(&demo.cluster));
+    let source = Source {
+        url: sshd.url(demo.repo.path()),
+        port: sshd.port.to_string(),
+        fields: "secretRef: {name: git-ssh}",
+        secret: ("git-ssh", vec![("identity", sshd.read("client")), ("known_hosts", sshd.known_host("host.pub"))]),
+    };
+    Some((sshd, source))
+}
+
 /// Installs the demo as a user does, `weaver apply --env dev --wait`, with the operator from
 /// weaver's image, no target the ConfigMapSync's account may not write, and the EnvironmentSync
 /// pulling this demo, committed, from `source`. Returns the commit and when the apply started.
@@ -354,9 +372,14 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
 
 /// The Ready condition of an object's status: (status, reason, message).
 fn ready_condition(object: &Value) -> Option<(String, String, String)> {
+    condition(object, "Ready")
+}
+
+/// The condition `kind` of an object's status: (status, reason, message).
+fn condition(object: &Value, kind: &str) -> Option<(String, String, String)> {
     let conditions = object.pointer("/status/conditions").and_then(Value::as_array)?;
-    let ready = conditions.iter().find(|c| c["type"] == "Ready")?;
-    let text = |field: &str| ready[field].as_str().unwrap_or_default().to_string();
+    let found = conditions.iter().find(|c| c["type"] == kind)?;
+    let text = |field: &str| found[field].as_str().unwrap_or_default().to_string();
     Some((text("status"), text("reason"), text("message")))
 }
 
@@ -385,23 +408,13 @@ fn request_reconcile(cluster: &common::cluster::TestCluster, environment_sync: &
 #[test]
 fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_secrets_known_hosts() {
     let Some(e2e) = E2e::or_skip() else { return };
-    if let Some(why) = Sshd::missing() {
-        say_skipped(&format!("the EnvironmentSync's git server is OpenSSH's: {why}"));
-        return;
-    }
     let Some(images) = e2e.images() else { return };
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
 
     // The EnvironmentSync's source: this demo over ssh where the Pods reach this machine, the
     // client's key and the server's host key in the Secret its `secretRef` names.
-    let sshd = Sshd::start_on(e2e.host_address(cluster));
-    let source = Source {
-        url: sshd.url(demo.repo.path()),
-        port: sshd.port.to_string(),
-        fields: "secretRef: {name: git-ssh}",
-        secret: ("git-ssh", vec![("identity", sshd.read("client")), ("known_hosts", sshd.known_host("host.pub"))]),
-    };
+    let Some((sshd, source)) = ssh_source(&e2e, &demo) else { return };
     let (commit, started) = install_demo(&demo, images, source);
 
     let environment_sync = environment_sync(&demo);
@@ -467,21 +480,9 @@ fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_s
     figure("known_hosts corrected to Ready (a reconcile requested)", &format!("{:.1?}", corrected.elapsed()));
 }
 
-/// The Promoted condition's (status, reason, message).
-fn promoted_condition(object: &Value) -> Option<(String, String, String)> {
-    let conditions = object.pointer("/status/conditions").and_then(Value::as_array)?;
-    let promoted = conditions.iter().find(|c| c["type"] == "Promoted")?;
-    let text = |field: &str| promoted[field].as_str().unwrap_or_default().to_string();
-    Some((text("status"), text("reason"), text("message")))
-}
-
 #[test]
 fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() {
     let Some(e2e) = E2e::or_skip() else { return };
-    if let Some(why) = Sshd::missing() {
-        say_skipped(&format!("the EnvironmentSync's git server is OpenSSH's: {why}"));
-        return;
-    }
     let Some(images) = e2e.images() else { return };
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
@@ -515,13 +516,7 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
     );
     // Over ssh: the client's key and the server's host key in the Secret `secretRef` names, the
     // only known_hosts the Pod has (its image has no home, no /tmp, no ssh configuration).
-    let sshd = Sshd::start_on(e2e.host_address(cluster));
-    let source = Source {
-        url: sshd.url(demo.repo.path()),
-        port: sshd.port.to_string(),
-        fields: "secretRef: {name: git-ssh}",
-        secret: ("git-ssh", vec![("identity", sshd.read("client")), ("known_hosts", sshd.known_host("host.pub"))]),
-    };
+    let Some((sshd, source)) = ssh_source(&e2e, &demo) else { return };
     let gitops = ", recordKey: {secretName: weaver-record-key, key: record.key}";
     let envs = [("WEAVER_RECORD_KEY_FILE", key.path().to_str().unwrap())];
     let (commit, started) = install_demo_with(&demo, images, source, gitops, &envs);
@@ -534,7 +529,7 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
     let main = || repo.find_reference("refs/heads/main").unwrap().target().unwrap().to_string();
     let live = eventually("the promotion pushed to main over ssh", || {
         let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        match promoted_condition(&live) {
+        match condition(&live, "Promoted") {
             Some((_, reason, _)) if reason == "Promoted" && main() != commit => Ok(live),
             _ => Err(live["status"].to_string()),
         }
@@ -545,7 +540,7 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
     );
     let status = &live["status"]["promotion"];
     let pushed = status["lastPushedCommit"].as_str().unwrap().to_string();
-    let (condition, _, message) = promoted_condition(&live).unwrap();
+    let (condition, _, message) = condition(&live, "Promoted").unwrap();
     assert_eq!(condition, "True", "{message}");
     assert!(message.contains(&format!("pushed {} to branch main", &pushed[..12])), "{message}");
     assert_eq!(main(), pushed, "main is the pushed commit");

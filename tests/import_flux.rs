@@ -1228,3 +1228,64 @@ fn a_git_repository_with_the_url_the_cluster_syncs_from_is_taken_as_this_reposit
     let render = repo.weaver(&["render", "--env", &name, "-r", "app"]);
     assert_eq!(objects(render.success())[0].0, "ConfigMap/shop/c");
 }
+
+#[test]
+fn a_component_s_patch_of_a_helm_release_s_values_is_converted_as_flux_builds_it() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    repo.write("clusters/dev/app.yaml", &app_kustomization("  components:\n  - ../components/annotated\n"))
+        .write(
+            "app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n",
+        )
+        .write("app/web.yaml", &web_release("web", "  values:\n    replicas: 2\n"))
+        .write(
+            "components/annotated/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n- target:\n    kind: HelmRelease\n  \
+             patch: |\n    - op: add\n      path: /spec/values/podAnnotations\n      value: {backup: daily}\n",
+        );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(
+        release_text(&dev, "web").contains("  values:\n    replicas: 2\n    podAnnotations:\n      backup: daily\n"),
+        "{dev}"
+    );
+}
+
+#[test]
+fn a_flux_instance_s_sync_path_in_a_generated_values_from_config_map_finds_the_cluster() {
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n";
+    let repo = Repo::empty();
+    repo.write(
+        "infra/flux/helmrelease.yaml",
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: flux-instance\n  namespace: flux-system\n\
+         spec:\n  chartRef: {kind: OCIRepository, name: flux-instance}\n  valuesFrom:\n  - kind: ConfigMap\n    \
+         name: flux-instance-values\n  values:\n    instance:\n      sync:\n        ref: refs/heads/main\n",
+    )
+    .write(
+        "infra/flux/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- helmrelease.yaml\n\
+         configMapGenerator:\n- name: flux-instance-values\n  files:\n  - values.yaml=./helm-values.yaml\n  \
+         options:\n    disableNameSuffixHash: true\n",
+    )
+    .write(
+        "infra/flux/helm-values.yaml",
+        "instance:\n  sync:\n    kind: GitRepository\n    url: https://example.com/fleet.git\n    path: deploy/eu\n",
+    )
+    // A Kustomization of another path, which is not the cluster's root.
+    .write("deploy/eu/apps.yaml", &flux_kustomization("apps", "./apps"))
+    .write("deploy/eu/infra.yaml", &flux_kustomization("infra", "./infra/flux"))
+    .write("apps/cm.yaml", config_map);
+    let run = repo.weaver(&["import", "flux"]);
+    assert!(
+        run.stderr.contains(
+            "cluster deploy/eu → environments/eu.yaml: a flux-instance HelmRelease's instance.sync.path \
+             (in its valuesFrom ConfigMap) (infra/flux/helmrelease.yaml)"
+        ),
+        "{}",
+        run.stderr
+    );
+    let eu = std::fs::read_to_string(repo.path().join("environments/eu.yaml")).unwrap();
+    assert!(eu.contains("- name: apps\n"), "{eu}");
+}

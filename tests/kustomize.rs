@@ -582,27 +582,27 @@ fn flux_repo(release: &str) -> Repo {
     let repo = Repo::empty();
     repo.write(
         "environments/base.yaml",
-        "abstract: true\nnamespace: shop\nreleases:\n  - name: app\n    kustomize: app\n    substitute:\n      cluster_name: base-cluster\n      replicas: 2\n      debug: false\n",
+        "abstract: true\nnamespace: shop\nreleases:\n  - name: app\n    kustomize: app\n    substitute:\n      cluster_name: base-cluster\n      replicas: 2\n      debug: false\n      q: '\"'\n",
     )
     .write("environments/dev.yaml", &format!("extends: base\nreleases:\n{release}"))
     .write("app/kustomization.yaml", "namePrefix: team-\nresources: [web.yaml, raw.yaml, plain.yaml]\n")
     .write(
         "app/web.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-${cluster_name}\n  annotations:\n    cluster/${cluster_name}: owned\nspec:\n  replicas: ${replicas}\n  paused: ${debug}\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - name: web\n          image: nginx:${tag:=1.27}\n          args: [\"$${cluster_name}\", \"$HOME\", \"${region:-eu}\", \"${port}\"]\n          ports:\n            - containerPort: ${port}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-${cluster_name}\n  annotations:\n    cluster/${cluster_name}: owned\nspec:\n  replicas: ${replicas}\n  paused: ${debug}\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - name: web\n          image: nginx:${tag:=1.27}\n          args: [\"$${cluster_name}\", \"$HOME\", \"${region:-eu}\", \"${q}${port}${q}\"]\n          ports:\n            - containerPort: ${port}\n",
     )
     .write(
         "app/raw.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: raw\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  script: echo ${cluster_name} ${undefined}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: raw-label\n  labels:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  script: echo $${kept}\n",
     )
-    .write("app/plain.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  port: \"${port}\"\n")
+    .write("app/plain.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  port: \"${q}${port}${q}\"\n")
     .write("vars/first.yaml", "port: 8080\ncluster_name: from-a-file\n")
     .write("vars/second.yaml", "port: \"9090\"\n");
     repo
 }
 
 /// Flux's `postBuild.substitute` and `substituteFrom`: after the build (so after `namePrefix`),
-/// in names, keys and values, a plain scalar read again as YAML (a number stays a number), a
-/// quoted one kept a string; defaults, `$$` escapes, `$var` left alone, objects labelled or
+/// in names, keys and values, each string read again as YAML as Flux reads its re-written text
+/// (`"${port}"` becomes a number too; a variable holding `"` keeps a string); defaults, `$$` escapes, `$var` left alone, objects labelled or
 /// annotated `disabled` untouched; `substitute` wins over the files, a later file over an
 /// earlier one, and a derived environment's variable over its base's.
 #[test]
@@ -629,6 +629,16 @@ fn flux_variables_are_substituted_after_the_build() {
     let web = &objects["Deployment/team-web-base-cluster"];
     assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 8080);
     assert_eq!(objects["ConfigMap/team-plain"]["data"]["port"], "8080");
+
+    // `"${port}"` is a number once Flux has written the object again: the server refuses it in
+    // a ConfigMap's data, and so does the render.
+    repo.write(
+        "app/plain.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  port: \"${port}\"\n",
+    );
+    let refused = repo.weaver(&["render", "--env", "dev"]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(refused.stderr.contains("ConfigMap") && refused.stderr.contains("data.port"), "{}", refused.stderr);
 }
 
 /// A release without `substitute` or `substituteFrom` is left as kustomize builds it.

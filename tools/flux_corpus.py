@@ -106,13 +106,21 @@ def file_variables(doc):
     return {k: str(v) for k, v in doc.items()}
 
 
+def flux_text(obj):
+    """An object's text as kustomize-controller substitutes it: its JSON written as YAML by
+    go-yaml v2 (sigs.k8s.io/yaml), which quotes a string only where YAML needs it, so how the
+    repository wrote a scalar is lost (`"${PORT}"` comes back a number). PyYAML's emitter makes
+    the same choices (both are libyaml's)."""
+    return yaml.safe_dump(obj, allow_unicode=True, width=float("inf"), default_flow_style=False)
+
+
 def substitute(doc_text, variables):
-    labels = yaml.load(doc_text, Loader=Loader) or {}
-    meta = labels.get("metadata", {}) or {}
+    obj = yaml.load(doc_text, Loader=Loader) or {}
+    meta = obj.get("metadata", {}) or {}
     for where in ("labels", "annotations"):
         if (meta.get(where) or {}).get("kustomize.toolkit.fluxcd.io/substitute") == "disabled":
-            return labels
-    return yaml.load(envsubst(doc_text, variables), Loader=Loader)
+            return obj
+    return yaml.load(envsubst(flux_text(obj), variables), Loader=Loader)
 
 
 def key(obj):

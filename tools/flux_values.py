@@ -24,7 +24,7 @@ import tempfile
 
 import yaml
 
-from flux_corpus import envsubst
+from flux_corpus import envsubst, flux_text
 
 KUSTOMIZATION = 'kustomize.toolkit.fluxcd.io'
 HELMRELEASE = 'helm.toolkit.fluxcd.io'
@@ -278,9 +278,9 @@ class Cluster:
                 if used and unread:
                     obj['x-unreadable'] = f"variables {sorted(used)} may come from {', '.join(unread)}"
                 else:
-                    # kustomize-controller substitutes the text and reads it back with
-                    # sigs.k8s.io/yaml: YAML 1.1.
-                    obj = load11(envsubst(text, variables, strict=False))
+                    # kustomize-controller substitutes the object's text as go-yaml v2 writes
+                    # it and reads it back with sigs.k8s.io/yaml: YAML 1.1.
+                    obj = load11(envsubst(flux_text(obj), variables, strict=False))
                     yaml11 = True
             group = (obj.get('apiVersion') or '').partition('/')[0]
             m = obj.get('metadata') or {}

@@ -547,9 +547,13 @@ impl<'a> Import<'a> {
         let mut holding_flux_system: Vec<Cluster> = Vec::new();
         for file in files {
             for obj in self.objects_of(&file) {
+                let instance = (obj.kind() == "HelmRelease" && obj.is_flux())
+                    .then(|| self.instance_sync(&obj))
+                    .unwrap_or(Value::Null);
+                let field = |key: &str| instance.get(key).and_then(Value::as_str).unwrap_or_default();
                 let sync_url = match obj.kind() {
                     "FluxInstance" if obj.is_flux() => obj.text("/spec/sync/url"),
-                    "HelmRelease" if obj.is_flux() => obj.text("/spec/values/instance/sync/url"),
+                    "HelmRelease" => field("url"),
                     _ => "",
                 };
                 if !sync_url.is_empty() {
@@ -583,14 +587,15 @@ impl<'a> Import<'a> {
                     "FluxInstance" if obj.is_flux() && obj.text("/spec/sync/kind") == "GitRepository" => {
                         (obj.text("/spec/sync/path"), "a FluxInstance's spec.sync.path")
                     }
-                    "HelmRelease"
-                        if obj.is_flux()
-                            && matches!(obj.text("/spec/values/instance/sync/kind"), "GitRepository" | "")
-                            && !obj.text("/spec/values/instance/sync/path").is_empty() =>
-                    {
+                    "HelmRelease" if matches!(field("kind"), "GitRepository" | "") && !field("path").is_empty() => {
+                        let from_values = obj.text("/spec/values/instance/sync/path") != field("path");
                         (
-                            obj.text("/spec/values/instance/sync/path"),
-                            "a flux-instance HelmRelease's instance.sync.path",
+                            field("path"),
+                            if from_values {
+                                "a flux-instance HelmRelease's instance.sync.path (in its valuesFrom ConfigMap)"
+                            } else {
+                                "a flux-instance HelmRelease's instance.sync.path"
+                            },
                         )
                     }
                     _ => continue,
@@ -644,6 +649,48 @@ impl<'a> Import<'a> {
         }
         self.name_clusters(&mut clusters);
         Ok(clusters)
+    }
+
+    /// A flux-instance HelmRelease's `instance.sync` values as helm-controller merges them: its
+    /// inline `values` over its `valuesFrom` ConfigMaps, as the kustomization of its directory
+    /// builds them (a `configMapGenerator`, often). Null for another HelmRelease; a ConfigMap
+    /// that does not build or read counts as empty (the release's conversion says why later).
+    fn instance_sync(&self, hr: &Obj) -> Value {
+        let inline = hr.object.pointer("/spec/values/instance/sync").cloned();
+        let chart = [hr.name(), hr.text("/spec/chart/spec/chart"), hr.text("/spec/chartRef/name")];
+        if inline.is_none() && !chart.iter().any(|name| name.contains("flux-instance")) {
+            return Value::Null;
+        }
+        let mut sync = Map::new();
+        let dir = hr.file.parent().unwrap_or(Path::new(""));
+        if hr.object.pointer("/spec/valuesFrom").is_some() && self.kustomization_in(dir) {
+            let location = Location::file(&hr.file);
+            let built = kustomize::build(self.source, dir, &location, LoadRestrictions::None)
+                .map(|built| built.resources)
+                .unwrap_or_default();
+            // As built: a `nameReference` configuration gives it the generated names.
+            let built_hr =
+                built.iter().find(|r| r.object["kind"] == "HelmRelease" && r.object["metadata"]["name"] == hr.name());
+            let from = built_hr.map_or(&hr.object, |r| &r.object).pointer("/spec/valuesFrom").and_then(Value::as_array);
+            for entry in
+                from.into_iter().flatten().filter(|e| e["kind"] == "ConfigMap" && e.get("targetPath").is_none())
+            {
+                let key = entry.get("valuesKey").and_then(Value::as_str).unwrap_or("values.yaml");
+                let text = built
+                    .iter()
+                    .find(|r| r.object["kind"] == "ConfigMap" && r.object["metadata"]["name"] == entry["name"])
+                    .and_then(|r| r.object["data"][key].as_str());
+                if let Some(Ok(Some(values))) = text.map(crate::helm::yaml::from_str)
+                    && let Some(Value::Object(found)) = values.pointer("/instance/sync")
+                {
+                    merge_overrides(&mut sync, found.clone());
+                }
+            }
+        }
+        if let Some(Value::Object(inline)) = inline {
+            merge_overrides(&mut sync, inline);
+        }
+        Value::Object(sync)
     }
 
     /// Names each cluster's environment that has none.
@@ -716,28 +763,72 @@ impl<'a> Import<'a> {
         let under = PathBuf::from(GENERATED_DIR).join(WITHOUT_REMOTE);
         let mut copies = Vec::new();
         let copy = self.copy_without_remote(dir, &under, &mut copies, &mut Vec::new())?;
-        let with_copies = WithCopies { source: self.source, under: &under, copies: &copies };
-        // kustomize-controller builds with LoadRestrictionsNone; the release says so when
-        // kustomize's default would refuse the build.
-        let built = kustomize::build(&with_copies, copy.as_deref().unwrap_or(dir), &location, LoadRestrictions::None);
-        // What the copies say is said of the kustomizations they copy.
-        let original = |path: PathBuf| match copies.iter().find(|c| c.file == path) {
-            Some(copy) => copy.original.clone(),
-            None => path,
-        };
-        let built = built.map_err(|err| {
+        let (objects, outside_root) =
+            self.build_with_copies(copy.as_deref().unwrap_or(dir), &under, &copies, &location)?;
+        if outside_root {
+            self.unrestricted.insert(dir.to_path_buf());
+        }
+        Ok(objects)
+    }
+
+    /// The build of `dir` reading the repository with `copies` (below `under`) in it, as
+    /// kustomize-controller builds (LoadRestrictionsNone; says whether that was needed, so that
+    /// the release says so). What the copies say is said of the kustomizations they copy.
+    fn build_with_copies(
+        &self,
+        dir: &Path,
+        under: &Path,
+        copies: &[Copy],
+        location: &Location,
+    ) -> std::result::Result<(Vec<Obj>, bool), String> {
+        let with_copies = WithCopies { source: self.source, under, copies };
+        let built = kustomize::build(&with_copies, dir, location, LoadRestrictions::None).map_err(|err| {
             copies.iter().fold(err.to_string(), |message, copy| {
                 message.replace(&copy.file.display().to_string(), &copy.original.display().to_string())
             })
         })?;
-        if built.outside_root {
-            self.unrestricted.insert(dir.to_path_buf());
-        }
-        Ok(built
+        let original = |path: PathBuf| match copies.iter().find(|c| c.file == path) {
+            Some(copy) => copy.original.clone(),
+            None => path,
+        };
+        let objects = built
             .resources
             .into_iter()
             .map(|r| Obj { object: r.object, file: original(r.source), document: r.document })
-            .collect())
+            .collect();
+        Ok((objects, built.outside_root))
+    }
+
+    /// What Flux builds from `dir` (or the `listed` entries standing for it) with a
+    /// Kustomization's `components` added, as kustomize-controller adds them: one kustomization
+    /// over both, held in memory (the release's written kustomization has the same shape).
+    fn build_with_components(
+        &mut self,
+        dir: &Path,
+        listed: Option<&[PathBuf]>,
+        components: &[String],
+        at: &Obj,
+    ) -> std::result::Result<Vec<Obj>, String> {
+        let wrapper_dir = PathBuf::from(GENERATED_DIR).join("with-components").join(dir);
+        let mut copies = Vec::new();
+        let entries = listed.map_or_else(|| vec![dir.to_path_buf()], <[PathBuf]>::to_vec);
+        let resources: Vec<Value> = entries.iter().map(|e| self.named_from(&wrapper_dir, e, &mut copies)).collect();
+        let mut named = Vec::new();
+        for component in components {
+            let path = lexical(&dir.join(component))
+                .ok_or_else(|| format!("component {component} leads outside the repository"))?;
+            named.push(self.named_from(&wrapper_dir, &path, &mut copies));
+        }
+        let wrapper = json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": resources,
+            "components": named,
+        });
+        let file = wrapper_dir.join("kustomization.yaml");
+        copies.push(Copy { file: file.clone(), original: at.file.clone(), text: wrapper.to_string() });
+        let (objects, _) = self.build_with_copies(&wrapper_dir, &wrapper_dir, &copies, &Location::file(&at.file))?;
+        Ok(objects)
     }
 
     /// A copy of the kustomization in `dir` without its remote entries (`resources`, `bases` or
@@ -922,17 +1013,20 @@ impl<'a> Import<'a> {
             ks.listed = listed;
             let mut objects = objects;
             // Flux adds the Kustomization's `components` to its build: their objects (a SOPS
-            // Secret, a HelmRelease) are the build's as well.
-            for component in ks.obj.spec("components").and_then(Value::as_array).into_iter().flatten() {
-                let Some(component) = component.as_str() else { continue };
-                let built = match lexical(&dir.join(component)) {
-                    Some(path) => self.kustomize_build(&path, &ks.obj),
-                    None => Err("it leads outside the repository".to_string()),
-                };
-                match built {
-                    Ok(built) => objects.extend(built),
+            // Secret, a HelmRelease) are the build's, and their patches patch the build's.
+            let components: Vec<String> = ks
+                .obj
+                .spec("components")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect();
+            if !components.is_empty() {
+                match self.build_with_components(&dir, ks.listed.as_deref(), &components, &ks.obj) {
+                    Ok(built) => objects = built,
                     Err(err) => {
-                        let what = format!("{}: component {component}", ks.obj.describe());
+                        let what = format!("{}: components", ks.obj.describe());
                         self.leave_at(&ks.obj, Some("components"), what, format!("not built: {err}"));
                     }
                 }
@@ -1338,8 +1432,6 @@ impl<'a> Import<'a> {
         obj: &mut Obj,
         vars: &Vars,
     ) -> std::result::Result<BTreeSet<String>, substitute::Problem> {
-        let styles =
-            self.read(&obj.file).map(|t| substitute::Styles::of(&t)).unwrap_or_else(|| substitute::Styles::of(""));
         let unknown = RefCell::new(BTreeSet::new());
         let lookup = |name: &str| {
             let found = vars.lookup(name);
@@ -1349,7 +1441,7 @@ impl<'a> Import<'a> {
             found
         };
         let mut copy = obj.object.clone();
-        substitute::substitute_known(&mut copy, obj.document, &styles, &lookup)?;
+        substitute::substitute_known(&mut copy, &lookup)?;
         obj.object = copy;
         Ok(unknown.into_inner())
     }
@@ -1673,13 +1765,10 @@ impl<'a> Import<'a> {
             let mut unset = BTreeSet::new();
             for plain in &ks.plain {
                 let mut object = plain.object.clone();
-                let styles = substitute::Styles::of("");
                 let mut vars = vars.values.clone();
                 vars.extend(secret_names.iter().map(|name| (name.clone(), String::new())));
                 // Each unset variable in turn, so that all of them are named.
-                while let Err(substitute::Problem::Unset(name)) =
-                    substitute::substitute(&mut object, plain.document, &styles, &vars)
-                {
+                while let Err(substitute::Problem::Unset(name)) = substitute::substitute(&mut object, &vars) {
                     vars.insert(name.clone(), String::new());
                     unset.insert(name);
                 }

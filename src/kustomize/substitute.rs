@@ -1,14 +1,15 @@
 //! Flux's post-build variable substitution (kustomize-controller's `postBuild.substitute` and
 //! `substituteFrom`) for the objects of a kustomization release once it is built.
 //!
-//! Flux runs drone/envsubst (its fork in fluxcd/pkg) over each object's YAML text and parses the
-//! result again. weaver substitutes in each string of the object (keys included) with the same
-//! rules, and reads a string that was written as a plain scalar again as YAML (as sigs.k8s.io/yaml
-//! reads Flux's text, so `replicas: ${replicas}` becomes a number), while a quoted or block
-//! scalar stays a string, as kyaml keeps the style it was written in. How a scalar was written
-//! is read from the object's file ([`Styles`]); a value that is not found there (generated,
-//! patched in) counts as plain unless it spans lines: kyaml writes such a string as a block
-//! (or quoted) scalar, never plain, so it stays a string (a generated dashboard's JSON).
+//! Flux writes each built object as YAML (kustomize's `Resource.AsYAML`: JSON, then
+//! sigs.k8s.io/yaml's go-yaml v2 emitter), runs drone/envsubst (its fork in fluxcd/pkg) over that
+//! text and reads the result again. How a scalar was written in the repository is lost on the
+//! way: the emitter quotes a string only where YAML needs it, so `port: "${port}"` is written
+//! `port: ${port}` and comes back the number 8080 (fluxcd/kustomize-controller#625; Flux's own
+//! way to keep a string is a variable holding `"` around the reference). weaver substitutes in
+//! each string of the object (keys included) with the same rules, and reads a string again as
+//! YAML 1.1 exactly when go-yaml v2 would have written it plain ([`written_plain`]); a string
+//! it writes quoted or as a block (several lines, a leading indicator, `: `) stays a string.
 //!
 //! The rules ([`expand`]):
 //! - `${var}` is the variable's value; a variable that is not set is an error (Flux's strict
@@ -25,7 +26,6 @@
 
 use std::collections::HashMap;
 
-use granit_parser::ScalarStyle;
 use serde_json::{Map, Value};
 
 /// The label or annotation that turns substitution off for one object, with the value `disabled`.
@@ -189,87 +189,65 @@ pub fn in_identity(object: &Value) -> bool {
     ["name", "namespace"].iter().any(|field| object["metadata"][field].as_str().is_some_and(|s| s.contains("${")))
 }
 
-/// How the scalars holding a `$` were written in one file: plain or not (quoted, block).
-#[derive(Debug, Default)]
-pub struct Styles {
-    /// By document (those that are not null, in order), the pointer of each such scalar, its
-    /// text and whether it was plain.
-    documents: Vec<HashMap<String, (String, bool)>>,
-    /// By text, whether it was written plain somewhere, and quoted somewhere.
-    texts: HashMap<String, (bool, bool)>,
+/// Whether go-yaml v2 (sigs.k8s.io/yaml, which Flux's text comes from) writes the string `text`
+/// as a plain scalar in block context, so that Flux reads its substituted text again as YAML.
+/// Its emitter's analysis: a string of several lines is a literal block; a leading indicator
+/// (`#,[]{}&*!|>'"%@` and the backquote; `-`, `?` or `:` before a blank), a `: ` or ` #` inside,
+/// a `:` at the end, a leading or trailing space, a document marker (`---`, `...`) at the start
+/// or a character it does not print (a tab, a control) make it quoted. (A string with a `$` never
+/// reads as a number, boolean or null, the other reason it quotes one.)
+pub fn written_plain(text: &str) -> bool {
+    let blank = |c: Option<char>| matches!(c, None | Some(' ' | '\t' | '\n' | '\r'));
+    if text.is_empty() || text.starts_with("---") || text.starts_with("...") {
+        return false;
+    }
+    if text.starts_with(' ') || text.ends_with(' ') {
+        return false;
+    }
+    let mut chars = text.chars().peekable();
+    let mut previous: Option<char> = None;
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        let printable = matches!(c, ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+            && c != '\u{feff}';
+        if c == '\n' || !printable {
+            return false;
+        }
+        let indicator = match previous {
+            None => {
+                matches!(
+                    c,
+                    '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`'
+                ) || (matches!(c, '-' | '?' | ':') && blank(next))
+            }
+            Some(before) => (c == ':' && blank(next)) || (c == '#' && blank(Some(before))),
+        };
+        if indicator {
+            return false;
+        }
+        previous = Some(c);
+    }
+    true
 }
 
-impl Styles {
-    /// The styles of `text`; none (everything counts as plain) when it does not read.
-    pub fn of(text: &str) -> Styles {
-        let mut styles = Styles::default();
-        if !text.contains('$') {
-            return styles;
-        }
-        let documents = crate::yaml::scalars::walk(
-            text,
-            |value, _, _| value.contains('$'),
-            |scalar| {
-                let plain = scalar.style == ScalarStyle::Plain;
-                if styles.documents.len() <= scalar.document {
-                    styles.documents.resize_with(scalar.document + 1, HashMap::new);
-                }
-                styles.documents[scalar.document].insert(scalar.pointer, (scalar.value.to_string(), plain));
-                let seen = styles.texts.entry(scalar.value.to_string()).or_default();
-                if plain { seen.0 = true } else { seen.1 = true }
-            },
-        );
-        if documents.is_none() {
-            return Styles::default();
-        }
-        styles
-    }
-
-    /// Whether the string `text` at `pointer` of `document` (1-based) was written plain: as it
-    /// was there, else as that text was written anywhere in the file when that was always quoted,
-    /// else as kyaml writes it (a string of several lines is never plain).
-    fn is_plain(&self, document: usize, pointer: &str, text: &str) -> bool {
-        let here = document.checked_sub(1).and_then(|d| self.documents.get(d)).and_then(|d| d.get(pointer));
-        match here {
-            Some((written, plain)) if written == text => *plain,
-            _ => !text.contains('\n') && !matches!(self.texts.get(text), Some((false, true))),
-        }
-    }
-}
-
-/// Substitutes `vars` in `object` (document `document` of a file written as `styles` says),
-/// unless it is disabled. Says whether anything changed.
-pub fn substitute(
-    object: &mut Value,
-    document: usize,
-    styles: &Styles,
-    vars: &HashMap<String, String>,
-) -> Result<bool, Problem> {
-    substitute_known(object, document, styles, &|name| vars.get(name).map_or(Lookup::Unset, |v| Lookup::Set(v)))
+/// Substitutes `vars` in `object`, unless it is disabled. Says whether anything changed.
+pub fn substitute(object: &mut Value, vars: &HashMap<String, String>) -> Result<bool, Problem> {
+    substitute_known(object, &|name| vars.get(name).map_or(Lookup::Unset, |v| Lookup::Set(v)))
 }
 
 /// [`substitute`], with each variable looked up by `vars`: the references to an unknown one
 /// stay as written.
-pub fn substitute_known<'v>(
-    object: &mut Value,
-    document: usize,
-    styles: &Styles,
-    vars: &dyn Fn(&str) -> Lookup<'v>,
-) -> Result<bool, Problem> {
+pub fn substitute_known<'v>(object: &mut Value, vars: &dyn Fn(&str) -> Lookup<'v>) -> Result<bool, Problem> {
     if is_disabled(object) {
         return Ok(false);
     }
-    let mut walk = Walk { document, styles, vars, pointer: String::new(), changed: false };
+    let mut walk = Walk { vars, changed: false };
     walk.value(object)?;
     Ok(walk.changed)
 }
 
 struct Walk<'a, 'v> {
-    document: usize,
-    styles: &'a Styles,
     vars: &'a dyn Fn(&str) -> Lookup<'v>,
-    /// The JSON pointer of the value being walked.
-    pointer: String,
     changed: bool,
 }
 
@@ -280,7 +258,7 @@ impl Walk<'_, '_> {
                 let expanded = expand_known(text, self.vars)?;
                 if expanded != *text {
                     self.changed = true;
-                    *value = match self.styles.is_plain(self.document, &self.pointer, text) {
+                    *value = match written_plain(text) {
                         // Read as sigs.k8s.io/yaml reads Flux's substituted text; text that does
                         // not read as YAML stays the string it is.
                         true => match crate::helm::yaml::from_str(&expanded) {
@@ -293,16 +271,16 @@ impl Walk<'_, '_> {
                 }
             }
             Value::Array(items) => {
-                for (index, item) in items.iter_mut().enumerate() {
-                    self.child(&index.to_string(), item)?;
+                for item in items {
+                    self.value(item)?;
                 }
             }
             Value::Object(map) if map.keys().any(|key| key.contains('$')) => {
                 *map = self.keys(std::mem::take(map))?;
             }
             Value::Object(map) => {
-                for (key, item) in map.iter_mut() {
-                    self.child(key, item)?;
+                for item in map.values_mut() {
+                    self.value(item)?;
                 }
             }
             _ => {}
@@ -310,22 +288,12 @@ impl Walk<'_, '_> {
         Ok(())
     }
 
-    fn child(&mut self, token: &str, value: &mut Value) -> Result<(), Problem> {
-        let len = self.pointer.len();
-        self.pointer.push('/');
-        self.pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
-        let result = self.value(value);
-        self.pointer.truncate(len);
-        result
-    }
-
-    /// The mapping with its keys and values substituted, in its order. The pointers of its
-    /// values, which say how they were written, are those of the keys as written.
+    /// The mapping with its keys and values substituted, in its order.
     fn keys(&mut self, map: Map<String, Value>) -> Result<Map<String, Value>, Problem> {
         let mut out = Map::with_capacity(map.len());
         let mut written: HashMap<String, String> = HashMap::new();
         for (key, mut value) in map {
-            self.child(&key, &mut value)?;
+            self.value(&mut value)?;
             let expanded = expand_known(&key, self.vars)?;
             if expanded != key {
                 self.changed = true;
@@ -438,34 +406,88 @@ mod tests {
     }
 
     #[test]
-    fn plain_scalars_are_read_again_and_quoted_ones_stay_strings() {
-        let text = "kind: Deployment\nmetadata:\n  name: web-${cluster}\n  labels:\n    ${key}: \"${n}\"\nspec:\n  replicas: ${n}\n  paused: ${flag}\n  note: '${n}'\n  script: |\n    echo ${n}\n  list:\n  - ${n}\n  - \"${n}\"\n";
+    fn how_a_scalar_was_written_is_lost_as_flux_writes_the_object_again() {
+        // Quoted or plain in the file, `${n}` is written plain by go-yaml v2 and read back a
+        // number (fluxcd/kustomize-controller#625); `${flag}` with `yes` is a YAML 1.1 boolean;
+        // a variable left empty gives null, as Flux reads `key: `.
+        let text = "kind: Deployment\nmetadata:\n  name: web-${cluster}\n  labels:\n    ${key}: \"${n}\"\nspec:\n  replicas: ${n}\n  paused: ${flag}\n  note: '${n}'\n  tz: \"${empty}\"\n  list:\n  - ${n}\n  - \"${n}\"\n";
         let mut value = object(text);
-        let styles = Styles::of(text);
-        let set = vars(&[("cluster", "eu"), ("n", "3"), ("flag", "yes"), ("key", "tier")]);
-        assert!(substitute(&mut value, 1, &styles, &set).unwrap());
+        let set = vars(&[("cluster", "eu"), ("n", "3"), ("flag", "yes"), ("key", "tier"), ("empty", "")]);
+        assert!(substitute(&mut value, &set).unwrap());
         let expected = object(
-            "kind: Deployment\nmetadata:\n  name: web-eu\n  labels:\n    tier: \"3\"\nspec:\n  replicas: 3\n  paused: true\n  note: '3'\n  script: |\n    echo 3\n  list:\n  - 3\n  - \"3\"\n",
+            "kind: Deployment\nmetadata:\n  name: web-eu\n  labels:\n    tier: 3\nspec:\n  replicas: 3\n  paused: true\n  note: 3\n  tz: null\n  list:\n  - 3\n  - 3\n",
         );
         assert_eq!(value, expected);
     }
 
     #[test]
-    fn a_quoted_value_is_found_by_its_text_when_its_place_changed() {
-        let text = "a: \"${n}\"\n";
-        let mut value = serde_json::json!({"moved": {"a": "${n}"}, "other": "${m}"});
-        let set = vars(&[("n", "1"), ("m", "2")]);
-        substitute(&mut value, 1, &Styles::of(text), &set).unwrap();
-        assert_eq!(value, serde_json::json!({"moved": {"a": "1"}, "other": 2}));
+    fn strings_go_yaml_writes_quoted_or_as_blocks_stay_strings() {
+        // Flux's documented way to keep a number a string: a variable holding the quotes.
+        let mut value = serde_json::json!({
+            "quoted": "${q}${n}${q}",
+            "script": "echo ${n}\n",
+            "comment": "${n} # x",
+            "indicator": "*${n}",
+            "colon": "${n}: ${n}",
+            "spaced": " ${n}",
+            "tab": "${n}\tx",
+            "flow": "[${n}]",
+            "inside": "a,${n}",
+            "dash": "-${n}",
+        });
+        substitute(&mut value, &vars(&[("q", "\""), ("n", "1")])).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "quoted": "1",
+                "script": "echo 1\n",
+                "comment": "1 # x",
+                "indicator": "*1",
+                "colon": "1: 1",
+                "spaced": " 1",
+                "tab": "1\tx",
+                "flow": "[1]",
+                "inside": "a,1",
+                "dash": -1,
+            })
+        );
     }
 
     #[test]
-    fn a_string_of_several_lines_found_nowhere_in_the_file_stays_a_string() {
-        // A generated ConfigMap's JSON file: kyaml writes it as a block scalar, which Flux's
-        // substituted text keeps a string.
-        let mut value = serde_json::json!({"data": {"dashboard.json": "{\n  \"ds\": \"${DS}\"\n}\n", "one": "${n}"}});
-        substitute(&mut value, 1, &Styles::default(), &vars(&[("DS", ""), ("n", "1")])).unwrap();
-        assert_eq!(value, serde_json::json!({"data": {"dashboard.json": "{\n  \"ds\": \"\"\n}\n", "one": 1}}));
+    fn written_plain_follows_go_yaml_v2s_emitter() {
+        for plain in
+            ["${a}", "web-${a}", "http://h:${port}/x", "a#${b}", "${a}:${b}", "é${a}", "-${a}", "a, ${b}", "${a}?"]
+        {
+            assert!(written_plain(plain), "{plain}");
+        }
+        for quoted in [
+            "",
+            "#${a}",
+            "&${a}",
+            "'${a}'",
+            "\"${a}\"",
+            "%${a}",
+            "@${a}",
+            "`${a}`",
+            "{${a}}",
+            "[${a}]",
+            "- ${a}",
+            ": ${a}",
+            "? ${a}",
+            "${a}: b",
+            "${a}:",
+            "${a} #b",
+            " ${a}",
+            "${a} ",
+            "---${a}",
+            "...${a}",
+            "${a}\tb",
+            "${a}\nb",
+            "${a}\u{feff}",
+            "${a}\u{7}",
+        ] {
+            assert!(!written_plain(quoted), "{quoted:?}");
+        }
     }
 
     #[test]
@@ -475,21 +497,18 @@ mod tests {
             let mut value =
                 serde_json::json!({"metadata": {meta: {DISABLE_KEY: "disabled"}}, "a": "${n}", "b": "${missing}"});
             let before = value.clone();
-            assert!(!substitute(&mut value, 1, &Styles::default(), &set).unwrap());
+            assert!(!substitute(&mut value, &set).unwrap());
             assert_eq!(value, before);
         }
         let mut value = serde_json::json!({"metadata": {"name": "x"}, "a": "$HOME", "n": 1});
-        assert!(!substitute(&mut value, 1, &Styles::default(), &set).unwrap());
+        assert!(!substitute(&mut value, &set).unwrap());
     }
 
     #[test]
     fn keys_that_substitution_makes_equal_are_an_error() {
         let mut value = serde_json::json!({"${a}": 1, "${b}": 2});
         let set = vars(&[("a", "x"), ("b", "x")]);
-        assert_eq!(
-            substitute(&mut value, 1, &Styles::default(), &set),
-            Err(Problem::SameKey("${a}".into(), "${b}".into()))
-        );
+        assert_eq!(substitute(&mut value, &set), Err(Problem::SameKey("${a}".into(), "${b}".into())));
     }
 
     #[test]
@@ -503,7 +522,7 @@ mod tests {
             "TOKEN" => Lookup::Unknown,
             _ => Lookup::Unset,
         };
-        assert!(substitute_known(&mut value, 1, &Styles::default(), &lookup).unwrap());
+        assert!(substitute_known(&mut value, &lookup).unwrap());
         assert_eq!(
             value,
             serde_json::json!({
@@ -512,6 +531,6 @@ mod tests {
             })
         );
         let mut unset = serde_json::json!({"a": "${TOKEN}-${gone}"});
-        assert_eq!(substitute_known(&mut unset, 1, &Styles::default(), &lookup), Err(Problem::Unset("gone".into())));
+        assert_eq!(substitute_known(&mut unset, &lookup), Err(Problem::Unset("gone".into())));
     }
 }

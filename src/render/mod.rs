@@ -802,17 +802,11 @@ fn substitute(
     secrets: &Secrets,
     resources: &mut [crate::kustomize::Resource],
 ) -> Result<()> {
-    use crate::kustomize::substitute::{Styles, substitute};
+    use crate::kustomize::substitute::substitute;
     let vars = variables(project, release, secrets)?;
-    // How each file wrote its `${…}` scalars, read once per file.
-    let mut styles: HashMap<PathBuf, Styles> = HashMap::new();
     for resource in resources {
-        let file = styles.entry(resource.source.clone()).or_insert_with(|| {
-            let text = project.source.read(&resource.source).ok().flatten().and_then(|b| String::from_utf8(b).ok());
-            text.map(|text| Styles::of(&text)).unwrap_or_default()
-        });
         let what = resource.describe();
-        substitute(&mut resource.object, resource.document, file, &vars).map_err(|problem| {
+        substitute(&mut resource.object, &vars).map_err(|problem| {
             let help = match &problem {
                 crate::kustomize::substitute::Problem::Unset(name) => format!(
                     "set `{name}` in the release's `substitute` or a `substituteFrom` file, or give a default (`${{{name}:=…}}`); `$${{{name}}}` keeps the text `${{{name}}}`"

@@ -887,3 +887,32 @@ fn values_flags_apply_only_when_allowed_and_are_recorded() {
     assert_eq!(demo.live("Deployment", "web").unwrap()["spec"]["replicas"], 1);
     assert!(record(&demo, "web", 2).overrides.is_empty());
 }
+
+/// An apply killed under the lock leaves its Lease held: the apply that takes it over once it
+/// expires says whose apply did not finish, on stderr, in its summary and in `-o json`.
+#[test]
+fn an_apply_taking_over_a_lock_whose_holder_was_killed_says_its_apply_did_not_finish() {
+    let demo = Demo::new();
+    let renewed = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(3600)).strftime("%Y-%m-%dT%H:%M:%S%.6fZ");
+    demo.cluster.create(&json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "weaver-lock-dev", "namespace": demo.lock_namespace()},
+        "spec": {"holderIdentity": "killed@ci pid 7", "acquireTime": renewed.to_string(),
+                 "renewTime": renewed.to_string(), "leaseDurationSeconds": 30},
+    }));
+    let applied = demo.weaver(&["apply", "--env", "dev", "-r", "web", "-o", "json"]);
+    let report: Value = serde_json::from_str(applied.success()).unwrap();
+    let taken = &report["lockTakenOver"];
+    assert_eq!(taken["holder"], "killed@ci pid 7", "{report}");
+    assert!(renewed.to_string().starts_with(taken["renewed"].as_str().unwrap().trim_end_matches('Z')), "{taken}");
+    assert!(
+        applied.stderr.contains("the lock was taken over from killed@ci pid 7, which stopped renewing it at ")
+            && applied.stderr.contains("its apply did not finish"),
+        "{}",
+        applied.stderr
+    );
+    // Released as any apply releases it, so the next one takes over nothing.
+    let again = demo.weaver(&["apply", "--env", "dev", "-r", "web", "-o", "json"]);
+    let report: Value = serde_json::from_str(again.success()).unwrap();
+    assert!(report.get("lockTakenOver").is_none(), "{report}");
+}

@@ -1456,6 +1456,15 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     assert!(second.log().contains("leading: reconciling"), "{}", second.log());
     assert_eq!(done["status"]["lastAppliedRevision"], commit);
     assert_eq!(done["status"]["environments"][0]["result"], "Applied", "{}", done["status"]);
+    // The environment says the apply before this one did not finish, naming its holder.
+    let said = done["status"]["environments"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("the lock was taken over from EnvironmentSync ")
+            && said.contains(" on replica-a, which stopped renewing it at ")
+            && said.contains("its apply did not finish"),
+        "{}",
+        done["status"]
+    );
     let (_, reason, message) = ready(&done).unwrap();
     assert_eq!(reason, "ReconciliationSucceeded", "{message}");
     assert_eq!(

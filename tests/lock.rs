@@ -139,9 +139,21 @@ fn release_lets_a_waiter_in() {
 fn a_lease_its_holder_stopped_renewing_is_taken_over() {
     let cluster = TestCluster::start();
     let namespace = cluster.namespace("locks");
-    cluster.create(&abandoned_lease(&namespace, "crashed@ci pid 9", &micro_time(-3600), 30));
+    let renewed = micro_time(-3600);
+    cluster.create(&abandoned_lease(&namespace, "crashed@ci pid 9", &renewed, 30));
     let weaver = connect(&cluster);
-    let held = cluster.block_on(acquire(&weaver, &options(&namespace, "alice@ci pid 1", Duration::ZERO)));
+    let mut events = Vec::new();
+    let held = cluster.block_on(async {
+        let alice = options(&namespace, "alice@ci pid 1", Duration::ZERO);
+        weaver.acquire_lock(&alice, |event| events.push(event)).await.unwrap_or_else(|e| panic!("{e}"))
+    });
+    // Its holder's apply did not finish, and the one taking the lock is told so.
+    let second = renewed.split('.').next().unwrap().trim_end_matches('Z');
+    assert!(
+        matches!(&events[..], [LockEvent::TakenOver { holder, renewed }]
+            if holder == "crashed@ci pid 9" && renewed.trim_end_matches('Z') == second),
+        "{events:?} (renewed {renewed})"
+    );
     let taken = lease(&cluster, &namespace);
     assert_eq!(holder(&taken), Some("alice@ci pid 1"));
     assert_eq!(taken["spec"]["leaseTransitions"], 4);
@@ -160,7 +172,11 @@ fn a_lease_that_stops_changing_expires_even_when_its_holders_clock_runs_ahead() 
         let alice = options(&namespace, "alice@ci pid 1", Duration::from_secs(20));
         weaver.acquire_lock(&alice, |event| events.push(event)).await.unwrap_or_else(|e| panic!("{e}"))
     });
-    assert!(matches!(&events[..], [LockEvent::Waiting { holder, .. }] if holder == "ahead@ci pid 9"), "{events:?}");
+    assert!(
+        matches!(&events[..], [LockEvent::Waiting { holder, .. }, LockEvent::TakenOver { holder: taken, .. }]
+            if holder == "ahead@ci pid 9" && taken == "ahead@ci pid 9"),
+        "{events:?}"
+    );
     assert_eq!(holder(&lease(&cluster, &namespace)), Some("alice@ci pid 1"));
     cluster.block_on(held.release()).unwrap();
 }

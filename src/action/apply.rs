@@ -10,7 +10,7 @@ use super::notifications::notify;
 use super::removed::removed_releases;
 use super::render::{Desired, IfEmpty, Offline, Quotes, RenderOptions, prepare};
 use super::{Context, OnProgress, Progress, connect_sharing, phase};
-use crate::apply::{ApplyOptions, ReleaseInput, Report};
+use crate::apply::{ApplyOptions, LockTakenOver, ReleaseInput, Report};
 use crate::cluster::observe::{Unlabelled, observe_helm, observe_reusing};
 use crate::cluster::{
     Cluster, ConnectOptions, HeldLock, ListTarget, Listed as Listing, LockEvent, LockOptions, SharedServers,
@@ -280,7 +280,7 @@ pub(super) fn apply_options(
 
 /// An apply interrupted before it wrote anything.
 fn abandoned(options: ApplyOptions) -> Applied {
-    let report = Report { releases: Vec::new(), interrupted: true, retried_requests: 0 };
+    let report = Report { releases: Vec::new(), interrupted: true, retried_requests: 0, lock_taken_over: None };
     Applied { report, options, lock_lost: None }
 }
 
@@ -298,6 +298,7 @@ pub(super) async fn execute(
     // the lock: a missing or short key file is refused with nothing taken or written.
     let record_key = crate::secrets::record_key::RecordKey::from_environment()?;
     // One apply per environment at a time; a dry run writes nothing, the Lease included.
+    let mut taken_over = None;
     let lock = match settings.dry_run {
         true => None,
         false => {
@@ -306,13 +307,18 @@ pub(super) async fn execute(
             if let Some(applier) = &settings.applier {
                 lock_options.holder = applier.clone();
             }
-            let acquire = cluster.acquire_lock(&lock_options, |LockEvent::Waiting { holder, since }| {
-                on(Progress::Status(format!(
+            let acquire = cluster.acquire_lock(&lock_options, |event| match event {
+                LockEvent::Waiting { holder, since } => on(Progress::Status(format!(
                     "waiting for the lock of environment `{}` (Lease {}/{}), held by {holder} since {since}",
                     env.name,
                     lock_options.namespace,
                     lock_options.subject.lease_name()
-                )));
+                ))),
+                LockEvent::TakenOver { holder, renewed } => {
+                    let taken = LockTakenOver { holder, renewed };
+                    on(Progress::Warning(format!("environment `{}`: {taken}", env.name)));
+                    taken_over = Some(taken);
+                }
             });
             // Interrupted (an environment of a fleet) before it holds the lock: it applies
             // nothing, as it would once it held it.
@@ -343,7 +349,8 @@ pub(super) async fn execute(
             on(Progress::Warning(format!("{err}; the lock expires by itself")));
         }
     }
-    let (applied, lock_lost) = result?;
+    let (mut applied, lock_lost) = result?;
+    applied.report.lock_taken_over = taken_over;
     Ok(Applied { lock_lost, ..applied })
 }
 

@@ -195,6 +195,29 @@ pub struct Report {
     /// Requests sent more than once because the server failed, refused or throttled them
     /// (discovery, the lock, reads and writes since connecting): a blip the apply rode out.
     pub retried_requests: u64,
+    /// The holder this apply took the environment's lock from, which had stopped renewing it
+    /// without letting go: the apply it was making did not finish.
+    pub lock_taken_over: Option<LockTakenOver>,
+}
+
+/// An apply's lock, taken from a holder that stopped without letting go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockTakenOver {
+    pub holder: String,
+    /// When it last renewed the lock (RFC 3339).
+    pub renewed: String,
+}
+
+impl std::fmt::Display for LockTakenOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the lock was taken over from {}, which stopped renewing it at {} without letting go: its apply did not \
+             finish (stopped, killed, out of memory or cut off from the server)",
+            self.holder, self.renewed
+        )
+    }
 }
 
 /// The counts an apply ends with.
@@ -340,6 +363,7 @@ pub async fn apply(
         releases: order.iter().filter_map(|name| results.remove(name)).collect(),
         interrupted: interrupted.load(Ordering::SeqCst),
         retried_requests: cluster.retried_requests(),
+        lock_taken_over: None,
     }
 }
 

@@ -124,6 +124,13 @@ pub enum LockEvent {
         /// When that holder took the lock (its `acquireTime`).
         since: String,
     },
+    /// The lock was taken from a holder that stopped renewing it without letting go: whatever
+    /// it was doing under the lock did not finish (killed, out of memory, cut off).
+    TakenOver {
+        holder: String,
+        /// When it last renewed the lock.
+        renewed: String,
+    },
 }
 
 /// The lock, held and renewed in the background until [`HeldLock::release`].
@@ -190,6 +197,16 @@ impl Cluster {
                     };
                     unchanged = Some((version, watched_since));
                     if vacant(&spec, now.0, watched_since.elapsed(), options.lease_duration) {
+                        if let Some(holder) =
+                            spec.holder_identity.as_ref().filter(|h| !h.is_empty() && **h != options.holder)
+                        {
+                            let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref());
+                            let renewed = renewed.map_or_else(
+                                || "an unknown time".to_string(),
+                                |t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                            );
+                            on_event(LockEvent::TakenOver { holder: holder.clone(), renewed });
+                        }
                         let transitions = spec.lease_transitions.unwrap_or(0)
                             + i32::from(spec.holder_identity.as_ref() != Some(&options.holder));
                         let taken = Lease {

@@ -461,6 +461,9 @@ pub fn summary(report: &Report) -> String {
     if report.retried_requests > 0 {
         summary.push_str(&format!("; {} request(s) retried", report.retried_requests));
     }
+    if let Some(taken) = &report.lock_taken_over {
+        summary.push_str(&format!("; the lock taken over from {}, whose apply did not finish", taken.holder));
+    }
     summary
 }
 

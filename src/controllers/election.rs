@@ -42,9 +42,11 @@ where
     };
     let mut shutdown = Box::pin(shutdown);
     ready(false);
-    let acquiring = cluster.acquire_lock(&options, |LockEvent::Waiting { holder, .. }| {
-        ready(true);
-        on_role(Role::Following { leader: holder })
+    let acquiring = cluster.acquire_lock(&options, |event| {
+        if let LockEvent::Waiting { holder, .. } = event {
+            ready(true);
+            on_role(Role::Following { leader: holder });
+        }
     });
     let lease = tokio::select! {
         () = &mut shutdown => return Ok(()),

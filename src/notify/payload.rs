@@ -258,6 +258,7 @@ mod tests {
             }],
             interrupted: false,
             retried_requests: 0,
+            lock_taken_over: None,
         };
         let options = ApplyOptions {
             applied_by: "alice@build-7 pid 4242".into(),

@@ -536,6 +536,10 @@ pub struct ApplyReport<'a> {
     pub summary: Totals,
     /// Requests sent more than once because the server failed, refused or throttled them.
     pub retried_requests: u64,
+    /// The holder the environment's lock was taken from: it stopped without letting go, so
+    /// its apply did not finish. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lock_taken_over: Option<crate::apply::LockTakenOver>,
     pub releases: Vec<ApplyRelease<'a>>,
 }
 
@@ -650,6 +654,7 @@ impl<'a> ApplyReport<'a> {
             failed: report.failed(),
             summary: report.totals(),
             retried_requests: report.retried_requests,
+            lock_taken_over: report.lock_taken_over.clone(),
             releases,
         }
     }

@@ -513,6 +513,8 @@ impl Run<'_> {
                         status.revision = Some(self.fetched.commit.clone());
                         let changed = totals.created + totals.configured + totals.pruned > 0;
                         status.result = if changed { "Applied" } else { "Unchanged" }.into();
+                        // The apply before this one, whose holder was killed under the lock.
+                        status.message = applied.report.lock_taken_over.as_ref().map(ToString::to_string);
                     }
                 }
             }

@@ -1289,3 +1289,70 @@ fn a_flux_instance_s_sync_path_in_a_generated_values_from_config_map_finds_the_c
     let eu = std::fs::read_to_string(repo.path().join("environments/eu.yaml")).unwrap();
     assert!(eu.contains("- name: apps\n"), "{eu}");
 }
+
+#[test]
+fn a_component_s_oci_repository_patched_in_every_namespace_serves_each_namespace_s_chart_refs() {
+    let repo = Repo::empty();
+    // The shape of Diaoul/home-ops: `apps` has patches (for its child Kustomizations) and builds
+    // namespace kustomizations that each add one component holding the OCIRepository
+    // `app-template`, one file built once per namespace; each namespace's HelmRelease names it.
+    repo.write(
+        "clusters/dev/apps.yaml",
+        &format!(
+            "{}  patches:\n  - patch: |-\n      apiVersion: kustomize.toolkit.fluxcd.io/v1\n      kind: Kustomization\n      \
+             metadata:\n        name: _\n        labels:\n          patched: 'yes'\n    target:\n      kind: Kustomization\n",
+            flux_kustomization("apps", "./apps")
+        ),
+    )
+    .write(
+        "components/common/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n- oci.yaml\n",
+    )
+    .write(
+        "components/common/oci.yaml",
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: app-template\nspec:\n  \
+         ref:\n    tag: 4.2.0\n  url: oci://ghcr.io/example/app-template\n",
+    );
+    // team pins its own tag: each HelmRelease takes its namespace's OCIRepository.
+    let team_tag = "patches:\n- target:\n    kind: OCIRepository\n  patch: |\n    - op: replace\n      path: /spec/ref/tag\n      \
+                    value: 4.3.0\n";
+    for (namespace, app, patches) in [("shop", "web", ""), ("team", "api", team_tag)] {
+        repo.write(
+            &format!("apps/{namespace}/kustomization.yaml"),
+            &format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {namespace}\n\
+                 components:\n- ../../components/common\nresources:\n- {app}/ks.yaml\n{patches}"
+            ),
+        )
+        .write(
+            &format!("apps/{namespace}/{app}/ks.yaml"),
+            &format!(
+                "{}  targetNamespace: {namespace}\n",
+                flux_kustomization(app, &format!("./apps/{namespace}/{app}/app"))
+            ),
+        )
+        .write(
+            &format!("apps/{namespace}/{app}/app/kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- helmrelease.yaml\n",
+        )
+        .write(
+            &format!("apps/{namespace}/{app}/app/helmrelease.yaml"),
+            &format!(
+                "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {app}\nspec:\n  \
+                 chartRef:\n    kind: OCIRepository\n    name: app-template\n"
+            ),
+        );
+    }
+    let run = repo.weaver(&["import", "flux"]);
+    assert!(!run.stderr.contains("not an OCIRepository"), "{}", run.stderr);
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    for (namespace, app, version) in [("shop", "web", "4.2.0"), ("team", "api", "4.3.0")] {
+        assert_eq!(
+            release_text(&dev, app),
+            format!(
+                "{app}\n  chart: oci://ghcr.io/example/app-template\n  version: '{version}'\n  namespace: {namespace}\n"
+            ),
+            "{dev}"
+        );
+    }
+}

@@ -1367,12 +1367,20 @@ impl<'a> Import<'a> {
             .collect();
         match kustomize::apply_patches(self.source, &ks.file, patches, resources) {
             Ok(patched) => {
-                // Plain objects stay as read (the release patches them); Flux objects as patched.
-                let mut patched: HashMap<(PathBuf, usize), Value> =
-                    patched.into_iter().map(|r| ((r.source, r.document), r.object)).collect();
+                // Plain objects stay as read (the release patches them); Flux objects as patched,
+                // each found by its file, document and id as read: a component's file is built
+                // once per namespace that adds it, so file and document alone name several.
+                let id = |file: &Path, document: usize, (kind, name, namespace): (&str, &str, &str)| {
+                    (file.to_path_buf(), document, kind.to_string(), name.to_string(), namespace.to_string())
+                };
+                let mut patched: HashMap<_, Value> =
+                    patched.into_iter().map(|r| (id(&r.source, r.document, r.original_id()), r.object)).collect();
                 objects.retain_mut(|o| match o.is_flux() {
                     false => true,
-                    true => patched.remove(&(o.file.clone(), o.document)).map(|object| o.object = object).is_some(),
+                    true => patched
+                        .remove(&id(&o.file, o.document, (o.kind(), o.name(), o.namespace())))
+                        .map(|object| o.object = object)
+                        .is_some(),
                 });
             }
             Err(err) => {

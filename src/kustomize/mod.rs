@@ -109,9 +109,18 @@ impl Resource {
         api_version.rsplit_once('/').map_or(api_version, |(_, version)| version)
     }
 
-    /// The kind it was read with (kustomize's `OrgId`).
+    /// The kind, name and namespace it was read with, before any patch renamed it (kustomize's
+    /// `OrgId`): with its source and document, what tells apart the objects of one file a build
+    /// holds more than once (a component added in every namespace).
+    pub fn original_id(&self) -> (&str, &str, &str) {
+        match self.prev.first() {
+            Some(id) => (&id.kind, &id.name, &id.namespace),
+            None => (self.kind(), self.name(), self.namespace()),
+        }
+    }
+
     fn original_kind(&self) -> &str {
-        self.prev.first().map_or_else(|| self.kind(), |id| id.kind.as_str())
+        self.original_id().0
     }
 
     /// Records the current id before a rename (kustomize's `StorePreviousId`).

@@ -135,9 +135,7 @@ impl Context<'_> {
         let candidates: Vec<&Resource> = match map.get("namespace").and_then(Value::as_str) {
             None => self.reachable().collect(),
             Some(ns) => {
-                let original = |r: &&Resource| {
-                    same_namespace(r.prev.first().map_or_else(|| r.namespace(), |id| id.namespace.as_str()), ns)
-                };
+                let original = |r: &&Resource| same_namespace(r.original_id().2, ns);
                 let by_original: Vec<&Resource> = self.reachable().filter(original).collect();
                 if by_original.is_empty() {
                     self.reachable().filter(|r| same_namespace(r.namespace(), ns)).collect()

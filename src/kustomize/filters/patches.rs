@@ -128,9 +128,7 @@ fn select(target: &Target, at: &Span, selector: &Selector, resources: &[Resource
         .iter()
         .enumerate()
         .filter(|(_, r)| {
-            let original = r.prev.first();
-            let org_ns = original.map_or_else(|| r.namespace(), |id| id.namespace.as_str());
-            let org_name = original.map_or_else(|| r.name(), |id| id.name.as_str());
+            let (_, org_name, org_ns) = r.original_id();
             namespace
                 .as_ref()
                 .is_none_or(|re| re.is_match(&effective(org_ns)) || re.is_match(&effective(r.namespace())))

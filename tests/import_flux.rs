@@ -1288,6 +1288,23 @@ fn a_flux_instance_s_sync_path_in_a_generated_values_from_config_map_finds_the_c
     );
     let eu = std::fs::read_to_string(repo.path().join("environments/eu.yaml")).unwrap();
     assert!(eu.contains("- name: apps\n"), "{eu}");
+
+    // A FluxInstance written as it is wins over the chart's values (a repository moving to the
+    // chart may hold a HelmRelease no Kustomization applies yet).
+    repo.write(
+        "infra/instance.yaml",
+        "apiVersion: fluxcd.controlplane.io/v1\nkind: FluxInstance\nmetadata:\n  name: flux\n  namespace: flux-system\n\
+         spec:\n  sync:\n    kind: GitRepository\n    url: https://example.com/fleet.git\n    path: deploy/us\n",
+    )
+    .write("deploy/us/apps.yaml", &flux_kustomization("apps", "./apps"));
+    let run = repo.weaver(&["import", "flux", "--force"]);
+    let clusters: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("cluster ")).collect();
+    assert_eq!(
+        clusters,
+        ["cluster deploy/us → environments/us.yaml: a FluxInstance's spec.sync.path (infra/instance.yaml)"],
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -545,6 +545,9 @@ impl<'a> Import<'a> {
         // Kustomizations whose path holds a `flux-system` directory: a cluster's, whose
         // bootstrap files are elsewhere or gone.
         let mut holding_flux_system: Vec<Cluster> = Vec::new();
+        // flux-instance HelmReleases' sync paths: a FluxInstance or a bootstrap written as it is
+        // wins over them (a repository moving to the chart may hold one it does not apply yet).
+        let mut from_charts: Vec<Cluster> = Vec::new();
         for file in files {
             for obj in self.objects_of(&file) {
                 let instance = (obj.kind() == "HelmRelease" && obj.is_flux())
@@ -601,13 +604,17 @@ impl<'a> Import<'a> {
                     _ => continue,
                 };
                 let Some(dir) = self.join(path) else { continue };
-                if clusters.iter().any(|c| c.dir == dir) {
+                let found_in = if obj.kind() == "HelmRelease" { &mut from_charts } else { &mut clusters };
+                if found_in.iter().any(|c| c.dir == dir) {
                     continue;
                 }
                 let found = format!("{found} ({})", obj.file.display());
                 let root = (obj.kind() == "Kustomization").then_some(obj);
-                clusters.push(Cluster { env: String::new(), found, dir, root });
+                found_in.push(Cluster { env: String::new(), found, dir, root });
             }
+        }
+        if clusters.is_empty() {
+            clusters = from_charts;
         }
         if clusters.is_empty() {
             clusters = holding_flux_system;

@@ -1,21 +1,54 @@
 //! Where a YAML stream leaves a mapping value empty (`key:` and nothing after it). Read, that is
 //! `null` like a `null` spelled out, but kustomize's kyaml tells the two apart: its strategic
-//! merge clears the first and keeps the second (see `patch::strategic::clear_empty_values`).
+//! merge clears the first and keeps the second (see `patch::strategic::clear_empty_values`). In
+//! a flow mapping (`{a: , b: 1}`, `{a}`) kyaml reads an empty value as the empty string, which
+//! a kustomize build keeps (`kubectl kustomize` prints `a: ""`; helm-controller gets `""`).
+
+use serde_json::Value;
 
 /// For each document of `text` that is not null (the documents [`super::documents`] returns),
 /// the JSON pointers of its empty mapping values. Nothing when the text has none, or when it
 /// cannot be read event by event (reading it reports the error) or has keys that are not
-/// scalars.
+/// scalars. Those of flow mappings are not null to kyaml: see [`flow_empty_as_kyaml_reads`].
 pub(crate) fn empty_values(text: &str) -> Vec<Vec<String>> {
     if !text.lines().any(|line| line.trim_end().ends_with(':')) {
         return Vec::new();
     }
+    empty_in(text, false)
+}
+
+/// Sets each empty value of a flow mapping of `text` to the empty string in `docs` (its
+/// documents as `super::documents_kyaml` reads them), as kyaml reads it.
+pub(crate) fn flow_empty_as_kyaml_reads(text: &str, docs: &mut [Value]) {
+    if !text.contains('{') {
+        return;
+    }
+    for (doc, pointers) in docs.iter_mut().zip(empty_in(text, true)) {
+        for pointer in pointers {
+            if let Some(value @ Value::Null) = doc.pointer_mut(&pointer) {
+                *value = Value::String(String::new());
+            }
+        }
+    }
+}
+
+/// The empty mapping values of each document, those of flow mappings or of block ones.
+fn empty_in(text: &str, flow: bool) -> Vec<Vec<String>> {
+    // An empty value is given where its key ends (at its `:`, if any): in a flow mapping what
+    // follows is `,` or `}` (or `]`, a pair in a flow sequence), in a block one the line's end
+    // or a comment.
+    let in_flow = |bytes: &Option<std::ops::Range<usize>>| {
+        bytes.as_ref().and_then(|b| text.get(b.start..)).is_some_and(|rest| {
+            let rest = rest.strip_prefix(':').unwrap_or(rest);
+            rest.trim_start_matches([' ', '\t', '\n', '\r']).starts_with([',', '}', ']'])
+        })
+    };
     let mut out: Vec<Vec<String>> = Vec::new();
     let documents = super::scalars::walk(
         text,
         |_, _, empty| empty,
         |scalar| {
-            if scalar.in_mapping {
+            if scalar.in_mapping && in_flow(&scalar.bytes) == flow {
                 if out.len() <= scalar.document {
                     out.resize_with(scalar.document + 1, Vec::new);
                 }
@@ -40,6 +73,20 @@ mod tests {
     fn empty_values_are_found_by_pointer_and_spelled_out_nulls_are_not() {
         let text = "a:\n  b:\n  c: null\n  d: ~\n  'e/f':\nlist:\n- x:\n  y: 1\n- [1, 2]\n- z:\n";
         assert_eq!(empty_values(text), vec![vec!["/a/b", "/a/e~1f", "/list/0/x", "/list/2/z"]]);
+    }
+
+    #[test]
+    fn an_empty_value_of_a_flow_mapping_is_the_empty_string_to_kyaml_and_no_empty_value() {
+        let text = "block:\n  a:\nflow: {a: , b: 1, c, d: {e: }}\nseq: [{a: }, x]\nspaced: {\n  a:\n  , b: 2}\n";
+        assert_eq!(empty_values(text), vec![vec!["/block/a"]]);
+        let mut docs = vec![serde_json::json!({"block": {"a": null}, "flow": {"a": null, "b": 1, "c": null,
+            "d": {"e": null}}, "seq": [{"a": null}, "x"], "spaced": {"a": null, "b": 2}})];
+        flow_empty_as_kyaml_reads(text, &mut docs);
+        assert_eq!(
+            docs[0],
+            serde_json::json!({"block": {"a": null}, "flow": {"a": "", "b": 1, "c": "", "d": {"e": ""}},
+                "seq": [{"a": ""}, "x"], "spaced": {"a": "", "b": 2}})
+        );
     }
 
     #[test]

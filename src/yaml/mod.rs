@@ -195,7 +195,9 @@ pub fn documents_kyaml(path: &Path, text: &str) -> Result<Vec<Value>> {
     let mut options = options();
     options.strict_booleans = true;
     options.legacy_octal_numbers = true;
-    documents_with(path, text, options)
+    let mut docs = documents_with(path, text, options)?;
+    empty::flow_empty_as_kyaml_reads(text, &mut docs);
+    Ok(docs)
 }
 
 fn documents_with(path: &Path, text: &str, options: serde_saphyr::Options) -> Result<Vec<Value>> {

@@ -476,6 +476,10 @@ fn kustomization_fields_are_read_with_the_types_kubectl_kustomize_reads_them_wit
             "2:25: invalid kustomization: `labels[0].pairs.tier`: expected a string (quote it), found a number",
         ),
         (
+            "metadata: {name: app, labels: {tier: 1}}",
+            "2:38: invalid kustomization: `metadata.labels.tier`: expected a string (quote it), found an integer",
+        ),
+        (
             "replicas: [{name: web, count: \"3\"}]",
             "2:31: invalid kustomization: `replicas[0].count`: expected a whole number (unquote it), found a string",
         ),
@@ -486,12 +490,14 @@ fn kustomization_fields_are_read_with_the_types_kubectl_kustomize_reads_them_wit
         assert!(stderr.starts_with(&format!("error: app/kustomization.yaml:{expected}\n")), "{field}: {stderr}");
     }
     let kustomization = "resources: [deploy.yaml]\nconfigMapgenerator:\n  - name: settings\n    literals: [a=b]\n    \
-                         options: {disableNameSuffixHash: yes}\nCommonLabels: {tier: ~}\nreplicas: [{name: web, count: 010}]\n";
+                         options: {disableNameSuffixHash: yes}\nCommonLabels: {tier: ~}\nreplicas: [{name: web, count: 010}]\n\
+                         imageTags: [{name: nginx, newTag: \"1.27\"}]\n";
     let repo = bad_repo(&[("app/kustomization.yaml", kustomization), ("app/deploy.yaml", deployment)]);
     let ours = rendered(&repo.weaver(&["render", "--env", "dev"]));
     let (configmap, deploy) = (&ours["ConfigMap/settings"], &ours["Deployment/web"]);
     assert_eq!(configmap["data"], serde_json::json!({"a": "b"}));
     assert_eq!((&deploy["spec"]["replicas"], &deploy["metadata"]["labels"]["tier"]), (&8.into(), &"".into()));
+    assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
     match kubectl() {
         Ok(kubectl) => {
             let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();

@@ -24,7 +24,7 @@ pub type Located = Spanned<String>;
 pub struct Kustomization {
     pub api_version: Option<String>,
     pub kind: Option<String>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<ObjectMeta>,
     pub resources: Option<Vec<Located>>,
     /// The legacy spelling of directory `resources`.
     pub bases: Option<Vec<Located>>,
@@ -36,6 +36,8 @@ pub struct Kustomization {
     pub labels: Option<Vec<Label>>,
     pub common_annotations: Option<BTreeMap<String, String>>,
     pub images: Option<Vec<Image>>,
+    /// The legacy spelling of `images`, whose entries [`load`] appends to them, as kustomize does.
+    pub image_tags: Option<Vec<Image>>,
     pub replicas: Option<Vec<Spanned<Replica>>>,
     pub patches: Option<Vec<Spanned<PatchEntry>>>,
     pub patches_strategic_merge: Option<Vec<Located>>,
@@ -63,6 +65,18 @@ pub struct Kustomization {
     /// weaver orders a release's objects for apply itself; the release's `order` decides only
     /// which copy of an object at two versions is last, and kept (see `build`).
     pub sort_options: Option<SortOptions>,
+}
+
+/// A kustomization's own `metadata`, which kustomize reads but does not use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// How kustomize orders its output (`legacy`: by kind, `fifo`: as read).
@@ -377,7 +391,10 @@ pub fn load(source: &dyn Source, path: &Path) -> Result<Kustomization> {
         return Err(Error::at(Location::file(path), "the kustomization is empty")
             .with_help("list its `resources` (or other fields), or remove the file"));
     }
-    let kustomization = parsed.unwrap_or_default();
+    let mut kustomization = parsed.unwrap_or_default();
+    if let Some(legacy) = kustomization.image_tags.take() {
+        kustomization.images.get_or_insert_default().extend(legacy);
+    }
     if let Some(kind) = kustomization.kind.as_deref().filter(|k| !matches!(*k, "Kustomization" | "Component")) {
         return Err(Error::at(Location::file(path), format!("`kind: {kind}` is not a kustomization"))
             .with_help("a kustomization file has `kind: Kustomization` or `kind: Component`"));
@@ -473,5 +490,28 @@ mod tests {
         assert_eq!(k.common_labels.unwrap()["a"], "");
         let counts: Vec<i64> = k.replicas.unwrap().iter().map(|r| r.value.count).collect();
         assert_eq!(counts, [8, 3, 0]);
+    }
+
+    /// kustomize's `metadata` is its ObjectMeta (strings, unknown fields refused); `imageTags`
+    /// entries are appended to `images`; of two keys naming one field, the one Go's sorted JSON
+    /// writes last wins (`kubectl kustomize` builds `namespace: a` here).
+    #[test]
+    fn metadata_is_typed_image_tags_are_images_and_the_last_key_of_a_field_wins() {
+        let error = |text: &str| load_text(text).unwrap_err().to_string();
+        assert_eq!(
+            error("metadata: {name: 1}\n"),
+            "app/kustomization.yaml:1:18: invalid kustomization: `metadata.name`: expected a string (quote it), found an integer"
+        );
+        assert!(
+            error("metadata:\n  owner: a\n")
+                .starts_with("app/kustomization.yaml:2:3: invalid kustomization: `metadata`: unknown field `owner`")
+        );
+        let k = load_text(
+            "images: [{name: a, newName: b}]\nimageTags: [{name: c, newTag: \"2\"}]\nnamespace: a\nNamespace: b\n",
+        )
+        .unwrap();
+        let images: Vec<&str> = k.images.iter().flatten().map(|i| i.name.as_str()).collect();
+        assert_eq!(images, ["a", "c"]);
+        assert_eq!(k.namespace.as_deref(), Some("a"));
     }
 }

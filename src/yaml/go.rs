@@ -158,10 +158,10 @@ impl<'v> GoDe<'v> {
     }
 
     fn entries(&self, map: &'v serde_json::Map<String, Value>, fields: Option<&[&'static str]>) -> GoMap<'v> {
-        let entries = map
+        // `encoding/json` prefers the field spelled as the key, else one whatever its case.
+        let named: Vec<(&str, &String, &Value)> = map
             .iter()
             .map(|(key, value)| {
-                // `encoding/json` prefers the field spelled as the key, else one whatever its case.
                 let name = fields
                     .and_then(|fields| {
                         fields
@@ -170,8 +170,15 @@ impl<'v> GoDe<'v> {
                             .or_else(|| fields.iter().find(|f| f.eq_ignore_ascii_case(key)))
                     })
                     .map_or(key.as_str(), |f| *f);
-                (name, self.entry(key, value))
+                (name, key, value)
             })
+            .collect();
+        // It sets a field for each key in the order sigs.k8s.io/yaml writes them, sorted: of
+        // keys naming one field (`namespace`, `Namespace`), the last in that order wins.
+        let entries = named
+            .iter()
+            .filter(|(name, key, _)| !named.iter().any(|(other, later, _)| other == name && later > key))
+            .map(|(name, key, value)| (*name, self.entry(key, value)))
             .collect::<Vec<_>>();
         GoMap { entries: entries.into_iter(), value: None, field: self.field.clone() }
     }

@@ -453,6 +453,67 @@ fn image_fields_written_as_numbers_or_booleans_are_refused_as_kubectl_kustomize_
     }
 }
 
+/// kustomize decodes a kustomization with `encoding/json` after sigs.k8s.io/yaml's YAML 1.1
+/// typing: a value of another type than its field's is refused (`namespace: 123`, `yes` for a
+/// string, a quoted `"3"` for a number), where weaver read any scalar as a string; a key in
+/// another case is its field, a null is nothing, and `count: 010` is 8, as kubectl builds them.
+#[test]
+fn kustomization_fields_are_read_with_the_types_kubectl_kustomize_reads_them_with() {
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - {name: web, image: nginx}\n";
+    for (field, expected) in [
+        ("namespace: 123", "2:12: invalid kustomization: `namespace`: expected a string (quote it), found an integer"),
+        ("namePrefix: on", "2:13: invalid kustomization: `namePrefix`: expected a string (quote it), found a boolean"),
+        (
+            "commonAnnotations: {a: yes}",
+            "2:24: invalid kustomization: `commonAnnotations.a`: expected a string (quote it), found a boolean",
+        ),
+        (
+            "commonLabels: {tier: 1}",
+            "2:22: invalid kustomization: `commonLabels.tier`: expected a string (quote it), found an integer",
+        ),
+        (
+            "labels: [{pairs: {tier: 1.5}}]",
+            "2:25: invalid kustomization: `labels[0].pairs.tier`: expected a string (quote it), found a number",
+        ),
+        (
+            "metadata: {name: app, labels: {tier: 1}}",
+            "2:38: invalid kustomization: `metadata.labels.tier`: expected a string (quote it), found an integer",
+        ),
+        (
+            "replicas: [{name: web, count: \"3\"}]",
+            "2:31: invalid kustomization: `replicas[0].count`: expected a whole number (unquote it), found a string",
+        ),
+    ] {
+        let kustomization = format!("resources: [deploy.yaml]\n{field}\n");
+        let files = [("app/kustomization.yaml", kustomization.as_str()), ("app/deploy.yaml", deployment)];
+        let stderr = bad_input(&files, true);
+        assert!(stderr.starts_with(&format!("error: app/kustomization.yaml:{expected}\n")), "{field}: {stderr}");
+    }
+    let kustomization = "resources: [deploy.yaml]\nconfigMapgenerator:\n  - name: settings\n    literals: [a=b]\n    \
+                         options: {disableNameSuffixHash: yes}\nCommonLabels: {tier: ~}\nreplicas: [{name: web, count: 010}]\n\
+                         imageTags: [{name: nginx, newTag: \"1.27\"}]\n";
+    let repo = bad_repo(&[("app/kustomization.yaml", kustomization), ("app/deploy.yaml", deployment)]);
+    let ours = rendered(&repo.weaver(&["render", "--env", "dev"]));
+    let (configmap, deploy) = (&ours["ConfigMap/settings"], &ours["Deployment/web"]);
+    assert_eq!(configmap["data"], serde_json::json!({"a": "b"}));
+    assert_eq!((&deploy["spec"]["replicas"], &deploy["metadata"]["labels"]["tier"]), (&8.into(), &"".into()));
+    assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
+    match kubectl() {
+        Ok(kubectl) => {
+            let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+            assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
+            let theirs =
+                by_key(weaver::yaml::documents(Path::new("kubectl"), &String::from_utf8(out.stdout).unwrap()).unwrap());
+            let ours: BTreeMap<String, Value> =
+                by_key(ours.into_values().map(|o| without_weaver(o, &theirs)).collect());
+            assert_eq!(ours, theirs, "as kubectl kustomize builds it");
+        }
+        Err(reason) => {
+            common::skip::interop_or_skip(Some(&format!("kubectl kustomize's objects: {reason}")));
+        }
+    }
+}
+
 /// Issue 68: label values are strings for the API server, which refuses `app: 1`, `enabled: true`
 /// or a mapping (kubectl kustomize passes them through): refused where the file writes them.
 #[test]

@@ -46,18 +46,48 @@ pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
 }
 
 fn load_first(text: &str) -> Result<Option<Json>, YamlError> {
-    let mut loader = Loader::new(text);
+    load_first_with(Loader::new(text)).map(|(value, _)| value)
+}
+
+/// Where the nodes of a document are, by JSON pointer: each value's, and each mapping key's
+/// (under its value's pointer), as 1-based line and column (in characters).
+#[derive(Debug, Default)]
+pub struct Positions {
+    pub values: HashMap<String, (usize, usize)>,
+    pub keys: HashMap<String, (usize, usize)>,
+}
+
+/// [`from_str`] with where each node is written, for messages about the values: always read
+/// by the full loader (the subset reader keeps no positions).
+pub fn from_str_positioned(text: &str) -> Result<(Option<Json>, Positions), YamlError> {
+    crate::yaml::leniently(
+        text,
+        |text| {
+            let mut loader = Loader::new(text);
+            loader.positions = Some(Positions::default());
+            load_first_with(loader)
+        },
+        under_indented_at,
+    )
+}
+
+/// The first document's value, and the positions `loader` recorded.
+fn load_first_with(mut loader: Loader) -> Result<(Option<Json>, Positions), YamlError> {
     loop {
         match loader.next()? {
-            None | Some((Event::StreamEnd, _)) => return Ok(None),
+            None | Some((Event::StreamEnd, _)) => return Ok((None, loader.positions.unwrap_or_default())),
             Some((Event::DocumentStart(..), _)) => break,
             Some(_) => {}
         }
     }
-    match loader.next()? {
-        Some((Event::DocumentEnd, _)) | None => Ok(None),
-        Some((event, line)) => loader.node(event, line).map(Some),
-    }
+    let value = match loader.next()? {
+        Some((Event::DocumentEnd, _)) | None => None,
+        Some((event, line)) => {
+            loader.record_value(line);
+            Some(loader.node(event, line)?)
+        }
+    };
+    Ok((value, loader.positions.unwrap_or_default()))
 }
 
 /// Every non-empty document of a stream (a CRD file may hold several).
@@ -132,6 +162,11 @@ struct Loader<'a> {
     depth: usize,
     /// Nodes copied by aliases so far.
     aliased: usize,
+    /// Where the nodes are, when asked for ([`from_str_positioned`]): the pointer tokens of the
+    /// node being read, and the column of the event `next` read last.
+    positions: Option<Positions>,
+    path: Vec<String>,
+    column: usize,
 }
 
 /// How many nodes aliases may copy in one stream.
@@ -158,13 +193,44 @@ impl<'a> Loader<'a> {
             anchors: HashMap::new(),
             depth: 0,
             aliased: 0,
+            positions: None,
+            path: Vec::new(),
+            column: 0,
         }
+    }
+
+    /// The pointer of the node being read.
+    fn pointer(&self) -> String {
+        self.path.iter().map(|token| format!("/{}", crate::yaml::go::pointer_token(token))).collect()
+    }
+
+    /// Records that the node being read starts on `line`, at the event read last.
+    fn record_value(&mut self, line: usize) {
+        let pointer = self.positions.is_some().then(|| self.pointer());
+        if let (Some(positions), Some(pointer)) = (&mut self.positions, pointer) {
+            positions.values.insert(pointer, (line, self.column + 1));
+        }
+    }
+
+    /// Reads the child `token` of the node being read, recording where it is when asked to.
+    fn child(&mut self, token: String, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
+        if self.positions.is_none() {
+            return self.node(event, line);
+        }
+        self.path.push(token);
+        self.record_value(line);
+        let value = self.node(event, line);
+        self.path.pop();
+        value
     }
 
     fn next(&mut self) -> Result<Option<(Event<'a>, usize)>, YamlError> {
         match self.parser.next_event() {
             None => Ok(None),
-            Some(Ok((event, span))) => Ok(Some((event, span.start.line()))),
+            Some(Ok((event, span))) => {
+                self.column = span.start.col();
+                Ok(Some((event, span.start.line())))
+            }
             Some(Err(e)) => Err(YamlError { message: e.info(), line: Some(e.marker().line()) }),
         }
     }
@@ -194,7 +260,7 @@ impl<'a> Loader<'a> {
                 loop {
                     match self.expect_next()? {
                         (Event::SequenceEnd, _) => break,
-                        (event, line) => items.push(self.node(event, line)?),
+                        (event, line) => items.push(self.child(items.len().to_string(), event, line)?),
                     }
                 }
                 (Json::Array(items), anchor)
@@ -234,9 +300,18 @@ impl<'a> Loader<'a> {
             // `<<`, plain, untagged or tagged `!!merge` (as YAML 1.1 tools write it).
             let is_merge = matches!(&key_event, Event::Scalar(text, ScalarStyle::Plain, _, tag)
                 if text == "<<" && tag.as_ref().is_none_or(|t| t.suffix() == "merge"));
+            let key_column = self.column;
             let key = self.node(key_event, key_line)?;
+            let key = key_string(key, key_line)?;
+            let pointer = self
+                .positions
+                .is_some()
+                .then(|| format!("{}/{}", self.pointer(), crate::yaml::go::pointer_token(&key)));
+            if let (Some(positions), Some(pointer)) = (&mut self.positions, pointer) {
+                positions.keys.insert(pointer, (key_line, key_column + 1));
+            }
             let (value_event, value_line) = self.expect_next()?;
-            let value = self.node(value_event, value_line)?;
+            let value = self.child(key.clone(), value_event, value_line)?;
             if is_merge {
                 let sources = match value {
                     Json::Array(items) => items,
@@ -253,7 +328,7 @@ impl<'a> Loader<'a> {
                 }
                 continue;
             }
-            map.insert(key_string(key, key_line)?, value);
+            map.insert(key, value);
         }
         for (key, value) in merged {
             map.entry(key).or_insert(value);

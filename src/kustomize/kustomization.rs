@@ -1,5 +1,7 @@
 //! The kustomization file's schema (`kustomization.yaml`, `.yml` or `Kustomization`), as
-//! kustomize v5 reads it: unknown fields are errors, and every path keeps the line it is on.
+//! kustomize v5 reads it (sigs.k8s.io/yaml, then `encoding/json`: see [`crate::yaml::go`]):
+//! unknown fields are errors, a value must be of its field's type (`namespace: 123` is no
+//! string), keys match fields whatever their case, and every path keeps the line it is on.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ pub type Located = Spanned<String>;
 pub struct Kustomization {
     pub api_version: Option<String>,
     pub kind: Option<String>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<ObjectMeta>,
     pub resources: Option<Vec<Located>>,
     /// The legacy spelling of directory `resources`.
     pub bases: Option<Vec<Located>>,
@@ -34,6 +36,8 @@ pub struct Kustomization {
     pub labels: Option<Vec<Label>>,
     pub common_annotations: Option<BTreeMap<String, String>>,
     pub images: Option<Vec<Image>>,
+    /// The legacy spelling of `images`, whose entries [`load`] appends to them, as kustomize does.
+    pub image_tags: Option<Vec<Image>>,
     pub replicas: Option<Vec<Spanned<Replica>>>,
     pub patches: Option<Vec<Spanned<PatchEntry>>>,
     pub patches_strategic_merge: Option<Vec<Located>>,
@@ -61,6 +65,18 @@ pub struct Kustomization {
     /// weaver orders a release's objects for apply itself; the release's `order` decides only
     /// which copy of an object at two versions is last, and kept (see `build`).
     pub sort_options: Option<SortOptions>,
+}
+
+/// A kustomization's own `metadata`, which kustomize reads but does not use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// How kustomize orders its output (`legacy`: by kind, `fifo`: as read).
@@ -118,41 +134,15 @@ pub struct FieldSpec {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Image {
-    #[serde(deserialize_with = "go_string")]
     pub name: String,
-    #[serde(default, deserialize_with = "go_string")]
+    #[serde(default)]
     pub new_name: String,
-    #[serde(default, deserialize_with = "go_string")]
+    #[serde(default)]
     pub new_tag: String,
-    #[serde(default, deserialize_with = "go_string")]
+    #[serde(default)]
     pub digest: String,
-    #[serde(default, deserialize_with = "go_string")]
+    #[serde(default)]
     pub tag_suffix: String,
-}
-
-/// A string field as kustomize's Go decoder reads it: a YAML number or boolean is refused
-/// (`newTag: 1.10` is the number 1.1, not the tag `1.10`), a null is empty.
-fn go_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<String, D::Error> {
-    struct GoString;
-    impl serde::de::Visitor<'_> for GoString {
-        type Value = String;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a string (quote it)")
-        }
-        fn visit_str<E: serde::de::Error>(self, text: &str) -> std::result::Result<String, E> {
-            Ok(text.to_string())
-        }
-        fn visit_string<E: serde::de::Error>(self, text: String) -> std::result::Result<String, E> {
-            Ok(text)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<String, E> {
-            Ok(String::new())
-        }
-        fn visit_none<E: serde::de::Error>(self) -> std::result::Result<String, E> {
-            Ok(String::new())
-        }
-    }
-    deserializer.deserialize_any(GoString)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -401,7 +391,10 @@ pub fn load(source: &dyn Source, path: &Path) -> Result<Kustomization> {
         return Err(Error::at(Location::file(path), "the kustomization is empty")
             .with_help("list its `resources` (or other fields), or remove the file"));
     }
-    let kustomization = parsed.unwrap_or_default();
+    let mut kustomization = parsed.unwrap_or_default();
+    if let Some(legacy) = kustomization.image_tags.take() {
+        kustomization.images.get_or_insert_default().extend(legacy);
+    }
     if let Some(kind) = kustomization.kind.as_deref().filter(|k| !matches!(*k, "Kustomization" | "Component")) {
         return Err(Error::at(Location::file(path), format!("`kind: {kind}` is not a kustomization"))
             .with_help("a kustomization file has `kind: Kustomization` or `kind: Component`"));
@@ -412,4 +405,113 @@ pub fn load(source: &dyn Source, path: &Path) -> Result<Kustomization> {
 /// Where a spanned value is, in `file`.
 pub fn location(file: &Path, at: &serde_saphyr::Location) -> Location {
     Location::at(file, at.line(), at.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::source::FsSource;
+
+    /// `text` as `app/kustomization.yaml` of a repository, loaded.
+    fn load_text(text: &str) -> Result<Kustomization> {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("app")).unwrap();
+        std::fs::write(repo.path().join("app/kustomization.yaml"), text).unwrap();
+        load(&FsSource::new(repo.path()), Path::new("app/kustomization.yaml"))
+    }
+
+    /// kustomize decodes the file with `encoding/json`: `kubectl kustomize` refuses each of these
+    /// ("json: cannot unmarshal number into Go struct field Kustomization.namespace of type
+    /// string", …), where weaver read any scalar as a string.
+    #[test]
+    fn a_field_s_value_of_another_type_is_refused_naming_the_line_and_field() {
+        for (text, expected) in [
+            (
+                "namespace: 123\n",
+                "1:12: invalid kustomization: `namespace`: expected a string (quote it), found an integer",
+            ),
+            (
+                "namePrefix: yes\n",
+                "1:13: invalid kustomization: `namePrefix`: expected a string (quote it), found a boolean",
+            ),
+            (
+                "nameSuffix: 1.5\n",
+                "1:13: invalid kustomization: `nameSuffix`: expected a string (quote it), found a number",
+            ),
+            (
+                "commonAnnotations: {a: yes}\n",
+                "1:24: invalid kustomization: `commonAnnotations.a`: expected a string (quote it), found a boolean",
+            ),
+            (
+                "commonLabels:\n  app: web\n  tier: 1\n",
+                "3:9: invalid kustomization: `commonLabels.tier`: expected a string (quote it), found an integer",
+            ),
+            (
+                "labels:\n  - pairs: {a: on}\n",
+                "2:16: invalid kustomization: `labels[0].pairs.a`: expected a string (quote it), found a boolean",
+            ),
+            (
+                "labels:\n  - pairs: {a: b}\n    includeSelectors: \"true\"\n",
+                "3:23: invalid kustomization: `labels[0].includeSelectors`: expected true or false (unquote it), found a string",
+            ),
+            (
+                "replicas:\n  - {name: web, count: \"3\"}\n",
+                "2:24: invalid kustomization: `replicas[0].count`: expected a whole number (unquote it), found a string",
+            ),
+            (
+                "configMapGenerator:\n  - name: c\n    literals: [a=b, 1]\n",
+                "3:21: invalid kustomization: `configMapGenerator[0].literals[1]`: expected a string (quote it), found an integer",
+            ),
+            (
+                "resources: [a.yaml, true]\n",
+                "1:21: invalid kustomization: `resources[1]`: expected a string (quote it), found a boolean",
+            ),
+        ] {
+            let error = load_text(text).unwrap_err().to_string();
+            assert_eq!(error, format!("app/kustomization.yaml:{expected}"), "{text}");
+        }
+    }
+
+    /// What `kubectl kustomize` accepts: keys in any case, YAML 1.1 booleans, a null for
+    /// nothing, integers written as octal or as floats without a fraction.
+    #[test]
+    fn what_encoding_json_accepts_is_read_as_kustomize_reads_it() {
+        let k = load_text(
+            "configMapgenerator:\n  - name: c\n    literals: [a=b]\n    Options: {disableNameSuffixHash: yes}\n\
+             NAMESPACE: ns\ncommonLabels: {a: ~}\nreplicas:\n  - {name: web, count: 010}\n  - {name: api, count: 3.0}\n  - {name: db, count: ~}\n",
+        )
+        .unwrap();
+        let generators = k.config_map_generator.unwrap();
+        assert_eq!(generators[0].value.literals, ["a=b"]);
+        assert_eq!(generators[0].referenced.line(), 2);
+        let options = generators[0].value.options.as_ref().unwrap();
+        assert_eq!(options.disable_name_suffix_hash, Some(true));
+        assert_eq!(k.namespace.as_deref(), Some("ns"));
+        assert_eq!(k.common_labels.unwrap()["a"], "");
+        let counts: Vec<i64> = k.replicas.unwrap().iter().map(|r| r.value.count).collect();
+        assert_eq!(counts, [8, 3, 0]);
+    }
+
+    /// kustomize's `metadata` is its ObjectMeta (strings, unknown fields refused); `imageTags`
+    /// entries are appended to `images`; of two keys naming one field, the one Go's sorted JSON
+    /// writes last wins (`kubectl kustomize` builds `namespace: a` here).
+    #[test]
+    fn metadata_is_typed_image_tags_are_images_and_the_last_key_of_a_field_wins() {
+        let error = |text: &str| load_text(text).unwrap_err().to_string();
+        assert_eq!(
+            error("metadata: {name: 1}\n"),
+            "app/kustomization.yaml:1:18: invalid kustomization: `metadata.name`: expected a string (quote it), found an integer"
+        );
+        assert!(
+            error("metadata:\n  owner: a\n")
+                .starts_with("app/kustomization.yaml:2:3: invalid kustomization: `metadata`: unknown field `owner`")
+        );
+        let k = load_text(
+            "images: [{name: a, newName: b}]\nimageTags: [{name: c, newTag: \"2\"}]\nnamespace: a\nNamespace: b\n",
+        )
+        .unwrap();
+        let images: Vec<&str> = k.images.iter().flatten().map(|i| i.name.as_str()).collect();
+        assert_eq!(images, ["a", "c"]);
+        assert_eq!(k.namespace.as_deref(), Some("a"));
+    }
 }

@@ -6,6 +6,7 @@ pub mod duplicates;
 pub mod emit;
 pub(crate) mod empty;
 pub(crate) mod folded;
+pub(crate) mod go;
 pub(crate) mod nodes;
 pub(crate) mod scalars;
 pub(crate) mod subset;
@@ -139,42 +140,20 @@ pub fn from_str_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> 
     serde_saphyr::from_str_with_options(text, options).map_err(|e| located(path, text, e, what))
 }
 
-/// [`from_str_as`] for files Go programs read through `encoding/json` (kustomize's): a key
-/// that names no field but matches one whatever its case (`fieldpath` for `fieldPath`) is that
-/// field, as `encoding/json` matches keys to fields.
+/// [`from_str_as`] for files Go programs read with sigs.k8s.io/yaml into a struct
+/// (kustomize's): go-yaml v2's types, then `encoding/json`'s rules (see [`go`]). The text is
+/// first read as every configuration file is, for its syntax errors and duplicate keys.
 pub fn from_str_as_go<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
     let options = options();
-    if let Some(value) = nodes::read(text, &options) {
-        return Ok(value);
+    if nodes::read::<serde::de::IgnoredAny>(text, &options).is_none() {
+        serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, options)
+            .map_err(|e| located(path, text, e, what))?;
     }
-    let mut folded: Option<String> = None;
-    loop {
-        let current = folded.as_deref().unwrap_or(text);
-        match serde_saphyr::from_str_with_options(current, options.clone()) {
-            Ok(value) => return Ok(value),
-            // Each round spells one more key as its field: the error moves on or is final.
-            Err(e) => match field_spelled(current, &e) {
-                Some(next) => folded = Some(next),
-                None => return Err(located(path, text, e, what)),
-            },
-        }
-    }
-}
-
-/// `text` with the key that `e` calls an unknown field spelled as the field it matches
-/// ASCII-case-insensitively, if there is one.
-fn field_spelled(text: &str, e: &serde_saphyr::Error) -> Option<String> {
-    let serde_saphyr::Error::SerdeUnknownField { field, expected, location } = e else { return None };
-    let name = expected.iter().find(|name| name.eq_ignore_ascii_case(field))?;
-    let line_start: usize =
-        text.split_inclusive('\n').take(usize::try_from(location.line()).ok()?.checked_sub(1)?).map(str::len).sum();
-    let line = &text[line_start..];
-    let column = usize::try_from(location.column()).ok()?.checked_sub(1)?;
-    let mut at = line_start + line.char_indices().nth(column)?.0;
-    if text[at..].starts_with(['"', '\'']) {
-        at += 1;
-    }
-    text[at..].starts_with(field.as_str()).then(|| format!("{}{name}{}", &text[..at], &text[at + field.len()..]))
+    let (value, positions) = crate::helm::yaml::from_str_positioned(text).map_err(|e| {
+        let location = e.line.map_or_else(|| Location::file(path), |line| Location::at(path, line as u64, 0));
+        Error::at(location, format!("{what}: {}", e.message))
+    })?;
+    go::decode(path, &value.unwrap_or_default(), &positions, what)
 }
 
 /// Every document of a configuration file that may hold several (a kubeconfig), as `T`.

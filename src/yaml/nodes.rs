@@ -4,7 +4,7 @@
 //! the common ones for a typed field, an enum written as a mapping, any error — makes it give
 //! up, and the caller reads the text with serde-saphyr, whose result or located error stands.
 
-use serde::de::value::{MapDeserializer, SeqDeserializer};
+use serde::de::value::{MapAccessDeserializer, MapDeserializer, SeqDeserializer};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use serde_json::Value;
 
@@ -48,6 +48,9 @@ impl Node<'_> {
         }
     }
 }
+
+/// The newtype name serde-saphyr's `Spanned<T>` asks a deserializer for.
+pub(crate) const SPANNED: &str = "__yaml_spanned";
 
 /// Builds [`Node`]s.
 pub(crate) struct Nodes;
@@ -122,11 +125,11 @@ impl<'n, 't> NodeDe<'n, 't> {
     }
 
     /// serde-saphyr's location of the node: line and column from 1, the column in characters.
-    fn location(self) -> LocationDe {
+    fn location(self) -> (u32, u32) {
         let at = self.node.pos();
         let line = self.lines.get(at.line).copied().unwrap_or("");
         let column = line.get(..at.col).map_or(at.col, |before| before.chars().count());
-        LocationDe { line: at.line as u32 + 1, column: column as u32 + 1 }
+        (at.line as u32 + 1, column as u32 + 1)
     }
 
     fn plain_number<T: std::str::FromStr>(self) -> Result<T, GiveUp> {
@@ -213,8 +216,9 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, GiveUp> {
-        if name == "__yaml_spanned" {
-            visitor.visit_newtype_struct(SpannedDe(self))
+        if name == SPANNED {
+            let (line, column) = self.location();
+            visitor.visit_newtype_struct(MapAccessDeserializer::new(SpannedAccess::new(self, line, column)))
         } else {
             visitor.visit_newtype_struct(self)
         }
@@ -251,31 +255,28 @@ impl<'de> IntoDeserializer<'de, GiveUp> for NodeDe<'_, '_> {
 }
 
 /// serde-saphyr's `Spanned<T>` reads itself from a struct of a marker, the value, and where the
-/// value is referenced and defined (the same place, without aliases).
-struct SpannedDe<'n, 't>(NodeDe<'n, 't>);
-
-impl<'de> de::Deserializer<'de> for SpannedDe<'_, '_> {
-    type Error = GiveUp;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        visitor.visit_map(SpannedAccess { de: self.0, state: 0 })
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
-        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-struct SpannedAccess<'n, 't> {
-    de: NodeDe<'n, 't>,
+/// value is referenced and defined (the same place, without aliases): the entries of that
+/// struct for `value`, at 1-based `line` and `column` (in characters). For any deserializer
+/// that reads positioned YAML (see [`MapAccessDeserializer`]).
+///
+/// [`MapAccessDeserializer`]: serde::de::value::MapAccessDeserializer
+pub(crate) struct SpannedAccess<D> {
+    value: Option<D>,
+    line: u32,
+    column: u32,
     state: u8,
 }
 
-impl<'de> de::MapAccess<'de> for SpannedAccess<'_, '_> {
-    type Error = GiveUp;
+impl<D> SpannedAccess<D> {
+    pub(crate) fn new(value: D, line: u32, column: u32) -> Self {
+        SpannedAccess { value: Some(value), line, column, state: 0 }
+    }
+}
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, GiveUp> {
+impl<'de, D: de::Deserializer<'de>> de::MapAccess<'de> for SpannedAccess<D> {
+    type Error = D::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, D::Error> {
         let key = match self.state {
             0 => "__serde_saphyr_private_spanned",
             1 => "value",
@@ -286,32 +287,13 @@ impl<'de> de::MapAccess<'de> for SpannedAccess<'_, '_> {
         seed.deserialize(key.into_deserializer()).map(Some)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, GiveUp> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, D::Error> {
         self.state += 1;
         match self.state {
             1 => seed.deserialize(true.into_deserializer()),
-            2 => seed.deserialize(self.de),
-            _ => seed.deserialize(self.de.location()),
+            2 => seed.deserialize(self.value.take().ok_or_else(|| de::Error::custom("the value is read once"))?),
+            // A location as serde-saphyr's `Location` reads itself: `line` and `column`.
+            _ => seed.deserialize(MapDeserializer::new([("line", self.line), ("column", self.column)].into_iter())),
         }
-    }
-}
-
-/// A location as serde-saphyr's `Location` reads itself: `line` and `column`.
-#[derive(Clone, Copy)]
-struct LocationDe {
-    line: u32,
-    column: u32,
-}
-
-impl<'de> de::Deserializer<'de> for LocationDe {
-    type Error = GiveUp;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
-        visitor.visit_map(MapDeserializer::new([("line", self.line), ("column", self.column)].into_iter()))
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
-        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
     }
 }

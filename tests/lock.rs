@@ -160,6 +160,24 @@ fn a_lease_its_holder_stopped_renewing_is_taken_over() {
     cluster.block_on(held.release()).unwrap();
 }
 
+/// A controller's replica keeps its name when its container restarts in its Pod (killed, out of
+/// memory): the lease it left is an earlier run's, taken over as anyone's.
+#[test]
+fn a_lease_left_by_an_earlier_run_of_the_same_holder_is_taken_over_and_said() {
+    let cluster = TestCluster::start();
+    let namespace = cluster.namespace("locks");
+    let holder = "EnvironmentSync team/shop on operator-7f9c";
+    cluster.create(&abandoned_lease(&namespace, holder, &micro_time(-120), 30));
+    let weaver = connect(&cluster);
+    let mut events = Vec::new();
+    let held = cluster.block_on(async {
+        let again = options(&namespace, holder, Duration::ZERO);
+        weaver.acquire_lock(&again, |event| events.push(event)).await.unwrap_or_else(|e| panic!("{e}"))
+    });
+    assert!(matches!(&events[..], [LockEvent::TakenOver { holder: taken, .. }] if taken == holder), "{events:?}");
+    cluster.block_on(held.release()).unwrap();
+}
+
 #[test]
 fn a_lease_that_stops_changing_expires_even_when_its_holders_clock_runs_ahead() {
     let cluster = TestCluster::start();

@@ -164,11 +164,53 @@ def has_kustomization(directory):
     return any(os.path.exists(os.path.join(directory, k)) for k in ('kustomization.yaml', 'kustomization.yml', 'Kustomization'))
 
 
+def url_identity(url):
+    """A git URL as a repository's identity: no scheme, user, `.git` or trailing `/`; an scp-like
+    `host:path` as `host/path`."""
+    url = re.sub(r'^[a-z+]+://', '', (url or '').strip().lower())
+    url = re.sub(r'^[^@/]+@', '', url)
+    url = re.sub(r'^([^/:]+):(?!\d)', r'\1/', url)
+    return re.sub(r'(\.git)?/*$', '', url)
+
+
+def own_urls(repo):
+    """The URLs the repository's clusters sync from: a FluxInstance's `spec.sync.url`, a
+    flux-instance HelmRelease's `instance.sync.url` (inline), the bootstrap GitRepository's."""
+    urls = set()
+    for root, dirs, files in os.walk(repo):
+        dirs[:] = [d for d in dirs if not d.startswith('.')]
+        for f in files:
+            if not f.endswith(('.yaml', '.yml')):
+                continue
+            try:
+                with open(os.path.join(root, f)) as fh:
+                    docs = list(yaml.load_all(fh, Loader=Yaml12))
+            except Exception:
+                continue
+            for doc in docs:
+                if not isinstance(doc, dict):
+                    continue
+                spec = doc.get('spec') if isinstance(doc.get('spec'), dict) else {}
+                kind, name = doc.get('kind'), (doc.get('metadata') or {}).get('name')
+                if kind == 'FluxInstance':
+                    urls.add(url_identity((spec.get('sync') or {}).get('url')))
+                elif kind == 'HelmRelease':
+                    values = spec.get('values') if isinstance(spec.get('values'), dict) else {}
+                    urls.add(url_identity(((values.get('instance') or {}).get('sync') or {}).get('url')))
+                elif kind == 'GitRepository' and name == 'flux-system':
+                    urls.add(url_identity(spec.get('url')))
+    urls.discard('')
+    return urls
+
+
 class Cluster:
     """Everything a cluster's Kustomizations apply, as Flux builds it."""
 
     def __init__(self, repo, root):
         self.repo = repo
+        # A GitRepository of the URL the cluster syncs from is this repository (as the import
+        # takes it).
+        self.own = own_urls(repo)
         self.objects = {}  # (kind, namespace, name) -> (object, substituted_by_yaml11)
         self.problems = []
         self.wrap = tempfile.mkdtemp(prefix='flux-wrap-', dir=repo)
@@ -222,9 +264,11 @@ class Cluster:
         if ident in self.built:
             return []
         source = spec.get('sourceRef') or {}
+        repository = self.objects.get(('GitRepository', source.get('namespace') or namespace, source.get('name')))
+        another = repository is not None and url_identity(
+            ((repository[0].get('spec') or {}).get('url'))) not in self.own
         if source.get('kind', 'GitRepository') != 'GitRepository' or (
-                source.get('name', 'flux-system') != 'flux-system'
-                and ('GitRepository', source.get('namespace') or namespace, source.get('name')) in self.objects):
+                source.get('name', 'flux-system') != 'flux-system' and another):
             self.built.add(ident)
             self.problems.append(f"Kustomization {meta.get('name')}: source {source.get('kind')} {source.get('name')}")
             return []

@@ -197,9 +197,9 @@ impl Cluster {
                     };
                     unchanged = Some((version, watched_since));
                     if vacant(&spec, now.0, watched_since.elapsed(), options.lease_duration) {
-                        if let Some(holder) =
-                            spec.holder_identity.as_ref().filter(|h| !h.is_empty() && **h != options.holder)
-                        {
+                        // Ours too: a holder of our name whose write we did not make is an
+                        // earlier run of us (a container restarted in its Pod).
+                        if let Some(holder) = spec.holder_identity.as_ref().filter(|h| !h.is_empty()) {
                             let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref());
                             let renewed = renewed.map_or_else(
                                 || "an unknown time".to_string(),

@@ -151,7 +151,7 @@ fn one_per_key(items: Vec<Item>) -> Vec<Item> {
 
 /// kyaml's strategic merge walks the whole target (maps, and the elements of lists merged by
 /// key, not atomic lists) and clears every empty field it meets (`key:` in the file, which
-/// reads as null), keeping a `null` spelled out. `empty` are the pointers of the target's empty
+/// reads as null, or `{key: }`, which reads as ""), keeping a `null` or `""` spelled out. `empty` are the pointers of the target's empty
 /// fields; those the walk reaches are removed from `target`, and the others returned.
 #[must_use]
 pub fn clear_empty_values(target: &mut Value, empty: Vec<String>, api_version: &str, kind: &str) -> Vec<String> {
@@ -186,8 +186,9 @@ pub fn clear_empty_values(target: &mut Value, empty: Vec<String>, api_version: &
                     _ => return false,
                 };
             }
+            // Null, or the empty string an empty value of a flow mapping reads as.
             if let Value::Object(map) = at
-                && map.get(last.as_str()).is_some_and(Value::is_null)
+                && map.get(last.as_str()).is_some_and(|v| v.is_null() || v.as_str() == Some(""))
             {
                 map.shift_remove(last.as_str());
             }

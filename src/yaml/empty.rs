@@ -1,20 +1,22 @@
 //! Where a YAML stream leaves a mapping value empty (`key:` and nothing after it). Read, that is
 //! `null` like a `null` spelled out, but kustomize's kyaml tells the two apart: its strategic
 //! merge clears the first and keeps the second (see `patch::strategic::clear_empty_values`). In
-//! a flow mapping (`{a: , b: 1}`, `{a}`) kyaml reads an empty value as the empty string, which
-//! a kustomize build keeps (`kubectl kustomize` prints `a: ""`; helm-controller gets `""`).
+//! a flow mapping (`{a: , b: 1}`, `{a}`) an empty value is cleared by a strategic merge as well,
+//! but a build without one writes it as the empty string (`kubectl kustomize` prints `a: ""`;
+//! helm-controller gets `""`).
 
 use serde_json::Value;
 
 /// For each document of `text` that is not null (the documents [`super::documents`] returns),
 /// the JSON pointers of its empty mapping values. Nothing when the text has none, or when it
 /// cannot be read event by event (reading it reports the error) or has keys that are not
-/// scalars. Those of flow mappings are not null to kyaml: see [`flow_empty_as_kyaml_reads`].
+/// scalars. Those of flow mappings are among them, though a build reads them as the empty
+/// string ([`flow_empty_as_kyaml_reads`]).
 pub(crate) fn empty_values(text: &str) -> Vec<Vec<String>> {
     if !text.lines().any(|line| line.trim_end().ends_with(':')) {
         return Vec::new();
     }
-    empty_in(text, false)
+    empty_in(text, |_| true)
 }
 
 /// Sets each empty value of a flow mapping of `text` to the empty string in `docs` (its
@@ -23,7 +25,7 @@ pub(crate) fn flow_empty_as_kyaml_reads(text: &str, docs: &mut [Value]) {
     if !text.contains('{') {
         return;
     }
-    for (doc, pointers) in docs.iter_mut().zip(empty_in(text, true)) {
+    for (doc, pointers) in docs.iter_mut().zip(empty_in(text, |in_flow| in_flow)) {
         for pointer in pointers {
             if let Some(value @ Value::Null) = doc.pointer_mut(&pointer) {
                 *value = Value::String(String::new());
@@ -32,8 +34,9 @@ pub(crate) fn flow_empty_as_kyaml_reads(text: &str, docs: &mut [Value]) {
     }
 }
 
-/// The empty mapping values of each document, those of flow mappings or of block ones.
-fn empty_in(text: &str, flow: bool) -> Vec<Vec<String>> {
+/// The empty mapping values of each document that `wanted` (given whether it is in a flow
+/// mapping) selects.
+fn empty_in(text: &str, wanted: impl Fn(bool) -> bool) -> Vec<Vec<String>> {
     // An empty value is given where its key ends (at its `:`, if any): in a flow mapping what
     // follows is `,` or `}` (or `]`, a pair in a flow sequence), in a block one the line's end
     // or a comment.
@@ -48,7 +51,7 @@ fn empty_in(text: &str, flow: bool) -> Vec<Vec<String>> {
         text,
         |_, _, empty| empty,
         |scalar| {
-            if scalar.in_mapping && in_flow(&scalar.bytes) == flow {
+            if scalar.in_mapping && wanted(in_flow(&scalar.bytes)) {
                 if out.len() <= scalar.document {
                     out.resize_with(scalar.document + 1, Vec::new);
                 }
@@ -76,9 +79,12 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_value_of_a_flow_mapping_is_the_empty_string_to_kyaml_and_no_empty_value() {
+    fn an_empty_value_of_a_flow_mapping_is_the_empty_string_to_kyaml_and_empty_to_a_merge() {
         let text = "block:\n  a:\nflow: {a: , b: 1, c, d: {e: }}\nseq: [{a: }, x]\nspaced: {\n  a:\n  , b: 2}\n";
-        assert_eq!(empty_values(text), vec![vec!["/block/a"]]);
+        assert_eq!(
+            empty_values(text),
+            vec![vec!["/block/a", "/flow/a", "/flow/c", "/flow/d/e", "/seq/0/a", "/spaced/a"]]
+        );
         let mut docs = vec![serde_json::json!({"block": {"a": null}, "flow": {"a": null, "b": 1, "c": null,
             "d": {"e": null}}, "seq": [{"a": null}, "x"], "spaced": {"a": null, "b": 2}})];
         flow_empty_as_kyaml_reads(text, &mut docs);

@@ -13,7 +13,8 @@ use serde_json::Value;
 /// scalars. Those of flow mappings are among them, though a build reads them as the empty
 /// string ([`flow_empty_as_kyaml_reads`]).
 pub(crate) fn empty_values(text: &str) -> Vec<Vec<String>> {
-    if !text.lines().any(|line| line.trim_end().ends_with(':')) {
+    // A block mapping's empty value ends its line; a flow mapping's needs a `{`.
+    if !text.contains('{') && !text.lines().any(|line| line.trim_end().ends_with(':')) {
         return Vec::new();
     }
     empty_in(text, |_| true)
@@ -85,6 +86,8 @@ mod tests {
             empty_values(text),
             vec![vec!["/block/a", "/flow/a", "/flow/c", "/flow/d/e", "/seq/0/a", "/spaced/a"]]
         );
+        // A flow mapping alone, no line ending in `:`.
+        assert_eq!(empty_values("---\n{\n  a: {b: , c: 1},\n}\n"), vec![vec!["/a/b"]]);
         let mut docs = vec![serde_json::json!({"block": {"a": null}, "flow": {"a": null, "b": 1, "c": null,
             "d": {"e": null}}, "seq": [{"a": null}, "x"], "spaced": {"a": null, "b": 2}})];
         flow_empty_as_kyaml_reads(text, &mut docs);

@@ -550,11 +550,8 @@ impl<'a> Import<'a> {
         let mut from_charts: Vec<Cluster> = Vec::new();
         for file in files {
             for obj in self.objects_of(&file) {
-                let instance = if obj.kind() == "HelmRelease" && obj.is_flux() {
-                    self.instance_sync(&obj)
-                } else {
-                    Value::Null
-                };
+                let instance =
+                    if obj.kind() == "HelmRelease" && obj.is_flux() { self.instance_sync(&obj) } else { Value::Null };
                 let field = |key: &str| instance.get(key).and_then(Value::as_str).unwrap_or_default();
                 let sync_url = match obj.kind() {
                     "FluxInstance" if obj.is_flux() => obj.text("/spec/sync/url"),

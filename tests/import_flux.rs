@@ -550,9 +550,7 @@ fn a_helm_release_s_chart_outside_charts_is_named_by_its_path() {
         "deploy/web/templates/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting }}\n",
     );
-    let run = repo.weaver(&["import", "flux"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let dev = imported_dev(&repo);
     assert!(dev.contains("- name: web\n  chart: ./deploy/web\n  namespace: shop\n"), "{dev}");
     let render = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
     assert_eq!(objects(render.success())[0].1["data"]["greeting"], json!("hello"));
@@ -615,6 +613,13 @@ fn web_release(name: &str, rest: &str) -> String {
     )
 }
 
+/// `weaver import flux` of `repo`, converting everything (exit 0): the `dev` environment it wrote.
+fn imported_dev(repo: &Repo) -> String {
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap()
+}
+
 /// The release `name`'s part of an environment file.
 fn release_text<'a>(env: &'a str, name: &str) -> &'a str {
     env.split("- name: ").find(|r| r.starts_with(&format!("{name}\n"))).unwrap_or_default()
@@ -636,9 +641,7 @@ fn an_explicit_null_in_helm_release_values_is_kept_and_deletes_the_chart_default
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-values, namespace: shop}\n\
          data:\n  values.yaml: |\n    a: 1\n    b: null\n",
     );
-    let run = repo.weaver(&["import", "flux"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let dev = imported_dev(&repo);
     assert!(
         release_text(&dev, "web")
             .contains("  values:\n    a: 1\n    b: null\n    global:\n      imageRegistry: null\n"),
@@ -673,9 +676,7 @@ fn values_from_config_maps_are_read_substituted_as_kustomize_controller_applies_
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-values, namespace: shop}\n\
          data:\n  values.yaml: |\n    host: web.${DOMAIN}\n    literal: $${KEEP}\n    labels: {team: ${TEAM}}\n",
     );
-    let run = repo.weaver(&["import", "flux"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let dev = imported_dev(&repo);
     assert!(
         release_text(&dev, "web").contains(
             "  values:\n    host: web.example.com\n    literal: ${KEEP}\n    labels:\n      team: shop\n    inline: shop\n"
@@ -1154,9 +1155,7 @@ fn a_strategic_merge_patch_clears_empty_values_of_a_helm_release_and_keeps_spell
         "app/web.yaml",
         &web_release("web", "  values:\n    pod:\n      annotations:\n      labels: {a: b}\n    keep: null\n"),
     );
-    let run = repo.weaver(&["import", "flux"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let dev = imported_dev(&repo);
     assert!(
         release_text(&dev, "web")
             .contains("  values:\n    pod:\n      labels:\n        a: b\n    keep: null\n    replicas: 2\n"),
@@ -1183,9 +1182,7 @@ fn patches_a_parent_gives_its_children_clear_empty_values_of_their_helm_releases
     .write("apps/app.yaml", &app_kustomization(""))
     .write("app/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n")
     .write("app/web.yaml", &web_release("web", "  values:\n    pod:\n      annotations:\n      labels: {a: b}\n    keep: null\n"));
-    let run = repo.weaver(&["import", "flux"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let dev = imported_dev(&repo);
     assert!(
         release_text(&dev, "web")
             .contains("  values:\n    pod:\n      labels:\n        a: b\n    keep: null\n    replicas: 2\n"),
@@ -1244,9 +1241,7 @@ fn a_component_s_patch_of_a_helm_release_s_values_is_converted_as_flux_builds_it
             "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n- target:\n    kind: HelmRelease\n  \
              patch: |\n    - op: add\n      path: /spec/values/podAnnotations\n      value: {backup: daily}\n",
         );
-    let run = repo.weaver(&["import", "flux"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    let dev = imported_dev(&repo);
     assert!(
         release_text(&dev, "web").contains("  values:\n    replicas: 2\n    podAnnotations:\n      backup: daily\n"),
         "{dev}"

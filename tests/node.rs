@@ -274,8 +274,8 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     let Some(images) = e2e.images() else { return };
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
-    let operator_ns = format!("{}-weaver-system", cluster.prefix);
-    let staging_ns = format!("{}-staging", cluster.prefix);
+    let operator_ns = operator_namespace(cluster);
+    let staging_ns = staging_namespace(cluster);
 
     // The EnvironmentSync's source: this demo served over https where the Pods reach this
     // machine, its private CA in a Secret the `caSecretRef` names.
@@ -392,10 +392,22 @@ fn environment_sync(demo: &Demo) -> Value {
 /// The EnvironmentSync as it is once Ready at `commit`, or its status.
 fn ready_at(cluster: &common::cluster::TestCluster, environment_sync: &Value, commit: &str) -> Result<Value, String> {
     let live = cluster.get(environment_sync).ok_or("no EnvironmentSync")?;
-    match ready_condition(&live) {
-        Some((status, ..)) if status == "True" && live["status"]["lastAppliedRevision"] == commit => Ok(live),
-        _ => Err(live["status"].to_string()),
-    }
+    if is_ready_at(&live, commit) { Ok(live) } else { Err(live["status"].to_string()) }
+}
+
+/// Whether an EnvironmentSync, as read, is Ready with `commit` applied.
+fn is_ready_at(live: &Value, commit: &str) -> bool {
+    ready_condition(live).is_some_and(|(status, ..)| status == "True")
+        && live["status"]["lastAppliedRevision"] == commit
+}
+
+/// The namespace the demo installs the operator in, and the one its staging environment is.
+fn operator_namespace(cluster: &common::cluster::TestCluster) -> String {
+    format!("{}-weaver-system", cluster.prefix)
+}
+
+fn staging_namespace(cluster: &common::cluster::TestCluster) -> String {
+    format!("{}-staging", cluster.prefix)
 }
 
 /// Asks the EnvironmentSync's controller for a reconcile, as `kubectl annotate` does.
@@ -436,7 +448,7 @@ fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_s
     let diff = demo.weaver(&["diff", "--env", "staging", "--exit-code"]);
     assert_eq!(diff.code, 0, "staging after the EnvironmentSync's apply:\n{}\n{}", diff.stdout, diff.stderr);
     let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": format!("{}-staging", cluster.prefix)}});
+        "metadata": {"name": "web", "namespace": staging_namespace(cluster)}});
     assert!(cluster.get(&web).is_some(), "the EnvironmentSync did not apply staging's web");
 
     // Another host key listed for the server: the next fetch is refused, Ready=False with the
@@ -581,7 +593,7 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
         &format!("{:.1?}", requested.elapsed()),
     );
     let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": format!("{}-staging", cluster.prefix)}});
+        "metadata": {"name": "web", "namespace": staging_namespace(cluster)}});
     assert_eq!(cluster.get(&web).expect("staging's web")["spec"]["replicas"], 1);
 }
 
@@ -719,8 +731,8 @@ fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other
     let Some(images) = e2e.images() else { return };
     let Some((demo, _server, _)) = installed_over_https(&e2e, images, "") else { return };
     let cluster = &demo.cluster;
-    let operator_ns = format!("{}-weaver-system", cluster.prefix);
-    let staging_ns = format!("{}-staging", cluster.prefix);
+    let operator_ns = operator_namespace(cluster);
+    let staging_ns = staging_namespace(cluster);
     let environment_sync = environment_sync(&demo);
 
     let commit = push_many_config_maps(&demo, OBJECTS);
@@ -749,8 +761,7 @@ fn the_leaders_pod_deleted_mid_apply_of_3000_objects_exits_at_once_and_the_other
         if gone.is_none() && cluster.get(&pod).is_none() {
             gone = Some(deleted.elapsed());
         }
-        let done = ready_condition(&live).is_some_and(|(status, ..)| status == "True")
-            && live["status"]["lastAppliedRevision"] == commit.as_str();
+        let done = is_ready_at(&live, &commit);
         // Ready at the commit claims every object applied: it must be so whenever it is said.
         assert!(
             !done || applied == OBJECTS,
@@ -794,13 +805,9 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
     let Some(images) = e2e.images() else { return };
     let Some((demo, _server, _)) = installed_over_https(&e2e, images, "") else { return };
     let cluster = &demo.cluster;
-    let operator_ns = format!("{}-weaver-system", cluster.prefix);
-    let staging_ns = format!("{}-staging", cluster.prefix);
+    let operator_ns = operator_namespace(cluster);
+    let staging_ns = staging_namespace(cluster);
     let environment_sync = environment_sync(&demo);
-    let is_ready_at = |live: &Value, commit: &str| {
-        ready_condition(live).is_some_and(|(status, ..)| status == "True")
-            && live["status"]["lastAppliedRevision"] == commit
-    };
 
     // The operator's Pods under a memory limit they idle within, and a render of 3,000 objects
     // does not fit (a user's limit set too low for their largest environment).
@@ -843,10 +850,8 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
     let raised = Instant::now();
     let applied = demo.weaver(&["apply", "--env", "dev", "--wait", "--timeout", "4m"]);
     applied.success();
-    let done = eventually("the commit applied once the limit is raised", || {
-        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        if is_ready_at(&live, &commit) { Ok(live) } else { Err(live["status"].to_string()) }
-    });
+    let done =
+        eventually("the commit applied once the limit is raised", || ready_at(cluster, &environment_sync, &commit));
     figure(
         "the limit raised to the commit applied (rollout, the dead holder's lock expiring)",
         &format!("{:.1?}", raised.elapsed()),
@@ -862,8 +867,8 @@ fn containerd_restarted_under_the_node_leaves_the_operator_running_leading_and_a
     let Some(images) = e2e.images() else { return };
     let Some((demo, _server, _)) = installed_over_https(&e2e, images, "") else { return };
     let cluster = &demo.cluster;
-    let operator_ns = format!("{}-weaver-system", cluster.prefix);
-    let staging_ns = format!("{}-staging", cluster.prefix);
+    let operator_ns = operator_namespace(cluster);
+    let staging_ns = staging_namespace(cluster);
     let environment_sync = environment_sync(&demo);
     let ready_at = |commit: &str| ready_at(cluster, &environment_sync, commit);
     // Each Pod's uid and its containers' ids and restarts: what a runtime restart must not change.
@@ -1117,7 +1122,7 @@ fn push_feature_flags_on(demo: &Demo) -> String {
 /// Staging's web app's `FEATURE_FLAGS`, live.
 fn staging_feature_flags(demo: &Demo) -> Value {
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "web-config", "namespace": format!("{}-staging", demo.cluster.prefix)}});
+        "metadata": {"name": "web-config", "namespace": staging_namespace(&demo.cluster)}});
     demo.cluster.get(&config).expect("staging's web-config")["data"]["FEATURE_FLAGS"].clone()
 }
 
@@ -1127,7 +1132,7 @@ fn a_push_posted_to_the_webhook_receiver_through_the_charts_service_applies_the_
     let Some(images) = e2e.images() else { return };
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
-    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let operator_ns = operator_namespace(cluster);
     let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     // The EnvironmentSync takes webhooks proved by the token of a Secret of its namespace.
     let token = "e2e-webhook-token-5d1c9a";
@@ -1217,7 +1222,7 @@ fn on_the_node_an_autoscaled_replica_count_under_an_ignore_rule_is_no_drift_and_
     let deployment =
         |ns: &str| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns}});
     let replicas = |web: &Value| cluster.get(web).unwrap()["spec"]["replicas"].as_i64().unwrap();
-    let (dev_web, staging_web) = (deployment(&demo.ns), deployment(&format!("{}-staging", cluster.prefix)));
+    let (dev_web, staging_web) = (deployment(&demo.ns), deployment(&staging_namespace(cluster)));
     let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "web", "namespace": demo.ns}});
     eventually("the autoscaler to raise dev's web to its minimum of 2", || match replicas(&dev_web) {
@@ -1361,7 +1366,7 @@ fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
     let Some(images) = e2e.images() else { return };
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
-    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let operator_ns = operator_namespace(cluster);
     let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     let (url, ca) = (source.url.clone(), source.secret.1[0].1.clone());
     install_demo(&demo, images, source);
@@ -1484,7 +1489,7 @@ fn the_controllers_ui_through_its_service_in_chromium_shows_the_sync_at_its_comm
     let chromium = chromium.unwrap();
     let Some((demo, _server, commit)) = installed_over_https(&e2e, images, ", ui: {enabled: true}") else { return };
     let cluster = &demo.cluster;
-    let operator_ns = format!("{}-weaver-system", cluster.prefix);
+    let operator_ns = operator_namespace(cluster);
     let ns = demo.ns.clone();
 
     // The chart's Service, reached at its ClusterIP from this machine: the rig's node is this

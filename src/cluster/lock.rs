@@ -200,11 +200,7 @@ impl Cluster {
                         // Ours too: a holder of our name whose write we did not make is an
                         // earlier run of us (a container restarted in its Pod).
                         if let Some(holder) = spec.holder_identity.as_ref().filter(|h| !h.is_empty()) {
-                            let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref());
-                            let renewed = renewed.map_or_else(
-                                || "an unknown time".to_string(),
-                                |t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                            );
+                            let renewed = time_text(spec.renew_time.as_ref().or(spec.acquire_time.as_ref()));
                             on_event(LockEvent::TakenOver { holder: holder.clone(), renewed });
                         }
                         let transitions = spec.lease_transitions.unwrap_or(0)
@@ -535,7 +531,12 @@ fn now() -> MicroTime {
 }
 
 fn since_text(spec: &LeaseSpec) -> String {
-    match &spec.acquire_time {
+    time_text(spec.acquire_time.as_ref())
+}
+
+/// A Lease's time as messages give it, to the second.
+fn time_text(time: Option<&MicroTime>) -> String {
+    match time {
         Some(time) => time.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         None => "an unknown time".to_string(),
     }

@@ -631,8 +631,8 @@ impl Builder<'_> {
 /// The objects of a YAML stream (a `List` is its items, as kustomize reads it).
 pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
     let mut out = Vec::new();
-    let mut empty_values = crate::yaml::empty::empty_values(text).into_iter();
-    let mut documents = crate::yaml::documents_kyaml(path, text)?;
+    let (mut documents, empty_values) = crate::yaml::documents_kyaml_with_empty_values(path, text)?;
+    let mut empty_values = empty_values.into_iter();
     crate::yaml::folded::as_kustomize_reads(text, &mut documents);
     for (index, object) in documents.into_iter().enumerate() {
         let empty = empty_values.next().unwrap_or_default();

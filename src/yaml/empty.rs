@@ -13,31 +13,45 @@ use serde_json::Value;
 /// scalars. Those of flow mappings are among them, though a build reads them as the empty
 /// string ([`flow_empty_as_kyaml_reads`]).
 pub(crate) fn empty_values(text: &str) -> Vec<Vec<String>> {
-    // A block mapping's empty value ends its line; a flow mapping's needs a `{`.
-    if !text.contains('{') && !text.lines().any(|line| line.trim_end().ends_with(':')) {
-        return Vec::new();
+    match may_have_empty_values(text) {
+        true => empty_in(text).into_iter().map(|doc| doc.into_iter().map(|(pointer, _)| pointer).collect()).collect(),
+        false => Vec::new(),
     }
-    empty_in(text, |_| true)
 }
 
 /// Sets each empty value of a flow mapping of `text` to the empty string in `docs` (its
 /// documents as `super::documents_kyaml` reads them), as kyaml reads it.
 pub(crate) fn flow_empty_as_kyaml_reads(text: &str, docs: &mut [Value]) {
-    if !text.contains('{') {
-        return;
+    if text.contains('{') {
+        as_kyaml_reads(text, docs);
     }
-    for (doc, pointers) in docs.iter_mut().zip(empty_in(text, |in_flow| in_flow)) {
-        for pointer in pointers {
-            if let Some(value @ Value::Null) = doc.pointer_mut(&pointer) {
+}
+
+/// [`flow_empty_as_kyaml_reads`] and [`empty_values`] in one read of the text's events: the
+/// empty values of each document, those of flow mappings set to the empty string in `docs`.
+pub(crate) fn as_kyaml_reads(text: &str, docs: &mut [Value]) -> Vec<Vec<String>> {
+    if !may_have_empty_values(text) {
+        return Vec::new();
+    }
+    let found = empty_in(text);
+    for (doc, empties) in docs.iter_mut().zip(&found) {
+        for (pointer, _) in empties.iter().filter(|(_, in_flow)| *in_flow) {
+            if let Some(value @ Value::Null) = doc.pointer_mut(pointer) {
                 *value = Value::String(String::new());
             }
         }
     }
+    found.into_iter().map(|doc| doc.into_iter().map(|(pointer, _)| pointer).collect()).collect()
 }
 
-/// The empty mapping values of each document that `wanted` (given whether it is in a flow
-/// mapping) selects.
-fn empty_in(text: &str, wanted: impl Fn(bool) -> bool) -> Vec<Vec<String>> {
+/// A block mapping's empty value ends its line; a flow mapping's needs a `{`.
+fn may_have_empty_values(text: &str) -> bool {
+    text.contains('{') || text.lines().any(|line| line.trim_end().ends_with(':'))
+}
+
+/// The empty mapping values of each document: their pointers, and whether each is in a flow
+/// mapping.
+fn empty_in(text: &str) -> Vec<Vec<(String, bool)>> {
     // An empty value is given where its key ends (at its `:`, if any): in a flow mapping what
     // follows is `,` or `}` (or `]`, a pair in a flow sequence), in a block one the line's end
     // or a comment.
@@ -47,16 +61,17 @@ fn empty_in(text: &str, wanted: impl Fn(bool) -> bool) -> Vec<Vec<String>> {
             rest.trim_start_matches([' ', '\t', '\n', '\r']).starts_with([',', '}', ']'])
         })
     };
-    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut out: Vec<Vec<(String, bool)>> = Vec::new();
     let documents = super::scalars::walk(
         text,
         |_, _, empty| empty,
         |scalar| {
-            if scalar.in_mapping && wanted(in_flow(&scalar.bytes)) {
+            if scalar.in_mapping {
                 if out.len() <= scalar.document {
                     out.resize_with(scalar.document + 1, Vec::new);
                 }
-                out[scalar.document].push(scalar.pointer);
+                let flow = in_flow(&scalar.bytes);
+                out[scalar.document].push((scalar.pointer, flow));
             }
         },
     );

@@ -171,12 +171,24 @@ pub fn documents(path: &Path, text: &str) -> Result<Vec<Value>> {
 /// [`documents`] as kustomize's kyaml (go-yaml v3) reads them: only `true` and `false` are
 /// booleans (`yes` is a string), and `0755` is octal, as in `defaultMode: 0755`.
 pub fn documents_kyaml(path: &Path, text: &str) -> Result<Vec<Value>> {
+    let mut docs = documents_with(path, text, kyaml_options())?;
+    empty::flow_empty_as_kyaml_reads(text, &mut docs);
+    Ok(docs)
+}
+
+/// [`documents_kyaml`], and the JSON pointers of each document's empty mapping values (which a
+/// strategic merge clears: see [`empty`]), from one read of the text's events.
+pub(crate) fn documents_kyaml_with_empty_values(path: &Path, text: &str) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
+    let mut docs = documents_with(path, text, kyaml_options())?;
+    let empty = empty::as_kyaml_reads(text, &mut docs);
+    Ok((docs, empty))
+}
+
+fn kyaml_options() -> serde_saphyr::Options {
     let mut options = options();
     options.strict_booleans = true;
     options.legacy_octal_numbers = true;
-    let mut docs = documents_with(path, text, options)?;
-    empty::flow_empty_as_kyaml_reads(text, &mut docs);
-    Ok(docs)
+    options
 }
 
 fn documents_with(path: &Path, text: &str, options: serde_saphyr::Options) -> Result<Vec<Value>> {

@@ -79,16 +79,6 @@ impl Error {
         self
     }
 
-    /// The message with its location, then `help: …`, with every value `redactor` knows
-    /// replaced: how a report, a status or an event quotes an error.
-    pub fn redacted(&self, redactor: &crate::secrets::Redactor) -> String {
-        let text = match &self.help {
-            Some(help) => format!("{self}\nhelp: {help}"),
-            None => self.to_string(),
-        };
-        redactor.redact(&text).into_owned()
-    }
-
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

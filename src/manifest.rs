@@ -430,6 +430,45 @@ pub fn sort_for_apply(manifests: &mut [Manifest]) {
     }
 }
 
+/// Whether `version` is a Kubernetes version as helm's `--kube-version` takes it: `v1.32.0`,
+/// `1.32` or `1.32.0`.
+pub fn is_kube_version(version: &str) -> bool {
+    let numbers = version.strip_prefix('v').unwrap_or(version);
+    let parts: Vec<&str> = numbers.split('.').collect();
+    (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `entry` is an API version as discovery lists them and helm's `--api-versions` takes
+/// them: `group/version` or `group/version/Kind`, and for the core group `v1` or `v1/Pod`.
+/// helm takes any text, which `.Capabilities.APIVersions.Has` then never matches: a typo would
+/// pass unseen.
+pub fn is_api_version(entry: &str) -> bool {
+    // The core group's versions are Kubernetes versions: `v1`, `v2beta1`.
+    let core_version = |version: &str| {
+        let Some(number) = version.strip_prefix('v') else { return false };
+        let digits = number.bytes().take_while(u8::is_ascii_digit).count();
+        let stage = number[digits..].strip_prefix("alpha").or_else(|| number[digits..].strip_prefix("beta"));
+        digits > 0
+            && !number.starts_with('0')
+            && (digits == number.len() || stage.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+    };
+    let kind = |kind: &str| {
+        kind.starts_with(|c: char| c.is_ascii_uppercase()) && kind.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    let group_version = |group: &str, version: &str| {
+        group.len() <= 253 && group.split('.').all(is_dns1123_label) && is_dns1123_label(version)
+    };
+    match entry.split('/').collect::<Vec<_>>()[..] {
+        [version] => core_version(version),
+        [version, of_kind] if of_kind.starts_with(|c: char| c.is_ascii_uppercase()) => {
+            core_version(version) && kind(of_kind)
+        }
+        [group, version] => group_version(group, version),
+        [group, version, of_kind] => group_version(group, version) && kind(of_kind),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,5 +575,41 @@ mod tests {
             patched_by: Vec::new(),
         };
         assert_eq!(m.key().to_string(), "Deployment.apps shop/web");
+    }
+
+    #[test]
+    fn api_versions_are_group_versions_or_kinds_of_them_as_discovery_lists_them() {
+        for entry in [
+            "v1",
+            "v1/Pod",
+            "apps/v1",
+            "apps/v1/Deployment",
+            "gateway.networking.k8s.io/v1",
+            "gateway.networking.k8s.io/v1beta1/HTTPRoute",
+            "monitoring.coreos.com/v1/ServiceMonitor",
+            "example.com/v2alpha3",
+        ] {
+            assert!(is_api_version(entry), "{entry}");
+        }
+        for entry in [
+            "",
+            "apps",
+            "gateway.networking.k8s.io",
+            "HTTPRoute",
+            "apps/Deployment",
+            "gateway.networking.k8s.io/HTTPRoute",
+            "monitoring.coreos.com/v1/servicemonitor",
+            "Apps/v1",
+            "apps/V1",
+            "apps/v1/Deployment/x",
+            "apps//v1",
+            " apps/v1",
+            "--api-versions=apps/v1",
+            "apps/v1,batch/v1",
+            "v01",
+            "v1gamma1",
+        ] {
+            assert!(!is_api_version(entry), "{entry:?}");
+        }
     }
 }

@@ -288,7 +288,7 @@ fn register_substituted_leaves(
     for vars in variables {
         for value in vars.values() {
             redactor.register_tree(value);
-            if let Some(Ok(Some(parsed))) = value.as_str().map(crate::helm::yaml::from_str) {
+            if let Some(Ok(Some(parsed))) = value.as_str().map(crate::yaml::helm::from_str) {
                 redactor.register_tree(&parsed);
             }
         }

@@ -118,7 +118,7 @@ pub fn render(
             continue;
         }
         for piece in manifests::split(text) {
-            let object = super::yaml::from_str(piece)
+            let object = crate::yaml::helm::from_str(piece)
                 .map_err(|e| {
                     Error::at(Location::file(&template.source), format!("YAML parse error on {name}: {e}"))
                         .with_help("the template's output is not valid YAML")
@@ -140,7 +140,7 @@ pub fn render(
     let mut out = Vec::new();
     for (source, text) in crds(root).into_iter().filter(|_| input.output.include_crds) {
         for (index, object) in
-            super::yaml::documents(&text).map_err(|e| crd_file_error(&source, &text, &e))?.into_iter().enumerate()
+            crate::yaml::helm::documents(&text).map_err(|e| crd_file_error(&source, &text, &e))?.into_iter().enumerate()
         {
             out.push(RenderedDocument { source: source.clone(), document: index + 1, object });
         }
@@ -162,7 +162,7 @@ pub fn render(
 /// A CRD file weaver cannot read. helm does not render `crds/` (`helm template --include-crds`
 /// prints them as written), so template syntax there is read as YAML: kubectl and `helm install`
 /// refuse it too, and the help says so.
-fn crd_file_error(source: &Path, text: &str, e: &super::yaml::YamlError) -> Error {
+fn crd_file_error(source: &Path, text: &str, e: &crate::yaml::helm::YamlError) -> Error {
     let error = Error::at(
         Location::at(source, e.line.unwrap_or(0) as u64, 0),
         format!("invalid YAML in a CRD file: {}", e.message),

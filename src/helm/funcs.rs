@@ -138,7 +138,7 @@ pub fn to_yaml(value: &Value) -> String {
     match value.to_json() {
         Ok(json) => {
             let json = go_numbers(&json);
-            let text = super::yaml::to_string(&super::yaml::Node::from_json(&json));
+            let text = crate::yaml::helm::to_string(&crate::yaml::helm::Node::from_json(&json));
             text.strip_suffix('\n').unwrap_or(&text).to_string()
         }
         Err(_) => String::new(),
@@ -150,7 +150,7 @@ pub fn to_yaml(value: &Value) -> String {
 pub fn to_yaml_pretty(value: &Value) -> String {
     match yaml_v3_node(value, 0) {
         Some(node) => {
-            let text = super::yaml::to_string_v3(&node);
+            let text = crate::yaml::helm::to_string_v3(&node);
             text.strip_suffix('\n').unwrap_or(&text).to_string()
         }
         None => String::new(),
@@ -159,8 +159,8 @@ pub fn to_yaml_pretty(value: &Value) -> String {
 
 /// The node go-yaml v3 makes of a value: keys in its order, other types (structs) as their
 /// encoded (JSON) form; `None` for data nested too deep (a map holding itself).
-fn yaml_v3_node(value: &Value, depth: usize) -> Option<super::yaml::Node> {
-    use super::yaml::{Flavor, Node, natural_order};
+fn yaml_v3_node(value: &Value, depth: usize) -> Option<crate::yaml::helm::Node> {
+    use crate::yaml::helm::{Flavor, Node, natural_order};
     if depth > gotemplate::MAX_NESTING {
         return None;
     }
@@ -193,9 +193,9 @@ fn go_numbers(json: &serde_json::Value) -> serde_json::Value {
     match json {
         serde_json::Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(0.0);
-            match super::yaml::Node::from_float(f) {
-                super::yaml::Node::Int(i) => serde_json::Value::from(i),
-                super::yaml::Node::Uint(u) => serde_json::Value::from(u),
+            match crate::yaml::helm::Node::from_float(f) {
+                crate::yaml::helm::Node::Int(i) => serde_json::Value::from(i),
+                crate::yaml::helm::Node::Uint(u) => serde_json::Value::from(u),
                 _ => json.clone(),
             }
         }
@@ -208,7 +208,7 @@ fn go_numbers(json: &serde_json::Value) -> serde_json::Value {
 }
 
 fn from_yaml(text: &str) -> Value {
-    match super::yaml::from_str(text) {
+    match crate::yaml::helm::from_str(text) {
         Ok(None | Some(serde_json::Value::Null)) => Value::Map(Map::new()),
         Ok(Some(json @ serde_json::Value::Object(_))) => Value::from_json(&json, Numbers::Float64),
         Ok(Some(other)) => error_map(format!(
@@ -220,7 +220,7 @@ fn from_yaml(text: &str) -> Value {
 }
 
 fn from_yaml_array(text: &str) -> Value {
-    match super::yaml::from_str(text) {
+    match crate::yaml::helm::from_str(text) {
         Ok(None | Some(serde_json::Value::Null)) => Value::from(Vec::new()),
         Ok(Some(json @ serde_json::Value::Array(_))) => Value::from_json(&json, Numbers::Float64),
         Ok(Some(other)) => Value::from(vec![Value::from(format!(

@@ -25,7 +25,6 @@ pub mod manifests;
 pub mod strvals;
 pub mod toml;
 pub mod values;
-pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +32,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-pub use builtins::{Capabilities, DEFAULT_KUBE_VERSION, is_api_version, is_kube_version};
+pub use builtins::{Capabilities, DEFAULT_KUBE_VERSION};
 use chart::{Chart, File};
 
 use crate::error::{Error, Location};

@@ -26,8 +26,9 @@ use serde_saphyr::Spanned;
 use crate::error::{Location, Result};
 use crate::helm::strvals::{self, Kind};
 use crate::import::node::{Node, line};
+use crate::kustomize;
 use crate::kustomize::substitute::{self, Lookup};
-use crate::kustomize::{self, LoadRestrictions};
+use crate::project::environment::LoadRestrictions;
 use crate::project::environment::is_release_name;
 use crate::project::source::{Entry, Source, is_plain_name, lexical};
 use crate::project::values::merge_overrides;
@@ -686,7 +687,7 @@ impl<'a> Import<'a> {
                     .iter()
                     .find(|r| r.object["kind"] == "ConfigMap" && r.object["metadata"]["name"] == entry["name"])
                     .and_then(|r| r.object["data"][key].as_str());
-                if let Some(Ok(Some(values))) = text.map(crate::helm::yaml::from_str)
+                if let Some(Ok(Some(values))) = text.map(crate::yaml::helm::from_str)
                     && let Some(Value::Object(found)) = values.pointer("/instance/sync")
                 {
                     merge_overrides(&mut sync, found.clone());
@@ -2151,7 +2152,7 @@ impl<'a> Import<'a> {
             return;
         }
         // helm-controller reads it as helm reads a values file (YAML 1.1: `0777` is 511, `yes` true).
-        match crate::helm::yaml::from_str(&text) {
+        match crate::yaml::helm::from_str(&text) {
             Ok(None | Some(Value::Null)) => {}
             Ok(Some(Value::Object(map))) => merge_overrides(values, map),
             found => self.leave(

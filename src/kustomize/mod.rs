@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::Value;
 
 use crate::error::{Error, Location, Result};
+use crate::project::environment::LoadRestrictions;
 use crate::project::source::{Source, lexical, utf8};
 use kustomization::{Kustomization, Located, location};
 
@@ -159,16 +160,6 @@ impl Resource {
         let ns = self.namespace();
         format!("{} {}{}", self.kind(), if ns.is_empty() { String::new() } else { format!("{ns}/") }, self.name())
     }
-}
-
-/// Where the files a kustomization reads may be (kustomize's `--load-restrictor`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LoadRestrictions {
-    /// Inside the kustomization's directory: kustomize's default, `LoadRestrictionsRootOnly`.
-    #[default]
-    RootOnly,
-    /// Anywhere in the repository: `LoadRestrictionsNone`, as Flux's kustomize-controller builds.
-    None,
 }
 
 /// Builds the kustomization in `dir` (a directory of the repository), as `kubectl kustomize

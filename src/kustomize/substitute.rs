@@ -261,7 +261,7 @@ impl Walk<'_, '_> {
                     *value = match written_plain(text) {
                         // Read as sigs.k8s.io/yaml reads Flux's substituted text; text that does
                         // not read as YAML stays the string it is.
-                        true => match crate::helm::yaml::from_str(&expanded) {
+                        true => match crate::yaml::helm::from_str(&expanded) {
                             Ok(Some(parsed)) => parsed,
                             Ok(None) => Value::Null,
                             Err(_) => Value::String(expanded),

@@ -24,7 +24,6 @@ use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
 use crate::error::{Error, Location, Result};
-use crate::kustomize::LoadRestrictions;
 use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive, is_local, is_path};
 use crate::project::health::{HealthCheck, HealthCheckFile};
 use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
@@ -145,6 +144,16 @@ pub struct Patch {
     pub target: PatchTarget,
     pub body: PatchBody,
     pub at: Location,
+}
+
+/// Where the files a kustomization reads may be (kustomize's `--load-restrictor`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LoadRestrictions {
+    /// Inside the kustomization's directory: kustomize's default, `LoadRestrictionsRootOnly`.
+    #[default]
+    RootOnly,
+    /// Anywhere in the repository: `LoadRestrictionsNone`, as Flux's kustomize-controller builds.
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -897,7 +906,7 @@ fn health_checks(file: &Path, rules: Vec<Spanned<HealthCheckFile>>) -> Result<Ve
 
 /// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it.
 fn check_kube_version(version: &str, at: &Location) -> Result<()> {
-    if crate::helm::is_kube_version(version) {
+    if crate::manifest::is_kube_version(version) {
         return Ok(());
     }
     Err(Error::at(at.clone(), format!("`kubeVersion: {version}` is not a Kubernetes version"))
@@ -906,7 +915,7 @@ fn check_kube_version(version: &str, at: &Location) -> Result<()> {
 
 /// An `apiVersions` entry is an API version as helm's `--api-versions` takes it.
 fn check_api_version(entry: String, at: &Location) -> Result<String> {
-    if crate::helm::is_api_version(&entry) {
+    if crate::manifest::is_api_version(&entry) {
         return Ok(entry);
     }
     Err(Error::at(at.clone(), format!("`apiVersions` entry `{entry}` is not an API version")).with_help(

@@ -64,7 +64,7 @@ impl Overrides {
         let mut overrides = Overrides::default();
         for path in &flags.values {
             let text = read(path, "--values")?;
-            let map = match crate::helm::yaml::from_str(&text) {
+            let map = match crate::yaml::helm::from_str(&text) {
                 Ok(None | Some(Value::Null)) => Map::new(),
                 Ok(Some(Value::Object(map))) if crate::project::values::is_sops_encrypted(&map) => {
                     return Err(Error::at(

@@ -203,6 +203,16 @@ impl Redactor {
         }
     }
 
+    /// `err`'s message with its location, then `help: …`, with every value known here replaced:
+    /// how a report, a status or an event quotes an error.
+    pub fn error(&self, err: &crate::Error) -> String {
+        let text = match &err.help {
+            Some(help) => format!("{err}\nhelp: {help}"),
+            None => err.to_string(),
+        };
+        self.redact(&text).into_owned()
+    }
+
     /// `text` with every registered value replaced by a marker; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let Some(matcher) = self.matcher() else { return Cow::Borrowed(text) };

@@ -462,7 +462,7 @@ impl Server {
                             Ok(refused) => refused,
                             Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
                         };
-                        let refused = refused.map(|err| err.redacted(&self.options.redactor));
+                        let refused = refused.map(|err| self.options.redactor.error(&err));
                         let offer = pages::RollbackOffer::of_sync(ns, name, refused);
                         self.release(session, env, source, release, offer, &query).await
                     }
@@ -631,7 +631,7 @@ impl Server {
         let refused = match (&self.auth, user) {
             (Some(auth), Some(user)) => match auth.may_change(user, ns, name).await {
                 Ok(true) => None,
-                Ok(false) => Some(may_not(&user.user, CHANGE, ns, name, &[]).redacted(&self.options.redactor)),
+                Ok(false) => Some(self.options.redactor.error(&may_not(&user.user, CHANGE, ns, name, &[]))),
                 Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
             },
             _ => None,
@@ -805,7 +805,7 @@ impl Server {
                 StatusCode::UNAUTHORIZED,
                 "the API server does not accept that token (expired, revoked, or not meant for it)".to_string(),
             ),
-            Refused::Unavailable(err) => (StatusCode::SERVICE_UNAVAILABLE, err.redacted(&self.options.redactor)),
+            Refused::Unavailable(err) => (StatusCode::SERVICE_UNAVAILABLE, self.options.redactor.error(&err)),
         };
         Answer { status, ..self.sign_in_page(session, vec![message]) }
     }
@@ -1207,13 +1207,13 @@ impl Server {
         .await;
         let body = match waited.and_then(|ran| ran.value) {
             Ok(events) => events,
-            Err(err) => pages::live_failed(&err.redacted(&self.options.redactor)),
+            Err(err) => pages::live_failed(&self.options.redactor.error(&err)),
         };
         Answer { content_type: "text/event-stream; charset=utf-8", ..Answer::text(StatusCode::OK, body) }
     }
 
     fn error_page(&self, session: &str, status: StatusCode, err: &Error) -> Answer {
-        let chrome = self.chrome(session, vec![err.redacted(&self.options.redactor)], Vec::new());
+        let chrome = self.chrome(session, vec![self.options.redactor.error(&err)], Vec::new());
         let page = self.page("base.html", &chrome, ());
         Answer { status, ..page }
     }
@@ -1337,7 +1337,7 @@ fn refusal(err: &Error) -> StatusCode {
 
 /// The value, or None with its error (redacted, as a report quotes one) kept for the page.
 fn keep<T>(result: Result<T>, errors: &mut Vec<String>, redactor: &crate::secrets::Redactor) -> Option<T> {
-    result.map_err(|err| errors.push(err.redacted(redactor))).ok()
+    result.map_err(|err| errors.push(redactor.error(&err))).ok()
 }
 
 /// What actions returned, and what they warned of as they went.

@@ -7,6 +7,7 @@ pub mod emit;
 pub(crate) mod empty;
 pub(crate) mod folded;
 pub(crate) mod go;
+pub mod helm;
 pub(crate) mod nodes;
 pub(crate) mod scalars;
 pub(crate) mod subset;
@@ -149,7 +150,7 @@ pub fn from_str_as_go<T: DeserializeOwned>(path: &Path, text: &str, what: &str) 
         serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, options)
             .map_err(|e| located(path, text, e, what))?;
     }
-    let (value, positions) = crate::helm::yaml::from_str_positioned(text).map_err(|e| {
+    let (value, positions) = crate::yaml::helm::from_str_positioned(text).map_err(|e| {
         let location = e.line.map_or_else(|| Location::file(path), |line| Location::at(path, line as u64, 0));
         Error::at(location, format!("{what}: {}", e.message))
     })?;

@@ -168,7 +168,7 @@ pub async fn reconcile(
     let environments =
         match tokio::task::spawn_blocking(move || select_environments(&repository, Some(&rev), &selection)).await {
             Ok(Ok(environments)) => environments,
-            Ok(Err(err)) => return failed("EnvironmentSelectionFailed", err.redacted(&redactor), Some(&commit)),
+            Ok(Err(err)) => return failed("EnvironmentSelectionFailed", redactor.error(&err), Some(&commit)),
             Err(join) => return failed("EnvironmentSelectionFailed", join.to_string(), Some(&commit)),
         };
     let names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
@@ -265,7 +265,7 @@ pub async fn reconcile(
     };
     let (order, waits_for) = match crate::action::fleet::apply_order(&environments, &tell) {
         Ok(order) => order,
-        Err(err) => return failed("EnvironmentOrderInvalid", err.redacted(&redactor), Some(&commit)),
+        Err(err) => return failed("EnvironmentOrderInvalid", redactor.error(&err), Some(&commit)),
     };
     for (position, env) in order.into_iter().enumerate() {
         let name = env.name.clone();
@@ -489,7 +489,7 @@ impl Run<'_> {
         match applied {
             Err(err) => {
                 status.result = "Failed".into();
-                status.message = Some(err.redacted(self.redactor));
+                status.message = Some(self.redactor.error(&err));
             }
             Ok(applied) => {
                 let totals = applied.report.totals();
@@ -545,7 +545,7 @@ impl Run<'_> {
             let planned = crate::action::plan::plan(&options, cx).await.map_err(|err| EnvironmentStatus {
                 name: env.name.clone(),
                 result: "Failed".into(),
-                message: Some(err.redacted(self.redactor)),
+                message: Some(self.redactor.error(&err)),
                 ..Default::default()
             })?;
             let mut counts: BTreeMap<&str, ReleaseChanges> = BTreeMap::new();
@@ -593,12 +593,12 @@ impl Run<'_> {
                 self.until_stopping(&interrupted, correcting).await.map(|corrected| corrected.report)
             }
         };
-        let report = report.map_err(|err| err.redacted(self.redactor))?;
+        let report = report.map_err(|err| self.redactor.error(&err))?;
         let summary = report.summary();
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let found = (count(summary.drifted), count(summary.missing));
         if !correct && report.has_drift() && found != before {
-            crate::action::drift::tell_drift(&options, &report, cx).await.map_err(|err| err.redacted(self.redactor))?;
+            crate::action::drift::tell_drift(&options, &report, cx).await.map_err(|err| self.redactor.error(&err))?;
         }
         Ok(found)
     }
@@ -660,7 +660,7 @@ impl Run<'_> {
         let cx = ActionContext { redactor: self.redactor, on: &on };
         let promotions = match crate::action::promote::promote(&options, cx).await {
             Ok(promotions) => promotions,
-            Err(err) => return result(false, "PromotionFailed", err.redacted(self.redactor), status),
+            Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
         };
         status.targets = promotions.targets.iter().map(|t| target_status(t, self.redactor)).collect();
         let failed: Vec<String> = promotions
@@ -681,7 +681,7 @@ impl Run<'_> {
         let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
         if let Err(err) = crate::git::GitRepo::open(&self.fetched.repository).and_then(|git| git.delete_branch(&local))
         {
-            tracing::warn!("cannot remove the promotion's local branch {local}: {}", err.redacted(self.redactor));
+            tracing::warn!("cannot remove the promotion's local branch {local}: {}", self.redactor.error(&err));
         }
         let changes: Vec<String> = status
             .targets
@@ -895,7 +895,7 @@ async fn cluster_for(
             format!("Secret {namespace}/{name} (spec.kubeConfig.secretRef) has no `value` (or `value.yaml`) key"),
         ))?;
         return crate::cluster::given_kubeconfig(&text, &described)
-            .map_err(|err| ("KubeConfigInvalid", err.redacted(&Redactor::new())));
+            .map_err(|err| ("KubeConfigInvalid", Redactor::new().error(&err)));
     }
     // One token serves every environment's apply: each may wait for its lock and its timeout.
     let environments = u32::try_from(environments.max(1)).unwrap_or(u32::MAX);

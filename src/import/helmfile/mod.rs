@@ -1146,7 +1146,9 @@ impl Convert<'_> {
                         self.api_version(at, &what, entry, &mut found.api_versions);
                     }
                 }
-                ("--kube-version", Some(value)) if helm::is_kube_version(&value) => found.kube_version = Some(value),
+                ("--kube-version", Some(value)) if crate::manifest::is_kube_version(&value) => {
+                    found.kube_version = Some(value)
+                }
                 ("--kube-version", Some(_)) => self.leave(
                     at,
                     format!("{WHAT}: {shown}"),
@@ -1167,7 +1169,7 @@ impl Convert<'_> {
     /// A `kubeVersion` (the state's or a release's), when it is a Kubernetes version.
     fn kube_version(&mut self, node: &Spanned<Node>, what: &str) -> Option<String> {
         let version = self.text(node, what)?;
-        if helm::is_kube_version(&version) {
+        if crate::manifest::is_kube_version(&version) {
             return Some(version);
         }
         self.leave(
@@ -1196,7 +1198,7 @@ impl Convert<'_> {
     /// One API version of helm's `--api-versions`, into `found` unless it is not one (listed) or
     /// already there.
     fn api_version(&mut self, at: u64, what: &str, entry: &str, found: &mut Vec<String>) {
-        if !helm::is_api_version(entry) {
+        if !crate::manifest::is_api_version(entry) {
             self.leave(
                 at,
                 format!("{what}: `{entry}`"),

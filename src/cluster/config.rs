@@ -404,7 +404,7 @@ mod tests {
 
         /// Any input is a kubeconfig or an error, never a panic.
         #[test]
-        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), yaml in crate::yaml::arbitrary_yaml()) {
+        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), yaml in weaver_arbitrary::arbitrary_yaml()) {
             let _ = parse(Path::new("kc"), &String::from_utf8_lossy(&bytes));
             let _ = parse(Path::new("kc"), &yaml);
         }

@@ -1238,8 +1238,8 @@ releases:
         #[test]
         fn arbitrary_input_never_panics(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-            child in crate::yaml::arbitrary_yaml(),
-            base in crate::yaml::arbitrary_yaml(),
+            child in weaver_arbitrary::arbitrary_yaml(),
+            base in weaver_arbitrary::arbitrary_yaml(),
         ) {
             let _ = load(&[("dev.yaml", &String::from_utf8_lossy(&bytes))], "dev");
             let _ = load(&[("dev.yaml", &format!("extends: base\n{child}")), ("base.yaml", &base)], "dev");

@@ -576,10 +576,10 @@ mod tests {
         #[test]
         fn arbitrary_input_never_panics(
             bytes in proptest::collection::vec(any::<u8>(), 0..400),
-            yaml in crate::yaml::arbitrary_yaml(),
+            yaml in weaver_arbitrary::arbitrary_yaml(),
             at in 0..DEV.len(),
             cut in 0..40usize,
-            insert in crate::yaml::arbitrary_yaml(),
+            insert in weaver_arbitrary::arbitrary_yaml(),
         ) {
             let ids = dev_key();
             for path in ["s.yaml", "s.json", "s.age"] {

@@ -15,8 +15,8 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde_json::Value;
 
 use super::nodes::{SPANNED, SpannedAccess};
-use crate::error::{Error, Location, Result};
-use crate::yaml::helm::Positions;
+use weaver_core::error::{Error, Location, Result};
+use crate::helm::Positions;
 
 /// `key` as a JSON pointer token (RFC 6901: `~` is `~0`, `/` is `~1`).
 pub(crate) fn pointer_token(key: &str) -> String {
@@ -438,7 +438,7 @@ mod tests {
     }
 
     fn read(text: &str) -> Result<Fields> {
-        let (value, positions) = crate::yaml::helm::from_str_positioned(text).unwrap();
+        let (value, positions) = crate::helm::from_str_positioned(text).unwrap();
         decode(Path::new("f.yaml"), &value.unwrap_or_default(), &positions, "invalid f")
     }
 

@@ -4,12 +4,12 @@
 
 pub mod duplicates;
 pub mod emit;
-pub(crate) mod empty;
-pub(crate) mod folded;
+pub mod empty;
+pub mod folded;
 pub(crate) mod go;
 pub mod helm;
-pub(crate) mod nodes;
-pub(crate) mod scalars;
+pub mod nodes;
+pub mod scalars;
 pub(crate) mod subset;
 
 use std::path::Path;
@@ -17,14 +17,14 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{Error, Location, Result};
+use weaver_core::error::{Error, Location, Result};
 
 pub use emit::{to_yaml_string, write_yaml};
 
 /// weaver's parser settings: messages carry the line and column, never a source snippet
 /// (it would span lines, and could show a secret); comments are not kept, so any number of
 /// comment lines may stand before a key (kept, they are buffered against a limit of 96).
-pub(crate) fn options() -> serde_saphyr::Options {
+pub fn options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     options.emit_comments = false;
@@ -150,7 +150,7 @@ pub fn from_str_as_go<T: DeserializeOwned>(path: &Path, text: &str, what: &str) 
         serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, options)
             .map_err(|e| located(path, text, e, what))?;
     }
-    let (value, positions) = crate::yaml::helm::from_str_positioned(text).map_err(|e| {
+    let (value, positions) = crate::helm::from_str_positioned(text).map_err(|e| {
         let location = e.line.map_or_else(|| Location::file(path), |line| Location::at(path, line as u64, 0));
         Error::at(location, format!("{what}: {}", e.message))
     })?;
@@ -179,7 +179,7 @@ pub fn documents_kyaml(path: &Path, text: &str) -> Result<Vec<Value>> {
 
 /// [`documents_kyaml`], and the JSON pointers of each document's empty mapping values (which a
 /// strategic merge clears: see [`empty`]), from one read of the text's events.
-pub(crate) fn documents_kyaml_with_empty_values(path: &Path, text: &str) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
+pub fn documents_kyaml_with_empty_values(path: &Path, text: &str) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
     let mut docs = documents_with(path, text, kyaml_options())?;
     let empty = empty::as_kyaml_reads(text, &mut docs);
     Ok((docs, empty))
@@ -336,111 +336,6 @@ fn closing(text: &str, quote: char) -> Option<usize> {
         }
     }
     None
-}
-
-/// YAML-ish text for property tests of readers: structured documents over the keys weaver's
-/// files use, and soups of YAML fragments at random indentation.
-#[cfg(test)]
-pub(crate) fn arbitrary_yaml() -> impl proptest::strategy::Strategy<Value = String> {
-    use proptest::prelude::*;
-    const KEYS: &[&str] = &[
-        "extends",
-        "namespace",
-        "values",
-        "releases",
-        "name",
-        "chart",
-        "patches",
-        "ops",
-        "op",
-        "path",
-        "value",
-        "target",
-        "kind",
-        "secrets",
-        "valuesFiles",
-        "needs",
-        "labels",
-        "cluster",
-        "context",
-        "apiVersion",
-        "clusters",
-        "users",
-        "contexts",
-        "user",
-        "token",
-        "current-context",
-        "server",
-        "sops",
-        "age",
-        "recipient",
-        "enc",
-        "mac",
-        "lastmodified",
-        "version",
-        "data",
-        "a",
-        "<<",
-    ];
-    const SCALARS: &[&str] = &[
-        "",
-        "~",
-        "null",
-        "true",
-        "1",
-        "-1",
-        "0x1f",
-        "1e400",
-        ".nan",
-        "x",
-        "base",
-        "'q'",
-        "\"d\"",
-        "ENC[AES256_GCM,data:,iv:,tag:,type:str]",
-        "ENC[AES256_GCM,data:QQ==,iv:QQ==,tag:QQ==,type:int]",
-        "age1x",
-        "-",
-        "[",
-        "{",
-        "]",
-        "}",
-        "&a",
-        "*a",
-        "!!binary QQ==",
-        "!!int x",
-        "|",
-        ">-",
-        "? x",
-        "%YAML 1.2",
-        "---",
-        "...",
-        "#c",
-        "\t",
-        "\u{feff}",
-        "é",
-    ];
-    let scalar = proptest::sample::select(SCALARS).prop_map(str::to_string);
-    let key = proptest::sample::select(KEYS);
-    let tree = scalar.clone().prop_recursive(4, 24, 4, move |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| {
-                items.iter().map(|i| format!("- {}", i.replace('\n', "\n  "))).collect::<Vec<_>>().join("\n")
-            }),
-            proptest::collection::vec((key.clone(), inner), 0..4).prop_map(|entries| {
-                entries
-                    .iter()
-                    .map(|(k, v)| format!("{k}:\n  {}", v.replace('\n', "\n  ")))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }),
-        ]
-    });
-    let line = (0..6usize, proptest::sample::select(KEYS), proptest::sample::select(SCALARS), any::<bool>()).prop_map(
-        |(indent, k, v, keyed)| {
-            if keyed { format!("{}{k}: {v}", " ".repeat(indent)) } else { format!("{}- {v}", " ".repeat(indent)) }
-        },
-    );
-    prop_oneof![tree, proptest::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))]
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub enum PatchError {
 }
 
 /// A JSON type name for messages; never the value itself.
-pub(crate) fn type_name(value: &serde_json::Value) -> &'static str {
+pub fn type_name(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",

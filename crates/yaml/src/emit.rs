@@ -184,7 +184,7 @@ fn choose_style(s: &str, allow_literal: bool) -> Style {
 
 /// Whether `s` may be written plain on one line: it reads back as exactly this string under
 /// YAML 1.1 and 1.2. The one plain-scalar rule, for the render emitter and the SOPS writer.
-pub(crate) fn is_plain_safe(s: &str) -> bool {
+pub fn is_plain_safe(s: &str) -> bool {
     matches!(choose_style(s, false), Style::Plain)
 }
 
@@ -207,7 +207,7 @@ fn looks_numeric(s: &str, numeric_chars: bool) -> bool {
 
 /// Characters that must be escaped: C0/C1 controls other than tab and newline,
 /// YAML 1.1 line breaks (NEL is also C1, LS, PS), the BOM and non-characters.
-pub(crate) fn needs_escape(c: char) -> bool {
+pub fn needs_escape(c: char) -> bool {
     matches!(
         c,
         '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}'
@@ -240,7 +240,7 @@ fn write_quoted_or_plain(out: &mut String, s: &str, style: Style) {
 }
 
 /// A YAML double-quoted scalar; also used by the SOPS writer, since it is valid for any reader.
-pub(crate) fn write_double_quoted(out: &mut String, s: &str) {
+pub fn write_double_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -300,7 +300,7 @@ pub fn metadata_value(object: &Value) -> Option<(String, String)> {
             let pointer = format!("/metadata/{field}/{}", key.replace('~', "~0").replace('/', "~1"));
             let problem = format!(
                 "has {what} `{key}` whose value is {}, not a string (the API server takes only strings: quote it)",
-                crate::patch::type_name(value)
+                weaver_patch::type_name(value)
             );
             return Some((pointer, problem));
         }
@@ -333,7 +333,7 @@ pub fn shape_problem(object: &Value) -> Option<String> {
             Some(other) => {
                 return Some(format!(
                     "has a `metadata.{field}` that is {}, not a mapping of names to values",
-                    crate::patch::type_name(other)
+                    weaver_patch::type_name(other)
                 ));
             }
         }

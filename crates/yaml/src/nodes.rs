@@ -88,7 +88,7 @@ impl<'t> Build<'t> for Nodes {
 
 /// `T` from the one document of `text`, as serde-saphyr with `options` would read it; `None`
 /// when the text leaves the subset or the reader is unsure.
-pub(crate) fn read<T: DeserializeOwned>(text: &str, options: &serde_saphyr::Options) -> Option<T> {
+pub fn read<T: DeserializeOwned>(text: &str, options: &serde_saphyr::Options) -> Option<T> {
     let node = super::subset::document(text)?;
     let lines: Vec<&str> = text.lines().collect();
     T::deserialize(NodeDe { node: &node, lines: &lines, options }).ok()

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use granit_parser::{Event, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value as Json};
 
-use crate::yaml::subset;
+use crate::subset;
 
 /// A YAML syntax or conversion error: the message and its 1-based line, when known.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +42,7 @@ pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
     {
         return Ok(documents.pop().flatten());
     }
-    crate::yaml::leniently(text, load_first, under_indented_at)
+    crate::leniently(text, load_first, under_indented_at)
 }
 
 fn load_first(text: &str) -> Result<Option<Json>, YamlError> {
@@ -60,7 +60,7 @@ pub struct Positions {
 /// [`from_str`] with where each node is written, for messages about the values: always read
 /// by the full loader (the subset reader keeps no positions).
 pub fn from_str_positioned(text: &str) -> Result<(Option<Json>, Positions), YamlError> {
-    crate::yaml::leniently(
+    crate::leniently(
         text,
         |text| {
             let mut loader = Loader::new(text);
@@ -95,7 +95,7 @@ pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
     if let Some(documents) = subset::stream(text, GoValues) {
         return Ok(documents.into_iter().flatten().filter(|value| !value.is_null()).collect());
     }
-    crate::yaml::leniently(text, load_documents, under_indented_at)
+    crate::leniently(text, load_documents, under_indented_at)
 }
 
 fn load_documents(text: &str) -> Result<Vec<Json>, YamlError> {
@@ -120,10 +120,10 @@ fn load_documents(text: &str) -> Result<Vec<Json>, YamlError> {
 }
 
 fn under_indented_at(e: &YamlError) -> Option<usize> {
-    e.line.filter(|_| e.message.contains(crate::yaml::UNDER_INDENTED))
+    e.line.filter(|_| e.message.contains(crate::UNDER_INDENTED))
 }
 
-/// Builds JSON values from text in the common YAML subset (`crate::yaml::subset`), which
+/// Builds JSON values from text in the common YAML subset (`crate::subset`), which
 /// leaves anchors, tags, merge keys, duplicate keys and other keys than words to [`Loader`];
 /// scalars resolve as [`scalar`] resolves them, and one it refuses (a NaN) is left too.
 struct GoValues;
@@ -201,7 +201,7 @@ impl<'a> Loader<'a> {
 
     /// The pointer of the node being read.
     fn pointer(&self) -> String {
-        self.path.iter().map(|token| format!("/{}", crate::yaml::go::pointer_token(token))).collect()
+        self.path.iter().map(|token| format!("/{}", crate::go::pointer_token(token))).collect()
     }
 
     /// Records that the node being read starts on `line`, at the event read last.
@@ -306,7 +306,7 @@ impl<'a> Loader<'a> {
             let pointer = self
                 .positions
                 .is_some()
-                .then(|| format!("{}/{}", self.pointer(), crate::yaml::go::pointer_token(&key)));
+                .then(|| format!("{}/{}", self.pointer(), crate::go::pointer_token(&key)));
             if let (Some(positions), Some(pointer)) = (&mut self.positions, pointer) {
                 positions.keys.insert(pointer, (key_line, key_column + 1));
             }
@@ -373,7 +373,7 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>, line: usize) -> Res
 }
 
 #[derive(Debug, PartialEq)]
-pub(crate) enum Resolved {
+pub enum Resolved {
     Str,
     Null,
     Bool(bool),
@@ -383,7 +383,7 @@ pub(crate) enum Resolved {
 }
 
 /// go-yaml v2's `resolve` for an untagged plain scalar.
-pub(crate) fn resolve(text: &str) -> Resolved {
+pub fn resolve(text: &str) -> Resolved {
     match text {
         "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
             return Resolved::Bool(true);
@@ -1181,7 +1181,7 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
         /// What the common subset reads, it reads as the go-yaml loader does.
         #[test]
-        fn the_subset_reads_as_the_loader(text in crate::yaml::arbitrary_yaml()) {
+        fn the_subset_reads_as_the_loader(text in weaver_arbitrary::arbitrary_yaml()) {
             if let Some(documents) = subset::stream(&text, GoValues) {
                 let direct: Vec<Json> = documents.into_iter().flatten().filter(|v| !v.is_null()).collect();
                 proptest::prop_assert_eq!(Ok(direct), load_documents(&text), "{}", text);
@@ -1190,7 +1190,7 @@ mod tests {
 
         /// The same on text shaped like rendered manifests, most of which the subset reads.
         #[test]
-        fn the_subset_reads_manifests_as_the_loader(doc in crate::yaml::subset::tests::manifest_like()) {
+        fn the_subset_reads_manifests_as_the_loader(doc in crate::subset::tests::manifest_like()) {
             let text = format!("---\n{doc}\n");
             if let Some(documents) = subset::stream(&text, GoValues) {
                 let direct: Vec<Json> = documents.into_iter().flatten().filter(|v| !v.is_null()).collect();

@@ -799,13 +799,13 @@ pub(crate) mod tests {
     use proptest::strategy::ValueTree;
 
     fn saphyr(text: &str) -> Option<Vec<Value>> {
-        serde_saphyr::from_str_multiple_with_options(text, crate::yaml::options()).ok()
+        serde_saphyr::from_str_multiple_with_options(text, crate::options()).ok()
     }
 
     /// The subset's reading of `text` (its non-empty documents), checked against serde-saphyr's.
     fn agreed(text: &str) -> Option<Vec<Value>> {
         let fast: Option<Vec<Value>> =
-            documents(text, &crate::yaml::options()).map(|docs| docs.into_iter().filter(|d| !d.is_null()).collect());
+            documents(text, &crate::options()).map(|docs| docs.into_iter().filter(|d| !d.is_null()).collect());
         if let Some(docs) = &fast {
             let docs: Vec<&Value> = docs.iter().collect();
             let reference =
@@ -878,7 +878,7 @@ data:
   count: -12
   url: http://a:80/b
 ...";
-        assert!(documents(text, &crate::yaml::options()).is_none(), "`...` is left to serde-saphyr");
+        assert!(documents(text, &crate::options()).is_none(), "`...` is left to serde-saphyr");
         let text = text.trim_end_matches("...");
         let docs = agreed(text).expect("read directly");
         assert_eq!(docs.len(), 2);
@@ -991,16 +991,16 @@ data:
             "a: b: c\n",
             "- a\nb: c\n",
         ] {
-            assert!(documents(text, &crate::yaml::options()).is_none(), "read directly:\n{text}");
+            assert!(documents(text, &crate::options()).is_none(), "read directly:\n{text}");
         }
     }
 
     #[test]
     fn nesting_past_the_limit_is_left_to_serde_saphyr() {
         let deep = format!("a: {}{}\n", "[".repeat(MAX_DEPTH + 5), "]".repeat(MAX_DEPTH + 5));
-        assert!(documents(&deep, &crate::yaml::options()).is_none());
+        assert!(documents(&deep, &crate::options()).is_none());
         let deep: String = (0..MAX_DEPTH + 5).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
-        assert!(documents(&deep, &crate::yaml::options()).is_none());
+        assert!(documents(&deep, &crate::options()).is_none());
     }
 
     /// A node as templates write them, in the syntax the subset reads and some it leaves,
@@ -1125,7 +1125,7 @@ data:
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
         /// Whatever the subset reads, it reads as serde-saphyr does.
         #[test]
-        fn the_subset_agrees_with_serde_saphyr(text in crate::yaml::arbitrary_yaml()) {
+        fn the_subset_agrees_with_serde_saphyr(text in weaver_arbitrary::arbitrary_yaml()) {
             agreed(&text);
         }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 /// cannot be read event by event (reading it reports the error) or has keys that are not
 /// scalars. Those of flow mappings are among them, though a build reads them as the empty
 /// string ([`flow_empty_as_kyaml_reads`]).
-pub(crate) fn empty_values(text: &str) -> Vec<Vec<String>> {
+pub fn empty_values(text: &str) -> Vec<Vec<String>> {
     match may_have_empty_values(text) {
         true => empty_in(text).into_iter().map(|doc| doc.into_iter().map(|(pointer, _)| pointer).collect()).collect(),
         false => Vec::new(),

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// Replaces the value of every folded scalar of `text` in `docs` (its documents, as
 /// `super::documents_kyaml` reads them) by the value kustomize ends up with.
-pub(crate) fn as_kustomize_reads(text: &str, docs: &mut [Value]) {
+pub fn as_kustomize_reads(text: &str, docs: &mut [Value]) {
     if !text.contains('>') {
         return;
     }
@@ -61,7 +61,7 @@ fn reread(value: &str) -> String {
         Some(_) => "",
     };
     let document = format!("x: >{indicator}{chomping}\n{block}");
-    match crate::yaml::documents_kyaml(std::path::Path::new("folded"), &document) {
+    match crate::documents_kyaml(std::path::Path::new("folded"), &document) {
         Ok(docs) => docs.first().and_then(|d| d["x"].as_str()).map_or_else(|| value.to_string(), str::to_string),
         Err(_) => value.to_string(),
     }
@@ -87,7 +87,7 @@ mid: >-\n  a\n\n    more\n    more2\n\n  b
 plain: >-\n  a\n  b\n\n  c
 indented: >2-\n    x\n  y\n  z
 ";
-        let mut docs = crate::yaml::documents_kyaml(std::path::Path::new("t"), text).unwrap();
+        let mut docs = crate::documents_kyaml(std::path::Path::new("t"), text).unwrap();
         as_kustomize_reads(text, &mut docs);
         let expected = serde_json::json!({
             "one": "a b\n\n\n  more\nc",

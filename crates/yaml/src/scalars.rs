@@ -6,7 +6,7 @@
 use granit_parser::{Event, Parser, ScalarStyle};
 
 /// A scalar that is a value in a document (not a key, not a document that is one scalar).
-pub(crate) struct Scalar<'v> {
+pub struct Scalar<'v> {
     /// The document, counting only those that are not null (the documents
     /// [`super::documents`] returns), from 0.
     pub document: usize,
@@ -33,7 +33,7 @@ enum Frame {
 /// `key:` and nothing after it) selects; returns how many documents are not null. `None` when
 /// the text cannot be read event by event (reading it reports the error) or has keys that are
 /// not scalars.
-pub(crate) fn walk(
+pub fn walk(
     text: &str,
     want: impl Fn(&str, ScalarStyle, bool) -> bool,
     mut visit: impl FnMut(Scalar),
@@ -120,7 +120,7 @@ pub(crate) fn walk(
 
 /// The line (from 1) where the value at `pointer` of `document` (counted as in [`walk`]) is
 /// written: a scalar's own, a collection's first scalar's.
-pub(crate) fn line_of(text: &str, document: usize, pointer: &str) -> Option<usize> {
+pub fn line_of(text: &str, document: usize, pointer: &str) -> Option<usize> {
     let mut line = None;
     walk(
         text,

@@ -146,7 +146,7 @@ impl fmt::Display for Escape {
 impl std::error::Error for Escape {}
 
 /// The part of an I/O error worth showing, without Rust's "(os error 2)" suffix.
-pub(crate) fn io_reason(err: &io::Error) -> String {
+pub fn io_reason(err: &io::Error) -> String {
     match err.kind() {
         io::ErrorKind::NotFound => "no such file or directory".to_string(),
         io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -162,7 +162,7 @@ pub(crate) fn io_reason(err: &io::Error) -> String {
 
 /// serde_json's message without its " at line L column C" suffix, for messages that put the
 /// location in front. (serde_json's syntax messages name the problem, never the input text.)
-pub(crate) fn json_reason(err: &serde_json::Error) -> String {
+pub fn json_reason(err: &serde_json::Error) -> String {
     let text = err.to_string();
     text.rsplit_once(" at line ").map_or(text.as_str(), |(reason, _)| reason).to_owned()
 }

@@ -1,0 +1,7 @@
+//! What every layer of weaver shares: the one error type, and Kubernetes objects as the
+//! pipeline passes them (identity, names, what makes one sendable).
+
+pub mod error;
+pub mod manifest;
+
+pub use error::{Error, Result};

@@ -18,7 +18,7 @@ pub(crate) use weaver_core::manifest;
 pub(crate) mod net;
 pub(crate) mod notify;
 pub use weaver_patch as patch;
-pub mod project;
+pub use weaver_project as project;
 pub mod release;
 pub(crate) mod render;
 pub(crate) mod report;

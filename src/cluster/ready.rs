@@ -875,7 +875,8 @@ mod tests {
     }
 
     fn rule(yaml: &str) -> HealthCheck {
-        crate::project::health::parse_for_tests(yaml).unwrap()
+        let fields = serde_saphyr::from_str(yaml).expect("a rule's fields");
+        HealthCheck::parse(std::path::Path::new("environments/dev.yaml"), fields).unwrap()
     }
 
     /// The rule the health page gives for an EnvironmentSync whose plan waits for approval.

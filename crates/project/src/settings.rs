@@ -11,7 +11,7 @@ use serde_saphyr::Spanned;
 
 use super::Source;
 use super::source::utf8;
-use crate::error::{Error, Location, Result};
+use weaver_core::error::{Error, Location, Result};
 
 pub const SETTINGS_FILE: &str = "weaver.yaml";
 
@@ -39,7 +39,7 @@ impl Settings {
             return Ok(Settings::default());
         };
         let text = utf8(path, bytes)?;
-        let file: Option<SettingsFile> = crate::yaml::from_str_as(path, &text, "invalid weaver.yaml")?;
+        let file: Option<SettingsFile> = weaver_yaml::from_str_as(path, &text, "invalid weaver.yaml")?;
         let mut globs = GlobSetBuilder::new();
         for pattern in file.unwrap_or_default().ignore_paths.unwrap_or_default() {
             let at = Location::at(path, pattern.referenced.line(), pattern.referenced.column());

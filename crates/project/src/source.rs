@@ -12,8 +12,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use crate::error::Escape;
-use crate::error::{Error, Location, Result};
+pub use weaver_core::error::Escape;
+use weaver_core::error::{Error, Location, Result};
 
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

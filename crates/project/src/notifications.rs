@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use crate::error::{Error, Location, Result};
-use crate::project::environment::PathRef;
-use crate::project::ignore::location;
-use crate::project::source::is_plain_name;
+use weaver_core::error::{Error, Location, Result};
+use crate::environment::PathRef;
+use crate::ignore::location;
+use crate::source::is_plain_name;
 
 /// How long a notification may take, retries included, unless its `timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,7 +157,7 @@ impl Notification {
         };
         let timeout = match fields.timeout {
             None => DEFAULT_TIMEOUT,
-            Some(text) => crate::project::parse_duration(&text.value).map_err(|problem| {
+            Some(text) => crate::parse_duration(&text.value).map_err(|problem| {
                 let problem = if is_url(&text.value) { "a URL is not a duration".to_string() } else { problem };
                 Error::at(location(file, &text.referenced), format!("notification `{name}`: `timeout`: {problem}"))
             })?,
@@ -184,7 +184,7 @@ fn url_source(file: &Path, name: &str, url: Spanned<Value>) -> Result<UrlSource>
         return refuse(format!("notification `{name}`: `url` takes exactly one of `fromEnv` and `fromSecret`"));
     };
     match (source.as_str(), value) {
-        ("fromEnv", Value::String(var)) if crate::project::environment::is_variable_name(&var) => {
+        ("fromEnv", Value::String(var)) if crate::environment::is_variable_name(&var) => {
             Ok(UrlSource::Env(var))
         }
         ("fromEnv", _) => refuse(format!("notification `{name}`: `fromEnv` is not an environment variable's name")),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Location, Result};
-use crate::project::source::{Escape, Source, is_plain_name, lexical, utf8};
+use weaver_core::error::{Error, Location, Result};
+use crate::source::{Escape, Source, is_plain_name, lexical, utf8};
 
 pub const CHARTS_DIR: &str = "charts";
 
@@ -177,11 +177,11 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
             if known.is_empty() { "none".to_string() } else { known.join(", ") }
         )));
     };
-    let meta: ChartFile = crate::yaml::from_str_as(&meta_path, &utf8(&meta_path, meta_text)?, "invalid chart.yaml")?;
+    let meta: ChartFile = weaver_yaml::from_str_as(&meta_path, &utf8(&meta_path, meta_text)?, "invalid chart.yaml")?;
 
     let values_path = dir.join("values.yaml");
     let values = match reader.read(&values_path)? {
-        Some(bytes) => match crate::yaml::from_str::<Option<Value>>(&values_path, &utf8(&values_path, bytes)?)? {
+        Some(bytes) => match weaver_yaml::from_str::<Option<Value>>(&values_path, &utf8(&values_path, bytes)?)? {
             None => Map::new(),
             Some(Value::Object(map)) => map,
             Some(_) => {
@@ -197,7 +197,7 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
             let schema: Value = serde_json::from_str(&utf8(&schema_path, bytes)?).map_err(|e| {
                 Error::at(
                     Location::at(&schema_path, e.line() as u64, e.column() as u64),
-                    format!("invalid JSON: {}", crate::error::json_reason(&e)),
+                    format!("invalid JSON: {}", weaver_core::error::json_reason(&e)),
                 )
             })?;
             Some((schema_path, schema))
@@ -242,7 +242,7 @@ pub fn load_chart(source: &dyn Source, name: &str, referenced_at: &Location) -> 
 
 /// Reads a chart's files, refusing any that resolves outside the chart's directory (after
 /// following links that stay inside); errors point at where the release names the chart.
-pub(crate) struct ChartReader<'a> {
+pub struct ChartReader<'a> {
     source: &'a dyn Source,
     name: &'a str,
     /// The chart's directory after links: a chart may itself be a link inside the repository.
@@ -251,13 +251,13 @@ pub(crate) struct ChartReader<'a> {
 }
 
 impl<'a> ChartReader<'a> {
-    pub(crate) fn new(source: &'a dyn Source, name: &'a str, dir: &Path, referenced_at: &'a Location) -> Result<Self> {
+    pub fn new(source: &'a dyn Source, name: &'a str, dir: &Path, referenced_at: &'a Location) -> Result<Self> {
         let resolved_dir =
             source.resolve(dir).map_err(|err| Error::io_at(referenced_at.clone(), "read chart", dir, err))?;
         Ok(ChartReader { source, name, resolved_dir, referenced_at })
     }
 
-    pub(crate) fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+    pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
         let error = |err| Error::io_at(self.referenced_at.clone(), "read chart file", path, err);
         let resolved = self.source.resolve(path).map_err(error)?;
         if !resolved.starts_with(&self.resolved_dir) {

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Location, Result};
-use crate::project::environment::PathRef;
-use crate::project::source::{Source, utf8};
+use weaver_core::error::{Error, Location, Result};
+use crate::environment::PathRef;
+use crate::source::{Source, utf8};
 
 /// The values file `file` lists (`what` says where: "values file", "file of variables"), read
 /// and parsed as a layer of values: how an environment's `valuesFiles` are read; a release's are
@@ -17,7 +17,7 @@ pub fn read_layer(source: &dyn Source, file: &PathRef, what: &str) -> Result<Map
         return Err(source.missing(&file.path, &file.at, what));
     };
     let text = utf8(&file.path, bytes)?;
-    layer(file, what, crate::yaml::from_str::<Option<Value>>(&file.path, &text)?)
+    layer(file, what, weaver_yaml::from_str::<Option<Value>>(&file.path, &text)?)
 }
 
 /// A values file's parsed content as a layer of values: nothing for an empty file; an error for

@@ -13,8 +13,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::error::{Error, Location, Result};
-use crate::manifest::{ObjectKeyRef, is_dns1123_label};
+use weaver_core::error::{Error, Location, Result};
+use weaver_core::manifest::{ObjectKeyRef, is_dns1123_label};
 
 /// A rule as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -107,7 +107,7 @@ const POINTER_HELP: &str = "write an RFC 6901 pointer such as /spec/replicas (~1
 
 impl Pointer {
     /// The unescaped steps of `text`, or what is wrong with it.
-    pub(crate) fn parse(text: &str) -> std::result::Result<Vec<String>, String> {
+    pub fn parse(text: &str) -> std::result::Result<Vec<String>, String> {
         if !text.starts_with('/') {
             return Err("it does not start with `/`".to_string());
         }
@@ -203,7 +203,7 @@ fn namespace_problem(namespace: &str) -> Option<(String, &'static str)> {
 }
 
 fn manager_problem(manager: &str) -> Option<(String, &'static str)> {
-    if manager == crate::manifest::MANAGER {
+    if manager == weaver_core::manifest::MANAGER {
         return Some((
             format!("`{manager}` is weaver's own field manager"),
             "its fields are what weaver applies; name the other managers whose fields to leave alone (kube-controller-manager, …)",

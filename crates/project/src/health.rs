@@ -18,13 +18,13 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use super::ignore::{check, kind_problem, location};
-use crate::error::{Error, Location, Result};
-use crate::manifest::{api_group, is_dns1123_label};
+use weaver_core::error::{Error, Location, Result};
+use weaver_core::manifest::{api_group, is_dns1123_label};
 
 /// A rule as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct HealthCheckFile {
+pub struct HealthCheckFile {
     api_version: Spanned<String>,
     kind: Spanned<String>,
     current: Spanned<String>,
@@ -94,7 +94,7 @@ static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| {
 });
 
 impl HealthCheck {
-    pub(super) fn parse(file: &Path, spanned: Spanned<HealthCheckFile>) -> Result<HealthCheck> {
+    pub fn parse(file: &Path, spanned: Spanned<HealthCheckFile>) -> Result<HealthCheck> {
         let at = location(file, &spanned.referenced);
         let rule = spanned.value;
         let api_version = check(file, rule.api_version, api_version_problem)?;
@@ -272,7 +272,7 @@ fn api_version_problem(api_version: &str) -> Option<(String, &'static str)> {
 
 /// A rule as `environments/dev.yaml` would hold it, `yaml` being its fields.
 #[cfg(test)]
-pub(crate) fn parse_for_tests(yaml: &str) -> Result<HealthCheck> {
+fn parse_for_tests(yaml: &str) -> Result<HealthCheck> {
     let spanned: Spanned<HealthCheckFile> = serde_saphyr::from_str(yaml).expect("a rule's fields");
     HealthCheck::parse(Path::new("environments/dev.yaml"), spanned)
 }

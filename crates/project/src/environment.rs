@@ -9,7 +9,7 @@
 //! `ignoreDifferences` is a list too: a derived file's replaces its base's, at the environment
 //! and per release; a release follows the environment's rules and then its own. So is
 //! `notifications` (`notifications: []` tells no one of a derived environment).
-//! `healthChecks` (CEL rules, compiled as the file loads: `crate::project::health`), where a
+//! `healthChecks` (CEL rules, compiled as the file loads: `crate::health`), where a
 //! release's own rules come before the environment's.
 //!
 //! `substitute` and `substituteFrom` (Flux's `postBuild` variables, see
@@ -23,14 +23,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
-use crate::error::{Error, Location, Result};
-use crate::project::chart::{CHARTS_DIR, RemoteChart, is_archive, is_local, is_path};
-use crate::project::health::{HealthCheck, HealthCheckFile};
-use crate::project::ignore::{IgnoreRule, IgnoreRuleFile};
-use crate::project::notifications::{Notification, NotificationFile};
-use crate::project::promotion::{Promoted, Promotion, PromotionFile, read_promoted};
-use crate::project::source::{Source, is_plain_name, lexical, utf8};
-use crate::project::values::{deep_merge, merge_overrides, read_layer};
+use weaver_core::error::{Error, Location, Result};
+use crate::chart::{CHARTS_DIR, RemoteChart, is_archive, is_local, is_path};
+use crate::health::{HealthCheck, HealthCheckFile};
+use crate::ignore::{IgnoreRule, IgnoreRuleFile};
+use crate::notifications::{Notification, NotificationFile};
+use crate::promotion::{Promoted, Promotion, PromotionFile, read_promoted};
+use crate::source::{Source, is_plain_name, lexical, utf8};
+use crate::values::{deep_merge, merge_overrides, read_layer};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 
@@ -192,7 +192,7 @@ pub struct Release {
     /// decides, so the release's win).
     pub health_checks: Vec<HealthCheck>,
     /// Image repository → tag, set on the containers of that repository after rendering: the
-    /// image pins `weaver promote` wrote (`crate::project::promotion`).
+    /// image pins `weaver promote` wrote (`crate::promotion`).
     pub images: BTreeMap<String, String>,
     /// Where the release is (last) defined: the most derived file that mentions it.
     pub at: Location,
@@ -650,7 +650,7 @@ fn remote_chart(
             );
         }
         (Some(digest), None) => {
-            if !crate::project::chart::is_sha256_digest(digest) || !repository.starts_with("oci://") {
+            if !crate::chart::is_sha256_digest(digest) || !repository.starts_with("oci://") {
                 return bad(
                     format!("`chart: {chart}`: `@{digest}` is not an OCI manifest digest"),
                     "pin a chart of an OCI registry as <chart>@sha256:<64 hex digits>, or give a `version`",
@@ -716,7 +716,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
     let mut current = path.clone();
     let mut text = utf8(&path, bytes)?;
     loop {
-        let file: EnvironmentFile = crate::yaml::from_str_as(&current, &text, "invalid environment file")?;
+        let file: EnvironmentFile = weaver_yaml::from_str_as(&current, &text, "invalid environment file")?;
         let next = file.extends.as_ref().map(|e| (e.value.clone(), location(&current, &e.referenced)));
         chain.push((current.clone(), file));
         let Some((base, at)) = next else { break };
@@ -810,7 +810,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
             ignore_differences = ignore_rules(&file_path, rules)?;
         }
         if let Some(list) = file.notifications {
-            notifications = crate::project::notifications::parse_all(&file_path, list)?;
+            notifications = crate::notifications::parse_all(&file_path, list)?;
         }
         if let Some(rules) = file.health_checks {
             health_checks = self::health_checks(&file_path, rules)?;
@@ -906,7 +906,7 @@ fn health_checks(file: &Path, rules: Vec<Spanned<HealthCheckFile>>) -> Result<Ve
 
 /// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it.
 fn check_kube_version(version: &str, at: &Location) -> Result<()> {
-    if crate::manifest::is_kube_version(version) {
+    if weaver_core::manifest::is_kube_version(version) {
         return Ok(());
     }
     Err(Error::at(at.clone(), format!("`kubeVersion: {version}` is not a Kubernetes version"))
@@ -915,7 +915,7 @@ fn check_kube_version(version: &str, at: &Location) -> Result<()> {
 
 /// An `apiVersions` entry is an API version as helm's `--api-versions` takes it.
 fn check_api_version(entry: String, at: &Location) -> Result<String> {
-    if crate::manifest::is_api_version(&entry) {
+    if weaver_core::manifest::is_api_version(&entry) {
         return Ok(entry);
     }
     Err(Error::at(at.clone(), format!("`apiVersions` entry `{entry}` is not an API version")).with_help(
@@ -979,14 +979,14 @@ const RELEASE_NAME: LabelRule = LabelRule {
 
 /// Whether `name` is a valid release name (what an import checks before writing one).
 pub fn is_release_name(name: &str) -> bool {
-    name.len() <= RELEASE_NAME.max && crate::manifest::is_dns1123_label(name)
+    name.len() <= RELEASE_NAME.max && weaver_core::manifest::is_dns1123_label(name)
 }
 
-const NAMESPACE_NAME: LabelRule = LabelRule { what: "namespace", max: 63, rule: crate::manifest::DNS1123_LABEL };
+const NAMESPACE_NAME: LabelRule = LabelRule { what: "namespace", max: 63, rule: weaver_core::manifest::DNS1123_LABEL };
 
 impl LabelRule {
     fn check(&self, name: &str, at: &Location) -> Result<()> {
-        if name.len() <= self.max && crate::manifest::is_dns1123_label(name) {
+        if name.len() <= self.max && weaver_core::manifest::is_dns1123_label(name) {
             Ok(())
         } else {
             Err(Error::at(at.clone(), format!("invalid {} name `{name}`", self.what))
@@ -1044,7 +1044,7 @@ fn order_by_needs(releases: Vec<Release>) -> Result<Vec<Release>> {
 /// An order of nodes `0..needs.len()` in which each comes after the nodes it needs (`needs[i]`),
 /// in index order otherwise; or a cycle, as the nodes along it, the first repeated at its end.
 /// Releases of an environment and environments of a fleet are ordered by it.
-pub(crate) fn needs_order(needs: &[Vec<usize>]) -> std::result::Result<Vec<usize>, Vec<usize>> {
+pub fn needs_order(needs: &[Vec<usize>]) -> std::result::Result<Vec<usize>, Vec<usize>> {
     // Depth-first, in index order, so the result is deterministic.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -1090,8 +1090,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::project::FsSource;
-    use crate::project::notifications::DEFAULT_TIMEOUT as DEFAULT_NOTIFICATION_TIMEOUT;
+    use crate::FsSource;
+    use crate::notifications::DEFAULT_TIMEOUT as DEFAULT_NOTIFICATION_TIMEOUT;
 
     /// `Debug` of a parse result without serde-saphyr's byte spans, which the direct reader
     /// does not make (weaver reads only lines and columns).
@@ -1163,12 +1163,12 @@ releases:
             .to_string(),
         ));
         assert!(
-            crate::yaml::nodes::read::<EnvironmentFile>(&texts.last().unwrap().1, &crate::yaml::options()).is_some()
+            weaver_yaml::nodes::read::<EnvironmentFile>(&texts.last().unwrap().1, &weaver_yaml::options()).is_some()
         );
         let mut direct = 0;
         for (name, text) in &texts {
-            let reference = serde_saphyr::from_str_with_options::<EnvironmentFile>(text, crate::yaml::options());
-            if let Some(fast) = crate::yaml::nodes::read::<EnvironmentFile>(text, &crate::yaml::options()) {
+            let reference = serde_saphyr::from_str_with_options::<EnvironmentFile>(text, weaver_yaml::options());
+            if let Some(fast) = weaver_yaml::nodes::read::<EnvironmentFile>(text, &weaver_yaml::options()) {
                 direct += 1;
                 let reference =
                     reference.unwrap_or_else(|e| panic!("{name}: read directly, refused by serde-saphyr: {e}"));
@@ -1384,7 +1384,7 @@ releases:
 
     #[test]
     fn notifications_are_inherited_and_replaced_through_extends() {
-        use crate::project::notifications::{EventKind, Kind, UrlSource};
+        use crate::notifications::{EventKind, Kind, UrlSource};
         let files = [
             (
                 "base.yaml",

@@ -21,7 +21,7 @@ use super::environment::Release;
 use super::health::Expression;
 use super::source::Source;
 use super::values::merge_overrides;
-use crate::error::{Error, Location, Result};
+use weaver_core::error::{Error, Location, Result};
 
 /// Where `weaver promote` writes what an environment takes: `promotions/<env>.yaml`.
 pub const PROMOTIONS_DIR: &str = "promotions";
@@ -128,7 +128,7 @@ impl Promoted {
         format!(
             "# Written by `weaver promote`: what environments/{environment}.yaml's `promotion:` took from `{}`.\n# Do not edit: the next promotion rewrites it.\n{}",
             self.from,
-            crate::yaml::to_yaml_string(&value)
+            weaver_yaml::to_yaml_string(&value)
         )
     }
 }
@@ -232,7 +232,7 @@ pub(super) fn read_promoted(source: &dyn Source, environment: &str) -> Result<Pr
         return Ok(Promoted::default());
     };
     let text = super::source::utf8(&path, bytes)?;
-    crate::yaml::from_str_as(&path, &text, "invalid promotions file")
+    weaver_yaml::from_str_as(&path, &text, "invalid promotions file")
 }
 
 fn location(path: &Path, span: &serde_saphyr::Location) -> Location {
@@ -299,7 +299,7 @@ mod tests {
         );
         let text = promoted.to_text("prod");
         assert!(text.starts_with("# Written by `weaver promote`"), "{text}");
-        let read: Promoted = crate::yaml::from_str(Path::new("promotions/prod.yaml"), &text).unwrap();
+        let read: Promoted = weaver_yaml::from_str(Path::new("promotions/prod.yaml"), &text).unwrap();
         assert_eq!(read, promoted);
     }
 }

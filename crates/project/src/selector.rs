@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 use weaver_kube_schema::apimachinery;
 
 #[derive(Debug, Clone, PartialEq)]

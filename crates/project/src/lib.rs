@@ -21,7 +21,7 @@ pub use ignore::IgnoreRule;
 pub use selector::Selector;
 pub use source::{FsSource, Source};
 
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 /// A repository opened for reading.
 pub struct Project {
@@ -91,10 +91,10 @@ pub const MAX_SOAK_TIME: std::time::Duration = std::time::Duration::from_secs(90
 /// notification, a kind's health check): the error, at the second, names the first's line.
 /// `what` names it (``release `web` ``), `within` where one is allowed (`this file`).
 pub(crate) fn defined_twice(
-    at: crate::error::Location,
+    at: weaver_core::error::Location,
     what: &str,
     within: &str,
-    first: &crate::error::Location,
+    first: &weaver_core::error::Location,
 ) -> Error {
     Error::at(at, format!("{what} is defined twice in {within} (first at line {})", first.line.unwrap_or(0)))
 }

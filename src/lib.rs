@@ -11,7 +11,7 @@ pub mod controllers;
 pub(crate) mod diff;
 pub use weaver_core::error;
 pub mod git;
-pub(crate) mod helm;
+pub(crate) use weaver_helm as helm;
 pub(crate) mod import;
 pub mod kustomize;
 pub(crate) use weaver_core::manifest;

@@ -46,17 +46,6 @@ pub struct Overrides {
     set_files: HashMap<String, String>,
 }
 
-impl Kind {
-    fn flag(self) -> &'static str {
-        match self {
-            Kind::Typed => "--set",
-            Kind::String => "--set-string",
-            Kind::Json => "--set-json",
-            Kind::File => "--set-file",
-        }
-    }
-}
-
 impl Overrides {
     /// Reads the flags' files and checks every line, so that a mistake is reported before
     /// anything renders. A `--values -` reads standard input, as helm's does.

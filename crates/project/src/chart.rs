@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use weaver_core::error::{Error, Location, Result};
 use crate::source::{Escape, Source, is_plain_name, lexical, utf8};
+use weaver_core::error::{Error, Location, Result};
 
 pub const CHARTS_DIR: &str = "charts";
 

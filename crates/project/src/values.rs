@@ -5,9 +5,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use weaver_core::error::{Error, Location, Result};
 use crate::environment::PathRef;
 use crate::source::{Source, utf8};
+use weaver_core::error::{Error, Location, Result};
 
 /// The values file `file` lists (`what` says where: "values file", "file of variables"), read
 /// and parsed as a layer of values: how an environment's `valuesFiles` are read; a release's are

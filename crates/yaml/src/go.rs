@@ -15,8 +15,8 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde_json::Value;
 
 use super::nodes::{SPANNED, SpannedAccess};
-use weaver_core::error::{Error, Location, Result};
 use crate::helm::Positions;
+use weaver_core::error::{Error, Location, Result};
 
 /// `key` as a JSON pointer token (RFC 6901: `~` is `~0`, `/` is `~1`).
 pub(crate) fn pointer_token(key: &str) -> String {

@@ -303,10 +303,8 @@ impl<'a> Loader<'a> {
             let key_column = self.column;
             let key = self.node(key_event, key_line)?;
             let key = key_string(key, key_line)?;
-            let pointer = self
-                .positions
-                .is_some()
-                .then(|| format!("{}/{}", self.pointer(), crate::go::pointer_token(&key)));
+            let pointer =
+                self.positions.is_some().then(|| format!("{}/{}", self.pointer(), crate::go::pointer_token(&key)));
             if let (Some(positions), Some(pointer)) = (&mut self.positions, pointer) {
                 positions.keys.insert(pointer, (key_line, key_column + 1));
             }

@@ -20,6 +20,18 @@ pub enum Kind {
     File,
 }
 
+impl Kind {
+    /// The flag of helm's that gives a value of this kind.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Kind::Typed => "--set",
+            Kind::String => "--set-string",
+            Kind::Json => "--set-json",
+            Kind::File => "--set-file",
+        }
+    }
+}
+
 /// The deepest `a.b.c` path helm accepts.
 const MAX_NESTING: usize = 30;
 /// The largest list index helm accepts.

@@ -15,7 +15,7 @@ use super::chart::Chart;
 use super::manifests::{self, Document, Kind};
 use super::values::Scoped;
 use super::{HelmChart, ReleaseInput, RenderedDocument};
-use crate::error::{Error, Location};
+use weaver_core::error::{Error, Location};
 
 /// A template of the tree: its name in the set and where its file is.
 struct TemplateFile {
@@ -118,7 +118,7 @@ pub fn render(
             continue;
         }
         for piece in manifests::split(text) {
-            let object = crate::yaml::helm::from_str(piece)
+            let object = weaver_yaml::helm::from_str(piece)
                 .map_err(|e| {
                     Error::at(Location::file(&template.source), format!("YAML parse error on {name}: {e}"))
                         .with_help("the template's output is not valid YAML")
@@ -140,7 +140,7 @@ pub fn render(
     let mut out = Vec::new();
     for (source, text) in crds(root).into_iter().filter(|_| input.output.include_crds) {
         for (index, object) in
-            crate::yaml::helm::documents(&text).map_err(|e| crd_file_error(&source, &text, &e))?.into_iter().enumerate()
+            weaver_yaml::helm::documents(&text).map_err(|e| crd_file_error(&source, &text, &e))?.into_iter().enumerate()
         {
             out.push(RenderedDocument { source: source.clone(), document: index + 1, object });
         }
@@ -162,7 +162,7 @@ pub fn render(
 /// A CRD file weaver cannot read. helm does not render `crds/` (`helm template --include-crds`
 /// prints them as written), so template syntax there is read as YAML: kubectl and `helm install`
 /// refuse it too, and the help says so.
-fn crd_file_error(source: &Path, text: &str, e: &crate::yaml::helm::YamlError) -> Error {
+fn crd_file_error(source: &Path, text: &str, e: &weaver_yaml::helm::YamlError) -> Error {
     let error = Error::at(
         Location::at(source, e.line.unwrap_or(0) as u64, 0),
         format!("invalid YAML in a CRD file: {}", e.message),

@@ -18,7 +18,7 @@ pub mod builtins;
 pub mod chart;
 pub mod engine;
 pub mod funcs;
-pub(crate) mod hooks;
+pub mod hooks;
 pub mod ignore;
 pub mod lookup;
 pub mod manifests;
@@ -35,10 +35,10 @@ use serde_json::{Map, Value as Json};
 pub use builtins::{Capabilities, DEFAULT_KUBE_VERSION};
 use chart::{Chart, File};
 
-use crate::error::{Error, Location};
-use crate::project::chart::{CHARTS_DIR, ChartReader, RemoteChart, chart_path, is_archive, is_path};
-use crate::project::environment::Repository;
-use crate::project::source::{Source, is_plain_name, lexical};
+use weaver_core::error::{Error, Location};
+use weaver_project::chart::{CHARTS_DIR, ChartReader, RemoteChart, chart_path, is_archive, is_path};
+use weaver_project::environment::Repository;
+use weaver_project::source::{Source, is_plain_name, lexical};
 
 fn at(path: impl AsRef<Path>, message: impl Into<String>) -> Error {
     Error::at(Location::file(path.as_ref()), message)
@@ -103,7 +103,7 @@ pub fn is_helm_chart(source: &dyn Source, chart: &str) -> bool {
 }
 
 /// Whether a release renders a Helm chart: a remote one, or one [`is_helm_chart`] finds.
-pub fn is_helm_release(source: &dyn Source, release: &crate::project::Release) -> bool {
+pub fn is_helm_release(source: &dyn Source, release: &weaver_project::Release) -> bool {
     release.kustomize.is_none() && (release.remote.is_some() || is_helm_chart(source, &release.chart))
 }
 
@@ -361,7 +361,7 @@ mod schema {
     use serde_json::Value as Json;
 
     use super::values::Scoped;
-    use crate::error::{Error, Location};
+    use weaver_core::error::{Error, Location};
 
     pub fn validate(root: &Scoped, values: &Json, release: &str) -> Result<(), Error> {
         let mut problems = Vec::new();
@@ -430,7 +430,7 @@ mod schema {
 /// A violation in words that never quote the value: jsonschema's masked message, except that an
 /// `enum` lists every allowed value (jsonschema names a few and counts the rest), as helm does.
 /// Weaver's own charts' `values.schema.json` (`render::schema`) are reported in the same words.
-pub(crate) fn schema_violation(error: &jsonschema::ValidationError) -> String {
+pub fn schema_violation(error: &jsonschema::ValidationError) -> String {
     match error.kind() {
         jsonschema::error::ValidationErrorKind::Enum { options } => {
             let allowed: Vec<String> = options.as_array().into_iter().flatten().map(ToString::to_string).collect();

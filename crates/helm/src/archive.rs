@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::at;
 use super::chart::{Chart, File};
-use crate::error::Error;
+use weaver_core::error::Error;
 
 /// Most a chart archive may hold unpacked (helm's limit for a chart is 20 MiB per file).
 const MAX_UNPACKED: u64 = 100 << 20;

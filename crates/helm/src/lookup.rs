@@ -17,10 +17,10 @@ use serde_json::{Value as Json, json};
 /// Where one LIST of the snapshot goes: a resource, and a namespace unless the kind is
 /// cluster-scoped or every namespace is listed. The cluster's own LIST target, so that what
 /// renders ask for is listed as it is.
-pub use crate::manifest::ListTarget as Target;
+pub use weaver_core::manifest::ListTarget as Target;
 
 /// One LIST's answer: its items (with `apiVersion` and `kind`) and the list's `metadata`.
-pub use crate::manifest::Listed as Listing;
+pub use weaver_core::manifest::Listed as Listing;
 
 /// The arguments of one `lookup apiVersion kind namespace name` call.
 #[derive(Debug, Clone, Copy)]

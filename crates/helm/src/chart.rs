@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::{at, at_line};
-use crate::error::Error as HelmError;
+use weaver_core::error::Error as HelmError;
 
 /// A file of a chart, by its path relative to the chart (`/`-separated).
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ pub struct Dependency {
 /// Chart.yaml's booleans arrive as strings (see `as_go_fields`) and are read back by YAML 1.1's rules.
 fn yaml_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let text = Option::<String>::deserialize(d)?;
-    Ok(text.is_some_and(|t| crate::yaml::helm::resolve(&t) == crate::yaml::helm::Resolved::Bool(true)))
+    Ok(text.is_some_and(|t| weaver_yaml::helm::resolve(&t) == weaver_yaml::helm::Resolved::Bool(true)))
 }
 
 #[derive(Debug, Clone)]
@@ -240,7 +240,7 @@ fn text_of(path: &Path, data: &[u8]) -> Result<String, HelmError> {
 
 fn read_metadata(path: &Path, data: &[u8], what: &str) -> Result<Metadata, HelmError> {
     let text = text_of(path, data)?;
-    let json = crate::yaml::helm::from_str(&text)
+    let json = weaver_yaml::helm::from_str(&text)
         .map_err(|e| at_line(path, e.line, format!("{what}: {}", e.message)))?
         .unwrap_or(Json::Object(Map::new()));
     serde_json::from_value(as_go_fields(json))
@@ -280,7 +280,7 @@ fn without_value(message: &str) -> String {
 /// A values file as helm reads one: the first document, YAML 1.1 scalars, a mapping or nothing.
 pub fn read_values(path: &Path, data: &[u8]) -> Result<Map<String, Json>, HelmError> {
     let text = text_of(path, data)?;
-    match crate::yaml::helm::from_str(&text) {
+    match weaver_yaml::helm::from_str(&text) {
         Ok(None | Some(Json::Null)) => Ok(Map::new()),
         Ok(Some(Json::Object(map))) => Ok(map),
         Ok(Some(_)) => Err(at(path, "must be a mapping of values at the top level")),

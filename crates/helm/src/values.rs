@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 use super::chart::{Chart, Dependency};
-use crate::error::Error;
+use weaver_core::error::Error;
 
 pub const GLOBAL: &str = "global";
 

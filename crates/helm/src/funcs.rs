@@ -138,7 +138,7 @@ pub fn to_yaml(value: &Value) -> String {
     match value.to_json() {
         Ok(json) => {
             let json = go_numbers(&json);
-            let text = crate::yaml::helm::to_string(&crate::yaml::helm::Node::from_json(&json));
+            let text = weaver_yaml::helm::to_string(&weaver_yaml::helm::Node::from_json(&json));
             text.strip_suffix('\n').unwrap_or(&text).to_string()
         }
         Err(_) => String::new(),
@@ -150,7 +150,7 @@ pub fn to_yaml(value: &Value) -> String {
 pub fn to_yaml_pretty(value: &Value) -> String {
     match yaml_v3_node(value, 0) {
         Some(node) => {
-            let text = crate::yaml::helm::to_string_v3(&node);
+            let text = weaver_yaml::helm::to_string_v3(&node);
             text.strip_suffix('\n').unwrap_or(&text).to_string()
         }
         None => String::new(),
@@ -159,8 +159,8 @@ pub fn to_yaml_pretty(value: &Value) -> String {
 
 /// The node go-yaml v3 makes of a value: keys in its order, other types (structs) as their
 /// encoded (JSON) form; `None` for data nested too deep (a map holding itself).
-fn yaml_v3_node(value: &Value, depth: usize) -> Option<crate::yaml::helm::Node> {
-    use crate::yaml::helm::{Flavor, Node, natural_order};
+fn yaml_v3_node(value: &Value, depth: usize) -> Option<weaver_yaml::helm::Node> {
+    use weaver_yaml::helm::{Flavor, Node, natural_order};
     if depth > gotemplate::MAX_NESTING {
         return None;
     }
@@ -193,9 +193,9 @@ fn go_numbers(json: &serde_json::Value) -> serde_json::Value {
     match json {
         serde_json::Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(0.0);
-            match crate::yaml::helm::Node::from_float(f) {
-                crate::yaml::helm::Node::Int(i) => serde_json::Value::from(i),
-                crate::yaml::helm::Node::Uint(u) => serde_json::Value::from(u),
+            match weaver_yaml::helm::Node::from_float(f) {
+                weaver_yaml::helm::Node::Int(i) => serde_json::Value::from(i),
+                weaver_yaml::helm::Node::Uint(u) => serde_json::Value::from(u),
                 _ => json.clone(),
             }
         }
@@ -208,7 +208,7 @@ fn go_numbers(json: &serde_json::Value) -> serde_json::Value {
 }
 
 fn from_yaml(text: &str) -> Value {
-    match crate::yaml::helm::from_str(text) {
+    match weaver_yaml::helm::from_str(text) {
         Ok(None | Some(serde_json::Value::Null)) => Value::Map(Map::new()),
         Ok(Some(json @ serde_json::Value::Object(_))) => Value::from_json(&json, Numbers::Float64),
         Ok(Some(other)) => error_map(format!(
@@ -220,7 +220,7 @@ fn from_yaml(text: &str) -> Value {
 }
 
 fn from_yaml_array(text: &str) -> Value {
-    match crate::yaml::helm::from_str(text) {
+    match weaver_yaml::helm::from_str(text) {
         Ok(None | Some(serde_json::Value::Null)) => Value::from(Vec::new()),
         Ok(Some(json @ serde_json::Value::Array(_))) => Value::from_json(&json, Numbers::Float64),
         Ok(Some(other)) => Value::from(vec![Value::from(format!(
@@ -239,7 +239,7 @@ fn from_json(text: &str) -> Value {
             "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
             json_type(&other)
         )),
-        Err(e) => error_map(crate::error::json_reason(&e)),
+        Err(e) => error_map(weaver_core::error::json_reason(&e)),
     }
 }
 
@@ -251,7 +251,7 @@ fn from_json_array(text: &str) -> Value {
             "json: cannot unmarshal {} into Go value of type []interface {{}}",
             json_type(&other)
         ))]),
-        Err(e) => Value::from(vec![Value::from(crate::error::json_reason(&e))]),
+        Err(e) => Value::from(vec![Value::from(weaver_core::error::json_reason(&e))]),
     }
 }
 
@@ -277,7 +277,7 @@ pub fn to_json(value: &Value) -> Option<String> {
 
 /// The case-table harness weaver-gotemplate's and weaver-sprig's tests share.
 #[cfg(test)]
-#[path = "../../crates/gotemplate/tests/support/helm_cases.rs"]
+#[path = "../../gotemplate/tests/support/helm_cases.rs"]
 mod helm_cases;
 
 #[cfg(test)]
@@ -286,7 +286,7 @@ mod tests {
 
     /// tests/helm/funcs.txt: cases of helm's own functions, with helm 3.17.1's output.
     fn table() -> Vec<(helm_cases::Mode, helm_cases::Case)> {
-        helm_cases::parse(include_str!("../../tests/helm/funcs.txt"))
+        helm_cases::parse(include_str!("../../../tests/helm/funcs.txt"))
     }
 
     /// helm's function map: sprig's, then helm's own.

@@ -172,7 +172,7 @@ impl Lifecycle {
 /// helm's kind order (releaseutil.InstallOrder) as a rank, unknown kinds last.
 fn kind_rank(object: &Value) -> usize {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-    crate::helm::manifests::install_rank(kind)
+    crate::manifests::install_rank(kind)
 }
 
 fn name_of(object: &Value) -> &str {

@@ -141,7 +141,7 @@ impl Files {
             .map(|(name, data)| (name.rsplit('/').next().unwrap_or(name).to_string(), encode(data).into()))
             .collect();
         let yaml =
-            crate::yaml::helm::to_string(&crate::yaml::helm::Node::from_json(&serde_json::Value::Object(entries)));
+            weaver_yaml::helm::to_string(&weaver_yaml::helm::Node::from_json(&serde_json::Value::Object(entries)));
         yaml.strip_suffix('\n').unwrap_or(&yaml).to_string()
     }
 }

@@ -13,7 +13,7 @@ pub use weaver_core::error;
 pub mod git;
 pub(crate) use weaver_helm as helm;
 pub(crate) mod import;
-pub mod kustomize;
+pub use weaver_kustomize as kustomize;
 pub(crate) use weaver_core::manifest;
 pub(crate) mod net;
 pub(crate) mod notify;

@@ -173,7 +173,7 @@ const UNSUPPORTED: [&str; 18] =
     ["^^", "^", ",,", ",", "//", "/#", "/%", "/", "##", "#", "%%", "%", ":?", ":+", ":", "-", "+", "?"];
 
 /// A character of a referenced name, as envsubst reads one (a variable defined in weaver has a
-/// stricter name: see `crate::project::environment::is_variable_name`).
+/// stricter name: see `weaver_project::environment::is_variable_name`).
 fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
@@ -261,7 +261,7 @@ impl Walk<'_, '_> {
                     *value = match written_plain(text) {
                         // Read as sigs.k8s.io/yaml reads Flux's substituted text; text that does
                         // not read as YAML stays the string it is.
-                        true => match crate::yaml::helm::from_str(&expanded) {
+                        true => match weaver_yaml::helm::from_str(&expanded) {
                             Ok(Some(parsed)) => parsed,
                             Ok(None) => Value::Null,
                             Err(_) => Value::String(expanded),
@@ -402,7 +402,7 @@ mod tests {
     }
 
     fn object(yaml: &str) -> Value {
-        crate::yaml::from_str(std::path::Path::new("x.yaml"), yaml).unwrap()
+        weaver_yaml::from_str(std::path::Path::new("x.yaml"), yaml).unwrap()
     }
 
     #[test]

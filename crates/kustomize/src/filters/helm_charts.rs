@@ -22,10 +22,10 @@ use serde_saphyr::Spanned;
 
 use super::super::kustomization::{HelmChartArgs, Kustomization};
 use super::super::{Resource, Target, shown};
-use crate::error::{Error, Location, Result};
-use crate::helm::{Capabilities, DEFAULT_KUBE_VERSION, Output, ReleaseInput};
-use crate::project::source::lexical;
-use crate::project::values::merge_overrides;
+use weaver_core::error::{Error, Location, Result};
+use weaver_helm::{Capabilities, DEFAULT_KUBE_VERSION, Output, ReleaseInput};
+use weaver_project::source::lexical;
+use weaver_project::values::merge_overrides;
 
 const DEFAULT_CHART_HOME: &str = "charts";
 
@@ -69,12 +69,12 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
         ));
     }
     let location = super::super::kustomization::location(&target.file, at);
-    let chart = crate::helm::load_dir(
+    let chart = weaver_helm::load_dir(
         target.source,
         &args.name,
         &chart_dir,
         &location,
-        crate::helm::Unvendored::vendored_only(),
+        weaver_helm::Unvendored::vendored_only(),
     )?;
 
     let mut values = match (merge, args.values_inline.clone()) {
@@ -96,7 +96,7 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
     };
     for extra in &args.additional_values_files {
         let (path, text) = target.read_file(extra, at, "helmCharts")?;
-        merge_overrides(&mut values, crate::helm::chart::read_values(&path, text.as_bytes())?);
+        merge_overrides(&mut values, weaver_helm::chart::read_values(&path, text.as_bytes())?);
     }
 
     let kube_version = if args.kube_version.is_empty() { DEFAULT_KUBE_VERSION } else { args.kube_version.as_str() };
@@ -113,13 +113,13 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
         live: Default::default(),
         output: Output { include_crds: args.include_crds, skip_tests: args.skip_tests, hooks: !args.skip_hooks },
     };
-    let documents = crate::helm::render(&chart, &input).map_err(|e| match e.help {
+    let documents = weaver_helm::render(&chart, &input).map_err(|e| match e.help {
         None => e.with_help(format!("in `helmCharts` entry `{}` of {}", args.name, target.file.display())),
         Some(_) => e,
     })?;
     documents
         .into_iter()
-        .map(|document| match crate::manifest::shape_problem(&document.object) {
+        .map(|document| match weaver_core::manifest::shape_problem(&document.object) {
             Some(problem) => Err(Error::at(
                 Location::file(&document.source),
                 format!("document {} of chart `{}`'s output {problem}", document.document, args.name),
@@ -142,7 +142,7 @@ fn values_file(
     target: &Target,
     at: &serde_saphyr::Location,
     args: &HelmChartArgs,
-    chart: &crate::helm::HelmChart,
+    chart: &weaver_helm::HelmChart,
 ) -> Result<Map<String, Value>> {
     if args.values_file.is_empty() {
         let path = chart.chart.origin.join("values.yaml");
@@ -152,5 +152,5 @@ fn values_file(
         return Ok(chart.chart.values.clone());
     }
     let (path, text) = target.read_file(&args.values_file, at, "helmCharts")?;
-    crate::helm::chart::read_values(&path, text.as_bytes())
+    weaver_helm::chart::read_values(&path, text.as_bytes())
 }

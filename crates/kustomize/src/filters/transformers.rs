@@ -17,7 +17,7 @@ use super::super::kustomization::{
     FieldSpec, Image, Json6902Entry, Kustomization, Located, PatchEntry, ReplacementEntry, Replica, Selector,
 };
 use super::TransformerConfig;
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 /// A builtin transformer's configuration: the fields of every kind it may be, each kind
 /// reading its own (kustomize reads plugin configurations without refusing unknown fields).
@@ -85,7 +85,7 @@ fn configs(
             } else {
                 target.read_file(&entry.value, at, "transformers")?
             };
-            let documents = crate::yaml::documents_kyaml(&path, &text)?;
+            let documents = weaver_yaml::documents_kyaml(&path, &text)?;
             (path, documents)
         }
     };

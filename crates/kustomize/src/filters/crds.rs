@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::super::Target;
 use super::super::kustomization::{FieldSpec, Kustomization};
 use super::{BackReference, TransformerConfig};
-use crate::error::Result;
+use weaver_core::error::Result;
 
 /// Deeper `$ref` chains than this are a cycle (kustomize would recurse until it crashes).
 const MAX_DEPTH: usize = 64;
@@ -27,7 +27,7 @@ pub(crate) fn config(target: &Target, k: &Kustomization) -> Result<TransformerCo
                 target.error(&entry.referenced, format!("`crds`: {} is not valid JSON: {e}", path.display()))
             })?
         } else {
-            crate::yaml::from_str_as(&path, &text, "invalid OpenAPI definitions")?
+            weaver_yaml::from_str_as(&path, &text, "invalid OpenAPI definitions")?
         };
         let definitions = definitions.unwrap_or_default();
         let mut found = TransformerConfig::default();

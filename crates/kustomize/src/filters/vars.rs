@@ -13,8 +13,8 @@ use super::super::Resource;
 use super::super::kustomization::Var;
 use super::TransformerConfig;
 use super::replacements::{Selection, ids, lookup, split_path};
-use crate::error::{Error, Location, Result};
-use crate::manifest::Scopes;
+use weaver_core::error::{Error, Location, Result};
+use weaver_core::manifest::Scopes;
 
 /// A var with where it is defined, which its errors name.
 #[derive(Debug, Clone)]

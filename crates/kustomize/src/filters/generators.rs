@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::super::kustomization::{GeneratorArgs, GeneratorOptions, Kustomization};
 use super::super::{Resource, Target};
-use crate::error::Result;
+use weaver_core::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Behavior {

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::super::{Resource, same_namespace};
 use super::{BackReference, TransformerConfig, gvk_selects};
-use crate::error::{Error, Location, Result};
-use crate::manifest::Scopes;
+use weaver_core::error::{Error, Location, Result};
+use weaver_core::manifest::Scopes;
 
 pub fn fix(config: &TransformerConfig, resources: &mut [Resource]) -> Result<()> {
     let scopes = Scopes::default();

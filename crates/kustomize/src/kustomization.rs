@@ -1,5 +1,5 @@
 //! The kustomization file's schema (`kustomization.yaml`, `.yml` or `Kustomization`), as
-//! kustomize v5 reads it (sigs.k8s.io/yaml, then `encoding/json`: see [`crate::yaml::go`]):
+//! kustomize v5 reads it (sigs.k8s.io/yaml, then `encoding/json`: see [`weaver_yaml::go`]):
 //! unknown fields are errors, a value must be of its field's type (`namespace: 123` is no
 //! string), keys match fields whatever their case, and every path keeps the line it is on.
 
@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use crate::error::{Error, Location, Result};
-use crate::project::source::{Source, utf8};
+use weaver_core::error::{Error, Location, Result};
+use weaver_project::source::{Source, utf8};
 
 /// The names kustomize looks for in a directory, in its order.
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -380,9 +380,9 @@ pub fn load(source: &dyn Source, path: &Path) -> Result<Kustomization> {
         return Err(Error::at(Location::file(path), "does not exist"));
     };
     let text = utf8(path, bytes)?;
-    let parsed: Option<Kustomization> = crate::yaml::from_str_as_go(path, &text, "invalid kustomization")?;
+    let parsed: Option<Kustomization> = weaver_yaml::from_str_as_go(path, &text, "invalid kustomization")?;
     // kustomize refuses a file with nothing but `apiVersion` and `kind` (or nothing at all).
-    let fields: Option<serde_json::Value> = crate::yaml::from_str_as(path, &text, "invalid kustomization")?;
+    let fields: Option<serde_json::Value> = weaver_yaml::from_str_as(path, &text, "invalid kustomization")?;
     let is_empty = match &fields {
         Some(serde_json::Value::Object(map)) => map.keys().all(|k| k == "apiVersion" || k == "kind"),
         _ => true,
@@ -410,7 +410,7 @@ pub fn location(file: &Path, at: &serde_saphyr::Location) -> Location {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::project::source::FsSource;
+    use weaver_project::source::FsSource;
 
     /// `text` as `app/kustomization.yaml` of a repository, loaded.
     fn load_text(text: &str) -> Result<Kustomization> {

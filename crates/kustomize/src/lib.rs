@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
-use crate::error::{Error, Location, Result};
-use crate::project::environment::LoadRestrictions;
-use crate::project::source::{Source, lexical, utf8};
+use weaver_core::error::{Error, Location, Result};
+use weaver_project::environment::LoadRestrictions;
+use weaver_project::source::{Source, lexical, utf8};
 use kustomization::{Kustomization, Located, location};
 
 /// One object of a build, with the file it came from.
@@ -77,7 +77,7 @@ impl Resource {
     /// An object read from `source`'s `document`, whose `text` is that file's: its fields left
     /// empty there (`key:`) are cleared by a strategic merge, as kustomize clears them.
     pub fn read(object: Value, source: PathBuf, document: usize, text: &str) -> Resource {
-        let empty = crate::yaml::empty::empty_values(text).into_iter().nth(document.saturating_sub(1));
+        let empty = weaver_yaml::empty::empty_values(text).into_iter().nth(document.saturating_sub(1));
         Resource { empty_values: empty.unwrap_or_default(), ..Resource::new(object, source, document) }
     }
 
@@ -102,7 +102,7 @@ impl Resource {
     }
 
     fn group(&self) -> &str {
-        crate::manifest::api_group(self.api_version())
+        weaver_core::manifest::api_group(self.api_version())
     }
 
     fn version(&self) -> &str {
@@ -518,7 +518,7 @@ impl Builder<'_> {
         for entry in k.configurations.iter().flatten() {
             let (path, text) = target.read_file(&entry.value, &entry.referenced, "configurations")?;
             let config: Option<filters::TransformerConfig> =
-                crate::yaml::from_str_as_go(&path, &text, "invalid transformer configuration")?;
+                weaver_yaml::from_str_as_go(&path, &text, "invalid transformer configuration")?;
             acc.config
                 .merge(&config.unwrap_or_default())
                 .map_err(|e| target.error(&entry.referenced, format!("`configurations`: {}: {e}", path.display())))?;
@@ -622,9 +622,9 @@ impl Builder<'_> {
 /// The objects of a YAML stream (a `List` is its items, as kustomize reads it).
 pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
     let mut out = Vec::new();
-    let (mut documents, empty_values) = crate::yaml::documents_kyaml_with_empty_values(path, text)?;
+    let (mut documents, empty_values) = weaver_yaml::documents_kyaml_with_empty_values(path, text)?;
     let mut empty_values = empty_values.into_iter();
-    crate::yaml::folded::as_kustomize_reads(text, &mut documents);
+    weaver_yaml::folded::as_kustomize_reads(text, &mut documents);
     for (index, object) in documents.into_iter().enumerate() {
         let empty = empty_values.next().unwrap_or_default();
         let items: Vec<(Value, Vec<String>)> = match object.get("kind").and_then(Value::as_str) {
@@ -644,7 +644,7 @@ pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
         for (item, empty) in items {
             // Its name and namespace are checked after the build (see `shape_problem`), once
             // transformers and the release's variables have set them.
-            if let Some(problem) = crate::manifest::shape_problem(&item) {
+            if let Some(problem) = weaver_core::manifest::shape_problem(&item) {
                 return Err(Error::at(Location::file(path), format!("document {} {problem}", index + 1))
                     .with_help("every document a kustomization lists must be a Kubernetes object"));
             }

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::super::Resource;
 use super::TransformerConfig;
-use crate::kustomize::kustomization::FieldSpec;
-use crate::manifest::Scopes;
+use crate::kustomization::FieldSpec;
+use weaver_core::manifest::Scopes;
 
 /// Which (Cluster)RoleBinding subjects get the namespace (`setRoleBindingSubjects`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

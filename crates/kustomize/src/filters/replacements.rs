@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use super::super::kustomization::{Kustomization, Replacement, ReplacementSource, Selector};
 use super::super::{Resource, Target};
 use super::{gvk_selects, metadata_matches, metadata_selector};
-use crate::error::Result;
-use crate::manifest::Scopes;
+use weaver_core::error::Result;
+use weaver_core::manifest::Scopes;
 
 const DEFAULT_FIELD_PATH: &str = "metadata.name";
 
@@ -31,7 +31,7 @@ pub(crate) fn run(target: &Target, k: &Kustomization, resources: &mut [Resource]
             Some(path) => {
                 let (file, text) = target.read_file(path, at, "replacements")?;
                 let what = "invalid replacements (expected a replacement or a list of them)";
-                let parsed: Option<Value> = crate::yaml::from_str_as(&file, &text, what)?;
+                let parsed: Option<Value> = weaver_yaml::from_str_as(&file, &text, what)?;
                 let parsed = match parsed {
                     Some(list @ Value::Array(_)) => serde_json::from_value::<Vec<Replacement>>(list),
                     Some(one @ Value::Object(_)) => serde_json::from_value::<Replacement>(one).map(|r| vec![r]),
@@ -521,7 +521,7 @@ fn set_field(
 fn plain_scalar(text: &str) -> Value {
     let simple = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "+-._".contains(c));
     if simple
-        && let Ok(mut docs) = crate::yaml::documents_kyaml(std::path::Path::new("replacement"), text)
+        && let Ok(mut docs) = weaver_yaml::documents_kyaml(std::path::Path::new("replacement"), text)
         && let [value @ (Value::Number(_) | Value::Bool(_))] = docs.as_mut_slice()
     {
         return value.take();

@@ -1,5 +1,5 @@
 //! `patchesStrategicMerge`, `patches` and `patchesJson6902`: kustomize's patch transformers,
-//! applying weaver's strategic merge and RFC 6902 implementations (`crate::patch`).
+//! applying weaver's strategic merge and RFC 6902 implementations (`weaver_patch`).
 //!
 //! As in kustomize: a strategic merge patch without a target patches the object with its own
 //! apiVersion, kind, name and namespace (any it has had), and one that matches nothing is an
@@ -17,7 +17,7 @@ use serde_saphyr::Location as Span;
 
 use super::super::kustomization::{Kustomization, Selector};
 use super::super::{Resource, Target};
-use crate::error::Result;
+use weaver_core::error::Result;
 
 /// One patch as read: strategic merge documents, or RFC 6902 operations.
 enum Body {
@@ -29,10 +29,10 @@ pub(crate) fn strategic_merge_files(target: &Target, k: &Kustomization, resource
     for entry in k.patches_strategic_merge.iter().flatten() {
         // An entry is inline YAML or a file, as in kustomize.
         let documents = if entry.value.contains('\n') || entry.value.trim_start().starts_with('{') {
-            crate::yaml::documents_kyaml(&target.file, &entry.value)?
+            weaver_yaml::documents_kyaml(&target.file, &entry.value)?
         } else {
             let (path, text) = target.read_file(&entry.value, &entry.referenced, "patchesStrategicMerge")?;
-            crate::yaml::documents_kyaml(&path, &text)?
+            weaver_yaml::documents_kyaml(&path, &text)?
         };
         for patch in documents {
             strategic_by_id(target, &entry.referenced, "patchesStrategicMerge", &patch, resources)?;
@@ -96,7 +96,7 @@ fn read(target: &Target, at: &Span, field: &str, path: Option<&str>, inline: Opt
         (Some(_), Some(_)) => return Err(target.error(at, format!("`{field}`: give `path` or `patch`, not both"))),
         (None, None) => return Err(target.error(at, format!("`{field}`: give a `path` or a `patch`"))),
     };
-    let documents = crate::yaml::documents_kyaml(Path::new(&file), &text)
+    let documents = weaver_yaml::documents_kyaml(Path::new(&file), &text)
         .map_err(|e| target.error(at, format!("`{field}`: the patch is not valid YAML: {}", e.message)))?;
     match documents.as_slice() {
         [ops @ Value::Array(_)] => Ok(Body::Json6902(ops.clone())),
@@ -212,9 +212,9 @@ fn strategic_on(
     let (api_version, kind) = (resource.api_version().to_string(), resource.kind().to_string());
     let empty_values = std::mem::take(&mut resource.empty_values);
     resource.empty_values =
-        crate::patch::strategic::clear_empty_values(&mut resource.object, empty_values, &api_version, &kind);
-    let flavor = crate::patch::strategic::Flavor::Kustomize;
-    crate::patch::strategic::merge_as(flavor, &mut resource.object, &patch, &api_version, &kind)
+        weaver_patch::strategic::clear_empty_values(&mut resource.object, empty_values, &api_version, &kind);
+    let flavor = weaver_patch::strategic::Flavor::Kustomize;
+    weaver_patch::strategic::merge_as(flavor, &mut resource.object, &patch, &api_version, &kind)
         .map_err(|e| target.error(at, format!("`{field}`: patch failed on {}: {e}", resource.describe())))?;
     checked(target, at, field, resource)
 }
@@ -233,7 +233,7 @@ fn json6902_on(
         // kustomize applies a JSON patch to the object's JSON: its empty fields come back as
         // `null`s spelled out, which a strategic merge keeps.
         resource.empty_values.clear();
-        crate::patch::json6902::apply(&mut resource.object, ops)
+        weaver_patch::json6902::apply(&mut resource.object, ops)
             .map_err(|e| target.error(at, format!("`{field}`: patch failed on {}: {e}", resource.describe())))?;
         checked(target, at, field, resource)?;
     }
@@ -242,7 +242,7 @@ fn json6902_on(
 
 /// A patch must leave a Kubernetes object.
 fn checked(target: &Target, at: &Span, field: &str, resource: &Resource) -> Result<()> {
-    match crate::manifest::shape_problem(&resource.object) {
+    match weaver_core::manifest::shape_problem(&resource.object) {
         None => Ok(()),
         Some(problem) => Err(target.error(at, format!("`{field}`: the patched object {problem}"))),
     }

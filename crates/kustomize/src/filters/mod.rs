@@ -62,7 +62,7 @@ pub fn builtin() -> &'static TransformerConfig {
     static CONFIG: OnceLock<TransformerConfig> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let text = include_str!("../builtin_config.yaml");
-        crate::yaml::from_str(Path::new("src/kustomize/builtin_config.yaml"), text)
+        weaver_yaml::from_str(Path::new("src/kustomize/builtin_config.yaml"), text)
             .expect("kustomize's built-in configuration is valid (a unit test reads it)")
     })
 }
@@ -129,15 +129,15 @@ impl FieldSpec {
 }
 
 /// A `labelSelector` or `annotationSelector` (none when empty).
-pub(crate) fn metadata_selector(text: &str) -> Result<Option<crate::project::Selector>, String> {
+pub(crate) fn metadata_selector(text: &str) -> Result<Option<weaver_project::Selector>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    crate::project::Selector::parse_all(&[text]).map(Some).map_err(|e| format!("selector `{text}`: {}", e.message))
+    weaver_project::Selector::parse_all(&[text]).map(Some).map_err(|e| format!("selector `{text}`: {}", e.message))
 }
 
 /// Whether the object's `metadata.<field>` (labels or annotations) match `selector` (any, if none).
-pub(crate) fn metadata_matches(resource: &Resource, field: &str, selector: Option<&crate::project::Selector>) -> bool {
+pub(crate) fn metadata_matches(resource: &Resource, field: &str, selector: Option<&weaver_project::Selector>) -> bool {
     let Some(selector) = selector else { return true };
     let map: std::collections::BTreeMap<String, String> = resource
         .object

@@ -22,7 +22,7 @@ pub use weaver_project as project;
 pub mod release;
 pub(crate) mod render;
 pub(crate) mod report;
-pub mod secrets;
+pub use weaver_secrets as secrets;
 pub mod source;
 pub(crate) mod ui;
 pub(crate) mod validate;

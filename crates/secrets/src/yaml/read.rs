@@ -10,8 +10,8 @@ use std::path::Path;
 use base64::Engine;
 use serde_saphyr::granit_parser::{Event, Parser, Placement, ScalarStyle, Span, StructureStyle, Tag};
 
-use crate::secrets::SecretsError;
-use crate::secrets::tree::{Item, Mapping, Sequence, Value};
+use crate::SecretsError;
+use crate::tree::{Item, Mapping, Sequence, Value};
 
 const CORE_TAG_PREFIX: &str = "tag:yaml.org,2002:";
 

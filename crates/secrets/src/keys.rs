@@ -237,7 +237,7 @@ impl Identities {
     }
 
     /// The key of the redaction markers of an environment whose files are encrypted to
-    /// `recipients` (see [`crate::secrets::Redactor::keyed`]): a hash of the secret keys of the
+    /// `recipients` (see [`crate::Redactor::keyed`]): a hash of the secret keys of the
     /// identities held among them (of every identity held when none is: a whole-file age file
     /// names no recipient), sorted by public key, under HMAC with a label of its use. Stable for
     /// whoever holds those keys, whatever other keys they hold and wherever they load them from;
@@ -382,7 +382,7 @@ fn age_reason(err: &age::DecryptError) -> String {
 fn io_reason(err: &io::Error) -> String {
     match err.kind() {
         io::ErrorKind::UnexpectedEof => "it ends too early (truncated)".to_owned(),
-        _ => crate::error::io_reason(err),
+        _ => weaver_core::error::io_reason(err),
     }
 }
 

@@ -9,7 +9,7 @@ use super::tree::{Item, Mapping, Value};
 
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Mapping, SecretsError> {
     let parsed: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        let message = crate::error::json_reason(&e);
+        let message = weaver_core::error::json_reason(&e);
         SecretsError::Parse { path: path.to_owned(), line: e.line(), column: e.column(), message }
     })?;
     match from_json(parsed) {

@@ -14,7 +14,7 @@
 mod cipher;
 mod edit;
 mod error;
-pub(crate) mod hmac;
+pub mod hmac;
 mod json;
 mod keys;
 pub mod record_key;
@@ -77,8 +77,8 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<(), SecretsError>
 /// keys in clear text), to tell which releases read them; None when a file does not show them
 /// (an `.age` file, or one that cannot be read: decrypting it will say why).
 pub fn environment_secrets_keys(
-    source: &dyn crate::project::Source,
-    env: &crate::project::Environment,
+    source: &dyn weaver_project::Source,
+    env: &weaver_project::Environment,
 ) -> Option<std::collections::BTreeSet<String>> {
     let mut keys = std::collections::BTreeSet::new();
     for sops in environment_sops_files(source, env) {
@@ -90,8 +90,8 @@ pub fn environment_secrets_keys(
 /// The age recipients the environment's SOPS `secrets` files name (in clear text, read without
 /// decrypting); the files that do not show them (`.age` files, unreadable ones) add none.
 pub fn environment_recipients(
-    source: &dyn crate::project::Source,
-    env: &crate::project::Environment,
+    source: &dyn weaver_project::Source,
+    env: &weaver_project::Environment,
 ) -> std::collections::BTreeSet<String> {
     environment_sops_files(source, env).flatten().flat_map(|sops| sops.recipients()).collect()
 }
@@ -99,8 +99,8 @@ pub fn environment_recipients(
 /// Each of the environment's `secrets` files as SOPS metadata shows it without decrypting; None
 /// for a file that does not show it (an `.age` file, or one that cannot be read or parsed).
 fn environment_sops_files<'a>(
-    source: &'a dyn crate::project::Source,
-    env: &'a crate::project::Environment,
+    source: &'a dyn weaver_project::Source,
+    env: &'a weaver_project::Environment,
 ) -> impl Iterator<Item = Option<SopsFile>> + 'a {
     env.secrets.iter().map(move |file| {
         if file.path.extension().is_some_and(|e| e == "age") {
@@ -115,11 +115,11 @@ fn environment_sops_files<'a>(
 /// with `redactor`, and merges them in order: later files override earlier ones key by key.
 /// Nothing is returned unless every file decrypts.
 pub fn load_environment_secrets(
-    source: &dyn crate::project::Source,
-    env: &crate::project::Environment,
+    source: &dyn weaver_project::Source,
+    env: &weaver_project::Environment,
     ids: &Identities,
     redactor: &Redactor,
-) -> crate::Result<serde_json::Map<String, serde_json::Value>> {
+) -> weaver_core::Result<serde_json::Map<String, serde_json::Value>> {
     let mut merged = serde_json::Map::new();
     for file in &env.secrets {
         let bytes = source
@@ -128,10 +128,10 @@ pub fn load_environment_secrets(
         let tree = decrypt_bytes(&file.path, &bytes, ids)?.to_json();
         redactor.register_tree(&tree);
         match tree {
-            serde_json::Value::Object(map) => crate::project::values::deep_merge(&mut merged, map),
+            serde_json::Value::Object(map) => weaver_project::values::deep_merge(&mut merged, map),
             _ => {
-                return Err(crate::Error::at(
-                    crate::error::Location::file(&file.path),
+                return Err(weaver_core::Error::at(
+                    weaver_core::error::Location::file(&file.path),
                     "a secrets file must hold one mapping at the top level",
                 ));
             }
@@ -145,11 +145,11 @@ pub fn load_environment_secrets(
 /// called once, and only when one is encrypted; a file that cannot be read is left to its
 /// reader.
 pub fn load_encrypted_values_files<'f, 'i>(
-    source: &dyn crate::project::Source,
-    files: impl IntoIterator<Item = &'f crate::project::environment::PathRef>,
-    ids: impl FnOnce() -> crate::Result<&'i Identities>,
+    source: &dyn weaver_project::Source,
+    files: impl IntoIterator<Item = &'f weaver_project::environment::PathRef>,
+    ids: impl FnOnce() -> weaver_core::Result<&'i Identities>,
     redactor: &Redactor,
-) -> crate::Result<std::collections::HashMap<std::path::PathBuf, serde_json::Map<String, serde_json::Value>>> {
+) -> weaver_core::Result<std::collections::HashMap<std::path::PathBuf, serde_json::Map<String, serde_json::Value>>> {
     let mut encrypted: Vec<(&std::path::Path, SopsFile)> = Vec::new();
     for file in files {
         if encrypted.iter().any(|(path, _)| *path == file.path) {
@@ -171,8 +171,8 @@ pub fn load_encrypted_values_files<'f, 'i>(
         let tree = sops.decrypt(ids)?.into_plaintext().to_json();
         redactor.register_tree(&tree);
         let serde_json::Value::Object(map) = tree else {
-            return Err(crate::Error::at(
-                crate::error::Location::file(path),
+            return Err(weaver_core::Error::at(
+                weaver_core::error::Location::file(path),
                 "must be a mapping of values at the top level",
             ));
         };

@@ -5,7 +5,7 @@
 //! `<redacted:XXXXXXXX>`: the first 8 hex digits of an HMAC-SHA256 of the replaced text under a
 //! secret key, so that a marker cannot be used to confirm a guessed value (an unkeyed digest of
 //! a weak password can be brute-forced). An environment's markers are keyed by its age
-//! identities ([`Redactor::keyed`], [`crate::secrets::Identities::marker_key`]): stable from run
+//! identities ([`Redactor::keyed`], [`crate::Identities::marker_key`]): stable from run
 //! to run for whoever holds them, so a marker changes exactly when its value does. Without an
 //! identity the key is drawn at random for each [`Redactor`] (each run).
 //!
@@ -60,7 +60,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use rand::RngCore;
 use rand::rngs::OsRng;
 
-use crate::secrets::hmac::HmacSha256;
+use crate::hmac::HmacSha256;
 
 /// Numbers of fewer digits, and single characters, are not matched in text; see the module docs.
 pub const MIN_LEN: usize = 4;
@@ -192,7 +192,7 @@ impl Redactor {
         let data = secret.get("data").and_then(serde_json::Value::as_object);
         for value in data.into_iter().flat_map(|d| d.values()).filter_map(serde_json::Value::as_str) {
             let decoded =
-                base64::engine::general_purpose::STANDARD.decode(crate::manifest::unwrapped_base64(value)).ok();
+                base64::engine::general_purpose::STANDARD.decode(weaver_core::manifest::unwrapped_base64(value)).ok();
             match decoded.and_then(|bytes| String::from_utf8(bytes).ok()) {
                 Some(plain) => self.register(&plain),
                 None => self.register(value),
@@ -205,7 +205,7 @@ impl Redactor {
 
     /// `err`'s message with its location, then `help: …`, with every value known here replaced:
     /// how a report, a status or an event quotes an error.
-    pub fn error(&self, err: &crate::Error) -> String {
+    pub fn error(&self, err: &weaver_core::Error) -> String {
         let text = match &err.help {
             Some(help) => format!("{err}\nhelp: {help}"),
             None => err.to_string(),
@@ -304,7 +304,7 @@ impl Redactor {
                 let Some(text) = value.as_str() else { continue };
                 let plain = if base64_encoded {
                     base64::engine::general_purpose::STANDARD
-                        .decode(crate::manifest::unwrapped_base64(text))
+                        .decode(weaver_core::manifest::unwrapped_base64(text))
                         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                         .unwrap_or_else(|_| text.to_string())
                 } else {

@@ -562,11 +562,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const DEV: &str = include_str!("../../secrets/dev.yaml");
+    const DEV: &str = include_str!("../../../secrets/dev.yaml");
 
     fn dev_key() -> Identities {
-        let key = include_str!("../../secrets/dev.agekey");
-        crate::secrets::IdentitySources { sops_key: Some(key.into()), ..Default::default() }.load().unwrap()
+        let key = include_str!("../../../secrets/dev.agekey");
+        crate::IdentitySources { sops_key: Some(key.into()), ..Default::default() }.load().unwrap()
     }
 
     proptest! {
@@ -583,13 +583,13 @@ mod tests {
         ) {
             let ids = dev_key();
             for path in ["s.yaml", "s.json", "s.age"] {
-                let _ = crate::secrets::decrypt_bytes(Path::new(path), &bytes, &ids);
-                let _ = crate::secrets::decrypt_bytes(Path::new(path), yaml.as_bytes(), &ids);
+                let _ = crate::decrypt_bytes(Path::new(path), &bytes, &ids);
+                let _ = crate::decrypt_bytes(Path::new(path), yaml.as_bytes(), &ids);
             }
             let mut damaged = DEV.as_bytes()[..at].to_vec();
             damaged.extend_from_slice(insert.as_bytes());
             damaged.extend_from_slice(&DEV.as_bytes()[(at + cut).min(DEV.len())..]);
-            let _ = crate::secrets::decrypt_bytes(Path::new("s.yaml"), &damaged, &ids);
+            let _ = crate::decrypt_bytes(Path::new("s.yaml"), &damaged, &ids);
         }
     }
 

@@ -7,11 +7,11 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::error::Location;
+use weaver_core::error::Location;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
-    #[error("{}: {}", path.display(), crate::error::io_reason(source))]
+    #[error("{}: {}", path.display(), weaver_core::error::io_reason(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -88,7 +88,7 @@ pub enum SecretsError {
     #[error("{}: cannot decrypt this age file: {reason}; it is damaged or not an age file", path.display())]
     AgeFile { path: PathBuf, reason: String },
 
-    #[error("{origin}: cannot read the identity file: {}", crate::error::io_reason(source))]
+    #[error("{origin}: cannot read the identity file: {}", weaver_core::error::io_reason(source))]
     IdentityFile {
         origin: String,
         #[source]
@@ -108,7 +108,7 @@ pub enum SecretsError {
     #[error("{}: no age recipients to encrypt to: {reason}", path.display())]
     NoRecipients { path: PathBuf, reason: String },
 
-    #[error("{}: the editor failed: {}", path.display(), crate::error::io_reason(source))]
+    #[error("{}: the editor failed: {}", path.display(), weaver_core::error::io_reason(source))]
     Editor {
         path: PathBuf,
         #[source]
@@ -129,7 +129,7 @@ impl fmt::Display for Recipients<'_> {
     }
 }
 
-impl From<SecretsError> for crate::Error {
+impl From<SecretsError> for weaver_core::Error {
     /// Secrets errors already name their file and never contain plaintext.
     fn from(err: SecretsError) -> Self {
         use SecretsError as S;
@@ -149,9 +149,9 @@ impl From<SecretsError> for crate::Error {
         let error = match &err {
             // One location format for every file weaver reads.
             S::Parse { path, line, column, message } => {
-                crate::Error::at(Location::at(path, *line as u64, *column as u64), message.clone())
+                weaver_core::Error::at(Location::at(path, *line as u64, *column as u64), message.clone())
             }
-            _ => crate::Error::new(err.to_string()),
+            _ => weaver_core::Error::new(err.to_string()),
         };
         match help {
             Some(help) => error.with_help(help),

@@ -154,7 +154,7 @@ impl CreationRules {
             Vec::new()
         } else {
             // weaver's YAML errors: located, in weaver's words, never quoting the file.
-            crate::yaml::from_str_as::<ConfigFile>(file, text, "invalid creation rules")
+            weaver_yaml::from_str_as::<ConfigFile>(file, text, "invalid creation rules")
                 .map_err(|e| match e.location.as_ref().and_then(|l| Some((l.line?, l.column.unwrap_or(0)))) {
                     Some((line, column)) => SecretsError::Parse {
                         path: file.to_owned(),

@@ -2,8 +2,8 @@
 //! any string another parser could read as something else.
 
 use super::read::resolve_plain;
-use crate::secrets::tree::{Item, Mapping, Sequence, Value};
-use crate::yaml::emit::{is_plain_safe, needs_escape, write_double_quoted};
+use crate::tree::{Item, Mapping, Sequence, Value};
+use weaver_yaml::emit::{is_plain_safe, needs_escape, write_double_quoted};
 
 pub(crate) fn emit(docs: &[Mapping]) -> String {
     let mut out = String::new();

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::hmac::HmacSha256;
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 /// The variable naming the key's file, for applies (which sign) and promotions (which check).
 pub const RECORD_KEY_VARIABLE: &str = "WEAVER_RECORD_KEY_FILE";

@@ -110,7 +110,7 @@ impl Session {
             format!(
                 "{}: not done within {}: check that the server is reachable and answering, or raise spec.timeout",
                 self.what(),
-                crate::project::humanize(self.timeout)
+                weaver_project::humanize(self.timeout)
             ),
         )
     }
@@ -199,7 +199,7 @@ pub(super) fn register() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::CacheLimits;
+    use crate::CacheLimits;
 
     fn session(budget: &Arc<Budget>) -> Session {
         let url = SourceUrl::parse("https://git.example.com/shop.git").unwrap();

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 /// A registry's username and password (or identity token, as helpers give it).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use ureq::Agent;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
 /// The certificates of a PEM file (a CA bundle) as trust roots; None when it holds none.
-pub(crate) fn root_certs(pem: &[u8]) -> Option<RootCerts> {
+pub fn root_certs(pem: &[u8]) -> Option<RootCerts> {
     let certs: Vec<_> = ureq::tls::parse_pem(pem)
         .filter_map(|item| match item {
             Ok(PemItem::Certificate(cert)) => Some(cert),
@@ -21,7 +21,7 @@ pub(crate) fn root_certs(pem: &[u8]) -> Option<RootCerts> {
 
 /// An agent that returns every HTTP status as a response (the caller says what each means),
 /// ends a request after `timeout` and follows at most `max_redirects`.
-pub(crate) fn agent(roots: Option<RootCerts>, timeout: Duration, max_redirects: u32) -> Agent {
+pub fn agent(roots: Option<RootCerts>, timeout: Duration, max_redirects: u32) -> Agent {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut tls = TlsConfig::builder().unversioned_rustls_crypto_provider(provider);
     if let Some(roots) = roots {

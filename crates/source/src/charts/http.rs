@@ -11,7 +11,7 @@ use serde::Deserialize;
 use ureq::Agent;
 
 use super::registry_login;
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 /// Most a response may hold: a chart repository's index (bitnami's is about 30 MiB) or an archive.
 const MAX_BODY: u64 = 200 << 20;
@@ -64,7 +64,7 @@ impl Machine {
             },
         };
         let file = match std::fs::read_to_string(&path) {
-            Ok(text) => crate::yaml::from_str_as::<CredentialsFile>(&path, &text, "invalid credentials file")?,
+            Ok(text) => weaver_yaml::from_str_as::<CredentialsFile>(&path, &text, "invalid credentials file")?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => CredentialsFile::default(),
             Err(e) => {
                 return Err(Error::io("read credentials file", &path, e)
@@ -180,7 +180,7 @@ impl Connection {
                 let pem = std::fs::read(ca_file).map_err(|e| {
                     Error::io("read CA file", ca_file, e).with_help(format!("the CA of repository {repository}"))
                 })?;
-                let roots = crate::net::http::root_certs(&pem).ok_or_else(|| {
+                let roots = weaver_net::http::root_certs(&pem).ok_or_else(|| {
                     Error::new(format!("CA file {} holds no PEM certificate", ca_file.display()))
                         .with_help(format!("the CA of repository {repository}"))
                 })?;
@@ -188,7 +188,7 @@ impl Connection {
             }
         };
         // ureq's default number of redirects, as before.
-        let agent = crate::net::http::agent(roots, Duration::from_secs(300), 10);
+        let agent = weaver_net::http::agent(roots, Duration::from_secs(300), 10);
         Ok(Connection {
             agent,
             credentials,

@@ -351,7 +351,7 @@ impl SourceUrl {
 /// is `https://host/…`): in messages about a URL that did not parse, and for a remote's URL
 /// `weaver hydrate` records. An scp-like `git@host:path` keeps its user, who holds no secret
 /// (a scheme-less userinfo with a password, `ci:token@host/…`, is left out all the same).
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let (prefix, rest) = match url.find("://") {
         Some(i) => (&url[..i + 3], &url[i + 3..]),
         None => ("", url),

@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::http::Connection;
-use crate::error::{Error, Result};
-use crate::project::chart::RemoteChart;
+use weaver_core::error::{Error, Result};
+use weaver_project::chart::RemoteChart;
 
 #[derive(Debug, Deserialize)]
 pub struct Index {
@@ -34,7 +34,7 @@ pub fn fetch_index(connection: &mut Connection, repository: &str) -> Result<Inde
         return Err(connection.status_error(&url, &response));
     }
     let text = String::from_utf8(response.body).map_err(|_| connection.failed(&url, "index.yaml is not UTF-8"))?;
-    let document = crate::yaml::documents(Path::new(&url), &text)?.into_iter().next().unwrap_or_default();
+    let document = weaver_yaml::documents(Path::new(&url), &text)?.into_iter().next().unwrap_or_default();
     serde_json::from_value(document)
         .map_err(|e| connection.failed(&url, &format!("index.yaml is not a chart repository index: {e}")))
 }

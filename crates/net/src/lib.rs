@@ -2,5 +2,5 @@
 //! notifications, the API server): an HTTP agent with trust roots, and how long and how far
 //! apart to try again.
 
-pub(crate) mod http;
-pub(crate) mod retry;
+pub mod http;
+pub mod retry;

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{Connection, Method};
 use super::{LockedChart, sha256_digest};
-use crate::error::{Error, Result};
-use crate::project::chart::{RemoteChart, is_sha256_digest};
+use weaver_core::error::{Error, Result};
+use weaver_project::chart::{RemoteChart, is_sha256_digest};
 
 const CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

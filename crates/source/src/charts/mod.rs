@@ -19,9 +19,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Location, Result};
-use crate::project::chart::{RemoteChart, is_sha256_digest};
-use crate::project::source::Source;
+use weaver_core::error::{Error, Location, Result};
+use weaver_project::chart::{RemoteChart, is_sha256_digest};
+use weaver_project::source::Source;
 
 pub const LOCK_FILE: &str = "charts.lock";
 
@@ -110,9 +110,9 @@ impl Lock {
         let Some(bytes) = source.read(path).map_err(|e| Error::io("read", path, e))? else {
             return Ok(Lock::default());
         };
-        let text = crate::project::source::utf8(path, bytes)?;
+        let text = weaver_project::source::utf8(path, bytes)?;
         let lock: Lock =
-            crate::yaml::from_str_as::<Option<Lock>>(path, &text, "invalid lock file")?.unwrap_or_default();
+            weaver_yaml::from_str_as::<Option<Lock>>(path, &text, "invalid lock file")?.unwrap_or_default();
         for (i, entry) in lock.charts.iter().enumerate() {
             if !is_sha256_digest(&entry.digest) {
                 return Err(Error::at(
@@ -139,7 +139,7 @@ impl Lock {
         let value = serde_json::to_value(self).expect("a lock serializes");
         format!(
             "# Written by `weaver charts lock`: the exact version, URL and digest of each remote chart.\n# `weaver charts fetch` pulls these into the chart cache; render, diff and apply verify them.\n{}",
-            crate::yaml::to_yaml_string(&value)
+            weaver_yaml::to_yaml_string(&value)
         )
     }
 

@@ -16,7 +16,7 @@ use git2::{AutotagOption, Direction, ErrorClass, ErrorCode, FetchOptions, Oid, R
 use super::budget::{Budget, Flights, Kind, Usage, lock};
 use super::transport::{self, Session};
 use super::{Credentials, FetchError, FetchFailure, FetchRequest, Fetched, GitRef, Scheme, SourceUrl};
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 /// The bare mirrors of one controller process. `Send + Sync`: share it with an `Arc`.
 ///

@@ -42,10 +42,10 @@ pub(super) struct HttpSubtransport {
 
 impl HttpSubtransport {
     pub fn new(session: Arc<Session>) -> HttpSubtransport {
-        let roots = session.ca_pem.as_deref().map(crate::net::http::root_certs);
+        let roots = session.ca_pem.as_deref().map(weaver_net::http::root_certs);
         let empty_ca = matches!(roots, Some(None));
         // No redirect for the POSTs: the GET's are allowed per request.
-        let agent = crate::net::http::agent(roots.flatten(), REQUEST_TIMEOUT, 0);
+        let agent = weaver_net::http::agent(roots.flatten(), REQUEST_TIMEOUT, 0);
         HttpSubtransport { session, agent, empty_ca, redirected: Arc::default() }
     }
 }

@@ -8,7 +8,7 @@ use rand::Rng;
 
 /// Retries bounded by time, not by a count, with jittered exponential backoff.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RetryPolicy {
+pub struct RetryPolicy {
     /// How long after the first attempt another may still start.
     pub budget: Duration,
     /// The longest wait before the second attempt; it doubles for each later one.
@@ -19,12 +19,12 @@ pub(crate) struct RetryPolicy {
 
 impl RetryPolicy {
     /// Waits of 200 ms doubling to 5 s, for `budget`.
-    pub(crate) fn within(budget: Duration) -> Self {
+    pub fn within(budget: Duration) -> Self {
         RetryPolicy { budget, base: Duration::from_millis(200), cap: Duration::from_secs(5) }
     }
 
     /// The longest wait after `failed` attempts (1 or more): `base`, doubled per attempt, capped.
-    pub(crate) fn backoff(&self, failed: u32) -> Duration {
+    pub fn backoff(&self, failed: u32) -> Duration {
         let factor = 1u32.checked_shl(failed.saturating_sub(1)).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.cap)
     }
@@ -32,7 +32,7 @@ impl RetryPolicy {
     /// The wait after `failed` attempts: "equal jitter", between half the backoff and all of
     /// it, so that concurrent clients spread out but every one still backs off; `asked` (what
     /// the server asked for, zero when nothing) when longer, up to the cap.
-    pub(crate) fn delay(&self, failed: u32, asked: Duration) -> Duration {
+    pub fn delay(&self, failed: u32, asked: Duration) -> Duration {
         let backoff = self.backoff(failed);
         let half = backoff / 2;
         let jittered = half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0));

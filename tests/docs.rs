@@ -640,15 +640,15 @@ fn the_file_formats_list_every_field() {
     let page = std::fs::read_to_string(root.join("docs/src/reference/file-formats.md")).unwrap();
     let structs = [
         (
-            "src/project/environment.rs",
+            "crates/project/src/environment.rs",
             ["EnvironmentFile", "ClusterFile", "RepositoryFile", "ReleaseFile", "PatchFile", "PatchTarget"].as_slice(),
         ),
-        ("src/project/ignore.rs", &["IgnoreRuleFile"]),
-        ("src/project/promotion.rs", &["PromotionFile", "PinFile", "Promoted", "PromotedRelease"]),
-        ("src/project/chart.rs", &["ChartFile"]),
-        ("src/project/settings.rs", &["SettingsFile"]),
-        ("src/source/charts/mod.rs", &["Lock", "LockedChart", "ChartRef"]),
-        ("src/source/charts/http.rs", &["CredentialsFile", "Credentials"]),
+        ("crates/project/src/ignore.rs", &["IgnoreRuleFile"]),
+        ("crates/project/src/promotion.rs", &["PromotionFile", "PinFile", "Promoted", "PromotedRelease"]),
+        ("crates/project/src/chart.rs", &["ChartFile"]),
+        ("crates/project/src/settings.rs", &["SettingsFile"]),
+        ("crates/source/src/charts/mod.rs", &["Lock", "LockedChart", "ChartRef"]),
+        ("crates/source/src/charts/http.rs", &["CredentialsFile", "Credentials"]),
     ];
     let field = Regex::new(r"^\s*(?:pub )?([a-z_]+): ").unwrap();
     let mut missing = Vec::new();

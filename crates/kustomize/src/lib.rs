@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
+use kustomization::{Kustomization, Located, location};
 use weaver_core::error::{Error, Location, Result};
 use weaver_project::environment::LoadRestrictions;
 use weaver_project::source::{Source, lexical, utf8};
-use kustomization::{Kustomization, Located, location};
 
 /// One object of a build, with the file it came from.
 #[derive(Debug, Clone)]

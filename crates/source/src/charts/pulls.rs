@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::{Cache, Fetcher, Lock, cached_archive, http};
+use crate::budget::{Budget, Flights, Kind, Lease, lock as locked_state};
 use weaver_core::error::{Error, Result};
 use weaver_project::chart::RemoteChart;
-use crate::budget::{Budget, Flights, Kind, Lease, lock as locked_state};
 
 /// The archives of one controller process, in `<dir>/sha256/<hex>.tgz` as the CLI's cache.
 /// `Send + Sync`: share it with an `Arc`.

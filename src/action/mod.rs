@@ -266,3 +266,20 @@ fn release<'a>(env: &'a Environment, name: &str) -> Result<&'a Release> {
             .as_not_found()
     })
 }
+
+/// A test's record: revision 1 of release `web` in environment `dev`, deployed, that applied
+/// `manifests`, read as a stored record is read (the plan crate's own fixture is its tests' only).
+#[cfg(test)]
+pub(crate) fn recorded(manifests: Vec<serde_json::Value>) -> crate::release::record::Record {
+    use serde_json::json;
+    let objects: Vec<serde_json::Value> = manifests
+        .iter()
+        .map(|m| {
+            json!({"apiVersion": m["apiVersion"], "kind": m["kind"], "namespace": m["metadata"]["namespace"],
+                "name": m["metadata"]["name"], "applied": true})
+        })
+        .collect();
+    let record = json!({"release": "web", "environment": "dev", "revision": 1, "status": "deployed",
+        "time": "2026-11-21T10:00:00Z", "objects": objects, "manifests": manifests});
+    serde_json::from_value(record).expect("a record as stored")
+}

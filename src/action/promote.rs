@@ -621,7 +621,7 @@ mod tests {
             server: String::new(),
             releases: vec![release],
         };
-        let record = Record { time: "2026-11-26T10:00:00Z".into(), ..Record::of_manifests(Vec::new()) };
+        let record = Record { time: "2026-11-26T10:00:00Z".into(), ..crate::action::recorded(Vec::new()) };
         (report, HashMap::from([("web".to_string(), std::sync::Arc::new(record))]))
     }
 

@@ -158,7 +158,7 @@ mod tests {
         let record = |revision: u32, correction_of: Option<u32>| Record {
             revision,
             correction_of,
-            ..Record::of_manifests(Vec::new())
+            ..crate::action::recorded(Vec::new())
         };
         // 1 and 2 applied, 3 corrected 2, 4 corrected 3.
         let records = [record(1, None), record(2, None), record(3, Some(2)), record(4, Some(3))];
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn recorded_secret_values_and_values_of_sensitive_objects_are_redacted_but_names_are_not() {
         let redactor = Redactor::new();
-        let mut record = Record::of_manifests(vec![
+        let mut record = crate::action::recorded(vec![
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": "shop"},
                 "data": {"API_KEY": "ZGV2LWFwaS1rZXktNGYxYzlhN2U="}}),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": "shop"},

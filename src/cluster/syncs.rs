@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use super::retry::{GaveUp, Retrier};
 use super::{ClusterInfo, ConnectOptions};
-use crate::controllers::gitops::EnvironmentSync;
 use crate::error::{Error, Result};
 use crate::manifest::MANAGER;
 use crate::net::retry::RetryPolicy;
+use weaver_api::environment_sync::EnvironmentSync;
 
 /// A client for EnvironmentSyncs of the kubeconfig's cluster.
 pub struct Syncs {

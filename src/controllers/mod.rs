@@ -2,7 +2,7 @@
 //! into other namespaces, `gitops` applies environments pulled from git (the book's operator
 //! and GitOps guides). Both act as a tenant's ServiceAccount (`tenant`).
 
-pub mod conditions;
+pub use weaver_api::conditions;
 pub mod configmapsync;
 pub mod election;
 pub mod gitops;

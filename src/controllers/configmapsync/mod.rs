@@ -5,7 +5,7 @@
 //! chart `charts/configmapsync-operator` ships in `crds/`, is generated from them.
 
 pub mod access;
-pub mod api;
+pub use weaver_api::configmap_sync as api;
 pub mod controller;
 pub mod endpoints;
 pub mod plan;

@@ -4,7 +4,7 @@
 //! status they give, `reconcile` and `controller` the work against the cluster; `webhook`
 //! receives git hosts' pushes, `telemetry` counts for `/metrics`.
 
-pub mod api;
+pub use weaver_api::environment_sync as api;
 pub mod controller;
 pub mod plan;
 pub mod reconcile;

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::api::{Approval, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, RefKind};
+pub use super::api::{
+    Approval, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, RECONCILE_REQUESTED_AT, RefKind, short,
+};
 
 /// Fetched and reconciled this often without `interval`, as Flux's default.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
@@ -13,9 +15,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const HISTORY: usize = 5;
 /// Waiting for a dependency: looked at again this soon (its status changes are not watched).
 pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(10);
-/// Asks for a reconcile now, whatever the interval: set it to any new value (a time, by
-/// convention), as Flux's `reconcile.fluxcd.io/requestedAt`.
-pub const RECONCILE_REQUESTED_AT: &str = "weaver.example.com/reconcile-requested-at";
 
 /// The spec, checked and with its defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -288,12 +287,6 @@ pub fn cycle(
         }
     }
     None
-}
-
-/// A commit id as messages and `kubectl get` show it.
-pub fn short(commit: &str) -> &str {
-    // A status anyone may write could hold any text: never cut inside a character.
-    commit.get(..12).unwrap_or(commit)
 }
 
 /// `history` with `entry` first, at most [`HISTORY`] entries.

@@ -1,0 +1,433 @@
+//! `weaver.example.com/v1alpha1` EnvironmentSync: the API types, with the schema validation a
+//! real API server enforces. The book's GitOps guide gives the schema with examples.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A DNS-1123 label (namespace and ServiceAccount names).
+const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 subdomain (Secret and EnvironmentSync names).
+const DNS_SUBDOMAIN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A duration as Go and Flux write them: `30s`, `5m`, `1h30m`.
+const DURATION: &str = "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$";
+
+/// Asks for a reconcile now, whatever the interval: set it to any new value (a time, by
+/// convention), as Flux's `reconcile.fluxcd.io/requestedAt`.
+pub const RECONCILE_REQUESTED_AT: &str = "weaver.example.com/reconcile-requested-at";
+
+/// A commit id as messages and `kubectl get` show it.
+pub fn short(commit: &str) -> &str {
+    // A status anyone may write could hold any text: never cut inside a character.
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// Applies environments of a git repository to the cluster, and keeps them applied.
+// Each `printcolumn(...)` repeats `type_ = "string"`, which clippy takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "weaver.example.com",
+    version = "v1alpha1",
+    kind = "EnvironmentSync",
+    plural = "environmentsyncs",
+    namespaced,
+    shortname = "esync",
+    status = "EnvironmentSyncStatus",
+    doc = "Applies environments of a git repository with weaver's pipeline, as a ServiceAccount, and keeps them applied",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Revision", type_ = "string", json_path = ".status.lastAppliedRevision"),
+    printcolumn(name = "Envs", type_ = "string", json_path = ".status.environmentsReady"),
+    printcolumn(name = "Drift", type_ = "string", json_path = ".status.drift.summary"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSyncSpec {
+    /// The git repository and the revision of it to apply.
+    pub source: GitSource,
+    /// Environments to apply, by name or glob (`prod-*`); abstract environments never.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1, max = 253)))]
+    pub environments: Vec<String>,
+    /// Environments whose `labels` match this selector (the CLI's `--env-selector` syntax).
+    /// With `environments` too, both must hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_selector: Option<String>,
+    /// How often the source is fetched and the environments reconciled (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
+    pub interval: Option<String>,
+    /// How soon a failed reconcile is tried again (default: `interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
+    pub retry_interval: Option<String>,
+    /// Bounds each environment's apply, its waiting included, and each fetch of the source
+    /// (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
+    pub timeout: Option<String>,
+    /// Nothing is fetched or applied while true; the status keeps what it said.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+    /// Delete what an environment's releases no longer render (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<bool>,
+    /// Wait for what was applied to be ready before the reconcile counts as done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait: bool,
+    /// Put back objects changed in the cluster on each interval (the CLI's `drift --correct`
+    /// rules, ignore rules followed). False: drift is reported in the status, not corrected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub correct_drift: bool,
+    /// The ServiceAccount, in this namespace, every read and write of the apply is made as.
+    /// Without one, the controller's `--default-service-account`; with neither, refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS_LABEL), length(min = 1, max = 63))]
+    pub service_account_name: Option<String>,
+    /// Where the age identities that decrypt the environments' secrets are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<Decryption>,
+    /// EnvironmentSyncs that must be Ready first (at the same revision when they share the source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<DependencyRef>,
+    /// `Manual`: the plan is computed and summarised in the status, and applied only once
+    /// `approvedPlan` equals its digest. `Automatic` (the default) applies at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// The digest of the pending plan approved for applying (`weaver sync approve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_plan: Option<String>,
+    /// Apply to another cluster, from a kubeconfig in a Secret of this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_config: Option<KubeConfigRef>,
+    /// Auto-promotion: on its interval, the selected environments that have a `promotion:`
+    /// take their source's pins as `weaver promote` takes them (the same gates), committed as
+    /// `author` and pushed with `source.secretRef`'s credentials (the book's promotion guide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<AutoPromotion>,
+    /// Let a git host ask for a reconcile at once: a push to `POST /hook/<namespace>/<name>`
+    /// on the controller's `--webhook-addr`, signed with the Secret's token (the book's GitOps
+    /// webhooks guide). Without it, that path answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+}
+
+/// A git repository and a revision of it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSource {
+    /// `https://host/path` or `ssh://user@host/path` (`user@host:path` too).
+    #[schemars(length(min = 1), regex(pattern = "^(https://|http://|ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"))]
+    pub url: String,
+    /// Which revision: exactly one of `branch`, `tag`, `semver`, `commit`.
+    #[serde(rename = "ref")]
+    pub reference: GitReference,
+    /// A Secret of this namespace with `username` and `password`, or `bearerToken`, or (ssh)
+    /// `identity` and `known_hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalObjectReference>,
+    /// A Secret of this namespace whose `ca.crt` is the certificate authority of an https server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<LocalObjectReference>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [
+    {"required": ["branch"]}, {"required": ["tag"]}, {"required": ["semver"]}, {"required": ["commit"]}
+]))]
+pub struct GitReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub tag: Option<String>,
+    /// The highest tag in this range (`>=1.2.0 <2`, `~1.4`), helm's range syntax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub semver: Option<String>,
+    /// A full commit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[0-9a-f]{40}$"))]
+    pub commit: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct LocalObjectReference {
+    #[schemars(regex(pattern = DNS_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Decryption {
+    /// A Secret of this namespace whose every value holds age identities, one a line, as an age
+    /// identity file does (the output of `age-keygen`).
+    pub secret_ref: LocalObjectReference,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct DependencyRef {
+    #[schemars(regex(pattern = DNS_SUBDOMAIN), length(min = 1, max = 253))]
+    pub name: String,
+    /// Another namespace's, where the controller allows it (`--allow-cross-namespace-refs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS_LABEL), length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Approval {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeConfigRef {
+    /// A Secret of this namespace holding a kubeconfig under `value` (or `value.yaml`), as
+    /// Flux's `kubeConfig.secretRef`.
+    pub secret_ref: LocalObjectReference,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoPromotion {
+    /// How often the gates are judged (default 10m); a reconcile that is due runs it after
+    /// its apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
+    pub interval: Option<String>,
+    /// Where the commit goes; without it, to the branch `source.ref.branch` tracks, which
+    /// the next reconcile applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PromotionPush>,
+    /// Who the commits are by (author and committer).
+    pub author: GitAuthor,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionPush {
+    /// A branch of its own (`weaver/promote-prod`), to open a pull request from: each
+    /// promotion replaces what it holds (a force push). The tracked branch itself is only
+    /// fast-forwarded.
+    #[schemars(length(min = 1, max = 255))]
+    pub branch: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct GitAuthor {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[schemars(length(min = 3), regex(pattern = "^[^<>\\s]+@[^<>\\s]+$"))]
+    pub email: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// A Secret of this namespace whose `token` is the webhook's secret: the key of GitHub's
+    /// `X-Hub-Signature-256`, or GitLab's `X-Gitlab-Token` itself.
+    pub secret_ref: LocalObjectReference,
+}
+
+/// What the controller last observed and did, following kstatus: conditions `Ready`,
+/// `Reconciling`, `Stalled`, and `observedGeneration`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSyncStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The commit the last reconcile fetched and tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    /// The commit every selected environment was last applied at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    /// The `metadata.generation` of the spec it was applied with: a spec changed since (an
+    /// account, a kubeConfig, prune) is applied again, whatever the outcome of the reconciles
+    /// in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_generation: Option<i64>,
+    /// The last `weaver.example.com/reconcile-requested-at` annotation value handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    /// The plan waiting for approval (`approval: Manual`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_plan: Option<PendingPlan>,
+    /// What drifted in the cluster at the last reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSummary>,
+    /// One entry per selected environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub environments: Vec<EnvironmentStatus>,
+    /// `ready/selected`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environments_ready: Option<String>,
+    /// The last 5 reconciles that fetched a revision, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// The last auto-promotion (`spec.promotion`): its gates, what it pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionStatus>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionStatus {
+    /// When the gates were last judged, RFC 3339, UTC.
+    pub last_attempt_time: String,
+    /// The commit they were judged at (the promotion's parent).
+    pub revision: String,
+    /// The branch pushed to.
+    pub branch: String,
+    /// The last commit pushed, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pushed_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_push_time: Option<String>,
+    /// One entry per target environment; empty when none was judged (an error). Always
+    /// written: the status is a merge patch, which would keep the last run's otherwise.
+    #[serde(default)]
+    pub targets: Vec<PromotionTarget>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionTarget {
+    pub environment: String,
+    pub from: String,
+    /// Every gate passed.
+    pub passed: bool,
+    pub gates: Vec<PromotionGate>,
+    /// The pins that change (`web values image.tag: 1.0.0 -> 1.1.0`); none when the target
+    /// has what its source applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionGate {
+    /// `healthy`, `soak`, `no-drift`, `signed` or `check`.
+    pub gate: String,
+    pub passed: bool,
+    /// A check's CEL expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    pub evidence: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingPlan {
+    /// `sha256:…` of the revision and every change of the plan: what `approvedPlan` must equal.
+    pub digest: String,
+    pub revision: String,
+    /// Changes per release; releases without changes are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseChanges>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseChanges {
+    pub environment: String,
+    pub release: String,
+    pub create: u32,
+    pub update: u32,
+    pub delete: u32,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftSummary {
+    pub drifted: u32,
+    pub missing: u32,
+    /// `none`, or `2 drifted, 1 missing`, for `kubectl get`.
+    pub summary: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    pub name: String,
+    /// The commit this environment was last applied at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `Applied`, `Unchanged`, `Failed`, `AwaitingApproval`, or `Pending` (not applied yet: another
+    /// environment's plan failed).
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub created: u32,
+    #[serde(default)]
+    pub configured: u32,
+    #[serde(default)]
+    pub unchanged: u32,
+    #[serde(default)]
+    pub pruned: u32,
+    #[serde(default)]
+    pub failed: u32,
+    /// Objects that drifted from, and are missing of, the last applied revision, at the last
+    /// look.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drifted: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub revision: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The Ready condition's reason after it: `Applied`, `Unchanged`, a failure's reason.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub duration_seconds: f64,
+}
+
+/// Which kind of revision a [`GitReference`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Branch,
+    Tag,
+    Semver,
+    Commit,
+}
+
+impl GitReference {
+    /// The one revision named, or what is wrong with the choice.
+    pub fn one(&self) -> Result<(RefKind, &str), String> {
+        let given: Vec<(RefKind, &str)> = [
+            (RefKind::Branch, &self.branch),
+            (RefKind::Tag, &self.tag),
+            (RefKind::Semver, &self.semver),
+            (RefKind::Commit, &self.commit),
+        ]
+        .into_iter()
+        .filter_map(|(kind, value)| Some((kind, value.as_deref()?)))
+        .collect();
+        match given.as_slice() {
+            [one] => Ok(*one),
+            [] => Err("spec.source.ref names no revision: give one of branch, tag, semver, commit".into()),
+            _ => Err("spec.source.ref names several revisions: give only one of branch, tag, semver, commit".into()),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Git: the repository holding the weaver repository, revisions, the files of a commit, what
+//! changed between two versions, and which commit an apply deploys.
+//!
+//! The weaver repository (`--repo`) may be a subdirectory of a git repository; every path this
+//! module returns is relative to the weaver repository, and changes outside it are ignored.
+
+pub mod changes;
+pub mod hydrated;
+pub mod promotion;
+pub mod tree_source;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use git2::{Delta, DiffOptions, ErrorCode, Oid, Repository, RepositoryOpenFlags};
+
+pub use changes::{AffectedRelease, ChangeSet, Comparison, ReleaseStatus};
+pub use tree_source::TreeSource;
+use weaver_core::error::{Error, Result};
+
+/// A revision as the user wrote it, resolved to a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    /// What the user wrote: a branch, tag, SHA or an expression such as `HEAD~2`.
+    pub spec: String,
+    pub commit: Oid,
+}
+
+impl Revision {
+    /// The first 8 hex digits of the commit, as shown in messages.
+    pub fn short(&self) -> String {
+        self.commit.to_string()[..8].to_string()
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "commit {} ({})", self.short(), self.spec)
+    }
+}
+
+/// A path that differs between two versions, relative to the weaver repository. A rename is
+/// the old path deleted plus the new path added, so both sides of it are seen.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChangedPath {
+    pub path: PathBuf,
+    /// The path exists in the base version (false: added).
+    pub in_base: bool,
+    /// The path exists in the head version (false: deleted).
+    pub in_head: bool,
+}
+
+/// The commit an apply deploys, for the release record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Provenance {
+    /// The full SHA.
+    pub commit: String,
+    /// The working tree had uncommitted changes (untracked files included, ignored ones not)
+    /// under the weaver repository, so what was applied is not exactly `commit`.
+    pub dirty: bool,
+}
+
+/// The git repository containing a weaver repository. Cheap to clone: clones share one
+/// libgit2 handle, which is not thread-safe, behind a lock.
+#[derive(Clone)]
+pub struct GitRepo {
+    repo: Arc<Mutex<Repository>>,
+    /// The weaver repository's directory inside the git tree (empty when they are the same).
+    prefix: PathBuf,
+    /// The weaver repository's directory on disk, as given with --repo.
+    root: PathBuf,
+    /// Who commits (name, email), in place of the repository's user.name and user.email.
+    identity: Option<(String, String)>,
+}
+
+impl GitRepo {
+    /// Opens the git repository containing `root`, searching parent directories as git does
+    /// (GIT_CEILING_DIRECTORIES and the other variables git reads are honoured); `None` when
+    /// there is none.
+    pub fn discover(root: &Path) -> Result<Option<GitRepo>> {
+        let canonical = std::fs::canonicalize(root).map_err(|e| Error::io("open the repository directory", root, e))?;
+        let no_ceiling: [&std::ffi::OsStr; 0] = [];
+        let repo = match Repository::open_ext(&canonical, RepositoryOpenFlags::FROM_ENV, no_ceiling) {
+            Ok(repo) => repo,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::new(format!(
+                    "cannot open the git repository containing {}: {}",
+                    root.display(),
+                    e.message()
+                )));
+            }
+        };
+        // A bare repository has no working tree: its trees are read from the top.
+        let prefix = match repo.workdir() {
+            Some(workdir) => {
+                let workdir =
+                    std::fs::canonicalize(workdir).map_err(|e| Error::io("open git working tree", workdir, e))?;
+                canonical.strip_prefix(&workdir).map(Path::to_path_buf).unwrap_or_default()
+            }
+            None => PathBuf::new(),
+        };
+        Ok(Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf(), identity: None }))
+    }
+
+    /// Like [`GitRepo::discover`], but no repository is an error: what needs git history.
+    pub fn open(root: &Path) -> Result<GitRepo> {
+        GitRepo::discover(root)?.ok_or_else(|| {
+            Error::new(format!("{} is not inside a git repository", root.display())).with_help(
+                "--rev, --changed-since and `weaver changed` read git history: point --repo at a git checkout",
+            )
+        })
+    }
+
+    /// This repository, committing as `name` <`email`> (the controller's, whose mirrors have
+    /// no identity of their own).
+    pub fn with_identity(self, name: &str, email: &str) -> GitRepo {
+        GitRepo { identity: Some((name.to_string(), email.to_string())), ..self }
+    }
+
+    /// The identity commits are made with: the one given, else user.name and user.email.
+    fn signature(&self, repo: &Repository) -> std::result::Result<git2::Signature<'static>, git2::Error> {
+        match &self.identity {
+            Some((name, email)) => git2::Signature::now(name, email),
+            None => repo.signature(),
+        }
+    }
+
+    /// The weaver repository's directory on disk.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Repository> {
+        // libgit2 leaves the handle usable after a panic elsewhere.
+        self.repo.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Resolves `spec` (branch, tag, SHA, `HEAD~2`…) to a commit; `flag` names where it was
+    /// given, for errors.
+    pub fn resolve(&self, spec: &str, flag: &str) -> Result<Revision> {
+        let repo = self.lock();
+        let object = repo.revparse_single(spec).map_err(|e| self.unknown_revision(&repo, spec, flag, &e))?;
+        let commit = object.peel_to_commit().map_err(|_| {
+            let kind = object.kind().map_or("object", |k| k.str());
+            Error::new(format!("`{spec}` ({flag}) names a {kind}, not a commit"))
+        })?;
+        Ok(Revision { spec: spec.to_string(), commit: commit.id() })
+    }
+
+    fn unknown_revision(&self, repo: &Repository, spec: &str, flag: &str, err: &git2::Error) -> Error {
+        // `components` drops the trailing slash libgit2 gives directories.
+        let location = repo.workdir().unwrap_or(repo.path()).components().as_path().display().to_string();
+        if err.code() == ErrorCode::Ambiguous {
+            return Error::new(format!("`{spec}` ({flag}) is ambiguous in {location}: several objects start with it"))
+                .with_help("give more digits of the SHA");
+        }
+        if repo.is_shallow() {
+            return Error::new(format!(
+                "`{spec}` ({flag}) is not in {location}, a shallow clone: its history is cut off, and the commit may \
+                 be in the part that was not fetched"
+            ))
+            .with_help(
+                "fetch the history weaver needs: `git fetch --unshallow` (or `git fetch --deepen=N`); \
+                 in CI clone with full history (GitHub Actions: `fetch-depth: 0`, GitLab CI: `GIT_DEPTH: 0`)",
+            );
+        }
+        let detail = if err.code() == ErrorCode::NotFound { String::new() } else { format!(" ({})", err.message()) };
+        Error::new(format!(
+            "unknown revision `{spec}` ({flag}): no branch, tag or commit of {location} is called that{detail}"
+        ))
+        .with_help("give a branch, tag, commit SHA or an expression such as HEAD~2 (`git log --oneline` lists commits)")
+    }
+
+    /// The commit HEAD points at; `None` before the first commit.
+    pub fn head(&self) -> Result<Option<Revision>> {
+        let repo = self.lock();
+        let head = match repo.head() {
+            Ok(head) => head,
+            Err(e) if matches!(e.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => return Ok(None),
+            Err(e) => return Err(git_error("read HEAD", &e)),
+        };
+        let commit = head.peel_to_commit().map_err(|e| git_error("read HEAD", &e))?;
+        Ok(Some(Revision { spec: "HEAD".to_string(), commit: commit.id() }))
+    }
+
+    /// The weaver repository's files as they are in `revision`.
+    pub fn tree_source(&self, revision: &Revision) -> Result<TreeSource> {
+        let tree = {
+            let repo = self.lock();
+            repo.find_commit(revision.commit).and_then(|c| c.tree()).map_err(|e| git_error("read commit", &e))?.id()
+        };
+        Ok(TreeSource::new(self.repo.clone(), tree, self.prefix.clone(), revision.clone()))
+    }
+
+    /// The paths under the weaver repository that differ between `base` and `head`, sorted;
+    /// `head` `None` is the working tree, with staged, unstaged and untracked (not ignored)
+    /// files.
+    pub fn changed_paths(&self, base: &Revision, head: Option<&Revision>) -> Result<Vec<ChangedPath>> {
+        let repo = self.lock();
+        let tree_of = |revision: &Revision| {
+            repo.find_commit(revision.commit).and_then(|c| c.tree()).map_err(|e| git_error("read commit", &e))
+        };
+        let base_tree = tree_of(base)?;
+        let mut options = DiffOptions::new();
+        // Only which paths differ matters, never their content.
+        options.ignore_submodules(true).skip_binary_check(true).include_typechange(true);
+        if !self.prefix.as_os_str().is_empty() {
+            options.pathspec(&self.prefix).disable_pathspec_match(true);
+        }
+        let diff = match head {
+            Some(head) => repo.diff_tree_to_tree(Some(&base_tree), Some(&tree_of(head)?), Some(&mut options)),
+            None => {
+                if repo.is_bare() {
+                    return Err(Error::new(format!(
+                        "{} is a bare git repository: there is no working tree to compare",
+                        self.root.display()
+                    ))
+                    .with_help("name the version to compare with --head REV"));
+                }
+                options.include_untracked(true).recurse_untracked_dirs(true);
+                repo.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut options))
+            }
+        }
+        .map_err(|e| git_error("compare versions", &e))?;
+
+        let mut paths = Vec::new();
+        for delta in diff.deltas() {
+            let (in_base, in_head) = match delta.status() {
+                Delta::Added | Delta::Untracked => (false, true),
+                Delta::Deleted => (true, false),
+                Delta::Unmodified | Delta::Ignored => continue,
+                _ => (true, true),
+            };
+            let file = if in_head { delta.new_file() } else { delta.old_file() };
+            let Some(path) = file.path().and_then(|p| p.strip_prefix(&self.prefix).ok()) else { continue };
+            paths.push(ChangedPath { path: path.to_path_buf(), in_base, in_head });
+        }
+        paths.sort();
+        Ok(paths)
+    }
+}
+
+/// Which commit applying from `root` deploys: `rev`'s commit (never dirty), or HEAD and whether
+/// the working tree differs from it under the weaver repository. `None` when `root` is in no
+/// git repository or HEAD has no commit yet.
+pub fn provenance(root: &Path, rev: Option<&str>) -> Result<Option<Provenance>> {
+    let Some(git) = GitRepo::discover(root)? else { return Ok(None) };
+    let (commit, dirty) = match rev {
+        Some(spec) => (git.resolve(spec, "--rev")?, false),
+        None => {
+            let Some(head) = git.head()? else { return Ok(None) };
+            let dirty = !git.changed_paths(&head, None)?.is_empty();
+            (head, dirty)
+        }
+    };
+    Ok(Some(Provenance { commit: commit.commit.to_string(), dirty }))
+}
+
+fn git_error(action: &str, err: &git2::Error) -> Error {
+    Error::new(format!("git: cannot {action}: {}", err.message()))
+}

@@ -4,7 +4,7 @@
 pub(crate) mod action;
 pub(crate) mod apply;
 pub mod cli;
-pub mod cluster;
+pub use weaver_cluster as cluster;
 pub mod commands;
 pub(crate) mod completion;
 pub mod controllers;

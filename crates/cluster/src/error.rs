@@ -1,11 +1,11 @@
 //! API errors turned into messages that say what weaver was doing, against which cluster, what
 //! the server said, and what to try.
 
-pub(crate) use crate::project::humanize;
 use std::error::Error as StdError;
+pub use weaver_project::humanize;
 
 use super::ClusterInfo;
-use crate::error::Error;
+use weaver_core::error::Error;
 
 /// The innermost cause of an error chain: the part that says what actually happened
 /// (`connection refused`, `invalid peer certificate: UnknownIssuer`).

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use kube::api::{ListParams, WatchEvent, WatchParams};
 
 use super::Cluster;
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 /// What a page watches: one resource in one namespace, the objects the selectors select.
 #[derive(Debug, Clone, PartialEq, Eq)]

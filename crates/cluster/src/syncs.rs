@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use super::retry::{GaveUp, Retrier};
 use super::{ClusterInfo, ConnectOptions};
-use crate::error::{Error, Result};
-use crate::manifest::MANAGER;
-use crate::net::retry::RetryPolicy;
 use weaver_api::environment_sync::EnvironmentSync;
+use weaver_core::error::{Error, Result};
+use weaver_core::manifest::MANAGER;
+use weaver_net::retry::RetryPolicy;
 
 /// A client for EnvironmentSyncs of the kubeconfig's cluster.
 pub struct Syncs {

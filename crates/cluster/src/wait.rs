@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use super::error::humanize;
 use super::ready::{PodTrouble, Readiness, pod_trouble, readiness, with_trouble, workload_kind, worst_pod_trouble};
 use super::{Cluster, ManagedFields, ServedKind};
-use crate::error::{Error, Result};
-use crate::manifest::ListTarget;
-use crate::project::HealthCheck;
-use crate::release::status::owned_by;
+use weaver_core::error::{Error, Result};
+use weaver_core::manifest::ListTarget;
+use weaver_plan::release::status::owned_by;
+use weaver_project::HealthCheck;
 
 /// How long to wait between reads of the objects not ready yet.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);

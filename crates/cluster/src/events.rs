@@ -2,14 +2,14 @@
 //! describe` reads them), for `weaver ui`'s pages: newest first, a bounded number; and the
 //! kubelet's word on a failing probe, for a wait's reason.
 
-use crate::manifest::ListTarget;
 use kube::api::ListParams;
 use serde::Serialize;
 use serde_json::Value;
+use weaver_core::manifest::ListTarget;
 
 use super::Cluster;
 use super::ready::ProbeFailing;
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 /// How many events a page shows: the newest.
 pub const EVENTS_SHOWN: usize = 50;

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::retry::GaveUp;
 use super::{Cluster, ServedKind, object_value};
-use crate::error::Result;
-use crate::manifest::MANAGER;
+use weaver_core::error::Result;
+use weaver_core::manifest::MANAGER;
 
 /// What a deletion found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +77,9 @@ impl Cluster {
         list.items
             .into_iter()
             .map(|item| {
-                serde_json::to_value(item)
-                    .map_err(|err| crate::Error::new(format!("{doing}: cannot read an object the server sent: {err}")))
+                serde_json::to_value(item).map_err(|err| {
+                    weaver_core::Error::new(format!("{doing}: cannot read an object the server sent: {err}"))
+                })
             })
             .collect()
     }

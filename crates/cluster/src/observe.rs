@@ -9,14 +9,16 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::{ApplyError, Cluster, ListTarget, ManagedFields, Unserved};
-use crate::error::{Error, Location, Result};
-use crate::manifest::{
+use weaver_core::error::{Error, Location, Result};
+use weaver_core::manifest::{
     LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, ObjectKeyRef, Scopes, api_group, label, namespace_of,
 };
-use crate::project::Release;
-use crate::release::adopt::{HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by};
-use crate::release::record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Records, Status, Wanted};
-use crate::render::RenderedRelease;
+use weaver_plan::release::adopt::{
+    HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by,
+};
+use weaver_plan::release::record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Records, Status, Wanted};
+use weaver_project::Release;
+use weaver_render::RenderedRelease;
 
 /// What the cluster has of some releases: the objects carrying their release label, and the
 /// last deployed record of each.
@@ -184,7 +186,7 @@ pub async fn list_labelled(
     labelled.list(cluster, targets, concurrency).await
 }
 
-/// Adoption from Helm (see `crate::release::adopt`): for each of `releases` (already observed into
+/// Adoption from Helm (see `weaver_plan::release::adopt`): for each of `releases` (already observed into
 /// `live`) that has no deployed record yet, or every one with `every`, whether a Helm release of
 /// the same name has records in its namespace (one metadata-only LIST of Secrets per namespace,
 /// selected by Helm's `owner` and `name` labels: their content is never read). For each one

@@ -22,8 +22,8 @@ use tokio::time::Instant;
 
 use super::ClusterInfo;
 use super::error::{chain_mentions, humanize, request_error, timed_out};
-use crate::error::Error;
-use crate::net::retry::RetryPolicy;
+use weaver_core::error::Error;
+use weaver_net::retry::RetryPolicy;
 
 /// How long requests may keep failing before weaver gives up, by default (`--retry-budget`).
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
@@ -365,7 +365,7 @@ mod tests {
         use weaver_test_apiserver::{Fault, TestApiServer};
 
         use super::*;
-        use crate::cluster::{Cluster, ConnectOptions, ListTarget};
+        use crate::{Cluster, ConnectOptions, ListTarget};
 
         const PATH: &str = "/api/v1/namespaces/default/configmaps/retried";
 
@@ -383,7 +383,7 @@ mod tests {
             cluster
         }
 
-        async fn apply(cluster: &Cluster) -> Result<serde_json::Value, crate::cluster::ApplyError> {
+        async fn apply(cluster: &Cluster) -> Result<serde_json::Value, crate::ApplyError> {
             let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "retried", "namespace": "default"}, "data": {"k": "v"}});
             let served = cluster.resolve("v1", "ConfigMap").ok().unwrap();
@@ -410,7 +410,7 @@ mod tests {
             let cluster = connect(&server, Duration::from_secs(10)).await;
             // 503 is one kube's own retry layer would repeat: the count proves it is off.
             server.inject(Fault::status("PATCH", PATH, 503).times(10_000));
-            let Err(crate::cluster::ApplyError::Other(err)) = apply(&cluster).await else { panic!("applied") };
+            let Err(crate::ApplyError::Other(err)) = apply(&cluster).await else { panic!("applied") };
             let message = err.to_string();
             assert!(message.starts_with("applying ConfigMap default/retried: the server answered 503"), "{message}");
             // For the 2 s budget, 10–50 ms apart.
@@ -425,7 +425,7 @@ mod tests {
             let server = TestApiServer::start();
             let cluster = connect(&server, Duration::from_secs(10)).await;
             server.inject(Fault::status("PATCH", PATH, 409).times(50));
-            assert!(matches!(apply(&cluster).await, Err(crate::cluster::ApplyError::Conflict(_))));
+            assert!(matches!(apply(&cluster).await, Err(crate::ApplyError::Conflict(_))));
             assert_eq!(patches(&server), 1);
         }
 
@@ -449,7 +449,7 @@ mod tests {
             let target =
                 ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("default".into()) };
             let listed = cluster
-                .list(&[target].into(), "", crate::cluster::ManagedFields::Parsed, 1)
+                .list(&[target].into(), "", crate::ManagedFields::Parsed, 1)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(listed.iter().any(|o| o["metadata"]["name"] == "kube-root-ca.crt"));

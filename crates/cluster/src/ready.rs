@@ -30,17 +30,17 @@
 //! progressing; `Reconciling=True` is progressing, `Stalled=True` failed, once the status is
 //! of the latest generation. And before all of
 //! these, a user's CEL rule for the object's kind (`healthChecks` of its release or its
-//! environment, see `crate::project::health`) decides alone, as Flux's `healthCheckExprs` do:
+//! environment, see `weaver_project::health`) decides alone, as Flux's `healthCheckExprs` do:
 //! an unobserved generation is progressing, then `inProgress`, `failed`, `current`; none true
 //! is progressing, an expression that cannot be evaluated makes the health unknown.
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use crate::manifest::api_group;
-use crate::project::HealthCheck;
-use crate::project::health::Verdict;
-use crate::release::status::Owned;
+use weaver_core::manifest::api_group;
+use weaver_plan::release::status::Owned;
+use weaver_project::HealthCheck;
+use weaver_project::health::Verdict;
 
 /// Whether an object is ready, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1055,7 +1055,7 @@ mod tests {
             waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container", "2020-01-01T00:00:00Z");
         let (deployment, objects) =
             rolled_deployment(&[("web-new-a", "web-new", pulling), ("web-old-a", "web-old", old_crashing)]);
-        let owned = crate::release::status::owned_by(&objects);
+        let owned = weaver_plan::release::status::owned_by(&objects);
         let judged = with_pods(readiness_of(&deployment), &deployment, &owned, Timestamp::now());
         // Only the newest ReplicaSet's Pods, and past the grace: the wait ends.
         assert_eq!(
@@ -1066,7 +1066,7 @@ mod tests {
         // Within the grace: said, still waited for.
         let recent = waiting("ErrImagePull", "rpc error: not found", &Timestamp::now().to_string());
         let (deployment, objects) = rolled_deployment(&[("web-new-a", "web-new", recent)]);
-        let owned = crate::release::status::owned_by(&objects);
+        let owned = weaver_plan::release::status::owned_by(&objects);
         assert_eq!(
             pending(with_pods(readiness_of(&deployment), &deployment, &owned, Timestamp::now())),
             "0 of 1 updated replicas available; Pod shop/web-new-a ErrImagePull: rpc error: not found (container web)"

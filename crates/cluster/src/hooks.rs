@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::ready::Readiness;
 use super::{Cluster, ServedKind};
-use crate::error::{Error, Result};
-use crate::manifest::api_group;
+use weaver_core::error::{Error, Result};
+use weaver_core::manifest::api_group;
 
 /// How long to wait between reads of a hook that is not done yet.
 const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);

@@ -11,7 +11,7 @@ mod hooks;
 mod live;
 mod lock;
 mod objects;
-pub(crate) mod observe;
+pub mod observe;
 mod rate_limit;
 mod ready;
 mod retry;
@@ -31,7 +31,7 @@ use serde_json::Value;
 pub use access::{Access, Question, Subject, review_token};
 pub use changes::{Waited, Watched};
 pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watching, given_kubeconfig};
-pub(crate) use error::humanize;
+pub use error::humanize;
 pub use events::{EVENTS_SHOWN, ObjectEvent, newest_first};
 pub use hooks::{PodLog, hook_done};
 pub use live::{Changed, LiveCache, fields_parsed};
@@ -44,10 +44,10 @@ use retry::{Retrier, transient_answer};
 pub use syncs::{Patched, SyncCache, Syncs};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 
-use crate::error::{Error, Result};
-pub use crate::manifest::{ListTarget, Listed};
-use crate::manifest::{MANAGER, api_group};
-use crate::net::retry::RetryPolicy;
+use weaver_core::error::{Error, Result};
+pub use weaver_core::manifest::{ListTarget, Listed};
+use weaver_core::manifest::{MANAGER, api_group};
+use weaver_net::retry::RetryPolicy;
 
 /// How many requests weaver keeps in flight at once, by default. Below the 49 seats a 1.32
 /// server's API priority and fairness gives the `global-default` level (where a user's
@@ -344,7 +344,7 @@ impl Cluster {
 
     /// `target`'s objects that `label_selector` selects, from a watch when this cluster has
     /// one for it (see `live`); None when they must be LISTed.
-    pub(super) async fn watched(
+    pub(crate) async fn watched(
         &self,
         target: &ListTarget,
         label_selector: &str,
@@ -495,7 +495,7 @@ impl Cluster {
                 Err(ApplyError::NotFound(status.message.clone()))
             }
             Err(gave_up) => Err(ApplyError::Other(
-                gave_up.into_error(&format!("applying {}", crate::manifest::ObjectKey::of(object)), &self.info),
+                gave_up.into_error(&format!("applying {}", weaver_core::manifest::ObjectKey::of(object)), &self.info),
             )),
         }
     }
@@ -668,7 +668,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::diff::FieldSet;
+    use weaver_plan::diff::FieldSet;
 
     #[test]
     fn a_list_read_with_managed_fields_as_text_differs_only_there_and_gives_the_same_owned_fields() {

@@ -25,9 +25,9 @@ use tokio::task::JoinHandle;
 use super::error::humanize;
 use super::retry::{GaveUp, Retrier};
 use super::{Cluster, ClusterInfo};
-use crate::error::{Error, Result};
-use crate::project::Environment;
-use crate::project::environment::environment_path;
+use weaver_core::error::{Error, Result};
+use weaver_project::Environment;
+use weaver_project::environment::environment_path;
 
 /// How long a holder keeps the lock without renewing it, unless told otherwise.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(30);
@@ -88,7 +88,7 @@ pub enum LockSubject {
 }
 
 impl LockSubject {
-    pub(crate) fn lease_name(&self) -> String {
+    pub fn lease_name(&self) -> String {
         match self {
             LockSubject::Environment(env) => format!("weaver-lock-{env}"),
             LockSubject::Leadership(name) => name.clone(),

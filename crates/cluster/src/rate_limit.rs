@@ -289,14 +289,14 @@ impl SharedServers {
     /// # Errors
     /// The threads that drive the shared connections cannot be started (the system refuses
     /// threads).
-    pub fn new(in_flight: usize) -> crate::error::Result<SharedServers> {
+    pub fn new(in_flight: usize) -> weaver_core::error::Result<SharedServers> {
         let io = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("weaver-io")
             .enable_all()
             .build()
             .map_err(|err| {
-                crate::error::Error::new(format!("cannot start the threads of the cluster connections: {err}"))
+                weaver_core::error::Error::new(format!("cannot start the threads of the cluster connections: {err}"))
             })?;
         let io = Arc::new(IoRuntime(Some(io)));
         Ok(SharedServers {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 use super::ClusterInfo;
-use crate::error::{Error, Location, Result};
+use weaver_core::error::{Error, Location, Result};
 
 /// What the command line and the environment file say about the cluster.
 #[derive(Debug, Clone)]
@@ -339,7 +339,7 @@ fn decode(bytes: Vec<u8>) -> Option<String> {
 
 /// The documents of one kubeconfig file, merged, with its relative paths resolved.
 fn parse(path: &Path, text: &str) -> Result<Kubeconfig> {
-    let documents: Vec<Kubeconfig> = crate::yaml::documents_as(path, text, "invalid kubeconfig")?;
+    let documents: Vec<Kubeconfig> = weaver_yaml::documents_as(path, text, "invalid kubeconfig")?;
     let mut config = Kubeconfig::default();
     for document in documents {
         for (what, names) in [

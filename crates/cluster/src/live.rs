@@ -29,7 +29,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Discovered, ManagedFields, ServedKind, with_kind};
-use crate::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, ListTarget, MANAGER};
+use weaver_core::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, ListTarget, MANAGER};
 
 /// How long a read waits for a watch to start (its first LIST) or to deliver this process's
 /// writes, before it LISTs instead.
@@ -293,9 +293,9 @@ impl LiveCache {
     }
 
     /// What discovery found, asked again when older than [`DISCOVERY_AGE`].
-    pub(super) async fn discovered<F>(&self, discover: F) -> crate::error::Result<Arc<Discovered>>
+    pub(super) async fn discovered<F>(&self, discover: F) -> weaver_core::error::Result<Arc<Discovered>>
     where
-        F: std::future::Future<Output = crate::error::Result<Arc<Discovered>>>,
+        F: std::future::Future<Output = weaver_core::error::Result<Arc<Discovered>>>,
     {
         let mut discovered = self.inner.discovered.lock().await;
         if let Some((found, at)) = discovered.as_ref()
@@ -706,7 +706,7 @@ fn changed_by_another(held: Option<&Value>, object: &Value) -> bool {
 }
 
 fn changed(object: &Value, target: &ListTarget) -> Changed {
-    let label = |key: &str| crate::manifest::label(object, key).map(str::to_string);
+    let label = |key: &str| weaver_core::manifest::label(object, key).map(str::to_string);
     Changed {
         environment: label(LABEL_ENVIRONMENT),
         release: label(LABEL_RELEASE),
@@ -765,7 +765,7 @@ impl Selector {
     }
 
     fn matches(&self, object: &Arc<Value>) -> bool {
-        self.selects(|key| crate::manifest::label(object, key))
+        self.selects(|key| weaver_core::manifest::label(object, key))
     }
 
     /// Whether an object whose labels `label` reads is selected.
@@ -810,7 +810,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::cluster::{Cluster, ClusterInfo, ConnectOptions, GivenCluster, ManagedFields};
+    use crate::{Cluster, ClusterInfo, ConnectOptions, GivenCluster, ManagedFields};
 
     fn labelled(labels: Value) -> Arc<Value> {
         Arc::new(json!({"metadata": {"name": "x", "labels": labels}}))
@@ -885,10 +885,13 @@ mod tests {
         let served =
             ServedKind { resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()), namespaced: true };
         let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("ns".into()) };
-        let watch = crate::action::block_on(async {
+        // A view's runtime, as a command's: one thread, ended when the view is done.
+        let view = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let watch = view.block_on(async {
             let client = client_with(&cache, "token");
             cache.watch(&client, "ServiceAccount ns/deployer", &served, &target, Watched::Weavers)
         });
+        drop(view);
         // The view's runtime is gone: the watch's task is not.
         std::thread::sleep(Duration::from_millis(50));
         assert!(!watch.task.get().unwrap().is_finished(), "the watch ended with the runtime that started it");

@@ -1,0 +1,414 @@
+//! Apply: render, take the environment's lock, render for the cluster, observe, plan, apply, record. `rollback` runs
+//! the same machinery over a recorded revision.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+
+use super::notifications::notify;
+use super::removed::removed_releases;
+use super::render::{Desired, IfEmpty, Offline, Quotes, RenderOptions, prepare};
+use super::{Context, OnProgress, Progress, connect_sharing, phase};
+use crate::apply::{ApplyOptions, LockTakenOver, ReleaseInput, Report};
+use crate::notify::Message;
+use weaver_cluster::observe::{Unlabelled, observe_helm, observe_reusing};
+use weaver_cluster::{
+    Cluster, ConnectOptions, HeldLock, ListTarget, Listed as Listing, LockEvent, LockOptions, SharedServers,
+};
+use weaver_core::error::{Error, Result};
+use weaver_core::manifest::{ObjectKey, Scopes};
+use weaver_plan::diff::plan::{Plan, plan_adopting};
+use weaver_project::Environment;
+use weaver_render::RenderedRelease;
+
+/// What `apply` and `rollback` share.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A server-side dry run: nothing is written, not even a record or the lock.
+    pub dry_run: bool,
+    /// Wait for readiness of what was applied.
+    pub wait: bool,
+    /// Bounds each release's waiting (CRDs Established, readiness).
+    pub timeout: Duration,
+    pub force_conflicts: bool,
+    pub prune: bool,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// How long to wait for another apply of the environment to finish.
+    pub lock_timeout: Duration,
+    /// How long the environment's lock stays held without renewal: after an applier that
+    /// stopped (killed), the next one waits this long.
+    pub lock_lease: Duration,
+    /// Who applies, when not this process (`alice@build-7 pid 4242`): the EnvironmentSync that
+    /// does. Named as the lock's holder, and recorded in each revision.
+    pub applier: Option<String>,
+    /// Apply objects labelled as another environment's (`--take-ownership`); without it they
+    /// are refused before anything is written. Only `apply` sets it: a rollback or a drift
+    /// correction never takes an object from another environment.
+    pub take_ownership: bool,
+    /// What must hold for this apply to write, checked under the lock, on the plan made
+    /// there, before anything is written: the plan is an EnvironmentSync's approved one, or
+    /// the EnvironmentSync a rollback goes through is still suspended.
+    pub plan_check: Option<PlanCheck>,
+}
+
+/// Whether an apply may write the plan made under the lock: Err says why not. A future, as a
+/// check may read the cluster again (a watch's copy may lag what the lock orders).
+#[derive(Clone)]
+pub struct PlanCheck(pub Arc<CheckPlan>);
+
+pub type CheckPlan = dyn Fn(&Plan) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync;
+
+impl std::fmt::Debug for PlanCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanCheck")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyActionOptions {
+    /// The releases to apply; an empty selection is refused.
+    pub render: RenderOptions,
+    pub connect: ConnectOptions,
+    pub settings: Settings,
+    /// Refuse to apply from a working tree with uncommitted changes.
+    pub require_clean: bool,
+    /// Also remove the releases the environment no longer has but the cluster does.
+    pub prune_releases: super::removed::PruneReleases,
+    /// Apply although values flags (`--set`, …) change what git holds; they are recorded.
+    pub allow_overrides: bool,
+    /// Delete the records of the Helm releases adopted once their release applied.
+    pub forget_helm_release: bool,
+    /// What the environments of a fleet share per API server (requests in flight, discovery).
+    pub servers: Option<SharedServers>,
+}
+
+/// What an apply did.
+pub struct Applied {
+    pub report: Report,
+    pub options: ApplyOptions,
+    /// Another apply took the lock while this one ran: it stopped starting new work, and
+    /// `report` says what it did before.
+    pub lock_lost: Option<Error>,
+}
+
+/// Renders, connects, takes the environment's lock and, holding it, renders Helm charts again
+/// with the cluster's capabilities and `lookup`, then applies. `interrupted` (Ctrl-C) stops
+/// starting new work; what was done is still recorded.
+pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
+    let offline = render_offline(options, cx)?;
+    apply_rendered(options, offline, cx, interrupted).await
+}
+
+/// What an apply renders before it connects: the environment decrypted and rendered offline.
+/// A fleet apply renders every environment so, before it writes anything, to refuse two that
+/// would own one object.
+pub struct RenderedOffline {
+    prepared: super::render::Prepared,
+    desired: Desired,
+}
+
+impl RenderedOffline {
+    /// The objects the apply would own (hooks come and go, and are not owned). One of a kind
+    /// whose scope the render could not tell (its CRD is not rendered) and without a namespace
+    /// counts in its release's namespace, as most custom resources are namespaced; the cluster's
+    /// discovery decides it when the apply connects.
+    pub fn owned_keys(&self) -> Vec<ObjectKey> {
+        let rendered = &self.desired.rendered;
+        let scopes = Scopes::of_crds(rendered.manifests());
+        let keys = rendered.releases.iter().flat_map(|release| {
+            release.manifests.iter().map(|m| {
+                let mut key = m.key();
+                if key.namespace.is_none() && scopes.known(&key.group, &key.kind).is_none() {
+                    key.namespace = Some(release.namespace.clone());
+                }
+                key
+            })
+        });
+        keys.collect()
+    }
+}
+
+/// The first half of [`apply`]: refuses values flags unless allowed, then decrypts and renders
+/// offline.
+pub fn render_offline(options: &ApplyActionOptions, cx: Context<'_>) -> Result<RenderedOffline> {
+    if !options.allow_overrides && !options.render.overrides.is_empty() {
+        return Err(Error::new("apply: values flags (--set, --values, …) would apply what is not in git")
+            .with_help("commit the values to the environment, or add --allow-overrides to apply them anyway (the release records keep them)"));
+    }
+    let mut render_options = options.render.clone();
+    render_options.if_empty = IfEmpty::Refuse;
+    let prepared = prepare(&render_options, cx, Quotes::Cluster)?;
+    let desired = prepared.render(Offline::BeforeCluster, cx.on)?;
+    Ok(RenderedOffline { prepared, desired })
+}
+
+/// The rest of [`apply`], from what [`render_offline`] made with the same options.
+pub async fn apply_rendered(
+    options: &ApplyActionOptions,
+    offline: RenderedOffline,
+    cx: Context<'_>,
+    interrupted: &AtomicBool,
+) -> Result<Applied> {
+    let Context { redactor, on } = cx;
+    let RenderedOffline { prepared, desired: offline } = offline;
+    let selection = &options.render.selection;
+    let provenance = weaver_git::provenance(&selection.repo, selection.rev.as_deref())?;
+    if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {
+        let what =
+            format!("the working tree has uncommitted changes, so what is applied is not commit {}", &p.commit[..12]);
+        if options.require_clean {
+            return Err(Error::new(format!("{what} (--require-clean)"))
+                .with_help("commit or stash the changes, or apply a commit with --rev"));
+        }
+        on(Progress::Warning(format!("{what}; the records will say `dirty`")));
+    }
+    let cluster = connect_sharing(
+        options.connect.clone().retrying_within(options.settings.timeout),
+        options.servers.as_ref(),
+        &offline.env,
+        "applying to",
+        on,
+    )
+    .await?;
+    let env = Arc::clone(&offline.env);
+    // Under the lock: what `lookup` reads must be what this apply builds on, not what a
+    // concurrent apply (a first install generating the same password) is about to replace.
+    let desired = async {
+        let Desired { env, rendered, looked_up, .. } =
+            prepared.for_cluster(offline, &cluster, options.settings.concurrency, on).await?;
+        let server_version = prepared.server_version(&rendered, &cluster).await?;
+        prepared.warn_removed(&rendered, server_version.as_deref(), on);
+        let mut releases = rendered.releases;
+        let mut apply_options =
+            apply_options(&env, &options.settings, provenance.as_ref().map(|p| (p.commit.clone(), p.dirty)), None);
+        apply_options.overrides = prepared.overrides();
+        apply_options.forget_helm_release = options.forget_helm_release;
+        // Sensitive: holding a value decrypted from the environment, which is all the redactor
+        // knows until the Secrets below are registered.
+        apply_options.sensitive = releases
+            .iter()
+            .flat_map(|r| &r.manifests)
+            .filter(|m| redactor.finds_in(&m.object))
+            .map(|m| m.key())
+            .collect();
+        // What the apply prints quotes the cluster (a hook's pod logs, server messages): the
+        // values of the Secrets it applies are not for it, decrypted from the environment or not.
+        for secret in releases
+            .iter()
+            .flat_map(|r| r.manifests.iter().chain(&r.hooks))
+            .filter(|m| weaver_plan::diff::is_secret(&m.object))
+        {
+            redactor.register_secret_data(&secret.object);
+        }
+        let removed = removed_releases(&cluster, &env, &releases, redactor, &options.prune_releases, on).await?;
+        releases.extend(removed);
+        Ok(Locked { releases, options: apply_options, looked_up })
+    };
+    let applied = execute(&cluster, &env, &options.settings, desired, interrupted, on).await?;
+    if !options.settings.dry_run && worth_telling(&applied) {
+        let lock_lost = applied.lock_lost.is_some();
+        let message = Message::applied(&applied.report, &applied.options, &cluster.info.context, lock_lost, redactor);
+        let keys = (selection.repo.as_path(), &options.render.keys);
+        notify(&env, prepared.source(), keys, message, cx).await;
+    }
+    Ok(applied)
+}
+
+/// Whether an apply is news: it changed something, or failed. An apply with nothing to do
+/// (a pipeline's usual run) tells no one.
+fn worth_telling(applied: &Applied) -> bool {
+    let t = applied.report.totals();
+    applied.report.failed()
+        || applied.lock_lost.is_some()
+        || t.created + t.configured + t.pruned + t.failed + t.not_applied + t.hooks_succeeded + t.hooks_failed > 0
+}
+
+/// What an apply works on once it holds the environment's lock.
+pub(super) struct Locked {
+    pub releases: Vec<RenderedRelease>,
+    pub options: ApplyOptions,
+    /// The LISTs `lookup` made, which the observation reuses.
+    pub looked_up: Vec<(ListTarget, Arc<Listing>)>,
+}
+
+/// Each rendered release with what apply needs to know from the environment.
+fn inputs<'r>(env: &Environment, rendered: &'r [RenderedRelease]) -> Vec<ReleaseInput<'r>> {
+    rendered
+        .iter()
+        .map(|rendered| {
+            let release = env.releases.iter().find(|r| r.name == rendered.name);
+            ReleaseInput {
+                needs: release.map(|r| r.needs.clone()).unwrap_or_default(),
+                create_namespace: release.is_none_or(|r| r.create_namespace),
+                rendered,
+            }
+        })
+        .collect()
+}
+
+pub(super) fn apply_options(
+    env: &Environment,
+    settings: &Settings,
+    provenance: Option<(String, bool)>,
+    rollback_of: Option<u32>,
+) -> ApplyOptions {
+    ApplyOptions {
+        environment: env.name.clone(),
+        lock_namespace: env.lock_namespace.clone(),
+        dry_run: settings.dry_run,
+        force_conflicts: settings.force_conflicts,
+        prune: settings.prune,
+        concurrency: settings.concurrency,
+        wait: settings.wait,
+        timeout: settings.timeout,
+        // As the lock names its holder (the pod, in a pod), so the Lease and the record agree.
+        applied_by: settings.applier.clone().unwrap_or_else(|| LockOptions::new(env, settings.lock_timeout).holder),
+        health_checks: env.releases.iter().map(|r| (r.name.clone(), r.health_checks.clone())).collect(),
+        commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
+        dirty: provenance.map(|(_, dirty)| dirty),
+        rollback_of,
+        correction: false,
+        overrides: Vec::new(),
+        sensitive: Default::default(),
+        forget_helm_release: false,
+        take_ownership: settings.take_ownership,
+        record_key: None,
+    }
+}
+
+/// An apply interrupted before it wrote anything.
+fn abandoned(options: ApplyOptions) -> Applied {
+    let report = Report { releases: Vec::new(), interrupted: true, retried_requests: 0, lock_taken_over: None };
+    Applied { report, options, lock_lost: None }
+}
+
+/// Takes the environment's lock, then makes `desired` (a future, so nothing of it runs before
+/// the lock is held), observes the cluster, plans and applies.
+pub(super) async fn execute(
+    cluster: &Cluster,
+    env: &Environment,
+    settings: &Settings,
+    desired: impl Future<Output = Result<Locked>>,
+    interrupted: &AtomicBool,
+    on: OnProgress<'_>,
+) -> Result<Applied> {
+    // Read where every apply (rollbacks, corrections and the controller's too) passes, before
+    // the lock: a missing or short key file is refused with nothing taken or written.
+    let record_key = weaver_secrets::record_key::RecordKey::from_environment()?;
+    // One apply per environment at a time; a dry run writes nothing, the Lease included.
+    let mut taken_over = None;
+    let lock = match settings.dry_run {
+        true => None,
+        false => {
+            let mut lock_options = LockOptions::new(env, settings.lock_timeout);
+            lock_options.lease_duration = settings.lock_lease;
+            if let Some(applier) = &settings.applier {
+                lock_options.holder = applier.clone();
+            }
+            let acquire = cluster.acquire_lock(&lock_options, |event| match event {
+                LockEvent::Waiting { holder, since } => on(Progress::Status(format!(
+                    "waiting for the lock of environment `{}` (Lease {}/{}), held by {holder} since {since}",
+                    env.name,
+                    lock_options.namespace,
+                    lock_options.subject.lease_name()
+                ))),
+                LockEvent::TakenOver { holder, renewed } => {
+                    let taken = LockTakenOver { holder, renewed };
+                    on(Progress::Warning(format!("environment `{}`: {taken}", env.name)));
+                    taken_over = Some(taken);
+                }
+            });
+            // Interrupted (an environment of a fleet) before it holds the lock: it applies
+            // nothing, as it would once it held it.
+            tokio::select! {
+                biased;
+                () = crate::apply::interruption(interrupted) => {
+                    return Ok(abandoned(apply_options(env, settings, None, None)));
+                }
+                held = acquire => Some(held?),
+            }
+        }
+    };
+    let result = async {
+        let mut desired = desired.await?;
+        desired.options.record_key = record_key;
+        // Rendering under the lock blocks its renewal while it runs: a render longer than the
+        // Lease lets another apply in, which this one must not write over.
+        if let Some(lock) = &lock {
+            lock.check()?;
+        }
+        execute_locked(cluster, env, desired, lock.as_ref(), settings.plan_check.as_ref(), interrupted, on).await
+    }
+    .await;
+    if let Some(lock) = lock {
+        let released = lock.release().await;
+        // A lock lost is the error to report, not that it could not be released.
+        if let (Ok((_, None)), Err(err)) = (&result, released) {
+            on(Progress::Warning(format!("{err}; the lock expires by itself")));
+        }
+    }
+    let (mut applied, lock_lost) = result?;
+    applied.report.lock_taken_over = taken_over;
+    Ok(Applied { lock_lost, ..applied })
+}
+
+async fn execute_locked(
+    cluster: &Cluster,
+    env: &Environment,
+    desired: Locked,
+    lock: Option<&HeldLock>,
+    check: Option<&PlanCheck>,
+    interrupted: &AtomicBool,
+    on: OnProgress<'_>,
+) -> Result<(Applied, Option<Error>)> {
+    let Locked { mut releases, options, looked_up } = desired;
+    let started = Instant::now();
+    let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
+    let mut live =
+        observe_reusing(cluster, &mut releases, &options.environment, options.concurrency, &unlabelled).await?;
+    observe_helm(cluster, &releases, &mut live, options.forget_helm_release, options.concurrency).await?;
+    phase(on, "observe", started);
+    let started = Instant::now();
+    let plan = plan_adopting(&releases, &live.records, &live.objects, &live.helm, None)?;
+    phase(on, "plan", started);
+    // Two environments must not take one object from each other, apply after apply.
+    if !options.take_ownership {
+        plan.refuse_taking(&options.environment, "nothing was applied")?;
+    }
+    if let Some(PlanCheck(check)) = check {
+        check(&plan)
+            .await
+            .map_err(|err| err.context(format!("environment `{}`: nothing was applied", options.environment)))?;
+    }
+    // Interrupted before writing (an environment of a fleet, whose interruption is caught from
+    // the start): nothing is applied, as a single apply interrupted before it writes.
+    if interrupted.load(Ordering::SeqCst) {
+        return Ok((abandoned(options), None));
+    }
+    let inputs = inputs(env, &releases);
+    let on_event = |event: crate::apply::Event<'_>| on(Progress::Apply(event));
+    on(Progress::Writing);
+    let started = Instant::now();
+    let applying = async {
+        let report = crate::apply::apply(cluster, inputs, &plan, &live, &options, interrupted, &on_event).await;
+        phase(on, "apply", started);
+        report
+    };
+    let (report, lost) = match lock {
+        None => (applying.await, None),
+        Some(lock) => {
+            tokio::pin!(applying);
+            // Another apply took the lock (this one stopped renewing it): stop starting new work.
+            tokio::select! {
+                report = &mut applying => (report, None),
+                lost = lock.lost() => {
+                    interrupted.store(true, Ordering::SeqCst);
+                    (applying.await, Some(lost.context("the apply stopped")))
+                }
+            }
+        }
+    };
+    Ok((Applied { report, options, lock_lost: None }, lost))
+}

@@ -1,0 +1,159 @@
+//! Charts: pin the remote Helm charts every deployable environment names in `charts.lock` (`lock`),
+//! with the subcharts its Helm charts (local, or those remote archives) declare remotely and do
+//! not vendor, and pull what the lock pins into the chart cache (`fetch`), as helmfile's `deps`
+//! and `fetch`.
+//! The only actions that reach chart repositories and registries.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{OnProgress, Progress, open_project};
+use weaver_core::error::{Error, Result};
+use weaver_project::chart::RemoteChart;
+use weaver_source::charts::{Cache, ChartRef, Fetcher, LOCK_FILE, Lock, Outcome, http::Machine};
+
+#[derive(Debug, Clone)]
+pub struct ChartsOptions {
+    /// The repository root (the working tree: the lock is written there).
+    pub repo: PathBuf,
+    /// `fetch --rev`: the commit whose lock to fetch (a CI job rendering `--rev`); the working
+    /// tree when None. `lock` writes the working tree's lock and never reads another commit.
+    pub rev: Option<String>,
+    /// `lock --update`: resolve every chart again, not only new and changed ones.
+    pub update: bool,
+}
+
+/// One remote chart, with the releases naming it.
+#[derive(Debug, Clone)]
+pub struct ChartStatus {
+    pub chart: RemoteChart,
+    /// `<environment>/<release>`, sorted.
+    pub releases: Vec<String>,
+    pub version: String,
+    pub digest: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChartsReport {
+    pub charts: Vec<ChartStatus>,
+    /// Whether `charts.lock` was written (it changed).
+    pub lock_written: bool,
+    pub cache: PathBuf,
+}
+
+/// Resolves every remote chart not pinned yet (all with `update`), writes `charts.lock` when it
+/// changed (dropping charts no release names any more), and pulls every pinned chart.
+pub fn lock(options: &ChartsOptions, on: OnProgress) -> Result<ChartsReport> {
+    run(options, true, on)
+}
+
+/// Pulls every chart `charts.lock` pins for a release into the cache, verifying its digest; a
+/// chart the lock lacks is an error.
+pub fn fetch(options: &ChartsOptions, on: OnProgress) -> Result<ChartsReport> {
+    run(options, false, on)
+}
+
+fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsReport> {
+    let project = open_project(&options.repo, options.rev.as_deref())?;
+    let source = project.source.as_ref();
+    let mut users: BTreeMap<RemoteChart, Vec<String>> = BTreeMap::new();
+    // The subcharts each Helm chart of the repository declares remotely and does not vendor.
+    let mut subcharts: BTreeMap<String, Vec<RemoteChart>> = BTreeMap::new();
+    // Each deployable environment's `repositories:`, which `@name` dependencies name.
+    let mut repositories = BTreeMap::new();
+    // The remote charts releases name (the others are subcharts).
+    let mut named = BTreeSet::new();
+    for name in project.environment_names()? {
+        let env = project.environment(&name)?;
+        // An abstract environment is never rendered: only what deployable ones name is pinned.
+        if env.is_abstract {
+            continue;
+        }
+        repositories.insert(name.clone(), env.repositories.clone());
+        for release in &env.releases {
+            let user = format!("{name}/{}", release.name);
+            if let Some(chart) = &release.remote {
+                named.insert(chart.clone());
+                users.entry(chart.clone()).or_default().push(user);
+            } else if weaver_helm::is_helm_release(source, release) {
+                if !subcharts.contains_key(&release.chart) {
+                    let chart = weaver_helm::read(source, &release.chart, &release.chart_at)?;
+                    subcharts.insert(release.chart.clone(), weaver_helm::unvendored_remote(&chart, &env.repositories));
+                }
+                for subchart in &subcharts[&release.chart] {
+                    users.entry(subchart.clone()).or_default().push(user.clone());
+                }
+            }
+        }
+    }
+    let before = Lock::load(project.source.as_ref())?;
+    let mut lock = before.clone();
+    let cache = Cache::from_env(|key| std::env::var(key).ok())?;
+    let mut fetcher = Fetcher::new(Machine::load(|key| std::env::var(key).ok())?, cache.clone());
+    let mut charts: Vec<ChartStatus> = Vec::new();
+    let mut pin = |chart: RemoteChart, releases: Vec<String>, lock: &mut Lock| -> Result<ChartStatus> {
+        on(Progress::Info(format!("{} {}", if locking { "locking" } else { "fetching" }, chart.describe())));
+        let outcome = match locking {
+            true => fetcher.lock(lock, &chart, options.update),
+            false => fetcher.fetch(lock, &chart),
+        }
+        .map_err(|e| e.context(format!("chart {} (releases {})", chart.describe(), releases.join(", "))))?;
+        let locked = lock.find(&chart).expect("a locked or fetched chart is in the lock");
+        let (version, digest) = (locked.version.clone(), locked.digest.clone());
+        Ok(ChartStatus { chart, releases, version, digest, outcome })
+    };
+    // The subcharts that the archives of charts releases name declare and do not vendor come
+    // after them (one level, as helm resolves them): they are known once the archives are cached.
+    let mut archive_subcharts: BTreeMap<RemoteChart, Vec<String>> = BTreeMap::new();
+    // Each of those subcharts, with the charts whose archives declare it.
+    let mut required_by: BTreeMap<ChartRef, BTreeSet<ChartRef>> = BTreeMap::new();
+    for (chart, releases) in users {
+        charts.push(pin(chart.clone(), releases.clone(), &mut lock)?);
+        if !named.contains(&chart) {
+            continue;
+        }
+        let (data, origin) = weaver_source::charts::cached_archive(&lock, &cache, &releases.join(", "), &chart)?;
+        let archive = weaver_helm::archive::load(&data, &origin)?;
+        for user in releases {
+            let env = user.split_once('/').map_or(user.as_str(), |(env, _)| env);
+            for subchart in weaver_helm::unvendored_remote(&archive, &repositories[env]) {
+                required_by.entry(ChartRef::of(&subchart)).or_default().insert(ChartRef::of(&chart));
+                archive_subcharts.entry(subchart).or_default().push(user.clone());
+            }
+        }
+    }
+    for (chart, releases) in archive_subcharts {
+        match charts.iter_mut().find(|status| status.chart == chart) {
+            Some(status) => {
+                status.releases.extend(releases);
+                status.releases.sort();
+                status.releases.dedup();
+            }
+            None => charts.push(pin(chart, releases, &mut lock)?),
+        }
+    }
+    let mut lock_written = false;
+    if locking {
+        lock.charts.retain(|locked| charts.iter().any(|c| locked.is_for(&c.chart)));
+        for locked in &mut lock.charts {
+            let parents = required_by.remove(&locked.chart_ref()).unwrap_or_default();
+            locked.required_by = Some(parents.into_iter().collect());
+        }
+        if lock != before {
+            write_lock(&options.repo.join(LOCK_FILE), &lock)?;
+            lock_written = true;
+        }
+    }
+    Ok(ChartsReport { charts, lock_written, cache: cache.dir })
+}
+
+/// Replaces the lock file whole: written aside in its directory, then renamed.
+fn write_lock(path: &Path, lock: &Lock) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io("write", path, e))?;
+    file.write_all(lock.to_yaml().as_bytes()).map_err(|e| Error::io("write", path, e))?;
+    file.persist(path).map_err(|e| Error::io("write", path, e.error))?;
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! History: a release's recorded revisions, and what each changed.
+
+use super::{OnProgress, connect, open_project, release};
+use weaver_cluster::ConnectOptions;
+use weaver_cluster::observe::release_records;
+use weaver_core::error::Result;
+use weaver_plan::diff::Plan;
+use weaver_plan::diff::plan::between_revisions;
+use weaver_plan::release::record::Record;
+use weaver_project::{Environment, Release};
+
+/// Which release's history.
+#[derive(Debug, Clone)]
+pub struct HistoryOptions {
+    pub repo: std::path::PathBuf,
+    /// The commit the environment is read at; None: the working tree.
+    pub rev: Option<String>,
+    pub env: String,
+    pub release: String,
+    pub connect: ConnectOptions,
+}
+
+pub struct History {
+    pub env: Environment,
+    pub release: Release,
+    /// Its records, oldest first.
+    pub records: Vec<Record>,
+}
+
+pub async fn history(options: &HistoryOptions, on: OnProgress<'_>) -> Result<History> {
+    let env = open_project(&options.repo, options.rev.as_deref())?.environment(&options.env)?;
+    let release = release(&env, &options.release)?.clone();
+    let cluster = connect(options.connect.clone(), &env, "reading from", on).await?;
+    let records = release_records(&cluster, &release, &env.name).await?;
+    Ok(History { env, release, records })
+}
+
+/// What each of `records` (oldest first) changed against the revision before it, the first
+/// against nothing, in the same order: the objects each applied, planned as an apply of them
+/// over the previous revision's (Secret values and decrypted values redacted as a plan
+/// redacts them; see [`between_revisions`]).
+pub fn changes(records: &[Record]) -> Vec<Plan> {
+    let mut previous: Option<&Record> = None;
+    records
+        .iter()
+        .map(|record| {
+            let before = previous.into_iter().flat_map(Record::applied_manifests);
+            let plan = between_revisions(&record.release, before, record.applied_manifests());
+            previous = Some(record);
+            plan
+        })
+        .collect()
+}

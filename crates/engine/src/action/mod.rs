@@ -1,0 +1,285 @@
+//! The action layer: one use case a file (render, plan, apply, drift, history, rollback), each
+//! composing the pipeline (load, select, decrypt, render, observe, plan, apply, record) from
+//! the domain modules and `cluster/`. A front end (a command, a CI bot, an HTTP API) calls one
+//! action with typed options and formats its typed result. Actions never print: they tell
+//! their caller what happens through [`Progress`].
+
+pub mod apply;
+pub mod charts;
+pub mod drift;
+pub mod fleet;
+pub mod history;
+pub mod hydrate;
+pub mod import;
+mod notifications;
+pub mod object;
+pub mod plan;
+pub mod promote;
+mod removed;
+
+pub use removed::PruneReleases;
+pub mod render;
+pub mod renders;
+pub mod report;
+pub mod rollback;
+pub mod status;
+pub mod sync;
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weaver_cluster::{Cluster, ConnectOptions, SharedServers};
+use weaver_core::error::{Error, Result};
+use weaver_git::{Comparison, GitRepo};
+use weaver_project::environment::PathRef;
+use weaver_project::{Environment, FsSource, Project, Release};
+use weaver_secrets::{Identities, IdentityOrigin, IdentitySources, Redactor};
+
+/// What an action tells its caller while it runs.
+pub enum Progress<'a> {
+    /// A phase (`load`, `decrypt`, `render`, `connect`, `observe`, `plan`, `apply`) took this long.
+    Phase(&'static str, Duration),
+    /// What was done, for a verbose run.
+    Info(String),
+    /// Something the user should know; the action goes on.
+    Warning(String),
+    /// A result the user always sees, such as a release left out or a lock being waited for.
+    Status(String),
+    /// The action starts changing the cluster: from here on an interruption (`interrupted`)
+    /// should stop it starting new work, so that what it did is recorded, rather than end it.
+    Writing,
+    /// The apply's own events: objects, releases, readiness.
+    Apply(crate::apply::Event<'a>),
+    /// How a notification of the environment (`notifications:`) went: a failure is a warning,
+    /// never the action's error.
+    Notified(crate::notify::Delivery),
+}
+
+/// Where an action's [`Progress`] goes.
+pub type OnProgress<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
+
+/// What the actions that decrypt need from their caller besides their options.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// Every decrypted value is registered here, for the caller to redact what it shows.
+    pub redactor: &'a Redactor,
+    pub on: OnProgress<'a>,
+}
+
+/// Runs async cluster work from synchronous code: a command, or an environment of a fleet.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime can always be built")
+        .block_on(future)
+}
+
+/// Reports how long the phase begun at `started` took.
+fn phase(on: OnProgress, name: &'static str, started: Instant) {
+    on(Progress::Phase(name, started.elapsed()));
+}
+
+/// The repository at `repo` as it is in the working tree, or as it was at commit `rev` (`--rev`).
+pub fn open_project(repo: &Path, rev: Option<&str>) -> Result<Project> {
+    Ok(match rev {
+        None => Project::new(Arc::new(FsSource::new(repo))),
+        Some(rev) => {
+            let git = GitRepo::open(repo)?;
+            Project::new(Arc::new(git.tree_source(&git.resolve(rev, "--rev")?)?))
+        }
+    })
+}
+
+/// The directories of the repository that a command's output directory (`flag`) must not be:
+/// its root (a release or environment named `charts` would write into `charts/`) and anything
+/// below `charts/`, `environments/` or `secrets/`, where written files would be read back as
+/// the repository's own by the next render.
+pub fn refuse_repository_dirs(flag: &str, dir: &Path, repo: &Path) -> Result<()> {
+    let (Some(dir), Some(repo)) = (resolved(dir), resolved(repo)) else { return Ok(()) };
+    let Ok(inside) = dir.strip_prefix(&repo) else { return Ok(()) };
+    let first = inside.components().next();
+    let reads = ["charts", "environments", "secrets"];
+    match first {
+        None => Err(Error::new(format!("{flag} {} is the repository's root", dir.display()))),
+        Some(std::path::Component::Normal(part)) if reads.iter().any(|r| part == *r) => Err(Error::new(format!(
+            "{flag} {} is inside the repository's {}/, which the next render would read",
+            dir.display(),
+            part.to_string_lossy()
+        ))),
+        _ => return Ok(()),
+    }
+    .map_err(|err| err.with_help("write to a directory of its own, such as rendered/ (or one outside the repository)"))
+}
+
+/// `path` made absolute with every link of its existing part resolved, the rest as written.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return Some(rest.iter().rev().fold(real, |path: PathBuf, part| path.join(part)));
+        }
+        rest.push(existing.file_name()?.to_os_string());
+        existing = existing.parent()?;
+    }
+}
+
+/// Compares commit `base` with `head` (the working tree when `None`); the flags name where the
+/// revisions were given, for errors.
+pub fn compare(repo: &Path, (base, base_flag): (&str, &str), head: Option<(&str, &str)>) -> Result<Comparison> {
+    let git = GitRepo::open(repo)?;
+    let base = git.resolve(base, base_flag)?;
+    let head = head.map(|(rev, flag)| git.resolve(rev, flag)).transpose()?;
+    Comparison::new(&git, base, head)
+}
+
+/// Where an action's age identities come from.
+#[derive(Debug, Clone)]
+pub enum Keys {
+    /// The CLI's search, in the documented order: this file (`--identity`) first, then the
+    /// environment variables, the environment's `identityFile`, the default file.
+    Search(Option<PathBuf>),
+    /// These alone, whatever the environment names: the controller's, from a Secret, so that
+    /// a tenant's repository cannot point it at a key file of the controller's pod (nor at its
+    /// variables: a notification's `fromEnv` is refused).
+    Given { origin: String, identities: Arc<secrecy::SecretString> },
+}
+
+impl Keys {
+    /// Whether the action runs for this machine's user (the CLI), and so may read this
+    /// machine's environment variables: never for a tenant of the controller.
+    pub fn own_machine(&self) -> bool {
+        matches!(self, Keys::Search(_))
+    }
+
+    /// The files [`Keys::load`] may read the identities from, whether they exist or not: none
+    /// for keys given.
+    pub fn files(&self, repo: &Path, identity_file: Option<&PathRef>) -> Vec<PathBuf> {
+        match self {
+            Keys::Search(flag) => identity_sources(repo, flag.as_deref(), identity_file).files(),
+            Keys::Given { .. } => Vec::new(),
+        }
+    }
+
+    /// The identities, for repository `repo` and the environment's `identityFile`. A relative
+    /// `identityFile` is a key on this machine, relative to `repo`, even under --rev: private
+    /// keys are not read from git history.
+    pub fn load(&self, repo: &Path, identity_file: Option<&PathRef>) -> Result<Identities> {
+        Ok(match self {
+            Keys::Search(flag) => load_identities(repo, flag.as_deref(), identity_file)?,
+            Keys::Given { origin, identities } => {
+                use secrecy::ExposeSecret;
+                Identities::given(IdentityOrigin::Given(origin.clone()), identities.expose_secret())?
+            }
+        })
+    }
+}
+
+/// Age identities in the documented order: `flag` (--identity), the environment variables,
+/// the environment's `identityFile`, the default file (see [`Keys::load`]).
+pub fn load_identities(repo: &Path, flag: Option<&Path>, identity_file: Option<&PathRef>) -> Result<Identities> {
+    Ok(identity_sources(repo, flag, identity_file).load()?)
+}
+
+/// Where [`load_identities`] looks.
+fn identity_sources(repo: &Path, flag: Option<&Path>, identity_file: Option<&PathRef>) -> IdentitySources {
+    // `join` keeps an absolute identityFile as it is.
+    let env_identity = identity_file.map(|file| repo.join(&file.path));
+    IdentitySources::from_env(flag.map(Path::to_path_buf), env_identity, |k| std::env::var_os(k))
+}
+
+/// Connects to the cluster of `env`: `options`' context, else the environment's
+/// `cluster.context`, else the kubeconfig's current one. `doing` says what for (`applying
+/// to`), for the verbose line naming the context.
+pub async fn connect(options: ConnectOptions, env: &Environment, doing: &str, on: OnProgress<'_>) -> Result<Cluster> {
+    connect_sharing(options, None, env, doing, on).await
+}
+
+/// [`connect`] within what `servers` shares between the environments of a fleet.
+pub async fn connect_sharing(
+    options: ConnectOptions,
+    servers: Option<&SharedServers>,
+    env: &Environment,
+    doing: &str,
+    on: OnProgress<'_>,
+) -> Result<Cluster> {
+    let options = of_environment(options, env);
+    let started = Instant::now();
+    let cluster = Cluster::connect_sharing(&options, servers).await?;
+    on(Progress::Info(format!("{doing} context `{}` ({})", cluster.info.context, cluster.info.server)));
+    phase(on, "connect", started);
+    Ok(cluster)
+}
+
+/// `options` with the environment's `cluster.context` when they name no context.
+fn of_environment(mut options: ConnectOptions, env: &Environment) -> ConnectOptions {
+    if options.context.is_none()
+        && let Some(context) = &env.context
+    {
+        let file = env.files.first().map_or_else(String::new, |f| format!(" in {}", f.display()));
+        options.context = Some((context.clone(), format!("cluster.context{file}")));
+    }
+    options
+}
+
+/// The URL of the API server [`connect`] would reach for `env`, read from the kubeconfig
+/// without a request.
+async fn server_of(options: ConnectOptions, env: &Environment) -> Result<String> {
+    Ok(weaver_cluster::kube_config(&of_environment(options, env)).await?.1.server)
+}
+
+/// The context and server [`connect`] would reach for the environment `name` of the
+/// repository at `repo` (at `rev`, else its working tree), read from the kubeconfig without a
+/// request: what `weaver ui` names on an environment's pages.
+pub async fn cluster_of(
+    repo: &Path,
+    rev: Option<&str>,
+    name: &str,
+    options: ConnectOptions,
+) -> Result<weaver_cluster::ClusterInfo> {
+    let env = open_project(repo, rev)?.environment(name)?;
+    Ok(weaver_cluster::kube_config(&of_environment(options, &env)).await?.1)
+}
+
+/// Says how many requests `cluster` had to retry, if any: a read-only run's one trace of a
+/// server that failed for a while (an apply's summary counts them itself).
+fn tell_retries(cluster: &Cluster, on: OnProgress<'_>) {
+    let retried = cluster.retried_requests();
+    if retried > 0 {
+        on(Progress::Status(format!(
+            "{retried} request(s) to context `{}` were retried: the server failed, refused or throttled them for a while",
+            cluster.info.context
+        )));
+    }
+}
+
+/// The release `name` of `env`, or an error listing the ones it has.
+fn release<'a>(env: &'a Environment, name: &str) -> Result<&'a Release> {
+    env.release(name).ok_or_else(|| {
+        let known: Vec<&str> = env.releases.iter().map(|r| r.name.as_str()).collect();
+        Error::new(format!("environment `{}` has no release `{name}`", env.name))
+            .with_help(format!("its releases: {}", known.join(", ")))
+            .as_not_found()
+    })
+}
+
+/// A test's record: revision 1 of release `web` in environment `dev`, deployed, that applied
+/// `manifests`, read as a stored record is read (the plan crate's own fixture is its tests' only).
+#[cfg(test)]
+pub(crate) fn recorded(manifests: Vec<serde_json::Value>) -> weaver_plan::release::record::Record {
+    use serde_json::json;
+    let objects: Vec<serde_json::Value> = manifests
+        .iter()
+        .map(|m| {
+            json!({"apiVersion": m["apiVersion"], "kind": m["kind"], "namespace": m["metadata"]["namespace"],
+                "name": m["metadata"]["name"], "applied": true})
+        })
+        .collect();
+    let record = json!({"release": "web", "environment": "dev", "revision": 1, "status": "deployed",
+        "time": "2026-11-21T10:00:00Z", "objects": objects, "manifests": manifests});
+    serde_json::from_value(record).expect("a record as stored")
+}

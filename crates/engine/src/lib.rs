@@ -1,0 +1,4 @@
+pub mod action;
+pub mod apply;
+pub mod notify;
+pub mod report;

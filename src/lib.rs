@@ -7,7 +7,7 @@ pub mod cli;
 pub use weaver_cluster as cluster;
 pub mod commands;
 pub(crate) mod completion;
-pub mod controllers;
+pub use weaver_controllers as controllers;
 pub use weaver_core::error;
 pub(crate) use weaver_core::manifest;
 pub(crate) use weaver_engine::notify;
@@ -22,7 +22,7 @@ pub use weaver_project as project;
 pub(crate) use weaver_render as render;
 pub use weaver_secrets as secrets;
 pub use weaver_source as source;
-pub(crate) mod ui;
+pub(crate) use weaver_ui as ui;
 pub(crate) use weaver_validate as validate;
 pub use weaver_yaml as yaml;
 

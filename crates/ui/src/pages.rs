@@ -8,14 +8,14 @@ use minijinja::Environment as Templates;
 use minijinja::value::Serde;
 use serde::Serialize;
 
-use crate::action::sync::{State, state};
-use crate::cluster::ObjectEvent;
-use crate::controllers::gitops::EnvironmentSync;
-use crate::controllers::gitops::plan::short;
-use crate::error::{Error, Result};
-use crate::project::Environment;
-use crate::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, StatusReport};
-use crate::report::{SideBySide, diff_line_class, side_by_side};
+use weaver_cluster::ObjectEvent;
+use weaver_controllers::gitops::EnvironmentSync;
+use weaver_controllers::gitops::plan::short;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::sync::{State, state};
+use weaver_engine::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, StatusReport};
+use weaver_engine::report::{SideBySide, diff_line_class, side_by_side};
+use weaver_project::Environment;
 
 /// The stylesheet every page links: light and dark by `prefers-color-scheme`.
 pub const STYLESHEET: &str = include_str!("templates/ui.css");
@@ -76,7 +76,7 @@ pub fn segment(text: &str) -> String {
 }
 
 /// A cluster as a page's header names it: `context (server)`.
-pub fn cluster_name(info: &crate::cluster::ClusterInfo) -> String {
+pub fn cluster_name(info: &weaver_cluster::ClusterInfo) -> String {
     format!("{} ({})", info.context, info.server)
 }
 
@@ -243,7 +243,7 @@ pub struct SyncPage<'a> {
     pub sync: &'a EnvironmentSync,
     pub done: Option<&'static str>,
     /// Newest first.
-    pub history: Vec<&'a crate::controllers::gitops::api::HistoryEntry>,
+    pub history: Vec<&'a weaver_controllers::gitops::api::HistoryEntry>,
     /// Why the user may take none of its actions; None: they may.
     pub actions_refused: Option<String>,
 }
@@ -269,7 +269,7 @@ pub struct ConfirmPage<'a> {
     pub button: &'static str,
     pub back: String,
     /// For an approval, the plan the digest names, when it still waits.
-    pub plan: Option<&'a crate::controllers::gitops::api::PendingPlan>,
+    pub plan: Option<&'a weaver_controllers::gitops::api::PendingPlan>,
     /// What else to know before confirming (a rollback in the controller: until when it stays).
     pub note: Option<String>,
 }
@@ -336,21 +336,21 @@ pub struct ObjectPage<'a> {
     pub env: &'a str,
     pub title: String,
     pub yaml: String,
-    pub managers: &'a [crate::action::object::Manager],
+    pub managers: &'a [weaver_engine::action::object::Manager],
     pub events: &'a [ObjectEvent],
 }
 
 impl<'a> ObjectPage<'a> {
     pub fn new(
         env: &'a str,
-        wanted: &crate::action::object::ObjectOptions,
-        live: &'a crate::action::object::LiveObject,
+        wanted: &weaver_engine::action::object::ObjectOptions,
+        live: &'a weaver_engine::action::object::LiveObject,
     ) -> ObjectPage<'a> {
         let place = wanted.namespace.as_ref().map_or(wanted.name.clone(), |ns| format!("{ns}/{}", wanted.name));
         ObjectPage {
             env,
             title: format!("{} {place}", wanted.kind),
-            yaml: crate::yaml::to_yaml_string(&live.object),
+            yaml: weaver_yaml::to_yaml_string(&live.object),
             managers: &live.managers,
             events: &live.events,
         }
@@ -453,7 +453,7 @@ pub struct DiffView<'a> {
 
 impl<'a> DiffView<'a> {
     pub fn new(report: DiffReport<'a>, layout: Layout) -> DiffView<'a> {
-        let text = |object: &crate::report::json::DiffObject| object.diff.clone().unwrap_or_default();
+        let text = |object: &weaver_engine::report::json::DiffObject| object.diff.clone().unwrap_or_default();
         let diffs = report
             .objects
             .iter()

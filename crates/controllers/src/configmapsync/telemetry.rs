@@ -16,7 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::api::ConfigMapSyncStatus;
-use crate::controllers::gitops::telemetry::Metrics as EnvironmentSyncMetrics;
+use crate::gitops::telemetry::Metrics as EnvironmentSyncMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TargetState {
@@ -34,9 +34,9 @@ pub struct Telemetry {
     /// Target states per ConfigMapSync (`namespace/name`), summed into `targets`.
     states: Mutex<HashMap<String, BTreeMap<String, i64>>>,
     /// What `/readyz` answers.
-    pub readiness: crate::controllers::readiness::Readiness,
+    pub readiness: crate::readiness::Readiness,
     /// What `/healthz` answers.
-    pub liveness: crate::controllers::readiness::Liveness,
+    pub liveness: crate::readiness::Liveness,
     /// The EnvironmentSync controller's and webhook receiver's, for them to count into.
     pub environmentsync: EnvironmentSyncMetrics,
 }
@@ -127,7 +127,7 @@ fn totals(states: &HashMap<String, BTreeMap<String, i64>>) -> BTreeMap<String, i
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::configmapsync::api::TargetStatus;
+    use crate::configmapsync::api::TargetStatus;
 
     fn status(reasons: &[&str]) -> ConfigMapSyncStatus {
         let targets = reasons

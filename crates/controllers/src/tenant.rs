@@ -123,17 +123,17 @@ pub struct Tenants {
     /// are replaced by the tenant's token.
     base: kube::Config,
     /// The operator's request budget, which tenants' requests spend too.
-    rate: Option<crate::cluster::RequestRate>,
+    rate: Option<weaver_cluster::RequestRate>,
     cache: Mutex<HashMap<(String, String), Cached>>,
 }
 
 impl Tenants {
-    pub fn new(operator: kube::Client, base: kube::Config, rate: Option<crate::cluster::RequestRate>) -> Self {
+    pub fn new(operator: kube::Client, base: kube::Config, rate: Option<weaver_cluster::RequestRate>) -> Self {
         Tenants { operator, base, rate, cache: Mutex::new(HashMap::new()) }
     }
 
     /// The operator's request budget, for the clients a caller builds from [`Tenants::config`].
-    pub fn rate(&self) -> Option<&crate::cluster::RequestRate> {
+    pub fn rate(&self) -> Option<&weaver_cluster::RequestRate> {
         self.rate.as_ref()
     }
 

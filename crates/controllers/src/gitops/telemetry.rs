@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 use super::plan::Work;
 use super::status::Outcome;
-use crate::source::Fetched;
+use weaver_source::Fetched;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileResult {
@@ -108,8 +108,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::gitops::api::EnvironmentStatus;
-    use crate::controllers::gitops::status::Done;
+    use crate::gitops::api::EnvironmentStatus;
+    use crate::gitops::status::Done;
 
     fn done(work: Work) -> Outcome {
         let env = |name: &str, created, configured, pruned| EnvironmentStatus {

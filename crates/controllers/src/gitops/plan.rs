@@ -110,7 +110,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
     };
     let duration = |field: &str, value: &Option<String>, default: Duration| match value {
         None => Ok(default),
-        Some(text) => crate::project::parse_duration(text).map_err(|why| format!("spec.{field}: {why}")),
+        Some(text) => weaver_project::parse_duration(text).map_err(|why| format!("spec.{field}: {why}")),
     };
     let durations = duration("interval", &spec.interval, DEFAULT_INTERVAL).and_then(|interval| {
         let retry = duration("retryInterval", &spec.retry_interval, interval)?;
@@ -304,10 +304,10 @@ pub fn requested(sync: &EnvironmentSync) -> Option<String> {
 /// The digest of one environment's plan: each object it changes, with its release, action and
 /// desired state, a Secret's values replaced by their HMAC under `key` (the decryption
 /// identities), so that the digest in the status cannot confirm a guessed value.
-pub fn environment_digest(environment: &str, plan: &crate::diff::plan::Plan, key: &[u8]) -> String {
+pub fn environment_digest(environment: &str, plan: &weaver_plan::diff::plan::Plan, key: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
-    for object in plan.objects.iter().filter(|o| o.action != crate::diff::Action::Unchanged) {
+    for object in plan.objects.iter().filter(|o| o.action != weaver_plan::diff::Action::Unchanged) {
         let desired = object.desired.as_ref().map(|d| keyed_secret_values(d, key));
         let part = serde_json::json!([
             environment,
@@ -337,8 +337,8 @@ pub fn plan_digest<'a>(commit: &str, environments: impl IntoIterator<Item = &'a 
 /// `key`.
 fn keyed_secret_values(desired: &serde_json::Value, key: &[u8]) -> serde_json::Value {
     let mut object = desired.clone();
-    if crate::diff::is_secret(&object) {
-        let mac = crate::secrets::hmac::HmacSha256::new(key);
+    if weaver_plan::diff::is_secret(&object) {
+        let mac = weaver_secrets::hmac::HmacSha256::new(key);
         for field in ["data", "stringData"] {
             if let Some(values) = object.get_mut(field).and_then(serde_json::Value::as_object_mut) {
                 for value in values.values_mut() {
@@ -353,7 +353,7 @@ fn keyed_secret_values(desired: &serde_json::Value, key: &[u8]) -> serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::gitops::api::{EnvironmentStatus, EnvironmentSyncSpec, GitReference, GitSource};
+    use crate::gitops::api::{EnvironmentStatus, EnvironmentSyncSpec, GitReference, GitSource};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     fn sync(spec: serde_json::Value) -> EnvironmentSync {
@@ -475,7 +475,7 @@ mod tests {
         let now: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
         assert!(promotion_due(&s, Duration::from_secs(60), now), "never tried");
         s.status = Some(EnvironmentSyncStatus {
-            promotion: Some(crate::controllers::gitops::api::PromotionStatus {
+            promotion: Some(crate::gitops::api::PromotionStatus {
                 last_attempt_time: "2026-11-26T09:59:30Z".into(),
                 ..Default::default()
             }),

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{ConfigMapSyncStatus, TargetStatus};
 use super::plan::Settled;
-use crate::controllers::conditions;
+use crate::conditions;
 
 /// How one target ended in a reconcile.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +65,7 @@ impl Blocked {
     }
 }
 
-use crate::controllers::conditions::{READY, STALLED};
+use crate::conditions::{READY, STALLED};
 
 fn condition(status: &str, reason: &str, message: String, generation: Option<i64>, now: &Time) -> Condition {
     conditions::condition(READY, status == "True", reason, message, generation, now)

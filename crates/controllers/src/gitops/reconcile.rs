@@ -1,4 +1,4 @@
-//! One reconcile of an EnvironmentSync: fetch the source (`crate::source`), select the
+//! One reconcile of an EnvironmentSync: fetch the source (`weaver_source`), select the
 //! environments at the fetched commit, then, for each, the action the CLI runs (`weaver apply`,
 //! `weaver drift`, `weaver drift --correct`), as the EnvironmentSync's ServiceAccount. What to do
 //! is decided by `plan`, the status by `status`; this file observes and carries out.
@@ -20,22 +20,22 @@ use super::api::{
 use super::plan::{self, Settings as Spec, Work};
 use super::status::{Done, Outcome, Promoted, Working, drift_summary};
 use super::telemetry::Metrics;
-use crate::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
-use crate::action::drift::{CorrectOptions, DriftOptions};
-use crate::action::fleet::{EnvironmentSelection, select_environments};
-use crate::action::plan::{Against, PlanOptions};
-use crate::action::promote::{PromoteOptions, TargetPromotion};
-use crate::action::render::{IfEmpty, RenderOptions, Selection};
-use crate::action::{Context as ActionContext, Keys, Progress, PruneReleases};
-use crate::cluster::{ClusterInfo, ConnectOptions, GivenCluster};
-use crate::controllers::tenant::{TenantError, Tenants};
-use crate::diff::Action;
-use crate::project::Environment;
-use crate::secrets::Redactor;
-use crate::secrets::record_key::RecordKey;
-use crate::source::charts::Archives;
-use crate::source::charts::pulls::Pulls;
-use crate::source::{ChartCache, Credentials, FetchRequest, Fetched, GitCache, GitRef};
+use crate::tenant::{TenantError, Tenants};
+use weaver_cluster::{ClusterInfo, ConnectOptions, GivenCluster};
+use weaver_engine::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
+use weaver_engine::action::drift::{CorrectOptions, DriftOptions};
+use weaver_engine::action::fleet::{EnvironmentSelection, select_environments};
+use weaver_engine::action::plan::{Against, PlanOptions};
+use weaver_engine::action::promote::{PromoteOptions, TargetPromotion};
+use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
+use weaver_engine::action::{Context as ActionContext, Keys, Progress, PruneReleases};
+use weaver_plan::diff::Action;
+use weaver_project::Environment;
+use weaver_secrets::Redactor;
+use weaver_secrets::record_key::RecordKey;
+use weaver_source::charts::Archives;
+use weaver_source::charts::pulls::Pulls;
+use weaver_source::{ChartCache, Credentials, FetchRequest, Fetched, GitCache, GitRef};
 
 /// Requests in flight at once in one environment's apply.
 const CONCURRENCY: usize = 8;
@@ -66,7 +66,7 @@ pub struct Shared {
     /// Where fetches and reconciles are counted, for `/metrics`.
     pub metrics: Metrics,
     /// Live state from watches, for every EnvironmentSync of this cluster.
-    pub live: crate::cluster::LiveCache,
+    pub live: weaver_cluster::LiveCache,
     /// The key release records are checked with by auto-promotions (`WEAVER_RECORD_KEY_FILE`).
     pub record_key: Option<RecordKey>,
     /// How long an environment's lock stays held without renewal (`--lock-lease-duration`).
@@ -183,7 +183,7 @@ pub async fn reconcile(
     };
     // The replica too: after a failover, who waits for the lock can tell the replica that
     // stopped from one applying now.
-    let applier = format!("EnvironmentSync {namespace}/{} on {}", sync.name_any(), crate::cluster::this_replica());
+    let applier = format!("EnvironmentSync {namespace}/{} on {}", sync.name_any(), weaver_cluster::this_replica());
     let approval_key = match &keys {
         Keys::Given { identities, .. } => identities.expose_secret().as_bytes().to_vec(),
         Keys::Search(_) => Vec::new(),
@@ -263,7 +263,7 @@ pub async fn reconcile(
             tracing::info!(environment = env, "{text}");
         }
     };
-    let (order, waits_for) = match crate::action::fleet::apply_order(&environments, &tell) {
+    let (order, waits_for) = match weaver_engine::action::fleet::apply_order(&environments, &tell) {
         Ok(order) => order,
         Err(err) => return failed("EnvironmentOrderInvalid", redactor.error(&err), Some(&commit)),
     };
@@ -358,7 +358,7 @@ impl Run<'_> {
     /// not stop the others.
     async fn until_stopping<T>(&self, interrupted: &AtomicBool, work: impl Future<Output = T>) -> T {
         let stopping = async {
-            crate::apply::interruption(self.stopping).await;
+            weaver_engine::apply::interruption(self.stopping).await;
             interrupted.store(true, Ordering::SeqCst);
             std::future::pending::<std::convert::Infallible>().await
         };
@@ -385,7 +385,7 @@ impl Run<'_> {
             selection: self.selection(env),
             keys: self.keys.clone(),
             if_empty: IfEmpty::Refuse,
-            validate: crate::validate::Mode::Strict,
+            validate: weaver_validate::Mode::Strict,
             overrides: Default::default(),
             charts: Archives::Pulled(self.pulls.clone()),
         }
@@ -400,7 +400,7 @@ impl Run<'_> {
             kubeconfig: None,
             context: None,
             request_timeout: REQUEST_TIMEOUT,
-            retry_budget: crate::cluster::DEFAULT_RETRY_BUDGET,
+            retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
             given: Some(self.given.clone()),
         }
     }
@@ -452,7 +452,7 @@ impl Run<'_> {
                 let approved = plan::environment_digest(&environment, planned, &key) == expected;
                 Box::pin(std::future::ready(match approved {
                     true => Ok(()),
-                    false => Err(crate::error::Error::new(
+                    false => Err(weaver_core::error::Error::new(
                         "the plan made under the lock is not the approved one: the cluster changed",
                     )
                     .with_help("the plan changed since it was approved: approve the new one (weaver sync approve)")),
@@ -485,7 +485,8 @@ impl Run<'_> {
         let cx = ActionContext { redactor: self.redactor, on: &on };
         let interrupted = AtomicBool::new(false);
         let mut status = EnvironmentStatus { name, ..Default::default() };
-        let applied = self.until_stopping(&interrupted, crate::action::apply::apply(&options, cx, &interrupted)).await;
+        let applied =
+            self.until_stopping(&interrupted, weaver_engine::action::apply::apply(&options, cx, &interrupted)).await;
         match applied {
             Err(err) => {
                 status.result = "Failed".into();
@@ -542,7 +543,7 @@ impl Run<'_> {
             };
             let on = self.on();
             let cx = ActionContext { redactor: self.redactor, on: &on };
-            let planned = crate::action::plan::plan(&options, cx).await.map_err(|err| EnvironmentStatus {
+            let planned = weaver_engine::action::plan::plan(&options, cx).await.map_err(|err| EnvironmentStatus {
                 name: env.name.clone(),
                 result: "Failed".into(),
                 message: Some(self.redactor.error(&err)),
@@ -585,11 +586,11 @@ impl Run<'_> {
         let on = self.on();
         let cx = ActionContext { redactor: self.redactor, on: &on };
         let report = match correct {
-            false => crate::action::drift::drift(&options, cx).await,
+            false => weaver_engine::action::drift::drift(&options, cx).await,
             true => {
                 let options = CorrectOptions { drift: options.clone(), settings: self.settings(false) };
                 let interrupted = AtomicBool::new(false);
-                let correcting = crate::action::drift::correct(&options, cx, &interrupted);
+                let correcting = weaver_engine::action::drift::correct(&options, cx, &interrupted);
                 self.until_stopping(&interrupted, correcting).await.map(|corrected| corrected.report)
             }
         };
@@ -598,7 +599,9 @@ impl Run<'_> {
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let found = (count(summary.drifted), count(summary.missing));
         if !correct && report.has_drift() && found != before {
-            crate::action::drift::tell_drift(&options, &report, cx).await.map_err(|err| self.redactor.error(&err))?;
+            weaver_engine::action::drift::tell_drift(&options, &report, cx)
+                .await
+                .map_err(|err| self.redactor.error(&err))?;
         }
         Ok(found)
     }
@@ -658,7 +661,7 @@ impl Run<'_> {
         };
         let on = self.on();
         let cx = ActionContext { redactor: self.redactor, on: &on };
-        let promotions = match crate::action::promote::promote(&options, cx).await {
+        let promotions = match weaver_engine::action::promote::promote(&options, cx).await {
             Ok(promotions) => promotions,
             Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
         };
@@ -679,7 +682,7 @@ impl Run<'_> {
         let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
         let pushing = promoted.clone();
         let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
-        if let Err(err) = crate::git::GitRepo::open(&self.fetched.repository).and_then(|git| git.delete_branch(&local))
+        if let Err(err) = weaver_git::GitRepo::open(&self.fetched.repository).and_then(|git| git.delete_branch(&local))
         {
             tracing::warn!("cannot remove the promotion's local branch {local}: {}", self.redactor.error(&err));
         }
@@ -736,7 +739,7 @@ fn target_status(target: &TargetPromotion, redactor: &Redactor) -> PromotionTarg
 }
 
 /// The first failure an apply reports: a release's error, else an object's.
-fn failure_of(report: &crate::apply::Report) -> Option<String> {
+fn failure_of(report: &weaver_engine::apply::Report) -> Option<String> {
     if report.interrupted {
         return Some("the apply was interrupted".into());
     }
@@ -744,7 +747,7 @@ fn failure_of(report: &crate::apply::Report) -> Option<String> {
         if let Some(error) = &release.error {
             return Some(format!("release {}: {error}", release.name));
         }
-        release.objects.iter().find(|o| o.outcome == crate::apply::Outcome::Failed).map(|object| {
+        release.objects.iter().find(|o| o.outcome == weaver_engine::apply::Outcome::Failed).map(|object| {
             format!(
                 "{} {} (release {}): {}",
                 object.api_version,
@@ -776,7 +779,7 @@ pub(super) async fn secret(
             "SecretUnreadable",
             format!(
                 "cannot read Secret {namespace}/{name} ({what}): {}",
-                crate::controllers::configmapsync::controller::api_message(&err)
+                crate::configmapsync::controller::api_message(&err)
             ),
         )),
     }
@@ -852,8 +855,8 @@ async fn fetch_request(
 
 /// A failed fetch's message, naming the Secret the credentials came from when the failure is
 /// theirs (the source module knows the values, not where they were read).
-fn with_secret(err: &crate::source::FetchError, sync: &EnvironmentSync, namespace: &str) -> String {
-    use crate::source::FetchFailure;
+fn with_secret(err: &weaver_source::FetchError, sync: &EnvironmentSync, namespace: &str) -> String {
+    use weaver_source::FetchFailure;
     let theirs = matches!(err.failure, FetchFailure::AuthenticationFailed | FetchFailure::HostKeyMismatch);
     match sync.spec.source.secret_ref.as_ref().filter(|_| theirs) {
         Some(secret) => format!("{} (Secret {namespace}/{}, spec.source.secretRef)", err.message, secret.name),
@@ -894,7 +897,7 @@ async fn cluster_for(
             "SecretInvalid",
             format!("Secret {namespace}/{name} (spec.kubeConfig.secretRef) has no `value` (or `value.yaml`) key"),
         ))?;
-        return crate::cluster::given_kubeconfig(&text, &described)
+        return weaver_cluster::given_kubeconfig(&text, &described)
             .map_err(|err| ("KubeConfigInvalid", Redactor::new().error(&err)));
     }
     // One token serves every environment's apply: each may wait for its lock and its timeout.

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::action::drift::{DriftOptions, drift_observed};
-use crate::action::plan::{Against, PlanOptions, Planned, plan_observing};
-use crate::action::render::{IfEmpty, RenderOptions, Selection};
-use crate::action::renders::Renders;
-use crate::action::status::{Detailed, status_in_detail};
-use crate::action::{Context, Keys, OnProgress, Progress, PruneReleases};
-use crate::cluster::{ClusterInfo, ConnectOptions, SharedServers};
-use crate::error::Result;
+use weaver_cluster::{ClusterInfo, ConnectOptions, SharedServers};
+use weaver_core::error::Result;
+use weaver_engine::action::drift::{DriftOptions, drift_observed};
+use weaver_engine::action::plan::{Against, PlanOptions, Planned, plan_observing};
+use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
+use weaver_engine::action::renders::Renders;
+use weaver_engine::action::status::{Detailed, status_in_detail};
+use weaver_engine::action::{Context, Keys, OnProgress, Progress, PruneReleases};
 
 /// Where an environment is read from, and as whom.
 pub struct Source<'a> {
@@ -23,7 +23,7 @@ pub struct Source<'a> {
     pub env: &'a str,
     pub connect: &'a ConnectOptions,
     pub keys: &'a Keys,
-    pub charts: crate::source::charts::Archives,
+    pub charts: weaver_source::charts::Archives,
     pub prune_releases: PruneReleases,
     /// Requests in flight at once.
     pub concurrency: usize,
@@ -41,7 +41,7 @@ pub struct EnvironmentView {
     pub cluster: ClusterInfo,
     pub status: Result<Detailed>,
     pub planned: Result<Planned>,
-    pub drift: Result<crate::release::drift::Report>,
+    pub drift: Result<weaver_plan::release::drift::Report>,
 }
 
 /// Plans environment `of.env` against its cluster, then judges the plan's observation for its
@@ -70,7 +70,7 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
             selection: selection.clone(),
             keys: of.keys.clone(),
             if_empty: IfEmpty::Warn,
-            validate: crate::validate::Mode::Warn,
+            validate: weaver_validate::Mode::Warn,
             overrides: Default::default(),
             charts: of.charts.clone(),
         },
@@ -92,7 +92,7 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
     // environment that does not exist is this page's error).
     let cluster = match &observed {
         Some(observed) => observed.cluster.info.clone(),
-        None => crate::action::cluster_of(of.repo, of.rev, of.env, of.connect.clone()).await?,
+        None => weaver_engine::action::cluster_of(of.repo, of.rev, of.env, of.connect.clone()).await?,
     };
     let observe = DriftOptions {
         selection,
@@ -107,8 +107,8 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
     // shared connections and watches): most of what they do is work for the CPU.
     let observed = observed.as_ref();
     let (status, drift) = std::thread::scope(|scope| {
-        let status = scope.spawn(|| crate::action::block_on(status_in_detail(&observe, observed, cx.on)));
-        let drift = scope.spawn(|| crate::action::block_on(drift_observed(&observe, observed, cx)));
+        let status = scope.spawn(|| weaver_engine::action::block_on(status_in_detail(&observe, observed, cx.on)));
+        let drift = scope.spawn(|| weaver_engine::action::block_on(drift_observed(&observe, observed, cx)));
         (joined(status), joined(drift))
     });
     (cx.on)(Progress::Phase("the environment page's reads", started.elapsed()));

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::cluster::{Cluster, LockEvent, LockOptions};
+use weaver_cluster::{Cluster, LockEvent, LockOptions};
 
 /// Where this replica stands in the leader election.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub async fn lead<W, F>(
     mut on_role: impl FnMut(Role),
     shutdown: impl Future<Output = ()> + Send + 'static,
     work: W,
-) -> crate::Result<()>
+) -> weaver_core::Result<()>
 where
     W: FnOnce(Stopped) -> F,
     F: Future<Output = ()>,

@@ -20,5 +20,7 @@ use kube::CustomResourceExt;
 pub fn crd() -> serde_json::Value {
     // A CRD built by kube's derive always serializes; written as the server stores it
     // (schemars' `minimum: 0.0` is `0` there), so that applying it again changes nothing.
-    crate::diff::as_stored(serde_json::to_value(ConfigMapSync::crd()).expect("a generated CRD serializes to JSON"))
+    weaver_plan::diff::as_stored(
+        serde_json::to_value(ConfigMapSync::crd()).expect("a generated CRD serializes to JSON"),
+    )
 }

@@ -217,7 +217,7 @@ pub fn delete(target: &ConfigMap) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::configmapsync::api::{ConfigMapSyncSpec, SourceRef};
+    use crate::configmapsync::api::{ConfigMapSyncSpec, SourceRef};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
     fn sync(targets: &[&str], selector: Option<BTreeMap<String, String>>) -> ConfigMapSync {

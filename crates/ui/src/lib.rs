@@ -25,10 +25,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::action::{Keys, Progress};
-use crate::cluster::ConnectOptions;
-use crate::error::{Error, Result};
-use crate::secrets::Redactor;
+use weaver_cluster::ConnectOptions;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::{Keys, Progress};
+use weaver_secrets::Redactor;
 
 pub use http::serve;
 
@@ -47,7 +47,7 @@ pub struct Options {
     /// connections, between views.
     pub concurrency: usize,
     /// How a rollback from the pages applies: as `weaver rollback` without flags.
-    pub rollback: crate::action::apply::Settings,
+    pub rollback: weaver_engine::action::apply::Settings,
     /// Every decrypted value is registered here; every response passes through it.
     pub redactor: Redactor,
     /// Where the actions taken are told (`Progress::Status`), as the CLI tells its own.
@@ -63,10 +63,10 @@ pub struct SignIn {
     /// The controller's client, which asks the TokenReviews and SubjectAccessReviews.
     pub client: kube::Client,
     /// The EnvironmentSyncs the pages show.
-    pub syncs: crate::cluster::SyncCache,
+    pub syncs: weaver_cluster::SyncCache,
     /// What the EnvironmentSync controller's reconciles share (the git cache, the tenants'
     /// tokens): an environment's pages read what its EnvironmentSync applied through them.
-    pub gitops: Option<Arc<crate::controllers::gitops::reconcile::Shared>>,
+    pub gitops: Option<Arc<weaver_controllers::gitops::reconcile::Shared>>,
     /// The proxies in front (an Ingress controller) whose `X-Forwarded-For` names the client
     /// the sign-in rate limit counts; from any other peer, the peer is the client.
     pub trusted_proxies: Vec<proxy::Cidr>,

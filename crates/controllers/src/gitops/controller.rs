@@ -23,8 +23,8 @@ use super::plan::Work;
 use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, seconds_since};
 use super::status::{self, Done, Outcome, Working};
-use crate::controllers::conditions::PROMOTED;
-use crate::controllers::configmapsync::controller::api_message;
+use crate::conditions::PROMOTED;
+use crate::configmapsync::controller::api_message;
 
 /// The event reporter, and the Lease of leader election.
 pub const CONTROLLER_NAME: &str = "environmentsync-controller";
@@ -37,7 +37,7 @@ pub struct Settings {
     /// How many EnvironmentSyncs are reconciled at once (`--concurrent`).
     pub concurrency: u16,
     /// Told when the watch of EnvironmentSyncs has listed, for `/readyz`.
-    pub readiness: crate::controllers::readiness::Readiness,
+    pub readiness: crate::readiness::Readiness,
 }
 
 /// What the controller's cache holds, as `/readyz` names it.
@@ -115,14 +115,14 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
-        .for_each(crate::controllers::log_queue)
+        .for_each(crate::log_queue)
         .await;
 }
 
 /// The EnvironmentSyncs that applied the environment of an object someone else changed, as the
 /// watches of live state tell it: drift is looked for when it happens, not at the next interval.
 fn changed_environments(
-    changes: tokio::sync::broadcast::Receiver<crate::cluster::Changed>,
+    changes: tokio::sync::broadcast::Receiver<weaver_cluster::Changed>,
     syncs: Store<EnvironmentSync>,
 ) -> impl futures::Stream<Item = ObjectRef<EnvironmentSync>> + Send + 'static {
     let changed = futures::stream::unfold(changes, |mut changes| async move {

@@ -20,13 +20,13 @@ use super::Options;
 use super::auth::{self, Auth, Refused};
 use super::pages::{self, Chrome, Filter, Pages, SyncState};
 use super::view;
-use crate::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
-use crate::action::watch::{self, WatchOptions};
-use crate::action::{Context, Progress};
-use crate::cluster::Waited;
-use crate::controllers::configmapsync::endpoints::serve_with;
-use crate::error::{Error, Result};
-use crate::secrets::hmac::HmacSha256;
+use weaver_cluster::Waited;
+use weaver_controllers::configmapsync::endpoints::serve_with;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
+use weaver_engine::action::watch::{self, WatchOptions};
+use weaver_engine::action::{Context, Progress};
+use weaver_secrets::hmac::HmacSha256;
 
 /// The session cookie's name.
 const COOKIE: &str = "weaver-ui";
@@ -62,9 +62,9 @@ struct Server {
     /// The controller's signed-in users; None for `weaver ui`.
     auth: Option<Auth>,
     /// The environments' renders, kept while no file they read changes.
-    renders: crate::action::renders::Renders,
+    renders: weaver_engine::action::renders::Renders,
     /// The environment pages' connections to their API servers, kept between views.
-    servers: crate::cluster::SharedServers,
+    servers: weaver_cluster::SharedServers,
     /// In the controller, by EnvironmentSync (namespace, name) and environment: where the
     /// environment's releases apply, which live updates ask of the user without reading the
     /// commit again.
@@ -87,7 +87,7 @@ pub async fn serve(
     let address =
         listener.local_addr().map_err(|err| Error::new(format!("reading the address weaver ui listens on: {err}")))?;
     // Read once: the pages say which cluster they show.
-    let (_, info) = crate::cluster::kube_config(&options.connect).await?;
+    let (_, info) = weaver_cluster::kube_config(&options.connect).await?;
     let mut key = [0; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
     let server = Arc::new(Server {
@@ -98,7 +98,7 @@ pub async fn serve(
         server_url: pages::cluster_name(&info),
         renders: Default::default(),
         // Views of an environment LIST its objects once, then read them from watches.
-        servers: crate::cluster::SharedServers::new(options.concurrency)?.watching(),
+        servers: weaver_cluster::SharedServers::new(options.concurrency)?.watching(),
         release_namespaces: Default::default(),
         options,
     });
@@ -112,16 +112,16 @@ struct EnvSource {
     repo: std::path::PathBuf,
     /// The commit read; None: the working tree.
     rev: Option<String>,
-    connect: crate::cluster::ConnectOptions,
-    keys: crate::action::Keys,
-    charts: crate::source::charts::Archives,
+    connect: weaver_cluster::ConnectOptions,
+    keys: weaver_engine::action::Keys,
+    charts: weaver_source::charts::Archives,
     /// Where the plan looks for releases the environment no longer has: a controller's
     /// tenant may not list Secrets across the cluster, and prunes as its reconcile does.
-    prune_releases: crate::action::PruneReleases,
+    prune_releases: weaver_engine::action::PruneReleases,
     /// The path the environment's pages are under.
     path: String,
     /// Held while the page reads the mirror: the git cache evicts no mirror that is leased.
-    _lease: Option<crate::source::Fetched>,
+    _lease: Option<weaver_source::Fetched>,
 }
 
 impl EnvSource {
@@ -257,8 +257,8 @@ impl Server {
             rev: None,
             connect: self.options.connect.clone(),
             keys: self.options.keys.clone(),
-            charts: crate::source::charts::Archives::Machine,
-            prune_releases: crate::action::PruneReleases::Everywhere,
+            charts: weaver_source::charts::Archives::Machine,
+            prune_releases: weaver_engine::action::PruneReleases::Everywhere,
             path: format!("/environments/{}", pages::segment(env)),
             _lease: None,
         }
@@ -272,7 +272,7 @@ impl Server {
     async fn applied(
         self: &Arc<Self>,
         auth: &Auth,
-        user: &crate::cluster::Subject,
+        user: &weaver_cluster::Subject,
         ns: &str,
         name: &str,
         env: &str,
@@ -284,7 +284,7 @@ impl Server {
             return Err(Error::new(format!("EnvironmentSync {ns}/{name} applies no environment {env}")).as_not_found());
         };
         let applied =
-            crate::controllers::gitops::reconcile::applied(&sync, shared).await.map_err(|(reason, why)| {
+            weaver_controllers::gitops::reconcile::applied(&sync, shared).await.map_err(|(reason, why)| {
                 let err = Error::new(format!("cannot read what EnvironmentSync {ns}/{name} applied ({reason}): {why}"));
                 // Nothing applied yet (a first plan awaiting approval): there is no such page yet.
                 if reason == "NotApplied" { err.as_not_found() } else { err }
@@ -292,7 +292,7 @@ impl Server {
         let (repo, commit) = (applied.fetched.repository.clone(), applied.fetched.commit.clone());
         if listing {
             let (at, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());
-            let read = move || crate::action::open_project(&at, Some(&rev))?.environment(&wanted);
+            let read = move || weaver_engine::action::open_project(&at, Some(&rev))?.environment(&wanted);
             let environment = tokio::task::spawn_blocking(read)
                 .await
                 .map_err(|err| Error::new(format!("reading environment {env}: {err}")))??;
@@ -307,7 +307,7 @@ impl Server {
         Ok(EnvSource {
             repo,
             rev: Some(commit),
-            connect: crate::cluster::ConnectOptions { given: Some(applied.given), ..self.options.connect.clone() },
+            connect: weaver_cluster::ConnectOptions { given: Some(applied.given), ..self.options.connect.clone() },
             keys: applied.keys,
             charts: applied.charts,
             prune_releases: applied.prune_releases,
@@ -322,7 +322,7 @@ impl Server {
     async fn may_see_applied(
         self: &Arc<Self>,
         auth: &Auth,
-        user: &crate::cluster::Subject,
+        user: &weaver_cluster::Subject,
         ns: &str,
         name: &str,
         env: &str,
@@ -493,9 +493,9 @@ impl Server {
                 let applier = format!(
                     "{} through the UI, as EnvironmentSync {ns}/{name} on {}",
                     user.user,
-                    crate::cluster::this_replica()
+                    weaver_cluster::this_replica()
                 );
-                let settings = crate::action::apply::Settings {
+                let settings = weaver_engine::action::apply::Settings {
                     applier: Some(applier),
                     plan_check: Some(self.still_suspended(&ns, &name)),
                     ..self.options.rollback.clone()
@@ -527,7 +527,7 @@ impl Server {
     async fn fleet(
         self: &Arc<Self>,
         session: &str,
-        user: Option<&crate::cluster::Subject>,
+        user: Option<&weaver_cluster::Subject>,
         query: &HashMap<String, String>,
     ) -> Answer {
         let label = query.get("label").map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
@@ -577,10 +577,10 @@ impl Server {
     async fn readable_syncs(
         &self,
         auth: &Auth,
-        user: &crate::cluster::Subject,
+        user: &weaver_cluster::Subject,
         label: Option<&str>,
-    ) -> Result<Vec<crate::controllers::gitops::EnvironmentSync>> {
-        let selector = crate::project::Selector::parse_flag(&Vec::from_iter(label), "the label filter")?;
+    ) -> Result<Vec<weaver_controllers::gitops::EnvironmentSync>> {
+        let selector = weaver_project::Selector::parse_flag(&Vec::from_iter(label), "the label filter")?;
         let selected: Vec<_> = auth
             .syncs
             .all()
@@ -588,7 +588,7 @@ impl Server {
             .filter(|sync| selector.matches(sync.metadata.labels.as_ref().unwrap_or(&Default::default())))
             .collect();
         let namespace =
-            |sync: &crate::controllers::gitops::EnvironmentSync| sync.metadata.namespace.clone().unwrap_or_default();
+            |sync: &weaver_controllers::gitops::EnvironmentSync| sync.metadata.namespace.clone().unwrap_or_default();
         // The question for every name of a namespace once per namespace, before the syncs of
         // a namespace asked at once would each ask it (its answer not kept yet).
         let namespaces: std::collections::BTreeSet<String> = selected.iter().map(|sync| namespace(sync)).collect();
@@ -603,7 +603,7 @@ impl Server {
     }
 
     /// One EnvironmentSync, read as `weaver sync get NAME` reads it (the controller: from its watch).
-    async fn read_sync(self: &Arc<Self>, ns: &str, name: &str) -> Result<crate::controllers::gitops::EnvironmentSync> {
+    async fn read_sync(self: &Arc<Self>, ns: &str, name: &str) -> Result<weaver_controllers::gitops::EnvironmentSync> {
         if let Some(auth) = &self.auth {
             let found = auth.syncs.get(ns, name).map(|sync| (*sync).clone());
             return found.ok_or_else(|| Error::new(format!("EnvironmentSync {ns}/{name} not found")).as_not_found());
@@ -623,7 +623,7 @@ impl Server {
     async fn sync(
         self: &Arc<Self>,
         session: &str,
-        user: Option<&crate::cluster::Subject>,
+        user: Option<&weaver_cluster::Subject>,
         ns: &str,
         name: &str,
         done: Option<&String>,
@@ -826,7 +826,7 @@ impl Server {
     async fn object(
         self: &Arc<Self>,
         session: &str,
-        user: Option<&crate::cluster::Subject>,
+        user: Option<&weaver_cluster::Subject>,
         env: &str,
         source: EnvSource,
         query: &HashMap<String, String>,
@@ -838,7 +838,7 @@ impl Server {
                 "an object is named by ?apiVersion=&kind=&name= (and &namespace=)\n",
             );
         };
-        let options = crate::action::object::ObjectOptions {
+        let options = weaver_engine::action::object::ObjectOptions {
             repo: source.repo.clone(),
             rev: source.rev.clone(),
             env: env.to_string(),
@@ -884,8 +884,8 @@ impl Server {
         let me = self.clone();
         let found = run(async move |on| {
             let cx = Context { redactor: &me.options.redactor, on };
-            let may_get = may_get.as_ref().map(|f| f as crate::action::object::MayGet<'_>);
-            crate::action::object::object(&options, may_get, cx).await
+            let may_get = may_get.as_ref().map(|f| f as weaver_engine::action::object::MayGet<'_>);
+            weaver_engine::action::object::object(&options, may_get, cx).await
         })
         .await;
         match found.and_then(Ran::result) {
@@ -917,7 +917,7 @@ impl Server {
         rollback: pages::RollbackOffer,
         query: &HashMap<String, String>,
     ) -> Answer {
-        let options = crate::action::history::HistoryOptions {
+        let options = weaver_engine::action::history::HistoryOptions {
             repo: source.repo.clone(),
             rev: source.rev.clone(),
             env: env.to_string(),
@@ -926,22 +926,26 @@ impl Server {
         };
         let found = run(async move |on| {
             let (repo, rev) = (&options.repo, options.rev.as_deref());
-            let cluster = crate::action::cluster_of(repo, rev, &options.env, options.connect.clone()).await?;
-            Ok((crate::action::history::history(&options, on).await?, cluster))
+            let cluster = weaver_engine::action::cluster_of(repo, rev, &options.env, options.connect.clone()).await?;
+            Ok((weaver_engine::action::history::history(&options, on).await?, cluster))
         })
         .await;
         match found.and_then(Ran::result) {
             Ok(((h, cluster), warnings)) => {
-                let history = crate::report::json::HistoryReport::new(&h.env, &h.release, &h.records);
+                let history = weaver_engine::report::json::HistoryReport::new(&h.env, &h.release, &h.records);
                 let layout = pages::Layout::parse(query.get("diff").map(String::as_str));
-                let plans = crate::action::history::changes(&h.records);
-                let context =
-                    crate::report::DiffContext { environment: env, mode: "client", provenance: None, base: None };
+                let plans = weaver_engine::action::history::changes(&h.records);
+                let context = weaver_engine::report::DiffContext {
+                    environment: env,
+                    mode: "client",
+                    provenance: None,
+                    base: None,
+                };
                 let changes = plans
                     .iter()
                     .map(|plan| {
                         pages::DiffView::new(
-                            crate::report::json::DiffReport::new(plan, &context, &self.options.redactor),
+                            weaver_engine::report::json::DiffReport::new(plan, &context, &self.options.redactor),
                             layout,
                         )
                     })
@@ -1002,7 +1006,7 @@ impl Server {
     async fn rollback_refused(
         self: &Arc<Self>,
         auth: &Auth,
-        user: &crate::cluster::Subject,
+        user: &weaver_cluster::Subject,
         (ns, name): (&str, &str),
         env: &str,
         release: &str,
@@ -1019,11 +1023,11 @@ impl Server {
     /// not have seen a resume yet), is still suspended. Its reconciles apply under the same
     /// lock, so one a resume starts after this check applies after the rollback: a resume
     /// between the page's check and the lock is refused here, not undone by the next reconcile.
-    fn still_suspended(&self, ns: &str, name: &str) -> crate::action::apply::PlanCheck {
+    fn still_suspended(&self, ns: &str, name: &str) -> weaver_engine::action::apply::PlanCheck {
         let (ns, name) = (ns.to_string(), name.to_string());
         let options =
             GetOptions { target: self.target(&ns), all_namespaces: false, selector: None, name: Some(name.clone()) };
-        crate::action::apply::PlanCheck(Arc::new(move |_| {
+        weaver_engine::action::apply::PlanCheck(Arc::new(move |_| {
             let (options, ns, name) = (options.clone(), ns.clone(), name.clone());
             Box::pin(async move {
                 // Named, it is read alone, or not found is the error.
@@ -1043,11 +1047,11 @@ impl Server {
         release: &str,
         revision: u32,
         source: EnvSource,
-        settings: crate::action::apply::Settings,
+        settings: weaver_engine::action::apply::Settings,
     ) -> Answer {
         let back = source.release_path(release);
         let applier = settings.applier.clone();
-        let options = crate::action::rollback::RollbackOptions {
+        let options = weaver_engine::action::rollback::RollbackOptions {
             repo: source.repo.clone(),
             rev: source.rev.clone(),
             env: env.to_string(),
@@ -1065,7 +1069,7 @@ impl Server {
             let _source = source;
             let cx = Context { redactor: &me.options.redactor, on };
             // Nothing interrupts a rollback the page asked for: it runs to its end.
-            let applied = crate::action::rollback::rollback(&options, cx, &AtomicBool::new(false)).await?;
+            let applied = weaver_engine::action::rollback::rollback(&options, cx, &AtomicBool::new(false)).await?;
             let totals = applied.report.totals();
             match applied.lock_lost {
                 Some(lost) => Err(lost),
@@ -1127,7 +1131,7 @@ impl Server {
             let local = s.rev.is_none();
             let servers = match local {
                 true => me.servers.again(),
-                false => crate::cluster::SharedServers::new(o.concurrency)?,
+                false => weaver_cluster::SharedServers::new(o.concurrency)?,
             };
             let of = view::Source {
                 repo: &s.repo,
@@ -1159,16 +1163,17 @@ impl Server {
         let status = keep(status, &mut errors, &self.options.redactor);
         let planned = keep(planned, &mut errors, &self.options.redactor);
         let drift = keep(drift, &mut errors, &self.options.redactor);
-        let context = crate::report::DiffContext { environment: env, mode: "client", provenance: None, base: None };
+        let context =
+            weaver_engine::report::DiffContext { environment: env, mode: "client", provenance: None, base: None };
         let layout = pages::Layout::parse(query.get("diff").map(String::as_str));
         let page = pages::EnvironmentPage {
             name: env,
-            status: status.as_ref().map(|s| crate::report::json::StatusReport::new(&s.report)),
+            status: status.as_ref().map(|s| weaver_engine::report::json::StatusReport::new(&s.report)),
             plan: planned.as_ref().map(|p| {
-                let report = crate::report::json::DiffReport::new(&p.plan, &context, &self.options.redactor);
+                let report = weaver_engine::report::json::DiffReport::new(&p.plan, &context, &self.options.redactor);
                 pages::DiffView::new(report, layout)
             }),
-            drift: drift.as_ref().map(crate::report::json::DriftReport::new),
+            drift: drift.as_ref().map(weaver_engine::report::json::DriftReport::new),
             events: status.as_ref().map_or(&[], |s| &s.events),
         };
         let live = Some(format!("{path}/live"));
@@ -1184,7 +1189,7 @@ impl Server {
     }
 
     /// The header of an environment's page: the cluster the environment's context reaches.
-    fn env_chrome(&self, session: &str, cluster: &crate::cluster::ClusterInfo, warnings: Vec<String>) -> Chrome {
+    fn env_chrome(&self, session: &str, cluster: &weaver_cluster::ClusterInfo, warnings: Vec<String>) -> Chrome {
         Chrome { server: pages::cluster_name(cluster), ..self.chrome(session, Vec::new(), warnings) }
     }
 
@@ -1236,8 +1241,8 @@ impl Server {
 /// end, drift found) and, for an environment, the changes others make to its objects, which
 /// the controller's watches see (drift as it happens).
 async fn sync_live(
-    syncs: &crate::cluster::SyncCache,
-    heard: Option<(&crate::cluster::LiveCache, &str)>,
+    syncs: &weaver_cluster::SyncCache,
+    heard: Option<(&weaver_cluster::LiveCache, &str)>,
     headers: &HeaderMap,
     ns: &str,
     name: &str,
@@ -1276,7 +1281,7 @@ async fn sync_live(
 /// `namespaces`: list Pods in each of them.
 async fn may_list_where(
     auth: &Auth,
-    user: &crate::cluster::Subject,
+    user: &weaver_cluster::Subject,
     ns: &str,
     name: &str,
     env: &str,
@@ -1297,9 +1302,9 @@ async fn may_list_where(
 
 /// The repository's environments (not the abstract ones) whose labels `selector` matches: none
 /// matching is an answer, not an error, on a page that filters.
-fn environments(repo: &std::path::Path, selector: Option<&str>) -> Result<Vec<crate::project::Environment>> {
-    let selector = crate::project::Selector::parse_flag(&Vec::from_iter(selector), "the label filter")?;
-    let project = crate::action::open_project(repo, None)?;
+fn environments(repo: &std::path::Path, selector: Option<&str>) -> Result<Vec<weaver_project::Environment>> {
+    let selector = weaver_project::Selector::parse_flag(&Vec::from_iter(selector), "the label filter")?;
+    let project = weaver_engine::action::open_project(repo, None)?;
     let mut environments = Vec::new();
     for name in project.environment_names()? {
         let env = project.environment(&name)?;
@@ -1336,7 +1341,7 @@ fn refusal(err: &Error) -> StatusCode {
 }
 
 /// The value, or None with its error (redacted, as a report quotes one) kept for the page.
-fn keep<T>(result: Result<T>, errors: &mut Vec<String>, redactor: &crate::secrets::Redactor) -> Option<T> {
+fn keep<T>(result: Result<T>, errors: &mut Vec<String>, redactor: &weaver_secrets::Redactor) -> Option<T> {
     result.map_err(|err| errors.push(redactor.error(&err))).ok()
 }
 
@@ -1358,7 +1363,7 @@ impl<T> Ran<Result<T>> {
 /// a page shows them with the actions' results and errors.
 async fn run<F, T>(work: F) -> Result<Ran<T>>
 where
-    F: AsyncFnOnce(crate::action::OnProgress<'_>) -> T + Send + 'static,
+    F: AsyncFnOnce(weaver_engine::action::OnProgress<'_>) -> T + Send + 'static,
     T: Send + 'static,
 {
     tokio::task::spawn_blocking(move || {
@@ -1368,7 +1373,7 @@ where
                 warnings.lock().unwrap_or_else(|e| e.into_inner()).push(warning);
             }
         };
-        let value = crate::action::block_on(work(&heard));
+        let value = weaver_engine::action::block_on(work(&heard));
         Ran { value, warnings: warnings.into_inner().unwrap_or_else(|e| e.into_inner()) }
     })
     .await
@@ -1393,7 +1398,7 @@ fn may_not(user: &str, (verb, needs): (&str, &str), ns: &str, name: &str, doing:
 /// refuses a rollback under auto-sync alike). Ok: it is suspended, and its controller has seen
 /// it so (`status.observedGeneration`): a sync's reconciles run one at a time, so one that
 /// started before the suspend, and could still apply, has ended.
-fn rollback_refusal(sync: &crate::controllers::gitops::EnvironmentSync, ns: &str, name: &str) -> Result<()> {
+fn rollback_refusal(sync: &weaver_controllers::gitops::EnvironmentSync, ns: &str, name: &str) -> Result<()> {
     let observed = sync.status.as_ref().and_then(|s| s.observed_generation);
     match (sync.spec.suspend, observed == sync.metadata.generation) {
         (true, true) => Ok(()),
@@ -1414,14 +1419,14 @@ fn rollback_refusal(sync: &crate::controllers::gitops::EnvironmentSync, ns: &str
 }
 
 /// Whether the EnvironmentSync's status names environment `env` among those it applies.
-fn applies_environment(sync: &crate::controllers::gitops::EnvironmentSync, env: &str) -> bool {
+fn applies_environment(sync: &weaver_controllers::gitops::EnvironmentSync, env: &str) -> bool {
     sync.status.as_ref().is_some_and(|s| s.environments.iter().any(|e| e.name == env))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::gitops::{EnvironmentSync, EnvironmentSyncStatus};
+    use weaver_controllers::gitops::{EnvironmentSync, EnvironmentSyncStatus};
 
     fn sync(suspend: bool, generation: i64, observed: Option<i64>) -> EnvironmentSync {
         let spec = serde_json::json!({"source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}}, "environments": ["dev"],

@@ -29,9 +29,9 @@ use super::api::{ConfigMapSync, ConfigMapSyncStatus};
 use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
 use super::status::{self, Blocked, Outcome};
 use super::telemetry::Telemetry;
-use crate::cluster::Access;
-use crate::controllers::conditions::READY;
-use crate::controllers::tenant::{TenantError, Tenants};
+use crate::conditions::READY;
+use crate::tenant::{TenantError, Tenants};
+use weaver_cluster::Access;
 
 /// Deletes every target before its ConfigMapSync goes.
 pub const FINALIZER: &str = "weaver.example.com/configmapsync";
@@ -177,7 +177,7 @@ pub struct Settings {
     /// Metrics and readiness, which the HTTP endpoints serve.
     pub telemetry: Arc<Telemetry>,
     /// The request budget tenants' clients share with the operator's own (`--kube-api-qps`).
-    pub rate: Option<crate::cluster::RequestRate>,
+    pub rate: Option<weaver_cluster::RequestRate>,
 }
 
 impl Default for Settings {
@@ -283,7 +283,7 @@ pub async fn run(
         .reconcile_all_on(rbac_changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
-        .for_each(crate::controllers::log_queue)
+        .for_each(crate::log_queue)
         .await;
 }
 
@@ -321,24 +321,21 @@ where
         .boxed()
 }
 
-pub use crate::controllers::election::Role;
+pub use crate::election::Role;
 
 /// Runs the controller only while this replica holds the leader Lease (`election`), or at once
-/// without one (see [`crate::controllers::election::lead`]).
+/// without one (see [`crate::election::lead`]).
 pub async fn run_elected(
     client: kube::Client,
     base: kube::Config,
     settings: Settings,
-    election: Option<(crate::cluster::Cluster, crate::cluster::LockOptions)>,
+    election: Option<(weaver_cluster::Cluster, weaver_cluster::LockOptions)>,
     on_role: impl FnMut(Role),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> crate::Result<()> {
+) -> weaver_core::Result<()> {
     let telemetry = settings.telemetry.clone();
     let ready = move |standby| telemetry.readiness.set_standby(standby);
-    crate::controllers::election::lead(election, ready, on_role, shutdown, |stopped| {
-        run(client, base, settings, stopped)
-    })
-    .await
+    crate::election::lead(election, ready, on_role, shutdown, |stopped| run(client, base, settings, stopped)).await
 }
 
 /// Objects by a key each may carry, kept up to date from their watch, so an event or a
@@ -711,7 +708,7 @@ async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::configmapsync::api::{ConfigMapSyncSpec, SourceRef};
+    use crate::configmapsync::api::{ConfigMapSyncSpec, SourceRef};
 
     fn sync(name: &str, source: &str) -> ConfigMapSync {
         let mut sync = ConfigMapSync::new(

@@ -1,4 +1,4 @@
-//! The EnvironmentSync controller: pulls environments from git (`crate::source`) and keeps them
+//! The EnvironmentSync controller: pulls environments from git (`weaver_source`) and keeps them
 //! applied with the actions `weaver apply` and `weaver drift` run, as the EnvironmentSync's
 //! ServiceAccount. `api` holds the CustomResource types, `plan` the decisions, `status` the
 //! status they give, `reconcile` and `controller` the work against the cluster; `webhook`
@@ -20,5 +20,7 @@ use kube::CustomResourceExt;
 pub fn crd() -> serde_json::Value {
     // A CRD built by kube's derive always serializes; written as the server stores it
     // (schemars' `minimum: 0.0` is `0` there), so that applying it again changes nothing.
-    crate::diff::as_stored(serde_json::to_value(EnvironmentSync::crd()).expect("a generated CRD serializes to JSON"))
+    weaver_plan::diff::as_stored(
+        serde_json::to_value(EnvironmentSync::crd()).expect("a generated CRD serializes to JSON"),
+    )
 }

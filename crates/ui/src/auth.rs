@@ -19,9 +19,9 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::SignIn;
-use crate::cluster::{Access, Question, Subject, SyncCache};
-use crate::controllers::configmapsync::controller::api_message;
-use crate::error::{Error, Result};
+use weaver_cluster::{Access, Question, Subject, SyncCache};
+use weaver_controllers::configmapsync::controller::api_message;
+use weaver_core::error::{Error, Result};
 
 /// How long a session lasts after sign-in (the cookie's Max-Age).
 pub const SESSION_AGE: Duration = Duration::from_secs(8 * 3600);
@@ -49,7 +49,7 @@ pub struct Auth {
     client: kube::Client,
     pub syncs: SyncCache,
     /// What the EnvironmentSync controller's reconciles share, for the environments' pages.
-    pub gitops: Option<std::sync::Arc<crate::controllers::gitops::reconcile::Shared>>,
+    pub gitops: Option<std::sync::Arc<weaver_controllers::gitops::reconcile::Shared>>,
     /// Whose `X-Forwarded-For` names the client the sign-in rate limit counts.
     pub trusted_proxies: Vec<super::proxy::Cidr>,
     access: Access,
@@ -114,7 +114,7 @@ impl Auth {
     }
 
     async fn review(&self, token: &str) -> Result<Option<Subject>> {
-        crate::cluster::review_token(&self.client, token).await.map_err(|err| {
+        weaver_cluster::review_token(&self.client, token).await.map_err(|err| {
             Error::new(format!("cannot ask the API server whose token it is (a TokenReview): {}", api_message(&err)))
                 .with_help("the controller's ClusterRole needs create on tokenreviews.authentication.k8s.io")
         })

@@ -7,7 +7,7 @@
 //! seen at once, and authorizers other than RBAC (webhooks) within that age. A ConfigMapSync
 //! not in sync asks again on its next retry.
 
-use crate::cluster::{Access, Question, Subject};
+use weaver_cluster::{Access, Question, Subject};
 
 /// How long an answer not followed by an RBAC change is kept.
 pub const ANSWER_AGE: std::time::Duration = std::time::Duration::from_secs(480);

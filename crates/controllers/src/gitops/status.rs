@@ -11,9 +11,7 @@ use super::api::{
     DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan, PromotionStatus,
 };
 use super::plan::{self, Work};
-use crate::controllers::conditions::{
-    PROMOTED, READY, RECONCILING, STALLED, WATCH_REFUSED, carry_transition, condition,
-};
+use crate::conditions::{PROMOTED, READY, RECONCILING, STALLED, WATCH_REFUSED, carry_transition, condition};
 
 /// Failures of the source no retry cures, only a change (its Secret, the URL or branch in the
 /// spec, the server's key): kstatus's `Stalled`, so that readers that wait (`weaver status`,
@@ -274,7 +272,7 @@ pub fn drift_summary(drifted: u32, missing: u32) -> DriftSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::gitops::api::EnvironmentSyncSpec;
+    use crate::gitops::api::EnvironmentSyncSpec;
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 

@@ -19,9 +19,9 @@ use super::api::EnvironmentSync;
 use super::plan::RECONCILE_REQUESTED_AT;
 use super::reconcile::{secret, value};
 use super::telemetry::Metrics;
-use crate::controllers::configmapsync::controller::api_message;
-use crate::controllers::configmapsync::endpoints::serve_with;
-use crate::secrets::hmac::HmacSha256;
+use crate::configmapsync::controller::api_message;
+use crate::configmapsync::endpoints::serve_with;
+use weaver_secrets::hmac::HmacSha256;
 
 /// The field manager of the annotation the receiver sets, as `kubectl annotate` is one: the
 /// object's managedFields show that the webhook asked for the reconcile.

@@ -384,7 +384,7 @@ pub(crate) fn report_error(ui: &Ui, err: &Error) {
 
 /// An error as a report quotes it: the message with its location, then the help, redacted.
 pub(crate) fn error_text(ui: &Ui, err: &Error) -> String {
-    ui.redactor.error(&err)
+    ui.redactor.error(err)
 }
 
 /// The refusal of a flag that works on one environment when the selection is a fleet: `what`

@@ -154,7 +154,7 @@ impl Glob {
 
 /// Go's `path/filepath.Match`: `*` (not across `/`), `?`, `[...]` classes (`^` negates), `\`
 /// escapes. Errors on a malformed pattern, as Go does.
-pub fn go_match(pattern: &str, name: &str) -> Result<bool, ()> {
+pub(crate) fn go_match(pattern: &str, name: &str) -> Result<bool, ()> {
     let pattern: Vec<char> = pattern.chars().collect();
     let name: Vec<char> = name.chars().collect();
     match_from(&pattern, &name)

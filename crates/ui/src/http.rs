@@ -1218,7 +1218,7 @@ impl Server {
     }
 
     fn error_page(&self, session: &str, status: StatusCode, err: &Error) -> Answer {
-        let chrome = self.chrome(session, vec![self.options.redactor.error(&err)], Vec::new());
+        let chrome = self.chrome(session, vec![self.options.redactor.error(err)], Vec::new());
         let page = self.page("base.html", &chrome, ());
         Answer { status, ..page }
     }

@@ -1104,13 +1104,13 @@ mod tests {
     fn environment_files_are_read_directly_as_serde_saphyr_reads_them() {
         // The demo's environments, in the repository's root.
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../environments");
-        let mut texts: Vec<(String, String)> = Vec::new();
-        {
-            let entries = std::fs::read_dir(&demo).unwrap_or_else(|e| panic!("{}: {e}", demo.display()));
-            for entry in entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "yaml")) {
-                texts.push((entry.path().display().to_string(), std::fs::read_to_string(entry.path()).unwrap()));
-            }
-        }
+        let entries = std::fs::read_dir(&demo).unwrap_or_else(|e| panic!("{}: {e}", demo.display()));
+        let mut texts: Vec<(String, String)> = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+            .map(|entry| (entry.path().display().to_string(), std::fs::read_to_string(entry.path()).unwrap()))
+            .collect();
+        assert!(!texts.is_empty(), "no environment file in {}", demo.display());
         texts.push((
             "inline".to_string(),
             "\

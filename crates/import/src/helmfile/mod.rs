@@ -23,10 +23,7 @@ use serde_saphyr::Spanned;
 
 use super::node::{Key, Node, line};
 use weaver_core::error::{Error, Location, Result};
-use weaver_helm::{
-    self,
-    strvals::{self, Kind},
-};
+use weaver_helm::strvals::{self, Kind};
 use weaver_project::source::is_plain_name;
 use weaver_project::values::{deep_merge, merge_overrides};
 

@@ -9,10 +9,13 @@ use super::{Ui, block_on, connect_options, write_stdout};
 use crate::action::Context;
 use crate::action::fleet::EnvironmentSelection;
 use crate::action::promote::{PromoteOptions, promote};
+use crate::action::promote::{Promotions, TargetPromotion};
 use crate::cli::{GlobalArgs, PromoteArgs, PromoteFormat};
 use crate::error::{Error, Result};
-use crate::report;
-use crate::report::json::PromoteReport;
+use crate::report::json::{self, DiffReport};
+use crate::report::{DiffContext, markdown};
+use crate::secrets::Redactor;
+use serde::Serialize;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode> {
     if args.to.is_empty() && args.env_selectors.is_empty() {
@@ -42,14 +45,14 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
     let promotions = block_on(promote(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let provenance = crate::git::provenance(&global.repo, Some("HEAD"))?;
     let report = PromoteReport::new(&promotions, provenance.as_ref(), &ui.redactor);
-    let body = report::markdown::promotion(&report, &ui.redactor, report::markdown::GITHUB_COMMENT_LIMIT);
+    let body = body(&report, &ui.redactor, markdown::GITHUB_COMMENT_LIMIT);
     if let Some(path) = &args.body_file {
         std::fs::write(path, ui.redactor.redact(&body).as_bytes())
             .map_err(|err| Error::io("write the body file", path, err))?;
     }
     let text = match args.output {
         PromoteFormat::Markdown => body,
-        PromoteFormat::Json => report::json::to_text(&report),
+        PromoteFormat::Json => json::to_text(&report),
     };
     write_stdout(ui.redactor.redact(&text).as_bytes())?;
     if let Some((branch, commit)) = &promotions.commit {
@@ -62,4 +65,117 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
     }
     let changed = promotions.targets.iter().any(|t| !t.changes.is_empty());
     Ok(if changed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// `weaver promote -o json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromoteReport<'a> {
+    pub schema_version: u32,
+    pub dry_run: bool,
+    /// The new branch and its commit; null when nothing was written.
+    pub branch: Option<&'a str>,
+    pub commit: Option<&'a str>,
+    pub targets: Vec<PromoteTarget<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromoteTarget<'a> {
+    #[serde(flatten)]
+    pub promotion: &'a TargetPromotion,
+    /// Whether every gate passed.
+    pub passed: bool,
+    /// The target's plan with the change, as `weaver diff -o json` writes it; null when
+    /// nothing changes or a gate failed.
+    pub plan: Option<DiffReport<'a>>,
+}
+
+impl<'a> PromoteReport<'a> {
+    pub fn new(
+        promotions: &'a Promotions,
+        provenance: Option<&'a weaver_git::Provenance>,
+        redactor: &weaver_secrets::Redactor,
+    ) -> PromoteReport<'a> {
+        let targets = promotions
+            .targets
+            .iter()
+            .map(|target| PromoteTarget {
+                promotion: target,
+                passed: target.passed(),
+                plan: target.plan.as_ref().map(|planned| {
+                    let context =
+                        DiffContext { environment: &target.environment, mode: "client", provenance, base: None };
+                    DiffReport::new(&planned.plan, &context, redactor)
+                }),
+            })
+            .collect();
+        PromoteReport {
+            schema_version: 1,
+            dry_run: promotions.dry_run,
+            branch: promotions.commit.as_ref().map(|(branch, _)| branch.as_str()),
+            commit: promotions.commit.as_ref().map(|(_, commit)| commit.as_str()),
+            targets,
+        }
+    }
+}
+
+/// `weaver promote`'s pull-request body: per target, the gates with their evidence, the pinned
+/// changes, and the target's plan as `weaver diff -o markdown` writes it (the plans share the size limit).
+fn body(report: &PromoteReport, redactor: &Redactor, limit: usize) -> String {
+    let mut out = String::new();
+    let plans = report.targets.iter().filter(|t| t.plan.is_some()).count().max(1);
+    for target in &report.targets {
+        let promotion = target.promotion;
+        out.push_str(&format!("## Promote `{}` → `{}`\n\n", promotion.from, promotion.environment));
+        out.push_str(&match (target.passed, promotion.changes.is_empty()) {
+            (false, _) => "**Refused: a gate failed.**\n\n".to_string(),
+            (true, true) => {
+                format!("Nothing to promote: `{}` has what `{}` applied.\n\n", promotion.environment, promotion.from)
+            }
+            (true, false) => match report.branch {
+                Some(branch) => format!("Every gate passed: `{}` is written on branch `{branch}`.\n\n", promotion.file),
+                None => format!("Every gate passed: `{}` would be written.\n\n", promotion.file),
+            },
+        });
+        out.push_str("### Gates\n\n");
+        for gate in &promotion.gates {
+            let expression =
+                gate.expression.as_deref().map(|e| format!(" `{}`", e.replace('`', "'"))).unwrap_or_default();
+            let verdict = if gate.passed { "✅ pass" } else { "❌ fail" };
+            out.push_str(&format!("- **{}**{expression}: {verdict}\n", gate.gate));
+            for line in &gate.evidence {
+                out.push_str(&format!("  - {}\n", markdown::escape(&redactor.redact(line))));
+            }
+        }
+        out.push('\n');
+        if !promotion.changes.is_empty() {
+            out.push_str(
+                "### Pinned changes\n\n| release | pin | from | to | source revision |\n|---|---|---|---|---|\n",
+            );
+            for change in &promotion.changes {
+                let cell = |value: Option<&serde_json::Value>| match value {
+                    // In a code span only a cell's `|` needs escaping.
+                    Some(value) => format!("`{}`", redactor.redact(&value.to_string()).replace('|', "\\|")),
+                    None => "—".to_string(),
+                };
+                let pin = match change.name.as_str() {
+                    "" => change.pin.to_string(),
+                    name => format!("{} `{name}`", change.pin),
+                };
+                out.push_str(&format!(
+                    "| `{}` | {pin} | {} | {} | {} |\n",
+                    change.release,
+                    cell(change.from.as_ref()),
+                    cell(Some(&change.to)),
+                    change.revision
+                ));
+            }
+            out.push('\n');
+        }
+        if let Some(plan) = &target.plan {
+            out.push_str(&markdown::diff(plan, redactor, limit / plans));
+        }
+    }
+    out
 }

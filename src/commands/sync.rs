@@ -7,9 +7,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use super::{Ui, block_on, connect_options, table, write_stdout};
-use crate::action::sync::{
-    self, Approval, ApproveOptions, GetOptions, ReconcileOptions, State, SuspendOptions, Target, state,
-};
+use crate::action::sync::{self, Approval, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
 use crate::cli::ClusterArgs;
 use crate::cli::{SyncCommand, SyncFormat, SyncNamespaceArgs};
 use crate::controllers::gitops::EnvironmentSync;
@@ -17,6 +15,7 @@ use crate::controllers::gitops::api::PendingPlan;
 use crate::controllers::gitops::plan::short;
 use crate::error::{Error, Result};
 use crate::report::json::{SyncReport, to_text};
+use weaver_api::environment_sync::{State, state};
 
 /// A message shown on a terminal is cut to this many characters (`-o json` has it whole).
 const MESSAGE_WIDTH: usize = 60;

@@ -6,6 +6,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::conditions;
+
 /// A DNS-1123 label (namespace and ServiceAccount names).
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// A DNS-1123 subdomain (Secret and EnvironmentSync names).
@@ -429,5 +431,40 @@ impl GitReference {
             [] => Err("spec.source.ref names no revision: give one of branch, tag, semver, commit".into()),
             _ => Err("spec.source.ref names several revisions: give only one of branch, tag, semver, commit".into()),
         }
+    }
+}
+
+/// The state `sync get` shows of an EnvironmentSync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// The Ready condition's status: `True`, `False` or `Unknown` (also without one).
+    pub ready: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub reconciling: bool,
+    pub stalled: bool,
+    /// The controller has seen the object's generation.
+    pub observed: bool,
+    /// Ready is True, at the object's generation: what exit code 0 means.
+    pub up_to_date: bool,
+}
+
+/// Its kstatus state, read from its conditions and generations.
+pub fn state(sync: &EnvironmentSync) -> State {
+    let status = sync.status.as_ref();
+    let condition = |type_: &str| status.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+    let ready = condition(conditions::READY);
+    let is_true = |type_: &str| condition(type_).is_some_and(|c| c.status == "True");
+    let observed = status.and_then(|s| s.observed_generation).is_some()
+        && status.and_then(|s| s.observed_generation) == sync.metadata.generation;
+    let ready_status = ready.map_or_else(|| "Unknown".to_string(), |c| c.status.clone());
+    State {
+        up_to_date: observed && ready_status == "True",
+        ready: ready_status,
+        reason: ready.map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
+        message: ready.map(|c| c.message.clone()).filter(|m| !m.is_empty()),
+        reconciling: is_true(conditions::RECONCILING),
+        stalled: is_true(conditions::STALLED),
+        observed,
     }
 }

@@ -8,11 +8,11 @@ use minijinja::Environment as Templates;
 use minijinja::value::Serde;
 use serde::Serialize;
 
+use weaver_api::environment_sync::{State, state};
 use weaver_cluster::ObjectEvent;
 use weaver_controllers::gitops::EnvironmentSync;
 use weaver_controllers::gitops::plan::short;
 use weaver_core::error::{Error, Result};
-use weaver_engine::action::sync::{State, state};
 use weaver_engine::report::json::{DiffReport, DriftReport, EnvsReport, HistoryReport, StatusReport};
 use weaver_engine::report::{SideBySide, diff_line_class, side_by_side};
 use weaver_project::Environment;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::apply::{Applied, Locked, Settings, apply_options, execute};
+use super::judgments::Kept;
 use super::notifications::notify;
 use super::plan::Observed;
 use super::render::{IfEmpty, Selected, Selection, select};
@@ -25,7 +26,7 @@ use weaver_plan::release::drift::{
     Correction, CorrectionResult, CorrectionRun, ReleaseCorrection, ReleaseDrift, ReleaseState, Report, State,
     compare_release,
 };
-use weaver_plan::release::kept::{Kept, of_recorded};
+use weaver_plan::release::fingerprint::of_recorded;
 use weaver_plan::release::record::{self, RecordedObject, Records, Wanted};
 use weaver_project::Release;
 

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod history;
 pub mod hydrate;
 pub mod import;
+pub mod judgments;
 mod notifications;
 pub mod object;
 pub mod plan;

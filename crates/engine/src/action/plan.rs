@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::judgments::Judgments;
 use super::removed::removed_releases;
 use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
 use super::renders::Renders;
@@ -15,9 +16,8 @@ use weaver_cluster::observe::{Live, Unlabelled, dry_run_apply, observe_helm, obs
 use weaver_cluster::{Cluster, ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::{ObjectKey, ObjectKeyRef};
-use weaver_plan::diff::plan::{plan_adopting, plan_against, plan_with_records};
+use weaver_plan::diff::plan::{KeptPlans, plan_adopting, plan_against, plan_with_records};
 use weaver_plan::diff::{Plan, as_stored};
-use weaver_plan::release::kept::Judgments;
 use weaver_plan::release::record::{Record, Records};
 use weaver_project::Environment;
 use weaver_render::RenderedRelease;
@@ -146,7 +146,7 @@ pub async fn plan_observing(
                 observe_reusing(&cluster, &mut rendered.releases, &env.name, options.concurrency, &unlabelled).await?;
             observe_helm(&cluster, &rendered.releases, &mut live, false, options.concurrency).await?;
             phase(cx.on, "observe for the plan", started);
-            let kept = judgments.as_ref().map(|j| &j.plans);
+            let kept = judgments.as_ref().map(|j| &j.plans as &dyn KeptPlans);
             let mut plan = plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept)?;
             if options.server_side {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;

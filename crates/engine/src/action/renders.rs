@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::judgments::Judgments;
 use super::render::{Desired, Offline, Prepared, Quotes, RenderOptions, prepare};
 use super::{Context, Progress, phase};
 use weaver_core::error::Result;
-use weaver_plan::release::kept::Judgments;
 
 /// The renders kept, by repository and environment: for one reader, whose keys and redactor
 /// stay the same.

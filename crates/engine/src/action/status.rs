@@ -23,7 +23,7 @@ use weaver_cluster::{
 };
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::ListTarget;
-use weaver_plan::release::kept::of_recorded;
+use weaver_plan::release::fingerprint::of_recorded;
 use weaver_plan::release::record::{Records, Wanted};
 use weaver_plan::release::status::{DEPENDENT_DEPTH, Health, ObjectHealth, Report, owned_by, release_health};
 

@@ -9,7 +9,6 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::{OnProgress, Progress};
-use weaver_api::conditions::{READY, RECONCILING, STALLED};
 use weaver_api::environment_sync::EnvironmentSync;
 use weaver_api::environment_sync::RECONCILE_REQUESTED_AT;
 use weaver_api::environment_sync::{Approval as ApprovalMode, PendingPlan};
@@ -280,40 +279,6 @@ fn pending(sync: &EnvironmentSync, ns: &str, name: &str, digest: Option<&str>) -
     Ok(plan)
 }
 
-/// The state `sync get` shows of an EnvironmentSync.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct State {
-    /// The Ready condition's status: `True`, `False` or `Unknown` (also without one).
-    pub ready: String,
-    pub reason: Option<String>,
-    pub message: Option<String>,
-    pub reconciling: bool,
-    pub stalled: bool,
-    /// The controller has seen the object's generation.
-    pub observed: bool,
-    /// Ready is True, at the object's generation: what exit code 0 means.
-    pub up_to_date: bool,
-}
-
-pub fn state(sync: &EnvironmentSync) -> State {
-    let status = sync.status.as_ref();
-    let condition = |type_: &str| status.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
-    let ready = condition(READY);
-    let is_true = |type_: &str| condition(type_).is_some_and(|c| c.status == "True");
-    let observed = status.and_then(|s| s.observed_generation).is_some()
-        && status.and_then(|s| s.observed_generation) == sync.metadata.generation;
-    let ready_status = ready.map_or_else(|| "Unknown".to_string(), |c| c.status.clone());
-    State {
-        up_to_date: observed && ready_status == "True",
-        ready: ready_status,
-        reason: ready.map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
-        message: ready.map(|c| c.message.clone()).filter(|m| !m.is_empty()),
-        reconciling: is_true(RECONCILING),
-        stalled: is_true(STALLED),
-        observed,
-    }
-}
-
 /// The context's namespace unless `-n` names one.
 fn namespace(syncs: &Syncs, target: &Target) -> String {
     target.namespace.clone().unwrap_or_else(|| syncs.default_namespace.clone())
@@ -354,6 +319,8 @@ fn now() -> String {
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use weaver_api::conditions::READY;
+    use weaver_api::environment_sync::state;
     use weaver_api::environment_sync::{EnvironmentSyncSpec, EnvironmentSyncStatus};
 
     fn sync(generation: i64, status: Option<EnvironmentSyncStatus>) -> EnvironmentSync {

@@ -476,10 +476,10 @@ pub struct SyncEntry<'a> {
 }
 
 impl<'a> SyncReport<'a> {
-    /// `syncs`, each with its state (`crate::action::sync::state`).
+    /// `syncs`, each with its state (`weaver_api::environment_sync::state`).
     pub fn new(
         namespace: Option<&'a str>,
-        syncs: &'a [(weaver_api::environment_sync::EnvironmentSync, crate::action::sync::State)],
+        syncs: &'a [(weaver_api::environment_sync::EnvironmentSync, weaver_api::environment_sync::State)],
     ) -> SyncReport<'a> {
         let entries = syncs
             .iter()
@@ -1071,57 +1071,4 @@ impl<'a, R> FleetReport<'a, R> {
 /// Pretty JSON with a final newline.
 pub fn to_text(report: &impl Serialize) -> String {
     serde_json::to_string_pretty(report).expect("reports serialize") + "\n"
-}
-
-/// `weaver promote -o json`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PromoteReport<'a> {
-    pub schema_version: u32,
-    pub dry_run: bool,
-    /// The new branch and its commit; null when nothing was written.
-    pub branch: Option<&'a str>,
-    pub commit: Option<&'a str>,
-    pub targets: Vec<PromoteTarget<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PromoteTarget<'a> {
-    #[serde(flatten)]
-    pub promotion: &'a crate::action::promote::TargetPromotion,
-    /// Whether every gate passed.
-    pub passed: bool,
-    /// The target's plan with the change, as `weaver diff -o json` writes it; null when
-    /// nothing changes or a gate failed.
-    pub plan: Option<DiffReport<'a>>,
-}
-
-impl<'a> PromoteReport<'a> {
-    pub fn new(
-        promotions: &'a crate::action::promote::Promotions,
-        provenance: Option<&'a weaver_git::Provenance>,
-        redactor: &weaver_secrets::Redactor,
-    ) -> PromoteReport<'a> {
-        let targets = promotions
-            .targets
-            .iter()
-            .map(|target| PromoteTarget {
-                promotion: target,
-                passed: target.passed(),
-                plan: target.plan.as_ref().map(|planned| {
-                    let context =
-                        super::DiffContext { environment: &target.environment, mode: "client", provenance, base: None };
-                    DiffReport::new(&planned.plan, &context, redactor)
-                }),
-            })
-            .collect();
-        PromoteReport {
-            schema_version: 1,
-            dry_run: promotions.dry_run,
-            branch: promotions.commit.as_ref().map(|(branch, _)| branch.as_str()),
-            commit: promotions.commit.as_ref().map(|(_, commit)| commit.as_str()),
-            targets,
-        }
-    }
 }

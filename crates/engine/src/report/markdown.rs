@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::action_sign;
 use super::html_escape;
-use super::json::{DiffObject, DiffReport, FleetReport, PromoteReport};
+use super::json::{DiffObject, DiffReport, FleetReport};
 use weaver_plan::diff::{Action, Summary};
 use weaver_secrets::Redactor;
 
@@ -240,6 +240,11 @@ fn block(object: &DiffObject, redactor: &Redactor) -> Block {
     Block { name, summary, diff: fenced(&text), cut: false }
 }
 
+/// Text in a Markdown body, `&`, `<` and `>` as entities (GitHub renders a body's HTML).
+pub fn escape(text: &str) -> String {
+    super::escape_markup(text, None)
+}
+
 /// A fenced `diff` block whose fence is longer than any backtick run in the text.
 fn fenced(text: &str) -> String {
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
@@ -266,66 +271,6 @@ fn cut_note(blocks: &[Block], cut: &[usize], left_out: usize, limit: usize) -> S
     }
     note.push_str(" Run `weaver diff` to see everything.\n\n");
     note
-}
-
-/// `weaver promote`'s pull-request body: per target, the gates with their evidence, the pinned
-/// changes, and the target's plan as [`diff`] writes it (the plans share the size limit).
-pub fn promotion(report: &PromoteReport, redactor: &Redactor, limit: usize) -> String {
-    let mut out = String::new();
-    let plans = report.targets.iter().filter(|t| t.plan.is_some()).count().max(1);
-    for target in &report.targets {
-        let promotion = target.promotion;
-        out.push_str(&format!("## Promote `{}` → `{}`\n\n", promotion.from, promotion.environment));
-        out.push_str(&match (target.passed, promotion.changes.is_empty()) {
-            (false, _) => "**Refused: a gate failed.**\n\n".to_string(),
-            (true, true) => {
-                format!("Nothing to promote: `{}` has what `{}` applied.\n\n", promotion.environment, promotion.from)
-            }
-            (true, false) => match report.branch {
-                Some(branch) => format!("Every gate passed: `{}` is written on branch `{branch}`.\n\n", promotion.file),
-                None => format!("Every gate passed: `{}` would be written.\n\n", promotion.file),
-            },
-        });
-        out.push_str("### Gates\n\n");
-        for gate in &promotion.gates {
-            let expression =
-                gate.expression.as_deref().map(|e| format!(" `{}`", e.replace('`', "'"))).unwrap_or_default();
-            let verdict = if gate.passed { "✅ pass" } else { "❌ fail" };
-            out.push_str(&format!("- **{}**{expression}: {verdict}\n", gate.gate));
-            for line in &gate.evidence {
-                out.push_str(&format!("  - {}\n", super::escape_markup(&redactor.redact(line), None)));
-            }
-        }
-        out.push('\n');
-        if !promotion.changes.is_empty() {
-            out.push_str(
-                "### Pinned changes\n\n| release | pin | from | to | source revision |\n|---|---|---|---|---|\n",
-            );
-            for change in &promotion.changes {
-                let cell = |value: Option<&serde_json::Value>| match value {
-                    // In a code span only a cell's `|` needs escaping.
-                    Some(value) => format!("`{}`", redactor.redact(&value.to_string()).replace('|', "\\|")),
-                    None => "—".to_string(),
-                };
-                let pin = match change.name.as_str() {
-                    "" => change.pin.to_string(),
-                    name => format!("{} `{name}`", change.pin),
-                };
-                out.push_str(&format!(
-                    "| `{}` | {pin} | {} | {} | {} |\n",
-                    change.release,
-                    cell(change.from.as_ref()),
-                    cell(Some(&change.to)),
-                    change.revision
-                ));
-            }
-            out.push('\n');
-        }
-        if let Some(plan) = &target.plan {
-            out.push_str(&diff(plan, redactor, limit / plans));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

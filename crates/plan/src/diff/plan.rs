@@ -15,7 +15,7 @@ use super::{
     Change, Kind, applies_unchanged, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values,
 };
 use crate::release::adopt::{HelmRelease, installed_by};
-use crate::release::kept::{Fingerprint, Kept};
+use crate::release::fingerprint::Fingerprint;
 use crate::release::record::{self, Record, Records};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, ObjectKey, ObjectKeyRef, label};
@@ -60,7 +60,7 @@ pub struct ObjectPlan {
     /// takes ownership (`--take-ownership`), and then relabels it as this environment's.
     pub owner: Option<Owner>,
     /// The desired object (prepared, not redacted), which the release record keeps: never printed.
-    /// Shared: a plan kept between views (`release::kept`) is handed out again without a copy.
+    /// Shared: a plan kept between views ([`KeptPlans`]) is handed out again without a copy.
     pub desired: Option<Arc<Value>>,
     /// What an apply sends instead of `desired` to the existing object: live values at the
     /// fields `ignoreDifferences` ignores. None when that is `desired`.
@@ -329,6 +329,16 @@ fn prune_disabled(object: &Value) -> bool {
         == Some("disabled")
 }
 
+/// Releases' rendered objects planned earlier, each under the [`Fingerprint`] of what its plan
+/// read: a long-running reader's (`weaver ui`'s) between views, so that a release is planned
+/// again only when its record, render or live objects changed.
+pub trait KeptPlans: Sync {
+    /// The objects of `release` planned with `fingerprint`, if they are kept.
+    fn planned(&self, release: &str, fingerprint: u64) -> Option<Vec<ObjectPlan>>;
+    /// Keeps `planned` for `release`, in place of what was kept.
+    fn keep_planned(&self, release: &str, fingerprint: u64, planned: Vec<ObjectPlan>);
+}
+
 /// Plans every object of `releases` against `live` objects (records among them are used, not
 /// planned). Deletions come from the releases' last deployed records.
 pub fn plan_against(releases: &[RenderedRelease], environment: &str, live: &[Value]) -> Result<Plan> {
@@ -353,7 +363,7 @@ pub fn plan_adopting<L: Borrow<Value> + Sync>(
     records: &Records,
     live: &[L],
     helm: &HashMap<String, HelmRelease>,
-    kept: Option<&Kept<Vec<ObjectPlan>>>,
+    kept: Option<&dyn KeptPlans>,
 ) -> Result<Plan> {
     let live_by_key: HashMap<ObjectKeyRef, &Value> =
         live.iter().map(L::borrow).filter(|o| !record::is_record(o)).map(|o| (ObjectKeyRef::of(o), o)).collect();
@@ -372,11 +382,11 @@ pub fn plan_adopting<L: Borrow<Value> + Sync>(
             }
             let fingerprint = fingerprint.finish();
             let keys = release.manifests.iter().map(|m| ObjectKeyRef::of(&m.object));
-            if let Some(planned) = kept.get(&release.name, fingerprint) {
+            if let Some(planned) = kept.planned(&release.name, fingerprint) {
                 return Ok(keys.zip(planned).collect());
             }
             let planned = plan_rendered(release, record, &live_by_key, helm)?;
-            kept.keep(&release.name, fingerprint, planned.iter().map(|(_, p)| p.clone()).collect());
+            kept.keep_planned(&release.name, fingerprint, planned.iter().map(|(_, p)| p.clone()).collect());
             Ok(planned)
         })
         .collect();

@@ -1,8 +1,6 @@
-//! Judgments of releases kept between reads of one environment (`weaver ui`'s page views): a
-//! release's plan, health or drift is judged again only when something it read changed, so
-//! that a view after a change pays for the releases it touched, not for all of them.
-//!
-//! What a judgment read is summed up in a [`Fingerprint`]:
+//! What a judgment of a release read, summed up in a [`Fingerprint`], so that a reader that keeps
+//! judgments between reads of one environment (`weaver ui`'s page views, `action::judgments`)
+//! judges a release's plan, health or drift again only when something it read changed:
 //! - the release's record: its revision, status and time (a record's objects never change once
 //!   written; a new apply writes a new revision);
 //! - each live object it found, by its uid and resourceVersion (the API server changes the
@@ -15,64 +13,13 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use super::drift::{Found, ReleaseDrift, recorded_objects};
+use super::drift::{Found, recorded_objects};
 use super::record::Record;
-use super::status::{Owned, ReleaseHealth};
-use crate::diff::plan::ObjectPlan;
+use super::status::Owned;
 use weaver_core::manifest::ObjectKey;
-
-/// The judgments kept for one environment's render.
-#[derive(Default)]
-pub struct Judgments {
-    /// Each release's rendered objects planned, in the order it renders them.
-    pub plans: Kept<Vec<ObjectPlan>>,
-    pub health: Kept<ReleaseHealth>,
-    pub drift: Kept<ReleaseDrift>,
-}
-
-/// One kind of judgment, by release name, each with the fingerprint of what it read.
-pub struct Kept<T> {
-    /// Shared, so that a copy is made outside the lock the threads judging releases share.
-    judged: Mutex<HashMap<String, (u64, Arc<T>)>>,
-}
-
-impl<T> Default for Kept<T> {
-    fn default() -> Self {
-        Kept { judged: Mutex::new(HashMap::new()) }
-    }
-}
-
-impl<T: Clone> Kept<T> {
-    /// The judgment of `release` kept with `fingerprint`, if one is.
-    pub fn get(&self, release: &str, fingerprint: u64) -> Option<T> {
-        let kept =
-            self.lock().get(release).filter(|(kept, _)| *kept == fingerprint).map(|(_, judged)| Arc::clone(judged));
-        kept.map(|judged| T::clone(&judged))
-    }
-
-    /// Keeps `judged` for `release`, in place of what was kept.
-    pub fn keep(&self, release: &str, fingerprint: u64, judged: T) {
-        self.lock().insert(release.to_string(), (fingerprint, Arc::new(judged)));
-    }
-
-    /// The judgment of `release` kept with `fingerprint`, else `judge`'s, kept.
-    pub fn judged(&self, release: &str, fingerprint: u64, judge: impl FnOnce() -> T) -> T {
-        if let Some(judged) = self.get(release, fingerprint) {
-            return judged;
-        }
-        let judged = judge();
-        self.keep(release, fingerprint, judged.clone());
-        judged
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (u64, Arc<T>)>> {
-        self.judged.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// What a judgment of one release read, hashed.
 pub struct Fingerprint(DefaultHasher);
@@ -202,22 +149,6 @@ mod tests {
         let elsewhere = json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "namespace": "other", "uid": "uid-web", "resourceVersion": "5"}});
         assert_ne!(before, health_read(&elsewhere, &[replicas, a, b]), "not found where the record has it");
-    }
-
-    #[test]
-    fn a_judgment_is_kept_while_its_fingerprint_is_the_same() {
-        let kept: Kept<String> = Kept::default();
-        let mut judged = 0;
-        let mut judge = |fingerprint| {
-            kept.judged("web", fingerprint, || {
-                judged += 1;
-                format!("judged {judged}")
-            })
-        };
-        assert_eq!(judge(1), "judged 1");
-        assert_eq!(judge(1), "judged 1");
-        assert_eq!(judge(2), "judged 2");
-        assert_eq!(judge(1), "judged 3", "only the last judgment is kept");
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl LiveCache {
                 // and so is each request (its connection), as for `SharedServers`.
                 let _on_cache = runtime.enter();
                 let builder = kube::client::ClientBuilder::try_from(config)?;
-                let on_cache = super::rate_limit::OnRuntime { runtime: runtime.clone() };
+                let on_cache = super::on_runtime::OnRuntime { runtime: runtime.clone() };
                 Ok(match rate {
                     Some(rate) => builder.with_layer(rate).with_layer(&on_cache).build(),
                     None => builder.with_layer(&on_cache).build(),

@@ -273,6 +273,17 @@ pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
     }
 }
 
+/// A rollback from the pages (`weaver ui`'s, the controller's) applies as `weaver rollback` does without flags: the defaults of
+/// its apply flags, read from their definition.
+pub(crate) fn rollback_settings() -> Settings {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        apply: ApplyFlags,
+    }
+    apply_settings(&<Defaults as clap::Parser>::parse_from(["weaver ui"]).apply)
+}
+
 /// Moves cluster and secrets options given before the command into the command's own (which
 /// win); given before a command that does not use them, they are an error, not ignored.
 fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {

@@ -292,7 +292,7 @@ pub async fn serve_ui(
             identities: std::sync::Arc::new(secrecy::SecretString::from("")),
         },
         concurrency: crate::cluster::DEFAULT_CONCURRENCY,
-        rollback: super::ui::rollback_settings(),
+        rollback: super::rollback_settings(),
         redactor: crate::secrets::Redactor::default(),
         on: std::sync::Arc::new(|progress| {
             if let crate::action::Progress::Status(line) = progress {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{Ui, block_on, connect_options};
-use crate::cli::{ApplyFlags, GlobalArgs, UiArgs};
+use crate::cli::{GlobalArgs, UiArgs};
 use crate::error::{Error, Result};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
@@ -17,7 +17,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
         namespace: args.namespace.clone(),
         keys: crate::action::Keys::Search(args.identity.identity.clone()),
         concurrency: args.concurrency,
-        rollback: rollback_settings(),
+        rollback: super::rollback_settings(),
         redactor: ui.redactor.clone(),
         on: Arc::new(move |p| told.progress(p)),
         sign_in: None,
@@ -36,15 +36,4 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
         .await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A rollback from the pages applies as `weaver rollback` does without flags: the defaults of
-/// its apply flags, read from their definition.
-pub(super) fn rollback_settings() -> crate::action::apply::Settings {
-    #[derive(clap::Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        apply: ApplyFlags,
-    }
-    super::apply_settings(&<Defaults as clap::Parser>::parse_from(["weaver ui"]).apply)
 }

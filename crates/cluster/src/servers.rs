@@ -179,4 +179,3 @@ impl std::fmt::Debug for SharedServers {
             .finish()
     }
 }
-

@@ -2,3 +2,4 @@ pub mod action;
 pub mod apply;
 pub mod notify;
 pub mod report;
+pub mod schedule;

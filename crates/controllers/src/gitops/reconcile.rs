@@ -29,6 +29,7 @@ use weaver_engine::action::plan::{Against, PlanOptions};
 use weaver_engine::action::promote::{PromoteOptions, TargetPromotion};
 use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
 use weaver_engine::action::{Context as ActionContext, Keys, Progress, PruneReleases};
+use weaver_engine::schedule::{NotRun, Schedule};
 use weaver_plan::diff::Action;
 use weaver_project::Environment;
 use weaver_secrets::Redactor;
@@ -207,7 +208,6 @@ pub async fn reconcile(
     };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
-    let mut results = Vec::new();
     let manual = sync.spec.approval == Some(Approval::Manual);
     // With a manual approval, the digest of each environment's approved plan, which its apply
     // checks under the lock: a cluster changed since is a new plan, never applied unapproved.
@@ -267,40 +267,47 @@ pub async fn reconcile(
         Ok(order) => order,
         Err(err) => return failed("EnvironmentOrderInvalid", redactor.error(&err), Some(&commit)),
     };
-    for (position, env) in order.into_iter().enumerate() {
-        let name = env.name.clone();
-        let env = Environment::clone(env);
-        let before = earlier(&name);
-        let not_applied = waits_for[position]
-            .iter()
-            .map(|&p| &results[p])
-            .find(|r: &&EnvironmentStatus| !plan::is_applied(&r.result));
-        let result = match (work, not_applied) {
-            (Work::Apply, Some(blocker)) => EnvironmentStatus {
-                name,
-                result: "Skipped".into(),
-                message: Some(format!(
-                    "not applied: it comes after environment `{}` (its `needs`, or an earlier wave), which did not apply",
-                    blocker.name
-                )),
-                ..Default::default()
-            },
-            (Work::Apply, None) => {
-                let expected = approved.as_ref().and_then(|digests| digests.get(&name).cloned());
-                run.apply(env, expected).await
-            }
-            (Work::ReportDrift | Work::CorrectDrift, _) => {
-                let before = before.unwrap_or_else(|| unchanged(&name, &commit));
-                match run.drift(env, work == Work::CorrectDrift, (before.drifted, before.missing)).await {
-                    Ok((d, m)) => EnvironmentStatus { drifted: d, missing: m, message: None, ..before },
-                    // Not known to be applied any more: Ready says so, and the next reconcile
-                    // applies again.
-                    Err(message) => EnvironmentStatus { result: "Failed".into(), message: Some(message), ..before },
+    // One at a time, each after those it waits for; an apply skips those after one that did not
+    // apply, a look at drift skips none.
+    let schedule = Schedule { blockers: &waits_for, parallel: 1 };
+    let started = |position: usize| {
+        let env = Environment::clone(order[position]);
+        let (run, approved, earlier, commit) = (&run, &approved, &earlier, &commit);
+        async move {
+            let name = env.name.clone();
+            match work {
+                Work::Apply => {
+                    let expected = approved.as_ref().and_then(|digests| digests.get(&name).cloned());
+                    run.apply(env, expected).await
+                }
+                Work::ReportDrift | Work::CorrectDrift => {
+                    let before = earlier(&name).unwrap_or_else(|| unchanged(&name, commit));
+                    match run.drift(env, work == Work::CorrectDrift, (before.drifted, before.missing)).await {
+                        Ok((d, m)) => EnvironmentStatus { drifted: d, missing: m, message: None, ..before },
+                        // Not known to be applied any more: Ready says so, and the next reconcile
+                        // applies again.
+                        Err(message) => EnvironmentStatus { result: "Failed".into(), message: Some(message), ..before },
+                    }
                 }
             }
-        };
-        results.push(result);
-    }
+        }
+    };
+    let skipped = |position: usize, why: NotRun| EnvironmentStatus {
+        name: order[position].name.clone(),
+        result: "Skipped".into(),
+        message: Some(match why {
+            NotRun::Blocked { by, .. } => format!(
+                "not applied: it comes after environment `{}` (its `needs`, or an earlier wave), which did not apply",
+                order[by].name
+            ),
+            NotRun::Held(why) => format!("not applied: {why}"),
+        }),
+        ..Default::default()
+    };
+    let not_applied = |result: &EnvironmentStatus| {
+        (work == Work::Apply && !plan::is_applied(&result.result)).then_some("did not apply")
+    };
+    let mut results = schedule.run(|_| None, started, skipped, not_applied, |_, _| {}).await.results;
     results.sort_by(|a, b| a.name.cmp(&b.name));
     // The environments' drift as this reconcile leaves it, which an apply puts back: the summary
     // of the last look would otherwise say "1 drifted" beside environments that no longer do.

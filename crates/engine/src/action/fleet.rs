@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use globset::GlobBuilder;
 use rayon::prelude::*;
@@ -17,6 +17,7 @@ use super::drift::DriftOptions;
 use super::plan::{PlanOptions, Planned};
 use super::render::{Format, RenderOptions, Texts, deployable_environment};
 use super::{Context, Progress, block_on, open_project};
+use crate::schedule::{NotRun, Schedule};
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::{ObjectKey, ObjectKeyRef};
 use weaver_plan::diff::Action;
@@ -306,21 +307,12 @@ pub enum Ended<T> {
     NotStarted(String),
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Slot {
-    Pending,
-    Running,
-    /// Ran; why it failed (`failed`, `was interrupted`), or None.
-    Ran(Option<&'static str>),
-    Skipped,
-    NotStarted,
-}
-
 /// Runs `run(i)` for each environment `i`, up to `parallel` at once, each on a thread of its
-/// own, each once all of `blockers[i]` (environments before it) ran and succeeded. One that
-/// waited for an environment that did not succeed is skipped, `blocked(i, blocker, what
-/// became of the blocker)` saying why; once `hold(whether one failed)` gives a reason, no
-/// environment starts any more. `failure` says whether (and how) a run failed.
+/// own, each once all of `blockers[i]` (environments before it) ran and succeeded
+/// ([`crate::schedule`]). One that waited for an environment that did not succeed is skipped,
+/// `blocked(i, blocker, what became of the blocker)` saying why; once `hold(whether one
+/// failed)` gives a reason, no environment starts any more. `failure` says whether (and how) a
+/// run failed. A run that panics raises its panic again once the others ended.
 fn schedule<T: Send>(
     blockers: &[Vec<usize>],
     parallel: usize,
@@ -329,82 +321,38 @@ fn schedule<T: Send>(
     run: impl Fn(usize) -> T + Sync,
     failure: impl Fn(&T) -> Option<&'static str> + Sync,
 ) -> Vec<Ended<T>> {
-    let count = blockers.len();
-    let state = Mutex::new((vec![Slot::Pending; count], (0..count).map(|_| None).collect::<Vec<Option<Ended<T>>>>()));
-    let changed = Condvar::new();
-    // The next environment to run, with the lock held: None when none is left to start.
-    let next = |slots: &mut Vec<Slot>, ended: &mut Vec<Option<Ended<T>>>| -> Option<Option<usize>> {
-        let held = hold(slots.iter().any(|s| matches!(s, Slot::Ran(Some(_)))));
-        'environments: for i in 0..count {
-            if slots[i] != Slot::Pending {
-                continue;
-            }
-            if let Some(reason) = &held {
-                slots[i] = Slot::NotStarted;
-                ended[i] = Some(Ended::NotStarted(reason.clone()));
-                continue;
-            }
-            for &j in &blockers[i] {
-                let what = match slots[j] {
-                    Slot::Ran(None) => continue,
-                    Slot::Pending | Slot::Running => continue 'environments,
-                    Slot::Ran(Some(what)) => what,
-                    Slot::Skipped => "was skipped",
-                    Slot::NotStarted => "was not started",
-                };
-                slots[i] = Slot::Skipped;
-                ended[i] = Some(Ended::Skipped(blocked(i, j, what)));
-                continue 'environments;
-            }
-            slots[i] = Slot::Running;
-            return Some(Some(i));
-        }
-        // Blocked environments wait for a running one; with none running, all have ended.
-        slots.contains(&Slot::Running).then_some(None)
-    };
-    let work = || {
-        loop {
-            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
-            let index = loop {
-                let (slots, ended) = &mut *guard;
-                match next(slots, ended) {
-                    Some(Some(index)) => break Some(index),
-                    Some(None) => guard = changed.wait(guard).unwrap_or_else(|e| e.into_inner()),
-                    None => break None,
-                }
-            };
-            drop(guard);
-            let Some(index) = index else { break };
-            // A run that panics still ends its slot and wakes the others, which would otherwise
-            // wait for it forever; the scope then raises the panic again.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(index)));
-            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
-            let result = match result {
-                Ok(result) => result,
-                Err(panic) => {
-                    guard.0[index] = Slot::Ran(Some("panicked"));
-                    drop(guard);
-                    changed.notify_all();
-                    std::panic::resume_unwind(panic);
-                }
-            };
-            guard.0[index] = Slot::Ran(failure(&result));
-            guard.1[index] = Some(Ended::Ran(result));
-            drop(guard);
-            changed.notify_all();
-        }
-        changed.notify_all();
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..parallel.clamp(1, count.max(1)) {
+    type Panic = Box<dyn std::any::Any + Send>;
+    let run = &run;
+    let ran = std::thread::scope(|scope| {
+        let start = |index: usize| {
+            let (sent, received) = futures::channel::oneshot::channel();
             std::thread::Builder::new()
                 .stack_size(STACK_SIZE)
-                .spawn_scoped(scope, work)
-                .expect("a thread for the environments of a fleet");
-        }
+                .spawn_scoped(scope, move || {
+                    let _ = sent.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(index))));
+                })
+                .expect("a thread for an environment of a fleet");
+            async move {
+                let ran: std::thread::Result<T> = received.await.unwrap_or_else(|_| Err(Box::new("no answer")));
+                ran.map(Ended::Ran)
+            }
+        };
+        let not_run = |index: usize, why: NotRun| -> Result<Ended<T>, Panic> {
+            Ok(match why {
+                NotRun::Blocked { by, what } => Ended::Skipped(blocked(index, by, what)),
+                NotRun::Held(reason) => Ended::NotStarted(reason),
+            })
+        };
+        let failed = |ended: &Result<Ended<T>, Panic>| match ended {
+            Ok(Ended::Ran(result)) => failure(result),
+            Ok(Ended::Skipped(_)) => Some("was skipped"),
+            Ok(Ended::NotStarted(_)) => Some("was not started"),
+            Err(_) => Some("panicked"),
+        };
+        let schedule = Schedule { blockers, parallel };
+        futures::executor::block_on(schedule.run(hold, start, not_run, failed, |_, _| {}))
     });
-    let (_, ended) = state.into_inner().unwrap_or_else(|e| e.into_inner());
-    ended.into_iter().map(|ended| ended.expect("every environment ended")).collect()
+    ran.results.into_iter().map(|ended| ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
 }
 
 /// [`super::render::render_formatted`] of each environment, with `options(env)`.
@@ -805,58 +753,6 @@ mod tests {
         for bad in ["0/3", "4/3", "1", "a/b", "1/0"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
-    }
-
-    /// Runs a schedule of `blockers` where `fails` fail; returns what ran (in order) and how
-    /// each ended.
-    fn scheduled(blockers: &[Vec<usize>], fails: &[usize], fail_fast: bool) -> (Vec<usize>, Vec<String>) {
-        let ran = Mutex::new(Vec::new());
-        let hold = |failed: bool| (fail_fast && failed).then(|| "held".to_string());
-        let ended = schedule(
-            blockers,
-            2,
-            &hold,
-            &|i, j, what| format!("{i} waits for {j}, which {what}"),
-            |i| {
-                ran.lock().unwrap().push(i);
-                !fails.contains(&i)
-            },
-            |ok| (!ok).then_some("failed"),
-        );
-        let ended = ended
-            .into_iter()
-            .map(|e| match e {
-                Ended::Ran(ok) => format!("ran {ok}"),
-                Ended::Skipped(why) => format!("skipped: {why}"),
-                Ended::NotStarted(why) => format!("not started: {why}"),
-            })
-            .collect();
-        (ran.into_inner().unwrap(), ended)
-    }
-
-    #[test]
-    fn a_schedule_runs_each_after_its_blockers_and_skips_what_waits_for_a_failure() {
-        // 2 waits for 1, 3 for 0, 4 for 2 (and so, through it, for 1).
-        let blockers = [vec![], vec![], vec![1], vec![0], vec![2]];
-        let (ran, ended) = scheduled(&blockers, &[1], false);
-        assert_eq!(
-            ended,
-            [
-                "ran true",
-                "ran false",
-                "skipped: 2 waits for 1, which failed",
-                "ran true",
-                "skipped: 4 waits for 2, which was skipped"
-            ]
-        );
-        let at = |i| ran.iter().position(|&r| r == i).unwrap();
-        assert!(at(0) < at(3), "{ran:?}");
-        assert_eq!(ran.len(), 3);
-        // Held once one failed: with 1 failing first, one at a time, nothing after it starts.
-        let (ran, ended) = scheduled(&[vec![], vec![0], vec![1]], &[0], true);
-        assert_eq!(ran, [0]);
-        assert_eq!(ended, ["ran false", "not started: held", "not started: held"]);
-        assert_eq!(scheduled(&[], &[], false), (vec![], vec![]));
     }
 
     /// A run that panics ends the schedule with its panic, once the others are done, rather than

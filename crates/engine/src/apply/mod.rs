@@ -9,16 +9,16 @@ mod records;
 
 pub use hooks::HookResult;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
+
+use crate::schedule::{NotRun, Schedule};
 
 use weaver_cluster::observe::Live;
 use weaver_cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, WaitProgress};
@@ -324,43 +324,40 @@ pub async fn apply(
     for object in &plan.objects {
         by_release.entry(object.release.as_str()).or_default().push(object);
     }
-    let selected: HashSet<String> = releases.iter().map(|r| r.rendered.name.clone()).collect();
-    let mut waiting: Vec<ReleaseInput<'_>> = releases;
-    let mut finished: HashMap<String, bool> = HashMap::new();
-    let mut results: BTreeMap<String, ReleaseResult> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut running = FuturesUnordered::new();
-    loop {
-        // Start every release whose needs (among the selected ones) have all finished.
-        let mut index = 0;
-        while index < waiting.len() {
-            let needs: Vec<String> = waiting[index].needs.iter().filter(|n| selected.contains(*n)).cloned().collect();
-            if !needs.iter().all(|n| finished.contains_key(n)) {
-                index += 1;
-                continue;
-            }
-            let input = waiting.remove(index);
-            order.push(input.rendered.name.clone());
-            let failed_need = needs.into_iter().find(|n| !finished[n]);
-            let objects = by_release.remove(input.rendered.name.as_str()).unwrap_or_default();
-            let run = &run;
-            running.push(async move {
-                match failed_need {
-                    Some(need) => run.skip(&input, &objects, format!("it needs release `{need}`, which failed")),
-                    None if run.interrupted.load(Ordering::SeqCst) => {
-                        run.skip(&input, &objects, "the apply was interrupted before it started".to_string())
+    // Each release waits for the releases it needs among these; the others this run does not apply.
+    let index: HashMap<&str, usize> = releases.iter().enumerate().map(|(i, r)| (r.rendered.name.as_str(), i)).collect();
+    let blockers: Vec<Vec<usize>> = releases
+        .iter()
+        .map(|r| r.needs.iter().filter_map(|need| index.get(need.as_str()).copied()).collect())
+        .collect();
+    let objects_of =
+        |input: &ReleaseInput<'_>| by_release.get(input.rendered.name.as_str()).cloned().unwrap_or_default();
+    let run = &run;
+    let schedule = Schedule { blockers: &blockers, parallel: usize::MAX };
+    let ran = schedule
+        .run(
+            |_| interrupted.load(Ordering::SeqCst).then(|| "the apply was interrupted before it started".to_string()),
+            |i| {
+                let objects = objects_of(&releases[i]);
+                let input = &releases[i];
+                async move { run.release(input, &objects).await }
+            },
+            |i, why| {
+                let why = match why {
+                    NotRun::Blocked { by, .. } => {
+                        format!("it needs release `{}`, which failed", releases[by].rendered.name)
                     }
-                    None => run.release(&input, &objects).await,
-                }
-            });
-        }
-        let Some(result) = running.next().await else { break };
-        (run.on_event)(Event::Release(&result));
-        finished.insert(result.name.clone(), !result.failed());
-        results.insert(result.name.clone(), result);
-    }
+                    NotRun::Held(why) => why,
+                };
+                run.skip(&releases[i], &objects_of(&releases[i]), why)
+            },
+            |result| result.failed().then_some("failed"),
+            |_, result| (run.on_event)(Event::Release(result)),
+        )
+        .await;
+    let mut results: Vec<Option<ReleaseResult>> = ran.results.into_iter().map(Some).collect();
     Report {
-        releases: order.iter().filter_map(|name| results.remove(name)).collect(),
+        releases: ran.order.iter().filter_map(|&i| results[i].take()).collect(),
         interrupted: interrupted.load(Ordering::SeqCst),
         retried_requests: cluster.retried_requests(),
         lock_taken_over: None,

@@ -2,6 +2,7 @@
 //! into other namespaces, `gitops` applies environments pulled from git (the book's operator
 //! and GitOps guides). Both act as a tenant's ServiceAccount (`tenant`).
 
+mod backoff;
 pub use weaver_api::conditions;
 pub mod configmapsync;
 pub mod election;
@@ -11,6 +12,8 @@ pub mod tenant;
 
 use kube::runtime::controller::{Action, Error as QueueError};
 use kube::runtime::reflector::ObjectRef;
+
+pub use backoff::Backoff;
 
 /// What a controller's queue says of each reconcile, at debug: outcomes are in the statuses, and
 /// `error_policy` logs failures with their reason. Only a failure of the queue itself warns.

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -29,6 +29,7 @@ use super::api::{ConfigMapSync, ConfigMapSyncStatus};
 use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
 use super::status::{self, Blocked, Outcome};
 use super::telemetry::Telemetry;
+use crate::Backoff;
 use crate::conditions::READY;
 use crate::tenant::{TenantError, Tenants};
 use weaver_cluster::Access;
@@ -123,8 +124,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub telemetry: Arc<Telemetry>,
     caches: Caches,
-    /// Attempts since each ConfigMapSync was last in sync, for the back-off.
-    attempts: Mutex<HashMap<ObjectRef<ConfigMapSync>, u32>>,
+    /// Attempts since each ConfigMapSync was last in sync.
+    retries: Backoff<ObjectRef<ConfigMapSync>>,
 }
 
 impl Context {
@@ -140,21 +141,18 @@ impl Context {
             client,
             telemetry: settings.telemetry.clone(),
             caches,
-            attempts: Mutex::new(HashMap::new()),
+            retries: Backoff::new(RETRY_FIRST, RETRY_MAX),
         }
     }
 
     /// How long until `sync` is looked at again after an attempt that left it not in sync.
     fn back_off(&self, sync: &ConfigMapSync) -> Duration {
-        let mut attempts = self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let attempt = attempts.entry(ObjectRef::from_obj(sync)).or_insert(0);
-        *attempt = attempt.saturating_add(1);
-        RETRY_FIRST.saturating_mul(1 << (*attempt - 1).min(16)).min(RETRY_MAX)
+        self.retries.failed(ObjectRef::from_obj(sync))
     }
 
     /// `sync` is in sync (or gone): the next failure starts the back-off afresh.
     fn settled(&self, sync: &ConfigMapSync) {
-        self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&ObjectRef::from_obj(sync));
+        self.retries.settled(&ObjectRef::from_obj(sync));
     }
 }
 

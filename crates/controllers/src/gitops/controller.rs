@@ -23,6 +23,7 @@ use super::plan::Work;
 use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, seconds_since};
 use super::status::{self, Done, Outcome, Working};
+use crate::Backoff;
 use crate::conditions::PROMOTED;
 use crate::configmapsync::controller::api_message;
 
@@ -51,6 +52,8 @@ pub struct Context {
     /// The status this controller last wrote to each EnvironmentSync, with the resourceVersion
     /// the write gave it: the watch's copy may not have it yet when the next reconcile starts.
     written: std::sync::Mutex<std::collections::HashMap<ObjectRef<EnvironmentSync>, (u64, EnvironmentSyncStatus)>>,
+    /// Failed reconciles since each EnvironmentSync's last one that succeeded.
+    retries: Backoff<ObjectRef<EnvironmentSync>>,
 }
 
 impl Context {
@@ -109,6 +112,7 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
         recorder: Recorder::new(client, reporter),
         syncs: reader.clone(),
         written: Default::default(),
+        retries: Backoff::new(RETRY_FIRST, RETRY_MAX),
     });
     Controller::for_stream(trigger, reader)
         .reconcile_on(changed)
@@ -146,15 +150,34 @@ fn changed_environments(
     })
 }
 
-/// What a reconcile can fail with: only writing its own status; everything else is an outcome.
+/// What a reconcile can fail with: only writing its own status; everything else (the source,
+/// the render, the apply) is an outcome, told in the status with its reason and retried as
+/// `plan::retry_after` says. `error_policy` retries a failure, backing off.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write the status: {}", api_message(.0))]
-pub struct Error(#[from] kube::Error);
+pub enum Error {
+    #[error("cannot write the status: {}", api_message(.0))]
+    StatusWrite(#[from] kube::Error),
+}
+
+impl Error {
+    /// Its reason, as the log and the `reconcile_errors` metric label it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::StatusWrite(_) => "StatusWriteFailed",
+        }
+    }
+}
+
+/// A failed reconcile is tried again after this, doubled for each further failure of the
+/// object up to [`RETRY_MAX`]; a reconcile that succeeds starts it afresh.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<Action, Error> {
     let sync = cx.latest(sync);
     if sync.meta().deletion_timestamp.is_some() {
         cx.written.lock().unwrap_or_else(|e| e.into_inner()).remove(&ObjectRef::from_obj(sync.as_ref()));
+        cx.retries.settled(&ObjectRef::from_obj(sync.as_ref()));
         // What it applied stays, as Flux's `prune: false` leaves it: records and objects are
         // the environment's, which a CLI apply or another EnvironmentSync may take on.
         return Ok(Action::await_change());
@@ -217,6 +240,7 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     if status != written {
         write_status(&sync, &cx, &written, &status).await?;
     }
+    cx.retries.settled(&ObjectRef::from_obj(sync.as_ref()));
     // Against the outcome before this reconcile, not its progress: a retry failing as the last
     // one did records no second Event.
     tell(&sync, &cx, &outcome, &sync.status.clone().unwrap_or_default(), &status).await;
@@ -243,9 +267,17 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     Ok(Action::requeue(wait))
 }
 
-pub fn error_policy(sync: Arc<EnvironmentSync>, error: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(environmentsync = %ObjectRef::from_obj(sync.as_ref()), "{error}; retrying in 10s");
-    Action::requeue(Duration::from_secs(10))
+/// A failed reconcile is tried again, backing off; the log and the metrics say why.
+pub fn error_policy(sync: Arc<EnvironmentSync>, error: &Error, cx: Arc<Context>) -> Action {
+    let delay = cx.retries.failed(ObjectRef::from_obj(sync.as_ref()));
+    cx.shared.metrics.reconcile_failed(error.reason());
+    tracing::warn!(
+        environmentsync = %ObjectRef::from_obj(sync.as_ref()),
+        reason = error.reason(),
+        "{error}; retrying in {}s",
+        delay.as_secs()
+    );
+    Action::requeue(delay)
 }
 
 /// A merge patch of the status: what it no longer has is removed (null), the rest replaced.

@@ -1,6 +1,6 @@
 //! The EnvironmentSync controller's and webhook receiver's metrics, served on the operator's
 //! `/metrics` beside ConfigMapSync's (`configmapsync::telemetry` registers them, prefixed
-//! `environmentsync_`): reconcile and fetch durations, bytes fetched, objects applied, and
+//! `environmentsync_`): reconcile and fetch durations, reconcile errors by reason, bytes fetched, objects applied, and
 //! webhook requests by outcome.
 
 use std::time::Duration;
@@ -22,6 +22,12 @@ struct ReconcileResult {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileError {
+    /// `controller::Error::reason`: StatusWriteFailed.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookOutcome {
     outcome: &'static str,
 }
@@ -30,6 +36,7 @@ struct WebhookOutcome {
 #[derive(Clone)]
 pub struct Metrics {
     reconcile_duration: Family<ReconcileResult, Histogram, fn() -> Histogram>,
+    reconcile_errors: Family<ReconcileError, Counter>,
     fetch_duration: Histogram,
     fetch_bytes: Counter,
     objects_applied: Counter,
@@ -45,6 +52,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             reconcile_duration: Family::new_with_constructor(reconcile_buckets),
+            reconcile_errors: Family::default(),
             // 50 ms to about 100 s.
             fetch_duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             fetch_bytes: Counter::default(),
@@ -61,6 +69,11 @@ impl Metrics {
             "reconcile_duration_seconds",
             "How long a reconcile took, by the Ready condition's reason",
             self.reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed (retried, backing off), by reason",
+            self.reconcile_errors.clone(),
         );
         registry.register(
             "git_fetch_duration_seconds",
@@ -92,6 +105,11 @@ impl Metrics {
                 .sum();
             self.objects_applied.inc_by(changed);
         }
+    }
+
+    /// A reconcile failed with `reason` (`controller::Error::reason`).
+    pub fn reconcile_failed(&self, reason: &'static str) {
+        self.reconcile_errors.get_or_create(&ReconcileError { reason }).inc();
     }
 
     pub fn fetched(&self, fetched: &Fetched) {
@@ -143,6 +161,7 @@ mod tests {
         let failed = Outcome::Failed { reason: "GitFetchFailed", message: String::new(), revision: None };
         metrics.reconciled(&failed, Duration::from_secs(1));
         metrics.webhook_request("accepted");
+        metrics.reconcile_failed("StatusWriteFailed");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("environmentsync_objects_applied_total 7\n"), "{text}");
@@ -150,6 +169,7 @@ mod tests {
         assert!(text.contains(&format!("{} 2\n", count("ReconciliationSucceeded"))), "{text}");
         assert!(text.contains(&format!("{} 1\n", count("GitFetchFailed"))), "{text}");
         assert!(text.contains("environmentsync_webhook_requests_total{outcome=\"accepted\"} 1\n"), "{text}");
+        assert!(text.contains("environmentsync_reconcile_errors_total{reason=\"StatusWriteFailed\"} 1\n"), "{text}");
         assert!(text.contains("environmentsync_git_fetch_bytes_total 0\n"), "{text}");
         assert!(text.contains("environmentsync_git_fetch_duration_seconds_count 0\n"), "{text}");
     }

@@ -97,7 +97,7 @@ pub struct Applied {
 /// with the cluster's capabilities and `lookup`, then applies. `interrupted` (Ctrl-C) stops
 /// starting new work; what was done is still recorded.
 pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
-    let offline = render_offline(options, cx)?;
+    let offline = super::blocking(|| render_offline(options, cx))?;
     apply_rendered(options, offline, cx, interrupted).await
 }
 

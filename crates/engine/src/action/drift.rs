@@ -58,7 +58,7 @@ pub async fn drift(options: &DriftOptions, cx: Context<'_>) -> Result<Report> {
 /// environment page reads the cluster once for its plan, drift and status.
 pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>, cx: Context<'_>) -> Result<Report> {
     let on = cx.on;
-    let selected = select(&options.selection, IfEmpty::Warn, on)?;
+    let selected = super::blocking(|| select(&options.selection, IfEmpty::Warn, on))?;
     let report = match observed {
         Some(Observed { cluster, live, .. }) => {
             let started = Instant::now();
@@ -66,7 +66,7 @@ pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>,
             let extra = unlisted(cluster, live, &releases, &live.records, options.concurrency).await?;
             let by_key = by_key(live.objects.iter().chain(&extra).map(|o| &**o), &releases);
             let kept = observed.and_then(|o| o.judgments.as_deref()).map(|j| &j.drift);
-            let report = judge(cluster, &selected, &live.records, &by_key, kept);
+            let report = super::blocking(|| judge(cluster, &selected, &live.records, &by_key, kept));
             phase(on, "compare", started);
             report
         }

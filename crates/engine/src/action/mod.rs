@@ -78,6 +78,19 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
+/// Runs CPU-bound work (decrypting, rendering, reading git) from an async action. On a
+/// multi-threaded runtime (the controller's) the worker first hands its other tasks to another
+/// (`block_in_place`): watches, probes and the other reconciles go on while one renders. On a
+/// command's or a fleet environment's own single-threaded runtime, nothing else waits: in place.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// Reports how long the phase begun at `started` took.
 fn phase(on: OnProgress, name: &'static str, started: Instant) {
     on(Progress::Phase(name, started.elapsed()));
@@ -283,4 +296,40 @@ pub(crate) fn recorded(manifests: Vec<serde_json::Value>) -> weaver_plan::releas
     let record = json!({"release": "web", "environment": "dev", "revision": 1, "status": "deployed",
         "time": "2026-11-21T10:00:00Z", "objects": objects, "manifests": manifests});
     serde_json::from_value(record).expect("a record as stored")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blocking;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// On a runtime of one worker, a task working in `blocking` leaves the worker to the others:
+    /// a task spawned after it starts runs while it works (it waits for that task, up to 5 s).
+    #[test]
+    fn work_in_blocking_leaves_a_multi_threaded_runtimes_worker_to_other_tasks() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let ran = Arc::new(AtomicBool::new(false));
+            let (started, working) = tokio::sync::oneshot::channel();
+            let seen = Arc::clone(&ran);
+            let worker = tokio::spawn(async move {
+                blocking(|| {
+                    started.send(()).unwrap();
+                    let since = Instant::now();
+                    while !seen.load(Ordering::SeqCst) && since.elapsed() < Duration::from_secs(5) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    seen.load(Ordering::SeqCst)
+                })
+            });
+            working.await.unwrap();
+            tokio::spawn(async move { ran.store(true, Ordering::SeqCst) });
+            assert!(worker.await.unwrap(), "the other task never ran while one worked");
+        });
+        // On a single-threaded runtime it runs in place.
+        let single = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(single.block_on(async { blocking(|| 7) }), 7);
+    }
 }

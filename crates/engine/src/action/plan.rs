@@ -11,7 +11,7 @@ use super::judgments::Judgments;
 use super::removed::removed_releases;
 use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
 use super::renders::Renders;
-use super::{Context, connect_sharing, phase, tell_retries};
+use super::{Context, blocking, connect_sharing, phase, tell_retries};
 use weaver_cluster::observe::{Live, Unlabelled, dry_run_apply, observe_helm, observe_reusing};
 use weaver_cluster::{Cluster, ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Location, Result};
@@ -82,16 +82,17 @@ pub async fn plan_observing(
 ) -> Result<(Planned, Option<Observed>)> {
     let (prepared, mut offline, judgments) = match (renders, &options.against) {
         (Some(renders), Against::Cluster(_)) => {
-            let (prepared, offline, judgments) = renders.prepared(&options.render, cx)?;
+            let (prepared, offline, judgments) = blocking(|| renders.prepared(&options.render, cx))?;
             (prepared, Some(offline), judgments)
         }
-        _ => (Arc::new(prepare(&options.render, cx, Quotes::Cluster)?), None, None),
+        _ => (Arc::new(blocking(|| prepare(&options.render, cx, Quotes::Cluster))?), None, None),
     };
     let (env, plan, observed) = match &options.against {
         Against::File(path) => {
             // Read first: Helm charts' `lookup` finds what the file has.
             let live = read_live_file(path)?;
-            let Desired { env, mut rendered, .. } = prepared.render(Offline::LiveFrom(live.clone()), cx.on)?;
+            let Desired { env, mut rendered, .. } =
+                blocking(|| prepared.render(Offline::LiveFrom(live.clone()), cx.on))?;
             // The file stands for the cluster's discovery: a kind of it whose objects have a
             // namespace is namespaced.
             let scopes: HashMap<(&str, &str), bool> = live
@@ -107,9 +108,9 @@ pub async fn plan_observing(
             (env, plan, None)
         }
         Against::Revision(base) => {
-            let Desired { env, rendered, .. } = prepared.render(Offline::Alone, cx.on)?;
+            let Desired { env, rendered, .. } = blocking(|| prepared.render(Offline::Alone, cx.on))?;
             prepared.warn_removed(&rendered, None, cx.on);
-            let before = render_at(&options.render, base, cx)?;
+            let before = blocking(|| render_at(&options.render, base, cx))?;
             let live: Vec<Value> =
                 before.iter().flat_map(|r| &r.manifests).map(|m| as_stored(m.object.clone())).collect();
             let records: Records = before.iter().map(|r| (r.name.clone(), Arc::new(applied(r, &env.name)))).collect();
@@ -128,7 +129,7 @@ pub async fn plan_observing(
         Against::Cluster(connect_options) => {
             let offline = match offline.take() {
                 Some(offline) => offline,
-                None => prepared.render(Offline::BeforeCluster, cx.on)?,
+                None => blocking(|| prepared.render(Offline::BeforeCluster, cx.on))?,
             };
             let servers = options.servers.as_ref();
             let cluster =

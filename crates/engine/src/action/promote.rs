@@ -189,7 +189,7 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
         ));
     }
     let project = open_project(&options.repo, Some(options.rev()))?;
-    let targets = select_environments(&options.repo, Some(options.rev()), &options.targets)?;
+    let targets = super::blocking(|| select_environments(&options.repo, Some(options.rev()), &options.targets))?;
     // The reads of the sources and the plans of the targets share a client and discovery per
     // server and context, as a fleet's environments do.
     let servers = SharedServers::new(options.concurrency)?;

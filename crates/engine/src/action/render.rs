@@ -477,7 +477,7 @@ impl Prepared {
             live: Arc::new(Live::cluster(lookup_kinds(cluster, &offline.rendered))),
         };
         let releases = self.selected.releases();
-        let mut rendered = self.render_releases(&releases, &view, None, on)?;
+        let mut rendered = super::blocking(|| self.render_releases(&releases, &view, None, on))?;
         let mut looked_up = Vec::new();
         for round in 0.. {
             let asked = view.live.take_missing();
@@ -501,7 +501,7 @@ impl Prepared {
             view.live.add(lists.iter().cloned());
             looked_up.extend(lists);
             let again: Vec<&Release> = releases.iter().copied().filter(|r| asked.contains_key(&r.name)).collect();
-            rendered = self.render_releases(&again, &view, Some(rendered), on)?;
+            rendered = super::blocking(|| self.render_releases(&again, &view, Some(rendered), on))?;
         }
         if self.validate != Mode::Ignore && !offline.looking_up.is_empty() {
             let started = Instant::now();

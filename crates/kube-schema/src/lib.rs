@@ -46,6 +46,22 @@ pub fn check(builtins: &Builtins, schemas: &Schemas, id: Id, object: &Value, cus
     walker.issues
 }
 
+/// A number as the API server stores it: Go's JSON encoding writes a float64 with no fraction
+/// as an integer, so `0.0` is read back as `0`, in built-in fields (a CRD's `minimum`) and custom
+/// resources alike. Both weaver's comparison with live objects and its fake API server use it.
+pub fn integral_floats(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(integral_floats),
+        Value::Array(items) => items.iter_mut().for_each(integral_floats),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,27 +182,10 @@ fn render_at(options: &RenderOptions, base: &str, cx: Context<'_>) -> Result<Vec
 fn applied(release: &RenderedRelease, environment: &str) -> Record {
     let manifests: Vec<Value> = release.manifests.iter().map(|m| as_stored(m.object.clone())).collect();
     Record {
-        release: release.name.clone(),
-        environment: environment.to_string(),
-        revision: 1,
-        status: weaver_plan::release::record::Status::Deployed,
-        time: String::new(),
-        commit: None,
-        dirty: None,
-        rollback_of: None,
-        correction_of: None,
-        overrides: Vec::new(),
-        lock_namespace: None,
-        applied_by: None,
         chart: release.chart_meta.clone(),
-        objects: Vec::new(),
-        manifests,
         hooks: release.hooks.iter().map(|h| as_stored(h.object.clone())).collect(),
-        hook_runs: Vec::new(),
-        adopted_from: None,
-        taken_from: Vec::new(),
         values: release.values.clone(),
-        signature: None,
+        ..Record::deployed(&release.name, environment, manifests)
     }
 }
 

@@ -35,7 +35,7 @@ pub const SECRET_CHANGED_MARKER: &str = "<redacted, changed>";
 /// Secret's `stringData` folded into base64 `data`.
 pub fn as_stored(mut object: Value) -> Value {
     drop_nulls(&mut object);
-    integral_floats(&mut object);
+    weaver_kube_schema::integral_floats(&mut object);
     let base64_field = match (object["apiVersion"].as_str(), object["kind"].as_str()) {
         (Some("v1"), Some("Secret")) => Some("data"),
         (Some("v1"), Some("ConfigMap")) => Some("binaryData"),
@@ -74,21 +74,6 @@ fn drop_nulls(value: &mut Value) {
             map.values_mut().for_each(drop_nulls);
         }
         Value::Array(items) => items.iter_mut().for_each(drop_nulls),
-        _ => {}
-    }
-}
-
-/// Go's JSON encoding writes a float64 with no fraction as an integer: the server gives `0.0`
-/// back as `0` (a CRD's `minimum`, a custom resource's number).
-fn integral_floats(value: &mut Value) {
-    match value {
-        Value::Number(n) if n.is_f64() => {
-            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15) {
-                *value = Value::from(f as i64);
-            }
-        }
-        Value::Object(map) => map.values_mut().for_each(integral_floats),
-        Value::Array(items) => items.iter_mut().for_each(integral_floats),
         _ => {}
     }
 }

@@ -511,6 +511,36 @@ pub fn last_records_reusing<'a>(
     newest.into_iter().filter_map(Result::transpose).collect()
 }
 
+impl Record {
+    /// Revision 1 of `release` in `environment`, deployed, holding `manifests`, and nothing else
+    /// known (no time, commit, objects or values): what a caller fills in from.
+    pub fn deployed(release: &str, environment: &str, manifests: Vec<Value>) -> Record {
+        Record {
+            applied_by: None,
+            release: release.into(),
+            environment: environment.into(),
+            revision: 1,
+            status: Status::Deployed,
+            time: String::new(),
+            commit: None,
+            dirty: None,
+            rollback_of: None,
+            correction_of: None,
+            overrides: Vec::new(),
+            lock_namespace: None,
+            chart: None,
+            objects: Vec::new(),
+            manifests,
+            hooks: Vec::new(),
+            hook_runs: Vec::new(),
+            adopted_from: None,
+            taken_from: Vec::new(),
+            values: Default::default(),
+            signature: None,
+        }
+    }
+}
+
 /// A fixture for tests: revision 1 of release `web` in environment `dev`, deployed, that
 /// applied `manifests` (each recorded as applied); tests change what they look at.
 #[cfg(test)]
@@ -528,29 +558,7 @@ impl Record {
                 sensitive: false,
             })
             .collect();
-        Record {
-            applied_by: None,
-            release: "web".into(),
-            environment: "dev".into(),
-            revision: 1,
-            status: Status::Deployed,
-            time: "2026-11-21T10:00:00Z".into(),
-            commit: None,
-            dirty: None,
-            rollback_of: None,
-            correction_of: None,
-            overrides: Vec::new(),
-            lock_namespace: None,
-            chart: None,
-            objects,
-            manifests,
-            hooks: Vec::new(),
-            hook_runs: Vec::new(),
-            adopted_from: None,
-            taken_from: Vec::new(),
-            values: Default::default(),
-            signature: None,
-        }
+        Record { time: "2026-11-21T10:00:00Z".into(), objects, ..Record::deployed("web", "dev", manifests) }
     }
 }
 

@@ -199,7 +199,7 @@ impl Cluster {
         if ctx.res.is("", "Secret") {
             secret_string_data(obj);
         }
-        integral_floats(obj);
+        weaver_kube_schema::integral_floats(obj);
         Ok(())
     }
 
@@ -697,20 +697,5 @@ fn secret_string_data(obj: &mut Value) {
     for (k, v) in sd {
         let s = v.as_str().unwrap_or_default();
         obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
-    }
-}
-
-/// Go's JSON encoding writes a float64 with no fraction as an integer (`0.0` is stored and read
-/// back as `0`), in built-in fields (a CRD's `minimum`) and custom resources alike.
-fn integral_floats(value: &mut Value) {
-    match value {
-        Value::Number(n) if n.is_f64() => {
-            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15) {
-                *value = Value::from(f as i64);
-            }
-        }
-        Value::Object(map) => map.values_mut().for_each(integral_floats),
-        Value::Array(items) => items.iter_mut().for_each(integral_floats),
-        _ => {}
     }
 }

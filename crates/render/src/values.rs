@@ -1,0 +1,106 @@
+//! A release's values: chart defaults < `valuesFiles` < its `values` < the command line's
+//! overrides, its own decrypted `secrets` files, and files of values read in their dialect
+//! (decrypted, or rendered first when they are templates).
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use weaver_core::error::{Error, Result};
+use weaver_project::values::deep_merge;
+use weaver_project::{Chart, Environment, Project, Release};
+
+use super::Secrets;
+
+/// Chart defaults < `valuesFiles` in order < the release's `values` < the command line's
+/// overrides, one more layer merged the same way.
+pub(super) fn release_values(
+    project: &Project,
+    env: &Environment,
+    release: &Release,
+    chart: &Chart,
+    secrets: &Secrets,
+) -> Result<Value> {
+    let mut values = chart.values.clone();
+    let parse = weaver_yaml::from_str::<Option<Value>>;
+    for map in read_files(project, &release.values_files, "values file", Some((env, release)), secrets, parse)? {
+        deep_merge(&mut values, map);
+    }
+    deep_merge(&mut values, release.values.clone());
+    for map in release_secrets(project, release, secrets)? {
+        deep_merge(&mut values, map);
+    }
+    if !secrets.overrides.is_empty() {
+        let mut overrides = Map::new();
+        secrets.overrides.apply(&mut overrides).map_err(|e| e.with_help(format!("release `{}`", release.name)))?;
+        deep_merge(&mut values, overrides);
+    }
+    Ok(Value::Object(values))
+}
+
+/// The release's own `secrets` files, decrypted (see `action::render::prepare`), in order: a file
+/// there that SOPS did not encrypt is an error, since its values would be taken for secrets.
+pub(super) fn release_secrets(
+    project: &Project,
+    release: &Release,
+    secrets: &Secrets,
+) -> Result<Vec<Map<String, Value>>> {
+    let mut layers = Vec::new();
+    for file in &release.secrets {
+        match secrets.values_files.get(&file.path) {
+            Some(decrypted) => layers.push(decrypted.clone()),
+            None if project.source.read_named(&file.path, &file.at, "secrets file")?.is_none() => {
+                return Err(project.source.missing(&file.path, &file.at, "secrets file"));
+            }
+            None => {
+                return Err(Error::at(
+                    file.at.clone(),
+                    format!(
+                        "release `{}`: {} is listed in `secrets` but SOPS did not encrypt it",
+                        release.name,
+                        file.path.display()
+                    ),
+                )
+                .with_help(format!(
+                    "encrypt it with `weaver secrets encrypt {}`, or list it in `valuesFiles`",
+                    file.path.display()
+                )));
+            }
+        }
+    }
+    Ok(layers)
+}
+
+/// Files of values (a release's `valuesFiles` or `substituteFrom`, `what` says which), in
+/// order, each read with `parse` (its YAML dialect): decrypted beforehand when SOPS encrypted
+/// it, or rendered first when it is a template (`*.gotmpl`, see [`gotmpl`]) and `template`
+/// gives the environment and release it is rendered for.
+pub(super) fn read_files(
+    project: &Project,
+    files: &[weaver_project::environment::PathRef],
+    what: &str,
+    template: Option<(&Environment, &Release)>,
+    secrets: &Secrets,
+    parse: impl Fn(&Path, &str) -> Result<Option<Value>>,
+) -> Result<Vec<Map<String, Value>>> {
+    let mut layers = Vec::new();
+    for file in files {
+        if let Some(decrypted) = secrets.values_files.get(&file.path) {
+            layers.push(decrypted.clone());
+            continue;
+        }
+        let Some(bytes) = project.source.read_named(&file.path, &file.at, what)? else {
+            return Err(project.source.missing(&file.path, &file.at, what));
+        };
+        let mut text = weaver_project::source::utf8(&file.path, bytes)?;
+        let templated = template.filter(|_| crate::gotmpl::is_template(&file.path));
+        if let Some((env, release)) = templated {
+            text = crate::gotmpl::render(&project.source, &file.path, &text, (env, release), secrets.own_environment)?;
+        }
+        let parsed = parse(&file.path, &text).map_err(|e| match templated {
+            Some(_) => e.with_help("the line is that of the template's output, not of the template"),
+            None => e,
+        })?;
+        layers.push(weaver_project::values::layer(file, what, parsed)?);
+    }
+    Ok(layers)
+}

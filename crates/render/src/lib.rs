@@ -12,11 +12,14 @@ pub mod overrides;
 pub mod schema;
 pub mod transforms;
 mod values;
+
 use ahead::Place;
 pub use ahead::{Finished, chunk_releases, render_in_chunks};
 use charts::{HelmCharts, chart_crds, render_chart, render_helm};
+use engine::Engine;
 use kustomizations::render_kustomization;
 pub use kustomizations::substitute_from_variables;
+use schema::ValuesSchema;
 use values::{read_files, release_values};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -24,9 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-
-use engine::Engine;
-use schema::ValuesSchema;
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::{self, Manifest, ObjectKey};
 use weaver_project::chart::ChartMeta;

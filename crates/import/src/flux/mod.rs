@@ -27,11 +27,11 @@ use std::path::{Path, PathBuf};
 use granit_parser::ScalarStyle;
 use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
-
-use crate::node::Node;
 use weaver_core::error::Result;
 use weaver_kustomize::substitute::Lookup;
 use weaver_project::source::{Entry, Source};
+
+use crate::node::Node;
 
 /// Where the kustomizations and variable files the import writes go, under one directory per
 /// environment.

@@ -25,9 +25,9 @@ use std::rc::Rc;
 use serde::de;
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
+use weaver_core::error::{Error, Location, Result};
 
 use super::node::{Node, line};
-use weaver_core::error::{Error, Location, Result};
 
 /// What is at a path of the weaver repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -640,9 +640,10 @@ fn the_file_formats_list_every_field() {
     let page = std::fs::read_to_string(root.join("docs/src/reference/file-formats.md")).unwrap();
     let structs = [
         (
-            "crates/project/src/environment.rs",
-            ["EnvironmentFile", "ClusterFile", "RepositoryFile", "ReleaseFile", "PatchFile", "PatchTarget"].as_slice(),
+            "crates/project/src/environment/file.rs",
+            ["EnvironmentFile", "ClusterFile", "RepositoryFile", "ReleaseFile", "PatchFile"].as_slice(),
         ),
+        ("crates/project/src/environment/mod.rs", &["PatchTarget"]),
         ("crates/project/src/ignore.rs", &["IgnoreRuleFile"]),
         ("crates/project/src/promotion.rs", &["PromotionFile", "PinFile", "Promoted", "PromotedRelease"]),
         ("crates/project/src/chart.rs", &["ChartFile"]),
@@ -650,7 +651,7 @@ fn the_file_formats_list_every_field() {
         ("crates/source/src/charts/mod.rs", &["Lock", "LockedChart", "ChartRef"]),
         ("crates/source/src/charts/http.rs", &["CredentialsFile", "Credentials"]),
     ];
-    let field = Regex::new(r"^\s*(?:pub )?([a-z_]+): ").unwrap();
+    let field = Regex::new(r"^\s*(?:pub(?:\([a-z]+\))? )?([a-z_]+): ").unwrap();
     let mut missing = Vec::new();
     for (file, names) in structs {
         let source = std::fs::read_to_string(root.join(file)).unwrap();

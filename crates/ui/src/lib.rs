@@ -4,7 +4,7 @@
 //! never a copy of the pipeline; and the actions `weaver sync` takes (reconcile, suspend, resume,
 //! approve by digest) and `weaver rollback`, each confirmed on a page of its own. `pages.rs` builds the page models and renders them
 //! (minijinja, auto-escaped, templates and CSS embedded in the binary); `view.rs` reads an
-//! environment's page, the cluster once for its plan, health and drift; `http.rs` serves them:
+//! environment's page, the cluster once for its plan, health and drift; `http/` serves them:
 //! routes, the session cookie and CSRF tokens, the security headers.
 //!
 //! `weaver ui` serves on loopback only, as the kubeconfig's identity: whoever may reach the port

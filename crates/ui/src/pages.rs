@@ -1,6 +1,6 @@
 //! The pages' models, built from what the actions return, and their rendering: minijinja with
 //! HTML auto-escaping (every template is `.html`), the templates and the stylesheet embedded.
-//! Nothing here reads the cluster: `http.rs` runs the actions and hands their results in.
+//! Nothing here reads the cluster: `http/` runs the actions and hands their results in.
 
 use std::collections::BTreeMap;
 

@@ -24,7 +24,7 @@ fn main() {
         let repo = dir.path().to_str().unwrap();
 
         let rendered = support::time_weaver(&["--repo", repo, "render", "--env", "bench"], 1).stdout;
-        let objects = weaver::yaml::documents(std::path::Path::new("render"), &String::from_utf8(rendered).unwrap())
+        let objects = weaver_yaml::documents(std::path::Path::new("render"), &String::from_utf8(rendered).unwrap())
             .unwrap_or_else(|e| panic!("{e}"));
         let started = std::time::Instant::now();
         apply_all(&kubeconfig, &namespace, &objects);
@@ -38,7 +38,7 @@ fn main() {
         let mut live = String::new();
         for object in &objects {
             live.push_str("---\n");
-            live.push_str(&weaver::yaml::to_yaml_string(object));
+            live.push_str(&weaver_yaml::to_yaml_string(object));
         }
         let live_file = dir.path().join("live.yaml");
         std::fs::write(&live_file, live).unwrap();

@@ -14,7 +14,7 @@ mod git_http;
 
 use std::time::Instant;
 
-use weaver::source::{Budget, CacheLimits, Credentials, FetchRequest, GitCache, GitRef};
+use weaver_source::{Budget, CacheLimits, Credentials, FetchRequest, GitCache, GitRef};
 
 fn main() {
     if let Some(missing) = git_http::http_backend_missing() {

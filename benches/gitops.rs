@@ -416,7 +416,7 @@ fn main() {
 /// namespaces, each with ServiceAccount `deployer` that may do anything there and read
 /// namespaces.
 fn set_up(bench: &Bench) {
-    bench.apply("customresourcedefinitions", weaver::controllers::gitops::crd());
+    bench.apply("customresourcedefinitions", weaver_controllers::gitops::crd());
     bench.wait_until("the CRD to be established", Duration::from_millis(250), |b| {
         let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                          "metadata": {"name": "environmentsyncs.weaver.example.com"}});

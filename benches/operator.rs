@@ -177,7 +177,7 @@ fn main() {
     let scratch = tempfile::tempdir().unwrap();
 
     // The CRD, as `weaver operator crd` prints it.
-    bench.apply("customresourcedefinitions", weaver::controllers::configmapsync::crd());
+    bench.apply("customresourcedefinitions", weaver_controllers::configmapsync::crd());
     bench.wait_until("the CRD to be established", Duration::from_secs(30), |b| {
         let api = b.api("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", None);
         let crd = b.runtime.block_on(api.get("configmapsyncs.weaver.example.com")).unwrap();

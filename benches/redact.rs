@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
-use weaver::secrets::Redactor;
+use weaver_secrets::Redactor;
 
 fn main() {
     let count: usize = std::env::var("WEAVER_BENCH_OBJECTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3_000);

@@ -32,17 +32,17 @@ fn main() {
     let token = runtime.block_on(viewer(&client, &name));
 
     let syncs = (0..ENVIRONMENTS).map(|i| sync(&format!("{name}-{i:02}")));
-    let syncs = weaver::cluster::SyncCache::of(syncs);
+    let syncs = weaver_cluster::SyncCache::of(syncs);
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let connect = weaver::cluster::ConnectOptions {
+    let connect = weaver_cluster::ConnectOptions {
         kubeconfig: Some(kubeconfig.clone().into()),
         context: None,
         request_timeout: Duration::from_secs(30),
-        retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+        retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
         given: None,
     };
-    runtime.spawn(weaver::commands::operator::serve_ui(
+    runtime.spawn(weaver_cli::commands::operator::serve_ui(
         connect,
         client.clone(),
         syncs,
@@ -165,7 +165,7 @@ async fn clean_up(client: &kube::Client, name: &str) {
 }
 
 /// An EnvironmentSync of `namespace` whose plan of 250 releases waits for approval.
-fn sync(namespace: &str) -> weaver::controllers::gitops::EnvironmentSync {
+fn sync(namespace: &str) -> weaver_controllers::gitops::EnvironmentSync {
     let commit = "0123456789abcdef0123456789abcdef01234567";
     let releases: Vec<_> = (0..RELEASES)
         .map(|i| json!({"environment": namespace, "release": format!("release-{i:03}"), "create": 1, "update": 2, "delete": 0}))

@@ -8,16 +8,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     tune_memory();
     // Answers the completion scripts' `COMPLETE=SHELL weaver -- …` requests.
-    let completion = clap_complete::CompleteEnv::with_factory(weaver::cli::Cli::command)
-        .var(weaver::commands::completions::COMPLETE_VAR)
+    let completion = clap_complete::CompleteEnv::with_factory(weaver_cli::cli::Cli::command)
+        .var(weaver_cli::commands::completions::COMPLETE_VAR)
         .try_complete(std::env::args_os(), std::env::current_dir().ok().as_deref());
     match completion {
         Ok(true) => return ExitCode::SUCCESS,
         Ok(false) => {}
         Err(err) => return usage_error(&err),
     }
-    match weaver::cli::Cli::try_parse() {
-        Ok(cli) => weaver::commands::run(cli),
+    match weaver_cli::cli::Cli::try_parse() {
+        Ok(cli) => weaver_cli::commands::run(cli),
         Err(err) => usage_error(&err),
     }
 }

@@ -83,9 +83,9 @@ fn triple(result: &str, kind: &str, name: &str) -> (String, String, String) {
 }
 
 /// The record Secrets of a release revision, decoded.
-fn record(demo: &Demo, release: &str, revision: u64) -> weaver::release::record::Record {
+fn record(demo: &Demo, release: &str, revision: u64) -> weaver_plan::release::record::Record {
     let secrets = demo.cluster.list("v1", "Secret", "secrets", &demo.ns);
-    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    let records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
     records
         .into_iter()
         .find(|r| r.release == release && u64::from(r.revision) == revision)
@@ -227,7 +227,7 @@ fn a_conflict_names_the_other_manager_and_force_conflicts_takes_the_field() {
     assert!(out.stdout.contains("--force-conflicts"), "{}", out.stdout);
     assert!(out.stderr.contains("failed revision 2"), "{}", out.stderr);
     let failed = record(&demo, "web", 2);
-    assert_eq!(failed.status, weaver::release::record::Status::Failed);
+    assert_eq!(failed.status, weaver_plan::release::record::Status::Failed);
     let deployment_applied = failed.objects.iter().find(|o| o.kind == "Deployment").unwrap().applied;
     assert!(!deployment_applied);
     assert!(failed.objects.iter().filter(|o| o.kind != "Deployment").all(|o| o.applied));
@@ -474,10 +474,10 @@ fn a_large_release_is_recorded_across_chunks_and_reads_back_identically() {
         .filter(|n| n.starts_with("weaver.big.v1"))
         .collect();
     assert!(chunks.len() >= 3, "{chunks:?}");
-    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    let records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
     assert_eq!(records.len(), 1);
     let rendered = repo.weaver(&["render", "--env", "dev"]);
-    let rendered = weaver::yaml::documents(std::path::Path::new("render"), rendered.success()).unwrap();
+    let rendered = weaver_yaml::documents(std::path::Path::new("render"), rendered.success()).unwrap();
     let mut recorded = records[0].manifests.clone();
     let mut expected: Vec<Value> = rendered
         .into_iter()
@@ -672,8 +672,8 @@ fn records_say_which_chart_was_applied_and_a_new_chart_version_alone_is_a_revisi
     assert_eq!(release(&demo.apply(&[]), "redis")["revision"], Value::Null, "recorded once");
 
     // A record written before weaver kept the chart: the upgrade alone writes no revision.
-    let older = weaver::release::record::Record { revision: 3, chart: None, ..record(&demo, "redis", 2) };
-    demo.cluster.apply(&weaver::release::record::to_secrets(&older, &demo.ns).unwrap(), "weaver");
+    let older = weaver_plan::release::record::Record { revision: 3, chart: None, ..record(&demo, "redis", 2) };
+    demo.cluster.apply(&weaver_plan::release::record::to_secrets(&older, &demo.ns).unwrap(), "weaver");
     assert_eq!(release(&demo.apply(&[]), "redis")["revision"], Value::Null);
 }
 

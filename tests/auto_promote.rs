@@ -99,7 +99,7 @@ fn a_sync_pushes_the_pins_once_the_gates_pass_applies_them_and_pushes_nothing_ne
     );
     applied.success();
 
-    let _controller = Controller::start_with_record_key(&cluster, weaver::secrets::record_key::RecordKey::new(KEY));
+    let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
     let author = json!({"name": "Promoter Bot", "email": "promoter@weaver.invalid"});
     let extra = json!({"environments": ["prod"], "interval": "2s", "promotion": {"interval": "1s", "author": author}});
     let sync = environment_sync(&cluster, &namespace, "prod", spec(&source, extra));
@@ -196,7 +196,7 @@ fn a_branch_of_its_own_gets_the_promotion_once_and_an_unhealthy_source_gets_none
     };
     apply(&["apply", "--env", "staging"]);
 
-    let _controller = Controller::start_with_record_key(&cluster, weaver::secrets::record_key::RecordKey::new(KEY));
+    let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
     let push = json!({"branch": "weaver/promote-prod"});
     let author = json!({"name": "Promoter Bot", "email": "promoter@weaver.invalid"});
     let extra = json!({"environments": ["prod"], "interval": "2s",

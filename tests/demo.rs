@@ -76,7 +76,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
         // A real cluster is shared by every test: another may have installed the CRD already,
         // and then it is unchanged. The record says this release deploys it either way.
         let secrets = demo.cluster.list("v1", "Secret", "secrets", &operator_ns);
-        let records = weaver::release::record::from_secrets(&secrets).unwrap();
+        let records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
         let record = records.iter().find(|r| r.release == "configmapsync-operator").expect("the operator's record");
         let crd = record.objects.iter().find(|o| o.name == "configmapsyncs.weaver.example.com");
         assert!(crd.is_some_and(|crd| crd.kind == "CustomResourceDefinition" && crd.applied), "{:?}", record.objects);

@@ -367,12 +367,12 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         .filter(|o| o.pointer("/metadata/labels/weaver.example.com~1release").and_then(Value::as_str) == Some("web"))
         .cloned()
         .collect();
-    let record = weaver::release::record::Record {
+    let record = weaver_plan::release::record::Record {
         applied_by: None,
         release: "web".into(),
         environment: "dev".into(),
         revision: 1,
-        status: weaver::release::record::Status::Deployed,
+        status: weaver_plan::release::record::Status::Deployed,
         time: "2026-11-21T10:00:00Z".into(),
         commit: None,
         dirty: None,
@@ -390,7 +390,7 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         values: Default::default(),
         signature: None,
     };
-    demo.cluster.apply(&weaver::release::record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
+    demo.cluster.apply(&weaver_plan::release::record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
 
     let plan = demo.plan();
     assert_eq!(
@@ -495,7 +495,7 @@ fn write_live_fixture(path: &std::path::Path) {
     for namespace in ["shop-dev", "weaver-system"] {
         cluster.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
     }
-    let rendered = weaver::yaml::documents(
+    let rendered = weaver_yaml::documents(
         std::path::Path::new("render"),
         common::weaver_in(&common::project_root(), &["render", "--env", "dev", "--show-secrets"], &[]).success(),
     )
@@ -525,7 +525,7 @@ fn write_live_fixture(path: &std::path::Path) {
     let header = "# `kubectl get -o yaml` of every object of the demo's dev environment (in apply order), after\n\
         # someone scaled web to 3 and set LOG_LEVEL to info. The Secret holds the DEMO ONLY values.\n\
         # Regenerate: WEAVER_UPDATE_FIXTURES=1 cargo test --test suite diff::diffs_offline\n";
-    std::fs::write(path, format!("{header}{}", weaver::yaml::to_yaml_string(&list))).unwrap();
+    std::fs::write(path, format!("{header}{}", weaver_yaml::to_yaml_string(&list))).unwrap();
 }
 
 /// `weaver diff --base REV`: a pull request's rendered objects before (the base commit's
@@ -550,7 +550,7 @@ fn diff_base_shows_the_rendered_objects_before_and_after_without_a_cluster() {
     let no_cluster = [("KUBECONFIG", "/nonexistent/kubeconfig")];
     let secret_values = {
         let out = repo.weaver(&["render", "--env", "dev", "--show-secrets", "--rev", "HEAD"]);
-        let objects = weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap();
+        let objects = weaver_yaml::documents(std::path::Path::new("render"), out.success()).unwrap();
         let secret = objects.into_iter().find(|o| o["kind"] == "Secret").unwrap();
         let mut values: Vec<String> =
             secret["stringData"].as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()).collect();

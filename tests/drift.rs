@@ -8,7 +8,7 @@ use crate::common;
 use common::cluster::TestCluster;
 use common::{Repo, Run};
 use serde_json::{Value, json};
-use weaver::release::record::{Record, Status, to_secrets};
+use weaver_plan::release::record::{Record, Status, to_secrets};
 
 /// The demo's dev environment, deployed into a namespace of the test cluster.
 struct Deployed {
@@ -47,7 +47,7 @@ impl Deployed {
         repo.write("environments/dev.yaml", &dev.replace("namespace: shop-dev", &format!("namespace: {ns}")));
         edit(&repo);
         let out = repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
-        let objects = weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap();
+        let objects = weaver_yaml::documents(std::path::Path::new("render"), out.success()).unwrap();
         cluster.apply(&objects, "weaver");
         Deployed { cluster, repo, ns, objects }
     }
@@ -765,7 +765,7 @@ fn the_documented_read_only_example_works() {
         .map(|block| block.split("```").next().unwrap())
         .find(|block| block.contains("kind: CronJob") && block.contains("drift, --env"))
         .expect("docs/src/concepts/drift.md has the drift CronJob example");
-    let mut documents = weaver::yaml::documents(std::path::Path::new("docs/src/concepts/drift.md"), example).unwrap();
+    let mut documents = weaver_yaml::documents(std::path::Path::new("docs/src/concepts/drift.md"), example).unwrap();
     for document in &mut documents {
         assert_eq!(document["metadata"]["namespace"], "shop");
         document["metadata"]["namespace"] = json!(deployed.ns);
@@ -787,7 +787,7 @@ fn the_documented_read_only_example_works() {
     // ServiceAccount in a file.
     let service_account = find("ServiceAccount")["metadata"]["name"].as_str().unwrap().to_string();
     let kubeconfig = find("ConfigMap")["data"]["kubeconfig"].as_str().unwrap().to_string();
-    let mut kubeconfig = weaver::yaml::documents(std::path::Path::new("kubeconfig"), &kubeconfig).unwrap().remove(0);
+    let mut kubeconfig = weaver_yaml::documents(std::path::Path::new("kubeconfig"), &kubeconfig).unwrap().remove(0);
     kubeconfig["clusters"][0]["cluster"] = deployed.cluster.cluster_entry();
     // Like a ServiceAccount token file: no trailing newline (kube sends the file as it is).
     deployed.repo.write("token", &deployed.cluster.token(&deployed.ns, &service_account));

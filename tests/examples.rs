@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use common::skip::say_skipped;
 use serde_json::Value;
-use weaver::cli::Cli;
+use weaver_cli::cli::Cli;
 
 /// The shell scripts of a CI file: GitHub's `run`, GitLab's `script`, `before_script` and
 /// `after_script` (a string or a list of strings), a container's `command: [sh, -c, SCRIPT]`.
@@ -163,7 +163,7 @@ fn example_path(file: &str) -> PathBuf {
 fn documents(file: &str) -> Vec<Value> {
     let path = example_path(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    weaver::yaml::documents(&path, &text).unwrap()
+    weaver_yaml::documents(&path, &text).unwrap()
 }
 
 /// Every weaver command of `file`, each checked with clap; returns them joined by spaces.

@@ -606,7 +606,7 @@ fn a_shallow_clone_missing_the_base_commit_says_so() {
 
 #[test]
 fn provenance_is_the_commit_and_whether_the_weaver_repository_has_uncommitted_changes() {
-    use weaver::git::{Provenance, provenance};
+    use weaver_git::{Provenance, provenance};
     let top = tempfile::tempdir().unwrap();
     let (deploy, git) = nested(top.path(), &Repo::minimal());
     std::fs::write(top.path().join(".gitignore"), "*.local\n").unwrap();

@@ -1,4 +1,4 @@
-//! The git source cache (`weaver::source`) against real servers on loopback: git's own
+//! The git source cache (`weaver_source`) against real servers on loopback: git's own
 //! http-backend behind a test HTTP(S) server, and OpenSSH's sshd.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use git2::{Oid, Repository, Signature, Time};
-use weaver::source::{Budget, CacheLimits, Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
+use weaver_source::{Budget, CacheLimits, Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
 
 use crate::common::certs::test_certificates;
 use crate::common::git::{commit_all, init};

@@ -27,16 +27,16 @@ pub(crate) struct Controller {
 
 impl Controller {
     pub(crate) fn start(cluster: &TestCluster, default_account: Option<&str>) -> Controller {
-        let limits = weaver::source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        let limits = weaver_source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
         Controller::start_with(cluster, default_account, limits, None)
     }
 
     /// The controller, checking records with `record_key` (its pod's WEAVER_RECORD_KEY_FILE).
     pub(crate) fn start_with_record_key(
         cluster: &TestCluster,
-        record_key: weaver::secrets::record_key::RecordKey,
+        record_key: weaver_secrets::record_key::RecordKey,
     ) -> Controller {
-        let limits = weaver::source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        let limits = weaver_source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
         Controller::start_with(cluster, None, limits, Some(record_key))
     }
 
@@ -44,22 +44,22 @@ impl Controller {
     fn start_with(
         cluster: &TestCluster,
         default_account: Option<&str>,
-        limits: weaver::source::CacheLimits,
-        record_key: Option<weaver::secrets::record_key::RecordKey>,
+        limits: weaver_source::CacheLimits,
+        record_key: Option<weaver_secrets::record_key::RecordKey>,
     ) -> Controller {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let connect = cluster.connect_options(Duration::from_secs(30));
-        let (config, info) = runtime.block_on(weaver::cluster::kube_config(&connect)).unwrap();
-        let config = weaver::cluster::for_watching(config);
+        let (config, info) = runtime.block_on(weaver_cluster::kube_config(&connect)).unwrap();
+        let config = weaver_cluster::for_watching(config);
         let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
-        let budget = weaver::source::Budget::new(limits);
-        let git = weaver::source::GitCache::new(cache.path().to_path_buf(), budget.clone()).unwrap();
-        let charts = weaver::source::ChartCache::new(cache.path().join("charts"), budget).unwrap();
-        let shared = weaver::controllers::gitops::reconcile::Shared {
+        let budget = weaver_source::Budget::new(limits);
+        let git = weaver_source::GitCache::new(cache.path().to_path_buf(), budget.clone()).unwrap();
+        let charts = weaver_source::ChartCache::new(cache.path().join("charts"), budget).unwrap();
+        let shared = weaver_controllers::gitops::reconcile::Shared {
             client: client.clone(),
             info,
-            tenants: weaver::controllers::tenant::Tenants::new(client, config, None),
+            tenants: weaver_controllers::tenant::Tenants::new(client, config, None),
             cache: std::sync::Arc::new(git),
             charts: std::sync::Arc::new(charts),
             default_account: default_account.map(String::from),
@@ -67,16 +67,16 @@ impl Controller {
             metrics: Default::default(),
             live: Default::default(),
             record_key,
-            lock_lease: weaver::cluster::DEFAULT_LEASE_DURATION,
+            lock_lease: weaver_cluster::DEFAULT_LEASE_DURATION,
             stopping: Default::default(),
         };
-        let settings = weaver::controllers::gitops::controller::Settings {
+        let settings = weaver_controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
             concurrency: 2,
             readiness: Default::default(),
         };
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(weaver::controllers::gitops::controller::run(std::sync::Arc::new(shared), settings, async {
+        runtime.spawn(weaver_controllers::gitops::controller::run(std::sync::Arc::new(shared), settings, async {
             let _ = stop.await;
         }));
         Controller { runtime: Some(runtime), shutdown: Some(shutdown), cache }
@@ -150,7 +150,7 @@ impl Source {
 /// Namespace `app` where environment `dev` applies, and ServiceAccount `deployer` there, which
 /// may do anything in it (and read namespaces) but nothing elsewhere.
 pub(crate) fn tenant(cluster: &TestCluster) -> String {
-    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
     let namespace = cluster.namespace("app");
     let reader = format!("{}-namespace-reader", cluster.prefix);
     cluster.create(&json!({
@@ -297,7 +297,7 @@ fn a_pushed_commit_is_applied_and_an_unchanged_one_writes_nothing() {
     let revisions = history.pointer("/revisions").and_then(Value::as_array).cloned().unwrap_or_default();
     let revision = revisions.iter().find(|r| r["commit"] == first).unwrap_or_else(|| panic!("{history}"));
     // The controller runs in this process: this process is the replica that applied it.
-    let replica = weaver::cluster::this_replica();
+    let replica = weaver_cluster::this_replica();
     assert_eq!(revision["appliedBy"], format!("EnvironmentSync {namespace}/shop on {replica}"));
 
     // Intervals that find the commit applied write nothing: not the object, not a record, not
@@ -1402,7 +1402,7 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     };
     assert!(present < OBJECTS, "the apply ended before it could be interrupted ({present} objects)");
     let applying = observed.last().unwrap();
-    let short = weaver::controllers::gitops::plan::short(&commit);
+    let short = weaver_controllers::gitops::plan::short(&commit);
     assert_eq!(
         applying.ready.as_ref().map(|r| (r.0.as_str(), r.1.as_str())),
         Some(("Unknown", "Progressing")),
@@ -1503,12 +1503,14 @@ fn a_leader_killed_mid_apply_is_taken_over_and_the_apply_finished_with_an_honest
     // Every release recorded once, deployed at the commit, complete (what the CLI reads), by
     // whichever replica finished it; no revision left half-written stands in the way.
     let secrets = cluster.list("v1", "Secret", "secrets", &namespace);
-    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    let records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
     for r in 0..RELEASES {
         let release = format!("part-{r}");
         let deployed: Vec<_> = records
             .iter()
-            .filter(|record| record.release == release && record.status == weaver::release::record::Status::Deployed)
+            .filter(|record| {
+                record.release == release && record.status == weaver_plan::release::record::Status::Deployed
+            })
             .collect();
         assert_eq!(deployed.len(), 1, "{release}: {records:#?}");
         let record = deployed[0];

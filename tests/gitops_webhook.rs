@@ -14,7 +14,7 @@ use std::sync::Arc;
 use base64::Engine;
 use common::cluster::TestCluster;
 use serde_json::{Value, json};
-use weaver::controllers::gitops::plan::RECONCILE_REQUESTED_AT;
+use weaver_controllers::gitops::plan::RECONCILE_REQUESTED_AT;
 
 const MANAGER: &str = "gitops-webhook-test";
 const TOKEN: &str = "webhook-token-for-tests";
@@ -39,13 +39,13 @@ impl Receiver {
             let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
             kube::Client::try_from(config).unwrap()
         });
-        let telemetry = Arc::new(weaver::controllers::configmapsync::telemetry::Telemetry::default());
+        let telemetry = Arc::new(weaver_controllers::configmapsync::telemetry::Telemetry::default());
         let listen = || runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let (hooks, endpoints) = (listen(), listen());
         let addresses = (hooks.local_addr().unwrap(), endpoints.local_addr().unwrap());
         let metrics = telemetry.environmentsync.clone();
-        runtime.spawn(weaver::controllers::gitops::webhook::serve(hooks, client, metrics, std::future::pending()));
-        runtime.spawn(weaver::controllers::configmapsync::endpoints::serve(
+        runtime.spawn(weaver_controllers::gitops::webhook::serve(hooks, client, metrics, std::future::pending()));
+        runtime.spawn(weaver_controllers::configmapsync::endpoints::serve(
             endpoints,
             telemetry,
             std::future::pending(),
@@ -122,7 +122,7 @@ fn requested(cluster: &TestCluster, sync: &Value) -> Option<String> {
 #[test]
 fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted() {
     let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
     let ns = cluster.namespace("hook");
     let token = base64::engine::general_purpose::STANDARD.encode(TOKEN);
     cluster.create(&json!({
@@ -153,7 +153,7 @@ fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted()
         .filter(|entry| entry["fieldsV1"]["f:metadata"]["f:annotations"].get(&annotation).is_some())
         .filter_map(|entry| entry["manager"].as_str())
         .collect();
-    assert_eq!(managers, [weaver::controllers::gitops::webhook::FIELD_MANAGER], "{live:#}");
+    assert_eq!(managers, [weaver_controllers::gitops::webhook::FIELD_MANAGER], "{live:#}");
 
     // GitLab: the token itself.
     let (status, body) = receiver.post(&hook, &[("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", TOKEN)], PUSH);
@@ -209,7 +209,7 @@ fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted()
 #[test]
 fn a_token_secret_with_a_trailing_newline_verifies_pushes() {
     let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
     let ns = cluster.namespace("hook");
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{TOKEN}\r\n"));
     cluster.create(&json!({

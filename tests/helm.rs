@@ -62,7 +62,7 @@ fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
 
 fn rendered(repo: &Repo, release: &str) -> BTreeMap<String, Value> {
     let out = repo.weaver(&["render", "--env", "dev", "-r", release, "--show-secrets"]);
-    by_key(weaver::yaml::documents(Path::new("render"), out.success()).unwrap())
+    by_key(weaver_yaml::documents(Path::new("render"), out.success()).unwrap())
 }
 
 /// `helm template NAME CHART -n shop --kube-version v1.32.0 --include-crds --skip-tests` with
@@ -92,7 +92,7 @@ fn helm_charts_render_the_objects_helm_template_gives() {
     ];
     for (release, chart, files, values) in cases {
         let text = helm_template(&helm, &repo, release, chart, &files, values);
-        let expected = by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap());
+        let expected = by_key(weaver_yaml::documents(Path::new("helm"), &text).unwrap());
         let actual = rendered(&repo, release);
         assert_eq!(actual.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "release {release}");
         for (key, object) in &expected {
@@ -220,7 +220,7 @@ fn an_environment_s_api_versions_are_what_helm_charts_see_offline_as_helm_templa
         ),
     );
     let objects = by_key(
-        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
+        weaver_yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
     );
     assert_eq!(
         objects["ConfigMap/routes"]["data"],
@@ -255,8 +255,7 @@ fn an_environment_s_api_versions_are_what_helm_charts_see_offline_as_helm_templa
     assert!(String::from_utf8_lossy(&without.stderr).contains("this chart needs the Gateway API"));
     let with = template(&declared);
     assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
-    let expected =
-        by_key(weaver::yaml::documents(Path::new("helm"), &String::from_utf8(with.stdout).unwrap()).unwrap());
+    let expected = by_key(weaver_yaml::documents(Path::new("helm"), &String::from_utf8(with.stdout).unwrap()).unwrap());
     assert_eq!(objects, expected, "helm template --api-versions gives the same");
 }
 
@@ -348,7 +347,7 @@ fn built_in_objects_have_helm_s_go_types() {
         ),
     ]);
     let objects = by_key(
-        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
+        weaver_yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
     );
     let data = &objects["ConfigMap/types"]["data"];
     assert_eq!(
@@ -370,7 +369,7 @@ fn built_in_objects_have_helm_s_go_types() {
 
     let Some(helm) = common::helm_or_skip() else { return };
     let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
-    let expected = by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap());
+    let expected = by_key(weaver_yaml::documents(Path::new("helm"), &text).unwrap());
     assert_eq!(objects["ConfigMap/types"], expected["ConfigMap/types"], "helm template's types differ");
 }
 
@@ -380,7 +379,7 @@ fn built_in_objects_have_helm_s_go_types() {
 fn assert_same_as_helm(repo: &Repo, actual: &BTreeMap<String, Value>) {
     let Some(helm) = common::helm_or_skip() else { return };
     let text = helm_template(&helm, repo, "app", "charts/app", &[], json!({}));
-    assert_eq!(actual, &by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+    assert_eq!(actual, &by_key(weaver_yaml::documents(Path::new("helm"), &text).unwrap()));
 }
 
 const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: { kind: Widget, plural: widgets }\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }\n";
@@ -396,7 +395,7 @@ fn a_crd_bundled_twice_identical_is_rendered_once_with_a_warning() {
     files.extend([("charts/two/Chart.yaml", two), ("charts/two/crds/widget.yaml", WIDGET_CRD)]);
     let repo = chart_repo(&files);
     let run = repo.weaver(&["render", "--env", "dev"]);
-    let documents = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+    let documents = weaver_yaml::documents(Path::new("render"), run.success()).unwrap();
     assert_eq!(documents.iter().filter(|d| d["kind"] == "CustomResourceDefinition").count(), 1, "{}", run.stdout);
     assert_has(
         &run.stderr,
@@ -420,7 +419,7 @@ fn a_crd_bundled_twice_identical_is_rendered_once_with_a_warning() {
             .write(&format!("charts/{chart}/crds/widget.yaml"), WIDGET_CRD);
     }
     let run = repo.weaver(&["render", "--env", "dev"]);
-    let documents = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+    let documents = weaver_yaml::documents(Path::new("render"), run.success()).unwrap();
     let crds: Vec<&Value> = documents.iter().filter(|d| d["kind"] == "CustomResourceDefinition").collect();
     assert_eq!(crds.len(), 1, "{}", run.stdout);
     assert_eq!(crds[0]["metadata"]["labels"]["weaver.example.com/release"], "a", "{}", run.stdout);
@@ -453,7 +452,7 @@ fn an_object_a_chart_renders_twice_keeps_its_last_copy_with_a_warning_as_the_ser
         ("charts/two/crds/widget.yaml", &cluster_crd),
     ]);
     let run = repo.weaver(&["render", "--env", "dev"]);
-    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    let actual = by_key(weaver_yaml::documents(Path::new("render"), run.success()).unwrap());
     assert_eq!(actual["Deployment/web"]["spec"]["template"]["spec"]["containers"][0]["image"], "web:2");
     assert_eq!(actual["CustomResourceDefinition/widgets.example.com"]["spec"]["scope"], "Cluster");
     assert_has(
@@ -508,11 +507,11 @@ fn a_namespace_on_a_cluster_scoped_object_is_kept_as_helm_keeps_it_and_no_part_o
     let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\n  namespace: {{ .Release.Namespace }}\nrules:\n  - apiGroups: [\"\"]\n    resources: [pods]\n    verbs: [get]\n";
     let repo = chart_repo(&[("templates/role.yaml", role)]);
     let objects =
-        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap();
+        weaver_yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap();
     assert_eq!(objects[0]["metadata"]["namespace"], "apps", "{objects:?}");
     if let Some(helm) = common::helm_or_skip() {
         let text = helm_template(&helm, &repo, "app", "charts/app", &[], json!({}));
-        let expected = weaver::yaml::documents(Path::new("helm"), &text).unwrap();
+        let expected = weaver_yaml::documents(Path::new("helm"), &text).unwrap();
         assert_eq!(expected[0]["metadata"]["namespace"], "shop", "{text}");
         assert_same_as_helm(&repo, &by_key(objects.clone()));
     }
@@ -543,7 +542,7 @@ fn dependencies_must_be_vendored_and_a_wrong_version_renders_as_helm_renders_it(
     let run = repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
     let warning = run.stderr.lines().find(|l| l.contains("wrong version")).unwrap_or_else(|| panic!("{}", run.stderr));
     assert_has(warning, &["charts/app/Chart.yaml", "`db` version ~2.1.0", "charts/app/charts/db 2.2.0"]);
-    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    let actual = by_key(weaver_yaml::documents(Path::new("render"), run.success()).unwrap());
     assert_eq!(actual["ConfigMap/app-db"]["data"], json!({"greeting": "hi"}));
     assert_same_as_helm(&repo, &actual);
 }
@@ -557,7 +556,7 @@ fn a_subchart_s_missing_dependency_is_left_out_with_a_warning_as_helm_renders_it
     let run = repo.weaver(&["render", "--env", "dev"]);
     let warning = run.stderr.lines().find(|l| l.contains("`gone`")).unwrap_or_else(|| panic!("{}", run.stderr));
     assert_has(warning, &["charts/app/charts/db/Chart.yaml", "subchart `db`", "rendered without it"]);
-    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    let actual = by_key(weaver_yaml::documents(Path::new("render"), run.success()).unwrap());
     assert_eq!(actual["ConfigMap/db"]["data"]["values"], "{\"global\":{}}");
     assert_same_as_helm(&repo, &actual);
 }
@@ -699,7 +698,7 @@ fn diff_and_apply_give_helm_charts_the_cluster_s_version_and_api_versions() {
     );
     let own = json!({"ownDeclared": "true", "ownServed": "false"});
     let offline = by_key(
-        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
+        weaver_yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
     );
     assert_eq!(
         offline["ConfigMap/caps"]["data"],
@@ -754,7 +753,7 @@ fn changed_maps_subchart_and_archive_edits_to_their_releases_and_rev_renders_a_c
 
     // The committed tree renders as committed, the working tree's edits aside.
     let out = repo.weaver(&["render", "--env", "dev", "-r", "jobs", "--rev", "HEAD"]);
-    let objects = by_key(weaver::yaml::documents(Path::new("render"), out.success()).unwrap());
+    let objects = by_key(weaver_yaml::documents(Path::new("render"), out.success()).unwrap());
     assert_eq!(objects["StatefulSet/jobs-queue"]["spec"]["replicas"], 2);
 }
 
@@ -791,7 +790,7 @@ fn an_encrypted_values_file_is_decrypted_redacted_and_without_a_key_an_error() {
 
     let key_env = [("SOPS_AGE_KEY_FILE", key.to_str().unwrap())];
     let shown = repo.weaver_env(&["render", "--env", "dev", "--show-secrets"], &key_env);
-    let objects = by_key(weaver::yaml::documents(Path::new("render"), shown.success()).unwrap());
+    let objects = by_key(weaver_yaml::documents(Path::new("render"), shown.success()).unwrap());
     let secret = objects.values().find(|o| o["kind"] == "Secret").unwrap();
     assert_eq!(secret["stringData"], serde_json::json!({"password": "SEEDTOKEN-hunter2", "user": "app"}));
 
@@ -863,7 +862,7 @@ fn a_decrypted_value_transformed_by_templates_is_redacted_and_plain_values_only_
     for leaked in forms.iter().map(String::as_str).chain([password, "hunter2"]) {
         assert!(!out.contains(leaked) && !run.stderr.contains(leaked), "{leaked:?} leaked:\n{out}{}", run.stderr);
     }
-    let leaks = by_key(weaver::yaml::documents(Path::new("render"), out).unwrap())["ConfigMap/leaks"]["data"].clone();
+    let leaks = by_key(weaver_yaml::documents(Path::new("render"), out).unwrap())["ConfigMap/leaks"]["data"].clone();
     assert_eq!(leaks["url"], "http://db.shop:8080/health");
     assert_eq!(leaks["token"], "default-token-x7");
     assert!(leaks["namespace"].as_str().unwrap().starts_with("<redacted:"), "{leaks}");
@@ -900,7 +899,7 @@ fn command_line_values_override_as_helm_s_set_flags_do() {
     let mut args = vec!["render", "--env", "dev", "-r", "web", "--show-secrets"];
     args.extend(flags);
     let run = repo.weaver(&args);
-    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    let actual = by_key(weaver_yaml::documents(Path::new("render"), run.success()).unwrap());
     assert!(run.stderr.contains("--set `replicas=…`") && !run.stderr.contains("0010"), "{}", run.stderr);
 
     let values = repo.path().join(".values-web.json");
@@ -910,7 +909,7 @@ fn command_line_values_override_as_helm_s_set_flags_do() {
     cmd.args(["--include-crds", "--skip-tests", "-f", "environments/values/web.yaml", "-f"]).arg(&values).args(flags);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
-    let expected = by_key(weaver::yaml::documents(Path::new("helm"), &String::from_utf8(out.stdout).unwrap()).unwrap());
+    let expected = by_key(weaver_yaml::documents(Path::new("helm"), &String::from_utf8(out.stdout).unwrap()).unwrap());
     let config = &expected["ConfigMap/web-shop-config"]["data"];
     assert!(config["values"].as_str().unwrap().contains("- 9443"), "the flags reach helm: {config}");
     assert_eq!(actual, expected);
@@ -957,7 +956,7 @@ debug: true
     let repo = templated_values_repo(template);
     let env = [("WEAVER_TEST_REGION", "eu-1"), ("WEAVER_TEST_TOKEN", "t0k")];
     let actual = by_key(
-        weaver::yaml::documents(Path::new("render"), repo.weaver_env(&["render", "--env", "dev"], &env).success())
+        weaver_yaml::documents(Path::new("render"), repo.weaver_env(&["render", "--env", "dev"], &env).success())
             .unwrap(),
     );
     // What helmfile hands helm for that template.
@@ -965,7 +964,7 @@ debug: true
     repo.write("values/plain.yaml", plain);
     let Some(helm) = common::helm_or_skip() else { return };
     let text = helm_template(&helm, &repo, "app", "charts/app", &["values/plain.yaml"], json!({}));
-    assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+    assert_eq!(actual, by_key(weaver_yaml::documents(Path::new("helm"), &text).unwrap()));
 }
 
 /// Issue 53.6: helmfile's `isFile`, `isDir` and `readDir`, over the repository (confined).
@@ -997,7 +996,7 @@ files:
 ",
     );
     let out = repo.weaver(&["render", "--env", "dev"]).success().to_string();
-    let documents = weaver::yaml::documents(Path::new("render"), &out).unwrap();
+    let documents = weaver_yaml::documents(Path::new("render"), &out).unwrap();
     assert_eq!(
         documents[0]["data"]["values"],
         "files:\n- values/extra/a.txt: one\n- values/extra/b.txt: two\nhasNote: true\nhasOther: false\nvaluesIsDir: true\nvaluesIsFile: false",
@@ -1036,7 +1035,7 @@ fn templated_values_files_refuse_commands_and_name_the_line_of_each_mistake() {
         repo.write("keys/dev.agekey", &format!("# created: 2026-11-24\n{secret}\n"));
         let key = [("WEAVER_TEST_HELD_KEY", secret.as_str())];
         let error = repo.weaver_env(&["render", "--env", "dev"], &key).failure().to_string();
-        let body = secret.trim_start_matches(weaver::secrets::SECRET_KEY_PREFIX);
+        let body = secret.trim_start_matches(weaver_secrets::SECRET_KEY_PREFIX);
         assert!(!error.contains(body), "{template}: a key printed: {error}");
         assert!(error.contains(&format!("values/app.yaml.gotmpl{line}")), "{template}: {error}");
         assert!(error.contains(expected), "{template}: {error}");
@@ -1059,7 +1058,7 @@ fn a_release_s_own_secrets_are_decrypted_over_its_values_and_must_be_encrypted()
     repo.weaver(&["secrets", "encrypt", "--age", recipient, file.to_str().unwrap()]).success();
     let key_env = [("SOPS_AGE_KEY_FILE", key.to_str().unwrap())];
     let shown = repo.weaver_env(&["render", "--env", "dev", "--show-secrets"], &key_env);
-    let objects = by_key(weaver::yaml::documents(Path::new("render"), shown.success()).unwrap());
+    let objects = by_key(weaver_yaml::documents(Path::new("render"), shown.success()).unwrap());
     assert_eq!(objects["Secret/db"]["stringData"], json!({"password": "SEEDTOKEN-hunter2", "user": "from-secrets"}));
     let redacted = repo.weaver_env(&["render", "--env", "dev"], &key_env);
     assert!(!redacted.success().contains("hunter2"), "{}", redacted.stdout);
@@ -1108,7 +1107,7 @@ fn a_key_a_values_file_writes_twice_keeps_the_last_value_as_helm_does_and_is_war
         "releases:\n  - name: app\n    chart: app\n    valuesFiles: [values/app.yaml]\n",
     );
     let run = repo.weaver(&["render", "--env", "dev"]);
-    let actual = by_key(weaver::yaml::documents(Path::new("render"), run.success()).unwrap());
+    let actual = by_key(weaver_yaml::documents(Path::new("render"), run.success()).unwrap());
     assert!(
         run.stderr.contains("values/app.yaml:3: `image.tag` is set again (first at line 2); the last value is used"),
         "{}",
@@ -1117,5 +1116,5 @@ fn a_key_a_values_file_writes_twice_keeps_the_last_value_as_helm_does_and_is_war
     assert!(!run.stderr.contains("SEEDTOKEN"), "a value printed: {}", run.stderr);
     let Some(helm) = common::helm_or_skip() else { return };
     let text = helm_template(&helm, &repo, "app", "charts/app", &["values/app.yaml"], json!({}));
-    assert_eq!(actual, by_key(weaver::yaml::documents(Path::new("helm"), &text).unwrap()));
+    assert_eq!(actual, by_key(weaver_yaml::documents(Path::new("helm"), &text).unwrap()));
 }

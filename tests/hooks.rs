@@ -129,9 +129,9 @@ impl Chart {
     }
 
     /// The release's records, decoded, by revision.
-    fn records(&self) -> Vec<weaver::release::record::Record> {
+    fn records(&self) -> Vec<weaver_plan::release::record::Record> {
         let secrets = self.cluster.list("v1", "Secret", "secrets", &self.ns);
-        let mut records = weaver::release::record::from_secrets(&secrets).unwrap();
+        let mut records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
         records.sort_by_key(|r| r.revision);
         records
     }
@@ -340,11 +340,11 @@ fn a_failing_hook_stops_the_apply_and_the_record_says_what_ran() {
 
     let records = chart.records();
     let record = records.last().unwrap();
-    assert_eq!(record.status, weaver::release::record::Status::Failed);
+    assert_eq!(record.status, weaver_plan::release::record::Status::Failed);
     assert!(!record.objects[0].applied);
-    let runs: Vec<(&str, &str, weaver::release::record::HookOutcome)> =
+    let runs: Vec<(&str, &str, weaver_plan::release::record::HookOutcome)> =
         record.hook_runs.iter().map(|r| (r.event.as_str(), r.name.as_str(), r.outcome)).collect();
-    use weaver::release::record::HookOutcome::{Failed, NotRun};
+    use weaver_plan::release::record::HookOutcome::{Failed, NotRun};
     assert_eq!(
         runs,
         [("pre-install", "migrate", Failed), ("pre-install", "later", NotRun), ("post-install", "post", NotRun)]
@@ -522,7 +522,7 @@ fn a_hook_a_record_holds_as_an_object_is_not_pruned() {
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": chart.ns}});
     record.manifests.push(job);
     record.hooks.clear();
-    chart.cluster.apply(&weaver::release::record::to_secrets(&record, &chart.ns).unwrap(), "weaver");
+    chart.cluster.apply(&weaver_plan::release::record::to_secrets(&record, &chart.ns).unwrap(), "weaver");
 
     chart.environment("    values:\n      greeting: hi\n");
     let (run, seen) = chart.apply(&[]);
@@ -612,7 +612,7 @@ fn a_release_gone_from_the_environment_is_removed_with_prune_releases() {
     let mut ancient = chart.records().into_iter().next().expect("app's record");
     (ancient.release, ancient.lock_namespace) = ("ancient".into(), None);
     (ancient.manifests, ancient.objects, ancient.hooks) = (Vec::new(), Vec::new(), Vec::new());
-    chart.cluster.apply(&weaver::release::record::to_secrets(&ancient, ns).unwrap(), "weaver");
+    chart.cluster.apply(&weaver_plan::release::record::to_secrets(&ancient, ns).unwrap(), "weaver");
     // Without the flag the release is left alone.
     let plan = diff(&[]);
     assert_eq!(planned_objects(&plan), [triple("other", "other", "create")]);

@@ -66,15 +66,15 @@ fn split_documents(text: &str) -> Vec<String> {
 /// The documents of a hydrated file, those SOPS-encrypted decrypted with `key` as Flux's
 /// kustomize-controller decrypts them (each object on its own).
 fn decrypted(file: &Path, key: &Path) -> Vec<Value> {
-    let ids = weaver::secrets::IdentitySources::from_env(Some(key.to_path_buf()), None, |_| None).load().unwrap();
+    let ids = weaver_secrets::IdentitySources::from_env(Some(key.to_path_buf()), None, |_| None).load().unwrap();
     let text = std::fs::read_to_string(file).unwrap();
     split_documents(&text)
         .iter()
         .map(|document| {
             if document.lines().any(|l| l.starts_with("sops:")) {
-                weaver::secrets::decrypt_bytes(Path::new("secret.yaml"), document.as_bytes(), &ids).unwrap().to_json()
+                weaver_secrets::decrypt_bytes(Path::new("secret.yaml"), document.as_bytes(), &ids).unwrap().to_json()
             } else {
-                weaver::yaml::documents(file, document).unwrap().remove(0)
+                weaver_yaml::documents(file, document).unwrap().remove(0)
             }
         })
         .collect()
@@ -83,7 +83,7 @@ fn decrypted(file: &Path, key: &Path) -> Vec<Value> {
 /// The demo's Secret values, as `weaver render --show-secrets` gives them (plain and base64).
 fn secret_values(repo: &Repo) -> Vec<String> {
     let out = repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
-    let objects = weaver::yaml::documents(Path::new("render"), out.success()).unwrap();
+    let objects = weaver_yaml::documents(Path::new("render"), out.success()).unwrap();
     let secret = objects.iter().find(|o| o["kind"] == "Secret").expect("the demo renders a Secret");
     let values: Vec<String> =
         secret["stringData"].as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()).collect();
@@ -120,7 +120,7 @@ fn a_directory_gets_a_file_per_release_and_a_metadata_file_and_nothing_is_rewrit
     }
     // The same objects as `weaver render`, Secret values aside.
     let rendered =
-        weaver::yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap();
+        weaver_yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap();
     let key = repo.path().join("secrets/dev.agekey");
     let hydrated: Vec<Value> =
         ["redis", "web"].iter().flat_map(|r| decrypted(&dir.join(format!("dev/{r}.yaml")), &key)).collect();
@@ -295,7 +295,7 @@ fn a_fleet_is_one_commit_and_an_environment_hydrated_alone_leaves_the_others_fil
     let tree = tip.tree().unwrap();
     let hydrated_ns = |env: &str| -> String {
         let blob = tree.get_path(Path::new(&format!("{env}/app.yaml"))).unwrap().to_object(&git).unwrap();
-        let objects = weaver::yaml::documents(
+        let objects = weaver_yaml::documents(
             Path::new("app.yaml"),
             std::str::from_utf8(blob.peel_to_blob().unwrap().content()).unwrap(),
         )
@@ -344,7 +344,7 @@ fn the_secret_is_encrypted_to_the_environments_recipient_and_decrypts_to_the_ren
             assert!(!text.contains(value.as_str()), "{path} holds a Secret value in plaintext");
         }
     }
-    let rendered = weaver::yaml::documents(
+    let rendered = weaver_yaml::documents(
         Path::new("render"),
         repo.weaver(&["render", "--env", "dev", "--show-secrets"]).success(),
     )

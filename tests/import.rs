@@ -130,7 +130,7 @@ releases:
 
 /// Objects by `kind/name`, weaver's labels and namespaces left out.
 fn by_key(text: &str) -> BTreeMap<String, Value> {
-    weaver::yaml::documents(Path::new("render"), text)
+    weaver_yaml::documents(Path::new("render"), text)
         .unwrap()
         .into_iter()
         .filter(|o| !o.is_null())

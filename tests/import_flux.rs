@@ -207,7 +207,7 @@ spec:
 
 /// The objects of a render, by `kind/namespace/name`.
 fn objects(text: &str) -> Vec<(String, Value)> {
-    weaver::yaml::documents(Path::new("render"), text)
+    weaver_yaml::documents(Path::new("render"), text)
         .unwrap()
         .into_iter()
         .filter(|o| !o.is_null())

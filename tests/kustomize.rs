@@ -66,7 +66,7 @@ fn without_weaver(mut object: Value, kustomize: &BTreeMap<String, Value>) -> Val
 
 fn releases(repo: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(repo.join("environments/dev.yaml")).unwrap();
-    let env: Value = weaver::yaml::from_str(Path::new("dev.yaml"), &text).unwrap();
+    let env: Value = weaver_yaml::from_str(Path::new("dev.yaml"), &text).unwrap();
     env["releases"]
         .as_array()
         .unwrap()
@@ -108,9 +108,9 @@ fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
         }
         let out = kustomize.output().unwrap();
         assert!(out.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&out.stderr));
-        let theirs = by_key(weaver::yaml::documents(Path::new(&dir), &String::from_utf8(out.stdout).unwrap()).unwrap());
+        let theirs = by_key(weaver_yaml::documents(Path::new(&dir), &String::from_utf8(out.stdout).unwrap()).unwrap());
         let run = repo.weaver(&["render", "--env", "dev", "-r", &release, "--show-secrets"]);
-        let objects = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+        let objects = weaver_yaml::documents(Path::new("render"), run.success()).unwrap();
         let ours = by_key(objects.into_iter().map(|o| without_weaver(o, &theirs)).collect());
         if ours != theirs {
             let (only_ours, only_theirs): (Vec<_>, Vec<_>) = (
@@ -503,7 +503,7 @@ fn kustomization_fields_are_read_with_the_types_kubectl_kustomize_reads_them_wit
             let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
             assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
             let theirs =
-                by_key(weaver::yaml::documents(Path::new("kubectl"), &String::from_utf8(out.stdout).unwrap()).unwrap());
+                by_key(weaver_yaml::documents(Path::new("kubectl"), &String::from_utf8(out.stdout).unwrap()).unwrap());
             let ours: BTreeMap<String, Value> =
                 by_key(ours.into_values().map(|o| without_weaver(o, &theirs)).collect());
             assert_eq!(ours, theirs, "as kubectl kustomize builds it");
@@ -545,7 +545,7 @@ fn labels_whose_values_are_not_strings_are_refused_where_the_file_writes_them() 
         Ok(kubectl) => {
             let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
             let text = String::from_utf8(out.stdout).unwrap();
-            let built = weaver::yaml::documents(Path::new("kubectl"), &text).unwrap();
+            let built = weaver_yaml::documents(Path::new("kubectl"), &text).unwrap();
             assert_eq!(built[0]["metadata"]["annotations"], expected, "as kubectl kustomize builds it");
         }
         Err(reason) => {
@@ -631,7 +631,7 @@ fn values_flags_given_to_kustomizations_alone_are_an_error() {
 
 /// The objects of a successful `weaver render`, by `Kind/name`.
 fn rendered(run: &common::Run) -> BTreeMap<String, Value> {
-    weaver::yaml::documents(Path::new("render"), run.success())
+    weaver_yaml::documents(Path::new("render"), run.success())
         .unwrap()
         .into_iter()
         .map(|o| (format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()), o))
@@ -881,7 +881,7 @@ fn an_object_in_two_versions_keeps_its_last_copy_with_a_warning() {
         )
         .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    kustomize: app\n");
     let run = repo.weaver(&["render", "--env", "dev", "--validate=ignore"]);
-    let objects = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+    let objects = weaver_yaml::documents(Path::new("render"), run.success()).unwrap();
     assert_eq!(objects.len(), 1, "{}", run.stdout);
     assert_eq!(
         (objects[0]["apiVersion"].as_str(), &objects[0]["spec"]["size"]),
@@ -929,7 +929,7 @@ fn a_kustomization_s_custom_resources_of_unknown_scope_get_the_release_namespace
     let expected: BTreeMap<String, Option<String>> =
         [("ClusterRole".to_string(), None), ("Widget".to_string(), Some("team".to_string()))].into();
     let run = repo.weaver(&["render", "--env", "dev", "--validate=ignore"]);
-    assert_eq!(namespaces(weaver::yaml::documents(Path::new("render"), run.success()).unwrap()), expected);
+    assert_eq!(namespaces(weaver_yaml::documents(Path::new("render"), run.success()).unwrap()), expected);
 
     let git = common::git::init(repo.path());
     common::git::commit_all(&git, "source");
@@ -937,12 +937,12 @@ fn a_kustomization_s_custom_resources_of_unknown_scope_get_the_release_namespace
     let run = repo.weaver(&["hydrate", "--env", "dev", "--out", out.path().to_str().unwrap(), "--validate=ignore"]);
     assert_eq!(run.code, 2, "hydrate writes: {}", run.stderr);
     let hydrated = std::fs::read_to_string(out.path().join("dev/app.yaml")).unwrap();
-    assert_eq!(namespaces(weaver::yaml::documents(Path::new("hydrated"), &hydrated).unwrap()), expected);
+    assert_eq!(namespaces(weaver_yaml::documents(Path::new("hydrated"), &hydrated).unwrap()), expected);
 
     match kubectl() {
         Ok(kubectl) => {
             let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("flux")).output().unwrap();
-            let theirs = weaver::yaml::documents(Path::new("flux"), &String::from_utf8(out.stdout).unwrap()).unwrap();
+            let theirs = weaver_yaml::documents(Path::new("flux"), &String::from_utf8(out.stdout).unwrap()).unwrap();
             assert_eq!(namespaces(theirs), expected);
         }
         Err(reason) => {
@@ -970,7 +970,7 @@ fn of_an_object_at_two_versions_the_copy_kubectl_kustomize_prints_last_is_kept()
         );
     let kept = |release: &str| {
         let run = repo.weaver(&["render", "--env", "dev", "-r", release, "--validate=ignore"]);
-        let objects = weaver::yaml::documents(Path::new("render"), run.success()).unwrap();
+        let objects = weaver_yaml::documents(Path::new("render"), run.success()).unwrap();
         assert_eq!(objects.len(), 1, "{}", run.stdout);
         objects[0]["apiVersion"].as_str().unwrap().to_string()
     };
@@ -980,7 +980,7 @@ fn of_an_object_at_two_versions_the_copy_kubectl_kustomize_prints_last_is_kept()
         Ok(kubectl) => {
             for dir in ["sorted", "fifo"] {
                 let out = Command::new(&kubectl).arg("kustomize").arg(repo.path().join(dir)).output().unwrap();
-                let theirs = weaver::yaml::documents(Path::new(dir), &String::from_utf8(out.stdout).unwrap()).unwrap();
+                let theirs = weaver_yaml::documents(Path::new(dir), &String::from_utf8(out.stdout).unwrap()).unwrap();
                 assert_eq!(theirs.len(), 2, "kubectl prints both");
                 assert_eq!(theirs[1]["apiVersion"].as_str().unwrap(), kept(dir), "{dir}");
             }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::Repo;
 use common::cluster::TestCluster;
 use serde_json::{Value, json};
-use weaver::cluster::{Cluster, HeldLock, LockEvent, LockOptions, LockSubject};
-use weaver::project::{FsSource, Project};
+use weaver_cluster::{Cluster, HeldLock, LockEvent, LockOptions, LockSubject};
+use weaver_project::{FsSource, Project};
 
 fn connect(cluster: &TestCluster) -> Cluster {
     let options = cluster.connect_options(Duration::from_secs(10));

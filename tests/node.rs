@@ -992,8 +992,8 @@ fn triple(event: &str, name: &str, result: &str) -> (String, String, String) {
 }
 
 /// The release records of a namespace, decoded, by revision.
-fn records(cluster: &common::cluster::TestCluster, ns: &str) -> Vec<weaver::release::record::Record> {
-    let mut records = weaver::release::record::from_secrets(&cluster.list("v1", "Secret", "secrets", ns)).unwrap();
+fn records(cluster: &common::cluster::TestCluster, ns: &str) -> Vec<weaver_plan::release::record::Record> {
+    let mut records = weaver_plan::release::record::from_secrets(&cluster.list("v1", "Secret", "secrets", ns)).unwrap();
     records.sort_by_key(|r| r.revision);
     records
 }
@@ -1046,7 +1046,7 @@ fn helm_hook_jobs_run_on_the_node_pre_install_before_the_releases_objects_and_po
     assert_eq!(cluster.get(&config_map).expect("the release's ConfigMap")["data"]["greeting"], "hello");
     let records = records(&cluster, &ns);
     let record = records.last().expect("a release record");
-    assert_eq!(record.status, weaver::release::record::Status::Deployed);
+    assert_eq!(record.status, weaver_plan::release::record::Status::Deployed);
     let runs: Vec<(&str, &str)> = record.hook_runs.iter().map(|r| (r.event.as_str(), r.name.as_str())).collect();
     assert_eq!(runs, [("pre-install", "pre"), ("post-install", "post")]);
 }
@@ -1101,10 +1101,10 @@ fn a_hook_job_exiting_1_on_the_node_fails_the_apply_naming_the_job_its_reason_an
     // The record says what was done and what was not.
     let records = records(&cluster, &ns);
     let record = records.last().expect("a release record");
-    assert_eq!(record.status, weaver::release::record::Status::Failed);
+    assert_eq!(record.status, weaver_plan::release::record::Status::Failed);
     assert!(!record.objects[0].applied);
-    use weaver::release::record::HookOutcome::{Failed, NotRun};
-    let runs: Vec<(&str, &str, weaver::release::record::HookOutcome)> =
+    use weaver_plan::release::record::HookOutcome::{Failed, NotRun};
+    let runs: Vec<(&str, &str, weaver_plan::release::record::HookOutcome)> =
         record.hook_runs.iter().map(|r| (r.event.as_str(), r.name.as_str(), r.outcome)).collect();
     assert_eq!(runs, [("pre-install", "migrate", Failed), ("post-install", "post", NotRun)]);
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::cluster::TestCluster;
 use common::eventually;
 use serde_json::{Value, json};
-use weaver::controllers::configmapsync::controller::Role;
+use weaver_controllers::configmapsync::controller::Role;
 
 const MANAGER: &str = "operator-test";
 
@@ -41,7 +41,7 @@ impl Operator {
     /// An operator that reconciles only while it holds `lease`; `on_role` hears its role.
     fn start_with(
         cluster: &TestCluster,
-        lease: Option<weaver::cluster::LockOptions>,
+        lease: Option<weaver_cluster::LockOptions>,
         on_role: impl FnMut(Role) + Send + 'static,
     ) -> Operator {
         Operator::start_full(cluster, None, lease, on_role)
@@ -50,7 +50,7 @@ impl Operator {
     fn start_full(
         cluster: &TestCluster,
         identity: Option<&common::cluster::Identity>,
-        lease: Option<weaver::cluster::LockOptions>,
+        lease: Option<weaver_cluster::LockOptions>,
         on_role: impl FnMut(Role) + Send + 'static,
     ) -> Operator {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -71,35 +71,35 @@ impl Operator {
         });
         let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
         let selector = format!("weaver-test={}", cluster.prefix);
-        let settings = weaver::controllers::configmapsync::controller::Settings {
+        let settings = weaver_controllers::configmapsync::controller::Settings {
             label_selector: Some(selector.clone()),
-            ..weaver::controllers::configmapsync::controller::Settings::default()
+            ..weaver_controllers::configmapsync::controller::Settings::default()
         };
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let endpoints = listener.local_addr().unwrap();
-        runtime.spawn(weaver::controllers::configmapsync::endpoints::serve(
+        runtime.spawn(weaver_controllers::configmapsync::endpoints::serve(
             listener,
             settings.telemetry.clone(),
             std::future::pending(),
         ));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let connect = weaver::cluster::ConnectOptions {
+        let connect = weaver_cluster::ConnectOptions {
             kubeconfig: Some(kubeconfig),
             context: None,
             request_timeout: Duration::from_secs(30),
-            retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+            retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
             given: None,
         };
         let operator = client.clone();
         runtime.spawn(async move {
             let election = match lease {
-                Some(lease) => Some((weaver::cluster::Cluster::connect(&connect).await.unwrap(), lease)),
+                Some(lease) => Some((weaver_cluster::Cluster::connect(&connect).await.unwrap(), lease)),
                 None => None,
             };
             let stopped = async {
                 let _ = stop.await;
             };
-            if let Err(err) = weaver::controllers::configmapsync::controller::run_elected(
+            if let Err(err) = weaver_controllers::configmapsync::controller::run_elected(
                 operator, config, settings, election, on_role, stopped,
             )
             .await
@@ -131,7 +131,7 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         let Some(runtime) = self.runtime.take() else { return };
-        let api: kube::Api<weaver::controllers::configmapsync::ConfigMapSync> = kube::Api::all(self.client.clone());
+        let api: kube::Api<weaver_controllers::configmapsync::ConfigMapSync> = kube::Api::all(self.client.clone());
         let params = kube::api::ListParams::default().labels(&self.selector);
         runtime.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -140,7 +140,7 @@ impl Drop for Operator {
                     break;
                 }
                 for sync in list.items {
-                    let namespaced = kube::Api::<weaver::controllers::configmapsync::ConfigMapSync>::namespaced(
+                    let namespaced = kube::Api::<weaver_controllers::configmapsync::ConfigMapSync>::namespaced(
                         self.client.clone(),
                         sync.metadata.namespace.as_deref().unwrap_or_default(),
                     );
@@ -167,7 +167,7 @@ struct Tenant {
 const SOURCE_DATA: &str = r#"{"level": "debug", "color": "blue"}"#;
 
 fn tenant(cluster: &TestCluster) -> Tenant {
-    cluster.apply_shared(&weaver::controllers::configmapsync::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::configmapsync::crd(), MANAGER);
     let team = cluster.namespace("team");
     let allowed = vec![cluster.namespace("dev"), cluster.namespace("qa")];
     let denied = cluster.namespace("prod");
@@ -435,13 +435,9 @@ fn only_the_leader_reconciles_and_another_replica_takes_over_when_it_stops() {
     let cluster = TestCluster::start();
     let tenant = tenant(&cluster);
     let lease_duration = Duration::from_secs(4);
-    let lease = |holder: &str| weaver::cluster::LockOptions {
+    let lease = |holder: &str| weaver_cluster::LockOptions {
         holder: holder.to_string(),
-        ..weaver::cluster::LockOptions::leadership(
-            &tenant.team,
-            &format!("{}-operator", cluster.prefix),
-            lease_duration,
-        )
+        ..weaver_cluster::LockOptions::leadership(&tenant.team, &format!("{}-operator", cluster.prefix), lease_duration)
     };
     let roles = |name: &'static str| {
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Role>::new()));
@@ -528,14 +524,14 @@ fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_sta
 #[test]
 fn quiet_watches_outlast_the_request_timeout() {
     let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver::controllers::configmapsync::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::configmapsync::crd(), MANAGER);
     let log = tempfile::NamedTempFile::new().unwrap();
     let selector = format!("weaver-test={}", cluster.prefix);
     let mut operator = std::process::Command::new(common::WEAVER)
         .args(["operator", "run", "--request-timeout", "1s", "--metrics-addr", "127.0.0.1:0", "-l", &selector])
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig())
-        .env("RUST_LOG", "warn,weaver::commands=info")
+        .env("RUST_LOG", "warn,weaver_cli::commands=info")
         .stdout(std::process::Stdio::null())
         .stderr(log.reopen().unwrap())
         .spawn()
@@ -730,7 +726,7 @@ fn a_cleanup_the_account_may_not_do_keeps_the_finalizer_until_the_right_comes_ba
         kube::Api::namespaced(cluster.client(), &tenant.allowed[1]);
     cluster.block_on(bindings.delete("syncer", &Default::default())).unwrap();
 
-    let syncs: kube::Api<weaver::controllers::configmapsync::ConfigMapSync> =
+    let syncs: kube::Api<weaver_controllers::configmapsync::ConfigMapSync> =
         kube::Api::namespaced(cluster.client(), &tenant.team);
     cluster.block_on(syncs.delete("share", &Default::default())).unwrap();
     let ready = wait_for_ready(&cluster, &sync, "CleanupFailed");
@@ -781,7 +777,7 @@ fn configmapsyncs_that_exist_at_startup_are_all_synced() {
 /// cached token's refresh, minutes later.
 #[test]
 fn a_tenant_token_answered_401_is_forgotten_and_the_next_client_has_a_new_one() {
-    use weaver::controllers::tenant::Tenants;
+    use weaver_controllers::tenant::Tenants;
     let cluster = TestCluster::start();
     let namespace = cluster.namespace("tenant-token");
     let account =
@@ -809,12 +805,12 @@ fn a_tenant_token_answered_401_is_forgotten_and_the_next_client_has_a_new_one() 
 /// cannot tell.
 #[test]
 fn the_request_budget_is_left_to_the_server_unless_one_is_asked_for() {
-    use weaver::cluster::{Budgeted, operator_budget};
+    use weaver_cluster::{Budgeted, operator_budget};
     let cluster = TestCluster::start();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let connect = cluster.connect_options(Duration::from_secs(5));
     runtime.block_on(async {
-        let (config, _) = weaver::cluster::kube_config(&connect).await.unwrap();
+        let (config, _) = weaver_cluster::kube_config(&connect).await.unwrap();
         let (rate, budgeted) = operator_budget(&config, None, None).await;
         assert_eq!(budgeted, Budgeted::ByTheServer);
         assert!(rate.is_none());
@@ -847,7 +843,7 @@ fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
 #[test]
 fn the_environmentsync_controller_alone_becomes_ready() {
     let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
     let leases = cluster.namespace("leader");
     let cache = tempfile::tempdir().unwrap();
     for elect in [&[][..], &["--leader-elect", "--leader-election-namespace", &leases]] {

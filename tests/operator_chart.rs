@@ -562,8 +562,8 @@ fn the_deployments_arguments_parse_and_keep_the_cache_in_the_empty_dir() {
     let deployment = objects.iter().find(|o| o["kind"] == "Deployment").expect("a Deployment");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     let args = std::iter::once("weaver").chain(strings(&container["args"]));
-    let cli = weaver::cli::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{}", e.render()));
-    let weaver::cli::Command::Operator(weaver::cli::OperatorCommand::Run(run)) = cli.command else {
+    let cli = weaver_cli::cli::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{}", e.render()));
+    let weaver_cli::cli::Command::Operator(weaver_cli::cli::OperatorCommand::Run(run)) = cli.command else {
         panic!("not `operator run`: {}", container["args"]);
     };
     assert_eq!(run.cache_max_mib, 300);
@@ -588,8 +588,8 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
     use clap::Parser;
     let container = &the(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
     let args = std::iter::once("weaver").chain(strings(&container["args"]));
-    let cli = weaver::cli::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{}", e.render()));
-    let weaver::cli::Command::Operator(weaver::cli::OperatorCommand::Run(run)) = cli.command else {
+    let cli = weaver_cli::cli::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{}", e.render()));
+    let weaver_cli::cli::Command::Operator(weaver_cli::cli::OperatorCommand::Run(run)) = cli.command else {
         panic!("not `operator run`: {}", container["args"]);
     };
     assert_eq!(run.ui_address, Some("0.0.0.0:9494".parse().unwrap()));

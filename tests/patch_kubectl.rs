@@ -1,4 +1,4 @@
-//! Checks `weaver::patch` against kubectl: `kubectl kustomize` (kustomize's
+//! Checks `weaver_patch` against kubectl: `kubectl kustomize` (kustomize's
 //! patches) and `kubectl patch --local` (the Kubernetes strategic merge patch
 //! implementation). Works with kubectl 1.20 (Debian's) and later; without
 //! kubectl the test is skipped, unless `WEAVER_REQUIRE_INTEROP=1` makes that a
@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use weaver::patch::json6902;
-use weaver::patch::strategic::{self, Flavor};
+use weaver_patch::json6902;
+use weaver_patch::strategic::{self, Flavor};
 
 enum Oracle {
     /// Checked against `kubectl kustomize` and `kubectl patch`.

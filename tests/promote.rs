@@ -152,7 +152,7 @@ impl Setup {
     /// `weaver render` of `env` at `rev`, as objects.
     fn render(&self, env: &str, rev: &str) -> Vec<Value> {
         let out = self.repo.weaver(&["render", "--env", env, "--rev", rev]);
-        weaver::yaml::documents(Path::new("render"), out.success()).unwrap()
+        weaver_yaml::documents(Path::new("render"), out.success()).unwrap()
     }
 }
 
@@ -307,14 +307,14 @@ fn a_source_too_recent_drifted_unsigned_edited_or_unhealthy_is_refused_naming_th
     // A record edited in the cluster (its tag changed): its signature no longer matches.
     let namespace = setup.namespace("staging");
     let secrets: Vec<Value> = setup.cluster.list("v1", "Secret", "secrets", namespace);
-    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    let records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
     let original = records.last().unwrap().clone();
     assert!(original.signature.is_some(), "apply signs with the key");
     let mut edited = original.clone();
     edited.values["image"]["tag"] = json!("6.6.6");
-    setup.cluster.apply(&weaver::release::record::to_secrets(&edited, namespace).unwrap(), "weaver");
+    setup.cluster.apply(&weaver_plan::release::record::to_secrets(&edited, namespace).unwrap(), "weaver");
     refused(setup.weaver(&["promote", "--to", "prod"]), "signed", "the record was changed after its apply");
-    setup.cluster.apply(&weaver::release::record::to_secrets(&original, namespace).unwrap(), "weaver");
+    setup.cluster.apply(&weaver_plan::release::record::to_secrets(&original, namespace).unwrap(), "weaver");
     let passes = setup.weaver(&["promote", "--to", "prod", "--dry-run"]);
     assert_eq!(passes.code, 2, "the original record passes again: {}{}", passes.stdout, passes.stderr);
 
@@ -410,7 +410,7 @@ fn a_change_of_values_alone_is_recorded_for_promotions_to_read() {
     setup.apply("staging");
     assert_eq!(revisions(&setup), 2);
     let secrets = setup.cluster.list("v1", "Secret", "secrets", setup.namespace("staging"));
-    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    let records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
     assert_eq!(records.last().unwrap().values["image"]["digest"], "abc");
 
     // Applied without the key, then with it and nothing else changed: a signed revision.
@@ -420,7 +420,7 @@ fn a_change_of_values_alone_is_recorded_for_promotions_to_read() {
     setup.apply("staging");
     assert_eq!(revisions(&setup), 4, "a record another apply left unsigned is signed again");
     let secrets = setup.cluster.list("v1", "Secret", "secrets", setup.namespace("staging"));
-    let records = weaver::release::record::from_secrets(&secrets).unwrap();
+    let records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
     assert!(records.last().unwrap().signature.is_some());
     setup.apply("staging");
     assert_eq!(revisions(&setup), 4, "a signed record is not written again");
@@ -521,7 +521,7 @@ fn a_chart_pin_promotes_the_remote_chart_version_the_source_applied() {
     // label): the chart at 1.1.0.
     let render = |env: &str, rev: &str| -> Vec<Value> {
         let out = setup.repo.weaver_env(&["render", "--env", env, "--rev", rev], &envs);
-        let mut objects = weaver::yaml::documents(Path::new("render"), out.success()).unwrap();
+        let mut objects = weaver_yaml::documents(Path::new("render"), out.success()).unwrap();
         for object in &mut objects {
             object["metadata"].as_object_mut().unwrap().remove("namespace");
             object["metadata"]["labels"].as_object_mut().unwrap().remove("weaver.example.com/environment");

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser};
-use weaver::cli::Cli;
+use weaver_cli::cli::Cli;
 
 /// The width `--help` wraps at when it does not print to a terminal (clap's default, under the
 /// CLI's own `max_term_width`), so the pages match what a pipe or a file gets.
@@ -61,7 +61,7 @@ fn reference_pages() -> BTreeMap<PathBuf, String> {
         let title = std::iter::once("weaver").chain(words.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
         let man = std::iter::once("weaver").chain(words.iter().map(String::as_str)).collect::<Vec<_>>().join("-");
         let page = pages.entry(root().join("docs/src/reference").join(&file)).or_insert_with(|| {
-            "<!-- Generated from the clap definitions (src/cli.rs) by tests/reference.rs: do not edit.\n     \
+            "<!-- Generated from the clap definitions (crates/cli/src/cli.rs) by tests/reference.rs: do not edit.\n     \
              Refresh with: WEAVER_BLESS=1 cargo test --test suite reference:: -->\n"
                 .to_string()
         });
@@ -103,7 +103,7 @@ fn check(generated: BTreeMap<PathBuf, String>, dir: &Path, is_generated: impl Fn
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(path, text).unwrap();
             } else {
-                stale.push(format!("{} differs from what src/cli.rs generates", path.display()));
+                stale.push(format!("{} differs from what crates/cli/src/cli.rs generates", path.display()));
             }
         }
     }

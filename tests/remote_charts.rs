@@ -896,9 +896,9 @@ fn every_remote_chart_missing_from_the_lock_is_named_with_its_place() {
 /// a budget smaller than two charts; what a reconcile holds stays, the least recently used goes.
 #[test]
 fn the_controllers_chart_cache_evicts_the_least_recently_used_archive_that_no_reconcile_holds() {
-    use weaver::source::charts::pulls::Pulls;
-    use weaver::source::charts::{Lock, LockedChart};
-    use weaver::source::{Budget, CacheLimits, ChartCache};
+    use weaver_source::charts::pulls::Pulls;
+    use weaver_source::charts::{Lock, LockedChart};
+    use weaver_source::{Budget, CacheLimits, ChartCache};
 
     let served = tempfile::tempdir().unwrap();
     let archives = chart_repository(served.path());
@@ -912,7 +912,7 @@ fn the_controllers_chart_cache_evicts_the_least_recently_used_archive_that_no_re
             Err(_) => ("404 Not Found", String::new(), b"not found".to_vec()),
         }
     });
-    let chart = |version: &str| weaver::project::chart::RemoteChart {
+    let chart = |version: &str| weaver_project::chart::RemoteChart {
         repository: server.url(),
         repository_name: Some("stable".into()),
         name: "web".into(),

@@ -765,7 +765,7 @@ fn an_empty_namespace_written_before_the_name_gets_the_release_s() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace:\n  name: x\ndata:\n  a: b\n",
     );
     let out = repo.weaver(&["render", "--env", "dev"]);
-    let documents = weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap();
+    let documents = weaver_yaml::documents(std::path::Path::new("render"), out.success()).unwrap();
     let keys: Vec<&String> = documents[0]["metadata"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["name", "namespace", "labels"]);
     assert_eq!(documents[0]["metadata"]["namespace"], "apps");

@@ -58,7 +58,7 @@ fn no_secret_value_appears_in_any_report() {
     );
     repo.write("charts/web-app/templates/configmap.yaml", &planted);
     let rendered = repo.weaver(&["render", "--env", "dev", "--show-secrets"]).success().to_string();
-    let secret = weaver::yaml::documents(Path::new("render"), &rendered)
+    let secret = weaver_yaml::documents(Path::new("render"), &rendered)
         .unwrap()
         .into_iter()
         .find(|o| o["kind"] == "Secret")

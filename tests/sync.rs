@@ -18,7 +18,7 @@ pub(crate) const ANNOTATION: &str = "weaver.example.com/reconcile-requested-at";
 
 pub(crate) fn setup() -> (TestCluster, String, Repo) {
     let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver::controllers::gitops::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
     let ns = cluster.namespace("sync");
     (cluster, ns, Repo::empty())
 }

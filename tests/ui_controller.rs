@@ -372,7 +372,7 @@ fn a_sync_page_hears_of_changes_from_the_controllers_watch() {
     };
     std::thread::sleep(std::time::Duration::from_millis(500));
     // Patched without discovery, so that the only requests are the controller's.
-    let syncs: kube::Api<weaver::controllers::gitops::EnvironmentSync> = kube::Api::namespaced(cluster.client(), &ns);
+    let syncs: kube::Api<weaver_controllers::gitops::EnvironmentSync> = kube::Api::namespaced(cluster.client(), &ns);
     let touch = json!({"metadata": {"annotations": {"test/touched": "yes"}}});
     let patched = cluster.block_on(syncs.patch("shop", &Default::default(), &kube::api::Patch::Merge(&touch))).unwrap();
     let mut changed = waiting.join().unwrap();

@@ -47,7 +47,7 @@ fn remove(object: &mut Value, pointer: &str) {
 /// The table: (invalid cases, valid cases).
 fn cases() -> (Vec<Case>, Vec<Case>) {
     let text = include_str!("validate/cases.yaml");
-    let table = weaver::yaml::documents(Path::new("tests/validate/cases.yaml"), text).unwrap().remove(0);
+    let table = weaver_yaml::documents(Path::new("tests/validate/cases.yaml"), text).unwrap().remove(0);
     let build = |list: &Value| -> Vec<Case> {
         list.as_array()
             .unwrap()
@@ -347,7 +347,7 @@ fn the_server_agrees_on_what_is_refused() {
     let cluster = TestCluster::start();
     let namespace = cluster.namespace("validate");
     let group = format!("{}.{GROUP}", cluster.prefix);
-    let crd = weaver::yaml::documents(Path::new("widget-crd.yaml"), &CRD.replace(GROUP, &group)).unwrap().remove(0);
+    let crd = weaver_yaml::documents(Path::new("widget-crd.yaml"), &CRD.replace(GROUP, &group)).unwrap().remove(0);
     cluster.apply(&[crd], "weaver-test");
     let (invalid, valid) = cases();
     let mut disagreements = Vec::new();

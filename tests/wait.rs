@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::cluster::TestCluster;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-use weaver::cluster::{Cluster, ConnectOptions, ObjectRef, WaitOutcome};
+use weaver_cluster::{Cluster, ConnectOptions, ObjectRef, WaitOutcome};
 
 /// Held exclusively while a test creates and deletes a CRD: servers before 1.26 (no aggregated
 /// discovery) fail a discovery that runs while a CRD's group goes away, and every test here
@@ -32,7 +32,7 @@ fn wait(kubeconfig: &Path, objects: &[Value], timeout: Duration) -> (WaitOutcome
             kubeconfig: Some(kubeconfig.to_path_buf()),
             context: None,
             request_timeout: Duration::from_secs(10),
-            retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+            retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
             given: None,
         };
         let weaver = Cluster::connect(&options).await.unwrap();

@@ -91,12 +91,12 @@ impl TestCluster {
     }
 
     /// How weaver's own code connects to this cluster (its kubeconfig's current context).
-    pub fn connect_options(&self, request_timeout: std::time::Duration) -> weaver::cluster::ConnectOptions {
-        weaver::cluster::ConnectOptions {
+    pub fn connect_options(&self, request_timeout: std::time::Duration) -> weaver_cluster::ConnectOptions {
+        weaver_cluster::ConnectOptions {
             kubeconfig: Some(self.kubeconfig.clone()),
             context: None,
             request_timeout,
-            retry_budget: weaver::cluster::DEFAULT_RETRY_BUDGET,
+            retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
             given: None,
         }
     }

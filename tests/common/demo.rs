@@ -170,7 +170,7 @@ impl Demo {
     /// The rendered objects with real secret values, as an apply would send them.
     pub fn rendered(&self) -> Vec<Value> {
         let out = self.repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
-        weaver::yaml::documents(std::path::Path::new("render"), out.success()).unwrap()
+        weaver_yaml::documents(std::path::Path::new("render"), out.success()).unwrap()
     }
 
     /// Applies the rendered objects as weaver would (field manager `weaver`).

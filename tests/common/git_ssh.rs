@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use weaver::source::Credentials;
+use weaver_source::Credentials;
 
 /// sshd on a free port of one address. Its directory holds the keys: `host` (the server's),
 /// `other` (a host key the server does not have), `client` (ed25519) and `client-rsa`, both

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use age::secrecy::ExposeSecret;
-use weaver::secrets::{EncryptionSettings, Identities, IdentitySources, Selector};
+use weaver_secrets::{EncryptionSettings, Identities, IdentitySources, Selector};
 
 pub fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/sops-age")

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use weaver::secrets::{Document, EditOutcome, EditSession, SecretsError, Selector, encrypt};
+use weaver_secrets::{Document, EditOutcome, EditSession, SecretsError, Selector, encrypt};
 
 use super::common::{identities, key_pair, settings};
 
@@ -68,7 +68,7 @@ fn saved_edit_keeps_unchanged_ciphertext_and_removes_plaintext() {
     assert_ne!(items(&before)[0], items(&before)[1]);
     assert_ne!(enc_line(&after, "password:"), enc_line(&before, "password:"));
     assert_ne!(enc_line(&after, "mac:"), enc_line(&before, "mac:"));
-    let json = weaver::secrets::decrypt_file(&f.file, &identities(&f.secret)).unwrap().to_json();
+    let json = weaver_secrets::decrypt_file(&f.file, &identities(&f.secret)).unwrap().to_json();
     assert_eq!(json["db"]["password"], "new-password");
     assert_eq!(json["added"], "value");
 }
@@ -136,7 +136,7 @@ fn retry_after_invalid_edit_saves() {
     assert!(matches!(outcome, EditOutcome::Invalid(_)));
     let outcome = session.run(|p| std::fs::write(p, "a: [closed]\n")).unwrap();
     assert!(matches!(outcome, EditOutcome::Saved));
-    let json = weaver::secrets::decrypt_file(&f.file, &identities(&f.secret)).unwrap().to_json();
+    let json = weaver_secrets::decrypt_file(&f.file, &identities(&f.secret)).unwrap().to_json();
     assert_eq!(json, serde_json::json!({"a": ["closed"]}));
 }
 
@@ -158,10 +158,10 @@ fn temp_root_prefers_the_runtime_dir() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = dir.path().to_owned();
     assert_eq!(
-        weaver::secrets::private_temp_root(|k| (k == "XDG_RUNTIME_DIR").then(|| runtime.clone().into())),
+        weaver_secrets::private_temp_root(|k| (k == "XDG_RUNTIME_DIR").then(|| runtime.clone().into())),
         runtime
     );
-    let fallback = weaver::secrets::private_temp_root(|_| None);
+    let fallback = weaver_secrets::private_temp_root(|_| None);
     assert!(fallback == Path::new("/dev/shm") || fallback == std::env::temp_dir());
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use weaver::secrets::{Document, IdentitySources, SecretsError, Selector, SopsFile, decrypt_bytes, encrypt};
+use weaver_secrets::{Document, IdentitySources, SecretsError, Selector, SopsFile, decrypt_bytes, encrypt};
 
 use super::common::{identities, key_pair, settings};
 
@@ -280,6 +280,6 @@ fn a_file_without_an_age_recipient_names_its_key_types_and_the_migration() {
         err.to_string(),
         "secrets/prod.yaml: encrypted only to AWS KMS, PGP keys, with no age recipient: weaver decrypts with age keys only"
     );
-    let help = weaver::Error::from(err).help.unwrap();
+    let help = weaver_core::error::Error::from(err).help.unwrap();
     assert!(help.contains("sops updatekeys FILE") && help.contains("age-keygen -y"), "{help}");
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use weaver::secrets::{IdentityOrigin, IdentitySources, SecretsError};
+use weaver_secrets::{IdentityOrigin, IdentitySources, SecretsError};
 
 use super::common::key_pair;
 

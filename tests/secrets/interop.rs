@@ -9,7 +9,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::aes::Aes256;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use weaver::secrets::{Document, Item, Selector, Value, decrypt_file, encrypt};
+use weaver_secrets::{Document, Item, Selector, Value, decrypt_file, encrypt};
 
 use super::common::{identities, key_pair, settings};
 
@@ -66,12 +66,12 @@ fn whole_file_age_binary_and_armored() {
         let mut writer = encryptor.wrap_output(armor).unwrap();
         writer.write_all(b"token: abc-def\n").unwrap();
         let bytes = writer.finish().and_then(|a| a.finish()).unwrap();
-        let doc = weaver::secrets::decrypt_bytes(Path::new("s.age"), &bytes, &identities(&secret)).unwrap();
+        let doc = weaver_secrets::decrypt_bytes(Path::new("s.age"), &bytes, &identities(&secret)).unwrap();
         assert_eq!(doc.to_json(), serde_json::json!({"token": "abc-def"}));
         let mut damaged = bytes.clone();
         let last = damaged.len() - 40;
         damaged[last] ^= 0x01;
-        let err = weaver::secrets::decrypt_bytes(Path::new("s.age"), &damaged, &identities(&secret)).unwrap_err();
+        let err = weaver_secrets::decrypt_bytes(Path::new("s.age"), &damaged, &identities(&secret)).unwrap_err();
         assert!(err.to_string().starts_with("s.age: cannot decrypt this age file: "), "{err}");
     }
 }

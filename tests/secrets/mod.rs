@@ -1,4 +1,4 @@
-//! Tests of `weaver::secrets`: conformance vectors, round trips, tampering, identities,
+//! Tests of `weaver_secrets`: conformance vectors, round trips, tampering, identities,
 //! creation rules, interop with the age CLI, edit sessions and redaction.
 
 mod common;

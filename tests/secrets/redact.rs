@@ -1,7 +1,7 @@
 //! The redactor.
 
 use base64::Engine;
-use weaver::secrets::Redactor;
+use weaver_secrets::Redactor;
 
 #[test]
 fn registered_values_and_their_forms_are_replaced() {

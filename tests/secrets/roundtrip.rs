@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use regex::Regex;
-use weaver::secrets::{Document, Format, Item, Selector, SopsFile, Value, encrypt};
+use weaver_secrets::{Document, Format, Item, Selector, SopsFile, Value, encrypt};
 
 use super::common::{identities, key_pair, settings};
 
@@ -203,7 +203,7 @@ fn json_round_trip() {
     let parsed: serde_json::Value = serde_json::from_str(&encrypted).unwrap();
     assert!(parsed["b"].as_str().unwrap().starts_with("ENC[AES256_GCM,"));
     assert_eq!(parsed["c_unencrypted"], 3);
-    assert_eq!(parsed["sops"]["version"], weaver::secrets::SOPS_VERSION);
+    assert_eq!(parsed["sops"]["version"], weaver_secrets::SOPS_VERSION);
     assert!(encrypted.contains("\n\t\"b\""), "tab-indented like sops");
     let opened = SopsFile::parse(Path::new("s.json"), &encrypted).unwrap().decrypt(&identities(&secret)).unwrap();
     assert_eq!(opened.plaintext(), &plain);

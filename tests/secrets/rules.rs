@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use weaver::secrets::{CreationRules, SecretsError, Selector, encryption_settings};
+use weaver_secrets::{CreationRules, SecretsError, Selector, encryption_settings};
 
 use super::common::key_pair;
 
@@ -79,11 +79,13 @@ fn invalid_rules_are_errors() {
         assert!(message.contains(expected), "{message}");
     }
     assert!(CreationRules::parse(Path::new(".sops.yaml"), "").is_ok());
-    let err = weaver::Error::from(CreationRules::parse(Path::new(".sops.yaml"), "creation_rules: [\n").unwrap_err());
+    let err = weaver_core::error::Error::from(
+        CreationRules::parse(Path::new(".sops.yaml"), "creation_rules: [\n").unwrap_err(),
+    );
     assert!(err.to_string().starts_with(".sops.yaml:1:17: invalid creation rules: "), "{err}");
     assert!(!err.to_string().contains('\n'), "{err}");
     let text = "creation_rules: []\ncreation_rules: []\n";
-    let err = weaver::Error::from(CreationRules::parse(Path::new(".sops.yaml"), text).unwrap_err());
+    let err = weaver_core::error::Error::from(CreationRules::parse(Path::new(".sops.yaml"), text).unwrap_err());
     assert_eq!(
         err.to_string(),
         ".sops.yaml:2:1: invalid creation rules: duplicate key `creation_rules` (first defined at line 1)"

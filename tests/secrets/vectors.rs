@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use weaver::secrets::{IdentitySources, SopsFile, decrypt_file};
+use weaver_secrets::{IdentitySources, SopsFile, decrypt_file};
 
 use super::common::{vectors, yaml_value};
 

@@ -9,13 +9,13 @@ use std::sync::atomic::AtomicBool;
 use super::fleet::FleetFormat;
 use super::progress::{ApplyProgress, FleetApplyProgress, failure, finish, interruptions, summary};
 use super::{Environments, Ui, apply_settings, block_on, connect_options};
-use crate::action::Context;
-use crate::action::apply::{Applied, ApplyActionOptions, Settings, apply};
-use crate::action::fleet::{self, Ended, FleetApplied, FleetApplyOptions, FleetContext};
 use crate::cli::{ApplyArgs, GlobalArgs, ListFormat};
-use crate::cluster::SharedServers;
-use crate::error::{Error, Result};
-use crate::report::json::{
+use weaver_cluster::SharedServers;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::Context;
+use weaver_engine::action::apply::{Applied, ApplyActionOptions, Settings, apply};
+use weaver_engine::action::fleet::{self, Ended, FleetApplied, FleetApplyOptions, FleetContext};
+use weaver_engine::report::json::{
     AnyFleetReport, ApplyReport, FleetApplyEnvironment, FleetApplyState, FleetEnvironment, FleetReport,
 };
 
@@ -120,7 +120,7 @@ fn fleet_finish(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs, applied: &[Fleet
             t.created + t.configured + t.pruned > 0
         })
         .count();
-    let provenance = crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
+    let provenance = weaver_git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
     let environments = applied
         .iter()
         .zip(&states)

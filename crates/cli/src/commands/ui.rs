@@ -1,4 +1,4 @@
-//! `weaver ui`: the fleet's pages (`crate::ui`) served on loopback, as the kubeconfig's identity,
+//! `weaver ui`: the fleet's pages (`weaver_ui`) served on loopback, as the kubeconfig's identity,
 //! until Ctrl-C. Says where it serves, and each action taken, on stderr.
 
 use std::process::ExitCode;
@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use super::{Ui, block_on, connect_options};
 use crate::cli::{GlobalArgs, UiArgs};
-use crate::error::{Error, Result};
+use weaver_core::error::{Error, Result};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
-    let address = crate::ui::loopback(args.address)?;
+    let address = weaver_ui::loopback(args.address)?;
     let told = ui.clone();
-    let options = crate::ui::Options {
+    let options = weaver_ui::Options {
         repo: global.repo.clone(),
         connect: connect_options(&args.cluster),
         namespace: args.namespace.clone(),
-        keys: crate::action::Keys::Search(args.identity.identity.clone()),
+        keys: weaver_engine::action::Keys::Search(args.identity.identity.clone()),
         concurrency: args.concurrency,
         rollback: super::rollback_settings(),
         redactor: ui.redactor.clone(),
@@ -29,7 +29,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
         })?;
         let url = format!("http://{}/", listener.local_addr().unwrap_or(address));
         ui.status(&format!("weaver ui: serving {url} (Ctrl-C stops)"));
-        crate::ui::serve(options, listener, async {
+        weaver_ui::serve(options, listener, async {
             // Without a signal handler Ctrl-C ends the process anyway.
             let _ = tokio::signal::ctrl_c().await;
         })

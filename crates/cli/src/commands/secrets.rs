@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::Ui;
-use crate::action::open_project;
 use crate::cli::{DecryptArgs, GlobalArgs, IdentityArgs, SecretsCommand, SecretsFileArgs};
-use crate::error::{Error, Result};
-use crate::secrets::{self, CreationRules, EditOutcome, EditSession, Identities, SopsFile};
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::open_project;
+use weaver_secrets::{self as secrets, CreationRules, EditOutcome, EditSession, Identities, SopsFile};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, command: &SecretsCommand) -> Result<ExitCode> {
     match command {
@@ -39,7 +39,7 @@ fn creation_rules(global: &GlobalArgs, file: &Path) -> Result<Option<CreationRul
 /// file holding `environments/`. `-v` says which environment's identityFile was used.
 fn identities(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, file: &Path) -> Result<Identities> {
     let Some(repo) = repository_of(&global.repo, file) else {
-        return crate::action::load_identities(&global.repo, identity.identity.as_deref(), None);
+        return weaver_engine::action::load_identities(&global.repo, identity.identity.as_deref(), None);
     };
     let project = open_project(&repo, None)?;
     let listing = (|| {
@@ -57,13 +57,13 @@ fn identities(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, file: &Path
             identity_file.path.display()
         ));
     }
-    crate::action::load_identities(&repo, identity.identity.as_deref(), listing.as_ref().map(|(_, file)| file))
+    weaver_engine::action::load_identities(&repo, identity.identity.as_deref(), listing.as_ref().map(|(_, file)| file))
 }
 
 /// The weaver repository `file` belongs to (see [`identities`]), canonical.
 fn repository_of(given: &Path, file: &Path) -> Option<std::path::PathBuf> {
     let file = std::fs::canonicalize(file).ok()?;
-    let is_repository = |dir: &Path| dir.join(crate::project::environment::ENVIRONMENTS_DIR).is_dir();
+    let is_repository = |dir: &Path| dir.join(weaver_project::environment::ENVIRONMENTS_DIR).is_dir();
     match std::fs::canonicalize(given) {
         Ok(repo) if file.starts_with(&repo) && is_repository(&repo) => Some(repo),
         _ => file.ancestors().skip(1).find(|dir| is_repository(dir)).map(Path::to_path_buf),

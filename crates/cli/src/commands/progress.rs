@@ -4,7 +4,7 @@
 //! Live progress on stderr while weaver waits: on a terminal a spinner line redrawn in place,
 //! elsewhere (CI logs) plain lines, with a changing message repeated at most every ten
 //! seconds. [`Progress`] shows any wait (a lock, say); [`WaitDisplay`] shows
-//! [`Cluster::wait_ready`](crate::cluster::Cluster::wait_ready).
+//! [`Cluster::wait_ready`](weaver_cluster::Cluster::wait_ready).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Style, Ui, write_stdout};
-use crate::action;
-use crate::action::apply::{Applied, Settings};
-use crate::apply::{ApplyOptions, Event, HelmAdoption, HelmRecords, ObjectResult, Outcome, Report};
 use crate::cli::ListFormat;
-use crate::cluster::{WaitOutcome, WaitProgress, humanize};
-use crate::error::{Error, Result};
-use crate::release::record::HookOutcome;
-use crate::report::json::{ApplyReport, to_text};
+use weaver_cluster::{WaitOutcome, WaitProgress, humanize};
+use weaver_core::error::{Error, Result};
+use weaver_engine::action;
+use weaver_engine::action::apply::{Applied, Settings};
+use weaver_engine::apply::{ApplyOptions, Event, HelmAdoption, HelmRecords, ObjectResult, Outcome, Report};
+use weaver_engine::report::json::{ApplyReport, to_text};
+use weaver_plan::release::record::HookOutcome;
 
 /// How often plain output repeats a message that keeps changing.
 const STILL_EVERY: Duration = Duration::from_secs(10);
@@ -345,7 +345,7 @@ fn outcome_word(outcome: Outcome) -> &'static str {
 
 /// `apps/v1 Deployment shop/web (release web)`
 fn object_name(object: &ObjectResult) -> String {
-    format!("{} (release {})", crate::report::object_name(&object.api_version, &object.key), object.release)
+    format!("{} (release {})", weaver_engine::report::object_name(&object.api_version, &object.key), object.release)
 }
 
 /// Prints `prefix` (naming the environment of a fleet), then what `event` says.
@@ -367,7 +367,7 @@ fn print_event(ui: &Ui, prefix: &str, dry_run: bool, event: &Event<'_>) {
             if let Some(message) = &object.message {
                 line.push_str(&format!(": {message}"));
             }
-            if let Some(note) = crate::report::ignored_note(object.ignored) {
+            if let Some(note) = weaver_engine::report::ignored_note(object.ignored) {
                 line.push_str(&format!(" ({note})"));
             }
             line
@@ -381,7 +381,7 @@ fn print_event(ui: &Ui, prefix: &str, dry_run: bool, event: &Event<'_>) {
                 HookOutcome::Failed => ("failed", Style::Red),
                 HookOutcome::NotRun => ("not run", Style::Dim),
             };
-            let name = crate::report::object_name(&hook.api_version, &hook.key);
+            let name = weaver_engine::report::object_name(&hook.api_version, &hook.key);
             let mut line = format!(
                 "{} hook {} {name} (release {}, weight {})",
                 ui.paint(color, style, word),
@@ -499,8 +499,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::cluster::{NotReady, ObjectRef};
-    use crate::secrets::Redactor;
+    use weaver_cluster::{NotReady, ObjectRef};
+    use weaver_secrets::Redactor;
 
     /// Plain output kept for the test to read.
     #[derive(Clone, Default)]

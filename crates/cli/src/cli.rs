@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCompleter;
 
 use crate::completion;
-pub use crate::project::parse_duration;
+pub use weaver_project::parse_duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -228,7 +228,7 @@ pub struct UiArgs {
     #[arg(short, long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// How many requests a page keeps in flight at once (1 to 1000)
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
     #[command(flatten)]
     pub identity: IdentityArgs,
@@ -404,13 +404,13 @@ pub struct OperatorRunArgs {
     /// (10.0.0.0/8,fd00::/8): from these peers the client's address, which the sign-in rate
     /// limit counts, is read from X-Forwarded-For [default: none; the peer is the client]
     #[arg(long, value_name = "CIDR,...", value_delimiter = ',', requires = "ui_address")]
-    pub ui_trusted_proxies: Vec<crate::ui::proxy::Cidr>,
+    pub ui_trusted_proxies: Vec<weaver_ui::proxy::Cidr>,
     /// How often the web UI asks the API server again whether a signed-in user's token is
     /// still accepted: a token revoked signs its user out within this
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub ui_review_every: std::time::Duration,
     /// How many ConfigMapSyncs to reconcile at once
-    #[arg(long, value_name = "N", default_value_t = crate::controllers::configmapsync::controller::DEFAULT_CONCURRENCY,
+    #[arg(long, value_name = "N", default_value_t = weaver_controllers::configmapsync::controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_concurrent_reconciles: u16,
     /// How many EnvironmentSyncs to reconcile at once
@@ -623,7 +623,7 @@ pub struct EnvironmentArgs {
     pub wave: Option<i32>,
     /// Of the selected environments, only part INDEX of COUNT, the same on every machine (1/4 … 4/4: one per CI runner)
     #[arg(long, value_name = "INDEX/COUNT")]
-    pub shard: Option<crate::action::fleet::Shard>,
+    pub shard: Option<weaver_engine::action::fleet::Shard>,
 }
 
 /// Which releases of the environment, by name and by labels.
@@ -771,7 +771,7 @@ pub struct DiffArgs {
     #[arg(long)]
     pub exit_code: bool,
     /// How many requests to keep in flight at once (1 to 1000)
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
     /// Also show the removal of releases the environment no longer has (found by their records in every namespace)
     #[arg(long, conflicts_with_all = ["live_from", "releases", "selectors"])]
@@ -807,7 +807,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub forget_helm_release: bool,
     /// A fleet: how many environments to apply at once (1 to 1000)
-    #[arg(long, value_name = "N", default_value_t = crate::action::fleet::PARALLEL_ENVIRONMENTS, value_parser = concurrency())]
+    #[arg(long, value_name = "N", default_value_t = weaver_engine::action::fleet::PARALLEL_ENVIRONMENTS, value_parser = concurrency())]
     pub max_parallel: usize,
     /// A fleet: start no more environments once one failed (without it, only those that need a failed one are skipped)
     #[arg(long)]
@@ -837,7 +837,7 @@ pub struct ApplyFlags {
     #[arg(long)]
     pub no_prune: bool,
     /// How many requests to keep in flight at once (1 to 1000)
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
     /// How long to wait for another apply of the environment to finish
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
@@ -886,7 +886,7 @@ pub struct DriftArgs {
     #[arg(short, long, value_enum, default_value_t = DriftFormat::Text)]
     pub output: DriftFormat,
     /// How many requests to keep in flight at once (1 to 1000)
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
     /// Put drifted objects back as the last deployed revision has them (not the repository's newer state): changed fields are applied again, deleted objects created again, nothing is pruned; takes the environment's lock and records a revision
     #[arg(long)]
@@ -913,7 +913,7 @@ pub struct StatusArgs {
     #[arg(short, long, value_enum, default_value_t = StatusFormat::Text)]
     pub output: StatusFormat,
     /// How many requests to keep in flight at once (1 to 1000)
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -944,7 +944,7 @@ pub struct PromoteArgs {
     #[arg(short, long, value_enum, default_value_t = PromoteFormat::Markdown)]
     pub output: PromoteFormat,
     /// How many requests to keep in flight at once (1 to 1000)
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
     pub concurrency: usize,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -1028,7 +1028,7 @@ pub struct CompletionsArgs {
 mod tests {
     use std::time::Duration;
 
-    use crate::project::MAX_DURATION;
+    use weaver_project::MAX_DURATION;
 
     use proptest::prelude::*;
 
@@ -1047,7 +1047,7 @@ mod tests {
 
     #[test]
     fn a_soak_time_takes_days_written_in_hours_as_go_writes_them() {
-        use crate::project::{MAX_SOAK_TIME, humanize, parse_duration_up_to};
+        use weaver_project::{MAX_SOAK_TIME, humanize, parse_duration_up_to};
         assert_eq!(parse_duration_up_to("72h", MAX_SOAK_TIME), Ok(Duration::from_secs(72 * 3600)));
         assert_eq!(parse_duration_up_to("2160h", MAX_SOAK_TIME), Ok(MAX_SOAK_TIME));
         assert_eq!(

@@ -1,18 +1,18 @@
 //! `weaver diff`: what an apply would change, as a readable diff, or a report (JSON, Markdown,
-//! HTML: `crate::report`); for a fleet, each environment's, after a summary.
+//! HTML: `weaver_engine::report`); for a fleet, each environment's, after a summary.
 
 use std::process::ExitCode;
 
 use super::fleet::FleetFormat;
 use super::{Environments, Ui, block_on, connect_options, write_stdout};
-use crate::action::Context;
-use crate::action::fleet::{self, FleetContext};
-use crate::action::plan::{Against, PlanOptions, Planned, plan};
 use crate::cli::{DiffArgs, DiffFormat, GlobalArgs};
-use crate::cluster::SharedServers;
-use crate::error::Result;
-use crate::report::json::{AnyFleetReport, DiffReport, FleetCommand, FleetReport};
-use crate::report::{self, DiffContext};
+use weaver_cluster::SharedServers;
+use weaver_core::error::Result;
+use weaver_engine::action::Context;
+use weaver_engine::action::fleet::{self, FleetContext};
+use weaver_engine::action::plan::{Against, PlanOptions, Planned, plan};
+use weaver_engine::report::json::{AnyFleetReport, DiffReport, FleetCommand, FleetReport};
+use weaver_engine::report::{self, DiffContext};
 
 /// What a diff says of a plan that takes objects from another environment, after showing it.
 const REFUSED: &str = "an apply would refuse it and write nothing";
@@ -20,7 +20,7 @@ const REFUSED: &str = "an apply would refuse it and write nothing";
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     // --base: the commit's full SHA, resolved once for every environment.
     let base = match &args.base {
-        Some(rev) => Some(crate::git::GitRepo::open(&global.repo)?.resolve(rev, "--base")?.commit.to_string()),
+        Some(rev) => Some(weaver_git::GitRepo::open(&global.repo)?.resolve(rev, "--base")?.commit.to_string()),
         None => None,
     };
     let base = &base;
@@ -59,7 +59,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
     super::report_failures(ui, &planned);
     fleet::refuse_collisions(&planned)?;
     let mode = if args.server_side { "server" } else { "client" };
-    let provenance = crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
+    let provenance = weaver_git::provenance(&global.repo, args.render.select.source.rev.as_deref())?;
     let results = super::fleet_results(ui, &planned);
     let report = FleetReport::new(
         FleetCommand::Diff,
@@ -96,7 +96,7 @@ fn one(global: &GlobalArgs, ui: &Ui, args: &DiffArgs, options: &PlanOptions, bas
     // Text names no commit: it needs no look at git.
     let provenance = match args.output {
         DiffFormat::Text => None,
-        _ => crate::git::provenance(&global.repo, args.render.select.source.rev.as_deref())?,
+        _ => weaver_git::provenance(&global.repo, args.render.select.source.rev.as_deref())?,
     };
     let mode = if args.server_side { "server" } else { "client" };
     let context = DiffContext { environment: &env.name, mode, provenance: provenance.as_ref(), base };

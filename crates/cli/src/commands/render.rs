@@ -5,14 +5,14 @@ use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{Environments, Ui};
-use crate::action::Context;
-use crate::action::fleet::{self, FleetContext};
-use crate::action::render::{Format, RenderOptions, Texts, render, render_formatted};
 use crate::cli::{GlobalArgs, RenderArgs};
-use crate::error::{Error, Location, Result};
-use crate::manifest::Manifest;
-use crate::render::Rendered;
-use crate::secrets::Redactor;
+use weaver_core::error::{Error, Location, Result};
+use weaver_core::manifest::Manifest;
+use weaver_engine::action::Context;
+use weaver_engine::action::fleet::{self, FleetContext};
+use weaver_engine::action::render::{Format, RenderOptions, Texts, render, render_formatted};
+use weaver_render::Rendered;
+use weaver_secrets::Redactor;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> {
     let options = |env: &str| super::render_options(global, &args.render, env, &args.identity);
@@ -39,7 +39,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
         let mut out = String::with_capacity(1024);
         out.push_str("---\n");
         push_source_comment(&mut out, m, hook);
-        crate::yaml::write_yaml(&mut out, &m.object);
+        weaver_yaml::write_yaml(&mut out, &m.object);
         (out, redacted)
     };
     let environments = match super::environments(global, &args.render.select)? {
@@ -91,7 +91,7 @@ fn one(
         write_stream(&texts)?;
         return Ok(ExitCode::SUCCESS);
     };
-    crate::action::refuse_repository_dirs("--output-dir", dir, &options.selection.repo)?;
+    weaver_engine::action::refuse_repository_dirs("--output-dir", dir, &options.selection.repo)?;
     let desired = render(options, cx)?;
     let mut rendered = desired.rendered;
     let redactor = &desired.redactor;
@@ -144,7 +144,7 @@ const STREAM_CHUNK: usize = 1 << 20;
 /// around the release rather than keeping it.
 fn push_source_comment(out: &mut String, m: &Manifest, hook: bool) {
     out.push_str(&format!("# Source: {} (release {})\n", m.source.display(), m.release));
-    if let Some(spec) = hook.then(|| crate::helm::hooks::Spec::of(&m.object)).flatten() {
+    if let Some(spec) = hook.then(|| weaver_helm::hooks::Spec::of(&m.object)).flatten() {
         let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
         out.push_str(&format!("# Hook: {}, weight {}\n", events.join(","), spec.weight));
     }
@@ -195,7 +195,7 @@ fn write_files(dir: &Path, rendered: &Rendered) -> Result<(usize, usize)> {
         }
         let mut text = String::new();
         push_source_comment(&mut text, m, hook);
-        crate::yaml::write_yaml(&mut text, &m.object);
+        weaver_yaml::write_yaml(&mut text, &m.object);
         std::fs::write(&path, text).map_err(|e| Error::io("write file", &path, e))?;
     }
     let list_path = dir.join(WRITTEN_LIST);

@@ -6,9 +6,9 @@
 use std::process::ExitCode;
 
 use super::Ui;
-use crate::action::import::{ImportFluxOptions, ImportOptions, import_flux, import_helmfile};
 use crate::cli::{GlobalArgs, ImportCommand};
-use crate::error::Result;
+use weaver_core::error::Result;
+use weaver_engine::action::import::{ImportFluxOptions, ImportOptions, import_flux, import_helmfile};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, command: &ImportCommand) -> Result<ExitCode> {
     let report = match command {

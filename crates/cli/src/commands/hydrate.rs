@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::Ui;
-use crate::action::fleet::{FleetContext, select_environments};
-use crate::action::hydrate::{HydrateOptions, Hydrated, SecretObjects, Target, TargetReport, hydrate};
-use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{GlobalArgs, HydrateArgs, HydrateSecrets, ListFormat};
-use crate::error::{Error, Result};
-use crate::source::charts::oci::Artifact;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::fleet::{FleetContext, select_environments};
+use weaver_engine::action::hydrate::{HydrateOptions, Hydrated, SecretObjects, Target, TargetReport, hydrate};
+use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
+use weaver_source::charts::oci::Artifact;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode> {
     let selection = super::environment_selection(&args.environments);
@@ -29,11 +29,11 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode>
                 loaded: Some(Arc::new(env)),
                 ..Selection::default()
             },
-            keys: crate::action::Keys::Search(args.identity.identity.clone()),
+            keys: weaver_engine::action::Keys::Search(args.identity.identity.clone()),
             if_empty: IfEmpty::Warn,
             validate: super::validate_mode(&args.validate),
             overrides: Default::default(),
-            charts: crate::source::charts::Archives::Machine,
+            charts: weaver_source::charts::Archives::Machine,
         })
         .collect();
     if args.plain_http && args.oci.is_none() {
@@ -52,7 +52,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode>
     let cx = FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) };
     let hydrated = hydrate(&HydrateOptions { renders, target, secrets }, cx)?;
     let text = match args.output {
-        ListFormat::Json => crate::report::json::to_text(&hydrated),
+        ListFormat::Json => weaver_engine::report::json::to_text(&hydrated),
         ListFormat::Text => summary(&hydrated),
     };
     super::write_stdout(ui.redactor.redact(&text).as_bytes())?;

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use super::Ui;
 use super::fleet::FleetFormat;
-use crate::action::report::merge;
 use crate::cli::{ReportCommand, ReportFormat};
-use crate::error::{Error, Result};
-use crate::report::json::{AnyFleetReport, FleetReport};
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::report::merge;
+use weaver_engine::report::json::{AnyFleetReport, FleetReport};
 
 pub fn run(ui: &Ui, command: &ReportCommand) -> Result<ExitCode> {
     let ReportCommand::Merge(args) = command;

@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use super::Ui;
-use crate::action::fleet::select_environments;
-use crate::action::open_project;
 use crate::cli::{EnvsArgs, GlobalArgs, ListFormat};
-use crate::error::Result;
-use crate::report::json::{EnvsReport, to_text};
+use weaver_core::error::Result;
+use weaver_engine::action::fleet::select_environments;
+use weaver_engine::action::open_project;
+use weaver_engine::report::json::{EnvsReport, to_text};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &EnvsArgs) -> Result<ExitCode> {
     let rev = args.source.rev.as_deref();

@@ -6,14 +6,14 @@
 use std::process::ExitCode;
 
 use super::{Environments, Ui, block_on, connect_options, write_stdout};
-use crate::action::fleet::{self, FleetContext, Outcome};
-use crate::action::status::{StatusOptions, status};
 use crate::cli::{GlobalArgs, StatusArgs, StatusFormat};
-use crate::cluster::SharedServers;
-use crate::error::{Error, Result};
-use crate::release::status::{Health, Report};
-use crate::report::json::{FleetCommand, FleetReport, StatusReport};
-use crate::report::{self, object_name};
+use weaver_cluster::SharedServers;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::fleet::{self, FleetContext, Outcome};
+use weaver_engine::action::status::{StatusOptions, status};
+use weaver_engine::report::json::{FleetCommand, FleetReport, StatusReport};
+use weaver_engine::report::{self, object_name};
+use weaver_plan::release::status::{Health, Report};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> {
     let options = |env: &str, servers: Option<SharedServers>| StatusOptions {
@@ -21,7 +21,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> 
         connect: connect_options(&args.cluster),
         concurrency: args.concurrency,
         servers,
-        keys: crate::action::Keys::Search(None),
+        keys: weaver_engine::action::Keys::Search(None),
         notify: true,
     };
     let environments = match super::environments(global, &args.select)? {
@@ -47,7 +47,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> 
     for report in reports.iter().filter_map(|o| o.result.as_ref().ok()) {
         tell_revisions(ui, report, true);
     }
-    let provenance = crate::git::provenance(&global.repo, args.select.source.rev.as_deref())?;
+    let provenance = weaver_git::provenance(&global.repo, args.select.source.rev.as_deref())?;
     let results = super::fleet_results(ui, &reports);
     let fleet = FleetReport::new(
         FleetCommand::Status,

@@ -7,21 +7,23 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use super::{Ui, block_on, connect_options, table, write_stdout};
-use crate::action::sync::{self, Approval, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
 use crate::cli::ClusterArgs;
 use crate::cli::{SyncCommand, SyncFormat, SyncNamespaceArgs};
-use crate::controllers::gitops::EnvironmentSync;
-use crate::controllers::gitops::api::PendingPlan;
-use crate::controllers::gitops::plan::short;
-use crate::error::{Error, Result};
-use crate::report::json::{SyncReport, to_text};
 use weaver_api::environment_sync::{State, state};
+use weaver_controllers::gitops::EnvironmentSync;
+use weaver_controllers::gitops::api::PendingPlan;
+use weaver_controllers::gitops::plan::short;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::sync::{
+    self, Approval, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target,
+};
+use weaver_engine::report::json::{SyncReport, to_text};
 
 /// A message shown on a terminal is cut to this many characters (`-o json` has it whole).
 const MESSAGE_WIDTH: usize = 60;
 
 pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
-    let on = |p: crate::action::Progress<'_>| ui.progress(p);
+    let on = |p: weaver_engine::action::Progress<'_>| ui.progress(p);
     let target = |namespace: &SyncNamespaceArgs, cluster: &ClusterArgs| Target {
         connect: connect_options(cluster),
         namespace: namespace.namespace.clone(),
@@ -41,7 +43,7 @@ pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
             let text = match args.output {
                 SyncFormat::Json => to_text(&report),
                 SyncFormat::Yaml => {
-                    crate::yaml::to_yaml_string(&serde_json::to_value(&report).expect("reports serialize"))
+                    weaver_yaml::to_yaml_string(&serde_json::to_value(&report).expect("reports serialize"))
                 }
                 SyncFormat::Text if syncs.is_empty() => {
                     ui.status(&match &listing.namespace {
@@ -74,7 +76,7 @@ pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
                     format!(
                         "asked for a reconcile of EnvironmentSync {ns}/{name} ({} {}); \
                          `weaver sync get {name} -n {ns}` shows its outcome once the controller has handled it\n",
-                        crate::controllers::gitops::plan::RECONCILE_REQUESTED_AT,
+                        weaver_controllers::gitops::plan::RECONCILE_REQUESTED_AT,
                         reconciled.requested_at
                     )
                     .as_bytes(),
@@ -175,7 +177,7 @@ fn ask(question: &str) -> Result<bool> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|err| Error::new(format!("cannot read the answer: {}", crate::error::io_reason(&err))))?;
+        .map_err(|err| Error::new(format!("cannot read the answer: {}", weaver_core::error::io_reason(&err))))?;
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
@@ -278,7 +280,7 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     text
 }
 
-fn environments_table(ui: &Ui, environments: &[crate::controllers::gitops::api::EnvironmentStatus]) -> String {
+fn environments_table(ui: &Ui, environments: &[weaver_controllers::gitops::api::EnvironmentStatus]) -> String {
     let header = ["ENVIRONMENT", "RESULT", "REVISION", "CREATED", "CONFIGURED", "PRUNED", "FAILED", "MESSAGE"];
     let mut rows = vec![header.map(String::from).to_vec()];
     rows.extend(environments.iter().map(|e| {

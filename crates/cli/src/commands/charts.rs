@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 
 use super::Ui;
-use crate::action::charts::{ChartsOptions, ChartsReport, fetch, lock};
 use crate::cli::{ChartsCommand, GlobalArgs};
-use crate::error::Result;
-use crate::source::charts::Outcome;
+use weaver_core::error::Result;
+use weaver_engine::action::charts::{ChartsOptions, ChartsReport, fetch, lock};
+use weaver_source::charts::Outcome;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, command: &ChartsCommand) -> Result<ExitCode> {
-    let on = |progress: crate::action::Progress<'_>| ui.progress(progress);
+    let on = |progress: weaver_engine::action::Progress<'_>| ui.progress(progress);
     let report = match command {
         ChartsCommand::Lock(args) => {
             lock(&ChartsOptions { repo: global.repo.clone(), rev: None, update: args.update }, &on)?
@@ -43,7 +43,7 @@ fn format(ui: &Ui, report: &ChartsReport) -> String {
     }
     let mut text = super::table(ui, &rows);
     if report.lock_written {
-        text.push_str(&format!("wrote {}\n", crate::source::charts::LOCK_FILE));
+        text.push_str(&format!("wrote {}\n", weaver_source::charts::LOCK_FILE));
     }
     text.push_str(&format!("chart cache: {}\n", report.cache.display()));
     text

@@ -4,14 +4,14 @@
 use std::process::ExitCode;
 
 use crate::cli::CompletionsArgs;
-use crate::error::Error;
+use weaver_core::error::Error;
 
 /// The environment variable the completion scripts set when they ask weaver for candidates.
 pub const COMPLETE_VAR: &str = "COMPLETE";
 
 /// Prints the script that registers weaver's completion with the shell (what
 /// `COMPLETE=SHELL weaver` prints), calling this very executable.
-pub fn run(args: &CompletionsArgs) -> crate::Result<ExitCode> {
+pub fn run(args: &CompletionsArgs) -> weaver_core::error::Result<ExitCode> {
     let name = args.shell.to_string();
     let shells = clap_complete::env::Shells::builtins();
     let shell = shells.completer(&name).ok_or_else(|| Error::new(format!("no completion for shell `{name}`")))?;

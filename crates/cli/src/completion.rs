@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap_complete::engine::CompletionCandidate;
 
-use crate::project::{FsSource, Project};
+use weaver_project::{FsSource, Project};
 
 /// The deployable environments of the repository the completed command line names with --repo.
 pub fn environments(current: &OsStr) -> Vec<CompletionCandidate> {

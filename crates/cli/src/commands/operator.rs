@@ -4,24 +4,24 @@
 use std::process::ExitCode;
 
 use crate::cli::{ControllerKind, GlobalArgs, LogFormat, OperatorCommand, OperatorRunArgs};
-use crate::controllers::election::Role;
+use weaver_controllers::election::Role;
 
 /// The leader Lease, named after the controller.
-const LEASE_NAME: &str = crate::controllers::configmapsync::controller::CONTROLLER_NAME;
+const LEASE_NAME: &str = weaver_controllers::configmapsync::controller::CONTROLLER_NAME;
 /// The label that puts an object in a shard (`--shard`), as Flux's `sharding.fluxcd.io/key`.
 const SHARD_LABEL: &str = "weaver.example.com/shard";
 
-pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> crate::Result<ExitCode> {
+pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> weaver_core::error::Result<ExitCode> {
     match command {
         OperatorCommand::Crd(args) => {
             let crds = [
-                (ControllerKind::Configmapsync, crate::controllers::configmapsync::crd()),
-                (ControllerKind::Environmentsync, crate::controllers::gitops::crd()),
+                (ControllerKind::Configmapsync, weaver_controllers::configmapsync::crd()),
+                (ControllerKind::Environmentsync, weaver_controllers::gitops::crd()),
             ];
             let documents: Vec<String> = crds
                 .iter()
                 .filter(|(kind, _)| args.kind.is_none_or(|wanted| wanted == *kind))
-                .map(|(_, crd)| crate::yaml::to_yaml_string(crd))
+                .map(|(_, crd)| weaver_yaml::to_yaml_string(crd))
                 .collect();
             super::write_stdout(documents.join("---\n").as_bytes())?;
             Ok(ExitCode::SUCCESS)
@@ -39,6 +39,10 @@ const KUBE_CLIENT_BODIES_TARGET: &str = "kube_client::client";
 /// what to grant (`cluster::live`); the controllers' own watches fail their queue (`log_queue`).
 const KUBE_WATCHER_TARGET: &str = "kube_runtime::watcher";
 
+/// weaver's crates that log, whose debug events `-v` shows: a log's target is its module's path,
+/// which starts with its crate's name.
+const LOGGING_CRATES: &[&str] = &["weaver_cli", "weaver_cluster", "weaver_controllers", "weaver_source"];
+
 /// The operator's logs on `writer`, text (`color` or not) or JSON: what `rust_log` (RUST_LOG)
 /// says when it is set and valid, else info (-v: weaver's debug too); never an event of
 /// [`KUBE_CLIENT_BODIES_TARGET`] above error, which a filter of its own drops, so no
@@ -54,7 +58,13 @@ where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     use tracing_subscriber::layer::SubscriberExt;
-    let default_level = if verbose > 0 { "info,weaver=debug" } else { "info" };
+    let default_level = match verbose {
+        0 => "info".to_string(),
+        _ => std::iter::once("info".to_string())
+            .chain(LOGGING_CRATES.iter().map(|c| format!("{c}=debug")))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
     let filter = rust_log
         .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
@@ -69,14 +79,14 @@ where
     }
 }
 
-fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<ExitCode> {
+fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::error::Result<ExitCode> {
     let color = super::Ui::new(global).color_stderr;
     let rust_log = std::env::var("RUST_LOG").ok();
     let logs = log_subscriber(rust_log.as_deref(), global.verbose, args.log_format, color, std::io::stderr);
     tracing::subscriber::set_global_default(logs)
-        .map_err(|err| crate::Error::new(format!("cannot start the operator's logs: {err}")))?;
+        .map_err(|err| weaver_core::error::Error::new(format!("cannot start the operator's logs: {err}")))?;
     // Checked here, so a typo is an error naming the flag, not a watch the server keeps refusing.
-    crate::project::selector::Selector::parse_all(args.selector.as_slice())?;
+    weaver_project::selector::Selector::parse_all(args.selector.as_slice())?;
     // A shard sees only its objects, and elects its leader on a Lease of its own.
     let shard = args.shard.as_ref().map(|shard| format!("{SHARD_LABEL}={shard}"));
     let selector = match (&args.selector, shard) {
@@ -88,50 +98,52 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
     for (flag, given) in [("--webhook-addr", args.webhook_addr.is_some()), ("--ui-address", args.ui_address.is_some())]
     {
         if given && !args.controllers.contains(&ControllerKind::Environmentsync) {
-            return Err(crate::Error::new(format!("{flag} serves EnvironmentSyncs, and their controller is not run"))
-                .with_help(format!("add environmentsync to --controllers, or leave {flag} out")));
+            return Err(weaver_core::error::Error::new(format!(
+                "{flag} serves EnvironmentSyncs, and their controller is not run"
+            ))
+            .with_help(format!("add environmentsync to --controllers, or leave {flag} out")));
         }
     }
     let connect = super::connect_options(&args.cluster);
     let runtime = tokio::runtime::Runtime::new()
-        .map_err(|err| crate::Error::new(format!("cannot start the operator's runtime: {err}")))?;
+        .map_err(|err| weaver_core::error::Error::new(format!("cannot start the operator's runtime: {err}")))?;
     runtime.block_on(async {
         // Heard from here on: a pod stopped while the API server does not answer exits at once,
         // not when the kubelet kills it at the end of its grace period.
         let shutdown = Shutdown::listen()
-            .map_err(|err| crate::Error::new(format!("cannot listen for SIGTERM: {}", crate::error::io_reason(&err))))?;
-        let stopped_while = |doing: &str| -> crate::Result<ExitCode> {
+            .map_err(|err| weaver_core::error::Error::new(format!("cannot listen for SIGTERM: {}", weaver_core::error::io_reason(&err))))?;
+        let stopped_while = |doing: &str| -> weaver_core::error::Result<ExitCode> {
             tracing::info!("stopped (SIGTERM or Ctrl-C) while {doing}, before any controller started");
             Ok(ExitCode::SUCCESS)
         };
-        let Some(found) = shutdown.before(crate::cluster::kube_config(&connect)).await else {
+        let Some(found) = shutdown.before(weaver_cluster::kube_config(&connect)).await else {
             return stopped_while("reading the cluster's configuration");
         };
         let (config, info) = found?;
-        let config = crate::cluster::for_watching(config);
+        let config = weaver_cluster::for_watching(config);
         let reaching = format!("reaching the API server {}", info.server);
         // One connection: the controller drives its client, the leader election its Lease.
-        let budget = crate::cluster::operator_budget(&config, args.kube_api_qps, args.kube_api_burst);
+        let budget = weaver_cluster::operator_budget(&config, args.kube_api_qps, args.kube_api_burst);
         let Some((rate, budgeted)) = shutdown.before(budget).await else { return stopped_while(&reaching) };
         match budgeted {
-            crate::cluster::Budgeted::ByTheServer => tracing::info!(
+            weaver_cluster::Budgeted::ByTheServer => tracing::info!(
                 "the API server runs API Priority and Fairness: no client-side budget of requests (--kube-api-qps sets one)"
             ),
-            crate::cluster::Budgeted::ByDefault { unknown: Some(reason) } => tracing::warn!(
+            weaver_cluster::Budgeted::ByDefault { unknown: Some(reason) } => tracing::warn!(
                 "cannot tell whether the API server runs API Priority and Fairness ({reason}): 50 requests a second, 300 at once"
             ),
-            crate::cluster::Budgeted::ByDefault { unknown: None } => {
+            weaver_cluster::Budgeted::ByDefault { unknown: None } => {
                 tracing::info!("the API server does not run API Priority and Fairness: 50 requests a second, 300 at once")
             }
-            crate::cluster::Budgeted::AsGiven => {}
+            weaver_cluster::Budgeted::AsGiven => {}
         }
-        let connecting = crate::cluster::Cluster::from_config(config.clone(), info, rate.as_ref());
+        let connecting = weaver_cluster::Cluster::from_config(config.clone(), info, rate.as_ref());
         let Some(cluster) = shutdown.before(connecting).await else { return stopped_while(&reaching) };
         let cluster = cluster?;
         let client = cluster.client();
         tracing::info!(context = %cluster.info.context, server = %cluster.info.server, controllers = ?args.controllers, "starting");
-        let telemetry = std::sync::Arc::new(crate::controllers::configmapsync::telemetry::Telemetry::default());
-        let settings = crate::controllers::configmapsync::controller::Settings {
+        let telemetry = std::sync::Arc::new(weaver_controllers::configmapsync::telemetry::Telemetry::default());
+        let settings = weaver_controllers::configmapsync::controller::Settings {
             label_selector: selector.clone(),
             concurrency: args.max_concurrent_reconciles,
             rate: rate.clone(),
@@ -152,20 +164,20 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         let listener = listen("--metrics-addr", args.metrics_addr).await?;
         let address = listener.local_addr().unwrap_or(args.metrics_addr);
         tracing::info!(%address, "serving /healthz, /readyz and /metrics");
-        tokio::spawn(crate::controllers::configmapsync::endpoints::serve(listener, telemetry.clone(), std::future::pending()));
+        tokio::spawn(weaver_controllers::configmapsync::endpoints::serve(listener, telemetry.clone(), std::future::pending()));
         if let Some(address) = args.webhook_addr {
             let listener = listen("--webhook-addr", address).await?;
             tracing::info!(%address, "receiving webhooks on POST /hook/NAMESPACE/NAME");
             // Every replica receives: an annotation is all it writes, the leader acts on it.
             let metrics = telemetry.environmentsync.clone();
-            tokio::spawn(crate::controllers::gitops::webhook::serve(listener, client.clone(), metrics, std::future::pending()));
+            tokio::spawn(weaver_controllers::gitops::webhook::serve(listener, client.clone(), metrics, std::future::pending()));
         }
         if let Some(address) = args.ui_address {
             let listener = listen("--ui-address", address).await?;
             let bound = listener.local_addr().unwrap_or(address);
             tracing::info!("serving the web UI on http://{bound}/: users sign in with a token the API server accepts");
             // Every replica serves, from a watch of its own: followers run no controller.
-            let (syncs, watching) = crate::cluster::SyncCache::watch(client.clone(), selector.as_deref());
+            let (syncs, watching) = weaver_cluster::SyncCache::watch(client.clone(), selector.as_deref());
             tokio::spawn(watching);
             let sign_in = (args.ui_trusted_proxies.clone(), args.ui_review_every);
             let serving =
@@ -186,11 +198,11 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
                     .clone()
                     .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
                     .ok_or_else(|| {
-                        crate::Error::new("--leader-elect needs a namespace for its Lease").with_help(
+                        weaver_core::error::Error::new("--leader-elect needs a namespace for its Lease").with_help(
                             "give --leader-election-namespace NAMESPACE, or set POD_NAMESPACE (the chart does)",
                         )
                     })?;
-                let lease = crate::cluster::LockOptions::leadership(&namespace, &lease_name, args.leader_election_lease_duration);
+                let lease = weaver_cluster::LockOptions::leadership(&namespace, &lease_name, args.leader_election_lease_duration);
                 Some((cluster, lease))
             }
         };
@@ -202,22 +214,22 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> crate::Result<
         let configmapsync = args.controllers.contains(&ControllerKind::Configmapsync);
         let readiness = telemetry.readiness.clone();
         let concurrent = args.concurrent;
-        crate::controllers::election::lead(election, ready, on_role, shutdown.requested(), |stopped| async move {
+        weaver_controllers::election::lead(election, ready, on_role, shutdown.requested(), |stopped| async move {
             let mut stopped = stopped.split(2).into_iter();
             let (first, second) = (stopped.next().expect("two signals"), stopped.next().expect("two signals"));
             let configmapsyncs = async {
                 if configmapsync {
-                    crate::controllers::configmapsync::controller::run(client, config, settings, first).await
+                    weaver_controllers::configmapsync::controller::run(client, config, settings, first).await
                 }
             };
             let environmentsyncs = async {
                 if let Some(shared) = gitops {
-                    let settings = crate::controllers::gitops::controller::Settings {
+                    let settings = weaver_controllers::gitops::controller::Settings {
                         label_selector: selector,
                         concurrency: concurrent,
                         readiness: readiness.clone(),
                     };
-                    crate::controllers::gitops::controller::run(shared, settings, second).await
+                    weaver_controllers::gitops::controller::run(shared, settings, second).await
                 }
             };
             tokio::join!(configmapsyncs, environmentsyncs);
@@ -233,35 +245,35 @@ fn gitops_shared(
     args: &OperatorRunArgs,
     client: &kube::Client,
     config: &kube::Config,
-    info: &crate::cluster::ClusterInfo,
-    rate: Option<&crate::cluster::RequestRate>,
-    telemetry: &crate::controllers::configmapsync::telemetry::Telemetry,
+    info: &weaver_cluster::ClusterInfo,
+    rate: Option<&weaver_cluster::RequestRate>,
+    telemetry: &weaver_controllers::configmapsync::telemetry::Telemetry,
     shutdown: &Shutdown,
-) -> crate::Result<crate::controllers::gitops::reconcile::Shared> {
+) -> weaver_core::error::Result<weaver_controllers::gitops::reconcile::Shared> {
     let dir = args.cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("weaver-cache"));
-    let limits = crate::source::CacheLimits {
+    let limits = weaver_source::CacheLimits {
         max_disk_bytes: args.cache_max_mib.saturating_mul(1 << 20),
         max_repositories: 1000,
     };
     // One budget: a chart pulled may remove a mirror no reconcile reads, and the reverse.
-    let budget = crate::source::Budget::new(limits);
-    let cache = crate::source::GitCache::new(dir.clone(), budget.clone()).map_err(|err| err.context("--cache-dir"))?;
+    let budget = weaver_source::Budget::new(limits);
+    let cache = weaver_source::GitCache::new(dir.clone(), budget.clone()).map_err(|err| err.context("--cache-dir"))?;
     let charts =
-        crate::source::ChartCache::new(dir.join("charts"), budget).map_err(|err| err.context("--cache-dir"))?;
-    Ok(crate::controllers::gitops::reconcile::Shared {
+        weaver_source::ChartCache::new(dir.join("charts"), budget).map_err(|err| err.context("--cache-dir"))?;
+    Ok(weaver_controllers::gitops::reconcile::Shared {
         client: client.clone(),
         info: info.clone(),
-        tenants: crate::controllers::tenant::Tenants::new(client.clone(), config.clone(), rate.cloned()),
+        tenants: weaver_controllers::tenant::Tenants::new(client.clone(), config.clone(), rate.cloned()),
         cache: std::sync::Arc::new(cache),
         charts: std::sync::Arc::new(charts),
         default_account: args.default_service_account.clone(),
         cross_namespace_refs: args.allow_cross_namespace_refs,
         metrics: telemetry.environmentsync.clone(),
         // On this runtime: the UI's page views read through it from runtimes of their own.
-        live: crate::cluster::LiveCache::on_current_runtime(),
+        live: weaver_cluster::LiveCache::on_current_runtime(),
         lock_lease: args.lock_lease_duration,
         // Read once: a key mounted from a Secret is replaced by restarting the pod.
-        record_key: crate::secrets::record_key::RecordKey::from_environment()?,
+        record_key: weaver_secrets::record_key::RecordKey::from_environment()?,
         stopping: shutdown.heard.clone(),
     })
 }
@@ -273,43 +285,46 @@ fn gitops_shared(
 /// TokenReviews and SubjectAccessReviews asked with `client`, actions taken as `connect` (the
 /// controller's identity) once the API server says the user may; each told in the log.
 pub async fn serve_ui(
-    connect: crate::cluster::ConnectOptions,
+    connect: weaver_cluster::ConnectOptions,
     client: kube::Client,
-    syncs: crate::cluster::SyncCache,
-    gitops: Option<std::sync::Arc<crate::controllers::gitops::reconcile::Shared>>,
-    (trusted_proxies, review_every): (Vec<crate::ui::proxy::Cidr>, std::time::Duration),
+    syncs: weaver_cluster::SyncCache,
+    gitops: Option<std::sync::Arc<weaver_controllers::gitops::reconcile::Shared>>,
+    (trusted_proxies, review_every): (Vec<weaver_ui::proxy::Cidr>, std::time::Duration),
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
-) -> crate::Result<()> {
-    let options = crate::ui::Options {
+) -> weaver_core::error::Result<()> {
+    let options = weaver_ui::Options {
         // The controller serves no repository's environments (those pages answer 404).
         repo: std::path::PathBuf::new(),
         connect,
         namespace: None,
         // The pages it serves decrypt nothing: no key of the pod is looked for.
-        keys: crate::action::Keys::Given {
+        keys: weaver_engine::action::Keys::Given {
             origin: "the controller's UI".into(),
             identities: std::sync::Arc::new(secrecy::SecretString::from("")),
         },
-        concurrency: crate::cluster::DEFAULT_CONCURRENCY,
+        concurrency: weaver_cluster::DEFAULT_CONCURRENCY,
         rollback: super::rollback_settings(),
-        redactor: crate::secrets::Redactor::default(),
+        redactor: weaver_secrets::Redactor::default(),
         on: std::sync::Arc::new(|progress| {
-            if let crate::action::Progress::Status(line) = progress {
+            if let weaver_engine::action::Progress::Status(line) = progress {
                 tracing::info!("{line}");
             }
         }),
-        sign_in: Some(crate::ui::SignIn { client, syncs, gitops, trusted_proxies, review_every }),
+        sign_in: Some(weaver_ui::SignIn { client, syncs, gitops, trusted_proxies, review_every }),
     };
-    crate::ui::serve(options, listener, shutdown).await
+    weaver_ui::serve(options, listener, shutdown).await
 }
 
 /// A listener on `address`, which `flag` gave. An unspecified address (`0.0.0.0`, `::`) is
 /// every address of the pod, IPv6 and IPv4, as Go's `net.Listen` has it: an IPv6-only
 /// cluster's probes reach the chart's `0.0.0.0:PORT`. Where the pod has no IPv6, IPv4 only.
-async fn listen(flag: &str, address: std::net::SocketAddr) -> crate::Result<tokio::net::TcpListener> {
+async fn listen(flag: &str, address: std::net::SocketAddr) -> weaver_core::error::Result<tokio::net::TcpListener> {
     let cannot = |err: std::io::Error| {
-        crate::Error::new(format!("{flag} {address}: cannot listen there: {}", crate::error::io_reason(&err)))
+        weaver_core::error::Error::new(format!(
+            "{flag} {address}: cannot listen there: {}",
+            weaver_core::error::io_reason(&err)
+        ))
     };
     if address.ip().is_unspecified() {
         match every_address(address.port()) {
@@ -414,8 +429,8 @@ mod tests {
             tracing::error!(target: KUBE_CLIENT_BODIES_TARGET, "KUBE-ERROR");
             tracing::warn!(target: KUBE_WATCHER_TARGET, "WATCH-403-DUMP");
             tracing::warn!(target: "kube_client::client::tls", "TLS-WARNING");
-            tracing::info!(target: "weaver::operator", "WEAVER-INFO");
-            tracing::debug!(target: "weaver::operator", "WEAVER-DEBUG");
+            tracing::info!(target: "weaver_controllers::gitops", "WEAVER-INFO");
+            tracing::debug!(target: "weaver_controllers::gitops", "WEAVER-DEBUG");
         });
         String::from_utf8(out.lock().unwrap().clone()).unwrap()
     }
@@ -481,5 +496,52 @@ mod tests {
         assert!(text(Some("not a [filter")).contains("WEAVER-INFO"));
         let warn = text(Some("warn"));
         assert!(!warn.contains("WEAVER-INFO") && warn.contains("TLS-WARNING"), "{warn}");
+    }
+
+    /// `-v` shows the debug events of every crate of weaver that logs.
+    #[test]
+    fn verbose_logs_are_every_logging_crates_debug_events() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        let logs = log_subscriber(None, 1, LogFormat::Text, false, move || Sink(sink.clone()));
+        tracing::subscriber::with_default(logs, || {
+            tracing::debug!(target: "weaver_controllers::gitops::controller", "CONTROLLER-DEBUG");
+            tracing::debug!(target: "kube_runtime::controller", "KUBE-DEBUG");
+        });
+        let logged = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("CONTROLLER-DEBUG") && !logged.contains("KUBE-DEBUG"), "{logged}");
+        // The list names each crate under crates/ whose code logs.
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for entry in std::fs::read_dir(&crates).unwrap() {
+            let dir = entry.unwrap().path();
+            let name = format!("weaver_{}", dir.file_name().unwrap().to_string_lossy().replace('-', "_"));
+            let logs = files_logging(&dir.join("src"));
+            assert_eq!(
+                super::LOGGING_CRATES.contains(&name.as_str()),
+                logs,
+                "{name}: logs {logs}, listed in LOGGING_CRATES?"
+            );
+        }
+    }
+
+    /// Whether a source file below `dir` sends tracing events or spans.
+    fn files_logging(dir: &std::path::Path) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else { return false };
+        entries.map(|e| e.unwrap().path()).any(|path| match path.extension() {
+            Some(ext) if ext == "rs" => {
+                let text = std::fs::read_to_string(&path).unwrap();
+                [
+                    "tracing::info!",
+                    "tracing::debug!",
+                    "tracing::warn!",
+                    "tracing::error!",
+                    "tracing::trace!",
+                    "use tracing::",
+                ]
+                .iter()
+                .any(|event| text.contains(event))
+            }
+            _ => path.is_dir() && files_logging(&path),
+        })
     }
 }

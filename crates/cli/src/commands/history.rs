@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use super::{Ui, block_on, connect_options, table, write_stdout};
-use crate::action::history::{History, HistoryOptions, history};
 use crate::cli::{GlobalArgs, HistoryArgs, ListFormat};
-use crate::error::Result;
-use crate::release::record::{Record, Status};
-use crate::report::json::{HistoryReport, to_text};
+use weaver_core::error::Result;
+use weaver_engine::action::history::{History, HistoryOptions, history};
+use weaver_engine::report::json::{HistoryReport, to_text};
+use weaver_plan::release::record::{Record, Status};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &HistoryArgs) -> Result<ExitCode> {
     let options = HistoryOptions {

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use super::progress::{ApplyProgress, finish};
 use super::{Ui, apply_settings, block_on, connect_options};
-use crate::action::Context;
-use crate::action::rollback::{RollbackOptions, rollback};
 use crate::cli::{GlobalArgs, RollbackArgs};
-use crate::error::Result;
+use weaver_core::error::Result;
+use weaver_engine::action::Context;
+use weaver_engine::action::rollback::{RollbackOptions, rollback};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode> {
     let options = RollbackOptions {

@@ -1,5 +1,5 @@
 //! One file per subcommand. Commands parse nothing and compute little: each turns its flags
-//! into an action's options, calls the action (`crate::action`) and formats what it returns.
+//! into an action's options, calls the action (`weaver_engine::action`) and formats what it returns.
 //! This is the only layer that prints.
 
 mod apply;
@@ -29,18 +29,18 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::action;
-use crate::action::apply::Settings;
-pub(crate) use crate::action::block_on;
-use crate::action::fleet::{EnvironmentSelection, Outcome, select_environments};
-use crate::action::render::{IfEmpty, RenderOptions, Selection};
 use crate::cli::{
     ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, OperatorCommand,
     RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateArgs, ValidateChoice,
 };
-use crate::error::Error;
-use crate::project::Environment;
-use crate::render::overrides::OverrideFlags;
+use weaver_core::error::Error;
+use weaver_engine::action;
+use weaver_engine::action::apply::Settings;
+pub(crate) use weaver_engine::action::block_on;
+use weaver_engine::action::fleet::{EnvironmentSelection, Outcome, select_environments};
+use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
+use weaver_project::Environment;
+use weaver_render::overrides::OverrideFlags;
 
 /// How output should look, decided once per run.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ pub(crate) struct Ui {
     pub color_stderr: bool,
     pub verbose: u8,
     /// Every decrypted value is registered here; all human-facing text passes through it.
-    pub redactor: crate::secrets::Redactor,
+    pub redactor: weaver_secrets::Redactor,
 }
 
 impl Ui {
@@ -65,7 +65,7 @@ impl Ui {
             color_stdout: decide(std::io::stdout().is_terminal()),
             color_stderr: decide(std::io::stderr().is_terminal()),
             verbose: global.verbose,
-            redactor: crate::secrets::Redactor::new(),
+            redactor: weaver_secrets::Redactor::new(),
         }
     }
 
@@ -95,7 +95,7 @@ impl Ui {
 
     /// How a notification went: a warning when it was not delivered (the run's result and exit
     /// code stay as they are), a verbose line when it was. Never the URL.
-    fn notified(&self, env: Option<&str>, delivery: &crate::notify::Delivery) {
+    fn notified(&self, env: Option<&str>, delivery: &weaver_engine::notify::Delivery) {
         let of = env.map_or_else(String::new, |env| format!("environment `{env}`: "));
         let name =
             format!("{of}notification `{}` ({}) of the {} event", delivery.name, delivery.at, delivery.event.as_str());
@@ -158,12 +158,12 @@ const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 
 /// How to reach the cluster, as the flags say; the action falls back on the environment's
 /// `cluster.context`.
-pub(crate) fn connect_options(cluster: &ClusterArgs) -> crate::cluster::ConnectOptions {
-    crate::cluster::ConnectOptions {
+pub(crate) fn connect_options(cluster: &ClusterArgs) -> weaver_cluster::ConnectOptions {
+    weaver_cluster::ConnectOptions {
         kubeconfig: cluster.kubeconfig.clone(),
         context: cluster.context.clone().map(|context| (context, "--context".to_string())),
         request_timeout: cluster.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
-        retry_budget: cluster.retry_budget.unwrap_or(crate::cluster::DEFAULT_RETRY_BUDGET),
+        retry_budget: cluster.retry_budget.unwrap_or(weaver_cluster::DEFAULT_RETRY_BUDGET),
         given: None,
     }
 }
@@ -186,7 +186,7 @@ pub(crate) enum Environments {
     Fleet(Vec<Arc<Environment>>),
 }
 
-pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> crate::Result<Environments> {
+pub(crate) fn environments(global: &GlobalArgs, select: &SelectArgs) -> weaver_core::error::Result<Environments> {
     let selection = environment_selection(&select.environments);
     if selection.envs.is_empty() && selection.selectors.is_empty() {
         return Err(no_environment_selected());
@@ -233,7 +233,7 @@ pub(crate) fn render_options(
     let RenderFlags { select, validate, overrides } = flags;
     RenderOptions {
         selection: selection(global, select, env),
-        keys: crate::action::Keys::Search(identity.identity.clone()),
+        keys: weaver_engine::action::Keys::Search(identity.identity.clone()),
         if_empty: IfEmpty::Warn,
         validate: validate_mode(validate),
         overrides: OverrideFlags {
@@ -243,16 +243,16 @@ pub(crate) fn render_options(
             set_string: overrides.set_string.clone(),
             set_file: overrides.set_file.clone(),
         },
-        charts: crate::source::charts::Archives::Machine,
+        charts: weaver_source::charts::Archives::Machine,
     }
 }
 
 /// What offline validation does, as `--validate` says.
-pub(crate) fn validate_mode(args: &ValidateArgs) -> crate::validate::Mode {
+pub(crate) fn validate_mode(args: &ValidateArgs) -> weaver_validate::Mode {
     match args.validate {
-        ValidateChoice::Strict => crate::validate::Mode::Strict,
-        ValidateChoice::Warn => crate::validate::Mode::Warn,
-        ValidateChoice::Ignore => crate::validate::Mode::Ignore,
+        ValidateChoice::Strict => weaver_validate::Mode::Strict,
+        ValidateChoice::Warn => weaver_validate::Mode::Warn,
+        ValidateChoice::Ignore => weaver_validate::Mode::Ignore,
     }
 }
 
@@ -266,7 +266,7 @@ pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
         prune: !flags.no_prune,
         concurrency: flags.concurrency,
         lock_timeout: flags.lock_timeout,
-        lock_lease: crate::cluster::DEFAULT_LEASE_DURATION,
+        lock_lease: weaver_cluster::DEFAULT_LEASE_DURATION,
         plan_check: None,
         applier: None,
         take_ownership: false,
@@ -286,7 +286,7 @@ pub(crate) fn rollback_settings() -> Settings {
 
 /// Moves cluster and secrets options given before the command into the command's own (which
 /// win); given before a command that does not use them, they are an error, not ignored.
-fn place_leading_options(cli: &mut Cli) -> crate::Result<()> {
+fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
     let (cluster, identity) = match &mut cli.command {
         Command::Diff(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
         Command::Apply(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
@@ -444,11 +444,11 @@ pub(crate) fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
 }
 
 /// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.
-pub(crate) fn write_stdout(bytes: &[u8]) -> crate::Result<()> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> weaver_core::error::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::new(format!("cannot write to standard output: {}", crate::error::io_reason(&e))))
+            Err(Error::new(format!("cannot write to standard output: {}", weaver_core::error::io_reason(&e))))
         }
         _ => Ok(()),
     }

@@ -6,16 +6,16 @@
 use std::process::ExitCode;
 
 use super::{Ui, block_on, connect_options, write_stdout};
-use crate::action::Context;
-use crate::action::fleet::EnvironmentSelection;
-use crate::action::promote::{PromoteOptions, promote};
-use crate::action::promote::{Promotions, TargetPromotion};
 use crate::cli::{GlobalArgs, PromoteArgs, PromoteFormat};
-use crate::error::{Error, Result};
-use crate::report::json::{self, DiffReport};
-use crate::report::{DiffContext, markdown};
-use crate::secrets::Redactor;
 use serde::Serialize;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::Context;
+use weaver_engine::action::fleet::EnvironmentSelection;
+use weaver_engine::action::promote::{PromoteOptions, promote};
+use weaver_engine::action::promote::{Promotions, TargetPromotion};
+use weaver_engine::report::json::{self, DiffReport};
+use weaver_engine::report::{DiffContext, markdown};
+use weaver_secrets::Redactor;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode> {
     if args.to.is_empty() && args.env_selectors.is_empty() {
@@ -34,16 +34,16 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
         },
         connect: connect_options(&args.cluster),
         concurrency: args.concurrency,
-        keys: crate::action::Keys::Search(args.identity.identity.clone()),
+        keys: weaver_engine::action::Keys::Search(args.identity.identity.clone()),
         dry_run: args.dry_run,
         branch: args.branch.clone(),
         rev: None,
         author: None,
-        record_key: crate::secrets::record_key::RecordKey::from_environment()?,
-        charts: crate::source::charts::Archives::Machine,
+        record_key: weaver_secrets::record_key::RecordKey::from_environment()?,
+        charts: weaver_source::charts::Archives::Machine,
     };
     let promotions = block_on(promote(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
-    let provenance = crate::git::provenance(&global.repo, Some("HEAD"))?;
+    let provenance = weaver_git::provenance(&global.repo, Some("HEAD"))?;
     let report = PromoteReport::new(&promotions, provenance.as_ref(), &ui.redactor);
     let body = body(&report, &ui.redactor, markdown::GITHUB_COMMENT_LIMIT);
     if let Some(path) = &args.body_file {

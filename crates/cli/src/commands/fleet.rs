@@ -7,11 +7,11 @@
 use std::process::ExitCode;
 
 use super::{Style, Ui, write_stdout};
-use crate::diff::Action;
-use crate::error::{Error, Result};
-use crate::release::drift::{ObjectDrift, ReleaseDrift, Report, State};
-use crate::report::json::{AnyFleetReport, DiffReport, DriftReport, FleetApplyState, FleetReport, to_text};
-use crate::report::{self, drift_lines};
+use weaver_core::error::{Error, Result};
+use weaver_engine::report::json::{AnyFleetReport, DiffReport, DriftReport, FleetApplyState, FleetReport, to_text};
+use weaver_engine::report::{self, drift_lines};
+use weaver_plan::diff::Action;
+use weaver_plan::release::drift::{ObjectDrift, ReleaseDrift, Report, State};
 
 /// The formats of a fleet's report; each command offers those that suit it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +188,7 @@ fn state_word(state: FleetApplyState) -> &'static str {
 
 /// A fleet apply as text: how many environments ended how, then a table of the environments
 /// in the order they were applied.
-fn apply_text(ui: &Ui, fleet: &FleetReport<crate::report::json::ApplyReport>) -> String {
+fn apply_text(ui: &Ui, fleet: &FleetReport<weaver_engine::report::json::ApplyReport>) -> String {
     let counts = fleet.summary.apply.as_ref().map_or([0; 4], |a| [a.applied, a.interrupted, a.skipped, a.not_started]);
     let dry_run = fleet.environments.iter().filter_map(|e| e.report.as_ref()).any(|r| r.dry_run);
     let dry = if dry_run { " (server dry run: nothing was changed)" } else { "" };
@@ -222,7 +222,7 @@ fn apply_text(ui: &Ui, fleet: &FleetReport<crate::report::json::ApplyReport>) ->
 }
 
 /// `~ apps/v1 Deployment shop/web (release web)`
-fn header(object: &crate::report::json::DiffObject) -> String {
+fn header(object: &weaver_engine::report::json::DiffObject) -> String {
     format!("{} {} (release {})", report::action_sign(object.action), object.object.name(), object.release)
 }
 
@@ -303,7 +303,7 @@ fn drift_header(object: &ObjectDrift, release: &ReleaseDrift) -> String {
         State::InSync => "=",
     };
     let revision = release.revision.as_ref().map_or_else(String::new, |r| format!(", revision {}", r.number));
-    let name = crate::report::object_name(&object.api_version, &object.key);
+    let name = weaver_engine::report::object_name(&object.api_version, &object.key);
     format!("{sign} {name} (release {}{revision})", release.name)
 }
 
@@ -321,7 +321,7 @@ pub(crate) fn drift_report_text(ui: &Ui, report: &Report) -> String {
             };
             out.push_str(&ui.paint(color, style, &ui.paint(color, Style::Bold, &drift_header(object, release))));
             out.push('\n');
-            if let Some(note) = crate::report::ignored_note(object.ignored) {
+            if let Some(note) = weaver_engine::report::ignored_note(object.ignored) {
                 out.push_str(&ui.paint(color, Style::Dim, &format!("    {note}")));
                 out.push('\n');
             }

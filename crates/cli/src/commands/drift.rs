@@ -1,5 +1,5 @@
 //! `weaver drift`: what changed in the cluster since each release's last deployed revision, as
-//! text, JUnit XML, or a report (JSON, schema in docs/src/reference/json-output.md; HTML: `crate::report`);
+//! text, JUnit XML, or a report (JSON, schema in docs/src/reference/json-output.md; HTML: `weaver_engine::report`);
 //! for a fleet, each environment's, after a summary.
 
 use std::process::ExitCode;
@@ -7,16 +7,16 @@ use std::process::ExitCode;
 use super::fleet::FleetFormat;
 use super::progress::ApplyProgress;
 use super::{Environments, Ui, block_on, connect_options, write_stdout};
-use crate::action::Context;
-use crate::action::apply::Settings;
-use crate::action::drift::{CorrectOptions, Corrected, DriftOptions, correct as correct_drift, drift};
-use crate::action::fleet::{self, FleetContext};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
-use crate::cluster::SharedServers;
-use crate::error::{Error, Result};
-use crate::release::drift::Report;
-use crate::report;
-use crate::report::json::{AnyFleetReport, DriftReport, FleetCommand, FleetReport};
+use weaver_cluster::SharedServers;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::Context;
+use weaver_engine::action::apply::Settings;
+use weaver_engine::action::drift::{CorrectOptions, Corrected, DriftOptions, correct as correct_drift, drift};
+use weaver_engine::action::fleet::{self, FleetContext};
+use weaver_engine::report;
+use weaver_engine::report::json::{AnyFleetReport, DriftReport, FleetCommand, FleetReport};
+use weaver_plan::release::drift::Report;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     let options = |env: &str, servers: Option<SharedServers>| DriftOptions {
@@ -24,7 +24,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
         connect: connect_options(&args.cluster),
         concurrency: args.concurrency,
         servers,
-        keys: crate::action::Keys::Search(None),
+        keys: weaver_engine::action::Keys::Search(None),
         notify: true,
     };
     let environments = match super::environments(global, &args.select)? {
@@ -57,7 +57,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
     for report in reports.iter().filter_map(|o| o.result.as_ref().ok()) {
         tell_revisions(ui, report, true);
     }
-    let provenance = crate::git::provenance(&global.repo, args.select.source.rev.as_deref())?;
+    let provenance = weaver_git::provenance(&global.repo, args.select.source.rev.as_deref())?;
     let results = super::fleet_results(ui, &reports);
     let report = AnyFleetReport::Drift(FleetReport::new(
         FleetCommand::Drift,
@@ -109,7 +109,7 @@ fn correct(ui: &Ui, args: &DriftArgs, drift: DriftOptions) -> Result<ExitCode> {
         prune: false,
         concurrency: args.concurrency,
         lock_timeout: args.lock_timeout,
-        lock_lease: crate::cluster::DEFAULT_LEASE_DURATION,
+        lock_lease: weaver_cluster::DEFAULT_LEASE_DURATION,
         plan_check: None,
         applier: None,
         // What another environment took since is its own now: a correction never takes it back.

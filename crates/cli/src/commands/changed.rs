@@ -5,11 +5,11 @@
 use std::process::ExitCode;
 
 use super::Ui;
-use crate::action::compare;
-use crate::action::fleet::select_environments;
 use crate::cli::{ChangedArgs, GlobalArgs, ListFormat};
-use crate::error::Result;
-use crate::report::json::{ChangedReport, to_text};
+use weaver_core::error::Result;
+use weaver_engine::action::compare;
+use weaver_engine::action::fleet::select_environments;
+use weaver_engine::report::json::{ChangedReport, to_text};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &ChangedArgs) -> Result<ExitCode> {
     let comparison = compare(&global.repo, (&args.base, "--base"), args.head.as_deref().map(|rev| (rev, "--head")))?;

@@ -12,10 +12,6 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use super::Discovered;
 use super::on_runtime::OnRuntime;
 
-/// Threads of the runtime that drives the shared clients' connections: TLS and HTTP framing,
-/// while each environment parses what it reads on its own thread.
-const IO_THREADS: usize = 2;
-
 /// What the clusters of one run that reach the same API server (the same server URL, whatever
 /// the context or user) share: `in_flight` requests at once between them, discovery, read
 /// once, and a client (with its pool of connections) per context. Clones share it all.
@@ -25,31 +21,12 @@ pub struct SharedServers {
     servers: Arc<Mutex<HashMap<String, Arc<Server>>>>,
     /// Each server's discovery, read once: by the run's clones, not by [`SharedServers::again`]'s.
     discovered: Arc<Mutex<HashMap<String, Discovery>>>,
-    /// Where the shared clients' connections live (see [`OnRuntime`]).
-    io: Arc<IoRuntime>,
+    /// Where the shared clients' connections live (see [`OnRuntime`]): the process's runtime
+    /// (`weaver_net::runtime`), which outlives any one environment of a fleet and its future.
+    io: tokio::runtime::Handle,
     /// Where LISTs of weaver's objects are answered from watches, when they are (see
     /// [`SharedServers::watching`]).
     live: Option<super::LiveCache>,
-}
-
-/// A runtime of its own for the connections of shared clients. A fleet runs each environment on
-/// a runtime of its thread, which ends with the environment: connections opened there would
-/// die with it, and the others sharing them would fail mid-request.
-struct IoRuntime(Option<tokio::runtime::Runtime>);
-
-impl IoRuntime {
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("the runtime is only taken when dropped").handle()
-    }
-}
-
-impl Drop for IoRuntime {
-    fn drop(&mut self) {
-        // The last clone may go in an environment's async code, where a blocking shutdown panics.
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
 }
 
 /// A server's discovery, read by the first to ask.
@@ -64,7 +41,7 @@ pub(super) struct Server {
     clients: Mutex<HashMap<(String, Duration), kube::Client>>,
     /// The clients watches run over, by context.
     watch_clients: Mutex<HashMap<String, kube::Client>>,
-    io: Arc<IoRuntime>,
+    io: tokio::runtime::Handle,
 }
 
 impl Server {
@@ -78,10 +55,10 @@ impl Server {
         }
         // kube's client starts a task in front of the service, which must outlive this caller's
         // runtime as the connections do.
-        let _on_shared = self.io.handle().enter();
+        let _on_shared = self.io.enter();
         let client = kube::client::ClientBuilder::try_from(config)?
             .with_layer(&self.in_flight)
-            .with_layer(&OnRuntime { runtime: self.io.handle().clone() })
+            .with_layer(&OnRuntime { runtime: self.io.clone() })
             .build();
         clients.insert(key, client.clone());
         Ok(client)
@@ -95,9 +72,9 @@ impl Server {
         if let Some(client) = clients.get(context) {
             return Ok(client.clone());
         }
-        let _on_shared = self.io.handle().enter();
+        let _on_shared = self.io.enter();
         let client = kube::client::ClientBuilder::try_from(super::config::for_watching(config))?
-            .with_layer(&OnRuntime { runtime: self.io.handle().clone() })
+            .with_layer(&OnRuntime { runtime: self.io.clone() })
             .build();
         clients.insert(context.to_string(), client.clone());
         Ok(client)
@@ -111,15 +88,12 @@ impl SharedServers {
     /// The threads that drive the shared connections cannot be started (the system refuses
     /// threads).
     pub fn new(in_flight: usize) -> weaver_core::error::Result<SharedServers> {
-        let io = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(IO_THREADS)
-            .thread_name("weaver-io")
-            .enable_all()
-            .build()
+        let io = weaver_net::runtime::runtime()
             .map_err(|err| {
                 weaver_core::error::Error::new(format!("cannot start the threads of the cluster connections: {err}"))
-            })?;
-        let io = Arc::new(IoRuntime(Some(io)));
+            })?
+            .handle()
+            .clone();
         Ok(SharedServers {
             in_flight: in_flight.max(1),
             servers: Arc::default(),
@@ -134,7 +108,7 @@ impl SharedServers {
     /// while read, on this share's runtime: for a reader that reads the same objects again and
     /// again (`weaver ui`'s page views), each as the context it connects as.
     pub fn watching(self) -> SharedServers {
-        let live = super::LiveCache::running_on(Some(self.io.handle().clone()), super::live::Scope::All);
+        let live = super::LiveCache::running_on(Some(self.io.clone()), super::live::Scope::All);
         SharedServers { live: Some(live), ..self }
     }
 
@@ -163,7 +137,7 @@ impl SharedServers {
                 in_flight: GlobalConcurrencyLimitLayer::new(self.in_flight),
                 clients: Mutex::default(),
                 watch_clients: Mutex::default(),
-                io: Arc::clone(&self.io),
+                io: self.io.clone(),
             })
         });
         Arc::clone(server)

@@ -7,7 +7,7 @@
 //! the stream libgit2 reads and writes is bridged to it with channels.
 
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream};
@@ -24,20 +24,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(600);
 /// What is kept of the server's stderr, for the error message: the start, where git says why.
 const STDERR_KEPT: usize = 4096;
-
-/// The runtime every ssh connection of the process runs on.
-fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    let built = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("weaver-ssh")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    built.as_ref().map_err(Clone::clone)
-}
 
 /// Appends `data` to `kept`, up to [`STDERR_KEPT`] bytes: a server cannot make the stream
 /// hold more of its stderr than that.
@@ -218,8 +204,8 @@ impl SshStream {
         let command = format!("{} '{}'", session.service, path.replace('\'', r"'\''"));
         let service = session.service;
 
-        let runtime =
-            runtime().map_err(|e| (FetchFailure::Other, format!("{what}: cannot start the ssh client: {e}")))?;
+        let runtime = weaver_net::runtime::runtime()
+            .map_err(|e| (FetchFailure::Other, format!("{what}: cannot start the ssh client: {e}")))?;
         let remaining = session.remaining().map_err(|e| (FetchFailure::TimedOut, e.to_string()))?;
         let connect_timeout = CONNECT_TIMEOUT.min(remaining);
         let verdict = Arc::new(Verdict::default());

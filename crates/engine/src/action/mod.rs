@@ -69,19 +69,14 @@ pub struct Context<'a> {
     pub on: OnProgress<'a>,
 }
 
-/// Runs async cluster work from synchronous code: a command, or an environment of a fleet.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a single-threaded runtime can always be built")
-        .block_on(future)
-}
+/// Runs async cluster work from synchronous code (a command, an environment of a fleet) on the
+/// process's one runtime, the caller's future on its own thread.
+pub use weaver_net::runtime::block_on;
 
 /// Runs CPU-bound work (decrypting, rendering, reading git) from an async action. On a
 /// multi-threaded runtime (the controller's) the worker first hands its other tasks to another
 /// (`block_in_place`): watches, probes and the other reconciles go on while one renders. On a
-/// command's or a fleet environment's own single-threaded runtime, nothing else waits: in place.
+/// caller's own thread ([`block_on`]'s) or a single-threaded runtime nothing else waits: in place.
 pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {

@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json};
 
 use super::{at, at_line};
 use weaver_core::error::Error as HelmError;
+use weaver_yaml::resolve::{Dialect, Resolved, resolve};
 
 /// A file of a chart, by its path relative to the chart (`/`-separated).
 #[derive(Debug, Clone)]
@@ -94,7 +95,7 @@ pub struct Dependency {
 /// Chart.yaml's booleans arrive as strings (see `as_go_fields`) and are read back by YAML 1.1's rules.
 fn yaml_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let text = Option::<String>::deserialize(d)?;
-    Ok(text.is_some_and(|t| weaver_yaml::helm::resolve(&t) == weaver_yaml::helm::Resolved::Bool(true)))
+    Ok(text.is_some_and(|t| resolve(&t, Dialect::GoYamlV2) == Resolved::Bool(true)))
 }
 
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 //! quoting and no folding), so both directions are written here on granit-parser's events (the
 //! parser serde-saphyr uses).
 
+use crate::resolve::{Dialect, Resolved, resolve};
 use std::collections::HashMap;
 
 use granit_parser::{Event, Parser, ScalarStyle};
@@ -354,7 +355,7 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>, line: usize) -> Res
     let resolved = match tag {
         Some("str") => Resolved::Str,
         Some("binary") => Resolved::Str,
-        Some(_) | None if plain || tag.is_some() => resolve(text),
+        Some(_) | None if plain || tag.is_some() => resolve(text, Dialect::GoYamlV2),
         _ => Resolved::Str,
     };
     Ok(match resolved {
@@ -368,122 +369,6 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>, line: usize) -> Res
             line: Some(line),
         })?),
     })
-}
-
-#[derive(Debug, PartialEq)]
-pub enum Resolved {
-    Str,
-    Null,
-    Bool(bool),
-    Int(i64),
-    Uint(u64),
-    Float(f64),
-}
-
-/// go-yaml v2's `resolve` for an untagged plain scalar.
-pub fn resolve(text: &str) -> Resolved {
-    match text {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Resolved::Bool(true);
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Resolved::Bool(false);
-        }
-        "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
-        ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Resolved::Float(f64::INFINITY),
-        "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
-        _ => {}
-    }
-    match text.as_bytes()[0] {
-        b'.' => text.parse::<f64>().ok().filter(|_| go_float_syntax(text)).map_or(Resolved::Str, Resolved::Float),
-        b'0'..=b'9' | b'+' | b'-' => {
-            let plain = text.replace('_', "");
-            if let Some(i) = go_parse_int(&plain) {
-                return Resolved::Int(i);
-            }
-            if let Some(u) = go_parse_uint(&plain) {
-                return Resolved::Uint(u);
-            }
-            if yaml_style_float(&plain)
-                && let Ok(f) = plain.parse::<f64>()
-            {
-                return Resolved::Float(f);
-            }
-            if let Some(bits) = plain.strip_prefix("0b") {
-                if let Ok(i) = i64::from_str_radix(bits, 2) {
-                    return Resolved::Int(i);
-                }
-                if let Ok(u) = u64::from_str_radix(bits, 2) {
-                    return Resolved::Uint(u);
-                }
-            } else if let Some(bits) = plain.strip_prefix("-0b")
-                && let Ok(i) = i64::from_str_radix(&format!("-{bits}"), 2)
-            {
-                return Resolved::Int(i);
-            }
-            Resolved::Str
-        }
-        _ => Resolved::Str,
-    }
-}
-
-/// Whether strconv.ParseFloat would read `text` (decimal digits, one dot, an exponent).
-fn go_float_syntax(text: &str) -> bool {
-    let t = text.strip_prefix(['+', '-']).unwrap_or(text);
-    !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
-}
-
-/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
-fn yaml_style_float(text: &str) -> bool {
-    let t = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let (mantissa, exponent) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], Some(&t[i + 1..])),
-        None => (t, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = match mantissa.split_once('.') {
-        Some(("", frac)) => digits(frac),
-        Some((int, frac)) => digits(int) && (frac.is_empty() || digits(frac)),
-        None => digits(mantissa),
-    };
-    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
-    mantissa_ok && exponent_ok
-}
-
-/// strconv.ParseInt(s, 0, 64): a sign, then `0x`, `0o`, `0b` or a leading `0` (octal) prefix.
-fn go_parse_int(s: &str) -> Option<i64> {
-    let (negative, body) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let magnitude = go_parse_uint(body)?;
-    if negative {
-        if magnitude == 1 << 63 { Some(i64::MIN) } else { i64::try_from(magnitude).ok().map(|m| -m) }
-    } else {
-        i64::try_from(magnitude).ok()
-    }
-}
-
-/// strconv.ParseUint(s, 0, 64).
-fn go_parse_uint(s: &str) -> Option<u64> {
-    let lower = s.to_ascii_lowercase();
-    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
 }
 
 /// A value as go-yaml v2 sees it after sigs.k8s.io/yaml's JSON round trip.
@@ -759,7 +644,8 @@ impl Emitter {
     /// go-yaml's `stringv`: plain unless the text would read back as something else (or a
     /// base 60 float), literal when it has a newline.
     fn string(&mut self, s: &str, context: Context) {
-        let can_plain = !s.is_empty() && resolve(s) == Resolved::Str && !is_base60_float(s) && !is_timestamp(s);
+        let can_plain =
+            !s.is_empty() && resolve(s, Dialect::GoYamlV2) == Resolved::Str && !is_base60_float(s) && !is_timestamp(s);
         let style = if s.contains('\n') {
             Style::Literal
         } else if can_plain {

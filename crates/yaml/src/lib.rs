@@ -9,6 +9,7 @@ pub mod folded;
 pub(crate) mod go;
 pub mod helm;
 pub mod nodes;
+pub mod resolve;
 pub mod scalars;
 pub(crate) mod subset;
 

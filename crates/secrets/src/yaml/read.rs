@@ -12,6 +12,7 @@ use serde_saphyr::granit_parser::{Event, Parser, Placement, ScalarStyle, Span, S
 
 use crate::SecretsError;
 use crate::tree::{Item, Mapping, Sequence, Value};
+use weaver_yaml::resolve::{self as go_yaml, Dialect, Resolved};
 
 const CORE_TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
@@ -361,87 +362,17 @@ fn resolve(raw: String, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, 
     }
 }
 
-/// go-yaml v3's resolution of an untagged plain scalar.
+/// go-yaml v3's resolution of an untagged plain scalar (`weaver_yaml::resolve`).
 pub(crate) fn resolve_plain(s: &str) -> Value {
-    match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Float(f64::INFINITY);
-        }
-        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
-        _ => {}
+    match go_yaml::resolve(s, Dialect::GoYamlV3) {
+        Resolved::Str => Value::Str(s.to_owned()),
+        Resolved::Null => Value::Null,
+        Resolved::Bool(b) => Value::Bool(b),
+        Resolved::Int(i) => Value::Int(i),
+        // v3 reads a number past i64 as a float (v2's unsigned integers are not its).
+        Resolved::Uint(u) => Value::Float(u as f64),
+        Resolved::Float(f) => Value::Float(f),
     }
-    let first = s.as_bytes()[0];
-    if first == b'.' {
-        if let Some(f) = yaml_style_float(s) {
-            return Value::Float(f);
-        }
-    } else if first.is_ascii_digit() || first == b'+' || first == b'-' {
-        // Timestamps (YYYY-…) stay strings when decoded into interface{}; they never parse
-        // as numbers below anyway.
-        let plain = s.replace('_', "");
-        if let Some(i) = go_parse_int(&plain) {
-            return Value::Int(i);
-        }
-        if let Some(f) = yaml_style_float(&plain) {
-            return Value::Float(f);
-        }
-    }
-    Value::Str(s.to_owned())
-}
-
-/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`, go-yaml's float syntax.
-fn yaml_style_float(s: &str) -> Option<f64> {
-    let b = s.strip_prefix(['-', '+']).unwrap_or(s).as_bytes();
-    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
-    let int = digits(b);
-    let mut i = int;
-    if b.get(i) == Some(&b'.') {
-        let frac = digits(&b[i + 1..]);
-        if int == 0 && frac == 0 {
-            return None;
-        }
-        i += 1 + frac;
-    } else if int == 0 {
-        return None;
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'-' | b'+')) {
-            i += 1;
-        }
-        let exp = digits(&b[i..]);
-        if exp == 0 {
-            return None;
-        }
-        i += exp;
-    }
-    (i == b.len()).then(|| s.parse().ok()).flatten()
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`: sign, then `0x`/`0o`/`0b` prefixes or a leading `0`
-/// for octal.
-fn go_parse_int(s: &str) -> Option<i64> {
-    let (negative, rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (radix, digits) = match rest.get(..2) {
-        Some("0x" | "0X") => (16, &rest[2..]),
-        Some("0o" | "0O") => (8, &rest[2..]),
-        Some("0b" | "0B") => (2, &rest[2..]),
-        _ if rest.len() > 1 && rest.starts_with('0') => (8, &rest[1..]),
-        _ => (10, rest),
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let magnitude = u64::from_str_radix(digits, radix).ok()?;
-    if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
 }
 
 #[cfg(test)]

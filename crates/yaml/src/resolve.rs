@@ -1,0 +1,182 @@
+//! How go-yaml resolves an untagged plain scalar, in its two dialects: v2 (Helm's, through
+//! sigs.k8s.io/yaml: YAML 1.1's `yes`/`no`/`on`/`off` booleans, unsigned integers, binary
+//! literals) and v3 (sops': only `true`/`false`, what its MAC hashes). Both read numbers as Go's
+//! `strconv` does, with go-yaml's float syntax.
+
+/// Which go-yaml resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// go-yaml v2, as Helm reads values and templates' output.
+    GoYamlV2,
+    /// go-yaml v3, as sops reads (and hashes) a file's values.
+    GoYamlV3,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Resolved {
+    Str,
+    Null,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+}
+
+/// What an untagged plain scalar is, as `dialect`'s `resolve` decides.
+pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
+    match (text, dialect) {
+        ("true" | "True" | "TRUE", _) => return Resolved::Bool(true),
+        ("false" | "False" | "FALSE", _) => return Resolved::Bool(false),
+        // YAML 1.1's other booleans, which go-yaml v3 reads as strings.
+        ("y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON", Dialect::GoYamlV2) => return Resolved::Bool(true),
+        ("n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF", Dialect::GoYamlV2) => return Resolved::Bool(false),
+        _ => {}
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
+        ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Resolved::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    match (text.as_bytes()[0], dialect) {
+        (b'.', Dialect::GoYamlV2) => {
+            text.parse::<f64>().ok().filter(|_| go_float_syntax(text)).map_or(Resolved::Str, Resolved::Float)
+        }
+        (b'.', Dialect::GoYamlV3) => match yaml_style_float(text) {
+            true => text.parse::<f64>().map_or(Resolved::Str, Resolved::Float),
+            false => Resolved::Str,
+        },
+        // Timestamps (YYYY-…) stay strings: they never parse as numbers below.
+        (b'0'..=b'9' | b'+' | b'-', Dialect::GoYamlV3) => {
+            let plain = text.replace('_', "");
+            if let Some(i) = go_parse_int(&plain) {
+                return Resolved::Int(i);
+            }
+            match yaml_style_float(&plain) {
+                true => plain.parse::<f64>().map_or(Resolved::Str, Resolved::Float),
+                false => Resolved::Str,
+            }
+        }
+        (b'0'..=b'9' | b'+' | b'-', Dialect::GoYamlV2) => {
+            let plain = text.replace('_', "");
+            if let Some(i) = go_parse_int(&plain) {
+                return Resolved::Int(i);
+            }
+            if let Some(u) = go_parse_uint(&plain) {
+                return Resolved::Uint(u);
+            }
+            if yaml_style_float(&plain)
+                && let Ok(f) = plain.parse::<f64>()
+            {
+                return Resolved::Float(f);
+            }
+            if let Some(bits) = plain.strip_prefix("0b") {
+                if let Ok(i) = i64::from_str_radix(bits, 2) {
+                    return Resolved::Int(i);
+                }
+                if let Ok(u) = u64::from_str_radix(bits, 2) {
+                    return Resolved::Uint(u);
+                }
+            } else if let Some(bits) = plain.strip_prefix("-0b")
+                && let Ok(i) = i64::from_str_radix(&format!("-{bits}"), 2)
+            {
+                return Resolved::Int(i);
+            }
+            Resolved::Str
+        }
+        _ => Resolved::Str,
+    }
+}
+
+/// Whether strconv.ParseFloat would read `text` (decimal digits, one dot, an exponent).
+fn go_float_syntax(text: &str) -> bool {
+    let t = text.strip_prefix(['+', '-']).unwrap_or(text);
+    !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
+fn yaml_style_float(text: &str) -> bool {
+    let t = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", frac)) => digits(frac),
+        Some((int, frac)) => digits(int) && (frac.is_empty() || digits(frac)),
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
+}
+
+/// strconv.ParseInt(s, 0, 64): a sign, then `0x`, `0o`, `0b` or a leading `0` (octal) prefix.
+fn go_parse_int(s: &str) -> Option<i64> {
+    let (negative, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let magnitude = go_parse_uint(body)?;
+    if negative {
+        if magnitude == 1 << 63 { Some(i64::MIN) } else { i64::try_from(magnitude).ok().map(|m| -m) }
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// strconv.ParseUint(s, 0, 64).
+fn go_parse_uint(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dialects differ on YAML 1.1's booleans and on integers past i64; both read the rest
+    /// alike.
+    #[test]
+    fn the_dialects_differ_on_yaml_1_1_booleans_and_unsigned_integers_only() {
+        use Dialect::{GoYamlV2 as V2, GoYamlV3 as V3};
+        for word in ["yes", "On", "n", "OFF", "y"] {
+            assert!(matches!(resolve(word, V2), Resolved::Bool(_)), "{word}");
+            assert_eq!(resolve(word, V3), Resolved::Str, "{word}");
+        }
+        assert_eq!(resolve("18446744073709551615", V2), Resolved::Uint(u64::MAX));
+        assert_eq!(resolve("18446744073709551615", V3), Resolved::Float(1.8446744073709552e19));
+        for (text, both) in [
+            ("0x1F", Resolved::Int(31)),
+            ("-0b101", Resolved::Int(-5)),
+            ("012", Resolved::Int(10)),
+            ("1_000", Resolved::Int(1000)),
+            ("08", Resolved::Float(8.0)),
+            (".5", Resolved::Float(0.5)),
+            ("1e3", Resolved::Float(1000.0)),
+            ("TRUE", Resolved::Bool(true)),
+            ("~", Resolved::Null),
+            ("2021-01-01", Resolved::Str),
+            ("1.2.3", Resolved::Str),
+        ] {
+            assert_eq!(resolve(text, V2), both, "{text} (v2)");
+            assert_eq!(resolve(text, V3), both, "{text} (v3)");
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::fleet::FleetFormat;
 use super::progress::ApplyProgress;
-use super::{Environments, Ui, block_on, connect_options, write_stdout};
+use super::{Environments, Ui, block_on, write_stdout};
 use crate::cli::{DriftArgs, DriftFormat, GlobalArgs};
 use weaver_cluster::SharedServers;
 use weaver_core::error::{Error, Result};
@@ -19,13 +19,8 @@ use weaver_engine::report::json::{AnyFleetReport, DriftReport, FleetCommand, Fle
 use weaver_plan::release::drift::Report;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
-    let options = |env: &str, servers: Option<SharedServers>| DriftOptions {
-        selection: super::selection(global, &args.select, env),
-        connect: connect_options(&args.cluster),
-        concurrency: args.concurrency,
-        servers,
-        keys: weaver_engine::action::Keys::Search(None),
-        notify: true,
+    let options = |env: &str, servers: Option<SharedServers>| {
+        super::drift_options(global, (&args.select, &args.cluster, args.concurrency), env, servers)
     };
     let environments = match super::environments(global, &args.select)? {
         Environments::One(env) if args.correct => return correct(ui, args, options(&env, None)),

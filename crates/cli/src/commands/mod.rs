@@ -223,6 +223,24 @@ pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs, env: &str) -> 
     }
 }
 
+/// What `drift` and `status` read the cluster with for environment `env` (their options are
+/// one type, `StatusOptions` being `DriftOptions`), sharing `servers` across a fleet.
+pub(crate) fn drift_options(
+    global: &GlobalArgs,
+    (select, cluster, concurrency): (&SelectArgs, &ClusterArgs, usize),
+    env: &str,
+    servers: Option<weaver_cluster::SharedServers>,
+) -> weaver_engine::action::drift::DriftOptions {
+    weaver_engine::action::drift::DriftOptions {
+        selection: selection(global, select, env),
+        connect: connect_options(cluster),
+        concurrency,
+        servers,
+        keys: action::Keys::Search(None),
+        notify: true,
+    }
+}
+
 /// How to render, as the flags say.
 pub(crate) fn render_options(
     global: &GlobalArgs,

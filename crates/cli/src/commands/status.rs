@@ -5,24 +5,19 @@
 
 use std::process::ExitCode;
 
-use super::{Environments, Ui, block_on, connect_options, write_stdout};
+use super::{Environments, Ui, block_on, write_stdout};
 use crate::cli::{GlobalArgs, StatusArgs, StatusFormat};
 use weaver_cluster::SharedServers;
 use weaver_core::error::{Error, Result};
 use weaver_engine::action::fleet::{self, FleetContext, Outcome};
-use weaver_engine::action::status::{StatusOptions, status};
+use weaver_engine::action::status::status;
 use weaver_engine::report::json::{FleetCommand, FleetReport, StatusReport};
 use weaver_engine::report::{self, object_name};
 use weaver_plan::release::status::{Health, Report};
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> {
-    let options = |env: &str, servers: Option<SharedServers>| StatusOptions {
-        selection: super::selection(global, &args.select, env),
-        connect: connect_options(&args.cluster),
-        concurrency: args.concurrency,
-        servers,
-        keys: weaver_engine::action::Keys::Search(None),
-        notify: true,
+    let options = |env: &str, servers: Option<SharedServers>| {
+        super::drift_options(global, (&args.select, &args.cluster, args.concurrency), env, servers)
     };
     let environments = match super::environments(global, &args.select)? {
         Environments::One(env) => {

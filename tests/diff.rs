@@ -368,27 +368,8 @@ fn last_applied_from_the_release_record_drives_removals_and_deletions() {
         .cloned()
         .collect();
     let record = weaver_plan::release::record::Record {
-        applied_by: None,
-        release: "web".into(),
-        environment: "dev".into(),
-        revision: 1,
-        status: weaver_plan::release::record::Status::Deployed,
         time: "2026-11-21T10:00:00Z".into(),
-        commit: None,
-        dirty: None,
-        rollback_of: None,
-        correction_of: None,
-        overrides: Vec::new(),
-        lock_namespace: None,
-        chart: None,
-        objects: Vec::new(),
-        manifests: web,
-        hooks: Vec::new(),
-        hook_runs: Vec::new(),
-        adopted_from: None,
-        taken_from: Vec::new(),
-        values: Default::default(),
-        signature: None,
+        ..weaver_plan::release::record::Record::deployed("web", "dev", web)
     };
     demo.cluster.apply(&weaver_plan::release::record::to_secrets(&record, &demo.ns).unwrap(), "weaver");
 

@@ -59,27 +59,12 @@ impl Deployed {
     /// Writes a release record as `weaver apply` does.
     fn record(&self, release: &str, revision: u32, status: Status, manifests: Vec<Value>) {
         let record = Record {
-            applied_by: None,
-            release: release.into(),
-            environment: "dev".into(),
             revision,
             status,
             time: format!("2026-11-21T10:0{revision}:00Z"),
             commit: Some("3a5a33c661fbb5892d455fb48f5cc86af5f919ea".into()),
             dirty: Some(false),
-            rollback_of: None,
-            correction_of: None,
-            overrides: Vec::new(),
-            lock_namespace: None,
-            chart: None,
-            objects: Vec::new(),
-            manifests,
-            hooks: Vec::new(),
-            hook_runs: Vec::new(),
-            adopted_from: None,
-            taken_from: Vec::new(),
-            values: Default::default(),
-            signature: None,
+            ..Record::deployed(release, "dev", manifests)
         };
         self.cluster.apply(&to_secrets(&record, &self.ns).unwrap(), "weaver");
     }
@@ -655,29 +640,7 @@ fn bad_input_exits_1_with_a_clear_message() {
     assert!(err.contains(&format!("cannot reach the cluster (context `gone`, http://127.0.0.1:{port})")), "{err}");
     // A damaged record is an error naming it, not "no drift".
     let mut broken = to_secrets(
-        &Record {
-            applied_by: None,
-            release: "web".into(),
-            environment: "dev".into(),
-            revision: 2,
-            status: Status::Deployed,
-            time: "2026-11-21T11:00:00Z".into(),
-            commit: None,
-            dirty: None,
-            rollback_of: None,
-            correction_of: None,
-            overrides: Vec::new(),
-            lock_namespace: None,
-            chart: None,
-            objects: Vec::new(),
-            manifests: Vec::new(),
-            hooks: Vec::new(),
-            hook_runs: Vec::new(),
-            adopted_from: None,
-            taken_from: Vec::new(),
-            values: Default::default(),
-            signature: None,
-        },
+        &Record { revision: 2, time: "2026-11-21T11:00:00Z".into(), ..Record::deployed("web", "dev", Vec::new()) },
         &deployed.ns,
     )
     .unwrap();

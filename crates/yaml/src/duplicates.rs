@@ -2,7 +2,9 @@
 //! go-yaml v2 does, silently: a values file with `tag:` twice deploys whichever came last, so
 //! weaver warns of each (see `action::render`).
 
-use granit_parser::{Event, Parser};
+use granit_parser::Event;
+
+use super::events::{Role, Step, Token, Walk};
 
 /// A key written again in the same mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,82 +16,55 @@ pub struct DuplicateKey {
     pub line: usize,
 }
 
-enum Frame {
-    /// A mapping: its keys with their lines, and the key whose value comes next (none: a key).
-    Map { keys: Vec<(String, usize)>, key: Option<String> },
-    /// A sequence and the index of its next item.
-    Seq(usize),
-}
-
 /// The repeated keys of every document of `text`, in order; none when it cannot be read event
 /// by event (reading it reports the error) or has a key that is not a scalar.
 pub fn duplicate_keys(text: &str) -> Vec<DuplicateKey> {
-    let options = granit_parser::options! { emit_comments: false };
-    let mut parser = Parser::new_from_str_with_options(text, options);
+    let mut walk = Walk::new(text);
     let mut found = Vec::new();
-    let mut frames: Vec<Frame> = Vec::new();
-    // The path of each open collection below the root, as `a.b[2]`.
-    let mut paths: Vec<String> = Vec::new();
-    while let Some(next) = parser.next_event() {
-        let Ok((event, span)) = next else { return Vec::new() };
-        let line = span.start.line();
-        if let Some(Frame::Map { keys, key: key @ None }) = frames.last_mut() {
-            match event {
-                Event::Scalar(name, ..) => {
-                    let path = match paths.last() {
-                        Some(parent) if !parent.is_empty() => format!("{parent}.{name}"),
-                        _ => name.to_string(),
-                    };
-                    match keys.iter().find(|(k, _)| *k == name) {
-                        Some(&(_, first_line)) if name != "<<" => found.push(DuplicateKey { path, first_line, line }),
-                        _ => keys.push((name.to_string(), line)),
+    // The keys of each open mapping, with their lines (a sequence's entry stays empty).
+    let mut keys: Vec<Vec<(String, usize)>> = Vec::new();
+    while let Some(step) = walk.step() {
+        let Ok(Step { event, span, role }) = step else { return Vec::new() };
+        match (role, event) {
+            (Role::Key, Event::Scalar(name, ..)) => {
+                let line = span.start.line();
+                let Some(mapping) = keys.last_mut() else { continue };
+                match mapping.iter().find(|(key, _)| *key == name) {
+                    Some(&(_, first_line)) if name != "<<" => {
+                        found.push(DuplicateKey { path: dotted(walk.path(), &name), first_line, line });
                     }
-                    *key = Some(name.to_string());
-                    continue;
+                    _ => mapping.push((name.to_string(), line)),
                 }
-                Event::MappingEnd => {}
-                _ => return Vec::new(),
             }
-        }
-        let here = match frames.last() {
-            Some(Frame::Map { key: Some(key), .. }) => match paths.last() {
-                Some(parent) if !parent.is_empty() => format!("{parent}.{key}"),
-                _ => key.clone(),
-            },
-            Some(Frame::Seq(index)) => format!("{}[{index}]", paths.last().map_or("", String::as_str)),
-            _ => String::new(),
-        };
-        match event {
-            Event::DocumentStart(..) => {
-                frames.clear();
-                paths.clear();
+            (Role::Node, Event::MappingStart(..) | Event::SequenceStart(..)) => keys.push(Vec::new()),
+            (Role::End, _) => {
+                keys.pop();
             }
-            Event::MappingStart(..) => {
-                frames.push(Frame::Map { keys: Vec::new(), key: None });
-                paths.push(here);
-            }
-            Event::SequenceStart(..) => {
-                frames.push(Frame::Seq(0));
-                paths.push(here);
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                frames.pop();
-                paths.pop();
-                value_done(&mut frames);
-            }
-            Event::Scalar(..) | Event::Alias(_) => value_done(&mut frames),
+            (_, Event::DocumentStart(..)) => keys.clear(),
             _ => {}
         }
     }
     found
 }
 
-fn value_done(frames: &mut [Frame]) {
-    match frames.last_mut() {
-        Some(Frame::Map { key, .. }) => *key = None,
-        Some(Frame::Seq(index)) => *index += 1,
-        None => {}
+/// `image.tag`, `env[1].name`: the path of `key` in the mapping at `path`.
+fn dotted(path: &[Token], key: &str) -> String {
+    let mut out = String::new();
+    for token in path {
+        match token {
+            Token::Key(name) if out.is_empty() => out.push_str(name),
+            Token::Key(name) => {
+                out.push('.');
+                out.push_str(name);
+            }
+            Token::Index(index) => out.push_str(&format!("[{index}]")),
+        }
     }
+    if !out.is_empty() {
+        out.push('.');
+    }
+    out.push_str(key);
+    out
 }
 
 #[cfg(test)]

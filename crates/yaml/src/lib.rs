@@ -5,6 +5,7 @@
 pub mod duplicates;
 pub mod emit;
 pub mod empty;
+pub mod events;
 pub mod folded;
 pub(crate) mod go;
 pub mod helm;

@@ -3,7 +3,9 @@
 //! file leaves empty (`super::empty`) and for how a kustomization's `${var}` was written
 //! (`crate::kustomize::substitute`).
 
-use granit_parser::{Event, Parser, ScalarStyle};
+use granit_parser::{Event, ScalarStyle};
+
+use super::events::{Role, Step, Walk, pointer};
 
 /// A scalar that is a value in a document (not a key, not a document that is one scalar).
 pub struct Scalar<'v> {
@@ -22,13 +24,6 @@ pub struct Scalar<'v> {
     pub line: usize,
 }
 
-enum Frame {
-    /// A mapping, and the key whose value comes next (none: a key comes next).
-    Map(Option<String>),
-    /// A sequence, and the index of its next item.
-    Seq(usize),
-}
-
 /// Calls `visit` for each value scalar that `want` (its value, style, and whether it is empty:
 /// `key:` and nothing after it) selects; returns how many documents are not null. `None` when
 /// the text cannot be read event by event (reading it reports the error) or has keys that are
@@ -38,80 +33,34 @@ pub fn walk(
     want: impl Fn(&str, ScalarStyle, bool) -> bool,
     mut visit: impl FnMut(Scalar),
 ) -> Option<usize> {
-    let options = granit_parser::options! { emit_comments: false };
-    let mut parser = Parser::new_from_str_with_options(text, options);
+    let mut walk = Walk::new(text);
     let mut documents = 0;
-    let mut frames: Vec<Frame> = Vec::new();
-    // The pointer tokens of the open collections below the root.
-    let mut path: Vec<String> = Vec::new();
     let mut null_document = false;
-    while let Some(next) = parser.next_event() {
-        let (event, span) = next.ok()?;
-        // The token of the value this event starts, under its parent.
-        let token = match frames.last() {
-            Some(Frame::Map(Some(key))) => Some(key.clone()),
-            Some(Frame::Seq(index)) => Some(index.to_string()),
-            Some(Frame::Map(None)) => match &event {
-                Event::Scalar(key, ..) => {
-                    frames.pop();
-                    frames.push(Frame::Map(Some(key.to_string())));
-                    continue;
-                }
-                Event::MappingEnd => None,
-                _ => return None,
-            },
-            None => None,
-        };
+    while let Some(step) = walk.step() {
+        let Step { event, span, role } = step.ok()?;
         match event {
-            Event::DocumentStart(..) => {
-                frames.clear();
-                path.clear();
-                null_document = false;
+            Event::DocumentStart(..) => null_document = false,
+            Event::DocumentEnd if !null_document => documents += 1,
+            Event::Scalar(value, style, _, tag) if role == Role::Node && walk.path().is_empty() => {
+                null_document = style == ScalarStyle::Plain
+                    && tag.is_none()
+                    && matches!(&*value, "" | "~" | "null" | "Null" | "NULL");
             }
-            Event::DocumentEnd if !null_document => {
-                documents += 1;
-            }
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                path.extend(token);
-                frames.push(if matches!(event, Event::MappingStart(..)) { Frame::Map(None) } else { Frame::Seq(0) });
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                frames.pop();
-                if !frames.is_empty() {
-                    path.pop();
-                    value_done(&mut frames);
-                }
-            }
-            Event::Scalar(value, style, _, tag) => {
+            Event::Scalar(value, style, _, tag) if role == Role::Node => {
                 // The parser gives an empty value as `~`, over no text at all.
                 let empty = span.start.index() == span.end.index() && style == ScalarStyle::Plain && tag.is_none();
-                match token {
-                    Some(token) => {
-                        if want(&value, style, empty) {
-                            let in_mapping = matches!(frames.last(), Some(Frame::Map(_)));
-                            let pointer = pointer(&path, &token);
-                            let bytes = span.start.byte_offset().zip(span.end.byte_offset()).map(|(a, b)| a..b);
-                            let line = span.start.line();
-                            visit(Scalar {
-                                document: documents,
-                                pointer,
-                                value: &value,
-                                style,
-                                in_mapping,
-                                bytes,
-                                line,
-                            });
-                        }
-                        value_done(&mut frames);
-                    }
-                    None => {
-                        null_document = style == ScalarStyle::Plain
-                            && tag.is_none()
-                            && matches!(&*value, "" | "~" | "null" | "Null" | "NULL");
-                    }
+                if want(&value, style, empty) {
+                    visit(Scalar {
+                        document: documents,
+                        pointer: pointer(walk.path()),
+                        value: &value,
+                        style,
+                        in_mapping: walk.in_mapping(),
+                        bytes: span.start.byte_offset().zip(span.end.byte_offset()).map(|(a, b)| a..b),
+                        line: span.start.line(),
+                    });
                 }
             }
-            Event::Alias(_) => value_done(&mut frames),
             _ => {}
         }
     }
@@ -134,21 +83,4 @@ pub fn line_of(text: &str, document: usize, pointer: &str) -> Option<usize> {
         },
     )?;
     line
-}
-
-fn value_done(frames: &mut [Frame]) {
-    match frames.last_mut() {
-        Some(Frame::Map(key)) => *key = None,
-        Some(Frame::Seq(index)) => *index += 1,
-        None => {}
-    }
-}
-
-fn pointer(path: &[String], last: &str) -> String {
-    let mut out = String::new();
-    for token in path.iter().map(String::as_str).chain([last]) {
-        out.push('/');
-        out.push_str(&token.replace('~', "~0").replace('/', "~1"));
-    }
-    out
 }

@@ -1,0 +1,212 @@
+//! A YAML stream event by event, each event with where it is: granit-parser's events (those
+//! serde-saphyr reads with), each said to be a mapping's key, a node (a document's root, a
+//! mapping's value, a sequence's item) or the end of a collection, with the path of the node.
+//! The readers that need what a parsed value forgets (how a scalar was written and where, a key
+//! written twice) walk this, rather than each keep frames of its own.
+
+use granit_parser::{Event, Parser, ScanError, Span, StrInput};
+
+/// What an event is where it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A scalar that is a mapping's key; [`Walk::path`] is the mapping's.
+    Key,
+    /// A scalar, an alias or a collection's start that is a node: a document's root, a mapping's
+    /// value or a sequence's item; [`Walk::path`] is the node's.
+    Node,
+    /// A collection's end; [`Walk::path`] is the collection's.
+    End,
+    /// A stream's or a document's start or end.
+    Other,
+}
+
+/// One token of a node's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    Key(String),
+    Index(usize),
+}
+
+/// An event of the stream, where it is.
+pub struct Step<'t> {
+    pub event: Event<'t>,
+    pub span: Span,
+    pub role: Role,
+}
+
+/// Why a stream cannot be walked: the parser refused it (reading it reports the error), or a
+/// key is not a scalar (which no path can name).
+#[derive(Debug)]
+pub enum Unwalkable {
+    Scan(ScanError),
+    ComplexKey,
+}
+
+/// The walk over a stream's events.
+pub struct Walk<'t> {
+    parser: Parser<'t, StrInput<'t>>,
+    frames: Vec<Frame>,
+    /// The path of the node or collection the last step was in (see [`Role`]).
+    path: Vec<Token>,
+    /// Whether the last node stepped on is a mapping's value.
+    in_mapping: bool,
+}
+
+struct Frame {
+    /// A mapping's key whose value comes next (none: a key comes next), or a sequence's next
+    /// index.
+    next: Next,
+    /// How long the path is to the collection itself.
+    depth: usize,
+}
+
+enum Next {
+    Map(Option<String>),
+    Seq(usize),
+}
+
+impl<'t> Walk<'t> {
+    /// Comments are not events here: no lookahead limit on how many may precede a key.
+    pub fn new(text: &'t str) -> Self {
+        let options = granit_parser::options! { emit_comments: false };
+        Walk {
+            parser: Parser::new_from_str_with_options(text, options),
+            frames: Vec::new(),
+            path: Vec::new(),
+            in_mapping: false,
+        }
+    }
+
+    /// The path of the last step's node, key's mapping or ended collection (see [`Role`]);
+    /// empty at a document's root.
+    pub fn path(&self) -> &[Token] {
+        &self.path
+    }
+
+    /// Whether the last [`Role::Node`] stepped on is a mapping's value (else an item or a root).
+    pub fn in_mapping(&self) -> bool {
+        self.in_mapping
+    }
+
+    /// The next event where it is; `None` at the stream's end.
+    pub fn step(&mut self) -> Option<Result<Step<'t>, Unwalkable>> {
+        let (event, span) = match self.parser.next_event()? {
+            Ok(next) => next,
+            Err(err) => return Some(Err(Unwalkable::Scan(err))),
+        };
+        // What the last scalar node added to the path goes: the path is the open collection's.
+        self.path.truncate(self.frames.last().map_or(0, |frame| frame.depth));
+        let is_node =
+            matches!(event, Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..));
+        let role = match (self.frames.last_mut(), &event) {
+            (Some(Frame { next: Next::Map(key @ None), .. }), Event::Scalar(text, ..)) => {
+                *key = Some(text.to_string());
+                Role::Key
+            }
+            (Some(Frame { next: Next::Map(None), .. }), _) if is_node => return Some(Err(Unwalkable::ComplexKey)),
+            (frame, _) if is_node => {
+                self.in_mapping = matches!(frame, Some(Frame { next: Next::Map(_), .. }));
+                match frame.map(|frame| &mut frame.next) {
+                    Some(Next::Map(key)) => self.path.push(Token::Key(key.take().unwrap_or_default())),
+                    Some(Next::Seq(index)) => {
+                        self.path.push(Token::Index(*index));
+                        *index += 1;
+                    }
+                    None => {}
+                }
+                let next = match event {
+                    Event::MappingStart(..) => Some(Next::Map(None)),
+                    Event::SequenceStart(..) => Some(Next::Seq(0)),
+                    _ => None,
+                };
+                if let Some(next) = next {
+                    self.frames.push(Frame { next, depth: self.path.len() });
+                }
+                Role::Node
+            }
+            (_, Event::MappingEnd | Event::SequenceEnd) => {
+                self.frames.pop();
+                Role::End
+            }
+            (_, Event::DocumentStart(..)) => {
+                self.frames.clear();
+                self.path.clear();
+                Role::Other
+            }
+            _ => Role::Other,
+        };
+        Some(Ok(Step { event, span, role }))
+    }
+}
+
+/// `path` as a JSON pointer.
+pub fn pointer(path: &[Token]) -> String {
+    let mut out = String::new();
+    for token in path {
+        out.push('/');
+        match token {
+            Token::Key(key) => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Token::Index(index) => out.push_str(&index.to_string()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each step's role, pointer and (for scalars) text.
+    fn steps(text: &str) -> Vec<(Role, String, String)> {
+        let mut walk = Walk::new(text);
+        let mut out = Vec::new();
+        while let Some(step) = walk.step() {
+            let step = step.expect("walkable");
+            let scalar = match &step.event {
+                Event::Scalar(text, ..) => text.to_string(),
+                _ => String::new(),
+            };
+            if step.role != Role::Other {
+                out.push((step.role, pointer(walk.path()), scalar));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn keys_nodes_and_ends_are_placed_by_their_paths() {
+        let (k, n, e) = (Role::Key, Role::Node, Role::End);
+        let s = |role, pointer: &str, text: &str| (role, pointer.to_string(), text.to_string());
+        assert_eq!(
+            steps("a:\n  b: 1\n  c: [x, {d: 2}]\ne/f: 3\n"),
+            [
+                s(n, "", ""),
+                s(k, "", "a"),
+                s(n, "/a", ""),
+                s(k, "/a", "b"),
+                s(n, "/a/b", "1"),
+                s(k, "/a", "c"),
+                s(n, "/a/c", ""),
+                s(n, "/a/c/0", "x"),
+                s(n, "/a/c/1", ""),
+                s(k, "/a/c/1", "d"),
+                s(n, "/a/c/1/d", "2"),
+                s(e, "/a/c/1", ""),
+                s(e, "/a/c", ""),
+                s(e, "/a", ""),
+                s(k, "", "e/f"),
+                s(n, "/e~1f", "3"),
+                s(e, "", ""),
+            ]
+        );
+    }
+
+    #[test]
+    fn each_document_starts_at_the_root_and_complex_keys_cannot_be_walked() {
+        let roots: Vec<String> = steps("a: 1\n---\n- b\n").into_iter().map(|(_, pointer, _)| pointer).collect();
+        assert_eq!(roots, ["", "", "/a", "", "", "/0", ""]);
+        let mut walk = Walk::new("? [a]\n: 1\n");
+        let failed = std::iter::from_fn(|| walk.step()).find_map(Result::err);
+        assert!(matches!(failed, Some(Unwalkable::ComplexKey)), "{failed:?}");
+    }
+}

@@ -322,25 +322,17 @@ impl Printer {
                     self.buf.push_str("[...]");
                     return;
                 }
-                if self.f.sharp_v {
-                    self.buf.push_str("[]interface {}{");
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            self.buf.push_str(", ");
-                        }
-                        self.print_value(item, verb, depth + 1);
+                // Go's `%#v` writes the type and braces, `%v` brackets, as for maps below.
+                let (open, separator, close) =
+                    if self.f.sharp_v { ("[]interface {}{", ", ", '}') } else { ("[", " ", ']') };
+                self.buf.push_str(open);
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push_str(separator);
                     }
-                    self.buf.push('}');
-                } else {
-                    self.buf.push('[');
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            self.buf.push(' ');
-                        }
-                        self.print_value(item, verb, depth + 1);
-                    }
-                    self.buf.push(']');
+                    self.print_value(item, verb, depth + 1);
                 }
+                self.buf.push(close);
             }
             Value::Map(map) => {
                 if depth > MAX_NESTING {
@@ -1011,6 +1003,19 @@ fn push_escaped(out: &mut String, c: char, quote_char: char, ascii_only: bool) {
             let _ = write!(out, "\\U{:08x}", c as u32);
         }
     }
+}
+
+/// The escape of `c` in a double-quoted string that JSON, YAML and TOML (and Go) all write
+/// alike; `None` for any other character, which each writes its own way.
+pub fn common_escape(c: char) -> Option<&'static str> {
+    Some(match c {
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        _ => return None,
+    })
 }
 
 /// Go's `strconv.Quote` (`QuoteToASCII` when `ascii_only`).

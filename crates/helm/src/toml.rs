@@ -103,14 +103,13 @@ fn indent(keys: &[String]) -> String {
 fn quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
+        if let Some(escape) = gotemplate::gofmt::common_escape(c) {
+            out.push_str(escape);
+            continue;
+        }
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
             '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
             '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }

@@ -93,12 +93,11 @@ fn go_float(f: f64) -> Option<String> {
 fn write_string(s: &str, escape_html: bool, out: &mut String) {
     out.push('"');
     for c in s.chars() {
+        if let Some(escape) = gotemplate::gofmt::common_escape(c) {
+            out.push_str(escape);
+            continue;
+        }
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
             // Go 1.22 and later (helm 3.17 is built with 1.23).
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),

@@ -110,9 +110,11 @@ impl TestApiServer {
         let url = format!("http://{addr}");
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_yaml(&url)).expect("write kubeconfig");
+        let users = [("fake-user", format!("{{token: {TOKEN}}}")), ("other-user", format!("{{token: {OTHER_TOKEN}}}"))];
+        std::fs::write(&kubeconfig, kubeconfig_yaml(&url, &users)).expect("write kubeconfig");
         let client_go_kubeconfig = dir.path().join("kubeconfig-client-go");
-        std::fs::write(&client_go_kubeconfig, client_go_kubeconfig_yaml(&trusted_url)).expect("write kubeconfig");
+        std::fs::write(&client_go_kubeconfig, kubeconfig_yaml(&trusted_url, &[("fake-user", "{}".to_string())]))
+            .expect("write kubeconfig");
         TestApiServer {
             url,
             shared,
@@ -258,54 +260,18 @@ impl Drop for TestApiServer {
     }
 }
 
-fn client_go_kubeconfig_yaml(url: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: fake
-  cluster:
-    server: {url}
-users:
-- name: fake-user
-  user: {{}}
-contexts:
-- name: fake
-  context:
-    cluster: fake
-    user: fake-user
-current-context: fake
-preferences: {{}}
-"
-    )
-}
-
-fn kubeconfig_yaml(url: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: fake
-  cluster:
-    server: {url}
-users:
-- name: fake-user
-  user:
-    token: {TOKEN}
-- name: other-user
-  user:
-    token: {OTHER_TOKEN}
-contexts:
-- name: fake
-  context:
-    cluster: fake
-    user: fake-user
-- name: other
-  context:
-    cluster: fake
-    user: other-user
-current-context: fake
-preferences: {{}}
-"
-    )
+/// A kubeconfig for the server at `url` with a context per user: each named as its user without
+/// `-user`, the first one current. A user is its name and its `user:` mapping, in flow style.
+fn kubeconfig_yaml(url: &str, users: &[(&str, String)]) -> String {
+    let mut text =
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\nusers:\n");
+    for (name, user) in users {
+        text.push_str(&format!("- name: {name}\n  user: {user}\n"));
+    }
+    text.push_str("contexts:\n");
+    for (name, _) in users {
+        let context = name.trim_end_matches("-user");
+        text.push_str(&format!("- name: {context}\n  context:\n    cluster: fake\n    user: {name}\n"));
+    }
+    text + "current-context: fake\npreferences: {}\n"
 }

@@ -243,12 +243,11 @@ fn write_quoted_or_plain(out: &mut String, s: &str, style: Style) {
 pub fn write_double_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
+        if let Some(escape) = gotemplate::gofmt::common_escape(c) {
+            out.push_str(escape);
+            continue;
+        }
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
             c if needs_escape(c) => {
                 let code = u32::from(c);
                 let _ = if code <= 0xff { write!(out, "\\x{code:02X}") } else { write!(out, "\\u{code:04X}") };

@@ -253,11 +253,7 @@ pub(crate) fn plan_text(ui: &Ui, plan: &DiffReport) -> String {
             out.push('\n');
         }
         if let Some(conflict) = &object.conflict {
-            out.push_str(&ui.paint(
-                color,
-                Style::Yellow,
-                &format!("! conflict (apply needs --force-conflicts): {conflict}"),
-            ));
+            out.push_str(&ui.paint(color, Style::Yellow, &format!("! {}", report::conflict_note(conflict))));
             out.push('\n');
         }
         // The unified diff's lines: hunk headers, then context, removed and added lines.

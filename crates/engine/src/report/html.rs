@@ -3,7 +3,7 @@
 //! per object. Every piece of text is redacted, then escaped.
 
 use super::json::DiffReport;
-use super::{action_sign, drift_lines, html_escape, object_name};
+use super::{Note, action_sign, drift_lines, html_escape, object_name};
 use weaver_plan::diff::Action;
 use weaver_plan::release::drift::{ReleaseState, Report, State};
 use weaver_secrets::Redactor;
@@ -141,17 +141,11 @@ pub fn diff(report: &DiffReport, redactor: &Redactor) -> String {
             object.lines.added,
             object.lines.removed
         ));
-        if let Some(conflict) = &object.conflict {
-            body.push_str(&format!(
-                "<p class=\"conflict\">conflict (apply needs --force-conflicts): {}</p>\n",
-                esc(conflict)
-            ));
-        }
-        if let Some(owner) = &object.owner {
-            body.push_str(&format!("<p class=\"conflict\">{}</p>\n", esc(&crate::report::owner_note(owner))));
-        }
-        if let Some(note) = crate::report::ignored_note(object.ignored) {
-            body.push_str(&format!("<p class=\"note\">{}</p>\n", esc(&note)));
+        for note in crate::report::object_notes(object) {
+            body.push_str(&match note {
+                Note::Warning(text) => format!("<p class=\"conflict\">{}</p>\n", esc(&text)),
+                Note::Info(text) => format!("<p class=\"note\">{}</p>\n", esc(&text)),
+            });
         }
         body.push_str(&diff_lines(&redactor.redact(object.diff.as_deref().unwrap_or_default())));
         body.push_str("</details>\n");

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::action_sign;
-use super::html_escape;
 use super::json::{DiffObject, DiffReport, FleetReport};
+use super::{Note, html_escape};
 use weaver_plan::diff::{Action, Summary};
 use weaver_secrets::Redactor;
 
@@ -224,17 +224,11 @@ fn block(object: &DiffObject, redactor: &Redactor) -> Block {
         object.lines.added,
         object.lines.removed
     );
-    if let Some(conflict) = &object.conflict {
-        summary.push_str(&format!(
-            " ⚠ conflict (apply needs --force-conflicts): {}",
-            html_escape(&redactor.redact(conflict))
-        ));
-    }
-    if let Some(owner) = &object.owner {
-        summary.push_str(&format!(" ⚠ {}", html_escape(&crate::report::owner_note(owner))));
-    }
-    if let Some(note) = crate::report::ignored_note(object.ignored) {
-        summary.push_str(&format!(" · {note}"));
+    for note in crate::report::object_notes(object) {
+        summary.push_str(&match note {
+            Note::Warning(text) => format!(" ⚠ {}", html_escape(&redactor.redact(&text))),
+            Note::Info(text) => format!(" · {text}"),
+        });
     }
     let text = redactor.redact(object.diff.as_deref().unwrap_or_default());
     Block { name, summary, diff: fenced(&text), cut: false }

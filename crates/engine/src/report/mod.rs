@@ -39,6 +39,28 @@ pub fn owner_note(owner: &weaver_plan::diff::plan::Owner) -> String {
     )
 }
 
+/// What every format says of an object whose apply would meet another manager's field.
+pub fn conflict_note(conflict: &str) -> String {
+    format!("conflict (apply needs --force-conflicts): {conflict}")
+}
+
+/// What a report says of a changed object beside its diff, in this order: its conflict and its
+/// owner (warnings: an apply does not take it as it is), then the field changes
+/// `ignoreDifferences` kept out.
+pub fn object_notes(object: &json::DiffObject) -> Vec<Note> {
+    let mut notes = Vec::new();
+    notes.extend(object.conflict.as_deref().map(|conflict| Note::Warning(conflict_note(conflict))));
+    notes.extend(object.owner.as_ref().map(|owner| Note::Warning(owner_note(owner))));
+    notes.extend(ignored_note(object.ignored).map(Note::Info));
+    notes
+}
+
+/// A note of [`object_notes`].
+pub enum Note {
+    Warning(String),
+    Info(String),
+}
+
 /// What text reports say of an object whose field changes `ignoreDifferences` kept out; None
 /// for none.
 pub fn ignored_note(ignored: usize) -> Option<String> {

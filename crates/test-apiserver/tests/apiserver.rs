@@ -68,6 +68,23 @@ fn managed_entry<'a>(obj: &'a Value, manager: &str, operation: &str) -> Option<&
     obj["metadata"]["managedFields"].as_array()?.iter().find(|e| e["manager"] == manager && e["operation"] == operation)
 }
 
+/// A request's body: JSON (`None`: no body), or bytes as they are.
+trait Body {
+    fn bytes(self) -> Vec<u8>;
+}
+
+impl Body for Option<Value> {
+    fn bytes(self) -> Vec<u8> {
+        self.map(|b| b.to_string().into_bytes()).unwrap_or_default()
+    }
+}
+
+impl Body for Vec<u8> {
+    fn bytes(self) -> Vec<u8> {
+        self
+    }
+}
+
 /// A raw request: (status, headers, body).
 async fn raw(
     c: &Client,
@@ -75,19 +92,7 @@ async fn raw(
     path: &str,
     content_type: Option<&str>,
     accept: Option<&str>,
-    body: Option<Value>,
-) -> (u16, http::HeaderMap, Value) {
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    raw_bytes(c, method, path, content_type, accept, bytes).await
-}
-
-async fn raw_bytes(
-    c: &Client,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    accept: Option<&str>,
-    bytes: Vec<u8>,
+    body: impl Body,
 ) -> (u16, http::HeaderMap, Value) {
     let mut req = http::Request::builder().method(method).uri(path);
     if let Some(ct) = content_type {
@@ -96,7 +101,7 @@ async fn raw_bytes(
     if let Some(a) = accept {
         req = req.header("Accept", a);
     }
-    let res = c.send(req.body(kube::client::Body::from(bytes)).unwrap()).await.unwrap();
+    let res = c.send(req.body(kube::client::Body::from(body.bytes())).unwrap()).await.unwrap();
     let status = res.status().as_u16();
     let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes();
@@ -1098,7 +1103,7 @@ async fn field_validation_yaml_bodies_and_status_subresource() {
     assert!(obj.get("bogus").is_none());
     // Apply bodies may be YAML proper.
     let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"2\"\n".to_vec();
-    let (code, _, obj) = raw_bytes(&c, "PATCH", path, Some("application/apply-patch+yaml"), None, yaml).await;
+    let (code, _, obj) = raw(&c, "PATCH", path, Some("application/apply-patch+yaml"), None, yaml).await;
     assert_eq!(code, 201);
     assert_eq!(obj["data"]["a"], "2");
     // The status subresource changes only status, recorded as such.

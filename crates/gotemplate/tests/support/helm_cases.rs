@@ -47,6 +47,19 @@ pub struct Case {
     pub expected: Result<String, String>,
 }
 
+impl Case {
+    /// The case with each proper prefix of its template (cut between characters), expecting
+    /// nothing: truncated templates reach every lexer and parser error path.
+    pub fn prefixes(&self) -> impl Iterator<Item = Case> + '_ {
+        self.template.char_indices().skip(1).map(|(end, _)| Case {
+            name: self.name.clone(),
+            values: self.values.clone(),
+            template: self.template[..end].to_string(),
+            expected: Ok(String::new()),
+        })
+    }
+}
+
 /// The template name cases are parsed under.
 pub const CASE_TEMPLATE: &str = "c";
 

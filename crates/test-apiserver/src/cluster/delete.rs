@@ -1,6 +1,7 @@
 //! Deletion: DELETE of one object or a collection, preconditions, propagation policy and
 //! finalizers (graceful marking), and removal for good with its watch event.
 
+use super::routing::Target;
 use super::{ApiRequest, ApiResponse, Cluster, ObjKey, meta_mut, meta_str};
 use crate::error::ApiError;
 use crate::normalize::order_keys;
@@ -9,13 +10,8 @@ use crate::util;
 use serde_json::{Value, json};
 
 impl Cluster {
-    pub(super) fn delete(
-        &mut self,
-        req: &ApiRequest,
-        res: &Resource,
-        ns: &str,
-        name: &str,
-    ) -> Result<ApiResponse, ApiError> {
+    pub(super) fn delete(&mut self, req: &ApiRequest, target: &Target, name: &str) -> Result<ApiResponse, ApiError> {
+        let (res, ns) = (&target.res, target.ns.as_deref().unwrap_or_default());
         let key = Self::key(res, ns, name);
         let live = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.gr(), name))?;
         let opts: Value =

@@ -123,7 +123,8 @@ impl Cluster {
         version: &str,
         rest: &[&str],
     ) -> Result<ApiResponse, ApiError> {
-        let Target { res, ns, name, sub } = self.route(group, version, rest)?;
+        let target = self.route(group, version, rest)?;
+        let Target { res, ns, name, sub } = &target;
         let ns_str = ns.clone().unwrap_or_default();
         let review = ["SubjectAccessReview", "SelfSubjectAccessReview", "TokenReview"].into_iter().find(|kind| {
             res.kind == *kind && (res.group == "authorization.k8s.io" || res.group == "authentication.k8s.io")
@@ -136,20 +137,20 @@ impl Cluster {
                 }
             };
         }
-        match (req.method.as_str(), &name, sub.as_deref()) {
-            ("GET", None, None) => self.list(req, &res, ns.as_deref()),
+        match (req.method.as_str(), name, sub.as_deref()) {
+            ("GET", None, None) => self.list(req, res, ns.as_deref()),
             ("GET", Some(n), None | Some("status")) => {
                 let obj =
-                    self.objects.get(&Self::key(&res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
-                Ok(ApiResponse::json(200, &metadata_only(req, Self::present(&res, obj))))
+                    self.objects.get(&Self::key(res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
+                Ok(ApiResponse::json(200, &metadata_only(req, Self::present(res, obj))))
             }
-            ("POST", None, None) => self.create(req, &res, ns),
-            ("POST", Some(n), Some("token")) => self.token_request(req, &res, &ns_str, n),
+            ("POST", None, None) => self.create(req, res, ns.clone()),
+            ("POST", Some(n), Some("token")) => self.token_request(req, &target, n),
             // No kubelet runs pods, so none has a node or a log: kube-apiserver answers 204 No
             // Content for such a pod's log, unless a test said what its kubelet would answer
             // (the last `tailLines` lines, as the kubelet cuts them).
             ("GET", Some(n), Some("log")) if res.is("", "Pod") => {
-                self.objects.get(&Self::key(&res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
+                self.objects.get(&Self::key(res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
                 let Some(log) = self.pod_logs.get(&(ns_str.clone(), n.to_string())) else {
                     return Ok(ApiResponse {
                         status: 204,
@@ -164,23 +165,18 @@ impl Cluster {
                 let body = kept.iter().map(|line| format!("{line}\n")).collect::<String>().into_bytes();
                 Ok(ApiResponse { status: 200, content_type: "text/plain".into(), body, warnings: Vec::new() })
             }
-            ("PUT", Some(n), s) => self.update(req, &res, ns, n, s),
-            ("PATCH", Some(n), s) => self.patch(req, &res, ns, n, s),
-            ("DELETE", Some(n), None) => self.delete(req, &res, &ns_str, n),
-            ("DELETE", None, None) => self.delete_collection(req, &res, ns.as_deref()),
+            ("PUT", Some(n), _) => self.update(req, &target, n),
+            ("PATCH", Some(n), _) => self.patch(req, &target, n),
+            ("DELETE", Some(n), None) => self.delete(req, &target, n),
+            ("DELETE", None, None) => self.delete_collection(req, res, ns.as_deref()),
             _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
         }
     }
 
     /// `serviceaccounts/<name>/token`: TokenRequest. The token authenticates as
     /// the ServiceAccount until it expires or the ServiceAccount (by uid) is gone.
-    fn token_request(
-        &mut self,
-        req: &ApiRequest,
-        res: &Resource,
-        ns: &str,
-        name: &str,
-    ) -> Result<ApiResponse, ApiError> {
+    fn token_request(&mut self, req: &ApiRequest, target: &Target, name: &str) -> Result<ApiResponse, ApiError> {
+        let (res, ns) = (&target.res, target.ns.as_deref().unwrap_or_default());
         let body = Self::decode(req)?;
         let expiration = match &body["spec"]["expirationSeconds"] {
             Value::Null => 3600,

@@ -2,6 +2,7 @@
 //! → field manager → strategy → validation → admission → storage, for create, update, patch, server-side
 //! apply, the status subresource and the server's own writes (controllers, bootstrap).
 
+use super::routing::Target;
 use super::{ApiRequest, ApiResponse, Cluster, ObjKey, meta_mut, meta_str};
 use crate::auth::User;
 use crate::error::{ApiError, Cause, GroupResource};
@@ -289,14 +290,8 @@ impl Cluster {
         Ok(())
     }
 
-    pub(super) fn update(
-        &mut self,
-        req: &ApiRequest,
-        res: &Resource,
-        ns: Option<String>,
-        name: &str,
-        sub: Option<&str>,
-    ) -> Result<ApiResponse, ApiError> {
+    pub(super) fn update(&mut self, req: &ApiRequest, target: &Target, name: &str) -> Result<ApiResponse, ApiError> {
+        let (res, ns, sub) = (&target.res, target.ns.clone(), target.sub.as_deref());
         let ctx = self.ctx(req, res, ns.clone())?;
         let key = Self::key(res, ns.as_deref().unwrap_or_default(), name);
         let live = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.gr(), name))?;
@@ -331,14 +326,8 @@ impl Cluster {
         Ok(r)
     }
 
-    pub(super) fn patch(
-        &mut self,
-        req: &ApiRequest,
-        res: &Resource,
-        ns: Option<String>,
-        name: &str,
-        sub: Option<&str>,
-    ) -> Result<ApiResponse, ApiError> {
+    pub(super) fn patch(&mut self, req: &ApiRequest, target: &Target, name: &str) -> Result<ApiResponse, ApiError> {
+        let (res, ns, sub) = (&target.res, target.ns.clone(), target.sub.as_deref());
         let mut ctx = self.ctx(req, res, ns.clone())?;
         let key = Self::key(res, ns.as_deref().unwrap_or_default(), name);
         let content_type = req.content_type.as_deref().unwrap_or_default();

@@ -1005,17 +1005,21 @@ fn push_escaped(out: &mut String, c: char, quote_char: char, ascii_only: bool) {
     }
 }
 
-/// The escape of `c` in a double-quoted string that JSON, YAML and TOML (and Go) all write
-/// alike; `None` for any other character, which each writes its own way.
-pub fn common_escape(c: char) -> Option<&'static str> {
-    Some(match c {
-        '"' => "\\\"",
-        '\\' => "\\\\",
-        '\n' => "\\n",
-        '\r' => "\\r",
-        '\t' => "\\t",
-        _ => return None,
-    })
+/// `s` double-quoted into `out`: the escapes JSON, YAML and TOML (and Go) all write alike
+/// here, and each other character as `other` writes it (itself, or its language's escape).
+pub fn write_quoted(out: &mut String, s: &str, mut other: impl FnMut(&mut String, char)) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => other(out, c),
+        }
+    }
+    out.push('"');
 }
 
 /// Go's `strconv.Quote` (`QuoteToASCII` when `ascii_only`).

@@ -101,20 +101,13 @@ fn indent(keys: &[String]) -> String {
 }
 
 fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        if let Some(escape) = gotemplate::gofmt::common_escape(c) {
-            out.push_str(escape);
-            continue;
-        }
-        match c {
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    let mut out = String::new();
+    gotemplate::gofmt::write_quoted(&mut out, s, |out, c| match c {
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04X}", c as u32)),
+        c => out.push(c),
+    });
     out
 }
 

@@ -91,23 +91,15 @@ fn go_float(f: f64) -> Option<String> {
 }
 
 fn write_string(s: &str, escape_html: bool, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        if let Some(escape) = gotemplate::gofmt::common_escape(c) {
-            out.push_str(escape);
-            continue;
-        }
-        match c {
-            // Go 1.22 and later (helm 3.17 is built with 1.23).
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
-            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    gotemplate::gofmt::write_quoted(out, s, |out, c| match c {
+        // Go 1.22 and later (helm 3.17 is built with 1.23).
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
+        '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push(c),
+    });
 }
 
 #[cfg(test)]

@@ -30,6 +30,19 @@ fn deployments(c: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(c.clone(), ns, &ApiResource::erase::<Deployment>(&()))
 }
 
+/// A started server, a client of it, and its Deployments in namespace `default`.
+async fn default_deployments() -> (TestApiServer, Client, Api<DynamicObject>) {
+    let server = TestApiServer::start();
+    let c = client(&server).await;
+    let api = deployments(&c, "default");
+    (server, c, api)
+}
+
+/// Deployment `web` of one container, `nginx:1.25`.
+fn web() -> Value {
+    deployment("web", json!([{"name": "web", "image": "nginx:1.25"}]))
+}
+
 fn configmaps(c: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(c.clone(), ns, &ApiResource::erase::<ConfigMap>(&()))
 }
@@ -226,9 +239,7 @@ async fn list_with_selectors_across_namespaces() {
 
 #[tokio::test]
 async fn apply_creates_with_real_managed_fields_and_unowned_defaults() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
+    let (server, _c, api) = default_deployments().await;
     let obj = apply(
         &api,
         "weaver",
@@ -274,9 +285,7 @@ async fn apply_creates_with_real_managed_fields_and_unowned_defaults() {
 
 #[tokio::test]
 async fn update_operation_owns_what_it_set_including_defaults() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
+    let (_server, _c, api) = default_deployments().await;
     let pp = PostParams { field_manager: Some("kubectl-create".into()), ..Default::default() };
     let obj: DynamicObject =
         serde_json::from_value(deployment("web", json!([{"name": "web", "image": "nginx"}]))).unwrap();
@@ -300,10 +309,8 @@ async fn update_operation_owns_what_it_set_including_defaults() {
 
 #[tokio::test]
 async fn reapply_is_a_no_op() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
-    let cfg = deployment("web", json!([{"name": "web", "image": "nginx:1.25"}]));
+    let (_server, _c, api) = default_deployments().await;
+    let cfg = web();
     apply(&api, "weaver", &cfg).await.unwrap();
     let before = serde_json::to_value(api.get("web").await.unwrap()).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -315,9 +322,7 @@ async fn reapply_is_a_no_op() {
 
 #[tokio::test]
 async fn apply_removes_fields_it_no_longer_applies() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
+    let (_server, _c, api) = default_deployments().await;
     let mut cfg = deployment(
         "web",
         json!([{"name": "web", "image": "nginx:1.25", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]),
@@ -338,10 +343,8 @@ async fn apply_removes_fields_it_no_longer_applies() {
 
 #[tokio::test]
 async fn conflicts_with_an_update_manager_and_force() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
-    let mut cfg = deployment("web", json!([{"name": "web", "image": "nginx:1.25"}]));
+    let (_server, _c, api) = default_deployments().await;
+    let mut cfg = web();
     cfg["spec"]["replicas"] = json!(2);
     apply(&api, "weaver", &cfg).await.unwrap();
     let edit = PatchParams { field_manager: Some("kubectl-edit".into()), ..Default::default() };
@@ -364,10 +367,8 @@ async fn conflicts_with_an_update_manager_and_force() {
 
 #[tokio::test]
 async fn conflicts_between_appliers_and_shared_ownership() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
-    let cfg = deployment("web", json!([{"name": "web", "image": "nginx:1.25"}]));
+    let (_server, _c, api) = default_deployments().await;
+    let cfg = web();
     apply(&api, "weaver", &cfg).await.unwrap();
     // Same value: no conflict, both own the field.
     let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
@@ -397,9 +398,7 @@ async fn conflicts_between_appliers_and_shared_ownership() {
 
 #[tokio::test]
 async fn keyed_list_items_have_independent_owners() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
+    let (_server, _c, api) = default_deployments().await;
     apply(&api, "team-a", &deployment("web", json!([{"name": "a", "image": "a:1"}]))).await.unwrap();
     let b = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
         "spec": {"template": {"spec": {"containers": [{"name": "b", "image": "b:1"}]}}}});
@@ -434,10 +433,8 @@ async fn keyed_list_items_have_independent_owners() {
 
 #[tokio::test]
 async fn dry_run_changes_nothing() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
-    let cfg = deployment("web", json!([{"name": "web", "image": "nginx:1.25"}]));
+    let (server, _c, api) = default_deployments().await;
+    let cfg = web();
     let mut pp = PatchParams::apply("weaver");
     pp.dry_run = true;
     let would = serde_json::to_value(api.patch("web", &pp, &Patch::Apply(&cfg)).await.unwrap()).unwrap();
@@ -463,9 +460,7 @@ async fn dry_run_changes_nothing() {
 
 #[tokio::test]
 async fn merge_json_and_strategic_patches() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
+    let (_server, c, api) = default_deployments().await;
     apply(&api, "weaver", &deployment("web", json!([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}])))
         .await
         .unwrap();
@@ -809,10 +804,8 @@ async fn namespaces_bootstrap_and_cascade() {
 
 #[tokio::test]
 async fn auto_ready_statuses_and_switching_it_off() {
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    let api = deployments(&c, "default");
-    let mut cfg = deployment("web", json!([{"name": "web", "image": "nginx:1.25"}]));
+    let (server, c, api) = default_deployments().await;
+    let mut cfg = web();
     cfg["spec"]["replicas"] = json!(2);
     apply(&api, "weaver", &cfg).await.unwrap();
     let d: Deployment = serde_json::from_value(serde_json::to_value(api.get("web").await.unwrap()).unwrap()).unwrap();
@@ -1109,7 +1102,7 @@ async fn field_validation_yaml_bodies_and_status_subresource() {
     // The status subresource changes only status, recorded as such.
     server.set_auto_ready(false);
     let api = deployments(&c, "default");
-    apply(&api, "weaver", &deployment("web", json!([{"name": "web", "image": "nginx:1.25"}]))).await.unwrap();
+    apply(&api, "weaver", &web()).await.unwrap();
     let status_path = "/apis/apps/v1/namespaces/default/deployments/web/status?fieldManager=rollout";
     let patch = json!({"spec": {"replicas": 7}, "status": {"replicas": 1, "readyReplicas": 1}});
     let (code, _, obj) = raw(&c, "PATCH", status_path, Some("application/merge-patch+json"), None, Some(patch)).await;

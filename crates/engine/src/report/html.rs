@@ -228,20 +228,10 @@ mod tests {
     fn values_are_redacted_before_they_are_escaped() {
         let redactor = Redactor::new();
         redactor.register("pass<&word-9f2e");
+        let key = ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: None, name: "c".into() };
         let object = ObjectPlan {
-            release: "app".into(),
-            api_version: "v1".into(),
-            key: ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: None, name: "c".into() },
-            action: Action::Create,
-            before: None,
             after: Some(json!({"data": {"k": "pass<&word-9f2e"}})),
-            changes: Vec::new(),
-            conflict: None,
-            adopt: false,
-            owner: None,
-            ignored: 0,
-            desired: None,
-            respected: None,
+            ..ObjectPlan::new("app", "v1".into(), key, Action::Create)
         };
         let context = DiffContext { environment: "dev", mode: "client", provenance: None, base: None };
         let plan = Plan { objects: vec![object], ..Plan::default() };

@@ -279,25 +279,15 @@ mod tests {
     fn config_map(name: &str, lines: usize) -> ObjectPlan {
         let data: serde_json::Map<String, serde_json::Value> =
             (0..lines).map(|i| (format!("key{i:05}"), json!("value"))).collect();
+        let key = ObjectKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: Some("ns".into()),
+            name: name.into(),
+        };
         ObjectPlan {
-            release: "app".into(),
-            api_version: "v1".into(),
-            key: ObjectKey {
-                group: String::new(),
-                kind: "ConfigMap".into(),
-                namespace: Some("ns".into()),
-                name: name.into(),
-            },
-            action: Action::Create,
-            before: None,
             after: Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": data})),
-            changes: Vec::new(),
-            conflict: None,
-            adopt: false,
-            owner: None,
-            ignored: 0,
-            desired: None,
-            respected: None,
+            ..ObjectPlan::new("app", "v1".into(), key, Action::Create)
         }
     }
 

@@ -88,6 +88,26 @@ impl Owner {
 }
 
 impl ObjectPlan {
+    /// The plan of `action` on `key`, nothing else said yet: no sides, changes, conflict, owner
+    /// or adoption.
+    pub fn new(release: &str, api_version: String, key: ObjectKey, action: Action) -> ObjectPlan {
+        ObjectPlan {
+            release: release.to_string(),
+            api_version,
+            key,
+            action,
+            before: None,
+            after: None,
+            changes: Vec::new(),
+            conflict: None,
+            adopt: false,
+            ignored: 0,
+            owner: None,
+            desired: None,
+            respected: None,
+        }
+    }
+
     /// What an apply sends.
     pub fn to_send(&self) -> Option<&Value> {
         self.respected.as_ref().or(self.desired.as_deref())
@@ -200,21 +220,9 @@ fn plan_sent(
         && applies_unchanged(wanted, live, last_applied, kind)
     {
         // What the merge would find, without merging and normalizing both sides.
-        return ObjectPlan {
-            release: release.to_string(),
-            api_version: kind.api_version.to_string(),
-            key: ObjectKey::of(wanted),
-            action: Action::Unchanged,
-            before: None,
-            after: None,
-            changes: Vec::new(),
-            conflict: None,
-            adopt: false,
-            ignored: 0,
-            owner: None,
-            desired: desired.map(Arc::new),
-            respected: None,
-        };
+        let unchanged =
+            ObjectPlan::new(release, kind.api_version.to_string(), ObjectKey::of(wanted), Action::Unchanged);
+        return ObjectPlan { desired: desired.map(Arc::new), ..unchanged };
     }
     let after = desired.as_ref().map(|d| live.map_or_else(|| d.clone(), |l| client_merge(d, l, last_applied)));
     compare(release, live, after, desired, adopt)
@@ -265,19 +273,12 @@ fn compare(
     }
     redact_secret_values(before.as_mut(), after.as_mut());
     ObjectPlan {
-        release: release.to_string(),
-        api_version,
-        key,
-        action,
         before,
         after,
         changes,
-        conflict: None,
         adopt,
-        ignored: 0,
-        owner: None,
         desired: desired.map(Arc::new),
-        respected: None,
+        ..ObjectPlan::new(release, api_version, key, action)
     }
 }
 

@@ -275,11 +275,10 @@ impl Server {
         self: &Arc<Self>,
         auth: &Auth,
         user: &weaver_cluster::Subject,
-        ns: &str,
-        name: &str,
-        env: &str,
+        at: SyncEnvironment<'_>,
         listing: bool,
     ) -> Result<EnvSource> {
+        let SyncEnvironment { ns, name, env } = at;
         let sync = self.read_sync(ns, name).await?;
         let applies = applies_environment(&sync, env);
         let Some(shared) = auth.gitops.as_ref().filter(|_| applies) else {
@@ -293,15 +292,15 @@ impl Server {
             })?;
         let (repo, commit) = (applied.fetched.repository.clone(), applied.fetched.commit.clone());
         if listing {
-            let (at, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());
-            let read = move || weaver_engine::action::open_project(&at, Some(&rev))?.environment(&wanted);
+            let (dir, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());
+            let read = move || weaver_engine::action::open_project(&dir, Some(&rev))?.environment(&wanted);
             let environment = tokio::task::spawn_blocking(read)
                 .await
                 .map_err(|err| Error::new(format!("reading environment {env}: {err}")))??;
             let namespaces: std::collections::BTreeSet<String> =
                 environment.releases.iter().map(|r| r.namespace.clone()).collect();
             let namespaces = Vec::from_iter(namespaces);
-            may_list_where(auth, user, ns, name, env, &namespaces).await?;
+            may_list_where(auth, user, at, &namespaces).await?;
             let mut known = self.release_namespaces.lock().unwrap_or_else(|e| e.into_inner());
             let read = ReleaseNamespaces { commit: commit.clone(), namespaces };
             known.insert((ns.to_string(), name.to_string(), env.to_string()), read);
@@ -325,10 +324,9 @@ impl Server {
         self: &Arc<Self>,
         auth: &Auth,
         user: &weaver_cluster::Subject,
-        ns: &str,
-        name: &str,
-        env: &str,
+        at: SyncEnvironment<'_>,
     ) -> Result<()> {
+        let SyncEnvironment { ns, name, env } = at;
         let sync = self.read_sync(ns, name).await?;
         let commit = sync.status.as_ref().and_then(|s| s.last_applied_revision.clone());
         let known = {
@@ -338,8 +336,8 @@ impl Server {
         };
         let applies = applies_environment(&sync, env);
         match known {
-            Some(namespaces) if applies => may_list_where(auth, user, ns, name, env, &namespaces).await,
-            _ => self.applied(auth, user, ns, name, env, true).await.map(drop),
+            Some(namespaces) if applies => may_list_where(auth, user, at, &namespaces).await,
+            _ => self.applied(auth, user, at, true).await.map(drop),
         }
     }
 
@@ -437,9 +435,10 @@ impl Server {
                 let (Some(auth), Some(user)) = (&self.auth, &user) else {
                     return Answer::text(StatusCode::NOT_FOUND, "not found: the fleet is at /\n");
                 };
+                let at = SyncEnvironment { ns, name, env };
                 if rest == ["live"] {
                     // From the controller's watches: nothing read, connected or discovered per wait.
-                    if let Err(err) = self.may_see_applied(auth, user, ns, name, env).await {
+                    if let Err(err) = self.may_see_applied(auth, user, at).await {
                         return self.error_page(session, read_refusal(&err), &err);
                     }
                     let heard = auth.gitops.as_ref().map(|shared| (&shared.live, *env));
@@ -453,7 +452,7 @@ impl Server {
                 }
                 // An object's page asks of the object itself; the others show the namespaces'.
                 let listing = rest != ["object"];
-                let source = match self.applied(auth, user, ns, name, env, listing).await {
+                let source = match self.applied(auth, user, at, listing).await {
                     Ok(source) => source,
                     Err(err) => return self.error_page(session, read_refusal(&err), &err),
                 };
@@ -487,10 +486,11 @@ impl Server {
                 if let Err(err) = self.suspended_for_rollback(&ns, &name).await {
                     return self.error_page(session, refusal(&err), &err);
                 }
-                let source = match self.applied(auth, user, &ns, &name, &env, true).await {
-                    Ok(source) => source,
-                    Err(err) => return self.error_page(session, read_refusal(&err), &err),
-                };
+                let source =
+                    match self.applied(auth, user, SyncEnvironment { ns: &ns, name: &name, env: &env }, true).await {
+                        Ok(source) => source,
+                        Err(err) => return self.error_page(session, read_refusal(&err), &err),
+                    };
                 // Recorded as the user's, through the EnvironmentSync whose account applies it.
                 let applier = format!(
                     "{} through the UI, as EnvironmentSync {ns}/{name} on {}",
@@ -603,16 +603,23 @@ async fn sync_live(
     Answer { content_type: "text/event-stream; charset=utf-8", ..Answer::text(StatusCode::OK, body) }
 }
 
+/// An environment of an EnvironmentSync, as the UI's paths name it: `env` of `ns/name`.
+#[derive(Clone, Copy)]
+struct SyncEnvironment<'a> {
+    ns: &'a str,
+    name: &'a str,
+    env: &'a str,
+}
+
 /// Whether `user` may see an environment of EnvironmentSync `ns/name` whose releases apply to
 /// `namespaces`: list Pods in each of them.
 async fn may_list_where(
     auth: &Auth,
     user: &weaver_cluster::Subject,
-    ns: &str,
-    name: &str,
-    env: &str,
+    at: SyncEnvironment<'_>,
     namespaces: &[String],
 ) -> Result<()> {
+    let SyncEnvironment { ns, name, env } = at;
     for namespace in namespaces {
         if !auth.may_on(user, "list", "", "pods", namespace, "").await? {
             return Err(Error::new(format!(

@@ -144,9 +144,7 @@ impl Printer {
                 self.arg_number(arg_num, format, i, args.len(), &mut reordered, &mut good_arg_num);
             if i < end && s[i] == b'*' {
                 i += 1;
-                let (num, next) = int_from_arg(args, arg_num);
-                arg_num = next;
-                match num {
+                match int_from_arg(args, &mut arg_num) {
                     Some(n) if n < 0 => {
                         self.f.wid = Some(n.unsigned_abs() as usize);
                         self.f.minus = true;
@@ -177,8 +175,7 @@ impl Printer {
                     self.arg_number(arg_num, format, i, args.len(), &mut reordered, &mut good_arg_num);
                 if i < end && s[i] == b'*' {
                     i += 1;
-                    let (num, next) = int_from_arg(args, arg_num);
-                    arg_num = next;
+                    let num = int_from_arg(args, &mut arg_num);
                     self.f.prec = match num {
                         Some(n) if n >= 0 => Some(n as usize),
                         _ => None,
@@ -695,14 +692,11 @@ impl Printer {
     }
 }
 
-fn int_from_arg(args: &[Value], arg_num: usize) -> (Option<i64>, usize) {
-    match args.get(arg_num) {
-        None => (None, arg_num),
-        Some(arg) => {
-            let num = arg.as_int().filter(|n| n.unsigned_abs() <= 1_000_000);
-            (num, arg_num + 1)
-        }
-    }
+/// The argument a `*` width or precision takes, moving `arg_num` past it when there is one.
+fn int_from_arg(args: &[Value], arg_num: &mut usize) -> Option<i64> {
+    let arg = args.get(*arg_num)?;
+    *arg_num += 1;
+    arg.as_int().filter(|n| n.unsigned_abs() <= 1_000_000)
 }
 
 fn rune_or_replacement(u: u64) -> char {

@@ -41,6 +41,9 @@ pub struct Finished {
 /// [`render`]'s, in its order) is found; `finish` runs on releases rendered before such an
 /// error is found, so it must not show anything itself.
 ///
+/// Like every run, it waits for its releases on the calling thread, which must not be one of
+/// rayon's pool: that would hold a thread their rendering needs.
+///
 /// A release is final once the scope of each of its kinds is known: built in, or a CRD of the
 /// run rendered so far says it. A release with a kind still unknown waits (with its objects)
 /// until every release is rendered, and is finished with the last ones. Returns `None` when a
@@ -76,24 +79,6 @@ pub(super) type Sent = (usize, std::thread::Result<Result<RenderedRelease>>);
 /// once), that no thread has taken up yet: while there are some, no core is idle, and a run
 /// waiting for a slow release renders no further ahead than usual.
 pub(super) static WAITING_FOR_A_THREAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// The next release rendered. A thread of rayon's pool (a run inside other parallel work)
-/// renders others while it waits, rather than wait for itself.
-pub(super) fn receive(receiver: &std::sync::mpsc::Receiver<Sent>) -> Sent {
-    match rayon::current_thread_index() {
-        None => receiver.recv().expect("the run keeps a sender while it waits"),
-        Some(_) => loop {
-            if let Ok(sent) = receiver.try_recv() {
-                break sent;
-            }
-            if rayon::yield_now() != Some(rayon::Yield::Executed)
-                && let Ok(sent) = receiver.recv_timeout(std::time::Duration::from_millis(1))
-            {
-                break sent;
-            }
-        },
-    }
-}
 
 /// A place in a run's order of releases: one to render, or one rendered before (by
 /// [`render_again`]'s previous render) and kept as it is, already final.
@@ -285,6 +270,10 @@ impl Run<'_> {
         let ahead = if whole { total } else { chunk.saturating_mul(2) };
         let furthest = if whole { total } else { chunk.saturating_mul(16) };
         let threads = rayon::current_num_threads();
+        // The run waits for its releases on its own thread: the CLI's, a fleet environment's, a
+        // controller's blocking section. On a thread of rayon's pool it would hold one their
+        // rendering needs (with one thread, all of them).
+        debug_assert!(rayon::current_thread_index().is_none(), "a run renders from outside rayon's pool");
         let (sender, receiver) = std::sync::mpsc::channel::<Sent>();
         // Set when the run ends early: releases started by then skip their work.
         let ended = std::sync::atomic::AtomicBool::new(false);
@@ -328,7 +317,7 @@ impl Run<'_> {
                             started += 1;
                             continue;
                         }
-                        let (index, rendered) = receive(&receiver);
+                        let (index, rendered) = receiver.recv().expect("the run keeps a sender while it waits");
                         in_flight -= 1;
                         ready.insert(index, Ready::Rendered(rendered));
                     }

@@ -1,0 +1,348 @@
+//! Reading as helm reads: sigs.k8s.io/yaml over go-yaml v2; the common subset directly, the
+//! rest through granit-parser's events.
+
+use crate::resolve::{Dialect, Resolved, resolve};
+use crate::subset;
+use granit_parser::{Event, Parser, ScalarStyle};
+use serde_json::{Map, Number, Value as Json};
+use std::collections::HashMap;
+
+use super::YamlError;
+
+/// Reads the first document of `text` as sigs.k8s.io/yaml's `Unmarshal` does into
+/// `interface{}`: `None` for an empty document. Integers stay integers here; helm's values turn
+/// every number into a float64 afterwards (JSON), which is the caller's choice.
+pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
+    // One implicit document in the common subset reads directly (see `subset`).
+    if let Some(mut documents) = subset::stream(text, GoValues)
+        && documents.len() == 1
+    {
+        return Ok(documents.pop().flatten());
+    }
+    crate::leniently(text, load_first, under_indented_at)
+}
+
+pub(super) fn load_first(text: &str) -> Result<Option<Json>, YamlError> {
+    load_first_with(Loader::new(text)).map(|(value, _)| value)
+}
+
+/// Where the nodes of a document are, by JSON pointer: each value's, and each mapping key's
+/// (under its value's pointer), as 1-based line and column (in characters).
+#[derive(Debug, Default)]
+pub struct Positions {
+    pub values: HashMap<String, (usize, usize)>,
+    pub keys: HashMap<String, (usize, usize)>,
+}
+
+/// [`from_str`] with where each node is written, for messages about the values: always read
+/// by the full loader (the subset reader keeps no positions).
+pub fn from_str_positioned(text: &str) -> Result<(Option<Json>, Positions), YamlError> {
+    crate::leniently(
+        text,
+        |text| {
+            let mut loader = Loader::new(text);
+            loader.positions = Some(Positions::default());
+            load_first_with(loader)
+        },
+        under_indented_at,
+    )
+}
+
+/// The first document's value, and the positions `loader` recorded.
+pub(super) fn load_first_with(mut loader: Loader) -> Result<(Option<Json>, Positions), YamlError> {
+    loop {
+        match loader.next()? {
+            None | Some((Event::StreamEnd, _)) => return Ok((None, loader.positions.unwrap_or_default())),
+            Some((Event::DocumentStart(..), _)) => break,
+            Some(_) => {}
+        }
+    }
+    let value = match loader.next()? {
+        Some((Event::DocumentEnd, _)) | None => None,
+        Some((event, line)) => {
+            loader.record_value(line);
+            Some(loader.node(event, line)?)
+        }
+    };
+    Ok((value, loader.positions.unwrap_or_default()))
+}
+
+/// Every non-empty document of a stream (a CRD file may hold several).
+pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
+    if let Some(documents) = subset::stream(text, GoValues) {
+        return Ok(documents.into_iter().flatten().filter(|value| !value.is_null()).collect());
+    }
+    crate::leniently(text, load_documents, under_indented_at)
+}
+
+pub(super) fn load_documents(text: &str) -> Result<Vec<Json>, YamlError> {
+    let mut loader = Loader::new(text);
+    let mut out = Vec::new();
+    while let Some((event, _)) = loader.next()? {
+        if !matches!(event, Event::DocumentStart(..)) {
+            continue;
+        }
+        match loader.expect_next()? {
+            (Event::DocumentEnd, _) => {}
+            (event, line) => {
+                let value = loader.node(event, line)?;
+                if !value.is_null() {
+                    out.push(value);
+                }
+            }
+        }
+        loader.anchors.clear();
+    }
+    Ok(out)
+}
+
+pub(super) fn under_indented_at(e: &YamlError) -> Option<usize> {
+    e.line.filter(|_| e.message.contains(crate::UNDER_INDENTED))
+}
+
+/// Builds JSON values from text in the common YAML subset (`crate::subset`), which
+/// leaves anchors, tags, merge keys, duplicate keys and other keys than words to [`Loader`];
+/// scalars resolve as [`scalar`] resolves them, and one it refuses (a NaN) is left too.
+pub(super) struct GoValues;
+
+impl<'t> subset::Build<'t> for GoValues {
+    type Out = Json;
+    type Map = Vec<(String, Json)>;
+    fn plain(&self, text: &'t str, _: subset::Pos) -> Option<Json> {
+        scalar(text, ScalarStyle::Plain, None, 0).ok()
+    }
+    fn string(&self, text: String, _: subset::Pos) -> Json {
+        Json::String(text)
+    }
+    fn null(&self, _: subset::Pos) -> Json {
+        Json::Null
+    }
+    fn seq(&self, mut items: Vec<Json>, _: subset::Pos) -> Json {
+        items.shrink_to_fit(); // as for maps (see subset::exact_map)
+        Json::Array(items)
+    }
+    fn new_map(&self) -> Self::Map {
+        Vec::new()
+    }
+    fn insert(&self, map: &mut Self::Map, key: String, value: Json) -> Option<()> {
+        map.push((key, value));
+        Some(())
+    }
+    fn map(&self, map: Self::Map, _: subset::Pos) -> Option<Json> {
+        subset::exact_map(map).map(Json::Object)
+    }
+}
+
+pub(super) struct Loader<'a> {
+    parser: Parser<'a, granit_parser::StrInput<'a>>,
+    anchors: HashMap<usize, Json>,
+    depth: usize,
+    /// Nodes copied by aliases so far.
+    aliased: usize,
+    /// Where the nodes are, when asked for ([`from_str_positioned`]): the pointer tokens of the
+    /// node being read, and the column of the event `next` read last.
+    positions: Option<Positions>,
+    path: Vec<String>,
+    column: usize,
+}
+
+/// How many nodes aliases may copy in one stream.
+pub(super) const MAX_ALIASED: usize = 1_000_000;
+
+pub(super) fn size(value: &Json) -> usize {
+    match value {
+        Json::Array(items) => 1 + items.iter().map(size).sum::<usize>(),
+        Json::Object(map) => 1 + map.values().map(size).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// How deep collections may nest: a file of `[[[[…` must be an error, not a stack overflow.
+pub(super) const MAX_DEPTH: usize = 500;
+
+impl<'a> Loader<'a> {
+    fn new(text: &'a str) -> Self {
+        // Comments are presentation, not data: not emitted, so no lookahead limit on how many
+        // comment lines may precede a key (charts' values.yaml have long commented blocks).
+        let options = granit_parser::options! { emit_comments: false };
+        Loader {
+            parser: Parser::new_from_str_with_options(text, options),
+            anchors: HashMap::new(),
+            depth: 0,
+            aliased: 0,
+            positions: None,
+            path: Vec::new(),
+            column: 0,
+        }
+    }
+
+    /// The pointer of the node being read.
+    fn pointer(&self) -> String {
+        self.path.iter().map(|token| format!("/{}", crate::go::pointer_token(token))).collect()
+    }
+
+    /// Records that the node being read starts on `line`, at the event read last.
+    fn record_value(&mut self, line: usize) {
+        let pointer = self.positions.is_some().then(|| self.pointer());
+        if let (Some(positions), Some(pointer)) = (&mut self.positions, pointer) {
+            positions.values.insert(pointer, (line, self.column + 1));
+        }
+    }
+
+    /// Reads the child `token` of the node being read, recording where it is when asked to.
+    fn child(&mut self, token: String, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
+        if self.positions.is_none() {
+            return self.node(event, line);
+        }
+        self.path.push(token);
+        self.record_value(line);
+        let value = self.node(event, line);
+        self.path.pop();
+        value
+    }
+
+    fn next(&mut self) -> Result<Option<(Event<'a>, usize)>, YamlError> {
+        match self.parser.next_event() {
+            None => Ok(None),
+            Some(Ok((event, span))) => {
+                self.column = span.start.col();
+                Ok(Some((event, span.start.line())))
+            }
+            Some(Err(e)) => Err(YamlError { message: e.info(), line: Some(e.marker().line()) }),
+        }
+    }
+
+    fn expect_next(&mut self) -> Result<(Event<'a>, usize), YamlError> {
+        self.next()?.ok_or_else(|| YamlError { message: "unexpected end of the document".into(), line: None })
+    }
+
+    fn node(&mut self, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(YamlError { message: format!("nested deeper than {MAX_DEPTH} levels"), line: Some(line) });
+        }
+        let result = self.node_at_depth(event, line);
+        self.depth -= 1;
+        result
+    }
+
+    fn node_at_depth(&mut self, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
+        let (value, anchor) = match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag = tag.map(|t| t.suffix().to_string());
+                (scalar(&text, style, tag.as_deref(), line)?, anchor)
+            }
+            Event::SequenceStart(_, anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    match self.expect_next()? {
+                        (Event::SequenceEnd, _) => break,
+                        (event, line) => items.push(self.child(items.len().to_string(), event, line)?),
+                    }
+                }
+                (Json::Array(items), anchor)
+            }
+            Event::MappingStart(_, anchor, _) => (self.mapping(line)?, anchor),
+            Event::Alias(id) => {
+                let value = self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
+                    message: "unknown anchor referenced by an alias".into(),
+                    line: Some(line),
+                })?;
+                // Aliases of aliases grow exponentially (a "billion laughs"): go-yaml refuses
+                // excessive aliasing, and so does this.
+                self.aliased += size(&value);
+                if self.aliased > MAX_ALIASED {
+                    return Err(YamlError { message: "document contains excessive aliasing".into(), line: Some(line) });
+                }
+                return Ok(value);
+            }
+            _ => return Err(YamlError { message: "unexpected YAML event".into(), line: Some(line) }),
+        };
+        if anchor != 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        Ok(value)
+    }
+
+    /// A mapping's entries; `<<` merges maps (or a list of maps) under the explicit keys, as
+    /// go-yaml v2 does, and a later duplicate key replaces an earlier one.
+    fn mapping(&mut self, line: usize) -> Result<Json, YamlError> {
+        let mut map = Map::new();
+        let mut merged = Map::new();
+        loop {
+            let (key_event, key_line) = self.expect_next()?;
+            if matches!(key_event, Event::MappingEnd) {
+                break;
+            }
+            // `<<`, plain, untagged or tagged `!!merge` (as YAML 1.1 tools write it).
+            let is_merge = matches!(&key_event, Event::Scalar(text, ScalarStyle::Plain, _, tag)
+                if text == "<<" && tag.as_ref().is_none_or(|t| t.suffix() == "merge"));
+            let key_column = self.column;
+            let key = self.node(key_event, key_line)?;
+            let key = key_string(key, key_line)?;
+            let pointer =
+                self.positions.is_some().then(|| format!("{}/{}", self.pointer(), crate::go::pointer_token(&key)));
+            if let (Some(positions), Some(pointer)) = (&mut self.positions, pointer) {
+                positions.keys.insert(pointer, (key_line, key_column + 1));
+            }
+            let (value_event, value_line) = self.expect_next()?;
+            let value = self.child(key.clone(), value_event, value_line)?;
+            if is_merge {
+                let sources = match value {
+                    Json::Array(items) => items,
+                    other => vec![other],
+                };
+                for source in sources.into_iter().rev() {
+                    let Json::Object(source) = source else {
+                        return Err(YamlError {
+                            message: "map merge requires map or sequence of maps as the value".into(),
+                            line: Some(value_line),
+                        });
+                    };
+                    merged.extend(source);
+                }
+                continue;
+            }
+            map.insert(key, value);
+        }
+        for (key, value) in merged {
+            map.entry(key).or_insert(value);
+        }
+        let _ = line;
+        Ok(Json::Object(map))
+    }
+}
+
+/// sigs.k8s.io/yaml's conversion of a map key to a JSON object key.
+pub(super) fn key_string(key: Json, line: usize) -> Result<String, YamlError> {
+    match key {
+        Json::String(s) => Ok(s),
+        Json::Bool(b) => Ok(b.to_string()),
+        Json::Number(n) if n.is_i64() => Ok(n.to_string()),
+        // go-yaml formats float keys at 32 bits.
+        Json::Number(n) => Ok(gotemplate::gofmt::format_float_bits(n.as_f64().unwrap_or(0.0), 'g', None, 32)),
+        _ => Err(YamlError { message: "unsupported map key (a null, list or map)".into(), line: Some(line) }),
+    }
+}
+
+/// A scalar as go-yaml v2 resolves it, converted to JSON.
+pub(super) fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>, line: usize) -> Result<Json, YamlError> {
+    let plain = style == ScalarStyle::Plain;
+    let resolved = match tag {
+        Some("str") => Resolved::Str,
+        Some("binary") => Resolved::Str,
+        Some(_) | None if plain || tag.is_some() => resolve(text, Dialect::GoYamlV2),
+        _ => Resolved::Str,
+    };
+    Ok(match resolved {
+        Resolved::Str => Json::String(text.to_string()),
+        Resolved::Null => Json::Null,
+        Resolved::Bool(b) => Json::Bool(b),
+        Resolved::Int(i) => Json::from(i),
+        Resolved::Uint(u) => Json::from(u),
+        Resolved::Float(f) => Json::Number(Number::from_f64(f).ok_or_else(|| YamlError {
+            message: format!("json: unsupported value: {}", gotemplate::gofmt::format_float(f, 'g', None)),
+            line: Some(line),
+        })?),
+    })
+}

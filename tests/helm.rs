@@ -373,6 +373,38 @@ fn built_in_objects_have_helm_s_go_types() {
     assert_eq!(objects["ConfigMap/types"], expected["ConfigMap/types"], "helm template's types differ");
 }
 
+/// Values past Go's number ranges read as helm reads them: a float past f64's range is the
+/// string it was written as (`strconv.ParseFloat` fails on it), an integer past i64 is unsigned
+/// and then, like every number of helm's values, a float64.
+#[test]
+fn values_past_go_s_number_ranges_read_as_helm_reads_them() {
+    let repo = chart_repo(&[
+        (
+            "values.yaml",
+            "big: 1e400\nneg: -1e400\ntiny: 1e-400\nunsigned: 18446744073709551615\nhuge: 18446744073709551616\nsplit: 1_0.5\n",
+        ),
+        (
+            "templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kinds\ndata:\n{{- range $k, $v := .Values }}\n  {{ $k }}: {{ printf \"%s %v\" (kindOf $v) $v | quote }}\n{{- end }}\n",
+        ),
+    ]);
+    let objects = by_key(
+        weaver_yaml::documents(Path::new("render"), repo.weaver(&["render", "--env", "dev"]).success()).unwrap(),
+    );
+    assert_eq!(
+        objects["ConfigMap/kinds"]["data"],
+        json!({
+            "big": "string 1e400",
+            "neg": "string -1e400",
+            "tiny": "float64 0",
+            "unsigned": "float64 1.8446744073709552e+19",
+            "huge": "float64 1.8446744073709552e+19",
+            "split": "float64 10.5",
+        })
+    );
+    assert_same_as_helm(&repo, &objects);
+}
+
 /// `actual`, weaver's objects of release `app` of a [`chart_repo`], against `helm template` of
 /// its chart (skipped, saying so, without helm).
 #[track_caller]

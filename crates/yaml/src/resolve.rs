@@ -1,14 +1,16 @@
 //! How go-yaml resolves an untagged plain scalar, in its two dialects: v2 (Helm's, through
-//! sigs.k8s.io/yaml: YAML 1.1's `yes`/`no`/`on`/`off` booleans, unsigned integers, binary
-//! literals) and v3 (sops': only `true`/`false`, what its MAC hashes). Both read numbers as Go's
-//! `strconv` does, with go-yaml's float syntax.
+//! sigs.k8s.io/yaml: YAML 1.1's `yes`/`no`/`on`/`off` booleans, binary literals) and v3 (sops'
+//! and kustomize's kyaml: only `true`/`false`). Both read numbers as Go's `strconv` does, with
+//! go-yaml's float syntax: `_` dropped, an integer past i64 unsigned, a float past f64's range
+//! not a number at all (`ParseFloat` fails on it), so a string.
 
 /// Which go-yaml resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// go-yaml v2, as Helm reads values and templates' output.
     GoYamlV2,
-    /// go-yaml v3, as sops reads (and hashes) a file's values.
+    /// go-yaml v3, as sops reads (and hashes) a file's values and kustomize's kyaml resolves a
+    /// scalar it creates.
     GoYamlV3,
 }
 
@@ -41,10 +43,10 @@ pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
     }
     match (text.as_bytes()[0], dialect) {
         (b'.', Dialect::GoYamlV2) => {
-            text.parse::<f64>().ok().filter(|_| go_float_syntax(text)).map_or(Resolved::Str, Resolved::Float)
+            parse_float(text).filter(|_| go_float_syntax(text)).map_or(Resolved::Str, Resolved::Float)
         }
         (b'.', Dialect::GoYamlV3) => match yaml_style_float(text) {
-            true => text.parse::<f64>().map_or(Resolved::Str, Resolved::Float),
+            true => parse_float(text).map_or(Resolved::Str, Resolved::Float),
             false => Resolved::Str,
         },
         // Timestamps (YYYY-…) stay strings: they never parse as numbers below.
@@ -53,8 +55,11 @@ pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
             if let Some(i) = go_parse_int(&plain) {
                 return Resolved::Int(i);
             }
+            if let Some(u) = go_parse_uint(&plain) {
+                return Resolved::Uint(u);
+            }
             match yaml_style_float(&plain) {
-                true => plain.parse::<f64>().map_or(Resolved::Str, Resolved::Float),
+                true => parse_float(&plain).map_or(Resolved::Str, Resolved::Float),
                 false => Resolved::Str,
             }
         }
@@ -67,7 +72,7 @@ pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
                 return Resolved::Uint(u);
             }
             if yaml_style_float(&plain)
-                && let Ok(f) = plain.parse::<f64>()
+                && let Some(f) = parse_float(&plain)
             {
                 return Resolved::Float(f);
             }
@@ -87,6 +92,12 @@ pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
         }
         _ => Resolved::Str,
     }
+}
+
+/// `strconv.ParseFloat(text, 64)` of a text of float syntax: none past f64's range, where Go's
+/// fails (`ErrRange`) and Rust's gives an infinity.
+fn parse_float(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 /// Whether strconv.ParseFloat would read `text` (decimal digits, one dot, an exponent).
@@ -151,18 +162,24 @@ fn go_parse_uint(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// The dialects differ on YAML 1.1's booleans and on integers past i64; both read the rest
-    /// alike.
+    /// The dialects differ on YAML 1.1's booleans; both read the rest alike.
     #[test]
-    fn the_dialects_differ_on_yaml_1_1_booleans_and_unsigned_integers_only() {
+    fn the_dialects_differ_on_yaml_1_1_booleans_only() {
         use Dialect::{GoYamlV2 as V2, GoYamlV3 as V3};
         for word in ["yes", "On", "n", "OFF", "y"] {
             assert!(matches!(resolve(word, V2), Resolved::Bool(_)), "{word}");
             assert_eq!(resolve(word, V3), Resolved::Str, "{word}");
         }
-        assert_eq!(resolve("18446744073709551615", V2), Resolved::Uint(u64::MAX));
-        assert_eq!(resolve("18446744073709551615", V3), Resolved::Float(1.8446744073709552e19));
         for (text, both) in [
+            ("18446744073709551615", Resolved::Uint(u64::MAX)),
+            ("9_223_372_036_854_775_808", Resolved::Uint(1 << 63)),
+            ("18446744073709551616", Resolved::Float(1.8446744073709552e19)),
+            ("1__0", Resolved::Int(10)),
+            ("1_0.5", Resolved::Float(10.5)),
+            // Past f64's range: no number (helm's `kindOf` says string; kubectl kustomize keeps it plain).
+            ("1e400", Resolved::Str),
+            ("-1e400", Resolved::Str),
+            ("1e-400", Resolved::Float(0.0)),
             ("0x1F", Resolved::Int(31)),
             ("-0b101", Resolved::Int(-5)),
             ("012", Resolved::Int(10)),

@@ -517,16 +517,19 @@ fn set_field(
 }
 
 /// `text` as a plain YAML scalar reads under kyaml (go-yaml v3): a number or a boolean if it
-/// spells one, else the string.
+/// spells one, else the string (a null too: kyaml keeps the text it sets).
 fn plain_scalar(text: &str) -> Value {
-    let simple = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "+-._".contains(c));
-    if simple
-        && let Ok(mut docs) = weaver_yaml::documents_kyaml(std::path::Path::new("replacement"), text)
-        && let [value @ (Value::Number(_) | Value::Bool(_))] = docs.as_mut_slice()
-    {
-        return value.take();
+    use weaver_yaml::resolve::{Dialect, Resolved, resolve};
+    match resolve(text, Dialect::GoYamlV3) {
+        Resolved::Bool(b) => Value::Bool(b),
+        Resolved::Int(i) => Value::from(i),
+        Resolved::Uint(u) => Value::from(u),
+        // Finite: the resolver reads no float past f64's range.
+        Resolved::Float(f) => {
+            serde_json::Number::from_f64(f).map_or_else(|| Value::String(text.to_string()), Value::Number)
+        }
+        Resolved::Null | Resolved::Str => Value::String(text.to_string()),
     }
-    Value::String(text.to_string())
 }
 
 #[cfg(test)]
@@ -555,6 +558,14 @@ mod tests {
         assert_eq!(plain_scalar("yes"), Value::String("yes".into()));
         assert_eq!(plain_scalar("a: b"), Value::String("a: b".into()));
         assert_eq!(plain_scalar("1.5"), Value::from(1.5));
+        // As `kubectl kustomize` sets a created field: underscores dropped, past i64 unsigned,
+        // past f64's range text.
+        assert_eq!(plain_scalar("1__0"), Value::from(10));
+        assert_eq!(plain_scalar("1_0.5"), Value::from(10.5));
+        assert_eq!(plain_scalar("017"), Value::from(15));
+        assert_eq!(plain_scalar("9223372036854775808"), Value::from(1u64 << 63));
+        assert_eq!(plain_scalar("1e400"), Value::String("1e400".into()));
+        assert_eq!(plain_scalar("null"), Value::String("null".into()));
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! The readers that need what a parsed value forgets (how a scalar was written and where, a key
 //! written twice) walk this, rather than each keep frames of its own.
 
+use std::collections::HashMap;
+
 use granit_parser::{Event, Parser, ScanError, Span, StrInput};
 
 /// What an event is where it stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// A scalar that is a mapping's key; [`Walk::path`] is the mapping's.
+    /// A scalar (or an alias of one) that is a mapping's key; [`Walk::path`] is the mapping's.
     Key,
     /// A scalar, an alias or a collection's start that is a node: a document's root, a mapping's
     /// value or a sequence's item; [`Walk::path`] is the node's.
@@ -35,11 +37,11 @@ pub struct Step<'t> {
 }
 
 /// Why a stream cannot be walked: the parser refused it (reading it reports the error), or a
-/// key is not a scalar (which no path can name).
+/// key (at the span) is not a scalar, which no path can name.
 #[derive(Debug)]
 pub enum Unwalkable {
     Scan(ScanError),
-    ComplexKey,
+    ComplexKey(Span),
 }
 
 /// The walk over a stream's events.
@@ -50,6 +52,8 @@ pub struct Walk<'t> {
     path: Vec<Token>,
     /// Whether the last node stepped on is a mapping's value.
     in_mapping: bool,
+    /// The text of each anchored scalar, for an alias written as a key.
+    anchored: HashMap<usize, String>,
 }
 
 struct Frame {
@@ -74,6 +78,15 @@ impl<'t> Walk<'t> {
             frames: Vec::new(),
             path: Vec::new(),
             in_mapping: false,
+            anchored: HashMap::new(),
+        }
+    }
+
+    /// Names the key the last step was (a [`Role::Key`]) as its reader resolved it, for its
+    /// value's path: go-yaml v2 reads the key `0x10` as `16`.
+    pub fn name_key(&mut self, token: String) {
+        if let Some(Frame { next: Next::Map(key @ Some(_)), .. }) = self.frames.last_mut() {
+            *key = Some(token);
         }
     }
 
@@ -98,12 +111,27 @@ impl<'t> Walk<'t> {
         self.path.truncate(self.frames.last().map_or(0, |frame| frame.depth));
         let is_node =
             matches!(event, Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..));
+        if let Event::Scalar(text, _, anchor, _) = &event
+            && *anchor != 0
+        {
+            self.anchored.insert(*anchor, text.to_string());
+        }
+        let at_key = matches!(self.frames.last(), Some(Frame { next: Next::Map(None), .. }));
+        let key_text = match &event {
+            Event::Scalar(text, ..) if at_key => Some(text.to_string()),
+            Event::Alias(id) if at_key => self.anchored.get(id).cloned(),
+            _ => None,
+        };
         let role = match (self.frames.last_mut(), &event) {
-            (Some(Frame { next: Next::Map(key @ None), .. }), Event::Scalar(text, ..)) => {
-                *key = Some(text.to_string());
+            (Some(Frame { next: Next::Map(key @ None), .. }), Event::Scalar(..) | Event::Alias(_))
+                if key_text.is_some() =>
+            {
+                *key = key_text;
                 Role::Key
             }
-            (Some(Frame { next: Next::Map(None), .. }), _) if is_node => return Some(Err(Unwalkable::ComplexKey)),
+            (Some(Frame { next: Next::Map(None), .. }), _) if is_node => {
+                return Some(Err(Unwalkable::ComplexKey(span)));
+            }
             (frame, _) if is_node => {
                 self.in_mapping = matches!(frame, Some(Frame { next: Next::Map(_), .. }));
                 match frame.map(|frame| &mut frame.next) {
@@ -145,7 +173,7 @@ pub fn pointer(path: &[Token]) -> String {
     for token in path {
         out.push('/');
         match token {
-            Token::Key(key) => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Token::Key(key) => out.push_str(&crate::go::pointer_token(key)),
             Token::Index(index) => out.push_str(&index.to_string()),
         }
     }
@@ -207,6 +235,27 @@ mod tests {
         assert_eq!(roots, ["", "", "/a", "", "", "/0", ""]);
         let mut walk = Walk::new("? [a]\n: 1\n");
         let failed = std::iter::from_fn(|| walk.step()).find_map(Result::err);
-        assert!(matches!(failed, Some(Unwalkable::ComplexKey)), "{failed:?}");
+        assert!(matches!(failed, Some(Unwalkable::ComplexKey(_))), "{failed:?}");
+    }
+
+    #[test]
+    fn an_alias_of_a_scalar_is_a_key_and_a_named_key_is_its_values_token() {
+        let keys: Vec<(Role, String, String)> =
+            steps("a: &k x\nm:\n  *k : 1\n").into_iter().filter(|(role, ..)| *role == Role::Key).collect();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        let mut walk = Walk::new("0x10: v\n");
+        let mut pointers = Vec::new();
+        while let Some(step) = walk.step() {
+            let step = step.expect("walkable");
+            if step.role == Role::Key {
+                walk.name_key("16".to_string());
+            } else if step.role == Role::Node {
+                pointers.push(pointer(walk.path()));
+            }
+        }
+        assert_eq!(pointers, ["", "/16"]);
+        let mut walk = Walk::new("a: &c [1]\n*c : 2\n");
+        let failed = std::iter::from_fn(|| walk.step()).find_map(Result::err);
+        assert!(matches!(failed, Some(Unwalkable::ComplexKey(_))), "an alias of a list is no key: {failed:?}");
     }
 }

@@ -1,9 +1,10 @@
 //! Reading as helm reads: sigs.k8s.io/yaml over go-yaml v2; the common subset directly, the
 //! rest through granit-parser's events.
 
+use crate::events::{self, Role, Step, Unwalkable, Walk};
 use crate::resolve::{Dialect, Resolved, resolve};
 use crate::subset;
-use granit_parser::{Event, Parser, ScalarStyle};
+use granit_parser::{Event, ScalarStyle};
 use serde_json::{Map, Number, Value as Json};
 use std::collections::HashMap;
 
@@ -59,10 +60,7 @@ pub(super) fn load_first_with(mut loader: Loader) -> Result<(Option<Json>, Posit
     }
     let value = match loader.next()? {
         Some((Event::DocumentEnd, _)) | None => None,
-        Some((event, line)) => {
-            loader.record_value(line);
-            Some(loader.node(event, line)?)
-        }
+        Some((event, line)) => Some(loader.node(event, line)?),
     };
     Ok((value, loader.positions.unwrap_or_default()))
 }
@@ -134,15 +132,17 @@ impl<'t> subset::Build<'t> for GoValues {
 }
 
 pub(super) struct Loader<'a> {
-    parser: Parser<'a, granit_parser::StrInput<'a>>,
+    /// The events, each with the path of its node: a key's value goes under the key as read
+    /// ([`Walk::name_key`]).
+    walk: Walk<'a>,
     anchors: HashMap<usize, Json>,
     depth: usize,
     /// Nodes copied by aliases so far.
     aliased: usize,
-    /// Where the nodes are, when asked for ([`from_str_positioned`]): the pointer tokens of the
-    /// node being read, and the column of the event `next` read last.
+    /// Where the nodes are, when asked for ([`from_str_positioned`]), recorded as the walk steps
+    /// on each.
     positions: Option<Positions>,
-    path: Vec<String>,
+    /// The column of the event `next` read last.
     column: usize,
 }
 
@@ -162,53 +162,28 @@ pub(super) const MAX_DEPTH: usize = 500;
 
 impl<'a> Loader<'a> {
     fn new(text: &'a str) -> Self {
-        // Comments are presentation, not data: not emitted, so no lookahead limit on how many
-        // comment lines may precede a key (charts' values.yaml have long commented blocks).
-        let options = granit_parser::options! { emit_comments: false };
-        Loader {
-            parser: Parser::new_from_str_with_options(text, options),
-            anchors: HashMap::new(),
-            depth: 0,
-            aliased: 0,
-            positions: None,
-            path: Vec::new(),
-            column: 0,
-        }
+        Loader { walk: Walk::new(text), anchors: HashMap::new(), depth: 0, aliased: 0, positions: None, column: 0 }
     }
 
-    /// The pointer of the node being read.
-    fn pointer(&self) -> String {
-        self.path.iter().map(|token| format!("/{}", crate::go::pointer_token(token))).collect()
-    }
-
-    /// Records that the node being read starts on `line`, at the event read last.
-    fn record_value(&mut self, line: usize) {
-        let pointer = self.positions.is_some().then(|| self.pointer());
-        if let (Some(positions), Some(pointer)) = (&mut self.positions, pointer) {
-            positions.values.insert(pointer, (line, self.column + 1));
-        }
-    }
-
-    /// Reads the child `token` of the node being read, recording where it is when asked to.
-    fn child(&mut self, token: String, event: Event<'a>, line: usize) -> Result<Json, YamlError> {
-        if self.positions.is_none() {
-            return self.node(event, line);
-        }
-        self.path.push(token);
-        self.record_value(line);
-        let value = self.node(event, line);
-        self.path.pop();
-        value
-    }
-
+    /// The next event and its line, the position of a node recorded when asked for.
     fn next(&mut self) -> Result<Option<(Event<'a>, usize)>, YamlError> {
-        match self.parser.next_event() {
+        match self.walk.step() {
             None => Ok(None),
-            Some(Ok((event, span))) => {
+            Some(Ok(Step { event, span, role })) => {
                 self.column = span.start.col();
-                Ok(Some((event, span.start.line())))
+                let line = span.start.line();
+                if role == Role::Node
+                    && let Some(positions) = &mut self.positions
+                {
+                    positions.values.insert(events::pointer(self.walk.path()), (line, self.column + 1));
+                }
+                Ok(Some((event, line)))
             }
-            Some(Err(e)) => Err(YamlError { message: e.info(), line: Some(e.marker().line()) }),
+            Some(Err(Unwalkable::Scan(e))) => Err(YamlError { message: e.info(), line: Some(e.marker().line()) }),
+            Some(Err(Unwalkable::ComplexKey(span))) => Err(YamlError {
+                message: "unsupported map key (a null, list or map)".into(),
+                line: Some(span.start.line()),
+            }),
         }
     }
 
@@ -237,7 +212,7 @@ impl<'a> Loader<'a> {
                 loop {
                     match self.expect_next()? {
                         (Event::SequenceEnd, _) => break,
-                        (event, line) => items.push(self.child(items.len().to_string(), event, line)?),
+                        (event, line) => items.push(self.node(event, line)?),
                     }
                 }
                 (Json::Array(items), anchor)
@@ -280,13 +255,13 @@ impl<'a> Loader<'a> {
             let key_column = self.column;
             let key = self.node(key_event, key_line)?;
             let key = key_string(key, key_line)?;
-            let pointer =
-                self.positions.is_some().then(|| format!("{}/{}", self.pointer(), crate::go::pointer_token(&key)));
-            if let (Some(positions), Some(pointer)) = (&mut self.positions, pointer) {
+            if let Some(positions) = &mut self.positions {
+                let pointer = format!("{}/{}", events::pointer(self.walk.path()), crate::go::pointer_token(&key));
                 positions.keys.insert(pointer, (key_line, key_column + 1));
             }
+            self.walk.name_key(key.clone());
             let (value_event, value_line) = self.expect_next()?;
-            let value = self.child(key.clone(), value_event, value_line)?;
+            let value = self.node(value_event, value_line)?;
             if is_merge {
                 let sources = match value {
                     Json::Array(items) => items,

@@ -16,8 +16,9 @@ pub struct DuplicateKey {
     pub line: usize,
 }
 
-/// The repeated keys of every document of `text`, in order; none when it cannot be read event
-/// by event (reading it reports the error) or has a key that is not a scalar.
+/// The repeated keys of every document of `text`, in order (an alias key is its anchor's text);
+/// none when it cannot be read event by event (reading it reports the error) or has a key that
+/// is neither a scalar nor an alias of one.
 pub fn duplicate_keys(text: &str) -> Vec<DuplicateKey> {
     let mut walk = Walk::new(text);
     let mut found = Vec::new();
@@ -26,12 +27,12 @@ pub fn duplicate_keys(text: &str) -> Vec<DuplicateKey> {
     while let Some(step) = walk.step() {
         let Ok(Step { event, span, role }) = step else { return Vec::new() };
         match (role, event) {
-            (Role::Key, Event::Scalar(name, ..)) => {
+            (Role::Key, _) => {
+                let (Some(name), Some(mapping)) = (walk.key(), keys.last_mut()) else { continue };
                 let line = span.start.line();
-                let Some(mapping) = keys.last_mut() else { continue };
                 match mapping.iter().find(|(key, _)| *key == name) {
                     Some(&(_, first_line)) if name != "<<" => {
-                        found.push(DuplicateKey { path: dotted(walk.path(), &name), first_line, line });
+                        found.push(DuplicateKey { path: dotted(walk.path(), name), first_line, line });
                     }
                     _ => mapping.push((name.to_string(), line)),
                 }
@@ -88,5 +89,10 @@ mod tests {
         assert!(found("x: 1\n---\nx: 2\n").is_empty());
         assert!(found("base: &b {x: 1}\nm:\n  <<: *b\n  <<: *b\n").is_empty());
         assert!(found("a: [1\n").is_empty(), "unreadable text is its reader's to report");
+        assert_eq!(
+            found("a: &k x\nm:\n  x: 1\n  *k : 2\n"),
+            [("m.x".into(), 3, 4)],
+            "an alias key is its anchor's text"
+        );
     }
 }

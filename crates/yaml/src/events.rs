@@ -37,7 +37,7 @@ pub struct Step<'t> {
 }
 
 /// Why a stream cannot be walked: the parser refused it (reading it reports the error), or a
-/// key (at the span) is not a scalar, which no path can name.
+/// key (at the span) is neither a scalar nor an alias of one, which no path can name.
 #[derive(Debug)]
 pub enum Unwalkable {
     Scan(ScanError),
@@ -79,6 +79,14 @@ impl<'t> Walk<'t> {
             path: Vec::new(),
             in_mapping: false,
             anchored: HashMap::new(),
+        }
+    }
+
+    /// The key the last step was (a [`Role::Key`]): its text, or its anchor's for an alias.
+    pub fn key(&self) -> Option<&str> {
+        match self.frames.last() {
+            Some(Frame { next: Next::Map(key), .. }) => key.as_deref(),
+            _ => None,
         }
     }
 

@@ -50,20 +50,7 @@ pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
             false => Resolved::Str,
         },
         // Timestamps (YYYY-…) stay strings: they never parse as numbers below.
-        (b'0'..=b'9' | b'+' | b'-', Dialect::GoYamlV3) => {
-            let plain = text.replace('_', "");
-            if let Some(i) = go_parse_int(&plain) {
-                return Resolved::Int(i);
-            }
-            if let Some(u) = go_parse_uint(&plain) {
-                return Resolved::Uint(u);
-            }
-            match yaml_style_float(&plain) {
-                true => parse_float(&plain).map_or(Resolved::Str, Resolved::Float),
-                false => Resolved::Str,
-            }
-        }
-        (b'0'..=b'9' | b'+' | b'-', Dialect::GoYamlV2) => {
+        (b'0'..=b'9' | b'+' | b'-', _) => {
             let plain = text.replace('_', "");
             if let Some(i) = go_parse_int(&plain) {
                 return Resolved::Int(i);
@@ -76,17 +63,22 @@ pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
             {
                 return Resolved::Float(f);
             }
-            if let Some(bits) = plain.strip_prefix("0b") {
-                if let Ok(i) = i64::from_str_radix(bits, 2) {
+            // go-yaml's own reading of a prefix with the sign after it (`0b-101`, `0b+1`; and
+            // in v3, `0o-17`): the digits after the prefix as strconv reads a signed number.
+            let octal = (dialect == Dialect::GoYamlV3).then_some(("0o", 8));
+            for (prefix, radix) in [("0b", 2)].into_iter().chain(octal) {
+                if let Some(digits) = plain.strip_prefix(prefix) {
+                    if let Ok(i) = i64::from_str_radix(digits, radix) {
+                        return Resolved::Int(i);
+                    }
+                    if let Ok(u) = u64::from_str_radix(digits, radix) {
+                        return Resolved::Uint(u);
+                    }
+                } else if let Some(digits) = plain.strip_prefix('-').and_then(|rest| rest.strip_prefix(prefix))
+                    && let Ok(i) = i64::from_str_radix(&format!("-{digits}"), radix)
+                {
                     return Resolved::Int(i);
                 }
-                if let Ok(u) = u64::from_str_radix(bits, 2) {
-                    return Resolved::Uint(u);
-                }
-            } else if let Some(bits) = plain.strip_prefix("-0b")
-                && let Ok(i) = i64::from_str_radix(&format!("-{bits}"), 2)
-            {
-                return Resolved::Int(i);
             }
             Resolved::Str
         }
@@ -162,14 +154,19 @@ fn go_parse_uint(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// The dialects differ on YAML 1.1's booleans; both read the rest alike.
+    /// The dialects differ on YAML 1.1's booleans and v3's octal fallback; both read the rest
+    /// alike.
     #[test]
-    fn the_dialects_differ_on_yaml_1_1_booleans_only() {
+    fn the_dialects_differ_on_yaml_1_1_booleans_and_an_octal_fallback_only() {
         use Dialect::{GoYamlV2 as V2, GoYamlV3 as V3};
         for word in ["yes", "On", "n", "OFF", "y"] {
             assert!(matches!(resolve(word, V2), Resolved::Bool(_)), "{word}");
             assert_eq!(resolve(word, V3), Resolved::Str, "{word}");
         }
+        // v3 also reads an octal prefix with the sign after it; v2 has no such fallback.
+        assert_eq!(resolve("0o+17", V3), Resolved::Int(15));
+        assert_eq!(resolve("0o-17", V3), Resolved::Int(-15));
+        assert_eq!(resolve("0o+17", V2), Resolved::Str);
         for (text, both) in [
             ("18446744073709551615", Resolved::Uint(u64::MAX)),
             ("9_223_372_036_854_775_808", Resolved::Uint(1 << 63)),
@@ -180,6 +177,8 @@ mod tests {
             ("1e400", Resolved::Str),
             ("-1e400", Resolved::Str),
             ("1e-400", Resolved::Float(0.0)),
+            ("0b-101", Resolved::Int(-5)),
+            ("-0b101", Resolved::Int(-5)),
             ("0x1F", Resolved::Int(31)),
             ("-0b101", Resolved::Int(-5)),
             ("012", Resolved::Int(10)),

@@ -27,7 +27,7 @@ pub struct Scalar<'v> {
 /// Calls `visit` for each value scalar that `want` (its value, style, and whether it is empty:
 /// `key:` and nothing after it) selects; returns how many documents are not null. `None` when
 /// the text cannot be read event by event (reading it reports the error) or has keys that are
-/// not scalars.
+/// neither scalars nor aliases of them.
 pub fn walk(
     text: &str,
     want: impl Fn(&str, ScalarStyle, bool) -> bool,

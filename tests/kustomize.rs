@@ -308,6 +308,25 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             &["app/kustomization.yaml:3:5", "no object is selected by the source {kind: Secret, name: db}"],
         ),
         (
+            "a replacement's text that does not read as the integer its target holds",
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml, deploy.yaml]\nreplacements:\n  - source: {kind: ConfigMap, fieldPath: data.a}\n    targets:\n      - select: {kind: Deployment}\n        fieldPaths: [spec.replicas]\n",
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+                (
+                    "app/deploy.yaml",
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n",
+                ),
+            ],
+            true,
+            &[
+                "app/kustomization.yaml:3:5",
+                "field `spec.replicas` of Deployment web: the source's value does not read as an integer, which the target field holds",
+            ],
+        ),
+        (
             "a replacement with both a path and a source",
             &[
                 (

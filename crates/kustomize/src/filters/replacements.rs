@@ -504,20 +504,37 @@ fn set_field(
     };
     *field = match &*field {
         Value::String(_) => Value::String(text),
-        Value::Number(_) => text.parse::<serde_json::Number>().map_or(Value::String(text), Value::Number),
-        Value::Bool(_) => match text.as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => Value::String(text),
-        },
+        Value::Number(_) | Value::Bool(_) => typed_as(field, &text)?,
         Value::Null => plain_scalar(&text),
         Value::Object(_) | Value::Array(_) => value.clone(),
     };
     Ok(())
 }
 
-/// `text` as a plain YAML scalar reads under kyaml (go-yaml v3): a number or a boolean if it
-/// spells one, else the string (a null too: kyaml keeps the text it sets).
+/// `text` set into the number or boolean `field`, as kyaml sets it: the field keeps its tag and
+/// go-yaml v3 must read the text as one (`1__0` and `017` are integers, `True` a boolean; a
+/// float field takes an integer too), else kustomize fails, and so does this (without the
+/// value, which kustomize shows).
+fn typed_as(field: &Value, text: &str) -> Result<Value, String> {
+    use weaver_yaml::resolve::{Dialect, Resolved, resolve};
+    let (is_float, kind) = match field {
+        Value::Number(n) if n.is_f64() => (true, "a number"),
+        Value::Number(_) => (false, "an integer"),
+        _ => (false, "true or false"),
+    };
+    let set = match (field, resolve(text, Dialect::GoYamlV3)) {
+        (Value::Number(_), Resolved::Int(i)) => Some(Value::from(i)),
+        (Value::Number(_), Resolved::Uint(u)) => Some(Value::from(u)),
+        (Value::Number(_), Resolved::Float(f)) if is_float => serde_json::Number::from_f64(f).map(Value::Number),
+        (Value::Bool(_), Resolved::Bool(b)) => Some(Value::Bool(b)),
+        _ => None,
+    };
+    // The value is not shown: a replacement may copy it from a Secret.
+    set.ok_or_else(|| format!("the source's value does not read as {kind}, which the target field holds"))
+}
+
+/// `text` as a plain YAML scalar reads under kyaml (go-yaml v3): a number, a boolean or a null
+/// if it spells one (`null`, `~`, nothing), else the string.
 fn plain_scalar(text: &str) -> Value {
     use weaver_yaml::resolve::{Dialect, Resolved, resolve};
     match resolve(text, Dialect::GoYamlV3) {
@@ -528,7 +545,8 @@ fn plain_scalar(text: &str) -> Value {
         Resolved::Float(f) => {
             serde_json::Number::from_f64(f).map_or_else(|| Value::String(text.to_string()), Value::Number)
         }
-        Resolved::Null | Resolved::Str => Value::String(text.to_string()),
+        Resolved::Null => Value::Null,
+        Resolved::Str => Value::String(text.to_string()),
     }
 }
 
@@ -565,7 +583,9 @@ mod tests {
         assert_eq!(plain_scalar("017"), Value::from(15));
         assert_eq!(plain_scalar("9223372036854775808"), Value::from(1u64 << 63));
         assert_eq!(plain_scalar("1e400"), Value::String("1e400".into()));
-        assert_eq!(plain_scalar("null"), Value::String("null".into()));
+        assert_eq!(plain_scalar("null"), Value::Null);
+        assert_eq!(plain_scalar("~"), Value::Null);
+        assert_eq!(plain_scalar(""), Value::Null);
     }
 
     #[test]
@@ -592,6 +612,23 @@ mod tests {
         let mut port = Value::String("http".into());
         set_field(&mut port, &Value::from(8080), &options).unwrap();
         assert_eq!(port, Value::String("8080".into()));
+        // As kubectl kustomize sets them: the text read as go-yaml v3 reads it, into the type.
+        for (field, text, want) in [
+            (Value::from(1), "1__0", Value::from(10)),
+            (Value::from(1), "017", Value::from(15)),
+            (Value::from(2.5), "1__0", Value::from(10)),
+            (Value::from(2.5), "1.5", Value::from(1.5)),
+            (Value::Bool(false), "True", Value::Bool(true)),
+        ] {
+            let mut set = field.clone();
+            set_field(&mut set, &Value::String(text.into()), &options).unwrap();
+            assert_eq!(set, want, "`{text}` into {field}");
+        }
+        // What kubectl kustomize refuses ("cannot decode !!str `abc` as a !!int").
+        for (field, text) in [(Value::from(1), "abc"), (Value::from(1), "1.5"), (Value::Bool(true), "yes")] {
+            let err = set_field(&mut field.clone(), &Value::String(text.into()), &options).unwrap_err();
+            assert!(err.contains("does not read as") && !err.contains(text), "{err}");
+        }
     }
 
     #[test]

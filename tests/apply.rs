@@ -592,6 +592,23 @@ fn drift_found_out_of_band_is_gone_after_an_apply() {
     assert_eq!(demo.weaver(&["drift", "--env", "dev"]).code, 0);
 }
 
+/// What an apply prints follows its plan's order, whichever request the server answers first:
+/// the web release's ConfigMap, answered last here, is still told before its Secret.
+#[test]
+fn an_apply_tells_its_objects_in_order_whichever_the_server_answers_first() {
+    let demo = Demo::new();
+    let Some(fake) = demo.cluster.fake("delaying one kind's answers") else { return };
+    let configmaps = format!("/api/v1/namespaces/{}/configmaps", demo.ns);
+    fake.inject(weaver_test_apiserver::Fault::delay("PATCH", &configmaps, std::time::Duration::from_secs(1)).times(2));
+    let out = demo.weaver(&["apply", "--env", "dev"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let told: Vec<&str> = out.stdout.lines().filter(|line| line.starts_with("created ")).collect();
+    let at =
+        |name: &str| told.iter().position(|line| line.contains(name)).unwrap_or_else(|| panic!("{name}: {told:?}"));
+    assert!(at("ConfigMap") < at("Secret"), "the plan's order: {told:?}");
+    assert!(at("/web-config") < at("/web-secrets"), "the plan's order: {told:?}");
+}
+
 #[test]
 fn server_errors_are_retried_and_a_failure_part_way_is_recorded_exactly() {
     let demo = Demo::new();

@@ -512,8 +512,7 @@ impl Run<'_> {
                 results.extend(batch.iter().map(|o| self.not_applied(o, why)));
                 continue;
             }
-            let outcomes: Vec<ObjectResult> =
-                futures::future::join_all(batch.iter().map(|o| self.apply_object(o))).await;
+            let outcomes = self.told_in_order(batch.iter().map(|o| self.apply_object(o)).collect()).await;
             let failures = outcomes.iter().filter(|r| r.outcome == Outcome::Failed).count();
             let interrupted = outcomes.iter().any(|r| r.outcome == Outcome::NotApplied);
             results.extend(outcomes);
@@ -550,7 +549,7 @@ impl Run<'_> {
                         result
                     })
                     .collect(),
-                None => futures::future::join_all(batch.iter().map(|o| self.prune_object(o))).await,
+                None => self.told_in_order(batch.iter().map(|o| self.prune_object(o)).collect()).await,
             };
             if let Some(failed) = outcomes.iter().find(|r| r.outcome == Outcome::Failed) {
                 error = Some(format!("pruning failed: {}", failed.message.clone().unwrap_or_default()));
@@ -674,6 +673,22 @@ impl Run<'_> {
         HelmRecords::Deleted { secrets: deleted }
     }
 
+    /// Runs a phase's objects at once (the permits bound how many) and tells each result in the
+    /// phase's order, as soon as it and those before it are done: what an apply prints is the
+    /// same whichever request the server answers first.
+    async fn told_in_order<F: std::future::Future<Output = ObjectResult>>(
+        &self,
+        mut done: futures::stream::FuturesOrdered<F>,
+    ) -> Vec<ObjectResult> {
+        use futures::StreamExt;
+        let mut results = Vec::with_capacity(done.len());
+        while let Some(result) = done.next().await {
+            self.emit(&result);
+            results.push(result);
+        }
+        results
+    }
+
     fn not_applied(&self, object: &ObjectPlan, why: &str) -> ObjectResult {
         let result = result_of(object, Outcome::NotApplied, Some(why.to_string()));
         self.emit(&result);
@@ -694,25 +709,21 @@ impl Run<'_> {
     async fn apply_object(&self, object: &ObjectPlan) -> ObjectResult {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         if self.interrupted.load(Ordering::SeqCst) {
-            return self.not_applied(object, "the apply was interrupted");
+            return result_of(object, Outcome::NotApplied, Some("the apply was interrupted".into()));
         }
         let desired = object.to_send().expect("creates and updates are desired");
         let Some(served) = self.served(&object.api_version, &object.key.kind) else {
             let why = format!("the cluster does not serve {} {}", object.api_version, object.key.kind);
-            let result = result_of(object, Outcome::Failed, Some(why));
-            self.emit(&result);
-            return result;
+            return result_of(object, Outcome::Failed, Some(why));
         };
         let applied = if object.action == Action::Create { Outcome::Created } else { Outcome::Configured };
         let options = self.options;
         if options.dry_run && self.cluster.resolve(&object.api_version, &object.key.kind).is_err() {
             let why = "its CRD is created by this apply, so the dry run could not validate it";
-            let result = result_of(object, applied, Some(why.to_string()));
-            self.emit(&result);
-            return result;
+            return result_of(object, applied, Some(why.to_string()));
         }
         let force = options.force_conflicts || object.adopt;
-        let result = match self.cluster.apply(desired, &served, options.dry_run, force).await {
+        match self.cluster.apply(desired, &served, options.dry_run, force).await {
             Ok(_) => result_of(object, applied, taken_note(object)),
             Err(ApplyError::Conflict(message)) => result_of(
                 object,
@@ -746,17 +757,15 @@ impl Run<'_> {
                 }
             }
             Err(ApplyError::Other(err)) => result_of(object, Outcome::Failed, Some(describe(&err))),
-        };
-        self.emit(&result);
-        result
+        }
     }
 
     async fn prune_object(&self, object: &ObjectPlan) -> ObjectResult {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         if self.interrupted.load(Ordering::SeqCst) {
-            return self.not_applied(object, "not pruned: the apply was interrupted");
+            return result_of(object, Outcome::NotApplied, Some("not pruned: the apply was interrupted".into()));
         }
-        let result = match self.served(&object.api_version, &object.key.kind) {
+        match self.served(&object.api_version, &object.key.kind) {
             // A kind the cluster no longer serves has no objects left to delete.
             None => result_of(object, Outcome::Pruned, Some("its kind is no longer served".into())),
             Some(served) => {
@@ -766,9 +775,7 @@ impl Run<'_> {
                     Err(err) => result_of(object, Outcome::Failed, Some(describe(&err))),
                 }
             }
-        };
-        self.emit(&result);
-        result
+        }
     }
 
     /// Makes sure the release namespace exists, creating it unless the release opted out. The

@@ -173,7 +173,7 @@ const UNSUPPORTED: [&str; 18] =
     ["^^", "^", ",,", ",", "//", "/#", "/%", "/", "##", "#", "%%", "%", ":?", ":+", ":", "-", "+", "?"];
 
 /// A character of a referenced name, as envsubst reads one (a variable defined in weaver has a
-/// stricter name: see `weaver_project::environment::is_variable_name`).
+/// stricter name: see `weaver_project::is_variable_name`).
 fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }

@@ -99,6 +99,17 @@ pub(crate) fn defined_twice(
     Error::at(at, format!("{what} is defined twice in {within} (first at line {})", first.line.unwrap_or(0)))
 }
 
+/// Whether `name` may name a variable (a release's `substitute:`, a notification's `fromEnv`):
+/// Flux's `^[_[:alpha:]][_[:alpha:][:digit:]]*$`.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+pub const VARIABLE_NAME_HELP: &str =
+    "a variable name is a letter or '_', then letters, digits and '_' (Flux's ^[_[:alpha:]][_[:alpha:][:digit:]]*$)";
+
 /// `30s`, `5m`, `1m30s`, `500ms`, `2h`: the durations kubectl's flags take (and environment
 /// files: a notification's `timeout`), parsed by jiff's friendly format (which also takes
 /// `1h 30m`, `1.5h`, `90 seconds`), at most [`MAX_DURATION`]. clap prefixes the flag; a file's

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use crate::environment::PathRef;
 use crate::ignore::location;
+use crate::source::PathRef;
 use crate::source::is_plain_name;
 use weaver_core::error::{Error, Location, Result};
 
@@ -184,7 +184,7 @@ fn url_source(file: &Path, name: &str, url: Spanned<Value>) -> Result<UrlSource>
         return refuse(format!("notification `{name}`: `url` takes exactly one of `fromEnv` and `fromSecret`"));
     };
     match (source.as_str(), value) {
-        ("fromEnv", Value::String(var)) if crate::environment::is_variable_name(&var) => Ok(UrlSource::Env(var)),
+        ("fromEnv", Value::String(var)) if crate::is_variable_name(&var) => Ok(UrlSource::Env(var)),
         ("fromEnv", _) => refuse(format!("notification `{name}`: `fromEnv` is not an environment variable's name")),
         ("fromSecret", Value::Object(secret)) => {
             let text = |field: &str| secret.get(field).and_then(Value::as_str).filter(|s| !s.is_empty());

@@ -17,10 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
-use super::environment::Release;
 use super::health::Expression;
 use super::source::Source;
-use super::values::merge_overrides;
 use weaver_core::error::{Error, Location, Result};
 
 /// Where `weaver promote` writes what an environment takes: `promotions/<env>.yaml`.
@@ -184,45 +182,6 @@ impl Promotion {
             .map(|text| Expression::compile(file, "checks", text))
             .collect::<Result<Vec<_>>>()?;
         Ok(Promotion { from: fields.from.value, soak_time, pins, checks, promoted: Promoted::default(), at })
-    }
-
-    /// Lays what was promoted over `releases`, refusing pins of releases the environment lacks.
-    pub(super) fn apply(&self, environment: &str, releases: &mut [Release]) -> Result<()> {
-        for pin in &self.pins {
-            let Some(release) = releases.iter().find(|r| r.name == pin.release) else {
-                return Err(Error::at(
-                    pin.at.clone(),
-                    format!("a pin names release `{}`, which is not one of this environment", pin.release),
-                ));
-            };
-            if pin.what == Pinned::Chart && release.remote.is_none() {
-                return Err(Error::at(
-                    pin.at.clone(),
-                    format!("release `{}`: a chart pin is for a remote chart", release.name),
-                )
-                .with_help(
-                    "a chart of the repository is the version it holds; pin the release's values or images instead",
-                ));
-            }
-        }
-        let file = promoted_path(environment);
-        for (name, promoted) in &self.promoted.releases {
-            let Some(release) = releases.iter_mut().find(|r| &r.name == name) else {
-                return Err(Error::at(
-                    Location::file(&file),
-                    format!("release `{name}` is not one of environment `{environment}`"),
-                )
-                .with_help("run weaver promote again: it rewrites the file for the environment's releases"));
-            };
-            merge_overrides(&mut release.values, promoted.values.clone());
-            release.images.extend(promoted.images.clone());
-            if let (Some(version), Some(remote)) = (&promoted.version, release.remote.as_mut()) {
-                let written = release.chart.rsplit_once('@').map_or(release.chart.as_str(), |(chart, _)| chart);
-                release.chart = format!("{written}@{version}");
-                remote.version = version.clone();
-            }
-        }
-        Ok(())
     }
 }
 

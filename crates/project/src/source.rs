@@ -24,6 +24,13 @@ pub struct Entry {
 
 /// Read-only access to the repository's files. Implementations resolve every path with
 /// [`Source::resolve`] and refuse one that leads outside the repository with an [`Escape`].
+/// A repository path as written in a file, with where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathRef {
+    pub path: PathBuf,
+    pub at: Location,
+}
+
 pub trait Source: Send + Sync {
     /// The file's bytes, or `None` when there is no such file.
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;

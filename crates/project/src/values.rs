@@ -5,8 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::environment::PathRef;
-use crate::source::{Source, utf8};
+use crate::source::{PathRef, Source, utf8};
 use weaver_core::error::{Error, Location, Result};
 
 /// The values file `file` lists (`what` says where: "values file", "file of variables"), read

@@ -103,7 +103,8 @@ pub(super) fn substitute(
 /// A release's variables: its `substituteFrom` files in order (a later file's variable wins),
 /// then its `substitute` over them, as Flux's `substitute` wins over its `substituteFrom`.
 pub(super) fn variables(project: &Project, release: &Release, secrets: &Secrets) -> Result<HashMap<String, String>> {
-    use weaver_project::environment::{VARIABLE_NAME_HELP, is_variable_name, variable_value};
+    use weaver_project::environment::variable_value;
+    use weaver_project::{VARIABLE_NAME_HELP, is_variable_name};
     let mut vars = HashMap::new();
     let files = read_files(project, &release.substitute_from, "substituteFrom file", None, secrets, |path, text| {
         weaver_yaml::from_str::<Option<Value>>(path, text)

@@ -76,7 +76,7 @@ pub(super) fn release_secrets(
 /// gives the environment and release it is rendered for.
 pub(super) fn read_files(
     project: &Project,
-    files: &[weaver_project::environment::PathRef],
+    files: &[weaver_project::source::PathRef],
     what: &str,
     template: Option<(&Environment, &Release)>,
     secrets: &Secrets,

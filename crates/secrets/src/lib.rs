@@ -146,7 +146,7 @@ pub fn load_environment_secrets(
 /// reader.
 pub fn load_encrypted_values_files<'f, 'i>(
     source: &dyn weaver_project::Source,
-    files: impl IntoIterator<Item = &'f weaver_project::environment::PathRef>,
+    files: impl IntoIterator<Item = &'f weaver_project::source::PathRef>,
     ids: impl FnOnce() -> weaver_core::Result<&'i Identities>,
     redactor: &Redactor,
 ) -> weaver_core::Result<std::collections::HashMap<std::path::PathBuf, serde_json::Map<String, serde_json::Value>>> {

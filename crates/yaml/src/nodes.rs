@@ -89,9 +89,17 @@ impl<'t> Build<'t> for Nodes {
 /// `T` from the one document of `text`, as serde-saphyr with `options` would read it; `None`
 /// when the text leaves the subset or the reader is unsure.
 pub fn read<T: DeserializeOwned>(text: &str, options: &serde_saphyr::Options) -> Option<T> {
-    let node = super::subset::document(text)?;
+    let node = document(text)?;
     let lines: Vec<&str> = text.lines().collect();
     T::deserialize(NodeDe { node: &node, lines: &lines, options }).ok()
+}
+
+/// The one document of `text` as positioned nodes, or `None` when the text leaves the subset or
+/// holds other than one document.
+fn document(text: &str) -> Option<Node<'_>> {
+    let mut documents = super::subset::stream(text, Nodes)?.into_iter().flatten();
+    let node = documents.next()?;
+    documents.next().is_none().then_some(node)
 }
 
 /// Why the reader gave up; never shown (serde-saphyr reads the text again).

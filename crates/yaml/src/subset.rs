@@ -14,22 +14,12 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::nodes::{Node, Nodes};
-
 /// Every document of `text` as serde-saphyr with `options` would give it, or `None` when the
 /// text leaves the subset. Empty documents (and the text before a first `---`) are `Null`, for
 /// the caller to drop as it drops serde-saphyr's.
 pub(crate) fn documents(text: &str, options: &serde_saphyr::Options) -> Option<Vec<Value>> {
     let documents = stream(text, Values { options })?;
     Some(documents.into_iter().map(|doc| doc.unwrap_or(Value::Null)).collect())
-}
-
-/// The one document of `text` as positioned nodes, or `None` when the text leaves the subset or
-/// holds other than one document.
-pub(crate) fn document(text: &str) -> Option<Node<'_>> {
-    let mut documents = stream(text, Nodes)?.into_iter().flatten();
-    let node = documents.next()?;
-    documents.next().is_none().then_some(node)
 }
 
 /// Every document of `text` as `build` makes them (`None` for an empty one), or `None` when the
@@ -99,7 +89,7 @@ pub(crate) struct Pos {
 }
 
 /// What the loader makes of what it reads: JSON values ([`Values`]) or nodes that keep their
-/// positions and plain scalars' text, for typed reading ([`Nodes`]).
+/// positions and plain scalars' text, for typed reading (`nodes::Nodes`).
 pub(crate) trait Build<'t> {
     type Out;
     type Map;

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use weaver_cluster::{Cluster, ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Result};
 use weaver_git::{Comparison, GitRepo};
-use weaver_project::environment::PathRef;
+use weaver_project::source::PathRef;
 use weaver_project::{Environment, FsSource, Project, Release};
 use weaver_secrets::{Identities, IdentityOrigin, IdentitySources, Redactor};
 

@@ -97,7 +97,7 @@ impl Urls<'_> {
         }
     }
 
-    fn decrypt(&mut self, file: &weaver_project::environment::PathRef) -> Result<serde_json::Value, String> {
+    fn decrypt(&mut self, file: &weaver_project::source::PathRef) -> Result<serde_json::Value, String> {
         let bytes = self
             .source
             .read_named(&file.path, &file.at, "secrets file")

@@ -23,7 +23,7 @@ mod release;
 
 use file::EnvironmentFile;
 use names::{NAMESPACE_NAME, check_api_version, check_kube_version, located_namespace, path_ref};
-pub use names::{VARIABLE_NAME_HELP, is_release_name, is_variable_name, variable_value};
+pub use names::{is_release_name, variable_value};
 pub use needs::needs_order;
 use needs::{check_needs, order_by_needs};
 use release::PartialRelease;
@@ -42,7 +42,7 @@ use crate::health::{HealthCheck, HealthCheckFile};
 use crate::ignore::{IgnoreRule, IgnoreRuleFile};
 use crate::notifications::Notification;
 use crate::promotion::{Promoted, Promotion, read_promoted};
-use crate::source::{Source, is_plain_name, utf8};
+use crate::source::{PathRef, Source, is_plain_name, utf8};
 use crate::values::{deep_merge, read_layer};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
@@ -61,13 +61,6 @@ pub struct PatchTarget {
     pub kind: Option<String>,
     pub name: Option<String>,
     pub namespace: Option<String>,
-}
-
-/// A repository path as written in a file, with where it was written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PathRef {
-    pub path: PathBuf,
-    pub at: Location,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -436,7 +429,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
             Some(promoted) => promoted,
             None => read_promoted(source, name)?,
         };
-        promotion.apply(name, &mut releases)?;
+        release::lay_promotion(&promotion, name, &mut releases)?;
     }
 
     Ok(Environment {

@@ -7,7 +7,9 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 use weaver_core::error::{Error, Location, Result};
 
-use super::{PathRef, location};
+use super::location;
+use crate::source::PathRef;
+use crate::{VARIABLE_NAME_HELP, is_variable_name};
 
 /// `kubeVersion` is a Kubernetes version as helm's `--kube-version` takes it.
 pub(super) fn check_kube_version(version: &str, at: &Location) -> Result<()> {
@@ -40,16 +42,6 @@ pub(super) fn substitute_variable(release: &str, name: String, value: &Value, at
             .with_help("write each variable as `name: value`; quote a value to keep its text as written")
     })
 }
-
-/// Whether `name` may name a substitution variable: Flux's `^[_[:alpha:]][_[:alpha:][:digit:]]*$`.
-pub fn is_variable_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
-pub const VARIABLE_NAME_HELP: &str =
-    "a variable name is a letter or '_', then letters, digits and '_' (Flux's ^[_[:alpha:]][_[:alpha:][:digit:]]*$)";
 
 /// A variable's value as Flux substitutes it (its `substitute` is a map of strings): a string as
 /// it is, a number or boolean as YAML wrote it, and line breaks removed, as Flux removes them.

@@ -10,11 +10,12 @@ use weaver_core::error::{Error, Location, Result};
 
 use super::file::{PatchFile, ReleaseFile, RepositoryFile};
 use super::names::{RELEASE_NAME, located_namespace, path_ref, substitute_variable};
-use super::{LoadRestrictions, Patch, PatchBody, PathRef, Release, health_checks, ignore_rules, location};
+use super::{LoadRestrictions, Patch, PatchBody, Release, health_checks, ignore_rules, location};
 use crate::chart::{CHARTS_DIR, RemoteChart, is_archive, is_local, is_path};
 use crate::health::HealthCheck;
 use crate::ignore::IgnoreRule;
-use crate::source::{is_plain_name, lexical};
+use crate::promotion::{Pinned, Promotion, promoted_path};
+use crate::source::{PathRef, is_plain_name, lexical};
 use crate::values::merge_overrides;
 
 /// A release while `extends` is being resolved: one file's fields, already located.
@@ -372,4 +373,43 @@ pub(super) fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Pa
         }
     };
     Ok(Patch { target: spanned.value.target, body, at })
+}
+
+/// Lays what was promoted over `releases`, refusing pins of releases the environment lacks.
+pub(super) fn lay_promotion(promotion: &Promotion, environment: &str, releases: &mut [Release]) -> Result<()> {
+    for pin in &promotion.pins {
+        let Some(release) = releases.iter().find(|r| r.name == pin.release) else {
+            return Err(Error::at(
+                pin.at.clone(),
+                format!("a pin names release `{}`, which is not one of this environment", pin.release),
+            ));
+        };
+        if pin.what == Pinned::Chart && release.remote.is_none() {
+            return Err(Error::at(
+                pin.at.clone(),
+                format!("release `{}`: a chart pin is for a remote chart", release.name),
+            )
+            .with_help(
+                "a chart of the repository is the version it holds; pin the release's values or images instead",
+            ));
+        }
+    }
+    let file = promoted_path(environment);
+    for (name, promoted) in &promotion.promoted.releases {
+        let Some(release) = releases.iter_mut().find(|r| &r.name == name) else {
+            return Err(Error::at(
+                Location::file(&file),
+                format!("release `{name}` is not one of environment `{environment}`"),
+            )
+            .with_help("run weaver promote again: it rewrites the file for the environment's releases"));
+        };
+        merge_overrides(&mut release.values, promoted.values.clone());
+        release.images.extend(promoted.images.clone());
+        if let (Some(version), Some(remote)) = (&promoted.version, release.remote.as_mut()) {
+            let written = release.chart.rsplit_once('@').map_or(release.chart.as_str(), |(chart, _)| chart);
+            release.chart = format!("{written}@{version}");
+            remote.version = version.clone();
+        }
+    }
+    Ok(())
 }

@@ -429,7 +429,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
             Some(promoted) => promoted,
             None => read_promoted(source, name)?,
         };
-        release::lay_promotion(&promotion, name, &mut releases)?;
+        release::lay_promotion(promotion, name, &mut releases)?;
     }
 
     Ok(Environment {

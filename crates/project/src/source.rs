@@ -22,8 +22,6 @@ pub struct Entry {
     pub is_dir: bool,
 }
 
-/// Read-only access to the repository's files. Implementations resolve every path with
-/// [`Source::resolve`] and refuse one that leads outside the repository with an [`Escape`].
 /// A repository path as written in a file, with where it was written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathRef {
@@ -31,6 +29,8 @@ pub struct PathRef {
     pub at: Location,
 }
 
+/// Read-only access to the repository's files. Implementations resolve every path with
+/// [`Source::resolve`] and refuse one that leads outside the repository with an [`Escape`].
 pub trait Source: Send + Sync {
     /// The file's bytes, or `None` when there is no such file.
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;

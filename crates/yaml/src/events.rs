@@ -181,11 +181,16 @@ pub fn pointer(path: &[Token]) -> String {
     for token in path {
         out.push('/');
         match token {
-            Token::Key(key) => out.push_str(&crate::go::pointer_token(key)),
+            Token::Key(key) => out.push_str(&pointer_token(key)),
             Token::Index(index) => out.push_str(&index.to_string()),
         }
     }
     out
+}
+
+/// `key` as a JSON pointer token (RFC 6901: `~` is `~0`, `/` is `~1`).
+pub(crate) fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 #[cfg(test)]

@@ -18,11 +18,6 @@ use super::nodes::{SPANNED, SpannedAccess};
 use crate::helm::Positions;
 use weaver_core::error::{Error, Location, Result};
 
-/// `key` as a JSON pointer token (RFC 6901: `~` is `~0`, `/` is `~1`).
-pub(crate) fn pointer_token(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 /// `value` (sigs.k8s.io/yaml's JSON of the file `path`, whose nodes are at `positions`) decoded
 /// into `T` as `encoding/json` decodes it; an error names the line, the field and what it
 /// expected, as "<what>: …".
@@ -114,7 +109,7 @@ struct GoDe<'v> {
 
 impl<'v> GoDe<'v> {
     fn child(&self, token: &str, field: String, value: &'v Value) -> GoDe<'v> {
-        let pointer = format!("{}/{}", self.pointer, pointer_token(token));
+        let pointer = format!("{}/{}", self.pointer, crate::events::pointer_token(token));
         GoDe { value, pointer, field, positions: self.positions }
     }
 

@@ -256,7 +256,7 @@ impl<'a> Loader<'a> {
             let key = self.node(key_event, key_line)?;
             let key = key_string(key, key_line)?;
             if let Some(positions) = &mut self.positions {
-                let pointer = format!("{}/{}", events::pointer(self.walk.path()), crate::go::pointer_token(&key));
+                let pointer = format!("{}/{}", events::pointer(self.walk.path()), events::pointer_token(&key));
                 positions.keys.insert(pointer, (key_line, key_column + 1));
             }
             self.walk.name_key(key.clone());

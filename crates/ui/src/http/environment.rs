@@ -9,7 +9,7 @@ use weaver_cluster::Waited;
 use weaver_engine::action::watch::{self, WatchOptions};
 use weaver_engine::action::{Context, Progress};
 
-use super::{Answer, EnvSource, Ran, Server, keep, read_refusal, run};
+use super::{Answer, EnvSource, Ran, Server, keep, refusal_status, run};
 use crate::pages::{self, Chrome};
 use crate::view;
 
@@ -56,11 +56,11 @@ impl Server {
         let (view::EnvironmentView { cluster, status, planned, drift }, warnings) = match results.and_then(Ran::result)
         {
             Ok(results) => results,
-            Err(err) => return self.error_page(session, read_refusal(&err), &err),
+            Err(err) => return self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err),
         };
         // An environment none of whose parts could be read answers as its first error.
         if let (Err(err), Err(_), Err(_)) = (&status, &planned, &drift) {
-            return self.error_page(session, read_refusal(err), err);
+            return self.error_page(session, refusal_status(err, StatusCode::INTERNAL_SERVER_ERROR), err);
         }
         let started = std::time::Instant::now();
         let mut errors = Vec::new();

@@ -439,7 +439,7 @@ impl Server {
                 if rest == ["live"] {
                     // From the controller's watches: nothing read, connected or discovered per wait.
                     if let Err(err) = self.may_see_applied(auth, user, at).await {
-                        return self.error_page(session, read_refusal(&err), &err);
+                        return self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err);
                     }
                     let heard = auth.gitops.as_ref().map(|shared| (&shared.live, *env));
                     return sync_live(&auth.syncs, heard, request.headers(), ns, name).await;
@@ -448,13 +448,15 @@ impl Server {
                 if matches!(rest, ["releases", _, "confirm", "rollback"])
                     && let Err(err) = self.suspended_for_rollback(ns, name).await
                 {
-                    return self.error_page(session, refusal(&err), &err);
+                    return self.error_page(session, refusal_status(&err, StatusCode::CONFLICT), &err);
                 }
                 // An object's page asks of the object itself; the others show the namespaces'.
                 let listing = rest != ["object"];
                 let source = match self.applied(auth, user, at, listing).await {
                     Ok(source) => source,
-                    Err(err) => return self.error_page(session, read_refusal(&err), &err),
+                    Err(err) => {
+                        return self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err);
+                    }
                 };
                 match rest {
                     ["object"] => self.object(session, Some(user), env, source, &query).await,
@@ -484,13 +486,17 @@ impl Server {
                     Err(refused) => return refused,
                 };
                 if let Err(err) = self.suspended_for_rollback(&ns, &name).await {
-                    return self.error_page(session, refusal(&err), &err);
+                    return self.error_page(session, refusal_status(&err, StatusCode::CONFLICT), &err);
                 }
-                let source =
-                    match self.applied(auth, user, SyncEnvironment { ns: &ns, name: &name, env: &env }, true).await {
-                        Ok(source) => source,
-                        Err(err) => return self.error_page(session, read_refusal(&err), &err),
-                    };
+                let source = match self
+                    .applied(auth, user, SyncEnvironment { ns: &ns, name: &name, env: &env }, true)
+                    .await
+                {
+                    Ok(source) => source,
+                    Err(err) => {
+                        return self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err);
+                    }
+                };
                 // Recorded as the user's, through the EnvironmentSync whose account applies it.
                 let applier = format!(
                     "{} through the UI, as EnvironmentSync {ns}/{name} on {}",
@@ -648,28 +654,16 @@ fn environments(repo: &std::path::Path, selector: Option<&str>) -> Result<Vec<we
     Ok(environments)
 }
 
-/// The status a page's read error is answered with: 403 when the cluster refused the user's
-/// rights, 404 when what the page shows does not exist, else 500 (the repository or the
-/// cluster failed).
-fn read_refusal(err: &Error) -> StatusCode {
+/// The status an error is answered with: 403 when the cluster refused the user's rights, 404
+/// when what the page shows or the action acts on does not exist, else `otherwise` (500 for a
+/// page whose repository or cluster failed, 409 for an action something else stopped).
+fn refusal_status(err: &Error, otherwise: StatusCode) -> StatusCode {
     if err.forbidden {
         StatusCode::FORBIDDEN
     } else if err.not_found {
         StatusCode::NOT_FOUND
     } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
-}
-
-/// The status an action's error is answered with: 403 when the cluster refused the user's
-/// rights, 404 when what it acts on does not exist, 409 for anything else that stopped it.
-fn refusal(err: &Error) -> StatusCode {
-    if err.forbidden {
-        StatusCode::FORBIDDEN
-    } else if err.not_found {
-        StatusCode::NOT_FOUND
-    } else {
-        StatusCode::CONFLICT
+        otherwise
     }
 }
 

@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use weaver_core::error::{Error, Result};
 use weaver_engine::action::Context;
 
-use super::{Answer, EnvSource, Ran, Server, read_refusal, run};
+use super::{Answer, EnvSource, Ran, Server, refusal_status, run};
 use crate::pages::{self, Chrome};
 
 impl Server {
@@ -93,7 +93,7 @@ impl Server {
                     wanted.namespace.map_or(wanted.name.clone(), |ns| format!("{ns}/{}", wanted.name))
                 )),
             ),
-            Err(err) => self.error_page(session, read_refusal(&err), &err),
+            Err(err) => self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err),
         }
     }
 
@@ -145,7 +145,7 @@ impl Server {
                 let chrome = Chrome { env_path: source.path.clone(), ..self.env_chrome(session, &cluster, warnings) };
                 self.page("release.html", &chrome, page)
             }
-            Err(err) => self.error_page(session, read_refusal(&err), &err),
+            Err(err) => self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err),
         }
     }
 }

@@ -10,7 +10,7 @@ use weaver_core::error::{Error, Result};
 use weaver_engine::action::sync::{self, GetOptions};
 use weaver_engine::action::{Context, Progress};
 
-use super::{Answer, CHANGE, EnvSource, Server, may_not, refusal, rollback_refusal, run};
+use super::{Answer, CHANGE, EnvSource, Server, may_not, refusal_status, rollback_refusal, run};
 use crate::auth::Auth;
 use crate::pages::{self};
 
@@ -149,7 +149,7 @@ impl Server {
                 )));
                 Answer::see_other(format!("{back}?done=rollback"))
             }
-            Err(err) => self.error_page(session, refusal(&err), &err),
+            Err(err) => self.error_page(session, refusal_status(&err, StatusCode::CONFLICT), &err),
         }
     }
 }

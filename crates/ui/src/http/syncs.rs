@@ -12,7 +12,7 @@ use weaver_core::error::{Error, Result};
 use weaver_engine::action::Progress;
 use weaver_engine::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
 
-use super::{Answer, CHANGE, MAX_FORM, Ran, Server, environments, keep, may_not, read_refusal, refusal, run};
+use super::{Answer, CHANGE, MAX_FORM, Ran, Server, environments, keep, may_not, refusal_status, run};
 use crate::auth::Auth;
 use crate::pages::{self, Chrome, Filter, SyncState};
 
@@ -140,7 +140,7 @@ impl Server {
                 let chrome = Chrome { live, ..self.chrome(session, Vec::new(), Vec::new()) };
                 self.page("sync.html", &chrome, pages::sync(&found, done, refused))
             }
-            Err(err) => self.error_page(session, read_refusal(&err), &err),
+            Err(err) => self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err),
         }
     }
 
@@ -163,7 +163,7 @@ impl Server {
         }
         let found = match self.read_sync(ns, name).await {
             Ok(found) => found,
-            Err(err) => return self.error_page(session, read_refusal(&err), &err),
+            Err(err) => return self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err),
         };
         // The plan shown is the one the digest names; another one waiting is not shown as it.
         let plan = found
@@ -239,7 +239,7 @@ impl Server {
             }
             // Refused by the cluster for the user's rights (403), or by the action (a plan that
             // changed, nothing waiting) or the cluster for another reason (409).
-            Err(err) => self.error_page(session, refusal(&err), &err),
+            Err(err) => self.error_page(session, refusal_status(&err, StatusCode::CONFLICT), &err),
         }
     }
 

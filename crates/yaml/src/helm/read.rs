@@ -259,7 +259,10 @@ impl<'a> Loader<'a> {
                 let pointer = format!("{}/{}", events::pointer(self.walk.path()), events::pointer_token(&key));
                 positions.keys.insert(pointer, (key_line, key_column + 1));
             }
-            self.walk.name_key(key.clone());
+            // Mostly the key reads as written: the walk has its token already.
+            if self.walk.key() != Some(key.as_str()) {
+                self.walk.name_key(key.clone());
+            }
             let (value_event, value_line) = self.expect_next()?;
             let value = self.node(value_event, value_line)?;
             if is_merge {

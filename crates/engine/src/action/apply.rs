@@ -371,7 +371,7 @@ async fn execute_locked(
     observe_helm(cluster, &releases, &mut live, options.forget_helm_release, options.concurrency).await?;
     phase(on, "observe", started);
     let started = Instant::now();
-    let plan = plan_adopting(&releases, &live.records, &live.objects, &live.helm, None)?;
+    let plan = super::blocking(|| plan_adopting(&releases, &live.records, &live.objects, &live.helm, None))?;
     phase(on, "plan", started);
     // Two environments must not take one object from each other, apply after apply.
     if !options.take_ownership {

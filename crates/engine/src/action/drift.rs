@@ -66,7 +66,7 @@ pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>,
             let extra = unlisted(cluster, live, &releases, &live.records, options.concurrency).await?;
             let by_key = by_key(live.objects.iter().chain(&extra).map(|o| &**o), &releases);
             let kept = observed.and_then(|o| o.judgments.as_deref()).map(|j| &j.drift);
-            let report = super::blocking(|| judge(cluster, &selected, &live.records, &by_key, kept));
+            let report = judge(cluster, &selected, &live.records, &by_key, kept);
             phase(on, "compare", started);
             report
         }
@@ -88,7 +88,7 @@ pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>,
 /// Tells the environment's notifications of the drift in `report`, which [`drift`] found
 /// without telling.
 pub async fn tell_drift(options: &DriftOptions, report: &Report, cx: Context<'_>) -> Result<()> {
-    let selected = select(&options.selection, IfEmpty::Warn, cx.on)?;
+    let selected = super::blocking(|| select(&options.selection, IfEmpty::Warn, cx.on))?;
     tell(&selected, options, report, cx).await;
     Ok(())
 }
@@ -125,20 +125,23 @@ fn judge(
     kept: Option<&Kept<ReleaseDrift>>,
 ) -> Report {
     use rayon::prelude::*;
-    // Each release's objects compared on a thread of the pool: thousands of objects on a page.
-    let releases = selected
-        .releases()
-        .par_iter()
-        .map(|release| {
-            let record = records.get(&release.name).map(|r| &**r);
-            let place = |manifest: &Value| place(cluster, manifest, release);
-            let judge = || compare_release(release, record, by_key, place);
-            match kept {
-                Some(kept) => kept.judged(&release.name, of_recorded(record, by_key, place, None), judge),
-                None => judge(),
-            }
-        })
-        .collect();
+    // Each release's objects compared on a thread of the pool: thousands of objects on a page,
+    // while a controller's worker hands its other tasks on (`blocking`), whichever path judges.
+    let releases = super::blocking(|| {
+        selected
+            .releases()
+            .par_iter()
+            .map(|release| {
+                let record = records.get(&release.name).map(|r| &**r);
+                let place = |manifest: &Value| place(cluster, manifest, release);
+                let judge = || compare_release(release, record, by_key, place);
+                match kept {
+                    Some(kept) => kept.judged(&release.name, of_recorded(record, by_key, place, None), judge),
+                    None => judge(),
+                }
+            })
+            .collect()
+    });
     Report {
         environment: selected.env.name.clone(),
         context: cluster.info.context.clone(),
@@ -241,7 +244,7 @@ pub struct Corrected {
 /// rules are followed. Each corrected release records a revision saying which one it put back.
 pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Corrected> {
     let Context { redactor, on } = cx;
-    let selected = select(&options.drift.selection, IfEmpty::Warn, on)?;
+    let selected = super::blocking(|| select(&options.drift.selection, IfEmpty::Warn, on))?;
     let connect_options = options.drift.connect.clone().retrying_within(options.settings.timeout);
     let cluster = connect(connect_options, &selected.env, "correcting drift in", on).await?;
     let concurrency = options.drift.concurrency;

@@ -73,10 +73,11 @@ pub struct Context<'a> {
 /// process's one runtime, the caller's future on its own thread.
 pub use weaver_net::runtime::block_on;
 
-/// Runs CPU-bound work (decrypting, rendering, reading git) from an async action. On a
-/// multi-threaded runtime (the controller's) the worker first hands its other tasks to another
-/// (`block_in_place`): watches, probes and the other reconciles go on while one renders. On a
-/// caller's own thread ([`block_on`]'s) or a single-threaded runtime nothing else waits: in place.
+/// Runs CPU-bound work (decrypting, rendering, reading git, judging) from an async action. On a
+/// multi-threaded runtime's worker (the controller's) the worker first hands its other tasks to
+/// another (`block_in_place`): watches, probes and the other reconciles go on while one renders;
+/// on a caller's own thread in [`block_on`] that costs nothing. Without a runtime, or on a
+/// single-threaded one (tests only), in place: that runtime's other tasks wait.
 pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {

@@ -148,7 +148,8 @@ pub async fn plan_observing(
             observe_helm(&cluster, &rendered.releases, &mut live, false, options.concurrency).await?;
             phase(cx.on, "observe for the plan", started);
             let kept = judgments.as_ref().map(|j| &j.plans as &dyn KeptPlans);
-            let mut plan = plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept)?;
+            let mut plan =
+                blocking(|| plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept))?;
             if options.server_side {
                 refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
             }

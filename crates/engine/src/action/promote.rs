@@ -188,7 +188,7 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
                 .to_string(),
         ));
     }
-    let project = open_project(&options.repo, Some(options.rev()))?;
+    let project = super::blocking(|| open_project(&options.repo, Some(options.rev())))?;
     let targets = super::blocking(|| select_environments(&options.repo, Some(options.rev()), &options.targets))?;
     // The reads of the sources and the plans of the targets share a client and discovery per
     // server and context, as a fleet's environments do.
@@ -200,7 +200,7 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
     let refused = results.iter().any(|t| !t.passed());
     let changed: Vec<&TargetPromotion> = results.iter().filter(|t| !t.changes.is_empty()).collect();
     let commit = match (options.dry_run || refused, changed.is_empty()) {
-        (false, false) => Some(write(options, &changed)?),
+        (false, false) => Some(super::blocking(|| write(options, &changed))?),
         _ => None,
     };
     Ok(Promotions { targets: results, commit, dry_run: options.dry_run })

@@ -1,7 +1,7 @@
 //! [`SharedServers`]: the budget of requests in flight the environments of a fleet share per
 //! server, so that 20 environments in one cluster do not send 20 times one apply's requests,
 //! and one client per context there, so that they reuse each other's connections, which live
-//! on a runtime of their own.
+//! on the process's one runtime (`weaver_net::runtime`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -103,8 +103,8 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
         // A page view is no run of `weaver drift`: nobody is notified.
         notify: false,
     };
-    // Judged at once on two threads, each on a runtime of its own (their reads go through the
-    // shared connections and watches): most of what they do is work for the CPU.
+    // Judged at once on two threads, each driving its future through the process's runtime
+    // (their reads go through the shared connections and watches): most of it is CPU work.
     let observed = observed.as_ref();
     let (status, drift) = std::thread::scope(|scope| {
         let status = scope.spawn(|| weaver_engine::action::block_on(status_in_detail(&observe, observed, cx.on)));

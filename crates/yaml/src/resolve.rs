@@ -42,10 +42,9 @@ pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
         _ => {}
     }
     match (text.as_bytes()[0], dialect) {
-        (b'.', Dialect::GoYamlV2) => {
-            parse_float(text).filter(|_| go_float_syntax(text)).map_or(Resolved::Str, Resolved::Float)
-        }
-        (b'.', Dialect::GoYamlV3) => match yaml_style_float(text) {
+        // v2 hands such text to strconv.ParseFloat and v3 checks its float syntax first: for a
+        // text that starts with `.` the two accept the same.
+        (b'.', _) => match yaml_style_float(text) {
             true => parse_float(text).map_or(Resolved::Str, Resolved::Float),
             false => Resolved::Str,
         },
@@ -90,12 +89,6 @@ pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
 /// fails (`ErrRange`) and Rust's gives an infinity.
 fn parse_float(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().filter(|f| f.is_finite())
-}
-
-/// Whether strconv.ParseFloat would read `text` (decimal digits, one dot, an exponent).
-fn go_float_syntax(text: &str) -> bool {
-    let t = text.strip_prefix(['+', '-']).unwrap_or(text);
-    !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
 }
 
 /// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
@@ -180,7 +173,6 @@ mod tests {
             ("0b-101", Resolved::Int(-5)),
             ("-0b101", Resolved::Int(-5)),
             ("0x1F", Resolved::Int(31)),
-            ("-0b101", Resolved::Int(-5)),
             ("012", Resolved::Int(10)),
             ("1_000", Resolved::Int(1000)),
             ("08", Resolved::Float(8.0)),

@@ -369,7 +369,8 @@ pub(crate) fn resolve_plain(s: &str) -> Value {
         Resolved::Null => Value::Null,
         Resolved::Bool(b) => Value::Bool(b),
         Resolved::Int(i) => Value::Int(i),
-        // v3 reads a number past i64 as a float (v2's unsigned integers are not its).
+        // go-yaml v3 reads a number past i64 as unsigned; sops' tree holds it (and hashes it)
+        // as a float.
         Resolved::Uint(u) => Value::Float(u as f64),
         Resolved::Float(f) => Value::Float(f),
     }

@@ -685,7 +685,7 @@ impl<T> Ran<Result<T>> {
     }
 }
 
-/// Runs actions on a thread of their own, on a runtime of their own, as a command runs them
+/// Runs actions on a thread of their own, through the process's runtime as a command runs them
 /// (their futures need not be `Send`). Of what they tell as they go, their warnings are kept:
 /// a page shows them with the actions' results and errors.
 async fn run<F, T>(work: F) -> Result<Ran<T>>

@@ -1,5 +1,5 @@
 //! The one error type that domain modules return. It carries *where* (file and line, or the
-//! object) and *how to fix it*; `crate::commands::report_error` is the one place that prints it.
+//! object) and *how to fix it*; `weaver_cli::commands::report_error` is the one place that prints it.
 
 use std::fmt;
 use std::io;

@@ -2,7 +2,7 @@
 //! failed, as CEL expressions over the object, like Flux's `healthCheckExprs`. This module reads
 //! them, compiles every expression when the environment loads (so a bad one is an error naming
 //! its file and line before anything touches a cluster) and evaluates them; what the verdicts
-//! mean for a wait or `weaver status` is `crate::cluster::ready`'s.
+//! mean for a wait or `weaver status` is `weaver_cluster::ready`'s.
 //!
 //! An expression sees the object's top-level fields as variables (`metadata`, `spec`,
 //! `status`…), as Flux's do, and must give a bool. CEL is compiled and run by the `cel` crate,

@@ -1,6 +1,6 @@
 //! `ignoreDifferences:` rules (on an environment and on a release): the fields of selected
 //! objects that diff, drift and apply leave to others. This module reads and checks them; what
-//! they match in an object is `crate::diff::ignore`'s.
+//! they match in an object is `weaver_plan::diff::ignore`'s.
 //!
 //! A rule selects objects by `group`, `kind`, `name` and `namespace` (each given must match,
 //! exactly) and ignores the fields its `jsonPointers` address and those its `managers` own.

@@ -1,5 +1,5 @@
 //! `notifications:` of an environment: webhooks told of applies, drift found and drift
-//! corrected. This module reads and checks them; what is sent, and how, is `crate::notify`'s.
+//! corrected. This module reads and checks them; what is sent, and how, is `weaver_engine::notify`'s.
 //!
 //! A webhook URL holds its credential (Slack's is a token in the path), so it is never written
 //! in the file: `url` names where to read it, an environment variable (`fromEnv`) or a key of

@@ -1,5 +1,5 @@
 //! Where the repository's files come from: the working tree, or a commit's tree (`--rev`, see
-//! `crate::git::TreeSource`). Every path is relative to the repository root, so errors name
+//! `weaver_git::TreeSource`). Every path is relative to the repository root, so errors name
 //! files the way users see them.
 //!
 //! This is the one place that confines reads: a path the repository names is resolved

@@ -29,7 +29,7 @@ pub struct Finished {
     pub release: RenderedRelease,
 }
 
-/// [`render`], with at most twice `chunk` releases rendered ahead of the next one finished,
+/// [`super::render`], with at most twice `chunk` releases rendered ahead of the next one finished,
 /// handing each release's final objects to `finish` as soon as they are final (in the
 /// releases' order, a few at a time), so that a run never holds every object at once: `finish`
 /// keeps what it needs of them (say, their text). Releases are rendered ahead rather than
@@ -38,7 +38,7 @@ pub struct Finished {
 /// and a core would idle: 450 real charts, one taking a second alone, rendered in 2.77 s two
 /// chunks ahead, 2.1–2.3 s so, at the same peak RSS (about 180 MB). Returns what `finish`
 /// made, in the releases' order, once every release is rendered and no error (which are
-/// [`render`]'s, in its order) is found; `finish` runs on releases rendered before such an
+/// [`super::render`]'s, in its order) is found; `finish` runs on releases rendered before such an
 /// error is found, so it must not show anything itself.
 ///
 /// Like every run, it waits for its releases on the calling thread, which must not be one of
@@ -49,7 +49,7 @@ pub struct Finished {
 /// until every release is rendered, and is finished with the last ones. Returns `None` when a
 /// CRD rendered later changes the scope of a kind some release already finished used (a CRD of
 /// a built-in kind's name, or two CRDs of one kind): only a `chunk` as large as the run (which
-/// [`render`] is: every release rendered before any is finished) gives the right answer then.
+/// [`super::render`] is: every release rendered before any is finished) gives the right answer then.
 pub fn render_in_chunks<R: Send>(
     project: &Project,
     env: &Environment,
@@ -81,7 +81,7 @@ pub(super) type Sent = (usize, std::thread::Result<Result<RenderedRelease>>);
 pub(super) static WAITING_FOR_A_THREAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A place in a run's order of releases: one to render, or one rendered before (by
-/// [`render_again`]'s previous render) and kept as it is, already final.
+/// [`super::render_again`]'s previous render) and kept as it is, already final.
 pub(super) enum Place<'a> {
     Render(&'a Release),
     /// Boxed: a rendered release is large, a place to render is a pointer.

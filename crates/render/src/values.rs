@@ -72,7 +72,7 @@ pub(super) fn release_secrets(
 
 /// Files of values (a release's `valuesFiles` or `substituteFrom`, `what` says which), in
 /// order, each read with `parse` (its YAML dialect): decrypted beforehand when SOPS encrypted
-/// it, or rendered first when it is a template (`*.gotmpl`, see [`gotmpl`]) and `template`
+/// it, or rendered first when it is a template (`*.gotmpl`, see [`crate::gotmpl`]) and `template`
 /// gives the environment and release it is rendered for.
 pub(super) fn read_files(
     project: &Project,

@@ -1,7 +1,7 @@
 //! The value scalars of a YAML stream with where they are (document and JSON pointer) and how
 //! they were written (plain, quoted, block): what a parsed `Value` forgets. Used for fields a
 //! file leaves empty (`super::empty`) and for how a kustomization's `${var}` was written
-//! (`crate::kustomize::substitute`).
+//! (`weaver_kustomize::substitute`).
 
 use granit_parser::{Event, ScalarStyle};
 

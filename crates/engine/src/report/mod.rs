@@ -1,7 +1,8 @@
 //! Reports of plans (`weaver diff`) and drift (`weaver drift`) for machines and for people:
 //! JSON for pipelines, Markdown for pull-request comments, HTML for a browser. The commands
 //! choose the format; these modules only format what the plan and drift types hold. `json` also
-//! holds the `-o json` documents of `apply`, `rollback`, `history`, `changed` and `envs`.
+//! holds the `-o json` documents of `apply`, `rollback`, `history`, `changed`, `envs`, `status`,
+//! `sync` and the fleets'.
 
 pub mod html;
 pub mod json;

@@ -302,7 +302,7 @@ fn content_hash(object: &Value) -> String {
 
 /// Base64 as kustomize's generators write it (kyaml's `encodeBase64`), which its hash covers:
 /// an encoding of 70 characters or more in lines of 70, each ending with a line break. The API
-/// server decodes it whole and returns it on one line (see `crate::diff::as_stored`).
+/// server decodes it whole and returns it on one line (see `weaver_plan::diff::as_stored`).
 fn encode_base64(bytes: &[u8]) -> String {
     const LINE: usize = 70;
     let text = base64::engine::general_purpose::STANDARD.encode(bytes);

@@ -2,7 +2,7 @@
 //! records (`record`), what changed out of band since (`drift`), how its objects are doing
 //! (`status`), taking one over from Helm (`adopt`), and what a judgment of them read
 //! (`fingerprint`: a reader keeps one while nothing it read changed). Pure: the cluster is read by
-//! `crate::cluster`, and the actions put the pieces together.
+//! `weaver_cluster`, and the actions put the pieces together.
 
 pub mod adopt;
 pub mod drift;

@@ -1,6 +1,6 @@
 //! `weaver status`: the health of each object of each release's last applied revision (the
 //! newest, deployed or failed: a failed wait left its objects), as the cluster has it now. The release record says which objects a release has (nothing is
-//! rendered, no age key is needed); what healthy means for each is `crate::cluster::ready`'s
+//! rendered, no age key is needed); what healthy means for each is `weaver_cluster::ready`'s
 //! (kstatus's conventions, the environment's CEL `healthChecks`), handed in by the caller.
 
 use std::collections::HashMap;

@@ -38,7 +38,7 @@ pub(super) struct EnvironmentFile {
 }
 
 /// A chart repository releases name charts of (`chart: <name>/<chart>`), as helmfile's
-/// `repositories:`. Credentials are never here: they come from the machine (see `crate::source::charts`).
+/// `repositories:`. Credentials are never here: they come from the machine (see `weaver_source::charts`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RepositoryFile {

@@ -1,4 +1,5 @@
-//! `environments/<env>.yaml`: the file format, `extends` resolution and validation.
+//! `environments/<env>.yaml` loaded: `extends` resolution and validation (the file format is
+//! `file.rs`; releases `release.rs`; names `names.rs`; the `needs` order `needs.rs`).
 //!
 //! Merge rules for `extends` (documented in docs/src/concepts/environments.md): scalars of the child win; `values`,
 //! `labels` and `cluster` merge deeply; `substitute` merges key by key (the child's variable
@@ -13,7 +14,7 @@
 //! release's own rules come before the environment's.
 //!
 //! `substitute` and `substituteFrom` (Flux's `postBuild` variables, see
-//! `crate::kustomize::substitute`) belong to kustomization releases: on a release that ends up
+//! `weaver_kustomize::substitute`) belong to kustomization releases: on a release that ends up
 //! a chart they are an error naming where they were written.
 
 mod file;

@@ -1,4 +1,4 @@
-//! HTTP for the UI, in one place: hyper's HTTP/1 as the operator serves its endpoints
+//! HTTP for the UI, its routes here and each part of the site in a file of its own: hyper's HTTP/1 as the operator serves its endpoints
 //! (`serve_with`), the routes, the session cookie and its CSRF token, the checks every request
 //! passes (Host, and for actions Origin and the token) and the security headers of every answer.
 //! In the controller (`Options::sign_in`), every page but the sign-in page needs a signed-in

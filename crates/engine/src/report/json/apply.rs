@@ -87,7 +87,7 @@ pub struct ApplyObject<'a> {
 }
 
 impl<'a> ApplyReport<'a> {
-    /// Server messages are redacted here, before JSON escapes them (see [`DiffReport::new`]).
+    /// Server messages are redacted here, before JSON escapes them (see [`super::DiffReport::new`]).
     pub fn new(report: &'a ApplyResults, options: &'a ApplyOptions, redactor: &Redactor) -> ApplyReport<'a> {
         let releases = report
             .releases

@@ -1,5 +1,5 @@
 //! The JSON reports (`-o json`) of `diff`, `drift`, `apply` and `rollback`, `history`, `changed`,
-//! `envs` and `status`. Their schemas are documented in the book (docs/src/reference/json-output.md,
+//! `envs`, `status`, `sync` and fleets, a file each. Their schemas are documented in the book (docs/src/reference/json-output.md,
 //! and docs/src/concepts/records.md for history): these types are that schema, so fields may
 //! be added within a schema version, never renamed or removed.
 

@@ -120,12 +120,13 @@ impl<'a> DiffReport<'a> {
                 }
             })
             .collect();
+        let (commit, dirty) = super::commit_of(context.provenance);
         DiffReport {
             schema_version: 1,
             environment: context.environment.into(),
             mode: context.mode.into(),
-            commit: context.provenance.map(|p| p.commit.as_str().into()),
-            dirty: context.provenance.map(|p| p.dirty),
+            commit,
+            dirty,
             base: context.base.map(Cow::Borrowed),
             summary: plan.summary(),
             objects,

@@ -64,11 +64,6 @@ impl AnyFleetReport<'_> {
     }
 }
 
-/// The commit a fleet's reports name, from the repository's provenance.
-pub(super) fn commit_of(provenance: Option<&weaver_git::Provenance>) -> (Option<Cow<'_, str>>, Option<bool>) {
-    (provenance.map(|p| Cow::Borrowed(p.commit.as_str())), provenance.map(|p| p.dirty))
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FleetSummary {
     pub environments: usize,
@@ -135,7 +130,7 @@ impl<'a, R> FleetReport<'a, R> {
         provenance: Option<&'a weaver_git::Provenance>,
     ) -> FleetReport<'a, R> {
         let count = |state| environments.iter().filter(|e| e.apply.as_ref().is_some_and(|a| a.state == state)).count();
-        let (commit, dirty) = commit_of(provenance);
+        let (commit, dirty) = super::commit_of(provenance);
         FleetReport {
             schema_version: 1,
             command: FleetCommand::Apply,
@@ -167,7 +162,7 @@ impl<'a, R> FleetReport<'a, R> {
         report: impl Fn(&'a T, &'a str) -> R,
         changed: impl Fn(&R) -> bool,
     ) -> FleetReport<'a, R> {
-        let (commit, dirty) = commit_of(provenance);
+        let (commit, dirty) = super::commit_of(provenance);
         let environments: Vec<FleetEnvironment<'a, R>> = results
             .iter()
             .map(|(environment, result)| FleetEnvironment {

@@ -56,3 +56,8 @@ impl<'a> ObjectIdentity<'a> {
 pub fn to_text(report: &impl Serialize) -> String {
     serde_json::to_string_pretty(report).expect("reports serialize") + "\n"
 }
+
+/// The commit and dirtiness a report names, from the repository's provenance.
+fn commit_of(provenance: Option<&weaver_git::Provenance>) -> (Option<std::borrow::Cow<'_, str>>, Option<bool>) {
+    (provenance.map(|p| std::borrow::Cow::Borrowed(p.commit.as_str())), provenance.map(|p| p.dirty))
+}

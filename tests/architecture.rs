@@ -1,5 +1,8 @@
-//! The architecture page's crate table is the truth: every crate of the workspace has a row, and
-//! no crate depends on a weaver crate its row does not allow.
+//! The architecture page is the truth: every crate of the workspace has a row in its table, no
+//! crate depends on a weaver crate its row does not allow, and the cycles between a crate's modules
+//! are those it lists as kept.
+
+mod modules;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -83,5 +86,74 @@ fn an_edge_the_table_does_not_allow_and_a_crate_without_a_row_are_found() {
     assert_eq!(
         disagreements(&allowed, &unlisted),
         ["weaver-c has no row in the table", "weaver-a has a row, but no crate", "weaver-b has a row, but no crate"]
+    );
+}
+
+/// The page's list of module cycles kept: `- `weaver-x`: `a`, `b` (why)` or, among the children
+/// of a module, `- `weaver-x`, in `m`: `a`, `b` (why)`.
+fn kept_cycles(page: &str) -> BTreeSet<modules::Cycle> {
+    let list = page.split("### Module cycles kept").nth(1).expect("the page's section ### Module cycles kept");
+    list.lines()
+        .take_while(|line| !line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("- `"))
+        .map(|line| {
+            let (head, names) = line.split_once("`:").expect("`crate`: `module`, ...");
+            let head: Vec<&str> = head.split('`').collect(); // crate, ", in ", module
+            let parent = head.get(2).map(|m| m.split("::").map(str::to_string).collect()).unwrap_or_default();
+            let names = names.split('(').next().unwrap_or_default();
+            let set = names.split('`').skip(1).step_by(2).map(str::to_string).collect();
+            (head[0].to_string(), parent, set)
+        })
+        .collect()
+}
+
+fn described(cycles: &BTreeSet<modules::Cycle>) -> Vec<String> {
+    cycles
+        .iter()
+        .map(|(name, parent, set)| {
+            let set: Vec<&str> = set.iter().map(String::as_str).collect();
+            match parent.is_empty() {
+                true => format!("{name}: {}", set.join(", ")),
+                false => format!("{name}, in {}: {}", parent.join("::"), set.join(", ")),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_cycles_between_a_crates_modules_are_those_the_architecture_page_keeps() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join(PAGE)).expect(PAGE);
+    let mut found = BTreeMap::new();
+    for (name, _) in dependencies(root) {
+        let dir = name.strip_prefix("weaver-").unwrap_or(&name);
+        found.extend(modules::Crate::read(&root.join("crates").join(dir).join("src")).cycles_with_edges(&name));
+    }
+    let kept = kept_cycles(&page);
+    let unlisted: Vec<String> = found
+        .iter()
+        .filter(|(cycle, _)| !kept.contains(*cycle))
+        .map(|(cycle, edges)| format!("{}: {}", described(&BTreeSet::from([cycle.clone()]))[0], edges.join("; ")))
+        .collect();
+    let found: BTreeSet<modules::Cycle> = found.into_keys().collect();
+    let gone = described(&kept.difference(&found).cloned().collect());
+    assert!(
+        unlisted.is_empty() && gone.is_empty(),
+        "{PAGE}'s module cycles kept and the crates disagree:\nin the crates, not on the page:\n{}\non the page, not in the crates:\n{}",
+        unlisted.join("\n"),
+        gone.join("\n")
+    );
+}
+
+#[test]
+fn the_kept_cycles_are_read_with_the_module_they_are_under() {
+    let page = "### Module cycles kept\n\n- `weaver-a`: `x`, `y` (why)\n- `weaver-b`, in `m::n`: `p`, `q`, `r` (why: `s`)\n\n## Next\n- `weaver-c`: `z`, `w`\n";
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        kept_cycles(page),
+        BTreeSet::from([
+            ("weaver-a".to_string(), Vec::new(), set(&["x", "y"])),
+            ("weaver-b".to_string(), vec!["m".to_string(), "n".to_string()], set(&["p", "q", "r"])),
+        ])
     );
 }

@@ -39,17 +39,13 @@ impl Receiver {
             let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
             kube::Client::try_from(config).unwrap()
         });
-        let telemetry = Arc::new(weaver_controllers::configmapsync::telemetry::Telemetry::default());
+        let telemetry = Arc::new(weaver_controllers::telemetry::Telemetry::default());
         let listen = || runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let (hooks, endpoints) = (listen(), listen());
         let addresses = (hooks.local_addr().unwrap(), endpoints.local_addr().unwrap());
         let metrics = telemetry.environmentsync.clone();
         runtime.spawn(weaver_controllers::gitops::webhook::serve(hooks, client, metrics, std::future::pending()));
-        runtime.spawn(weaver_controllers::configmapsync::endpoints::serve(
-            endpoints,
-            telemetry,
-            std::future::pending(),
-        ));
+        runtime.spawn(weaver_controllers::endpoints::serve(endpoints, telemetry, std::future::pending()));
         Receiver { runtime: Some(runtime), hooks: addresses.0, endpoints: addresses.1 }
     }
 

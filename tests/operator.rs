@@ -77,7 +77,7 @@ impl Operator {
         };
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let endpoints = listener.local_addr().unwrap();
-        runtime.spawn(weaver_controllers::configmapsync::endpoints::serve(
+        runtime.spawn(weaver_controllers::endpoints::serve(
             listener,
             settings.telemetry.clone(),
             std::future::pending(),

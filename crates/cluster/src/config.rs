@@ -171,18 +171,6 @@ fn static_bearer(auth: &kube::config::AuthInfo) -> Option<String> {
     auth.token.as_ref().map(|token| token.expose_secret().to_string())
 }
 
-/// kube's watcher asks the server to hold each watch open for up to 290 s, and a quiet watch
-/// sends nothing meanwhile (bookmarks come about once a minute).
-const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(295);
-
-/// Settings for a client that watches (the operator): reads may idle as long as a watch lasts, as
-/// kube's own default allows; a shorter read timeout would cut every quiet watch and make the
-/// controller list everything again.
-pub fn for_watching(mut config: kube::Config) -> kube::Config {
-    config.read_timeout = config.read_timeout.map(|timeout| timeout.max(WATCH_READ_TIMEOUT));
-    config
-}
-
 fn with_client_settings(mut config: kube::Config, timeout: Duration) -> kube::Config {
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);

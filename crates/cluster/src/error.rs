@@ -7,6 +7,16 @@ pub use weaver_project::humanize;
 use super::ClusterInfo;
 use weaver_core::error::Error;
 
+/// An API error in one line: the server's message, its code and reason (kube's own Display
+/// carries a debug dump of the whole Status).
+pub fn api_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) if status.message.is_empty() => format!("{} ({})", status.reason, status.code),
+        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
+        other => other.to_string(),
+    }
+}
+
 /// The innermost cause of an error chain: the part that says what actually happened
 /// (`connection refused`, `invalid peer certificate: UnknownIssuer`).
 pub(crate) fn innermost(err: &(dyn StdError + 'static)) -> String {

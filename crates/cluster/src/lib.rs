@@ -32,11 +32,11 @@ use serde_json::Value;
 
 pub use access::{Access, Question, Subject, review_token};
 pub use changes::{Waited, Watched};
-pub use config::{ConnectOptions, GivenCluster, config as kube_config, for_watching, given_kubeconfig};
-pub use error::humanize;
+pub use config::{ConnectOptions, GivenCluster, config as kube_config, given_kubeconfig};
+pub use error::{api_message, humanize};
 pub use events::{EVENTS_SHOWN, ObjectEvent, newest_first};
 pub use hooks::{PodLog, hook_done};
-pub use live::{Changed, LiveCache, fields_parsed};
+pub use live::{Changed, LiveCache, fields_parsed, for_watching};
 pub use lock::{DEFAULT_LEASE_DURATION, HeldLock, LockEvent, LockOptions, LockSubject, this_replica};
 pub use objects::Deleted;
 pub use rate_limit::{Budgeted, RequestRate, operator_budget};

@@ -31,6 +31,18 @@ use sha2::{Digest, Sha256};
 use super::{Discovered, ManagedFields, ServedKind, with_kind};
 use weaver_core::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, ListTarget, MANAGER};
 
+/// kube's watcher asks the server to hold each watch open for up to 290 s, and a quiet watch
+/// sends nothing meanwhile (bookmarks come about once a minute).
+const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(295);
+
+/// Settings for a client that watches (the operator): reads may idle as long as a watch lasts, as
+/// kube's own default allows; a shorter read timeout would cut every quiet watch and make the
+/// controller list everything again.
+pub fn for_watching(mut config: kube::Config) -> kube::Config {
+    config.read_timeout = config.read_timeout.map(|timeout| timeout.max(WATCH_READ_TIMEOUT));
+    config
+}
+
 /// How long a read waits for a watch to start (its first LIST) or to deliver this process's
 /// writes, before it LISTs instead.
 const CATCH_UP: Duration = Duration::from_secs(5);
@@ -254,7 +266,7 @@ impl LiveCache {
 
     /// The clients of `identity` for `config`, for requests and for watches: those built before
     /// while its token is the same, so that requests share connections, and watches theirs.
-    /// The watches' reads may idle as long as a watch lasts ([`super::for_watching`]): with
+    /// The watches' reads may idle as long as a watch lasts ([`for_watching`]): with
     /// the request timeout as their read timeout, a quiet watch would be cut and started again
     /// every request timeout.
     pub(super) fn clients(
@@ -287,7 +299,7 @@ impl LiveCache {
                 None => kube::Client::try_from(config),
             },
         };
-        let built = Clients { token, watches: build(super::for_watching(config.clone()))?, requests: build(config)? };
+        let built = Clients { token, watches: build(for_watching(config.clone()))?, requests: build(config)? };
         clients.insert(identity.to_string(), built.clone());
         Ok(built)
     }

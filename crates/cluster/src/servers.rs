@@ -73,7 +73,7 @@ impl Server {
             return Ok(client.clone());
         }
         let _on_shared = self.io.enter();
-        let client = kube::client::ClientBuilder::try_from(super::config::for_watching(config))?
+        let client = kube::client::ClientBuilder::try_from(super::live::for_watching(config))?
             .with_layer(&OnRuntime { runtime: self.io.clone() })
             .build();
         clients.insert(context.to_string(), client.clone());

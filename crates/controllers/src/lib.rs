@@ -6,8 +6,11 @@ mod backoff;
 pub use weaver_api::conditions;
 pub mod configmapsync;
 pub mod election;
+pub mod endpoints;
 pub mod gitops;
+pub mod http;
 pub mod readiness;
+pub mod telemetry;
 pub mod tenant;
 
 use kube::runtime::controller::{Action, Error as QueueError};

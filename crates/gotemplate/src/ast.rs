@@ -235,7 +235,7 @@ impl fmt::Display for Node {
             Node::Range(b) => branch(f, "range", b),
             Node::With(b) => branch(f, "with", b),
             Node::Template(t) => {
-                write!(f, "{{{{template {}", crate::gofmt::quote(&t.name, false))?;
+                write!(f, "{{{{template {}", crate::strconv::quote(&t.name, false))?;
                 if let Some(pipe) = &t.pipe {
                     write!(f, " {pipe}")?;
                 }

@@ -160,8 +160,8 @@ impl Error {
             message: Message {
                 text: format!(
                     "template: no template {} associated with template {}",
-                    crate::gofmt::quote(name, false),
-                    crate::gofmt::quote(set_name, false)
+                    crate::strconv::quote(name, false),
+                    crate::strconv::quote(set_name, false)
                 ),
                 ..Message::default()
             },
@@ -232,7 +232,7 @@ impl Error {
                 write!(
                     f,
                     "{} at <{}>: ",
-                    crate::gofmt::quote(&inner.template, false),
+                    crate::strconv::quote(&inner.template, false),
                     inner.context.as_deref().unwrap_or("")
                 )?;
             }

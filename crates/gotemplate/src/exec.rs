@@ -7,9 +7,9 @@ use std::sync::Arc;
 use crate::ast::{Arg, Branch, Command, Node, Pipe, TemplateCall, Tree};
 use crate::error::{Error, FuncError, Location};
 use crate::funcs::{Builtin, Function, Type};
-use crate::gofmt;
 use crate::set::{MissingKey, Templates};
 use crate::value::Value;
+use crate::{gofmt, strconv};
 
 /// Go's limit on nested `{{template}}` calls (exec.go's maxExecDepth).
 const MAX_EXEC_DEPTH: usize = 100_000;
@@ -408,7 +408,7 @@ impl<'a> Exec<'a, '_> {
     fn walk_template(&mut self, dot: &Data, node: &'a Node, call: &'a TemplateCall) -> Result<(), Stop> {
         self.at(At::Node(node));
         let Some(tree) = self.layer.lookup(&call.name) else {
-            return Err(self.error(format!("template {} not defined", gofmt::quote(&call.name, false))).into());
+            return Err(self.error(format!("template {} not defined", strconv::quote(&call.name, false))).into());
         };
         if self.depth + 1 >= MAX_EXEC_DEPTH {
             return Err(self.error(format!("exceeded maximum template depth ({MAX_EXEC_DEPTH})")).into());
@@ -516,7 +516,9 @@ impl<'a> Exec<'a, '_> {
             Arg::Nil(_) => return Err(self.error("nil is not a command".into())),
             Arg::Number(_, number) => Data::of(self.ideal_constant(number)?),
             Arg::String { text, .. } => Data::of(Value::String(text.clone())),
-            _ => return Err(self.error(format!("can't evaluate command {}", gofmt::quote(&first.to_string(), false)))),
+            _ => {
+                return Err(self.error(format!("can't evaluate command {}", strconv::quote(&first.to_string(), false))));
+            }
         })
     }
 
@@ -597,7 +599,7 @@ impl<'a> Exec<'a, '_> {
     ) -> Res<Data> {
         if receiver.value.is_nil() && !receiver.boxed {
             if self.set.missing_key() == MissingKey::Error {
-                return Err(self.error(format!("nil data; no entry for key {}", gofmt::quote(field, false))));
+                return Err(self.error(format!("nil data; no entry for key {}", strconv::quote(field, false))));
             }
             return Ok(Data::of(Value::Nil));
         }
@@ -635,7 +637,7 @@ impl<'a> Exec<'a, '_> {
                 MissingKey::Default => Ok(Data::of(Value::Nil)),
                 MissingKey::Zero => Ok(Data::boxed(Value::Nil)),
                 MissingKey::Error => {
-                    Err(self.error(format!("map has no entry for key {}", gofmt::quote(field, false))))
+                    Err(self.error(format!("map has no entry for key {}", strconv::quote(field, false))))
                 }
             },
         }
@@ -646,7 +648,7 @@ impl<'a> Exec<'a, '_> {
             Some(function) => Callee::Function(function.clone()),
             None => match Builtin::lookup(name) {
                 Some(builtin) => Callee::Builtin(builtin),
-                None => return Err(self.error(format!("{} is not a defined function", gofmt::quote(name, false)))),
+                None => return Err(self.error(format!("{} is not a defined function", strconv::quote(name, false)))),
             },
         };
         self.eval_call(dot, callee, name, node, args, fin)
@@ -1107,7 +1109,7 @@ fn js_escape(s: &str) -> String {
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u00{:02X}", c as u32)),
-            c if !c.is_ascii() && !gofmt::is_print(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if !c.is_ascii() && !strconv::is_print(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
     }

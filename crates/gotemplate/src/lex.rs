@@ -60,9 +60,9 @@ impl std::fmt::Display for Item {
                 if self.val.chars().count() > 10 {
                     // %.10q: the first ten characters, quoted, then "...".
                     let head: String = self.val.chars().take(10).collect();
-                    write!(f, "{}...", crate::gofmt::quote(&head, false))
+                    write!(f, "{}...", crate::strconv::quote(&head, false))
                 } else {
-                    f.write_str(&crate::gofmt::quote(&self.val, false))
+                    f.write_str(&crate::strconv::quote(&self.val, false))
                 }
             }
         }
@@ -522,13 +522,13 @@ impl Lexer<'_> {
     fn lex_number(&mut self) -> State {
         if !self.scan_number() {
             let text = self.input[self.start..self.pos].to_string();
-            return self.errorf(format!("bad number syntax: {}", crate::gofmt::quote(&text, false)));
+            return self.errorf(format!("bad number syntax: {}", crate::strconv::quote(&text, false)));
         }
         if let Some('+' | '-') = self.peek() {
             // Complex: 1+2i. No spaces, must end in 'i'.
             if !self.scan_number() || !self.input[..self.pos].ends_with('i') {
                 let text = self.input[self.start..self.pos].to_string();
-                return self.errorf(format!("bad number syntax: {}", crate::gofmt::quote(&text, false)));
+                return self.errorf(format!("bad number syntax: {}", crate::strconv::quote(&text, false)));
             }
             return self.emit(ItemType::Complex);
         }
@@ -599,7 +599,7 @@ impl Lexer<'_> {
 /// fmt's `%#U`: `U+0041 'A'`.
 fn unicode_plus(c: char) -> String {
     let mut s = format!("U+{:04X}", c as u32);
-    if crate::gofmt::is_print(c) {
+    if crate::strconv::is_print(c) {
         s.push_str(&format!(" '{c}'"));
     }
     s

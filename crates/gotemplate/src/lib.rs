@@ -50,6 +50,7 @@ pub mod gofmt;
 mod lex;
 mod parse;
 mod set;
+pub mod strconv;
 mod value;
 
 pub use error::{Error, ErrorKind, FuncError, Location};

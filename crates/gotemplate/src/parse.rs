@@ -52,7 +52,7 @@ fn add_tree(trees: &mut Vec<Tree>, tree: Tree, p: &Parser<'_>) -> Result<(), Err
         Some(_) => {
             return Err(p.error(format!(
                 "template: multiple definition of template {}",
-                crate::gofmt::quote(&tree.name, false)
+                crate::strconv::quote(&tree.name, false)
             )));
         }
     }
@@ -490,7 +490,7 @@ impl Parser<'_> {
             }
             Arg::Bool(..) | Arg::String { .. } | Arg::Number(..) | Arg::Nil(_) | Arg::Dot(_) => {
                 return Err(
-                    self.error(format!("unexpected . after term {}", crate::gofmt::quote(&node.to_string(), false)))
+                    self.error(format!("unexpected . after term {}", crate::strconv::quote(&node.to_string(), false)))
                 );
             }
             node => Arg::Chain { pos, node: Box::new(node), fields },
@@ -502,7 +502,9 @@ impl Parser<'_> {
         Ok(Some(match token.typ {
             ItemType::Identifier => {
                 if !(self.has_function)(&token.val) {
-                    return Err(self.error(format!("function {} not defined", crate::gofmt::quote(&token.val, false))));
+                    return Err(
+                        self.error(format!("function {} not defined", crate::strconv::quote(&token.val, false)))
+                    );
                 }
                 Arg::Identifier { pos: token.pos, name: token.val.into() }
             }
@@ -510,7 +512,7 @@ impl Parser<'_> {
             ItemType::Nil => Arg::Nil(token.pos),
             ItemType::Variable => {
                 if !self.vars.iter().any(|v| **v == *token.val) {
-                    return Err(self.error(format!("undefined variable {}", crate::gofmt::quote(&token.val, false))));
+                    return Err(self.error(format!("undefined variable {}", crate::strconv::quote(&token.val, false))));
                 }
                 Arg::Variable { pos: token.pos, idents: vec![token.val.into()] }
             }
@@ -668,7 +670,7 @@ fn parse_number(text: &str, typ: ItemType) -> std::result::Result<Number, String
         n.float = Some(u as f64);
     } else if let Some(f) = parse_go_float(text) {
         if !text.contains(['.', 'e', 'E', 'p', 'P']) {
-            return Err(format!("integer overflow: {}", crate::gofmt::quote(text, false)));
+            return Err(format!("integer overflow: {}", crate::strconv::quote(text, false)));
         }
         n.float = Some(f);
         if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
@@ -676,7 +678,7 @@ fn parse_number(text: &str, typ: ItemType) -> std::result::Result<Number, String
         }
     }
     if n.int.is_none() && n.float.is_none() && !n.uint_only {
-        return Err(format!("illegal number syntax: {}", crate::gofmt::quote(text, false)));
+        return Err(format!("illegal number syntax: {}", crate::strconv::quote(text, false)));
     }
     Ok(n)
 }

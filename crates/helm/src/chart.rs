@@ -1,6 +1,9 @@
 //! A Helm chart as helm's loader (pkg/chart/loader) builds it from its files: `Chart.yaml`
 //! (and a v1 chart's `requirements.yaml`), `values.yaml`, `values.schema.json`, `templates/`,
-//! subcharts in `charts/` (directories or `.tgz`), and every other file as `.Files`.
+//! subcharts in `charts/` (directories or `.tgz`, unpacked by `archive`), and every other file as
+//! `.Files`.
+
+pub mod archive;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -187,7 +190,7 @@ impl Chart {
                     .iter()
                     .find(|f| f.name.is_empty())
                     .ok_or_else(|| at(&sub_origin, format!("error unpacking subchart tar in {}", chart.name())))?;
-                super::archive::load(&archive.data, &sub_origin)?
+                archive::load(&archive.data, &sub_origin)?
             } else {
                 Chart::from_files(files.into_iter().filter(|f| !f.name.is_empty()).collect(), &sub_origin)?
             };
@@ -259,7 +262,7 @@ fn as_go_fields(value: Json) -> Json {
         }
         Json::Array(items) => Json::Array(items.into_iter().map(as_go_fields).collect()),
         Json::Number(n) => Json::String(match n.as_f64() {
-            Some(f) if !(n.is_i64() || n.is_u64()) => gotemplate::gofmt::format_float_bits(f, 'g', None, 32),
+            Some(f) if !(n.is_i64() || n.is_u64()) => gotemplate::strconv::format_float_bits(f, 'g', None, 32),
             _ => n.to_string(),
         }),
         Json::Bool(b) => Json::String(b.to_string()),

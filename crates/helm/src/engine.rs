@@ -297,7 +297,7 @@ fn exec_error(err: &gotemplate::Error, templates: &[TemplateFile], chart: &str) 
         // and last calls say where and why.
         _ if depth > MAX_SHOWN_CALLS => format!(
             "template: {outer}: executing {} at <{}>: … {} nested template calls … {}",
-            gotemplate::gofmt::quote(err.template(), false),
+            gotemplate::strconv::quote(err.template(), false),
             err.context().unwrap_or_default(),
             depth - 2,
             innermost.redacted()

@@ -123,7 +123,7 @@ fn include(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
 
 fn tpl(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
     let text = str_arg(args).to_string();
-    let quoted = gotemplate::gofmt::quote(&text, false);
+    let quoted = gotemplate::strconv::quote(&text, false);
     // helm names the text after the root template ("gotpl").
     match ctx.execute_text("gotpl", &text, args[1].clone()) {
         Ok(out) => Ok(Value::from(out.replace("<no value>", ""))),

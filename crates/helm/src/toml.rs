@@ -102,7 +102,7 @@ fn indent(keys: &[String]) -> String {
 
 fn quote(s: &str) -> String {
     let mut out = String::new();
-    gotemplate::gofmt::write_quoted(&mut out, s, |out, c| match c {
+    gotemplate::strconv::write_quoted(&mut out, s, |out, c| match c {
         '\u{8}' => out.push_str("\\b"),
         '\u{c}' => out.push_str("\\f"),
         c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04X}", c as u32)),
@@ -165,7 +165,7 @@ impl Encoder {
             Value::Float(f) if f.is_nan() => self.out.push_str("nan"),
             Value::Float(f) if f.is_infinite() => self.out.push_str(if f < 0.0 { "-inf" } else { "+inf" }),
             Value::Float(f) => {
-                let text = gotemplate::gofmt::format_float(f, 'f', None);
+                let text = gotemplate::strconv::format_float(f, 'f', None);
                 self.out.push_str(&text);
                 if !text.contains('.') {
                     self.out.push_str(".0");

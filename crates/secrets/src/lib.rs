@@ -12,6 +12,7 @@
 //! Paths passed in label every error, so pass them as users should see them (repo-relative).
 
 mod cipher;
+mod document;
 mod edit;
 mod error;
 pub mod hmac;
@@ -27,13 +28,14 @@ mod yaml;
 use std::io::Write;
 use std::path::Path;
 
+pub use document::{Document, Format};
 pub use edit::{EditOutcome, EditSession, private_temp_root};
 pub use error::SecretsError;
 pub use keys::{Identities, IdentityOrigin, IdentitySources, KEY_VARIABLES, SECRET_KEY_PREFIX};
 pub use redact::Redactor;
 pub use rules::{CreationRules, EncryptionSettings, Selector, encryption_settings};
 pub use sops::{Decrypted, KeyUpdate, SOPS_VERSION, SopsFile, encrypt};
-pub use tree::{Document, Format, Item, Mapping, Sequence, Value};
+pub use tree::{Item, Mapping, Sequence, Value};
 
 /// Decrypts a secrets file: a SOPS file (`.yaml`, `.yml`, `.json`) or a whole-file age file
 /// (`.age`, binary or armored, holding YAML).

@@ -7,9 +7,10 @@ use sha2::{Digest, Sha512};
 
 use super::SecretsError;
 use super::cipher::{self, DataKey, DecryptError, Stash, plain_bytes};
+use super::document::{Document, Format};
 use super::keys::{AgeStanza, Identities, parse_recipient, unwrap_data_key, wrap_data_key};
 use super::rules::{EncryptionSettings, Selector};
-use super::tree::{Document, Format, Item, Leaf, Mapping, TreePath, Value, container_aads, walk_leaves};
+use super::tree::{Item, Leaf, Mapping, TreePath, Value, container_aads, walk_leaves};
 
 /// The sops version weaver writes files as (the format is unchanged across 3.x).
 pub const SOPS_VERSION: &str = "3.9.4";

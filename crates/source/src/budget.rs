@@ -186,7 +186,7 @@ impl Budget {
                 let entry_lock = entry.lock.clone();
                 // An entry being written is skipped (its writer holds the lock).
                 let Ok(_removing) = entry_lock.try_lock() else { continue };
-                match super::git::move_aside(&path) {
+                match move_aside(&path) {
                     Ok(moved) => {
                         entries.remove(&path);
                         discarded.extend(moved);
@@ -196,7 +196,7 @@ impl Budget {
             }
         }
         for path in discarded {
-            super::git::remove_discarded(&path);
+            remove_discarded(&path);
         }
     }
 
@@ -280,6 +280,35 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         *lock(&land.flight.result) = Some(result.clone());
         drop(land);
         result
+    }
+}
+
+/// The suffix of a directory moved aside to be removed.
+pub(crate) const DISCARDED: &str = ".discarded";
+
+/// Renames `path` to a name no entry has, in its directory; None when nothing is at `path`.
+pub(crate) fn move_aside(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    static DISCARDS: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let n = DISCARDS.fetch_add(1, Ordering::Relaxed);
+    let aside = path.with_file_name(format!("{name}.{}-{n}{DISCARDED}", std::process::id()));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => Ok(Some(aside)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes what [`move_aside`] moved, a directory or a file.
+pub(crate) fn remove_discarded(path: &Path) {
+    let removed = match path.is_dir() {
+        true => std::fs::remove_dir_all(path),
+        false => std::fs::remove_file(path),
+    };
+    if let Err(e) = removed
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove the discarded {}: {e}", path.display());
     }
 }
 

@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
 use git2::{AutotagOption, Direction, ErrorClass, ErrorCode, FetchOptions, Oid, Repository};
 
-use super::budget::{Budget, Flights, Kind, Usage, lock};
+use super::budget::{Budget, DISCARDED, Flights, Kind, Usage, lock, move_aside, remove_discarded};
 use super::transport::{self, Session};
 use super::{Credentials, FetchError, FetchFailure, FetchRequest, Fetched, GitRef, Scheme, SourceUrl};
 use weaver_core::error::{Error, Result};
@@ -311,35 +311,6 @@ impl GitCache {
     /// and tests.
     pub fn usage(&self) -> Usage {
         self.budget.usage()
-    }
-}
-
-/// The suffix of a directory moved aside to be removed.
-pub(crate) const DISCARDED: &str = ".discarded";
-
-/// Renames `path` to a name no entry has, in its directory; None when nothing is at `path`.
-pub(crate) fn move_aside(path: &Path) -> std::io::Result<Option<PathBuf>> {
-    static DISCARDS: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let n = DISCARDS.fetch_add(1, Ordering::Relaxed);
-    let aside = path.with_file_name(format!("{name}.{}-{n}{DISCARDED}", std::process::id()));
-    match std::fs::rename(path, &aside) {
-        Ok(()) => Ok(Some(aside)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Removes what [`move_aside`] moved, a directory or a file.
-pub(crate) fn remove_discarded(path: &Path) {
-    let removed = match path.is_dir() {
-        true => std::fs::remove_dir_all(path),
-        false => std::fs::remove_file(path),
-    };
-    if let Err(e) = removed
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!("cannot remove the discarded {}: {e}", path.display());
     }
 }
 

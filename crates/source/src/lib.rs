@@ -11,8 +11,6 @@
 mod budget;
 pub mod charts;
 pub mod git;
-mod http;
-mod ssh;
 mod transport;
 
 use std::fmt;

@@ -407,7 +407,7 @@ fn unescape(s: &str) -> Result<String, String> {
                     let end = (i + 3).min(bytes.len());
                     return Err(format!(
                         "invalid URL escape {}",
-                        gotemplate::gofmt::quote(&String::from_utf8_lossy(&bytes[i..end]), false)
+                        gotemplate::strconv::quote(&String::from_utf8_lossy(&bytes[i..end]), false)
                     ));
                 }
             }
@@ -425,7 +425,7 @@ fn parse_url(raw: &str) -> Result<Url, String> {
         Some((u, f)) => (u, Some(f)),
         None => (raw, None),
     };
-    let wrap = |s: &str, e: String| format!("parse {}: {e}", gotemplate::gofmt::quote(s, false));
+    let wrap = |s: &str, e: String| format!("parse {}: {e}", gotemplate::strconv::quote(s, false));
     let mut url = parse_without_fragment(rest).map_err(|e| wrap(rest, e))?;
     if let Some(fragment) = fragment {
         url.fragment = unescape(fragment).map_err(|e| wrap(raw, e))?;
@@ -513,7 +513,7 @@ fn parse_without_fragment(raw: &str) -> Result<Url, String> {
 
 /// net/url's parseHost for names and IPv6 literals, checking the port.
 fn parse_host(host: &str) -> Result<String, String> {
-    let port_error = |port: &str| format!("invalid port {} after host", gotemplate::gofmt::quote(port, false));
+    let port_error = |port: &str| format!("invalid port {} after host", gotemplate::strconv::quote(port, false));
     if let Some(inner) = host.strip_prefix('[') {
         let Some(close) = inner.find(']') else { return Err("missing ']' in host".to_string()) };
         let after = &inner[close + 1..];

@@ -81,17 +81,17 @@ fn go_float(f: f64) -> Option<String> {
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         // Exponents from 21 up have two digits already; `e-07` loses its zero.
-        let text = gotemplate::gofmt::format_float(f, 'e', None);
+        let text = gotemplate::strconv::format_float(f, 'e', None);
         return Some(match text.split_once("e-0") {
             Some((m, e)) => format!("{m}e-{e}"),
             None => text,
         });
     }
-    Some(gotemplate::gofmt::format_float(f, 'f', None))
+    Some(gotemplate::strconv::format_float(f, 'f', None))
 }
 
 fn write_string(s: &str, escape_html: bool, out: &mut String) {
-    gotemplate::gofmt::write_quoted(out, s, |out, c| match c {
+    gotemplate::strconv::write_quoted(out, s, |out, c| match c {
         // Go 1.22 and later (helm 3.17 is built with 1.23).
         '\u{8}' => out.push_str("\\b"),
         '\u{c}' => out.push_str("\\f"),

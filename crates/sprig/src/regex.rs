@@ -96,8 +96,11 @@ fn regex(pattern: &str, must: bool) -> Result<Regex, FuncError> {
         if must {
             FuncError::new(e)
         } else {
-            let quoted =
-                if can_backquote(pattern) { format!("`{pattern}`") } else { gotemplate::gofmt::quote(pattern, false) };
+            let quoted = if can_backquote(pattern) {
+                format!("`{pattern}`")
+            } else {
+                gotemplate::strconv::quote(pattern, false)
+            };
             FuncError::new(format!("regexp: Compile({quoted}): {e}"))
         }
     })

@@ -130,7 +130,7 @@ impl Version {
             s.parse::<u64>().map_err(|_| {
                 format!(
                     "Error parsing version segment: strconv.ParseUint: parsing {}: value out of range",
-                    gotemplate::gofmt::quote(s, false)
+                    gotemplate::strconv::quote(s, false)
                 )
             })
         };

@@ -88,7 +88,7 @@ pub(crate) fn register(t: &mut Templates) {
         "quote",
         Function::variadic(&[], Type::Any, |_, a| {
             let quoted: Vec<String> =
-                a.iter().filter(|v| !v.is_nil()).map(|v| gotemplate::gofmt::quote(&go::strval(v), false)).collect();
+                a.iter().filter(|v| !v.is_nil()).map(|v| gotemplate::strconv::quote(&go::strval(v), false)).collect();
             Ok(Value::from(quoted.join(" ")))
         }),
     );

@@ -584,7 +584,7 @@ fn format(t: &GoTime, layout: &str) -> String {
 }
 
 fn quote(s: &str) -> String {
-    gotemplate::gofmt::quote(s, false)
+    gotemplate::strconv::quote(s, false)
 }
 
 /// time.ParseInLocation(layout, value, time.Local), with Go's error messages.

@@ -10,7 +10,8 @@
 //! contents, GC of owner existence, workload status of the workload itself),
 //! and doing nothing for an unchanged object is what a full pass would do.
 
-use crate::cluster::{Cluster, ObjKey, owner_uids};
+use crate::cluster::Cluster;
+use crate::store::{ObjKey, owner_uids};
 use crate::util;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

@@ -19,7 +19,6 @@
 //! assert!(server.requests().iter().all(|r| r.user == "fake-user"));
 //! ```
 
-mod auth;
 mod cluster;
 mod controllers;
 mod defaults;
@@ -85,7 +84,7 @@ impl TestApiServer {
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             changed: Notify::new(),
-            tokens: auth::static_users(),
+            tokens: cluster::auth::static_users(),
             in_flight: Default::default(),
             peak_in_flight: Default::default(),
             connections: Default::default(),

@@ -1,7 +1,7 @@
 //! The HTTP layer: hyper 1 over plain TCP, authentication and authorization,
 //! the request log, fault injection and streaming watches.
 
-use crate::auth::User;
+use crate::cluster::auth::User;
 use crate::cluster::{ApiRequest, ApiResponse, Cluster, WatchSpec};
 use crate::error::ApiError;
 use bytes::Bytes;

@@ -3,7 +3,6 @@
 //! uids, owner references, namespace contents, objects pending deletion — and
 //! the set of keys changed since the controllers last looked.
 
-use crate::cluster::{ObjKey, owner_uids};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -150,4 +149,16 @@ impl Store {
         }
         self.deleting.remove(key);
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjKey {
+    pub group: String,
+    pub resource: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+pub(crate) fn owner_uids(o: &Value) -> impl Iterator<Item = &str> {
+    o["metadata"]["ownerReferences"].as_array().into_iter().flatten().filter_map(|r| r["uid"].as_str())
 }

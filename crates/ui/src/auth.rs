@@ -19,8 +19,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::SignIn;
-use weaver_cluster::{Access, Question, Subject, SyncCache};
-use weaver_controllers::configmapsync::controller::api_message;
+use weaver_cluster::{Access, Question, Subject, SyncCache, api_message};
 use weaver_core::error::{Error, Result};
 
 /// How long a session lasts after sign-in (the cookie's Max-Age).

@@ -241,7 +241,7 @@ fn write_quoted_or_plain(out: &mut String, s: &str, style: Style) {
 
 /// A YAML double-quoted scalar; also used by the SOPS writer, since it is valid for any reader.
 pub fn write_double_quoted(out: &mut String, s: &str) {
-    gotemplate::gofmt::write_quoted(out, s, |out, c| match c {
+    gotemplate::strconv::write_quoted(out, s, |out, c| match c {
         c if needs_escape(c) => {
             let code = u32::from(c);
             let _ = if code <= 0xff { write!(out, "\\x{code:02X}") } else { write!(out, "\\u{code:04X}") };

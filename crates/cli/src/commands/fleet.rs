@@ -10,7 +10,7 @@ use super::{Style, Ui, write_stdout};
 use weaver_core::error::{Error, Result};
 use weaver_engine::report::json::{AnyFleetReport, DiffReport, DriftReport, FleetApplyState, FleetReport, to_text};
 use weaver_engine::report::{self, drift_lines};
-use weaver_plan::diff::Action;
+use weaver_plan::plan::Action;
 use weaver_plan::release::drift::{ObjectDrift, ReleaseDrift, Report, State};
 
 /// The formats of a fleet's report; each command offers those that suit it.

@@ -142,7 +142,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
         let cluster = cluster?;
         let client = cluster.client();
         tracing::info!(context = %cluster.info.context, server = %cluster.info.server, controllers = ?args.controllers, "starting");
-        let telemetry = std::sync::Arc::new(weaver_controllers::configmapsync::telemetry::Telemetry::default());
+        let telemetry = std::sync::Arc::new(weaver_controllers::telemetry::Telemetry::default());
         let settings = weaver_controllers::configmapsync::controller::Settings {
             label_selector: selector.clone(),
             concurrency: args.max_concurrent_reconciles,
@@ -164,7 +164,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
         let listener = listen("--metrics-addr", args.metrics_addr).await?;
         let address = listener.local_addr().unwrap_or(args.metrics_addr);
         tracing::info!(%address, "serving /healthz, /readyz and /metrics");
-        tokio::spawn(weaver_controllers::configmapsync::endpoints::serve(listener, telemetry.clone(), std::future::pending()));
+        tokio::spawn(weaver_controllers::endpoints::serve(listener, telemetry.clone(), std::future::pending()));
         if let Some(address) = args.webhook_addr {
             let listener = listen("--webhook-addr", address).await?;
             tracing::info!(%address, "receiving webhooks on POST /hook/NAMESPACE/NAME");
@@ -247,7 +247,7 @@ fn gitops_shared(
     config: &kube::Config,
     info: &weaver_cluster::ClusterInfo,
     rate: Option<&weaver_cluster::RequestRate>,
-    telemetry: &weaver_controllers::configmapsync::telemetry::Telemetry,
+    telemetry: &weaver_controllers::telemetry::Telemetry,
     shutdown: &Shutdown,
 ) -> weaver_core::error::Result<weaver_controllers::gitops::reconcile::Shared> {
     let dir = args.cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("weaver-cache"));

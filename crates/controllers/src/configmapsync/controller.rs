@@ -28,11 +28,11 @@ use super::access::{self, Account, Verdict};
 use super::api::{ConfigMapSync, ConfigMapSyncStatus};
 use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
 use super::status::{self, Blocked, Outcome};
-use super::telemetry::Telemetry;
 use crate::Backoff;
 use crate::conditions::READY;
+use crate::telemetry::Telemetry;
 use crate::tenant::{TenantError, Tenants};
-use weaver_cluster::Access;
+use weaver_cluster::{Access, api_message};
 
 /// Deletes every target before its ConfigMapSync goes.
 pub const FINALIZER: &str = "weaver.example.com/configmapsync";
@@ -64,16 +64,6 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the operator's watch caches stopped")]
     CacheGone,
-}
-
-/// An API error in one line: the server's message, its code and reason (kube's own Display
-/// carries a debug dump of the whole Status).
-pub fn api_message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) if status.message.is_empty() => format!("{} ({})", status.reason, status.code),
-        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
-        other => other.to_string(),
-    }
 }
 
 fn finalizer_message(err: &kube::runtime::finalizer::Error<Error>) -> String {

@@ -7,10 +7,8 @@
 pub mod access;
 pub use weaver_api::configmap_sync as api;
 pub mod controller;
-pub mod endpoints;
 pub mod plan;
 pub mod status;
-pub mod telemetry;
 
 pub use api::{ConfigMapSync, ConfigMapSyncSpec, ConfigMapSyncStatus, SourceRef, TargetStatus};
 

@@ -25,7 +25,7 @@ use super::reconcile::{self, Shared, seconds_since};
 use super::status::{self, Done, Outcome, Working};
 use crate::Backoff;
 use crate::conditions::PROMOTED;
-use crate::configmapsync::controller::api_message;
+use weaver_cluster::api_message;
 
 /// The event reporter, and the Lease of leader election.
 pub const CONTROLLER_NAME: &str = "environmentsync-controller";

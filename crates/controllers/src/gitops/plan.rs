@@ -304,10 +304,10 @@ pub fn requested(sync: &EnvironmentSync) -> Option<String> {
 /// The digest of one environment's plan: each object it changes, with its release, action and
 /// desired state, a Secret's values replaced by their HMAC under `key` (the decryption
 /// identities), so that the digest in the status cannot confirm a guessed value.
-pub fn environment_digest(environment: &str, plan: &weaver_plan::diff::plan::Plan, key: &[u8]) -> String {
+pub fn environment_digest(environment: &str, plan: &weaver_plan::plan::Plan, key: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
-    for object in plan.objects.iter().filter(|o| o.action != weaver_plan::diff::Action::Unchanged) {
+    for object in plan.objects.iter().filter(|o| o.action != weaver_plan::plan::Action::Unchanged) {
         let desired = object.desired.as_ref().map(|d| keyed_secret_values(d, key));
         let part = serde_json::json!([
             environment,

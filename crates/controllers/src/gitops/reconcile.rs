@@ -30,7 +30,7 @@ use weaver_engine::action::promote::{PromoteOptions, TargetPromotion};
 use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
 use weaver_engine::action::{Context as ActionContext, Keys, Progress, PruneReleases};
 use weaver_engine::schedule::{NotRun, Schedule};
-use weaver_plan::diff::Action;
+use weaver_plan::plan::Action;
 use weaver_project::Environment;
 use weaver_secrets::Redactor;
 use weaver_secrets::record_key::RecordKey;
@@ -784,10 +784,7 @@ pub(super) async fn secret(
         )),
         Err(err) => Err((
             "SecretUnreadable",
-            format!(
-                "cannot read Secret {namespace}/{name} ({what}): {}",
-                crate::configmapsync::controller::api_message(&err)
-            ),
+            format!("cannot read Secret {namespace}/{name} ({what}): {}", weaver_cluster::api_message(&err)),
         )),
     }
 }

@@ -1,5 +1,5 @@
 //! The EnvironmentSync controller's and webhook receiver's metrics, served on the operator's
-//! `/metrics` beside ConfigMapSync's (`configmapsync::telemetry` registers them, prefixed
+//! `/metrics` beside ConfigMapSync's (the crate's `telemetry` registers them, prefixed
 //! `environmentsync_`): reconcile and fetch durations, reconcile errors by reason, bytes fetched, objects applied, and
 //! webhook requests by outcome.
 

@@ -19,8 +19,8 @@ use super::api::EnvironmentSync;
 use super::plan::RECONCILE_REQUESTED_AT;
 use super::reconcile::{secret, value};
 use super::telemetry::Metrics;
-use crate::configmapsync::controller::api_message;
-use crate::configmapsync::endpoints::serve_with;
+use crate::http::serve_with;
+use weaver_cluster::api_message;
 use weaver_secrets::hmac::HmacSha256;
 
 /// The field manager of the annotation the receiver sets, as `kubectl annotate` is one: the

@@ -18,7 +18,7 @@ use weaver_cluster::{
 };
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::{ObjectKey, Scopes};
-use weaver_plan::diff::plan::{Plan, plan_adopting};
+use weaver_plan::plan::{Plan, plan_adopting};
 use weaver_project::Environment;
 use weaver_render::RenderedRelease;
 

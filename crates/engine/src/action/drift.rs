@@ -14,7 +14,7 @@ use super::judgments::Kept;
 use super::notifications::notify;
 use super::plan::Observed;
 use super::render::{IfEmpty, Selected, Selection, select};
-use super::rollback::{recorded_release, register_secret_values};
+use super::rollback::recorded_release;
 use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell_retries};
 use crate::apply::{Outcome, Report as ApplyReport};
 use crate::notify::Message;
@@ -270,7 +270,7 @@ pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &At
                 "release `{}`: putting back revision {} (drift --correct)",
                 release.name, record.revision
             )));
-            register_secret_values(redactor, record);
+            record.register_secret_values(redactor);
             sensitive.extend(record.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key));
             releases.push(recorded_release(release, record));
         }

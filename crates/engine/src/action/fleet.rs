@@ -20,7 +20,7 @@ use super::{Context, Progress, block_on, open_project};
 use crate::schedule::{NotRun, Schedule};
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::{ObjectKey, ObjectKeyRef};
-use weaver_plan::diff::Action;
+use weaver_plan::plan::Action;
 use weaver_project::{Environment, Project, Selector};
 use weaver_secrets::Redactor;
 

@@ -4,8 +4,8 @@ use super::{OnProgress, connect, open_project, release};
 use weaver_cluster::ConnectOptions;
 use weaver_cluster::observe::release_records;
 use weaver_core::error::Result;
-use weaver_plan::diff::Plan;
-use weaver_plan::diff::plan::between_revisions;
+use weaver_plan::plan::Plan;
+use weaver_plan::plan::between_revisions;
 use weaver_plan::release::record::Record;
 use weaver_project::{Environment, Release};
 

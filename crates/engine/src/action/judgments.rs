@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use weaver_plan::diff::plan::{KeptPlans, ObjectPlan};
+use weaver_plan::plan::{KeptPlans, ObjectPlan};
 use weaver_plan::release::drift::ReleaseDrift;
 use weaver_plan::release::status::ReleaseHealth;
 

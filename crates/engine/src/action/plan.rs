@@ -16,8 +16,9 @@ use weaver_cluster::observe::{Live, Unlabelled, dry_run_apply, observe_helm, obs
 use weaver_cluster::{Cluster, ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::{ObjectKey, ObjectKeyRef};
-use weaver_plan::diff::plan::{KeptPlans, plan_adopting, plan_against, plan_with_records};
-use weaver_plan::diff::{Plan, as_stored};
+use weaver_plan::diff::as_stored;
+use weaver_plan::plan::Plan;
+use weaver_plan::plan::{KeptPlans, plan_adopting, plan_against, plan_with_records};
 use weaver_plan::release::record::{Record, Records};
 use weaver_project::Environment;
 use weaver_render::RenderedRelease;

@@ -108,7 +108,7 @@ pub(super) async fn removed_releases(
             "release `{name}` (namespace {namespace}) is no longer in environment `{}`: removing what its revision {} holds (--prune-releases)",
             env.name, record.revision
         )));
-        super::rollback::register_secret_values(redactor, record);
+        record.register_secret_values(redactor);
         removed.push(RenderedRelease::removed(name, namespace));
     }
     Ok(removed)

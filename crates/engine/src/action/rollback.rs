@@ -1,7 +1,6 @@
 //! Rollback: re-apply a recorded revision of a release, pruning what it did not have, and
 //! record the result as a new revision that says it is a rollback.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
@@ -10,11 +9,10 @@ use super::{Context, Progress, connect_sharing, open_project, release};
 use weaver_cluster::ConnectOptions;
 use weaver_cluster::observe::release_records;
 use weaver_core::error::{Error, Result};
-use weaver_core::manifest::{Manifest, ObjectKey};
+use weaver_core::manifest::Manifest;
 use weaver_plan::release::record::{Record, RecordedObject, Status, secret_name};
 use weaver_project::Release;
 use weaver_render::RenderedRelease;
-use weaver_secrets::Redactor;
 
 #[derive(Debug, Clone)]
 pub struct RollbackOptions {
@@ -71,7 +69,7 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
             target.revision
         )));
     }
-    register_secret_values(redactor, target);
+    target.register_secret_values(redactor);
     let rendered = recorded_release(release, target);
     let provenance = target.commit.clone().map(|commit| (commit, target.dirty.unwrap_or(false)));
     let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));
@@ -123,33 +121,8 @@ fn corrected_base(records: &[Record], record: &Record) -> u32 {
     base.correction_of.unwrap_or(base.revision)
 }
 
-/// Rollback (and removing a release the environment no longer has) decrypts nothing, so the
-/// redactor learns the recorded values that came from the environment's secrets instead: the
-/// Secrets' data, and every string of objects the record marks `sensitive` (a template copied
-/// a secret into them; which string is unknown, so some harmless text in their spec or data is
-/// redacted too). A server message or a diff quoting one must not print it.
-pub(super) fn register_secret_values(redactor: &Redactor, target: &Record) {
-    let sensitive: HashSet<ObjectKey> =
-        target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
-    for hook in target.hooks.iter().filter(|h| weaver_plan::diff::is_secret(h)) {
-        redactor.register_secret_data(hook);
-    }
-    for manifest in &target.manifests {
-        if weaver_plan::diff::is_secret(manifest) {
-            redactor.register_secret_data(manifest);
-        } else if sensitive.contains(&ObjectKey::of(manifest)) {
-            // Its identity (apiVersion, kind, metadata) names it in every message: not secret.
-            let fields = manifest.as_object().into_iter().flatten();
-            fields
-                .filter(|(key, _)| !matches!(key.as_str(), "apiVersion" | "kind" | "metadata"))
-                .for_each(|(_, value)| redactor.register_tree(value));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
 
@@ -167,26 +140,5 @@ mod tests {
         assert_eq!(corrected_base(&records, &records[3]), 2);
         // The corrected revision is no longer kept: the correction still names it.
         assert_eq!(corrected_base(&records[2..], &records[3]), 2);
-    }
-
-    #[test]
-    fn recorded_secret_values_and_values_of_sensitive_objects_are_redacted_but_names_are_not() {
-        let redactor = Redactor::new();
-        let mut record = crate::action::recorded(vec![
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": "shop"},
-                "data": {"API_KEY": "ZGV2LWFwaS1rZXktNGYxYzlhN2U="}}),
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": "shop"},
-                "data": {"COPY": "copied-secret-value"}}),
-        ]);
-        record.status = Status::Superseded;
-        for object in &mut record.objects {
-            object.sensitive = true;
-        }
-        register_secret_values(&redactor, &record);
-        let message =
-            "Invalid value: \"dev-api-key-4f1c9a7e\" and \"copied-secret-value\" in ConfigMap shop/web-config";
-        let redacted = redactor.redact(message);
-        assert!(!redacted.contains("dev-api-key-4f1c9a7e") && !redacted.contains("copied-secret-value"), "{redacted}");
-        assert!(redacted.contains("ConfigMap shop/web-config"), "{redacted}");
     }
 }

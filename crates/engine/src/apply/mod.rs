@@ -24,7 +24,7 @@ use weaver_cluster::observe::Live;
 use weaver_cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, WaitProgress};
 use weaver_core::error::Error;
 use weaver_core::manifest::{ObjectKey, Phase, phase};
-use weaver_plan::diff::{Action, ObjectPlan, Plan};
+use weaver_plan::plan::{Action, ObjectPlan, Plan};
 use weaver_plan::release::adopt::HelmRelease;
 use weaver_plan::release::record::{AdoptedFrom, HookOutcome, Records, Status, TakenFrom};
 use weaver_project::HealthCheck;
@@ -277,7 +277,7 @@ struct Run<'a> {
     /// Each release's newest deployed record, as observed before the apply.
     last_deployed: &'a Records,
     /// The releases adopted from Helm.
-    adoptions: Vec<&'a weaver_plan::diff::plan::Adoption>,
+    adoptions: Vec<&'a weaver_plan::plan::Adoption>,
     permits: Semaphore,
     interrupted: &'a AtomicBool,
     on_event: &'a (dyn Fn(Event<'_>) + Sync),
@@ -621,7 +621,7 @@ impl Run<'_> {
         result
     }
 
-    fn adoption(&self, release: &str) -> Option<&weaver_plan::diff::plan::Adoption> {
+    fn adoption(&self, release: &str) -> Option<&weaver_plan::plan::Adoption> {
         self.adoptions.iter().copied().find(|a| a.release == release)
     }
 
@@ -630,7 +630,7 @@ impl Run<'_> {
     /// (and was recorded), since a rerun after a failure must still find what Helm installed.
     async fn finish_adoption(
         &self,
-        adoption: &weaver_plan::diff::plan::Adoption,
+        adoption: &weaver_plan::plan::Adoption,
         objects: &[&ObjectPlan],
         result: &ReleaseResult,
     ) -> HelmAdoption {

@@ -4,7 +4,7 @@
 
 use super::json::DiffReport;
 use super::{Note, action_sign, drift_lines, html_escape, object_name};
-use weaver_plan::diff::Action;
+use weaver_plan::plan::Action;
 use weaver_plan::release::drift::{ReleaseState, Report, State};
 use weaver_secrets::Redactor;
 
@@ -221,7 +221,7 @@ mod tests {
     use crate::report::DiffContext;
     use serde_json::json;
     use weaver_core::manifest::ObjectKey;
-    use weaver_plan::diff::{ObjectPlan, Plan};
+    use weaver_plan::plan::{ObjectPlan, Plan};
 
     /// Escaping first would turn `p<&w` into `p&lt;&amp;w`, which the redactor no longer finds.
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::action_sign;
 use super::json::{DiffObject, DiffReport, FleetReport};
 use super::{Note, html_escape};
-use weaver_plan::diff::{Action, Summary};
+use weaver_plan::plan::{Action, Summary};
 use weaver_secrets::Redactor;
 
 /// GitHub refuses comments longer than this (in characters).
@@ -274,7 +274,7 @@ mod tests {
     use crate::report::json::FleetCommand;
     use serde_json::json;
     use weaver_core::manifest::ObjectKey;
-    use weaver_plan::diff::{ObjectPlan, Plan};
+    use weaver_plan::plan::{ObjectPlan, Plan};
 
     fn config_map(name: &str, lines: usize) -> ObjectPlan {
         let data: serde_json::Map<String, serde_json::Value> =

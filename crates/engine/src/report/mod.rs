@@ -16,7 +16,8 @@ use similar::{ChangeTag, TextDiff};
 use json::{DiffHook, DiffReport, ObjectIdentity};
 use weaver_git::Provenance;
 use weaver_helm::hooks::Event;
-use weaver_plan::diff::{Action, ChangeOp, ObjectPlan, SECRET_CHANGED_MARKER, SECRET_MARKER};
+use weaver_plan::diff::{ChangeOp, SECRET_CHANGED_MARKER, SECRET_MARKER};
+use weaver_plan::plan::{Action, ObjectPlan};
 use weaver_plan::release::drift::{Correction, CorrectionResult, FieldDrift, ObjectDrift, ReleaseDrift, State};
 
 /// What a diff report says besides the plan itself.
@@ -33,7 +34,7 @@ pub struct DiffContext<'a> {
 }
 
 /// What every format of a plan says of an object labelled as another environment's.
-pub fn owner_note(owner: &weaver_plan::diff::plan::Owner) -> String {
+pub fn owner_note(owner: &weaver_plan::plan::Owner) -> String {
     format!(
         "owned by environment `{}` (release {}): an apply takes it only with --take-ownership",
         owner.environment, owner.release

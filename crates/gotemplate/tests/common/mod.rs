@@ -46,7 +46,7 @@ fn include(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
 
 fn tpl(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
     let text = args[0].as_str().unwrap_or_default().to_string();
-    let quoted = gotemplate::gofmt::quote(&text, false);
+    let quoted = gotemplate::strconv::quote(&text, false);
     match ctx.execute_text("gotpl", &text, args[1].clone()) {
         Ok(out) => Ok(Value::from(out.replace("<no value>", ""))),
         Err(e) if e.kind() == ErrorKind::Parse => Err(FuncError::wrap(format!("cannot parse template {quoted}: "), e)),

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use super::paths::{Kind, field_path, set_element_path};
 use weaver_patch::merge_keys::{self, ListStrategy, MergeKey};
 
 /// One step into an object, as `managedFields` (FieldsV1) writes them.
@@ -24,19 +25,6 @@ pub(super) enum Step {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSet {
     children: Vec<(Step, FieldSet)>,
-}
-
-/// The object kind that decides list strategies.
-#[derive(Clone, Copy)]
-pub struct Kind<'a> {
-    pub api_version: &'a str,
-    pub kind: &'a str,
-}
-
-impl Kind<'_> {
-    pub(super) fn list(&self, path: &[&str]) -> ListStrategy {
-        merge_keys::list_strategy(self.api_version, self.kind, path)
-    }
 }
 
 impl FieldSet {
@@ -113,12 +101,12 @@ impl FieldSet {
             .into_iter()
             .map(|steps| {
                 steps.into_iter().fold(String::new(), |path, step| match step {
-                    Step::Field(name) => super::paths::field_path(&path, name),
+                    Step::Field(name) => field_path(&path, name),
                     Step::Key(key) => {
                         let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={}", scalar(v))).collect();
                         format!("{path}[{}]", parts.join(","))
                     }
-                    Step::Value(value) => super::paths::set_element_path(&path, value),
+                    Step::Value(value) => set_element_path(&path, value),
                 })
             })
             .collect()

@@ -10,17 +10,15 @@
 mod fields;
 pub mod ignore;
 mod paths;
-pub mod plan;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use serde_json::{Map, Value};
 
-pub use fields::{FieldSet, Kind};
-pub use paths::{Change, ChangeOp, changes, key_problem};
+pub use fields::FieldSet;
+pub use paths::{Change, ChangeOp, Kind, changes, key_problem};
 pub(crate) use paths::{element_path, field_path, set_element_path};
-pub use plan::{Action, ObjectPlan, Plan, Summary};
 
 use weaver_core::manifest::MANAGER;
 use weaver_patch::merge_keys::{self, ListStrategy};

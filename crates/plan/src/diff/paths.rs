@@ -8,7 +8,6 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Kind;
 use weaver_patch::merge_keys::{self, ListStrategy, MergeKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +29,19 @@ pub fn changes(before: &Value, after: &Value, kind: Kind) -> Vec<Change> {
     let mut out = Vec::new();
     walk(before, after, kind, &mut Vec::new(), String::new(), &mut out);
     out
+}
+
+/// The object kind that decides list strategies.
+#[derive(Clone, Copy)]
+pub struct Kind<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+}
+
+impl Kind<'_> {
+    pub(super) fn list(&self, path: &[&str]) -> ListStrategy {
+        merge_keys::list_strategy(self.api_version, self.kind, path)
+    }
 }
 
 /// `prefix.name`, or `prefix["name"]` for a key that is not a plain word.

@@ -7,7 +7,7 @@
 //! hit the 1 MiB object limit; a revision with a chunk missing (an interrupted write) is ignored
 //! rather than blocking anything.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -21,6 +21,9 @@ use weaver_core::manifest::{
     LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, MANAGER, ObjectKey, label, namespace_of,
 };
 use weaver_project::chart::ChartMeta;
+use weaver_secrets::Redactor;
+
+use crate::diff::is_secret;
 
 pub const RECORD_TYPE: &str = "weaver.example.com/release.v1";
 pub const LABEL_REVISION: &str = "weaver.example.com/revision";
@@ -541,6 +544,32 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Rollback (and removing a release the environment no longer has) decrypts nothing, so the
+    /// redactor learns the recorded values that came from the environment's secrets instead: the
+    /// Secrets' data, and every string of objects the record marks `sensitive` (a template copied
+    /// a secret into them; which string is unknown, so some harmless text in their spec or data is
+    /// redacted too). A server message or a diff quoting one must not print it.
+    pub fn register_secret_values(&self, redactor: &Redactor) {
+        let sensitive: HashSet<ObjectKey> =
+            self.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
+        for hook in self.hooks.iter().filter(|h| is_secret(h)) {
+            redactor.register_secret_data(hook);
+        }
+        for manifest in &self.manifests {
+            if is_secret(manifest) {
+                redactor.register_secret_data(manifest);
+            } else if sensitive.contains(&ObjectKey::of(manifest)) {
+                // Its identity (apiVersion, kind, metadata) names it in every message: not secret.
+                let fields = manifest.as_object().into_iter().flatten();
+                fields
+                    .filter(|(key, _)| !matches!(key.as_str(), "apiVersion" | "kind" | "metadata"))
+                    .for_each(|(_, value)| redactor.register_tree(value));
+            }
+        }
+    }
+}
+
 /// A fixture for tests: revision 1 of release `web` in environment `dev`, deployed, that
 /// applied `manifests` (each recorded as applied); tests change what they look at.
 #[cfg(test)]
@@ -764,5 +793,26 @@ mod tests {
         assert_eq!(revisions.keys().copied().collect::<Vec<_>>(), vec![4, 5]);
         assert_eq!(revisions[&5], vec!["weaver.web.v5".to_string()]);
         assert!(super::revisions(&secrets, "other").is_empty());
+    }
+
+    #[test]
+    fn recorded_secret_values_and_values_of_sensitive_objects_are_redacted_but_names_are_not() {
+        let redactor = Redactor::new();
+        let mut record = Record::of_manifests(vec![
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secrets", "namespace": "shop"},
+                "data": {"API_KEY": "ZGV2LWFwaS1rZXktNGYxYzlhN2U="}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": "shop"},
+                "data": {"COPY": "copied-secret-value"}}),
+        ]);
+        record.status = Status::Superseded;
+        for object in &mut record.objects {
+            object.sensitive = true;
+        }
+        record.register_secret_values(&redactor);
+        let message =
+            "Invalid value: \"dev-api-key-4f1c9a7e\" and \"copied-secret-value\" in ConfigMap shop/web-config";
+        let redacted = redactor.redact(message);
+        assert!(!redacted.contains("dev-api-key-4f1c9a7e") && !redacted.contains("copied-secret-value"), "{redacted}");
+        assert!(redacted.contains("ConfigMap shop/web-config"), "{redacted}");
     }
 }

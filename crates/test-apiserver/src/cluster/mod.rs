@@ -4,6 +4,7 @@
 //! `strategy` (per-kind create/update rules) and `delete`.
 
 mod admission;
+pub(crate) mod auth;
 mod delete;
 mod list_watch;
 mod review;
@@ -13,11 +14,12 @@ mod write;
 
 pub use list_watch::WatchSpec;
 
-use crate::auth::{IssuedToken, User};
 use crate::error::ApiError;
 use crate::normalize::order_keys;
 use crate::resources::{self, Resource};
+pub(crate) use crate::store::ObjKey;
 use crate::store::Store;
+use auth::{IssuedToken, User};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -64,14 +66,6 @@ impl ApiResponse {
     pub fn retry_after(&self) -> Option<u64> {
         (self.status == 429).then_some(1)
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjKey {
-    pub group: String,
-    pub resource: String,
-    pub namespace: String,
-    pub name: String,
 }
 
 /// One change, kept for watches.
@@ -268,8 +262,4 @@ impl Cluster {
         }
         entry.1
     }
-}
-
-pub(crate) fn owner_uids(o: &Value) -> impl Iterator<Item = &str> {
-    o["metadata"]["ownerReferences"].as_array().into_iter().flatten().filter_map(|r| r["uid"].as_str())
 }

@@ -5,8 +5,8 @@
 //! and `authentication.k8s.io/v1` TokenReview ("whose token is this?", `tokenreview/storage.go`)
 //! for the tokens TokenRequest issued.
 
+use super::auth::{AUDIENCE, Attributes, User};
 use super::{ApiRequest, ApiResponse, Cluster};
-use crate::auth::{AUDIENCE, Attributes, User};
 use crate::error::{ApiError, Cause, field};
 use serde_json::{Value, json};
 

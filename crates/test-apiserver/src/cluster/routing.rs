@@ -2,8 +2,8 @@
 //! then to the verb's handler (kube-apiserver's `endpoints/installer.go`), and the
 //! ServiceAccount `token` subresource (TokenRequest). Authorization is `crate::auth`'s.
 
+use super::auth::{self, IssuedToken};
 use super::{ApiRequest, ApiResponse, Cluster, meta_str, metadata_only};
-use crate::auth::{self, IssuedToken};
 use crate::discovery;
 use crate::error::ApiError;
 use crate::resources::Resource;

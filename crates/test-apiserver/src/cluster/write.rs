@@ -2,9 +2,9 @@
 //! → field manager → strategy → validation → admission → storage, for create, update, patch, server-side
 //! apply, the status subresource and the server's own writes (controllers, bootstrap).
 
+use super::auth::User;
 use super::routing::Target;
 use super::{ApiRequest, ApiResponse, Cluster, ObjKey, meta_mut, meta_str};
-use crate::auth::User;
 use crate::error::{ApiError, Cause, GroupResource};
 use crate::managed::{FieldManager, Managed, Op};
 use crate::normalize::{Normalizer, order_keys, zero_object};

@@ -19,7 +19,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use rand::RngCore;
-use weaver_controllers::configmapsync::endpoints::serve_with;
+use weaver_controllers::http::serve_with;
 use weaver_core::error::{Error, Result};
 use weaver_engine::action::Progress;
 use weaver_engine::action::sync::Target;

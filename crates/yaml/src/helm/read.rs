@@ -298,7 +298,7 @@ pub(super) fn key_string(key: Json, line: usize) -> Result<String, YamlError> {
         Json::Bool(b) => Ok(b.to_string()),
         Json::Number(n) if n.is_i64() => Ok(n.to_string()),
         // go-yaml formats float keys at 32 bits.
-        Json::Number(n) => Ok(gotemplate::gofmt::format_float_bits(n.as_f64().unwrap_or(0.0), 'g', None, 32)),
+        Json::Number(n) => Ok(gotemplate::strconv::format_float_bits(n.as_f64().unwrap_or(0.0), 'g', None, 32)),
         _ => Err(YamlError { message: "unsupported map key (a null, list or map)".into(), line: Some(line) }),
     }
 }
@@ -319,7 +319,7 @@ pub(super) fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>, line: us
         Resolved::Int(i) => Json::from(i),
         Resolved::Uint(u) => Json::from(u),
         Resolved::Float(f) => Json::Number(Number::from_f64(f).ok_or_else(|| YamlError {
-            message: format!("json: unsupported value: {}", gotemplate::gofmt::format_float(f, 'g', None)),
+            message: format!("json: unsupported value: {}", gotemplate::strconv::format_float(f, 'g', None)),
             line: Some(line),
         })?),
     })

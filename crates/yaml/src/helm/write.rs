@@ -255,7 +255,7 @@ impl Emitter {
             Node::Int(i) => self.scalar(&i.to_string(), Style::Plain, context),
             Node::Uint(u) => self.scalar(&u.to_string(), Style::Plain, context),
             Node::Float(f) => {
-                let text = match gotemplate::gofmt::format_float(*f, 'g', None).as_str() {
+                let text = match gotemplate::strconv::format_float(*f, 'g', None).as_str() {
                     "+Inf" => ".inf".to_string(),
                     "-Inf" => "-.inf".to_string(),
                     "NaN" => ".nan".to_string(),

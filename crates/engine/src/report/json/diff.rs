@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use weaver_plan::diff::{Action, Change, Plan, Summary as PlanSummary};
+use weaver_plan::diff::Change;
+use weaver_plan::plan::{Action, Plan, Summary as PlanSummary};
 use weaver_secrets::redact::Redactor;
 
 use super::ObjectIdentity;
@@ -78,7 +79,7 @@ pub struct DiffObject<'a> {
     /// The live object is labelled as another environment's: an apply refuses the plan unless
     /// it takes ownership (`--take-ownership`). Absent when it is not.
     #[serde(rename = "ownedBy", default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<weaver_plan::diff::plan::Owner>,
+    pub owner: Option<weaver_plan::plan::Owner>,
 }
 
 impl DiffReport<'_> {

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ignore::{respect, rules_for};
-use super::{
+use crate::diff::ignore::{respect, rules_for};
+use crate::diff::{
     Change, Kind, applies_unchanged, as_stored, changes, client_merge, key_problem, normalize, redact_secret_values,
 };
 use crate::release::adopt::{HelmRelease, installed_by};

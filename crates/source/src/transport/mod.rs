@@ -4,6 +4,9 @@
 //! the fetching thread around its libgit2 calls (libgit2 creates and drives a transport on the
 //! thread that fetches), so no credential is ever put in a URL libgit2 sees.
 
+mod http;
+mod ssh;
+
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, PoisonError};
@@ -11,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use git2::transport::Transport;
 
-use super::budget::Budget;
-use super::{Credentials, FetchError, FetchFailure, GitRef, SourceUrl};
+use crate::budget::Budget;
+use crate::{Credentials, FetchError, FetchFailure, GitRef, SourceUrl};
 
 /// One fetch, as its transport sees it.
 pub(super) struct Session {
@@ -174,11 +177,11 @@ pub(super) fn register() {
     ONCE.call_once(|| {
         let http = |remote: &git2::Remote<'_>| {
             let session = current()?;
-            Transport::smart(remote, true, super::http::HttpSubtransport::new(session))
+            Transport::smart(remote, true, http::HttpSubtransport::new(session))
         };
         let ssh = |remote: &git2::Remote<'_>| {
             let session = current()?;
-            Transport::smart(remote, false, super::ssh::SshSubtransport::new(session))
+            Transport::smart(remote, false, ssh::SshSubtransport::new(session))
         };
         // SAFETY: `Once` runs this before any fetch of this process creates a transport.
         unsafe {

@@ -5,8 +5,8 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::at;
-use super::chart::{Chart, File};
+use super::{Chart, File};
+use crate::at;
 use weaver_core::error::Error;
 
 /// Most a chart archive may hold unpacked (helm's limit for a chart is 20 MiB per file).

@@ -16,8 +16,8 @@ use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
-use super::transport::Session;
-use super::{Credentials, FetchFailure};
+use super::Session;
+use crate::{Credentials, FetchFailure};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection that carries nothing for this long is closed.
@@ -47,8 +47,8 @@ impl SmartSubtransport for SshSubtransport {
     /// ssh transport is stateful), which git2 hands back itself.
     fn action(&self, _url: &str, action: Service) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
         let service = match action {
-            Service::UploadPackLs => super::transport::UPLOAD_PACK,
-            Service::ReceivePackLs => super::transport::RECEIVE_PACK,
+            Service::UploadPackLs => super::UPLOAD_PACK,
+            Service::ReceivePackLs => super::RECEIVE_PACK,
             _ => return Err(git2::Error::from_str("the ssh transport starts with the ref listing")),
         };
         // A fetch's session never pushes (nor a push's fetches): what libgit2 asks must be it.

@@ -15,8 +15,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::api::ConfigMapSyncStatus;
 use crate::gitops::telemetry::Metrics as EnvironmentSyncMetrics;
+use weaver_api::configmap_sync::ConfigMapSyncStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TargetState {
@@ -127,7 +127,7 @@ fn totals(states: &HashMap<String, BTreeMap<String, i64>>) -> BTreeMap<String, i
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::configmapsync::api::TargetStatus;
+    use weaver_api::configmap_sync::TargetStatus;
 
     fn status(reasons: &[&str]) -> ConfigMapSyncStatus {
         let targets = reasons

@@ -1,18 +1,16 @@
 //! The operator's HTTP endpoints for the kubelet's probes and for Prometheus: `/healthz`,
-//! `/readyz` and `/metrics` (see `telemetry`). Plain HTTP/1 on the metrics port; nothing else
-//! is served.
+//! `/readyz` and `/metrics` (see `telemetry`). Plain HTTP/1 on the metrics port (`http`); nothing
+//! else is served.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
-use super::telemetry::Telemetry;
+use crate::http::serve_with;
+use crate::telemetry::Telemetry;
 
 /// Serves until `shutdown` completes.
 pub async fn serve(
@@ -21,37 +19,6 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     serve_with(listener, move |request| answer(telemetry.clone(), request), shutdown).await
-}
-
-/// Serves plain HTTP/1 on `listener`, each request answered by `answer` (with the client's
-/// `SocketAddr` among its extensions), until `shutdown` completes (the EnvironmentSync webhook
-/// receiver's port and the UI's too).
-pub async fn serve_with<A, F>(
-    listener: tokio::net::TcpListener,
-    answer: A,
-    shutdown: impl std::future::Future<Output = ()>,
-) where
-    A: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
-    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
-{
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let answer = answer.clone();
-                // The client's address, for whoever limits by it (the UI's sign-in).
-                let service = service_fn(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(peer);
-                    answer(request)
-                });
-                tokio::spawn(async move {
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        }
-    }
 }
 
 async fn answer(telemetry: Arc<Telemetry>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

@@ -3,8 +3,9 @@
 //! request attributes `RequestInfoFactory` resolves, and the RBAC authorizer
 //! (bindings, rule matching, the escalation check on RBAC writes).
 
-use crate::cluster::{ApiRequest, Cluster, ForbidRule, ObjKey};
+use super::{ApiRequest, Cluster, ForbidRule};
 use crate::error::{ApiError, GroupResource};
+use crate::store::ObjKey;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 

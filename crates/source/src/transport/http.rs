@@ -16,8 +16,8 @@ use secrecy::ExposeSecret;
 use ureq::config::RedirectAuthHeaders;
 use ureq::{Agent, ResponseExt};
 
-use super::transport::Session;
-use super::{Credentials, FetchFailure, Scheme, SourceUrl};
+use super::Session;
+use crate::{Credentials, FetchFailure, Scheme, SourceUrl};
 
 /// The longest one request (its answer's body included) may take; the fetch's deadline is
 /// usually sooner.
@@ -53,14 +53,14 @@ impl HttpSubtransport {
 impl SmartSubtransport for HttpSubtransport {
     fn action(&self, _url: &str, action: Service) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
         let service = match action {
-            Service::UploadPackLs | Service::UploadPack => super::transport::UPLOAD_PACK,
-            Service::ReceivePackLs | Service::ReceivePack => super::transport::RECEIVE_PACK,
+            Service::UploadPackLs | Service::UploadPack => super::UPLOAD_PACK,
+            Service::ReceivePackLs | Service::ReceivePack => super::RECEIVE_PACK,
         };
         // A fetch's session never pushes (nor a push's fetches): what libgit2 asks must be it.
         if service != self.session.service {
             return Err(git2::Error::from_str(&format!("{}: libgit2 asked for {service}", self.session.what())));
         }
-        if self.session.url.scheme == super::Scheme::Https && self.empty_ca {
+        if self.session.url.scheme == Scheme::Https && self.empty_ca {
             return Err(git2::Error::from_str(
                 &self
                     .session
@@ -130,7 +130,7 @@ impl HttpStream {
                         "{}: the server redirected to {}, which is not a git repository's URL over https: give the \
                          repository's URL",
                         session.what(),
-                        super::redact_url(final_url)
+                        crate::redact_url(final_url)
                     ),
                 ));
             }

@@ -10,6 +10,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+fn regex(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("a valid regex")
+}
+
+/// `#[cfg(test)]`, and the item it is on when that is one the scanner removes.
+static CFG_TEST: LazyLock<Regex> = LazyLock::new(|| regex(r"#\[\s*cfg\s*\(\s*test\s*\)\s*\]"));
+static CFG_TEST_FILE: LazyLock<Regex> = LazyLock::new(|| regex(r"#!\[\s*cfg\s*\(\s*test\s*\)\s*\]"));
+static ITEM: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"^\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\s*\([^)]*\))?\s+)?(?:unsafe\s+)?(?:async\s+)?(?:mod|fn|impl|use|struct|enum|const|static|type|trait|macro_rules!)\b",
+    )
+});
+static TOKEN: LazyLock<Regex> = LazyLock::new(|| regex(r"r#[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*|::|[{},*]"));
+static MOD: LazyLock<Regex> = LazyLock::new(|| regex(r"\bmod\s+([A-Za-z_][A-Za-z0-9_]*)\s*([;{])"));
+static USE: LazyLock<Regex> = LazyLock::new(|| regex(r"\buse\s+([^;]*);"));
+static PATH: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"\b(?:crate|super|self)(?:\s*::\s*(?:r#)?[A-Za-z_][A-Za-z0-9_]*)+"));
 
 type ModulePath = Vec<String>;
 
@@ -26,6 +47,9 @@ struct Module {
 #[derive(Default)]
 pub(super) struct Crate {
     modules: BTreeMap<ModulePath, Module>,
+    /// Glob imports of the crate's own modules outside tests, as `module: path::*`: the scanner
+    /// does not know which items a module defines, so it cannot follow them.
+    pub(super) globs: Vec<String>,
 }
 
 /// A cycle: the crate, the module whose children it joins (empty for the crate root) and those
@@ -117,29 +141,44 @@ fn closing_brace(code: &str, open: usize) -> usize {
     code.len()
 }
 
-/// The code without the items under `#[cfg(test)]` (a test module, inline or declared, a helper).
+/// The code without the items under `#[cfg(test)]` (a test module, inline or declared, a helper);
+/// `#[cfg(test)]` on anything else (a field, a statement) is left, as code the scanner reads.
 fn without_tests(code: &str) -> String {
-    let attribute = regex::Regex::new(r"#\[\s*cfg\s*\(\s*test\s*\)\s*\]").expect("a regex");
     let mut kept = String::new();
     let mut rest = code;
-    while let Some(found) = attribute.find(rest) {
-        kept.push_str(&rest[..found.start()]);
+    while let Some(found) = CFG_TEST.find(rest) {
         let item = &rest[found.end()..];
-        let end = match item.find([';', '{']) {
-            Some(at) if item.as_bytes()[at] == b'{' => closing_brace(item, at),
-            Some(at) => at + 1,
-            None => item.len(),
-        };
-        rest = &item[end..];
+        kept.push_str(&rest[..found.end()]);
+        rest = item;
+        if !ITEM.is_match(item) {
+            continue;
+        }
+        kept.truncate(kept.len() - found.len());
+        rest = &item[item_end(item)..];
     }
     kept.push_str(rest);
     kept
 }
 
+/// Where the item at the start of `code` ends: after its body's closing brace, or after its `;`
+/// (`mod tests;`), neither inside brackets or parentheses (`-> [u8; 3]`).
+fn item_end(code: &str) -> usize {
+    let mut depth = 0i32;
+    for (at, c) in code.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ';' if depth == 0 => return at + 1,
+            '{' if depth == 0 => return closing_brace(code, at),
+            _ => {}
+        }
+    }
+    code.len()
+}
+
 /// The paths a `use` item's tree brings in, each with the name it binds (none for a glob).
 fn use_tree(tree: &str) -> Vec<(ModulePath, Option<String>)> {
-    let token = regex::Regex::new(r"r#[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*|::|[{},*]").expect("a regex");
-    let tokens: Vec<&str> = token.find_iter(tree).map(|t| t.as_str().trim_start_matches("r#")).collect();
+    let tokens: Vec<&str> = TOKEN.find_iter(tree).map(|t| t.as_str().trim_start_matches("r#")).collect();
     let mut found = Vec::new();
     fn tree_at(
         tokens: &[&str],
@@ -209,7 +248,9 @@ impl Crate {
 
     fn read_file(&mut self, file: &Path, module: ModulePath) {
         let source = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let code = without_tests(&code_only(&source));
+        let code = code_only(&source);
+        // A file that is all test (`#![cfg(test)]`) names nothing the crate's code uses.
+        let code = if CFG_TEST_FILE.is_match(&code) { String::new() } else { without_tests(&code) };
         let dir = match file.file_name().and_then(|n| n.to_str()) {
             Some("lib.rs" | "mod.rs") => file.parent().expect("a file's directory").to_path_buf(),
             _ => file.with_extension(""),
@@ -219,11 +260,10 @@ impl Crate {
 
     /// Reads one module's code: its inline modules apart, its child files in turn.
     fn read_code(&mut self, code: &str, module: &ModulePath, dir: &Path) {
-        let declaration = regex::Regex::new(r"\bmod\s+([A-Za-z_][A-Za-z0-9_]*)\s*([;{])").expect("a regex");
         let mut own = String::new();
         let mut rest = code;
         let mut children = Vec::new();
-        while let Some(found) = declaration.captures(rest) {
+        while let Some(found) = MOD.captures(rest) {
             let whole = found.get(0).expect("a match");
             let name = found[1].to_string();
             own.push_str(&rest[..whole.end()]);
@@ -258,8 +298,6 @@ impl Crate {
 
     /// The `use` items and the `crate::`, `super::` and `self::` paths of a module's own code.
     fn read_paths(&mut self, code: &str, module: &ModulePath) {
-        let item = regex::Regex::new(r"\buse\s+([^;]*);").expect("a regex");
-        let path = regex::Regex::new(r"\b(?:crate|super|self)(?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+").expect("a regex");
         let children = self.modules[module].children.clone();
         // `crate::`, `self::` and `super::` lead anywhere in the crate; a child's name to the child;
         // anything else to another crate.
@@ -283,18 +321,22 @@ impl Crate {
         };
         let mut imports = BTreeMap::new();
         let mut named = Vec::new();
-        for found in item.captures_iter(code) {
+        for found in USE.captures_iter(code) {
             for (relative, bound) in use_tree(&found[1]) {
                 if let Some(path) = absolute(&relative) {
-                    if let Some(bound) = bound {
-                        imports.insert(bound, path.clone());
+                    match bound {
+                        Some(bound) => {
+                            imports.insert(bound, path.clone());
+                        }
+                        None => self.globs.push(format!("{}: {}::*", module.join("::"), path.join("::"))),
                     }
                     named.push(path);
                 }
             }
         }
-        for found in path.find_iter(code) {
-            let relative: Vec<String> = found.as_str().split("::").map(|s| s.trim().to_string()).collect();
+        for found in PATH.find_iter(code) {
+            let relative: Vec<String> =
+                found.as_str().split("::").map(|s| s.trim().trim_start_matches("r#").to_string()).collect();
             named.extend(absolute(&relative));
         }
         let entry = self.modules.get_mut(module).expect("the module read");
@@ -311,6 +353,7 @@ impl Crate {
             if module.children.contains(segment) {
                 at.push(segment.clone());
             } else if let Some(source) = module.imports.get(segment).filter(|_| hops < 16) {
+                // (Re-exports chain a few times at most; the bound stops a loop of imports.)
                 let mut followed = source.clone();
                 followed.extend(path[i + 1..].iter().cloned());
                 return self.defining(&followed, hops + 1);
@@ -345,13 +388,9 @@ impl Crate {
         edges
     }
 
-    /// The cycles between sibling modules: each strongly connected set of two or more.
-    pub(super) fn cycles(&self, name: &str) -> BTreeSet<Cycle> {
-        self.cycles_with_edges(name).into_keys().collect()
-    }
-
-    /// Each cycle with its edges, told as `a → b (a::x names b::y)`.
-    pub(super) fn cycles_with_edges(&self, name: &str) -> BTreeMap<Cycle, Vec<String>> {
+    /// The cycles between sibling modules (each strongly connected set of two or more), each with
+    /// its edges, told as `a → b (a::x names b::y)`.
+    pub(super) fn cycles(&self, name: &str) -> BTreeMap<Cycle, Vec<String>> {
         let mut cycles = BTreeMap::new();
         for (parent, graph) in self.sibling_edges() {
             let reach = |start: &String| -> BTreeSet<String> {
@@ -390,7 +429,6 @@ impl Crate {
     }
 }
 
-#[cfg(test)]
 mod scanner {
     use super::*;
 
@@ -409,7 +447,7 @@ mod scanner {
         let (_dir, krate) = crate_of(files);
         krate
             .cycles("c")
-            .into_iter()
+            .into_keys()
             .map(|(_, parent, set)| format!("{}: {}", parent.join("::"), set.into_iter().collect::<Vec<_>>().join(" ")))
             .collect()
     }
@@ -450,5 +488,20 @@ mod scanner {
         let a = "//! Unlike [`crate::b`]\nuse crate::b::B;\nconst S: &str = \"crate::b\";\n";
         let b = "/* crate::a::A */\nconst C: char = '\"';\nconst R: &str = r#\"crate::a\"#;\n#[cfg(test)]\nmod tests {\n    use crate::a::A;\n}\n#[cfg(test)]\nfn helper() -> crate::a::A { todo!() }\n#[cfg(test)]\nmod more;\npub struct B;\n";
         assert_eq!(cycles(&[("lib.rs", "mod a;\nmod b;\n"), ("a.rs", a), ("b.rs", b)]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_test_helper_with_brackets_is_removed_whole_and_a_test_field_removes_nothing_after_it() {
+        let a = "#[cfg(test)]\nfn bytes() -> [u8; 3] { let _ = crate::b::B; [0; 3] }\npub struct A;\n";
+        let b = "pub struct B {\n    #[cfg(test)]\n    probe: u8,\n    a: crate::a::A,\n}\n";
+        assert_eq!(cycles(&[("lib.rs", "mod a;\nmod b;\n"), ("a.rs", a), ("b.rs", b)]), Vec::<String>::new());
+        let a = "pub struct A;\nfn f() -> crate::b::B { todo!() }\n";
+        assert_eq!(cycles(&[("lib.rs", "mod a;\nmod b;\n"), ("a.rs", a), ("b.rs", b)]), [": a b"]);
+    }
+
+    #[test]
+    fn a_glob_import_of_the_crates_own_module_is_told() {
+        let (_dir, krate) = crate_of(&[("lib.rs", "mod a;\nmod b;\n"), ("a.rs", "use crate::b::*;\n"), ("b.rs", "")]);
+        assert_eq!(krate.globs, ["a: b::*"]);
     }
 }

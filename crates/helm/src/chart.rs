@@ -3,8 +3,6 @@
 //! subcharts in `charts/` (directories or `.tgz`, unpacked by `archive`), and every other file as
 //! `.Files`.
 
-pub mod archive;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -127,6 +125,12 @@ impl Chart {
         self.metadata.chart_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("library"))
     }
 
+    /// Loads a packaged chart (`.tgz`), as helm's `LoadArchive`; `origin` names it in messages.
+    pub fn from_archive(data: &[u8], origin: &Path) -> Result<Chart, HelmError> {
+        let files = crate::archive::unpack(data, origin)?;
+        Chart::from_files(files.into_iter().map(|(name, data)| File { name, data }).collect(), origin)
+    }
+
     /// Loads a chart from its files (paths relative to the chart), as helm's `LoadFiles`.
     pub fn from_files(files: Vec<File>, origin: &Path) -> Result<Chart, HelmError> {
         let path = |file: &str| origin.join(file);
@@ -190,7 +194,7 @@ impl Chart {
                     .iter()
                     .find(|f| f.name.is_empty())
                     .ok_or_else(|| at(&sub_origin, format!("error unpacking subchart tar in {}", chart.name())))?;
-                archive::load(&archive.data, &sub_origin)?
+                Chart::from_archive(&archive.data, &sub_origin)?
             } else {
                 Chart::from_files(files.into_iter().filter(|f| !f.name.is_empty()).collect(), &sub_origin)?
             };

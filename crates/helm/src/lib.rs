@@ -4,8 +4,7 @@
 //! them: see [`Capabilities::from_server`]). Pure: files in (through `Source`, so `--rev` and the repository's confinement apply),
 //! objects out.
 //!
-//! - [`chart`] (and [`chart::archive`]), [`ignore`]: loading a chart directory or `.tgz`, and its
-//!   subcharts;
+//! - [`chart`] (with `archive`), [`ignore`]: loading a chart directory or `.tgz`, and its subcharts;
 //! - [`values`]: dependencies (conditions, tags, aliases, import-values) and value coalescing;
 //! - [`engine`], [`funcs`], [`builtins`]: templates, helm's functions and built-in objects;
 //! - [`lookup`]: what `lookup` finds, from a snapshot of the cluster or a file;
@@ -14,6 +13,7 @@
 //! - [`yaml`], [`toml`]: the formats helm's libraries implement (version ranges are sprig's
 //!   Masterminds semver, `sprig::semver`, which helm uses too).
 
+mod archive;
 pub mod builtins;
 pub mod chart;
 pub mod engine;
@@ -150,7 +150,7 @@ pub fn read(source: &dyn Source, chart: &str, referenced_at: &Location) -> Resul
     let data = source
         .read_named(&path, referenced_at, "chart archive")?
         .ok_or_else(|| Error::at(referenced_at.clone(), format!("chart archive {} does not exist", path.display())))?;
-    chart::archive::load(&data, &path)
+    Chart::from_archive(&data, &path)
 }
 
 /// Loads a packaged chart (`origin` names it in messages): one of the repository, or a remote
@@ -161,7 +161,7 @@ pub fn load_archive(
     referenced_at: &Location,
     unvendored: Unvendored,
 ) -> Result<HelmChart, Error> {
-    installable(chart::archive::load(data, origin)?, referenced_at, unvendored)
+    installable(Chart::from_archive(data, origin)?, referenced_at, unvendored)
 }
 
 /// Loads the Helm chart directory `dir` of the repository (`name` for messages).
@@ -275,7 +275,7 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
             ..e
         })?;
         if let Some((data, origin)) = pulled {
-            loaded.dependencies.push(Arc::new(chart::archive::load(&data, &origin)?));
+            loaded.dependencies.push(Arc::new(Chart::from_archive(&data, &origin)?));
         }
     }
     let mut warnings = Vec::new();

@@ -115,7 +115,7 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
             continue;
         }
         let (data, origin) = weaver_source::charts::cached_archive(&lock, &cache, &releases.join(", "), &chart)?;
-        let archive = weaver_helm::chart::archive::load(&data, &origin)?;
+        let archive = weaver_helm::chart::Chart::from_archive(&data, &origin)?;
         for user in releases {
             let env = user.split_once('/').map_or(user.as_str(), |(env, _)| env);
             for subchart in weaver_helm::unvendored_remote(&archive, &repositories[env]) {

@@ -1,5 +1,7 @@
-//! The three-way diff (the book's concepts/diff.md): for every object in desired ∪ last-applied,
-//! whether an apply would create, update, delete or leave it, and which fields change.
+//! The three-way diff (the book's concepts/diff.md): whether an object as desired differs from
+//! the live one given what weaver applied last, and which fields change (`crate::plan` decides
+//! from it, for every object in desired ∪ last-applied, whether an apply would create, update,
+//! delete or leave it).
 //!
 //! Client mode merges here: merged = live − (fields weaver set last time that desired no
 //! longer sets) + desired, lists merged by their merge keys and ordered as server-side apply

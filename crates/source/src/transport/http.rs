@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use ureq::config::RedirectAuthHeaders;
 use ureq::{Agent, ResponseExt};
 
-use super::Session;
+use super::session::{RECEIVE_PACK, Session, UPLOAD_PACK};
 use crate::{Credentials, FetchFailure, Scheme, SourceUrl};
 
 /// The longest one request (its answer's body included) may take; the fetch's deadline is
@@ -53,8 +53,8 @@ impl HttpSubtransport {
 impl SmartSubtransport for HttpSubtransport {
     fn action(&self, _url: &str, action: Service) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
         let service = match action {
-            Service::UploadPackLs | Service::UploadPack => super::UPLOAD_PACK,
-            Service::ReceivePackLs | Service::ReceivePack => super::RECEIVE_PACK,
+            Service::UploadPackLs | Service::UploadPack => UPLOAD_PACK,
+            Service::ReceivePackLs | Service::ReceivePack => RECEIVE_PACK,
         };
         // A fetch's session never pushes (nor a push's fetches): what libgit2 asks must be it.
         if service != self.session.service {

@@ -16,7 +16,7 @@ use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
-use super::Session;
+use super::session::{RECEIVE_PACK, Session, UPLOAD_PACK};
 use crate::{Credentials, FetchFailure};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,8 +47,8 @@ impl SmartSubtransport for SshSubtransport {
     /// ssh transport is stateful), which git2 hands back itself.
     fn action(&self, _url: &str, action: Service) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
         let service = match action {
-            Service::UploadPackLs => super::UPLOAD_PACK,
-            Service::ReceivePackLs => super::RECEIVE_PACK,
+            Service::UploadPackLs => UPLOAD_PACK,
+            Service::ReceivePackLs => RECEIVE_PACK,
             _ => return Err(git2::Error::from_str("the ssh transport starts with the ref listing")),
         };
         // A fetch's session never pushes (nor a push's fetches): what libgit2 asks must be it.

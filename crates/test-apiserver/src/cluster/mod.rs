@@ -1,7 +1,8 @@
 //! The fake cluster's state and its REST semantics, split the way kube-apiserver's registry
 //! is: `routing` (paths to handlers), `list_watch` (reads and watches), `write` (the
 //! request pipeline: decode + default → field manager → strategy → validation → storage),
-//! `strategy` (per-kind create/update rules) and `delete`.
+//! `strategy` (per-kind create/update rules), `delete`, and `auth` (tokens, RBAC and `forbid`
+//! rules: who may do what). The objects themselves are `crate::store`'s.
 
 mod admission;
 pub(crate) mod auth;

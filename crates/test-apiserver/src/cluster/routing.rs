@@ -1,6 +1,6 @@
 //! Routing: a request's path to discovery, or to a resource, namespace, name and subresource,
 //! then to the verb's handler (kube-apiserver's `endpoints/installer.go`), and the
-//! ServiceAccount `token` subresource (TokenRequest). Authorization is `crate::auth`'s.
+//! ServiceAccount `token` subresource (TokenRequest). Authorization is `auth`'s.
 
 use super::auth::{self, IssuedToken};
 use super::{ApiRequest, ApiResponse, Cluster, meta_str, metadata_only};

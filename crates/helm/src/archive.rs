@@ -1,18 +1,22 @@
-//! Packaged charts (`.tgz`), read as helm's `LoadArchive` reads them: the first path element
-//! is the chart's directory and is dropped; directories and PAX headers are skipped.
+//! Packaged charts (`.tgz`), unpacked as helm's `LoadArchive` unpacks them: the first path
+//! element is the chart's directory and is dropped; directories and PAX headers are skipped.
+//! `Chart::from_archive` reads a chart of the files.
 
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Chart, File};
 use crate::at;
 use weaver_core::error::Error;
 
 /// Most a chart archive may hold unpacked (helm's limit for a chart is 20 MiB per file).
 const MAX_UNPACKED: u64 = 100 << 20;
 
-pub fn load(data: &[u8], origin: &Path) -> Result<Chart, Error> {
+/// A file of the archive: its path in the chart, and its bytes.
+pub(crate) type Unpacked = (String, Arc<[u8]>);
+
+/// The archive's files.
+pub(crate) fn unpack(data: &[u8], origin: &Path) -> Result<Vec<Unpacked>, Error> {
     let bad = |what: String| at(origin, format!("cannot read the chart archive: {what}"));
     let gz = flate2::read::GzDecoder::new(data);
     let mut archive = tar::Archive::new(gz.take(MAX_UNPACKED));
@@ -38,10 +42,10 @@ pub fn load(data: &[u8], origin: &Path) -> Result<Chart, Error> {
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).map_err(|e| bad(e.to_string()))?;
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").map(<[u8]>::to_vec).unwrap_or(bytes);
-        files.push(File { name, data: Arc::from(bytes) });
+        files.push((name, Arc::from(bytes)));
     }
     if files.is_empty() {
         return Err(bad("no files in the chart archive".into()));
     }
-    Chart::from_files(files, origin)
+    Ok(files)
 }

@@ -2,8 +2,9 @@
 //! sources must show those and no others. A module's edges are the paths its non-test code names
 //! (`use` trees, `crate::`, `super::` and `self::` paths in code), each resolved through the
 //! modules and the imports it passes (a re-export names the module that defines the item). An edge
-//! between two modules counts between their ancestors that are siblings: `plan::build` naming
-//! `release::record` is an edge from `diff` to `release` among the crate's top-level modules.
+//! between two modules counts between their ancestors that are siblings: weaver-plan's
+//! `release::drift` naming `diff::ignore` is an edge from `release` to `diff` among the crate's
+//! top-level modules.
 //!
 //! Read with a small scanner rather than syn: syn for the tests would be built a second time
 //! beside the proc macros' own (cargo does not share the host's build), a first run's cost.
@@ -18,9 +19,10 @@ fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("a valid regex")
 }
 
-/// `#[cfg(test)]`, and the item it is on when that is one the scanner removes.
+/// `#[cfg(test)]` on an item, and `#![cfg(test)]` on a whole file.
 static CFG_TEST: LazyLock<Regex> = LazyLock::new(|| regex(r"#\[\s*cfg\s*\(\s*test\s*\)\s*\]"));
 static CFG_TEST_FILE: LazyLock<Regex> = LazyLock::new(|| regex(r"#!\[\s*cfg\s*\(\s*test\s*\)\s*\]"));
+/// An item that `#[cfg(test)]` may stand on (and the scanner then removes whole).
 static ITEM: LazyLock<Regex> = LazyLock::new(|| {
     regex(
         r"^\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\s*\([^)]*\))?\s+)?(?:unsafe\s+)?(?:async\s+)?(?:mod|fn|impl|use|struct|enum|const|static|type|trait|macro_rules!)\b",

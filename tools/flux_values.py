@@ -24,7 +24,7 @@ import tempfile
 
 import yaml
 
-from flux_corpus import envsubst, flux_text
+from flux_substitute import envsubst, flux_text
 
 KUSTOMIZATION = 'kustomize.toolkit.fluxcd.io'
 HELMRELEASE = 'helm.toolkit.fluxcd.io'

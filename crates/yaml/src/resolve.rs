@@ -24,6 +24,23 @@ pub enum Resolved {
     Float(f64),
 }
 
+impl Resolved {
+    /// The scalar as JSON (`text` itself for a string), or the float JSON cannot hold (`.inf`,
+    /// `.nan`): each reader decides what that is (helm's fails as `json.Marshal` does, kyaml's
+    /// keeps the text).
+    pub fn into_json(self, text: &str) -> Result<serde_json::Value, f64> {
+        use serde_json::Value;
+        Ok(match self {
+            Resolved::Str => Value::String(text.to_string()),
+            Resolved::Null => Value::Null,
+            Resolved::Bool(b) => Value::Bool(b),
+            Resolved::Int(i) => Value::from(i),
+            Resolved::Uint(u) => Value::from(u),
+            Resolved::Float(f) => serde_json::Number::from_f64(f).map(Value::Number).ok_or(f)?,
+        })
+    }
+}
+
 /// What an untagged plain scalar is, as `dialect`'s `resolve` decides.
 pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
     match (text, dialect) {
@@ -186,5 +203,19 @@ mod tests {
             assert_eq!(resolve(text, V2), both, "{text} (v2)");
             assert_eq!(resolve(text, V3), both, "{text} (v3)");
         }
+    }
+
+    #[test]
+    fn a_resolved_scalar_is_json_but_for_a_float_json_cannot_hold() {
+        use serde_json::json;
+        let json = |text: &str| resolve(text, Dialect::GoYamlV3).into_json(text);
+        assert_eq!(json("1__0"), Ok(json!(10)));
+        assert_eq!(json("9223372036854775808"), Ok(json!(9223372036854775808u64)));
+        assert_eq!(json("1_0.5"), Ok(json!(10.5)));
+        assert_eq!(json("~"), Ok(json!(null)));
+        assert_eq!(json("True"), Ok(json!(true)));
+        assert_eq!(json("1e400"), Ok(json!("1e400")));
+        assert_eq!(json(".inf"), Err(f64::INFINITY));
+        assert!(json(".nan").is_err_and(f64::is_nan));
     }
 }

@@ -689,6 +689,7 @@ impl Run<'_> {
         results
     }
 
+    /// An object not sent, told at once (it waits on no request).
     fn not_applied(&self, object: &ObjectPlan, why: &str) -> ObjectResult {
         let result = result_of(object, Outcome::NotApplied, Some(why.to_string()));
         self.emit(&result);
@@ -706,6 +707,7 @@ impl Run<'_> {
         })
     }
 
+    /// Applies one object; the result is not told here (`told_in_order` tells it).
     async fn apply_object(&self, object: &ObjectPlan) -> ObjectResult {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         if self.interrupted.load(Ordering::SeqCst) {
@@ -760,6 +762,7 @@ impl Run<'_> {
         }
     }
 
+    /// Deletes one pruned object; the result is not told here (`told_in_order` tells it).
     async fn prune_object(&self, object: &ObjectPlan) -> ObjectResult {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         if self.interrupted.load(Ordering::SeqCst) {

@@ -516,38 +516,29 @@ fn set_field(
 /// float field takes an integer too), else kustomize fails, and so does this (without the
 /// value, which kustomize shows).
 fn typed_as(field: &Value, text: &str) -> Result<Value, String> {
-    use weaver_yaml::resolve::{Dialect, Resolved, resolve};
+    use weaver_yaml::resolve::{Dialect, resolve};
     let (is_float, kind) = match field {
         Value::Number(n) if n.is_f64() => (true, "a number"),
         Value::Number(_) => (false, "an integer"),
         _ => (false, "true or false"),
     };
-    let set = match (field, resolve(text, Dialect::GoYamlV3)) {
-        (Value::Number(_), Resolved::Int(i)) => Some(Value::from(i)),
-        (Value::Number(_), Resolved::Uint(u)) => Some(Value::from(u)),
-        (Value::Number(_), Resolved::Float(f)) if is_float => serde_json::Number::from_f64(f).map(Value::Number),
-        (Value::Bool(_), Resolved::Bool(b)) => Some(Value::Bool(b)),
-        _ => None,
-    };
     // The value is not shown: a replacement may copy it from a Secret.
-    set.ok_or_else(|| format!("the source's value does not read as {kind}, which the target field holds"))
+    match (field, resolve(text, Dialect::GoYamlV3).into_json(text)) {
+        (Value::Number(_), Ok(Value::Number(n))) if is_float || !n.is_f64() => Ok(Value::Number(n)),
+        (Value::Bool(_), Ok(Value::Bool(b))) => Ok(Value::Bool(b)),
+        (Value::Number(_), Err(_)) if is_float => {
+            Err("the source's value is an infinity or not a number, which the target field cannot hold".into())
+        }
+        _ => Err(format!("the source's value does not read as {kind}, which the target field holds")),
+    }
 }
 
 /// `text` as a plain YAML scalar reads under kyaml (go-yaml v3): a number, a boolean or a null
-/// if it spells one (`null`, `~`, nothing), else the string.
+/// if it spells one (`null`, `~`, nothing), else the string (`.inf` and `.nan` too: JSON holds
+/// no such number).
 fn plain_scalar(text: &str) -> Value {
-    use weaver_yaml::resolve::{Dialect, Resolved, resolve};
-    match resolve(text, Dialect::GoYamlV3) {
-        Resolved::Bool(b) => Value::Bool(b),
-        Resolved::Int(i) => Value::from(i),
-        Resolved::Uint(u) => Value::from(u),
-        // Finite: the resolver reads no float past f64's range.
-        Resolved::Float(f) => {
-            serde_json::Number::from_f64(f).map_or_else(|| Value::String(text.to_string()), Value::Number)
-        }
-        Resolved::Null => Value::Null,
-        Resolved::Str => Value::String(text.to_string()),
-    }
+    use weaver_yaml::resolve::{Dialect, resolve};
+    resolve(text, Dialect::GoYamlV3).into_json(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 #[cfg(test)]

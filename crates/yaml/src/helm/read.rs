@@ -5,7 +5,7 @@ use crate::events::{self, Role, Step, Unwalkable, Walk};
 use crate::resolve::{Dialect, Resolved, resolve};
 use crate::subset;
 use granit_parser::{Event, ScalarStyle};
-use serde_json::{Map, Number, Value as Json};
+use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
 use super::YamlError;
@@ -312,15 +312,8 @@ pub(super) fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>, line: us
         Some(_) | None if plain || tag.is_some() => resolve(text, Dialect::GoYamlV2),
         _ => Resolved::Str,
     };
-    Ok(match resolved {
-        Resolved::Str => Json::String(text.to_string()),
-        Resolved::Null => Json::Null,
-        Resolved::Bool(b) => Json::Bool(b),
-        Resolved::Int(i) => Json::from(i),
-        Resolved::Uint(u) => Json::from(u),
-        Resolved::Float(f) => Json::Number(Number::from_f64(f).ok_or_else(|| YamlError {
-            message: format!("json: unsupported value: {}", gotemplate::strconv::format_float(f, 'g', None)),
-            line: Some(line),
-        })?),
+    resolved.into_json(text).map_err(|f| YamlError {
+        message: format!("json: unsupported value: {}", gotemplate::strconv::format_float(f, 'g', None)),
+        line: Some(line),
     })
 }

@@ -666,11 +666,29 @@ fn a_manual_approval_holds_the_plan_until_its_digest_is_approved_and_a_new_commi
     until_ready_with(&cluster, &sync, "AwaitingApproval", "a wrong digest refused");
     assert!(config_map(&cluster, &namespace, "app").is_none(), "applied with another plan's approval");
 
-    cluster.merge_patch(&sync, &json!({"spec": {"approvedPlan": digest}}), MANAGER);
+    let approval = json!({"metadata": {"annotations": {"weaver.example.com/approved-by": "release-manager"}},
+        "spec": {"approvedPlan": digest}});
+    cluster.merge_patch(&sync, &approval, MANAGER);
     let live = until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the approved plan applied");
     assert_eq!(live["status"]["lastAppliedRevision"], first);
     assert!(live["status"].get("pendingPlan").is_none(), "{}", live["status"]);
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+    // The history and an Event say who approved which plan, and when the API server took the
+    // approval (its managed fields' time, which no client writes).
+    let recorded = &live["status"]["history"][0]["approval"];
+    assert_eq!(recorded["digest"], digest.as_str(), "{}", live["status"]["history"]);
+    assert_eq!(recorded["approvedBy"], "release-manager");
+    let at = recorded["approvedAt"].as_str().expect("the approval's time");
+    assert!(at.parse::<jiff::Timestamp>().is_ok(), "{at}");
+    eventually("an Event naming the approver", || {
+        let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
+        let note = format!("release-manager approved the plan {digest} of revision {}", &first[..12]);
+        match events.iter().any(|e| e["reason"] == "Approved" && e["note"].as_str().is_some_and(|n| n.contains(&note)))
+        {
+            true => Ok(()),
+            false => Err(format!("{events:?}")),
+        }
+    });
 
     // A new commit is a new plan: the old approval does not cover it.
     source.write("charts/app/values.yaml", "greeting: hi\n");

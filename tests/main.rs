@@ -6,6 +6,7 @@ mod common;
 
 mod adopt;
 mod apply;
+mod approvals;
 mod architecture;
 mod auto_promote;
 mod bad_input;

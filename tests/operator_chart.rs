@@ -78,7 +78,7 @@ fn render_chart_with(values: &str) -> Vec<Value> {
 }
 
 /// The chart in an environment of its own, its release in `namespace` with `values`.
-fn render_chart_in(namespace: &str, values: &str) -> Vec<Value> {
+pub(crate) fn render_chart_in(namespace: &str, values: &str) -> Vec<Value> {
     rendered(&chart_repo(namespace, values), "ops")
 }
 
@@ -171,8 +171,12 @@ fn the_operator_may_read_configmaps_but_never_write_them() {
         assert_eq!(verbs_on(rules, "rbac.authorization.k8s.io", resource), ["list", "watch"], "{resource}");
     }
     // The GitOps controller reads EnvironmentSyncs and the Secrets they name (credentials, keys),
-    // and writes only their status: every apply is made with the tenant's token.
-    assert_eq!(verbs_on(rules, "weaver.example.com", "environmentsyncs"), ["get", "list", "watch", "patch"]);
+    // and writes only their status: every apply is made with the tenant's token. Its UI's
+    // actions hold the verbs the approvals policy asks of their writer.
+    assert_eq!(
+        verbs_on(rules, "weaver.example.com", "environmentsyncs"),
+        ["get", "list", "watch", "patch", "approve", "suspend", "resume"]
+    );
     assert_eq!(verbs_on(rules, "weaver.example.com", "environmentsyncs/status"), ["get", "patch", "update"]);
     assert_eq!(verbs_on(rules, "", "secrets"), ["get"], "Secrets are read one by one, never listed or written");
     // Nothing else: no impersonation, no wildcard.

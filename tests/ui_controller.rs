@@ -115,8 +115,8 @@ fn cookie_of(reply: &Reply) -> String {
     reply.header("set-cookie").split(';').next().unwrap().to_string()
 }
 
-/// ServiceAccount `name` of `ns`, which may read and patch the EnvironmentSyncs of `ns` only;
-/// its token, once the API server's authorizer says so.
+/// ServiceAccount `name` of `ns`, which may read the EnvironmentSyncs of `ns` only and take
+/// their actions but approving; its token, once the API server's authorizer says so.
 fn team_member(cluster: &TestCluster, ns: &str, name: &str) -> String {
     cluster.service_account(ns, name);
     grant(
@@ -125,7 +125,7 @@ fn team_member(cluster: &TestCluster, ns: &str, name: &str) -> String {
         name,
         &format!("{name}-syncs"),
         json!({"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"],
-        "verbs": ["get", "list", "watch", "patch"]}),
+        "verbs": ["get", "list", "watch", "reconcile", "suspend", "resume", "rollback"]}),
     );
     cluster.token(ns, name)
 }
@@ -714,8 +714,8 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     assert!(!page.body.contains("confirm/rollback") && !page.body.contains("id=\"rollback-1\""), "{}", page.body);
     let why = text(&page);
     assert!(
-        why.contains(&format!("system:serviceaccount:{app}:reader may not change EnvironmentSync {app}/shop"))
-            && why.contains("needs patch or update on environmentsyncs"),
+        why.contains(&format!("system:serviceaccount:{app}:reader may not rollback EnvironmentSync {app}/shop"))
+            && why.contains("needs the verb rollback on environmentsyncs"),
         "{why}"
     );
     let unconfirmed = controller.get(&confirm, Some(&reading));
@@ -726,7 +726,10 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     assert_eq!(sync_page.status, 200, "{}", sync_page.body);
     assert!(!sync_page.body.contains("id=\"action-"), "{}", sync_page.body);
     assert!(
-        text(&sync_page).contains(&format!("reader may not change EnvironmentSync {app}/shop")),
+        text(&sync_page).contains(&format!(
+            "reader may not approve, reconcile, suspend or resume EnvironmentSync {app}/shop: that needs the verbs \
+             approve, reconcile, suspend and resume"
+        )),
         "{}",
         sync_page.body
     );
@@ -734,14 +737,14 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     assert_eq!(resume.status, 403, "{}", resume.body);
     // Those of a user who may take them are there.
     let acting = controller.get(&format!("/syncs/{app}/shop"), Some(&session));
+    assert!(acting.body.contains("id=\"action-resume\""), "{}", acting.body);
+    // dev may do all but approve: the page says so of that one alone.
     assert!(
-        acting.body.contains("id=\"action-resume\"") && !acting.body.contains("id=\"actions-refused\""),
-        "{}",
-        acting.body
+        text(&acting).contains(&format!("dev may not approve EnvironmentSync {app}/shop: that needs the verb approve"))
     );
     let forbidden = controller.post(&rollback, &reading, &[], &[("csrf", &page.field("csrf")), ("revision", "1")]);
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
-    assert!(forbidden.body.contains("needs patch or update on environmentsyncs"), "{}", forbidden.body);
+    assert!(forbidden.body.contains("needs the verb rollback on environmentsyncs"), "{}", forbidden.body);
     assert_eq!(greeting(), "bonjour");
 
     // Rolled back: the first revision's objects applied again as the sync's account, recorded
@@ -815,4 +818,79 @@ fn a_release_is_rolled_back_from_the_controllers_page_only_while_its_sync_is_sus
     ] {
         assert!(!reply.body.contains(&dev) && !reply.body.contains(&reader), "a token in {}", reply.body);
     }
+}
+
+/// Whoever holds the verb `approve` (here through a group) approves from the page; the
+/// approval names them, not the controller that writes it. Elsewhere they get 403.
+#[test]
+fn a_group_granted_approve_in_one_namespace_approves_there_only_and_is_named_the_approver() {
+    let (cluster, ns, _) = setup();
+    let other = cluster.namespace("other");
+    let mut syncs = Vec::new();
+    for namespace in [&ns, &other] {
+        let sync = create(&cluster, namespace, "shop", json!({"suspend": true, "approval": "Manual"}));
+        cluster.patch_status(&sync, &crate::sync::awaiting_status(1));
+        syncs.push(sync);
+    }
+    cluster.service_account(&ns, "lead");
+    let role = |namespace: &str, name: &str, verbs: serde_json::Value, subject: serde_json::Value| {
+        cluster.create(&json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name, "namespace": namespace},
+            "rules": [{"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"], "verbs": verbs}],
+        }));
+        cluster.create(&json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [subject],
+        }));
+    };
+    // Here the Role binds the group of the namespace's ServiceAccounts, not the account itself;
+    // elsewhere the account may read, not approve.
+    let group = json!({"kind": "Group", "name": format!("system:serviceaccounts:{ns}"), "apiGroup": "rbac.authorization.k8s.io"});
+    role(&ns, "approvers", json!(["get", "list", "approve"]), group);
+    let lead = json!({"kind": "ServiceAccount", "name": "lead", "namespace": ns});
+    role(&other, "readers", json!(["get", "list"]), lead);
+    let user = format!("system:serviceaccount:{ns}:lead");
+    let token = cluster.token(&ns, "lead");
+    let controller = Controller::start(&cluster, &[]);
+    let session = controller.sign_in(&token);
+
+    let page = eventually("the group's grant to apply", || {
+        let page = controller.get(&format!("/syncs/{ns}/shop"), Some(&session));
+        page.body.contains("id=\"action-approve\"").then_some(page).ok_or_else(|| "no approve offered".to_string())
+    });
+    // Only approving: the others are not offered, and the page says why.
+    assert!(!page.body.contains("id=\"action-suspend\"") && !page.body.contains("id=\"action-resume\""));
+    assert!(text(&page).contains("lead may not reconcile, suspend or resume EnvironmentSync"), "{}", page.body);
+    let csrf = page.field("csrf");
+    let digest = crate::sync::DIGEST;
+
+    let elsewhere = controller.get(&format!("/syncs/{other}/shop"), Some(&session));
+    assert_eq!(elsewhere.status, 200, "{}", elsewhere.body);
+    assert!(!elsewhere.body.contains("id=\"action-approve\""), "{}", elsewhere.body);
+    let refused =
+        controller.post(&format!("/syncs/{other}/shop/approve"), &session, &[], &[("csrf", &csrf), ("digest", digest)]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        text(&refused).contains(&format!("{user} may not approve EnvironmentSync {other}/shop")),
+        "{}",
+        refused.body
+    );
+    assert!(cluster.get(&syncs[1]).unwrap()["spec"].get("approvedPlan").is_none());
+
+    let done =
+        controller.post(&format!("/syncs/{ns}/shop/approve"), &session, &[], &[("csrf", &csrf), ("digest", digest)]);
+    assert_eq!(done.status, 303, "{}", done.body);
+    let live = cluster.get(&syncs[0]).unwrap();
+    assert_eq!(live["spec"]["approvedPlan"], digest);
+    assert_eq!(live["metadata"]["annotations"]["weaver.example.com/approved-by"], user.as_str());
+    assert!(
+        controller.log().contains(&format!("approved the plan {digest} of EnvironmentSync {ns}/shop (for {user})"))
+    );
+    // Suspending is not among its rights: refused, nothing written.
+    let suspend = controller.post(&format!("/syncs/{ns}/shop/resume"), &session, &[], &[("csrf", &csrf)]);
+    assert_eq!(suspend.status, 403, "{}", suspend.body);
+    assert_eq!(cluster.get(&syncs[0]).unwrap()["spec"]["suspend"], true);
 }

@@ -58,8 +58,19 @@ impl Demo {
                     "metadata": {"name": role}}));
             }
         }
-        let demo = Demo::with_releases(cluster, ns, true);
+        let approvals = format!("{operator_ns}-configmapsync-operator-approvals");
+        for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
+            cluster.delete_later(&serde_json::json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+                "metadata": {"name": approvals}}));
+        }
+        let demo = Demo::with_releases(cluster, ns.clone(), true);
         demo.edit("environments/dev.yaml", "namespace: weaver-system", &format!("namespace: {operator_ns}"));
+        // The approvals policy holds the demo's namespace, as it holds shop-dev.
+        demo.edit(
+            "environments/dev.yaml",
+            "kubernetes.io/metadata.name: shop-dev",
+            &format!("kubernetes.io/metadata.name: {ns}"),
+        );
         let lock_namespace = demo.lock_namespace();
         demo.edit(
             "environments/staging.yaml",

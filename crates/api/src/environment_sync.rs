@@ -19,6 +19,11 @@ const DURATION: &str = "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$";
 /// convention), as Flux's `reconcile.fluxcd.io/requestedAt`.
 pub const RECONCILE_REQUESTED_AT: &str = "weaver.example.com/reconcile-requested-at";
 
+/// Who approved the plan `spec.approvedPlan` names: set in the same write, to the writer's user
+/// name (the chart's admission policy refuses any other), or by the controller's UI to its
+/// signed-in user.
+pub const APPROVED_BY: &str = "weaver.example.com/approved-by";
+
 /// A commit id as messages and `kubectl get` show it.
 pub fn short(commit: &str) -> &str {
     // A status anyone may write could hold any text: never cut inside a character.
@@ -403,6 +408,22 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub duration_seconds: f64,
+    /// The approved plan this reconcile applied (`approval: Manual`), who approved it (the
+    /// `weaver.example.com/approved-by` annotation) and when (the API server's time of the
+    /// write that set `spec.approvedPlan`, from its managed fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRecord>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    pub digest: String,
+    /// Empty when the write named no approver (no admission policy asked for one).
+    pub approved_by: String,
+    /// RFC 3339, UTC; absent when the server recorded no time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<String>,
 }
 
 /// Which kind of revision a [`GitReference`] names.

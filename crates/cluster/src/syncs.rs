@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use serde_json::Value;
 
@@ -97,6 +97,20 @@ impl Syncs {
             Err(GaveUp { error: kube::Error::Api(status), .. }) if status.code == 409 => Ok(Patched::Changed),
             Err(gave_up) => Err(self.error(gave_up, &doing)),
         }
+    }
+
+    /// The user name the API server knows the connection's credentials by (a SelfSubjectReview,
+    /// GA since 1.28): who an approval names as its approver.
+    pub async fn user_name(&self) -> Result<String> {
+        use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+        let api = Api::<SelfSubjectReview>::all(self.client.clone());
+        let (review, params) = (SelfSubjectReview::default(), PostParams::default());
+        let answer = self.retry.run(|| api.create(&params, &review)).await.map_err(|gave_up| {
+            gave_up.into_error("asking the API server who you are (a SelfSubjectReview)", &self.info)
+        })?;
+        answer.status.and_then(|s| s.user_info).and_then(|u| u.username).filter(|name| !name.is_empty()).ok_or_else(
+            || Error::new("the API server's SelfSubjectReview names no user for these credentials".to_string()),
+        )
     }
 
     /// The object each time it changes (None once it is gone), from a watch that starts again

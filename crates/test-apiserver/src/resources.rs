@@ -390,6 +390,45 @@ pub fn builtins() -> Vec<Resource> {
             "io.k8s.api.authentication.v1.TokenReview",
         ),
         (
+            "authentication.k8s.io",
+            "v1",
+            "selfsubjectreviews",
+            "selfsubjectreview",
+            "SelfSubjectReview",
+            false,
+            &[],
+            &[],
+            false,
+            Generation::None,
+            "io.k8s.api.authentication.v1.SelfSubjectReview",
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicy",
+            "ValidatingAdmissionPolicy",
+            false,
+            &[],
+            &["api-extensions"],
+            true,
+            Generation::Spec,
+            "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicy",
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicybindings",
+            "validatingadmissionpolicybinding",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+            &[],
+            &["api-extensions"],
+            false,
+            Generation::Spec,
+            "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding",
+        ),
+        (
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",
@@ -415,7 +454,9 @@ pub fn builtins() -> Vec<Resource> {
             verbs: match plural {
                 "namespaces" => ALL_VERBS.iter().copied().filter(|v| *v != "deletecollection").collect(),
                 // A review is answered, never stored.
-                "subjectaccessreviews" | "selfsubjectaccessreviews" | "tokenreviews" => vec!["create"],
+                "subjectaccessreviews" | "selfsubjectaccessreviews" | "tokenreviews" | "selfsubjectreviews" => {
+                    vec!["create"]
+                }
                 _ => ALL_VERBS.to_vec(),
             },
             short_names: short.iter().map(|s| s.to_string()).collect(),

@@ -251,6 +251,23 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, trusted: bool) -> R
         None if trusted => shared.tokens.get(crate::TOKEN).cloned(),
         None => Some(User::anonymous()),
     };
+    let impersonating = header("impersonate-user");
+    let user = match (user, impersonating) {
+        (Some(user), Some(name)) => {
+            let groups: Vec<String> = parts
+                .headers
+                .get_all("impersonate-group")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(String::from)
+                .collect();
+            match lock(&shared.cluster).impersonate(&user, &name, &groups) {
+                Ok(as_user) => Some(as_user),
+                Err(err) => return Ok(respond(ApiResponse::error(&err))),
+            }
+        }
+        (user, _) => user,
+    };
     let api = ApiRequest {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),

@@ -28,7 +28,10 @@ ROOTS = [
     "io.k8s.api.policy.v1.PodDisruptionBudget", "io.k8s.api.coordination.v1.Lease",
     "io.k8s.api.events.v1.Event", "io.k8s.api.authorization.v1.SubjectAccessReview",
     "io.k8s.api.authorization.v1.SelfSubjectAccessReview", "io.k8s.api.authentication.v1.TokenReview",
+    "io.k8s.api.authentication.v1.SelfSubjectReview",
     "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicy",
+    "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding",
     "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
 ]
 

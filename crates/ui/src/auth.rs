@@ -31,6 +31,9 @@ pub const SIGN_IN_BURST: u32 = 5;
 pub const SIGN_IN_EVERY: Duration = Duration::from_secs(12);
 /// Client addresses remembered before those with nothing to remember are dropped.
 const MAX_ADDRESSES: usize = 10_000;
+/// The UI's actions on an EnvironmentSync, each asked as the RBAC verb of its name (not
+/// `patch`: who may approve need not be able to rewrite the source, nor the reverse).
+pub const ACTIONS: [&str; 5] = ["approve", "reconcile", "suspend", "resume", "rollback"];
 /// The API group and resource of EnvironmentSyncs, as SubjectAccessReviews name them.
 const GROUP: &str = "weaver.example.com";
 const SYNCS: &str = "environmentsyncs";
@@ -167,10 +170,11 @@ impl Auth {
         self.may(subject, "get", namespace, name).await
     }
 
-    /// Whether `subject` may change the EnvironmentSync `namespace/name` (patch, or update):
-    /// what every action writes.
-    pub async fn may_change(&self, subject: &Subject, namespace: &str, name: &str) -> Result<bool> {
-        Ok(self.may(subject, "patch", namespace, name).await? || self.may(subject, "update", namespace, name).await?)
+    /// Whether `subject` may take `action` (one of [`ACTIONS`], each a verb of its own that
+    /// RBAC grants on environmentsyncs) on the EnvironmentSync `namespace/name`. The
+    /// controller then writes it as itself: its account holds the verbs.
+    pub async fn may_act(&self, subject: &Subject, action: &'static str, namespace: &str, name: &str) -> Result<bool> {
+        self.may(subject, action, namespace, name).await
     }
 
     async fn may(&self, subject: &Subject, verb: &'static str, namespace: &str, name: &str) -> Result<bool> {

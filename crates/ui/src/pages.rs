@@ -244,17 +244,19 @@ pub struct SyncPage<'a> {
     pub done: Option<&'static str>,
     /// Newest first.
     pub history: Vec<&'a weaver_controllers::gitops::api::HistoryEntry>,
-    /// Why the user may take none of its actions; None: they may.
+    /// The actions the user may take (`approve`, `reconcile`, `suspend`, `resume`), and why
+    /// not the others, when some are refused.
+    pub actions: Vec<&'static str>,
     pub actions_refused: Option<String>,
 }
 
 pub fn sync<'a>(
     sync: &'a EnvironmentSync,
     done: Option<&'static str>,
-    actions_refused: Option<String>,
+    (actions, actions_refused): (Vec<&'static str>, Option<String>),
 ) -> SyncPage<'a> {
     let history = sync.status.iter().flat_map(|s| s.history.iter().rev()).collect();
-    SyncPage { row: SyncRow::new(sync), sync, done, history, actions_refused }
+    SyncPage { row: SyncRow::new(sync), sync, done, history, actions, actions_refused }
 }
 
 /// An action asked for, to confirm: what it does, the form that does it and where Cancel leads.

@@ -130,6 +130,7 @@ pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
                 target: target(&args.namespace, &args.cluster),
                 name: args.name.clone(),
                 digest: args.digest.clone(),
+                approver: None,
             };
             let confirm = |sync: &EnvironmentSync, plan: &PendingPlan| -> Result<bool> {
                 write_stdout(plan_text(ui, sync, plan).as_bytes())?;

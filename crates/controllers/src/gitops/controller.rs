@@ -326,6 +326,18 @@ async fn tell(
         let type_ = if now.status == "True" { EventType::Normal } else { EventType::Warning };
         publish(sync, cx, type_, &now.reason, &now.message).await;
     }
+    if let Outcome::Done(done @ Done { approval: Some(approval), .. }) = outcome {
+        let who = if approval.approved_by.is_empty() { "someone unnamed" } else { approval.approved_by.as_str() };
+        let when = approval.approved_at.as_deref().map(|at| format!(" at {at}")).unwrap_or_default();
+        let applied = done.environments.iter().all(|e| plan::is_applied(&e.result));
+        let note = format!(
+            "{who} approved the plan {} of revision {}{when}; {}",
+            approval.digest,
+            plan::short(&done.revision),
+            if applied { "it was applied" } else { "its apply failed (the Ready condition says why)" }
+        );
+        publish(sync, cx, EventType::Normal, "Approved", &note).await;
+    }
     if let Outcome::Done(Done { promotion: Some(promoted), .. }) = outcome {
         let condition = |s: &EnvironmentSyncStatus| {
             s.conditions.iter().find(|c| c.type_ == PROMOTED).map(|c| (c.reason.clone(), c.message.clone()))

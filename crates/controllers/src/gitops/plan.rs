@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 pub use super::api::{
-    Approval, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, RECONCILE_REQUESTED_AT, RefKind, short,
+    APPROVED_BY, Approval, ApprovalRecord, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry,
+    RECONCILE_REQUESTED_AT, RefKind, short,
 };
 
 /// Fetched and reconciled this often without `interval`, as Flux's default.
@@ -211,6 +212,23 @@ pub fn approved(sync: &EnvironmentSync, digest: &str) -> bool {
         Approval::Automatic => true,
         Approval::Manual => sync.spec.approved_plan.as_deref() == Some(digest),
     }
+}
+
+/// Who approved the plan of `digest` (the approved-by annotation) and when: the time the API
+/// server recorded for the last write of `spec.approvedPlan`, which no client sets.
+pub fn approval_of(sync: &EnvironmentSync, digest: &str) -> ApprovalRecord {
+    let approved_by = sync.metadata.annotations.as_ref().and_then(|a| a.get(APPROVED_BY)).cloned().unwrap_or_default();
+    let sets_plan = |fields: &serde_json::Value| !fields["f:spec"]["f:approvedPlan"].is_null();
+    let approved_at = sync
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.fields_v1.as_ref().is_some_and(|fields| sets_plan(&fields.0)))
+        .filter_map(|entry| entry.time.as_ref())
+        .max_by_key(|time| time.0)
+        .map(|time| time.0.to_string());
+    ApprovalRecord { digest: digest.to_string(), approved_by, approved_at }
 }
 
 /// A dependency as the reconcile found it.

@@ -212,6 +212,7 @@ pub async fn reconcile(
     // With a manual approval, the digest of each environment's approved plan, which its apply
     // checks under the lock: a cluster changed since is a new plan, never applied unapproved.
     let mut approved = None;
+    let mut approval = None;
     if work == Work::Apply && manual {
         match run.pending_plan(&environments).await {
             // The environment that could not be planned says why; the others keep what they had.
@@ -234,6 +235,7 @@ pub async fn reconcile(
                     pending: None,
                     drift: None,
                     promotion: None,
+                    approval: None,
                 });
             }
             Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
@@ -250,10 +252,14 @@ pub async fn reconcile(
                     pending: Some(plan),
                     drift: None,
                     promotion: None,
+                    approval: None,
                 });
             }
             // Approved, or nothing to change: applied below.
-            Ok((_, digests)) => approved = Some(digests),
+            Ok((plan, digests)) => {
+                approved = Some(digests);
+                approval = (!plan.releases.is_empty()).then(|| plan::approval_of(sync, &plan.digest));
+            }
         }
     }
     // Applied as a fleet apply orders them: by wave, each after the environments it `needs`.
@@ -322,7 +328,7 @@ pub async fn reconcile(
         }
         _ => None,
     };
-    Outcome::Done(Done { revision: commit, work, environments: results, pending: None, drift, promotion })
+    Outcome::Done(Done { revision: commit, work, environments: results, pending: None, drift, promotion, approval })
 }
 
 fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {

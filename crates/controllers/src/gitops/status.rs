@@ -8,7 +8,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
-    DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan, PromotionStatus,
+    ApprovalRecord, DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan,
+    PromotionStatus,
 };
 use super::plan::{self, Work};
 use crate::conditions::{PROMOTED, READY, RECONCILING, STALLED, WATCH_REFUSED, carry_transition, condition};
@@ -44,6 +45,8 @@ pub struct Done {
     pub drift: Option<DriftSummary>,
     /// The auto-promotion run after it, when one was due (boxed: most reconciles have none).
     pub promotion: Option<Box<Promoted>>,
+    /// The approved plan it applied (`approval: Manual`), and who approved it when.
+    pub approval: Option<ApprovalRecord>,
 }
 
 /// An auto-promotion's outcome: the `Promoted` condition, and the status's `promotion`.
@@ -235,7 +238,12 @@ pub fn after(
         let newest = previous.history.first();
         // A retry failing the same way is one entry, not five.
         if newest.is_none_or(|h| h.revision != revision || h.result != result) {
-            let entry = HistoryEntry { revision, time: now.0.to_string(), result, message, duration_seconds: took };
+            let approval = match outcome {
+                Outcome::Done(done) => done.approval.clone(),
+                _ => None,
+            };
+            let time = now.0.to_string();
+            let entry = HistoryEntry { revision, time, result, message, duration_seconds: took, approval };
             status.history = plan::with_history(&previous, entry);
         }
     }
@@ -302,7 +310,15 @@ mod tests {
     }
 
     fn done(work: Work, environments: Vec<EnvironmentStatus>) -> Outcome {
-        Outcome::Done(Done { revision: COMMIT.into(), work, environments, pending: None, drift: None, promotion: None })
+        Outcome::Done(Done {
+            revision: COMMIT.into(),
+            work,
+            environments,
+            pending: None,
+            drift: None,
+            promotion: None,
+            approval: None,
+        })
     }
 
     fn condition_of<'a>(status: &'a EnvironmentSyncStatus, type_: &str) -> Option<(&'a str, &'a str)> {
@@ -416,6 +432,7 @@ mod tests {
             work: Work::Apply,
             environments: vec![env("dev", "AwaitingApproval")],
             pending: Some(pending),
+            approval: None,
             drift: None,
             promotion: None,
         });

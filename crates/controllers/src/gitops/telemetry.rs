@@ -147,6 +147,7 @@ mod tests {
             pending: None,
             drift: None,
             promotion: None,
+            approval: None,
         })
     }
 

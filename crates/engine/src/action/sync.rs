@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{OnProgress, Progress};
 use weaver_api::environment_sync::EnvironmentSync;
-use weaver_api::environment_sync::RECONCILE_REQUESTED_AT;
+use weaver_api::environment_sync::{APPROVED_BY, RECONCILE_REQUESTED_AT};
 use weaver_api::environment_sync::{Approval as ApprovalMode, PendingPlan};
 use weaver_cluster::{ConnectOptions, Patched, Syncs};
 use weaver_core::error::{Error, Result};
@@ -201,6 +201,9 @@ pub struct ApproveOptions {
     pub name: String,
     /// `--digest`: the digest the user looked at; refused when the pending plan's differs.
     pub digest: Option<String>,
+    /// Who approves, for the approved-by annotation: None for whoever the API server says the
+    /// credentials are (the CLI); the controller's UI names its signed-in user.
+    pub approver: Option<String>,
 }
 
 pub enum Approval {
@@ -233,9 +236,18 @@ pub async fn approve(options: &ApproveOptions, confirm: Confirm<'_>, on: OnProgr
     if !confirm(&sync, &plan)? {
         return Ok(Approval::Declined);
     }
+    // Named in the same write: the chart's admission policy refuses an approval that names no
+    // one, or another user than the one writing it.
+    let approver = match &options.approver {
+        Some(approver) => approver.clone(),
+        None => syncs.user_name().await?,
+    };
     let mut version = sync.metadata.resource_version.clone();
     for _ in 0..APPROVE_ATTEMPTS {
-        let patch = json!({"metadata": {"resourceVersion": version}, "spec": {"approvedPlan": plan.digest}});
+        let patch = json!({
+            "metadata": {"resourceVersion": version, "annotations": {APPROVED_BY: approver}},
+            "spec": {"approvedPlan": plan.digest},
+        });
         match syncs.merge_patch(&ns, name, &patch, "approving the plan of").await? {
             Patched::Done(sync) => return Ok(Approval::Approved { sync, plan }),
             Patched::Changed => {

@@ -426,6 +426,43 @@ impl Cluster {
         (rules, missing)
     }
 
+    /// The user `user` acts as with `Impersonate-User: name` and `Impersonate-Group`s
+    /// (kube-apiserver's impersonation filter): each needs the verb `impersonate` on `users`
+    /// (a ServiceAccount's name: on that `serviceaccounts` object) and on `groups`; the
+    /// impersonated user is `system:authenticated`, with a ServiceAccount's groups when none
+    /// are given.
+    pub fn impersonate(&self, user: &User, name: &str, groups: &[String]) -> Result<User, ApiError> {
+        let ask = |resource: &str, namespace: &str, object: &str| Attributes {
+            verb: "impersonate".into(),
+            resource_request: true,
+            path: String::new(),
+            group: String::new(),
+            resource: resource.into(),
+            subresource: String::new(),
+            namespace: namespace.into(),
+            name: object.into(),
+        };
+        let service_account = name.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split_once(':'));
+        let mut asked = vec![match service_account {
+            Some((namespace, account)) => ask("serviceaccounts", namespace, account),
+            None => ask("users", "", name),
+        }];
+        asked.extend(groups.iter().map(|group| ask("groups", "", group)));
+        for attributes in &asked {
+            if let Err(reason) = self.decide(user, attributes) {
+                return Err(attributes.forbidden(user, &reason));
+            }
+        }
+        let mut impersonated = match service_account {
+            Some((namespace, account)) if groups.is_empty() => User::service_account(namespace, account),
+            _ => User { name: name.to_string(), groups: groups.to_vec() },
+        };
+        if !impersonated.groups.iter().any(|g| g == "system:authenticated") {
+            impersonated.groups.push("system:authenticated".into());
+        }
+        Ok(impersonated)
+    }
+
     /// Authorizes a request: `forbid` rules refuse anyone, `system:masters`
     /// may do anything else, everyone else gets what RBAC grants.
     pub fn authorize(&self, req: &ApiRequest) -> Result<(), ApiError> {

@@ -8,6 +8,7 @@ mod admission;
 pub(crate) mod auth;
 mod delete;
 mod list_watch;
+mod policy;
 mod review;
 mod routing;
 mod strategy;

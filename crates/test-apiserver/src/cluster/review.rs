@@ -3,7 +3,7 @@
 //! SelfSubjectAccessReview ("may I?"), answered by the same authorizer chain that guards
 //! requests (kube-apiserver's `subjectaccessreview/rest.go`, `selfsubjectaccessreview/rest.go`),
 //! and `authentication.k8s.io/v1` TokenReview ("whose token is this?", `tokenreview/storage.go`)
-//! for the tokens TokenRequest issued.
+//! for the tokens TokenRequest issued, and SelfSubjectReview ("who am I?").
 
 use super::auth::{AUDIENCE, Attributes, User};
 use super::{ApiRequest, ApiResponse, Cluster};
@@ -19,6 +19,16 @@ impl Cluster {
         let spec = &body["spec"];
         let (group, status) = match kind {
             "TokenReview" => ("authentication.k8s.io", self.token_review(spec)?),
+            // Who the request's credentials are (`selfsubjectreview/rest.go`): no spec.
+            "SelfSubjectReview" => {
+                let user = json!({"username": req.user.name, "groups": req.user.groups});
+                let out = json!({
+                    "kind": kind, "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"creationTimestamp": null},
+                    "status": {"userInfo": user},
+                });
+                return Ok(ApiResponse::json(201, &out));
+            }
             "SelfSubjectAccessReview" => {
                 let attributes = attributes(spec).map_err(|cause| ApiError::invalid(kind, GROUP, "", vec![cause]))?;
                 (GROUP, self.access_review(&req.user, &attributes))

@@ -126,9 +126,11 @@ impl Cluster {
         let target = self.route(group, version, rest)?;
         let Target { res, ns, name, sub } = &target;
         let ns_str = ns.clone().unwrap_or_default();
-        let review = ["SubjectAccessReview", "SelfSubjectAccessReview", "TokenReview"].into_iter().find(|kind| {
-            res.kind == *kind && (res.group == "authorization.k8s.io" || res.group == "authentication.k8s.io")
-        });
+        let review = ["SubjectAccessReview", "SelfSubjectAccessReview", "TokenReview", "SelfSubjectReview"]
+            .into_iter()
+            .find(|kind| {
+                res.kind == *kind && (res.group == "authorization.k8s.io" || res.group == "authentication.k8s.io")
+            });
         if let Some(kind) = review {
             return match (req.method.as_str(), &name) {
                 ("POST", None) => self.review(kind, req),

@@ -3,6 +3,7 @@
 //! apply, the status subresource and the server's own writes (controllers, bootstrap).
 
 use super::auth::User;
+use super::policy::Admitted;
 use super::routing::Target;
 use super::{ApiRequest, ApiResponse, Cluster, ObjKey, meta_mut, meta_str};
 use crate::error::{ApiError, Cause, GroupResource};
@@ -479,6 +480,10 @@ impl Cluster {
             self.confirm_no_escalation(user, &res.group, &res.plural, &obj)?;
         }
         self.admit(&res, &obj, live.as_ref(), &mut ctx.warnings)?;
+        if let Some(user) = &ctx.user {
+            let request = Admitted { res: &res, obj: &obj, old: live.as_ref(), user, dry_run: ctx.dry_run };
+            self.admit_policies(&request, &mut ctx.warnings)?;
+        }
         self.store_with_managed(ctx.dry_run, key, live, obj, &managed)
     }
 

@@ -377,12 +377,15 @@ impl Server {
         // action's confirmation page as its POST does.
         if let (Some(auth), Some(subject), ["syncs", ns, name, rest @ ..]) = (&self.auth, &user, path.as_slice()) {
             let asked = match method == Method::GET && !rest.contains(&"confirm") {
-                true => SEE,
-                false => CHANGE,
+                true => Asked::See,
+                false => match action_of(rest) {
+                    Some(action) => Asked::Act(action),
+                    None => return Answer::text(StatusCode::NOT_FOUND, NO_SUCH_ACTION),
+                },
             };
-            let may = match asked == SEE {
-                true => auth.may_read(subject, ns, name).await,
-                false => auth.may_change(subject, ns, name).await,
+            let may = match asked {
+                Asked::See => auth.may_read(subject, ns, name).await,
+                Asked::Act(action) => auth.may_act(subject, action, ns, name).await,
             };
             match may {
                 Ok(true) => {}
@@ -707,17 +710,37 @@ where
     .map_err(|err| Error::new(format!("a page's work stopped: {err}")))
 }
 
-/// What a user asked of an EnvironmentSync: to see it (a page), which needs `get`, or to change
-/// it (an action), which needs `patch` or `update`.
-const SEE: (&str, &str) = ("see", "get");
-const CHANGE: (&str, &str) = ("change", "patch or update");
+/// What a user asked of an EnvironmentSync: to see it (a page), which needs `get`, or to take
+/// one of its actions (its confirmation page or its POST), which needs the action's own verb.
+#[derive(Clone, Copy, PartialEq)]
+enum Asked {
+    See,
+    Act(&'static str),
+}
 
-/// That `user` may not do what `asked` (SEE or CHANGE) of EnvironmentSync `ns/name`, for the
-/// page or action at `doing` under its path.
-fn may_not(user: &str, (verb, needs): (&str, &str), ns: &str, name: &str, doing: &[&str]) -> Error {
+const NO_SUCH_ACTION: &str = "no such action: reconcile, suspend, resume, approve, or a release's rollback\n";
+
+/// The action a path under an EnvironmentSync's takes (`confirm/approve`, `suspend`, a
+/// release's `…/rollback`), as the verb it needs; None when it names none.
+fn action_of(rest: &[&str]) -> Option<&'static str> {
+    let word = match rest {
+        [.., "releases", _, "rollback"] | [.., "releases", _, "confirm", "rollback"] => "rollback",
+        ["confirm", action] | [action] => action,
+        _ => return None,
+    };
+    auth::ACTIONS.into_iter().find(|action| *action == word && (word == "rollback") == rest.contains(&"releases"))
+}
+
+/// That `user` may not do what `asked` of EnvironmentSync `ns/name`, for the page or action at
+/// `doing` under its path.
+fn may_not(user: &str, asked: Asked, ns: &str, name: &str, doing: &[&str]) -> Error {
+    let (verb, needs) = match asked {
+        Asked::See => ("see", "get"),
+        Asked::Act(action) => (action, action),
+    };
     let doing = if doing.is_empty() { String::new() } else { format!(" ({})", doing.join("/")) };
     Error::new(format!("{user} may not {verb} EnvironmentSync {ns}/{name}{doing}"))
-        .with_help(format!("that needs {needs} on environmentsyncs.weaver.example.com in namespace {ns}"))
+        .with_help(format!("that needs the verb {needs} on environmentsyncs.weaver.example.com in namespace {ns}"))
 }
 
 /// Why a rollback of an environment EnvironmentSync `ns/name` (`sync`) applies is refused:

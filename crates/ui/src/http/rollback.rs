@@ -10,7 +10,7 @@ use weaver_core::error::{Error, Result};
 use weaver_engine::action::sync::{self, GetOptions};
 use weaver_engine::action::{Context, Progress};
 
-use super::{Answer, CHANGE, EnvSource, Server, may_not, refusal_status, rollback_refusal, run};
+use super::{Answer, Asked, EnvSource, Server, may_not, refusal_status, rollback_refusal, run};
 use crate::auth::Auth;
 use crate::pages::{self};
 
@@ -71,9 +71,9 @@ impl Server {
         env: &str,
         release: &str,
     ) -> Result<Option<Error>> {
-        if !auth.may_change(user, ns, name).await? {
+        if !auth.may_act(user, "rollback", ns, name).await? {
             let posted = ["environments", env, "releases", release, "rollback"];
-            return Ok(Some(may_not(&user.user, CHANGE, ns, name, &posted).as_forbidden()));
+            return Ok(Some(may_not(&user.user, Asked::Act("rollback"), ns, name, &posted).as_forbidden()));
         }
         Ok(self.suspended_for_rollback(ns, name).await.err())
     }

@@ -12,7 +12,7 @@ use weaver_core::error::{Error, Result};
 use weaver_engine::action::Progress;
 use weaver_engine::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};
 
-use super::{Answer, CHANGE, MAX_FORM, Ran, Server, environments, keep, may_not, refusal_status, run};
+use super::{Answer, MAX_FORM, Ran, Server, environments, keep, refusal_status, run};
 use crate::auth::Auth;
 use crate::pages::{self, Chrome, Filter, SyncState};
 
@@ -125,20 +125,29 @@ impl Server {
         name: &str,
         done: Option<&String>,
     ) -> Answer {
-        let refused = match (&self.auth, user) {
-            (Some(auth), Some(user)) => match auth.may_change(user, ns, name).await {
-                Ok(true) => None,
-                Ok(false) => Some(self.options.redactor.error(&may_not(&user.user, CHANGE, ns, name, &[]))),
-                Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
-            },
-            _ => None,
+        let offered = ["approve", "reconcile", "suspend", "resume"];
+        let actions = match (&self.auth, user) {
+            (Some(auth), Some(user)) => {
+                let asked = offered.map(|action| auth.may_act(user, action, ns, name));
+                match futures::future::try_join_all(asked).await {
+                    Ok(allowed) => {
+                        let (may, may_not): (Vec<_>, Vec<_>) =
+                            offered.into_iter().zip(allowed).partition(|(_, allowed)| *allowed);
+                        let may_not: Vec<&str> = may_not.into_iter().map(|(action, _)| action).collect();
+                        let refused = (!may_not.is_empty()).then(|| refused_actions(&user.user, &may_not, ns, name));
+                        (may.into_iter().map(|(action, _)| action).collect(), refused)
+                    }
+                    Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
+                }
+            }
+            _ => (offered.to_vec(), None),
         };
         match self.read_sync(ns, name).await {
             Ok(found) => {
                 let done = done.and_then(|d| pages::done_message(d));
                 let live = Some(format!("{}/live", pages::sync_path(ns, name)));
                 let chrome = Chrome { live, ..self.chrome(session, Vec::new(), Vec::new()) };
-                self.page("sync.html", &chrome, pages::sync(&found, done, refused))
+                self.page("sync.html", &chrome, pages::sync(&found, done, actions))
             }
             Err(err) => self.error_page(session, refusal_status(&err, StatusCode::INTERNAL_SERVER_ERROR), &err),
         }
@@ -210,7 +219,10 @@ impl Server {
                 return Answer::text(StatusCode::BAD_REQUEST, "an approval names the digest of the plan shown\n");
             }
             ("approve", Some(digest)) => {
-                let options = ApproveOptions { target, name: name.clone(), digest: Some(digest.clone()) };
+                // In the controller, its signed-in user approves (the API server said they may);
+                // `weaver ui`'s approver is the kubeconfig's user, as the CLI's.
+                let approver = self.auth.as_ref().and_then(|auth| auth.name_of(session));
+                let options = ApproveOptions { target, name: name.clone(), digest: Some(digest.clone()), approver };
                 run(async move |on| sync::approve(&options, &|_, _| Ok(true), on).await.map(|_| ()))
                     .await
                     .map(|ran| self.told(ran).map(|()| format!("approved the plan {digest} of")))
@@ -267,4 +279,19 @@ impl Server {
         }
         Ok(form)
     }
+}
+
+/// Why the sync page offers not all actions: the verbs `user` lacks there.
+fn refused_actions(user: &str, actions: &[&str], ns: &str, name: &str) -> String {
+    let list = |last_word: &str| match actions {
+        [many @ .., last] if !many.is_empty() => format!("{} {last_word} {last}", many.join(", ")),
+        _ => actions.join(""),
+    };
+    let verbs = if actions.len() == 1 { "the verb" } else { "the verbs" };
+    format!(
+        "{user} may not {} EnvironmentSync {ns}/{name}: that needs {verbs} {} on environmentsyncs.weaver.example.com \
+         in namespace {ns}",
+        list("or"),
+        list("and")
+    )
 }

@@ -14,6 +14,7 @@ use common::eventually;
 use common::git_http::{GitHttpServer, Options, http_backend_missing};
 use common::skip::interop_or_skip;
 use serde_json::{Value, json};
+use weaver_controllers::gitops::reconcile::Clock;
 
 const MANAGER: &str = "gitops-test";
 
@@ -28,7 +29,13 @@ pub(crate) struct Controller {
 impl Controller {
     pub(crate) fn start(cluster: &TestCluster, default_account: Option<&str>) -> Controller {
         let limits = weaver_source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
-        Controller::start_with(cluster, default_account, limits, None)
+        Controller::start_with(cluster, default_account, limits, None, Clock::system())
+    }
+
+    /// The controller, judging `spec.windows` at the time `clock` reads.
+    pub(crate) fn start_with_clock(cluster: &TestCluster, clock: Clock) -> Controller {
+        let limits = weaver_source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        Controller::start_with(cluster, None, limits, None, clock)
     }
 
     /// The controller, checking records with `record_key` (its pod's WEAVER_RECORD_KEY_FILE).
@@ -37,7 +44,7 @@ impl Controller {
         record_key: weaver_secrets::record_key::RecordKey,
     ) -> Controller {
         let limits = weaver_source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
-        Controller::start_with(cluster, None, limits, Some(record_key))
+        Controller::start_with(cluster, None, limits, Some(record_key), Clock::system())
     }
 
     /// The controller, its git mirrors and chart archives within `limits`.
@@ -46,6 +53,7 @@ impl Controller {
         default_account: Option<&str>,
         limits: weaver_source::CacheLimits,
         record_key: Option<weaver_secrets::record_key::RecordKey>,
+        clock: Clock,
     ) -> Controller {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cache = tempfile::tempdir().unwrap();
@@ -69,6 +77,7 @@ impl Controller {
             record_key,
             lock_lease: weaver_cluster::DEFAULT_LEASE_DURATION,
             stopping: Default::default(),
+            clock,
         };
         let settings = weaver_controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
@@ -699,6 +708,50 @@ fn a_manual_approval_holds_the_plan_until_its_digest_is_approved_and_a_new_commi
     assert_ne!(live["status"]["pendingPlan"]["digest"], digest.as_str());
     assert_eq!(live["status"]["pendingPlan"]["releases"][0]["update"], 1);
     assert_eq!(live["status"]["lastAppliedRevision"], first, "the cluster stays at the approved revision");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+}
+
+/// A deny window holds the apply, and the status says which and until when; at the window's
+/// end (on a clock the test sets, not by waiting) the next reconcile applies.
+#[test]
+fn a_deny_window_holds_the_apply_and_lets_it_through_at_its_end() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let first = source.commit("first");
+    // Friday 2026-11-27, 22:30 in Berlin (21:30 UTC): inside the 22:00 window of 2 hours.
+    let now = std::sync::Arc::new(std::sync::Mutex::new("2026-11-27T21:30:00Z".parse::<jiff::Timestamp>().unwrap()));
+    let reading = now.clone();
+    let _controller = Controller::start_with_clock(&cluster, Clock::reading(move || *reading.lock().unwrap()));
+    let windows = json!([{"kind": "deny", "schedule": "0 22 * * *", "duration": "2h", "timeZone": "Europe/Berlin"}]);
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1s", "windows": windows})));
+    cluster.create(&sync);
+
+    let live = until_ready_with(&cluster, &sync, "WindowClosed", "the apply held by the window");
+    let held = &live["status"]["held"];
+    assert_eq!(held["reason"], "deny window \"0 22 * * *\" (Europe/Berlin, 2h)", "{}", live["status"]);
+    assert_eq!(held["until"], "2026-11-27T23:00:00Z");
+    let message = ready(&live).unwrap().2;
+    assert!(message.contains("holds applies and approvals until 2026-11-27T23:00:00Z"), "{message}");
+    assert!(message.contains(&format!("revision {} is applied then", &first[..12])), "{message}");
+    // Held through reconciles (every second) while the clock stays inside the window.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(config_map(&cluster, &namespace, "app").is_none(), "applied inside a deny window");
+    assert!(get(&cluster, &sync)["status"].get("lastAppliedRevision").is_none());
+
+    // A second before its end: still held.
+    *now.lock().unwrap() = "2026-11-27T22:59:59Z".parse().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(config_map(&cluster, &namespace, "app").is_none(), "applied before the window's end");
+    // At its end: applied.
+    *now.lock().unwrap() = "2026-11-27T23:00:00Z".parse().unwrap();
+    let live = until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the apply at the window's end");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    assert!(live["status"].get("held").is_none(), "{}", live["status"]);
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
 }
 

@@ -224,6 +224,36 @@ fn approve_sets_the_pending_digest_and_refuses_a_plan_that_changed() {
     assert!(again.stderr.contains("is already approved"), "{}", again.stderr);
 }
 
+/// In a closed window, an approval is refused as the apply is held: `sync get` says which
+/// window and until when, `sync approve` approves nothing. (The window opens every minute for an
+/// hour: it is open whenever the test runs.)
+#[test]
+fn a_closed_window_refuses_approvals_and_sync_get_says_until_when() {
+    let (cluster, ns, repo) = setup();
+    let windows = json!([{"kind": "deny", "schedule": "* * * * *", "duration": "1h"}]);
+    let object = create(&cluster, &ns, "shop", json!({"approval": "Manual", "windows": windows}));
+    let mut status = awaiting_status(1);
+    status["held"] = json!({"reason": "deny window \"* * * * *\" (UTC, 1h)"});
+    cluster.patch_status(&object, &status);
+
+    let got = weaver(&repo, &cluster, &["get", "shop", "-n", &ns]);
+    assert!(
+        got.stdout.contains("Held by a window: deny window \"* * * * *\" (UTC, 1h), until no time in the year ahead"),
+        "{}",
+        got.stdout
+    );
+    let refused = weaver(&repo, &cluster, &["approve", "shop", "-n", &ns, "--yes", "--digest", DIGEST]);
+    let stderr = refused.failure();
+    assert!(
+        stderr.contains(&format!(
+            "EnvironmentSync {ns}/shop takes no approval now: its deny window \"* * * * *\" (UTC, 1h) holds applies and approvals"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was approved"), "{stderr}");
+    assert!(cluster.get(&object).unwrap()["spec"].get("approvedPlan").is_none());
+}
+
 /// Writes, from a thread of its own, the status a controller writes once it handled the
 /// reconcile request the object's annotation makes: `ready` or awaiting approval.
 fn handle_request(cluster: &TestCluster, ns: &str, name: &str, ready: bool) -> std::thread::JoinHandle<()> {

@@ -203,6 +203,17 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
     assert!(browser::text_of(&sync, "state") == "awaiting-approval", "{sync}");
     let approve = format!("/syncs/{ns}/waiting/confirm/approve?digest=sha256%3A{}", &DIGEST[7..]);
     assert!(sync.contains(&approve.replace('&', "&amp;")), "the approval names the digest shown: {sync}");
+    // A window holding it: the page says which, and until when.
+    let mut held = awaiting_status(1);
+    held["held"] = json!({"reason": "deny window \"0 22 * * *\" (Europe/Berlin, 8h)", "until": "2026-11-28T05:00:00Z"});
+    cluster.patch_status(&waiting, &held);
+    let page = served.get(&format!("/syncs/{ns}/waiting"), None).body;
+    assert!(
+        page.contains(
+            "id=\"held\">deny window &quot;0 22 * * *&quot; (Europe&#x2f;Berlin, 8h), until 2026-11-28T05:00:00Z"
+        ),
+        "{page}"
+    );
     let done = served.get(&format!("/syncs/{ns}/ready?done=%3Cscript%3E"), None).body;
     assert!(!done.contains("id=\"done\"") && !done.contains("<script>"), "only the known actions' words: {done}");
 

@@ -113,11 +113,51 @@ pub struct EnvironmentSyncSpec {
     /// `author` and pushed with `source.secretRef`'s credentials (the book's promotion guide).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<AutoPromotion>,
+    /// When applies and approvals may happen, as Argo CD's sync windows: an active `deny`
+    /// window holds them back (it wins over `allow`), and with `allow` windows given, so does
+    /// the absence of an active one. A plan is still computed and shown while held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Window>,
     /// Let a git host ask for a reconcile at once: a push to `POST /hook/<namespace>/<name>`
     /// on the controller's `--webhook-addr`, signed with the Secret's token (the book's GitOps
     /// webhooks guide). Without it, that path answers 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Webhook>,
+}
+
+/// A window of time in which applies and approvals are allowed or denied.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    pub kind: WindowKind,
+    /// When the window opens: a cron schedule of 5 fields (minute hour day-of-month month
+    /// day-of-week), read in `timeZone`.
+    #[schemars(length(min = 1))]
+    pub schedule: String,
+    /// How long it stays open: `30m`, `8h`, `1h30m`.
+    #[schemars(regex(pattern = DURATION))]
+    pub duration: String,
+    /// A zone of the tz database (`Europe/Berlin`); UTC by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    Allow,
+    Deny,
+}
+
+/// What holds an EnvironmentSync's apply back, as its last reconcile found.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowHold {
+    /// `deny window "0 22 * * *" (Europe/Berlin, 8h)`, or `no allow window is open`.
+    pub reason: String,
+    /// When the windows next let it through, RFC 3339, UTC; absent when none does within a year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// A git repository and a revision of it.
@@ -269,6 +309,9 @@ pub struct EnvironmentSyncStatus {
     /// The plan waiting for approval (`approval: Manual`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_plan: Option<PendingPlan>,
+    /// The window that held the last reconcile's apply back (`spec.windows`), and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<WindowHold>,
     /// What drifted in the cluster at the last reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftSummary>,

@@ -4,3 +4,4 @@
 pub mod conditions;
 pub mod configmap_sync;
 pub mod environment_sync;
+pub mod windows;

@@ -275,6 +275,7 @@ fn gitops_shared(
         // Read once: a key mounted from a Secret is replaced by restarting the pod.
         record_key: weaver_secrets::record_key::RecordKey::from_environment()?,
         stopping: shutdown.heard.clone(),
+        clock: weaver_controllers::gitops::reconcile::Clock::system(),
     })
 }
 

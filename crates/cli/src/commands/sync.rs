@@ -254,6 +254,10 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
         return "\nno status yet: the controller has not reconciled it\n".to_string();
     };
     let mut text = String::new();
+    if let Some(held) = &status.held {
+        let until = held.until.as_deref().map_or("no time in the year ahead".to_string(), |at| at.to_string());
+        text.push_str(&format!("\nHeld by a window: {}, until {until}\n", held.reason));
+    }
     if !status.environments.is_empty() {
         text.push_str("\nEnvironments:\n");
         text.push_str(&environments_table(ui, &status.environments));
@@ -266,13 +270,16 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     }
     if !status.history.is_empty() {
         text.push_str("\nHistory (newest first):\n");
-        let mut rows = vec![["TIME", "REVISION", "RESULT", "DURATION", "MESSAGE"].map(String::from).to_vec()];
+        let mut rows =
+            vec![["TIME", "REVISION", "RESULT", "DURATION", "APPROVED BY", "MESSAGE"].map(String::from).to_vec()];
         rows.extend(status.history.iter().map(|h| {
+            let approver = h.approval.as_ref().map(|a| a.approved_by.as_str()).filter(|by| !by.is_empty());
             vec![
                 h.time.clone(),
                 short(&h.revision).to_string(),
                 h.result.clone(),
                 format!("{:.1}s", h.duration_seconds),
+                approver.unwrap_or("-").to_string(),
                 h.message.clone().unwrap_or_else(|| "-".into()),
             ]
         }));

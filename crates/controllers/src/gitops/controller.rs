@@ -255,6 +255,12 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
         (Gate::Go(spec), Outcome::Done(done)) if done.environments.iter().any(|e| e.result == "Failed") => {
             spec.retry_interval
         }
+        // Held by a window: again when it opens, if that is before the interval.
+        (Gate::Go(spec), Outcome::Done(Done { held: Some(held), .. })) => {
+            let opens = held.until.as_deref().and_then(|until| until.parse::<jiff::Timestamp>().ok());
+            let left = opens.and_then(|at| Duration::try_from(at.duration_since(cx.shared.clock.now())).ok());
+            left.map_or(spec.next(), |left| (left + Duration::from_secs(1)).min(spec.next()))
+        }
         (Gate::Go(spec), _) => spec.next(),
         _ => return Ok(Action::await_change()),
     };

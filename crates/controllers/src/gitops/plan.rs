@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use weaver_api::windows::Windows;
+
 pub use super::api::{
     APPROVED_BY, Approval, ApprovalRecord, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry,
-    RECONCILE_REQUESTED_AT, RefKind, short,
+    RECONCILE_REQUESTED_AT, RefKind, WindowHold, short,
 };
 
 /// Fetched and reconciled this often without `interval`, as Flux's default.
@@ -121,6 +123,9 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         Ok(durations) => durations,
         Err(message) => return invalid("InvalidSpec", message),
     };
+    if let Err(message) = Windows::parse(&spec.windows) {
+        return invalid("InvalidWindows", message);
+    }
     if spec.environments.is_empty() && spec.environment_selector.is_none() {
         return invalid(
             "NoEnvironments",
@@ -204,6 +209,13 @@ pub fn work(sync: &EnvironmentSync, commit: &str, selected: &[String]) -> Work {
 /// An environment's result that leaves it applied at its revision.
 pub fn is_applied(result: &str) -> bool {
     matches!(result, "Applied" | "Unchanged")
+}
+
+/// What of `spec.windows` holds an apply back at `now`, as the status says it (a spec whose
+/// windows cannot be read never gets here: [`gate`] refuses it).
+pub fn hold(sync: &EnvironmentSync, now: jiff::Timestamp) -> Option<WindowHold> {
+    let hold = Windows::parse(&sync.spec.windows).ok()?.hold(now)?;
+    Some(WindowHold { reason: hold.reason, until: hold.until.map(|at| at.to_string()) })
 }
 
 /// Whether a plan of digest `digest` may be applied.

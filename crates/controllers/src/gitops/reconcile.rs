@@ -76,6 +76,27 @@ pub struct Shared {
     /// objects, says so in the status and releases the environment's lock within the pod's
     /// grace period, instead of being killed holding it.
     pub stopping: Arc<AtomicBool>,
+    /// The time `spec.windows` are judged at.
+    pub clock: Clock,
+}
+
+/// What time it is, for the windows: the system's, or one a test sets.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock(Arc::new(jiff::Timestamp::now))
+    }
+
+    /// A clock that reads `now`.
+    pub fn reading(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.0)()
+    }
 }
 
 /// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
@@ -209,6 +230,39 @@ pub async fn reconcile(
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
     let manual = sync.spec.approval == Some(Approval::Manual);
+    // A closed window (spec.windows) holds the apply: a manual approval's plan is still computed
+    // and shown, nothing is applied, and drift is looked at but not put back.
+    let held = plan::hold(sync, shared.clock.now());
+    let work = match (work, &held) {
+        (Work::CorrectDrift, Some(_)) => Work::ReportDrift,
+        (work, _) => work,
+    };
+    // Each environment as it was: nothing is applied while held.
+    let as_before: Vec<EnvironmentStatus> = environments
+        .iter()
+        .map(|env| {
+            earlier(&env.name).unwrap_or_else(|| EnvironmentStatus {
+                name: env.name.clone(),
+                result: "Pending".into(),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let held_back = |pending: Option<PendingPlan>, held: plan::WindowHold| {
+        Outcome::Done(Done {
+            revision: commit.clone(),
+            work,
+            environments: as_before.clone(),
+            pending,
+            drift: None,
+            promotion: None,
+            approval: None,
+            held: Some(held),
+        })
+    };
+    if let (false, Work::Apply, Some(held)) = (manual, work, &held) {
+        return held_back(None, held.clone());
+    }
     // With a manual approval, the digest of each environment's approved plan, which its apply
     // checks under the lock: a cluster changed since is a new plan, never applied unapproved.
     let mut approved = None;
@@ -217,16 +271,9 @@ pub async fn reconcile(
         match run.pending_plan(&environments).await {
             // The environment that could not be planned says why; the others keep what they had.
             Err(failed) => {
-                let environments = environments
+                let environments = as_before
                     .iter()
-                    .map(|env| match env.name == failed.name {
-                        true => failed.clone(),
-                        false => earlier(&env.name).unwrap_or_else(|| EnvironmentStatus {
-                            name: env.name.clone(),
-                            result: "Pending".into(),
-                            ..Default::default()
-                        }),
-                    })
+                    .map(|env| if env.name == failed.name { failed.clone() } else { env.clone() })
                     .collect();
                 return Outcome::Done(Done {
                     revision: commit,
@@ -236,6 +283,7 @@ pub async fn reconcile(
                     drift: None,
                     promotion: None,
                     approval: None,
+                    held,
                 });
             }
             Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
@@ -253,7 +301,12 @@ pub async fn reconcile(
                     drift: None,
                     promotion: None,
                     approval: None,
+                    held,
                 });
+            }
+            // Approved, but in a closed window: it waits, still approved, until the window opens.
+            Ok((plan, _)) if !plan.releases.is_empty() && held.is_some() => {
+                return held_back(Some(plan), held.unwrap_or_default());
             }
             // Approved, or nothing to change: applied below.
             Ok((plan, digests)) => {
@@ -328,7 +381,16 @@ pub async fn reconcile(
         }
         _ => None,
     };
-    Outcome::Done(Done { revision: commit, work, environments: results, pending: None, drift, promotion, approval })
+    Outcome::Done(Done {
+        revision: commit,
+        work,
+        environments: results,
+        pending: None,
+        drift,
+        promotion,
+        approval,
+        held: None,
+    })
 }
 
 fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {

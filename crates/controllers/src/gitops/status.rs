@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
     ApprovalRecord, DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan,
-    PromotionStatus,
+    PromotionStatus, WindowHold,
 };
 use super::plan::{self, Work};
 use crate::conditions::{PROMOTED, READY, RECONCILING, STALLED, WATCH_REFUSED, carry_transition, condition};
@@ -47,6 +47,8 @@ pub struct Done {
     pub promotion: Option<Box<Promoted>>,
     /// The approved plan it applied (`approval: Manual`), and who approved it when.
     pub approval: Option<ApprovalRecord>,
+    /// The window that held its apply back (`spec.windows`): nothing was applied.
+    pub held: Option<WindowHold>,
 }
 
 /// An auto-promotion's outcome: the `Promoted` condition, and the status's `promotion`.
@@ -83,13 +85,24 @@ impl Outcome {
                     );
                     return (false, "ApplyFailed", message);
                 }
-                if let Some(pending) = &done.pending {
+                let held = done.held.as_ref().map(|held| match &held.until {
+                    Some(until) => format!("{} holds applies and approvals until {until}", held.reason),
+                    None => format!("{} holds applies and approvals, and opens in no year ahead", held.reason),
+                });
+                if let Some(pending) =
+                    done.pending.as_ref().filter(|_| done.environments.iter().any(|e| e.result == "AwaitingApproval"))
+                {
                     let message = format!(
-                        "the plan of {} waits for approval: set spec.approvedPlan to {} (weaver sync approve)",
+                        "the plan of {} waits for approval: set spec.approvedPlan to {} (weaver sync approve){}",
                         plan::short(&done.revision),
-                        pending.digest
+                        pending.digest,
+                        held.map(|held| format!("; {held}")).unwrap_or_default()
                     );
                     return (false, "AwaitingApproval", message);
+                }
+                if let Some(held) = held {
+                    let message = format!("{held}: revision {} is applied then", plan::short(&done.revision));
+                    return (false, "WindowClosed", message);
                 }
                 let message = format!(
                     "applied revision {} to {} environment(s)",
@@ -223,6 +236,7 @@ pub fn after(
                 status.last_applied_generation = generation;
             }
             status.pending_plan = done.pending.clone();
+            status.held = done.held.clone();
             if done.drift.is_some() {
                 status.drift = done.drift.clone();
             }
@@ -318,7 +332,43 @@ mod tests {
             drift: None,
             promotion: None,
             approval: None,
+            held: None,
         })
+    }
+
+    #[test]
+    fn a_window_holding_the_apply_says_which_and_until_when_and_an_awaited_approval_says_it_too() {
+        let held = WindowHold {
+            reason: "deny window \"0 22 * * *\" (UTC, 8h)".into(),
+            until: Some("2026-11-28T06:00:00Z".into()),
+        };
+        let Outcome::Done(applied) = done(Work::Apply, vec![env("dev", "Applied")]) else { unreachable!() };
+        let outcome = Outcome::Done(Done { held: Some(held.clone()), ..applied.clone() });
+        let (ready, reason, message) = outcome.ready();
+        assert_eq!((ready, reason), (false, "WindowClosed"));
+        assert_eq!(
+            message,
+            "deny window \"0 22 * * *\" (UTC, 8h) holds applies and approvals until 2026-11-28T06:00:00Z: revision \
+             0123456789ab is applied then"
+        );
+        let status = after(&sync(), &outcome, None, &time(1), 0.0);
+        assert_eq!(status.held, Some(held.clone()));
+        // Waiting for an approval, the message says the window holds that too.
+        let pending = PendingPlan { digest: "sha256:abc".into(), revision: COMMIT.into(), releases: Vec::new() };
+        let awaiting = Outcome::Done(Done {
+            environments: vec![env("dev", "AwaitingApproval")],
+            pending: Some(pending),
+            held: Some(WindowHold { until: None, ..held }),
+            ..applied
+        });
+        let (_, reason, message) = awaiting.ready();
+        assert_eq!(reason, "AwaitingApproval");
+        assert!(
+            message.ends_with(
+                "; deny window \"0 22 * * *\" (UTC, 8h) holds applies and approvals, and opens in no year ahead"
+            ),
+            "{message}"
+        );
     }
 
     fn condition_of<'a>(status: &'a EnvironmentSyncStatus, type_: &str) -> Option<(&'a str, &'a str)> {
@@ -433,6 +483,7 @@ mod tests {
             environments: vec![env("dev", "AwaitingApproval")],
             pending: Some(pending),
             approval: None,
+            held: None,
             drift: None,
             promotion: None,
         });

@@ -148,6 +148,7 @@ mod tests {
             drift: None,
             promotion: None,
             approval: None,
+            held: None,
         })
     }
 

@@ -233,6 +233,17 @@ pub async fn approve(options: &ApproveOptions, confirm: Confirm<'_>, on: OnProgr
     if sync.spec.approved_plan.as_deref() == Some(plan.digest.as_str()) {
         return Ok(Approval::AlreadyApproved { plan });
     }
+    // A closed window holds approvals as it holds applies (its controller would not apply it).
+    let windows = weaver_api::windows::Windows::parse(&sync.spec.windows)
+        .map_err(|why| Error::new(format!("EnvironmentSync {ns}/{name}: {why}")))?;
+    if let Some(hold) = windows.hold(jiff::Timestamp::now()) {
+        let until = hold.until.map(|at| format!(" until {at}")).unwrap_or_default();
+        return Err(Error::new(format!(
+            "EnvironmentSync {ns}/{name} takes no approval now: its {} holds applies and approvals{until}",
+            hold.reason
+        ))
+        .with_help("nothing was approved; approve once the window opens (spec.windows)"));
+    }
     if !confirm(&sync, &plan)? {
         return Ok(Approval::Declined);
     }

@@ -45,6 +45,8 @@ pub struct SyncEntry<'a> {
     pub drift: Option<&'a weaver_api::environment_sync::DriftSummary>,
     pub environments: &'a [weaver_api::environment_sync::EnvironmentStatus],
     pub pending_plan: Option<&'a weaver_api::environment_sync::PendingPlan>,
+    /// The window that held the last apply back (`spec.windows`), and until when.
+    pub held: Option<&'a weaver_api::environment_sync::WindowHold>,
     pub history: &'a [weaver_api::environment_sync::HistoryEntry],
 }
 
@@ -82,6 +84,7 @@ impl<'a> SyncReport<'a> {
                     drift: status.and_then(|s| s.drift.as_ref()),
                     environments: status.map_or(empty, |s| &s.environments),
                     pending_plan: status.and_then(|s| s.pending_plan.as_ref()),
+                    held: status.and_then(|s| s.held.as_ref()),
                     history: status.map_or(&[], |s| &s.history),
                 }
             })

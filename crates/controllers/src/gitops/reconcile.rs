@@ -232,7 +232,7 @@ pub async fn reconcile(
     let manual = sync.spec.approval == Some(Approval::Manual);
     // A closed window (spec.windows) holds the apply: a manual approval's plan is still computed
     // and shown, nothing is applied, and drift is looked at but not put back.
-    let held = plan::hold(sync, shared.clock.now());
+    let held = plan::hold(sync, shared.clock.now()).map(Box::new);
     let work = match (work, &held) {
         (Work::CorrectDrift, Some(_)) => Work::ReportDrift,
         (work, _) => work,
@@ -248,7 +248,7 @@ pub async fn reconcile(
             })
         })
         .collect();
-    let held_back = |pending: Option<PendingPlan>, held: plan::WindowHold| {
+    let held_back = |pending: Option<PendingPlan>, held: Box<plan::WindowHold>| {
         Outcome::Done(Done {
             revision: commit.clone(),
             work,
@@ -311,7 +311,7 @@ pub async fn reconcile(
             // Approved, or nothing to change: applied below.
             Ok((plan, digests)) => {
                 approved = Some(digests);
-                approval = (!plan.releases.is_empty()).then(|| plan::approval_of(sync, &plan.digest));
+                approval = (!plan.releases.is_empty()).then(|| Box::new(plan::approval_of(sync, &plan.digest)));
             }
         }
     }

@@ -45,10 +45,11 @@ pub struct Done {
     pub drift: Option<DriftSummary>,
     /// The auto-promotion run after it, when one was due (boxed: most reconciles have none).
     pub promotion: Option<Box<Promoted>>,
-    /// The approved plan it applied (`approval: Manual`), and who approved it when.
-    pub approval: Option<ApprovalRecord>,
+    /// The approved plan it applied (`approval: Manual`), and who approved it when (boxed, as
+    /// the two below: most reconciles have none).
+    pub approval: Option<Box<ApprovalRecord>>,
     /// The window that held its apply back (`spec.windows`): nothing was applied.
-    pub held: Option<WindowHold>,
+    pub held: Option<Box<WindowHold>>,
 }
 
 /// An auto-promotion's outcome: the `Promoted` condition, and the status's `promotion`.
@@ -236,7 +237,7 @@ pub fn after(
                 status.last_applied_generation = generation;
             }
             status.pending_plan = done.pending.clone();
-            status.held = done.held.clone();
+            status.held = done.held.as_deref().cloned();
             if done.drift.is_some() {
                 status.drift = done.drift.clone();
             }
@@ -253,7 +254,7 @@ pub fn after(
         // A retry failing the same way is one entry, not five.
         if newest.is_none_or(|h| h.revision != revision || h.result != result) {
             let approval = match outcome {
-                Outcome::Done(done) => done.approval.clone(),
+                Outcome::Done(done) => done.approval.as_deref().cloned(),
                 _ => None,
             };
             let time = now.0.to_string();
@@ -343,7 +344,7 @@ mod tests {
             until: Some("2026-11-28T06:00:00Z".into()),
         };
         let Outcome::Done(applied) = done(Work::Apply, vec![env("dev", "Applied")]) else { unreachable!() };
-        let outcome = Outcome::Done(Done { held: Some(held.clone()), ..applied.clone() });
+        let outcome = Outcome::Done(Done { held: Some(Box::new(held.clone())), ..applied.clone() });
         let (ready, reason, message) = outcome.ready();
         assert_eq!((ready, reason), (false, "WindowClosed"));
         assert_eq!(
@@ -358,7 +359,7 @@ mod tests {
         let awaiting = Outcome::Done(Done {
             environments: vec![env("dev", "AwaitingApproval")],
             pending: Some(pending),
-            held: Some(WindowHold { until: None, ..held }),
+            held: Some(Box::new(WindowHold { until: None, ..held })),
             ..applied
         });
         let (_, reason, message) = awaiting.ready();

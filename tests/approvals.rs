@@ -69,7 +69,26 @@ fn waiting(cluster: &TestCluster, namespace: &str, digest: &str) -> Value {
     let status = json!({"pendingPlan": {"digest": digest, "revision": "0123456789abcdef0123456789abcdef01234567",
         "releases": [{"environment": "dev", "release": "app", "create": 1, "update": 0, "delete": 0}]}});
     cluster.patch_status(&sync, &status);
+    in_force(cluster, namespace);
     sync
+}
+
+/// Once a real API server's admission plugin has the new policy (its informer takes a moment):
+/// an approval naming no approver, sent as a dry run, is refused.
+fn in_force(cluster: &TestCluster, namespace: &str) {
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        cluster.client(),
+        namespace,
+        &kube::api::ApiResource::erase::<weaver_controllers::gitops::EnvironmentSync>(&()),
+    );
+    let params = kube::api::PatchParams { dry_run: true, ..Default::default() };
+    let probe = json!({"spec": {"approvedPlan": "sha256:probe"}});
+    common::eventually("the approvals policy in force", || {
+        match cluster.block_on(api.patch("shop", &params, &kube::api::Patch::Merge(&probe))) {
+            Err(kube::Error::Api(status)) if status.message.contains("an approval names its approver") => Ok(()),
+            other => Err(format!("not refused yet: {:?}", other.map(|_| "patched"))),
+        }
+    });
 }
 
 #[test]
@@ -110,8 +129,20 @@ fn kubectl_patch_of_the_approved_plan_needs_the_approve_verb_and_names_its_write
     // Nor may it rewrite who approved the last plan.
     let forged = json!({"metadata": {"annotations": {"weaver.example.com/approved-by": "someone-else"}}});
     assert!(!patch(&patcher, &forged).status.success(), "the approver rewritten without approve");
+    // Nor turn the approval Automatic, or lift a freeze: how it is approved is the approvers'.
+    for rules in [
+        json!({"spec": {"approval": "Automatic"}}),
+        json!({"spec": {"approval": null}}),
+        json!({"spec": {"windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration": "8h"}]}}),
+    ] {
+        let refused = patch(&patcher, &rules);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{rules} passed without approve");
+        assert!(stderr.contains("is approved (spec.approval, spec.windows): that needs the verb approve"), "{stderr}");
+    }
     // patch still does what it did: a change of anything else passes.
     assert!(patch(&patcher, &json!({"metadata": {"labels": {"team": "shop"}}})).status.success());
+    assert!(patch(&patcher, &json!({"spec": {"interval": "10m"}})).status.success());
 
     // approve, naming someone else: refused.
     let refused = patch(&approver, &named);
@@ -132,6 +163,13 @@ fn kubectl_patch_of_the_approved_plan_needs_the_approve_verb_and_names_its_write
     let live = cluster.get(&sync).unwrap();
     assert_eq!(live["spec"]["approvedPlan"], digest.as_str());
     assert_eq!(live["metadata"]["annotations"]["weaver.example.com/approved-by"], approver.user.as_str());
+
+    // The approvers set the windows.
+    let freeze = json!({"spec": {"windows": [{"kind": "deny", "schedule": "0 18 * * 5", "duration": "62h", "timeZone": "Europe/Berlin"}]}});
+    let passed = patch(&approver, &freeze);
+    assert!(passed.status.success(), "{}", String::from_utf8_lossy(&passed.stderr));
+    let lifted = patch(&patcher, &json!({"spec": {"windows": null}}));
+    assert!(!lifted.status.success(), "the freeze lifted without approve");
 
     // Resuming needs resume, suspending suspend; approve gives neither.
     let resume = json!({"spec": {"suspend": false}});

@@ -164,6 +164,15 @@ fn kubectl_patch_of_the_approved_plan_needs_the_approve_verb_and_names_its_write
     assert_eq!(live["spec"]["approvedPlan"], digest.as_str());
     assert_eq!(live["metadata"]["annotations"]["weaver.example.com/approved-by"], approver.user.as_str());
 
+    // The controller's own account (the chart's, in the release's namespace: here the test's)
+    // writes its UI users' approvals, naming them: it holds approve, and it alone may name another.
+    let controller = account(&cluster, &namespace, "configmapsync-operator", &["get", "patch", "approve"]);
+    let for_alice = json!({"metadata": {"annotations": {"weaver.example.com/approved-by": "alice"}},
+        "spec": {"approvedPlan": format!("sha256:{}", "ef".repeat(32))}});
+    let passed = patch(&controller, &for_alice);
+    assert!(passed.status.success(), "{}", String::from_utf8_lossy(&passed.stderr));
+    assert_eq!(cluster.get(&sync).unwrap()["metadata"]["annotations"]["weaver.example.com/approved-by"], "alice");
+
     // The approvers set the windows.
     let freeze = json!({"spec": {"windows": [{"kind": "deny", "schedule": "0 18 * * 5", "duration": "62h", "timeZone": "Europe/Berlin"}]}});
     let passed = patch(&approver, &freeze);

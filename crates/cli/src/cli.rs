@@ -412,7 +412,7 @@ pub struct OperatorRunArgs {
     pub ui_review_every: std::time::Duration,
     /// How long a web UI session lasts at most after sign-in, however it is kept alive (an OIDC
     /// provider's refresh tokens)
-    #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = parse_duration, requires = "ui_address")]
     pub ui_session_max_age: std::time::Duration,
     /// The web UI's URL as browsers reach it (https://weaver.example.org): the OIDC redirect
     /// URI is URL/oidc/callback, the post-logout one URL/sign-in
@@ -430,10 +430,16 @@ pub struct OperatorRunArgs {
     #[arg(long, value_name = "PATH", requires = "ui_address")]
     pub ui_oidc_client_secret_file: Option<PathBuf>,
     /// Scopes asked of the OIDC provider besides openid
-    #[arg(long, value_name = "SCOPE,...", value_delimiter = ',', default_value = "email,profile")]
+    #[arg(
+        long,
+        value_name = "SCOPE,...",
+        value_delimiter = ',',
+        default_value = "email,profile",
+        requires = "ui_address"
+    )]
     pub ui_oidc_scopes: Vec<String>,
     /// The ID token claim that names the Kubernetes user, as kube-apiserver's --oidc-username-claim
-    #[arg(long, value_name = "CLAIM", default_value = "sub")]
+    #[arg(long, value_name = "CLAIM", default_value = "sub", requires = "ui_address")]
     pub ui_oidc_username_claim: String,
     /// The prefix of user names, as kube-apiserver's --oidc-username-prefix; `-` for none
     /// [default: ISSUER# unless the claim is email]
@@ -444,7 +450,7 @@ pub struct OperatorRunArgs {
     #[arg(long, value_name = "CLAIM", requires = "ui_address")]
     pub ui_oidc_groups_claim: Option<String>,
     /// The prefix of group names, as kube-apiserver's --oidc-groups-prefix [default: none]
-    #[arg(long, value_name = "PREFIX", default_value = "")]
+    #[arg(long, value_name = "PREFIX", default_value = "", requires = "ui_address")]
     pub ui_oidc_groups_prefix: String,
     /// A claim the ID token must have with this value (repeatable), as kube-apiserver's
     /// --oidc-required-claim

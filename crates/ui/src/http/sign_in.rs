@@ -50,7 +50,9 @@ impl Server {
         session: &str,
         query: &HashMap<String, String>,
     ) -> Answer {
-        let Some(auth) = &self.auth else { return Answer::text(StatusCode::NOT_FOUND, "not found\n") };
+        let Some(auth) = self.auth.as_ref().filter(|auth| auth.oidc.is_some()) else {
+            return Answer::text(StatusCode::NOT_FOUND, "no OIDC provider is configured: sign in with a token\n");
+        };
         if let Some(error) = query.get("error") {
             // Only the OAuth error code: a description is the provider's text, shown nowhere.
             let message = format!("the OIDC provider did not sign you in: {}", oauth_error_code(error));

@@ -91,7 +91,7 @@ impl Controller {
     }
 
     /// A session signed in with `token`, as the cookie sends it.
-    fn sign_in(&self, token: &str) -> String {
+    pub(crate) fn sign_in(&self, token: &str) -> String {
         let (anonymous, csrf) = self.visit();
         let signed = self.post("/sign-in", &anonymous, &[], &[("csrf", &csrf), ("token", token)]);
         assert_eq!(signed.status, 303, "{}", signed.body);

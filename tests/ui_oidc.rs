@@ -184,6 +184,13 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
     }
     replies.extend([signed, whoami]);
 
+    // A token still signs in beside OIDC (machines, break-glass), and says so.
+    cluster.service_account(&ns, "robot");
+    let robot = controller.sign_in(&cluster.token(&ns, "robot"));
+    let robot_page = text(&controller.get("/whoami", Some(&robot)));
+    assert!(robot_page.contains(&format!("system:serviceaccount:{ns}:robot")), "{robot_page}");
+    assert!(robot_page.contains("a token the API server accepts") && !robot_page.contains("Username"), "{robot_page}");
+
     // The same callback again: its state is used up.
     let replayed = controller.get(&callback, Some(&cookies));
     assert_eq!(replayed.status, 400, "{}", replayed.body);

@@ -125,7 +125,7 @@ impl Auth {
             return Err(Refused::NotAccepted);
         }
         let subject = self.review(token).await.map_err(Refused::Unavailable)?.ok_or(Refused::NotAccepted)?;
-        Ok(self.new_session(Credential::Token(token.into()), subject, None))
+        Ok(self.new_session(Credential::Token(token.into()), subject))
     }
 
     /// One more sign-in attempt from `client`, unless it made too many.
@@ -144,22 +144,20 @@ impl Auth {
     pub async fn sign_in_oidc(&self, state: &str, code: &str, browser: &str) -> std::result::Result<String, Refused> {
         let provider = self.oidc.as_ref().ok_or(Refused::NotAccepted)?;
         let signed_in = provider.finish(state, code, browser).await.map_err(Refused::Oidc)?;
-        let subject = oidc_subject(signed_in.identity);
-        let ends = signed_in.tokens.id_token_expires;
-        Ok(self.new_session(Credential::Oidc(signed_in.tokens), subject, Some(ends)))
+        Ok(self.new_session(Credential::Oidc(signed_in.tokens), oidc_subject(signed_in.identity)))
     }
 
     /// A session under a new random id (never the one the browser had before: a session id
     /// planted beforehand signs no one in). It ends after [`Auth::max_age`], or with an OIDC
     /// session's ID token when nothing can refresh it.
-    fn new_session(&self, credential: Credential, subject: Subject, id_token_expires: Option<SystemTime>) -> String {
+    fn new_session(&self, credential: Credential, subject: Subject) -> String {
         let id = new_id();
         let now = Instant::now();
         let mut ends_at = SystemTime::now() + self.max_age;
-        if let (Credential::Oidc(tokens), Some(expires)) = (&credential, id_token_expires)
+        if let Credential::Oidc(tokens) = &credential
             && !tokens.refreshable()
         {
-            ends_at = ends_at.min(expires);
+            ends_at = ends_at.min(tokens.id_token_expires);
         }
         let left = ends_at.duration_since(SystemTime::now()).unwrap_or_default();
         let mut sessions = self.sessions();

@@ -202,15 +202,14 @@ async fn answer(
         Some(set) => Some(set),
         None => new_session.then_some((session, None)),
     };
+    // Over plain HTTP (loopback) a Secure cookie would never be sent back.
+    let secure = if secure { "; Secure" } else { "" };
     if let Some((id, age)) = cookie {
-        // Over plain HTTP (loopback) a Secure cookie would never be sent back.
-        let secure = if secure { "; Secure" } else { "" };
         let age = age.map(|age| format!("; Max-Age={}", age.as_secs())).unwrap_or_default();
         builder = builder
             .header(header::SET_COOKIE, format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"));
     }
     if let Some(flow) = answer.flow {
-        let secure = if secure { "; Secure" } else { "" };
         let age = if flow.is_empty() { 0 } else { crate::oidc::FLOW_AGE.as_secs() };
         let cookie = format!(
             "{FLOW_COOKIE}={flow}; Path={}; HttpOnly; SameSite=Lax{secure}; Max-Age={age}",

@@ -1,10 +1,10 @@
 //! Signing in with a token or at the OIDC provider, and out; and who the user is.
 
+use std::collections::HashMap;
+
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use weaver_engine::action::Progress;
-
-use std::collections::HashMap;
 
 use super::{Answer, FLOW_COOKIE, Server};
 use crate::auth::{self, Auth, Refused};

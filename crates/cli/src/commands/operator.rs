@@ -529,6 +529,62 @@ impl Shutdown {
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use secrecy::ExposeSecret;
+
+    /// `weaver operator run --ui-address 127.0.0.1:0` with `flags`, as clap parses it.
+    fn run_args(flags: &[&str]) -> Box<crate::cli::OperatorRunArgs> {
+        use clap::Parser;
+        let args = ["weaver", "operator", "run", "--ui-address", "127.0.0.1:0"].iter().chain(flags);
+        match crate::cli::Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(crate::cli::Command::Operator(crate::cli::OperatorCommand::Run(run))) => run,
+            Ok(_) => panic!("not operator run"),
+            Err(err) => panic!("{}", err.render()),
+        }
+    }
+
+    #[test]
+    fn the_oidc_flags_name_what_is_missing_and_read_the_client_secret_from_its_file() {
+        let refused = |flags: &[&str]| match super::oidc_config(&run_args(flags)) {
+            Ok(_) => panic!("{flags:?} accepted"),
+            Err(err) => err.to_string(),
+        };
+        let issuer = ["--ui-oidc-issuer", "https://id.example.com"];
+        assert!(refused(&issuer).contains("--ui-oidc-issuer is given without --ui-oidc-client-id"));
+        let client = ["--ui-oidc-client-id", "weaver"];
+        assert!(refused(&client).contains("--ui-oidc-client-id is given without --ui-oidc-issuer"));
+        assert!(refused(&[issuer, client].concat()).contains("--ui-oidc-issuer needs --ui-url"));
+        let stray = ["--ui-oidc-groups-claim", "groups"];
+        assert!(refused(&stray).contains("--ui-oidc-groups-claim is given without --ui-oidc-issuer"));
+        assert!(super::oidc_config(&run_args(&[])).unwrap().is_none(), "tokens only");
+
+        let dir = std::env::temp_dir().join(format!("weaver-oidc-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("client-secret");
+        let path = file.to_str().unwrap();
+        let given = [
+            &issuer[..],
+            &client,
+            &["--ui-url", "https://weaver.example.org", "--ui-oidc-scopes", "openid,email,groups"],
+        ]
+        .concat();
+        let with_secret = [&given[..], &["--ui-oidc-client-secret-file", path]].concat();
+        assert!(refused(&with_secret).contains(&format!("cannot read --ui-oidc-client-secret-file {path}")));
+        // A Secret's file with the newline `kubectl create secret --from-file` often keeps.
+        std::fs::write(&file, "s3cret-value\n").unwrap();
+        let config = super::oidc_config(&run_args(&with_secret)).unwrap().expect("OIDC configured");
+        assert_eq!(
+            config.client_secret.as_ref().map(|s| s.expose_secret().to_string()).as_deref(),
+            Some("s3cret-value")
+        );
+        assert_eq!(config.scopes, ["email", "groups"], "openid is always asked, once");
+        assert_eq!(config.ui_url, "https://weaver.example.org");
+        std::fs::write(&file, "\n").unwrap();
+        let empty = refused(&with_secret);
+        assert!(empty.contains("is empty"), "{empty}");
+        assert!(super::oidc_config(&run_args(&given)).unwrap().unwrap().client_secret.is_none(), "a public client");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::{KUBE_CLIENT_BODIES_TARGET, KUBE_WATCHER_TARGET, LogFormat, log_subscriber};
 
     /// What the operator's logs print of events inside a reconcile's span (as kube's

@@ -159,7 +159,7 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
     let flags = format!(
         "--ui-url {ui} --ui-oidc-issuer {} --ui-oidc-client-id weaver-ui --ui-oidc-client-secret-file {} \
          --ui-oidc-username-claim email --ui-oidc-groups-claim groups --ui-oidc-groups-prefix oidc: \
-         --ui-trusted-proxies 127.0.0.1/32",
+         --ui-trusted-proxies 127.0.0.1/32 --ui-review-every 1s",
         provider.url,
         secret_file.display()
     );
@@ -183,6 +183,22 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
         assert!(shown.contains(wanted), "{wanted}: {shown}");
     }
     replies.extend([signed, whoami]);
+
+    // Past --ui-review-every, pages asked at once refresh the session once: the provider
+    // rotates refresh tokens and refuses a second use of one, which would end the session.
+    let issued = |provider: &Provider| -> serde_json::Value {
+        serde_json::from_str(&get(&format!("{}/issued", provider.url), &[]).body).unwrap()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..4).map(|_| scope.spawn(|| controller.get("/whoami", Some(&session)).status)).collect();
+        asks.into_iter().map(|ask| ask.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, [200; 4]);
+    let after = issued(&provider);
+    assert_eq!((&after["refreshes"], &after["reused"]), (&json!(1), &json!(0)), "{after}");
+    // The refreshed ID token (no nonce) was checked and names the same user.
+    assert!(text(&controller.get("/whoami", Some(&session))).contains("carol@example.com"));
 
     // A token still signs in beside OIDC (machines, break-glass), and says so.
     cluster.service_account(&ns, "robot");
@@ -211,11 +227,7 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
     assert!(denied.body.contains("access_denied") && !denied.body.contains("leaked"), "{}", denied.body);
 
     // Keys rotated: the new key's token is accepted once the JWKS is fetched again.
-    let fetches = |provider: &Provider| {
-        let issued: serde_json::Value =
-            serde_json::from_str(&get(&format!("{}/issued", provider.url), &[]).body).unwrap();
-        issued["jwks_fetches"].as_u64().unwrap()
-    };
+    let fetches = |provider: &Provider| issued(provider)["jwks_fetches"].as_u64().unwrap();
     assert_eq!(fetches(&provider), 1, "discovery's fetch");
     agent().post(format!("{}/scenario", provider.url)).send("rotate").unwrap();
     let (rotated, ..) = sign_in_crafted(&controller, "198.51.100.3");
@@ -247,7 +259,7 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
     let log = controller.log();
     assert!(log.contains("carol@example.com signed in with OIDC"), "{log}");
     assert!(log.contains("an OIDC sign-in was refused"), "{log}");
-    let issued: serde_json::Value = serde_json::from_str(&get(&format!("{}/issued", provider.url), &[]).body).unwrap();
+    let issued = issued(&provider);
     let tokens = issued["tokens"].as_array().unwrap();
     assert!(tokens.len() >= 2 + bad.len(), "{issued}");
     let mut secrets: Vec<String> = vec![secret.to_string()];

@@ -43,6 +43,9 @@ struct Session {
     /// When the session ends, for the "who am I" page.
     ends_at: SystemTime,
     reviewed: Instant,
+    /// Held while the session is refreshed at its OIDC provider: one refresh at a time, as a
+    /// provider that rotates refresh tokens refuses the second use of one (ending the session).
+    refreshing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What a session signed in with, and is asked again by.
@@ -162,7 +165,9 @@ impl Auth {
         let left = ends_at.duration_since(SystemTime::now()).unwrap_or_default();
         let mut sessions = self.sessions();
         sessions.retain(|_, session| session.expires > now);
-        sessions.insert(id.clone(), Session { credential, subject, expires: now + left, ends_at, reviewed: now });
+        let refreshing = Default::default();
+        let session = Session { credential, subject, expires: now + left, ends_at, reviewed: now, refreshing };
+        sessions.insert(id.clone(), session);
         id
     }
 
@@ -185,7 +190,7 @@ impl Auth {
     /// session's: while its provider refreshes it).
     pub async fn user(&self, session: &str) -> Result<Option<Subject>> {
         let now = Instant::now();
-        let credential = {
+        let (credential, last_reviewed, refreshing) = {
             let mut sessions = self.sessions();
             match sessions.get(session) {
                 None => return Ok(None),
@@ -196,15 +201,26 @@ impl Auth {
                 Some(found) if now.duration_since(found.reviewed) < self.review_every && !found.lapsed() => {
                     return Ok(Some(found.subject.clone()));
                 }
-                Some(found) => found.credential.clone(),
+                Some(found) => (found.credential.clone(), found.reviewed, found.refreshing.clone()),
             }
         };
         let (reviewed, credential) = match credential {
             Credential::Token(token) => (self.review(token.expose_secret()).await?, Credential::Token(token)),
-            Credential::Oidc(tokens) => match self.refresh(session, &tokens).await? {
-                Some((subject, tokens)) => (Some(subject), Credential::Oidc(tokens)),
-                None => (None, Credential::Oidc(tokens)),
-            },
+            Credential::Oidc(_) => {
+                let _one_at_a_time = refreshing.lock().await;
+                // The tokens as they are now: another request may have refreshed them meanwhile.
+                let tokens = match self.sessions().get(session) {
+                    Some(found) if found.reviewed != last_reviewed && !found.lapsed() => {
+                        return Ok(Some(found.subject.clone()));
+                    }
+                    Some(Session { credential: Credential::Oidc(tokens), .. }) => tokens.clone(),
+                    _ => return Ok(None),
+                };
+                match self.refresh(session, &tokens).await? {
+                    Some((subject, tokens)) => (Some(subject), Credential::Oidc(tokens)),
+                    None => (None, Credential::Oidc(tokens)),
+                }
+            }
         };
         let mut sessions = self.sessions();
         match reviewed {

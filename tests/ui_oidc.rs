@@ -288,8 +288,9 @@ fn a_user_signs_in_at_the_provider_in_a_browser_and_their_groups_decide_what_the
     let other = cluster.namespace("other");
     let shop = create(&cluster, &ns, "shop", json!({"suspend": true}));
     create(&cluster, &other, "blog", json!({"suspend": true}));
+    // `resume`: the verb of its own that resuming needs once approvals' verbs are enforced.
     let rule = json!({"apiGroups": ["weaver.example.com"], "resources": ["environmentsyncs"],
-        "verbs": ["get", "list", "watch", "patch"]});
+        "verbs": ["get", "list", "watch", "patch", "resume"]});
     grant_group(&cluster, &ns, "oidc:team-a", "team-a-syncs", rule);
     // oidc-provider-mock serves confidential clients only (any secret).
     let secret = "mock-client-secret-52b0d4";

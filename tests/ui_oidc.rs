@@ -135,6 +135,16 @@ fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
 fn sign_in_crafted(controller: &Controller, client: &str) -> (Reply, String, String) {
     let start = get(&format!("{}/sign-in/oidc", controller.url), &[("X-Forwarded-For", client)]);
     assert_eq!(start.status, 303, "{}", start.body);
+    let flow = start
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("weaver-ui-oidc="));
+    let flow = flow.expect("the sign-in's cookie");
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/oidc/callback", "Max-Age=600"] {
+        assert!(flow.contains(flag), "{flag}: {flow}");
+    }
     let cookies = ["weaver-ui", "weaver-ui-oidc"].map(|name| set_cookie(&start, name).expect(name)).join("; ");
     let authorize = get(start.header("location"), &[]);
     assert_eq!(authorize.status, 302, "{}", authorize.body);
@@ -176,6 +186,14 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
     let (signed, callback, cookies) = sign_in_crafted(&controller, "198.51.100.1");
     assert_eq!(signed.status, 200, "{}", signed.body);
     let session = set_cookie(&signed, "weaver-ui").expect("a session cookie");
+    // The session cookie as a token's (Strict, and --ui-session-max-age's 8 h at most: the
+    // refresh token keeps it that long); the sign-in's cookie cleared.
+    let set: Vec<&str> = signed.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
+    let session_set = set.iter().find(|c| c.starts_with("weaver-ui=")).unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Max-Age=28800", "Path=/"] {
+        assert!(session_set.contains(flag), "{flag}: {session_set}");
+    }
+    assert!(set.iter().any(|c| c.starts_with("weaver-ui-oidc=;") && c.contains("Max-Age=0")), "{set:?}");
     assert!(!cookies.contains(&session), "a new session id, not the browser's before");
     let whoami = controller.get("/whoami", Some(&session));
     let shown = text(&whoami);

@@ -47,7 +47,7 @@ fn main() {
         client.clone(),
         syncs,
         None,
-        (Vec::new(), Duration::from_secs(60)),
+        weaver_cli::commands::operator::UiSignIn::tokens_only(Duration::from_secs(60)),
         listener,
         std::future::pending(),
     ));

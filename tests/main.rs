@@ -53,5 +53,6 @@ mod secrets_cli;
 mod sync;
 mod ui;
 mod ui_controller;
+mod ui_oidc;
 mod validate;
 mod wait;

@@ -636,6 +636,68 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
 }
 
 #[test]
+fn the_web_uis_oidc_sign_in_takes_its_client_secret_from_a_mounted_secret() {
+    let objects = render_chart_with(
+        "{gitops: {ui: {enabled: true, ingress: {host: weaver.example.org, tlsSecretName: weaver-tls}, \
+         oidc: {issuerURL: 'https://dex.example.org', clientID: weaver, clientSecret: {name: weaver-oidc, key: secret}, \
+         groupsClaim: groups, groupsPrefix: 'oidc:', usernamePrefix: '-', requiredClaims: {hd: example.org}, \
+         caConfigMap: {name: corp-ca, key: ca.pem}}}}}",
+    );
+    use clap::Parser;
+    let pod = &the(&objects, "Deployment")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args = std::iter::once("weaver").chain(strings(&container["args"]));
+    let cli = weaver_cli::cli::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{}", e.render()));
+    let weaver_cli::cli::Command::Operator(weaver_cli::cli::OperatorCommand::Run(run)) = cli.command else {
+        panic!("not `operator run`: {}", container["args"]);
+    };
+    // The URL from the Ingress's host; the mapping as given.
+    assert_eq!(run.ui_url.as_deref(), Some("https://weaver.example.org"));
+    assert_eq!(run.ui_oidc_issuer.as_deref(), Some("https://dex.example.org"));
+    assert_eq!(run.ui_oidc_client_id.as_deref(), Some("weaver"));
+    assert_eq!(run.ui_oidc_scopes, ["email", "profile"]);
+    assert_eq!((run.ui_oidc_username_claim.as_str(), run.ui_oidc_username_prefix.as_deref()), ("sub", Some("-")));
+    assert_eq!((run.ui_oidc_groups_claim.as_deref(), run.ui_oidc_groups_prefix.as_str()), (Some("groups"), "oidc:"));
+    assert_eq!(run.ui_oidc_required_claim, [("hd".to_string(), "example.org".to_string())]);
+    // The secret a file of its Secret's item, readable by the operator's group alone; in no
+    // environment variable.
+    let secret_file = run.ui_oidc_client_secret_file.expect("a client secret file");
+    assert_eq!(secret_file, std::path::Path::new("/etc/weaver/oidc-client-secret/client-secret"));
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert!(
+        volumes.contains(&json!({"name": "oidc-client-secret", "secret": {"secretName": "weaver-oidc",
+            "items": [{"key": "secret", "path": "client-secret"}], "defaultMode": 288}})),
+        "{volumes:?}"
+    );
+    assert!(
+        volumes.contains(&json!({"name": "oidc-ca", "configMap": {"name": "corp-ca",
+            "items": [{"key": "ca.pem", "path": "ca.crt"}]}})),
+        "{volumes:?}"
+    );
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    assert!(mounts.contains(&json!({"name": "oidc-client-secret", "mountPath": "/etc/weaver/oidc-client-secret",
+        "readOnly": true})));
+    assert_eq!(run.ui_oidc_ca_file.as_deref(), Some(std::path::Path::new("/etc/weaver/oidc-ca/ca.crt")));
+    assert_eq!(pod["securityContext"]["fsGroup"], 65532);
+    assert!(!container["env"].to_string().contains("weaver-oidc"), "{}", container["env"]);
+
+    // Without an issuer: tokens only, no OIDC flag.
+    let plain = render_chart_with("{gitops: {ui: {enabled: true}}}");
+    let args = strings(&the(&plain, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(!args.iter().any(|arg| arg.starts_with("--ui-oidc") || arg.starts_with("--ui-url")), "{args:?}");
+
+    // An issuer without a client id, or without the UI's URL, fails the render, naming the value.
+    let refused = |oidc: &str| {
+        let repo = chart_repo("weaver-system", &format!("{{gitops: {{ui: {{enabled: true, oidc: {oidc}}}}}}}"));
+        repo.weaver(&["render", "--env", "ops"]).failure().to_string()
+    };
+    let error = refused("{issuerURL: 'https://dex.example.org', url: 'https://weaver.example.org'}");
+    assert!(error.contains("gitops.ui.oidc.issuerURL needs gitops.ui.oidc.clientID"), "{error}");
+    let error = refused("{issuerURL: 'https://dex.example.org', clientID: weaver}");
+    assert!(error.contains("needs gitops.ui.oidc.url or gitops.ui.ingress.host"), "{error}");
+}
+
+#[test]
 fn an_ingress_host_without_tls_is_refused_unless_tls_ends_before_it() {
     // Tokens pasted into the sign-in page would cross the network in clear.
     let behind = |ingress: &str| {

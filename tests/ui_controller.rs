@@ -16,20 +16,25 @@ use crate::sync::{create, setup};
 use crate::ui::{Reply, Served};
 
 /// `weaver operator run --ui-address`, stopped with the test; its log kept.
-struct Controller {
+pub(crate) struct Controller {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     log: Arc<Mutex<String>>,
     agent: ureq::Agent,
 }
 
 impl Controller {
     /// The controller, with `flags` besides those every test gives.
-    fn start(cluster: &TestCluster, flags: &[&str]) -> Controller {
+    pub(crate) fn start(cluster: &TestCluster, flags: &[&str]) -> Controller {
+        Controller::start_at(cluster, "127.0.0.1:0", flags)
+    }
+
+    /// The controller serving its UI on `address`, with `flags` besides those every test gives.
+    pub(crate) fn start_at(cluster: &TestCluster, address: &str, flags: &[&str]) -> Controller {
         let cache = std::env::temp_dir().join(format!("weaver-ui-controller-{}", cluster.prefix));
         let mut child = std::process::Command::new(common::WEAVER)
             .args(["operator", "run", "--controllers", "environmentsync", "--metrics-addr", "127.0.0.1:0"])
-            .args(["--ui-address", "127.0.0.1:0", "-l", &format!("test={}", cluster.prefix)])
+            .args(["--ui-address", address, "-l", &format!("test={}", cluster.prefix)])
             .args(flags)
             .arg("--cache-dir")
             .arg(&cache)
@@ -60,7 +65,7 @@ impl Controller {
         Controller { child, url, log, agent }
     }
 
-    fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+    pub(crate) fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
         let mut request = self.agent.get(format!("{}{path}", self.url));
         if let Some(cookie) = cookie {
             request = request.header("Cookie", cookie);
@@ -86,14 +91,14 @@ impl Controller {
     }
 
     /// A session signed in with `token`, as the cookie sends it.
-    fn sign_in(&self, token: &str) -> String {
+    pub(crate) fn sign_in(&self, token: &str) -> String {
         let (anonymous, csrf) = self.visit();
         let signed = self.post("/sign-in", &anonymous, &[], &[("csrf", &csrf), ("token", token)]);
         assert_eq!(signed.status, 303, "{}", signed.body);
         cookie_of(&signed)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -106,12 +111,12 @@ impl Drop for Controller {
 }
 
 /// An answer's body as a browser shows its text (the templates escape slashes and quotes).
-fn text(reply: &Reply) -> String {
+pub(crate) fn text(reply: &Reply) -> String {
     reply.body.replace("&#x2f;", "/").replace("&#x27;", "'").replace("&amp;", "&")
 }
 
 /// The cookie an answer sets, as a request sends it back.
-fn cookie_of(reply: &Reply) -> String {
+pub(crate) fn cookie_of(reply: &Reply) -> String {
     reply.header("set-cookie").split(';').next().unwrap().to_string()
 }
 

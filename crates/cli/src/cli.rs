@@ -333,7 +333,8 @@ pub struct SyncApproveArgs {
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
     /// Run the controller until SIGTERM or Ctrl-C (uses --kubeconfig and --context like other commands)
-    Run(OperatorRunArgs),
+    // Boxed: its flags (the web UI's OIDC ones among them) make it the largest of the commands.
+    Run(Box<OperatorRunArgs>),
     /// Print the CustomResourceDefinitions the controllers serve (generated from their types)
     Crd(OperatorCrdArgs),
 }
@@ -409,6 +410,56 @@ pub struct OperatorRunArgs {
     /// still accepted: a token revoked signs its user out within this
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub ui_review_every: std::time::Duration,
+    /// How long a web UI session lasts at most after sign-in, however it is kept alive (an OIDC
+    /// provider's refresh tokens)
+    #[arg(long, value_name = "DURATION", default_value = "8h", value_parser = parse_duration, requires = "ui_address")]
+    pub ui_session_max_age: std::time::Duration,
+    /// The web UI's URL as browsers reach it (https://weaver.example.org): the OIDC redirect
+    /// URI is URL/oidc/callback, the post-logout one URL/sign-in
+    #[arg(long, value_name = "URL", requires = "ui_address")]
+    pub ui_url: Option<String>,
+    /// The OIDC provider users sign in to the web UI at, as its ID tokens' `iss` (with
+    /// --ui-oidc-client-id and --ui-url) [default: tokens only]
+    #[arg(long, value_name = "URL", requires = "ui_address")]
+    pub ui_oidc_issuer: Option<String>,
+    /// The web UI's client id at the OIDC provider
+    #[arg(long, value_name = "ID", requires = "ui_address")]
+    pub ui_oidc_client_id: Option<String>,
+    /// A file holding the web UI's client secret at the OIDC provider (a mounted Secret)
+    /// [default: none; a public client, PKCE only]
+    #[arg(long, value_name = "PATH", requires = "ui_address")]
+    pub ui_oidc_client_secret_file: Option<PathBuf>,
+    /// Scopes asked of the OIDC provider besides openid
+    #[arg(
+        long,
+        value_name = "SCOPE,...",
+        value_delimiter = ',',
+        default_value = "email,profile",
+        requires = "ui_address"
+    )]
+    pub ui_oidc_scopes: Vec<String>,
+    /// The ID token claim that names the Kubernetes user, as kube-apiserver's --oidc-username-claim
+    #[arg(long, value_name = "CLAIM", default_value = "sub", requires = "ui_address")]
+    pub ui_oidc_username_claim: String,
+    /// The prefix of user names, as kube-apiserver's --oidc-username-prefix; `-` for none
+    /// [default: ISSUER# unless the claim is email]
+    #[arg(long, value_name = "PREFIX", requires = "ui_address")]
+    pub ui_oidc_username_prefix: Option<String>,
+    /// The ID token claim that names the user's groups (a string or a list of strings)
+    /// [default: none; no groups]
+    #[arg(long, value_name = "CLAIM", requires = "ui_address")]
+    pub ui_oidc_groups_claim: Option<String>,
+    /// The prefix of group names, as kube-apiserver's --oidc-groups-prefix [default: none]
+    #[arg(long, value_name = "PREFIX", default_value = "", requires = "ui_address")]
+    pub ui_oidc_groups_prefix: String,
+    /// A claim the ID token must have with this value (repeatable), as kube-apiserver's
+    /// --oidc-required-claim
+    #[arg(long, value_name = "CLAIM=VALUE", value_parser = claim_value, requires = "ui_address")]
+    pub ui_oidc_required_claim: Vec<(String, String)>,
+    /// A PEM file of the CA the OIDC provider's certificate is checked against [default: the
+    /// public web's roots]
+    #[arg(long, value_name = "PATH", requires = "ui_address")]
+    pub ui_oidc_ca_file: Option<PathBuf>,
     /// How many ConfigMapSyncs to reconcile at once
     #[arg(long, value_name = "N", default_value_t = weaver_controllers::configmapsync::controller::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -451,6 +502,14 @@ fn shard_name(text: &str) -> Result<String, String> {
             Err("expected a DNS label of at most 40 characters (lower-case letters, digits and -), such as a or eu-1"
                 .into())
         }
+    }
+}
+
+/// A `CLAIM=VALUE` pair (`--ui-oidc-required-claim`).
+fn claim_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((claim, value)) if !claim.is_empty() => Ok((claim.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not CLAIM=VALUE")),
     }
 }
 

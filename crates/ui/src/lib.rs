@@ -17,6 +17,7 @@
 
 mod auth;
 mod http;
+mod oidc;
 mod pages;
 pub mod proxy;
 mod view;
@@ -31,6 +32,7 @@ use weaver_engine::action::{Keys, Progress};
 use weaver_secrets::Redactor;
 
 pub use http::serve;
+pub use oidc::{ClaimMapping, OidcConfig};
 
 /// What `weaver ui` serves, and as whom.
 #[derive(Clone)]
@@ -73,6 +75,10 @@ pub struct SignIn {
     /// How often a session's token is reviewed again: a token revoked (its ServiceAccount
     /// deleted, its OIDC session ended) signs its user out within this.
     pub review_every: std::time::Duration,
+    /// How long a session lasts at most after sign-in, however it is kept alive.
+    pub max_age: std::time::Duration,
+    /// The OIDC provider users may sign in at, besides tokens; None: tokens only.
+    pub oidc: Option<OidcConfig>,
 }
 
 /// The address `weaver ui` may listen on: a loopback one, `--address` named when it is not.

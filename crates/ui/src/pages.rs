@@ -24,7 +24,7 @@ pub const STYLESHEET: &str = include_str!("templates/ui.css");
 /// Content-Security-Policy allows this server's scripts alone). The pages read fully without it.
 pub const SCRIPT: &str = include_str!("templates/ui.js");
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("fleet.html", include_str!("templates/fleet.html")),
@@ -34,6 +34,8 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("release.html", include_str!("templates/release.html")),
     ("object.html", include_str!("templates/object.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
+    ("signed_in.html", include_str!("templates/signed_in.html")),
+    ("whoami.html", include_str!("templates/whoami.html")),
 ];
 
 /// The templates, parsed once.
@@ -98,6 +100,35 @@ pub struct Chrome {
     /// The path an environment's pages are under (`/environments/ENV`; in the controller
     /// `/syncs/NAMESPACE/NAME/environments/ENV`); empty on other pages.
     pub env_path: String,
+}
+
+/// The sign-in page: the OIDC provider's issuer when users may sign in there.
+#[derive(Serialize)]
+pub struct SignInPage {
+    pub issuer: Option<String>,
+}
+
+/// The "who am I" page: the Kubernetes identity SubjectAccessReviews ask of, how it was
+/// named, and when the session ends.
+#[derive(Serialize)]
+pub struct WhoAmIPage {
+    pub user: String,
+    pub groups: Vec<String>,
+    /// The OIDC issuer signed in at; None: a token.
+    pub issuer: Option<String>,
+    pub mapping: Option<ClaimMappingView>,
+    /// RFC 3339, UTC.
+    pub ends_at: String,
+}
+
+/// An ID token's claims' mapping as the "who am I" page shows it: the prefixes in effect.
+#[derive(Serialize)]
+pub struct ClaimMappingView {
+    pub username_claim: String,
+    pub username_prefix: String,
+    pub groups_claim: Option<String>,
+    pub groups_prefix: String,
+    pub required_claims: Vec<String>,
 }
 
 /// What the fleet page selects: `?label=SELECTOR&state=STATE`.

@@ -104,6 +104,8 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
             .with_help(format!("add environmentsync to --controllers, or leave {flag} out")));
         }
     }
+    // Read before anything starts: a wrong flag or an unreadable file stops the operator here.
+    let ui_sign_in = UiSignIn::from_args(args)?;
     let connect = super::connect_options(&args.cluster);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| weaver_core::error::Error::new(format!("cannot start the operator's runtime: {err}")))?;
@@ -175,11 +177,19 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
         if let Some(address) = args.ui_address {
             let listener = listen("--ui-address", address).await?;
             let bound = listener.local_addr().unwrap_or(address);
-            tracing::info!("serving the web UI on http://{bound}/: users sign in with a token the API server accepts");
+            match &ui_sign_in.oidc {
+                Some(oidc) => tracing::info!(
+                    "serving the web UI on http://{bound}/: users sign in at {} or with a token the API server accepts",
+                    oidc.issuer
+                ),
+                None => tracing::info!(
+                    "serving the web UI on http://{bound}/: users sign in with a token the API server accepts"
+                ),
+            }
             // Every replica serves, from a watch of its own: followers run no controller.
             let (syncs, watching) = weaver_cluster::SyncCache::watch(client.clone(), selector.as_deref());
             tokio::spawn(watching);
-            let sign_in = (args.ui_trusted_proxies.clone(), args.ui_review_every);
+            let sign_in = ui_sign_in.clone();
             let serving =
                 serve_ui(connect.clone(), client.clone(), syncs, gitops.clone(), sign_in, listener, std::future::pending());
             let liveness = telemetry.liveness.clone();
@@ -290,7 +300,7 @@ pub async fn serve_ui(
     client: kube::Client,
     syncs: weaver_cluster::SyncCache,
     gitops: Option<std::sync::Arc<weaver_controllers::gitops::reconcile::Shared>>,
-    (trusted_proxies, review_every): (Vec<weaver_ui::proxy::Cidr>, std::time::Duration),
+    sign_in: UiSignIn,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> weaver_core::error::Result<()> {
@@ -307,14 +317,120 @@ pub async fn serve_ui(
         concurrency: weaver_cluster::DEFAULT_CONCURRENCY,
         rollback: super::rollback_settings(),
         redactor: weaver_secrets::Redactor::default(),
-        on: std::sync::Arc::new(|progress| {
-            if let weaver_engine::action::Progress::Status(line) = progress {
-                tracing::info!("{line}");
-            }
+        on: std::sync::Arc::new(|progress| match progress {
+            weaver_engine::action::Progress::Status(line) => tracing::info!("{line}"),
+            weaver_engine::action::Progress::Warning(line) => tracing::warn!("{line}"),
+            _ => {}
         }),
-        sign_in: Some(weaver_ui::SignIn { client, syncs, gitops, trusted_proxies, review_every }),
+        sign_in: Some(weaver_ui::SignIn {
+            client,
+            syncs,
+            gitops,
+            trusted_proxies: sign_in.trusted_proxies,
+            review_every: sign_in.review_every,
+            max_age: sign_in.max_age,
+            oidc: sign_in.oidc,
+        }),
     };
     weaver_ui::serve(options, listener, shutdown).await
+}
+
+/// How users sign in to the controller's web UI, from the `--ui-*` flags.
+#[derive(Clone)]
+pub struct UiSignIn {
+    /// `--ui-trusted-proxies`
+    pub trusted_proxies: Vec<weaver_ui::proxy::Cidr>,
+    /// `--ui-review-every`
+    pub review_every: std::time::Duration,
+    /// `--ui-session-max-age`
+    pub max_age: std::time::Duration,
+    /// `--ui-oidc-*`; None: tokens only.
+    pub oidc: Option<weaver_ui::OidcConfig>,
+}
+
+impl UiSignIn {
+    /// Sign-in with tokens only, sessions of 8 hours at most.
+    pub fn tokens_only(review_every: std::time::Duration) -> UiSignIn {
+        let max_age = std::time::Duration::from_secs(8 * 3600);
+        UiSignIn { trusted_proxies: Vec::new(), review_every, max_age, oidc: None }
+    }
+
+    fn from_args(args: &OperatorRunArgs) -> weaver_core::error::Result<UiSignIn> {
+        Ok(UiSignIn {
+            trusted_proxies: args.ui_trusted_proxies.clone(),
+            review_every: args.ui_review_every,
+            max_age: args.ui_session_max_age,
+            oidc: oidc_config(args)?,
+        })
+    }
+}
+
+/// The OIDC provider of the web UI, as `--ui-oidc-*` and `--ui-url` name it; its client secret
+/// and CA read from their files.
+fn oidc_config(args: &OperatorRunArgs) -> weaver_core::error::Result<Option<weaver_ui::OidcConfig>> {
+    use weaver_core::error::Error;
+    let (issuer, client_id) = match (&args.ui_oidc_issuer, &args.ui_oidc_client_id) {
+        (Some(issuer), Some(client_id)) => (issuer.clone(), client_id.clone()),
+        (None, None) => {
+            let given = [
+                ("--ui-oidc-client-secret-file", args.ui_oidc_client_secret_file.is_some()),
+                ("--ui-oidc-ca-file", args.ui_oidc_ca_file.is_some()),
+                ("--ui-oidc-groups-claim", args.ui_oidc_groups_claim.is_some()),
+                ("--ui-oidc-username-prefix", args.ui_oidc_username_prefix.is_some()),
+                ("--ui-oidc-required-claim", !args.ui_oidc_required_claim.is_empty()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(Error::new(format!("{flag} is given without --ui-oidc-issuer"))
+                    .with_help("OIDC sign-in needs --ui-oidc-issuer, --ui-oidc-client-id and --ui-url"));
+            }
+            return Ok(None);
+        }
+        (Some(_), None) => {
+            return Err(Error::new("--ui-oidc-issuer is given without --ui-oidc-client-id")
+                .with_help("give the web UI's client id at the provider in --ui-oidc-client-id"));
+        }
+        (None, Some(_)) => {
+            return Err(Error::new("--ui-oidc-client-id is given without --ui-oidc-issuer")
+                .with_help("give the provider's issuer URL in --ui-oidc-issuer"));
+        }
+    };
+    let ui_url = match &args.ui_url {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => url.clone(),
+        Some(url) => return Err(Error::new(format!("--ui-url {url:?} is not an http(s) URL"))),
+        None => {
+            return Err(Error::new("--ui-oidc-issuer needs --ui-url").with_help(
+                "give the web UI's URL as browsers reach it: the provider redirects back to URL/oidc/callback",
+            ));
+        }
+    };
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|err| Error::new(format!("cannot read {flag} {}: {err}", path.display())))
+    };
+    let client_secret = match &args.ui_oidc_client_secret_file {
+        Some(path) => {
+            let bytes = read("--ui-oidc-client-secret-file", path)?;
+            let secret = String::from_utf8(bytes).map_err(|_| {
+                Error::new(format!("--ui-oidc-client-secret-file {} is not UTF-8 text", path.display()))
+            })?;
+            // A Secret's file often ends with a newline the secret does not have.
+            let secret = secret.trim_end_matches(['\n', '\r']);
+            if secret.is_empty() {
+                return Err(Error::new(format!("--ui-oidc-client-secret-file {} is empty", path.display())));
+            }
+            Some(secrecy::SecretString::from(secret.to_string()))
+        }
+        None => None,
+    };
+    let ca_pem = args.ui_oidc_ca_file.as_deref().map(|path| read("--ui-oidc-ca-file", path)).transpose()?;
+    let mapping = weaver_ui::ClaimMapping {
+        username_claim: args.ui_oidc_username_claim.clone(),
+        username_prefix: args.ui_oidc_username_prefix.clone(),
+        groups_claim: args.ui_oidc_groups_claim.clone(),
+        groups_prefix: args.ui_oidc_groups_prefix.clone(),
+        required_claims: args.ui_oidc_required_claim.clone(),
+    };
+    let scopes = args.ui_oidc_scopes.iter().filter(|scope| !scope.is_empty() && *scope != "openid").cloned().collect();
+    Ok(Some(weaver_ui::OidcConfig { issuer, client_id, client_secret, ui_url, scopes, mapping, ca_pem }))
 }
 
 /// A listener on `address`, which `flag` gave. An unspecified address (`0.0.0.0`, `::`) is
@@ -413,6 +529,62 @@ impl Shutdown {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    use secrecy::ExposeSecret;
+
+    /// `weaver operator run --ui-address 127.0.0.1:0` with `flags`, as clap parses it.
+    fn run_args(flags: &[&str]) -> Box<crate::cli::OperatorRunArgs> {
+        use clap::Parser;
+        let args = ["weaver", "operator", "run", "--ui-address", "127.0.0.1:0"].iter().chain(flags);
+        match crate::cli::Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(crate::cli::Command::Operator(crate::cli::OperatorCommand::Run(run))) => run,
+            Ok(_) => panic!("not operator run"),
+            Err(err) => panic!("{}", err.render()),
+        }
+    }
+
+    #[test]
+    fn the_oidc_flags_name_what_is_missing_and_read_the_client_secret_from_its_file() {
+        let refused = |flags: &[&str]| match super::oidc_config(&run_args(flags)) {
+            Ok(_) => panic!("{flags:?} accepted"),
+            Err(err) => err.to_string(),
+        };
+        let issuer = ["--ui-oidc-issuer", "https://id.example.com"];
+        assert!(refused(&issuer).contains("--ui-oidc-issuer is given without --ui-oidc-client-id"));
+        let client = ["--ui-oidc-client-id", "weaver"];
+        assert!(refused(&client).contains("--ui-oidc-client-id is given without --ui-oidc-issuer"));
+        assert!(refused(&[issuer, client].concat()).contains("--ui-oidc-issuer needs --ui-url"));
+        let stray = ["--ui-oidc-groups-claim", "groups"];
+        assert!(refused(&stray).contains("--ui-oidc-groups-claim is given without --ui-oidc-issuer"));
+        assert!(super::oidc_config(&run_args(&[])).unwrap().is_none(), "tokens only");
+
+        let dir = std::env::temp_dir().join(format!("weaver-oidc-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("client-secret");
+        let path = file.to_str().unwrap();
+        let given = [
+            &issuer[..],
+            &client,
+            &["--ui-url", "https://weaver.example.org", "--ui-oidc-scopes", "openid,email,groups"],
+        ]
+        .concat();
+        let with_secret = [&given[..], &["--ui-oidc-client-secret-file", path]].concat();
+        assert!(refused(&with_secret).contains(&format!("cannot read --ui-oidc-client-secret-file {path}")));
+        // A Secret's file with the newline `kubectl create secret --from-file` often keeps.
+        std::fs::write(&file, "s3cret-value\n").unwrap();
+        let config = super::oidc_config(&run_args(&with_secret)).unwrap().expect("OIDC configured");
+        assert_eq!(
+            config.client_secret.as_ref().map(|s| s.expose_secret().to_string()).as_deref(),
+            Some("s3cret-value")
+        );
+        assert_eq!(config.scopes, ["email", "groups"], "openid is always asked, once");
+        assert_eq!(config.ui_url, "https://weaver.example.org");
+        std::fs::write(&file, "\n").unwrap();
+        let empty = refused(&with_secret);
+        assert!(empty.contains("is empty"), "{empty}");
+        assert!(super::oidc_config(&run_args(&given)).unwrap().unwrap().client_secret.is_none(), "a public client");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     use super::{KUBE_CLIENT_BODIES_TARGET, KUBE_WATCHER_TARGET, LogFormat, log_subscriber};
 

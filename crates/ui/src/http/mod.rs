@@ -32,6 +32,10 @@ use super::pages::{self, Chrome, Pages};
 
 /// The session cookie's name.
 const COOKIE: &str = "weaver-ui";
+/// The cookie that binds an OIDC sign-in to the browser that started it. SameSite=Lax, unlike
+/// the session's Strict one: the provider's redirect back is a cross-site navigation, on
+/// which a browser sends Lax cookies only.
+const FLOW_COOKIE: &str = "weaver-ui-oidc";
 /// The largest form read: a CSRF token and a digest, or a token to sign in with (an OIDC ID
 /// token with many groups runs to a few kilobytes).
 const MAX_FORM: usize = 16 * 1024;
@@ -93,7 +97,7 @@ pub async fn serve(
     let mut key = [0; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
     let server = Arc::new(Server {
-        auth: options.sign_in.clone().map(Auth::new),
+        auth: options.sign_in.clone().map(Auth::new).transpose()?,
         pages: Pages::new()?,
         key: HmacSha256::new(&key),
         hosts: vec![address.to_string(), format!("localhost:{}", address.port())],
@@ -141,15 +145,18 @@ struct Answer {
     location: Option<String>,
     /// A new session id for the cookie, and how long it lasts (None: until the browser closes).
     session: Option<(String, Option<std::time::Duration>)>,
+    /// The OIDC sign-in cookie's new value ([`FLOW_COOKIE`]); an empty one clears it.
+    flow: Option<String>,
 }
 
 impl Answer {
     fn html(status: StatusCode, body: String) -> Answer {
-        Answer { status, content_type: "text/html; charset=utf-8", body, location: None, session: None }
+        Answer { status, content_type: "text/html; charset=utf-8", body, location: None, session: None, flow: None }
     }
 
     fn text(status: StatusCode, body: impl Into<String>) -> Answer {
-        Answer { status, content_type: "text/plain; charset=utf-8", body: body.into(), location: None, session: None }
+        let body = body.into();
+        Answer { status, content_type: "text/plain; charset=utf-8", body, location: None, session: None, flow: None }
     }
 
     /// 303: after an action, the page it leads back to (reloading it repeats nothing).
@@ -162,7 +169,7 @@ async fn answer(
     server: Arc<Server>,
     request: Request<Incoming>,
 ) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
-    let (session, new_session) = match session_of(request.headers()) {
+    let (session, new_session) = match cookie_of(request.headers(), COOKIE) {
         Some(session) => (session, false),
         None => (auth::new_id(), true),
     };
@@ -176,8 +183,17 @@ async fn answer(
         server.route(request, &session).await
     };
     let mut builder = Response::builder().status(answer.status).header(header::CONTENT_TYPE, answer.content_type);
+    // Signing out of an OIDC session is a form whose answer redirects to the provider's
+    // end-session endpoint, which `form-action` must allow.
+    let provider_logout = server.auth.as_ref().and_then(|auth| auth.oidc.as_ref()?.logout_origin());
     for (name, value) in SECURITY_HEADERS {
-        builder = builder.header(name, value);
+        match (&provider_logout, name) {
+            (Some(origin), "content-security-policy") => {
+                let allowed = format!("form-action 'self' {origin}");
+                builder = builder.header(name, value.replace("form-action 'self'", &allowed));
+            }
+            _ => builder = builder.header(name, value),
+        }
     }
     if let Some(location) = answer.location {
         builder = builder.header(header::LOCATION, location);
@@ -186,26 +202,34 @@ async fn answer(
         Some(set) => Some(set),
         None => new_session.then_some((session, None)),
     };
+    // Over plain HTTP (loopback) a Secure cookie would never be sent back.
+    let secure = if secure { "; Secure" } else { "" };
     if let Some((id, age)) = cookie {
-        // Over plain HTTP (loopback) a Secure cookie would never be sent back.
-        let secure = if secure { "; Secure" } else { "" };
         let age = age.map(|age| format!("; Max-Age={}", age.as_secs())).unwrap_or_default();
         builder = builder
             .header(header::SET_COOKIE, format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"));
+    }
+    if let Some(flow) = answer.flow {
+        let age = if flow.is_empty() { 0 } else { crate::oidc::FLOW_AGE.as_secs() };
+        let cookie = format!(
+            "{FLOW_COOKIE}={flow}; Path={}; HttpOnly; SameSite=Lax{secure}; Max-Age={age}",
+            crate::oidc::CALLBACK_PATH
+        );
+        builder = builder.header(header::SET_COOKIE, cookie);
     }
     // Every value set is ASCII of our own making: the response is always valid.
     let body = server.options.redactor.redact(&answer.body).into_owned();
     Ok(builder.body(Full::new(Bytes::from(body))).expect("a valid response"))
 }
 
-/// The session the cookie names, when it is one this server could have made (64 hex digits).
-fn session_of(headers: &HeaderMap) -> Option<String> {
+/// The value of cookie `name`, when it is one this server could have made (64 hex digits).
+fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .filter_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
         .find(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_string)
 }
@@ -359,6 +383,8 @@ impl Server {
                 (&Method::GET, ["sign-in"]) => return self.sign_in_page(session, Vec::new()),
                 (&Method::POST, ["sign-in"]) => return self.sign_in(request, session).await,
                 (&Method::POST, ["sign-out"]) => return self.sign_out(request, session).await,
+                (&Method::GET, ["sign-in", "oidc"]) => return self.sign_in_oidc(&request).await,
+                (&Method::GET, ["oidc", "callback"]) => return self.oidc_callback(&request, session, &query).await,
                 (_, ["environments", ..]) => {
                     return Answer::text(
                         StatusCode::NOT_FOUND,
@@ -398,6 +424,7 @@ impl Server {
         }
         match (&method, path.as_slice()) {
             (&Method::GET, []) => self.fleet(session, user.as_ref(), &query).await,
+            (&Method::GET, ["whoami"]) if self.auth.is_some() => self.who_am_i(session),
             (&Method::GET, ["ui.css"]) => {
                 Answer { content_type: "text/css; charset=utf-8", ..Answer::text(StatusCode::OK, pages::STYLESHEET) }
             }

@@ -711,6 +711,45 @@ fn a_manual_approval_holds_the_plan_until_its_digest_is_approved_and_a_new_commi
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
 }
 
+/// An approval written in a closed window (kubectl patch: the CLI and the UI refuse) waits,
+/// approved, and is applied when the window opens.
+#[test]
+fn an_approval_given_in_a_closed_window_waits_approved_for_it_to_open() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let first = source.commit("first");
+    let now = std::sync::Arc::new(std::sync::Mutex::new("2026-11-27T21:30:00Z".parse::<jiff::Timestamp>().unwrap()));
+    let reading = now.clone();
+    let _controller = Controller::start_with_clock(&cluster, Clock::reading(move || *reading.lock().unwrap()));
+    let windows = json!([{"kind": "deny", "schedule": "0 21 * * *", "duration": "2h"}]);
+    let extra = json!({"interval": "1s", "approval": "Manual", "windows": windows});
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, extra));
+    cluster.create(&sync);
+    // The plan is computed and shown; the message says the window holds its approval too.
+    let live = until_ready_with(&cluster, &sync, "AwaitingApproval", "the plan waiting");
+    let message = ready(&live).unwrap().2;
+    assert!(message.contains("holds applies and approvals until 2026-11-27T23:00:00Z"), "{message}");
+    let digest = live["status"]["pendingPlan"]["digest"].as_str().unwrap().to_string();
+    let approval = json!({"metadata": {"annotations": {"weaver.example.com/approved-by": "release-manager"}},
+        "spec": {"approvedPlan": digest}});
+    cluster.merge_patch(&sync, &approval, MANAGER);
+    let live = until_ready_with(&cluster, &sync, "WindowClosed", "the approved plan held");
+    assert_eq!(live["status"]["pendingPlan"]["digest"], digest.as_str(), "still shown, approved");
+    let results: Vec<&Value> =
+        live["status"]["environments"].as_array().unwrap().iter().map(|e| &e["result"]).collect();
+    assert!(results.iter().all(|r| *r == "Pending"), "no longer awaiting an approval: {results:?}");
+    assert!(config_map(&cluster, &namespace, "app").is_none(), "applied in a closed window");
+
+    *now.lock().unwrap() = "2026-11-27T23:00:00Z".parse().unwrap();
+    let live = until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the approved plan at the window's end");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    assert_eq!(live["status"]["history"][0]["approval"]["approvedBy"], "release-manager");
+}
+
 /// A deny window holds the apply, and the status says which and until when; at the window's
 /// end (on a clock the test sets, not by waiting) the next reconcile applies.
 #[test]

@@ -218,6 +218,14 @@ fn approve_sets_the_pending_digest_and_refuses_a_plan_that_changed() {
     let web = stdout.lines().find(|l| l.starts_with("prod ")).expect("the plan's changes");
     assert_eq!(web.split_whitespace().collect::<Vec<_>>(), ["prod", "web", "1", "2", "0"]);
     assert_eq!(approved(&cluster), Some(json!(DIGEST)));
+    // Written as a field manager of its own, whose entry's time is the approval's.
+    let live = cluster.get(&object).unwrap();
+    let approver = live["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| !entry["fieldsV1"]["f:spec"]["f:approvedPlan"].is_null());
+    assert_eq!(approver.map(|entry| &entry["manager"]), Some(&json!("weaver-approve")), "{}", live["metadata"]);
 
     let again = weaver(&repo, &cluster, &["approve", "shop", "-n", &ns, "--yes"]);
     assert_eq!(again.code, 0);
@@ -238,7 +246,7 @@ fn a_closed_window_refuses_approvals_and_sync_get_says_until_when() {
 
     let got = weaver(&repo, &cluster, &["get", "shop", "-n", &ns]);
     assert!(
-        got.stdout.contains("Held by a window: deny window \"* * * * *\" (UTC, 1h), until no time in the year ahead"),
+        got.stdout.contains("Held by a window: deny window \"* * * * *\" (UTC, 1h), until no opening found ahead"),
         "{}",
         got.stdout
     );

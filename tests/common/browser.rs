@@ -202,7 +202,9 @@ impl Driven {
         let url = serde_json::to_string(url).unwrap();
         // As the browser writes it (`http://host:80/` is `http://host/`).
         let href = self.evaluate(&format!("new URL({url}).href"));
-        self.evaluate(&format!("location.href = {url}; true"));
+        // The page left is marked: going to the URL it is at, the old document would otherwise
+        // pass for the new one, and a click right after be cancelled by the navigation.
+        self.evaluate(&format!("window.weaverLeft = true; location.href = {url}; true"));
         self.loaded(|at| at == href.as_str().unwrap())
     }
 
@@ -210,8 +212,8 @@ impl Driven {
     pub fn loaded(&mut self, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         // While a page loads, it may have no context to evaluate in yet.
-        let expression =
-            "document.readyState === 'complete' ? location.href + ' ' + document.documentElement.outerHTML : ''";
+        let expression = "document.readyState === 'complete' && !window.weaverLeft \
+             ? location.href + ' ' + document.documentElement.outerHTML : ''";
         let params = serde_json::json!({"expression": expression, "returnByValue": true});
         loop {
             let page = self.try_send("Runtime.evaluate", params.clone()).map(|r| r["result"]["value"].clone());

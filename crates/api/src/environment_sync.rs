@@ -155,7 +155,8 @@ pub enum WindowKind {
 pub struct WindowHold {
     /// `deny window "0 22 * * *" (Europe/Berlin, 8h)`, or `no allow window is open`.
     pub reason: String,
-    /// When the windows next let it through, RFC 3339, UTC; absent when none does within a year.
+    /// When the windows next let it through, RFC 3339, UTC; absent when no opening was found
+    /// ahead (within a year, over at most 20,000 windows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
 }

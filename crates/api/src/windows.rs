@@ -8,8 +8,11 @@ use jiff::{SignedDuration, Timestamp, Zoned, tz::TimeZone};
 
 use crate::environment_sync::{Window, WindowKind};
 
-/// How far ahead "until when" is looked for: past it, a hold says only that it holds.
+/// How far ahead "until when" is looked for, and over how many windows at most (each a step
+/// of the search: a day of one-minute windows is 1,440): past either, a hold says only that it
+/// holds, and the controller looks again at its interval.
 const HORIZON: SignedDuration = SignedDuration::from_hours(24 * 366);
+const MAX_STEPS: usize = 20_000;
 
 /// A window as checked: its schedule parsed, its zone and duration read.
 struct Checked<'a> {
@@ -24,7 +27,7 @@ struct Checked<'a> {
 pub struct Hold {
     /// `deny window "0 22 * * *" (Europe/Berlin, 8h)`, or `no allow window is open`.
     pub reason: String,
-    /// When the windows next let it through; None when no window within a year does.
+    /// When the windows next let it through; None when none was found ahead (see [`HORIZON`]).
     pub until: Option<Timestamp>,
 }
 
@@ -67,12 +70,12 @@ impl<'a> Windows<'a> {
         None
     }
 
-    /// The first moment after `now` at which nothing holds, within [`HORIZON`]: each step goes
-    /// to the end of the deny windows active then, or the next start of an allow window.
+    /// The first moment after `now` at which nothing holds, within [`HORIZON`] and [`MAX_STEPS`]:
+    /// each step goes to the end of the deny windows active then, or the next start of an allow
+    /// window.
     fn opens_after(&self, now: Timestamp) -> Option<Timestamp> {
         let mut at = now;
-        // Each step passes a window's end or start: a bound on the steps, not on time.
-        for _ in 0..1000 {
+        for _ in 0..MAX_STEPS {
             if at.duration_since(now) > HORIZON {
                 return None;
             }
@@ -182,6 +185,16 @@ mod tests {
         let hold = Windows::parse(&given).unwrap().hold(at("2026-11-27T01:00:00Z")).unwrap();
         assert_eq!(hold.until, Some(at("2026-11-27T14:00:00Z")));
         assert_eq!(Windows::parse(&[]).unwrap().hold(at("2026-11-27T01:00:00Z")), None);
+    }
+
+    #[test]
+    fn until_is_found_past_many_short_windows_and_none_is_said_of_windows_without_a_gap() {
+        // Every minute of Saturdays and Sundays: some 2,880 windows from Saturday morning.
+        let weekend = [window(WindowKind::Deny, "* * * * 0,6", "1m", None)];
+        let hold = Windows::parse(&weekend).unwrap().hold(at("2026-11-28T09:00:00Z")).unwrap();
+        assert_eq!(hold.until, Some(at("2026-11-30T00:00:00Z")));
+        let always = [window(WindowKind::Deny, "* * * * *", "1m", None)];
+        assert_eq!(Windows::parse(&always).unwrap().hold(at("2026-11-28T09:00:00Z")).unwrap().until, None);
     }
 
     #[test]

@@ -88,9 +88,22 @@ impl Syncs {
     /// A JSON merge patch of the object, as field manager `weaver`; `doing` says what it is
     /// for, in errors. With `metadata.resourceVersion` in `patch`, see [`Patched::Changed`].
     pub async fn merge_patch(&self, namespace: &str, name: &str, patch: &Value, doing: &str) -> Result<Patched> {
+        self.merge_patch_as(MANAGER, namespace, name, patch, doing).await
+    }
+
+    /// [`Syncs::merge_patch`] as field manager `manager`: the managed fields' entry of a
+    /// manager changes time only when that manager writes.
+    pub async fn merge_patch_as(
+        &self,
+        manager: &str,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+        doing: &str,
+    ) -> Result<Patched> {
         let doing = format!("{doing} environmentsync {namespace}/{name}");
         let api = self.api(Some(namespace));
-        let params = PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() };
+        let params = PatchParams { field_manager: Some(manager.to_string()), ..PatchParams::default() };
         let patch = Patch::Merge(patch);
         match self.retry.run(|| api.patch(name, &params, &patch)).await {
             Ok(patched) => Ok(Patched::Done(Box::new(patched))),

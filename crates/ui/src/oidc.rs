@@ -74,7 +74,7 @@ pub struct OidcConfig {
 /// How an ID token's claims name a Kubernetes user, as kube-apiserver's `--oidc-username-claim`,
 /// `--oidc-username-prefix`, `--oidc-groups-claim`, `--oidc-groups-prefix` and
 /// `--oidc-required-claim` do.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct ClaimMapping {
     pub username_claim: String,
     /// None: the API server's default, `ISSUER#` unless the claim is `email`; `-`: no prefix.
@@ -307,8 +307,12 @@ impl Provider {
         let now = Instant::now();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.retain(|_, flow| now.duration_since(flow.started) < FLOW_AGE);
-        if pending.len() >= MAX_PENDING {
-            return Err(Error::new("too many sign-ins are under way: try again in a few minutes"));
+        // Full: the oldest started sign-in gives way (refusing new ones would let anyone with a
+        // few hundred addresses keep everyone out).
+        if pending.len() >= MAX_PENDING
+            && let Some(oldest) = pending.iter().min_by_key(|(_, flow)| flow.started).map(|(state, _)| state.clone())
+        {
+            pending.remove(&oldest);
         }
         let flow = Pending { browser: browser.to_string(), verifier, nonce, started: now };
         pending.insert(state.secret().clone(), flow);
@@ -356,11 +360,16 @@ impl Provider {
                 let (identity, expires) = self.verified(&discovered, id_token, None).await?;
                 Ok((Some(identity), kept_tokens(&response, id_token, expires, Some(tokens))))
             }
+            // The provider may keep the ID token (OIDC Core 12.2): the refresh itself says the
+            // session stands, until the access token it gave expires (else a minute), when it is
+            // refreshed again; not at every request after the first ID token's expiry.
             None => {
                 let mut kept = tokens.clone();
                 if let Some(rotated) = response.refresh_token() {
                     kept.refresh_token = Some(rotated.secret().clone().into());
                 }
+                let lasts = response.expires_in().unwrap_or(std::time::Duration::from_secs(60));
+                kept.id_token_expires = SystemTime::now() + lasts;
                 Ok((None, kept))
             }
         }

@@ -255,7 +255,7 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     };
     let mut text = String::new();
     if let Some(held) = &status.held {
-        let until = held.until.as_deref().map_or("no time in the year ahead".to_string(), |at| at.to_string());
+        let until = held.until.as_deref().map_or("no opening found ahead".to_string(), |at| at.to_string());
         text.push_str(&format!("\nHeld by a window: {}, until {until}\n", held.reason));
     }
     if !status.environments.is_empty() {

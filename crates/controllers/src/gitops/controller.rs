@@ -332,15 +332,17 @@ async fn tell(
         let type_ = if now.status == "True" { EventType::Normal } else { EventType::Warning };
         publish(sync, cx, type_, &now.reason, &now.message).await;
     }
-    if let Outcome::Done(done @ Done { approval: Some(approval), .. }) = outcome {
+    // Once, when the approved plan is applied: a failed apply is retried, and the history
+    // records each attempt's approval.
+    if let Outcome::Done(done @ Done { approval: Some(approval), .. }) = outcome
+        && done.environments.iter().all(|e| plan::is_applied(&e.result))
+    {
         let who = if approval.approved_by.is_empty() { "someone unnamed" } else { approval.approved_by.as_str() };
         let when = approval.approved_at.as_deref().map(|at| format!(" at {at}")).unwrap_or_default();
-        let applied = done.environments.iter().all(|e| plan::is_applied(&e.result));
         let note = format!(
-            "{who} approved the plan {} of revision {}{when}; {}",
+            "{who} approved the plan {} of revision {}{when}; it was applied",
             approval.digest,
-            plan::short(&done.revision),
-            if applied { "it was applied" } else { "its apply failed (the Ready condition says why)" }
+            plan::short(&done.revision)
         );
         publish(sync, cx, EventType::Normal, "Approved", &note).await;
     }

@@ -237,15 +237,15 @@ pub async fn reconcile(
         (Work::CorrectDrift, Some(_)) => Work::ReportDrift,
         (work, _) => work,
     };
-    // Each environment as it was: nothing is applied while held.
+    // Each environment as it was: nothing is applied while held. One that awaited an approval
+    // it has now is no longer awaiting (the Ready condition then says the window holds it).
     let as_before: Vec<EnvironmentStatus> = environments
         .iter()
-        .map(|env| {
-            earlier(&env.name).unwrap_or_else(|| EnvironmentStatus {
-                name: env.name.clone(),
-                result: "Pending".into(),
-                ..Default::default()
-            })
+        .map(|env| match earlier(&env.name) {
+            Some(before) if before.result != "AwaitingApproval" => before,
+            before => {
+                EnvironmentStatus { name: env.name.clone(), result: "Pending".into(), ..before.unwrap_or_default() }
+            }
         })
         .collect();
     let held_back = |pending: Option<PendingPlan>, held: Box<plan::WindowHold>| {

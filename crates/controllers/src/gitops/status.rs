@@ -88,7 +88,7 @@ impl Outcome {
                 }
                 let held = done.held.as_ref().map(|held| match &held.until {
                     Some(until) => format!("{} holds applies and approvals until {until}", held.reason),
-                    None => format!("{} holds applies and approvals, and opens in no year ahead", held.reason),
+                    None => format!("{} holds applies and approvals, and no opening was found ahead", held.reason),
                 });
                 if let Some(pending) =
                     done.pending.as_ref().filter(|_| done.environments.iter().any(|e| e.result == "AwaitingApproval"))
@@ -219,19 +219,25 @@ pub fn after(
         ..previous.clone()
     };
     match outcome {
+        // What held the last apply back is no news past a failure or a wait.
         Outcome::Failed { revision, .. } => {
-            status.last_attempted_revision = revision.clone().or(status.last_attempted_revision)
+            status.last_attempted_revision = revision.clone().or(status.last_attempted_revision);
+            status.held = None;
         }
         Outcome::Waiting { revision, .. } => {
-            status.last_attempted_revision = revision.clone().or(status.last_attempted_revision)
+            status.last_attempted_revision = revision.clone().or(status.last_attempted_revision);
+            status.held = None;
         }
         Outcome::Done(done) => {
             status.last_attempted_revision = Some(done.revision.clone());
             status.environments = done.environments.clone();
-            if done
-                .environments
-                .iter()
-                .all(|e| plan::is_applied(&e.result) && e.revision.as_deref() == Some(&done.revision))
+            // Held by a window, nothing was applied: a spec changed since the last apply (its
+            // generation) is still to apply when the window opens, at the same commit too.
+            if done.held.is_none()
+                && done
+                    .environments
+                    .iter()
+                    .all(|e| plan::is_applied(&e.result) && e.revision.as_deref() == Some(&done.revision))
             {
                 status.last_applied_revision = Some(done.revision.clone());
                 status.last_applied_generation = generation;
@@ -352,8 +358,17 @@ mod tests {
             "deny window \"0 22 * * *\" (UTC, 8h) holds applies and approvals until 2026-11-28T06:00:00Z: revision \
              0123456789ab is applied then"
         );
-        let status = after(&sync(), &outcome, None, &time(1), 0.0);
+        let mut before = sync();
+        before.metadata.generation = Some(4);
+        before.status = Some(EnvironmentSyncStatus { last_applied_generation: Some(3), ..Default::default() });
+        let status = after(&before, &outcome, None, &time(1), 0.0);
         assert_eq!(status.held, Some(held.clone()));
+        // Nothing was applied: the spec's new generation is still to apply when the window opens.
+        assert_eq!((status.last_applied_generation, status.last_applied_revision.as_deref()), (Some(3), None));
+        // A failure after it says nothing of the window any more.
+        let failed = Outcome::Failed { reason: "GitFetchFailed", message: "down".into(), revision: None };
+        let before = EnvironmentSync { status: Some(status), ..sync() };
+        assert_eq!(after(&before, &failed, None, &time(2), 0.0).held, None);
         // Waiting for an approval, the message says the window holds that too.
         let pending = PendingPlan { digest: "sha256:abc".into(), revision: COMMIT.into(), releases: Vec::new() };
         let awaiting = Outcome::Done(Done {
@@ -366,7 +381,7 @@ mod tests {
         assert_eq!(reason, "AwaitingApproval");
         assert!(
             message.ends_with(
-                "; deny window \"0 22 * * *\" (UTC, 8h) holds applies and approvals, and opens in no year ahead"
+                "; deny window \"0 22 * * *\" (UTC, 8h) holds applies and approvals, and no opening was found ahead"
             ),
             "{message}"
         );

@@ -218,6 +218,10 @@ pub enum Approval {
 /// Asked before the approval, with the plan: whether to approve it.
 pub type Confirm<'a> = &'a (dyn Fn(&EnvironmentSync, &PendingPlan) -> Result<bool> + Sync);
 
+/// The field manager of approvals: its own entry in the managed fields, whose time is the
+/// approval's (the controller records it), moved by no reconcile request or suspend.
+pub const APPROVAL_MANAGER: &str = "weaver-approve";
+
 /// How many times a write is tried again when only the controller's status changed meanwhile.
 const APPROVE_ATTEMPTS: usize = 5;
 
@@ -259,7 +263,7 @@ pub async fn approve(options: &ApproveOptions, confirm: Confirm<'_>, on: OnProgr
             "metadata": {"resourceVersion": version, "annotations": {APPROVED_BY: approver}},
             "spec": {"approvedPlan": plan.digest},
         });
-        match syncs.merge_patch(&ns, name, &patch, "approving the plan of").await? {
+        match syncs.merge_patch_as(APPROVAL_MANAGER, &ns, name, &patch, "approving the plan of").await? {
             Patched::Done(sync) => return Ok(Approval::Approved { sync, plan }),
             Patched::Changed => {
                 // Changed since it was read: approve still only the plan that was shown.

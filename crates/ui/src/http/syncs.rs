@@ -125,10 +125,12 @@ impl Server {
         name: &str,
         done: Option<&String>,
     ) -> Answer {
-        let offered = ["approve", "reconcile", "suspend", "resume"];
+        // A release's rollback is offered on its own page.
+        let offered: Vec<&'static str> =
+            crate::auth::ACTIONS.into_iter().filter(|action| *action != "rollback").collect();
         let actions = match (&self.auth, user) {
             (Some(auth), Some(user)) => {
-                let asked = offered.map(|action| auth.may_act(user, action, ns, name));
+                let asked = offered.iter().map(|action| auth.may_act(user, action, ns, name));
                 match futures::future::try_join_all(asked).await {
                     Ok(allowed) => {
                         let (may, may_not): (Vec<_>, Vec<_>) =
@@ -140,7 +142,7 @@ impl Server {
                     Err(err) => return self.error_page(session, StatusCode::SERVICE_UNAVAILABLE, &err),
                 }
             }
-            _ => (offered.to_vec(), None),
+            _ => (offered, None),
         };
         match self.read_sync(ns, name).await {
             Ok(found) => {
@@ -219,9 +221,16 @@ impl Server {
                 return Answer::text(StatusCode::BAD_REQUEST, "an approval names the digest of the plan shown\n");
             }
             ("approve", Some(digest)) => {
-                // In the controller, its signed-in user approves (the API server said they may);
-                // `weaver ui`'s approver is the kubeconfig's user, as the CLI's.
-                let approver = self.auth.as_ref().and_then(|auth| auth.name_of(session));
+                // In the controller, its signed-in user approves (the API server said they may),
+                // never the controller itself; `weaver ui`'s approver is the kubeconfig's user, as
+                // the CLI's.
+                let approver = match &self.auth {
+                    Some(auth) => match auth.name_of(session) {
+                        Some(user) => Some(user),
+                        None => return Answer::text(StatusCode::UNAUTHORIZED, "sign in first: /sign-in\n"),
+                    },
+                    None => None,
+                };
                 let options = ApproveOptions { target, name: name.clone(), digest: Some(digest.clone()), approver };
                 run(async move |on| sync::approve(&options, &|_, _| Ok(true), on).await.map(|_| ()))
                     .await

@@ -646,6 +646,7 @@ fn the_file_formats_list_every_field() {
         ("crates/project/src/environment/mod.rs", &["PatchTarget"]),
         ("crates/project/src/ignore.rs", &["IgnoreRuleFile"]),
         ("crates/project/src/promotion.rs", &["PromotionFile", "PinFile", "Promoted", "PromotedRelease"]),
+        ("crates/project/src/image_updates.rs", &["ImageUpdateFile", "PolicyFile", "FilterFile"]),
         ("crates/project/src/chart.rs", &["ChartFile"]),
         ("crates/project/src/settings.rs", &["SettingsFile"]),
         ("crates/source/src/charts/mod.rs", &["Lock", "LockedChart", "ChartRef"]),

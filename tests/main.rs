@@ -28,6 +28,7 @@ mod helm;
 mod hooks;
 mod hydrate;
 mod ignore;
+mod images;
 mod import;
 mod import_flux;
 mod kustomize;

@@ -58,12 +58,14 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// A request as the test servers see it: the method, the path (without its leading `/`, query
-/// kept), the Authorization and Content-Type headers and the body.
+/// kept), the Authorization, Content-Type, Accept and If-None-Match headers and the body.
 pub(crate) struct Request {
     pub method: String,
     pub path: String,
     pub authorization: String,
     pub content_type: String,
+    pub accept: String,
+    pub if_none_match: String,
     pub body: Vec<u8>,
 }
 
@@ -142,6 +144,7 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
         return;
     }
     let (mut authorization, mut content_type, mut length) = (String::new(), String::new(), 0);
+    let (mut accept, mut if_none_match) = (String::new(), String::new());
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -152,6 +155,8 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
             match name.to_ascii_lowercase().as_str() {
                 "authorization" => authorization = value,
                 "content-type" => content_type = value,
+                "accept" => accept = value,
+                "if-none-match" => if_none_match = value,
                 "content-length" => length = value.parse().unwrap_or(0),
                 _ => {}
             }
@@ -164,7 +169,8 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
     let mut words = request_line.split_whitespace();
     let method = words.next().unwrap_or("GET").to_string();
     let path = words.next().unwrap_or("/").trim_start_matches('/').to_string();
-    let (status, headers, body) = handler(&Request { method, path, authorization, content_type, body });
+    let request = Request { method, path, authorization, content_type, accept, if_none_match, body };
+    let (status, headers, body) = handler(&request);
     let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
 }

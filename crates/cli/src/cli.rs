@@ -118,6 +118,9 @@ pub enum Command {
     /// Pin remote Helm charts in charts.lock and pull them into the chart cache
     #[command(subcommand, after_help = CHARTS_EXAMPLES)]
     Charts(ChartsCommand),
+    /// New image tags for the environments that subscribe to them (`imageUpdates:`): check, or write them as pins in a commit
+    #[command(subcommand, after_help = IMAGES_EXAMPLES)]
+    Images(ImagesCommand),
     /// Write environment files from another tool's configuration (exit 2 when something is left out)
     #[command(subcommand, after_help = IMPORT_EXAMPLES)]
     Import(ImportCommand),
@@ -189,6 +192,11 @@ const PROMOTE_EXAMPLES: &str = "Examples:
   weaver promote --to prod --dry-run                 # the gates and the change, nothing written
   weaver promote --to prod --body-file pr.md         # a commit on a new branch; pr.md, its pull request
   weaver promote --env-selector tier=prod --wave 1 -o json   # the first wave of prod environments";
+const IMAGES_EXAMPLES: &str = "Examples:
+  weaver images check                           # every environment with imageUpdates: (exit 2 when a tag is new)
+  weaver images check --env dev -o json         # for pipelines
+  weaver images update --env dev --dry-run      # the new pins and the plan, nothing written
+  weaver images update --env dev --body-file pr.md   # a commit on a new branch; pr.md, its pull request";
 const CHARTS_EXAMPLES: &str = "Examples:
   weaver charts lock            # pin new or changed constraints, pull them
   weaver charts fetch           # pull what charts.lock pins (CI, a fresh clone)";
@@ -994,6 +1002,57 @@ pub struct PromoteArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// The new branch to commit the promotion to [default: weaver/promote-<targets>-<digest>]
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// Also write the pull request's Markdown body to this file
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// Output format: the pull request's Markdown body, or JSON for pipelines
+    #[arg(short, long, value_enum, default_value_t = PromoteFormat::Markdown)]
+    pub output: PromoteFormat,
+    /// How many requests to keep in flight at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Per environment and image: the tag pinned now, the newest its policy allows, and why other tags were not taken (exit 2 when a tag is new)
+    Check(ImagesCheckArgs),
+    /// Write the newest allowed tags as `tag@digest` pins of one environment, as a commit on a new branch with the pull request's body (exit 2 when written, 0 when nothing is new)
+    Update(ImagesUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesCheckArgs {
+    /// The environment(s): names (comma-separated or repeated) or globs [default: every one with `imageUpdates:`]
+    #[arg(long = "env", value_name = "ENV", value_delimiter = ',',
+          add = ArgValueCompleter::new(completion::environments))]
+    pub envs: Vec<String>,
+    /// Only environments whose labels match (-l's syntax; repeatable)
+    #[arg(long = "env-selector", value_name = "SELECTOR")]
+    pub env_selectors: Vec<String>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = StatusFormat::Text)]
+    pub output: StatusFormat,
+    /// How many registries' repositories to ask at once (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesUpdateArgs {
+    /// The environment whose pins are written
+    #[arg(long = "env", value_name = "ENV", add = ArgValueCompleter::new(completion::environments))]
+    pub env: String,
+    /// Check and plan, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The new branch to commit the pins to [default: weaver/images-<env>-<digest>]
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
     /// Also write the pull request's Markdown body to this file

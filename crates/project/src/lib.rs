@@ -4,6 +4,7 @@ pub mod chart;
 pub mod environment;
 pub mod health;
 pub mod ignore;
+pub mod image_updates;
 pub mod notifications;
 pub mod promotion;
 pub mod selector;

@@ -96,7 +96,8 @@ impl Pinned {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Promoted {
-    #[serde(default)]
+    /// The environment promoted from; empty for the images `weaver images update` chose.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub from: String,
     #[serde(default)]
     pub releases: BTreeMap<String, PromotedRelease>,
@@ -105,10 +106,13 @@ pub struct Promoted {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PromotedRelease {
-    /// The source's revision the pins were taken from, its commit and apply time.
+    /// The source's revision the pins were taken from, its commit and apply time; none for the
+    /// images `weaver images update` chose (zero, empty).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub revision: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub applied: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -119,10 +123,20 @@ pub struct PromotedRelease {
     pub values: Map<String, Value>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl Promoted {
     /// The file's text, with a header saying whose it is.
     pub fn to_text(&self, environment: &str) -> String {
         let value = serde_json::to_value(self).expect("a promotions file is JSON");
+        if self.from.is_empty() {
+            return format!(
+                "# Written by `weaver images update`: the images environments/{environment}.yaml's `imageUpdates:` chose.\n# Do not edit: the next update rewrites it.\n{}",
+                weaver_yaml::to_yaml_string(&value)
+            );
+        }
         format!(
             "# Written by `weaver promote`: what environments/{environment}.yaml's `promotion:` took from `{}`.\n# Do not edit: the next promotion rewrites it.\n{}",
             self.from,
@@ -185,7 +199,7 @@ impl Promotion {
     }
 }
 
-pub(super) fn read_promoted(source: &dyn Source, environment: &str) -> Result<Promoted> {
+pub(crate) fn read_promoted(source: &dyn Source, environment: &str) -> Result<Promoted> {
     let path = promoted_path(environment);
     let Some(bytes) = source.read(&path).map_err(|err| Error::io("read promotions file", &path, err))? else {
         return Ok(Promoted::default());

@@ -11,6 +11,7 @@
 mod budget;
 pub mod charts;
 pub mod git;
+pub mod images;
 mod transport;
 
 use std::fmt;

@@ -118,6 +118,15 @@ impl Version {
         self.minor
     }
 
+    pub fn patch(&self) -> u64 {
+        self.patch
+    }
+
+    /// The pre-release (`rc.1` of `1.5.0-rc.1`); empty for a release.
+    pub fn prerelease(&self) -> &str {
+        &self.pre
+    }
+
     /// semver.NewVersion: `^v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-(IDS))?(\+(IDS))?$`, IDS being
     /// dot-separated runs of `[0-9A-Za-z-]`. Read by hand: every chart parses the cluster's
     /// version, and compiling the pattern cost more than the rest of a small chart's render.

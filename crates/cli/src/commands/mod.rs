@@ -12,6 +12,7 @@ mod envs;
 mod fleet;
 mod history;
 mod hydrate;
+mod images;
 mod import;
 // Public for the UI benchmark, which serves the controller's UI as `operator run` does.
 pub mod operator;
@@ -30,14 +31,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::cli::{
-    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, OperatorCommand,
-    RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateArgs, ValidateChoice,
+    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, ImagesCommand,
+    OperatorCommand, RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateArgs, ValidateChoice,
 };
 use weaver_core::error::Error;
 use weaver_engine::action;
 use weaver_engine::action::apply::Settings;
 pub(crate) use weaver_engine::action::block_on;
 use weaver_engine::action::fleet::{EnvironmentSelection, Outcome, select_environments};
+use weaver_engine::action::promote::PinChange;
 use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
 use weaver_project::Environment;
 use weaver_render::overrides::OverrideFlags;
@@ -321,6 +323,8 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         ) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
         Command::Completions(_) | Command::Charts(_) | Command::Import(_) | Command::Report(_) => (None, None),
+        Command::Images(ImagesCommand::Check(_)) => (None, None),
+        Command::Images(ImagesCommand::Update(args)) => (Some(&mut args.cluster), Some(&mut args.identity)),
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
         Command::Operator(OperatorCommand::Crd(_)) => (None, None),
         Command::Sync(SyncCommand::Get(args)) => (Some(&mut args.cluster), None),
@@ -382,6 +386,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&cli.global, &ui, args),
         Command::Promote(args) => promote::run(&cli.global, &ui, args),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
+        Command::Images(command) => images::run(&cli.global, &ui, command),
         Command::Import(command) => import::run(&cli.global, &ui, command),
         Command::Completions(args) => completions::run(args),
         Command::Operator(command) => operator::run(&cli.global, command),
@@ -459,6 +464,39 @@ pub(crate) fn table(ui: &Ui, rows: &[Vec<String>]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// A table of the pins a promotion or an image update changes (empty when none does): what
+/// `weaver promote` and `weaver images update` put in their pull requests' bodies.
+pub(crate) fn pinned_changes(changes: &[PinChange], redactor: &weaver_secrets::Redactor) -> String {
+    if changes.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        "### Pinned changes\n\n| release | pin | from | to | source revision |\n|---|---|---|---|---|\n".to_string();
+    for change in changes {
+        let cell = |value: Option<&serde_json::Value>| match value {
+            // In a code span only a cell's `|` needs escaping.
+            Some(value) => format!("`{}`", redactor.redact(&value.to_string()).replace('|', "\\|")),
+            None => "—".to_string(),
+        };
+        let pin = match change.name.as_str() {
+            "" => change.pin.to_string(),
+            name => format!("{} `{name}`", change.pin),
+        };
+        let revision = match change.revision {
+            0 => "—".to_string(),
+            revision => revision.to_string(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {pin} | {} | {} | {revision} |\n",
+            change.release,
+            cell(change.from.as_ref()),
+            cell(Some(&change.to))
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 /// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.

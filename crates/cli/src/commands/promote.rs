@@ -149,30 +149,7 @@ fn body(report: &PromoteReport, redactor: &Redactor, limit: usize) -> String {
             }
         }
         out.push('\n');
-        if !promotion.changes.is_empty() {
-            out.push_str(
-                "### Pinned changes\n\n| release | pin | from | to | source revision |\n|---|---|---|---|---|\n",
-            );
-            for change in &promotion.changes {
-                let cell = |value: Option<&serde_json::Value>| match value {
-                    // In a code span only a cell's `|` needs escaping.
-                    Some(value) => format!("`{}`", redactor.redact(&value.to_string()).replace('|', "\\|")),
-                    None => "—".to_string(),
-                };
-                let pin = match change.name.as_str() {
-                    "" => change.pin.to_string(),
-                    name => format!("{} `{name}`", change.pin),
-                };
-                out.push_str(&format!(
-                    "| `{}` | {pin} | {} | {} | {} |\n",
-                    change.release,
-                    cell(change.from.as_ref()),
-                    cell(Some(&change.to)),
-                    change.revision
-                ));
-            }
-            out.push('\n');
-        }
+        out.push_str(&super::pinned_changes(&promotion.changes, redactor));
         if let Some(plan) = &target.plan {
             out.push_str(&markdown::diff(plan, redactor, limit / plans));
         }

@@ -10,6 +10,7 @@ pub mod drift;
 pub mod fleet;
 pub mod history;
 pub mod hydrate;
+pub mod images;
 pub mod import;
 pub mod judgments;
 mod notifications;

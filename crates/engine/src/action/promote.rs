@@ -549,25 +549,9 @@ fn signed_gate(pinned: &[String], records: &Records, key: Option<&RecordKey>) ->
 
 /// Commits each changed target's promotions file on a new branch from HEAD.
 fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result<(String, String)> {
-    let mut git = GitRepo::open(&options.repo)?;
-    if let Some((name, email)) = &options.author {
-        git = git.with_identity(name, email);
-    }
-    let head = match &options.rev {
-        None => git.head()?.ok_or_else(|| Error::new("the repository has no commit to promote from"))?,
-        Some(rev) => git.resolve(rev, "the promotion's revision")?,
-    };
     let files: BTreeMap<String, Vec<u8>> =
         changed.iter().map(|t| (t.file.clone(), t.promoted.to_text(&t.environment).into_bytes())).collect();
     let names: Vec<&str> = changed.iter().map(|t| t.environment.as_str()).collect();
-    let branch = match &options.branch {
-        Some(branch) => branch.clone(),
-        None => {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(serde_json::to_vec(&files).unwrap_or_default());
-            format!("weaver/promote-{}-{}", names.join("-"), &hex::encode(digest)[..8])
-        }
-    };
     let mut message = format!("Promote {}\n\n", names.join(", "));
     for target in changed {
         for change in &target.changes {
@@ -581,7 +565,52 @@ fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result<(Stri
             ));
         }
     }
-    let commit = git.commit_new_branch(&branch, head.commit, &files, &message)?;
+    commit_pins(&Pins {
+        repo: &options.repo,
+        rev: options.rev.as_deref(),
+        author: options.author.as_ref(),
+        branch: options.branch.as_deref(),
+        prefix: "promote",
+        environments: &names,
+        files: &files,
+        message: &message,
+    })
+}
+
+/// Promotions files to commit on a new branch, as `weaver promote` and `weaver images update`
+/// write them.
+pub(super) struct Pins<'a> {
+    pub repo: &'a std::path::Path,
+    /// The commit branched from: HEAD's when None.
+    pub rev: Option<&'a str>,
+    pub author: Option<&'a (String, String)>,
+    /// The branch's name; `weaver/<prefix>-<environments>-<digest of the files>` when None.
+    pub branch: Option<&'a str>,
+    pub prefix: &'a str,
+    pub environments: &'a [&'a str],
+    pub files: &'a BTreeMap<String, Vec<u8>>,
+    pub message: &'a str,
+}
+
+/// Commits `pins.files` on a new branch; the branch and the commit.
+pub(super) fn commit_pins(pins: &Pins) -> Result<(String, String)> {
+    let mut git = GitRepo::open(pins.repo)?;
+    if let Some((name, email)) = pins.author {
+        git = git.with_identity(name, email);
+    }
+    let head = match pins.rev {
+        None => git.head()?.ok_or_else(|| Error::new("the repository has no commit to branch from"))?,
+        Some(rev) => git.resolve(rev, "the revision written from")?,
+    };
+    let branch = match pins.branch {
+        Some(branch) => branch.to_string(),
+        None => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(serde_json::to_vec(pins.files).unwrap_or_default());
+            format!("weaver/{}-{}-{}", pins.prefix, pins.environments.join("-"), &hex::encode(digest)[..8])
+        }
+    };
+    let commit = git.commit_new_branch(&branch, head.commit, pins.files, pins.message)?;
     Ok((branch, commit))
 }
 

@@ -9,6 +9,7 @@ use serde_saphyr::Spanned;
 use super::PatchTarget;
 use crate::health::HealthCheckFile;
 use crate::ignore::IgnoreRuleFile;
+use crate::image_updates::ImageUpdateFile;
 use crate::notifications::NotificationFile;
 use crate::promotion::PromotionFile;
 
@@ -34,6 +35,7 @@ pub(super) struct EnvironmentFile {
     pub(super) notifications: Option<Vec<Spanned<NotificationFile>>>,
     pub(super) health_checks: Option<Vec<Spanned<HealthCheckFile>>>,
     pub(super) promotion: Option<Spanned<PromotionFile>>,
+    pub(super) image_updates: Option<Spanned<Vec<Spanned<ImageUpdateFile>>>>,
     pub(super) releases: Option<Vec<Spanned<ReleaseFile>>>,
 }
 

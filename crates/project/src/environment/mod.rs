@@ -41,6 +41,7 @@ use weaver_core::error::{Error, Location, Result};
 use crate::chart::RemoteChart;
 use crate::health::{HealthCheck, HealthCheckFile};
 use crate::ignore::{IgnoreRule, IgnoreRuleFile};
+use crate::image_updates::ImageUpdate;
 use crate::notifications::Notification;
 use crate::promotion::{Promoted, Promotion, read_promoted};
 use crate::source::{PathRef, Source, is_plain_name, utf8};
@@ -181,6 +182,18 @@ pub struct Environment {
     /// `promotion`: what the environment takes from another (`weaver promote`), with what it
     /// took last; its pins are already laid over the releases.
     pub promotion: Option<Promotion>,
+    /// `imageUpdates`: the image repositories whose new tags the environment takes (`weaver
+    /// images update`), with the tags it wrote last; those are already laid over the releases.
+    pub image_updates: Option<ImageUpdates>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageUpdates {
+    pub entries: Vec<ImageUpdate>,
+    /// What `weaver images update` wrote last (`promotions/<env>.yaml`), empty before the first.
+    pub written: Promoted,
+    /// Where `imageUpdates:` is written.
+    pub at: Location,
 }
 
 impl PathRef {
@@ -334,6 +347,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
     let mut notifications = Vec::new();
     let mut health_checks = Vec::new();
     let mut promotion = None;
+    let mut image_updates: Option<(Vec<ImageUpdate>, Location)> = None;
     let mut releases: Vec<PartialRelease> = Vec::new();
     // Where each release name is in `releases`: a derived file's release merges into its base's.
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -394,6 +408,15 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         if let Some(spanned) = file.promotion {
             promotion = Some(Promotion::parse(&file_path, spanned)?);
         }
+        if let Some(spanned) = file.image_updates {
+            let at = location(&file_path, &spanned.referenced);
+            let entries = spanned
+                .value
+                .into_iter()
+                .map(|entry| ImageUpdate::parse(&file_path, entry))
+                .collect::<Result<Vec<_>>>()?;
+            image_updates = Some((entries, at));
+        }
         for spanned in file.repositories.unwrap_or_default() {
             let repository = Repository::parse(&file_path, spanned)?;
             repositories.insert(repository.name.clone(), repository);
@@ -425,13 +448,33 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         .map(|r| r.finish(&namespace, &repositories, &ignore_differences, &health_checks))
         .collect::<Result<Vec<_>>>()?;
     let mut releases = order_by_needs(releases)?;
+    // The promotions file is the promotion's or the image updates': never both.
+    if let (Some(promotion), Some((_, at))) = (&promotion, &image_updates) {
+        return Err(Error::at(at.clone(), format!("environment `{name}` has both `imageUpdates` and `promotion`"))
+            .with_help(format!(
+                "new images enter the first environment of a chain; this one takes them from `{}` ({})",
+                promotion.from, promotion.at
+            )));
+    }
+    let mut promoted = promoted;
     if let Some(promotion) = &mut promotion {
-        promotion.promoted = match promoted {
+        promotion.promoted = match promoted.take() {
             Some(promoted) => promoted,
             None => read_promoted(source, name)?,
         };
         release::lay_promotion(promotion, name, &mut releases)?;
     }
+    let image_updates = match image_updates {
+        None => None,
+        Some((entries, at)) => {
+            let written = match promoted {
+                Some(promoted) => promoted,
+                None => read_promoted(source, name)?,
+            };
+            release::lay_image_updates(&entries, &written, name, &mut releases)?;
+            Some(ImageUpdates { entries, written, at })
+        }
+    };
 
     Ok(Environment {
         name: name.to_string(),
@@ -455,6 +498,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         notifications,
         health_checks,
         promotion,
+        image_updates,
     })
 }
 

@@ -14,7 +14,8 @@ use super::{LoadRestrictions, Patch, PatchBody, Release, health_checks, ignore_r
 use crate::chart::{CHARTS_DIR, RemoteChart, is_archive, is_local, is_path};
 use crate::health::HealthCheck;
 use crate::ignore::IgnoreRule;
-use crate::promotion::{Pinned, Promotion, promoted_path};
+use crate::image_updates::ImageUpdate;
+use crate::promotion::{Pinned, Promoted, Promotion, promoted_path};
 use crate::source::{PathRef, is_plain_name, lexical};
 use crate::values::merge_overrides;
 
@@ -394,8 +395,32 @@ pub(super) fn lay_promotion(promotion: &Promotion, environment: &str, releases: 
             ));
         }
     }
+    lay_promoted(&promotion.promoted, environment, releases)
+}
+
+/// Lays the tags `weaver images update` chose over `releases`, refusing subscriptions of
+/// releases the environment lacks.
+pub(super) fn lay_image_updates(
+    updates: &[ImageUpdate],
+    written: &Promoted,
+    environment: &str,
+    releases: &mut [Release],
+) -> Result<()> {
+    for update in updates {
+        if let Some(missing) = update.releases.iter().find(|name| !releases.iter().any(|r| &r.name == *name)) {
+            return Err(Error::at(
+                update.at.clone(),
+                format!("image `{}` names release `{missing}`, which is not one of this environment", update.image),
+            ));
+        }
+    }
+    lay_promoted(written, environment, releases)
+}
+
+/// The promotions file's pins over `releases`.
+fn lay_promoted(promoted: &Promoted, environment: &str, releases: &mut [Release]) -> Result<()> {
     let file = promoted_path(environment);
-    for (name, promoted) in &promotion.promoted.releases {
+    for (name, promoted) in &promoted.releases {
         let Some(release) = releases.iter_mut().find(|r| &r.name == name) else {
             return Err(Error::at(
                 Location::file(&file),

@@ -39,7 +39,7 @@ struct CredentialsFile {
 }
 
 /// How a [`Machine`] reads an environment variable.
-type Variables = Box<dyn Fn(&str) -> Option<String>>;
+type Variables = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// The credentials file's entries, and how to read environment variables.
 pub struct Machine {
@@ -52,7 +52,7 @@ pub struct Machine {
 
 impl Machine {
     /// Reads the credentials file, when there is one, with `var` for environment variables.
-    pub fn load(var: impl Fn(&str) -> Option<String> + 'static) -> Result<Machine> {
+    pub fn load(var: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Machine> {
         let (path, explicit) = match var("WEAVER_CREDENTIALS") {
             Some(path) => (PathBuf::from(path), true),
             None => match var("HOME") {
@@ -144,12 +144,19 @@ pub struct Response {
     /// The `Location` header, resolved against the request's URL: where a registry takes an
     /// upload.
     pub location: Option<String>,
+    /// The `ETag` header: what a conditional request (`If-None-Match`) sends back.
+    pub etag: Option<String>,
+    /// The `Docker-Content-Digest` header: the digest of the manifest a registry answered with.
+    pub digest: Option<String>,
+    /// The `Retry-After` header of a 429 or 503, in seconds (the HTTP-date form is read as a
+    /// second: registries send seconds).
+    pub retry_after: Option<u64>,
 }
 
 impl Response {
     /// A response of which only the status matters, for an error's message.
     pub fn status_only(status: u16) -> Response {
-        Response { status, body: Vec::new(), next: None, location: None }
+        Response { status, body: Vec::new(), next: None, location: None, etag: None, digest: None, retry_after: None }
     }
 }
 
@@ -208,11 +215,23 @@ impl Connection {
 
     /// Sends a request to `url` with `accept`, answering a Basic or Bearer challenge once.
     pub fn send(&mut self, method: Method<'_>, url: &str, accept: &str) -> Result<Response> {
+        self.send_with(method, url, accept, &[])
+    }
+
+    /// [`Connection::send`] with more request headers (`If-None-Match`).
+    pub fn send_with(
+        &mut self,
+        method: Method<'_>,
+        url: &str,
+        accept: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Response> {
         let same_origin = origin(url) == self.origin;
         let mut authorization = self.accepted.clone().filter(|_| same_origin);
         let mut answered = false;
         loop {
             let mut headers = vec![("Accept", accept.to_string())];
+            headers.extend(extra.iter().cloned());
             if let Some(value) = &authorization {
                 headers.push(("Authorization", value.clone()));
             } else if same_origin && let Some(basic) = self.basic() {
@@ -258,13 +277,17 @@ impl Connection {
                 .map(|target| resolve_reference(url, &target));
             let location = (response.headers().get("location").and_then(|v| v.to_str().ok()))
                 .map(|target| resolve_reference(url, target));
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let etag = header("etag");
+            let digest = header("docker-content-digest");
+            let retry_after = header("retry-after").map(|v| v.trim().parse::<u64>().unwrap_or(1));
             let body = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_BODY)
                 .read_to_vec()
                 .map_err(|e| self.failed(url, &e.to_string()))?;
-            return Ok(Response { status, body, next, location });
+            return Ok(Response { status, body, next, location, etag, digest, retry_after });
         }
     }
 

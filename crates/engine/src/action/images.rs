@@ -1,0 +1,336 @@
+//! Image updates: per environment with `imageUpdates:`, the tag each subscription's policy
+//! takes of its repository's tags now, against what the environment pins (`weaver images
+//! check`); and those tags written as `tag@digest` pins to the environment's promotions file, in
+//! a commit on a new branch as `weaver promote` writes its pins, with the plan of the change
+//! (`weaver images update`). One tag list is read per repository however many environments and
+//! subscriptions name it; what the registries answer is kept by [`Registries`], so a controller
+//! that checks at an interval asks again only what changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::fleet::{EnvironmentSelection, select_environments};
+use super::plan::{Against, PlanOptions, Planned, plan};
+use super::promote::{PinChange, commit_pins};
+use super::removed::PruneReleases;
+use super::render::{IfEmpty, RenderOptions, Selection};
+use super::{Context, Keys};
+use weaver_cluster::{ConnectOptions, SharedServers};
+use weaver_core::error::{Error, Result};
+use weaver_project::Environment;
+use weaver_project::environment::load_environment_promoted;
+use weaver_project::image_updates::Skipped;
+use weaver_project::promotion::{Promoted, promoted_path};
+use weaver_source::images::{ImageRepository, Registries};
+
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub repo: PathBuf,
+    /// The environments (`--env`, `--env-selector`); every one with `imageUpdates:` when empty.
+    pub environments: EnvironmentSelection,
+    /// The commit read: HEAD's when None.
+    pub rev: Option<String>,
+    /// Repositories asked at once.
+    pub concurrency: usize,
+}
+
+/// What `weaver images check` found.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checks {
+    pub environments: Vec<EnvironmentCheck>,
+    /// Requests sent to registries.
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentCheck {
+    pub environment: String,
+    /// The promotions file the pins are written to.
+    pub file: String,
+    pub images: Vec<ImageCheck>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageCheck {
+    pub image: String,
+    pub policy: String,
+    /// Each release's pin of the image now (`tag@digest`); null where none is written.
+    pub current: BTreeMap<String, Option<String>>,
+    /// The tag the policy takes, `tag@digest`; null when no tag is allowed.
+    pub newest: Option<String>,
+    /// Whether a release's pin differs from `newest`.
+    pub new: bool,
+    /// How many tags the repository has.
+    pub tags: usize,
+    /// Allowed, but not the newest.
+    pub older: usize,
+    /// Tags not allowed, by reason, with the first few of each.
+    pub skipped: Vec<SkippedTags>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedTags {
+    pub reason: &'static str,
+    pub count: usize,
+    pub examples: Vec<String>,
+}
+
+impl From<&Skipped> for SkippedTags {
+    fn from(skipped: &Skipped) -> SkippedTags {
+        SkippedTags { reason: skipped.reason, count: skipped.count, examples: skipped.examples.clone() }
+    }
+}
+
+impl Checks {
+    pub fn has_new(&self) -> bool {
+        self.environments.iter().any(|e| e.images.iter().any(|i| i.new))
+    }
+}
+
+/// Checks each selected environment's subscriptions against its registries.
+pub fn check(options: &CheckOptions, registries: &Registries) -> Result<Checks> {
+    let environments = subscribed(options)?;
+    let before = registries.requests();
+    let mut checks = Vec::new();
+    let tags = tag_lists(&environments, registries, options.concurrency)?;
+    for environment in &environments {
+        checks.push(check_environment(environment, registries, &tags)?);
+    }
+    Ok(Checks { environments: checks, requests: registries.requests() - before })
+}
+
+/// The selected environments that have `imageUpdates:`; one named by `--env` without them is
+/// an error, one picked by a glob or selector is passed over.
+fn subscribed(options: &CheckOptions) -> Result<Vec<Environment>> {
+    let selected = select_environments(&options.repo, options.rev.as_deref(), &options.environments)?;
+    if let Some(named) =
+        selected.iter().find(|e| e.image_updates.is_none() && options.environments.envs.contains(&e.name))
+    {
+        let file = named.files.first().map(weaver_core::error::Location::file);
+        let message = format!("environment `{}` has no `imageUpdates:`", named.name);
+        return Err(file.map_or_else(|| Error::new(&message), |at| Error::at(at, &message)).with_help(
+            "subscribe the first environment of a chain: imageUpdates: [{ image: registry.example/shop/web, releases: [web], policy: { semver: '>=1.4.0' } }]",
+        ));
+    }
+    let environments: Vec<Environment> = selected.into_iter().filter(|e| e.image_updates.is_some()).collect();
+    if environments.is_empty() {
+        return Err(Error::new("no selected environment has `imageUpdates:`").with_help(
+            "subscribe an environment to an image repository in its file (see the promotion guide's Image updates)",
+        ));
+    }
+    Ok(environments)
+}
+
+/// Each repository's tags, read once however many subscriptions name it, `concurrency` at once.
+fn tag_lists(
+    environments: &[Environment],
+    registries: &Registries,
+    concurrency: usize,
+) -> Result<HashMap<ImageRepository, Arc<Vec<String>>>> {
+    let mut repositories: Vec<ImageRepository> = environments
+        .iter()
+        .flat_map(|e| e.image_updates.iter().flat_map(|u| u.entries.iter()))
+        .map(|u| ImageRepository::locate(&u.image, u.plain_http))
+        .collect();
+    repositories.sort_by(|a, b| (&a.base, &a.path).cmp(&(&b.base, &b.path)));
+    repositories.dedup();
+    let next = Mutex::new(repositories.iter());
+    type Listed = (ImageRepository, Result<Arc<Vec<String>>>);
+    let found: Mutex<Vec<Listed>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency.clamp(1, repositories.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let Some(repository) = next.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                    let tags = registries.tags(repository);
+                    found.lock().unwrap_or_else(|e| e.into_inner()).push((repository.clone(), tags));
+                }
+            });
+        }
+    });
+    found.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|(r, tags)| Ok((r, tags?))).collect()
+}
+
+fn check_environment(
+    environment: &Environment,
+    registries: &Registries,
+    tags: &HashMap<ImageRepository, Arc<Vec<String>>>,
+) -> Result<EnvironmentCheck> {
+    let updates = environment.image_updates.as_ref().expect("only subscribed environments are checked");
+    let mut images = Vec::new();
+    for update in &updates.entries {
+        let repository = ImageRepository::locate(&update.image, update.plain_http);
+        let at = || format!("the imageUpdates entry of `{}` ({})", update.image, update.at);
+        let choice = update
+            .choose(&tags[&repository], &mut |tag| registries.created(&repository, tag, &update.platform))
+            .map_err(|e| e.with_help(at()))?;
+        let newest = match &choice.tag {
+            None => None,
+            Some(tag) => Some(format!("{tag}@{}", registries.digest(&repository, tag).map_err(|e| e.with_help(at()))?)),
+        };
+        let current: BTreeMap<String, Option<String>> = update
+            .releases
+            .iter()
+            .map(|release| {
+                let pinned = updates.written.releases.get(release).and_then(|r| r.images.get(&update.image)).cloned();
+                (release.clone(), pinned)
+            })
+            .collect();
+        let new = newest.is_some() && current.values().any(|pin| pin != &newest);
+        images.push(ImageCheck {
+            image: update.image.clone(),
+            policy: update.policy.describe(),
+            current,
+            newest,
+            new,
+            tags: choice.considered,
+            older: choice.older,
+            skipped: choice.skipped.iter().map(SkippedTags::from).collect(),
+        });
+    }
+    Ok(EnvironmentCheck {
+        environment: environment.name.clone(),
+        file: promoted_path(&environment.name).display().to_string(),
+        images,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    pub repo: PathBuf,
+    /// The one environment updated.
+    pub environment: String,
+    pub connect: ConnectOptions,
+    pub concurrency: usize,
+    /// The age identities the plan renders with.
+    pub keys: Keys,
+    pub dry_run: bool,
+    /// The new branch's name; one made of the environment and the change's digest when None.
+    pub branch: Option<String>,
+    /// The commit read and branched from: HEAD's when None.
+    pub rev: Option<String>,
+    /// Who commits (name, email): the repository's user.name and user.email when None.
+    pub author: Option<(String, String)>,
+    pub charts: weaver_source::charts::Archives,
+}
+
+/// What `weaver images update` found and wrote.
+pub struct Update {
+    pub check: EnvironmentCheck,
+    /// The pins that change, as a promotion's (`revision` 0: no source revision).
+    pub changes: Vec<PinChange>,
+    /// The environment's plan with the new pins (against its cluster); None when nothing changes.
+    pub plan: Option<Planned>,
+    /// The branch and commit written; None for a dry run or nothing new.
+    pub commit: Option<(String, String)>,
+    pub dry_run: bool,
+    pub requests: u64,
+}
+
+/// Checks the environment's subscriptions and, where a tag is new, writes the pins as one
+/// commit on a new branch (unless a dry run), with the plan of the change.
+pub async fn update(options: &UpdateOptions, registries: &Registries, cx: Context<'_>) -> Result<Update> {
+    let check_options = CheckOptions {
+        repo: options.repo.clone(),
+        environments: EnvironmentSelection { envs: vec![options.environment.clone()], ..Default::default() },
+        rev: options.rev.clone(),
+        concurrency: options.concurrency,
+    };
+    let checks = super::blocking(|| check(&check_options, registries))?;
+    let check = checks.environments.into_iter().next().expect("the one environment named was checked");
+    let environment =
+        super::blocking(|| select_environments(&options.repo, options.rev.as_deref(), &check_options.environments))?
+            .into_iter()
+            .next()
+            .expect("checked above");
+    let written = &environment.image_updates.as_ref().expect("checked above").written;
+    let (promoted, changes) = new_pins(written, &check);
+    let mut result =
+        Update { check, changes, plan: None, commit: None, dry_run: options.dry_run, requests: checks.requests };
+    if result.changes.is_empty() {
+        return Ok(result);
+    }
+    let project = super::blocking(|| super::open_project(&options.repo, options.rev.as_deref()))?;
+    let changed = Arc::new(load_environment_promoted(project.source.as_ref(), &environment.name, promoted.clone())?);
+    let render = RenderOptions {
+        selection: Selection {
+            env: environment.name.clone(),
+            releases: Vec::new(),
+            selectors: Vec::new(),
+            changed_since: None,
+            repo: options.repo.clone(),
+            rev: options.rev.clone(),
+            loaded: Some(changed),
+        },
+        keys: options.keys.clone(),
+        if_empty: IfEmpty::Warn,
+        validate: weaver_validate::Mode::Warn,
+        overrides: Default::default(),
+        charts: options.charts.clone(),
+    };
+    let planning = PlanOptions {
+        render,
+        against: Against::Cluster(options.connect.clone()),
+        server_side: false,
+        concurrency: options.concurrency,
+        prune_releases: PruneReleases::No,
+        servers: Some(SharedServers::new(options.concurrency)?),
+    };
+    result.plan = Some(plan(&planning, cx).await?);
+    if !options.dry_run {
+        let file = promoted_path(&environment.name).display().to_string();
+        let files = BTreeMap::from([(file, promoted.to_text(&environment.name).into_bytes())]);
+        let mut message = format!("Update images of {}\n\n", environment.name);
+        for change in &result.changes {
+            message.push_str(&format!(
+                "{}: release `{}` image {} = {}\n",
+                environment.name, change.release, change.name, change.to
+            ));
+        }
+        let pins = super::promote::Pins {
+            repo: &options.repo,
+            rev: options.rev.as_deref(),
+            author: options.author.as_ref(),
+            branch: options.branch.as_deref(),
+            prefix: "images",
+            environments: &[environment.name.as_str()],
+            files: &files,
+            message: &message,
+        };
+        result.commit = Some(super::blocking(|| commit_pins(&pins))?);
+    }
+    Ok(result)
+}
+
+/// The promotions file with the newest tags, and what changes against what it had.
+fn new_pins(written: &Promoted, check: &EnvironmentCheck) -> (Promoted, Vec<PinChange>) {
+    let mut promoted = written.clone();
+    let mut changes = Vec::new();
+    for image in check.images.iter().filter(|i| i.new) {
+        let Some(newest) = &image.newest else { continue };
+        for (release, current) in &image.current {
+            if current.as_ref() == Some(newest) {
+                continue;
+            }
+            let entry = promoted.releases.entry(release.clone()).or_default();
+            entry.images.insert(image.image.clone(), newest.clone());
+            changes.push(PinChange {
+                release: release.clone(),
+                pin: "image",
+                name: image.image.clone(),
+                from: current.clone().map(Value::from),
+                to: Value::from(newest.clone()),
+                revision: 0,
+            });
+        }
+    }
+    (promoted, changes)
+}

@@ -1,0 +1,443 @@
+//! `imageUpdates:` against Debian's docker-registry behind a proxy of the tests': token auth
+//! (a Bearer challenge whose realm wants the test credentials, as Docker Hub, GHCR and Harbor
+//! run it), an `ETag` on tag lists answered `304` to `If-None-Match` (as registries that support
+//! conditional requests do: docker-registry itself sends none), pages of 500 tags, a `429` with
+//! `Retry-After` on demand, and a log of what was asked.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::common::cluster::TestCluster;
+use crate::common::registry::Registry;
+use crate::common::{Repo, interop_available};
+use crate::remote_charts::{Answer, Request, TestServer, sha256_hex};
+
+const USER: &str = "robot";
+const PASSWORD: &str = "pa55-for-images";
+const TOKEN: &str = "t0ken-for-images";
+/// Tags per page of the proxy's tag lists.
+const PAGE: usize = 500;
+
+/// The registry, the proxy in front of it, what the proxy was asked and how many 429s it owes.
+struct Proxied {
+    registry: Registry,
+    proxy: TestServer,
+    asked: Arc<Mutex<Vec<String>>>,
+    throttle: Arc<AtomicUsize>,
+}
+
+impl Proxied {
+    fn start() -> Option<Proxied> {
+        let registry = match Registry::start() {
+            Ok(registry) => registry,
+            Err(why) => {
+                interop_available(&format!("docker-registry ({why})"), false);
+                return None;
+            }
+        };
+        let (asked, throttle) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicUsize::new(0)));
+        let (log, owed, backend) = (asked.clone(), throttle.clone(), registry.port);
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
+        let proxy = TestServer::start(move |port, request| {
+            if request.path.starts_with("token?") {
+                return match request.authorization == basic {
+                    true => ("200 OK", String::new(), format!(r#"{{"token":"{TOKEN}"}}"#).into_bytes()),
+                    false => ("401 Unauthorized", String::new(), b"bad credentials".to_vec()),
+                };
+            }
+            if request.authorization != format!("Bearer {TOKEN}") {
+                let challenge = format!(
+                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test\",scope=\"repository:shop:pull\"\r\n"
+                );
+                return ("401 Unauthorized", challenge, b"{}".to_vec());
+            }
+            log.lock().unwrap().push(format!("{} {}", request.method, request.path));
+            if request.path.contains("/tags/list") && owed.load(Ordering::SeqCst) > 0 {
+                owed.fetch_sub(1, Ordering::SeqCst);
+                return ("429 Too Many Requests", "Retry-After: 1\r\n".into(), b"slow down".to_vec());
+            }
+            forward(backend, request)
+        });
+        Some(Proxied { registry, proxy, asked, throttle })
+    }
+
+    fn image(&self, name: &str) -> String {
+        format!("127.0.0.1:{}/{name}", self.proxy.port)
+    }
+
+    /// What was asked since the last call, `GET v2/shop/web/tags/list` and the like.
+    fn take_asked(&self) -> Vec<String> {
+        std::mem::take(&mut *self.asked.lock().unwrap())
+    }
+}
+
+/// The request passed to the registry. Tag lists are served in pages of [`PAGE`] with a
+/// `Link` to the next (docker-registry 2.8 answers whole lists), each page with an ETag.
+fn forward(backend: u16, request: &Request) -> Answer {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+    let url = format!("http://127.0.0.1:{backend}/{path}");
+    let answer = match request.method.as_str() {
+        "HEAD" => agent.head(&url).header("Accept", &request.accept).call(),
+        _ => agent.get(&url).header("Accept", &request.accept).call(),
+    };
+    let mut response = answer.unwrap();
+    let mut headers = String::new();
+    for name in ["docker-content-digest", "content-type"] {
+        if let Some(value) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
+            headers.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    let status = response.status().as_u16();
+    let mut body = if request.method == "HEAD" { Vec::new() } else { response.body_mut().read_to_vec().unwrap() };
+    if path.ends_with("/tags/list") && status == 200 {
+        let list: Value = serde_json::from_slice(&body).unwrap();
+        let mut tags: Vec<String> = serde_json::from_value(list["tags"].clone()).unwrap_or_default();
+        tags.sort();
+        let last = query.split('&').find_map(|p| p.strip_prefix("last=")).unwrap_or("");
+        let start = if last.is_empty() { 0 } else { tags.iter().position(|t| t.as_str() > last).unwrap_or(tags.len()) };
+        let page: Vec<&String> = tags[start..].iter().take(PAGE).collect();
+        if start + page.len() < tags.len() {
+            let next = page.last().unwrap();
+            headers.push_str(&format!("Link: </{path}?n={PAGE}&last={next}>; rel=\"next\"\r\n"));
+        }
+        body = serde_json::to_vec(&json!({"name": list["name"], "tags": page})).unwrap();
+        let etag = format!("\"{}\"", &sha256_hex(&body)[..16]);
+        if request.if_none_match == etag {
+            return ("304 Not Modified", format!("ETag: {etag}\r\n{headers}"), Vec::new());
+        }
+        headers.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    let line = match status {
+        200 => "200 OK",
+        404 => "404 Not Found",
+        _ => "500 Internal Server Error",
+    };
+    (line, headers, body)
+}
+
+/// Pushes straight to the registry (no proxy): blobs, then a manifest; its digest.
+fn put_blob(port: u16, repository: &str, data: &[u8]) -> String {
+    let agent = ureq::Agent::new_with_defaults();
+    let digest = format!("sha256:{}", sha256_hex(data));
+    let started = agent.post(format!("http://127.0.0.1:{port}/v2/{repository}/blobs/uploads/")).send_empty().unwrap();
+    let location = started.headers().get("location").unwrap().to_str().unwrap().to_string();
+    let location = if location.starts_with('/') { format!("http://127.0.0.1:{port}{location}") } else { location };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    agent
+        .put(format!("{location}{separator}digest={digest}"))
+        .header("Content-Type", "application/octet-stream")
+        .send(data)
+        .unwrap();
+    digest
+}
+
+fn put_manifest(port: u16, repository: &str, tag: &str, media_type: &str, manifest: &Value) -> (String, usize) {
+    let body = serde_json::to_vec(manifest).unwrap();
+    ureq::Agent::new_with_defaults()
+        .put(format!("http://127.0.0.1:{port}/v2/{repository}/manifests/{tag}"))
+        .header("Content-Type", media_type)
+        .send(&body[..])
+        .unwrap();
+    (format!("sha256:{}", sha256_hex(&body)), body.len())
+}
+
+const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// An image built at `created` for linux/`architecture`, tagged `tag`; its manifest's digest and size.
+fn push_image(port: u16, repository: &str, tag: &str, created: &str, architecture: &str) -> (String, usize) {
+    let config = json!({"created": created, "architecture": architecture, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Labels": {"tag": tag}}});
+    let config = serde_json::to_vec(&config).unwrap();
+    let layer = format!("layer of {repository}:{tag}").into_bytes();
+    let (config_digest, layer_digest) = (put_blob(port, repository, &config), put_blob(port, repository, &layer));
+    let manifest = json!({"schemaVersion": 2, "mediaType": IMAGE_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}]});
+    put_manifest(port, repository, tag, IMAGE_MANIFEST, &manifest)
+}
+
+/// A multi-arch index tagged `tag`: amd64 built at `amd64_created`, arm64 at `arm64_created`.
+fn push_index(port: u16, repository: &str, tag: &str, amd64_created: &str, arm64_created: &str) -> String {
+    let amd64 = push_image(port, repository, &format!("{tag}-amd64"), amd64_created, "amd64");
+    let arm64 = push_image(port, repository, &format!("{tag}-arm64"), arm64_created, "arm64");
+    let entry = |(digest, size): (String, usize), architecture: &str| {
+        json!({"mediaType": IMAGE_MANIFEST, "digest": digest, "size": size,
+            "platform": {"os": "linux", "architecture": architecture}})
+    };
+    let index = json!({"schemaVersion": 2, "mediaType": IMAGE_INDEX,
+        "manifests": [entry(amd64, "amd64"), entry(arm64, "arm64")]});
+    put_manifest(port, repository, tag, IMAGE_INDEX, &index).0
+}
+
+/// A docker config (`docker login`'s) for the proxy, with `password`.
+fn docker_config(dir: &std::path::Path, port: u16, password: &str) -> std::path::PathBuf {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
+    let config = json!({"auths": {format!("127.0.0.1:{port}"): {"auth": auth}}});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir.to_path_buf()
+}
+
+/// Repo::minimal (release `app`) with `imageUpdates:` entries.
+fn subscribed(entries: &str) -> Repo {
+    let repo = Repo::minimal();
+    repo.write(
+        "environments/dev.yaml",
+        &format!("namespace: apps\nreleases:\n  - name: app\n    chart: app\nimageUpdates:\n{entries}"),
+    );
+    repo
+}
+
+fn check_json(repo: &Repo, docker: &std::path::Path) -> (i32, Value) {
+    let run = repo.weaver_env(&["images", "check", "-o", "json"], &[("DOCKER_CONFIG", docker.to_str().unwrap())]);
+    assert!(run.code == 0 || run.code == 2, "{}", run.stderr);
+    (run.code, serde_json::from_str(&run.stdout).unwrap())
+}
+
+/// Each policy takes its tag, written `tag@digest`, and says why it took no other; the tags of
+/// a repository named twice are read once.
+#[test]
+fn each_policy_takes_its_tag_by_digest_and_says_why_not_the_others() {
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let mut digests = std::collections::HashMap::new();
+    for tag in ["1.4.2", "1.5.0", "1.6.0-rc.1", "2.0.0", "main-99", "main-100", "latest"] {
+        digests.insert(tag, push_image(port, "shop/web", tag, "2026-11-01T00:00:00Z", "amd64").0);
+    }
+    // newestBuild, on linux/arm64: `b` is the newer on arm64 though older on amd64.
+    push_index(port, "shop/worker", "a", "2026-11-02T00:00:00Z", "2026-11-02T00:00:00Z");
+    let b = push_index(port, "shop/worker", "b", "2026-11-03T00:00:00Z", "2026-11-05T00:00:00Z");
+    push_index(port, "shop/worker", "c", "2026-11-04T00:00:00Z", "2026-11-04T00:00:00Z");
+    let (web, worker) = (registry.image("shop/web"), registry.image("shop/worker"));
+    let repo = subscribed(&format!(
+        "  - {{image: {web}, releases: [app], plainHttp: true, policy: {{semver: '>=1.4.0 <2'}}}}
+  - {{image: {web}, releases: [app], plainHttp: true, filterTags: {{pattern: '^main-(?P<n>[0-9]+)$', extract: '$n'}}, policy: {{numerical: asc}}}}
+  - {{image: {worker}, releases: [app], plainHttp: true, filterTags: {{pattern: '^[a-z]$'}}, platform: linux/arm64, policy: {{newestBuild: true}}}}
+  - {{image: {web}, releases: [app], plainHttp: true, policy: {{digest: latest}}}}
+"
+    ));
+    let docker = tempfile::tempdir().unwrap();
+    docker_config(docker.path(), registry.proxy.port, PASSWORD);
+    registry.take_asked();
+    let (code, report) = check_json(&repo, docker.path());
+    assert_eq!(code, 2, "new tags: {report}");
+    let images = report["environments"][0]["images"].as_array().unwrap();
+    let newest: Vec<&str> = images.iter().map(|i| i["newest"].as_str().unwrap()).collect();
+    assert_eq!(
+        newest,
+        [
+            format!("1.5.0@{}", digests["1.5.0"]),
+            format!("main-100@{}", digests["main-100"]),
+            format!("b@{b}"),
+            format!("latest@{}", digests["latest"]),
+        ]
+    );
+    assert_eq!(images[0]["current"], json!({"app": null}));
+    assert_eq!(images[0]["new"], true);
+    let mut reasons: Vec<(&str, u64)> = images[0]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["reason"].as_str().unwrap(), s["count"].as_u64().unwrap()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [("a pre-release (prereleases: true takes them)", 1), ("not a semantic version", 3), ("outside the range", 1)],
+        "{report}"
+    );
+    assert_eq!(images[0]["older"], 1);
+    // The web repository's tags were listed once for three subscriptions.
+    let asked = registry.take_asked();
+    let lists = asked.iter().filter(|a| a.starts_with("GET v2/shop/web/tags/list")).count();
+    assert_eq!(lists, 1, "{asked:?}");
+
+    // The text says the same, and why.
+    let run = repo.weaver_env(&["images", "check"], &[("DOCKER_CONFIG", docker.path().to_str().unwrap())]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("1.5.0@{}", digests["1.5.0"])), "{}", run.stdout);
+    assert!(run.stdout.contains("1 outside the range (2.0.0)"), "{}", run.stdout);
+    assert!(!run.stdout.contains(PASSWORD) && !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN));
+}
+
+/// Refused credentials name the registry and where credentials come from, never the password
+/// or a token; a `429` is waited out; thousands of tags are read page by page.
+#[test]
+fn refusals_limits_and_pages_are_met_as_registries_need() {
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let (digest, _) = push_image(port, "shop/web", "1.0.0", "2026-11-01T00:00:00Z", "amd64");
+    let web = registry.image("shop/web");
+    let repo =
+        subscribed(&format!("  - {{image: {web}, releases: [app], plainHttp: true, policy: {{semver: '>=1'}}}}\n"));
+    let docker = tempfile::tempdir().unwrap();
+    docker_config(docker.path(), registry.proxy.port, "wrong-password");
+    let run = repo.weaver_env(&["images", "check"], &[("DOCKER_CONFIG", docker.path().to_str().unwrap())]);
+    let err = run.failure();
+    assert!(err.contains("answered HTTP 401") && err.contains(&format!("127.0.0.1:{}", registry.proxy.port)), "{err}");
+    assert!(err.contains("docker login"), "{err}");
+    assert!(!err.contains("wrong-password") && !err.contains(TOKEN), "{err}");
+
+    docker_config(docker.path(), registry.proxy.port, PASSWORD);
+    registry.throttle.store(2, Ordering::SeqCst);
+    let (code, report) = check_json(&repo, docker.path());
+    assert_eq!((code, &report["environments"][0]["images"][0]["newest"]), (2, &json!(format!("1.0.0@{digest}"))));
+    let asked = registry.take_asked();
+    assert_eq!(asked.iter().filter(|a| a.contains("/tags/list")).count(), 3, "two 429s, then the list: {asked:?}");
+    // A registry that keeps refusing: the error says it limits requests.
+    registry.throttle.store(100, Ordering::SeqCst);
+    let run = repo.weaver_env(&["images", "check"], &[("DOCKER_CONFIG", docker.path().to_str().unwrap())]);
+    assert!(run.failure().contains("is limiting requests"), "{}", run.stderr);
+    registry.throttle.store(0, Ordering::SeqCst);
+
+    // 1,200 tags: three pages, the newest on the last.
+    for n in 0..1200 {
+        let tag = format!("1.1.{n}");
+        let manifest_digest = put_manifest(
+            port,
+            "shop/web",
+            &tag,
+            IMAGE_MANIFEST,
+            &serde_json::from_slice::<Value>(&fetch_manifest(port, "shop/web", "1.0.0")).unwrap(),
+        );
+        assert_eq!(manifest_digest.0, digest);
+    }
+    registry.take_asked();
+    let (_, report) = check_json(&repo, docker.path());
+    assert_eq!(report["environments"][0]["images"][0]["newest"], format!("1.1.1199@{digest}"));
+    assert_eq!(report["environments"][0]["images"][0]["tags"], 1201);
+    let asked = registry.take_asked();
+    assert_eq!(asked.iter().filter(|a| a.contains("/tags/list")).count(), 3, "{asked:?}");
+}
+
+fn fetch_manifest(port: u16, repository: &str, tag: &str) -> Vec<u8> {
+    ureq::Agent::new_with_defaults()
+        .get(format!("http://127.0.0.1:{port}/v2/{repository}/manifests/{tag}"))
+        .header("Accept", IMAGE_MANIFEST)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_vec()
+        .unwrap()
+}
+
+/// An unchanged repository costs one `304` per page in a process that asked before; a changed
+/// one is read again; a tag moved to a new digest is seen.
+#[test]
+fn an_unchanged_repository_costs_one_answer_without_a_body() {
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    push_image(port, "shop/web", "1.0.0", "2026-11-01T00:00:00Z", "amd64");
+    let dir = tempfile::tempdir().unwrap();
+    let docker = docker_config(dir.path(), registry.proxy.port, PASSWORD);
+    let config = docker.join("config.json");
+    let var = move |key: &str| match key {
+        "DOCKER_CONFIG" => Some(docker.to_str().unwrap().to_string()),
+        "HOME" => Some("/nonexistent".to_string()),
+        _ => None,
+    };
+    assert!(config.exists());
+    let machine = weaver_source::charts::http::Machine::load(var).unwrap();
+    let registries = weaver_source::images::Registries::new(machine);
+    let web = weaver_source::images::ImageRepository::locate(&registry.image("shop/web"), true);
+    assert_eq!(*registries.tags(&web).unwrap(), ["1.0.0"]);
+    registry.take_asked();
+    let before = registries.requests();
+    assert_eq!(*registries.tags(&web).unwrap(), ["1.0.0"]);
+    assert_eq!(registries.requests() - before, 1, "one request for an unchanged repository");
+    assert_eq!(registry.take_asked(), ["GET v2/shop/web/tags/list"]);
+    push_image(port, "shop/web", "1.1.0", "2026-11-02T00:00:00Z", "amd64");
+    let mut tags = registries.tags(&web).unwrap().to_vec();
+    tags.sort();
+    assert_eq!(tags, ["1.0.0", "1.1.0"]);
+
+    // The tag moved: its digest now is the new image's.
+    let first = registries.digest(&web, "1.1.0").unwrap();
+    let (moved, _) = push_image(port, "shop/web", "1.1.0", "2026-11-03T00:00:00Z", "amd64");
+    assert_ne!(first, moved);
+    assert_eq!(registries.digest(&web, "1.1.0").unwrap(), moved);
+}
+
+/// `weaver images update` writes the new pins as a commit on a new branch with the plan (the
+/// release's containers get `tag@digest`), and writes nothing when nothing is new.
+#[test]
+fn update_commits_the_pins_and_nothing_when_nothing_is_new() {
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let (digest, _) = push_image(port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
+    let cluster = TestCluster::start();
+    let namespace = cluster.namespace("images");
+    let web = registry.image("shop/web");
+    let repo = Repo::empty();
+    repo.write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n").write(
+        "charts/app/templates/deployment.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n        - name: web\n          image: {web}:1.4.2\n"
+        ),
+    );
+    repo.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {namespace}\nreleases:\n  - name: app\n    chart: app\nimageUpdates:\n  - {{image: {web}, releases: [app], plainHttp: true, policy: {{semver: '>=1.4.0'}}}}\n"
+        ),
+    );
+    let git = crate::common::git::init(repo.path());
+    let mut config = git.config().unwrap();
+    config.set_str("user.name", "Image Updater").unwrap();
+    config.set_str("user.email", "images@weaver.invalid").unwrap();
+    crate::common::git::commit_all(&git, "first");
+    let docker = tempfile::tempdir().unwrap();
+    docker_config(docker.path(), registry.proxy.port, PASSWORD);
+    let env = [("DOCKER_CONFIG", docker.path().to_str().unwrap())];
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let run = repo.weaver_env(
+        &["--kubeconfig", &kubeconfig, "images", "update", "--env", "dev", "--branch", "images/dev", "-o", "json"],
+        &env,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let pin = format!("1.5.0@{digest}");
+    assert_eq!(report["changes"][0]["to"], pin.as_str());
+    assert_eq!(report["branch"], "images/dev");
+    let plan = report["plan"].to_string();
+    assert!(plan.contains(&format!("{web}:{pin}")), "the plan sets the image: {plan}");
+    let blob = git.revparse_single("images/dev:promotions/dev.yaml").unwrap().peel_to_blob().unwrap();
+    let written = String::from_utf8(blob.content().to_vec()).unwrap();
+    assert!(written.starts_with("# Written by `weaver images update`"), "{written}");
+    assert!(written.contains(&format!("{web}: {pin}")), "{written}");
+    assert!(!written.contains("revision") && !written.contains("from:"), "{written}");
+
+    // Merged, the environment renders the pin, and nothing is new: nothing written.
+    let branch = git.revparse_single("images/dev").unwrap();
+    git.reset(&branch, git2::ResetType::Hard, None).unwrap();
+    let rendered = repo.weaver(&["render", "--env", "dev"]).success().to_string();
+    assert!(rendered.contains(&format!("image: {web}:{pin}")), "{rendered}");
+    let again = repo.weaver_env(&["--kubeconfig", &kubeconfig, "images", "update", "--env", "dev"], &env);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("Nothing new"), "{}", again.stdout);
+    let branches: Vec<String> = git
+        .branches(Some(git2::BranchType::Local))
+        .unwrap()
+        .map(|b| b.unwrap().0.name().unwrap().unwrap().to_string())
+        .collect();
+    assert_eq!(branches.len(), 2, "no branch but the first and images/dev: {branches:?}");
+}
+
+/// What cannot be subscribed is named with its place.
+#[test]
+fn a_subscription_that_cannot_be_used_is_named() {
+    let repo = subscribed("  - {image: reg.example/web, releases: [api], policy: {semver: '>=1'}}\n");
+    let err = repo.weaver(&["images", "check"]).failure().to_string();
+    assert!(err.contains("environments/dev.yaml:") && err.contains("names release `api`"), "{err}");
+    let repo = Repo::minimal();
+    let err = repo.weaver(&["images", "check", "--env", "dev"]).failure().to_string();
+    assert!(err.contains("environment `dev` has no `imageUpdates:`"), "{err}");
+    let repo = subscribed("  - {image: reg.example/web, releases: [app], policy: {semver: '>=1'}}\n");
+    repo.write("environments/prod.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\npromotion: {from: dev, pins: [{release: app, image: reg.example/web}]}\nimageUpdates:\n  - {image: reg.example/web, releases: [app], policy: {semver: '>=1'}}\n");
+    let err = repo.weaver(&["images", "check", "--env", "prod"]).failure().to_string();
+    assert!(err.contains("has both `imageUpdates` and `promotion`"), "{err}");
+}

@@ -523,7 +523,7 @@ mod tests {
             .unwrap();
         assert_eq!(choice.tag.as_deref(), Some("b"));
         assert_eq!(asked, ["a", "b", "c"]);
-        assert_eq!(choice.skipped[1].reason, "no creation time in its image config");
+        assert_eq!(choice.skipped[0].reason, "no creation time in its image config");
     }
 
     #[test]

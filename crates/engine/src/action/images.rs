@@ -14,15 +14,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::fleet::{EnvironmentSelection, select_environments};
-use super::plan::{Against, PlanOptions, Planned, plan};
-use super::promote::{PinChange, commit_pins};
-use super::removed::PruneReleases;
-use super::render::{IfEmpty, RenderOptions, Selection};
+use super::plan::Planned;
+use super::promote::{PinChange, Proposed, commit_pins};
 use super::{Context, Keys};
 use weaver_cluster::{ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Result};
 use weaver_project::Environment;
-use weaver_project::environment::load_environment_promoted;
 use weaver_project::image_updates::Skipped;
 use weaver_project::promotion::{Promoted, promoted_path};
 use weaver_source::images::{ImageRepository, Registries};
@@ -259,32 +256,16 @@ pub async fn update(options: &UpdateOptions, registries: &Registries, cx: Contex
         return Ok(result);
     }
     let project = super::blocking(|| super::open_project(&options.repo, options.rev.as_deref()))?;
-    let changed = Arc::new(load_environment_promoted(project.source.as_ref(), &environment.name, promoted.clone())?);
-    let render = RenderOptions {
-        selection: Selection {
-            env: environment.name.clone(),
-            releases: Vec::new(),
-            selectors: Vec::new(),
-            changed_since: None,
-            repo: options.repo.clone(),
-            rev: options.rev.clone(),
-            loaded: Some(changed),
-        },
-        keys: options.keys.clone(),
-        if_empty: IfEmpty::Warn,
-        validate: weaver_validate::Mode::Warn,
-        overrides: Default::default(),
-        charts: options.charts.clone(),
-    };
-    let planning = PlanOptions {
-        render,
-        against: Against::Cluster(options.connect.clone()),
-        server_side: false,
+    let proposed = Proposed {
+        repo: &options.repo,
+        rev: options.rev.as_deref(),
+        keys: &options.keys,
+        connect: &options.connect,
         concurrency: options.concurrency,
-        prune_releases: PruneReleases::No,
-        servers: Some(SharedServers::new(options.concurrency)?),
+        charts: &options.charts,
     };
-    result.plan = Some(plan(&planning, cx).await?);
+    let servers = SharedServers::new(options.concurrency)?;
+    result.plan = Some(proposed.plan(&project, &environment.name, &promoted, &servers, cx).await?);
     if !options.dry_run {
         let file = promoted_path(&environment.name).display().to_string();
         let files = BTreeMap::from([(file, promoted.to_text(&environment.name).into_bytes())]);

@@ -296,34 +296,67 @@ async fn promote_one(
     if result.changes.is_empty() || !result.passed() {
         return Ok(result);
     }
-    let changed = Arc::new(load_environment_promoted(project.source.as_ref(), &target.name, promoted.clone())?);
-    let render = RenderOptions {
-        selection: Selection {
-            env: target.name.clone(),
-            releases: Vec::new(),
-            selectors: Vec::new(),
-            changed_since: None,
-            repo: options.repo.clone(),
-            rev: Some(options.rev().to_string()),
-            loaded: Some(changed),
-        },
-        keys: options.keys.clone(),
-        if_empty: IfEmpty::Warn,
-        validate: weaver_validate::Mode::Warn,
-        overrides: Default::default(),
-        charts: options.charts.clone(),
-    };
-    let planning = PlanOptions {
-        render,
-        against: Against::Cluster(options.connect.clone()),
-        server_side: false,
+    let proposed = Proposed {
+        repo: &options.repo,
+        rev: Some(options.rev()),
+        keys: &options.keys,
+        connect: &options.connect,
         concurrency: options.concurrency,
-        prune_releases: PruneReleases::No,
-        servers: Some(servers.clone()),
+        charts: &options.charts,
     };
-    result.plan = Some(plan(&planning, cx).await?);
+    result.plan = Some(proposed.plan(project, &target.name, &promoted, servers, cx).await?);
     result.promoted = promoted;
     Ok(result)
+}
+
+/// Where a change of pins is planned: the repository at a commit, against the environment's cluster.
+pub(super) struct Proposed<'a> {
+    pub repo: &'a std::path::Path,
+    pub rev: Option<&'a str>,
+    pub keys: &'a Keys,
+    pub connect: &'a ConnectOptions,
+    pub concurrency: usize,
+    pub charts: &'a weaver_source::charts::Archives,
+}
+
+impl Proposed<'_> {
+    /// The plan of `environment` with `promoted` as its promotions file, against its cluster:
+    /// what a promotion or an image update proposes.
+    pub(super) async fn plan(
+        &self,
+        project: &Project,
+        environment: &str,
+        promoted: &Promoted,
+        servers: &SharedServers,
+        cx: Context<'_>,
+    ) -> Result<Planned> {
+        let changed = Arc::new(load_environment_promoted(project.source.as_ref(), environment, promoted.clone())?);
+        let render = RenderOptions {
+            selection: Selection {
+                env: environment.to_string(),
+                releases: Vec::new(),
+                selectors: Vec::new(),
+                changed_since: None,
+                repo: self.repo.to_path_buf(),
+                rev: self.rev.map(str::to_string),
+                loaded: Some(changed),
+            },
+            keys: self.keys.clone(),
+            if_empty: IfEmpty::Warn,
+            validate: weaver_validate::Mode::Warn,
+            overrides: Default::default(),
+            charts: self.charts.clone(),
+        };
+        let planning = PlanOptions {
+            render,
+            against: Against::Cluster(self.connect.clone()),
+            server_side: false,
+            concurrency: self.concurrency,
+            prune_releases: PruneReleases::No,
+            servers: Some(servers.clone()),
+        };
+        plan(&planning, cx).await
+    }
 }
 
 /// The pins as the source's `records` have them: the target's new promotions file, and what

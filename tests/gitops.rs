@@ -78,6 +78,7 @@ impl Controller {
             lock_lease: weaver_cluster::DEFAULT_LEASE_DURATION,
             stopping: Default::default(),
             clock,
+            registries: Default::default(),
         };
         let settings = weaver_controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),

@@ -342,16 +342,19 @@ fn an_unchanged_repository_costs_one_answer_without_a_body() {
     };
     assert!(config.exists());
     let machine = weaver_source::charts::http::Machine::load(var).unwrap();
-    let registries = weaver_source::images::Registries::new(machine);
+    let registries = weaver_source::images::Registries::new(machine, "the test's docker config");
     let web = weaver_source::images::ImageRepository::locate(&registry.image("shop/web"), true);
-    assert_eq!(*registries.tags(&web).unwrap(), ["1.0.0"]);
+    assert_eq!(*registries.tags(&web).unwrap().list, ["1.0.0"]);
     registry.take_asked();
     let before = registries.requests();
-    assert_eq!(*registries.tags(&web).unwrap(), ["1.0.0"]);
+    let again = registries.tags(&web).unwrap();
+    assert_eq!((again.list.as_slice(), again.unchanged), (&["1.0.0".to_string()][..], true));
     assert_eq!(registries.requests() - before, 1, "one request for an unchanged repository");
     assert_eq!(registry.take_asked(), ["GET v2/shop/web/tags/list"]);
     push_image(port, "shop/web", "1.1.0", "2026-11-02T00:00:00Z", "amd64");
-    let mut tags = registries.tags(&web).unwrap().to_vec();
+    let changed = registries.tags(&web).unwrap();
+    assert!(!changed.unchanged);
+    let mut tags = changed.list.to_vec();
     tags.sort();
     assert_eq!(tags, ["1.0.0", "1.1.0"]);
 
@@ -440,4 +443,93 @@ fn a_subscription_that_cannot_be_used_is_named() {
     repo.write("environments/prod.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\npromotion: {from: dev, pins: [{release: app, image: reg.example/web}]}\nimageUpdates:\n  - {image: reg.example/web, releases: [app], policy: {semver: '>=1'}}\n");
     let err = repo.weaver(&["images", "check", "--env", "prod"]).failure().to_string();
     assert!(err.contains("has both `imageUpdates` and `promotion`"), "{err}");
+}
+
+/// An EnvironmentSync's `spec.imageUpdates`: a missing pull Secret is named in the condition;
+/// with it, the new tag is pushed to the tracked branch as `tag@digest`, and the next
+/// reconcile applies it; a newer tag is pushed in turn; no credential is in the status.
+#[test]
+fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
+    use crate::gitops::{Controller, Source, environment_sync, http_or_skip, spec, tenant, until_status};
+    if !http_or_skip() {
+        return;
+    }
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let (first, _) = push_image(port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    // The pushes update the working tree.
+    source.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    let web = registry.image("shop/web");
+    source.write(
+        "charts/app/templates/deployment.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n        - name: web\n          image: {web}:1.4.2\n"
+        ),
+    );
+    source.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\nimageUpdates:\n  - {{image: {web}, releases: [app], plainHttp: true, policy: {{semver: '>=1.4.0'}}}}\n"
+        ),
+    );
+    source.commit("dev subscribes to web");
+    let _controller = Controller::start(&cluster, None);
+    let author = json!({"name": "Image Bot", "email": "images@weaver.invalid"});
+    let extra = json!({"interval": "1s",
+        "imageUpdates": {"interval": "1s", "author": author, "pullSecrets": [{"name": "regcred"}]}});
+    let sync = environment_sync(&cluster, &namespace, "dev", spec(&source, extra));
+    cluster.create(&sync);
+    let condition = |live: &Value| {
+        live["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "ImagesUpdated")).map(|c| {
+            (
+                c["status"].as_str().unwrap().to_string(),
+                c["reason"].as_str().unwrap().to_string(),
+                c["message"].as_str().unwrap().to_string(),
+            )
+        })
+    };
+    let live = until_status(&cluster, &sync, "the missing Secret named", |live| {
+        condition(live).is_some_and(|(status, reason, _)| status == "False" && reason == "SecretNotFound")
+    });
+    assert!(condition(&live).unwrap().2.contains(&format!("Secret {namespace}/regcred")), "{live}");
+
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let config = json!({"auths": {format!("127.0.0.1:{}", registry.proxy.port): {"auth": auth}}});
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": namespace},
+        "stringData": {".dockerconfigjson": config.to_string()}}));
+    let pin = format!("{web}:1.5.0@{first}");
+    let deployment =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace}});
+    let image = || cluster.get(&deployment).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone());
+    let live = until_status(&cluster, &sync, "the pin pushed and applied", |live| {
+        condition(live).is_some_and(|(_, reason, _)| reason == "ImagesUpdated" || reason == "UpToDate")
+            && image() == Some(json!(pin))
+    });
+    let status = &live["status"]["imageUpdates"];
+    assert_eq!(status["branch"], "main");
+    assert!(status["lastPushedCommit"].is_string(), "{status}");
+    let pushed = std::fs::read_to_string(source.work().join("promotions/dev.yaml")).unwrap();
+    assert!(pushed.contains(&format!("{web}: 1.5.0@{first}")), "{pushed}");
+
+    // A newer tag is pushed in turn, and applied.
+    let (second, _) = push_image(port, "shop/web", "1.6.0", "2026-11-02T00:00:00Z", "amd64");
+    let newer = format!("{web}:1.6.0@{second}");
+    let live = until_status(&cluster, &sync, "the newer pin applied", |_| image() == Some(json!(newer)));
+    let text = live.to_string();
+    assert!(!text.contains(PASSWORD) && !text.contains(TOKEN) && !text.contains(&auth), "a credential in the status");
+    // Events are written after the status: waited for.
+    crate::common::eventually("the Events of the refusal and the push", || {
+        let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
+        let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
+        match reasons.contains(&"ImagesUpdated") && reasons.contains(&"SecretNotFound") {
+            true => Ok(()),
+            false => Err(format!("{reasons:?}")),
+        }
+    });
+    let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
+    assert!(!events.iter().any(|e| e.to_string().contains(PASSWORD)));
 }

@@ -11,6 +11,8 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 /// An EnvironmentSync's last auto-promotion: True when it pushed or found nothing to push.
 pub const PROMOTED: &str = "Promoted";
+/// An image update's outcome (`spec.imageUpdates`): True when it pushed or nothing was new.
+pub const IMAGES_UPDATED: &str = "ImagesUpdated";
 /// An EnvironmentSync whose account may not watch some of what it applied (True only; absent
 /// otherwise): changes others make to them are found at each interval, not as they happen.
 pub const WATCH_REFUSED: &str = "WatchRefused";

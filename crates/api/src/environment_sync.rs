@@ -113,6 +113,12 @@ pub struct EnvironmentSyncSpec {
     /// `author` and pushed with `source.secretRef`'s credentials (the book's promotion guide).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<AutoPromotion>,
+    /// Image updates: on its interval, the selected environments that have `imageUpdates:`
+    /// take the newest tags their policies allow, as `weaver images update` writes them, committed
+    /// as `author` and pushed with `source.secretRef`'s credentials (the book's promotion guide,
+    /// Image updates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_updates: Option<AutoImageUpdates>,
     /// When applies and approvals may happen, as Argo CD's sync windows: an active `deny`
     /// window holds them back (it wins over `allow`), and with `allow` windows given, so does
     /// the absence of an active one. A plan is still computed and shown while held.
@@ -259,6 +265,26 @@ pub struct AutoPromotion {
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct AutoImageUpdates {
+    /// How often the registries are asked (default 5m); a reconcile that is due asks them
+    /// after its apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
+    pub interval: Option<String>,
+    /// Where the commit goes; without it, to the branch `source.ref.branch` tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PromotionPush>,
+    /// Who the commits are by (author and committer).
+    pub author: GitAuthor,
+    /// Secrets of this namespace (`kubernetes.io/dockerconfigjson`, as Pods' imagePullSecrets)
+    /// holding the registries' credentials, read as the EnvironmentSync's account; without
+    /// them, registries are asked anonymously.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_secrets: Vec<LocalObjectReference>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PromotionPush {
     /// A branch of its own (`weaver/promote-prod`), to open a pull request from: each
     /// promotion replaces what it holds (a force push). The tracked branch itself is only
@@ -329,6 +355,34 @@ pub struct EnvironmentSyncStatus {
     /// The last auto-promotion (`spec.promotion`): its gates, what it pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<PromotionStatus>,
+    /// The last image update (`spec.imageUpdates`): what the registries held, what it pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_updates: Option<ImageUpdatesStatus>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageUpdatesStatus {
+    /// When the registries were last asked, RFC 3339, UTC.
+    pub last_attempt_time: String,
+    /// The commit the pins were written on (the update's parent).
+    pub revision: String,
+    /// The branch pushed to.
+    pub branch: String,
+    /// The last commit pushed, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pushed_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_push_time: Option<String>,
+    /// Per environment and image, the newest allowed tag: `dev registry.example/web 1.5.0@sha256:…`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// The pins the last push changed: `dev: web registry.example/web 1.4.2@… -> 1.5.0@…`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// Requests sent to registries by the last update.
+    #[serde(default)]
+    pub requests: u64,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

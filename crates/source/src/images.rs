@@ -62,6 +62,13 @@ impl ImageRepository {
     }
 }
 
+/// A repository's tags, and whether the registry said they had not changed since it was last asked.
+#[derive(Debug, Clone)]
+pub struct Tags {
+    pub list: Arc<Vec<String>>,
+    pub unchanged: bool,
+}
+
 /// One page of a tag list as last answered.
 #[derive(Clone)]
 struct Page {
@@ -122,6 +129,8 @@ impl Drop for Slot<'_> {
 /// The registries of a run (the CLI) or a process (the controller). `Send + Sync`.
 pub struct Registries {
     machine: Machine,
+    /// Where the credentials come from, for refusals: `the docker and helm registry configs`.
+    credentials_from: String,
     connections: Mutex<HashMap<String, Arc<Mutex<Connection>>>>,
     tag_lists: Mutex<HashMap<String, Arc<Vec<Page>>>>,
     /// `repository key/tag` → the digest it was seen at.
@@ -133,10 +142,12 @@ pub struct Registries {
 }
 
 impl Registries {
-    /// Registries asked with `machine`'s credentials (the docker and helm registry configs).
-    pub fn new(machine: Machine) -> Registries {
+    /// Registries asked with `machine`'s credentials; `credentials_from` says where they come
+    /// from, in refusals (never what they are).
+    pub fn new(machine: Machine, credentials_from: impl Into<String>) -> Registries {
         Registries {
             machine,
+            credentials_from: credentials_from.into(),
             connections: Mutex::default(),
             tag_lists: Mutex::default(),
             tags_seen: Mutex::default(),
@@ -151,13 +162,15 @@ impl Registries {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// The repository's tags, every page, revalidated with each page's `ETag`.
-    pub fn tags(&self, repository: &ImageRepository) -> Result<Arc<Vec<String>>> {
+    /// The repository's tags, every page, revalidated with each page's `ETag`, and whether
+    /// every page was answered unchanged (`304`).
+    pub fn tags(&self, repository: &ImageRepository) -> Result<Tags> {
         let key = repository.key();
         let before = lock(&self.tag_lists).get(&key).cloned();
         let connection = self.connection(repository)?;
         let mut connection = lock(&connection);
         let mut pages: Vec<Page> = Vec::new();
+        let mut unchanged = true;
         let mut next = Some(format!("{}/v2/{}/tags/list", repository.base, repository.path));
         while let Some(url) = next.take() {
             if pages.iter().any(|p| p.url == url) {
@@ -170,6 +183,7 @@ impl Registries {
             let page = match (response.status, cached) {
                 (304, Some(cached)) => cached.clone(),
                 (200, _) => {
+                    unchanged = false;
                     #[derive(Deserialize)]
                     struct Tags {
                         #[serde(default)]
@@ -184,14 +198,24 @@ impl Registries {
                         next: response.next,
                     }
                 }
-                _ => return Err(refused(&connection, &url, &response, repository)),
+                _ => return Err(refused(&connection, &url, &response, repository, &self.credentials_from)),
             };
             next = page.next.clone();
             pages.push(page);
         }
         let tags: Vec<String> = pages.iter().flat_map(|p| p.tags.iter().cloned()).collect();
         lock(&self.tag_lists).insert(key, Arc::new(pages));
-        Ok(Arc::new(tags))
+        Ok(Tags { list: Arc::new(tags), unchanged })
+    }
+
+    /// The digest `tag` pointed at when last asked, if the repository's tag list is unchanged
+    /// since (`unchanged`): a tag that is not followed by digest is not asked again every
+    /// interval; else [`Registries::digest`].
+    pub fn digest_unless_unchanged(&self, repository: &ImageRepository, tag: &str, unchanged: bool) -> Result<String> {
+        if unchanged && let Some(digest) = lock(&self.tags_seen).get(&format!("{}/{tag}", repository.key())) {
+            return Ok(digest.clone());
+        }
+        self.digest(repository, tag)
     }
 
     /// The digest `tag` points at now, asked of the registry (`HEAD`; a `GET` when the answer
@@ -206,11 +230,11 @@ impl Registries {
             (200, None) => {
                 let got = self.send(repository, &mut connection, Method::Get, &url, MANIFEST_TYPES, &[])?;
                 if got.status != 200 {
-                    return Err(refused(&connection, &url, &got, repository));
+                    return Err(refused(&connection, &url, &got, repository, &self.credentials_from));
                 }
                 sha256_digest(&got.body)
             }
-            (_, _) => return Err(refused(&connection, &url, &head, repository)),
+            (_, _) => return Err(refused(&connection, &url, &head, repository, &self.credentials_from)),
         };
         self.remember(&self.tags_seen, format!("{}/{tag}", repository.key()), digest.clone());
         Ok(digest)
@@ -256,7 +280,7 @@ impl Registries {
                 let response =
                     self.send(repository, &mut connection, Method::Get, &url, "application/octet-stream", &[])?;
                 if response.status != 200 {
-                    return Err(refused(&connection, &url, &response, repository));
+                    return Err(refused(&connection, &url, &response, repository, &self.credentials_from));
                 }
                 if sha256_digest(&response.body) != config.digest {
                     return Err(connection.failed(&url, "the config's content is not its digest's"));
@@ -274,7 +298,7 @@ impl Registries {
         let url = format!("{}/v2/{}/manifests/{digest}", repository.base, repository.path);
         let response = self.send(repository, connection, Method::Get, &url, MANIFEST_TYPES, &[])?;
         if response.status != 200 {
-            return Err(refused(connection, &url, &response, repository));
+            return Err(refused(connection, &url, &response, repository, &self.credentials_from));
         }
         if sha256_digest(&response.body) != digest {
             return Err(connection.failed(&url, "the manifest's content is not its digest's"));
@@ -336,12 +360,18 @@ impl Registries {
 
 /// The error of a request the registry did not answer as asked: a refusal names where the
 /// credentials come from, never what they are.
-fn refused(connection: &Connection, url: &str, response: &Response, repository: &ImageRepository) -> Error {
+fn refused(
+    connection: &Connection,
+    url: &str,
+    response: &Response,
+    repository: &ImageRepository,
+    credentials_from: &str,
+) -> Error {
     let error = connection.status_error(url, response);
     match response.status {
         401 | 403 => Error::new(error.message).with_help(format!(
-            "registry {} refused the request: log in with `docker login {}` (the docker config's credentials are used), or check the credentials given for it",
-            repository.host, repository.host
+            "registry {} refused the request: check its credentials in {credentials_from}",
+            repository.host
         )),
         404 => Error::new(error.message)
             .with_help(format!("registry {} has no repository `{}` or no such tag", repository.host, repository.path)),

@@ -21,7 +21,11 @@ use weaver_source::charts::http::Machine;
 use weaver_source::images::Registries;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, command: &ImagesCommand) -> Result<ExitCode> {
-    let registries = Registries::new(Machine::load(|key| std::env::var(key).ok())?);
+    let machine = Machine::load(|key| std::env::var(key).ok())?;
+    let registries = Registries::new(
+        machine,
+        "the docker and helm registry configs (`docker login`, $DOCKER_CONFIG) or the credentials file",
+    );
     match command {
         ImagesCommand::Check(args) => check(global, ui, args, &registries),
         ImagesCommand::Update(args) => update(global, ui, args, &registries),

@@ -286,6 +286,7 @@ fn gitops_shared(
         record_key: weaver_secrets::record_key::RecordKey::from_environment()?,
         stopping: shutdown.heard.clone(),
         clock: weaver_controllers::gitops::reconcile::Clock::system(),
+        registries: Default::default(),
     })
 }
 

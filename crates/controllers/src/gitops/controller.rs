@@ -24,7 +24,7 @@ use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, seconds_since};
 use super::status::{self, Done, Outcome, Working};
 use crate::Backoff;
-use crate::conditions::PROMOTED;
+use crate::conditions::{IMAGES_UPDATED, PROMOTED};
 use weaver_cluster::api_message;
 
 /// The event reporter, and the Lease of leader election.
@@ -346,15 +346,20 @@ async fn tell(
         );
         publish(sync, cx, EventType::Normal, "Approved", &note).await;
     }
-    if let Outcome::Done(Done { promotion: Some(promoted), .. }) = outcome {
-        let condition = |s: &EnvironmentSyncStatus| {
-            s.conditions.iter().find(|c| c.type_ == PROMOTED).map(|c| (c.reason.clone(), c.message.clone()))
-        };
-        // One Event per push; a refusal once, not at every interval that finds it so.
-        if promoted.pushed.is_some() {
-            publish(sync, cx, EventType::Normal, promoted.reason, &promoted.message).await;
-        } else if !promoted.passed && condition(previous) != condition(status) {
-            publish(sync, cx, EventType::Warning, promoted.reason, &promoted.message).await;
+    if let Outcome::Done(done) = outcome {
+        let promoted = done.promotion.as_ref().map(|p| (PROMOTED, p.passed, p.reason, &p.message, p.pushed.is_some()));
+        let updated =
+            done.images.as_ref().map(|u| (IMAGES_UPDATED, u.passed, u.reason, &u.message, u.pushed.is_some()));
+        for (type_, passed, reason, message, pushed) in promoted.into_iter().chain(updated) {
+            let condition = |s: &EnvironmentSyncStatus| {
+                s.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.reason.clone(), c.message.clone()))
+            };
+            // One Event per push; a refusal once, not at every interval that finds it so.
+            if pushed {
+                publish(sync, cx, EventType::Normal, reason, message).await;
+            } else if !passed && condition(previous) != condition(status) {
+                publish(sync, cx, EventType::Warning, reason, message).await;
+            }
         }
     }
     let Outcome::Done(Done { work, drift: Some(drift), .. }) = outcome else { return };

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use weaver_api::environment_sync::{GitAuthor, PromotionPush};
 use weaver_api::windows::Windows;
 
 pub use super::api::{
@@ -33,12 +34,26 @@ pub struct Settings {
     pub account: String,
     /// `spec.promotion`, checked.
     pub promotion: Option<Promotion>,
+    /// `spec.imageUpdates`, checked (boxed: most EnvironmentSyncs have none).
+    pub image_updates: Option<Box<ImageUpdates>>,
 }
+
+/// `spec.imageUpdates`, with its defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageUpdates {
+    /// When and where it pushes.
+    pub pushing: Promotion,
+    /// The pull Secrets' names.
+    pub pull_secrets: Vec<String>,
+}
+
+/// How often image updates ask the registries without `spec.imageUpdates.interval`.
+pub const DEFAULT_IMAGE_UPDATE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// How often auto-promotion judges the gates without `spec.promotion.interval`.
 pub const DEFAULT_PROMOTION_INTERVAL: Duration = Duration::from_secs(600);
 
-/// `spec.promotion`, with its defaults.
+/// `spec.promotion` (or `spec.imageUpdates`), with its defaults: what a pushing run needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Promotion {
     pub interval: Duration,
@@ -54,7 +69,9 @@ pub struct Promotion {
 impl Settings {
     /// How soon the next reconcile is due: the interval, or sooner for a promotion.
     pub fn next(&self) -> Duration {
-        self.promotion.as_ref().map_or(self.interval, |p| p.interval.min(self.interval))
+        let promotion = self.promotion.as_ref().map(|p| p.interval);
+        let images = self.image_updates.as_ref().map(|u| u.pushing.interval);
+        promotion.into_iter().chain(images).fold(self.interval, Duration::min)
     }
 }
 
@@ -79,9 +96,18 @@ pub fn retry_after(settings: &Settings, reason: &str, failing: Duration) -> Dura
 
 /// Whether a promotion is due at `now`: never tried, or tried `interval` ago or more.
 pub fn promotion_due(sync: &EnvironmentSync, interval: Duration, now: jiff::Timestamp) -> bool {
-    let last =
-        sync.status.as_ref().and_then(|s| s.promotion.as_ref()).map(|p| p.last_attempt_time.parse::<jiff::Timestamp>());
-    match last {
+    let last = sync.status.as_ref().and_then(|s| s.promotion.as_ref()).map(|p| p.last_attempt_time.as_str());
+    due(last, interval, now)
+}
+
+/// Whether an image update is due at `now`, as [`promotion_due`].
+pub fn image_update_due(sync: &EnvironmentSync, interval: Duration, now: jiff::Timestamp) -> bool {
+    let last = sync.status.as_ref().and_then(|s| s.image_updates.as_ref()).map(|p| p.last_attempt_time.as_str());
+    due(last, interval, now)
+}
+
+fn due(last: Option<&str>, interval: Duration, now: jiff::Timestamp) -> bool {
+    match last.map(str::parse::<jiff::Timestamp>) {
         Some(Ok(at)) => now.duration_since(at) >= jiff::SignedDuration::try_from(interval).unwrap_or_default(),
         _ => true,
     }
@@ -141,27 +167,37 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
                 .into(),
         );
     };
+    let tracked = (reference.0 == RefKind::Branch).then(|| reference.1.clone());
+    // Where a promotion or an image update pushes: `push.branch`, else the tracked branch.
+    let pushing = |field: &str, interval, push: &Option<PromotionPush>, author: &GitAuthor, default| {
+        let interval = duration(&format!("{field}.interval"), interval, default)?;
+        let branch = match (push.as_ref().map(|p| p.branch.clone()), tracked.clone()) {
+            (Some(branch), _) | (None, Some(branch)) => branch,
+            (None, None) => {
+                return Err(format!(
+                    "spec.{field} has no push.branch and spec.source.ref names no branch to push to: name one in spec.{field}.push.branch"
+                ));
+            }
+        };
+        let force = tracked.as_deref() != Some(branch.as_str());
+        Ok(Promotion { interval, branch, force, author: (author.name.clone(), author.email.clone()) })
+    };
     let promotion = match &spec.promotion {
         None => None,
-        Some(promotion) => {
-            let interval = match duration("promotion.interval", &promotion.interval, DEFAULT_PROMOTION_INTERVAL) {
-                Ok(interval) => interval,
-                Err(message) => return invalid("InvalidSpec", message),
-            };
-            let tracked = (reference.0 == RefKind::Branch).then(|| reference.1.clone());
-            let branch = match (promotion.push.as_ref().map(|p| p.branch.clone()), tracked.clone()) {
-                (Some(branch), _) | (None, Some(branch)) => branch,
-                (None, None) => {
-                    return invalid(
-                        "InvalidSpec",
-                        "spec.promotion has no push.branch and spec.source.ref names no branch to push to: name one in spec.promotion.push.branch".into(),
-                    );
-                }
-            };
-            let force = tracked.as_deref() != Some(branch.as_str());
-            let author = (promotion.author.name.clone(), promotion.author.email.clone());
-            Some(Promotion { interval, branch, force, author })
-        }
+        Some(p) => match pushing("promotion", &p.interval, &p.push, &p.author, DEFAULT_PROMOTION_INTERVAL) {
+            Ok(promotion) => Some(promotion),
+            Err(message) => return invalid("InvalidSpec", message),
+        },
+    };
+    let image_updates = match &spec.image_updates {
+        None => None,
+        Some(u) => match pushing("imageUpdates", &u.interval, &u.push, &u.author, DEFAULT_IMAGE_UPDATE_INTERVAL) {
+            Ok(pushing) => {
+                let pull_secrets = u.pull_secrets.iter().map(|s| s.name.clone()).collect();
+                Some(Box::new(ImageUpdates { pushing, pull_secrets }))
+            }
+            Err(message) => return invalid("InvalidSpec", message),
+        },
     };
     Gate::Go(Settings {
         reference,
@@ -172,6 +208,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         wait: spec.wait,
         account: account.to_string(),
         promotion,
+        image_updates,
     })
 }
 

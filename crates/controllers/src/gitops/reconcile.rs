@@ -3,9 +3,9 @@
 //! `weaver drift`, `weaver drift --correct`), as the EnvironmentSync's ServiceAccount. What to do
 //! is decided by `plan`, the status by `status`; this file observes and carries out.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -14,17 +14,18 @@ use kube::api::Api;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::api::{
-    Approval, EnvironmentStatus, EnvironmentSync, PendingPlan, PromotionGate, PromotionStatus, PromotionTarget,
-    ReleaseChanges,
+    Approval, EnvironmentStatus, EnvironmentSync, ImageUpdatesStatus, PendingPlan, PromotionGate, PromotionStatus,
+    PromotionTarget, ReleaseChanges,
 };
 use super::plan::{self, Settings as Spec, Work};
-use super::status::{Done, Outcome, Promoted, Working, drift_summary};
+use super::status::{Done, ImagesUpdated, Outcome, Promoted, Working, drift_summary};
 use super::telemetry::Metrics;
 use crate::tenant::{TenantError, Tenants};
 use weaver_cluster::{ClusterInfo, ConnectOptions, GivenCluster};
 use weaver_engine::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use weaver_engine::action::drift::{CorrectOptions, DriftOptions};
 use weaver_engine::action::fleet::{EnvironmentSelection, select_environments};
+use weaver_engine::action::images::UpdateOptions;
 use weaver_engine::action::plan::{Against, PlanOptions};
 use weaver_engine::action::promote::{PromoteOptions, TargetPromotion};
 use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
@@ -35,7 +36,10 @@ use weaver_project::Environment;
 use weaver_secrets::Redactor;
 use weaver_secrets::record_key::RecordKey;
 use weaver_source::charts::Archives;
+use weaver_source::charts::http::Machine;
 use weaver_source::charts::pulls::Pulls;
+use weaver_source::charts::registry_login::HeldConfig;
+use weaver_source::images::Registries;
 use weaver_source::{ChartCache, Credentials, FetchRequest, Fetched, GitCache, GitRef};
 
 /// Requests in flight at once in one environment's apply.
@@ -78,7 +82,14 @@ pub struct Shared {
     pub stopping: Arc<AtomicBool>,
     /// The time `spec.windows` are judged at.
     pub clock: Clock,
+    /// Each EnvironmentSync's registries (`spec.imageUpdates`), kept between reconciles so that
+    /// an unchanged repository costs a `304`, with a digest of the pull Secrets they were made
+    /// with: never shared between EnvironmentSyncs, whose credentials differ.
+    pub registries: Mutex<HashMap<String, MadeWith>>,
 }
+
+/// An EnvironmentSync's registries, and the digest of the pull Secrets they were made with.
+pub type MadeWith = (Vec<u8>, Arc<Registries>);
 
 /// What time it is, for the windows: the system's, or one a test sets.
 #[derive(Clone)]
@@ -161,6 +172,10 @@ pub async fn reconcile(
         .promotion
         .as_ref()
         .map(|p| FetchRequest { reference: GitRef::Branch(p.branch.clone()), ..request.clone() });
+    let images_push_to = spec
+        .image_updates
+        .as_ref()
+        .map(|u| FetchRequest { reference: GitRef::Branch(u.pushing.branch.clone()), ..request.clone() });
     // On its interval, a fetch of the same source by another EnvironmentSync within the
     // interval will do; asked for (webhook, annotation) or with a new spec, the remote is read
     // now.
@@ -256,6 +271,7 @@ pub async fn reconcile(
             pending,
             drift: None,
             promotion: None,
+            images: None,
             approval: None,
             held: Some(held),
         })
@@ -282,6 +298,7 @@ pub async fn reconcile(
                     pending: None,
                     drift: None,
                     promotion: None,
+                    images: None,
                     approval: None,
                     held,
                 });
@@ -300,6 +317,7 @@ pub async fn reconcile(
                     pending: Some(plan),
                     drift: None,
                     promotion: None,
+                    images: None,
                     approval: None,
                     held,
                 });
@@ -381,6 +399,25 @@ pub async fn reconcile(
         }
         _ => None,
     };
+    let images = match (spec.image_updates.as_deref(), images_push_to) {
+        (Some(plan::ImageUpdates { pushing: settings, pull_secrets: secrets }), Some(push_to))
+            if plan::image_update_due(sync, settings.interval, jiff::Timestamp::now())
+                && !shared.stopping.load(Ordering::SeqCst) =>
+        {
+            let updated = match registries(sync, &namespace, secrets, &tenant, shared).await {
+                Ok(registries) => {
+                    run.update_images(&environments, settings, &registries, &shared.cache, &push_to, sync, &namespace)
+                        .await
+                }
+                Err((reason, message)) => {
+                    let status = images_status(sync, settings, &commit);
+                    ImagesUpdated { passed: false, reason, message, status, pushed: None }
+                }
+            };
+            Some(Box::new(updated))
+        }
+        _ => None,
+    };
     Outcome::Done(Done {
         revision: commit,
         work,
@@ -388,9 +425,72 @@ pub async fn reconcile(
         pending: None,
         drift,
         promotion,
+        images,
         approval,
         held: None,
     })
+}
+
+/// The EnvironmentSync's registries, with the logins of its pull Secrets (read as its
+/// account); the same as at the last reconcile while the Secrets are.
+async fn registries(
+    sync: &EnvironmentSync,
+    namespace: &str,
+    secrets: &[String],
+    tenant: &kube::Client,
+    shared: &Shared,
+) -> Result<Arc<Registries>, (&'static str, String)> {
+    use sha2::Digest;
+    let mut configs = Vec::new();
+    let mut fingerprint = sha2::Sha256::new();
+    for name in secrets {
+        let secret = secret(tenant, namespace, name, "spec.imageUpdates.pullSecrets").await?;
+        let what = format!("Secret {namespace}/{name}");
+        let Some(data) = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) else {
+            return Err((
+                "SecretInvalid",
+                format!(
+                    "{what} (spec.imageUpdates.pullSecrets) has no `.dockerconfigjson`: create it with kubectl create secret docker-registry"
+                ),
+            ));
+        };
+        fingerprint.update(name.as_bytes());
+        fingerprint.update(&data.0);
+        configs.push(HeldConfig::parse(&what, &data.0).map_err(|err| ("SecretInvalid", err.to_string()))?);
+    }
+    let fingerprint = fingerprint.finalize().to_vec();
+    let key = format!("{namespace}/{}", sync.name_any());
+    let mut all = shared.registries.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((made_with, registries)) = all.get(&key)
+        && *made_with == fingerprint
+    {
+        return Ok(registries.clone());
+    }
+    let credentials_from = match secrets {
+        [] => {
+            "no Secret: name one in spec.imageUpdates.pullSecrets (the registries were asked anonymously)".to_string()
+        }
+        names => format!(
+            "{} (spec.imageUpdates.pullSecrets)",
+            names.iter().map(|n| format!("Secret {namespace}/{n}")).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let registries = Arc::new(Registries::new(Machine::held(configs), credentials_from));
+    all.insert(key, (fingerprint, registries.clone()));
+    Ok(registries)
+}
+
+/// An image update's status before it runs: what the last one pushed is kept.
+fn images_status(sync: &EnvironmentSync, settings: &plan::Promotion, commit: &str) -> ImageUpdatesStatus {
+    let previous = sync.status.as_ref().and_then(|s| s.image_updates.as_ref());
+    ImageUpdatesStatus {
+        last_attempt_time: jiff::Timestamp::now().to_string(),
+        revision: commit.to_string(),
+        branch: settings.branch.clone(),
+        last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
+        last_push_time: previous.and_then(|p| p.last_push_time.clone()),
+        ..Default::default()
+    }
 }
 
 fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
@@ -780,6 +880,118 @@ impl Run<'_> {
             }
             Ok(Err(err)) => result(false, err.failure.reason(), with_secret(&err, sync, namespace), status),
             Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
+        }
+    }
+}
+
+impl Run<'_> {
+    /// The selected environments' image updates, as `weaver images update` writes them, each
+    /// on the commit of the one before, and the last commit pushed to `push_to`'s branch.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_images(
+        &self,
+        environments: &[Arc<Environment>],
+        settings: &plan::Promotion,
+        registries: &Registries,
+        cache: &Arc<GitCache>,
+        push_to: &FetchRequest,
+        sync: &EnvironmentSync,
+        namespace: &str,
+    ) -> ImagesUpdated {
+        let mut status = images_status(sync, settings, &self.fetched.commit);
+        let result =
+            |passed, reason, message: String, status| ImagesUpdated { passed, reason, message, status, pushed: None };
+        let subscribed: Vec<&str> =
+            environments.iter().filter(|e| e.image_updates.is_some()).map(|e| e.name.as_str()).collect();
+        if subscribed.is_empty() {
+            let message = "no selected environment has `imageUpdates:` naming the images it takes".to_string();
+            return result(false, "NoImageUpdates", message, status);
+        }
+        let mut rev = self.fetched.commit.clone();
+        let mut locals = Vec::new();
+        let on = self.on();
+        for environment in subscribed {
+            let local = format!(
+                "weaver/image-updates/{}/{environment}-{}",
+                sync.uid().unwrap_or_else(|| sync.name_any()),
+                jiff::Timestamp::now().as_nanosecond()
+            );
+            let options = UpdateOptions {
+                repo: self.fetched.repository.clone(),
+                environment: environment.to_string(),
+                connect: self.connect(),
+                concurrency: CONCURRENCY,
+                keys: self.keys.clone(),
+                dry_run: false,
+                branch: Some(local.clone()),
+                rev: Some(rev.clone()),
+                author: Some(settings.author.clone()),
+                charts: Archives::Pulled(self.pulls.clone()),
+            };
+            let cx = ActionContext { redactor: self.redactor, on: &on };
+            let update = match weaver_engine::action::images::update(&options, registries, cx).await {
+                Ok(update) => update,
+                Err(err) => {
+                    self.delete_branches(&locals);
+                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                }
+            };
+            status.requests += update.requests;
+            for image in &update.check.images {
+                let newest = image.newest.as_deref().unwrap_or("none allowed");
+                status.images.push(format!("{environment} {} {newest}", image.image));
+            }
+            for change in &update.changes {
+                let from = change.from.as_ref().and_then(|v| v.as_str()).unwrap_or("unset");
+                let to = change.to.as_str().unwrap_or_default();
+                status.changes.push(format!("{environment}: {} {} {from} -> {to}", change.release, change.name));
+            }
+            if let Some((_, commit)) = update.commit {
+                rev = commit;
+                locals.push(local);
+            }
+        }
+        if locals.is_empty() {
+            status.changes.clear();
+            let message =
+                format!("every image is pinned at the newest tag its policy allows ({} requests)", status.requests);
+            return result(true, "UpToDate", message, status);
+        }
+        let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
+        let pushing = rev.clone();
+        let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
+        self.delete_branches(&locals);
+        let now = status.last_attempt_time.clone();
+        match pushed {
+            Ok(Ok(true)) => {
+                status.last_pushed_commit = Some(rev.clone());
+                status.last_push_time = Some(now);
+                let message = format!(
+                    "pushed {} to branch {} ({})",
+                    plan::short(&rev),
+                    settings.branch,
+                    status.changes.join("; ")
+                );
+                ImagesUpdated { passed: true, reason: "ImagesUpdated", message, status, pushed: Some(rev) }
+            }
+            Ok(Ok(false)) => {
+                let message =
+                    format!("branch {} has these pins already ({})", settings.branch, status.changes.join("; "));
+                result(true, "UpToDate", message, status)
+            }
+            Ok(Err(err)) => result(false, err.failure.reason(), with_secret(&err, sync, namespace), status),
+            Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
+        }
+    }
+
+    /// Removes a run's local branches from the shared mirror.
+    fn delete_branches(&self, locals: &[String]) {
+        for local in locals {
+            if let Err(err) =
+                weaver_git::GitRepo::open(&self.fetched.repository).and_then(|git| git.delete_branch(local))
+            {
+                tracing::warn!("cannot remove the local branch {local}: {}", self.redactor.error(&err));
+            }
         }
     }
 }

@@ -8,11 +8,13 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
-    ApprovalRecord, DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry, PendingPlan,
-    PromotionStatus, WindowHold,
+    ApprovalRecord, DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry,
+    ImageUpdatesStatus, PendingPlan, PromotionStatus, WindowHold,
 };
 use super::plan::{self, Work};
-use crate::conditions::{PROMOTED, READY, RECONCILING, STALLED, WATCH_REFUSED, carry_transition, condition};
+use crate::conditions::{
+    IMAGES_UPDATED, PROMOTED, READY, RECONCILING, STALLED, WATCH_REFUSED, carry_transition, condition,
+};
 
 /// Failures of the source no retry cures, only a change (its Secret, the URL or branch in the
 /// spec, the server's key): kstatus's `Stalled`, so that readers that wait (`weaver status`,
@@ -45,6 +47,8 @@ pub struct Done {
     pub drift: Option<DriftSummary>,
     /// The auto-promotion run after it, when one was due (boxed: most reconciles have none).
     pub promotion: Option<Box<Promoted>>,
+    /// The image update run after it, when one was due.
+    pub images: Option<Box<ImagesUpdated>>,
     /// The approved plan it applied (`approval: Manual`), and who approved it when (boxed, as
     /// the two below: most reconciles have none).
     pub approval: Option<Box<ApprovalRecord>>,
@@ -52,16 +56,29 @@ pub struct Done {
     pub held: Option<Box<WindowHold>>,
 }
 
-/// An auto-promotion's outcome: the `Promoted` condition, and the status's `promotion`.
+/// A pushing run's outcome (an auto-promotion's or an image update's): its condition, and
+/// its part of the status.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Promoted {
+pub struct Pushed<S> {
     /// True: pushed, or nothing to push; False: a gate failed, or an error.
     pub passed: bool,
     pub reason: &'static str,
     pub message: String,
-    pub status: PromotionStatus,
+    pub status: S,
     /// The commit this run pushed.
     pub pushed: Option<String>,
+}
+
+/// An auto-promotion's outcome: the `Promoted` condition, and the status's `promotion`.
+pub type Promoted = Pushed<PromotionStatus>;
+/// An image update's outcome: the `ImagesUpdated` condition, and the status's `imageUpdates`.
+pub type ImagesUpdated = Pushed<ImageUpdatesStatus>;
+
+impl<S> Pushed<S> {
+    /// Its condition, of type `type_`.
+    fn condition(&self, type_: &str, generation: Option<i64>, now: &Time) -> Condition {
+        condition(type_, self.passed, self.reason, self.message.clone(), generation, now)
+    }
 }
 
 impl Outcome {
@@ -161,7 +178,7 @@ pub fn working(
         observed_generation: generation,
         conditions: [progressing(READY), progressing(RECONCILING)]
             .into_iter()
-            .chain(previous.conditions.iter().find(|c| c.type_ == PROMOTED).cloned())
+            .chain(previous.conditions.iter().filter(|c| c.type_ == PROMOTED || c.type_ == IMAGES_UPDATED).cloned())
             .collect(),
         last_attempted_revision: Some(working.revision.clone()),
         ..previous.clone()
@@ -199,18 +216,20 @@ pub fn after(
         }
         _ => {}
     }
-    // The last promotion's condition stays until the next one says otherwise.
-    match outcome {
-        Outcome::Done(Done { promotion: Some(promoted), .. }) => conditions.push(condition(
-            PROMOTED,
-            promoted.passed,
-            promoted.reason,
-            promoted.message.clone(),
-            generation,
-            now,
-        )),
-        _ => conditions.extend(previous.conditions.iter().find(|c| c.type_ == PROMOTED).cloned()),
-    }
+    // The last promotion's and image update's conditions stay until the next says otherwise.
+    let done = match outcome {
+        Outcome::Done(done) => Some(done),
+        _ => None,
+    };
+    let kept = |type_: &str| previous.conditions.iter().find(|c| c.type_ == type_).cloned();
+    conditions.extend(match done.and_then(|d| d.promotion.as_ref()) {
+        Some(promoted) => Some(promoted.condition(PROMOTED, generation, now)),
+        None => kept(PROMOTED),
+    });
+    conditions.extend(match done.and_then(|d| d.images.as_ref()) {
+        Some(updated) => Some(updated.condition(IMAGES_UPDATED, generation, now)),
+        None => kept(IMAGES_UPDATED),
+    });
     let conditions = conditions.into_iter().map(|c| carry_transition(c, &previous.conditions)).collect();
     let mut status = EnvironmentSyncStatus {
         observed_generation: generation,
@@ -249,6 +268,9 @@ pub fn after(
             }
             if let Some(promoted) = &done.promotion {
                 status.promotion = Some(promoted.status.clone());
+            }
+            if let Some(updated) = &done.images {
+                status.image_updates = Some(updated.status.clone());
             }
             let ready = done.environments.iter().filter(|e| plan::is_applied(&e.result)).count();
             status.environments_ready = Some(format!("{ready}/{}", done.environments.len()));
@@ -338,6 +360,7 @@ mod tests {
             pending: None,
             drift: None,
             promotion: None,
+            images: None,
             approval: None,
             held: None,
         })
@@ -502,6 +525,7 @@ mod tests {
             held: None,
             drift: None,
             promotion: None,
+            images: None,
         });
         let status = after(&s, &outcome, Some("now".into()), &time(1), 0.5);
         assert_eq!(condition_of(&status, READY), Some(("False", "AwaitingApproval")));

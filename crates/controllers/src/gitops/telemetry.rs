@@ -147,6 +147,7 @@ mod tests {
             pending: None,
             drift: None,
             promotion: None,
+            images: None,
             approval: None,
             held: None,
         })

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -20,9 +20,10 @@ use super::{Context, Keys};
 use weaver_cluster::{ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Result};
 use weaver_project::Environment;
+use weaver_project::image_updates::Policy;
 use weaver_project::image_updates::Skipped;
 use weaver_project::promotion::{Promoted, promoted_path};
-use weaver_source::images::{ImageRepository, Registries};
+use weaver_source::images::{ImageRepository, Registries, Tags};
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -131,7 +132,7 @@ fn tag_lists(
     environments: &[Environment],
     registries: &Registries,
     concurrency: usize,
-) -> Result<HashMap<ImageRepository, Arc<Vec<String>>>> {
+) -> Result<HashMap<ImageRepository, Tags>> {
     let mut repositories: Vec<ImageRepository> = environments
         .iter()
         .flat_map(|e| e.image_updates.iter().flat_map(|u| u.entries.iter()))
@@ -140,7 +141,7 @@ fn tag_lists(
     repositories.sort_by(|a, b| (&a.base, &a.path).cmp(&(&b.base, &b.path)));
     repositories.dedup();
     let next = Mutex::new(repositories.iter());
-    type Listed = (ImageRepository, Result<Arc<Vec<String>>>);
+    type Listed = (ImageRepository, Result<Tags>);
     let found: Mutex<Vec<Listed>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..concurrency.clamp(1, repositories.len().max(1)) {
@@ -159,19 +160,27 @@ fn tag_lists(
 fn check_environment(
     environment: &Environment,
     registries: &Registries,
-    tags: &HashMap<ImageRepository, Arc<Vec<String>>>,
+    tags: &HashMap<ImageRepository, Tags>,
 ) -> Result<EnvironmentCheck> {
     let updates = environment.image_updates.as_ref().expect("only subscribed environments are checked");
     let mut images = Vec::new();
     for update in &updates.entries {
         let repository = ImageRepository::locate(&update.image, update.plain_http);
         let at = || format!("the imageUpdates entry of `{}` ({})", update.image, update.at);
+        let listed = &tags[&repository];
         let choice = update
-            .choose(&tags[&repository], &mut |tag| registries.created(&repository, tag, &update.platform))
+            .choose(&listed.list, &mut |tag| registries.created(&repository, tag, &update.platform))
             .map_err(|e| e.with_help(at()))?;
+        // A followed tag is asked for its digest at every check; another, only when the
+        // repository's tags changed (a tag re-pushed in place is then seen at the next change).
+        let unchanged = listed.unchanged && !matches!(update.policy, Policy::Digest(_));
         let newest = match &choice.tag {
             None => None,
-            Some(tag) => Some(format!("{tag}@{}", registries.digest(&repository, tag).map_err(|e| e.with_help(at()))?)),
+            Some(tag) => {
+                let digest =
+                    registries.digest_unless_unchanged(&repository, tag, unchanged).map_err(|e| e.with_help(at()))?;
+                Some(format!("{tag}@{digest}"))
+            }
         };
         let current: BTreeMap<String, Option<String>> = update
             .releases

@@ -45,6 +45,8 @@ type Variables = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Machine {
     file: Vec<Credentials>,
     registry_configs: Vec<PathBuf>,
+    /// Docker configs held in memory (a tenant's pull Secrets), read before the files.
+    held: Vec<registry_login::HeldConfig>,
     var: Variables,
     /// [`Machine::anonymous`]: a refusal cannot be mended with this machine's credentials.
     anonymous: bool,
@@ -59,7 +61,13 @@ impl Machine {
                 Some(home) => (Path::new(&home).join(".config/weaver/credentials.yaml"), false),
                 None => {
                     let registry_configs = registry_login::config_files(&var);
-                    return Ok(Machine { file: Vec::new(), registry_configs, var: Box::new(var), anonymous: false });
+                    return Ok(Machine {
+                        file: Vec::new(),
+                        registry_configs,
+                        held: Vec::new(),
+                        var: Box::new(var),
+                        anonymous: false,
+                    });
                 }
             },
         };
@@ -72,13 +80,30 @@ impl Machine {
             }
         };
         let registry_configs = registry_login::config_files(&var);
-        Ok(Machine { file: file.repositories, registry_configs, var: Box::new(var), anonymous: false })
+        Ok(Machine {
+            file: file.repositories,
+            registry_configs,
+            held: Vec::new(),
+            var: Box::new(var),
+            anonymous: false,
+        })
     }
 
     /// No credentials and no CA but the public roots: the controller's, whose machine's
     /// variables and files are not its tenants' to use.
     pub fn anonymous() -> Machine {
-        Machine { file: Vec::new(), registry_configs: Vec::new(), var: Box::new(|_| None), anonymous: true }
+        Machine::held(Vec::new())
+    }
+
+    /// Only the logins of `configs` (a tenant's pull Secrets); nothing of the machine's.
+    pub fn held(configs: Vec<registry_login::HeldConfig>) -> Machine {
+        Machine {
+            file: Vec::new(),
+            registry_configs: Vec::new(),
+            held: configs,
+            var: Box::new(|_| None),
+            anonymous: true,
+        }
     }
 
     /// The credentials for `repository` (its URL: `https://…` or `oci://host/path`), named
@@ -106,7 +131,17 @@ impl Machine {
         }
         let Some(registry) = url.strip_prefix("oci://") else { return Ok(Credentials::default()) };
         let host = registry.split('/').next().unwrap_or(registry);
-        let login = registry_login::find(&self.registry_configs, host)?;
+        let mut login = None;
+        for held in &self.held {
+            login = held.login(host)?;
+            if login.is_some() {
+                break;
+            }
+        }
+        let login = match login {
+            Some(login) => Some(login),
+            None => registry_login::find(&self.registry_configs, host)?,
+        };
         Ok(login.map_or_else(Credentials::default, |login| Credentials {
             url: url.to_string(),
             username: Some(login.username),
@@ -534,8 +569,15 @@ mod tests {
 
     #[test]
     fn credentials_come_from_the_environment_first_then_the_file_by_url_prefix() {
+        // A pull Secret's config (base64 of `puller:p4ss`).
+        let held = registry_login::HeldConfig::parse(
+            "Secret team/regcred",
+            br#"{"auths": {"reg.example": {"auth": "cHVsbGVyOnA0c3M="}}, "credsStore": "desktop"}"#,
+        )
+        .unwrap();
         let machine = Machine {
             registry_configs: Vec::new(),
+            held: vec![held],
             file: vec![Credentials {
                 url: "https://charts.example.com/".into(),
                 username: Some("file-user".into()),
@@ -546,6 +588,11 @@ mod tests {
         };
         let user = |c: Credentials| c.username;
         assert_eq!(user(machine.credentials("https://other", Some("my-repo")).unwrap()).as_deref(), Some("env-user"));
+        // A held config gives its registry's login; its credsStore runs no program: none else.
+        assert_eq!(user(machine.credentials("oci://reg.example/shop/web", None).unwrap()).as_deref(), Some("puller"));
+        assert_eq!(user(machine.credentials("oci://other.example/web", None).unwrap()), None);
+        let bad = registry_login::HeldConfig::parse("Secret team/regcred", b"{\"auths\": s3cret").err().unwrap();
+        assert!(bad.message.contains("Secret team/regcred is not a docker config") && !bad.message.contains("s3cret"));
         assert_eq!(
             user(machine.credentials("https://charts.example.com/stable", Some("x")).unwrap()).as_deref(),
             Some("file-user")

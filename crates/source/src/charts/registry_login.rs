@@ -80,6 +80,35 @@ pub fn find(files: &[PathBuf], host: &str) -> Result<Option<Login>> {
     Ok(None)
 }
 
+/// A docker config held in memory (a Secret's `.dockerconfigjson`, as Pods' imagePullSecrets),
+/// named for errors: only its `auths` are read; no credential helper is run for it.
+pub struct HeldConfig {
+    name: String,
+    config: ConfigFile,
+}
+
+impl HeldConfig {
+    /// `name` says where it is (`Secret team/regcred`); an error never quotes the content.
+    pub fn parse(name: &str, bytes: &[u8]) -> Result<HeldConfig> {
+        let config: ConfigFile = serde_json::from_slice(bytes).map_err(|e| {
+            Error::new(format!(
+                "{name} is not a docker config (JSON with `auths`, line {} column {})",
+                e.line(),
+                e.column()
+            ))
+            .with_help("create it with kubectl create secret docker-registry")
+        })?;
+        Ok(HeldConfig {
+            name: name.to_string(),
+            config: ConfigFile { creds_store: None, cred_helpers: HashMap::new(), ..config },
+        })
+    }
+
+    pub fn login(&self, host: &str) -> Result<Option<Login>> {
+        from_config(&self.config, Path::new(&self.name), host)
+    }
+}
+
 fn from_config(config: &ConfigFile, path: &Path, host: &str) -> Result<Option<Login>> {
     if let Some(helper) = config.cred_helpers.get(host) {
         return run_helper(helper, host);

@@ -1,0 +1,194 @@
+//! Image updates (issue 72): what an interval of `imageUpdates` costs, in-process as the
+//! controller runs it (one `Registries` kept between intervals), against a registry on loopback
+//! that answers as the distribution API does: `GET /v2/<name>/tags/list` whole, with an `ETag`
+//! (`304` to a matching `If-None-Match`), and `HEAD /v2/<name>/manifests/<tag>` with
+//! `Docker-Content-Digest`. Kept by this bench: Debian's docker-registry cannot hold 200,000
+//! manifests in reasonable time, and sends no ETag.
+//! 1. 200 repositories (`WEAVER_BENCH_REPOSITORIES`) × 1,000 tags (`WEAVER_BENCH_TAGS`), one
+//!    environment subscribing to each with a semver policy: the first interval (everything
+//!    listed), then intervals with nothing new: requests (target: one per repository), CPU
+//!    (target: ≤ 0.05 cores at a 5-minute interval, i.e. ≤ 15 s of CPU per interval) and memory
+//!    (target: ≤ 100 MB resident).
+//! 2. The same with one new tag in each repository: the interval's time and requests.
+//! Every figure with the process's CPU (getrusage) and resident memory (VmRSS, VmHWM).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::Digest;
+use weaver_engine::action::fleet::EnvironmentSelection;
+use weaver_engine::action::images::{CheckOptions, check};
+use weaver_source::charts::http::Machine;
+use weaver_source::images::Registries;
+
+/// Each repository's tags, and the JSON answer with its ETag.
+struct Served {
+    lists: RwLock<HashMap<String, (String, Vec<u8>)>>,
+    requests: AtomicU64,
+}
+
+impl Served {
+    fn set(&self, repository: &str, tags: &[String]) {
+        let body = serde_json::to_vec(&serde_json::json!({"name": repository, "tags": tags})).unwrap();
+        let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&body))[..16]);
+        self.lists.write().unwrap().insert(repository.to_string(), (etag, body));
+    }
+}
+
+fn serve(served: Arc<Served>, stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut if_none_match = String::new();
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("if-none-match")
+            {
+                if_none_match = value.trim().to_string();
+            }
+        }
+        served.requests.fetch_add(1, Ordering::Relaxed);
+        let mut words = line.split_whitespace();
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let answer = match path.strip_prefix("/v2/").and_then(|p| p.split_once("/tags/list")) {
+            Some((repository, _)) => match served.lists.read().unwrap().get(repository) {
+                Some((etag, _)) if *etag == if_none_match => {
+                    format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+                }
+                Some((etag, body)) => {
+                    let mut answer = format!(
+                        "HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    answer.extend_from_slice(body);
+                    answer
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            },
+            None if method == "HEAD" && path.contains("/manifests/") => {
+                let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(path.as_bytes())));
+                format!("HTTP/1.1 200 OK\r\nDocker-Content-Digest: {digest}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+            }
+            None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        };
+        if stream.write_all(&answer).is_err() {
+            return;
+        }
+    }
+}
+
+fn cpu() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// VmRSS and VmHWM, in MiB.
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn number(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let (repositories, tags) = (number("WEAVER_BENCH_REPOSITORIES", 200), number("WEAVER_BENCH_TAGS", 1000));
+    let served = Arc::new(Served { lists: RwLock::default(), requests: AtomicU64::new(0) });
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let served = serving.clone();
+            std::thread::spawn(move || serve(served, stream));
+        }
+    });
+    let mut lists: Vec<Vec<String>> = Vec::new();
+    for r in 0..repositories {
+        let list: Vec<String> = (0..tags).map(|t| format!("1.{}.{}", t / 100, t % 100)).collect();
+        served.set(&format!("shop/r{r}"), &list);
+        lists.push(list);
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let full = repo.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    };
+    write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n");
+    write("charts/app/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n");
+    let mut environment = String::from("namespace: apps\nreleases:\n  - name: app\n    chart: app\nimageUpdates:\n");
+    for r in 0..repositories {
+        environment.push_str(&format!(
+            "  - {{image: '127.0.0.1:{port}/shop/r{r}', releases: [app], plainHttp: true, policy: {{semver: '>=1'}}}}\n"
+        ));
+    }
+    write("environments/dev.yaml", &environment);
+    let options = CheckOptions {
+        repo: repo.path().to_path_buf(),
+        environments: EnvironmentSelection { envs: vec!["dev".into()], ..Default::default() },
+        rev: None,
+        concurrency: 8,
+    };
+    let registries = Registries::new(Machine::anonymous(), "none (the bench's registry is anonymous)");
+    println!(
+        "image updates: {repositories} repositories × {tags} tags, one environment subscribing to each (semver), registry on loopback"
+    );
+    let interval = |label: &str| {
+        let (before_cpu, before_served, started) = (cpu(), served.requests.load(Ordering::Relaxed), Instant::now());
+        let checks = check(&options, &registries).unwrap();
+        let wall = started.elapsed();
+        let spent = cpu() - before_cpu;
+        let (rss, hwm) = memory();
+        let new = checks.environments[0].images.iter().filter(|i| i.new).count();
+        println!(
+            "  {label:<38} {:>7.1} ms wall, {:>7.1} ms CPU, requests {:>4} (the registry saw {:>4}), {new:>3} new, RSS {rss} MiB (peak {hwm} MiB)",
+            wall.as_secs_f64() * 1000.0,
+            spent.as_secs_f64() * 1000.0,
+            checks.requests,
+            served.requests.load(Ordering::Relaxed) - before_served
+        );
+        spent
+    };
+    interval("first interval (all listed)");
+    let mut steady = Duration::ZERO;
+    for n in 1..=3 {
+        steady = steady.max(interval(&format!("interval {n}, nothing new")));
+    }
+    println!(
+        "  nothing new: at most {:.1} ms of CPU per interval: {:.5} cores at a 5-minute interval (target ≤ 0.05)",
+        steady.as_secs_f64() * 1000.0,
+        steady.as_secs_f64() / 300.0
+    );
+    for (r, list) in lists.iter_mut().enumerate() {
+        list.push("2.0.0".to_string());
+        served.set(&format!("shop/r{r}"), list);
+    }
+    interval("one new tag in each repository");
+    interval("after it, nothing new");
+}

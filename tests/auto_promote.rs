@@ -41,7 +41,12 @@ fn promotion(soak: &str) -> String {
 
 /// Namespace `staging`, where ServiceAccount `deployer` of `namespace` may do anything too.
 fn staging(cluster: &TestCluster, namespace: &str) -> String {
-    let staging = cluster.namespace("staging");
+    granted_namespace(cluster, namespace, "staging")
+}
+
+/// A namespace named after `name`, where ServiceAccount `deployer` of `namespace` may do anything too.
+pub(crate) fn granted_namespace(cluster: &TestCluster, namespace: &str, name: &str) -> String {
+    let staging = cluster.namespace(name);
     cluster.create(&json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "deployer", "namespace": staging},

@@ -20,6 +20,8 @@ const PASSWORD: &str = "pa55-for-images";
 const TOKEN: &str = "t0ken-for-images";
 /// Tags per page of the proxy's tag lists.
 const PAGE: usize = 500;
+/// The key the controller signs release records with, for the promotions' `signed` gate.
+const KEY: &[u8] = b"a record key of more than thirty-two bytes";
 
 /// The registry, the proxy in front of it, what the proxy was asked and how many 429s it owes.
 struct Proxied {
@@ -532,4 +534,124 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
     });
     let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
     assert!(!events.iter().any(|e| e.to_string().contains(PASSWORD)));
+}
+
+/// The whole loop: an image pushed to the registry becomes a commit pinning it in `dev`; dev's
+/// EnvironmentSync applies it; staging's auto-promotion takes it from dev once the gates pass and
+/// applies it; prod's promotion takes it from staging, and prod (`approval: Manual`) waits for an
+/// approval of the plan of that commit, whose promotion names the new digest.
+#[test]
+fn a_pushed_image_is_pinned_in_dev_promoted_to_staging_and_awaits_approval_in_prod() {
+    use crate::auto_promote::granted_namespace;
+    use crate::gitops::{Controller, Source, environment_sync, http_or_skip, spec, tenant, until_status};
+    if !http_or_skip() {
+        return;
+    }
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let (staging_ns, prod_ns) =
+        (granted_namespace(&cluster, &namespace, "staging"), granted_namespace(&cluster, &namespace, "prod"));
+    let source = Source::new(&namespace);
+    source.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    let web = registry.image("shop/web");
+    source.write(
+        "charts/app/templates/deployment.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n        - name: web\n          image: {web}:1.4.2\n"
+        ),
+    );
+    // No node runs the Pods: a Deployment counts as healthy here.
+    let health = "healthChecks:\n  - {apiVersion: apps/v1, kind: Deployment, current: 'true'}\n";
+    let environment = |env: &str, ns: &str, extra: &str| {
+        source.write(
+            &format!("environments/{env}.yaml"),
+            &format!("namespace: {ns}\ncluster: {{lockNamespace: {ns}}}\n{health}{extra}releases:\n  - name: app\n    chart: app\n"),
+        );
+    };
+    environment(
+        "dev",
+        &namespace,
+        &format!(
+            "imageUpdates:\n  - {{image: {web}, releases: [app], plainHttp: true, policy: {{semver: '>=1.4.0'}}}}\n"
+        ),
+    );
+    let promotion = |from: &str| format!("promotion:\n  from: {from}\n  pins: [{{release: app, image: '{web}'}}]\n");
+    environment("staging", &staging_ns, &promotion("dev"));
+    environment("prod", &prod_ns, &promotion("staging"));
+    source.commit("dev, staging and prod");
+    let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let config = json!({"auths": {format!("127.0.0.1:{}", registry.proxy.port): {"auth": auth}}});
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": namespace},
+        "stringData": {".dockerconfigjson": config.to_string()}}));
+    let author = json!({"name": "Bot", "email": "bot@weaver.invalid"});
+    let dev = environment_sync(
+        &cluster,
+        &namespace,
+        "dev",
+        spec(
+            &source,
+            json!({"interval": "1s",
+        "imageUpdates": {"interval": "1s", "author": author, "pullSecrets": [{"name": "regcred"}]}}),
+        ),
+    );
+    let staging = environment_sync(
+        &cluster,
+        &namespace,
+        "staging",
+        spec(
+            &source,
+            json!({"interval": "1s",
+        "environments": ["staging"], "promotion": {"interval": "1s", "author": author}}),
+        ),
+    );
+    let prod = environment_sync(
+        &cluster,
+        &namespace,
+        "prod",
+        spec(
+            &source,
+            json!({"interval": "1s",
+        "environments": ["prod"], "approval": "Manual", "promotion": {"interval": "1s", "author": author}}),
+        ),
+    );
+    for sync in [&dev, &staging, &prod] {
+        cluster.create(sync);
+    }
+    let image_in = |ns: &str| {
+        let deployment =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns}});
+        cluster.get(&deployment).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+    };
+    until_status(&cluster, &staging, "staging applied", |_| image_in(&staging_ns).is_some());
+
+    // The image is pushed: dev pins it, applies it; staging takes it from dev and applies it.
+    let (digest, _) = push_image(port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
+    let pinned = json!(format!("{web}:1.5.0@{digest}"));
+    until_status(&cluster, &dev, "dev applying the new image", |_| image_in(&namespace) == Some(pinned.clone()));
+    until_status(&cluster, &staging, "staging applying it", |_| image_in(&staging_ns) == Some(pinned.clone()));
+
+    // Prod's promotion takes it from staging (a commit of its own, which names the digest);
+    // prod waits for an approval of the plan of a commit that pins it.
+    let prod_file = |commit: &str| {
+        let oid: git2::Oid = commit.parse().ok()?;
+        let tree = source.repo.find_commit(oid).ok()?.tree().ok()?;
+        let entry = tree.get_path(std::path::Path::new("promotions/prod.yaml")).ok()?;
+        Some(String::from_utf8(source.repo.find_blob(entry.id()).ok()?.content().to_vec()).unwrap())
+    };
+    let live = until_status(&cluster, &prod, "prod awaiting approval of the new digest", |live| {
+        let pending = &live["status"]["pendingPlan"];
+        let pins = pending["revision"].as_str().and_then(prod_file).unwrap_or_default();
+        pins.contains(&format!("1.5.0@{digest}")) && pending["releases"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let pushed = live["status"]["promotion"]["lastPushedCommit"].as_str().unwrap();
+    let file = prod_file(pushed).unwrap();
+    assert!(file.contains(&format!("1.5.0@{digest}")) && file.contains("from: staging"), "prod's own push: {file}");
+    let releases = &live["status"]["pendingPlan"]["releases"];
+    // Never approved, prod has nothing yet: the plan creates the release's objects.
+    assert_eq!(releases, &json!([{"environment": "prod", "release": "app", "create": 2, "update": 0, "delete": 0}]));
+    assert_ne!(image_in(&prod_ns), Some(pinned), "applied in prod without an approval");
 }

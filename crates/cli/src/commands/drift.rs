@@ -106,6 +106,7 @@ fn correct(ui: &Ui, args: &DriftArgs, drift: DriftOptions) -> Result<ExitCode> {
         lock_timeout: args.lock_timeout,
         lock_lease: weaver_cluster::DEFAULT_LEASE_DURATION,
         plan_check: None,
+        record_key: None,
         applier: None,
         // What another environment took since is its own now: a correction never takes it back.
         take_ownership: false,

@@ -288,6 +288,7 @@ pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
         lock_timeout: flags.lock_timeout,
         lock_lease: weaver_cluster::DEFAULT_LEASE_DURATION,
         plan_check: None,
+        record_key: None,
         applier: None,
         take_ownership: false,
     }

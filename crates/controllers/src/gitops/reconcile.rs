@@ -309,15 +309,19 @@ pub async fn reconcile(
                     result: "AwaitingApproval".into(),
                     ..earlier(&env.name).unwrap_or_default()
                 };
-                let environments = environments.iter().map(waiting).collect();
+                let waiting = environments.iter().map(waiting).collect();
+                // What the approval is for may itself come by promotion: those push on.
+                let selected: Vec<Arc<Environment>> = environments.iter().cloned().map(Arc::new).collect();
+                let (promotion, images) =
+                    run.push_due(&selected, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
                 return Outcome::Done(Done {
                     revision: commit,
                     work,
-                    environments,
+                    environments: waiting,
                     pending: Some(plan),
                     drift: None,
-                    promotion: None,
-                    images: None,
+                    promotion,
+                    images,
                     approval: None,
                     held,
                 });
@@ -389,35 +393,8 @@ pub async fn reconcile(
     // The environments' drift as this reconcile leaves it, which an apply puts back: the summary
     // of the last look would otherwise say "1 drifted" beside environments that no longer do.
     let drift = Some(drift_summary(results.iter().map(|e| e.drifted).sum(), results.iter().map(|e| e.missing).sum()));
-    let promotion = match (&spec.promotion, push_to) {
-        // Not while the process stops: a push is not interrupted half-way.
-        (Some(promotion), Some(push_to))
-            if plan::promotion_due(sync, promotion.interval, jiff::Timestamp::now())
-                && !shared.stopping.load(Ordering::SeqCst) =>
-        {
-            Some(Box::new(run.promote(&environments, promotion, &shared.cache, &push_to, sync, &namespace).await))
-        }
-        _ => None,
-    };
-    let images = match (spec.image_updates.as_deref(), images_push_to) {
-        (Some(plan::ImageUpdates { pushing: settings, pull_secrets: secrets }), Some(push_to))
-            if plan::image_update_due(sync, settings.interval, jiff::Timestamp::now())
-                && !shared.stopping.load(Ordering::SeqCst) =>
-        {
-            let updated = match registries(sync, &namespace, secrets, &tenant, shared).await {
-                Ok(registries) => {
-                    run.update_images(&environments, settings, &registries, &shared.cache, &push_to, sync, &namespace)
-                        .await
-                }
-                Err((reason, message)) => {
-                    let status = images_status(sync, settings, &commit);
-                    ImagesUpdated { passed: false, reason, message, status, pushed: None }
-                }
-            };
-            Some(Box::new(updated))
-        }
-        _ => None,
-    };
+    let (promotion, images) =
+        run.push_due(&environments, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
     Outcome::Done(Done {
         revision: commit,
         work,
@@ -596,6 +573,7 @@ impl Run<'_> {
             lock_lease: self.lock_lease,
             applier: Some(self.applier.clone()),
             plan_check: None,
+            record_key: self.record_key.clone(),
         }
     }
 
@@ -885,6 +863,50 @@ impl Run<'_> {
 }
 
 impl Run<'_> {
+    /// The auto-promotion and the image update that are due, run in turn after the reconcile's
+    /// apply (or while its plan awaits an approval): never while the process stops, for a push
+    /// is not interrupted half-way.
+    #[allow(clippy::too_many_arguments)]
+    async fn push_due(
+        &self,
+        environments: &[Arc<Environment>],
+        push_to: &Option<FetchRequest>,
+        images_push_to: &Option<FetchRequest>,
+        sync: &EnvironmentSync,
+        namespace: &str,
+        tenant: &kube::Client,
+        shared: &Shared,
+    ) -> (Option<Box<Promoted>>, Option<Box<ImagesUpdated>>) {
+        let spec = self.spec;
+        let now = jiff::Timestamp::now();
+        let stopping = || shared.stopping.load(Ordering::SeqCst);
+        let promotion = match (&spec.promotion, push_to) {
+            (Some(promotion), Some(push_to)) if plan::promotion_due(sync, promotion.interval, now) && !stopping() => {
+                Some(Box::new(self.promote(environments, promotion, &shared.cache, push_to, sync, namespace).await))
+            }
+            _ => None,
+        };
+        let images = match (spec.image_updates.as_deref(), images_push_to) {
+            (Some(plan::ImageUpdates { pushing: settings, pull_secrets: secrets }), Some(push_to))
+                if plan::image_update_due(sync, settings.interval, now) && !stopping() =>
+            {
+                let updated = match registries(sync, namespace, secrets, tenant, shared).await {
+                    Ok(registries) => {
+                        self.update_images(environments, settings, &registries, &shared.cache, push_to, sync, namespace)
+                            .await
+                    }
+                    Err((reason, message)) => {
+                        let status = images_status(sync, settings, &self.fetched.commit);
+                        ImagesUpdated { passed: false, reason, message, status, pushed: None }
+                    }
+                };
+                Some(Box::new(updated))
+            }
+            _ => None,
+        };
+        (promotion, images)
+    }
+
     /// The selected environments' image updates, as `weaver images update` writes them, each
     /// on the commit of the one before, and the last commit pushed to `push_to`'s branch.
     #[allow(clippy::too_many_arguments)]

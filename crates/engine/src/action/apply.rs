@@ -51,6 +51,10 @@ pub struct Settings {
     /// there, before anything is written: the plan is an EnvironmentSync's approved one, or
     /// the EnvironmentSync a rollback goes through is still suspended.
     pub plan_check: Option<PlanCheck>,
+    /// The key each record is signed with, read once by a long-running process (the
+    /// controller's `WEAVER_RECORD_KEY_FILE`); None: the file `WEAVER_RECORD_KEY_FILE` names,
+    /// read at each apply.
+    pub record_key: Option<weaver_secrets::record_key::RecordKey>,
 }
 
 /// Whether an apply may write the plan made under the lock: Err says why not. A future, as a
@@ -296,7 +300,10 @@ pub(super) async fn execute(
 ) -> Result<Applied> {
     // Read where every apply (rollbacks, corrections and the controller's too) passes, before
     // the lock: a missing or short key file is refused with nothing taken or written.
-    let record_key = weaver_secrets::record_key::RecordKey::from_environment()?;
+    let record_key = match &settings.record_key {
+        Some(key) => Some(key.clone()),
+        None => weaver_secrets::record_key::RecordKey::from_environment()?,
+    };
     // One apply per environment at a time; a dry run writes nothing, the Lease included.
     let mut taken_over = None;
     let lock = match settings.dry_run {

@@ -536,6 +536,7 @@ impl Server {
                 let settings = weaver_engine::action::apply::Settings {
                     applier: Some(applier),
                     plan_check: Some(self.still_suspended(&ns, &name)),
+                    record_key: None,
                     ..self.options.rollback.clone()
                 };
                 self.roll_back(session, &env, &release, revision, source, settings).await

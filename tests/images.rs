@@ -184,6 +184,17 @@ fn docker_config(dir: &std::path::Path, port: u16, password: &str) -> std::path:
     dir.to_path_buf()
 }
 
+/// Secret `regcred` of `namespace`, a docker config with the proxy's credentials; the
+/// base64 of them, to look for where they must not be.
+fn pull_secret(cluster: &TestCluster, namespace: &str, port: u16) -> String {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let config = json!({"auths": {format!("127.0.0.1:{port}"): {"auth": auth}}});
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": namespace},
+        "stringData": {".dockerconfigjson": config.to_string()}}));
+    auth
+}
+
 /// Repo::minimal (release `app`) with `imageUpdates:` entries.
 fn subscribed(entries: &str) -> Repo {
     let repo = Repo::minimal();
@@ -498,11 +509,7 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
     });
     assert!(condition(&live).unwrap().2.contains(&format!("Secret {namespace}/regcred")), "{live}");
 
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-    let config = json!({"auths": {format!("127.0.0.1:{}", registry.proxy.port): {"auth": auth}}});
-    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
-        "metadata": {"name": "regcred", "namespace": namespace},
-        "stringData": {".dockerconfigjson": config.to_string()}}));
+    let auth = pull_secret(&cluster, &namespace, registry.proxy.port);
     let pin = format!("{web}:1.5.0@{first}");
     let deployment =
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace}});
@@ -582,11 +589,7 @@ fn a_pushed_image_is_pinned_in_dev_promoted_to_staging_and_awaits_approval_in_pr
     environment("prod", &prod_ns, &promotion("staging"));
     source.commit("dev, staging and prod");
     let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-    let config = json!({"auths": {format!("127.0.0.1:{}", registry.proxy.port): {"auth": auth}}});
-    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
-        "metadata": {"name": "regcred", "namespace": namespace},
-        "stringData": {".dockerconfigjson": config.to_string()}}));
+    pull_secret(&cluster, &namespace, registry.proxy.port);
     let author = json!({"name": "Bot", "email": "bot@weaver.invalid"});
     let dev = environment_sync(
         &cluster,

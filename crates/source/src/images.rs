@@ -184,19 +184,8 @@ impl Registries {
                 (304, Some(cached)) => cached.clone(),
                 (200, _) => {
                     unchanged = false;
-                    #[derive(Deserialize)]
-                    struct Tags {
-                        #[serde(default)]
-                        tags: Option<Vec<String>>,
-                    }
-                    let page: Tags = serde_json::from_slice(&response.body)
-                        .map_err(|e| connection.failed(&url, &format!("not a tag list: {e}")))?;
-                    Page {
-                        url: url.clone(),
-                        etag: response.etag,
-                        tags: page.tags.unwrap_or_default(),
-                        next: response.next,
-                    }
+                    let tags = crate::charts::oci::tag_page(&connection, &url, &response.body)?;
+                    Page { url: url.clone(), etag: response.etag, tags, next: response.next }
                 }
                 _ => return Err(refused(&connection, &url, &response, repository, &self.credentials_from)),
             };

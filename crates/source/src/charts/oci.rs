@@ -77,14 +77,7 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
             if response.status != 200 {
                 return Err(connection.status_error(&url, &response));
             }
-            #[derive(Deserialize)]
-            struct Tags {
-                #[serde(default)]
-                tags: Option<Vec<String>>,
-            }
-            let page: Tags = serde_json::from_slice(&response.body)
-                .map_err(|e| connection.failed(&url, &format!("not a tag list: {e}")))?;
-            tags.extend(page.tags.unwrap_or_default());
+            tags.extend(tag_page(connection, &url, &response.body)?);
             next = response.next;
         }
         let versions: Vec<(String, &String)> = tags.iter().map(|t| (t.replace('_', "+"), t)).collect();
@@ -122,6 +115,18 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
         required_by: None,
     };
     Ok((locked, data))
+}
+
+/// The tags of one page of a registry's tag list (`GET /v2/<name>/tags/list`).
+pub(crate) fn tag_page(connection: &Connection, url: &str, body: &[u8]) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Tags {
+        #[serde(default)]
+        tags: Option<Vec<String>>,
+    }
+    let page: Tags =
+        serde_json::from_slice(body).map_err(|e| connection.failed(url, &format!("not a tag list: {e}")))?;
+    Ok(page.tags.unwrap_or_default())
 }
 
 /// The blob `digest` of the chart's repository, checked against its digest.

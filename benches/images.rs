@@ -10,32 +10,51 @@
 //!    (target: ≤ 0.05 cores at a 5-minute interval, i.e. ≤ 15 s of CPU per interval) and memory
 //!    (target: ≤ 100 MB resident).
 //! 2. The same with one new tag in each repository: the interval's time and requests.
-//! Every figure with the process's CPU (getrusage) and resident memory (VmRSS, VmHWM).
+//!
+//! Every figure with the process's CPU (getrusage) and resident memory (VmRSS, VmHWM); the
+//! registry runs in a process of its own (this bench, started again), so they are weaver's alone.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
+
+// The allocator of weaver's binary, whose controller this stands for.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use weaver_engine::action::fleet::EnvironmentSelection;
 use weaver_engine::action::images::{CheckOptions, check};
 use weaver_source::charts::http::Machine;
 use weaver_source::images::Registries;
 
-/// Each repository's tags, and the JSON answer with its ETag.
+/// The registry's answers: every repository has the same `tags` tags, and `2.0.0` too once the
+/// marker file exists (the bench's process creates it: the registry runs in a process of its
+/// own, so that the figures are weaver's alone).
 struct Served {
-    lists: RwLock<HashMap<String, (String, Vec<u8>)>>,
-    requests: AtomicU64,
+    tags: usize,
+    marker: std::path::PathBuf,
+    /// (with the new tag, repository) → (ETag, body).
+    lists: RwLock<HashMap<(bool, String), (String, Vec<u8>)>>,
 }
 
 impl Served {
-    fn set(&self, repository: &str, tags: &[String]) {
+    fn list(&self, repository: &str) -> (String, Vec<u8>) {
+        let new = self.marker.exists();
+        if let Some(found) = self.lists.read().unwrap().get(&(new, repository.to_string())) {
+            return found.clone();
+        }
+        let mut tags: Vec<String> = (0..self.tags).map(|t| format!("1.{}.{}", t / 100, t % 100)).collect();
+        if new {
+            tags.push("2.0.0".to_string());
+        }
         let body = serde_json::to_vec(&serde_json::json!({"name": repository, "tags": tags})).unwrap();
         let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&body))[..16]);
-        self.lists.write().unwrap().insert(repository.to_string(), (etag, body));
+        self.lists.write().unwrap().insert((new, repository.to_string()), (etag.clone(), body.clone()));
+        (etag, body)
     }
 }
 
@@ -59,24 +78,22 @@ fn serve(served: Arc<Served>, stream: TcpStream) {
                 if_none_match = value.trim().to_string();
             }
         }
-        served.requests.fetch_add(1, Ordering::Relaxed);
         let mut words = line.split_whitespace();
         let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         let answer = match path.strip_prefix("/v2/").and_then(|p| p.split_once("/tags/list")) {
-            Some((repository, _)) => match served.lists.read().unwrap().get(repository) {
-                Some((etag, _)) if *etag == if_none_match => {
+            Some((repository, _)) => match served.list(repository) {
+                (etag, _) if etag == if_none_match => {
                     format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\n\r\n").into_bytes()
                 }
-                Some((etag, body)) => {
+                (etag, body) => {
                     let mut answer = format!(
                         "HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                         body.len()
                     )
                     .into_bytes();
-                    answer.extend_from_slice(body);
+                    answer.extend_from_slice(&body);
                     answer
                 }
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
             },
             None if method == "HEAD" && path.contains("/manifests/") => {
                 let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(path.as_bytes())));
@@ -116,24 +133,38 @@ fn number(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// The registry's process: serves on a loopback port it prints, until its input closes.
+fn registry(tags: usize, marker: std::path::PathBuf) {
+    let served = Arc::new(Served { tags, marker, lists: RwLock::default() });
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    println!("{}", listener.local_addr().unwrap().port());
+    std::io::stdout().flush().unwrap();
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    for stream in listener.incoming().flatten() {
+        let served = served.clone();
+        std::thread::spawn(move || serve(served, stream));
+    }
+}
+
 fn main() {
     let (repositories, tags) = (number("WEAVER_BENCH_REPOSITORIES", 200), number("WEAVER_BENCH_TAGS", 1000));
-    let served = Arc::new(Served { lists: RwLock::default(), requests: AtomicU64::new(0) });
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serving = served.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let served = serving.clone();
-            std::thread::spawn(move || serve(served, stream));
-        }
-    });
-    let mut lists: Vec<Vec<String>> = Vec::new();
-    for r in 0..repositories {
-        let list: Vec<String> = (0..tags).map(|t| format!("1.{}.{}", t / 100, t % 100)).collect();
-        served.set(&format!("shop/r{r}"), &list);
-        lists.push(list);
+    if let Ok(marker) = std::env::var("WEAVER_BENCH_IMAGES_REGISTRY") {
+        return registry(tags, marker.into());
     }
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("new-tag");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("WEAVER_BENCH_IMAGES_REGISTRY", &marker)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let port: u16 = first.trim().parse().unwrap();
     let repo = tempfile::tempdir().unwrap();
     let write = |path: &str, text: &str| {
         let full = repo.path().join(path);
@@ -156,22 +187,23 @@ fn main() {
         concurrency: 8,
     };
     let registries = Registries::new(Machine::anonymous(), "none (the bench's registry is anonymous)");
+    let (rss, _) = memory();
+    println!("  before the first interval: RSS {rss} MiB (the binary's pages and the runtime)");
     println!(
         "image updates: {repositories} repositories × {tags} tags, one environment subscribing to each (semver), registry on loopback"
     );
     let interval = |label: &str| {
-        let (before_cpu, before_served, started) = (cpu(), served.requests.load(Ordering::Relaxed), Instant::now());
+        let (before_cpu, started) = (cpu(), Instant::now());
         let checks = check(&options, &registries).unwrap();
         let wall = started.elapsed();
         let spent = cpu() - before_cpu;
         let (rss, hwm) = memory();
         let new = checks.environments[0].images.iter().filter(|i| i.new).count();
         println!(
-            "  {label:<38} {:>7.1} ms wall, {:>7.1} ms CPU, requests {:>4} (the registry saw {:>4}), {new:>3} new, RSS {rss} MiB (peak {hwm} MiB)",
+            "  {label:<38} {:>7.1} ms wall, {:>7.1} ms CPU, {:>4} requests, {new:>3} new, RSS {rss} MiB (peak {hwm} MiB)",
             wall.as_secs_f64() * 1000.0,
             spent.as_secs_f64() * 1000.0,
             checks.requests,
-            served.requests.load(Ordering::Relaxed) - before_served
         );
         spent
     };
@@ -185,10 +217,9 @@ fn main() {
         steady.as_secs_f64() * 1000.0,
         steady.as_secs_f64() / 300.0
     );
-    for (r, list) in lists.iter_mut().enumerate() {
-        list.push("2.0.0".to_string());
-        served.set(&format!("shop/r{r}"), list);
-    }
+    std::fs::write(&marker, "").unwrap();
     interval("one new tag in each repository");
     interval("after it, nothing new");
+    drop(child.stdin.take());
+    let _ = child.wait();
 }

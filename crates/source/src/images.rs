@@ -132,6 +132,8 @@ pub struct Registries {
     /// Where the credentials come from, for refusals: `the docker and helm registry configs`.
     credentials_from: String,
     connections: Mutex<HashMap<String, Arc<Mutex<Connection>>>>,
+    /// One agent (pool of connections) per registry, shared by its repositories' connections.
+    agents: Mutex<HashMap<String, ureq::Agent>>,
     tag_lists: Mutex<HashMap<String, Arc<Vec<Page>>>>,
     /// `repository key/tag` → the digest it was seen at.
     tags_seen: Mutex<HashMap<String, String>>,
@@ -149,6 +151,7 @@ impl Registries {
             machine,
             credentials_from: credentials_from.into(),
             connections: Mutex::default(),
+            agents: Mutex::default(),
             tag_lists: Mutex::default(),
             tags_seen: Mutex::default(),
             created: Mutex::default(),
@@ -331,7 +334,8 @@ impl Registries {
             return Ok(found.clone());
         }
         let name = format!("oci://{}/{}", repository.host, repository.path);
-        let connection = Arc::new(Mutex::new(Connection::open(&self.machine, &name, None, &repository.base)?));
+        let opened = Connection::open_sharing(&self.machine, &name, None, &repository.base, Some(&self.agents))?;
+        let connection = Arc::new(Mutex::new(opened));
         Ok(lock(&self.connections).entry(key).or_insert(connection).clone())
     }
 

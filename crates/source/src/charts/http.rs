@@ -215,7 +215,25 @@ impl Connection {
         repository_name: Option<&str>,
         base_url: &str,
     ) -> Result<Connection> {
+        Connection::open_sharing(machine, repository, repository_name, base_url, None)
+    }
+
+    /// [`Connection::open`], taking the agent (its pool of connections, whose buffers cost
+    /// some 256 KiB each) from `agents` when one for the same origin and CA is there, and
+    /// leaving its own there otherwise: the many repositories of one registry share a pool.
+    pub fn open_sharing(
+        machine: &Machine,
+        repository: &str,
+        repository_name: Option<&str>,
+        base_url: &str,
+        agents: Option<&std::sync::Mutex<HashMap<String, Agent>>>,
+    ) -> Result<Connection> {
         let credentials = machine.credentials(repository, repository_name)?;
+        let key = format!("{} {:?}", origin(base_url), credentials.ca_file);
+        let shared = agents.and_then(|agents| agents.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned());
+        if let Some(agent) = shared {
+            return Ok(Connection::with(agent, credentials, machine, repository, repository_name, base_url));
+        }
         let roots = match &credentials.ca_file {
             None => None,
             Some(ca_file) => {
@@ -231,7 +249,21 @@ impl Connection {
         };
         // ureq's default number of redirects, as before.
         let agent = weaver_net::http::agent(roots, Duration::from_secs(300), 10);
-        Ok(Connection {
+        if let Some(agents) = agents {
+            agents.lock().unwrap_or_else(|e| e.into_inner()).insert(key, agent.clone());
+        }
+        Ok(Connection::with(agent, credentials, machine, repository, repository_name, base_url))
+    }
+
+    fn with(
+        agent: Agent,
+        credentials: Credentials,
+        machine: &Machine,
+        repository: &str,
+        repository_name: Option<&str>,
+        base_url: &str,
+    ) -> Connection {
+        Connection {
             agent,
             credentials,
             origin: origin(base_url).to_string(),
@@ -240,7 +272,7 @@ impl Connection {
             repository: repository.to_string(),
             repository_name: repository_name.map(str::to_string),
             anonymous: machine.anonymous,
-        })
+        }
     }
 
     /// GETs `url` with `accept`, answering a Basic or Bearer challenge once.

@@ -69,6 +69,9 @@ pub struct Tags {
     pub unchanged: bool,
 }
 
+/// A repository's pages as last answered, and all their tags.
+type Listed = (Arc<Vec<Page>>, Arc<Vec<String>>);
+
 /// One page of a tag list as last answered.
 #[derive(Clone)]
 struct Page {
@@ -134,7 +137,8 @@ pub struct Registries {
     connections: Mutex<HashMap<String, Arc<Mutex<Connection>>>>,
     /// One agent (pool of connections) per registry, shared by its repositories' connections.
     agents: Mutex<HashMap<String, ureq::Agent>>,
-    tag_lists: Mutex<HashMap<String, Arc<Vec<Page>>>>,
+    /// Per repository, its pages as last answered and all their tags.
+    tag_lists: Mutex<HashMap<String, Listed>>,
     /// `repository key/tag` → the digest it was seen at.
     tags_seen: Mutex<HashMap<String, String>>,
     /// `repository key@digest/platform` → the config's creation time.
@@ -179,7 +183,7 @@ impl Registries {
             if pages.iter().any(|p| p.url == url) {
                 return Err(connection.failed(&url, "the registry's tag list links back to a page it already gave"));
             }
-            let cached = before.as_ref().and_then(|pages| pages.iter().find(|p| p.url == url));
+            let cached = before.as_ref().and_then(|(pages, _)| pages.iter().find(|p| p.url == url));
             let condition: Vec<(&str, String)> =
                 cached.and_then(|p| p.etag.clone()).map(|etag| ("If-None-Match", etag)).into_iter().collect();
             let response = self.send(repository, &mut connection, Method::Get, &url, "application/json", &condition)?;
@@ -195,9 +199,13 @@ impl Registries {
             next = page.next.clone();
             pages.push(page);
         }
-        let tags: Vec<String> = pages.iter().flat_map(|p| p.tags.iter().cloned()).collect();
-        lock(&self.tag_lists).insert(key, Arc::new(pages));
-        Ok(Tags { list: Arc::new(tags), unchanged })
+        // Unchanged, the list made last time serves: an interval copies no tag.
+        let tags = match (&before, unchanged) {
+            (Some((_, tags)), true) => tags.clone(),
+            _ => Arc::new(pages.iter().flat_map(|p| p.tags.iter().cloned()).collect()),
+        };
+        lock(&self.tag_lists).insert(key, (Arc::new(pages), tags.clone()));
+        Ok(Tags { list: tags, unchanged })
     }
 
     /// The digest `tag` pointed at when last asked, if the repository's tag list is unchanged

@@ -835,10 +835,7 @@ impl Run<'_> {
         let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
         let pushing = promoted.clone();
         let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
-        if let Err(err) = weaver_git::GitRepo::open(&self.fetched.repository).and_then(|git| git.delete_branch(&local))
-        {
-            tracing::warn!("cannot remove the promotion's local branch {local}: {}", self.redactor.error(&err));
-        }
+        self.delete_branches(std::slice::from_ref(&local));
         let changes: Vec<String> = status
             .targets
             .iter()

@@ -95,11 +95,15 @@ impl Checks {
 
 /// Checks each selected environment's subscriptions against its registries.
 pub fn check(options: &CheckOptions, registries: &Registries) -> Result<Checks> {
-    let environments = subscribed(options)?;
+    check_loaded(&subscribed(options)?, registries, options.concurrency)
+}
+
+/// [`check`] of environments already loaded.
+fn check_loaded(environments: &[Environment], registries: &Registries, concurrency: usize) -> Result<Checks> {
     let before = registries.requests();
     let mut checks = Vec::new();
-    let tags = tag_lists(&environments, registries, options.concurrency)?;
-    for environment in &environments {
+    let tags = tag_lists(environments, registries, concurrency)?;
+    for environment in environments {
         checks.push(check_environment(environment, registries, &tags)?);
     }
     Ok(Checks { environments: checks, requests: registries.requests() - before })
@@ -250,13 +254,11 @@ pub async fn update(options: &UpdateOptions, registries: &Registries, cx: Contex
         rev: options.rev.clone(),
         concurrency: options.concurrency,
     };
-    let checks = super::blocking(|| check(&check_options, registries))?;
+    // Loaded once: the check and the pins read the same environment.
+    let environments = super::blocking(|| subscribed(&check_options))?;
+    let checks = super::blocking(|| check_loaded(&environments, registries, options.concurrency))?;
     let check = checks.environments.into_iter().next().expect("the one environment named was checked");
-    let environment =
-        super::blocking(|| select_environments(&options.repo, options.rev.as_deref(), &check_options.environments))?
-            .into_iter()
-            .next()
-            .expect("checked above");
+    let environment = &environments[0];
     let written = &environment.image_updates.as_ref().expect("checked above").written;
     let (promoted, changes) = new_pins(written, &check);
     let mut result =

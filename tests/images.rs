@@ -4,6 +4,7 @@
 //! conditional requests do: docker-registry itself sends none), pages of 500 tags, a `429` with
 //! `Retry-After` on demand, and a log of what was asked.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,23 +17,29 @@ use crate::common::{Repo, interop_available};
 use crate::remote_charts::{Answer, Request, TestServer, sha256_hex};
 
 const USER: &str = "robot";
-const PASSWORD: &str = "pa55-for-images";
-const TOKEN: &str = "t0ken-for-images";
+pub(crate) const PASSWORD: &str = "pa55-for-images";
+pub(crate) const TOKEN: &str = "t0ken-for-images";
 /// Tags per page of the proxy's tag lists.
 const PAGE: usize = 500;
 /// The key the controller signs release records with, for the promotions' `signed` gate.
 const KEY: &[u8] = b"a record key of more than thirty-two bytes";
 
 /// The registry, the proxy in front of it, what the proxy was asked and how many 429s it owes.
-struct Proxied {
-    registry: Registry,
-    proxy: TestServer,
+pub(crate) struct Proxied {
+    pub(crate) registry: Registry,
+    pub(crate) proxy: TestServer,
+    address: Ipv4Addr,
     asked: Arc<Mutex<Vec<String>>>,
     throttle: Arc<AtomicUsize>,
 }
 
 impl Proxied {
     fn start() -> Option<Proxied> {
+        Proxied::start_on(Ipv4Addr::LOCALHOST)
+    }
+
+    /// The proxy listening on `address` (the registry behind it stays on loopback).
+    pub(crate) fn start_on(address: Ipv4Addr) -> Option<Proxied> {
         let registry = match Registry::start() {
             Ok(registry) => registry,
             Err(why) => {
@@ -43,7 +50,7 @@ impl Proxied {
         let (asked, throttle) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicUsize::new(0)));
         let (log, owed, backend) = (asked.clone(), throttle.clone(), registry.port);
         let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
-        let proxy = TestServer::start(move |port, request| {
+        let proxy = TestServer::start_on(address, move |port, request| {
             if request.path.starts_with("token?") {
                 return match request.authorization == basic {
                     true => ("200 OK", String::new(), format!(r#"{{"token":"{TOKEN}"}}"#).into_bytes()),
@@ -52,7 +59,7 @@ impl Proxied {
             }
             if request.authorization != format!("Bearer {TOKEN}") {
                 let challenge = format!(
-                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test\",scope=\"repository:shop:pull\"\r\n"
+                    "WWW-Authenticate: Bearer realm=\"http://{address}:{port}/token\",service=\"test\",scope=\"repository:shop:pull\"\r\n"
                 );
                 return ("401 Unauthorized", challenge, b"{}".to_vec());
             }
@@ -63,11 +70,11 @@ impl Proxied {
             }
             forward(backend, request)
         });
-        Some(Proxied { registry, proxy, asked, throttle })
+        Some(Proxied { registry, proxy, address, asked, throttle })
     }
 
-    fn image(&self, name: &str) -> String {
-        format!("127.0.0.1:{}/{name}", self.proxy.port)
+    pub(crate) fn image(&self, name: &str) -> String {
+        format!("{}:{}/{name}", self.address, self.proxy.port)
     }
 
     /// What was asked since the last call, `GET v2/shop/web/tags/list` and the like.
@@ -151,7 +158,7 @@ const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// An image built at `created` for linux/`architecture`, tagged `tag`; its manifest's digest and size.
-fn push_image(port: u16, repository: &str, tag: &str, created: &str, architecture: &str) -> (String, usize) {
+pub(crate) fn push_image(port: u16, repository: &str, tag: &str, created: &str, architecture: &str) -> (String, usize) {
     let config = json!({"created": created, "architecture": architecture, "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Labels": {"tag": tag}}});
     let config = serde_json::to_vec(&config).unwrap();
@@ -184,14 +191,21 @@ fn docker_config(dir: &std::path::Path, port: u16, password: &str) -> std::path:
     dir.to_path_buf()
 }
 
-/// Secret `regcred` of `namespace`, a docker config with the proxy's credentials; the
-/// base64 of them, to look for where they must not be.
-fn pull_secret(cluster: &TestCluster, namespace: &str, port: u16) -> String {
+/// A docker config with the proxy's credentials, and the base64 of them, to look for where
+/// they must not be.
+pub(crate) fn pull_secret_data(registry: &Proxied) -> (String, String) {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-    let config = json!({"auths": {format!("127.0.0.1:{port}"): {"auth": auth}}});
+    let config = json!({"auths": {format!("{}:{}", registry.address, registry.proxy.port): {"auth": auth}}});
+    (config.to_string(), auth)
+}
+
+/// Secret `regcred` of `namespace`, [`pull_secret_data`]'s docker config; the base64 of the
+/// credentials.
+fn pull_secret(cluster: &TestCluster, namespace: &str, registry: &Proxied) -> String {
+    let (config, auth) = pull_secret_data(registry);
     cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
         "metadata": {"name": "regcred", "namespace": namespace},
-        "stringData": {".dockerconfigjson": config.to_string()}}));
+        "stringData": {".dockerconfigjson": config}}));
     auth
 }
 
@@ -509,7 +523,7 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
     });
     assert!(condition(&live).unwrap().2.contains(&format!("Secret {namespace}/regcred")), "{live}");
 
-    let auth = pull_secret(&cluster, &namespace, registry.proxy.port);
+    let auth = pull_secret(&cluster, &namespace, &registry);
     let pin = format!("{web}:1.5.0@{first}");
     let deployment =
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace}});
@@ -589,7 +603,7 @@ fn a_pushed_image_is_pinned_in_dev_promoted_to_staging_and_awaits_approval_in_pr
     environment("prod", &prod_ns, &promotion("staging"));
     source.commit("dev, staging and prod");
     let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
-    pull_secret(&cluster, &namespace, registry.proxy.port);
+    pull_secret(&cluster, &namespace, &registry);
     let author = json!({"name": "Bot", "email": "bot@weaver.invalid"});
     let dev = environment_sync(
         &cluster,

@@ -140,8 +140,9 @@ fn leader(cluster: &common::cluster::TestCluster, namespace: &str) -> Option<Str
 /// The demo's EnvironmentSync's source, a server on this machine where the Pods reach it.
 struct Source {
     url: String,
-    /// The server's port, which the operator's NetworkPolicy must let the Pods reach.
-    port: String,
+    /// The server's port, and any other the test's servers listen on, which the operator's
+    /// NetworkPolicy must let the Pods reach.
+    ports: Vec<u16>,
     /// What `spec.source` says beside the URL: the Secret it names (`caSecretRef`, `secretRef`).
     fields: &'static str,
     /// That Secret's name and its keys and values; the EnvironmentSync's account may read it.
@@ -167,7 +168,7 @@ fn https_source(e2e: &E2e, demo: &Demo) -> Option<(GitHttpServer, Source)> {
     let server = GitHttpServer::start(repo_dir.parent().unwrap(), options);
     let source = Source {
         url: format!("{}/{}", server.base, repo_dir.file_name().unwrap().to_str().unwrap()),
-        port: server.base.rsplit(':').next().unwrap().to_string(),
+        ports: vec![server.base.rsplit(':').next().unwrap().parse().unwrap()],
         fields: "caSecretRef: {name: git-ca}",
         secret: ("git-ca", vec![("ca.crt", String::from_utf8(ca).unwrap())]),
     };
@@ -185,7 +186,7 @@ fn ssh_source(e2e: &E2e, demo: &Demo) -> Option<(Sshd, Source)> {
     let sshd = Sshd::start_on(e2e.host_address(&demo.cluster));
     let source = Source {
         url: sshd.url(demo.repo.path()),
-        port: sshd.port.to_string(),
+        ports: vec![sshd.port],
         fields: "secretRef: {name: git-ssh}",
         secret: ("git-ssh", vec![("identity", sshd.read("client")), ("known_hosts", sshd.known_host("host.pub"))]),
     };
@@ -241,12 +242,13 @@ fn install_demo_with(
     // The operator from the image of the binary under test; its NetworkPolicy lets it reach
     // the git server's port.
     let (repository, tag) = images.weaver.names[0].rsplit_once(':').unwrap();
+    // The demo's values of the operator already set `gitops` (its approvals policy).
     demo.edit(
         "environments/dev.yaml",
-        "    chart: configmapsync-operator\n",
+        "      gitops: { approvals: ",
         &format!(
-            "    chart: configmapsync-operator\n    values:\n      image: {{repository: {repository}, tag: \"{tag}\"}}\n      gitops: {{gitPorts: [443, 22, {}]{gitops}}}\n",
-            source.port
+            "      image: {{repository: {repository}, tag: \"{tag}\"}}\n      gitops: {{ gitPorts: [443, 22, {}]{gitops}, approvals: ",
+            source.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
         ),
     );
     // The demo names a target its tenant may not write, to show a Forbidden target in the
@@ -534,20 +536,9 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
     let gitops = ", recordKey: {secretName: weaver-record-key, key: record.key}";
     let envs = [("WEAVER_RECORD_KEY_FILE", key.path().to_str().unwrap())];
     let (commit, started) = install_demo_with(&demo, images, source, gitops, &envs);
-    // The served repository takes pushes to its checked-out main (a push before this is refused,
-    // and the next interval pushes again).
-    let repo = git2::Repository::open(demo.repo.path()).unwrap();
-    repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
-
     let environment_sync = environment_sync(&demo);
-    let main = || repo.find_reference("refs/heads/main").unwrap().target().unwrap().to_string();
-    let live = eventually("the promotion pushed to main over ssh", || {
-        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
-        match condition(&live, "Promoted") {
-            Some((_, reason, _)) if reason == "Promoted" && main() != commit => Ok(live),
-            _ => Err(live["status"].to_string()),
-        }
-    });
+    let (repo, live) = pushed_to_main(&demo, &environment_sync, &commit, "Promoted");
+    let main = || main_of(&repo);
     figure(
         "install to the promotion pushed over ssh from the Pod (gates passed, no soak)",
         &format!("{:.1?}", started.elapsed()),
@@ -597,6 +588,143 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
     let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": staging_namespace(cluster)}});
     assert_eq!(cluster.get(&web).expect("staging's web")["spec"]["replicas"], 1);
+}
+
+/// The served repository made to take pushes to its checked-out main (a push before is refused,
+/// and the next interval pushes again); then waits until the EnvironmentSync's condition `type_`
+/// has the reason `type_` (it pushed) and main moved from `commit`. The repository, and the
+/// EnvironmentSync as read then.
+fn pushed_to_main(demo: &Demo, environment_sync: &Value, commit: &str, type_: &str) -> (git2::Repository, Value) {
+    let repo = git2::Repository::open(demo.repo.path()).unwrap();
+    repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    let live = eventually(&format!("{type_}: pushed to main from the Pod"), || {
+        let live = demo.cluster.get(environment_sync).ok_or("no EnvironmentSync")?;
+        match condition(&live, type_) {
+            Some((_, reason, _)) if reason == type_ && main_of(&repo) != commit => Ok(live),
+            _ => Err(live["status"].to_string()),
+        }
+    });
+    (repo, live)
+}
+
+fn main_of(repo: &git2::Repository) -> String {
+    repo.find_reference("refs/heads/main").unwrap().target().unwrap().to_string()
+}
+
+/// Image updates from the operator's Pod: staging subscribes web to a registry behind token auth
+/// where the Pods reach this machine; the pull Secret is read as the tenant's account, the pin
+/// pushed over ssh (the Pod has no /tmp, no home, no CA bundle), then fetched and applied.
+#[test]
+fn image_updates_from_the_pod_pin_a_pushed_tag_by_digest_push_it_over_ssh_and_apply_it() {
+    use crate::images::{PASSWORD, Proxied, TOKEN, pull_secret_data, push_image};
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let Some(registry) = Proxied::start_on(e2e.host_address(cluster)) else { return };
+    let (first, _) = push_image(registry.registry.port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
+    let web = registry.image("shop/web");
+
+    // Staging's web from that registry, followed by semver; its EnvironmentSync checks every
+    // 2s as Image Bot, with the pull Secret its account may read.
+    demo.edit(
+        "environments/staging.yaml",
+        "      ingress:\n",
+        &format!("      image: {{repository: {web}, tag: \"1.4.2\"}}\n      ingress:\n"),
+    );
+    demo.append(
+        "environments/staging.yaml",
+        &format!(
+            "imageUpdates:\n  - {{image: {web}, releases: [web], plainHttp: true, policy: {{semver: '>=1.4.0'}}}}\n"
+        ),
+    );
+    demo.edit(
+        "charts/environment-sync/templates/environmentsync.yaml",
+        "  approval: Automatic\n",
+        "  approval: Automatic\n  imageUpdates:\n    interval: 2s\n    author: {name: Image Bot, email: images@weaver.invalid}\n    pullSecrets: [{name: regcred}]\n",
+    );
+    let (docker_config, auth) = pull_secret_data(&registry);
+    demo.repo.write(
+        "charts/environment-sync/templates/regcred.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\ntype: kubernetes.io/dockerconfigjson\n\
+             stringData:\n  .dockerconfigjson: '{docker_config}'\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: regcred-reader\nrules:\n  \
+             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [regcred], verbs: [get]}}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: regcred-reader\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: regcred-reader}}\n\
+             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
+        ),
+    );
+    let Some((sshd, mut source)) = ssh_source(&e2e, &demo) else { return };
+    source.ports.push(registry.proxy.port);
+    let (commit, started) = install_demo(&demo, images, source);
+    let environment_sync = environment_sync(&demo);
+    let (repo, live) = pushed_to_main(&demo, &environment_sync, &commit, "ImagesUpdated");
+    let main = || main_of(&repo);
+    figure("install to the image pin pushed over ssh from the Pod", &format!("{:.1?}", started.elapsed()));
+    let pushed = live["status"]["imageUpdates"]["lastPushedCommit"].as_str().unwrap().to_string();
+    assert_eq!(main(), pushed, "{:#}", live["status"]);
+    let pushed_commit = repo.find_commit(pushed.parse().unwrap()).unwrap();
+    assert_eq!(pushed_commit.parent_id(0).unwrap().to_string(), commit);
+    let author = pushed_commit.author();
+    assert_eq!((author.name().ok(), author.email().ok()), (Some("Image Bot"), Some("images@weaver.invalid")));
+    let tree = pushed_commit.tree().unwrap();
+    let blob = tree.get_path(std::path::Path::new("promotions/staging.yaml")).unwrap().to_object(&repo).unwrap();
+    let file = String::from_utf8(blob.as_blob().unwrap().content().to_vec()).unwrap();
+    assert!(file.contains(&format!("{web}: 1.5.0@{first}")), "{file}");
+
+    // Fetched over ssh and applied: staging's web runs the pin (the node cannot pull it: the
+    // test's registry is no mirror of the node's; what is checked is what weaver applied).
+    let staging_web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": staging_namespace(cluster)}});
+    let image = || cluster.get(&staging_web).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone());
+    request_reconcile(cluster, &environment_sync, "pinned");
+    let pin = format!("{web}:1.5.0@{first}");
+    eventually("the pin applied from the Pod", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        match live["status"]["lastAppliedRevision"] == pushed.as_str() && image() == Some(json!(pin)) {
+            true => Ok(()),
+            false => Err(format!("{:?} {}", image(), live["status"])),
+        }
+    });
+
+    // A newer tag, pushed in turn: pinned, pushed and applied.
+    let (second, _) = push_image(registry.registry.port, "shop/web", "1.6.0", "2026-11-02T00:00:00Z", "amd64");
+    let tagged = Instant::now();
+    let newer = format!("{web}:1.6.0@{second}");
+    let live = eventually("the newer pin pushed and applied", || {
+        let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+        let applied = live["status"]["lastAppliedRevision"].as_str().unwrap_or_default().to_string();
+        if applied == main() && image() == Some(json!(newer)) {
+            return Ok(live);
+        }
+        // The pushed commit waits for the next interval's fetch: asked for at once.
+        if applied != main() {
+            request_reconcile(cluster, &environment_sync, &main());
+        }
+        Err(format!("{:?} {}", image(), live["status"]))
+    });
+    figure(
+        "a tag pushed to the registry to its pin applied from the Pod (2s image interval, a reconcile requested on the push)",
+        &format!("{:.1?}", tagged.elapsed()),
+    );
+    // No credential in the status, the Events or the Pods' logs.
+    let mut said = live["status"].to_string();
+    for event in cluster.list("events.k8s.io/v1", "Event", "events", &demo.ns) {
+        said.push_str(&event.to_string());
+    }
+    let operator_ns = operator_namespace(cluster);
+    for pod in live_pods(cluster, &operator_ns) {
+        let log = cluster.get_text(&format!("/api/v1/namespaces/{operator_ns}/pods/{}/log", name(&pod)));
+        said.push_str(&log.unwrap_or_else(|e| panic!("the log of Pod {}: {e}", name(&pod))));
+    }
+    for secret in [PASSWORD, TOKEN, auth.as_str()] {
+        assert!(!said.contains(secret), "a registry credential was said");
+    }
+    for line in sshd.read("client").lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!said.contains(line), "the client's key was said");
+    }
 }
 
 /// `weaver apply --env dev --wait` of one Deployment whose container is `container` (YAML, at the
@@ -813,7 +941,7 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
 
     // The operator's Pods under a memory limit they idle within, and a render of 3,000 objects
     // does not fit (a user's limit set too low for their largest environment).
-    let operator_values = "      gitops: {gitPorts:";
+    let operator_values = "      gitops: { gitPorts:";
     let low = "      resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {memory: 48Mi}}\n";
     demo.edit("environments/dev.yaml", operator_values, &format!("{low}{operator_values}"));
     let applied = demo.weaver(&["apply", "--env", "dev", "--wait", "--timeout", "4m"]);

@@ -81,7 +81,15 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) fn start(handler: impl Fn(u16, &Request) -> Answer + Send + 'static) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        TestServer::start_on(std::net::Ipv4Addr::LOCALHOST, handler)
+    }
+
+    /// [`TestServer::start`] on `address` (where the e2e suite's Pods reach this machine).
+    pub(crate) fn start_on(
+        address: std::net::Ipv4Addr,
+        handler: impl Fn(u16, &Request) -> Answer + Send + 'static,
+    ) -> TestServer {
+        let listener = TcpListener::bind((address, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();

@@ -168,6 +168,70 @@ fn get_shows_the_table_the_details_and_exits_by_readiness() {
     assert!(none.stderr.contains("no EnvironmentSync found in namespace"), "{}", none.stderr);
 }
 
+/// What auto-promotion and image updates last did (their conditions and statuses) is shown
+/// with one NAME, and in `-o json`.
+#[test]
+fn get_shows_what_the_last_promotion_and_image_update_did() {
+    let (cluster, ns, repo) = setup();
+    let author = json!({"name": "Bot", "email": "bot@weaver.invalid"});
+    let object = create(
+        &cluster,
+        &ns,
+        "chain",
+        json!({"promotion": {"interval": "5m", "author": author}, "imageUpdates": {"interval": "5m", "author": author}}),
+    );
+    let pushed = "fedcba9876543210fedcba9876543210fedcba98";
+    let pin = format!("registry.example/web 1.5.0@{DIGEST}");
+    let mut status = ready_status(1);
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
+        json!({"type": type_, "status": status, "reason": reason, "message": message,
+            "observedGeneration": 1, "lastTransitionTime": "2025-01-01T00:00:00Z"})
+    };
+    let conditions = status["conditions"].as_array_mut().unwrap();
+    conditions.push(condition("Promoted", "False", "GatesFailed", "prod: the soak gate failed"));
+    conditions.push(condition("ImagesUpdated", "True", "ImagesUpdated", "pushed fedcba987654 to branch main"));
+    status["promotion"] = json!({"lastAttemptTime": "2025-01-01T00:01:00Z", "revision": COMMIT, "branch": "main",
+        "targets": [{"environment": "prod", "from": "dev", "passed": false, "changes": ["web values image.tag: 1.4.2 -> 1.5.0"],
+            "gates": [{"gate": "healthy", "passed": true, "evidence": []}, {"gate": "soak", "passed": false, "evidence": ["applied 2m ago, 10m asked"]}]}]});
+    status["imageUpdates"] = json!({"lastAttemptTime": "2025-01-01T00:02:00Z", "revision": COMMIT, "branch": "main",
+        "lastPushedCommit": pushed, "lastPushTime": "2025-01-01T00:02:01Z", "requests": 3,
+        "images": [format!("dev {pin}")], "changes": [format!("dev: web registry.example/web 1.4.2 -> 1.5.0@{DIGEST}")]});
+    cluster.patch_status(&object, &status);
+
+    let one = weaver(&repo, &cluster, &["get", "chain", "-n", &ns]);
+    assert_eq!(one.code, 0, "{one:?}");
+    let text = &one.stdout;
+    assert!(
+        text.contains("Promotion (spec.promotion): Promoted=False (GatesFailed): prod: the soak gate failed"),
+        "{text}"
+    );
+    assert!(text.contains("  nothing pushed to branch main yet"), "{text}");
+    let prod = text.lines().find(|l| l.starts_with("prod ") && l.contains("dev")).expect("prod's target row");
+    assert!(prod.contains("failed: soak") && prod.contains("web values image.tag: 1.4.2 -> 1.5.0"), "{prod}");
+    assert!(
+        text.contains("Image updates (spec.imageUpdates): ImagesUpdated=True (ImagesUpdated): pushed fedcba987654"),
+        "{text}"
+    );
+    assert!(text.contains("  registries last asked: 2025-01-01T00:02:00Z (3 requests)"), "{text}");
+    assert!(text.contains("  last push: fedcba987654 to branch main at 2025-01-01T00:02:01Z"), "{text}");
+    assert!(text.contains(&format!("  newest allowed:\n    dev {pin}\n")), "{text}");
+    assert!(text.contains("  changed by the last push:\n    dev: web registry.example/web 1.4.2 -> 1.5.0@"), "{text}");
+
+    let json = weaver(&repo, &cluster, &["get", "chain", "-n", &ns, "-o", "json"]);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    let sync = &report["syncs"][0];
+    assert_eq!(sync["imageUpdates"]["lastPushedCommit"], pushed);
+    assert_eq!(sync["promotion"]["targets"][0]["gates"][1]["passed"], false);
+    let types: Vec<&str> = sync["conditions"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["Ready", "Promoted", "ImagesUpdated"]);
+
+    // None of either: no section.
+    let plain = create(&cluster, &ns, "plain", json!({}));
+    cluster.patch_status(&plain, &ready_status(1));
+    let text = weaver(&repo, &cluster, &["get", "plain", "-n", &ns]).stdout;
+    assert!(!text.contains("Promotion (") && !text.contains("Image updates ("), "{text}");
+}
+
 #[test]
 fn suspend_and_resume_patch_the_spec_and_resume_asks_for_a_reconcile() {
     let (cluster, ns, repo) = setup();

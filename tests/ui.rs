@@ -214,6 +214,32 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
         ),
         "{page}"
     );
+    // What image updates and auto-promotion last did: their conditions, pushes and pins.
+    let mut pushing = ready_status(1);
+    pushing["conditions"].as_array_mut().unwrap().push(json!({"type": "ImagesUpdated", "status": "True",
+        "reason": "ImagesUpdated", "message": "pushed fedcba987654 to branch main", "observedGeneration": 1,
+        "lastTransitionTime": "2025-01-01T00:00:00Z"}));
+    pushing["imageUpdates"] = json!({"lastAttemptTime": "2025-01-01T00:02:00Z", "revision": COMMIT, "branch": "main",
+        "lastPushedCommit": "fedcba9876543210fedcba9876543210fedcba98", "requests": 2,
+        "images": ["dev registry.example/web 1.5.0@sha256:ab"], "changes": ["dev: web registry.example/web 1.4.2 -> 1.5.0@sha256:ab"]});
+    pushing["promotion"] = json!({"lastAttemptTime": "2025-01-01T00:01:00Z", "revision": COMMIT, "branch": "main",
+        "targets": [{"environment": "prod", "from": "dev", "passed": false,
+            "gates": [{"gate": "soak", "passed": false, "evidence": []}]}]});
+    cluster.patch_status(&ready, &pushing);
+    let page = served.get(&format!("/syncs/{ns}/ready"), None).body;
+    let part = |id: &str| {
+        page.split(&format!("<section id=\"{id}\">")).nth(1).map(|rest| rest.split("</section>").next().unwrap())
+    };
+    let images = part("image-updates").unwrap_or_else(|| panic!("no image updates part: {page}"));
+    assert!(images.contains("ImagesUpdated=True</span> <code>ImagesUpdated</code> pushed fedcba987654"), "{images}");
+    assert!(images.contains("<code>fedcba987654</code> to branch <code>main</code>"), "{images}");
+    assert!(images.contains("dev registry.example&#x2f;web 1.5.0@sha256:ab"), "{images}");
+    assert!(images.contains("Pin changes:"), "{images}");
+    let promotion = part("promotion").unwrap_or_else(|| panic!("no promotion part: {page}"));
+    assert!(promotion.contains("No outcome yet.") && promotion.contains("prod from dev: failed: soak"), "{promotion}");
+    assert!(promotion.contains("nothing pushed to branch <code>main</code> yet"), "{promotion}");
+    let waiting_page = served.get(&format!("/syncs/{ns}/waiting"), None).body;
+    assert!(!waiting_page.contains("<section id=\"image-updates\">"), "{waiting_page}");
     let done = served.get(&format!("/syncs/{ns}/ready?done=%3Cscript%3E"), None).body;
     assert!(!done.contains("id=\"done\"") && !done.contains("<script>"), "only the known actions' words: {done}");
 

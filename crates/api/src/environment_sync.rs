@@ -1,7 +1,8 @@
 //! `weaver.example.com/v1alpha1` EnvironmentSync: the API types, with the schema validation a
 //! real API server enforces. The book's GitOps guide gives the schema with examples.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+/// The kstatus conditions of `status.conditions`, as Kubernetes types them.
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -417,6 +418,17 @@ pub struct PromotionTarget {
     /// has what its source applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
+}
+
+impl PromotionTarget {
+    /// `gates passed`, or `failed: soak, signed`: what `weaver sync get` and the UI say of it.
+    pub fn verdict(&self) -> String {
+        if self.passed {
+            return "gates passed".to_string();
+        }
+        let failed: Vec<&str> = self.gates.iter().filter(|g| !g.passed).map(|g| g.gate.as_str()).collect();
+        format!("failed: {}", failed.join(", "))
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

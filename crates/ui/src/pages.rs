@@ -279,6 +279,60 @@ pub struct SyncPage<'a> {
     /// not the others, when some are refused.
     pub actions: Vec<&'static str>,
     pub actions_refused: Option<String>,
+    /// What auto-promotion and image updates last did, for those the status has.
+    pub pushes: Vec<Pushes<'a>>,
+}
+
+/// The last auto-promotion or image update: its condition, what it pushed, and what it saw.
+#[derive(Serialize)]
+pub struct Pushes<'a> {
+    /// `promotion` or `image-updates`, the part's id.
+    pub id: &'static str,
+    pub title: &'static str,
+    pub condition: Option<&'a weaver_api::environment_sync::Condition>,
+    pub branch: &'a str,
+    pub last_pushed_commit: Option<&'a str>,
+    pub last_push_time: Option<&'a str>,
+    pub last_attempt_time: &'a str,
+    /// Promotion: a line per target (`staging from dev: passed` / `failed: soak`); image
+    /// updates: the newest allowed tag per environment and image.
+    pub seen: Vec<String>,
+    /// The pins the last push changed (image updates), or would change (promotion).
+    pub changes: Vec<&'a str>,
+}
+
+fn pushes(sync: &EnvironmentSync) -> Vec<Pushes<'_>> {
+    let Some(status) = &sync.status else { return Vec::new() };
+    let condition = |type_: &str| status.conditions.iter().find(|c| c.type_ == type_);
+    let mut pushes = Vec::new();
+    if let Some(p) = &status.promotion {
+        let seen = p.targets.iter().map(|t| format!("{} from {}: {}", t.environment, t.from, t.verdict()));
+        pushes.push(Pushes {
+            id: "promotion",
+            title: "Promotion",
+            condition: condition(weaver_api::conditions::PROMOTED),
+            branch: &p.branch,
+            last_pushed_commit: p.last_pushed_commit.as_deref(),
+            last_push_time: p.last_push_time.as_deref(),
+            last_attempt_time: &p.last_attempt_time,
+            seen: seen.collect(),
+            changes: p.targets.iter().flat_map(|t| t.changes.iter().map(String::as_str)).collect(),
+        });
+    }
+    if let Some(u) = &status.image_updates {
+        pushes.push(Pushes {
+            id: "image-updates",
+            title: "Image updates",
+            condition: condition(weaver_api::conditions::IMAGES_UPDATED),
+            branch: &u.branch,
+            last_pushed_commit: u.last_pushed_commit.as_deref(),
+            last_push_time: u.last_push_time.as_deref(),
+            last_attempt_time: &u.last_attempt_time,
+            seen: u.images.clone(),
+            changes: u.changes.iter().map(String::as_str).collect(),
+        });
+    }
+    pushes
 }
 
 pub fn sync<'a>(
@@ -287,7 +341,7 @@ pub fn sync<'a>(
     (actions, actions_refused): (Vec<&'static str>, Option<String>),
 ) -> SyncPage<'a> {
     let history = sync.status.iter().flat_map(|s| s.history.iter().rev()).collect();
-    SyncPage { row: SyncRow::new(sync), sync, done, history, actions, actions_refused }
+    SyncPage { row: SyncRow::new(sync), sync, done, history, actions, actions_refused, pushes: pushes(sync) }
 }
 
 /// An action asked for, to confirm: what it does, the form that does it and where Cancel leads.

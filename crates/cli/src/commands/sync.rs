@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use super::{Ui, block_on, connect_options, table, write_stdout};
 use crate::cli::ClusterArgs;
 use crate::cli::{SyncCommand, SyncFormat, SyncNamespaceArgs};
+use weaver_api::conditions;
 use weaver_api::environment_sync::{State, state};
 use weaver_controllers::gitops::EnvironmentSync;
 use weaver_controllers::gitops::api::PendingPlan;
@@ -268,6 +269,36 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
         let (ns, name) = place(sync);
         text.push_str(&format!("approve it with: weaver sync approve {name} -n {ns} --digest {}\n", plan.digest));
     }
+    if let Some(promotion) = &status.promotion {
+        text.push_str(&pushing_text(sync, conditions::PROMOTED, "Promotion (spec.promotion)"));
+        text.push_str(&pushed_line(&promotion.branch, &promotion.last_pushed_commit, &promotion.last_push_time));
+        let mut rows = vec![["TARGET", "FROM", "GATES", "CHANGES"].map(String::from).to_vec()];
+        rows.extend(promotion.targets.iter().map(|t| {
+            vec![
+                t.environment.clone(),
+                t.from.clone(),
+                t.verdict(),
+                if t.changes.is_empty() { "-".to_string() } else { t.changes.join("; ") },
+            ]
+        }));
+        if rows.len() > 1 {
+            text.push_str(&table(ui, &rows));
+        }
+    }
+    if let Some(updates) = &status.image_updates {
+        text.push_str(&pushing_text(sync, conditions::IMAGES_UPDATED, "Image updates (spec.imageUpdates)"));
+        text.push_str(&format!(
+            "  registries last asked: {} ({} requests)\n",
+            updates.last_attempt_time, updates.requests
+        ));
+        text.push_str(&pushed_line(&updates.branch, &updates.last_pushed_commit, &updates.last_push_time));
+        for (title, lines) in [("newest allowed", &updates.images), ("changed by the last push", &updates.changes)] {
+            if !lines.is_empty() {
+                text.push_str(&format!("  {title}:\n"));
+                text.extend(lines.iter().map(|line| format!("    {line}\n")));
+            }
+        }
+    }
     if !status.history.is_empty() {
         text.push_str("\nHistory (newest first):\n");
         let mut rows =
@@ -286,6 +317,25 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
         text.push_str(&table(ui, &rows));
     }
     text
+}
+
+/// `\nPromotion (spec.promotion): Promoted=True (Promoted): pushed …` from the condition `type_`.
+fn pushing_text(sync: &EnvironmentSync, type_: &str, title: &str) -> String {
+    let status = sync.status.as_ref();
+    let condition = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+    match condition {
+        Some(c) => format!("\n{title}: {type_}={} ({}): {}\n", c.status, c.reason, c.message),
+        None => format!("\n{title}: no {type_} condition yet\n"),
+    }
+}
+
+/// `  last push: 1a2b3c4d5e6f to branch main at …`, or that none was made yet.
+fn pushed_line(branch: &str, commit: &Option<String>, time: &Option<String>) -> String {
+    match (commit, time) {
+        (Some(commit), Some(time)) => format!("  last push: {} to branch {branch} at {time}\n", short(commit)),
+        (Some(commit), None) => format!("  last push: {} to branch {branch}\n", short(commit)),
+        _ => format!("  nothing pushed to branch {branch} yet\n"),
+    }
 }
 
 fn environments_table(ui: &Ui, environments: &[weaver_controllers::gitops::api::EnvironmentStatus]) -> String {

@@ -47,6 +47,13 @@ pub struct SyncEntry<'a> {
     pub pending_plan: Option<&'a weaver_api::environment_sync::PendingPlan>,
     /// The window that held the last apply back (`spec.windows`), and until when.
     pub held: Option<&'a weaver_api::environment_sync::WindowHold>,
+    /// The last auto-promotion (`spec.promotion`) and image update (`spec.imageUpdates`), as
+    /// `status.promotion` and `status.imageUpdates`; their outcomes are the `Promoted` and
+    /// `ImagesUpdated` conditions.
+    pub promotion: Option<&'a weaver_api::environment_sync::PromotionStatus>,
+    pub image_updates: Option<&'a weaver_api::environment_sync::ImageUpdatesStatus>,
+    /// Every condition, as `status.conditions` has them (Ready, Healthy, Promoted, …).
+    pub conditions: &'a [weaver_api::environment_sync::Condition],
     pub history: &'a [weaver_api::environment_sync::HistoryEntry],
 }
 
@@ -85,6 +92,9 @@ impl<'a> SyncReport<'a> {
                     environments: status.map_or(empty, |s| &s.environments),
                     pending_plan: status.and_then(|s| s.pending_plan.as_ref()),
                     held: status.and_then(|s| s.held.as_ref()),
+                    promotion: status.and_then(|s| s.promotion.as_ref()),
+                    image_updates: status.and_then(|s| s.image_updates.as_ref()),
+                    conditions: status.map_or(&[], |s| &s.conditions),
                     history: status.map_or(&[], |s| &s.history),
                 }
             })

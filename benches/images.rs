@@ -9,7 +9,10 @@
 //!    listed), then intervals with nothing new: requests (target: one per repository), CPU
 //!    (target: ≤ 0.05 cores at a 5-minute interval, i.e. ≤ 15 s of CPU per interval) and memory
 //!    (target: ≤ 100 MB resident).
-//! 2. The same with one new tag in each repository: the interval's time and requests.
+//! 2. The same with one new tag in each repository: time to the commit and requests, as the
+//!    controller's `images update` runs: the check, the plan of the environment with the new
+//!    pins against the API server (the in-process fake, or `WEAVER_BENCH_KUBECONFIG`'s), and the
+//!    commit of `promotions/dev.yaml`.
 //!
 //! Every figure with the process's CPU (getrusage) and resident memory (VmRSS, VmHWM); the
 //! registry runs in a process of its own (this bench, started again), so they are weaver's alone.
@@ -22,12 +25,14 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
+mod support;
+
 // The allocator of weaver's binary, whose controller this stands for.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use weaver_engine::action::fleet::EnvironmentSelection;
-use weaver_engine::action::images::{CheckOptions, check};
+use weaver_engine::action::images::{CheckOptions, UpdateOptions, check, update};
 use weaver_source::charts::http::Machine;
 use weaver_source::images::Registries;
 
@@ -172,7 +177,15 @@ fn main() {
         std::fs::write(full, text).unwrap();
     };
     write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n");
-    write("charts/app/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n");
+    // A Deployment per repository, each running its image: what the pins are laid over.
+    let mut deployments = String::new();
+    for r in 0..repositories {
+        deployments.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: r{r}\nspec:\n  selector: {{matchLabels: {{app: r{r}}}}}\n  \
+             template:\n    metadata: {{labels: {{app: r{r}}}}}\n    spec:\n      containers:\n        - name: r{r}\n          image: 127.0.0.1:{port}/shop/r{r}:1.0.0\n"
+        ));
+    }
+    write("charts/app/templates/deployments.yaml", &deployments);
     let mut environment = String::from("namespace: apps\nreleases:\n  - name: app\n    chart: app\nimageUpdates:\n");
     for r in 0..repositories {
         environment.push_str(&format!(
@@ -180,10 +193,14 @@ fn main() {
         ));
     }
     write("environments/dev.yaml", &environment);
+    // Committed: the controller reads commits, and each update commits on the last.
+    let git = support::git::init(repo.path());
+    support::git::commit_all(&git, "the subscriptions");
+    let (fake, kubeconfig) = support::cluster();
     let options = CheckOptions {
         repo: repo.path().to_path_buf(),
         environments: EnvironmentSelection { envs: vec!["dev".into()], ..Default::default() },
-        rev: None,
+        rev: Some("HEAD".into()),
         concurrency: 8,
     };
     let registries = Registries::new(Machine::anonymous(), "none (the bench's registry is anonymous)");
@@ -208,6 +225,50 @@ fn main() {
         spent
     };
     interval("first interval (all listed)");
+    let update_options = UpdateOptions {
+        repo: repo.path().to_path_buf(),
+        environment: "dev".into(),
+        connect: weaver_cluster::ConnectOptions {
+            kubeconfig: Some(kubeconfig.clone().into()),
+            context: None,
+            request_timeout: Duration::from_secs(30),
+            retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
+            given: None,
+        },
+        concurrency: 8,
+        keys: weaver_engine::action::Keys::Search(None),
+        dry_run: false,
+        branch: None,
+        rev: None,
+        author: Some(("bench".into(), "bench@weaver.invalid".into())),
+        charts: weaver_source::charts::Archives::Machine,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let redactor = weaver_secrets::Redactor::new();
+    let cx = || weaver_engine::action::Context { redactor: &redactor, on: &|_| {} };
+    let updated = |label: &str| {
+        let (before_cpu, started) = (cpu(), Instant::now());
+        let done = runtime.block_on(update(&update_options, &registries, cx())).unwrap();
+        let (wall, spent) = (started.elapsed(), cpu() - before_cpu);
+        let (branch, _) = done.commit.expect("a commit of the new pins");
+        let (rss, hwm) = memory();
+        println!(
+            "  {label:<38} {:>7.1} ms wall, {:>7.1} ms CPU, {:>4} requests, {:>3} pins, RSS {rss} MiB (peak {hwm} MiB)",
+            wall.as_secs_f64() * 1000.0,
+            spent.as_secs_f64() * 1000.0,
+            done.requests,
+            done.changes.len(),
+        );
+        // The next interval starts from this commit, as the controller's next starts from what
+        // it pushed.
+        git.set_head(&format!("refs/heads/{branch}")).unwrap();
+    };
+    let against = match &fake {
+        Some(_) => "the in-process fake API server (its memory is in the RSS)",
+        None => kubeconfig.as_str(),
+    };
+    println!("  updates (check, plan against {against}, commit):");
+    updated("the newest pinned, to the commit");
     let mut steady = Duration::ZERO;
     for n in 1..=3 {
         steady = steady.max(interval(&format!("interval {n}, nothing new")));
@@ -218,7 +279,8 @@ fn main() {
         steady.as_secs_f64() / 300.0
     );
     std::fs::write(&marker, "").unwrap();
-    interval("one new tag in each repository");
+    // As the controller runs it: the update's own check finds the new tags.
+    updated("one new tag each, to the commit");
     interval("after it, nothing new");
     drop(child.stdin.take());
     let _ = child.wait();

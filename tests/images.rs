@@ -193,19 +193,22 @@ fn docker_config(dir: &std::path::Path, port: u16, password: &str) -> std::path:
 
 /// A docker config with the proxy's credentials, and the base64 of them, to look for where
 /// they must not be.
-pub(crate) fn pull_secret_data(registry: &Proxied) -> (String, String) {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+pub(crate) fn pull_secret_data(registry: &Proxied, password: &str) -> (String, String) {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
     let config = json!({"auths": {format!("{}:{}", registry.address, registry.proxy.port): {"auth": auth}}});
     (config.to_string(), auth)
 }
 
-/// Secret `regcred` of `namespace`, [`pull_secret_data`]'s docker config; the base64 of the
-/// credentials.
-fn pull_secret(cluster: &TestCluster, namespace: &str, registry: &Proxied) -> String {
-    let (config, auth) = pull_secret_data(registry);
-    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+/// Secret `regcred` of `namespace`, [`pull_secret_data`]'s docker config, made or replaced; the
+/// base64 of the credentials.
+fn pull_secret(cluster: &TestCluster, namespace: &str, registry: &Proxied, password: &str) -> String {
+    let (config, auth) = pull_secret_data(registry, password);
+    cluster.apply(
+        &[json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
         "metadata": {"name": "regcred", "namespace": namespace},
-        "stringData": {".dockerconfigjson": config}}));
+        "stringData": {".dockerconfigjson": config}})],
+        "images-test",
+    );
     auth
 }
 
@@ -523,7 +526,20 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
     });
     assert!(condition(&live).unwrap().2.contains(&format!("Secret {namespace}/regcred")), "{live}");
 
-    let auth = pull_secret(&cluster, &namespace, &registry);
+    // Credentials the registry refuses: named by their Secret, never shown.
+    let wrong = pull_secret(&cluster, &namespace, &registry, "wrong-password");
+    let live = until_status(&cluster, &sync, "the refused Secret named", |live| {
+        condition(live).is_some_and(|(status, reason, _)| status == "False" && reason == "ImageUpdateFailed")
+    });
+    let message = condition(&live).unwrap().2;
+    assert!(
+        message.contains("answered HTTP 401") && message.contains(&format!("Secret {namespace}/regcred")),
+        "{message}"
+    );
+    let text = live.to_string();
+    assert!(!text.contains("wrong-password") && !text.contains(&wrong), "a refused credential in the status: {text}");
+
+    let auth = pull_secret(&cluster, &namespace, &registry, PASSWORD);
     let pin = format!("{web}:1.5.0@{first}");
     let deployment =
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace}});
@@ -603,7 +619,7 @@ fn a_pushed_image_is_pinned_in_dev_promoted_to_staging_and_awaits_approval_in_pr
     environment("prod", &prod_ns, &promotion("staging"));
     source.commit("dev, staging and prod");
     let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
-    pull_secret(&cluster, &namespace, &registry);
+    pull_secret(&cluster, &namespace, &registry, PASSWORD);
     let author = json!({"name": "Bot", "email": "bot@weaver.invalid"});
     let dev = environment_sync(
         &cluster,

@@ -643,7 +643,7 @@ fn image_updates_from_the_pod_pin_a_pushed_tag_by_digest_push_it_over_ssh_and_ap
         "  approval: Automatic\n",
         "  approval: Automatic\n  imageUpdates:\n    interval: 2s\n    author: {name: Image Bot, email: images@weaver.invalid}\n    pullSecrets: [{name: regcred}]\n",
     );
-    let (docker_config, auth) = pull_secret_data(&registry);
+    let (docker_config, auth) = pull_secret_data(&registry, PASSWORD);
     demo.repo.write(
         "charts/environment-sync/templates/regcred.yaml",
         &format!(

@@ -194,7 +194,7 @@ impl Registries {
                     let tags = crate::charts::oci::tag_page(&connection, &url, &response.body)?;
                     Page { url: url.clone(), etag: response.etag, tags, next: response.next }
                 }
-                _ => return Err(refused(&connection, &url, &response, repository, &self.credentials_from)),
+                _ => return Err(refused(&connection, &url, &response, repository)),
             };
             next = page.next.clone();
             pages.push(page);
@@ -230,11 +230,11 @@ impl Registries {
             (200, None) => {
                 let got = self.send(repository, &mut connection, Method::Get, &url, MANIFEST_TYPES, &[])?;
                 if got.status != 200 {
-                    return Err(refused(&connection, &url, &got, repository, &self.credentials_from));
+                    return Err(refused(&connection, &url, &got, repository));
                 }
                 sha256_digest(&got.body)
             }
-            (_, _) => return Err(refused(&connection, &url, &head, repository, &self.credentials_from)),
+            (_, _) => return Err(refused(&connection, &url, &head, repository)),
         };
         self.remember(&self.tags_seen, format!("{}/{tag}", repository.key()), digest.clone());
         Ok(digest)
@@ -280,7 +280,7 @@ impl Registries {
                 let response =
                     self.send(repository, &mut connection, Method::Get, &url, "application/octet-stream", &[])?;
                 if response.status != 200 {
-                    return Err(refused(&connection, &url, &response, repository, &self.credentials_from));
+                    return Err(refused(&connection, &url, &response, repository));
                 }
                 if sha256_digest(&response.body) != config.digest {
                     return Err(connection.failed(&url, "the config's content is not its digest's"));
@@ -298,7 +298,7 @@ impl Registries {
         let url = format!("{}/v2/{}/manifests/{digest}", repository.base, repository.path);
         let response = self.send(repository, connection, Method::Get, &url, MANIFEST_TYPES, &[])?;
         if response.status != 200 {
-            return Err(refused(connection, &url, &response, repository, &self.credentials_from));
+            return Err(refused(connection, &url, &response, repository));
         }
         if sha256_digest(&response.body) != digest {
             return Err(connection.failed(&url, "the manifest's content is not its digest's"));
@@ -342,7 +342,11 @@ impl Registries {
             return Ok(found.clone());
         }
         let name = format!("oci://{}/{}", repository.host, repository.path);
-        let opened = Connection::open_sharing(&self.machine, &name, None, &repository.base, Some(&self.agents))?;
+        let opened = Connection::open_sharing(&self.machine, &name, None, &repository.base, Some(&self.agents))?
+            .with_refusal_help(format!(
+                "registry {} refused the request: check its credentials in {}",
+                repository.host, self.credentials_from
+            ));
         let connection = Arc::new(Mutex::new(opened));
         Ok(lock(&self.connections).entry(key).or_insert(connection).clone())
     }
@@ -359,21 +363,11 @@ impl Registries {
     }
 }
 
-/// The error of a request the registry did not answer as asked: a refusal names where the
-/// credentials come from, never what they are.
-fn refused(
-    connection: &Connection,
-    url: &str,
-    response: &Response,
-    repository: &ImageRepository,
-    credentials_from: &str,
-) -> Error {
+/// The error of a request the registry did not answer as asked (a refusal names where the
+/// credentials come from, never what they are: the connection's refusal help).
+fn refused(connection: &Connection, url: &str, response: &Response, repository: &ImageRepository) -> Error {
     let error = connection.status_error(url, response);
     match response.status {
-        401 | 403 => Error::new(error.message).with_help(format!(
-            "registry {} refused the request: check its credentials in {credentials_from}",
-            repository.host
-        )),
         404 => Error::new(error.message)
             .with_help(format!("registry {} has no repository `{}` or no such tag", repository.host, repository.path)),
         429 | 503 => Error::new(error.message).with_help(format!(

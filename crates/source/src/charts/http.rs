@@ -168,6 +168,9 @@ pub struct Connection {
     repository_name: Option<String>,
     /// Whether the machine's credentials were out of reach (the controller's pulls).
     anonymous: bool,
+    /// What a refusal (401, 403, the token's included) says to do, when the caller knows
+    /// better than the chart repositories' advice (an image registry's pull Secrets).
+    refusal_help: Option<String>,
 }
 
 /// A response, read whole.
@@ -272,7 +275,14 @@ impl Connection {
             repository: repository.to_string(),
             repository_name: repository_name.map(str::to_string),
             anonymous: machine.anonymous,
+            refusal_help: None,
         }
+    }
+
+    /// What a refusal says to do instead of the chart repositories' advice.
+    pub fn with_refusal_help(mut self, help: String) -> Connection {
+        self.refusal_help = Some(help);
+        self
     }
 
     /// GETs `url` with `accept`, answering a Basic or Bearer challenge once.
@@ -374,6 +384,7 @@ impl Connection {
     /// An error for an answer with an unexpected status.
     pub fn status_error(&self, url: &str, response: &Response) -> Error {
         let help = match response.status {
+            401 | 403 if let Some(help) = &self.refusal_help => help.clone(),
             401 | 403 if self.anonymous => format!(
                 "repository {} refused an anonymous request: the controller pulls remote charts without credentials (private chart repositories are not supported in the cluster yet; vendor the chart in the repository instead, see docs/src/concepts/remote-charts.md)",
                 self.repository

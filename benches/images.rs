@@ -36,18 +36,21 @@ use weaver_engine::action::images::{CheckOptions, UpdateOptions, check, update};
 use weaver_source::charts::http::Machine;
 use weaver_source::images::Registries;
 
+/// A repository's tag list as served: (ETag, body).
+type List = (String, Vec<u8>);
+
 /// The registry's answers: every repository has the same `tags` tags, and `2.0.0` too once the
 /// marker file exists (the bench's process creates it: the registry runs in a process of its
 /// own, so that the figures are weaver's alone).
 struct Served {
     tags: usize,
     marker: std::path::PathBuf,
-    /// (with the new tag, repository) → (ETag, body).
-    lists: RwLock<HashMap<(bool, String), (String, Vec<u8>)>>,
+    /// Kept by (with the new tag, repository).
+    lists: RwLock<HashMap<(bool, String), List>>,
 }
 
 impl Served {
-    fn list(&self, repository: &str) -> (String, Vec<u8>) {
+    fn list(&self, repository: &str) -> List {
         let new = self.marker.exists();
         if let Some(found) = self.lists.read().unwrap().get(&(new, repository.to_string())) {
             return found.clone();

@@ -266,11 +266,8 @@ fn main() {
         // it pushed.
         git.set_head(&format!("refs/heads/{branch}")).unwrap();
     };
-    let against = match &fake {
-        Some(_) => "the in-process fake API server (its memory is in the RSS)",
-        None => kubeconfig.as_str(),
-    };
-    println!("  updates (check, plan against {against}, commit):");
+    let memory_too = if fake.is_some() { " (its memory is in the RSS)" } else { "" };
+    println!("  updates (check, plan against {}{memory_too}, commit):", support::cluster_name(&fake, &kubeconfig));
     updated("the newest pinned, to the commit");
     let mut steady = Duration::ZERO;
     for n in 1..=3 {

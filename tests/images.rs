@@ -536,6 +536,7 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
         message.contains("answered HTTP 401") && message.contains(&format!("Secret {namespace}/regcred")),
         "{message}"
     );
+    assert!(!message.contains("chart"), "the chart repositories' advice: {message}");
     let text = live.to_string();
     assert!(!text.contains("wrong-password") && !text.contains(&wrong), "a refused credential in the status: {text}");
 
@@ -564,13 +565,17 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
     crate::common::eventually("the Events of the refusal and the push", || {
         let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
         let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
-        match reasons.contains(&"ImagesUpdated") && reasons.contains(&"SecretNotFound") {
+        let all = ["ImagesUpdated", "SecretNotFound", "ImageUpdateFailed"];
+        match all.iter().all(|reason| reasons.contains(reason)) {
             true => Ok(()),
             false => Err(format!("{reasons:?}")),
         }
     });
     let events = cluster.list("events.k8s.io/v1", "Event", "events", &namespace);
-    assert!(!events.iter().any(|e| e.to_string().contains(PASSWORD)));
+    let text: String = events.iter().map(Value::to_string).collect();
+    for secret in [PASSWORD, TOKEN, "wrong-password", &wrong, &auth] {
+        assert!(!text.contains(secret), "a credential in an Event: {text}");
+    }
 }
 
 /// The whole loop: an image pushed to the registry becomes a commit pinning it in `dev`; dev's

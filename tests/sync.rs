@@ -205,7 +205,7 @@ fn get_shows_what_the_last_promotion_and_image_update_did() {
         text.contains("Promotion (spec.promotion): Promoted=False (GatesFailed): prod: the soak gate failed"),
         "{text}"
     );
-    assert!(text.contains("  nothing pushed to branch main yet"), "{text}");
+    assert!(text.contains("  gates last judged: 2025-01-01T00:01:00Z\n  nothing pushed to branch main yet"), "{text}");
     let prod = text.lines().find(|l| l.starts_with("prod ") && l.contains("dev")).expect("prod's target row");
     assert!(prod.contains("failed: soak") && prod.contains("web values image.tag: 1.4.2 -> 1.5.0"), "{prod}");
     assert!(

@@ -223,7 +223,7 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
         "lastPushedCommit": "fedcba9876543210fedcba9876543210fedcba98", "requests": 2,
         "images": ["dev registry.example/web 1.5.0@sha256:ab"], "changes": ["dev: web registry.example/web 1.4.2 -> 1.5.0@sha256:ab"]});
     pushing["promotion"] = json!({"lastAttemptTime": "2025-01-01T00:01:00Z", "revision": COMMIT, "branch": "main",
-        "targets": [{"environment": "prod", "from": "dev", "passed": false,
+        "targets": [{"environment": "prod", "from": "dev", "passed": false, "changes": ["web values replicas: 2 -> 1"],
             "gates": [{"gate": "soak", "passed": false, "evidence": []}]}]});
     cluster.patch_status(&ready, &pushing);
     let page = served.get(&format!("/syncs/{ns}/ready"), None).body;
@@ -234,10 +234,11 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
     assert!(images.contains("ImagesUpdated=True</span> <code>ImagesUpdated</code> pushed fedcba987654"), "{images}");
     assert!(images.contains("<code>fedcba987654</code> to branch <code>main</code>"), "{images}");
     assert!(images.contains("dev registry.example&#x2f;web 1.5.0@sha256:ab"), "{images}");
-    assert!(images.contains("Pin changes:"), "{images}");
+    assert!(images.contains("Pins the last push changed:"), "{images}");
     let promotion = part("promotion").unwrap_or_else(|| panic!("no promotion part: {page}"));
     assert!(promotion.contains("No outcome yet.") && promotion.contains("prod from dev: failed: soak"), "{promotion}");
     assert!(promotion.contains("nothing pushed to branch <code>main</code> yet"), "{promotion}");
+    assert!(promotion.contains("<code>prod: web values replicas: 2 -&gt; 1</code>"), "{promotion}");
     let waiting_page = served.get(&format!("/syncs/{ns}/waiting"), None).body;
     assert!(!waiting_page.contains("<section id=\"image-updates\">"), "{waiting_page}");
     let done = served.get(&format!("/syncs/{ns}/ready?done=%3Cscript%3E"), None).body;

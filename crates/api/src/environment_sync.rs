@@ -427,7 +427,10 @@ impl PromotionTarget {
             return "gates passed".to_string();
         }
         let failed: Vec<&str> = self.gates.iter().filter(|g| !g.passed).map(|g| g.gate.as_str()).collect();
-        format!("failed: {}", failed.join(", "))
+        match failed.is_empty() {
+            true => "failed".to_string(),
+            false => format!("failed: {}", failed.join(", ")),
+        }
     }
 }
 

@@ -291,14 +291,17 @@ pub struct Pushes<'a> {
     pub title: &'static str,
     pub condition: Option<&'a weaver_api::environment_sync::Condition>,
     pub branch: &'a str,
+    /// Its first 12 characters.
     pub last_pushed_commit: Option<&'a str>,
     pub last_push_time: Option<&'a str>,
     pub last_attempt_time: &'a str,
-    /// Promotion: a line per target (`staging from dev: passed` / `failed: soak`); image
+    /// Promotion: a line per target (`staging from dev: gates passed` / `failed: soak`); image
     /// updates: the newest allowed tag per environment and image.
     pub seen: Vec<String>,
-    /// The pins the last push changed (image updates), or would change (promotion).
-    pub changes: Vec<&'a str>,
+    /// What `changes` are: the pins the last push changed (image updates), or each target's
+    /// pins that change once it is promoted (promotion).
+    pub changes_title: &'static str,
+    pub changes: Vec<String>,
 }
 
 fn pushes(sync: &EnvironmentSync) -> Vec<Pushes<'_>> {
@@ -312,11 +315,16 @@ fn pushes(sync: &EnvironmentSync) -> Vec<Pushes<'_>> {
             title: "Promotion",
             condition: condition(weaver_api::conditions::PROMOTED),
             branch: &p.branch,
-            last_pushed_commit: p.last_pushed_commit.as_deref(),
+            last_pushed_commit: p.last_pushed_commit.as_deref().map(short),
             last_push_time: p.last_push_time.as_deref(),
             last_attempt_time: &p.last_attempt_time,
             seen: seen.collect(),
-            changes: p.targets.iter().flat_map(|t| t.changes.iter().map(String::as_str)).collect(),
+            changes_title: "Pins each target's promotion changes:",
+            changes: p
+                .targets
+                .iter()
+                .flat_map(|t| t.changes.iter().map(|c| format!("{}: {c}", t.environment)))
+                .collect(),
         });
     }
     if let Some(u) = &status.image_updates {
@@ -325,11 +333,12 @@ fn pushes(sync: &EnvironmentSync) -> Vec<Pushes<'_>> {
             title: "Image updates",
             condition: condition(weaver_api::conditions::IMAGES_UPDATED),
             branch: &u.branch,
-            last_pushed_commit: u.last_pushed_commit.as_deref(),
+            last_pushed_commit: u.last_pushed_commit.as_deref().map(short),
             last_push_time: u.last_push_time.as_deref(),
             last_attempt_time: &u.last_attempt_time,
             seen: u.images.clone(),
-            changes: u.changes.iter().map(String::as_str).collect(),
+            changes_title: "Pins the last push changed:",
+            changes: u.changes.clone(),
         });
     }
     pushes

@@ -271,6 +271,7 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     }
     if let Some(promotion) = &status.promotion {
         text.push_str(&pushing_text(sync, conditions::PROMOTED, "Promotion (spec.promotion)"));
+        text.push_str(&format!("  gates last judged: {}\n", promotion.last_attempt_time));
         text.push_str(&pushed_line(&promotion.branch, &promotion.last_pushed_commit, &promotion.last_push_time));
         let mut rows = vec![["TARGET", "FROM", "GATES", "CHANGES"].map(String::from).to_vec()];
         rows.extend(promotion.targets.iter().map(|t| {

@@ -445,7 +445,7 @@ async fn registries(
     }
     let credentials_from = match secrets {
         [] => {
-            "no Secret: name one in spec.imageUpdates.pullSecrets (the registries were asked anonymously)".to_string()
+            "spec.imageUpdates.pullSecrets, which names no Secret (the registries were asked anonymously)".to_string()
         }
         names => format!(
             "{} (spec.imageUpdates.pullSecrets)",

@@ -52,7 +52,7 @@ pub struct SyncEntry<'a> {
     /// `ImagesUpdated` conditions.
     pub promotion: Option<&'a weaver_api::environment_sync::PromotionStatus>,
     pub image_updates: Option<&'a weaver_api::environment_sync::ImageUpdatesStatus>,
-    /// Every condition, as `status.conditions` has them (Ready, Healthy, Promoted, …).
+    /// Every condition, as `status.conditions` has them (Ready, Reconciling, Stalled, Promoted, ImagesUpdated, WatchRefused).
     pub conditions: &'a [weaver_api::environment_sync::Condition],
     pub history: &'a [weaver_api::environment_sync::HistoryEntry],
 }
